@@ -1,0 +1,82 @@
+"""JSON Schema checks of YAML configuration, reported as ``file:line: key.path: message``.
+
+All violations are reported, not the first; an unknown key gets its own line and a
+"did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from ._yaml import line_of
+from .errors import Problem
+from .resources import schema_path
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    with schema_path(name).open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _dotted(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    return [error]
+
+
+def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
+    validator = _validator(schema_name)
+    problems: list[Problem] = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = list(error.schema.get("properties", {}))
+            for key in error.instance:
+                if key in allowed:
+                    continue
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                message = f"unknown key '{key}'"
+                if hint:
+                    message += f" (did you mean '{hint[0]}'?)"
+                elif allowed:
+                    message += f" (allowed: {', '.join(allowed)})"
+                where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
+                problems.append(Problem(rule, message, mapping=where))
+            continue
+        if error.validator == "oneOf" and "binding" in json.dumps(error.schema)[:200]:
+            message = "a binding is a path string, {path: …}, {const: …} or {expr: …}"
+        elif error.validator == "required":
+            message = error.message.replace("is a required property", "is required")
+        elif error.validator == "pattern":
+            message = f"{error.instance!r} does not match {error.schema['pattern']}"
+            desc = error.schema.get("description")
+            if desc:
+                message += f" ({desc})"
+        elif error.validator == "type" and isinstance(error.instance, (int, bool)) and \
+                error.schema.get("type") == "string":
+            message = (f"{error.instance!r} must be a string: quote it in YAML "
+                       f"(codes keep their leading zeros only as strings)")
+        else:
+            message = error.message
+        where = f"{source}:{line_of(data, path)}: {_dotted(path)}"
+        problems.append(Problem(rule, message, mapping=where))
+    return problems

@@ -1,0 +1,649 @@
+"""Apply a mapping to source invoices: bindings, code tables and policies -> titles.
+
+One job: turn each ``SourceInvoice`` into a canonical ``Title`` (or a left-out
+invoice, or problems). Every policy applied is recorded as a ``PolicyNote``;
+every problem names the record, the mapping key and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from stdnum import bic as std_bic
+from stdnum import iban as std_iban
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.fr import siret as std_siret
+
+from .errors import Problem
+from .formats import Format
+from .mapping import Binding, Mapping
+from .model import Address, BankAccount, Debtor, Line, Mandate, Title
+from .parse import parse_amount, parse_bool, parse_date
+from .sources import SourceInvoice
+from .text import normalize, pes_text_error, truncate_words, wrap_words
+
+_ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNote:
+    policy: str  # e.g. "negative_lines", "transliterate"
+    invoice: str
+    origin: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    invoice: str
+    origin: str
+    reason: str
+    policy: str
+
+
+@dataclass
+class BuildResult:
+    title: Title | None = None
+    left_out: LeftOut | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[PolicyNote] = field(default_factory=list)
+
+
+class _Ctx:
+    """Per-invoice working state: where we are, what went wrong, what was applied."""
+
+    __slots__ = ("origin", "invoice", "problems", "notes")
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.invoice: str | None = None
+        self.problems: list[Problem] = []
+        self.notes: list[PolicyNote] = []
+
+    def problem(self, rule: str, message: str, mapping: str | None = None,
+                record: str | None = None) -> None:
+        self.problems.append(Problem(rule, message, record=record or self.origin,
+                                     mapping=mapping, invoice=self.invoice))
+
+    def note(self, policy: str, detail: str) -> None:
+        self.notes.append(PolicyNote(policy, self.invoice or "?", self.origin, detail))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+class Builder:
+    """Builds titles from source invoices for one mapping and one output format."""
+
+    def __init__(self, mapping: Mapping, fmt: Format) -> None:
+        self.mapping = mapping
+        self.fmt = fmt
+        self.policies = mapping.policies
+        self.text_policy = mapping.policies.text
+        self.seen: dict[str, str] = {}
+        self.collectivity_scope = {
+            "name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
+            "exercise": mapping.collectivity.exercise, "cod_col": mapping.collectivity.cod_col,
+            "cod_bud": mapping.collectivity.cod_bud, "id_post": mapping.collectivity.id_post}
+        b = mapping.bindings
+        self.inv = b.get("invoice", {})
+        self.payer = b.get("payer", {})
+        self.addr = b.get("address", {})
+        self.pay = b.get("payment", {})
+        self.line = b.get("line", {})
+        self.csv = mapping.input.format == "csv"
+        # invoice-level CSV columns must hold the same value on every row of an invoice
+        self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay)
+                                       for bnd in group.values() for c in bnd.columns})
+        self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+
+    # ------------------------------------------------------------ helpers
+
+    def _eval(self, ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
+              scope: dict[str, Any], origin: str | None = None) -> Any:
+        if binding is None:
+            return None
+        try:
+            value = binding.evaluate(record, scope)
+        except Exception as exc:  # a Jinja error inside a user expression
+            ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
+                        mapping=binding.where, record=origin)
+            return None
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
+              required: bool = False, origin: str | None = None) -> str | None:
+        where = binding.where if binding else None
+        if _blank(value):
+            if required:
+                ctx.problem("input.required", f"{key} is missing", mapping=where, record=origin)
+            return None
+        limit = self._limits[key]
+        result = normalize(str(value), limit.charset, self.text_policy)
+        if result.error:
+            ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
+            return None
+        for applied in result.applied:
+            if applied == "transliterate":
+                ctx.note("transliterate", f"{key}: {result.changed}")
+            elif applied == "newlines":
+                ctx.note("newlines", f"{key}: line break replaced by a space")
+        text = result.value
+        if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
+            if self.policies.text_overflow == "truncate":
+                short = truncate_words(text, limit.max)
+                ctx.note("text_overflow", f"{key}: {len(text)} characters truncated to "
+                         f"{len(short)} (limit {limit.max})")
+                text = short
+            else:
+                ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
+                            f"{limit.max} (policy text_overflow: refuse)", mapping=where,
+                            record=origin)
+                return None
+        err = pes_text_error(text)
+        if err:
+            if required:
+                ctx.problem("pes.text", f"{key} {err}", mapping=where, record=origin)
+            return None
+        return text
+
+    def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
+              required: bool = False, origin: str | None = None) -> date | None:
+        if _blank(value):
+            if required:
+                ctx.problem("input.required", f"{key} is missing",
+                            mapping=binding.where if binding else None, record=origin)
+            return None
+        try:
+            return parse_date(value, self.mapping.input.dates)
+        except ValueError as exc:
+            ctx.problem("input.date", f"{key}: {exc}", mapping=binding.where if binding else None,
+                        record=origin)
+            return None
+
+    def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
+                origin: str | None = None) -> Decimal | None:
+        if _blank(value):
+            return None
+        try:
+            amount = parse_amount(value, self.mapping.input.numbers)
+        except ValueError as exc:
+            ctx.problem("input.amount", f"{key}: {exc}",
+                        mapping=binding.where if binding else None, record=origin)
+            return None
+        if amount != amount.quantize(_CENT):
+            ctx.problem("pes.amount-decimals", f"{key}: {value} has more than 2 decimals",
+                        mapping=binding.where if binding else None, record=origin)
+            return None
+        return amount.quantize(_CENT)
+
+    # ------------------------------------------------------------ build
+
+    def build(self, src: SourceInvoice) -> BuildResult:
+        ctx = _Ctx(src.origin)
+        record = src.record
+        scope = {"invoice": record, "collectivity": self.collectivity_scope}
+        ev: Callable[[Binding | None], Any] = lambda b: self._eval(ctx, b, record, scope)  # noqa: E731
+
+        number = ev(self.inv.get("number"))
+        if _blank(number):
+            ctx.problem("input.required", "invoice.number is missing",
+                        mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
+        number = str(number)
+        ctx.invoice = number
+        if number in self.seen:
+            ctx.problem("input.duplicate-invoice", f"invoice number {number} already appears at "
+                        f"{self.seen[number]}" + (" (rows of one invoice must be contiguous)"
+                                                   if self.csv else ""),
+                        mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
+        self.seen[number] = src.origin
+
+        if self.csv and src.lines and len(src.lines) > 1:
+            self._check_csv_consistency(ctx, src)
+
+        lines = self._lines(ctx, src, record)
+        debtor = self._debtor(ctx, ev)
+        mandate = self._mandate(ctx, ev, debtor)
+
+        debt_number = ev(self.inv.get("debt_number"))
+        debt = None
+        if _blank(debt_number):
+            ctx.problem("input.required", "invoice.debt_number is missing",
+                        mapping=self.inv["debt_number"].where)
+        else:
+            debt = str(debt_number)
+            if not debt.isdigit() or len(debt) > 15 or int(debt) == 0:
+                ctx.problem("pes.num-dette", f"NumDette '{debt}' must be 1 to 15 digits, > 0",
+                            mapping=self.inv["debt_number"].where)
+                debt = None
+
+        invoice_date = self._date(ctx, "invoice.date", ev(self.inv.get("date")),
+                                  self.inv.get("date"))
+        due_date = self._date(ctx, "invoice.due_date", ev(self.inv.get("due_date")),
+                              self.inv.get("due_date"))
+        asap_date = self._date(ctx, "invoice.asap_date", ev(self.inv.get("asap_date")),
+                               self.inv.get("asap_date"))
+        obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
+        declared_total = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
+                                      self.inv.get("total"))
+
+        if lines is None or ctx.problems:
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+
+        total = sum((ln.amount for ln in lines), _ZERO)
+        if declared_total is not None and declared_total != total:
+            ctx.problem("input.total", f"the lines add up to {total}, the invoice total is "
+                        f"{declared_total}", mapping=self.inv["total"].where)
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if total == 0:
+            if self.policies.zero_total == "leave_out":
+                return BuildResult(left_out=LeftOut(number, src.origin, "total is 0.00",
+                                                    "zero_total"), notes=ctx.notes)
+            ctx.problem("pes.zero-total", "total is 0.00: a title must be > 0 "
+                        "(policy zero_total: refuse)", mapping=self.mapping.where("policies"))
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if total < 0:
+            ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title")
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+
+        lines = self._net(ctx, lines)
+        if lines is None or debtor is None or debt is None:
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+
+        title = Title(
+            invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),
+            total=total, origin=src.origin, invoice_date=invoice_date, due_date=due_date,
+            object=obj, asap_date=asap_date, mandate=mandate,
+            period=self.mapping.payment_reference.period)
+        return BuildResult(title=title, problems=ctx.problems, notes=ctx.notes)
+
+    # ------------------------------------------------------------ parts
+
+    def _check_csv_consistency(self, ctx: _Ctx, src: SourceInvoice) -> None:
+        assert src.lines is not None
+        first = src.lines[0]
+        for row, origin in zip(src.lines[1:], src.line_origins[1:], strict=True):
+            for col in self.invoice_columns:
+                if row.get(col, "").strip() != first.get(col, "").strip():
+                    ctx.problem("input.single-debtor", f"column '{col}' differs from the "
+                                f"invoice's first row ({src.origin}): an invoice has one debtor "
+                                "and one set of invoice values", record=origin)
+
+    def _lines(self, ctx: _Ctx, src: SourceInvoice, record: dict[str, Any]) -> list[Line] | None:
+        if self.csv:
+            rows = src.lines or []
+            origins = src.line_origins
+        else:
+            raw = self._eval(ctx, self.mapping.lines, record,
+                             {"invoice": record, "collectivity": self.collectivity_scope})
+            if not isinstance(raw, list) or not raw:
+                ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
+                            "give a non-empty list)", mapping=self.mapping.lines.where)
+                return None
+            rows = raw
+            base = src.origin
+            origins = [f"{base}.{self.mapping.lines.text}[{i}]" for i in range(len(raw))]
+        out: list[Line] = []
+        ok = True
+        acts = self.mapping.codes.activities
+        for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
+            if not isinstance(row, dict):
+                ctx.problem("input.lines", "a line must be an object", record=origin)
+                ok = False
+                continue
+            scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
+
+            def ev(name: str, row: dict[str, Any] = row, scope: dict[str, Any] = scope,
+                   origin: str = origin) -> Any:
+                return self._eval(ctx, self.line.get(name), row, scope, origin)
+
+            before = len(ctx.problems)
+            code = ev("activity")
+            activity = None
+            if _blank(code):
+                ctx.problem("input.required", "line.activity is missing",
+                            mapping=self.line["activity"].where, record=origin)
+            else:
+                activity = acts.get(str(code))
+                if activity is None:
+                    ctx.problem("codes.activity", f"unknown activity code '{code}' (add it to "
+                                "codes.activities)", mapping=self.mapping.where("codes", "activities"),
+                                record=origin)
+            raw_amount = ev("amount")
+            amount = self._amount(ctx, "line.amount", raw_amount, self.line.get("amount"), origin)
+            if amount is None and _blank(raw_amount):
+                ctx.problem("input.required", "line.amount is missing",
+                            mapping=self.line["amount"].where, record=origin)
+            label_value = ev("label")
+            if _blank(label_value) and activity is not None:
+                label_value = activity.get("label")
+            label = self._text(ctx, "line.label", label_value, self.line.get("label"),
+                               origin=origin)
+            quantity = self._amount(ctx, "line.quantity", ev("quantity"),
+                                    self.line.get("quantity"), origin)
+            unit_price = self._amount(ctx, "line.unit_price", ev("unit_price"),
+                                      self.line.get("unit_price"), origin)
+            student = ev("student")
+            if len(ctx.problems) > before or activity is None or amount is None:
+                ok = False
+                continue
+            out.append(Line(
+                number=index, product_code=activity["product"], nature=activity["nature"],
+                amount=amount, activity=str(code), label=label,
+                fonction=activity.get("fonction"), operation=activity.get("operation"),
+                quantity=quantity, unit_price=unit_price,
+                student=None if student is None else str(student), origin=origin))
+        return out if ok else None
+
+    def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
+        """Apply the negative_lines policy; return lines all > 0, renumbered."""
+        if all(ln.amount > 0 for ln in lines):
+            return lines
+        if self.policies.negative_lines != "net":
+            for ln in lines:
+                if ln.amount <= 0:
+                    ctx.problem("pes.line-amount", f"line {ln.number} amount is {ln.amount}: "
+                                "PES amounts must be > 0 (policy negative_lines: refuse)",
+                                record=ln.origin, mapping=self.mapping.where("policies"))
+            return None
+        amounts = [ln.amount for ln in lines]
+        key = [(ln.product_code, ln.nature, ln.fonction, ln.operation) for ln in lines]
+        for i, ln in enumerate(lines):
+            if ln.amount >= 0:
+                continue
+            due = -ln.amount
+            amounts[i] = _ZERO
+            targets = [j for j in range(len(lines)) if key[j] == key[i] and amounts[j] > 0]
+            for j in targets:
+                take = min(due, amounts[j])
+                amounts[j] -= take
+                due -= take
+                ctx.note("negative_lines", f"line {ln.number} ({ln.amount}) netted {take} into "
+                         f"line {lines[j].number} ({ln.activity})")
+                if due == 0:
+                    break
+            if due > 0:
+                ctx.problem("pes.netting", f"line {ln.number} ({ln.amount}) exceeds the "
+                            f"positive lines of the same imputation ({ln.activity}) by {due}",
+                            record=ln.origin)
+                return None
+        out = []
+        for ln, amount in zip(lines, amounts, strict=True):
+            if amount > 0:
+                out.append(Line(**{**_fields(ln), "amount": amount, "number": len(out) + 1}))
+            elif ln.amount == 0:
+                ctx.note("negative_lines", f"line {ln.number} of amount 0 left out")
+            elif ln.amount > 0:
+                ctx.note("negative_lines", f"line {ln.number} ({ln.activity}) netted to 0, "
+                         "left out")
+        return out
+
+    def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Debtor | None:
+        p, a = self.payer, self.addr
+        before = len(ctx.problems)
+        kind = ev(p.get("kind"))
+        entry = None
+        if _blank(kind):
+            ctx.problem("input.required", "payer.kind is missing", mapping=p["kind"].where)
+        else:
+            entry = self.mapping.codes.payer_kinds.get(str(kind))
+            if entry is None:
+                ctx.problem("codes.payer-kind", f"unknown payer kind '{kind}' (add it to "
+                            "codes.payer_kinds)", mapping=self.mapping.where("codes", "payer_kinds"))
+        is_person = entry is not None and entry["category"] == "01"
+        name = self._text(ctx, "debtor.name", ev(p.get("name")), p.get("name"), required=True)
+        first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
+                                p.get("first_name"))
+        if is_person and first_name is None and not any(
+                pr.rule == "text.charset" for pr in ctx.problems[before:]):
+            ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
+                        mapping=p["first_name"].where if "first_name" in p else None)
+        civility = self._civility(ctx, ev(p.get("civility")), p.get("civility"), is_person)
+        complement = self._text(ctx, "debtor.complement_name", ev(p.get("complement_name")),
+                                p.get("complement_name"))
+        if name is not None:
+            name, complement = self._split_name(ctx, name, complement, p.get("name"))
+        ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
+        national_id = ev(p.get("national_id"))
+        if not _blank(national_id):
+            national_id = std_siret.compact(str(national_id))
+            if not std_siret.is_valid(national_id):
+                ctx.problem("pes.siret", f"payer SIRET '{national_id}' is invalid (length or "
+                            "checksum)", mapping=p["national_id"].where)
+        else:
+            national_id = None
+        birth = self._date(ctx, "payer.birth_date", ev(p.get("birth_date")), p.get("birth_date"))
+        address = self._address(ctx, ev)
+        email = ev(p.get("email"))
+        if len(ctx.problems) > before or entry is None or name is None or address is None:
+            return None
+        return Debtor(
+            category=entry["category"], legal_nature=entry["legal_nature"], name=name,
+            address=address, kind=str(kind), ref=ref, civility=civility, first_name=first_name,
+            complement_name=complement, national_id=national_id,
+            national_id_kind="01" if national_id else None,
+            birth_date=birth if is_person else None,
+            email=None if email is None else str(email))
+
+    def _split_name(self, ctx: _Ctx, name: str, complement: str | None,
+                    binding: Binding | None) -> tuple[str | None, str | None]:
+        limit = self._limits["debtor.name"].max
+        if limit is None or len(name) <= limit:
+            return name, complement
+        if self.policies.name_overflow == "split" and complement is None:
+            parts = wrap_words(name, limit)
+            if len(parts) == 2:
+                ctx.note("name_overflow", f"name of {len(name)} characters split into Nom "
+                         f"({len(parts[0])}) + ComplNom ({len(parts[1])})")
+                return parts[0], parts[1]
+        why = ("ComplNom already used" if complement is not None and
+               self.policies.name_overflow == "split" else
+               "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
+               "no split into two lines fits")
+        ctx.problem("text.length", f"debtor.name is {len(name)} characters, Hélios allows "
+                    f"{limit} ({why})", mapping=binding.where if binding else None)
+        return None, complement
+
+    def _civility(self, ctx: _Ctx, raw: Any, binding: Binding | None, is_person: bool) -> str | None:
+        table = self.mapping.codes.civility
+        value: str | None = None
+        if not _blank(raw):
+            raw = str(raw)
+            if table is not None:
+                if raw not in table:
+                    ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility",
+                                mapping=self.mapping.where("codes", "civility"))
+                    return None
+                value = table[raw]
+                if value != raw:
+                    ctx.note("civility", f"'{raw}' sent as '{value}'")
+            else:
+                value = raw
+        if value is None and is_person:
+            if self.policies.missing_civility == "default":
+                value = self.policies.default_civility
+                ctx.note("missing_civility", f"no civility: '{value}' used")
+            else:
+                ctx.problem("pes.civility", "a person (CatTiers 01) needs a civility "
+                            "(policy missing_civility: refuse)",
+                            mapping=binding.where if binding else None)
+                return None
+        if value is None:
+            return None
+        return self._text(ctx, "debtor.civility", value, binding)
+
+    def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Address | None:
+        a = self.addr
+        before = len(ctx.problems)
+        complement = self._text(ctx, "address.complement", ev(a.get("complement")),
+                                a.get("complement"))
+        locality = self._text(ctx, "address.locality", ev(a.get("locality")), a.get("locality"))
+        street = self._text(ctx, "address.street", ev(a.get("street")), a.get("street"),
+                            required=True)
+        city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
+        postal = ev(a.get("postal_code"))
+        postal = None if _blank(postal) else str(postal).strip()
+        if postal is None:
+            ctx.problem("input.required", "address.postal_code is missing",
+                        mapping=a["postal_code"].where)
+        country = ev(a.get("country"))
+        country = "FR" if _blank(country) else str(country).strip().upper()
+        if len(ctx.problems) > before or street is None or city is None or postal is None:
+            return None
+        limit = self._limits["address.street"].max
+        if limit is not None and len(street) > limit:
+            if self.policies.street_overflow == "split" and complement is None:
+                parts = self._split_street(ev(a.get("street")), street, limit)
+                if not parts:
+                    ctx.problem("text.length", f"address.street is {len(street)} characters and "
+                                f"cannot be split into two lines of {limit}",
+                                mapping=a["street"].where)
+                    return None
+                complement, street = parts
+                ctx.note("street_overflow", f"street of {len(street) + len(complement) + 1} "
+                         f"characters split into Adr1 ({len(complement)}) + Adr2 ({len(street)})")
+            else:
+                why = ("Adr1 already holds the complement" if complement is not None and
+                       self.policies.street_overflow == "split" else "policy street_overflow: refuse")
+                ctx.problem("text.length", f"address.street is {len(street)} characters, Hélios "
+                            f"allows {limit} ({why})", mapping=a["street"].where)
+                return None
+        if country == "FR":
+            if not (len(postal) == 5 and postal.isdigit()):
+                ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
+                            mapping=a["postal_code"].where)
+                return None
+            return Address(street=street, postal_code=postal, city=city, complement=complement,
+                           locality=locality, country="FR")
+        if self.policies.foreign_address != "postal_code_in_city":
+            ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
+                        "refuse)", mapping=a["country"].where if "country" in a else None)
+            return None
+        insee = self.mapping.codes.countries.get(country)
+        if insee is None:
+            ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
+                        "codes.countries", mapping=self.mapping.where("codes"))
+            return None
+        foreign_city = self._text(ctx, "address.city", f"{postal} {city}", a.get("city"))
+        if foreign_city is None:
+            return None
+        ctx.note("foreign_address", f"{country}: CP 99999, Ville '{postal} …', CodPays {insee}")
+        return Address(street=street, postal_code="99999", city=foreign_city,
+                       complement=complement, locality=locality, country=country,
+                       resident=False, country_code=insee)
+
+    def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
+        """(Adr1, Adr2) for an over-long street: split where the export had a line break,
+        else after a comma, else at a word boundary; the part that starts with the street
+        number goes to Adr2 (postal norm: number and street), the other to Adr1."""
+        parts: list[str] = []
+        raw_lines = [x for x in re.split(r"[\r\n]+", str(raw or "")) if x.strip()]
+        if len(raw_lines) == 2:
+            halves = [normalize(x, self._limits["address.street"].charset, self.text_policy)
+                      for x in raw_lines]
+            if all(h.error is None and 0 < len(h.value) <= limit for h in halves):
+                parts = [h.value for h in halves]
+        if not parts:
+            for m in reversed(list(re.finditer(r", ", street))):
+                head, tail = street[: m.start()].rstrip(), street[m.end():]
+                if len(head) <= limit and len(tail) <= limit:
+                    parts = [head, tail]
+                    break
+        if not parts:
+            parts = wrap_words(street, limit)
+            if len(parts) != 2:
+                return None
+        first, second = parts
+        if first[:1].isdigit() and not second[:1].isdigit():
+            return second, first
+        return first, second
+
+    def _mandate(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
+                 debtor: Debtor | None) -> Mandate | None:
+        p = self.pay
+        flag = ev(p.get("direct_debit"))
+        if _blank(flag):
+            return None
+        try:
+            if not parse_bool(flag):
+                return None
+        except ValueError as exc:
+            ctx.problem("input.bool", f"payment.direct_debit: {exc}",
+                        mapping=p["direct_debit"].where)
+            return None
+        before = len(ctx.problems)
+
+        def need(name: str) -> Any:
+            value = ev(p.get(name))
+            if _blank(value):
+                ctx.problem("input.required", f"payment.{name} is missing for a direct debit",
+                            mapping=p[name].where if name in p else self.mapping.where("bindings",
+                                                                                      "payment"))
+                return None
+            return value
+
+        rum = self._text(ctx, "mandate.rum", need("rum"), p.get("rum"), required=True)
+        signed = self._date(ctx, "payment.mandate_signed_on", need("mandate_signed_on"),
+                            p.get("mandate_signed_on"))
+        debit = self._date(ctx, "payment.debit_date", need("debit_date"), p.get("debit_date"))
+        raw_seq = need("sequence")
+        sequence = None
+        if raw_seq is not None:
+            sequence = self.mapping.codes.sepa_sequences.get(str(raw_seq))
+            if sequence is None:
+                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'",
+                            mapping=self.mapping.where("codes"))
+        iban = need("iban")
+        if iban is not None:
+            iban = std_iban.compact(str(iban))
+            try:
+                std_iban.validate(iban)
+            except StdnumError as exc:
+                ctx.problem("sepa.iban", f"IBAN is invalid ({exc})", mapping=p["iban"].where)
+                iban = None
+        bic = ev(p.get("bic"))
+        if not _blank(bic):
+            bic = std_bic.compact(str(bic))
+            try:
+                std_bic.validate(bic)
+            except StdnumError as exc:
+                ctx.problem("sepa.bic", f"BIC '{bic}' is invalid ({exc})", mapping=p["bic"].where)
+        else:
+            bic = None
+        holder_raw = ev(p.get("holder"))
+        if _blank(holder_raw) and debtor is not None:
+            holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
+        holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"), required=True)
+        label = self._text(ctx, "mandate.label", ev(p.get("label")), p.get("label"))
+        if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):
+            return None
+        return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
+                       account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
+                       label=label)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+# Fields whose overflow has its own split policy (street_overflow, name_overflow).
+_SPLITTABLE = ("address.street", "debtor.name")
+
+# Canonical text fields a format may limit (format.yaml `fields:`).
+_TEXT_FIELDS = (
+    "title.object", "line.label", "debtor.name", "debtor.first_name", "debtor.complement_name",
+    "debtor.civility", "debtor.ref", "address.street", "address.complement", "address.locality",
+    "address.city", "account.holder", "mandate.rum", "mandate.label", "bordereau.object",
+)

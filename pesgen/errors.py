@@ -1,0 +1,98 @@
+"""pesgen's one exception hierarchy: every failure a user can meet, with its exit code.
+
+A ``Problem`` is one finding (a rule broken by one record, one mapping key, one
+rendered element). Errors that refuse an export carry *all* problems found, never
+just the first, and each problem names where it comes from: the input record
+(file:row or JSON path), the mapping file:line:key and the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    MAPPING = 3
+    INPUT = 4
+    TEMPLATE = 5
+    OUTPUT = 6
+    STATE = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding. ``rule`` is a stable identifier documented in docs/rules.md."""
+
+    rule: str
+    message: str
+    record: str | None = None  # input origin: "examples/x.csv:17" or "x.json:$.invoices[3]"
+    mapping: str | None = None  # "mappings/m.yaml:42: bindings.payer.name"
+    invoice: str | None = None  # the invoice number, when known
+
+    def __str__(self) -> str:
+        parts = []
+        if self.record:
+            parts.append(self.record)
+        if self.invoice:
+            parts.append(f"invoice {self.invoice}")
+        head = " ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.mapping:
+            text += f" [mapping {self.mapping}]"
+        return f"{text} (rule {self.rule})"
+
+
+class PesgenError(Exception):
+    """Base of every error pesgen raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    default_message = "pesgen failed"
+
+    def __init__(self, message: str | None = None, problems: list[Problem] | None = None):
+        self.problems: list[Problem] = list(problems or [])
+        super().__init__(message or self.default_message)
+
+    def report(self) -> str:
+        lines = [str(self)]
+        lines.extend(f"  - {p}" for p in self.problems)
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s); nothing was written.")
+        return "\n".join(lines)
+
+
+class UsageError(PesgenError):
+    exit_code = ExitCode.USAGE
+    default_message = "invalid command usage"
+
+
+class MappingError(PesgenError):
+    exit_code = ExitCode.MAPPING
+    default_message = "the mapping file is invalid"
+
+
+class InputDataError(PesgenError):
+    exit_code = ExitCode.INPUT
+    default_message = "the input data is invalid"
+
+
+class TemplateError(PesgenError):
+    exit_code = ExitCode.TEMPLATE
+    default_message = "a template failed"
+
+
+class OutputInvalidError(PesgenError):
+    exit_code = ExitCode.OUTPUT
+    default_message = "the rendered output is invalid"
+
+
+class StateError(PesgenError):
+    exit_code = ExitCode.STATE
+    default_message = "the state store refused the operation"
+
+
+class FormatNotFound(UsageError):
+    default_message = "unknown output format"

@@ -1,0 +1,121 @@
+"""Format bundles: a folder ``templates/<name>/`` with ``format.yaml``, its template(s)
+and its XSD or layout. Adding a format is adding such a folder, never code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _schema
+from ._yaml import load_yaml_file
+from .errors import FormatNotFound, MappingError, Problem
+from .resources import data_dir, format_dirs
+
+_CHARSET_OF_ENCODING = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
+                        "utf-8": "utf-8", "ascii": "ascii", "us-ascii": "ascii",
+                        "cp1252": "latin-1", "windows-1252": "latin-1"}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    template: str
+    name: str
+    xsd: Path | None = None
+    layout: Path | None = None
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    max: int | None
+    charset: str
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    folder: Path
+    title: str
+    kind: str
+    status: str
+    encoding: str
+    newline: str
+    charset: str
+    rules: tuple[str, ...]
+    files: tuple[FileSpec, ...]
+    fields: dict[str, FieldLimit] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def limit(self, key: str) -> FieldLimit:
+        return self.fields.get(key) or FieldLimit(None, self.charset)
+
+
+def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
+    candidate = (folder / rel).resolve()
+    if folder.resolve() in candidate.parents and candidate.is_file():
+        return candidate
+    shipped = (data_dir("schemas") / rel).resolve()
+    if data_dir("schemas").resolve() in shipped.parents and shipped.is_file():
+        return shipped
+    raise MappingError(f"{where}: file '{rel}' not found in the bundle nor in schemas/")
+
+
+def load_format(folder: Path) -> Format:
+    source = folder / "format.yaml"
+    data, problems, _ = load_yaml_file(source)
+    problems += _schema.check(data, "format.schema.json", str(source), "format.schema")
+    if not problems and data["name"] != folder.name:
+        problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
+                                f"folder name '{folder.name}'", mapping=f"{source}:1: name"))
+    if problems:
+        raise MappingError(f"{source}: invalid format bundle", problems)
+    encoding = data["encoding"]
+    charset = data.get("charset") or _CHARSET_OF_ENCODING.get(encoding.lower(), "utf-8")
+    files = []
+    for i, spec in enumerate(data["files"]):
+        where = f"{source}: files[{i}]"
+        if not (folder / spec["template"]).is_file():
+            raise MappingError(f"{where}: template '{spec['template']}' not found")
+        files.append(FileSpec(
+            template=spec["template"], name=spec["name"],
+            xsd=_resolve_data_file(folder, spec["xsd"], where) if spec.get("xsd") else None,
+            layout=_resolve_data_file(folder, spec["layout"], where) if spec.get("layout") else None,
+        ))
+    fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
+              for k, v in (data.get("fields") or {}).items()}
+    return Format(
+        name=data["name"], folder=folder, title=data["title"], kind=data["kind"],
+        status=data["status"], encoding=encoding,
+        newline="\r\n" if data.get("newline") == "CRLF" else "\n", charset=charset,
+        rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
+        defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
+    )
+
+
+def list_formats(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Format | Exception]]:
+    """Every bundle found, first one of each name wins; broken bundles are listed too."""
+    seen: set[str] = set()
+    out: list[tuple[Path, Format | Exception]] = []
+    for base in format_dirs(extra_dirs):
+        if not base.is_dir():
+            continue
+        for folder in sorted(p for p in base.iterdir() if (p / "format.yaml").is_file()):
+            if folder.name in seen:
+                continue
+            seen.add(folder.name)
+            try:
+                out.append((folder, load_format(folder)))
+            except MappingError as exc:
+                out.append((folder, exc))
+    return out
+
+
+def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
+    for base in format_dirs(extra_dirs):
+        folder = base / name
+        if (folder / "format.yaml").is_file():
+            return load_format(folder)
+    known = [f.name for f, _ in list_formats(extra_dirs)]
+    raise FormatNotFound(f"unknown output format '{name}' (known: {', '.join(known) or 'none'})")

@@ -1,0 +1,34 @@
+"""Control keys of ORMC payment references (Cle1, Cle2).
+
+Cle2 follows the legacy rôle format the DGFiP documentation refers to (notes §10.3).
+Cle1's inputs are listed by the DGFiP dossier technique but its annex is not public:
+pesgen uses the listed inputs in the listed order, and the mapping chooses the key
+for a zero remainder (see docs/rules.md, "unconfirmed").
+"""
+
+from __future__ import annotations
+
+_CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
+
+
+def cle2(exercise: int, period: str, debt_number: str) -> str:
+    """Modulo-23 key over exer(2) + Per + '00' + NumDette padded to 13 digits."""
+    digits = f"{exercise % 100:02d}{period}00{int(debt_number):013d}"
+    return _CLE2_ALPHABET[int(digits) % 23]
+
+
+def cle1(cod_col: str, nature_code: str, exercise: int, period: str, debt_number: str,
+         zero_remainder: str = "0") -> str:
+    """Modulo-11 key, weights 2..7 from the right, over CodCol + code nature +
+    exer(2) + Per + NumDette(13). 11 - r, where r = 1 gives 10 -> '1'... see docs."""
+    digits = f"{cod_col}{nature_code}{exercise % 100:02d}{period}{int(debt_number):013d}"
+    total = 0
+    weight = 2
+    for ch in reversed(digits):
+        total += int(ch) * weight
+        weight = 2 if weight == 7 else weight + 1
+    remainder = total % 11
+    if remainder == 0:
+        return zero_remainder
+    key = 11 - remainder
+    return "1" if key == 10 else str(key)

@@ -1,0 +1,328 @@
+"""Load a mapping file: YAML with line numbers, checked against the versioned JSON
+Schema, compiled into bindings, code tables and policies.
+
+Every problem is reported as ``file:line: key.path: message``; all of them at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import __version__, _schema
+from ._jinja import expression_environment
+from ._yaml import LineDict, line_of, load_yaml_file
+from .errors import MappingError, Problem
+from .model import Collectivity
+from .sources import InputSpec
+from .text import TextPolicy
+
+MAPPING_SCHEMA = "mapping.schema.json"
+_INDEX = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+@dataclass(frozen=True)
+class Binding:
+    key: str  # canonical field, e.g. "payer.name"
+    where: str  # "mappings/m.yaml:42: bindings.payer.name"
+    kind: str  # path | const | expr
+    text: str  # the binding as written, for explain/docs
+    evaluate: Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, scope) -> value
+    columns: tuple[str, ...] = ()  # CSV columns read by a path binding
+
+
+@dataclass(frozen=True)
+class Policies:
+    negative_lines: str = "refuse"
+    zero_total: str = "refuse"
+    transliterate: bool = False
+    case: str = "keep"
+    newlines: str = "refuse"
+    street_overflow: str = "refuse"
+    name_overflow: str = "refuse"
+    text_overflow: str = "refuse"
+    foreign_address: str = "refuse"
+    missing_civility: str = "refuse"
+    default_civility: str | None = None
+
+    @property
+    def text(self) -> TextPolicy:
+        return TextPolicy(case=self.case, newlines=self.newlines, transliterate=self.transliterate)
+
+
+@dataclass(frozen=True)
+class PaymentReferenceSettings:
+    period: str = "1"
+    cle1: str = "none"
+    nature_code: str = "00"
+    cle1_zero_remainder: str = "0"
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    format: str
+    sigle: str = "PESGEN"
+    adresse: str = f"pesgen {__version__}"
+    bordereau_object: Binding | None = None
+    asap_delay_days: int = 0
+    max_pieces_per_bordereau: int = 99999
+    tiers_on: str = "every_line"
+    encoding: str | None = None
+    payment_references: bool = True
+
+
+@dataclass(frozen=True)
+class Codes:
+    activities: dict[str, dict[str, str]]
+    payer_kinds: dict[str, dict[str, str]]
+    civility: dict[str, str] | None = None
+    countries: dict[str, str] = field(default_factory=dict)
+    sepa_sequences: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    path: Path
+    text: str
+    sha256: str
+    data: LineDict
+    collectivity: Collectivity
+    output: OutputSettings
+    input: InputSpec
+    bindings: dict[str, dict[str, Binding]]
+    lines: Binding
+    codes: Codes
+    policies: Policies
+    payment_reference: PaymentReferenceSettings
+
+    def where(self, *keys: str | int) -> str:
+        dotted = ".".join(str(k) for k in keys)
+        return f"{self.path}:{line_of(self.data, list(keys))}: {dotted}"
+
+
+# ----------------------------------------------------------------- bindings
+
+
+def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+    parts: list[str | int] = []
+    for piece in path.split("."):
+        m = _INDEX.match(piece)
+        if m:
+            if m[1]:
+                parts.append(m[1])
+            parts.append(int(m[2]))
+        else:
+            parts.append(piece)
+
+    if len(parts) == 1 and isinstance(parts[0], str):
+        only = parts[0]
+
+        def get1(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+            return record.get(only)
+
+        return get1
+
+    def get(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+        node: Any = record
+        for part in parts:
+            if isinstance(part, int):
+                node = node[part] if isinstance(node, list) and part < len(node) else None
+            else:
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                return None
+        return node
+
+    return get
+
+
+def _with_default(getter: Callable[..., Any], default: Any) -> Callable[..., Any]:
+    def get(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+        value = getter(record, scope)
+        return default if value is None or value == "" else value
+
+    return get
+
+
+def _compile_binding(spec: Any, key: str, where: str, input_format: str,
+                     env: jinja2.Environment, problems: list[Problem]) -> Binding | None:
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    if "const" in spec:
+        value = spec["const"]
+        return Binding(key, where, "const", repr(value), lambda record, scope: value)
+    if "expr" in spec:
+        source = spec["expr"]
+        try:
+            compiled = env.compile_expression(source, undefined_to_none=True)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem("mapping.expr", f"expression syntax error: {exc.message}",
+                                    mapping=where))
+            return None
+
+        def run(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+            value = compiled(**scope)
+            return None if isinstance(value, jinja2.Undefined) else value
+
+        return Binding(key, where, "expr", source, run)
+    path = spec["path"]
+    if input_format == "csv":
+        column = path
+
+        def getter(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+            return record.get(column)
+
+        columns: tuple[str, ...] = (column,)
+    else:
+        getter = _json_getter(path)
+        columns = ()
+    if "default" in spec:
+        getter = _with_default(getter, spec["default"])
+    return Binding(key, where, "path", path, getter, columns)
+
+
+# ----------------------------------------------------------------- loading
+
+
+def load_mapping(path: Path) -> Mapping:
+    path = Path(path)
+    data, problems, text = load_yaml_file(path)
+    shown = str(path)
+    if not isinstance(data, dict):
+        raise MappingError(f"{shown}: a mapping file is a YAML mapping (key: value)")
+    problems += _schema.check(data, MAPPING_SCHEMA, shown, "mapping.schema")
+    if problems:
+        raise MappingError(f"{shown}: invalid mapping", problems)
+    return _compile(path, data, text)
+
+
+def _compile(path: Path, data: LineDict, text: str) -> Mapping:
+    shown = str(path)
+    problems: list[Problem] = []
+
+    def where(*keys: str | int) -> str:
+        return f"{shown}:{line_of(data, list(keys))}: {'.'.join(str(k) for k in keys)}"
+
+    c = data["collectivity"]
+    collectivity = Collectivity(
+        name=c["name"], siret=c["siret"], id_post=c["id_post"], cod_col=c["cod_col"],
+        cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
+        poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
+        payfip_client=c.get("payfip_client"))
+    from stdnum.fr import siret as _siret
+
+    if not _siret.is_valid(collectivity.siret):
+        problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
+                                "invalid checksum", mapping=where("collectivity", "siret")))
+
+    i = data["input"]
+    input_spec = InputSpec(
+        format=i["format"], records=i.get("records", "invoices"),
+        encoding=i.get("encoding", "utf-8"), delimiter=i.get("delimiter", ","),
+        quotechar=i.get("quotechar", '"'), group_by=i.get("group_by"),
+        numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"))
+    if input_spec.format == "csv" and not input_spec.group_by:
+        problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
+                                "number column)", mapping=where("input")))
+    try:
+        import codecs
+
+        codecs.lookup(input_spec.encoding)
+    except LookupError:
+        problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'",
+                                mapping=where("input", "encoding")))
+
+    env = expression_environment()
+    bindings: dict[str, dict[str, Binding]] = {}
+    for group, fields in data["bindings"].items():
+        if group == "lines":
+            continue
+        bindings[group] = {}
+        for name, spec in fields.items():
+            b = _compile_binding(spec, f"{group}.{name}", where("bindings", group, name),
+                                 input_spec.format, env, problems)
+            if b:
+                bindings[group][name] = b
+    lines = _compile_binding(data["bindings"]["lines"], "lines", where("bindings", "lines"),
+                             input_spec.format, env, problems)
+
+    o = data["output"]
+    emitter = o.get("emitter") or {}
+    bordereau_object = None
+    if "bordereau_object" in o:
+        bordereau_object = _compile_binding(o["bordereau_object"], "bordereau.object",
+                                            where("output", "bordereau_object"), "json", env,
+                                            problems)
+    output = OutputSettings(
+        format=o["format"], sigle=emitter.get("sigle", "PESGEN"),
+        adresse=emitter.get("adresse", f"pesgen {__version__}"),
+        bordereau_object=bordereau_object, asap_delay_days=o.get("asap_delay_days", 0),
+        max_pieces_per_bordereau=o.get("max_pieces_per_bordereau", 99999),
+        tiers_on=o.get("tiers_on", "every_line"), encoding=o.get("encoding"),
+        payment_references=o.get("payment_references", True))
+
+    k = data["codes"]
+    codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),
+                  civility=dict(k["civility"]) if "civility" in k else None,
+                  countries=dict(k.get("countries") or {}),
+                  sepa_sequences=dict(k.get("sepa_sequences") or
+                                      {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}))
+    _check_grid(codes, where, problems)
+
+    p = data.get("policies") or {}
+    policies = Policies(**{name: p[name] for name in p})
+    if policies.missing_civility == "default" and not policies.default_civility:
+        problems.append(Problem("mapping.policy", "missing_civility: default needs "
+                                "default_civility", mapping=where("policies", "missing_civility")))
+    if policies.default_civility and policies.default_civility.lower() in (
+            "mlle", "melle", "mademoiselle"):
+        problems.append(Problem("pes.civility", "'Mademoiselle' is rejected by Hélios",
+                                mapping=where("policies", "default_civility")))
+    if codes.civility:
+        for raw, sent in codes.civility.items():
+            if sent.lower().rstrip(".") in ("mlle", "melle", "mademoiselle"):
+                problems.append(Problem("pes.civility", f"'{raw}' maps to '{sent}': Hélios "
+                                        "rejects 'Mademoiselle' (map it to MME)",
+                                        mapping=where("codes", "civility", raw)))
+
+    r = data.get("payment_reference") or {}
+    payment_reference = PaymentReferenceSettings(**{name: r[name] for name in r})
+
+    if problems:
+        raise MappingError(f"{shown}: invalid mapping", problems)
+    return Mapping(
+        path=path, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        data=data, collectivity=collectivity, output=output, input=input_spec,
+        bindings=bindings, lines=lines,  # type: ignore[arg-type]
+        codes=codes, policies=policies, payment_reference=payment_reference)
+
+
+# CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
+CAT_NAT_GRID: dict[str, frozenset[str]] = {
+    "01": frozenset({"01", "02"}), "20": frozenset({"07", "08"}),
+    **{c: frozenset({"09"}) for c in ("21", "22", "23", "24", "25", "26", "27")},
+    "28": frozenset({"08"}), "29": frozenset({"10"}), "50": frozenset({"03", "06"}),
+    "60": frozenset({"04"}), "61": frozenset({"04"}), "62": frozenset({"04"}),
+    "63": frozenset({"04", "11"}), "64": frozenset({"04"}), "65": frozenset({"04", "05"}),
+    "70": frozenset({"05"}), "71": frozenset({"05"}), "72": frozenset({"04"}),
+    "73": frozenset({"05"}), "74": frozenset({"04"}),
+}
+
+
+def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:
+    for kind, entry in codes.payer_kinds.items():
+        cat, nat = entry["category"], entry["legal_nature"]
+        if cat not in CAT_NAT_GRID:
+            problems.append(Problem("pes.cat-tiers", f"CatTiers '{cat}' is not a DGFiP category",
+                                    mapping=where("codes", "payer_kinds", kind, "category")))
+        elif nat not in CAT_NAT_GRID[cat]:
+            allowed = ", ".join(sorted(CAT_NAT_GRID[cat]))
+            problems.append(Problem("pes.cat-nat-grid", f"CatTiers {cat} with NatJur {nat} is "
+                                    f"outside the DGFiP grid (allowed NatJur: {allowed})",
+                                    mapping=where("codes", "payer_kinds", kind, "legal_nature")))

@@ -1,0 +1,148 @@
+"""The canonical model every template sees: frozen dataclasses, Decimal amounts, dates.
+
+Names follow the business (title, debtor, mandate), with the PES element each field
+feeds noted beside it. Templates never see raw input, only these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Collectivity:
+    name: str
+    siret: str  # IdColl
+    id_post: str  # IdPost
+    cod_col: str  # CodCol
+    cod_bud: str  # CodBud
+    exercise: int  # Exer
+    budget_label: str | None = None  # LibelleColBud
+    poste_label: str | None = None  # LibellePoste
+    sepa_creditor_id: str | None = None
+    payfip_client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str  # Adr2
+    postal_code: str  # CP (99999 abroad)
+    city: str  # Ville
+    complement: str | None = None  # Adr1
+    locality: str | None = None  # Adr3
+    country: str = "FR"  # ISO alpha-2 as exported
+    resident: bool = True  # CodRes 0 when True
+    country_code: str | None = None  # CodPays (INSEE), only for non-residents
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    iban: str
+    holder: str  # TitCpte
+    bic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mandate:
+    """SEPA direct debit of one title (InfoPrelevementSEPA, NatPrel 01)."""
+
+    rum: str  # RefUniMdt
+    signed_on: date  # DateSignMandat
+    sequence: str  # SequencePres code 01..04
+    debit_date: date  # DtePrel
+    account: BankAccount
+    label: str | None = None  # LibPrel
+    periodicity: str = "07"  # PerPrel: 07 = unique
+
+
+@dataclass(frozen=True, slots=True)
+class Debtor:
+    category: str  # CatTiers
+    legal_nature: str  # NatJur
+    name: str  # Nom
+    address: Address
+    kind: str = ""  # the payer kind as exported (person, organization...)
+    ref: str | None = None  # RefTiers
+    civility: str | None = None  # Civilite
+    first_name: str | None = None  # Prenom
+    complement_name: str | None = None  # ComplNom
+    national_id: str | None = None  # IdTiers (SIRET)
+    national_id_kind: str | None = None  # NatIdTiers (01 = SIRET)
+    birth_date: date | None = None  # DteNaissance
+    email: str | None = None
+
+    @property
+    def is_person(self) -> bool:
+        return self.category == "01"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int  # IdLigne (sous-article)
+    product_code: str  # CodProdLoc
+    nature: str  # Nature
+    amount: Decimal  # MtHT (TTC when no VAT)
+    activity: str  # the school's activity code
+    label: str | None = None  # ObjLignePce
+    fonction: str | None = None  # Fonction
+    operation: str | None = None  # Operation
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    student: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Title:
+    """One invoice turned into one title (ORMC article): single debtor."""
+
+    invoice_number: str
+    debt_number: str  # NumDette
+    debtor: Debtor
+    lines: tuple[Line, ...]
+    total: Decimal
+    origin: str
+    invoice_date: date | None = None
+    due_date: date | None = None
+    object: str | None = None  # ObjPce
+    asap_date: date | None = None  # piece-level DteAsp
+    mandate: Mandate | None = None
+    period: str = "1"  # Per
+    # Set when the title is numbered into a bordereau:
+    number: int = 0  # IdPce (article number)
+    bordereau_number: int = 0  # IdBord
+    cle1: str | None = None
+    cle2: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bordereau:
+    """A rôle: its header values. Its titles are streamed, not held here."""
+
+    exercise: int
+    number: int  # IdBord (numéro de rôle)
+    issue_date: date  # DteBordEm
+    count: int  # NbrPce
+    total: Decimal  # MtBordHt
+    asap_date: date | None = None  # DteAsp
+    object: str | None = None  # Objet
+
+
+@dataclass(frozen=True, slots=True)
+class Emitter:
+    sigle: str
+    adresse: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What one output file's header and footer are rendered from."""
+
+    collectivity: Collectivity
+    emitter: Emitter
+    file_name: str  # NomFic
+    structure_date: date  # DteStr
+    bordereau: Bordereau
+    options: dict[str, object] = field(default_factory=dict)

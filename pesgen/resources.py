@@ -1,0 +1,52 @@
+"""The one place that knows where pesgen's data files live.
+
+Templates and JSON/XML schemas sit at the top of a checkout (``templates/``,
+``schemas/``) and inside an installed wheel as package data (``pesgen/_data/``).
+Everything else asks this module by logical name.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from .errors import UsageError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def data_dir(kind: str) -> Path:
+    """Folder of the shipped ``templates`` or ``schemas``, from a wheel or a checkout."""
+    if kind not in ("templates", "schemas"):
+        raise ValueError(kind)
+    installed = _PACKAGE_DIR / "_data" / kind
+    if installed.is_dir():
+        return installed
+    checkout = _PACKAGE_DIR.parent / kind
+    if checkout.is_dir():
+        return checkout
+    raise UsageError(f"pesgen data folder '{kind}' not found (broken installation?)")
+
+
+def schema_path(name: str) -> Path:
+    """A shipped schema by its path under ``schemas/`` (e.g. ``mapping.schema.json``)."""
+    path = (data_dir("schemas") / name).resolve()
+    if data_dir("schemas").resolve() not in path.parents:
+        raise UsageError(f"schema name escapes the schemas folder: {name}")
+    if not path.is_file():
+        raise UsageError(f"shipped schema not found: {name}")
+    return path
+
+
+def format_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Folders searched for format bundles: extra ones first, then $PESGEN_FORMATS_PATH,
+    then the shipped ``templates/``. A bundle found earlier hides a later one of the
+    same name, so a collectivity can override a shipped format."""
+    dirs: list[Path] = list(extra or [])
+    env = os.environ.get("PESGEN_FORMATS_PATH")
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs.append(data_dir("templates"))
+    return dirs

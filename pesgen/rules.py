@@ -1,0 +1,184 @@
+"""DGFiP business rules the XSD does not check, applied to each canonical title.
+
+Each rule has a stable id, a source in the DGFiP documentation, and a function that
+returns the problems one title raises. ``docs/rules.md`` is generated from ``RULES``.
+The same checks on a rendered file (sums, counts, triplets) live in ``xmlcheck``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from stdnum import bic as std_bic
+from stdnum import iban as std_iban
+from stdnum.fr import siret as std_siret
+
+from .errors import Problem
+from .formats import Format
+from .mapping import CAT_NAT_GRID
+from .model import Title
+from .text import sepa_bad_chars
+
+_MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
+_MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    fmt: Format
+    issue_date: date  # DteBordEm of the bordereau the title goes into
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    summary: str
+    source: str
+    check: Callable[[Title, RuleContext], Iterator[str]]
+    sets: tuple[str, ...] = ("pes-common",)
+
+
+RULES: list[Rule] = []
+
+
+def rule(id: str, summary: str, source: str, sets: tuple[str, ...] = ("pes-common",)):
+    def register(fn: Callable[[Title, RuleContext], Iterator[str]]):
+        RULES.append(Rule(id, summary, source, fn, sets))
+        return fn
+    return register
+
+
+@rule("pes.civility", "A person (CatTiers 01) has a civility, and never 'Mademoiselle'.",
+      "DT v5.19 PES_RecetteAller, InfoTiers/Civilite")
+def _civility(t: Title, ctx: RuleContext) -> Iterator[str]:
+    d = t.debtor
+    if d.is_person and not d.civility:
+        yield "a person (CatTiers 01) needs a civility"
+    if d.civility and _MADEMOISELLE.match(d.civility.strip()):
+        yield f"civility '{d.civility}' (Mademoiselle) is rejected by Hélios"
+
+
+@rule("pes.first-name", "A person (CatTiers 01) has a first name.",
+      "DT v5.19 PES_RecetteAller, InfoTiers/Prenom")
+def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
+    if t.debtor.is_person and not t.debtor.first_name:
+        yield "a person (CatTiers 01) needs a first name"
+
+
+@rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid.",
+      "DT v5.19 Annexes, Annexe 3")
+def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
+    allowed = CAT_NAT_GRID.get(t.debtor.category)
+    if allowed is None or t.debtor.legal_nature not in allowed:
+        yield f"CatTiers {t.debtor.category} / NatJur {t.debtor.legal_nature} is outside the grid"
+
+
+@rule("pes.text-length", "Every text field fits the target's length and character set.",
+      "DT v5.19 DictionnaireDesDonneesAller_simples (Base_TexteX, Base_TexteXSEPA)")
+def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
+    d, a = t.debtor, t.debtor.address
+    values = [("title.object", t.object), ("debtor.name", d.name),
+              ("debtor.first_name", d.first_name), ("debtor.complement_name", d.complement_name),
+              ("debtor.civility", d.civility), ("debtor.ref", d.ref),
+              ("address.street", a.street), ("address.complement", a.complement),
+              ("address.locality", a.locality), ("address.city", a.city)]
+    values += [("line.label", ln.label) for ln in t.lines]
+    if t.mandate:
+        values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
+                   ("account.holder", t.mandate.account.holder)]
+    for key, value in values:
+        if value is None:
+            continue
+        limit = ctx.fmt.limit(key)
+        if limit.max is not None and len(value) > limit.max:
+            yield f"{key} is {len(value)} characters, the limit is {limit.max}"
+        if limit.charset == "sepa" and sepa_bad_chars(value):
+            yield f"{key} has characters outside the SEPA set: {sepa_bad_chars(value)!r}"
+        elif limit.charset == "latin-1" and any(ord(c) > 0xFF for c in value):
+            yield f"{key} has characters outside ISO-8859-1"
+
+
+@rule("pes.amounts", "Line amounts are > 0 with 2 decimals; the title total is their sum.",
+      "DT v5.19 InfoLignePiece/MtHT; Base_Montant")
+def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
+    for ln in t.lines:
+        if ln.amount <= 0:
+            yield f"line {ln.number} amount {ln.amount} is not > 0"
+        if ln.amount.as_tuple().exponent < -2:  # type: ignore[operator]
+            yield f"line {ln.number} amount {ln.amount} has more than 2 decimals"
+    if sum((ln.amount for ln in t.lines), Decimal(0)) != t.total:
+        yield "the title total is not the sum of its lines"
+    if t.total > _MAX_AMOUNT:
+        yield f"total {t.total} exceeds 14 digits"
+    if not t.lines:
+        yield "a title needs at least one line"
+
+
+@rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident has an INSEE CodPays.",
+      "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays")
+def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
+    a = t.debtor.address
+    if not (len(a.postal_code) == 5 and a.postal_code.isdigit()):
+        yield f"postal code '{a.postal_code}' is not 5 digits"
+    if not a.resident and not (a.country_code and len(a.country_code) == 3):
+        yield "a non-resident address needs CodPays"
+    if a.resident and a.country_code not in (None, "100"):
+        yield "a resident address has CodPays absent or 100"
+
+
+@rule("pes.num-dette", "NumDette is 1 to 15 digits and > 0.",
+      "DT v5.19 BlocPiece/NumDette (Base_Num15)", sets=("pes-ormc",))
+def _num_dette(t: Title, ctx: RuleContext) -> Iterator[str]:
+    if not (t.debt_number.isdigit() and 0 < len(t.debt_number) <= 15 and int(t.debt_number)):
+        yield f"NumDette '{t.debt_number}' is not 1-15 digits > 0"
+    if t.period and not (len(t.period) == 1 and t.period.isdigit()):
+        yield f"Per '{t.period}' is not one digit"
+
+
+@rule("pes.asap-date", "A title's DteAsp is not before the bordereau's DteBordEm.",
+      "DT v5.19 BlocPiece/DteAsp, BlocBordereau/DteAsp")
+def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
+    if t.asap_date is not None and t.asap_date < ctx.issue_date:
+        yield f"DteAsp {t.asap_date} is before DteBordEm {ctx.issue_date}"
+
+
+@rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) has a valid key.",
+      "DT v5.19 InfoTiers/IdTiers; DT-AQ ERREUR_SIRET")
+def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
+    d = t.debtor
+    if d.national_id and not std_siret.is_valid(d.national_id):
+        yield f"SIRET '{d.national_id}' is invalid"
+    if bool(d.national_id) != bool(d.national_id_kind):
+        yield "IdTiers and NatIdTiers go together"
+
+
+@rule("sepa.mandate", "A direct debit has a valid upper-case IBAN (and BIC if given), a RUM "
+      "and LibPrel in the SEPA character set, a sequence code and a signature date not after "
+      "the debit date.", "DT v5.19 InfoPrelevementSEPA; Class_Bancaire (IBAN/BIC upper case)")
+def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
+    m = t.mandate
+    if m is None:
+        return
+    if not std_iban.is_valid(m.account.iban) or m.account.iban != m.account.iban.upper():
+        yield "IBAN is invalid"
+    if m.account.bic and (not std_bic.is_valid(m.account.bic) or m.account.bic != m.account.bic.upper()):
+        yield "BIC is invalid"
+    if m.sequence not in ("01", "02", "03", "04"):
+        yield f"SequencePres '{m.sequence}' is not 01-04"
+    if m.signed_on > m.debit_date:
+        yield f"mandate signed {m.signed_on}, after the debit date {m.debit_date}"
+
+
+def check_title(title: Title, ctx: RuleContext) -> list[Problem]:
+    problems: list[Problem] = []
+    for r in RULES:
+        if not any(s in ctx.fmt.rules for s in r.sets):
+            continue
+        for message in r.check(title, ctx):
+            problems.append(Problem(r.id, message, record=title.origin,
+                                    invoice=title.invoice_number))
+    return problems

@@ -1,0 +1,175 @@
+"""Text normalisation for a target character set, as explicit, reported policies.
+
+``normalize`` never changes a value silently: each transformation it makes
+(control characters to spaces, upper-casing, transliteration) is returned with the
+value so the run summary can list it; anything it may not change is a refusal.
+Only runs of ordinary spaces are collapsed and trimmed without report.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Characters outside ISO-8859-1 that French billing data commonly holds.
+_TRANSLIT = {
+    "œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "‚": ",", "“": '"', "”": '"', "„": '"',
+    "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "€": "EUR",
+    "Ÿ": "Y", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ı": "i", "ß": "ss", "ẞ": "SS",
+    "\u2009": " ", "\u202f": " ", "\u00a0": " ", "\u2007": " ", "•": "-", "‹": "<", "›": ">",
+}
+# Latin-1 letters are fine in PES text fields but not in SEPA fields: strip to ASCII.
+_LATIN1_TO_ASCII = {"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ð": "d", "Ð": "D", "þ": "th",
+                    "Þ": "TH", "«": '"', "»": '"', "°": "o", "×": "x", "÷": "/"}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPACES = re.compile(r" {2,}")
+_SEPA_OK = re.compile(r"^[0-9a-zA-Z/?:()., \-+']*$")
+_SEPA_BAD = re.compile(r"[^0-9a-zA-Z/?:()., \-+']")
+_ALNUM_OK = re.compile(r"^[0-9A-Za-z]+$")
+# PES Base_Texte forbids values that are only zeros, 'nc', '.' or ' '.
+_PES_EMPTYISH = re.compile(r"^(0+|nc|NC|Nc|nC|\.| )$")
+
+CHARSETS = ("latin-1", "sepa", "ascii", "utf-8", "alnum")
+
+
+@dataclass(frozen=True, slots=True)
+class TextPolicy:
+    case: str = "keep"  # keep | upper
+    newlines: str = "refuse"  # refuse | space
+    transliterate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    value: str
+    applied: tuple[str, ...]  # policy names applied, e.g. ("newlines", "transliterate")
+    changed: str = ""  # a short note of what transliteration changed: "œ→oe"
+    error: str | None = None
+
+
+def _encodable(char: str, charset: str) -> bool:
+    if charset == "utf-8":
+        return True
+    if charset == "sepa":
+        return bool(_SEPA_OK.match(char))
+    if charset == "alnum":
+        return bool(_ALNUM_OK.match(char))
+    limit = 0x7F if charset == "ascii" else 0xFF
+    return ord(char) <= limit
+
+
+def _fallback(char: str) -> str | None:
+    decomposed = unicodedata.normalize("NFKD", char)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return stripped if stripped and stripped != char else None
+
+
+def transliterate_char(char: str, charset: str) -> str | None:
+    """A replacement for ``char`` in ``charset``, or None if there is none."""
+    candidate = _TRANSLIT.get(char)
+    if candidate is None and charset in ("sepa", "ascii", "alnum"):
+        candidate = _LATIN1_TO_ASCII.get(char)
+    if candidate is None:
+        candidate = _fallback(char)
+    if candidate is None:
+        return None
+    if all(_encodable(c, charset) for c in candidate):
+        return candidate
+    # e.g. 'Œ' -> 'OE' is fine; 'é' -> 'e' for SEPA; try once more per character
+    out = []
+    for c in candidate:
+        if _encodable(c, charset):
+            out.append(c)
+            continue
+        sub = _fallback(c)
+        if sub is None or not all(_encodable(x, charset) for x in sub):
+            return None
+        out.append(sub)
+    return "".join(out)
+
+
+def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
+    applied: list[str] = []
+    text = value
+    if _CONTROL.search(text):
+        if policy.newlines != "space":
+            return Normalized(value, (), error="contains a line break or control character "
+                              "(policy newlines: refuse)")
+        text = _CONTROL.sub(" ", text)
+        applied.append("newlines")
+    text = _SPACES.sub(" ", text.strip(" "))
+    if policy.case == "upper":
+        upper = text.upper()
+        if upper != text:
+            text = upper
+            applied.append("case")
+    bad = [c for c in text if not _encodable(c, charset)]
+    changed = ""
+    if bad:
+        if not policy.transliterate:
+            chars = "".join(dict.fromkeys(bad))
+            return Normalized(value, tuple(applied),
+                              error=f"character(s) {chars!r} not allowed in {charset} "
+                                    "(policy transliterate: false)")
+        out = []
+        notes = {}
+        for c in text:
+            if _encodable(c, charset):
+                out.append(c)
+                continue
+            sub = transliterate_char(c, charset)
+            if sub is None:
+                return Normalized(value, tuple(applied),
+                                  error=f"character {c!r} (U+{ord(c):04X}) has no "
+                                        f"transliteration in {charset}")
+            if policy.case == "upper":
+                sub = sub.upper()
+            notes[c] = sub
+            out.append(sub)
+        text = _SPACES.sub(" ", "".join(out).strip(" "))
+        applied.append("transliterate")
+        changed = ", ".join(f"{k}→{v}" for k, v in notes.items())
+    return Normalized(text, tuple(applied), changed)
+
+
+def pes_text_error(value: str) -> str | None:
+    """PES Base_Texte values may not be empty, only zeros, 'nc', '.' or a space."""
+    if value == "":
+        return "is empty"
+    if _PES_EMPTYISH.match(value):
+        return f"'{value}' is not accepted by Hélios (only zeros, 'nc', '.' or space)"
+    return None
+
+
+def sepa_bad_chars(value: str) -> str:
+    return "".join(dict.fromkeys(_SEPA_BAD.findall(value)))
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """Split text at spaces into chunks of at most ``width``; a word longer than
+    ``width`` makes it impossible (returns [])."""
+    words = text.split(" ")
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        if len(word) > width:
+            return []
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) <= width:
+            current = candidate
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def truncate_words(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    cut = text[:width]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip()

@@ -1,0 +1,52 @@
+"""The example billing run, end to end: 11 titles, one left out, valid for the DGFiP."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from lxml import etree
+
+from pesgen.export import export
+from pesgen.validate import load_xsd, official_xsd_path
+
+from .conftest import EXAMPLES, MAPPINGS
+
+RUN = date(2026, 11, 23)
+
+
+def _pieces(path: Path) -> list[etree._Element]:
+    return etree.parse(str(path)).getroot().findall(".//Piece")
+
+
+def test_example_json_gives_eleven_titles_valid_against_official_xsd(tmp_path, official_xsd):
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+                    tmp_path, RUN, official_xsd=official_xsd)
+    assert len(result.files) == 1
+    path = result.files[0].path
+    assert result.titles == 11
+    assert [lo.invoice for lo in result.left_out] == ["FA-2026-00106"]
+    doc = etree.parse(str(path))
+    bloc = doc.find(".//BlocBordereau")
+    assert bloc.find("NbrPce").get("V") == "11"
+    totals = sum(Decimal(e.get("V")) for e in doc.iterfind(".//MtHT"))
+    assert Decimal(bloc.find("MtBordHt").get("V")) == totals == result.total
+    numbers = [p.find("BlocPiece/NumDette").get("V") for p in doc.iterfind(".//Piece")]
+    assert "202600106" not in numbers and len(numbers) == 11
+    # validated here again, independently of pesgen's own validation step
+    schema = load_xsd(official_xsd_path(official_xsd))
+    assert schema.validate(doc), schema.error_log
+    # ISO-8859-1 bytes, & escaped
+    raw = path.read_bytes()
+    assert raw.startswith(b'<?xml version="1.0" encoding="ISO-8859-1"?>')
+    assert b"VERRERIES &amp; CRISTALLERIES" in raw
+
+
+def test_same_input_same_bytes(tmp_path):
+    a = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "a", RUN)
+    b = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "b", RUN)
+    assert a.files[0].path.read_bytes() == b.files[0].path.read_bytes()
+    assert a.files[0].sha256 == b.files[0].sha256
