@@ -50,3 +50,17 @@ def test_same_input_same_bytes(tmp_path):
                tmp_path / "b", RUN)
     assert a.files[0].path.read_bytes() == b.files[0].path.read_bytes()
     assert a.files[0].sha256 == b.files[0].sha256
+
+
+def test_csv_mapping_gives_the_same_titles(tmp_path, official_xsd):
+    j = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "json", RUN)
+    c = export(MAPPINGS / "villeneuve-sur-loing-csv.yaml", EXAMPLES / "school-export.csv",
+               tmp_path / "csv", RUN, official_xsd=official_xsd)
+    pj = [etree.tostring(p) for p in _pieces(j.files[0].path)]
+    pc = [etree.tostring(p) for p in _pieces(c.files[0].path)]
+    assert len(pc) == 11
+    assert pj == pc
+    assert [lo.invoice for lo in c.left_out] == ["FA-2026-00106"]
+    # with the same bordereau object, the files are byte-identical
+    assert j.files[0].path.read_bytes() == c.files[0].path.read_bytes()
