@@ -444,7 +444,8 @@ class Builder:
             return name, complement
         if self.policies.name_overflow == "split" and complement is None:
             parts = wrap_words(name, limit)
-            if len(parts) == 2:
+            # each half must itself be an acceptable Base_Texte (not '0', '.', 'nc')
+            if len(parts) == 2 and not any(pes_text_error(x) for x in parts):
                 ctx.note("name_overflow", f"name of {len(name)} characters split into Nom "
                          f"({len(parts[0])}) + ComplNom ({len(parts[1])})")
                 return parts[0], parts[1]
@@ -548,22 +549,25 @@ class Builder:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,
         else after a comma, else at a word boundary; the part that starts with the street
         number goes to Adr2 (postal norm: number and street), the other to Adr1."""
+        def fits(part: str) -> bool:  # each half is a valid Base_Texte38 on its own
+            return 0 < len(part) <= limit and pes_text_error(part) is None
+
         parts: list[str] = []
         raw_lines = [x for x in re.split(r"[\r\n]+", str(raw or "")) if x.strip()]
         if len(raw_lines) == 2:
             halves = [normalize(x, self._limits["address.street"].charset, self.text_policy)
                       for x in raw_lines]
-            if all(h.error is None and 0 < len(h.value) <= limit for h in halves):
+            if all(h.error is None and fits(h.value) for h in halves):
                 parts = [h.value for h in halves]
         if not parts:
             for m in reversed(list(re.finditer(r", ", street))):
                 head, tail = street[: m.start()].rstrip(), street[m.end():]
-                if len(head) <= limit and len(tail) <= limit:
+                if fits(head) and fits(tail):
                     parts = [head, tail]
                     break
         if not parts:
             parts = wrap_words(street, limit)
-            if len(parts) != 2:
+            if len(parts) != 2 or not all(fits(x) for x in parts):
                 return None
         first, second = parts
         if first[:1].isdigit() and not second[:1].isdigit():

@@ -24,10 +24,22 @@ OfficialOpt = Annotated[Path | None, typer.Option(
     help="Also validate against the DGFiP PES V2 schema package in this folder.")]
 FormatsOpt = Annotated[list[Path] | None, typer.Option(
     "--formats-dir", help="Extra folder of format bundles (searched before the shipped ones).")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", envvar="PESGEN_DB",
+    help="State database: a SQLite file path or a postgresql:// URL "
+         "(default: ~/.local/share/pesgen/pesgen.sqlite3).")]
 
 
-def _echo_err(text: str) -> None:
-    typer.echo(text, err=True)
+def _store(db: str | None):
+    from .store import Store
+
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).expanduser().resolve()}"
+    return Store(db)
+
+
+def _echo_err(text: str, nl: bool = True) -> None:
+    typer.echo(text, err=True, nl=nl)
 
 
 def _fail(exc: PesgenError) -> None:
@@ -59,29 +71,32 @@ def export(
     run_date: Annotated[str | None, typer.Option(
         "--date", help="Fix every generated date (YYYY-MM-DD): same input, same bytes.")] = None,
     official_xsd: OfficialOpt = None,
-    first_number: Annotated[int, typer.Option(
-        "--bordereau-number", min=1, max=9999999,
-        help="IdBord (rôle number) of the first bordereau.")] = 1,
     formats_dir: FormatsOpt = None,
+    db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
-    """Export a billing run: write the file(s) and print a summary."""
-    from .export import export as run_export
+    """Export a billing run: allocate the rôle number, write the file(s), record the run
+    and print a summary."""
+    from .runs import export_recorded
 
     try:
         fixed = _parse_date(run_date)
         progress = None
         if not quiet and sys.stderr.isatty():
             def progress(n: int) -> None:
-                _echo_err(f"\r{n} invoice(s) read…")
-        result = run_export(mapping, input, out, fixed, official_xsd, first_number,
-                            formats_dir, progress)
+                _echo_err(f"\r{n} invoice(s) read…", nl=False)
+        store = _store(db)
+        result = export_recorded(store, mapping, input, out, fixed, official_xsd,
+                                 formats_dir, progress)
+        if progress:
+            _echo_err("")
     except PesgenError as exc:
         _fail(exc)
         return
     if quiet:
         return
-    typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}")
+    typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
+               f"run {result.run_id}")
     for f in result.files:
         typer.echo(f"  wrote {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
                    f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
@@ -169,6 +184,151 @@ def formats(formats_dir: FormatsOpt = None) -> None:
 def version() -> None:
     """Print pesgen's version."""
     typer.echo(__version__)
+
+runs_app = typer.Typer(no_args_is_help=True, help="The run registry: what was exported, when, "
+                       "with what.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    mapping: Annotated[Path | None, typer.Option("--mapping", "-m",
+                                                 help="Only runs of this mapping file.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """List recorded runs, oldest first."""
+    try:
+        records = _store(db).list_runs(str(mapping) if mapping else None)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if not records:
+        typer.echo("no run recorded")
+    for r in records:
+        last = r.first_number + r.bordereaux - 1
+        numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
+        typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  exer {r.exercise}  "
+                   f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+              db: DbOpt = None) -> None:
+    """Show one run: numbers, files and checksums, inputs, policies applied."""
+    import json
+
+    try:
+        r = _store(db).get_run(run)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"run {r['id']} ({r['status']})")
+    typer.echo(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
+    typer.echo(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
+    typer.echo(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
+    typer.echo(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
+    typer.echo(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
+               f"TypBord {r['typ_bord']}")
+    typer.echo(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
+               f"{r['invoice_count']} invoice(s)")
+    typer.echo(f"  output dir  {r['out_dir']}")
+    for f in r["files"]:
+        typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
+                   f"{f['total']}  sha256 {f['sha256']}")
+    typer.echo(f"  validation  {r['validation']}")
+    pol = json.loads(r["policies"])
+    for lo in pol.get("left_out", []):
+        typer.echo(f"  left out    {lo['invoice']}: {lo['reason']} (policy {lo['policy']})")
+    if pol.get("notes"):
+        from collections import Counter as _Counter
+
+        counts = _Counter(n["policy"] for n in pol["notes"])
+        typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+    if r["status"] == "cancelled":
+        typer.echo(f"  cancelled   {r['cancelled_at']}: {r['cancel_reason']}")
+
+
+@runs_app.command("find")
+def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number.")],
+              db: DbOpt = None) -> None:
+    """Which run(s) hold an invoice (active or cancelled)."""
+    try:
+        found = _store(db).find_invoice(invoice)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if not found:
+        typer.echo(f"{invoice}: in no run")
+        raise typer.Exit(1)
+    for f in found:
+        state = "active" if f["active"] else f"freed ({f['status']})"
+        typer.echo(f"{invoice}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
+                   f"{f['id_bord']} IdPce {f['id_pce']}  {f['amount']}  {state}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+                reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
+                db: DbOpt = None) -> None:
+    """Record the cancellation of a run: its invoices may be exported again. Its
+    numbers are not reused (Hélios may already know them)."""
+    try:
+        r = _store(db).cancel(run, reason)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"run {r.id} cancelled: its {r.titles} invoice(s) can be exported again")
+
+
+@app.command()
+def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+               out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+               db: DbOpt = None) -> None:
+    """Rebuild a run's files from what it recorded (mapping, templates, input, date,
+    numbers) and check they are byte-identical to the originals."""
+    from .runs import regenerate as do_regenerate
+
+    try:
+        written = do_regenerate(_store(db), run, out)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo("identical to the recorded files (sha256)")
+
+
+numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
+app.add_typer(numbering_app, name="numbering")
+
+
+@numbering_app.command("set-start")
+def numbering_set_start(
+    mapping: MappingOpt,
+    start: Annotated[int, typer.Option("--start", help="The next IdBord to allocate.")],
+    exercise: Annotated[int | None, typer.Option(
+        "--exercise", help="Exercise (default: the mapping's).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Onboarding: start a numbering sequence at N (once, before any export), when the
+    collectivity already issued rôles this exercise."""
+    from .formats import find_format
+    from .mapping import load_mapping
+    from .runs import TYP_BORD
+
+    try:
+        m = load_mapping(mapping)
+        fmt = find_format(m.output.format)
+        typ = str(fmt.defaults.get("typ_bord") or TYP_BORD.get(fmt.name) or fmt.name)
+        key = (m.collectivity.siret, m.collectivity.cod_bud,
+               exercise or m.collectivity.exercise, typ)
+        _store(db).set_start(key, start)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
+               f"starts at {start}")
+
 
 
 def main() -> None:

@@ -1,8 +1,12 @@
 """The export orchestrator: load input -> apply mapping -> canonical model -> render
--> validate -> write. It calls each stage in order and owns nothing else.
+-> validate -> write and record. It calls each stage in order and owns nothing else.
 
-Nothing is written unless everything passed: pieces are rendered to temporary files
-in the output folder, validated, and only then renamed into place.
+Two phases. ``prepare`` reads, maps, checks and renders every title into spool files
+(no number is known yet: pieces do not carry IdBord). ``finish`` assembles each
+bordereau with its IdBord, validates it and leaves it in a temporary file; ``commit``
+renames the files into place. With a state store, ``finish`` and ``commit`` run inside
+the transaction that allocates the numbers and records the run, so a failure anywhere
+consumes no number and leaves no file.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from .model import Bordereau, Document, Emitter, Title
 from .render import FileRenderer, renderers
 from .rules import RuleContext, check_title
 from .sources import read_invoices
+from .text import normalize
 from .validate import validate_pes_file
 
 _ZERO = Decimal(0)
+ProgressFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -54,33 +60,46 @@ class ExportResult:
     total: Decimal = _ZERO
     left_out: list[LeftOut] = field(default_factory=list)
     notes: list[PolicyNote] = field(default_factory=list)
-    invoices: list[tuple[str, int, int]] = field(default_factory=list)  # (invoice, IdBord, IdPce)
+    # (invoice, IdBord, IdPce, amount) once numbers are allocated
+    invoices: list[tuple[str, int, int, Decimal]] = field(default_factory=list)
+    first_number: int = 0
+    run_id: str | None = None
 
 
 @dataclass
-class _OpenBordereau:
-    number: int
+class _Spooled:
+    """One bordereau's rendered pieces, waiting for its number."""
+
     spools: list[IO[bytes]]
     count: int = 0
     total: Decimal = _ZERO
-    refs: list[list[str]] = field(default_factory=list)
+    titles: list[tuple[str, int, str, str, str | None, str | None, Decimal]] = field(
+        default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
 
 
-ProgressFn = Callable[[int], None]
+@dataclass
+class Prepared:
+    result: ExportResult
+    bordereaux: list[_Spooled]
+    stack: ExitStack
+
+    @property
+    def invoice_numbers(self) -> list[str]:
+        return [t[0] for b in self.bordereaux for t in b.titles]
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 class Exporter:
-    """One export run. ``first_number`` is the IdBord of the first bordereau; further
-    bordereaux of the same run take the following numbers."""
+    """One export run of one mapping with one format."""
 
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
-                 first_number: int = 1, official_xsd: Path | None = None,
-                 progress: ProgressFn | None = None) -> None:
+                 official_xsd: Path | None = None, progress: ProgressFn | None = None) -> None:
         self.mapping = mapping
         self.fmt = fmt
         self.out_dir = out_dir
         self.run_date = run_date
-        self.first_number = first_number
         self.official_xsd = official_xsd
         self.progress = progress
         self.encoding = mapping.output.encoding or fmt.encoding
@@ -91,7 +110,7 @@ class Exporter:
         self.asap_date = run_date + timedelta(days=mapping.output.asap_delay_days)
         self.bordereau_object = self._bordereau_object()
 
-    # ------------------------------------------------------------------ pieces
+    # ------------------------------------------------------------------ helpers
 
     def _bordereau_object(self) -> str | None:
         binding = self.mapping.output.bordereau_object
@@ -105,8 +124,6 @@ class Exporter:
             raise InputDataError(f"{binding.where}: expression failed: {exc}") from None
         if value is None or str(value).strip() == "":
             return None
-        from .text import normalize
-
         limit = self.fmt.limit("bordereau.object")
         result = normalize(str(value), limit.charset, self.mapping.policies.text)
         if result.error or (limit.max and len(result.value) > limit.max):
@@ -123,79 +140,15 @@ class Exporter:
                         file_name=file_name, structure_date=self.run_date, bordereau=bordereau,
                         options=self.options)
 
-    def _number(self, title: Title, bordereau: int, index: int) -> Title:
+    def _number(self, title: Title, index: int) -> Title:
         pr = self.mapping.payment_reference
         exercise = self.mapping.collectivity.exercise
         key1 = None
         if pr.cle1 == "mod11":
             key1 = cle1(self.mapping.collectivity.cod_col, pr.nature_code, exercise,
                         title.period, title.debt_number, pr.cle1_zero_remainder)
-        return replace(title, number=index, bordereau_number=bordereau, cle1=key1,
+        return replace(title, number=index, cle1=key1,
                        cle2=cle2(exercise, title.period, title.debt_number))
-
-    # ------------------------------------------------------------------ run
-
-    def run(self, input_path: Path) -> ExportResult:
-        result = ExportResult(self.mapping, self.fmt, self.run_date)
-        problems: list[Problem] = []
-        max_pieces = self.mapping.output.max_pieces_per_bordereau
-        closed: list[_OpenBordereau] = []
-        with ExitStack() as stack:
-            def new_spools() -> list[IO[bytes]]:
-                return [stack.enter_context(tempfile.TemporaryFile(dir=self.out_dir))
-                        for _ in self.renderers]
-
-            current: _OpenBordereau | None = None
-            seen = 0
-            for src in read_invoices(input_path, self.mapping.input):
-                seen += 1
-                if self.progress and seen % 1000 == 0:
-                    self.progress(seen)
-                built = self.builder.build(src)
-                result.notes.extend(built.notes)
-                problems.extend(built.problems)
-                if built.left_out:
-                    result.left_out.append(built.left_out)
-                if built.title is None:
-                    continue
-                problems.extend(check_title(built.title, self.rule_ctx))
-                if problems:
-                    continue  # keep checking the rest, render nothing more
-                if current is None or current.count >= max_pieces:
-                    if current is not None:
-                        closed.append(current)
-                    number = self.first_number + len(closed)
-                    current = _OpenBordereau(number=number, spools=new_spools())
-                title = self._number(built.title, current.number, current.count + 1)
-                self._render_piece(title, current)
-                result.invoices.append((title.invoice_number, current.number, title.number))
-            if self.progress:
-                self.progress(seen)
-            if problems:
-                raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
-                                     problems)
-            if current is None:
-                raise InputDataError("no title to export: every invoice was left out",
-                                     [Problem("run.empty", f"{len(result.left_out)} invoice(s) left"
-                                              " out, none exported")])
-            closed.append(current)
-            temps = self._assemble_and_validate(closed, result)
-            self._commit(temps)
-        result.titles = sum(f.titles for f in result.files)
-        result.total = sum((f.total for f in result.files), _ZERO)
-        return result
-
-    def _render_piece(self, title: Title, bordereau: _OpenBordereau) -> None:
-        doc = self._document(bordereau.number, 0, _ZERO)
-        for renderer, spool in zip(self.renderers, bordereau.spools, strict=True):
-            text = renderer.piece(title, doc)
-            spool.write(self._encode(text, renderer, title.invoice_number))
-        bordereau.count += 1
-        bordereau.total += title.total
-        bordereau.refs.append([title.invoice_number, str(self.mapping.collectivity.exercise),
-                               str(bordereau.number), str(title.number), title.debt_number,
-                               title.period, title.cle1 or "", title.cle2 or "",
-                               f"{title.total:.2f}"])
 
     def _encode(self, text: str, renderer: FileRenderer, what: str) -> bytes:
         if self.fmt.newline != "\n":
@@ -207,53 +160,125 @@ class Exporter:
                 f"template {renderer.name} produced {text[exc.start]!r}, which "
                 f"{self.encoding} cannot encode ({what})") from None
 
-    def _assemble_and_validate(self, bordereaux: list[_OpenBordereau],
-                               result: ExportResult) -> list[tuple[Path, Path]]:
-        temps: list[tuple[Path, Path]] = []  # (temp, final)
+    # ------------------------------------------------------------------ phase 1
+
+    def prepare(self, input_path: Path) -> Prepared:
+        """Read, map, check and render every title. Raises with every problem found."""
+        result = ExportResult(self.mapping, self.fmt, self.run_date)
+        stack = ExitStack()
+        prepared = Prepared(result, [], stack)
+        try:
+            self._prepare(input_path, prepared)
+        except BaseException:
+            stack.close()
+            raise
+        return prepared
+
+    def _prepare(self, input_path: Path, prepared: Prepared) -> None:
+        result = prepared.result
+        problems: list[Problem] = []
+        max_pieces = self.mapping.output.max_pieces_per_bordereau
+        current: _Spooled | None = None
+        doc = self._document(0, 0, _ZERO)
+        seen = 0
+        for src in read_invoices(input_path, self.mapping.input):
+            seen += 1
+            if self.progress and seen % 1000 == 0:
+                self.progress(seen)
+            built = self.builder.build(src)
+            result.notes.extend(built.notes)
+            problems.extend(built.problems)
+            if built.left_out:
+                result.left_out.append(built.left_out)
+            if built.title is None:
+                continue
+            problems.extend(check_title(built.title, self.rule_ctx))
+            if problems:
+                continue  # keep checking the rest, render nothing more
+            if current is None or current.count >= max_pieces:
+                current = _Spooled([prepared.stack.enter_context(
+                    tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
+                prepared.bordereaux.append(current)
+            title = self._number(built.title, current.count + 1)
+            for renderer, spool in zip(self.renderers, current.spools, strict=True):
+                spool.write(self._encode(renderer.piece(title, doc), renderer,
+                                         f"invoice {title.invoice_number}"))
+            current.count += 1
+            current.total += title.total
+            current.titles.append((title.invoice_number, title.number, title.debt_number,
+                                   title.period, title.cle1, title.cle2, title.total))
+        if self.progress:
+            self.progress(seen)
+        if problems:
+            raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
+                                 problems)
+        if not prepared.bordereaux:
+            raise InputDataError("no title to export: every invoice was left out",
+                                 [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
+                                          "out, none exported")])
+
+    # ------------------------------------------------------------------ phase 2
+
+    def finish(self, prepared: Prepared, first_number: int) -> list[tuple[Path, Path]]:
+        """Assemble and validate every file with its IdBord, into temporary files.
+        Returns (temp, final) pairs; on any problem removes them and raises."""
+        result = prepared.result
+        result.first_number = first_number
+        result.files.clear()
+        result.references.clear()
+        result.invoices.clear()
+        temps: list[tuple[Path, Path]] = []
         problems: list[Problem] = []
         try:
-            for b in bordereaux:
+            for offset, b in enumerate(prepared.bordereaux):
+                number = first_number + offset
                 names = []
                 for renderer, spool in zip(self.renderers, b.spools, strict=True):
-                    doc0 = self._document(b.number, b.count, b.total)
+                    doc0 = self._document(number, b.count, b.total)
                     name = renderer.file_name(doc0)
                     names.append(name)
-                    doc = replace(doc0, file_name=name)
                     final = self.out_dir / name
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites an "
                                          "export (choose another --out folder)")
-                    fd, tmp_name = tempfile.mkstemp(dir=self.out_dir, prefix=".pesgen-",
-                                                    suffix=".part")
-                    tmp = Path(tmp_name)
+                    tmp, digest = self._write_temp(
+                        self._chunks(renderer, replace(doc0, file_name=name), spool))
                     temps.append((tmp, final))
-                    digest = hashlib.sha256()
-                    with os.fdopen(fd, "wb") as out:
-                        for chunk in self._chunks(renderer, doc, spool):
-                            digest.update(chunk)
-                            out.write(chunk)
-                        out.flush()
-                        os.fsync(out.fileno())
                     problems.extend(self._validate(tmp, renderer, name))
-                    result.files.append(OutputFile(final, digest.hexdigest(), b.number, b.count,
-                                                   b.total))
+                    result.files.append(OutputFile(final, digest, number, b.count, b.total))
+                for inv, id_pce, _debt, _per, _c1, _c2, amount in b.titles:
+                    result.invoices.append((inv, number, id_pce, amount))
                 if self.mapping.output.payment_references:
-                    ref_name = Path(names[0]).stem + ".references.csv"
-                    final = self.out_dir / ref_name
-                    fd, tmp_name = tempfile.mkstemp(dir=self.out_dir, prefix=".pesgen-",
-                                                    suffix=".part")
-                    temps.append((Path(tmp_name), final))
-                    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                        out.write(_references_csv(b.refs))
+                    text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
+                    final = self.out_dir / (Path(names[0]).stem + ".references.csv")
+                    tmp, _ = self._write_temp(iter([text.encode("utf-8")]))
+                    temps.append((tmp, final))
                     result.references.append(final)
             if problems:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "
                                          "nothing written", problems)
         except BaseException:
-            for tmp, _ in temps:
-                tmp.unlink(missing_ok=True)
+            discard(temps)
             raise
+        result.titles = sum(f.titles for f in result.files)
+        result.total = sum((f.total for f in result.files), _ZERO)
         return temps
+
+    def _write_temp(self, chunks: Iterator[bytes]) -> tuple[Path, str]:
+        fd, name = tempfile.mkstemp(dir=self.out_dir, prefix=".pesgen-", suffix=".part")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(name, 0o666 & ~_umask())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name), digest.hexdigest()
 
     def _chunks(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> Iterator[bytes]:
         yield self._encode(renderer.head(doc), renderer, "head")
@@ -270,30 +295,54 @@ class Exporter:
                     for p in problems]
         return []
 
-    def _commit(self, temps: list[tuple[Path, Path]]) -> None:
-        for tmp, final in temps:
-            if final.exists():
-                for t, _ in temps:
-                    t.unlink(missing_ok=True)
-                raise UsageError(f"{final} appeared during the export; nothing written")
+
+def commit(temps: list[tuple[Path, Path]]) -> list[Path]:
+    """Rename validated temporary files into place; all or nothing as far as the file
+    system allows (a name taken meanwhile aborts before any rename)."""
+    for _tmp, final in temps:
+        if final.exists():
+            discard(temps)
+            raise UsageError(f"{final} appeared during the export; nothing written")
+    done: list[Path] = []
+    try:
         for tmp, final in temps:
             os.replace(tmp, final)
+            done.append(final)
+    except BaseException:
+        for path in done:
+            path.unlink(missing_ok=True)
+        discard(temps)
+        raise
+    return done
 
 
-def _references_csv(rows: list[list[str]]) -> str:
+def discard(temps: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in temps:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _references_csv(exercise: int, id_bord: int,
+                    titles: list[tuple[str, int, str, str, str | None, str | None, Decimal]]
+                    ) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
                      "cle2", "amount"])
-    writer.writerows(rows)
+    for inv, id_pce, debt, per, c1, c2, amount in titles:
+        writer.writerow([inv, exercise, id_bord, id_pce, debt, per, c1 or "", c2 or "",
+                         f"{amount:.2f}"])
     return buffer.getvalue()
 
 
-def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date | None = None,
-           official_xsd: Path | None = None, first_number: int = 1,
-           formats_dirs: list[Path] | None = None,
-           progress: ProgressFn | None = None) -> ExportResult:
-    """Library entry point of ``pesgen export``."""
+def open_exporter(mapping_path: Path, out_dir: Path, run_date: date | None,
+                  official_xsd: Path | None, formats_dirs: list[Path] | None,
+                  progress: ProgressFn | None) -> Exporter:
     mapping = load_mapping(mapping_path)
     fmt = find_format(mapping.output.format, formats_dirs)
     out_dir = Path(out_dir)
@@ -301,6 +350,20 @@ def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date |
         out_dir.mkdir(parents=True)
     elif not out_dir.is_dir():
         raise UsageError(f"{out_dir} is not a folder")
-    exporter = Exporter(mapping, fmt, out_dir, run_date or date.today(), first_number,
-                        official_xsd, progress)
-    return exporter.run(Path(input_path))
+    return Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd, progress)
+
+
+def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date | None = None,
+           official_xsd: Path | None = None, first_number: int = 1,
+           formats_dirs: list[Path] | None = None,
+           progress: ProgressFn | None = None) -> ExportResult:
+    """Export without a state store: IdBord starts at ``first_number``. The CLI goes
+    through ``pesgen.runs.export_recorded`` instead, which allocates numbers."""
+    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                             progress)
+    prepared = exporter.prepare(Path(input_path))
+    try:
+        commit(exporter.finish(prepared, first_number))
+    finally:
+        prepared.close()
+    return prepared.result

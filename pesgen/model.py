@@ -110,9 +110,9 @@ class Title:
     asap_date: date | None = None  # piece-level DteAsp
     mandate: Mandate | None = None
     period: str = "1"  # Per
-    # Set when the title is numbered into a bordereau:
+    # Set when the title is numbered into its bordereau (IdBord itself is allocated
+    # at commit time and appears only in the bordereau header):
     number: int = 0  # IdPce (article number)
-    bordereau_number: int = 0  # IdBord
     cle1: str | None = None
     cle2: str | None = None
 

@@ -25,15 +25,22 @@ def _template_line(exc: BaseException, name: str) -> int | None:
     line = getattr(exc, "lineno", None)
     if line:
         return int(line)
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename and frame.filename.replace("\\", "/").endswith(name):
-            return frame.lineno
-    return None
+    # Macros called from Python skip Jinja's traceback rewriting: the frames carry the
+    # line of the *generated* code, which the template's debug info maps back.
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        template = frame.f_globals.get("__jinja_template__")
+        filename = getattr(template, "filename", None) or ""
+        if template is not None and filename.replace("\\", "/").endswith(name):
+            found = template.get_corresponding_lineno(lineno)
+    return found
 
 
-def template_error(exc: BaseException, name: str, context: str) -> TemplateError:
+def template_error(exc: BaseException, name: str, context: str,
+                   shown: str | None = None) -> TemplateError:
     line = _template_line(exc, name)
-    where = f"{name}:{line}" if line else name
+    shown = shown or name
+    where = f"{shown}:{line}" if line else shown
     message = getattr(exc, "message", None) or str(exc)
     return TemplateError(f"template {where}: {message} ({context})",
                          [Problem("template", f"{type(exc).__name__}: {message}", mapping=where)])
@@ -56,7 +63,7 @@ class FileRenderer:
                 [Problem("template.syntax", exc.message or "syntax error",
                          mapping=f"{self.name}:{exc.lineno}")]) from None
         except jinja2.TemplateError as exc:
-            raise template_error(exc, spec.template, "loading") from None
+            raise template_error(exc, spec.template, "loading", self.name) from None
         missing = [m for m in _MACROS if not callable(getattr(module, m, None))]
         if missing:
             raise TemplateError(f"template {self.name} must define the macro(s) "
@@ -92,9 +99,9 @@ class FileRenderer:
         try:
             return str(macro(*args))
         except jinja2.TemplateError as exc:
-            raise template_error(exc, self.spec.template, what) from None
+            raise template_error(exc, self.spec.template, what, self.name) from None
         except (ValueError, TypeError, AttributeError, KeyError, ArithmeticError) as exc:
-            raise template_error(exc, self.spec.template, what) from None
+            raise template_error(exc, self.spec.template, what, self.name) from None
 
 
 def renderers(fmt: Format) -> list[FileRenderer]:

@@ -19,3 +19,12 @@ def official_xsd() -> Path:
     if not OFFICIAL_ENTRY.is_file():
         pytest.skip("the DGFiP PES V2 XSD package is not beside the project (../shared)")
     return OFFICIAL_DIR
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory, monkeypatch):
+    """Every test gets its own state database: the CLI records runs by default."""
+    db = tmp_path_factory.mktemp("state") / "pesgen.sqlite3"
+    monkeypatch.setenv("PESGEN_DB", str(db))
+    monkeypatch.delenv("PESGEN_OFFICIAL_XSD", raising=False)
+    return db

@@ -1,0 +1,194 @@
+"""Recorded exports: allocate numbers, guard against duplicates, keep what each run
+used, and regenerate a run byte for byte.
+
+``export_recorded`` wraps the export's second phase in one store transaction:
+lock the sequence, check no active run holds the invoices, assemble and validate
+with the allocated IdBord, record the run, rename the files, commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import Problem, StateError
+from .export import ExportResult, Exporter, commit, discard, open_exporter
+from .formats import Format, load_format
+from .mapping import load_mapping
+from .store import Store, new_run_id, pack, pack_json, unpack
+
+TYP_BORD = {"pes-ormc": "06"}  # sequences are per TypBord; other formats use their own key
+
+
+def sequence_key(exporter: Exporter) -> tuple[str, str, int, str]:
+    c = exporter.mapping.collectivity
+    typ = exporter.fmt.defaults.get("typ_bord") or TYP_BORD.get(exporter.fmt.name) or \
+        exporter.fmt.name
+    return (c.siret, c.cod_bud, c.exercise, str(typ))
+
+
+def bundle_snapshot(fmt: Format) -> dict[str, str]:
+    """Every file of a format bundle, plus the XSD/layout files it uses, as text."""
+    files: dict[str, str] = {}
+    for path in sorted(fmt.folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[path.relative_to(fmt.folder).as_posix()] = path.read_text(encoding="utf-8")
+    import yaml
+
+    declared = yaml.safe_load(files["format.yaml"])
+    for spec, resolved in zip(declared["files"], fmt.files, strict=True):
+        for key in ("xsd", "layout"):
+            rel, path = spec.get(key), getattr(resolved, key)
+            if rel and path is not None and rel not in files:
+                files[rel] = path.read_text(encoding="utf-8")
+    return files
+
+
+def _digest(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return h.hexdigest()
+
+
+def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
+                    run_date: date | None = None, official_xsd: Path | None = None,
+                    formats_dirs: list[Path] | None = None,
+                    progress: Callable[[int], None] | None = None,
+                    before_commit: Callable[[], None] | None = None) -> ExportResult:
+    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                             progress)
+    key = sequence_key(exporter)
+    prepared = exporter.prepare(Path(input_path))
+    try:
+        invoices = prepared.invoice_numbers
+        _refuse_duplicates(store, None, key[0], invoices)  # early, before taking the lock
+        input_bytes = Path(input_path).read_bytes()
+        bundle = bundle_snapshot(exporter.fmt)
+        run_id = new_run_id()
+        with store.transaction() as conn:
+            first = store.peek_next(conn, key)  # locks the sequence until commit
+            _refuse_duplicates(store, conn, key[0], invoices)
+            temps = exporter.finish(prepared, first)
+            try:
+                result = prepared.result
+                values = {
+                    "id": run_id, "created_at": _now(), "pesgen_version": __version__,
+                    "status": "committed", "id_coll": key[0], "cod_bud": key[1],
+                    "exercise": key[2], "typ_bord": key[3], "format": exporter.fmt.name,
+                    "run_date": exporter.run_date.isoformat(), "first_number": first,
+                    "bordereaux": len(prepared.bordereaux), "titles": result.titles,
+                    "total": f"{result.total:.2f}", "mapping_path": str(mapping_path),
+                    "mapping_sha256": exporter.mapping.sha256,
+                    "mapping_text": exporter.mapping.text,
+                    "format_sha256": _digest(bundle),
+                    "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
+                    "input_name": Path(input_path).name,
+                    "input_sha256": hashlib.sha256(input_bytes).hexdigest(),
+                    "input_blob": pack(input_bytes),
+                    "validation": pack_json({
+                        "pesgen_xsd": True, "business_rules": True,
+                        "official_xsd": str(official_xsd) if official_xsd else None}),
+                    "policies": pack_json({
+                        "left_out": [vars_(lo) for lo in result.left_out],
+                        "notes": [vars_(n) for n in result.notes]}),
+                    "out_dir": str(Path(out_dir).resolve()),
+                }
+                files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,
+                          "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
+                rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "amount": f"{amt:.2f}"}
+                        for inv, b, p, amt in result.invoices]
+                store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                if before_commit is not None:
+                    before_commit()  # test hook: a crash between render and commit
+                written = commit(temps)
+            except BaseException:
+                discard(temps)
+                raise
+            try:
+                conn.commit()
+            except BaseException:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise
+        result.run_id = run_id
+        return result
+    finally:
+        prepared.close()
+
+
+def vars_(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+def _refuse_duplicates(store: Store, conn: Any, id_coll: str, invoices: list[str]) -> None:
+    held = store.holders(conn, id_coll, invoices)
+    if not held:
+        return
+    problems = [Problem("run.duplicate", f"already exported by run {run} in {name} "
+                        f"(IdBord {id_bord}); cancel that run first to export it again",
+                        invoice=inv)
+                for inv, (run, id_bord, name) in sorted(held.items())]
+    runs_ = sorted({run for run, _, _ in held.values()})
+    raise StateError(f"{len(held)} invoice(s) already exported by run(s) {', '.join(runs_)}; "
+                     "nothing written", problems)
+
+
+def _now() -> str:
+    from .store import _now as now
+
+    return now()
+
+
+def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
+    """Rebuild a run's files from what the run recorded, and check they are
+    byte-identical to the originals (sha256). Numbers are not allocated again."""
+    run = store.get_run(run_id)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
+        base = Path(tmp)
+        mapping_path = base / "mapping.yaml"
+        mapping_path.write_text(run["mapping_text"], encoding="utf-8")
+        bundle = json.loads(unpack(run["format_bundle"]))
+        folder = base / "formats" / run["format"]
+        for rel, text in bundle.items():
+            target = (folder / rel).resolve()
+            if folder.resolve() not in target.parents:
+                raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        input_path = base / "input" / run["input_name"]
+        input_path.parent.mkdir()
+        input_path.write_bytes(unpack(run["input_blob"]))
+        mapping = load_mapping(mapping_path)
+        fmt = load_format(folder)
+        exporter = Exporter(mapping, fmt, out_dir, date.fromisoformat(run["run_date"]))
+        prepared = exporter.prepare(input_path)
+        try:
+            temps = exporter.finish(prepared, run["first_number"])
+        finally:
+            prepared.close()
+        expected = {f["name"]: f["sha256"] for f in run["files"]}
+        got = {f.path.name: f.sha256 for f in prepared.result.files}
+        if got != expected:
+            discard(temps)
+            diff = [n for n in sorted(set(expected) | set(got)) if expected.get(n) != got.get(n)]
+            raise StateError(f"run {run['id']}: regenerated files differ from the recorded ones "
+                             f"({', '.join(diff)}); pesgen {__version__}, run made with "
+                             f"{run['pesgen_version']}")
+        return commit(temps)
+
+
+def copy_input(store: Store, run_id: str, target: Path) -> Path:
+    run = store.get_run(run_id)
+    target = Path(target)
+    target.write_bytes(unpack(run["input_blob"]))
+    return target
+

@@ -1,0 +1,383 @@
+"""The state store: bordereau numbering, run registry and duplicate guard.
+
+SQLite (a file, the default) or PostgreSQL (by URL) through SQLAlchemy Core. The
+schema is versioned: ``MIGRATIONS`` is an ordered list applied once each, recorded in
+``pesgen_schema``. Numbers are allocated inside the transaction that records the run,
+so a failed export consumes none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import StateError, UsageError
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "pesgen_schema", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.String(32), nullable=False),
+)
+
+sequences = sa.Table(
+    "sequences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id_coll", sa.String(14), nullable=False),
+    sa.Column("cod_bud", sa.String(2), nullable=False),
+    sa.Column("exercise", sa.Integer, nullable=False),
+    sa.Column("typ_bord", sa.String(2), nullable=False),
+    sa.Column("next_number", sa.Integer, nullable=False),
+    sa.Column("start_number", sa.Integer, nullable=False),
+    sa.UniqueConstraint("id_coll", "cod_bud", "exercise", "typ_bord", name="uq_sequence"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("pesgen_version", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # committed | cancelled
+    sa.Column("id_coll", sa.String(14), nullable=False),
+    sa.Column("cod_bud", sa.String(2), nullable=False),
+    sa.Column("exercise", sa.Integer, nullable=False),
+    sa.Column("typ_bord", sa.String(2), nullable=False),
+    sa.Column("format", sa.String(64), nullable=False),
+    sa.Column("run_date", sa.String(10), nullable=False),
+    sa.Column("first_number", sa.Integer, nullable=False),
+    sa.Column("bordereaux", sa.Integer, nullable=False),
+    sa.Column("titles", sa.Integer, nullable=False),
+    sa.Column("total", sa.String(20), nullable=False),
+    sa.Column("mapping_path", sa.Text, nullable=False),
+    sa.Column("mapping_sha256", sa.String(64), nullable=False),
+    sa.Column("mapping_text", sa.Text, nullable=False),
+    sa.Column("format_sha256", sa.String(64), nullable=False),
+    sa.Column("format_bundle", sa.LargeBinary, nullable=False),  # zlib(JSON {path: text})
+    sa.Column("input_name", sa.Text, nullable=False),
+    sa.Column("input_sha256", sa.String(64), nullable=False),
+    sa.Column("input_blob", sa.LargeBinary, nullable=False),  # zlib-compressed input bytes
+    sa.Column("validation", sa.Text, nullable=False),  # JSON
+    sa.Column("policies", sa.Text, nullable=False),  # JSON
+    sa.Column("out_dir", sa.Text, nullable=False),
+    sa.Column("cancelled_at", sa.String(32)),
+    sa.Column("cancel_reason", sa.Text),
+)
+
+run_files = sa.Table(
+    "run_files", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("id_bord", sa.Integer),
+    sa.Column("titles", sa.Integer),
+    sa.Column("total", sa.String(20)),
+)
+
+run_invoices = sa.Table(
+    "run_invoices", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("id_coll", sa.String(14), nullable=False),
+    sa.Column("invoice", sa.String(64), nullable=False),
+    sa.Column("id_bord", sa.Integer, nullable=False),
+    sa.Column("id_pce", sa.Integer, nullable=False),
+    sa.Column("amount", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+# The duplicate guard: an invoice is held by at most one active run per collectivity.
+sa.Index("uq_active_invoice", run_invoices.c.id_coll, run_invoices.c.invoice, unique=True,
+         sqlite_where=run_invoices.c.active, postgresql_where=run_invoices.c.active)
+sa.Index("ix_invoice", run_invoices.c.invoice)
+
+
+def _migration_1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[sequences, runs, run_files, run_invoices])
+
+
+# Ordered schema migrations; append, never edit a released one.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+# Extra migrations registered by optional parts (PayFiP payments) as (version, fn).
+EXTRA_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def default_url() -> str:
+    env = os.environ.get("PESGEN_DB")
+    if env:
+        return env if "://" in env else f"sqlite:///{Path(env).expanduser().resolve()}"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'pesgen' / 'pesgen.sqlite3'}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created_at: str
+    status: str
+    format: str
+    exercise: int
+    first_number: int
+    bordereaux: int
+    titles: int
+    total: str
+    mapping_path: str
+    input_name: str
+    run_date: str
+    out_dir: str
+    pesgen_version: str
+    cancel_reason: str | None
+
+
+class Store:
+    """A handle on one state database."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = self._engine(self.url)
+        self.migrate()
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                dbapi_conn.execute("PRAGMA foreign_keys=ON")
+                dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # IMMEDIATE: take the write lock at once, so allocation is serialised.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        if url.startswith("postgresql"):
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return sa.create_engine(url, pool_pre_ping=True)
+        raise UsageError(f"unsupported database URL '{url}' (sqlite:///… or postgresql://…)")
+
+    # -------------------------------------------------------------- schema
+
+    def schema_version(self) -> int:
+        with self.engine.begin() as conn:
+            schema_table.create(conn, checkfirst=True)
+            return conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+
+    def migrate(self) -> None:
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
+            schema_table.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+            steps = {i + 1: fn for i, fn in enumerate(MIGRATIONS)} | EXTRA_MIGRATIONS
+            for version in sorted(v for v in steps if v > current):
+                steps[version](conn)
+                conn.execute(schema_table.insert().values(version=version, applied_at=_now()))
+
+    # -------------------------------------------------------------- numbering
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE). Commits on normal exit unless
+        the caller already did; rolls back on any exception."""
+        with self.engine.connect() as conn:
+            conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction():
+                    conn.rollback()
+                raise
+            if conn.in_transaction():
+                conn.commit()
+
+    def _sequence_row(self, conn: Connection, key: tuple[str, str, int, str]) -> Any:
+        id_coll, cod_bud, exercise, typ_bord = key
+        where = sa.and_(sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
+                        sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
+        query = sa.select(sequences).where(where)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(
+                "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
+                "start_number) VALUES (:a, :b, :c, :d, 1, 1) ON CONFLICT DO NOTHING"),
+                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord})
+            return conn.execute(query.with_for_update()).one()
+        row = conn.execute(query).one_or_none()
+        if row is None:
+            conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
+                                                   exercise=exercise, typ_bord=typ_bord,
+                                                   next_number=1, start_number=1))
+            row = conn.execute(query).one()
+        return row
+
+    def peek_next(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
+        """The next IdBord of a sequence, locked for the rest of the transaction."""
+        return int(self._sequence_row(conn, key).next_number)
+
+    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
+        if not 1 <= start <= 9_999_999:
+            raise UsageError("the starting number must be between 1 and 9999999")
+        with self.transaction() as conn:
+            row = self._sequence_row(conn, key)
+            used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
+                runs.c.id_coll == key[0], runs.c.cod_bud == key[1], runs.c.exercise == key[2],
+                runs.c.typ_bord == key[3])).scalar()
+            if used or row.next_number != row.start_number or row.start_number != 1:
+                raise StateError(
+                    f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord "
+                    f"{key[3]} has already started at {row.start_number} (next "
+                    f"{row.next_number}); a start can be set once, before any export")
+            conn.execute(sequences.update().where(sequences.c.id == row.id).values(
+                next_number=start, start_number=start))
+
+    # -------------------------------------------------------------- duplicates
+
+    def holders(self, conn: Connection | None, id_coll: str,
+                invoices: list[str]) -> dict[str, tuple[str, int, str]]:
+        """Active runs already holding some of these invoices: invoice -> (run, IdBord, file)."""
+        if not invoices:
+            return {}
+        out: dict[str, tuple[str, int, str]] = {}
+
+        def query(c: Connection) -> None:
+            for chunk in range(0, len(invoices), 500):
+                part = invoices[chunk:chunk + 500]
+                rows = c.execute(
+                    sa.select(run_invoices.c.invoice, run_invoices.c.run_id,
+                              run_invoices.c.id_bord)
+                    .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                           run_invoices.c.invoice.in_(part)))
+                for inv, run_id, id_bord in rows:
+                    name = c.execute(sa.select(run_files.c.name).where(
+                        run_files.c.run_id == run_id, run_files.c.id_bord == id_bord)
+                        .limit(1)).scalar() or "?"
+                    out[inv] = (run_id, int(id_bord), name)
+
+        if conn is not None:
+            query(conn)
+        else:
+            with self.engine.connect() as c:
+                query(c)
+        return out
+
+    # -------------------------------------------------------------- recording
+
+    def record_run(self, conn: Connection, values: dict[str, Any],
+                   files: list[dict[str, Any]], invoices: list[dict[str, Any]],
+                   key: tuple[str, str, int, str], bordereaux: int) -> None:
+        conn.execute(runs.insert().values(**values))
+        if files:
+            conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
+        for start in range(0, len(invoices), 5000):
+            conn.execute(run_invoices.insert(), [
+                {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
+                for inv in invoices[start:start + 5000]])
+        row = self._sequence_row(conn, key)
+        conn.execute(sequences.update().where(sequences.c.id == row.id).values(
+            next_number=row.next_number + bordereaux))
+
+    # -------------------------------------------------------------- queries
+
+    def list_runs(self, mapping: str | None = None) -> list[RunRecord]:
+        query = sa.select(runs).order_by(runs.c.created_at, runs.c.first_number)
+        if mapping:
+            query = query.where(runs.c.mapping_path == mapping)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.id.like(f"{run_id}%"))).all()
+            if not rows:
+                raise StateError(f"no run {run_id}")
+            if len(rows) > 1:
+                raise StateError(f"run id prefix {run_id} is ambiguous")
+            row = rows[0]._mapping
+            files = [dict(f._mapping) for f in conn.execute(
+                sa.select(run_files).where(run_files.c.run_id == row["id"])
+                .order_by(run_files.c.id))]
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
+                run_invoices.c.run_id == row["id"])).scalar()
+        return {**dict(row), "files": files, "invoice_count": count}
+
+    def find_invoice(self, invoice: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise)
+                .join(runs, runs.c.id == run_invoices.c.run_id)
+                .where(run_invoices.c.invoice == invoice).order_by(runs.c.created_at))
+            out = []
+            for r in rows:
+                m = dict(r._mapping)
+                m["file"] = conn.execute(sa.select(run_files.c.name).where(
+                    run_files.c.run_id == m["run_id"], run_files.c.id_bord == m["id_bord"])
+                    .limit(1)).scalar()
+                out.append(m)
+            return out
+
+    def cancel(self, run_id: str, reason: str) -> RunRecord:
+        if not reason.strip():
+            raise UsageError("a cancellation needs a reason (--reason)")
+        full = self.get_run(run_id)["id"]
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == full)).one()
+            if row.status == "cancelled":
+                raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
+            conn.execute(runs.update().where(runs.c.id == full).values(
+                status="cancelled", cancelled_at=_now(), cancel_reason=reason.strip()))
+            conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
+                         .values(active=False))
+        return [r for r in self.list_runs() if r.id == full][0]
+
+
+def _record(r: Any) -> RunRecord:
+    return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
+                     exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
+                     titles=r.titles, total=r.total, mapping_path=r.mapping_path,
+                     input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
+                     pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason)
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def pack(data: bytes) -> bytes:
+    return zlib.compress(data, 6)
+
+
+def unpack(blob: bytes) -> bytes:
+    return zlib.decompress(blob)
+
+
+def pack_json(obj: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, (Decimal, date)):
+            return str(o)
+        raise TypeError(type(o))
+    return json.dumps(obj, default=default, ensure_ascii=False, sort_keys=True)
