@@ -1,0 +1,222 @@
+"""State store: numbering, duplicate guard, failures that consume nothing, cancel,
+regenerate, concurrency — on SQLite and on a real PostgreSQL server.
+
+PostgreSQL runs when PESGEN_TEST_PG_URL is set (``.ci/run`` starts a server on
+loopback and sets it); under CI a missing server is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import InputDataError, OutputInvalidError, StateError
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        return
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
+    name = f"pesgen_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base = PG_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:
+    """The example export with its invoices renumbered (old -> new)."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"] = [dict(inv, number=numbers[inv["number"]]) for inv in data["invoices"]
+                        if inv["number"] in numbers]
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _variant(tmp_path: Path, tag: str) -> Path:
+    """The example with every invoice number suffixed, so runs do not share invoices."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    return _invoices({inv["number"]: f"{inv['number']}{tag}" for inv in data["invoices"]},
+                     tmp_path, f"export-{tag}.json")
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_sequential_numbering_and_configured_start(db_url, tmp_path):
+    store = Store(db_url)
+    key = ("21450999400015", "00", 2026, "06")
+    store.set_start(key, 42)
+    with pytest.raises(StateError, match="once"):
+        store.set_start(key, 50)  # not twice
+    numbers = []
+    for tag in ("1", "2", "3"):
+        r = export_recorded(store, MAPPING, _variant(tmp_path, tag), tmp_path / f"out{tag}", RUN)
+        numbers.append(r.first_number)
+        assert r.files[0].path.name.endswith(f"_{r.first_number:07d}.xml")
+    assert numbers == [42, 43, 44]
+    with pytest.raises(StateError):
+        store.set_start(key, 1)  # after exports: refused
+
+
+def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
+    store = Store(db_url)
+    # 1. bad input
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payment"]["mandate"]["iban"] = "FR7630006000011234567890180"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputDataError):
+        export_recorded(store, MAPPING, bad, tmp_path / "o1", RUN)
+    assert _files(tmp_path / "o1") == []
+    # 2. validation failure of the rendered file (a format whose template breaks the XSD)
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    tpl = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace('<TypPce V="15"/>', '<TypPce V="01"/>'),
+                   encoding="utf-8")
+    with pytest.raises(OutputInvalidError):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2", RUN,
+                        formats_dirs=[fmts])
+    assert _files(tmp_path / "o2") == []
+    # 3. a crash between render and commit
+
+    def crash() -> None:
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o3", RUN,
+                        before_commit=crash)
+    assert _files(tmp_path / "o3") == []
+    assert store.list_runs() == []
+    assert store.find_invoice("FA-2026-00101") == []
+    # none of the failures consumed a number
+    ok = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o4", RUN)
+    assert ok.first_number == 1
+
+
+def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    # a second run sharing one invoice is refused, naming the run, its file and IdBord
+    partial = _invoices({"FA-2026-00104": "FA-2026-00104", "FA-2026-00111": "NEW-1"}, tmp_path,
+                        "partial.json")
+    with pytest.raises(StateError) as exc:
+        export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
+    [problem] = exc.value.problems
+    assert problem.invoice == "FA-2026-00104"
+    assert first.run_id in problem.message and "IdBord 1" in problem.message
+    assert first.files[0].path.name in problem.message
+    assert _files(tmp_path / "b") == []
+    # cancelling frees the invoices; the number is not reused
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    again = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    assert again.first_number == 2
+    held = [h for h in store.find_invoice("FA-2026-00104") if h["active"]]
+    assert [h["run_id"] for h in held] == [again.run_id]
+    with pytest.raises(StateError, match="already cancelled"):
+        store.cancel(first.run_id, "twice")
+
+
+def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path):
+    store = Store(db_url)
+    mapping = tmp_path / "mapping.yaml"
+    shutil.copy(MAPPING, mapping)
+    r = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    original = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        "CONSERVATOIRE - TRIMESTRE 1", "ECOLE - T1"), encoding="utf-8")
+    written = regenerate(store, r.run_id[:8], tmp_path / "regen")
+    assert {p.name: p.read_bytes() for p in written} == original
+
+
+def _cli(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PESGEN_DB=db_url)
+    return subprocess.run([sys.executable, "-m", "pesgen", *args], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=ROOT)
+
+
+def test_eight_concurrent_exports_no_duplicate_no_gap(db_url, tmp_path):
+    Store(db_url)  # schema created once, before the race
+    inputs = [_variant(tmp_path, f"c{i}") for i in range(8)]
+    same = EXAMPLES / "school-export.json"
+
+    def run(args: tuple[int, Path]) -> subprocess.CompletedProcess[str]:
+        i, path = args
+        return _cli(["export", "-m", str(MAPPING), "-i", str(path), "-o",
+                     str(tmp_path / f"out{i}"), "--date", "2026-11-23", "-q"], db_url)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        distinct = list(pool.map(run, enumerate(inputs)))
+    assert [p.returncode for p in distinct] == [0] * 8, [p.stderr for p in distinct]
+    store = Store(db_url)
+    runs = store.list_runs()
+    assert sorted(r.first_number for r in runs) == list(range(1, 9))
+    names = sorted(n for i in range(8) for n in _files(tmp_path / f"out{i}") if n.endswith(".xml"))
+    assert len(set(names)) == 8
+    # eight exports of the same invoices: one wins, seven are refused, no number consumed
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        racing = list(pool.map(run, [(10 + i, same) for i in range(8)]))
+    codes = sorted(p.returncode for p in racing)
+    assert codes == [0] + [7] * 7, [p.stderr for p in racing]
+    assert all("already exported by run" in p.stderr for p in racing if p.returncode)
+    runs = store.list_runs()
+    assert sorted(r.first_number for r in runs) == list(range(1, 10))
+    with store.engine.connect() as conn:
+        dupes = conn.execute(sa.text(
+            "SELECT invoice, COUNT(*) FROM run_invoices WHERE active "
+            "GROUP BY id_coll, invoice HAVING COUNT(*) > 1")).all()
+    assert dupes == []
+
+
+def test_cli_second_export_names_the_run(db_url, tmp_path):
+    args = ["export", "-m", str(MAPPING), "-i", str(EXAMPLES / "school-export.json"),
+            "--date", "2026-11-23"]
+    first = _cli([*args, "-o", str(tmp_path / "one")], db_url)
+    assert first.returncode == 0, first.stderr
+    assert "IdBord 1," in first.stdout
+    run_id = first.stdout.split("run ", 1)[1].split()[0]
+    second = _cli([*args, "-o", str(tmp_path / "two")], db_url)
+    assert second.returncode == 7
+    assert run_id in second.stderr and "nothing was written" in second.stderr
+    assert _files(tmp_path / "two") == []
+    listed = _cli(["runs", "list"], db_url)
+    assert run_id in listed.stdout and "committed" in listed.stdout
+    shown = _cli(["runs", "show", run_id[:8]], db_url)
+    assert "FA-2026-00106: total is 0.00" in shown.stdout
+    found = _cli(["runs", "find", "FA-2026-00105"], db_url)
+    assert run_id in found.stdout and "IdPce 5" in found.stdout
+    cancelled = _cli(["runs", "cancel", run_id, "--reason", "test"], db_url)
+    assert cancelled.returncode == 0
+    regen = _cli(["regenerate", run_id, "-o", str(tmp_path / "regen")], db_url)
+    assert regen.returncode == 0 and "identical" in regen.stdout
