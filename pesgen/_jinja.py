@@ -14,7 +14,25 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from . import model
 from .filters import FILTERS
+
+# The canonical model's classes are frozen plain data: reading their public fields
+# needs none of the sandbox's per-access checks (the hot path of rendering).
+_DATA_TYPES = frozenset({
+    model.Collectivity, model.Address, model.BankAccount, model.Mandate, model.Debtor,
+    model.Line, model.Title, model.Bordereau, model.Emitter, model.Document,
+})
+
+
+class _Sandbox(SandboxedEnvironment):
+    def getattr(self, obj: object, attribute: str) -> object:
+        if type(obj) in _DATA_TYPES and not attribute.startswith("_"):
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
 
 def _autoescape(name: str | None) -> bool:
@@ -22,7 +40,7 @@ def _autoescape(name: str | None) -> bool:
 
 
 def template_environment(folder: Path) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _Sandbox(
         loader=jinja2.FileSystemLoader(str(folder), followlinks=False),
         undefined=jinja2.StrictUndefined,
         autoescape=_autoescape,
@@ -40,8 +58,18 @@ class _NoneUndefined(jinja2.ChainableUndefined):
     """Missing record keys chain to nothing; the binding then yields None."""
 
 
+class _RecordSandbox(SandboxedEnvironment):
+    """Input records are plain dicts from JSON or CSV: ``invoice.payer`` reads a key.
+    Reading a present key is safe; anything else takes the sandbox's checks."""
+
+    def getattr(self, obj: object, attribute: str) -> object:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def expression_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=_NoneUndefined, autoescape=False)
+    env = _RecordSandbox(undefined=_NoneUndefined, autoescape=False)
     env.filters.update(FILTERS)
     return env
 

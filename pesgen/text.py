@@ -32,6 +32,14 @@ _ALNUM_OK = re.compile(r"^[0-9A-Za-z]+$")
 _PES_EMPTYISH = re.compile(r"^(0+|nc|NC|Nc|nC|\.| )$")
 
 CHARSETS = ("latin-1", "sepa", "ascii", "utf-8", "alnum")
+# First character a charset does not allow (C-speed scan of the common, clean case).
+_DISALLOWED = {
+    "latin-1": re.compile(r"[^\x00-\xff]"),
+    "ascii": re.compile(r"[^\x00-\x7f]"),
+    "sepa": _SEPA_BAD,
+    "alnum": re.compile(r"[^0-9A-Za-z]"),
+    "utf-8": re.compile(r"(?!)"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +113,35 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
         if upper != text:
             text = upper
             applied.append("case")
-    bad = [c for c in text if not _encodable(c, charset)]
     changed = ""
-    if bad:
+    disallowed = _DISALLOWED[charset]
+    if disallowed.search(text):
         if not policy.transliterate:
-            chars = "".join(dict.fromkeys(bad))
+            chars = "".join(dict.fromkeys(disallowed.findall(text)))
             return Normalized(value, tuple(applied),
                               error=f"character(s) {chars!r} not allowed in {charset} "
                                     "(policy transliterate: false)")
-        out = []
-        notes = {}
-        for c in text:
-            if _encodable(c, charset):
-                out.append(c)
-                continue
+        notes: dict[str, str] = {}
+        failed: list[str] = []
+
+        def substitute(match: re.Match[str]) -> str:
+            c = match.group(0)
             sub = transliterate_char(c, charset)
             if sub is None:
-                return Normalized(value, tuple(applied),
-                                  error=f"character {c!r} (U+{ord(c):04X}) has no "
-                                        f"transliteration in {charset}")
+                failed.append(c)
+                return c
             if policy.case == "upper":
                 sub = sub.upper()
             notes[c] = sub
-            out.append(sub)
-        text = _SPACES.sub(" ", "".join(out).strip(" "))
+            return sub
+
+        text = disallowed.sub(substitute, text)
+        if failed:
+            c = failed[0]
+            return Normalized(value, tuple(applied),
+                              error=f"character {c!r} (U+{ord(c):04X}) has no "
+                                    f"transliteration in {charset}")
+        text = _SPACES.sub(" ", text.strip(" "))
         applied.append("transliterate")
         changed = ", ".join(f"{k}→{v}" for k, v in notes.items())
     return Normalized(text, tuple(applied), changed)

@@ -1,0 +1,174 @@
+"""Benchmark: export N invoices in the example's shape and compare with lxml alone.
+
+    python benchmarks/bench_export.py --invoices 100000 [--lines 3] [--keep]
+
+1. Generates ``N`` invoices (JSON, the example's nested shape; ``--lines`` lines each,
+   a third of them paid by SEPA direct debit) with the example mapping.
+2. Runs the end-to-end export (read, map, rules, render, validate against pesgen's
+   XSD and the bordereau rules, write) in a child process, measuring wall time and
+   peak memory (max RSS of that process).
+3. Measures what lxml alone needs to parse and schema-validate the same output files
+   (best of: streaming ``iterparse`` with the schema, and ``parse`` + ``validate``),
+   in a child process too.
+
+Prints one JSON line with the figures; docs/performance.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
+
+ACTIVITIES = [("FM-C1", "Formation musicale cycle 1", "85.00"),
+              ("FM-C2", "Formation musicale cycle 2", "95.00"),
+              ("INST-PIANO", "Piano – cours individuel 30 min", "142.50"),
+              ("INST-VIOLON", "Violon – cours individuel 30 min", "142.50"),
+              ("ORCH", "Orchestre d'harmonie", "30.00"),
+              ("DANSE-CLASS", "Danse classique – initiation", "78.00"),
+              ("THEA-ADO", "Théâtre adolescents", "66.00")]
+NAMES = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
+         "Leroy", "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "N'Diaye"]
+FIRST = ["Julie", "Thomas", "Inès", "Hélène", "Jean-François", "Sarah", "Lucas", "Emma"]
+STREETS = ["rue des Lilas", "avenue du Général Leclerc", "place de la République",
+           "chemin des Vignes", "boulevard Durzy", "impasse des Tilleuls", "allée du Cœur-Volant"]
+IBANS = ["FR7630006000011234567890189", "FR7620041010050500013026052",
+         "FR7630004008200000012345651"]
+
+
+def generate(path: Path, count: int, lines: int, seed: int = 2026) -> None:
+    rnd = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"export": {"software": "bench"}, "invoices": [\n')
+        for i in range(count):
+            items = []
+            total = 0
+            for j in range(lines):
+                code, label, amount = ACTIVITIES[(i + j) % len(ACTIVITIES)]
+                total += int(amount.replace(".", ""))
+                items.append({"student": {"ref": f"ELV-{i}-{j}", "first_name": rnd.choice(FIRST),
+                                          "last_name": rnd.choice(NAMES)},
+                              "activity": {"code": code, "label": label},
+                              "quantity": 1, "unit_price": amount, "amount": amount})
+            invoice = {
+                "number": f"FB-2026-{i + 1:07d}", "date": "2026-11-20", "due_date": "2026-12-20",
+                "payer": {"ref": f"FAM-{i}", "kind": "person", "title": rnd.choice(["Mme", "M."]),
+                          "last_name": rnd.choice(NAMES), "first_name": rnd.choice(FIRST),
+                          "address": {"street": f"{rnd.randint(1, 200)} {rnd.choice(STREETS)}",
+                                      "complement": "", "postal_code": "45200",
+                                      "city": "Montargis", "country": "FR"}},
+                "payment": {"method": "invoice"}, "lines": items,
+                "total": f"{total // 100}.{total % 100:02d}"}
+            if i % 3 == 0:
+                invoice["payment"] = {"method": "direct_debit", "debit_date": "2026-12-05",
+                                      "mandate": {"rum": f"CRCVSL{i:08d}", "signed_on": "2025-09-03",
+                                                  "iban": rnd.choice(IBANS), "bic": "AGRIFRPP848",
+                                                  "holder": "Titulaire Compte", "sequence": "RCUR"}}
+            out.write(("," if i else "") + json.dumps(invoice, ensure_ascii=False) + "\n")
+        out.write("]}\n")
+
+
+def _child(code: str) -> tuple[float, float, str]:
+    """Run code in a fresh interpreter; return (seconds, peak RSS MiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    peak = float(proc.stdout.strip().splitlines()[-1])
+    return seconds, peak, proc.stdout
+
+
+EXPORT = """
+import resource, sys, time
+from datetime import date
+from pathlib import Path
+from pesgen.export import export
+t = time.perf_counter()
+r = export(Path({mapping!r}), Path({input!r}), Path({out!r}), date(2026, 11, 23))
+print("titles", r.titles, "files", len(r.files), "seconds", time.perf_counter() - t)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+LXML = """
+import resource, time
+from pathlib import Path
+from lxml import etree
+from pesgen.resources import schema_path
+schema = etree.XMLSchema(etree.parse(str(schema_path("pes-ormc/pes-ormc.xsd"))))
+files = sorted(Path({out!r}).glob("*.xml"))
+t = time.perf_counter()
+for f in files:
+    if {mode!r} == "iterparse":
+        for _e, el in etree.iterparse(str(f), events=("end",), tag="Piece", schema=schema,
+                                      huge_tree=True):
+            el.clear(keep_tail=True)
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+    else:
+        doc = etree.parse(str(f), etree.XMLParser(huge_tree=True))
+        assert schema.validate(doc)
+print("seconds", time.perf_counter() - t)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--lines", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--skip-parse", action="store_true",
+                        help="skip the parse+validate baseline (the slowest, most memory)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pesgen-bench-", dir=os.environ.get("TMPDIR")))
+    try:
+        source = work / "input.json"
+        t = time.perf_counter()
+        generate(source, args.invoices, args.lines)
+        gen_s = time.perf_counter() - t
+        out = work / "out"
+        out.mkdir()
+        export_s, export_mb, log = _child(EXPORT.format(mapping=str(MAPPING), input=str(source),
+                                                        out=str(out)))
+        inner = float(log.split("seconds", 1)[1].split()[0])
+        baselines = {}
+        for mode in ("iterparse",) + (() if args.skip_parse else ("parse",)):
+            _s, mb, text = _child(LXML.format(out=str(out), mode=mode))
+            baselines[mode] = {"seconds": float(text.split("seconds", 1)[1].split()[0]),
+                               "peak_mib": round(mb, 1)}
+        best = min(b["seconds"] for b in baselines.values())
+        size = sum(p.stat().st_size for p in out.glob("*.xml"))
+        figures = {
+            "invoices": args.invoices, "lines_per_invoice": args.lines,
+            "input_mib": round(source.stat().st_size / 2**20, 1),
+            "output_mib": round(size / 2**20, 1), "generate_s": round(gen_s, 2),
+            "export_s": round(inner, 2), "export_process_s": round(export_s, 2),
+            "export_peak_mib": round(export_mb, 1), "lxml": baselines,
+            "ratio_export_over_lxml": round(inner / best, 3),
+            "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "peak_rss_children_mib": round(
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        }
+        print(json.dumps(figures))
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
