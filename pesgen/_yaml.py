@@ -20,6 +20,11 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from .errors import MappingError, Problem
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_YAML_TAG = "tag:yaml.org,2002:"
+# Tags a plain document resolves to by itself; any other tag was written explicitly
+# (!!python/object…, !include…): refused, never constructed.
+_CORE_TAGS = frozenset(_YAML_TAG + t for t in ("str", "int", "bool", "null", "float",
+                                               "timestamp", "value", "seq", "map"))
 
 
 class LineDict(dict):
@@ -46,6 +51,8 @@ def _scalar(node: ScalarNode) -> Any:
     value = node.value
     if node.style is not None and node.style != "":  # quoted or block scalar: a string
         return value
+    if node.tag == "tag:yaml.org,2002:str":  # plain text, or an explicit !!str 123
+        return value
     if node.tag not in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
                         "tag:yaml.org,2002:null", "tag:yaml.org,2002:float",
                         "tag:yaml.org,2002:timestamp"):
@@ -62,6 +69,11 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> Any:
+    if node.tag not in _CORE_TAGS:
+        tag = node.tag.replace(_YAML_TAG, "!!", 1)
+        problems.append(Problem("mapping.yaml", f"YAML tag '{tag}' is not supported (pesgen "
+                                "reads plain YAML, without tags)",
+                                mapping=f"{source}:{node.start_mark.line + 1}: {path or '(top)'}"))
     if isinstance(node, ScalarNode):
         return _scalar(node)
     if isinstance(node, SequenceNode):
@@ -105,13 +117,52 @@ def load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
+        # PyYAML's str(exc) spans lines and names "<unicode string>": keep it to one line
+        detail = str(getattr(exc, "problem", None) or exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            detail += f" ({context} at line {context_mark.line + 1})"
         raise MappingError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}",
-                           [Problem("mapping.yaml", f"YAML syntax error: {exc}", mapping=where)]
+                           [Problem("mapping.yaml", f"YAML syntax error: {detail}", mapping=where)]
                            ) from None
-    if node is None:
-        return LineDict(), []
+    except RecursionError:
+        raise MappingError(f"{source}: YAML nested too deeply") from None
+    if node is None:  # an empty document: problems about it point at line 1
+        empty = LineDict()
+        empty.line = 1
+        return empty, []
     problems: list[Problem] = []
-    return _build(node, "", problems, source), problems
+    try:
+        size = _expanded_size(node, {}, set())
+        if size > MAX_NODES:
+            raise MappingError(f"{source}: YAML aliases expand to more than {MAX_NODES} "
+                               "values (an alias bomb?)")
+        return _build(node, "", problems, source), problems
+    except RecursionError:  # a recursive alias (&a [*a]) or absurd nesting
+        raise MappingError(f"{source}: YAML nested too deeply, or an alias used inside "
+                           "its own anchor") from None
+
+
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values ``node`` gives once aliases are expanded (shared nodes counted
+    once per use, computed once each)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        raise RecursionError("recursive alias")
+    active.add(key)
+    size = 1
+    if isinstance(node, SequenceNode):
+        size += sum(_expanded_size(child, sizes, active) for child in node.value)
+    elif isinstance(node, MappingNode):
+        size += sum(_expanded_size(v, sizes, active) for _, v in node.value)
+    active.discard(key)
+    sizes[key] = min(size, MAX_NODES + 1)
+    return sizes[key]
 
 
 def load_yaml_file(path: Path) -> tuple[Any, list[Problem], str]:

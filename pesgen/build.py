@@ -512,8 +512,9 @@ class Builder:
                                 f"cannot be split into two lines of {limit}",
                                 mapping=a["street"].where)
                     return None
+                full_length = len(street)
                 complement, street = parts
-                ctx.note("street_overflow", f"street of {len(street) + len(complement) + 1} "
+                ctx.note("street_overflow", f"street of {full_length} "
                          f"characters split into Adr1 ({len(complement)}) + Adr2 ({len(street)})")
             else:
                 why = ("Adr1 already holds the complement" if complement is not None and

@@ -1,0 +1,476 @@
+"""Bad input, bad mappings, broken templates: each gets a clear error that names the
+record (file:row or JSON path), the mapping file:line:key and the rule, carries the
+right exception class / exit code, lists every problem found, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pesgen.errors import (
+    ExitCode,
+    InputDataError,
+    MappingError,
+    PesgenError,
+    Problem,
+    TemplateError,
+)
+from pesgen.export import export
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+RUN = date(2026, 11, 23)
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
+_EXAMPLE_JSON = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _example() -> dict[str, Any]:
+    return copy.deepcopy(_EXAMPLE_JSON)
+
+
+def _index(data: dict[str, Any], number: str) -> int:
+    numbers = [inv["number"] for inv in data["invoices"]]
+    assert numbers.count(number) == 1, number
+    return numbers.index(number)
+
+
+def _write_json(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "school-export.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
+def _csv_rows() -> list[list[str]]:
+    text = (EXAMPLES / "school-export.csv").read_text(encoding="utf-8")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _write_csv(tmp_path: Path, rows: list[list[str]]) -> Path:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path = tmp_path / "school-export.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def _csv_line(path: Path, invoice: str) -> int:
+    """Physical line (1-based) of the first row of ``invoice`` in a CSV file."""
+    text = path.read_text(encoding="utf-8")
+    return text[: text.index(f"\n{invoice},")].count("\n") + 2
+
+
+def _mapping_line(path: Path, text: str) -> int:
+    """1-based line of the only line of ``path`` that contains ``text``."""
+    hits = [i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if text in line]
+    assert len(hits) == 1, (text, hits)
+    return hits[0]
+
+
+def _assert_nothing_written(out: Path) -> None:
+    if out.exists():
+        assert list(out.glob(".pesgen-*.part")) == []
+        assert sorted(p.name for p in out.iterdir()) == []
+
+
+def _refused(tmp_path: Path, mapping: Path, input_path: Path,
+             error: type[PesgenError] = InputDataError, **kwargs: Any) -> PesgenError:
+    out = tmp_path / "out"
+    with pytest.raises(error) as info:
+        export(mapping, input_path, out, RUN, **kwargs)
+    exc = info.value
+    assert type(exc) is error
+    _assert_nothing_written(out)
+    if error is InputDataError:
+        assert out.is_dir()  # the run got past the folder set-up: the refusal is the input's
+        assert "nothing written" in str(exc)
+    assert exc.problems, "a refusal always lists its problems"
+    assert exc.report().endswith(f"{len(exc.problems)} problem(s); nothing was written.")
+    return exc
+
+
+def _only(exc: PesgenError, rule: str) -> Problem:
+    found = [p for p in exc.problems if p.rule == rule]
+    assert len(found) == 1, exc.report()
+    return found[0]
+
+
+def _where(mapping: Path, line_text: str, key: str) -> str:
+    return f"{mapping}:{_mapping_line(mapping, line_text)}: {key}"
+
+
+# ---------------------------------------------------------------- input records
+
+
+def test_invalid_iban_checksum(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    mandate = data["invoices"][i]["payment"]["mandate"]
+    assert mandate["iban"] == "FR7630006000011234567890189"
+    mandate["iban"] = "FR7630006000011234567890188"  # last digit off: checksum fails
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert exc.exit_code == ExitCode.INPUT == 4
+    assert len(exc.problems) == 1
+    p = _only(exc, "sepa.iban")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.invoice == "FA-2026-00101"
+    assert p.mapping == _where(JSON_MAPPING, "iban: payment.mandate.iban",
+                               "bindings.payment.iban")
+    assert "IBAN is invalid" in p.message and "checksum" in p.message
+    text = str(p)
+    assert text.startswith(f"{inp}:$.invoices[{i}] invoice FA-2026-00101: ")
+    assert text.endswith("(rule sepa.iban)")
+    assert f"[mapping {p.mapping}]" in text
+
+
+def test_duplicate_invoice_number_json_names_both_places(tmp_path):
+    data = _example()
+    first = _index(data, "FA-2026-00101")
+    second = _index(data, "FA-2026-00104")
+    data["invoices"][second]["number"] = "FA-2026-00101"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.duplicate-invoice")
+    assert p.record == f"{inp}:$.invoices[{second}]"
+    assert p.invoice == "FA-2026-00101"
+    assert f"already appears at {inp}:$.invoices[{first}]" in p.message
+    assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
+
+
+def test_csv_rows_of_one_invoice_not_contiguous(tmp_path):
+    rows = _csv_rows()
+    header = rows[0]
+    col = header.index("invoice_number")
+    assert rows[1][col] == rows[2][col] == "FA-2026-00101"
+    moved = rows.pop(2)  # FA-2026-00101's second line goes to the end of the file
+    rows.append(moved)
+    inp = _write_csv(tmp_path, rows)
+    last_line = inp.read_text(encoding="utf-8").count("\n")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.duplicate-invoice")
+    assert p.record == f"{inp}:{last_line}"
+    assert p.invoice == "FA-2026-00101"
+    assert f"already appears at {inp}:2" in p.message
+    assert "contiguous" in p.message
+    assert p.mapping == _where(CSV_MAPPING, "number: invoice_number", "bindings.invoice.number")
+
+
+def test_missing_postal_code(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    del data["invoices"][i]["payer"]["address"]["postal_code"]
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, "input.required")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.invoice == "FA-2026-00104"
+    assert p.message == "address.postal_code is missing"
+    assert p.mapping == _where(JSON_MAPPING, "postal_code: payer.address.postal_code",
+                               "bindings.address.postal_code")
+
+
+def test_missing_invoice_number(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    del data["invoices"][i]["number"]
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, "input.required")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.invoice is None
+    assert p.message == "invoice.number is missing"
+    assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
+
+
+def test_missing_line_amount(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    del data["invoices"][i]["lines"][0]["amount"]
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, "input.required")
+    assert p.record == f"{inp}:$.invoices[{i}].lines[0]"
+    assert p.invoice == "FA-2026-00104"
+    assert p.message == "line.amount is missing"
+    assert p.mapping == _where(JSON_MAPPING, "amount: amount", "bindings.line.amount")
+
+
+def test_missing_postal_code_csv_names_the_row(tmp_path):
+    rows = _csv_rows()
+    header = rows[0]
+    hits = [r for r in rows if r[header.index("invoice_number")] == "FA-2026-00104"]
+    assert len(hits) == 1
+    hits[0][header.index("postal_code")] = ""
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.required")
+    assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00104')}"
+    assert p.invoice == "FA-2026-00104"
+    assert p.message == "address.postal_code is missing"
+    assert p.mapping == _where(CSV_MAPPING, "postal_code: postal_code",
+                               "bindings.address.postal_code")
+
+
+def test_unknown_activity_code_names_the_code_table(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00103")
+    data["invoices"][i]["lines"][1]["activity"]["code"] = "BASSON"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, "codes.activity")
+    assert p.record == f"{inp}:$.invoices[{i}].lines[1]"
+    assert p.invoice == "FA-2026-00103"
+    assert "'BASSON'" in p.message and "codes.activities" in p.message
+    assert p.mapping == _where(JSON_MAPPING, "  activities:", "codes.activities")
+
+
+@pytest.mark.parametrize("value, says", [
+    ("31/02/2026", "is not a valid calendar date"),
+    ("2026-13-01", "is not a valid calendar date"),
+    ("hier", "is not a date"),
+])
+def test_malformed_debit_date(tmp_path, value, says):
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    assert data["invoices"][i]["payment"]["method"] == "direct_debit"
+    data["invoices"][i]["payment"]["debit_date"] = value
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, "input.date")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.invoice == "FA-2026-00101"
+    assert p.message.startswith(f"payment.debit_date: '{value}' {says}")
+    assert p.mapping == _where(JSON_MAPPING, "debit_date: payment.debit_date",
+                               "bindings.payment.debit_date")
+
+
+def test_malformed_mandate_signature_date(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00107")
+    data["invoices"][i]["payment"]["mandate"]["signed_on"] = "2026-02-30"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.date")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert "payment.mandate_signed_on: '2026-02-30'" in p.message
+    assert p.mapping == _where(JSON_MAPPING, "mandate_signed_on:",
+                               "bindings.payment.mandate_signed_on")
+
+
+@pytest.mark.parametrize("value, rule, says", [
+    ("12,3,4", "input.amount", "'12,3,4' is not an amount"),
+    ("abc", "input.amount", "'abc' is not an amount"),
+    ("1.234", "pes.amount-decimals", "1.234 has more than 2 decimals"),
+])
+def test_malformed_amount(tmp_path, value, rule, says):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["lines"][0]["amount"] = value
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert len(exc.problems) == 1
+    p = _only(exc, rule)
+    assert p.record == f"{inp}:$.invoices[{i}].lines[0]"
+    assert p.invoice == "FA-2026-00104"
+    assert p.message == f"line.amount: {says}"
+    assert p.mapping == _where(JSON_MAPPING, "amount: amount", "bindings.line.amount")
+
+
+def test_malformed_amount_csv_names_the_row(tmp_path):
+    rows = _csv_rows()
+    header = rows[0]
+    hits = [r for r in rows if r[header.index("invoice_number")] == "FA-2026-00104"]
+    hits[0][header.index("amount")] = "abc"
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.amount")
+    assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00104')}"
+    assert p.message == "line.amount: 'abc' is not an amount"
+
+
+def test_several_bad_records_are_all_listed(tmp_path):
+    data = _example()
+    a = _index(data, "FA-2026-00102")
+    b = _index(data, "FA-2026-00111")
+    c = _index(data, "FA-2026-00112")
+    data["invoices"][a]["lines"][0]["activity"]["code"] = "XYZ"
+    data["invoices"][b]["payer"]["address"]["postal_code"] = ""
+    # two problems in one record, after the others: the run does not stop at the first
+    data["invoices"][c]["payment"]["mandate"]["iban"] = "FR00"
+    data["invoices"][c]["payment"]["debit_date"] = "hier"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    got = sorted((p.record, p.rule) for p in exc.problems)
+    assert got == sorted([
+        (f"{inp}:$.invoices[{a}].lines[0]", "codes.activity"),
+        (f"{inp}:$.invoices[{b}]", "input.required"),
+        (f"{inp}:$.invoices[{c}]", "input.date"),
+        (f"{inp}:$.invoices[{c}]", "sepa.iban"),
+    ])
+    assert str(exc).startswith("4 problem(s) in the input")
+    report = exc.report()
+    for p in exc.problems:
+        assert f"  - {p}" in report
+
+
+def test_every_record_with_a_problem_is_listed_in_csv_too(tmp_path):
+    rows = _csv_rows()
+    header = rows[0]
+    num, act = header.index("invoice_number"), header.index("activity_code")
+    for r in rows[1:]:
+        if r[num] in ("FA-2026-00103", "FA-2026-00113"):
+            r[act] = "NOPE"
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    invoices = sorted({p.invoice for p in exc.problems})
+    assert invoices == ["FA-2026-00103", "FA-2026-00113"]
+    assert {p.rule for p in exc.problems} == {"codes.activity"}
+    assert len(exc.problems) == 4  # two lines each
+
+
+# ---------------------------------------------------------------- mappings
+
+
+def _mapping_copy(tmp_path: Path, old: str, new: str, source: Path = JSON_MAPPING) -> Path:
+    text = source.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("old, new, key, hint", [
+    ("    name: {expr", "    nmae: {expr", "bindings.payer.nmae", "name"),
+    ("  zero_total: leave_out", "  zero_totl: leave_out", "policies.zero_totl", "zero_total"),
+])
+def test_mapping_key_typo_says_did_you_mean(tmp_path, old, new, key, hint):
+    m = _mapping_copy(tmp_path, old, new)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    assert exc.exit_code == ExitCode.MAPPING == 3
+    line = _mapping_line(m, new)
+    unknown = [p for p in exc.problems if "unknown key" in p.message]
+    assert len(unknown) == 1, exc.report()
+    p = unknown[0]
+    assert p.rule == "mapping.schema"
+    assert p.mapping == f"{m}:{line}: {key}"
+    assert f"did you mean '{hint}'?" in p.message
+    assert f"[mapping {m}:{line}: {key}]" in exc.report()
+
+
+def test_mapping_typo_of_a_required_binding_also_says_it_is_missing(tmp_path):
+    m = _mapping_copy(tmp_path, "    name: {expr", "    nmae: {expr")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    required = [p for p in exc.problems if p.message == "'name' is required"]
+    assert len(required) == 1
+    assert required[0].mapping == f"{m}:{_mapping_line(m, '  payer:')}: bindings.payer"
+
+
+def test_duplicate_yaml_key_reported_with_both_lines(tmp_path):
+    m = _mapping_copy(tmp_path, "  asap_delay_days: 0\n",
+                      "  asap_delay_days: 0\n  asap_delay_days: 3\n")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    first = _mapping_line(m, "asap_delay_days: 0")
+    second = _mapping_line(m, "asap_delay_days: 3")
+    assert second == first + 1
+    p = _only(exc, "mapping.duplicate-key")
+    assert p.mapping == f"{m}:{second}: output.asap_delay_days"
+    assert f"first at line {first}" in p.message
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('cod_col: "123"', "cod_col: 123", "collectivity.cod_col"),
+    ('cod_bud: "00"', "cod_bud: 10", "collectivity.cod_bud"),
+])
+def test_unquoted_numeric_code_must_be_a_string(tmp_path, old, new, key):
+    m = _mapping_copy(tmp_path, old, new)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    assert len(exc.problems) == 1, exc.report()
+    p = exc.problems[0]
+    assert p.rule == "mapping.schema"
+    assert p.mapping == f"{m}:{_mapping_line(m, new)}: {key}"
+    assert "must be a string" in p.message and "quote it" in p.message
+
+
+def test_unquoted_code_with_leading_zero_stays_the_string_written(tmp_path):
+    # YAML 1.1 would read 00 as the integer 0; pesgen's loader keeps the text.
+    from pesgen.mapping import load_mapping
+
+    m = _mapping_copy(tmp_path, 'cod_bud: "00"', "cod_bud: 00")
+    assert load_mapping(m).collectivity.cod_bud == "00"
+
+
+# ---------------------------------------------------------------- templates
+
+
+def _broken_bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, Path, Path]:
+    """A copy of pes-ormc named broken-fmt with one template edit; returns
+    (formats dir, mapping using it, template file)."""
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "broken-fmt"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    fmt_yaml = bundle / "format.yaml"
+    text = fmt_yaml.read_text(encoding="utf-8")
+    assert text.count("name: pes-ormc") == 1
+    fmt_yaml.write_text(text.replace("name: pes-ormc", "name: broken-fmt"), encoding="utf-8")
+    template = bundle / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    template.write_text(text.replace(old, new), encoding="utf-8")
+    mapping = _mapping_copy(tmp_path, "format: pes-ormc", "format: broken-fmt")
+    return fmts, mapping, template
+
+
+def test_template_syntax_error_names_file_and_line(tmp_path):
+    fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                       '<TypBord V="06"/>{% if %}')
+    line = _mapping_line(template, "{% if %}")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    assert exc.exit_code == ExitCode.TEMPLATE == 5
+    p = _only(exc, "template.syntax")
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert f"broken-fmt/pes-aller.xml.j2:{line}: syntax error" in str(exc)
+
+
+def test_template_undefined_variable_in_head_names_file_and_line(tmp_path):
+    fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                       '<TypBord V="{{ doc.nope }}"/>')
+    line = _mapping_line(template, "doc.nope")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    p = _only(exc, "template")
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert "UndefinedError" in p.message and "'nope'" in p.message
+    assert str(exc).startswith(f"template broken-fmt/pes-aller.xml.j2:{line}: ")
+    assert str(exc).endswith("(head)")
+
+
+def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):
+    fmts, m, template = _broken_bundle(tmp_path, '<Cle2 V="{{ t.cle2 }}"/>',
+                                       '<Cle2 V="{{ t.cle2 }}{{ t.nope }}"/>')
+    line = _mapping_line(template, "t.nope")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    p = _only(exc, "template")
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert "'nope'" in p.message
+    assert "piece of invoice FA-2026-00101" in str(exc)

@@ -1,0 +1,405 @@
+"""The command line: exit codes, messages, summary, and the never-overwrite guarantee."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.export import export
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
+JSON_INPUT = EXAMPLES / "school-export.json"
+CSV_INPUT = EXAMPLES / "school-export.csv"
+XML_NAME = "PESORMC_21450999400015_2026_0000001.xml"
+REFS_NAME = "PESORMC_21450999400015_2026_0000001.references.csv"
+
+runner = CliRunner()
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    # every failure is a clean exit with a code, never an escaped exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
+def _export(out: Path, *extra: str | Path, mapping: Path = JSON_MAPPING,
+            input_path: Path = JSON_INPUT, run_date: str = RUN_DATE):
+    return _run("export", "-m", mapping, "-i", input_path, "-o", out, "--date", run_date,
+                *extra)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def example_xml(tmp_path_factory) -> Path:
+    """The example run exported once (library, no store) for the validate tests."""
+    out = tmp_path_factory.mktemp("example")
+    result = export(JSON_MAPPING, JSON_INPUT, out, date.fromisoformat(RUN_DATE))
+    return result.files[0].path
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_ok_prints_the_summary(tmp_path):
+    out = tmp_path / "out"
+    r = _export(out, "--db", tmp_path / "state.sqlite3")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+    stdout = r.stdout
+    assert _files(out) == [REFS_NAME, XML_NAME]
+    assert f"  wrote {out / XML_NAME}  (IdBord 1, 11 title(s), total 2527.25, sha256 " in stdout
+    assert f"  wrote {out / REFS_NAME}  (payment references)" in stdout
+    assert "titles: 11, total 2527.25" in stdout
+    # the zero-total invoice is left out, and the summary says where it was and why
+    assert "left out: 1" in stdout
+    left = [ln for ln in stdout.splitlines() if "FA-2026-00106" in ln]
+    assert len(left) == 1
+    assert "school-export.json:$.invoices[5]" in left[0]
+    assert left[0].endswith("total is 0.00 (policy zero_total)")
+    # every policy applied is counted, the notable ones are detailed per invoice
+    applied = re.search(r"^policies applied: (.*)$", stdout, re.M)
+    assert applied, stdout
+    counts = dict(item.split(" ×") for item in applied[1].split(", "))
+    assert counts["negative_lines"] == "1"
+    assert counts["street_overflow"] == "2"
+    assert counts["foreign_address"] == "1"
+    assert counts["missing_civility"] == "1"
+    assert "  - FA-2026-00101: negative_lines: line 4 (-22.75) netted 22.75 into line 1" in stdout
+    assert "  - FA-2026-00105: foreign_address: BE: CP 99999" in stdout
+    # the file written is the one announced: its checksum prefix is printed
+    import hashlib
+
+    digest = hashlib.sha256((out / XML_NAME).read_bytes()).hexdigest()
+    assert f"sha256 {digest[:16]}…" in stdout
+
+
+def test_export_csv_ok(tmp_path):
+    out = tmp_path / "out"
+    r = _export(out, mapping=CSV_MAPPING, input_path=CSV_INPUT)
+    assert r.exit_code == 0, r.output
+    assert "titles: 11, total 2527.25" in r.stdout
+    assert _files(out) == [REFS_NAME, XML_NAME]
+
+
+def test_export_quiet_prints_nothing(tmp_path):
+    out = tmp_path / "out"
+    r = _export(out, "--quiet")
+    assert r.exit_code == 0
+    assert r.stdout == "" and r.stderr == ""
+    assert XML_NAME in _files(out)
+
+
+def test_same_date_twice_gives_byte_identical_files(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    # two separate state stores: both runs get IdBord 1 (one store would refuse the
+    # second run as a duplicate of the first)
+    ra = _export(a, "--db", tmp_path / "a.sqlite3")
+    rb = _export(b, "--db", tmp_path / "b.sqlite3")
+    assert ra.exit_code == rb.exit_code == 0, (ra.output, rb.output)
+    assert _files(a) == _files(b) == [REFS_NAME, XML_NAME]
+    for name in (XML_NAME, REFS_NAME):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    raw = (a / XML_NAME).read_bytes()
+    assert b'<DteStr V="2026-11-23"/>' in raw and b'<DteBordEm V="2026-11-23"/>' in raw
+
+
+def test_other_date_other_bytes(tmp_path):
+    ra = _export(tmp_path / "a", "--db", tmp_path / "a.sqlite3")
+    rb = _export(tmp_path / "b", "--db", tmp_path / "b.sqlite3", run_date="2026-11-24")
+    assert ra.exit_code == rb.exit_code == 0
+    raw = (tmp_path / "b" / XML_NAME).read_bytes()
+    assert raw != (tmp_path / "a" / XML_NAME).read_bytes()
+    assert b'<DteStr V="2026-11-24"/>' in raw
+
+
+@pytest.mark.parametrize("value", ["2026-02-30", "23/11/2026", "hier", "2026-1-5x"])
+def test_bad_date_is_a_usage_error(tmp_path, value):
+    out = tmp_path / "out"
+    r = _export(out, run_date=value)
+    assert r.exit_code == ExitCode.USAGE == 2
+    assert r.stderr.strip() == f"error: --date must be YYYY-MM-DD, got '{value}'"
+    assert r.stdout == ""
+    assert not out.exists()
+
+
+def test_input_error_exit_4_lists_the_record_and_writes_nothing(tmp_path):
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    data["invoices"][0]["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
+    data["invoices"][2]["lines"][1]["activity"]["code"] = "BASSON"
+    inp = tmp_path / "school-export.json"
+    inp.write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "out"
+    r = _export(out, input_path=inp)
+    assert r.exit_code == ExitCode.INPUT == 4
+    assert r.stdout == ""
+    err = r.stderr.splitlines()
+    assert err[0] == "error: 2 problem(s) in the input; nothing written"
+    assert err[-1] == "2 problem(s); nothing was written."
+    problems = [ln for ln in err if ln.startswith("  - ")]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"  - {inp}:$.invoices[0] invoice FA-2026-00101: IBAN is")
+    assert problems[0].endswith("(rule sepa.iban)")
+    assert f"[mapping {JSON_MAPPING}:" in problems[0]
+    assert problems[1].startswith(f"  - {inp}:$.invoices[2].lines[1] invoice FA-2026-00103: ")
+    assert problems[1].endswith("(rule codes.activity)")
+    assert _files(out) == []
+
+
+def test_missing_input_file_is_an_input_error(tmp_path):
+    r = _export(tmp_path / "out", input_path=tmp_path / "nope.json")
+    assert r.exit_code == ExitCode.INPUT
+    assert "nope.json: input file not found" in r.stderr
+
+
+def test_mapping_error_on_export_exit_3(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "zero_total: leave_out", "zero_totl: leave_out"), encoding="utf-8")
+    out = tmp_path / "out"
+    r = _export(out, mapping=m)
+    assert r.exit_code == ExitCode.MAPPING == 3
+    assert "did you mean 'zero_total'?" in r.stderr
+    assert _files(out) == []
+
+
+def _broken_bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "broken-fmt"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    fy = bundle / "format.yaml"
+    fy.write_text(fy.read_text(encoding="utf-8").replace("name: pes-ormc", "name: broken-fmt"),
+                  encoding="utf-8")
+    tpl = bundle / "pes-aller.xml.j2"
+    text = tpl.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    tpl.write_text(text.replace(old, new), encoding="utf-8")
+    m = tmp_path / "m.yaml"
+    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "format: pes-ormc", "format: broken-fmt"), encoding="utf-8")
+    return fmts, m
+
+
+def _line_of(path: Path, needle: str) -> int:
+    hits = [i for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if needle in ln]
+    assert len(hits) == 1
+    return hits[0]
+
+
+def test_template_error_exit_5(tmp_path):
+    fmts, m = _broken_bundle(tmp_path, '<TypBord V="06"/>', '<TypBord V="{{ doc.nope }}"/>')
+    line = _line_of(fmts / "broken-fmt" / "pes-aller.xml.j2", "doc.nope")
+    out = tmp_path / "out"
+    r = _export(out, "--formats-dir", fmts, mapping=m)
+    assert r.exit_code == ExitCode.TEMPLATE == 5
+    assert r.stderr.startswith(f"error: template broken-fmt/pes-aller.xml.j2:{line}: ")
+    assert "(rule template)" in r.stderr
+    assert _files(out) == []
+
+
+def test_export_refuses_to_overwrite_an_existing_file(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / XML_NAME
+    existing.write_bytes(b"the file sent to the treasury last week\n")
+    before = existing.stat()
+    db = tmp_path / "state.sqlite3"
+    r = _export(out, "--db", db)
+    assert r.exit_code == ExitCode.USAGE == 2
+    assert f"{existing} already exists" in r.stderr
+    assert "never overwrites" in r.stderr
+    assert r.stdout == ""
+    assert existing.read_bytes() == b"the file sent to the treasury last week\n"
+    assert existing.stat().st_mtime_ns == before.st_mtime_ns
+    assert _files(out) == [XML_NAME]  # no references file, no .pesgen-*.part leftover
+    # the refused run consumed no number and recorded no invoice
+    again = _export(tmp_path / "elsewhere", "--db", db)
+    assert again.exit_code == 0, again.output
+    assert "(IdBord 1, 11 title(s)" in again.stdout
+
+
+def test_export_into_a_file_instead_of_a_folder(tmp_path):
+    target = tmp_path / "not-a-folder"
+    target.write_text("x", encoding="utf-8")
+    r = _export(target)
+    assert r.exit_code == ExitCode.USAGE
+    assert "is not a folder" in r.stderr
+    assert target.read_text(encoding="utf-8") == "x"
+
+
+# ---------------------------------------------------------------- check-mapping
+
+
+@pytest.mark.parametrize("mapping, kind", [(JSON_MAPPING, "json"), (CSV_MAPPING, "csv")])
+def test_check_mapping_ok(mapping, kind):
+    r = _run("check-mapping", mapping)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"{mapping}: OK (format pes-ormc, 9 activity code(s), input {kind})"
+
+
+def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):
+    text = JSON_MAPPING.read_text(encoding="utf-8")
+    text = text.replace("zero_total: leave_out", "zero_totl: leave_out")
+    text = text.replace("  asap_delay_days: 0", "  asap_delay_days: -1")
+    m = tmp_path / "m.yaml"
+    m.write_text(text, encoding="utf-8")
+    r = _run("check-mapping", m)
+    assert r.exit_code == ExitCode.MAPPING == 3
+    assert r.stdout == ""
+    err = r.stderr
+    assert err.startswith(f"error: {m}: invalid mapping\n")
+    typo = _line_of(m, "zero_totl")
+    delay = _line_of(m, "asap_delay_days")
+    assert (f"  - unknown key 'zero_totl' (did you mean 'zero_total'?) "
+            f"[mapping {m}:{typo}: policies.zero_totl] (rule mapping.schema)") in err
+    assert f"[mapping {m}:{delay}: output.asap_delay_days]" in err
+    assert err.rstrip().endswith("2 problem(s); nothing was written.")
+
+
+def test_check_mapping_missing_file_exit_3(tmp_path):
+    r = _run("check-mapping", tmp_path / "absent.yaml")
+    assert r.exit_code == ExitCode.MAPPING
+    assert "absent.yaml: file not found" in r.stderr
+
+
+def test_check_mapping_checks_the_template(tmp_path):
+    fmts, m = _broken_bundle(tmp_path, '<TypBord V="06"/>', '<TypBord V="06"/>{% if %}')
+    line = _line_of(fmts / "broken-fmt" / "pes-aller.xml.j2", "{% if %}")
+    r = _run("check-mapping", m, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE == 5
+    assert f"broken-fmt/pes-aller.xml.j2:{line}" in r.stderr
+    assert "(rule template.syntax)" in r.stderr
+
+
+def test_check_mapping_unknown_format_is_a_usage_error(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "format: pes-ormc", "format: pes-nope"), encoding="utf-8")
+    r = _run("check-mapping", m)
+    assert r.exit_code == ExitCode.USAGE
+    assert "unknown output format 'pes-nope'" in r.stderr
+    assert "pes-ormc" in r.stderr  # the known ones are listed
+
+
+# ---------------------------------------------------------------- validate
+
+
+def test_validate_good_file(example_xml):
+    r = _run("validate", example_xml)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"{example_xml}: valid (pesgen XSD + bordereau rules)"
+
+
+@pytest.mark.parametrize("old, new, rule, says", [
+    ('<NbrPce V="11"/>', '<NbrPce V="10"/>', "pes.nbr-pce",
+     "NbrPce is 10, the bordereau has 11 pieces"),
+    ('<MtBordHt V="2527.25"/>', '<MtBordHt V="2527.26"/>', "pes.mt-bord-ht",
+     "MtBordHt is 2527.26"),
+    ('<TypBord V="06"/>', '<TypBord V="6"/>', "xsd.pesgen", "TypBord"),
+])
+def test_validate_tampered_file_exit_6(tmp_path, example_xml, old, new, rule, says):
+    raw = example_xml.read_bytes()
+    assert raw.count(old.encode()) == 1
+    tampered = tmp_path / XML_NAME
+    tampered.write_bytes(raw.replace(old.encode(), new.encode()))
+    r = _run("validate", tampered)
+    assert r.exit_code == ExitCode.OUTPUT == 6
+    assert r.stdout == ""
+    problems = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    hits = [ln for ln in problems if ln.endswith(f"(rule {rule})")]
+    assert hits, r.stderr
+    assert says in hits[0]
+    assert XML_NAME in hits[0]  # names the file (and line)
+
+
+def test_validate_missing_file_exit_2(tmp_path):
+    r = _run("validate", tmp_path / "absent.xml")
+    assert r.exit_code == ExitCode.USAGE == 2
+    assert r.stderr.strip() == f"error: {tmp_path / 'absent.xml'}: no such file"
+
+
+def test_validate_not_xml_exit_6(tmp_path):
+    junk = tmp_path / "junk.xml"
+    junk.write_text("<PES_Aller><unclosed>", encoding="utf-8")
+    r = _run("validate", junk)
+    assert r.exit_code == ExitCode.OUTPUT
+    assert "not well-formed" in r.stderr
+
+
+# ---------------------------------------------------------------- formats, version
+
+
+def test_formats_lists_pes_ormc():
+    r = _run("formats")
+    assert r.exit_code == 0
+    rows = [ln.split() for ln in r.stdout.splitlines()]
+    ormc = [row for row in rows if row and row[0] == "pes-ormc"]
+    assert len(ormc) == 1
+    assert ormc[0][1:3] == ["stable", "xml"]
+
+
+def test_formats_shows_a_broken_bundle_without_failing(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "misnamed")
+    r = _run("formats", "--formats-dir", fmts)
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    broken = [ln for ln in lines if ln.startswith("misnamed")]
+    assert len(broken) == 1 and "BROKEN" in broken[0]
+    assert any(ln.startswith("pes-ormc ") for ln in lines)
+
+
+def test_version():
+    from pesgen import __version__
+
+    r = _run("version")
+    assert r.exit_code == 0 and r.stdout.strip() == __version__
+
+
+# ---------------------------------------------------------------- the real executable
+
+
+def _pesgen_command() -> list[str]:
+    script = Path(sys.executable).with_name("pesgen")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from pesgen.cli import main; main()"]
+
+
+def test_installed_command_exit_codes(tmp_path):
+    env = {**os.environ, "PESGEN_DB": str(tmp_path / "state.sqlite3")}
+    out = tmp_path / "out"
+    ok = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                         str(JSON_INPUT), "-o", str(out), "--date", RUN_DATE],
+                        capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "titles: 11, total 2527.25" in ok.stdout
+    assert _files(out) == [REFS_NAME, XML_NAME]
+    # the same invoices again, same store: refused by the state store, nothing written
+    again = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                            str(JSON_INPUT), "-o", str(tmp_path / "again"), "--date",
+                            RUN_DATE], capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    assert again.returncode == ExitCode.STATE == 7, again.stderr
+    assert "Traceback" not in again.stderr
+    assert _files(tmp_path / "again") == []

@@ -1,0 +1,345 @@
+"""Mapping files: the safe YAML loader, the schema and semantic checks (every problem
+listed, each with file:line: key), and a sweep over the shipped mappings."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen._yaml import LineDict, load_yaml_text
+from pesgen.cli import app
+from pesgen.errors import ExitCode, MappingError, PesgenError
+from pesgen.export import export
+from pesgen.mapping import load_mapping
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+TEXT = MAPPING.read_text(encoding="utf-8")
+
+
+def _write(tmp_path: Path, text: str, name: str = "mapping.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _edit(*pairs: tuple[str, str]) -> str:
+    text = TEXT
+    for old, new in pairs:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+def _line(path: Path, needle: str) -> int:
+    hits = [i for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if needle in ln]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def _refused(path: Path) -> MappingError:
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    assert info.value.exit_code == ExitCode.MAPPING
+    return info.value
+
+
+# ---------------------------------------------------------------- every problem at once
+
+
+def test_three_independent_schema_mistakes_give_three_problems(tmp_path):
+    m = _write(tmp_path, _edit(
+        ("  zero_total: leave_out", "  zero_totl: leave_out"),
+        ('cod_col: "123"', "cod_col: 123"),
+        ("  asap_delay_days: 0", "  asap_delay_days: -1"),
+    ))
+    exc = _refused(m)
+    assert str(exc) == f"{m}: invalid mapping"
+    assert sorted(p.mapping for p in exc.problems) == sorted([
+        f"{m}:{_line(m, 'zero_totl')}: policies.zero_totl",
+        f"{m}:{_line(m, 'cod_col')}: collectivity.cod_col",
+        f"{m}:{_line(m, 'asap_delay_days')}: output.asap_delay_days",
+    ])
+    assert {p.rule for p in exc.problems} == {"mapping.schema"}
+    by_key = {p.mapping.rsplit(" ", 1)[1]: p.message for p in exc.problems}
+    assert by_key["policies.zero_totl"] == "unknown key 'zero_totl' (did you mean 'zero_total'?)"
+    assert by_key["collectivity.cod_col"].startswith("123 must be a string: quote it in YAML")
+    assert "-1 is less than the minimum of 0" in by_key["output.asap_delay_days"]
+
+
+def test_yaml_problems_and_schema_problems_are_listed_together(tmp_path):
+    m = _write(tmp_path, _edit(
+        ("  asap_delay_days: 0\n", "  asap_delay_days: 0\n  asap_delay_days: 2\n"),
+        ("    sigle: PESGEN", "    sigel: PESGEN"),
+        ("  case: upper", "  case: shout"),
+    ))
+    exc = _refused(m)
+    got = sorted((p.rule, p.mapping) for p in exc.problems)
+    assert got == sorted([
+        ("mapping.duplicate-key", f"{m}:{_line(m, 'asap_delay_days: 2')}: output.asap_delay_days"),
+        ("mapping.schema", f"{m}:{_line(m, 'sigel')}: output.emitter.sigel"),
+        ("mapping.schema", f"{m}:{_line(m, 'case: shout')}: policies.case"),
+    ])
+    dup = next(p for p in exc.problems if p.rule == "mapping.duplicate-key")
+    assert f"first at line {_line(m, 'asap_delay_days: 0')}" in dup.message
+    assert exc.report().endswith("3 problem(s); nothing was written.")
+
+
+def test_three_semantic_mistakes_give_three_problems(tmp_path):
+    m = _write(tmp_path, _edit(
+        ('siret: "21450999400015"', 'siret: "21450999400016"'),  # checksum off by one
+        ('person:       {category: "01", legal_nature: "01"}',
+         'person:       {category: "01", legal_nature: "03"}'),
+        ('"Mlle": MME', '"Mlle": MLLE'),
+    ))
+    exc = _refused(m)
+    got = sorted((p.rule, p.mapping) for p in exc.problems)
+    assert got == sorted([
+        ("collectivity.siret", f"{m}:{_line(m, 'siret:')}: collectivity.siret"),
+        ("pes.cat-nat-grid",
+         f"{m}:{_line(m, 'person:')}: codes.payer_kinds.person.legal_nature"),
+        ("pes.civility", f"{m}:{_line(m, 'Mlle')}: codes.civility.Mlle"),
+    ])
+    grid = next(p for p in exc.problems if p.rule == "pes.cat-nat-grid")
+    assert "allowed NatJur: 01, 02" in grid.message
+
+
+def test_empty_mapping_lists_every_required_section(tmp_path):
+    m = _write(tmp_path, "# nothing yet\n")
+    exc = _refused(m)
+    required = sorted(re.match(r"'(\w+)' is required", p.message)[1] for p in exc.problems)
+    assert required == sorted(["pesgen_mapping", "collectivity", "output", "input", "bindings",
+                               "codes"])
+    assert {p.mapping for p in exc.problems} == {f"{m}:1: (top)"}
+
+
+def test_csv_input_needs_group_by(tmp_path):
+    m = _write(tmp_path, _edit(("  format: json", "  format: csv")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.input", f"{m}:{_line(m, 'input:')}: input")]
+    assert "group_by" in exc.problems[0].message
+
+
+def test_expression_syntax_error_names_the_binding(tmp_path):
+    m = _write(tmp_path, _edit(('{expr: "invoice.number | digits"}',
+                                '{expr: "invoice.number | digits("}')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.expr", f"{m}:{_line(m, 'debt_number:')}: bindings.invoice.debt_number")]
+
+
+def test_wrong_mapping_version(tmp_path):
+    m = _write(tmp_path, _edit(("pesgen_mapping: 1", "pesgen_mapping: 2")))
+    exc = _refused(m)
+    assert [p.mapping for p in exc.problems] == [f"{m}:{_line(m, 'pesgen_mapping')}: "
+                                                 "pesgen_mapping"]
+
+
+def test_mapping_where_gives_the_key_line():
+    m = load_mapping(MAPPING)
+    assert m.where("codes", "activities") == (
+        f"{MAPPING}:{_line(MAPPING, '  activities:')}: codes.activities")
+    assert m.bindings["payment"]["iban"].where == (
+        f"{MAPPING}:{_line(MAPPING, 'iban: payment.mandate.iban')}: bindings.payment.iban")
+
+
+# ---------------------------------------------------------------- YAML traps
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("01234", "01234"),  # a code keeps its leading zero
+    ("00", "00"),
+    ("045012", "045012"),
+    ("NO", "NO"),  # Norway, not False
+    ("no", "no"),
+    ("yes", "yes"),
+    ("on", "on"),
+    ("2026-01-31", "2026-01-31"),  # not a datetime.date
+    ("1.5", "1.5"),  # not a float
+    ("1e3", "1e3"),
+    (".inf", ".inf"),
+    ("0x1F", "0x1F"),
+    ("0o17", "0o17"),
+    ("1_000", "1_000"),
+    ("12:30", "12:30"),  # not sexagesimal 750
+    ("!!str 123", "123"),
+    ("'42'", "42"),
+    ('"true"', "true"),
+    ("42", 42),
+    ("-7", -7),
+    ("0", 0),
+    ("true", True),
+    ("false", False),
+    ("~", None),
+    ("null", None),
+    ("", None),
+])
+def test_yaml_scalars(raw, expected):
+    data, problems = load_yaml_text(f"key: {raw}\n", "t.yaml")
+    assert problems == []
+    value = data["key"]
+    assert value == expected and type(value) is type(expected)
+
+
+def test_yaml_traps_inside_a_real_mapping(tmp_path):
+    m = _write(tmp_path, _edit(('id_post: "045012"', "id_post: 045012"),
+                               ('cod_bud: "00"', "cod_bud: 00"),
+                               ('cod_col: "123"', "cod_col: !!str 123")))
+    mapping = load_mapping(m)
+    c = mapping.collectivity
+    assert (c.id_post, c.cod_bud, c.cod_col) == ("045012", "00", "123")
+    assert c.exercise == 2026
+
+
+def test_yaml_keys_remember_their_lines():
+    data, _ = load_yaml_text("a:\n  b: 1\n\n  c:\n    - x\n    - y\n", "t.yaml")
+    assert isinstance(data, LineDict)
+    assert data.key_lines == {"a": 1}
+    assert data["a"].key_lines == {"b": 2, "c": 4}
+    assert data["a"]["c"].item_lines == [5, 6]
+
+
+# ---------------------------------------------------------------- nothing is executed
+
+
+def test_python_tags_are_never_constructed(tmp_path):
+    marker = tmp_path / "pwned"
+    text = (f"a: !!python/object/apply:os.system ['touch {marker}']\n"
+            f"b: !!python/object/new:subprocess.Popen [['touch', '{marker}']]\n"
+            "c: !!python/name:os.system\n"
+            "d: !!python/object:pesgen.errors.Problem {rule: r, message: m}\n"
+            "e: !include secrets.yaml\n")
+    data, problems = load_yaml_text(text, "t.yaml")
+    assert not marker.exists()
+    assert [(p.rule, p.mapping) for p in problems] == [
+        ("mapping.yaml", f"t.yaml:{n}: {k}") for n, k in enumerate("abcde", 1)]
+    assert "'!!python/object/apply:os.system' is not supported" in problems[0].message
+    assert "'!include' is not supported" in problems[4].message
+    # only plain data came out: no object was built
+    assert data["a"] == [f"touch {marker}"]
+    assert type(data["d"]) is LineDict and data["d"] == {"rule": "r", "message": "m"}
+    assert data["c"] == ""
+
+
+def test_python_tag_in_a_mapping_refuses_it(tmp_path):
+    marker = tmp_path / "pwned"
+    m = _write(tmp_path, _edit(("  name: Commune de Villeneuve-sur-Loing",
+                                f"  name: !!python/object/apply:os.system ['touch {marker}']")))
+    exc = _refused(m)
+    assert not marker.exists()
+    tags = [p for p in exc.problems if p.rule == "mapping.yaml"]
+    assert [p.mapping for p in tags] == [f"{m}:{_line(m, 'python/object')}: collectivity.name"]
+
+
+def test_pesgen_never_uses_an_unsafe_yaml_loader():
+    unsafe = re.compile(r"yaml\.(load|full_load|unsafe_load|load_all)\(|"
+                        r"\b(Full|Unsafe)Loader\b|Loader=yaml\.Loader\b")
+    offenders = [f"{path.name}:{i}" for path in sorted((ROOT / "pesgen").glob("*.py"))
+                 for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if unsafe.search(line)]
+    assert offenders == []
+
+
+def test_recursive_alias_is_a_mapping_error():
+    with pytest.raises(MappingError, match="alias used inside its own anchor"):
+        load_yaml_text("a: &a [1, *a]\n", "t.yaml")
+
+
+def test_alias_bomb_is_refused_quickly():
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    with pytest.raises(MappingError, match="aliases expand to more than"):
+        load_yaml_text("\n".join(levels) + "\n", "t.yaml")
+
+
+def test_plain_alias_reuse_still_works():
+    data, problems = load_yaml_text("base: &b {product: FMC1, nature: '7062'}\n"
+                                    "other: *b\n", "t.yaml")
+    assert problems == []
+    assert data["other"] == {"product": "FMC1", "nature": "7062"}
+
+
+def test_deep_nesting_is_a_mapping_error():
+    with pytest.raises(MappingError, match="nested too deeply"):
+        load_yaml_text("a: " + "[" * 3000 + "]" * 3000 + "\n", "t.yaml")
+
+
+# ---------------------------------------------------------------- unreadable files
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    m = _write(tmp_path, _edit(('budget_label: COMMUNE DE VILLENEUVE SUR LOING',
+                                'budget_label: [COMMUNE')))
+    exc = _refused(m)
+    assert re.match(rf"{re.escape(str(m))}:\d+: YAML syntax error: ", str(exc))
+    (p,) = exc.problems
+    assert p.rule == "mapping.yaml"
+    assert p.mapping.startswith(f"{m}:")
+    assert "\n" not in p.message and "<unicode string>" not in p.message
+
+
+def test_merge_keys_are_refused(tmp_path):
+    m = _write(tmp_path, _edit(("  payer_kinds:\n", "  payer_kinds:\n    <<: {x: 1}\n")))
+    exc = _refused(m)
+    p = next(p for p in exc.problems if p.rule == "mapping.yaml")
+    assert p.mapping == f"{m}:{_line(m, '<<')}: codes.payer_kinds.<<"
+
+
+def test_non_utf8_mapping(tmp_path):
+    m = tmp_path / "latin1.yaml"
+    m.write_bytes(TEXT.encode("latin-1", errors="replace"))
+    with pytest.raises(MappingError, match=r"latin1\.yaml: not UTF-8"):
+        load_mapping(m)
+
+
+def test_a_list_is_not_a_mapping(tmp_path):
+    m = _write(tmp_path, "- a\n- b\n")
+    with pytest.raises(MappingError, match="a mapping file is a YAML mapping"):
+        load_mapping(m)
+
+
+def test_missing_mapping_file(tmp_path):
+    with pytest.raises(MappingError, match="file not found"):
+        load_mapping(tmp_path / "absent.yaml")
+
+
+# ---------------------------------------------------------------- the shipped mappings
+
+SHIPPED = sorted(MAPPINGS.glob("*.yaml"))
+
+
+def test_there_are_shipped_mappings():
+    assert len(SHIPPED) >= 2
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_mapping_loads_checks_and_exports(tmp_path, path):
+    mapping = load_mapping(path)
+    assert mapping.codes.activities
+    r = CliRunner().invoke(app, ["check-mapping", str(path)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{path}: OK (format {mapping.output.format}")
+    examples = sorted(EXAMPLES.glob(f"*.{mapping.input.format}"))
+    if not examples:
+        pytest.skip(f"no {mapping.input.format} example in examples/")
+    # each example is for one school software layout: at least one must export
+    failures: list[str] = []
+    for i, example in enumerate(examples):
+        try:
+            result = export(path, example, tmp_path / f"out{i}", date(2026, 11, 23))
+        except PesgenError as exc:
+            failures.append(f"{example.name}: {exc.report()}")
+            continue
+        assert result.titles > 0
+        assert all(f.path.is_file() for f in result.files)
+        break
+    else:
+        pytest.fail("no example exports with this mapping:\n" + "\n".join(failures))
