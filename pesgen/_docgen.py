@@ -1,0 +1,204 @@
+"""Generate the reference pages of docs/ from the code: the mapping reference (from the
+JSON Schema) and the list of rules checked (from ``rules.RULES`` and the table below).
+
+    python -m pesgen._docgen          # rewrite docs/mapping-reference.md and docs/rules.md
+    python -m pesgen._docgen --check  # exit 1 if they are out of date (the tests do this)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._schema import load_schema
+from .rules import RULES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+# Rules checked outside rules.RULES: while mapping the input (build), on the rendered
+# file (validate), at mapping load, and by the state store. (id, what, source)
+OTHER_RULES: list[tuple[str, str, str, str]] = [
+    ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
+    ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
+    ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
+    ("mapping", "mapping.expr", "A binding expression compiles and evaluates.", "pesgen"),
+    ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists.", "pesgen"),
+    ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
+    ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder.", "pesgen (schemas/format.schema.json)"),
+    ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ ERREUR_SIRET"),
+    ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
+    ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),
+    ("input", "input.required", "A required field (invoice number, NumDette, payer kind and name, street, postal code, city, line activity and amount; mandate fields for a direct debit) is present.", "DT v5.19 PES_RecetteAller (cardinalities)"),
+    ("input", "input.duplicate-invoice", "An invoice number appears once in the input (CSV: its rows are contiguous).", "pesgen (nothing twice)"),
+    ("input", "input.single-debtor", "CSV: the invoice-level columns are identical on every row of an invoice (one debtor per title).", "DT v5.19 BlocPiece/IdPce: ORMC title single-debtor"),
+    ("input", "input.lines", "An invoice has at least one line.", "DT v5.19 Piece: LigneDePiece 1..n"),
+    ("input", "input.date", "Dates are valid (ISO or French).", "DT v5.19 Base_Date"),
+    ("input", "input.amount", "Amounts are numbers (ISO or French).", "DT v5.19 Base_Montant"),
+    ("input", "input.bool", "Yes/no values are recognisable.", "pesgen"),
+    ("input", "input.total", "A declared invoice total equals the sum of its lines.", "DT v5.19 MtBordHt = Σ MtHT (ERREUR_CUMUL_MONTANTS)"),
+    ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column", "The export file is readable: valid JSON/CSV, right field count, declared encoding.", "pesgen"),
+    ("input", "codes.activity", "Every activity code is in codes.activities.", "pesgen (no silent fallback)"),
+    ("input", "codes.payer-kind", "Every payer kind is in codes.payer_kinds.", "pesgen"),
+    ("input", "codes.civility", "Every civility is in codes.civility (when the table is given).", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
+    ("input", "codes.country", "A foreign country has an INSEE code in codes.countries.", "DT v5.19 Adresse/CodPays"),
+    ("input", "codes.sepa-sequence", "The SEPA sequence translates to SequencePres 01-04.", "DT v5.19 TSequencePres"),
+    ("input", "pes.zero-total", "A title's total is > 0 (policy zero_total: leave out or refuse).", "DT v5.19 Base_Montant > 0; MtHT 0 rejects the bordereau"),
+    ("input", "pes.negative-total", "A credit (total < 0) is not a title.", "DT v5.19 Base_Montant"),
+    ("input", "pes.line-amount", "Line amounts are > 0 (policy negative_lines: net or refuse).", "DT v5.19 InfoLignePiece/MtHT"),
+    ("input", "pes.netting", "A negative line nets only into positive lines of the same imputation.", "pesgen policy negative_lines"),
+    ("input", "pes.amount-decimals", "Amounts have at most 2 decimals.", "DT v5.19 Base_Montant (fractionDigits 2)"),
+    ("input", "pes.num-dette", "NumDette is 1-15 digits, > 0.", "DT v5.19 BlocPiece/NumDette (Base_Num15)"),
+    ("input", "pes.first-name", "A person (CatTiers 01) has a first name.", "DT v5.19 InfoTiers/Prenom"),
+    ("input", "pes.civility", "A person has a civility (policy missing_civility), never Mademoiselle.", "DT v5.19 InfoTiers/Civilite"),
+    ("input", "pes.postal-code", "A French postal code has 5 digits.", "DT v5.19 Adresse/CP"),
+    ("input", "pes.foreign-address", "A foreign address follows policy foreign_address (CP 99999, CodRes 1, CodPays).", "DT v5.19 Adresse/CP, CodRes, CodPays"),
+    ("input", "pes.siret", "A payer SIRET (IdTiers) has a valid checksum.", "DT v5.19 InfoTiers/IdTiers"),
+    ("input", "pes.text", "A required text is not empty, only zeros, 'nc', '.' or a space.", "DT v5.19 Base_TexteX"),
+    ("input", "sepa.iban", "The debtor IBAN is valid (checksum, country length).", "DT v5.19 CpteBancaire/IBAN; Base_Texte34IBAN"),
+    ("input", "sepa.bic", "The debtor BIC is valid.", "DT v5.19 CpteBancaire/BIC; Base_Texte11BIC"),
+    ("input", "text.charset", "Text fits the target character set (ISO-8859-1; SEPA set for RUM and LibPrel), after the transliterate, case and newlines policies.", "DT v5.19 Base_TexteXSEPA; XML 1.0"),
+    ("input", "text.length", "Text fits its field (Nom 38, Adr 38, ObjLignePce 160…), after the street/name split and text_overflow policies.", "DT v5.19 Base_TexteX lengths"),
+    ("output", "xsd.pesgen", "The file is valid against pesgen's own XSD (a stricter subset of the DGFiP's).", "schemas/pes-ormc/pes-ormc.xsd"),
+    ("output", "xsd.dgfip", "With --official-xsd: the file is valid against the DGFiP PES V2 package.", "DGFiP PES V2 XSD v5.17"),
+    ("output", "xml.pesgen / xml.dgfip", "The file is well-formed XML.", "XML 1.0"),
+    ("output", "pes.triplet", "TypBord/TypPce/NatPce is 06/15/01 for an ORMC.", "DT v5.19 Annexes, Annexe 2"),
+    ("output", "pes.nbr-pce", "NbrPce equals the number of Piece.", "DT v5.19 BlocBordereau/NbrPce"),
+    ("output", "pes.mt-bord-ht", "MtBordHt equals the sum of the lines' MtHT.", "DT v5.19 BlocBordereau/MtBordHt; DT-AQ ERREUR_CUMUL_MONTANTS"),
+    ("output", "pes.max-pieces", "At most 99 999 pieces per bordereau (pesgen splits the run).", "DT v5.19 NbrPce (Base_Num5)"),
+    ("output", "pes.id-pce-unique", "IdPce is unique in the bordereau.", "DT-AQ ERREUR_DOUBLON_PIECE"),
+    ("output", "pes.id-ligne-unique", "IdLigne is unique in its piece.", "DT-AQ ERREUR_DOUBLON_LIGNE"),
+    ("output", "pes.asap-date", "DteAsp (bordereau and piece) is not before DteBordEm.", "DT v5.19 BlocBordereau/DteAsp"),
+    ("output", "pes.mt-prel", "MtPrel equals the line's MtHT (the title's debits add up to its amount).", "DT v5.19 InfoPrelevementSEPA/MtPrel"),
+    ("output", "pes.sepa-same", "The SEPA data are identical on every line of a title.", "DT v5.19 InfoPrelevementSEPA"),
+    ("output", "pes.single-debtor", "A title has a single debtor.", "DT v5.19 BlocPiece/IdPce (ORMC)"),
+    ("store", "run.duplicate", "An invoice already in an active run is refused (naming the run, file and IdBord) until that run is cancelled.", "pesgen (nothing twice); DT-AQ ERREUR_DOUBLON_BORDEREAU"),
+    ("store", "run.empty", "A run exports at least one title.", "DT v5.19 NbrPce ≥ 1"),
+    ("template", "template / template.syntax", "A template compiles and renders (sandboxed, strict undefined); errors name the template file and line.", "pesgen"),
+]
+
+UNCONFIRMED = """## Choices where the DGFiP documentation is silent
+
+| topic | pesgen's choice | setting |
+|---|---|---|
+| `Cle1` inputs | The DT lists "code collectivité + code nature + 2 derniers chiffres de l'exercice + période + numéro de dette" but its annex is not public. pesgen computes a modulo-11 key (weights 2..7 from the right) over CodCol + `nature_code` (2 digits, default `00`) + exercise (2) + Per + NumDette padded to 13 digits; 11 − remainder, 10 → 1, a zero remainder gives `cle1_zero_remainder` (default `0`, as the legacy ROLMRE format). `none` leaves Cle1 out (it is optional in the XSD). | `payment_reference.cle1`, `nature_code`, `cle1_zero_remainder` |
+| `Per` (période) | One digit completing NumDette; its meaning is unconfirmed. Default `1`. | `payment_reference.period` |
+| `Cle2` | Modulo 23 over exercise (2) + Per + `00` + NumDette (13), letter of `ABCDEFGHJKLMNPQRSTUVWXY` (legacy rôle format). | — |
+| Tiers on every line | Whether Hélios wants the debtor on every LigneDePiece or the first only is unconfirmed; pesgen repeats it by default. | `output.tiers_on` |
+| Civility list | The exact list is unconfirmed ("liste arrêtée"); pesgen sends what `codes.civility` maps to (the examples use `M` / `MME`) and refuses Mademoiselle. | `codes.civility` |
+| Encoding | ISO-8859-1 (the DGFiP's own samples vary); UTF-8 can be chosen. | `output.encoding` |
+| One file per bordereau | A run larger than `max_pieces_per_bordereau` becomes several files, each its own rôle with the next IdBord. | `output.max_pieces_per_bordereau` |
+"""
+
+
+def _type(node: dict[str, Any]) -> str:
+    if "enum" in node:
+        return " \\| ".join(f"`{v}`" for v in node["enum"])
+    if "const" in node:
+        return f"`{node['const']}`"
+    if "allOf" in node or "$ref" in node:
+        return "binding"
+    return node.get("type", "object") if isinstance(node.get("type"), str) else "value"
+
+
+def _walk(node: dict[str, Any], path: str, required: set[str], rows: list[str]) -> None:
+    for key, child in (node.get("properties") or {}).items():
+        dotted = f"{path}.{key}" if path else key
+        req = "yes" if key in required else ""
+        desc = child.get("description", "").replace("|", "\\|").replace("\n", " ")
+        extra = []
+        if "pattern" in child:
+            extra.append(f"pattern `{child['pattern']}`")
+        if "maxLength" in child:
+            extra.append(f"max {child['maxLength']} characters")
+        if "minimum" in child or "maximum" in child:
+            extra.append(f"{child.get('minimum', '')}…{child.get('maximum', '')}")
+        text = desc + (f" ({'; '.join(extra)})" if extra else "")
+        rows.append(f"| `{dotted}` | {_type(child)} | {req} | {text} |")
+        if child.get("type") == "object" and "properties" in child:
+            _walk(child, dotted, set(child.get("required", [])), rows)
+        elif child.get("type") == "object" and isinstance(child.get("additionalProperties"), dict):
+            sub = child["additionalProperties"]
+            if "properties" in sub:
+                _walk(sub, f"{dotted}.<key>", set(sub.get("required", [])), rows)
+
+
+def mapping_reference() -> str:
+    schema = load_schema("mapping.schema.json")
+    rows = ["| key | type | required | meaning |", "|---|---|---|---|"]
+    _walk(schema, "", set(schema.get("required", [])), rows)
+    binding = schema["$defs"]["binding"]["description"]
+    return (
+        "# Mapping reference\n\n"
+        "Generated from `schemas/mapping.schema.json` by `python -m pesgen._docgen`; "
+        "do not edit by hand.\n\n"
+        f"{schema['description']} Every mapping starts with `pesgen_mapping: 1`.\n\n"
+        f"**Bindings.** {binding} A path is a dotted path into the JSON invoice "
+        "(`payer.address.street`, `lines[0].amount`) or a CSV column name. An expression "
+        "is a sandboxed Jinja expression over `invoice` (the invoice record), `line` (in "
+        "`bindings.line`) and `collectivity`; pesgen's filters (`digits`, `amount`, …) are "
+        "available, and a missing record key yields nothing (then the field counts as "
+        "absent). In expressions, a record key wins over a method of the same name.\n\n"
+        "**YAML.** Safe loading only; keys keep their line numbers for error messages; "
+        "duplicate keys are errors; `01234`, `NO`, `2026-01-31` and `1.5` stay strings "
+        "(only `true`/`false`, `null` and plain decimal integers are typed), so codes keep "
+        "their zeros.\n\n"
+        + "\n".join(rows) + "\n"
+    )
+
+
+def rules_reference() -> str:
+    lines = [
+        "# Rules checked",
+        "",
+        "Generated by `python -m pesgen._docgen` from `pesgen/rules.py` and "
+        "`pesgen/_docgen.py`; do not edit by hand. Every problem pesgen reports carries "
+        "one of these rule ids. Sources: DT = DGFiP *Dossier technique PES V2* v5.19 "
+        "(pages named), DT-AQ = its acknowledgement codes, XSD = DGFiP PES V2 schemas "
+        "v5.17; the facts are summarised in `shared/reference/notes/pes-v2-recette.md`.",
+        "",
+        "A rule that fails refuses the whole export: nothing is written and every problem "
+        "is listed with the input record, the mapping file:line:key and the rule.",
+        "",
+        "## On each title (canonical model), `pesgen/rules.py`",
+        "",
+        "| rule | what is checked | source |",
+        "|---|---|---|",
+    ]
+    for r in RULES:
+        lines.append(f"| `{r.id}` | {r.summary} | {r.source} |")
+    for stage, title in (("mapping", "When the mapping is loaded"),
+                         ("input", "While mapping the input (`pesgen/build.py`, `sources.py`)"),
+                         ("output", "On the rendered file (`pesgen/validate.py`)"),
+                         ("store", "In the state store (`pesgen/runs.py`)"),
+                         ("template", "Templates (`pesgen/render.py`)")):
+        lines += ["", f"## {title}", "", "| rule | what is checked | source |", "|---|---|---|"]
+        for s, rid, what, source in OTHER_RULES:
+            if s == stage:
+                ids = " / ".join(f"`{x.strip()}`" for x in rid.split("/"))
+                lines.append(f"| {ids} | {what} | {source} |")
+    lines += ["", UNCONFIRMED]
+    return "\n".join(lines)
+
+
+PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference}
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name, make in PAGES.items():
+        text = make()
+        path = DOCS / name
+        if "--check" in argv:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run python -m pesgen._docgen", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,32 @@
+"""The reference docs are generated from the code and may not drift from it."""
+
+from __future__ import annotations
+
+import re
+
+from pesgen import _docgen
+
+from .conftest import ROOT
+
+_RULE_CALL = re.compile(r'(?:Problem|\.problem)\(\s*"([a-z0-9][a-z0-9.-]*)"')
+
+
+def test_generated_docs_are_up_to_date():
+    assert _docgen.main(["--check"]) == 0, "run: python -m pesgen._docgen"
+
+
+def test_every_rule_id_in_the_code_is_documented():
+    documented = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    used = set()
+    for path in (ROOT / "pesgen").rglob("*.py"):
+        used |= set(_RULE_CALL.findall(path.read_text(encoding="utf-8")))
+    assert used, "the scan found no rule id: the pattern is broken"
+    missing = sorted(rule for rule in used if f"`{rule}`" not in documented)
+    assert not missing, f"rule ids used in pesgen/ but absent from docs/rules.md: {missing}"
+
+
+def test_every_mapping_key_is_in_the_reference():
+    text = (ROOT / "docs" / "mapping-reference.md").read_text(encoding="utf-8")
+    for key in ("collectivity.id_post", "policies.negative_lines", "bindings.payer.name",
+                "payment_reference.cle1", "codes.activities.<key>.product"):
+        assert f"`{key}`" in text
