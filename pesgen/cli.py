@@ -298,6 +298,62 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
     typer.echo("identical to the recorded files (sha256)")
 
 
+store_app = typer.Typer(no_args_is_help=True, help="The state database itself.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("copy")
+def store_copy(
+    source: Annotated[str, typer.Option("--from", help="Source store: SQLite path or URL.")],
+    target: Annotated[str, typer.Option("--to", help="Target store (empty), e.g. postgresql://…")],
+) -> None:
+    """Copy a whole store into a new, empty one (e.g. from SQLite to PostgreSQL)."""
+    from .store import copy_store
+
+    def url(value: str) -> str:
+        return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+
+    try:
+        counts = copy_store(url(source), url(target))
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for name, count in counts.items():
+        typer.echo(f"{name}: {count} row(s)")
+
+
+numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
+app.add_typer(numbering_app, name="numbering")
+
+
+@numbering_app.command("set-start")
+def numbering_set_start(
+    mapping: MappingOpt,
+    start: Annotated[int, typer.Option("--start", help="The next IdBord to allocate.")],
+    exercise: Annotated[int | None, typer.Option(
+        "--exercise", help="Exercise (default: the mapping's).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Onboarding: start a numbering sequence at N (once, before any export), when the
+    collectivity already issued rôles this exercise."""
+    from .formats import find_format
+    from .mapping import load_mapping
+    from .runs import TYP_BORD
+
+    try:
+        m = load_mapping(mapping)
+        fmt = find_format(m.output.format)
+        typ = str(fmt.defaults.get("typ_bord") or TYP_BORD.get(fmt.name) or fmt.name)
+        key = (m.collectivity.siret, m.collectivity.cod_bud,
+               exercise or m.collectivity.exercise, typ)
+        _store(db).set_start(key, start)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
+               f"starts at {start}")
+
+
 numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
 app.add_typer(numbering_app, name="numbering")
 

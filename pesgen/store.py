@@ -381,3 +381,37 @@ def pack_json(obj: Any) -> str:
             return str(o)
         raise TypeError(type(o))
     return json.dumps(obj, default=default, ensure_ascii=False, sort_keys=True)
+
+
+def copy_store(source_url: str, target_url: str) -> dict[str, int]:
+    """Copy every table of one store into another, empty, store (SQLite -> PostgreSQL).
+    Both are migrated to the current schema first; the copy is one transaction on the
+    target. Returns the number of rows copied per table."""
+    source, target = Store(source_url), Store(target_url)
+    src_meta = sa.MetaData()
+    src_meta.reflect(bind=source.engine)
+    dst_meta = sa.MetaData()
+    dst_meta.reflect(bind=target.engine)
+    counts: dict[str, int] = {}
+    with source.engine.connect() as src, target.transaction() as dst:
+        for table in dst_meta.sorted_tables:
+            if table.name == schema_table.name:
+                continue
+            if dst.execute(sa.select(sa.func.count()).select_from(table)).scalar():
+                raise StateError(f"target store is not empty (table {table.name}); "
+                                 "copy only into a new database")
+        for table in dst_meta.sorted_tables:
+            if table.name == schema_table.name or table.name not in src_meta.tables:
+                continue
+            rows = [dict(r._mapping) for r in src.execute(sa.select(src_meta.tables[table.name]))]
+            if rows:
+                dst.execute(table.insert(), rows)
+            counts[table.name] = len(rows)
+            if dst.dialect.name == "postgresql":
+                pk = list(table.primary_key.columns)
+                if len(pk) == 1 and pk[0].autoincrement is not False and \
+                        isinstance(pk[0].type, sa.Integer):
+                    dst.execute(sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
+                        f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"))
+    return counts

@@ -220,3 +220,22 @@ def test_cli_second_export_names_the_run(db_url, tmp_path):
     assert cancelled.returncode == 0
     regen = _cli(["regenerate", run_id, "-o", str(tmp_path / "regen")], db_url)
     assert regen.returncode == 0 and "identical" in regen.stdout
+
+
+def test_copy_store_keeps_runs_numbering_and_the_duplicate_guard(db_url, tmp_path):
+    source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = Store(source)
+    first = export_recorded(old, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    from pesgen.store import copy_store
+
+    counts = copy_store(source, db_url)
+    assert counts["runs"] == 1 and counts["run_invoices"] == 11
+    new = Store(db_url)
+    assert [r.id for r in new.list_runs()] == [first.run_id]
+    with pytest.raises(StateError):  # the guard moved with the data
+        export_recorded(new, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    nxt = export_recorded(new, MAPPING, _variant(tmp_path, "x"), tmp_path / "c", RUN)
+    assert nxt.first_number == 2  # numbering continues
+    assert regenerate(new, first.run_id, tmp_path / "regen")
+    with pytest.raises(StateError, match="not empty"):
+        copy_store(source, db_url)
