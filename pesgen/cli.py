@@ -354,38 +354,6 @@ def numbering_set_start(
                f"starts at {start}")
 
 
-numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
-app.add_typer(numbering_app, name="numbering")
-
-
-@numbering_app.command("set-start")
-def numbering_set_start(
-    mapping: MappingOpt,
-    start: Annotated[int, typer.Option("--start", help="The next IdBord to allocate.")],
-    exercise: Annotated[int | None, typer.Option(
-        "--exercise", help="Exercise (default: the mapping's).")] = None,
-    db: DbOpt = None,
-) -> None:
-    """Onboarding: start a numbering sequence at N (once, before any export), when the
-    collectivity already issued rôles this exercise."""
-    from .formats import find_format
-    from .mapping import load_mapping
-    from .runs import TYP_BORD
-
-    try:
-        m = load_mapping(mapping)
-        fmt = find_format(m.output.format)
-        typ = str(fmt.defaults.get("typ_bord") or TYP_BORD.get(fmt.name) or fmt.name)
-        key = (m.collectivity.siret, m.collectivity.cod_bud,
-               exercise or m.collectivity.exercise, typ)
-        _store(db).set_start(key, start)
-    except PesgenError as exc:
-        _fail(exc)
-        return
-    typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
-               f"starts at {start}")
-
-
 
 def main() -> None:
     try:
