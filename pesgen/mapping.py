@@ -166,9 +166,19 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
                                     mapping=where))
             return None
 
+        template = compiled._template  # type: ignore[attr-defined]
+        render = template.root_render_func
+        env_globals = dict(env.globals)
+
         def run(record: dict[str, Any], scope: dict[str, Any]) -> Any:
-            value = compiled(**scope)
+            # What TemplateExpression.__call__ does, minus copying the globals into a
+            # fresh context on every call (the hot path of mapping an invoice).
+            context = template.new_context({**env_globals, **scope}, shared=True)
+            for _ in render(context):
+                pass
+            value = context.vars["result"]
             return None if isinstance(value, jinja2.Undefined) else value
+
 
         return Binding(key, where, "expr", source, run)
     path = spec["path"]

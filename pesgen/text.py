@@ -99,6 +99,14 @@ def transliterate_char(char: str, charset: str) -> str | None:
 
 
 def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
+    if value.isascii() and value.isprintable() and charset in ("latin-1", "ascii", "utf-8") \
+            and "  " not in value and value[:1] != " " and value[-1:] != " ":
+        # the common case: plain ASCII text, nothing to refuse or transliterate
+        if policy.case == "upper":
+            upper = value.upper()
+            if upper != value:
+                return Normalized(upper, ("case",))
+        return Normalized(value, ())
     applied: list[str] = []
     text = value
     if _CONTROL.search(text):
