@@ -72,7 +72,8 @@ def generate(path: Path, count: int, lines: int, seed: int = 2026) -> None:
                 "total": f"{total // 100}.{total % 100:02d}"}
             if i % 3 == 0:
                 invoice["payment"] = {"method": "direct_debit", "debit_date": "2026-12-05",
-                                      "mandate": {"rum": f"CRCVSL{i:08d}", "signed_on": "2025-09-03",
+                                      "mandate": {"rum": f"CRCVSL{i:08d}",
+                                                  "signed_on": "2025-09-03",
                                                   "iban": rnd.choice(IBANS), "bic": "AGRIFRPP848",
                                                   "holder": "Titulaire Compte", "sequence": "RCUR"}}
             out.write(("," if i else "") + json.dumps(invoice, ensure_ascii=False) + "\n")

@@ -7,6 +7,7 @@ every problem names the record, the mapping key and the rule.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siret as std_siret
 
-from .errors import Problem
+from .errors import MappingError, Problem
 from .formats import Format
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
@@ -96,13 +97,19 @@ class Builder:
         self.inv = b.get("invoice", {})
         self.payer = b.get("payer", {})
         self.addr = b.get("address", {})
+        self.joint = b.get("joint_payer", {})
         self.pay = b.get("payment", {})
         self.line = b.get("line", {})
         self.csv = mapping.input.format == "csv"
         # invoice-level CSV columns must hold the same value on every row of an invoice
-        self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay)
+        self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay,
+                                                       self.joint)
                                        for bnd in group.values() for c in bnd.columns})
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        misfits = format_fit(mapping, fmt)
+        if misfits:
+            raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
+                               misfits)
 
     # ------------------------------------------------------------ helpers
 
@@ -216,15 +223,19 @@ class Builder:
         lines = self._lines(ctx, src, record)
         debtor = self._debtor(ctx, ev)
         mandate = self._mandate(ctx, ev, debtor)
+        joint = self._joint_debtor(ctx, ev)
 
         debt_number = ev(self.inv.get("debt_number"))
         debt = None
-        if _blank(debt_number):
+        if "debt_number" not in self.inv:
+            pass  # formats without NumDette (format_fit requires it for pes-ormc)
+        elif _blank(debt_number):
             ctx.problem("input.required", "invoice.debt_number is missing",
                         mapping=self.inv["debt_number"].where)
         else:
             debt = str(debt_number)
-            if not debt.isdigit() or len(debt) > 15 or int(debt) == 0:
+            # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too
+            if not (debt.isascii() and debt.isdigit()) or len(debt) > 15 or int(debt) == 0:
                 ctx.problem("pes.num-dette", f"NumDette '{debt}' must be 1 to 15 digits, > 0",
                             mapping=self.inv["debt_number"].where)
                 debt = None
@@ -233,6 +244,10 @@ class Builder:
                                   self.inv.get("date"))
         due_date = self._date(ctx, "invoice.due_date", ev(self.inv.get("due_date")),
                               self.inv.get("due_date"))
+        service_from = self._date(ctx, "invoice.service_from", ev(self.inv.get("service_from")),
+                                  self.inv.get("service_from"))
+        service_to = self._date(ctx, "invoice.service_to", ev(self.inv.get("service_to")),
+                                self.inv.get("service_to"))
         asap_date = self._date(ctx, "invoice.asap_date", ev(self.inv.get("asap_date")),
                                self.inv.get("asap_date"))
         obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
@@ -259,13 +274,14 @@ class Builder:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
         lines = self._net(ctx, lines)
-        if lines is None or debtor is None or debt is None:
+        if lines is None or debtor is None:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
         title = Title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),
             total=total, origin=src.origin, invoice_date=invoice_date, due_date=due_date,
-            object=obj, asap_date=asap_date, mandate=mandate,
+            service_from=service_from, service_to=service_to,
+            object=obj, asap_date=asap_date, mandate=mandate, joint_debtor=joint,
             period=self.mapping.payment_reference.period)
         return BuildResult(title=title, problems=ctx.problems, notes=ctx.notes)
 
@@ -319,7 +335,8 @@ class Builder:
                 activity = acts.get(str(code))
                 if activity is None:
                     ctx.problem("codes.activity", f"unknown activity code '{code}' (add it to "
-                                "codes.activities)", mapping=self.mapping.where("codes", "activities"),
+                                "codes.activities)",
+                                mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
             raw_amount = ev("amount")
             amount = self._amount(ctx, "line.amount", raw_amount, self.line.get("amount"), origin)
@@ -390,8 +407,20 @@ class Builder:
                          "left out")
         return out
 
-    def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Debtor | None:
-        p, a = self.payer, self.addr
+    def _joint_debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Debtor | None:
+        """The joint debtor (tiers solidaire) when the mapping binds one and the invoice
+        names one; checked like the debtor."""
+        j = self.joint
+        if not j or _blank(ev(j.get("name"))):
+            return None
+        payer = {k: v for k, v in j.items() if k not in _ADDRESS_KEYS}
+        address = {k: v for k, v in j.items() if k in _ADDRESS_KEYS}
+        return self._debtor(ctx, ev, payer, address)
+
+    def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
+                payer: dict[str, Binding] | None = None,
+                addr: dict[str, Binding] | None = None) -> Debtor | None:
+        p = self.payer if payer is None else payer
         before = len(ctx.problems)
         kind = ev(p.get("kind"))
         entry = None
@@ -401,7 +430,8 @@ class Builder:
             entry = self.mapping.codes.payer_kinds.get(str(kind))
             if entry is None:
                 ctx.problem("codes.payer-kind", f"unknown payer kind '{kind}' (add it to "
-                            "codes.payer_kinds)", mapping=self.mapping.where("codes", "payer_kinds"))
+                            "codes.payer_kinds)",
+                            mapping=self.mapping.where("codes", "payer_kinds"))
         is_person = entry is not None and entry["category"] == "01"
         name = self._text(ctx, "debtor.name", ev(p.get("name")), p.get("name"), required=True)
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
@@ -425,7 +455,7 @@ class Builder:
         else:
             national_id = None
         birth = self._date(ctx, "payer.birth_date", ev(p.get("birth_date")), p.get("birth_date"))
-        address = self._address(ctx, ev)
+        address = self._address(ctx, ev, addr)
         email = ev(p.get("email"))
         if len(ctx.problems) > before or entry is None or name is None or address is None:
             return None
@@ -457,7 +487,8 @@ class Builder:
                     f"{limit} ({why})", mapping=binding.where if binding else None)
         return None, complement
 
-    def _civility(self, ctx: _Ctx, raw: Any, binding: Binding | None, is_person: bool) -> str | None:
+    def _civility(self, ctx: _Ctx, raw: Any, binding: Binding | None,
+                  is_person: bool) -> str | None:
         table = self.mapping.codes.civility
         value: str | None = None
         if not _blank(raw):
@@ -485,8 +516,9 @@ class Builder:
             return None
         return self._text(ctx, "debtor.civility", value, binding)
 
-    def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Address | None:
-        a = self.addr
+    def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
+                 addr: dict[str, Binding] | None = None) -> Address | None:
+        a = self.addr if addr is None else addr
         before = len(ctx.problems)
         complement = self._text(ctx, "address.complement", ev(a.get("complement")),
                                 a.get("complement"))
@@ -518,12 +550,13 @@ class Builder:
                          f"characters split into Adr1 ({len(complement)}) + Adr2 ({len(street)})")
             else:
                 why = ("Adr1 already holds the complement" if complement is not None and
-                       self.policies.street_overflow == "split" else "policy street_overflow: refuse")
+                       self.policies.street_overflow == "split"
+                       else "policy street_overflow: refuse")
                 ctx.problem("text.length", f"address.street is {len(street)} characters, Hélios "
                             f"allows {limit} ({why})", mapping=a["street"].where)
                 return None
         if country == "FR":
-            if not (len(postal) == 5 and postal.isdigit()):
+            if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
                             mapping=a["postal_code"].where)
                 return None
@@ -639,9 +672,47 @@ class Builder:
                        label=label)
 
 
+def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
+    """What a mapping asks that its format cannot give, or lacks that the format needs:
+    NumDette for ORMC, the ASAP Edition code, format options."""
+    problems: list[Problem] = []
+    invoice = mapping.bindings.get("invoice", {})
+    if "pes-ormc" in fmt.rules and "debt_number" not in invoice:
+        problems.append(Problem(
+            "mapping.format", f"format {fmt.name} needs bindings.invoice.debt_number (NumDette "
+            "of each ORMC article, 1-15 digits), e.g. {expr: \"invoice.number | digits\"}",
+            mapping=mapping.where("bindings", "invoice")))
+    if "pes-titres" in fmt.rules and "debt_number" in invoice:
+        problems.append(Problem(
+            "mapping.format", f"format {fmt.name} carries no NumDette (titres ordinaires have "
+            "no NumDette/Per/Cle, which are ORMC only): remove bindings.invoice.debt_number",
+            mapping=mapping.where("bindings", "invoice", "debt_number")))
+    edition = mapping.output.asap_edition
+    allowed = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
+    if edition is not None and edition not in allowed:
+        supported = (f"it supports {', '.join(allowed)} or none" if allowed else
+                     "it has no Edition choice")
+        problems.append(Problem(
+            "mapping.asap-edition", f"format {fmt.name} cannot carry Edition {edition} "
+            f"({supported}); see the format's README", mapping=mapping.where("output",
+                                                                              "asap_edition")))
+    declared = fmt.defaults.get("options") or {}
+    for key in mapping.output.options:
+        if key not in declared:
+            hint = difflib.get_close_matches(key, list(declared), n=1)
+            known = (f"did you mean '{hint[0]}'?" if hint else
+                     f"known: {', '.join(declared)}" if declared else "it has none")
+            problems.append(Problem("mapping.options", f"format {fmt.name} has no option "
+                                    f"'{key}' ({known})",
+                                    mapping=mapping.where("output", "options", key)))
+    return problems
+
+
 def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
+
+_ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")
 
 # Fields whose overflow has its own split policy (street_overflow, name_overflow).
 _SPLITTABLE = ("address.street", "debtor.name")

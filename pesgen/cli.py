@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .errors import ExitCode, PesgenError, UsageError
+from .errors import ExitCode, OutputInvalidError, PesgenError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
@@ -31,7 +31,10 @@ DbOpt = Annotated[str | None, typer.Option(
 
 
 def _store(db: str | None):
+    from .config import setting
     from .store import Store
+
+    db = db or setting("db")
 
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).expanduser().resolve()}"
@@ -52,6 +55,14 @@ def _fail(exc: PesgenError) -> None:
     if exc.problems:
         _echo_err(f"{len(exc.problems)} problem(s); nothing was written.")
     raise typer.Exit(int(exc.exit_code))
+
+
+def _official(value: Path | None) -> Path | None:
+    """--official-xsd, else PESGEN_OFFICIAL_XSD (typer), else the config file."""
+    from .config import setting
+
+    configured = setting("official_xsd")
+    return value or (Path(configured).expanduser() if configured else None)
 
 
 def _parse_date(value: str | None) -> date | None:
@@ -80,6 +91,7 @@ def export(
     from .runs import export_recorded
 
     try:
+        official_xsd = _official(official_xsd)
         fixed = _parse_date(run_date)
         progress = None
         if not quiet and sys.stderr.isatty():
@@ -122,6 +134,8 @@ def check_mapping(
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Check a mapping file (schema, code tables, format, template) without any input."""
+    from .build import format_fit
+    from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
     from .render import renderers
@@ -130,6 +144,10 @@ def check_mapping(
         m = load_mapping(mapping)
         fmt = find_format(m.output.format, formats_dir)
         renderers(fmt)
+        misfits = format_fit(m, fmt)
+        if misfits:
+            raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
+                               misfits)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -156,7 +174,11 @@ def validate(
         fmt = find_format(format_name, formats_dir)
         xsd = next((f.xsd for f in fmt.files if f.xsd), None)
         if xsd is None:
-            raise UsageError(f"format {fmt.name} has no XSD")
+            layouts = [str(f.layout) for f in fmt.files if f.layout]
+            raise UsageError(f"format {fmt.name} has no XSD" + (
+                f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
+                if layouts else ""))
+        official_xsd = _official(official_xsd)
         raise_if(validate_pes_file(file, xsd, official_xsd), str(file))
     except PesgenError as exc:
         _fail(exc)
@@ -173,11 +195,186 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     for folder, fmt in list_formats(formats_dir):
         if isinstance(fmt, Exception):
             typer.echo(f"{folder.name:<16} BROKEN   {fmt}")
+            for problem in getattr(fmt, "problems", [])[:10]:
+                typer.echo(f"    - {problem}")
             continue
         note = ""
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
         typer.echo(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
+
+
+@app.command("check-format")
+def check_format(
+    name: Annotated[str, typer.Argument(help="Format bundle name.")],
+    formats_dir: FormatsOpt = None,
+    official_xsd: OfficialOpt = None,
+    regen: Annotated[bool, typer.Option(
+        "--regen", help="Rewrite the bundle's expected/ files from its fixture (review the "
+        "diff before committing).")] = False,
+) -> None:
+    """Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
+    after checking those against the bundle's XSD or layout."""
+    import tempfile
+
+    from .bundles import check_bundle
+    from .formats import find_format
+
+    try:
+        fmt = find_format(name, formats_dir)
+        with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
+            problems, diffs = check_bundle(fmt, Path(tmp), official_xsd, regen)
+        if problems:
+            raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if diffs:
+        for diff in diffs:
+            typer.echo(diff)
+        _echo_err(f"error: {fmt.name}: the fixture renders differently from expected/ "
+                  f"({len(diffs)} file(s)); --regen rewrites expected/ once the change is "
+                  "intended")
+        raise typer.Exit(int(ExitCode.OUTPUT))
+    typer.echo(f"{fmt.name}: {'expected/ regenerated; ' if regen else ''}the fixture renders "
+               f"expected/ byte for byte ({fmt.folder})")
+
+
+@app.command("check-layout")
+def check_layout(
+    layout: Annotated[Path, typer.Argument(help="Layout file (YAML).")],
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Files to validate against it, e.g. a sample from the publisher.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help="Encoding when the layout declares none (default UTF-8).")] = None,
+) -> None:
+    """Check a layout file, and validate flat files (CSV, fixed-width) against it."""
+    from .layout import load_layout, validate_file
+
+    try:
+        compiled = load_layout(layout)
+        problems = []
+        for file in files or []:
+            if not file.is_file():
+                raise UsageError(f"{file}: no such file")
+            problems += validate_file(file, compiled, str(file), encoding)
+        if problems:
+            raise OutputInvalidError(f"{len(problems)} problem(s) against layout "
+                                     f"{compiled.name}", problems)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    columns = sum(len(r.columns) for r in compiled.records)
+    typer.echo(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
+               f"{len(compiled.records)} record type(s), {columns} column(s))")
+    for file in files or []:
+        typer.echo(f"{file}: valid against {compiled.name}")
+
+
+@app.command("new-format")
+def new_format(
+    name: Annotated[str, typer.Argument(help="Bundle name, e.g. ciril-civil-finance.")],
+    kind: Annotated[str, typer.Option("--kind", help="xml, csv or fixed.")],
+    folder: Annotated[Path, typer.Option(
+        "--dir", help="Folder of format bundles to create it in (default: here).")] = Path("."),
+) -> None:
+    """Scaffold a draft format bundle: format.yaml, a template with the three macros, a
+    layout (csv, fixed) or an XSD (xml), fixture/ and expected/. Files only."""
+    from .scaffold import new_format as scaffold
+
+    try:
+        created = scaffold(name, kind, folder)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for path in sorted(p for p in created.rglob("*") if p.is_file()):
+        typer.echo(f"  wrote {path}")
+    typer.echo(f"next: describe the file in {created}, then pesgen formats --formats-dir "
+               f"{folder} (docs/onboarding.md)")
+
+
+@app.command("new-mapping")
+def new_mapping(
+    collectivity: Annotated[str, typer.Argument(help="Collectivity name, e.g. 'Commune de X'.")],
+    format_name: Annotated[str, typer.Option("--format", help="Output format bundle.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Mapping file to write (default: print it).")] = None,
+    formats_dir: FormatsOpt = None,
+) -> None:
+    """Scaffold a commented mapping for a format; it passes the schema once its TODO
+    values are filled."""
+    from .formats import find_format
+    from .scaffold import new_mapping as scaffold
+
+    try:
+        fmt = find_format(format_name, formats_dir)
+        text = scaffold(collectivity, fmt)
+        if out is not None:
+            if out.exists():
+                raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")
+            out.write_text(text, encoding="utf-8")
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {out}: fill its TODO values, then pesgen check-mapping {out}")
+
+
+@app.command()
+def preview(
+    mapping: MappingOpt,
+    input: Annotated[Path, typer.Option("--input", "-i", help="The school's billing export.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1,
+                                       help="How many invoices to show.")] = 3,
+    run_date: Annotated[str | None, typer.Option("--date", help="Run date (YYYY-MM-DD).")
+                        ] = None,
+    formats_dir: FormatsOpt = None,
+) -> None:
+    """Render the first invoices next to their source records: no state store, no
+    number allocated (IdBord 0), nothing written."""
+    from .preview import PREVIEW_NUMBER
+    from .preview import preview as do_preview
+
+    try:
+        shown = do_preview(mapping, input, limit, formats_dir, _parse_date(run_date))
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"pesgen preview: format {shown.fmt.name}, mapping {mapping} (IdBord "
+               f"{PREVIEW_NUMBER}: nothing numbered, nothing written)")
+    for name, head in shown.heads.items():
+        if head.strip():
+            typer.echo(f"== {name}: head")
+            typer.echo(_indent(head))
+    for item in shown.items:
+        label = item.invoice or "?"
+        typer.echo(f"-- invoice {label}  from {item.origin}")
+        for origin in item.line_origins:
+            typer.echo(f"   line from {origin}")
+        if item.left_out:
+            typer.echo(f"   left out: {item.left_out.reason} (policy {item.left_out.policy})")
+        for note in item.notes:
+            typer.echo(f"   policy {note.policy}: {note.detail}")
+        for problem in item.problems:
+            typer.echo(f"   PROBLEM {problem}")
+        for name, text in item.records.items():
+            typer.echo(f"== {name}")
+            typer.echo(_indent(text))
+    for name, tail in shown.tails.items():
+        if tail.strip():
+            typer.echo(f"== {name}: tail")
+            typer.echo(_indent(tail))
+    for problem in shown.layout_problems:
+        typer.echo(f"LAYOUT {problem}")
+    bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
+    typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
+               + ("" if bad else "; run pesgen export to validate and number the whole file"))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.rstrip("\n").split("\n"))
 
 
 @app.command()
@@ -333,6 +530,7 @@ def numbering_set_start(
     exercise: Annotated[int | None, typer.Option(
         "--exercise", help="Exercise (default: the mapping's).")] = None,
     db: DbOpt = None,
+    formats_dir: FormatsOpt = None,
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise."""
@@ -342,7 +540,7 @@ def numbering_set_start(
 
     try:
         m = load_mapping(mapping)
-        fmt = find_format(m.output.format)
+        fmt = find_format(m.output.format, formats_dir)
         typ = str(fmt.defaults.get("typ_bord") or TYP_BORD.get(fmt.name) or fmt.name)
         key = (m.collectivity.siret, m.collectivity.cod_bud,
                exercise or m.collectivity.exercise, typ)
@@ -353,6 +551,14 @@ def numbering_set_start(
     typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
                f"starts at {start}")
 
+
+def _payfip_app() -> typer.Typer:
+    from .payfip.cli import payfip_app  # typer only: its commands import what they need
+
+    return payfip_app
+
+
+app.add_typer(_payfip_app(), name="payfip")
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from .build import Builder, LeftOut, PolicyNote
 from .errors import InputDataError, OutputInvalidError, Problem, TemplateError, UsageError
 from .formats import Format, find_format
 from .keys import cle1, cle2
+from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title
 from .render import FileRenderer, renderers
@@ -73,7 +74,7 @@ class _Spooled:
     spools: list[IO[bytes]]
     count: int = 0
     total: Decimal = _ZERO
-    titles: list[tuple[str, int, str, str, str | None, str | None, Decimal]] = field(
+    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]] = field(
         default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
 
 
@@ -106,7 +107,11 @@ class Exporter:
         self.renderers: list[FileRenderer] = renderers(fmt)
         self.builder = Builder(mapping, fmt)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
-        self.options = {"tiers_on": mapping.output.tiers_on, "encoding": self.encoding}
+        # format parameters (defaults from format.yaml, overridden by the mapping), then
+        # pesgen's own settings, which a format option cannot shadow
+        self.options = {**{k: str(v) for k, v in (fmt.defaults.get("options") or {}).items()},
+                        **mapping.output.options, "tiers_on": mapping.output.tiers_on,
+                        "encoding": self.encoding, "edition": mapping.output.asap_edition}
         self.asap_date = run_date + timedelta(days=mapping.output.asap_delay_days)
         self.bordereau_object = self._bordereau_object()
 
@@ -141,6 +146,8 @@ class Exporter:
                         options=self.options)
 
     def _number(self, title: Title, index: int) -> Title:
+        if title.debt_number is None:  # titres and vendor formats: no payment keys
+            return replace(title, number=index)
         pr = self.mapping.payment_reference
         exercise = self.mapping.collectivity.exercise
         key1 = None
@@ -238,6 +245,10 @@ class Exporter:
                     name = renderer.file_name(doc0)
                     names.append(name)
                     final = self.out_dir / name
+                    if any(final == taken for _, taken in temps):
+                        raise TemplateError(f"{self.fmt.name}: two output files of this run "
+                                            f"would be named {name}; the format's file names "
+                                            "must differ per bordereau (doc.bordereau.number)")
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites an "
                                          "export (choose another --out folder)")
@@ -260,8 +271,9 @@ class Exporter:
         except BaseException:
             discard(temps)
             raise
-        result.titles = sum(f.titles for f in result.files)
-        result.total = sum((f.total for f in result.files), _ZERO)
+        # per bordereau, not per file: a format may write several files per bordereau
+        result.titles = sum(b.count for b in prepared.bordereaux)
+        result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
 
     def _write_temp(self, chunks: Iterator[bytes]) -> tuple[Path, str]:
@@ -293,6 +305,8 @@ class Exporter:
             problems = validate_pes_file(path, spec.xsd, self.official_xsd)
             return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
                     for p in problems]
+        if spec.layout is not None:
+            return validate_file(path, load_layout(spec.layout), name, self.encoding)
         return []
 
 
@@ -328,14 +342,15 @@ def _umask() -> int:
 
 
 def _references_csv(exercise: int, id_bord: int,
-                    titles: list[tuple[str, int, str, str, str | None, str | None, Decimal]]
+                    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]]
                     ) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
                      "cle2", "amount"])
     for inv, id_pce, debt, per, c1, c2, amount in titles:
-        writer.writerow([inv, exercise, id_bord, id_pce, debt, per, c1 or "", c2 or "",
+        writer.writerow([inv, exercise, id_bord, id_pce, debt or "", per if debt else "",
+                         c1 or "", c2 or "",
                          f"{amount:.2f}"])
     return buffer.getvalue()
 

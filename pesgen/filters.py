@@ -7,12 +7,13 @@ date ``{{ d | isodate }}``. Each filter is a plain function, unit-tested.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 _CENT = Decimal("0.01")
-_NON_DIGITS = re.compile(r"\D+")
+_NON_DIGITS = re.compile(r"[^0-9]+")  # ASCII digits only (\D keeps "٤")
 
 
 def amount(value: Decimal | int | str, decimal_sep: str = ".") -> str:
@@ -76,7 +77,99 @@ def yesno(value: Any, yes: str = "1", no: str = "0") -> str:
     return yes if value else no
 
 
+def number(value: Decimal | int | str | None, decimal_sep: str = ".") -> str:
+    """A quantity without useless zeros: ``Decimal('1.00')`` -> ``'1'``,
+    ``Decimal('1.50')`` -> ``'1.5'`` (``'1,5'`` with ``decimal_sep=','``)."""
+    if value is None:
+        return ""
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    text = f"{d.normalize():f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace(".", decimal_sep) if decimal_sep != "." else text
+
+
+def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quote: str = '"',
+               size: int | None = None, unquoted: Any = ()) -> str:
+    """One CSV record (without its line ending).
+
+    ``values`` is a list, or a dict ``{position: value}`` with 1-based positions and
+    ``size`` columns in all (the other columns are empty) so a template can fill the
+    few columns of a wide vendor file by number. ``None`` is empty. ``quoting``:
+    ``always`` (every value quoted, empty is ``""``), ``minimal`` (quoted only when it
+    holds the delimiter, the quote or a line break) or ``never`` (refused when quoting
+    would be needed). Positions in ``unquoted`` are never quoted (numbers in a
+    file that quotes text)."""
+    if isinstance(values, dict):
+        if size is None:
+            raise ValueError("csv_record with a {position: value} dict needs size=")
+        bad = [k for k in values if not isinstance(k, int) or not 1 <= k <= size]
+        if bad:
+            raise ValueError(f"csv_record: positions {bad} are outside 1..{size}")
+        cells = [values.get(i) for i in range(1, size + 1)]
+    else:
+        cells = list(values)
+        if size is not None and len(cells) != size:
+            raise ValueError(f"csv_record: {len(cells)} values, the record has {size} columns")
+    skip = set(unquoted)
+    out = []
+    for position, cell in enumerate(cells, start=1):
+        text = "" if cell is None else str(cell)
+        special = any(ch in text for ch in (delimiter, quote, "\n", "\r"))
+        mode = "never" if position in skip else quoting
+        if mode == "always" or (mode == "minimal" and special):
+            out.append(quote + text.replace(quote, quote * 2) + quote)
+        elif special:
+            raise ValueError(f"csv_record: value {text!r} at position {position} holds the "
+                             "delimiter, the quote or a line break and may not be quoted")
+        else:
+            out.append(text)
+    return delimiter.join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Imputation:
+    """Lines of a title that share one imputation, with their summed amount."""
+
+    product_code: str
+    nature: str
+    fonction: str | None
+    operation: str | None
+    amount: Decimal
+    lines: tuple[Any, ...]
+
+
+def by_imputation(lines: Any) -> list[Imputation]:
+    """Group a title's lines by imputation (product, nature, fonction, operation) in
+    first-seen order, summing their amounts: one accounting entry per imputation."""
+    groups: dict[tuple[str, str, str | None, str | None], list[Any]] = {}
+    for ln in lines:
+        groups.setdefault((ln.product_code, ln.nature, ln.fonction, ln.operation), []).append(ln)
+    return [Imputation(key[0], key[1], key[2], key[3],
+                       sum((ln.amount for ln in group), Decimal(0)), tuple(group))
+            for key, group in groups.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    quantity: Decimal
+    unit_price: Decimal
+
+
+def pricing(line: Any) -> Pricing:
+    """Quantity and unit price that multiply to the line's amount: the exported ones
+    when they do, else 1 x amount (a line netted by a discount, or without a price)."""
+    q, u = getattr(line, "quantity", None), getattr(line, "unit_price", None)
+    if q is not None and u is not None and q > 0 and q * u == line.amount:
+        return Pricing(q, u)
+    return Pricing(Decimal(1), line.amount)
+
+
 FILTERS = {
+    "number": number,
+    "csv_record": csv_record,
+    "by_imputation": by_imputation,
+    "pricing": pricing,
     "amount": amount,
     "cents": cents,
     "isodate": isodate,

@@ -11,6 +11,7 @@ from typing import Any
 from . import _schema
 from ._yaml import load_yaml_file
 from .errors import FormatNotFound, MappingError, Problem
+from .layout import load_layout
 from .resources import data_dir, format_dirs
 
 _CHARSET_OF_ENCODING = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
@@ -81,8 +82,11 @@ def load_format(folder: Path) -> Format:
         files.append(FileSpec(
             template=spec["template"], name=spec["name"],
             xsd=_resolve_data_file(folder, spec["xsd"], where) if spec.get("xsd") else None,
-            layout=_resolve_data_file(folder, spec["layout"], where) if spec.get("layout") else None,
+            layout=(_resolve_data_file(folder, spec["layout"], where)
+                    if spec.get("layout") else None),
         ))
+        if files[-1].layout is not None:
+            load_layout(files[-1].layout)  # a broken layout makes a broken bundle
     fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
               for k, v in (data.get("fields") or {}).items()}
     return Format(

@@ -75,6 +75,8 @@ class OutputSettings:
     tiers_on: str = "every_line"
     encoding: str | None = None
     payment_references: bool = True
+    asap_edition: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,6 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
             value = context.vars["result"]
             return None if isinstance(value, jinja2.Undefined) else value
 
-
         return Binding(key, where, "expr", source, run)
     path = spec["path"]
     if input_format == "csv":
@@ -275,7 +276,8 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
         bordereau_object=bordereau_object, asap_delay_days=o.get("asap_delay_days", 0),
         max_pieces_per_bordereau=o.get("max_pieces_per_bordereau", 99999),
         tiers_on=o.get("tiers_on", "every_line"), encoding=o.get("encoding"),
-        payment_references=o.get("payment_references", True))
+        payment_references=o.get("payment_references", True),
+        asap_edition=o.get("asap_edition"), options=dict(o.get("options") or {}))
 
     k = data["codes"]
     codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),

@@ -99,16 +99,19 @@ class Title:
     """One invoice turned into one title (ORMC article): single debtor."""
 
     invoice_number: str
-    debt_number: str  # NumDette
+    debt_number: str | None  # NumDette (ORMC only)
     debtor: Debtor
     lines: tuple[Line, ...]
     total: Decimal
     origin: str
     invoice_date: date | None = None
     due_date: date | None = None
+    service_from: date | None = None  # period billed
+    service_to: date | None = None
     object: str | None = None  # ObjPce
     asap_date: date | None = None  # piece-level DteAsp
     mandate: Mandate | None = None
+    joint_debtor: Debtor | None = None  # tiers solidaire (formats that carry one)
     period: str = "1"  # Per
     # Set when the title is numbered into its bordereau (IdBord itself is allocated
     # at commit time and appears only in the bordereau header):

@@ -71,7 +71,8 @@ def parse_date(value: object, style: str = "auto") -> date:
     else:
         m = _FR_DATE.match(text) if style in ("auto", "fr") else None
         if not m:
-            expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(style, "YYYY-MM-DD or DD/MM/YYYY")
+            expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
+                style, "YYYY-MM-DD or DD/MM/YYYY")
             raise ValueError(f"'{value}' is not a date ({expected})")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:

@@ -122,7 +122,7 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
       "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays")
 def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
     a = t.debtor.address
-    if not (len(a.postal_code) == 5 and a.postal_code.isdigit()):
+    if not (len(a.postal_code) == 5 and a.postal_code.isascii() and a.postal_code.isdigit()):
         yield f"postal code '{a.postal_code}' is not 5 digits"
     if not a.resident and not (a.country_code and len(a.country_code) == 3):
         yield "a non-resident address needs CodPays"
@@ -133,9 +133,13 @@ def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
 @rule("pes.num-dette", "NumDette is 1 to 15 digits and > 0.",
       "DT v5.19 BlocPiece/NumDette (Base_Num15)", sets=("pes-ormc",))
 def _num_dette(t: Title, ctx: RuleContext) -> Iterator[str]:
-    if not (t.debt_number.isdigit() and 0 < len(t.debt_number) <= 15 and int(t.debt_number)):
+    if t.debt_number is None:
+        yield "NumDette is missing: an ORMC article needs one"
+        return
+    if not (t.debt_number.isascii() and t.debt_number.isdigit()
+            and 0 < len(t.debt_number) <= 15 and int(t.debt_number)):
         yield f"NumDette '{t.debt_number}' is not 1-15 digits > 0"
-    if t.period and not (len(t.period) == 1 and t.period.isdigit()):
+    if t.period and not (len(t.period) == 1 and t.period.isascii() and t.period.isdigit()):
         yield f"Per '{t.period}' is not one digit"
 
 
@@ -165,7 +169,8 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         return
     if not std_iban.is_valid(m.account.iban) or m.account.iban != m.account.iban.upper():
         yield "IBAN is invalid"
-    if m.account.bic and (not std_bic.is_valid(m.account.bic) or m.account.bic != m.account.bic.upper()):
+    bic = m.account.bic
+    if bic and (not std_bic.is_valid(bic) or bic != bic.upper()):
         yield "BIC is invalid"
     if m.sequence not in ("01", "02", "03", "04"):
         yield f"SequencePres '{m.sequence}' is not 01-04"

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__
 from .errors import Problem, StateError
-from .export import ExportResult, Exporter, commit, discard, open_exporter
+from .export import Exporter, ExportResult, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import load_mapping
 from .store import Store, new_run_id, pack, pack_json, unpack
@@ -37,7 +37,11 @@ def bundle_snapshot(fmt: Format) -> dict[str, str]:
     """Every file of a format bundle, plus the XSD/layout files it uses, as text."""
     files: dict[str, str] = {}
     for path in sorted(fmt.folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        parts = path.relative_to(fmt.folder).parts
+        # the bundle's own self-test (fixture/, expected/) is not part of what renders
+        if parts[0] in ("fixture", "expected") or "__pycache__" in parts:
+            continue
+        if path.is_file():
             files[path.relative_to(fmt.folder).as_posix()] = path.read_text(encoding="utf-8")
     import yaml
 

@@ -110,8 +110,14 @@ def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[sequences, runs, run_files, run_invoices])
 
 
+def _migration_2(conn: Connection) -> None:
+    from .payfip.tables import migration_2  # PayFiP operations, payments, history, anomalies
+
+    migration_2(conn)
+
+
 # Ordered schema migrations; append, never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 # Extra migrations registered by optional parts (PayFiP payments) as (version, fn).
 EXTRA_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 

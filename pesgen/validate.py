@@ -21,6 +21,9 @@ from .errors import OutputInvalidError, Problem, UsageError
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
 ORMC_TRIPLET = ("06", "15", "01")
+# Titres ordinaires (TypBord 01, TypPce 01): the NatPce the grid allows (DT Annexe 2).
+TITRE_NATPCE = frozenset({"01", "02", "03", "04", "05", "11", "18"})
+EDITION_01_NATPCE = frozenset({"01", "02", "03", "04", "11", "18"})
 
 
 def _parser(**kwargs: object) -> etree.XMLParser:
@@ -78,8 +81,19 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     triplet = (bord.typ_bord, _v(bloc.find("TypPce")) if bloc is not None else None,
                _v(bloc.find("NatPce")) if bloc is not None else None)
     if bord.typ_bord == "06" and triplet != ORMC_TRIPLET:
-        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {'/'.join(map(str, triplet))}"
+        shown = "/".join(map(str, triplet))
+        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
                                 " is not allowed (ORMC: 06/15/01)", record=where))
+    if bord.typ_bord == "01" and triplet[1] == "01" and triplet[2] not in TITRE_NATPCE:
+        shown = "/".join(map(str, triplet))
+        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
+                                " is not allowed (titre ordinaire 01/01: NatPce "
+                                f"{', '.join(sorted(TITRE_NATPCE))})", record=where))
+    edition = _v(bloc.find("Edition")) if bloc is not None else None
+    if edition is not None:
+        problem = _edition_problem(edition, triplet[1], triplet[2])
+        if problem:
+            problems.append(Problem("pes.edition", f"Edition {edition}: {problem}", record=where))
     piece_dte = _v(bloc.find("DteAsp")) if bloc is not None else None
     if piece_dte and bord.issue_date and piece_dte < bord.issue_date:
         problems.append(Problem("pes.asap-date", f"piece DteAsp {piece_dte} before DteBordEm",
@@ -101,9 +115,11 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         bord.total += amount
         sepa = ligne.find("BlocLignePiece/InfoPrelevementSEPA")
         if sepa is not None:
-            if _v(sepa.find("MtPrel")) is not None and Decimal(_v(sepa.find("MtPrel")) or 0) != amount:
-                problems.append(Problem("pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne}"
-                                        f" of piece {id_pce}", record=f"{name}:{sepa.sourceline}"))
+            mt_prel = _v(sepa.find("MtPrel"))
+            if mt_prel is not None and Decimal(mt_prel or 0) != amount:
+                problems.append(Problem(
+                    "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
+                    f"{id_pce}", record=f"{name}:{sepa.sourceline}"))
             sepa_keys.add(tuple(_v(sepa.find(tag)) for tag in (
                 "NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")))
         tiers = ligne.find("Tiers")
@@ -115,6 +131,20 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if len(debtors) > 1:
         problems.append(Problem("pes.single-debtor", f"piece {id_pce} has more than one debtor",
                                 record=where))
+
+
+def _edition_problem(edition: str, typ_pce: str | None, nat_pce: str | None) -> str | None:
+    """Edition x TypPce/NatPce compatibility (DT-RA BlocPiece/Edition; DT Annexe 2)."""
+    if typ_pce == "15" and edition not in ("03", "06"):
+        return "not allowed on an ORMC title (TypPce 15 takes 03 or 06)"
+    if edition in ("03", "06") and typ_pce != "15":
+        return f"allowed only on ORMC titles (TypPce 15), not on TypPce {typ_pce}"
+    if edition == "01" and not (typ_pce == "01" and nat_pce in EDITION_01_NATPCE
+                                or typ_pce == "10" and nat_pce in ("01", "02")):
+        return f"not allowed on TypPce {typ_pce} / NatPce {nat_pce}"
+    if edition == "05" and (typ_pce, nat_pce) != ("01", "01"):
+        return "allowed only on TypPce 01 / NatPce 01"
+    return None
 
 
 def _close_bordereau(bord: _BordereauCheck, name: str, line: int | None,
@@ -155,7 +185,7 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
     try:
-        for event, el in etree.iterparse(str(path), events=("end",), schema=schema,
+        for _event, el in etree.iterparse(str(path), events=("end",), schema=schema,
                                          resolve_entities=False, no_network=True,
                                          load_dtd=False, huge_tree=True):
             tag = el.tag

@@ -1,0 +1,157 @@
+"""A format bundle's self-test: render its fixture and compare with its expected output.
+
+A bundle folder ``templates/<name>/`` may hold ``fixture/`` (one ``input.json`` or
+``input.csv`` and a ``mapping.yaml`` naming the format) and ``expected/`` (the files
+the fixture renders with run date 2026-11-23 and first IdBord 1). The expected files
+are checked against the bundle's own XSD or layout first (a golden file that is
+invalid would make the comparison moot), then the fresh rendering must match them
+byte for byte; each mismatch comes as a unified diff.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from .errors import Problem, UsageError
+from .export import ExportResult, commit, open_exporter
+from .formats import FileSpec, Format
+from .layout import load_layout, validate_file
+from .validate import validate_pes_file
+
+FIXTURE_DATE = date(2026, 11, 23)
+FIXTURE_FIRST_NUMBER = 1
+# formats whose files go to Hélios as they are: their expected XML must also pass the
+# DGFiP schema package when it is available
+_DGFIP_RULES = ("pes-ormc", "pes-titres")
+
+
+@dataclass
+class Fixture:
+    input: Path
+    mapping: Path
+    expected: Path
+
+
+def fixture_of(fmt: Format) -> Fixture | None:
+    """The bundle's fixture, or None when it has none; a half-made one is an error."""
+    folder = fmt.folder / "fixture"
+    if not folder.is_dir():
+        return None
+    inputs = sorted(p for p in folder.glob("input.*") if p.suffix in (".json", ".csv"))
+    mapping = folder / "mapping.yaml"
+    if len(inputs) != 1 or not mapping.is_file():
+        raise UsageError(f"{folder}: a fixture holds one input.json or input.csv and a "
+                         f"mapping.yaml (found {', '.join(p.name for p in folder.iterdir())})")
+    return Fixture(inputs[0], mapping, fmt.folder / "expected")
+
+
+def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
+                   ) -> tuple[ExportResult, dict[str, FileSpec]]:
+    """Export the fixture into ``out_dir`` (no state store); returns the result and
+    the file spec each written file name comes from."""
+    fixture = fixture_of(fmt)
+    if fixture is None:
+        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+    if not any(r in fmt.rules for r in _DGFIP_RULES):
+        official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
+    # the bundle under test comes first, whatever else has the same name
+    exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
+                             [fmt.folder.parent], None)
+    if exporter.fmt.folder.resolve() != fmt.folder.resolve():
+        raise UsageError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
+                         f"fixture belongs to '{fmt.name}'")
+    prepared = exporter.prepare(fixture.input)
+    try:
+        commit(exporter.finish(prepared, FIXTURE_FIRST_NUMBER))
+    finally:
+        prepared.close()
+    specs: dict[str, FileSpec] = {}
+    for offset in range(len(prepared.bordereaux)):
+        doc = exporter._document(FIXTURE_FIRST_NUMBER + offset, 0, Decimal(0))
+        for renderer in exporter.renderers:
+            specs[renderer.file_name(doc)] = renderer.spec
+    return prepared.result, specs
+
+
+def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path | None = None,
+                    encoding: str | None = None) -> list[Problem]:
+    """Check one file against its spec's XSD (plus the DGFiP package for files that go
+    to Hélios, when given) or layout."""
+    if spec.xsd is not None:
+        official = official_xsd if any(r in fmt.rules for r in _DGFIP_RULES) else None
+        return validate_pes_file(path, spec.xsd, official)
+    if spec.layout is not None:
+        return validate_file(path, load_layout(spec.layout), path.name,
+                             encoding or fmt.encoding)
+    return []
+
+
+def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
+    """Unified diffs between two folders (file by file); [] when identical."""
+    out = []
+    want = {p.name: p for p in sorted(expected.iterdir()) if p.is_file()} \
+        if expected.is_dir() else {}
+    got = {p.name: p for p in sorted(produced.iterdir()) if p.is_file()}
+    for name in sorted(set(want) | set(got)):
+        if name not in got:
+            out.append(f"{name}: expected but not produced")
+        elif name not in want:
+            out.append(f"{name}: produced but not expected")
+        elif want[name].read_bytes() != got[name].read_bytes():
+            a = want[name].read_bytes().decode(encoding, errors="replace")
+            b = got[name].read_bytes().decode(encoding, errors="replace")
+            diff = "".join(difflib.unified_diff(
+                a.splitlines(keepends=True), b.splitlines(keepends=True),
+                f"expected/{name}", f"produced/{name}", n=2))
+            out.append(diff or f"{name}: differs (line endings or encoding)")
+    return out
+
+
+def regenerate_expected(produced: Path, expected: Path) -> None:
+    shutil.rmtree(expected, ignore_errors=True)
+    expected.mkdir(parents=True)
+    for path in sorted(produced.iterdir()):
+        if path.is_file():
+            shutil.copyfile(path, expected / path.name)
+    readme = expected / "README.md"
+    if not readme.exists():
+        readme.write_text(_EXPECTED_README, encoding="utf-8")
+
+
+_EXPECTED_README = """\
+# Expected output of the fixture
+
+What `fixture/` renders (run date 2026-11-23, first IdBord 1), byte for byte.
+`pesgen check-format <name>` and `tests/test_golden_formats.py` compare a fresh
+rendering with these files after validating them; `--regen` (or
+`PESGEN_REGEN_GOLDEN=1`) rewrites them: review the diff before committing.
+"""
+
+
+def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
+                 regen: bool = False) -> tuple[list[Problem], list[str]]:
+    """Render the fixture into ``work``; return (problems of the expected files,
+    diffs). With ``regen`` the expected folder is rewritten first."""
+    fixture = fixture_of(fmt)
+    if fixture is None:
+        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+    result, specs = render_fixture(fmt, work, official_xsd)
+    if regen:
+        regenerate_expected(work, fixture.expected)
+    problems: list[Problem] = []
+    if fixture.expected.is_dir():
+        for path in sorted(fixture.expected.iterdir()):
+            spec = specs.get(path.name)
+            if spec is not None:
+                problems += validate_output(fmt, path, spec, official_xsd,
+                                            result.mapping.output.encoding)
+    encoding = result.mapping.output.encoding or fmt.encoding
+    diffs = compare(fixture.expected, work, encoding)
+    # the expected folder may document itself
+    diffs = [d for d in diffs if not d.startswith("README.md: expected but not produced")]
+    return problems, diffs

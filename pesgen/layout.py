@@ -1,0 +1,531 @@
+"""Validate a rendered CSV or fixed-width file against its layout.
+
+One job: a layout (YAML, checked by ``schemas/layout.schema.json``) declares what
+every line of a flat file must look like; ``validate_file`` reads a file line by line
+(memory stays flat) and returns every problem as a ``Problem`` naming the file and
+line (``record``), the record type and column (in the message) and the rule.
+
+Rules (``layout.*``): encoding, line-ending, final-newline, header, record-type,
+columns (count or line width), quoting, required, length, type, values, pattern.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import _schema
+from ._yaml import line_of, load_yaml_file
+from .errors import MappingError, Problem
+
+LAYOUT_SCHEMA = "layout.schema.json"
+MAX_PROBLEMS = 10_000  # a wholly broken million-line file still gives a readable report
+_NUMERIC = ("integer", "decimal")
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    text: str  # as written, e.g. DD/MM/YYYY
+    regex: re.Pattern[str]
+
+    def parse(self, value: str) -> date | None:
+        m = self.regex.fullmatch(value)
+        if not m:
+            return None
+        try:
+            return date(int(m["y"]), int(m["m"]), int(m["d"]))
+        except ValueError:
+            return None
+
+
+def date_format(text: str) -> DateFormat:
+    """``DD/MM/YYYY`` -> a strict matcher (two-digit day and month, four-digit year)."""
+    out = ""
+    rest = text
+    tokens = {"YYYY": r"(?P<y>[0-9]{4})", "MM": r"(?P<m>[0-9]{2})", "DD": r"(?P<d>[0-9]{2})"}
+    while rest:
+        for token, rx in tokens.items():
+            if rest.startswith(token):
+                out += rx
+                rest = rest[len(token):]
+                break
+        else:
+            out += re.escape(rest[0])
+            rest = rest[1:]
+    return DateFormat(text, re.compile(out))
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    index: int  # 1-based position among the record's columns
+    type: str
+    length: int | None = None
+    min_length: int | None = None
+    required: bool = False
+    values: tuple[str, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    signed: bool = False
+    decimals: int = 2
+    decimal_separator: str = "."
+    date: DateFormat | None = None
+    quoting: str = "minimal"
+    header: str = ""
+    start: int = 0  # fixed: 1-based first character
+    width: int = 0  # fixed
+    align: str = "left"
+    pad: str = " "
+
+    @property
+    def label(self) -> str:
+        return f"column {self.name} (#{self.index})"
+
+
+@dataclass(frozen=True)
+class RecordType:
+    type: str
+    when: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def width(self) -> int:  # fixed: characters per line
+        return max(c.start + c.width - 1 for c in self.columns)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    path: Path
+    kind: str  # csv | fixed
+    encoding: str | None
+    newline: str  # "\n" or "\r\n"
+    final_newline: bool
+    header: bool
+    delimiter: str
+    quote_char: str
+    records: tuple[RecordType, ...]
+    type_column: str | None = None
+    source: str = ""
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_layout(path: Path) -> Layout:
+    """Load and check a layout file; raise ``MappingError`` with every problem found."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise MappingError(f"{path}: layout file not found") from None
+    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: Path, _mtime: int, _size: int) -> Layout:
+    data, problems, _ = load_yaml_file(path)
+    shown = str(path)
+    if not isinstance(data, dict):
+        raise MappingError(f"{shown}: a layout is a YAML mapping (key: value)")
+    problems += _schema.check(data, LAYOUT_SCHEMA, shown, "layout.schema")
+    if problems:
+        raise MappingError(f"{shown}: invalid layout", problems)
+    return _compile(path, data)
+
+
+def _compile(path: Path, data: dict[str, Any]) -> Layout:
+    shown = str(path)
+    problems: list[Problem] = []
+
+    def where(*keys: str | int) -> str:
+        return f"{shown}:{line_of(data, list(keys))}: {_schema._dotted(list(keys))}"
+
+    def bad(rule: str, message: str, *keys: str | int) -> None:
+        problems.append(Problem(rule, message, mapping=where(*keys)))
+
+    kind = data["kind"]
+    encoding = data.get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+            if "\n;\"".encode(encoding) != b"\n;\"":
+                bad("layout.schema", f"encoding '{encoding}' is not ASCII-compatible", "encoding")
+        except LookupError:
+            bad("layout.schema", f"unknown encoding '{encoding}'", "encoding")
+    delimiter = data.get("delimiter", ";")
+    quote_char = data.get("quote_char", '"')
+    if kind == "csv" and delimiter == quote_char:
+        bad("layout.schema", "delimiter and quote_char must differ", "delimiter")
+    default_sep = data.get("decimal_separator", ".")
+    default_date = date_format(data.get("date_format", "YYYY-MM-DD"))
+    default_quoting = data.get("quoting", "minimal")
+    if kind == "fixed":
+        for key in ("delimiter", "quote_char", "quoting", "header"):
+            if key in data:
+                bad("layout.schema", f"'{key}' is for csv layouts, this one is fixed", key)
+
+    records = []
+    for r, rec in enumerate(data["records"]):
+        columns = []
+        position = 1
+        names: set[str] = set()
+        for i, col in enumerate(rec["columns"]):
+            keys = ("records", r, "columns", i)
+            name = col["name"]
+            if name in names:
+                bad("layout.schema", f"column name '{name}' appears twice in record "
+                    f"'{rec['type']}'", *keys, "name")
+            names.add(name)
+            ctype = col["type"]
+            values = tuple(col["values"]) if "values" in col else None
+            if ctype == "code" and values is None:
+                bad("layout.schema", f"column '{name}' of type code needs `values`", *keys)
+            pattern = None
+            if "pattern" in col:
+                try:
+                    pattern = re.compile(col["pattern"])
+                except re.error as exc:
+                    bad("layout.schema", f"column '{name}': bad pattern ({exc})", *keys,
+                        "pattern")
+            start = width = 0
+            if kind == "fixed":
+                if "width" not in col:
+                    bad("layout.schema", f"column '{name}' needs a width (fixed layout)", *keys)
+                    continue
+                width = col["width"]
+                start = col.get("start", position)
+                if start < position:
+                    bad("layout.schema", f"column '{name}' starts at {start}, inside the "
+                        f"previous column (which ends at {position - 1})", *keys, "start")
+                position = start + width
+                if col.get("length", 0) > width:
+                    bad("layout.schema", f"column '{name}': length {col['length']} exceeds "
+                        f"width {width}", *keys, "length")
+            else:
+                for key in ("start", "width", "align", "pad"):
+                    if key in col:
+                        bad("layout.schema", f"column '{name}': '{key}' is for fixed layouts",
+                            *keys, key)
+            fmt = date_format(col["date_format"]) if "date_format" in col else default_date
+            columns.append(Column(
+                name=name, index=i + 1, type=ctype,
+                length=col.get("length", width or None), min_length=col.get("min_length"),
+                required=bool(col.get("required", False)), values=values, pattern=pattern,
+                signed=bool(col.get("signed", False)), decimals=col.get("decimals", 2),
+                decimal_separator=col.get("decimal_separator", default_sep),
+                date=fmt if ctype == "date" else None,
+                quoting=col.get("quoting", default_quoting), header=col.get("header", name),
+                start=start, width=width,
+                align=col.get("align", "right" if ctype in _NUMERIC else "left"),
+                pad=col.get("pad", " ")))
+        when = rec.get("when")
+        when_t = (when,) if isinstance(when, str) else tuple(when or ())
+        records.append(RecordType(rec["type"], when_t, tuple(columns)))
+
+    type_column = data.get("record_type_column")
+    if len(records) > 1 or type_column:
+        if not type_column:
+            bad("layout.schema", "several record types need record_type_column", "records")
+        else:
+            spots = set()
+            for r, rec in enumerate(records):
+                col = next((c for c in rec.columns if c.name == type_column), None)
+                if col is None:
+                    bad("layout.schema", f"record '{rec.type}' has no column '{type_column}' "
+                        "(record_type_column)", "records", r)
+                    continue
+                spots.add((col.index, col.start, col.width))
+                if not rec.when:
+                    bad("layout.schema", f"record '{rec.type}' needs `when` (the value of "
+                        f"{type_column} that selects it)", "records", r)
+            if len(spots) > 1:
+                bad("layout.schema", f"column '{type_column}' must be at the same position in "
+                    "every record type", "record_type_column")
+        seen: dict[str, str] = {}
+        for rec in records:
+            for value in rec.when:
+                if value in seen:
+                    bad("layout.schema", f"value '{value}' selects both '{seen[value]}' and "
+                        f"'{rec.type}'", "records")
+                seen[value] = rec.type
+    if data.get("header") and len(records) > 1:
+        bad("layout.schema", "a header line needs a single record type", "header")
+    if problems:
+        raise MappingError(f"{shown}: invalid layout", problems)
+    return Layout(
+        name=data["name"], path=path, kind=kind, encoding=encoding,
+        newline="\r\n" if data.get("line_ending") == "CRLF" else "\n",
+        final_newline=data.get("final_newline", True), header=bool(data.get("header", False)),
+        delimiter=delimiter, quote_char=quote_char, records=tuple(records),
+        type_column=type_column, source=data.get("source", ""))
+
+
+# ------------------------------------------------------------------ reading
+
+
+def split_csv(line: str, delimiter: str, quote: str) -> tuple[list[tuple[str, bool]], str | None]:
+    """One CSV line -> ([(value, was_quoted)], error). A quote inside a quoted value is
+    doubled; a line break inside a value is not allowed (the line would be cut)."""
+    fields: list[tuple[str, bool]] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == quote:
+            i += 1
+            buf = []
+            while True:
+                j = line.find(quote, i)
+                if j < 0:
+                    return fields, (f"field {len(fields) + 1}: quoted value not closed "
+                                    "(a line break inside a value?)")
+                buf.append(line[i:j])
+                if j + 1 < n and line[j + 1] == quote:
+                    buf.append(quote)
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            fields.append(("".join(buf), True))
+            if i < n and line[i] != delimiter:
+                return fields, (f"field {len(fields)}: characters after the closing quote")
+        else:
+            j = line.find(delimiter, i)
+            end = n if j < 0 else j
+            value = line[i:end]
+            if quote in value:
+                return fields, (f"field {len(fields) + 1}: quote character inside an unquoted "
+                                "value")
+            fields.append((value, False))
+            i = end
+        if i >= n:
+            return fields, None
+        i += 1  # skip the delimiter
+        if i == n:  # a trailing delimiter ends with an empty field
+            fields.append(("", False))
+            return fields, None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, content, terminator) for each line of a file, read in binary."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.endswith(b"\r\n"):
+                yield number, raw[:-2], b"\r\n"
+            elif raw.endswith(b"\n"):
+                yield number, raw[:-1], b"\n"
+            else:
+                yield number, raw, b""
+
+
+# ------------------------------------------------------------------ checking
+
+
+class _Report:
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.problems: list[Problem] = []
+        self.full = False
+
+    def add(self, line: int, rule: str, message: str) -> None:
+        if self.full:
+            return
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(Problem("layout.too-many", f"more than {MAX_PROBLEMS} "
+                                         "problems; the rest of the file was not checked",
+                                         record=f"{self.shown}:{line}"))
+            self.full = True
+            return
+        self.problems.append(Problem(rule, message, record=f"{self.shown}:{line}"))
+
+
+def check_value(col: Column, value: str) -> list[tuple[str, str]]:
+    """Problems of one value against its column: [(rule, message)]."""
+    if value == "":
+        return [("layout.required", "is empty, the column is required")] if col.required else []
+    out: list[tuple[str, str]] = []
+    if col.length is not None and len(value) > col.length:
+        if col.length == 0:
+            out.append(("layout.length", f"{_show(value)} in a reserved column that must stay "
+                        "empty"))
+        else:
+            out.append(("layout.length", f"{_show(value)} is {len(value)} characters, the "
+                        f"layout allows {col.length}"))
+    if col.min_length is not None and len(value) < col.min_length:
+        out.append(("layout.length", f"{_show(value)} is {len(value)} characters, the layout "
+                    f"wants at least {col.min_length}"))
+    kind_error = _type_error(col, value)
+    if kind_error:
+        out.append(("layout.type", kind_error))
+    if col.values is not None and value not in col.values:
+        allowed = ", ".join(repr(v) for v in col.values[:12])
+        more = ", …" if len(col.values) > 12 else ""
+        out.append(("layout.values", f"{_show(value)} is not an allowed value ({allowed}{more})"))
+    if col.pattern is not None and not col.pattern.fullmatch(value):
+        out.append(("layout.pattern", f"{_show(value)} does not match {col.pattern.pattern}"))
+    return out
+
+
+def _type_error(col: Column, value: str) -> str | None:
+    sign = "-?" if col.signed else ""
+    if col.type == "integer":
+        if not re.fullmatch(sign + r"[0-9]+", value):
+            return f"{_show(value)} is not an integer" + ("" if col.signed else " (digits only)")
+    elif col.type == "decimal":
+        sep = re.escape(col.decimal_separator)
+        frac = rf"({sep}[0-9]{{1,{col.decimals}}})?" if col.decimals else ""
+        if not re.fullmatch(sign + r"[0-9]+" + frac, value):
+            other = "," if col.decimal_separator == "." else "."
+            hint = (f" (decimal separator is '{col.decimal_separator}', not '{other}')"
+                    if other in value else f" (at most {col.decimals} decimals)"
+                    if col.decimal_separator in value else "")
+            return f"{_show(value)} is not a decimal number{hint}"
+    elif col.type == "date":
+        assert col.date is not None
+        if col.date.parse(value) is None:
+            return f"{_show(value)} is not a date in the format {col.date.text}"
+    return None
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _record_type(layout: Layout, fields: list[str] | None, text: str
+                 ) -> tuple[RecordType | None, str | None]:
+    if len(layout.records) == 1:
+        return layout.records[0], None
+    first = layout.records[0]
+    col = next(c for c in first.columns if c.name == layout.type_column)
+    if layout.kind == "csv":
+        assert fields is not None
+        value = fields[col.index - 1] if len(fields) >= col.index else ""
+    else:
+        raw = text[col.start - 1: col.start - 1 + col.width]
+        value = raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)
+    for rec in layout.records:
+        if value in rec.when:
+            return rec, None
+    known = ", ".join(f"'{v}' ({r.type})" for r in layout.records for v in r.when)
+    return None, f"{col.label}: {_show(value)} is no record type (known: {known})"
+
+
+def validate_file(path: Path, layout: Layout, shown: str | None = None,
+                  encoding: str | None = None) -> list[Problem]:
+    """Every way the file at ``path`` breaks ``layout``. ``shown`` is the file name
+    problems carry (default: the path's name); ``encoding`` is used when the layout
+    declares none."""
+    report = _Report(shown or Path(path).name)
+    enc = layout.encoding or encoding or "utf-8"
+    want_nl = layout.newline.encode("ascii")
+    last_line = 0
+    last_term = b""
+    for number, content, term in _lines(Path(path)):
+        if report.full:
+            break
+        last_line, last_term = number, term
+        if term and term != want_nl:
+            report.add(number, "layout.line-ending",
+                       f"line ends with {_nl_name(term)}, the layout wants "
+                       f"{_nl_name(want_nl)}")
+        if b"\r" in content:
+            report.add(number, "layout.line-ending", "carriage return inside the line")
+        try:
+            text = content.decode(enc)
+        except UnicodeDecodeError as exc:
+            report.add(number, "layout.encoding", f"byte 0x{content[exc.start]:02X} at column "
+                       f"{exc.start + 1} is not {enc}")
+            continue
+        if layout.kind == "csv":
+            _check_csv_line(layout, report, number, text)
+        else:
+            _check_fixed_line(layout, report, number, text)
+    if last_line and not last_term and layout.final_newline:
+        report.add(last_line, "layout.final-newline",
+                   f"the last line does not end with {_nl_name(want_nl)}")
+    return report.problems
+
+
+def _nl_name(term: bytes) -> str:
+    return {b"\r\n": "CRLF", b"\n": "LF"}.get(term, repr(term))
+
+
+def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> None:
+    pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
+    if error:
+        report.add(number, "layout.quoting", error)
+        return
+    values = [v for v, _ in pairs]
+    if number == 1 and layout.header:
+        expected = [c.header for c in layout.records[0].columns]
+        if values != expected:
+            diff = next((i for i, (a, b) in enumerate(zip(values, expected, strict=False))
+                         if a != b), min(len(values), len(expected)))
+            got = _show(values[diff]) if diff < len(values) else "nothing"
+            want = repr(expected[diff]) if diff < len(expected) else "nothing"
+            report.add(number, "layout.header", f"header field {diff + 1} is {got}, the layout "
+                       f"wants {want}")
+        return
+    if text == "":
+        report.add(number, "layout.columns", "empty line")
+        return
+    rec, error = _record_type(layout, values, text)
+    if rec is None:
+        report.add(number, "layout.record-type", error or "unknown record type")
+        return
+    cols = rec.columns
+    if len(pairs) < len(cols):
+        missing = cols[len(pairs):]
+        names = ", ".join(c.name for c in missing[:5]) + (", …" if len(missing) > 5 else "")
+        report.add(number, "layout.columns", f"record '{rec.type}' has {len(pairs)} fields, "
+                   f"the layout has {len(cols)}: missing {missing[0].label}"
+                   + (f" and after ({names})" if len(missing) > 1 else ""))
+    elif len(pairs) > len(cols):
+        report.add(number, "layout.columns", f"record '{rec.type}' has {len(pairs)} fields, "
+                   f"the layout has {len(cols)}: {len(pairs) - len(cols)} extra field(s) after "
+                   f"{cols[-1].label}")
+    for col, (value, quoted) in zip(cols, pairs, strict=False):
+        where = f"record '{rec.type}', {col.label}"
+        if col.quoting == "always" and not quoted:
+            report.add(number, "layout.quoting", f"{where}: {_show(value)} must be quoted")
+        elif col.quoting == "never" and quoted:
+            report.add(number, "layout.quoting", f"{where}: {_show(value)} must not be quoted")
+        for rule, message in check_value(col, value):
+            report.add(number, rule, f"{where}: {message}")
+
+
+def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -> None:
+    if text == "":
+        report.add(number, "layout.columns", "empty line")
+        return
+    rec, error = _record_type(layout, None, text)
+    if rec is None:
+        report.add(number, "layout.record-type", error or "unknown record type")
+        return
+    width = rec.width
+    if len(text) != width:
+        report.add(number, "layout.columns", f"record '{rec.type}' is {len(text)} characters, "
+                   f"the layout has {width}" + (f": {len(text) - width} character(s) after "
+                                                f"{rec.columns[-1].label}" if len(text) > width
+                                                else ""))
+    for col in rec.columns:
+        where = f"record '{rec.type}', {col.label}"
+        if col.start - 1 + col.width > len(text):
+            report.add(number, "layout.columns", f"{where}: missing (the line ends at "
+                       f"character {len(text)}, the column spans {col.start}-"
+                       f"{col.start + col.width - 1})")
+            continue
+        raw = text[col.start - 1: col.start - 1 + col.width]
+        value = raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)
+        if value == "" and col.pad == "0" and raw:
+            value = "0"
+        if col.pad != " " and value != value.strip(" "):
+            report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "
+                       f"padded with {col.pad!r}")
+            continue
+        for rule, message in check_value(col, value):
+            report.add(number, rule, f"{where}: {message}")

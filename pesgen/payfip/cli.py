@@ -1,0 +1,365 @@
+"""``pesgen payfip …``: PayFiP links, the notification receiver, the fake, reconciliation,
+payment exports, TIPI links and Datamatrix. Parse options, call the library, print.
+
+Only typer is imported here; each command imports what it needs, so ``pesgen`` starts
+as fast as before and works without the optional PayFiP dependencies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ExitCode, PesgenError, UsageError
+
+payfip_app = typer.Typer(no_args_is_help=True, help="PayFiP / TIPI régie: online payment of "
+                         "invoices, notifications, reconciliation, Datamatrix.")
+
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", envvar="PESGEN_DB", help="State database: a SQLite file path or a postgresql:// URL.")]
+EndpointOpt = Annotated[str | None, typer.Option(
+    "--endpoint", envvar="PESGEN_PAYFIP_ENDPOINT",
+    help="PayFiP base URL (…/tpa); default: the mapping's payfip.endpoint, else "
+         "https://www.payfip.gouv.fr/tpa.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per PayFiP call.")]
+MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (YAML).")]
+
+
+def _fail(exc: PesgenError) -> None:
+    from ..cli import _fail as fail
+
+    fail(exc)
+
+
+def _store(db: str | None) -> Any:
+    from ..cli import _store as store
+
+    return store(db)
+
+
+def _log_outcomes() -> None:
+    """Show pesgen.payfip's log lines (idOps and outcomes; never amounts or addresses)."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger = logging.getLogger("pesgen.payfip")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _need_extras() -> None:
+    try:
+        import httpx  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"PayFiP needs optional packages ({exc.name} is missing): "
+                         "pip install 'pesgen[payfip]'") from None
+
+
+@payfip_app.command()
+def link(
+    mapping: MappingOpt,
+    invoice: Annotated[str, typer.Option("--invoice", "-n", help="Invoice number.")],
+    mel: Annotated[str | None, typer.Option(
+        "--mel", help="Payer e-mail (default: payer.email of the run's recorded input).")] = None,
+    notify_url: Annotated[str | None, typer.Option(
+        "--notify-url", help="urlnotif: where `pesgen payfip serve` listens "
+        "(…/payfip/notification); default: the mapping's payfip.notify_url.")] = None,
+    return_url: Annotated[str | None, typer.Option(
+        "--return-url", help="urlredirect (default: …/payfip/retour beside --notify-url).")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(
+        "--mode", help="saisie: T test, X activation, W production (default: the mapping's).")
+    ] = None,
+    endpoint: EndpointOpt = None,
+    timeout: TimeoutOpt = 15.0,
+    db: DbOpt = None,
+) -> None:
+    """Create a PayFiP payment for an exported invoice (amount from its active run) and
+    print the payment page's URL to send to the family."""
+    try:
+        _need_extras()
+        from .service import create_link
+
+        result = create_link(_store(db), mapping, invoice, mel=mel, notify_url=notify_url,
+                             return_url=return_url, endpoint=endpoint, mode=mode,
+                             timeout=timeout)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
+    typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
+               f"{result.refdet}, {amount}, saisie {result.saisie})")
+    typer.echo(result.url)
+
+
+@payfip_app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Pull results from this PayFiP base URL instead of the one each "
+        "operation was created on.")] = None,
+    timeout: TimeoutOpt = 15.0,
+    db: DbOpt = None,
+) -> None:
+    """Receive PayFiP notifications (POST /payfip/notification) and family returns
+    (/payfip/retour); pull each result over SOAP and record it once."""
+    try:
+        _need_extras()
+        from .receiver import create_app
+        from .server import run
+        from .service import default_factory
+
+        store = _store(db)
+        app = create_app(store, default_factory(endpoint, timeout))
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"pesgen payfip serve: notifications at http://{host}:{port}/payfip/notification")
+    _log_outcomes()
+    run(app, host, port)
+
+
+@payfip_app.command()
+def fake(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8700,
+    no_notify: Annotated[bool, typer.Option(
+        "--no-notify", help="Never send notifications (as when they get lost).")] = False,
+    client: Annotated[list[str] | None, typer.Option(
+        "--client", help="Known client number (repeatable); default: any 6 digits.")] = None,
+) -> None:
+    """Run a local fake PayFiP (same SOAP contract, a payment page that can pay by card or
+    direct debit, refuse or abandon) for tests and demos. Never expose it."""
+    try:
+        _need_extras()
+        from .fake import FakePayfip
+        from .server import run
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    clients = {c: ("COLLECTIVITE DE TEST", "REGIE DE TEST", "PAYFIP FAKE")
+               for c in client} if client else None
+    typer.echo(f"fake PayFiP: endpoint http://{host}:{port}/tpa (SOAP at /tpa/services/securite)")
+    _log_outcomes()
+    run(FakePayfip(clients=clients, notify=not no_notify).app, host, port)
+
+
+@payfip_app.command()
+def reconcile(
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only operations created on or after this date (YYYY-MM-DD).")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Ask this PayFiP base URL instead of each operation's own.")
+    ] = None,
+    timeout: TimeoutOpt = 15.0,
+    db: DbOpt = None,
+) -> None:
+    """Ask PayFiP about every pending or unknown operation: records results whose
+    notification never arrived; P1 (purged) operations expire."""
+    from collections import Counter
+
+    try:
+        _need_extras()
+        from ..cli import _parse_date
+        from .service import default_factory
+        from .service import reconcile as do_reconcile
+
+        day = _parse_date(since)
+        outcomes = do_reconcile(_store(db), default_factory(endpoint, timeout),
+                                day.isoformat() if day else None)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for o in outcomes:
+        extra = f" ({o.message})" if o.message else ""
+        typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
+    counts = Counter(o.action for o in outcomes)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
+    typer.echo(f"reconciled {len(outcomes)} operation(s): {summary}")
+    if counts.get("error"):
+        raise typer.Exit(int(ExitCode.STATE))  # some results could not be asked: alert
+
+
+@payfip_app.command()
+def payments(
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only payments changed on or after this date (YYYY-MM-DD, UTC).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    history: Annotated[bool, typer.Option(
+        "--history", help="JSON: include each invoice's history.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Export PayFiP payments per invoice (status, amounts, method, date) for the school
+    software."""
+    import csv
+    import io
+    import json
+
+    try:
+        from ..cli import _parse_date
+        from .ledger import list_payments
+
+        if fmt not in ("csv", "json"):
+            raise UsageError(f"--format must be csv or json, got '{fmt}'")
+        rows = list_payments(_store(db), _parse_date(since), history and fmt == "json")
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
+                   "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at"]
+        writer = csv.DictWriter(buffer, columns, delimiter=";", lineterminator="\n",
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if output:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+@payfip_app.command()
+def anomalies(db: DbOpt = None) -> None:
+    """List what needs a person: amount or reference mismatches, unknown idOps notified,
+    double payments."""
+    try:
+        from .ledger import list_anomalies
+
+        rows = list_anomalies(_store(db))
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    if not rows:
+        typer.echo("no anomaly")
+    for r in rows:
+        typer.echo(f"{r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
+                   f"{r['invoice'] or '-'}  ({r['source']}): {r['detail']}"
+                   + (f" [expected {r['expected']}, got {r['got']}]"
+                      if r['expected'] is not None else ""))
+
+
+@payfip_app.command("client-info")
+def client_info(
+    mapping: Annotated[Path | None, typer.Option("--mapping", "-m", help="Mapping file.")
+                       ] = None,
+    numcli: Annotated[str | None, typer.Option("--numcli", help="Client number.")] = None,
+    endpoint: EndpointOpt = None,
+    timeout: TimeoutOpt = 15.0,
+) -> None:
+    """Ask PayFiP what it knows of a client number (recupererDetailClient)."""
+    try:
+        _need_extras()
+        from .client import DEFAULT_ENDPOINT, PayfipClient
+
+        base = endpoint or DEFAULT_ENDPOINT
+        if mapping:
+            from ..mapping import load_mapping
+            from .settings import load_settings
+
+            settings = load_settings(load_mapping(mapping))
+            numcli = numcli or settings.numcli
+            base = endpoint or settings.endpoint
+        if not numcli:
+            raise UsageError("give --numcli or a --mapping with a PayFiP client number")
+        with PayfipClient(base, timeout=timeout) as client:
+            detail = client.recuperer_detail_client(numcli)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"numcli {detail.numcli}: {detail.libelleN1} / {detail.libelleN2} / "
+               f"{detail.libelleN3}")
+
+
+@payfip_app.command("tipi-url")
+def tipi_url(
+    mapping: MappingOpt,
+    invoice: Annotated[str, typer.Option("--invoice", "-n", help="Invoice number.")],
+    urlcl: Annotated[str, typer.Option("--urlcl", help="Return URL of the legacy protocol.")],
+    mel: Annotated[str | None, typer.Option("--mel", help="Payer e-mail.")] = None,
+    saisie: Annotated[str | None, typer.Option(
+        "--saisie", help="T test, X activation, A production (default: from the mapping's "
+        "mode, W -> A).")] = None,
+    endpoint: EndpointOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Build a legacy TIPI ``paiement.web`` link (its return is unsigned: pesgen records
+    nothing from it)."""
+    try:
+        from ..mapping import load_mapping
+        from .service import build_request
+        from .settings import load_settings
+        from .tipi import TipiRequest
+        from .tipi import tipi_url as build
+
+        m = load_mapping(mapping)
+        settings = load_settings(m)
+        req, _ = build_request(m, settings, _store(db), invoice, mel,
+                               urlcl, urlcl)
+        letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
+        url = build(TipiRequest(invoice, req.numcli, req.exer, req.refdet, req.montant,
+                                req.mel, req.objet, letter, urlcl),
+                    endpoint or settings.endpoint)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    typer.echo(url)
+
+
+@payfip_app.command()
+def datamatrix(
+    run: Annotated[str, typer.Option("--run", help="Run id (or a unique prefix).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder (default: the run's output folder, beside the payment "
+        "references).")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", "-m", help="Mapping with payfip.datamatrix settings.")] = None,
+    code_etablissement: Annotated[str | None, typer.Option(
+        "--code-etablissement", help="Code établissement (3 digits or 2 letters).")] = None,
+    code_emetteur: Annotated[str | None, typer.Option(
+        "--code-emetteur", help="Code émetteur, 6 digits (UNCONFIRMED default 940033).")
+    ] = None,
+    layout: Annotated[int, typer.Option("--layout", help="Payload layout version.")] = 1,
+    image: Annotated[str, typer.Option("--image", help="svg, png or both.")] = "svg",
+    db: DbOpt = None,
+) -> None:
+    """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
+    and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
+    try:
+        from .datamatrix import write_for_run
+        from .settings import DEFAULT_CODE_EMETTEUR
+
+        if image not in ("svg", "png", "both"):
+            raise UsageError(f"--image must be svg, png or both, got '{image}'")
+        code_e, code_m = code_etablissement, code_emetteur
+        if mapping:
+            from ..mapping import load_mapping
+            from .settings import load_settings
+
+            settings = load_settings(load_mapping(mapping))
+            code_e = code_e or settings.code_etablissement
+            code_m = code_m or settings.code_emetteur
+        if not code_e:
+            raise UsageError("the code établissement is needed: --code-etablissement, or "
+                             "payfip.datamatrix.code_etablissement in the --mapping")
+        written = write_for_run(_store(db), run, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
+                                layout, image)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for w in written:
+        typer.echo(f"wrote {w.csv}  ({len(w.images)} image(s) in "
+                   f"{w.csv.name.removesuffix('.csv')}/, layout {layout}, UNCONFIRMED)")

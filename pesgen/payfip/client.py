@@ -1,0 +1,155 @@
+"""The PayFiP web-service client: creerPaiementSecurise, recupererDetailPaiementSecurise,
+recupererDetailClient, against a configurable endpoint (the real one or the fake).
+
+Requests are validated (``models``) and schema-checked (``soap``) before anything is
+sent. Answers are read strictly where it matters (a fault, the operation answered) and
+tolerantly where the live service is known to vary (element case in the detail).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from . import soap
+from .errors import PayfipConfigError, PayfipFault, PayfipUnavailable
+from .models import (
+    IDOP_RE,
+    ClientDetail,
+    PaymentDetail,
+    PaymentRequest,
+    check_numcli,
+)
+
+log = logging.getLogger("pesgen.payfip")
+
+DEFAULT_ENDPOINT = "https://www.payfip.gouv.fr/tpa"
+DEFAULT_TIMEOUT = 15.0  # seconds per call, as the reference client uses
+
+
+def check_endpoint(endpoint: str) -> str:
+    """The base URL ``…/tpa``: SOAP at ``/services/securite``, pages beside it."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise PayfipConfigError(f"PayFiP endpoint '{endpoint}' must be an http(s) URL such "
+                                f"as {DEFAULT_ENDPOINT}")
+    return endpoint.rstrip("/")
+
+
+def payment_page(endpoint: str, id_op: str) -> str:
+    """Where the family's browser is sent to pay one operation."""
+    return f"{check_endpoint(endpoint)}/paiementws.web?idop={quote(id_op, safe='')}"
+
+
+class PayfipClient:
+    """One endpoint; every call has a bounded timeout and raises ``PayfipFault``
+    (or ``PayfipUnavailable``) instead of returning a half answer."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = DEFAULT_TIMEOUT,
+                 http: httpx.Client | None = None) -> None:
+        self.endpoint = check_endpoint(endpoint)
+        self.soap_url = f"{self.endpoint}/services/securite"
+        self.timeout = timeout
+        self._http = http
+        self._owned = http is None
+
+    def __enter__(self) -> PayfipClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._http is not None and self._owned:
+            self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            # No proxies from the environment: payment calls go where they are configured.
+            self._http = httpx.Client(timeout=self.timeout, trust_env=False,
+                                      follow_redirects=False)
+        return self._http
+
+    def payment_url(self, id_op: str) -> str:
+        return payment_page(self.endpoint, id_op)
+
+    # ------------------------------------------------------------------ operations
+
+    def creer_paiement_securise(self, req: PaymentRequest) -> str:
+        """Create an operation; returns its idOp."""
+        req.validated()
+        element = self._call("creerPaiementSecurise", req.soap_fields())
+        id_op = soap.values(element, "return").get("idOp", "")
+        if not IDOP_RE.match(id_op):
+            raise PayfipFault(f"invoice {req.invoice}: PayFiP returned no usable idOp",
+                              kind="Protocol")
+        return id_op
+
+    def recuperer_detail_paiement_securise(self, id_op: str) -> PaymentDetail:
+        """The trusted result of an operation. Raises ``PayfipFault`` P5 while the result
+        is not known yet, P1 for an unknown or purged idOp."""
+        if not IDOP_RE.match(id_op or ""):
+            raise PayfipConfigError(f"idOp {id_op!r} is not an operation identifier")
+        element = self._call("recupererDetailPaiementSecurise", [("idOp", id_op)])
+        return PaymentDetail.from_fields(_tolerant(soap.values(element, "return"),
+                                                   soap.DETAIL_FIELDS))
+
+    def recuperer_detail_client(self, numcli: str) -> ClientDetail:
+        problems = check_numcli(numcli)
+        if problems:
+            from .errors import PayfipRequestInvalid
+
+            raise PayfipRequestInvalid(problems=problems)
+        element = self._call("recupererDetailClient", [("numCli", numcli)])
+        return ClientDetail(**_tolerant(soap.values(element, "return"), soap.CLIENT_FIELDS))
+
+    # ------------------------------------------------------------------ transport
+
+    def _call(self, operation: str, values: list[tuple[str, str]]):  # -> etree._Element
+        body = soap.request(operation, values)  # schema-checked before sending
+        try:
+            answer = self.http.post(self.soap_url, content=body,
+                                    headers={"Content-Type": soap.CONTENT_TYPE,
+                                             "SOAPAction": '""'})
+        except httpx.TimeoutException:
+            raise PayfipUnavailable(f"PayFiP {operation}: no answer from {self.soap_url} "
+                                    f"within {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise PayfipUnavailable(f"PayFiP {operation}: {self.soap_url}: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        try:
+            element = soap.parse(answer.content)
+        except soap.EnvelopeError as exc:
+            raise PayfipUnavailable(f"PayFiP {operation}: HTTP {answer.status_code} without "
+                                    f"a SOAP answer ({exc})") from None
+        if soap.is_fault(element):
+            info = soap.fault_info(element)
+            text = info["libelle"] or info["descriptif"] or info["faultstring"]
+            raise PayfipFault(f"PayFiP {operation}: {info['kind']} {info['code']}: {text}".
+                              replace("  ", " "), kind=info["kind"], code=info["code"],
+                              libelle=info["libelle"], descriptif=info["descriptif"],
+                              severite=info["severite"])
+        if soap.local(element) != f"{operation}Response":
+            raise PayfipFault(f"PayFiP {operation}: unexpected answer "
+                              f"<{soap.local(element)}>", kind="Protocol")
+        errors = soap.schema_errors(element)
+        if errors:
+            # The live service's spelling is known to vary (idop/idOp); read on, but say so.
+            log.warning("PayFiP %s answer breaks the contract schema: %s", operation,
+                        "; ".join(errors))
+        return element
+
+
+def _tolerant(values: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """Map answer keys to the contract's spelling, ignoring case (idop -> idOp)."""
+    by_lower = {n.lower(): n for n in names}
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = by_lower.get(key.lower())
+        if name and name not in out:
+            out[name] = value
+    return out

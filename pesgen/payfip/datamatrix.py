@@ -1,0 +1,235 @@
+"""Paiement de proximité: the Datamatrix of each ORMC title, as text and as an image.
+
+UNCONFIRMED LAYOUT. The DGFiP specification of this Datamatrix was not found; layout
+1 below is the only public one (a family-billing software that says the DGFiP
+validated it), as summarised in pesgen's research notes (pes-v2-recette.md §13).
+It is kept behind ``payload(title, version=…)`` so a confirmed layout can be added
+as version 2 without touching callers, and every file written names its version.
+
+Layout 1, 130 characters (positions 1-based):
+
+====== =====================================================================
+1-64   spaces (40 "données métiers" + 24)
+65-67  code établissement: 3 digits, or 2 letters as (L1-A)*26 + (L2-A) + 1
+68     Per of the title
+69-71  first 2 characters of CodProdLoc, converted like 65-67
+72-73  ``00``
+74-75  last 2 digits of Exer
+76     key: last digit of 11 - (int(65-75) mod 11)
+77-82  code émetteur (``940033`` in the public implementation)
+83-86  ``0001``
+87-88  key: sum of rank x digit over 77-86 read from the right, mod 100
+89     space
+90-91  key: the same over 92-116
+92-115 Cle2 as 2 digits (A=01 … Y=23) + NumDette on 15 digits + IdPost on 6 + ``4``
+116    ``9``
+117-118 key: (119-121 weighted 11, 10, 9) + (123-130 weighted 8 … 1; spaces 0), mod 100
+119    ``8``
+120-121 ``06``
+122    space
+123-130 amount in cents, right-aligned on 8 characters
+====== =====================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from lxml import etree
+
+from ..errors import OutputInvalidError, Problem
+from ..store import Store, run_invoices
+from .models import to_cents
+
+LATEST = 1
+_CLE2_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXY"
+
+
+@dataclass(frozen=True)
+class DatamatrixTitle:
+    """What a title's Datamatrix is made of, as the ORMC file and the run hold it."""
+
+    invoice: str
+    exercise: int
+    id_bord: int
+    id_pce: int
+    per: str
+    num_dette: str
+    cle2: str
+    product: str  # CodProdLoc of the title's first line
+    id_post: str
+    amount_cents: int
+
+
+def letter_pair(code: str, what: str) -> str:
+    """3 digits: a numeric code as is, 2 letters AA=001 … ZZ=676."""
+    code = code.strip().upper()
+    if code.isdigit() and len(code) <= 3:
+        return code.zfill(3)
+    if len(code) == 2 and re.match(r"^[A-Z]{2}$", code):
+        return f"{(ord(code[0]) - 65) * 26 + (ord(code[1]) - 65) + 1:03d}"
+    raise ValueError(f"{what} '{code}' is neither up to 3 digits nor 2 letters")
+
+
+def _ranked(text: str, first: int = 1) -> int:
+    """Sum of rank x digit read from the right, ranks from ``first``; spaces count 0."""
+    return sum((first + i) * (0 if ch == " " else int(ch))
+               for i, ch in enumerate(reversed(text)))
+
+
+def payload_v1(t: DatamatrixTitle, code_etablissement: str,
+               code_emetteur: str = "940033") -> str:
+    """Layout 1 (UNCONFIRMED, see the module docstring). Raises ValueError when a value
+    cannot be laid out."""
+    if not re.match(r"^[0-9]{6}$", code_emetteur):
+        raise ValueError(f"code émetteur '{code_emetteur}' must be 6 digits")
+    if not re.match(r"^[0-9]{6}$", t.id_post):
+        raise ValueError(f"IdPost '{t.id_post}' must be 6 digits for this layout")
+    if not re.match(r"^[0-9]$", t.per):
+        raise ValueError(f"Per '{t.per}' must be one digit")
+    if not t.num_dette.isdigit() or len(t.num_dette) > 15:
+        raise ValueError(f"NumDette '{t.num_dette}' must be up to 15 digits")
+    if t.cle2 not in _CLE2_LETTERS or len(t.cle2) != 1:
+        raise ValueError(f"Cle2 '{t.cle2}' is not a key letter")
+    if not 0 < t.amount_cents <= 99_999_999:
+        raise ValueError(f"amount {t.amount_cents} cents does not fit 8 characters")
+    head = (letter_pair(code_etablissement, "code établissement") + t.per
+            + letter_pair(t.product[:2], "CodProdLoc") + "00" + f"{t.exercise % 100:02d}")
+    key76 = str(11 - int(head) % 11)[-1]
+    emitter = code_emetteur + "0001"
+    key87 = f"{_ranked(emitter) % 100:02d}"
+    reference = (f"{_CLE2_LETTERS.index(t.cle2) + 1:02d}{int(t.num_dette):015d}"
+                 f"{t.id_post}4")
+    key90 = f"{_ranked(reference + '9') % 100:02d}"
+    amount = f"{t.amount_cents:>8d}"
+    key117 = f"{(_ranked('806', 9) + _ranked(amount)) % 100:02d}"
+    text = (" " * 64 + head + key76 + emitter + key87 + " " + key90 + reference + "9"
+            + key117 + "806" + " " + amount)
+    assert len(text) == 130, len(text)
+    return text
+
+
+PAYLOADS: dict[int, Callable[..., str]] = {1: payload_v1}
+
+
+def payload(t: DatamatrixTitle, code_etablissement: str, code_emetteur: str = "940033",
+            version: int = LATEST) -> str:
+    """The Datamatrix text of one title in a given layout version."""
+    try:
+        fn = PAYLOADS[version]
+    except KeyError:
+        raise ValueError(f"unknown Datamatrix layout version {version} "
+                         f"(known: {', '.join(map(str, PAYLOADS))})") from None
+    return fn(t, code_etablissement, code_emetteur)
+
+
+def svg(text: str, cell: int = 3) -> str:
+    from pystrich.datamatrix import DataMatrixData, DataMatrixEncoder
+
+    return DataMatrixEncoder(DataMatrixData(text, encoding="ascii")).get_svg(cellsize=cell)
+
+
+def png(text: str, cell: int = 4) -> bytes:
+    from pystrich.datamatrix import DataMatrixData, DataMatrixEncoder
+
+    return DataMatrixEncoder(DataMatrixData(text, encoding="ascii")).get_imagedata(
+        cellsize=cell)
+
+
+# ---------------------------------------------------------------------- from a run
+
+
+def titles_of_file(path: Path, invoices: dict[tuple[int, int], tuple[str, str]]
+                   ) -> Iterator[DatamatrixTitle]:
+    """The titles of one PES ORMC file, joined to the run's invoices by (IdBord, IdPce)."""
+    id_post, exercise, id_bord = "", 0, 0
+    parser = etree.iterparse(str(path), events=("end",), tag=("IdPost", "Exer", "IdBord",
+                                                              "Piece"),
+                             resolve_entities=False, no_network=True, load_dtd=False)
+    for _event, el in parser:
+        if el.tag == "IdPost" and not id_post:
+            id_post = el.get("V", "")
+        elif el.tag == "Exer" and not exercise:
+            exercise = int(el.get("V", "0"))
+        elif el.tag == "IdBord" and not id_bord:
+            id_bord = int(el.get("V", "0"))
+        elif el.tag == "Piece":
+            def v(xpath: str, piece: etree._Element = el) -> str:
+                found = piece.find(xpath)
+                return found.get("V", "") if found is not None else ""
+            id_pce = int(v("BlocPiece/IdPce") or 0)
+            invoice, amount = invoices.get((id_bord, id_pce), ("", "0"))
+            yield DatamatrixTitle(
+                invoice=invoice, exercise=exercise, id_bord=id_bord, id_pce=id_pce,
+                per=v("BlocPiece/Per"), num_dette=v("BlocPiece/NumDette"),
+                cle2=v("BlocPiece/Cle2"),
+                product=v("LigneDePiece/BlocLignePiece/InfoLignePiece/CodProdLoc"),
+                id_post=id_post, amount_cents=to_cents(amount, invoice))
+            el.clear()
+
+
+@dataclass(frozen=True)
+class Written:
+    csv: Path
+    images: list[Path]
+
+
+def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etablissement: str,
+                  code_emetteur: str = "940033", version: int = LATEST,
+                  image: str = "svg") -> list[Written]:
+    """Per file of the run: ``<stem>.datamatrix.csv`` (invoice, layout, payload) and one
+    image per title in ``<stem>.datamatrix/``, beside the payment references by
+    default. Every title is checked first; on any problem nothing is written."""
+    run = store.get_run(run_id)
+    source = Path(run["out_dir"])
+    target = Path(out_dir) if out_dir else source
+    with store.engine.connect() as conn:
+        invoices = {(r.id_bord, r.id_pce): (r.invoice, r.amount) for r in conn.execute(
+            sa.select(run_invoices).where(run_invoices.c.run_id == run["id"]))}
+    problems: list[Problem] = []
+    plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
+    for f in run["files"]:
+        path = source / f["name"]
+        if not path.is_file():
+            problems.append(Problem("payfip.datamatrix", f"{path}: file of run {run['id']} not "
+                                    "found (rebuild it with `pesgen regenerate`)"))
+            continue
+        rows = []
+        for t in titles_of_file(path, invoices):
+            try:
+                rows.append((t, payload(t, code_etablissement, code_emetteur, version)))
+            except ValueError as exc:
+                problems.append(Problem("payfip.datamatrix", f"title {t.id_pce} of "
+                                        f"{f['name']}: {exc}", invoice=t.invoice or None))
+        plans.append((Path(f["name"]).stem, rows))
+    if problems:
+        raise OutputInvalidError(f"run {run['id']}: Datamatrix not written", problems)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, rows in plans:
+        folder = target / f"{stem}.datamatrix"
+        folder.mkdir(exist_ok=True)
+        buffer = io.StringIO()
+        out = csv.writer(buffer, delimiter=";", lineterminator="\n")
+        out.writerow(["invoice", "id_bord", "id_pce", "layout", "payload", "image"])
+        images = []
+        for t, text in rows:
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", t.invoice or f"piece-{t.id_pce}")
+            if image in ("svg", "both"):
+                images.append(folder / f"{name}.svg")
+                images[-1].write_text(svg(text), encoding="utf-8")
+            if image in ("png", "both"):
+                images.append(folder / f"{name}.png")
+                images[-1].write_bytes(png(text))
+            out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)", text,
+                          f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
+        path = target / f"{stem}.datamatrix.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        written.append(Written(path, images))
+    return written

@@ -1,0 +1,306 @@
+"""Payments in the state store: operations issued, results applied once, anomalies.
+
+Applying a result is idempotent: the operation moves out of ``pending``/``unknown``
+by a conditional UPDATE inside one transaction, so a replayed notification, a
+notification racing the reconcile sweep or the family's return all record the
+payment exactly once. A result whose numcli, refdet or amount differs from what
+pesgen issued is an anomaly, never a payment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import StateError
+from ..store import Store, _now, run_invoices, runs
+from .models import PaymentDetail, cents_text, to_cents
+from .tables import anomalies, events, operations, payments
+
+log = logging.getLogger("pesgen.payfip")
+
+OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
+FINAL = ("paid", "refused", "abandoned", "expired", "anomaly")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one idOp did. ``action``: recorded (a result was applied),
+    already (it had been: replay), pending (PayFiP does not know the result yet),
+    error (PayFiP could not be asked; retried by reconcile), expired, anomaly,
+    unknown-idop (pesgen never issued it)."""
+
+    id_op: str
+    action: str
+    status: str | None = None  # the operation's status afterwards
+    invoice: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Due:
+    run_id: str
+    id_coll: str
+    amount_cents: int
+    exercise: int
+    id_bord: int
+    id_pce: int
+    amount: str
+
+
+def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
+    """The invoice as its active run exported it (the amount PayFiP must collect)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(run_invoices, runs.c.exercise).join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.invoice == invoice, run_invoices.c.id_coll == id_coll,
+                   run_invoices.c.active)).first()
+    if row is None:
+        raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
+                         "export it first (pesgen export) or check `pesgen runs find`")
+    return Due(row.run_id, id_coll, to_cents(row.amount, invoice), int(row.exercise),
+               int(row.id_bord), int(row.id_pce), row.amount)
+
+
+def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(payments).where(payments.c.id_coll == id_coll,
+                                                     payments.c.invoice == invoice)).first()
+    return dict(row._mapping) if row else None
+
+
+def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(operations).where(operations.c.id_op == id_op)).first()
+    return dict(row._mapping) if row else None
+
+
+def record_operation(store: Store, op: dict[str, Any]) -> None:
+    """Record an operation PayFiP just issued and open (or reopen) the invoice's payment."""
+    now = _now()
+    with store.transaction() as conn:
+        conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
+        pay = _payment_row(conn, op["id_coll"], op["invoice"])
+        if pay is None:
+            conn.execute(payments.insert().values(
+                id_coll=op["id_coll"], invoice=op["invoice"], status="pending",
+                amount_cents=op["amount_cents"], last_id_op=op["id_op"], refdet=op["refdet"],
+                created_at=now, updated_at=now))
+        else:
+            values: dict[str, Any] = {"last_id_op": op["id_op"], "refdet": op["refdet"],
+                                      "amount_cents": op["amount_cents"], "updated_at": now}
+            if pay["status"] != "paid":
+                values["status"] = "pending"
+            conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
+        _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
+               else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
+
+
+def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
+    """Apply PayFiP's trusted result to the operation it answers, once."""
+    now = _now()
+    with store.transaction() as conn:
+        op = _operation_row(conn, id_op)
+        if op is None:
+            _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
+                     "a result for an operation pesgen never issued")
+            return Outcome(id_op, "unknown-idop")
+        if source == "notification":
+            _count_notification(conn, id_op)
+        if op["status"] in FINAL:
+            return Outcome(id_op, "already", op["status"], op["invoice"])
+
+        mismatches = []
+        if detail.idOp and detail.idOp != id_op:
+            mismatches.append(("idop-mismatch", id_op, detail.idOp))
+        if detail.numcli != op["numcli"]:
+            mismatches.append(("numcli-mismatch", op["numcli"], detail.numcli))
+        if detail.refdet != op["refdet"]:
+            mismatches.append(("refdet-mismatch", op["refdet"], detail.refdet))
+        if not detail.montant.isdigit() or int(detail.montant) != op["amount_cents"]:
+            mismatches.append(("amount-mismatch", str(op["amount_cents"]), detail.montant))
+        if detail.status == "unknown":
+            mismatches.append(("unknown-result", "P, V, R, Z or A", detail.resultrans))
+
+        pay = _payment_row(conn, op["id_coll"], op["invoice"])
+        pay_status = pay["status"] if pay else "pending"
+        new = "anomaly" if mismatches else detail.status
+        done = conn.execute(operations.update().where(
+            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+            status=new, result_code=detail.resultrans[:4], numauto=detail.numauto or None,
+            transaction_at=detail.transaction_time, resolved_at=now, checked_at=now,
+            checks=operations.c.checks + 1, last_error=None))
+        if done.rowcount == 0:  # resolved meanwhile by another path
+            return Outcome(id_op, "already", op["status"], op["invoice"])
+
+        if mismatches:
+            for kind, expected, got in mismatches:
+                _anomaly(conn, kind, id_op, op["invoice"], source, expected, got,
+                         f"result {detail.resultrans or '?'} not recorded as a payment")
+            _event(conn, op, "anomaly", source, pay_status,
+                   {"result": detail.resultrans, "kinds": [m[0] for m in mismatches]})
+            log.warning("payfip %s: operation %s: anomaly (%s)", source, id_op,
+                        ", ".join(m[0] for m in mismatches))
+            return Outcome(id_op, "anomaly", "anomaly", op["invoice"],
+                           ", ".join(m[0] for m in mismatches))
+
+        values: dict[str, Any] = {"updated_at": now}
+        if new == "paid":
+            if pay_status == "paid" and pay and pay["id_op"] != id_op:
+                _anomaly(conn, "double-payment", id_op, op["invoice"], source, pay["id_op"],
+                         id_op, "the invoice was already paid by another operation")
+            else:
+                values.update(status="paid", paid_cents=int(detail.montant),
+                              method=detail.method, paid_at=detail.transaction_time or now,
+                              id_op=id_op, numauto=detail.numauto or None)
+                pay_status = "paid"
+        elif pay_status != "paid" and pay and pay["last_id_op"] == id_op:
+            values["status"] = new
+            pay_status = new
+        if pay:
+            conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
+        _event(conn, op, new, source, pay_status,
+               {"result": detail.resultrans, "method": detail.method,
+                "transaction_at": detail.transaction_time})
+    log.info("payfip %s: operation %s: %s", source, id_op, new)
+    return Outcome(id_op, "recorded", new, op["invoice"])
+
+
+def note_check(store: Store, id_op: str, source: str, status: str,
+               error: str | None = None) -> Outcome:
+    """A pull that taught nothing final: P5 (pending), or PayFiP unreachable (unknown)."""
+    with store.transaction() as conn:
+        if source == "notification":
+            _count_notification(conn, id_op)
+        conn.execute(operations.update().where(
+            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+            status=status, checked_at=_now(), checks=operations.c.checks + 1,
+            last_error=error))
+        op = _operation_row(conn, id_op)
+    return Outcome(id_op, "pending" if status == "pending" else "error",
+                   op["status"] if op else None, op["invoice"] if op else None, error or "")
+
+
+def expire(store: Store, id_op: str, source: str, reason: str) -> Outcome:
+    """PayFiP no longer knows the operation (P1): nobody paid it; stop asking."""
+    now = _now()
+    with store.transaction() as conn:
+        op = _operation_row(conn, id_op)
+        if op is None or op["status"] not in OPEN:
+            return Outcome(id_op, "already", op["status"] if op else None)
+        conn.execute(operations.update().where(
+            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+            status="expired", resolved_at=now, checked_at=now,
+            checks=operations.c.checks + 1, last_error=reason))
+        pay = _payment_row(conn, op["id_coll"], op["invoice"])
+        status = pay["status"] if pay else "pending"
+        if pay and pay["status"] != "paid" and pay["last_id_op"] == id_op:
+            conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
+                status="expired", updated_at=now))
+            status = "expired"
+        _event(conn, op, "expired", source, status, {"reason": reason})
+    return Outcome(id_op, "expired", "expired", op["invoice"], reason)
+
+
+def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
+    """A notification for an idOp pesgen never issued: forged, or another system's."""
+    with store.transaction() as conn:
+        _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
+                 "notification for an operation pesgen never issued; rejected")
+    log.warning("payfip %s: rejected unknown operation %s", source, id_op)
+    return Outcome(id_op, "unknown-idop")
+
+
+def count_notification(store: Store, id_op: str) -> None:
+    with store.transaction() as conn:
+        _count_notification(conn, id_op)
+
+
+def open_operations(store: Store, since: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(operations).where(operations.c.status.in_(OPEN)).order_by(
+        operations.c.created_at, operations.c.id_op)
+    if since:
+        query = query.where(operations.c.created_at >= since)
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def list_payments(store: Store, since: date | None = None, history: bool = False
+                  ) -> list[dict[str, Any]]:
+    """Payments per invoice changed since a date (UTC), oldest change first."""
+    query = sa.select(payments).order_by(payments.c.updated_at, payments.c.invoice)
+    if since:
+        query = query.where(payments.c.updated_at >= since.isoformat())
+    out = []
+    with store.engine.connect() as conn:
+        for row in conn.execute(query):
+            p = dict(row._mapping)
+            item = {
+                "invoice": p["invoice"], "collectivity": p["id_coll"], "status": p["status"],
+                "amount_due": cents_text(p["amount_cents"]),
+                "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
+                else None,
+                "method": p["method"], "paid_at": p["paid_at"], "id_op": p["id_op"],
+                "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
+                "updated_at": p["updated_at"]}
+            if history:
+                item["history"] = [
+                    {"at": e.at, "event": e.event, "source": e.source, "status": e.status,
+                     "id_op": e.id_op, **({"detail": json.loads(e.detail)} if e.detail else {})}
+                    for e in conn.execute(sa.select(events).where(
+                        events.c.id_coll == p["id_coll"], events.c.invoice == p["invoice"])
+                        .order_by(events.c.id))]
+            out.append(item)
+    return out
+
+
+def list_anomalies(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            sa.select(anomalies).order_by(anomalies.c.id))]
+
+
+# ---------------------------------------------------------------------- in-transaction
+
+
+def _operation_row(conn: Connection, id_op: str) -> dict[str, Any] | None:
+    query = sa.select(operations).where(operations.c.id_op == id_op)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def _payment_row(conn: Connection, id_coll: str, invoice: str) -> dict[str, Any] | None:
+    query = sa.select(payments).where(payments.c.id_coll == id_coll,
+                                      payments.c.invoice == invoice)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def _count_notification(conn: Connection, id_op: str) -> None:
+    conn.execute(operations.update().where(operations.c.id_op == id_op).values(
+        notifications=operations.c.notifications + 1))
+
+
+def _event(conn: Connection, op: dict[str, Any], event: str, source: str, status: str,
+           detail: dict[str, Any] | None = None) -> None:
+    conn.execute(events.insert().values(
+        id_coll=op["id_coll"], invoice=op["invoice"], id_op=op["id_op"], at=_now(),
+        event=event, source=source, status=status,
+        detail=json.dumps(detail, sort_keys=True) if detail else None))
+
+
+def _anomaly(conn: Connection, kind: str, id_op: str | None, invoice: str | None, source: str,
+             expected: str | None, got: str | None, detail: str) -> None:
+    conn.execute(anomalies.insert().values(at=_now(), kind=kind, id_op=id_op, invoice=invoice,
+                                           source=source, expected=expected, got=got,
+                                           detail=detail))

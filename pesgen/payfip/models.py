@@ -1,0 +1,245 @@
+"""PayFiP request and result models, and the parameter rules checked before sending.
+
+Every value sent to PayFiP is checked here first, and every problem is reported at
+once, naming the invoice and the field. The rules are those PayFiP enforces (see
+docs/payfip.md, "Parameter rules"): numcli 6 digits, refdet 6-30 ``[A-Za-z0-9]``,
+montant integer cents >= 100, mel with an ``@`` and 6-80 characters, objet <= 100
+characters of ``[A-Za-z0-9 ]``, saisie T/X/W.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import Problem
+from .errors import PayfipRequestInvalid
+
+# saisie: web service (creerPaiementSecurise) and legacy URL protocol (paiement.web)
+# use different letters for production.
+SAISIE_WS = {"T": "test", "X": "activation", "W": "production"}
+SAISIE_URL = {"T": "test", "X": "activation", "A": "production"}
+
+MIN_CENTS = 100  # 1,00 EUR, confirmed by several implementations
+# Maxima are single-source (eopayment): 100 000,00 EUR by web service, 9 999,99 EUR by URL.
+MAX_CENTS_WS = 10_000_000
+MAX_CENTS_URL = 999_999
+
+NUMCLI_RE = re.compile(r"^[0-9]{6}$")
+REFDET_RE = re.compile(r"^[A-Za-z0-9]{6,30}$")
+EXER_RE = re.compile(r"^[0-9]{4}$")
+MEL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*$")
+IDOP_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+OBJET_MAX = 100
+URL_MAX = 250
+
+# resultrans -> (status, method)
+RESULTS = {
+    "P": ("paid", "card"),
+    "V": ("paid", "direct_debit"),
+    "R": ("refused", "card"),
+    "Z": ("refused", "direct_debit"),
+    "A": ("abandoned", None),
+}
+
+
+def to_cents(amount: Decimal | str | int, invoice: str | None = None) -> int:
+    """An amount in euros (``Decimal('187.50')`` or ``'187.50'``) as exact integer cents."""
+    head = f"invoice {invoice}: " if invoice else ""
+    try:
+        value = Decimal(str(amount)) * 100
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value != value.to_integral_value():
+        problem = Problem("payfip.montant", f"montant: {amount!r} is not an amount in whole "
+                          "cents", invoice=invoice)
+        raise PayfipRequestInvalid(f"{head}{problem.message}", [problem])
+    return int(value)
+
+
+def cents_text(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def ascii_label(value: Any, limit: int = OBJET_MAX) -> str:
+    """The safe objet subset: accents removed, other signs as spaces, collapsed, cut.
+
+    Offered to mapping expressions as the ``payfip_text`` filter; validation still
+    refuses anything else, so a label is never changed silently behind the mapping.
+    """
+    text = unicodedata.normalize("NFKD", "" if value is None else str(value))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"[^A-Za-z0-9 ]", " ", text)
+    text = re.sub(r" +", " ", text).strip()
+    return text[:limit].rstrip()
+
+
+def _problem(invoice: str | None, name: str, message: str) -> Problem:
+    return Problem(f"payfip.{name}", f"{name}: {message}", invoice=invoice)
+
+
+def check_numcli(value: str, invoice: str | None = None) -> list[Problem]:
+    if not isinstance(value, str) or not NUMCLI_RE.match(value):
+        return [_problem(invoice, "numcli", f"{value!r} must be exactly 6 digits (the PayFiP "
+                         "client number given by the DGFiP)")]
+    return []
+
+
+def check_url(name: str, value: str, invoice: str | None = None) -> list[Problem]:
+    if not isinstance(value, str) or not URL_RE.match(value):
+        return [_problem(invoice, name, f"{value!r} must be an absolute http(s) URL")]
+    if len(value) > URL_MAX:
+        return [_problem(invoice, name, f"is {len(value)} characters long, PayFiP allows "
+                         f"{URL_MAX}")]
+    return []
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """The arguments of ``creerPaiementSecurise``. ``invoice`` is not sent: it names the
+    invoice in every error."""
+
+    invoice: str
+    numcli: str
+    exer: str
+    refdet: str
+    montant: int  # euro cents
+    mel: str
+    objet: str
+    saisie: str
+    urlnotif: str
+    urlredirect: str
+
+    def problems(self) -> list[Problem]:
+        inv = self.invoice
+        out = check_numcli(self.numcli, inv)
+        if not isinstance(self.exer, str) or not EXER_RE.match(self.exer):
+            out.append(_problem(inv, "exer", f"{self.exer!r} must be a 4-digit year"))
+        if not isinstance(self.refdet, str) or not REFDET_RE.match(self.refdet):
+            length = len(self.refdet) if isinstance(self.refdet, str) else 0
+            out.append(_problem(inv, "refdet", f"{self.refdet!r} must be 6 to 30 characters "
+                                f"of [A-Za-z0-9] (got {length} characters; no '-', '/', '_' "
+                                "or space): check the mapping's payfip.refdet rule"))
+        out += check_montant(self.montant, inv, MAX_CENTS_WS)
+        out += check_mel(self.mel, inv)
+        out += check_objet(self.objet, inv)
+        if self.saisie not in SAISIE_WS:
+            out.append(_problem(inv, "saisie", f"{self.saisie!r} must be one of "
+                                + ", ".join(f"{k} ({v})" for k, v in SAISIE_WS.items())))
+        out += check_url("urlnotif", self.urlnotif, inv)
+        out += check_url("urlredirect", self.urlredirect, inv)
+        return out
+
+    def validated(self) -> PaymentRequest:
+        problems = self.problems()
+        if problems:
+            raise PayfipRequestInvalid(f"invoice {self.invoice}: the PayFiP request is "
+                                       "invalid; nothing was sent", problems)
+        return self
+
+    def soap_fields(self) -> list[tuple[str, str]]:
+        """The ``arg0`` children in the contract's order."""
+        return [("exer", self.exer), ("mel", self.mel), ("montant", str(self.montant)),
+                ("numcli", self.numcli), ("objet", self.objet), ("refdet", self.refdet),
+                ("saisie", self.saisie), ("urlnotif", self.urlnotif),
+                ("urlredirect", self.urlredirect)]
+
+
+def check_montant(value: Any, invoice: str | None, maximum: int) -> list[Problem]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [_problem(invoice, "montant", f"{value!r} must be an integer number of euro "
+                         "cents (1000 = 10,00 EUR)")]
+    if value < MIN_CENTS:
+        return [_problem(invoice, "montant", f"{value} cents is below PayFiP's minimum of "
+                         f"{MIN_CENTS} cents (1,00 EUR)")]
+    if value > maximum:
+        return [_problem(invoice, "montant", f"{value} cents is above PayFiP's maximum of "
+                         f"{maximum} cents")]
+    return []
+
+
+def check_mel(value: Any, invoice: str | None) -> list[Problem]:
+    if not isinstance(value, str) or not value:
+        return [_problem(invoice, "mel", "the payer's e-mail address is missing")]
+    if not 6 <= len(value) <= 80 or not MEL_RE.match(value):
+        return [_problem(invoice, "mel", f"'{value}' is not an e-mail address PayFiP accepts "
+                         "(6 to 80 characters, one '@', no space)")]
+    return []
+
+
+def check_objet(value: Any, invoice: str | None) -> list[Problem]:
+    if not isinstance(value, str):
+        return [_problem(invoice, "objet", f"{value!r} must be text")]
+    out = []
+    if len(value) > OBJET_MAX:
+        out.append(_problem(invoice, "objet", f"is {len(value)} characters long, PayFiP "
+                            f"allows {OBJET_MAX}"))
+    if not OBJET_RE.match(value):
+        bad = sorted({c for c in value if not OBJET_RE.match(c)})
+        out.append(_problem(invoice, "objet", "only ASCII letters, digits and spaces are safe "
+                            f"(found {' '.join(repr(c) for c in bad)}); use the payfip_text "
+                            "filter in the mapping's payfip.objet"))
+    return out
+
+
+@dataclass(frozen=True)
+class PaymentDetail:
+    """The trusted result of one operation (``recupererDetailPaiementSecurise``)."""
+
+    idOp: str = ""  # noqa: N815 - the contract's spelling
+    resultrans: str = ""
+    montant: str = ""
+    refdet: str = ""
+    numcli: str = ""
+    mel: str = ""
+    objet: str = ""
+    saisie: str = ""
+    exer: str = ""
+    dattrans: str = ""  # DDMMYYYY, Europe/Paris
+    heurtrans: str = ""  # HHMM, Europe/Paris
+    numauto: str = ""
+
+    @classmethod
+    def from_fields(cls, values: dict[str, str]) -> PaymentDetail:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @property
+    def status(self) -> str:
+        return RESULTS.get(self.resultrans, ("unknown", None))[0]
+
+    @property
+    def method(self) -> str | None:
+        return RESULTS.get(self.resultrans, ("unknown", None))[1]
+
+    @property
+    def transaction_time(self) -> str | None:
+        """dattrans + heurtrans as an ISO local time with the Paris offset, or None."""
+        if not (re.match(r"^\d{8}$", self.dattrans) and re.match(r"^\d{4}$", self.heurtrans)):
+            return None
+        try:
+            naive = datetime.strptime(self.dattrans + self.heurtrans, "%d%m%Y%H%M")
+        except ValueError:
+            return None
+        try:
+            from zoneinfo import ZoneInfo
+
+            return naive.replace(tzinfo=ZoneInfo("Europe/Paris")).isoformat()
+        except Exception:  # no tz database: keep the local time, unqualified
+            return naive.isoformat()
+
+
+@dataclass(frozen=True)
+class ClientDetail:
+    """``recupererDetailClient``: the labels PayFiP holds for a client number."""
+
+    numcli: str = ""
+    libelleN1: str = ""  # noqa: N815
+    libelleN2: str = ""  # noqa: N815
+    libelleN3: str = ""  # noqa: N815

@@ -1,0 +1,207 @@
+"""PayFiP use cases: create a payment link for an exported invoice, handle one idOp
+(notification, return or sweep), and reconcile what is still open.
+
+The notification is not signed, so it is only a hint: the result is always pulled
+from PayFiP over SOAP, and checked against the operation pesgen issued.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem, StateError
+from ..mapping import Mapping, load_mapping
+from ..store import Store, unpack
+from . import ledger
+from .client import DEFAULT_TIMEOUT, PayfipClient
+from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
+from .models import PaymentRequest, check_url
+from .settings import PayfipSettings, load_settings
+
+log = logging.getLogger("pesgen.payfip")
+
+ClientFactory = Callable[[str], PayfipClient]
+
+
+def default_factory(endpoint_override: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT) -> ClientFactory:
+    """Clients for an operation's recorded endpoint, or for one forced endpoint."""
+    def make(endpoint: str) -> PayfipClient:
+        return PayfipClient(endpoint_override or endpoint, timeout=timeout)
+    return make
+
+
+@dataclass(frozen=True)
+class Link:
+    id_op: str
+    url: str
+    invoice: str
+    refdet: str
+    amount_cents: int
+    saisie: str
+
+
+def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invoice: str,
+                  mel: str | None, notify_url: str | None, return_url: str | None
+                  ) -> tuple[PaymentRequest, ledger.Due]:
+    """The creerPaiementSecurise arguments for an invoice of the mapping's collectivity,
+    validated (every problem at once, naming the invoice and the field)."""
+    c = mapping.collectivity
+    due = ledger.invoice_due(store, c.siret, invoice)
+    scope = {
+        "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
+                    "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
+        "collectivity": {"name": c.name, "siret": c.siret, "exercise": c.exercise,
+                         "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post},
+    }
+    problems: list[Problem] = []
+    values: dict[str, str] = {}
+    for name, rule in (("refdet", settings.refdet), ("objet", settings.objet)):
+        try:
+            value = rule(scope)
+        except Exception as exc:  # a Jinja error inside the mapping's expression
+            problems.append(Problem(f"payfip.{name}", f"{name}: expression failed: {exc}",
+                                    invoice=invoice, mapping=rule.where))
+            continue
+        values[name] = "" if value is None else str(value).strip()
+    if not settings.numcli:
+        problems.append(Problem("payfip.numcli", "numcli: no PayFiP client number (set "
+                                "payfip.numcli or collectivity.payfip_client)",
+                                invoice=invoice, mapping=str(mapping.path)))
+    mel = mel or payer_email(store, due.run_id, mapping, invoice)
+    notify_url = notify_url or settings.notify_url
+    return_url = return_url or settings.return_url
+    if not notify_url:
+        raise PayfipConfigError("no notification URL: give --notify-url or set "
+                                "payfip.notify_url (where `pesgen payfip serve` listens)")
+    if not return_url:
+        return_url = (notify_url[: -len("/notification")] + "/retour"
+                      if notify_url.endswith("/notification") else notify_url)
+    request = PaymentRequest(
+        invoice=invoice, numcli=settings.numcli or "", exer=settings.exer,
+        refdet=values.get("refdet", ""), montant=due.amount_cents, mel=mel or "",
+        objet=values.get("objet", ""), saisie=settings.mode, urlnotif=notify_url,
+        urlredirect=return_url)
+    failed = {p.rule for p in problems}
+    where = {"payfip.refdet": settings.refdet.where, "payfip.objet": settings.objet.where}
+    for p in request.problems():
+        if p.rule in failed:
+            continue  # already reported: the expression itself failed
+        problems.append(Problem(p.rule, p.message, invoice=invoice, mapping=where.get(p.rule)))
+    if problems:
+        raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
+                                   "nothing was sent", problems)
+    return request, due
+
+
+def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> str | None:
+    """The payer's e-mail as the run's recorded input holds it (mapping binding
+    payer.email), or None."""
+    binding = mapping.bindings.get("payer", {}).get("email")
+    number = mapping.bindings.get("invoice", {}).get("number")
+    if binding is None or number is None:
+        return None
+    from ..sources import read_invoices
+
+    run = store.get_run(run_id)
+    scope_c = {"name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
+               "exercise": mapping.collectivity.exercise}
+    with tempfile.TemporaryDirectory(prefix="pesgen-payfip-") as tmp:
+        path = Path(tmp) / Path(run["input_name"]).name
+        path.write_bytes(unpack(run["input_blob"]))
+        for src in read_invoices(path, mapping.input):
+            scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
+            try:
+                if str(number.evaluate(src.record, scope) or "").strip() != invoice:
+                    continue
+                value = binding.evaluate(src.record, scope)
+            except Exception:
+                return None
+            return str(value).strip() if value else None
+    return None
+
+
+def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | None = None,
+                notify_url: str | None = None, return_url: str | None = None,
+                endpoint: str | None = None, mode: str | None = None,
+                timeout: float = DEFAULT_TIMEOUT, client: PayfipClient | None = None) -> Link:
+    """Ask PayFiP for an operation paying the invoice's amount, record it, and return
+    the payment page's URL. Nothing is sent when a value breaks a rule."""
+    mapping = load_mapping(mapping_path)
+    settings = load_settings(mapping)
+    if mode:
+        from dataclasses import replace
+
+        settings = replace(settings, mode=mode)
+    if notify_url:
+        bad = check_url("urlnotif", notify_url, invoice)
+        if bad:
+            raise PayfipRequestInvalid(problems=bad)
+    paid = ledger.payment_of(store, mapping.collectivity.siret, invoice)
+    if paid and paid["status"] == "paid":
+        raise StateError(f"invoice {invoice}: already paid through PayFiP on {paid['paid_at']} "
+                         f"(operation {paid['id_op']}); no new link")
+    request, due = build_request(mapping, settings, store, invoice, mel, notify_url, return_url)
+    own = client is None
+    client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
+    try:
+        id_op = client.creer_paiement_securise(request)
+        url = client.payment_url(id_op)
+        endpoint_used = client.endpoint
+    except PayfipFault as fault:
+        raise PayfipFault(f"invoice {invoice}: {fault}", kind=fault.kind, code=fault.code,
+                          libelle=fault.libelle, descriptif=fault.descriptif,
+                          severite=fault.severite) from None
+    finally:
+        if own:
+            client.close()
+    try:
+        ledger.record_operation(store, {
+            "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
+            "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
+            "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
+            "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used})
+    except Exception as exc:
+        raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
+                         f"not be recorded ({type(exc).__name__}); do not send its link") from exc
+    log.info("payfip link: operation %s created", id_op)
+    return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie)
+
+
+def handle(store: Store, id_op: str, source: str, factory: ClientFactory) -> ledger.Outcome:
+    """One idOp from a notification, the family's return or the sweep: pull the trusted
+    result and apply it once."""
+    op = ledger.get_operation(store, id_op)
+    if op is None:
+        return ledger.record_unknown(store, id_op, source)
+    if op["status"] in ledger.FINAL:
+        if source == "notification":
+            ledger.count_notification(store, id_op)
+        return ledger.Outcome(id_op, "already", op["status"], op["invoice"])
+    client = factory(op["endpoint"])
+    try:
+        detail = client.recuperer_detail_paiement_securise(id_op)
+    except PayfipFault as fault:
+        if fault.code == "P5":
+            return ledger.note_check(store, id_op, source, "pending")
+        if fault.code == "P1":
+            return ledger.expire(store, id_op, source, f"P1 {fault.libelle}".strip())
+        log.warning("payfip %s: operation %s: result not available (%s %s)", source, id_op,
+                    fault.kind, fault.code)
+        return ledger.note_check(store, id_op, source, "unknown", str(fault))
+    finally:
+        client.close()
+    return ledger.apply_detail(store, id_op, detail, source)
+
+
+def reconcile(store: Store, factory: ClientFactory, since: str | None = None
+              ) -> list[ledger.Outcome]:
+    """Ask PayFiP about every pending or unknown operation: catches notifications that
+    never arrived and results that were not known yet."""
+    return [handle(store, op["id_op"], "reconcile", factory)
+            for op in ledger.open_operations(store, since)]

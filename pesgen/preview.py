@@ -1,0 +1,102 @@
+"""Preview an export: render the first titles of an input with a mapping, next to the
+source records they come from, without a state store and without writing anything.
+
+Nothing is numbered: the bordereau number (IdBord) is 0, titles are numbered 1..n in
+the preview only. Files with a layout are checked against it (head, the previewed
+records and tail); XML is only checked by a real export (IdBord 0 is not valid).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from .build import LeftOut, PolicyNote
+from .errors import Problem
+from .export import Exporter
+from .formats import Format, find_format
+from .layout import load_layout, validate_file
+from .mapping import Mapping, load_mapping
+from .rules import check_title
+from .sources import read_invoices
+
+PREVIEW_NUMBER = 0  # IdBord shown: nothing is allocated
+
+
+@dataclass
+class PreviewItem:
+    invoice: str | None
+    origin: str
+    line_origins: list[str]
+    records: dict[str, str] = field(default_factory=dict)  # file name -> rendered text
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[PolicyNote] = field(default_factory=list)
+    left_out: LeftOut | None = None
+
+
+@dataclass
+class Preview:
+    mapping: Mapping
+    fmt: Format
+    heads: dict[str, str]
+    tails: dict[str, str]
+    items: list[PreviewItem]
+    layout_problems: list[Problem]
+
+
+def preview(mapping_path: Path, input_path: Path, limit: int = 3,
+            formats_dirs: list[Path] | None = None, run_date: date | None = None) -> Preview:
+    """The first ``limit`` invoices of the input, rendered with every file of the format."""
+    mapping = load_mapping(mapping_path)
+    fmt = find_format(mapping.output.format, formats_dirs)
+    exporter = Exporter(mapping, fmt, Path("."), run_date or date.today())
+    items: list[PreviewItem] = []
+    titles = []
+    for src in read_invoices(Path(input_path), mapping.input):
+        if len(items) >= limit:
+            break
+        built = exporter.builder.build(src)
+        item = PreviewItem(invoice=None, origin=src.origin, line_origins=list(src.line_origins),
+                           problems=list(built.problems), notes=list(built.notes),
+                           left_out=built.left_out)
+        items.append(item)
+        if built.title is None:
+            item.invoice = built.left_out.invoice if built.left_out else None
+            continue
+        item.invoice = built.title.invoice_number
+        item.line_origins = [ln.origin for ln in built.title.lines] or item.line_origins
+        item.problems += check_title(built.title, exporter.rule_ctx)
+        title = exporter._number(built.title, len(titles) + 1)
+        titles.append(title)
+        doc = exporter._document(PREVIEW_NUMBER, 0, Decimal(0))
+        for renderer in exporter.renderers:
+            name = renderer.file_name(doc)
+            item.records[name] = renderer.piece(title, replace(doc, file_name=name))
+    total = sum((t.total for t in titles), Decimal(0))
+    doc = exporter._document(PREVIEW_NUMBER, len(titles), total)
+    heads, tails = {}, {}
+    layout_problems: list[Problem] = []
+    for renderer in exporter.renderers:
+        name = renderer.file_name(doc)
+        named = replace(doc, file_name=name)
+        heads[name] = renderer.head(named)
+        tails[name] = renderer.tail(named)
+        if renderer.spec.layout is not None:
+            text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
+            layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
+    return Preview(mapping, fmt, heads, tails, items, layout_problems)
+
+
+def _check_layout(exporter: Exporter, layout: Path, name: str, text: str) -> list[Problem]:
+    data = text.replace("\n", exporter.fmt.newline) if exporter.fmt.newline != "\n" else text
+    with tempfile.TemporaryDirectory(prefix="pesgen-preview-") as tmp:
+        path = Path(tmp) / name
+        try:
+            path.write_bytes(data.encode(exporter.encoding))
+        except UnicodeEncodeError as exc:
+            return [Problem("layout.encoding", f"{data[exc.start]!r} cannot be written in "
+                            f"{exporter.encoding}", record=name)]
+        return validate_file(path, load_layout(layout), name, exporter.encoding)

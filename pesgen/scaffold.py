@@ -1,0 +1,353 @@
+# ruff: noqa: E501  (the scaffolds below are file contents, their lines are theirs)
+"""Onboarding scaffolds: a new format bundle, a new mapping. Files only, no code.
+
+``new_format`` writes a working draft bundle (format.yaml, a template with the three
+macros, a layout or an XSD that the template's output satisfies, fixture/ and
+expected/ READMEs) that the technician then reshapes from the publisher's
+documentation. ``new_mapping`` writes a commented mapping for a format whose TODO
+values must be filled before it passes the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import UsageError
+from .formats import Format
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
+KINDS = ("xml", "csv", "fixed")
+
+
+def new_format(name: str, kind: str, parent: Path) -> Path:
+    """Create ``parent/name/`` as a draft bundle; refuse to touch an existing folder."""
+    if not _NAME.match(name):
+        raise UsageError(f"format name '{name}' must be lower-case letters, digits and '-' "
+                         "(2 to 41 characters), e.g. ciril-civil-finance")
+    if kind not in KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
+    folder = Path(parent) / name
+    if folder.exists():
+        raise UsageError(f"{folder} already exists; pesgen never overwrites a bundle")
+    ext = {"xml": "xml", "csv": "csv", "fixed": "txt"}[kind]
+    template = f"{name}.{ext}.j2"
+    check = f"{name}.xsd" if kind == "xml" else "layout.yaml"
+    files = {
+        "format.yaml": _FORMAT_YAML.format(name=name, kind=kind, template=template, ext=ext,
+                                           check_key="xsd" if kind == "xml" else "layout",
+                                           check=check,
+                                           newline="LF" if kind == "xml" else "CRLF"),
+        template: {"xml": _XML_TEMPLATE, "csv": _CSV_TEMPLATE, "fixed": _FIXED_TEMPLATE}[kind]
+        .replace("@NAME@", name),
+        check: {"xml": _XSD, "csv": _CSV_LAYOUT, "fixed": _FIXED_LAYOUT}[kind]
+        .replace("@NAME@", name),
+        "README.md": _README.replace("@NAME@", name),
+        "fixture/README.md": _FIXTURE_README,
+        "expected/README.md": _EXPECTED_README,
+    }
+    folder.mkdir(parents=True)
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder
+
+
+def new_mapping(collectivity: str, fmt: Format) -> str:
+    """A commented mapping skeleton for ``fmt``."""
+    needs_debt = "pes-ormc" in fmt.rules
+    editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
+    options = fmt.defaults.get("options") or {}
+    safe = collectivity.replace('"', "'")
+    out = [
+        f"# {safe}: school billing -> {fmt.name} ({fmt.title})",
+        "# Fill every TODO (pesgen refuses the mapping until then), then:",
+        "#   pesgen check-mapping THIS_FILE",
+        "#   pesgen preview --mapping THIS_FILE --input EXPORT --limit 3",
+        "# Every key: docs/mapping-reference.md. Walk-through: docs/onboarding.md.",
+        "pesgen_mapping: 1",
+        "",
+        "collectivity:",
+        f'  name: "{safe}"',
+        '  siret: "TODO"            # SIRET of the budget collectivity (IdColl), 14 digits',
+        '  id_post: "TODO"          # codique of the poste comptable (IdPost), 6-7 digits',
+        '  cod_col: "TODO"          # Hélios collectivity code (CodCol), 3 digits',
+        '  cod_bud: "TODO"          # Hélios budget code (CodBud), e.g. "00"',
+        "  exercise: TODO           # budget year, e.g. 2026",
+        "  # budget_label: TODO     # LibelleColBud, at most 38 characters",
+        "  # sepa_creditor_id: TODO # the collectivity's ICS, for direct debits",
+        "",
+        "output:",
+        f"  format: {fmt.name}",
+    ]
+    if editions:
+        out.append(f'  # asap_edition: "{editions[0]}"   # ASAP Edition; this format takes '
+                   f"{', '.join(editions)}; absent: the collectivity sends the ASAP")
+    if options:
+        out.append("  # options:               # format parameters, here with their defaults")
+        for key, default in options.items():
+            shown = str(default).replace('"', "'")
+            out.append(f'  #   {key}: "{shown}"')
+    out += [
+        "",
+        "input:",
+        "  format: json             # TODO if needed: json, or csv (one row per invoice line)",
+        "  records: invoices        # JSON: dotted path of the invoice array",
+        "  # group_by: TODO         # CSV only: the invoice number column",
+        "",
+        "# Where each field comes from: a path in the record (JSON dotted path or CSV",
+        "# column), {const: value} or {expr: \"a Jinja expression over invoice/line\"}.",
+        "bindings:",
+        "  invoice:",
+        "    number: TODO           # the invoice number, unique in the run",
+    ]
+    if needs_debt:
+        out.append('    debt_number: {expr: "invoice.number | digits"}   # NumDette, 1-15 digits')
+    out += [
+        "    # date: TODO",
+        "    # total: TODO          # when bound, must equal the sum of the lines",
+        "    # object: TODO         # title object",
+        "  payer:",
+        "    kind: TODO             # translated by codes.payer_kinds",
+        "    name: TODO",
+        "    first_name: TODO       # required for persons (CatTiers 01)",
+        "    # civility: TODO       # translated by codes.civility",
+        "    # ref: TODO            # the family's reference",
+        "  address:",
+        "    street: TODO",
+        "    postal_code: TODO",
+        "    city: TODO",
+        "    # complement: TODO",
+        "    # country: TODO        # ISO alpha-2, empty means FR",
+        "  # payment:               # SEPA direct debit, see docs/mapping-reference.md",
+        "  lines: TODO              # JSON: the invoice's line array; CSV: {const: rows}",
+        "  line:",
+        "    activity: TODO         # translated by codes.activities",
+        "    amount: TODO",
+        "    # label: TODO",
+        "",
+        "codes:",
+        "  activities:             # school activity -> imputation (from the finance team)",
+        '    TODO: {product: "TODO", nature: "TODO"}   # product: CodProdLoc, nature: account',
+        "  payer_kinds:            # payer kind -> CatTiers / NatJur (DGFiP grid)",
+        '    TODO: {category: "01", legal_nature: "01"}  # 01/01: a private person',
+        "",
+        "# Every transformation is explicit and reported; the defaults refuse.",
+        "policies: {}",
+        "  # transliterate: true   # œ -> OE, ’ -> ' instead of refusing",
+        "  # case: upper",
+        "  # negative_lines: net   # discounts net into the same imputation",
+        "",
+    ]
+    return "\n".join(out)
+
+
+_FORMAT_YAML = """\
+# TODO one line: which package imports this file, and how (menu, folder, web upload).
+pesgen_format: 1
+name: {name}
+title: "TODO: <publisher> <product> <what> import"
+kind: {kind}
+# draft while onboarding; stable once the publisher validated a test import;
+# reconstructed when the layout comes from public integrations, not from the publisher.
+status: draft
+source: "TODO: the publisher's document, its version and date"
+encoding: UTF-8          # TODO as the publisher requires: UTF-8, ISO-8859-1, cp1252
+newline: {newline}            # LF or CRLF
+rules: [pes-common]      # DGFiP rules on every title (the package sends PES titles)
+files:
+  # one entry per file of the export (a main file and side files): each has its template
+  # (macros head(doc), piece(t, doc), tail(doc)), its file name and its {check_key}.
+  - template: {template}
+    name: "{name}_{{{{ doc.collectivity.siret }}}}_{{{{ doc.bordereau.exercise }}}}_{{{{ doc.bordereau.number | zfill(7) }}}}.{ext}"
+    {check_key}: {check}
+defaults:
+  asap_editions: []      # ASAP Edition codes a mapping may choose (e.g. ["01", "04"])
+  options: {{}}            # parameters a mapping sets under output.options, with defaults
+# The target's limits for text fields (checked before rendering), e.g.:
+fields:
+  debtor.name: {{max: 38}}
+  address.street: {{max: 38}}
+  address.city: {{max: 38}}
+"""
+
+_CSV_TEMPLATE = """\
+{#- @NAME@ (draft). pesgen calls head(doc) once, piece(t, doc) for each title, tail(doc)
+    once. t: the title (t.number, t.invoice_number, t.debtor, t.lines, t.total, t.mandate,
+    t.object...), doc: the bordereau (doc.bordereau.number/.issue_date/.count/.total,
+    doc.collectivity, doc.options). Format values with filters (amount, frdate,
+    csv_record...), never arithmetic here. See docs/onboarding.md. -#}
+{% macro head(doc) -%}
+{{ ["NumTitre", "Facture", "Nom", "Prenom", "Montant", "Date"] | csv_record(delimiter=";") }}
+{% endmacro %}
+
+{% macro piece(t, doc) -%}
+{{ [t.number, t.invoice_number, t.debtor.name, t.debtor.first_name, t.total | amount(","),
+    doc.bordereau.issue_date | frdate] | csv_record(delimiter=";") }}
+{% endmacro %}
+
+{% macro tail(doc) %}{% endmacro %}
+"""
+
+_FIXED_TEMPLATE = """\
+{#- @NAME@ (draft). pesgen calls head(doc) once, piece(t, doc) for each title, tail(doc)
+    once. The `fixed` filter pads a value to its width and refuses a longer one.
+    See docs/onboarding.md. -#}
+{% macro head(doc) -%}
+{{ "01" }}{{ doc.bordereau.exercise | fixed(4) }}{{ doc.bordereau.count | fixed(6, "right", "0") }}{{ "" | fixed(46) }}
+{% endmacro %}
+
+{% macro piece(t, doc) -%}
+{{ "02" }}{{ t.number | fixed(6, "right", "0") }}{{ t.debtor.name | fixed(38) }}{{ t.total | cents | fixed(12, "right", "0") }}
+{% endmacro %}
+
+{% macro tail(doc) %}{% endmacro %}
+"""
+
+_XML_TEMPLATE = """\
+{#- @NAME@ (draft). pesgen calls head(doc) once, piece(t, doc) for each title, tail(doc)
+    once; values are XML-escaped automatically. See docs/onboarding.md. -#}
+{% macro head(doc) -%}
+<?xml version="1.0" encoding="{{ doc.options.encoding }}"?>
+<Import exercice="{{ doc.bordereau.exercise }}" lot="{{ doc.bordereau.number }}" date="{{ doc.bordereau.issue_date | isodate }}">
+{% endmacro %}
+
+{% macro piece(t, doc) -%}
+<Titre numero="{{ t.number }}" facture="{{ t.invoice_number }}" montant="{{ t.total | amount }}">
+<Debiteur nom="{{ t.debtor.name }}"{% if t.debtor.first_name %} prenom="{{ t.debtor.first_name }}"{% endif %}/>
+{% for ln in t.lines %}
+<Ligne numero="{{ ln.number }}" produit="{{ ln.product_code }}" montant="{{ ln.amount | amount }}"/>
+{% endfor %}
+</Titre>
+{% endmacro %}
+
+{% macro tail(doc) -%}
+</Import>
+{% endmacro %}
+"""
+
+_XSD = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- @NAME@ (draft): the structure the publisher documents. Replace with the real one. -->
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" elementFormDefault="unqualified">
+  <xs:simpleType name="Montant">
+    <xs:restriction base="xs:decimal"><xs:fractionDigits value="2"/><xs:minExclusive value="0"/></xs:restriction>
+  </xs:simpleType>
+  <xs:element name="Import">
+    <xs:complexType>
+      <xs:sequence>
+        <xs:element name="Titre" maxOccurs="unbounded">
+          <xs:complexType>
+            <xs:sequence>
+              <xs:element name="Debiteur">
+                <xs:complexType>
+                  <xs:attribute name="nom" use="required">
+                    <xs:simpleType><xs:restriction base="xs:string"><xs:minLength value="1"/><xs:maxLength value="38"/></xs:restriction></xs:simpleType>
+                  </xs:attribute>
+                  <xs:attribute name="prenom" type="xs:string"/>
+                </xs:complexType>
+              </xs:element>
+              <xs:element name="Ligne" maxOccurs="unbounded">
+                <xs:complexType>
+                  <xs:attribute name="numero" type="xs:positiveInteger" use="required"/>
+                  <xs:attribute name="produit" type="xs:string" use="required"/>
+                  <xs:attribute name="montant" type="Montant" use="required"/>
+                </xs:complexType>
+              </xs:element>
+            </xs:sequence>
+            <xs:attribute name="numero" type="xs:positiveInteger" use="required"/>
+            <xs:attribute name="facture" type="xs:string" use="required"/>
+            <xs:attribute name="montant" type="Montant" use="required"/>
+          </xs:complexType>
+        </xs:element>
+      </xs:sequence>
+      <xs:attribute name="exercice" type="xs:gYear" use="required"/>
+      <xs:attribute name="lot" type="xs:nonNegativeInteger" use="required"/>
+      <xs:attribute name="date" type="xs:date" use="required"/>
+    </xs:complexType>
+  </xs:element>
+</xs:schema>
+"""
+
+_CSV_LAYOUT = """\
+# @NAME@ (draft): one entry per column of the publisher's documentation, in order.
+# Reference: schemas/layout.schema.json; docs/onboarding.md.
+pesgen_layout: 1
+name: "@NAME@"
+source: "TODO: the publisher's document, its version and date"
+kind: csv
+encoding: UTF-8          # TODO as the format.yaml
+line_ending: CRLF
+header: true             # the first line holds the column names
+delimiter: ";"
+quoting: minimal         # always | minimal | never
+decimal_separator: ","
+date_format: DD/MM/YYYY
+records:
+  - type: titre
+    columns:
+      - {name: NumTitre, type: integer, length: 8, required: true}
+      - {name: Facture, type: text, length: 20, required: true}
+      - {name: Nom, type: text, length: 38, required: true}
+      - {name: Prenom, type: text, length: 38}
+      - {name: Montant, type: decimal, decimals: 2, required: true}
+      - {name: Date, type: date, required: true}
+"""
+
+_FIXED_LAYOUT = """\
+# @NAME@ (draft): one entry per column of the publisher's documentation, with its
+# width (and start, 1-based, when the document gives positions).
+# Reference: schemas/layout.schema.json; docs/onboarding.md.
+pesgen_layout: 1
+name: "@NAME@"
+source: "TODO: the publisher's document, its version and date"
+kind: fixed
+encoding: UTF-8          # TODO as the format.yaml
+line_ending: CRLF
+record_type_column: Code
+records:
+  - type: entete
+    when: "01"
+    columns:
+      - {name: Code, type: code, values: ["01", "02"], width: 2}
+      - {name: Exercice, type: integer, width: 4, required: true}
+      - {name: NbTitres, type: integer, width: 6, pad: "0", required: true}
+      - {name: Filler, type: text, width: 46, length: 0}
+  - type: titre
+    when: "02"
+    columns:
+      - {name: Code, type: code, values: ["01", "02"], width: 2}
+      - {name: NumTitre, type: integer, width: 6, pad: "0", required: true}
+      - {name: Nom, type: text, width: 38, required: true}
+      - {name: MontantCentimes, type: integer, width: 12, pad: "0", required: true}
+"""
+
+_README = """\
+# @NAME@
+
+**Status: draft.** TODO: the package, the publisher's document (title, version, date)
+and what was confirmed with the publisher.
+
+Steps (docs/onboarding.md): describe the file(s) in the layout or XSD from the
+publisher's documentation; shape the template; write a mapping
+(`pesgen new-mapping`); `pesgen preview`; put a fixture in `fixture/`;
+`pesgen check-format @NAME@ --formats-dir .. --regen`, review `expected/`; have the
+publisher import the expected file in a test environment; set `status: stable`.
+"""
+
+_FIXTURE_README = """\
+# Fixture
+
+Put here a small, anonymised billing export (`input.json` or `input.csv`) and the
+`mapping.yaml` that exports it with this format. `pesgen check-format <name>` renders
+it (run date 2026-11-23, first IdBord 1) and compares with `expected/`.
+"""
+
+_EXPECTED_README = """\
+# Expected output of the fixture
+
+Created by `pesgen check-format <name> --regen`; review every file (and have the
+publisher import it) before committing. Then any change of the bundle that alters
+the output shows as a diff.
+"""

@@ -1,0 +1,126 @@
+"""Fixtures of the PayFiP tests: the example run exported into a state store (SQLite,
+and PostgreSQL when PESGEN_TEST_PG_URL is set), the fake PayFiP and the notification
+receiver, each a real uvicorn server on 127.0.0.1 with an ephemeral port, started and
+stopped by the fixture. Every HTTP call has a bounded timeout."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from pesgen.payfip.fake import FakePayfip
+from pesgen.payfip.receiver import create_app
+from pesgen.payfip.server import ServerThread
+from pesgen.payfip.service import Link, create_link, default_factory
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+INPUT = EXAMPLES / "school-export.json"
+RUN_DATE = date(2026, 11, 23)
+TIMEOUT = 5.0
+PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+        return
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
+    name = f"pesgen_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    s = Store(f"{PG_URL.rsplit('/', 1)[0]}/{name}")
+    yield s
+    s.engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def exported(store, tmp_path):
+    """The example billing run, exported and recorded."""
+    result = export_recorded(store, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
+    return result
+
+
+@pytest.fixture
+def fake():
+    payfip = FakePayfip()
+    with ServerThread(payfip.app) as server:
+        server.payfip = payfip
+        yield server
+
+
+@pytest.fixture
+def receiver(store):
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT))) as server:
+        yield server
+
+
+@dataclass
+class Flow:
+    """One test's world: store, fake PayFiP, receiver; small helpers over real HTTP."""
+
+    store: Store
+    fake: ServerThread
+    receiver: ServerThread
+    out: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.fake.url}/tpa"
+
+    @property
+    def notify_url(self) -> str:
+        return f"{self.receiver.url}/payfip/notification"
+
+    def link(self, invoice: str = "FA-2026-00102", **kw) -> Link:
+        kw.setdefault("notify_url", self.notify_url)
+        return create_link(self.store, MAPPING, invoice, endpoint=self.endpoint,
+                           timeout=TIMEOUT, **kw)
+
+    def pay(self, link: Link, action: str) -> httpx.Response:
+        """The family on the payment page: open it, press a button."""
+        page = httpx.get(link.url, timeout=TIMEOUT)
+        assert page.status_code == 200, page.text
+        assert f'value="{action}"' in page.text
+        return httpx.post(f"{self.endpoint}/paiementws.web",
+                          data={"idop": link.id_op, "action": action}, timeout=TIMEOUT)
+
+    def control(self, path: str, payload: dict) -> dict:
+        answer = httpx.post(f"{self.fake.url}/_fake/{path}", json=payload, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def fake_operations(self) -> list[dict]:
+        return httpx.get(f"{self.fake.url}/_fake/operations", timeout=TIMEOUT).json()
+
+    def notify(self, id_op: str, key: str = "idop") -> httpx.Response:
+        return httpx.post(self.notify_url, data={key: id_op}, timeout=TIMEOUT)
+
+    def reconcile(self):
+        from pesgen.payfip.service import reconcile
+
+        return reconcile(self.store, default_factory(timeout=TIMEOUT))
+
+
+@pytest.fixture
+def flow(store, exported, fake, receiver, tmp_path):
+    return Flow(store, fake, receiver, tmp_path / "out")

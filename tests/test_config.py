@@ -1,0 +1,41 @@
+"""Machine configuration file: official XSD location and state database."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.config import _load
+
+from .conftest import EXAMPLES, MAPPINGS
+
+
+def _config(tmp_path, monkeypatch, text: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("PESGEN_CONFIG", str(path))
+    monkeypatch.delenv("PESGEN_DB", raising=False)
+    _load.cache_clear()
+    return path
+
+
+def test_config_sets_the_official_xsd_and_the_db(tmp_path, monkeypatch, official_xsd):
+    db = tmp_path / "from-config.sqlite3"
+    _config(tmp_path, monkeypatch, f"official_xsd: {official_xsd}\ndb: {db}\n")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"),
+                                 "-i", str(EXAMPLES / "school-export.json"), "-o", str(out),
+                                 "--date", "2026-11-23"])
+    assert result.exit_code == 0, result.output
+    assert db.is_file()  # the run went to the configured store
+    [xml] = out.glob("*.xml")
+    checked = runner.invoke(app, ["validate", str(xml)])
+    assert checked.exit_code == 0 and "DGFiP XSD" in checked.output
+
+
+def test_unknown_setting_is_a_usage_error(tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, "offical_xsd: /x\n")
+    result = CliRunner().invoke(app, ["runs", "list"])
+    assert result.exit_code == 2
+    assert "unknown setting(s) offical_xsd" in result.output

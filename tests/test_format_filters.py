@@ -1,0 +1,71 @@
+"""The filters flat-file templates use: csv_record, number, by_imputation, pricing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pesgen.filters import by_imputation, csv_record, number, pricing
+from pesgen.model import Line
+
+
+def test_csv_record_quoting_modes():
+    assert csv_record(["a", "b;c", 'd"e', None, 3]) == 'a;"b;c";"d""e";;3'
+    assert csv_record(["a", "", None], quoting="always") == '"a";"";""'
+    assert csv_record(["1", "x", "2,5"], quoting="always", unquoted=[1, 3]) == '1;"x";2,5'
+    assert csv_record(["a", "b"], delimiter="|") == "a|b"
+    assert csv_record(["a|b"], delimiter="|") == '"a|b"'
+    with pytest.raises(ValueError, match="may not be quoted"):
+        csv_record(["a;b"], quoting="never")
+    with pytest.raises(ValueError, match="may not be quoted"):
+        csv_record(["x", "a;b"], quoting="always", unquoted=[2])
+
+
+def test_csv_record_by_position():
+    assert csv_record({1: "a", 4: "d"}, size=5, quoting="always") == '"a";"";"";"d";""'
+    with pytest.raises(ValueError, match="needs size="):
+        csv_record({1: "a"})
+    with pytest.raises(ValueError, match=r"positions \[6\] are outside 1..5"):
+        csv_record({6: "a"}, size=5)
+    with pytest.raises(ValueError, match="3 values, the record has 2 columns"):
+        csv_record(["a", "b", "c"], size=2)
+
+
+@pytest.mark.parametrize(("value", "sep", "text"), [
+    (Decimal("1.00"), ".", "1"), (Decimal("1.50"), ",", "1,5"), (Decimal("100"), ".", "100"),
+    (Decimal("1E+2"), ".", "100"), (Decimal("0.00"), ".", "0"), (2, ",", "2"),
+    ("0.250", ".", "0.25"), (None, ".", ""),
+])
+def test_number(value, sep, text):
+    assert number(value, sep) == text
+
+
+def _line(n: int, product: str, amount: str, fonction: str | None = "311",
+          q: str | None = None, u: str | None = None) -> Line:
+    return Line(number=n, product_code=product, nature="7062", amount=Decimal(amount),
+                activity=product, fonction=fonction,
+                quantity=Decimal(q) if q else None, unit_price=Decimal(u) if u else None)
+
+
+def test_by_imputation_groups_in_first_seen_order_and_sums():
+    lines = [_line(1, "FMC1", "85.00"), _line(2, "INST", "142.50"), _line(3, "FMC1", "30.00"),
+             _line(4, "FMC1", "10.00", fonction="312")]
+    groups = by_imputation(lines)
+    assert [(g.product_code, g.fonction, g.amount, [ln.number for ln in g.lines])
+            for g in groups] == [("FMC1", "311", Decimal("115.00"), [1, 3]),
+                                 ("INST", "311", Decimal("142.50"), [2]),
+                                 ("FMC1", "312", Decimal("10.00"), [4])]
+    assert by_imputation([]) == []
+
+
+def test_pricing_keeps_a_consistent_quantity_and_unit_price():
+    p = pricing(_line(1, "INST", "142.50", q="3", u="47.50"))
+    assert (p.quantity, p.unit_price) == (Decimal("3"), Decimal("47.50"))
+    # a line netted by a discount: 85.00 x 1 no longer gives 62.25
+    p = pricing(_line(1, "FMC1", "62.25", q="1", u="85.00"))
+    assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))
+    p = pricing(_line(1, "FMC1", "62.25"))
+    assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))
+    p = pricing(_line(1, "FMC1", "62.25", q="0", u="0"))
+    assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))

@@ -1,0 +1,210 @@
+"""Layouts of non-XML files: the schema, loading errors, and every rule the validator
+checks, each problem naming file:line, record type, column and rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pesgen.errors import MappingError
+from pesgen.layout import check_value, load_layout, split_csv, validate_file
+
+CSV_LAYOUT = """\
+pesgen_layout: 1
+name: TEST
+kind: csv
+encoding: cp1252
+line_ending: CRLF
+delimiter: ";"
+quoting: always
+decimal_separator: ","
+date_format: DD/MM/YYYY
+records:
+  - type: ecriture
+    columns:
+      - {name: Id, type: integer, length: 5, required: true, quoting: never}
+      - {name: Sens, type: code, values: [R, D], required: true}
+      - {name: Nom, type: text, length: 10, required: true}
+      - {name: Date, type: date}
+      - {name: Montant, type: decimal, decimals: 2, required: true, quoting: never}
+      - {name: Reserve, type: text, length: 0}
+      - {name: Ref, type: text, pattern: "[A-Z]{3}-[0-9]+"}
+"""
+
+FIXED_LAYOUT = """\
+pesgen_layout: 1
+name: FIX
+kind: fixed
+encoding: ISO-8859-1
+record_type_column: Code
+records:
+  - type: entete
+    when: "01"
+    columns:
+      - {name: Code, type: code, values: ["01", "02"], width: 2}
+      - {name: Exercice, type: integer, width: 4, required: true}
+      - {name: Filler, type: text, width: 4, length: 0}
+  - type: article
+    when: "02"
+    columns:
+      - {name: Code, type: code, values: ["01", "02"], width: 2}
+      - {name: Montant, type: integer, width: 6, pad: "0", required: true}
+      - {name: Nom, type: text, width: 8, required: true}
+"""
+
+
+def _layout(tmp_path: Path, text: str, name: str = "layout.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return load_layout(path)
+
+
+def _check(tmp_path: Path, layout, content: bytes, name: str = "OUT.txt"):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return validate_file(path, layout)
+
+
+GOOD = '1;"R";"DUPONT";"20/11/2026";85,00;"";"FAM-42"\r\n2;"D";"NÉE";"";0,5;"";""\r\n'
+
+
+def test_a_conforming_csv_file_has_no_problem(tmp_path):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []
+
+
+@pytest.mark.parametrize(("line", "rule", "column", "words"), [
+    ('1;"R";"DUPONT-LEFEVRE";"";1;"";""', "layout.length", "Nom (#3)", "14 characters"),
+    ('x1;"R";"A";"";1;"";""', "layout.type", "Id (#1)", "not an integer"),
+    ('1;"X";"A";"";1;"";""', "layout.values", "Sens (#2)", "not an allowed value"),
+    ('1;"R";"";"";1;"";""', "layout.required", "Nom (#3)", "is empty"),
+    ('1;"R";"A";"2026-11-20";1;"";""', "layout.type", "Date (#4)", "DD/MM/YYYY"),
+    ('1;"R";"A";"31/02/2026";1;"";""', "layout.type", "Date (#4)", "not a date"),
+    ('1;"R";"A";"";85.00;"";""', "layout.type", "Montant (#5)", "separator is ','"),
+    ('1;"R";"A";"";85,001;"";""', "layout.type", "Montant (#5)", "at most 2 decimals"),
+    ('1;"R";"A";"";1;"x";""', "layout.length", "Reserve (#6)", "must stay empty"),
+    ('1;"R";"A";"";1;"";"fam42"', "layout.pattern", "Ref (#7)", "does not match"),
+    ('1;R;"A";"";1;"";""', "layout.quoting", "Sens (#2)", "must be quoted"),
+    ('"1";"R";"A";"";1;"";""', "layout.quoting", "Id (#1)", "must not be quoted"),
+])
+def test_each_rule_names_file_line_column_and_rule(tmp_path, line, rule, column, words):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    content = GOOD + line + "\r\n"
+    problems = _check(tmp_path, layout, content.encode("cp1252"))
+    assert len(problems) == 1, problems
+    p = problems[0]
+    assert p.rule == rule
+    assert p.record == "OUT.txt:3"
+    assert f"record 'ecriture', column {column}" in p.message
+    assert words in p.message
+    assert str(p).startswith("OUT.txt:3: record 'ecriture'")
+
+
+def test_missing_and_extra_columns(tmp_path):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    content = '1;"R";"A";"";1\r\n1;"R";"A";"";1;"";"";"x"\r\n'
+    problems = _check(tmp_path, layout, content.encode("cp1252"))
+    assert [(p.record, p.rule) for p in problems] == [("OUT.txt:1", "layout.columns"),
+                                                      ("OUT.txt:2", "layout.columns")]
+    assert "has 5 fields, the layout has 7: missing column Reserve (#6)" in problems[0].message
+    assert "1 extra field(s) after column Ref (#7)" in problems[1].message
+
+
+def test_every_problem_is_reported_not_the_first(tmp_path):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    content = 'x;"X";"";"";1.5;"";""\r\n' * 3
+    problems = _check(tmp_path, layout, content.encode("cp1252"))
+    assert len(problems) == 12
+    assert {p.record for p in problems} == {"OUT.txt:1", "OUT.txt:2", "OUT.txt:3"}
+
+
+def test_file_level_rules(tmp_path):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    lf = GOOD.replace("\r\n", "\n")
+    problems = _check(tmp_path, layout, lf.encode("cp1252"))
+    assert [p.rule for p in problems] == ["layout.line-ending"] * 2
+    assert "ends with LF, the layout wants CRLF" in problems[0].message
+    no_final = GOOD[:-2]
+    problems = _check(tmp_path, layout, no_final.encode("cp1252"))
+    assert [(p.rule, p.record) for p in problems] == [("layout.final-newline", "OUT.txt:2")]
+    undefined = GOOD.encode("cp1252").replace(b"\xc9", b"\x81")  # no such cp1252 byte
+    problems = _check(tmp_path, layout, undefined)
+    assert [(p.rule, p.record) for p in problems] == [("layout.encoding", "OUT.txt:2")]
+    assert "byte 0x81 at column 9 is not cp1252" in problems[0].message
+    unclosed = GOOD + '1;"R";"RUE\r\nDES LILAS";"";1;"";""\r\n'
+    problems = _check(tmp_path, layout, unclosed.encode("cp1252"))
+    assert {p.rule for p in problems} >= {"layout.quoting"}
+    assert "not closed" in problems[0].message
+    assert _check(tmp_path, layout, b"") == []
+
+
+def test_header_line(tmp_path):
+    text = CSV_LAYOUT.replace("quoting: always\n", "quoting: minimal\nheader: true\n")
+    layout = _layout(tmp_path, text)
+    good = "Id;Sens;Nom;Date;Montant;Reserve;Ref\r\n1;R;A;;1;;\r\n"
+    assert _check(tmp_path, layout, good.encode()) == []
+    bad = "Id;Sense;Nom;Date;Montant;Reserve;Ref\r\n1;R;A;;1;;\r\n"
+    problems = _check(tmp_path, layout, bad.encode())
+    assert [(p.rule, p.record) for p in problems] == [("layout.header", "OUT.txt:1")]
+    assert "header field 2 is 'Sense', the layout wants 'Sens'" in problems[0].message
+
+
+def test_fixed_width_records(tmp_path):
+    layout = _layout(tmp_path, FIXED_LAYOUT)
+    good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n"
+    assert _check(tmp_path, layout, good.encode("latin-1")) == []
+    bad = ("012026    X\n"        # one character too many
+           "02  0850DUPONT  \n"   # spaces in a zero-padded number
+           "0200085DUPONT   \n"   # Montant one digit short: Nom shifted
+           "03000850DUPONT  \n"   # unknown record type
+           "02000850\n")          # Nom missing
+    problems = _check(tmp_path, layout, bad.encode("latin-1"))
+    got = [(p.record, p.rule) for p in problems]
+    assert ("OUT.txt:1", "layout.columns") in got
+    assert "record 'entete' is 11 characters, the layout has 10" in problems[0].message
+    assert ("OUT.txt:2", "layout.type") in got
+    assert ("OUT.txt:3", "layout.type") in got
+    assert ("OUT.txt:4", "layout.record-type") in got
+    missing = [p for p in problems if p.record == "OUT.txt:5" and "missing" in p.message]
+    assert missing and "column Nom (#3)" in missing[0].message
+
+
+def test_layout_errors_name_file_line_and_key(tmp_path):
+    text = CSV_LAYOUT.replace("type: code, values: [R, D]", "type: code") \
+        .replace("decimal_separator: \",\"", "decimal_separator: \",\"\nquotechar: x")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    messages = [str(p) for p in info.value.problems]
+    assert any("layout.yaml:9: quotechar" in m and "unknown key 'quotechar'" in m and
+               "did you mean 'quote_char'" in m for m in messages)
+    text = CSV_LAYOUT.replace("type: code, values: [R, D]", "type: code")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    assert any("needs `values`" in str(p) and "records[0].columns[1]" in str(p)
+               for p in info.value.problems)
+    fixed = FIXED_LAYOUT.replace("width: 4, length: 0", "length: 0")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, fixed)
+    assert any("needs a width" in str(p) for p in info.value.problems)
+    overlap = FIXED_LAYOUT.replace("{name: Exercice, type: integer, width: 4",
+                                   "{name: Exercice, type: integer, start: 2, width: 4")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, overlap)
+    assert any("inside the previous column" in str(p) for p in info.value.problems)
+    with pytest.raises(MappingError):
+        _layout(tmp_path, CSV_LAYOUT.replace("date_format: DD/MM/YYYY", "date_format: %d/%m"))
+
+
+def test_split_csv():
+    assert split_csv('a;"b;c";"d""e";', ";", '"') == (
+        [("a", False), ("b;c", True), ('d"e', True), ("", False)], None)
+    assert split_csv('"a"x;b', ";", '"')[1] == "field 1: characters after the closing quote"
+    assert split_csv('a"b', ";", '"')[1] == "field 1: quote character inside an unquoted value"
+
+
+def test_check_value_is_usable_alone(tmp_path):
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    montant = layout.records[0].columns[4]
+    assert check_value(montant, "12,50") == []
+    assert check_value(montant, "-1,00")[0][0] == "layout.type"

@@ -1,0 +1,347 @@
+"""Onboarding a finance package is files, never code: a new bundle and a new mapping in a
+folder are listed, rendered and validated; the kit's commands (new-format,
+new-mapping, preview, check-format, check-layout) work on them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+
+runner = CliRunner()
+INPUT = EXAMPLES / "school-export.json"
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
+# A package nobody shipped: "Exemple Compta" imports one CSV line per invoice line, plus
+# a side file of debtors (one line per title). Written here as plain files.
+FORMAT_YAML = """\
+pesgen_format: 1
+name: exemple-compta
+title: "Exemple Compta titres import (CSV)"
+kind: csv
+status: draft
+source: "Exemple Compta, guide d'import v2.1 (test)"
+encoding: ISO-8859-1
+newline: CRLF
+rules: [pes-common]
+files:
+  - template: lignes.csv.j2
+    name: "LIGNES_{{ doc.bordereau.exercise }}_{{ doc.bordereau.number | zfill(4) }}.csv"
+    layout: lignes.layout.yaml
+  - template: tiers.csv.j2
+    name: "TIERS_{{ doc.bordereau.exercise }}_{{ doc.bordereau.number | zfill(4) }}.csv"
+    layout: tiers.layout.yaml
+defaults:
+  options:
+    journal: "VT"
+fields:
+  debtor.name: {max: 38}
+  address.street: {max: 38}
+  line.label: {max: 60}
+"""
+
+LIGNES_TEMPLATE = """\
+{% macro head(doc) -%}
+{{ ["Journal", "Titre", "Ligne", "Produit", "Compte", "Libelle", "Montant", "Date"]
+   | csv_record(delimiter="|") }}
+{% endmacro %}
+{% macro piece(t, doc) -%}
+{% for ln in t.lines %}
+{{ [doc.options.journal, t.number, ln.number, ln.product_code, ln.nature, ln.label,
+    ln.amount | amount(","), doc.bordereau.issue_date | compactdate] | csv_record(delimiter="|") }}
+{% endfor %}
+{%- endmacro %}
+{% macro tail(doc) %}{% endmacro %}
+"""
+
+LIGNES_LAYOUT = """\
+pesgen_layout: 1
+name: LIGNES
+kind: csv
+encoding: ISO-8859-1
+line_ending: CRLF
+header: true
+delimiter: "|"
+decimal_separator: ","
+date_format: YYYYMMDD
+records:
+  - type: ligne
+    columns:
+      - {name: Journal, type: code, values: [VT, RE], required: true}
+      - {name: Titre, type: integer, length: 6, required: true}
+      - {name: Ligne, type: integer, length: 3, required: true}
+      - {name: Produit, type: text, length: 4, required: true}
+      - {name: Compte, type: text, length: 8, pattern: "7[0-9]+", required: true}
+      - {name: Libelle, type: text, length: 60}
+      - {name: Montant, type: decimal, decimals: 2, required: true}
+      - {name: Date, type: date, required: true}
+"""
+
+TIERS_TEMPLATE = """\
+{% macro head(doc) %}{% endmacro %}
+{% macro piece(t, doc) -%}
+{{ [t.number, t.debtor.ref, t.debtor.name, t.debtor.first_name, t.debtor.address.street,
+    t.debtor.address.postal_code, t.debtor.address.city]
+   | csv_record(delimiter=";", quoting="always") }}
+{% endmacro %}
+{% macro tail(doc) %}{% endmacro %}
+"""
+
+TIERS_LAYOUT = """\
+pesgen_layout: 1
+name: TIERS
+kind: csv
+line_ending: CRLF
+delimiter: ";"
+quoting: always
+records:
+  - type: tiers
+    columns:
+      - {name: Titre, type: integer, required: true}
+      - {name: Reference, type: text, length: 15}
+      - {name: Nom, type: text, length: 38, required: true}
+      - {name: Prenom, type: text, length: 38}
+      - {name: Adresse, type: text, length: 38, required: true}
+      - {name: CodePostal, type: text, length: 5, required: true}
+      - {name: Ville, type: text, length: 38, required: true}
+"""
+
+
+def _new_bundle(root: Path) -> tuple[Path, Path]:
+    fmts = root / "formats"
+    bundle = fmts / "exemple-compta"
+    bundle.mkdir(parents=True)
+    for name, text in {"format.yaml": FORMAT_YAML, "lignes.csv.j2": LIGNES_TEMPLATE,
+                       "lignes.layout.yaml": LIGNES_LAYOUT, "tiers.csv.j2": TIERS_TEMPLATE,
+                       "tiers.layout.yaml": TIERS_LAYOUT}.items():
+        (bundle / name).write_text(text, encoding="utf-8")
+    mapping = root / "mappings" / "exemple.yaml"
+    mapping.parent.mkdir()
+    text = (MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(encoding="utf-8")
+    text = text.replace("  format: pes-titres\n", "  format: exemple-compta\n"
+                        "  options: {journal: RE}\n  payment_references: false\n")
+    text = text.replace('  asap_edition: "04"', "")
+    mapping.write_text(text, encoding="utf-8")
+    return fmts, mapping
+
+
+def test_a_new_csv_bundle_and_mapping_as_files_are_listed_rendered_and_validated(tmp_path):
+    fmts, mapping = _new_bundle(tmp_path)
+    listed = _run("formats", "--formats-dir", fmts)
+    assert listed.exit_code == 0
+    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
+    assert row and row[0].split()[1:3] == ["draft", "csv"]
+    assert _run("check-mapping", mapping, "--formats-dir", fmts).exit_code == 0
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    assert "format exemple-compta" in r.stdout and "titles: 11, total 2527.25" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["LIGNES_2026_0001.csv",
+                                                     "TIERS_2026_0001.csv"]
+    lignes = (out / "LIGNES_2026_0001.csv").read_bytes().decode("latin-1").split("\r\n")
+    assert lignes[0] == "Journal|Titre|Ligne|Produit|Compte|Libelle|Montant|Date"
+    assert lignes[1] == ("RE|1|1|FMC1|7062|FORMATION MUSICALE CYCLE 1 - LUCAS DUPONT-LEFÈVRE|"
+                         "62,25|20261123")
+    tiers = (out / "TIERS_2026_0001.csv").read_bytes().decode("latin-1").split("\r\n")
+    assert tiers[0] == ('"1";"FAM-0042";"DUPONT-LEFÈVRE";"HÉLÈNE";"12 RUE DES LILAS";"45200";'
+                        '"MONTARGIS"')
+    assert len(tiers) == 12  # 11 titles and the final line ending
+    # the same files, rendered from the library, validated against their layouts again
+    r = _run("check-layout", fmts / "exemple-compta" / "lignes.layout.yaml",
+             out / "LIGNES_2026_0001.csv")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_the_new_bundle_refuses_output_breaking_its_layout(tmp_path):
+    fmts, mapping = _new_bundle(tmp_path)
+    layout = fmts / "exemple-compta" / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("values: [VT, RE]", "values: [VT]"),
+                      encoding="utf-8")
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT
+    assert ("  - LIGNES_2026_0001.csv:2: record 'ligne', column Journal (#1): 'RE' is not "
+            "an allowed value ('VT') (rule layout.values)") in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_an_unknown_option_and_a_broken_layout_are_named(tmp_path):
+    fmts, mapping = _new_bundle(tmp_path)
+    m = mapping.read_text(encoding="utf-8").replace("journal: RE", "jornal: RE")
+    mapping.write_text(m, encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING
+    assert "has no option 'jornal' (did you mean 'journal'?)" in r.stderr
+    layout = fmts / "exemple-compta" / "tiers.layout.yaml"
+    layout.write_text(TIERS_LAYOUT.replace("type: integer, required", "type: number, required"),
+                      encoding="utf-8")
+    listed = _run("formats", "--formats-dir", fmts)
+    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
+    assert row and "BROKEN" in row[0]
+    assert "tiers.layout.yaml:10: records[0].columns[0].type" in listed.stdout
+
+
+@pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
+def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
+    fmts = tmp_path / "fmts"
+    r = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    bundle = fmts / f"acme-{kind}"
+    assert (bundle / "fixture" / "README.md").is_file()
+    assert (bundle / "expected" / "README.md").is_file()
+    template = next(bundle.glob("*.j2")).read_text(encoding="utf-8")
+    for macro in ("head(doc)", "piece(t, doc)", "tail(doc)"):
+        assert f"{{% macro {macro}" in template
+    fmt = find_format(f"acme-{kind}", [fmts])
+    assert fmt.status == "draft" and fmt.kind == kind
+    assert (fmt.files[0].layout if kind != "xml" else fmt.files[0].xsd) is not None
+    listed = _run("formats", "--formats-dir", fmts)
+    assert re.search(rf"^acme-{kind}\s+draft\s+{kind}\s", listed.stdout, re.MULTILINE)
+    # the draft renders the example run and its output passes the draft's own checks
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text((MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(
+        encoding="utf-8").replace("format: pes-titres", f"format: acme-{kind}")
+        .replace('  asap_edition: "04"', ""), encoding="utf-8")
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    # refuses to scaffold over an existing bundle
+    again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
+    assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
+
+
+def test_new_format_refuses_bad_names_and_kinds(tmp_path):
+    assert _run("new-format", "Bad Name", "--kind", "csv", "--dir", tmp_path).exit_code == 2
+    r = _run("new-format", "ok-name", "--kind", "json", "--dir", tmp_path)
+    assert r.exit_code == 2 and "--kind must be one of xml, csv, fixed" in r.stderr
+
+
+FILL = {
+    'siret: "TODO"': 'siret: "21450999400015"', 'id_post: "TODO"': 'id_post: "045012"',
+    'cod_col: "TODO"': 'cod_col: "123"', 'cod_bud: "TODO"': 'cod_bud: "00"',
+    "exercise: TODO": "exercise: 2026", "number: TODO": "number: number",
+    "kind: TODO": "kind: payer.kind", "name: TODO": "name: payer.last_name",
+    "first_name: TODO": "first_name: payer.first_name",
+    "street: TODO": "street: payer.address.street",
+    "postal_code: TODO": "postal_code: payer.address.postal_code",
+    "city: TODO": "city: payer.address.city", "lines: TODO": "lines: lines",
+    "activity: TODO": "activity: activity.code", "amount: TODO": "amount: amount",
+    'TODO: {product: "TODO", nature: "TODO"}': 'FM-C1: {product: FMC1, nature: "7062"}',
+    'TODO: {category: "01", legal_nature: "01"}': 'person: {category: "01", legal_nature: "01"}',
+}
+
+
+@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"])
+def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name):
+    out = tmp_path / "m.yaml"
+    r = _run("new-mapping", "Commune d'Exemple", "--format", name, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    text = out.read_text(encoding="utf-8")
+    assert f"  format: {name}\n" in text
+    unfilled = _run("check-mapping", out)
+    assert unfilled.exit_code == ExitCode.MAPPING
+    assert "collectivity.siret" in unfilled.stderr
+    for old, new in FILL.items():
+        text = text.replace(old, new)
+    assert "TODO" not in "\n".join(ln.split("#")[0] for ln in text.splitlines())
+    out.write_text(text, encoding="utf-8")
+    ok = _run("check-mapping", out)
+    assert ok.exit_code == 0, ok.stderr
+    m = load_mapping(out)
+    assert ("debt_number" in m.bindings["invoice"]) == (name == "pes-ormc")
+    if name == "bl-emagnus":
+        assert '#   service: ""' in text and "asap_edition" in text
+    assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
+
+
+def test_new_mapping_prints_to_stdout_and_knows_formats_dirs(tmp_path):
+    fmts, _ = _new_bundle(tmp_path)
+    r = _run("new-mapping", "Commune de Y", "--format", "exemple-compta", "--formats-dir", fmts)
+    assert r.exit_code == 0
+    assert r.stdout.startswith("# Commune de Y: school billing -> exemple-compta")
+    assert '  #   journal: "VT"' in r.stdout
+    unknown = _run("new-mapping", "Y", "--format", "exemple-compta")
+    assert unknown.exit_code == 2 and "unknown output format" in unknown.stderr
+
+
+def test_preview_shows_records_beside_their_source_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fmts, mapping = _new_bundle(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "2", "--formats-dir", fmts,
+             "--date", RUN_DATE)
+    assert r.exit_code == 0, r.stderr
+    assert "IdBord 0: nothing numbered, nothing written" in r.stdout
+    assert "-- invoice FA-2026-00101  from " in r.stdout
+    assert "school-export.json:$.invoices[0]" in r.stdout
+    assert "line from " in r.stdout and "$.invoices[0].lines[0]" in r.stdout
+    assert "== LIGNES_2026_0000.csv: head" in r.stdout
+    assert "   RE|1|1|FMC1|7062|" in r.stdout
+    assert '   "2";"FAM-0043";"N\'DIAYE"' in r.stdout
+    assert "2 invoice(s) shown; 0 problem(s)" in r.stdout
+    assert "FA-2026-00103" not in r.stdout
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert "no run recorded" in _run("runs", "list").stdout
+
+
+def test_preview_lists_problems_and_layout_breaks_without_failing(tmp_path):
+    fmts, mapping = _new_bundle(tmp_path)
+    layout = fmts / "exemple-compta" / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("length: 60", "length: 20"), encoding="utf-8")
+    text = mapping.read_text(encoding="utf-8").replace("  missing_civility: default\n", "")
+    mapping.write_text(text, encoding="utf-8")
+    r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "1", "--formats-dir", fmts)
+    assert r.exit_code == 0
+    assert "LAYOUT LIGNES_2026_0000.csv:2: record 'ligne', column Libelle (#6)" in r.stdout
+    assert "(rule layout.length)" in r.stdout
+
+
+def test_check_format_passes_for_shipped_bundles_and_shows_a_diff(tmp_path):
+    import shutil
+
+    assert _run("check-format", "bl-emagnus").exit_code == 0
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("bl-emagnus").folder), fmts / "bl-emagnus")
+    tpl = fmts / "bl-emagnus" / "wtamc001as.txt.j2"
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace('["19", t.number', '["19", "9"'),
+                   encoding="utf-8")
+    r = _run("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT
+    assert "--- expected/WTAMC001AS.txt" in r.stdout
+    assert '+"19";"9";"20/11/2026"' in r.stdout
+    assert "renders differently from expected/" in r.stderr
+    assert _run("check-format", "pes-ormc", "--formats-dir", fmts).exit_code == 0
+
+
+def test_check_layout_reports_the_file_line_column_and_rule(tmp_path):
+    fmts, _ = _new_bundle(tmp_path)
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(b"Journal|Titre|Ligne|Produit|Compte|Libelle|Montant|Date\r\n"
+                       b"VT|1|1|FMC1|6062|x|10,00|20261123\r\n")
+    r = _run("check-layout", fmts / "exemple-compta" / "lignes.layout.yaml", sample)
+    assert r.exit_code == ExitCode.OUTPUT
+    assert f"{sample}:2: record 'ligne', column Compte (#5): '6062' does not match" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pesgen_layout: 1\nname: X\nkind: csv\n", encoding="utf-8")
+    r = _run("check-layout", bad)
+    assert r.exit_code == ExitCode.MAPPING and "'records' is required" in r.stderr

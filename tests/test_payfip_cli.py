@@ -1,0 +1,215 @@
+"""``pesgen payfip …`` commands: link, payments (csv/json), reconcile, anomalies,
+client-info, tipi-url, datamatrix; and ``fake``/``serve`` as real processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.payfip.fake import FakePayfip
+from pesgen.payfip.receiver import create_app
+from pesgen.payfip.server import ServerThread
+from pesgen.payfip.service import default_factory
+from pesgen.store import Store
+
+from .payfip_support import INPUT, MAPPING, TIMEOUT
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def world(tmp_path):
+    """The example exported through the CLI (PESGEN_DB from conftest), the fake and the
+    receiver on the same state database."""
+    code, out, err = _run("export", "-m", str(MAPPING), "-i", str(INPUT), "-o",
+                          str(tmp_path / "out"), "--date", "2026-11-23", "-q")
+    assert code == 0, err
+    store = Store()
+    fake = FakePayfip()
+    with ServerThread(fake.app) as f, \
+            ServerThread(create_app(store, default_factory(timeout=TIMEOUT))) as r:
+        yield {"fake": f, "receiver": r, "store": store, "out": tmp_path / "out",
+               "endpoint": f"{f.url}/tpa", "notify": f"{r.url}/payfip/notification"}
+
+
+def _link(world, invoice="FA-2026-00102", *extra):
+    return _run("payfip", "link", "-m", str(MAPPING), "-n", invoice, "--endpoint",
+                world["endpoint"], "--notify-url", world["notify"], "--timeout", "5", *extra)
+
+
+def test_link_pay_and_export_payments(world):
+    code, out, err = _link(world)
+    assert code == 0, err
+    first, url = out.strip().splitlines()
+    assert re.match(r"invoice FA-2026-00102: PayFiP operation [0-9a-f-]{36} \(refdet "
+                    r"FA202600102, 187,50 EUR, saisie T\)$", first)
+    id_op = url.rsplit("=", 1)[1]
+    answer = httpx.post(f"{world['endpoint']}/paiementws.web",
+                        data={"idop": id_op, "action": "card"}, timeout=TIMEOUT)
+    assert answer.status_code == 200
+
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01", "--format", "json",
+                          "--history")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["invoice"] == "FA-2026-00102" and row["status"] == "paid"
+    assert row["amount_due"] == row["amount_paid"] == "187.50" and row["method"] == "card"
+    assert [h["event"] for h in row["history"]] == ["created", "paid"]
+
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01")
+    rows = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert [(r["invoice"], r["status"], r["amount_paid"]) for r in rows] == [
+        ("FA-2026-00102", "paid", "187.50")]
+    code, out, _ = _run("payfip", "payments", "--since", "2999-01-01")
+    assert out.strip().splitlines()[1:] == []
+
+    code, out, _ = _run("payfip", "reconcile")
+    assert code == 0 and "nothing open" in out
+    code, out, _ = _run("payfip", "anomalies")
+    assert out.strip() == "no anomaly"
+
+
+def test_link_errors_name_the_invoice_and_the_field(world):
+    code, out, err = _link(world, "FA-2026-00102", "--mel", "x@", "--mode", "P")
+    assert code == 4
+    assert "invoice FA-2026-00102: the PayFiP request is invalid; nothing was sent" in err
+    assert "invoice FA-2026-00102: mel: 'x@'" in err
+    assert "invoice FA-2026-00102: saisie: 'P' must be one of T (test)" in err
+    assert "2 problem(s)" in err
+    code, out, err = _link(world, "FA-2099-99999")
+    assert code == 7 and "FA-2099-99999: in no active run" in err
+
+
+def test_soap_fault_exit_code_and_message(world):
+    httpx.post(f"{world['fake'].url}/_fake/fault", json={"operation": "*", "code": "999"},
+               timeout=TIMEOUT)
+    code, out, err = _link(world)
+    assert code == 7
+    assert "invoice FA-2026-00102: PayFiP creerPaiementSecurise: " \
+           "TechDysfonctionnementErreur 999: Erreur technique" in err
+
+
+def test_reconcile_reports_and_alerts_on_errors(world):
+    code, out, _ = _link(world)
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    code, out, _ = _run("payfip", "reconcile")
+    assert code == 0 and f"{id_op}  FA-2026-00102  pending  pending" in out
+    world["fake"].stop()
+    code, out, _ = _run("payfip", "reconcile", "--timeout", "2")
+    assert code == 7 and "error 1" in out
+
+
+def test_client_info(world):
+    code, out, err = _run("payfip", "client-info", "-m", str(MAPPING), "--endpoint",
+                          world["endpoint"])
+    assert code == 0, err
+    assert out.strip() == "numcli 012345: COLLECTIVITE DE TEST / REGIE DE TEST / PAYFIP FAKE"
+
+
+def test_tipi_url_and_the_fake_legacy_page(world):
+    code, out, err = _run("payfip", "tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00102",
+                          "--urlcl", "https://ecole.example.org/tipi/retour",
+                          "--endpoint", world["endpoint"])
+    assert code == 0, err
+    url = out.strip()
+    assert url.startswith(f"{world['endpoint']}/paiement.web?numcli=012345&exer=2026&"
+                          "refdet=FA202600102&objet=CONSERVATOIRE+VSL+FACTURE+FA+2026+00102&"
+                          "montant=18750&mel=")
+    assert url.endswith("&urlcl=https%3A%2F%2Fecole.example.org%2Ftipi%2Fretour&saisie=T")
+    assert httpx.get(url, timeout=TIMEOUT).status_code == 200
+    form = dict(httpx.QueryParams(url.split("?", 1)[1]))
+    back = httpx.post(f"{world['endpoint']}/paiement.web", data={**form, "action": "card"},
+                      timeout=TIMEOUT)
+    assert back.status_code == 303
+    returned = dict(httpx.QueryParams(back.headers["location"].split("?", 1)[1]))
+    assert returned["resultrans"] == "P" and returned["refdet"] == "FA202600102"
+
+
+def test_datamatrix_of_a_run(world):
+    run_id = Store().list_runs()[0].id
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8], "-m", str(MAPPING),
+                          "--image", "both")
+    assert code == 0, err
+    stem = "PESORMC_21450999400015_2026_0000001"
+    assert f"{stem}.datamatrix.csv" in out and "UNCONFIRMED" in out
+    rows = list(csv.DictReader((world["out"] / f"{stem}.datamatrix.csv").open(encoding="utf-8"),
+                               delimiter=";"))
+    assert len(rows) == 11
+    row = next(r for r in rows if r["invoice"] == "FA-2026-00102")
+    assert len(row["payload"]) == 130 and row["payload"].endswith("806    18750")
+    assert (world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.svg").is_file()
+    png = world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.png"
+    zxingcpp = pytest.importorskip("zxingcpp")
+    from PIL import Image
+
+    [decoded] = zxingcpp.read_barcodes(Image.open(png))
+    assert decoded.text == row["payload"]
+
+
+def test_datamatrix_needs_the_code_etablissement(world):
+    run_id = Store().list_runs()[0].id
+    code, _, err = _run("payfip", "datamatrix", "--run", run_id)
+    assert code == 2 and "code établissement" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def test_fake_and_serve_commands_as_processes(tmp_path):
+    """The demo's two servers, started as real ``pesgen payfip`` processes."""
+    env = {**os.environ, "PESGEN_DB": str(tmp_path / "db.sqlite3")}
+    pesgen = [sys.executable, "-c", "from pesgen.cli import main; main()"]
+    fake_port, serve_port = _free_port(), _free_port()
+    procs = [subprocess.Popen([*pesgen, "payfip", "fake", "--port", str(fake_port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+             subprocess.Popen([*pesgen, "payfip", "serve", "--port", str(serve_port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    try:
+        _wait(f"http://127.0.0.1:{fake_port}/", procs[0])
+        _wait(f"http://127.0.0.1:{serve_port}/healthz", procs[1])
+        answer = httpx.post(f"http://127.0.0.1:{serve_port}/payfip/notification",
+                            data={"idop": "00000000-0000-0000-0000-000000000000"},
+                            timeout=TIMEOUT)
+        assert answer.status_code == 404
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

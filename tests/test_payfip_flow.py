@@ -1,0 +1,342 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""PayFiP end to end, over real HTTP on loopback: pesgen's client -> fake PayFiP ->
+payment page -> notification -> receiver -> SOAP pull -> state store.
+
+Scenarios of issue 5: paid by card, paid by direct debit, refused, abandoned, pending
+then paid (reconcile), notification lost then reconciled, notification replayed,
+forged notification (unknown idOp), amount mismatch (an anomaly, not a payment), SOAP
+fault; and every request validated before sending.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from pesgen.payfip import ledger
+from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
+from pesgen.payfip.tables import events, operations, payments
+
+from .payfip_support import (  # noqa: F401 - fixtures
+    TIMEOUT,
+    exported,
+    fake,
+    flow,
+    receiver,
+    store,
+)
+
+
+def _payment(store, invoice="FA-2026-00102"):
+    return ledger.payment_of(store, "21450999400015", invoice)
+
+
+def _events(store, invoice="FA-2026-00102"):
+    with store.engine.connect() as conn:
+        return [(r.event, r.source, r.status) for r in conn.execute(
+            sa.select(events).where(events.c.invoice == invoice).order_by(events.c.id))]
+
+
+def _count(store, table):
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+
+
+# ---------------------------------------------------------------------- results
+
+
+def test_paid_by_card(flow):
+    link = flow.link()
+    assert link.amount_cents == 18750 and link.refdet == "FA202600102"
+    assert link.url == f"{flow.endpoint}/paiementws.web?idop={link.id_op}"
+    assert _payment(flow.store)["status"] == "pending"
+
+    answer = flow.pay(link, "card")
+    assert answer.status_code == 200 and "Retour au site" in answer.text
+
+    pay = _payment(flow.store)
+    assert pay["status"] == "paid" and pay["method"] == "card"
+    assert pay["paid_cents"] == 18750 and pay["id_op"] == link.id_op
+    assert pay["numauto"].startswith("FAKE") and pay["paid_at"]
+    op = ledger.get_operation(flow.store, link.id_op)
+    assert op["status"] == "paid" and op["result_code"] == "P" and op["notifications"] == 1
+    assert _events(flow.store) == [("created", "link", "pending"),
+                                   ("paid", "notification", "paid")]
+    assert flow.fake_operations()[0]["notifications"] == ["HTTP 200"]
+
+
+def test_paid_by_direct_debit(flow):
+    link = flow.link()
+    flow.pay(link, "debit")
+    pay = _payment(flow.store)
+    assert pay["status"] == "paid" and pay["method"] == "direct_debit"
+    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "V"
+
+
+@pytest.mark.parametrize("action, code, method", [("refuse", "R", "card"),
+                                                  ("refuse-debit", "Z", "direct_debit")])
+def test_refused(flow, action, code, method):
+    link = flow.link()
+    flow.pay(link, action)
+    pay = _payment(flow.store)
+    assert pay["status"] == "refused" and pay["paid_cents"] is None and pay["id_op"] is None
+    op = ledger.get_operation(flow.store, link.id_op)
+    assert op["status"] == "refused" and op["result_code"] == code
+    # the family may try again: a new operation reopens the payment, then pays it
+    again = flow.link()
+    assert again.id_op != link.id_op and _payment(flow.store)["status"] == "pending"
+    flow.pay(again, "card")
+    assert _payment(flow.store)["status"] == "paid"
+
+
+def test_abandoned(flow):
+    link = flow.link()
+    flow.pay(link, "abandon")
+    assert _payment(flow.store)["status"] == "abandoned"
+    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "A"
+    # the payment page cannot be used twice
+    assert httpx.get(link.url, timeout=TIMEOUT).status_code == 409
+
+
+def test_already_paid_invoice_gets_no_new_link(flow):
+    flow.pay(flow.link(), "card")
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="already paid"):
+        flow.link()
+    assert len(flow.fake_operations()) == 1
+
+
+# ---------------------------------------------------------------------- lost and late
+
+
+def test_pending_then_paid_by_reconcile(flow, store):
+    # the receiver is down when PayFiP notifies: urlnotif refuses connections
+    closed = flow.receiver.url.rsplit(":", 1)[0] + ":9"
+    link = flow.link(notify_url=f"{closed}/payfip/notification")
+    [first] = flow.reconcile()  # the family has not paid yet: P5
+    assert (first.action, first.status) == ("pending", "pending")
+    assert _payment(store)["status"] == "pending"
+
+    flow.pay(link, "card")
+    assert flow.fake_operations()[0]["notifications"][0].startswith("failed")
+    assert _payment(store)["status"] == "pending"
+
+    [second] = flow.reconcile()
+    assert (second.action, second.status, second.invoice) == ("recorded", "paid",
+                                                              "FA-2026-00102")
+    assert _payment(store)["status"] == "paid"
+    assert flow.reconcile() == []  # nothing open any more
+    assert ledger.get_operation(store, link.id_op)["checks"] == 2
+
+
+def test_notification_lost_then_reconciled(flow, store):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link()
+    flow.pay(link, "debit")
+    assert flow.fake_operations()[0]["notifications"] == ["not sent"]
+    assert _payment(store)["status"] == "pending"
+    [outcome] = flow.reconcile()
+    assert outcome.action == "recorded" and outcome.status == "paid"
+    assert _payment(store)["method"] == "direct_debit"
+    assert _events(store)[-1] == ("paid", "reconcile", "paid")
+
+
+def test_notification_replayed_is_harmless(flow, store):
+    link = flow.link()
+    flow.pay(link, "card")
+    assert flow.control("notify", {"idop": link.id_op})["notification"] == "HTTP 200"
+    for key in ("idop", "idOp", "IDOP"):  # the key's case differs between sources
+        assert flow.notify(link.id_op, key).status_code == 200
+    assert _count(store, payments) == 1
+    assert [e for e in _events(store) if e[0] == "paid"] == [("paid", "notification", "paid")]
+    assert ledger.get_operation(store, link.id_op)["notifications"] == 5
+    # a reconcile after the fact changes nothing either
+    assert flow.reconcile() == []
+
+
+def test_forged_notification_unknown_idop_is_rejected(flow, store):
+    flow.link()
+    forged = str(uuid.uuid4())
+    answer = flow.notify(forged)
+    assert answer.status_code == 404
+    assert httpx.post(flow.notify_url, data={"idop": "<script>"},
+                      timeout=TIMEOUT).status_code == 400
+    assert httpx.post(flow.notify_url, timeout=TIMEOUT).status_code == 400
+    [anomaly] = ledger.list_anomalies(store)
+    assert anomaly["kind"] == "unknown-idop" and anomaly["id_op"] == forged
+    assert _payment(store)["status"] == "pending"
+    # the family's return with a forged idop: no payment either
+    assert httpx.get(f"{flow.receiver.url}/payfip/retour?idop={forged}",
+                     timeout=TIMEOUT).status_code == 404
+
+
+def test_forged_notification_of_a_known_unpaid_idop_records_nothing(flow, store):
+    link = flow.link()
+    assert flow.notify(link.id_op).status_code == 200  # pulled: P5, still pending
+    assert _payment(store)["status"] == "pending"
+    assert ledger.get_operation(store, link.id_op)["status"] == "pending"
+
+
+def test_amount_mismatch_is_an_anomaly_not_a_payment(flow, store):
+    link = flow.link()
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "100"}})
+    flow.pay(link, "card")
+    pay = _payment(store)
+    assert pay["status"] == "pending" and pay["paid_cents"] is None
+    op = ledger.get_operation(store, link.id_op)
+    assert op["status"] == "anomaly"
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["expected"], anomaly["got"]) == (
+        "amount-mismatch", "18750", "100")
+    assert _events(store)[-1][0] == "anomaly"
+    assert flow.reconcile() == []  # an anomaly is for a person, not for the sweep
+
+
+def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
+    link = flow.link()
+    flow.control("tamper", {"idop": link.id_op,
+                            "fields": {"refdet": "OTHER00001", "numcli": "999999"}})
+    flow.pay(link, "card")
+    kinds = sorted(a["kind"] for a in ledger.list_anomalies(store))
+    assert kinds == ["numcli-mismatch", "refdet-mismatch"]
+    assert _payment(store)["status"] == "pending"
+
+
+def test_return_page_records_and_shows_the_result(flow, store):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link()
+    flow.pay(link, "card")
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200 and "enregistré" in page.text
+    assert _payment(store)["status"] == "paid"
+    assert "18750" not in page.text and "FA-2026" not in page.text
+
+
+# ---------------------------------------------------------------------- faults
+
+
+def test_soap_fault_on_create_names_the_invoice_and_records_nothing(flow, store):
+    flow.control("fault", {"operation": "creerPaiementSecurise",
+                           "kind": "TechIndisponibiliteErreur", "code": "999",
+                           "libelle": "Service indisponible"})
+    with pytest.raises(PayfipFault) as info:
+        flow.link()
+    fault = info.value
+    assert fault.kind == "TechIndisponibiliteErreur" and fault.code == "999"
+    assert fault.technical and "FA-2026-00102" in str(fault)
+    assert "Service indisponible" in str(fault)
+    assert _count(store, operations) == 0 and _count(store, payments) == 0
+    flow.link()  # the fault was injected once: the next call works
+
+
+def test_functional_fault_unknown_client(flow, store):
+    flow.fake.payfip.clients = {"999999": ("X", "Y", "Z")}
+    with pytest.raises(PayfipFault) as info:
+        flow.link()
+    assert (info.value.kind, info.value.code) == ("FonctionnelleErreur", "T2")
+    assert not info.value.technical
+    assert _count(store, operations) == 0
+
+
+def test_soap_fault_while_pulling_the_result_is_retried_by_reconcile(flow, store):
+    link = flow.link()
+    flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
+                           "kind": "TechDysfonctionnementErreur", "code": "999"})
+    answer = flow.pay(link, "card")
+    assert answer.status_code == 200
+    assert flow.fake_operations()[0]["notifications"] == ["HTTP 503"]
+    op = ledger.get_operation(store, link.id_op)
+    assert op["status"] == "unknown" and "999" in op["last_error"]
+    assert _payment(store)["status"] == "pending"
+    [outcome] = flow.reconcile()
+    assert outcome.status == "paid" and _payment(store)["status"] == "paid"
+
+
+def test_purged_operation_expires(flow, store):
+    link = flow.link()
+    flow.fake.payfip.operations.clear()  # the night purge: PayFiP answers P1
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("expired", "expired")
+    assert _payment(store)["status"] == "expired"
+    assert ledger.get_operation(store, link.id_op)["status"] == "expired"
+
+
+def test_payfip_down_during_reconcile_keeps_operations_open(flow, store):
+    link = flow.link()
+    flow.fake.stop()
+    [outcome] = flow.reconcile()
+    assert outcome.action == "error" and outcome.status == "unknown"
+    assert ledger.get_operation(store, link.id_op)["status"] == "unknown"
+
+
+# ---------------------------------------------------------------------- validation first
+
+
+def test_bad_values_are_refused_before_sending(flow, store):
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link(mel="not-an-address")
+    [problem] = info.value.problems
+    assert problem.invoice == "FA-2026-00102" and problem.rule == "payfip.mel"
+    assert str(problem).startswith("invoice FA-2026-00102: mel: 'not-an-address'")
+    assert flow.fake_operations() == [] and _count(store, operations) == 0
+
+
+def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
+    from .payfip_support import MAPPING
+
+    text = MAPPING.read_text(encoding="utf-8").replace(
+        'refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "invoice.number"}')
+    text = text.replace("payfip_text\"}", "\"}").replace(
+        "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number) |",
+        "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number)\"}  #")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    from pesgen.payfip.service import create_link
+
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, bad, "FA-2026-00102", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    rules = {p.rule: p for p in info.value.problems}
+    assert set(rules) == {"payfip.refdet", "payfip.objet"}
+    assert "'FA-2026-00102' must be 6 to 30 characters of [A-Za-z0-9]" in \
+        str(rules["payfip.refdet"])
+    assert "bad.yaml:" in rules["payfip.refdet"].mapping
+    assert "'-'" in rules["payfip.objet"].message
+    assert flow.fake_operations() == []
+
+
+def test_invoice_not_exported_is_refused(flow):
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="FA-2026-00106: in no active run"):
+        flow.link("FA-2026-00106")  # left out of the run (total 0.00)
+
+
+def test_notification_return_and_sweep_racing_record_the_payment_once(flow, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    flow.control("notifications", {"enabled": False})
+    link = flow.link()
+    flow.pay(link, "card")
+
+    def notify(_):
+        return flow.notify(link.id_op).status_code
+
+    def back(_):
+        return httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                          timeout=TIMEOUT).status_code
+
+    def sweep(_):
+        return [o.action for o in flow.reconcile()]
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(fn, i) for i in range(2) for fn in (notify, back, sweep)]
+        results = [f.result(timeout=30) for f in futures]
+    assert [r for r in results if isinstance(r, int)] == [200] * 4
+    assert len([e for e in _events(store) if e[0] == "paid"]) == 1
+    assert _payment(store)["status"] == "paid" and _count(store, payments) == 1

@@ -1,0 +1,249 @@
+"""PayFiP request validation, SOAP envelopes against the contract, TIPI URLs and the
+Datamatrix payload: no server needed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pesgen.payfip import soap
+from pesgen.payfip.datamatrix import DatamatrixTitle, letter_pair, payload, payload_v1
+from pesgen.payfip.errors import PayfipRequestInvalid
+from pesgen.payfip.models import PaymentDetail, PaymentRequest, ascii_label, to_cents
+from pesgen.payfip.settings import alnum
+from pesgen.payfip.tipi import TipiRequest, tipi_url
+
+from .conftest import ROOT
+
+REFERENCE = ROOT.parent / "shared" / "reference" / "payfip"
+
+GOOD = PaymentRequest(
+    invoice="FA-2026-00102", numcli="012345", exer="2026", refdet="FA202600102",
+    montant=18750, mel="famille@example.org", objet="CONSERVATOIRE FACTURE FA 2026 00102",
+    saisie="T", urlnotif="https://ecole.example.org/payfip/notification",
+    urlredirect="https://ecole.example.org/payfip/retour")
+
+
+def test_a_good_request_passes():
+    assert GOOD.problems() == []
+    assert GOOD.validated() is GOOD
+    assert [k for k, _ in GOOD.soap_fields()] == [
+        "exer", "mel", "montant", "numcli", "objet", "refdet", "saisie", "urlnotif",
+        "urlredirect"]
+
+
+@pytest.mark.parametrize("field, value, text", [
+    ("numcli", "12345", "numcli: '12345' must be exactly 6 digits"),
+    ("numcli", "01234A", "numcli: '01234A' must be exactly 6 digits"),
+    ("refdet", "ABCDE", "refdet: 'ABCDE' must be 6 to 30 characters"),
+    ("refdet", "A" * 31, "must be 6 to 30 characters of [A-Za-z0-9] (got 31"),
+    ("refdet", "FA-2026-00102", "refdet: 'FA-2026-00102' must be 6 to 30"),
+    ("refdet", "FA 202600102", "no '-', '/', '_' or space"),
+    ("montant", 99, "montant: 99 cents is below PayFiP's minimum of 100 cents"),
+    ("montant", "18750", "montant: '18750' must be an integer number of euro cents"),
+    ("montant", 187.5, "montant: 187.5 must be an integer"),
+    ("montant", True, "must be an integer"),
+    ("montant", 10_000_001, "above PayFiP's maximum"),
+    ("mel", "", "mel: the payer's e-mail address is missing"),
+    ("mel", "a@b.c", "mel: 'a@b.c' is not an e-mail address"),  # 5 characters
+    ("mel", "famille example.org", "is not an e-mail address"),
+    ("mel", "a@@example.org", "is not an e-mail address"),
+    ("mel", "x" * 75 + "@example.org", "(6 to 80 characters"),
+    ("objet", "Facture n°102", "objet: only ASCII letters, digits and spaces are safe "
+     "(found '°')"),
+    ("objet", "A" * 101, "objet: is 101 characters long, PayFiP allows 100"),
+    ("saisie", "P", "saisie: 'P' must be one of T (test), X (activation), W (production)"),
+    ("saisie", "A", "must be one of T"),
+    ("exer", "26", "exer: '26' must be a 4-digit year"),
+    ("urlnotif", "/payfip/notification", "urlnotif: '/payfip/notification' must be an "
+     "absolute http(s) URL"),
+    ("urlredirect", "https://e.org/" + "x" * 250, "urlredirect: is 264 characters long"),
+])
+def test_each_rule_names_the_invoice_and_the_field(field, value, text):
+    bad = replace(GOOD, **{field: value})
+    with pytest.raises(PayfipRequestInvalid) as info:
+        bad.validated()
+    [problem] = info.value.problems
+    assert problem.invoice == "FA-2026-00102" and problem.rule == f"payfip.{field}"
+    assert text in problem.message
+    assert str(problem).startswith(f"invoice FA-2026-00102: {field}: ")
+    assert info.value.exit_code == 4
+
+
+def test_every_problem_is_reported_at_once():
+    bad = replace(GOOD, numcli="1", refdet="x", montant=1, mel="nope", objet="é" * 101)
+    rules = [p.rule for p in bad.problems()]
+    assert rules == ["payfip.numcli", "payfip.refdet", "payfip.montant", "payfip.mel",
+                     "payfip.objet", "payfip.objet"]
+
+
+def test_amounts_become_exact_cents():
+    assert to_cents(Decimal("187.50")) == 18750
+    assert to_cents("19.99") == 1999  # float arithmetic would give 1998
+    assert to_cents("2527.25") == 252725
+    with pytest.raises(PayfipRequestInvalid, match="'1.005' is not an amount in whole cents"):
+        to_cents("1.005", "FA-1")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        to_cents("abc", "FA-1")
+    assert info.value.problems[0].invoice == "FA-1"
+
+
+def test_mapping_filters():
+    assert alnum("FA-2026-00102") == "FA202600102"
+    assert ascii_label("18/09/2020  Établissement hors-sol n°1234") == \
+        "18 09 2020 Etablissement hors sol n 1234"
+    assert len(ascii_label("x " * 80)) <= 100
+
+
+def test_detail_statuses_and_time():
+    detail = PaymentDetail(resultrans="V", dattrans="03082026", heurtrans="0912")
+    assert (detail.status, detail.method) == ("paid", "direct_debit")
+    assert detail.transaction_time.startswith("2026-08-03T09:12")
+    assert PaymentDetail(resultrans="Z").status == "refused"
+    assert PaymentDetail(resultrans="A").status == "abandoned"
+    assert PaymentDetail(resultrans="Q").status == "unknown"
+    assert PaymentDetail(dattrans="99999999", heurtrans="1200").transaction_time is None
+
+
+# ---------------------------------------------------------------------- SOAP contract
+
+
+@pytest.fixture
+def reference_schema():
+    path = REFERENCE / "wsdl" / "PaiementSecuriseService_schema1.xsd"
+    if not path.is_file():
+        pytest.skip("the PayFiP reference WSDL/XSD is not beside the project (../shared)")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def _built_envelopes() -> list[bytes]:
+    return [
+        soap.request("creerPaiementSecurise", GOOD.soap_fields()),
+        soap.request("recupererDetailPaiementSecurise", [("idOp", "cc0cb210-1cd4-11ea")]),
+        soap.request("recupererDetailClient", [("numCli", "012345")]),
+        soap.response("creerPaiementSecurise", [("idOp", "cc0cb210-1cd4-11ea")]),
+        soap.response("recupererDetailPaiementSecurise",
+                      [(n, "x") for n in soap.DETAIL_FIELDS]),
+        soap.response("recupererDetailClient", [(n, "x") for n in soap.CLIENT_FIELDS]),
+    ]
+
+
+def test_our_envelopes_validate_against_the_dgfip_schema(reference_schema):
+    for envelope in _built_envelopes():
+        element = soap.parse(envelope)
+        assert reference_schema.validate(etree.fromstring(etree.tostring(element))), \
+            reference_schema.error_log
+    detail = soap.parse(soap.fault("FonctionnelleErreur", "P5", "x"))[2][0]
+    assert reference_schema.validate(etree.fromstring(etree.tostring(detail)))
+
+
+def test_the_authored_reference_requests_validate_against_our_schema():
+    folder = REFERENCE / "samples" / "soap" / "authored"
+    if not folder.is_dir():
+        pytest.skip("the PayFiP reference samples are not beside the project")
+    for path in sorted(folder.glob("*.xml")):
+        assert soap.schema_errors(soap.parse(path.read_bytes())) == [], path.name
+
+
+def test_our_schema_catches_the_known_spelling_traps():
+    wrong_case = soap._operation("recupererDetailPaiementSecurise", "arg0",
+                                 [("idop", "x")], check=False)
+    assert "idop" in soap.schema_errors(wrong_case)[0]
+    odoo_bug = soap._operation("creerPaiementSecurise", "arg0", [("object", "x")],
+                               check=False)
+    assert soap.schema_errors(odoo_bug)
+    with pytest.raises(soap.EnvelopeError):
+        soap.request("recupererDetailClient", [("numcli", "012345")])  # numCli
+
+
+def test_faults_from_the_reference_samples_are_read():
+    folder = REFERENCE / "samples" / "soap"
+    if not folder.is_dir():
+        pytest.skip("the PayFiP reference samples are not beside the project")
+    p5 = soap.fault_info(soap.parse((folder / "recuperer_detail_fault_p5.xml").read_bytes()))
+    assert (p5["kind"], p5["code"], p5["severite"]) == ("FonctionnelleErreur", "P5", 2)
+    tech = soap.fault_info(soap.parse((folder / "fault_technical_999.xml").read_bytes()))
+    assert (tech["kind"], tech["code"]) == ("TechDysfonctionnementErreur", "999")
+
+
+def test_hostile_xml_is_refused():
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
+            b'<x>&a;</x>')
+    with pytest.raises(soap.EnvelopeError):
+        soap.parse(bomb)
+    with pytest.raises(soap.EnvelopeError):
+        soap.parse(b"not xml")
+
+
+# ---------------------------------------------------------------------- TIPI
+
+
+def test_tipi_url_uses_the_url_protocol_letters_and_limits():
+    req = TipiRequest("FA-1", "012345", "2026", "FA202600102", 18750, "f@example.org",
+                      "FACTURE", "A", "https://ecole.example.org/retour")
+    url = tipi_url(req, "https://www.payfip.gouv.fr/tpa/")
+    assert url.startswith("https://www.payfip.gouv.fr/tpa/paiement.web?numcli=012345&")
+    assert "&saisie=A" in url
+    with pytest.raises(PayfipRequestInvalid) as info:
+        tipi_url(replace(req, saisie="W", montant=1_000_000, urlcl="ftp://x"))
+    assert [p.rule for p in info.value.problems] == ["payfip.montant", "payfip.saisie",
+                                                     "payfip.urlcl"]
+
+
+# ---------------------------------------------------------------------- Datamatrix
+
+TITLE = DatamatrixTitle(invoice="FA-2026-00102", exercise=2026, id_bord=1, id_pce=2,
+                        per="1", num_dette="202600102", cle2="V", product="FMC1",
+                        id_post="045012", amount_cents=18750)
+
+
+def test_datamatrix_layout_1_positions():
+    text = payload(TITLE, "AB")
+    assert len(text) == 130 and text == payload_v1(TITLE, "AB", "940033")
+    pos = lambda a, b: text[a - 1:b]  # noqa: E731 - 1-based like the layout table
+    assert pos(1, 64) == " " * 64
+    assert pos(65, 67) == "002"  # AB
+    assert pos(68, 68) == "1"  # Per
+    assert pos(69, 71) == "143"  # FM
+    assert pos(72, 75) == "0026"
+    assert pos(76, 76) == str(11 - int("00211430026") % 11)[-1]
+    assert pos(77, 86) == "9400330001"
+    # 1*1 + 5*3 + 6*3 + 9*4 + 10*9 over 9400330001 read from the right = 160
+    assert pos(87, 88) == "60"
+    assert pos(89, 89) == " "
+    assert pos(92, 115) == "20" + "000000202600102" + "045012" + "4"  # V is the 20th letter
+    assert pos(116, 116) == "9"
+    assert pos(119, 122) == "806 "
+    assert pos(123, 130) == "   18750"
+    # 806 weighted 11, 10, 9 and '   18750' weighted 8..1 from the right, spaces 0
+    key1 = (8 * 11 + 0 * 10 + 6 * 9 + 1 * 5 + 8 * 4 + 7 * 3 + 5 * 2 + 0 * 1) % 100
+    assert pos(117, 118) == f"{key1:02d}"
+
+
+def test_datamatrix_conversions_and_refusals():
+    assert letter_pair("AA", "x") == "001" and letter_pair("ZZ", "x") == "676"
+    assert letter_pair("FF", "x") == "136" and letter_pair("7", "x") == "007"
+    with pytest.raises(ValueError, match="neither"):
+        letter_pair("F1", "CodProdLoc")
+    with pytest.raises(ValueError, match="IdPost"):
+        payload(replace(TITLE, id_post="02A123"), "AB")
+    with pytest.raises(ValueError, match="unknown Datamatrix layout version 9"):
+        payload(TITLE, "AB", version=9)
+
+
+def test_datamatrix_image_decodes_to_the_payload(tmp_path: Path):
+    zxingcpp = pytest.importorskip("zxingcpp")
+    import io
+
+    from PIL import Image
+
+    from pesgen.payfip.datamatrix import png, svg
+
+    text = payload(TITLE, "001")
+    assert svg(text).startswith("<svg")
+    [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png(text))))
+    assert decoded.format == zxingcpp.BarcodeFormat.DataMatrix and decoded.text == text

@@ -1,0 +1,182 @@
+"""pes-titres: the example run as PES V2 titres ordinaires (TypBord 01 / TypPce 01 /
+NatPce 01) with the ASAP Edition choice, valid for the DGFiP; the mapping/format fit
+(NumDette only for ORMC, Edition codes the format supports, format options)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pesgen.errors import MappingError
+from pesgen.export import export
+from pesgen.validate import load_xsd, official_xsd_path, validate_pes_file
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+RUN = date(2026, 11, 23)
+TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+OWN_XSD = ROOT / "schemas" / "pes-titres" / "pes-titres.xsd"
+NAME = "PESALR1_21450999400015_2026_0000001.xml"
+
+
+@pytest.fixture(scope="module")
+def titres_file(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("titres")
+    result = export(TITRES, EXAMPLES / "school-export.json", out, RUN)
+    assert [f.path.name for f in result.files] == [NAME]
+    assert result.titles == 11 and result.total == Decimal("2527.25")
+    return result.files[0].path
+
+
+def test_example_run_as_titres_is_valid_against_the_official_xsd(titres_file, official_xsd):
+    doc = etree.parse(str(titres_file))
+    schema = load_xsd(official_xsd_path(official_xsd))
+    assert schema.validate(doc), schema.error_log
+    assert load_xsd(OWN_XSD).validate(doc)
+    assert validate_pes_file(titres_file, OWN_XSD, official_xsd) == []
+
+
+def test_titres_have_the_titre_ordinaire_triplet_and_no_ormc_fields(titres_file):
+    doc = etree.parse(str(titres_file))
+    assert doc.find(".//TypFic").get("V") == "PESALR1"
+    assert doc.find(".//NomFic").get("V") == NAME
+    bloc = doc.find(".//BlocBordereau")
+    assert bloc.find("TypBord").get("V") == "01"
+    assert bloc.find("Objet") is None  # ORMC only
+    pieces = doc.findall(".//Piece/BlocPiece")
+    assert len(pieces) == 11
+    for p in pieces:
+        assert (p.find("TypPce").get("V"), p.find("NatPce").get("V")) == ("01", "01")
+        assert p.find("Edition").get("V") == "04"
+        for tag in ("NumDette", "Per", "Cle1", "Cle2"):
+            assert p.find(tag) is None
+    # SEPA direct debit and tiers are carried as in the ORMC
+    sepa = doc.findall(".//InfoPrelevementSEPA")
+    assert sepa and {s.find("NatPrel").get("V") for s in sepa} == {"01"}
+    assert doc.find(".//Tiers/CpteBancaire/IBAN") is not None
+    assert doc.find(".//Tiers/InfoTiers/IdTiers") is not None  # an organisation's SIRET
+
+
+def test_titres_references_have_no_payment_keys(titres_file):
+    refs = titres_file.with_name(NAME.replace(".xml", ".references.csv")).read_text()
+    rows = [line.split(";") for line in refs.splitlines()]
+    assert rows[0] == ["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
+                       "cle2", "amount"]
+    assert rows[1] == ["FA-2026-00101", "2026", "1", "1", "", "", "", "", "282.75"]
+
+
+def test_titres_number_in_their_own_sequence(tmp_path):
+    from pesgen.export import open_exporter
+    from pesgen.runs import sequence_key
+
+    exporter = open_exporter(TITRES, tmp_path, RUN, None, None, None)
+    assert sequence_key(exporter)[3] == "01"
+    ormc = open_exporter(MAPPINGS / "villeneuve-sur-loing.yaml", tmp_path, RUN, None, None, None)
+    assert sequence_key(ormc)[3] == "06"
+
+
+def _variant(tmp_path: Path, source: Path, old: str, new: str) -> Path:
+    text = source.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "m.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def _refused(mapping: Path, tmp_path: Path) -> MappingError:
+    out = tmp_path / "out"
+    with pytest.raises(MappingError) as info:
+        export(mapping, EXAMPLES / "school-export.json", out, RUN)
+    assert not out.exists() or list(out.iterdir()) == []
+    return info.value
+
+
+def test_ormc_needs_a_debt_number_titres_refuse_one(tmp_path):
+    ormc = _variant(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                    '    debt_number: {expr: "invoice.number | digits"}\n', "")
+    err = _refused(ormc, tmp_path)
+    [p] = err.problems
+    assert p.rule == "mapping.format"
+    assert "needs bindings.invoice.debt_number" in p.message
+    assert p.mapping.endswith(": bindings.invoice")
+    titres = _variant(tmp_path, TITRES, "    number: number\n",
+                      '    number: number\n    debt_number: {expr: "invoice.number | digits"}\n')
+    [p] = _refused(titres, tmp_path).problems
+    assert p.rule == "mapping.format" and "carries no NumDette" in p.message
+    assert p.mapping.endswith(": bindings.invoice.debt_number")
+
+
+@pytest.mark.parametrize("code", ["01", "02", "03", "06"])
+def test_an_edition_the_format_cannot_carry_is_refused(tmp_path, code):
+    m = _variant(tmp_path, TITRES, 'asap_edition: "04"', f'asap_edition: "{code}"')
+    [p] = _refused(m, tmp_path).problems
+    assert p.rule == "mapping.asap-edition"
+    assert f"cannot carry Edition {code} (it supports 04 or none)" in p.message
+    assert ": output.asap_edition" in p.mapping
+
+
+def test_no_edition_means_the_collectivity_sends_the_asap(tmp_path, official_xsd):
+    m = _variant(tmp_path, TITRES, '  asap_edition: "04"', "")
+    result = export(m, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+                    official_xsd=official_xsd)
+    doc = etree.parse(str(result.files[0].path))
+    assert doc.find(".//Edition") is None
+    assert doc.find(".//BlocBordereau/DteAsp").get("V") == "2026-11-23"
+
+
+def test_unknown_format_option_is_named(tmp_path):
+    m = _variant(tmp_path, TITRES, "  asap_delay_days: 0\n",
+                 "  asap_delay_days: 0\n  options: {service: X}\n")
+    [p] = _refused(m, tmp_path).problems
+    assert p.rule == "mapping.options" and "has no option 'service' (it has none)" in p.message
+
+
+def _doc(piece: str, typ_bord: str = "01") -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<n:PES_Aller xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller">
+<Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="X.xml"/></Parametres>
+<Emetteur><Sigle V="PESGEN"/><Adresse V="pesgen"/></Emetteur></Enveloppe>
+<EnTetePES><DteStr V="2026-11-23"/><IdPost V="045012"/><IdColl V="21450999400015"/>
+<CodCol V="123"/><CodBud V="00"/></EnTetePES>
+<PES_RecetteAller><EnTeteRecette><IdVer V="2"/><InfoDematerialisee V="0"/></EnTeteRecette>
+<Bordereau><BlocBordereau><Exer V="2026"/><IdBord V="1"/><DteBordEm V="2026-11-23"/>
+<TypBord V="{typ_bord}"/><NbrPce V="1"/><MtBordHt V="10.00"/></BlocBordereau>
+<Piece><BlocPiece>{piece}</BlocPiece>
+<LigneDePiece><BlocLignePiece><InfoLignePiece><IdLigne V="1"/><CodProdLoc V="INST"/>
+<Nature V="7062"/><Majo V="0"/><TvaIntraCom V="0"/><MtHT V="10.00"/></InfoLignePiece>
+</BlocLignePiece><Tiers><InfoTiers><CatTiers V="50"/><NatJur V="03"/><TypTiers V="01"/>
+<Nom V="ACME"/></InfoTiers><Adresse><TypAdr V="1"/><Adr2 V="1 RUE X"/><CP V="45200"/>
+<Ville V="MONTARGIS"/><CodRes V="0"/></Adresse></Tiers></LigneDePiece></Piece>
+</Bordereau></PES_RecetteAller></n:PES_Aller>""".encode()
+
+
+def test_own_xsd_accepts_a_minimal_titre_and_refuses_ormc_fields(tmp_path, official_xsd):
+    schema = load_xsd(OWN_XSD)
+    official = load_xsd(official_xsd_path(official_xsd))
+    good = etree.fromstring(_doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>'))
+    assert schema.validate(good), schema.error_log
+    assert official.validate(good), official.error_log
+    for piece, typ_bord in [
+        ('<IdPce V="1"/><TypPce V="15"/><NatPce V="01"/>', "01"),
+        ('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>', "06"),
+        ('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/><Edition V="06"/>', "01"),
+        ('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/><Edition V="01"/>', "01"),
+        ('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/><NumDette V="1"/>', "01"),
+        ('<IdPce V="0"/><TypPce V="01"/><NatPce V="01"/>', "01"),
+    ]:
+        assert not schema.validate(etree.fromstring(_doc(piece, typ_bord))), piece
+
+
+def test_rendered_file_checks_triplet_and_edition(tmp_path):
+    path = tmp_path / "X.xml"
+    lax = ROOT / "schemas" / "pes-ormc" / "pes-ormc.xsd"  # any schema: only rules matter here
+    path.write_bytes(_doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="06"/><Edition V="06"/>'))
+    rules = {p.rule: p for p in validate_pes_file(path, lax)}
+    assert "pes.triplet" in rules and "01/01/06 is not allowed" in rules["pes.triplet"].message
+    assert "pes.edition" in rules
+    assert "allowed only on ORMC titles" in rules["pes.edition"].message
+    assert rules["pes.edition"].record.startswith("X.xml:")

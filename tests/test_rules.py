@@ -1,0 +1,814 @@
+"""DGFiP business rules, each with an input that breaks it.
+
+Three layers:
+
+* title rules (``pesgen.rules.RULES``): a valid canonical Title, with one field
+  replaced so that exactly one rule breaks; every registered rule must have a case;
+* bordereau rules (``pesgen.validate``): a valid rendered file, tampered;
+* build-time policies (``pesgen.build``): small variants of the example export and
+  of the example mapping.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pesgen import validate as validate_mod
+from pesgen.build import Builder
+from pesgen.errors import InputDataError, MappingError
+from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.keys import cle2
+from pesgen.mapping import load_mapping
+from pesgen.model import Address, BankAccount, Debtor, Line, Mandate, Title
+from pesgen.rules import RULES, RuleContext, check_title
+from pesgen.sources import read_invoices
+from pesgen.validate import validate_pes_file
+
+from .conftest import EXAMPLES, MAPPINGS
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE_JSON = EXAMPLES / "school-export.json"
+FMT = find_format("pes-ormc")
+CTX = RuleContext(fmt=FMT, issue_date=RUN)
+OWN_XSD = FMT.files[0].xsd
+NS = "{http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller}"
+
+# ============================================================== title rules
+
+ADDRESS = Address(street="12 RUE DES LILAS", postal_code="45200", city="MONTARGIS",
+                  complement="BATIMENT B")
+PERSON = Debtor(category="01", legal_nature="01", name="DUPONT-LEFÈVRE", address=ADDRESS,
+                kind="person", ref="FAM-0042", civility="MME", first_name="HÉLÈNE",
+                birth_date=date(1984, 3, 12))
+ACCOUNT = BankAccount(iban="FR7630006000011234567890189", holder="DUPONT-LEFÈVRE HÉLÈNE",
+                      bic="AGRIFRPP848")
+MANDATE = Mandate(rum="CRCVSL000042", signed_on=date(2025, 9, 3), sequence="03",
+                  debit_date=date(2026, 12, 5), account=ACCOUNT,
+                  label="CONSERVATOIRE VSL FACTURE FA-2026-00101")
+LINES = (
+    Line(number=1, product_code="FMC1", nature="7062", amount=Decimal("62.25"),
+         activity="FM-C1", label="FORMATION MUSICALE CYCLE 1", fonction="311"),
+    Line(number=2, product_code="INST", nature="7062", amount=Decimal("142.50"),
+         activity="INST-PIANO", label="PIANO", fonction="311"),
+)
+TITLE = Title(invoice_number="FA-2026-00101", debt_number="202600101", debtor=PERSON,
+              lines=LINES, total=Decimal("204.75"), origin="x.json:$.invoices[0]",
+              object="CONSERVATOIRE FACTURE FA-2026-00101", asap_date=RUN, mandate=MANDATE)
+ORG = replace(PERSON, category="50", legal_nature="03", kind="organization", civility=None,
+              first_name=None, birth_date=None, name="CSE VERRERIES & CRISTALLERIES",
+              national_id="77522165800013", national_id_kind="01")
+
+
+def _debtor(**kw):
+    return lambda t: replace(t, debtor=replace(t.debtor, **kw))
+
+
+def _address(**kw):
+    return lambda t: replace(t, debtor=replace(t.debtor, address=replace(t.debtor.address, **kw)))
+
+
+def _mandate(**kw):
+    return lambda t: replace(t, mandate=replace(t.mandate, **kw))
+
+
+def _account(**kw):
+    return lambda t: replace(t, mandate=replace(t.mandate, account=replace(t.mandate.account,
+                                                                           **kw)))
+
+
+def _org(**kw):
+    return lambda t: replace(t, debtor=replace(ORG, address=t.debtor.address, **kw))
+
+
+def _first_line(amount: str, keep_total: bool = False):
+    """Replace the first line's amount; the total follows unless keep_total."""
+    def mutate(t: Title) -> Title:
+        new = Decimal(amount)
+        lines = (replace(t.lines[0], amount=new),) + t.lines[1:]
+        total = t.total if keep_total else t.total - t.lines[0].amount + new
+        return replace(t, lines=lines, total=total)
+    return mutate
+
+
+def _label(text: str):
+    return lambda t: replace(t, lines=(replace(t.lines[0], label=text),) + t.lines[1:])
+
+
+# rule id -> [(case name, mutation, fragment expected in a message)]
+CASES: dict[str, list[tuple[str, object, str]]] = {
+    "pes.civility": [
+        ("person-without-civility", _debtor(civility=None), "needs a civility"),
+        ("mlle", _debtor(civility="Mlle"), "Mademoiselle"),
+        ("mle", _debtor(civility="Mle"), "Mademoiselle"),
+        ("melle-dot", _debtor(civility=" melle. "), "Mademoiselle"),
+    ],
+    "pes.first-name": [
+        ("no-first-name", _debtor(first_name=None), "needs a first name"),
+        ("empty-first-name", _debtor(first_name=""), "needs a first name"),
+    ],
+    "pes.cat-nat-grid": [
+        ("person-with-natjur-03", _debtor(legal_nature="03"), "CatTiers 01 / NatJur 03"),
+        ("unknown-category", _org(category="99"), "CatTiers 99 / NatJur 03"),
+        ("commune-with-natjur-06", _org(category="23", legal_nature="06"), "outside the grid"),
+    ],
+    "pes.text-length": [
+        ("name-39", _debtor(name="N" * 39), "debtor.name is 39 characters, the limit is 38"),
+        ("first-name-39", _debtor(first_name="P" * 39), "debtor.first_name is 39"),
+        ("civility-11", _debtor(civility="M" * 11), "debtor.civility is 11"),
+        ("ref-31", _debtor(ref="R" * 31), "debtor.ref is 31"),
+        ("street-39", _address(street="S" * 39), "address.street is 39"),
+        ("city-39", _address(city="V" * 39), "address.city is 39"),
+        ("city-outside-latin1", _address(city="CŒUR"), "address.city has characters outside "
+                                                        "ISO-8859-1"),
+        ("object-161", lambda t: replace(t, object="O" * 161), "title.object is 161"),
+        ("label-161", _label("L" * 161), "line.label is 161 characters, the limit is 160"),
+        ("rum-36", _mandate(rum="R" * 36), "mandate.rum is 36"),
+        ("rum-ampersand", _mandate(rum="CRC&VSL"), "mandate.rum has characters outside the "
+                                                   "SEPA set: '&'"),
+        ("rum-underscore", _mandate(rum="CRC_VSL"), "outside the SEPA set: '_'"),
+        ("label-accent", _mandate(label="FACTURE ÉTÉ"), "mandate.label has characters outside"),
+        ("holder-33", _account(holder="H" * 33), "account.holder is 33 characters, the limit "
+                                                 "is 32"),
+    ],
+    "pes.amounts": [
+        ("zero-line", _first_line("0.00"), "line 1 amount 0.00 is not > 0"),
+        ("negative-line", _first_line("-1.00"), "line 1 amount -1.00 is not > 0"),
+        ("three-decimals", _first_line("62.255"), "more than 2 decimals"),
+        ("total-not-sum", _first_line("62.26", keep_total=True), "not the sum of its lines"),
+        ("total-too-big", lambda t: replace(
+            t, lines=(replace(t.lines[0], amount=Decimal("1000000000000.00")),),
+            total=Decimal("1000000000000.00")), "exceeds 14 digits"),
+        ("no-line", lambda t: replace(t, lines=(), total=Decimal(0)), "at least one line"),
+    ],
+    "pes.address": [
+        ("cp-4-digits", _address(postal_code="4520"), "postal code '4520' is not 5 digits"),
+        ("cp-letters", _address(postal_code="4520A"), "not 5 digits"),
+        ("cp-arabic-indic-digits", _address(postal_code="٤٥٢٠٠"), "not 5 digits"),
+        ("cp-superscript", _address(postal_code="4520²"), "not 5 digits"),
+        ("non-resident-without-codpays", _address(resident=False, postal_code="99999",
+                                                  country="BE"), "needs CodPays"),
+        ("resident-with-codpays", _address(country_code="131"), "CodPays absent or 100"),
+    ],
+    "pes.num-dette": [
+        ("zero", lambda t: replace(t, debt_number="0"), "NumDette '0'"),
+        ("letters", lambda t: replace(t, debt_number="FA2026"), "NumDette 'FA2026'"),
+        ("sixteen-digits", lambda t: replace(t, debt_number="1" * 16), "1-15 digits"),
+        ("fullwidth-digits", lambda t: replace(t, debt_number="２０２６"), "1-15 digits"),
+        ("superscript", lambda t: replace(t, debt_number="2²"), "1-15 digits"),
+        ("period-superscript", lambda t: replace(t, period="²"), "Per '²'"),
+        ("period-two-digits", lambda t: replace(t, period="12"), "Per '12' is not one digit"),
+        ("period-letter", lambda t: replace(t, period="A"), "Per 'A'"),
+    ],
+    "pes.asap-date": [
+        ("before-issue", lambda t: replace(t, asap_date=date(2026, 11, 22)),
+         "DteAsp 2026-11-22 is before DteBordEm 2026-11-23"),
+    ],
+    "pes.id-tiers": [
+        ("bad-siret-key", _org(national_id="77522165800014"), "SIRET '77522165800014'"),
+        ("id-without-kind", _org(national_id_kind=None), "go together"),
+        ("kind-without-id", _org(national_id=None), "go together"),
+    ],
+    "sepa.mandate": [
+        ("iban-checksum", _account(iban="FR7630006000011234567890188"), "IBAN is invalid"),
+        ("iban-lower-case", _account(iban="fr7630006000011234567890189"), "IBAN is invalid"),
+        ("bic-invalid", _account(bic="AGRI"), "BIC is invalid"),
+        ("bic-lower-case", _account(bic="agrifrpp848"), "BIC is invalid"),
+        ("sequence-05", _mandate(sequence="05"), "SequencePres '05'"),
+        ("signed-after-debit", _mandate(signed_on=date(2026, 12, 6)), "after the debit date"),
+    ],
+}
+
+ALL_CASES = [pytest.param(rule_id, fn, fragment, id=f"{rule_id}:{name}")
+             for rule_id, cases in CASES.items() for name, fn, fragment in cases]
+
+
+@pytest.fixture(scope="module")
+def example_titles() -> dict[str, Title]:
+    """The example's invoices built by the Builder: real titles, not hand-made."""
+    mapping = load_mapping(MAPPING)
+    builder = Builder(mapping, FMT)
+    titles = {}
+    for src in read_invoices(EXAMPLE_JSON, mapping.input):
+        built = builder.build(src)
+        assert built.problems == []
+        if built.title is not None:
+            titles[built.title.invoice_number] = built.title
+    assert len(titles) == 11
+    return titles
+
+
+def test_valid_titles_raise_nothing(example_titles):
+    assert check_title(TITLE, CTX) == []
+    assert check_title(_org()(TITLE), CTX) == []
+    assert check_title(replace(TITLE, mandate=None, asap_date=None, object=None), CTX) == []
+    for number, title in example_titles.items():
+        assert check_title(title, CTX) == [], number
+
+
+@pytest.mark.parametrize("rule_id, mutate, fragment", ALL_CASES)
+def test_rule_breaks_on_constructed_title(rule_id, mutate, fragment):
+    broken = mutate(TITLE)
+    problems = check_title(broken, CTX)
+    assert {p.rule for p in problems} == {rule_id}, [str(p) for p in problems]
+    assert any(fragment in p.message for p in problems), [p.message for p in problems]
+    assert all(p.invoice == "FA-2026-00101" and p.record == TITLE.origin for p in problems)
+
+
+@pytest.mark.parametrize("rule_id, mutate, fragment", ALL_CASES)
+def test_rule_breaks_on_example_title(rule_id, mutate, fragment, example_titles):
+    title = example_titles["FA-2026-00101"]  # a person with a SEPA mandate, 3 lines
+    assert check_title(title, CTX) == []
+    problems = check_title(mutate(title), CTX)
+    assert {p.rule for p in problems} == {rule_id}, [str(p) for p in problems]
+    assert any(fragment in p.message for p in problems)
+
+
+@pytest.mark.parametrize("rule_id", [r.id for r in RULES])
+def test_every_registered_rule_has_a_failing_case(rule_id):
+    assert CASES.get(rule_id), f"rule {rule_id} has no failing-input test in CASES"
+
+
+def test_cases_name_only_registered_rules():
+    assert set(CASES) <= {r.id for r in RULES}
+
+
+def test_rule_ids_are_unique_and_documented():
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    for r in RULES:
+        assert r.summary and r.source and r.sets
+
+
+def test_rules_of_another_set_are_not_applied():
+    common_only = RuleContext(fmt=replace(FMT, rules=("pes-common",)), issue_date=RUN)
+    broken = replace(TITLE, debt_number="0")  # pes.num-dette belongs to pes-ormc only
+    assert [p.rule for p in check_title(broken, CTX)] == ["pes.num-dette"]
+    assert check_title(broken, common_only) == []
+    nothing = RuleContext(fmt=replace(FMT, rules=()), issue_date=RUN)
+    assert check_title(replace(TITLE, debtor=replace(PERSON, civility=None)), nothing) == []
+
+
+def test_several_rules_reported_together():
+    broken = replace(TITLE, debt_number="0",
+                     debtor=replace(PERSON, civility=None, first_name=None))
+    assert {p.rule for p in check_title(broken, CTX)} == {
+        "pes.civility", "pes.first-name", "pes.num-dette"}
+
+
+def test_cle2_example_of_the_notes():
+    # notes §10.3: Exer 2024, Per 9, NumDette 2024000123 -> 249000002024000123 -> 'M'
+    assert cle2(2024, "9", "2024000123") == "M"
+
+
+# ============================================================== the example, rendered
+
+
+@pytest.fixture(scope="module")
+def example_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("example")
+    result = export(MAPPING, EXAMPLE_JSON, out, RUN)
+    assert len(result.files) == 1
+    return result
+
+
+@pytest.fixture(scope="module")
+def example_file(example_export) -> Path:
+    return example_export.files[0].path
+
+
+def _pieces(doc: etree._ElementTree) -> list[etree._Element]:
+    return doc.getroot().findall(".//Piece")
+
+
+def test_netting_of_the_example(example_export, example_file):
+    """FA-2026-00101: the -22.75 sibling discount (FM-C1) nets into the FM-C1 line."""
+    doc = etree.parse(str(example_file))
+    piece = _pieces(doc)[0]
+    assert piece.find("BlocPiece/NumDette").get("V") == "202600101"
+    lines = piece.findall("LigneDePiece/BlocLignePiece")
+    amounts = [ln.find("InfoLignePiece/MtHT").get("V") for ln in lines]
+    assert amounts == ["62.25", "142.50", "78.00"]  # 85.00 - 22.75 = 62.25; line 4 gone
+    assert [ln.find("InfoLignePiece/IdLigne").get("V") for ln in lines] == ["1", "2", "3"]
+    assert [ln.find("InfoLignePiece/CodProdLoc").get("V") for ln in lines] == [
+        "FMC1", "INST", "DANS"]
+    assert [ln.find("InfoPrelevementSEPA/MtPrel").get("V") for ln in lines] == amounts
+    assert sum(Decimal(a) for a in amounts) == Decimal("282.75")
+    notes = [n.detail for n in example_export.notes
+             if n.invoice == "FA-2026-00101" and n.policy == "negative_lines"]
+    assert notes == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)"]
+
+
+def test_cle2_in_the_example_file(example_file):
+    piece = _pieces(etree.parse(str(example_file)))[0]
+    assert piece.find("BlocPiece/Cle2").get("V") == cle2(2026, "1", "202600101") == "U"
+
+
+# ============================================================== bordereau rules (validate.py)
+
+LAX_XSD = """<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
+           targetNamespace="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller">
+  <xs:element name="PES_Aller">
+    <xs:complexType><xs:sequence>
+      <xs:any processContents="skip" namespace="##any" minOccurs="0" maxOccurs="unbounded"/>
+    </xs:sequence></xs:complexType>
+  </xs:element>
+</xs:schema>
+"""
+
+
+@pytest.fixture(scope="module")
+def lax_xsd(tmp_path_factory) -> Path:
+    """A schema accepting any content: isolates the bordereau rules from the XSD."""
+    path = tmp_path_factory.mktemp("xsd") / "lax.xsd"
+    path.write_text(LAX_XSD)
+    return path
+
+
+def _tampered(src: Path, dest: Path, tamper) -> Path:
+    doc = etree.parse(str(src))
+    tamper(doc.getroot())
+    doc.write(str(dest), xml_declaration=True, encoding="ISO-8859-1")
+    return dest
+
+
+def _set(root, xpath: str, value: str) -> None:
+    els = root.xpath(xpath)
+    assert els, xpath
+    els[0].set("V", value)
+
+
+def _insert_piece_dteasp(root) -> None:
+    nat = root.xpath("(//Piece)[1]/BlocPiece/NatPce")[0]
+    el = etree.Element("DteAsp", V="2026-11-01")
+    nat.addnext(el)
+
+
+def _second_line(xpath: str) -> str:
+    return f"(//Piece)[1]/LigneDePiece[2]/{xpath}"
+
+
+TAMPERS = [
+    ("nbr-pce", lambda r: _set(r, "//BlocBordereau/NbrPce", "10"), "pes.nbr-pce",
+     "NbrPce is 10, the bordereau has 11 pieces"),
+    ("mt-bord-ht", lambda r: _set(r, "//BlocBordereau/MtBordHt", "2527.35"), "pes.mt-bord-ht",
+     "MtBordHt is 2527.35, the lines add up to 2527.25"),
+    ("line-amount-changed", lambda r: (
+        _set(r, _second_line("BlocLignePiece/InfoLignePiece/MtHT"), "142.60"),
+        _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/MtPrel"), "142.60")),
+     "pes.mt-bord-ht", "the lines add up to 2527.35"),
+    ("duplicate-id-pce", lambda r: _set(r, "(//Piece)[2]/BlocPiece/IdPce", "1"),
+     "pes.id-pce-unique", "IdPce 1 appears twice"),
+    ("duplicate-id-ligne",
+     lambda r: _set(r, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1"),
+     "pes.id-ligne-unique", "IdLigne 1 twice in piece 1"),
+    ("mt-prel", lambda r: _set(r, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
+                                  "InfoPrelevementSEPA/MtPrel", "62.26"),
+     "pes.mt-prel", "MtPrel differs from MtHT on line 1 of piece 1"),
+    ("sepa-rum-differs", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
+                                                        "RefUniMdt"), "CRCVSL000043"),
+     "pes.sepa-same", "piece 1: SEPA data differ between lines"),
+    ("sepa-date-differs", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
+                                                         "DtePrel"), "2026-12-06"),
+     "pes.sepa-same", "SEPA data differ"),
+    ("two-debtors", lambda r: _set(r, _second_line("Tiers/InfoTiers/Nom"), "MARTIN"),
+     "pes.single-debtor", "piece 1 has more than one debtor"),
+    ("piece-dteasp-before-dtebordem", _insert_piece_dteasp, "pes.asap-date",
+     "piece DteAsp 2026-11-01 before DteBordEm"),
+    ("bordereau-dteasp-before-dtebordem",
+     lambda r: _set(r, "//BlocBordereau/DteAsp", "2026-11-22"), "pes.asap-date",
+     "DteAsp 2026-11-22 is before DteBordEm 2026-11-23"),
+]
+
+
+def test_untampered_file_is_valid(example_file, lax_xsd):
+    assert validate_pes_file(example_file, OWN_XSD) == []
+    assert validate_pes_file(example_file, lax_xsd) == []
+
+
+@pytest.mark.parametrize("tamper, rule_id, fragment",
+                         [pytest.param(t, r, f, id=n) for n, t, r, f in TAMPERS])
+def test_tampered_file(example_file, tmp_path, tamper, rule_id, fragment):
+    path = _tampered(example_file, tmp_path / "t.xml", tamper)
+    problems = validate_pes_file(path, OWN_XSD)
+    assert {p.rule for p in problems} == {rule_id}, [str(p) for p in problems]
+    assert any(fragment in p.message for p in problems), [p.message for p in problems]
+    assert all(p.record and p.record.startswith("t.xml") for p in problems)
+
+
+def test_typpce_changed(example_file, tmp_path, lax_xsd):
+    path = _tampered(example_file, tmp_path / "t.xml",
+                     lambda r: _set(r, "(//Piece)[3]/BlocPiece/TypPce", "01"))
+    # pesgen's XSD only allows 15 ...
+    problems = validate_pes_file(path, OWN_XSD)
+    assert {p.rule for p in problems} <= {"xsd.pesgen", "pes.triplet"}
+    assert any(p.rule == "xsd.pesgen" and "TypPce" in (p.record or "") for p in problems)
+    # ... and the bordereau rule catches it on its own
+    problems = validate_pes_file(path, lax_xsd)
+    assert [p.rule for p in problems] == ["pes.triplet"]
+    assert "06/01/01 is not allowed (ORMC: 06/15/01)" in problems[0].message
+
+
+def test_more_pieces_than_allowed(example_file, monkeypatch):
+    monkeypatch.setattr(validate_mod, "MAX_PIECES", 10)
+    problems = validate_pes_file(example_file, OWN_XSD)
+    assert [p.rule for p in problems] == ["pes.max-pieces"]
+    assert "11 pieces; at most 10" in problems[0].message
+
+
+def test_not_well_formed(example_file, tmp_path):
+    path = tmp_path / "cut.xml"
+    path.write_bytes(example_file.read_bytes()[:-200])
+    problems = validate_pes_file(path, OWN_XSD)
+    assert problems and {p.rule for p in problems} == {"xml.pesgen"}
+
+
+def test_official_xsd_also_checked(example_file, tmp_path, official_xsd):
+    assert validate_pes_file(example_file, OWN_XSD, official_xsd) == []
+    path = _tampered(example_file, tmp_path / "t.xml",
+                     lambda r: _set(r, "(//Piece)[1]/BlocPiece/NumDette", "ABC"))
+    rules = {p.rule for p in validate_pes_file(path, OWN_XSD, official_xsd)}
+    assert rules == {"xsd.pesgen", "xsd.dgfip"}
+
+
+# ============================================================== build-time policies
+
+EXAMPLE = json.loads(EXAMPLE_JSON.read_text(encoding="utf-8"))
+EXAMPLE_POLICIES = {
+    "negative_lines": "net", "zero_total": "leave_out", "transliterate": "true",
+    "case": "upper", "newlines": "space", "street_overflow": "split", "name_overflow": "split",
+    "text_overflow": "refuse", "foreign_address": "postal_code_in_city",
+    "missing_civility": "default", "default_civility": "MME",
+}
+
+
+def _invoice(number: str) -> dict:
+    for inv in EXAMPLE["invoices"]:
+        if inv["number"] == number:
+            return copy.deepcopy(inv)
+    raise KeyError(number)
+
+
+def _mapping(folder: Path, policies: dict | None = None, subs: tuple = ()) -> Path:
+    """The example mapping with its policies block replaced (None drops a policy, so
+    pesgen's default applies) and textual substitutions."""
+    text = MAPPING.read_text(encoding="utf-8")
+    head, rest = text.split("\npolicies:\n", 1)
+    _, tail = rest.split("\npayment_reference:", 1)
+    merged = {**EXAMPLE_POLICIES, **(policies or {})}
+    block = "".join(f"  {k}: {v}\n" for k, v in merged.items() if v is not None)
+    text = f"{head}\npolicies:\n{block}\npayment_reference:{tail}"
+    for old, new in subs:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "mapping.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _run(tmp_path: Path, invoices: list[dict], mapping: Path = MAPPING):
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"invoices": invoices}, ensure_ascii=False), encoding="utf-8")
+    return export(mapping, data, tmp_path / "out", RUN)
+
+
+def _refused(tmp_path: Path, invoices: list[dict], mapping: Path = MAPPING):
+    with pytest.raises(InputDataError) as info:
+        _run(tmp_path, invoices, mapping)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    return info.value.problems
+
+
+def _tiers(result) -> etree._Element:
+    doc = etree.parse(str(result.files[0].path))
+    return doc.getroot().find(".//Piece/LigneDePiece/Tiers")
+
+
+def _v(el, path):
+    found = el.find(path)
+    return None if found is None else found.get("V")
+
+
+def test_mapping_variant_without_change_gives_the_example(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00101")], _mapping(tmp_path))
+    assert result.titles == 1 and result.total == Decimal("282.75")
+
+
+def test_negative_line_refused(tmp_path):
+    mapping = _mapping(tmp_path, {"negative_lines": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    assert [p.rule for p in problems] == ["pes.line-amount"]
+    assert "line 4 amount is -22.75" in problems[0].message
+    assert "negative_lines: refuse" in problems[0].message
+    assert problems[0].invoice == "FA-2026-00101"
+    assert problems[0].record.endswith("$.invoices[0].lines[3]")
+
+
+def test_negative_line_exceeding_its_imputation(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = "-100.00"  # FM-C1 has only 85.00
+    inv["total"] = "205.50"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.netting"]
+    assert "exceeds the positive lines of the same imputation (FM-C1) by 15.00" in \
+        problems[0].message
+
+
+def test_negative_line_of_an_imputation_absent_from_the_invoice(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["activity"]["code"] = "ORCH"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.netting"]
+    assert "(ORCH) by 22.75" in problems[0].message
+
+
+def test_netting_to_zero_leaves_the_line_out(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = "-85.00"
+    inv["total"] = "220.50"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["142.50", "78.00"]
+    assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2"]
+
+
+def test_zero_total_refused(tmp_path):
+    mapping = _mapping(tmp_path, {"zero_total": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
+    assert [p.rule for p in problems] == ["pes.zero-total"]
+    assert "zero_total: refuse" in problems[0].message
+
+
+def test_zero_total_left_out(tmp_path):
+    problems = _refused(tmp_path, [_invoice("FA-2026-00106")])
+    assert [p.rule for p in problems] == ["run.empty"]
+    result = _run(tmp_path, [_invoice("FA-2026-00106"), _invoice("FA-2026-00102")])
+    assert result.titles == 1
+    assert [(lo.invoice, lo.policy) for lo in result.left_out] == [("FA-2026-00106",
+                                                                     "zero_total")]
+
+
+def test_negative_total_refused(tmp_path):
+    inv = _invoice("FA-2026-00106")
+    inv["lines"][1]["amount"] = "-90.00"
+    inv["total"] = "-5.00"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.negative-total"]
+
+
+@pytest.mark.parametrize("sent", ["Mlle", "MLLE.", "melle", "Melle"])
+def test_mademoiselle_in_civility_codes_refused_at_load(tmp_path, sent):
+    path = _mapping(tmp_path, subs=(('"Mlle": MME', f'"Mlle": {sent}'),))
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    assert [p.rule for p in info.value.problems] == ["pes.civility"]
+    assert "codes.civility.Mlle" in info.value.problems[0].mapping
+    assert re.search(r"mapping\.yaml:\d+: ", info.value.problems[0].mapping)
+
+
+def test_mademoiselle_as_default_civility_refused_at_load(tmp_path):
+    path = _mapping(tmp_path, {"default_civility": "Mlle"})
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    assert [p.rule for p in info.value.problems] == ["pes.civility"]
+    assert "policies.default_civility" in info.value.problems[0].mapping
+
+
+def test_mlle_in_the_export_is_sent_as_mme(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00104")])
+    assert _v(_tiers(result), "InfoTiers/Civilite") == "MME"
+
+
+def test_missing_civility_refused_by_default(tmp_path):
+    mapping = _mapping(tmp_path, {"missing_civility": None, "default_civility": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00107")], mapping)
+    assert [p.rule for p in problems] == ["pes.civility"]
+    assert "missing_civility: refuse" in problems[0].message
+    assert "bindings.payer.civility" in problems[0].mapping
+
+
+def test_missing_civility_defaulted(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00107")])
+    assert _v(_tiers(result), "InfoTiers/Civilite") == "MME"
+    assert [n.detail for n in result.notes if n.policy == "missing_civility"] == [
+        "no civility: 'MME' used"]
+
+
+def test_unknown_civility_refused(tmp_path):
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["title"] = "Dr"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["codes.civility"]
+
+
+@pytest.mark.parametrize("first_name", [None, "", "   ", "0", "."])
+def test_person_without_first_name(tmp_path, first_name):
+    inv = _invoice("FA-2026-00102")
+    if first_name is None:
+        del inv["payer"]["first_name"]
+    else:
+        inv["payer"]["first_name"] = first_name
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.first-name"]
+    assert "bindings.payer.first_name" in problems[0].mapping
+
+
+def test_organisation_without_first_name_is_fine(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00103")])
+    tiers = _tiers(result)
+    assert _v(tiers, "InfoTiers/Prenom") is None and _v(tiers, "InfoTiers/CatTiers") == "50"
+    assert _v(tiers, "InfoTiers/IdTiers") == "77522165800013"
+
+
+@pytest.mark.parametrize("cp", ["4520", "452000", "45 200", "A5200", "٤٥٢٠٠", "４５２００",
+                                "4520²"])
+def test_french_postal_code_must_have_5_digits(tmp_path, cp):
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["postal_code"] = cp
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.postal-code"]
+    assert f"postal code '{cp}' must be 5 digits" in problems[0].message
+
+
+@pytest.mark.parametrize("debt", ["٢٠٢٦", "2026²", "²", "0", "1234567890123456"])
+def test_debt_number_must_be_ascii_digits(tmp_path, debt):
+    mapping = _mapping(tmp_path, subs=(('debt_number: {expr: "invoice.number | digits"}',
+                                        "debt_number: debt"),))
+    inv = _invoice("FA-2026-00102")
+    inv["debt"] = debt
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [p.rule for p in problems] == ["pes.num-dette"]
+    assert f"NumDette '{debt}' must be 1 to 15 digits" in problems[0].message
+
+
+def test_invalid_payer_siret(tmp_path):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["siret"] = "77522165800014"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.siret"]
+
+
+def test_foreign_address_refused_by_default(tmp_path):
+    mapping = _mapping(tmp_path, {"foreign_address": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00105")], mapping)
+    assert [p.rule for p in problems] == ["pes.foreign-address"]
+    assert "'BE'" in problems[0].message
+
+
+def test_foreign_address_postal_code_in_city(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00105")])
+    adr = _tiers(result).find("Adresse")
+    assert _v(adr, "CP") == "99999"
+    assert _v(adr, "Ville") == "1040 ETTERBEEK"
+    assert _v(adr, "CodRes") == "1"
+    assert _v(adr, "CodPays") == "131"
+    assert _v(adr, "Adr2") == "RUE DE LA LOI 155"
+
+
+def test_foreign_country_without_insee_code(tmp_path):
+    inv = _invoice("FA-2026-00105")
+    inv["payer"]["address"]["country"] = "JP"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["codes.country"]
+
+
+def test_long_street_refused_by_default(tmp_path):
+    mapping = _mapping(tmp_path, {"street_overflow": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00104")], mapping)
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "address.street is 54 characters, Hélios allows 38" in problems[0].message
+
+
+def test_long_street_split(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00104")])
+    adr = _tiers(result).find("Adresse")
+    assert _v(adr, "Adr1") == "RÉSIDENCE LES JARDINS DE LA ROSERAIE"
+    assert _v(adr, "Adr2") == "APPARTEMENT 1204"
+    assert [n.detail for n in result.notes if n.policy == "street_overflow"] == [
+        "street of 54 characters split into Adr1 (36) + Adr2 (16)"]
+
+
+def test_long_street_split_at_the_line_break_number_in_adr2(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00107")])  # "27 avenue ...\nEscalier C"
+    adr = _tiers(result).find("Adresse")
+    assert _v(adr, "Adr1") == "ESCALIER C"
+    assert _v(adr, "Adr2") == "27 AVENUE DU GÉNÉRAL LECLERC"
+
+
+def test_long_street_with_a_complement_refused(tmp_path):
+    inv = _invoice("FA-2026-00104")
+    inv["payer"]["address"]["complement"] = "Bâtiment B"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "Adr1 already holds the complement" in problems[0].message
+
+
+@pytest.mark.parametrize("street", [
+    "X" * 38 + " 0",  # a word split would leave Adr2 = '0' (not a Base_Texte)
+    "X" * 38 + " .",
+    "0\n" + "X" * 38,  # the line break split would leave Adr1 = '0'
+    "X" * 39,  # no word boundary
+])
+def test_street_split_never_makes_an_invalid_half(tmp_path, street):
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["street"] = street
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "cannot be split into two lines of 38" in problems[0].message
+
+
+def test_long_name_refused_by_default(tmp_path):
+    mapping = _mapping(tmp_path, {"name_overflow": None})
+    problems = _refused(tmp_path, [_invoice("FA-2026-00108")], mapping)
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "debtor.name is 40 characters, Hélios allows 38" in problems[0].message
+
+
+def test_long_name_split_into_nom_and_complnom(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00108")])
+    info = _tiers(result).find("InfoTiers")
+    assert _v(info, "Nom") == "ASSOCIATION FAMILLES RURALES DU"
+    assert _v(info, "ComplNom") == "GÂTINAIS"
+
+
+@pytest.mark.parametrize("name", ["N" * 38 + " 0", "N" * 38 + " .", "N" * 38 + " 000",
+                                  "N" * 39])
+def test_name_split_never_makes_an_invalid_half(tmp_path, name):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["name"] = name
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "debtor.name" in problems[0].message
+
+
+LABEL_EXPR = ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+              "line.student.last_name\"}")
+
+
+@pytest.mark.parametrize("length", [39, 160])
+def test_line_label_up_to_160_characters(tmp_path, length):
+    mapping = _mapping(tmp_path, subs=((LABEL_EXPR, "label: activity.label"),))
+    inv = _invoice("FA-2026-00102")
+    inv["lines"][0]["activity"]["label"] = "L" * length
+    result = _run(tmp_path, [inv], mapping)
+    doc = etree.parse(str(result.files[0].path))
+    assert doc.getroot().find(".//ObjLignePce").get("V") == "L" * length
+
+
+def test_line_label_of_161_characters_refused(tmp_path):
+    mapping = _mapping(tmp_path, subs=((LABEL_EXPR, "label: activity.label"),))
+    inv = _invoice("FA-2026-00102")
+    inv["lines"][0]["activity"]["label"] = "L" * 161
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "line.label is 161 characters, the target allows 160" in problems[0].message
+    assert problems[0].record.endswith("$.invoices[0].lines[0]")
+
+
+@pytest.mark.parametrize("rum, bad", [("CRCVSL&0042", "&"), ("CRCVSL_0042", "_"),
+                                      ("CRCVSL#42", "#")])
+def test_sepa_rum_charset(tmp_path, rum, bad):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["rum"] = rum
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.charset"]
+    assert problems[0].message.startswith("mandate.rum character ")
+    assert repr(bad) in problems[0].message
+
+
+def test_sepa_rum_accents_transliterated(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["rum"] = "crcvsl-é42"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert {e.get("V") for e in doc.iterfind(".//RefUniMdt")} == {"CRCVSL-E42"}
+
+
+def test_sepa_rum_accents_refused_without_transliteration(tmp_path):
+    mapping = _mapping(tmp_path, {"transliterate": "false"})
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["rum"] = "CRCVSLÉ42"
+    inv["lines"] = inv["lines"][:1]  # the other labels hold '–', outside Latin-1
+    inv["total"] = "85.00"
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [p.rule for p in problems] == ["text.charset"]
+    assert "mandate.rum" in problems[0].message and "'É'" in problems[0].message
+    assert problems[0].invoice == "FA-2026-00101"
+
+
+def test_direct_debit_with_invalid_iban(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["sepa.iban"]

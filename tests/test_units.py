@@ -1,0 +1,434 @@
+"""Unit tests of the small pure functions: value parsers, Jinja filters, text
+normalisation, control keys and the YAML loader's typing traps."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pesgen import filters
+from pesgen._yaml import line_of, load_yaml_text
+from pesgen.errors import MappingError
+from pesgen.keys import cle1, cle2
+from pesgen.parse import parse_amount, parse_bool, parse_date
+from pesgen.text import (
+    TextPolicy,
+    normalize,
+    pes_text_error,
+    sepa_bad_chars,
+    truncate_words,
+    wrap_words,
+)
+
+# ---------------------------------------------------------------- parse_amount
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("1 234,50", "1234.50"),
+    ("1\u00a0234,50", "1234.50"),  # no-break space as thousands separator
+    ("1\u202f234,50", "1234.50"),  # narrow no-break space
+    ("1234.50", "1234.50"),
+    ("1.234,50", "1234.50"),
+    ("1,234.50", "1234.50"),
+    ("-22.75", "-22.75"),
+    ("-22,75", "-22.75"),
+    ("  85.00 ", "85.00"),
+    ("12,5", "12.5"),
+    ("+3", "3"),
+    ("0", "0"),
+])
+def test_parse_amount_text(raw, expected):
+    value = parse_amount(raw)
+    assert isinstance(value, Decimal)
+    assert value == Decimal(expected)
+    assert str(value) == expected  # exact digits kept, no float noise
+
+
+def test_parse_amount_numbers():
+    d = Decimal("142.50")
+    assert parse_amount(d) is d
+    assert parse_amount(85) == Decimal(85) and isinstance(parse_amount(85), Decimal)
+    assert parse_amount(-3) == Decimal(-3)
+    assert str(parse_amount(0.1)) == "0.1"  # a float keeps its shortest repr
+    assert str(parse_amount(282.75)) == "282.75"
+
+
+@pytest.mark.parametrize("raw, style, expected", [
+    ("1.234", "fr", "1234"),  # fr: a dot is a thousands separator
+    ("1.234,5", "fr", "1234.5"),
+    ("1,234.50", "iso", "1234.50"),
+    ("1234.5", "iso", "1234.5"),
+])
+def test_parse_amount_styles(raw, style, expected):
+    assert parse_amount(raw, style) == Decimal(expected)
+
+
+@pytest.mark.parametrize("raw, style", [
+    ("abc", "auto"), ("", "auto"), ("   ", "auto"), ("1.2.3", "auto"), ("12,34,56", "auto"),
+    ("1e3", "auto"), ("--1", "auto"), ("NaN", "auto"), ("Infinity", "auto"), ("12 €", "auto"),
+    ("0x10", "auto"), (".5", "auto"), ("5.", "auto"), ("12,50", "iso"),
+    (True, "auto"), (False, "auto"), (None, "auto"), ([1], "auto"), ({"v": 1}, "auto"),
+])
+def test_parse_amount_refuses(raw, style):
+    with pytest.raises(ValueError, match="is not an amount"):
+        parse_amount(raw, style)
+
+
+# ---------------------------------------------------------------- parse_date
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("20/11/2026", date(2026, 11, 20)),
+    ("2026-11-20", date(2026, 11, 20)),
+    (" 2026-11-20 ", date(2026, 11, 20)),
+    ("1/2/2026", date(2026, 2, 1)),
+    ("29/02/2024", date(2024, 2, 29)),
+    (date(2026, 1, 31), date(2026, 1, 31)),
+    (datetime(2026, 11, 20, 10, 15), date(2026, 11, 20)),
+])
+def test_parse_date(raw, expected):
+    value = parse_date(raw)
+    assert value == expected and type(value) is date
+
+
+@pytest.mark.parametrize("raw, style, match", [
+    ("31/02/2026", "auto", "not a valid calendar date"),
+    ("29/02/2026", "auto", "not a valid calendar date"),
+    ("2026-13-01", "auto", "not a valid calendar date"),
+    ("2026-00-10", "auto", "not a valid calendar date"),
+    ("20-11-2026", "auto", "is not a date"),
+    ("2026/11/20", "auto", "is not a date"),
+    ("20/11/26", "auto", "is not a date"),
+    ("2026-11-20T10:15:00", "auto", "is not a date"),
+    ("", "auto", "is not a date"),
+    ("demain", "auto", "is not a date"),
+    (20261120, "auto", "is not a date"),
+    (None, "auto", "is not a date"),
+    ("20/11/2026", "iso", r"YYYY-MM-DD\)"),
+    ("2026-11-20", "fr", r"DD/MM/YYYY\)"),
+])
+def test_parse_date_refuses(raw, style, match):
+    with pytest.raises(ValueError, match=match):
+        parse_date(raw, style)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (True, True), (False, False), (1, True), (0, False), ("oui", True), ("Non", False),
+    (" yes ", True), ("0", False), ("", False),
+])
+def test_parse_bool(raw, expected):
+    assert parse_bool(raw) is expected
+
+
+@pytest.mark.parametrize("raw", ["peut-être", 2, None, "2"])
+def test_parse_bool_refuses(raw):
+    with pytest.raises(ValueError, match="yes/no"):
+        parse_bool(raw)
+
+
+# ---------------------------------------------------------------- filters
+
+
+def test_amount_filter():
+    assert filters.amount(Decimal("282.7")) == "282.70"
+    assert filters.amount(Decimal("62.25")) == "62.25"
+    assert filters.amount(5) == "5.00"
+    assert filters.amount("1234.5") == "1234.50"
+    assert filters.amount(Decimal("1234.5"), ",") == "1234,50"
+    assert filters.amount(Decimal("999999999999.99")) == "999999999999.99"  # no exponent
+
+
+@pytest.mark.parametrize("value", [Decimal("12.345"), "1.005", Decimal("0.001"), "10.999"])
+def test_amount_filter_refuses_three_decimals(value):
+    with pytest.raises(ValueError, match="more than 2 decimals"):
+        filters.amount(value)
+
+
+def test_cents_and_dates():
+    assert filters.cents(Decimal("62.25")) == 6225
+    assert filters.cents(Decimal("0.01")) == 1
+    d = date(2026, 2, 3)
+    assert filters.isodate(d) == "2026-02-03"
+    assert filters.frdate(d) == "03/02/2026"
+    assert filters.compactdate(d) == "20260203"
+
+
+def test_fixed():
+    assert filters.fixed("abc", 5) == "abc  "
+    assert filters.fixed("42", 5, "right", "0") == "00042"
+    assert filters.fixed(None, 3) == "   "
+    assert filters.fixed("abcde", 5) == "abcde"
+    with pytest.raises(ValueError, match="longer than 5"):
+        filters.fixed("abcdef", 5)
+
+
+def test_zfill():
+    assert filters.zfill(1, 7) == "0000001"
+    with pytest.raises(ValueError, match="longer than 2"):
+        filters.zfill(123, 2)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("FA-2026-00101", "202600101"), ("abc", ""), (None, ""), (2026, "2026"), (" 1 2 ", "12"),
+])
+def test_digits(value, expected):
+    assert filters.digits(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("plain", "plain"),
+    ("a;b", '"a;b"'),
+    ('say "hi"', '"say ""hi"""'),
+    ("two\nlines", '"two\nlines"'),
+    ("cr\rhere", '"cr\rhere"'),
+    ("a,b", "a,b"),  # only the chosen delimiter needs quoting
+    (None, ""),
+    (12, "12"),
+])
+def test_csv_field(value, expected):
+    assert filters.csv_field(value) == expected
+
+
+def test_csv_field_other_delimiter_and_quote():
+    assert filters.csv_field("a,b", delimiter=",") == '"a,b"'
+    assert filters.csv_field("it's", delimiter=",", quote="'") == "'it''s'"
+
+
+def test_yesno():
+    assert filters.yesno(True) == "1" and filters.yesno(None) == "0"
+    assert filters.yesno(1, "O", "N") == "O"
+
+
+# ---------------------------------------------------------------- text.normalize
+
+UPPER_TRANSLIT = TextPolicy(case="upper", newlines="space", transliterate=True)
+STRICT = TextPolicy()
+
+
+def test_oe_ligature_transliterated_and_upper_cased():
+    r = normalize("Cœur-Volant", "latin-1", UPPER_TRANSLIT)
+    assert r.error is None
+    assert r.value == "COEUR-VOLANT"
+    assert "transliterate" in r.applied and "case" in r.applied
+    assert "OE" in r.changed
+
+
+def test_oe_ligature_kept_case_when_not_upper():
+    r = normalize("sœur", "latin-1", TextPolicy(transliterate=True))
+    assert r.value == "soeur" and r.applied == ("transliterate",) and r.changed == "œ→oe"
+
+
+def test_oe_refused_without_transliterate():
+    r = normalize("Cœur", "latin-1", STRICT)
+    assert r.error is not None and "œ" in r.error and "transliterate: false" in r.error
+    assert r.value == "Cœur"  # unchanged on refusal
+
+
+def test_latin1_accents_kept_in_latin1_field():
+    r = normalize("Hélène Gâtinais", "latin-1", STRICT)
+    assert r.error is None and r.value == "Hélène Gâtinais" and r.applied == ()
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Piano – cours", "Piano - cours"), ("l’école", "l'école"), ("10 €", "10 EUR"),
+    ("a\u202fb", "a b"), ("a\u00a0b", "a\u00a0b"), ("ﬁn", "fin"), ("Łódź", "Lódz"),
+])
+def test_transliteration_table(raw, expected):
+    r = normalize(raw, "latin-1", TextPolicy(transliterate=True))
+    assert r.error is None and r.value == expected
+
+
+@pytest.mark.parametrize("raw", ["a\nb", "a\r\nb", "a\rb", "a\tb", "a\x0bb", "a\x85b",
+                                 "a\u2028b", "a\u2029b"])
+def test_newline_policy(raw):
+    refused = normalize(raw, "latin-1", STRICT)
+    assert refused.error is not None and "newlines: refuse" in refused.error
+    spaced = normalize(raw, "latin-1", TextPolicy(newlines="space"))
+    assert spaced.error is None and spaced.value == "a b" and spaced.applied == ("newlines",)
+
+
+@pytest.mark.parametrize("code", list(range(0x00, 0x20)) + [0x7F] + list(range(0x80, 0xA0)))
+def test_c0_c1_control_characters(code):
+    raw = f"X{chr(code)}Y"
+    assert normalize(raw, "latin-1", STRICT).error is not None
+    r = normalize(raw, "latin-1", TextPolicy(newlines="space"))
+    assert r.error is None and r.value == "X Y"
+    assert all(ord(c) >= 0x20 for c in r.value)
+
+
+def test_control_characters_at_the_edges_are_trimmed():
+    r = normalize("\x00\tabc\n", "latin-1", TextPolicy(newlines="space"))
+    assert r.value == "abc"
+
+
+def test_spaces_collapsed_and_trimmed_without_report():
+    r = normalize("  a    b  ", "latin-1", STRICT)
+    assert r.value == "a b" and r.applied == () and r.error is None
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Hélène Müller", "Helene Muller"), ("Æsir", "AEsir"), ("Straße", "Strasse"),
+    ("Cœur", "Coeur"), ("façade n°3", "facade no3"), ("Ø", "O"),
+])
+def test_sepa_charset_strips_accents(raw, expected):
+    r = normalize(raw, "sepa", TextPolicy(transliterate=True))
+    assert r.error is None and r.value == expected
+    assert sepa_bad_chars(r.value) == ""
+
+
+@pytest.mark.parametrize("raw, bad", [("A&B", "&"), ("RUM_001", "_"), ("a@b", "@"),
+                                      ("x;y", ";"), ("a\"b", '"'), ("a<b", "<")])
+def test_sepa_charset_refuses_what_cannot_be_transliterated(raw, bad):
+    assert sepa_bad_chars(raw) == bad
+    r = normalize(raw, "sepa", TextPolicy(transliterate=True))
+    assert r.error is not None and repr(bad) in r.error and "no transliteration" in r.error
+    r2 = normalize(raw, "sepa", STRICT)
+    assert r2.error is not None and "not allowed in sepa" in r2.error
+
+
+def test_sepa_accent_refused_without_transliterate():
+    r = normalize("Hélène", "sepa", STRICT)
+    assert r.error is not None and "é" in r.error
+
+
+def test_upper_case_of_sepa_text():
+    r = normalize("crcvsl-0042 é", "sepa", UPPER_TRANSLIT)
+    assert r.value == "CRCVSL-0042 E"
+
+
+@pytest.mark.parametrize("raw", ["😀", "\U0001F600abc", "中文", "\ufffe", "\u0301"])
+def test_characters_without_transliteration_are_refused(raw):
+    r = normalize(raw, "latin-1", UPPER_TRANSLIT)
+    assert r.error is not None and "no transliteration" in r.error
+
+
+@pytest.mark.parametrize("value, bad", [("", True), ("0", True), ("000", True), ("nc", True),
+                                        ("NC", True), (".", True), (" ", True), ("0a", False),
+                                        ("A", False), ("..", False), ("n", False)])
+def test_pes_text_error(value, bad):
+    assert (pes_text_error(value) is not None) is bad
+
+
+def test_wrap_and_truncate_words():
+    assert wrap_words("aa bb cc", 5) == ["aa bb", "cc"]
+    assert wrap_words("abcdef gh", 5) == []  # a word longer than the width
+    assert truncate_words("short", 10) == "short"
+    assert truncate_words("hello wonderful world", 17) == "hello wonderful"
+    assert truncate_words("hello wonderful world", 12) == "hello wonder"  # space too early
+    assert len(truncate_words("x" * 50, 10)) == 10
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _cle2_reference(exer: int, per: str, dette: str) -> str:
+    n = int(f"{exer % 100:02d}{per}00{int(dette):013d}")
+    return "ABCDEFGHJKLMNPQRSTUVWXY"[n % 23]
+
+
+def test_cle2_example_of_the_notes():
+    # notes §10.3: Exer 2024, Per 9, NumDette 2024000123 -> n = 249000002024000123 -> M
+    assert int("24" + "9" + "00" + "2024000123".zfill(13)) == 249000002024000123
+    assert cle2(2024, "9", "2024000123") == "M"
+
+
+def test_cle2_of_the_example_export():
+    assert cle2(2026, "1", "202600101") == "U"
+
+
+@given(st.integers(2000, 2099), st.sampled_from("0123456789"),
+       st.integers(1, 10**15 - 1))
+def test_cle2_properties(exer, per, dette):
+    key = cle2(exer, per, str(dette))
+    assert key in "ABCDEFGHJKLMNPQRSTUVWXY" and key not in "IOZ"
+    assert key == _cle2_reference(exer, per, str(dette))
+    # leading zeros of NumDette do not change the key
+    assert cle2(exer, per, str(dette).zfill(15)) == key
+
+
+def test_cle1_of_the_example_export():
+    assert cle1("123", "00", 2026, "1", "202600101") == "8"
+
+
+@given(st.from_regex(r"[0-9]{3}", fullmatch=True), st.from_regex(r"[0-9]{2}", fullmatch=True),
+       st.integers(2000, 2099), st.sampled_from("0123456789"), st.integers(1, 10**15 - 1),
+       st.sampled_from("01"))
+def test_cle1_is_a_mod11_check_digit(cod_col, nature, exer, per, dette, zero):
+    key = cle1(cod_col, nature, exer, per, str(dette), zero)
+    assert len(key) == 1 and key.isdigit()
+    digits = f"{cod_col}{nature}{exer % 100:02d}{per}{dette:013d}"
+    weights = [2, 3, 4, 5, 6, 7]
+    total = sum(int(c) * weights[i % 6] for i, c in enumerate(reversed(digits)))
+    r = total % 11
+    if r == 0:
+        assert key == zero
+    elif r == 1:
+        assert key == "1"  # 11 - 1 = 10 gives 1
+    else:
+        assert (total + int(key)) % 11 == 0
+
+
+def test_cle1_zero_remainder_choice():
+    # find an input whose weighted sum is a multiple of 11
+    for dette in range(1, 200):
+        if cle1("123", "00", 2026, "1", str(dette), "Z") == "Z":
+            assert cle1("123", "00", 2026, "1", str(dette), "0") == "0"
+            assert cle1("123", "00", 2026, "1", str(dette), "1") == "1"
+            break
+    else:  # pragma: no cover
+        pytest.fail("no zero remainder among 199 debts")
+
+
+# ---------------------------------------------------------------- _yaml
+
+
+def test_yaml_traps_stay_strings():
+    text = ("code: 01234\nanswer: NO\nyes_word: yes\nday: 2026-01-31\nrate: 1.5\n"
+            "octal: 0o17\nhex: 0x1F\nsexa: 1:30\nint: 12\nneg: -3\nzero: 0\n"
+            "flag: true\noff: False\nnothing: ~\nempty:\nquoted: \"12\"\n")
+    data, problems = load_yaml_text(text, "m.yaml")
+    assert problems == []
+    assert data["code"] == "01234"
+    assert data["answer"] == "NO"
+    assert data["yes_word"] == "yes"
+    assert data["day"] == "2026-01-31"
+    assert data["rate"] == "1.5"
+    assert data["octal"] == "0o17" and data["hex"] == "0x1F" and data["sexa"] == "1:30"
+    assert data["int"] == 12 and data["neg"] == -3 and data["zero"] == 0
+    assert data["flag"] is True and data["off"] is False
+    assert data["nothing"] is None and data["empty"] is None
+    assert data["quoted"] == "12"
+
+
+def test_yaml_duplicate_keys_reported_with_lines():
+    text = "a: 1\nb:\n  x: 1\n  y: 2\n  x: 3\na: 2\n"
+    data, problems = load_yaml_text(text, "m.yaml")
+    assert data["a"] == 1 and data["b"]["x"] == 1  # the first value is kept
+    assert [p.rule for p in problems] == ["mapping.duplicate-key"] * 2
+    by_key = {p.mapping: p.message for p in problems}
+    assert by_key["m.yaml:5: b.x"] == "duplicate key 'x' (first at line 3)"
+    assert by_key["m.yaml:6: a"] == "duplicate key 'a' (first at line 1)"
+
+
+def test_yaml_merge_keys_refused():
+    _, problems = load_yaml_text("base: &b {x: 1}\nother:\n  <<: *b\n", "m.yaml")
+    assert [p.rule for p in problems] == ["mapping.yaml"]
+    assert "m.yaml:3" in problems[0].mapping
+
+
+def test_yaml_syntax_error_names_the_line():
+    with pytest.raises(MappingError, match=r"m\.yaml:3"):
+        load_yaml_text("a: 1\nb: 2\nc: d: e\n", "m.yaml")
+
+
+def test_yaml_line_of():
+    data, _ = load_yaml_text("top:\n  mid:\n    leaf: 1\n  other: 2\nlist:\n  - a\n  - b\n",
+                             "m.yaml")
+    assert line_of(data, ["top", "mid", "leaf"]) == 3
+    assert line_of(data, ["top", "other"]) == 4
+    assert line_of(data, ["list", 1]) == 7
+    assert line_of(data, ["top", "missing"]) == 1  # the deepest key found

@@ -1,0 +1,199 @@
+"""Finance-package formats (layouts reconstructed from public integrations): the example
+run as Berger-Levrault e.magnus WTAMC001 v19 files and as a JVS Millésime Online XML,
+valid against their layout / XSD; and a rendered file that breaks its layout is refused
+with file:line, column and rule, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import InputDataError, OutputInvalidError
+from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.layout import load_layout, split_csv, validate_file
+from pesgen.validate import load_xsd, official_xsd_path
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+RUN = date(2026, 11, 23)
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+BUNDLE = ROOT / "templates" / "bl-emagnus"
+
+
+@pytest.fixture(scope="module")
+def emagnus(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("emagnus")
+    result = export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN)
+    assert result.titles == 11
+    assert result.references == []  # payment_references: false
+    return {f.path.name: f.path for f in result.files}
+
+
+def test_emagnus_writes_the_main_and_side_files_valid_against_their_layouts(emagnus):
+    assert sorted(emagnus) == ["WTAMC001.txt", "WTAMC001AS.txt", "WTAMC001_TSOL.txt"]
+    for name, layout in (("WTAMC001.txt", "wtamc001"), ("WTAMC001AS.txt", "wtamc001as"),
+                         ("WTAMC001_TSOL.txt", "wtamc001tsol")):
+        assert validate_file(emagnus[name], load_layout(BUNDLE / f"{layout}.layout.yaml")) == []
+    assert emagnus["WTAMC001_TSOL.txt"].read_bytes() == b""  # no joint debtor in the example
+    raw = emagnus["WTAMC001.txt"].read_bytes()
+    assert raw.endswith(b"\r\n") and b"\r\n" in raw[:-2] and b"\n" not in raw.replace(b"\r\n", b"")
+    raw.decode("cp1252")
+
+
+def _records(path: Path) -> list[list[str]]:
+    text = path.read_bytes().decode("cp1252")
+    rows = []
+    for line in text.split("\r\n")[:-1]:
+        fields, error = split_csv(line, ";", '"')
+        assert error is None
+        rows.append([v for v, _ in fields])
+    return rows
+
+
+def test_emagnus_one_record_per_imputation_and_one_detail_per_line(emagnus):
+    main = _records(emagnus["WTAMC001.txt"])
+    detail = _records(emagnus["WTAMC001AS.txt"])
+    assert {len(r) for r in main} == {125} and {len(r) for r in detail} == {17}
+    first = [r for r in main if r[0] == "1"]
+    # invoice 101: FM-C1 (netted by the sibling discount), piano, dance: 3 imputations
+    assert [(r[6], r[53], r[25], r[28], r[29]) for r in first] == [
+        ("M", "FMC1", "7062", "311", "62,25"), ("S", "INST", "7062", "311", "142,50"),
+        ("S", "DANS", "7062", "312", "78,00")]
+    r = first[0]
+    assert (r[1], r[2], r[3], r[4], r[5], r[23], r[24]) == (
+        "T", "O", "VSL", "00", "2026", "R", "23/11/2026")
+    assert (r[9], r[10], r[11], r[12], r[14], r[15]) == (
+        "DUPONT-LEFEVRE", "HELENE", "12 RUE DES LILAS", "BATIMENT B", "45200", "MONTARGIS")
+    # SEPA columns 64-80, PES tiers 90-98, ASAP 108-112
+    assert (r[63], r[64], r[70], r[71], r[73], r[74], r[78]) == (
+        "DUPONT-LEFEVRE HELENE", "FR7630006000011234567890189", "O", "05/12/2026",
+        "FR72ZZZ123456", "CRCVSL000042", "03")
+    assert (r[89], r[90], r[91], r[92], r[97]) == ("19", "01", "01", "MME", "01")
+    assert (r[107], r[110], r[111]) == ("O", "FA-2026-00101", "01")
+    # amounts of the imputations add up to the invoice: 282.75
+    assert sum(float(x[29].replace(",", ".")) for x in first) == pytest.approx(282.75)
+    # the detail file: one record per line, quantity x unit price = amount
+    d = [x for x in detail if x[1] == "1"]
+    assert [(x[4][:10], x[5], x[9], x[12], x[16]) for x in d] == [
+        ("FORMATION ", "1", "62,25", "62,25", "1"), ("PIANO - CO", "1", "142,50", "142,50", "2"),
+        ("DANSE CLAS", "1", "78,00", "78,00", "3")]
+
+
+def test_emagnus_joint_debtor_side_file(tmp_path):
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "birth_date": "1982-06-01",
+        "address": {"street": "4 place du Marché", "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out", RUN)
+    tsol = next(f.path for f in result.files if f.path.name == "WTAMC001_TSOL.txt")
+    assert validate_file(tsol, load_layout(BUNDLE / "wtamc001tsol.layout.yaml")) == []
+    [row] = _records(tsol)
+    assert len(row) == 27
+    assert row[:10] == ["19", "1", "FAM-0042", "LEFEVRE", "MARC", "4 PLACE DU MARCHE", "", "",
+                        "45200", "MONTARGIS"]
+    assert (row[18], row[19], row[20], row[26]) == ("01", "01", "M", "01/06/1982")
+    # a joint debtor is checked like the debtor: a person needs a first name
+    del data["invoices"][0]["joint_payer"]["first_name"]
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out2", RUN)
+    [p] = info.value.problems
+    assert p.rule == "pes.first-name" and p.invoice == "FA-2026-00101"
+    assert p.mapping.endswith(": bindings.joint_payer.first_name")
+
+
+def test_jvs_is_valid_against_its_own_xsd_and_carries_invoice_lines(tmp_path, official_xsd):
+    result = export(JVS, EXAMPLES / "school-export.json", tmp_path, RUN)
+    [f] = result.files
+    assert f.path.name == "JVS_21450999400015_2026_0000001.xml"
+    doc = etree.parse(str(f.path))
+    own = load_xsd(ROOT / "templates" / "jvs-millesime" / "jvs-millesime.xsd")
+    assert own.validate(doc), own.error_log
+    # not a DGFiP flow: the JVS_* elements and Numo are the package's own
+    assert not load_xsd(official_xsd_path(official_xsd)).validate(doc)
+    lines = doc.findall(".//LigneDePiece")
+    assert len(lines) == len(doc.findall(".//JVS_LFAC_Ordre")) == len(doc.findall(".//Tiers"))
+    assert doc.find(".//EnTetePES/IdPost") is None
+    assert doc.find(".//TypFic").get("V") == "PESALR2"
+    assert doc.find(".//Numo").get("V") == "FAM-0042"
+    assert f.path.read_bytes().startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+
+
+def test_vendor_formats_are_marked_reconstructed():
+    r = CliRunner().invoke(app, ["formats"])
+    assert r.exit_code == 0
+    rows = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip()}
+    for name in ("bl-emagnus", "jvs-millesime"):
+        assert "reconstructed" in rows[name]
+        assert "layout reconstructed from public integrations" in rows[name]
+        assert find_format(name).status == "reconstructed"
+        readme = (ROOT / "templates" / name / "README.md").read_text(encoding="utf-8")
+        assert "to confirm with the publisher's documentation during the feasibility " \
+               "study" in readme
+    assert "stable" in rows["pes-titres"] and "reconstructed" not in rows["pes-titres"]
+    for absent in ("ciril", "odyssee", "afi", "sedit"):
+        assert not any(absent in name for name in rows)
+
+
+# ------------------------------------------------------- a rendered file breaks its layout
+
+
+def _broken_emagnus(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    tpl = fmts / "bl-emagnus" / "wtamc001.txt.j2"
+    text = tpl.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    tpl.write_text(text.replace(old, new), encoding="utf-8")
+    return fmts, tmp_path / "out"
+
+
+@pytest.mark.parametrize(("old", "new", "rule", "column", "words"), [
+    # too long: the whole object where Libelle1 allows 50
+    ("  18: t.object,", "  18: t.object ~ ' - ' ~ t.object,", "layout.length",
+     "record 'ecriture', column Libelle1 (#18)", "the layout allows 50"),
+    # wrong type: a French amount written with a dot
+    ('  30: imp.amount | amount(","),', "  30: imp.amount | amount,", "layout.type",
+     "record 'ecriture', column MontantHT (#30)", "decimal separator is ','"),
+    # missing column: the record is one column short
+    ("csv_record(size=125,", "csv_record(size=124,", "layout.columns",
+     "missing column col125 (#125)", "record 'ecriture' has 124 fields, the layout has 125"),
+])
+def test_a_file_breaking_its_layout_is_refused_and_nothing_is_written(
+        tmp_path, old, new, rule, column, words):
+    fmts, out = _broken_emagnus(tmp_path, old, new)
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    assert "nothing written" in str(info.value)
+    assert list(out.iterdir()) == []  # no file, no temporary left behind
+    problems = info.value.problems
+    assert len(problems) == 21  # every record of the file, not the first
+    p = problems[0]
+    assert p.rule == rule
+    assert p.record == "WTAMC001.txt:1"
+    assert column in p.message and words in p.message
+    assert [q.record for q in problems] == [f"WTAMC001.txt:{i}" for i in range(1, 22)]
+
+
+def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
+    fmts, out = _broken_emagnus(tmp_path, "  18: t.object,", "  18: t.object ~ t.object,")
+    r = CliRunner().invoke(app, ["export", "-m", str(EMAGNUS), "-i",
+                                 str(EXAMPLES / "school-export.json"), "-o", str(out),
+                                 "--date", "2026-11-23", "--formats-dir", str(fmts)])
+    assert r.exit_code == 6
+    assert "  - WTAMC001.txt:1: record 'ecriture', column Libelle1 (#18): " in r.stderr
+    assert "is 70 characters, the layout allows 50 (rule layout.length)" in r.stderr
+    assert "nothing was written" in r.stderr
+    assert list(out.iterdir()) == []
