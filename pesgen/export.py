@@ -34,10 +34,14 @@ from .model import Bordereau, Document, Emitter, Title
 from .render import FileRenderer, renderers
 from .rules import RuleContext, check_title
 from .sources import read_invoices
+from .streamcheck import StreamValidator
 from .text import normalize
-from .validate import validate_pes_file
+from .validate import load_xsd, stream_check, validate_against, validate_pes_file
 
 _ZERO = Decimal(0)
+# From this many titles in a bordereau, its XSD validation runs in a second process
+# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
+STREAM_VALIDATION_FROM = 2000
 ProgressFn = Callable[[int], None]
 
 
@@ -74,6 +78,9 @@ class _Spooled:
     spools: list[IO[bytes]]
     count: int = 0
     total: Decimal = _ZERO
+    # per file: the validator streaming it (large bordereaux) and its first piece's size
+    streams: list[StreamValidator | None] = field(default_factory=list)
+    first_piece: list[int] = field(default_factory=list)
     titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]] = field(
         default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
 
@@ -96,7 +103,9 @@ class Exporter:
     """One export run of one mapping with one format."""
 
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
-                 official_xsd: Path | None = None, progress: ProgressFn | None = None) -> None:
+                 official_xsd: Path | None = None, progress: ProgressFn | None = None,
+                 stream_from: int = STREAM_VALIDATION_FROM) -> None:
+        self.stream_from = stream_from
         self.mapping = mapping
         self.fmt = fmt
         self.out_dir = out_dir
@@ -207,9 +216,19 @@ class Exporter:
                     tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
                 prepared.bordereaux.append(current)
             title = self._number(built.title, current.count + 1)
-            for renderer, spool in zip(self.renderers, current.spools, strict=True):
-                spool.write(self._encode(renderer.piece(title, doc), renderer,
-                                         f"invoice {title.invoice_number}"))
+            for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
+                                                          strict=True)):
+                data = self._encode(renderer.piece(title, doc), renderer,
+                                    f"invoice {title.invoice_number}")
+                spool.write(data)
+                if current.count == 0:
+                    current.first_piece.append(len(data))
+                    current.streams.append(None)
+                stream = current.streams[index]
+                if stream is not None:
+                    stream.feed(data)
+                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
+                    current.streams[index] = self._start_stream(renderer, spool, prepared)
             current.count += 1
             current.total += title.total
             current.titles.append((title.invoice_number, title.number, title.debt_number,
@@ -223,6 +242,54 @@ class Exporter:
             raise InputDataError("no title to export: every invoice was left out",
                                  [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
                                           "out, none exported")])
+
+    def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
+                      prepared: Prepared) -> StreamValidator:
+        """Start validating this file's body in a second process: a provisional header
+        (placeholder IdBord, NbrPce and MtBordHt), then what is already spooled."""
+        assert renderer.spec.xsd is not None
+        stream = StreamValidator(renderer.spec.xsd, renderer.spec.template)
+        prepared.stack.callback(stream.abort)
+        stream.feed(self._encode(renderer.head(self._provisional()), renderer, "head"))
+        spool.flush()
+        spool.seek(0)
+        while chunk := spool.read(1 << 20):
+            stream.feed(chunk)
+        spool.seek(0, os.SEEK_END)
+        return stream
+
+    def _provisional(self) -> Document:
+        return self._document(1, 1, Decimal("1.00"), "provisional.xml")
+
+    def _validate_streamed(self, stream: StreamValidator, renderer: FileRenderer,
+                           b: _Spooled, index: int, doc: Document, tmp: Path,
+                           name: str) -> list[Problem]:
+        """Finish a streamed validation: the body was checked while rendering; check the
+        real header with the first piece and compare the figures. Anything doubtful
+        falls back to validating the assembled file as a whole."""
+        stream.feed(self._encode(renderer.tail(self._provisional()), renderer, "tail"))
+        report = stream.finish()
+        if report is None or not report.ok or report.pieces != b.count or \
+                report.total != b.total:
+            return self._validate(tmp, renderer, name)
+        spool = b.spools[index]
+        spool.seek(0)
+        first = spool.read(b.first_piece[index])
+        head = self._encode(renderer.head(doc), renderer, "head")
+        tail = self._encode(renderer.tail(doc), renderer, "tail")
+        assert renderer.spec.xsd is not None
+        mini = stream_check(io.BytesIO(head + first + tail), load_xsd(renderer.spec.xsd), name,
+                            check_totals=False)
+        if mini.problems or mini.schema_error or mini.declared_count != report.pieces or \
+                mini.declared_total != report.total:
+            return self._validate(tmp, renderer, name)
+        if self.official_xsd is not None:
+            from .validate import official_xsd_path
+
+            problems = validate_against(tmp, official_xsd_path(self.official_xsd), "dgfip")
+            return [replace(p, record=(p.record or "").replace(tmp.name, name, 1) or name)
+                    for p in problems]
+        return []
 
     # ------------------------------------------------------------------ phase 2
 
@@ -240,7 +307,8 @@ class Exporter:
             for offset, b in enumerate(prepared.bordereaux):
                 number = first_number + offset
                 names = []
-                for renderer, spool in zip(self.renderers, b.spools, strict=True):
+                for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
+                                                              strict=True)):
                     doc0 = self._document(number, b.count, b.total)
                     name = renderer.file_name(doc0)
                     names.append(name)
@@ -252,10 +320,15 @@ class Exporter:
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites an "
                                          "export (choose another --out folder)")
-                    tmp, digest = self._write_temp(
-                        self._chunks(renderer, replace(doc0, file_name=name), spool))
+                    doc = replace(doc0, file_name=name)
+                    tmp, digest = self._write_temp(self._chunks(renderer, doc, spool))
                     temps.append((tmp, final))
-                    problems.extend(self._validate(tmp, renderer, name))
+                    stream = b.streams[index] if b.streams else None
+                    if stream is not None:
+                        problems.extend(self._validate_streamed(stream, renderer, b, index, doc,
+                                                                tmp, name))
+                    else:
+                        problems.extend(self._validate(tmp, renderer, name))
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
                 for inv, id_pce, _debt, _per, _c1, _c2, amount in b.titles:
                     result.invoices.append((inv, number, id_pce, amount))

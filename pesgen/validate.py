@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -69,68 +70,76 @@ def _v(el: etree._Element | None) -> str | None:
     return None if el is None else el.get("V")
 
 
+def _values(el: etree._Element | None) -> dict[str, str | None]:
+    """{child tag: its V attribute}: one pass over a PES block's children."""
+    return {} if el is None else {c.tag: c.get("V") for c in el}
+
+
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
                  name: str, problems: list[Problem]) -> None:
-    bloc = piece.find("BlocPiece")
-    id_pce = _v(bloc.find("IdPce")) if bloc is not None else None
-    where = f"{name}:{piece.sourceline}"
+    bloc = _values(piece.find("BlocPiece"))
+    id_pce = bloc.get("IdPce")
     if id_pce in seen_ids:
         problems.append(Problem("pes.id-pce-unique", f"IdPce {id_pce} appears twice",
-                                record=where))
+                                record=f"{name}:{piece.sourceline}"))
     seen_ids.add(id_pce or "")
-    triplet = (bord.typ_bord, _v(bloc.find("TypPce")) if bloc is not None else None,
-               _v(bloc.find("NatPce")) if bloc is not None else None)
+    triplet = (bord.typ_bord, bloc.get("TypPce"), bloc.get("NatPce"))
     if bord.typ_bord == "06" and triplet != ORMC_TRIPLET:
         shown = "/".join(map(str, triplet))
         problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
-                                " is not allowed (ORMC: 06/15/01)", record=where))
+                                " is not allowed (ORMC: 06/15/01)",
+                                record=f"{name}:{piece.sourceline}"))
     if bord.typ_bord == "01" and triplet[1] == "01" and triplet[2] not in TITRE_NATPCE:
         shown = "/".join(map(str, triplet))
         problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
                                 " is not allowed (titre ordinaire 01/01: NatPce "
-                                f"{', '.join(sorted(TITRE_NATPCE))})", record=where))
-    edition = _v(bloc.find("Edition")) if bloc is not None else None
+                                f"{', '.join(sorted(TITRE_NATPCE))})",
+                                record=f"{name}:{piece.sourceline}"))
+    edition = bloc.get("Edition")
     if edition is not None:
         problem = _edition_problem(edition, triplet[1], triplet[2])
         if problem:
-            problems.append(Problem("pes.edition", f"Edition {edition}: {problem}", record=where))
-    piece_dte = _v(bloc.find("DteAsp")) if bloc is not None else None
+            problems.append(Problem("pes.edition", f"Edition {edition}: {problem}",
+                                    record=f"{name}:{piece.sourceline}"))
+    piece_dte = bloc.get("DteAsp")
     if piece_dte and bord.issue_date and piece_dte < bord.issue_date:
         problems.append(Problem("pes.asap-date", f"piece DteAsp {piece_dte} before DteBordEm",
-                                record=where))
+                                record=f"{name}:{piece.sourceline}"))
     line_ids: set[str] = set()
     sepa_keys: set[tuple[str | None, ...]] = set()
-    debtors: set[bytes] = set()
+    debtors: set[tuple[tuple[str, str | None], ...]] = set()
     for ligne in piece.iterfind("LigneDePiece"):
-        info = ligne.find("BlocLignePiece/InfoLignePiece")
-        if info is None:
+        info_el = ligne.find("BlocLignePiece/InfoLignePiece")
+        if info_el is None:
             continue
-        id_ligne = _v(info.find("IdLigne"))
+        info = _values(info_el)
+        id_ligne = info.get("IdLigne")
         if id_ligne in line_ids:
             problems.append(Problem("pes.id-ligne-unique", f"IdLigne {id_ligne} twice in piece "
-                                    f"{id_pce}", record=f"{name}:{info.sourceline}"))
+                                    f"{id_pce}", record=f"{name}:{info_el.sourceline}"))
         line_ids.add(id_ligne or "")
-        mt = _v(info.find("MtHT"))
+        mt = info.get("MtHT")
         amount = Decimal(mt) if mt else Decimal(0)
         bord.total += amount
-        sepa = ligne.find("BlocLignePiece/InfoPrelevementSEPA")
-        if sepa is not None:
-            mt_prel = _v(sepa.find("MtPrel"))
+        sepa_el = ligne.find("BlocLignePiece/InfoPrelevementSEPA")
+        if sepa_el is not None:
+            sepa = _values(sepa_el)
+            mt_prel = sepa.get("MtPrel")
             if mt_prel is not None and Decimal(mt_prel or 0) != amount:
                 problems.append(Problem(
                     "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
-                    f"{id_pce}", record=f"{name}:{sepa.sourceline}"))
-            sepa_keys.add(tuple(_v(sepa.find(tag)) for tag in (
+                    f"{id_pce}", record=f"{name}:{sepa_el.sourceline}"))
+            sepa_keys.add(tuple(sepa.get(tag) for tag in (
                 "NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")))
-        tiers = ligne.find("Tiers")
-        if tiers is not None:
-            debtors.add(etree.tostring(tiers.find("InfoTiers"), method="c14n"))
+        info_tiers = ligne.find("Tiers/InfoTiers")
+        if info_tiers is not None:
+            debtors.add(tuple((c.tag, c.get("V")) for c in info_tiers))
     if len(sepa_keys) > 1:
         problems.append(Problem("pes.sepa-same", f"piece {id_pce}: SEPA data differ between lines",
-                                record=where))
+                                record=f"{name}:{piece.sourceline}"))
     if len(debtors) > 1:
         problems.append(Problem("pes.single-debtor", f"piece {id_pce} has more than one debtor",
-                                record=where))
+                                record=f"{name}:{piece.sourceline}"))
 
 
 def _edition_problem(edition: str, typ_pce: str | None, nat_pce: str | None) -> str | None:
@@ -176,18 +185,32 @@ def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Prob
             for e in schema.error_log]
 
 
-def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> list[Problem]:
-    """Stream-validate a PES_Aller file against ``xsd`` and the bordereau rules; then
-    against the official DGFiP package if given. Returns every problem found."""
-    problems: list[Problem] = []
-    name = path.name
-    schema = load_xsd(xsd)
+@dataclass
+class StreamResult:
+    """What one streaming pass found: problems, and the bordereau figures it saw."""
+
+    problems: list[Problem]
+    pieces: int = 0
+    total: Decimal = Decimal(0)
+    declared_count: int | None = None
+    declared_total: Decimal | None = None
+    schema_error: bool = False
+
+
+def stream_check(source: Any, schema: etree.XMLSchema, name: str,
+                 check_totals: bool = True) -> StreamResult:
+    """One streaming pass over a PES_Aller document (a path or a binary file object):
+    XSD validation while parsing, plus the bordereau rules. With ``check_totals`` false,
+    NbrPce and MtBordHt are reported, not compared (the header is provisional)."""
+    result = StreamResult([])
+    problems = result.problems
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
     try:
-        for _event, el in etree.iterparse(str(path), events=("end",), schema=schema,
-                                         resolve_entities=False, no_network=True,
-                                         load_dtd=False, huge_tree=True):
+        for _event, el in etree.iterparse(source, events=("end",), schema=schema,
+                                          tag=("BlocBordereau", "Piece", "Bordereau"),
+                                          resolve_entities=False, no_network=True,
+                                          load_dtd=False, huge_tree=True):
             tag = el.tag
             if tag == "BlocBordereau":
                 bord = _BordereauCheck(
@@ -195,6 +218,8 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
                     declared_total=Decimal(_v(el.find("MtBordHt")) or 0),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
                     typ_bord=_v(el.find("TypBord")))
+                result.declared_count = bord.declared_count
+                result.declared_total = bord.declared_total
                 seen_ids = set()
             elif tag == "Piece" and bord is not None:
                 bord.pieces += 1
@@ -204,10 +229,25 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
                 while el.getprevious() is not None and parent is not None:
                     del parent[0]
             elif tag == "Bordereau" and bord is not None:
+                result.pieces += bord.pieces
+                result.total += bord.total
+                if not check_totals:
+                    bord.declared_count = bord.declared_total = None
                 _close_bordereau(bord, name, el.sourceline, problems)
                 el.clear(keep_tail=True)
                 bord = None
     except etree.XMLSyntaxError:
+        result.schema_error = True
+    return result
+
+
+def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> list[Problem]:
+    """Stream-validate a PES_Aller file against ``xsd`` and the bordereau rules; then
+    against the official DGFiP package if given. Returns every problem found."""
+    schema = load_xsd(xsd)
+    result = stream_check(str(path), schema, path.name)
+    problems = result.problems
+    if result.schema_error:
         problems.extend(_schema_errors(path, schema, "pesgen"))
     if official is not None:
         problems.extend(validate_against(path, official_xsd_path(official), "dgfip"))

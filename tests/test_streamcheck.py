@@ -1,0 +1,83 @@
+"""Validation streamed in a second process (large bordereaux) must decide exactly as
+validating the assembled file does: same bytes, same refusals, same problems."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pesgen.errors import OutputInvalidError
+from pesgen.export import Exporter, commit
+from pesgen.formats import load_format
+from pesgen.mapping import load_mapping
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+RUN = date(2026, 11, 23)
+
+
+def _export(out: Path, stream_from: int, fmt_dir: Path | None = None, official=None):
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    fmt = load_format(fmt_dir or ROOT / "templates" / "pes-ormc")
+    out.mkdir()
+    exporter = Exporter(mapping, fmt, out, RUN, official, stream_from=stream_from)
+    prepared = exporter.prepare(EXAMPLES / "school-export.json")
+    try:
+        streamed = [s is not None for b in prepared.bordereaux for s in b.streams]
+        temps = exporter.finish(prepared, 1)
+    finally:
+        prepared.close()
+    return commit(temps), streamed
+
+
+def _broken_bundle(tmp_path: Path, old: str, new: str) -> Path:
+    folder = tmp_path / "fmt" / "pes-ormc"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", folder,
+                    ignore=shutil.ignore_patterns("fixture", "expected"))
+    template = folder / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert old in text
+    template.write_text(text.replace(old, new), encoding="utf-8")
+    return folder
+
+
+def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, official_xsd,
+                                                                monkeypatch):
+    whole, streamed_whole = _export(tmp_path / "whole", stream_from=10_000)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a) or original(self, *a))
+    streamed, streamed_flags = _export(tmp_path / "streamed", stream_from=3,
+                                       official=official_xsd)
+    assert streamed_whole == [False] and streamed_flags == [True]
+    assert calls == []  # the stream vouched for the body: no whole-file pass was needed
+    assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in streamed]
+
+
+@pytest.mark.parametrize("old,new,rule", [
+    # a piece rendered after the stream started breaks the XSD
+    ('<Majo V="0"/>', '<Majo V="{{ 1 if t.number == 7 else 0 }}"/>', "xsd.pesgen"),
+    # a bordereau rule inside a piece
+    ('<TypPce V="15"/>', '<TypPce V="{{ 15 if t.number != 9 else 1 }}"/>', "xsd.pesgen"),
+    # the real header is wrong while the provisional one was fine
+    ('<NbrPce V="{{ doc.bordereau.count }}"/>',
+     '<NbrPce V="{{ doc.bordereau.count + (1 if doc.bordereau.number > 1 or '
+     'doc.bordereau.count > 1 else 0) }}"/>', "pes.nbr-pce"),
+    ('<MtBordHt V="{{ doc.bordereau.total | amount }}"/>',
+     '<MtBordHt V="{{ (doc.bordereau.total if doc.bordereau.count == 1 else 1) | amount }}"/>',
+     "pes.mt-bord-ht"),
+])
+def test_streamed_refusals_match_whole_file_refusals(tmp_path, old, new, rule):
+    bundle = _broken_bundle(tmp_path, old, new)
+    outcomes = []
+    for label, stream_from in (("whole", 10_000), ("streamed", 2)):
+        with pytest.raises(OutputInvalidError) as exc:
+            _export(tmp_path / label, stream_from, bundle)
+        assert list((tmp_path / label).iterdir()) == []
+        outcomes.append(sorted(str(p) for p in exc.value.problems))
+    assert outcomes[0] == outcomes[1]
+    assert any(f"(rule {rule})" in p for p in outcomes[1])
