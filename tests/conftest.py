@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,34 @@ MAPPINGS = ROOT / "mappings"
 OFFICIAL_DIR = ROOT.parent / "shared" / "reference" / "pes-v2" / "schemas_pes_v5.17"
 OFFICIAL_ENTRY = OFFICIAL_DIR / "PES_V2" / "Rev0" / "PES_Aller.xsd"
 RUN_DATE = "2026-11-23"
+PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
+
+
+@contextmanager
+def state_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty state-store URL: a SQLite file, or a new database on the
+    PostgreSQL server of PESGEN_TEST_PG_URL (dropped afterwards). Under CI a missing
+    server is a failure, not a skip."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        return
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
+    import sqlalchemy as sa
+
+    name = f"pesgen_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ stopped by the fixture. Every HTTP call has a bounded timeout."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from pesgen.payfip.fake import FakePayfip
 from pesgen.payfip.receiver import create_app
@@ -22,35 +19,20 @@ from pesgen.payfip.service import Link, create_link, default_factory
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS, state_database
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 INPUT = EXAMPLES / "school-export.json"
 RUN_DATE = date(2026, 11, 23)
 TIMEOUT = 5.0
-PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-        return
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
-        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
-    name = f"pesgen_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    s = Store(f"{PG_URL.rsplit('/', 1)[0]}/{name}")
-    yield s
-    s.engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with state_database(request.param, tmp_path) as url:
+        s = Store(url)
+        yield s
+        s.engine.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -24,32 +23,16 @@ from pesgen.errors import InputDataError, OutputInvalidError, StateError
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, state_database
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
-PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
-        return
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
-        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
-    name = f"pesgen_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    base = PG_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with state_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:

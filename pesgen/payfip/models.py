@@ -91,6 +91,21 @@ def check_numcli(value: str, invoice: str | None = None) -> list[Problem]:
     return []
 
 
+def check_exer(value: Any, invoice: str | None = None) -> list[Problem]:
+    if not isinstance(value, str) or not EXER_RE.match(value):
+        return [_problem(invoice, "exer", f"{value!r} must be a 4-digit year")]
+    return []
+
+
+def check_refdet(value: Any, invoice: str | None = None) -> list[Problem]:
+    if not isinstance(value, str) or not REFDET_RE.match(value):
+        length = len(value) if isinstance(value, str) else 0
+        return [_problem(invoice, "refdet", f"{value!r} must be 6 to 30 characters of "
+                         f"[A-Za-z0-9] (got {length} characters; no '-', '/', '_' or space): "
+                         "check the mapping's payfip.refdet rule")]
+    return []
+
+
 def check_url(name: str, value: str, invoice: str | None = None) -> list[Problem]:
     if not isinstance(value, str) or not URL_RE.match(value):
         return [_problem(invoice, name, f"{value!r} must be an absolute http(s) URL")]
@@ -118,14 +133,8 @@ class PaymentRequest:
 
     def problems(self) -> list[Problem]:
         inv = self.invoice
-        out = check_numcli(self.numcli, inv)
-        if not isinstance(self.exer, str) or not EXER_RE.match(self.exer):
-            out.append(_problem(inv, "exer", f"{self.exer!r} must be a 4-digit year"))
-        if not isinstance(self.refdet, str) or not REFDET_RE.match(self.refdet):
-            length = len(self.refdet) if isinstance(self.refdet, str) else 0
-            out.append(_problem(inv, "refdet", f"{self.refdet!r} must be 6 to 30 characters "
-                                f"of [A-Za-z0-9] (got {length} characters; no '-', '/', '_' "
-                                "or space): check the mapping's payfip.refdet rule"))
+        out = check_numcli(self.numcli, inv) + check_exer(self.exer, inv)
+        out += check_refdet(self.refdet, inv)
         out += check_montant(self.montant, inv, MAX_CENTS_WS)
         out += check_mel(self.mel, inv)
         out += check_objet(self.objet, inv)

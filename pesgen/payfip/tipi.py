@@ -15,14 +15,14 @@ from ..errors import Problem
 from .client import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipRequestInvalid
 from .models import (
-    EXER_RE,
     MAX_CENTS_URL,
-    REFDET_RE,
     SAISIE_URL,
+    check_exer,
     check_mel,
     check_montant,
     check_numcli,
     check_objet,
+    check_refdet,
     check_url,
 )
 
@@ -41,13 +41,8 @@ class TipiRequest:
 
     def problems(self) -> list[Problem]:
         inv = self.invoice
-        out = check_numcli(self.numcli, inv)
-        if not EXER_RE.match(self.exer or ""):
-            out.append(Problem("payfip.exer", f"exer: {self.exer!r} must be a 4-digit year",
-                               invoice=inv))
-        if not REFDET_RE.match(self.refdet or ""):
-            out.append(Problem("payfip.refdet", f"refdet: {self.refdet!r} must be 6 to 30 "
-                               "characters of [A-Za-z0-9]", invoice=inv))
+        out = check_numcli(self.numcli, inv) + check_exer(self.exer, inv)
+        out += check_refdet(self.refdet, inv)
         out += check_montant(self.montant, inv, MAX_CENTS_URL)
         out += check_mel(self.mel, inv)
         out += check_objet(self.objet, inv)
