@@ -24,6 +24,7 @@ from .model import Title
 from .text import sepa_bad_chars
 
 _MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
+_BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
 _MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
 
 
@@ -98,7 +99,7 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
             yield f"{key} is {len(value)} characters, the limit is {limit.max}"
         if limit.charset == "sepa" and sepa_bad_chars(value):
             yield f"{key} has characters outside the SEPA set: {sepa_bad_chars(value)!r}"
-        elif limit.charset == "latin-1" and any(ord(c) > 0xFF for c in value):
+        elif limit.charset == "latin-1" and not value.isascii() and _BEYOND_LATIN1.search(value):
             yield f"{key} has characters outside ISO-8859-1"
 
 

@@ -118,9 +118,11 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     text = _SPACES.sub(" ", text.strip(" "))
     if policy.case == "upper":
         upper = text.upper()
-        if not upper.isascii() and _DISALLOWED[charset].search(upper):
+        disallowed = _DISALLOWED[charset]
+        if not upper.isascii() and disallowed.search(upper) and \
+                len(disallowed.findall(upper)) != len(disallowed.findall(text)):
             # e.g. 'µ'.upper() is Greek 'Μ': keep a letter whose capital the target lacks
-            upper = "".join(c.upper() if not _DISALLOWED[charset].search(c.upper()) else c
+            upper = "".join(c.upper() if not disallowed.search(c.upper()) else c
                             for c in text)
         if upper != text:
             text = upper
