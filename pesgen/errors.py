@@ -42,7 +42,9 @@ class Problem:
         head = " ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
         if self.mapping:
-            text += f" [mapping {self.mapping}]"
+            # the configuration file the problem points into: a template or the mapping
+            label = "template" if self.rule.startswith("template") else "mapping"
+            text += f" [{label} {self.mapping}]"
         return f"{text} (rule {self.rule})"
 
 
