@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     TEMPLATE = 5
     OUTPUT = 6
     STATE = 7
+    REMOTE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,13 @@ class OutputInvalidError(PesgenError):
 class StateError(PesgenError):
     exit_code = ExitCode.STATE
     default_message = "the state store refused the operation"
+
+
+class RemoteServiceError(PesgenError):
+    """A remote service (PayFiP) refused the operation or did not answer."""
+
+    exit_code = ExitCode.REMOTE
+    default_message = "a remote service refused the operation or did not answer"
 
 
 class FormatNotFound(UsageError):

@@ -102,7 +102,7 @@ def test_soap_fault_exit_code_and_message(world):
     httpx.post(f"{world['fake'].url}/_fake/fault", json={"operation": "*", "code": "999"},
                timeout=TIMEOUT)
     code, out, err = _link(world)
-    assert code == 7
+    assert code == 8
     assert "invoice FA-2026-00102: PayFiP creerPaiementSecurise: " \
            "TechDysfonctionnementErreur 999: Erreur technique" in err
 
@@ -114,7 +114,7 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     assert code == 0 and f"{id_op}  FA-2026-00102  pending  pending" in out
     world["fake"].stop()
     code, out, _ = _run("payfip", "reconcile", "--timeout", "2")
-    assert code == 7 and "error 1" in out
+    assert code == 8 and "error 1" in out
 
 
 def test_client_info(world):

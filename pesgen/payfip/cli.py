@@ -183,7 +183,7 @@ def reconcile(
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
     typer.echo(f"reconciled {len(outcomes)} operation(s): {summary}")
     if counts.get("error"):
-        raise typer.Exit(int(ExitCode.STATE))  # some results could not be asked: alert
+        raise typer.Exit(int(ExitCode.REMOTE))  # some results could not be asked: alert
 
 
 @payfip_app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ExitCode, InputDataError, PesgenError, Problem, UsageError
+from ..errors import InputDataError, Problem, RemoteServiceError, UsageError
 
 
 class PayfipRequestInvalid(InputDataError):
@@ -15,16 +15,13 @@ class PayfipConfigError(UsageError):
     default_message = "the PayFiP configuration is invalid"
 
 
-class PayfipFault(PesgenError):
+class PayfipFault(RemoteServiceError):
     """The PayFiP service answered with a SOAP fault (it refused the operation).
 
     ``kind`` is the fault type of the WSDL (FonctionnelleErreur, TechDysfonctionnementErreur,
     TechIndisponibiliteErreur, TechProtocolaireErreur) or ``SOAP`` for a bare fault.
     """
 
-    # pesgen.errors has no code for a remote refusal; STATE ("refused the operation")
-    # is the closest kind and keeps exit codes within the documented set.
-    exit_code = ExitCode.STATE
     default_message = "PayFiP refused the operation"
 
     def __init__(self, message: str | None = None, *, kind: str = "SOAP", code: str = "",
