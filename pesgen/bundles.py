@@ -18,10 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from .errors import Problem, UsageError
-from .export import ExportResult, commit, open_exporter
+from .export import ExportResult, check_output, commit, open_exporter
 from .formats import FileSpec, Format
-from .layout import load_layout, validate_file
-from .validate import validate_pes_file
 
 FIXTURE_DATE = date(2026, 11, 23)
 FIXTURE_FIRST_NUMBER = 1
@@ -72,7 +70,7 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
         prepared.close()
     specs: dict[str, FileSpec] = {}
     for offset in range(len(prepared.bordereaux)):
-        doc = exporter._document(FIXTURE_FIRST_NUMBER + offset, 0, Decimal(0))
+        doc = exporter.document(FIXTURE_FIRST_NUMBER + offset, 0, Decimal(0))
         for renderer in exporter.renderers:
             specs[renderer.file_name(doc)] = renderer.spec
     return prepared.result, specs
@@ -82,13 +80,8 @@ def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path 
                     encoding: str | None = None) -> list[Problem]:
     """Check one file against its spec's XSD (plus the DGFiP package for files that go
     to Hélios, when given) or layout."""
-    if spec.xsd is not None:
-        official = official_xsd if any(r in fmt.rules for r in _DGFIP_RULES) else None
-        return validate_pes_file(path, spec.xsd, official)
-    if spec.layout is not None:
-        return validate_file(path, load_layout(spec.layout), path.name,
-                             encoding or fmt.encoding)
-    return []
+    official = official_xsd if any(r in fmt.rules for r in _DGFIP_RULES) else None
+    return check_output(spec, path, path.name, encoding or fmt.encoding, official)
 
 
 def compare(expected: Path, produced: Path, encoding: str) -> list[str]:

@@ -536,14 +536,11 @@ def numbering_set_start(
     collectivity already issued rôles this exercise."""
     from .formats import find_format
     from .mapping import load_mapping
-    from .runs import TYP_BORD
+    from .runs import sequence_key
 
     try:
         m = load_mapping(mapping)
-        fmt = find_format(m.output.format, formats_dir)
-        typ = str(fmt.defaults.get("typ_bord") or TYP_BORD.get(fmt.name) or fmt.name)
-        key = (m.collectivity.siret, m.collectivity.cod_bud,
-               exercise or m.collectivity.exercise, typ)
+        key = sequence_key(m, find_format(m.output.format, formats_dir), exercise)
         _store(db).set_start(key, start)
     except PesgenError as exc:
         _fail(exc)

@@ -26,7 +26,7 @@ from typing import IO
 
 from .build import Builder, LeftOut, PolicyNote
 from .errors import InputDataError, OutputInvalidError, Problem, TemplateError, UsageError
-from .formats import Format, find_format
+from .formats import FileSpec, Format, find_format
 from .keys import cle1, cle2
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -145,7 +145,7 @@ class Exporter:
                                  f"{result.error or f'longer than {limit.max}'}")
         return result.value
 
-    def _document(self, number: int, count: int, total: Decimal, file_name: str = "") -> Document:
+    def document(self, number: int, count: int, total: Decimal, file_name: str = "") -> Document:
         bordereau = Bordereau(exercise=self.mapping.collectivity.exercise, number=number,
                               issue_date=self.run_date, count=count, total=total,
                               asap_date=self.asap_date, object=self.bordereau_object)
@@ -154,7 +154,7 @@ class Exporter:
                         file_name=file_name, structure_date=self.run_date, bordereau=bordereau,
                         options=self.options)
 
-    def _number(self, title: Title, index: int) -> Title:
+    def numbered(self, title: Title, index: int) -> Title:
         if title.debt_number is None:  # titres and vendor formats: no payment keys
             return replace(title, number=index)
         pr = self.mapping.payment_reference
@@ -195,7 +195,7 @@ class Exporter:
         problems: list[Problem] = []
         max_pieces = self.mapping.output.max_pieces_per_bordereau
         current: _Spooled | None = None
-        doc = self._document(0, 0, _ZERO)
+        doc = self.document(0, 0, _ZERO)
         seen = 0
         for src in read_invoices(input_path, self.mapping.input):
             seen += 1
@@ -215,7 +215,7 @@ class Exporter:
                 current = _Spooled([prepared.stack.enter_context(
                     tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
                 prepared.bordereaux.append(current)
-            title = self._number(built.title, current.count + 1)
+            title = self.numbered(built.title, current.count + 1)
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
                                                           strict=True)):
                 data = self._encode(renderer.piece(title, doc), renderer,
@@ -259,7 +259,7 @@ class Exporter:
         return stream
 
     def _provisional(self) -> Document:
-        return self._document(1, 1, Decimal("1.00"), "provisional.xml")
+        return self.document(1, 1, Decimal("1.00"), "provisional.xml")
 
     def _validate_streamed(self, stream: StreamValidator, renderer: FileRenderer,
                            b: _Spooled, index: int, doc: Document, tmp: Path,
@@ -309,7 +309,7 @@ class Exporter:
                 names = []
                 for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
                                                               strict=True)):
-                    doc0 = self._document(number, b.count, b.total)
+                    doc0 = self.document(number, b.count, b.total)
                     name = renderer.file_name(doc0)
                     names.append(name)
                     final = self.out_dir / name
@@ -373,14 +373,20 @@ class Exporter:
         yield self._encode(renderer.tail(doc), renderer, "tail")
 
     def _validate(self, path: Path, renderer: FileRenderer, name: str) -> list[Problem]:
-        spec = renderer.spec
-        if spec.xsd is not None:
-            problems = validate_pes_file(path, spec.xsd, self.official_xsd)
-            return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
-                    for p in problems]
-        if spec.layout is not None:
-            return validate_file(path, load_layout(spec.layout), name, self.encoding)
-        return []
+        return check_output(renderer.spec, path, name, self.encoding, self.official_xsd)
+
+
+def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
+                 official_xsd: Path | None = None) -> list[Problem]:
+    """Validate one written file against its spec's XSD (and the DGFiP package when
+    given) or its layout; problems name the file as ``name``."""
+    if spec.xsd is not None:
+        problems = validate_pes_file(path, spec.xsd, official_xsd)
+        return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
+                for p in problems]
+    if spec.layout is not None:
+        return validate_file(path, load_layout(spec.layout), name, encoding)
+    return []
 
 
 def commit(temps: list[tuple[Path, Path]]) -> list[Path]:

@@ -69,14 +69,14 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         item.invoice = built.title.invoice_number
         item.line_origins = [ln.origin for ln in built.title.lines] or item.line_origins
         item.problems += check_title(built.title, exporter.rule_ctx)
-        title = exporter._number(built.title, len(titles) + 1)
+        title = exporter.numbered(built.title, len(titles) + 1)
         titles.append(title)
-        doc = exporter._document(PREVIEW_NUMBER, 0, Decimal(0))
+        doc = exporter.document(PREVIEW_NUMBER, 0, Decimal(0))
         for renderer in exporter.renderers:
             name = renderer.file_name(doc)
             item.records[name] = renderer.piece(title, replace(doc, file_name=name))
     total = sum((t.total for t in titles), Decimal(0))
-    doc = exporter._document(PREVIEW_NUMBER, len(titles), total)
+    doc = exporter.document(PREVIEW_NUMBER, len(titles), total)
     heads, tails = {}, {}
     layout_problems: list[Problem] = []
     for renderer in exporter.renderers:

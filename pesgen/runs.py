@@ -20,17 +20,17 @@ from . import __version__
 from .errors import Problem, StateError
 from .export import Exporter, ExportResult, commit, discard, open_exporter
 from .formats import Format, load_format
-from .mapping import load_mapping
-from .store import Store, new_run_id, pack, pack_json, unpack
-
-TYP_BORD = {"pes-ormc": "06"}  # sequences are per TypBord; other formats use their own key
+from .mapping import Mapping, load_mapping
+from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
 
 
-def sequence_key(exporter: Exporter) -> tuple[str, str, int, str]:
-    c = exporter.mapping.collectivity
-    typ = exporter.fmt.defaults.get("typ_bord") or TYP_BORD.get(exporter.fmt.name) or \
-        exporter.fmt.name
-    return (c.siret, c.cod_bud, c.exercise, str(typ))
+def sequence_key(mapping: Mapping, fmt: Format,
+                 exercise: int | None = None) -> tuple[str, str, int, str]:
+    """The numbering sequence a run of this mapping and format draws from: per SIRET,
+    budget, exercise and TypBord (the format's ``defaults.typ_bord``, else its name)."""
+    c = mapping.collectivity
+    typ = fmt.defaults.get("typ_bord") or fmt.name
+    return (c.siret, c.cod_bud, exercise or c.exercise, str(typ))
 
 
 def bundle_snapshot(fmt: Format) -> dict[str, str]:
@@ -68,7 +68,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     before_commit: Callable[[], None] | None = None) -> ExportResult:
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress)
-    key = sequence_key(exporter)
+    key = sequence_key(exporter.mapping, exporter.fmt)
     prepared = exporter.prepare(Path(input_path))
     try:
         invoices = prepared.invoice_numbers
@@ -83,7 +83,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
             try:
                 result = prepared.result
                 values = {
-                    "id": run_id, "created_at": _now(), "pesgen_version": __version__,
+                    "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
                     "status": "committed", "id_coll": key[0], "cod_bud": key[1],
                     "exercise": key[2], "typ_bord": key[3], "format": exporter.fmt.name,
                     "run_date": exporter.run_date.isoformat(), "first_number": first,
@@ -142,12 +142,6 @@ def _refuse_duplicates(store: Store, conn: Any, id_coll: str, invoices: list[str
     runs_ = sorted({run for run, _, _ in held.values()})
     raise StateError(f"{len(held)} invoice(s) already exported by run(s) {', '.join(runs_)}; "
                      "nothing written", problems)
-
-
-def _now() -> str:
-    from .store import _now as now
-
-    return now()
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:

@@ -118,8 +118,6 @@ def _migration_2(conn: Connection) -> None:
 
 # Ordered schema migrations; append, never edit a released one.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
-# Extra migrations registered by optional parts (PayFiP payments) as (version, fn).
-EXTRA_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def default_url() -> str:
@@ -130,7 +128,7 @@ def default_url() -> str:
     return f"sqlite:///{base / 'pesgen' / 'pesgen.sqlite3'}"
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -200,10 +198,9 @@ class Store:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
             schema_table.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
-            steps = {i + 1: fn for i, fn in enumerate(MIGRATIONS)} | EXTRA_MIGRATIONS
-            for version in sorted(v for v in steps if v > current):
-                steps[version](conn)
-                conn.execute(schema_table.insert().values(version=version, applied_at=_now()))
+            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                step(conn)
+                conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
 
     # -------------------------------------------------------------- numbering
 
@@ -355,7 +352,7 @@ class Store:
             if row.status == "cancelled":
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
             conn.execute(runs.update().where(runs.c.id == full).values(
-                status="cancelled", cancelled_at=_now(), cancel_reason=reason.strip()))
+                status="cancelled", cancelled_at=utc_now(), cancel_reason=reason.strip()))
             conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
                          .values(active=False))
         return [r for r in self.list_runs() if r.id == full][0]

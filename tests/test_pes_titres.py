@@ -74,9 +74,9 @@ def test_titres_number_in_their_own_sequence(tmp_path):
     from pesgen.runs import sequence_key
 
     exporter = open_exporter(TITRES, tmp_path, RUN, None, None, None)
-    assert sequence_key(exporter)[3] == "01"
+    assert sequence_key(exporter.mapping, exporter.fmt)[3] == "01"
     ormc = open_exporter(MAPPINGS / "villeneuve-sur-loing.yaml", tmp_path, RUN, None, None, None)
-    assert sequence_key(ormc)[3] == "06"
+    assert sequence_key(ormc.mapping, ormc.fmt)[3] == "06"
 
 
 def _variant(tmp_path: Path, source: Path, old: str, new: str) -> Path:

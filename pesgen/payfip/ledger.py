@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import StateError
-from ..store import Store, _now, run_invoices, runs
+from ..store import Store, run_invoices, runs, utc_now
 from .models import PaymentDetail, cents_text, to_cents
 from .tables import anomalies, events, operations, payments
 
@@ -83,7 +83,7 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
 
 def record_operation(store: Store, op: dict[str, Any]) -> None:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment."""
-    now = _now()
+    now = utc_now()
     with store.transaction() as conn:
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
@@ -104,7 +104,7 @@ def record_operation(store: Store, op: dict[str, Any]) -> None:
 
 def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
     """Apply PayFiP's trusted result to the operation it answers, once."""
-    now = _now()
+    now = utc_now()
     with store.transaction() as conn:
         op = _operation_row(conn, id_op)
         if op is None:
@@ -180,7 +180,7 @@ def note_check(store: Store, id_op: str, source: str, status: str,
             _count_notification(conn, id_op)
         conn.execute(operations.update().where(
             operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
-            status=status, checked_at=_now(), checks=operations.c.checks + 1,
+            status=status, checked_at=utc_now(), checks=operations.c.checks + 1,
             last_error=error))
         op = _operation_row(conn, id_op)
     return Outcome(id_op, "pending" if status == "pending" else "error",
@@ -189,7 +189,7 @@ def note_check(store: Store, id_op: str, source: str, status: str,
 
 def expire(store: Store, id_op: str, source: str, reason: str) -> Outcome:
     """PayFiP no longer knows the operation (P1): nobody paid it; stop asking."""
-    now = _now()
+    now = utc_now()
     with store.transaction() as conn:
         op = _operation_row(conn, id_op)
         if op is None or op["status"] not in OPEN:
@@ -294,13 +294,13 @@ def _count_notification(conn: Connection, id_op: str) -> None:
 def _event(conn: Connection, op: dict[str, Any], event: str, source: str, status: str,
            detail: dict[str, Any] | None = None) -> None:
     conn.execute(events.insert().values(
-        id_coll=op["id_coll"], invoice=op["invoice"], id_op=op["id_op"], at=_now(),
+        id_coll=op["id_coll"], invoice=op["invoice"], id_op=op["id_op"], at=utc_now(),
         event=event, source=source, status=status,
         detail=json.dumps(detail, sort_keys=True) if detail else None))
 
 
 def _anomaly(conn: Connection, kind: str, id_op: str | None, invoice: str | None, source: str,
              expected: str | None, got: str | None, detail: str) -> None:
-    conn.execute(anomalies.insert().values(at=_now(), kind=kind, id_op=id_op, invoice=invoice,
+    conn.execute(anomalies.insert().values(at=utc_now(), kind=kind, id_op=id_op, invoice=invoice,
                                            source=source, expected=expected, got=got,
                                            detail=detail))
