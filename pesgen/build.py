@@ -26,7 +26,7 @@ from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
 from .parse import parse_amount, parse_bool, parse_date
 from .sources import SourceInvoice
-from .text import normalize, pes_text_error, truncate_words, wrap_words
+from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
@@ -106,6 +106,13 @@ class Builder:
                                                        self.joint)
                                        for bnd in group.values() for c in bnd.columns})
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # Values repeat across invoices (cities, labels, amounts, dates): the pure
+        # functions of a value (normalize, parse) are memoised, bounded; notes and
+        # problems are still produced per invoice from the cached result.
+        self._normalized: dict[tuple[str, str], Normalized] = {}
+        self._amounts: dict[str, Decimal] = {}
+        self._dates: dict[str, date] = {}
+        self._valid_accounts: dict[tuple[str, str], str] = {}  # IBAN/BIC as given -> compact
         misfits = format_fit(mapping, fmt)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
@@ -136,7 +143,12 @@ class Builder:
                 ctx.problem("input.required", f"{key} is missing", mapping=where, record=origin)
             return None
         limit = self._limits[key]
-        result = normalize(str(value), limit.charset, self.text_policy)
+        text_in = str(value)
+        cache_key = (text_in, limit.charset)
+        result = self._normalized.get(cache_key)
+        if result is None:
+            result = normalize(text_in, limit.charset, self.text_policy)
+            _remember(self._normalized, cache_key, result)
         if result.error:
             ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
             return None
@@ -171,17 +183,28 @@ class Builder:
                 ctx.problem("input.required", f"{key} is missing",
                             mapping=binding.where if binding else None, record=origin)
             return None
+        if type(value) is str:
+            known = self._dates.get(value)
+            if known is not None:
+                return known
         try:
-            return parse_date(value, self.mapping.input.dates)
+            parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
             ctx.problem("input.date", f"{key}: {exc}", mapping=binding.where if binding else None,
                         record=origin)
             return None
+        if type(value) is str:
+            _remember(self._dates, value, parsed)
+        return parsed
 
     def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
                 origin: str | None = None) -> Decimal | None:
         if _blank(value):
             return None
+        if type(value) is str:
+            known = self._amounts.get(value)
+            if known is not None:
+                return known
         try:
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
@@ -192,7 +215,10 @@ class Builder:
             ctx.problem("pes.amount-decimals", f"{key}: {value} has more than 2 decimals",
                         mapping=binding.where if binding else None, record=origin)
             return None
-        return amount.quantize(_CENT)
+        amount = amount.quantize(_CENT)
+        if type(value) is str:
+            _remember(self._amounts, value, amount)
+        return amount
 
     # ------------------------------------------------------------ build
 
@@ -645,19 +671,28 @@ class Builder:
                             mapping=self.mapping.where("codes"))
         iban = need("iban")
         if iban is not None:
-            iban = std_iban.compact(str(iban))
-            try:
-                std_iban.validate(iban)
-            except StdnumError as exc:
-                ctx.problem("sepa.iban", f"IBAN is invalid ({exc})", mapping=p["iban"].where)
-                iban = None
+            raw_iban = str(iban)
+            iban = self._valid_accounts.get(("iban", raw_iban))
+            if iban is None:
+                iban = std_iban.compact(raw_iban)
+                try:
+                    std_iban.validate(iban)
+                    _remember(self._valid_accounts, ("iban", raw_iban), iban)
+                except StdnumError as exc:
+                    ctx.problem("sepa.iban", f"IBAN is invalid ({exc})", mapping=p["iban"].where)
+                    iban = None
         bic = ev(p.get("bic"))
         if not _blank(bic):
-            bic = std_bic.compact(str(bic))
-            try:
-                std_bic.validate(bic)
-            except StdnumError as exc:
-                ctx.problem("sepa.bic", f"BIC '{bic}' is invalid ({exc})", mapping=p["bic"].where)
+            raw_bic = str(bic)
+            bic = self._valid_accounts.get(("bic", raw_bic))
+            if bic is None:
+                bic = std_bic.compact(raw_bic)
+                try:
+                    std_bic.validate(bic)
+                    _remember(self._valid_accounts, ("bic", raw_bic), bic)
+                except StdnumError as exc:
+                    ctx.problem("sepa.bic", f"BIC '{bic}' is invalid ({exc})",
+                                mapping=p["bic"].where)
         else:
             bic = None
         holder_raw = ev(p.get("holder"))
@@ -706,6 +741,17 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                                     f"'{key}' ({known})",
                                     mapping=mapping.where("output", "options", key)))
     return problems
+
+
+_MEMO_LIMIT = 50_000
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Memoise a pure result; a memo that outgrows its bound starts afresh (flat memory
+    on inputs where nothing repeats)."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def _fields(obj: Any) -> dict[str, Any]:

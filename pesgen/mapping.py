@@ -19,6 +19,7 @@ from . import __version__, _schema
 from ._jinja import expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file
 from .errors import MappingError, Problem
+from .expr import compile_fast
 from .model import Collectivity
 from .sources import InputSpec
 from .text import TextPolicy
@@ -130,6 +131,22 @@ def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
 
         return get1
 
+    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts):
+        # the common shapes (payer.name, payer.address.city), unrolled
+        first, second = parts[0], parts[1]
+        third = parts[2] if len(parts) == 3 else None
+
+        def get_keys(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+            node = record.get(first)
+            if node is None or not isinstance(node, dict):
+                return None
+            node = node.get(second)
+            if third is None or node is None:
+                return node
+            return node.get(third) if isinstance(node, dict) else None
+
+        return get_keys
+
     def get(record: dict[str, Any], scope: dict[str, Any]) -> Any:
         node: Any = record
         for part in parts:
@@ -181,6 +198,15 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
             value = context.vars["result"]
             return None if isinstance(value, jinja2.Undefined) else value
 
+        fast = compile_fast(env, source)
+        if fast is not None:
+            undefined = jinja2.Undefined
+
+            def run_fast(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+                value = fast(scope)
+                return None if isinstance(value, undefined) else value
+
+            return Binding(key, where, "expr", source, run_fast)
         return Binding(key, where, "expr", source, run)
     path = spec["path"]
     if input_format == "csv":

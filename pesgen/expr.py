@@ -1,0 +1,190 @@
+"""Mapping expressions as Python closures: the same result as Jinja, without its context.
+
+A binding such as ``invoice.number | digits`` or ``'FACTURE ' ~ invoice.number`` runs
+for every invoice (and every line): evaluating it through a compiled Jinja template
+costs a fresh render context per call, most of the mapping stage's time. This module
+turns the expression's Jinja syntax tree into nested closures for a small, common
+subset of the language, and leaves everything else to Jinja.
+
+Exactness, not approximation: every closure does what Jinja's generated code does for
+that node, through the *same* environment calls, so the sandbox and the undefined
+handling stay in force.
+
+* a name reads the scope, then the environment's globals, else ``env.undefined``;
+* ``a.b`` is ``env.getattr(a, "b")`` and ``a['b']`` / ``a[0]`` is ``env.getitem``;
+* ``~`` joins ``str()`` of its operands (``str_join``, autoescape off);
+* ``and``, ``or``, ``not``, comparisons and ``x if c else y`` are Python's own
+  operators, as in Jinja's generated code;
+* ``x | f(const, ...)`` calls the registered filter when it takes no context,
+  environment or eval-context argument.
+
+Anything else (calls, tests, arithmetic, literals other than constants, keyword
+arguments...) returns ``None`` from :func:`compile_fast`, and the binding keeps the
+Jinja path. ``tests/test_expr.py`` checks both paths agree on generated records.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.environment import Environment
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.parser import Parser
+from jinja2.utils import _PassArg
+
+Scope = dict[str, Any]
+Fn = Callable[[Scope], Any]
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lteq": operator.le,
+    "gt": operator.gt, "gteq": operator.ge,
+    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+}
+
+
+class _Unsupported(Exception):
+    """This node is outside the subset: keep the Jinja path for the expression."""
+
+
+def compile_fast(env: Environment, source: str) -> Fn | None:
+    """A closure ``scope -> value`` equivalent to ``env.compile_expression(source)``
+    (before its undefined-to-None step), or None when the expression is outside the
+    subset. ``source`` must already compile with Jinja (syntax errors come from there)."""
+    try:
+        parser = Parser(env, source, state="variable")
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            return None
+        return _Compiler(env).node(tree)
+    except (_Unsupported, TemplateSyntaxError):
+        return None
+
+
+class _Compiler:
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.globals = dict(env.globals)
+
+    def node(self, n: nodes.Node) -> Fn:
+        method = getattr(self, "_" + type(n).__name__, None)
+        if method is None:
+            raise _Unsupported(type(n).__name__)
+        return method(n)  # type: ignore[no-any-return]
+
+    def _Const(self, n: nodes.Const) -> Fn:
+        value = n.value
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise _Unsupported("constant")
+        return lambda scope: value
+
+    def _Name(self, n: nodes.Name) -> Fn:
+        if n.ctx != "load":
+            raise _Unsupported("store")
+        name = n.name
+        missing = object()
+        found = self.globals.get(name, missing)
+        undefined = self.env.undefined
+
+        def name_fn(scope: Scope) -> Any:
+            value = scope.get(name, missing)
+            if value is not missing:
+                return value
+            if found is not missing:
+                return found
+            return undefined(name=name)
+
+        return name_fn
+
+    def _Getattr(self, n: nodes.Getattr) -> Fn:
+        inner = self.node(n.node)
+        attr = n.attr
+        getattr_ = self.env.getattr
+
+        # a key present in a plain dict is what the record sandbox returns first;
+        # everything else goes through the environment (sandbox checks, undefined)
+        def getattr_fn(scope: Scope) -> Any:
+            obj = inner(scope)
+            if type(obj) is dict and attr in obj:
+                return obj[attr]
+            return getattr_(obj, attr)
+
+        return getattr_fn if _fast_dict_getattr(self.env) else \
+            (lambda scope: getattr_(inner(scope), attr))
+
+    def _Getitem(self, n: nodes.Getitem) -> Fn:
+        if isinstance(n.arg, nodes.Slice):
+            raise _Unsupported("slice")
+        inner, arg = self.node(n.node), self.node(n.arg)
+        getitem = self.env.getitem
+        return lambda scope: getitem(inner(scope), arg(scope))
+
+    def _Concat(self, n: nodes.Concat) -> Fn:
+        parts = [self.node(x) for x in n.nodes]
+        return lambda scope: "".join([str(p(scope)) for p in parts])
+
+    def _And(self, n: nodes.And) -> Fn:
+        left, right = self.node(n.left), self.node(n.right)
+        return lambda scope: left(scope) and right(scope)
+
+    def _Or(self, n: nodes.Or) -> Fn:
+        left, right = self.node(n.left), self.node(n.right)
+        return lambda scope: left(scope) or right(scope)
+
+    def _Not(self, n: nodes.Not) -> Fn:
+        inner = self.node(n.node)
+        return lambda scope: not inner(scope)
+
+    def _CondExpr(self, n: nodes.CondExpr) -> Fn:
+        test, yes = self.node(n.test), self.node(n.expr1)
+        if n.expr2 is not None:
+            no = self.node(n.expr2)
+        else:
+            undefined = self.env.undefined
+            no = lambda scope: undefined("the inline if-expression evaluated to false "  # noqa: E731
+                                         "and no else section was defined.")
+        return lambda scope: yes(scope) if test(scope) else no(scope)
+
+    def _Compare(self, n: nodes.Compare) -> Fn:
+        first = self.node(n.expr)
+        ops = []
+        for operand in n.ops:
+            if operand.op not in _COMPARE:
+                raise _Unsupported(operand.op)
+            ops.append((_COMPARE[operand.op], self.node(operand.expr)))
+
+        def compare(scope: Scope) -> Any:
+            # Python's chained comparison: a < b < c is (a < b) and (b < c), b once
+            left = first(scope)
+            result: Any = True
+            for op, right_fn in ops:
+                right = right_fn(scope)
+                result = op(left, right)
+                if not result:
+                    return result
+                left = right
+            return result
+
+        return compare
+
+    def _Filter(self, n: nodes.Filter) -> Fn:
+        if n.kwargs or n.dyn_args is not None or n.dyn_kwargs is not None or n.node is None:
+            raise _Unsupported("filter arguments")
+        func = self.env.filters.get(n.name)
+        if func is None or _PassArg.from_obj(func) is not None:
+            raise _Unsupported(f"filter {n.name}")
+        inner = self.node(n.node)
+        args = [self.node(a) for a in n.args]
+        if not args:
+            return lambda scope: func(inner(scope))
+        return lambda scope: func(inner(scope), *[a(scope) for a in args])
+
+
+def _fast_dict_getattr(env: Environment) -> bool:
+    """The record sandbox returns a present key of a plain dict directly (pesgen's
+    ``_RecordSandbox``); other environments keep their own getattr for every object."""
+    from ._jinja import _RecordSandbox
+
+    return isinstance(env, _RecordSandbox)
