@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
+from typing import Any
 
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.fr import siret as std_siret
 
 from .errors import Problem
-from .formats import Format
+from .formats import FieldLimit, Format
 from .mapping import CAT_NAT_GRID
 from .model import Title
 from .text import sepa_bad_chars
@@ -32,6 +34,15 @@ _MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
 class RuleContext:
     fmt: Format
     issue_date: date  # DteBordEm of the bordereau the title goes into
+
+    @cached_property
+    def active(self) -> tuple[Rule, ...]:
+        """The rules of this format's rule sets, in registry order."""
+        return tuple(r for r in RULES if any(s in self.fmt.rules for s in r.sets))
+
+    @cached_property
+    def limits(self) -> dict[str, FieldLimit]:
+        return {key: self.fmt.limit(key) for key in _LIMITED}
 
 
 @dataclass(frozen=True)
@@ -91,10 +102,11 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     if t.mandate:
         values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
                    ("account.holder", t.mandate.account.holder)]
+    limits = ctx.limits
     for key, value in values:
         if value is None:
             continue
-        limit = ctx.fmt.limit(key)
+        limit = limits[key]
         if limit.max is not None and len(value) > limit.max:
             yield f"{key} is {len(value)} characters, the limit is {limit.max}"
         if limit.charset == "sepa" and sepa_bad_chars(value):
@@ -168,10 +180,10 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
     m = t.mandate
     if m is None:
         return
-    if not std_iban.is_valid(m.account.iban) or m.account.iban != m.account.iban.upper():
+    if not _valid(std_iban, m.account.iban) or m.account.iban != m.account.iban.upper():
         yield "IBAN is invalid"
     bic = m.account.bic
-    if bic and (not std_bic.is_valid(bic) or bic != bic.upper()):
+    if bic and (not _valid(std_bic, bic) or bic != bic.upper()):
         yield "BIC is invalid"
     if m.sequence not in ("01", "02", "03", "04"):
         yield f"SequencePres '{m.sequence}' is not 01-04"
@@ -179,11 +191,30 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield f"mandate signed {m.signed_on}, after the debit date {m.debit_date}"
 
 
+_VALID: dict[tuple[str, str], bool] = {}  # (stdnum module, value) -> valid; bounded
+
+
+def _valid(module: Any, value: str) -> bool:
+    """stdnum's is_valid, memoised: the same accounts come back on every run."""
+    key = (module.__name__, value)
+    known = _VALID.get(key)
+    if known is None:
+        if len(_VALID) >= 50_000:
+            _VALID.clear()
+        known = _VALID[key] = bool(module.is_valid(value))
+    return known
+
+
+_LIMITED = (
+    "title.object", "debtor.name", "debtor.first_name", "debtor.complement_name",
+    "debtor.civility", "debtor.ref", "address.street", "address.complement",
+    "address.locality", "address.city", "line.label", "mandate.rum", "mandate.label",
+    "account.holder")
+
+
 def check_title(title: Title, ctx: RuleContext) -> list[Problem]:
     problems: list[Problem] = []
-    for r in RULES:
-        if not any(s in ctx.fmt.rules for s in r.sets):
-            continue
+    for r in ctx.active:
         for message in r.check(title, ctx):
             problems.append(Problem(r.id, message, record=title.origin,
                                     invoice=title.invoice_number))

@@ -29,6 +29,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+# Pieces are ~2 KiB each. Writes are buffered by 64 KiB, and the pipe is enlarged
+# (Linux) so that a write never waits for the validator unless it falls a megabyte
+# behind: a write larger than the free pipe space would block until the validator
+# has *processed* most of it, serialising the two processes.
+_PIPE_BUFFER = 1 << 16
+_PIPE_SIZE = 1 << 20
+
 
 @dataclass(frozen=True)
 class StreamReport:
@@ -44,8 +56,10 @@ class StreamValidator:
         self.broken = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pesgen.streamcheck", str(xsd), name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            bufsize=_PIPE_BUFFER)
         self._stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
+        _enlarge_pipe(self._stdin)
 
     def feed(self, data: bytes) -> None:
         if self.broken:
@@ -77,6 +91,16 @@ class StreamValidator:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _enlarge_pipe(stream: IO[bytes]) -> None:
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if set_size is None:
+        return
+    try:
+        fcntl.fcntl(stream.fileno(), set_size, _PIPE_SIZE)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size: the default size only costs speed
 
 
 def main(argv: list[str]) -> int:
