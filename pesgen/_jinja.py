@@ -25,13 +25,19 @@ _DATA_TYPES = frozenset({
 })
 
 
+# {class: its public fields and properties}: one set lookup per attribute read
+_PUBLIC: dict[type, frozenset[str]] = {
+    cls: frozenset(name for name in dir(cls) if not name.startswith("_")
+                   and (name in getattr(cls, "__dataclass_fields__", {})
+                        or isinstance(getattr(cls, name, None), property)))
+    for cls in _DATA_TYPES}
+
+
 class _Sandbox(SandboxedEnvironment):
     def getattr(self, obj: object, attribute: str) -> object:
-        if type(obj) in _DATA_TYPES and not attribute.startswith("_"):
-            try:
-                return getattr(obj, attribute)
-            except AttributeError:
-                return self.undefined(obj=obj, name=attribute)
+        public = _PUBLIC.get(type(obj))
+        if public is not None and attribute in public:
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 

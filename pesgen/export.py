@@ -30,7 +30,7 @@ from .formats import FileSpec, Format, find_format
 from .keys import cle1, cle2
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
-from .model import Bordereau, Document, Emitter, Title
+from .model import Bordereau, Document, Emitter, Title, evolve
 from .render import FileRenderer, renderers
 from .rules import RuleContext, check_title
 from .sources import read_invoices
@@ -156,15 +156,15 @@ class Exporter:
 
     def numbered(self, title: Title, index: int) -> Title:
         if title.debt_number is None:  # titres and vendor formats: no payment keys
-            return replace(title, number=index)
+            return evolve(title, number=index)
         pr = self.mapping.payment_reference
         exercise = self.mapping.collectivity.exercise
         key1 = None
         if pr.cle1 == "mod11":
             key1 = cle1(self.mapping.collectivity.cod_col, pr.nature_code, exercise,
                         title.period, title.debt_number, pr.cle1_zero_remainder)
-        return replace(title, number=index, cle1=key1,
-                       cle2=cle2(exercise, title.period, title.debt_number))
+        return evolve(title, number=index, cle1=key1,
+                      cle2=cle2(exercise, title.period, title.debt_number))
 
     def _encode(self, text: str, renderer: FileRenderer, what: str) -> bytes:
         if self.fmt.newline != "\n":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +150,20 @@ class Document:
     structure_date: date  # DteStr
     bordereau: Bordereau
     options: dict[str, object] = field(default_factory=dict)
+
+
+_set = object.__setattr__
+
+
+def evolve(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for the model's frozen, slotted classes, without running
+    ``__init__`` again (the hot path of numbering titles). Unknown names are refused."""
+    cls = type(obj)
+    slots = cls.__slots__
+    unknown = set(changes).difference(slots)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    new = object.__new__(cls)
+    for name in slots:
+        _set(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new

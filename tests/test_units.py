@@ -432,3 +432,22 @@ def test_yaml_line_of():
     assert line_of(data, ["top", "other"]) == 4
     assert line_of(data, ["list", 1]) == 7
     assert line_of(data, ["top", "missing"]) == 1  # the deepest key found
+
+
+def test_evolve_is_replace_without_init():
+    from dataclasses import replace
+
+    from pesgen.model import Address, Debtor, Line, Title, evolve
+
+    debtor = Debtor(category="01", legal_nature="01", name="MARTIN", first_name="JULIE",
+                    civility="MME", address=Address(street="1 RUE DES LILAS",
+                                                    postal_code="45200", city="MONTARGIS"))
+    line = Line(number=1, product_code="FMC1", nature="7062", amount=Decimal("85.00"),
+                activity="FM-C1")
+    title = Title(invoice_number="FA-1", debt_number="1", debtor=debtor, lines=(line,),
+                  total=Decimal("85.00"), origin="x.json:$.invoices[0]")
+    numbered = evolve(title, number=7, cle2="42")
+    assert numbered == replace(title, number=7, cle2="42")
+    assert numbered is not title and title.number == 0
+    with pytest.raises(TypeError, match="no field"):
+        evolve(title, numero=7)
