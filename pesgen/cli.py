@@ -114,6 +114,8 @@ def export(
                    f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
     for ref in result.references:
         typer.echo(f"  wrote {ref}  (payment references)")
+    for name in result.skipped:
+        typer.echo(f"  not written: {name} (empty; the format says when_empty: skip)")
     typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
     if result.left_out:
         typer.echo(f"left out: {len(result.left_out)}")
@@ -434,6 +436,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
                    f"{f['total']}  sha256 {f['sha256']}")
     typer.echo(f"  validation  {r['validation']}")
     pol = json.loads(r["policies"])
+    for name in pol.get("skipped_files", []):
+        typer.echo(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
         typer.echo(f"  left out    {lo['invoice']}: {lo['reason']} (policy {lo['policy']})")
     if pol.get("notes"):

@@ -69,6 +69,8 @@ class ExportResult:
     invoices: list[tuple[str, int, int, Decimal]] = field(default_factory=list)
     first_number: int = 0
     run_id: str | None = None
+    # files a format marks ``when_empty: skip`` that held nothing in this run
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -300,6 +302,7 @@ class Exporter:
         result = prepared.result
         result.first_number = first_number
         result.files.clear()
+        result.skipped.clear()
         result.references.clear()
         result.invoices.clear()
         temps: list[tuple[Path, Path]] = []
@@ -322,6 +325,9 @@ class Exporter:
                         raise UsageError(f"{final} already exists; pesgen never overwrites an "
                                          "export (choose another --out folder)")
                     doc = replace(doc0, file_name=name)
+                    if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
+                        result.skipped.append(name)
+                        continue
                     tmp, digest = self._write_temp(self._chunks(renderer, doc, spool))
                     temps.append((tmp, final))
                     stream = b.streams[index] if b.streams else None
@@ -365,6 +371,10 @@ class Exporter:
             Path(name).unlink(missing_ok=True)
             raise
         return Path(name), digest.hexdigest()
+
+    def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
+        spool.seek(0, os.SEEK_END)
+        return spool.tell() == 0 and not renderer.head(doc) and not renderer.tail(doc)
 
     def _chunks(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> Iterator[bytes]:
         yield self._encode(renderer.head(doc), renderer, "head")

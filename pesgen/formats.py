@@ -25,6 +25,7 @@ class FileSpec:
     name: str
     xsd: Path | None = None
     layout: Path | None = None
+    when_empty: str = "write"  # write | skip: a file that would hold no bytes
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def load_format(folder: Path) -> Format:
             xsd=_resolve_data_file(folder, spec["xsd"], where) if spec.get("xsd") else None,
             layout=(_resolve_data_file(folder, spec["layout"], where)
                     if spec.get("layout") else None),
+            when_empty=spec.get("when_empty", "write"),
         ))
         if files[-1].layout is not None:
             load_layout(files[-1].layout)  # a broken layout makes a broken bundle

@@ -101,7 +101,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                         "official_xsd": str(official_xsd) if official_xsd else None}),
                     "policies": pack_json({
                         "left_out": [vars_(lo) for lo in result.left_out],
-                        "notes": [vars_(n) for n in result.notes]}),
+                        "notes": [vars_(n) for n in result.notes],
+                        "skipped_files": list(result.skipped)}),
                     "out_dir": str(Path(out_dir).resolve()),
                 }
                 files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,

@@ -197,3 +197,48 @@ def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
     assert "is 70 characters, the layout allows 50 (rule layout.length)" in r.stderr
     assert "nothing was written" in r.stderr
     assert list(out.iterdir()) == []
+
+
+def _bundle_skipping_empty_tsol(tmp_path: Path) -> Path:
+    formats = tmp_path / "formats"
+    shutil.copytree(BUNDLE, formats / "bl-emagnus")
+    spec = formats / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = '    layout: wtamc001tsol.layout.yaml\n'
+    assert old in text
+    spec.write_text(text.replace(old, old + "    when_empty: skip\n"), encoding="utf-8")
+    return formats
+
+
+def test_a_side_file_marked_when_empty_skip_is_not_written_when_it_holds_nothing(tmp_path):
+    formats = _bundle_skipping_empty_tsol(tmp_path)
+    out = tmp_path / "out"
+    result = export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[formats])
+    assert [f.path.name for f in result.files] == ["WTAMC001.txt", "WTAMC001AS.txt"]
+    assert result.skipped == ["WTAMC001_TSOL.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["WTAMC001.txt", "WTAMC001AS.txt"]
+    # with a joint debtor the same bundle writes the file
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "address": {"street": "4 place du Marché", "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out2", RUN, formats_dirs=[formats])
+    assert result.skipped == []
+    assert "WTAMC001_TSOL.txt" in [f.path.name for f in result.files]
+
+
+def test_the_cli_names_a_skipped_empty_file(tmp_path):
+    formats = _bundle_skipping_empty_tsol(tmp_path)
+    res = CliRunner().invoke(app, ["export", "--mapping", str(EMAGNUS), "--input",
+                                   str(EXAMPLES / "school-export.json"), "--out",
+                                   str(tmp_path / "out"), "--date", "2026-11-23",
+                                   "--formats-dir", str(formats)])
+    assert res.exit_code == 0, res.output
+    assert "not written: WTAMC001_TSOL.txt (empty; the format says when_empty: skip)" in \
+        res.output
+    run_id = res.output.split(" run ", 1)[1].split()[0]
+    shown = CliRunner().invoke(app, ["runs", "show", run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "not written WTAMC001_TSOL.txt: empty (when_empty: skip)" in shown.output
