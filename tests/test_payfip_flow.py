@@ -340,3 +340,41 @@ def test_notification_return_and_sweep_racing_record_the_payment_once(flow, stor
     assert [r for r in results if isinstance(r, int)] == [200] * 4
     assert len([e for e in _events(store) if e[0] == "paid"]) == 1
     assert _payment(store)["status"] == "paid" and _count(store, payments) == 1
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_flood_of_forged_idops_is_limited_but_known_ones_always_pass(flow, store, caplog):
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=3, window=60, clock=clock)
+    link = flow.link()
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT), limiter)) as server:
+        url = f"{server.url}/payfip/notification"
+
+        def post(id_op: str) -> int:
+            return httpx.post(url, data={"idop": id_op}, timeout=TIMEOUT).status_code
+
+        forged = [str(uuid.uuid4()) for _ in range(6)]
+        assert [post(x) for x in forged[:3]] == [404, 404, 404]
+        with caplog.at_level("WARNING", logger="pesgen.payfip"):
+            assert [post(x) for x in forged[3:5]] == [429, 429]
+        assert sum("unknown idOps from" in r.getMessage() for r in caplog.records) == 1
+        # recorded: the first three only
+        assert sorted(a["id_op"] for a in ledger.list_anomalies(store)) == sorted(forged[:3])
+        # a known operation from the same address is still processed
+        assert post(link.id_op) == 200
+        assert ledger.get_operation(store, link.id_op)["notifications"] == 1
+        # once the window has passed, unknown idOps are recorded again
+        clock.now += 61
+        assert post(forged[5]) == 404
+        assert len(ledger.list_anomalies(store)) == 4

@@ -7,12 +7,22 @@ endpoint the operation was created on, checks it against the operation pesgen is
 and records it once. ``/payfip/retour`` (urlredirect) does the same, then shows the
 family the outcome. An idOp pesgen never issued is rejected (404) and recorded as an
 anomaly. Logs carry idOps and outcomes, never amounts, names or addresses.
+
+Forged notifications cannot make pesgen pay anything, but each unknown idOp costs a
+store write. A client address that sends more than ``UNKNOWN_LIMIT`` unknown idOps in
+``UNKNOWN_WINDOW`` seconds gets 429 for the next unknown ones, which are no longer
+recorded (one warning per window says how many were dropped). Known idOps are always
+processed, whoever sends them: a genuine notification is never refused by the limit.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -28,6 +38,8 @@ from .models import IDOP_RE
 log = logging.getLogger("pesgen.payfip")
 
 MAX_BODY = 4096
+UNKNOWN_LIMIT = 30  # unknown idOps recorded per client address and window
+UNKNOWN_WINDOW = 60.0  # seconds
 STATUS_TEXT = {
     "paid": "Votre paiement a été enregistré. Merci.",
     "refused": "Le paiement a été refusé. Vous pouvez réessayer avec un nouveau lien.",
@@ -51,12 +63,67 @@ async def _idop(request: Request) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def create_app(store: Store, factory: service.ClientFactory) -> Starlette:
+class UnknownLimiter:
+    """Counts the unknown idOps each client address sent in a sliding window."""
+
+    def __init__(self, limit: int = UNKNOWN_LIMIT, window: float = UNKNOWN_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._seen: dict[str, deque[float]] = {}
+        self._dropped_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, host: str, now: float) -> deque[float]:
+        times = self._seen.setdefault(host, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def allows(self, host: str) -> bool:
+        """May one more unknown idOp from ``host`` be recorded now?"""
+        with self._lock:
+            now = self.clock()
+            if len(self._seen) > 10_000:  # addresses seen once, long ago
+                for key in [k for k, v in self._seen.items() if not self._recent(k, now)]:
+                    del self._seen[key]
+            return len(self._recent(host, now)) < self.limit
+
+    def unknown(self, host: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._recent(host, now).append(now)
+
+    def dropped(self, host: str) -> bool:
+        """Note one idOp not recorded; True for the first since ``host`` went over."""
+        with self._lock:
+            now = self.clock()
+            since = self._dropped_since.get(host)
+            first = since is None or now - since > self.window
+            if first:
+                self._dropped_since[host] = now
+            return first
+
+
+def create_app(store: Store, factory: service.ClientFactory,
+               limiter: UnknownLimiter | None = None) -> Starlette:
+    limiter = limiter or UnknownLimiter()
+
     async def process(request: Request, source: str) -> tuple[int, str, str | None]:
         id_op = await _idop(request)
         if not id_op or not IDOP_RE.match(id_op):
             return 400, "missing or malformed idop", None
-        outcome = await run_in_threadpool(service.handle, store, id_op, source, factory)
+        host = request.client.host if request.client else "?"
+        record = limiter.allows(host)
+        outcome = await run_in_threadpool(service.handle, store, id_op, source, factory,
+                                          record)
+        if outcome.action == "unknown-idop":
+            if not record:
+                if limiter.dropped(host):
+                    log.warning("payfip %s: more than %d unknown idOps from %s within %gs: "
+                                "answering 429, not recording them", source, limiter.limit,
+                                host, limiter.window)
+                return 429, "too many unknown operations", None
+            limiter.unknown(host)
         log.info("payfip %s: %s -> %s", source, id_op, outcome.action)
         if outcome.action == "unknown-idop":
             return 404, "unknown operation", None
@@ -72,7 +139,7 @@ def create_app(store: Store, factory: service.ClientFactory) -> Starlette:
 
     async def retour(request: Request) -> Response:
         code, text, status = await process(request, "return")
-        if code == 404 or code == 400:
+        if code in (400, 404, 429):
             return _page("Paiement", "Opération inconnue.", code)
         message = STATUS_TEXT.get(status or "", "Le paiement n'a pas été enregistré ; la "
                                   "régie vérifiera l'opération.")

@@ -173,11 +173,15 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie)
 
 
-def handle(store: Store, id_op: str, source: str, factory: ClientFactory) -> ledger.Outcome:
+def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
+           record_unknown: bool = True) -> ledger.Outcome:
     """One idOp from a notification, the family's return or the sweep: pull the trusted
-    result and apply it once."""
+    result and apply it once. With ``record_unknown`` false, an idOp pesgen never issued
+    is answered without recording an anomaly (the receiver's flood limit)."""
     op = ledger.get_operation(store, id_op)
     if op is None:
+        if not record_unknown:
+            return ledger.Outcome(id_op, "unknown-idop", message="not recorded (rate limit)")
         return ledger.record_unknown(store, id_op, source)
     if op["status"] in ledger.FINAL:
         if source == "notification":
