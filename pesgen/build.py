@@ -671,30 +671,12 @@ class Builder:
                             mapping=self.mapping.where("codes"))
         iban = need("iban")
         if iban is not None:
-            raw_iban = str(iban)
-            iban = self._valid_accounts.get(("iban", raw_iban))
-            if iban is None:
-                iban = std_iban.compact(raw_iban)
-                try:
-                    std_iban.validate(iban)
-                    _remember(self._valid_accounts, ("iban", raw_iban), iban)
-                except StdnumError as exc:
-                    ctx.problem("sepa.iban", f"IBAN is invalid ({exc})", mapping=p["iban"].where)
-                    iban = None
+            iban = self._bank_code(ctx, std_iban, str(iban), p["iban"],
+                                   lambda code, exc: ("sepa.iban", f"IBAN is invalid ({exc})"))
         bic = ev(p.get("bic"))
-        if not _blank(bic):
-            raw_bic = str(bic)
-            bic = self._valid_accounts.get(("bic", raw_bic))
-            if bic is None:
-                bic = std_bic.compact(raw_bic)
-                try:
-                    std_bic.validate(bic)
-                    _remember(self._valid_accounts, ("bic", raw_bic), bic)
-                except StdnumError as exc:
-                    ctx.problem("sepa.bic", f"BIC '{bic}' is invalid ({exc})",
-                                mapping=p["bic"].where)
-        else:
-            bic = None
+        bic = None if _blank(bic) else self._bank_code(
+            ctx, std_bic, str(bic), p["bic"],
+            lambda code, exc: ("sepa.bic", f"BIC '{code}' is invalid ({exc})"))
         holder_raw = ev(p.get("holder"))
         if _blank(holder_raw) and debtor is not None:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
@@ -705,6 +687,25 @@ class Builder:
         return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
                        label=label)
+
+
+    def _bank_code(self, ctx: _Ctx, module: Any, raw: str, binding: Binding,
+                   problem: Callable[[str, Exception], tuple[str, str]]) -> str | None:
+        """An IBAN or BIC compacted and checked by python-stdnum (valid ones memoised);
+        None with a problem when invalid."""
+        key = (module.__name__, raw)
+        code = self._valid_accounts.get(key)
+        if code is not None:
+            return code
+        code = module.compact(raw)
+        try:
+            module.validate(code)
+        except StdnumError as exc:
+            rule, message = problem(code, exc)
+            ctx.problem(rule, message, mapping=binding.where)
+            return None
+        _remember(self._valid_accounts, key, code)
+        return code
 
 
 def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
