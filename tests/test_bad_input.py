@@ -137,6 +137,19 @@ def test_invalid_iban_checksum(tmp_path):
     assert f"[mapping {p.mapping}]" in text
 
 
+def test_invalid_bic(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    mandate = data["invoices"][i]["payment"]["mandate"]
+    mandate["bic"] = "AGRIFRPP8"  # 9 characters: neither 8 nor 11
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "sepa.bic")
+    assert p.record == f"{inp}:$.invoices[{i}]" and p.invoice == "FA-2026-00101"
+    assert p.mapping == _where(JSON_MAPPING, "bic: payment.mandate.bic", "bindings.payment.bic")
+    assert p.message.startswith("BIC 'AGRIFRPP8' is invalid (")
+
+
 def test_duplicate_invoice_number_json_names_both_places(tmp_path):
     data = _example()
     first = _index(data, "FA-2026-00101")
