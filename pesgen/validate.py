@@ -2,12 +2,15 @@
 and the bordereau-level rules a file must satisfy (counts, sums, triplets).
 
 Validation streams (``iterparse``): memory stays flat whatever the file size. When
-the stream finds a schema error, the file is re-validated as a whole to list every
-violation with its line and XPath.
+the stream finds a schema error, the file is validated again to list every violation
+with its line and XPath: as one tree when it is small, piece by piece when it is large
+(``schema_errors_by_piece``: the same list, flat memory).
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -173,8 +176,16 @@ def _close_bordereau(bord: _BordereauCheck, name: str, line: int | None,
                                 f"{bord.issue_date}", record=where))
 
 
+# Up to this size an invalid file is re-read as one tree to list its violations; above
+# it, piece by piece (a 230 MiB file makes a 4 GiB tree).
+TREE_LISTING_MAX_BYTES = 16 * 2**20
+_PIECE_STEP = re.compile(r"/Piece(\[\d+\])?(?=/|$)")
+
+
 def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
     """Whole-file validation listing every violation (used once a stream failed)."""
+    if path.stat().st_size > TREE_LISTING_MAX_BYTES:
+        return schema_errors_by_piece(path, schema, label)
     name = path.name
     try:
         doc = etree.parse(str(path), _parser())
@@ -183,6 +194,129 @@ def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Prob
     schema.validate(doc)
     return [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
             for e in schema.error_log]
+
+
+def _up_to(el: etree._Element) -> etree._ElementTree:
+    """A document made of ``el``'s ancestors (shallow), what precedes it at each level
+    and ``el`` itself (deep copies): the live tree cannot be validated as it is, since
+    the parser reads ahead and it may already hold the start of what follows. Each copy
+    sits at the same child index as its original (see ``_live_line``)."""
+    chain = [*reversed(list(el.iterancestors())), el]
+    root = copy.deepcopy(el) if len(chain) == 1 else \
+        etree.Element(chain[0].tag, dict(chain[0].attrib), nsmap=chain[0].nsmap)
+    here = root
+    for node, child in zip(chain, chain[1:], strict=False):
+        for before in node:
+            if before is child:
+                break
+            here.append(copy.deepcopy(before))
+        if child is el:
+            here.append(copy.deepcopy(el))
+        else:
+            here = etree.SubElement(here, child.tag, dict(child.attrib))
+    return etree.ElementTree(root)
+
+
+def _live_node(tree: etree._ElementTree, live_root: etree._Element,
+               xpath: str) -> etree._Element | None:
+    """The live node an error in ``tree`` (a copy made by ``_up_to``) names: same child
+    indices from the root. Copies lose lines past 65 535; the live nodes keep them."""
+    try:
+        found = tree.xpath(xpath, namespaces={k: v for k, v in
+                                              tree.getroot().nsmap.items() if k})
+    except etree.XPathError:
+        return None
+    if not found or not isinstance(found[0], etree._Element):
+        return None
+    steps = []
+    node = found[0]
+    while (parent := node.getparent()) is not None:
+        steps.append(parent.index(node))
+        node = parent
+    live = live_root
+    for step in reversed(steps):
+        if step >= len(live):
+            return None
+        live = live[step]
+    return live
+
+
+def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
+    """The same list as validating the whole tree, in flat memory.
+
+    The PES schemas have no identity constraints and a bordereau's header does not
+    depend on its pieces (see streamcheck.py), so the document is read as a stream and,
+    at the end of each piece, a copy of the envelope, the bordereau's header and that
+    piece is validated (earlier pieces are dropped from the live tree); at the end, the
+    live tree once more, for what follows the last piece. A violation seen again (the
+    header's, at every piece) is listed once. Lines come from the live nodes; XPaths are
+    made at the end, when every sibling of a node is known (as in the whole tree)."""
+    name = path.name
+    seen: set[tuple[int, str]] = set()
+    # (line, message, live node) for nodes that stay in the tree; (line, message,
+    # bordereau, piece index, path inside the piece) for nodes of dropped pieces
+    found: list[tuple[Any, ...]] = []
+    counts: dict[etree._Element, int] = {}
+
+    def collect(tree: etree._ElementTree, live_root: etree._Element,
+                piece: etree._Element | None = None, index: int = 0) -> None:
+        if schema.validate(tree):
+            return
+        for e in schema.error_log:
+            live = _live_node(tree, live_root, e.path)
+            line = (live.sourceline if live is not None else None) or e.line
+            if (line, e.message) in seen:
+                continue
+            seen.add((line, e.message))
+            inside = piece is not None and live is not None and (
+                live is piece or any(a is piece for a in live.iterancestors("Piece")))
+            if inside:
+                assert piece is not None
+                rest = _PIECE_STEP.split(e.path, maxsplit=1)[-1]
+                found.append((line, e.message, piece.getparent(), index, rest))
+            else:
+                found.append((line, e.message, live, e.path))
+
+    tree = None
+    index = 0
+    try:
+        for _event, el in etree.iterparse(str(path), events=("end",), tag=("Piece", "Bordereau"),
+                                          resolve_entities=False, no_network=True,
+                                          load_dtd=False, huge_tree=True):
+            tree = el.getroottree()
+            if el.tag == "Bordereau":
+                counts[el] = index
+                index = 0
+                continue
+            index += 1
+            parent = el.getparent()
+            if parent is not None:
+                for previous in list(parent.iterchildren("Piece")):
+                    if previous is el:
+                        break  # later ones may already be read ahead: their turn comes
+                    parent.remove(previous)
+            collect(_up_to(el), tree.getroot(), el, index)
+    except etree.XMLSyntaxError as exc:
+        return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
+    if tree is None:  # no piece and no bordereau: a small document, read whole
+        try:
+            tree = etree.parse(str(path), _parser())
+        except etree.XMLSyntaxError as exc:
+            return [Problem(f"xml.{label}", f"not well-formed: {exc}",
+                            record=f"{name}:{exc.lineno}")]
+    collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
+    problems = []
+    for item in sorted(found, key=lambda x: x[0]):
+        if len(item) == 5:
+            line, message, bordereau, k, rest = item
+            step = "/Piece" if counts.get(bordereau) == 1 else f"/Piece[{k}]"
+            xpath = tree.getpath(bordereau) + step + rest
+        else:
+            line, message, live, xpath = item
+            if live is not None and live.getroottree().getroot() is tree.getroot():
+                xpath = tree.getpath(live)
+        problems.append(Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}"))
+    return problems
 
 
 @dataclass

@@ -1,0 +1,118 @@
+"""Listing every XSD violation of a large invalid file piece by piece (flat memory)
+gives what validating it as one tree gives: same lines, messages and XPaths."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pesgen.export import export
+from pesgen.resources import schema_path
+from pesgen.validate import _parser, load_xsd, schema_errors_by_piece
+
+from .conftest import MAPPINGS, ROOT
+
+SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
+
+
+@pytest.fixture(scope="module")
+def big_valid(tmp_path_factory) -> bytes:
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench_export.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    work = tmp_path_factory.mktemp("big")
+    bench.generate(work / "in.json", 2500, 3)  # ~5.7 MiB: many parser chunks
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", work / "in.json", work / "out",
+                    date(2026, 11, 23))
+    [f] = result.files
+    return f.path.read_bytes()
+
+
+def _tree_listing(path: Path) -> list[tuple[int, str, str]]:
+    doc = etree.parse(str(path), _parser())
+    assert not SCHEMA.validate(doc)
+    return sorted((e.line, e.message, e.path) for e in SCHEMA.error_log)
+
+
+def _piece_listing(path: Path) -> list[tuple[int, str, str]]:
+    out = []
+    for p in schema_errors_by_piece(path, SCHEMA, "pesgen"):
+        where, xpath = p.record.split(" ", 1)
+        out.append((int(where.rsplit(":", 1)[1]), p.message, xpath))
+    return sorted(out)
+
+
+def _nth(data: bytes, needle: bytes, n: int) -> int:
+    pos = -1
+    for _ in range(n):
+        pos = data.index(needle, pos + 1)
+    return pos
+
+
+MUTATIONS = {
+    # a bad value deep in a piece, far into the file
+    "bad-value": lambda d, n: d[:_nth(d, b'<IdPce V="', n) + 10] + b"x" +
+    d[_nth(d, b'<IdPce V="', n) + 10:],
+    # a required element removed from a line
+    "missing": lambda d, n: d[:_nth(d, b"<CodProdLoc ", n)] +
+    d[d.index(b"/>", _nth(d, b"<CodProdLoc ", n)) + 2:],
+    # an unknown element between two pieces
+    "between": lambda d, n: d[:_nth(d, b"<Piece>", n)] + b"<Junk/>\n" + d[_nth(d, b"<Piece>", n):],
+    # the header broken: seen with every piece, listed once
+    "header": lambda d, n: d.replace(b'<TypBord V="06"/>', b'<TypBord V="6x"/>', 1),
+    # something after the last piece
+    "trailing": lambda d, n: d.replace(b"</Bordereau>", b"<Junk/>\n</Bordereau>", 1),
+}
+
+
+@pytest.mark.parametrize("kinds", [["bad-value"], ["missing"], ["between"], ["header"],
+                                   ["trailing"], list(MUTATIONS)])
+def test_piece_by_piece_listing_equals_the_tree_listing(big_valid, tmp_path, kinds):
+    rnd = random.Random(",".join(kinds))
+    data = big_valid
+    for kind in kinds:
+        for _ in range(3 if kind in ("bad-value", "missing", "between") else 1):
+            data = MUTATIONS[kind](data, rnd.randrange(1, 2400))
+    path = tmp_path / "bad.xml"
+    path.write_bytes(data)
+    expected = _tree_listing(path)
+    assert expected  # the mutation made it invalid
+    assert _piece_listing(path) == expected
+    if kinds in (["bad-value"], ["missing"]):  # errors deep in the file were listed
+        assert any(re.search(r"/Piece\[\d{2,}\]/", x) for _l, _m, x in expected)
+
+
+def test_not_well_formed_names_the_line(tmp_path, big_valid):
+    path = tmp_path / "broken.xml"
+    cut = _nth(big_valid, b"<Piece>", 1200)
+    path.write_bytes(big_valid[:cut] + b"<Piece><<" + big_valid[cut:])
+    [p] = schema_errors_by_piece(path, SCHEMA, "pesgen")
+    assert p.rule == "xml.pesgen" and "not well-formed" in p.message
+    line = big_valid[:cut].count(b"\n") + 1
+    assert p.record == f"broken.xml:{line}"
+
+
+def test_one_piece_bordereau_and_two_bordereaux(tmp_path):
+    golden = (ROOT / "tests" / "golden" / "example-json" / "expected" /
+              "PESORMC_21450999400015_2026_0000001.xml").read_bytes()
+    head, rest = golden.split(b"<Piece>", 1)
+    first_piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
+    tail = b"</Bordereau>" + golden.split(b"</Bordereau>", 1)[1]
+    bordereau = head[head.index(b"<Bordereau>"):]
+    one = head + first_piece.replace(b'<NatPce V="01"/>', b'<NatPce V="1"/>') + tail
+    path = tmp_path / "one.xml"
+    path.write_bytes(one)
+    assert _piece_listing(path) == _tree_listing(path)
+    assert "/Bordereau/Piece/BlocPiece/NatPce" in _tree_listing(path)[0][2]
+    # two bordereaux in one PES_RecetteAller: Bordereau[1], Bordereau[2]
+    two = (head + first_piece + first_piece + b"</Bordereau>\n" + bordereau +
+           first_piece.replace(b'<NatPce V="01"/>', b'<NatPce V="1"/>') + tail)
+    path.write_bytes(two)
+    assert _piece_listing(path) == _tree_listing(path)
+    assert "/Bordereau[2]/Piece/BlocPiece/NatPce" in _tree_listing(path)[0][2]
