@@ -42,7 +42,15 @@ class RuleContext:
 
     @cached_property
     def limits(self) -> dict[str, FieldLimit]:
-        return {key: self.fmt.limit(key) for key in _LIMITED}
+        """The format's limit per canonical text field, looked up once per field."""
+        fmt = self.fmt
+
+        class Limits(dict[str, FieldLimit]):
+            def __missing__(self, key: str) -> FieldLimit:
+                self[key] = value = fmt.limit(key)
+                return value
+
+        return Limits()
 
 
 @dataclass(frozen=True)
@@ -203,13 +211,6 @@ def _valid(module: Any, value: str) -> bool:
             _VALID.clear()
         known = _VALID[key] = bool(module.is_valid(value))
     return known
-
-
-_LIMITED = (
-    "title.object", "debtor.name", "debtor.first_name", "debtor.complement_name",
-    "debtor.civility", "debtor.ref", "address.street", "address.complement",
-    "address.locality", "address.city", "line.label", "mandate.rum", "mandate.label",
-    "account.holder")
 
 
 def check_title(title: Title, ctx: RuleContext) -> list[Problem]:
