@@ -1,6 +1,6 @@
 """Benchmark: export N invoices in the example's shape and compare with lxml alone.
 
-    python benchmarks/bench_export.py --invoices 100000 [--lines 3] [--keep]
+    python benchmarks/bench_export.py --invoices 100000 [--lines 3] [--stages] [--keep]
 
 1. Generates ``N`` invoices (JSON, the example's nested shape; ``--lines`` lines each,
    a third of them paid by SEPA direct debit) with the example mapping.
@@ -106,6 +106,58 @@ print("titles", r.titles, "files", len(r.files), "seconds", time.perf_counter() 
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
+# The same export with wall-clock timers around each stage (for docs/performance.md's
+# "where the time goes"); the timers themselves add about a second at 100 000 invoices.
+STAGES = """
+import json, resource, sys, time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+import pesgen.build, pesgen.export as E, pesgen.streamcheck
+acc = defaultdict(float)
+def timed(owner, name, label):
+    fn = getattr(owner, name)
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[label] += time.perf_counter() - t
+    setattr(owner, name, wrapper)
+timed(pesgen.build.Builder, "build", "map (bindings, code tables, policies)")
+timed(E, "check_title", "business rules")
+timed(E.Exporter, "numbered", "number (IdPce, Cle1, Cle2)")
+timed(pesgen.streamcheck.StreamValidator, "feed", "feed the validator")
+timed(E.Exporter, "finish", "assemble, validate the header, write, fsync")
+read = E.read_invoices
+def read_timed(*a, **k):
+    it = read(*a, **k)
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            acc["read the input"] += time.perf_counter() - t
+            return
+        acc["read the input"] += time.perf_counter() - t
+        yield item
+E.read_invoices = read_timed
+open_exporter = E.open_exporter
+def open_timed(*a, **k):
+    ex = open_exporter(*a, **k)
+    for r in ex.renderers:
+        timed(r, "piece", "render the pieces")
+    return ex
+E.open_exporter = open_timed
+t = time.perf_counter()
+r = E.export(Path({mapping!r}), Path({input!r}), Path({out!r}), date(2026, 11, 23))
+total = time.perf_counter() - t
+acc["the loop and the rest"] = total - sum(acc.values())
+print(json.dumps({{"total_s": round(total, 2),
+                  "stages_s": {{k: round(v, 2) for k, v in acc.items()}}}}))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
 LXML = """
 import resource, time
 from pathlib import Path
@@ -136,6 +188,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--skip-parse", action="store_true",
                         help="skip the parse+validate baseline (the slowest, most memory)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time each stage of the export (a second, instrumented run)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pesgen-bench-", dir=os.environ.get("TMPDIR")))
     try:
@@ -168,6 +222,12 @@ def main() -> None:
             "peak_rss_children_mib": round(
                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         }
+        if args.stages:
+            staged = work / "out-stages"
+            staged.mkdir()
+            _s, _mb, text = _child(STAGES.format(mapping=str(MAPPING), input=str(source),
+                                                 out=str(staged)))
+            figures["stages"] = json.loads(text.strip().splitlines()[-2])
         print(json.dumps(figures))
     finally:
         if args.keep:
