@@ -22,6 +22,7 @@ one JSON object on stdout.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,11 +35,10 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
-# Pieces are ~2 KiB each. Writes are buffered by 64 KiB, and the pipe is enlarged
-# (Linux) so that a write never waits for the validator unless it falls a megabyte
-# behind: a write larger than the free pipe space would block until the validator
-# has *processed* most of it, serialising the two processes.
-_PIPE_BUFFER = 1 << 16
+# Pieces are ~2 KiB each. The pipe to the validator is enlarged (Linux) and written in
+# chunks of a sixteenth of its size, so that a write never waits for the validator
+# unless it falls far behind: a write larger than the free pipe space blocks until the
+# validator has *processed* most of it, which would serialise the two processes.
 _PIPE_SIZE = 1 << 20
 
 
@@ -54,12 +54,18 @@ class StreamValidator:
 
     def __init__(self, xsd: Path, name: str) -> None:
         self.broken = False
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pesgen.streamcheck", str(xsd), name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            bufsize=_PIPE_BUFFER)
-        self._stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
-        _enlarge_pipe(self._stdin)
+        read_end, write_end = os.pipe()
+        size = _enlarge_pipe(write_end)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pesgen.streamcheck", str(xsd), name],
+                stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._stdin: IO[bytes] = open(write_end, "wb", buffering=max(size // 16, 4096))  # noqa: SIM115
 
     def feed(self, data: bytes) -> None:
         if self.broken:
@@ -73,8 +79,8 @@ class StreamValidator:
 
     def finish(self, timeout: float = 600) -> StreamReport | None:
         """None when the stream could not vouch for the body (then validate fully)."""
+        self._close_stdin()
         try:
-            # communicate() flushes and closes stdin itself (a broken pipe included)
             out, _ = self.proc.communicate(timeout=timeout)
         except (OSError, subprocess.SubprocessError, ValueError):
             self.abort()
@@ -87,20 +93,32 @@ class StreamValidator:
         except (ValueError, KeyError, TypeError):
             return None
 
+    def _close_stdin(self) -> None:
+        try:
+            self._stdin.close()  # flushes what is buffered: the end of the document
+        except (BrokenPipeError, OSError):
+            self.broken = True
+
     def abort(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close_stdin()
 
 
-def _enlarge_pipe(stream: IO[bytes]) -> None:
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
-    if set_size is None:
-        return
+def _enlarge_pipe(fd: int) -> int:
+    """Enlarge the pipe where the system allows it; return its size in bytes."""
+    default = 1 << 16
+    if fcntl is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return default
     try:
-        fcntl.fcntl(stream.fileno(), set_size, _PIPE_SIZE)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     except OSError:
-        pass  # above /proc/sys/fs/pipe-max-size: the default size only costs speed
+        pass  # above /proc/sys/fs/pipe-max-size: the size it has
+    try:
+        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    except OSError:
+        return default
 
 
 def main(argv: list[str]) -> int:
