@@ -81,3 +81,27 @@ def test_streamed_refusals_match_whole_file_refusals(tmp_path, old, new, rule):
         outcomes.append(sorted(str(p) for p in exc.value.problems))
     assert outcomes[0] == outcomes[1]
     assert any(f"(rule {rule})" in p for p in outcomes[1])
+
+
+def test_a_validator_that_stops_reading_does_not_stop_the_export():
+    """The validator stops at the first schema error; the renderer keeps feeding (here
+    8 MiB, far more than any pipe holds): no exception, no hang, and a report that
+    cannot vouch for the body, so the exporter validates the whole file itself."""
+    from pesgen.resources import schema_path
+    from pesgen.streamcheck import StreamValidator
+
+    golden = (ROOT / "tests" / "golden" / "example-json" / "expected" /
+              "PESORMC_21450999400015_2026_0000001.xml").read_bytes()
+    head, rest = golden.split(b"<Piece>", 1)
+    piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
+    stream = StreamValidator(schema_path("pes-ormc/pes-ormc.xsd"), "x.xml")
+    try:
+        stream.feed(head + piece.replace(b'<TypPce V="15"/>', b'<TypPce V="99"/>'))
+        for _ in range(8 * 2**20 // len(piece)):
+            stream.feed(piece)
+        stream.feed(b"</Bordereau></PES_RecetteAller></n:PES_Aller>\n")
+        report = stream.finish(timeout=60)
+    finally:
+        stream.abort()
+    assert stream.broken  # it did stop reading, and feeding went on regardless
+    assert report is None or not report.ok
