@@ -83,10 +83,10 @@ def test_streamed_refusals_match_whole_file_refusals(tmp_path, old, new, rule):
     assert any(f"(rule {rule})" in p for p in outcomes[1])
 
 
-def test_a_validator_that_stops_reading_does_not_stop_the_export():
-    """The validator stops at the first schema error; the renderer keeps feeding (here
-    8 MiB, far more than any pipe holds): no exception, no hang, and a report that
-    cannot vouch for the body, so the exporter validates the whole file itself."""
+def test_a_validator_that_dies_does_not_stop_the_export():
+    """An invalid body is reported as not ok; a validator that dies mid-stream (killed
+    here) makes the renderer's next writes fail, which must neither raise nor hang, and
+    its report is None, so the exporter validates the whole file itself."""
     from pesgen.resources import schema_path
     from pesgen.streamcheck import StreamValidator
 
@@ -94,14 +94,26 @@ def test_a_validator_that_stops_reading_does_not_stop_the_export():
               "PESORMC_21450999400015_2026_0000001.xml").read_bytes()
     head, rest = golden.split(b"<Piece>", 1)
     piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
-    stream = StreamValidator(schema_path("pes-ormc/pes-ormc.xsd"), "x.xml")
+    tail = b"</Bordereau></PES_RecetteAller></n:PES_Aller>\n"
+    xsd = schema_path("pes-ormc/pes-ormc.xsd")
+
+    invalid = StreamValidator(xsd, "x.xml")
     try:
-        stream.feed(head + piece.replace(b'<TypPce V="15"/>', b'<TypPce V="99"/>'))
-        for _ in range(8 * 2**20 // len(piece)):
-            stream.feed(piece)
-        stream.feed(b"</Bordereau></PES_RecetteAller></n:PES_Aller>\n")
-        report = stream.finish(timeout=60)
+        invalid.feed(head + piece.replace(b'<TypPce V="15"/>', b'<TypPce V="99"/>') +
+                     piece * 50 + tail)
+        report = invalid.finish(timeout=60)
     finally:
-        stream.abort()
-    assert stream.broken  # it did stop reading, and feeding went on regardless
-    assert report is None or not report.ok
+        invalid.abort()
+    assert report is not None and not report.ok and report.pieces == 51
+
+    dying = StreamValidator(xsd, "x.xml")
+    try:
+        dying.feed(head + piece)
+        dying.proc.kill()
+        dying.proc.wait()
+        for _ in range(8 * 2**20 // len(piece)):  # far more than any pipe holds
+            dying.feed(piece)
+        assert dying.broken
+        assert dying.finish(timeout=60) is None
+    finally:
+        dying.abort()
