@@ -73,8 +73,8 @@ class StreamValidator:
         try:
             self._stdin.write(data)
         except (BrokenPipeError, OSError):
-            # the child stopped reading (a schema error, or it died): the whole file
-            # will be validated in-process instead
+            # the child is gone (it reads to the end even past a schema error): the
+            # whole file will be validated in-process instead
             self.broken = True
 
     def finish(self, timeout: float = 600) -> StreamReport | None:
