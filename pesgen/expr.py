@@ -33,7 +33,6 @@ from jinja2 import nodes
 from jinja2.environment import Environment
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
-from jinja2.utils import _PassArg
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -173,7 +172,9 @@ class _Compiler:
         if n.kwargs or n.dyn_args is not None or n.dyn_kwargs is not None or n.node is None:
             raise _Unsupported("filter arguments")
         func = self.env.filters.get(n.name)
-        if func is None or _PassArg.from_obj(func) is not None:
+        # pass_context / pass_environment / pass_eval_context mark a filter with this
+        # attribute (Jinja >= 3.0); such filters take an argument we do not build
+        if func is None or getattr(func, "jinja_pass_arg", None) is not None:
             raise _Unsupported(f"filter {n.name}")
         inner = self.node(n.node)
         args = [self.node(a) for a in n.args]
