@@ -215,8 +215,7 @@ class Exporter:
                 continue  # keep checking the rest, render nothing more
             if current is None or current.count >= max_pieces:
                 current = _Spooled([prepared.stack.enter_context(
-                    tempfile.TemporaryFile(dir=self.out_dir, buffering=1 << 18))
-                    for _ in self.renderers])
+                    tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
                 prepared.bordereaux.append(current)
             title = self.numbered(built.title, current.count + 1)
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
