@@ -101,17 +101,7 @@ class _Compiler:
         inner = self.node(n.node)
         attr = n.attr
         getattr_ = self.env.getattr
-
-        # a key present in a plain dict is what the record sandbox returns first;
-        # everything else goes through the environment (sandbox checks, undefined)
-        def getattr_fn(scope: Scope) -> Any:
-            obj = inner(scope)
-            if type(obj) is dict and attr in obj:
-                return obj[attr]
-            return getattr_(obj, attr)
-
-        return getattr_fn if _fast_dict_getattr(self.env) else \
-            (lambda scope: getattr_(inner(scope), attr))
+        return lambda scope: getattr_(inner(scope), attr)
 
     def _Getitem(self, n: nodes.Getitem) -> Fn:
         if isinstance(n.arg, nodes.Slice):
@@ -182,10 +172,3 @@ class _Compiler:
             return lambda scope: func(inner(scope))
         return lambda scope: func(inner(scope), *[a(scope) for a in args])
 
-
-def _fast_dict_getattr(env: Environment) -> bool:
-    """The record sandbox returns a present key of a plain dict directly (pesgen's
-    ``_RecordSandbox``); other environments keep their own getattr for every object."""
-    from ._jinja import _RecordSandbox
-
-    return isinstance(env, _RecordSandbox)
