@@ -5,6 +5,7 @@ and its XSD or layout. Adding a format is adding such a folder, never code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,12 @@ class Format:
     source: str = ""
 
     def limit(self, key: str) -> FieldLimit:
-        return self.fields.get(key) or FieldLimit(None, self.charset)
+        return self.fields.get(key) or self._unlimited
+
+    @cached_property
+    def _unlimited(self) -> FieldLimit:
+        """A field the format does not list: no length limit, the format's charset."""
+        return FieldLimit(None, self.charset)
 
 
 def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:

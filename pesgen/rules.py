@@ -20,7 +20,7 @@ from stdnum import iban as std_iban
 from stdnum.fr import siret as std_siret
 
 from .errors import Problem
-from .formats import FieldLimit, Format
+from .formats import Format
 from .mapping import CAT_NAT_GRID
 from .model import Title
 from .text import sepa_bad_chars
@@ -39,18 +39,6 @@ class RuleContext:
     def active(self) -> tuple[Rule, ...]:
         """The rules of this format's rule sets, in registry order."""
         return tuple(r for r in RULES if any(s in self.fmt.rules for s in r.sets))
-
-    @cached_property
-    def limits(self) -> dict[str, FieldLimit]:
-        """The format's limit per canonical text field, looked up once per field."""
-        fmt = self.fmt
-
-        class Limits(dict[str, FieldLimit]):
-            def __missing__(self, key: str) -> FieldLimit:
-                self[key] = value = fmt.limit(key)
-                return value
-
-        return Limits()
 
 
 @dataclass(frozen=True)
@@ -110,11 +98,10 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     if t.mandate:
         values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
                    ("account.holder", t.mandate.account.holder)]
-    limits = ctx.limits
     for key, value in values:
         if value is None:
             continue
-        limit = limits[key]
+        limit = ctx.fmt.limit(key)
         if limit.max is not None and len(value) > limit.max:
             yield f"{key} is {len(value)} characters, the limit is {limit.max}"
         if limit.charset == "sepa" and sepa_bad_chars(value):
