@@ -23,6 +23,7 @@ from stdnum.fr import siret as std_siret
 from .errors import MappingError, Problem
 from .formats import Format
 from .mapping import Binding, Mapping
+from .memo import bank_code, remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
 from .parse import parse_amount, parse_bool, parse_date
 from .sources import SourceInvoice
@@ -112,7 +113,6 @@ class Builder:
         self._normalized: dict[tuple[str, str], Normalized] = {}
         self._amounts: dict[str, Decimal] = {}
         self._dates: dict[str, date] = {}
-        self._valid_accounts: dict[tuple[str, str], str] = {}  # IBAN/BIC as given -> compact
         misfits = format_fit(mapping, fmt)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
@@ -148,7 +148,7 @@ class Builder:
         result = self._normalized.get(cache_key)
         if result is None:
             result = normalize(text_in, limit.charset, self.text_policy)
-            _remember(self._normalized, cache_key, result)
+            remember(self._normalized, cache_key, result)
         if result.error:
             ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
             return None
@@ -194,7 +194,7 @@ class Builder:
                         record=origin)
             return None
         if type(value) is str:
-            _remember(self._dates, value, parsed)
+            remember(self._dates, value, parsed)
         return parsed
 
     def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
@@ -217,7 +217,7 @@ class Builder:
             return None
         amount = amount.quantize(_CENT)
         if type(value) is str:
-            _remember(self._amounts, value, amount)
+            remember(self._amounts, value, amount)
         return amount
 
     # ------------------------------------------------------------ build
@@ -688,24 +688,16 @@ class Builder:
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
                        label=label)
 
-
     def _bank_code(self, ctx: _Ctx, module: Any, raw: str, binding: Binding,
                    problem: Callable[[str, Exception], tuple[str, str]]) -> str | None:
-        """An IBAN or BIC compacted and checked by python-stdnum (valid ones memoised);
-        None with a problem when invalid."""
-        key = (module.__name__, raw)
-        code = self._valid_accounts.get(key)
-        if code is not None:
-            return code
-        code = module.compact(raw)
+        """An IBAN or BIC compacted and checked by python-stdnum; None with a problem
+        when invalid."""
         try:
-            module.validate(code)
+            return bank_code(module, raw)
         except StdnumError as exc:
-            rule, message = problem(code, exc)
+            rule, message = problem(module.compact(raw), exc)
             ctx.problem(rule, message, mapping=binding.where)
             return None
-        _remember(self._valid_accounts, key, code)
-        return code
 
 
 def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
@@ -742,17 +734,6 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                                     f"'{key}' ({known})",
                                     mapping=mapping.where("output", "options", key)))
     return problems
-
-
-_MEMO_LIMIT = 50_000
-
-
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    """Memoise a pure result; a memo that outgrows its bound starts afresh (flat memory
-    on inputs where nothing repeats)."""
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -17,11 +17,13 @@ from typing import Any
 
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
+from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siret as std_siret
 
 from .errors import Problem
 from .formats import Format
 from .mapping import CAT_NAT_GRID
+from .memo import bank_code
 from .model import Title
 from .text import sepa_bad_chars
 
@@ -186,18 +188,13 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield f"mandate signed {m.signed_on}, after the debit date {m.debit_date}"
 
 
-_VALID: dict[tuple[str, str], bool] = {}  # (stdnum module, value) -> valid; bounded
-
-
 def _valid(module: Any, value: str) -> bool:
-    """stdnum's is_valid, memoised: the same accounts come back on every run."""
-    key = (module.__name__, value)
-    known = _VALID.get(key)
-    if known is None:
-        if len(_VALID) >= 50_000:
-            _VALID.clear()
-        known = _VALID[key] = bool(module.is_valid(value))
-    return known
+    """stdnum's is_valid, memoised with the mapping stage's checks (``memo.bank_code``)."""
+    try:
+        bank_code(module, value)
+    except StdnumError:
+        return False
+    return True
 
 
 def check_title(title: Title, ctx: RuleContext) -> list[Problem]:
