@@ -183,14 +183,23 @@ _PIECE_STEP = re.compile(r"/Piece(\[\d+\])?(?=/|$)")
 
 
 def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
-    """Whole-file validation listing every violation (used once a stream failed)."""
+    """Every violation of a file, with line and XPath (used once a stream failed)."""
     if path.stat().st_size > TREE_LISTING_MAX_BYTES:
         return schema_errors_by_piece(path, schema, label)
+    return _tree_errors(path, schema, label)
+
+
+def _not_well_formed(name: str, exc: etree.XMLSyntaxError, label: str) -> list[Problem]:
+    return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
+
+
+def _tree_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
+    """The file validated as one tree."""
     name = path.name
     try:
         doc = etree.parse(str(path), _parser())
     except etree.XMLSyntaxError as exc:
-        return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
+        return _not_well_formed(name, exc, label)
     schema.validate(doc)
     return [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
             for e in schema.error_log]
@@ -200,10 +209,10 @@ def _up_to(el: etree._Element) -> etree._ElementTree:
     """A document made of ``el``'s ancestors (shallow), what precedes it at each level
     and ``el`` itself (deep copies): the live tree cannot be validated as it is, since
     the parser reads ahead and it may already hold the start of what follows. Each copy
-    sits at the same child index as its original (see ``_live_line``)."""
+    sits at the same child index as its original (see ``_live_node``). ``el`` is not
+    the root."""
     chain = [*reversed(list(el.iterancestors())), el]
-    root = copy.deepcopy(el) if len(chain) == 1 else \
-        etree.Element(chain[0].tag, dict(chain[0].attrib), nsmap=chain[0].nsmap)
+    root = etree.Element(chain[0].tag, dict(chain[0].attrib), nsmap=chain[0].nsmap)
     here = root
     for node, child in zip(chain, chain[1:], strict=False):
         for before in node:
@@ -253,9 +262,11 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     made at the end, when every sibling of a node is known (as in the whole tree)."""
     name = path.name
     seen: set[tuple[int, str]] = set()
-    # (line, message, live node) for nodes that stay in the tree; (line, message,
-    # bordereau, piece index, path inside the piece) for nodes of dropped pieces
-    found: list[tuple[Any, ...]] = []
+    # violations inside a piece (dropped later): (line, order found, message, its
+    # bordereau, the piece's index, the XPath inside the piece); elsewhere: (line, order
+    # found, message, live node or None, XPath as reported)
+    in_pieces: list[tuple[int, int, str, etree._Element, int, str]] = []
+    elsewhere: list[tuple[int, int, str, etree._Element | None, str]] = []
     counts: dict[etree._Element, int] = {}
 
     def collect(tree: etree._ElementTree, live_root: etree._Element,
@@ -273,9 +284,9 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
             if inside:
                 assert piece is not None
                 rest = _PIECE_STEP.split(e.path, maxsplit=1)[-1]
-                found.append((line, e.message, piece.getparent(), index, rest))
+                in_pieces.append((line, len(seen), e.message, piece.getparent(), index, rest))
             else:
-                found.append((line, e.message, live, e.path))
+                elsewhere.append((line, len(seen), e.message, live, e.path))
 
     tree = None
     index = 0
@@ -297,26 +308,20 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                     parent.remove(previous)
             collect(_up_to(el), tree.getroot(), el, index)
     except etree.XMLSyntaxError as exc:
-        return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
-    if tree is None:  # no piece and no bordereau: a small document, read whole
-        try:
-            tree = etree.parse(str(path), _parser())
-        except etree.XMLSyntaxError as exc:
-            return [Problem(f"xml.{label}", f"not well-formed: {exc}",
-                            record=f"{name}:{exc.lineno}")]
+        return _not_well_formed(name, exc, label)
+    if tree is None:  # no piece and no bordereau: nothing to stream
+        return _tree_errors(path, schema, label)
     collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
-    problems = []
-    for item in sorted(found, key=lambda x: x[0]):
-        if len(item) == 5:
-            line, message, bordereau, k, rest = item
-            step = "/Piece" if counts.get(bordereau) == 1 else f"/Piece[{k}]"
-            xpath = tree.getpath(bordereau) + step + rest
-        else:
-            line, message, live, xpath = item
-            if live is not None and live.getroottree().getroot() is tree.getroot():
-                xpath = tree.getpath(live)
-        problems.append(Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}"))
-    return problems
+    listed: list[tuple[int, int, str, str]] = []
+    for line, order, message, bordereau, k, rest in in_pieces:
+        step = "/Piece" if counts.get(bordereau) == 1 else f"/Piece[{k}]"
+        listed.append((line, order, message, tree.getpath(bordereau) + step + rest))
+    for line, order, message, live, xpath in elsewhere:
+        if live is not None and live.getroottree().getroot() is tree.getroot():
+            xpath = tree.getpath(live)
+        listed.append((line, order, message, xpath))
+    return [Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}")
+            for line, _order, message, xpath in sorted(listed, key=lambda x: x[:2])]
 
 
 @dataclass
