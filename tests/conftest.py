@@ -17,6 +17,18 @@ OFFICIAL_DIR = ROOT.parent / "shared" / "reference" / "pes-v2" / "schemas_pes_v5
 OFFICIAL_ENTRY = OFFICIAL_DIR / "PES_V2" / "Rev0" / "PES_Aller.xsd"
 RUN_DATE = "2026-11-23"
 PG_URL = os.environ.get("PESGEN_TEST_PG_URL")
+GOLDEN_ORMC = (ROOT / "tests" / "golden" / "example-json" / "expected" /
+               "PESORMC_21450999400015_2026_0000001.xml")
+
+
+def golden_parts() -> tuple[bytes, bytes, bytes]:
+    """The example's ORMC file cut in three: everything before the first piece, the
+    first piece, and everything from ``</Bordereau>`` on (to build documents from)."""
+    golden = GOLDEN_ORMC.read_bytes()
+    head, rest = golden.split(b"<Piece>", 1)
+    piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
+    tail = b"</Bordereau>" + golden.split(b"</Bordereau>", 1)[1]
+    return head, piece, tail
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pesgen.export import export
 from pesgen.resources import schema_path
 from pesgen.validate import _parser, load_xsd, schema_errors_by_piece
 
-from .conftest import MAPPINGS, ROOT
+from .conftest import MAPPINGS, ROOT, golden_parts
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
 
@@ -99,11 +99,7 @@ def test_not_well_formed_names_the_line(tmp_path, big_valid):
 
 
 def test_one_piece_bordereau_and_two_bordereaux(tmp_path):
-    golden = (ROOT / "tests" / "golden" / "example-json" / "expected" /
-              "PESORMC_21450999400015_2026_0000001.xml").read_bytes()
-    head, rest = golden.split(b"<Piece>", 1)
-    first_piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
-    tail = b"</Bordereau>" + golden.split(b"</Bordereau>", 1)[1]
+    head, first_piece, tail = golden_parts()
     bordereau = head[head.index(b"<Bordereau>"):]
     one = head + first_piece.replace(b'<NatPce V="01"/>', b'<NatPce V="1"/>') + tail
     path = tmp_path / "one.xml"

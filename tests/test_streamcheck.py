@@ -14,7 +14,7 @@ from pesgen.export import Exporter, commit
 from pesgen.formats import load_format
 from pesgen.mapping import load_mapping
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, golden_parts
 
 RUN = date(2026, 11, 23)
 
@@ -90,11 +90,7 @@ def test_a_validator_that_dies_does_not_stop_the_export():
     from pesgen.resources import schema_path
     from pesgen.streamcheck import StreamValidator
 
-    golden = (ROOT / "tests" / "golden" / "example-json" / "expected" /
-              "PESORMC_21450999400015_2026_0000001.xml").read_bytes()
-    head, rest = golden.split(b"<Piece>", 1)
-    piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
-    tail = b"</Bordereau></PES_RecetteAller></n:PES_Aller>\n"
+    head, piece, tail = golden_parts()
     xsd = schema_path("pes-ormc/pes-ormc.xsd")
 
     invalid = StreamValidator(xsd, "x.xml")
