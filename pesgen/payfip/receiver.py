@@ -84,8 +84,9 @@ class UnknownLimiter:
         with self._lock:
             now = self.clock()
             if len(self._seen) > 10_000:  # addresses seen once, long ago
-                for key in [k for k, v in self._seen.items() if not self._recent(k, now)]:
+                for key in [k for k in self._seen if not self._recent(k, now)]:
                     del self._seen[key]
+                    self._dropped_since.pop(key, None)
             return len(self._recent(host, now)) < self.limit
 
     def unknown(self, host: str) -> None:
