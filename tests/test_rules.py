@@ -812,3 +812,21 @@ def test_direct_debit_with_invalid_iban(tmp_path):
     inv["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["sepa.iban"]
+
+
+def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path, lax_xsd):
+    """A piece's line problems are listed line by line, each at its own block's line."""
+    def tamper(root) -> None:
+        _set(root, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1")
+        _set(root, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
+             "62.26")
+
+    path = _tampered(example_file, tmp_path / "t.xml", tamper)
+    root = etree.parse(str(path)).getroot()
+    sepa_line = root.xpath("(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
+                           "InfoPrelevementSEPA")[0].sourceline
+    info_line = root.xpath("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/"
+                           "InfoLignePiece")[0].sourceline
+    problems = validate_pes_file(path, lax_xsd)
+    assert [(p.rule, p.record) for p in problems] == [
+        ("pes.mt-prel", f"t.xml:{sepa_line}"), ("pes.id-ligne-unique", f"t.xml:{info_line}")]
