@@ -12,12 +12,13 @@ consumes no number and leaves no file.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,6 +44,12 @@ _ZERO = Decimal(0)
 # while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
 STREAM_VALIDATION_FROM = 2000
 ProgressFn = Callable[[int], None]
+# The mapping and rendering allocate millions of short-lived objects; with Python's
+# default first-generation threshold (700) the cyclic collector runs every few invoices
+# and rescans what the run keeps (seen invoice numbers, title figures): 5 to 10 % of a
+# 100 000-invoice export. Nothing pesgen builds there is cyclic, so collections are made
+# rarer while an export prepares, then the threshold is put back.
+_GC_FIRST_GENERATION = 50_000
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,8 @@ class Exporter:
         stack = ExitStack()
         prepared = Prepared(result, [], stack)
         try:
-            self._prepare(input_path, prepared)
+            with _fewer_collections():
+                self._prepare(input_path, prepared)
         except BaseException:
             stack.close()
             raise
@@ -422,6 +430,17 @@ def commit(temps: list[tuple[Path, Path]]) -> list[Path]:
 def discard(temps: list[tuple[Path, Path]]) -> None:
     for tmp, _ in temps:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often for the duration (see above)."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], _GC_FIRST_GENERATION), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _umask() -> int:

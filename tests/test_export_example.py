@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
+import pesgen.export as export_module
+from pesgen.errors import InputDataError
 from pesgen.export import export
 from pesgen.validate import load_xsd, official_xsd_path
 
@@ -64,3 +68,25 @@ def test_csv_mapping_gives_the_same_titles(tmp_path, official_xsd):
     assert [lo.invoice for lo in c.left_out] == ["FA-2026-00106"]
     # with the same bordereau object, the files are byte-identical
     assert j.files[0].path.read_bytes() == c.files[0].path.read_bytes()
+
+
+def test_collector_threshold_raised_while_preparing_and_restored(tmp_path, monkeypatch):
+    seen: list[tuple[int, ...]] = []
+    reader = export_module.read_invoices
+
+    def recording(*args, **kwargs):
+        seen.append(gc.get_threshold())
+        yield from reader(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "read_invoices", recording)
+    before = gc.get_threshold()
+    export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+           tmp_path / "ok", RUN)
+    assert seen[-1][0] >= export_module._GC_FIRST_GENERATION > before[0]
+    assert seen[-1][1:] == before[1:]
+    assert gc.get_threshold() == before
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"invoices": [', encoding="utf-8")
+    with pytest.raises(InputDataError):
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", broken, tmp_path / "ko", RUN)
+    assert len(seen) == 2 and gc.get_threshold() == before
