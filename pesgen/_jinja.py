@@ -2,13 +2,15 @@
 
 * Templates: ``SandboxedEnvironment`` + ``StrictUndefined``; XML autoescape for
   ``.xml.j2``/``.xml`` names (Jinja's default list misses ``.xml.j2``); a loader
-  confined to the format bundle's folder.
+  confined to the format bundle's folder (symbolic links included).
 * Mapping expressions: the same sandbox; a missing key in the *input record* yields
   ``None`` instead of an error, since export rows legitimately omit optional fields.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -45,9 +47,28 @@ def _autoescape(name: str | None) -> bool:
     return bool(name) and (name.endswith(".xml.j2") or name.endswith(".xml"))
 
 
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """A bundle's templates, and nothing else: Jinja's loader refuses ``..`` and absolute
+    names, but it opens a symbolic link wherever it points. A template whose real path
+    is outside the bundle's folder is not found."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder), followlinks=False)
+        self.root = os.path.realpath(folder)
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        real = os.path.realpath(filename)
+        if os.path.commonpath([self.root, real]) != self.root:
+            raise jinja2.TemplateNotFound(
+                f"{template} (a link to a file outside the format bundle's folder)")
+        return source, filename, uptodate
+
+
 def template_environment(folder: Path) -> SandboxedEnvironment:
     env = _Sandbox(
-        loader=jinja2.FileSystemLoader(str(folder), followlinks=False),
+        loader=_ConfinedLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=True,

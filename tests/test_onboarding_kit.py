@@ -345,3 +345,31 @@ def test_check_layout_reports_the_file_line_column_and_rule(tmp_path):
     bad.write_text("pesgen_layout: 1\nname: X\nkind: csv\n", encoding="utf-8")
     r = _run("check-layout", bad)
     assert r.exit_code == ExitCode.MAPPING and "'records' is required" in r.stderr
+
+
+def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
+    """A symbolic link inside a bundle that points elsewhere is not a template: the
+    export fails on the include and the linked file's content appears nowhere."""
+    fmts, mapping = _new_bundle(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT", encoding="utf-8")
+    bundle = fmts / "exemple-compta"
+    (bundle / "other.j2").symlink_to(secret)
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}{% include 'other.j2' %}{% endmacro %}"),
+        encoding="utf-8")
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stderr
+    assert "outside the format bundle's folder" in r.stderr
+    assert "SECRET-CONTENT" not in r.stdout + r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    # a link that stays inside the bundle is a template like any other
+    (bundle / "other.j2").unlink()
+    (bundle / "inside.j2").write_text("", encoding="utf-8")
+    (bundle / "other.j2").symlink_to(bundle / "inside.j2")
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+    assert r.exit_code == 0, r.stderr
