@@ -90,6 +90,9 @@ class Builder:
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
         self.seen: dict[str, str] = {}
+        # NumDette -> (invoice, origin) of the title that has it: with Per (one per
+        # mapping) it is the payment reference a family pays with, so it is one title's
+        self.debts: dict[str, tuple[str, str]] = {}
         self.collectivity_scope = {
             "name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
             "exercise": mapping.collectivity.exercise, "cod_col": mapping.collectivity.cod_col,
@@ -302,6 +305,15 @@ class Builder:
         lines = self._net(ctx, lines)
         if lines is None or debtor is None:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if debt is not None:
+            other = self.debts.get(debt)
+            if other is not None:
+                ctx.problem("pes.num-dette-unique", f"NumDette {debt} is already the debt "
+                            f"number of invoice {other[0]} ({other[1]}): two titles would "
+                            "share one payment reference",
+                            mapping=self.inv["debt_number"].where)
+                return BuildResult(problems=ctx.problems, notes=ctx.notes)
+            self.debts[debt] = (number, src.origin)
 
         title = Title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),

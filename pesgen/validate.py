@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -67,6 +67,7 @@ class _BordereauCheck:
     typ_bord: str | None = None
     pieces: int = 0
     total: Decimal = Decimal(0)
+    debts: set[tuple[str, str | None]] = field(default_factory=set)  # (NumDette, Per)
 
 
 def _v(el: etree._Element | None) -> str | None:
@@ -76,7 +77,8 @@ def _v(el: etree._Element | None) -> str | None:
 # Within a Piece of pesgen's PES XSDs each of these names has one place (BlocPiece,
 # InfoLignePiece, InfoPrelevementSEPA, Tiers), so one walk over them in document order
 # reads a piece as its blocks do, without a path lookup per line (3x faster).
-_PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp"})
+_PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp", "NumDette",
+                           "Per"})
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _PIECE_WALK = (*sorted(_PIECE_FIELDS), "IdLigne", "MtHT", "InfoPrelevementSEPA", "MtPrel",
                *_SEPA_KEY, "InfoTiers")
@@ -115,6 +117,14 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         problems.append(Problem("pes.id-pce-unique", f"IdPce {id_pce} appears twice",
                                 record=f"{name}:{piece.sourceline}"))
     seen_ids.add(id_pce or "")
+    debt = bloc.get("NumDette")
+    if debt is not None:
+        key = (debt.lstrip("0"), bloc.get("Per"))
+        if key in bord.debts:
+            problems.append(Problem("pes.num-dette-unique", f"NumDette {debt} (Per "
+                                    f"{key[1]}) appears twice: two titles would share one "
+                                    "payment reference", record=f"{name}:{piece.sourceline}"))
+        bord.debts.add(key)
     triplet = (bord.typ_bord, bloc.get("TypPce"), bloc.get("NatPce"))
     if bord.typ_bord == "06" and triplet != ORMC_TRIPLET:
         shown = "/".join(map(str, triplet))

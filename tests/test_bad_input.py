@@ -164,6 +164,23 @@ def test_duplicate_invoice_number_json_names_both_places(tmp_path):
     assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
 
 
+def test_two_invoices_with_one_debt_number_are_refused(tmp_path):
+    """FA-2026-00101 and FB-2026-00101 both give NumDette 202600101: one payment
+    reference for two titles."""
+    data = _example()
+    first = _index(data, "FA-2026-00101")
+    second = _index(data, "FA-2026-00104")
+    data["invoices"][second]["number"] = "FB-2026-00101"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "pes.num-dette-unique")
+    assert p.record == f"{inp}:$.invoices[{second}]"
+    assert p.invoice == "FB-2026-00101"
+    assert (f"NumDette 202600101 is already the debt number of invoice FA-2026-00101 "
+            f"({inp}:$.invoices[{first}])") in p.message
+    assert p.mapping == _where(JSON_MAPPING, "debt_number:", "bindings.invoice.debt_number")
+
+
 def test_csv_rows_of_one_invoice_not_contiguous(tmp_path):
     rows = _csv_rows()
     header = rows[0]
