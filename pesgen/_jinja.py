@@ -87,12 +87,21 @@ class _NoneUndefined(jinja2.ChainableUndefined):
 
 class _RecordSandbox(SandboxedEnvironment):
     """Input records are plain dicts from JSON or CSV: ``invoice.payer`` reads a key.
-    Reading a present key is safe; anything else takes the sandbox's checks."""
+    Reading a present key is safe; anything else takes the sandbox's checks. A JSON
+    ``null`` reads as a missing key: undefined, so ``a ~ " " ~ b`` never spells "None"
+    and ``| default(...)`` applies to it."""
 
     def getattr(self, obj: object, attribute: str) -> object:
         if type(obj) is dict and attribute in obj:
-            return obj[attribute]
+            value = obj[attribute]
+            return self.undefined(obj=obj, name=attribute) if value is None else value
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: object, argument: object) -> object:
+        if type(obj) is dict and type(argument) is str and argument in obj:
+            value = obj[argument]
+            return self.undefined(obj=obj, name=argument) if value is None else value
+        return super().getitem(obj, argument)
 
 
 def expression_environment() -> SandboxedEnvironment:

@@ -113,3 +113,21 @@ def test_example_values() -> None:
     # str() of a missing value is '' (undefined), of None is 'None': as in Jinja
     assert _fast("'X' ~ invoice.nothing", scope) == _jinja("'X' ~ invoice.nothing", scope) == \
         ("value", "X")
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ line.student.last_name",
+     "Piano -  Dupont"),
+    ("line['student']['first_name'] ~ '|'", "|"),
+    ("line.student.first_name | default('?')", "?"),
+    ("line.student.first_name or line.student.last_name", "Dupont"),
+])
+def test_a_json_null_reads_as_a_missing_key_on_both_paths(source: str, expected: str) -> None:
+    """JSON null never spells 'None' in a concatenation: it is undefined, like a
+    missing key (text normalisation then folds the double space)."""
+    scope = {"line": {"activity": {"label": "Piano"},
+                      "student": {"first_name": None, "last_name": "Dupont"}}}
+    fast = compile_fast(ENV, source)
+    assert fast is not None
+    jinja = ENV.compile_expression(source, undefined_to_none=False)
+    assert str(fast(scope)) == str(jinja(**scope)) == expected
