@@ -109,6 +109,15 @@ class Builder:
         self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay,
                                                        self.joint)
                                        for bnd in group.values() for c in bnd.columns})
+        # every CSV column a binding reads, with the first binding that reads it: checked
+        # against the file's header on its first invoice
+        self._columns_to_check: dict[str, Binding] | None = None
+        if self.csv:
+            self._columns_to_check = {}
+            for group in (self.inv, self.payer, self.addr, self.pay, self.joint, self.line):
+                for bnd in group.values():
+                    for column in bnd.columns:
+                        self._columns_to_check.setdefault(column, bnd)
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
@@ -225,7 +234,30 @@ class Builder:
 
     # ------------------------------------------------------------ build
 
+    def check_columns(self, src: SourceInvoice) -> None:
+        """A CSV binding naming a column the file does not have would read nothing on
+        every row: refuse the run on its first invoice, naming each such binding."""
+        wanted, self._columns_to_check = self._columns_to_check, None
+        if not wanted:
+            return
+        header = list(src.record)
+        shown = src.origin.rsplit(":", 1)[0]
+        problems = []
+        for column, bnd in wanted.items():
+            if column in src.record:
+                continue
+            close = difflib.get_close_matches(column, header, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
+                                    f"is not in the header of {shown}{hint}",
+                                    record=f"{shown}:1", mapping=bnd.where))
+        if problems:
+            raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
+                               f"column(s) that {shown} does not have", problems)
+
     def build(self, src: SourceInvoice) -> BuildResult:
+        if self._columns_to_check is not None:
+            self.check_columns(src)
         ctx = _Ctx(src.origin)
         record = src.record
         scope = {"invoice": record, "collectivity": self.collectivity_scope}

@@ -44,6 +44,34 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What an expression reads, from its syntax tree: the record keys it reads directly
+    from ``invoice`` or ``line`` (a CSV mapping's columns), and any attribute or key
+    starting with ``_`` (which the sandbox would refuse at run time). ``source`` must
+    already compile with Jinja."""
+    try:
+        parser = Parser(env, source, state="variable")
+        tree = parser.parse_expression()
+    except TemplateSyntaxError:
+        return (), ()
+    columns: list[str] = []
+    private: list[str] = []
+    for n in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem))):
+        if isinstance(n, nodes.Getattr):
+            name: object = n.attr
+        elif isinstance(n, nodes.Getitem):
+            name = n.arg.value if isinstance(n.arg, nodes.Const) else None
+        else:
+            continue
+        if not isinstance(name, str):
+            continue
+        if name.startswith("_"):
+            private.append(name)
+        elif isinstance(n.node, nodes.Name) and n.node.name in ("invoice", "line"):
+            columns.append(name)
+    return tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(private))
+
+
 class _Unsupported(Exception):
     """This node is outside the subset: keep the Jinja path for the expression."""
 

@@ -19,7 +19,7 @@ from . import __version__, _schema
 from ._jinja import expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file
 from .errors import MappingError, Problem
-from .expr import compile_fast
+from .expr import compile_fast, expression_reads
 from .model import Collectivity
 from .sources import InputSpec
 from .text import TextPolicy
@@ -35,7 +35,7 @@ class Binding:
     kind: str  # path | const | expr
     text: str  # the binding as written, for explain/docs
     evaluate: Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, scope) -> value
-    columns: tuple[str, ...] = ()  # CSV columns read by a path binding
+    columns: tuple[str, ...] = ()  # CSV columns it reads (a path, or an expression's)
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,13 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
                                     mapping=where))
             return None
 
+        read, private = expression_reads(env, source)
+        if private:
+            problems.append(Problem(
+                "mapping.expr", f"expression reads {', '.join(map(repr, private))}: names "
+                "starting with '_' are not readable in a mapping expression", mapping=where))
+            return None
+        columns = read if input_format == "csv" else ()
         template = compiled._template  # type: ignore[attr-defined]
         render = template.root_render_func
         env_globals = dict(env.globals)
@@ -206,8 +213,8 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
                 value = fast(scope)
                 return None if isinstance(value, undefined) else value
 
-            return Binding(key, where, "expr", source, run_fast)
-        return Binding(key, where, "expr", source, run)
+            return Binding(key, where, "expr", source, run_fast, columns)
+        return Binding(key, where, "expr", source, run, columns)
     path = spec["path"]
     if input_format == "csv":
         column = path

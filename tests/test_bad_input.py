@@ -504,3 +504,44 @@ def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):
     assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
     assert "'nope'" in p.message
     assert "piece of invoice FA-2026-00101" in str(exc)
+
+
+def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
+    """A typo in a CSV column name would read nothing on every row: refused at the
+    first invoice, naming the binding, the header and the column it probably meant."""
+    m = _mapping_copy(tmp_path, "complement: complement", "complement: complemnt",
+                      source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    assert exc.exit_code == ExitCode.MAPPING
+    p = _only(exc, "input.column")
+    assert "address.complement reads column 'complemnt', which is not in the header" in p.message
+    assert "(did you mean 'complement'?)" in p.message
+    assert p.record.endswith("school-export.csv:1")
+    assert p.mapping == _where(m, "complement: complemnt", "bindings.address.complement")
+
+
+def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
+    """payer_last_name is read through an expression (name: {expr: ...}); a second row
+    naming another payer is one invoice with two debtors."""
+    rows = _csv_rows()
+    header = rows[0]
+    number, last = header.index("invoice_number"), header.index("payer_last_name")
+    second = [i for i, r in enumerate(rows) if r[number] == "FA-2026-00101"][1]
+    rows[second][last] = "MARTIN"
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.single-debtor")
+    assert "column 'payer_last_name' differs from the invoice's first row" in p.message
+    assert p.record == f"{inp}:{second + 1}"
+
+
+@pytest.mark.parametrize("expression", ["''.__class__.__mro__", "invoice.__class__.__name__",
+                                        "invoice['_secret']"])
+def test_expression_reading_private_names_is_refused_when_the_mapping_loads(tmp_path,
+                                                                            expression):
+    m = _mapping_copy(tmp_path, 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
+                      f'name: {{expr: "{expression}"}}')
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    p = _only(exc, "mapping.expr")
+    assert "names starting with '_' are not readable in a mapping expression" in p.message
+    assert p.mapping == _where(m, f'name: {{expr: "{expression}"}}', "bindings.payer.name")
