@@ -168,7 +168,7 @@ class Builder:
             if applied == "transliterate":
                 ctx.note("transliterate", f"{key}: {result.changed}")
             elif applied == "newlines":
-                ctx.note("newlines", f"{key}: line break replaced by a space")
+                ctx.note("newlines", f"{key}: line break or tab replaced by a space")
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if self.policies.text_overflow == "truncate":

@@ -1,7 +1,7 @@
 """Text normalisation for a target character set, as explicit, reported policies.
 
 ``normalize`` never changes a value silently: each transformation it makes
-(control characters to spaces, upper-casing, transliteration) is returned with the
+(line breaks and tabs to spaces, upper-casing, transliteration) is returned with the
 value so the run summary can list it; anything it may not change is a refusal.
 Only runs of ordinary spaces are collapsed and trimmed without report.
 """
@@ -23,7 +23,13 @@ _TRANSLIT = {
 _LATIN1_TO_ASCII = {"æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ð": "d", "Ð": "D", "þ": "th",
                     "Þ": "TH", "«": '"', "»": '"', "°": "o", "×": "x", "÷": "/"}
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Line breaks and tabs: the newlines policy turns them into a space (or refuses them).
+_CONTROL = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1e\u2028\u2029]+")  # str.splitlines' set
+# (and the tab), without U+0085
+# Other control characters are never text: refused whatever the policy. U+0080-U+009F
+# in particular are Windows-1252 letters and signs (œ, ’, €, …) decoded with another
+# encoding: replacing them would hide a wrong input.encoding.
+_BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x9f]")
 _SPACES = re.compile(r" {2,}")
 _SEPA_OK = re.compile(r"^[0-9a-zA-Z/?:()., \-+']*$")
 _SEPA_BAD = re.compile(r"[^0-9a-zA-Z/?:()., \-+']")
@@ -109,9 +115,15 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
         return Normalized(value, ())
     applied: list[str] = []
     text = value
+    bad = _BAD_CONTROL.search(text)
+    if bad:
+        code = ord(bad.group(0))
+        hint = (": a Windows-1252 character read with another encoding? (check "
+                "input.encoding, e.g. cp1252)" if 0x80 <= code <= 0x9F else "")
+        return Normalized(value, (), error=f"contains the control character U+{code:04X}{hint}")
     if _CONTROL.search(text):
         if policy.newlines != "space":
-            return Normalized(value, (), error="contains a line break or control character "
+            return Normalized(value, (), error="contains a line break or a tab "
                               "(policy newlines: refuse)")
         text = _CONTROL.sub(" ", text)
         applied.append("newlines")
