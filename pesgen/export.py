@@ -407,13 +407,18 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     return []
 
 
-def commit(temps: list[tuple[Path, Path]]) -> list[Path]:
-    """Rename validated temporary files into place; all or nothing as far as the file
-    system allows (a name taken meanwhile aborts before any rename)."""
+def check_free(temps: list[tuple[Path, Path]]) -> None:
+    """Refuse (removing the temporary files) when a final name is taken."""
     for _tmp, final in temps:
         if final.exists():
             discard(temps)
             raise UsageError(f"{final} appeared during the export; nothing written")
+
+
+def commit(temps: list[tuple[Path, Path]]) -> list[Path]:
+    """Rename validated temporary files into place; all or nothing as far as the file
+    system allows (a name taken meanwhile aborts before any rename)."""
+    check_free(temps)
     done: list[Path] = []
     try:
         for tmp, final in temps:

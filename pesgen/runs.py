@@ -3,7 +3,9 @@ used, and regenerate a run byte for byte.
 
 ``export_recorded`` wraps the export's second phase in one store transaction:
 lock the sequence, check no active run holds the invoices, assemble and validate
-with the allocated IdBord, record the run, rename the files, commit.
+with the allocated IdBord, record the run, commit; then rename the files into place.
+A crash after the commit leaves a recorded run (its number used once) whose files
+``regenerate`` writes again; never a file whose number the next run would reuse.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from . import __version__
 from .errors import Problem, StateError
-from .export import Exporter, ExportResult, commit, discard, open_exporter
+from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
@@ -65,7 +67,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     run_date: date | None = None, official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
                     progress: Callable[[int], None] | None = None,
-                    before_commit: Callable[[], None] | None = None) -> ExportResult:
+                    before_commit: Callable[[], None] | None = None,
+                    before_publish: Callable[[], None] | None = None) -> ExportResult:
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress)
     key = sequence_key(exporter.mapping, exporter.fmt)
@@ -112,17 +115,26 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                 store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
                 if before_commit is not None:
                     before_commit()  # test hook: a crash between render and commit
-                written = commit(temps)
+                check_free(temps)
+                conn.commit()
             except BaseException:
                 discard(temps)
                 raise
-            try:
-                conn.commit()
-            except BaseException:
-                for path in written:
-                    path.unlink(missing_ok=True)
-                raise
+        # Recorded first, then put in place: a crash in between leaves a recorded run
+        # whose files `regenerate` rebuilds byte for byte, never an unrecorded file whose
+        # IdBord the next run would take again.
         result.run_id = run_id
+        if before_publish is not None:
+            before_publish()  # test hook: a crash between commit and rename
+        try:
+            commit(temps)
+        except BaseException as exc:
+            discard(temps)
+            raise StateError(
+                f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
+                f"in {out_dir}: {exc}. `pesgen regenerate {run_id} --out DIR` writes them "
+                "again, byte for byte", [Problem("run.publish", str(exc), record=str(out_dir))]
+            ) from None
         return result
     finally:
         prepared.close()

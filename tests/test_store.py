@@ -108,6 +108,54 @@ def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
     assert ok.first_number == 1
 
 
+def test_a_crash_after_the_commit_leaves_a_recorded_run_that_regenerate_completes(
+        db_url, tmp_path):
+    """Recorded, then renamed into place: a crash in between never leaves a file whose
+    IdBord the next run would take again."""
+    store = Store(db_url)
+    out = tmp_path / "out"
+
+    def crash() -> None:
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+                        before_publish=crash)
+    [run] = store.list_runs()
+    assert run.first_number == 1
+    assert all(name.startswith(".pesgen-") and name.endswith(".part") for name in _files(out))
+    # the number is used once: the next run gets 2, and the invoices stay taken
+    assert export_recorded(store, MAPPING, _variant(tmp_path, "b"), tmp_path / "b",
+                           RUN).first_number == 2
+    with pytest.raises(StateError):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    for part in out.iterdir():
+        part.unlink()
+    written = regenerate(store, run.id, out)
+    recorded = {f["name"] for f in store.get_run(run.id)["files"]}
+    assert recorded and recorded <= {p.name for p in written}
+    assert _files(out) == sorted(p.name for p in written)
+
+
+def test_files_that_cannot_be_put_in_place_name_the_recorded_run(db_url, tmp_path,
+                                                                  monkeypatch):
+    store = Store(db_url)
+
+    def full_disk(temps):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pesgen.runs.commit", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    [run] = store.list_runs()
+    message = str(info.value)
+    assert f"run {run.id} is recorded (IdBord 1)" in message
+    assert "No space left on device" in message
+    assert f"pesgen regenerate {run.id} --out DIR" in message
+    assert _files(out) == []  # the temporary files are removed
+
+
 def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
     store = Store(db_url)
     first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
