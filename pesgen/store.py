@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -120,6 +121,10 @@ def _migration_2(conn: Connection) -> None:
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 
 
+# a run id or its first characters, as `runs list` shows them; never a LIKE pattern
+_RUN_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
+
+
 def default_url() -> str:
     env = os.environ.get("PESGEN_DB")
     if env:
@@ -154,10 +159,32 @@ class RunRecord:
 class Store:
     """A handle on one state database."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, must_exist: bool = False) -> None:
+        """Open (and migrate) the store at ``url``, creating it if needed; with
+        ``must_exist``, refuse a database that is not already a pesgen store (a source
+        to copy from is never created nor migrated by mistake)."""
         self.url = url or default_url()
+        if must_exist and self.url.startswith("sqlite"):
+            path = self.url.split("///", 1)[-1]
+            if not path or path == ":memory:" or not Path(path).is_file():
+                raise StateError(f"no pesgen store at {path or self.url}")
         self.engine = self._engine(self.url)
+        self._check_ours(must_exist)
         self.migrate()
+
+    def _check_ours(self, must_exist: bool) -> None:
+        """Never add pesgen's tables to somebody else's database."""
+        try:
+            names = set(sa.inspect(self.engine).get_table_names())
+        except sa.exc.DBAPIError as exc:
+            raise StateError(f"{self.url}: cannot open the store: {exc.orig}") from None
+        if schema_table.name in names:
+            return
+        if names:
+            raise StateError(f"{self.url} holds tables that are not a pesgen store's "
+                             f"({', '.join(sorted(names)[:5])}…); pesgen will not touch it")
+        if must_exist:
+            raise StateError(f"{self.url} is empty: not a pesgen store")
 
     @staticmethod
     def _engine(url: str) -> Engine:
@@ -315,7 +342,11 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs).where(runs.c.id.like(f"{run_id}%"))).all()
+            if not _RUN_PREFIX.fullmatch(run_id):
+                raise StateError(f"'{run_id}' is not a run id: give at least its first 4 "
+                                 "characters (0-9, a-f, -), as `pesgen runs list` shows them")
+            rows = conn.execute(sa.select(runs).where(
+                runs.c.id.startswith(run_id, autoescape=True))).all()
             if not rows:
                 raise StateError(f"no run {run_id}")
             if len(rows) > 1:
@@ -390,7 +421,7 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
     """Copy every table of one store into another, empty, store (SQLite -> PostgreSQL).
     Both are migrated to the current schema first; the copy is one transaction on the
     target. Returns the number of rows copied per table."""
-    source, target = Store(source_url), Store(target_url)
+    source, target = Store(source_url, must_exist=True), Store(target_url)
     src_meta = sa.MetaData()
     src_meta.reflect(bind=source.engine)
     dst_meta = sa.MetaData()

@@ -270,3 +270,40 @@ def test_copy_store_keeps_runs_numbering_and_the_duplicate_guard(db_url, tmp_pat
     assert regenerate(new, first.run_id, tmp_path / "regen")
     with pytest.raises(StateError, match="not empty"):
         copy_store(source, db_url)
+
+
+def test_a_store_is_never_created_or_grafted_by_mistake(tmp_path):
+    from pesgen.store import copy_store
+
+    missing = tmp_path / "typo.sqlite3"
+    with pytest.raises(StateError, match="no pesgen store at"):
+        copy_store(f"sqlite:///{missing}", f"sqlite:///{tmp_path / 'target.sqlite3'}")
+    assert not missing.exists()
+    # somebody else's database: pesgen adds nothing to it
+    foreign = tmp_path / "foreign.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{foreign}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE runs (id TEXT)")
+    engine.dispose()
+    with pytest.raises(StateError, match="not a pesgen store's"):
+        Store(f"sqlite:///{foreign}")
+    engine = sa.create_engine(f"sqlite:///{foreign}")
+    assert sa.inspect(engine).get_table_names() == ["runs"]
+    engine.dispose()
+    # not a database at all
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="cannot open the store"):
+        Store(f"sqlite:///{junk}")
+
+
+def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    for pattern in ("%", "", "_" * 8, f"{run.run_id[:3]}%"):
+        with pytest.raises(StateError, match="is not a run id"):
+            store.get_run(pattern)
+    assert store.get_run(run.run_id[:8])["id"] == run.run_id
+    with pytest.raises(StateError, match="is not a run id"):
+        store.cancel("%", "oops")
+    assert store.get_run(run.run_id)["status"] == "committed"
