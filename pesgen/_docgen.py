@@ -38,7 +38,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "input.single-debtor", "CSV: the invoice-level columns (read by a path or an expression) are identical on every row of an invoice (one debtor per title).", "DT v5.19 BlocPiece/IdPce: ORMC title single-debtor"),
     ("input", "input.lines", "An invoice has at least one line.", "DT v5.19 Piece: LigneDePiece 1..n"),
     ("input", "input.date", "Dates are valid (ISO or French).", "DT v5.19 Base_Date"),
-    ("input", "input.amount", "Amounts are numbers (ISO or French).", "DT v5.19 Base_Montant"),
+    ("input", "input.amount", "Amounts are numbers (ISO or French); with input.numbers auto, a value that reads both ways ('1.500') is refused.", "DT v5.19 Base_Montant"),
     ("input", "input.bool", "Yes/no values are recognisable.", "pesgen"),
     ("input", "input.total", "A declared invoice total equals the sum of its lines.", "DT v5.19 MtBordHt = Σ MtHT (ERREUR_CUMUL_MONTANTS)"),
     ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column", "The export file is readable: valid JSON/CSV, right field count, declared encoding; every CSV column a binding reads (path or expression) is in the header.", "pesgen"),

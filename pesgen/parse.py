@@ -14,13 +14,17 @@ _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _FR_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
+# one '.' or one ',' after 1 to 3 digits (not a lone 0) and before exactly 3 digits
+_AMBIGUOUS = re.compile(r"^[-+]?(?!0[.,])\d{1,3}[.,]\d{3}$")
 
 NUMBER_STYLES = ("auto", "iso", "fr")
 DATE_STYLES = ("auto", "iso", "fr")
 
 
 def parse_amount(value: object, style: str = "auto") -> Decimal:
-    """An amount from text or number. ``1 234,50``, ``1234.50``, ``1.234,50`` (auto/fr)."""
+    """An amount from text or number. ``1 234,50``, ``1234.50``, ``1.234,50`` (auto/fr).
+    In auto, ``1.500`` or ``45,000`` (one separator, three digits after it) is refused
+    as ambiguous: the mapping says which it is with ``input.numbers``."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not an amount")
     if isinstance(value, Decimal):
@@ -44,6 +48,10 @@ def parse_amount(value: object, style: str = "auto") -> Decimal:
                 normalized = text.replace(".", "").replace(",", ".")
             else:
                 normalized = text.replace(",", "")
+        elif _AMBIGUOUS.match(text):
+            # '1.500' or '45,000': a decimal part of 3 digits, or a thousands separator?
+            raise ValueError(f"'{value}' is ambiguous: a decimal separator or a thousands "
+                             "separator? (set input.numbers to iso or fr)")
         elif has_comma:
             normalized = text.replace(",", ".")
         else:

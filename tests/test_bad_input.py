@@ -309,7 +309,9 @@ def test_malformed_mandate_signature_date(tmp_path):
 @pytest.mark.parametrize("value, rule, says", [
     ("12,3,4", "input.amount", "'12,3,4' is not an amount"),
     ("abc", "input.amount", "'abc' is not an amount"),
-    ("1.234", "pes.amount-decimals", "1.234 has more than 2 decimals"),
+    ("1234.567", "pes.amount-decimals", "1234.567 has more than 2 decimals"),
+    ("1.500", "input.amount", "'1.500' is ambiguous: a decimal separator or a thousands "
+     "separator? (set input.numbers to iso or fr)"),
 ])
 def test_malformed_amount(tmp_path, value, rule, says):
     data = _example()

@@ -78,6 +78,22 @@ def test_parse_amount_refuses(raw, style):
         parse_amount(raw, style)
 
 
+@pytest.mark.parametrize("raw", ["1.500", "45,000", "-1.500", "100.000", "+999,999"])
+def test_parse_amount_refuses_a_separator_that_could_be_either_in_auto(raw):
+    """One separator before exactly three digits: 1.5 or 1 500? Only the mapping knows."""
+    with pytest.raises(ValueError, match="is ambiguous.*set input.numbers to iso or fr"):
+        parse_amount(raw)
+
+
+@pytest.mark.parametrize("raw, style, expected", [
+    ("1.500", "iso", "1.5"), ("1.500", "fr", "1500"), ("45,000", "fr", "45.000"),
+    ("0.500", "auto", "0.5"), ("1234.500", "auto", "1234.5"),
+    ("1,500.00", "auto", "1500"), ("1.500,00", "auto", "1500"), ("12.50", "auto", "12.5"),
+])
+def test_parse_amount_reads_unambiguous_separators(raw, style, expected):
+    assert parse_amount(raw, style) == Decimal(expected)
+
+
 # ---------------------------------------------------------------- parse_date
 
 
