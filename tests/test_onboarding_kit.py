@@ -4,16 +4,19 @@ new-mapping, preview, check-format, check-layout) work on them."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from pesgen import build
 from pesgen.cli import app
-from pesgen.errors import ExitCode
-from pesgen.formats import find_format
+from pesgen.errors import ExitCode, MappingError
+from pesgen.formats import find_format, load_format
 from pesgen.mapping import load_mapping
+from pesgen.resources import data_dir
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
 
@@ -373,3 +376,22 @@ def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
     assert r.exit_code == 0, r.stderr
+
+
+def test_format_fields_that_take_a_limit_are_the_ones_the_builder_checks(tmp_path):
+    """format.yaml 'fields:' accepts exactly the canonical text fields the mapping stage
+    limits; a misspelt key is a schema error, not a limit silently ignored."""
+    schema = json.loads((data_dir("schemas") / "format.schema.json").read_text(encoding="utf-8"))
+    assert schema["properties"]["fields"]["propertyNames"]["enum"] == list(build._TEXT_FIELDS)
+    bundle = tmp_path / "demo"
+    bundle.mkdir()
+    (bundle / "t.csv.j2").write_text("{% macro head(doc) %}{% endmacro %}", encoding="utf-8")
+    (bundle / "format.yaml").write_text(
+        "pesgen_format: 1\nname: demo\ntitle: Demo\nkind: csv\nstatus: draft\n"
+        "encoding: UTF-8\nfiles:\n  - template: t.csv.j2\n    name: out.csv\n"
+        "fields:\n  adress.city: {max: 32}\n", encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    [problem] = info.value.problems
+    assert problem.rule == "format.schema" and "'adress.city' is not one of" in problem.message
+    assert problem.mapping == f"{bundle / 'format.yaml'}:10: fields"
