@@ -26,8 +26,15 @@ from pathlib import Path
 from typing import IO
 
 from .build import Builder, LeftOut, PolicyNote
-from .errors import InputDataError, OutputInvalidError, Problem, TemplateError, UsageError
-from .formats import FileSpec, Format, find_format
+from .errors import (
+    InputDataError,
+    MappingError,
+    OutputInvalidError,
+    Problem,
+    TemplateError,
+    UsageError,
+)
+from .formats import FileSpec, Format, encoding_clash, find_format
 from .keys import cle1, cle2
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -122,6 +129,13 @@ class Exporter:
         self.official_xsd = official_xsd
         self.progress = progress
         self.encoding = mapping.output.encoding or fmt.encoding
+        for spec in fmt.files:
+            clash = encoding_clash(self.encoding, load_layout(spec.layout).encoding
+                                   if spec.layout is not None else None)
+            if clash:
+                raise MappingError(f"{mapping.path}: {spec.template}: {clash}", [Problem(
+                    "mapping.format", clash, mapping=mapping.where("output", "encoding")
+                    if mapping.output.encoding else f"{fmt.folder / 'format.yaml'}: encoding")])
         self.renderers: list[FileRenderer] = renderers(fmt)
         self.builder = Builder(mapping, fmt)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)

@@ -4,6 +4,7 @@ and its XSD or layout. Adding a format is adding such a folder, never code.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,6 +61,21 @@ class Format:
         return FieldLimit(None, self.charset)
 
 
+def encoding_clash(written: str, layout: str | None) -> str | None:
+    """A file written in one encoding and checked against a layout declaring another
+    would be misread by the check (every byte is valid ISO-8859-1): say so."""
+    if layout is None:
+        return None
+    try:
+        same = codecs.lookup(written).name == codecs.lookup(layout).name
+    except LookupError:
+        return None  # an unknown name is reported where it is declared
+    if same:
+        return None
+    return (f"the file is written in {written} but its layout declares {layout}: "
+            "make them the same")
+
+
 def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
     candidate = (folder / rel).resolve()
     if folder.resolve() in candidate.parents and candidate.is_file():
@@ -94,7 +110,11 @@ def load_format(folder: Path) -> Format:
             when_empty=spec.get("when_empty", "write"),
         ))
         if files[-1].layout is not None:
-            load_layout(files[-1].layout)  # a broken layout makes a broken bundle
+            layout = load_layout(files[-1].layout)  # a broken layout makes a broken bundle
+            clash = encoding_clash(encoding, layout.encoding)
+            if clash:
+                raise MappingError(f"{where}: {clash}", [Problem(
+                    "format.schema", clash, mapping=f"{source}: files[{i}].layout")])
     fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
               for k, v in (data.get("fields") or {}).items()}
     return Format(

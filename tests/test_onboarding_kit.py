@@ -395,3 +395,28 @@ def test_format_fields_that_take_a_limit_are_the_ones_the_builder_checks(tmp_pat
     [problem] = info.value.problems
     assert problem.rule == "format.schema" and "'adress.city' is not one of" in problem.message
     assert problem.mapping == f"{bundle / 'format.yaml'}:10: fields"
+
+
+def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path):
+    """The layout check decodes with the layout's encoding: UTF-8 bytes read as
+    ISO-8859-1 always decode, so the clash is refused before anything is rendered."""
+    fmts, mapping = _new_bundle(tmp_path)
+    fmt_yaml = fmts / "exemple-compta" / "format.yaml"
+    fmt_yaml.write_text(FORMAT_YAML.replace("encoding: ISO-8859-1", "encoding: UTF-8"),
+                        encoding="utf-8")
+    listed = _run("formats", "--formats-dir", fmts)
+    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
+    assert row and "BROKEN" in row[0]
+    assert "written in UTF-8 but its layout declares ISO-8859-1" in listed.stdout
+    # the bundle is consistent again; a mapping overriding the encoding is refused
+    fmt_yaml.write_text(FORMAT_YAML, encoding="utf-8")
+    text = mapping.read_text(encoding="utf-8").replace(
+        "  format: exemple-compta\n", "  format: exemple-compta\n  encoding: UTF-8\n")
+    mapping.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert "written in UTF-8 but its layout declares ISO-8859-1" in r.stderr
+    assert "output.encoding" in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
