@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections import Counter
 from datetime import date
@@ -562,12 +563,28 @@ def _payfip_app() -> typer.Typer:
 app.add_typer(_payfip_app(), name="payfip")
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM (a service manager, `timeout`, `kill`) unwinds like Ctrl-C: temporary files
+    # are removed and the open transaction is rolled back on the way out
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        app()  # Ctrl-C and SIGTERM end as click's "Aborted!", after the clean-up
     except PesgenError as exc:  # pragma: no cover - commands catch their own
         _echo_err(f"error: {exc}")
         sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:  # pragma: no cover
-        _echo_err("interrupted; nothing was written")
-        sys.exit(int(ExitCode.INTERNAL))
+    except OSError as exc:
+        # the machine refused (folder not writable, disk full, not a folder...): no bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        _echo_err(f"error: {exc.strerror or exc}{where}; nothing was written")
+        sys.exit(int(ExitCode.USAGE))
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
+        sys.exit(int(ExitCode.STATE))

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -403,3 +405,49 @@ def test_installed_command_exit_codes(tmp_path):
     assert again.returncode == ExitCode.STATE == 7, again.stderr
     assert "Traceback" not in again.stderr
     assert _files(tmp_path / "again") == []
+
+
+def _generated(path: Path, invoices: int) -> Path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_export import generate
+    finally:
+        sys.path.pop(0)
+    generate(path, invoices, 3)
+    return path
+
+
+def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(tmp_path):
+    """SIGTERM unwinds like Ctrl-C: the temporary files go, the transaction rolls back."""
+    source = _generated(tmp_path / "in.json", 6000)
+    out, db = tmp_path / "out", tmp_path / "store.sqlite3"
+    proc = subprocess.Popen([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                             str(source), "-o", str(out), "--db", str(db), "--date", RUN_DATE],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if out.is_dir() and any(p.suffix == ".part" for p in out.iterdir()):
+            break
+        time.sleep(0.002)
+    if proc.poll() is not None:
+        pytest.skip("the export ended before its files were being written")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert list(out.iterdir()) == []
+    listed = subprocess.run([*_pesgen_command(), "runs", "list", "--db", str(db)],
+                            capture_output=True, text=True)
+    assert "no run recorded" in listed.stdout + listed.stderr
+
+
+def test_an_output_folder_the_system_refuses_is_a_clean_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    r = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                        str(EXAMPLES / "school-export.json"), "-o", str(blocker / "out"),
+                        "--db", str(tmp_path / "store.sqlite3")],
+                       capture_output=True, text=True)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"error: Not a directory ({blocker / 'out'})" in r.stderr
