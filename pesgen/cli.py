@@ -315,6 +315,7 @@ def new_mapping(
         if out is not None:
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")
     except PesgenError as exc:
         _fail(exc)

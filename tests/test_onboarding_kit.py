@@ -256,7 +256,7 @@ FILL = {
 
 @pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"])
 def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name):
-    out = tmp_path / "m.yaml"
+    out = tmp_path / "new-folder" / "m.yaml"  # a folder that does not exist yet
     r = _run("new-mapping", "Commune d'Exemple", "--format", name, "--out", out)
     assert r.exit_code == 0, r.stderr
     text = out.read_text(encoding="utf-8")
