@@ -277,10 +277,20 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
     try:
         import codecs
 
-        codecs.lookup(input_spec.encoding)
+        if not getattr(codecs.lookup(input_spec.encoding), "_is_text_encoding", True):
+            problems.append(Problem("mapping.input", f"'{input_spec.encoding}' is not a text "
+                                    "encoding", mapping=where("input", "encoding")))
     except LookupError:
         problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'",
                                 mapping=where("input", "encoding")))
+    for name, value in (("delimiter", input_spec.delimiter),
+                        ("quotechar", input_spec.quotechar)):
+        allowed = len(value) == 1 or (name == "delimiter" and value == "auto")
+        if name in i and not allowed:
+            either = " or auto" if name == "delimiter" else ""
+            problems.append(Problem(
+                "mapping.input", f"{name} must be one character{either}, not {value!r} "
+                "(a tab is written \"\\t\" in double quotes)", mapping=where("input", name)))
 
     env = expression_environment()
     bindings: dict[str, dict[str, Binding]] = {}

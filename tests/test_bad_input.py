@@ -547,3 +547,17 @@ def test_expression_reading_private_names_is_refused_when_the_mapping_loads(tmp_
     p = _only(exc, "mapping.expr")
     assert "names starting with '_' are not readable in a mapping expression" in p.message
     assert p.mapping == _where(m, f'name: {{expr: "{expression}"}}', "bindings.payer.name")
+
+
+@pytest.mark.parametrize("old, new, key, says", [
+    ("  delimiter: \",\"", "  delimiter: '\\t'", "input.delimiter",
+     "delimiter must be one character or auto, not '\\\\t'"),
+    ("  encoding: utf-8", "  encoding: base64", "input.encoding",
+     "'base64' is not a text encoding"),
+])
+def test_csv_input_settings_are_checked_when_the_mapping_loads(tmp_path, old, new, key, says):
+    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    p = _only(exc, "mapping.input")
+    assert says in p.message
+    assert p.mapping == _where(m, new.strip(), key)
