@@ -5,6 +5,7 @@ and its XSD or layout. Adding a format is adding such a folder, never code.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -144,7 +145,14 @@ def list_formats(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Forma
     return out
 
 
+_FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,40}")  # as format.schema.json's name
+
+
 def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
+    if not _FORMAT_NAME.fullmatch(name):
+        # a bundle is found by name in the format folders, never by a path
+        raise FormatNotFound(f"'{name}' is not a format name (lower-case letters, digits "
+                             "and '-'; a bundle elsewhere is given with --formats-dir)")
     for base in format_dirs(extra_dirs):
         folder = base / name
         if (folder / "format.yaml").is_file():

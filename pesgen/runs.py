@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import Problem, StateError
+from .errors import MappingError, Problem, StateError
 from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
@@ -38,12 +38,16 @@ def sequence_key(mapping: Mapping, fmt: Format,
 def bundle_snapshot(fmt: Format) -> dict[str, str]:
     """Every file of a format bundle, plus the XSD/layout files it uses, as text."""
     files: dict[str, str] = {}
+    root = fmt.folder.resolve()
     for path in sorted(fmt.folder.rglob("*")):
         parts = path.relative_to(fmt.folder).parts
         # the bundle's own self-test (fixture/, expected/) is not part of what renders
         if parts[0] in ("fixture", "expected") or "__pycache__" in parts:
             continue
         if path.is_file():
+            if root not in path.resolve().parents:
+                raise MappingError(f"{path}: a link to a file outside the format bundle's "
+                                   "folder; pesgen records and renders only the bundle's files")
             files[path.relative_to(fmt.folder).as_posix()] = path.read_text(encoding="utf-8")
     import yaml
 

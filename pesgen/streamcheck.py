@@ -58,7 +58,8 @@ class StreamValidator:
         size = _enlarge_pipe(write_end)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pesgen.streamcheck", str(xsd), name],
+                # -P: the current folder is not put on the child's import path
+                [sys.executable, "-P", "-m", "pesgen.streamcheck", str(xsd), name],
                 stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except BaseException:
             os.close(write_end)

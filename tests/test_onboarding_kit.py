@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from pesgen import build
 from pesgen.cli import app
-from pesgen.errors import ExitCode, MappingError
+from pesgen.errors import ExitCode, FormatNotFound, MappingError, TemplateError
+from pesgen.export import export
 from pesgen.formats import find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
@@ -365,9 +366,13 @@ def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
-    assert r.exit_code == ExitCode.TEMPLATE, r.stderr
+    # refused by the run's record of the bundle (exit 3) or by the template loader (5)
+    assert r.exit_code in (ExitCode.MAPPING, ExitCode.TEMPLATE), r.stderr
     assert "outside the format bundle's folder" in r.stderr
     assert "SECRET-CONTENT" not in r.stdout + r.stderr
+    # without a state store, the template loader refuses it
+    with pytest.raises(TemplateError, match="outside the format bundle's folder"):
+        export(mapping, INPUT, tmp_path / "lib", formats_dirs=[fmts])
     assert not out.exists() or list(out.iterdir()) == []
     # a link that stays inside the bundle is a template like any other
     (bundle / "other.j2").unlink()
@@ -420,3 +425,17 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     assert "written in UTF-8 but its layout declares ISO-8859-1" in r.stderr
     assert "output.encoding" in r.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["/tmp/elsewhere/pes-ormc", "../templates/pes-ormc",
+                                  "pes-ormc/../pes-titres"])
+def test_a_mapping_names_a_format_never_a_path(tmp_path, name):
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(text.replace("  format: pes-ormc\n", f"  format: {name}\n"),
+                       encoding="utf-8")
+    r = _run("check-mapping", mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert "output.format" in r.stderr
+    with pytest.raises(FormatNotFound, match="is not a format name"):
+        find_format(name)

@@ -13,6 +13,8 @@ from pesgen.errors import OutputInvalidError
 from pesgen.export import Exporter, commit
 from pesgen.formats import load_format
 from pesgen.mapping import load_mapping
+from pesgen.resources import schema_path
+from pesgen.streamcheck import StreamValidator
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, golden_parts
 
@@ -87,9 +89,6 @@ def test_a_validator_that_dies_does_not_stop_the_export():
     """An invalid body is reported as not ok; a validator that dies mid-stream (killed
     here) makes the renderer's next writes fail, which must neither raise nor hang, and
     its report is None, so the exporter validates the whole file itself."""
-    from pesgen.resources import schema_path
-    from pesgen.streamcheck import StreamValidator
-
     head, piece, tail = golden_parts()
     xsd = schema_path("pes-ormc/pes-ormc.xsd")
 
@@ -113,3 +112,23 @@ def test_a_validator_that_dies_does_not_stop_the_export():
         assert dying.finish(timeout=60) is None
     finally:
         dying.abort()
+
+
+def test_the_validator_process_does_not_import_from_the_current_folder(tmp_path,
+                                                                       monkeypatch):
+    """A 'pesgen' folder where the export runs is not what the second process imports."""
+    fake = tmp_path / "pesgen"
+    fake.mkdir()
+    marker = tmp_path / "HIJACKED"
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    (fake / "streamcheck.py").write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    head, piece, tail = golden_parts()
+    stream = StreamValidator(schema_path("pes-ormc/pes-ormc.xsd"), "x.xml")
+    try:
+        stream.feed(head + piece * 3 + tail)
+        report = stream.finish(timeout=60)
+    finally:
+        stream.abort()
+    assert not marker.exists()
+    assert report is not None and report.pieces == 3  # the real validator answered
