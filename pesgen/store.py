@@ -190,8 +190,14 @@ class Store:
     def _engine(url: str) -> Engine:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if path and path != ":memory:" and not Path(path).exists():
+                # the store keeps every exported input (names, addresses, IBANs): readable
+                # by its owner only (SQLite gives its journal the same mode)
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                except FileExistsError:
+                    pass  # created meanwhile by another process: its mode stands
             engine = sa.create_engine(url, connect_args={"timeout": 60})
 
             @event.listens_for(engine, "connect")

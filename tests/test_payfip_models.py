@@ -247,3 +247,17 @@ def test_datamatrix_image_decodes_to_the_payload(tmp_path: Path):
     assert svg(text).startswith("<svg")
     [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png(text))))
     assert decoded.format == zxingcpp.BarcodeFormat.DataMatrix and decoded.text == text
+
+
+@pytest.mark.parametrize("pattern, value", [
+    ("IDOP_RE", "abc\n"), ("NUMCLI_RE", "123456\n"), ("REFDET_RE", "FA202600101\n"),
+    ("EXER_RE", "2026\n"), ("URL_RE", "https://example.org/x\n"),
+])
+def test_a_trailing_newline_never_passes_a_pattern(pattern, value):
+    """'$' matches before a final newline: a notification's idOp 'abc\\n' split the
+    receiver's log line in two. The patterns end at the very end of the text."""
+    from pesgen.payfip import models
+
+    regex = getattr(models, pattern)
+    assert regex.match(value.rstrip("\n"))
+    assert not regex.match(value)

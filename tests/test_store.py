@@ -307,3 +307,11 @@ def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
     with pytest.raises(StateError, match="is not a run id"):
         store.cancel("%", "oops")
     assert store.get_run(run.run_id)["status"] == "committed"
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "new-folder" / "store.sqlite3"
+    store = Store(f"sqlite:///{path}")
+    export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700

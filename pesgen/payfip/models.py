@@ -29,13 +29,13 @@ MIN_CENTS = 100  # 1,00 EUR, confirmed by several implementations
 MAX_CENTS_WS = 10_000_000
 MAX_CENTS_URL = 999_999
 
-NUMCLI_RE = re.compile(r"^[0-9]{6}$")
-REFDET_RE = re.compile(r"^[A-Za-z0-9]{6,30}$")
-EXER_RE = re.compile(r"^[0-9]{4}$")
-MEL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*$")
-IDOP_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+NUMCLI_RE = re.compile(r"^[0-9]{6}\Z")
+REFDET_RE = re.compile(r"^[A-Za-z0-9]{6,30}\Z")
+EXER_RE = re.compile(r"^[0-9]{4}\Z")
+MEL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*\Z")
+IDOP_RE = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
+URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*\Z")
 OBJET_MAX = 100
 URL_MAX = 250
 

@@ -64,4 +64,7 @@ def run(app: Any, host: str, port: int) -> None:
     """Serve in the foreground until interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")
+    # proxy_headers off: X-Forwarded-For is whatever a client writes, and the limiter of
+    # unknown idOps counts per address (behind a proxy, every client is the proxy)
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off",
+                proxy_headers=False)
