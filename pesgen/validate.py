@@ -102,7 +102,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         elif tag == "MtHT":
             mt = el.get("V")
             if amounts:
-                amounts[-1] = Decimal(mt) if mt else _ZERO
+                amounts[-1] = _number(mt, Decimal) or _ZERO
         elif tag == "InfoPrelevementSEPA":
             sepa = {}
             preleves.append((el, len(line_ids) - 1, sepa))
@@ -163,7 +163,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     for block, line, values in preleves:
         mt_prel = values.get("MtPrel")
         amount = amounts[line] if line >= 0 else _ZERO
-        if mt_prel is not None and Decimal(mt_prel or 0) != amount:
+        if mt_prel is not None and (_number(mt_prel, Decimal) or _ZERO) != amount:
             id_ligne = line_ids[line].get("V") if line >= 0 else None
             by_line.append((block.sourceline or 0, Problem(
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
@@ -177,6 +177,17 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if len(debtors) > 1:
         problems.append(Problem("pes.single-debtor", f"piece {id_pce} has more than one debtor",
                                 record=f"{name}:{piece.sourceline}"))
+
+
+def _number(text: str | None, kind: type[Any]) -> Any:
+    """The value of a numeric V attribute, or None when it is absent or not a number
+    (the XSD reports that; the bordereau checks must not stop on it)."""
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except (ValueError, ArithmeticError):
+        return None
 
 
 def _line_of(id_ligne: etree._Element) -> int | None:
@@ -393,8 +404,8 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
             tag = el.tag
             if tag == "BlocBordereau":
                 bord = _BordereauCheck(
-                    declared_count=int(_v(el.find("NbrPce")) or 0),
-                    declared_total=Decimal(_v(el.find("MtBordHt")) or 0),
+                    declared_count=_number(_v(el.find("NbrPce")), int),
+                    declared_total=_number(_v(el.find("MtBordHt")), Decimal),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
                     typ_bord=_v(el.find("TypBord")))
                 result.declared_count = bord.declared_count

@@ -833,3 +833,17 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
     problems = validate_pes_file(path, lax_xsd)
     assert [(p.rule, p.record) for p in problems] == [
         ("pes.mt-prel", f"t.xml:{sepa_line}"), ("pes.id-ligne-unique", f"t.xml:{info_line}")]
+
+
+@pytest.mark.parametrize("xpath", [
+    "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoLignePiece/MtHT",
+    "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
+    "//BlocBordereau/NbrPce", "//BlocBordereau/MtBordHt"])
+def test_a_value_that_is_not_a_number_is_listed_not_a_crash(example_file, tmp_path, lax_xsd,
+                                                           xpath):
+    path = _tampered(example_file, tmp_path / "t.xml", lambda r: _set(r, xpath, "zz"))
+    problems = validate_pes_file(path, OWN_XSD)
+    assert problems and {p.rule for p in problems} <= {"xsd.pesgen", "pes.mt-prel",
+                                                       "pes.mt-bord-ht", "pes.nbr-pce"}
+    assert any(p.rule == "xsd.pesgen" and "zz" in p.message for p in problems)
+    validate_pes_file(path, lax_xsd)  # the bordereau checks alone do not stop on it
