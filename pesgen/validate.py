@@ -403,6 +403,11 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                                           load_dtd=False, huge_tree=True):
             tag = el.tag
             if tag == "BlocBordereau":
+                if el.getroottree().docinfo.doctype:
+                    # entities are never expanded here, but a PES file has no DTD: one
+                    # that declares it is not what pesgen writes nor what Hélios takes
+                    problems.append(Problem("xml.doctype", "the file declares a DOCTYPE; a "
+                                            "PES file has none", record=f"{name}:1"))
                 bord = _BordereauCheck(
                     declared_count=_number(_v(el.find("NbrPce")), int),
                     declared_total=_number(_v(el.find("MtBordHt")), Decimal),

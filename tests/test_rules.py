@@ -847,3 +847,16 @@ def test_a_value_that_is_not_a_number_is_listed_not_a_crash(example_file, tmp_pa
                                                        "pes.mt-bord-ht", "pes.nbr-pce"}
     assert any(p.rule == "xsd.pesgen" and "zz" in p.message for p in problems)
     validate_pes_file(path, lax_xsd)  # the bordereau checks alone do not stop on it
+
+
+def test_a_file_with_a_doctype_is_refused_and_its_entities_never_read(example_file, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT", encoding="utf-8")
+    text = example_file.read_bytes().decode("latin-1")
+    head, rest = text.split("\n", 1)
+    doctype = f'<!DOCTYPE n:PES_Aller [<!ENTITY x SYSTEM "file://{secret}">]>'
+    path = tmp_path / "t.xml"
+    path.write_bytes(f"{head}\n{doctype}\n{rest}".encode("latin-1"))
+    problems = validate_pes_file(path, OWN_XSD)
+    assert [(p.rule, p.record) for p in problems] == [("xml.doctype", "t.xml:1")]
+    assert all("SECRET-CONTENT" not in str(p) for p in problems)
