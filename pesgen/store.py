@@ -125,6 +125,11 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 _RUN_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit for a message or a log: its password masked."""
+    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
+
+
 def default_url() -> str:
     env = os.environ.get("PESGEN_DB")
     if env:
@@ -177,14 +182,15 @@ class Store:
         try:
             names = set(sa.inspect(self.engine).get_table_names())
         except sa.exc.DBAPIError as exc:
-            raise StateError(f"{self.url}: cannot open the store: {exc.orig}") from None
+            raise StateError(f"{shown_url(self.url)}: cannot open the store: {exc.orig}"
+                             ) from None
         if schema_table.name in names:
             return
         if names:
-            raise StateError(f"{self.url} holds tables that are not a pesgen store's "
+            raise StateError(f"{shown_url(self.url)} holds tables that are not a pesgen store's "
                              f"({', '.join(sorted(names)[:5])}…); pesgen will not touch it")
         if must_exist:
-            raise StateError(f"{self.url} is empty: not a pesgen store")
+            raise StateError(f"{shown_url(self.url)} is empty: not a pesgen store")
 
     @staticmethod
     def _engine(url: str) -> Engine:
@@ -216,7 +222,8 @@ class Store:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             return sa.create_engine(url, pool_pre_ping=True)
-        raise UsageError(f"unsupported database URL '{url}' (sqlite:///… or postgresql://…)")
+        raise UsageError(f"unsupported database URL '{shown_url(url)}' (sqlite:///… or "
+                         "postgresql://…)")
 
     # -------------------------------------------------------------- schema
 

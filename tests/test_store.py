@@ -315,3 +315,10 @@ def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path):
     export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_database_password_never_appears_in_a_message():
+    with pytest.raises(Exception) as info:
+        Store("postgres://user:SECRETPW@127.0.0.1:1/db")
+    assert "SECRETPW" not in str(info.value)
+    assert "user:***@" in str(info.value)
