@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -90,6 +91,9 @@ class Builder:
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
         self.seen: dict[str, str] = {}
+        # values the case policy changed, per field: one note for the whole run, not one
+        # per value (millions on a large run)
+        self.cased: Counter[str] = Counter()
         # NumDette -> (invoice, origin) of the title that has it: with Per (one per
         # mapping) it is the payment reference a family pays with, so it is one title's
         self.debts: dict[str, tuple[str, str]] = {}
@@ -169,6 +173,8 @@ class Builder:
                 ctx.note("transliterate", f"{key}: {result.changed}")
             elif applied == "newlines":
                 ctx.note("newlines", f"{key}: line break or tab replaced by a space")
+            elif applied == "case":
+                self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if self.policies.text_overflow == "truncate":
@@ -233,6 +239,14 @@ class Builder:
         return amount
 
     # ------------------------------------------------------------ build
+
+    def case_note(self, origin: str) -> PolicyNote | None:
+        """The run's note for the case policy: how many values it upper-cased, by field."""
+        if not self.cased:
+            return None
+        fields = ", ".join(f"{key} ×{n}" for key, n in sorted(self.cased.items()))
+        return PolicyNote("case", "*", origin, f"{sum(self.cased.values())} value(s) "
+                          f"upper-cased: {fields}")
 
     def check_columns(self, src: SourceInvoice) -> None:
         """A CSV binding naming a column the file does not have would read nothing on
@@ -724,6 +738,8 @@ class Builder:
         holder_raw = ev(p.get("holder"))
         if _blank(holder_raw) and debtor is not None:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
+            ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
+                     "(TitCpte)")
         holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"), required=True)
         label = self._text(ctx, "mandate.label", ev(p.get("label")), p.get("label"))
         if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):

@@ -126,7 +126,7 @@ def export(
         counts = Counter(n.policy for n in result.notes)
         typer.echo("policies applied: " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
         for n in result.notes:
-            if n.policy in ("transliterate", "civility", "case"):
+            if n.policy in ("transliterate", "civility"):
                 continue
             typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
 

@@ -259,6 +259,9 @@ class Exporter:
                                    title.period, title.cle1, title.cle2, title.total))
         if self.progress:
             self.progress(seen)
+        case = self.builder.case_note(str(input_path))
+        if case is not None:
+            result.notes.append(case)
         if problems:
             raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
                                  problems)

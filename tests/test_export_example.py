@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -90,3 +91,22 @@ def test_collector_threshold_raised_while_preparing_and_restored(tmp_path, monke
     with pytest.raises(InputDataError):
         export(MAPPINGS / "villeneuve-sur-loing.yaml", broken, tmp_path / "ko", RUN)
     assert len(seen) == 2 and gc.get_threshold() == before
+
+
+def test_an_empty_account_holder_takes_the_debtors_name_and_says_so(tmp_path):
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][6]["payment"]["mandate"]["holder"] = ""
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "out", RUN)
+    notes = [n for n in result.notes if n.policy == "account_holder"]
+    assert [n.invoice for n in notes] == ["FA-2026-00107"]
+    assert b'TitCpte V="GARCIA IN' in result.files[0].path.read_bytes()
+
+
+def test_the_case_policy_is_reported_once_for_the_run(tmp_path):
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+                    tmp_path, RUN)
+    [case] = [n for n in result.notes if n.policy == "case"]
+    assert case.invoice == "*"
+    assert "value(s) upper-cased: " in case.detail and "debtor.name ×12" in case.detail
