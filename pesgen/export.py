@@ -94,6 +94,7 @@ class _Spooled:
     spools: list[IO[bytes]]
     count: int = 0
     total: Decimal = _ZERO
+    lines: int = 0
     # per file: the validator streaming it (large bordereaux) and its first piece's size
     streams: list[StreamValidator | None] = field(default_factory=list)
     first_piece: list[int] = field(default_factory=list)
@@ -168,10 +169,12 @@ class Exporter:
                                  f"{result.error or f'longer than {limit.max}'}")
         return result.value
 
-    def document(self, number: int, count: int, total: Decimal, file_name: str = "") -> Document:
+    def document(self, number: int, count: int, total: Decimal, file_name: str = "",
+                 lines: int = 0) -> Document:
         bordereau = Bordereau(exercise=self.mapping.collectivity.exercise, number=number,
                               issue_date=self.run_date, count=count, total=total,
-                              asap_date=self.asap_date, object=self.bordereau_object)
+                              asap_date=self.asap_date, object=self.bordereau_object,
+                              lines=lines)
         return Document(collectivity=self.mapping.collectivity,
                         emitter=Emitter(self.mapping.output.sigle, self.mapping.output.adresse),
                         file_name=file_name, structure_date=self.run_date, bordereau=bordereau,
@@ -255,6 +258,7 @@ class Exporter:
                     current.streams[index] = self._start_stream(renderer, spool, prepared)
             current.count += 1
             current.total += title.total
+            current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
                                    title.period, title.cle1, title.cle2, title.total))
         if self.progress:
@@ -337,7 +341,7 @@ class Exporter:
                 names = []
                 for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
                                                               strict=True)):
-                    doc0 = self.document(number, b.count, b.total)
+                    doc0 = self.document(number, b.count, b.total, lines=b.lines)
                     name = renderer.file_name(doc0)
                     names.append(name)
                     final = self.out_dir / name

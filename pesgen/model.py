@@ -132,6 +132,7 @@ class Bordereau:
     total: Decimal  # MtBordHt
     asap_date: date | None = None  # DteAsp
     object: str | None = None  # Objet
+    lines: int = 0  # lines of its titles (LigneDePiece): for a flat file's trailer count
 
 
 @dataclass(frozen=True, slots=True)

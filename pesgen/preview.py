@@ -76,7 +76,8 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             name = renderer.file_name(doc)
             item.records[name] = renderer.piece(title, replace(doc, file_name=name))
     total = sum((t.total for t in titles), Decimal(0))
-    doc = exporter.document(PREVIEW_NUMBER, len(titles), total)
+    doc = exporter.document(PREVIEW_NUMBER, len(titles), total,
+                            lines=sum(len(t.lines) for t in titles))
     heads, tails = {}, {}
     layout_problems: list[Problem] = []
     for renderer in exporter.renderers:

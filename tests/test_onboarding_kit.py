@@ -439,3 +439,28 @@ def test_a_mapping_names_a_format_never_a_path(tmp_path, name):
     assert "output.format" in r.stderr
     with pytest.raises(FormatNotFound, match="is not a format name"):
         find_format(name)
+
+
+def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
+    """doc.bordereau.lines in tail: the number of title lines of that file, per file
+    when the run is split into several bordereaux."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "format.yaml").write_text(
+        FORMAT_YAML.replace("    layout: lignes.layout.yaml\n", ""), encoding="utf-8")
+    (bundle / "lignes.csv.j2").write_text(LIGNES_TEMPLATE.replace(
+        "{% macro tail(doc) %}{% endmacro %}",
+        "{% macro tail(doc) %}FIN|{{ doc.bordereau.lines }}|{{ doc.bordereau.count }}\n"
+        "{% endmacro %}"), encoding="utf-8")
+    text = mapping.read_text(encoding="utf-8").replace(
+        "  payment_references: false\n",
+        "  payment_references: false\n  max_pieces_per_bordereau: 5\n")
+    mapping.write_text(text, encoding="utf-8")
+    result = export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    files = sorted((tmp_path / "out").glob("LIGNES_*.csv"))
+    assert len(files) == 3  # 11 titles, 5 per bordereau
+    for path in files:
+        rows = path.read_bytes().decode("latin-1").split("\r\n")[:-1]
+        details = rows[1:-1]
+        assert rows[-1] == f"FIN|{len(details)}|{len({r.split('|')[1] for r in details})}"
+    assert result.titles == 11
