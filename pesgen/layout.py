@@ -234,16 +234,22 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
             bad("layout.schema", "several record types need record_type_column", "records")
         else:
             spots = set()
+            defaults = [rec.type for rec in records if not rec.when]
+            if len(defaults) > 1:
+                bad("layout.schema", f"records {', '.join(map(repr, defaults))} have no "
+                    f"`when`: one record type at most is the default (the lines whose "
+                    f"{type_column} selects no other)", "records")
             for r, rec in enumerate(records):
                 col = next((c for c in rec.columns if c.name == type_column), None)
                 if col is None:
-                    bad("layout.schema", f"record '{rec.type}' has no column '{type_column}' "
-                        "(record_type_column)", "records", r)
+                    if rec.when:  # the default record needs no type column of its own
+                        bad("layout.schema", f"record '{rec.type}' has no column "
+                            f"'{type_column}' (record_type_column)", "records", r)
                     continue
                 spots.add((col.index, col.start, col.width))
-                if not rec.when:
-                    bad("layout.schema", f"record '{rec.type}' needs `when` (the value of "
-                        f"{type_column} that selects it)", "records", r)
+            if not spots and not problems:
+                bad("layout.schema", f"no record has the column '{type_column}' "
+                    "(record_type_column)", "record_type_column")
             if len(spots) > 1:
                 bad("layout.schema", f"column '{type_column}' must be at the same position in "
                     "every record type", "record_type_column")
@@ -254,8 +260,6 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
                     bad("layout.schema", f"value '{value}' selects both '{seen[value]}' and "
                         f"'{rec.type}'", "records")
                 seen[value] = rec.type
-    if data.get("header") and len(records) > 1:
-        bad("layout.schema", "a header line needs a single record type", "header")
     if problems:
         raise MappingError(f"{shown}: invalid layout", problems)
     return Layout(
@@ -395,12 +399,16 @@ def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
+def _main_record(layout: Layout) -> RecordType:
+    """The record type a header line names: the default one (no `when`), else the first."""
+    return next((r for r in layout.records if not r.when), layout.records[0])
+
+
 def _record_type(layout: Layout, fields: list[str] | None, text: str
                  ) -> tuple[RecordType | None, str | None]:
     if len(layout.records) == 1:
         return layout.records[0], None
-    first = layout.records[0]
-    col = next(c for c in first.columns if c.name == layout.type_column)
+    col = next(c for r in layout.records for c in r.columns if c.name == layout.type_column)
     if layout.kind == "csv":
         assert fields is not None
         value = fields[col.index - 1] if len(fields) >= col.index else ""
@@ -410,6 +418,9 @@ def _record_type(layout: Layout, fields: list[str] | None, text: str
     for rec in layout.records:
         if value in rec.when:
             return rec, None
+    for rec in layout.records:
+        if not rec.when:
+            return rec, None  # the default record type
     known = ", ".join(f"'{v}' ({r.type})" for r in layout.records for v in r.when)
     return None, f"{col.label}: {_show(value)} is no record type (known: {known})"
 
@@ -461,7 +472,7 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
         return
     values = [v for v, _ in pairs]
     if number == 1 and layout.header:
-        expected = [c.header for c in layout.records[0].columns]
+        expected = [c.header for c in _main_record(layout).columns]
         if values != expected:
             diff = next((i for i, (a, b) in enumerate(zip(values, expected, strict=False))
                          if a != b), min(len(values), len(expected)))

@@ -208,3 +208,43 @@ def test_check_value_is_usable_alone(tmp_path):
     montant = layout.records[0].columns[4]
     assert check_value(montant, "12,50") == []
     assert check_value(montant, "-1,00")[0][0] == "layout.type"
+
+
+HEADER_DETAIL_TRAILER = """\
+pesgen_layout: 1
+name: CIVITAS
+kind: csv
+encoding: ISO-8859-1
+line_ending: CRLF
+delimiter: ";"
+header: true
+record_type_column: TYPE
+records:
+  - type: ligne
+    columns:
+      - {name: NUM_FACT, type: text, length: 20, required: true}
+      - {name: MONTANT, type: decimal, decimals: 2, required: true}
+  - type: fin
+    when: FIN
+    columns:
+      - {name: TYPE, type: code, values: [FIN]}
+      - {name: LIGNES, type: integer, required: true}
+      - {name: TOTAL, type: decimal, decimals: 2, required: true}
+"""
+
+
+def test_a_default_record_type_lets_a_header_details_and_a_trailer_coexist(tmp_path):
+    """Detail lines carry no type code: the record without `when` takes every line the
+    others do not select; the header names its columns."""
+    layout = _layout(tmp_path, HEADER_DETAIL_TRAILER)
+    good = "NUM_FACT;MONTANT\r\nFA-1;85.00\r\nFA-2;12.50\r\nFIN;2;97.50\r\n"
+    assert _check(tmp_path, layout, good.encode()) == []
+    bad = "NUM_FACT;MONTANT\r\nFA-1;85.00;x\r\nFIN;2\r\n"
+    problems = _check(tmp_path, layout, bad.encode())
+    assert [(p.rule, p.record) for p in problems] == [
+        ("layout.columns", "OUT.txt:2"), ("layout.columns", "OUT.txt:3")]
+    two_defaults = HEADER_DETAIL_TRAILER.replace("    when: FIN\n", "")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, two_defaults, "two.yaml")
+    assert any("one record type at most is the default" in p.message
+               for p in info.value.problems)
