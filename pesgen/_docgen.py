@@ -94,6 +94,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "layout.too-many", "Checking stops after 10 000 problems in one file.", "pesgen"),
     ("store", "run.duplicate", "An invoice already in an active run is refused (naming the run, file and IdBord) until that run is cancelled.", "pesgen (nothing twice); DT-AQ ERREUR_DOUBLON_BORDEREAU"),
     ("store", "run.empty", "A run exports at least one title.", "DT v5.19 NbrPce ≥ 1"),
+    ("store", "run.input-changed", "The input file is the same at the end of the export as when it was read (the run records it for regenerate).", "pesgen (nothing lost)"),
     ("store", "run.publish", "A run is recorded before its files are renamed into place; if they cannot be, the error names the recorded run and `pesgen regenerate` writes them (its number is never given again).", "pesgen (nothing lost, nothing twice)"),
     ("payfip", "payfip.numcli", "The PayFiP client number is exactly 6 digits.", "PayFiP (T1); notes payfip.md §6"),
     ("payfip", "payfip.exer", "exer is a 4-digit year.", "PayFiP; notes payfip.md §6"),

@@ -60,6 +60,14 @@ def bundle_snapshot(fmt: Format) -> dict[str, str]:
     return files
 
 
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _digest(files: dict[str, str]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
@@ -76,11 +84,18 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress)
     key = sequence_key(exporter.mapping, exporter.fmt)
+    read_digest = _file_digest(Path(input_path))
     prepared = exporter.prepare(Path(input_path))
     try:
         invoices = prepared.invoice_numbers
         _refuse_duplicates(store, None, key[0], invoices)  # early, before taking the lock
         input_bytes = Path(input_path).read_bytes()
+        if hashlib.sha256(input_bytes).hexdigest() != read_digest:
+            # the run records the input it exported, for regenerate: it must be that one
+            raise StateError(f"{input_path} changed while it was being exported; nothing "
+                             "written, no number used: export it again once it is complete",
+                             [Problem("run.input-changed", "the input file changed during "
+                                      "the export", record=str(input_path))])
         bundle = bundle_snapshot(exporter.fmt)
         run_id = new_run_id()
         with store.transaction() as conn:

@@ -322,3 +322,26 @@ def test_a_database_password_never_appears_in_a_message():
         Store("postgres://user:SECRETPW@127.0.0.1:1/db")
     assert "SECRETPW" not in str(info.value)
     assert "user:***@" in str(info.value)
+
+
+def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatch):
+    """The run records the input it exported (for regenerate): a file rewritten while it
+    was read would be recorded as something it did not export."""
+    from pesgen.export import Exporter
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    source = tmp_path / "in.json"
+    shutil.copy(EXAMPLES / "school-export.json", source)
+    prepare = Exporter.prepare
+
+    def rewritten(self, path):
+        prepared = prepare(self, path)
+        source.write_text(source.read_text(encoding="utf-8") + " ", encoding="utf-8")
+        return prepared
+
+    monkeypatch.setattr(Exporter, "prepare", rewritten)
+    with pytest.raises(StateError, match="changed while it was being exported") as info:
+        export_recorded(store, MAPPING, source, tmp_path / "out", RUN)
+    assert [p.rule for p in info.value.problems] == ["run.input-changed"]
+    assert store.list_runs() == []
+    assert _files(tmp_path / "out") == []
