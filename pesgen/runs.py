@@ -84,7 +84,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress)
     key = sequence_key(exporter.mapping, exporter.fmt)
-    read_digest = _file_digest(Path(input_path))
+    # (a missing input is reported by prepare, with its own message)
+    read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
     prepared = exporter.prepare(Path(input_path))
     try:
         invoices = prepared.invoice_numbers
