@@ -72,6 +72,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "pes.nbr-pce", "NbrPce equals the number of Piece.", "DT v5.19 BlocBordereau/NbrPce"),
     ("output", "pes.mt-bord-ht", "MtBordHt equals the sum of the lines' MtHT.", "DT v5.19 BlocBordereau/MtBordHt; DT-AQ ERREUR_CUMUL_MONTANTS"),
     ("output", "pes.max-pieces", "At most 99 999 pieces per bordereau (pesgen splits the run).", "DT v5.19 NbrPce (Base_Num5)"),
+    ("output", "pes.listing", "A refused file lists its first 1 000 schema violations and its first 1 000 bordereau problems, then says how many more it left out.", "pesgen"),
     ("output", "xml.doctype", "A PES file declares no DOCTYPE (entities are never expanded; a file with a DTD is refused).", "pesgen (security); DT v5.19 PES_Aller has no DTD"),
     ("output", "pes.id-pce-unique", "IdPce is unique in the bordereau.", "DT-AQ ERREUR_DOUBLON_PIECE"),
     ("output", "pes.num-dette-unique", "NumDette with Per is unique in the bordereau (one payment reference, one title).", "pesgen (DT v5.19 BlocPiece/NumDette, Per)"),

@@ -228,8 +228,13 @@ def _close_bordereau(bord: _BordereauCheck, name: str, line: int | None,
 
 
 # Up to this size an invalid file is re-read as one tree to list its violations; above
-# it, piece by piece (a 230 MiB file makes a 4 GiB tree).
-TREE_LISTING_MAX_BYTES = 16 * 2**20
+# it, piece by piece. Memory (a 230 MiB file makes a 4 GiB tree) and time: libxml2 names
+# each violation by its XPath, counting the node's preceding siblings, so a tree of n
+# pieces with a violation in each costs n^2 (a 1 MiB file of bad pieces took 41 s).
+TREE_LISTING_MAX_BYTES = 256 * 2**10
+# A refused file lists at most this many violations (then says it stopped): the first
+# ones are what a technician fixes; listing 100 000 only costs time and memory.
+MAX_LISTED_VIOLATIONS = 1000
 _PIECE_STEP = re.compile(r"/Piece(\[\d+\])?(?=/|$)")
 
 
@@ -252,8 +257,11 @@ def _tree_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Proble
     except etree.XMLSyntaxError as exc:
         return _not_well_formed(name, exc, label)
     schema.validate(doc)
-    return [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
-            for e in schema.error_log]
+    problems = [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
+                for _, e in zip(range(MAX_LISTED_VIOLATIONS), schema.error_log, strict=False)]
+    if len(schema.error_log) > MAX_LISTED_VIOLATIONS:
+        problems.append(_stopped(name, label))
+    return problems
 
 
 def _up_to(el: etree._Element) -> etree._ElementTree:
@@ -325,6 +333,8 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
         if schema.validate(tree):
             return
         for e in schema.error_log:
+            if len(seen) >= MAX_LISTED_VIOLATIONS:
+                raise _Enough
             live = _live_node(tree, live_root, e.path)
             line = (live.sourceline if live is not None else None) or e.line
             if (line, e.message) in seen:
@@ -358,11 +368,15 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                         break  # later ones may already be read ahead: their turn comes
                     parent.remove(previous)
             collect(_up_to(el), tree.getroot(), el, index)
+        if tree is None:  # no piece and no bordereau: nothing to stream
+            return _tree_errors(path, schema, label)
+        collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
+        stopped = False
     except etree.XMLSyntaxError as exc:
         return _not_well_formed(name, exc, label)
-    if tree is None:  # no piece and no bordereau: nothing to stream
-        return _tree_errors(path, schema, label)
-    collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
+    except _Enough:
+        stopped = True
+    assert tree is not None
     listed: list[tuple[int, int, str, str]] = []
     for line, order, message, bordereau, k, rest in in_pieces:
         step = "/Piece" if counts.get(bordereau) == 1 else f"/Piece[{k}]"
@@ -371,8 +385,20 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
         if live is not None and live.getroottree().getroot() is tree.getroot():
             xpath = tree.getpath(live)
         listed.append((line, order, message, xpath))
-    return [Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}")
-            for line, _order, message, xpath in sorted(listed, key=lambda x: x[:2])]
+    problems = [Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}")
+                for line, _order, message, xpath in sorted(listed, key=lambda x: x[:2])]
+    if stopped:
+        problems.append(_stopped(name, label))
+    return problems
+
+
+class _Enough(Exception):
+    """MAX_LISTED_VIOLATIONS reached: stop reading."""
+
+
+def _stopped(name: str, label: str) -> Problem:
+    return Problem(f"xsd.{label}", f"listing stopped after {MAX_LISTED_VIOLATIONS} "
+                   "violations: correct these and validate again", record=name)
 
 
 @dataclass
@@ -385,6 +411,7 @@ class StreamResult:
     declared_count: int | None = None
     declared_total: Decimal | None = None
     schema_error: bool = False
+    dropped: int = 0  # bordereau problems past MAX_LISTED_VIOLATIONS, not kept
 
 
 def stream_check(source: Any, schema: etree.XMLSchema, name: str,
@@ -419,6 +446,9 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
             elif tag == "Piece" and bord is not None:
                 bord.pieces += 1
                 _check_piece(el, bord, seen_ids, name, problems)
+                if len(problems) > MAX_LISTED_VIOLATIONS:  # keep the first ones, and count
+                    result.dropped += len(problems) - MAX_LISTED_VIOLATIONS
+                    del problems[MAX_LISTED_VIOLATIONS:]
                 el.clear(keep_tail=True)
                 parent = el.getparent()
                 while el.getprevious() is not None and parent is not None:
@@ -442,6 +472,11 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
     schema = load_xsd(xsd)
     result = stream_check(str(path), schema, path.name)
     problems = result.problems
+    if result.dropped:
+        problems.append(Problem("pes.listing", f"listing stopped after "
+                                f"{MAX_LISTED_VIOLATIONS} bordereau problems "
+                                f"({result.dropped} more): correct these and validate again",
+                                record=path.name))
     if result.schema_error:
         problems.extend(_schema_errors(path, schema, "pesgen"))
     if official is not None:

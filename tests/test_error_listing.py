@@ -14,7 +14,14 @@ from lxml import etree
 
 from pesgen.export import export
 from pesgen.resources import schema_path
-from pesgen.validate import _parser, load_xsd, schema_errors_by_piece
+from pesgen.validate import (
+    MAX_LISTED_VIOLATIONS,
+    TREE_LISTING_MAX_BYTES,
+    _parser,
+    load_xsd,
+    schema_errors_by_piece,
+    validate_pes_file,
+)
 
 from .conftest import MAPPINGS, ROOT, golden_parts
 
@@ -112,3 +119,29 @@ def test_one_piece_bordereau_and_two_bordereaux(tmp_path):
     path.write_bytes(two)
     assert _piece_listing(path) == _tree_listing(path)
     assert "/Bordereau[2]/Piece/BlocPiece/NatPce" in _tree_listing(path)[0][2]
+
+
+@pytest.mark.parametrize("bad_piece, count", [
+    (b"<Piece><Z/></Piece>\n", 1500),  # a small file: listed from one tree
+    (None, 1200),  # ~3 MiB of real pieces, each with one bad value: listed piece by piece
+])
+def test_a_listing_stops_after_its_maximum(tmp_path, bad_piece, count):
+    """Every bad piece is a violation; the listing gives the first ones and says it
+    stopped, instead of spending minutes and gigabytes on all of them."""
+    head, piece, tail = golden_parts()
+    if bad_piece is None:
+        bad_piece = piece.replace(b'<TypPce V="15"/>', b'<TypPce V="99"/>')
+    path = tmp_path / "bad.xml"
+    path.write_bytes(head + bad_piece * count + tail)
+    assert (path.stat().st_size > TREE_LISTING_MAX_BYTES) == (count == 1200)
+    problems = validate_pes_file(path, schema_path("pes-ormc/pes-ormc.xsd"))
+    schema = [p for p in problems if p.rule == "xsd.pesgen"]
+    assert len(schema) == MAX_LISTED_VIOLATIONS + 1
+    assert schema[-1].message.startswith(f"listing stopped after {MAX_LISTED_VIOLATIONS} "
+                                         "violations")
+    lines = [int(p.record.split(":")[1].split()[0]) for p in schema[:-1]]
+    assert lines == sorted(lines)  # the first ones, in document order
+    # the bordereau checks (every piece repeats an IdPce here) stop the same way
+    [stopped] = [p for p in problems if p.rule == "pes.listing"]
+    assert f"listing stopped after {MAX_LISTED_VIOLATIONS} bordereau problems" in stopped.message
+    assert len(problems) <= 2 * (MAX_LISTED_VIOLATIONS + 1) + 3  # + the bordereau totals
