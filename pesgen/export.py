@@ -192,15 +192,19 @@ class Exporter:
         return evolve(title, number=index, cle1=key1,
                       cle2=cle2(exercise, title.period, title.debt_number))
 
-    def _encode(self, text: str, renderer: FileRenderer, what: str) -> bytes:
+    def _encode(self, text: str, renderer: FileRenderer, what: str,
+                title: Title | None = None) -> bytes:
         if self.fmt.newline != "\n":
             text = text.replace("\n", self.fmt.newline)
         try:
             return text.encode(self.encoding)
         except UnicodeEncodeError as exc:
-            raise TemplateError(
-                f"template {renderer.name} produced {text[exc.start]!r}, which "
-                f"{self.encoding} cannot encode ({what})") from None
+            message = (f"template {renderer.name} produced {text[exc.start]!r}, which "
+                       f"{self.encoding} cannot encode ({what})")
+            raise TemplateError(message, [Problem(
+                "template", f"{text[exc.start]!r} cannot be written in {self.encoding}",
+                mapping=renderer.name, record=title.origin if title else None,
+                invoice=title.invoice_number if title else None)]) from None
 
     # ------------------------------------------------------------------ phase 1
 
@@ -246,7 +250,7 @@ class Exporter:
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
                                                           strict=True)):
                 data = self._encode(renderer.piece(title, doc), renderer,
-                                    f"invoice {title.invoice_number}")
+                                    f"invoice {title.invoice_number}", title)
                 spool.write(data)
                 if current.count == 0:
                     current.first_piece.append(len(data))

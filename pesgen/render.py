@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jinja2
@@ -90,7 +91,13 @@ class FileRenderer:
         return self._call(self._head, "head", doc)
 
     def piece(self, title: Title, doc: Document) -> str:
-        return self._call(self._piece, f"piece of invoice {title.invoice_number}", title, doc)
+        try:
+            return self._call(self._piece, f"piece of invoice {title.invoice_number}", title,
+                              doc)
+        except TemplateError as exc:  # name the invoice's record too: the data may be why
+            exc.problems = [replace(p, record=title.origin, invoice=title.invoice_number)
+                            for p in exc.problems]
+            raise
 
     def tail(self, doc: Document) -> str:
         return self._call(self._tail, "tail", doc)

@@ -506,6 +506,20 @@ def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):
     assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
     assert "'nope'" in p.message
     assert "piece of invoice FA-2026-00101" in str(exc)
+    # the record the piece comes from, since its data may be the cause
+    assert p.invoice == "FA-2026-00101"
+    assert p.record.endswith("school-export.json:$.invoices[0]")
+
+
+def test_a_template_writing_what_the_encoding_cannot_names_the_record(tmp_path):
+    fmts, m, template = _broken_bundle(tmp_path, '<Cle2 V="{{ t.cle2 }}"/>',
+                                       '<Cle2 V="{{ t.cle2 }}{{ \'€\' if t.number == 2 }}"/>')
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    p = _only(exc, "template")
+    assert p.message == "'€' cannot be written in ISO-8859-1"
+    assert p.invoice == "FA-2026-00102"
+    assert p.record.endswith("school-export.json:$.invoices[1]")
 
 
 def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
