@@ -793,6 +793,21 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
             problems.append(Problem("mapping.options", f"format {fmt.name} has no option "
                                     f"'{key}' ({known})",
                                     mapping=mapping.where("output", "options", key)))
+    # the mapping's own texts go into every file as they are: they must be writable
+    encoding = mapping.output.encoding or fmt.encoding
+    c, o = mapping.collectivity, mapping.output
+    for keys, value in ((("collectivity", "budget_label"), c.budget_label),
+                        (("collectivity", "poste_label"), c.poste_label),
+                        (("output", "emitter", "sigle"), o.sigle),
+                        (("output", "emitter", "adresse"), o.adresse)):
+        if not value:
+            continue
+        try:
+            value.encode(encoding)
+        except UnicodeEncodeError as exc:
+            problems.append(Problem(
+                "mapping.format", f"{'.'.join(keys)}: {value[exc.start]!r} cannot be written in "
+                f"{encoding} (format {fmt.name})", mapping=mapping.where(*keys)))
     return problems
 
 

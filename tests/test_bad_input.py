@@ -575,3 +575,14 @@ def test_csv_input_settings_are_checked_when_the_mapping_loads(tmp_path, old, ne
     p = _only(exc, "mapping.input")
     assert says in p.message
     assert p.mapping == _where(m, new.strip(), key)
+
+
+def test_a_mapping_text_the_format_cannot_write_is_a_mapping_error(tmp_path):
+    """Written into every file as it is: checked when the mapping meets its format."""
+    m = _mapping_copy(tmp_path, "budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                      "budget_label: CŒUR DE VILLENEUVE")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
+    p = _only(exc, "mapping.format")
+    assert p.message == ("collectivity.budget_label: 'Œ' cannot be written in ISO-8859-1 "
+                         "(format pes-ormc)")
+    assert p.mapping == _where(m, "budget_label:", "collectivity.budget_label")
