@@ -110,6 +110,9 @@ def export(
         return
     typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
                f"run {result.run_id}")
+    if official_xsd is not None and not result.fmt.is_pes:
+        typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
+                   "import, not a PES file)")
     for f in result.files:
         typer.echo(f"  wrote {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
                    f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")

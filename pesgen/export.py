@@ -44,7 +44,13 @@ from .rules import RuleContext, check_title
 from .sources import read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize
-from .validate import load_xsd, stream_check, validate_against, validate_pes_file
+from .validate import (
+    load_xsd,
+    official_xsd_path,
+    stream_check,
+    validate_against,
+    validate_pes_file,
+)
 
 _ZERO = Decimal(0)
 # From this many titles in a bordereau, its XSD validation runs in a second process
@@ -127,7 +133,8 @@ class Exporter:
         self.fmt = fmt
         self.out_dir = out_dir
         self.run_date = run_date
-        self.official_xsd = official_xsd
+        # the DGFiP package validates PES files; a finance package's import is not one
+        self.official_xsd = official_xsd if fmt.is_pes else None
         self.progress = progress
         self.encoding = mapping.output.encoding or fmt.encoding
         for spec in fmt.files:
@@ -319,8 +326,6 @@ class Exporter:
                 mini.declared_total != report.total:
             return self._validate(tmp, renderer, name)
         if self.official_xsd is not None:
-            from .validate import official_xsd_path
-
             problems = validate_against(tmp, official_xsd_path(self.official_xsd), "dgfip")
             return [replace(p, record=(p.record or "").replace(tmp.name, name, 1) or name)
                     for p in problems]
@@ -423,8 +428,11 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
                  official_xsd: Path | None = None) -> list[Problem]:
     """Validate one written file against its spec's XSD (and the DGFiP package when
     given) or its layout; problems name the file as ``name``."""
-    if spec.xsd is not None:
-        problems = validate_pes_file(path, spec.xsd, official_xsd)
+    if spec.xsd is not None or official_xsd is not None:
+        if spec.xsd is not None:
+            problems = validate_pes_file(path, spec.xsd, official_xsd)
+        else:  # a PES bundle without an XSD of its own: the DGFiP's still applies
+            problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
         return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
                 for p in problems]
     if spec.layout is not None:

@@ -53,6 +53,11 @@ class Format:
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
+    @property
+    def is_pes(self) -> bool:
+        """A PES V2 format (it numbers rôles per TypBord): the DGFiP's XSD applies."""
+        return "typ_bord" in self.defaults
+
     def limit(self, key: str) -> FieldLimit:
         return self.fields.get(key) or self._unlimited
 

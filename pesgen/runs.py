@@ -121,7 +121,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     "input_blob": pack(input_bytes),
                     "validation": pack_json({
                         "pesgen_xsd": True, "business_rules": True,
-                        "official_xsd": str(official_xsd) if official_xsd else None}),
+                        "official_xsd": (str(exporter.official_xsd) if exporter.official_xsd
+                                         else None)}),
                     "policies": pack_json({
                         "left_out": [vars_(lo) for lo in result.left_out],
                         "notes": [vars_(n) for n in result.notes],

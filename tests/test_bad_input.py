@@ -20,6 +20,7 @@ from pesgen.errors import (
     ExitCode,
     InputDataError,
     MappingError,
+    OutputInvalidError,
     PesgenError,
     Problem,
     TemplateError,
@@ -586,3 +587,17 @@ def test_a_mapping_text_the_format_cannot_write_is_a_mapping_error(tmp_path):
     assert p.message == ("collectivity.budget_label: 'Œ' cannot be written in ISO-8859-1 "
                          "(format pes-ormc)")
     assert p.mapping == _where(m, "budget_label:", "collectivity.budget_label")
+
+
+def test_the_dgfip_xsd_applies_to_a_pes_bundle_without_an_xsd_of_its_own(tmp_path,
+                                                                          official_xsd):
+    fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                       '<TypBord V="06"/><Garbage/>')
+    fmt_yaml = fmts / "broken-fmt" / "format.yaml"
+    text = fmt_yaml.read_text(encoding="utf-8")
+    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
+    fmt_yaml.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", OutputInvalidError,
+                   formats_dirs=[fmts], official_xsd=official_xsd)
+    assert {p.rule for p in exc.problems} == {"xsd.dgfip"}
+    assert any("Garbage" in p.message for p in exc.problems)

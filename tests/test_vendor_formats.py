@@ -242,3 +242,14 @@ def test_the_cli_names_a_skipped_empty_file(tmp_path):
     shown = CliRunner().invoke(app, ["runs", "show", run_id])
     assert shown.exit_code == 0, shown.output
     assert "not written WTAMC001_TSOL.txt: empty (when_empty: skip)" in shown.output
+
+
+def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, official_xsd):
+    """--official-xsd (often set once in the config) validates PES files; a JVS import
+    is not one: it is exported, and the summary says the DGFiP XSD was not applied."""
+    r = CliRunner().invoke(app, ["export", "-m", str(JVS), "-i",
+                                 str(EXAMPLES / "school-export.json"), "-o",
+                                 str(tmp_path / "out"), "--db", str(tmp_path / "s.sqlite3"),
+                                 "--official-xsd", str(official_xsd)])
+    assert r.exit_code == 0, r.output
+    assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
