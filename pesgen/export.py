@@ -113,6 +113,7 @@ class Prepared:
     result: ExportResult
     bordereaux: list[_Spooled]
     stack: ExitStack
+    seen: int = 0  # invoices read
 
     @property
     def invoice_numbers(self) -> list[str]:
@@ -231,12 +232,39 @@ class Exporter:
     def _prepare(self, input_path: Path, prepared: Prepared) -> None:
         result = prepared.result
         problems: list[Problem] = []
+        try:
+            self._loop(input_path, prepared, problems)
+        except InputDataError as exc:
+            if not problems:
+                raise
+            # the reader stopped (a broken row, invalid JSON): what was found before it
+            # is listed too, not lost
+            stop = exc.problems or [Problem("input.shape", str(exc), record=str(input_path))]
+            raise InputDataError(f"{len(problems) + len(stop)} problem(s) in the input; "
+                                 f"nothing written (reading stopped: {exc})",
+                                 problems + stop) from None
+        if self.progress:
+            self.progress(prepared.seen)
+        case = self.builder.case_note(str(input_path))
+        if case is not None:
+            result.notes.append(case)
+        if problems:
+            raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
+                                 problems)
+        if not prepared.bordereaux:
+            raise InputDataError("no title to export: every invoice was left out",
+                                 [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
+                                          "out, none exported")])
+
+    def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> None:
+        result = prepared.result
         max_pieces = self.mapping.output.max_pieces_per_bordereau
         current: _Spooled | None = None
         doc = self.document(0, 0, _ZERO)
         seen = 0
         for src in read_invoices(input_path, self.mapping.input):
             seen += 1
+            prepared.seen = seen
             if self.progress and seen % 1000 == 0:
                 self.progress(seen)
             built = self.builder.build(src)
@@ -272,18 +300,6 @@ class Exporter:
             current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
                                    title.period, title.cle1, title.cle2, title.total))
-        if self.progress:
-            self.progress(seen)
-        case = self.builder.case_note(str(input_path))
-        if case is not None:
-            result.notes.append(case)
-        if problems:
-            raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
-                                 problems)
-        if not prepared.bordereaux:
-            raise InputDataError("no title to export: every invoice was left out",
-                                 [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
-                                          "out, none exported")])
 
     def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
                       prepared: Prepared) -> StreamValidator:

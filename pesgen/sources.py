@@ -148,7 +148,8 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             try:
                 header = next(reader)
             except StopIteration:
-                raise InputDataError(f"{shown}: empty CSV file") from None
+                raise InputDataError(f"{shown}: empty CSV file", [
+                    Problem("input.empty", "empty CSV file", record=shown)]) from None
             if header and header[0].startswith("\ufeff"):
                 header[0] = header[0][1:]
             header = [h.strip() for h in header]
@@ -158,7 +159,9 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     [Problem("input.column", f"no column '{spec.group_by}'", record=f"{shown}:1")])
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
-                raise InputDataError(f"{shown}:1: duplicate column(s) {', '.join(dupes)}")
+                raise InputDataError(f"{shown}:1: duplicate column(s) {', '.join(dupes)}", [
+                    Problem("input.column", f"duplicate column(s) {', '.join(dupes)}",
+                            record=f"{shown}:1")])
             width = len(header)
             key_index = header.index(spec.group_by)
             rows = 0

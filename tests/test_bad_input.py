@@ -601,3 +601,19 @@ def test_the_dgfip_xsd_applies_to_a_pes_bundle_without_an_xsd_of_its_own(tmp_pat
                    formats_dirs=[fmts], official_xsd=official_xsd)
     assert {p.rule for p in exc.problems} == {"xsd.dgfip"}
     assert any("Garbage" in p.message for p in exc.problems)
+
+
+def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):
+    """A row the CSV reader cannot go past stops the reading; the invalid IBAN met
+    before it is listed too, not lost."""
+    rows = _csv_rows()
+    header = rows[0]
+    number, iban = header.index("invoice_number"), header.index("mandate_iban")
+    for row in rows:
+        if row[number] == "FA-2026-00101":
+            row[iban] = "FR7630006000011234567890180"
+    rows.append(rows[-1] + ["one field too many"])
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert [p.rule for p in exc.problems] == ["sepa.iban", "input.csv-row"]
+    assert "reading stopped" in str(exc)
