@@ -11,11 +11,13 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_FR_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
-_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
+# ASCII digits only (\d also takes '٣' or '３', which Decimal and int() accept), and \Z,
+# not $, which lets a final newline through
+_ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
+_NUMBER = re.compile(r"^[-+]?[0-9]+(\.[0-9]+)?\Z")
 # one '.' or one ',' after 1 to 3 digits (not a lone 0) and before exactly 3 digits
-_AMBIGUOUS = re.compile(r"^[-+]?(?!0[.,])\d{1,3}[.,]\d{3}$")
+_AMBIGUOUS = re.compile(r"^[-+]?(?!0[.,])[0-9]{1,3}[.,][0-9]{3}\Z")
 
 NUMBER_STYLES = ("auto", "iso", "fr")
 DATE_STYLES = ("auto", "iso", "fr")

@@ -71,6 +71,7 @@ def test_parse_amount_styles(raw, style, expected):
     ("abc", "auto"), ("", "auto"), ("   ", "auto"), ("1.2.3", "auto"), ("12,34,56", "auto"),
     ("1e3", "auto"), ("--1", "auto"), ("NaN", "auto"), ("Infinity", "auto"), ("12 €", "auto"),
     ("0x10", "auto"), (".5", "auto"), ("5.", "auto"), ("12,50", "iso"),
+    ("\u0663", "auto"), ("\uff11\uff12.5", "auto"),  # ASCII digits only
     (True, "auto"), (False, "auto"), (None, "auto"), ([1], "auto"), ({"v": 1}, "auto"),
 ])
 def test_parse_amount_refuses(raw, style):
