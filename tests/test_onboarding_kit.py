@@ -146,6 +146,14 @@ def _new_bundle(root: Path) -> tuple[Path, Path]:
     return fmts, mapping
 
 
+def _broken_listing(fmts: Path):
+    """`pesgen formats` with the bundle shown as BROKEN; returns the command's result."""
+    listed = _run("formats", "--formats-dir", fmts)
+    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
+    assert row and "BROKEN" in row[0], listed.stdout
+    return listed
+
+
 def test_a_new_csv_bundle_and_mapping_as_files_are_listed_rendered_and_validated(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     listed = _run("formats", "--formats-dir", fmts)
@@ -198,9 +206,7 @@ def test_an_unknown_option_and_a_broken_layout_are_named(tmp_path):
     layout = fmts / "exemple-compta" / "tiers.layout.yaml"
     layout.write_text(TIERS_LAYOUT.replace("type: integer, required", "type: number, required"),
                       encoding="utf-8")
-    listed = _run("formats", "--formats-dir", fmts)
-    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
-    assert row and "BROKEN" in row[0]
+    listed = _broken_listing(fmts)
     assert "tiers.layout.yaml:10: records[0].columns[0].type" in listed.stdout
 
 
@@ -409,9 +415,7 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     fmt_yaml = fmts / "exemple-compta" / "format.yaml"
     fmt_yaml.write_text(FORMAT_YAML.replace("encoding: ISO-8859-1", "encoding: UTF-8"),
                         encoding="utf-8")
-    listed = _run("formats", "--formats-dir", fmts)
-    row = [ln for ln in listed.stdout.splitlines() if ln.startswith("exemple-compta")]
-    assert row and "BROKEN" in row[0]
+    listed = _broken_listing(fmts)
     assert "written in UTF-8 but its layout declares ISO-8859-1" in listed.stdout
     # the bundle is consistent again; a mapping overriding the encoding is refused
     fmt_yaml.write_text(FORMAT_YAML, encoding="utf-8")
