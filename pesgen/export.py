@@ -395,6 +395,9 @@ class Exporter:
                 if self.mapping.output.payment_references:
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
                     final = self.out_dir / (Path(names[0]).stem + ".references.csv")
+                    if final.exists():
+                        raise UsageError(f"{final} already exists; pesgen never overwrites "
+                                         "an export (choose another --out folder)")
                     tmp, _ = self._write_temp(iter([text.encode("utf-8")]))
                     temps.append((tmp, final))
                     result.references.append(final)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pesgen.errors import InputDataError, OutputInvalidError, StateError
+from pesgen.errors import InputDataError, OutputInvalidError, StateError, UsageError
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
@@ -345,3 +345,17 @@ def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatc
     assert [p.rule for p in info.value.problems] == ["run.input-changed"]
     assert store.list_runs() == []
     assert _files(tmp_path / "out") == []
+
+
+def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    out = tmp_path / "out"
+    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    run.files[0].path.unlink()  # the XML is lost, its references CSV is still there
+    [references] = run.references
+    with pytest.raises(UsageError, match="already exists; pesgen never overwrites") as info:
+        regenerate(store, run.run_id, out)
+    assert str(references) in str(info.value)
+    assert _files(out) == [references.name]  # nothing half-written beside it
+    written = regenerate(store, run.run_id, tmp_path / "elsewhere")
+    assert run.files[0].path.name in {p.name for p in written}
