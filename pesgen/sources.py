@@ -124,6 +124,20 @@ class _Recoder(io.RawIOBase):
 # ---------------------------------------------------------------- CSV
 
 
+def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
+    """(':line', 'byte 0x92 at column 7') of the first byte ``encoding`` cannot decode:
+    the decoder's own offset counts from the start of a buffer, not of the file."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                at = min(exc.start, len(raw) - 1)
+                return f":{number}", f"byte 0x{raw[at]:02X}, byte {at + 1} of the line"
+    return "", "undecodable bytes"
+
+
 def _sniff_delimiter(path: Path, encoding: str) -> str:
     with path.open(encoding=encoding, newline="") as handle:
         sample = handle.read(65536)
@@ -197,10 +211,13 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             elif not rows:
                 raise InputDataError(f"{shown}: no data row", [
                     Problem("input.empty", "no data row", record=shown)])
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
+        where, detail = _undecodable(path, spec.encoding)
         raise InputDataError(
-            f"{shown}: not valid {spec.encoding} (byte {exc.start}); set input.encoding",
-            [Problem("input.encoding", f"not valid {spec.encoding}", record=shown)]) from None
+            f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
+            "nothing written",
+            [Problem("input.encoding", f"not valid {spec.encoding}: {detail}",
+                     record=f"{shown}{where}")]) from None
     except csv.Error as exc:
         raise InputDataError(f"{shown}:{reader.line_num}: CSV error: {exc}",
                              [Problem("input.csv", str(exc), record=f"{shown}:{reader.line_num}")]

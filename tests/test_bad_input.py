@@ -617,3 +617,27 @@ def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     assert [p.rule for p in exc.problems] == ["sepa.iban", "input.csv-row"]
     assert "reading stopped" in str(exc)
+
+
+def test_a_byte_the_declared_encoding_cannot_read_is_named_with_its_line(tmp_path):
+    """A Windows-1252 file declared UTF-8: the line of the first bad byte, not an offset
+    inside the decoder's buffer."""
+    rows = _csv_rows()
+    header = rows[0]
+    street = header.index("street")
+    target = 40 if len(rows) > 40 else len(rows) - 1
+    rows[target][street] = "3 allee du C\u0153ur"
+    text = []
+    for row in rows:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(row)
+        text.append(buffer.getvalue())
+    inp = tmp_path / "school-export.csv"
+    # every line UTF-8 but one, written by software using Windows-1252
+    inp.write_bytes(b"".join(t.encode("cp1252" if i == target else "utf-8")
+                             for i, t in enumerate(text)))
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.encoding")
+    line = "".join(text[:target]).count("\n") + 1  # quoted fields hold line breaks
+    assert p.record == f"{inp}:{line}"
+    assert "byte 0x9C" in p.message  # the 'œ', in Windows-1252
