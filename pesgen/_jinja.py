@@ -35,7 +35,33 @@ _PUBLIC: dict[type, frozenset[str]] = {
     for cls in _DATA_TYPES}
 
 
-class _Sandbox(SandboxedEnvironment):
+# No value a template or an expression makes needs to be larger than this: '*' and '**'
+# are checked before they run ('a' * 10**9 or 10**10**7 would stall the export).
+MAX_OPERAND_SIZE = 100_000
+
+
+class _Bounded(SandboxedEnvironment):
+    """A sandbox whose repetition and power operators are bounded."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
+                   right: object) -> object:
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and \
+                right > 0 and left.bit_length() * right > MAX_OPERAND_SIZE:
+            raise jinja2.sandbox.SecurityError(f"a power of about {left.bit_length() * right} "
+                                               f"bits refused (at most {MAX_OPERAND_SIZE})")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
+                        len(seq) * count > MAX_OPERAND_SIZE:
+                    raise jinja2.sandbox.SecurityError(
+                        f"repetition to {len(seq) * count} items refused (at most "
+                        f"{MAX_OPERAND_SIZE})")
+        return super().call_binop(context, operator, left, right)
+
+
+class _Sandbox(_Bounded):
     def getattr(self, obj: object, attribute: str) -> object:
         public = _PUBLIC.get(type(obj))
         if public is not None and attribute in public:
@@ -85,7 +111,7 @@ class _NoneUndefined(jinja2.ChainableUndefined):
     """Missing record keys chain to nothing; the binding then yields None."""
 
 
-class _RecordSandbox(SandboxedEnvironment):
+class _RecordSandbox(_Bounded):
     """Input records are plain dicts from JSON or CSV: ``invoice.payer`` reads a key.
     Reading a present key is safe; anything else takes the sandbox's checks. A JSON
     ``null`` reads as a missing key: undefined, so ``a ~ " " ~ b`` never spells "None"
@@ -112,6 +138,6 @@ def expression_environment() -> SandboxedEnvironment:
 
 def string_environment() -> SandboxedEnvironment:
     """For small strict string templates written in config (file names)."""
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = _Bounded(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters.update(FILTERS)
     return env

@@ -50,9 +50,20 @@ def digits(value: Any) -> str:
     return _NON_DIGITS.sub("", "" if value is None else str(value))
 
 
+# A field, a record: no width a format needs comes near this (a guard against a width
+# computed by mistake, or on purpose, which would fill memory).
+MAX_WIDTH = 10_000
+
+
+def _width(width: int) -> int:
+    if not isinstance(width, int) or not 0 <= width <= MAX_WIDTH:
+        raise ValueError(f"width {width!r} is not between 0 and {MAX_WIDTH}")
+    return width
+
+
 def zfill(value: Any, width: int) -> str:
     text = str(value)
-    if len(text) > width:
+    if len(text) > _width(width):
         raise ValueError(f"{text!r} is longer than {width}")
     return text.zfill(width)
 
@@ -60,7 +71,7 @@ def zfill(value: Any, width: int) -> str:
 def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     """A fixed-width field; refuses a value longer than the width (no silent cut)."""
     text = "" if value is None else str(value)
-    if len(text) > width:
+    if len(text) > _width(width):
         raise ValueError(f"{text!r} is longer than {width} characters")
     return text.ljust(width, fill) if align == "left" else text.rjust(width, fill)
 
@@ -103,6 +114,7 @@ def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quot
     if isinstance(values, dict):
         if size is None:
             raise ValueError("csv_record with a {position: value} dict needs size=")
+        _width(size)
         bad = [k for k in values if not isinstance(k, int) or not 1 <= k <= size]
         if bad:
             raise ValueError(f"csv_record: positions {bad} are outside 1..{size}")

@@ -131,3 +131,18 @@ def test_a_json_null_reads_as_a_missing_key_on_both_paths(source: str, expected:
     assert fast is not None
     jinja = ENV.compile_expression(source, undefined_to_none=False)
     assert str(fast(scope)) == str(jinja(**scope)) == expected
+
+
+@pytest.mark.parametrize("source", ["'a' * 10**9", "10 * ['x'] * 100000", "10**100000",
+                                    "((10**64)**64)**64", "invoice.number | fixed(10**9)",
+                                    "invoice.number | zfill(10**9)"])
+def test_an_expression_cannot_make_a_huge_value(source: str) -> None:
+    """Repetition, powers and pesgen's width filters are bounded in the sandbox."""
+    with pytest.raises((jinja2.sandbox.SecurityError, ValueError)):
+        ENV.compile_expression(source)(invoice={"number": "FA-1"})
+
+
+@pytest.mark.parametrize("source, expected", [("'ab' * 3", "ababab"), ("2 ** 10", 1024),
+                                              ("invoice.number | fixed(6)", "FA-1  ")])
+def test_small_repetitions_and_powers_still_work(source: str, expected: object) -> None:
+    assert ENV.compile_expression(source)(invoice={"number": "FA-1"}) == expected
