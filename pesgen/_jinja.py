@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from . import model
 from .filters import FILTERS
+from .resources import inside
 
 # The canonical model's classes are frozen plain data: reading their public fields
 # needs none of the sandbox's per-access checks (the hot path of rendering).
@@ -80,13 +80,12 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder), followlinks=False)
-        self.root = os.path.realpath(folder)
+        self.folder = folder
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
-        real = os.path.realpath(filename)
-        if os.path.commonpath([self.root, real]) != self.root:
+        if not inside(self.folder, Path(filename)):
             raise jinja2.TemplateNotFound(
                 f"{template} (a link to a file outside the format bundle's folder)")
         return source, filename, uptodate

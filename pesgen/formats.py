@@ -15,7 +15,7 @@ from . import _schema
 from ._yaml import load_yaml_file
 from .errors import FormatNotFound, MappingError, Problem
 from .layout import load_layout
-from .resources import data_dir, format_dirs
+from .resources import data_dir, format_dirs, inside
 
 _CHARSET_OF_ENCODING = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
                         "utf-8": "utf-8", "ascii": "ascii", "us-ascii": "ascii",
@@ -84,10 +84,10 @@ def encoding_clash(written: str, layout: str | None) -> str | None:
 
 def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
     candidate = (folder / rel).resolve()
-    if folder.resolve() in candidate.parents and candidate.is_file():
+    if inside(folder, candidate) and candidate.is_file():
         return candidate
     shipped = (data_dir("schemas") / rel).resolve()
-    if data_dir("schemas").resolve() in shipped.parents and shipped.is_file():
+    if inside(data_dir("schemas"), shipped) and shipped.is_file():
         return shipped
     raise MappingError(f"{where}: file '{rel}' not found in the bundle nor in schemas/")
 

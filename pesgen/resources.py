@@ -30,10 +30,16 @@ def data_dir(kind: str) -> Path:
     raise UsageError(f"pesgen data folder '{kind}' not found (broken installation?)")
 
 
+def inside(folder: Path, path: Path) -> bool:
+    """Whether ``path``, with ``..`` and symbolic links resolved, lies inside ``folder``:
+    the one test of every place that confines a name to a folder."""
+    return Path(folder).resolve() in Path(path).resolve().parents
+
+
 def schema_path(name: str) -> Path:
     """A shipped schema by its path under ``schemas/`` (e.g. ``mapping.schema.json``)."""
     path = (data_dir("schemas") / name).resolve()
-    if data_dir("schemas").resolve() not in path.parents:
+    if not inside(data_dir("schemas"), path):
         raise UsageError(f"schema name escapes the schemas folder: {name}")
     if not path.is_file():
         raise UsageError(f"shipped schema not found: {name}")

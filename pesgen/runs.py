@@ -23,6 +23,7 @@ from .errors import MappingError, Problem, StateError
 from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
+from .resources import inside
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
 
 
@@ -38,14 +39,13 @@ def sequence_key(mapping: Mapping, fmt: Format,
 def bundle_snapshot(fmt: Format) -> dict[str, str]:
     """Every file of a format bundle, plus the XSD/layout files it uses, as text."""
     files: dict[str, str] = {}
-    root = fmt.folder.resolve()
     for path in sorted(fmt.folder.rglob("*")):
         parts = path.relative_to(fmt.folder).parts
         # the bundle's own self-test (fixture/, expected/) is not part of what renders
         if parts[0] in ("fixture", "expected") or "__pycache__" in parts:
             continue
         if path.is_file():
-            if root not in path.resolve().parents:
+            if not inside(fmt.folder, path):
                 raise MappingError(f"{path}: a link to a file outside the format bundle's "
                                    "folder; pesgen records and renders only the bundle's files")
             files[path.relative_to(fmt.folder).as_posix()] = path.read_text(encoding="utf-8")
@@ -192,7 +192,7 @@ def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
         folder = base / "formats" / run["format"]
         for rel, text in bundle.items():
             target = (folder / rel).resolve()
-            if folder.resolve() not in target.parents:
+            if not inside(folder, target):
                 raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
