@@ -113,7 +113,6 @@ class Prepared:
     result: ExportResult
     bordereaux: list[_Spooled]
     stack: ExitStack
-    seen: int = 0  # invoices read
 
     @property
     def invoice_numbers(self) -> list[str]:
@@ -138,13 +137,14 @@ class Exporter:
         self.official_xsd = official_xsd if fmt.is_pes else None
         self.progress = progress
         self.encoding = mapping.output.encoding or fmt.encoding
-        for spec in fmt.files:
+        # load_format compared the format's own encoding with its layouts: only the
+        # mapping's override can clash with them now
+        for spec in fmt.files if mapping.output.encoding else ():
             clash = encoding_clash(self.encoding, load_layout(spec.layout).encoding
                                    if spec.layout is not None else None)
             if clash:
                 raise MappingError(f"{mapping.path}: {spec.template}: {clash}", [Problem(
-                    "mapping.format", clash, mapping=mapping.where("output", "encoding")
-                    if mapping.output.encoding else f"{fmt.folder / 'format.yaml'}: encoding")])
+                    "mapping.format", clash, mapping=mapping.where("output", "encoding"))])
         self.renderers: list[FileRenderer] = renderers(fmt)
         self.builder = Builder(mapping, fmt)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
@@ -233,7 +233,7 @@ class Exporter:
         result = prepared.result
         problems: list[Problem] = []
         try:
-            self._loop(input_path, prepared, problems)
+            seen = self._loop(input_path, prepared, problems)
         except InputDataError as exc:
             if not problems:
                 raise
@@ -244,7 +244,7 @@ class Exporter:
                                  f"nothing written (reading stopped: {exc})",
                                  problems + stop) from None
         if self.progress:
-            self.progress(prepared.seen)
+            self.progress(seen)
         case = self.builder.case_note(str(input_path))
         if case is not None:
             result.notes.append(case)
@@ -256,7 +256,8 @@ class Exporter:
                                  [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
                                           "out, none exported")])
 
-    def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> None:
+    def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> int:
+        """Read, map, check and render every invoice; returns how many were read."""
         result = prepared.result
         max_pieces = self.mapping.output.max_pieces_per_bordereau
         current: _Spooled | None = None
@@ -264,7 +265,6 @@ class Exporter:
         seen = 0
         for src in read_invoices(input_path, self.mapping.input):
             seen += 1
-            prepared.seen = seen
             if self.progress and seen % 1000 == 0:
                 self.progress(seen)
             built = self.builder.build(src)
@@ -300,6 +300,7 @@ class Exporter:
             current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
                                    title.period, title.cle1, title.cle2, title.total))
+        return seen
 
     def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
                       prepared: Prepared) -> StreamValidator:
@@ -447,16 +448,16 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
                  official_xsd: Path | None = None) -> list[Problem]:
     """Validate one written file against its spec's XSD (and the DGFiP package when
     given) or its layout; problems name the file as ``name``."""
-    if spec.xsd is not None or official_xsd is not None:
-        if spec.xsd is not None:
-            problems = validate_pes_file(path, spec.xsd, official_xsd)
-        else:  # a PES bundle without an XSD of its own: the DGFiP's still applies
-            problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
-        return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
-                for p in problems]
-    if spec.layout is not None:
+    if spec.xsd is not None:
+        problems = validate_pes_file(path, spec.xsd, official_xsd)
+    elif official_xsd is not None:  # a PES bundle without an XSD of its own
+        problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
+    elif spec.layout is not None:
         return validate_file(path, load_layout(spec.layout), name, encoding)
-    return []
+    else:
+        return []
+    return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
+            for p in problems]
 
 
 def check_free(temps: list[tuple[Path, Path]]) -> None:
