@@ -91,7 +91,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         invoices = prepared.invoice_numbers
         _refuse_duplicates(store, None, key[0], invoices)  # early, before taking the lock
         input_bytes = Path(input_path).read_bytes()
-        if hashlib.sha256(input_bytes).hexdigest() != read_digest:
+        input_sha256 = hashlib.sha256(input_bytes).hexdigest()
+        if input_sha256 != read_digest:
             # the run records the input it exported, for regenerate: it must be that one
             raise StateError(f"{input_path} changed while it was being exported; nothing "
                              "written, no number used: export it again once it is complete",
@@ -117,7 +118,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     "format_sha256": _digest(bundle),
                     "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
                     "input_name": Path(input_path).name,
-                    "input_sha256": hashlib.sha256(input_bytes).hexdigest(),
+                    "input_sha256": input_sha256,
                     "input_blob": pack(input_bytes),
                     "validation": pack_json({
                         "pesgen_xsd": True, "business_rules": True,
