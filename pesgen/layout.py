@@ -399,9 +399,9 @@ def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def _main_record(layout: Layout) -> RecordType:
-    """The record type a header line names: the default one (no `when`), else the first."""
-    return next((r for r in layout.records if not r.when), layout.records[0])
+def _default_record(layout: Layout) -> RecordType | None:
+    """The record type without `when`, which takes the lines no other selects."""
+    return next((r for r in layout.records if not r.when), None)
 
 
 def _record_type(layout: Layout, fields: list[str] | None, text: str
@@ -418,9 +418,9 @@ def _record_type(layout: Layout, fields: list[str] | None, text: str
     for rec in layout.records:
         if value in rec.when:
             return rec, None
-    for rec in layout.records:
-        if not rec.when:
-            return rec, None  # the default record type
+    default = _default_record(layout)
+    if default is not None:
+        return default, None
     known = ", ".join(f"'{v}' ({r.type})" for r in layout.records for v in r.when)
     return None, f"{col.label}: {_show(value)} is no record type (known: {known})"
 
@@ -472,7 +472,8 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
         return
     values = [v for v, _ in pairs]
     if number == 1 and layout.header:
-        expected = [c.header for c in _main_record(layout).columns]
+        # a header line names the default record type's columns, else the first's
+        expected = [c.header for c in (_default_record(layout) or layout.records[0]).columns]
         if values != expected:
             diff = next((i for i, (a, b) in enumerate(zip(values, expected, strict=False))
                          if a != b), min(len(values), len(expected)))
