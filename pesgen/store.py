@@ -130,6 +130,12 @@ def shown_url(url: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, None for an in-memory database."""
+    path = url.split("///", 1)[-1]
+    return None if not path or path == ":memory:" else Path(path)
+
+
 def default_url() -> str:
     env = os.environ.get("PESGEN_DB")
     if env:
@@ -170,8 +176,8 @@ class Store:
         to copy from is never created nor migrated by mistake)."""
         self.url = url or default_url()
         if must_exist and self.url.startswith("sqlite"):
-            path = self.url.split("///", 1)[-1]
-            if not path or path == ":memory:" or not Path(path).is_file():
+            path = _sqlite_file(self.url)
+            if path is None or not path.is_file():
                 raise StateError(f"no pesgen store at {path or self.url}")
         self.engine = self._engine(self.url)
         self._check_ours(must_exist)
@@ -195,11 +201,11 @@ class Store:
     @staticmethod
     def _engine(url: str) -> Engine:
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:" and not Path(path).exists():
+            path = _sqlite_file(url)
+            if path is not None and not path.exists():
                 # the store keeps every exported input (names, addresses, IBANs): readable
                 # by its owner only (SQLite gives its journal the same mode)
-                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 try:
                     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 except FileExistsError:
