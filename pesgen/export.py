@@ -16,14 +16,17 @@ import gc
 import hashlib
 import io
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
@@ -106,6 +109,10 @@ class _Spooled:
     first_piece: list[int] = field(default_factory=list)
     titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]] = field(
         default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
+    # each title's input record, and per file the line count at the end of each piece:
+    # a problem found in the written file names the invoice and record it came from
+    origins: list[str] = field(default_factory=list)
+    line_ends: list[array[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -145,6 +152,13 @@ class Exporter:
             if clash:
                 raise MappingError(f"{mapping.path}: {spec.template}: {clash}", [Problem(
                     "mapping.format", clash, mapping=mapping.where("output", "encoding"))])
+        unchecked = [spec.template for spec in fmt.files if spec.xsd is None and
+                     spec.layout is None]
+        if unchecked and self.official_xsd is None:
+            # load_format allows this for a PES format only: the DGFiP package checks it
+            raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
+                             "own; give the DGFiP package to validate it (--official-xsd "
+                             "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
         self.renderers: list[FileRenderer] = renderers(fmt)
         self.builder = Builder(mapping, fmt)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
@@ -290,6 +304,9 @@ class Exporter:
                 if current.count == 0:
                     current.first_piece.append(len(data))
                     current.streams.append(None)
+                    current.line_ends.append(array("q"))
+                ends = current.line_ends[index]
+                ends.append((ends[-1] if ends else 0) + data.count(b"\n"))
                 stream = current.streams[index]
                 if stream is not None:
                     stream.feed(data)
@@ -300,6 +317,7 @@ class Exporter:
             current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
                                    title.period, title.cle1, title.cle2, title.total))
+            current.origins.append(title.origin)
         return seen
 
     def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
@@ -386,10 +404,15 @@ class Exporter:
                     temps.append((tmp, final))
                     stream = b.streams[index] if b.streams else None
                     if stream is not None:
-                        problems.extend(self._validate_streamed(stream, renderer, b, index, doc,
-                                                                tmp, name))
+                        found = self._validate_streamed(stream, renderer, b, index, doc, tmp,
+                                                        name)
                     else:
-                        problems.extend(self._validate(tmp, renderer, name))
+                        found = self._validate(tmp, renderer, name)
+                    if found:
+                        head = self._encode(renderer.head(doc), renderer, "head")
+                        found = attribute(found, name, head.count(b"\n"), b.line_ends[index],
+                                          b.titles, b.origins)
+                    problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
                 for inv, id_pce, _debt, _per, _c1, _c2, amount in b.titles:
                     result.invoices.append((inv, number, id_pce, amount))
@@ -458,6 +481,28 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
         return []
     return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
             for p in problems]
+
+
+_LINE = re.compile(r"(\d+)\b")
+
+
+def attribute(problems: list[Problem], name: str, head_lines: int, line_ends: Sequence[int],
+              titles: Sequence[tuple[Any, ...]], origins: Sequence[str]) -> list[Problem]:
+    """Name the invoice and the input record behind each problem found at a line of
+    the written file ``name``: the piece whose lines hold it (``line_ends``: the line
+    count after each piece, not counting the ``head_lines`` before the first).
+    Problems in the header or the tail, or without a line, are left as they are."""
+    out = []
+    prefix = f"{name}:"
+    for p in problems:
+        m = _LINE.match(p.record or "", len(prefix)) if (p.record or "").startswith(
+            prefix) else None
+        k = bisect_left(line_ends, int(m[1]) - head_lines) if m and p.invoice is None else -1
+        if m and 0 <= k < len(line_ends) and int(m[1]) > head_lines:
+            p = replace(p, invoice=titles[k][0],
+                        message=f"{p.message} (rendered from {origins[k]})")
+        out.append(p)
+    return out
 
 
 def check_free(temps: list[tuple[Path, Path]]) -> None:

@@ -115,6 +115,15 @@ def load_format(folder: Path) -> Format:
                     if spec.get("layout") else None),
             when_empty=spec.get("when_empty", "write"),
         ))
+        if files[-1].xsd is None and files[-1].layout is None and \
+                "typ_bord" not in (data.get("defaults") or {}):
+            # pesgen writes no file it has not validated (a PES format without an XSD
+            # of its own is validated by the DGFiP's: see Exporter)
+            message = (f"file '{spec['template']}' has neither an xsd nor a layout: every "
+                       "file pesgen writes is validated, give the XSD (XML) or the layout "
+                       "(CSV, fixed width) that checks it")
+            raise MappingError(f"{where}: {message}", [Problem(
+                "format.schema", message, mapping=f"{source}: files[{i}]")])
         if files[-1].layout is not None:
             layout = load_layout(files[-1].layout)  # a broken layout makes a broken bundle
             clash = encoding_clash(encoding, layout.encoding)

@@ -24,6 +24,7 @@ from pesgen.errors import (
     PesgenError,
     Problem,
     TemplateError,
+    UsageError,
 )
 from pesgen.export import export
 
@@ -601,6 +602,14 @@ def test_the_dgfip_xsd_applies_to_a_pes_bundle_without_an_xsd_of_its_own(tmp_pat
                    formats_dirs=[fmts], official_xsd=official_xsd)
     assert {p.rule for p in exc.problems} == {"xsd.dgfip"}
     assert any("Garbage" in p.message for p in exc.problems)
+    # without the DGFiP package nothing would validate the file: refused before reading
+    out = tmp_path / "unchecked"
+    with pytest.raises(UsageError) as info:
+        export(m, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    assert str(info.value) == ("format broken-fmt: pes-aller.xml.j2 has no XSD of its own; "
+                               "give the DGFiP package to validate it (--official-xsd DIR, "
+                               "PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
+    _assert_nothing_written(out)
 
 
 def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):

@@ -191,8 +191,13 @@ def test_the_new_bundle_refuses_output_breaking_its_layout(tmp_path):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT
-    assert ("  - LIGNES_2026_0001.csv:2: record 'ligne', column Journal (#1): 'RE' is not "
-            "an allowed value ('VT') (rule layout.values)") in r.stderr
+    # each break names the output line, and the invoice and input record behind it
+    assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Journal "
+            "(#1): 'RE' is not an allowed value ('VT') (rendered from "
+            "examples/school-export.json:$.invoices[0]) (rule layout.values)") in r.stderr
+    assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Journal "
+            "(#1): 'RE' is not an allowed value ('VT') (rendered from "
+            "examples/school-export.json:$.invoices[1]) (rule layout.values)") in r.stderr
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -450,8 +455,16 @@ def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
     when the run is split into several bordereaux."""
     fmts, mapping = _new_bundle(tmp_path)
     bundle = fmts / "exemple-compta"
-    (bundle / "format.yaml").write_text(
-        FORMAT_YAML.replace("    layout: lignes.layout.yaml\n", ""), encoding="utf-8")
+    # the layout's detail lines are the default record type; the trailer is selected by
+    # its first column
+    (bundle / "lignes.layout.yaml").write_text(LIGNES_LAYOUT.replace(
+        "records:\n", "record_type_column: Journal\nrecords:\n") + (
+        "  - type: fin\n"
+        "    when: [FIN]\n"
+        "    columns:\n"
+        "      - {name: Journal, type: code, values: [FIN], required: true}\n"
+        "      - {name: Lignes, type: integer, required: true}\n"
+        "      - {name: Titres, type: integer, required: true}\n"), encoding="utf-8")
     (bundle / "lignes.csv.j2").write_text(LIGNES_TEMPLATE.replace(
         "{% macro tail(doc) %}{% endmacro %}",
         "{% macro tail(doc) %}FIN|{{ doc.bordereau.lines }}|{{ doc.bordereau.count }}\n"
@@ -468,3 +481,20 @@ def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
         details = rows[1:-1]
         assert rows[-1] == f"FIN|{len(details)}|{len({r.split('|')[1] for r in details})}"
     assert result.titles == 11
+
+
+def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
+    """pesgen writes no file it has not validated: a CSV file declared without its
+    layout is refused when the bundle loads, naming the file and the key."""
+    fmts, mapping = _new_bundle(tmp_path)
+    (fmts / "exemple-compta" / "format.yaml").write_text(
+        FORMAT_YAML.replace("    layout: tiers.layout.yaml\n", ""), encoding="utf-8")
+    listed = _broken_listing(fmts)
+    assert "has neither an xsd nor a layout" in listed.stdout
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert "format.yaml: files[1]: file 'tiers.csv.j2' has neither an xsd nor a layout" \
+        in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []

@@ -132,3 +132,27 @@ def test_the_validator_process_does_not_import_from_the_current_folder(tmp_path,
         stream.abort()
     assert not marker.exists()
     assert report is not None and report.pieces == 3  # the real validator answered
+
+
+@pytest.mark.parametrize("stream_from", [10_000, 2])
+def test_a_problem_in_a_piece_names_its_invoice_and_input_record(tmp_path, stream_from):
+    """An XSD violation inside the 7th piece is traced back to the invoice rendered
+    there and its input record, whether the file was validated whole or streamed; a
+    violation in the bordereau's header names no invoice."""
+    bundle = _broken_bundle(tmp_path, '<Majo V="0"/>',
+                            '<Majo V="{{ 1 if t.number == 7 else 0 }}"/>')
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "out", stream_from, bundle)
+    problems = exc.value.problems
+    assert problems and {p.rule for p in problems} == {"xsd.pesgen"}
+    for p in problems:
+        assert p.invoice == "FA-2026-00108"
+        assert p.message.endswith("(rendered from examples/school-export.json:$.invoices[7])")
+        assert "invoice FA-2026-00108" in str(p)
+
+    header = _broken_bundle(tmp_path / "h", '<TypBord V="06"/>', '<TypBord V="99"/>')
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "out-h", stream_from, header)
+    assert exc.value.problems
+    assert all(p.invoice is None and "rendered from" not in p.message
+               for p in exc.value.problems)

@@ -193,8 +193,10 @@ def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
                                  str(EXAMPLES / "school-export.json"), "-o", str(out),
                                  "--date", "2026-11-23", "--formats-dir", str(fmts)])
     assert r.exit_code == 6
-    assert "  - WTAMC001.txt:1: record 'ecriture', column Libelle1 (#18): " in r.stderr
-    assert "is 70 characters, the layout allows 50 (rule layout.length)" in r.stderr
+    assert ("  - WTAMC001.txt:1 invoice FA-2026-00101: record 'ecriture', column Libelle1 "
+            "(#18): ") in r.stderr
+    assert ("is 70 characters, the layout allows 50 (rendered from "
+            "examples/school-export.json:$.invoices[0]) (rule layout.length)") in r.stderr
     assert "nothing was written" in r.stderr
     assert list(out.iterdir()) == []
 
