@@ -59,7 +59,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "pes.postal-code", "A French postal code has 5 digits.", "DT v5.19 Adresse/CP"),
     ("input", "pes.foreign-address", "A foreign address follows policy foreign_address (CP 99999, CodRes 1, CodPays).", "DT v5.19 Adresse/CP, CodRes, CodPays"),
     ("input", "pes.siret", "A payer SIRET (IdTiers) has a valid checksum.", "DT v5.19 InfoTiers/IdTiers"),
-    ("input", "pes.text", "A required text is not empty, only zeros, 'nc', '.' or a space.", "DT v5.19 Base_TexteX"),
+    ("input", "pes.text", "A required text is not empty, only zeros, 'nc', '.' or a space; an optional one that is such a placeholder is left out, and the run summary says so (note placeholder).", "DT v5.19 Base_TexteX"),
     ("input", "sepa.iban", "The debtor IBAN is valid (checksum, country length).", "DT v5.19 CpteBancaire/IBAN; Base_Texte34IBAN"),
     ("input", "sepa.bic", "The debtor BIC is valid.", "DT v5.19 CpteBancaire/BIC; Base_Texte11BIC"),
     ("input", "text.charset", "Text fits the target character set (ISO-8859-1; SEPA set for RUM and LibPrel), after the transliterate, case and newlines policies.", "DT v5.19 Base_TexteXSEPA; XML 1.0"),

@@ -191,6 +191,8 @@ class Builder:
         if err:
             if required:
                 ctx.problem("pes.text", f"{key} {err}", mapping=where, record=origin)
+            else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
+                ctx.note("placeholder", f"{key}: {err}, left out")
             return None
         return text
 

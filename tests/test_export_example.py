@@ -110,3 +110,23 @@ def test_the_case_policy_is_reported_once_for_the_run(tmp_path):
     [case] = [n for n in result.notes if n.policy == "case"]
     assert case.invoice == "*"
     assert "value(s) upper-cased: " in case.detail and "debtor.name ×12" in case.detail
+
+
+def test_an_optional_placeholder_text_is_left_out_and_said_so(tmp_path):
+    """'.' is no value Hélios accepts (Base_Texte): an optional address complement
+    holding it is left out of the file, with a note, instead of silently."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    assert data["invoices"][0]["payer"]["address"]["complement"] == "Bâtiment B"
+    data["invoices"][0]["payer"]["address"]["complement"] = "."
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "out", RUN)
+    notes = [n for n in result.notes if n.policy == "placeholder"]
+    assert [(n.invoice, n.detail) for n in notes] == [
+        ("FA-2026-00101", "address.complement: '.' is not accepted by Hélios (only zeros, "
+                          "'nc', '.' or space), left out")]
+    assert "BÂTIMENT B".encode("latin-1") not in result.files[0].path.read_bytes()
+    plain = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+                   tmp_path / "plain", RUN)
+    assert "BÂTIMENT B".encode("latin-1") in plain.files[0].path.read_bytes()
+    assert not [n for n in plain.notes if n.policy == "placeholder"]
