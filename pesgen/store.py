@@ -244,6 +244,11 @@ class Store:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
             schema_table.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+            if current > len(MIGRATIONS):
+                # tables or rules this pesgen does not know: writing would break them
+                raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
+                                 f"pesgen (schema {current}, this pesgen knows up to "
+                                 f"{len(MIGRATIONS)}): upgrade pesgen")
             for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
                 step(conn)
                 conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))

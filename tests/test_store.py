@@ -297,6 +297,40 @@ def test_a_store_is_never_created_or_grafted_by_mistake(tmp_path):
         Store(f"sqlite:///{junk}")
 
 
+def test_a_store_migrated_by_a_newer_pesgen_is_refused(db_url, tmp_path):
+    """A schema this pesgen does not know (a column, an index, a rule added later) is
+    never worked on: opening it, copying from it or into it says to upgrade."""
+    from pesgen.store import MIGRATIONS, copy_store, schema_table, shown_url
+
+    newer = len(MIGRATIONS) + 1
+    store = Store(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(schema_table.insert().values(version=newer, applied_at="2099-01-01T00:00:00Z"))
+    store.engine.dispose()
+    expected = (f"{shown_url(db_url)}: this store was migrated by a newer pesgen (schema "
+                f"{newer}, this pesgen knows up to {len(MIGRATIONS)}): upgrade pesgen")
+    with pytest.raises(StateError) as info:
+        Store(db_url)
+    assert str(info.value) == expected
+    assert info.value.exit_code == 7
+    target = tmp_path / "copy.sqlite3"
+    with pytest.raises(StateError) as info:
+        copy_store(db_url, f"sqlite:///{target}")
+    assert str(info.value) == expected
+    assert not target.exists()  # refused before the target was created
+    source = f"sqlite:///{tmp_path / 'older.sqlite3'}"
+    Store(source).engine.dispose()
+    with pytest.raises(StateError) as info:
+        copy_store(source, db_url)
+    assert str(info.value) == expected
+    engine = Store._engine(db_url)
+    with engine.connect() as conn:  # the refused store is left as it was
+        versions = conn.execute(sa.select(schema_table.c.version)
+                                .order_by(schema_table.c.version)).scalars().all()
+    engine.dispose()
+    assert versions == [*range(1, len(MIGRATIONS) + 1), newer]
+
+
 def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
