@@ -46,9 +46,11 @@ def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:
 
 
 def _variant(tmp_path: Path, tag: str) -> Path:
-    """The example with every invoice number suffixed, so runs do not share invoices."""
+    """The example with every invoice number suffixed, so runs share neither invoices
+    nor NumDettes (the mapping's NumDette is the number's digits: the suffix has some)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    return _invoices({inv["number"]: f"{inv['number']}{tag}" for inv in data["invoices"]},
+    code = "".join(f"{ord(c):03d}" for c in tag)  # one tag, one code: "b" -> "098"
+    return _invoices({inv["number"]: f"{inv['number']}-{code}" for inv in data["invoices"]},
                      tmp_path, f"export-{tag}.json")
 
 
@@ -164,8 +166,9 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
                         "partial.json")
     with pytest.raises(StateError) as exc:
         export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
-    [problem] = exc.value.problems
-    assert problem.invoice == "FA-2026-00104"
+    [problem] = exc.value.problems  # its NumDette is its own: not a second problem
+    assert problem.rule == "run.duplicate" and problem.invoice == "FA-2026-00104"
+    assert problem.record == f"{partial}:$.invoices[0]"
     assert first.run_id in problem.message and "IdBord 1" in problem.message
     assert first.files[0].path.name in problem.message
     assert _files(tmp_path / "b") == []
@@ -177,6 +180,109 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
     assert [h["run_id"] for h in held] == [again.run_id]
     with pytest.raises(StateError, match="already cancelled"):
         store.cancel(first.run_id, "twice")
+
+
+def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
+        db_url, tmp_path):
+    """NumDette (with IdPost and Cle2) is the payment reference a family pays with: two
+    active titles of a collectivity never share one, across runs too."""
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    # FB-2026-00104 is another invoice, but `digits` gives it FA-2026-00104's NumDette
+    clash = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00104": "FB-2026-00104",
+                       "FA-2026-00105": "FA-2026-00199"}, tmp_path, "clash.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, clash, tmp_path / "b", RUN)
+    duplicate, debt = info.value.problems
+    assert (duplicate.rule, duplicate.invoice) == ("run.duplicate", "FA-2026-00101")
+    assert duplicate.record == f"{clash}:$.invoices[0]"
+    assert (debt.rule, debt.invoice) == ("run.num-dette-taken", "FB-2026-00104")
+    assert debt.record == f"{clash}:$.invoices[1]"
+    assert debt.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
+    assert debt.message.startswith("NumDette 202600104 is already the debt number of invoice "
+                                   f"FA-2026-00104, exported by run {first.run_id} in "
+                                   f"{first.files[0].path.name} (IdBord 1)")
+    assert str(info.value) == (f"1 invoice(s) already exported and 1 NumDette(s) already used "
+                               f"by run(s) {first.run_id}; nothing written")
+    assert info.value.exit_code == 7
+    # without the duplicate invoice: refused for the NumDette alone, by the CLI too
+    only_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "only-debt.json")
+    refused = _cli(["export", "-m", str(MAPPING), "-i", str(only_debt), "-o",
+                    str(tmp_path / "cli"), "--date", "2026-11-23"], db_url)
+    assert refused.returncode == 7, refused.stderr
+    assert f"error: 1 NumDette(s) already used by run(s) {first.run_id}" in refused.stderr
+    assert (f"{only_debt}:$.invoices[0] invoice FB-2026-00104: NumDette 202600104 is already"
+            in refused.stderr)
+    assert f"[mapping {MAPPING}:36: bindings.invoice.debt_number] (rule run.num-dette-taken)" \
+        in refused.stderr
+    assert _files(tmp_path / "b") == [] and _files(tmp_path / "cli") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+    assert store.find_invoice("FB-2026-00104") == []
+    # cancelling the first run releases its NumDettes; the refusals used no number
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    second = export_recorded(store, MAPPING, clash, tmp_path / "c", RUN)
+    assert second.first_number == 2
+    [held] = store.find_invoice("FB-2026-00104")
+    assert held["debt_number"] == "202600104" and held["run_id"] == second.run_id
+    found = _cli(["runs", "find", "FB-2026-00104"], db_url)
+    assert "IdPce 2 NumDette 202600104" in found.stdout, found.stdout
+    # and the second run holds it now
+    third = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, third, tmp_path / "d", RUN)
+    [debt] = info.value.problems
+    assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
+
+
+def test_a_format_without_num_dette_records_none(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    run = export_recorded(store, titres, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    with store.engine.connect() as conn:
+        debts = conn.execute(sa.text("SELECT DISTINCT debt_number FROM run_invoices "
+                                     "WHERE run_id = :r"), {"r": run.run_id}).scalars().all()
+    assert debts == [None]
+
+
+def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 2 (before NumDettes were recorded) opens with the
+    current code: its runs and numbering stay, its invoices stay guarded; its rows have
+    no NumDette, so those are not checked; the runs recorded after are."""
+    import pesgen.store as st
+
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    first = export_recorded(donor, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:2])
+        old = Store(db_url)
+    assert "debt_number" not in {c["name"] for c in
+                                 sa.inspect(old.engine).get_columns("run_invoices")}
+    # the donor's run, as the schema-2 code recorded it: no NumDette
+    with donor.engine.connect() as src, old.engine.begin() as dst:
+        for table, skip in ((st.sequences, {"id"}), (st.runs, set()), (st.run_files, {"id"}),
+                            (st.run_invoices, {"id", "debt_number"})):
+            rows = [{k: v for k, v in r._mapping.items() if k not in skip}
+                    for r in src.execute(sa.select(table))]
+            dst.execute(table.insert(), rows)
+    old.engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+    assert sorted(versions) == [1, 2, 3]
+    [held] = store.find_invoice("FA-2026-00104")
+    assert held["run_id"] == first.run_id and held["debt_number"] is None
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    # rows recorded before migration 3 hold no NumDette (docs/state.md says so)
+    same_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json")
+    second = export_recorded(store, MAPPING, same_debt, tmp_path / "c", RUN)
+    assert second.first_number == 2  # the numbering came along
+    again = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, again, tmp_path / "d", RUN)
+    [debt] = info.value.problems
+    assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
 
 
 def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path):
