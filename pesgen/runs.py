@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import MappingError, Problem, StateError
+from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
@@ -136,7 +136,14 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                           "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
                 rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
                          "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
-                store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                try:
+                    store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                except RecordConflict:
+                    # exports of other sequences (budget, exercise, TypBord) do not wait
+                    # for this one: one may have recorded these invoices or NumDettes
+                    # since the check. Say which, as the check does.
+                    taken.refuse(None)
+                    raise
                 if before_commit is not None:
                     before_commit()  # test hook: a crash between render and commit
                 check_free(temps)

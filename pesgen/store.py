@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import StateError, UsageError
+from .errors import RecordConflict, StateError, UsageError
 
 metadata = sa.MetaData()
 
@@ -397,13 +397,21 @@ class Store:
     def record_run(self, conn: Connection, values: dict[str, Any],
                    files: list[dict[str, Any]], invoices: list[dict[str, Any]],
                    key: tuple[str, str, int, str], bordereaux: int) -> None:
-        conn.execute(runs.insert().values(**values))
-        if files:
-            conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
-        for start in range(0, len(invoices), 5000):
-            conn.execute(run_invoices.insert(), [
-                {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
-                for inv in invoices[start:start + 5000]])
+        """Record a run, its files and invoices, and advance its sequence. A row a unique
+        index refuses (uq_active_invoice, uq_active_debt_number: an export of another
+        sequence recorded it since the check) rolls back and raises RecordConflict."""
+        try:
+            conn.execute(runs.insert().values(**values))
+            if files:
+                conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
+            for start in range(0, len(invoices), 5000):
+                conn.execute(run_invoices.insert(), [
+                    {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
+                    for inv in invoices[start:start + 5000]])
+        except sa.exc.IntegrityError as exc:
+            conn.rollback()  # PostgreSQL: the transaction is unusable after the error
+            raise RecordConflict(f"{shown_url(self.url)}: the store refused to record the "
+                                 f"run: {exc.orig}; nothing recorded") from None
         row = self._sequence_row(conn, key)
         conn.execute(sequences.update().where(sequences.c.id == row.id).values(
             next_number=row.next_number + bordereaux))

@@ -285,6 +285,105 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
     assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
 
 
+def _blind_until_recorded(monkeypatch) -> list[bool]:
+    """Make the guard's checks see nothing until the run is recorded, as when another
+    export records the same invoices between the check and the record: then the
+    unique indexes refuse. Returns a flag, False once the record was tried."""
+    real = {name: getattr(Store, name) for name in ("holders", "debt_holders", "record_run")}
+    blind = [True]
+
+    def holders(self, *args):
+        return {} if blind[0] else real["holders"](self, *args)
+
+    def debt_holders(self, *args):
+        return {} if blind[0] else real["debt_holders"](self, *args)
+
+    def record_run(self, *args):
+        blind[0] = False
+        return real["record_run"](self, *args)
+
+    monkeypatch.setattr(Store, "holders", holders)
+    monkeypatch.setattr(Store, "debt_holders", debt_holders)
+    monkeypatch.setattr(Store, "record_run", record_run)
+    return blind
+
+
+@pytest.mark.parametrize("clash", ["invoice", "num-dette"])
+def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monkeypatch,
+                                                         clash):
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    second = (EXAMPLES / "school-export.json" if clash == "invoice" else
+              _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json"))
+    blind = _blind_until_recorded(monkeypatch)
+    with pytest.raises(StateError) as raced:
+        export_recorded(store, MAPPING, second, tmp_path / "b", RUN)
+    assert blind == [False]  # refused by the index at record time, not by the check
+    monkeypatch.undo()
+    with pytest.raises(StateError) as checked:
+        export_recorded(store, MAPPING, second, tmp_path / "c", RUN)
+    assert str(raced.value) == str(checked.value)
+    assert raced.value.problems == checked.value.problems
+    assert raced.value.exit_code == checked.value.exit_code == 7
+    assert {p.rule for p in raced.value.problems} == (
+        {"run.duplicate"} if clash == "invoice" else {"run.num-dette-taken"})
+    assert all(first.run_id in p.message for p in raced.value.problems)
+    assert _files(tmp_path / "b") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+    assert export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n",
+                           RUN).first_number == 2  # the refused run used no number
+
+
+def test_a_conflict_the_guard_does_not_explain_stays_a_store_error(tmp_path, monkeypatch):
+    from pesgen.errors import RecordConflict
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    monkeypatch.setattr("pesgen.runs.new_run_id", lambda: first.run_id)  # a taken key
+    with pytest.raises(RecordConflict, match="the store refused to record the run: UNIQUE "
+                       "constraint failed: runs.id; nothing recorded") as info:
+        export_recorded(store, MAPPING, _variant(tmp_path, "u"), tmp_path / "b", RUN)
+    assert info.value.exit_code == 7
+    assert _files(tmp_path / "b") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+
+
+def test_two_budgets_racing_on_postgresql_get_the_check_s_refusal(tmp_path, monkeypatch):
+    """Exports of other sequences do not wait for each other: on PostgreSQL one can
+    record the same invoices between the other's check and its record."""
+    other_budget = tmp_path / "budget-01.yaml"
+    other_budget.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        record_run = Store.record_run
+        rival: list = []
+
+        def late_record(self, *args):
+            if not rival:  # the other export, checked and recorded meanwhile
+                rival.append(None)  # (its own record_run goes straight through)
+                rival[0] = export_recorded(Store(url), other_budget,
+                                           EXAMPLES / "school-export.json",
+                                           tmp_path / "rival", RUN)
+            return record_run(self, *args)
+
+        monkeypatch.setattr(Store, "record_run", late_record)
+        with pytest.raises(StateError) as info:
+            export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+        [winner] = rival
+        assert info.value.exit_code == 7
+        assert str(info.value) == (f"11 invoice(s) already exported by run(s) {winner.run_id}; "
+                                   "nothing written")
+        assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+        assert len(info.value.problems) == 11
+        assert _files(tmp_path / "b") == []
+        monkeypatch.undo()
+        assert [r.id for r in store.list_runs()] == [winner.run_id]
+        # budget 00 used no number
+        ok = export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n", RUN)
+        assert ok.first_number == 1
+
+
 def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path):
     store = Store(db_url)
     mapping = tmp_path / "mapping.yaml"
