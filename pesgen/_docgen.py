@@ -94,6 +94,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "layout.pattern", "A value matches the column's pattern.", "layout"),
     ("output", "layout.too-many", "Checking stops after 10 000 problems in one file.", "pesgen"),
     ("store", "run.duplicate", "An invoice already in an active run is refused (naming the run, file and IdBord) until that run is cancelled.", "pesgen (nothing twice); DT-AQ ERREUR_DOUBLON_BORDEREAU"),
+    ("store", "run.num-dette-taken", "A NumDette already held by an active title of another invoice of the collectivity (an earlier run) is refused, naming that invoice, run, file and IdBord, until that run is cancelled: with IdPost and Cle2 it is the payment reference a family pays with. Runs recorded before schema migration 3 kept no NumDette and are not checked.", "pesgen (nothing twice; DT v5.19 BlocPiece/NumDette)"),
     ("store", "run.empty", "A run exports at least one title.", "DT v5.19 NbrPce ≥ 1"),
     ("store", "run.input-changed", "The input file is the same at the end of the export as when it was read (the run records it for regenerate).", "pesgen (nothing lost)"),
     ("store", "run.publish", "A run is recorded before its files are renamed into place; if they cannot be, the error names the recorded run and `pesgen regenerate` writes them (its number is never given again).", "pesgen (nothing lost, nothing twice)"),

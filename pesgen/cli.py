@@ -468,8 +468,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number.")],
         raise typer.Exit(1)
     for f in found:
         state = "active" if f["active"] else f"freed ({f['status']})"
+        debt = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
         typer.echo(f"{invoice}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
-                   f"{f['id_bord']} IdPce {f['id_pce']}  {f['amount']}  {state}")
+                   f"{f['id_bord']} IdPce {f['id_pce']}{debt}  {f['amount']}  {state}")
 
 
 @runs_app.command("cancel")

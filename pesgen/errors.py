@@ -97,6 +97,13 @@ class StateError(PesgenError):
     default_message = "the state store refused the operation"
 
 
+class RecordConflict(StateError):
+    """A unique index of the store refused a run's rows when it was recorded: another
+    export recorded the same invoice or NumDette after this one checked."""
+
+    default_message = "the state store refused to record the run"
+
+
 class RemoteServiceError(PesgenError):
     """A remote service (PayFiP) refused the operation or did not answer."""
 

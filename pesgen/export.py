@@ -88,8 +88,8 @@ class ExportResult:
     total: Decimal = _ZERO
     left_out: list[LeftOut] = field(default_factory=list)
     notes: list[PolicyNote] = field(default_factory=list)
-    # (invoice, IdBord, IdPce, amount) once numbers are allocated
-    invoices: list[tuple[str, int, int, Decimal]] = field(default_factory=list)
+    # (invoice, IdBord, IdPce, NumDette, amount) once numbers are allocated
+    invoices: list[tuple[str, int, int, str | None, Decimal]] = field(default_factory=list)
     first_number: int = 0
     run_id: str | None = None
     # files a format marks ``when_empty: skip`` that held nothing in this run
@@ -120,10 +120,17 @@ class Prepared:
     result: ExportResult
     bordereaux: list[_Spooled]
     stack: ExitStack
+    # invoice -> its input record (the builder's own table, not a copy)
+    origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def invoice_numbers(self) -> list[str]:
         return [t[0] for b in self.bordereaux for t in b.titles]
+
+    @property
+    def debt_numbers(self) -> dict[str, str]:
+        """NumDette -> invoice, for the titles that have one (ORMC)."""
+        return {t[2]: t[0] for b in self.bordereaux for t in b.titles if t[2] is not None}
 
     def close(self) -> None:
         self.stack.close()
@@ -234,7 +241,7 @@ class Exporter:
         """Read, map, check and render every title. Raises with every problem found."""
         result = ExportResult(self.mapping, self.fmt, self.run_date)
         stack = ExitStack()
-        prepared = Prepared(result, [], stack)
+        prepared = Prepared(result, [], stack, self.builder.seen)
         try:
             with _fewer_collections():
                 self._prepare(input_path, prepared)
@@ -414,8 +421,8 @@ class Exporter:
                                           b.titles, b.origins)
                     problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
-                for inv, id_pce, _debt, _per, _c1, _c2, amount in b.titles:
-                    result.invoices.append((inv, number, id_pce, amount))
+                for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
+                    result.invoices.append((inv, number, id_pce, debt, amount))
                 if self.mapping.output.payment_references:
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
                     final = self.out_dir / (Path(names[0]).stem + ".references.csv")

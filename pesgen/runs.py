@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import MappingError, Problem, StateError
+from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
@@ -88,8 +88,10 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
     prepared = exporter.prepare(Path(input_path))
     try:
-        invoices = prepared.invoice_numbers
-        _refuse_duplicates(store, None, key[0], invoices)  # early, before taking the lock
+        binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
+        taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
+                       prepared.origins, binding.where if binding else None)
+        taken.refuse(None)  # early, before taking the lock
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:
@@ -102,7 +104,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         run_id = new_run_id()
         with store.transaction() as conn:
             first = store.peek_next(conn, key)  # locks the sequence until commit
-            _refuse_duplicates(store, conn, key[0], invoices)
+            taken.refuse(conn)
             temps = exporter.finish(prepared, first)
             try:
                 result = prepared.result
@@ -132,9 +134,16 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                 }
                 files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,
                           "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
-                rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "amount": f"{amt:.2f}"}
-                        for inv, b, p, amt in result.invoices]
-                store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
+                         "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
+                try:
+                    store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                except RecordConflict:
+                    # exports of other sequences (budget, exercise, TypBord) do not wait
+                    # for this one: one may have recorded these invoices or NumDettes
+                    # since the check. Say which, as the check does.
+                    taken.refuse(None)
+                    raise
                 if before_commit is not None:
                     before_commit()  # test hook: a crash between render and commit
                 check_free(temps)
@@ -166,17 +175,48 @@ def vars_(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 
-def _refuse_duplicates(store: Store, conn: Any, id_coll: str, invoices: list[str]) -> None:
-    held = store.holders(conn, id_coll, invoices)
-    if not held:
-        return
-    problems = [Problem("run.duplicate", f"already exported by run {run} in {name} "
-                        f"(IdBord {id_bord}); cancel that run first to export it again",
-                        invoice=inv)
-                for inv, (run, id_bord, name) in sorted(held.items())]
-    runs_ = sorted({run for run, _, _ in held.values()})
-    raise StateError(f"{len(held)} invoice(s) already exported by run(s) {', '.join(runs_)}; "
-                     "nothing written", problems)
+class _Taken:
+    """The guard on what active runs of the collectivity already hold: this run's
+    invoices, and its NumDettes (with IdPost and Cle2, the payment reference a family
+    pays with: two active titles sharing one would mix their payments up)."""
+
+    def __init__(self, store: Store, id_coll: str, invoices: list[str], debts: dict[str, str],
+                 origins: dict[str, str], debt_where: str | None) -> None:
+        self.store, self.id_coll = store, id_coll
+        self.invoices, self.debts = invoices, debts
+        self.origins, self.debt_where = origins, debt_where
+
+    def refuse(self, conn: Any) -> None:
+        """Raise, with one problem per invoice and per NumDette already held, naming the
+        run, its file and IdBord; nothing when none is."""
+        held = self.store.holders(conn, self.id_coll, self.invoices)
+        # a NumDette held by the same invoice is that invoice's duplicate, said once
+        debts = {debt: h for debt, h in self.store.debt_holders(
+                 conn, self.id_coll, list(self.debts)).items() if h[0] != self.debts[debt]}
+        if not held and not debts:
+            return
+        problems = [Problem("run.duplicate", f"already exported by run {run} in {name} "
+                            f"(IdBord {id_bord}); cancel that run first to export it again",
+                            record=self.origins.get(inv), invoice=inv)
+                    for inv, (run, id_bord, name) in sorted(held.items())]
+        for debt, (other, run, id_bord, name) in sorted(debts.items(),
+                                                         key=lambda d: self.debts[d[0]]):
+            inv = self.debts[debt]
+            problems.append(Problem(
+                "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
+                f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}): two "
+                "active titles would share one payment reference; cancel that run first, or "
+                "give this invoice another NumDette", record=self.origins.get(inv),
+                mapping=self.debt_where, invoice=inv))
+        runs_ = ", ".join(sorted({h[0] for h in held.values()} | {h[1] for h in debts.values()}))
+        if not debts:
+            message = f"{len(held)} invoice(s) already exported by run(s) {runs_}"
+        elif not held:
+            message = f"{len(debts)} NumDette(s) already used by run(s) {runs_}"
+        else:
+            message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
+                       f"already used by run(s) {runs_}")
+        raise StateError(f"{message}; nothing written", problems)
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import StateError, UsageError
+from .errors import RecordConflict, StateError, UsageError
 
 metadata = sa.MetaData()
 
@@ -99,16 +99,47 @@ run_invoices = sa.Table(
     sa.Column("id_pce", sa.Integer, nullable=False),
     sa.Column("amount", sa.String(20), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
+    # NumDette of the title (formats that have one, ORMC), from migration 3; NULL in rows
+    # recorded before it and for formats without NumDette
+    sa.Column("debt_number", sa.String(15)),
 )
 
 # The duplicate guard: an invoice is held by at most one active run per collectivity.
 sa.Index("uq_active_invoice", run_invoices.c.id_coll, run_invoices.c.invoice, unique=True,
          sqlite_where=run_invoices.c.active, postgresql_where=run_invoices.c.active)
 sa.Index("ix_invoice", run_invoices.c.invoice)
+# The NumDette guard (migration 3): with IdPost and Cle2, NumDette is the payment
+# reference a family pays with, so one active title per collectivity holds it.
+_WITH_DEBT = sa.and_(run_invoices.c.active, run_invoices.c.debt_number.is_not(None))
+uq_active_debt_number = sa.Index(
+    "uq_active_debt_number", run_invoices.c.id_coll, run_invoices.c.debt_number, unique=True,
+    sqlite_where=_WITH_DEBT, postgresql_where=_WITH_DEBT)
+
+
+def _run_invoices_v1(meta: sa.MetaData) -> sa.Table:
+    """``run_invoices`` as migration 1 created it, frozen: the columns and indexes later
+    migrations add to it are theirs to create."""
+    table = sa.Table(
+        "run_invoices", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), nullable=False,
+                  index=True),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("invoice", sa.String(64), nullable=False),
+        sa.Column("id_bord", sa.Integer, nullable=False),
+        sa.Column("id_pce", sa.Integer, nullable=False),
+        sa.Column("amount", sa.String(20), nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+    )
+    sa.Index("uq_active_invoice", table.c.id_coll, table.c.invoice, unique=True,
+             sqlite_where=table.c.active, postgresql_where=table.c.active)
+    sa.Index("ix_invoice", table.c.invoice)
+    return table
 
 
 def _migration_1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[sequences, runs, run_files, run_invoices])
+    metadata.create_all(conn, tables=[sequences, runs, run_files])
+    _run_invoices_v1(sa.MetaData()).create(conn)
 
 
 def _migration_2(conn: Connection) -> None:
@@ -117,8 +148,15 @@ def _migration_2(conn: Connection) -> None:
     migration_2(conn)
 
 
-# Ordered schema migrations; append, never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+def _migration_3(conn: Connection) -> None:
+    # rows recorded before keep NULL: their NumDettes are not checked (docs/state.md)
+    conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN debt_number VARCHAR(15)")
+    uq_active_debt_number.create(conn)
+
+
+# Ordered schema migrations; append, never edit a released one (what they create is
+# frozen with them: a later change to a table is a new migration).
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -244,6 +282,11 @@ class Store:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
             schema_table.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+            if current > len(MIGRATIONS):
+                # tables or rules this pesgen does not know: writing would break them
+                raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
+                                 f"pesgen (schema {current}, this pesgen knows up to "
+                                 f"{len(MIGRATIONS)}): upgrade pesgen")
             for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
                 step(conn)
                 conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
@@ -309,23 +352,38 @@ class Store:
     def holders(self, conn: Connection | None, id_coll: str,
                 invoices: list[str]) -> dict[str, tuple[str, int, str]]:
         """Active runs already holding some of these invoices: invoice -> (run, IdBord, file)."""
-        if not invoices:
+        held = self._held(conn, id_coll, run_invoices.c.invoice, invoices)
+        return {inv: (run, id_bord, name) for inv, (_, run, id_bord, name) in held.items()}
+
+    def debt_holders(self, conn: Connection | None, id_coll: str,
+                     debts: list[str]) -> dict[str, tuple[str, str, int, str]]:
+        """Active titles already holding some of these NumDettes:
+        NumDette -> (invoice, run, IdBord, file). Rows recorded before migration 3 have
+        no NumDette and hold none."""
+        return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
+
+    def _held(self, conn: Connection | None, id_coll: str, column: sa.Column[Any],
+              values: list[str]) -> dict[str, tuple[str, str, int, str]]:
+        """Active rows of a collectivity whose ``column`` is one of ``values``:
+        value -> (invoice, run, IdBord, first file of that bordereau)."""
+        if not values:
             return {}
-        out: dict[str, tuple[str, int, str]] = {}
+        out: dict[str, tuple[str, str, int, str]] = {}
+        file_name = (sa.select(run_files.c.name)
+                     .where(run_files.c.run_id == run_invoices.c.run_id,
+                            run_files.c.id_bord == run_invoices.c.id_bord)
+                     .order_by(run_files.c.id).limit(1).scalar_subquery())
 
         def query(c: Connection) -> None:
-            for chunk in range(0, len(invoices), 500):
-                part = invoices[chunk:chunk + 500]
+            for chunk in range(0, len(values), 500):
                 rows = c.execute(
-                    sa.select(run_invoices.c.invoice, run_invoices.c.run_id,
-                              run_invoices.c.id_bord)
+                    sa.select(column, run_invoices.c.invoice, run_invoices.c.run_id,
+                              run_invoices.c.id_bord, file_name)
                     .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
-                           run_invoices.c.invoice.in_(part)))
-                for inv, run_id, id_bord in rows:
-                    name = c.execute(sa.select(run_files.c.name).where(
-                        run_files.c.run_id == run_id, run_files.c.id_bord == id_bord)
-                        .limit(1)).scalar() or "?"
-                    out[inv] = (run_id, int(id_bord), name)
+                           column.is_not(None),  # the partial indexes' own condition
+                           column.in_(values[chunk:chunk + 500])))
+                for value, inv, run_id, id_bord, name in rows:
+                    out[value] = (inv, run_id, int(id_bord), name or "?")
 
         if conn is not None:
             query(conn)
@@ -339,13 +397,21 @@ class Store:
     def record_run(self, conn: Connection, values: dict[str, Any],
                    files: list[dict[str, Any]], invoices: list[dict[str, Any]],
                    key: tuple[str, str, int, str], bordereaux: int) -> None:
-        conn.execute(runs.insert().values(**values))
-        if files:
-            conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
-        for start in range(0, len(invoices), 5000):
-            conn.execute(run_invoices.insert(), [
-                {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
-                for inv in invoices[start:start + 5000]])
+        """Record a run, its files and invoices, and advance its sequence. A row a unique
+        index refuses (uq_active_invoice, uq_active_debt_number: an export of another
+        sequence recorded it since the check) rolls back and raises RecordConflict."""
+        try:
+            conn.execute(runs.insert().values(**values))
+            if files:
+                conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
+            for start in range(0, len(invoices), 5000):
+                conn.execute(run_invoices.insert(), [
+                    {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
+                    for inv in invoices[start:start + 5000]])
+        except sa.exc.IntegrityError as exc:
+            conn.rollback()  # PostgreSQL: the transaction is unusable after the error
+            raise RecordConflict(f"{shown_url(self.url)}: the store refused to record the "
+                                 f"run: {exc.orig}; nothing recorded") from None
         row = self._sequence_row(conn, key)
         conn.execute(sequences.update().where(sequences.c.id == row.id).values(
             next_number=row.next_number + bordereaux))

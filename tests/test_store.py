@@ -46,9 +46,11 @@ def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:
 
 
 def _variant(tmp_path: Path, tag: str) -> Path:
-    """The example with every invoice number suffixed, so runs do not share invoices."""
+    """The example with every invoice number suffixed, so runs share neither invoices
+    nor NumDettes (the mapping's NumDette is the number's digits: the suffix has some)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    return _invoices({inv["number"]: f"{inv['number']}{tag}" for inv in data["invoices"]},
+    code = "".join(f"{ord(c):03d}" for c in tag)  # one tag, one code: "b" -> "098"
+    return _invoices({inv["number"]: f"{inv['number']}-{code}" for inv in data["invoices"]},
                      tmp_path, f"export-{tag}.json")
 
 
@@ -164,8 +166,9 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
                         "partial.json")
     with pytest.raises(StateError) as exc:
         export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
-    [problem] = exc.value.problems
-    assert problem.invoice == "FA-2026-00104"
+    [problem] = exc.value.problems  # its NumDette is its own: not a second problem
+    assert problem.rule == "run.duplicate" and problem.invoice == "FA-2026-00104"
+    assert problem.record == f"{partial}:$.invoices[0]"
     assert first.run_id in problem.message and "IdBord 1" in problem.message
     assert first.files[0].path.name in problem.message
     assert _files(tmp_path / "b") == []
@@ -177,6 +180,208 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
     assert [h["run_id"] for h in held] == [again.run_id]
     with pytest.raises(StateError, match="already cancelled"):
         store.cancel(first.run_id, "twice")
+
+
+def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
+        db_url, tmp_path):
+    """NumDette (with IdPost and Cle2) is the payment reference a family pays with: two
+    active titles of a collectivity never share one, across runs too."""
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    # FB-2026-00104 is another invoice, but `digits` gives it FA-2026-00104's NumDette
+    clash = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00104": "FB-2026-00104",
+                       "FA-2026-00105": "FA-2026-00199"}, tmp_path, "clash.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, clash, tmp_path / "b", RUN)
+    duplicate, debt = info.value.problems
+    assert (duplicate.rule, duplicate.invoice) == ("run.duplicate", "FA-2026-00101")
+    assert duplicate.record == f"{clash}:$.invoices[0]"
+    assert (debt.rule, debt.invoice) == ("run.num-dette-taken", "FB-2026-00104")
+    assert debt.record == f"{clash}:$.invoices[1]"
+    assert debt.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
+    assert debt.message.startswith("NumDette 202600104 is already the debt number of invoice "
+                                   f"FA-2026-00104, exported by run {first.run_id} in "
+                                   f"{first.files[0].path.name} (IdBord 1)")
+    assert str(info.value) == (f"1 invoice(s) already exported and 1 NumDette(s) already used "
+                               f"by run(s) {first.run_id}; nothing written")
+    assert info.value.exit_code == 7
+    # without the duplicate invoice: refused for the NumDette alone, by the CLI too
+    only_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "only-debt.json")
+    refused = _cli(["export", "-m", str(MAPPING), "-i", str(only_debt), "-o",
+                    str(tmp_path / "cli"), "--date", "2026-11-23"], db_url)
+    assert refused.returncode == 7, refused.stderr
+    assert f"error: 1 NumDette(s) already used by run(s) {first.run_id}" in refused.stderr
+    assert (f"{only_debt}:$.invoices[0] invoice FB-2026-00104: NumDette 202600104 is already"
+            in refused.stderr)
+    assert f"[mapping {MAPPING}:36: bindings.invoice.debt_number] (rule run.num-dette-taken)" \
+        in refused.stderr
+    assert _files(tmp_path / "b") == [] and _files(tmp_path / "cli") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+    assert store.find_invoice("FB-2026-00104") == []
+    # cancelling the first run releases its NumDettes; the refusals used no number
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    second = export_recorded(store, MAPPING, clash, tmp_path / "c", RUN)
+    assert second.first_number == 2
+    [held] = store.find_invoice("FB-2026-00104")
+    assert held["debt_number"] == "202600104" and held["run_id"] == second.run_id
+    found = _cli(["runs", "find", "FB-2026-00104"], db_url)
+    assert "IdPce 2 NumDette 202600104" in found.stdout, found.stdout
+    # and the second run holds it now
+    third = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, third, tmp_path / "d", RUN)
+    [debt] = info.value.problems
+    assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
+
+
+def test_a_format_without_num_dette_records_none(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    run = export_recorded(store, titres, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    with store.engine.connect() as conn:
+        debts = conn.execute(sa.text("SELECT DISTINCT debt_number FROM run_invoices "
+                                     "WHERE run_id = :r"), {"r": run.run_id}).scalars().all()
+    assert debts == [None]
+
+
+def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 2 (before NumDettes were recorded) opens with the
+    current code: its runs and numbering stay, its invoices stay guarded; its rows have
+    no NumDette, so those are not checked; the runs recorded after are."""
+    import pesgen.store as st
+
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    first = export_recorded(donor, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:2])
+        old = Store(db_url)
+    assert "debt_number" not in {c["name"] for c in
+                                 sa.inspect(old.engine).get_columns("run_invoices")}
+    # the donor's run, as the schema-2 code recorded it: no NumDette
+    with donor.engine.connect() as src, old.engine.begin() as dst:
+        for table, skip in ((st.sequences, {"id"}), (st.runs, set()), (st.run_files, {"id"}),
+                            (st.run_invoices, {"id", "debt_number"})):
+            rows = [{k: v for k, v in r._mapping.items() if k not in skip}
+                    for r in src.execute(sa.select(table))]
+            dst.execute(table.insert(), rows)
+    old.engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+    assert sorted(versions) == [1, 2, 3]
+    [held] = store.find_invoice("FA-2026-00104")
+    assert held["run_id"] == first.run_id and held["debt_number"] is None
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    # rows recorded before migration 3 hold no NumDette (docs/state.md says so)
+    same_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json")
+    second = export_recorded(store, MAPPING, same_debt, tmp_path / "c", RUN)
+    assert second.first_number == 2  # the numbering came along
+    again = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, again, tmp_path / "d", RUN)
+    [debt] = info.value.problems
+    assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
+
+
+def _blind_until_recorded(monkeypatch) -> list[bool]:
+    """Make the guard's checks see nothing until the run is recorded, as when another
+    export records the same invoices between the check and the record: then the
+    unique indexes refuse. Returns a flag, False once the record was tried."""
+    real = {name: getattr(Store, name) for name in ("holders", "debt_holders", "record_run")}
+    blind = [True]
+
+    def holders(self, *args):
+        return {} if blind[0] else real["holders"](self, *args)
+
+    def debt_holders(self, *args):
+        return {} if blind[0] else real["debt_holders"](self, *args)
+
+    def record_run(self, *args):
+        blind[0] = False
+        return real["record_run"](self, *args)
+
+    monkeypatch.setattr(Store, "holders", holders)
+    monkeypatch.setattr(Store, "debt_holders", debt_holders)
+    monkeypatch.setattr(Store, "record_run", record_run)
+    return blind
+
+
+@pytest.mark.parametrize("clash", ["invoice", "num-dette"])
+def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monkeypatch,
+                                                         clash):
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    second = (EXAMPLES / "school-export.json" if clash == "invoice" else
+              _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json"))
+    blind = _blind_until_recorded(monkeypatch)
+    with pytest.raises(StateError) as raced:
+        export_recorded(store, MAPPING, second, tmp_path / "b", RUN)
+    assert blind == [False]  # refused by the index at record time, not by the check
+    monkeypatch.undo()
+    with pytest.raises(StateError) as checked:
+        export_recorded(store, MAPPING, second, tmp_path / "c", RUN)
+    assert str(raced.value) == str(checked.value)
+    assert raced.value.problems == checked.value.problems
+    assert raced.value.exit_code == checked.value.exit_code == 7
+    assert {p.rule for p in raced.value.problems} == (
+        {"run.duplicate"} if clash == "invoice" else {"run.num-dette-taken"})
+    assert all(first.run_id in p.message for p in raced.value.problems)
+    assert _files(tmp_path / "b") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+    assert export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n",
+                           RUN).first_number == 2  # the refused run used no number
+
+
+def test_a_conflict_the_guard_does_not_explain_stays_a_store_error(tmp_path, monkeypatch):
+    from pesgen.errors import RecordConflict
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    monkeypatch.setattr("pesgen.runs.new_run_id", lambda: first.run_id)  # a taken key
+    with pytest.raises(RecordConflict, match="the store refused to record the run: UNIQUE "
+                       "constraint failed: runs.id; nothing recorded") as info:
+        export_recorded(store, MAPPING, _variant(tmp_path, "u"), tmp_path / "b", RUN)
+    assert info.value.exit_code == 7
+    assert _files(tmp_path / "b") == []
+    assert [r.id for r in store.list_runs()] == [first.run_id]
+
+
+def test_two_budgets_racing_on_postgresql_get_the_check_s_refusal(tmp_path, monkeypatch):
+    """Exports of other sequences do not wait for each other: on PostgreSQL one can
+    record the same invoices between the other's check and its record."""
+    other_budget = tmp_path / "budget-01.yaml"
+    other_budget.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        record_run = Store.record_run
+        rival: list = []
+
+        def late_record(self, *args):
+            if not rival:  # the other export, checked and recorded meanwhile
+                rival.append(None)  # (its own record_run goes straight through)
+                rival[0] = export_recorded(Store(url), other_budget,
+                                           EXAMPLES / "school-export.json",
+                                           tmp_path / "rival", RUN)
+            return record_run(self, *args)
+
+        monkeypatch.setattr(Store, "record_run", late_record)
+        with pytest.raises(StateError) as info:
+            export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+        [winner] = rival
+        assert info.value.exit_code == 7
+        assert str(info.value) == (f"11 invoice(s) already exported by run(s) {winner.run_id}; "
+                                   "nothing written")
+        assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+        assert len(info.value.problems) == 11
+        assert _files(tmp_path / "b") == []
+        monkeypatch.undo()
+        assert [r.id for r in store.list_runs()] == [winner.run_id]
+        # budget 00 used no number
+        ok = export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n", RUN)
+        assert ok.first_number == 1
 
 
 def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path):
@@ -295,6 +500,40 @@ def test_a_store_is_never_created_or_grafted_by_mistake(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match="cannot open the store"):
         Store(f"sqlite:///{junk}")
+
+
+def test_a_store_migrated_by_a_newer_pesgen_is_refused(db_url, tmp_path):
+    """A schema this pesgen does not know (a column, an index, a rule added later) is
+    never worked on: opening it, copying from it or into it says to upgrade."""
+    from pesgen.store import MIGRATIONS, copy_store, schema_table, shown_url
+
+    newer = len(MIGRATIONS) + 1
+    store = Store(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(schema_table.insert().values(version=newer, applied_at="2099-01-01T00:00:00Z"))
+    store.engine.dispose()
+    expected = (f"{shown_url(db_url)}: this store was migrated by a newer pesgen (schema "
+                f"{newer}, this pesgen knows up to {len(MIGRATIONS)}): upgrade pesgen")
+    with pytest.raises(StateError) as info:
+        Store(db_url)
+    assert str(info.value) == expected
+    assert info.value.exit_code == 7
+    target = tmp_path / "copy.sqlite3"
+    with pytest.raises(StateError) as info:
+        copy_store(db_url, f"sqlite:///{target}")
+    assert str(info.value) == expected
+    assert not target.exists()  # refused before the target was created
+    source = f"sqlite:///{tmp_path / 'older.sqlite3'}"
+    Store(source).engine.dispose()
+    with pytest.raises(StateError) as info:
+        copy_store(source, db_url)
+    assert str(info.value) == expected
+    engine = Store._engine(db_url)
+    with engine.connect() as conn:  # the refused store is left as it was
+        versions = conn.execute(sa.select(schema_table.c.version)
+                                .order_by(schema_table.c.version)).scalars().all()
+    engine.dispose()
+    assert versions == [*range(1, len(MIGRATIONS) + 1), newer]
 
 
 def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
