@@ -13,6 +13,7 @@ with ``discard``); ``write_folder`` creates a new folder whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -30,11 +31,16 @@ TEMP_SUFFIX = ".part"
 Staged = list[tuple[Path, Path]]
 
 
-def write_temp(folder: Path, chunks: Iterable[bytes], mode: int | None = None
+def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
                ) -> tuple[Path, str]:
     """Write ``chunks`` to a new temporary file in ``folder``, synced to disk; return it
-    and the sha256 of its content. ``mode`` defaults to what ``open`` would give a new
-    file (0666 less the umask)."""
+    and the sha256 of its content. Its mode is the one of ``like`` when that file exists
+    (the file it will replace), else what ``open`` gives a new file (0666 less the
+    umask)."""
+    mode = 0o666 & ~_umask()
+    if like is not None:
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(like.stat().st_mode)
     fd, name = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     digest = hashlib.sha256()
     try:
@@ -44,7 +50,7 @@ def write_temp(folder: Path, chunks: Iterable[bytes], mode: int | None = None
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(name, 0o666 & ~_umask() if mode is None else mode)
+        os.chmod(name, mode)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -56,11 +62,7 @@ def write_file(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
     and its permissions are kept (a payments file the user made private stays so)."""
     path = Path(path)
     blob = data.encode(encoding) if isinstance(data, str) else data
-    try:
-        mode: int | None = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    tmp, _ = write_temp(path.parent, [blob], mode)
+    tmp, _ = write_temp(path.parent, [blob], like=path)
     try:
         os.replace(tmp, path)
     except BaseException:

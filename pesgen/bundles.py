@@ -115,12 +115,12 @@ def regenerate_expected(produced: Path, expected: Path) -> None:
     temps: list[tuple[Path, Path]] = []
     try:
         for name in names:
-            temps.append((write_temp(expected, [(produced / name).read_bytes()])[0],
-                          expected / name))
+            temps.append((write_temp(expected, [(produced / name).read_bytes()],
+                                     like=expected / name)[0], expected / name))
         if "README.md" not in names:
             names.append("README.md")
-            temps.append((write_temp(expected, [_EXPECTED_README.encode("utf-8")])[0],
-                          expected / "README.md"))
+            temps.append((write_temp(expected, [_EXPECTED_README.encode("utf-8")],
+                                     like=expected / "README.md")[0], expected / "README.md"))
     except BaseException:
         discard(temps)
         raise

@@ -91,6 +91,20 @@ def test_write_file_replaces_whole_and_keeps_the_mode(tmp_path):
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
 
 
+def test_outputs_follow_the_umask(tmp_path):
+    """docs/flow.md: under ``umask 077`` every export file is private (0600)."""
+    out = tmp_path / "out"
+    before = os.umask(0o077)
+    try:
+        result = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+                        out, None)
+    finally:
+        os.umask(before)
+    written = sorted(out.iterdir())
+    assert sorted([f.path for f in result.files] + result.references) == written
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}
+
+
 def test_commit_takes_back_the_renames_done_when_one_fails(tmp_path, monkeypatch):
     temps = [(write_temp(tmp_path, [b"%d" % i])[0], tmp_path / f"f{i}") for i in range(3)]
     _fail_on(monkeypatch, 2, OSError("rename refused"), "replace")
@@ -170,12 +184,17 @@ def test_datamatrix_failing_midway_keeps_the_previous_files(store, exported, tmp
     [written] = write_for_run(store, exported.run_id, target, "001", image="svg")
     rows = list(csv.DictReader(written.csv.open(encoding="utf-8"), delimiter=";"))
     assert len(rows) == len(written.images) == 11
+    written.csv.chmod(0o600)  # a rewrite keeps it
     before = _tree(target)
     calls = _fail_on(monkeypatch, 12, OSError(28, "No space left on device"))  # the CSV
     with pytest.raises(OSError):
         write_for_run(store, exported.run_id, target, "001", image="png")
     assert calls[0] == 12
     assert _tree(target) == before
+    monkeypatch.undo()
+    write_for_run(store, exported.run_id, target, "001", image="png")
+    assert stat.S_IMODE(written.csv.stat().st_mode) == 0o600
+    assert written.csv.read_bytes() != before[written.csv.name]  # the png names now
 
 
 def test_regenerated_expected_files_are_old_or_new_never_half(tmp_path, monkeypatch):

@@ -231,15 +231,17 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                 name = re.sub(r"[^A-Za-z0-9._-]", "_", t.invoice or f"piece-{t.id_pce}")
                 if image in ("svg", "both"):
                     images.append(folder / f"{name}.svg")
-                    temps.append((write_temp(folder, [svg(text).encode("utf-8")])[0],
-                                  images[-1]))
+                    temps.append((write_temp(folder, [svg(text).encode("utf-8")],
+                                             like=images[-1])[0], images[-1]))
                 if image in ("png", "both"):
                     images.append(folder / f"{name}.png")
-                    temps.append((write_temp(folder, [png(text)])[0], images[-1]))
+                    temps.append((write_temp(folder, [png(text)], like=images[-1])[0],
+                                  images[-1]))
                 out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)",
                               text, f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
             path = target / f"{stem}.datamatrix.csv"
-            temps.append((write_temp(target, [buffer.getvalue().encode("utf-8")])[0], path))
+            temps.append((write_temp(target, [buffer.getvalue().encode("utf-8")], like=path)[0],
+                          path))
             written.append(Written(path, images))
         commit(temps, overwrite=True)
     except BaseException:
