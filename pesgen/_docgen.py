@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ._schema import load_schema
+from .atomic import write_file
 from .rules import RULES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -230,7 +231,7 @@ def main(argv: list[str]) -> int:
             if not path.is_file() or path.read_text(encoding="utf-8") != text:
                 stale.append(name)
         else:
-            path.write_text(text, encoding="utf-8")
+            write_file(path, text)
     if stale:
         print(f"out of date: {', '.join(stale)}; run python -m pesgen._docgen", file=sys.stderr)
         return 1

@@ -5,15 +5,33 @@
   confined to the format bundle's folder (symbolic links included).
 * Mapping expressions: the same sandbox; a missing key in the *input record* yields
   ``None`` instead of an error, since export rows legitimately omit optional fields.
+* All three (templates, expressions, file-name strings) are bounded: no operator,
+  built-in filter or string method makes a huge value from a width or a count
+  (``_Bounded``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import update_wrapper
 from pathlib import Path
+from types import BuiltinMethodType, MethodType
+from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import filters as jinja_filters
+from jinja2.nodes import EvalContext
+from jinja2.sandbox import (
+    SandboxedEnvironment,
+    SandboxedEscapeFormatter,
+    SandboxedFormatter,
+    SecurityError,
+)
+from jinja2.utils import generate_lorem_ipsum
+from markupsafe import Markup, soft_str
 
 from . import model
 from .filters import FILTERS
@@ -38,27 +56,307 @@ _PUBLIC: dict[type, frozenset[str]] = {
 # No value a template or an expression makes needs to be larger than this: '*' and '**'
 # are checked before they run ('a' * 10**9 or 10**10**7 would stall the export).
 MAX_OPERAND_SIZE = 100_000
+# What Jinja's own filters, '%' and str.format, and the string methods that take a
+# width or a count may make: MAX_OPERAND_SIZE characters or items, plus this many times
+# the size of what they are made from (indenting or wrapping a long text is normal;
+# a width of 10**9, or a short text joined a million times, is not).
+_GROWTH = 10
+
+
+def _bound(what: str, size: int, made_from: int = 0, unit: str = "characters") -> None:
+    """Refuse, before it is made, a result of about ``size`` from ``made_from``."""
+    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    if size > limit:
+        raise SecurityError(f"{what}: a result of about {size} {unit} refused (at most "
+                            f"{limit})")
+
+
+def _int(value: object) -> int:
+    """The size an int argument asks for (its absolute value); anything else counts 0
+    (the call itself refuses it)."""
+    return abs(value) if isinstance(value, int) else 0
+
+
+def _own_size(items: list[Any]) -> int:
+    """What a list of values holds by itself: one per item, plus the length of each
+    distinct string or sequence (``[s] * 1000`` holds ``s`` once, not 1000 times)."""
+    seen = {id(x): len(x) for x in items if isinstance(x, (str, list, tuple))}
+    return len(items) + sum(seen.values())
+
+
+def _printf_padding(fmt: str, values: object) -> int:
+    """The sum of the widths and precisions in a printf-style format (``%5d``,
+    ``%.3f``, ``%*d`` with its argument), parsed as Python's ``%`` operator does."""
+    args = values if isinstance(values, tuple) else (values,)
+    total, arg, i, end = 0, 0, fmt.find("%"), len(fmt)
+    while i != -1:
+        j = i + 1
+        if fmt.startswith("(", j):  # a mapping key: parentheses nest, as in Python
+            depth, j = 1, j + 1
+            while j < end and depth:
+                depth += {"(": 1, ")": -1}.get(fmt[j], 0)
+                j += 1
+        while j < end and fmt[j] in "#0- +":
+            j += 1
+        for part in ("width", "precision"):
+            if part == "precision":
+                if not fmt.startswith(".", j):
+                    break
+                j += 1
+            if fmt.startswith("*", j):
+                total += _int(args[arg]) if arg < len(args) else 0
+                arg, j = arg + 1, j + 1
+                continue
+            start = j
+            while j < end and "0" <= fmt[j] <= "9":
+                j += 1
+            digits = fmt[start:j]
+            if digits:
+                total += int(digits) if len(digits) <= 9 else 10 ** 9
+        while j < end and fmt[j] in "hlL":
+            j += 1
+        if j < end and fmt[j] != "%":
+            arg += 1
+        i = fmt.find("%", j + 1)
+    return total
+
+
+def _check_printf(what: str, fmt: str, values: object) -> None:
+    _bound(what, len(fmt) + _printf_padding(fmt, values), len(fmt))
+
+
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?", re.S)
+
+
+class _BoundedFormatter(SandboxedFormatter):
+    """str.format in the sandbox, its widths and precisions counted before each field
+    is formatted (``'{:>{w}}'`` is resolved to a plain spec by then)."""
+
+    padding = 0
+
+    def vformat(self, format_string: str, args: Sequence[Any],  # type: ignore[override]
+                kwargs: Mapping[str, Any]) -> str:
+        self.padding, self.source = 0, len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def format_field(self, value: object, format_spec: str) -> Any:
+        spec = _FORMAT_SPEC.fullmatch(format_spec)
+        if spec is not None:
+            for digits in spec.groups():
+                if digits:
+                    self.padding += int(digits) if len(digits) <= 9 else 10 ** 9
+            _bound("str.format", self.padding, self.source)
+        return super().format_field(value, format_spec)
+
+
+class _BoundedEscapeFormatter(_BoundedFormatter, SandboxedEscapeFormatter):
+    pass
+
+
+def _check_str_call(name: str, text: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Refuse a call of a string method whose result would be huge; return its
+    arguments (an iterable to join is read here, once)."""
+    size, made_from = 0, len(text)
+    if name in ("center", "ljust", "rjust", "zfill") and args:
+        size = _int(args[0])
+    elif name == "expandtabs":
+        size = len(text) + text.count("\t") * _int(args[0] if args else
+                                                    kwargs.get("tabsize", 8))
+    elif name == "replace" and len(args) >= 2:
+        size = _replaced_size(text, args[0], args[1],
+                              args[2] if len(args) > 2 else kwargs.get("count", -1))
+    elif name == "join" and len(args) == 1:
+        args = (list(args[0]),)
+        made_from = _own_size(args[0]) + len(text)
+        size = _joined_size(args[0], text, made_from)
+    elif name == "translate" and len(args) == 1:
+        for char, n in Counter(text).items():
+            try:
+                to = args[0][ord(char)]
+            except (LookupError, TypeError):
+                to = char
+            size += n * (len(to) if isinstance(to, str) else 1)
+    _bound(f"str.{name}", size, made_from)
+    return args
+
+
+def _replaced_size(text: str, old: object, new: object, count: object) -> int:
+    if not isinstance(old, str) or not isinstance(new, str):
+        return 0
+    found = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    return len(text) + found * (len(new) - len(old))
+
+
+def _joined_size(items: list[Any], sep: str, made_from: int) -> int:
+    """The length of ``sep.join(map(str, items))``, counted up to just past the limit
+    (the items beyond are not converted)."""
+    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    size = len(sep) * max(len(items) - 1, 0)
+    for x in items:
+        if size > limit:
+            break
+        size += len(x) if isinstance(x, str) else len(str(x))
+    return size
+
+
+# Jinja's built-in filters that take a width or a count, bounded; their behaviour is
+# otherwise Jinja's (they call it). Those that take an environment or an evaluation
+# context keep the marker, so ``expr.py`` leaves them to Jinja as before.
+
+def _center(value: Any, width: int = 80) -> str:
+    _bound("filter center", _int(width), len(soft_str(value)))
+    return jinja_filters.do_center(value, width)
+
+
+def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    text = soft_str(s)
+    step = len(width) if isinstance(width, str) else _int(width)
+    _bound("filter indent", len(text) + (len(text.splitlines()) + 1) * step, len(text))
+    return jinja_filters.do_indent(s, width, first, blank)
+
+
+@jinja2.pass_environment
+def _wordwrap(env: jinja2.Environment, s: str, width: int = 79,
+              break_long_words: bool = True, wrapstring: str | None = None,
+              break_on_hyphens: bool = True) -> str:
+    sep = env.newline_sequence if wrapstring is None else wrapstring
+    # wrapped with "\n" first (the lines hold no line break then): the size is known
+    # before the real separator is put in
+    text = jinja_filters.do_wordwrap(env, s, width, break_long_words, "\n",
+                                     break_on_hyphens)
+    _bound("filter wordwrap", len(text) + text.count("\n") * (len(sep) - 1), len(s))
+    return text if sep == "\n" else sep.join(text.split("\n"))
+
+
+def _format(value: str, *args: Any, **kwargs: Any) -> str:
+    _check_printf("filter format", soft_str(value), kwargs or args)
+    return jinja_filters.do_format(value, *args, **kwargs)
+
+
+@jinja2.pass_eval_context
+def _join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "",
+          attribute: str | int | None = None) -> str:
+    if attribute is not None:
+        value = map(jinja_filters.make_attrgetter(eval_ctx.environment, attribute), value)
+    items = list(value)
+    made_from = _own_size(items) + len(soft_str(d))
+    _bound("filter join", _joined_size(items, soft_str(d), made_from), made_from)
+    return jinja_filters.sync_do_join(eval_ctx, items, d)
+
+
+@jinja2.pass_eval_context
+def _replace(eval_ctx: EvalContext, s: str, old: str, new: str,
+             count: int | None = None) -> str:
+    text = soft_str(s)
+    _bound("filter replace", _replaced_size(text, soft_str(old), soft_str(new), count),
+           len(text))
+    return jinja_filters.do_replace(eval_ctx, s, old, new, count)
+
+
+def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+    if fill_with is not None:
+        _bound("filter batch", _int(linecount), unit="items")
+    return jinja_filters.do_batch(value, linecount, fill_with)
+
+
+def _slice(value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
+    items = list(value)
+    _bound("filter slice", _int(slices), len(items), unit="items")
+    return jinja_filters.sync_do_slice(items, slices, fill_with)
+
+
+@jinja2.pass_environment
+def _sum(env: jinja2.Environment, iterable: Iterable[Any], attribute: str | int | None = None,
+         start: Any = 0) -> Any:
+    if attribute is not None:
+        iterable = map(jinja_filters.make_attrgetter(env, attribute), iterable)
+    items = list(iterable)
+    if isinstance(start, (list, tuple)):
+        size = len(start) + sum(len(x) for x in items if isinstance(x, (list, tuple)))
+        _bound("filter sum", size, _own_size(items) + len(start), unit="items")
+    return jinja_filters.sync_do_sum(env, items, start=start)
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    _bound("lipsum", _int(n) * builtins.max(_int(min), _int(max)) * 12)
+    return generate_lorem_ipsum(n, html, min, max)
+
+
+_BOUNDED_FILTERS = {"center": _center, "indent": _indent, "wordwrap": _wordwrap,
+                    "format": _format, "join": _join, "replace": _replace, "batch": _batch,
+                    "slice": _slice, "sum": _sum}
 
 
 class _Bounded(SandboxedEnvironment):
-    """A sandbox whose repetition and power operators are bounded."""
+    """A sandbox whose operators, built-in filters and string methods cannot make a
+    huge value: repetition and power, and what can grow from a width or a count
+    (``center``, ``indent``, ``wordwrap``, ``format`` and ``%``, ``str.format``,
+    ``join``, ``replace``, ``batch``, ``slice``, ``sum``, ``lipsum``, and the string
+    methods ``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``replace``,
+    ``join``, ``translate``). ``truncate`` only ever shortens. A refusal is a
+    ``SecurityError``: a template error naming the template and line, or a mapping
+    problem naming the binding."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters.update(_BOUNDED_FILTERS)
+        self.globals["lipsum"] = _lipsum
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
                    right: object) -> object:
         if operator == "**" and isinstance(left, int) and isinstance(right, int) and \
                 right > 0 and left.bit_length() * right > MAX_OPERAND_SIZE:
-            raise jinja2.sandbox.SecurityError(f"a power of about {left.bit_length() * right} "
-                                               f"bits refused (at most {MAX_OPERAND_SIZE})")
+            raise SecurityError(f"a power of about {left.bit_length() * right} "
+                                f"bits refused (at most {MAX_OPERAND_SIZE})")
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
                         len(seq) * count > MAX_OPERAND_SIZE:
-                    raise jinja2.sandbox.SecurityError(
+                    raise SecurityError(
                         f"repetition to {len(seq) * count} items refused (at most "
                         f"{MAX_OPERAND_SIZE})")
+        if operator == "%" and isinstance(left, str):
+            _check_printf("'%' formatting", left, right)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any,
+             *args: Any, **kwargs: Any) -> Any:
+        text = getattr(__obj, "__self__", None)
+        if isinstance(text, str) and isinstance(__obj, (MethodType, BuiltinMethodType)):
+            args = _check_str_call(__obj.__name__, text, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's own, with formatters that count widths (see ``_BoundedFormatter``)."""
+        if not isinstance(value, (MethodType, BuiltinMethodType)) or \
+                value.__name__ not in ("format", "format_map"):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type = type(f_self)
+        is_format_map = value.__name__ == "format_map"
+        formatter: SandboxedFormatter = (
+            _BoundedEscapeFormatter(self, escape=f_self.escape) if isinstance(f_self, Markup)
+            else _BoundedFormatter(self))
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(
+                        f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return update_wrapper(wrapper, value)
 
 
 class _Sandbox(_Bounded):

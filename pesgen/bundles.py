@@ -17,8 +17,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from .atomic import commit, discard, write_temp
 from .errors import Problem, UsageError
-from .export import ExportResult, check_output, commit, open_exporter
+from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
 FIXTURE_DATE = date(2026, 11, 23)
@@ -106,14 +107,30 @@ def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
 
 
 def regenerate_expected(produced: Path, expected: Path) -> None:
-    shutil.rmtree(expected, ignore_errors=True)
-    expected.mkdir(parents=True)
-    for path in sorted(produced.iterdir()):
-        if path.is_file():
-            shutil.copyfile(path, expected / path.name)
-    readme = expected / "README.md"
-    if not readme.exists():
-        readme.write_text(_EXPECTED_README, encoding="utf-8")
+    """Make ``expected`` hold the files of ``produced`` and its README, nothing else. The
+    new files are staged beside the old ones and renamed over them: an interrupted
+    rewrite leaves each file whole, old or new."""
+    expected.mkdir(parents=True, exist_ok=True)
+    names = [p.name for p in sorted(produced.iterdir()) if p.is_file()]
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for name in names:
+            temps.append((write_temp(expected, [(produced / name).read_bytes()],
+                                     like=expected / name)[0], expected / name))
+        if "README.md" not in names:
+            names.append("README.md")
+            temps.append((write_temp(expected, [_EXPECTED_README.encode("utf-8")],
+                                     like=expected / "README.md")[0], expected / "README.md"))
+    except BaseException:
+        discard(temps)
+        raise
+    commit(temps, overwrite=True)
+    for path in expected.iterdir():
+        if path.name not in names:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 _EXPECTED_README = """\

@@ -309,6 +309,7 @@ def new_mapping(
 ) -> None:
     """Scaffold a commented mapping for a format; it passes the schema once its TODO
     values are filled."""
+    from .atomic import write_file
     from .formats import find_format
     from .scaffold import new_mapping as scaffold
 
@@ -319,7 +320,7 @@ def new_mapping(
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
+            write_file(out, text)
     except PesgenError as exc:
         _fail(exc)
         return

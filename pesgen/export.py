@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import hashlib
 import io
 import os
 import re
@@ -28,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from .atomic import commit, discard, write_temp
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
@@ -407,7 +407,7 @@ class Exporter:
                     if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
                         result.skipped.append(name)
                         continue
-                    tmp, digest = self._write_temp(self._chunks(renderer, doc, spool))
+                    tmp, digest = write_temp(self.out_dir, self._chunks(renderer, doc, spool))
                     temps.append((tmp, final))
                     stream = b.streams[index] if b.streams else None
                     if stream is not None:
@@ -429,7 +429,7 @@ class Exporter:
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites "
                                          "an export (choose another --out folder)")
-                    tmp, _ = self._write_temp(iter([text.encode("utf-8")]))
+                    tmp, _ = write_temp(self.out_dir, [text.encode("utf-8")])
                     temps.append((tmp, final))
                     result.references.append(final)
             if problems:
@@ -442,22 +442,6 @@ class Exporter:
         result.titles = sum(b.count for b in prepared.bordereaux)
         result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
-
-    def _write_temp(self, chunks: Iterator[bytes]) -> tuple[Path, str]:
-        fd, name = tempfile.mkstemp(dir=self.out_dir, prefix=".pesgen-", suffix=".part")
-        digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(name, 0o666 & ~_umask())
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return Path(name), digest.hexdigest()
 
     def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
         spool.seek(0, os.SEEK_END)
@@ -512,36 +496,6 @@ def attribute(problems: list[Problem], name: str, head_lines: int, line_ends: Se
     return out
 
 
-def check_free(temps: list[tuple[Path, Path]]) -> None:
-    """Refuse (removing the temporary files) when a final name is taken."""
-    for _tmp, final in temps:
-        if final.exists():
-            discard(temps)
-            raise UsageError(f"{final} appeared during the export; nothing written")
-
-
-def commit(temps: list[tuple[Path, Path]]) -> list[Path]:
-    """Rename validated temporary files into place; all or nothing as far as the file
-    system allows (a name taken meanwhile aborts before any rename)."""
-    check_free(temps)
-    done: list[Path] = []
-    try:
-        for tmp, final in temps:
-            os.replace(tmp, final)
-            done.append(final)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        discard(temps)
-        raise
-    return done
-
-
-def discard(temps: list[tuple[Path, Path]]) -> None:
-    for tmp, _ in temps:
-        tmp.unlink(missing_ok=True)
-
-
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Run the cyclic garbage collector less often for the duration (see above)."""
@@ -551,12 +505,6 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _references_csv(exercise: int, id_bord: int,

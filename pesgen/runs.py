@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import check_free, commit, discard, write_file
 from .errors import MappingError, Problem, RecordConflict, StateError
-from .export import Exporter, ExportResult, check_free, commit, discard, open_exporter
+from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
 from .mapping import Mapping, load_mapping
 from .resources import inside
@@ -261,7 +262,5 @@ def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
 
 def copy_input(store: Store, run_id: str, target: Path) -> Path:
     run = store.get_run(run_id)
-    target = Path(target)
-    target.write_bytes(unpack(run["input_blob"]))
-    return target
+    return write_file(Path(target), unpack(run["input_blob"]))
 

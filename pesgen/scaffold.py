@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .atomic import write_folder
 from .errors import UsageError
 from .formats import Format
 
@@ -46,12 +47,7 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
         "fixture/README.md": _FIXTURE_README,
         "expected/README.md": _EXPECTED_README,
     }
-    folder.mkdir(parents=True)
-    for rel, text in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return folder
+    return write_folder(folder, files)
 
 
 def new_mapping(collectivity: str, fmt: Format) -> str:

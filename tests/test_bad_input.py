@@ -650,3 +650,42 @@ def test_a_byte_the_declared_encoding_cannot_read_is_named_with_its_line(tmp_pat
     line = "".join(text[:target]).count("\n") + 1  # quoted fields hold line breaks
     assert p.record == f"{inp}:{line}"
     assert "byte 0x9C" in p.message  # the 'œ', in Windows-1252
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ t.cle2 | center(1000000000) }}"/>',
+     "filter center: a result of about 1000000000 characters refused (at most 100010)"),
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ \'%999999999d\' % t.number }}"/>',
+     "'%' formatting: a result of about 1000000010 characters refused (at most 100110)"),
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ \'{:>999999999}\'.format(t.cle2) }}"/>',
+     "str.format: a result of about 999999999 characters refused"),
+])
+def test_a_template_making_a_huge_value_is_refused_with_its_line(tmp_path, old, new, says):
+    fmts, m, template = _broken_bundle(tmp_path, old, new)
+    line = _mapping_line(template, new)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    assert exc.exit_code == ExitCode.TEMPLATE
+    p = _only(exc, "template")
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.message.startswith(f"SecurityError: {says}")
+    assert "piece of invoice FA-2026-00101" in str(exc)
+
+
+@pytest.mark.parametrize("expression, says", [
+    ("invoice.payer.last_name | center(1000000000)", "filter center"),  # the closure path
+    ("'%999999999s' % invoice.payer.last_name", "'%' formatting"),  # the Jinja path
+    ("invoice.payer.last_name.ljust(1000000000)", "str.ljust"),
+    ("([invoice.payer.last_name] * 100000) | join('x' * 100000)", "filter join"),
+])
+def test_a_mapping_expression_making_a_huge_value_names_the_binding(tmp_path, expression,
+                                                                    says):
+    m = _mapping_copy(tmp_path, 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
+                      f'name: {{expr: "{expression}"}}')
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", InputDataError)
+    found = [p for p in exc.problems if p.rule == "mapping.expr"]
+    assert found, exc.report()
+    p = found[0]
+    assert p.mapping == _where(m, f'name: {{expr: "{expression}"}}', "bindings.payer.name")
+    assert p.message.startswith(f"payer.name: expression failed: {says}: a result of about ")
+    assert " refused (at most " in p.message

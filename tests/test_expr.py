@@ -146,3 +146,134 @@ def test_an_expression_cannot_make_a_huge_value(source: str) -> None:
                                               ("invoice.number | fixed(6)", "FA-1  ")])
 def test_small_repetitions_and_powers_still_work(source: str, expected: object) -> None:
     assert ENV.compile_expression(source)(invoice={"number": "FA-1"}) == expected
+
+
+# Jinja's own filters, '%' and str.format, and the string methods that grow a value
+# from a width or a count: (expression, what the refusal names). ``n`` is "FA-1".
+HUGE = [
+    ("n | center(1000000000)", "filter center"),
+    ("'a\nb' | indent(10**9)", "filter indent"),
+    ("('\n' * 100000) | indent(10000)", "filter indent"),
+    ("'a b c' | wordwrap(1, wrapstring='x' * 100000)", "filter wordwrap"),
+    ("'%999999999d' | format(1)", "filter format"),
+    ("'%999999999d' % 1", "'%' formatting"),
+    ("'%.999999999f' % 1", "'%' formatting"),
+    ("'%*d' % (999999999, 1)", "'%' formatting"),
+    ("'%(a)999999999s' % {'a': n}", "'%' formatting"),
+    ("('%9999d' * 14000) % ((1,) * 14000)", "'%' formatting"),
+    ("'{:>999999999}'.format(n)", "str.format"),
+    ("'{:>{w}}'.format(n, w=999999999)", "str.format"),
+    ("('{0:>99999}' * 1000).format(n)", "str.format"),
+    ("'{a:^999999999}'.format_map({'a': n})", "str.format"),
+    ("(['x' * 100000] * 100000) | join", "filter join"),
+    ("range(100000) | join('x' * 100000)", "filter join"),
+    ("n | replace('', 'x' * 100000)", "filter replace"),
+    ("('a' * 100000) | replace('a', 'b' * 1000)", "filter replace"),
+    ("range(10) | batch(10**9, 0) | list", "filter batch"),
+    ("range(10) | slice(10**9) | list", "filter slice"),
+    ("([['x'] * 100000] * 100000) | sum(start=[])", "filter sum"),
+    ("n.ljust(10**9)", "str.ljust"),
+    ("n.rjust(10**9)", "str.rjust"),
+    ("n.center(10**9)", "str.center"),
+    ("n.zfill(10**9)", "str.zfill"),
+    ("('\t' * 100000).expandtabs(100000)", "str.expandtabs"),
+    ("('x' * 100000).replace('x', 'y' * 100000)", "str.replace"),
+    ("('x' * 100000).join(['a'] * 100000)", "str.join"),
+    ("('a' * 100000).translate({97: 'x' * 100000})", "str.translate"),
+    ("lipsum(10**7)", "lipsum"),
+]
+
+# What still works, widths up to 10 000 included
+NORMAL = [
+    ("n | center(8)", "  FA-1  "),
+    ("(n | center(10000)) | length", 10000),
+    ("'a\nb\n\nc' | indent(2)", "a\n  b\n\n  c"),
+    ("'a\nb' | indent('> ', first=true)", "> a\n> b"),
+    ("(('line of text ' * 4 ~ '\n') * 1800) | indent(4) | length", 102596),
+    ("'a b c' | wordwrap(1, wrapstring='|')", "a|b|c"),
+    ("'aaa bb' | wordwrap(3)", "aaa\nbb"),
+    ("'%05d' | format(42)", "00042"),
+    ("'%(x)s!' | format(x=n)", "FA-1!"),
+    ("'%5d|%-3s|%.2f|%d%%' % (42, 'a', 1.5, 5)", "   42|a  |1.50|5%"),
+    ("('%10000d' % 1) | length", 10000),
+    ("7 % 3", 1),
+    ("'{:>6}'.format(n)", "  FA-1"),
+    ("'{:0>{w}}'.format(7, w=3)", "007"),
+    ("'{a}-{b:.1f}'.format_map({'a': n, 'b': 2})", "FA-1-2.0"),
+    ("('{:>10000}'.format(n)) | length", 10000),
+    ("[1, 2, 3] | join(', ')", "1, 2, 3"),
+    ("(range(100000) | join(', ')) | length", 688888),
+    ("n | replace('-', '/')", "FA/1"),
+    ("'aaa' | replace('a', 'b', 2)", "bba"),
+    ("range(5) | batch(2, 0) | list", [[0, 1], [2, 3], [4, 0]]),
+    ("(range(10**9 // 10**4) | batch(10**9) | list) | length", 1),
+    ("range(5) | slice(2) | list", [[0, 1, 2], [3, 4]]),
+    ("[[1], [2]] | sum(start=[])", [1, 2]),
+    ("[1, 2] | sum", 3),
+    ("'foo bar baz' | truncate(10**9)", "foo bar baz"),
+    ("'foo bar baz' | truncate(9, leeway=0)", "foo..."),
+    ("n.ljust(6, '.')", "FA-1.."),
+    ("n.rjust(10000) | length", 10000),
+    ("'1'.zfill(3)", "001"),
+    ("'a\tb'.expandtabs(4)", "a   b"),
+    ("', '.join(['a', 'b'])", "a, b"),
+    ("'abc'.translate({97: 'xy'})", "xybc"),
+    ("n.replace('A', 'AA')", "FAA-1"),
+    ("(lipsum(1, false, 5, 6) | length) > 0", True),
+]
+
+
+def _environments() -> dict[str, Any]:
+    from pathlib import Path
+
+    from pesgen._jinja import string_environment, template_environment
+
+    return {"template": template_environment(Path(__file__).parent),
+            "expression": ENV, "string": string_environment()}
+
+
+ENVS = _environments()
+
+
+def _evaluate(env_name: str, source: str) -> Any:
+    """The expression in a mapping expression, or printed by a template."""
+    env = ENVS[env_name]
+    if env_name == "template":
+        return env.from_string("{{ " + source + " }}").render(n="FA-1")
+    return env.compile_expression(source)(n="FA-1")
+
+
+@pytest.mark.parametrize("env_name", sorted(ENVS))
+@pytest.mark.parametrize("source, what", HUGE)
+def test_jinja_builtins_cannot_make_a_huge_value(env_name: str, source: str, what: str) -> None:
+    with pytest.raises(jinja2.sandbox.SecurityError) as info:
+        _evaluate(env_name, source)
+    assert str(info.value).startswith(f"{what}: a result of about ")
+    assert " refused (at most " in str(info.value)
+
+
+@pytest.mark.parametrize("env_name", sorted(ENVS))
+@pytest.mark.parametrize("source, expected", NORMAL)
+def test_jinja_builtins_still_work_within_the_bounds(env_name: str, source: str,
+                                                     expected: Any) -> None:
+    got = _evaluate(env_name, source)
+    assert got == (str(expected) if env_name == "template" else expected)
+
+
+@pytest.mark.parametrize("source, huge", [
+    ("invoice.number | center(12)", "invoice.number | center(1000000000)"),
+    ("invoice.number | indent(2, true)", "invoice.number | indent(1000000000, true)"),
+    ("'%08d' | format(invoice.count)", "'%999999999d' | format(invoice.count)"),
+    ("invoice.items | batch(2, 0)", "invoice.items | batch(1000000000, 0)"),
+    ("invoice.items | slice(2)", "invoice.items | slice(1000000000)"),
+])
+def test_the_closure_path_calls_the_bounded_filters(source: str, huge: str) -> None:
+    """expr.py calls the environment's filters directly: the bounded ones."""
+    scope = {"invoice": {"number": "FA-1", "count": 7, "items": [1, 2, 3]}}
+    fast = compile_fast(ENV, source)
+    assert fast is not None
+    assert list(fast(scope)) == list(ENV.compile_expression(source)(**scope))
+    refused = compile_fast(ENV, huge)
+    assert refused is not None
+    with pytest.raises(jinja2.sandbox.SecurityError, match="refused"):
+        list(refused(scope))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pesgen.atomic import commit
 from pesgen.errors import OutputInvalidError
-from pesgen.export import Exporter, commit
+from pesgen.export import Exporter
 from pesgen.formats import load_format
 from pesgen.mapping import load_mapping
 from pesgen.resources import schema_path

@@ -204,6 +204,8 @@ def payments(
     import io
     import json
 
+    from ..atomic import write_file
+
     try:
         from ..cli import _parse_date
         from .ledger import list_payments
@@ -226,7 +228,7 @@ def payments(
         writer.writerows(rows)
         text = buffer.getvalue()
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text)
         typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
     else:
         typer.echo(text, nl=False)

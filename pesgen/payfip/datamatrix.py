@@ -33,6 +33,7 @@ Layout 1, 130 characters (positions 1-based):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -43,6 +44,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from lxml import etree
 
+from ..atomic import commit, discard, write_temp
 from ..errors import OutputInvalidError, Problem
 from ..store import Store, run_invoices
 from .models import to_cents
@@ -210,26 +212,42 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
         plans.append((Path(f["name"]).stem, rows))
     if problems:
         raise OutputInvalidError(f"run {run['id']}: Datamatrix not written", problems)
-    target.mkdir(parents=True, exist_ok=True)
+    # every file staged first, then all renamed into place: a failure leaves the files
+    # of an earlier call as they were (or none) and no temporary file
+    created = [d for d in (target, *(target / f"{stem}.datamatrix" for stem, _ in plans))
+               if not d.exists()]
+    temps: list[tuple[Path, Path]] = []
     written = []
-    for stem, rows in plans:
-        folder = target / f"{stem}.datamatrix"
-        folder.mkdir(exist_ok=True)
-        buffer = io.StringIO()
-        out = csv.writer(buffer, delimiter=";", lineterminator="\n")
-        out.writerow(["invoice", "id_bord", "id_pce", "layout", "payload", "image"])
-        images = []
-        for t, text in rows:
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", t.invoice or f"piece-{t.id_pce}")
-            if image in ("svg", "both"):
-                images.append(folder / f"{name}.svg")
-                images[-1].write_text(svg(text), encoding="utf-8")
-            if image in ("png", "both"):
-                images.append(folder / f"{name}.png")
-                images[-1].write_bytes(png(text))
-            out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)", text,
-                          f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
-        path = target / f"{stem}.datamatrix.csv"
-        path.write_text(buffer.getvalue(), encoding="utf-8")
-        written.append(Written(path, images))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for stem, rows in plans:
+            folder = target / f"{stem}.datamatrix"
+            folder.mkdir(exist_ok=True)
+            buffer = io.StringIO()
+            out = csv.writer(buffer, delimiter=";", lineterminator="\n")
+            out.writerow(["invoice", "id_bord", "id_pce", "layout", "payload", "image"])
+            images = []
+            for t, text in rows:
+                name = re.sub(r"[^A-Za-z0-9._-]", "_", t.invoice or f"piece-{t.id_pce}")
+                if image in ("svg", "both"):
+                    images.append(folder / f"{name}.svg")
+                    temps.append((write_temp(folder, [svg(text).encode("utf-8")],
+                                             like=images[-1])[0], images[-1]))
+                if image in ("png", "both"):
+                    images.append(folder / f"{name}.png")
+                    temps.append((write_temp(folder, [png(text)], like=images[-1])[0],
+                                  images[-1]))
+                out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)",
+                              text, f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
+            path = target / f"{stem}.datamatrix.csv"
+            temps.append((write_temp(target, [buffer.getvalue().encode("utf-8")], like=path)[0],
+                          path))
+            written.append(Written(path, images))
+        commit(temps, overwrite=True)
+    except BaseException:
+        discard(temps)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):  # only if still empty
+                folder.rmdir()
+        raise
     return written

@@ -1,0 +1,134 @@
+"""Files the user keeps are complete or absent, never half-written.
+
+Every such file is written to a temporary file in its own folder (``.pesgen-*.part``),
+flushed to disk, then renamed to its name: a rename within one folder is atomic. A
+failure, a full disk, Ctrl-C or SIGTERM (the CLI turns it into ``KeyboardInterrupt``)
+leaves the previous file or none, and removes the temporary file. Only a hard kill or
+a power cut can leave a ``.pesgen-*.part`` file, and never under the final name.
+
+``write_file`` writes one file. A writer of several files stages them with
+``write_temp`` and puts them in place together with ``commit`` (or throws them away
+with ``discard``); ``write_folder`` creates a new folder whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import UsageError
+
+TEMP_PREFIX = ".pesgen-"
+TEMP_SUFFIX = ".part"
+
+# (temporary file, final name) pairs, staged and not yet in place
+Staged = list[tuple[Path, Path]]
+
+
+def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
+               ) -> tuple[Path, str]:
+    """Write ``chunks`` to a new temporary file in ``folder``, synced to disk; return it
+    and the sha256 of its content. Its mode is the one of ``like`` when that file exists
+    (the file it will replace), else what ``open`` gives a new file (0666 less the
+    umask)."""
+    mode = 0o666 & ~_umask()
+    if like is not None:
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(like.stat().st_mode)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(name, mode)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), digest.hexdigest()
+
+
+def write_file(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
+    """Write ``data`` to ``path`` atomically. A file already there is replaced whole
+    and its permissions are kept (a payments file the user made private stays so)."""
+    path = Path(path)
+    blob = data.encode(encoding) if isinstance(data, str) else data
+    tmp, _ = write_temp(path.parent, [blob], like=path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_free(temps: Staged) -> None:
+    """Refuse (removing the temporary files) when a final name is taken."""
+    for _tmp, final in temps:
+        if final.exists():
+            discard(temps)
+            raise UsageError(f"{final} appeared during the export; nothing written")
+
+
+def commit(temps: Staged, overwrite: bool = False) -> list[Path]:
+    """Rename staged files into place. Without ``overwrite``: all or nothing as far as
+    the file system allows (a name taken meanwhile aborts before any rename; a rename
+    that fails takes back the ones done). With ``overwrite``, a failing rename leaves
+    the files already renamed (each complete: what they replaced is gone) and the
+    others as they were."""
+    if not overwrite:
+        check_free(temps)
+    done: list[Path] = []
+    try:
+        for tmp, final in temps:
+            os.replace(tmp, final)
+            done.append(final)
+    except BaseException:
+        if not overwrite:
+            for path in done:
+                path.unlink(missing_ok=True)
+        discard(temps)
+        raise
+    return done
+
+
+def discard(temps: Staged) -> None:
+    for tmp, _ in temps:
+        tmp.unlink(missing_ok=True)
+
+
+def write_folder(folder: Path, files: dict[str, str]) -> Path:
+    """Create ``folder`` with ``files`` ({relative path: text}), whole or not at all:
+    the files are written in a temporary folder beside it, renamed into place at the
+    end. Refuses an existing ``folder``."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX))
+    try:
+        for rel, text in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_file(path, text)
+        os.chmod(staging, 0o777 & ~_umask())
+        if folder.exists():  # rename would replace an empty folder silently
+            raise UsageError(f"{folder} appeared meanwhile; nothing written")
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,239 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""Every file pesgen writes for the user is complete or absent: a write that fails
+midway (disk full, Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves the previous
+file or none, and no ``.pesgen-*.part`` temporary file. Each writer is made to fail on
+its first and on a later file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen import atomic
+from pesgen.atomic import commit, write_file, write_folder, write_temp
+from pesgen.bundles import regenerate_expected
+from pesgen.cli import app
+from pesgen.export import export
+from pesgen.payfip.datamatrix import write_for_run
+from pesgen.runs import copy_input
+from pesgen.scaffold import new_format
+
+from .conftest import EXAMPLES, MAPPINGS
+from .payfip_support import exported, store  # noqa: F401 - fixtures
+
+runner = CliRunner()
+FAILURES = [OSError(28, "No space left on device"), KeyboardInterrupt("signal 15")]
+
+
+def _fail_on(monkeypatch, call: int, exc: BaseException, name: str = "fsync") -> list[int]:
+    """Make the ``call``-th ``os.<name>`` (1-based) raise ``exc``; return the counter."""
+    real = getattr(os, name)
+    calls = [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == call:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, name, failing)
+    return calls
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".pesgen-*"))
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- the helper itself
+
+
+@pytest.mark.parametrize("exc", FAILURES, ids=["disk-full", "sigterm"])
+@pytest.mark.parametrize("name", ["fsync", "replace"])
+def test_write_file_failing_leaves_no_file_and_no_temporary(tmp_path, monkeypatch, exc, name):
+    target = tmp_path / "out.csv"
+    _fail_on(monkeypatch, 1, exc, name)
+    with pytest.raises(type(exc)):
+        write_file(target, "invoice;amount\n" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["fsync", "replace"])
+def test_write_file_failing_keeps_the_previous_content(tmp_path, monkeypatch, name):
+    target = tmp_path / "out.csv"
+    target.write_text("before\n", encoding="utf-8")
+    _fail_on(monkeypatch, 1, OSError(28, "No space left on device"), name)
+    with pytest.raises(OSError):
+        write_file(target, "after\n")
+    assert target.read_text(encoding="utf-8") == "before\n"
+    assert _leftovers(tmp_path) == []
+
+
+def test_write_file_replaces_whole_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "payments.csv"
+    target.write_text("a much longer previous content\n", encoding="utf-8")
+    target.chmod(0o600)
+    write_file(target, "new\n")
+    assert target.read_text(encoding="utf-8") == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    fresh = write_file(tmp_path / "fresh.csv", b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """docs/flow.md: under ``umask 077`` every export file is private (0600)."""
+    out = tmp_path / "out"
+    before = os.umask(0o077)
+    try:
+        result = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+                        out, None)
+    finally:
+        os.umask(before)
+    written = sorted(out.iterdir())
+    assert sorted([f.path for f in result.files] + result.references) == written
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}
+
+
+def test_commit_takes_back_the_renames_done_when_one_fails(tmp_path, monkeypatch):
+    temps = [(write_temp(tmp_path, [b"%d" % i])[0], tmp_path / f"f{i}") for i in range(3)]
+    _fail_on(monkeypatch, 2, OSError("rename refused"), "replace")
+    with pytest.raises(OSError):
+        commit(temps)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_folder_failing_midway_leaves_no_folder(tmp_path, monkeypatch):
+    _fail_on(monkeypatch, 2, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(tmp_path / "bundle", {"a.txt": "a", "sub/b.txt": "b", "c.txt": "c"})
+    assert list(tmp_path.iterdir()) == []
+    write_folder(tmp_path / "bundle", {"a.txt": "a", "sub/b.txt": "b"})
+    assert _tree(tmp_path) == {"bundle/a.txt": b"a", "bundle/sub/b.txt": b"b"}
+
+
+# ---------------------------------------------------------------- each writer
+
+
+def test_export_failing_on_its_second_file_writes_none(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    calls = _fail_on(monkeypatch, 2, OSError(28, "No space left on device"))
+    with pytest.raises(OSError):
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json", out,
+               None)
+    assert calls[0] == 2  # the first file was written, the second failed
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("exc", FAILURES, ids=["disk-full", "sigterm"])
+def test_new_mapping_failing_leaves_no_mapping(tmp_path, monkeypatch, exc):
+    out = tmp_path / "m.yaml"
+    _fail_on(monkeypatch, 1, exc)
+    result = runner.invoke(app, ["new-mapping", "Commune de X", "--format", "pes-ormc",
+                                 "--out", str(out)])
+    assert isinstance(result.exception, type(exc)) or result.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("call", [1, 4])
+def test_new_format_failing_midway_leaves_no_bundle(tmp_path, monkeypatch, call):
+    _fail_on(monkeypatch, call, OSError(28, "No space left on device"))
+    with pytest.raises(OSError):
+        new_format("acme-csv", "csv", tmp_path / "formats")
+    assert list((tmp_path / "formats").iterdir()) == []
+    monkeypatch.undo()
+    folder = new_format("acme-csv", "csv", tmp_path / "formats")
+    assert (folder / "format.yaml").is_file() and _leftovers(tmp_path) == []
+
+
+def test_payments_output_failing_keeps_the_previous_file(tmp_path, monkeypatch):
+    output = tmp_path / "payments.csv"
+    assert runner.invoke(app, ["payfip", "payments", "-o", str(output)]).exit_code == 0
+    before = output.read_bytes()
+    assert before.startswith(b"invoice;collectivity;status")
+    output.write_bytes(before + b"previous;row\n")
+    _fail_on(monkeypatch, 1, OSError(28, "No space left on device"))
+    result = runner.invoke(app, ["payfip", "payments", "-o", str(output)])
+    assert isinstance(result.exception, OSError)
+    assert output.read_bytes() == before + b"previous;row\n"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("exc", FAILURES, ids=["disk-full", "sigterm"])
+def test_datamatrix_failing_midway_writes_nothing(store, exported, tmp_path, monkeypatch, exc):
+    target = tmp_path / "dm"
+    _fail_on(monkeypatch, 5, exc)  # the fifth image of the first file
+    with pytest.raises(type(exc)):
+        write_for_run(store, exported.run_id, target, "001", image="svg")
+    assert not target.exists()
+
+
+def test_datamatrix_failing_midway_keeps_the_previous_files(store, exported, tmp_path,
+                                                            monkeypatch):
+    target = tmp_path / "dm"
+    [written] = write_for_run(store, exported.run_id, target, "001", image="svg")
+    rows = list(csv.DictReader(written.csv.open(encoding="utf-8"), delimiter=";"))
+    assert len(rows) == len(written.images) == 11
+    written.csv.chmod(0o600)  # a rewrite keeps it
+    before = _tree(target)
+    calls = _fail_on(monkeypatch, 12, OSError(28, "No space left on device"))  # the CSV
+    with pytest.raises(OSError):
+        write_for_run(store, exported.run_id, target, "001", image="png")
+    assert calls[0] == 12
+    assert _tree(target) == before
+    monkeypatch.undo()
+    write_for_run(store, exported.run_id, target, "001", image="png")
+    assert stat.S_IMODE(written.csv.stat().st_mode) == 0o600
+    assert written.csv.read_bytes() != before[written.csv.name]  # the png names now
+
+
+def test_regenerated_expected_files_are_old_or_new_never_half(tmp_path, monkeypatch):
+    produced, expected = tmp_path / "produced", tmp_path / "expected"
+    produced.mkdir()
+    expected.mkdir()
+    for name in ("a.xml", "b.xml"):
+        (produced / name).write_text(f"new {name}\n", encoding="utf-8")
+        (expected / name).write_text(f"old {name}\n", encoding="utf-8")
+    (expected / "stale.xml").write_text("stale\n", encoding="utf-8")
+    before = _tree(expected)
+    _fail_on(monkeypatch, 2, OSError(28, "No space left on device"))
+    with pytest.raises(OSError):
+        regenerate_expected(produced, expected)
+    assert _tree(expected) == before
+    monkeypatch.undo()
+    regenerate_expected(produced, expected)
+    assert sorted(_tree(expected)) == ["README.md", "a.xml", "b.xml"]
+    assert (expected / "a.xml").read_text(encoding="utf-8") == "new a.xml\n"
+
+
+def test_copy_input_failing_leaves_no_file(store, exported, tmp_path, monkeypatch):
+    _fail_on(monkeypatch, 1, OSError(28, "No space left on device"))
+    with pytest.raises(OSError):
+        copy_input(store, exported.run_id, tmp_path / "input.json")
+    assert list(tmp_path.glob("input.json")) == [] and _leftovers(tmp_path) == []
+    monkeypatch.undo()
+    assert copy_input(store, exported.run_id, tmp_path / "input.json").read_bytes() == \
+        (EXAMPLES / "school-export.json").read_bytes()
+
+
+def test_every_writer_uses_the_shared_helper():
+    """No module but ``atomic`` writes a file by itself, except the scratch copies that
+    pesgen writes in a temporary folder to read them back (preview, regenerate, PayFiP)."""
+    root = Path(atomic.__file__).parent
+    found: dict[str, int] = {}
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        n = sum(text.count(s) for s in (".write_text(", ".write_bytes(", "shutil.copy"))
+        if n:
+            found[str(path.relative_to(root))] = n
+    assert found == {"preview.py": 1, "runs.py": 3, "payfip/service.py": 1}, found
