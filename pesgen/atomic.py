@@ -41,7 +41,7 @@ def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
     if like is not None:
         with contextlib.suppress(FileNotFoundError):
             mode = stat.S_IMODE(like.stat().st_mode)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=_own_prefix(), suffix=TEMP_SUFFIX)
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
@@ -101,9 +101,20 @@ def commit(temps: Staged, overwrite: bool = False) -> list[Path]:
     return done
 
 
-def discard(temps: Staged) -> None:
+def discard(temps: Staged, folder: Path | None = None) -> None:
+    """Remove staged files; with ``folder``, also every temporary file this process
+    left there: a signal can land after ``mkstemp`` and before the caller knows the
+    file's name (between two bytecodes), which no list of staged files can hold."""
     for tmp, _ in temps:
         tmp.unlink(missing_ok=True)
+    if folder is not None:
+        for leftover in Path(folder).glob(f"{_own_prefix()}*{TEMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+
+
+def _own_prefix() -> str:
+    # the process id tells this process's temporary files from a concurrent export's
+    return f"{TEMP_PREFIX}{os.getpid()}-"
 
 
 def write_folder(folder: Path, files: dict[str, str]) -> Path:

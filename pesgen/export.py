@@ -436,7 +436,7 @@ class Exporter:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "
                                          "nothing written", problems)
         except BaseException:
-            discard(temps)
+            discard(temps, self.out_dir)
             raise
         # per bordereau, not per file: a format may write several files per bordereau
         result.titles = sum(b.count for b in prepared.bordereaux)

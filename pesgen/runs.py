@@ -150,7 +150,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                 check_free(temps)
                 conn.commit()
             except BaseException:
-                discard(temps)
+                discard(temps, Path(out_dir))
                 raise
         # Recorded first, then put in place: a crash in between leaves a recorded run
         # whose files `regenerate` rebuilds byte for byte, never an unrecorded file whose
@@ -161,7 +161,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         try:
             commit(temps)
         except BaseException as exc:
-            discard(temps)
+            discard(temps, Path(out_dir))
             raise StateError(
                 f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
                 f"in {out_dir}: {exc}. `pesgen regenerate {run_id} --out DIR` writes them "

@@ -237,3 +237,19 @@ def test_every_writer_uses_the_shared_helper():
         if n:
             found[str(path.relative_to(root))] = n
     assert found == {"preview.py": 1, "runs.py": 3, "payfip/service.py": 1}, found
+
+
+def test_a_failed_writer_sweeps_its_own_temporary_files_and_no_one_elses(tmp_path):
+    """A signal between mkstemp and the caller recording the name leaves a temporary
+    file no staged list holds: discard with the folder removes this process's, never a
+    concurrent export's."""
+    from pesgen.atomic import discard
+
+    mine, _ = write_temp(tmp_path, [b"x"])
+    assert mine.name.startswith(f".pesgen-{os.getpid()}-") and mine.name.endswith(".part")
+    other = tmp_path / f".pesgen-{os.getpid() + 1}-abc.part"
+    other.write_bytes(b"y")
+    kept = tmp_path / "kept.xml"
+    kept.write_bytes(b"z")
+    discard([], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "kept.xml"])
