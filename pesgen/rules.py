@@ -2,7 +2,10 @@
 
 Each rule has a stable id, a source in the DGFiP documentation, and a function that
 returns the problems one title raises. ``docs/rules.md`` is generated from ``RULES``.
-The same checks on a rendered file (sums, counts, triplets) live in ``xmlcheck``.
+The rules on a debtor, an address or a mandate are worked out from plain values
+(``civility_problem``, ``grid_problem``...): the checks of a rendered file
+(``validate._check_piece``) call the same functions on the file's values, so a rule id
+means one rule, with one wording, on a title and in a file.
 """
 
 from __future__ import annotations
@@ -65,26 +68,46 @@ def rule(id: str, summary: str, source: str, sets: tuple[str, ...] = ("pes-commo
 @rule("pes.civility", "A person (CatTiers 01) has a civility, and never 'Mademoiselle'.",
       "DT v5.19 PES_RecetteAller, InfoTiers/Civilite")
 def _civility(t: Title, ctx: RuleContext) -> Iterator[str]:
-    d = t.debtor
-    if d.is_person and not d.civility:
-        yield "a person (CatTiers 01) needs a civility"
-    if d.civility and _MADEMOISELLE.match(d.civility.strip()):
-        yield f"civility '{d.civility}' (Mademoiselle) is rejected by Hélios"
+    if message := civility_problem(t.debtor.category, t.debtor.civility):
+        yield message
+
+
+def civility_problem(category: str | None, civility: str | None) -> str | None:
+    """pes.civility on a debtor's CatTiers and Civilite."""
+    if category == "01" and not civility:
+        return "a person (CatTiers 01) needs a civility"
+    if civility and _MADEMOISELLE.match(civility.strip()):
+        return f"civility '{civility}' (Mademoiselle) is rejected by Hélios"
+    return None
 
 
 @rule("pes.first-name", "A person (CatTiers 01) has a first name.",
       "DT v5.19 PES_RecetteAller, InfoTiers/Prenom")
 def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
-    if t.debtor.is_person and not t.debtor.first_name:
-        yield "a person (CatTiers 01) needs a first name"
+    if message := first_name_problem(t.debtor.category, t.debtor.first_name):
+        yield message
+
+
+def first_name_problem(category: str | None, first_name: str | None) -> str | None:
+    """pes.first-name on a debtor's CatTiers and Prenom."""
+    if category == "01" and not first_name:
+        return "a person (CatTiers 01) needs a first name"
+    return None
 
 
 @rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid.",
       "DT v5.19 Annexes, Annexe 3")
 def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
-    allowed = CAT_NAT_GRID.get(t.debtor.category)
-    if allowed is None or t.debtor.legal_nature not in allowed:
-        yield f"CatTiers {t.debtor.category} / NatJur {t.debtor.legal_nature} is outside the grid"
+    if message := grid_problem(t.debtor.category, t.debtor.legal_nature):
+        yield message
+
+
+def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
+    """pes.cat-nat-grid on a debtor's CatTiers and NatJur (``mapping.CAT_NAT_GRID``)."""
+    allowed = CAT_NAT_GRID.get(category or "")
+    if allowed is None or legal_nature not in allowed:
+        return f"CatTiers {category} / NatJur {legal_nature} is outside the grid"
+    return None
 
 
 @rule("pes.text-length", "Every text field fits the target's length and character set.",
@@ -134,10 +157,17 @@ def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
     a = t.debtor.address
     if not (len(a.postal_code) == 5 and a.postal_code.isascii() and a.postal_code.isdigit()):
         yield f"postal code '{a.postal_code}' is not 5 digits"
-    if not a.resident and not (a.country_code and len(a.country_code) == 3):
-        yield "a non-resident address needs CodPays"
-    if a.resident and a.country_code not in (None, "100"):
-        yield "a resident address has CodPays absent or 100"
+    if message := residence_problem(a.resident, a.country_code):
+        yield message
+
+
+def residence_problem(resident: bool, country_code: str | None) -> str | None:
+    """pes.address on CodRes (``resident``: CodRes 0) and CodPays."""
+    if not resident and not (country_code and len(country_code) == 3):
+        return "a non-resident address needs CodPays"
+    if resident and country_code not in (None, "100"):
+        return "a resident address has CodPays absent or 100"
+    return None
 
 
 @rule("pes.num-dette", "NumDette is 1 to 15 digits and > 0.",
@@ -163,10 +193,15 @@ def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
 @rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) has a valid key.",
       "DT v5.19 InfoTiers/IdTiers; DT-AQ ERREUR_SIRET")
 def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
-    d = t.debtor
-    if d.national_id and not std_siret.is_valid(d.national_id):
-        yield f"SIRET '{d.national_id}' is invalid"
-    if bool(d.national_id) != bool(d.national_id_kind):
+    return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)
+
+
+def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
+    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01; the
+    other kinds are not checked), and the two given together."""
+    if national_id and kind == "01" and not std_siret.is_valid(national_id):
+        yield f"SIRET '{national_id}' is invalid"
+    if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
 
 
@@ -184,8 +219,15 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield "BIC is invalid"
     if m.sequence not in ("01", "02", "03", "04"):
         yield f"SequencePres '{m.sequence}' is not 01-04"
-    if m.signed_on > m.debit_date:
-        yield f"mandate signed {m.signed_on}, after the debit date {m.debit_date}"
+    if message := mandate_date_problem(m.signed_on, m.debit_date):
+        yield message
+
+
+def mandate_date_problem(signed_on: Any, debit_date: Any) -> str | None:
+    """sepa.mandate on DateSignMandat and DtePrel (two dates, or two ISO date strings)."""
+    if signed_on > debit_date:
+        return f"mandate signed {signed_on}, after the debit date {debit_date}"
+    return None
 
 
 def _valid(module: Any, value: str) -> bool:

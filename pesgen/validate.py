@@ -1,5 +1,7 @@
 """Validate a rendered file: its XSD (pesgen's own, plus the DGFiP package on request)
-and the bordereau-level rules a file must satisfy (counts, sums, triplets).
+and the bordereau-level rules a file must satisfy (counts, sums, triplets), with the
+rules on a debtor the XSD cannot express (``rules.civility_problem``...: the same
+functions as on a canonical title, for files pesgen did not write).
 
 Validation streams (``iterparse``): memory stays flat whatever the file size. When
 the stream finds a schema error, the file is validated again to list every violation
@@ -12,7 +14,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import OutputInvalidError, Problem, UsageError
+from .rules import civility_problem, first_name_problem, grid_problem, id_tiers_problems
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
@@ -68,6 +71,9 @@ class _BordereauCheck:
     pieces: int = 0
     total: Decimal = Decimal(0)
     debts: set[tuple[str, str | None]] = field(default_factory=set)  # (NumDette, Per)
+    element: etree._Element | None = None  # the Bordereau
+    # problems to be given their XPath once the document is read (see ``_locate``)
+    located: dict[int, tuple[Problem, int, str]] = field(default_factory=dict)
 
 
 def _v(el: etree._Element | None) -> str | None:
@@ -92,7 +98,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     amounts: list[Decimal] = []  # each line's MtHT
     # each SEPA block, the line it belongs to, and its values
     preleves: list[tuple[etree._Element, int, dict[str, str | None]]] = []
-    debtors: set[tuple[tuple[str, str | None], ...]] = set()
+    # each distinct InfoTiers (its fields and values) and where it first appears
+    debtors: dict[tuple[tuple[str, str | None], ...], etree._Element] = {}
     sepa: dict[str, str | None] = {}
     for el in piece.iter(_PIECE_WALK):
         tag = el.tag
@@ -107,7 +114,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             sepa = {}
             preleves.append((el, len(line_ids) - 1, sepa))
         elif tag == "InfoTiers":
-            debtors.add(tuple((c.tag, c.get("V")) for c in el))
+            debtors.setdefault(tuple((c.tag, c.get("V")) for c in el), el)
         elif tag in _PIECE_FIELDS:
             bloc[tag] = el.get("V")
         else:  # a field of the SEPA block
@@ -169,6 +176,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
                 f"{id_pce}", record=f"{name}:{block.sourceline}")))
         sepa_keys.add(tuple(values.get(tag) for tag in _SEPA_KEY))
+    for debtor, info in debtors.items():
+        _check_debtor(dict(debtor), info, bord, name, by_line)
     if by_line:
         problems.extend(problem for _line, problem in sorted(by_line, key=lambda lp: lp[0]))
     if len(sepa_keys) > 1:
@@ -177,6 +186,60 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if len(debtors) > 1:
         problems.append(Problem("pes.single-debtor", f"piece {id_pce} has more than one debtor",
                                 record=f"{name}:{piece.sourceline}"))
+
+
+def _check_debtor(values: dict[str, str | None], info: etree._Element, bord: _BordereauCheck,
+                  name: str, by_line: list[tuple[int, Problem]]) -> None:
+    """The rules on one debtor (an InfoTiers, once however many lines repeat it): the
+    model's own checks (``pesgen.rules``) on the file's values."""
+    category = values.get("CatTiers")
+    civility = values.get("Civilite")
+    if message := civility_problem(category, civility):
+        _locate(by_line, bord, name, "pes.civility", message,
+                info if civility is None else info.find("Civilite"))
+    if message := first_name_problem(category, values.get("Prenom")):
+        _locate(by_line, bord, name, "pes.first-name", message, info)
+    if message := grid_problem(category, values.get("NatJur")):
+        _locate(by_line, bord, name, "pes.cat-nat-grid", message, info.find("NatJur"))
+    id_tiers, kind = values.get("IdTiers"), values.get("NatIdTiers")
+    if id_tiers is not None or kind is not None:
+        for message in id_tiers_problems(id_tiers, kind):
+            _locate(by_line, bord, name, "pes.id-tiers", message,
+                    info.find("IdTiers" if id_tiers is not None else "NatIdTiers"))
+
+
+def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str, rule: str,
+            message: str, el: etree._Element | None) -> None:
+    """A problem at ``el`` (in the piece being checked): its line now, its XPath when
+    the document is read (``_give_paths``), written as libxml2 writes a schema
+    violation's, which needs the number of pieces in the bordereau."""
+    assert el is not None
+    line = el.sourceline or 0
+    problem = Problem(rule, message, record=f"{name}:{line}")
+    # past MAX_LISTED_VIOLATIONS located in a bordereau, the listing is full: the
+    # problem will be counted, not listed
+    if len(bord.located) < MAX_LISTED_VIOLATIONS:
+        rest = _PIECE_STEP.split(el.getroottree().getpath(el), maxsplit=1)[-1]
+        bord.located[id(problem)] = (problem, bord.pieces, rest)
+    by_line.append((line, problem))
+
+
+def _give_paths(problems: list[Problem], bordereaux: list[_BordereauCheck]) -> None:
+    """Append its XPath to each problem ``_locate`` made: the Bordereau's path, now
+    that its siblings are known, then the piece's step (no index when it is the only
+    piece) and the path inside the piece."""
+    located: dict[int, tuple[Problem, str]] = {}
+    for bord in bordereaux:
+        if bord.element is None:
+            continue
+        base = bord.element.getroottree().getpath(bord.element)
+        for key, (problem, k, rest) in bord.located.items():
+            step = "/Piece" if bord.pieces == 1 else f"/Piece[{k}]"
+            located[key] = (problem, base + step + rest)
+    for i, problem in enumerate(problems):
+        found = located.get(id(problem))
+        if found is not None and found[0] is problem:
+            problems[i] = replace(problem, record=f"{problem.record} {found[1]}")
 
 
 def _number(text: str | None, kind: type[Any]) -> Any:
@@ -423,6 +486,7 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
     problems = result.problems
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
+    bordereaux: list[_BordereauCheck] = []  # those with problems to locate
     try:
         for _event, el in etree.iterparse(source, events=("end",), schema=schema,
                                           tag=("BlocBordereau", "Piece", "Bordereau"),
@@ -439,7 +503,7 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     declared_count=_number(_v(el.find("NbrPce")), int),
                     declared_total=_number(_v(el.find("MtBordHt")), Decimal),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
-                    typ_bord=_v(el.find("TypBord")))
+                    typ_bord=_v(el.find("TypBord")), element=el.getparent())
                 result.declared_count = bord.declared_count
                 result.declared_total = bord.declared_total
                 seen_ids = set()
@@ -460,9 +524,16 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     bord.declared_count = bord.declared_total = None
                 _close_bordereau(bord, name, el.sourceline, problems)
                 el.clear(keep_tail=True)
+                if bord.located:
+                    bord.debts.clear()
+                    bordereaux.append(bord)
                 bord = None
     except etree.XMLSyntaxError:
         result.schema_error = True
+    if bord is not None and bord.located:  # the document stopped inside it
+        bordereaux.append(bord)
+    if bordereaux:
+        _give_paths(problems, bordereaux)
     return result
 
 

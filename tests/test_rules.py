@@ -818,21 +818,33 @@ def test_direct_debit_with_invalid_iban(tmp_path):
 
 
 def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path, lax_xsd):
-    """A piece's line problems are listed line by line, each at its own block's line."""
+    """A piece's line problems are listed line by line, each at its own block's line (or
+    element's, with its XPath); two on one line in a fixed order (a debtor's civility,
+    first name, then CatTiers/NatJur)."""
     def tamper(root) -> None:
         _set(root, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1")
         _set(root, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
              "62.26")
+        for info in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/InfoTiers"):
+            for tag in ("Civilite", "Prenom"):
+                info.remove(info.find(tag))
+            info.find("NatJur").set("V", "03")
 
     path = _tampered(example_file, tmp_path / "t.xml", tamper)
-    root = etree.parse(str(path)).getroot()
-    sepa_line = root.xpath("(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
-                           "InfoPrelevementSEPA")[0].sourceline
-    info_line = root.xpath("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/"
-                           "InfoLignePiece")[0].sourceline
+    tree = etree.parse(str(path))
+    root = tree.getroot()
+
+    def at(xpath: str, with_path: bool = False) -> str:
+        el = root.xpath(f"(//Piece)[1]/{xpath}")[0]
+        return f"t.xml:{el.sourceline}" + (f" {tree.getpath(el)}" if with_path else "")
+
     problems = validate_pes_file(path, lax_xsd)
     assert [(p.rule, p.record) for p in problems] == [
-        ("pes.mt-prel", f"t.xml:{sepa_line}"), ("pes.id-ligne-unique", f"t.xml:{info_line}")]
+        ("pes.mt-prel", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA")),
+        ("pes.civility", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
+        ("pes.first-name", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
+        ("pes.cat-nat-grid", at("LigneDePiece[1]/Tiers/InfoTiers/NatJur", True)),
+        ("pes.id-ligne-unique", at("LigneDePiece[2]/BlocLignePiece/InfoLignePiece"))]
 
 
 @pytest.mark.parametrize("xpath", [

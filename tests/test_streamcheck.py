@@ -65,6 +65,9 @@ def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, offici
     ('<Majo V="0"/>', '<Majo V="{{ 1 if t.number == 7 else 0 }}"/>', "xsd.pesgen"),
     # a bordereau rule inside a piece
     ('<TypPce V="15"/>', '<TypPce V="{{ 15 if t.number != 9 else 1 }}"/>', "xsd.pesgen"),
+    # a rule on a debtor (pesgen.rules) the XSD cannot express
+    ('<Civilite V="{{ d.civility }}"/>',
+     '<Civilite V="{{ \'MLLE\' if t.number == 9 else d.civility }}"/>', "pes.civility"),
     # the real header is wrong while the provisional one was fine
     ('<NbrPce V="{{ doc.bordereau.count }}"/>',
      '<NbrPce V="{{ doc.bordereau.count + (1 if doc.bordereau.number > 1 or '
