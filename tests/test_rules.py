@@ -829,6 +829,11 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
             for tag in ("Civilite", "Prenom"):
                 info.remove(info.find(tag))
             info.find("NatJur").set("V", "03")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/BlocLignePiece/InfoPrelevementSEPA/"
+                             "DateSignMandat"):
+            el.set("V", "2026-12-06")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire/IBAN"):
+            el.set("V", "FR7630006000011234567890188")
 
     path = _tampered(example_file, tmp_path / "t.xml", tamper)
     tree = etree.parse(str(path))
@@ -841,9 +846,12 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
     problems = validate_pes_file(path, lax_xsd)
     assert [(p.rule, p.record) for p in problems] == [
         ("pes.mt-prel", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA")),
+        ("sepa.mandate", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/"
+                            "DateSignMandat", True)),
         ("pes.civility", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
         ("pes.first-name", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
         ("pes.cat-nat-grid", at("LigneDePiece[1]/Tiers/InfoTiers/NatJur", True)),
+        ("sepa.iban", at("LigneDePiece[1]/Tiers/CpteBancaire/IBAN", True)),
         ("pes.id-ligne-unique", at("LigneDePiece[2]/BlocLignePiece/InfoLignePiece"))]
 
 
