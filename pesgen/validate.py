@@ -26,6 +26,7 @@ from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 
 from .errors import OutputInvalidError, Problem, UsageError
+from .keys import cle2
 from .memo import bank_code
 from .rules import (
     civility_problem,
@@ -78,6 +79,7 @@ class _BordereauCheck:
     issue_date: str | None = None
     asap_date: str | None = None
     typ_bord: str | None = None
+    exer: str | None = None
     pieces: int = 0
     total: Decimal = Decimal(0)
     debts: set[tuple[str, str | None]] = field(default_factory=set)  # (NumDette, Per)
@@ -95,7 +97,7 @@ def _v(el: etree._Element | None) -> str | None:
 # them in document order reads a piece as its blocks do, without a path lookup per line
 # (3x faster).
 _PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp", "NumDette",
-                           "Per"})
+                           "Per", "Cle2"})
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
 _BANK = {"IBAN": std_iban, "BIC": std_bic}
@@ -172,6 +174,10 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         problems.append(Problem("pes.asap-date", f"piece DteAsp {piece_dte} before DteBordEm",
                                 record=f"{name}:{piece.sourceline}"))
     by_line: list[tuple[int, Problem]] = []  # line problems, reported in document order
+    key2 = bloc.get("Cle2")
+    if key2 is not None and debt is not None and \
+            (message := _cle2_problem(bord.exer, bloc.get("Per"), debt, key2)):
+        _locate(by_line, bord, name, "pes.cle2", message, piece.find("BlocPiece/Cle2"))
     if len({el.get("V") for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
@@ -233,6 +239,19 @@ def _check_debtor(values: dict[str, str | None], info: etree._Element, bord: _Bo
         for message in id_tiers_problems(id_tiers, kind):
             _locate(by_line, bord, name, "pes.id-tiers", message,
                     info.find("IdTiers" if id_tiers is not None else "NatIdTiers"))
+
+
+def _cle2_problem(exer: str | None, per: str | None, debt: str, key: str) -> str | None:
+    """Cle2 against the key ``keys.cle2`` computes from Exer, Per and NumDette (notes
+    section 10.3); not checked when one of them is absent or not digits (the XSD says
+    so). Cle1 is never checked: its inputs depend on the mapping (docs/rules.md)."""
+    if not (exer and per and len(per) == 1 and (exer + per + debt).isascii()
+            and exer.isdigit() and per.isdigit() and debt.isdigit()):
+        return None
+    expected = cle2(int(exer), per, debt)
+    if key == expected:
+        return None
+    return f"Cle2 is {key}, Exer {exer}, Per {per} and NumDette {debt} give {expected}"
 
 
 def _bank_problem(tag: str, code: str) -> str | None:
@@ -540,7 +559,8 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     declared_count=_number(_v(el.find("NbrPce")), int),
                     declared_total=_number(_v(el.find("MtBordHt")), Decimal),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
-                    typ_bord=_v(el.find("TypBord")), element=el.getparent())
+                    typ_bord=_v(el.find("TypBord")), exer=_v(el.find("Exer")),
+                    element=el.getparent())
                 result.declared_count = bord.declared_count
                 result.declared_total = bord.declared_total
                 seen_ids = set()

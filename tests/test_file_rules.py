@@ -105,6 +105,12 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
      _set(_piece(1, "BlocLignePiece/InfoPrelevementSEPA/DateSignMandat"), "2026-12-06"),
      "sepa.mandate", "mandate signed 2026-12-06, after the debit date 2026-12-05",
      "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/DateSignMandat"),
+    ("cle2", GOLDEN_ORMC, _set("(//Piece)[1]/BlocPiece/Cle2", "A"),
+     "pes.cle2", "Cle2 is A, Exer 2026, Per 1 and NumDette 202600101 give U",
+     "(//Piece)[1]/BlocPiece/Cle2"),
+    ("cle2-after-per-changed", SPLIT / "PESORMC_21450999400015_2026_0000009.xml",
+     _set("(//Piece)[3]/BlocPiece/Per", "2"), "pes.cle2", "Per 2 and NumDette",
+     "(//Piece)[3]/BlocPiece/Cle2"),
     # Tiers on the first line only; a bordereau of several files
     ("first-line-tiers-civility", FIRST_LINE_TIERS,
      _set(_piece(6, "Tiers/InfoTiers/Civilite"), "Mlle"),
@@ -178,3 +184,26 @@ def test_the_xpaths_in_a_file_of_several_bordereaux(tmp_path):
     got, expected = _civility_paths(doc, tmp_path)
     assert got == expected and len(got) == 2
     assert "/Bordereau[1]/Piece/" in got[0] and "/Bordereau[2]/Piece[2]/" in got[1]
+
+
+@pytest.mark.parametrize("key, problems", [("M", []), ("N", ["Cle2 is N, Exer 2024, Per 9 and "
+                                                            "NumDette 2024000123 give M"])])
+def test_cle2_worked_example_of_the_notes(tmp_path, key, problems):
+    """Notes section 10.3: Exer 2024, Per 9, NumDette 2024000123 give Cle2 M."""
+    head, piece, tail = golden_parts()
+    for old, new in ((b'<NbrPce V="11"/>', b'<NbrPce V="1"/>'),
+                     (b'<MtBordHt V="2527.25"/>', b'<MtBordHt V="282.75"/>'),
+                     (b'<Exer V="2026"/>', b'<Exer V="2024"/>')):
+        assert head.count(old) == 1
+        head = head.replace(old, new)
+    for old, new in ((b'<NumDette V="202600101"/><Per V="1"/>',
+                      b'<NumDette V="2024000123"/><Per V="9"/>'),
+                     (b'<Cle2 V="U"/>', f'<Cle2 V="{key}"/>'.encode())):
+        assert piece.count(old) == 1
+        piece = piece.replace(old, new)
+    path = tmp_path / "t.xml"
+    path.write_bytes(head + piece + tail)
+    found = validate_pes_file(path, OWN_XSD)
+    assert [p.message for p in found] == problems
+    assert all(p.rule == "pes.cle2" and p.record and p.record.endswith(
+        "/Bordereau/Piece/BlocPiece/Cle2") for p in found)

@@ -370,8 +370,9 @@ TAMPERS = [
      "pes.mt-bord-ht", "the lines add up to 2527.35"),
     ("duplicate-id-pce", lambda r: _set(r, "(//Piece)[2]/BlocPiece/IdPce", "1"),
      "pes.id-pce-unique", "IdPce 1 appears twice"),
-    ("duplicate-num-dette", lambda r: _set(r, "(//Piece)[2]/BlocPiece/NumDette",
-                                           r.xpath("(//Piece)[1]/BlocPiece/NumDette/@V")[0]),
+    ("duplicate-num-dette", lambda r: [  # with its Cle2 (else pes.cle2 breaks too)
+        _set(r, f"(//Piece)[2]/BlocPiece/{tag}", r.xpath(f"(//Piece)[1]/BlocPiece/{tag}/@V")[0])
+        for tag in ("NumDette", "Cle2")],
      "pes.num-dette-unique", "appears twice: two titles would share one payment reference"),
     ("duplicate-id-ligne",
      lambda r: _set(r, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1"),
@@ -818,9 +819,9 @@ def test_direct_debit_with_invalid_iban(tmp_path):
 
 
 def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path, lax_xsd):
-    """A piece's line problems are listed line by line, each at its own block's line (or
-    element's, with its XPath); two on one line in a fixed order (a debtor's civility,
-    first name, then CatTiers/NatJur)."""
+    """A piece's line problems (and Cle2's) are listed line by line, each at its own
+    block's line (or element's, with its XPath); two on one line in a fixed order (a
+    debtor's civility, first name, then CatTiers/NatJur)."""
     def tamper(root) -> None:
         _set(root, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1")
         _set(root, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
@@ -834,6 +835,7 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
             el.set("V", "2026-12-06")
         for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire/IBAN"):
             el.set("V", "FR7630006000011234567890188")
+        _set(root, "(//Piece)[1]/BlocPiece/Cle2", "A")
 
     path = _tampered(example_file, tmp_path / "t.xml", tamper)
     tree = etree.parse(str(path))
@@ -845,6 +847,7 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
 
     problems = validate_pes_file(path, lax_xsd)
     assert [(p.rule, p.record) for p in problems] == [
+        ("pes.cle2", at("BlocPiece/Cle2", True)),
         ("pes.mt-prel", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA")),
         ("sepa.mandate", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/"
                             "DateSignMandat", True)),
