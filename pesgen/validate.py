@@ -34,6 +34,7 @@ from .rules import (
     grid_problem,
     id_tiers_problems,
     mandate_date_problem,
+    residence_problem,
 )
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
@@ -93,16 +94,16 @@ def _v(el: etree._Element | None) -> str | None:
 
 
 # Within a Piece of pesgen's PES XSDs each of these names has one place (BlocPiece,
-# InfoLignePiece, InfoPrelevementSEPA, Tiers and its CpteBancaire), so one walk over
-# them in document order reads a piece as its blocks do, without a path lookup per line
-# (3x faster).
+# InfoLignePiece, InfoPrelevementSEPA, Tiers and its Adresse and CpteBancaire), so one
+# walk over them in document order reads a piece as its blocks do, without a path
+# lookup per line (3x faster).
 _PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp", "NumDette",
                            "Per", "Cle2"})
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
 _BANK = {"IBAN": std_iban, "BIC": std_bic}
 _PIECE_WALK = (*sorted(_PIECE_FIELDS), "IdLigne", "MtHT", "InfoPrelevementSEPA", "MtPrel",
-               *_SEPA_KEY, "InfoTiers", *_BANK)
+               *_SEPA_KEY, "InfoTiers", "CodRes", *_BANK)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ZERO = Decimal(0)
 
@@ -117,6 +118,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     # each distinct InfoTiers (its fields and values) and where it first appears
     debtors: dict[tuple[tuple[str, str | None], ...], etree._Element] = {}
     banks: dict[tuple[str, str | None], etree._Element] = {}  # each distinct IBAN, BIC
+    # each distinct (CodRes, CodPays) and its first CodRes; CodPays follows CodRes
+    residences: dict[tuple[str | None, str | None], etree._Element] = {}
     sepa: dict[str, str | None] = {}
     for el in piece.iter(_PIECE_WALK):
         tag = el.tag
@@ -132,6 +135,10 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             preleves.append((el, len(line_ids) - 1, sepa))
         elif tag == "InfoTiers":
             debtors.setdefault(tuple((c.tag, c.get("V")) for c in el), el)
+        elif tag == "CodRes":
+            pays = el.getnext()
+            residences.setdefault((el.get("V"), pays.get("V") if pays is not None and
+                                   pays.tag == "CodPays" else None), el)
         elif tag in _BANK:
             banks.setdefault((tag, el.get("V")), el)
         elif tag in _PIECE_FIELDS:
@@ -207,6 +214,10 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             _locate(by_line, bord, name, "sepa.mandate", message, block.find("DateSignMandat"))
     for debtor, info in debtors.items():
         _check_debtor(dict(debtor), info, bord, name, by_line)
+    for (res, pays), el in residences.items():
+        if res in ("0", "1") and (message := residence_problem(res == "0", pays)):
+            _locate(by_line, bord, name, "pes.address", message,
+                    el if pays is None else el.getnext())
     for (tag, code), el in banks.items():
         if code and (message := _bank_problem(tag, code)):
             _locate(by_line, bord, name, "sepa.iban" if tag == "IBAN" else "sepa.bic", message,

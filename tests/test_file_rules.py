@@ -60,6 +60,15 @@ def _remove(xpath: str) -> Callable[[etree._Element], None]:
     return tamper
 
 
+def _add_after(xpath: str, tag: str, value: str) -> Callable[[etree._Element], None]:
+    def tamper(root: etree._Element) -> None:
+        els = root.xpath(xpath)
+        assert els, xpath
+        for el in els:
+            el.addnext(etree.Element(tag, V=value))
+    return tamper
+
+
 def _piece(n: int, inside: str) -> str:
     return f"(//Piece)[{n}]/LigneDePiece/{inside}"
 
@@ -111,6 +120,16 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
     ("cle2-after-per-changed", SPLIT / "PESORMC_21450999400015_2026_0000009.xml",
      _set("(//Piece)[3]/BlocPiece/Per", "2"), "pes.cle2", "Per 2 and NumDette",
      "(//Piece)[3]/BlocPiece/Cle2"),
+    ("non-resident-without-codpays", GOLDEN_ORMC, _remove(_piece(5, "Tiers/Adresse/CodPays")),
+     "pes.address", "a non-resident address needs CodPays",
+     "(//Piece)[5]/LigneDePiece[1]/Tiers/Adresse/CodRes"),
+    ("codres-1-without-codpays", GOLDEN_ORMC, _set(_piece(4, "Tiers/Adresse/CodRes"), "1"),
+     "pes.address", "a non-resident address needs CodPays",
+     "(//Piece)[4]/LigneDePiece/Tiers/Adresse/CodRes"),
+    ("resident-with-codpays", GOLDEN_ORMC,
+     _add_after(_piece(9, "Tiers/Adresse/CodRes"), "CodPays", "131"),
+     "pes.address", "a resident address has CodPays absent or 100",
+     "(//Piece)[9]/LigneDePiece[1]/Tiers/Adresse/CodPays"),
     # Tiers on the first line only; a bordereau of several files
     ("first-line-tiers-civility", FIRST_LINE_TIERS,
      _set(_piece(6, "Tiers/InfoTiers/Civilite"), "Mlle"),
@@ -128,6 +147,21 @@ def test_golden_files_validate(golden):
     r = _validate(golden)
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == f"{golden}: valid (pesgen XSD + bordereau rules)"
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(_add_after(_piece(9, "Tiers/Adresse/CodRes"), "CodPays", "100"),
+                 id="resident-with-codpays-100"),
+    pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
+    pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
+])
+def test_tampered_golden_file_still_valid(tmp_path, tamper):
+    doc = etree.parse(str(GOLDEN_ORMC))
+    tamper(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    r = _validate(path)
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize("src, tamper, rule, fragment, at",

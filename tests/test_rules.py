@@ -836,6 +836,8 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
         for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire/IBAN"):
             el.set("V", "FR7630006000011234567890188")
         _set(root, "(//Piece)[1]/BlocPiece/Cle2", "A")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/Adresse/CodRes"):
+            el.addnext(etree.Element("CodPays", V="131"))
 
     path = _tampered(example_file, tmp_path / "t.xml", tamper)
     tree = etree.parse(str(path))
@@ -854,6 +856,7 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
         ("pes.civility", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
         ("pes.first-name", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
         ("pes.cat-nat-grid", at("LigneDePiece[1]/Tiers/InfoTiers/NatJur", True)),
+        ("pes.address", at("LigneDePiece[1]/Tiers/Adresse/CodPays", True)),
         ("sepa.iban", at("LigneDePiece[1]/Tiers/CpteBancaire/IBAN", True)),
         ("pes.id-ligne-unique", at("LigneDePiece[2]/BlocLignePiece/InfoLignePiece"))]
 
