@@ -2,10 +2,10 @@
 
 Each rule has a stable id, a source in the DGFiP documentation, and a function that
 returns the problems one title raises. ``docs/rules.md`` is generated from ``RULES``.
-The rules on a debtor, an address or a mandate are worked out from plain values
-(``civility_problem``, ``grid_problem``...): the checks of a rendered file
-(``validate._check_piece``) call the same functions on the file's values, so a rule id
-means one rule, with one wording, on a title and in a file.
+The rules on a debtor, an address or a mandate are worked out from plain values by
+``pesgen.checks`` (``civility_problem``, ``grid_problem``...): the checks of a rendered
+file (``validate._check_piece``) call the same functions on the file's values, so a
+rule id means one rule, with one wording, on a title and in a file.
 """
 
 from __future__ import annotations
@@ -21,18 +21,23 @@ from typing import Any
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.fr import siret as std_siret
 
+from .checks import (
+    civility_problem,
+    first_name_problem,
+    grid_problem,
+    id_tiers_problems,
+    mandate_date_problem,
+    residence_problem,
+)
 from .errors import Problem
 from .formats import Format
-from .mapping import CAT_NAT_GRID
 from .memo import bank_code
 from .model import Title
 from .text import sepa_bad_chars
 
 _MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 _BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
-_MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,6 @@ def _civility(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield message
 
 
-def civility_problem(category: str | None, civility: str | None) -> str | None:
-    """pes.civility on a debtor's CatTiers and Civilite."""
-    if category == "01" and not civility:
-        return "a person (CatTiers 01) needs a civility"
-    if civility and _MADEMOISELLE.match(civility.strip()):
-        return f"civility '{civility}' (Mademoiselle) is rejected by Hélios"
-    return None
-
-
 @rule("pes.first-name", "A person (CatTiers 01) has a first name.",
       "DT v5.19 PES_RecetteAller, InfoTiers/Prenom")
 def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
@@ -88,26 +84,11 @@ def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield message
 
 
-def first_name_problem(category: str | None, first_name: str | None) -> str | None:
-    """pes.first-name on a debtor's CatTiers and Prenom."""
-    if category == "01" and not first_name:
-        return "a person (CatTiers 01) needs a first name"
-    return None
-
-
 @rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid.",
       "DT v5.19 Annexes, Annexe 3")
 def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
     if message := grid_problem(t.debtor.category, t.debtor.legal_nature):
         yield message
-
-
-def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
-    """pes.cat-nat-grid on a debtor's CatTiers and NatJur (``mapping.CAT_NAT_GRID``)."""
-    allowed = CAT_NAT_GRID.get(category or "")
-    if allowed is None or legal_nature not in allowed:
-        return f"CatTiers {category} / NatJur {legal_nature} is outside the grid"
-    return None
 
 
 @rule("pes.text-length", "Every text field fits the target's length and character set.",
@@ -161,15 +142,6 @@ def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield message
 
 
-def residence_problem(resident: bool, country_code: str | None) -> str | None:
-    """pes.address on CodRes (``resident``: CodRes 0) and CodPays."""
-    if not resident and not (country_code and len(country_code) == 3):
-        return "a non-resident address needs CodPays"
-    if resident and country_code not in (None, "100"):
-        return "a resident address has CodPays absent or 100"
-    return None
-
-
 @rule("pes.num-dette", "NumDette is 1 to 15 digits and > 0.",
       "DT v5.19 BlocPiece/NumDette (Base_Num15)", sets=("pes-ormc",))
 def _num_dette(t: Title, ctx: RuleContext) -> Iterator[str]:
@@ -196,15 +168,6 @@ def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
     return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)
 
 
-def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
-    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01; the
-    other kinds are not checked), and the two given together."""
-    if national_id and kind == "01" and not std_siret.is_valid(national_id):
-        yield f"SIRET '{national_id}' is invalid"
-    if bool(national_id) != bool(kind):
-        yield "IdTiers and NatIdTiers go together"
-
-
 @rule("sepa.mandate", "A direct debit has a valid upper-case IBAN (and BIC if given), a RUM "
       "and LibPrel in the SEPA character set, a sequence code and a signature date not after "
       "the debit date.", "DT v5.19 InfoPrelevementSEPA; Class_Bancaire (IBAN/BIC upper case)")
@@ -221,13 +184,6 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield f"SequencePres '{m.sequence}' is not 01-04"
     if message := mandate_date_problem(m.signed_on, m.debit_date):
         yield message
-
-
-def mandate_date_problem(signed_on: Any, debit_date: Any) -> str | None:
-    """sepa.mandate on DateSignMandat and DtePrel (two dates, or two ISO date strings)."""
-    if signed_on > debit_date:
-        return f"mandate signed {signed_on}, after the debit date {debit_date}"
-    return None
 
 
 def _valid(module: Any, value: str) -> bool:

@@ -1,6 +1,6 @@
 """Validate a rendered file: its XSD (pesgen's own, plus the DGFiP package on request)
 and the bordereau-level rules a file must satisfy (counts, sums, triplets), with the
-rules on a debtor the XSD cannot express (``rules.civility_problem``...: the same
+rules on a debtor the XSD cannot express (``checks.civility_problem``...: the same
 functions as on a canonical title, for files pesgen did not write).
 
 Validation streams (``iterparse``): memory stays flat whatever the file size. When
@@ -25,10 +25,7 @@ from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 
-from .errors import OutputInvalidError, Problem, UsageError
-from .keys import cle2
-from .memo import bank_code
-from .rules import (
+from .checks import (
     civility_problem,
     first_name_problem,
     grid_problem,
@@ -36,6 +33,9 @@ from .rules import (
     mandate_date_problem,
     residence_problem,
 )
+from .errors import OutputInvalidError, Problem, UsageError
+from .keys import cle2
+from .memo import bank_code
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
@@ -235,7 +235,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
 def _check_debtor(values: dict[str, str | None], info: etree._Element, bord: _BordereauCheck,
                   name: str, by_line: list[tuple[int, Problem]]) -> None:
     """The rules on one debtor (an InfoTiers, once however many lines repeat it): the
-    model's own checks (``pesgen.rules``) on the file's values."""
+    title rules' own checks (``pesgen.checks``) on the file's values."""
     category = values.get("CatTiers")
     civility = values.get("Civilite")
     if message := civility_problem(category, civility):
