@@ -35,7 +35,7 @@ from .checks import (
 )
 from .errors import OutputInvalidError, Problem, UsageError
 from .keys import cle2
-from .memo import bank_code
+from .memo import bank_code, remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
@@ -81,6 +81,7 @@ class _BordereauCheck:
     asap_date: str | None = None
     typ_bord: str | None = None
     exer: str | None = None
+    year: int | None = None  # Exer, when it is digits (for Cle2)
     pieces: int = 0
     total: Decimal = Decimal(0)
     debts: set[tuple[str, str | None]] = field(default_factory=set)  # (NumDette, Per)
@@ -96,21 +97,29 @@ def _v(el: etree._Element | None) -> str | None:
 # Within a Piece of pesgen's PES XSDs each of these names has one place (BlocPiece,
 # InfoLignePiece, InfoPrelevementSEPA, Tiers and its Adresse and CpteBancaire), so one
 # walk over them in document order reads a piece as its blocks do, without a path
-# lookup per line (3x faster).
-_PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp", "NumDette",
-                           "Per", "Cle2"})
+# lookup per line (3x faster). The blocks whose fields are all read (BlocPiece, the
+# SEPA block, InfoTiers) are read child by child: a walk's cost grows with the names
+# it looks for, on every node of the piece.
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
 _BANK = {"IBAN": std_iban, "BIC": std_bic}
-_PIECE_WALK = (*sorted(_PIECE_FIELDS), "IdLigne", "MtHT", "InfoPrelevementSEPA", "MtPrel",
-               *_SEPA_KEY, "InfoTiers", "CodRes", *_BANK)
+_PIECE_WALK = ("BlocPiece", "IdLigne", "MtHT", "InfoPrelevementSEPA", "InfoTiers", "CodRes",
+               *_BANK)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DIGITS = frozenset("0123456789")
+# pes.address's message (None: none) for each (CodRes, CodPays) seen
+_RESIDENCES: dict[tuple[str | None, str | None], str | None] = {}
 _ZERO = Decimal(0)
 
 
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
                  name: str, problems: list[Problem]) -> None:
+    """The bordereau rules on one piece, and the title rules the XSD cannot express
+    (``pesgen.checks``, Cle2, IBAN/BIC), in one walk. Problems come in a fixed order:
+    the piece's, then by line in document order (two on one line in the order they are
+    checked below), then SEPA data and debtors that differ between lines."""
     bloc: dict[str, str | None] = {}
+    bloc_el = piece  # the BlocPiece
     line_ids: list[etree._Element] = []  # each line's IdLigne, in order
     amounts: list[Decimal] = []  # each line's MtHT
     # each SEPA block, the line it belongs to, and its values
@@ -120,7 +129,6 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     banks: dict[tuple[str, str | None], etree._Element] = {}  # each distinct IBAN, BIC
     # each distinct (CodRes, CodPays) and its first CodRes; CodPays follows CodRes
     residences: dict[tuple[str | None, str | None], etree._Element] = {}
-    sepa: dict[str, str | None] = {}
     for el in piece.iter(_PIECE_WALK):
         tag = el.tag
         if tag == "IdLigne":
@@ -129,22 +137,19 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         elif tag == "MtHT":
             mt = el.get("V")
             if amounts:
-                amounts[-1] = _number(mt, Decimal) or _ZERO
-        elif tag == "InfoPrelevementSEPA":
-            sepa = {}
-            preleves.append((el, len(line_ids) - 1, sepa))
+                amounts[-1] = _AMOUNTS.get(mt) or _amount(mt)
         elif tag == "InfoTiers":
-            debtors.setdefault(tuple((c.tag, c.get("V")) for c in el), el)
+            debtors.setdefault(tuple([(c.tag, c.get("V")) for c in el]), el)
         elif tag == "CodRes":
             pays = el.getnext()
             residences.setdefault((el.get("V"), pays.get("V") if pays is not None and
                                    pays.tag == "CodPays" else None), el)
-        elif tag in _BANK:
+        elif tag == "InfoPrelevementSEPA":
+            preleves.append((el, len(line_ids) - 1, {c.tag: c.get("V") for c in el}))
+        elif tag == "IBAN" or tag == "BIC":
             banks.setdefault((tag, el.get("V")), el)
-        elif tag in _PIECE_FIELDS:
-            bloc[tag] = el.get("V")
-        else:  # a field of the SEPA block
-            sepa[tag] = el.get("V")
+        else:  # BlocPiece
+            bloc_el, bloc = el, {c.tag: c.get("V") for c in el}
     id_pce = bloc.get("IdPce")
     if id_pce in seen_ids:
         problems.append(Problem("pes.id-pce-unique", f"IdPce {id_pce} appears twice",
@@ -181,10 +186,15 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         problems.append(Problem("pes.asap-date", f"piece DteAsp {piece_dte} before DteBordEm",
                                 record=f"{name}:{piece.sourceline}"))
     by_line: list[tuple[int, Problem]] = []  # line problems, reported in document order
+    # Cle2 (never Cle1, whose inputs depend on the mapping), when Exer, Per and NumDette
+    # are digits (else the XSD says so)
     key2 = bloc.get("Cle2")
-    if key2 is not None and debt is not None and \
-            (message := _cle2_problem(bord.exer, bloc.get("Per"), debt, key2)):
-        _locate(by_line, bord, name, "pes.cle2", message, piece.find("BlocPiece/Cle2"))
+    if key2 is not None and debt is not None and bord.year is not None:
+        per = bloc.get("Per")
+        if per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
+                debt.isdigit() and key2 != (expected := cle2(bord.year, per, debt)):
+            _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, Per "
+                    f"{per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
     if len({el.get("V") for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
@@ -201,23 +211,37 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     for block, line, values in preleves:
         mt_prel = values.get("MtPrel")
         amount = amounts[line] if line >= 0 else _ZERO
-        if mt_prel is not None and (_number(mt_prel, Decimal) or _ZERO) != amount:
+        if mt_prel is not None and (_AMOUNTS.get(mt_prel) or _amount(mt_prel)) != amount:
             id_ligne = line_ids[line].get("V") if line >= 0 else None
             by_line.append((block.sourceline or 0, Problem(
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
                 f"{id_pce}", record=f"{name}:{block.sourceline}")))
-        sepa_keys.setdefault(tuple(values.get(tag) for tag in _SEPA_KEY), block)
-    for sepa_key, block in sepa_keys.items():
+        sepa_keys.setdefault(tuple([values.get(tag) for tag in _SEPA_KEY]), block)
+    for sepa_key, block in sepa_keys.items():  # (the rule only fires when signed > debit)
         signed, debit = sepa_key[_SIGNED], sepa_key[_DEBIT]
         if signed and debit and signed > debit and _ISO_DATE.fullmatch(signed) and \
                 _ISO_DATE.fullmatch(debit) and (message := mandate_date_problem(signed, debit)):
             _locate(by_line, bord, name, "sepa.mandate", message, block.find("DateSignMandat"))
     for debtor, info in debtors.items():
-        _check_debtor(dict(debtor), info, bord, name, by_line)
-    for (res, pays), el in residences.items():
-        if res in ("0", "1") and (message := residence_problem(res == "0", pays)):
+        values = dict(debtor)
+        codes = (values.get("CatTiers"), values.get("NatJur"), values.get("Civilite"),
+                 not values.get("Prenom"), values.get("IdTiers"), values.get("NatIdTiers"))
+        verdict = _DEBTOR_VERDICTS.get(codes)
+        if verdict is None:
+            verdict = _debtor_verdict(values)
+            remember(_DEBTOR_VERDICTS, codes, verdict)
+        for rule, message, target in verdict:
+            at = None if target is None else info.find(target)  # (None: absent, the XSD says)
+            _locate(by_line, bord, name, rule, message, info if at is None else at)
+    for residence, el in residences.items():
+        message = _RESIDENCES.get(residence, "")
+        if message == "":
+            res, pays = residence
+            message = residence_problem(res == "0", pays) if res in ("0", "1") else None
+            remember(_RESIDENCES, residence, message)
+        if message:
             _locate(by_line, bord, name, "pes.address", message,
-                    el if pays is None else el.getnext())
+                    el if residence[1] is None else el.getnext())
     for (tag, code), el in banks.items():
         if code and (message := _bank_problem(tag, code)):
             _locate(by_line, bord, name, "sepa.iban" if tag == "IBAN" else "sepa.bic", message,
@@ -232,37 +256,30 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
                                 record=f"{name}:{piece.sourceline}"))
 
 
-def _check_debtor(values: dict[str, str | None], info: etree._Element, bord: _BordereauCheck,
-                  name: str, by_line: list[tuple[int, Problem]]) -> None:
-    """The rules on one debtor (an InfoTiers, once however many lines repeat it): the
-    title rules' own checks (``pesgen.checks``) on the file's values."""
-    category = values.get("CatTiers")
-    civility = values.get("Civilite")
-    if message := civility_problem(category, civility):
-        _locate(by_line, bord, name, "pes.civility", message,
-                info if civility is None else info.find("Civilite"))
-    if message := first_name_problem(category, values.get("Prenom")):
-        _locate(by_line, bord, name, "pes.first-name", message, info)
-    if message := grid_problem(category, values.get("NatJur")):
-        _locate(by_line, bord, name, "pes.cat-nat-grid", message, info.find("NatJur"))
+# (rule, message, the InfoTiers child it points to or None for the InfoTiers), memoised
+# by what the rules read of a debtor (its codes, civility, SIRET, whether it has a first
+# name): the same few combinations come back on every piece
+_DEBTOR_VERDICTS: dict[tuple[str | bool | None, ...],
+                       tuple[tuple[str, str, str | None], ...]] = {}
+
+
+def _debtor_verdict(values: dict[str, str | None]) -> tuple[tuple[str, str, str | None], ...]:
+    """The rules on a debtor (an InfoTiers' values, once however many lines repeat it):
+    the title rules' own checks (``pesgen.checks``) on the file's values."""
+    category, civility = values.get("CatTiers"), values.get("Civilite")
     id_tiers, kind = values.get("IdTiers"), values.get("NatIdTiers")
+    found = []
+    if message := civility_problem(category, civility):
+        found.append(("pes.civility", message, None if civility is None else "Civilite"))
+    if message := first_name_problem(category, values.get("Prenom")):
+        found.append(("pes.first-name", message, None))
+    if message := grid_problem(category, values.get("NatJur")):
+        found.append(("pes.cat-nat-grid", message, "NatJur"))
     if id_tiers is not None or kind is not None:
-        for message in id_tiers_problems(id_tiers, kind):
-            _locate(by_line, bord, name, "pes.id-tiers", message,
-                    info.find("IdTiers" if id_tiers is not None else "NatIdTiers"))
-
-
-def _cle2_problem(exer: str | None, per: str | None, debt: str, key: str) -> str | None:
-    """Cle2 against the key ``keys.cle2`` computes from Exer, Per and NumDette (notes
-    section 10.3); not checked when one of them is absent or not digits (the XSD says
-    so). Cle1 is never checked: its inputs depend on the mapping (docs/rules.md)."""
-    if not (exer and per and len(per) == 1 and (exer + per + debt).isascii()
-            and exer.isdigit() and per.isdigit() and debt.isdigit()):
-        return None
-    expected = cle2(int(exer), per, debt)
-    if key == expected:
-        return None
-    return f"Cle2 is {key}, Exer {exer}, Per {per} and NumDette {debt} give {expected}"
+        target = "IdTiers" if id_tiers is not None else "NatIdTiers"
+        found += [("pes.id-tiers", message, target)
+                  for message in id_tiers_problems(id_tiers, kind)]
+    return tuple(found)
 
 
 def _bank_problem(tag: str, code: str) -> str | None:
@@ -307,6 +324,18 @@ def _give_paths(problems: list[Problem], bordereaux: list[_BordereauCheck]) -> N
         found = located.get(id(problem))
         if found is not None and found[0] is problem:
             problems[i] = replace(problem, record=f"{problem.record} {found[1]}")
+
+
+_AMOUNTS: dict[str | None, Decimal] = {}  # amounts come back: each is parsed once
+
+
+def _amount(text: str | None) -> Decimal:
+    """An MtHT or MtPrel as a Decimal (0 when it is not a number: the XSD says so)."""
+    found = _AMOUNTS.get(text)
+    if found is None:
+        found = _number(text, Decimal) or _ZERO
+        remember(_AMOUNTS, text, found)
+    return found
 
 
 def _number(text: str | None, kind: type[Any]) -> Any:
@@ -566,12 +595,13 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     # that declares it is not what pesgen writes nor what Hélios takes
                     problems.append(Problem("xml.doctype", "the file declares a DOCTYPE; a "
                                             "PES file has none", record=f"{name}:1"))
+                exer = _v(el.find("Exer"))
                 bord = _BordereauCheck(
                     declared_count=_number(_v(el.find("NbrPce")), int),
                     declared_total=_number(_v(el.find("MtBordHt")), Decimal),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
-                    typ_bord=_v(el.find("TypBord")), exer=_v(el.find("Exer")),
-                    element=el.getparent())
+                    typ_bord=_v(el.find("TypBord")), exer=exer, year=int(exer) if exer and
+                    exer.isascii() and exer.isdigit() else None, element=el.getparent())
                 result.declared_count = bord.declared_count
                 result.declared_total = bord.declared_total
                 seen_ids = set()

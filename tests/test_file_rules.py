@@ -241,3 +241,18 @@ def test_cle2_worked_example_of_the_notes(tmp_path, key, problems):
     assert [p.message for p in found] == problems
     assert all(p.rule == "pes.cle2" and p.record and p.record.endswith(
         "/Bordereau/Piece/BlocPiece/Cle2") for p in found)
+
+
+def test_a_missing_natjur_is_listed_at_the_infotiers_not_a_crash(tmp_path):
+    """NatJur is mandatory (the XSD lists it); the grid rule then names the InfoTiers."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove(_piece(4, "Tiers/InfoTiers/NatJur"))(doc.getroot())
+    path = tmp_path / "t.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    info = etree.parse(str(path)).xpath("(//Piece)[4]/LigneDePiece/Tiers/InfoTiers")[0]
+    problems = validate_pes_file(path, OWN_XSD)
+    assert {p.rule for p in problems} == {"xsd.pesgen", "pes.cat-nat-grid"}
+    grid = [p for p in problems if p.rule == "pes.cat-nat-grid"]
+    assert [(p.message, p.record) for p in grid] == [
+        ("CatTiers 01 / NatJur None is outside the grid",
+         f"t.xml:{info.sourceline} {info.getroottree().getpath(info)}")]

@@ -864,13 +864,19 @@ def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path,
 @pytest.mark.parametrize("xpath", [
     "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoLignePiece/MtHT",
     "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
-    "//BlocBordereau/NbrPce", "//BlocBordereau/MtBordHt"])
+    "//BlocBordereau/NbrPce", "//BlocBordereau/MtBordHt",
+    # what the checks of the title rules read (Cle2's inputs, dates, codes, bank)
+    "//BlocBordereau/Exer", "(//Piece)[1]/BlocPiece/NumDette", "(//Piece)[1]/BlocPiece/Per",
+    "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/DateSignMandat",
+    "(//Piece)[1]/LigneDePiece[1]/Tiers/Adresse/CodRes",
+    "(//Piece)[1]/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"])
 def test_a_value_that_is_not_a_number_is_listed_not_a_crash(example_file, tmp_path, lax_xsd,
                                                            xpath):
     path = _tampered(example_file, tmp_path / "t.xml", lambda r: _set(r, xpath, "zz"))
     problems = validate_pes_file(path, OWN_XSD)
     assert problems and {p.rule for p in problems} <= {"xsd.pesgen", "pes.mt-prel",
-                                                       "pes.mt-bord-ht", "pes.nbr-pce"}
+                                                       "pes.mt-bord-ht", "pes.nbr-pce",
+                                                       "pes.sepa-same", "sepa.iban"}
     assert any(p.rule == "xsd.pesgen" and "zz" in p.message for p in problems)
     validate_pes_file(path, lax_xsd)  # the bordereau checks alone do not stop on it
 
