@@ -18,6 +18,7 @@ import jinja2
 from . import __version__, _schema
 from ._jinja import expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file
+from .checks import CAT_NAT_GRID
 from .errors import MappingError, Problem
 from .expr import compile_fast, expression_reads
 from .model import Collectivity
@@ -356,18 +357,6 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
         data=data, collectivity=collectivity, output=output, input=input_spec,
         bindings=bindings, lines=lines,  # type: ignore[arg-type]
         codes=codes, policies=policies, payment_reference=payment_reference)
-
-
-# CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
-CAT_NAT_GRID: dict[str, frozenset[str]] = {
-    "01": frozenset({"01", "02"}), "20": frozenset({"07", "08"}),
-    **{c: frozenset({"09"}) for c in ("21", "22", "23", "24", "25", "26", "27")},
-    "28": frozenset({"08"}), "29": frozenset({"10"}), "50": frozenset({"03", "06"}),
-    "60": frozenset({"04"}), "61": frozenset({"04"}), "62": frozenset({"04"}),
-    "63": frozenset({"04", "11"}), "64": frozenset({"04"}), "65": frozenset({"04", "05"}),
-    "70": frozenset({"05"}), "71": frozenset({"05"}), "72": frozenset({"04"}),
-    "73": frozenset({"05"}), "74": frozenset({"04"}),
-}
 
 
 def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:

@@ -2,7 +2,10 @@
 
 Each rule has a stable id, a source in the DGFiP documentation, and a function that
 returns the problems one title raises. ``docs/rules.md`` is generated from ``RULES``.
-The same checks on a rendered file (sums, counts, triplets) live in ``xmlcheck``.
+The rules on a debtor, an address or a mandate are worked out from plain values by
+``pesgen.checks`` (``civility_problem``, ``grid_problem``...): the checks of a rendered
+file (``validate._check_piece``) call the same functions on the file's values, so a
+rule id means one rule, with one wording, on a title and in a file.
 """
 
 from __future__ import annotations
@@ -18,18 +21,23 @@ from typing import Any
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.fr import siret as std_siret
 
+from .checks import (
+    civility_problem,
+    first_name_problem,
+    grid_problem,
+    id_tiers_problems,
+    mandate_date_problem,
+    residence_problem,
+)
 from .errors import Problem
 from .formats import Format
-from .mapping import CAT_NAT_GRID
 from .memo import bank_code
 from .model import Title
 from .text import sepa_bad_chars
 
 _MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 _BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
-_MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,26 +73,22 @@ def rule(id: str, summary: str, source: str, sets: tuple[str, ...] = ("pes-commo
 @rule("pes.civility", "A person (CatTiers 01) has a civility, and never 'Mademoiselle'.",
       "DT v5.19 PES_RecetteAller, InfoTiers/Civilite")
 def _civility(t: Title, ctx: RuleContext) -> Iterator[str]:
-    d = t.debtor
-    if d.is_person and not d.civility:
-        yield "a person (CatTiers 01) needs a civility"
-    if d.civility and _MADEMOISELLE.match(d.civility.strip()):
-        yield f"civility '{d.civility}' (Mademoiselle) is rejected by Hélios"
+    if message := civility_problem(t.debtor.category, t.debtor.civility):
+        yield message
 
 
 @rule("pes.first-name", "A person (CatTiers 01) has a first name.",
       "DT v5.19 PES_RecetteAller, InfoTiers/Prenom")
 def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
-    if t.debtor.is_person and not t.debtor.first_name:
-        yield "a person (CatTiers 01) needs a first name"
+    if message := first_name_problem(t.debtor.category, t.debtor.first_name):
+        yield message
 
 
 @rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid.",
       "DT v5.19 Annexes, Annexe 3")
 def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
-    allowed = CAT_NAT_GRID.get(t.debtor.category)
-    if allowed is None or t.debtor.legal_nature not in allowed:
-        yield f"CatTiers {t.debtor.category} / NatJur {t.debtor.legal_nature} is outside the grid"
+    if message := grid_problem(t.debtor.category, t.debtor.legal_nature):
+        yield message
 
 
 @rule("pes.text-length", "Every text field fits the target's length and character set.",
@@ -134,10 +138,8 @@ def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
     a = t.debtor.address
     if not (len(a.postal_code) == 5 and a.postal_code.isascii() and a.postal_code.isdigit()):
         yield f"postal code '{a.postal_code}' is not 5 digits"
-    if not a.resident and not (a.country_code and len(a.country_code) == 3):
-        yield "a non-resident address needs CodPays"
-    if a.resident and a.country_code not in (None, "100"):
-        yield "a resident address has CodPays absent or 100"
+    if message := residence_problem(a.resident, a.country_code):
+        yield message
 
 
 @rule("pes.num-dette", "NumDette is 1 to 15 digits and > 0.",
@@ -163,11 +165,7 @@ def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
 @rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) has a valid key.",
       "DT v5.19 InfoTiers/IdTiers; DT-AQ ERREUR_SIRET")
 def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
-    d = t.debtor
-    if d.national_id and not std_siret.is_valid(d.national_id):
-        yield f"SIRET '{d.national_id}' is invalid"
-    if bool(d.national_id) != bool(d.national_id_kind):
-        yield "IdTiers and NatIdTiers go together"
+    return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)
 
 
 @rule("sepa.mandate", "A direct debit has a valid upper-case IBAN (and BIC if given), a RUM "
@@ -184,8 +182,8 @@ def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield "BIC is invalid"
     if m.sequence not in ("01", "02", "03", "04"):
         yield f"SequencePres '{m.sequence}' is not 01-04"
-    if m.signed_on > m.debit_date:
-        yield f"mandate signed {m.signed_on}, after the debit date {m.debit_date}"
+    if message := mandate_date_problem(m.signed_on, m.debit_date):
+        yield message
 
 
 def _valid(module: Any, value: str) -> bool:

@@ -1,5 +1,7 @@
 """Validate a rendered file: its XSD (pesgen's own, plus the DGFiP package on request)
-and the bordereau-level rules a file must satisfy (counts, sums, triplets).
+and the bordereau-level rules a file must satisfy (counts, sums, triplets), with the
+rules on a debtor the XSD cannot express (``checks.civility_problem``...: the same
+functions as on a canonical title, for files pesgen did not write).
 
 Validation streams (``iterparse``): memory stays flat whatever the file size. When
 the stream finds a schema error, the file is validated again to list every violation
@@ -12,15 +14,28 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from stdnum import bic as std_bic
+from stdnum import iban as std_iban
+from stdnum.exceptions import ValidationError as StdnumError
 
+from .checks import (
+    civility_problem,
+    first_name_problem,
+    grid_problem,
+    id_tiers_problems,
+    mandate_date_problem,
+    residence_problem,
+)
 from .errors import OutputInvalidError, Problem, UsageError
+from .keys import cle2
+from .memo import bank_code, remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
@@ -65,9 +80,14 @@ class _BordereauCheck:
     issue_date: str | None = None
     asap_date: str | None = None
     typ_bord: str | None = None
+    exer: str | None = None
+    year: int | None = None  # Exer, when it is digits (for Cle2)
     pieces: int = 0
     total: Decimal = Decimal(0)
     debts: set[tuple[str, str | None]] = field(default_factory=set)  # (NumDette, Per)
+    element: etree._Element | None = None  # the Bordereau
+    # problems to be given their XPath once the document is read (see ``_locate``)
+    located: dict[int, tuple[Problem, int, str]] = field(default_factory=dict)
 
 
 def _v(el: etree._Element | None) -> str | None:
@@ -75,25 +95,40 @@ def _v(el: etree._Element | None) -> str | None:
 
 
 # Within a Piece of pesgen's PES XSDs each of these names has one place (BlocPiece,
-# InfoLignePiece, InfoPrelevementSEPA, Tiers), so one walk over them in document order
-# reads a piece as its blocks do, without a path lookup per line (3x faster).
-_PIECE_FIELDS = frozenset({"IdPce", "TypPce", "NatPce", "Edition", "DteAsp", "NumDette",
-                           "Per"})
+# InfoLignePiece, InfoPrelevementSEPA, Tiers and its Adresse and CpteBancaire), so one
+# walk over them in document order reads a piece as its blocks do, without a path
+# lookup per line (3x faster). The blocks whose fields are all read (BlocPiece, the
+# SEPA block, InfoTiers) are read child by child: a walk's cost grows with the names
+# it looks for, on every node of the piece.
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
-_PIECE_WALK = (*sorted(_PIECE_FIELDS), "IdLigne", "MtHT", "InfoPrelevementSEPA", "MtPrel",
-               *_SEPA_KEY, "InfoTiers")
+_DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
+_BANK = {"IBAN": std_iban, "BIC": std_bic}
+_PIECE_WALK = ("BlocPiece", "IdLigne", "MtHT", "InfoPrelevementSEPA", "InfoTiers", "CodRes",
+               *_BANK)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DIGITS = frozenset("0123456789")
+# pes.address's message (None: none) for each (CodRes, CodPays) seen
+_RESIDENCES: dict[tuple[str | None, str | None], str | None] = {}
 _ZERO = Decimal(0)
 
 
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
                  name: str, problems: list[Problem]) -> None:
+    """The bordereau rules on one piece, and the title rules the XSD cannot express
+    (``pesgen.checks``, Cle2, IBAN/BIC), in one walk. Problems come in a fixed order:
+    the piece's, then by line in document order (two on one line in the order they are
+    checked below), then SEPA data and debtors that differ between lines."""
     bloc: dict[str, str | None] = {}
+    bloc_el = piece  # the BlocPiece
     line_ids: list[etree._Element] = []  # each line's IdLigne, in order
     amounts: list[Decimal] = []  # each line's MtHT
     # each SEPA block, the line it belongs to, and its values
     preleves: list[tuple[etree._Element, int, dict[str, str | None]]] = []
-    debtors: set[tuple[tuple[str, str | None], ...]] = set()
-    sepa: dict[str, str | None] = {}
+    # each distinct InfoTiers (its fields and values) and where it first appears
+    debtors: dict[tuple[tuple[str, str | None], ...], etree._Element] = {}
+    banks: dict[tuple[str, str | None], etree._Element] = {}  # each distinct IBAN, BIC
+    # each distinct (CodRes, CodPays) and its first CodRes; CodPays follows CodRes
+    residences: dict[tuple[str | None, str | None], etree._Element] = {}
     for el in piece.iter(_PIECE_WALK):
         tag = el.tag
         if tag == "IdLigne":
@@ -102,16 +137,19 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         elif tag == "MtHT":
             mt = el.get("V")
             if amounts:
-                amounts[-1] = _number(mt, Decimal) or _ZERO
-        elif tag == "InfoPrelevementSEPA":
-            sepa = {}
-            preleves.append((el, len(line_ids) - 1, sepa))
+                amounts[-1] = _AMOUNTS.get(mt) or _amount(mt)
         elif tag == "InfoTiers":
-            debtors.add(tuple((c.tag, c.get("V")) for c in el))
-        elif tag in _PIECE_FIELDS:
-            bloc[tag] = el.get("V")
-        else:  # a field of the SEPA block
-            sepa[tag] = el.get("V")
+            debtors.setdefault(tuple([(c.tag, c.get("V")) for c in el]), el)
+        elif tag == "CodRes":
+            pays = el.getnext()
+            residences.setdefault((el.get("V"), pays.get("V") if pays is not None and
+                                   pays.tag == "CodPays" else None), el)
+        elif tag == "InfoPrelevementSEPA":
+            preleves.append((el, len(line_ids) - 1, {c.tag: c.get("V") for c in el}))
+        elif tag == "IBAN" or tag == "BIC":
+            banks.setdefault((tag, el.get("V")), el)
+        else:  # BlocPiece
+            bloc_el, bloc = el, {c.tag: c.get("V") for c in el}
     id_pce = bloc.get("IdPce")
     if id_pce in seen_ids:
         problems.append(Problem("pes.id-pce-unique", f"IdPce {id_pce} appears twice",
@@ -148,6 +186,15 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         problems.append(Problem("pes.asap-date", f"piece DteAsp {piece_dte} before DteBordEm",
                                 record=f"{name}:{piece.sourceline}"))
     by_line: list[tuple[int, Problem]] = []  # line problems, reported in document order
+    # Cle2 (never Cle1, whose inputs depend on the mapping), when Exer, Per and NumDette
+    # are digits (else the XSD says so)
+    key2 = bloc.get("Cle2")
+    if key2 is not None and debt is not None and bord.year is not None:
+        per = bloc.get("Per")
+        if per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
+                debt.isdigit() and key2 != (expected := cle2(bord.year, per, debt)):
+            _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, Per "
+                    f"{per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
     if len({el.get("V") for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
@@ -159,16 +206,46 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
                     record=f"{name}:{where}")))
             seen_lines.add(id_ligne or "")
     bord.total += sum(amounts, _ZERO)
-    sepa_keys: set[tuple[str | None, ...]] = set()
+    # each distinct SEPA data of the piece, and where it first appears
+    sepa_keys: dict[tuple[str | None, ...], etree._Element] = {}
     for block, line, values in preleves:
         mt_prel = values.get("MtPrel")
         amount = amounts[line] if line >= 0 else _ZERO
-        if mt_prel is not None and (_number(mt_prel, Decimal) or _ZERO) != amount:
+        if mt_prel is not None and (_AMOUNTS.get(mt_prel) or _amount(mt_prel)) != amount:
             id_ligne = line_ids[line].get("V") if line >= 0 else None
             by_line.append((block.sourceline or 0, Problem(
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
                 f"{id_pce}", record=f"{name}:{block.sourceline}")))
-        sepa_keys.add(tuple(values.get(tag) for tag in _SEPA_KEY))
+        sepa_keys.setdefault(tuple([values.get(tag) for tag in _SEPA_KEY]), block)
+    for sepa_key, block in sepa_keys.items():  # (the rule only fires when signed > debit)
+        signed, debit = sepa_key[_SIGNED], sepa_key[_DEBIT]
+        if signed and debit and signed > debit and _ISO_DATE.fullmatch(signed) and \
+                _ISO_DATE.fullmatch(debit) and (message := mandate_date_problem(signed, debit)):
+            _locate(by_line, bord, name, "sepa.mandate", message, block.find("DateSignMandat"))
+    for debtor, info in debtors.items():
+        values = dict(debtor)
+        codes = (values.get("CatTiers"), values.get("NatJur"), values.get("Civilite"),
+                 not values.get("Prenom"), values.get("IdTiers"), values.get("NatIdTiers"))
+        verdict = _DEBTOR_VERDICTS.get(codes)
+        if verdict is None:
+            verdict = _debtor_verdict(values)
+            remember(_DEBTOR_VERDICTS, codes, verdict)
+        for rule, message, target in verdict:
+            at = None if target is None else info.find(target)  # (None: absent, the XSD says)
+            _locate(by_line, bord, name, rule, message, info if at is None else at)
+    for residence, el in residences.items():
+        message = _RESIDENCES.get(residence, "")
+        if message == "":
+            res, pays = residence
+            message = residence_problem(res == "0", pays) if res in ("0", "1") else None
+            remember(_RESIDENCES, residence, message)
+        if message:
+            _locate(by_line, bord, name, "pes.address", message,
+                    el if residence[1] is None else el.getnext())
+    for (tag, code), el in banks.items():
+        if code and (message := _bank_problem(tag, code)):
+            _locate(by_line, bord, name, "sepa.iban" if tag == "IBAN" else "sepa.bic", message,
+                    el)
     if by_line:
         problems.extend(problem for _line, problem in sorted(by_line, key=lambda lp: lp[0]))
     if len(sepa_keys) > 1:
@@ -177,6 +254,88 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if len(debtors) > 1:
         problems.append(Problem("pes.single-debtor", f"piece {id_pce} has more than one debtor",
                                 record=f"{name}:{piece.sourceline}"))
+
+
+# (rule, message, the InfoTiers child it points to or None for the InfoTiers), memoised
+# by what the rules read of a debtor (its codes, civility, SIRET, whether it has a first
+# name): the same few combinations come back on every piece
+_DEBTOR_VERDICTS: dict[tuple[str | bool | None, ...],
+                       tuple[tuple[str, str, str | None], ...]] = {}
+
+
+def _debtor_verdict(values: dict[str, str | None]) -> tuple[tuple[str, str, str | None], ...]:
+    """The rules on a debtor (an InfoTiers' values, once however many lines repeat it):
+    the title rules' own checks (``pesgen.checks``) on the file's values."""
+    category, civility = values.get("CatTiers"), values.get("Civilite")
+    id_tiers, kind = values.get("IdTiers"), values.get("NatIdTiers")
+    found = []
+    if message := civility_problem(category, civility):
+        found.append(("pes.civility", message, None if civility is None else "Civilite"))
+    if message := first_name_problem(category, values.get("Prenom")):
+        found.append(("pes.first-name", message, None))
+    if message := grid_problem(category, values.get("NatJur")):
+        found.append(("pes.cat-nat-grid", message, "NatJur"))
+    if id_tiers is not None or kind is not None:
+        target = "IdTiers" if id_tiers is not None else "NatIdTiers"
+        found += [("pes.id-tiers", message, target)
+                  for message in id_tiers_problems(id_tiers, kind)]
+    return tuple(found)
+
+
+def _bank_problem(tag: str, code: str) -> str | None:
+    """An IBAN's or a BIC's check by python-stdnum, memoised with the mapping stage's
+    (``memo.bank_code``), worded as there (sepa.iban, sepa.bic)."""
+    try:
+        bank_code(_BANK[tag], code)
+    except StdnumError as exc:
+        return f"IBAN is invalid ({exc})" if tag == "IBAN" else f"BIC '{code}' is invalid ({exc})"
+    return None
+
+
+def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str, rule: str,
+            message: str, el: etree._Element | None) -> None:
+    """A problem at ``el`` (in the piece being checked): its line now, its XPath when
+    the document is read (``_give_paths``), written as libxml2 writes a schema
+    violation's, which needs the number of pieces in the bordereau."""
+    assert el is not None
+    line = el.sourceline or 0
+    problem = Problem(rule, message, record=f"{name}:{line}")
+    # past MAX_LISTED_VIOLATIONS located in a bordereau, the listing is full: the
+    # problem will be counted, not listed
+    if len(bord.located) < MAX_LISTED_VIOLATIONS:
+        rest = _PIECE_STEP.split(el.getroottree().getpath(el), maxsplit=1)[-1]
+        bord.located[id(problem)] = (problem, bord.pieces, rest)
+    by_line.append((line, problem))
+
+
+def _give_paths(problems: list[Problem], bordereaux: list[_BordereauCheck]) -> None:
+    """Append its XPath to each problem ``_locate`` made: the Bordereau's path, now
+    that its siblings are known, then the piece's step (no index when it is the only
+    piece) and the path inside the piece."""
+    located: dict[int, tuple[Problem, str]] = {}
+    for bord in bordereaux:
+        if bord.element is None:
+            continue
+        base = bord.element.getroottree().getpath(bord.element)
+        for key, (problem, k, rest) in bord.located.items():
+            step = "/Piece" if bord.pieces == 1 else f"/Piece[{k}]"
+            located[key] = (problem, base + step + rest)
+    for i, problem in enumerate(problems):
+        found = located.get(id(problem))
+        if found is not None and found[0] is problem:
+            problems[i] = replace(problem, record=f"{problem.record} {found[1]}")
+
+
+_AMOUNTS: dict[str | None, Decimal] = {}  # amounts come back: each is parsed once
+
+
+def _amount(text: str | None) -> Decimal:
+    """An MtHT or MtPrel as a Decimal (0 when it is not a number: the XSD says so)."""
+    found = _AMOUNTS.get(text)
+    if found is None:
+        found = _number(text, Decimal) or _ZERO
+        remember(_AMOUNTS, text, found)
+    return found
 
 
 def _number(text: str | None, kind: type[Any]) -> Any:
@@ -423,6 +582,7 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
     problems = result.problems
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
+    bordereaux: list[_BordereauCheck] = []  # those with problems to locate
     try:
         for _event, el in etree.iterparse(source, events=("end",), schema=schema,
                                           tag=("BlocBordereau", "Piece", "Bordereau"),
@@ -435,11 +595,13 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     # that declares it is not what pesgen writes nor what Hélios takes
                     problems.append(Problem("xml.doctype", "the file declares a DOCTYPE; a "
                                             "PES file has none", record=f"{name}:1"))
+                exer = _v(el.find("Exer"))
                 bord = _BordereauCheck(
                     declared_count=_number(_v(el.find("NbrPce")), int),
                     declared_total=_number(_v(el.find("MtBordHt")), Decimal),
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
-                    typ_bord=_v(el.find("TypBord")))
+                    typ_bord=_v(el.find("TypBord")), exer=exer, year=int(exer) if exer and
+                    exer.isascii() and exer.isdigit() else None, element=el.getparent())
                 result.declared_count = bord.declared_count
                 result.declared_total = bord.declared_total
                 seen_ids = set()
@@ -460,9 +622,16 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     bord.declared_count = bord.declared_total = None
                 _close_bordereau(bord, name, el.sourceline, problems)
                 el.clear(keep_tail=True)
+                if bord.located:
+                    bord.debts.clear()
+                    bordereaux.append(bord)
                 bord = None
     except etree.XMLSyntaxError:
         result.schema_error = True
+    if bord is not None and bord.located:  # the document stopped inside it
+        bordereaux.append(bord)
+    if bordereaux:
+        _give_paths(problems, bordereaux)
     return result
 
 

@@ -370,8 +370,9 @@ TAMPERS = [
      "pes.mt-bord-ht", "the lines add up to 2527.35"),
     ("duplicate-id-pce", lambda r: _set(r, "(//Piece)[2]/BlocPiece/IdPce", "1"),
      "pes.id-pce-unique", "IdPce 1 appears twice"),
-    ("duplicate-num-dette", lambda r: _set(r, "(//Piece)[2]/BlocPiece/NumDette",
-                                           r.xpath("(//Piece)[1]/BlocPiece/NumDette/@V")[0]),
+    ("duplicate-num-dette", lambda r: [  # with its Cle2 (else pes.cle2 breaks too)
+        _set(r, f"(//Piece)[2]/BlocPiece/{tag}", r.xpath(f"(//Piece)[1]/BlocPiece/{tag}/@V")[0])
+        for tag in ("NumDette", "Cle2")],
      "pes.num-dette-unique", "appears twice: two titles would share one payment reference"),
     ("duplicate-id-ligne",
      lambda r: _set(r, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1"),
@@ -818,33 +819,64 @@ def test_direct_debit_with_invalid_iban(tmp_path):
 
 
 def test_line_problems_of_a_piece_come_in_document_order(example_file, tmp_path, lax_xsd):
-    """A piece's line problems are listed line by line, each at its own block's line."""
+    """A piece's line problems (and Cle2's) are listed line by line, each at its own
+    block's line (or element's, with its XPath); two on one line in a fixed order (a
+    debtor's civility, first name, then CatTiers/NatJur)."""
     def tamper(root) -> None:
         _set(root, _second_line("BlocLignePiece/InfoLignePiece/IdLigne"), "1")
         _set(root, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
              "62.26")
+        for info in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/InfoTiers"):
+            for tag in ("Civilite", "Prenom"):
+                info.remove(info.find(tag))
+            info.find("NatJur").set("V", "03")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/BlocLignePiece/InfoPrelevementSEPA/"
+                             "DateSignMandat"):
+            el.set("V", "2026-12-06")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire/IBAN"):
+            el.set("V", "FR7630006000011234567890188")
+        _set(root, "(//Piece)[1]/BlocPiece/Cle2", "A")
+        for el in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/Adresse/CodRes"):
+            el.addnext(etree.Element("CodPays", V="131"))
 
     path = _tampered(example_file, tmp_path / "t.xml", tamper)
-    root = etree.parse(str(path)).getroot()
-    sepa_line = root.xpath("(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
-                           "InfoPrelevementSEPA")[0].sourceline
-    info_line = root.xpath("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/"
-                           "InfoLignePiece")[0].sourceline
+    tree = etree.parse(str(path))
+    root = tree.getroot()
+
+    def at(xpath: str, with_path: bool = False) -> str:
+        el = root.xpath(f"(//Piece)[1]/{xpath}")[0]
+        return f"t.xml:{el.sourceline}" + (f" {tree.getpath(el)}" if with_path else "")
+
     problems = validate_pes_file(path, lax_xsd)
     assert [(p.rule, p.record) for p in problems] == [
-        ("pes.mt-prel", f"t.xml:{sepa_line}"), ("pes.id-ligne-unique", f"t.xml:{info_line}")]
+        ("pes.cle2", at("BlocPiece/Cle2", True)),
+        ("pes.mt-prel", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA")),
+        ("sepa.mandate", at("LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/"
+                            "DateSignMandat", True)),
+        ("pes.civility", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
+        ("pes.first-name", at("LigneDePiece[1]/Tiers/InfoTiers", True)),
+        ("pes.cat-nat-grid", at("LigneDePiece[1]/Tiers/InfoTiers/NatJur", True)),
+        ("pes.address", at("LigneDePiece[1]/Tiers/Adresse/CodPays", True)),
+        ("sepa.iban", at("LigneDePiece[1]/Tiers/CpteBancaire/IBAN", True)),
+        ("pes.id-ligne-unique", at("LigneDePiece[2]/BlocLignePiece/InfoLignePiece"))]
 
 
 @pytest.mark.parametrize("xpath", [
     "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoLignePiece/MtHT",
     "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
-    "//BlocBordereau/NbrPce", "//BlocBordereau/MtBordHt"])
+    "//BlocBordereau/NbrPce", "//BlocBordereau/MtBordHt",
+    # what the checks of the title rules read (Cle2's inputs, dates, codes, bank)
+    "//BlocBordereau/Exer", "(//Piece)[1]/BlocPiece/NumDette", "(//Piece)[1]/BlocPiece/Per",
+    "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/DateSignMandat",
+    "(//Piece)[1]/LigneDePiece[1]/Tiers/Adresse/CodRes",
+    "(//Piece)[1]/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"])
 def test_a_value_that_is_not_a_number_is_listed_not_a_crash(example_file, tmp_path, lax_xsd,
                                                            xpath):
     path = _tampered(example_file, tmp_path / "t.xml", lambda r: _set(r, xpath, "zz"))
     problems = validate_pes_file(path, OWN_XSD)
     assert problems and {p.rule for p in problems} <= {"xsd.pesgen", "pes.mt-prel",
-                                                       "pes.mt-bord-ht", "pes.nbr-pce"}
+                                                       "pes.mt-bord-ht", "pes.nbr-pce",
+                                                       "pes.sepa-same", "sepa.iban"}
     assert any(p.rule == "xsd.pesgen" and "zz" in p.message for p in problems)
     validate_pes_file(path, lax_xsd)  # the bordereau checks alone do not stop on it
 

@@ -66,6 +66,13 @@ def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, offici
     ('<Majo V="0"/>', '<Majo V="{{ 1 if t.number == 7 else 0 }}"/>', "xsd.pesgen"),
     # a bordereau rule inside a piece
     ('<TypPce V="15"/>', '<TypPce V="{{ 15 if t.number != 9 else 1 }}"/>', "xsd.pesgen"),
+    # a rule on a debtor (pesgen.rules) the XSD cannot express
+    ('<Civilite V="{{ d.civility }}"/>',
+     '<Civilite V="{{ \'MLLE\' if t.number == 9 else d.civility }}"/>', "pes.civility"),
+    # a Cle2 the file's own Exer, Per and NumDette contradict
+    ('<Cle2 V="{{ t.cle2 }}"/>',
+     '<Cle2 V="{{ t.cle2 if t.number != 9 else (\'B\' if t.cle2 == \'A\' else \'A\') }}"/>',
+     "pes.cle2"),
     # the real header is wrong while the provisional one was fine
     ('<NbrPce V="{{ doc.bordereau.count }}"/>',
      '<NbrPce V="{{ doc.bordereau.count + (1 if doc.bordereau.number > 1 or '

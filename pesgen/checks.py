@@ -1,0 +1,77 @@
+"""The DGFiP rules on a debtor, an address and a mandate, worked out from plain values.
+
+The title rules (``pesgen.rules``) call these functions on a canonical title, and the
+checks of a rendered file (``pesgen.validate``) on the file's own values: one rule id,
+one rule, one wording, whether pesgen wrote the file or not. This module stays light
+(no mapping, no template machinery): the validator of a streamed export imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from stdnum.fr import siret as std_siret
+
+# CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
+CAT_NAT_GRID: dict[str, frozenset[str]] = {
+    "01": frozenset({"01", "02"}), "20": frozenset({"07", "08"}),
+    **{c: frozenset({"09"}) for c in ("21", "22", "23", "24", "25", "26", "27")},
+    "28": frozenset({"08"}), "29": frozenset({"10"}), "50": frozenset({"03", "06"}),
+    "60": frozenset({"04"}), "61": frozenset({"04"}), "62": frozenset({"04"}),
+    "63": frozenset({"04", "11"}), "64": frozenset({"04"}), "65": frozenset({"04", "05"}),
+    "70": frozenset({"05"}), "71": frozenset({"05"}), "72": frozenset({"04"}),
+    "73": frozenset({"05"}), "74": frozenset({"04"}),
+}
+
+_MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
+
+
+def civility_problem(category: str | None, civility: str | None) -> str | None:
+    """pes.civility on a debtor's CatTiers and Civilite."""
+    if category == "01" and not civility:
+        return "a person (CatTiers 01) needs a civility"
+    if civility and _MADEMOISELLE.match(civility.strip()):
+        return f"civility '{civility}' (Mademoiselle) is rejected by Hélios"
+    return None
+
+
+def first_name_problem(category: str | None, first_name: str | None) -> str | None:
+    """pes.first-name on a debtor's CatTiers and Prenom."""
+    if category == "01" and not first_name:
+        return "a person (CatTiers 01) needs a first name"
+    return None
+
+
+def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
+    """pes.cat-nat-grid on a debtor's CatTiers and NatJur (``CAT_NAT_GRID``)."""
+    allowed = CAT_NAT_GRID.get(category or "")
+    if allowed is None or legal_nature not in allowed:
+        return f"CatTiers {category} / NatJur {legal_nature} is outside the grid"
+    return None
+
+
+def residence_problem(resident: bool, country_code: str | None) -> str | None:
+    """pes.address on CodRes (``resident``: CodRes 0) and CodPays."""
+    if not resident and not (country_code and len(country_code) == 3):
+        return "a non-resident address needs CodPays"
+    if resident and country_code not in (None, "100"):
+        return "a resident address has CodPays absent or 100"
+    return None
+
+
+def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
+    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01; the
+    other kinds are not checked), and the two given together."""
+    if national_id and kind == "01" and not std_siret.is_valid(national_id):
+        yield f"SIRET '{national_id}' is invalid"
+    if bool(national_id) != bool(kind):
+        yield "IdTiers and NatIdTiers go together"
+
+
+def mandate_date_problem(signed_on: Any, debit_date: Any) -> str | None:
+    """sepa.mandate on DateSignMandat and DtePrel (two dates, or two ISO date strings)."""
+    if signed_on > debit_date:
+        return f"mandate signed {signed_on}, after the debit date {debit_date}"
+    return None

@@ -1,0 +1,258 @@
+"""The model's rules checked on a file pesgen did not write.
+
+``pesgen validate`` is also run on files from other tools: the rules pesgen applies to a
+canonical title before rendering (``pesgen.rules``, ``pesgen.build``) and that the XSD
+cannot express are checked on the file too (``validate._check_piece``). Each case
+tampers a copy of a golden file so that it breaks exactly one rule; the command must
+refuse it with the validation exit code and name the rule, the line and the XPath of
+the element at fault (written as libxml2 writes a schema violation's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.formats import find_format
+from pesgen.validate import validate_pes_file
+
+from .conftest import GOLDEN_ORMC, ROOT, golden_parts
+
+GOLDEN = sorted((ROOT / "tests" / "golden").glob("*/expected/*.xml"))
+SPLIT = ROOT / "tests" / "golden" / "split-bordereaux" / "expected"
+FIRST_LINE_TIERS = (ROOT / "tests" / "golden" / "first-line-tiers" / "expected" /
+                    GOLDEN_ORMC.name)
+
+OWN_XSD = find_format("pes-ormc").files[0].xsd
+runner = CliRunner()
+
+
+def _validate(path: Path):
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    return result
+
+
+def _set(xpath: str, value: str) -> Callable[[etree._Element], None]:
+    """Set V on every element the XPath selects (every line of a piece, so that the
+    piece keeps a single debtor and identical SEPA data)."""
+    def tamper(root: etree._Element) -> None:
+        els = root.xpath(xpath)
+        assert els, xpath
+        for el in els:
+            el.set("V", value)
+    return tamper
+
+
+def _remove(xpath: str) -> Callable[[etree._Element], None]:
+    def tamper(root: etree._Element) -> None:
+        els = root.xpath(xpath)
+        assert els, xpath
+        for el in els:
+            el.getparent().remove(el)
+    return tamper
+
+
+def _add_after(xpath: str, tag: str, value: str) -> Callable[[etree._Element], None]:
+    def tamper(root: etree._Element) -> None:
+        els = root.xpath(xpath)
+        assert els, xpath
+        for el in els:
+            el.addnext(etree.Element(tag, V=value))
+    return tamper
+
+
+def _piece(n: int, inside: str) -> str:
+    return f"(//Piece)[{n}]/LigneDePiece/{inside}"
+
+
+# (case, golden file, tamper, rule, fragment of the message, the element it points to)
+CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] = [
+    ("civility-missing", GOLDEN_ORMC, _remove(_piece(2, "Tiers/InfoTiers/Civilite")),
+     "pes.civility", "a person (CatTiers 01) needs a civility",
+     "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers"),
+    ("civility-mlle", GOLDEN_ORMC, _set(_piece(2, "Tiers/InfoTiers/Civilite"), "MLLE"),
+     "pes.civility", "civility 'MLLE' (Mademoiselle) is rejected by Hélios",
+     "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers/Civilite"),
+    # ('Mademoiselle' itself is longer than Civilite's 10 characters: the XSD refuses it)
+    ("civility-melle", GOLDEN_ORMC, _set(_piece(4, "Tiers/InfoTiers/Civilite"), "Melle."),
+     "pes.civility", "civility 'Melle.' (Mademoiselle) is rejected",
+     "(//Piece)[4]/LigneDePiece/Tiers/InfoTiers/Civilite"),
+    ("first-name-missing", GOLDEN_ORMC, _remove(_piece(9, "Tiers/InfoTiers/Prenom")),
+     "pes.first-name", "a person (CatTiers 01) needs a first name",
+     "(//Piece)[9]/LigneDePiece[1]/Tiers/InfoTiers"),
+    ("person-natjur-03", GOLDEN_ORMC, _set(_piece(1, "Tiers/InfoTiers/NatJur"), "03"),
+     "pes.cat-nat-grid", "CatTiers 01 / NatJur 03 is outside the grid",
+     "(//Piece)[1]/LigneDePiece[1]/Tiers/InfoTiers/NatJur"),
+    ("organisation-natjur-01", GOLDEN_ORMC, _set(_piece(7, "Tiers/InfoTiers/NatJur"), "01"),
+     "pes.cat-nat-grid", "CatTiers 50 / NatJur 01 is outside the grid",
+     "(//Piece)[7]/LigneDePiece[1]/Tiers/InfoTiers/NatJur"),
+    ("siret-key", GOLDEN_ORMC, _set(_piece(3, "Tiers/InfoTiers/IdTiers"), "77522165800014"),
+     "pes.id-tiers", "SIRET '77522165800014' is invalid",
+     "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
+    ("id-tiers-without-kind", GOLDEN_ORMC, _remove(_piece(3, "Tiers/InfoTiers/NatIdTiers")),
+     "pes.id-tiers", "IdTiers and NatIdTiers go together",
+     "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
+    ("iban-checksum", GOLDEN_ORMC,
+     _set(_piece(1, "Tiers/CpteBancaire/IBAN"), "FR7630006000011234567890188"),
+     "sepa.iban", "IBAN is invalid (The number's checksum or check digit is invalid.)",
+     "(//Piece)[1]/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"),
+    ("iban-country-length", GOLDEN_ORMC,
+     _set(_piece(6, "Tiers/CpteBancaire/IBAN"), "FR762004101005050001302605"),
+     "sepa.iban", "IBAN is invalid", "(//Piece)[6]/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"),
+    ("bic-country", GOLDEN_ORMC, _set(_piece(10, "Tiers/CpteBancaire/BIC"), "BNPAXXPPXXX"),
+     "sepa.bic", "BIC 'BNPAXXPPXXX' is invalid",
+     "(//Piece)[10]/LigneDePiece[1]/Tiers/CpteBancaire/BIC"),
+    ("mandate-signed-after-debit", GOLDEN_ORMC,
+     _set(_piece(1, "BlocLignePiece/InfoPrelevementSEPA/DateSignMandat"), "2026-12-06"),
+     "sepa.mandate", "mandate signed 2026-12-06, after the debit date 2026-12-05",
+     "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/InfoPrelevementSEPA/DateSignMandat"),
+    ("cle2", GOLDEN_ORMC, _set("(//Piece)[1]/BlocPiece/Cle2", "A"),
+     "pes.cle2", "Cle2 is A, Exer 2026, Per 1 and NumDette 202600101 give U",
+     "(//Piece)[1]/BlocPiece/Cle2"),
+    ("cle2-after-per-changed", SPLIT / "PESORMC_21450999400015_2026_0000009.xml",
+     _set("(//Piece)[3]/BlocPiece/Per", "2"), "pes.cle2", "Per 2 and NumDette",
+     "(//Piece)[3]/BlocPiece/Cle2"),
+    ("non-resident-without-codpays", GOLDEN_ORMC, _remove(_piece(5, "Tiers/Adresse/CodPays")),
+     "pes.address", "a non-resident address needs CodPays",
+     "(//Piece)[5]/LigneDePiece[1]/Tiers/Adresse/CodRes"),
+    ("codres-1-without-codpays", GOLDEN_ORMC, _set(_piece(4, "Tiers/Adresse/CodRes"), "1"),
+     "pes.address", "a non-resident address needs CodPays",
+     "(//Piece)[4]/LigneDePiece/Tiers/Adresse/CodRes"),
+    ("resident-with-codpays", GOLDEN_ORMC,
+     _add_after(_piece(9, "Tiers/Adresse/CodRes"), "CodPays", "131"),
+     "pes.address", "a resident address has CodPays absent or 100",
+     "(//Piece)[9]/LigneDePiece[1]/Tiers/Adresse/CodPays"),
+    # Tiers on the first line only; a bordereau of several files
+    ("first-line-tiers-civility", FIRST_LINE_TIERS,
+     _set(_piece(6, "Tiers/InfoTiers/Civilite"), "Mlle"),
+     "pes.civility", "civility 'Mlle' (Mademoiselle)",
+     "(//Piece)[6]/LigneDePiece[1]/Tiers/InfoTiers/Civilite"),
+    ("split-bordereaux-grid", SPLIT / "PESORMC_21450999400015_2026_0000008.xml",
+     _set(_piece(2, "Tiers/InfoTiers/CatTiers"), "23"),
+     "pes.cat-nat-grid", "CatTiers 23 / NatJur 01 is outside the grid",
+     "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers/NatJur"),
+]
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_golden_files_validate(golden):
+    r = _validate(golden)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"{golden}: valid (pesgen XSD + bordereau rules)"
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(_add_after(_piece(9, "Tiers/Adresse/CodRes"), "CodPays", "100"),
+                 id="resident-with-codpays-100"),
+    pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
+    pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
+])
+def test_tampered_golden_file_still_valid(tmp_path, tamper):
+    doc = etree.parse(str(GOLDEN_ORMC))
+    tamper(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    r = _validate(path)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("src, tamper, rule, fragment, at",
+                         [pytest.param(*case[1:], id=case[0]) for case in CASES])
+def test_tampered_golden_file_is_refused(tmp_path, src, tamper, rule, fragment, at):
+    doc = etree.parse(str(src))
+    tamper(doc.getroot())
+    path = tmp_path / src.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    target = etree.parse(str(path)).xpath(at)
+    assert len(target) == 1, at
+    where = f"{path.name}:{target[0].sourceline} {target[0].getroottree().getpath(target[0])}"
+
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT == 6, r.output
+    assert r.stdout == ""
+    problems = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    # exactly this rule, once: a debtor repeated on every line is checked once
+    assert problems == [f"  - {where}: {problems[0].split(': ', 1)[1]}"], r.stderr
+    assert problems[0].endswith(f"(rule {rule})"), problems
+    assert fragment in problems[0], problems
+
+
+def _civility_paths(doc: bytes, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """The records of the pes.civility problems of a document, and where the first
+    Civilite set to MLLE of each piece is (line and XPath, as in the whole parsed
+    document)."""
+    path = tmp_path / "t.xml"
+    path.write_bytes(doc)
+    tree = etree.parse(str(path))
+    expected = [f"t.xml:{el.sourceline} {tree.getpath(el)}"
+                for el in tree.xpath("//Piece/descendant::Civilite[@V = 'MLLE'][1]")]
+    problems = validate_pes_file(path, OWN_XSD)
+    return [p.record or "" for p in problems if p.rule == "pes.civility"], expected
+
+
+def test_the_xpath_of_the_only_piece_of_a_bordereau_has_no_index(tmp_path):
+    head, piece, tail = golden_parts()
+    head = head.replace(b'<NbrPce V="11"/>', b'<NbrPce V="1"/>').replace(
+        b'<MtBordHt V="2527.25"/>', b'<MtBordHt V="282.75"/>')
+    bad = piece.replace(b'<Civilite V="MME"/>', b'<Civilite V="MLLE"/>')
+    got, expected = _civility_paths(head + bad + tail, tmp_path)
+    assert got == expected and len(got) == 1
+    assert "/Bordereau/Piece/LigneDePiece[1]/Tiers/InfoTiers/Civilite" in got[0]
+
+
+def test_the_xpaths_in_a_file_of_several_bordereaux(tmp_path):
+    """Bordereau and Piece steps are indexed as in the whole document: the first
+    bordereau's path is known only once the second one is read."""
+    head, piece, tail = golden_parts()
+    bloc = b"<Bordereau>" + head.split(b"<Bordereau>", 1)[1]
+    bad = piece.replace(b'<Civilite V="MME"/>', b'<Civilite V="MLLE"/>')
+    doc = head + bad + b"</Bordereau>\n" + bloc + piece + bad + tail
+    got, expected = _civility_paths(doc, tmp_path)
+    assert got == expected and len(got) == 2
+    assert "/Bordereau[1]/Piece/" in got[0] and "/Bordereau[2]/Piece[2]/" in got[1]
+
+
+@pytest.mark.parametrize("key, problems", [("M", []), ("N", ["Cle2 is N, Exer 2024, Per 9 and "
+                                                            "NumDette 2024000123 give M"])])
+def test_cle2_worked_example_of_the_notes(tmp_path, key, problems):
+    """Notes section 10.3: Exer 2024, Per 9, NumDette 2024000123 give Cle2 M."""
+    head, piece, tail = golden_parts()
+    for old, new in ((b'<NbrPce V="11"/>', b'<NbrPce V="1"/>'),
+                     (b'<MtBordHt V="2527.25"/>', b'<MtBordHt V="282.75"/>'),
+                     (b'<Exer V="2026"/>', b'<Exer V="2024"/>')):
+        assert head.count(old) == 1
+        head = head.replace(old, new)
+    for old, new in ((b'<NumDette V="202600101"/><Per V="1"/>',
+                      b'<NumDette V="2024000123"/><Per V="9"/>'),
+                     (b'<Cle2 V="U"/>', f'<Cle2 V="{key}"/>'.encode())):
+        assert piece.count(old) == 1
+        piece = piece.replace(old, new)
+    path = tmp_path / "t.xml"
+    path.write_bytes(head + piece + tail)
+    found = validate_pes_file(path, OWN_XSD)
+    assert [p.message for p in found] == problems
+    assert all(p.rule == "pes.cle2" and p.record and p.record.endswith(
+        "/Bordereau/Piece/BlocPiece/Cle2") for p in found)
+
+
+def test_a_missing_natjur_is_listed_at_the_infotiers_not_a_crash(tmp_path):
+    """NatJur is mandatory (the XSD lists it); the grid rule then names the InfoTiers."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove(_piece(4, "Tiers/InfoTiers/NatJur"))(doc.getroot())
+    path = tmp_path / "t.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    info = etree.parse(str(path)).xpath("(//Piece)[4]/LigneDePiece/Tiers/InfoTiers")[0]
+    problems = validate_pes_file(path, OWN_XSD)
+    assert {p.rule for p in problems} == {"xsd.pesgen", "pes.cat-nat-grid"}
+    grid = [p for p in problems if p.rule == "pes.cat-nat-grid"]
+    assert [(p.message, p.record) for p in grid] == [
+        ("CatTiers 01 / NatJur None is outside the grid",
+         f"t.xml:{info.sourceline} {info.getroottree().getpath(info)}")]
