@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from ._jinja import string_environment, template_environment
+from ._jinja import memoise_escaping, string_environment, template_environment
 from .errors import Problem, TemplateError
 from .formats import FileSpec, Format
 from .model import Document, Title
@@ -57,6 +57,7 @@ class FileRenderer:
         self.name = f"{fmt.name}/{spec.template}"
         try:
             template = env.get_template(spec.template)
+            memoise_escaping(template)
             module = template.make_module()
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(

@@ -1,0 +1,56 @@
+"""The XML escaping of template output, memoised per template (render.FileRenderer):
+the same bytes as markupsafe's escaping, for any value, and each distinct string
+escaped once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import Markup
+
+from pesgen._jinja import memoise_escaping, template_environment
+
+TEMPLATE = '<A V="{{ a }}"/><B V="{{ b }}"/>{{ c }}\n'
+
+
+def _pair(tmp_path):
+    (tmp_path / "t.xml.j2").write_text(TEMPLATE, encoding="utf-8")
+    plain = template_environment(tmp_path).get_template("t.xml.j2")
+    memo = template_environment(tmp_path).get_template("t.xml.j2")
+    memoise_escaping(memo)
+    memoise_escaping(memo)  # a second call changes nothing
+    return plain, memo
+
+
+def test_memoised_escaping_writes_what_markupsafe_writes(tmp_path):
+    plain, memo = _pair(tmp_path)
+    values = [("Verreries & Cristalleries", "<b>\"l'été\"</b>", Markup("<X/>")),
+              (Decimal("85.00"), 7, "&amp;"),
+              ("Verreries & Cristalleries", "<b>\"l'été\"</b>", "&amp;")]
+    for a, b, c in values * 2:
+        assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+    assert memo.render(a="&", b="<", c=Markup("<ok/>")) == \
+        '<A V="&amp;"/><B V="&lt;"/><ok/>\n'
+
+
+@given(st.lists(st.text(max_size=40), min_size=3, max_size=3))
+def test_memoised_escaping_matches_for_any_text(tmp_path_factory, texts):
+    plain, memo = _pair(tmp_path_factory.mktemp("t"))
+    a, b, c = texts
+    assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+    assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+
+
+def test_each_distinct_string_is_escaped_once(tmp_path):
+    (tmp_path / "t.xml.j2").write_text(TEMPLATE, encoding="utf-8")
+    template = template_environment(tmp_path).get_template("t.xml.j2")
+    namespace = template.root_render_func.__globals__
+    original, calls = namespace["escape"], []
+    namespace["escape"] = lambda value: calls.append(value) or original(value)
+    memoise_escaping(template)
+    for _ in range(3):
+        template.render(a="45200", b="MONTARGIS", c=Decimal("1.00"))
+    assert calls == ["45200", "MONTARGIS", Decimal("1.00"), Decimal("1.00"),
+                     Decimal("1.00")]
