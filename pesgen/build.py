@@ -23,6 +23,7 @@ from stdnum.fr import siret as std_siret
 
 from .errors import MappingError, Problem
 from .formats import Format
+from .keys import debt_key
 from .mapping import Binding, Mapping
 from .memo import bank_code, remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
@@ -354,14 +355,16 @@ class Builder:
         if lines is None or debtor is None:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
         if debt is not None:
-            other = self.debts.get(debt)
+            # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
+            # payment reference read it as one), whatever zeros the file carries
+            other = self.debts.get(debt_key(debt))
             if other is not None:
                 ctx.problem("pes.num-dette-unique", f"NumDette {debt} is already the debt "
                             f"number of invoice {other[0]} ({other[1]}): two titles would "
                             "share one payment reference",
                             mapping=self.inv["debt_number"].where)
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
-            self.debts[debt] = (number, src.origin)
+            self.debts[debt_key(debt)] = (number, src.origin)
 
         title = Title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),

@@ -38,7 +38,7 @@ from .errors import (
     UsageError,
 )
 from .formats import FileSpec, Format, encoding_clash, find_format
-from .keys import cle1, cle2
+from .keys import cle1, cle2, debt_key
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
@@ -129,8 +129,10 @@ class Prepared:
 
     @property
     def debt_numbers(self) -> dict[str, str]:
-        """NumDette -> invoice, for the titles that have one (ORMC)."""
-        return {t[2]: t[0] for b in self.bordereaux for t in b.titles if t[2] is not None}
+        """NumDette (as keys.debt_key gives it) -> invoice, for the titles that have one
+        (ORMC)."""
+        return {debt_key(t[2]): t[0] for b in self.bordereaux for t in b.titles
+                if t[2] is not None}
 
     def close(self) -> None:
         self.stack.close()
@@ -422,7 +424,8 @@ class Exporter:
                     problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
                 for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
-                    result.invoices.append((inv, number, id_pce, debt, amount))
+                    result.invoices.append((inv, number, id_pce,
+                                            None if debt is None else debt_key(debt), amount))
                 if self.mapping.output.payment_references:
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
                     final = self.out_dir / (Path(names[0]).stem + ".references.csv")

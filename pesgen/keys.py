@@ -32,3 +32,11 @@ def cle1(cod_col: str, nature_code: str, exercise: int, period: str, debt_number
         return zero_remainder
     key = 11 - remainder
     return "1" if key == 10 else str(key)
+
+
+def debt_key(debt: str) -> str:
+    """A NumDette as the number it is (leading zeros dropped): two titles whose NumDettes
+    differ only by leading zeros share a payment reference (Cle1, Cle2 read it as a
+    number), so uniqueness is checked on this form."""
+    return debt.lstrip("0") or "0"
+

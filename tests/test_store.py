@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from pesgen.errors import InputDataError, OutputInvalidError, StateError, UsageError
+from pesgen.export import export
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
@@ -232,6 +233,21 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
         export_recorded(store, MAPPING, third, tmp_path / "d", RUN)
     [debt] = info.value.problems
     assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
+    # leading zeros make no other NumDette: 0202600104 is paid with 202600104's reference
+    zeros = _invoices({"FA-2026-00104": "FD-02026-00104"}, tmp_path, "zeros.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, zeros, tmp_path / "e", RUN)
+    [debt] = info.value.problems
+    assert (debt.rule, debt.invoice) == ("run.num-dette-taken", "FD-02026-00104")
+
+
+def test_num_dettes_differing_by_leading_zeros_are_one_within_a_run(tmp_path):
+    zeros = _invoices({"FA-2026-00104": "FA-2026-00104", "FA-2026-00105": "FD-02026-00104"},
+                      tmp_path, "zeros.json")
+    with pytest.raises(InputDataError) as info:
+        export(MAPPING, zeros, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("pes.num-dette-unique", "FD-02026-00104")
 
 
 def test_a_format_without_num_dette_records_none(tmp_path):
