@@ -143,7 +143,9 @@ class Exporter:
 
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
-                 stream_from: int = STREAM_VALIDATION_FROM) -> None:
+                 stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False) -> None:
+        """``vouched``: the files are a recorded run's, rebuilt to be compared with their
+        recorded sha256 (runs.regenerate)."""
         self.stream_from = stream_from
         self.mapping = mapping
         self.fmt = fmt
@@ -163,7 +165,7 @@ class Exporter:
                     "mapping.format", clash, mapping=mapping.where("output", "encoding"))])
         unchecked = [spec.template for spec in fmt.files if spec.xsd is None and
                      spec.layout is None]
-        if unchecked and self.official_xsd is None:
+        if unchecked and self.official_xsd is None and not vouched:
             # load_format allows this for a PES format only: the DGFiP package checks it
             raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
                              "own; give the DGFiP package to validate it (--official-xsd "

@@ -92,7 +92,11 @@ def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
     raise MappingError(f"{where}: file '{rel}' not found in the bundle nor in schemas/")
 
 
-def load_format(folder: Path) -> Format:
+def load_format(folder: Path, recorded: bool = False) -> Format:
+    """The bundle in ``folder``. ``recorded``: a bundle as a run recorded it, loaded to
+    rebuild that run's files, which are then compared byte for byte with the ones
+    validated when the run was made (a bundle recorded before a check was added still
+    loads)."""
     source = folder / "format.yaml"
     data, problems, _ = load_yaml_file(source)
     problems += _schema.check(data, "format.schema.json", str(source), "format.schema")
@@ -115,7 +119,7 @@ def load_format(folder: Path) -> Format:
                     if spec.get("layout") else None),
             when_empty=spec.get("when_empty", "write"),
         ))
-        if files[-1].xsd is None and files[-1].layout is None and \
+        if files[-1].xsd is None and files[-1].layout is None and not recorded and \
                 "typ_bord" not in (data.get("defaults") or {}):
             # pesgen writes no file it has not validated (a PES format without an XSD
             # of its own is validated by the DGFiP's: see Exporter)

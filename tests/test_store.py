@@ -614,3 +614,27 @@ def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_p
     assert _files(out) == [references.name]  # nothing half-written beside it
     written = regenerate(store, run.run_id, tmp_path / "elsewhere")
     assert run.files[0].path.name in {p.name for p in written}
+
+
+def test_a_run_of_a_pes_bundle_without_its_own_xsd_regenerates(tmp_path, official_xsd):
+    """Exported with the DGFiP package (the only XSD such a bundle has), recorded, then
+    rebuilt byte for byte without it: the recorded sha256 vouches for the bytes."""
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "pesx"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("name: pes-ormc") == 1 and "    xsd: pes-ormc/pes-ormc.xsd\n" in text
+    spec.write_text(text.replace("name: pes-ormc", "name: pesx")
+                    .replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        "format: pes-ormc", "format: pesx"), encoding="utf-8")
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a",
+                          RUN, official_xsd=official_xsd, formats_dirs=[fmts])
+    written = regenerate(store, run.run_id, tmp_path / "b")
+    assert sorted(p.name for p in written) == sorted(
+        p.name for p in (tmp_path / "a").iterdir())
+    for path in written:
+        assert path.read_bytes() == (tmp_path / "a" / path.name).read_bytes()
