@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -113,8 +114,13 @@ def discard(temps: Staged, folder: Path | None = None) -> None:
 
 
 def _own_prefix() -> str:
-    # the process id tells this process's temporary files from a concurrent export's
-    return f"{TEMP_PREFIX}{os.getpid()}-"
+    # the process id and a random token tell this process's temporary files from a
+    # concurrent export's (processes of two containers sharing a volume may have the
+    # same id; a forked child has its own id)
+    return f"{TEMP_PREFIX}{os.getpid()}-{_TOKEN}-"
+
+
+_TOKEN = secrets.token_hex(4)
 
 
 def write_folder(folder: Path, files: dict[str, str]) -> Path:

@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from array import array
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -109,10 +109,30 @@ class _Spooled:
     first_piece: list[int] = field(default_factory=list)
     titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]] = field(
         default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
-    # each title's input record, and per file the line count at the end of each piece:
-    # a problem found in the written file names the invoice and record it came from
-    origins: list[str] = field(default_factory=list)
-    line_ends: list[array[int]] = field(default_factory=list)
+    # per file, the lines of the body on which each piece's first and last characters
+    # (line breaks aside) lie, and the body's line breaks so far: a problem found in the
+    # written file names the invoice and input record it came from (see attribute)
+    piece_lines: list[_PieceLines] = field(default_factory=list)
+
+
+@dataclass
+class _PieceLines:
+    firsts: array[int] = field(default_factory=lambda: array("q"))
+    lasts: array[int] = field(default_factory=lambda: array("q"))
+    breaks: int = 0
+
+    def add(self, data: bytes) -> None:
+        base = self.breaks
+        breaks = data.count(b"\n")
+        end = len(data.rstrip(b"\r\n"))
+        if end:
+            start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in b"\r\n" else 0
+            self.firsts.append(base + data.count(b"\n", 0, start) + 1)
+            self.lasts.append(base + breaks - data.count(b"\n", end) + 1)
+        else:  # nothing but line breaks: no line is this piece's
+            self.firsts.append(base + 1)
+            self.lasts.append(base)
+        self.breaks = base + breaks
 
 
 @dataclass
@@ -315,9 +335,8 @@ class Exporter:
                 if current.count == 0:
                     current.first_piece.append(len(data))
                     current.streams.append(None)
-                    current.line_ends.append(array("q"))
-                ends = current.line_ends[index]
-                ends.append((ends[-1] if ends else 0) + data.count(b"\n"))
+                    current.piece_lines.append(_PieceLines())
+                current.piece_lines[index].add(data)
                 stream = current.streams[index]
                 if stream is not None:
                     stream.feed(data)
@@ -328,7 +347,6 @@ class Exporter:
             current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
                                    title.period, title.cle1, title.cle2, title.total))
-            current.origins.append(title.origin)
         return seen
 
     def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
@@ -420,9 +438,10 @@ class Exporter:
                     else:
                         found = self._validate(tmp, renderer, name)
                     if found:
-                        head = self._encode(renderer.head(doc), renderer, "head")
-                        found = attribute(found, name, head.count(b"\n"), b.line_ends[index],
-                                          b.titles, b.origins)
+                        found = attribute(found, name,
+                                          self._encode(renderer.head(doc), renderer, "head"),
+                                          self._encode(renderer.tail(doc), renderer, "tail"),
+                                          b.piece_lines[index], b.titles, prepared.origins)
                     problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
                 for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
@@ -482,21 +501,33 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
 _LINE = re.compile(r"(\d+)\b")
 
 
-def attribute(problems: list[Problem], name: str, head_lines: int, line_ends: Sequence[int],
-              titles: Sequence[tuple[Any, ...]], origins: Sequence[str]) -> list[Problem]:
+def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,
+              lines: _PieceLines, titles: Sequence[tuple[Any, ...]],
+              origins: dict[str, str]) -> list[Problem]:
     """Name the invoice and the input record behind each problem found at a line of
-    the written file ``name``: the piece whose lines hold it (``line_ends``: the line
-    count after each piece, not counting the ``head_lines`` before the first).
-    Problems in the header or the tail, or without a line, are left as they are."""
+    the written file ``name``: the piece that line belongs to alone. A line of the
+    header or the tail, a line two pieces share (a template that writes no line break
+    between them), or a problem without a line names no invoice."""
+    head_lines = head.count(b"\n")
+    # the body's first line is the head's last when the head does not end a line
+    shared_first = bool(head) and not head.endswith(b"\n")
+    # the body's last line goes on into the tail when the tail does not start one
+    shared_last = lines.breaks + 1 if tail[:1] not in (b"", b"\n", b"\r") else None
     out = []
     prefix = f"{name}:"
     for p in problems:
-        m = _LINE.match(p.record or "", len(prefix)) if (p.record or "").startswith(
-            prefix) else None
-        k = bisect_left(line_ends, int(m[1]) - head_lines) if m and p.invoice is None else -1
-        if m and 0 <= k < len(line_ends) and int(m[1]) > head_lines:
-            p = replace(p, invoice=titles[k][0],
-                        message=f"{p.message} (rendered from {origins[k]})")
+        record = p.record or ""
+        m = _LINE.match(record, len(prefix)) if record.startswith(prefix) else None
+        if m and p.invoice is None:
+            line = int(m[1]) - head_lines
+            k = bisect_right(lines.firsts, line) - 1
+            alone = (k >= 0 and line <= lines.lasts[k]
+                     and not (k > 0 and lines.lasts[k - 1] >= line)
+                     and not (shared_first and line == 1) and line != shared_last)
+            if alone:
+                invoice = titles[k][0]
+                p = replace(p, invoice=invoice,
+                            message=f"{p.message} (rendered from {origins[invoice]})")
         out.append(p)
     return out
 

@@ -249,7 +249,11 @@ def test_a_failed_writer_sweeps_its_own_temporary_files_and_no_one_elses(tmp_pat
     assert mine.name.startswith(f".pesgen-{os.getpid()}-") and mine.name.endswith(".part")
     other = tmp_path / f".pesgen-{os.getpid() + 1}-abc.part"
     other.write_bytes(b"y")
+    # another container's process may have the same id, not the same token
+    same_pid = tmp_path / f".pesgen-{os.getpid()}-0000-abc.part"
+    same_pid.write_bytes(b"y")
     kept = tmp_path / "kept.xml"
     kept.write_bytes(b"z")
     discard([], tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "kept.xml"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, same_pid.name,
+                                                                  "kept.xml"])

@@ -164,3 +164,33 @@ def test_a_problem_in_a_piece_names_its_invoice_and_input_record(tmp_path, strea
     assert exc.value.problems
     assert all(p.invoice is None and "rendered from" not in p.message
                for p in exc.value.problems)
+
+
+def _traced(head: bytes, pieces: list[bytes], tail: bytes, lines: range) -> list[str | None]:
+    from pesgen.errors import Problem
+    from pesgen.export import _PieceLines, attribute
+
+    traced = _PieceLines()
+    for data in pieces:
+        traced.add(data)
+    titles = [(f"INV-{k}",) for k in range(len(pieces))]
+    origins = {f"INV-{k}": f"in.json:$.invoices[{k}]" for k in range(len(pieces))}
+    found = attribute([Problem("layout.x", "bad", record=f"F.csv:{n}") for n in lines],
+                      "F.csv", head, tail, traced, titles, origins)
+    return [p.invoice for p in found]
+
+
+def test_problems_are_traced_to_the_piece_whose_line_it_is():
+    # the usual style: each piece ends its lines, the head and the tail too
+    assert _traced(b"H\n", [b"A1\nA2\n", b"B1\n"], b"T\n", range(1, 6)) == \
+        [None, "INV-0", "INV-0", "INV-1", None]
+    # line break written before each record, a head that ends no line, no final newline
+    assert _traced(b"HEADER", [b"\nA1\nA2", b"\nB1", b"\nC1"], b"", range(1, 6)) == \
+        [None, "INV-0", "INV-0", "INV-1", "INV-2"]
+    # pieces on one line: the line is no single invoice's
+    assert _traced(b"H\n", [b"A;", b"B;"], b"", range(1, 3)) == [None, None]
+    # a tail that goes on on the last piece's line
+    assert _traced(b"H\n", [b"A1\n", b"B1"], b"END\n", range(1, 4)) == [None, "INV-0", None]
+    # a piece with nothing but a line break owns no line
+    assert _traced(b"H\n", [b"A1\n", b"\n", b"C1\n"], b"", range(1, 5)) == \
+        [None, "INV-0", None, "INV-2"]
