@@ -1,7 +1,9 @@
 """Files the user keeps are complete or absent, never half-written.
 
 Every such file is written to a temporary file in its own folder (``.pesgen-*.part``),
-flushed to disk, then renamed to its name: a rename within one folder is atomic. A
+flushed to disk, then renamed to its name: a rename within one folder is atomic (a
+name that must be new is taken with a hard link instead, which fails where a rename
+would replace a file that appeared since the check). A
 failure, a full disk, Ctrl-C or SIGTERM (the CLI turns it into ``KeyboardInterrupt``)
 leaves the previous file or none, and removes the temporary file. Only a hard kill or
 a power cut can leave a ``.pesgen-*.part`` file, and never under the final name.
@@ -58,14 +60,19 @@ def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
     return Path(name), digest.hexdigest()
 
 
-def write_file(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
+def write_file(path: Path, data: str | bytes, encoding: str = "utf-8",
+               new: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically. A file already there is replaced whole
-    and its permissions are kept (a payments file the user made private stays so)."""
+    and its permissions are kept (a payments file the user made private stays so); with
+    ``new``, a file already there (even one that appears meanwhile) is refused."""
     path = Path(path)
     blob = data.encode(encoding) if isinstance(data, str) else data
     tmp, _ = write_temp(path.parent, [blob], like=path)
     try:
-        os.replace(tmp, path)
+        if new:
+            _place_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -91,7 +98,10 @@ def commit(temps: Staged, overwrite: bool = False) -> list[Path]:
     done: list[Path] = []
     try:
         for tmp, final in temps:
-            os.replace(tmp, final)
+            if overwrite:
+                os.replace(tmp, final)
+            else:
+                _place_new(tmp, final)
             done.append(final)
     except BaseException:
         if not overwrite:
@@ -100,6 +110,24 @@ def commit(temps: Staged, overwrite: bool = False) -> list[Path]:
         discard(temps)
         raise
     return done
+
+
+def _place_new(tmp: Path, final: Path) -> None:
+    """Give ``tmp`` the name ``final`` only if no file has it: a hard link fails on a
+    taken name, where a rename would replace a file that appeared since the check. A
+    file system without hard links falls back to check-then-rename."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise UsageError(f"{final} appeared meanwhile; pesgen never overwrites it, nothing "
+                         "written") from None
+    except OSError:  # no hard links here (some network or FAT file systems)
+        if final.exists():
+            raise UsageError(f"{final} appeared meanwhile; pesgen never overwrites it, "
+                             "nothing written") from None
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
 
 
 def discard(temps: Staged, folder: Path | None = None) -> None:

@@ -320,7 +320,7 @@ def new_mapping(
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")
             out.parent.mkdir(parents=True, exist_ok=True)
-            write_file(out, text)
+            write_file(out, text, new=True)
     except PesgenError as exc:
         _fail(exc)
         return

@@ -105,10 +105,16 @@ def test_outputs_follow_the_umask(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}
 
 
-def test_commit_takes_back_the_renames_done_when_one_fails(tmp_path, monkeypatch):
+@pytest.mark.parametrize("links", [True, False])
+def test_commit_takes_back_the_renames_done_when_one_fails(tmp_path, monkeypatch, links):
     temps = [(write_temp(tmp_path, [b"%d" % i])[0], tmp_path / f"f{i}") for i in range(3)]
-    _fail_on(monkeypatch, 2, OSError("rename refused"), "replace")
-    with pytest.raises(OSError):
+    if links:  # a signal on the second file's link
+        _fail_on(monkeypatch, 2, KeyboardInterrupt("signal 15"), "link")
+    else:  # a file system without hard links: check, then rename
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(
+            PermissionError("no hard links here")))
+        _fail_on(monkeypatch, 2, OSError("rename refused"), "replace")
+    with pytest.raises((OSError, KeyboardInterrupt)):
         commit(temps)
     assert list(tmp_path.iterdir()) == []
 
@@ -257,3 +263,42 @@ def test_a_failed_writer_sweeps_its_own_temporary_files_and_no_one_elses(tmp_pat
     discard([], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, same_pid.name,
                                                                   "kept.xml"])
+
+
+def test_invoices_whose_image_names_clash_get_distinct_images():
+    from pesgen.payfip.datamatrix import image_name
+
+    used: set[str] = set()
+    names = [image_name("FA/1", 1, used), image_name("FA_1", 2, used),
+             image_name("fa_1", 3, used), image_name(None, 4, used),
+             image_name("FA_1-2", 5, used)]
+    assert names == ["FA_1", "FA_1-2", "fa_1-3", "piece-4", "FA_1-2-5"]
+    assert len({n.lower() for n in names}) == len(names)
+
+
+def test_a_name_taken_after_the_check_is_never_overwritten(tmp_path, monkeypatch):
+    """The check that a final name is free and the rename are two steps: a file that
+    appears between them must survive, and the export refuses (hard link, not rename)."""
+    from pesgen.errors import UsageError
+
+    final = tmp_path / "OUT.xml"
+    tmp, _ = write_temp(tmp_path, [b"ours"])
+    real_check = atomic.check_free
+
+    def late_arrival(temps):
+        real_check(temps)
+        final.write_bytes(b"theirs")
+
+    monkeypatch.setattr(atomic, "check_free", late_arrival)
+    with pytest.raises(UsageError, match="appeared meanwhile"):
+        commit([(tmp, final)])
+    assert final.read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["OUT.xml"]
+    # a new file written with new=True refuses a name taken since
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("mine", encoding="utf-8")
+    with pytest.raises(UsageError, match="appeared meanwhile"):
+        write_file(mapping, "scaffold", new=True)
+    assert mapping.read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["OUT.xml", "m.yaml"]
+    assert write_file(tmp_path / "n.yaml", "scaffold", new=True).read_text() == "scaffold"

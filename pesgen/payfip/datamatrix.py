@@ -182,6 +182,18 @@ class Written:
     images: list[Path]
 
 
+def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
+    """The file name (without extension) of a title's Datamatrix image: the invoice
+    number with what a file name cannot hold replaced by '_'. Two invoices that give the
+    same name (``FA/1`` and ``FA_1``, or ``fa_1`` on a file system blind to case) never
+    share one: the second takes its IdPce too. ``used`` collects the names given."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", invoice or f"piece-{id_pce}")
+    while name.lower() in used:
+        name = f"{name}-{id_pce}"
+    used.add(name.lower())
+    return name
+
+
 def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etablissement: str,
                   code_emetteur: str = "940033", version: int = LATEST,
                   image: str = "svg") -> list[Written]:
@@ -227,8 +239,9 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             out = csv.writer(buffer, delimiter=";", lineterminator="\n")
             out.writerow(["invoice", "id_bord", "id_pce", "layout", "payload", "image"])
             images = []
+            used: set[str] = set()
             for t, text in rows:
-                name = re.sub(r"[^A-Za-z0-9._-]", "_", t.invoice or f"piece-{t.id_pce}")
+                name = image_name(t.invoice, t.id_pce, used)
                 if image in ("svg", "both"):
                     images.append(folder / f"{name}.svg")
                     temps.append((write_temp(folder, [svg(text).encode("utf-8")],
