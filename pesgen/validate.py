@@ -112,6 +112,14 @@ _RESIDENCES: dict[tuple[str | None, str | None], str | None] = {}
 _ZERO = Decimal(0)
 
 
+def _next_element(el: Any) -> Any:
+    """The element after ``el``, past comments and processing instructions."""
+    nxt = el.getnext()
+    while nxt is not None and not isinstance(nxt.tag, str):
+        nxt = nxt.getnext()
+    return nxt
+
+
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
                  name: str, problems: list[Problem]) -> None:
     """The bordereau rules on one piece, and the title rules the XSD cannot express
@@ -141,7 +149,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         elif tag == "InfoTiers":
             debtors.setdefault(tuple([(c.tag, c.get("V")) for c in el]), el)
         elif tag == "CodRes":
-            pays = el.getnext()
+            pays = _next_element(el)
             residences.setdefault((el.get("V"), pays.get("V") if pays is not None and
                                    pays.tag == "CodPays" else None), el)
         elif tag == "InfoPrelevementSEPA":
@@ -241,7 +249,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             remember(_RESIDENCES, residence, message)
         if message:
             _locate(by_line, bord, name, "pes.address", message,
-                    el if residence[1] is None else el.getnext())
+                    el if residence[1] is None else _next_element(el))
     for (tag, code), el in banks.items():
         if code and (message := _bank_problem(tag, code)):
             _locate(by_line, bord, name, "sepa.iban" if tag == "IBAN" else "sepa.bic", message,

@@ -149,7 +149,18 @@ def test_golden_files_validate(golden):
     assert r.stdout.strip() == f"{golden}: valid (pesgen XSD + bordereau rules)"
 
 
+def _comment_after(xpath: str) -> Callable[[etree._Element], None]:
+    def tamper(root: etree._Element) -> None:
+        els = root.xpath(xpath)
+        assert els, xpath
+        for el in els:
+            el.addnext(etree.Comment(" a tool's comment "))
+    return tamper
+
+
 @pytest.mark.parametrize("tamper", [
+    # a comment between CodRes and CodPays is no missing CodPays
+    pytest.param(_comment_after(_piece(5, "Tiers/Adresse/CodRes")), id="comment-after-codres"),
     pytest.param(_add_after(_piece(9, "Tiers/Adresse/CodRes"), "CodPays", "100"),
                  id="resident-with-codpays-100"),
     pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
