@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__
 from .atomic import check_free, commit, discard, write_file
+from .build import PolicyNote
 from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
@@ -93,6 +94,11 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
                        prepared.origins, binding.where if binding else None)
         taken.refuse(None)  # early, before taking the lock
+        if prepared.debt_numbers and (older := store.unchecked_debts(key[0])):
+            prepared.result.notes.append(PolicyNote(
+                "store", "*", str(input_path), f"{older} active invoice(s) were recorded "
+                "before this store kept NumDettes: a NumDette of theirs is not checked "
+                "against this run's (see docs/state.md)"))
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:

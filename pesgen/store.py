@@ -362,6 +362,23 @@ class Store:
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
 
+    def unchecked_debts(self, id_coll: str) -> int:
+        """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept
+        NumDettes (runs created before it was applied, to the second): their NumDettes
+        cannot be checked."""
+        with self.engine.connect() as conn:
+            since = conn.execute(sa.select(schema_table.c.applied_at)
+                                 .where(schema_table.c.version == 3)).scalar()
+            if since is None:
+                return 0
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(run_invoices)
+                .join(runs, runs.c.id == run_invoices.c.run_id)
+                .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                       run_invoices.c.debt_number.is_(None), runs.c.typ_bord == "06",
+                       runs.c.created_at <= since))
+                .scalar() or 0)
+
     def _held(self, conn: Connection | None, id_coll: str, column: sa.Column[Any],
               values: list[str]) -> dict[str, tuple[str, str, int, str]]:
         """Active rows of a collectivity whose ``column`` is one of ``values``:
