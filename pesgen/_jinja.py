@@ -92,11 +92,13 @@ def _printf_padding(fmt: str, values: object) -> int:
     total, arg, i, end = 0, 0, fmt.find("%"), len(fmt)
     while i != -1:
         j = i + 1
+        key = None
         if fmt.startswith("(", j):  # a mapping key: parentheses nest, as in Python
             depth, j = 1, j + 1
             while j < end and depth:
                 depth += {"(": 1, ")": -1}.get(fmt[j], 0)
                 j += 1
+            key = fmt[i + 2:j - 1]
         while j < end and fmt[j] in "#0- +":
             j += 1
         for part in ("width", "precision"):
@@ -117,13 +119,26 @@ def _printf_padding(fmt: str, values: object) -> int:
         while j < end and fmt[j] in "hlL":
             j += 1
         if j < end and fmt[j] != "%":
-            arg += 1
+            # the value goes into the result as many times as the format names it
+            if key is not None:
+                value = values.get(key) if isinstance(values, Mapping) else None
+            else:
+                value = args[arg] if arg < len(args) else None
+                arg += 1
+            total += len(value) if isinstance(value, str) else 0
         i = fmt.find("%", j + 1)
     return total
 
 
 def _check_printf(what: str, fmt: str, values: object) -> None:
-    _bound(what, len(fmt) + _printf_padding(fmt, values), len(fmt))
+    _bound(what, len(fmt) + _printf_padding(fmt, values), len(fmt) + _args_size(values))
+
+
+def _args_size(values: object) -> int:
+    """What the arguments of a format bring by themselves: each distinct string once."""
+    items = (list(values.values()) if isinstance(values, Mapping) else
+             list(values) if isinstance(values, (tuple, list)) else [values])
+    return sum({id(x): len(x) for x in items if isinstance(x, str)}.values())
 
 
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type]
@@ -138,7 +153,8 @@ class _BoundedFormatter(SandboxedFormatter):
 
     def vformat(self, format_string: str, args: Sequence[Any],  # type: ignore[override]
                 kwargs: Mapping[str, Any]) -> str:
-        self.padding, self.source = 0, len(format_string)
+        self.padding = 0
+        self.source = len(format_string) + _args_size(tuple(args) + tuple(kwargs.values()))
         return super().vformat(format_string, args, kwargs)
 
     def format_field(self, value: object, format_spec: str) -> Any:
@@ -148,7 +164,11 @@ class _BoundedFormatter(SandboxedFormatter):
                 if digits:
                     self.padding += int(digits) if len(digits) <= 9 else 10 ** 9
             _bound("str.format", self.padding, self.source)
-        return super().format_field(value, format_spec)
+        result = super().format_field(value, format_spec)
+        # each field's text goes into the result: '{0}' * 1000 of a long text is counted
+        self.padding += len(result) if isinstance(result, str) else 0
+        _bound("str.format", self.padding, self.source)
+        return result
 
 
 class _BoundedEscapeFormatter(_BoundedFormatter, SandboxedEscapeFormatter):
