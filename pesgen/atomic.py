@@ -8,9 +8,9 @@ failure, a full disk, Ctrl-C or SIGTERM (the CLI turns it into ``KeyboardInterru
 leaves the previous file or none, and removes the temporary file. Only a hard kill or
 a power cut can leave a ``.pesgen-*.part`` file, and never under the final name.
 
-``write_file`` writes one file. A writer of several files stages them with
-``write_temp`` and puts them in place together with ``commit`` (or throws them away
-with ``discard``); ``write_folder`` creates a new folder whole.
+``write_file`` writes one file. A writer of several files stages them with ``stage``
+and puts them in place together with ``commit`` (or throws them away with
+``discard``); ``write_folder`` creates a new folder whole.
 """
 
 from __future__ import annotations
@@ -58,6 +58,16 @@ def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name), digest.hexdigest()
+
+
+def stage(temps: Staged, final: Path, chunks: Iterable[bytes], like: Path | None = None
+          ) -> tuple[Path, str]:
+    """Write ``chunks`` to a temporary file beside ``final`` (``write_temp``) and add
+    the pair to ``temps``, for ``commit`` or ``discard``; return what ``write_temp``
+    returns."""
+    tmp, digest = write_temp(final.parent, chunks, like)
+    temps.append((tmp, final))
+    return tmp, digest
 
 
 def write_file(path: Path, data: str | bytes, encoding: str = "utf-8",

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from .atomic import commit, discard, write_temp
+from .atomic import commit, discard, stage
 from .errors import Problem, UsageError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
@@ -115,12 +115,12 @@ def regenerate_expected(produced: Path, expected: Path) -> None:
     temps: list[tuple[Path, Path]] = []
     try:
         for name in names:
-            temps.append((write_temp(expected, [(produced / name).read_bytes()],
-                                     like=expected / name)[0], expected / name))
+            stage(temps, expected / name, [(produced / name).read_bytes()],
+                  like=expected / name)
         if "README.md" not in names:
             names.append("README.md")
-            temps.append((write_temp(expected, [_EXPECTED_README.encode("utf-8")],
-                                     like=expected / "README.md")[0], expected / "README.md"))
+            stage(temps, expected / "README.md", [_EXPECTED_README.encode("utf-8")],
+                  like=expected / "README.md")
     except BaseException:
         discard(temps)
         raise

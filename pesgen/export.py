@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic import commit, discard, write_temp
+from .atomic import commit, discard, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
@@ -429,8 +429,7 @@ class Exporter:
                     if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
                         result.skipped.append(name)
                         continue
-                    tmp, digest = write_temp(self.out_dir, self._chunks(renderer, doc, spool))
-                    temps.append((tmp, final))
+                    tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool))
                     stream = b.streams[index] if b.streams else None
                     if stream is not None:
                         found = self._validate_streamed(stream, renderer, b, index, doc, tmp,
@@ -453,8 +452,7 @@ class Exporter:
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites "
                                          "an export (choose another --out folder)")
-                    tmp, _ = write_temp(self.out_dir, [text.encode("utf-8")])
-                    temps.append((tmp, final))
+                    stage(temps, final, [text.encode("utf-8")])
                     result.references.append(final)
             if problems:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "

@@ -44,7 +44,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from lxml import etree
 
-from ..atomic import commit, discard, write_temp
+from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem
 from ..store import Store, run_invoices
 from .models import to_cents
@@ -244,17 +244,14 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                 name = image_name(t.invoice, t.id_pce, used)
                 if image in ("svg", "both"):
                     images.append(folder / f"{name}.svg")
-                    temps.append((write_temp(folder, [svg(text).encode("utf-8")],
-                                             like=images[-1])[0], images[-1]))
+                    stage(temps, images[-1], [svg(text).encode("utf-8")], like=images[-1])
                 if image in ("png", "both"):
                     images.append(folder / f"{name}.png")
-                    temps.append((write_temp(folder, [png(text)], like=images[-1])[0],
-                                  images[-1]))
+                    stage(temps, images[-1], [png(text)], like=images[-1])
                 out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)",
                               text, f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
             path = target / f"{stem}.datamatrix.csv"
-            temps.append((write_temp(target, [buffer.getvalue().encode("utf-8")], like=path)[0],
-                          path))
+            stage(temps, path, [buffer.getvalue().encode("utf-8")], like=path)
             written.append(Written(path, images))
         commit(temps, overwrite=True)
     except BaseException:
