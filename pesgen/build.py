@@ -357,14 +357,15 @@ class Builder:
         if debt is not None:
             # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
             # payment reference read it as one), whatever zeros the file carries
-            other = self.debts.get(debt_key(debt))
+            key = debt_key(debt)
+            other = self.debts.get(key)
             if other is not None:
                 ctx.problem("pes.num-dette-unique", f"NumDette {debt} is already the debt "
                             f"number of invoice {other[0]} ({other[1]}): two titles would "
                             "share one payment reference",
                             mapping=self.inv["debt_number"].where)
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
-            self.debts[debt_key(debt)] = (number, src.origin)
+            self.debts[key] = (number, src.origin)
 
         title = Title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),

@@ -94,7 +94,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
                        prepared.origins, binding.where if binding else None)
         taken.refuse(None)  # early, before taking the lock
-        if prepared.debt_numbers and (older := store.unchecked_debts(key[0])):
+        if taken.debts and (older := store.unchecked_debts(key[0])):
             prepared.result.notes.append(PolicyNote(
                 "store", "*", str(input_path), f"{older} active invoice(s) were recorded "
                 "before this store kept NumDettes: a NumDette of theirs is not checked "

@@ -34,7 +34,7 @@ from .checks import (
     residence_problem,
 )
 from .errors import OutputInvalidError, Problem, UsageError
-from .keys import cle2
+from .keys import cle2, debt_key
 from .memo import bank_code, remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
@@ -165,7 +165,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     seen_ids.add(id_pce or "")
     debt = bloc.get("NumDette")
     if debt is not None:
-        key = (debt.lstrip("0"), bloc.get("Per"))
+        key = (debt_key(debt), bloc.get("Per"))
         if key in bord.debts:
             problems.append(Problem("pes.num-dette-unique", f"NumDette {debt} (Per "
                                     f"{key[1]}) appears twice: two titles would share one "
