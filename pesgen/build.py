@@ -16,16 +16,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from stdnum import bic as std_bic
-from stdnum import iban as std_iban
-from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siret as std_siret
 
+from .checks import BANK_RULES, checked_bank_code
 from .errors import MappingError, Problem
 from .formats import Format
 from .keys import debt_key
 from .mapping import Binding, Mapping
-from .memo import bank_code, remember
+from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
 from .parse import parse_amount, parse_bool, parse_date
 from .sources import SourceInvoice
@@ -735,12 +733,9 @@ class Builder:
                             mapping=self.mapping.where("codes"))
         iban = need("iban")
         if iban is not None:
-            iban = self._bank_code(ctx, std_iban, str(iban), p["iban"],
-                                   lambda code, exc: ("sepa.iban", f"IBAN is invalid ({exc})"))
+            iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])
         bic = ev(p.get("bic"))
-        bic = None if _blank(bic) else self._bank_code(
-            ctx, std_bic, str(bic), p["bic"],
-            lambda code, exc: ("sepa.bic", f"BIC '{code}' is invalid ({exc})"))
+        bic = None if _blank(bic) else self._bank_code(ctx, "BIC", str(bic), p["bic"])
         holder_raw = ev(p.get("holder"))
         if _blank(holder_raw) and debtor is not None:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
@@ -754,16 +749,13 @@ class Builder:
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
                        label=label)
 
-    def _bank_code(self, ctx: _Ctx, module: Any, raw: str, binding: Binding,
-                   problem: Callable[[str, Exception], tuple[str, str]]) -> str | None:
-        """An IBAN or BIC compacted and checked by python-stdnum; None with a problem
-        when invalid."""
-        try:
-            return bank_code(module, raw)
-        except StdnumError as exc:
-            rule, message = problem(module.compact(raw), exc)
-            ctx.problem(rule, message, mapping=binding.where)
-            return None
+    def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
+        """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a
+        problem when invalid."""
+        code, message = checked_bank_code(kind, raw)
+        if message is not None:
+            ctx.problem(BANK_RULES[kind], message, mapping=binding.where)
+        return code
 
 
 def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:

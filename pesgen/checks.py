@@ -12,7 +12,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from stdnum import bic as std_bic
+from stdnum import iban as std_iban
+from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siret as std_siret
+
+from .memo import bank_code
 
 # CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
 CAT_NAT_GRID: dict[str, frozenset[str]] = {
@@ -75,3 +80,22 @@ def mandate_date_problem(signed_on: Any, debit_date: Any) -> str | None:
     if signed_on > debit_date:
         return f"mandate signed {signed_on}, after the debit date {debit_date}"
     return None
+
+
+# the rule of each bank code, by the PES element that holds it
+BANK_RULES = {"IBAN": "sepa.iban", "BIC": "sepa.bic"}
+_BANK_MODULES = {"IBAN": std_iban, "BIC": std_bic}
+
+
+def checked_bank_code(kind: str, raw: str) -> tuple[str | None, str | None]:
+    """An IBAN or a BIC (``kind``) checked by python-stdnum (memoised, ``memo.bank_code``):
+    (the code compacted, None) when valid, else (None, the message of its rule in
+    ``BANK_RULES``)."""
+    module = _BANK_MODULES[kind]
+    try:
+        return bank_code(module, raw), None
+    except StdnumError as exc:
+        if kind == "IBAN":
+            return None, f"IBAN is invalid ({exc})"
+        return None, f"BIC '{module.compact(raw)}' is invalid ({exc})"
+

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from stdnum import bic as std_bic
-from stdnum import iban as std_iban
-from stdnum.exceptions import ValidationError as StdnumError
 
 from .checks import (
+    BANK_RULES,
+    checked_bank_code,
     civility_problem,
     first_name_problem,
     grid_problem,
@@ -35,7 +34,7 @@ from .checks import (
 )
 from .errors import OutputInvalidError, Problem, UsageError
 from .keys import cle2, debt_key
-from .memo import bank_code, remember
+from .memo import remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
 MAX_PIECES = 99999
@@ -102,9 +101,8 @@ def _v(el: etree._Element | None) -> str | None:
 # it looks for, on every node of the piece.
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
-_BANK = {"IBAN": std_iban, "BIC": std_bic}
 _PIECE_WALK = ("BlocPiece", "IdLigne", "MtHT", "InfoPrelevementSEPA", "InfoTiers", "CodRes",
-               *_BANK)
+               *BANK_RULES)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIGITS = frozenset("0123456789")
 # pes.address's message (None: none) for each (CodRes, CodPays) seen
@@ -251,9 +249,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             _locate(by_line, bord, name, "pes.address", message,
                     el if residence[1] is None else _next_element(el))
     for (tag, code), el in banks.items():
-        if code and (message := _bank_problem(tag, code)):
-            _locate(by_line, bord, name, "sepa.iban" if tag == "IBAN" else "sepa.bic", message,
-                    el)
+        if code and (message := checked_bank_code(tag, code)[1]):
+            _locate(by_line, bord, name, BANK_RULES[tag], message, el)
     if by_line:
         problems.extend(problem for _line, problem in sorted(by_line, key=lambda lp: lp[0]))
     if len(sepa_keys) > 1:
@@ -288,16 +285,6 @@ def _debtor_verdict(values: dict[str, str | None]) -> tuple[tuple[str, str, str 
         found += [("pes.id-tiers", message, target)
                   for message in id_tiers_problems(id_tiers, kind)]
     return tuple(found)
-
-
-def _bank_problem(tag: str, code: str) -> str | None:
-    """An IBAN's or a BIC's check by python-stdnum, memoised with the mapping stage's
-    (``memo.bank_code``), worded as there (sepa.iban, sepa.bic)."""
-    try:
-        bank_code(_BANK[tag], code)
-    except StdnumError as exc:
-        return f"IBAN is invalid ({exc})" if tag == "IBAN" else f"BIC '{code}' is invalid ({exc})"
-    return None
 
 
 def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str, rule: str,
