@@ -126,7 +126,7 @@ class _PieceLines:
         breaks = data.count(b"\n")
         end = len(data.rstrip(b"\r\n"))
         if end:
-            start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in b"\r\n" else 0
+            start = len(data) - len(data.lstrip(b"\r\n"))
             self.firsts.append(base + data.count(b"\n", 0, start) + 1)
             self.lasts.append(base + breaks - data.count(b"\n", end) + 1)
         else:  # nothing but line breaks: no line is this piece's
@@ -390,9 +390,8 @@ class Exporter:
                 mini.declared_total != report.total:
             return self._validate(tmp, renderer, name)
         if self.official_xsd is not None:
-            problems = validate_against(tmp, official_xsd_path(self.official_xsd), "dgfip")
-            return [replace(p, record=(p.record or "").replace(tmp.name, name, 1) or name)
-                    for p in problems]
+            return _named(validate_against(tmp, official_xsd_path(self.official_xsd),
+                                           "dgfip"), tmp, name)
         return []
 
     # ------------------------------------------------------------------ phase 2
@@ -492,6 +491,11 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
         return validate_file(path, load_layout(spec.layout), name, encoding)
     else:
         return []
+    return _named(problems, path, name)
+
+
+def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
+    """Problems found in the temporary file ``path``, naming the file as ``name``."""
     return [replace(p, record=(p.record or "").replace(path.name, name, 1) or name)
             for p in problems]
 
