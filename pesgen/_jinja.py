@@ -81,8 +81,12 @@ def _int(value: object) -> int:
 def _own_size(items: list[Any]) -> int:
     """What a list of values holds by itself: one per item, plus the length of each
     distinct string or sequence (``[s] * 1000`` holds ``s`` once, not 1000 times)."""
-    seen = {id(x): len(x) for x in items if isinstance(x, (str, list, tuple))}
-    return len(items) + sum(seen.values())
+    return len(items) + _distinct_size(items, (str, list, tuple))
+
+
+def _distinct_size(items: Iterable[Any], kinds: type | tuple[type, ...]) -> int:
+    """The lengths of the distinct objects of ``kinds`` among ``items``, each once."""
+    return sum({id(x): len(x) for x in items if isinstance(x, kinds)}.values())
 
 
 def _printf_padding(fmt: str, values: object) -> int:
@@ -136,9 +140,9 @@ def _check_printf(what: str, fmt: str, values: object) -> None:
 
 def _args_size(values: object) -> int:
     """What the arguments of a format bring by themselves: each distinct string once."""
-    items = (list(values.values()) if isinstance(values, Mapping) else
-             list(values) if isinstance(values, (tuple, list)) else [values])
-    return sum({id(x): len(x) for x in items if isinstance(x, str)}.values())
+    items = (values.values() if isinstance(values, Mapping) else
+             values if isinstance(values, (tuple, list)) else [values])
+    return _distinct_size(items, str)
 
 
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type]
