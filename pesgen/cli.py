@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
 import signal
 import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -575,8 +577,55 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+class _ClosedPipeSafe(io.RawIOBase):
+    """Standard output that a reader may close early (`pesgen export … | head -1`).
+
+    The summary is printed after the run is committed: a reader that stops reading must
+    not turn that into a failure (click would exit 1 on the broken pipe). What is left to
+    print goes to the null device, and the command's own exit code stands."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.closed_by_reader = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data))
+        if self.closed_by_reader:
+            return size
+        try:
+            return os.write(self.fd, data)
+        except BrokenPipeError:
+            self.closed_by_reader = True
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.fd)  # later writes of anyone to fd 1 go nowhere, quietly
+            os.close(null)
+            return size
+
+
+def _pipe_safe_stdout() -> None:
+    out = sys.stdout
+    if out is None or out.isatty():
+        return
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture)
+        return
+    out.flush()
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)),
+                                  encoding=out.encoding, errors=out.errors,
+                                  line_buffering=True)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _pipe_safe_stdout()
     try:
         app()  # Ctrl-C and SIGTERM end as click's "Aborted!", after the clean-up
     except PesgenError as exc:  # pragma: no cover - commands catch their own

@@ -451,3 +451,36 @@ def test_an_output_folder_the_system_refuses_is_a_clean_error(tmp_path):
     assert r.returncode == ExitCode.USAGE, r.stderr
     assert "Traceback" not in r.stderr
     assert f"error: Not a directory ({blocker / 'out'})" in r.stderr
+
+
+def test_a_reader_that_closes_the_pipe_early_does_not_fail_a_committed_run(tmp_path):
+    """`pesgen export … | head -1`: the run is committed before the summary is printed, so
+    a closed standard output is not a failure (click alone would exit 1)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write breaks
+    db = tmp_path / "store.sqlite3"
+    try:
+        r = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                            str(EXAMPLES / "school-export.json"), "-o", str(tmp_path / "out"),
+                            "--db", str(db), "--date", RUN_DATE],
+                           stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr
+    listed = subprocess.run([*_pesgen_command(), "runs", "list", "--db", str(db)],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0
+    assert " committed " in listed.stdout and "11 title(s)" in listed.stdout
+    # a failing command keeps its own exit code and its message on standard error
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        again = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                                str(EXAMPLES / "school-export.json"), "-o",
+                                str(tmp_path / "again"), "--db", str(db), "--date", RUN_DATE],
+                               stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert again.returncode == ExitCode.STATE, again.stderr
+    assert "error:" in again.stderr and "Traceback" not in again.stderr
