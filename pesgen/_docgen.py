@@ -57,6 +57,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "pes.num-dette-unique", "Two titles of a run never share a NumDette: with Per it makes the payment reference (Datamatrix, PayFiP refdet) a family pays with.", "pesgen (DT v5.19 BlocPiece/NumDette: the invoice number of the article)"),
     ("input", "pes.first-name", "A person (CatTiers 01) has a first name.", "DT v5.19 InfoTiers/Prenom"),
     ("input", "pes.civility", "A person has a civility (policy missing_civility), never Mademoiselle.", "DT v5.19 InfoTiers/Civilite"),
+    ("input", "pes.bordereau-amount", "A bordereau's total (MtBordHt) fits Base_Montant (at most 999 999 999 999.99): the title that would pass it is refused, by name.", "DT v5.19 BlocBordereau/MtBordHt; Base_Montant"),
     ("input", "pes.postal-code", "A French postal code has 5 digits.", "DT v5.19 Adresse/CP"),
     ("input", "pes.foreign-address", "A foreign address follows policy foreign_address (CP 99999, CodRes 1, CodPays).", "DT v5.19 Adresse/CP, CodRes, CodPays"),
     ("input", "pes.siret", "A payer SIRET (IdTiers) has a valid checksum.", "DT v5.19 InfoTiers/IdTiers"),

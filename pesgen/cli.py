@@ -458,22 +458,25 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
 
 
 @runs_app.command("find")
-def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number.")],
+def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or NumDette).")],
+              debt: Annotated[bool, typer.Option(
+                  "--debt", help="Find by NumDette, the debt number of a family's payment "
+                  "reference (leading zeros do not count).")] = False,
               db: DbOpt = None) -> None:
-    """Which run(s) hold an invoice (active or cancelled)."""
+    """Which run(s) hold an invoice, or a NumDette (active or cancelled)."""
     try:
-        found = _store(db).find_invoice(invoice)
+        found = _store(db).find_invoice(invoice, by_debt=debt)
     except PesgenError as exc:
         _fail(exc)
         return
     if not found:
-        typer.echo(f"{invoice}: in no run")
+        typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
         raise typer.Exit(1)
     for f in found:
         state = "active" if f["active"] else f"freed ({f['status']})"
-        debt = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
-        typer.echo(f"{invoice}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
-                   f"{f['id_bord']} IdPce {f['id_pce']}{debt}  {f['amount']}  {state}")
+        debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
+        typer.echo(f"{f['invoice']}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
+                   f"{f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}")
 
 
 @runs_app.command("cancel")

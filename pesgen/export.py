@@ -43,7 +43,7 @@ from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .render import FileRenderer, renderers
-from .rules import RuleContext, check_title
+from .rules import MAX_AMOUNT, RuleContext, check_title
 from .sources import read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize
@@ -322,6 +322,16 @@ class Exporter:
             problems.extend(check_title(built.title, self.rule_ctx))
             if problems:
                 continue  # keep checking the rest, render nothing more
+            if current is not None and current.total + built.title.total > MAX_AMOUNT:
+                # MtBordHt is a Base_Montant too: refused here, naming the invoice that
+                # passes it, rather than by the XSD on the assembled header, which names none
+                problems.append(Problem(
+                    "pes.bordereau-amount", f"the bordereau's total (MtBordHt) would reach "
+                    f"{current.total + built.title.total} with this title, over "
+                    f"{MAX_AMOUNT} (Base_Montant: 12 digits before the decimal point); "
+                    "check the amounts' unit", record=built.title.origin,
+                    invoice=built.title.invoice_number))
+                continue
             if current is None or current.count >= max_pieces:
                 current = _Spooled([prepared.stack.enter_context(
                     tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])

@@ -36,7 +36,7 @@ from .memo import bank_code
 from .model import Title
 from .text import sepa_bad_chars
 
-_MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
+MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 _BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
 
 
@@ -126,7 +126,7 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
             yield f"line {ln.number} amount {ln.amount} has more than 2 decimals"
     if sum((ln.amount for ln in t.lines), Decimal(0)) != t.total:
         yield "the title total is not the sum of its lines"
-    if t.total > _MAX_AMOUNT:
+    if t.total > MAX_AMOUNT:
         yield f"total {t.total} exceeds 14 digits"
     if not t.lines:
         yield "a title needs at least one line"

@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import RecordConflict, StateError, UsageError
+from .keys import debt_key
 
 metadata = sa.MetaData()
 
@@ -461,12 +462,16 @@ class Store:
                 run_invoices.c.run_id == row["id"])).scalar()
         return {**dict(row), "files": files, "invoice_count": count}
 
-    def find_invoice(self, invoice: str) -> list[dict[str, Any]]:
+    def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
+        """The titles recorded for an invoice number, or with ``by_debt`` for a NumDette
+        (compared as a number, like the guard: leading zeros do not count)."""
+        where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
+                 else run_invoices.c.invoice == invoice)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise)
                 .join(runs, runs.c.id == run_invoices.c.run_id)
-                .where(run_invoices.c.invoice == invoice).order_by(runs.c.created_at))
+                .where(where).order_by(runs.c.created_at))
             out = []
             for r in rows:
                 m = dict(r._mapping)

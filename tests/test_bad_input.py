@@ -117,6 +117,25 @@ def _where(mapping: Path, line_text: str, key: str) -> str:
 # ---------------------------------------------------------------- input records
 
 
+def test_a_bordereau_total_past_base_montant_names_the_invoice_that_passes_it(tmp_path):
+    """Each title fits Base_Montant, their sum does not: MtBordHt would be refused by the
+    XSD on the header, naming no invoice; pesgen names the invoice that passes it."""
+    data = _example()
+    big = "600000000000.00"
+    for number in ("FA-2026-00101", "FA-2026-00102"):
+        invoice = data["invoices"][_index(data, number)]
+        invoice["lines"] = invoice["lines"][:1]
+        invoice["lines"][0].update(unit_price=big, amount=big)
+        invoice["total"] = big
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    problem = _only(exc, "pes.bordereau-amount")
+    assert problem.invoice == "FA-2026-00102"
+    second = _index(data, "FA-2026-00102")
+    assert problem.record == f"{tmp_path / 'school-export.json'}:$.invoices[{second}]"
+    assert "over 999999999999.99" in problem.message
+    assert exc.exit_code == ExitCode.INPUT
+
+
 def test_invalid_iban_checksum(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00101")

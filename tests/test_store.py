@@ -227,6 +227,17 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
     assert held["debt_number"] == "202600104" and held["run_id"] == second.run_id
     found = _cli(["runs", "find", "FB-2026-00104"], db_url)
     assert "IdPce 2 NumDette 202600104" in found.stdout, found.stdout
+    # support staff find a title by the NumDette a family reads out (zeros or not)
+    for asked in ("0202600104", "202600104"):
+        by_debt = _cli(["runs", "find", "--debt", asked], db_url)
+        assert by_debt.returncode == 0, by_debt.stdout
+        held_lines = [ln for ln in by_debt.stdout.splitlines() if "active" in ln]
+        assert held_lines == [ln for ln in by_debt.stdout.splitlines()
+                              if ln.startswith("FB-2026-00104: ") and second.run_id in ln
+                              and "active" in ln], by_debt.stdout
+        assert len(held_lines) == 1
+    missing = _cli(["runs", "find", "--debt", "999999"], db_url)
+    assert missing.returncode == 1 and "NumDette 999999: in no run" in missing.stdout
     # and the second run holds it now
     third = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
     with pytest.raises(StateError) as info:
