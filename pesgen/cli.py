@@ -68,13 +68,13 @@ def _official(value: Path | None) -> Path | None:
     return value or (Path(configured).expanduser() if configured else None)
 
 
-def _parse_date(value: str | None) -> date | None:
+def _parse_date(value: str | None, option: str = "--date") -> date | None:
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--date must be YYYY-MM-DD, got '{value}'") from None
+        raise UsageError(f"{option} must be YYYY-MM-DD, got '{value}'") from None
 
 
 @app.command()

@@ -213,3 +213,10 @@ def test_fake_and_serve_commands_as_processes(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+@pytest.mark.parametrize("command", [("payfip", "payments"), ("payfip", "reconcile")])
+def test_a_malformed_since_names_the_since_option(command):
+    code, _out, err = _run(*command, "--since", "01/11/2026")
+    assert code == 2
+    assert "--since must be YYYY-MM-DD, got '01/11/2026'" in err

@@ -378,3 +378,43 @@ def test_a_flood_of_forged_idops_is_limited_but_known_ones_always_pass(flow, sto
         clock.now += 61
         assert post(forged[5]) == 404
         assert len(ledger.list_anomalies(store)) == 4
+
+
+def _reexported(flow, store, tmp_path, total: str | None) -> None:
+    """Cancel the example's run; re-export FA-2026-00102 (at another total, if given)."""
+    import json
+    from datetime import date
+
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    store.cancel(run, "rejected by the trésorerie")
+    if total is None:
+        return
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
+    invoice["total"] = total
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+
+
+@pytest.mark.parametrize("total, kinds", [
+    (None, ["run-cancelled"]),  # the run was cancelled, nothing exported since
+    ("150.00", ["run-cancelled", "amount-due-changed"]),  # re-exported at another amount
+])
+def test_a_payment_through_the_link_of_a_cancelled_title_is_an_anomaly(flow, store, tmp_path,
+                                                                       total, kinds):
+    old = flow.link()
+    assert old.amount_cents == 18750
+    _reexported(flow, store, tmp_path, total)
+    if total is not None:
+        assert flow.link().amount_cents == 15000  # the title now due
+    flow.pay(old, "card")  # the family pays the link it was sent first
+    assert ledger.get_operation(store, old.id_op)["status"] == "anomaly"
+    pay = _payment(store)
+    assert pay["status"] != "paid" and pay["paid_cents"] is None
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds

@@ -261,3 +261,19 @@ def test_a_trailing_newline_never_passes_a_pattern(pattern, value):
     regex = getattr(models, pattern)
     assert regex.match(value.rstrip("\n"))
     assert not regex.match(value)
+
+
+@pytest.mark.parametrize("key", ["idOp", "idop", "IDOP"])
+def test_a_created_operation_s_idop_is_read_whatever_its_spelling(key):
+    """The detail's keys are read without regard to case; so is the creation's answer
+    (the reference samples spell it idOp and idop)."""
+    import httpx
+
+    from pesgen.payfip.client import PayfipClient
+
+    answer = soap.response("creerPaiementSecurise", [("idOp", "cc0cb210-1cd4-11ea")])
+    answer = answer.replace(b"idOp>", key.encode() + b">")  # as PayFiP may spell it
+    transport = httpx.MockTransport(lambda request: httpx.Response(
+        200, content=answer, headers={"content-type": "text/xml; charset=utf-8"}))
+    client = PayfipClient(http=httpx.Client(transport=transport))
+    assert client.creer_paiement_securise(GOOD) == "cc0cb210-1cd4-11ea"

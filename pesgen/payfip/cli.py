@@ -170,7 +170,7 @@ def reconcile(
         from .service import default_factory
         from .service import reconcile as do_reconcile
 
-        day = _parse_date(since)
+        day = _parse_date(since, "--since")
         outcomes = do_reconcile(_store(db), default_factory(endpoint, timeout),
                                 day.isoformat() if day else None)
     except PesgenError as exc:
@@ -212,7 +212,7 @@ def payments(
 
         if fmt not in ("csv", "json"):
             raise UsageError(f"--format must be csv or json, got '{fmt}'")
-        rows = list_payments(_store(db), _parse_date(since), history and fmt == "json")
+        rows = list_payments(_store(db), _parse_date(since, "--since"), history and fmt == "json")
     except PesgenError as exc:
         _fail(exc)
         return

@@ -83,7 +83,8 @@ class PayfipClient:
         """Create an operation; returns its idOp."""
         req.validated()
         element = self._call("creerPaiementSecurise", req.soap_fields())
-        id_op = soap.values(element, "return").get("idOp", "")
+        # the spelling of the answer's keys varies (idOp, idop), as in the detail below
+        id_op = _tolerant(soap.values(element, "return"), ("idOp",)).get("idOp", "")
         if not IDOP_RE.match(id_op):
             raise PayfipFault(f"invoice {req.invoice}: PayFiP returned no usable idOp",
                               kind="Protocol")
