@@ -406,7 +406,7 @@ def _default_record(layout: Layout) -> RecordType | None:
 
 def _record_type(layout: Layout, fields: list[str] | None, text: str
                  ) -> tuple[RecordType | None, str | None]:
-    if len(layout.records) == 1:
+    if len(layout.records) == 1 and not layout.type_column:
         return layout.records[0], None
     col = next(c for r in layout.records for c in r.columns if c.name == layout.type_column)
     if layout.kind == "csv":

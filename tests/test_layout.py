@@ -248,3 +248,26 @@ def test_a_default_record_type_lets_a_header_details_and_a_trailer_coexist(tmp_p
         _layout(tmp_path, two_defaults, "two.yaml")
     assert any("one record type at most is the default" in p.message
                for p in info.value.problems)
+
+
+def test_a_single_record_type_still_checks_its_when(tmp_path):
+    """With record_type_column set, one record type selects only the lines its `when`
+    names: another type code is refused, not taken for that record."""
+    text = """\
+pesgen_layout: 1
+name: ONE
+kind: csv
+delimiter: ";"
+record_type_column: Type
+records:
+  - type: detail
+    when: "D"
+    columns:
+      - {name: Type, type: code, values: [D]}
+      - {name: Montant, type: decimal, decimals: 2}
+"""
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b"D;1.00\n") == []
+    problems = _check(tmp_path, layout, b"X;1.00\n")
+    assert [(p.rule, p.record) for p in problems] == [("layout.record-type", "OUT.txt:1")]
+    assert "'X' is no record type (known: 'D' (detail))" in problems[0].message
