@@ -539,5 +539,11 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -
             report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "
                        f"padded with {col.pad!r}")
             continue
+        if (col.pad == "0" and col.align != "left" and col.type in _NUMERIC and col.signed
+                and value.startswith("-") and len(value) < len(raw)):
+            report.add(number, "layout.type", f"{where}: {_show(raw)} has the padding "
+                       f"{col.pad!r} before its sign (the sign comes first: "
+                       f"{_show('-' + value[1:].rjust(len(raw) - 1, col.pad))})")
+            continue
         for rule, message in check_value(col, value):
             report.add(number, rule, f"{where}: {message}")

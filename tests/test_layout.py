@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pesgen.errors import MappingError
+from pesgen.filters import fixed
 from pesgen.layout import check_value, load_layout, split_csv, validate_file
 
 CSV_LAYOUT = """\
@@ -271,3 +272,16 @@ records:
     problems = _check(tmp_path, layout, b"X;1.00\n")
     assert [(p.rule, p.record) for p in problems] == [("layout.record-type", "OUT.txt:1")]
     assert "'X' is no record type (known: 'D' (detail))" in problems[0].message
+
+
+def test_zero_padding_before_the_sign_is_refused(tmp_path):
+    """A signed number padded with zeros carries its sign first ('-0000012', as the
+    fixed filter writes it): '00000-12' is refused."""
+    text = FIXED_LAYOUT.replace('{name: Montant, type: integer, width: 6, pad: "0",',
+                                '{name: Montant, type: integer, width: 6, pad: "0", signed: true,')
+    layout = _layout(tmp_path, text)
+    good = f"02{fixed(-85, 6, 'right', '0')}DUPONT  \n02000850DUPONT  \n"
+    assert _check(tmp_path, layout, good.encode("latin-1")) == []
+    problems = _check(tmp_path, layout, b"020-0085DUPONT  \n")
+    assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")]
+    assert "'0-0085' has the padding '0' before its sign" in problems[0].message
