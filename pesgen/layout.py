@@ -455,6 +455,8 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
             _check_csv_line(layout, report, number, text)
         else:
             _check_fixed_line(layout, report, number, text)
+    if not last_line and layout.kind == "csv" and layout.header:
+        report.add(1, "layout.header", f"the header line is missing: {report.shown} is empty")
     if last_line and not last_term and layout.final_newline:
         report.add(last_line, "layout.final-newline",
                    f"the last line does not end with {_nl_name(want_nl)}")

@@ -149,6 +149,9 @@ def test_header_line(tmp_path):
     problems = _check(tmp_path, layout, bad.encode())
     assert [(p.rule, p.record) for p in problems] == [("layout.header", "OUT.txt:1")]
     assert "header field 2 is 'Sense', the layout wants 'Sens'" in problems[0].message
+    problems = _check(tmp_path, layout, b"", "EMPTY.csv")
+    assert [(p.rule, p.record) for p in problems] == [("layout.header", "EMPTY.csv:1")]
+    assert "the header line is missing: EMPTY.csv is empty" in problems[0].message
 
 
 def test_fixed_width_records(tmp_path):
