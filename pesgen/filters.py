@@ -73,7 +73,11 @@ def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     text = "" if value is None else str(value)
     if len(text) > _width(width):
         raise ValueError(f"{text!r} is longer than {width} characters")
-    return text.ljust(width, fill) if align == "left" else text.rjust(width, fill)
+    if align == "left":
+        return text.ljust(width, fill)
+    if fill == "0" and text[:1] in ("-", "+"):
+        return text.zfill(width)  # the sign comes before the zeros: '-0000012'
+    return text.rjust(width, fill)
 
 
 def csv_field(value: Any, delimiter: str = ";", quote: str = '"') -> str:

@@ -406,7 +406,7 @@ def _default_record(layout: Layout) -> RecordType | None:
 
 def _record_type(layout: Layout, fields: list[str] | None, text: str
                  ) -> tuple[RecordType | None, str | None]:
-    if len(layout.records) == 1:
+    if len(layout.records) == 1 and not layout.type_column:
         return layout.records[0], None
     col = next(c for r in layout.records for c in r.columns if c.name == layout.type_column)
     if layout.kind == "csv":
@@ -455,6 +455,8 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
             _check_csv_line(layout, report, number, text)
         else:
             _check_fixed_line(layout, report, number, text)
+    if not last_line and layout.kind == "csv" and layout.header:
+        report.add(1, "layout.header", f"the header line is missing: {report.shown} is empty")
     if last_line and not last_term and layout.final_newline:
         report.add(last_line, "layout.final-newline",
                    f"the last line does not end with {_nl_name(want_nl)}")
@@ -538,6 +540,12 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -
         if col.pad != " " and value != value.strip(" "):
             report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "
                        f"padded with {col.pad!r}")
+            continue
+        if (col.pad == "0" and col.align != "left" and col.type in _NUMERIC and col.signed
+                and value.startswith("-") and len(value) < len(raw)):
+            report.add(number, "layout.type", f"{where}: {_show(raw)} has the padding "
+                       f"{col.pad!r} before its sign (the sign comes first: "
+                       f"{_show('-' + value[1:].rjust(len(raw) - 1, col.pad))})")
             continue
         for rule, message in check_value(col, value):
             report.add(number, rule, f"{where}: {message}")

@@ -1,4 +1,4 @@
-"""The filters flat-file templates use: csv_record, number, by_imputation, pricing."""
+"""The filters flat-file templates use: csv_record, fixed, number, by_imputation, pricing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from pesgen.filters import by_imputation, csv_record, number, pricing
+from pesgen.filters import by_imputation, csv_record, fixed, number, pricing
 from pesgen.model import Line
 
 
@@ -30,6 +30,16 @@ def test_csv_record_by_position():
         csv_record({6: "a"}, size=5)
     with pytest.raises(ValueError, match="3 values, the record has 2 columns"):
         csv_record(["a", "b", "c"], size=2)
+
+
+def test_fixed_zero_fill_puts_the_sign_first():
+    assert fixed(-12, 8, "right", "0") == "-0000012"
+    assert fixed("+12", 8, "right", "0") == "+0000012"
+    assert fixed(12, 8, "right", "0") == "00000012"
+    assert fixed(-12, 8, "right") == "     -12"
+    assert fixed(-12, 8, "left", "0") == "-1200000"
+    with pytest.raises(ValueError, match="longer than 2"):
+        fixed(-12, 2, "right", "0")
 
 
 @pytest.mark.parametrize(("value", "sep", "text"), [

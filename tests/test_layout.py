@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pesgen.errors import MappingError
+from pesgen.filters import fixed
 from pesgen.layout import check_value, load_layout, split_csv, validate_file
 
 CSV_LAYOUT = """\
@@ -148,6 +149,9 @@ def test_header_line(tmp_path):
     problems = _check(tmp_path, layout, bad.encode())
     assert [(p.rule, p.record) for p in problems] == [("layout.header", "OUT.txt:1")]
     assert "header field 2 is 'Sense', the layout wants 'Sens'" in problems[0].message
+    problems = _check(tmp_path, layout, b"", "EMPTY.csv")
+    assert [(p.rule, p.record) for p in problems] == [("layout.header", "EMPTY.csv:1")]
+    assert "the header line is missing: EMPTY.csv is empty" in problems[0].message
 
 
 def test_fixed_width_records(tmp_path):
@@ -248,3 +252,39 @@ def test_a_default_record_type_lets_a_header_details_and_a_trailer_coexist(tmp_p
         _layout(tmp_path, two_defaults, "two.yaml")
     assert any("one record type at most is the default" in p.message
                for p in info.value.problems)
+
+
+def test_a_single_record_type_still_checks_its_when(tmp_path):
+    """With record_type_column set, one record type selects only the lines its `when`
+    names: another type code is refused, not taken for that record."""
+    text = """\
+pesgen_layout: 1
+name: ONE
+kind: csv
+delimiter: ";"
+record_type_column: Type
+records:
+  - type: detail
+    when: "D"
+    columns:
+      - {name: Type, type: code, values: [D]}
+      - {name: Montant, type: decimal, decimals: 2}
+"""
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b"D;1.00\n") == []
+    problems = _check(tmp_path, layout, b"X;1.00\n")
+    assert [(p.rule, p.record) for p in problems] == [("layout.record-type", "OUT.txt:1")]
+    assert "'X' is no record type (known: 'D' (detail))" in problems[0].message
+
+
+def test_zero_padding_before_the_sign_is_refused(tmp_path):
+    """A signed number padded with zeros carries its sign first ('-0000012', as the
+    fixed filter writes it): '00000-12' is refused."""
+    text = FIXED_LAYOUT.replace('{name: Montant, type: integer, width: 6, pad: "0",',
+                                '{name: Montant, type: integer, width: 6, pad: "0", signed: true,')
+    layout = _layout(tmp_path, text)
+    good = f"02{fixed(-85, 6, 'right', '0')}DUPONT  \n02000850DUPONT  \n"
+    assert _check(tmp_path, layout, good.encode("latin-1")) == []
+    problems = _check(tmp_path, layout, b"020-0085DUPONT  \n")
+    assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")]
+    assert "'0-0085' has the padding '0' before its sign" in problems[0].message
