@@ -170,6 +170,23 @@ def test_datamatrix_needs_the_code_etablissement(world):
     assert code == 2 and "code établissement" in err
 
 
+@pytest.mark.parametrize("mapping", ["villeneuve-sur-loing-emagnus.yaml",
+                                     "villeneuve-sur-loing-titres.yaml"])
+def test_datamatrix_of_a_run_that_is_no_role_is_one_clear_refusal(tmp_path, mapping):
+    """Only an ORMC carries NumDette, Per and Cle2: a finance package's import (not XML)
+    made a traceback, a titres file one problem per title."""
+    code, _, err = _run("export", "-m", str(MAPPING.parent / mapping), "-i", str(INPUT),
+                        "-o", str(tmp_path / "out"), "--date", "2026-11-23", "-q")
+    assert code == 0, err
+    run_id = Store().list_runs()[0].id
+    code, _, err = _run("payfip", "datamatrix", "--run", run_id[:8],
+                        "--code-etablissement", "001")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err  # one error
+    assert f"run {run_id} is a " in err and "PES ORMC (rôle, TypBord 06)" in err
+    assert not list((tmp_path / "out").glob("*.datamatrix*"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

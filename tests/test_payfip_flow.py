@@ -418,3 +418,19 @@ def test_a_payment_through_the_link_of_a_cancelled_title_is_an_anomaly(flow, sto
     pay = _payment(store)
     assert pay["status"] != "paid" and pay["paid_cents"] is None
     assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
+
+
+def test_a_business_fault_on_the_result_lookup_goes_to_a_person_not_to_every_reconcile(flow,
+                                                                                       store):
+    """P4 (idOp expired) and other business errors besides P1/P5 get the same answer each
+    time: retried forever, they made every reconcile exit with a remote error."""
+    link = flow.link()
+    flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
+                           "kind": "FonctionnelleErreur", "code": "P4"})
+    flow.notify(link.id_op)
+    op = ledger.get_operation(store, link.id_op)
+    assert op["status"] == "anomaly" and op["last_error"].startswith("P4")
+    [anomaly] = ledger.list_anomalies(store)
+    assert anomaly["kind"] == "lookup-refused" and anomaly["got"].startswith("P4")
+    assert _payment(store)["status"] == "pending"  # nothing says the family paid
+    assert flow.reconcile() == []  # no longer polled

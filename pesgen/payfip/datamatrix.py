@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 from ..atomic import commit, discard, stage
-from ..errors import OutputInvalidError, Problem
+from ..errors import OutputInvalidError, Problem, UsageError
 from ..store import Store, run_invoices
 from .models import to_cents
 
@@ -201,6 +201,10 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
     image per title in ``<stem>.datamatrix/``, beside the payment references by
     default. Every title is checked first; on any problem nothing is written."""
     run = store.get_run(run_id)
+    if run["typ_bord"] != "06":
+        # the payment reference (NumDette, Per, Cle2) is a rôle's: only an ORMC carries it
+        raise UsageError(f"run {run['id']} is a {run['format']} export: the Datamatrix is "
+                         "printed for the titles of a PES ORMC (rôle, TypBord 06) run")
     source = Path(run["out_dir"])
     target = Path(out_dir) if out_dir else source
     with store.engine.connect() as conn:

@@ -220,6 +220,29 @@ def expire(store: Store, id_op: str, source: str, reason: str) -> Outcome:
     return Outcome(id_op, "expired", "expired", op["invoice"], reason)
 
 
+def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcome:
+    """PayFiP answered the result lookup with a business error other than P1/P5 (P4 idOp
+    expired, P3 already used...): asking again gets the same answer, so the operation
+    stops being polled and goes to the anomalies for a person; the invoice stays as it
+    is (nothing says whether the family paid)."""
+    now = utc_now()
+    with store.transaction() as conn:
+        op = _operation_row(conn, id_op)
+        if op is None or op["status"] not in OPEN:
+            return Outcome(id_op, "already", op["status"] if op else None)
+        conn.execute(operations.update().where(
+            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+            status="anomaly", resolved_at=now, checked_at=now,
+            checks=operations.c.checks + 1, last_error=reason))
+        _anomaly(conn, "lookup-refused", id_op, op["invoice"], source, None, reason,
+                 "PayFiP refused the result lookup; the result is not known")
+        pay = _payment_row(conn, op["id_coll"], op["invoice"])
+        _event(conn, op, "anomaly", source, pay["status"] if pay else "pending",
+               {"reason": reason})
+    log.warning("payfip %s: operation %s: anomaly (lookup-refused)", source, id_op)
+    return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason)
+
+
 def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
     """A notification for an idOp pesgen never issued: forged, or another system's."""
     with store.transaction() as conn:

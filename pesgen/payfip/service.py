@@ -195,6 +195,9 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
             return ledger.note_check(store, id_op, source, "pending")
         if fault.code == "P1":
             return ledger.expire(store, id_op, source, f"P1 {fault.libelle}".strip())
+        if fault.kind.startswith("Fonctionnelle"):  # a business refusal: asking again won't help
+            return ledger.refused_lookup(store, id_op, source,
+                                         f"{fault.code} {fault.libelle}".strip())
         log.warning("payfip %s: operation %s: result not available (%s %s)", source, id_op,
                     fault.kind, fault.code)
         return ledger.note_check(store, id_op, source, "unknown", str(fault))
