@@ -203,13 +203,9 @@ def expire(store: Store, id_op: str, source: str, reason: str) -> Outcome:
     """PayFiP no longer knows the operation (P1): nobody paid it; stop asking."""
     now = utc_now()
     with store.transaction() as conn:
-        op = _operation_row(conn, id_op)
+        op = _resolve(conn, id_op, "expired", reason, now)
         if op is None or op["status"] not in OPEN:
             return Outcome(id_op, "already", op["status"] if op else None)
-        conn.execute(operations.update().where(
-            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
-            status="expired", resolved_at=now, checked_at=now,
-            checks=operations.c.checks + 1, last_error=reason))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         status = pay["status"] if pay else "pending"
         if pay and pay["status"] != "paid" and pay["last_id_op"] == id_op:
@@ -227,13 +223,9 @@ def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcom
     is (nothing says whether the family paid)."""
     now = utc_now()
     with store.transaction() as conn:
-        op = _operation_row(conn, id_op)
+        op = _resolve(conn, id_op, "anomaly", reason, now)
         if op is None or op["status"] not in OPEN:
             return Outcome(id_op, "already", op["status"] if op else None)
-        conn.execute(operations.update().where(
-            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
-            status="anomaly", resolved_at=now, checked_at=now,
-            checks=operations.c.checks + 1, last_error=reason))
         _anomaly(conn, "lookup-refused", id_op, op["invoice"], source, None, reason,
                  "PayFiP refused the result lookup; the result is not known")
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
@@ -319,6 +311,19 @@ def _payment_row(conn: Connection, id_coll: str, invoice: str) -> dict[str, Any]
         query = query.with_for_update()
     row = conn.execute(query).first()
     return dict(row._mapping) if row else None
+
+
+def _resolve(conn: Connection, id_op: str, status: str, reason: str,
+             now: str) -> dict[str, Any] | None:
+    """Resolve an open operation with ``status`` and ``reason``; returns its row as it
+    was (not open, or None: nothing was changed)."""
+    op = _operation_row(conn, id_op)
+    if op is not None and op["status"] in OPEN:
+        conn.execute(operations.update().where(
+            operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+            status=status, resolved_at=now, checked_at=now,
+            checks=operations.c.checks + 1, last_error=reason))
+    return op
 
 
 def _count_notification(conn: Connection, id_op: str) -> None:
