@@ -322,9 +322,14 @@ class Exporter:
             problems.extend(check_title(built.title, self.rule_ctx))
             if problems:
                 continue  # keep checking the rest, render nothing more
-            if current is not None and current.total + built.title.total > MAX_AMOUNT:
-                # MtBordHt is a Base_Montant too: refused here, naming the invoice that
-                # passes it, rather than by the XSD on the assembled header, which names none
+            if current is None or current.count >= max_pieces:
+                current = _Spooled([prepared.stack.enter_context(
+                    tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
+                prepared.bordereaux.append(current)
+            elif current.total + built.title.total > MAX_AMOUNT:
+                # MtBordHt is a Base_Montant too (a title alone fits: pes.amounts): refused
+                # here, naming the invoice that passes it, rather than by the XSD on the
+                # assembled header, which names none
                 problems.append(Problem(
                     "pes.bordereau-amount", f"the bordereau's total (MtBordHt) would reach "
                     f"{current.total + built.title.total} with this title, over "
@@ -332,10 +337,6 @@ class Exporter:
                     "check the amounts' unit", record=built.title.origin,
                     invoice=built.title.invoice_number))
                 continue
-            if current is None or current.count >= max_pieces:
-                current = _Spooled([prepared.stack.enter_context(
-                    tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
-                prepared.bordereaux.append(current)
             title = self.numbered(built.title, current.count + 1)
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
                                                           strict=True)):

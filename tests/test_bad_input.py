@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,15 @@ def test_a_bordereau_total_past_base_montant_names_the_invoice_that_passes_it(tm
     assert problem.record == f"{tmp_path / 'school-export.json'}:$.invoices[{second}]"
     assert "over 999999999999.99" in problem.message
     assert exc.exit_code == ExitCode.INPUT
+    # a title that opens a new bordereau (the last one is full) is not held to its total
+    split = tmp_path / "one-piece-per-bordereau.yaml"
+    split.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n", 1),
+        encoding="utf-8")
+    assert "max_pieces_per_bordereau: 1" in split.read_text(encoding="utf-8")
+    result = export(split, tmp_path / "school-export.json", tmp_path / "split", RUN)
+    assert len(result.files) == result.titles == 11
+    assert max(f.total for f in result.files) == Decimal(big)
 
 
 def test_invalid_iban_checksum(tmp_path):
