@@ -133,11 +133,12 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             # money paid through a link of a title that is no longer the one due (its run
             # was cancelled, or the invoice re-exported at another amount) is for a
             # person to settle with the trésorerie, not a plain payment of what is due
-            run_status = conn.execute(sa.select(runs.c.status).where(
-                runs.c.id == op["run_id"])).scalar() if op["run_id"] else None
-            if op["run_id"] and run_status != "committed":
-                mismatches.append(("run-cancelled", f"run {op['run_id']} active",
-                                   f"run {op['run_id']} {run_status or 'missing'}"))
+            if op["run_id"]:
+                run_status = conn.execute(sa.select(runs.c.status).where(
+                    runs.c.id == op["run_id"])).scalar()
+                if run_status != "committed":
+                    mismatches.append(("run-cancelled", f"run {op['run_id']} active",
+                                       f"run {op['run_id']} {run_status or 'missing'}"))
             if pay and pay["amount_cents"] != op["amount_cents"]:
                 mismatches.append(("amount-due-changed", str(pay["amount_cents"]),
                                    str(op["amount_cents"])))
