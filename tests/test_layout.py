@@ -288,3 +288,16 @@ def test_zero_padding_before_the_sign_is_refused(tmp_path):
     problems = _check(tmp_path, layout, b"020-0085DUPONT  \n")
     assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")]
     assert "'0-0085' has the padding '0' before its sign" in problems[0].message
+
+
+def test_a_plus_sign_is_refused_wherever_the_padding_puts_it(tmp_path):
+    """A signed column takes '-' only: the fixed filter writes '+0000085' for a '+85'
+    value, and the check refuses it as it refuses '000+85' (no PES or package layout
+    here writes a '+')."""
+    text = FIXED_LAYOUT.replace('{name: Montant, type: integer, width: 6, pad: "0",',
+                                '{name: Montant, type: integer, width: 6, pad: "0", signed: true,')
+    layout = _layout(tmp_path, text)
+    for amount in (fixed("+85", 6, "right", "0"), "000+85"):
+        problems = _check(tmp_path, layout, f"02{amount}DUPONT  \n".encode("latin-1"))
+        assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")], amount
+        assert "is not an integer" in problems[0].message
