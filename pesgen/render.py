@@ -7,7 +7,6 @@ bordereau's totals are known, so memory does not grow with the run.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import jinja2
 
 from ._jinja import memoise_escaping, string_environment, template_environment
+from ._tplline import locate
 from .errors import Problem, TemplateError
 from .formats import FileSpec, Format
 from .model import Document, Title
@@ -22,29 +22,24 @@ from .model import Document, Title
 _MACROS = ("head", "piece", "tail")
 
 
-def _template_line(exc: BaseException, name: str) -> int | None:
-    line = getattr(exc, "lineno", None)
-    if line:
-        return int(line)
-    # Macros called from Python skip Jinja's traceback rewriting: the frames carry the
-    # line of the *generated* code, which the template's debug info maps back.
-    found = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        template = frame.f_globals.get("__jinja_template__")
-        filename = getattr(template, "filename", None) or ""
-        if template is not None and filename.replace("\\", "/").endswith(name):
-            found = template.get_corresponding_lineno(lineno)
-    return found
-
-
-def template_error(exc: BaseException, name: str, context: str,
-                   shown: str | None = None) -> TemplateError:
-    line = _template_line(exc, name)
-    shown = shown or name
-    where = f"{shown}:{line}" if line else shown
+def template_error(exc: BaseException, bundle: str, name: str, context: str
+                   ) -> TemplateError:
+    """``exc``, raised by template ``name`` of format ``bundle`` (or by a template it
+    imports), as pesgen's error naming the template file and line."""
+    place = locate(exc, name)
+    where = f"{bundle}/{place.template}:{place.line}" if place else f"{bundle}/{name}"
     message = getattr(exc, "message", None) or str(exc)
+    # a tag spanning lines whose faulty line could not be told: the line named is the
+    # one it starts on, and the message says so
+    note = place.note if place is not None else ""
+    if isinstance(exc, jinja2.TemplateSyntaxError):  # the line Jinja lexed: no note
+        return TemplateError(f"template {where}: syntax error: {message}",
+                             [Problem("template.syntax", message or "syntax error",
+                                      mapping=where)])
+    context = f"{note}; {context}" if note else context
+    detail = f"{message} ({note})" if note else message
     return TemplateError(f"template {where}: {message} ({context})",
-                         [Problem("template", f"{type(exc).__name__}: {message}", mapping=where)])
+                         [Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
 
 
 class FileRenderer:
@@ -59,13 +54,8 @@ class FileRenderer:
             template = env.get_template(spec.template)
             memoise_escaping(template)
             module = template.make_module()
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                f"template {self.name}:{exc.lineno}: syntax error: {exc.message}",
-                [Problem("template.syntax", exc.message or "syntax error",
-                         mapping=f"{self.name}:{exc.lineno}")]) from None
         except jinja2.TemplateError as exc:
-            raise template_error(exc, spec.template, "loading", self.name) from None
+            raise template_error(exc, fmt.name, spec.template, "loading") from None
         missing = [m for m in _MACROS if not callable(getattr(module, m, None))]
         if missing:
             raise TemplateError(f"template {self.name} must define the macro(s) "
@@ -107,9 +97,9 @@ class FileRenderer:
         try:
             return str(macro(*args))
         except jinja2.TemplateError as exc:
-            raise template_error(exc, self.spec.template, what, self.name) from None
+            raise template_error(exc, self.fmt.name, self.spec.template, what) from None
         except (ValueError, TypeError, AttributeError, KeyError, ArithmeticError) as exc:
-            raise template_error(exc, self.spec.template, what, self.name) from None
+            raise template_error(exc, self.fmt.name, self.spec.template, what) from None
 
 
 def renderers(fmt: Format) -> list[FileRenderer]:

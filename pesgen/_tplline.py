@@ -1,0 +1,195 @@
+"""The template line a Jinja error belongs to, worked out when the error is reported.
+
+Jinja compiles each ``{{ … }}`` or ``{% … %}`` tag to one line of Python, and its debug
+info maps that line back to a single template line: the line of the node that began
+it (the first line of a concatenation, but the *last* filter's line of a filtered
+expression), not the line of the faulty name. An unknown filter or test inside an
+``{% if %}`` is only refused when it is called, by a stub Jinja puts before the first
+mapped line (it read as line 1). So, on the error path only: the traceback says which
+template frame failed and what it was doing (reading an undefined name or attribute,
+calling a filter or a test, an operator the sandbox refused), and the template's tokens
+say on which line of that tag this is. When the tag spans several lines and the faulty
+token cannot be told apart, the place says so: the line the tag starts on, and its span.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import traceback
+from dataclasses import dataclass
+from types import FrameType, ModuleType
+from typing import Any
+
+import jinja2
+from jinja2.lexer import Token
+from jinja2.runtime import Macro
+from jinja2.utils import missing
+
+
+@dataclass(frozen=True)
+class Place:
+    template: str  # the template's name in its bundle, e.g. 'pes-aller.xml.j2'
+    line: int
+    # a tag spanning several lines whose faulty line could not be told: (first, last)
+    span: tuple[int, int] | None = None
+    kind: str = "expression"  # expression {{ … }} or statement {% … %}
+
+    @property
+    def note(self) -> str:
+        if self.span is None:
+            return ""
+        return f"in the {self.kind} on lines {self.span[0]}-{self.span[1]}"
+
+
+@dataclass
+class _Tag:
+    kind: str
+    first: int
+    last: int
+    tokens: list[Token]
+
+
+# what the failing code was doing: (what, names): a name, an attribute, an item, a
+# filter, a test or an operator, and the names it could be spelled with in the tag
+_Fault = tuple[str, frozenset[Any]]
+
+_UNKNOWN = re.compile(r"No (filter|test) named '(.+)' found\.")
+_DEFINING = ("is", "macro", "set", "for", "as", "block", "import")
+_OPERATOR_TOKENS = {"*": "mul", "**": "pow", "%": "mod", "/": "div", "//": "floordiv",
+                    "+": "add", "-": "sub"}
+
+
+def locate(exc: BaseException, name: str) -> Place | None:
+    """Where ``exc``, raised compiling or running template ``name`` (or a template it
+    imports), comes from; None when no template frame is found."""
+    line = getattr(exc, "lineno", None)
+    if line:  # a compile-time error: the line of the faulty token, as Jinja lexed it
+        return Place(getattr(exc, "name", None) or name, int(line))
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    found = None
+    for i, (frame, code_line) in enumerate(frames):
+        template = frame.f_globals.get("__jinja_template__")
+        if template is None or template.name is None or not template.debug_info:
+            continue
+        if code_line < template.debug_info[0][1]:
+            continue  # the module's preamble (an unknown filter's stub): no template line
+        found = i, template, template.get_corresponding_lineno(code_line)
+    if found is None:
+        return None
+    i, template, line = found
+    try:
+        return _narrow(template, line, exc, [f for f, _ in frames[i + 1:]])
+    except Exception:  # finding the line must never hide the error itself
+        return Place(template.name, line)
+
+
+def _narrow(template: jinja2.Template, line: int, exc: BaseException,
+            callees: list[FrameType]) -> Place:
+    """The line of the faulty token in the tag(s) on ``line``, the line the code of the
+    failing frame maps to."""
+    env = template.environment
+    if env.loader is None:
+        return Place(template.name, line)
+    source = env.loader.get_source(env, template.name)[0]
+    tags = [t for t in _tags(env, source, template.name) if t.first <= line <= t.last]
+    fault = _fault(exc, callees, env)
+    if fault is not None:
+        lines = {tok.lineno for tag in tags
+                 for prev, tok in itertools.pairwise(tag.tokens) if _is(fault, prev, tok)}
+        if len(lines) == 1:
+            return Place(template.name, lines.pop())
+    spread = [t for t in tags if t.last > t.first]
+    if not spread:
+        return Place(template.name, line)
+    first, last = min(t.first for t in spread), max(t.last for t in spread)
+    kinds = {t.kind for t in spread}
+    return Place(template.name, first, (first, last),
+                 kinds.pop() if len(kinds) == 1 else "tags")
+
+
+def _tags(env: jinja2.Environment, source: str, name: str) -> list[_Tag]:
+    tags: list[_Tag] = []
+    current: _Tag | None = None
+    for tok in env.lexer.tokenize(env.preprocess(source, name), name):
+        if tok.type in ("variable_begin", "block_begin"):
+            current = _Tag("expression" if tok.type == "variable_begin" else "statement",
+                           tok.lineno, tok.lineno, [tok])
+        elif current is not None:
+            current.tokens.append(tok)
+            if tok.type in ("variable_end", "block_end"):
+                current.last = tok.lineno
+                tags.append(current)
+                current = None
+    return tags
+
+
+def _fault(exc: BaseException, callees: list[FrameType],
+           env: jinja2.Environment) -> _Fault | None:
+    """What the template frame was doing when it failed, from the frames it called."""
+    for frame in callees:
+        undefined = frame.f_locals.get("self")
+        if isinstance(undefined, jinja2.Undefined) and \
+                frame.f_code.co_name == "_fail_with_undefined_error":
+            # reading it, not making it, failed: it names what the template read
+            obj = getattr(undefined, "_undefined_obj", missing)
+            key = getattr(undefined, "_undefined_name", None)
+            if key is None:
+                return None
+            what = "name" if obj is missing else "attr" if isinstance(key, str) else "item"
+            return what, frozenset([key])
+    unknown = _UNKNOWN.fullmatch(str(exc))
+    if unknown:
+        return unknown[1], frozenset([unknown[2]])
+    if not callees:
+        return None
+    frame = callees[0]
+    for what, table in (("filter", env.filters), ("test", env.tests)):
+        names = frozenset(n for n, f in table.items()
+                          if getattr(f, "__code__", None) is frame.f_code)
+        if names:
+            return what, names
+    if frame.f_code.co_name == "call_binop":
+        token = _OPERATOR_TOKENS.get(frame.f_locals.get("operator", ""))
+        return ("operator", frozenset([token])) if token else None
+    if frame.f_code.co_name == "call":
+        # the sandbox's environment.call(context, obj, …) (Context.call(obj, …) outside
+        # one): a method is called as an attribute, a function or a macro by its name
+        params = frame.f_code.co_varnames[:frame.f_code.co_argcount]
+        at = 2 if isinstance(frame.f_locals.get(params[0]) if params else None,
+                             jinja2.Environment) else 1
+        called = frame.f_locals.get(params[at]) if len(params) > at else None
+        # str.format comes wrapped by the sandbox, the method it wraps kept
+        owner = getattr(getattr(called, "__wrapped__", called), "__self__", None)
+        if owner is not None and not isinstance(owner, ModuleType):
+            return "attr", frozenset([getattr(called, "__name__", None)])
+        # a global (lipsum) by the name it is registered under, a macro by its own
+        names = {n for n, v in env.globals.items() if v is called}
+        names.add(getattr(called, "name", None) if isinstance(called, Macro) else
+                  getattr(called, "__name__", None))
+        names.discard(None)
+        return "name", frozenset(names)
+    return None
+
+
+def _is(fault: _Fault, prev: Token, tok: Token) -> bool:
+    """Whether ``tok`` (after ``prev``) is the token ``fault`` names."""
+    what, names = fault
+    if what == "operator":
+        return tok.type in names
+    if what == "item":
+        return prev.type == "lbracket" and tok.type in ("integer", "float", "string") \
+            and tok.value in names
+    if what == "attr" and tok.type == "string":
+        return prev.type == "lbracket" and tok.value in names
+    if tok.type != "name" or tok.value not in names:
+        return False
+    if what == "attr":
+        return prev.type == "dot"
+    if what == "filter":
+        return prev.type == "pipe" or prev.test("name:filter")
+    if what == "test":
+        return prev.test("name:is") or prev.test("name:not")
+    # a name read, not one defined or a filter's or a test's
+    return prev.type not in ("dot", "pipe") and not any(
+        prev.test(f"name:{word}") for word in _DEFINING)

@@ -1,0 +1,163 @@
+"""A template error names the template file and the line of the faulty token, also in a
+``{{ … }}`` or ``{% … %}`` spanning several lines, whether Jinja finds it compiling or
+rendering: through the commands a technician runs (check-format, preview, export) and
+through the library. Where the line cannot be told, the message says which tag it is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode, TemplateError
+from pesgen.export import export
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+
+TEMPLATE = "pes-ormc/pes-aller.xml.j2"
+NOM = '<Nom V="{{ d.name }}"/>'
+
+
+def _bundle(tmp_path: Path, old: str, new: str, **extra: str) -> tuple[Path, Path]:
+    """A copy of pes-ormc (same name: --formats-dir comes first) with ``old`` made
+    ``new`` in its template, and ``extra`` files added to the bundle."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    template.write_text(text.replace(old, new), encoding="utf-8")
+    for name, content in extra.items():
+        (fmts / "pes-ormc" / name).write_text(content, encoding="utf-8")
+    return fmts, template
+
+
+def _line(path: Path, text: str) -> int:
+    hits = [i for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if text in ln]
+    assert len(hits) == 1, (text, hits)
+    return hits[0]
+
+
+def _cli(command: str, fmts: Path, tmp_path: Path):
+    if command == "check-format":
+        args = ["check-format", "pes-ormc"]
+    elif command == "preview":
+        args = ["preview", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+                EXAMPLES / "school-export.json", "--limit", "1", "--date", RUN_DATE]
+    else:
+        args = ["export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+                EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date", RUN_DATE,
+                "--db", tmp_path / "state.sqlite3"]
+    result = CliRunner().invoke(app, [str(a) for a in [*args, "--formats-dir", fmts]])
+    assert isinstance(result.exception, SystemExit), (result.exception, result.output)
+    return result
+
+
+# (old, new, the text on the line named, what the message says after file:line)
+CASES = {
+    # Jinja refuses an unknown filter when it compiles, on the filter's line
+    "unknown filter, compiling": (
+        NOM, '<Nom V="{{ d.name\n     | upper\n     | no_such_filter }}"/>',
+        "| no_such_filter", "syntax error: No filter named 'no_such_filter'."),
+    # in an {% if %}, only when it is called, from a stub before any template line
+    "unknown filter in an if, rendering": (
+        NOM, '{% if d.name %}<Nom V="{{ d.name\n     | upper\n     | no_such_filter }}"/>'
+        '{% endif %}', "| no_such_filter", "No filter named 'no_such_filter' found."),
+    "unknown test in an if": (
+        NOM, '{% if d.name\n     is string\n     and d.name is no_such_test %}' + NOM +
+        '{% endif %}', "is no_such_test", "No test named 'no_such_test' found."),
+    "undefined attribute on the third line": (
+        NOM, '<Nom V="{{ d.name\n     ~ " "\n     ~ d.no_such_attr }}"/>',
+        "d.no_such_attr", "'pesgen.model.Debtor object' has no attribute 'no_such_attr'"),
+    "undefined variable on the third line": (
+        NOM, '<Nom V="{{ d.name\n     ~ " "\n     ~ no_such_var }}"/>',
+        "no_such_var", "'no_such_var' is undefined"),
+    # Jinja's debug info names the last filter's line for a filtered expression
+    "undefined attribute on the first line of a filtered expression": (
+        NOM, '<Nom V="{{ d.no_such_attr\n     | upper\n     | trim }}"/>',
+        "d.no_such_attr", "'pesgen.model.Debtor object' has no attribute 'no_such_attr'"),
+    "undefined attribute in a statement": (
+        NOM, '{% if d.name\n     and d.name\n     and d.no_such_attr %}' + NOM + '{% endif %}',
+        "d.no_such_attr", "'pesgen.model.Debtor object' has no attribute 'no_such_attr'"),
+    "unsafe attribute refused by the sandbox": (
+        NOM, '<Nom V="{{ d.name\n     ~ " "\n     ~ d.__class__ }}"/>',
+        "d.__class__", "access to attribute '__class__' of 'Debtor' object is unsafe."),
+    "huge value refused by the sandbox": (
+        NOM, '<Nom V="{{ d.name\n     ~ " "\n     ~ d.name.ljust(1000000000) }}"/>',
+        "ljust(", "str.ljust: a result of about 1000000000 characters refused"),
+    "a filter failing": (
+        NOM, '<Nom V="{{ d.name\n     ~ " "\n     ~ d.name | zfill(1000000000) }}"/>',
+        "zfill(", "width 1000000000 is not between 0 and 10000"),
+}
+
+
+@pytest.mark.parametrize("command", ["check-format", "preview", "export"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_cli_names_the_line_of_the_faulty_token(tmp_path, command, case):
+    old, new, on_line, says = CASES[case]
+    fmts, template = _bundle(tmp_path, old, new)
+    line = _line(template, on_line)
+    r = _cli(command, fmts, tmp_path)
+    assert r.exit_code == ExitCode.TEMPLATE == 5, r.output
+    assert r.stderr.startswith(f"error: template {TEMPLATE}:{line}: {says}"), r.stderr
+    assert f"[template {TEMPLATE}:{line}]" in r.stderr
+    assert "in the expression on lines" not in r.stderr
+    if command == "export":
+        assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["check-format", "preview", "export"])
+def test_a_line_that_cannot_be_told_is_named_as_the_tag_it_is_in(tmp_path, command):
+    """The same attribute on two lines of one expression: which one failed is not known,
+    so the message names the line the expression starts on and says so."""
+    fmts, template = _bundle(
+        tmp_path, NOM, '<Nom V="{{ d.no_such_attr\n     ~ " "\n     ~ d.no_such_attr }}"/>')
+    first = _line(template, '<Nom V="{{ d.no_such_attr')
+    r = _cli(command, fmts, tmp_path)
+    assert r.exit_code == ExitCode.TEMPLATE
+    assert r.stderr.startswith(
+        f"error: template {TEMPLATE}:{first}: 'pesgen.model.Debtor object' has no attribute "
+        f"'no_such_attr' (in the expression on lines {first}-{first + 2}; piece of invoice "
+        "FA-2026-00101)"), r.stderr
+    assert f"[template {TEMPLATE}:{first}]" in r.stderr
+
+
+def test_a_statement_whose_line_cannot_be_told_says_so(tmp_path):
+    fmts, template = _bundle(
+        tmp_path, NOM, '{% if d.name\n     and 1 / 0\n     and 2 / 0 %}' + NOM + '{% endif %}')
+    first = _line(template, "{% if d.name")
+    with pytest.raises(TemplateError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
+    assert str(info.value) == (f"template {TEMPLATE}:{first}: division by zero (in the "
+                               f"statement on lines {first}-{first + 2}; piece of invoice "
+                               "FA-2026-00101)")
+    (problem,) = info.value.problems
+    assert problem.mapping == f"{TEMPLATE}:{first}"
+    assert problem.message == (f"ZeroDivisionError: division by zero (in the statement on "
+                               f"lines {first}-{first + 2})")
+
+
+IMPORTED = ('{% macro nom(d) -%}\n<Nom V="{{ d.name\n     ~ " "\n     ~ d.no_such_attr }}"/>\n'
+            '{%- endmacro %}\n')
+
+
+@pytest.mark.parametrize("imported, line, says", [
+    (IMPORTED, 4, "'pesgen.model.Debtor object' has no attribute 'no_such_attr'"),
+    (IMPORTED.replace("d.no_such_attr", "d.name | no_such_filter"), 4,
+     "syntax error: No filter named 'no_such_filter'."),
+])
+def test_an_error_in_an_imported_template_names_that_template(tmp_path, imported, line, says):
+    fmts, _ = _bundle(tmp_path, NOM, '{% import "nom.xml.j2" as lib %}{{ lib.nom(d) }}',
+                      **{"nom.xml.j2": imported})
+    with pytest.raises(TemplateError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
+    assert str(info.value).startswith(f"template pes-ormc/nom.xml.j2:{line}: {says}")
+    assert [p.mapping for p in info.value.problems] == [f"pes-ormc/nom.xml.j2:{line}"]
