@@ -581,10 +581,12 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 class _ClosedPipeSafe(io.RawIOBase):
-    """Standard output that a reader may close early (`pesgen export … | head -1`).
+    """Standard output or error that a reader may close early (`pesgen export … | head
+    -1`, or `2>&1 | head -1`).
 
     The summary is printed after the run is committed: a reader that stops reading must
-    not turn that into a failure (click would exit 1 on the broken pipe). What is left to
+    not turn that into a failure (click would exit 1 on the broken pipe), and a refused
+    run keeps its own exit code though its message could not be read. What is left to
     print goes to the null device, and the command's own exit code stands."""
 
     def __init__(self, fd: int) -> None:
@@ -607,13 +609,14 @@ class _ClosedPipeSafe(io.RawIOBase):
         except BrokenPipeError:
             self.closed_by_reader = True
             null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, self.fd)  # later writes of anyone to fd 1 go nowhere, quietly
+            os.dup2(null, self.fd)  # later writes of anyone to this fd go nowhere, quietly
             os.close(null)
             return size
 
 
-def _pipe_safe_stdout() -> None:
-    out = sys.stdout
+def _pipe_safe(name: str) -> None:
+    """Replace ``sys.stdout`` or ``sys.stderr`` (``name``) by a pipe-safe stream."""
+    out = getattr(sys, name)
     if out is None or out.isatty():
         return
     try:
@@ -621,14 +624,17 @@ def _pipe_safe_stdout() -> None:
     except (OSError, ValueError):  # not a real file (a test's capture)
         return
     out.flush()
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)),
-                                  encoding=out.encoding, errors=out.errors,
-                                  line_buffering=True)
+    # standard error is written through at once, as Python's own is
+    setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)),
+                                        encoding=out.encoding, errors=out.errors,
+                                        line_buffering=True,
+                                        write_through=name == "stderr"))
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
-    _pipe_safe_stdout()
+    _pipe_safe("stdout")
+    _pipe_safe("stderr")
     try:
         app()  # Ctrl-C and SIGTERM end as click's "Aborted!", after the clean-up
     except PesgenError as exc:  # pragma: no cover - commands catch their own

@@ -484,3 +484,24 @@ def test_a_reader_that_closes_the_pipe_early_does_not_fail_a_committed_run(tmp_p
         os.close(write_end)
     assert again.returncode == ExitCode.STATE, again.stderr
     assert "error:" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_path):
+    """`pesgen export … 2>&1 | head -1` with the reader gone: the refusal's message
+    breaks the pipe on standard error too; the exit code is still the refusal's (7 for
+    the store's), not 1, and nothing is left half-printed as a traceback."""
+    db = tmp_path / "store.sqlite3"
+    args = [*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+            str(EXAMPLES / "school-export.json"), "--db", str(db), "--date", RUN_DATE]
+    first = subprocess.run([*args, "-o", str(tmp_path / "out")], capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr
+    for command, code in ((args + ["-o", str(tmp_path / "again")], ExitCode.STATE),
+                          ([*_pesgen_command(), "export", "--nope"], ExitCode.USAGE)):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            r = subprocess.run(command, stdout=write_end, stderr=write_end)
+        finally:
+            os.close(write_end)
+        assert r.returncode == code, command
