@@ -5,7 +5,9 @@ payment page -> notification -> receiver -> SOAP pull -> state store.
 Scenarios of issue 5: paid by card, paid by direct debit, refused, abandoned, pending
 then paid (reconcile), notification lost then reconciled, notification replayed,
 forged notification (unknown idOp), amount mismatch (an anomaly, not a payment), SOAP
-fault; and every request validated before sending.
+fault; and every request validated before sending. A payment pays the invoice only in
+production mode (saisie W, so those tests link with mode="W"); in test or activation
+mode (T, X; the example mapping's T) it is a test payment.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _count(store, table):
 
 
 def test_paid_by_card(flow):
-    link = flow.link()
+    link = flow.link(mode="W")
     assert link.amount_cents == 18750 and link.refdet == "FA202600102"
     assert link.url == f"{flow.endpoint}/paiementws.web?idop={link.id_op}"
     assert _payment(flow.store)["status"] == "pending"
@@ -69,7 +71,7 @@ def test_paid_by_card(flow):
 
 
 def test_paid_by_direct_debit(flow):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "debit")
     pay = _payment(flow.store)
     assert pay["status"] == "paid" and pay["method"] == "direct_debit"
@@ -86,7 +88,7 @@ def test_refused(flow, action, code, method):
     op = ledger.get_operation(flow.store, link.id_op)
     assert op["status"] == "refused" and op["result_code"] == code
     # the family may try again: a new operation reopens the payment, then pays it
-    again = flow.link()
+    again = flow.link(mode="W")
     assert again.id_op != link.id_op and _payment(flow.store)["status"] == "pending"
     flow.pay(again, "card")
     assert _payment(flow.store)["status"] == "paid"
@@ -102,7 +104,7 @@ def test_abandoned(flow):
 
 
 def test_already_paid_invoice_gets_no_new_link(flow):
-    flow.pay(flow.link(), "card")
+    flow.pay(flow.link(mode="W"), "card")
     from pesgen.errors import StateError
 
     with pytest.raises(StateError, match="already paid"):
@@ -116,7 +118,7 @@ def test_already_paid_invoice_gets_no_new_link(flow):
 def test_pending_then_paid_by_reconcile(flow, store):
     # the receiver is down when PayFiP notifies: urlnotif refuses connections
     closed = flow.receiver.url.rsplit(":", 1)[0] + ":9"
-    link = flow.link(notify_url=f"{closed}/payfip/notification")
+    link = flow.link(notify_url=f"{closed}/payfip/notification", mode="W")
     [first] = flow.reconcile()  # the family has not paid yet: P5
     assert (first.action, first.status) == ("pending", "pending")
     assert _payment(store)["status"] == "pending"
@@ -135,7 +137,7 @@ def test_pending_then_paid_by_reconcile(flow, store):
 
 def test_notification_lost_then_reconciled(flow, store):
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "debit")
     assert flow.fake_operations()[0]["notifications"] == ["not sent"]
     assert _payment(store)["status"] == "pending"
@@ -146,7 +148,7 @@ def test_notification_lost_then_reconciled(flow, store):
 
 
 def test_notification_replayed_is_harmless(flow, store):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
     assert flow.control("notify", {"idop": link.id_op})["notification"] == "HTTP 200"
     for key in ("idop", "idOp", "IDOP"):  # the key's case differs between sources
@@ -208,7 +210,7 @@ def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
 
 def test_return_page_records_and_shows_the_result(flow, store):
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
     page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
                       timeout=TIMEOUT)
@@ -244,7 +246,7 @@ def test_functional_fault_unknown_client(flow, store):
 
 
 def test_soap_fault_while_pulling_the_result_is_retried_by_reconcile(flow, store):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
                            "kind": "TechDysfonctionnementErreur", "code": "999"})
     answer = flow.pay(link, "card")
@@ -321,7 +323,7 @@ def test_notification_return_and_sweep_racing_record_the_payment_once(flow, stor
     from concurrent.futures import ThreadPoolExecutor
 
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
 
     def notify(_):
@@ -434,3 +436,93 @@ def test_a_business_fault_on_the_result_lookup_goes_to_a_person_not_to_every_rec
     assert anomaly["kind"] == "lookup-refused" and anomaly["got"].startswith("P4")
     assert _payment(store)["status"] == "pending"  # nothing says the family paid
     assert flow.reconcile() == []  # no longer polled
+
+
+# ---------------------------------------------------------------------- test mode (saisie T, X)
+
+
+@pytest.mark.parametrize("mode", ["T", "X"])
+def test_a_test_mode_payment_is_not_a_payment_of_the_invoice(flow, store, mode):
+    """saisie T (test) or X (activation): a technician's try of the integration. It was
+    recorded as the invoice's payment, which then refused the family a production link."""
+    link = flow.link(mode=mode)
+    assert link.saisie == mode
+    flow.pay(link, "card")
+    op = ledger.get_operation(store, link.id_op)
+    assert (op["status"], op["result_code"]) == ("test-paid", "P")
+    assert op["numauto"].startswith("FAKE")  # what PayFiP answered is kept on the operation
+    pay = _payment(store)
+    assert pay["status"] == "test-paid"
+    assert pay["paid_cents"] is None and pay["id_op"] is None and pay["paid_at"] is None
+    assert pay["method"] is None and pay["numauto"] is None
+    assert _events(store) == [("created", "link", "pending"),
+                              ("test-paid", "notification", "test-paid")]
+    assert ledger.list_anomalies(store) == []
+    assert flow.reconcile() == []  # resolved: no longer polled
+    # a replayed notification changes nothing
+    assert flow.notify(link.id_op).status_code == 200
+    assert _payment(store)["status"] == "test-paid"
+
+    # production afterwards: the link is issued and the payment is the invoice's
+    real = flow.link(mode="W")
+    assert real.saisie == "W" and _payment(store)["status"] == "pending"
+    flow.pay(real, "debit")
+    pay = _payment(store)
+    assert pay["status"] == "paid" and pay["id_op"] == real.id_op
+    assert pay["paid_cents"] == 18750 and pay["method"] == "direct_debit"
+    assert ledger.list_anomalies(store) == []  # not a double payment either
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="already paid"):
+        flow.link(mode="W")
+
+
+def test_a_test_payment_found_by_reconcile_is_counted_as_such(flow, store):
+    flow.control("notifications", {"enabled": False})
+    test = flow.link(mode="T")
+    flow.pay(test, "card")
+    other = flow.link("FA-2026-00103", mode="W")
+    flow.pay(other, "card")
+    outcomes = {o.invoice: (o.action, o.status) for o in flow.reconcile()}
+    assert outcomes == {"FA-2026-00102": ("recorded", "test-paid"),
+                        "FA-2026-00103": ("recorded", "paid")}
+    assert _payment(store)["status"] == "test-paid"
+    assert _payment(store, "FA-2026-00103")["status"] == "paid"
+
+
+def test_a_test_payment_through_an_older_link_leaves_the_latest_one_open(flow, store):
+    """Like a refusal, a test result speaks for the invoice only when it answers its
+    latest link: a production link issued since stays pending."""
+    test = flow.link(mode="T")
+    real = flow.link(mode="W")
+    flow.pay(test, "card")
+    assert ledger.get_operation(store, test.id_op)["status"] == "test-paid"
+    pay = _payment(store)
+    assert pay["status"] == "pending" and pay["last_id_op"] == real.id_op
+    flow.pay(real, "card")
+    assert _payment(store)["status"] == "paid"
+
+
+def test_a_result_in_another_mode_than_the_one_sent_is_an_anomaly(flow, store):
+    """PayFiP echoes saisie: a production operation answered in test mode (or the reverse)
+    is for a person to look at, neither a payment nor a test payment."""
+    link = flow.link(mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"saisie": "T"}})
+    flow.pay(link, "card")
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["expected"], anomaly["got"]) == ("saisie-mismatch", "W",
+                                                                      "T")
+    assert _payment(store)["status"] == "pending"
+
+
+def test_the_return_page_says_a_test_payment_is_not_a_payment(flow, store):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link(mode="T")
+    flow.pay(link, "card")
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200 and "test" in page.text
+    assert "Votre paiement a été enregistré" not in page.text
+    assert _payment(store)["status"] == "test-paid"
+

@@ -1,10 +1,11 @@
 """PayFiP tables of the state store (schema version 2, see ``pesgen.store.MIGRATIONS``).
 
 * ``payfip_operations``: one row per idOp pesgen obtained (invoice, refdet, amount in
-  cents, mel, when), with its status: pending -> paid | refused | abandoned | expired |
-  anomaly; ``unknown`` when the last pull of its result failed (retried by reconcile).
+  cents, mel, when), with its status: pending -> paid | test-paid | refused | abandoned |
+  expired | anomaly; ``unknown`` when the last pull of its result failed (retried by
+  reconcile). ``test-paid``: paid in test or activation mode (saisie T or X).
 * ``payfip_payments``: one row per invoice and collectivity: its PayFiP status and,
-  once paid, how, when and by which operation.
+  once paid (in production), how, when and by which operation.
 * ``payfip_events``: the history of each invoice's payment (created, paid, refused…).
 * ``payfip_anomalies``: what must be looked at by a person (amount or reference
   mismatch, unknown idOp notified, a second payment…); never a payment.
@@ -94,3 +95,4 @@ anomalies = sa.Table(
 def migration_2(conn: Connection) -> None:
     """Create the PayFiP tables (schema version 2)."""
     metadata.create_all(conn, tables=[operations, payments, events, anomalies])
+
