@@ -7,7 +7,8 @@ then paid (reconcile), notification lost then reconciled, notification replayed,
 forged notification (unknown idOp), amount mismatch (an anomaly, not a payment), SOAP
 fault; and every request validated before sending. A payment pays the invoice only in
 production mode (saisie W, so those tests link with mode="W"); in test or activation
-mode (T, X; the example mapping's T) it is a test payment.
+mode (T, X; the example mapping's T) it is a test payment, and stores that recorded
+such payments as paid are corrected by migration 4.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from pesgen.payfip import ledger
 from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
 from pesgen.payfip.tables import events, operations, payments
+from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
@@ -526,3 +528,100 @@ def test_the_return_page_says_a_test_payment_is_not_a_payment(flow, store):
     assert "Votre paiement a été enregistré" not in page.text
     assert _payment(store)["status"] == "test-paid"
 
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def schema_3_url(request, tmp_path):
+    from .conftest import state_database
+
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+def _recorded_before(conn, invoice, amount, ops, paid_by, last):
+    """Operations and the invoice's payment row as pesgen recorded them before schema 4:
+    ``ops`` is [(id_op, saisie, status, resultrans)]; the invoice is paid by ``paid_by``."""
+    at = "2026-11-23T18:00:00Z"
+    for id_op, saisie, status, code in ops:
+        conn.execute(operations.insert().values(
+            id_op=id_op, id_coll="21450999400015", invoice=invoice, run_id=None,
+            numcli="012345", exer="2026", refdet=invoice.replace("-", ""), amount_cents=amount,
+            mel="x@example.org", objet="TEST", saisie=saisie, endpoint="http://127.0.0.1:9/tpa",
+            created_at=at, status=status, result_code=code,
+            numauto=f"NA{id_op}" if code in ("P", "V") else None,
+            transaction_at="2026-11-23T19:05:00+01:00" if code else None,
+            resolved_at=at if code else None, checks=1))
+    conn.execute(payments.insert().values(
+        id_coll="21450999400015", invoice=invoice, status="paid", amount_cents=amount,
+        paid_cents=amount, method="card", paid_at="2026-11-23T19:00:00+01:00", id_op=paid_by,
+        last_id_op=last, numauto=f"NA{paid_by}", refdet=invoice.replace("-", ""),
+        created_at=at, updated_at=at))
+
+
+def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, tmp_path,
+                                                                    monkeypatch):
+    """Schema 4: the test payments the earlier code recorded as the invoices' payments
+    no longer pay them, so the families can pay; production payments stay as they were."""
+    import pesgen.store as st
+    from pesgen.payfip.fake import FakePayfip
+    from pesgen.payfip.receiver import create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING, RUN_DATE, Flow
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:3])
+        old = Store(schema_3_url)
+    export_recorded(old, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
+    with old.engine.begin() as conn:
+        # a technician's test paid the invoice
+        _recorded_before(conn, "FA-2026-00102", 18750, [("t1", "T", "paid", "P")], "t1", "t1")
+        # an activation payment, then the family's real one (then a double payment)
+        _recorded_before(conn, "FA-2026-00103", 20100,
+                         [("x1", "X", "paid", "P"), ("w1", "W", "paid", "V")], "x1", "w1")
+        # a test paid an older link; the latest (production) one is still open
+        _recorded_before(conn, "FA-2026-00105", 23750,
+                         [("t2", "T", "paid", "P"), ("w2", "W", "pending", None)], "t2", "w2")
+        # a production payment: untouched
+        _recorded_before(conn, "FA-2026-00101", 28275, [("w3", "W", "paid", "P")], "w3", "w3")
+    with old.engine.connect() as conn:
+        before = dict(conn.execute(sa.select(payments).where(
+            payments.c.invoice == "FA-2026-00101")).one()._mapping)
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(st.schema_table.c.version)).scalars()) == \
+            [1, 2, 3, 4]
+        ops = dict(conn.execute(sa.select(operations.c.id_op, operations.c.status)).all())
+        after = dict(conn.execute(sa.select(payments).where(
+            payments.c.invoice == "FA-2026-00101")).one()._mapping)
+    assert ops == {"t1": "test-paid", "x1": "test-paid", "w1": "paid", "t2": "test-paid",
+                   "w2": "pending", "w3": "paid"}
+    assert after == before
+
+    pay = _payment(store)
+    assert (pay["status"], pay["paid_cents"], pay["id_op"], pay["method"], pay["paid_at"],
+            pay["numauto"]) == ("test-paid", None, None, None, None, None)
+    assert _events(store) == [("test-paid", "migration", "test-paid")]
+    pay = _payment(store, "FA-2026-00103")
+    assert (pay["status"], pay["id_op"], pay["paid_cents"], pay["method"], pay["numauto"]) == (
+        "paid", "w1", 20100, "direct_debit", "NAw1")
+    assert pay["paid_at"] == "2026-11-23T19:05:00+01:00"  # w1's, not x1's 19:00
+    assert _events(store, "FA-2026-00103") == [("paid", "migration", "paid")]
+    pay = _payment(store, "FA-2026-00105")
+    assert (pay["status"], pay["id_op"], pay["last_id_op"]) == ("pending", None, "w2")
+    shown = {p["invoice"]: (p["status"], p["saisie"]) for p in ledger.list_payments(store)}
+    assert shown == {"FA-2026-00101": ("paid", "W"), "FA-2026-00102": ("test-paid", "T"),
+                     "FA-2026-00103": ("paid", "W"), "FA-2026-00105": ("pending", "W")}
+
+    # the family can now pay FA-2026-00102 for real
+    with ServerThread(FakePayfip().app) as fake, ServerThread(
+            create_app(store, default_factory(timeout=TIMEOUT))) as receiver:
+        flow = Flow(store, fake, receiver, tmp_path / "out")
+        real = flow.link(mode="W")
+        flow.pay(real, "card")
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", real.id_op, 18750)
+    store.engine.dispose()
