@@ -155,9 +155,16 @@ def _migration_3(conn: Connection) -> None:
     uq_active_debt_number.create(conn)
 
 
+def _migration_4(conn: Connection) -> None:
+    from .payfip.tables import migration_4  # test payments (saisie T, X) recorded as paid
+
+    migration_4(conn, utc_now())
+
+
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
+                                                  _migration_4]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

@@ -56,11 +56,11 @@ def _link(world, invoice="FA-2026-00102", *extra):
 
 
 def test_link_pay_and_export_payments(world):
-    code, out, err = _link(world)
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     assert code == 0, err
     first, url = out.strip().splitlines()
     assert re.match(r"invoice FA-2026-00102: PayFiP operation [0-9a-f-]{36} \(refdet "
-                    r"FA202600102, 187,50 EUR, saisie T\)$", first)
+                    r"FA202600102, 187,50 EUR, saisie W\)$", first)
     id_op = url.rsplit("=", 1)[1]
     answer = httpx.post(f"{world['endpoint']}/paiementws.web",
                         data={"idop": id_op, "action": "card"}, timeout=TIMEOUT)
@@ -85,6 +85,58 @@ def test_link_pay_and_export_payments(world):
     assert code == 0 and "nothing open" in out
     code, out, _ = _run("payfip", "anomalies")
     assert out.strip() == "no anomaly"
+
+
+def _pay(world, link_output: str, action: str = "card") -> str:
+    id_op = link_output.strip().splitlines()[1].rsplit("=", 1)[1]
+    answer = httpx.post(f"{world['endpoint']}/paiementws.web",
+                        data={"idop": id_op, "action": action}, timeout=TIMEOUT)
+    assert answer.status_code == 200
+    return id_op
+
+
+def test_a_test_mode_payment_is_shown_as_such_and_production_still_pays(world):
+    """saisie T (the example mapping's mode): the payment is listed as a test, with its
+    saisie, and the invoice can then be paid for real."""
+    code, out, err = _link(world)
+    assert code == 0 and "saisie T)" in out, err
+    test_op = _pay(world, out)
+
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01")
+    assert code == 0, err
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert (row["invoice"], row["status"], row["saisie"]) == ("FA-2026-00102", "test-paid", "T")
+    assert row["amount_paid"] == row["method"] == row["paid_at"] == row["id_op"] == ""
+    assert row["last_id_op"] == test_op
+    code, out, err = _run("payfip", "payments", "--format", "json", "--history")
+    [row] = json.loads(out)
+    assert (row["status"], row["saisie"], row["amount_paid"]) == ("test-paid", "T", None)
+    assert [(h["event"], h["status"]) for h in row["history"]] == [
+        ("created", "pending"), ("test-paid", "test-paid")]
+
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0 and "saisie W)" in out, err
+    real_op = _pay(world, out, "debit")
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01")
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert (row["status"], row["saisie"], row["amount_paid"], row["id_op"]) == (
+        "paid", "W", "187.50", real_op)
+
+
+def test_reconcile_counts_test_payments_apart(world):
+    httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
+               timeout=TIMEOUT)
+    for invoice, mode in (("FA-2026-00102", "T"), ("FA-2026-00103", "W"),
+                          ("FA-2026-00105", "X")):
+        code, out, err = _link(world, invoice, "--mode", mode)
+        assert code == 0, err
+        _pay(world, out)
+    code, out, err = _run("payfip", "reconcile")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[-1] == "reconciled 3 operation(s): recorded 1, test-paid 2"
+    assert sum("  FA-2026-00102  recorded  test-paid" in line for line in lines) == 1
+    assert sum("  FA-2026-00103  recorded  paid" in line for line in lines) == 1
 
 
 def test_link_errors_name_the_invoice_and_the_field(world):

@@ -5,7 +5,10 @@ payment page -> notification -> receiver -> SOAP pull -> state store.
 Scenarios of issue 5: paid by card, paid by direct debit, refused, abandoned, pending
 then paid (reconcile), notification lost then reconciled, notification replayed,
 forged notification (unknown idOp), amount mismatch (an anomaly, not a payment), SOAP
-fault; and every request validated before sending.
+fault; and every request validated before sending. A payment pays the invoice only in
+production mode (saisie W, so those tests link with mode="W"); in test or activation
+mode (T, X; the example mapping's T) it is a test payment, and stores that recorded
+such payments as paid are corrected by migration 4.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 from pesgen.payfip import ledger
 from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
 from pesgen.payfip.tables import events, operations, payments
+from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
@@ -49,7 +53,7 @@ def _count(store, table):
 
 
 def test_paid_by_card(flow):
-    link = flow.link()
+    link = flow.link(mode="W")
     assert link.amount_cents == 18750 and link.refdet == "FA202600102"
     assert link.url == f"{flow.endpoint}/paiementws.web?idop={link.id_op}"
     assert _payment(flow.store)["status"] == "pending"
@@ -69,7 +73,7 @@ def test_paid_by_card(flow):
 
 
 def test_paid_by_direct_debit(flow):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "debit")
     pay = _payment(flow.store)
     assert pay["status"] == "paid" and pay["method"] == "direct_debit"
@@ -86,7 +90,7 @@ def test_refused(flow, action, code, method):
     op = ledger.get_operation(flow.store, link.id_op)
     assert op["status"] == "refused" and op["result_code"] == code
     # the family may try again: a new operation reopens the payment, then pays it
-    again = flow.link()
+    again = flow.link(mode="W")
     assert again.id_op != link.id_op and _payment(flow.store)["status"] == "pending"
     flow.pay(again, "card")
     assert _payment(flow.store)["status"] == "paid"
@@ -102,7 +106,7 @@ def test_abandoned(flow):
 
 
 def test_already_paid_invoice_gets_no_new_link(flow):
-    flow.pay(flow.link(), "card")
+    flow.pay(flow.link(mode="W"), "card")
     from pesgen.errors import StateError
 
     with pytest.raises(StateError, match="already paid"):
@@ -116,7 +120,7 @@ def test_already_paid_invoice_gets_no_new_link(flow):
 def test_pending_then_paid_by_reconcile(flow, store):
     # the receiver is down when PayFiP notifies: urlnotif refuses connections
     closed = flow.receiver.url.rsplit(":", 1)[0] + ":9"
-    link = flow.link(notify_url=f"{closed}/payfip/notification")
+    link = flow.link(notify_url=f"{closed}/payfip/notification", mode="W")
     [first] = flow.reconcile()  # the family has not paid yet: P5
     assert (first.action, first.status) == ("pending", "pending")
     assert _payment(store)["status"] == "pending"
@@ -135,7 +139,7 @@ def test_pending_then_paid_by_reconcile(flow, store):
 
 def test_notification_lost_then_reconciled(flow, store):
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "debit")
     assert flow.fake_operations()[0]["notifications"] == ["not sent"]
     assert _payment(store)["status"] == "pending"
@@ -146,7 +150,7 @@ def test_notification_lost_then_reconciled(flow, store):
 
 
 def test_notification_replayed_is_harmless(flow, store):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
     assert flow.control("notify", {"idop": link.id_op})["notification"] == "HTTP 200"
     for key in ("idop", "idOp", "IDOP"):  # the key's case differs between sources
@@ -208,7 +212,7 @@ def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
 
 def test_return_page_records_and_shows_the_result(flow, store):
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
     page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
                       timeout=TIMEOUT)
@@ -244,7 +248,7 @@ def test_functional_fault_unknown_client(flow, store):
 
 
 def test_soap_fault_while_pulling_the_result_is_retried_by_reconcile(flow, store):
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
                            "kind": "TechDysfonctionnementErreur", "code": "999"})
     answer = flow.pay(link, "card")
@@ -321,7 +325,7 @@ def test_notification_return_and_sweep_racing_record_the_payment_once(flow, stor
     from concurrent.futures import ThreadPoolExecutor
 
     flow.control("notifications", {"enabled": False})
-    link = flow.link()
+    link = flow.link(mode="W")
     flow.pay(link, "card")
 
     def notify(_):
@@ -434,3 +438,190 @@ def test_a_business_fault_on_the_result_lookup_goes_to_a_person_not_to_every_rec
     assert anomaly["kind"] == "lookup-refused" and anomaly["got"].startswith("P4")
     assert _payment(store)["status"] == "pending"  # nothing says the family paid
     assert flow.reconcile() == []  # no longer polled
+
+
+# ---------------------------------------------------------------------- test mode (saisie T, X)
+
+
+@pytest.mark.parametrize("mode", ["T", "X"])
+def test_a_test_mode_payment_is_not_a_payment_of_the_invoice(flow, store, mode):
+    """saisie T (test) or X (activation): a technician's try of the integration. It was
+    recorded as the invoice's payment, which then refused the family a production link."""
+    link = flow.link(mode=mode)
+    assert link.saisie == mode
+    flow.pay(link, "card")
+    op = ledger.get_operation(store, link.id_op)
+    assert (op["status"], op["result_code"]) == ("test-paid", "P")
+    assert op["numauto"].startswith("FAKE")  # what PayFiP answered is kept on the operation
+    pay = _payment(store)
+    assert pay["status"] == "test-paid"
+    assert pay["paid_cents"] is None and pay["id_op"] is None and pay["paid_at"] is None
+    assert pay["method"] is None and pay["numauto"] is None
+    assert _events(store) == [("created", "link", "pending"),
+                              ("test-paid", "notification", "test-paid")]
+    assert ledger.list_anomalies(store) == []
+    assert flow.reconcile() == []  # resolved: no longer polled
+    # a replayed notification changes nothing
+    assert flow.notify(link.id_op).status_code == 200
+    assert _payment(store)["status"] == "test-paid"
+
+    # production afterwards: the link is issued and the payment is the invoice's
+    real = flow.link(mode="W")
+    assert real.saisie == "W" and _payment(store)["status"] == "pending"
+    flow.pay(real, "debit")
+    pay = _payment(store)
+    assert pay["status"] == "paid" and pay["id_op"] == real.id_op
+    assert pay["paid_cents"] == 18750 and pay["method"] == "direct_debit"
+    assert ledger.list_anomalies(store) == []  # not a double payment either
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="already paid"):
+        flow.link(mode="W")
+
+
+def test_a_test_payment_found_by_reconcile_is_counted_as_such(flow, store):
+    flow.control("notifications", {"enabled": False})
+    test = flow.link(mode="T")
+    flow.pay(test, "card")
+    other = flow.link("FA-2026-00103", mode="W")
+    flow.pay(other, "card")
+    outcomes = {o.invoice: (o.action, o.status) for o in flow.reconcile()}
+    assert outcomes == {"FA-2026-00102": ("recorded", "test-paid"),
+                        "FA-2026-00103": ("recorded", "paid")}
+    assert _payment(store)["status"] == "test-paid"
+    assert _payment(store, "FA-2026-00103")["status"] == "paid"
+
+
+def test_a_test_payment_through_an_older_link_leaves_the_latest_one_open(flow, store):
+    """Like a refusal, a test result speaks for the invoice only when it answers its
+    latest link: a production link issued since stays pending."""
+    test = flow.link(mode="T")
+    real = flow.link(mode="W")
+    flow.pay(test, "card")
+    assert ledger.get_operation(store, test.id_op)["status"] == "test-paid"
+    pay = _payment(store)
+    assert pay["status"] == "pending" and pay["last_id_op"] == real.id_op
+    flow.pay(real, "card")
+    assert _payment(store)["status"] == "paid"
+
+
+def test_a_result_in_another_mode_than_the_one_sent_is_an_anomaly(flow, store):
+    """PayFiP echoes saisie: a production operation answered in test mode (or the reverse)
+    is for a person to look at, neither a payment nor a test payment."""
+    link = flow.link(mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"saisie": "T"}})
+    flow.pay(link, "card")
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["expected"], anomaly["got"]) == ("saisie-mismatch", "W",
+                                                                      "T")
+    assert _payment(store)["status"] == "pending"
+
+
+def test_the_return_page_says_a_test_payment_is_not_a_payment(flow, store):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link(mode="T")
+    flow.pay(link, "card")
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200 and "test" in page.text
+    assert "Votre paiement a été enregistré" not in page.text
+    assert _payment(store)["status"] == "test-paid"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def schema_3_url(request, tmp_path):
+    from .conftest import state_database
+
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+def _recorded_before(conn, invoice, amount, ops, paid_by, last):
+    """Operations and the invoice's payment row as pesgen recorded them before schema 4:
+    ``ops`` is [(id_op, saisie, status, resultrans)]; the invoice is paid by ``paid_by``."""
+    at = "2026-11-23T18:00:00Z"
+    for id_op, saisie, status, code in ops:
+        conn.execute(operations.insert().values(
+            id_op=id_op, id_coll="21450999400015", invoice=invoice, run_id=None,
+            numcli="012345", exer="2026", refdet=invoice.replace("-", ""), amount_cents=amount,
+            mel="x@example.org", objet="TEST", saisie=saisie, endpoint="http://127.0.0.1:9/tpa",
+            created_at=at, status=status, result_code=code,
+            numauto=f"NA{id_op}" if code in ("P", "V") else None,
+            transaction_at="2026-11-23T19:05:00+01:00" if code else None,
+            resolved_at=at if code else None, checks=1))
+    conn.execute(payments.insert().values(
+        id_coll="21450999400015", invoice=invoice, status="paid", amount_cents=amount,
+        paid_cents=amount, method="card", paid_at="2026-11-23T19:00:00+01:00", id_op=paid_by,
+        last_id_op=last, numauto=f"NA{paid_by}", refdet=invoice.replace("-", ""),
+        created_at=at, updated_at=at))
+
+
+def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, tmp_path,
+                                                                    monkeypatch):
+    """Schema 4: the test payments the earlier code recorded as the invoices' payments
+    no longer pay them, so the families can pay; production payments stay as they were."""
+    import pesgen.store as st
+    from pesgen.payfip.fake import FakePayfip
+    from pesgen.payfip.receiver import create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING, RUN_DATE, Flow
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:3])
+        old = Store(schema_3_url)
+    export_recorded(old, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
+    with old.engine.begin() as conn:
+        # a technician's test paid the invoice
+        _recorded_before(conn, "FA-2026-00102", 18750, [("t1", "T", "paid", "P")], "t1", "t1")
+        # an activation payment, then the family's real one (then a double payment)
+        _recorded_before(conn, "FA-2026-00103", 20100,
+                         [("x1", "X", "paid", "P"), ("w1", "W", "paid", "V")], "x1", "w1")
+        # a test paid an older link; the latest (production) one is still open
+        _recorded_before(conn, "FA-2026-00105", 23750,
+                         [("t2", "T", "paid", "P"), ("w2", "W", "pending", None)], "t2", "w2")
+        # a production payment: untouched
+        _recorded_before(conn, "FA-2026-00101", 28275, [("w3", "W", "paid", "P")], "w3", "w3")
+    with old.engine.connect() as conn:
+        before = dict(conn.execute(sa.select(payments).where(
+            payments.c.invoice == "FA-2026-00101")).one()._mapping)
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(st.schema_table.c.version)).scalars()) == \
+            [1, 2, 3, 4]
+        ops = dict(conn.execute(sa.select(operations.c.id_op, operations.c.status)).all())
+        after = dict(conn.execute(sa.select(payments).where(
+            payments.c.invoice == "FA-2026-00101")).one()._mapping)
+    assert ops == {"t1": "test-paid", "x1": "test-paid", "w1": "paid", "t2": "test-paid",
+                   "w2": "pending", "w3": "paid"}
+    assert after == before
+
+    pay = _payment(store)
+    assert (pay["status"], pay["paid_cents"], pay["id_op"], pay["method"], pay["paid_at"],
+            pay["numauto"]) == ("test-paid", None, None, None, None, None)
+    assert _events(store) == [("test-paid", "migration", "test-paid")]
+    pay = _payment(store, "FA-2026-00103")
+    assert (pay["status"], pay["id_op"], pay["paid_cents"], pay["method"], pay["numauto"]) == (
+        "paid", "w1", 20100, "direct_debit", "NAw1")
+    assert pay["paid_at"] == "2026-11-23T19:05:00+01:00"  # w1's, not x1's 19:00
+    assert _events(store, "FA-2026-00103") == [("paid", "migration", "paid")]
+    pay = _payment(store, "FA-2026-00105")
+    assert (pay["status"], pay["id_op"], pay["last_id_op"]) == ("pending", None, "w2")
+    shown = {p["invoice"]: (p["status"], p["saisie"]) for p in ledger.list_payments(store)}
+    assert shown == {"FA-2026-00101": ("paid", "W"), "FA-2026-00102": ("test-paid", "T"),
+                     "FA-2026-00103": ("paid", "W"), "FA-2026-00105": ("pending", "W")}
+
+    # the family can now pay FA-2026-00102 for real
+    with ServerThread(FakePayfip().app) as fake, ServerThread(
+            create_app(store, default_factory(timeout=TIMEOUT))) as receiver:
+        flow = Flow(store, fake, receiver, tmp_path / "out")
+        real = flow.link(mode="W")
+        flow.pay(real, "card")
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", real.id_op, 18750)
+    store.engine.dispose()

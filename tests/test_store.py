@@ -295,7 +295,7 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
     store = Store(db_url)
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-    assert sorted(versions) == [1, 2, 3]
+    assert sorted(versions) == [1, 2, 3, 4]
     [held] = store.find_invoice("FA-2026-00104")
     assert held["run_id"] == first.run_id and held["debt_number"] is None
     with pytest.raises(StateError) as info:

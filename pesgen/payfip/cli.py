@@ -179,7 +179,9 @@ def reconcile(
     for o in outcomes:
         extra = f" ({o.message})" if o.message else ""
         typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
-    counts = Counter(o.action for o in outcomes)
+    # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
+    counts = Counter("test-paid" if (o.action, o.status) == ("recorded", "test-paid")
+                     else o.action for o in outcomes)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
     typer.echo(f"reconciled {len(outcomes)} operation(s): {summary}")
     if counts.get("error"):
@@ -198,8 +200,9 @@ def payments(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Export PayFiP payments per invoice (status, amounts, method, date) for the school
-    software."""
+    """Export PayFiP payments per invoice (status, amounts, method, date, saisie) for the
+    school software. Status test-paid: paid in test or activation mode (saisie T or X),
+    not a payment of the invoice."""
     import csv
     import io
     import json
@@ -221,7 +224,8 @@ def payments(
     else:
         buffer = io.StringIO()
         columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
-                   "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at"]
+                   "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at",
+                   "saisie"]
         writer = csv.DictWriter(buffer, columns, delimiter=";", lineterminator="\n",
                                 extrasaction="ignore")
         writer.writeheader()

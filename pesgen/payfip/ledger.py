@@ -3,8 +3,10 @@
 Applying a result is idempotent: the operation moves out of ``pending``/``unknown``
 by a conditional UPDATE inside one transaction, so a replayed notification, a
 notification racing the reconcile sweep or the family's return all record the
-payment exactly once. A result whose numcli, refdet or amount differs from what
-pesgen issued is an anomaly, never a payment.
+payment exactly once. A result whose numcli, refdet, amount or saisie differs from
+what pesgen issued is an anomaly, never a payment. A P or V result of an operation
+created in test or activation mode (saisie T or X) is a test payment (``test-paid``):
+it never pays the invoice, so it never refuses a later link or a production payment.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StateError
 from ..store import Store, run_invoices, runs, utc_now
-from .models import PaymentDetail, cents_text, to_cents
+from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import anomalies, events, operations, payments
 
 log = logging.getLogger("pesgen.payfip")
 
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
-FINAL = ("paid", "refused", "abandoned", "expired", "anomaly")
+FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,10 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             mismatches.append(("refdet-mismatch", op["refdet"], detail.refdet))
         if not detail.montant.isdigit() or int(detail.montant) != op["amount_cents"]:
             mismatches.append(("amount-mismatch", str(op["amount_cents"]), detail.montant))
+        # PayFiP echoes saisie: a production operation answered as a test (or the reverse)
+        # is neither a payment nor a test payment for sure
+        if detail.saisie and detail.saisie != op["saisie"]:
+            mismatches.append(("saisie-mismatch", op["saisie"], detail.saisie))
         if detail.status == "unknown":
             mismatches.append(("unknown-result", "P, V, R, Z or A", detail.resultrans))
 
@@ -143,7 +149,12 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                 mismatches.append(("amount-due-changed", str(pay["amount_cents"]),
                                    str(op["amount_cents"])))
         pay_status = pay["status"] if pay else "pending"
+        test = op["saisie"] in SAISIE_TEST
         new = "anomaly" if mismatches else detail.status
+        if new == "paid" and test:
+            # no money for the invoice: like a refusal, it speaks for the invoice only as
+            # the result of its latest link, and never over a payment
+            new = "test-paid"
         done = conn.execute(operations.update().where(
             operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
             status=new, result_code=detail.resultrans[:4], numauto=detail.numauto or None,
@@ -178,9 +189,11 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             pay_status = new
         if pay:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
-        _event(conn, op, new, source, pay_status,
-               {"result": detail.resultrans, "method": detail.method,
-                "transaction_at": detail.transaction_time})
+        result: dict[str, Any] = {"result": detail.resultrans, "method": detail.method,
+                                  "transaction_at": detail.transaction_time}
+        if test:
+            result["saisie"] = op["saisie"]
+        _event(conn, op, new, source, pay_status, result)
     log.info("payfip %s: operation %s: %s", source, id_op, new)
     return Outcome(id_op, "recorded", new, op["invoice"])
 
@@ -261,8 +274,14 @@ def open_operations(store: Store, since: str | None = None) -> list[dict[str, An
 
 def list_payments(store: Store, since: date | None = None, history: bool = False
                   ) -> list[dict[str, Any]]:
-    """Payments per invoice changed since a date (UTC), oldest change first."""
-    query = sa.select(payments).order_by(payments.c.updated_at, payments.c.invoice)
+    """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
+    is the mode of the operation the status comes from: the paying one once paid, else
+    the latest link (only its result changes the status of an unpaid invoice)."""
+    source = operations.alias("source_op")
+    query = sa.select(payments, source.c.saisie).select_from(payments.outerjoin(
+        source, source.c.id_op == sa.case((payments.c.status == "paid", payments.c.id_op),
+                                          else_=payments.c.last_id_op))
+    ).order_by(payments.c.updated_at, payments.c.invoice)
     if since:
         query = query.where(payments.c.updated_at >= since.isoformat())
     out = []
@@ -276,7 +295,7 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
                 else None,
                 "method": p["method"], "paid_at": p["paid_at"], "id_op": p["id_op"],
                 "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
-                "updated_at": p["updated_at"]}
+                "updated_at": p["updated_at"], "saisie": p["saisie"]}
             if history:
                 item["history"] = [
                     {"at": e.at, "event": e.event, "source": e.source, "status": e.status,

@@ -23,6 +23,9 @@ from .errors import PayfipRequestInvalid
 # use different letters for production.
 SAISIE_WS = {"T": "test", "X": "activation", "W": "production"}
 SAISIE_URL = {"T": "test", "X": "activation", "A": "production"}
+# Test and activation operations try the integration: a P or V result of one is a test
+# payment, never the payment of the invoice (docs/payfip.md, "Test mode").
+SAISIE_TEST = ("T", "X")
 
 MIN_CENTS = 100  # 1,00 EUR, confirmed by several implementations
 # Maxima are single-source (eopayment): 100 000,00 EUR by web service, 9 999,99 EUR by URL.

@@ -42,6 +42,8 @@ UNKNOWN_LIMIT = 30  # unknown idOps recorded per client address and window
 UNKNOWN_WINDOW = 60.0  # seconds
 STATUS_TEXT = {
     "paid": "Votre paiement a été enregistré. Merci.",
+    "test-paid": "Paiement de test (mode test ou activation) : aucune somme n'est encaissée "
+                 "et la facture reste à payer.",
     "refused": "Le paiement a été refusé. Vous pouvez réessayer avec un nouveau lien.",
     "abandoned": "Le paiement a été abandonné.",
     "pending": "Le résultat du paiement n'est pas encore connu ; il sera pris en compte "

@@ -1,18 +1,23 @@
 """PayFiP tables of the state store (schema version 2, see ``pesgen.store.MIGRATIONS``).
 
 * ``payfip_operations``: one row per idOp pesgen obtained (invoice, refdet, amount in
-  cents, mel, when), with its status: pending -> paid | refused | abandoned | expired |
-  anomaly; ``unknown`` when the last pull of its result failed (retried by reconcile).
+  cents, mel, when), with its status: pending -> paid | test-paid | refused | abandoned |
+  expired | anomaly; ``unknown`` when the last pull of its result failed (retried by
+  reconcile). ``test-paid``: paid in test or activation mode (saisie T or X).
 * ``payfip_payments``: one row per invoice and collectivity: its PayFiP status and,
-  once paid, how, when and by which operation.
+  once paid (in production), how, when and by which operation.
 * ``payfip_events``: the history of each invoice's payment (created, paid, refused…).
 * ``payfip_anomalies``: what must be looked at by a person (amount or reference
   mismatch, unknown idOp notified, a second payment…); never a payment.
 
 These definitions are frozen with migration 2: a later change needs a new migration.
+Migration 4 changes no table: it corrects rows (test payments recorded as payments).
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -94,3 +99,51 @@ anomalies = sa.Table(
 def migration_2(conn: Connection) -> None:
     """Create the PayFiP tables (schema version 2)."""
     metadata.create_all(conn, tables=[operations, payments, events, anomalies])
+
+
+def migration_4(conn: Connection, now: str) -> None:
+    """Test payments recorded as payments (schema version 4).
+
+    Before it, the P or V result of an operation created with saisie T (test) or X
+    (activation) was recorded like a production payment: the operation ``paid``, the
+    invoice paid by it, so no new link could be made for the invoice. Such an operation
+    becomes ``test-paid``. An invoice it paid is paid by the production operation that
+    paid it afterwards (recorded then as a double payment), if any; else it takes the
+    status its latest link gives it, as pesgen now records it (``test-paid`` when that
+    link is the test one). Each invoice corrected gets an event (source ``migration``).
+    The values are frozen here: they must not follow later code.
+    """
+    test, methods = ("T", "X"), {"P": "card", "V": "direct_debit"}
+    from_latest = {"test-paid", "refused", "abandoned", "expired"}  # else: pending
+    was_test = sa.and_(operations.c.status == "paid", operations.c.saisie.in_(test))
+    corrected = conn.execute(sa.select(payments, operations.c.saisie.label("test_saisie"))
+                             .join(operations, operations.c.id_op == payments.c.id_op)
+                             .where(payments.c.status == "paid", was_test)
+                             .order_by(payments.c.id)).all()
+    conn.execute(operations.update().where(was_test).values(status="test-paid"))
+    for pay in corrected:
+        real = conn.execute(sa.select(operations).where(
+            operations.c.id_coll == pay.id_coll, operations.c.invoice == pay.invoice,
+            operations.c.status == "paid", operations.c.saisie.not_in(test))
+            .order_by(operations.c.resolved_at, operations.c.id_op)).first()
+        detail: dict[str, Any] = {"test_id_op": pay.id_op, "saisie": pay.test_saisie}
+        values: dict[str, Any]
+        if real is not None:
+            values = {"status": "paid", "paid_cents": real.amount_cents,
+                      "method": methods.get(real.result_code or ""),
+                      "paid_at": real.transaction_at or real.resolved_at,
+                      "id_op": real.id_op, "numauto": real.numauto}
+            event, id_op = "paid", real.id_op
+        else:
+            latest = conn.execute(sa.select(operations.c.status).where(
+                operations.c.id_op == pay.last_id_op)).scalar()
+            values = {"status": latest if latest in from_latest else "pending",
+                      "paid_cents": None, "method": None, "paid_at": None, "id_op": None,
+                      "numauto": None}
+            event, id_op = "test-paid", pay.id_op
+        conn.execute(payments.update().where(payments.c.id == pay.id).values(
+            **values, updated_at=now))
+        conn.execute(events.insert().values(
+            id_coll=pay.id_coll, invoice=pay.invoice, id_op=id_op, at=now, event=event,
+            source="migration", status=values["status"],
+            detail=json.dumps(detail, sort_keys=True)))
