@@ -64,6 +64,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "pes.text", "A required text is not empty, only zeros, 'nc', '.' or a space; an optional one that is such a placeholder is left out, and the run summary says so (note placeholder).", "DT v5.19 Base_TexteX"),
     ("input", "sepa.iban", "The debtor IBAN is valid (checksum, country length).", "DT v5.19 CpteBancaire/IBAN; Base_Texte34IBAN"),
     ("input", "sepa.bic", "The debtor BIC is valid.", "DT v5.19 CpteBancaire/BIC; Base_Texte11BIC"),
+    ("input", "sepa.bic-abroad", "A direct debit from an account abroad (an IBAN whose country is not FR, nor GF, GP, MQ, RE, YT, PM, BL or MF, which the ISO registry lists apart though their banks are French) has its BIC.", "DT v5.19 DomaineGlobalAller_blocscommuns, CpteBancaire/BIC (\"obligatoire pour toute domiciliation à l'étranger, sinon rejet du bordereau\")"),
     ("input", "text.charset", "Text fits the target character set (ISO-8859-1; SEPA set for RUM and LibPrel), after the transliterate, case and newlines policies.", "DT v5.19 Base_TexteXSEPA; XML 1.0"),
     ("input", "text.length", "Text fits its field (Nom 38, Adr 38, ObjLignePce 160…), after the street/name split and text_overflow policies.", "DT v5.19 Base_TexteX lengths"),
     ("output", "xsd.pesgen", "The file is valid against pesgen's own XSD (a stricter subset of the DGFiP's).", "schemas/pes-ormc/pes-ormc.xsd"),
@@ -91,6 +92,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "pes.address", "CodRes 1 (non-resident) has an INSEE CodPays; CodRes 0 has none or 100: the title rule's residence check on the file, once per distinct CodRes/CodPays of a piece, at its first one (line and XPath). CP is 5 digits (99999 abroad) on every address by pesgen's XSD (xsd.pesgen); no rule refuses 00000, which the DGFiP documentation does not forbid.", "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays"),
     ("output", "sepa.iban", "A debtor's IBAN (CpteBancaire) is valid for python-stdnum (checksum, country length), as when mapping the input (same memoised check); once per distinct IBAN of a piece, at its first one (line and XPath). Upper case: the XSD.", "DT v5.19 CpteBancaire/IBAN; Base_Texte34IBAN"),
     ("output", "sepa.bic", "A debtor's BIC is valid for python-stdnum (format, country), as sepa.iban.", "DT v5.19 CpteBancaire/BIC; Base_Texte11BIC"),
+    ("output", "sepa.bic-abroad", "An IBAN abroad (as the input rule) has a BIC in its CpteBancaire; once per distinct IBAN of a piece, at its first one (line and XPath).", "DT v5.19 DomaineGlobalAller_blocscommuns, CpteBancaire/BIC"),
     ("output", "sepa.mandate", "DateSignMandat is not after DtePrel (the title rule's date check on the file); once per distinct SEPA data of a piece.", "DT v5.19 InfoPrelevementSEPA"),
     ("output", "layout.encoding", "Every line decodes in the layout's encoding.", "layout (the package's documentation)"),
     ("output", "layout.line-ending / layout.final-newline", "Every line ends with the layout's line ending (CRLF or LF), the last one too unless final_newline: false.", "layout"),
@@ -131,6 +133,8 @@ UNCONFIRMED = """## Choices where the DGFiP documentation is silent
 | Tiers on every line | Whether Hélios wants the debtor on every LigneDePiece or the first only is unconfirmed; pesgen repeats it by default. | `output.tiers_on` |
 | Civility list | The exact list is unconfirmed ("liste arrêtée"); pesgen sends what `codes.civility` maps to (the examples use `M` / `MME`) and refuses Mademoiselle. | `codes.civility` |
 | Encoding | ISO-8859-1 (the DGFiP's own samples vary); UTF-8 can be chosen. | `output.encoding` |
+| `TitCpteDiff` | "1 si titulaire du compte bancaire est différent du débiteur": pesgen writes `TitCpteDiff 1` (ORMC, titres) when the words of TitCpte (case, accents and punctuation aside, in any order) are not those of the debtor's Nom and ComplNom, with or without Prenom. A joint holder ("M OU MME DUPONT") counts as another holder. The JVS Millésime layout (reconstructed) carries no TitCpteDiff. | `bindings.payment.holder` |
+| Addresses in France | CodRes 0 and a 5-digit CP for the countries FR and the overseas départements GP, MQ, GF, RE, YT (exported with their own ISO codes); any other country is abroad (policy `foreign_address`, `codes.countries`), where the postal code may be empty (CP 99999, Ville alone). | `bindings.address.country` |
 | One file per bordereau | A run larger than `max_pieces_per_bordereau` becomes several files, each its own rôle with the next IdBord. | `output.max_pieces_per_bordereau` |
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from stdnum.fr import siret as std_siret
 
-from .checks import BANK_RULES, checked_bank_code
+from .checks import BANK_RULES, bic_abroad_problem, checked_bank_code
 from .errors import MappingError, Problem
 from .formats import Format
 from .keys import debt_key
@@ -616,12 +617,14 @@ class Builder:
         city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
         postal = ev(a.get("postal_code"))
         postal = None if _blank(postal) else str(postal).strip()
-        if postal is None:
-            ctx.problem("input.required", "address.postal_code is missing",
-                        mapping=a["postal_code"].where)
         country = ev(a.get("country"))
         country = "FR" if _blank(country) else str(country).strip().upper()
-        if len(ctx.problems) > before or street is None or city is None or postal is None:
+        in_france = country in _FRANCE
+        if postal is None and in_france:  # abroad, Ville takes the postal code if any
+            ctx.problem("input.required", "address.postal_code is missing",
+                        mapping=a["postal_code"].where)
+        if len(ctx.problems) > before or street is None or city is None or \
+                (postal is None and in_france):
             return None
         limit = self._limits["address.street"].max
         if limit is not None and len(street) > limit:
@@ -643,13 +646,14 @@ class Builder:
                 ctx.problem("text.length", f"address.street is {len(street)} characters, Hélios "
                             f"allows {limit} ({why})", mapping=a["street"].where)
                 return None
-        if country == "FR":
+        if in_france:
+            assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
                             mapping=a["postal_code"].where)
                 return None
             return Address(street=street, postal_code=postal, city=city, complement=complement,
-                           locality=locality, country="FR")
+                           locality=locality, country=country)
         if self.policies.foreign_address != "postal_code_in_city":
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
                         "refuse)", mapping=a["country"].where if "country" in a else None)
@@ -659,10 +663,12 @@ class Builder:
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
                         "codes.countries", mapping=self.mapping.where("codes"))
             return None
-        foreign_city = self._text(ctx, "address.city", f"{postal} {city}", a.get("city"))
+        foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
+                                  a.get("city"))
         if foreign_city is None:
             return None
-        ctx.note("foreign_address", f"{country}: CP 99999, Ville '{postal} …', CodPays {insee}")
+        ctx.note("foreign_address", f"{country}: CP 99999, Ville " + (
+            f"'{postal} …'" if postal else "without postal code") + f", CodPays {insee}")
         return Address(street=street, postal_code="99999", city=foreign_city,
                        complement=complement, locality=locality, country=country,
                        resident=False, country_code=insee)
@@ -734,8 +740,12 @@ class Builder:
         iban = need("iban")
         if iban is not None:
             iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])
-        bic = ev(p.get("bic"))
-        bic = None if _blank(bic) else self._bank_code(ctx, "BIC", str(bic), p["bic"])
+        raw_bic = ev(p.get("bic"))
+        bic = None if _blank(raw_bic) else self._bank_code(ctx, "BIC", str(raw_bic), p["bic"])
+        if iban is not None and _blank(raw_bic) and \
+                (message := bic_abroad_problem(iban, None)):
+            ctx.problem("sepa.bic-abroad", message, mapping=p["bic"].where if "bic" in p
+                        else p["iban"].where)
         holder_raw = ev(p.get("holder"))
         if _blank(holder_raw) and debtor is not None:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
@@ -747,7 +757,8 @@ class Builder:
             return None
         return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
-                       label=label)
+                       label=label, holder_differs=debtor is not None and
+                       not _holder_is_debtor(holder, debtor))  # type: ignore[arg-type]
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a
@@ -811,6 +822,29 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
 
 def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+# Countries (ISO alpha-2, as exported) whose addresses are in France: CodRes 0, a
+# French postal code. The overseas départements have ISO codes of their own; the other
+# overseas collectivités are left to codes.countries (the mapping decides).
+_FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
+
+
+def _words(*parts: str | None) -> list[str]:
+    """The words of ``parts``, sorted, without case, accents or punctuation."""
+    text = unicodedata.normalize("NFKD", " ".join(p for p in parts if p).casefold())
+    bare = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return sorted(w for w in re.split(r"[\W_]+", bare) if w)
+
+
+def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
+    """TitCpte names the debtor: the words of its name (and complement), with or
+    without its first name, in any order ('DUPONT-LEFEVRE HELENE', 'Hélène Dupont
+    Lefèvre'). Anything else (another person, 'M OU MME DUPONT') is another holder:
+    TitCpteDiff 1 (DT, InfoPrelevementSEPA)."""
+    words = _words(holder)
+    return words in (_words(debtor.name, debtor.complement_name, debtor.first_name),
+                     _words(debtor.name, debtor.complement_name))
 
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")

@@ -75,6 +75,23 @@ def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str
         yield "IdTiers and NatIdTiers go together"
 
 
+# IBAN countries of banks in France: a BIC is mandatory for any other (an account
+# abroad). The overseas départements and the SEPA-zone collectivités (Saint-Pierre-et-
+# Miquelon, Saint-Barthélemy, Saint-Martin) have IBAN codes of their own in the ISO
+# registry, though their banks use FR IBANs.
+FRENCH_IBAN_COUNTRIES = frozenset({"FR", "GF", "GP", "MQ", "RE", "YT", "PM", "BL", "MF"})
+
+
+def bic_abroad_problem(iban: str, bic: str | None) -> str | None:
+    """sepa.bic-abroad on a CpteBancaire's IBAN and BIC: "La balise [BIC] est obligatoire
+    pour toute domiciliation à l'étranger, sinon rejet du bordereau" (DT, CpteBancaire)."""
+    country = iban[:2].upper()
+    if not bic and country not in FRENCH_IBAN_COUNTRIES:
+        return (f"an account abroad (IBAN of {country}) needs its BIC: without it the "
+                "DGFiP rejects the bordereau")
+    return None
+
+
 def mandate_date_problem(signed_on: Any, debit_date: Any) -> str | None:
     """sepa.mandate on DateSignMandat and DtePrel (two dates, or two ISO date strings)."""
     if signed_on > debit_date:

@@ -56,6 +56,7 @@ class Mandate:
     account: BankAccount
     label: str | None = None  # LibPrel
     periodicity: str = "07"  # PerPrel: 07 = unique
+    holder_differs: bool = False  # TitCpteDiff 1: the account holder is not the debtor
 
 
 @dataclass(frozen=True, slots=True)

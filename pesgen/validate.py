@@ -24,6 +24,7 @@ from lxml import etree
 
 from .checks import (
     BANK_RULES,
+    bic_abroad_problem,
     checked_bank_code,
     civility_problem,
     first_name_problem,
@@ -116,6 +117,13 @@ def _next_element(el: Any) -> Any:
     while nxt is not None and not isinstance(nxt.tag, str):
         nxt = nxt.getnext()
     return nxt
+
+
+def _bic_of(iban: etree._Element) -> str | None:
+    """The BIC beside an IBAN (in its CpteBancaire), if any."""
+    parent = iban.getparent()
+    bic = None if parent is None else parent.find("BIC")
+    return None if bic is None else bic.get("V")
 
 
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
@@ -251,6 +259,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     for (tag, code), el in banks.items():
         if code and (message := checked_bank_code(tag, code)[1]):
             _locate(by_line, bord, name, BANK_RULES[tag], message, el)
+        elif tag == "IBAN" and code and (message := bic_abroad_problem(code, _bic_of(el))):
+            _locate(by_line, bord, name, "sepa.bic-abroad", message, el)
     if by_line:
         problems.extend(problem for _line, problem in sorted(by_line, key=lambda lp: lp[0]))
     if len(sepa_keys) > 1:

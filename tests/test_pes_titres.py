@@ -4,6 +4,7 @@ NatPce 01) with the ASAP Edition choice, valid for the DGFiP; the mapping/format
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -180,3 +181,18 @@ def test_rendered_file_checks_triplet_and_edition(tmp_path):
     assert "pes.edition" in rules
     assert "allowed only on ORMC titles" in rules["pes.edition"].message
     assert rules["pes.edition"].record.startswith("X.xml:")
+
+
+def test_a_holder_other_than_the_debtor_is_flagged_in_titres_too(tmp_path, official_xsd):
+    """TitCpteDiff 1 when the account holder is not the debtor (DT, InfoPrelevementSEPA),
+    as in the ORMC; the file stays valid for both XSDs."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payment"]["mandate"]["holder"] = "Dupont Marc"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(TITRES, source, tmp_path / "out", RUN)
+    doc = etree.parse(str(result.files[0].path))
+    flagged = {p.find("BlocPiece/IdPce").get("V") for p in doc.iterfind(".//Piece")
+               if p.find(".//InfoPrelevementSEPA/TitCpteDiff") is not None}
+    assert flagged == {"1"}
+    assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []

@@ -811,6 +811,112 @@ def test_sepa_rum_accents_refused_without_transliteration(tmp_path):
     assert problems[0].invoice == "FA-2026-00101"
 
 
+def test_foreign_address_without_postal_code(tmp_path):
+    """Abroad, the postal code goes into Ville "le cas échéant" (DT, Adresse/CP): an
+    address without one is CP 99999 and the city alone, not a missing postal code."""
+    inv = _invoice("FA-2026-00105")
+    inv["payer"]["address"].update(postal_code="", city="Galway", country="IE")
+    mapping = _mapping(tmp_path, subs=(('    BE: "131"', '    BE: "131"\n    IE: "136"'),))
+    result = _run(tmp_path, [inv], mapping)
+    adr = _tiers(result).find("Adresse")
+    assert [_v(adr, x) for x in ("CP", "Ville", "CodRes", "CodPays")] == \
+        ["99999", "GALWAY", "1", "136"]
+    assert any(n.policy == "foreign_address" and "without postal code" in n.detail
+               for n in result.notes)
+    # in France it is still required
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["address"]["postal_code"] = ""
+    problems = _refused(_fresh(tmp_path / "fr"), [inv])
+    assert [(p.rule, p.message) for p in problems] == \
+        [("input.required", "address.postal_code is missing")]
+
+
+@pytest.mark.parametrize("country, postal_code, city", [
+    ("GP", "97100", "Basse-Terre"), ("RE", "97400", "Saint-Denis"), ("YT", "97600", "Mamoudzou"),
+])
+def test_an_overseas_departement_is_in_france(tmp_path, country, postal_code, city):
+    """An export that codes an overseas département with its own ISO code (GP, MQ, GF,
+    RE, YT) gives a resident address (CodRes 0, no CodPays), not a foreign one."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"].update(postal_code=postal_code, city=city, country=country)
+    adr = _tiers(_run(tmp_path, [inv])).find("Adresse")
+    assert [_v(adr, x) for x in ("CP", "Ville", "CodRes", "CodPays")] == \
+        [postal_code, city.upper(), "0", None]
+    inv["payer"]["address"]["postal_code"] = "971"
+    assert [p.rule for p in _refused(_fresh(tmp_path / "short"), [inv])] == ["pes.postal-code"]
+
+
+def _fresh(folder: Path) -> Path:
+    folder.mkdir()
+    return folder
+
+
+def _sepa(result) -> etree._Element:
+    doc = etree.parse(str(result.files[0].path))
+    return doc.getroot().find(".//Piece/LigneDePiece/BlocLignePiece/InfoPrelevementSEPA")
+
+
+@pytest.mark.parametrize("holder, differs", [
+    (None, False),  # the example's: 'Dupont-Lefèvre Hélène'
+    ("Hélène DUPONT LEFEVRE", False),  # the same words, another order and spelling
+    ("DUPONT-LEFÈVRE", False),  # the name alone
+    ("Dupont Marc", True),
+    ("M OU MME DUPONT-LEFEVRE HELENE", True),  # a joint account: another holder
+])
+def test_titcptediff_says_when_the_holder_is_not_the_debtor(tmp_path, holder, differs):
+    """TitCpteDiff "doit être renseigné à 1 si titulaire du compte bancaire est différent
+    du débiteur" (DT, InfoPrelevementSEPA); absent means 0."""
+    inv = _invoice("FA-2026-00101")
+    if holder is not None:
+        inv["payment"]["mandate"]["holder"] = holder
+    result = _run(tmp_path, [inv])
+    flags = [_v(block, "TitCpteDiff") for block in etree.parse(str(result.files[0].path))
+             .getroot().iterfind(".//InfoPrelevementSEPA")]
+    assert flags == ["1" if differs else None] * len(flags) and flags
+
+
+def test_titcptediff_is_valid_for_the_dgfip(tmp_path, official_xsd):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["holder"] = "Dupont Marc"
+    result = _run(tmp_path, [inv])
+    assert b'<TitCpteDiff V="1"/>' in result.files[0].path.read_bytes()
+    assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []
+
+
+def test_an_account_abroad_needs_its_bic(tmp_path):
+    """"La balise [BIC] est obligatoire pour toute domiciliation à l'étranger, sinon rejet
+    du bordereau" (DT, CpteBancaire): refused while mapping, naming the binding."""
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["iban"] = "DE89370400440532013000"
+    del inv["payment"]["mandate"]["bic"]
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["sepa.bic-abroad"]
+    assert "IBAN of DE" in problems[0].message and problems[0].invoice == "FA-2026-00101"
+    assert "bindings.payment.bic" in (problems[0].mapping or "")
+    # with its BIC it goes; an account in France needs none
+    inv["payment"]["mandate"]["bic"] = "COBADEFFXXX"
+    assert _run(_fresh(tmp_path / "de"), [inv]).titles == 1
+    inv = _invoice("FA-2026-00101")
+    del inv["payment"]["mandate"]["bic"]
+    assert _run(_fresh(tmp_path / "fr"), [inv]).titles == 1
+
+
+def test_a_file_with_an_account_abroad_without_bic_is_refused(example_file, tmp_path):
+    """The same rule on a file pesgen did not write (pesgen validate)."""
+    def tamper(root) -> None:
+        for bank in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire"):
+            bank.remove(bank.find("BIC"))
+            bank.find("IBAN").set("V", "DE89370400440532013000")
+    path = _tampered(example_file, tmp_path / "t.xml", tamper)
+    problems = validate_pes_file(path, OWN_XSD)
+    assert [p.rule for p in problems] == ["sepa.bic-abroad"]
+    assert "IBAN of DE" in problems[0].message
+    fine = _tampered(example_file, tmp_path / "fr.xml", lambda root: [
+        bank.remove(bank.find("BIC")) for bank in
+        root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire")])
+    assert validate_pes_file(fine, OWN_XSD) == []
+
+
 def test_direct_debit_with_invalid_iban(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
