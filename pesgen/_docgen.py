@@ -81,7 +81,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "pes.num-dette-unique", "NumDette with Per is unique in the bordereau (one payment reference, one title).", "pesgen (DT v5.19 BlocPiece/NumDette, Per)"),
     ("output", "pes.id-ligne-unique", "IdLigne is unique in its piece.", "DT-AQ ERREUR_DOUBLON_LIGNE"),
     ("output", "pes.asap-date", "DteAsp (bordereau and piece) is not before DteBordEm.", "DT v5.19 BlocBordereau/DteAsp"),
-    ("output", "pes.mt-prel", "MtPrel equals the line's MtHT (the title's debits add up to its amount).", "DT v5.19 InfoPrelevementSEPA/MtPrel"),
+    ("output", "pes.mt-prel", "MtPrel equals the line's MtHT, so a title's debits add up to its amount. The DT only says that the sum of a title's MtPrel is the article's debit amount in Hélios: this per-line equality is pesgen's (what it writes), stricter than the DT, so `pesgen validate` refuses another tool's file that debits part of a title.", "DT v5.19 InfoPrelevementSEPA/MtPrel (the sum); pesgen (per line)"),
     ("output", "pes.sepa-same", "The SEPA data are identical on every line of a title.", "DT v5.19 InfoPrelevementSEPA"),
     ("output", "pes.single-debtor", "A title has a single debtor.", "DT v5.19 BlocPiece/IdPce (ORMC)"),
     ("output", "pes.civility", "A person (CatTiers 01) has a Civilite, never Mademoiselle: the title rule (same function) on the file, once per distinct InfoTiers of a piece, at its first one (line and XPath).", "DT v5.19 PES_RecetteAller, InfoTiers/Civilite"),
@@ -135,6 +135,7 @@ UNCONFIRMED = """## Choices where the DGFiP documentation is silent
 | Encoding | ISO-8859-1 (the DGFiP's own samples vary); UTF-8 can be chosen. | `output.encoding` |
 | `TitCpteDiff` | "1 si titulaire du compte bancaire est différent du débiteur": pesgen writes `TitCpteDiff 1` (ORMC, titres) when the words of TitCpte (case, accents and punctuation aside, in any order) are not those of the debtor's Nom and ComplNom, with or without Prenom. A joint holder ("M OU MME DUPONT") counts as another holder. The JVS Millésime layout (reconstructed) carries no TitCpteDiff. | `bindings.payment.holder` |
 | Addresses in France | CodRes 0 and a 5-digit CP for the countries FR and the overseas départements GP, MQ, GF, RE, YT (exported with their own ISO codes); any other country is abroad (policy `foreign_address`, `codes.countries`), where the postal code may be empty (CP 99999, Ville alone). | `bindings.address.country` |
+| Nature, Fonction | Written as `codes.activities` gives them, held to the XSD's patterns only: whether they exist in the budget's nomenclature (M57, M14…) is checked by Hélios ("rejet" for a Fonction outside it), not by pesgen. Confirm them with the trésorerie when onboarding. | `codes.activities` |
 | One file per bordereau | A run larger than `max_pieces_per_bordereau` becomes several files, each its own rôle with the next IdBord. | `output.max_pieces_per_bordereau` |
 """
 
