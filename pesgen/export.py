@@ -293,6 +293,12 @@ class Exporter:
         case = self.builder.case_note(str(input_path))
         if case is not None:
             result.notes.append(case)
+        exercise = self.mapping.collectivity.exercise
+        if self.run_date.year != exercise:  # a mapping left at last year's exercise?
+            result.notes.append(PolicyNote(
+                "exercise", "*", str(self.mapping.path), f"the bordereaux are dated "
+                f"{self.run_date.isoformat()} (DteBordEm) for exercise {exercise} (Exer): "
+                "check collectivity.exercise in the mapping"))
         if problems:
             raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
                                  problems)

@@ -998,3 +998,17 @@ def test_a_file_with_a_doctype_is_refused_and_its_entities_never_read(example_fi
     problems = validate_pes_file(path, OWN_XSD)
     assert [(p.rule, p.record) for p in problems] == [("xml.doctype", "t.xml:1")]
     assert all("SECRET-CONTENT" not in str(p) for p in problems)
+
+
+def test_a_run_dated_outside_its_exercise_says_so(tmp_path):
+    """A mapping left at last year's exercise writes Exer 2026 on bordereaux dated 2027:
+    the summary says so (note exercise); a run dated in its exercise has no such note."""
+    inv = _invoice("FA-2026-00102")
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"invoices": [inv]}, ensure_ascii=False), encoding="utf-8")
+    result = export(MAPPING, data, tmp_path / "out", date(2027, 2, 1))
+    [note] = [n for n in result.notes if n.policy == "exercise"]
+    assert "dated 2027-02-01 (DteBordEm) for exercise 2026 (Exer)" in note.detail
+    assert "collectivity.exercise" in note.detail
+    assert not [n for n in _run(_fresh(tmp_path / "in-year"), [inv]).notes
+                if n.policy == "exercise"]
