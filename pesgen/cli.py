@@ -440,6 +440,9 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
                f"{r['invoice_count']} invoice(s)")
     typer.echo(f"  output dir  {r['out_dir']}")
     for f in r["files"]:
+        if f["id_bord"] is None:  # the payment references of the run's bordereaux
+            typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}")
+            continue
         typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}")
     typer.echo(f"  validation  {r['validation']}")

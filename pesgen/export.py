@@ -84,6 +84,8 @@ class ExportResult:
     run_date: date
     files: list[OutputFile] = field(default_factory=list)
     references: list[Path] = field(default_factory=list)
+    # each references file's name -> its sha256 (recorded with the run, like the files)
+    reference_digests: dict[str, str] = field(default_factory=dict)
     titles: int = 0
     total: Decimal = _ZERO
     left_out: list[LeftOut] = field(default_factory=list)
@@ -421,6 +423,7 @@ class Exporter:
         result.files.clear()
         result.skipped.clear()
         result.references.clear()
+        result.reference_digests.clear()
         result.invoices.clear()
         temps: list[tuple[Path, Path]] = []
         problems: list[Problem] = []
@@ -468,8 +471,9 @@ class Exporter:
                     if final.exists():
                         raise UsageError(f"{final} already exists; pesgen never overwrites "
                                          "an export (choose another --out folder)")
-                    stage(temps, final, [text.encode("utf-8")])
+                    _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")])
                     result.references.append(final)
+                    result.reference_digests[final.name] = ref_digest
             if problems:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "
                                          "nothing written", problems)
@@ -578,9 +582,14 @@ def _references_csv(exercise: int, id_bord: int,
 
 def open_exporter(mapping_path: Path, out_dir: Path, run_date: date | None,
                   official_xsd: Path | None, formats_dirs: list[Path] | None,
-                  progress: ProgressFn | None) -> Exporter:
+                  progress: ProgressFn | None,
+                  on_format: Callable[[Format], None] | None = None) -> Exporter:
+    """The exporter of a mapping; ``on_format`` sees its format bundle before any of
+    the bundle's templates is read (the state store records the bundle then)."""
     mapping = load_mapping(mapping_path)
     fmt = find_format(mapping.output.format, formats_dirs)
+    if on_format is not None:
+        on_format(fmt)
     out_dir = Path(out_dir)
     if not out_dir.exists():
         out_dir.mkdir(parents=True)

@@ -10,6 +10,7 @@ A crash after the commit leaves a recorded run (its number used once) whose file
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import tempfile
@@ -38,27 +39,46 @@ def sequence_key(mapping: Mapping, fmt: Format,
     return (c.siret, c.cod_bud, exercise or c.exercise, str(typ))
 
 
-def bundle_snapshot(fmt: Format) -> dict[str, str]:
-    """Every file of a format bundle, plus the XSD/layout files it uses, as text."""
-    files: dict[str, str] = {}
+# A recorded bundle file: its text (UTF-8 files, as read with universal newlines), or
+# {"base64": ...} for any other file (an image, a PDF of the vendor's specification).
+BundleFile = str | dict[str, str]
+
+
+def _bundle_file(path: Path) -> BundleFile:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(path.read_bytes()).decode("ascii")}
+
+
+def _bundle_bytes(entry: BundleFile) -> bytes:
+    return entry.encode("utf-8") if isinstance(entry, str) else base64.b64decode(entry["base64"])
+
+
+def bundle_snapshot(fmt: Format) -> dict[str, BundleFile]:
+    """Every file of a format bundle, plus the XSD/layout files it uses. Not recorded:
+    the bundle's self-test (fixture/, expected/), hidden files and folders (.git,
+    .DS_Store, an editor's .swp) and backups ending in ~, which no template may read
+    (a bundle's templates are found by name, and these are not part of what renders)."""
+    files: dict[str, BundleFile] = {}
     for path in sorted(fmt.folder.rglob("*")):
         parts = path.relative_to(fmt.folder).parts
-        # the bundle's own self-test (fixture/, expected/) is not part of what renders
-        if parts[0] in ("fixture", "expected") or "__pycache__" in parts:
+        if parts[0] in ("fixture", "expected") or "__pycache__" in parts or \
+                any(p.startswith(".") for p in parts) or path.name.endswith("~"):
             continue
         if path.is_file():
             if not inside(fmt.folder, path):
                 raise MappingError(f"{path}: a link to a file outside the format bundle's "
                                    "folder; pesgen records and renders only the bundle's files")
-            files[path.relative_to(fmt.folder).as_posix()] = path.read_text(encoding="utf-8")
+            files[path.relative_to(fmt.folder).as_posix()] = _bundle_file(path)
     import yaml
 
-    declared = yaml.safe_load(files["format.yaml"])
+    declared = yaml.safe_load(_bundle_bytes(files["format.yaml"]))
     for spec, resolved in zip(declared["files"], fmt.files, strict=True):
         for key in ("xsd", "layout"):
             rel, path = spec.get(key), getattr(resolved, key)
             if rel and path is not None and rel not in files:
-                files[rel] = path.read_text(encoding="utf-8")
+                files[rel] = _bundle_file(path)
     return files
 
 
@@ -70,10 +90,10 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _digest(files: dict[str, str]) -> str:
+def _digest(files: dict[str, BundleFile]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+        h.update(name.encode() + b"\0" + _bundle_bytes(files[name]) + b"\0")
     return h.hexdigest()
 
 
@@ -83,8 +103,13 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     progress: Callable[[int], None] | None = None,
                     before_commit: Callable[[], None] | None = None,
                     before_publish: Callable[[], None] | None = None) -> ExportResult:
+    # the bundle as it is before its templates are read: the run records it, and it must
+    # not change until the files are rendered and validated (else it is not what ran)
+    snapshots: list[dict[str, BundleFile]] = []
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
-                             progress)
+                             progress, on_format=lambda fmt: snapshots.append(
+                                 bundle_snapshot(fmt)))
+    bundle = snapshots[0]
     key = sequence_key(exporter.mapping, exporter.fmt)
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
@@ -107,13 +132,20 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                              "written, no number used: export it again once it is complete",
                              [Problem("run.input-changed", "the input file changed during "
                                       "the export", record=str(input_path))])
-        bundle = bundle_snapshot(exporter.fmt)
         run_id = new_run_id()
         with store.transaction() as conn:
             first = store.peek_next(conn, key)  # locks the sequence until commit
             taken.refuse(conn)
             temps = exporter.finish(prepared, first)
             try:
+                if bundle_snapshot(exporter.fmt) != bundle:
+                    folder = exporter.fmt.folder
+                    raise StateError(
+                        f"the format bundle {folder} changed while the run was being "
+                        "exported; nothing written, no number used: export it again once "
+                        "the bundle is complete", [Problem(
+                            "run.format-changed", "a file of the format bundle changed "
+                            "during the export", record=str(folder))])
                 result = prepared.result
                 values = {
                     "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
@@ -141,6 +173,9 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                 }
                 files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,
                           "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
+                # the payment references the school prints: recorded, not a bordereau's
+                files += [{"name": name, "sha256": digest, "id_bord": None, "titles": None,
+                           "total": None} for name, digest in result.reference_digests.items()]
                 rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
                          "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
                 try:
@@ -238,12 +273,12 @@ def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
         mapping_path.write_text(run["mapping_text"], encoding="utf-8")
         bundle = json.loads(unpack(run["format_bundle"]))
         folder = base / "formats" / run["format"]
-        for rel, text in bundle.items():
+        for rel, entry in bundle.items():
             target = (folder / rel).resolve()
             if not inside(folder, target):
                 raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            target.write_bytes(_bundle_bytes(entry))
         input_path = base / "input" / run["input_name"]
         input_path.parent.mkdir()
         input_path.write_bytes(unpack(run["input_blob"]))
@@ -261,6 +296,10 @@ def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
             prepared.close()
         expected = {f["name"]: f["sha256"] for f in run["files"]}
         got = {f.path.name: f.sha256 for f in prepared.result.files}
+        # payment references: compared when the run recorded them; a run recorded before
+        # pesgen kept them gets them written again, unchecked (docs/state.md)
+        got.update({name: digest for name, digest in prepared.result.reference_digests.items()
+                    if name in expected})
         if got != expected:
             discard(temps)
             diff = [n for n in sorted(set(expected) | set(got)) if expected.get(n) != got.get(n)]

@@ -653,3 +653,85 @@ def test_a_run_of_a_pes_bundle_without_its_own_xsd_regenerates(tmp_path, officia
         p.name for p in (tmp_path / "a").iterdir())
     for path in written:
         assert path.read_bytes() == (tmp_path / "a" / path.name).read_bytes()
+
+
+def _bundle_copy(tmp_path: Path) -> tuple[list[Path], Path]:
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    return [fmts], fmts / "pes-ormc"
+
+
+def test_a_bundle_edited_during_the_export_is_refused(tmp_path, monkeypatch):
+    """The run records its format bundle for regenerate: a template edited while the
+    run was prepared (after pesgen read it) would be recorded as what did not render."""
+    from pesgen.export import Exporter
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    fmts, bundle = _bundle_copy(tmp_path)
+    template = bundle / "pes-aller.xml.j2"
+    prepare = Exporter.prepare
+
+    def edited(self, path):
+        prepared = prepare(self, path)
+        template.write_text(template.read_text(encoding="utf-8").replace(
+            "<Bordereau>", "<Bordereau><!-- edited -->"), encoding="utf-8")
+        return prepared
+
+    monkeypatch.setattr(Exporter, "prepare", edited)
+    with pytest.raises(StateError, match="changed while the run was being exported") as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+                        formats_dirs=fmts)
+    assert [p.rule for p in info.value.problems] == ["run.format-changed"]
+    assert store.list_runs() == [] and _files(tmp_path / "out") == []
+    monkeypatch.undo()
+    # exported again with the bundle as it now is: recorded, and regenerated identical
+    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2",
+                          RUN, formats_dirs=fmts)
+    assert b"<!-- edited -->" in run.files[0].path.read_bytes()
+    assert regenerate(store, run.run_id, tmp_path / "regen")
+
+
+def test_a_bundle_holding_binary_and_editor_files_exports_and_regenerates(tmp_path):
+    """A vendor's PDF or a logo beside the templates is recorded as bytes; hidden files
+    (an editor's swap file, .DS_Store) and backups (~) are not recorded at all."""
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    fmts, bundle = _bundle_copy(tmp_path)
+    (bundle / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    (bundle / ".pes-aller.xml.j2.swp").write_bytes(b"\xff\xfe swap")
+    (bundle / "pes-aller.xml.j2~").write_text("old", encoding="utf-8")
+    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out",
+                          RUN, formats_dirs=fmts)
+    regen = tmp_path / "regen"
+    regenerate(store, run.run_id, regen)
+    assert sorted(p.name for p in regen.iterdir()) == sorted(
+        [f.path.name for f in run.files] + [r.name for r in run.references])
+    from pesgen.runs import bundle_snapshot
+    from pesgen.store import unpack
+
+    recorded = json.loads(unpack(store.get_run(run.run_id)["format_bundle"]))
+    assert recorded["logo.png"] == {"base64": "iVBORw0KGgoA/w=="}
+    assert not [name for name in recorded if name.startswith(".") or name.endswith("~")]
+    assert recorded == bundle_snapshot(run.fmt)
+
+
+def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path, monkeypatch):
+    """The references CSV (what the school prints) is a file of the run: listed with its
+    sha256, and regenerate compares it like the XML."""
+    import pesgen.export as export_mod
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    [references] = run.references
+    recorded = {f["name"]: f for f in store.get_run(run.run_id)["files"]}
+    assert recorded[references.name]["id_bord"] is None
+    assert recorded[references.name]["sha256"] == __import__("hashlib").sha256(
+        references.read_bytes()).hexdigest()
+    shown = subprocess.run([sys.executable, "-m", "pesgen", "runs", "show", run.run_id, "--db",
+                            str(tmp_path / "store.sqlite3")], capture_output=True, text=True)
+    assert f"{references.name}  payment references  sha256" in shown.stdout, shown.stderr
+    # a references file that would come out different is a regenerate failure
+    real = export_mod._references_csv
+    monkeypatch.setattr(export_mod, "_references_csv",
+                        lambda *a: real(*a).replace("FA-2026-00101", "FA-2026-00999"))
+    with pytest.raises(StateError, match=r"differ from the recorded ones \(.*references\.csv"):
+        regenerate(store, run.run_id, tmp_path / "regen")

@@ -213,6 +213,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
     problems: list[Problem] = []
     plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
     for f in run["files"]:
+        if f["id_bord"] is None:  # the payment references CSV, not a bordereau
+            continue
         path = source / f["name"]
         if not path.is_file():
             problems.append(Problem("payfip.datamatrix", f"{path}: file of run {run['id']} not "
