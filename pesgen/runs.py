@@ -133,80 +133,86 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                              [Problem("run.input-changed", "the input file changed during "
                                       "the export", record=str(input_path))])
         run_id = new_run_id()
-        with store.transaction() as conn:
-            first = store.peek_next(conn, key)  # locks the sequence until commit
-            taken.refuse(conn)
-            temps = exporter.finish(prepared, first)
-            try:
-                if bundle_snapshot(exporter.fmt) != bundle:
-                    folder = exporter.fmt.folder
-                    raise StateError(
-                        f"the format bundle {folder} changed while the run was being "
-                        "exported; nothing written, no number used: export it again once "
-                        "the bundle is complete", [Problem(
-                            "run.format-changed", "a file of the format bundle changed "
-                            "during the export", record=str(folder))])
-                result = prepared.result
-                values = {
-                    "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
-                    "status": "committed", "id_coll": key[0], "cod_bud": key[1],
-                    "exercise": key[2], "typ_bord": key[3], "format": exporter.fmt.name,
-                    "run_date": exporter.run_date.isoformat(), "first_number": first,
-                    "bordereaux": len(prepared.bordereaux), "titles": result.titles,
-                    "total": f"{result.total:.2f}", "mapping_path": str(mapping_path),
-                    "mapping_sha256": exporter.mapping.sha256,
-                    "mapping_text": exporter.mapping.text,
-                    "format_sha256": _digest(bundle),
-                    "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
-                    "input_name": Path(input_path).name,
-                    "input_sha256": input_sha256,
-                    "input_blob": pack(input_bytes),
-                    "validation": pack_json({
-                        "pesgen_xsd": True, "business_rules": True,
-                        "official_xsd": (str(exporter.official_xsd) if exporter.official_xsd
-                                         else None)}),
-                    "policies": pack_json({
-                        "left_out": [vars_(lo) for lo in result.left_out],
-                        "notes": [vars_(n) for n in result.notes],
-                        "skipped_files": list(result.skipped)}),
-                    "out_dir": str(Path(out_dir).resolve()),
-                }
-                files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,
-                          "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
-                # the payment references the school prints: recorded, not a bordereau's
-                files += [{"name": name, "sha256": digest, "id_bord": None, "titles": None,
-                           "total": None} for name, digest in result.reference_digests.items()]
-                rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
-                         "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
-                try:
-                    store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
-                except RecordConflict:
-                    # exports of other sequences (budget, exercise, TypBord) do not wait
-                    # for this one: one may have recorded these invoices or NumDettes
-                    # since the check. Say which, as the check does.
-                    taken.refuse(None)
-                    raise
-                if before_commit is not None:
-                    before_commit()  # test hook: a crash between render and commit
-                check_free(temps)
-                conn.commit()
-            except BaseException:
-                discard(temps, Path(out_dir))
-                raise
-        # Recorded first, then put in place: a crash in between leaves a recorded run
-        # whose files `regenerate` rebuilds byte for byte, never an unrecorded file whose
-        # IdBord the next run would take again.
-        result.run_id = run_id
-        if before_publish is not None:
-            before_publish()  # test hook: a crash between commit and rename
+        committed = False  # the run is recorded: what fails after must name it
         try:
+            with store.transaction() as conn:
+                first = store.peek_next(conn, key)  # locks the sequence until commit
+                taken.refuse(conn)
+                temps = exporter.finish(prepared, first)
+                try:
+                    if bundle_snapshot(exporter.fmt) != bundle:
+                        folder = exporter.fmt.folder
+                        raise StateError(
+                            f"the format bundle {folder} changed while the run was being "
+                            "exported; nothing written, no number used: export it again once "
+                            "the bundle is complete", [Problem(
+                                "run.format-changed", "a file of the format bundle changed "
+                                "during the export", record=str(folder))])
+                    result = prepared.result
+                    values = {
+                        "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
+                        "status": "committed", "id_coll": key[0], "cod_bud": key[1],
+                        "exercise": key[2], "typ_bord": key[3], "format": exporter.fmt.name,
+                        "run_date": exporter.run_date.isoformat(), "first_number": first,
+                        "bordereaux": len(prepared.bordereaux), "titles": result.titles,
+                        "total": f"{result.total:.2f}", "mapping_path": str(mapping_path),
+                        "mapping_sha256": exporter.mapping.sha256,
+                        "mapping_text": exporter.mapping.text,
+                        "format_sha256": _digest(bundle),
+                        "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
+                        "input_name": Path(input_path).name,
+                        "input_sha256": input_sha256,
+                        "input_blob": pack(input_bytes),
+                        "validation": pack_json({
+                            "pesgen_xsd": True, "business_rules": True,
+                            "official_xsd": (str(exporter.official_xsd) if exporter.official_xsd
+                                             else None)}),
+                        "policies": pack_json({
+                            "left_out": [vars_(lo) for lo in result.left_out],
+                            "notes": [vars_(n) for n in result.notes],
+                            "skipped_files": list(result.skipped)}),
+                        "out_dir": str(Path(out_dir).resolve()),
+                    }
+                    files = [{"name": f.path.name, "sha256": f.sha256, "id_bord": f.bordereau,
+                              "titles": f.titles, "total": f"{f.total:.2f}"} for f in result.files]
+                    # the payment references the school prints: recorded, not a bordereau's
+                    files += [{"name": name, "sha256": digest, "id_bord": None, "titles": None,
+                               "total": None} for name, digest in result.reference_digests.items()]
+                    rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
+                             "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
+                    try:
+                        store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                    except RecordConflict:
+                        # exports of other sequences (budget, exercise, TypBord) do not wait
+                        # for this one: one may have recorded these invoices or NumDettes
+                        # since the check. Say which, as the check does.
+                        taken.refuse(None)
+                        raise
+                    if before_commit is not None:
+                        before_commit()  # test hook: a crash between render and commit
+                    check_free(temps)
+                    conn.commit()
+                    committed = True
+                except BaseException:
+                    discard(temps, Path(out_dir))
+                    raise
+            # Recorded first, then put in place: a crash in between leaves a recorded run
+            # whose files `regenerate` rebuilds byte for byte, never an unrecorded file
+            # whose IdBord the next run would take again.
+            result.run_id = run_id
+            if before_publish is not None:
+                before_publish()  # test hook: a crash between commit and rename
             commit(temps)
-        except BaseException as exc:
+        except (Exception, KeyboardInterrupt) as exc:
+            if not committed:
+                raise
+            # a file system error, or Ctrl-C / SIGTERM past the commit: the run stands
             discard(temps, Path(out_dir))
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             raise StateError(
                 f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
-                f"in {out_dir}: {exc}. `pesgen regenerate {run_id} --out DIR` writes them "
-                "again, byte for byte", [Problem("run.publish", str(exc), record=str(out_dir))]
+                f"in {out_dir}: {why}. `pesgen regenerate {run_id} --out DIR` writes them "
+                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))]
             ) from None
         return result
     finally:

@@ -118,10 +118,13 @@ def test_a_crash_after_the_commit_leaves_a_recorded_run_that_regenerate_complete
     store = Store(db_url)
     out = tmp_path / "out"
 
-    def crash() -> None:
-        raise RuntimeError("power cut")
+    class PowerCut(BaseException):
+        """The process dies: no handler runs (an exception pesgen catches would not do)."""
 
-    with pytest.raises(RuntimeError, match="power cut"):
+    def crash() -> None:
+        raise PowerCut("power cut")
+
+    with pytest.raises(PowerCut, match="power cut"):
         export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
                         before_publish=crash)
     [run] = store.list_runs()
@@ -735,3 +738,25 @@ def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path,
                         lambda *a: real(*a).replace("FA-2026-00101", "FA-2026-00999"))
     with pytest.raises(StateError, match=r"differ from the recorded ones \(.*references\.csv"):
         regenerate(store, run.run_id, tmp_path / "regen")
+
+
+@pytest.mark.parametrize("signal", [KeyboardInterrupt, KeyboardInterrupt("signal 15")])
+def test_an_interrupt_past_the_commit_names_the_recorded_run(tmp_path, signal):
+    """Ctrl-C or SIGTERM (which pesgen turns into KeyboardInterrupt) landing after the
+    run is recorded but before its files are in place: not "Aborted!" (which promises a
+    rolled-back transaction), but the run named, with the regenerate command."""
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    out = tmp_path / "out"
+
+    def interrupted() -> None:
+        raise signal
+
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+                        before_publish=interrupted)
+    [run] = store.list_runs()
+    assert f"run {run.id} is recorded (IdBord 1), but its files could not be put in {out}: " \
+           "interrupted" in str(info.value)
+    assert [p.rule for p in info.value.problems] == ["run.publish"]
+    assert _files(out) == []  # the temporary files are removed
+    assert regenerate(store, run.id, out)
