@@ -110,6 +110,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("store", "run.num-dette-taken", "A NumDette already held by an active title of another invoice of the collectivity (an earlier run) is refused, naming that invoice, run, file and IdBord, until that run is cancelled: with IdPost and Cle2 it is the payment reference a family pays with. Runs recorded before schema migration 3 kept no NumDette and are not checked.", "pesgen (nothing twice; DT v5.19 BlocPiece/NumDette)"),
     ("store", "run.empty", "A run exports at least one title.", "DT v5.19 NbrPce ≥ 1"),
     ("store", "run.input-changed", "The input file is the same at the end of the export as when it was read (the run records it for regenerate).", "pesgen (nothing lost)"),
+    ("store", "run.cancelled", "A cancelled run is regenerated only with --cancelled (its invoices may have been exported again since: sending both would bill them twice).", "pesgen (nothing twice)"),
     ("store", "run.format-changed", "The format bundle's files are the same once the run is rendered and validated as before its templates were read (the run records them for regenerate).", "pesgen (nothing lost)"),
     ("store", "run.publish", "A run is recorded before its files are renamed into place; if they cannot be, the error names the recorded run and `pesgen regenerate` writes them (its number is never given again).", "pesgen (nothing lost, nothing twice)"),
     ("payfip", "payfip.numcli", "The PayFiP client number is exactly 6 digits.", "PayFiP (T1); notes payfip.md §6"),

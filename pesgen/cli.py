@@ -499,19 +499,27 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
 @app.command()
 def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-               db: DbOpt = None) -> None:
+               db: DbOpt = None,
+               cancelled: Annotated[bool, typer.Option(
+                   "--cancelled", help="Also rebuild a cancelled run (to look at it: its "
+                   "files must not be sent again).")] = False) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
     from .runs import regenerate as do_regenerate
 
+    store = _store(db)
     try:
-        written = do_regenerate(_store(db), run, out)
+        written = do_regenerate(store, run, out, cancelled=cancelled)
+        status = store.get_run(run)["status"]
     except PesgenError as exc:
         _fail(exc)
         return
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo("identical to the recorded files (sha256)")
+    if status == "cancelled":
+        _echo_err(f"warning: run {run} is cancelled: these files are for reading only, "
+                  "do not send them to the trésorerie")
 
 
 store_app = typer.Typer(no_args_is_help=True, help="The state database itself.")

@@ -267,10 +267,20 @@ class _Taken:
         raise StateError(f"{message}; nothing written", problems)
 
 
-def regenerate(store: Store, run_id: str, out_dir: Path) -> list[Path]:
+def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
-    byte-identical to the originals (sha256). Numbers are not allocated again."""
+    byte-identical to the originals (sha256). Numbers are not allocated again. A
+    cancelled run's files are rebuilt only when asked (``cancelled``): its invoices may
+    have been exported again since, and sending both would bill them twice."""
     run = store.get_run(run_id)
+    if run["status"] == "cancelled" and not cancelled:
+        reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
+        raise StateError(
+            f"run {run['id']} was cancelled on {run['cancelled_at']}{reason}: its invoices may "
+            "be in another run since, and its files must not be sent again. To look at them, "
+            "regenerate it with --cancelled", [Problem(
+                "run.cancelled", "a cancelled run is not regenerated unless asked",
+                record=run["id"])])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:

@@ -488,7 +488,10 @@ def test_cli_second_export_names_the_run(db_url, tmp_path):
     assert run_id in found.stdout and "IdPce 5" in found.stdout
     cancelled = _cli(["runs", "cancel", run_id, "--reason", "test"], db_url)
     assert cancelled.returncode == 0
+    # a cancelled run's files are rebuilt only when asked
     regen = _cli(["regenerate", run_id, "-o", str(tmp_path / "regen")], db_url)
+    assert regen.returncode == 7 and "--cancelled" in regen.stderr
+    regen = _cli(["regenerate", run_id, "-o", str(tmp_path / "regen"), "--cancelled"], db_url)
     assert regen.returncode == 0 and "identical" in regen.stdout
 
 
@@ -760,3 +763,30 @@ def test_an_interrupt_past_the_commit_names_the_recorded_run(tmp_path, signal):
     assert [p.rule for p in info.value.problems] == ["run.publish"]
     assert _files(out) == []  # the temporary files are removed
     assert regenerate(store, run.id, out)
+
+
+def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
+    """Its invoices may be in another run since: rebuilding its files by mistake and
+    sending them would bill them twice. `--cancelled` rebuilds them to look at, with a
+    warning."""
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}")
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    with pytest.raises(StateError, match="was cancelled on .* \\(trésorerie rejected the rôle\\)"
+                       ) as info:
+        regenerate(store, first.run_id, tmp_path / "r1")
+    assert [p.rule for p in info.value.problems] == ["run.cancelled"]
+    assert not (tmp_path / "r1").exists() or _files(tmp_path / "r1") == []
+    cli = [sys.executable, "-m", "pesgen", "regenerate", first.run_id, "--db", str(db)]
+    refused = subprocess.run([*cli, "--out", str(tmp_path / "r2")], capture_output=True,
+                             text=True)
+    assert refused.returncode == 7 and "--cancelled" in refused.stderr
+    asked = subprocess.run([*cli, "--out", str(tmp_path / "r3"), "--cancelled"],
+                           capture_output=True, text=True)
+    assert asked.returncode == 0, asked.stderr
+    assert "identical to the recorded files" in asked.stdout
+    assert "is cancelled: these files are for reading only" in asked.stderr
+    assert sorted(_files(tmp_path / "r3")) == sorted(
+        [f.path.name for f in first.files] + [r.name for r in first.references])
