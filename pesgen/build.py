@@ -22,7 +22,7 @@ from stdnum.fr import siret as std_siret
 from .checks import BANK_RULES, bic_abroad_problem, checked_bank_code
 from .errors import MappingError, Problem
 from .formats import Format
-from .keys import debt_key
+from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
@@ -90,7 +90,9 @@ class Builder:
         self.fmt = fmt
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
-        self.seen: dict[str, str] = {}
+        self.seen: dict[str, str] = {}  # invoice number -> its input record
+        # invoice_key -> the number as written: 'FA-1' and 'fa-1' are one invoice
+        self.seen_keys: dict[str, str] = {}
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
@@ -286,13 +288,23 @@ class Builder:
             return BuildResult(problems=ctx.problems)
         number = str(number)
         ctx.invoice = number
-        if number in self.seen:
-            ctx.problem("input.duplicate-invoice", f"invoice number {number} already appears at "
-                        f"{self.seen[number]}" + (" (rows of one invoice must be contiguous)"
-                                                   if self.csv else ""),
-                        mapping=self.inv["number"].where)
+        if len(number) > INVOICE_NUMBER_MAX:
+            # the store records it (and refuses it twice): it holds this many characters
+            ctx.problem("input.invoice-number", f"invoice number is {len(number)} characters, "
+                        f"pesgen allows {INVOICE_NUMBER_MAX}", mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
+        key = invoice_key(number)
+        other = self.seen_keys.get(key)
+        if other is not None:
+            if other != number:
+                hint = f" as {other} (invoice numbers are compared ignoring case and spaces)"
+            else:
+                hint = " (rows of one invoice must be contiguous)" if self.csv else ""
+            ctx.problem("input.duplicate-invoice", f"invoice number {number} already appears "
+                        f"at {self.seen[other]}{hint}", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         self.seen[number] = src.origin
+        self.seen_keys[key] = number
 
         if self.csv and src.lines and len(src.lines) > 1:
             self._check_csv_consistency(ctx, src)

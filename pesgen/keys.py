@@ -1,4 +1,5 @@
-"""Control keys of ORMC payment references (Cle1, Cle2).
+"""Control keys of ORMC payment references (Cle1, Cle2), and the normalised forms the
+duplicate guards compare (NumDette, invoice number).
 
 Cle2 follows the legacy rôle format the DGFiP documentation refers to (notes §10.3).
 Cle1's inputs are listed by the DGFiP dossier technique but its annex is not public:
@@ -40,3 +41,17 @@ def debt_key(debt: str) -> str:
     number), so uniqueness is checked on this form."""
     return debt.lstrip("0") or "0"
 
+
+
+# An invoice number is at most this many characters (refused at mapping time beyond, rule
+# input.invoice-number): the store's column holds that many.
+INVOICE_NUMBER_MAX = 64
+# str.casefold turns one character into at most 3 ('ΐ'): the key column holds this many.
+INVOICE_KEY_MAX = 3 * INVOICE_NUMBER_MAX
+
+
+def invoice_key(number: str) -> str:
+    """An invoice number as the guard compares it: surrounding spaces stripped, case
+    folded. ``FA-2026-00101`` and `` fa-2026-00101`` are one invoice (the outputs
+    upper-case their text, so their titles would be identical)."""
+    return number.strip().casefold()

@@ -25,6 +25,7 @@ from .build import PolicyNote
 from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
+from .keys import invoice_key
 from .mapping import Mapping, load_mapping
 from .resources import inside
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
@@ -240,13 +241,16 @@ class _Taken:
         held = self.store.holders(conn, self.id_coll, self.invoices)
         # a NumDette held by the same invoice is that invoice's duplicate, said once
         debts = {debt: h for debt, h in self.store.debt_holders(
-                 conn, self.id_coll, list(self.debts)).items() if h[0] != self.debts[debt]}
+                 conn, self.id_coll, list(self.debts)).items()
+                 if invoice_key(h[0]) != invoice_key(self.debts[debt])}
         if not held and not debts:
             return
-        problems = [Problem("run.duplicate", f"already exported by run {run} in {name} "
-                            f"(IdBord {id_bord}); cancel that run first to export it again",
-                            record=self.origins.get(inv), invoice=inv)
-                    for inv, (run, id_bord, name) in sorted(held.items())]
+        # numbers are compared ignoring case and spaces: say how the holder wrote it
+        problems = [Problem("run.duplicate", "already exported"
+                            + ("" if other == inv else f" (as {other})")
+                            + f" by run {run} in {name} (IdBord {id_bord}); cancel that run "
+                            "first to export it again", record=self.origins.get(inv), invoice=inv)
+                    for inv, (other, run, id_bord, name) in sorted(held.items())]
         for debt, (other, run, id_bord, name) in sorted(debts.items(),
                                                          key=lambda d: self.debts[d[0]]):
             inv = self.debts[debt]
@@ -256,7 +260,7 @@ class _Taken:
                 "active titles would share one payment reference; cancel that run first, or "
                 "give this invoice another NumDette", record=self.origins.get(inv),
                 mapping=self.debt_where, invoice=inv))
-        runs_ = ", ".join(sorted({h[0] for h in held.values()} | {h[1] for h in debts.values()}))
+        runs_ = ", ".join(sorted({h[1] for h in held.values()} | {h[1] for h in debts.values()}))
         if not debts:
             message = f"{len(held)} invoice(s) already exported by run(s) {runs_}"
         elif not held:

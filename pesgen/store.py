@@ -26,9 +26,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import RecordConflict, StateError, UsageError
-from .keys import debt_key
+from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
+
+# TypBord of a sequence: a format's defaults.typ_bord (at most this many characters,
+# schemas/format.schema.json) or else its name (at most 41)
+TYP_BORD_MAX = 64
 
 schema_table = sa.Table(
     "pesgen_schema", metadata,
@@ -42,7 +46,7 @@ sequences = sa.Table(
     sa.Column("id_coll", sa.String(14), nullable=False),
     sa.Column("cod_bud", sa.String(2), nullable=False),
     sa.Column("exercise", sa.Integer, nullable=False),
-    sa.Column("typ_bord", sa.String(2), nullable=False),
+    sa.Column("typ_bord", sa.String(TYP_BORD_MAX), nullable=False),  # 2 before migration 5
     sa.Column("next_number", sa.Integer, nullable=False),
     sa.Column("start_number", sa.Integer, nullable=False),
     sa.UniqueConstraint("id_coll", "cod_bud", "exercise", "typ_bord", name="uq_sequence"),
@@ -57,7 +61,7 @@ runs = sa.Table(
     sa.Column("id_coll", sa.String(14), nullable=False),
     sa.Column("cod_bud", sa.String(2), nullable=False),
     sa.Column("exercise", sa.Integer, nullable=False),
-    sa.Column("typ_bord", sa.String(2), nullable=False),
+    sa.Column("typ_bord", sa.String(TYP_BORD_MAX), nullable=False),  # 2 before migration 5
     sa.Column("format", sa.String(64), nullable=False),
     sa.Column("run_date", sa.String(10), nullable=False),
     sa.Column("first_number", sa.Integer, nullable=False),
@@ -95,7 +99,7 @@ run_invoices = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False, index=True),
     sa.Column("id_coll", sa.String(14), nullable=False),
-    sa.Column("invoice", sa.String(64), nullable=False),
+    sa.Column("invoice", sa.String(INVOICE_NUMBER_MAX), nullable=False),  # as written
     sa.Column("id_bord", sa.Integer, nullable=False),
     sa.Column("id_pce", sa.Integer, nullable=False),
     sa.Column("amount", sa.String(20), nullable=False),
@@ -103,11 +107,23 @@ run_invoices = sa.Table(
     # NumDette of the title (formats that have one, ORMC), from migration 3; NULL in rows
     # recorded before it and for formats without NumDette
     sa.Column("debt_number", sa.String(15)),
+    # From migration 5: keys.invoice_key(invoice), what the duplicate guard compares
+    # (computed in Python, never by SQL lower(): both must agree), and whether this active
+    # row shared its key with an older active row when migration 5 found them (they are
+    # kept active, both still refuse the invoice; the unique index backs the oldest)
+    sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX)),
+    sa.Column("key_shared", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
 )
 
-# The duplicate guard: an invoice is held by at most one active run per collectivity.
+# The duplicate guard: an invoice is held by at most one active run per collectivity,
+# whatever the case and surrounding spaces of its number (migration 5: uq_active_invoice,
+# on the number as written, stays from migration 1)
 sa.Index("uq_active_invoice", run_invoices.c.id_coll, run_invoices.c.invoice, unique=True,
          sqlite_where=run_invoices.c.active, postgresql_where=run_invoices.c.active)
+_KEY_HELD = sa.and_(run_invoices.c.active, sa.not_(run_invoices.c.key_shared))
+sa.Index("uq_active_invoice_key", run_invoices.c.id_coll, run_invoices.c.invoice_key,
+         unique=True, sqlite_where=_KEY_HELD, postgresql_where=_KEY_HELD)
 sa.Index("ix_invoice", run_invoices.c.invoice)
 # The NumDette guard (migration 3): with IdPost and Cle2, NumDette is the payment
 # reference a family pays with, so one active title per collectivity holds it.
@@ -115,6 +131,55 @@ _WITH_DEBT = sa.and_(run_invoices.c.active, run_invoices.c.debt_number.is_not(No
 uq_active_debt_number = sa.Index(
     "uq_active_debt_number", run_invoices.c.id_coll, run_invoices.c.debt_number, unique=True,
     sqlite_where=_WITH_DEBT, postgresql_where=_WITH_DEBT)
+
+
+def _sequences_v1(meta: sa.MetaData) -> sa.Table:
+    """``sequences`` as migration 1 created it, frozen."""
+    return sa.Table(
+        "sequences", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("cod_bud", sa.String(2), nullable=False),
+        sa.Column("exercise", sa.Integer, nullable=False),
+        sa.Column("typ_bord", sa.String(2), nullable=False),
+        sa.Column("next_number", sa.Integer, nullable=False),
+        sa.Column("start_number", sa.Integer, nullable=False),
+        sa.UniqueConstraint("id_coll", "cod_bud", "exercise", "typ_bord", name="uq_sequence"),
+    )
+
+
+def _runs_v1(meta: sa.MetaData) -> sa.Table:
+    """``runs`` as migration 1 created it, frozen."""
+    return sa.Table(
+        "runs", meta,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("pesgen_version", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("cod_bud", sa.String(2), nullable=False),
+        sa.Column("exercise", sa.Integer, nullable=False),
+        sa.Column("typ_bord", sa.String(2), nullable=False),
+        sa.Column("format", sa.String(64), nullable=False),
+        sa.Column("run_date", sa.String(10), nullable=False),
+        sa.Column("first_number", sa.Integer, nullable=False),
+        sa.Column("bordereaux", sa.Integer, nullable=False),
+        sa.Column("titles", sa.Integer, nullable=False),
+        sa.Column("total", sa.String(20), nullable=False),
+        sa.Column("mapping_path", sa.Text, nullable=False),
+        sa.Column("mapping_sha256", sa.String(64), nullable=False),
+        sa.Column("mapping_text", sa.Text, nullable=False),
+        sa.Column("format_sha256", sa.String(64), nullable=False),
+        sa.Column("format_bundle", sa.LargeBinary, nullable=False),
+        sa.Column("input_name", sa.Text, nullable=False),
+        sa.Column("input_sha256", sa.String(64), nullable=False),
+        sa.Column("input_blob", sa.LargeBinary, nullable=False),
+        sa.Column("validation", sa.Text, nullable=False),
+        sa.Column("policies", sa.Text, nullable=False),
+        sa.Column("out_dir", sa.Text, nullable=False),
+        sa.Column("cancelled_at", sa.String(32)),
+        sa.Column("cancel_reason", sa.Text),
+    )
 
 
 def _run_invoices_v1(meta: sa.MetaData) -> sa.Table:
@@ -139,7 +204,10 @@ def _run_invoices_v1(meta: sa.MetaData) -> sa.Table:
 
 
 def _migration_1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[sequences, runs, run_files])
+    frozen = sa.MetaData()
+    _sequences_v1(frozen).create(conn)
+    _runs_v1(frozen).create(conn)
+    metadata.create_all(conn, tables=[run_files])  # unchanged since
     _run_invoices_v1(sa.MetaData()).create(conn)
 
 
@@ -161,10 +229,72 @@ def _migration_4(conn: Connection) -> None:
     migration_4(conn, utc_now())
 
 
+def _run_invoices_v5(meta: sa.MetaData) -> sa.Table:
+    """What migration 5 reads and writes of ``run_invoices`` and ``runs``, frozen."""
+    sa.Table("runs", meta, sa.Column("id", sa.String(36), primary_key=True),
+             sa.Column("created_at", sa.String(32), nullable=False))
+    table = sa.Table(
+        "run_invoices", meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("invoice", sa.String(64), nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("invoice_key", sa.String(192)),
+        sa.Column("key_shared", sa.Boolean, nullable=False),
+    )
+    held = sa.and_(table.c.active, sa.not_(table.c.key_shared))
+    sa.Index("uq_active_invoice_key", table.c.id_coll, table.c.invoice_key, unique=True,
+             sqlite_where=held, postgresql_where=held)
+    return table
+
+
+def _migration_5(conn: Connection) -> None:
+    # TypBord is the format's name when its bundle gives no defaults.typ_bord
+    # (bl-emagnus): VARCHAR(2) refused it on PostgreSQL (SQLite enforces no length)
+    if conn.dialect.name == "postgresql":
+        for table in ("sequences", "runs"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN typ_bord TYPE VARCHAR(64)")
+    # invoice numbers compared ignoring case and surrounding spaces: the key is computed
+    # here in Python (keys.invoice_key), as for every row recorded after
+    conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN invoice_key VARCHAR(192)")
+    conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN key_shared BOOLEAN NOT NULL "
+                         "DEFAULT FALSE")
+    table = _run_invoices_v5(sa.MetaData())
+    update = table.update().where(table.c.id == sa.bindparam("row_id"))
+    last = None
+    while True:
+        query = sa.select(table.c.id, table.c.invoice).order_by(table.c.id).limit(5000)
+        if last is not None:
+            query = query.where(table.c.id > last)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        conn.execute(update.values(invoice_key=sa.bindparam("key")),
+                     [{"row_id": i, "key": invoice_key(inv)} for i, inv in rows])
+        last = rows[-1][0]
+    # Active rows whose numbers differ only by case or spaces (FA-1 in one run, fa-1 in
+    # another, which the guard let through before): the migration does not fail on them
+    # nor cancel either. Both stay active and keep refusing the invoice; the oldest holds
+    # the unique index, the others are marked key_shared (docs/state.md).
+    runs_t = table.metadata.tables["runs"]
+    shared = conn.execute(
+        sa.select(table.c.id_coll, table.c.invoice_key).where(table.c.active)
+        .group_by(table.c.id_coll, table.c.invoice_key).having(sa.func.count() > 1)).all()
+    for id_coll, key in shared:
+        ids = conn.execute(
+            sa.select(table.c.id).join(runs_t, runs_t.c.id == table.c.run_id)
+            .where(table.c.id_coll == id_coll, table.c.invoice_key == key, table.c.active)
+            .order_by(runs_t.c.created_at, table.c.id)).scalars().all()
+        conn.execute(table.update().where(table.c.id.in_(ids[1:])).values(key_shared=True))
+    for index in table.indexes:  # uq_active_invoice_key
+        index.create(conn)
+
+
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
-                                                  _migration_4]
+                                                  _migration_4, _migration_5]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -358,10 +488,13 @@ class Store:
     # -------------------------------------------------------------- duplicates
 
     def holders(self, conn: Connection | None, id_coll: str,
-                invoices: list[str]) -> dict[str, tuple[str, int, str]]:
-        """Active runs already holding some of these invoices: invoice -> (run, IdBord, file)."""
-        held = self._held(conn, id_coll, run_invoices.c.invoice, invoices)
-        return {inv: (run, id_bord, name) for inv, (_, run, id_bord, name) in held.items()}
+                invoices: list[str]) -> dict[str, tuple[str, str, int, str]]:
+        """Active runs already holding some of these invoices, compared as
+        keys.invoice_key gives them (case and surrounding spaces do not count):
+        invoice -> (the invoice as that run wrote it, run, IdBord, file)."""
+        keys = {invoice_key(inv): inv for inv in invoices}
+        held = self._held(conn, id_coll, run_invoices.c.invoice_key, list(keys))
+        return {keys[key]: holder for key, holder in held.items()}
 
     def debt_holders(self, conn: Connection | None, id_coll: str,
                      debts: list[str]) -> dict[str, tuple[str, str, int, str]]:
@@ -431,7 +564,8 @@ class Store:
                 conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
             for start in range(0, len(invoices), 5000):
                 conn.execute(run_invoices.insert(), [
-                    {"run_id": values["id"], "id_coll": key[0], "active": True, **inv}
+                    {"run_id": values["id"], "id_coll": key[0], "active": True,
+                     "invoice_key": invoice_key(inv["invoice"]), **inv}
                     for inv in invoices[start:start + 5000]])
         except sa.exc.IntegrityError as exc:
             conn.rollback()  # PostgreSQL: the transaction is unusable after the error
@@ -470,10 +604,11 @@ class Store:
         return {**dict(row), "files": files, "invoice_count": count}
 
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
-        """The titles recorded for an invoice number, or with ``by_debt`` for a NumDette
-        (compared as a number, like the guard: leading zeros do not count)."""
+        """The titles recorded for an invoice number (compared like the guard: case and
+        surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared
+        as a number, like the guard: leading zeros do not count)."""
         where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
-                 else run_invoices.c.invoice == invoice)
+                 else run_invoices.c.invoice_key == invoice_key(invoice))
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise)
@@ -531,6 +666,23 @@ def pack_json(obj: Any) -> str:
     return json.dumps(obj, default=default, ensure_ascii=False, sort_keys=True)
 
 
+def _check_fits(table: sa.Table, rows: list[dict[str, Any]], dialect: str) -> None:
+    """Refuse, naming the row, a value longer than its column on a target that enforces
+    VARCHAR lengths (PostgreSQL): a SQLite store, which enforces none, may hold one."""
+    if dialect == "sqlite":
+        return
+    limits = {c.name: c.type.length for c in table.columns
+              if isinstance(c.type, sa.String) and c.type.length}
+    for row in rows:
+        for name, length in limits.items():
+            value = row.get(name)
+            if isinstance(value, str) and len(value) > length:
+                pk = ", ".join(f"{c.name} {row.get(c.name)}" for c in table.primary_key.columns)
+                raise StateError(f"cannot copy {table.name} ({pk}): its {name} is "
+                                 f"{len(value)} characters, the target holds {length} "
+                                 f"('{value[:40]}…'); nothing copied")
+
+
 def copy_store(source_url: str, target_url: str) -> dict[str, int]:
     """Copy every table of one store into another, empty, store (SQLite -> PostgreSQL).
     Both are migrated to the current schema first; the copy is one transaction on the
@@ -552,6 +704,7 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
             if table.name == schema_table.name or table.name not in src_meta.tables:
                 continue
             rows = [dict(r._mapping) for r in src.execute(sa.select(src_meta.tables[table.name]))]
+            _check_fits(table, rows, dst.dialect.name)
             if rows:
                 dst.execute(table.insert(), rows)
             counts[table.name] = len(rows)

@@ -24,7 +24,7 @@ from pesgen.export import export
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, state_database
+from .conftest import EXAMPLES, MAPPINGS, ROOT, record_as_older, state_database
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -288,17 +288,12 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
     assert "debt_number" not in {c["name"] for c in
                                  sa.inspect(old.engine).get_columns("run_invoices")}
     # the donor's run, as the schema-2 code recorded it: no NumDette
-    with donor.engine.connect() as src, old.engine.begin() as dst:
-        for table, skip in ((st.sequences, {"id"}), (st.runs, set()), (st.run_files, {"id"}),
-                            (st.run_invoices, {"id", "debt_number"})):
-            rows = [{k: v for k, v in r._mapping.items() if k not in skip}
-                    for r in src.execute(sa.select(table))]
-            dst.execute(table.insert(), rows)
+    record_as_older(donor, old)
     old.engine.dispose()
     store = Store(db_url)
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-    assert sorted(versions) == [1, 2, 3, 4]
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
     [held] = store.find_invoice("FA-2026-00104")
     assert held["run_id"] == first.run_id and held["debt_number"] is None
     with pytest.raises(StateError) as info:
@@ -342,29 +337,35 @@ def _blind_until_recorded(monkeypatch) -> list[bool]:
     return blind
 
 
-@pytest.mark.parametrize("clash", ["invoice", "num-dette"])
+@pytest.mark.parametrize("clash", ["invoice", "invoice-case", "num-dette"])
 def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monkeypatch,
                                                          clash):
     store = Store(db_url)
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
-    second = (EXAMPLES / "school-export.json" if clash == "invoice" else
-              _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json"))
+    # titres: no NumDette, so only the invoice key's index can refuse the lower case
+    mapping = MAPPINGS / "villeneuve-sur-loing-titres.yaml" if clash == "invoice-case" \
+        else MAPPING
+    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    second = {"invoice": EXAMPLES / "school-export.json",
+              "invoice-case": _invoices({"FA-2026-00104": "fa-2026-00104"}, tmp_path,
+                                        "fa.json"),
+              "num-dette": _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path,
+                                     "fb.json")}[clash]
     blind = _blind_until_recorded(monkeypatch)
     with pytest.raises(StateError) as raced:
-        export_recorded(store, MAPPING, second, tmp_path / "b", RUN)
+        export_recorded(store, mapping, second, tmp_path / "b", RUN)
     assert blind == [False]  # refused by the index at record time, not by the check
     monkeypatch.undo()
     with pytest.raises(StateError) as checked:
-        export_recorded(store, MAPPING, second, tmp_path / "c", RUN)
+        export_recorded(store, mapping, second, tmp_path / "c", RUN)
     assert str(raced.value) == str(checked.value)
     assert raced.value.problems == checked.value.problems
     assert raced.value.exit_code == checked.value.exit_code == 7
     assert {p.rule for p in raced.value.problems} == (
-        {"run.duplicate"} if clash == "invoice" else {"run.num-dette-taken"})
+        {"run.num-dette-taken"} if clash == "num-dette" else {"run.duplicate"})
     assert all(first.run_id in p.message for p in raced.value.problems)
     assert _files(tmp_path / "b") == []
     assert [r.id for r in store.list_runs()] == [first.run_id]
-    assert export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n",
+    assert export_recorded(store, mapping, _variant(tmp_path, "n"), tmp_path / "n",
                            RUN).first_number == 2  # the refused run used no number
 
 
@@ -790,3 +791,229 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     assert "is cancelled: these files are for reading only" in asked.stderr
     assert sorted(_files(tmp_path / "r3")) == sorted(
         [f.path.name for f in first.files] + [r.name for r in first.references])
+
+
+# ---------------------------------------------------------------- TypBord, invoice keys
+
+TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+
+
+def _renamed(tmp_path: Path, name: str, rename) -> Path:
+    """The example with every invoice number passed through ``rename``."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    return _invoices({inv["number"]: rename(inv["number"]) for inv in data["invoices"]},
+                     tmp_path, name)
+
+
+@pytest.mark.parametrize("mapping, typ_bord", [(EMAGNUS, "bl-emagnus"),
+                                               (JVS, "jvs-millesime")])
+def test_a_format_numbered_by_its_name_is_recorded_and_copied(db_url, tmp_path, mapping,
+                                                              typ_bord):
+    """A format without defaults.typ_bord numbers its runs under its name: the store
+    holds it (PostgreSQL refused 'bl-emagnus' in VARCHAR(2): every e.magnus export
+    failed), in the store and in a store copied to it."""
+    store = Store(db_url)
+    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    second = export_recorded(store, mapping, _variant(tmp_path, "b"), tmp_path / "b", RUN)
+    assert (first.first_number, second.first_number) == (1, 2)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT DISTINCT typ_bord FROM runs")).scalars().all() == [
+            typ_bord]
+    # a SQLite store holding such a run copies to this store
+    from pesgen.store import copy_store
+
+    source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old_run = export_recorded(Store(source), mapping, EXAMPLES / "school-export.json",
+                              tmp_path / "old", RUN)
+    with state_database("postgresql" if db_url.startswith("postgresql") else "sqlite",
+                        tmp_path / "target") as target:
+        assert copy_store(source, target)["runs"] == 1
+        copied = Store(target)
+        assert [r.id for r in copied.list_runs()] == [old_run.run_id]
+        nxt = export_recorded(copied, mapping, _variant(tmp_path, "c"), tmp_path / "c", RUN)
+        assert nxt.first_number == 2  # the numbering came along
+        with pytest.raises(StateError):
+            export_recorded(copied, mapping, EXAMPLES / "school-export.json", tmp_path / "d",
+                            RUN)
+        copied.engine.dispose()
+
+
+def test_a_typ_bord_longer_than_the_store_holds_is_refused_by_the_format_loader(tmp_path):
+    from pesgen.errors import MappingError
+    from pesgen.formats import load_format
+    from pesgen.store import TYP_BORD_MAX, runs, sequences
+
+    schema = json.loads((ROOT / "schemas" / "format.schema.json").read_text(encoding="utf-8"))
+    assert schema["properties"]["defaults"]["properties"]["typ_bord"]["maxLength"] == \
+        TYP_BORD_MAX == sequences.c.typ_bord.type.length == runs.c.typ_bord.type.length
+    # a format's name (its TypBord without defaults.typ_bord) fits too
+    assert schema["properties"]["name"]["pattern"] == "^[a-z0-9][a-z0-9-]{1,40}$"
+    assert 41 <= TYP_BORD_MAX
+    bundle = tmp_path / "pes-titres"
+    shutil.copytree(ROOT / "templates" / "pes-titres", bundle)
+    descriptor = bundle / "format.yaml"
+    text = descriptor.read_text(encoding="utf-8")
+    assert 'typ_bord: "01"' in text
+    descriptor.write_text(text.replace('typ_bord: "01"', f'typ_bord: "{"9" * 65}"'),
+                          encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    [problem] = info.value.problems
+    assert problem.rule == "format.schema" and "defaults.typ_bord" in str(problem.mapping)
+
+
+@pytest.mark.parametrize("length, refused", [(64, False), (65, True)])
+def test_an_invoice_number_longer_than_the_store_holds_is_refused_at_mapping_time(
+        db_url, tmp_path, length, refused):
+    long_number = "FA-2026-00104-" + "X" * (length - 14)
+    assert len(long_number) == length
+    inp = _invoices({"FA-2026-00104": long_number}, tmp_path, "long.json")
+    store = Store(db_url)
+    if not refused:  # the store holds it, PostgreSQL too
+        run = export_recorded(store, TITRES, inp, tmp_path / "o", RUN)
+        [held] = store.find_invoice(long_number.lower())
+        assert held["run_id"] == run.run_id and held["invoice"] == long_number
+        return
+    with pytest.raises(InputDataError) as info:
+        export_recorded(store, TITRES, inp, tmp_path / "o", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "input.invoice-number"
+    assert problem.message == "invoice number is 65 characters, pesgen allows 64"
+    assert problem.record == f"{inp}:$.invoices[0]" and problem.invoice == long_number
+    assert problem.mapping == f"{TITRES}:32: bindings.invoice.number"
+    assert store.list_runs() == [] and _files(tmp_path / "o") == []
+
+
+def test_a_value_longer_than_the_target_column_is_named_by_store_copy(tmp_path):
+    """A SQLite store (which enforces no VARCHAR length) may hold an invoice number
+    recorded before pesgen limited them: copying it to PostgreSQL names the row."""
+    from pesgen.store import copy_store
+
+    source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = Store(source)
+    run = export_recorded(old, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    with old.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE run_invoices SET invoice = :n WHERE invoice = "
+                             "'FA-2026-00104'"), {"n": "FA-2026-00104-" + "X" * 71})
+    old.engine.dispose()
+    with state_database("postgresql", tmp_path) as target:
+        with pytest.raises(StateError, match=r"cannot copy run_invoices \(id \d+\): its "
+                           r"invoice is 85 characters, the target holds 64 "
+                           r"\('FA-2026-00104-X+…'\); nothing copied"):
+            copy_store(source, target)
+        assert Store(target).list_runs() == []
+    assert [r.id for r in Store(source).list_runs()] == [run.run_id]
+
+
+def test_invoice_numbers_differing_by_case_or_spaces_are_one_within_a_run(tmp_path):
+    inp = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00102": " fa-2026-00101 "},
+                    tmp_path, "case.json")
+    with pytest.raises(InputDataError) as info:
+        export(TITRES, inp, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    # (the input's text is read stripped of surrounding spaces)
+    assert (problem.rule, problem.invoice) == ("input.duplicate-invoice", "fa-2026-00101")
+    assert problem.record == f"{inp}:$.invoices[1]"
+    assert problem.message == (f"invoice number fa-2026-00101 already appears at "
+                               f"{inp}:$.invoices[0] as FA-2026-00101 (invoice numbers are "
+                               "compared ignoring case and spaces)")
+    assert _files(tmp_path / "out") == []
+
+
+def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url, tmp_path):
+    """The outputs upper-case their text: fa-2026-00101 would be a second, identical
+    title of FA-2026-00101."""
+    store = Store(db_url)
+    first = export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    lower = _renamed(tmp_path, "lower.json", lambda n: f" {n.lower()}")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, TITRES, lower, tmp_path / "b", RUN)
+    assert str(info.value) == (f"11 invoice(s) already exported by run(s) {first.run_id}; "
+                               "nothing written")
+    problem = info.value.problems[0]
+    assert (problem.rule, problem.invoice) == ("run.duplicate", "fa-2026-00101")
+    assert problem.record == f"{lower}:$.invoices[0]"
+    assert problem.message == (
+        f"already exported (as FA-2026-00101) by run {first.run_id} in "
+        f"{first.files[0].path.name} (IdBord 1); cancel that run first to export it again")
+    assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
+    # runs find, whatever the case and spaces
+    for asked in ("FA-2026-00101", "fa-2026-00101", "  Fa-2026-00101 "):
+        found = _cli(["runs", "find", asked], db_url)
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.startswith(f"FA-2026-00101: run {first.run_id} "), found.stdout
+    assert [h["run_id"] for h in store.find_invoice(" fa-2026-00101")] == [first.run_id]
+    # cancelled, the number (as written in any case) is free again
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    again = export_recorded(store, TITRES, lower, tmp_path / "e", RUN)
+    assert again.first_number == 2
+    [held] = [h for h in store.find_invoice("FA-2026-00101") if h["active"]]
+    assert held["run_id"] == again.run_id and held["invoice"] == "fa-2026-00101"
+
+
+def test_an_invoice_in_another_case_is_refused_once_not_also_for_its_num_dette(db_url,
+                                                                                tmp_path):
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    lower = _renamed(tmp_path, "lower.json", str.lower)
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, lower, tmp_path / "b", RUN)
+    assert str(info.value) == (f"11 invoice(s) already exported by run(s) {first.run_id}; "
+                               "nothing written")
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+
+
+def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkeypatch):
+    """Migration 5 on a store of schema 4: TypBord columns widened (PostgreSQL), every
+    invoice keyed. Two active runs holding one invoice in two cases (the guard let them
+    through before) do not stop the migration: both stay active and keep refusing it."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:4])
+        old = Store(db_url)
+    # what the schema-4 code recorded: an ORMC run, then the same invoices lower-cased
+    # in a titres run (other TypBord), which its case-sensitive guard let through
+    upper = Store(f"sqlite:///{tmp_path / 'donor-upper.sqlite3'}")
+    first = export_recorded(upper, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    lower_input = _renamed(tmp_path, "lower.json", str.lower)
+    lower = Store(f"sqlite:///{tmp_path / 'donor-lower.sqlite3'}")
+    second = export_recorded(lower, TITRES, lower_input, tmp_path / "b", RUN)
+    record_as_older(upper, old)
+    record_as_older(lower, old)
+    old.engine.dispose()
+
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
+                                      st.run_invoices.c.invoice_key,
+                                      st.run_invoices.c.key_shared)).all()
+    assert sorted(versions) == [1, 2, 3, 4, 5]
+    widths = {t: {c["name"]: c["type"] for c in sa.inspect(store.engine).get_columns(t)}
+              for t in ("sequences", "runs")}
+    if db_url.startswith("postgresql"):
+        assert widths["sequences"]["typ_bord"].length == widths["runs"]["typ_bord"].length == 64
+    assert len(rows) == 22 and all(r.invoice_key == r.invoice.lower() for r in rows)
+    # the older run keeps the index, the other is marked
+    assert {r.run_id for r in rows if r.key_shared} == {second.run_id}
+    assert {r.run_id for r in rows if not r.key_shared} == {first.run_id}
+    assert {h["run_id"] for h in store.find_invoice("FA-2026-00101")} == {
+        first.run_id, second.run_id}
+    # both refuse the invoice, whatever its case; cancelling one leaves the other's refusal
+    for run, cancel in ((None, first.run_id), (second.run_id, second.run_id)):
+        with pytest.raises(StateError) as info:
+            export_recorded(store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
+                            tmp_path / "c", RUN)
+        assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+        if run is not None:
+            assert run in str(info.value)
+        store.cancel(cancel, "trésorerie rejected the rôle")
+    third = export_recorded(store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
+                            tmp_path / "d", RUN)
+    assert third.first_number == 2
+    # a format numbered by its name records on the migrated store (PostgreSQL too)
+    em = export_recorded(store, EMAGNUS, _variant(tmp_path, "e"), tmp_path / "e", RUN)
+    assert em.first_number == 1
