@@ -156,7 +156,9 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                         "exercise": key[2], "typ_bord": key[3], "format": exporter.fmt.name,
                         "run_date": exporter.run_date.isoformat(), "first_number": first,
                         "bordereaux": len(prepared.bordereaux), "titles": result.titles,
-                        "total": f"{result.total:.2f}", "mapping_path": str(mapping_path),
+                        "total": f"{result.total:.2f}",
+                        # absolute: `runs list --mapping` finds it whatever the folder
+                        "mapping_path": str(Path(mapping_path).resolve()),
                         "mapping_sha256": exporter.mapping.sha256,
                         "mapping_text": exporter.mapping.text,
                         "format_sha256": _digest(bundle),

@@ -578,9 +578,13 @@ class Store:
     # -------------------------------------------------------------- queries
 
     def list_runs(self, mapping: str | None = None) -> list[RunRecord]:
+        """Every run, oldest first; with ``mapping``, the runs of that mapping file: its
+        absolute path (what runs record), or the path as typed (runs recorded before
+        pesgen kept the absolute one)."""
         query = sa.select(runs).order_by(runs.c.created_at, runs.c.first_number)
         if mapping:
-            query = query.where(runs.c.mapping_path == mapping)
+            query = query.where(runs.c.mapping_path.in_(
+                {mapping, str(Path(mapping).expanduser().resolve())}))
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
 

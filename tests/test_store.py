@@ -1017,3 +1017,28 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
     # a format numbered by its name records on the migrated store (PostgreSQL too)
     em = export_recorded(store, EMAGNUS, _variant(tmp_path, "e"), tmp_path / "e", RUN)
     assert em.first_number == 1
+
+
+def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):
+    """`runs list --mapping` finds a mapping's runs by the path typed at export time, by
+    its absolute path, or from another folder (runs record the absolute path)."""
+    db = tmp_path / "store.sqlite3"
+    work = tmp_path / "work"
+    shutil.copytree(MAPPINGS, work / "mappings")
+    (work / "in.json").write_bytes((EXAMPLES / "school-export.json").read_bytes())
+    run = subprocess.run([sys.executable, "-m", "pesgen", "export", "-m",
+                          "mappings/villeneuve-sur-loing.yaml", "-i", "in.json", "-o", "out",
+                          "--db", str(db), "--date", "2026-11-23"], cwd=work,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    run_id = run.stdout.split("run ", 1)[1].split()[0]
+    absolute = str(work / "mappings" / "villeneuve-sur-loing.yaml")
+    for cwd, path in ((work, "mappings/villeneuve-sur-loing.yaml"), (tmp_path, absolute),
+                      (work / "mappings", "villeneuve-sur-loing.yaml")):
+        listed = subprocess.run([sys.executable, "-m", "pesgen", "runs", "list", "--mapping",
+                                 path, "--db", str(db)], cwd=cwd, capture_output=True, text=True)
+        assert run_id in listed.stdout, (cwd, path, listed.stdout, listed.stderr)
+    other = subprocess.run([sys.executable, "-m", "pesgen", "runs", "list", "--mapping",
+                            str(MAPPINGS / "villeneuve-sur-loing.yaml"), "--db", str(db)],
+                           capture_output=True, text=True)
+    assert run_id not in other.stdout  # another file of the same name
