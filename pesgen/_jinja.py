@@ -399,7 +399,8 @@ def _autoescape(name: str | None) -> bool:
 class _ConfinedLoader(jinja2.FileSystemLoader):
     """A bundle's templates, and nothing else: Jinja's loader refuses ``..`` and absolute
     names, but it opens a symbolic link wherever it points. A template whose real path
-    is outside the bundle's folder is not found."""
+    is outside the bundle's folder is not found, nor a hidden file or a backup ending in
+    ``~`` (a run does not record them with its bundle)."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder), followlinks=False)
@@ -407,6 +408,11 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = [x for x in template.split("/") if x not in ("", ".")]
+        if any(x.startswith(".") for x in pieces) or template.endswith("~"):
+            # a run records its bundle without them (pesgen.runs.bundle_snapshot)
+            raise jinja2.TemplateNotFound(
+                f"{template} (hidden files and backups ending in ~ are not templates)")
         source, filename, uptodate = super().get_source(environment, template)
         if not inside(self.folder, Path(filename)):
             raise jinja2.TemplateNotFound(

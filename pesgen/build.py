@@ -85,8 +85,13 @@ def _blank(value: Any) -> bool:
 class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
-    def __init__(self, mapping: Mapping, fmt: Format) -> None:
+    def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False) -> None:
+        """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
+        sha256 vouch for it): the input checks pesgen added since it can have been
+        recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
+        case, an account abroad without BIC) do not refuse it again."""
         self.mapping = mapping
+        self.recorded = recorded
         self.fmt = fmt
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
@@ -288,12 +293,12 @@ class Builder:
             return BuildResult(problems=ctx.problems)
         number = str(number)
         ctx.invoice = number
-        if len(number) > INVOICE_NUMBER_MAX:
+        if len(number) > INVOICE_NUMBER_MAX and not self.recorded:
             # the store records it (and refuses it twice): it holds this many characters
             ctx.problem("input.invoice-number", f"invoice number is {len(number)} characters, "
                         f"pesgen allows {INVOICE_NUMBER_MAX}", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
-        key = invoice_key(number)
+        key = number if self.recorded else invoice_key(number)
         other = self.seen_keys.get(key)
         if other is not None:
             if other != number:
@@ -754,12 +759,14 @@ class Builder:
             iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])
         raw_bic = ev(p.get("bic"))
         bic = None if _blank(raw_bic) else self._bank_code(ctx, "BIC", str(raw_bic), p["bic"])
-        if iban is not None and _blank(raw_bic) and \
+        if iban is not None and _blank(raw_bic) and not self.recorded and \
                 (message := bic_abroad_problem(iban, None)):
             ctx.problem("sepa.bic-abroad", message, mapping=p["bic"].where if "bic" in p
                         else p["iban"].where)
         holder_raw = ev(p.get("holder"))
-        if _blank(holder_raw) and debtor is not None:
+        defaulted = _blank(holder_raw) and debtor is not None
+        if defaulted:
+            assert debtor is not None
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
             ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
                      "(TitCpte)")
@@ -767,10 +774,15 @@ class Builder:
         label = self._text(ctx, "mandate.label", ev(p.get("label")), p.get("label"))
         if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):
             return None
+        # TitCpteDiff: the holder as the export gives it, normalised like any text but
+        # before a length policy (a truncated holder is still the debtor); one filled
+        # from the debtor is the debtor
+        differs = not defaulted and debtor is not None and not _holder_is_debtor(
+            normalize(str(holder_raw), self._limits["account.holder"].charset,
+                      self.text_policy).value, debtor)
         return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
-                       label=label, holder_differs=debtor is not None and
-                       not _holder_is_debtor(holder, debtor))  # type: ignore[arg-type]
+                       label=label, holder_differs=differs)
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a
@@ -850,13 +862,15 @@ def _words(*parts: str | None) -> list[str]:
 
 
 def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
-    """TitCpte names the debtor: the words of its name (and complement), with or
-    without its first name, in any order ('DUPONT-LEFEVRE HELENE', 'Hélène Dupont
-    Lefèvre'). Anything else (another person, 'M OU MME DUPONT') is another holder:
-    TitCpteDiff 1 (DT, InfoPrelevementSEPA)."""
+    """TitCpte names the debtor: the words of its name (with or without its complement,
+    ComplNom), with or without its first name, in any order ('DUPONT-LEFEVRE HELENE',
+    'Hélène Dupont Lefèvre'). Anything else (another person, 'M OU MME DUPONT') is
+    another holder: TitCpteDiff 1 (DT, InfoPrelevementSEPA)."""
     words = _words(holder)
-    return words in (_words(debtor.name, debtor.complement_name, debtor.first_name),
-                     _words(debtor.name, debtor.complement_name))
+    d = debtor
+    return words in (_words(d.name, d.complement_name, d.first_name),
+                     _words(d.name, d.complement_name), _words(d.name, d.first_name),
+                     _words(d.name))
 
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")

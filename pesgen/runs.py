@@ -207,6 +207,9 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                 before_publish()  # test hook: a crash between commit and rename
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
+            if not committed and isinstance(exc, KeyboardInterrupt):
+                # a signal inside the commit call, the database's commit done or not
+                committed = _recorded(store, run_id)
             if not committed:
                 raise
             # a file system error, or Ctrl-C / SIGTERM past the commit: the run stands
@@ -220,6 +223,14 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
         return result
     finally:
         prepared.close()
+
+
+def _recorded(store: Store, run_id: str) -> bool:
+    try:
+        store.get_run(run_id)
+    except Exception:  # not recorded, or the store cannot say: the interrupt stands
+        return False
+    return True
 
 
 def vars_(obj: Any) -> dict[str, Any]:

@@ -498,3 +498,21 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     assert "format.yaml: files[1]: file 'tiers.csv.j2' has neither an xsd nor a layout" \
         in r.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [".lib.j2", "sub/.hidden/lib.j2", "lib.j2~"])
+def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
+    """A run records its bundle without hidden files and backups ending in ~ (an
+    editor's swap file, .DS_Store): a template that imports one could never be
+    regenerated, so the loader does not find it."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / name).parent.mkdir(parents=True, exist_ok=True)
+    (bundle / name).write_text("", encoding="utf-8")
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}{% include '" + name + "' %}{% endmacro %}"),
+        encoding="utf-8")
+    with pytest.raises(TemplateError, match="hidden files and backups ending in ~ are not "
+                       "templates"):
+        export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])

@@ -1012,3 +1012,21 @@ def test_a_run_dated_outside_its_exercise_says_so(tmp_path):
     assert "collectivity.exercise" in note.detail
     assert not [n for n in _run(_fresh(tmp_path / "in-year"), [inv]).notes
                 if n.policy == "exercise"]
+
+
+@pytest.mark.parametrize("holder", ["", None, "Dupont-Lefèvre de la Roche-Guyon Hélène"])
+def test_titcptediff_not_set_for_the_debtor_s_long_name(tmp_path, holder):
+    """A debtor whose name is split into Nom + ComplNom (name_overflow: split), with the
+    holder left empty (pesgen fills TitCpte from the debtor) or given in full and cut to
+    32 characters (text_overflow: truncate): the holder is the debtor, no TitCpteDiff."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["last_name"] = "Dupont-Lefèvre de la Roche-Guyon"
+    if holder is None:
+        del inv["payment"]["mandate"]["holder"]
+    else:
+        inv["payment"]["mandate"]["holder"] = holder
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"})
+    result = _run(tmp_path, [inv], mapping)
+    root = etree.parse(str(result.files[0].path)).getroot()
+    assert root.find(".//InfoPrelevementSEPA") is not None
+    assert root.find(".//InfoPrelevementSEPA/TitCpteDiff") is None

@@ -1042,3 +1042,61 @@ def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):
                             str(MAPPINGS / "villeneuve-sur-loing.yaml"), "--db", str(db)],
                            capture_output=True, text=True)
     assert run_id not in other.stdout  # another file of the same name
+
+
+def test_a_run_recorded_before_a_check_was_added_still_regenerates(tmp_path, monkeypatch):
+    """regenerate rebuilds what a run recorded, and its files' sha256 vouch for it: input
+    checks pesgen added since (an account abroad without BIC, invoice numbers differing
+    only by case, numbers over 64 characters) must not refuse the rebuild. Here the run
+    is recorded with those checks switched off, as pesgen before them recorded it."""
+    import pesgen.build
+    import pesgen.keys
+    import pesgen.validate
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    mandate = data["invoices"][0]["payment"]["mandate"]
+    mandate["iban"] = "DE89370400440532013000"
+    del mandate["bic"]
+    twin = json.loads(json.dumps(data["invoices"][1]))
+    twin["number"] = data["invoices"][1]["number"].lower()
+    twin["payer"]["ref"] = "FAM-TWIN"
+    data["invoices"].append(twin)
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"  # no NumDette: the twin is kept
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with monkeypatch.context() as old:
+        old.setattr(pesgen.build, "bic_abroad_problem", lambda iban, bic: None)
+        old.setattr(pesgen.validate, "bic_abroad_problem", lambda iban, bic: None)
+        old.setattr(pesgen.build, "invoice_key", lambda number: number)
+        old.setattr(pesgen.store, "invoice_key", lambda number: number)
+        run = export_recorded(store, titres, source, tmp_path / "out", RUN)
+    assert run.titles == 12
+    with pytest.raises(InputDataError):  # what a new export says of the same input
+        export(titres, source, tmp_path / "new", RUN)
+    written = regenerate(store, run.run_id, tmp_path / "regen")
+    assert sorted(p.name for p in written) == sorted(
+        [f.path.name for f in run.files] + [r.name for r in run.references])
+
+
+def test_an_interrupt_inside_the_commit_call_after_the_database_committed(tmp_path,
+                                                                         monkeypatch):
+    """A signal landing inside the commit call, once the database has committed: the
+    run is recorded, so the message names it (not "Aborted!")."""
+    from sqlalchemy.engine import Connection
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    real = Connection.commit
+
+    def commit_then_signal(self):
+        real(self)
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(Connection, "commit", commit_then_signal)
+    with pytest.raises(StateError, match="is recorded \\(IdBord 1\\), but its files could not "
+                       "be put in .*: interrupted"):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    monkeypatch.undo()
+    [run] = store.list_runs()
+    assert _files(tmp_path / "out") == []
+    assert regenerate(store, run.id, tmp_path / "out")

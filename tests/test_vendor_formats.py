@@ -255,3 +255,17 @@ def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, offi
                                  "--official-xsd", str(official_xsd)])
     assert r.exit_code == 0, r.output
     assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
+
+
+def test_emagnus_says_when_the_account_holder_is_not_the_debtor(tmp_path):
+    """Column 80 (TitCpteDiff O/N) follows the mandate: O when the holder is not the
+    debtor, N when it is (the example's first invoice)."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payment"]["mandate"]["holder"] = "Martin Paul"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out", RUN)
+    main = _records({f.path.name: f.path for f in result.files}["WTAMC001.txt"])
+    flags = {(r[110], r[79]) for r in main if r[70] == "O"}  # direct debits only
+    assert ("FA-2026-00101", "O") in flags
+    assert {flag for inv, flag in flags if inv != "FA-2026-00101"} == {"N"}
