@@ -324,6 +324,11 @@ def test_invoice_not_exported_is_refused(flow):
 
     with pytest.raises(StateError, match="FA-2026-00106: in no active run"):
         flow.link("FA-2026-00106")  # left out of the run (total 0.00)
+    # a number the run holds written otherwise: found, and said how it was exported
+    with pytest.raises(StateError, match=" fa-2026-00101: its run .* exported it as "
+                       "FA-2026-00101; give the number as exported"):
+        flow.link(" fa-2026-00101")
+    assert flow.fake_operations() == []
 
 
 def test_notification_return_and_sweep_racing_record_the_payment_once(flow, store):

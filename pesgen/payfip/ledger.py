@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import StateError
+from ..keys import invoice_key
 from ..store import Store, run_invoices, runs, utc_now
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import anomalies, events, operations, payments
@@ -59,13 +60,20 @@ class Due:
 def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
     """The invoice as its active run exported it (the amount PayFiP must collect)."""
     with store.engine.connect() as conn:
+        # found like the duplicate guard and `runs find` find it (case and surrounding
+        # spaces aside), to say how its run wrote it
         row = conn.execute(
             sa.select(run_invoices, runs.c.exercise).join(runs, runs.c.id == run_invoices.c.run_id)
-            .where(run_invoices.c.invoice == invoice, run_invoices.c.id_coll == id_coll,
-                   run_invoices.c.active)).first()
+            .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+            .order_by(run_invoices.c.invoice != invoice)).first()
     if row is None:
         raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
                          "export it first (pesgen export) or check `pesgen runs find`")
+    if row.invoice != invoice:
+        # the payment records and PayFiP's refdet follow the number as exported
+        raise StateError(f"invoice {invoice}: its run {row.run_id} exported it as "
+                         f"{row.invoice}; give the number as exported")
     return Due(row.run_id, id_coll, to_cents(row.amount, invoice), int(row.exercise),
                int(row.id_bord), int(row.id_pce), row.amount)
 
