@@ -775,11 +775,14 @@ class Builder:
         if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):
             return None
         # TitCpteDiff: the holder as the export gives it, normalised like any text but
-        # before a length policy (a truncated holder is still the debtor); one filled
-        # from the debtor is the debtor
-        differs = not defaulted and debtor is not None and not _holder_is_debtor(
-            normalize(str(holder_raw), self._limits["account.holder"].charset,
-                      self.text_policy).value, debtor)
+        # before a length policy (a truncated holder is still the debtor; _text has just
+        # normalised it, memoised); one filled from the debtor is the debtor
+        differs = False
+        if not defaulted and debtor is not None:
+            text_in, charset = str(holder_raw), self._limits["account.holder"].charset
+            as_exported = self._normalized.get((text_in, charset)) or \
+                normalize(text_in, charset, self.text_policy)
+            differs = not _holder_is_debtor(as_exported.value, debtor)
         return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
                        account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
                        label=label, holder_differs=differs)
