@@ -851,11 +851,6 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def _sepa(result) -> etree._Element:
-    doc = etree.parse(str(result.files[0].path))
-    return doc.getroot().find(".//Piece/LigneDePiece/BlocLignePiece/InfoPrelevementSEPA")
-
-
 @pytest.mark.parametrize("holder, differs", [
     (None, False),  # the example's: 'Dupont-Lefèvre Hélène'
     ("Hélène DUPONT LEFEVRE", False),  # the same words, another order and spelling

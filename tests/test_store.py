@@ -7,6 +7,7 @@ loopback and sets it); under CI a missing server is a failure, not a skip.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,8 +22,8 @@ import sqlalchemy as sa
 
 from pesgen.errors import InputDataError, OutputInvalidError, StateError, UsageError
 from pesgen.export import export
-from pesgen.runs import export_recorded, regenerate
-from pesgen.store import Store
+from pesgen.runs import bundle_snapshot, export_recorded, regenerate
+from pesgen.store import Store, unpack
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, record_as_older, state_database
 
@@ -712,9 +713,6 @@ def test_a_bundle_holding_binary_and_editor_files_exports_and_regenerates(tmp_pa
     regenerate(store, run.run_id, regen)
     assert sorted(p.name for p in regen.iterdir()) == sorted(
         [f.path.name for f in run.files] + [r.name for r in run.references])
-    from pesgen.runs import bundle_snapshot
-    from pesgen.store import unpack
-
     recorded = json.loads(unpack(store.get_run(run.run_id)["format_bundle"]))
     assert recorded["logo.png"] == {"base64": "iVBORw0KGgoA/w=="}
     assert not [name for name in recorded if name.startswith(".") or name.endswith("~")]
@@ -731,7 +729,7 @@ def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path,
     [references] = run.references
     recorded = {f["name"]: f for f in store.get_run(run.run_id)["files"]}
     assert recorded[references.name]["id_bord"] is None
-    assert recorded[references.name]["sha256"] == __import__("hashlib").sha256(
+    assert recorded[references.name]["sha256"] == hashlib.sha256(
         references.read_bytes()).hexdigest()
     shown = subprocess.run([sys.executable, "-m", "pesgen", "runs", "show", run.run_id, "--db",
                             str(tmp_path / "store.sqlite3")], capture_output=True, text=True)
