@@ -82,6 +82,27 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
+               origin: str | None = None) -> Callable[[Binding | None], Any]:
+    """A binding's value on ``record``: None when unbound, blank, or when the binding's
+    expression fails (a ``mapping.expr`` problem); strings stripped."""
+    def evaluate(binding: Binding | None) -> Any:
+        if binding is None:
+            return None
+        try:
+            value = binding.evaluate(record, scope)
+        except Exception as exc:  # a Jinja error inside a user expression
+            ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
+                        mapping=binding.where, record=origin)
+            return None
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    return evaluate
+
+
 class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
@@ -115,6 +136,8 @@ class Builder:
         self.joint = b.get("joint_payer", {})
         self.pay = b.get("payment", {})
         self.line = b.get("line", {})
+        self._line_bindings = tuple(self.line.get(name) for name in (
+            "activity", "amount", "label", "quantity", "unit_price", "student"))
         self.csv = mapping.input.format == "csv"
         # invoice-level CSV columns must hold the same value on every row of an invoice
         self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay,
@@ -136,6 +159,9 @@ class Builder:
         self._normalized: dict[tuple[str, str], Normalized] = {}
         self._amounts: dict[str, Decimal] = {}
         self._dates: dict[str, date] = {}
+        # (field, text as given) -> (text, whether the case policy changed it), for the
+        # texts that gave neither a note nor a problem
+        self._texts: dict[tuple[str, str], tuple[str, bool]] = {}
         misfits = format_fit(mapping, fmt)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
@@ -143,23 +169,18 @@ class Builder:
 
     # ------------------------------------------------------------ helpers
 
-    def _eval(self, ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
-              scope: dict[str, Any], origin: str | None = None) -> Any:
-        if binding is None:
-            return None
-        try:
-            value = binding.evaluate(record, scope)
-        except Exception as exc:  # a Jinja error inside a user expression
-            ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
-                        mapping=binding.where, record=origin)
-            return None
-        if isinstance(value, str):
-            value = value.strip()
-            return value or None
-        return value
-
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
+        if type(value) is str:
+            # the whole outcome for a text seen before that gave no note nor problem
+            # (school exports repeat cities, labels, names): the case count is kept
+            known = self._texts.get((key, value))
+            if known is not None:
+                if known[1]:
+                    self.cased[key] += 1
+                return known[0]
+        elif value is None and not required:
+            return None
         where = binding.where if binding else None
         if _blank(value):
             if required:
@@ -201,19 +222,22 @@ class Builder:
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
                 ctx.note("placeholder", f"{key}: {err}, left out")
             return None
+        if type(value) is str and text is result.value and \
+                all(applied == "case" for applied in result.applied):
+            remember(self._texts, (key, value), (text, bool(result.applied)))
         return text
 
     def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> date | None:
+        if type(value) is str:  # a blank one is never memoised
+            known = self._dates.get(value)
+            if known is not None:
+                return known
         if _blank(value):
             if required:
                 ctx.problem("input.required", f"{key} is missing",
                             mapping=binding.where if binding else None, record=origin)
             return None
-        if type(value) is str:
-            known = self._dates.get(value)
-            if known is not None:
-                return known
         try:
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
@@ -226,12 +250,12 @@ class Builder:
 
     def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
                 origin: str | None = None) -> Decimal | None:
-        if _blank(value):
-            return None
-        if type(value) is str:
+        if type(value) is str:  # a blank one is never memoised
             known = self._amounts.get(value)
             if known is not None:
                 return known
+        if _blank(value):
+            return None
         try:
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
@@ -284,7 +308,7 @@ class Builder:
         ctx = _Ctx(src.origin)
         record = src.record
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
-        ev: Callable[[Binding | None], Any] = lambda b: self._eval(ctx, b, record, scope)  # noqa: E731
+        ev = _evaluator(ctx, record, scope)
 
         number = ev(self.inv.get("number"))
         if _blank(number):
@@ -408,8 +432,8 @@ class Builder:
             rows = src.lines or []
             origins = src.line_origins
         else:
-            raw = self._eval(ctx, self.mapping.lines, record,
-                             {"invoice": record, "collectivity": self.collectivity_scope})
+            raw = _evaluator(ctx, record, {"invoice": record, "collectivity":
+                                           self.collectivity_scope})(self.mapping.lines)
             if not isinstance(raw, list) or not raw:
                 ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
@@ -420,6 +444,7 @@ class Builder:
         out: list[Line] = []
         ok = True
         acts = self.mapping.codes.activities
+        b_activity, b_amount, b_label, b_quantity, b_unit_price, b_student = self._line_bindings
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
                 ctx.problem("input.lines", "a line must be an object", record=origin)
@@ -427,12 +452,9 @@ class Builder:
                 continue
             scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
 
-            def ev(name: str, row: dict[str, Any] = row, scope: dict[str, Any] = scope,
-                   origin: str = origin) -> Any:
-                return self._eval(ctx, self.line.get(name), row, scope, origin)
-
+            ev = _evaluator(ctx, row, scope, origin)
             before = len(ctx.problems)
-            code = ev("activity")
+            code = ev(b_activity)
             activity = None
             if _blank(code):
                 ctx.problem("input.required", "line.activity is missing",
@@ -444,21 +466,19 @@ class Builder:
                                 "codes.activities)",
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
-            raw_amount = ev("amount")
-            amount = self._amount(ctx, "line.amount", raw_amount, self.line.get("amount"), origin)
+            raw_amount = ev(b_amount)
+            amount = self._amount(ctx, "line.amount", raw_amount, b_amount, origin)
             if amount is None and _blank(raw_amount):
                 ctx.problem("input.required", "line.amount is missing",
                             mapping=self.line["amount"].where, record=origin)
-            label_value = ev("label")
+            label_value = ev(b_label)
             if _blank(label_value) and activity is not None:
                 label_value = activity.get("label")
-            label = self._text(ctx, "line.label", label_value, self.line.get("label"),
-                               origin=origin)
-            quantity = self._amount(ctx, "line.quantity", ev("quantity"),
-                                    self.line.get("quantity"), origin)
-            unit_price = self._amount(ctx, "line.unit_price", ev("unit_price"),
-                                      self.line.get("unit_price"), origin)
-            student = ev("student")
+            label = self._text(ctx, "line.label", label_value, b_label, origin=origin)
+            quantity = self._amount(ctx, "line.quantity", ev(b_quantity), b_quantity, origin)
+            unit_price = self._amount(ctx, "line.unit_price", ev(b_unit_price), b_unit_price,
+                                      origin)
+            student = ev(b_student)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
@@ -871,9 +891,9 @@ def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
     another holder: TitCpteDiff 1 (DT, InfoPrelevementSEPA)."""
     words = _words(holder)
     d = debtor
-    return words in (_words(d.name, d.complement_name, d.first_name),
-                     _words(d.name, d.complement_name), _words(d.name, d.first_name),
-                     _words(d.name))
+    name, complement, first = _words(d.name), _words(d.complement_name), _words(d.first_name)
+    return any(words == sorted(variant) for variant in (
+        name + complement + first, name + complement, name + first, name))
 
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")

@@ -130,3 +130,23 @@ def test_an_optional_placeholder_text_is_left_out_and_said_so(tmp_path):
                    tmp_path / "plain", RUN)
     assert "BÂTIMENT B".encode("latin-1") in plain.files[0].path.read_bytes()
     assert not [n for n in plain.notes if n.policy == "placeholder"]
+
+
+def test_a_text_repeated_across_invoices_is_noted_and_counted_on_each(tmp_path):
+    """The builder memoises a text's outcome across invoices: a value seen again still
+    gets its own transliteration note, and is counted again by the case policy."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    for invoice in data["invoices"]:
+        invoice["payer"]["address"]["city"] = "montargis"
+    for invoice in data["invoices"][:3]:
+        invoice["payer"]["address"]["complement"] = "Résidence du Cœur"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "out", RUN)
+    [case] = [n for n in result.notes if n.policy == "case"]
+    assert "address.city ×12" in case.detail
+    notes = [n.invoice for n in result.notes if n.policy == "transliterate"
+             and n.detail.startswith("address.complement")]
+    assert notes == ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103"]
+    assert '<Adr1 V="RÉSIDENCE DU COEUR"/>'.encode("iso-8859-1") in \
+        result.files[0].path.read_bytes()
