@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import RecordConflict, StateError, UsageError
+from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
+from .errors import RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
@@ -320,6 +322,71 @@ def default_url() -> str:
     return f"sqlite:///{base / 'pesgen' / 'pesgen.sqlite3'}"
 
 
+# A wait for the SQLite write lock shorter than this (or than a quarter of the
+# timeout) is not announced: concurrent exports take it in turn all the time
+_LOCK_GRACE = 2.0
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def store_locked(url: str, seconds: float,
+                 outcome: str = "this command stopped waiting for it") -> StoreLocked:
+    """The error of a command that waited ``seconds`` for the store's write lock in vain:
+    what held it, for how long, and what to do; no billing data."""
+    error = StoreLocked(
+        f"{shown_url(url)}: another pesgen run held the state store's lock for "
+        f"{seconds:g} s (store_lock_timeout): {outcome}. Let that run finish (an export "
+        "holds the lock while it renders, validates and records its files), then run this "
+        "command again; to wait longer, set PESGEN_STORE_LOCK_TIMEOUT=SECONDS or "
+        f"store_lock_timeout in {config_path()} (default {STORE_LOCK_TIMEOUT:g})")
+    error.url, error.seconds = url, seconds
+    return error
+
+
+class _LockWait:
+    """SQLite's BEGIN IMMEDIATE: the write lock at once, so allocation is serialised
+    (every transaction takes it, reads included). Another pesgen run holds it from its
+    numbering to its commit, rendering and validating meanwhile: past a short grace, say
+    so once (``on_wait``) and wait up to ``timeout`` seconds in all; then give up with a
+    message that says what held the store and what to do."""
+
+    def __init__(self, url: str, timeout: float,
+                 on_wait: Callable[[float], None] | None = None) -> None:
+        self.url, self.timeout, self.on_wait = url, timeout, on_wait
+        self.told = False
+
+    def begin(self, conn: Connection) -> None:
+        started = time.monotonic()
+        grace = min(_LOCK_GRACE, self.timeout / 4)
+        try:
+            if self._try(conn, grace):
+                return
+            if self.timeout > grace:
+                if self.on_wait is not None and not self.told:
+                    self.told = True
+                    self.on_wait(self.timeout)
+                if self._try(conn, max(self.timeout - (time.monotonic() - started), 0.0)):
+                    return
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(self.timeout)}")
+        raise store_locked(self.url, self.timeout)
+
+    @staticmethod
+    def _try(conn: Connection, wait: float) -> bool:
+        """BEGIN IMMEDIATE, waiting up to ``wait`` seconds for the lock (SQLite's busy
+        handler polls it); False when it is still held."""
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorname", None) != "SQLITE_BUSY":
+                raise
+            return False
+        return True
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -346,16 +413,25 @@ class RunRecord:
 class Store:
     """A handle on one state database."""
 
-    def __init__(self, url: str | None = None, must_exist: bool = False) -> None:
+    def __init__(self, url: str | None = None, must_exist: bool = False,
+                 lock_timeout: float | None = None,
+                 on_wait: Callable[[float], None] | None = None) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
         ``must_exist``, refuse a database that is not already a pesgen store (a source
-        to copy from is never created nor migrated by mistake)."""
+        to copy from is never created nor migrated by mistake).
+
+        SQLite: a transaction that finds the write lock held by another pesgen run waits
+        for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
+        setting, config.store_lock_timeout), then raises StoreLocked; ``on_wait`` is
+        called once, with that timeout, when a wait outlasts a short grace."""
         self.url = url or default_url()
+        self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
+        self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
         if must_exist and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
             if path is None or not path.is_file():
                 raise StateError(f"no pesgen store at {path or self.url}")
-        self.engine = self._engine(self.url)
+        self.engine = self._engine(self.url, self._lock)
         self._check_ours(must_exist)
         self.migrate()
 
@@ -375,8 +451,9 @@ class Store:
             raise StateError(f"{shown_url(self.url)} is empty: not a pesgen store")
 
     @staticmethod
-    def _engine(url: str) -> Engine:
+    def _engine(url: str, lock: _LockWait | None = None) -> Engine:
         if url.startswith("sqlite"):
+            lock = lock or _LockWait(url, store_lock_timeout())
             path = _sqlite_file(url)
             if path is not None and not path.exists():
                 # the store keeps every exported input (names, addresses, IBANs): readable
@@ -386,18 +463,17 @@ class Store:
                     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 except FileExistsError:
                     pass  # created meanwhile by another process: its mode stands
-            engine = sa.create_engine(url, connect_args={"timeout": 60})
+            engine = sa.create_engine(url, connect_args={"timeout": lock.timeout})
 
             @event.listens_for(engine, "connect")
             def _connect(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
                 dbapi_conn.execute("PRAGMA foreign_keys=ON")
-                dbapi_conn.execute("PRAGMA busy_timeout=60000")
+                dbapi_conn.execute(f"PRAGMA busy_timeout={_ms(lock.timeout)}")
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Connection) -> None:
-                # IMMEDIATE: take the write lock at once, so allocation is serialised.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                lock.begin(conn)  # IMMEDIATE: the write lock at once, waited for
 
             return engine
         if url.startswith("postgresql"):

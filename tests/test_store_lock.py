@@ -1,0 +1,137 @@
+"""The SQLite store's write lock: an export that finds it held by another pesgen run
+says once that it waits, waits up to ``store_lock_timeout``, and when it gives up says
+who held the store, for how long, and what to do (exit 7)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+WAITING = "waiting for the state store: another pesgen run holds its lock"
+
+
+def _holder(db: Path) -> sqlite3.Connection:
+    """Another pesgen run in its finishing step: the store's write lock taken, as
+    ``BEGIN IMMEDIATE`` takes it, and kept until the caller lets it go."""
+    Store(f"sqlite:///{db}").engine.dispose()  # created and migrated first
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def _export(db: Path, out: Path, timeout: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT=timeout)
+    return subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING), "-i",
+                           str(EXAMPLES / "school-export.json"), "-o", str(out), "--date",
+                           "2026-11-23", *extra], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=40)
+
+
+def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    try:
+        started = time.monotonic()
+        done = _export(db, tmp_path / "out", "2")
+        waited = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert "another pesgen run held the state store's lock for 2 s" in done.stderr
+    assert "store_lock_timeout" in done.stderr and "PESGEN_STORE_LOCK_TIMEOUT" in done.stderr
+    assert "database is locked" not in done.stderr
+    assert "FA-2026" not in done.stderr  # no billing data
+    assert waited < 30
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(3, holder.rollback)
+    release.start()
+    try:
+        done = _export(db, tmp_path / "out", "30")
+    finally:
+        release.join()
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert run.first_number == 1
+
+
+def test_quiet_export_does_not_announce_the_wait(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(3, holder.rollback)
+    release.start()
+    try:
+        done = _export(db, tmp_path / "out", "30", "-q")
+    finally:
+        release.join()
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
+def test_the_store_tells_its_caller_once_and_gives_up_after_its_timeout(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    told: list[float] = []
+    try:
+        with pytest.raises(Exception) as info:
+            Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert info.value.exit_code == 7
+    assert "held the state store's lock for 1.5 s" in str(info.value)
+    assert told == [1.5]
+
+
+def test_a_short_wait_is_not_announced(tmp_path):
+    """Concurrent exports take the lock in turn all the time: a wait shorter than the
+    grace (2 s, or a quarter of the timeout) says nothing."""
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(0.5, holder.rollback)
+    release.start()
+    told: list[float] = []
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=told.append)
+    finally:
+        release.join()
+        holder.close()
+    assert store.list_runs() == [] and told == []
+
+
+def test_the_store_says_it_waits_once_for_all_its_transactions(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    told: list[float] = []
+    store = Store(f"sqlite:///{db}", lock_timeout=2, on_wait=told.append)
+    for _ in range(2):
+        holder = _holder(db)
+        release = threading.Timer(1, holder.rollback)
+        release.start()
+        try:
+            assert store.list_runs() == []
+        finally:
+            release.join()
+            holder.close()
+    assert told == [2]
