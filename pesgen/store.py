@@ -703,7 +703,12 @@ class Store:
                 out.append(m)
             return out
 
-    def cancel(self, run_id: str, reason: str) -> RunRecord:
+    def cancel(self, run_id: str, reason: str) -> Cancellation:
+        """Cancel a run: its invoices and NumDettes are freed, except the invoices
+        another active run holds too (a store migration 5 found so: docs/state.md).
+        Where this run held such a number's unique index, the oldest other active row
+        takes it over, in the same transaction: the index, not only pesgen's check,
+        keeps refusing the number while that run is active."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
         full = self.get_run(run_id)["id"]
@@ -713,9 +718,57 @@ class Store:
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
             conn.execute(runs.update().where(runs.c.id == full).values(
                 status="cancelled", cancelled_at=utc_now(), cancel_reason=reason.strip()))
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
+                run_invoices.c.run_id == full)).scalar() or 0
             conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
                          .values(active=False))
-        return [r for r in self.list_runs() if r.id == full][0]
+            held = self._still_held(conn, full)
+        record = [r for r in self.list_runs() if r.id == full][0]
+        return Cancellation(record, int(count), held)
+
+    @staticmethod
+    def _still_held(conn: Connection, run_id: str) -> dict[str, dict[str, str]]:
+        """After ``run_id``'s rows were made inactive: the other active rows sharing
+        one of their keys, {holder run: {this run's invoice: the holder's}}, oldest
+        holder first. A key none of them holds the index for (this run held it) is
+        handed to the oldest (key_shared cleared): exactly one active row of a key is
+        outside key_shared, as migration 5 left it."""
+        mine = run_invoices.alias("mine")
+        other = run_invoices.alias("other")
+        rows = conn.execute(
+            sa.select(mine.c.invoice, other.c.id, other.c.run_id, other.c.invoice,
+                      other.c.key_shared, other.c.id_coll, other.c.invoice_key)
+            .join(other, sa.and_(other.c.id_coll == mine.c.id_coll,
+                                 other.c.invoice_key == mine.c.invoice_key, other.c.active))
+            .join(runs, runs.c.id == other.c.run_id)
+            .where(mine.c.run_id == run_id)
+            .order_by(runs.c.created_at, other.c.id)).all()
+        held: dict[str, dict[str, str]] = {}
+        keys: dict[tuple[str, str], list[Any]] = {}
+        for mine_inv, row_id, holder, inv, shared, id_coll, key in rows:
+            held.setdefault(holder, {})[mine_inv] = inv
+            keys.setdefault((id_coll, key), []).append((row_id, shared))
+        heirs = [group[0][0] for group in keys.values()
+                 if all(shared for _, shared in group)]
+        for start in range(0, len(heirs), 500):
+            conn.execute(run_invoices.update().where(
+                run_invoices.c.id.in_(heirs[start:start + 500])).values(key_shared=False))
+        return held
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """A cancelled run, its number of invoices, and those another active run still
+    holds: {holder run: {invoice as this run wrote it: as the holder did}}."""
+
+    run: RunRecord
+    invoices: int
+    held: dict[str, dict[str, str]]
+
+    @property
+    def freed(self) -> int:
+        """How many of the run's invoices may be exported again."""
+        return self.invoices - len({inv for invs in self.held.values() for inv in invs})
 
 
 def _record(r: Any) -> RunRecord:
