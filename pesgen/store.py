@@ -325,6 +325,7 @@ def default_url() -> str:
 # A wait for the SQLite write lock shorter than this (or than a quarter of the
 # timeout) is not announced: concurrent exports take it in turn all the time
 _LOCK_GRACE = 2.0
+_LOCK_POLL = 0.5  # seconds of each turn of the wait, between which signals are heard
 
 
 def _ms(seconds: float) -> int:
@@ -363,11 +364,12 @@ class _LockWait:
         try:
             if self._try(conn, grace):
                 return
-            if self.timeout > grace:
-                if self.on_wait is not None and not self.told:
-                    self.told = True
-                    self.on_wait(self.timeout)
-                if self._try(conn, max(self.timeout - (time.monotonic() - started), 0.0)):
+            if self.timeout > grace and self.on_wait is not None and not self.told:
+                self.told = True
+                self.on_wait(self.timeout)
+            # in short turns: SQLite's busy handler sleeps in C, deaf to Ctrl-C and SIGTERM
+            while (left := self.timeout - (time.monotonic() - started)) > 0:
+                if self._try(conn, min(left, _LOCK_POLL)):
                     return
         finally:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(self.timeout)}")

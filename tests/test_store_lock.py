@@ -135,3 +135,29 @@ def test_the_store_says_it_waits_once_for_all_its_transactions(tmp_path):
             release.join()
             holder.close()
     assert told == [2]
+
+
+def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
+    """Waiting minutes for the lock must not make pesgen deaf to Ctrl-C or SIGTERM."""
+    import signal
+
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                                 "-i", str(EXAMPLES / "school-export.json"), "-o",
+                                 str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                                env=env, cwd=ROOT)
+        assert proc.stderr is not None
+        assert WAITING in proc.stderr.readline()
+        time.sleep(1)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        stopped = time.monotonic() - sent
+    finally:
+        holder.rollback()
+        holder.close()
+    assert proc.returncode != 0 and stopped < 5, (stopped, err)
+    assert Store(f"sqlite:///{db}").list_runs() == []
