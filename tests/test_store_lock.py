@@ -4,6 +4,7 @@ who held the store, for how long, and what to do (exit 7)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pesgen.runs import export_recorded
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
@@ -161,3 +163,39 @@ def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
         holder.close()
     assert proc.returncode != 0 and stopped < 5, (stopped, err)
     assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
+    """The case met in production: a large run renders and validates its files holding
+    the lock (here its commit is held back 4 s, past the timeout's grace); an export of
+    other invoices started meanwhile waits for it instead of failing, and numbers next."""
+    from datetime import date
+
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}")
+    finishing = threading.Event()
+
+    def slow_commit() -> None:
+        finishing.set()
+        time.sleep(4)
+
+    with_lock = threading.Thread(target=export_recorded, args=(
+        store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first", date(2026, 11, 23)),
+        kwargs={"before_commit": slow_commit})
+    with_lock.start()
+    try:
+        assert finishing.wait(60)
+        data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+        for inv in data["invoices"]:
+            inv["number"] += "-2"
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="6")
+        done = subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                               "-i", str(other), "-o", str(tmp_path / "second")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    finally:
+        with_lock.join()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert sorted(r.first_number for r in store.list_runs()) == [1, 2]
