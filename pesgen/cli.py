@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import ExitCode, OutputInvalidError, PesgenError, UsageError
+from .errors import ExitCode, OutputInvalidError, PesgenError, StoreLocked, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
@@ -33,7 +33,10 @@ DbOpt = Annotated[str | None, typer.Option(
          "(default: ~/.local/share/pesgen/pesgen.sqlite3).")]
 
 
-def _store(db: str | None):
+def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None):
+    """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
+    a wait for its lock is said once on standard error, unless ``quiet``. A true
+    ``line_open[0]`` says a progress line is on the terminal: the note goes below it."""
     from .config import setting
     from .store import Store
 
@@ -41,7 +44,16 @@ def _store(db: str | None):
 
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).expanduser().resolve()}"
-    return Store(db)
+
+    def waiting(timeout: float) -> None:
+        # a command that seems to hang is waiting for another run to finish
+        if line_open and line_open[0]:
+            _echo_err("")
+            line_open[0] = False
+        _echo_err(f"waiting for the state store: another pesgen run holds its lock (up to "
+                  f"{timeout:g} s, store_lock_timeout)…")
+
+    return Store(db, on_wait=None if quiet else waiting)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -97,14 +109,22 @@ def export(
         official_xsd = _official(official_xsd)
         fixed = _parse_date(run_date)
         progress = None
+        line_open = [False]
         if not quiet and sys.stderr.isatty():
             def progress(n: int) -> None:
                 _echo_err(f"\r{n} invoice(s) read…", nl=False)
-        store = _store(db)
+                line_open[0] = True
+        store = _store(db, quiet, line_open)
         result = export_recorded(store, mapping, input, out, fixed, official_xsd,
                                  formats_dir, progress)
-        if progress:
+        if line_open[0]:
             _echo_err("")
+    except StoreLocked as exc:
+        from .store import store_locked
+
+        _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
+                           "written, no number used"))
+        return
     except PesgenError as exc:
         _fail(exc)
         return
@@ -486,14 +506,30 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
 def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                 reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
                 db: DbOpt = None) -> None:
-    """Record the cancellation of a run: its invoices may be exported again. Its
-    numbers are not reused (Hélios may already know them)."""
+    """Record the cancellation of a run: its invoices may be exported again, except
+    those another active run holds too. Its numbers are not reused (Hélios may already
+    know them)."""
     try:
-        r = _store(db).cancel(run, reason)
+        done = _store(db).cancel(run, reason)
     except PesgenError as exc:
         _fail(exc)
         return
-    typer.echo(f"run {r.id} cancelled: its {r.titles} invoice(s) can be exported again")
+    head = f"run {done.run.id} cancelled: "
+    if not done.held:
+        typer.echo(f"{head}its {done.invoices} invoice(s) can be exported again")
+        return
+    # a store migration 5 found holding one invoice in two active runs (docs/state.md):
+    # cancelling one leaves the invoice held by the other
+    still = done.invoices - done.freed
+    holders = ", ".join(f"{holder} ({', '.join(_listed(sorted(invs.values())))})"
+                        for holder, invs in done.held.items())
+    typer.echo(f"{head}{done.freed} of its {done.invoices} invoice(s) can be exported again; "
+               f"{still} {'stays' if still == 1 else 'stay'} held by active "
+               f"run{'s' if len(done.held) > 1 else ''} {holders}")
+
+
+def _listed(values: list[str], most: int = 5) -> list[str]:
+    return values if len(values) <= most else [*values[:most], f"… {len(values) - most} more"]
 
 
 @app.command()

@@ -104,6 +104,15 @@ class RecordConflict(StateError):
     default_message = "the state store refused to record the run"
 
 
+class StoreLocked(StateError):
+    """Another pesgen run held the SQLite store's write lock longer than this command
+    waits for it (``store_lock_timeout``)."""
+
+    default_message = "another pesgen run held the state store's lock too long"
+    url = ""  # the store (its URL), and how long the command waited, in seconds
+    seconds = 0.0
+
+
 class RemoteServiceError(PesgenError):
     """A remote service (PayFiP) refused the operation or did not answer."""
 

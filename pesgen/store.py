@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import RecordConflict, StateError, UsageError
+from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
+from .errors import RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
@@ -320,6 +322,73 @@ def default_url() -> str:
     return f"sqlite:///{base / 'pesgen' / 'pesgen.sqlite3'}"
 
 
+# A wait for the SQLite write lock shorter than this (or than a quarter of the
+# timeout) is not announced: concurrent exports take it in turn all the time
+_LOCK_GRACE = 2.0
+_LOCK_POLL = 0.5  # seconds of each turn of the wait, between which signals are heard
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def store_locked(url: str, seconds: float,
+                 outcome: str = "this command stopped waiting for it") -> StoreLocked:
+    """The error of a command that waited ``seconds`` for the store's write lock in vain:
+    what held it, for how long, and what to do; no billing data."""
+    error = StoreLocked(
+        f"{shown_url(url)}: another pesgen run held the state store's lock for "
+        f"{seconds:g} s (store_lock_timeout): {outcome}. Let that run finish (an export "
+        "holds the lock while it renders, validates and records its files), then run this "
+        "command again; to wait longer, set PESGEN_STORE_LOCK_TIMEOUT=SECONDS or "
+        f"store_lock_timeout in {config_path()} (default {STORE_LOCK_TIMEOUT:g})")
+    error.url, error.seconds = url, seconds
+    return error
+
+
+class _LockWait:
+    """SQLite's BEGIN IMMEDIATE: the write lock at once, so allocation is serialised
+    (every transaction takes it, reads included). Another pesgen run holds it from its
+    numbering to its commit, rendering and validating meanwhile: past a short grace, say
+    so once (``on_wait``) and wait up to ``timeout`` seconds in all; then give up with a
+    message that says what held the store and what to do."""
+
+    def __init__(self, url: str, timeout: float,
+                 on_wait: Callable[[float], None] | None = None) -> None:
+        self.url, self.timeout, self.on_wait = url, timeout, on_wait
+        self.told = False
+
+    def begin(self, conn: Connection) -> None:
+        started = time.monotonic()
+        grace = min(_LOCK_GRACE, self.timeout / 4)
+        try:
+            if self._try(conn, grace):
+                return
+            if self.timeout > grace and self.on_wait is not None and not self.told:
+                self.told = True
+                self.on_wait(self.timeout)
+            # in short turns: SQLite's busy handler sleeps in C, deaf to Ctrl-C and SIGTERM
+            while (left := self.timeout - (time.monotonic() - started)) > 0:
+                if self._try(conn, min(left, _LOCK_POLL)):
+                    return
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(self.timeout)}")
+        raise store_locked(self.url, self.timeout)
+
+    @staticmethod
+    def _try(conn: Connection, wait: float) -> bool:
+        """BEGIN IMMEDIATE, waiting up to ``wait`` seconds for the lock (SQLite's busy
+        handler polls it); False when it is still held."""
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorname", None) != "SQLITE_BUSY":
+                raise
+            return False
+        return True
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -346,16 +415,25 @@ class RunRecord:
 class Store:
     """A handle on one state database."""
 
-    def __init__(self, url: str | None = None, must_exist: bool = False) -> None:
+    def __init__(self, url: str | None = None, must_exist: bool = False,
+                 lock_timeout: float | None = None,
+                 on_wait: Callable[[float], None] | None = None) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
         ``must_exist``, refuse a database that is not already a pesgen store (a source
-        to copy from is never created nor migrated by mistake)."""
+        to copy from is never created nor migrated by mistake).
+
+        SQLite: a transaction that finds the write lock held by another pesgen run waits
+        for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
+        setting, config.store_lock_timeout), then raises StoreLocked; ``on_wait`` is
+        called once, with that timeout, when a wait outlasts a short grace."""
         self.url = url or default_url()
+        self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
+        self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
         if must_exist and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
             if path is None or not path.is_file():
                 raise StateError(f"no pesgen store at {path or self.url}")
-        self.engine = self._engine(self.url)
+        self.engine = self._engine(self.url, self._lock)
         self._check_ours(must_exist)
         self.migrate()
 
@@ -375,8 +453,9 @@ class Store:
             raise StateError(f"{shown_url(self.url)} is empty: not a pesgen store")
 
     @staticmethod
-    def _engine(url: str) -> Engine:
+    def _engine(url: str, lock: _LockWait | None = None) -> Engine:
         if url.startswith("sqlite"):
+            lock = lock or _LockWait(url, store_lock_timeout())
             path = _sqlite_file(url)
             if path is not None and not path.exists():
                 # the store keeps every exported input (names, addresses, IBANs): readable
@@ -386,18 +465,17 @@ class Store:
                     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 except FileExistsError:
                     pass  # created meanwhile by another process: its mode stands
-            engine = sa.create_engine(url, connect_args={"timeout": 60})
+            engine = sa.create_engine(url, connect_args={"timeout": lock.timeout})
 
             @event.listens_for(engine, "connect")
             def _connect(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
                 dbapi_conn.execute("PRAGMA foreign_keys=ON")
-                dbapi_conn.execute("PRAGMA busy_timeout=60000")
+                dbapi_conn.execute(f"PRAGMA busy_timeout={_ms(lock.timeout)}")
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Connection) -> None:
-                # IMMEDIATE: take the write lock at once, so allocation is serialised.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                lock.begin(conn)  # IMMEDIATE: the write lock at once, waited for
 
             return engine
         if url.startswith("postgresql"):
@@ -627,7 +705,12 @@ class Store:
                 out.append(m)
             return out
 
-    def cancel(self, run_id: str, reason: str) -> RunRecord:
+    def cancel(self, run_id: str, reason: str) -> Cancellation:
+        """Cancel a run: its invoices and NumDettes are freed, except the invoices
+        another active run holds too (a store migration 5 found so: docs/state.md).
+        Where this run held such a number's unique index, the oldest other active row
+        takes it over, in the same transaction: the index, not only pesgen's check,
+        keeps refusing the number while that run is active."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
         full = self.get_run(run_id)["id"]
@@ -637,9 +720,57 @@ class Store:
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
             conn.execute(runs.update().where(runs.c.id == full).values(
                 status="cancelled", cancelled_at=utc_now(), cancel_reason=reason.strip()))
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
+                run_invoices.c.run_id == full)).scalar() or 0
             conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
                          .values(active=False))
-        return [r for r in self.list_runs() if r.id == full][0]
+            held = self._still_held(conn, full)
+        record = [r for r in self.list_runs() if r.id == full][0]
+        return Cancellation(record, int(count), held)
+
+    @staticmethod
+    def _still_held(conn: Connection, run_id: str) -> dict[str, dict[str, str]]:
+        """After ``run_id``'s rows were made inactive: the other active rows sharing
+        one of their keys, {holder run: {this run's invoice: the holder's}}, oldest
+        holder first. A key none of them holds the index for (this run held it) is
+        handed to the oldest (key_shared cleared): exactly one active row of a key is
+        outside key_shared, as migration 5 left it."""
+        mine = run_invoices.alias("mine")
+        other = run_invoices.alias("other")
+        rows = conn.execute(
+            sa.select(mine.c.invoice, other.c.id, other.c.run_id, other.c.invoice,
+                      other.c.key_shared, other.c.id_coll, other.c.invoice_key)
+            .join(other, sa.and_(other.c.id_coll == mine.c.id_coll,
+                                 other.c.invoice_key == mine.c.invoice_key, other.c.active))
+            .join(runs, runs.c.id == other.c.run_id)
+            .where(mine.c.run_id == run_id)
+            .order_by(runs.c.created_at, other.c.id)).all()
+        held: dict[str, dict[str, str]] = {}
+        keys: dict[tuple[str, str], list[Any]] = {}
+        for mine_inv, row_id, holder, inv, shared, id_coll, key in rows:
+            held.setdefault(holder, {})[mine_inv] = inv
+            keys.setdefault((id_coll, key), []).append((row_id, shared))
+        heirs = [group[0][0] for group in keys.values()
+                 if all(shared for _, shared in group)]
+        for start in range(0, len(heirs), 500):
+            conn.execute(run_invoices.update().where(
+                run_invoices.c.id.in_(heirs[start:start + 500])).values(key_shared=False))
+        return held
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """A cancelled run, its number of invoices, and those another active run still
+    holds: {holder run: {invoice as this run wrote it: as the holder did}}."""
+
+    run: RunRecord
+    invoices: int
+    held: dict[str, dict[str, str]]
+
+    @property
+    def freed(self) -> int:
+        """How many of the run's invoices may be exported again."""
+        return self.invoices - len({inv for invs in self.held.values() for inv in invs})
 
 
 def _record(r: Any) -> RunRecord:

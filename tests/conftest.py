@@ -92,5 +92,6 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     db = tmp_path_factory.mktemp("state") / "pesgen.sqlite3"
     monkeypatch.setenv("PESGEN_DB", str(db))
     monkeypatch.delenv("PESGEN_OFFICIAL_XSD", raising=False)
+    monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
     monkeypatch.setenv("PESGEN_CONFIG", str(db.parent / "no-config.yaml"))
     return db

@@ -39,3 +39,33 @@ def test_unknown_setting_is_a_usage_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["runs", "list"])
     assert result.exit_code == 2
     assert "unknown setting(s) offical_xsd" in result.output
+
+
+def test_store_lock_timeout_from_the_file_and_the_environment(tmp_path, monkeypatch):
+    from pesgen.config import STORE_LOCK_TIMEOUT, store_lock_timeout
+    from pesgen.store import Store
+
+    monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
+    assert store_lock_timeout() == STORE_LOCK_TIMEOUT == 600
+    _config(tmp_path, monkeypatch, "store_lock_timeout: 1800\n")
+    assert Store(f"sqlite:///{tmp_path / 'a.sqlite3'}").lock_timeout == 1800
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "2.5")  # the environment wins
+    assert Store(f"sqlite:///{tmp_path / 'b.sqlite3'}").lock_timeout == 2.5
+    assert Store(f"sqlite:///{tmp_path / 'c.sqlite3'}", lock_timeout=0).lock_timeout == 0
+
+
+def test_a_bad_store_lock_timeout_is_a_usage_error_naming_where_it_is(tmp_path, monkeypatch):
+    monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
+    path = _config(tmp_path, monkeypatch, "store_lock_timeout: ten minutes\n")
+    result = CliRunner().invoke(app, ["runs", "list"])
+    assert result.exit_code == 2
+    assert f"{path}: store_lock_timeout is 'ten minutes': give a number of seconds" \
+        in result.output
+    for bad in ("-1", "nan", "inf", ""):
+        monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", bad)
+        result = CliRunner().invoke(app, ["runs", "list"])
+        if bad == "":  # unset: the file's value, refused as above
+            assert "store_lock_timeout is 'ten minutes'" in result.output
+            continue
+        assert result.exit_code == 2
+        assert f"PESGEN_STORE_LOCK_TIMEOUT is '{bad}'" in result.output

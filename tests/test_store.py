@@ -1017,6 +1017,145 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
     assert em.first_number == 1
 
 
+def _shared_key_store(db_url: str, tmp_path: Path, monkeypatch,
+                      three: bool = False) -> tuple[Store, list]:
+    """A store pesgen left at schema 4, migrated: an ORMC run of the 11 invoices, then
+    (other TypBord, which the case-sensitive guard of schema 4 let through) a titres
+    run of two of them lower-cased; with ``three``, a titres run of budget 01 holding one
+    of them title-cased. Migration 5 leaves them all active, the oldest row of each
+    number holding the unique index, the others marked key_shared."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:4])
+        old = Store(db_url)
+    budget = tmp_path / "titres-budget-01.yaml"
+    budget.write_text(TITRES.read_text(encoding="utf-8").replace(
+        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    donors = [(MAPPING, EXAMPLES / "school-export.json"),
+              (TITRES, _invoices({"FA-2026-00101": "fa-2026-00101",
+                                  "FA-2026-00104": "fa-2026-00104"}, tmp_path, "lower.json"))]
+    if three:
+        donors.append((budget, _invoices({"FA-2026-00101": "Fa-2026-00101"}, tmp_path,
+                                         "title.json")))
+    done = []
+    for i, (mapping, source) in enumerate(donors):
+        donor = Store(f"sqlite:///{tmp_path / f'donor-{i}.sqlite3'}")
+        done.append(export_recorded(donor, mapping, source, tmp_path / f"donor-{i}", RUN))
+        record_as_older(donor, old)
+    old.engine.dispose()
+    return Store(db_url), done
+
+
+def _key_rows(store: Store) -> dict[tuple[str, str], tuple[bool, bool]]:
+    """(run, invoice) -> (active, key_shared) of every row of a shared number."""
+    import pesgen.store as st
+
+    t = st.run_invoices
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.run_id, t.c.invoice, t.c.active, t.c.key_shared)
+                            .where(t.c.invoice_key.in_(["fa-2026-00101", "fa-2026-00104"])))
+        return {(r.run_id, r.invoice): (r.active, r.key_shared) for r in rows}
+
+
+def _sneak_in(store: Store, run_id: str, invoice: str) -> None:
+    """An active row of ``invoice`` written past pesgen's check (another code path, a
+    future bug): only the unique index on the number's key can refuse it."""
+    import pesgen.store as st
+
+    with store.engine.begin() as conn:
+        conn.execute(st.run_invoices.insert().values(
+            run_id=run_id, id_coll="21450999400015", invoice=invoice,
+            invoice_key=invoice.strip().casefold(), id_bord=1, id_pce=99, amount="1.00",
+            active=True))
+
+
+def _cancel_cli(db_url: str, run_id: str):
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+
+    return CliRunner().invoke(app, ["runs", "cancel", run_id, "--reason", "rejected",
+                                    "--db", db_url])
+
+
+def test_cancelling_the_run_that_held_a_shared_number_hands_it_to_the_other(
+        db_url, tmp_path, monkeypatch):
+    """Migration 5 left FA-2026-00101 and FA-2026-00104 active in two runs, the older
+    holding the unique index. Cancelling the older: the newer's rows take the index over
+    in the same transaction (the guarantee no longer rests on pesgen's check alone), and
+    the message says which invoices stay held, and by which run."""
+    store, (first, second) = _shared_key_store(db_url, tmp_path, monkeypatch)
+    assert _key_rows(store)[(second.run_id, "fa-2026-00101")] == (True, True)
+    result = _cancel_cli(db_url, first.run_id)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"run {first.run_id} cancelled: 9 of its 11 invoice(s) can be exported again; 2 "
+        f"stay held by active run {second.run_id} (fa-2026-00101, fa-2026-00104)\n")
+    rows = _key_rows(store)
+    assert rows[(second.run_id, "fa-2026-00101")] == rows[
+        (second.run_id, "fa-2026-00104")] == (True, False)
+    assert not rows[(first.run_id, "FA-2026-00101")][0]
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
+        _sneak_in(store, first.run_id, "Fa-2026-00101")
+    # the check says the same; the 9 freed invoices are exported again
+    with pytest.raises(StateError, match=f"2 invoice\\(s\\) already exported by run\\(s\\) "
+                       f"{second.run_id}"):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    freed = _renamed(tmp_path, "freed.json", lambda n: n)
+    data = json.loads(freed.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"]
+                        if i["number"] not in ("FA-2026-00101", "FA-2026-00104")]
+    freed.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    again = export_recorded(store, MAPPING, freed, tmp_path / "d", RUN)
+    assert again.titles == 9
+
+
+def test_cancelling_the_run_whose_numbers_were_marked_shared_frees_none_of_them(
+        db_url, tmp_path, monkeypatch):
+    store, (first, second) = _shared_key_store(db_url, tmp_path, monkeypatch)
+    result = _cancel_cli(db_url, second.run_id)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"run {second.run_id} cancelled: 0 of its 2 invoice(s) can be exported again; 2 "
+        f"stay held by active run {first.run_id} (FA-2026-00101, FA-2026-00104)\n")
+    rows = _key_rows(store)
+    assert rows[(first.run_id, "FA-2026-00101")] == (True, False)
+    assert rows[(second.run_id, "fa-2026-00101")][0] is False
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
+        _sneak_in(store, second.run_id, "Fa-2026-00104")
+    with pytest.raises(StateError):
+        export_recorded(store, TITRES, _invoices({"FA-2026-00104": "fa-2026-00104"},
+                                                 tmp_path, "again.json"), tmp_path / "c", RUN)
+
+
+def test_a_number_shared_by_three_runs_passes_to_the_oldest_still_active(
+        db_url, tmp_path, monkeypatch):
+    store, (first, second, third) = _shared_key_store(db_url, tmp_path, monkeypatch,
+                                                      three=True)
+    assert _key_rows(store)[(third.run_id, "Fa-2026-00101")] == (True, True)
+    result = _cancel_cli(db_url, first.run_id)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"run {first.run_id} cancelled: 9 of its 11 invoice(s) can be exported again; 2 "
+        f"stay held by active runs {second.run_id} (fa-2026-00101, fa-2026-00104), "
+        f"{third.run_id} (Fa-2026-00101)\n")
+    rows = _key_rows(store)
+    assert rows[(second.run_id, "fa-2026-00101")] == (True, False)  # the older of the two
+    assert rows[(third.run_id, "Fa-2026-00101")] == (True, True)
+    # the second cancelled in turn: the third holds FA-2026-00101, FA-2026-00104 is free
+    result = _cancel_cli(db_url, second.run_id)
+    assert result.output == (
+        f"run {second.run_id} cancelled: 1 of its 2 invoice(s) can be exported again; 1 "
+        f"stays held by active run {third.run_id} (Fa-2026-00101)\n")
+    assert _key_rows(store)[(third.run_id, "Fa-2026-00101")] == (True, False)
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
+        _sneak_in(store, first.run_id, "fA-2026-00101")
+    result = _cancel_cli(db_url, third.run_id)
+    assert result.output == (f"run {third.run_id} cancelled: its 1 invoice(s) can be "
+                             "exported again\n")
+
+
 def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):
     """`runs list --mapping` finds a mapping's runs by the path typed at export time, by
     its absolute path, or from another folder (runs record the absolute path)."""

@@ -1,0 +1,201 @@
+"""The SQLite store's write lock: an export that finds it held by another pesgen run
+says once that it waits, waits up to ``store_lock_timeout``, and when it gives up says
+who held the store, for how long, and what to do (exit 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+WAITING = "waiting for the state store: another pesgen run holds its lock"
+
+
+def _holder(db: Path) -> sqlite3.Connection:
+    """Another pesgen run in its finishing step: the store's write lock taken, as
+    ``BEGIN IMMEDIATE`` takes it, and kept until the caller lets it go."""
+    Store(f"sqlite:///{db}").engine.dispose()  # created and migrated first
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def _export(db: Path, out: Path, timeout: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT=timeout)
+    return subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING), "-i",
+                           str(EXAMPLES / "school-export.json"), "-o", str(out), "--date",
+                           "2026-11-23", *extra], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=40)
+
+
+def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    try:
+        started = time.monotonic()
+        done = _export(db, tmp_path / "out", "2")
+        waited = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert "another pesgen run held the state store's lock for 2 s" in done.stderr
+    assert "store_lock_timeout" in done.stderr and "PESGEN_STORE_LOCK_TIMEOUT" in done.stderr
+    assert "database is locked" not in done.stderr
+    assert "FA-2026" not in done.stderr  # no billing data
+    assert waited < 30
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(3, holder.rollback)
+    release.start()
+    try:
+        done = _export(db, tmp_path / "out", "30")
+    finally:
+        release.join()
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert run.first_number == 1
+
+
+def test_quiet_export_does_not_announce_the_wait(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(3, holder.rollback)
+    release.start()
+    try:
+        done = _export(db, tmp_path / "out", "30", "-q")
+    finally:
+        release.join()
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
+def test_the_store_tells_its_caller_once_and_gives_up_after_its_timeout(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    told: list[float] = []
+    try:
+        with pytest.raises(Exception) as info:
+            Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert info.value.exit_code == 7
+    assert "held the state store's lock for 1.5 s" in str(info.value)
+    assert told == [1.5]
+
+
+def test_a_short_wait_is_not_announced(tmp_path):
+    """Concurrent exports take the lock in turn all the time: a wait shorter than the
+    grace (2 s, or a quarter of the timeout) says nothing."""
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    release = threading.Timer(0.5, holder.rollback)
+    release.start()
+    told: list[float] = []
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=told.append)
+    finally:
+        release.join()
+        holder.close()
+    assert store.list_runs() == [] and told == []
+
+
+def test_the_store_says_it_waits_once_for_all_its_transactions(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    told: list[float] = []
+    store = Store(f"sqlite:///{db}", lock_timeout=2, on_wait=told.append)
+    for _ in range(2):
+        holder = _holder(db)
+        release = threading.Timer(1, holder.rollback)
+        release.start()
+        try:
+            assert store.list_runs() == []
+        finally:
+            release.join()
+            holder.close()
+    assert told == [2]
+
+
+def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
+    """Waiting minutes for the lock must not make pesgen deaf to Ctrl-C or SIGTERM."""
+    import signal
+
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                                 "-i", str(EXAMPLES / "school-export.json"), "-o",
+                                 str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                                env=env, cwd=ROOT)
+        assert proc.stderr is not None
+        assert WAITING in proc.stderr.readline()
+        time.sleep(1)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        stopped = time.monotonic() - sent
+    finally:
+        holder.rollback()
+        holder.close()
+    assert proc.returncode != 0 and stopped < 5, (stopped, err)
+    assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
+    """The case met in production: a large run renders and validates its files holding
+    the lock (here its commit is held back 4 s, past the timeout's grace); an export of
+    other invoices started meanwhile waits for it instead of failing, and numbers next."""
+    from datetime import date
+
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}")
+    finishing = threading.Event()
+
+    def slow_commit() -> None:
+        finishing.set()
+        time.sleep(4)
+
+    with_lock = threading.Thread(target=export_recorded, args=(
+        store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first", date(2026, 11, 23)),
+        kwargs={"before_commit": slow_commit})
+    with_lock.start()
+    try:
+        assert finishing.wait(60)
+        data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+        for inv in data["invoices"]:
+            inv["number"] += "-2"
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="6")
+        done = subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                               "-i", str(other), "-o", str(tmp_path / "second")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    finally:
+        with_lock.join()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert sorted(r.first_number for r in store.list_runs()) == [1, 2]
