@@ -329,8 +329,8 @@ def new_mapping(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Scaffold a commented mapping for a format; it passes the schema once its TODO
-    values are filled."""
+    """Scaffold a commented mapping for a format; check-mapping, preview and export
+    refuse it, naming each TODO left, until every one is filled."""
     from .atomic import write_file
     from .formats import find_format
     from .scaffold import new_mapping as scaffold

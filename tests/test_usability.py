@@ -1,0 +1,142 @@
+"""What a usability review found: scaffold placeholders left in a mapping, a typo in a
+binding's own key, templates checked by check-mapping, --help at 80 columns, the
+labels of problem listings, preview's header and exit code, --official-xsd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode, MappingError
+from pesgen.layout import load_layout
+from pesgen.mapping import TODO_MARKER, load_mapping
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+runner = CliRunner()
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+INPUT = EXAMPLES / "school-export.json"
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    return result
+
+
+# ------------------------------------------------ 1. the scaffold's TODO placeholders
+
+COLLECTIVITY_ONLY = {
+    'siret: "TODO"': 'siret: "21450999400015"', 'id_post: "TODO"': 'id_post: "045000"',
+    'cod_col: "TODO"': 'cod_col: "123"', 'cod_bud: "TODO"': 'cod_bud: "00"',
+    "exercise: TODO": "exercise: 2026", 'nature: "TODO"': 'nature: "7067"',
+}
+
+
+def test_a_scaffold_with_only_its_collectivity_filled_is_refused_naming_every_todo(tmp_path):
+    out = tmp_path / "m.yaml"
+    assert _run("new-mapping", "Commune X", "--format", "pes-ormc", "-o", out).exit_code == 0
+    text = out.read_text(encoding="utf-8")
+    for old, new in COLLECTIVITY_ONLY.items():
+        text = text.replace(old, new)
+    out.write_text(text, encoding="utf-8")
+    r = _run("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout
+    listed = [ln for ln in r.stderr.splitlines() if "(rule mapping.todo)" in ln]
+    todo_lines = [i for i, ln in enumerate(text.splitlines(), 1)
+                  if TODO_MARKER in ln.split("#")[0]]
+    # every line still holding the marker (a value, a code-table key) is named
+    assert {int(ln.split(f"[mapping {out}:")[1].split(":")[0]) for ln in listed} \
+        == set(todo_lines)
+    assert f"[mapping {out}:30: bindings.invoice.number]" in r.stderr
+    assert f"{out}:56: codes.activities.TODO]" in r.stderr
+    assert f"{out}:56: codes.activities.TODO.product]" in r.stderr
+    assert f"{out}:58: codes.payer_kinds.TODO]" in r.stderr
+    # and so does every other command that loads a mapping
+    with pytest.raises(MappingError) as exc:
+        load_mapping(out)
+    assert len(exc.value.problems) == len(listed)
+    preview = _run("preview", "-m", out, "-i", INPUT)
+    assert preview.exit_code == ExitCode.MAPPING and "mapping.todo" in preview.stderr
+
+
+def test_a_todo_is_said_once_not_also_as_a_schema_error(tmp_path):
+    out = tmp_path / "m.yaml"
+    _run("new-mapping", "Commune X", "--format", "pes-titres", "-o", out)
+    r = _run("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING
+    siret = [ln for ln in r.stderr.splitlines() if "collectivity.siret]" in ln]
+    assert len(siret) == 1 and "(rule mapping.todo)" in siret[0]
+
+
+def _yaml_files() -> list[Path]:
+    return sorted([*MAPPINGS.glob("*.yaml"), *(ROOT / "templates").glob("*/fixture/*.yaml"),
+                   *(ROOT / "tests").rglob("*.yaml")])
+
+
+def test_no_shipped_mapping_nor_fixture_holds_the_placeholder():
+    from pesgen._yaml import load_yaml_file
+    from pesgen.mapping import todo_problems
+
+    found = []
+    for path in _yaml_files():
+        data, _, _ = load_yaml_file(path)
+        found += todo_problems(data, str(path))
+    assert found == []
+
+
+# ------------------------------------------------ 2. a typo in a binding's own key
+
+
+def test_a_typo_in_a_binding_key_gets_a_suggestion(tmp_path):
+    text = JSON_MAPPING.read_text(encoding="utf-8")
+    assert "    number: number\n" in text
+    line = text[:text.index("    number: number\n")].count("\n") + 1
+    bad = tmp_path / "m.yaml"
+    bad.write_text(text.replace("    number: number\n", '    number: {exp: "invoice.number"}\n'),
+                   encoding="utf-8")
+    r = _run("check-mapping", bad)
+    assert r.exit_code == ExitCode.MAPPING
+    assert ("unknown key 'exp' in a binding (did you mean 'expr'?); a binding is a path "
+            "string, {path: …}") in r.stderr
+    assert f"[mapping {bad}:{line}: bindings.invoice.number.exp]" in r.stderr
+    assert "is not valid under any of the given schemas" not in r.stderr
+    both = tmp_path / "both.yaml"
+    both.write_text(text.replace("    number: number\n", "    number: {path: n, const: 1}\n"),
+                    encoding="utf-8")
+    r = _run("check-mapping", both)
+    assert "A binding is a path string" in r.stderr and "(this one has path, const)" in r.stderr
+
+
+# ------------------------------------------------ 5. labels of problem listings
+
+
+def test_layout_and_format_problems_are_labelled_as_such(tmp_path):
+    layout = tmp_path / "bad-layout.yaml"
+    layout.write_text("pesgen_layout: 1\nname: X\nkind: csv\ndecimal_separater: \",\"\n"
+                      "kind: csv\nrecords:\n  - type: a\n    columns:\n"
+                      "      - {name: A, type: text, length: 3}\n", encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_layout(layout)
+    shown = [str(p) for p in exc.value.problems]
+    assert any(f"[layout {layout}:4: decimal_separater] (rule layout.schema)" in s
+               for s in shown), shown
+    assert any(f"[layout {layout}:5: kind] (rule mapping.duplicate-key)" in s
+               for s in shown), shown
+    assert not any("[mapping " in s for s in shown)
+
+    from pesgen.formats import load_format
+
+    bundle = tmp_path / "fmt"
+    bundle.mkdir()
+    (bundle / "format.yaml").write_text("pesgen_format: 1\nname: fmt\nstatuss: draft\n",
+                                        encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_format(bundle)
+    shown = [str(p) for p in exc.value.problems]
+    assert any("[format " in s and "statuss" in s for s in shown), shown
+    assert not any("[mapping " in s for s in shown)
