@@ -363,7 +363,8 @@ def preview(
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Render the first invoices next to their source records: no state store, no
-    number allocated (IdBord 0), nothing written."""
+    number allocated (IdBord 0), nothing written. Exits 4 (input invalid) when a title
+    shows a problem, 6 when a record breaks its layout, as export would."""
     from .preview import PREVIEW_NUMBER
     from .preview import preview as do_preview
 
@@ -379,7 +380,7 @@ def preview(
             typer.echo(f"== {name}: head")
             typer.echo(_indent(head))
     for item in shown.items:
-        label = item.invoice or "?"
+        label = item.invoice or "(no invoice number)"
         typer.echo(f"-- invoice {label}  from {item.origin}")
         for origin in item.line_origins:
             typer.echo(f"   line from {origin}")
@@ -401,6 +402,13 @@ def preview(
     bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
     typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
+    if bad:
+        # the code pesgen export would end with on these invoices (docs/onboarding.md)
+        code = shown.exit_code
+        _echo_err(f"error: {bad} problem(s) shown above: pesgen export would refuse these "
+                  f"invoices ({'input' if code == ExitCode.INPUT else 'output'} invalid, "
+                  f"exit {int(code)})")
+        raise typer.Exit(int(code))
 
 
 def _indent(text: str) -> str:

@@ -140,3 +140,23 @@ def test_layout_and_format_problems_are_labelled_as_such(tmp_path):
     shown = [str(p) for p in exc.value.problems]
     assert any("[format " in s and "statuss" in s for s in shown), shown
     assert not any("[mapping " in s for s in shown)
+
+
+# ------------------------------------------------ 6. preview: header and exit code
+
+
+def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
+    import json
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["activity"]["code"] = "NO-SUCH-CODE"
+    bad = tmp_path / "export.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    r = _run("preview", "-m", JSON_MAPPING, "-i", bad, "--limit", "2")
+    assert "-- invoice FA-2026-00101  from " in r.stdout
+    assert "-- invoice ?" not in r.stdout
+    assert "PROBLEM " in r.stdout and "(rule codes.activity)" in r.stdout
+    assert r.exit_code == ExitCode.INPUT
+    assert "pesgen export would refuse these invoices (input invalid, exit 4)" in r.stderr
+    ok = _run("preview", "-m", JSON_MAPPING, "-i", INPUT, "--limit", "2")
+    assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
