@@ -160,3 +160,45 @@ def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
     assert "pesgen export would refuse these invoices (input invalid, exit 4)" in r.stderr
     ok = _run("preview", "-m", JSON_MAPPING, "-i", INPUT, "--limit", "2")
     assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
+
+
+# ------------------------------------------------ 7. docs and --official-xsd
+
+
+def test_mapping_headers_point_at_docs_that_exist():
+    import re
+
+    for path in _yaml_files():
+        for ref in re.findall(r"Reference: (docs/[\w-]+\.md)", path.read_text(encoding="utf-8")):
+            assert (ROOT / ref).is_file(), f"{path}: {ref}"
+
+
+def test_the_readme_lists_every_command():
+    from typer.main import get_command
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("##", 1)[0]
+    for name in get_command(app).commands:  # type: ignore[attr-defined]
+        if name not in ("version", "payfip"):  # payfip has docs/payfip.md
+            assert f"pesgen {name}" in table, name
+
+
+def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
+    from pesgen.validate import OFFICIAL_ENTRY, official_xsd_path
+
+    parent = tmp_path / "pes-v2"
+    entry = parent / "schemas_pes_v5.17" / Path(*OFFICIAL_ENTRY)
+    entry.parent.mkdir(parents=True)
+    entry.write_text("<x/>", encoding="utf-8")
+    (parent / "dostech-v5.19").mkdir()
+    assert official_xsd_path(parent) == entry
+    assert official_xsd_path(parent / "schemas_pes_v5.17") == entry
+    second = parent / "schemas_pes_v5.18" / Path(*OFFICIAL_ENTRY)
+    second.parent.mkdir(parents=True)
+    second.write_text("<x/>", encoding="utf-8")
+    from pesgen.errors import UsageError
+
+    with pytest.raises(UsageError, match="2 DGFiP schema packages here"):
+        official_xsd_path(parent)
+    with pytest.raises(UsageError, match="schemas_pes_\\* folder"):
+        official_xsd_path(tmp_path)
