@@ -161,12 +161,14 @@ def check_mapping(
     mapping: Annotated[Path, typer.Argument(help="Mapping file to check.")],
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Check a mapping file (schema, code tables, format, template) without any input."""
+    """Check a mapping without any input: schema, TODOs left, code tables, fit with its
+    format, and its format's templates rendered once on two sample titles."""
     from .build import format_fit
     from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
     from .render import renderers
+    from .sample import check_templates
 
     try:
         m = load_mapping(mapping)
@@ -176,11 +178,12 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
+        files = check_templates(m, fmt)
     except PesgenError as exc:
         _fail(exc)
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
-               f"input {m.input.format})")
+               f"input {m.input.format}; {files} template(s) rendered on sample titles)")
 
 
 @app.command()

@@ -202,3 +202,39 @@ def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
         official_xsd_path(parent)
     with pytest.raises(UsageError, match="schemas_pes_\\* folder"):
         official_xsd_path(tmp_path)
+
+
+# ------------------------------------------------ 3. check-mapping renders the templates
+
+TITRES_TEMPLATE = ROOT / "templates" / "pes-titres" / "pes-titres.xml.j2"
+
+
+@pytest.mark.parametrize("old, new", [
+    # a field the model does not have, on every title
+    ('<MtHT V="{{ ln.amount | amount }}"/>',
+     '<MtHT V="{{ ln.amount | amount }}"/>{{ t.debtor.prenom }}'),
+    # only in a branch the sample with a mandate takes
+    ('<RefUniMdt V="{{ m.rum }}"/>', '<RefUniMdt V="{{ m.rum }}{{ m.account.iabn }}"/>'),
+])
+def test_check_mapping_renders_the_templates_on_sample_titles(tmp_path, old, new):
+    import shutil
+
+    bundle = tmp_path / "formats" / "pes-titres"
+    shutil.copytree(TITRES_TEMPLATE.parent, bundle)
+    text = TITRES_TEMPLATE.read_text(encoding="utf-8")
+    assert old in text
+    line = text[:text.index(old)].count("\n") + 1
+    (bundle / TITRES_TEMPLATE.name).write_text(text.replace(old, new, 1), encoding="utf-8")
+    mapping = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", tmp_path / "formats")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout
+    assert f"template pes-titres/pes-titres.xml.j2:{line}:" in r.stderr
+    assert "check-mapping's sample title" in r.stderr
+    assert "OK" not in r.stdout
+
+
+def test_check_mapping_passes_every_shipped_mapping():
+    for mapping in [*MAPPINGS.glob("*.yaml"), *(ROOT / "templates").glob("*/fixture/mapping.yaml")]:
+        r = _run("check-mapping", mapping)
+        assert r.exit_code == 0, r.stderr
+        assert "template(s) rendered on sample titles" in r.stdout
