@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from ._help import DB_HELP, HelpGroup
 from .errors import ExitCode, OutputInvalidError, PesgenError, StoreLocked, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=HelpGroup,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
 
 MAX_LISTED = 200
@@ -26,11 +27,11 @@ OfficialOpt = Annotated[Path | None, typer.Option(
     "--official-xsd", envvar="PESGEN_OFFICIAL_XSD",
     help="Also validate against the DGFiP PES V2 schema package in this folder.")]
 FormatsOpt = Annotated[list[Path] | None, typer.Option(
-    "--formats-dir", help="Extra folder of format bundles (searched before the shipped ones).")]
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", envvar="PESGEN_DB",
-    help="State database: a SQLite file path or a postgresql:// URL "
-         "(default: ~/.local/share/pesgen/pesgen.sqlite3).")]
+    "--formats-dir", metavar="<dir>",
+    help="Extra folder of format bundles, searched before the shipped ones; repeat the "
+         "option for several folders (also PESGEN_FORMATS_PATH).")]
+DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="<file|url>",
+                                           help=DB_HELP)]
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None):
@@ -423,8 +424,8 @@ def version() -> None:
     """Print pesgen's version."""
     typer.echo(__version__)
 
-runs_app = typer.Typer(no_args_is_help=True, help="The run registry: what was exported, when, "
-                       "with what.")
+runs_app = typer.Typer(no_args_is_help=True, cls=HelpGroup,
+                       help="The run registry: what was exported, when, with what.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -569,7 +570,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                   "do not send them to the trésorerie")
 
 
-store_app = typer.Typer(no_args_is_help=True, help="The state database itself.")
+store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")
 app.add_typer(store_app, name="store")
 
 
@@ -593,7 +594,7 @@ def store_copy(
         typer.echo(f"{name}: {count} row(s)")
 
 
-numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
+numbering_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="Bordereau (rôle) numbering.")
 app.add_typer(numbering_app, name="numbering")
 
 

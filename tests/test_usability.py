@@ -238,3 +238,76 @@ def test_check_mapping_passes_every_shipped_mapping():
         r = _run("check-mapping", mapping)
         assert r.exit_code == 0, r.stderr
         assert "template(s) rendered on sample titles" in r.stdout
+
+
+# ------------------------------------------------ 4. --help at 80 columns
+
+
+def _every_command() -> list[tuple[list[str], object]]:
+    import click
+    from typer.main import get_command
+
+    root = get_command(app)
+    found: list[tuple[list[str], object]] = []
+
+    def walk(path: list[str], command: object) -> None:
+        found.append((path, command))
+        ctx = click.Context(command)  # type: ignore[arg-type]
+        for name in getattr(command, "list_commands", lambda _ctx: [])(ctx):
+            walk([*path, name], command.get_command(ctx, name))  # type: ignore[attr-defined]
+
+    walk([], root)
+    return found
+
+
+def _panel_rows(text: str, title: str) -> list[str]:
+    """The lines inside the panel ``title`` of a rich help screen, borders removed."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("╭─ " + title):
+            inside = True
+        elif inside and line.startswith("╰"):
+            break
+        elif inside:
+            rows.append(line[2:-1].rstrip())
+    return rows
+
+
+def test_every_help_screen_is_accurate_and_readable_at_80_columns():
+    import re
+
+    screens = 0
+    for path, _command in _every_command():
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"},
+                          terminal_width=80)
+        assert r.exit_code == 0, (path, r.output)
+        text = r.stdout
+        screens += 1
+        where = " ".join(["pesgen", *path])
+        assert all(len(line) <= 80 for line in text.splitlines()), where
+        # a flag takes no value; a repeatable option is not a Python type
+        assert "<bool>" not in text and "list[" not in text, where
+        # nothing cut short by the table (a default shown as '…sqlite…')
+        assert not re.search(r"\w…\s*│", text), where
+        assert "local/share/pesgen/pesgen.sqlite" not in text, where
+        # the words of the screen, wrapped lines joined
+        words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+        if "--db" in text:
+            assert "XDG_DATA_HOME" in words and "db in the configuration file" in words, where
+        if "--formats-dir" in text:
+            assert "<dir>" in text and "repeat the option for several folders" in words, where
+        # command lists: each description wraps where the column ends, not where the
+        # docstring's lines did (a line is short only when the next word would not fit)
+        rows = _panel_rows(text, "Commands")
+        if not rows:
+            continue
+        start = max(len(row) - len(row.lstrip()) for row in rows[1:] if row.startswith(" ")) \
+            if any(row.startswith(" ") for row in rows) else None
+        width = 80 - 4 - (start or 0)
+        for row, following in zip(rows, rows[1:], strict=False):
+            if start is None or not following.startswith(" " * start) or \
+                    following[:start].strip():
+                continue
+            next_word = following[start:].split()[0]
+            assert len(row[start:].rstrip()) + 1 + len(next_word) > width - 1, (where, row)
+    assert screens > 30
