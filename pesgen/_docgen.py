@@ -20,7 +20,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Rules checked outside rules.RULES: while mapping the input (build), on the rendered
 # file (validate), at mapping load, and by the state store. (id, what, source)
 OTHER_RULES: list[tuple[str, str, str, str]] = [
-    ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
+    ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys, a binding's own included ({exp: …}), are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
+    ("mapping", "mapping.todo", "No value, and no key of a code table, is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
@@ -33,7 +34,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.format", "The mapping fits its format: NumDette (bindings.invoice.debt_number) is bound for ORMC formats and absent for titres.", "DT v5.19 BlocPiece/NumDette (ORMC only)"),
     ("mapping", "mapping.asap-edition", "output.asap_edition is a code the format supports (format.yaml defaults.asap_editions).", "DT v5.19 BlocPiece/Edition; Annexe 2"),
     ("mapping", "mapping.options", "output.options names only parameters the format declares (format.yaml defaults.options).", "pesgen"),
-    ("mapping", "layout.schema", "A layout file matches schemas/layout.schema.json; columns do not overlap, codes list their values, several record types have a type column.", "pesgen (schemas/layout.schema.json)"),
+    ("mapping", "layout.schema", "A layout file (listed as [layout file:line: key]; a format.yaml's problems as [format …]) matches schemas/layout.schema.json; columns do not overlap, codes list their values, several record types have a type column.", "pesgen (schemas/layout.schema.json)"),
     ("input", "input.required", "A required field (invoice number, NumDette, payer kind and name, street, postal code, city, line activity and amount; mandate fields for a direct debit) is present.", "DT v5.19 PES_RecetteAller (cardinalities)"),
     ("input", "input.duplicate-invoice", "An invoice number appears once in the input (CSV: its rows are contiguous); numbers are compared ignoring case and surrounding spaces (FA-2026-00101 and fa-2026-00101 are one invoice: the outputs upper-case their text).", "pesgen (nothing twice)"),
     ("input", "input.invoice-number", "An invoice number is at most 64 characters (the state store records it).", "pesgen (state store)"),

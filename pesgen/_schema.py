@@ -43,6 +43,22 @@ def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.Validatio
     return [error]
 
 
+# the $defs whose alternatives (oneOf) a message names: what one is, and its shapes
+_ALTERNATIVES = {
+    "binding": ("a binding", "a binding is a path string, {path: …} (with an optional "
+                "default: …), {expr: …} or {const: …}"),
+    "payfip_rule": ("a rule", "a rule is {expr: …} or {const: …}"),
+}
+
+
+def _def_name(schema_name: str, node: Any) -> str | None:
+    """The name of the schema's $defs entry ``node`` is, if any."""
+    for name, definition in (load_schema(schema_name).get("$defs") or {}).items():
+        if definition == node:
+            return name
+    return None
+
+
 def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
     validator = _validator(schema_name)
     problems: list[Problem] = []
@@ -62,8 +78,32 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
                 where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
                 problems.append(Problem(rule, message, mapping=where))
             continue
-        if error.validator == "oneOf" and "binding" in json.dumps(error.schema)[:200]:
-            message = "a binding is a path string, {path: …}, {const: …} or {expr: …}"
+        if error.validator == "oneOf" and isinstance(error.instance, dict):
+            # a key none of the alternatives knows (a typo in {exp: …}): name it, with
+            # a suggestion, rather than "is not valid under any of the given schemas"
+            what, shapes = _ALTERNATIVES.get(_def_name(schema_name, error.schema),
+                                             ("this value", ""))
+            known = [k for alt in error.schema.get("oneOf", ())
+                     for k in (alt.get("properties") or {})]
+            known = list(dict.fromkeys(known))
+            unknown = [k for k in error.instance if k not in known]
+            for key in unknown:
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                message = f"unknown key '{key}' in {what}"
+                if hint:
+                    message += f" (did you mean '{hint[0]}'?)"
+                message += f"; {shapes}" if shapes else f" (allowed: {', '.join(known)})"
+                where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
+                problems.append(Problem(rule, message, mapping=where))
+            if unknown:
+                continue
+        alternatives = _ALTERNATIVES.get(_def_name(schema_name, error.schema) or "") \
+            if error.validator == "oneOf" else None
+        if alternatives:
+            shapes = alternatives[1]
+            message = shapes[0].upper() + shapes[1:]
+            if isinstance(error.instance, dict):
+                message += f" (this one has {', '.join(map(str, error.instance)) or 'no key'})"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")
         elif error.validator == "pattern":

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,25 @@ def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> 
     raise MappingError(f"{source}: unsupported YAML node")  # pragma: no cover
 
 
-def load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
-    """Parse YAML text; return (data, problems). Syntax errors raise MappingError."""
+def load_yaml_text(text: str, source: str, kind: str = "mapping"
+                   ) -> tuple[Any, list[Problem]]:
+    """Parse YAML text; return (data, problems). Syntax errors raise MappingError.
+    ``kind`` names the file in problem listings: mapping, layout, format, configuration."""
+    try:
+        data, problems = _load_yaml_text(text, source)
+    except MappingError as exc:
+        exc.problems = _labelled(exc.problems, kind)
+        raise
+    return data, _labelled(problems, kind)
+
+
+def _labelled(problems: list[Problem], kind: str) -> list[Problem]:
+    if kind == "mapping":
+        return problems
+    return [replace(p, source=kind) for p in problems]
+
+
+def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -165,15 +183,16 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> 
     return sizes[key]
 
 
-def load_yaml_file(path: Path) -> tuple[Any, list[Problem], str]:
-    """Read a YAML file as UTF-8; return (data, problems, text)."""
+def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem], str]:
+    """Read a YAML file as UTF-8; return (data, problems, text). ``kind``: as
+    ``load_yaml_text``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MappingError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise MappingError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    data, problems = load_yaml_text(text, str(path))
+    data, problems = load_yaml_text(text, str(path), kind)
     return data, problems, text
 
 

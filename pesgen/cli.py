@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from ._help import DB_HELP, HelpGroup
 from .errors import ExitCode, OutputInvalidError, PesgenError, StoreLocked, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=HelpGroup,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
 
 MAX_LISTED = 200
@@ -26,11 +27,11 @@ OfficialOpt = Annotated[Path | None, typer.Option(
     "--official-xsd", envvar="PESGEN_OFFICIAL_XSD",
     help="Also validate against the DGFiP PES V2 schema package in this folder.")]
 FormatsOpt = Annotated[list[Path] | None, typer.Option(
-    "--formats-dir", help="Extra folder of format bundles (searched before the shipped ones).")]
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", envvar="PESGEN_DB",
-    help="State database: a SQLite file path or a postgresql:// URL "
-         "(default: ~/.local/share/pesgen/pesgen.sqlite3).")]
+    "--formats-dir", metavar="<dir>",
+    help="Extra folder of format bundles, searched before the shipped ones; repeat the "
+         "option for several folders (also PESGEN_FORMATS_PATH).")]
+DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="<file|url>",
+                                           help=DB_HELP)]
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None):
@@ -161,12 +162,14 @@ def check_mapping(
     mapping: Annotated[Path, typer.Argument(help="Mapping file to check.")],
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Check a mapping file (schema, code tables, format, template) without any input."""
+    """Check a mapping without any input: schema, TODOs left, code tables, fit with its
+    format, and its format's templates rendered once on two sample titles."""
     from .build import format_fit
     from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
     from .render import renderers
+    from .sample import check_templates
 
     try:
         m = load_mapping(mapping)
@@ -176,11 +179,12 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
+        files = check_templates(m, fmt)
     except PesgenError as exc:
         _fail(exc)
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
-               f"input {m.input.format})")
+               f"input {m.input.format}; {files} template(s) rendered on sample titles)")
 
 
 @app.command()
@@ -329,8 +333,8 @@ def new_mapping(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Scaffold a commented mapping for a format; it passes the schema once its TODO
-    values are filled."""
+    """Scaffold a commented mapping for a format; check-mapping, preview and export
+    refuse it, naming each TODO left, until every one is filled."""
     from .atomic import write_file
     from .formats import find_format
     from .scaffold import new_mapping as scaffold
@@ -363,7 +367,8 @@ def preview(
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Render the first invoices next to their source records: no state store, no
-    number allocated (IdBord 0), nothing written."""
+    number allocated (IdBord 0), nothing written. Exits 4 (input invalid) when a title
+    shows a problem, 6 when a record breaks its layout, as export would."""
     from .preview import PREVIEW_NUMBER
     from .preview import preview as do_preview
 
@@ -379,7 +384,7 @@ def preview(
             typer.echo(f"== {name}: head")
             typer.echo(_indent(head))
     for item in shown.items:
-        label = item.invoice or "?"
+        label = item.invoice or "(no invoice number)"
         typer.echo(f"-- invoice {label}  from {item.origin}")
         for origin in item.line_origins:
             typer.echo(f"   line from {origin}")
@@ -401,6 +406,13 @@ def preview(
     bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
     typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
+    if bad:
+        # the code pesgen export would end with on these invoices (docs/onboarding.md)
+        code = shown.exit_code
+        _echo_err(f"error: {bad} problem(s) shown above: pesgen export would refuse these "
+                  f"invoices ({'input' if code == ExitCode.INPUT else 'output'} invalid, "
+                  f"exit {int(code)})")
+        raise typer.Exit(int(code))
 
 
 def _indent(text: str) -> str:
@@ -412,8 +424,8 @@ def version() -> None:
     """Print pesgen's version."""
     typer.echo(__version__)
 
-runs_app = typer.Typer(no_args_is_help=True, help="The run registry: what was exported, when, "
-                       "with what.")
+runs_app = typer.Typer(no_args_is_help=True, cls=HelpGroup,
+                       help="The run registry: what was exported, when, with what.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -558,7 +570,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                   "do not send them to the trésorerie")
 
 
-store_app = typer.Typer(no_args_is_help=True, help="The state database itself.")
+store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")
 app.add_typer(store_app, name="store")
 
 
@@ -582,7 +594,7 @@ def store_copy(
         typer.echo(f"{name}: {count} row(s)")
 
 
-numbering_app = typer.Typer(no_args_is_help=True, help="Bordereau (rôle) numbering.")
+numbering_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="Bordereau (rôle) numbering.")
 app.add_typer(numbering_app, name="numbering")
 
 

@@ -40,7 +40,7 @@ def config_path() -> Path:
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    data, problems, _ = load_yaml_file(path)
+    data, problems, _ = load_yaml_file(path, "configuration")
     if problems:
         raise UsageError(f"{path}: {problems[0]}")
     if not isinstance(data, dict):

@@ -33,6 +33,9 @@ class Problem:
     record: str | None = None  # input origin: "examples/x.csv:17" or "x.json:$.invoices[3]"
     mapping: str | None = None  # "mappings/m.yaml:42: bindings.payer.name"
     invoice: str | None = None  # the invoice number, when known
+    # what ``mapping`` points into, when the rule does not say it: "layout", "format",
+    # "configuration" (a YAML problem of such a file); None: told by the rule
+    source: str | None = None
 
     def __str__(self) -> str:
         parts = []
@@ -43,10 +46,14 @@ class Problem:
         head = " ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
         if self.mapping:
-            # the configuration file the problem points into: a template or the mapping
-            label = "template" if self.rule.startswith("template") else "mapping"
+            # the file the problem points into: a template, a layout, a format.yaml or
+            # the mapping
+            label = self.source or _SOURCE_OF_RULE.get(self.rule.split(".")[0], "mapping")
             text += f" [{label} {self.mapping}]"
         return f"{text} (rule {self.rule})"
+
+
+_SOURCE_OF_RULE = {"template": "template", "layout": "layout", "format": "format"}
 
 
 class PesgenError(Exception):

@@ -98,7 +98,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     validated when the run was made (a bundle recorded before a check was added still
     loads)."""
     source = folder / "format.yaml"
-    data, problems, _ = load_yaml_file(source)
+    data, problems, _ = load_yaml_file(source, "format")
     problems += _schema.check(data, "format.schema.json", str(source), "format.schema")
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "

@@ -129,7 +129,7 @@ def load_layout(path: Path) -> Layout:
 
 @lru_cache(maxsize=64)
 def _load_cached(path: Path, _mtime: int, _size: int) -> Layout:
-    data, problems, _ = load_yaml_file(path)
+    data, problems, _ = load_yaml_file(path, "layout")
     shown = str(path)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a layout is a YAML mapping (key: value)")

@@ -26,6 +26,9 @@ from .sources import InputSpec
 from .text import TextPolicy
 
 MAPPING_SCHEMA = "mapping.schema.json"
+# what ``pesgen new-mapping`` writes where the collectivity's own value goes: a mapping
+# still holding it is refused, wherever it is loaded
+TODO_MARKER = "TODO"
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 
 
@@ -241,10 +244,43 @@ def load_mapping(path: Path) -> Mapping:
     shown = str(path)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a mapping file is a YAML mapping (key: value)")
-    problems += _schema.check(data, MAPPING_SCHEMA, shown, "mapping.schema")
+    todo = todo_problems(data, shown)
+    # a placeholder left in place is said once, as such, not also as a bad SIRET
+    placeholders = {p.mapping for p in todo}
+    problems += todo + [p for p in _schema.check(data, MAPPING_SCHEMA, shown, "mapping.schema")
+                        if p.mapping not in placeholders]
     if problems:
         raise MappingError(f"{shown}: invalid mapping", problems)
     return _compile(path, data, text)
+
+
+def todo_problems(data: Any, shown: str) -> list[Problem]:
+    """Every value, and every key of a code table, still equal to ``TODO_MARKER``: the
+    placeholders of ``pesgen new-mapping`` that were not filled."""
+    problems: list[Problem] = []
+
+    def walk(node: Any, keys: list[str | int]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = [*keys, key]
+                if str(key).strip() == TODO_MARKER:
+                    problems.append(Problem("mapping.todo", f"the key is still the scaffold's "
+                                            f"placeholder {TODO_MARKER}: replace it with the "
+                                            "school's own code", mapping=_where(here)))
+                walk(value, here)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, [*keys, i])
+        elif isinstance(node, str) and node.strip() == TODO_MARKER:
+            problems.append(Problem("mapping.todo", f"still the scaffold's placeholder "
+                                    f"{TODO_MARKER}: fill it in (the comment beside it says "
+                                    "what; docs/mapping-reference.md)", mapping=_where(keys)))
+
+    def _where(keys: list[str | int]) -> str:
+        return f"{shown}:{line_of(data, keys)}: {_schema._dotted(keys)}"
+
+    walk(data, [])
+    return problems
 
 
 def _compile(path: Path, data: LineDict, text: str) -> Mapping:

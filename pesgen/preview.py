@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from .build import LeftOut, PolicyNote
-from .errors import Problem
+from .errors import ExitCode, Problem
 from .export import Exporter
 from .formats import Format, find_format
 from .layout import load_layout, validate_file
@@ -39,12 +39,21 @@ class PreviewItem:
 
 @dataclass
 class Preview:
+    """What a preview shows. ``exit_code``: what ``pesgen export`` of these invoices
+    would end with: input invalid when a title has a problem, else output invalid when
+    a rendered record breaks its layout, else OK."""
     mapping: Mapping
     fmt: Format
     heads: dict[str, str]
     tails: dict[str, str]
     items: list[PreviewItem]
     layout_problems: list[Problem]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(item.problems for item in self.items):
+            return ExitCode.INPUT
+        return ExitCode.OUTPUT if self.layout_problems else ExitCode.OK
 
 
 def preview(mapping_path: Path, input_path: Path, limit: int = 3,
@@ -64,7 +73,9 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
                            left_out=built.left_out)
         items.append(item)
         if built.title is None:
-            item.invoice = built.left_out.invoice if built.left_out else None
+            # refused: its problems know the number, unless the number is what is missing
+            item.invoice = built.left_out.invoice if built.left_out else next(
+                (p.invoice for p in built.problems if p.invoice), None)
             continue
         item.invoice = built.title.invoice_number
         item.line_origins = [ln.origin for ln in built.title.lines] or item.line_origins

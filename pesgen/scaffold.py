@@ -4,8 +4,9 @@
 ``new_format`` writes a working draft bundle (format.yaml, a template with the three
 macros, a layout or an XSD that the template's output satisfies, fixture/ and
 expected/ READMEs) that the technician then reshapes from the publisher's
-documentation. ``new_mapping`` writes a commented mapping for a format whose TODO
-values must be filled before it passes the schema.
+documentation. ``new_mapping`` writes a commented mapping for a format: every value
+the collectivity must give is ``mapping.TODO_MARKER``, which loading a mapping refuses
+(rule mapping.todo), each one named by file:line: key, until it is filled.
 """
 
 from __future__ import annotations

@@ -60,15 +60,26 @@ def load_xsd(path: Path) -> etree.XMLSchema:
 
 
 def official_xsd_path(location: Path) -> Path:
-    """Accept the DGFiP package folder, its PES_V2 folder, or the entry file itself."""
+    """Accept the DGFiP package folder, its PES_V2 folder, the entry file itself, or the
+    folder holding exactly one package (``schemas_pes_*``)."""
     location = Path(location)
     if location.is_file():
         return location
     for candidate in (location.joinpath(*OFFICIAL_ENTRY), location.joinpath(*OFFICIAL_ENTRY[1:])):
         if candidate.is_file():
             return candidate
-    raise UsageError(f"{location}: no {'/'.join(OFFICIAL_ENTRY)} in this folder "
-                     "(give the DGFiP PES V2 schema package)")
+    # the folder that holds the package (schemas_pes_v5.17/ beside the DGFiP's documents)
+    packages = sorted(p for p in location.glob("schemas_pes_*")
+                      if p.joinpath(*OFFICIAL_ENTRY).is_file())
+    if len(packages) == 1:
+        return packages[0].joinpath(*OFFICIAL_ENTRY)
+    if packages:
+        raise UsageError(f"{location}: {len(packages)} DGFiP schema packages here "
+                         f"({', '.join(p.name for p in packages)}): give the one to use, "
+                         f"e.g. --official-xsd {packages[-1]}")
+    raise UsageError(f"{location}: no {'/'.join(OFFICIAL_ENTRY)} in this folder nor in a "
+                     "schemas_pes_* folder of it (give the DGFiP PES V2 schema package, "
+                     "the folder holding PES_V2/)")
 
 
 @dataclass

@@ -256,7 +256,8 @@ def test_export_into_a_file_instead_of_a_folder(tmp_path):
 def test_check_mapping_ok(mapping, kind):
     r = _run("check-mapping", mapping)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"{mapping}: OK (format pes-ormc, 9 activity code(s), input {kind})"
+    assert r.stdout.strip() == (f"{mapping}: OK (format pes-ormc, 9 activity code(s), input "
+                                f"{kind}; 1 template(s) rendered on sample titles)")
 
 
 def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):

@@ -319,14 +319,14 @@ def test_preview_shows_records_beside_their_source_and_writes_nothing(tmp_path, 
     assert "no run recorded" in _run("runs", "list").stdout
 
 
-def test_preview_lists_problems_and_layout_breaks_without_failing(tmp_path):
+def test_preview_lists_problems_and_layout_breaks_and_exits_as_export_would(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     layout = fmts / "exemple-compta" / "lignes.layout.yaml"
     layout.write_text(LIGNES_LAYOUT.replace("length: 60", "length: 20"), encoding="utf-8")
     text = mapping.read_text(encoding="utf-8").replace("  missing_civility: default\n", "")
     mapping.write_text(text, encoding="utf-8")
     r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "1", "--formats-dir", fmts)
-    assert r.exit_code == 0
+    assert r.exit_code == ExitCode.OUTPUT  # a record breaks its layout, as export says
     assert "LAYOUT LIGNES_2026_0000.csv:2: record 'ligne', column Libelle (#6)" in r.stdout
     assert "(rule layout.length)" in r.stdout
 

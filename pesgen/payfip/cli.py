@@ -12,13 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
+from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
-payfip_app = typer.Typer(no_args_is_help=True, help="PayFiP / TIPI régie: online payment of "
-                         "invoices, notifications, reconciliation, Datamatrix.")
+payfip_app = typer.Typer(no_args_is_help=True, cls=HelpGroup,
+                         help="PayFiP / TIPI régie: online payment of invoices, "
+                         "notifications, reconciliation, Datamatrix.")
 
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", envvar="PESGEN_DB", help="State database: a SQLite file path or a postgresql:// URL.")]
+DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="<file|url>",
+                                           help=DB_HELP)]
 EndpointOpt = Annotated[str | None, typer.Option(
     "--endpoint", envvar="PESGEN_PAYFIP_ENDPOINT",
     help="PayFiP base URL (…/tpa); default: the mapping's payfip.endpoint, else "

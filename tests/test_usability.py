@@ -1,0 +1,313 @@
+"""What a usability review found: scaffold placeholders left in a mapping, a typo in a
+binding's own key, templates checked by check-mapping, --help at 80 columns, the
+labels of problem listings, preview's header and exit code, --official-xsd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode, MappingError
+from pesgen.layout import load_layout
+from pesgen.mapping import TODO_MARKER, load_mapping
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT
+
+runner = CliRunner()
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+INPUT = EXAMPLES / "school-export.json"
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    return result
+
+
+# ------------------------------------------------ 1. the scaffold's TODO placeholders
+
+COLLECTIVITY_ONLY = {
+    'siret: "TODO"': 'siret: "21450999400015"', 'id_post: "TODO"': 'id_post: "045000"',
+    'cod_col: "TODO"': 'cod_col: "123"', 'cod_bud: "TODO"': 'cod_bud: "00"',
+    "exercise: TODO": "exercise: 2026", 'nature: "TODO"': 'nature: "7067"',
+}
+
+
+def test_a_scaffold_with_only_its_collectivity_filled_is_refused_naming_every_todo(tmp_path):
+    out = tmp_path / "m.yaml"
+    assert _run("new-mapping", "Commune X", "--format", "pes-ormc", "-o", out).exit_code == 0
+    text = out.read_text(encoding="utf-8")
+    for old, new in COLLECTIVITY_ONLY.items():
+        text = text.replace(old, new)
+    out.write_text(text, encoding="utf-8")
+    r = _run("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout
+    listed = [ln for ln in r.stderr.splitlines() if "(rule mapping.todo)" in ln]
+    todo_lines = [i for i, ln in enumerate(text.splitlines(), 1)
+                  if TODO_MARKER in ln.split("#")[0]]
+    # every line still holding the marker (a value, a code-table key) is named
+    assert {int(ln.split(f"[mapping {out}:")[1].split(":")[0]) for ln in listed} \
+        == set(todo_lines)
+    assert f"[mapping {out}:30: bindings.invoice.number]" in r.stderr
+    assert f"{out}:56: codes.activities.TODO]" in r.stderr
+    assert f"{out}:56: codes.activities.TODO.product]" in r.stderr
+    assert f"{out}:58: codes.payer_kinds.TODO]" in r.stderr
+    # and so does every other command that loads a mapping
+    with pytest.raises(MappingError) as exc:
+        load_mapping(out)
+    assert len(exc.value.problems) == len(listed)
+    preview = _run("preview", "-m", out, "-i", INPUT)
+    assert preview.exit_code == ExitCode.MAPPING and "mapping.todo" in preview.stderr
+
+
+def test_a_todo_is_said_once_not_also_as_a_schema_error(tmp_path):
+    out = tmp_path / "m.yaml"
+    _run("new-mapping", "Commune X", "--format", "pes-titres", "-o", out)
+    r = _run("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING
+    siret = [ln for ln in r.stderr.splitlines() if "collectivity.siret]" in ln]
+    assert len(siret) == 1 and "(rule mapping.todo)" in siret[0]
+
+
+def _yaml_files() -> list[Path]:
+    return sorted([*MAPPINGS.glob("*.yaml"), *(ROOT / "templates").glob("*/fixture/*.yaml"),
+                   *(ROOT / "tests").rglob("*.yaml")])
+
+
+def test_no_shipped_mapping_nor_fixture_holds_the_placeholder():
+    from pesgen._yaml import load_yaml_file
+    from pesgen.mapping import todo_problems
+
+    found = []
+    for path in _yaml_files():
+        data, _, _ = load_yaml_file(path)
+        found += todo_problems(data, str(path))
+    assert found == []
+
+
+# ------------------------------------------------ 2. a typo in a binding's own key
+
+
+def test_a_typo_in_a_binding_key_gets_a_suggestion(tmp_path):
+    text = JSON_MAPPING.read_text(encoding="utf-8")
+    assert "    number: number\n" in text
+    line = text[:text.index("    number: number\n")].count("\n") + 1
+    bad = tmp_path / "m.yaml"
+    bad.write_text(text.replace("    number: number\n", '    number: {exp: "invoice.number"}\n'),
+                   encoding="utf-8")
+    r = _run("check-mapping", bad)
+    assert r.exit_code == ExitCode.MAPPING
+    assert ("unknown key 'exp' in a binding (did you mean 'expr'?); a binding is a path "
+            "string, {path: …}") in r.stderr
+    assert f"[mapping {bad}:{line}: bindings.invoice.number.exp]" in r.stderr
+    assert "is not valid under any of the given schemas" not in r.stderr
+    both = tmp_path / "both.yaml"
+    both.write_text(text.replace("    number: number\n", "    number: {path: n, const: 1}\n"),
+                    encoding="utf-8")
+    r = _run("check-mapping", both)
+    assert "A binding is a path string" in r.stderr and "(this one has path, const)" in r.stderr
+
+
+# ------------------------------------------------ 5. labels of problem listings
+
+
+def test_layout_and_format_problems_are_labelled_as_such(tmp_path):
+    layout = tmp_path / "bad-layout.yaml"
+    layout.write_text("pesgen_layout: 1\nname: X\nkind: csv\ndecimal_separater: \",\"\n"
+                      "kind: csv\nrecords:\n  - type: a\n    columns:\n"
+                      "      - {name: A, type: text, length: 3}\n", encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_layout(layout)
+    shown = [str(p) for p in exc.value.problems]
+    assert any(f"[layout {layout}:4: decimal_separater] (rule layout.schema)" in s
+               for s in shown), shown
+    assert any(f"[layout {layout}:5: kind] (rule mapping.duplicate-key)" in s
+               for s in shown), shown
+    assert not any("[mapping " in s for s in shown)
+
+    from pesgen.formats import load_format
+
+    bundle = tmp_path / "fmt"
+    bundle.mkdir()
+    (bundle / "format.yaml").write_text("pesgen_format: 1\nname: fmt\nstatuss: draft\n",
+                                        encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_format(bundle)
+    shown = [str(p) for p in exc.value.problems]
+    assert any("[format " in s and "statuss" in s for s in shown), shown
+    assert not any("[mapping " in s for s in shown)
+
+
+# ------------------------------------------------ 6. preview: header and exit code
+
+
+def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
+    import json
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["activity"]["code"] = "NO-SUCH-CODE"
+    bad = tmp_path / "export.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    r = _run("preview", "-m", JSON_MAPPING, "-i", bad, "--limit", "2")
+    assert "-- invoice FA-2026-00101  from " in r.stdout
+    assert "-- invoice ?" not in r.stdout
+    assert "PROBLEM " in r.stdout and "(rule codes.activity)" in r.stdout
+    assert r.exit_code == ExitCode.INPUT
+    assert "pesgen export would refuse these invoices (input invalid, exit 4)" in r.stderr
+    ok = _run("preview", "-m", JSON_MAPPING, "-i", INPUT, "--limit", "2")
+    assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
+
+
+# ------------------------------------------------ 7. docs and --official-xsd
+
+
+def test_mapping_headers_point_at_docs_that_exist():
+    import re
+
+    for path in _yaml_files():
+        for ref in re.findall(r"Reference: (docs/[\w-]+\.md)", path.read_text(encoding="utf-8")):
+            assert (ROOT / ref).is_file(), f"{path}: {ref}"
+
+
+def test_the_readme_lists_every_command():
+    from typer.main import get_command
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("##", 1)[0]
+    for name in get_command(app).commands:  # type: ignore[attr-defined]
+        if name not in ("version", "payfip"):  # payfip has docs/payfip.md
+            assert f"pesgen {name}" in table, name
+
+
+def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
+    from pesgen.validate import OFFICIAL_ENTRY, official_xsd_path
+
+    parent = tmp_path / "pes-v2"
+    entry = parent / "schemas_pes_v5.17" / Path(*OFFICIAL_ENTRY)
+    entry.parent.mkdir(parents=True)
+    entry.write_text("<x/>", encoding="utf-8")
+    (parent / "dostech-v5.19").mkdir()
+    assert official_xsd_path(parent) == entry
+    assert official_xsd_path(parent / "schemas_pes_v5.17") == entry
+    second = parent / "schemas_pes_v5.18" / Path(*OFFICIAL_ENTRY)
+    second.parent.mkdir(parents=True)
+    second.write_text("<x/>", encoding="utf-8")
+    from pesgen.errors import UsageError
+
+    with pytest.raises(UsageError, match="2 DGFiP schema packages here"):
+        official_xsd_path(parent)
+    with pytest.raises(UsageError, match="schemas_pes_\\* folder"):
+        official_xsd_path(tmp_path)
+
+
+# ------------------------------------------------ 3. check-mapping renders the templates
+
+TITRES_TEMPLATE = ROOT / "templates" / "pes-titres" / "pes-titres.xml.j2"
+
+
+@pytest.mark.parametrize("old, new", [
+    # a field the model does not have, on every title
+    ('<MtHT V="{{ ln.amount | amount }}"/>',
+     '<MtHT V="{{ ln.amount | amount }}"/>{{ t.debtor.prenom }}'),
+    # only in a branch the sample with a mandate takes
+    ('<RefUniMdt V="{{ m.rum }}"/>', '<RefUniMdt V="{{ m.rum }}{{ m.account.iabn }}"/>'),
+])
+def test_check_mapping_renders_the_templates_on_sample_titles(tmp_path, old, new):
+    import shutil
+
+    bundle = tmp_path / "formats" / "pes-titres"
+    shutil.copytree(TITRES_TEMPLATE.parent, bundle)
+    text = TITRES_TEMPLATE.read_text(encoding="utf-8")
+    assert old in text
+    line = text[:text.index(old)].count("\n") + 1
+    (bundle / TITRES_TEMPLATE.name).write_text(text.replace(old, new, 1), encoding="utf-8")
+    mapping = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", tmp_path / "formats")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout
+    assert f"template pes-titres/pes-titres.xml.j2:{line}:" in r.stderr
+    assert "check-mapping's sample title" in r.stderr
+    assert "OK" not in r.stdout
+
+
+def test_check_mapping_passes_every_shipped_mapping():
+    for mapping in [*MAPPINGS.glob("*.yaml"), *(ROOT / "templates").glob("*/fixture/mapping.yaml")]:
+        r = _run("check-mapping", mapping)
+        assert r.exit_code == 0, r.stderr
+        assert "template(s) rendered on sample titles" in r.stdout
+
+
+# ------------------------------------------------ 4. --help at 80 columns
+
+
+def _every_command() -> list[tuple[list[str], object]]:
+    import click
+    from typer.main import get_command
+
+    root = get_command(app)
+    found: list[tuple[list[str], object]] = []
+
+    def walk(path: list[str], command: object) -> None:
+        found.append((path, command))
+        ctx = click.Context(command)  # type: ignore[arg-type]
+        for name in getattr(command, "list_commands", lambda _ctx: [])(ctx):
+            walk([*path, name], command.get_command(ctx, name))  # type: ignore[attr-defined]
+
+    walk([], root)
+    return found
+
+
+def _panel_rows(text: str, title: str) -> list[str]:
+    """The lines inside the panel ``title`` of a rich help screen, borders removed."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("╭─ " + title):
+            inside = True
+        elif inside and line.startswith("╰"):
+            break
+        elif inside:
+            rows.append(line[2:-1].rstrip())
+    return rows
+
+
+def test_every_help_screen_is_accurate_and_readable_at_80_columns():
+    import re
+
+    screens = 0
+    for path, _command in _every_command():
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"},
+                          terminal_width=80)
+        assert r.exit_code == 0, (path, r.output)
+        text = r.stdout
+        screens += 1
+        where = " ".join(["pesgen", *path])
+        assert all(len(line) <= 80 for line in text.splitlines()), where
+        # a flag takes no value; a repeatable option is not a Python type
+        assert "<bool>" not in text and "list[" not in text, where
+        # nothing cut short by the table (a default shown as '…sqlite…')
+        assert not re.search(r"\w…\s*│", text), where
+        assert "local/share/pesgen/pesgen.sqlite" not in text, where
+        # the words of the screen, wrapped lines joined
+        words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+        if "--db" in text:
+            assert "XDG_DATA_HOME" in words and "db in the configuration file" in words, where
+        if "--formats-dir" in text:
+            assert "<dir>" in text and "repeat the option for several folders" in words, where
+        # command lists: each description wraps where the column ends, not where the
+        # docstring's lines did (a line is short only when the next word would not fit)
+        rows = _panel_rows(text, "Commands")
+        if not rows:
+            continue
+        start = max(len(row) - len(row.lstrip()) for row in rows[1:] if row.startswith(" ")) \
+            if any(row.startswith(" ") for row in rows) else None
+        width = 80 - 4 - (start or 0)
+        for row, following in zip(rows, rows[1:], strict=False):
+            if start is None or not following.startswith(" " * start) or \
+                    following[:start].strip():
+                continue
+            next_word = following[start:].split()[0]
+            assert len(row[start:].rstrip()) + 1 + len(next_word) > width - 1, (where, row)
+    assert screens > 30
