@@ -33,14 +33,22 @@ DbOpt = Annotated[str | None, typer.Option(
          "(default: ~/.local/share/pesgen/pesgen.sqlite3).")]
 
 
-def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None):
+def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
+           must_exist: bool = False):
     """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
     a wait for its lock is said once on standard error, unless ``quiet``. A true
-    ``line_open[0]`` says a progress line is on the terminal: the note goes below it."""
-    from .config import setting
+    ``line_open[0]`` says a progress line is on the terminal: the note goes below it.
+    ``must_exist``: a command that reads the store refuses one that is not there, naming
+    it and how it was chosen, instead of creating it (and answering from it, empty)."""
+    from .config import config_path, setting
     from .store import Store
 
-    db = db or setting("db")
+    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
+        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    elif db := setting("db"):
+        chosen_by = f"db in {config_path()}"
+    else:
+        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
 
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).expanduser().resolve()}"
@@ -53,7 +61,8 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
         _echo_err(f"waiting for the state store: another pesgen run holds its lock (up to "
                   f"{timeout:g} s, store_lock_timeout)…")
 
-    return Store(db, on_wait=None if quiet else waiting)
+    return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
+                 chosen_by=chosen_by)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -132,6 +141,11 @@ def export(
         return
     typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
                f"run {result.run_id}")
+    # the store the run is recorded in: where `runs` and `regenerate` will find it
+    from .store import shown_store
+
+    typer.echo(f"  store: {shown_store(store.url)}"
+               + (" (created by this run)" if store.created else ""))
     if official_xsd is not None and not result.fmt.is_pes:
         typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                    "import, not a PES file)")
@@ -425,7 +439,7 @@ def runs_list(
 ) -> None:
     """List recorded runs, oldest first."""
     try:
-        records = _store(db).list_runs(str(mapping) if mapping else None)
+        records = _store(db, must_exist=True).list_runs(str(mapping) if mapping else None)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -445,7 +459,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     import json
 
     try:
-        r = _store(db).get_run(run)
+        r = _store(db, must_exist=True).get_run(run)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -488,7 +502,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               db: DbOpt = None) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled)."""
     try:
-        found = _store(db).find_invoice(invoice, by_debt=debt)
+        found = _store(db, must_exist=True).find_invoice(invoice, by_debt=debt)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -510,7 +524,7 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     those another active run holds too. Its numbers are not reused (Hélios may already
     know them)."""
     try:
-        done = _store(db).cancel(run, reason)
+        done = _store(db, must_exist=True).cancel(run, reason)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -543,8 +557,8 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
     numbers) and check they are byte-identical to the originals."""
     from .runs import regenerate as do_regenerate
 
-    store = _store(db)
     try:
+        store = _store(db, must_exist=True)
         written = do_regenerate(store, run, out, cancelled=cancelled)
         status = store.get_run(run)["status"]
     except PesgenError as exc:

@@ -69,6 +69,8 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert r.stderr == ""
     stdout = r.stdout
     assert _files(out) == [REFS_NAME, XML_NAME]
+    # the store the run is recorded in, which `runs` and `regenerate` then read
+    assert stdout.splitlines()[1] == f"  store: {tmp_path / 'state.sqlite3'} (created by this run)"
     assert f"  wrote {out / XML_NAME}  (IdBord 1, 11 title(s), total 2527.25, sha256 " in stdout
     assert f"  wrote {out / REFS_NAME}  (payment references)" in stdout
     assert "titles: 11, total 2527.25" in stdout

@@ -1,0 +1,111 @@
+"""The support commands (runs, regenerate, validate, formats, payfip reads): they answer
+about the store and files the user meant, and never create or guess one silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+JSON_INPUT = EXAMPLES / "school-export.json"
+
+runner = CliRunner()
+
+
+def _run(*args: str | Path, env: dict[str, str] | None = None):
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
+def _export(out: Path, *extra: str | Path, mapping: Path = JSON_MAPPING,
+            input_path: Path = JSON_INPUT):
+    return _run("export", "-m", mapping, "-i", input_path, "-o", out, "--date", RUN_DATE,
+                *extra)
+
+
+# ---------------------------------------------------------------- 1. a store that is not there
+
+READ_COMMANDS = [
+    ("runs", "list"),
+    ("runs", "show", "0123abcd"),
+    ("runs", "find", "FA-2026-00101"),
+    ("runs", "find", "--debt", "202600101"),
+    ("runs", "cancel", "0123abcd", "--reason", "rejected"),
+    ("regenerate", "0123abcd", "--out", "OUT"),
+    ("payfip", "payments"),
+    ("payfip", "anomalies"),
+    ("payfip", "datamatrix", "--run", "0123abcd", "--code-etablissement", "123"),
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_command_that_reads_the_store_refuses_a_missing_one(tmp_path, command):
+    """A typo in --db (or a forgotten PESGEN_DB) must not answer "in no run" from a store
+    it has just created: nothing is created, the path and how it was chosen are named."""
+    db = tmp_path / "typo-dir" / "store.sqlite3"
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    r = _run(*args, "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert not db.parent.exists()  # neither the store nor its folder
+    assert not (tmp_path / "out").exists()
+    assert f"no pesgen store at {db}" in r.stderr, r.stderr
+    assert "--db" in r.stderr and "PESGEN_DB" in r.stderr
+    assert "pesgen export" in r.stderr  # how a store comes to exist
+    assert "in no run" not in r.output and "no run recorded" not in r.output
+
+
+def test_a_missing_store_named_by_the_environment_or_the_config_says_so(tmp_path, monkeypatch):
+    db = tmp_path / "nowhere" / "pesgen.sqlite3"
+    monkeypatch.setenv("PESGEN_DB", str(db))
+    r = _run("runs", "find", "FA-2026-00101")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"no pesgen store at {db} (chosen by PESGEN_DB)" in r.stderr, r.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text(f"db: {db}\n", encoding="utf-8")
+    monkeypatch.delenv("PESGEN_DB")
+    monkeypatch.setenv("PESGEN_CONFIG", str(config))
+    r = _run("runs", "list")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"(chosen by db in {config})" in r.stderr, r.stderr
+    assert not db.parent.exists()
+
+
+def test_an_empty_file_is_not_a_store_to_read(tmp_path):
+    """An earlier pesgen created an empty file at a mistyped path: still no store."""
+    db = tmp_path / "store.sqlite3"
+    db.write_bytes(b"")
+    r = _run("runs", "find", "FA-2026-00101", "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "not a pesgen store" in r.stderr and "(chosen by --db)" in r.stderr, r.stderr
+    assert db.read_bytes() == b""  # not migrated into a store
+
+
+def test_export_creates_a_store_and_names_it(tmp_path):
+    db = tmp_path / "new" / "store.sqlite3"
+    first = _export(tmp_path / "out", "--db", db)
+    assert first.exit_code == 0, first.output
+    assert f"  store: {db} (created by this run)" in first.stdout.splitlines()
+    # the store now exists: the read commands find it and the run in it
+    listed = _run("runs", "list", "--db", db)
+    assert listed.exit_code == 0 and "no run recorded" not in listed.stdout
+    r = _run("runs", "find", "FA-2026-00101", "--db", db)
+    assert r.exit_code == 0, r.output
+
+
+def test_export_names_an_existing_store(tmp_path, _isolated_state):
+    from pesgen.store import Store
+
+    Store(f"sqlite:///{_isolated_state}").engine.dispose()  # made before, e.g. set-start
+    r = _export(tmp_path / "a")  # the store of PESGEN_DB
+    assert r.exit_code == 0, r.output
+    assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
