@@ -479,7 +479,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             continue
         typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}")
-    typer.echo(f"  validation  {r['validation']}")
+    _show_validation(r["validation"])
     pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
         typer.echo(f"  not written {name}: empty (when_empty: skip)")
@@ -492,6 +492,31 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
     if r["status"] == "cancelled":
         typer.echo(f"  cancelled   {r['cancelled_at']}: {r['cancel_reason']}")
+
+
+def _show_validation(recorded: str) -> None:
+    """The checks a run's files passed, as the run recorded them."""
+    import json
+
+    checks = json.loads(recorded)
+    if "files" not in checks:  # said the same of every file, whatever checked it
+        typer.echo(f"  validation  {recorded} (recorded by a pesgen that did not say which "
+                   "file was checked by what: see the format bundle recorded with the run)")
+        return
+    typer.echo(f"  validation  title rules {', '.join(checks['business_rules']) or 'none'} "
+               "(every title)")
+    for name, applied in checks["files"].items():
+        done = []
+        if applied["xsd"]:
+            done.append(f"pesgen XSD {applied['xsd']}"
+                        + (" + bordereau rules" if applied["bordereau_rules"] else ""))
+        if applied["layout"]:
+            done.append(f"layout {applied['layout']}")
+        if applied["official_xsd"]:
+            done.append(f"DGFiP XSD {applied['official_xsd']}")
+        elif checks.get("pes"):
+            done.append("DGFiP XSD not applied")
+        typer.echo(f"              {name}: {'; '.join(done) or 'no check'}")
 
 
 @runs_app.command("find")

@@ -44,6 +44,7 @@ from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .render import FileRenderer, renderers
+from .resources import data_dir, inside
 from .rules import MAX_AMOUNT, RuleContext, check_title
 from .sources import read_invoices
 from .streamcheck import StreamValidator
@@ -97,6 +98,8 @@ class ExportResult:
     run_id: str | None = None
     # files a format marks ``when_empty: skip`` that held nothing in this run
     skipped: list[str] = field(default_factory=list)
+    # each written file's name -> the checks it passed (checks_applied), recorded with the run
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -430,6 +433,7 @@ class Exporter:
         result.skipped.clear()
         result.references.clear()
         result.reference_digests.clear()
+        result.checks.clear()
         result.invoices.clear()
         temps: list[tuple[Path, Path]] = []
         problems: list[Problem] = []
@@ -470,6 +474,9 @@ class Exporter:
                                           b.piece_lines[index], b.titles, prepared.origins)
                     problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
+                    if not self.vouched:
+                        result.checks[name] = checks_applied(renderer.spec, self.fmt,
+                                                             self.official_xsd)
                 for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
                     result.invoices.append((inv, number, id_pce,
                                             None if debt is None else debt_key(debt), amount))
@@ -521,6 +528,31 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     else:
         return []
     return _named(problems, path, name)
+
+
+def checks_applied(spec: FileSpec, fmt: Format, official_xsd: Path | None) -> dict[str, Any]:
+    """What ``check_output`` (and the streamed validation, which applies the same)
+    checks a file of ``spec`` with, as the run records it: its XSD (with the bordereau
+    rules) or its layout, by their names in the bundle or under schemas/, and the DGFiP
+    package when given."""
+    applied: dict[str, Any] = {"xsd": None, "layout": None, "bordereau_rules": False,
+                               "official_xsd": None}
+    if spec.xsd is not None:
+        applied.update(xsd=_data_name(spec.xsd, fmt), bordereau_rules=True)
+    elif official_xsd is None and spec.layout is not None:
+        applied["layout"] = _data_name(spec.layout, fmt)
+    if official_xsd is not None:
+        applied["official_xsd"] = str(official_xsd)
+    return applied
+
+
+def _data_name(path: Path, fmt: Format) -> str:
+    """A bundle's XSD or layout by the name format.yaml gives it: under the bundle's
+    folder, else under the shipped schemas/."""
+    for base in (fmt.folder, data_dir("schemas")):
+        if inside(base, path):
+            return Path(path).resolve().relative_to(Path(base).resolve()).as_posix()
+    return Path(path).name
 
 
 def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:

@@ -166,10 +166,13 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                         "input_name": Path(input_path).name,
                         "input_sha256": input_sha256,
                         "input_blob": pack(input_bytes),
+                        # what was applied: the format's title rules to every title,
+                        # and per file its XSD or its layout (and the DGFiP package)
                         "validation": pack_json({
-                            "pesgen_xsd": True, "business_rules": True,
+                            "business_rules": list(exporter.fmt.rules),
                             "official_xsd": (str(exporter.official_xsd) if exporter.official_xsd
-                                             else None)}),
+                                             else None),
+                            "pes": exporter.fmt.is_pes, "files": result.checks}),
                         "policies": pack_json({
                             "left_out": [vars_(lo) for lo in result.left_out],
                             "notes": [vars_(n) for n in result.notes],

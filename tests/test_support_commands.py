@@ -3,6 +3,7 @@ about the store and files the user meant, and never create or guess one silently
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,65 @@ def test_export_names_an_existing_store(tmp_path, _isolated_state):
     r = _export(tmp_path / "a")  # the store of PESGEN_DB
     assert r.exit_code == 0, r.output
     assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
+
+
+# ---------------------------------------------------------------- 2. the validation recorded
+
+
+def _run_id(stdout: str) -> str:
+    return stdout.split(", run ", 1)[1].split()[0]
+
+
+def test_a_layout_checked_run_records_its_layouts_not_an_xsd(tmp_path):
+    r = _export(tmp_path / "out", mapping=MAPPINGS / "villeneuve-sur-loing-emagnus.yaml")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    from pesgen.store import Store
+
+    recorded = json.loads(Store().get_run(run_id)["validation"])
+    assert "pesgen_xsd" not in recorded
+    assert recorded["business_rules"] == ["pes-common"]  # the format's title rules
+    assert recorded["files"] == {
+        name: {"layout": layout, "xsd": None, "bordereau_rules": False, "official_xsd": None}
+        for name, layout in [("WTAMC001.txt", "wtamc001.layout.yaml"),
+                             ("WTAMC001AS.txt", "wtamc001as.layout.yaml"),
+                             ("WTAMC001_TSOL.txt", "wtamc001tsol.layout.yaml")]}
+    shown = _run("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert "  validation  title rules pes-common (every title)" in lines, shown.stdout
+    assert "              WTAMC001.txt: layout wtamc001.layout.yaml" in lines
+    assert "XSD" not in "\n".join(ln for ln in lines if "WTAMC001" in ln and "layout" in ln)
+    assert "pesgen_xsd" not in shown.stdout
+
+
+def test_an_xsd_checked_run_records_its_xsd_and_the_dgfip_package_not_given(tmp_path):
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    from pesgen.store import Store
+
+    recorded = json.loads(Store().get_run(run_id)["validation"])
+    name = "PESORMC_21450999400015_2026_0000001.xml"
+    assert recorded["business_rules"] == ["pes-common", "pes-ormc"]
+    assert recorded["files"] == {name: {"xsd": "pes-ormc/pes-ormc.xsd", "layout": None,
+                                        "bordereau_rules": True, "official_xsd": None}}
+    lines = _run("runs", "show", run_id).stdout.splitlines()
+    assert (f"              {name}: pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules; "
+            "DGFiP XSD not applied") in lines, lines
+
+
+def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path):
+    import sqlalchemy as sa
+
+    from pesgen.store import Store, runs
+
+    r = _export(tmp_path / "out", mapping=MAPPINGS / "villeneuve-sur-loing-emagnus.yaml")
+    run_id = _run_id(r.stdout)
+    old = '{"pesgen_xsd": true, "business_rules": true, "official_xsd": null}'
+    with Store().engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(validation=old))
+    shown = _run("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert (f"  validation  {old} (recorded by a pesgen that did not say which file was "
+            "checked by what: see the format bundle recorded with the run)") in shown.stdout
