@@ -527,11 +527,14 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               db: DbOpt = None) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled)."""
     try:
-        found = _store(db, must_exist=True).find_invoice(invoice, by_debt=debt)
+        store = _store(db, must_exist=True)
+        found = store.find_invoice(invoice, by_debt=debt)
+        # an invoice a run left out (a zero total…) is in no run's files, but not unknown
+        left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
         _fail(exc)
         return
-    if not found:
+    if not found and not left_out:
         typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
         raise typer.Exit(1)
     for f in found:
@@ -539,6 +542,13 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
         typer.echo(f"{f['invoice']}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
                    f"{f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}")
+    for lo in left_out:
+        status = "" if lo["status"] == "committed" else f", {lo['status']}"
+        typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "
+                   f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} "
+                   f"(policy {lo['policy']})")
+    if not found:  # like grep: 0 only when a run holds (exported) the invoice
+        raise typer.Exit(1)
 
 
 @runs_app.command("cancel")

@@ -715,6 +715,27 @@ class Store:
                 run_invoices.c.run_id == row["id"])).scalar()
         return {**dict(row), "files": files, "invoice_count": count}
 
+    def find_left_out(self, invoice: str) -> list[dict[str, Any]]:
+        """The runs that left an invoice out (a policy: a zero total…), oldest first,
+        compared like the guard (case and surrounding spaces do not count): each with
+        the run's id, date and status and the invoice's number as written, input record,
+        reason and policy. Such an invoice is in no run's files."""
+        key = invoice_key(invoice)
+        out = []
+        with self.engine.connect() as conn:
+            # recorded as JSON with sorted keys: a run that left nothing out holds
+            # "left_out": [], and is not read
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.created_at, runs.c.status, runs.c.policies)
+                .where(runs.c.policies.contains('"left_out": [{', autoescape=True))
+                .order_by(runs.c.created_at))
+            for r in rows:
+                for lo in json.loads(r.policies).get("left_out", []):
+                    if invoice_key(lo["invoice"]) == key:
+                        out.append({"run_id": r.id, "created_at": r.created_at,
+                                    "status": r.status, **lo})
+        return out
+
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
         """The titles recorded for an invoice number (compared like the guard: case and
         surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared

@@ -172,3 +172,43 @@ def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path
     assert shown.exit_code == 0, shown.output
     assert (f"  validation  {old} (recorded by a pesgen that did not say which file was "
             "checked by what: see the format bundle recorded with the run)") in shown.stdout
+
+
+# ---------------------------------------------------------------- 3. an invoice left out
+
+
+def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    found = _run("runs", "find", " fa-2026-00106 ")  # compared like the guard
+    # exit 1: no run holds (exported) it, as for an invoice never seen; the line says why
+    assert found.exit_code == 1, found.output
+    assert "in no run" not in found.stdout
+    [line] = found.stdout.splitlines()
+    assert line.startswith(f"FA-2026-00106: not exported: left out by run {run_id} ("), line
+    assert line.endswith("examples/school-export.json:$.invoices[5]: total is 0.00 "
+                         "(policy zero_total)"), line
+    assert _run("runs", "find", "FA-2026-09999").stdout == "FA-2026-09999: in no run\n"
+
+
+def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path):
+    first = _export(tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00106"]
+    invoice["lines"] = invoice["lines"][:1]  # the grant was a mistake: 85.00 is due
+    invoice["total"] = "85.00"
+    data["invoices"] = [invoice]
+    corrected = tmp_path / "corrected.json"
+    corrected.write_text(json.dumps(data), encoding="utf-8")
+    second = _export(tmp_path / "b", input_path=corrected)
+    assert second.exit_code == 0, second.output
+    found = _run("runs", "find", "FA-2026-00106")
+    assert found.exit_code == 0, found.output
+    lines = found.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"FA-2026-00106: run {_run_id(second.stdout)}  ")
+    assert lines[0].endswith("85.00  active")
+    assert lines[1].startswith(f"FA-2026-00106: not exported: left out by run "
+                               f"{_run_id(first.stdout)} (")
