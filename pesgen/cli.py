@@ -69,7 +69,9 @@ def _echo_err(text: str, nl: bool = True) -> None:
     typer.echo(text, err=True, nl=nl)
 
 
-def _fail(exc: PesgenError) -> None:
+def _fail(exc: PesgenError, written: bool = True) -> None:
+    """Print the error and its problems, exit with its code. ``written``: the command
+    would have written files (it says nothing was); false for a check of a user's file."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -77,7 +79,8 @@ def _fail(exc: PesgenError) -> None:
             break
         _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s); nothing was written.")
+        _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
+                                                        else "."))
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -201,19 +204,24 @@ def check_mapping(
 def validate(
     file: Annotated[Path, typer.Argument(help="A PES_Aller XML file.")],
     official_xsd: OfficialOpt = None,
-    format_name: Annotated[str, typer.Option("--format", help="Format whose XSD to use.")
-                           ] = "pes-ormc",
+    format_name: Annotated[str | None, typer.Option(
+        "--format", help="Format whose XSD to use (default: the one whose XSD allows the "
+        "file's TypFic).")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Validate an XML file against pesgen's XSD, the bordereau rules and, with
     --official-xsd, the DGFiP package."""
     from .formats import find_format
-    from .validate import raise_if, validate_pes_file
+    from .validate import file_typfic, format_of_file, validate_pes_file
 
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
-        fmt = find_format(format_name, formats_dir)
+        if format_name is None:
+            fmt, typfic = format_of_file(file, formats_dir)
+            chosen = f"{fmt.name} (TypFic {typfic})"
+        else:
+            fmt, chosen = find_format(format_name, formats_dir), format_name
         xsd = next((f.xsd for f in fmt.files if f.xsd), None)
         if xsd is None:
             layouts = [str(f.layout) for f in fmt.files if f.layout]
@@ -221,12 +229,23 @@ def validate(
                 f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
                 if layouts else ""))
         official_xsd = _official(official_xsd)
-        raise_if(validate_pes_file(file, xsd, official_xsd), str(file))
+        problems = validate_pes_file(file, xsd, official_xsd)
+        if problems:
+            hint = ""
+            if format_name is not None:
+                try:
+                    typfic = file_typfic(file)
+                except Exception:  # the problems listed say why
+                    typfic = None
+                hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
+                       "format from it)" if typfic else ""
+            raise OutputInvalidError(f"{file} is invalid against format {fmt.name}: "
+                                     f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     checked = "pesgen XSD + bordereau rules" + (" + DGFiP XSD" if official_xsd else "")
-    typer.echo(f"{file}: valid ({checked})")
+    typer.echo(f"{file}: valid as {chosen}: {checked}")
 
 
 @app.command()

@@ -311,7 +311,8 @@ def test_check_mapping_unknown_format_is_a_usage_error(tmp_path):
 def test_validate_good_file(example_xml):
     r = _run("validate", example_xml)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"{example_xml}: valid (pesgen XSD + bordereau rules)"
+    assert r.stdout.strip() == (f"{example_xml}: valid as pes-ormc (TypFic PESORMC): "
+                                "pesgen XSD + bordereau rules")
 
 
 @pytest.mark.parametrize("old, new, rule, says", [

@@ -212,3 +212,54 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     assert lines[0].endswith("85.00  active")
     assert lines[1].startswith(f"FA-2026-00106: not exported: left out by run "
                                f"{_run_id(first.stdout)} (")
+
+
+# ---------------------------------------------------------------- 4. validate a user's file
+
+
+@pytest.fixture
+def titres_xml(tmp_path) -> Path:
+    out = tmp_path / "out-titres"
+    r = _export(out, mapping=MAPPINGS / "villeneuve-sur-loing-titres.yaml")
+    assert r.exit_code == 0, r.output
+    [xml] = out.glob("PESALR1_*.xml")
+    return xml
+
+
+def test_validate_picks_the_format_from_the_files_typfic(titres_xml, tmp_path):
+    r = _run("validate", titres_xml)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == (f"{titres_xml}: valid as pes-titres (TypFic PESALR1): pesgen "
+                                "XSD + bordereau rules")
+    ormc = tmp_path / "ormc"
+    assert _export(ormc, "--db", tmp_path / "other.sqlite3").exit_code == 0
+    [xml] = ormc.glob("PESORMC_*.xml")
+    r = _run("validate", xml)
+    assert r.exit_code == 0, r.output
+    assert "valid as pes-ormc (TypFic PESORMC)" in r.stdout
+
+
+def test_validate_with_an_explicit_format_and_a_wording_fit_for_a_users_file(titres_xml):
+    r = _run("validate", titres_xml, "--format", "pes-ormc")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"error: {titres_xml} is invalid against format pes-ormc: "), lines
+    assert "problem(s)" in lines[0]
+    assert "rendered output" not in r.stderr and "nothing was written" not in r.stderr
+    assert "TypFic" in r.stderr
+
+
+def test_validate_says_which_format_to_give_when_it_cannot_tell(tmp_path, titres_xml):
+    odd = tmp_path / "odd.xml"
+    odd.write_bytes(titres_xml.read_bytes().replace(b'<TypFic V="PESALR1"/>',
+                                                    b'<TypFic V="PESXXX9"/>'))
+    r = _run("validate", odd)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "TypFic 'PESXXX9'" in r.stderr
+    assert "--format" in r.stderr and "pes-ormc (PESORMC)" in r.stderr
+    assert "pes-titres (PESALR1)" in r.stderr
+    none = tmp_path / "none.xml"
+    none.write_text("<PES_Aller><EnTetePES/></PES_Aller>", encoding="utf-8")
+    r = _run("validate", none)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "no TypFic" in r.stderr and "--format" in r.stderr
