@@ -253,7 +253,12 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     """List the output formats (bundles) found, with their status."""
     from .formats import list_formats
 
-    for folder, fmt in list_formats(formats_dir):
+    try:
+        found = list_formats(formats_dir)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for folder, fmt in found:
         if isinstance(fmt, Exception):
             typer.echo(f"{folder.name:<16} BROKEN   {fmt}")
             for problem in getattr(fmt, "problems", [])[:10]:

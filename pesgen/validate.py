@@ -730,19 +730,19 @@ def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[An
     TypFic. Refuses, saying which --format to give, when none or several fit."""
     from .formats import list_formats
 
+    known: dict[str, tuple[Any, frozenset[str]]] = {}
+    for _folder, fmt in list_formats(extra_dirs):  # (a --formats-dir not there is refused)
+        if isinstance(fmt, Exception):
+            continue
+        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
+        if xsd is not None and (values := xsd_typfics(xsd)):
+            known[fmt.name] = (fmt, values)
     try:
         typfic = file_typfic(path)
     except etree.XMLSyntaxError as exc:
         problems = _not_well_formed(path.name, exc, "pesgen")
         raise OutputInvalidError(f"{path} is invalid: {len(problems)} problem(s)",
                                  problems) from None
-    known: dict[str, tuple[Any, frozenset[str]]] = {}
-    for _folder, fmt in list_formats(extra_dirs):
-        if isinstance(fmt, Exception):
-            continue
-        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
-        if xsd is not None and (values := xsd_typfics(xsd)):
-            known[fmt.name] = (fmt, values)
     fits = [fmt for fmt, values in known.values() if typfic in values]
     if len(fits) == 1:
         return fits[0], str(typfic)

@@ -263,3 +263,43 @@ def test_validate_says_which_format_to_give_when_it_cannot_tell(tmp_path, titres
     r = _run("validate", none)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert "no TypFic" in r.stderr and "--format" in r.stderr
+
+
+# ---------------------------------------------------------------- 5. a formats folder not there
+
+
+@pytest.mark.parametrize("command", [
+    ("formats",),
+    ("check-mapping", str(JSON_MAPPING)),
+    ("check-format", "pes-ormc"),
+    ("validate", str(JSON_INPUT)),
+    ("new-mapping", "Commune de X", "--format", "pes-ormc"),
+], ids=lambda c: c[0])
+def test_a_formats_dir_that_does_not_exist_is_a_usage_error(tmp_path, command):
+    typo = tmp_path / "does-not-exist"
+    r = _run(*command, "--formats-dir", typo)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"--formats-dir {typo}: no such folder" in r.stderr, r.stderr
+    assert "pes-ormc" not in r.stdout  # nothing listed nor checked from the others
+
+
+def test_a_formats_path_entry_that_does_not_exist_is_a_usage_error(tmp_path, monkeypatch):
+    typo = tmp_path / "typo"
+    monkeypatch.setenv("PESGEN_FORMATS_PATH", str(typo))
+    r = _run("formats")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"PESGEN_FORMATS_PATH {typo}: no such folder" in r.stderr, r.stderr
+
+
+def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
+    fmts = tmp_path / "fmts"
+    fmts.mkdir()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "format: pes-ormc", "format: pes-ormc-local"), encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "unknown output format 'pes-ormc-local'" in r.stderr
+    assert f"looked in {fmts} (--formats-dir), " in r.stderr, r.stderr
+    assert "(shipped)" in r.stderr
+    assert "--formats-dir DIR or PESGEN_FORMATS_PATH" in r.stderr
