@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic import commit, discard, stage
+from .atomic import commit, discard, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
@@ -643,12 +643,14 @@ def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date |
            formats_dirs: list[Path] | None = None,
            progress: ProgressFn | None = None) -> ExportResult:
     """Export without a state store: IdBord starts at ``first_number``. The CLI goes
-    through ``pesgen.runs.export_recorded`` instead, which allocates numbers."""
-    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
-                             progress)
-    prepared = exporter.prepare(Path(input_path))
-    try:
-        commit(exporter.finish(prepared, first_number))
-    finally:
-        prepared.close()
-    return prepared.result
+    through ``pesgen.runs.export_recorded`` instead, which allocates numbers. A refused
+    export leaves no file, and no output folder it created."""
+    with removed_if_refused(out_dir):
+        exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                                 progress)
+        prepared = exporter.prepare(Path(input_path))
+        try:
+            commit(exporter.finish(prepared, first_number))
+        finally:
+            prepared.close()
+        return prepared.result

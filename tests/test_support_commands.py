@@ -303,3 +303,53 @@ def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
     assert f"looked in {fmts} (--formats-dir), " in r.stderr, r.stderr
     assert "(shipped)" in r.stderr
     assert "--formats-dir DIR or PESGEN_FORMATS_PATH" in r.stderr
+
+
+# ---------------------------------------------------------------- 6. a refused export's folder
+
+
+def _bad_input(tmp_path: Path) -> Path:
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["kind"] = "martian"  # no code for it: refused
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    return bad
+
+
+@pytest.mark.parametrize("out", ["out-new", "a/b/out-new"])
+def test_a_refused_export_removes_the_folders_it_created(tmp_path, out):
+    r = _export(tmp_path / out, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_a_refused_export_keeps_a_folder_that_was_there(tmp_path):
+    out = tmp_path / "existing"
+    out.mkdir()
+    r = _export(out, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert out.is_dir() and list(out.iterdir()) == []
+    deeper = tmp_path / "existing" / "new"
+    r = _export(deeper, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert out.is_dir() and not deeper.exists()
+
+
+def test_a_refused_regenerate_removes_the_folder_it_created(tmp_path, monkeypatch):
+    first = _export(tmp_path / "out")
+    assert first.exit_code == 0, first.output
+    import pesgen.export as export_mod
+
+    real = export_mod.Exporter.finish
+
+    def changed(self, prepared, first_number):  # pesgen renders otherwise since
+        temps = real(self, prepared, first_number)
+        temps[0][0].write_bytes(b"changed")
+        prepared.result.files[0] = export_mod.replace(prepared.result.files[0], sha256="0")
+        return temps
+
+    monkeypatch.setattr(export_mod.Exporter, "finish", changed)
+    target = tmp_path / "regen" / "new"
+    r = _run("regenerate", _run_id(first.stdout), "--out", target)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert not (tmp_path / "regen").exists()
