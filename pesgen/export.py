@@ -169,13 +169,17 @@ class Exporter:
 
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
-                 stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False) -> None:
+                 stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
+                 references: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
         not run again, so that none added to pesgen since can refuse a recorded run (a
-        rebuild that differs is refused by the comparison)."""
+        rebuild that differs is refused by the comparison). ``references``: write the
+        payment references CSV even for titles without NumDette, as pesgen did before
+        (a recorded run that kept one, rebuilt)."""
         self.vouched = vouched
+        self.references = references
         self.stream_from = sys.maxsize if vouched else stream_from
         self.mapping = mapping
         self.fmt = fmt
@@ -480,7 +484,7 @@ class Exporter:
                 for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
                     result.invoices.append((inv, number, id_pce,
                                             None if debt is None else debt_key(debt), amount))
-                if self.mapping.output.payment_references:
+                if self._references_for(b.titles):
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
                     final = self.out_dir / (Path(names[0]).stem + ".references.csv")
                     if final.exists():
@@ -499,6 +503,15 @@ class Exporter:
         result.titles = sum(b.count for b in prepared.bordereaux)
         result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
+
+    def _references_for(self, titles: list[tuple[Any, ...]]) -> bool:
+        """Whether a bordereau gets its payment references CSV: when the mapping asks for
+        it and its titles carry payment references (a NumDette, hence Per, Cle1, Cle2:
+        ORMC). Titres ordinaires and finance-package imports have none: their CSV would
+        be empty columns."""
+        if not self.mapping.output.payment_references:
+            return False
+        return self.references or any(t[2] is not None for t in titles)
 
     def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
         spool.seek(0, os.SEEK_END)

@@ -342,8 +342,11 @@ def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
         # with its recorded sha256, so no check added since (nor the DGFiP package a
         # PES bundle without its own XSD used) can refuse them
         fmt = load_format(folder, recorded=True)
+        # a run that recorded a references CSV gets it again, even for titles without
+        # NumDette (pesgen wrote one for every format before)
+        recorded_refs = any(f["id_bord"] is None for f in run["files"])
         exporter = Exporter(mapping, fmt, out_dir, date.fromisoformat(run["run_date"]),
-                            vouched=True)
+                            vouched=True, references=recorded_refs)
         prepared = exporter.prepare(input_path)
         try:
             temps = exporter.finish(prepared, run["first_number"])

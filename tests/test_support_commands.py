@@ -353,3 +353,53 @@ def test_a_refused_regenerate_removes_the_folder_it_created(tmp_path, monkeypatc
     r = _run("regenerate", _run_id(first.stdout), "--out", target)
     assert r.exit_code == ExitCode.STATE, r.output
     assert not (tmp_path / "regen").exists()
+
+
+# ---------------------------------------------------------------- 7. payment references: ORMC
+
+
+TITRES_MAPPING = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+
+
+def test_a_titres_run_writes_no_payment_references(tmp_path):
+    """Titres carry no NumDette, Per nor Cle: a references CSV would be empty columns."""
+    out = tmp_path / "out"
+    r = _export(out, mapping=TITRES_MAPPING)
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in out.iterdir()] == ["PESALR1_21450999400015_2026_0000001.xml"]
+    assert "payment references" not in r.stdout
+    from pesgen.store import Store
+
+    recorded = Store().get_run(_run_id(r.stdout))["files"]
+    assert [f["name"] for f in recorded] == ["PESALR1_21450999400015_2026_0000001.xml"]
+
+
+def test_an_ormc_run_still_writes_its_payment_references(tmp_path):
+    out = tmp_path / "out"
+    r = _export(out)
+    assert r.exit_code == 0, r.output
+    refs = out / "PESORMC_21450999400015_2026_0000001.references.csv"
+    rows = refs.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("FA-2026-00101;2026;1;1;202600101;")
+    assert all(row.split(";")[4:8].count("") == 0 for row in rows[1:])  # keys all there
+
+
+def test_a_titres_run_recorded_with_a_references_file_still_regenerates(tmp_path,
+                                                                        monkeypatch):
+    """Runs recorded before this change kept a references CSV for titres too: regenerate
+    writes it again and checks it against its recorded sha256, as for any file."""
+    import pesgen.export as export_mod
+
+    with monkeypatch.context() as m:
+        m.setattr(export_mod.Exporter, "_references_for",
+                  lambda self, titles: True)  # as pesgen wrote them then
+        first = _export(tmp_path / "out", mapping=TITRES_MAPPING)
+    assert first.exit_code == 0, first.output
+    old_refs = tmp_path / "out" / "PESALR1_21450999400015_2026_0000001.references.csv"
+    assert old_refs.is_file()
+    regen = tmp_path / "regen"
+    r = _run("regenerate", _run_id(first.stdout), "--out", regen)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in regen.iterdir()) == sorted(
+        p.name for p in (tmp_path / "out").iterdir())
+    assert (regen / old_refs.name).read_bytes() == old_refs.read_bytes()
