@@ -22,7 +22,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import UsageError
@@ -149,6 +149,25 @@ def discard(temps: Staged, folder: Path | None = None) -> None:
     if folder is not None:
         for leftover in Path(folder).glob(f"{_own_prefix()}*{TEMP_SUFFIX}"):
             leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def removed_if_refused(folder: Path) -> Iterator[None]:
+    """Run a block that may create ``folder`` (and its missing parents) to write into:
+    if it fails, remove those of them that did not exist before it and are still empty,
+    deepest first. A folder that was there is never removed, nor one that holds a file
+    (another run's, or a run recorded whose files could not be renamed in)."""
+    path = Path(folder).absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            try:
+                made.rmdir()
+            except OSError:  # not empty, or gone: the ones above it stay too
+                break
+        raise
 
 
 def _own_prefix() -> str:

@@ -34,14 +34,22 @@ DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="
                                            help=DB_HELP)]
 
 
-def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None):
+def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
+           must_exist: bool = False):
     """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
     a wait for its lock is said once on standard error, unless ``quiet``. A true
-    ``line_open[0]`` says a progress line is on the terminal: the note goes below it."""
-    from .config import setting
+    ``line_open[0]`` says a progress line is on the terminal: the note goes below it.
+    ``must_exist``: a command that reads the store refuses one that is not there, naming
+    it and how it was chosen, instead of creating it (and answering from it, empty)."""
+    from .config import config_path, setting
     from .store import Store
 
-    db = db or setting("db")
+    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
+        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    elif db := setting("db"):
+        chosen_by = f"db in {config_path()}"
+    else:
+        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
 
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).expanduser().resolve()}"
@@ -54,14 +62,17 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
         _echo_err(f"waiting for the state store: another pesgen run holds its lock (up to "
                   f"{timeout:g} s, store_lock_timeout)…")
 
-    return Store(db, on_wait=None if quiet else waiting)
+    return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
+                 chosen_by=chosen_by)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
     typer.echo(text, err=True, nl=nl)
 
 
-def _fail(exc: PesgenError) -> None:
+def _fail(exc: PesgenError, written: bool = True) -> None:
+    """Print the error and its problems, exit with its code. ``written``: the command
+    would have written files (it says nothing was); false for a check of a user's file."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -69,7 +80,8 @@ def _fail(exc: PesgenError) -> None:
             break
         _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s); nothing was written.")
+        _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
+                                                        else "."))
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -133,6 +145,11 @@ def export(
         return
     typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
                f"run {result.run_id}")
+    # the store the run is recorded in: where `runs` and `regenerate` will find it
+    from .store import shown_store
+
+    typer.echo(f"  store: {shown_store(store.url)}"
+               + (" (created by this run)" if store.created else ""))
     if official_xsd is not None and not result.fmt.is_pes:
         typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                    "import, not a PES file)")
@@ -191,19 +208,24 @@ def check_mapping(
 def validate(
     file: Annotated[Path, typer.Argument(help="A PES_Aller XML file.")],
     official_xsd: OfficialOpt = None,
-    format_name: Annotated[str, typer.Option("--format", help="Format whose XSD to use.")
-                           ] = "pes-ormc",
+    format_name: Annotated[str | None, typer.Option(
+        "--format", help="Format whose XSD to use (default: the one whose XSD allows the "
+        "file's TypFic).")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Validate an XML file against pesgen's XSD, the bordereau rules and, with
     --official-xsd, the DGFiP package."""
     from .formats import find_format
-    from .validate import raise_if, validate_pes_file
+    from .validate import file_typfic, format_of_file, validate_pes_file
 
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
-        fmt = find_format(format_name, formats_dir)
+        if format_name is None:
+            fmt, typfic = format_of_file(file, formats_dir)
+            chosen = f"{fmt.name} (TypFic {typfic})"
+        else:
+            fmt, chosen = find_format(format_name, formats_dir), format_name
         xsd = next((f.xsd for f in fmt.files if f.xsd), None)
         if xsd is None:
             layouts = [str(f.layout) for f in fmt.files if f.layout]
@@ -211,12 +233,23 @@ def validate(
                 f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
                 if layouts else ""))
         official_xsd = _official(official_xsd)
-        raise_if(validate_pes_file(file, xsd, official_xsd), str(file))
+        problems = validate_pes_file(file, xsd, official_xsd)
+        if problems:
+            hint = ""
+            if format_name is not None:
+                try:
+                    typfic = file_typfic(file)
+                except Exception:  # the problems listed say why
+                    typfic = None
+                hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
+                       "format from it)" if typfic else ""
+            raise OutputInvalidError(f"{file} is invalid against format {fmt.name}: "
+                                     f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     checked = "pesgen XSD + bordereau rules" + (" + DGFiP XSD" if official_xsd else "")
-    typer.echo(f"{file}: valid ({checked})")
+    typer.echo(f"{file}: valid as {chosen}: {checked}")
 
 
 @app.command()
@@ -224,7 +257,12 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     """List the output formats (bundles) found, with their status."""
     from .formats import list_formats
 
-    for folder, fmt in list_formats(formats_dir):
+    try:
+        found = list_formats(formats_dir)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for folder, fmt in found:
         if isinstance(fmt, Exception):
             typer.echo(f"{folder.name:<16} BROKEN   {fmt}")
             for problem in getattr(fmt, "problems", [])[:10]:
@@ -437,7 +475,7 @@ def runs_list(
 ) -> None:
     """List recorded runs, oldest first."""
     try:
-        records = _store(db).list_runs(str(mapping) if mapping else None)
+        records = _store(db, must_exist=True).list_runs(str(mapping) if mapping else None)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -457,7 +495,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     import json
 
     try:
-        r = _store(db).get_run(run)
+        r = _store(db, must_exist=True).get_run(run)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -477,7 +515,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             continue
         typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}")
-    typer.echo(f"  validation  {r['validation']}")
+    _show_validation(r["validation"])
     pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
         typer.echo(f"  not written {name}: empty (when_empty: skip)")
@@ -492,6 +530,31 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         typer.echo(f"  cancelled   {r['cancelled_at']}: {r['cancel_reason']}")
 
 
+def _show_validation(recorded: str) -> None:
+    """The checks a run's files passed, as the run recorded them."""
+    import json
+
+    checks = json.loads(recorded)
+    if "files" not in checks:  # said the same of every file, whatever checked it
+        typer.echo(f"  validation  {recorded} (recorded by a pesgen that did not say which "
+                   "file was checked by what: see the format bundle recorded with the run)")
+        return
+    typer.echo(f"  validation  title rules {', '.join(checks['business_rules']) or 'none'} "
+               "(every title)")
+    for name, applied in checks["files"].items():
+        done = []
+        if applied["xsd"]:
+            done.append(f"pesgen XSD {applied['xsd']}"
+                        + (" + bordereau rules" if applied["bordereau_rules"] else ""))
+        if applied["layout"]:
+            done.append(f"layout {applied['layout']}")
+        if applied["official_xsd"]:
+            done.append(f"DGFiP XSD {applied['official_xsd']}")
+        elif checks.get("pes"):
+            done.append("DGFiP XSD not applied")
+        typer.echo(f"              {name}: {'; '.join(done) or 'no check'}")
+
+
 @runs_app.command("find")
 def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or NumDette).")],
               debt: Annotated[bool, typer.Option(
@@ -500,11 +563,14 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               db: DbOpt = None) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled)."""
     try:
-        found = _store(db).find_invoice(invoice, by_debt=debt)
+        store = _store(db, must_exist=True)
+        found = store.find_invoice(invoice, by_debt=debt)
+        # an invoice a run left out (a zero total…) is in no run's files, but not unknown
+        left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
         _fail(exc)
         return
-    if not found:
+    if not found and not left_out:
         typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
         raise typer.Exit(1)
     for f in found:
@@ -512,6 +578,13 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
         typer.echo(f"{f['invoice']}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
                    f"{f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}")
+    for lo in left_out:
+        status = "" if lo["status"] == "committed" else f", {lo['status']}"
+        typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "
+                   f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} "
+                   f"(policy {lo['policy']})")
+    if not found:  # like grep: 0 only when a run holds (exported) the invoice
+        raise typer.Exit(1)
 
 
 @runs_app.command("cancel")
@@ -522,7 +595,7 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     those another active run holds too. Its numbers are not reused (Hélios may already
     know them)."""
     try:
-        done = _store(db).cancel(run, reason)
+        done = _store(db, must_exist=True).cancel(run, reason)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -555,8 +628,8 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
     numbers) and check they are byte-identical to the originals."""
     from .runs import regenerate as do_regenerate
 
-    store = _store(db)
     try:
+        store = _store(db, must_exist=True)
         written = do_regenerate(store, run, out, cancelled=cancelled)
         status = store.get_run(run)["status"]
     except PesgenError as exc:

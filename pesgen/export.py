@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic import commit, discard, stage
+from .atomic import commit, discard, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
@@ -44,6 +44,7 @@ from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .render import FileRenderer, renderers
+from .resources import data_dir, inside
 from .rules import MAX_AMOUNT, RuleContext, check_title
 from .sources import read_invoices
 from .streamcheck import StreamValidator
@@ -97,6 +98,8 @@ class ExportResult:
     run_id: str | None = None
     # files a format marks ``when_empty: skip`` that held nothing in this run
     skipped: list[str] = field(default_factory=list)
+    # each written file's name -> the checks it passed (checks_applied), recorded with the run
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,13 +169,17 @@ class Exporter:
 
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
-                 stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False) -> None:
+                 stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
+                 references: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
         not run again, so that none added to pesgen since can refuse a recorded run (a
-        rebuild that differs is refused by the comparison)."""
+        rebuild that differs is refused by the comparison). ``references``: write the
+        payment references CSV even for titles without NumDette, as pesgen did before
+        (a recorded run that kept one, rebuilt)."""
         self.vouched = vouched
+        self.references = references
         self.stream_from = sys.maxsize if vouched else stream_from
         self.mapping = mapping
         self.fmt = fmt
@@ -430,6 +437,7 @@ class Exporter:
         result.skipped.clear()
         result.references.clear()
         result.reference_digests.clear()
+        result.checks.clear()
         result.invoices.clear()
         temps: list[tuple[Path, Path]] = []
         problems: list[Problem] = []
@@ -470,10 +478,13 @@ class Exporter:
                                           b.piece_lines[index], b.titles, prepared.origins)
                     problems.extend(found)
                     result.files.append(OutputFile(final, digest, number, b.count, b.total))
+                    if not self.vouched:
+                        result.checks[name] = checks_applied(renderer.spec, self.fmt,
+                                                             self.official_xsd)
                 for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
                     result.invoices.append((inv, number, id_pce,
                                             None if debt is None else debt_key(debt), amount))
-                if self.mapping.output.payment_references:
+                if self._references_for(b.titles):
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
                     final = self.out_dir / (Path(names[0]).stem + ".references.csv")
                     if final.exists():
@@ -492,6 +503,15 @@ class Exporter:
         result.titles = sum(b.count for b in prepared.bordereaux)
         result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
+
+    def _references_for(self, titles: list[tuple[Any, ...]]) -> bool:
+        """Whether a bordereau gets its payment references CSV: when the mapping asks for
+        it and its titles carry payment references (a NumDette, hence Per, Cle1, Cle2:
+        ORMC). Titres ordinaires and finance-package imports have none: their CSV would
+        be empty columns."""
+        if not self.mapping.output.payment_references:
+            return False
+        return self.references or any(t[2] is not None for t in titles)
 
     def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
         spool.seek(0, os.SEEK_END)
@@ -521,6 +541,31 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     else:
         return []
     return _named(problems, path, name)
+
+
+def checks_applied(spec: FileSpec, fmt: Format, official_xsd: Path | None) -> dict[str, Any]:
+    """What ``check_output`` (and the streamed validation, which applies the same)
+    checks a file of ``spec`` with, as the run records it: its XSD (with the bordereau
+    rules) or its layout, by their names in the bundle or under schemas/, and the DGFiP
+    package when given."""
+    applied: dict[str, Any] = {"xsd": None, "layout": None, "bordereau_rules": False,
+                               "official_xsd": None}
+    if spec.xsd is not None:
+        applied.update(xsd=_data_name(spec.xsd, fmt), bordereau_rules=True)
+    elif official_xsd is None and spec.layout is not None:
+        applied["layout"] = _data_name(spec.layout, fmt)
+    if official_xsd is not None:
+        applied["official_xsd"] = str(official_xsd)
+    return applied
+
+
+def _data_name(path: Path, fmt: Format) -> str:
+    """A bundle's XSD or layout by the name format.yaml gives it: under the bundle's
+    folder, else under the shipped schemas/."""
+    for base in (fmt.folder, data_dir("schemas")):
+        if inside(base, path):
+            return Path(path).resolve().relative_to(Path(base).resolve()).as_posix()
+    return Path(path).name
 
 
 def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
@@ -611,12 +656,14 @@ def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date |
            formats_dirs: list[Path] | None = None,
            progress: ProgressFn | None = None) -> ExportResult:
     """Export without a state store: IdBord starts at ``first_number``. The CLI goes
-    through ``pesgen.runs.export_recorded`` instead, which allocates numbers."""
-    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
-                             progress)
-    prepared = exporter.prepare(Path(input_path))
-    try:
-        commit(exporter.finish(prepared, first_number))
-    finally:
-        prepared.close()
-    return prepared.result
+    through ``pesgen.runs.export_recorded`` instead, which allocates numbers. A refused
+    export leaves no file, and no output folder it created."""
+    with removed_if_refused(out_dir):
+        exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                                 progress)
+        prepared = exporter.prepare(Path(input_path))
+        try:
+            commit(exporter.finish(prepared, first_number))
+        finally:
+            prepared.close()
+        return prepared.result

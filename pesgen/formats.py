@@ -5,6 +5,7 @@ and its XSD or layout. Adding a format is adding such a folder, never code.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from . import _schema
 from ._yaml import load_yaml_file
 from .errors import FormatNotFound, MappingError, Problem
 from .layout import load_layout
-from .resources import data_dir, format_dirs, inside
+from .resources import data_dir, format_dirs, format_sources, inside
 
 _CHARSET_OF_ENCODING = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
                         "utf-8": "utf-8", "ascii": "ascii", "us-ascii": "ascii",
@@ -150,8 +151,6 @@ def list_formats(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Forma
     seen: set[str] = set()
     out: list[tuple[Path, Format | Exception]] = []
     for base in format_dirs(extra_dirs):
-        if not base.is_dir():
-            continue
         for folder in sorted(p for p in base.iterdir() if (p / "format.yaml").is_file()):
             if folder.name in seen:
                 continue
@@ -176,4 +175,8 @@ def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
         if (folder / "format.yaml").is_file():
             return load_format(folder)
     known = [f.name for f, _ in list_formats(extra_dirs)]
-    raise FormatNotFound(f"unknown output format '{name}' (known: {', '.join(known) or 'none'})")
+    looked = ", ".join(f"{folder} ({source})" for folder, source in format_sources(extra_dirs))
+    raise FormatNotFound(f"unknown output format '{name}' (known: {', '.join(known) or 'none'}); "
+                         f"looked in {looked}. A bundle in another folder: --formats-dir DIR "
+                         "or PESGEN_FORMATS_PATH (folders separated by "
+                         f"'{os.pathsep}')")

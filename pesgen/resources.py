@@ -46,13 +46,26 @@ def schema_path(name: str) -> Path:
     return path
 
 
-def format_dirs(extra: list[Path] | None = None) -> list[Path]:
-    """Folders searched for format bundles: extra ones first, then $PESGEN_FORMATS_PATH,
-    then the shipped ``templates/``. A bundle found earlier hides a later one of the
-    same name, so a collectivity can override a shipped format."""
-    dirs: list[Path] = list(extra or [])
+def format_sources(extra: list[Path] | None = None) -> list[tuple[Path, str]]:
+    """Folders searched for format bundles, each with where it came from: extra ones
+    (``--formats-dir``) first, then $PESGEN_FORMATS_PATH, then the shipped
+    ``templates/``. A bundle found earlier hides a later one of the same name, so a
+    collectivity can override a shipped format. A folder the user named that is not
+    there is a usage error, never skipped: the bundles it was meant to hold would be
+    silently replaced by the shipped ones, or reported unknown."""
+    dirs: list[tuple[Path, str]] = [(Path(d), "--formats-dir") for d in extra or []]
     env = os.environ.get("PESGEN_FORMATS_PATH")
     if env:
-        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(data_dir("templates"))
+        dirs.extend((Path(p), "PESGEN_FORMATS_PATH") for p in env.split(os.pathsep) if p)
+    for folder, source in dirs:
+        if not folder.is_dir():
+            what = "not a folder" if folder.exists() else "no such folder"
+            raise UsageError(f"{source} {folder}: {what} (a folder of format bundles, each "
+                             "a folder with its format.yaml)")
+    dirs.append((data_dir("templates"), "shipped"))
     return dirs
+
+
+def format_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """The folders of ``format_sources``, in search order."""
+    return [folder for folder, _source in format_sources(extra)]

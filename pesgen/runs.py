@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic import check_free, commit, discard, write_file
+from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
 from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, open_exporter
@@ -104,6 +104,20 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                     progress: Callable[[int], None] | None = None,
                     before_commit: Callable[[], None] | None = None,
                     before_publish: Callable[[], None] | None = None) -> ExportResult:
+    """Export and record a run (see the module's docstring). A refused export leaves
+    no file, and no output folder it created."""
+    with removed_if_refused(out_dir):
+        return _export_recorded(store, mapping_path, input_path, out_dir, run_date,
+                                official_xsd, formats_dirs, progress, before_commit,
+                                before_publish)
+
+
+def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
+                     run_date: date | None, official_xsd: Path | None,
+                     formats_dirs: list[Path] | None,
+                     progress: Callable[[int], None] | None,
+                     before_commit: Callable[[], None] | None,
+                     before_publish: Callable[[], None] | None) -> ExportResult:
     # the bundle as it is before its templates are read: the run records it, and it must
     # not change until the files are rendered and validated (else it is not what ran)
     snapshots: list[dict[str, BundleFile]] = []
@@ -166,10 +180,13 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir:
                         "input_name": Path(input_path).name,
                         "input_sha256": input_sha256,
                         "input_blob": pack(input_bytes),
+                        # what was applied: the format's title rules to every title,
+                        # and per file its XSD or its layout (and the DGFiP package)
                         "validation": pack_json({
-                            "pesgen_xsd": True, "business_rules": True,
+                            "business_rules": list(exporter.fmt.rules),
                             "official_xsd": (str(exporter.official_xsd) if exporter.official_xsd
-                                             else None)}),
+                                             else None),
+                            "pes": exporter.fmt.is_pes, "files": result.checks}),
                         "policies": pack_json({
                             "left_out": [vars_(lo) for lo in result.left_out],
                             "notes": [vars_(n) for n in result.notes],
@@ -299,7 +316,12 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
                 "run.cancelled", "a cancelled run is not regenerated unless asked",
                 record=run["id"])])
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with removed_if_refused(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _regenerate(run, out_dir)
+
+
+def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         base = Path(tmp)
         mapping_path = base / "mapping.yaml"
@@ -320,8 +342,11 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
         # with its recorded sha256, so no check added since (nor the DGFiP package a
         # PES bundle without its own XSD used) can refuse them
         fmt = load_format(folder, recorded=True)
+        # a run that recorded a references CSV gets it again, even for titles without
+        # NumDette (pesgen wrote one for every format before)
+        recorded_refs = any(f["id_bord"] is None for f in run["files"])
         exporter = Exporter(mapping, fmt, out_dir, date.fromisoformat(run["run_date"]),
-                            vouched=True)
+                            vouched=True, references=recorded_refs)
         prepared = exporter.prepare(input_path)
         try:
             temps = exporter.finish(prepared, run["first_number"])

@@ -314,12 +314,24 @@ def _sqlite_file(url: str) -> Path | None:
     return None if not path or path == ":memory:" else Path(path)
 
 
+def default_path() -> Path:
+    """The store used when none is named: ``$XDG_DATA_HOME/pesgen/pesgen.sqlite3``."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "pesgen" / "pesgen.sqlite3"
+
+
 def default_url() -> str:
     env = os.environ.get("PESGEN_DB")
     if env:
         return env if "://" in env else f"sqlite:///{Path(env).expanduser().resolve()}"
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite:///{base / 'pesgen' / 'pesgen.sqlite3'}"
+    return f"sqlite:///{default_path()}"
+
+
+def shown_store(url: str) -> str:
+    """A store as a message names it: a SQLite file's path, else its URL (password
+    masked)."""
+    path = _sqlite_file(url) if url.startswith("sqlite") else None
+    return str(path) if path is not None else shown_url(url)
 
 
 # A wait for the SQLite write lock shorter than this (or than a quarter of the
@@ -417,10 +429,14 @@ class Store:
 
     def __init__(self, url: str | None = None, must_exist: bool = False,
                  lock_timeout: float | None = None,
-                 on_wait: Callable[[float], None] | None = None) -> None:
+                 on_wait: Callable[[float], None] | None = None,
+                 chosen_by: str | None = None) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
-        ``must_exist``, refuse a database that is not already a pesgen store (a source
-        to copy from is never created nor migrated by mistake).
+        ``must_exist``, refuse a database that is not already a pesgen store, creating
+        nothing (a command that reads the store, or a source to copy from, must not
+        answer from a new, empty store a mistyped path made). ``chosen_by`` says where
+        ``url`` came from (``--db``, ``PESGEN_DB``…), for that refusal's message.
+        ``created`` tells afterwards whether this opening made the store.
 
         SQLite: a transaction that finds the write lock held by another pesgen run waits
         for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
@@ -429,28 +445,42 @@ class Store:
         self.url = url or default_url()
         self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
         self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
+        self.chosen_by = chosen_by
         if must_exist and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
             if path is None or not path.is_file():
-                raise StateError(f"no pesgen store at {path or self.url}")
+                raise self._missing(f"no pesgen store at {path or self.url}")
         self.engine = self._engine(self.url, self._lock)
-        self._check_ours(must_exist)
+        self.created = not self._check_ours(must_exist)
         self.migrate()
 
-    def _check_ours(self, must_exist: bool) -> None:
-        """Never add pesgen's tables to somebody else's database."""
+    def _check_ours(self, must_exist: bool) -> bool:
+        """Never add pesgen's tables to somebody else's database. Whether the database
+        is already a pesgen store (else it is empty, and becomes one)."""
         try:
             names = set(sa.inspect(self.engine).get_table_names())
         except sa.exc.DBAPIError as exc:
             raise StateError(f"{shown_url(self.url)}: cannot open the store: {exc.orig}"
                              ) from None
         if schema_table.name in names:
-            return
+            return True
         if names:
             raise StateError(f"{shown_url(self.url)} holds tables that are not a pesgen store's "
                              f"({', '.join(sorted(names)[:5])}…); pesgen will not touch it")
         if must_exist:
-            raise StateError(f"{shown_url(self.url)} is empty: not a pesgen store")
+            self.engine.dispose()
+            raise self._missing(f"{shown_store(self.url)} is empty: not a pesgen store")
+        return False
+
+    def _missing(self, what: str) -> StateError:
+        """The refusal of a store that is not there: which, chosen how, and where a
+        store comes from."""
+        how = f" (chosen by {self.chosen_by})" if self.chosen_by else ""
+        return StateError(
+            f"{what}{how}; nothing created: this command reads an existing store. Check "
+            "the path: the store is --db, else PESGEN_DB, else db in "
+            f"{config_path()}, else {default_path()}; `pesgen export` creates a store on "
+            "its first run")
 
     @staticmethod
     def _engine(url: str, lock: _LockWait | None = None) -> Engine:
@@ -684,6 +714,27 @@ class Store:
             count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
                 run_invoices.c.run_id == row["id"])).scalar()
         return {**dict(row), "files": files, "invoice_count": count}
+
+    def find_left_out(self, invoice: str) -> list[dict[str, Any]]:
+        """The runs that left an invoice out (a policy: a zero total…), oldest first,
+        compared like the guard (case and surrounding spaces do not count): each with
+        the run's id, date and status and the invoice's number as written, input record,
+        reason and policy. Such an invoice is in no run's files."""
+        key = invoice_key(invoice)
+        out = []
+        with self.engine.connect() as conn:
+            # recorded as JSON with sorted keys: a run that left nothing out holds
+            # "left_out": [], and is not read
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.created_at, runs.c.status, runs.c.policies)
+                .where(runs.c.policies.contains('"left_out": [{', autoescape=True))
+                .order_by(runs.c.created_at))
+            for r in rows:
+                for lo in json.loads(r.policies).get("left_out", []):
+                    if invoice_key(lo["invoice"]) == key:
+                        out.append({"run_id": r.id, "created_at": r.created_at,
+                                    "status": r.status, **lo})
+        return out
 
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
         """The titles recorded for an invoice number (compared like the guard: case and

@@ -685,6 +685,91 @@ def validate_against(path: Path, xsd: Path, label: str) -> list[Problem]:
     return []
 
 
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+@cache
+def xsd_typfics(xsd: Path) -> frozenset[str]:
+    """The TypFic values an XSD allows (the enumeration of its ``TypFic`` element's V
+    attribute, through named or inline types): what tells a PES file's format. Empty
+    when the XSD has no such element."""
+    try:
+        root = etree.parse(str(xsd), _parser()).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return frozenset()
+    named = {el.get("name"): el for el in root
+             if el.tag in (f"{_XS}complexType", f"{_XS}simpleType")}
+
+    def local(ref: str | None) -> etree._Element | None:
+        return named.get(ref.split(":")[-1]) if ref else None
+
+    values: set[str] = set()
+    for element in root.iter(f"{_XS}element"):
+        if element.get("name") != "TypFic":
+            continue
+        for complex_ in [local(element.get("type")), *element.iter(f"{_XS}complexType")]:
+            if complex_ is None:
+                continue
+            for attr in complex_.iter(f"{_XS}attribute"):
+                if attr.get("name") != "V":
+                    continue
+                for simple in [local(attr.get("type")), attr]:
+                    if simple is not None:
+                        values.update(e.get("V") or e.get("value") or ""
+                                      for e in simple.iter(f"{_XS}enumeration"))
+    values.discard("")
+    return frozenset(values)
+
+
+def file_typfic(path: Path) -> str | None:
+    """A PES file's TypFic (``Parametres/TypFic/@V``), read from its first elements;
+    None when there is none before the first bordereau. Raises XMLSyntaxError when the
+    file is not well-formed before it."""
+    for seen, (_event, el) in enumerate(etree.iterparse(
+            str(path), events=("start",), resolve_entities=False, no_network=True,
+            load_dtd=False, huge_tree=True)):
+        name = etree.QName(el).localname
+        if name == "TypFic":
+            return el.get("V")
+        if name in ("Bordereau", "Piece") or seen > 200:
+            return None
+    return None
+
+
+def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[Any, str]:
+    """The format (bundle with an XSD) whose XSD allows the file's TypFic, and that
+    TypFic. Refuses, saying which --format to give, when none or several fit."""
+    from .formats import list_formats
+
+    known: dict[str, tuple[Any, frozenset[str]]] = {}
+    for _folder, fmt in list_formats(extra_dirs):  # (a --formats-dir not there is refused)
+        if isinstance(fmt, Exception):
+            continue
+        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
+        if xsd is not None and (values := xsd_typfics(xsd)):
+            known[fmt.name] = (fmt, values)
+    try:
+        typfic = file_typfic(path)
+    except etree.XMLSyntaxError as exc:
+        problems = _not_well_formed(path.name, exc, "pesgen")
+        raise OutputInvalidError(f"{path} is invalid: {len(problems)} problem(s)",
+                                 problems) from None
+    fits = [fmt for fmt, values in known.values() if typfic in values]
+    if len(fits) == 1:
+        return fits[0], str(typfic)
+    listed = ", ".join(f"{name} ({'/'.join(sorted(values))})"
+                       for name, (_fmt, values) in known.items())
+    if typfic is None:
+        why = "no TypFic (PES_Aller/EnTetePES/Parametres/TypFic) in its first elements"
+    elif not fits:
+        why = f"its TypFic '{typfic}' is no known format's"
+    else:
+        why = f"its TypFic '{typfic}' fits several formats ({', '.join(f.name for f in fits)})"
+    raise UsageError(f"{path}: cannot tell which format to validate it against: {why}; "
+                     f"give --format NAME (formats by TypFic: {listed or 'none'}; more "
+                     "with --formats-dir)")
+
+
 def raise_if(problems: Iterable[Problem], what: str) -> None:
     problems = list(problems)
     if problems:

@@ -22,6 +22,7 @@ from pesgen.export import export
 from pesgen.payfip.datamatrix import write_for_run
 from pesgen.runs import copy_input
 from pesgen.scaffold import new_format
+from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS
 from .payfip_support import exported, store  # noqa: F401 - fixtures
@@ -138,7 +139,7 @@ def test_export_failing_on_its_second_file_writes_none(tmp_path, monkeypatch):
         export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json", out,
                None)
     assert calls[0] == 2  # the first file was written, the second failed
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing written, not even the folder the export made
 
 
 @pytest.mark.parametrize("exc", FAILURES, ids=["disk-full", "sigterm"])
@@ -162,7 +163,9 @@ def test_new_format_failing_midway_leaves_no_bundle(tmp_path, monkeypatch, call)
     assert (folder / "format.yaml").is_file() and _leftovers(tmp_path) == []
 
 
-def test_payments_output_failing_keeps_the_previous_file(tmp_path, monkeypatch):
+def test_payments_output_failing_keeps_the_previous_file(tmp_path, monkeypatch,
+                                                        _isolated_state):
+    Store(f"sqlite:///{_isolated_state}").engine.dispose()  # a store with no payment yet
     output = tmp_path / "payments.csv"
     assert runner.invoke(app, ["payfip", "payments", "-o", str(output)]).exit_code == 0
     before = output.read_bytes()

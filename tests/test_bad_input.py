@@ -98,7 +98,9 @@ def _refused(tmp_path: Path, mapping: Path, input_path: Path,
     assert type(exc) is error
     _assert_nothing_written(out)
     if error is InputDataError:
-        assert out.is_dir()  # the run got past the folder set-up: the refusal is the input's
+        # the run got past the folder set-up (the refusal is the input's), and removed
+        # the folder it had made, nothing being written in it
+        assert not out.exists()
         assert "nothing written" in str(exc)
     assert exc.problems, "a refusal always lists its problems"
     assert exc.report().endswith(f"{len(exc.problems)} problem(s); nothing was written.")

@@ -69,6 +69,8 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert r.stderr == ""
     stdout = r.stdout
     assert _files(out) == [REFS_NAME, XML_NAME]
+    # the store the run is recorded in, which `runs` and `regenerate` then read
+    assert stdout.splitlines()[1] == f"  store: {tmp_path / 'state.sqlite3'} (created by this run)"
     assert f"  wrote {out / XML_NAME}  (IdBord 1, 11 title(s), total 2527.25, sha256 " in stdout
     assert f"  wrote {out / REFS_NAME}  (payment references)" in stdout
     assert "titles: 11, total 2527.25" in stdout
@@ -310,7 +312,8 @@ def test_check_mapping_unknown_format_is_a_usage_error(tmp_path):
 def test_validate_good_file(example_xml):
     r = _run("validate", example_xml)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"{example_xml}: valid (pesgen XSD + bordereau rules)"
+    assert r.stdout.strip() == (f"{example_xml}: valid as pes-ormc (TypFic PESORMC): "
+                                "pesgen XSD + bordereau rules")
 
 
 @pytest.mark.parametrize("old, new, rule, says", [
@@ -436,7 +439,7 @@ def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing written, not even the folder the export made
     listed = subprocess.run([*_pesgen_command(), "runs", "list", "--db", str(db)],
                             capture_output=True, text=True)
     assert "no run recorded" in listed.stdout + listed.stderr

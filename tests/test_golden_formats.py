@@ -85,8 +85,7 @@ def test_regeneration_writes_expected_files(tmp_path):
     problems, diffs = check_bundle(fmt, tmp_path / "w1", regen=True)
     assert problems == [] and diffs == []
     assert sorted(p.name for p in (bundle / "expected").iterdir()) == [
-        "PESALR1_21450999400015_2026_0000001.references.csv",
-        "PESALR1_21450999400015_2026_0000001.xml", "README.md"]
+        "PESALR1_21450999400015_2026_0000001.xml", "README.md"]  # titres: no references
     # a changed template now shows as a diff against the regenerated files
     tpl = bundle / "pes-titres.xml.j2"
     tpl.write_text(tpl.read_text(encoding="utf-8").replace(

@@ -316,7 +316,9 @@ def test_preview_shows_records_beside_their_source_and_writes_nothing(tmp_path, 
     assert "2 invoice(s) shown; 0 problem(s)" in r.stdout
     assert "FA-2026-00103" not in r.stdout
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
-    assert "no run recorded" in _run("runs", "list").stdout
+    # nor a state store: `runs list` finds none to read
+    listed = _run("runs", "list")
+    assert listed.exit_code == 7 and "no pesgen store at" in listed.stderr
 
 
 def test_preview_lists_problems_and_layout_breaks_and_exits_as_export_would(tmp_path):

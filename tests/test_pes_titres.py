@@ -62,12 +62,9 @@ def test_titres_have_the_titre_ordinaire_triplet_and_no_ormc_fields(titres_file)
     assert doc.find(".//Tiers/InfoTiers/IdTiers") is not None  # an organisation's SIRET
 
 
-def test_titres_references_have_no_payment_keys(titres_file):
-    refs = titres_file.with_name(NAME.replace(".xml", ".references.csv")).read_text()
-    rows = [line.split(";") for line in refs.splitlines()]
-    assert rows[0] == ["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
-                       "cle2", "amount"]
-    assert rows[1] == ["FA-2026-00101", "2026", "1", "1", "", "", "", "", "282.75"]
+def test_titres_have_no_payment_references_file(titres_file):
+    """No NumDette, Per nor Cle on a titre: no references CSV of empty columns."""
+    assert sorted(p.name for p in titres_file.parent.iterdir()) == [NAME]
 
 
 def test_titres_number_in_their_own_sequence(tmp_path):

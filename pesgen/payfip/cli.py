@@ -35,10 +35,13 @@ def _fail(exc: PesgenError) -> None:
     fail(exc)
 
 
-def _store(db: str | None) -> Any:
+def _store(db: str | None, must_exist: bool = True) -> Any:
+    """The state store. It must exist for the commands that work on exported runs or on
+    recorded payments (a mistyped --db must not answer "nothing" from a new, empty
+    store); ``serve`` may start before the first export (docs/payfip.md)."""
     from ..cli import _store as store
 
-    return store(db)
+    return store(db, must_exist=must_exist)
 
 
 def _log_outcomes() -> None:
@@ -117,7 +120,7 @@ def serve(
         from .server import run
         from .service import default_factory
 
-        store = _store(db)
+        store = _store(db, must_exist=False)
         app = create_app(store, default_factory(endpoint, timeout))
     except PesgenError as exc:
         _fail(exc)
@@ -217,7 +220,8 @@ def payments(
 
         if fmt not in ("csv", "json"):
             raise UsageError(f"--format must be csv or json, got '{fmt}'")
-        rows = list_payments(_store(db), _parse_date(since, "--since"), history and fmt == "json")
+        day = _parse_date(since, "--since")
+        rows = list_payments(_store(db), day, history and fmt == "json")
     except PesgenError as exc:
         _fail(exc)
         return

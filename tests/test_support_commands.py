@@ -1,0 +1,405 @@
+"""The support commands (runs, regenerate, validate, formats, payfip reads): they answer
+about the store and files the user meant, and never create or guess one silently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+JSON_INPUT = EXAMPLES / "school-export.json"
+
+runner = CliRunner()
+
+
+def _run(*args: str | Path, env: dict[str, str] | None = None):
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
+def _export(out: Path, *extra: str | Path, mapping: Path = JSON_MAPPING,
+            input_path: Path = JSON_INPUT):
+    return _run("export", "-m", mapping, "-i", input_path, "-o", out, "--date", RUN_DATE,
+                *extra)
+
+
+# ---------------------------------------------------------------- 1. a store that is not there
+
+READ_COMMANDS = [
+    ("runs", "list"),
+    ("runs", "show", "0123abcd"),
+    ("runs", "find", "FA-2026-00101"),
+    ("runs", "find", "--debt", "202600101"),
+    ("runs", "cancel", "0123abcd", "--reason", "rejected"),
+    ("regenerate", "0123abcd", "--out", "OUT"),
+    ("payfip", "payments"),
+    ("payfip", "anomalies"),
+    ("payfip", "datamatrix", "--run", "0123abcd", "--code-etablissement", "123"),
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_command_that_reads_the_store_refuses_a_missing_one(tmp_path, command):
+    """A typo in --db (or a forgotten PESGEN_DB) must not answer "in no run" from a store
+    it has just created: nothing is created, the path and how it was chosen are named."""
+    db = tmp_path / "typo-dir" / "store.sqlite3"
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    r = _run(*args, "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert not db.parent.exists()  # neither the store nor its folder
+    assert not (tmp_path / "out").exists()
+    assert f"no pesgen store at {db}" in r.stderr, r.stderr
+    assert "--db" in r.stderr and "PESGEN_DB" in r.stderr
+    assert "pesgen export" in r.stderr  # how a store comes to exist
+    assert "in no run" not in r.output and "no run recorded" not in r.output
+
+
+def test_a_missing_store_named_by_the_environment_or_the_config_says_so(tmp_path, monkeypatch):
+    db = tmp_path / "nowhere" / "pesgen.sqlite3"
+    monkeypatch.setenv("PESGEN_DB", str(db))
+    r = _run("runs", "find", "FA-2026-00101")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"no pesgen store at {db} (chosen by PESGEN_DB)" in r.stderr, r.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text(f"db: {db}\n", encoding="utf-8")
+    monkeypatch.delenv("PESGEN_DB")
+    monkeypatch.setenv("PESGEN_CONFIG", str(config))
+    r = _run("runs", "list")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"(chosen by db in {config})" in r.stderr, r.stderr
+    assert not db.parent.exists()
+
+
+def test_an_empty_file_is_not_a_store_to_read(tmp_path):
+    """An earlier pesgen created an empty file at a mistyped path: still no store."""
+    db = tmp_path / "store.sqlite3"
+    db.write_bytes(b"")
+    r = _run("runs", "find", "FA-2026-00101", "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "not a pesgen store" in r.stderr and "(chosen by --db)" in r.stderr, r.stderr
+    assert db.read_bytes() == b""  # not migrated into a store
+
+
+def test_export_creates_a_store_and_names_it(tmp_path):
+    db = tmp_path / "new" / "store.sqlite3"
+    first = _export(tmp_path / "out", "--db", db)
+    assert first.exit_code == 0, first.output
+    assert f"  store: {db} (created by this run)" in first.stdout.splitlines()
+    # the store now exists: the read commands find it and the run in it
+    listed = _run("runs", "list", "--db", db)
+    assert listed.exit_code == 0 and "no run recorded" not in listed.stdout
+    r = _run("runs", "find", "FA-2026-00101", "--db", db)
+    assert r.exit_code == 0, r.output
+
+
+def test_export_names_an_existing_store(tmp_path, _isolated_state):
+    from pesgen.store import Store
+
+    Store(f"sqlite:///{_isolated_state}").engine.dispose()  # made before, e.g. set-start
+    r = _export(tmp_path / "a")  # the store of PESGEN_DB
+    assert r.exit_code == 0, r.output
+    assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
+
+
+# ---------------------------------------------------------------- 2. the validation recorded
+
+
+def _run_id(stdout: str) -> str:
+    return stdout.split(", run ", 1)[1].split()[0]
+
+
+def test_a_layout_checked_run_records_its_layouts_not_an_xsd(tmp_path):
+    r = _export(tmp_path / "out", mapping=MAPPINGS / "villeneuve-sur-loing-emagnus.yaml")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    from pesgen.store import Store
+
+    recorded = json.loads(Store().get_run(run_id)["validation"])
+    assert "pesgen_xsd" not in recorded
+    assert recorded["business_rules"] == ["pes-common"]  # the format's title rules
+    assert recorded["files"] == {
+        name: {"layout": layout, "xsd": None, "bordereau_rules": False, "official_xsd": None}
+        for name, layout in [("WTAMC001.txt", "wtamc001.layout.yaml"),
+                             ("WTAMC001AS.txt", "wtamc001as.layout.yaml"),
+                             ("WTAMC001_TSOL.txt", "wtamc001tsol.layout.yaml")]}
+    shown = _run("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert "  validation  title rules pes-common (every title)" in lines, shown.stdout
+    assert "              WTAMC001.txt: layout wtamc001.layout.yaml" in lines
+    assert "XSD" not in "\n".join(ln for ln in lines if "WTAMC001" in ln and "layout" in ln)
+    assert "pesgen_xsd" not in shown.stdout
+
+
+def test_an_xsd_checked_run_records_its_xsd_and_the_dgfip_package_not_given(tmp_path):
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    from pesgen.store import Store
+
+    recorded = json.loads(Store().get_run(run_id)["validation"])
+    name = "PESORMC_21450999400015_2026_0000001.xml"
+    assert recorded["business_rules"] == ["pes-common", "pes-ormc"]
+    assert recorded["files"] == {name: {"xsd": "pes-ormc/pes-ormc.xsd", "layout": None,
+                                        "bordereau_rules": True, "official_xsd": None}}
+    lines = _run("runs", "show", run_id).stdout.splitlines()
+    assert (f"              {name}: pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules; "
+            "DGFiP XSD not applied") in lines, lines
+
+
+def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path):
+    import sqlalchemy as sa
+
+    from pesgen.store import Store, runs
+
+    r = _export(tmp_path / "out", mapping=MAPPINGS / "villeneuve-sur-loing-emagnus.yaml")
+    run_id = _run_id(r.stdout)
+    old = '{"pesgen_xsd": true, "business_rules": true, "official_xsd": null}'
+    with Store().engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(validation=old))
+    shown = _run("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert (f"  validation  {old} (recorded by a pesgen that did not say which file was "
+            "checked by what: see the format bundle recorded with the run)") in shown.stdout
+
+
+# ---------------------------------------------------------------- 3. an invoice left out
+
+
+def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    found = _run("runs", "find", " fa-2026-00106 ")  # compared like the guard
+    # exit 1: no run holds (exported) it, as for an invoice never seen; the line says why
+    assert found.exit_code == 1, found.output
+    assert "in no run" not in found.stdout
+    [line] = found.stdout.splitlines()
+    assert line.startswith(f"FA-2026-00106: not exported: left out by run {run_id} ("), line
+    assert line.endswith("examples/school-export.json:$.invoices[5]: total is 0.00 "
+                         "(policy zero_total)"), line
+    assert _run("runs", "find", "FA-2026-09999").stdout == "FA-2026-09999: in no run\n"
+
+
+def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path):
+    first = _export(tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00106"]
+    invoice["lines"] = invoice["lines"][:1]  # the grant was a mistake: 85.00 is due
+    invoice["total"] = "85.00"
+    data["invoices"] = [invoice]
+    corrected = tmp_path / "corrected.json"
+    corrected.write_text(json.dumps(data), encoding="utf-8")
+    second = _export(tmp_path / "b", input_path=corrected)
+    assert second.exit_code == 0, second.output
+    found = _run("runs", "find", "FA-2026-00106")
+    assert found.exit_code == 0, found.output
+    lines = found.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"FA-2026-00106: run {_run_id(second.stdout)}  ")
+    assert lines[0].endswith("85.00  active")
+    assert lines[1].startswith(f"FA-2026-00106: not exported: left out by run "
+                               f"{_run_id(first.stdout)} (")
+
+
+# ---------------------------------------------------------------- 4. validate a user's file
+
+
+@pytest.fixture
+def titres_xml(tmp_path) -> Path:
+    out = tmp_path / "out-titres"
+    r = _export(out, mapping=MAPPINGS / "villeneuve-sur-loing-titres.yaml")
+    assert r.exit_code == 0, r.output
+    [xml] = out.glob("PESALR1_*.xml")
+    return xml
+
+
+def test_validate_picks_the_format_from_the_files_typfic(titres_xml, tmp_path):
+    r = _run("validate", titres_xml)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == (f"{titres_xml}: valid as pes-titres (TypFic PESALR1): pesgen "
+                                "XSD + bordereau rules")
+    ormc = tmp_path / "ormc"
+    assert _export(ormc, "--db", tmp_path / "other.sqlite3").exit_code == 0
+    [xml] = ormc.glob("PESORMC_*.xml")
+    r = _run("validate", xml)
+    assert r.exit_code == 0, r.output
+    assert "valid as pes-ormc (TypFic PESORMC)" in r.stdout
+
+
+def test_validate_with_an_explicit_format_and_a_wording_fit_for_a_users_file(titres_xml):
+    r = _run("validate", titres_xml, "--format", "pes-ormc")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"error: {titres_xml} is invalid against format pes-ormc: "), lines
+    assert "problem(s)" in lines[0]
+    assert "rendered output" not in r.stderr and "nothing was written" not in r.stderr
+    assert "TypFic" in r.stderr
+
+
+def test_validate_says_which_format_to_give_when_it_cannot_tell(tmp_path, titres_xml):
+    odd = tmp_path / "odd.xml"
+    odd.write_bytes(titres_xml.read_bytes().replace(b'<TypFic V="PESALR1"/>',
+                                                    b'<TypFic V="PESXXX9"/>'))
+    r = _run("validate", odd)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "TypFic 'PESXXX9'" in r.stderr
+    assert "--format" in r.stderr and "pes-ormc (PESORMC)" in r.stderr
+    assert "pes-titres (PESALR1)" in r.stderr
+    none = tmp_path / "none.xml"
+    none.write_text("<PES_Aller><EnTetePES/></PES_Aller>", encoding="utf-8")
+    r = _run("validate", none)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "no TypFic" in r.stderr and "--format" in r.stderr
+
+
+# ---------------------------------------------------------------- 5. a formats folder not there
+
+
+@pytest.mark.parametrize("command", [
+    ("formats",),
+    ("check-mapping", str(JSON_MAPPING)),
+    ("check-format", "pes-ormc"),
+    ("validate", str(JSON_INPUT)),
+    ("new-mapping", "Commune de X", "--format", "pes-ormc"),
+], ids=lambda c: c[0])
+def test_a_formats_dir_that_does_not_exist_is_a_usage_error(tmp_path, command):
+    typo = tmp_path / "does-not-exist"
+    r = _run(*command, "--formats-dir", typo)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"--formats-dir {typo}: no such folder" in r.stderr, r.stderr
+    assert "pes-ormc" not in r.stdout  # nothing listed nor checked from the others
+
+
+def test_a_formats_path_entry_that_does_not_exist_is_a_usage_error(tmp_path, monkeypatch):
+    typo = tmp_path / "typo"
+    monkeypatch.setenv("PESGEN_FORMATS_PATH", str(typo))
+    r = _run("formats")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"PESGEN_FORMATS_PATH {typo}: no such folder" in r.stderr, r.stderr
+
+
+def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
+    fmts = tmp_path / "fmts"
+    fmts.mkdir()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
+        "format: pes-ormc", "format: pes-ormc-local"), encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "unknown output format 'pes-ormc-local'" in r.stderr
+    assert f"looked in {fmts} (--formats-dir), " in r.stderr, r.stderr
+    assert "(shipped)" in r.stderr
+    assert "--formats-dir DIR or PESGEN_FORMATS_PATH" in r.stderr
+
+
+# ---------------------------------------------------------------- 6. a refused export's folder
+
+
+def _bad_input(tmp_path: Path) -> Path:
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["kind"] = "martian"  # no code for it: refused
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    return bad
+
+
+@pytest.mark.parametrize("out", ["out-new", "a/b/out-new"])
+def test_a_refused_export_removes_the_folders_it_created(tmp_path, out):
+    r = _export(tmp_path / out, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_a_refused_export_keeps_a_folder_that_was_there(tmp_path):
+    out = tmp_path / "existing"
+    out.mkdir()
+    r = _export(out, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert out.is_dir() and list(out.iterdir()) == []
+    deeper = tmp_path / "existing" / "new"
+    r = _export(deeper, input_path=_bad_input(tmp_path))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert out.is_dir() and not deeper.exists()
+
+
+def test_a_refused_regenerate_removes_the_folder_it_created(tmp_path, monkeypatch):
+    first = _export(tmp_path / "out")
+    assert first.exit_code == 0, first.output
+    import pesgen.export as export_mod
+
+    real = export_mod.Exporter.finish
+
+    def changed(self, prepared, first_number):  # pesgen renders otherwise since
+        temps = real(self, prepared, first_number)
+        temps[0][0].write_bytes(b"changed")
+        prepared.result.files[0] = export_mod.replace(prepared.result.files[0], sha256="0")
+        return temps
+
+    monkeypatch.setattr(export_mod.Exporter, "finish", changed)
+    target = tmp_path / "regen" / "new"
+    r = _run("regenerate", _run_id(first.stdout), "--out", target)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert not (tmp_path / "regen").exists()
+
+
+# ---------------------------------------------------------------- 7. payment references: ORMC
+
+
+TITRES_MAPPING = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+
+
+def test_a_titres_run_writes_no_payment_references(tmp_path):
+    """Titres carry no NumDette, Per nor Cle: a references CSV would be empty columns."""
+    out = tmp_path / "out"
+    r = _export(out, mapping=TITRES_MAPPING)
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in out.iterdir()] == ["PESALR1_21450999400015_2026_0000001.xml"]
+    assert "payment references" not in r.stdout
+    from pesgen.store import Store
+
+    recorded = Store().get_run(_run_id(r.stdout))["files"]
+    assert [f["name"] for f in recorded] == ["PESALR1_21450999400015_2026_0000001.xml"]
+
+
+def test_an_ormc_run_still_writes_its_payment_references(tmp_path):
+    out = tmp_path / "out"
+    r = _export(out)
+    assert r.exit_code == 0, r.output
+    refs = out / "PESORMC_21450999400015_2026_0000001.references.csv"
+    rows = refs.read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("FA-2026-00101;2026;1;1;202600101;")
+    assert all(row.split(";")[4:8].count("") == 0 for row in rows[1:])  # keys all there
+
+
+def test_a_titres_run_recorded_with_a_references_file_still_regenerates(tmp_path,
+                                                                        monkeypatch):
+    """Runs recorded before this change kept a references CSV for titres too: regenerate
+    writes it again and checks it against its recorded sha256, as for any file."""
+    import pesgen.export as export_mod
+
+    with monkeypatch.context() as m:
+        m.setattr(export_mod.Exporter, "_references_for",
+                  lambda self, titles: True)  # as pesgen wrote them then
+        first = _export(tmp_path / "out", mapping=TITRES_MAPPING)
+    assert first.exit_code == 0, first.output
+    old_refs = tmp_path / "out" / "PESALR1_21450999400015_2026_0000001.references.csv"
+    assert old_refs.is_file()
+    regen = tmp_path / "regen"
+    r = _run("regenerate", _run_id(first.stdout), "--out", regen)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in regen.iterdir()) == sorted(
+        p.name for p in (tmp_path / "out").iterdir())
+    assert (regen / old_refs.name).read_bytes() == old_refs.read_bytes()
