@@ -561,7 +561,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
                   "--debt", help="Find by NumDette, the debt number of a family's payment "
                   "reference (leading zeros do not count).")] = False,
               db: DbOpt = None) -> None:
-    """Which run(s) hold an invoice, or a NumDette (active or cancelled)."""
+    """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
+    invoice out (exit 1 when no run exported it)."""
     try:
         store = _store(db, must_exist=True)
         found = store.find_invoice(invoice, by_debt=debt)
