@@ -107,11 +107,12 @@ def _sized(amount: Decimal, value: object) -> Decimal:
 
 
 def parse_date(value: object, style: str = "auto") -> date:
-    """A date from ``2026-11-20`` (iso/auto) or ``20/11/2026`` (fr/auto)."""
+    """A date from ``2026-11-20`` (iso/auto) or ``20/11/2026`` (fr/auto), of a year
+    from YEAR_MIN to YEAR_MAX."""
     if isinstance(value, datetime):
-        return value.date()
+        return _in_window(value.date(), value)
     if isinstance(value, date):
-        return value
+        return _in_window(value, value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a date")
     text = value.strip()
@@ -126,9 +127,18 @@ def parse_date(value: object, style: str = "auto") -> date:
             raise ValueError(f"'{value}' is not a date ({expected})")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
-        return date(y, mo, d)
+        parsed = date(y, mo, d)
     except ValueError:
         raise ValueError(f"'{value}' is not a valid calendar date") from None
+    return _in_window(parsed, value)
+
+
+def _in_window(day: date, value: object) -> date:
+    if not YEAR_MIN <= day.year <= YEAR_MAX:
+        shown = value if isinstance(value, str) else day.isoformat()
+        raise ValueError(f"'{shown}': year {day.year:04d} is outside {YEAR_MIN}-{YEAR_MAX} "
+                         "(a typo?)")
+    return day
 
 
 def parse_bool(value: object) -> bool:
