@@ -99,10 +99,33 @@ def _shape(value: Any) -> str | None:
     return f"a {type(value).__name__}"
 
 
+def _stripped(node: Any) -> Any:
+    """``node`` with every string in it stripped, as a path binding reads it: the record
+    an expression sees, so that ``invoice.payment_method == 'direct_debit'`` and
+    ``invoice.last_name or invoice.name`` read ``'direct_debit '`` and ``'  '`` as a path
+    would. The same object when nothing changes (the common case: no copy)."""
+    if isinstance(node, str):
+        return node.strip()  # the same str object when there is nothing to strip
+    if isinstance(node, dict):
+        changed: dict[Any, Any] | None = None
+        for key, value in node.items():
+            new = _stripped(value)
+            if new is not value:
+                if changed is None:
+                    changed = dict(node)
+                changed[key] = new
+        return node if changed is None else changed
+    if isinstance(node, list):
+        items = [_stripped(x) for x in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
 def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
                origin: str | None = None) -> Callable[[Binding | None], Any]:
     """A binding's value on ``record``: None when unbound, blank, or when the binding's
-    expression fails (a ``mapping.expr`` problem); strings stripped."""
+    expression fails (a ``mapping.expr`` problem); strings stripped (``record`` and
+    the scope hold stripped values too: see ``_stripped``)."""
     def evaluate(binding: Binding | None) -> Any:
         if binding is None:
             return None
@@ -343,7 +366,7 @@ class Builder:
         if self._columns_to_check is not None:
             self.check_columns(src)
         ctx = _Ctx(src.origin)
-        record = src.record
+        record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)
 
@@ -489,6 +512,7 @@ class Builder:
                 ctx.problem("input.lines", "a line must be an object", record=origin)
                 ok = False
                 continue
+            row = _stripped(row)
             scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
 
             ev = _evaluator(ctx, row, scope, origin)
