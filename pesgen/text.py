@@ -137,7 +137,8 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     notes: dict[str, str] = {}
     invisible = _INVISIBLE.findall(text)
     if invisible:
-        found = ", ".join(f"U+{ord(c):04X} ({_INVISIBLE_NAME[c]})" for c in dict.fromkeys(invisible))
+        found = ", ".join(f"U+{ord(c):04X} ({_INVISIBLE_NAME[c]})"
+                          for c in dict.fromkeys(invisible))
         if not policy.transliterate:
             return Normalized(value, tuple(applied), error=f"contains the invisible "
                               f"character(s) {found} (policy transliterate: false)")
