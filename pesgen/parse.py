@@ -88,11 +88,11 @@ def _hint(text: str, style: str) -> str:
     """Why a text with separators is not an amount: what the style reads them as."""
     if not any(c in text for c in ",." + _SPACE_GROUPS + "'"):
         return ""
-    groups = {"iso": "',' or a space", "fr": "'.' or a space"}.get(style, "a space, or "
-                                                                       "the other of . and ,")
+    groups = {"iso": "',' or a space", "fr": "'.' or a space"}.get(
+        style, "a space, or the other of '.' and ','")
     decimals = {"iso": "'.'", "fr": "','"}.get(style, "'.' or ','")
-    return (f" (input.numbers {style}: decimals after {decimals}; thousands grouped by "
-            f"{groups} between groups of 3 digits)")
+    return (f" (input.numbers {style}: decimal separator {decimals}; a thousands separator, "
+            f"{groups}, only between groups of 3 digits)")
 
 
 def _sized(amount: Decimal, value: object) -> Decimal:
