@@ -631,7 +631,7 @@ class Builder:
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
                                 p.get("first_name"))
         if is_person and first_name is None and not any(
-                pr.rule == "text.charset" for pr in ctx.problems[before:]):
+                pr.rule in ("text.charset", "input.type") for pr in ctx.problems[before:]):
             ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
                         mapping=p["first_name"].where if "first_name" in p else None)
         raw_civility = ev(p.get("civility"))

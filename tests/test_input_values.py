@@ -50,6 +50,7 @@ def test_a_json_list_object_or_boolean_is_not_a_text(tmp_path, path, value, show
     inp = _write_json(tmp_path, data)
     exc = _refused(tmp_path, JSON_MAPPING, inp)
     p = _only(exc, "input.type")
+    assert len(exc.problems) == 1, exc.report()  # not also 'a person needs a first name'
     dotted = ".".join(path)
     assert p.record == f"{inp}:$.invoices[{i}].{dotted}"
     assert p.invoice == "FA-2026-00102"
