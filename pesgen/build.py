@@ -82,10 +82,50 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _shape(value: Any) -> str | None:
+    """What a bound value is when it cannot be a text: a JSON list, object or boolean
+    (``str()`` would write ``['3 allee', 'Bat B']`` or ``True``); None for a string or a
+    number (a boolean is not a number here)."""
+    if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a yes/no value"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _stripped(node: Any) -> Any:
+    """``node`` with every string in it stripped, as a path binding reads it: the record
+    an expression sees, so that ``invoice.payment_method == 'direct_debit'`` and
+    ``invoice.last_name or invoice.name`` read ``'direct_debit '`` and ``'  '`` as a path
+    would. The same object when nothing changes (the common case: no copy)."""
+    if isinstance(node, str):
+        return node.strip()  # the same str object when there is nothing to strip
+    if isinstance(node, dict):
+        changed: dict[Any, Any] | None = None
+        for key, value in node.items():
+            new = _stripped(value)
+            if new is not value:
+                if changed is None:
+                    changed = dict(node)
+                changed[key] = new
+        return node if changed is None else changed
+    if isinstance(node, list):
+        items = [_stripped(x) for x in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
 def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
                origin: str | None = None) -> Callable[[Binding | None], Any]:
     """A binding's value on ``record``: None when unbound, blank, or when the binding's
-    expression fails (a ``mapping.expr`` problem); strings stripped."""
+    expression fails (a ``mapping.expr`` problem); strings stripped (``record`` and
+    the scope hold stripped values too: see ``_stripped``)."""
     def evaluate(binding: Binding | None) -> Any:
         if binding is None:
             return None
@@ -169,6 +209,24 @@ class Builder:
 
     # ------------------------------------------------------------ helpers
 
+    def _scalar(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
+                origin: str | None = None) -> bool:
+        """Whether ``value`` is a string, a number or nothing; else an ``input.type``
+        problem naming the JSON path the binding read (or its expression)."""
+        shape = _shape(value)
+        if shape is None:
+            return True
+        record = origin or ctx.origin
+        if binding is not None and binding.kind == "path" and not self.csv:
+            record = f"{record}.{binding.text}"
+            source = ""
+        else:
+            source = f" (from {binding.kind} {binding.text!r})" if binding is not None else ""
+        ctx.problem("input.type", f"{key} is {shape}{source}, not a text: a field of the "
+                    "title takes a string or a number", mapping=binding.where if binding
+                    else None, record=record)
+        return False
+
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
         if type(value) is str:
@@ -185,6 +243,8 @@ class Builder:
         if _blank(value):
             if required:
                 ctx.problem("input.required", f"{key} is missing", mapping=where, record=origin)
+            return None
+        if not self._scalar(ctx, key, value, binding, origin):
             return None
         limit = self._limits[key]
         text_in = str(value)
@@ -306,7 +366,7 @@ class Builder:
         if self._columns_to_check is not None:
             self.check_columns(src)
         ctx = _Ctx(src.origin)
-        record = src.record
+        record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)
 
@@ -314,6 +374,8 @@ class Builder:
         if _blank(number):
             ctx.problem("input.required", "invoice.number is missing",
                         mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
+        if not self._scalar(ctx, "invoice.number", number, self.inv["number"]):
             return BuildResult(problems=ctx.problems)
         number = str(number)
         ctx.invoice = number
@@ -350,7 +412,7 @@ class Builder:
         elif _blank(debt_number):
             ctx.problem("input.required", "invoice.debt_number is missing",
                         mapping=self.inv["debt_number"].where)
-        else:
+        elif self._scalar(ctx, "invoice.debt_number", debt_number, self.inv["debt_number"]):
             debt = str(debt_number)
             # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too
             if not (debt.isascii() and debt.isdigit()) or len(debt) > 15 or int(debt) == 0:
@@ -450,13 +512,16 @@ class Builder:
                 ctx.problem("input.lines", "a line must be an object", record=origin)
                 ok = False
                 continue
+            row = _stripped(row)
             scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
 
             ev = _evaluator(ctx, row, scope, origin)
             before = len(ctx.problems)
             code = ev(b_activity)
             activity = None
-            if _blank(code):
+            if not self._scalar(ctx, "line.activity", code, b_activity, origin):
+                pass
+            elif _blank(code):
                 ctx.problem("input.required", "line.activity is missing",
                             mapping=self.line["activity"].where, record=origin)
             else:
@@ -479,6 +544,7 @@ class Builder:
             unit_price = self._amount(ctx, "line.unit_price", ev(b_unit_price), b_unit_price,
                                       origin)
             student = ev(b_student)
+            self._scalar(ctx, "line.student", student, b_student, origin)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
@@ -550,7 +616,9 @@ class Builder:
         before = len(ctx.problems)
         kind = ev(p.get("kind"))
         entry = None
-        if _blank(kind):
+        if not self._scalar(ctx, "payer.kind", kind, p.get("kind")):
+            pass
+        elif _blank(kind):
             ctx.problem("input.required", "payer.kind is missing", mapping=p["kind"].where)
         else:
             entry = self.mapping.codes.payer_kinds.get(str(kind))
@@ -563,17 +631,21 @@ class Builder:
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
                                 p.get("first_name"))
         if is_person and first_name is None and not any(
-                pr.rule == "text.charset" for pr in ctx.problems[before:]):
+                pr.rule in ("text.charset", "input.type") for pr in ctx.problems[before:]):
             ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
                         mapping=p["first_name"].where if "first_name" in p else None)
-        civility = self._civility(ctx, ev(p.get("civility")), p.get("civility"), is_person)
+        raw_civility = ev(p.get("civility"))
+        civility = self._civility(ctx, raw_civility, p.get("civility"), is_person) \
+            if self._scalar(ctx, "debtor.civility", raw_civility, p.get("civility")) else None
         complement = self._text(ctx, "debtor.complement_name", ev(p.get("complement_name")),
                                 p.get("complement_name"))
         if name is not None:
             name, complement = self._split_name(ctx, name, complement, p.get("name"))
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
         national_id = ev(p.get("national_id"))
-        if not _blank(national_id):
+        if not self._scalar(ctx, "payer.national_id", national_id, p.get("national_id")):
+            national_id = None
+        elif not _blank(national_id):
             national_id = std_siret.compact(str(national_id))
             if not std_siret.is_valid(national_id):
                 ctx.problem("pes.siret", f"payer SIRET '{national_id}' is invalid (length or "
@@ -583,6 +655,7 @@ class Builder:
         birth = self._date(ctx, "payer.birth_date", ev(p.get("birth_date")), p.get("birth_date"))
         address = self._address(ctx, ev, addr)
         email = ev(p.get("email"))
+        self._scalar(ctx, "payer.email", email, p.get("email"))
         if len(ctx.problems) > before or entry is None or name is None or address is None:
             return None
         return Debtor(
@@ -653,8 +726,12 @@ class Builder:
                             required=True)
         city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
         postal = ev(a.get("postal_code"))
+        if not self._scalar(ctx, "address.postal_code", postal, a.get("postal_code")):
+            return None
         postal = None if _blank(postal) else str(postal).strip()
         country = ev(a.get("country"))
+        if not self._scalar(ctx, "address.country", country, a.get("country")):
+            return None
         country = "FR" if _blank(country) else str(country).strip().upper()
         in_france = country in _FRANCE
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
@@ -756,6 +833,8 @@ class Builder:
 
         def need(name: str) -> Any:
             value = ev(p.get(name))
+            if not self._scalar(ctx, f"payment.{name}", value, p.get(name)):
+                return None
             if _blank(value):
                 ctx.problem("input.required", f"payment.{name} is missing for a direct debit",
                             mapping=p[name].where if name in p else self.mapping.where("bindings",
@@ -778,6 +857,8 @@ class Builder:
         if iban is not None:
             iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])
         raw_bic = ev(p.get("bic"))
+        if not self._scalar(ctx, "payment.bic", raw_bic, p.get("bic")):
+            raw_bic = None
         bic = None if _blank(raw_bic) else self._bank_code(ctx, "BIC", str(raw_bic), p["bic"])
         if iban is not None and _blank(raw_bic) and not self.recorded and \
                 (message := bic_abroad_problem(iban, None)):

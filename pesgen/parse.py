@@ -8,70 +8,111 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-_SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
+# Grouping (thousands) separators that are never a decimal separator: spaces of every
+# width (U+2007 is the figure space some spreadsheets write) and the Swiss apostrophe
+_SPACE_GROUPS = " \u00a0\u202f\u2009\u2007"
 # ASCII digits only (\d also takes '٣' or '３', which Decimal and int() accept), and \Z,
 # not $, which lets a final newline through
 _ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
 _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
-_NUMBER = re.compile(r"^[-+]?[0-9]+(\.[0-9]+)?\Z")
+# an integer part: plain digits, or groups of exactly 3 digits after a first group of
+# 1 to 3 (not starting with 0) joined by one grouping character (captured)
+_INTEGER = re.compile(r"^(?:[0-9]+|[1-9][0-9]{0,2}(?:([^0-9])[0-9]{3})(?:\1[0-9]{3})*)\Z")
+_FRACTION = re.compile(r"^[0-9]+\Z")
 # one '.' or one ',' after 1 to 3 digits (not a lone 0) and before exactly 3 digits
 _AMBIGUOUS = re.compile(r"^[-+]?(?!0[.,])[0-9]{1,3}[.,][0-9]{3}\Z")
 
 NUMBER_STYLES = ("auto", "iso", "fr")
 DATE_STYLES = ("auto", "iso", "fr")
+# An amount (or quantity) of more digits than this is refused as too large: Base_Montant
+# holds 12 before the decimal point, and the 28-digit decimal context computes totals
+# and rounds to the cent only below 10**26
+_MAX_INTEGER_DIGITS = 15
+# Dates: Base_Date is xs:date, which takes any year from 0001; a year outside this
+# window is a typo ('0026' for '2026'), never a billing, debit or birth date
+YEAR_MIN, YEAR_MAX = 1900, 2099
 
 
 def parse_amount(value: object, style: str = "auto") -> Decimal:
     """An amount from text or number. ``1 234,50``, ``1234.50``, ``1.234,50`` (auto/fr).
-    In auto, ``1.500`` or ``45,000`` (one separator, three digits after it) is refused
-    as ambiguous: the mapping says which it is with ``input.numbers``."""
+
+    A grouping separator (a space of any width, an apostrophe, and the ``.`` of fr or
+    the ``,`` of iso) is read only between groups of exactly three digits, one kind per
+    amount: ``142 50``, ``1.2,50`` or ``85.00`` in fr are refused, never read as 14250,
+    12.50 or 8500. In auto, ``1.500`` or ``45,000`` (one separator, three digits after
+    it) is refused as ambiguous: the mapping says which it is with ``input.numbers``."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not an amount")
     if isinstance(value, Decimal):
-        return value
+        return _sized(value, value)
     if isinstance(value, int):
-        return Decimal(value)
+        return _sized(Decimal(value), value)
     if isinstance(value, float):
         # JSON loaded elsewhere than by pesgen; keep the shortest repr, never binary noise.
-        return Decimal(repr(value))
+        return _sized(Decimal(repr(value)), value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an amount")
-    text = value.strip().translate(_SPACES)
+    text = value.strip()
+    sign = ""
+    if text[:1] in ("-", "+"):
+        sign, text = text[0], text[1:]
     if style == "iso":
-        normalized = text.replace(",", "") if "." in text else text
+        decimal_mark, group_mark = ".", ","
     elif style == "fr":
-        normalized = text.replace(".", "").replace(",", ".")
+        decimal_mark, group_mark = ",", "."
+    elif "," in text and "." in text:
+        # both: the last one is the decimal separator
+        decimal_mark, group_mark = (",", ".") if text.rfind(",") > text.rfind(".") \
+            else (".", ",")
+    elif _AMBIGUOUS.match(text):
+        # '1.500' or '45,000': a decimal part of 3 digits, or a thousands separator?
+        raise ValueError(f"'{value}' is ambiguous: a decimal separator or a thousands "
+                         "separator? (set input.numbers to iso or fr)")
     else:
-        has_comma, has_dot = "," in text, "." in text
-        if has_comma and has_dot:
-            if text.rfind(",") > text.rfind("."):
-                normalized = text.replace(".", "").replace(",", ".")
-            else:
-                normalized = text.replace(",", "")
-        elif _AMBIGUOUS.match(text):
-            # '1.500' or '45,000': a decimal part of 3 digits, or a thousands separator?
-            raise ValueError(f"'{value}' is ambiguous: a decimal separator or a thousands "
-                             "separator? (set input.numbers to iso or fr)")
-        elif has_comma:
-            normalized = text.replace(",", ".")
-        else:
-            normalized = text
-    if not _NUMBER.match(normalized):
-        raise ValueError(f"'{value}' is not an amount")
-    try:
-        return Decimal(normalized)
-    except InvalidOperation:  # pragma: no cover - regex guards it
-        raise ValueError(f"'{value}' is not an amount") from None
+        # one kind of separator (or none): a decimal separator, read as such
+        decimal_mark, group_mark = ("," if "," in text else "."), ""
+    integer, mark, fraction = text.rpartition(decimal_mark) if decimal_mark in text \
+        else (text, "", "")
+    m = _INTEGER.match(integer)
+    group = m[1] if m else None
+    if not m or (group is not None and group not in _SPACE_GROUPS + "'" + group_mark) or \
+            (mark and not _FRACTION.match(fraction)):
+        raise ValueError(f"'{value}' is not an amount{_hint(text, style)}")
+    digits = integer if group is None else integer.replace(group, "")
+    return _sized(Decimal(f"{sign}{digits}.{fraction}" if mark else f"{sign}{digits}"), value)
+
+
+def _hint(text: str, style: str) -> str:
+    """Why a text with separators is not an amount: what the style reads them as."""
+    if not any(c in text for c in ",." + _SPACE_GROUPS + "'"):
+        return ""
+    groups = {"iso": "',' or a space", "fr": "'.' or a space"}.get(
+        style, "a space, or the other of '.' and ','")
+    decimals = {"iso": "'.'", "fr": "','"}.get(style, "'.' or ','")
+    return (f" (input.numbers {style}: decimal separator {decimals}; a thousands separator, "
+            f"{groups}, only between groups of 3 digits)")
+
+
+def _sized(amount: Decimal, value: object) -> Decimal:
+    """``amount``, unless it is not finite or has more integer digits than any amount."""
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not an amount")
+    if amount and amount.adjusted() >= _MAX_INTEGER_DIGITS:
+        shown = value if isinstance(value, str) and len(value) <= 40 else f"{amount:.3E}"
+        raise ValueError(f"'{shown}' is too large for an amount (more than "
+                         f"{_MAX_INTEGER_DIGITS} digits before the decimal point)")
+    return amount
 
 
 def parse_date(value: object, style: str = "auto") -> date:
-    """A date from ``2026-11-20`` (iso/auto) or ``20/11/2026`` (fr/auto)."""
+    """A date from ``2026-11-20`` (iso/auto) or ``20/11/2026`` (fr/auto), of a year
+    from YEAR_MIN to YEAR_MAX."""
     if isinstance(value, datetime):
-        return value.date()
+        return _in_window(value.date(), value)
     if isinstance(value, date):
-        return value
+        return _in_window(value, value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a date")
     text = value.strip()
@@ -86,9 +127,18 @@ def parse_date(value: object, style: str = "auto") -> date:
             raise ValueError(f"'{value}' is not a date ({expected})")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
-        return date(y, mo, d)
+        parsed = date(y, mo, d)
     except ValueError:
         raise ValueError(f"'{value}' is not a valid calendar date") from None
+    return _in_window(parsed, value)
+
+
+def _in_window(day: date, value: object) -> date:
+    if not YEAR_MIN <= day.year <= YEAR_MAX:
+        shown = value if isinstance(value, str) else day.isoformat()
+        raise ValueError(f"'{shown}': year {day.year:04d} is outside {YEAR_MIN}-{YEAR_MAX} "
+                         "(a typo?)")
+    return day
 
 
 def parse_bool(value: object) -> bool:

@@ -31,6 +31,13 @@ _CONTROL = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1e\u2028\u2029]+")  # str.splitlin
 # encoding: replacing them would hide a wrong input.encoding.
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x9f]")
 _SPACES = re.compile(r" {2,}")
+# Invisible characters inside ISO-8859-1, so no charset check sees them: a no-break
+# space becomes a space, a soft hyphen (a hyphenation hint) is removed, under the
+# transliterate policy, with a note; refused without it. Invisible characters outside
+# ISO-8859-1 (zero-width space, joiners, BOM) have no transliteration: refused.
+_INVISIBLE = re.compile(r"[\u00a0\u00ad]")
+_INVISIBLE_SUB = {"\u00a0": " ", "\u00ad": ""}
+_INVISIBLE_NAME = {"\u00a0": "no-break space", "\u00ad": "soft hyphen"}
 _SEPA_OK = re.compile(r"^[0-9a-zA-Z/?:()., \-+']*$")
 _SEPA_BAD = re.compile(r"[^0-9a-zA-Z/?:()., \-+']")
 _ALNUM_OK = re.compile(r"^[0-9A-Za-z]+$")
@@ -127,6 +134,16 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                               "(policy newlines: refuse)")
         text = _CONTROL.sub(" ", text)
         applied.append("newlines")
+    notes: dict[str, str] = {}
+    invisible = _INVISIBLE.findall(text)
+    if invisible:
+        found = ", ".join(f"U+{ord(c):04X} ({_INVISIBLE_NAME[c]})"
+                          for c in dict.fromkeys(invisible))
+        if not policy.transliterate:
+            return Normalized(value, tuple(applied), error=f"contains the invisible "
+                              f"character(s) {found} (policy transliterate: false)")
+        text = _INVISIBLE.sub(lambda m: _INVISIBLE_SUB[m.group(0)], text)
+        notes.update((c, _INVISIBLE_SUB[c]) for c in invisible)
     text = _SPACES.sub(" ", text.strip(" "))
     if policy.case == "upper":
         upper = text.upper()
@@ -139,7 +156,6 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
         if upper != text:
             text = upper
             applied.append("case")
-    changed = ""
     disallowed = _DISALLOWED[charset]
     if disallowed.search(text):
         if not policy.transliterate:
@@ -147,7 +163,6 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
             return Normalized(value, tuple(applied),
                               error=f"character(s) {chars!r} not allowed in {charset} "
                                     "(policy transliterate: false)")
-        notes: dict[str, str] = {}
         failed: list[str] = []
 
         def substitute(match: re.Match[str]) -> str:
@@ -168,9 +183,23 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                               error=f"character {c!r} (U+{ord(c):04X}) has no "
                                     f"transliteration in {charset}")
         text = _SPACES.sub(" ", text.strip(" "))
+    changed = ""
+    if notes:
         applied.append("transliterate")
-        changed = ", ".join(f"{k}→{v}" for k, v in notes.items())
+        changed = ", ".join(f"{_shown(k)}→{_shown(v)}" for k, v in notes.items())
     return Normalized(text, tuple(applied), changed)
+
+
+def _shown(text: str) -> str:
+    """A transliteration note's side, readable: an invisible character by its code point,
+    a space as 'space', nothing as 'removed'."""
+    if text == "":
+        return "removed"
+    if text == " ":
+        return "space"
+    if len(text) == 1 and (text.isspace() or unicodedata.category(text) == "Cf"):
+        return f"U+{ord(text):04X}"
+    return text
 
 
 def pes_text_error(value: str) -> str | None:

@@ -340,7 +340,9 @@ def test_malformed_mandate_signature_date(tmp_path):
 
 
 @pytest.mark.parametrize("value, rule, says", [
-    ("12,3,4", "input.amount", "'12,3,4' is not an amount"),
+    ("12,3,4", "input.amount", "'12,3,4' is not an amount (input.numbers auto: decimal "
+     "separator '.' or ','; a thousands separator, a space, or the other of '.' and ',', "
+     "only between groups of 3 digits)"),
     ("abc", "input.amount", "'abc' is not an amount"),
     ("1234.567", "pes.amount-decimals", "1234.567 has more than 2 decimals"),
     ("1.500", "input.amount", "'1.500' is ambiguous: a decimal separator or a thousands "

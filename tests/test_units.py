@@ -252,7 +252,8 @@ def test_latin1_accents_kept_in_latin1_field():
 
 @pytest.mark.parametrize("raw, expected", [
     ("Piano – cours", "Piano - cours"), ("l’école", "l'école"), ("10 €", "10 EUR"),
-    ("a\u202fb", "a b"), ("a\u00a0b", "a\u00a0b"), ("ﬁn", "fin"), ("Łódź", "Lódz"),
+    ("a\u202fb", "a b"), ("a\u00a0b", "a b"),  # NBSP: a space, noted (review)
+    ("ﬁn", "fin"), ("Łódź", "Lódz"),
 ])
 def test_transliteration_table(raw, expected):
     r = normalize(raw, "latin-1", TextPolicy(transliterate=True))
