@@ -46,7 +46,11 @@ def _input_key(tmp_path: Path, key: str, value: str, source: Path = CSV_MAPPING)
 
 
 def _at(mapping: Path, key: str) -> str:
-    return f"{mapping}:{_mapping_line(mapping, f'  {key}:')}: input.{key}"
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    start = lines.index("input:")
+    line = next(i for i, text in enumerate(lines[start:], start + 1)
+                if text.startswith(f"  {key}:"))
+    return f"{mapping}:{line}: input.{key}"
 
 
 # ---------------------------------------------------------------- 1. UTF-8 read as 8-bit
@@ -233,8 +237,9 @@ def test_the_json_reader_reads_what_json_loads_reads(tmp_path):
 
 
 def test_an_unterminated_quote_names_the_line_it_opens_on(tmp_path):
-    lines = CSV_TEXT.splitlines(keepends=True)
-    lines[2] = lines[2].replace(",", ',"', 1)
+    lines = [line for line in CSV_TEXT.splitlines(keepends=True) if '"' not in line][:9]
+    assert ",45200," in lines[2]
+    lines[2] = lines[2].replace(",45200,", ',"45200,', 1)
     inp = tmp_path / "export.csv"
     inp.write_text("".join(lines), encoding="utf-8")
     exc = _refused(tmp_path, CSV_MAPPING, inp)
