@@ -6,9 +6,9 @@ present in the next. So each path binding is watched until some invoice of the r
 its key (present, whatever its value); a binding no invoice of the run answered is
 reported at the end of the run, with the keys seen where its path stopped:
 
-* refused (rule ``input.path``) when a key seen there is close to the one it reads (a
-  typo: ``complment`` for ``complement``), or when the field is required (the run also
-  lists it as missing);
+* refused (rule ``input.path``) when a key seen there is nearly the one it reads (a
+  typo: ``complment`` for ``complement``, difflib ratio ≥ 0.8), or when the field is
+  required (the run also lists it as missing);
 * otherwise a note in the run summary (policy ``path``): the export simply holds no such
   key, and the optional field stays empty.
 
@@ -29,6 +29,7 @@ from .mapping import Binding
 
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 _MAX_KEYS = 50
+_TYPO = 0.8  # difflib ratio from which a missing key is taken for a typo
 
 
 def _parts(path: str) -> list[str | int]:
@@ -140,7 +141,10 @@ class PathWatch:
                     f"'{missing}' at {level}" + (f" (keys there: {listed})" if keys else ""))
             if close:
                 text += f"; did you mean '{close[0]}'?"
-            if close or bnd.where in required:
+            # a near-identical key (complment / complement) is a typo, refused; a merely
+            # similar one (first_name / last_name, joint_payer / payer) is only a hint
+            typo = difflib.get_close_matches(str(missing), keys, n=1, cutoff=_TYPO)
+            if typo or bnd.where in required:
                 found.append(Problem("input.path", text, record=origin, mapping=bnd.where))
             else:
                 notes.append((bnd.where, f"{text}: the field stays empty"))
