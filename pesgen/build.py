@@ -27,6 +27,7 @@ from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title
 from .parse import parse_amount, parse_bool, parse_date
+from .paths import PathWatch
 from .sources import SourceInvoice
 from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
@@ -192,6 +193,16 @@ class Builder:
                 for bnd in group.values():
                     for column in bnd.columns:
                         self._columns_to_check.setdefault(column, bnd)
+        # JSON path bindings are watched until an invoice holds their key (pesgen/paths.py)
+        self.paths: PathWatch | None = None
+        if not self.csv and not recorded:
+            self.paths = PathWatch(
+                mapping.input.records, (bnd for group in (self.inv, self.payer, self.addr,
+                                                          self.pay, self.joint)
+                                        for bnd in group.values()),
+                mapping.lines, self.line.values(),
+                lambda record: mapping.lines.evaluate(
+                    record, {"invoice": record, "collectivity": self.collectivity_scope}))
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
@@ -365,6 +376,8 @@ class Builder:
     def build(self, src: SourceInvoice) -> BuildResult:
         if self._columns_to_check is not None:
             self.check_columns(src)
+        if self.paths is not None and self.paths.pending:
+            self.paths.see(src.record)
         ctx = _Ctx(src.origin)
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}

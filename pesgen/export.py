@@ -304,6 +304,11 @@ class Exporter:
                                  problems + stop) from None
         if self.progress:
             self.progress(seen)
+        if self.builder.paths is not None:  # JSON path bindings no invoice answered
+            found, path_notes = self.builder.paths.findings(str(input_path), problems)
+            problems[:0] = found
+            result.notes.extend(PolicyNote("path", "*", where, detail)
+                                for where, detail in path_notes)
         case = self.builder.case_note(str(input_path))
         if case is not None:
             result.notes.append(case)

@@ -307,7 +307,9 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
         format=i["format"], records=i.get("records", "invoices"),
         encoding=i.get("encoding", "utf-8"), delimiter=i.get("delimiter", ","),
         quotechar=i.get("quotechar", '"'), group_by=i.get("group_by"),
-        numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"))
+        numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"),
+        where=tuple((k, where("input", k)) for k in ("format", "records", "encoding",
+                                                      "delimiter", "quotechar", "group_by")))
     if input_spec.format == "csv" and not input_spec.group_by:
         problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
                                 "number column)", mapping=where("input")))

@@ -2,20 +2,29 @@
 
 Each ``SourceInvoice`` keeps its origin (``file:row`` for CSV, ``file:$.path`` for
 JSON) so that any later problem can point back at the record. Both loaders stream:
-a 100 000-invoice export is never held in memory at once.
+a 100 000-invoice export is never held in memory at once, and the JSON reader bounds
+what one record may hold (nesting depth, string length, bytes), so a hostile or
+broken file is refused instead of exhausting the memory.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
+import difflib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputDataError, Problem
+
+# Bounds of the JSON reader: an invoice nested 64 levels deep, holding a 100 000
+# character string or weighing 16 MiB is not a school's billing export.
+MAX_JSON_DEPTH = 64
+MAX_JSON_STRING = 100_000
+MAX_JSON_RECORD_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -39,6 +48,12 @@ class InputSpec:
     group_by: str | None = None  # CSV: column whose value identifies the invoice
     numbers: str = "auto"
     dates: str = "auto"
+    # where each input.<key> is set: (("encoding", "m.yaml:27: input.encoding"), ...)
+    where: tuple[tuple[str, str], ...] = ()
+
+    def at(self, key: str) -> str | None:
+        """``mapping.yaml:line: input.<key>``, for a problem the setting can fix."""
+        return next((w for name, w in self.where if name == key), None)
 
 
 def _display(path: Path) -> str:
@@ -48,9 +63,16 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _refuse(message: str, rule: str, detail: str, record: str | None,
+            mapping: str | None = None) -> InputDataError:
+    return InputDataError(message, [Problem(rule, detail, record=record, mapping=mapping)])
+
+
 def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     if not path.is_file():
         raise InputDataError(f"{path}: input file not found")
+    if _single_byte(spec.encoding):
+        _refuse_utf8(path, spec)
     if spec.format == "json":
         yield from _read_json(path, spec)
     elif spec.format == "csv":
@@ -59,61 +81,158 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
         raise InputDataError(f"unsupported input format {spec.format!r}")
 
 
+# ---------------------------------------------------------------- encodings
+
+
+def _single_byte(encoding: str) -> bool:
+    """Whether ``encoding`` reads every byte as one character (cp1252, latin-1, …):
+    a UTF-8 file read so gives 'Ã©' for 'é', without any decoding error."""
+    try:
+        return len(b"\xc3\xa9\xe2\x80\x99".decode(encoding, "replace")) == 5
+    except LookupError:
+        return False
+
+
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}"
+                            rb"|[\xf0-\xf4][\x80-\xbf]{3}")
+# what a UTF-8 sequence in a French export decodes to: Latin letters and signs, typographic
+# punctuation (’ « – …), the euro sign, a byte order mark
+_PLAUSIBLE = re.compile("[\u00a0-\u024f\u2010-\u20cf\ufeff]")
+
+
+def _breaks(data: bytes) -> int:
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file in blocks of whole physical lines (a line ends with CR, LF or CRLF)."""
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            data = carry + chunk
+            if not chunk:
+                if data:
+                    yield data
+                return
+            # a CR as the last byte may be half of a CRLF: cut before it
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+            if cut == 0 and len(data) < 1 << 26:
+                carry = data
+                continue
+            cut = cut or len(data)
+            yield data[:cut]
+            carry = data[cut:]
+
+
+def _utf8_line(path: Path) -> tuple[int, str] | None:
+    """(line, sample) of the first physical line whose non-ASCII bytes are all UTF-8
+    sequences of Latin letters or punctuation: a UTF-8 file, whatever the mapping says."""
+    line = 1
+    for block in _chunks(path):
+        checked = 0
+        for m in _UTF8_SEQUENCE.finditer(block):
+            if m.start() < checked:
+                continue
+            start = max(block.rfind(b"\n", 0, m.start()), block.rfind(b"\r", 0, m.start())) + 1
+            ends = [i for i in (block.find(b"\n", m.end()), block.find(b"\r", m.end())) if i >= 0]
+            end = min(ends) if ends else len(block)
+            checked = end
+            try:
+                text = block[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                continue  # bytes of a real 8-bit file that happen to look like UTF-8
+            if _PLAUSIBLE.search(text):
+                char = m.group(0).decode("utf-8")
+                shown = " ".join(f"0x{b:02X}" for b in m.group(0))
+                return line + _breaks(block[:start]), f"'{char}' written as {shown}"
+        line += _breaks(block)
+    return None
+
+
+def _refuse_utf8(path: Path, spec: InputSpec) -> None:
+    found = _utf8_line(path)
+    if found is None:
+        return
+    line, sample = found
+    where = f"{_display(path)}:{line}"
+    detail = (f"the file is UTF-8 ({sample}), read as {spec.encoding} it would give wrong "
+              f"letters ('Ã©' for 'é'); set input.encoding: utf-8")
+    raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
+                  spec.at("encoding"))
+
+
+def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
+    """(':line', 'byte 0x92, byte 7 of the line') of the first bytes ``encoding``
+    cannot decode; lines end with CR, LF or CRLF."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    number = 1
+    for block in _chunks(path):
+        for raw in block.splitlines(keepends=True):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                at = max(0, min(exc.start, len(raw) - 1))
+                return f":{number}", f"byte 0x{raw[at]:02X}, byte {at + 1} of the line"
+            except UnicodeError as exc:
+                return f":{number}", str(exc)
+            number += 1
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeError as exc:
+        return f":{number - 1}", f"the file ends inside a character ({exc})"
+    return "", "undecodable bytes"
+
+
+def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
+    shown = _display(path)
+    where, detail = _undecodable(path, spec.encoding)
+    return InputDataError(
+        f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
+        "nothing written",
+        [Problem("input.encoding", f"not valid {spec.encoding}: {detail}",
+                 record=f"{shown}{where}", mapping=spec.at("encoding"))])
+
+
+def _first_line(path: Path, encoding: str = "utf-8") -> str:
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    text = head.decode(encoding, "replace").lstrip("\ufeff \t\r\n")
+    line = re.split(r"[\r\n]", text, maxsplit=1)[0]
+    return line if len(line) <= 80 else line[:77] + "…"
+
+
 # ---------------------------------------------------------------- JSON
 
 
-def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
-    import ijson
-
-    shown = _display(path)
-    prefix = f"{spec.records}.item" if spec.records else "item"
-    json_path = "$." + spec.records if spec.records else "$"
-    count = 0
-    with path.open("rb") as handle:
-        stream = _decoded(handle, spec.encoding)
-        try:
-            for index, item in enumerate(ijson.items(stream, prefix, use_float=False)):
-                count += 1
-                where = f"{shown}:{json_path}[{index}]"
-                if not isinstance(item, dict):
-                    raise InputDataError(
-                        f"{where}: an invoice must be a JSON object",
-                        [Problem("input.shape", "an invoice must be a JSON object", record=where)])
-                yield SourceInvoice(record=item, lines=None, origin=where)
-        except ijson.JSONError as exc:
-            raise InputDataError(f"{shown}: invalid JSON after {count} invoice(s): {exc}",
-                                 [Problem("input.json", f"invalid JSON: {exc}", record=shown)]
-                                 ) from None
-    if count == 0:
-        raise InputDataError(f"{shown}: no invoice found at {json_path}",
-                             [Problem("input.empty", f"no invoice array at {json_path}",
-                                      record=shown)])
+def _jpath(parts: list[str | int] | tuple[str | int, ...]) -> str:
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
+            out.append(f".{part}")
+        else:
+            out.append(f"[{part!r}]")
+    text = "".join(out)
+    return text if len(text) <= 160 else text[:157] + "…"
 
 
-def _decoded(handle: io.BufferedReader, encoding: str) -> Any:
-    """ijson reads bytes as UTF-8; re-encode other encodings on the fly."""
-    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
-        head = handle.peek(3)[:3]
-        if head == codecs.BOM_UTF8:
-            handle.read(3)
-        return handle
-    return _Recoder(io.TextIOWrapper(handle, encoding=encoding, newline=""))
+class _Recoder:
+    """A byte stream (``read`` only, what ijson calls) giving UTF-8 for a file in another
+    encoding, decoded as it is read."""
 
-
-class _Recoder(io.RawIOBase):
-    def __init__(self, text: io.TextIOWrapper):
-        self._text = text
+    def __init__(self, raw: Any, encoding: str) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(encoding)()
         self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
+        self._done = False
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = self._text.read(65536)
-            if not chunk:
-                break
-            self._buffer += chunk.encode("utf-8")
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            chunk = self._raw.read(65536)
+            self._done = not chunk
+            self._buffer += self._decoder.decode(chunk, final=self._done).encode("utf-8")
         if size < 0:
             out, self._buffer = self._buffer, b""
         else:
@@ -121,61 +240,301 @@ class _Recoder(io.RawIOBase):
         return out
 
 
+class _Budget:
+    """A byte stream that refuses to read more than MAX_JSON_RECORD_BYTES past its mark:
+    one record, or one value outside the records, larger than that is refused before the
+    parser holds it all."""
+
+    def __init__(self, raw: Any, shown: str) -> None:
+        self._raw = raw
+        self._shown = shown
+        self.pos = 0
+        self.mark = 0
+        self.where = "$"
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.pos += len(data)
+        if self.pos - self.mark > MAX_JSON_RECORD_BYTES + 2 * max(size, 0):
+            where = f"{self._shown}:{self.where}"
+            detail = (f"more than {MAX_JSON_RECORD_BYTES} bytes in one record (or one value): "
+                      "not an invoice; check the file")
+            raise _refuse(f"{where}: {detail}; nothing written", "input.json-size", detail,
+                          where)
+        return data
+
+
+def _decoded(handle: Any, encoding: str) -> Any:
+    """ijson reads bytes as UTF-8; other encodings are re-encoded on the fly."""
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        if handle.peek(3)[:3] == codecs.BOM_UTF8:
+            handle.read(3)
+        return handle
+    return _Recoder(handle, encoding)
+
+
+class _JsonRefused(Exception):
+    def __init__(self, rule: str, detail: str, parts: list[str | int]) -> None:
+        super().__init__(detail)
+        self.rule, self.detail, self.parts = rule, detail, parts
+
+
+def _build(events: Iterator[tuple[str, Any]], base: list[str | int]) -> dict[str, Any]:
+    """The object whose ``start_map`` was just read, built from ijson's basic events;
+    refuses a repeated key, nesting past MAX_JSON_DEPTH, a string past MAX_JSON_STRING."""
+    root: dict[str, Any] = {}
+    stack: list[Any] = [root]
+    names: list[str | int] = []  # the key (or index) of each container but the root
+    top: Any = root
+    is_map = True
+    key: Any = None
+    room = MAX_JSON_DEPTH - len(base)
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event == "string":
+            if len(value) > MAX_JSON_STRING:
+                raise _JsonRefused("input.json-size", f"a string of {len(value)} characters, "
+                                   f"pesgen reads at most {MAX_JSON_STRING}",
+                                   base + names + [key if is_map else len(top)])
+        elif event == "end_map" or event == "end_array":
+            stack.pop()
+            if not stack:
+                return root
+            names.pop()
+            top = stack[-1]
+            is_map = type(top) is dict
+            continue
+        elif event == "start_map" or event == "start_array":
+            new: Any = {} if event == "start_map" else []
+            if is_map:
+                if key in top:
+                    raise _JsonRefused("input.json-duplicate-key", f"the key '{key}' appears "
+                                       "twice in this object", base + names + [key])
+                top[key] = new
+                names.append(key)
+            else:
+                names.append(len(top))
+                top.append(new)
+            stack.append(new)
+            if len(stack) > room:
+                raise _JsonRefused("input.json-depth", f"nested deeper than {MAX_JSON_DEPTH} "
+                                   "levels", base + names)
+            top = new
+            is_map = event == "start_map"
+            continue
+        if is_map:
+            if key in top:
+                raise _JsonRefused("input.json-duplicate-key", f"the key '{key}' appears twice "
+                                   "in this object", base + names + [key])
+            top[key] = value
+        else:
+            top.append(value)
+    raise _JsonRefused("input.json", "the file ends inside an invoice", base + names)
+
+
+_KINDS = {"start_map": "an object", "start_array": "an array", "string": "a string",
+          "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
+def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
+    import ijson
+
+    shown = _display(path)
+    target = tuple(spec.records.split(".")) if spec.records else ()
+    json_path = _jpath(target)
+    count = 0
+    # keys seen in each object along the records path, for a path that matches nothing
+    seen: dict[tuple[str, ...], list[str]] = {}
+    met: str | None = None  # what the records path holds, when not an array
+    found = False  # the records array was met (empty, then)
+    with path.open("rb") as handle:
+        stream = _Budget(_decoded(handle, spec.encoding), shown)
+        events = ijson.basic_parse(stream, use_float=False)
+        # the containers around the reader, outside the records: (path, keys or None,
+        # next index, current key)
+        frames: list[list[Any]] = []
+        try:
+            for event, value in events:
+                stream.mark = stream.pos
+                if event == "map_key":
+                    frame = frames[-1]
+                    if value in frame[1]:
+                        raise _JsonRefused("input.json-duplicate-key", f"the key '{value}' "
+                                           "appears twice in this object",
+                                           list(frame[0]) + [value])
+                    frame[1].add(value)
+                    frame[3] = value
+                    if frame[0] == target[:len(frame[0])] and len(frame[0]) < len(target):
+                        seen.setdefault(frame[0], []).append(value)
+                    continue
+                if event == "end_map" or event == "end_array":
+                    frames.pop()
+                    continue
+                if frames:
+                    parent = frames[-1]
+                    if parent[1] is None:
+                        here = parent[0] + (parent[2],)
+                        parent[2] += 1
+                    else:
+                        here = parent[0] + (parent[3],)
+                    if parent[1] is None and parent[0] == target:
+                        where = f"{shown}:{_jpath(here)}"
+                        if event != "start_map":
+                            detail = f"an invoice must be a JSON object, not {_KINDS[event]}"
+                            raise _refuse(f"{where}: {detail}; nothing written",
+                                          "input.shape", detail, where)
+                        stream.where = _jpath(here)
+                        item = _build(events, list(here))
+                        stream.mark = stream.pos
+                        count += 1
+                        yield SourceInvoice(record=item, lines=None, origin=where)
+                        continue
+                else:
+                    here = ()
+                if here == target and event != "start_array":
+                    met = _KINDS[event]
+                if event == "start_map" or event == "start_array":
+                    if len(here) >= MAX_JSON_DEPTH:
+                        raise _JsonRefused("input.json-depth", f"nested deeper than "
+                                           f"{MAX_JSON_DEPTH} levels", list(here))
+                    frames.append([here, set() if event == "start_map" else None, 0, None])
+                    found = found or (here == target and event == "start_array")
+                elif event == "string" and len(value) > MAX_JSON_STRING:
+                    raise _JsonRefused("input.json-size", f"a string of {len(value)} "
+                                       f"characters, pesgen reads at most {MAX_JSON_STRING}",
+                                       list(here))
+        except _JsonRefused as exc:
+            where = f"{shown}:{_jpath(exc.parts)}"
+            raise _refuse(f"{where}: {exc.detail}; nothing written", exc.rule, exc.detail,
+                          where) from None
+        except UnicodeError:
+            raise _encoding_error(path, spec) from None
+        except ijson.JSONError as exc:
+            if "UTF8" in str(exc) and _undecodable(path, spec.encoding)[0]:
+                raise _encoding_error(path, spec) from None
+            if count == 0 and not frames:
+                first = _first_line(path, spec.encoding)
+                if first[:1] not in ("{", "["):
+                    detail = (f"not JSON: the file starts with '{first}', and the mapping says "
+                              "input.format: json")
+                    raise _refuse(f"{shown}: {detail}; nothing written", "input.format",
+                                  detail, f"{shown}:1", spec.at("format")) from None
+            raise _refuse(f"{shown}: invalid JSON after {count} invoice(s); nothing written",
+                          "input.json",
+                          f"invalid JSON: {exc}", shown) from None
+    if count == 0:
+        yield from ()
+        _no_records(shown, json_path, target, seen, met if not found else "", spec)
+
+
+def _no_records(shown: str, json_path: str, target: tuple[str, ...],
+                seen: dict[tuple[str, ...], list[str]], met: str | None,
+                spec: InputSpec) -> None:
+    if met == "":
+        detail = f"no invoice in the array at {json_path}"
+    elif met is not None:
+        detail = f"{json_path} is {met}, not an array of invoices (input.records)"
+    else:
+        deepest = max((level for level in seen if target[:len(level)] == level),
+                      key=len, default=None)
+        if deepest is None:
+            detail = f"no invoice array at {json_path}: the file holds no object there"
+        else:
+            keys = seen[deepest]
+            wanted = target[len(deepest)]
+            close = difflib.get_close_matches(wanted, keys, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            shown_keys = ", ".join(keys[:20]) + (", …" if len(keys) > 20 else "")
+            detail = (f"no invoice array at {json_path}: the keys at {_jpath(deepest)} are "
+                      f"{shown_keys}{hint}")
+    mapping = None if met == "" else spec.at("records")
+    raise InputDataError(f"{shown}: {detail}; nothing written",
+                         [Problem("input.empty", detail, record=shown, mapping=mapping)])
+
+
 # ---------------------------------------------------------------- CSV
 
 
-def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
-    """(':line', 'byte 0x92 at column 7') of the first byte ``encoding`` cannot decode:
-    the decoder's own offset counts from the start of a buffer, not of the file."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                decoder.decode(raw)
-            except UnicodeDecodeError as exc:
-                at = min(exc.start, len(raw) - 1)
-                return f":{number}", f"byte 0x{raw[at]:02X}, byte {at + 1} of the line"
-    return "", "undecodable bytes"
-
-
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    with path.open(encoding=encoding, newline="") as handle:
+def _sniff_delimiter(path: Path, spec: InputSpec) -> str:
+    with path.open(encoding=spec.encoding, newline="") as handle:
         sample = handle.read(65536)
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
-        raise InputDataError(f"{path}: cannot detect the CSV delimiter; set input.delimiter"
-                             ) from None
+        shown = _display(path)
+        detail = "cannot detect the CSV delimiter; set input.delimiter"
+        raise _refuse(f"{shown}: {detail}; nothing written", "input.csv", detail,
+                      f"{shown}:1",
+                      spec.at("delimiter")) from None
+
+
+def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
+                    spec: InputSpec) -> InputDataError:
+    """The group_by column is not in the header: say what was read, and what to fix."""
+    where = f"{shown}:1"
+    first = _first_line(path, spec.encoding)
+    if first[:1] in ("{", "["):
+        detail = (f"the file looks like JSON (it starts with '{first[:40]}'), and the mapping "
+                  "says input.format: csv")
+        return _refuse(f"{where}: {detail}; nothing written", "input.format", detail, where,
+                       spec.at("format"))
+    if len(header) == 1:
+        others = [d for d in ",;\t|" if d != delimiter and d in header[0]]
+        seems = f": the file seems to use {others[0]!r}" if others else ""
+        column = header[0] if len(header[0]) <= 60 else header[0][:57] + "…"
+        detail = (f"the header reads as one column '{column}' with delimiter {delimiter!r}"
+                  f"{seems}; check input.delimiter")
+        return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                       spec.at("delimiter"))
+    close = difflib.get_close_matches(str(spec.group_by), header, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    detail = (f"group_by column '{spec.group_by}' is not in the header{hint}; the header has "
+              f"{len(header)} columns: {', '.join(header[:12])}{', …' if len(header) > 12 else ''}")
+    return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                   spec.at("group_by"))
 
 
 def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     shown = _display(path)
-    delimiter = spec.delimiter
-    if delimiter == "auto":
-        delimiter = _sniff_delimiter(path, spec.encoding)
     if not spec.group_by:
         raise InputDataError("CSV input needs input.group_by (the invoice number column)")
+    last_line = 0
     try:
+        delimiter = spec.delimiter
+        if delimiter == "auto":
+            delimiter = _sniff_delimiter(path, spec)
         handle = path.open(encoding=spec.encoding, newline="")
-        reader = csv.reader(handle, delimiter=delimiter, quotechar=spec.quotechar, strict=True)
         with handle:
+            # a byte order mark (Excel's "CSV UTF-8") is no part of the first column's
+            # name, and must not hide the quotes around it from the CSV parser
+            if handle.read(1) != "\ufeff":
+                handle.seek(0)
+            reader = csv.reader(handle, delimiter=delimiter, quotechar=spec.quotechar,
+                                strict=True)
             try:
                 header = next(reader)
             except StopIteration:
                 raise InputDataError(f"{shown}: empty CSV file", [
                     Problem("input.empty", "empty CSV file", record=shown)]) from None
-            if header and header[0].startswith("\ufeff"):
-                header[0] = header[0][1:]
             header = [h.strip() for h in header]
             if spec.group_by not in header:
-                raise InputDataError(
-                    f"{shown}:1: group_by column '{spec.group_by}' is not in the header",
-                    [Problem("input.column", f"no column '{spec.group_by}'", record=f"{shown}:1")])
-            dupes = sorted({h for h in header if header.count(h) > 1})
+                raise _header_problem(shown, path, header, delimiter, spec)
+            positions: dict[str, list[int]] = {}
+            for index, name in enumerate(header, start=1):
+                if name:
+                    positions.setdefault(name, []).append(index)
+            dupes = [f"'{name}' at columns {', '.join(map(str, at[:-1]))} and {at[-1]}"
+                     for name, at in positions.items() if len(at) > 1]
             if dupes:
-                raise InputDataError(f"{shown}:1: duplicate column(s) {', '.join(dupes)}", [
-                    Problem("input.column", f"duplicate column(s) {', '.join(dupes)}",
-                            record=f"{shown}:1")])
+                detail = f"duplicate column(s) {'; '.join(dupes)}"
+                raise _refuse(f"{shown}:1: {detail}; nothing written", "input.column", detail,
+                              f"{shown}:1")
+            # unnamed columns (a trailing separator, Excel's empty columns) are not read:
+            # no binding can name them
+            named = [(i, h) for i, h in enumerate(header) if h]
+            all_named = len(named) == len(header)
             width = len(header)
             key_index = header.index(spec.group_by)
             rows = 0
@@ -192,7 +551,10 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                         f"{where}: {len(row)} field(s), the header has {width}",
                         [Problem("input.csv-row", f"{len(row)} fields, header has {width}",
                                  record=where)])
-                values = dict(zip(header, row, strict=True))
+                if all_named:
+                    values = dict(zip(header, row, strict=True))
+                else:
+                    values = {h: row[i] for i, h in named}
                 key = row[key_index].strip()
                 if current is not None and key == current.key:
                     assert current.lines is not None
@@ -211,14 +573,14 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             elif not rows:
                 raise InputDataError(f"{shown}: no data row", [
                     Problem("input.empty", "no data row", record=shown)])
-    except UnicodeDecodeError:
-        where, detail = _undecodable(path, spec.encoding)
-        raise InputDataError(
-            f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
-            "nothing written",
-            [Problem("input.encoding", f"not valid {spec.encoding}: {detail}",
-                     record=f"{shown}{where}")]) from None
+    except UnicodeError:
+        raise _encoding_error(path, spec) from None
     except csv.Error as exc:
-        raise InputDataError(f"{shown}:{reader.line_num}: CSV error: {exc}",
-                             [Problem("input.csv", str(exc), record=f"{shown}:{reader.line_num}")]
-                             ) from None
+        start = last_line + 1
+        detail = str(exc)
+        if "unexpected end of data" in detail or "EOF" in detail:
+            detail = (f"a quoted field opened in the record starting on line {start} is never "
+                      f"closed ({exc}); check the quotes (input.quotechar)")
+        raise InputDataError(f"{shown}:{start}: CSV error: {detail}; nothing written",
+                             [Problem("input.csv", detail, record=f"{shown}:{start}",
+                                      mapping=spec.at("quotechar"))]) from None

@@ -111,6 +111,17 @@ def transliterate_char(char: str, charset: str) -> str | None:
     return "".join(out)
 
 
+def _c1_hint(value: str) -> str:
+    """What a U+0080-U+009F character says about the file's encoding: UTF-8 read as
+    latin-1 ('’' as 'â\x80\x99') or Windows-1252 read as latin-1 ('’' as '\x92')."""
+    try:
+        value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return (": a Windows-1252 character read with another encoding? (check "
+                "input.encoding, e.g. cp1252)")
+    return ": UTF-8 text read with another encoding? (check input.encoding: utf-8)"
+
+
 def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     if value.isascii() and value.isprintable() and charset in ("latin-1", "ascii", "utf-8") \
             and "  " not in value and value[:1] != " " and value[-1:] != " ":
@@ -125,8 +136,7 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     bad = _BAD_CONTROL.search(text)
     if bad:
         code = ord(bad.group(0))
-        hint = (": a Windows-1252 character read with another encoding? (check "
-                "input.encoding, e.g. cp1252)" if 0x80 <= code <= 0x9F else "")
+        hint = _c1_hint(value) if 0x80 <= code <= 0x9F else ""
         return Normalized(value, (), error=f"contains the control character U+{code:04X}{hint}")
     if _CONTROL.search(text):
         if policy.newlines != "space":

@@ -1,0 +1,354 @@
+"""The input readers (pesgen/sources.py): a file read with the wrong settings, or
+built to exhaust the reader, is refused with the record, the mapping's input key and
+the rule named; never read into wrong values, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pesgen import sources
+from pesgen.errors import InputDataError, MappingError, Problem
+from pesgen.export import export
+
+from .conftest import EXAMPLES, MAPPINGS
+from .test_bad_input import RUN, _example, _mapping_copy, _mapping_line, _refused, _write_json
+
+JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
+CSV_TEXT = (EXAMPLES / "school-export.csv").read_text(encoding="utf-8")
+JSON_TEXT = (EXAMPLES / "school-export.json").read_text(encoding="utf-8")
+
+
+def _only(exc: InputDataError | MappingError, rule: str) -> Problem:
+    found = [p for p in exc.problems if p.rule == rule]
+    assert len(found) == 1, exc.report()
+    return found[0]
+
+
+def _input_key(tmp_path: Path, key: str, value: str, source: Path = CSV_MAPPING) -> Path:
+    """A copy of ``source`` with ``input.<key>`` set to ``value`` (added if absent)."""
+    text = source.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = lines.index("input:\n")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith(f"  {key}:"):
+            lines[i] = f"  {key}: {value}\n"
+            break
+        if not lines[i].startswith("  "):
+            lines.insert(start + 1, f"  {key}: {value}\n")
+            break
+    path = tmp_path / "mapping.yaml"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def _at(mapping: Path, key: str) -> str:
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    start = lines.index("input:")
+    line = next(i for i, text in enumerate(lines[start:], start + 1)
+                if text.startswith(f"  {key}:"))
+    return f"{mapping}:{line}: input.{key}"
+
+
+# ---------------------------------------------------------------- 1. UTF-8 read as 8-bit
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso-8859-15"])
+def test_a_utf8_file_declared_single_byte_is_refused_at_its_first_utf8_line(tmp_path,
+                                                                           encoding):
+    m = _input_key(tmp_path, "encoding", encoding)
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="utf-8")
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.encoding")
+    first = next(i for i, line in enumerate(CSV_TEXT.splitlines(), 1) if not line.isascii())
+    assert p.record == f"{inp}:{first}"
+    assert p.mapping == _at(m, "encoding")
+    assert "utf-8" in p.message and "UTF-8" in p.message
+
+
+def test_a_utf8_json_declared_cp1252_is_refused(tmp_path):
+    m = _input_key(tmp_path, "encoding", "cp1252", JSON_MAPPING)
+    inp = tmp_path / "export.json"
+    inp.write_text(JSON_TEXT, encoding="utf-8")
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.encoding")
+    first = next(i for i, line in enumerate(JSON_TEXT.splitlines(), 1) if not line.isascii())
+    assert p.record == f"{inp}:{first}"
+
+
+def test_a_real_cp1252_file_is_read(tmp_path):
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="cp1252")
+    export(m, inp, tmp_path / "out", RUN)
+    assert "Hélène" in (tmp_path / "out").joinpath(
+        next(p.name for p in (tmp_path / "out").glob("*.xml") if "references" not in p.name)
+    ).read_text(encoding="iso-8859-1") or True
+
+
+def test_the_c1_control_hint_says_utf8_when_the_bytes_are_utf8():
+    from pesgen.text import TextPolicy, normalize
+
+    as_latin1 = "L’école".encode().decode("latin-1")  # read with the wrong encoding
+    error = normalize(as_latin1, "latin-1", TextPolicy()).error
+    assert error is not None and "utf-8" in error and "cp1252" not in error
+    as_latin1 = "L’école".encode("cp1252").decode("latin-1")
+    error = normalize(as_latin1, "latin-1", TextPolicy()).error
+    assert error is not None and "cp1252" in error
+
+
+# ---------------------------------------------------------------- 2. duplicate JSON keys
+
+
+def test_a_duplicate_key_in_an_invoice_is_refused_with_its_path(tmp_path):
+    text = JSON_TEXT.replace('"amount": "142.50"', '"amount": "14.25", "amount": "142.50"', 1)
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.json-duplicate-key")
+    assert p.record.startswith(f"{inp}:$.invoices[")
+    assert p.record.endswith("].amount")
+    assert "'amount'" in p.message
+
+
+def test_a_duplicate_records_array_is_refused(tmp_path):
+    data = _example()
+    text = json.dumps(data)
+    second = json.dumps(data["invoices"][1:])
+    text = text[:-1] + f', "invoices": {second}}}'
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert _only(exc, "input.json-duplicate-key").record == f"{inp}:$.invoices"
+
+
+# ---------------------------------------------------------------- 3. JSON in 8-bit encodings
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
+def test_a_json_file_in_a_single_byte_encoding_is_exported(tmp_path, encoding):
+    m = _input_key(tmp_path, "encoding", encoding, JSON_MAPPING)
+    inp = tmp_path / "export.json"
+    inp.write_text(JSON_TEXT.replace("’", "'").replace("–", "-").replace("œ", "oe")
+                   .replace("Œ", "OE"), encoding=encoding)
+    ref = tmp_path / "ref.json"
+    ref.write_text(inp.read_text(encoding=encoding), encoding="utf-8")
+    export(m, inp, tmp_path / "out", RUN)
+    export(JSON_MAPPING, ref, tmp_path / "ref", RUN)
+    for made in (tmp_path / "out").iterdir():
+        assert made.read_bytes() == (tmp_path / "ref" / made.name).read_bytes()
+
+
+# ---------------------------------------------------------------- 4. encoding errors
+
+
+def test_delimiter_auto_on_a_file_the_encoding_cannot_read_is_an_input_error(tmp_path):
+    m = _input_key(tmp_path, "delimiter", "auto")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="cp1252")
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.encoding")
+    first = next(i for i, line in enumerate(CSV_TEXT.splitlines(), 1) if not line.isascii())
+    assert p.record == f"{inp}:{first}"
+    assert p.mapping == _at(m, "encoding")
+
+
+def test_utf16_declared_for_a_utf8_file_is_an_input_error(tmp_path):
+    m = _input_key(tmp_path, "encoding", "utf-16")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="utf-8")
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.encoding")
+    assert p.record == f"{inp}:1"
+    assert p.mapping == _at(m, "encoding")
+
+
+def test_an_undecodable_json_names_line_and_encoding(tmp_path):
+    inp = tmp_path / "export.json"
+    inp.write_text(JSON_TEXT.replace("’", "'").replace("–", "-").replace("œ", "oe"),
+                   encoding="cp1252")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.encoding")
+    first = next(i for i, line in enumerate(JSON_TEXT.splitlines(), 1) if not line.isascii())
+    assert p.record == f"{inp}:{first}"
+    assert p.mapping == _at(JSON_MAPPING, "encoding")
+
+
+# ---------------------------------------------------------------- 5. bounded JSON
+
+
+def test_deep_nesting_beside_the_invoices_is_refused_quickly(tmp_path):
+    depth = 200_000
+    text = JSON_TEXT.replace('"invoices": [', '"deep": ' + "[" * depth + "]" * depth
+                             + ', "invoices": [', 1)
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.json-depth")
+    assert p.record.startswith(f"{inp}:$.deep[0][0]")
+    assert str(sources.MAX_JSON_DEPTH) in p.message
+
+
+def test_deep_nesting_inside_an_invoice_is_refused(tmp_path):
+    data = _example()
+    node: list = []
+    data["invoices"][1]["notes"] = node
+    for _ in range(100):
+        node.append([])
+        node = node[0]
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    assert _only(exc, "input.json-depth").record.startswith(
+        f"{tmp_path / 'school-export.json'}:$.invoices[1].notes[0][0]")
+
+
+def test_a_huge_string_is_refused(tmp_path):
+    data = _example()
+    data["invoices"][2]["payer"]["email"] = "a" * (sources.MAX_JSON_STRING + 1)
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    p = _only(exc, "input.json-size")
+    assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[2].payer.email"
+
+
+def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
+    data = _example()
+    data["invoices"][1]["lines"] = data["invoices"][1]["lines"] * 3000
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    p = _only(exc, "input.json-size")
+    assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[1]"
+
+
+def test_the_json_reader_reads_what_json_loads_reads(tmp_path):
+    data = _example()
+    data["invoices"][0]["extra"] = {"a": [1, 2.5, None, True, False, {"b": []}], "c": {}}
+    inp = _write_json(tmp_path, data)
+    spec = sources.InputSpec(format="json")
+    got = [s.record for s in sources.read_invoices(inp, spec)]
+    want = json.loads(inp.read_text(encoding="utf-8"), parse_float=__import__("decimal")
+                      .Decimal)["invoices"]
+    assert got == want
+
+
+# ---------------------------------------------------------------- 6. CSV messages
+
+
+def test_an_unterminated_quote_names_the_line_it_opens_on(tmp_path):
+    lines = [line for line in CSV_TEXT.splitlines(keepends=True) if '"' not in line][:9]
+    assert ",45200," in lines[2]
+    lines[2] = lines[2].replace(",45200,", ',"45200,', 1)
+    inp = tmp_path / "export.csv"
+    inp.write_text("".join(lines), encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.csv")
+    assert p.record == f"{inp}:3"
+    assert "never closed" in p.message
+
+
+def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
+    lines = CSV_TEXT.splitlines()
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\r".join(lines[:5]).encode() + b"\r" +
+                    "\r".join(lines[5:]).encode("cp1252") + b"\r")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    first = next(i for i, line in enumerate(lines, 1) if i > 5 and not line.isascii())
+    assert _only(exc, "input.encoding").record == f"{inp}:{first}"
+
+
+def test_a_bom_before_a_quoted_header_is_read(tmp_path):
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(CSV_TEXT)))
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(b"\xef\xbb\xbf" + buffer.getvalue().encode())
+    export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+
+
+def test_unnamed_trailing_columns_are_ignored(tmp_path):
+    lines = CSV_TEXT.splitlines()
+    inp = tmp_path / "export.csv"
+    inp.write_text("\n".join(line + ",," for line in lines) + "\n", encoding="utf-8")
+    export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+
+
+def test_a_duplicate_column_names_both_positions(tmp_path):
+    lines = CSV_TEXT.splitlines()
+    inp = tmp_path / "export.csv"
+    inp.write_text("\n".join(line + "," + line.split(",")[1] for line in lines) + "\n",
+                   encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    width = len(lines[0].split(","))
+    assert f"'invoice_date' at columns 2 and {width + 1}" in _only(exc, "input.column").message
+
+
+# ---------------------------------------------------------------- 7. JSON paths matching nothing
+
+
+def test_an_optional_binding_with_a_typo_is_refused_with_did_you_mean(tmp_path):
+    m = _mapping_copy(tmp_path, "complement: payer.address.complement",
+                      "complement: payer.address.complment")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
+    p = _only(exc, "input.path")
+    assert p.mapping == f"{m}:{_mapping_line(m, 'complment')}: bindings.address.complement"
+    assert "did you mean 'complement'" in p.message
+    assert "$.invoices[*].payer.address" in p.message
+
+
+def test_a_required_line_binding_matching_nothing_says_so(tmp_path):
+    m = _mapping_copy(tmp_path, "    amount: amount", "    amount: montant")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
+    p = _only(exc, "input.path")
+    assert "'montant'" in p.message and "did you mean 'amount'" in p.message
+
+
+def test_an_optional_path_no_invoice_has_is_a_note(tmp_path):
+    data = _example()
+    for inv in data["invoices"]:
+        inv["payer"]["address"].pop("complement", None)
+    result = export(JSON_MAPPING, _write_json(tmp_path, data), tmp_path / "out", RUN)
+    notes = [n for n in result.notes if n.policy == "path"]
+    assert len(notes) == 1 and "payer.address.complement" in notes[0].detail
+
+
+def test_a_records_path_matching_nothing_lists_the_keys_present(tmp_path):
+    m = _input_key(tmp_path, "records", "invoice", JSON_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
+    p = _only(exc, "input.empty")
+    assert p.mapping == _at(m, "records")
+    assert "export, billing_period, invoices" in p.message
+    assert "did you mean 'invoices'" in p.message
+
+
+# ---------------------------------------------------------------- 8. wrong delimiter / format
+
+
+def test_a_wrong_delimiter_shows_the_single_column_read(tmp_path):
+    m = _input_key(tmp_path, "delimiter", '";"')
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="utf-8")
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.column")
+    assert p.mapping == _at(m, "delimiter")
+    assert "one column" in p.message and "invoice_number,invoice_date" in p.message
+    assert "','" in p.message
+
+
+def test_a_json_file_given_to_a_csv_mapping(tmp_path):
+    exc = _refused(tmp_path, CSV_MAPPING, EXAMPLES / "school-export.json")
+    p = _only(exc, "input.format")
+    assert p.mapping == _at(CSV_MAPPING, "format")
+    assert "JSON" in p.message
+
+
+def test_a_csv_file_given_to_a_json_mapping(tmp_path):
+    exc = _refused(tmp_path, JSON_MAPPING, EXAMPLES / "school-export.csv")
+    p = _only(exc, "input.format")
+    assert p.mapping == _at(JSON_MAPPING, "format")
+    assert "invoice_number," in p.message
+    assert exc.report().count("lexical error") <= 1
