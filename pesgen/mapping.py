@@ -116,7 +116,9 @@ class Mapping:
 # ----------------------------------------------------------------- bindings
 
 
-def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+def path_parts(path: str) -> list[str | int]:
+    """A JSON path binding's keys and list indexes: 'lines[0].amount' -> ['lines', 0,
+    'amount']."""
     parts: list[str | int] = []
     for piece in path.split("."):
         m = _INDEX.match(piece)
@@ -126,6 +128,11 @@ def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
             parts.append(int(m[2]))
         else:
             parts.append(piece)
+    return parts
+
+
+def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+    parts = path_parts(path)
 
     if len(parts) == 1 and isinstance(parts[0], str):
         only = parts[0]

@@ -19,30 +19,15 @@ nothing more.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Problem
-from .mapping import Binding
+from .mapping import Binding, path_parts
 
-_INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 _MAX_KEYS = 50
 _TYPO = 0.8  # difflib ratio from which a missing key is taken for a typo
-
-
-def _parts(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in path.split("."):
-        m = _INDEX.match(piece)
-        if m:
-            if m[1]:
-                parts.append(m[1])
-            parts.append(int(m[2]))
-        else:
-            parts.append(piece)
-    return parts
 
 
 def _level(base: str, parts: list[str | int]) -> str:
@@ -73,12 +58,12 @@ class PathWatch:
         self.pending: list[_Watched] = []
         for bnd in invoice_bindings:
             if bnd.kind == "path":
-                self.pending.append(_Watched(bnd, _parts(bnd.text), False))
+                self.pending.append(_Watched(bnd, path_parts(bnd.text), False))
         if lines is not None and lines.kind == "path":
-            self.pending.append(_Watched(lines, _parts(lines.text), False))
+            self.pending.append(_Watched(lines, path_parts(lines.text), False))
         for bnd in line_bindings:
             if bnd.kind == "path":
-                self.pending.append(_Watched(bnd, _parts(bnd.text), True))
+                self.pending.append(_Watched(bnd, path_parts(bnd.text), True))
         self.read = 0
 
     def see(self, record: dict[str, Any]) -> None:
