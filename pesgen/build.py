@@ -504,7 +504,8 @@ class Builder:
 
     def _lines(self, ctx: _Ctx, src: SourceInvoice, record: dict[str, Any]) -> list[Line] | None:
         if self.csv:
-            rows = src.lines or []
+            # stripped as the record is (its first row is the record, stripped already)
+            rows = [record if row is src.record else _stripped(row) for row in src.lines or []]
             origins = src.line_origins
         else:
             raw = _evaluator(ctx, record, {"invoice": record, "collectivity":
@@ -513,7 +514,8 @@ class Builder:
                 ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
                 return None
-            rows = raw
+            # a path's list is the stripped record's own; an expression's is stripped here
+            rows = raw if self.mapping.lines.kind == "path" else [_stripped(r) for r in raw]
             base = src.origin
             origins = [f"{base}.{self.mapping.lines.text}[{i}]" for i in range(len(raw))]
         out: list[Line] = []
@@ -525,7 +527,6 @@ class Builder:
                 ctx.problem("input.lines", "a line must be an object", record=origin)
                 ok = False
                 continue
-            row = _stripped(row)
             scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
 
             ev = _evaluator(ctx, row, scope, origin)
