@@ -45,10 +45,17 @@ TITRE_NATPCE = frozenset({"01", "02", "03", "04", "05", "11", "18"})
 EDITION_01_NATPCE = frozenset({"01", "02", "03", "04", "11", "18"})
 
 
+# No entities, no network, no DTD: untrusted-input safe (XXE).
+_SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": True}
+
+
 def _parser(**kwargs: object) -> etree.XMLParser:
-    # No entities, no network, no DTD: untrusted-input safe (XXE).
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           huge_tree=True, **kwargs)
+    return etree.XMLParser(**_SAFE, **kwargs)
+
+
+def _iterparse(source: Any, **kwargs: Any) -> etree.iterparse:
+    """``etree.iterparse`` with the safe options of ``_parser``."""
+    return etree.iterparse(source, **_SAFE, **kwargs)
 
 
 @cache
@@ -527,9 +534,7 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     tree = None
     index = 0
     try:
-        for _event, el in etree.iterparse(str(path), events=("end",), tag=("Piece", "Bordereau"),
-                                          resolve_entities=False, no_network=True,
-                                          load_dtd=False, huge_tree=True):
+        for _event, el in _iterparse(str(path), events=("end",), tag=("Piece", "Bordereau")):
             tree = el.getroottree()
             if el.tag == "Bordereau":
                 counts[el] = index
@@ -600,10 +605,8 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
     seen_ids: set[str] = set()
     bordereaux: list[_BordereauCheck] = []  # those with problems to locate
     try:
-        for _event, el in etree.iterparse(source, events=("end",), schema=schema,
-                                          tag=("BlocBordereau", "Piece", "Bordereau"),
-                                          resolve_entities=False, no_network=True,
-                                          load_dtd=False, huge_tree=True):
+        for _event, el in _iterparse(source, events=("end",), schema=schema,
+                                     tag=("BlocBordereau", "Piece", "Bordereau")):
             tag = el.tag
             if tag == "BlocBordereau":
                 if el.getroottree().docinfo.doctype:
@@ -672,9 +675,7 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
 def validate_against(path: Path, xsd: Path, label: str) -> list[Problem]:
     schema = load_xsd(xsd)
     try:
-        for _event, el in etree.iterparse(str(path), events=("end",), schema=schema,
-                                          resolve_entities=False, no_network=True,
-                                          load_dtd=False, huge_tree=True):
+        for _event, el in _iterparse(str(path), events=("end",), schema=schema):
             if el.tag == "Piece":
                 el.clear(keep_tail=True)
                 parent = el.getparent()
@@ -725,9 +726,7 @@ def file_typfic(path: Path) -> str | None:
     """A PES file's TypFic (``Parametres/TypFic/@V``), read from its first elements;
     None when there is none before the first bordereau. Raises XMLSyntaxError when the
     file is not well-formed before it."""
-    for seen, (_event, el) in enumerate(etree.iterparse(
-            str(path), events=("start",), resolve_entities=False, no_network=True,
-            load_dtd=False, huge_tree=True)):
+    for seen, (_event, el) in enumerate(_iterparse(str(path), events=("start",))):
         name = etree.QName(el).localname
         if name == "TypFic":
             return el.get("V")
