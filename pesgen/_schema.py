@@ -59,6 +59,22 @@ def _def_name(schema_name: str, node: Any) -> str | None:
     return None
 
 
+def _unknown_key(data: Any, path: list[Any], key: Any, known: list[str], source: str,
+                 rule: str, within: str = "", tail: str | None = None) -> Problem:
+    """A key the schema does not know at ``path``, with the closest known one; then
+    ``tail``, or by default the keys allowed there when none is close."""
+    hint = difflib.get_close_matches(str(key), known, n=1)
+    message = f"unknown key '{key}'{within}"
+    if hint:
+        message += f" (did you mean '{hint[0]}'?)"
+    if tail is not None:
+        message += tail
+    elif not hint and known:
+        message += f" (allowed: {', '.join(known)})"
+    where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
+    return Problem(rule, message, mapping=where)
+
+
 def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
     validator = _validator(schema_name)
     problems: list[Problem] = []
@@ -67,38 +83,25 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = list(error.schema.get("properties", {}))
             for key in error.instance:
-                if key in allowed:
-                    continue
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
-                message = f"unknown key '{key}'"
-                if hint:
-                    message += f" (did you mean '{hint[0]}'?)"
-                elif allowed:
-                    message += f" (allowed: {', '.join(allowed)})"
-                where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
-                problems.append(Problem(rule, message, mapping=where))
+                if key not in allowed:
+                    problems.append(_unknown_key(data, path, key, allowed, source, rule))
             continue
+        alternatives = _ALTERNATIVES.get(_def_name(schema_name, error.schema) or "") \
+            if error.validator == "oneOf" else None
         if error.validator == "oneOf" and isinstance(error.instance, dict):
             # a key none of the alternatives knows (a typo in {exp: …}): name it, with
             # a suggestion, rather than "is not valid under any of the given schemas"
-            what, shapes = _ALTERNATIVES.get(_def_name(schema_name, error.schema),
-                                             ("this value", ""))
+            what, shapes = alternatives or ("this value", "")
             known = [k for alt in error.schema.get("oneOf", ())
                      for k in (alt.get("properties") or {})]
             known = list(dict.fromkeys(known))
             unknown = [k for k in error.instance if k not in known]
+            tail = f"; {shapes}" if shapes else f" (allowed: {', '.join(known)})"
             for key in unknown:
-                hint = difflib.get_close_matches(str(key), known, n=1)
-                message = f"unknown key '{key}' in {what}"
-                if hint:
-                    message += f" (did you mean '{hint[0]}'?)"
-                message += f"; {shapes}" if shapes else f" (allowed: {', '.join(known)})"
-                where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
-                problems.append(Problem(rule, message, mapping=where))
+                problems.append(_unknown_key(data, path, key, known, source, rule,
+                                             f" in {what}", tail))
             if unknown:
                 continue
-        alternatives = _ALTERNATIVES.get(_def_name(schema_name, error.schema) or "") \
-            if error.validator == "oneOf" else None
         if alternatives:
             shapes = alternatives[1]
             message = shapes[0].upper() + shapes[1:]
