@@ -5,6 +5,14 @@ JSON) so that any later problem can point back at the record. Both loaders strea
 a 100 000-invoice export is never held in memory at once, and the JSON reader bounds
 what one record may hold (nesting depth, string length, bytes), so a hostile or
 broken file is refused instead of exhausting the memory.
+
+The JSON reader has two paths. The exact one walks ijson's events one by one and names
+any problem (a repeated key, a bound, a syntax error) with its JSON path, at twice the
+cost of the fast one in an export (docs/performance.md). The fast one decodes each invoice whole
+with the standard library's C decoder and only checks what it cannot miss cheaply (a
+repeated key, through the object hook; a possible bound, from the invoice's text); on
+anything else it stops, and the exact reader takes over from the invoice it had
+reached. tests/test_json_reader.py checks that the pair reads what the exact one reads.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +349,198 @@ _KINDS = {"start_map": "an object", "start_array": "an array", "string": "a stri
 
 
 def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
+    """The invoices of a JSON export: read by the fast reader, which hands over to the
+    exact one (from the invoice it had reached) on anything it does not vouch for."""
+    count = 0
+    try:
+        for item in _read_json_fast(path, spec):
+            count += 1
+            yield item
+    except _Slow:
+        yield from _read_json_exact(path, spec, skip=count)
+
+
+# ------------------------------------------------ JSON, fast reader
+
+_CHUNK = 1 << 20  # characters decoded at a time (tests make it tiny)
+_WS = re.compile(r"[ \t\n\r]*")
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class _Slow(Exception):  # noqa: N818 - a hand-over, not an error
+    """The fast reader met something only the exact reader judges: a repeated key, a
+    record near a bound, a syntax error, an empty or odd shape, a lone surrogate."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # a repeated key: the exact reader names it
+        raise _Slow
+    return out
+
+
+def _constant(name: str) -> Any:  # NaN, Infinity: not JSON, ijson refuses them
+    raise _Slow
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=Decimal,
+                            parse_constant=_constant)
+
+
+def _long_string(node: Any) -> bool:
+    """Whether ``node`` holds a string value longer than MAX_JSON_STRING."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if len(node) > MAX_JSON_STRING:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+class _Text:
+    """The file decoded in chunks, read from ``i`` on with the standard library's JSON
+    decoder; each value is decoded whole (``raw_decode``), so only the structure around
+    the invoices is walked here."""
+
+    def __init__(self, handle: Any, encoding: str) -> None:
+        self._handle = handle
+        name = codecs.lookup(encoding).name
+        self._decoder = codecs.getincrementaldecoder(
+            "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding)()
+        self.buf = ""
+        self.i = 0
+        self.eof = False
+
+    def _more(self) -> None:
+        data = self._handle.read(_CHUNK)
+        self.eof = not data
+        try:
+            text = self._decoder.decode(data, final=self.eof)
+        except UnicodeError:
+            raise _Slow from None
+        self.buf = self.buf[self.i:] + text
+        self.i = 0
+
+    def peek(self) -> str:
+        """The next character after any whitespace ('' at the end of the file)."""
+        while True:
+            self.i = _WS.match(self.buf, self.i).end()  # type: ignore[union-attr]
+            if self.i < len(self.buf) or self.eof:
+                return self.buf[self.i:self.i + 1]
+            self._more()
+
+    def take(self, char: str) -> bool:
+        if self.peek() == char:
+            self.i += 1
+            return True
+        return False
+
+    def value(self, depth: int) -> Any:
+        """The JSON value starting at ``i`` (after ``peek``), which sits ``depth`` levels
+        down; _Slow when it breaks or nears a bound of the exact reader."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.i)
+            except RecursionError:
+                raise _Slow from None
+            except ValueError:  # JSONDecodeError, or an integer too long to read
+                end = -1
+            if end == -1 or (end == len(self.buf) and not self.eof):
+                # cut by the end of the chunk (or broken: the exact reader says where)
+                if self.eof or len(self.buf) - self.i > MAX_JSON_RECORD_BYTES // 4:
+                    raise _Slow
+                self._more()
+                continue
+            break
+        start, self.i = self.i, end
+        text = self.buf
+        if end - start >= 2 * (MAX_JSON_DEPTH - depth) and (
+                text.count("{", start, end) + text.count("[", start, end)
+                > MAX_JSON_DEPTH - depth):
+            raise _Slow  # perhaps too deep (brackets in strings count too)
+        if text.find("\\u", start, end) != -1 and _SURROGATE.search(text, start, end):
+            raise _Slow  # an escaped surrogate: ijson reads a lone one as '?'
+        if end - start > MAX_JSON_STRING and _long_string(value):
+            raise _Slow
+        if (end - start > MAX_JSON_RECORD_BYTES // 4
+                and len(text[start:end].encode("utf-8", "surrogatepass"))
+                > MAX_JSON_RECORD_BYTES - (1 << 18)):
+            raise _Slow  # near the byte bound, which the exact reader applies
+        return value
+
+
+def _read_json_fast(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
+    shown = _display(path)
+    target = tuple(spec.records.split(".")) if spec.records else ()
+    json_path = _jpath(target)
+    prefix = f"{shown}:{json_path}"
+    exact_origin = len(json_path) > 140  # _jpath shortens long paths: let it
+    with path.open("rb") as handle:
+        text = _Text(handle, spec.encoding)
+        count = 0
+        for count, item in enumerate(_fast_value(text, target, ()), start=1):
+            origin = (f"{shown}:{_jpath(target + (count - 1,))}" if exact_origin
+                      else f"{prefix}[{count - 1}]")
+            yield SourceInvoice(record=item, lines=None, origin=origin)
+        if count == 0 or text.peek() != "":  # no invoice, or more after the JSON value
+            raise _Slow
+
+
+def _fast_value(text: _Text, target: tuple[str, ...],
+                here: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The invoices in the value at ``here`` (a level of the records path); a value off
+    the path is read and dropped."""
+    if here == target:
+        if not text.take("["):
+            raise _Slow
+        if text.take("]"):
+            return
+        depth = len(target) + 1
+        while True:
+            if text.peek() != "{":
+                raise _Slow
+            yield text.value(depth)
+            if text.take("]"):
+                return
+            if not text.take(","):
+                raise _Slow
+    if not text.take("{"):
+        raise _Slow
+    if text.take("}"):
+        return
+    keys: set[str] = set()
+    while True:
+        if text.peek() != '"':
+            raise _Slow
+        key = text.value(len(here) + 1)
+        if key in keys:
+            raise _Slow
+        keys.add(key)
+        if not text.take(":"):
+            raise _Slow
+        sub = here + (key,)
+        if target[:len(sub)] == sub:
+            yield from _fast_value(text, target, sub)
+        else:
+            text.peek()
+            text.value(len(sub))
+        if text.take("}"):
+            return
+        if not text.take(","):
+            raise _Slow
+
+
+# ------------------------------------------------ JSON, exact reader
+
+
+def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[SourceInvoice]:
+    """ijson's events, checked one by one: names the repeated key, the bound broken, the
+    syntax error; the first ``skip`` invoices (read already) are not yielded again."""
     import ijson
 
     shown = _display(path)
@@ -389,7 +591,8 @@ def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                         item = _build(events, list(here))
                         stream.mark = stream.pos
                         count += 1
-                        yield SourceInvoice(record=item, lines=None, origin=where)
+                        if count > skip:
+                            yield SourceInvoice(record=item, lines=None, origin=where)
                         continue
                 else:
                     here = ()

@@ -1,0 +1,182 @@
+"""The JSON reader's two paths (pesgen/sources.py): the fast one (the standard library's
+decoder, a value at a time) reads ordinary exports; on anything it does not vouch for
+it hands over to the exact one (ijson events, checked one by one), from the invoice it
+had reached. Whatever the file, the pair reads exactly what the exact reader alone
+reads: the same invoices with the same origins, or the same refusal."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pesgen import sources
+from pesgen.errors import InputDataError
+
+from .conftest import EXAMPLES
+
+SPEC = sources.InputSpec(format="json")
+EXAMPLE = (EXAMPLES / "school-export.json").read_text(encoding="utf-8")
+
+
+def _outcome(reader: Any, path: Path, spec: sources.InputSpec = SPEC) -> Any:
+    try:
+        return [(s.record, s.origin) for s in reader(path, spec)]
+    except InputDataError as exc:
+        return ("refused", exc.report())
+
+
+def _both(path: Path, spec: sources.InputSpec = SPEC) -> tuple[Any, Any]:
+    return (_outcome(sources.read_invoices, path, spec),
+            _outcome(sources._read_json_exact, path, spec))
+
+
+def _write(tmp_path: Path, text: str, name: str = "export.json") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _exact_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    exact = sources._read_json_exact
+
+    def spy(path: Path, spec: sources.InputSpec, skip: int = 0) -> Any:
+        calls.append(skip)
+        return exact(path, spec, skip)
+
+    monkeypatch.setattr(sources, "_read_json_exact", spy)
+    return calls
+
+
+def test_the_example_is_read_by_the_fast_reader_alone(tmp_path, monkeypatch):
+    path = _write(tmp_path, EXAMPLE)
+    want = _outcome(sources._read_json_exact, path)
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path) == want
+    assert calls == []
+    assert len(want) == 12 and want[3][1] == f"{path}:$.invoices[3]"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1000])
+def test_values_cut_by_the_end_of_a_chunk_are_read_whole(tmp_path, monkeypatch, chunk):
+    path = _write(tmp_path, EXAMPLE)
+    want = _outcome(sources._read_json_exact, path)
+    monkeypatch.setattr(sources, "_CHUNK", chunk)
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path) == want
+    assert calls == []
+
+
+def test_a_repeated_key_hands_over_from_the_invoice_reached(tmp_path, monkeypatch):
+    data = json.loads(EXAMPLE)
+    text = json.dumps(data, ensure_ascii=False)
+    number = data["invoices"][4]["number"]
+    text = text.replace(f'"number": "{number}"', f'"number": "{number}", "number": "X"')
+    path = _write(tmp_path, text)
+    calls = _exact_calls(monkeypatch)
+    seen: list[str] = []
+    with pytest.raises(InputDataError) as info:
+        for item in sources.read_invoices(path, SPEC):
+            seen.append(item.origin)
+    assert calls == [4]  # invoices 0-3 were read fast, and not again
+    assert seen == [f"{path}:$.invoices[{i}]" for i in range(4)]
+    assert info.value.problems[0].rule == "input.json-duplicate-key"
+    assert info.value.problems[0].record == f"{path}:$.invoices[4].number"
+
+
+@pytest.mark.parametrize("text, rule", [
+    ('{"invoices": [{"number": "A"}]} x', "input.json"),
+    ('{"invoices": [{"number": "A", "n": NaN}]}', "input.json"),
+    ('{"invoices": [{"number": "A"}], "invoices": []}', "input.json-duplicate-key"),
+    ('{"invoices": [{"number": "A"},]}', "input.json"),
+    ('{"invoices": {"number": "A"}}', "input.empty"),
+    ('{"invoices": []}', "input.empty"),
+    ('{"invoice": [{"number": "A"}]}', "input.empty"),
+    ('[{"number": "A"}]', "input.empty"),
+    ('{"invoices": [{"number": "A"}, 3]}', "input.shape"),
+])
+def test_what_the_fast_reader_leaves_is_refused_as_the_exact_reader_does(tmp_path, text,
+                                                                         rule):
+    got, want = _both(_write(tmp_path, text))
+    assert got == want
+    assert got[0] == "refused" and f"(rule {rule})" in got[1]
+
+
+def test_a_lone_escaped_surrogate_reads_as_the_exact_reader_reads_it(tmp_path):
+    got, want = _both(_write(tmp_path, '{"invoices": [{"number": "A\\ud800"},'
+                                       ' {"number": "\\ud83d\\ude00"}]}'))
+    assert got == want
+    assert [r["number"] for r, _o in got] == ["A?", "\U0001F600"]
+
+
+def test_brackets_in_strings_are_not_nesting(tmp_path):
+    label = "[" * 200 + "{" * 200
+    path = _write(tmp_path, json.dumps({"invoices": [{"number": "A", "label": label}]}))
+    got, want = _both(path)
+    assert got == want == [({"number": "A", "label": label}, f"{path}:$.invoices[0]")]
+
+
+def test_numbers_read_as_the_exact_reader_reads_them(tmp_path):
+    path = _write(tmp_path, '{"invoices": [{"a": 1, "b": -0, "c": 1.50, "d": 1E-2, '
+                            '"e": 12345678901234567890123, "f": 2.5e3, "g": true, "h": null}]}')
+    got, want = _both(path)
+    assert got == want
+    record = got[0][0]
+    assert record["c"] == Decimal("1.50") and str(record["c"]) == "1.50"
+    assert type(record["a"]) is int and type(record["e"]) is int
+
+
+# ---------------------------------------------------------------- property
+
+_KEYS = st.sampled_from(["number", "a", "b", "lines", "invoices", "é", "k\"q", "x\\y"])
+
+
+def _text(node: Any, ws: str) -> str:
+    """JSON text for a tree of ("obj", pairs) / ("arr", items) / scalars (a str scalar
+    that starts with a quote or is not JSON-shaped is written raw: broken on purpose)."""
+    if isinstance(node, tuple) and node[0] == "obj":
+        return "{" + f",{ws}".join(f"{json.dumps(k)}{ws}:{ws}{_text(v, ws)}"
+                                   for k, v in node[1]) + "}"
+    if isinstance(node, tuple) and node[0] == "arr":
+        return "[" + f",{ws}".join(_text(v, ws) for v in node[1]) + "]"
+    if isinstance(node, str) and node.startswith("RAW:"):
+        return node[4:]
+    return json.dumps(node, ensure_ascii=False)
+
+
+_RAW = st.sampled_from(['"\\ud800"', '"\\u00e9\\n"', '"[[{{"', "1e400", "-", "NaN", "01",
+                        '"\\ud83d\\ude00"', "2.50", "-0"]).map(lambda s: "RAW:" + s)
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                    st.text(max_size=12))
+_VALUES = st.recursive(
+    st.one_of(_LEAVES, _LEAVES, _LEAVES, _RAW),  # a broken or odd token now and then
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda v: ("arr", v)),
+        st.lists(st.tuples(_KEYS, inner), max_size=4).map(lambda v: ("obj", v))),
+    max_leaves=20)
+_INVOICES = st.lists(st.one_of(
+    st.lists(st.tuples(_KEYS, _VALUES), max_size=5).map(lambda v: ("obj", v)),
+    st.lists(st.tuples(_KEYS, _VALUES), max_size=5).map(lambda v: ("obj", v)),
+    _VALUES), max_size=5)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(invoices=_INVOICES,
+       around=st.lists(st.tuples(_KEYS, _VALUES), max_size=3),
+       at=st.integers(0, 3), ws=st.sampled_from(["", " ", "\n\t"]),
+       chunk=st.sampled_from([1, 3, 16, 1 << 20]), tail=st.sampled_from(["", "\n", " x"]))
+def test_the_pair_reads_what_the_exact_reader_reads(tmp_path, monkeypatch, invoices, around,
+                                                    at, ws, chunk, tail):
+    pairs = list(around)
+    pairs.insert(min(at, len(pairs)), ("invoices", ("arr", invoices)))
+    path = _write(tmp_path, _text(("obj", pairs), ws) + tail)
+    monkeypatch.setattr(sources, "_CHUNK", chunk)
+    got, want = _both(path)
+    assert got == want
