@@ -239,6 +239,7 @@ class Builder:
         # problems are still produced per invoice from the cached result.
         self._normalized: dict[tuple[str, str], Normalized] = {}
         self._amounts: dict[str, Decimal] = {}
+        self._int_amounts: dict[int, Decimal] = {}  # apart: 1 == True == Decimal(1)
         self._dates: dict[str, date] = {}
         # (field, text as given) -> (text, whether the case policy changed it), for the
         # texts that gave neither a note nor a problem
@@ -353,8 +354,13 @@ class Builder:
 
     def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
                 origin: str | None = None) -> Decimal | None:
-        if type(value) is str:  # a blank one is never memoised
+        kind = type(value)
+        if kind is str:  # a blank one is never memoised
             known = self._amounts.get(value)
+            if known is not None:
+                return known
+        elif kind is int:  # a JSON quantity: 1 on most lines
+            known = self._int_amounts.get(value)
             if known is not None:
                 return known
         if _blank(value):
@@ -370,8 +376,10 @@ class Builder:
                         mapping=binding.where if binding else None, record=origin)
             return None
         amount = amount.quantize(_CENT)
-        if type(value) is str:
+        if kind is str:
             remember(self._amounts, value, amount)
+        elif kind is int:
+            remember(self._int_amounts, value, amount)
         return amount
 
     # ------------------------------------------------------------ build
