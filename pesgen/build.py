@@ -87,6 +87,9 @@ def _shape(value: Any) -> str | None:
     """What a bound value is when it cannot be a text: a JSON list, object or boolean
     (``str()`` would write ``['3 allee', 'Bat B']`` or ``True``); None for a string or a
     number (a boolean is not a number here)."""
+    kind = type(value)
+    if kind is str or value is None or kind is Decimal or kind is int:  # the common cases
+        return None
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
         return None
     if value is None:
@@ -105,21 +108,48 @@ def _stripped(node: Any) -> Any:
     an expression sees, so that ``invoice.payment_method == 'direct_debit'`` and
     ``invoice.last_name or invoice.name`` read ``'direct_debit '`` and ``'  '`` as a path
     would. The same object when nothing changes (the common case: no copy)."""
-    if isinstance(node, str):
+    kind = type(node)
+    if kind is dict:
+        return _stripped_dict(node)
+    if kind is str:
         return node.strip()  # the same str object when there is nothing to strip
+    if kind is list:
+        return _stripped_list(node)
+    if isinstance(node, str):
+        return node.strip()
     if isinstance(node, dict):
-        changed: dict[Any, Any] | None = None
-        for key, value in node.items():
-            new = _stripped(value)
-            if new is not value:
-                if changed is None:
-                    changed = dict(node)
-                changed[key] = new
-        return node if changed is None else changed
+        return _stripped_dict(node)
     if isinstance(node, list):
-        items = [_stripped(x) for x in node]
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        return _stripped_list(node)
     return node
+
+
+def _stripped_dict(node: dict[Any, Any]) -> dict[Any, Any]:
+    # the type tests inline what _stripped does for each value: a record holds ~50 of
+    # them, mostly strings that need nothing, and this runs for every invoice
+    changed: dict[Any, Any] | None = None
+    for key, value in node.items():
+        kind = type(value)
+        if kind is str:
+            new = value.strip()
+        elif kind is dict:
+            new = _stripped_dict(value)
+        elif kind is list:
+            new = _stripped_list(value)
+        elif value is None or kind is int or kind is bool or kind is Decimal or kind is float:
+            continue
+        else:
+            new = _stripped(value)
+        if new is not value:
+            if changed is None:
+                changed = dict(node)
+            changed[key] = new
+    return node if changed is None else changed
+
+
+def _stripped_list(node: list[Any]) -> list[Any]:
+    items = [_stripped(x) for x in node]
+    return node if all(a is b for a, b in zip(items, node, strict=True)) else items
 
 
 def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
@@ -209,6 +239,7 @@ class Builder:
         # problems are still produced per invoice from the cached result.
         self._normalized: dict[tuple[str, str], Normalized] = {}
         self._amounts: dict[str, Decimal] = {}
+        self._int_amounts: dict[int, Decimal] = {}  # apart: 1 == True == Decimal(1)
         self._dates: dict[str, date] = {}
         # (field, text as given) -> (text, whether the case policy changed it), for the
         # texts that gave neither a note nor a problem
@@ -224,6 +255,8 @@ class Builder:
                 origin: str | None = None) -> bool:
         """Whether ``value`` is a string, a number or nothing; else an ``input.type``
         problem naming the JSON path the binding read (or its expression)."""
+        if value is None or type(value) is str:
+            return True
         shape = _shape(value)
         if shape is None:
             return True
@@ -321,8 +354,13 @@ class Builder:
 
     def _amount(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
                 origin: str | None = None) -> Decimal | None:
-        if type(value) is str:  # a blank one is never memoised
+        kind = type(value)
+        if kind is str:  # a blank one is never memoised
             known = self._amounts.get(value)
+            if known is not None:
+                return known
+        elif kind is int:  # a JSON quantity: 1 on most lines
+            known = self._int_amounts.get(value)
             if known is not None:
                 return known
         if _blank(value):
@@ -338,8 +376,10 @@ class Builder:
                         mapping=binding.where if binding else None, record=origin)
             return None
         amount = amount.quantize(_CENT)
-        if type(value) is str:
+        if kind is str:
             remember(self._amounts, value, amount)
+        elif kind is int:
+            remember(self._int_amounts, value, amount)
         return amount
 
     # ------------------------------------------------------------ build

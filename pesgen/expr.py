@@ -16,11 +16,16 @@ handling stay in force.
 * ``and``, ``or``, ``not``, comparisons and ``x if c else y`` are Python's own
   operators, as in Jinja's generated code;
 * ``x | f(const, ...)`` calls the registered filter when it takes no context,
-  environment or eval-context argument.
+  environment or eval-context argument;
+* ``{k: v, ...}`` builds a new dict, keys and values evaluated in order, as Jinja's
+  generated code does;
+* ``x.get(a, ...)`` (a code table: ``{'direct_debit': 'yes', ...}.get(invoice.method,
+  invoice.method)``) is ``env.call(context, env.getattr(x, "get"), a, ...)``: the
+  sandbox's call, with a context that holds the scope when the callee takes one.
 
-Anything else (calls, tests, arithmetic, literals other than constants, keyword
-arguments...) returns ``None`` from :func:`compile_fast`, and the binding keeps the
-Jinja path. ``tests/test_expr.py`` checks both paths agree on generated records.
+Anything else (other calls, tests, arithmetic, list literals, keyword arguments...)
+returns ``None`` from :func:`compile_fast`, and the binding keeps the Jinja path.
+``tests/test_expr.py`` checks both paths agree on generated records.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from jinja2 import nodes
 from jinja2.environment import Environment
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
+from jinja2.runtime import new_context
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -199,4 +205,36 @@ class _Compiler:
         if not args:
             return lambda scope: func(inner(scope))
         return lambda scope: func(inner(scope), *[a(scope) for a in args])
+
+    def _Dict(self, n: nodes.Dict) -> Fn:
+        pairs = [(self.node(p.key), self.node(p.value)) for p in n.items]
+        if all(isinstance(x, nodes.Const) for p in n.items for x in (p.key, p.value)):
+            table = {key({}): value({}) for key, value in pairs}  # a new copy per call
+            return lambda scope: table.copy()
+        return lambda scope: {key(scope): value(scope) for key, value in pairs}
+
+    def _Call(self, n: nodes.Call) -> Fn:
+        if n.kwargs or n.dyn_args is not None or n.dyn_kwargs is not None or \
+                not isinstance(n.node, nodes.Getattr) or n.node.attr != "get":
+            raise _Unsupported("call")
+        callee, args = self.node(n.node), [self.node(a) for a in n.args]
+        env, env_globals = self.env, self.globals
+        call = env.call
+        # what Context.call reads of its context for a callee without jinja_pass_arg
+        # (a dict's get): the environment only; a callee with one gets the context Jinja
+        # would make for the expression (its vars: the globals, then the scope)
+        plain = new_context(env, None, {}, {}, True, env.make_globals(None))
+
+        def call_fn(scope: Scope) -> Any:
+            fn = callee(scope)
+            values = [a(scope) for a in args]
+            # Context.call looks at the callee and at its __call__
+            if hasattr(fn, "jinja_pass_arg") or \
+                    hasattr(getattr(fn, "__call__", None), "jinja_pass_arg"):  # noqa: B004
+                context = new_context(env, None, {}, {**env_globals, **scope}, True,
+                                      env.make_globals(None))
+                return call(context, fn, *values)
+            return call(plain, fn, *values)
+
+        return call_fn
 

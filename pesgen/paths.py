@@ -99,7 +99,10 @@ class PathWatch:
             if part not in node:
                 if depth > watched.depth:
                     watched.depth, watched.keys = depth, {}
-                if depth == watched.depth and len(watched.keys) < _MAX_KEYS:
+                # the keys of the invoice before usually: nothing to add (an optional
+                # binding no invoice answers is watched on every invoice of the run)
+                if depth == watched.depth and len(watched.keys) < _MAX_KEYS and \
+                        not node.keys() <= watched.keys.keys():
                     watched.keys.update(dict.fromkeys(k for k in node if isinstance(k, str)))
                 return False
             node = node[part]

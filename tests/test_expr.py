@@ -41,6 +41,11 @@ FAST = [
     "range",
     "none",
     "true or invoice.number",
+    # a code table: the shipped mapping's payment methods
+    "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.payment.method, "
+    "invoice.payment.method)",
+    "{'a': invoice.number, invoice.kind: 1}.get('a')",
+    "invoice.payer.get('name', 'X')",
 ]
 
 # Outside the subset: the Jinja path keeps them.
@@ -113,6 +118,38 @@ def test_example_values() -> None:
     # str() of a missing value is '' (undefined), of None is 'None': as in Jinja
     assert _fast("'X' ~ invoice.nothing", scope) == _jinja("'X' ~ invoice.nothing", scope) == \
         ("value", "X")
+
+
+@pytest.mark.parametrize("source", [
+    "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method, invoice.method)",
+    "invoice.get('method')",
+    "invoice.payer.get('name', 'X')",
+    "{'a': invoice.method}.get('a', 'b')",
+    "{}.get(invoice.payer)",
+])
+@pytest.mark.parametrize("invoice", [
+    {"method": "direct_debit"}, {"method": "online"}, {"method": None}, {},
+    {"method": ["direct_debit"]}, {"method": {"a": 1}}, {"get": "x", "method": "invoice"},
+    {"payer": {"get": "y", "name": "N"}}, {"payer": {"name": None}}, {"payer": "text"},
+    {"payer": ["a"]}, {"payer": {"get": None}},
+])
+def test_a_get_call_gives_what_jinja_gives(source: str, invoice: dict[str, Any]) -> None:
+    """``x.get(...)`` goes through the sandbox's getattr and call on both paths: a key
+    named 'get', an unhashable or undefined key, a value without a get."""
+    scope = {"invoice": invoice, "line": {}, "collectivity": {}}
+    assert _fast(source, scope) == _jinja(source, scope)
+
+
+def test_a_get_taking_the_context_sees_the_scope_on_both_paths() -> None:
+    class Table:
+        @jinja2.pass_context
+        def get(self, context: Any, key: str) -> tuple[str, list[str], bool]:
+            names = sorted(k for k in context.get_all() if k in ("invoice", "line", "range"))
+            return key, names, context.environment is ENV
+
+    scope = {"invoice": Table(), "line": {}}
+    assert _fast("invoice.get('k')", scope) == _jinja("invoice.get('k')", scope) == \
+        ("value", ("k", ["invoice", "line", "range"], True))
 
 
 @pytest.mark.parametrize("source, expected", [
