@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import builtins
+import keyword
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +24,8 @@ from typing import Any
 
 import jinja2
 from jinja2 import filters as jinja_filters
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
 from jinja2.sandbox import (
     SandboxedEnvironment,
@@ -384,7 +387,31 @@ class _Bounded(SandboxedEnvironment):
         return update_wrapper(wrapper, value)
 
 
+class _InlineReads(CodeGenerator):
+    """Jinja's code generator, except that ``x.name`` makes in the template's own code the
+    test ``_Sandbox.getattr`` makes first: ``x.name if 'name' is a public field of
+    type(x) else environment.getattr(x, 'name')``. So the canonical model's fields are
+    read without a method call (a piece reads about a hundred: 39 -> 36 µs per piece);
+    anything else, and every name that is not a plain ASCII identifier, still goes
+    through the sandbox's ``getattr``."""
+
+    @optimizeconst
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        name = node.attr
+        if (self.environment.is_async or name.startswith("_") or not name.isascii()
+                or not name.isidentifier() or keyword.iskeyword(name)):
+            super().visit_Getattr(node, frame)
+            return
+        self.write(f"(_pesgen_obj.{name} if {name!r} in "
+                   "environment.public_fields.get(type(_pesgen_obj := ")
+        self.visit(node.node, frame)
+        self.write(f"), ()) else environment.getattr(_pesgen_obj, {name!r}))")
+
+
 class _Sandbox(_Bounded):
+    code_generator_class = _InlineReads
+    public_fields = _PUBLIC  # read by the code _InlineReads generates
+
     def getattr(self, obj: object, attribute: str) -> object:
         public = _PUBLIC.get(type(obj))
         if public is not None and attribute in public:

@@ -1,0 +1,98 @@
+"""Templates read the canonical model's fields in their own generated code
+(``_jinja._InlineReads``), with the test the sandbox's ``getattr`` makes first. Whatever
+the template, it renders exactly what Jinja's own code generator renders with the same
+sandbox, or fails the same way; what the sandbox refuses stays refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from jinja2.compiler import CodeGenerator
+
+from pesgen import _jinja
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.sample import sample_titles
+
+from .conftest import MAPPINGS
+
+TITLES = sample_titles(load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml"),
+                       find_format("pes-ormc"))
+
+
+class _Plain(_jinja._Sandbox):
+    code_generator_class = CodeGenerator
+
+
+def _env(cls: type, folder: Path) -> jinja2.Environment:
+    env = _jinja.template_environment(folder)
+    env.__class__ = cls
+    return env
+
+
+def _render(cls: type, folder: Path, source: str, **values: Any) -> tuple[str, str]:
+    (folder / "t.xml.j2").write_text(source, encoding="utf-8")
+    try:
+        return "ok", _env(cls, folder).get_template("t.xml.j2").render(**values)
+    except Exception as exc:  # noqa: BLE001 - the same failure is the point
+        return type(exc).__name__, str(exc)
+
+
+SOURCES = [
+    '<Nom V="{{ t.debtor.name }}"/><CP V="{{ t.debtor.address.postal_code }}"/>',
+    "{% for ln in t.lines if ln.amount %}{{ ln.number }}:{{ ln.amount | amount }}{% endfor %}",
+    "{% for ln in t.lines | selectattr('label') %}{{ loop.index }}{{ ln.label }}"
+    "{% else %}none{% endfor %}",
+    "{{ t.lines | map(attribute='amount') | sum }}",
+    "{% set x = t.debtor.name %}{{ x }}{% with y = t.debtor.address %}{{ y.city }}{% endwith %}",
+    "{% macro m(a) %}{{ a.city }}{{ caller() }}{% endmacro %}"
+    "{% call m(t.debtor.address) %}{{ t.number }}{% endcall %}",
+    "{% macro m(a) %}{{ caller(a) }}{% endmacro %}{% call(x) m(t.debtor) %}{{ x.name }}"
+    "{% endcall %}",
+    "{{ [t.number, t.debtor.name][1] }}{{ {'a': t.invoice_number}['a'] }}"
+    "{{ t.number if t.debtor.first_name else 0 }}",
+    "{% for ln in t.lines %}{% for l2 in t.lines if l2.number > ln.number %}{{ l2.number }}"
+    "{% endfor %}{% endfor %}",
+    "{% filter upper %}{{ t.debtor.address.city }}{% endfilter %}"
+    "{% set ns = namespace(v=0) %}{% set ns.v = t.number %}{{ ns.v }}",
+    "{{ t.lines[0].amount }}{{ (t.lines | first).label }}{{ t.debtor['name'] }}",
+    "{{ t.number.real }}{{ t.debtor.name.lower() }}{{ '{}-{}'.format(t.number, t.debtor.name) }}",
+    "{{ d.name }}{{ d.missing }}",  # a dict: key, then a missing one (strict undefined)
+    "{{ t.missing }}",
+    "{{ t.if }}",  # a Python keyword: never inlined
+    "{{ t.__class__ }}",
+    "{{ t.debtor.name.__class__.__mro__ }}",
+    "{{ t.debtor.__dataclass_fields__ }}",
+    "{{ t.lines.append }}",
+    "{% for ln in t.lines recursive %}{{ ln.number }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("title", range(len(TITLES)))
+def test_inline_reads_render_what_jinja_renders(tmp_path, source, title):
+    values = {"t": TITLES[title], "d": {"name": "Verreries & Cristalleries"}}
+    got = _render(_jinja._Sandbox, tmp_path, source, **values)
+    want = _render(_Plain, tmp_path, source, **values)
+    assert got == want
+
+
+@pytest.mark.parametrize("source, says", [
+    ("{{ t.__class__ }}", "access to attribute '__class__' of 'Title' object is unsafe"),
+    ("{{ t.debtor.name.__class__.__mro__ }}", "access to attribute '__class__'"),
+])
+def test_what_the_sandbox_refuses_stays_refused(tmp_path, source, says):
+    kind, message = _render(_jinja._Sandbox, tmp_path, source, t=TITLES[0])
+    assert kind == "SecurityError" and says in message
+
+
+def test_the_shipped_template_reads_fields_inline():
+    fmt = find_format("pes-ormc")
+    env = _jinja.template_environment(fmt.folder)
+    source = env.loader.get_source(env, fmt.files[0].template)[0]
+    code = env.compile(source, raw=True)
+    assert "_pesgen_obj.name if 'name' in environment.public_fields" in code
+    assert "environment.getattr(_pesgen_obj, 'name')" in code
