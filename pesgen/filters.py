@@ -12,13 +12,30 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from .memo import remember
+
 _CENT = Decimal("0.01")
 _NON_DIGITS = re.compile(r"[^0-9]+")  # ASCII digits only (\D keeps "٤")
 
 
+_AMOUNTS: dict[tuple[Decimal, str], str] = {}
+
+
 def amount(value: Decimal | int | str, decimal_sep: str = ".") -> str:
     """``Decimal('282.7')`` -> ``'282.70'``: 2 decimals, no thousands separator.
-    Refuses values that would need rounding (amounts are exact by then)."""
+    Refuses values that would need rounding (amounts are exact by then). Memoised for
+    a finite, non-zero ``Decimal`` (equal ones give the same text; 0 and -0 do not)."""
+    if type(value) is Decimal and value.is_finite() and value:
+        key = (value, decimal_sep)
+        text = _AMOUNTS.get(key)
+        if text is None:
+            text = _amount(value, decimal_sep)
+            remember(_AMOUNTS, key, text)
+        return text
+    return _amount(value, decimal_sep)
+
+
+def _amount(value: Decimal | int | str, decimal_sep: str) -> str:
     d = value if isinstance(value, Decimal) else Decimal(str(value))
     q = d.quantize(_CENT, rounding=ROUND_HALF_EVEN)
     if q != d:

@@ -163,6 +163,19 @@ def test_amount_filter():
 def test_amount_filter_refuses_three_decimals(value):
     with pytest.raises(ValueError, match="more than 2 decimals"):
         filters.amount(value)
+    with pytest.raises(ValueError, match="more than 2 decimals"):  # not memoised
+        filters.amount(value)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10**6,
+                   max_value=10**6), st.sampled_from([".", ","]))
+def test_the_amount_memo_gives_what_the_formatting_gives(value, sep):
+    # equal Decimals written differently (85, 85.0, 85.00, 8.5E+1), each twice
+    for form in (value, value.normalize(), value.quantize(Decimal("0.001")), value):
+        assert filters.amount(form, sep) == filters._amount(form, sep)
+    assert filters.amount(Decimal("-0.00")) == "-0.00"  # equal to 0, not written as 0
+    assert filters.amount(Decimal("0.00")) == "0.00"
+    assert filters.amount(Decimal("-0")) == "-0.00"
 
 
 def test_cents_and_dates():
