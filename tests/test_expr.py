@@ -126,6 +126,9 @@ def test_example_values() -> None:
     "invoice.payer.get('name', 'X')",
     "{'a': invoice.method}.get('a', 'b')",
     "{}.get(invoice.payer)",
+    "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method)",
+    "{'get': 'x', 'direct_debit': 'yes'}.get(invoice.method)",
+    "{1: 'one', none: 'nothing', 'online': none}.get(invoice.method, 'z')",
 ])
 @pytest.mark.parametrize("invoice", [
     {"method": "direct_debit"}, {"method": "online"}, {"method": None}, {},
