@@ -43,7 +43,7 @@ from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from ._jinja import _Bounded
+from ._jinja import _Bounded, _RecordSandbox
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -85,6 +85,9 @@ def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tu
         elif isinstance(n.node, nodes.Name) and n.node.name in ("invoice", "line"):
             columns.append(name)
     return tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(private))
+
+
+_MISSING = object()
 
 
 class _Unsupported(Exception):
@@ -144,7 +147,37 @@ class _Compiler:
         inner = self.node(n.node)
         attr = n.attr
         getattr_ = self.env.getattr
-        return lambda scope: getattr_(inner(scope), attr)
+        if type(self.env).getattr is not _RecordSandbox.getattr:
+            return lambda scope: getattr_(inner(scope), attr)
+        # the record sandbox's own first test, made here: a present key of a plain dict
+        # (a JSON object) is read without a method call; a JSON null in it is undefined,
+        # as there; anything else goes to its getattr
+        undefined = self.env.undefined
+        if isinstance(n.node, nodes.Name) and n.node.ctx == "load" and \
+                n.node.name not in self.globals:
+            # ``line.label``: the scope's value read here too (what _Name does, for a name
+            # that is not a global)
+            name = n.node.name
+
+            def name_getattr(scope: Scope) -> Any:
+                obj = scope.get(name, _MISSING)
+                if obj is _MISSING:
+                    obj = undefined(name=name)
+                elif type(obj) is dict and attr in obj:
+                    value = obj[attr]
+                    return undefined(obj=obj, name=attr) if value is None else value
+                return getattr_(obj, attr)
+
+            return name_getattr
+
+        def record_getattr(scope: Scope) -> Any:
+            obj = inner(scope)
+            if type(obj) is dict and attr in obj:
+                value = obj[attr]
+                return undefined(obj=obj, name=attr) if value is None else value
+            return getattr_(obj, attr)
+
+        return record_getattr
 
     def _Getitem(self, n: nodes.Getitem) -> Fn:
         if isinstance(n.arg, nodes.Slice):
@@ -155,6 +188,19 @@ class _Compiler:
 
     def _Concat(self, n: nodes.Concat) -> Fn:
         parts = [self.node(x) for x in n.nodes]
+        # the common lengths unrolled (no comprehension frame per call), operands
+        # evaluated and joined in the same order: 'X ' ~ a, a ~ ' ' ~ b, the shipped line
+        # label a ~ ' - ' ~ b ~ ' ' ~ c
+        if len(parts) == 2:
+            p1, p2 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope))))
+        if len(parts) == 3:
+            p1, p2, p3 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope))))
+        if len(parts) == 5:
+            p1, p2, p3, p4, p5 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope)),
+                                          str(p4(scope)), str(p5(scope))))
         return lambda scope: "".join([str(p(scope)) for p in parts])
 
     def _And(self, n: nodes.And) -> Fn:

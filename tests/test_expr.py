@@ -46,6 +46,10 @@ FAST = [
     "invoice.payment.method)",
     "{'a': invoice.number, invoice.kind: 1}.get('a')",
     "invoice.payer.get('name', 'X')",
+    "invoice.payer.first_name ~ ' ' ~ invoice.payer.last_name",
+    "invoice.number ~ '-' ~ line.amount ~ line.count",
+    "invoice.number ~ '/' ~ invoice.count ~ '/' ~ line.label ~ '/' ~ invoice.lines",
+    "range.items ~ none.x ~ missing_name.label",  # a global, a constant, a missing name
 ]
 
 # Outside the subset: the Jinja path keeps them.
