@@ -174,6 +174,24 @@ def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
     return evaluate
 
 
+def _evaluate(ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
+              scope: dict[str, Any], origin: str | None) -> Any:
+    """What ``_evaluator(ctx, record, scope, origin)(binding)`` gives, without making a
+    closure (a line's bindings: one call each, on every line)."""
+    if binding is None:
+        return None
+    try:
+        value = binding.evaluate(record, scope)
+    except Exception as exc:  # a Jinja error inside a user expression
+        ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
+                    mapping=binding.where, record=origin)
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
 class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
@@ -207,6 +225,8 @@ class Builder:
         self.joint = b.get("joint_payer", {})
         self.pay = b.get("payment", {})
         self.line = b.get("line", {})
+        self._invoice_dates = tuple((f"invoice.{name}", self.inv.get(name)) for name in (
+            "date", "due_date", "service_from", "service_to", "asap_date"))
         self._line_bindings = tuple(self.line.get(name) for name in (
             "activity", "amount", "label", "quantity", "unit_price", "student"))
         self.csv = mapping.input.format == "csv"
@@ -473,16 +493,11 @@ class Builder:
                             mapping=self.inv["debt_number"].where)
                 debt = None
 
-        invoice_date = self._date(ctx, "invoice.date", ev(self.inv.get("date")),
-                                  self.inv.get("date"))
-        due_date = self._date(ctx, "invoice.due_date", ev(self.inv.get("due_date")),
-                              self.inv.get("due_date"))
-        service_from = self._date(ctx, "invoice.service_from", ev(self.inv.get("service_from")),
-                                  self.inv.get("service_from"))
-        service_to = self._date(ctx, "invoice.service_to", ev(self.inv.get("service_to")),
-                                self.inv.get("service_to"))
-        asap_date = self._date(ctx, "invoice.asap_date", ev(self.inv.get("asap_date")),
-                               self.inv.get("asap_date"))
+        # the invoice's dates in this order; an unbound one is None (what _date gives for
+        # an unbound binding, without a problem)
+        invoice_date, due_date, service_from, service_to, asap_date = [
+            None if binding is None else self._date(ctx, key, ev(binding), binding)
+            for key, binding in self._invoice_dates]
         obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
         declared_total = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
                                       self.inv.get("total"))
@@ -548,8 +563,8 @@ class Builder:
             rows = [record if row is src.record else _stripped(row) for row in src.lines or []]
             origins = src.line_origins
         else:
-            raw = _evaluator(ctx, record, {"invoice": record, "collectivity":
-                                           self.collectivity_scope})(self.mapping.lines)
+            raw = _evaluate(ctx, self.mapping.lines, record,
+                            {"invoice": record, "collectivity": self.collectivity_scope}, None)
             if not isinstance(raw, list) or not raw:
                 ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
@@ -562,16 +577,15 @@ class Builder:
         ok = True
         acts = self.mapping.codes.activities
         b_activity, b_amount, b_label, b_quantity, b_unit_price, b_student = self._line_bindings
+        collectivity, evaluate = self.collectivity_scope, _evaluate
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
                 ctx.problem("input.lines", "a line must be an object", record=origin)
                 ok = False
                 continue
-            scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
-
-            ev = _evaluator(ctx, row, scope, origin)
+            scope = {"invoice": record, "line": row, "collectivity": collectivity}
             before = len(ctx.problems)
-            code = ev(b_activity)
+            code = evaluate(ctx, b_activity, row, scope, origin)
             activity = None
             if not self._scalar(ctx, "line.activity", code, b_activity, origin):
                 pass
@@ -585,19 +599,22 @@ class Builder:
                                 "codes.activities)",
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
-            raw_amount = ev(b_amount)
+            raw_amount = evaluate(ctx, b_amount, row, scope, origin)
             amount = self._amount(ctx, "line.amount", raw_amount, b_amount, origin)
             if amount is None and _blank(raw_amount):
                 ctx.problem("input.required", "line.amount is missing",
                             mapping=self.line["amount"].where, record=origin)
-            label_value = ev(b_label)
+            label_value = evaluate(ctx, b_label, row, scope, origin)
             if _blank(label_value) and activity is not None:
                 label_value = activity.get("label")
             label = self._text(ctx, "line.label", label_value, b_label, origin=origin)
-            quantity = self._amount(ctx, "line.quantity", ev(b_quantity), b_quantity, origin)
-            unit_price = self._amount(ctx, "line.unit_price", ev(b_unit_price), b_unit_price,
-                                      origin)
-            student = ev(b_student)
+            quantity = self._amount(ctx, "line.quantity",
+                                    evaluate(ctx, b_quantity, row, scope, origin), b_quantity,
+                                    origin)
+            unit_price = self._amount(ctx, "line.unit_price",
+                                      evaluate(ctx, b_unit_price, row, scope, origin),
+                                      b_unit_price, origin)
+            student = evaluate(ctx, b_student, row, scope, origin)
             self._scalar(ctx, "line.student", student, b_student, origin)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
@@ -691,8 +708,9 @@ class Builder:
         raw_civility = ev(p.get("civility"))
         civility = self._civility(ctx, raw_civility, p.get("civility"), is_person) \
             if self._scalar(ctx, "debtor.civility", raw_civility, p.get("civility")) else None
-        complement = self._text(ctx, "debtor.complement_name", ev(p.get("complement_name")),
-                                p.get("complement_name"))
+        b_complement = p.get("complement_name")
+        complement = None if b_complement is None else \
+            self._text(ctx, "debtor.complement_name", ev(b_complement), b_complement)
         if name is not None:
             name, complement = self._split_name(ctx, name, complement, p.get("name"))
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
@@ -706,7 +724,9 @@ class Builder:
                             "checksum)", mapping=p["national_id"].where)
         else:
             national_id = None
-        birth = self._date(ctx, "payer.birth_date", ev(p.get("birth_date")), p.get("birth_date"))
+        b_birth = p.get("birth_date")
+        birth = None if b_birth is None else \
+            self._date(ctx, "payer.birth_date", ev(b_birth), b_birth)
         address = self._address(ctx, ev, addr)
         email = ev(p.get("email"))
         self._scalar(ctx, "payer.email", email, p.get("email"))
@@ -773,9 +793,11 @@ class Builder:
                  addr: dict[str, Binding] | None = None) -> Address | None:
         a = self.addr if addr is None else addr
         before = len(ctx.problems)
-        complement = self._text(ctx, "address.complement", ev(a.get("complement")),
-                                a.get("complement"))
-        locality = self._text(ctx, "address.locality", ev(a.get("locality")), a.get("locality"))
+        b_complement, b_locality = a.get("complement"), a.get("locality")
+        complement = None if b_complement is None else \
+            self._text(ctx, "address.complement", ev(b_complement), b_complement)
+        locality = None if b_locality is None else \
+            self._text(ctx, "address.locality", ev(b_locality), b_locality)
         street = self._text(ctx, "address.street", ev(a.get("street")), a.get("street"),
                             required=True)
         city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
@@ -1012,11 +1034,21 @@ def _fields(obj: Any) -> dict[str, Any]:
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
 
 
-def _words(*parts: str | None) -> list[str]:
-    """The words of ``parts``, sorted, without case, accents or punctuation."""
-    text = unicodedata.normalize("NFKD", " ".join(p for p in parts if p).casefold())
-    bare = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return sorted(w for w in re.split(r"[\W_]+", bare) if w)
+def _words(text: str | None) -> tuple[str, ...]:
+    """The words of ``text``, sorted, without case, accents or punctuation; memoised
+    (names and holders repeat across a run's invoices)."""
+    if not text:
+        return ()
+    known = _WORDS.get(text)
+    if known is None:
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
+        known = tuple(sorted(w for w in re.split(r"[\W_]+", bare) if w))
+        remember(_WORDS, text, known)
+    return known
+
+
+_WORDS: dict[str, tuple[str, ...]] = {}
 
 
 def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
@@ -1027,7 +1059,7 @@ def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
     words = _words(holder)
     d = debtor
     name, complement, first = _words(d.name), _words(d.complement_name), _words(d.first_name)
-    return any(words == sorted(variant) for variant in (
+    return any(words == tuple(sorted(variant)) for variant in (
         name + complement + first, name + complement, name + first, name))
 
 
