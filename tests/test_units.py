@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pesgen import filters
@@ -16,7 +16,9 @@ from pesgen.errors import MappingError
 from pesgen.keys import cle1, cle2
 from pesgen.parse import parse_amount, parse_bool, parse_date
 from pesgen.text import (
+    CHARSETS,
     TextPolicy,
+    _normalize,
     normalize,
     pes_text_error,
     sepa_bad_chars,
@@ -224,6 +226,33 @@ def test_yesno():
 
 UPPER_TRANSLIT = TextPolicy(case="upper", newlines="space", transliterate=True)
 STRICT = TextPolicy()
+
+
+# text as exports hold it: Latin-1 letters and signs, their capitals outside Latin-1
+# (ÿ, µ), spaces, controls, invisible and non-Latin-1 characters
+_TEXT_CHARS = st.sampled_from(list("aZ09 -'.,éÉèçÀâôûÿµßæøÆ×«»°ª\xa0\xad\t\n\r\x85\x92\x1f"
+                                   "œŒ’–€\u200b\u2028İﬁ"))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.one_of(st.text(_TEXT_CHARS, max_size=12), st.text(max_size=8)),
+       charset=st.sampled_from(CHARSETS), case=st.sampled_from(["keep", "upper"]),
+       newlines=st.sampled_from(["refuse", "space"]), transliterate=st.booleans())
+def test_normalize_fast_paths_give_what_the_general_path_gives(
+        text: str, charset: str, case: str, newlines: str, transliterate: bool) -> None:
+    policy = TextPolicy(case=case, newlines=newlines, transliterate=transliterate)
+    assert normalize(text, charset, policy) == _normalize(text, charset, policy)
+
+
+@pytest.mark.parametrize("text", ["Hélène", "Léa Martin", "ÿ", "Léaÿ", "µm", "Straße", "Æsa",
+                                  "é ", " é", "é  è", "é\xa0è", "é\xadè", "é\tè", "é\x92",
+                                  "Cœur", "l’été", "", "PLAIN", "plain", "ÉTÉ"])
+@pytest.mark.parametrize("charset", CHARSETS)
+@pytest.mark.parametrize("policy", [UPPER_TRANSLIT, STRICT, TextPolicy(case="upper"),
+                                    TextPolicy(transliterate=True, newlines="space")])
+def test_normalize_fast_paths_on_latin1_examples(text: str, charset: str,
+                                                 policy: TextPolicy) -> None:
+    assert normalize(text, charset, policy) == _normalize(text, charset, policy)
 
 
 def test_oe_ligature_transliterated_and_upper_cased():
