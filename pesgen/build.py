@@ -261,9 +261,10 @@ class Builder:
         self._amounts: dict[str, Decimal] = {}
         self._int_amounts: dict[int, Decimal] = {}  # apart: 1 == True == Decimal(1)
         self._dates: dict[str, date] = {}
-        # (field, text as given) -> (text, whether the case policy changed it), for the
-        # texts that gave neither a note nor a problem
-        self._texts: dict[tuple[str, str], tuple[str, bool]] = {}
+        # (field, text as given) -> (text, whether the case policy changed it, the notes
+        # of the other text policies as (policy, detail), in order), for the texts that
+        # gave no problem and no note of their own (truncation, placeholder)
+        self._texts: dict[tuple[str, str], tuple[str, bool, tuple[tuple[str, str], ...]]] = {}
         misfits = format_fit(mapping, fmt)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
@@ -294,10 +295,13 @@ class Builder:
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
         if type(value) is str:
-            # the whole outcome for a text seen before that gave no note nor problem
-            # (school exports repeat cities, labels, names): the case count is kept
+            # the whole outcome for a text seen before that gave no problem (school
+            # exports repeat cities, labels, names): its policy notes are made again, as
+            # the loop below makes them, and the case count is kept
             known = self._texts.get((key, value))
             if known is not None:
+                for policy, detail in known[2]:
+                    ctx.note(policy, detail)
                 if known[1]:
                     self.cased[key] += 1
                 return known[0]
@@ -320,11 +324,14 @@ class Builder:
         if result.error:
             ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
             return None
+        notes: list[tuple[str, str]] = []
         for applied in result.applied:
             if applied == "transliterate":
-                ctx.note("transliterate", f"{key}: {result.changed}")
+                notes.append(("transliterate", f"{key}: {result.changed}"))
+                ctx.note(*notes[-1])
             elif applied == "newlines":
-                ctx.note("newlines", f"{key}: line break or tab replaced by a space")
+                notes.append(("newlines", f"{key}: line break or tab replaced by a space"))
+                ctx.note(*notes[-1])
             elif applied == "case":
                 self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
@@ -346,9 +353,8 @@ class Builder:
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
                 ctx.note("placeholder", f"{key}: {err}, left out")
             return None
-        if type(value) is str and text is result.value and \
-                all(applied == "case" for applied in result.applied):
-            remember(self._texts, (key, value), (text, bool(result.applied)))
+        if type(value) is str and text is result.value:  # not truncated
+            remember(self._texts, (key, value), (text, "case" in result.applied, tuple(notes)))
         return text
 
     def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
