@@ -25,7 +25,7 @@ from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
 from .mapping import Binding, Mapping
 from .memo import remember
-from .model import Address, BankAccount, Debtor, Line, Mandate, Title
+from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .sources import SourceInvoice
@@ -49,6 +49,13 @@ class LeftOut:
     origin: str
     reason: str
     policy: str
+
+
+# the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
+# the same objects, a few per invoice
+_make_note = maker(PolicyNote)
+_make_line, _make_title, _make_debtor = maker(Line), maker(Title), maker(Debtor)
+_make_address, _make_mandate, _make_account = maker(Address), maker(Mandate), maker(BankAccount)
 
 
 @dataclass
@@ -76,7 +83,7 @@ class _Ctx:
                                      mapping=mapping, invoice=self.invoice))
 
     def note(self, policy: str, detail: str) -> None:
-        self.notes.append(PolicyNote(policy, self.invoice or "?", self.origin, detail))
+        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail))
 
 
 def _blank(value: Any) -> bool:
@@ -543,7 +550,7 @@ class Builder:
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
             self.debts[key] = (number, src.origin)
 
-        title = Title(
+        title = _make_title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),
             total=total, origin=src.origin, invoice_date=invoice_date, due_date=due_date,
             service_from=service_from, service_to=service_to,
@@ -625,7 +632,7 @@ class Builder:
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
-            out.append(Line(
+            out.append(_make_line(
                 number=index, product_code=activity["product"], nature=activity["nature"],
                 amount=amount, activity=str(code), label=label,
                 fonction=activity.get("fonction"), operation=activity.get("operation"),
@@ -738,7 +745,7 @@ class Builder:
         self._scalar(ctx, "payer.email", email, p.get("email"))
         if len(ctx.problems) > before or entry is None or name is None or address is None:
             return None
-        return Debtor(
+        return _make_debtor(
             category=entry["category"], legal_nature=entry["legal_nature"], name=name,
             address=address, kind=str(kind), ref=ref, civility=civility, first_name=first_name,
             complement_name=complement, national_id=national_id,
@@ -848,8 +855,8 @@ class Builder:
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
                             mapping=a["postal_code"].where)
                 return None
-            return Address(street=street, postal_code=postal, city=city, complement=complement,
-                           locality=locality, country=country)
+            return _make_address(street=street, postal_code=postal, city=city,
+                                 complement=complement, locality=locality, country=country)
         if self.policies.foreign_address != "postal_code_in_city":
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
                         "refuse)", mapping=a["country"].where if "country" in a else None)
@@ -865,9 +872,9 @@ class Builder:
             return None
         ctx.note("foreign_address", f"{country}: CP 99999, Ville " + (
             f"'{postal} …'" if postal else "without postal code") + f", CodPays {insee}")
-        return Address(street=street, postal_code="99999", city=foreign_city,
-                       complement=complement, locality=locality, country=country,
-                       resident=False, country_code=insee)
+        return _make_address(street=street, postal_code="99999", city=foreign_city,
+                             complement=complement, locality=locality, country=country,
+                             resident=False, country_code=insee)
 
     def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,
@@ -966,9 +973,9 @@ class Builder:
             as_exported = self._normalized.get((text_in, charset)) or \
                 normalize(text_in, charset, self.text_policy)
             differs = not _holder_is_debtor(as_exported.value, debtor)
-        return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
-                       account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
-                       label=label, holder_differs=differs)
+        return _make_mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,
+                             account=_make_account(iban=iban, holder=holder, bic=bic),
+                             label=label, holder_differs=differs)
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a

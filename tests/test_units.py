@@ -507,3 +507,44 @@ def test_evolve_is_replace_without_init():
     assert numbered is not title and title.number == 0
     with pytest.raises(TypeError, match="no field"):
         evolve(title, numero=7)
+
+
+# ---------------------------------------------------------------- model.maker
+
+
+def test_maker_makes_what_the_class_makes():
+    """The mapping stage makes the model's objects without their frozen __init__: the
+    same fields, defaults, type and equality; a missing field is refused as there; a
+    class whose __init__ does more is left as it is."""
+    from dataclasses import fields
+
+    from pesgen import model
+    from pesgen.build import PolicyNote
+
+    address = model.Address(street="1 RUE", postal_code="45200", city="MONTARGIS")
+    values = {
+        model.Address: {"street": "1 RUE", "postal_code": "45200", "city": "MONTARGIS"},
+        model.BankAccount: {"iban": "FR76", "holder": "X"},
+        model.Debtor: {"category": "01", "legal_nature": "01", "name": "N", "address": address},
+        model.Line: {"number": 1, "product_code": "P", "nature": "7062",
+                     "amount": Decimal("1.00"), "activity": "A"},
+        model.Mandate: {"rum": "R", "signed_on": date(2026, 1, 1), "sequence": "01",
+                        "debit_date": date(2026, 1, 2),
+                        "account": model.BankAccount(iban="FR76", holder="X")},
+        model.Title: {"invoice_number": "F1", "debt_number": None, "debtor": None,
+                      "lines": (), "total": Decimal("1.00"), "origin": "o"},
+        PolicyNote: {"policy": "p", "invoice": "i", "origin": "o", "detail": "d"},
+    }
+    for cls, kwargs in values.items():
+        make = model.maker(cls)
+        assert make is not cls
+        made, expected = make(**kwargs), cls(**kwargs)
+        assert type(made) is cls and made == expected
+        assert [getattr(made, f.name) for f in fields(cls)] == \
+            [getattr(expected, f.name) for f in fields(cls)]
+        assert make(*[kwargs.get(f.name, f.default) for f in fields(cls)]) == expected
+        with pytest.raises(TypeError):
+            make(**dict(list(kwargs.items())[1:]))
+        with pytest.raises(AttributeError):  # still frozen
+            made.__setattr__(fields(cls)[0].name, None)
+    assert model.maker(model.Document) is model.Document  # a default factory
