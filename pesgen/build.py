@@ -25,7 +25,7 @@ from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
 from .mapping import Binding, Mapping
 from .memo import remember
-from .model import Address, BankAccount, Debtor, Line, Mandate, Title
+from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .sources import SourceInvoice
@@ -49,6 +49,13 @@ class LeftOut:
     origin: str
     reason: str
     policy: str
+
+
+# the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
+# the same objects, a few per invoice
+_make_note = maker(PolicyNote)
+_make_line, _make_title, _make_debtor = maker(Line), maker(Title), maker(Debtor)
+_make_address, _make_mandate, _make_account = maker(Address), maker(Mandate), maker(BankAccount)
 
 
 @dataclass
@@ -76,7 +83,7 @@ class _Ctx:
                                      mapping=mapping, invoice=self.invoice))
 
     def note(self, policy: str, detail: str) -> None:
-        self.notes.append(PolicyNote(policy, self.invoice or "?", self.origin, detail))
+        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail))
 
 
 def _blank(value: Any) -> bool:
@@ -174,6 +181,24 @@ def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
     return evaluate
 
 
+def _evaluate(ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
+              scope: dict[str, Any], origin: str | None) -> Any:
+    """What ``_evaluator(ctx, record, scope, origin)(binding)`` gives, without making a
+    closure (a line's bindings: one call each, on every line)."""
+    if binding is None:
+        return None
+    try:
+        value = binding.evaluate(record, scope)
+    except Exception as exc:  # a Jinja error inside a user expression
+        ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
+                    mapping=binding.where, record=origin)
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
 class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
@@ -207,6 +232,8 @@ class Builder:
         self.joint = b.get("joint_payer", {})
         self.pay = b.get("payment", {})
         self.line = b.get("line", {})
+        self._invoice_dates = tuple((f"invoice.{name}", self.inv.get(name)) for name in (
+            "date", "due_date", "service_from", "service_to", "asap_date"))
         self._line_bindings = tuple(self.line.get(name) for name in (
             "activity", "amount", "label", "quantity", "unit_price", "student"))
         self.csv = mapping.input.format == "csv"
@@ -241,9 +268,10 @@ class Builder:
         self._amounts: dict[str, Decimal] = {}
         self._int_amounts: dict[int, Decimal] = {}  # apart: 1 == True == Decimal(1)
         self._dates: dict[str, date] = {}
-        # (field, text as given) -> (text, whether the case policy changed it), for the
-        # texts that gave neither a note nor a problem
-        self._texts: dict[tuple[str, str], tuple[str, bool]] = {}
+        # (field, text as given) -> (text, whether the case policy changed it, the notes
+        # of the other text policies as (policy, detail), in order), for the texts that
+        # gave no problem and no note of their own (truncation, placeholder)
+        self._texts: dict[tuple[str, str], tuple[str, bool, tuple[tuple[str, str], ...]]] = {}
         misfits = format_fit(mapping, fmt)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
@@ -274,10 +302,13 @@ class Builder:
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
         if type(value) is str:
-            # the whole outcome for a text seen before that gave no note nor problem
-            # (school exports repeat cities, labels, names): the case count is kept
+            # the whole outcome for a text seen before that gave no problem (school
+            # exports repeat cities, labels, names): its policy notes are made again, as
+            # the loop below makes them, and the case count is kept
             known = self._texts.get((key, value))
             if known is not None:
+                for policy, detail in known[2]:
+                    ctx.note(policy, detail)
                 if known[1]:
                     self.cased[key] += 1
                 return known[0]
@@ -300,11 +331,14 @@ class Builder:
         if result.error:
             ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
             return None
+        notes: list[tuple[str, str]] = []
         for applied in result.applied:
             if applied == "transliterate":
-                ctx.note("transliterate", f"{key}: {result.changed}")
+                notes.append(("transliterate", f"{key}: {result.changed}"))
+                ctx.note(*notes[-1])
             elif applied == "newlines":
-                ctx.note("newlines", f"{key}: line break or tab replaced by a space")
+                notes.append(("newlines", f"{key}: line break or tab replaced by a space"))
+                ctx.note(*notes[-1])
             elif applied == "case":
                 self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
@@ -326,9 +360,8 @@ class Builder:
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
                 ctx.note("placeholder", f"{key}: {err}, left out")
             return None
-        if type(value) is str and text is result.value and \
-                all(applied == "case" for applied in result.applied):
-            remember(self._texts, (key, value), (text, bool(result.applied)))
+        if type(value) is str and text is result.value:  # not truncated
+            remember(self._texts, (key, value), (text, "case" in result.applied, tuple(notes)))
         return text
 
     def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
@@ -473,16 +506,11 @@ class Builder:
                             mapping=self.inv["debt_number"].where)
                 debt = None
 
-        invoice_date = self._date(ctx, "invoice.date", ev(self.inv.get("date")),
-                                  self.inv.get("date"))
-        due_date = self._date(ctx, "invoice.due_date", ev(self.inv.get("due_date")),
-                              self.inv.get("due_date"))
-        service_from = self._date(ctx, "invoice.service_from", ev(self.inv.get("service_from")),
-                                  self.inv.get("service_from"))
-        service_to = self._date(ctx, "invoice.service_to", ev(self.inv.get("service_to")),
-                                self.inv.get("service_to"))
-        asap_date = self._date(ctx, "invoice.asap_date", ev(self.inv.get("asap_date")),
-                               self.inv.get("asap_date"))
+        # the invoice's dates in this order; an unbound one is None (what _date gives for
+        # an unbound binding, without a problem)
+        invoice_date, due_date, service_from, service_to, asap_date = [
+            None if binding is None else self._date(ctx, key, ev(binding), binding)
+            for key, binding in self._invoice_dates]
         obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
         declared_total = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
                                       self.inv.get("total"))
@@ -522,7 +550,7 @@ class Builder:
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
             self.debts[key] = (number, src.origin)
 
-        title = Title(
+        title = _make_title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),
             total=total, origin=src.origin, invoice_date=invoice_date, due_date=due_date,
             service_from=service_from, service_to=service_to,
@@ -548,8 +576,8 @@ class Builder:
             rows = [record if row is src.record else _stripped(row) for row in src.lines or []]
             origins = src.line_origins
         else:
-            raw = _evaluator(ctx, record, {"invoice": record, "collectivity":
-                                           self.collectivity_scope})(self.mapping.lines)
+            raw = _evaluate(ctx, self.mapping.lines, record,
+                            {"invoice": record, "collectivity": self.collectivity_scope}, None)
             if not isinstance(raw, list) or not raw:
                 ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
@@ -562,16 +590,15 @@ class Builder:
         ok = True
         acts = self.mapping.codes.activities
         b_activity, b_amount, b_label, b_quantity, b_unit_price, b_student = self._line_bindings
+        collectivity, evaluate = self.collectivity_scope, _evaluate
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
                 ctx.problem("input.lines", "a line must be an object", record=origin)
                 ok = False
                 continue
-            scope = {"invoice": record, "line": row, "collectivity": self.collectivity_scope}
-
-            ev = _evaluator(ctx, row, scope, origin)
+            scope = {"invoice": record, "line": row, "collectivity": collectivity}
             before = len(ctx.problems)
-            code = ev(b_activity)
+            code = evaluate(ctx, b_activity, row, scope, origin)
             activity = None
             if not self._scalar(ctx, "line.activity", code, b_activity, origin):
                 pass
@@ -585,24 +612,27 @@ class Builder:
                                 "codes.activities)",
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
-            raw_amount = ev(b_amount)
+            raw_amount = evaluate(ctx, b_amount, row, scope, origin)
             amount = self._amount(ctx, "line.amount", raw_amount, b_amount, origin)
             if amount is None and _blank(raw_amount):
                 ctx.problem("input.required", "line.amount is missing",
                             mapping=self.line["amount"].where, record=origin)
-            label_value = ev(b_label)
+            label_value = evaluate(ctx, b_label, row, scope, origin)
             if _blank(label_value) and activity is not None:
                 label_value = activity.get("label")
             label = self._text(ctx, "line.label", label_value, b_label, origin=origin)
-            quantity = self._amount(ctx, "line.quantity", ev(b_quantity), b_quantity, origin)
-            unit_price = self._amount(ctx, "line.unit_price", ev(b_unit_price), b_unit_price,
-                                      origin)
-            student = ev(b_student)
+            quantity = self._amount(ctx, "line.quantity",
+                                    evaluate(ctx, b_quantity, row, scope, origin), b_quantity,
+                                    origin)
+            unit_price = self._amount(ctx, "line.unit_price",
+                                      evaluate(ctx, b_unit_price, row, scope, origin),
+                                      b_unit_price, origin)
+            student = evaluate(ctx, b_student, row, scope, origin)
             self._scalar(ctx, "line.student", student, b_student, origin)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
-            out.append(Line(
+            out.append(_make_line(
                 number=index, product_code=activity["product"], nature=activity["nature"],
                 amount=amount, activity=str(code), label=label,
                 fonction=activity.get("fonction"), operation=activity.get("operation"),
@@ -691,8 +721,9 @@ class Builder:
         raw_civility = ev(p.get("civility"))
         civility = self._civility(ctx, raw_civility, p.get("civility"), is_person) \
             if self._scalar(ctx, "debtor.civility", raw_civility, p.get("civility")) else None
-        complement = self._text(ctx, "debtor.complement_name", ev(p.get("complement_name")),
-                                p.get("complement_name"))
+        b_complement = p.get("complement_name")
+        complement = None if b_complement is None else \
+            self._text(ctx, "debtor.complement_name", ev(b_complement), b_complement)
         if name is not None:
             name, complement = self._split_name(ctx, name, complement, p.get("name"))
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
@@ -706,13 +737,15 @@ class Builder:
                             "checksum)", mapping=p["national_id"].where)
         else:
             national_id = None
-        birth = self._date(ctx, "payer.birth_date", ev(p.get("birth_date")), p.get("birth_date"))
+        b_birth = p.get("birth_date")
+        birth = None if b_birth is None else \
+            self._date(ctx, "payer.birth_date", ev(b_birth), b_birth)
         address = self._address(ctx, ev, addr)
         email = ev(p.get("email"))
         self._scalar(ctx, "payer.email", email, p.get("email"))
         if len(ctx.problems) > before or entry is None or name is None or address is None:
             return None
-        return Debtor(
+        return _make_debtor(
             category=entry["category"], legal_nature=entry["legal_nature"], name=name,
             address=address, kind=str(kind), ref=ref, civility=civility, first_name=first_name,
             complement_name=complement, national_id=national_id,
@@ -773,9 +806,11 @@ class Builder:
                  addr: dict[str, Binding] | None = None) -> Address | None:
         a = self.addr if addr is None else addr
         before = len(ctx.problems)
-        complement = self._text(ctx, "address.complement", ev(a.get("complement")),
-                                a.get("complement"))
-        locality = self._text(ctx, "address.locality", ev(a.get("locality")), a.get("locality"))
+        b_complement, b_locality = a.get("complement"), a.get("locality")
+        complement = None if b_complement is None else \
+            self._text(ctx, "address.complement", ev(b_complement), b_complement)
+        locality = None if b_locality is None else \
+            self._text(ctx, "address.locality", ev(b_locality), b_locality)
         street = self._text(ctx, "address.street", ev(a.get("street")), a.get("street"),
                             required=True)
         city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
@@ -820,8 +855,8 @@ class Builder:
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
                             mapping=a["postal_code"].where)
                 return None
-            return Address(street=street, postal_code=postal, city=city, complement=complement,
-                           locality=locality, country=country)
+            return _make_address(street=street, postal_code=postal, city=city,
+                                 complement=complement, locality=locality, country=country)
         if self.policies.foreign_address != "postal_code_in_city":
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
                         "refuse)", mapping=a["country"].where if "country" in a else None)
@@ -837,9 +872,9 @@ class Builder:
             return None
         ctx.note("foreign_address", f"{country}: CP 99999, Ville " + (
             f"'{postal} …'" if postal else "without postal code") + f", CodPays {insee}")
-        return Address(street=street, postal_code="99999", city=foreign_city,
-                       complement=complement, locality=locality, country=country,
-                       resident=False, country_code=insee)
+        return _make_address(street=street, postal_code="99999", city=foreign_city,
+                             complement=complement, locality=locality, country=country,
+                             resident=False, country_code=insee)
 
     def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,
@@ -938,9 +973,9 @@ class Builder:
             as_exported = self._normalized.get((text_in, charset)) or \
                 normalize(text_in, charset, self.text_policy)
             differs = not _holder_is_debtor(as_exported.value, debtor)
-        return Mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,  # type: ignore[arg-type]
-                       account=BankAccount(iban=iban, holder=holder, bic=bic),  # type: ignore[arg-type]
-                       label=label, holder_differs=differs)
+        return _make_mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,
+                             account=_make_account(iban=iban, holder=holder, bic=bic),
+                             label=label, holder_differs=differs)
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a
@@ -1012,11 +1047,21 @@ def _fields(obj: Any) -> dict[str, Any]:
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
 
 
-def _words(*parts: str | None) -> list[str]:
-    """The words of ``parts``, sorted, without case, accents or punctuation."""
-    text = unicodedata.normalize("NFKD", " ".join(p for p in parts if p).casefold())
-    bare = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return sorted(w for w in re.split(r"[\W_]+", bare) if w)
+def _words(text: str | None) -> tuple[str, ...]:
+    """The words of ``text``, sorted, without case, accents or punctuation; memoised
+    (names and holders repeat across a run's invoices)."""
+    if not text:
+        return ()
+    known = _WORDS.get(text)
+    if known is None:
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
+        known = tuple(sorted(w for w in re.split(r"[\W_]+", bare) if w))
+        remember(_WORDS, text, known)
+    return known
+
+
+_WORDS: dict[str, tuple[str, ...]] = {}
 
 
 def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
@@ -1027,7 +1072,7 @@ def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
     words = _words(holder)
     d = debtor
     name, complement, first = _words(d.name), _words(d.complement_name), _words(d.first_name)
-    return any(words == sorted(variant) for variant in (
+    return any(words == tuple(sorted(variant)) for variant in (
         name + complement + first, name + complement, name + first, name))
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from types import BuiltinMethodType
 from typing import Any
 
 from jinja2 import nodes
@@ -39,6 +40,10 @@ from jinja2.environment import Environment
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
 from jinja2.runtime import new_context
+from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import _PassArg
+
+from ._jinja import _Bounded, _RecordSandbox
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -48,6 +53,10 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "gt": operator.gt, "gteq": operator.ge,
     "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
 }
+
+# the environments' ``call``s that call a builtin dict method as it is (after the safety
+# check): Jinja's sandbox, and pesgen's, which only looks at str methods
+_PLAIN_CALLS = (SandboxedEnvironment.call, _Bounded.call)
 
 
 def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -76,6 +85,9 @@ def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tu
         elif isinstance(n.node, nodes.Name) and n.node.name in ("invoice", "line"):
             columns.append(name)
     return tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(private))
+
+
+_MISSING = object()
 
 
 class _Unsupported(Exception):
@@ -135,7 +147,37 @@ class _Compiler:
         inner = self.node(n.node)
         attr = n.attr
         getattr_ = self.env.getattr
-        return lambda scope: getattr_(inner(scope), attr)
+        if type(self.env).getattr is not _RecordSandbox.getattr:
+            return lambda scope: getattr_(inner(scope), attr)
+        # the record sandbox's own first test, made here: a present key of a plain dict
+        # (a JSON object) is read without a method call; a JSON null in it is undefined,
+        # as there; anything else goes to its getattr
+        undefined = self.env.undefined
+        if isinstance(n.node, nodes.Name) and n.node.ctx == "load" and \
+                n.node.name not in self.globals:
+            # ``line.label``: the scope's value read here too (what _Name does, for a name
+            # that is not a global)
+            name = n.node.name
+
+            def name_getattr(scope: Scope) -> Any:
+                obj = scope.get(name, _MISSING)
+                if obj is _MISSING:
+                    obj = undefined(name=name)
+                elif type(obj) is dict and attr in obj:
+                    value = obj[attr]
+                    return undefined(obj=obj, name=attr) if value is None else value
+                return getattr_(obj, attr)
+
+            return name_getattr
+
+        def record_getattr(scope: Scope) -> Any:
+            obj = inner(scope)
+            if type(obj) is dict and attr in obj:
+                value = obj[attr]
+                return undefined(obj=obj, name=attr) if value is None else value
+            return getattr_(obj, attr)
+
+        return record_getattr
 
     def _Getitem(self, n: nodes.Getitem) -> Fn:
         if isinstance(n.arg, nodes.Slice):
@@ -146,6 +188,19 @@ class _Compiler:
 
     def _Concat(self, n: nodes.Concat) -> Fn:
         parts = [self.node(x) for x in n.nodes]
+        # the common lengths unrolled (no comprehension frame per call), operands
+        # evaluated and joined in the same order: 'X ' ~ a, a ~ ' ' ~ b, the shipped line
+        # label a ~ ' - ' ~ b ~ ' ' ~ c
+        if len(parts) == 2:
+            p1, p2 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope))))
+        if len(parts) == 3:
+            p1, p2, p3 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope))))
+        if len(parts) == 5:
+            p1, p2, p3, p4, p5 = parts
+            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope)),
+                                          str(p4(scope)), str(p5(scope))))
         return lambda scope: "".join([str(p(scope)) for p in parts])
 
     def _And(self, n: nodes.And) -> Fn:
@@ -218,6 +273,9 @@ class _Compiler:
                 not isinstance(n.node, nodes.Getattr) or n.node.attr != "get":
             raise _Unsupported("call")
         callee, args = self.node(n.node), [self.node(a) for a in n.args]
+        table_get = self._const_table_get(n)
+        if table_get is not None:
+            return table_get
         env, env_globals = self.env, self.globals
         call = env.call
         # what Context.call reads of its context for a callee without jinja_pass_arg
@@ -238,3 +296,38 @@ class _Compiler:
 
         return call_fn
 
+    def _const_table_get(self, n: nodes.Call) -> Fn | None:
+        """``{'a': 'x', ...}.get(key[, default])`` with constant keys and values (a code
+        table), as a direct ``table.get(key, default)`` when that is what the sandbox's
+        getattr and call make of it: checked here, once, on a copy of the table (its
+        ``get`` is a safe attribute, a builtin method that takes no context, and the
+        environment's ``call`` is the sandbox's, which calls it as it is). The table is
+        not copied per call: ``dict.get`` cannot change it. None otherwise (the general
+        path)."""
+        target = n.node.node  # type: ignore[attr-defined]
+        if not isinstance(target, nodes.Dict) or not 1 <= len(n.args) <= 2 or \
+                type(self.env).call not in _PLAIN_CALLS or \
+                type(self.env).is_safe_callable is not SandboxedEnvironment.is_safe_callable:
+            return None
+        items = [(p.key, p.value) for p in target.items]
+        if not all(isinstance(x, nodes.Const) for pair in items for x in pair):
+            return None
+        try:
+            table = {key.value: value.value for key, value in items}
+        except TypeError:  # an unhashable constant key: the general path raises it
+            return None
+        probe = dict(table)
+        try:
+            method = self.env.getattr(probe, "get")
+        except Exception:
+            return None
+        if type(method) is not BuiltinMethodType or getattr(method, "__self__", None) is not \
+                probe or method.__name__ != "get" or not self.env.is_safe_callable(method) or \
+                _PassArg.from_obj(method) is not None:
+            return None
+        get = table.get
+        key = self.node(n.args[0])
+        if len(n.args) == 1:
+            return lambda scope: get(key(scope))
+        default = self.node(n.args[1])
+        return lambda scope: get(key(scope), default(scope))

@@ -44,6 +44,8 @@ _ALNUM_OK = re.compile(r"^[0-9A-Za-z]+$")
 # PES Base_Texte forbids values that are only zeros, 'nc', '.' or ' '.
 _PES_EMPTYISH = re.compile(r"^(0+|nc|NC|Nc|nC|\.| )$")
 
+_NOT_LATIN1 = re.compile(r"[^\x00-\xff]")
+
 CHARSETS = ("latin-1", "sepa", "ascii", "utf-8", "alnum")
 # First character a charset does not allow (C-speed scan of the common, clean case).
 _DISALLOWED = {
@@ -131,6 +133,22 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
             if upper != value:
                 return Normalized(upper, ("case",))
         return Normalized(value, ())
+    if charset in ("latin-1", "utf-8") and value.isprintable() and "  " not in value and \
+            value[:1] != " " and value[-1:] != " " and not _NOT_LATIN1.search(value):
+        # the next common case: Latin-1 text ('Hélène', 'Léa'). Printable, so no control
+        # character, line break, tab, no-break space or soft hyphen; within the charset,
+        # so nothing to transliterate: only the case policy can change it, as below,
+        # unless a capital falls outside the charset ('ÿ', 'µ'), left to the general path
+        if policy.case != "upper":
+            return Normalized(value, ())
+        upper = value.upper()
+        if not _DISALLOWED[charset].search(upper):
+            return Normalized(upper, ("case",)) if upper != value else Normalized(value, ())
+    return _normalize(value, charset, policy)
+
+
+def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
+    """``normalize`` without its fast paths (which give what this gives)."""
     applied: list[str] = []
     text = value
     bad = _BAD_CONTROL.search(text)

@@ -46,6 +46,10 @@ FAST = [
     "invoice.payment.method)",
     "{'a': invoice.number, invoice.kind: 1}.get('a')",
     "invoice.payer.get('name', 'X')",
+    "invoice.payer.first_name ~ ' ' ~ invoice.payer.last_name",
+    "invoice.number ~ '-' ~ line.amount ~ line.count",
+    "invoice.number ~ '/' ~ invoice.count ~ '/' ~ line.label ~ '/' ~ invoice.lines",
+    "range.items ~ none.x ~ missing_name.label",  # a global, a constant, a missing name
 ]
 
 # Outside the subset: the Jinja path keeps them.
@@ -126,6 +130,9 @@ def test_example_values() -> None:
     "invoice.payer.get('name', 'X')",
     "{'a': invoice.method}.get('a', 'b')",
     "{}.get(invoice.payer)",
+    "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method)",
+    "{'get': 'x', 'direct_debit': 'yes'}.get(invoice.method)",
+    "{1: 'one', none: 'nothing', 'online': none}.get(invoice.method, 'z')",
 ])
 @pytest.mark.parametrize("invoice", [
     {"method": "direct_debit"}, {"method": "online"}, {"method": None}, {},

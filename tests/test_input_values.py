@@ -338,3 +338,37 @@ def test_json_1e400_is_refused(tmp_path):
     exc = _refused(tmp_path, JSON_MAPPING, inp)
     p = _only(exc, "input.amount")
     assert "too large" in p.message
+
+
+def test_a_repeated_text_gives_its_policy_notes_on_every_invoice(tmp_path):
+    """The builder remembers a text's outcome (school exports repeat labels and
+    streets): an invoice that repeats a transliterated or line-broken text still gets its
+    own notes, in the same order, and the case policy still counts every value."""
+    import json
+    from pathlib import Path
+
+    from pesgen.build import Builder
+    from pesgen.export import find_format
+    from pesgen.mapping import load_mapping
+    from pesgen.sources import read_invoices
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "school-export.json"
+    data = json.loads(example.read_text(encoding="utf-8"))
+    first = data["invoices"][0]
+    first["payer"]["address"]["street"] = "12 rue du Cœur\nVolant"
+    first["lines"][0]["activity"]["label"] = "Piano – cours"
+    twin = json.loads(json.dumps(first))
+    twin["number"] = first["number"] + "9"
+    data["invoices"] = [first, twin]
+    path = tmp_path / "twins.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(JSON_MAPPING)
+    builder = Builder(mapping, find_format(mapping.output.format, None))
+    results = [builder.build(src) for src in read_invoices(path, mapping.input)]
+    notes = [[(n.policy, n.detail) for n in r.notes] for r in results]
+    assert notes[0] == notes[1]
+    assert ("newlines", "address.street: line break or tab replaced by a space") in notes[0]
+    assert ("transliterate", "address.street: Œ→OE") in notes[0]
+    assert ("transliterate", "line.label: –→-") in notes[0]
+    assert [r.title.debtor.address.street for r in results] == ["12 RUE DU COEUR VOLANT"] * 2
+    assert builder.cased["address.street"] == 2

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pesgen import filters
@@ -16,7 +16,9 @@ from pesgen.errors import MappingError
 from pesgen.keys import cle1, cle2
 from pesgen.parse import parse_amount, parse_bool, parse_date
 from pesgen.text import (
+    CHARSETS,
     TextPolicy,
+    _normalize,
     normalize,
     pes_text_error,
     sepa_bad_chars,
@@ -237,6 +239,33 @@ def test_yesno():
 
 UPPER_TRANSLIT = TextPolicy(case="upper", newlines="space", transliterate=True)
 STRICT = TextPolicy()
+
+
+# text as exports hold it: Latin-1 letters and signs, their capitals outside Latin-1
+# (ÿ, µ), spaces, controls, invisible and non-Latin-1 characters
+_TEXT_CHARS = st.sampled_from(list("aZ09 -'.,éÉèçÀâôûÿµßæøÆ×«»°ª\xa0\xad\t\n\r\x85\x92\x1f"
+                                   "œŒ’–€\u200b\u2028İﬁ"))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.one_of(st.text(_TEXT_CHARS, max_size=12), st.text(max_size=8)),
+       charset=st.sampled_from(CHARSETS), case=st.sampled_from(["keep", "upper"]),
+       newlines=st.sampled_from(["refuse", "space"]), transliterate=st.booleans())
+def test_normalize_fast_paths_give_what_the_general_path_gives(
+        text: str, charset: str, case: str, newlines: str, transliterate: bool) -> None:
+    policy = TextPolicy(case=case, newlines=newlines, transliterate=transliterate)
+    assert normalize(text, charset, policy) == _normalize(text, charset, policy)
+
+
+@pytest.mark.parametrize("text", ["Hélène", "Léa Martin", "ÿ", "Léaÿ", "µm", "Straße", "Æsa",
+                                  "é ", " é", "é  è", "é\xa0è", "é\xadè", "é\tè", "é\x92",
+                                  "Cœur", "l’été", "", "PLAIN", "plain", "ÉTÉ"])
+@pytest.mark.parametrize("charset", CHARSETS)
+@pytest.mark.parametrize("policy", [UPPER_TRANSLIT, STRICT, TextPolicy(case="upper"),
+                                    TextPolicy(transliterate=True, newlines="space")])
+def test_normalize_fast_paths_on_latin1_examples(text: str, charset: str,
+                                                 policy: TextPolicy) -> None:
+    assert normalize(text, charset, policy) == _normalize(text, charset, policy)
 
 
 def test_oe_ligature_transliterated_and_upper_cased():
@@ -491,3 +520,44 @@ def test_evolve_is_replace_without_init():
     assert numbered is not title and title.number == 0
     with pytest.raises(TypeError, match="no field"):
         evolve(title, numero=7)
+
+
+# ---------------------------------------------------------------- model.maker
+
+
+def test_maker_makes_what_the_class_makes():
+    """The mapping stage makes the model's objects without their frozen __init__: the
+    same fields, defaults, type and equality; a missing field is refused as there; a
+    class whose __init__ does more is left as it is."""
+    from dataclasses import fields
+
+    from pesgen import model
+    from pesgen.build import PolicyNote
+
+    address = model.Address(street="1 RUE", postal_code="45200", city="MONTARGIS")
+    values = {
+        model.Address: {"street": "1 RUE", "postal_code": "45200", "city": "MONTARGIS"},
+        model.BankAccount: {"iban": "FR76", "holder": "X"},
+        model.Debtor: {"category": "01", "legal_nature": "01", "name": "N", "address": address},
+        model.Line: {"number": 1, "product_code": "P", "nature": "7062",
+                     "amount": Decimal("1.00"), "activity": "A"},
+        model.Mandate: {"rum": "R", "signed_on": date(2026, 1, 1), "sequence": "01",
+                        "debit_date": date(2026, 1, 2),
+                        "account": model.BankAccount(iban="FR76", holder="X")},
+        model.Title: {"invoice_number": "F1", "debt_number": None, "debtor": None,
+                      "lines": (), "total": Decimal("1.00"), "origin": "o"},
+        PolicyNote: {"policy": "p", "invoice": "i", "origin": "o", "detail": "d"},
+    }
+    for cls, kwargs in values.items():
+        make = model.maker(cls)
+        assert make is not cls
+        made, expected = make(**kwargs), cls(**kwargs)
+        assert type(made) is cls and made == expected
+        assert [getattr(made, f.name) for f in fields(cls)] == \
+            [getattr(expected, f.name) for f in fields(cls)]
+        assert make(*[kwargs.get(f.name, f.default) for f in fields(cls)]) == expected
+        with pytest.raises(TypeError):
+            make(**dict(list(kwargs.items())[1:]))
+        with pytest.raises(AttributeError):  # still frozen
+            made.__setattr__(fields(cls)[0].name, None)
+    assert model.maker(model.Document) is model.Document  # a default factory
