@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from stdnum.fr import siret as std_siret
@@ -159,32 +160,11 @@ def _stripped_list(node: list[Any]) -> list[Any]:
     return node if all(a is b for a, b in zip(items, node, strict=True)) else items
 
 
-def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
-               origin: str | None = None) -> Callable[[Binding | None], Any]:
+def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
+              origin: str | None, binding: Binding | None) -> Any:
     """A binding's value on ``record``: None when unbound, blank, or when the binding's
     expression fails (a ``mapping.expr`` problem); strings stripped (``record`` and
     the scope hold stripped values too: see ``_stripped``)."""
-    def evaluate(binding: Binding | None) -> Any:
-        if binding is None:
-            return None
-        try:
-            value = binding.evaluate(record, scope)
-        except Exception as exc:  # a Jinja error inside a user expression
-            ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
-                        mapping=binding.where, record=origin)
-            return None
-        if isinstance(value, str):
-            value = value.strip()
-            return value or None
-        return value
-
-    return evaluate
-
-
-def _evaluate(ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
-              scope: dict[str, Any], origin: str | None) -> Any:
-    """What ``_evaluator(ctx, record, scope, origin)(binding)`` gives, without making a
-    closure (a line's bindings: one call each, on every line)."""
     if binding is None:
         return None
     try:
@@ -197,6 +177,13 @@ def _evaluate(ctx: _Ctx, binding: Binding | None, record: dict[str, Any],
         value = value.strip()
         return value or None
     return value
+
+
+def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
+               origin: str | None = None) -> Callable[[Binding | None], Any]:
+    """``_evaluate`` on one record: a binding -> its value (a partial, which adds no
+    Python frame per call)."""
+    return partial(_evaluate, ctx, record, scope, origin)
 
 
 class Builder:
@@ -576,8 +563,8 @@ class Builder:
             rows = [record if row is src.record else _stripped(row) for row in src.lines or []]
             origins = src.line_origins
         else:
-            raw = _evaluate(ctx, self.mapping.lines, record,
-                            {"invoice": record, "collectivity": self.collectivity_scope}, None)
+            raw = _evaluate(ctx, record, {"invoice": record, "collectivity":
+                                          self.collectivity_scope}, None, self.mapping.lines)
             if not isinstance(raw, list) or not raw:
                 ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
@@ -598,7 +585,7 @@ class Builder:
                 continue
             scope = {"invoice": record, "line": row, "collectivity": collectivity}
             before = len(ctx.problems)
-            code = evaluate(ctx, b_activity, row, scope, origin)
+            code = evaluate(ctx, row, scope, origin, b_activity)
             activity = None
             if not self._scalar(ctx, "line.activity", code, b_activity, origin):
                 pass
@@ -612,22 +599,22 @@ class Builder:
                                 "codes.activities)",
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
-            raw_amount = evaluate(ctx, b_amount, row, scope, origin)
+            raw_amount = evaluate(ctx, row, scope, origin, b_amount)
             amount = self._amount(ctx, "line.amount", raw_amount, b_amount, origin)
             if amount is None and _blank(raw_amount):
                 ctx.problem("input.required", "line.amount is missing",
                             mapping=self.line["amount"].where, record=origin)
-            label_value = evaluate(ctx, b_label, row, scope, origin)
+            label_value = evaluate(ctx, row, scope, origin, b_label)
             if _blank(label_value) and activity is not None:
                 label_value = activity.get("label")
             label = self._text(ctx, "line.label", label_value, b_label, origin=origin)
             quantity = self._amount(ctx, "line.quantity",
-                                    evaluate(ctx, b_quantity, row, scope, origin), b_quantity,
+                                    evaluate(ctx, row, scope, origin, b_quantity), b_quantity,
                                     origin)
             unit_price = self._amount(ctx, "line.unit_price",
-                                      evaluate(ctx, b_unit_price, row, scope, origin),
+                                      evaluate(ctx, row, scope, origin, b_unit_price),
                                       b_unit_price, origin)
-            student = evaluate(ctx, b_student, row, scope, origin)
+            student = evaluate(ctx, row, scope, origin, b_student)
             self._scalar(ctx, "line.student", student, b_student, origin)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
