@@ -27,6 +27,7 @@ from jinja2 import filters as jinja_filters
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import (
     SandboxedEnvironment,
     SandboxedEscapeFormatter,
@@ -408,14 +409,31 @@ class _InlineReads(CodeGenerator):
         self.write(f"), ()) else environment.getattr(_pesgen_obj, {name!r}))")
 
 
+# A for loop's ``loop.first``, ``loop.index``...: always a bool or an int, which the
+# sandbox's getattr returns as it reads it (no format method, a public name)
+_LOOP_READS = frozenset({"first", "last", "index", "index0", "revindex", "revindex0",
+                         "length", "depth", "depth0"})
+# {class: the names a template reads as getattr reads them}: the model's public fields,
+# and a loop's counters
+_TEMPLATE_READS: dict[type, frozenset[str]] = {**_PUBLIC, LoopContext: _LOOP_READS}
+# what ``getattr`` finds on a plain dict: any other name is read as a key by the sandbox
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class _Sandbox(_Bounded):
     code_generator_class = _InlineReads
-    public_fields = _PUBLIC  # read by the code _InlineReads generates
+    public_fields = _TEMPLATE_READS  # read by the code _InlineReads generates
 
     def getattr(self, obj: object, attribute: str) -> object:
-        public = _PUBLIC.get(type(obj))
+        public = _TEMPLATE_READS.get(type(obj))
         if public is not None and attribute in public:
             return getattr(obj, attribute)
+        if type(obj) is dict and attribute not in _DICT_NAMES:
+            # what the sandbox does, without the AttributeError it raises and catches
+            # first: the key's value, or undefined
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
 
