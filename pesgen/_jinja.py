@@ -27,6 +27,7 @@ from jinja2 import filters as jinja_filters
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import (
     SandboxedEnvironment,
     SandboxedEscapeFormatter,
@@ -408,14 +409,31 @@ class _InlineReads(CodeGenerator):
         self.write(f"), ()) else environment.getattr(_pesgen_obj, {name!r}))")
 
 
+# A for loop's ``loop.first``, ``loop.index``...: always a bool or an int, which the
+# sandbox's getattr returns as it reads it (no format method, a public name)
+_LOOP_READS = frozenset({"first", "last", "index", "index0", "revindex", "revindex0",
+                         "length", "depth", "depth0"})
+# {class: the names a template reads as getattr reads them}: the model's public fields,
+# and a loop's counters
+_TEMPLATE_READS: dict[type, frozenset[str]] = {**_PUBLIC, LoopContext: _LOOP_READS}
+# what ``getattr`` finds on a plain dict: any other name is read as a key by the sandbox
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class _Sandbox(_Bounded):
     code_generator_class = _InlineReads
-    public_fields = _PUBLIC  # read by the code _InlineReads generates
+    public_fields = _TEMPLATE_READS  # read by the code _InlineReads generates
 
     def getattr(self, obj: object, attribute: str) -> object:
-        public = _PUBLIC.get(type(obj))
+        public = _TEMPLATE_READS.get(type(obj))
         if public is not None and attribute in public:
             return getattr(obj, attribute)
+        if type(obj) is dict and attribute not in _DICT_NAMES:
+            # what the sandbox does, without the AttributeError it raises and catches
+            # first: the key's value, or undefined
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
 
@@ -506,22 +524,28 @@ def memoise_escaping(template: jinja2.Template) -> None:
     ``Markup`` each time. Billing runs output the same few thousand strings again and
     again (codes, amounts, dates, cities), so for an exact ``str`` the ``Markup`` is
     looked up in a bounded memo instead: the same result, from the same function, made
-    once (a fifth of the rendering time). Anything else (numbers, ``Markup``, objects
-    with ``__html__``, undefined values) still goes to markupsafe every time."""
+    once (a fifth of the rendering time); an exact ``int`` (IdPce, IdLigne) too. An
+    exact ``Markup`` (a macro's or a ``set`` block's output) is its own escaping, as
+    markupsafe's ``Markup(value.__html__())`` is a copy of it. Anything else (bools,
+    other numbers, ``Markup`` subclasses, objects with ``__html__``, undefined values)
+    still goes to markupsafe every time."""
     namespace = template.root_render_func.__globals__
     escape = namespace.get("escape")
     if escape is None or getattr(escape, "memoised", False):
         return  # not Jinja's usual module (nothing to memoise), or done already
-    memo: dict[str, Markup] = {}
+    memo: dict[str | int, Markup] = {}
     get = memo.get
 
     def memoised(value: object) -> Markup:
-        if type(value) is str:
+        kind = type(value)
+        if kind is str or kind is int:  # never equal to each other: one memo
             known = get(value)
             if known is None:
                 known = escape(value)
                 remember(memo, value, known)
             return known
+        if kind is Markup:  # markupsafe makes Markup(value.__html__()): the same text
+            return value
         return escape(value)
 
     memoised.memoised = True  # type: ignore[attr-defined]

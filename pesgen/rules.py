@@ -38,6 +38,11 @@ from .text import sepa_bad_chars
 
 MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 _BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
+# the text fields pes.text-length checks
+_TEXT_FIELDS = ("title.object", "debtor.name", "debtor.first_name", "debtor.complement_name",
+                "debtor.civility", "debtor.ref", "address.street", "address.complement",
+                "address.locality", "address.city", "line.label", "mandate.rum",
+                "mandate.label", "account.holder")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class RuleContext:
     def active(self) -> tuple[Rule, ...]:
         """The rules of this format's rule sets, in registry order."""
         return tuple(r for r in RULES if any(s in self.fmt.rules for s in r.sets))
+
+    @cached_property
+    def text_limits(self) -> dict[str, tuple[int | None, str]]:
+        """{text field: (its length limit, its charset)} of the format, looked up once
+        (``pes.text-length``)."""
+        return {key: (limit.max, limit.charset)
+                for key in _TEXT_FIELDS for limit in (self.fmt.limit(key),)}
 
 
 @dataclass(frozen=True)
@@ -104,15 +116,17 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     if t.mandate:
         values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
                    ("account.holder", t.mandate.account.holder)]
+    limits = ctx.text_limits
     for key, value in values:
         if value is None:
             continue
-        limit = ctx.fmt.limit(key)
-        if limit.max is not None and len(value) > limit.max:
-            yield f"{key} is {len(value)} characters, the limit is {limit.max}"
-        if limit.charset == "sepa" and sepa_bad_chars(value):
-            yield f"{key} has characters outside the SEPA set: {sepa_bad_chars(value)!r}"
-        elif limit.charset == "latin-1" and not value.isascii() and _BEYOND_LATIN1.search(value):
+        most, charset = limits[key]
+        if most is not None and len(value) > most:
+            yield f"{key} is {len(value)} characters, the limit is {most}"
+        if charset == "sepa":
+            if bad := sepa_bad_chars(value):
+                yield f"{key} has characters outside the SEPA set: {bad!r}"
+        elif charset == "latin-1" and not value.isascii() and _BEYOND_LATIN1.search(value):
             yield f"{key} has characters outside ISO-8859-1"
 
 

@@ -54,3 +54,30 @@ def test_each_distinct_string_is_escaped_once(tmp_path):
         template.render(a="45200", b="MONTARGIS", c=Decimal("1.00"))
     assert calls == ["45200", "MONTARGIS", Decimal("1.00"), Decimal("1.00"),
                      Decimal("1.00")]
+
+
+class _Html(Markup):
+    """A Markup subclass: markupsafe's escaping, not the shortcut, applies."""
+
+
+def test_memoised_ints_and_markup_write_what_markupsafe_writes(tmp_path):
+    plain, memo = _pair(tmp_path)
+    values = [(1, "1", True), (True, 1, "1"), (1.0, False, 0), (-12, 10**30, Markup("a&amp;")),
+              (Markup("<x/>"), _Html("<y/>"), Markup("")), (Markup("<x/>"), 1, _Html("1"))]
+    for a, b, c in values * 2:
+        assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+    namespace = memo.root_render_func.__globals__
+    for value in (1, -12, "1", True, 1.0, Markup("<x/>"), _Html("&lt;"), "<&>"):
+        got, want = namespace["escape"](value), plain.root_render_func.__globals__[
+            "escape"](value)
+        assert type(got) is type(want) is Markup
+        assert got == want
+
+
+@given(st.lists(st.integers() | st.booleans() | st.text(max_size=10).map(Markup),
+                min_size=3, max_size=3))
+def test_memoised_escaping_matches_for_any_int_or_markup(tmp_path_factory, values):
+    plain, memo = _pair(tmp_path_factory.mktemp("t"))
+    a, b, c = values
+    assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+    assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)

@@ -1025,3 +1025,54 @@ def test_titcptediff_not_set_for_the_debtor_s_long_name(tmp_path, holder):
     root = etree.parse(str(result.files[0].path)).getroot()
     assert root.find(".//InfoPrelevementSEPA") is not None
     assert root.find(".//InfoPrelevementSEPA/TitCpteDiff") is None
+
+
+def _lengths_reference(t: Title, ctx: RuleContext) -> list[str]:
+    """pes.text-length as it was written first: the format's limit looked up per value."""
+    from pesgen.rules import _BEYOND_LATIN1
+    from pesgen.text import sepa_bad_chars
+    d, a = t.debtor, t.debtor.address
+    values = [("title.object", t.object), ("debtor.name", d.name),
+              ("debtor.first_name", d.first_name), ("debtor.complement_name", d.complement_name),
+              ("debtor.civility", d.civility), ("debtor.ref", d.ref),
+              ("address.street", a.street), ("address.complement", a.complement),
+              ("address.locality", a.locality), ("address.city", a.city)]
+    values += [("line.label", ln.label) for ln in t.lines]
+    if t.mandate:
+        values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
+                   ("account.holder", t.mandate.account.holder)]
+    found = []
+    for key, value in values:
+        if value is None:
+            continue
+        limit = ctx.fmt.limit(key)
+        if limit.max is not None and len(value) > limit.max:
+            found.append(f"{key} is {len(value)} characters, the limit is {limit.max}")
+        if limit.charset == "sepa" and sepa_bad_chars(value):
+            found.append(f"{key} has characters outside the SEPA set: "
+                         f"{sepa_bad_chars(value)!r}")
+        elif limit.charset == "latin-1" and not value.isascii() and \
+                _BEYOND_LATIN1.search(value):
+            found.append(f"{key} has characters outside ISO-8859-1")
+    return found
+
+
+@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"])
+def test_text_limits_looked_up_once_find_what_each_lookup_finds(name, example_titles):
+    from pesgen.rules import _lengths
+    ctx = RuleContext(fmt=find_format(name), issue_date=RUN)
+    texts = ["", "A", "x" * 33, "é" * 200, "Ł€ōŵ", "a\u2013b", "RUM/2026?+", "~^{}" * 30,
+             "CAFÉ & CO", "y" * 1000]
+    titles = [TITLE, _org()(TITLE), replace(TITLE, mandate=None, object=None),
+              *example_titles.values()]
+    for i, text in enumerate(texts):
+        other = texts[-1 - i]
+        titles.append(_mandate(rum=text, label=other)(_address(street=text, city=other)(
+            _debtor(name=text, first_name=other, ref=text)(replace(TITLE, object=other)))))
+        titles.append(_account(holder=text)(_label(other)(TITLE)))
+    checked = 0
+    for title in titles:
+        got, want = list(_lengths(title, ctx)), _lengths_reference(title, ctx)
+        assert got == want
+        checked += len(want)
+    assert checked  # the listed texts break some limits on every format

@@ -11,8 +11,10 @@ from typing import Any
 import jinja2
 import pytest
 from jinja2.compiler import CodeGenerator
+from jinja2.sandbox import SandboxedEnvironment
 
 from pesgen import _jinja
+from pesgen._jinja import template_environment
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
 from pesgen.sample import sample_titles
@@ -96,3 +98,41 @@ def test_the_shipped_template_reads_fields_inline():
     code = env.compile(source, raw=True)
     assert "_pesgen_obj.name if 'name' in environment.public_fields" in code
     assert "environment.getattr(_pesgen_obj, 'name')" in code
+
+
+# loop counters and a plain dict's keys: read as Jinja's SandboxedEnvironment.getattr reads
+SOURCE = ("{% for x in xs %}[{{ loop.first }}{{ loop.last }}{{ loop.index }}{{ loop.index0 }}"
+          "{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.length }}{{ loop.depth }}"
+          "{{ loop.depth0 }}{{ x }}]{% if loop.first %}F{% endif %}{% endfor %}"
+          "{{ d.tiers_on }}|{{ d.items is defined }}|{{ d.keys is defined }}|{{ d['a<b'] }}")
+
+
+def test_template_reads_are_the_sandbox_reads():
+    fast = template_environment(Path("."))
+    plain = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=fast.autoescape)
+    for data in ({"xs": [1, 2, 3], "d": {"tiers_on": "every_line", "a<b": "<&>"}},
+                 {"xs": ["<x>"], "d": {"tiers_on": "first", "items": "I", "a<b": 1}},
+                 {"xs": [], "d": {"tiers_on": None, "a<b": ""}}):
+        assert fast.from_string(SOURCE).render(**data) == \
+            plain.from_string(SOURCE).render(**data)
+    # a missing key is undefined (strict: an error when output) on both paths
+    for env in (fast, plain):
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string("{{ d.missing }}").render(d={})
+    # getattr itself, on dicts and on a loop, as Jinja's sandbox reads
+    d = {"tiers_on": 1, "get": 2, "__class__": 3}
+    for name in ("tiers_on", "get", "keys", "__class__", "missing", "format"):
+        got = fast.getattr(d, name)
+        want = SandboxedEnvironment.getattr(fast, d, name)
+        assert type(got) is type(want)
+        if not isinstance(want, jinja2.Undefined):
+            assert got == want
+    loop = jinja2.runtime.LoopContext(iter("abc"), fast.undefined)
+    next(iter(loop))
+    for name in ("first", "last", "index", "index0", "revindex", "revindex0", "length",
+                 "depth", "depth0", "cycle", "previtem"):
+        got = fast.getattr(loop, name)
+        want = SandboxedEnvironment.getattr(fast, loop, name)
+        assert type(got) is type(want)
+        if isinstance(want, (bool, int)):
+            assert got == want
