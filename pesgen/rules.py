@@ -103,9 +103,8 @@ def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield message
 
 
-@rule("pes.text-length", "Every text field fits the target's length and character set.",
-      "DT v5.19 DictionnaireDesDonneesAller_simples (Base_TexteX, Base_TexteXSEPA)")
-def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
+def text_values(t: Title) -> list[tuple[str, str | None]]:
+    """(field key, value) of each text of a title ``pes.text-length`` checks."""
     d, a = t.debtor, t.debtor.address
     values = [("title.object", t.object), ("debtor.name", d.name),
               ("debtor.first_name", d.first_name), ("debtor.complement_name", d.complement_name),
@@ -116,8 +115,14 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     if t.mandate:
         values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
                    ("account.holder", t.mandate.account.holder)]
+    return values
+
+
+@rule("pes.text-length", "Every text field fits the target's length and character set.",
+      "DT v5.19 DictionnaireDesDonneesAller_simples (Base_TexteX, Base_TexteXSEPA)")
+def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     limits = ctx.text_limits
-    for key, value in values:
+    for key, value in text_values(t):
         if value is None:
             continue
         most, charset = limits[key]

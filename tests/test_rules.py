@@ -1029,20 +1029,10 @@ def test_titcptediff_not_set_for_the_debtor_s_long_name(tmp_path, holder):
 
 def _lengths_reference(t: Title, ctx: RuleContext) -> list[str]:
     """pes.text-length as it was written first: the format's limit looked up per value."""
-    from pesgen.rules import _BEYOND_LATIN1
+    from pesgen.rules import _BEYOND_LATIN1, text_values
     from pesgen.text import sepa_bad_chars
-    d, a = t.debtor, t.debtor.address
-    values = [("title.object", t.object), ("debtor.name", d.name),
-              ("debtor.first_name", d.first_name), ("debtor.complement_name", d.complement_name),
-              ("debtor.civility", d.civility), ("debtor.ref", d.ref),
-              ("address.street", a.street), ("address.complement", a.complement),
-              ("address.locality", a.locality), ("address.city", a.city)]
-    values += [("line.label", ln.label) for ln in t.lines]
-    if t.mandate:
-        values += [("mandate.rum", t.mandate.rum), ("mandate.label", t.mandate.label),
-                   ("account.holder", t.mandate.account.holder)]
     found = []
-    for key, value in values:
+    for key, value in text_values(t):
         if value is None:
             continue
         limit = ctx.fmt.limit(key)
