@@ -266,7 +266,9 @@ class _Compiler:
         if all(isinstance(x, nodes.Const) for p in n.items for x in (p.key, p.value)):
             table = {key({}): value({}) for key, value in pairs}  # a new copy per call
             return lambda scope: table.copy()
-        return lambda scope: {key(scope): value(scope) for key, value in pairs}
+        # every key and value first, then the dict, as a Python dict display does (an
+        # unhashable key fails after the values, as in Jinja's generated code)
+        return lambda scope: dict([(key(scope), value(scope)) for key, value in pairs])
 
     def _Call(self, n: nodes.Call) -> Fn:
         if n.kwargs or n.dyn_args is not None or n.dyn_kwargs is not None or \

@@ -329,3 +329,26 @@ def test_the_closure_path_calls_the_bounded_filters(source: str, huge: str) -> N
     assert refused is not None
     with pytest.raises(jinja2.sandbox.SecurityError, match="refused"):
         list(refused(scope))
+
+
+@pytest.mark.parametrize("source", [
+    "{invoice.payer: 1, 'k': invoice.lines.get('x')}",  # unhashable key, then a failure
+    "{invoice.payer: invoice.lines.get('x')}",
+    "{'k': invoice.lines.get('x'), invoice.payer: 1}",
+    "{invoice.payer: 1}",
+])
+def test_a_dict_literal_fails_as_jinja_s_dict_display_does(source: str) -> None:
+    """Every key and value is evaluated before the dict is made, as in Jinja's generated
+    code: the same error, and the same message, on both paths."""
+    scope = {"invoice": {"payer": {"name": "N"}, "lines": [1]}}
+    fast = compile_fast(ENV, source)
+    assert fast is not None
+    jinja = ENV.compile_expression(source, undefined_to_none=False)
+    outcomes = []
+    for run in (lambda: fast(scope), lambda: jinja(**scope)):
+        try:
+            outcomes.append(("ok", run()))
+        except Exception as exc:  # noqa: BLE001 - the same failure is the point
+            outcomes.append((type(exc).__name__, str(exc)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] != "ok"
