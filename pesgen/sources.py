@@ -344,6 +344,11 @@ def _build(events: Iterator[tuple[str, Any]], base: list[str | int]) -> dict[str
     raise _JsonRefused("input.json", "the file ends inside an invoice", base + names)
 
 
+# a JSON number ijson cannot read: over Python's 4 300 digits for an int, or an exponent
+# beyond what Decimal holds
+_NUMBER = ("a number too long or too large to read (over 4 300 digits, or an exponent "
+           "beyond what a decimal holds): not an amount or a quantity")
+
 _KINDS = {"start_map": "an object", "start_array": "an array", "string": "a string",
           "number": "a number", "boolean": "a boolean", "null": "null"}
 
@@ -448,7 +453,8 @@ class _Text:
                 value, end = _DECODER.raw_decode(self.buf, self.i)
             except RecursionError:
                 raise _Slow from None
-            except ValueError:  # JSONDecodeError, or an integer too long to read
+            except (ValueError, ArithmeticError):  # JSONDecodeError, or a number too
+                # long (int) or too large (Decimal) to read: the exact reader says which
                 end = -1
             if end == -1 or (end == len(self.buf) and not self.eof):
                 # cut by the end of the chunk (or broken: the exact reader says where)
@@ -627,6 +633,11 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
             raise _refuse(f"{shown}: invalid JSON after {count} invoice(s); nothing written",
                           "input.json",
                           f"invalid JSON: {exc}", shown) from None
+        except (ValueError, ArithmeticError):
+            # ijson's int() or Decimal() of a number, raised as it reads a block of the
+            # file: where exactly is not known (the invalid JSON message says the same)
+            raise _refuse(f"{shown}: {_NUMBER}, after {count} invoice(s); nothing written",
+                          "input.json", _NUMBER, shown) from None
     if count == 0:
         yield from ()
         _no_records(shown, json_path, target, seen, met if not found else "", spec)

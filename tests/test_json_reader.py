@@ -180,3 +180,16 @@ def test_the_pair_reads_what_the_exact_reader_reads(tmp_path, monkeypatch, invoi
     monkeypatch.setattr(sources, "_CHUNK", chunk)
     got, want = _both(path)
     assert got == want
+
+
+@pytest.mark.parametrize("text", [
+    '{"invoices": [{"number": "A", "quantity": 1e99999999999999999999999999}]}',
+    '{"invoices": [{"number": "A", "lines": [{"q": ' + "1" * 5000 + '}]}]}',
+    '{"meta": ' + "9" * 5000 + ', "invoices": [{"number": "A"}]}',
+    '{"invoices": [{"number": "A"}, {"number": "B", "q": -1E+999999999999999999999}]}',
+])
+def test_a_number_too_long_or_too_large_is_refused_not_a_traceback(tmp_path, text):
+    got, want = _both(_write(tmp_path, text))
+    assert got == want
+    assert got[0] == "refused" and "(rule input.json)" in got[1]
+    assert "a number too long or too large to read" in got[1]
