@@ -274,9 +274,14 @@ class _Budget:
         return data
 
 
+def _utf8(encoding: str) -> bool:
+    """Whether the mapping's encoding is UTF-8: read as is, a byte order mark dropped."""
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
 def _decoded(handle: Any, encoding: str) -> Any:
     """ijson reads bytes as UTF-8; other encodings are re-encoded on the fly."""
-    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+    if _utf8(encoding):
         if handle.peek(3)[:3] == codecs.BOM_UTF8:
             handle.read(3)
         return handle
@@ -414,9 +419,8 @@ class _Text:
 
     def __init__(self, handle: Any, encoding: str) -> None:
         self._handle = handle
-        name = codecs.lookup(encoding).name
         self._decoder = codecs.getincrementaldecoder(
-            "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding)()
+            "utf-8-sig" if _utf8(encoding) else encoding)()
         self.buf = ""
         self.i = 0
         self.eof = False
