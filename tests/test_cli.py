@@ -175,6 +175,15 @@ def test_missing_input_file_is_an_input_error(tmp_path):
     assert "nope.json: input file not found" in r.stderr
 
 
+def test_a_folder_as_input_is_said_to_be_a_folder(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    r = _export(tmp_path / "out", input_path=folder)
+    assert r.exit_code == ExitCode.INPUT
+    assert f"{folder}: is a folder; --input takes the billing export file" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_mapping_error_on_export_exit_3(tmp_path):
     m = tmp_path / "m.yaml"
     m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
