@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 # Characters outside ISO-8859-1 that French billing data commonly holds.
 _TRANSLIT = {
@@ -55,6 +56,19 @@ _DISALLOWED = {
     "alnum": re.compile(r"[^0-9A-Za-z]"),
     "utf-8": re.compile(r"(?!)"),
 }
+
+
+@cache
+def charset_chars(charset: str) -> str:
+    """The characters text normalised for ``charset`` can hold (line breaks, tabs and
+    invisible characters are replaced or refused), for a format to check that its
+    encoding writes them all. Every charset but utf-8 lies below U+2200; for utf-8, one
+    character of each plane a text may use, which only a Unicode encoding writes."""
+    if charset == "utf-8":
+        return "\u00e9\u0152\u4e2d\U0001f600"
+    disallowed = _DISALLOWED[charset]
+    return "".join(c for c in map(chr, range(0x2200))
+                   if c.isprintable() and not disallowed.match(c))
 
 
 @dataclass(frozen=True, slots=True)

@@ -518,3 +518,85 @@ def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
     with pytest.raises(TemplateError, match="hidden files and backups ending in ~ are not "
                        "templates"):
         export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+
+
+@pytest.mark.parametrize("encoding", ["ISO8859-1", "iso_8859_1", "l1", "latin1"])
+def test_an_encoding_written_as_another_alias_keeps_its_charset(tmp_path, encoding):
+    """format.yaml's encoding names the charset text is transliterated to by the codec
+    it is, however it is spelt: 'Cœur' is still written 'COEUR' (it fell back to
+    utf-8 before: no transliteration, then the template was blamed for 'Œ')."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "format.yaml").write_text(
+        FORMAT_YAML.replace("encoding: ISO-8859-1", f"encoding: {encoding}"), encoding="utf-8")
+    assert load_format(bundle).charset == "latin-1"
+    export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    [tiers] = (tmp_path / "out").glob("TIERS_*.csv")
+    assert '"3 ALLÉE DU COEUR-VOLANT"' in tiers.read_bytes().decode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["cp850", "ISO-8859-15", "no-such-encoding"])
+def test_an_encoding_without_a_known_charset_is_the_format_s_problem(tmp_path, encoding):
+    """An encoding pesgen does not know the characters of (or does not know at all) is
+    refused where format.yaml declares it, with the same code from preview and export;
+    a charset given with it is held to what the encoding writes."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    source = bundle / "format.yaml"
+    text = FORMAT_YAML.replace("encoding: ISO-8859-1", f"encoding: {encoding}")
+    source.write_text(text, encoding="utf-8")
+    (bundle / "lignes.layout.yaml").write_text(
+        LIGNES_LAYOUT.replace("encoding: ISO-8859-1", f"encoding: {encoding}"),
+        encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    [problem] = info.value.problems
+    assert problem.rule == "format.schema" and problem.mapping == f"{source}:7: encoding"
+    if encoding == "no-such-encoding":
+        assert problem.message == "unknown encoding 'no-such-encoding'"
+    else:
+        assert f"which characters encoding '{encoding}' writes: set charset:" in \
+            problem.message
+    common = ["-m", mapping, "-i", INPUT, "--formats-dir", fmts, "--date", RUN_DATE]
+    shown = _run("preview", *common)
+    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3")
+    assert shown.exit_code == done.exit_code == ExitCode.MAPPING, (shown.stderr, done.stderr)
+    assert f"{source}:7: encoding" in shown.stderr and f"{source}:7: encoding" in done.stderr
+    if encoding == "no-such-encoding":
+        return
+    # a charset the encoding writes whole is taken; one it does not is refused
+    source.write_text(text.replace("newline: CRLF\n", "newline: CRLF\ncharset: latin-1\n"),
+                      encoding="utf-8")
+    if encoding == "cp850":
+        assert load_format(bundle).charset == "latin-1"
+        return
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    [problem] = info.value.problems
+    assert problem.mapping == f"{source}:9: charset"
+    assert problem.message.startswith(f"charset latin-1 holds characters encoding "
+                                      f"'{encoding}' cannot write ('¤¦¨´¸¼½¾')")
+    source.write_text(text.replace("newline: CRLF\n", "newline: CRLF\ncharset: ascii\n"),
+                      encoding="utf-8")
+    assert load_format(bundle).charset == "ascii"
+
+
+def test_a_field_charset_the_encoding_cannot_write_is_named(tmp_path):
+    fmts, _ = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "format.yaml").write_text(
+        FORMAT_YAML.replace("encoding: ISO-8859-1", "encoding: US-ASCII")
+        .replace("  debtor.name: {max: 38}", "  debtor.name: {max: 38, charset: latin-1}")
+        .replace("  line.label: {max: 60}", "  line.label: {max: 60, charset: utf-8}"),
+        encoding="utf-8")
+    (bundle / "lignes.layout.yaml").write_text(
+        LIGNES_LAYOUT.replace("encoding: ISO-8859-1", "encoding: ascii"), encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    source = bundle / "format.yaml"
+    assert [(p.mapping, p.message) for p in info.value.problems] == [
+        (f"{source}:21: fields.debtor.name.charset", "charset latin-1 holds characters "
+         "encoding 'US-ASCII' cannot write ('¡¢£¤¥¦§¨…'): give a charset it writes whole"),
+        (f"{source}:23: fields.line.label.charset", "charset utf-8 holds characters "
+         "encoding 'US-ASCII' cannot write ('éŒ中😀'): give a charset it writes whole"),
+    ]
