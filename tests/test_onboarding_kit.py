@@ -600,3 +600,19 @@ def test_a_field_charset_the_encoding_cannot_write_is_named(tmp_path):
         (f"{source}:23: fields.line.label.charset", "charset utf-8 holds characters "
          "encoding 'US-ASCII' cannot write ('éŒ中😀'): give a charset it writes whole"),
     ]
+
+
+def test_a_character_the_encoding_cannot_write_exits_the_same_from_preview_and_export(tmp_path):
+    """A template that writes a character the file's encoding lacks (here in a literal,
+    which no text policy sees) is a template error in export: preview, which promises
+    the code export would end with, says the same."""
+    fmts, mapping = _new_bundle(tmp_path)
+    (fmts / "exemple-compta" / "lignes.csv.j2").write_text(
+        LIGNES_TEMPLATE.replace('"Libelle"', '"Libellé – Œuvre"'), encoding="utf-8")
+    common = ["-m", mapping, "-i", INPUT, "--formats-dir", fmts, "--date", RUN_DATE]
+    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3")
+    shown = _run("preview", *common)
+    assert done.exit_code == shown.exit_code == ExitCode.TEMPLATE, (done.stderr, shown.stderr)
+    for result in (done, shown):
+        assert "template exemple-compta/lignes.csv.j2 produced '–', which ISO-8859-1 " \
+            "cannot encode (head)" in result.stderr
