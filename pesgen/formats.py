@@ -22,8 +22,8 @@ from .text import charset_chars
 # The text charset of an encoding, by the codec's own name (``codecs.lookup(x).name``:
 # 'ISO8859-1', 'iso_8859_1', 'l1' and 'latin-1' are all 'iso8859-1'). Another encoding
 # has no default: its format.yaml says which characters it writes (``charset:``). A
-# cp1252 package gets ISO-8859-1 text: what a finance package imports often goes on to
-# Hélios, in ISO-8859-1.
+# cp1252 package gets ISO-8859-1 text unless its bundle says ``charset: cp1252``: what
+# a finance package imports often goes on to Hélios, in ISO-8859-1.
 _CHARSET_OF_CODEC = {"iso8859-1": "latin-1", "cp1252": "latin-1", "ascii": "ascii",
                      **dict.fromkeys(("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be",
                                       "utf-32", "utf-32-le", "utf-32-be"), "utf-8")}

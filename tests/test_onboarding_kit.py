@@ -616,3 +616,30 @@ def test_a_character_the_encoding_cannot_write_exits_the_same_from_preview_and_e
     for result in (done, shown):
         assert "template exemple-compta/lignes.csv.j2 produced '–', which ISO-8859-1 " \
             "cannot encode (head)" in result.stderr
+
+
+def test_a_cp1252_package_can_keep_what_cp1252_writes(tmp_path):
+    """charset: cp1252 keeps 'Œ' (transliterated to OE for ISO-8859-1, the default of a
+    cp1252 encoding); it is refused with an encoding that cannot write it."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    source = bundle / "format.yaml"
+    cp1252 = FORMAT_YAML.replace("encoding: ISO-8859-1", "encoding: windows-1252")
+    (bundle / "lignes.layout.yaml").write_text(
+        LIGNES_LAYOUT.replace("encoding: ISO-8859-1", "encoding: cp1252"), encoding="utf-8")
+    for text, street in ((cp1252, "3 ALLÉE DU COEUR-VOLANT"),
+                         (cp1252.replace("newline: CRLF\n", "newline: CRLF\ncharset: cp1252\n"),
+                          "3 ALLÉE DU CŒUR-VOLANT")):
+        source.write_text(text, encoding="utf-8")
+        out = tmp_path / f"out-{len(text)}"
+        export(mapping, INPUT, out, formats_dirs=[fmts])
+        [tiers] = out.glob("TIERS_*.csv")
+        assert f'"{street}"' in tiers.read_bytes().decode("cp1252")
+    source.write_text(FORMAT_YAML.replace("newline: CRLF\n", "newline: CRLF\ncharset: cp1252\n"),
+                      encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_format(bundle)
+    [problem] = info.value.problems
+    assert problem.mapping == f"{source}:9: charset"
+    assert problem.message.startswith("charset cp1252 holds characters encoding 'ISO-8859-1' "
+                                      "cannot write ('ŒœŠšŸŽžƒ…')")

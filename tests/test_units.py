@@ -378,6 +378,22 @@ def test_characters_without_transliteration_are_refused(raw):
     assert r.error is not None and "no transliteration" in r.error
 
 
+def test_cp1252_keeps_what_windows_1252_writes_and_transliterates_the_rest():
+    """charset cp1252: ISO-8859-1 plus the 27 characters Windows-1252 puts in place of
+    the C1 controls (which stay refused: a wrong input.encoding)."""
+    r = normalize("Cœur – l’été, 10 € ‰ Łódź", "cp1252", UPPER_TRANSLIT)
+    assert r == Normalized("CŒUR – L’ÉTÉ, 10 € ‰ LÓDZ", ("case", "transliterate"),
+                           "Ł→L, Ź→Z")
+    assert normalize("ÿ", "cp1252", UPPER_TRANSLIT).value == "Ÿ"  # in cp1252, not Latin-1
+    assert normalize("Œuvre", "cp1252", STRICT) == Normalized("Œuvre", ())
+    refused = normalize("Łódź", "cp1252", STRICT)
+    assert refused.error == "character(s) 'Łź' not allowed in cp1252 (policy transliterate: false)"
+    assert "U+0092" in (normalize("l\x92été", "cp1252", UPPER_TRANSLIT).error or "")
+    assert charset_chars("cp1252").encode("cp1252").decode("cp1252") == \
+        charset_chars("cp1252")
+    assert len(charset_chars("cp1252")) == len(charset_chars("latin-1")) + 27
+
+
 @pytest.mark.parametrize("charset", CHARSETS)
 def test_charset_chars_are_what_normalize_lets_through(charset):
     """charset_chars (what a format's encoding must write) is the printable characters
