@@ -15,7 +15,7 @@ import jinja2
 
 from ._jinja import memoise_escaping, string_environment, template_environment
 from ._tplline import locate
-from .errors import Problem, TemplateError
+from .errors import Problem, TemplateError, exception_message
 from .formats import FileSpec, Format
 from .model import Document, Title
 
@@ -28,7 +28,7 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str
     imports), as pesgen's error naming the template file and line."""
     place = locate(exc, name)
     where = f"{bundle}/{place.template}:{place.line}" if place else f"{bundle}/{name}"
-    message = getattr(exc, "message", None) or str(exc)
+    message = getattr(exc, "message", None) or exception_message(exc)
     # a tag spanning lines whose faulty line could not be told: the line named is the
     # one it starts on, and the message says so
     note = place.note if place is not None else ""
@@ -73,7 +73,8 @@ class FileRenderer:
         try:
             name = self._name.render(doc=doc).strip()
         except Exception as exc:
-            raise TemplateError(f"{self.fmt.name}: file name template failed: {exc}") from None
+            raise TemplateError(f"{self.fmt.name}: file name template failed: "
+                                f"{exception_message(exc)}") from None
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise TemplateError(f"{self.fmt.name}: file name '{name}' is not a plain file name")
         return name

@@ -144,6 +144,23 @@ def test_a_statement_whose_line_cannot_be_told_says_so(tmp_path):
                                f"lines {first}-{first + 2})")
 
 
+@pytest.mark.parametrize("expression, says", [
+    ("t.total / 0", "division by zero"), ("(t.total - t.total) / 0", "division by zero (0 / 0)"),
+    ("t.total % 0", "invalid decimal operation")])
+def test_a_decimal_operation_failing_is_said_in_words(tmp_path, expression, says):
+    """The decimal module's signal is a list of classes ([<class 'decimal.DivisionByZero'>]):
+    the message says what it means, as onboarding.md shows it."""
+    fmts, template = _bundle(tmp_path, NOM, '<Nom V="{{ d.name ~ (' + expression + ') }}"/>')
+    line = _line(template, expression)
+    with pytest.raises(TemplateError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
+    assert str(info.value) == (f"template {TEMPLATE}:{line}: {says} (piece of invoice "
+                               "FA-2026-00101)")
+    (problem,) = info.value.problems
+    assert problem.message.endswith(f": {says}") and "<class" not in problem.message
+
+
 IMPORTED = ('{% macro nom(d) -%}\n<Nom V="{{ d.name\n     ~ " "\n     ~ d.no_such_attr }}"/>\n'
             '{%- endmacro %}\n')
 
