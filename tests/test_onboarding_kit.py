@@ -643,3 +643,24 @@ def test_a_cp1252_package_can_keep_what_cp1252_writes(tmp_path):
     assert problem.mapping == f"{source}:9: charset"
     assert problem.message.startswith("charset cp1252 holds characters encoding 'ISO-8859-1' "
                                       "cannot write ('ŒœŠšŸŽžƒ…')")
+
+
+@pytest.mark.parametrize("read, says", [
+    ("doc.options.journl", "doc.options has no 'journl': did you mean 'journal'? (options: "
+     "edition, encoding, journal, tiers_on)"),
+    ('doc.options["budget"]', "doc.options has no 'budget' (options: edition, encoding, "
+     "journal, tiers_on)"),
+])
+def test_an_option_the_format_does_not_have_names_those_it_has(tmp_path, read, says):
+    """A template reading doc.options.<name> the format does not declare is told the
+    options there are (the format's, pesgen's own), not "'dict object' has no
+    attribute"."""
+    fmts, mapping = _new_bundle(tmp_path)
+    template = fmts / "exemple-compta" / "lignes.csv.j2"
+    template.write_text(LIGNES_TEMPLATE.replace("[doc.options.journal,", f"[{read},"),
+                        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.stderr
+    assert r.stderr.startswith(f"error: template exemple-compta/lignes.csv.j2:7: {says} "
+                               "(piece of invoice SAMPLE-1)"), r.stderr
+    assert "dict object" not in r.stderr
