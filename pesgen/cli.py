@@ -215,23 +215,37 @@ def validate(
 ) -> None:
     """Validate an XML file against pesgen's XSD, the bordereau rules and, with
     --official-xsd, the DGFiP package."""
-    from .formats import find_format
-    from .validate import file_typfic, format_of_file, validate_pes_file
+    from .formats import find_format, list_formats
+    from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
+        if format_name is not None:
+            fmt, chosen = find_format(format_name, formats_dir), format_name
+            if not any(f.xsd for f in fmt.files):
+                layouts = [str(f.layout) for f in fmt.files if f.layout]
+                raise UsageError(f"format {fmt.name} has no XSD" + (
+                    f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
+                    if layouts else ""))
+        start = not_xml(file)
+        if start is not None:
+            # a CSV or fixed-width file (a layout format's): no XML parse error for it
+            if format_name is not None:
+                hint = f"format {fmt.name}'s files are XML"
+            else:
+                flat = [f.name for _, f in list_formats(formats_dir)
+                        if not isinstance(f, Exception) and any(s.layout for s in f.files)]
+                hint = ("a CSV or fixed-width file is checked against its format's layout: "
+                        f"pesgen check-layout LAYOUT {file}" + (
+                            f" (formats with layouts: {', '.join(flat)}; pesgen validate "
+                            "--format NAME names its layout)" if flat else ""))
+            raise UsageError(f"{file} is not XML (it starts with {start!r}): pesgen validate "
+                             f"checks XML files; {hint}")
         if format_name is None:
             fmt, typfic = format_of_file(file, formats_dir)
             chosen = f"{fmt.name} (TypFic {typfic})"
-        else:
-            fmt, chosen = find_format(format_name, formats_dir), format_name
-        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
-        if xsd is None:
-            layouts = [str(f.layout) for f in fmt.files if f.layout]
-            raise UsageError(f"format {fmt.name} has no XSD" + (
-                f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
-                if layouts else ""))
+        xsd = next(f.xsd for f in fmt.files if f.xsd)
         official_xsd = _official(official_xsd)
         problems = validate_pes_file(file, xsd, official_xsd)
         if problems:

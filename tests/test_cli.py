@@ -352,6 +352,31 @@ def test_validate_not_xml_exit_6(tmp_path):
     assert "not well-formed" in r.stderr
 
 
+@pytest.mark.parametrize("head", [b"", b"\xef\xbb\xbf", b"\r\n  "])
+def test_validate_a_file_that_is_not_xml_says_so(tmp_path, head):
+    """A CSV (a layout format's file) given to validate: not an XML parse error, but
+    what it is and the command that checks it; exit 2, as for a file whose format
+    pesgen cannot tell."""
+    csv = tmp_path / "TITRES.csv"
+    csv.write_bytes(head + "N° facture;Nom\r\nFA-1;Dupont\r\n".encode(
+        "utf-8" if head else "cp1252"))
+    r = _run("validate", csv)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.strip() == (
+        f"error: {csv} is not XML (it starts with 'N° facture;Nom'): pesgen validate checks "
+        "XML files; a CSV or fixed-width file is checked against its format's layout: "
+        f"pesgen check-layout LAYOUT {csv} (formats with layouts: bl-emagnus; pesgen "
+        "validate --format NAME names its layout)")
+    r = _run("validate", csv, "--format", "pes-ormc")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.strip().endswith("pesgen validate checks XML files; format pes-ormc's "
+                                     "files are XML")
+    r = _run("validate", csv, "--format", "bl-emagnus")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "format bl-emagnus has no XSD; its files have layouts: pesgen check-layout " \
+        in r.stderr
+
+
 # ---------------------------------------------------------------- formats, version
 
 
