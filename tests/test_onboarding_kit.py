@@ -664,3 +664,26 @@ def test_an_option_the_format_does_not_have_names_those_it_has(tmp_path, read, s
     assert r.stderr.startswith(f"error: template exemple-compta/lignes.csv.j2:7: {says} "
                                "(piece of invoice SAMPLE-1)"), r.stderr
     assert "dict object" not in r.stderr
+
+
+def test_the_first_check_format_of_a_new_bundle_says_there_is_nothing_to_compare_yet(tmp_path):
+    """expected/ holding only its README: not "produced but not expected ... renders
+    differently", but what to do (--regen, then review); still not a pass."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "fixture").mkdir()
+    (bundle / "fixture" / "input.json").write_bytes(INPUT.read_bytes())
+    (bundle / "fixture" / "mapping.yaml").write_bytes(mapping.read_bytes())
+    (bundle / "expected").mkdir()
+    (bundle / "expected" / "README.md").write_text("# Expected\n", encoding="utf-8")
+    r = _run("check-format", "exemple-compta", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert r.stderr.strip() == (
+        f"error: exemple-compta: no expected files yet in {bundle / 'expected'}: run "
+        "check-format again with --regen to write what the fixture renders "
+        "(LIGNES_2026_0001.csv, TIERS_2026_0001.csv) there, review them; from then on "
+        "check-format compares with them")
+    assert "renders differently" not in r.output and "produced but not expected" not in r.output
+    r = _run("check-format", "exemple-compta", "--formats-dir", fmts, "--regen")
+    assert r.exit_code == 0, r.output
+    assert _run("check-format", "exemple-compta", "--formats-dir", fmts).exit_code == 0
