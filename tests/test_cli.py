@@ -278,7 +278,19 @@ def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):
     assert (f"  - unknown key 'zero_totl' (did you mean 'zero_total'?) "
             f"[mapping {m}:{typo}: policies.zero_totl] (rule mapping.schema)") in err
     assert f"[mapping {m}:{delay}: output.asap_delay_days]" in err
-    assert err.rstrip().endswith("2 problem(s); nothing was written.")
+    # check-mapping writes nothing: it does not say nothing was written
+    assert err.rstrip().endswith("\n2 problem(s).")
+    # nor do preview, check-layout and check-format (without --regen); export does
+    r = _run("preview", "-m", m, "-i", JSON_INPUT)
+    assert r.exit_code == ExitCode.MAPPING and r.stderr.rstrip().endswith("\n2 problem(s).")
+    layout = tmp_path / "bad.layout.yaml"
+    layout.write_text("pesgen_layout: 1\nname: X\nkind: csv\n", encoding="utf-8")
+    r = _run("check-layout", layout)
+    assert r.exit_code == ExitCode.MAPPING and r.stderr.rstrip().endswith("\n1 problem(s).")
+    r = _run("export", "-m", m, "-i", JSON_INPUT, "-o", tmp_path / "out", "--db",
+             tmp_path / "s.sqlite3")
+    assert r.exit_code == ExitCode.MAPPING
+    assert r.stderr.rstrip().endswith("\n2 problem(s); nothing was written.")
 
 
 def test_check_mapping_missing_file_exit_3(tmp_path):
