@@ -106,6 +106,11 @@ def _charset(data: Any, source: Path) -> str:
     except LookupError:
         raise _invalid(source, [Problem("format.schema", f"unknown encoding '{encoding}'",
                                         mapping=at("encoding"))]) from None
+    try:
+        "".encode(encoding)
+    except LookupError:  # base64, rot13: not from text to bytes
+        raise _invalid(source, [Problem("format.schema", f"'{encoding}' is not a text "
+                                        "encoding", mapping=at("encoding"))]) from None
     charset: str | None = data.get("charset") or _CHARSET_OF_CODEC.get(codec)
     if charset is None:
         choices = ", ".join(_schema.load_schema("format.schema.json")["properties"]
@@ -120,7 +125,7 @@ def _charset(data: Any, source: Path) -> str:
                  for k, v in (data.get("fields") or {}).items() if "charset" in v]
     problems = []
     for name, keys in declared:
-        lacking = [c for c in charset_chars(name) if not c.encode(encoding, "ignore")]
+        lacking = [c for c in charset_chars(name) if not _writes(encoding, c)]
         if lacking:
             shown = "".join(lacking[:8]) + ("…" if len(lacking) > 8 else "")
             problems.append(Problem(
@@ -130,6 +135,13 @@ def _charset(data: Any, source: Path) -> str:
     if problems:
         raise _invalid(source, problems)
     return charset
+
+
+def _writes(encoding: str, char: str) -> bool:
+    try:
+        return bool(char.encode(encoding))
+    except UnicodeError:
+        return False
 
 
 def _invalid(source: Path, problems: list[Problem]) -> MappingError:

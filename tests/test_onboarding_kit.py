@@ -535,7 +535,7 @@ def test_an_encoding_written_as_another_alias_keeps_its_charset(tmp_path, encodi
     assert '"3 ALLÉE DU COEUR-VOLANT"' in tiers.read_bytes().decode(encoding)
 
 
-@pytest.mark.parametrize("encoding", ["cp850", "ISO-8859-15", "no-such-encoding"])
+@pytest.mark.parametrize("encoding", ["cp850", "ISO-8859-15", "no-such-encoding", "base64"])
 def test_an_encoding_without_a_known_charset_is_the_format_s_problem(tmp_path, encoding):
     """An encoding pesgen does not know the characters of (or does not know at all) is
     refused where format.yaml declares it, with the same code from preview and export;
@@ -554,6 +554,8 @@ def test_an_encoding_without_a_known_charset_is_the_format_s_problem(tmp_path, e
     assert problem.rule == "format.schema" and problem.mapping == f"{source}:7: encoding"
     if encoding == "no-such-encoding":
         assert problem.message == "unknown encoding 'no-such-encoding'"
+    elif encoding == "base64":
+        assert problem.message == "'base64' is not a text encoding"
     else:
         assert f"which characters encoding '{encoding}' writes: set charset:" in \
             problem.message
@@ -562,7 +564,7 @@ def test_an_encoding_without_a_known_charset_is_the_format_s_problem(tmp_path, e
     done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3")
     assert shown.exit_code == done.exit_code == ExitCode.MAPPING, (shown.stderr, done.stderr)
     assert f"{source}:7: encoding" in shown.stderr and f"{source}:7: encoding" in done.stderr
-    if encoding == "no-such-encoding":
+    if encoding in ("no-such-encoding", "base64"):
         return
     # a charset the encoding writes whole is taken; one it does not is refused
     source.write_text(text.replace("newline: CRLF\n", "newline: CRLF\ncharset: latin-1\n"),
