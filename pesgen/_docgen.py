@@ -27,7 +27,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
     ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists.", "pesgen"),
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
-    ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder.", "pesgen (schemas/format.schema.json)"),
+    ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:).", "pesgen (schemas/format.schema.json)"),
     ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ ERREUR_SIRET"),
     ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
     ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),

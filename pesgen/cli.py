@@ -72,7 +72,8 @@ def _echo_err(text: str, nl: bool = True) -> None:
 
 def _fail(exc: PesgenError, written: bool = True) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
-    would have written files (it says nothing was); false for a check of a user's file."""
+    would have written files (it says nothing was); false for one that writes nothing (a
+    check, a preview, a listing)."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -198,7 +199,7 @@ def check_mapping(
                                misfits)
         files = check_templates(m, fmt)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {files} template(s) rendered on sample titles)")
@@ -215,23 +216,37 @@ def validate(
 ) -> None:
     """Validate an XML file against pesgen's XSD, the bordereau rules and, with
     --official-xsd, the DGFiP package."""
-    from .formats import find_format
-    from .validate import file_typfic, format_of_file, validate_pes_file
+    from .formats import find_format, list_formats
+    from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
+        if format_name is not None:
+            fmt, chosen = find_format(format_name, formats_dir), format_name
+            if not any(f.xsd for f in fmt.files):
+                layouts = [str(f.layout) for f in fmt.files if f.layout]
+                raise UsageError(f"format {fmt.name} has no XSD" + (
+                    f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
+                    if layouts else ""))
+        start = not_xml(file)
+        if start is not None:
+            # a CSV or fixed-width file (a layout format's): no XML parse error for it
+            if format_name is not None:
+                hint = f"format {fmt.name}'s files are XML"
+            else:
+                flat = [f.name for _, f in list_formats(formats_dir)
+                        if not isinstance(f, Exception) and any(s.layout for s in f.files)]
+                hint = ("a CSV or fixed-width file is checked against its format's layout: "
+                        f"pesgen check-layout LAYOUT {file}" + (
+                            f" (formats with layouts: {', '.join(flat)}; pesgen validate "
+                            "--format NAME names its layout)" if flat else ""))
+            raise UsageError(f"{file} is not XML (it starts with {start!r}): pesgen validate "
+                             f"checks XML files; {hint}")
         if format_name is None:
             fmt, typfic = format_of_file(file, formats_dir)
             chosen = f"{fmt.name} (TypFic {typfic})"
-        else:
-            fmt, chosen = find_format(format_name, formats_dir), format_name
-        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
-        if xsd is None:
-            layouts = [str(f.layout) for f in fmt.files if f.layout]
-            raise UsageError(f"format {fmt.name} has no XSD" + (
-                f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
-                if layouts else ""))
+        xsd = next(f.xsd for f in fmt.files if f.xsd)
         official_xsd = _official(official_xsd)
         problems = validate_pes_file(file, xsd, official_xsd)
         if problems:
@@ -260,7 +275,7 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     try:
         found = list_formats(formats_dir)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     for folder, fmt in found:
         if isinstance(fmt, Exception):
@@ -297,7 +312,7 @@ def check_format(
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=regen)
         return
     if diffs:
         for diff in diffs:
@@ -332,7 +347,7 @@ def check_layout(
             raise OutputInvalidError(f"{len(problems)} problem(s) against layout "
                                      f"{compiled.name}", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     columns = sum(len(r.columns) for r in compiled.records)
     typer.echo(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
@@ -413,7 +428,7 @@ def preview(
     try:
         shown = do_preview(mapping, input, limit, formats_dir, _parse_date(run_date))
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     typer.echo(f"pesgen preview: format {shown.fmt.name}, mapping {mapping} (IdBord "
                f"{PREVIEW_NUMBER}: nothing numbered, nothing written)")
@@ -477,7 +492,7 @@ def runs_list(
     try:
         records = _store(db, must_exist=True).list_runs(str(mapping) if mapping else None)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     if not records:
         typer.echo("no run recorded")
@@ -497,7 +512,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     try:
         r = _store(db, must_exist=True).get_run(run)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     typer.echo(f"run {r['id']} ({r['status']})")
     typer.echo(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
@@ -569,7 +584,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         # an invoice a run left out (a zero total…) is in no run's files, but not unknown
         left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     if not found and not left_out:
         typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
