@@ -26,6 +26,7 @@ from pesgen.runs import bundle_snapshot, export_recorded, regenerate
 from pesgen.store import Store, unpack
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, record_as_older, state_database
+from .test_invoice_key import LOOKALIKES
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -989,7 +990,7 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
         rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
                                       st.run_invoices.c.invoice_key,
                                       st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == [1, 2, 3, 4, 5]
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
     widths = {t: {c["name"]: c["type"] for c in sa.inspect(store.engine).get_columns(t)}
               for t in ("sequences", "runs")}
     if db_url.startswith("postgresql"):
@@ -1154,6 +1155,79 @@ def test_a_number_shared_by_three_runs_passes_to_the_oldest_still_active(
     result = _cancel_cli(db_url, third.run_id)
     assert result.output == (f"run {third.run_id} cancelled: its 1 invoice(s) can be "
                              "exported again\n")
+
+
+def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
+        db_url, tmp_path, monkeypatch):
+    """Migration 6 keys again the numbers that are not ASCII (the key was strip and
+    casefold up to schema 5). A look-alike the guard of schema 5 let through now shares
+    its number's key: as migration 5 did for case, both stay active and refuse the
+    invoice, the oldest row holds the unique index (here the look-alike: the row that
+    held it before is marked), and cancelling it hands the index over."""
+    import pesgen.store as st
+    from pesgen.keys import INVOICE_KEY_MAX, invoice_key
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:5])
+        old = Store(db_url)
+    # what the schema-5 code recorded: a run of look-alikes (and a full-width number of
+    # its own), then the example in ORMC, whose FA-2026-00101 and FA-2026-00104 its guard
+    # let by
+    lookalikes = _invoices({"FA-2026-00101": LOOKALIKES["soft hyphen"],
+                            "FA-2026-00104": LOOKALIKES["en dash"].replace("00101", "00104"),
+                            "FA-2026-00105": "ＦＡ-２０２６-００２００"}, tmp_path, "alike.json")
+    done = []
+    for i, (mapping, source) in enumerate(((TITRES, lookalikes),
+                                           (MAPPING, EXAMPLES / "school-export.json"))):
+        donor = Store(f"sqlite:///{tmp_path / f'donor-{i}.sqlite3'}")
+        done.append(export_recorded(donor, mapping, source, tmp_path / f"donor-{i}", RUN))
+        with donor.engine.begin() as conn:  # keyed as schema 5 keyed them
+            for row_id, invoice in conn.execute(sa.select(st.run_invoices.c.id,
+                                                          st.run_invoices.c.invoice)).all():
+                conn.execute(st.run_invoices.update().where(st.run_invoices.c.id == row_id)
+                             .values(invoice_key=invoice.strip().casefold()))
+        record_as_older(donor, old)
+    old.engine.dispose()
+    first, second = done
+
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
+                                      st.run_invoices.c.invoice_key,
+                                      st.run_invoices.c.key_shared)).all()
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+    assert len(rows) == 14 and all(r.invoice_key == invoice_key(r.invoice) for r in rows)
+    assert {r.invoice_key for r in rows if r.run_id == first.run_id} == {
+        "fa-2026-00101", "fa-2026-00104", "fa-2026-00200"}
+    assert {(r.run_id, r.invoice) for r in rows if r.key_shared} == {
+        (second.run_id, "FA-2026-00101"), (second.run_id, "FA-2026-00104")}
+    if db_url.startswith("postgresql"):
+        [key_column] = [c for c in sa.inspect(store.engine).get_columns("run_invoices")
+                        if c["name"] == "invoice_key"]
+        assert key_column["type"].length == INVOICE_KEY_MAX
+    # both runs hold the invoice and refuse it, however it is written
+    assert {h["run_id"] for h in store.find_invoice("fa\u20102026\u201000101")} == {
+        first.run_id, second.run_id}
+    with pytest.raises(StateError) as info:
+        export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    # cancelling the look-alikes' run: the example's rows take the index over
+    result = _cancel_cli(db_url, first.run_id)
+    assert result.output == (
+        f"run {first.run_id} cancelled: 1 of its 3 invoice(s) can be exported again; 2 "
+        f"stay held by active run {second.run_id} (FA-2026-00101, FA-2026-00104)\n")
+    assert _key_rows(store)[(second.run_id, "FA-2026-00101")] == (True, False)
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
+        _sneak_in(store, first.run_id, "fa-2026-00101")
+    # the widest key of a number pesgen accepts fits the column (PostgreSQL: migrated)
+    widest = "\ufdfa" * 64
+    with store.engine.begin() as conn:
+        conn.execute(st.run_invoices.insert().values(
+            run_id=first.run_id, id_coll="21450999400015", invoice=widest,
+            invoice_key=invoice_key(widest), id_bord=1, id_pce=99, amount="1.00",
+            active=True))
+    assert [h["invoice"] for h in store.find_invoice(widest)] == [widest]
 
 
 def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):
