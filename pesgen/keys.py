@@ -112,3 +112,29 @@ def _unicode_key(number: str) -> str:
     # case folding can leave a decomposed letter ('ǰ' folds to 'j' and a caron)
     return unicodedata.normalize("NFKC", text.strip().casefold())
 
+
+def shown(number: str) -> str:
+    """A number in a message: its invisible characters (soft hyphen, zero-width space,
+    controls) as <U+00AD>, the rest as written."""
+    if number.isprintable():
+        return number
+    return "".join(c if c.isprintable() or c == " " else f"<U+{ord(c):04X}>" for c in number)
+
+
+def named(number: str, most: int = 3) -> str:
+    """The non-ASCII characters of a number, each once, by code point and name:
+    ``U+00AD SOFT HYPHEN``; past ``most``, how many more."""
+    chars = [c for c in dict.fromkeys(number) if not c.isascii()]
+    names = [f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in chars[:most]]
+    more = f" and {len(chars) - most} more" if len(chars) > most else ""
+    return ", ".join(names) + more
+
+
+def written_otherwise(number: str, other: str) -> str | None:
+    """How two numbers of one key differ when it is more than case and surrounding
+    spaces (a guard's message then says which characters): ``FA\u2010… is FA-… written
+    with other characters (U+2010 HYPHEN)``; None when they differ by no more than that."""
+    if number.strip().casefold() == other.strip().casefold():
+        return None
+    return (f"{shown(number)} is {shown(other)} written with other characters "
+            f"({named(number + other)})")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pesgen.keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, invoice_key
+from pesgen.keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, invoice_key, written_otherwise
 from pesgen.text import TextPolicy, normalize
 
 # FA-2026-00101 as spreadsheets, word processors and copy-paste write it
@@ -107,3 +107,18 @@ def test_numbers_have_one_key_exactly_when_the_outputs_write_them_alike(a, b):
     if shown_a and shown_b:
         assert (invoice_key(a) == invoice_key(b)) == (shown_a == shown_b), (shown_a, shown_b)
 
+
+def test_a_look_alike_is_said_with_the_characters_that_differ():
+    assert written_otherwise("FA\u00ad-2026-00101", "FA-2026-00101") == (
+        "FA<U+00AD>-2026-00101 is FA-2026-00101 written with other characters "
+        "(U+00AD SOFT HYPHEN)")
+    assert written_otherwise("FA-2026-00101", "FA\u20102026\u201000101") == (
+        "FA-2026-00101 is FA\u20102026\u201000101 written with other characters "
+        "(U+2010 HYPHEN)")
+    assert written_otherwise(LOOKALIKES["full-width"], "FA-2026-00101") == (
+        "ＦＡ-２０２６-００１０１ is FA-2026-00101 written with other characters "
+        "(U+FF26 FULLWIDTH LATIN CAPITAL LETTER F, U+FF21 FULLWIDTH LATIN CAPITAL LETTER A, "
+        "U+FF12 FULLWIDTH DIGIT TWO and 3 more)")
+    # differing by case or surrounding spaces only: said as before, elsewhere
+    assert written_otherwise(" fa-2026-00101", "FA-2026-00101") is None
+    assert written_otherwise("FA-2026-00101", "FA-2026-00101") is None

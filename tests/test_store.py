@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from pesgen.errors import InputDataError, OutputInvalidError, StateError, UsageError
 from pesgen.export import export
+from pesgen.keys import written_otherwise
 from pesgen.runs import bundle_snapshot, export_recorded, regenerate
 from pesgen.store import Store, unpack
 
@@ -962,6 +963,94 @@ def test_an_invoice_in_another_case_is_refused_once_not_also_for_its_num_dette(d
     assert str(info.value) == (f"11 invoice(s) already exported by run(s) {first.run_id}; "
                                "nothing written")
     assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+
+
+# ---------------------------------------------------------------- look-alike numbers
+# FA-2026-00101 written with a soft hyphen, Unicode hyphens, an en dash or full-width
+# characters: the outputs write each as FA-2026-00101, so each is that invoice
+# (tests/test_invoice_key.py has more of them)
+
+
+@pytest.mark.parametrize("kind", list(LOOKALIKES))
+def test_a_look_alike_number_is_one_invoice_within_a_run(tmp_path, kind):
+    inp = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00102": LOOKALIKES[kind]},
+                    tmp_path, "lookalike.json")
+    with pytest.raises(InputDataError) as info:
+        export(TITRES, inp, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("input.duplicate-invoice", LOOKALIKES[kind])
+    assert problem.record == f"{inp}:$.invoices[1]"
+    said = written_otherwise(LOOKALIKES[kind], "FA-2026-00101")
+    assert problem.message == (f"invoice number {said}, which already appears at "
+                               f"{inp}:$.invoices[0]")
+    assert " written with other characters (U+" in problem.message
+    assert _files(tmp_path / "out") == []
+
+
+def test_a_look_alike_number_in_an_ormc_run_is_a_duplicate_not_a_num_dette_clash(tmp_path):
+    """Its NumDette (the number's digits) is the other's too: the duplicate is what is
+    said, not 'give this invoice another NumDette', which would send it twice."""
+    inp = _invoices({"FA-2026-00101": "FA-2026-00101",
+                     "FA-2026-00102": LOOKALIKES["en dash"]}, tmp_path, "lookalike.json")
+    with pytest.raises(InputDataError) as info:
+        export(MAPPING, inp, tmp_path / "out", RUN)
+    assert [p.rule for p in info.value.problems] == ["input.duplicate-invoice"]
+
+
+@pytest.mark.parametrize("kind", list(LOOKALIKES))
+def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
+    store = Store(db_url)
+    first = export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    number = LOOKALIKES[kind]
+    inp = _invoices({"FA-2026-00101": number}, tmp_path, "lookalike.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, TITRES, inp, tmp_path / "b", RUN)
+    assert str(info.value) == (f"1 invoice(s) already exported by run(s) {first.run_id}; "
+                               "nothing written")
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("run.duplicate", number)
+    assert problem.record == f"{inp}:$.invoices[0]"
+    assert problem.message == (
+        f"already exported by run {first.run_id} in {first.files[0].path.name} (IdBord 1): "
+        f"invoice number {written_otherwise(number, 'FA-2026-00101')}; cancel that run "
+        "first to export it again")
+    assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
+    # runs find, asked with the look-alike, finds the run holding the invoice
+    assert [h["run_id"] for h in store.find_invoice(number)] == [first.run_id]
+
+
+@pytest.mark.parametrize("mapping", [EMAGNUS, JVS, MAPPING], ids=["emagnus", "jvs", "ormc"])
+def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping):
+    """ORMC: one refusal, the duplicate; not also its NumDette (the same digits), whose
+    advice, 'give this invoice another NumDette', would put it in the rôle twice."""
+    store = Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    inp = _invoices({"FA-2026-00101": LOOKALIKES["en dash"],
+                     "FA-2026-00104": LOOKALIKES["soft hyphen"].replace("00101", "00104")},
+                    tmp_path, "lookalike.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, mapping, inp, tmp_path / "b", RUN)
+    assert [p.rule for p in info.value.problems] == ["run.duplicate", "run.duplicate"]
+    assert all(first.run_id in p.message for p in info.value.problems)
+    assert _files(tmp_path / "b") == []
+
+
+def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, tmp_path):
+    store = Store(db_url)
+    number = LOOKALIKES["soft hyphen"]
+    held = export_recorded(store, TITRES, _invoices({"FA-2026-00101": number}, tmp_path,
+                                                    "soft.json"), tmp_path / "a", RUN)
+    [row] = store.find_invoice("FA-2026-00101")
+    assert row["run_id"] == held.run_id
+    for asked in ("FA-2026-00101", number, LOOKALIKES["full-width"],
+                  " fa\u20132026\u201300101"):
+        found = _cli(["runs", "find", asked], db_url)
+        assert found.returncode == 0, found.stderr
+        # the number as the run wrote it, its invisible character shown and named
+        assert found.stdout == (
+            f"FA<U+00AD>-2026-00101: run {held.run_id}  {row['created_at']}  "
+            f"{held.files[0].path.name}  IdBord 1 IdPce 1  {row['amount']}  active  (written "
+            "with other characters: U+00AD SOFT HYPHEN)\n"), found.stdout
 
 
 def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkeypatch):
