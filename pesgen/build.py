@@ -487,8 +487,12 @@ class Builder:
         if "debt_number" not in self.inv:
             pass  # formats without NumDette (format_fit requires it for pes-ormc)
         elif _blank(debt_number):
-            ctx.problem("input.required", "invoice.debt_number is missing",
-                        mapping=self.inv["debt_number"].where)
+            binding = self.inv["debt_number"]
+            # an expression that gives nothing ('invoice.number | digits' of a number
+            # written in full-width digits) is there: say what it gave
+            text = (f"is empty: its expression `{binding.text}` gave an empty value"
+                    if binding.kind == "expr" else "is missing")
+            ctx.problem("input.required", f"invoice.debt_number {text}", mapping=binding.where)
         elif self._scalar(ctx, "invoice.debt_number", debt_number, self.inv["debt_number"]):
             debt = str(debt_number)
             # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too

@@ -1053,6 +1053,19 @@ def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, 
             "with other characters: U+00AD SOFT HYPHEN)\n"), found.stdout
 
 
+def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):
+    """Full-width digits are no digits to `digits`: NumDette comes out empty. The
+    binding is there; what it gave is said, not 'missing'."""
+    inp = _invoices({"FA-2026-00101": LOOKALIKES["full-width"]}, tmp_path, "wide.json")
+    with pytest.raises(InputDataError) as info:
+        export(MAPPING, inp, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "input.required"
+    assert problem.message == ("invoice.debt_number is empty: its expression "
+                               "`invoice.number | digits` gave an empty value")
+    assert problem.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
+
+
 def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkeypatch):
     """Migration 5 on a store of schema 4: TypBord columns widened (PostgreSQL), every
     invoice keyed. Two active runs holding one invoice in two cases (the guard let them
