@@ -578,6 +578,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               db: DbOpt = None) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
     invoice out (exit 1 when no run exported it)."""
+    from .keys import invoice_key, named, shown, written_otherwise
+
     try:
         store = _store(db, must_exist=True)
         found = store.find_invoice(invoice, by_debt=debt)
@@ -592,8 +594,13 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
     for f in found:
         state = "active" if f["active"] else f"freed ({f['status']})"
         debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
-        typer.echo(f"{f['invoice']}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
-                   f"{f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}")
+        # a number written with look-alike characters (a soft hyphen shows as nothing)
+        number = f["invoice"]
+        odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
+            else f"  (written with other characters: {named(number)})"
+        typer.echo(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
+                   f"IdBord {f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  "
+                   f"{state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "

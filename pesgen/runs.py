@@ -25,7 +25,7 @@ from .build import PolicyNote
 from .errors import MappingError, Problem, RecordConflict, StateError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
-from .keys import invoice_key
+from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_mapping
 from .resources import inside
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
@@ -275,11 +275,10 @@ class _Taken:
                  if invoice_key(h[0]) != invoice_key(self.debts[debt])}
         if not held and not debts:
             return
-        # numbers are compared ignoring case and spaces: say how the holder wrote it
-        problems = [Problem("run.duplicate", "already exported"
-                            + ("" if other == inv else f" (as {other})")
-                            + f" by run {run} in {name} (IdBord {id_bord}); cancel that run "
-                            "first to export it again", record=self.origins.get(inv), invoice=inv)
+        # numbers are compared by their keys: say how the holder wrote it, and which
+        # characters differ when more than case and spaces do
+        problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord),
+                            record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(held.items())]
         for debt, (other, run, id_bord, name) in sorted(debts.items(),
                                                          key=lambda d: self.debts[d[0]]):
@@ -299,6 +298,17 @@ class _Taken:
             message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
                        f"already used by run(s) {runs_}")
         raise StateError(f"{message}; nothing written", problems)
+
+
+def _already(invoice: str, other: str, run: str, name: str, id_bord: int) -> str:
+    """The run.duplicate message: the run holding ``invoice`` as ``other``."""
+    where = f"by run {run} in {name} (IdBord {id_bord})"
+    lookalike = written_otherwise(invoice, other)
+    if lookalike:
+        where = f"{where}: invoice number {lookalike}"
+    elif other != invoice:
+        where = f"(as {other}) {where}"
+    return f"already exported {where}; cancel that run first to export it again"
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:

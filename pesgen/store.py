@@ -258,7 +258,8 @@ def _migration_5(conn: Connection) -> None:
         for table in ("sequences", "runs"):
             conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN typ_bord TYPE VARCHAR(64)")
     # invoice numbers compared ignoring case and surrounding spaces: the key is computed
-    # here in Python (keys.invoice_key), as for every row recorded after
+    # here in Python, as keys.invoice_key did then (frozen here: migration 6 keys the
+    # numbers again as it does now)
     conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN invoice_key VARCHAR(192)")
     conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN key_shared BOOLEAN NOT NULL "
                          "DEFAULT FALSE")
@@ -273,7 +274,7 @@ def _migration_5(conn: Connection) -> None:
         if not rows:
             break
         conn.execute(update.values(invoice_key=sa.bindparam("key")),
-                     [{"row_id": i, "key": invoice_key(inv)} for i, inv in rows])
+                     [{"row_id": i, "key": inv.strip().casefold()} for i, inv in rows])
         last = rows[-1][0]
     # Active rows whose numbers differ only by case or spaces (FA-1 in one run, fa-1 in
     # another, which the guard let through before): the migration does not fail on them
@@ -293,10 +294,58 @@ def _migration_5(conn: Connection) -> None:
         index.create(conn)
 
 
+def _migration_6(conn: Connection) -> None:
+    # The key became the number as a reader reads it (NFKC, format characters dropped,
+    # dashes and spaces folded: keys.invoice_key). An ASCII number's key is unchanged;
+    # one written otherwise (FA\u00ad-2026-00101, soft hyphen) is keyed again here, and
+    # may now share its key with another active row: a look-alike the guard let through
+    # before. As migration 5 did for case, the migration neither fails nor cancels: both
+    # stay active and refuse the invoice, the oldest holds the unique index, the others
+    # are marked key_shared (docs/state.md).
+    if conn.dialect.name == "postgresql":  # one character's key is up to 18 characters
+        conn.exec_driver_sql("ALTER TABLE run_invoices ALTER COLUMN invoice_key TYPE "
+                             f"VARCHAR({INVOICE_KEY_MAX})")
+    table = _run_invoices_v5(sa.MetaData())  # what migration 5 read and wrote, still
+    changed: list[dict[str, Any]] = []
+    last = None
+    while True:
+        query = (sa.select(table.c.id, table.c.id_coll, table.c.invoice, table.c.invoice_key)
+                 .order_by(table.c.id).limit(5000))
+        if last is not None:
+            query = query.where(table.c.id > last)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        for row_id, id_coll, inv, old in rows:
+            key = invoice_key(inv)
+            if key != old:
+                changed.append({"row_id": row_id, "id_coll": id_coll, "key": key})
+        last = rows[-1][0]
+    if not changed:
+        return
+    [index] = table.indexes  # uq_active_invoice_key: two rows may hold one key meanwhile
+    index.drop(conn)
+    conn.execute(table.update().where(table.c.id == sa.bindparam("row_id"))
+                 .values(invoice_key=sa.bindparam("key")),
+                 [{"row_id": c["row_id"], "key": c["key"]} for c in changed])
+    # each key a changed row now has: its oldest active row holds the index, the others
+    # are marked (the rows the index held before included: the oldest may be another)
+    runs_t = table.metadata.tables["runs"]
+    for id_coll, key in sorted({(c["id_coll"], c["key"]) for c in changed}):
+        ids = conn.execute(
+            sa.select(table.c.id).join(runs_t, runs_t.c.id == table.c.run_id)
+            .where(table.c.id_coll == id_coll, table.c.invoice_key == key, table.c.active)
+            .order_by(runs_t.c.created_at, table.c.id)).scalars().all()
+        if ids:
+            conn.execute(table.update().where(table.c.id == ids[0]).values(key_shared=False))
+            conn.execute(table.update().where(table.c.id.in_(ids[1:])).values(key_shared=True))
+    index.create(conn)
+
+
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
-                                                  _migration_4, _migration_5]
+                                                  _migration_4, _migration_5, _migration_6]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

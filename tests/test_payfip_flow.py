@@ -328,6 +328,10 @@ def test_invoice_not_exported_is_refused(flow):
     with pytest.raises(StateError, match=" fa-2026-00101: its run .* exported it as "
                        "FA-2026-00101; give the number as exported"):
         flow.link(" fa-2026-00101")
+    # with look-alike characters too (an en dash for '-', as a word processor writes it)
+    with pytest.raises(StateError, match="FA\u20132026\u201300101: its run .* exported it "
+                       "as FA-2026-00101; give the number as exported"):
+        flow.link("FA\u20132026\u201300101")
     assert flow.fake_operations() == []
 
 
