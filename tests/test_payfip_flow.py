@@ -322,12 +322,30 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
 def test_invoice_not_exported_is_refused(flow):
     from pesgen.errors import StateError
 
-    with pytest.raises(StateError, match="FA-2026-00106: in no active run"):
-        flow.link("FA-2026-00106")  # left out of the run (total 0.00)
+    with pytest.raises(StateError, match="FA-2099-99999: in no active run .*export it "
+                       "first"):
+        flow.link("FA-2099-99999")  # in no run at all
+    assert flow.fake_operations() == []
     # a number the run holds written otherwise: found, and said how it was exported
     with pytest.raises(StateError, match=" fa-2026-00101: its run .* exported it as "
                        "FA-2026-00101; give the number as exported"):
         flow.link(" fa-2026-00101")
+    assert flow.fake_operations() == []
+
+
+def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow, store):
+    """FA-2026-00106 (total 0.00) was left out of the run: exporting it again leaves it
+    out again, so 'export it first' would be wrong advice; what `runs find` knows is said."""
+    from pesgen.errors import StateError
+
+    [run] = store.list_runs()
+    for typed in ("FA-2026-00106", "fa-2026-00106"):
+        with pytest.raises(StateError) as info:
+            flow.link(typed)
+        message = str(info.value)
+        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} (")
+        assert "school-export.json:$.invoices[5]: total is 0.00 (policy zero_total)" in message
+        assert "export it first" not in message and "leaves it out again" in message
     assert flow.fake_operations() == []
 
 

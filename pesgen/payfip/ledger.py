@@ -68,6 +68,16 @@ def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
                    run_invoices.c.id_coll == id_coll, run_invoices.c.active)
             .order_by(run_invoices.c.invoice != invoice)).first()
     if row is None:
+        left_out = _left_out(store, id_coll, invoice)
+        if left_out is not None:
+            # exporting it again would leave it out again: say why, as `runs find` does
+            lo = left_out
+            status = "" if lo["status"] == "committed" else f", {lo['status']}"
+            raise StateError(
+                f"invoice {invoice}: not exported: left out by run {lo['run_id']} "
+                f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} (policy "
+                f"{lo['policy']}); it is in no title, so there is nothing to pay online, and "
+                "exporting the same input again leaves it out again")
         raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
                          "export it first (pesgen export) or check `pesgen runs find`")
     if row.invoice != invoice:
@@ -76,6 +86,20 @@ def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
                          f"{row.invoice}; give the number as exported")
     return Due(row.run_id, id_coll, to_cents(row.amount, invoice), int(row.exercise),
                int(row.id_bord), int(row.id_pce), row.amount)
+
+
+def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
+    """The latest run of the collectivity that left the invoice out (a zero total…),
+    as `pesgen runs find` lists it, or None."""
+    found = store.find_left_out(invoice)
+    if not found:
+        return None
+    with store.engine.connect() as conn:
+        ours = set(conn.execute(sa.select(runs.c.id).where(
+            runs.c.id.in_({lo["run_id"] for lo in found}), runs.c.id_coll == id_coll)
+        ).scalars())
+    mine = [lo for lo in found if lo["run_id"] in ours]
+    return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
