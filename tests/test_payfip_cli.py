@@ -150,6 +150,45 @@ def test_link_errors_name_the_invoice_and_the_field(world):
     assert code == 7 and "FA-2099-99999: in no active run" in err
 
 
+def _binding_line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp_path):
+    """FA-2026-00104's payer has no e-mail in the export: the refusal says how to give
+    one (--mel) and where the mapping reads it, file:line, as other refusals do."""
+    text = MAPPING.read_text(encoding="utf-8")
+    line = _binding_line(text, "email: payer.email")
+    code, out, err = _link(world, "FA-2026-00104")
+    assert code == 4 and out == ""
+    assert ("  - invoice FA-2026-00104: mel: the payer's e-mail address is missing: the run's "
+            "recorded input gives none through bindings.payer.email; give one with --mel "
+            f"[mapping {MAPPING}:{line}: bindings.payer.email] (rule payfip.mel)") in err
+    code, out, err = _link(world, "FA-2026-00104", "--mel", "famille@example.org")
+    assert code == 0, err
+
+    # a mapping that reads no e-mail: it says so, and where to add the binding
+    unbound = tmp_path / "no-email.yaml"
+    unbound.write_text(text.replace("    email: payer.email\n", ""), encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(unbound), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 4
+    assert ("invoice FA-2026-00102: mel: the payer's e-mail address is missing: the mapping "
+            "binds no payer.email; give one with --mel, or add bindings.payer.email "
+            f"[mapping {unbound}: bindings.payer.email] (rule payfip.mel)") in err
+
+    # an address the binding gives that PayFiP refuses: the binding is named too
+    bad = tmp_path / "bad-email.yaml"
+    bad.write_text(text.replace("email: payer.email", "email: {const: 'secretariat'}"),
+                   encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(bad), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 4
+    assert ("invoice FA-2026-00102: mel: 'secretariat' is not an e-mail address PayFiP "
+            "accepts (6 to 80 characters, one '@', no space); give another with --mel "
+            f"[mapping {bad}:{line}: bindings.payer.email] (rule payfip.mel)") in err
+
+
 def test_soap_fault_exit_code_and_message(world):
     httpx.post(f"{world['fake'].url}/_fake/fault", json={"operation": "*", "code": "999"},
                timeout=TIMEOUT)

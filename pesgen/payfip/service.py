@@ -73,6 +73,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         problems.append(Problem("payfip.numcli", "numcli: no PayFiP client number (set "
                                 "payfip.numcli or collectivity.payfip_client)",
                                 invoice=invoice, mapping=str(mapping.path)))
+    mel_given = bool(mel)
     mel = mel or payer_email(store, due.run_id, mapping, invoice)
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
@@ -92,11 +93,29 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     for p in request.problems():
         if p.rule in failed:
             continue  # already reported: the expression itself failed
+        if p.rule == "payfip.mel" and not mel_given:
+            problems.append(_mel_problem(p, mapping, invoice, bool(request.mel)))
+            continue
         problems.append(Problem(p.rule, p.message, invoice=invoice, mapping=where.get(p.rule)))
     if problems:
         raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
                                    "nothing was sent", problems)
     return request, due
+
+
+def _mel_problem(problem: Problem, mapping: Mapping, invoice: str, found: bool) -> Problem:
+    """The mel problem of an address read from the run's input: how to give another
+    (--mel) and where the mapping reads it (bindings.payer.email, file:line)."""
+    binding = mapping.bindings.get("payer", {}).get("email")
+    if binding is None:
+        return Problem(problem.rule, f"{problem.message}: the mapping binds no payer.email; "
+                       "give one with --mel, or add bindings.payer.email", invoice=invoice,
+                       mapping=f"{mapping.path}: bindings.payer.email")
+    hint = ("give another with --mel" if found else
+            "the run's recorded input gives none through bindings.payer.email; give one "
+            "with --mel")
+    return Problem(problem.rule, f"{problem.message}{'; ' if found else ': '}{hint}",
+                   invoice=invoice, mapping=binding.where)
 
 
 def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> str | None:
