@@ -326,11 +326,49 @@ def test_invoice_not_exported_is_refused(flow):
                        "first"):
         flow.link("FA-2099-99999")  # in no run at all
     assert flow.fake_operations() == []
-    # a number the run holds written otherwise: found, and said how it was exported
-    with pytest.raises(StateError, match=" fa-2026-00101: its run .* exported it as "
-                       "FA-2026-00101; give the number as exported"):
-        flow.link(" fa-2026-00101")
+
+
+def test_a_number_typed_in_another_case_is_linked_as_its_run_exported_it(flow, store):
+    """Found like `runs find` and the duplicate guard find it (case and surrounding spaces
+    aside); the operation, the payment, refdet and the e-mail follow the recorded number."""
+    link = flow.link(" fa-2026-00105")
+    assert (link.invoice, link.refdet) == ("FA-2026-00105", "FA202600105")
+    op = ledger.get_operation(store, link.id_op)
+    assert op["invoice"] == "FA-2026-00105" and op["mel"] == "sofie.vdb@example.org"
+    assert [p["invoice"] for p in ledger.list_payments(store)] == ["FA-2026-00105"]
+    [fake_op] = flow.fake_operations()
+    assert fake_op["refdet"] == "FA202600105"
+
+    # a paid invoice gets no new link, however its number is typed
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="invoice FA-2026-00102: already paid"):
+        flow.link("fa-2026-00102", mode="W")
+
+
+def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store):
+    """Two active titles whose numbers differ only by case (a store migrated from
+    before schema 5 may hold such, marked key_shared): which one the family pays is
+    for a person to say, by typing the number exactly as that run exported it."""
+    from pesgen.errors import StateError
+    from pesgen.store import run_invoices
+
+    [row] = store.find_invoice("FA-2026-00105")
+    with store.engine.begin() as conn:
+        conn.execute(run_invoices.insert().values(
+            run_id=row["run_id"], id_coll=row["id_coll"], invoice="Fa-2026-00105",
+            id_bord=row["id_bord"], id_pce=99, amount=row["amount"], active=True,
+            invoice_key=row["invoice_key"], key_shared=True))
+    with pytest.raises(StateError) as info:
+        flow.link("fa-2026-00105")
+    assert str(info.value) == (
+        f"invoice fa-2026-00105: ambiguous: active runs hold FA-2026-00105 (run "
+        f"{row['run_id']}) and Fa-2026-00105 (run {row['run_id']}); give the number "
+        "exactly as the run to pay exported it")
     assert flow.fake_operations() == []
+    assert flow.link("Fa-2026-00105").invoice == "Fa-2026-00105"
 
 
 def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow, store):

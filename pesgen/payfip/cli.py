@@ -322,7 +322,7 @@ def tipi_url(
         req, _ = build_request(m, settings, _store(db), invoice, mel,
                                urlcl, urlcl)
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
-        url = build(TipiRequest(invoice, req.numcli, req.exer, req.refdet, req.montant,
+        url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),
                     endpoint or settings.endpoint)
     except PesgenError as exc:

@@ -55,19 +55,46 @@ class Due:
     id_bord: int
     id_pce: int
     amount: str
+    invoice: str = ""  # the number as its run recorded it
+
+
+def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
+    """The active titles of an invoice, found like the duplicate guard and `runs find`
+    find it (through ``keys.invoice_key``: case and surrounding spaces aside)."""
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(run_invoices, runs.c.exercise, runs.c.created_at)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+            .order_by(runs.c.created_at, run_invoices.c.id)).all()
+
+
+def _one_title(titles: list[Any], invoice: str) -> Any:
+    """The title the number given means: the one written exactly so, else the only one.
+    Several written otherwise (active runs holding it in two cases, which a store
+    migrated from before schema 5 may have) are for a person to choose between."""
+    exact = [t for t in titles if t.invoice == invoice]
+    if exact or len({t.invoice for t in titles}) == 1:
+        return (exact or titles)[0]
+    held = " and ".join(f"{t.invoice} (run {t.run_id})" for t in titles)
+    raise StateError(f"invoice {invoice}: ambiguous: active runs hold {held}; give the "
+                     "number exactly as the run to pay exported it")
+
+
+def recorded_number(store: Store, id_coll: str, invoice: str) -> str:
+    """The invoice's number as its active run recorded it (the payment records and
+    PayFiP's refdet follow it), found like `runs find` finds it; the number as given
+    when no active run holds it."""
+    titles = _active_titles(store, id_coll, invoice)
+    return _one_title(titles, invoice).invoice if titles else invoice
 
 
 def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
-    """The invoice as its active run exported it (the amount PayFiP must collect)."""
-    with store.engine.connect() as conn:
-        # found like the duplicate guard and `runs find` find it (case and surrounding
-        # spaces aside), to say how its run wrote it
-        row = conn.execute(
-            sa.select(run_invoices, runs.c.exercise).join(runs, runs.c.id == run_invoices.c.run_id)
-            .where(run_invoices.c.invoice_key == invoice_key(invoice),
-                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
-            .order_by(run_invoices.c.invoice != invoice)).first()
-    if row is None:
+    """The invoice as its active run exported it (the amount PayFiP must collect), found
+    like `runs find` finds it; ``Due.invoice`` is the number that run recorded."""
+    titles = _active_titles(store, id_coll, invoice)
+    if not titles:
         left_out = _left_out(store, id_coll, invoice)
         if left_out is not None:
             # exporting it again would leave it out again: say why, as `runs find` does
@@ -80,12 +107,9 @@ def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
                 "exporting the same input again leaves it out again")
         raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
                          "export it first (pesgen export) or check `pesgen runs find`")
-    if row.invoice != invoice:
-        # the payment records and PayFiP's refdet follow the number as exported
-        raise StateError(f"invoice {invoice}: its run {row.run_id} exported it as "
-                         f"{row.invoice}; give the number as exported")
-    return Due(row.run_id, id_coll, to_cents(row.amount, invoice), int(row.exercise),
-               int(row.id_bord), int(row.id_pce), row.amount)
+    row = _one_title(titles, invoice)
+    return Due(row.run_id, id_coll, to_cents(row.amount, row.invoice), int(row.exercise),
+               int(row.id_bord), int(row.id_pce), row.amount, row.invoice)
 
 
 def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, StateError
+from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping
 from ..store import Store, unpack
 from . import ledger
@@ -53,6 +54,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     validated (every problem at once, naming the invoice and the field)."""
     c = mapping.collectivity
     due = ledger.invoice_due(store, c.siret, invoice)
+    invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope = {
         "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
                     "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
@@ -130,13 +132,14 @@ def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> st
     run = store.get_run(run_id)
     scope_c = {"name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
                "exercise": mapping.collectivity.exercise}
+    key = invoice_key(invoice)
     with tempfile.TemporaryDirectory(prefix="pesgen-payfip-") as tmp:
         path = Path(tmp) / Path(run["input_name"]).name
         path.write_bytes(unpack(run["input_blob"]))
         for src in read_invoices(path, mapping.input):
             scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
             try:
-                if str(number.evaluate(src.record, scope) or "").strip() != invoice:
+                if invoice_key(str(number.evaluate(src.record, scope) or "")) != key:
                     continue
                 value = binding.evaluate(src.record, scope)
             except Exception:
@@ -161,6 +164,8 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         bad = check_url("urlnotif", notify_url, invoice)
         if bad:
             raise PayfipRequestInvalid(problems=bad)
+    # the payment records follow the number as the invoice's run recorded it
+    invoice = ledger.recorded_number(store, mapping.collectivity.siret, invoice)
     paid = ledger.payment_of(store, mapping.collectivity.siret, invoice)
     if paid and paid["status"] == "paid":
         raise StateError(f"invoice {invoice}: already paid through PayFiP on {paid['paid_at']} "
