@@ -275,12 +275,19 @@ def test_purged_operation_expires(flow, store):
     assert ledger.get_operation(store, link.id_op)["status"] == "expired"
 
 
-def test_payfip_down_during_reconcile_keeps_operations_open(flow, store):
+def test_payfip_down_during_reconcile_keeps_operations_open(flow, store, caplog):
     link = flow.link()
     flow.fake.stop()
-    [outcome] = flow.reconcile()
+    with caplog.at_level("WARNING", logger="pesgen.payfip"):
+        [outcome] = flow.reconcile()
     assert outcome.action == "error" and outcome.status == "unknown"
     assert ledger.get_operation(store, link.id_op)["status"] == "unknown"
+    # what went wrong has a name (not 'Transport ' with an empty code), and no billing data
+    assert [r.getMessage() for r in caplog.records] == [
+        f"payfip reconcile: operation {link.id_op}: result not available (no answer: "
+        "connection refused)"]
+    assert outcome.message == (f"PayFiP recupererDetailPaiementSecurise: {flow.endpoint}/"
+                               "services/securite: no answer: connection refused")
 
 
 # ---------------------------------------------------------------------- validation first

@@ -222,8 +222,8 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
         if fault.kind.startswith("Fonctionnelle"):  # a business refusal: asking again won't help
             return ledger.refused_lookup(store, id_op, source,
                                          f"{fault.code} {fault.libelle}".strip())
-        log.warning("payfip %s: operation %s: result not available (%s %s)", source, id_op,
-                    fault.kind, fault.code)
+        log.warning("payfip %s: operation %s: result not available (%s)", source, id_op,
+                    fault.summary)
         return ledger.note_check(store, id_op, source, "unknown", str(fault))
     finally:
         client.close()
