@@ -208,6 +208,63 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     assert code == 8 and "error 1" in out
 
 
+def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
+    """An amount-mismatch leaves the invoice pending: the list says so and what to do;
+    `anomalies resolve ID --note` records who, when and the decision, and pays nothing."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    httpx.post(f"{world['fake'].url}/_fake/tamper",
+               json={"idop": id_op, "fields": {"montant": "5000"}}, timeout=TIMEOUT)
+    _pay(world, out)
+
+    code, out, err = _run("payfip", "anomalies")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert re.match(rf"#(\d+)  \S+  amount-mismatch  op {id_op}  invoice FA-2026-00102  "
+                    r"\(notification\): result P not recorded as a payment \[expected 18750, "
+                    r"got 5000\]$", lines[0]), lines[0]
+    number = re.match(r"#(\d+)", lines[0])[1]
+    assert lines[1] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
+                        "and changed no status")
+    assert lines[2].startswith("    what to do: PayFiP reports another amount than the one "
+                               "asked: ask the trésorerie what was collected")
+    assert lines[3] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
+                        "TEXT` (it records the decision; it pays nothing)")
+
+    code, out, err = _run("payfip", "anomalies", "resolve", number, "--note",
+                          "trésorerie: 50,00 collected, 16,00 refunded", "--by", "alice")
+    assert code == 0, err
+    assert re.match(rf"anomaly #{number} amount-mismatch \(invoice FA-2026-00102\): resolved "
+                    r"\S+ by alice; no payment was recorded$", out.strip()), out
+    code, out, err = _run("payfip", "anomalies", "resolve", number, "--note", "again")
+    assert code == 7 and f"anomaly {number} was already resolved on " in err
+
+    code, out, _ = _run("payfip", "anomalies")
+    assert out.strip() == "no open anomaly (1 resolved: --all lists them)"
+    code, out, _ = _run("payfip", "anomalies", "--all")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith(f"#{number}  ") and re.match(
+        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[2])
+    assert len(lines) == 3  # nothing open: no summary line
+    code, out, _ = _run("payfip", "payments", "--since", "2020-01-01")
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert (row["status"], row["amount_paid"]) == ("pending", "")
+
+
+def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
+    from pathlib import Path
+
+    from pesgen.payfip import ledger
+
+    source = Path(ledger.__file__).read_text(encoding="utf-8")
+    kinds = set(re.findall(r'_anomaly\(conn, "([a-z-]+)"', source))
+    kinds |= set(re.findall(r'mismatches\.append\(\("([a-z-]+)"', source))
+    assert len(kinds) >= 11 and kinds == set(ledger.ANOMALY_ADVICE)
+    docs = (Path(ledger.__file__).parents[2] / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = docs.split("## Anomalies: what support does", 1)[1].split("\n## ", 1)[0]
+    assert [k for k in sorted(kinds) if f"`{k}`" not in section] == []
+
+
 def test_client_info(world):
     code, out, err = _run("payfip", "client-info", "-m", str(MAPPING), "--endpoint",
                           world["endpoint"])

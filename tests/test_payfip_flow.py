@@ -200,6 +200,75 @@ def test_amount_mismatch_is_an_anomaly_not_a_payment(flow, store):
     assert flow.reconcile() == []  # an anomaly is for a person, not for the sweep
 
 
+def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store):
+    """After an amount-mismatch the invoice stays pending: resolving the anomaly records
+    who decided what and when, in the anomaly and the invoice's history; it records no
+    payment, changes no status, and the invoice can still get a link."""
+    from pesgen.errors import StateError, UsageError
+
+    link = flow.link(mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    [anomaly] = ledger.list_anomalies(store, open_only=True)
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["resolved_at"]) == (
+        "amount-mismatch", "pending", None)
+    before = _payment(store)
+    op_before = ledger.get_operation(store, link.id_op)
+
+    with pytest.raises(UsageError, match="needs a note"):
+        ledger.resolve_anomaly(store, anomaly["id"], "alice", "  ")
+    with pytest.raises(StateError, match="no anomaly 999"):
+        ledger.resolve_anomaly(store, 999, "alice", "x")
+    note = "trésorerie: 50,00 EUR collected, 16,00 EUR refunded on 2026-12-02"
+    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", note)
+    assert (done["resolved_by"], done["note"]) == ("alice", note) and done["resolved_at"]
+    with pytest.raises(StateError, match=f"anomaly {anomaly['id']} was already resolved on "
+                       f"{done['resolved_at']} by alice"):
+        ledger.resolve_anomaly(store, anomaly["id"], "bob", "again")
+
+    assert ledger.list_anomalies(store, open_only=True) == []
+    [closed] = ledger.list_anomalies(store)
+    assert (closed["resolved_at"], closed["resolved_by"], closed["note"]) == (
+        done["resolved_at"], "alice", note)
+    assert _payment(store) == before and before["status"] == "pending"  # nothing paid
+    assert before["paid_cents"] is None
+    assert ledger.get_operation(store, link.id_op) == op_before
+    assert _events(store)[-2:] == [("anomaly", "notification", "pending"),
+                                   ("anomaly-resolved", "support", "pending")]
+    assert flow.reconcile() == []
+    assert flow.link(mode="W").invoice == "FA-2026-00102"  # a new link can be sent
+
+
+def test_a_schema_5_store_s_anomalies_are_migrated_open(schema_3_url, monkeypatch):
+    """Migration 6 adds who resolved an anomaly, when and the note; the anomalies recorded
+    before stay open and can be resolved."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:5])
+        old = Store(schema_3_url)
+    with old.engine.begin() as conn:
+        table = sa.Table("payfip_anomalies", sa.MetaData(), autoload_with=conn)
+        assert "resolved_at" not in table.c
+        conn.execute(table.insert().values(at="2026-11-23T18:00:00Z", kind="unknown-idop",
+                                           id_op="forged-1", source="notification",
+                                           detail="notification for an operation pesgen "
+                                           "never issued; rejected"))
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(st.schema_table.c.version)).scalars()) == \
+            list(range(1, len(st.MIGRATIONS) + 1))
+    [anomaly] = ledger.list_anomalies(store, open_only=True)
+    assert (anomaly["kind"], anomaly["resolved_at"], anomaly["invoice_status"]) == (
+        "unknown-idop", None, None)
+    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", "not ours: ignored")
+    assert ledger.list_anomalies(store, open_only=True) == []
+    assert ledger.list_anomalies(store)[0]["note"] == done["note"] == "not ours: ignored"
+    store.engine.dispose()
+
+
 def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
     link = flow.link()
     flow.control("tamper", {"idop": link.id_op,
