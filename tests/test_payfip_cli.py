@@ -46,7 +46,8 @@ def world(tmp_path):
     fake = FakePayfip()
     with ServerThread(fake.app) as f, \
             ServerThread(create_app(store, default_factory(timeout=TIMEOUT))) as r:
-        yield {"fake": f, "receiver": r, "store": store, "out": tmp_path / "out",
+        yield {"fake": f, "payfip": fake, "receiver": r, "store": store,
+               "out": tmp_path / "out",
                "endpoint": f"{f.url}/tpa", "notify": f"{r.url}/payfip/notification"}
 
 
@@ -263,6 +264,28 @@ def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
     docs = (Path(ledger.__file__).parents[2] / "docs" / "payfip.md").read_text(encoding="utf-8")
     section = docs.split("## Anomalies: what support does", 1)[1].split("\n## ", 1)[0]
     assert [k for k in sorted(kinds) if f"`{k}`" not in section] == []
+
+
+def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
+    """P1: PayFiP purged the operation; the family may have paid before (its notification
+    lost). The list is unchanged (the school software reads it); standard error says what
+    to check."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    code, out, err = _run("payfip", "payments")
+    assert code == 0 and "expired" not in err
+    world["payfip"].operations.clear()  # the night purge
+    code, out, err = _run("payfip", "reconcile")
+    assert code == 0 and "  FA-2026-00102  expired  expired (P1" in out, out
+    code, out, err = _run("payfip", "payments")
+    assert code == 0, err
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert row["status"] == "expired"
+    assert err == ("note: 1 invoice(s) expired: PayFiP no longer knows their operation, so "
+                   "whether the family paid before it expired is not known; check with the "
+                   "trésorerie before sending a new link (docs/payfip.md)\n")
+    code, out, err = _run("payfip", "payments", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["status"] == "expired" and "trésorerie" in err
 
 
 def test_client_info(world):

@@ -242,6 +242,14 @@ def payments(
         typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
     else:
         typer.echo(text, nl=False)
+    expired = sum(r["status"] == "expired" for r in rows)
+    if expired:
+        # P1: PayFiP purged the operation, maybe after a payment whose notification was
+        # lost; only the trésorerie knows (the list itself is for the school software)
+        typer.echo(f"note: {expired} invoice(s) expired: PayFiP no longer knows their "
+                   "operation, so whether the family paid before it expired is not known; "
+                   "check with the trésorerie before sending a new link (docs/payfip.md)",
+                   err=True)
 
 
 anomalies_app = typer.Typer(cls=HelpGroup, invoke_without_command=True,
