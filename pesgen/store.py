@@ -344,8 +344,15 @@ def _migration_6(conn: Connection) -> None:
 
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
+def _migration_7(conn: Connection) -> None:
+    from .payfip.tables import migration_7  # PayFiP anomalies: who resolved, when, note
+
+    migration_7(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
-                                                  _migration_4, _migration_5, _migration_6]
+                                                  _migration_4, _migration_5, _migration_6,
+                                                  _migration_7]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

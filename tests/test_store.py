@@ -1298,7 +1298,7 @@ def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
         rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
                                       st.run_invoices.c.invoice_key,
                                       st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
     assert len(rows) == 14 and all(r.invoice_key == invoice_key(r.invoice) for r in rows)
     assert {r.invoice_key for r in rows if r.run_id == first.run_id} == {
         "fa-2026-00101", "fa-2026-00104", "fa-2026-00200"}
