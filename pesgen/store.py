@@ -310,6 +310,8 @@ def shown_url(url: str) -> str:
 
 def _sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL, None for an in-memory database."""
+    if "///" not in url:  # sqlite:// : in memory
+        return None
     path = url.split("///", 1)[-1]
     return None if not path or path == ":memory:" else Path(path)
 
