@@ -35,12 +35,13 @@ DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
-           must_exist: bool = False):
+           must_exist: bool = False, read_only: bool = False):
     """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
     a wait for its lock is said once on standard error, unless ``quiet``. A true
     ``line_open[0]`` says a progress line is on the terminal: the note goes below it.
     ``must_exist``: a command that reads the store refuses one that is not there, naming
-    it and how it was chosen, instead of creating it (and answering from it, empty)."""
+    it and how it was chosen, instead of creating it (and answering from it, empty).
+    ``read_only``: a dry run's, which creates and changes nothing (Store)."""
     from .config import config_path, setting
     from .store import Store
 
@@ -63,7 +64,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   f"{timeout:g} s, store_lock_timeout)…")
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
-                 chosen_by=chosen_by)
+                 chosen_by=chosen_by, read_only=read_only)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -107,16 +108,21 @@ def _parse_date(value: str | None, option: str = "--date") -> date | None:
 def export(
     mapping: MappingOpt,
     input: Annotated[Path, typer.Option("--input", "-i", help="The school's billing export.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder; required unless --dry-run.")] = None,
     run_date: Annotated[str | None, typer.Option(
         "--date", help="Fix every generated date (YYYY-MM-DD): same input, same bytes.")] = None,
     official_xsd: OfficialOpt = None,
     formats_dir: FormatsOpt = None,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the whole run as the export would, the state store's "
+        "checks included, and print its summary: nothing written, recorded or created, "
+        "no number used. Exits as the export would.")] = False,
 ) -> None:
     """Export a billing run: allocate the rôle number, write the file(s), record the run
-    and print a summary."""
+    and print a summary (with --dry-run: check it all, write nothing)."""
     from .runs import export_recorded
 
     try:
@@ -128,9 +134,11 @@ def export(
             def progress(n: int) -> None:
                 _echo_err(f"\r{n} invoice(s) read…", nl=False)
                 line_open[0] = True
-        store = _store(db, quiet, line_open)
+        if out is None and not dry_run:
+            raise UsageError("--out is required (only --dry-run goes without)")
+        store = _store(db, quiet, line_open, read_only=dry_run)
         result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                 formats_dir, progress)
+                                 formats_dir, progress, dry_run=dry_run)
         if line_open[0]:
             _echo_err("")
     except StoreLocked as exc:
@@ -144,23 +152,33 @@ def export(
         return
     if quiet:
         return
-    typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
-               f"run {result.run_id}")
-    # the store the run is recorded in: where `runs` and `regenerate` will find it
     from .store import shown_store
 
-    typer.echo(f"  store: {shown_store(store.url)}"
-               + (" (created by this run)" if store.created else ""))
+    if dry_run:
+        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
+                   "(dry run: nothing written, no number used)")
+        typer.echo(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
+                   + (f"; read with the {store.pending_migrations} migration(s) the export "
+                      "applies first, not kept" if store.pending_migrations
+                      and store.found == "store" else "") + ")")
+    else:
+        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
+                   f"run {result.run_id}")
+        # the store the run is recorded in: where `runs` and `regenerate` will find it
+        typer.echo(f"  store: {shown_store(store.url)}"
+                   + (" (created by this run)" if store.created else ""))
     if official_xsd is not None and not result.fmt.is_pes:
         typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                    "import, not a PES file)")
+    wrote = "would write" if dry_run else "wrote"
     for f in result.files:
-        typer.echo(f"  wrote {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
+        typer.echo(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
                    f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
     for ref in result.references:
-        typer.echo(f"  wrote {ref}  (payment references)")
+        typer.echo(f"  {wrote} {ref}  (payment references)")
     for name in result.skipped:
-        typer.echo(f"  not written: {name} (empty; the format says when_empty: skip)")
+        typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
+                   "the format says when_empty: skip)")
     typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
     if result.left_out:
         typer.echo(f"left out: {len(result.left_out)}")
@@ -173,6 +191,15 @@ def export(
             if n.policy in ("transliterate", "civility"):
                 continue
             typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
+
+
+# What a dry run's summary says of the store it read (Store.found)
+_DRY_STORE = {
+    "store": "read, not changed",
+    "empty": "an empty database: read as an empty store; the export would make it one",
+    "none": "no store there: read as an empty one, nothing created; the export would "
+            "create it",
+}
 
 
 @app.command("check-mapping")

@@ -6,6 +6,11 @@ lock the sequence, check no active run holds the invoices, assemble and validate
 with the allocated IdBord, record the run, commit; then rename the files into place.
 A crash after the commit leaves a recorded run (its number used once) whose files
 ``regenerate`` writes again; never a file whose number the next run would reuse.
+
+A dry run (``dry_run``) goes through the same stages and checks on the whole input,
+the store's included, with the numbers the export would take next, read without
+allocating them; its files are rendered and validated in a private temporary folder,
+always removed, and nothing is written, recorded or created.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
-from .errors import MappingError, Problem, RecordConflict, StateError
+from .errors import MappingError, Problem, RecordConflict, StateError, UsageError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
@@ -98,14 +103,24 @@ def _digest(files: dict[str, BundleFile]) -> str:
     return h.hexdigest()
 
 
-def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
-                    run_date: date | None = None, official_xsd: Path | None = None,
+def export_recorded(store: Store, mapping_path: Path, input_path: Path,
+                    out_dir: Path | None, run_date: date | None = None,
+                    official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
                     progress: Callable[[int], None] | None = None,
                     before_commit: Callable[[], None] | None = None,
-                    before_publish: Callable[[], None] | None = None) -> ExportResult:
+                    before_publish: Callable[[], None] | None = None,
+                    dry_run: bool = False) -> ExportResult:
     """Export and record a run (see the module's docstring). A refused export leaves
-    no file, and no output folder it created."""
+    no file, and no output folder it created. ``dry_run``: check everything and write
+    nothing (``out_dir`` is then optional; the result's files are where they would go,
+    with the numbers they would take, and it has no ``run_id``)."""
+    if dry_run:
+        return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
+                        formats_dirs, progress)
+    if out_dir is None:
+        raise UsageError("an export needs an output folder (--out); only a dry run goes "
+                         "without")
     with removed_if_refused(out_dir):
         return _export_recorded(store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
@@ -142,11 +157,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:
-            # the run records the input it exported, for regenerate: it must be that one
-            raise StateError(f"{input_path} changed while it was being exported; nothing "
-                             "written, no number used: export it again once it is complete",
-                             [Problem("run.input-changed", "the input file changed during "
-                                      "the export", record=str(input_path))])
+            raise _input_changed(input_path)
         run_id = new_run_id()
         committed = False  # the run is recorded: what fails after must name it
         try:
@@ -156,13 +167,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                 temps = exporter.finish(prepared, first)
                 try:
                     if bundle_snapshot(exporter.fmt) != bundle:
-                        folder = exporter.fmt.folder
-                        raise StateError(
-                            f"the format bundle {folder} changed while the run was being "
-                            "exported; nothing written, no number used: export it again once "
-                            "the bundle is complete", [Problem(
-                                "run.format-changed", "a file of the format bundle changed "
-                                "during the export", record=str(folder))])
+                        raise _format_changed(exporter.fmt)
                     result = prepared.result
                     values = {
                         "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
@@ -240,6 +245,63 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         return result
     finally:
         prepared.close()
+
+
+def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
+             run_date: date | None, official_xsd: Path | None,
+             formats_dirs: list[Path] | None,
+             progress: Callable[[int], None] | None) -> ExportResult:
+    """``_export_recorded``'s stages and refusals, in its order, writing nothing: the
+    store is read in one short transaction, rolled back (``Store.reading``), and the
+    files go to a private temporary folder removed on the way out, whatever happens."""
+    if not store.read_only:
+        raise UsageError("a dry run reads the store without changing it: open it read "
+                         "only (Store(read_only=True))")
+    with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
+        snapshots: list[dict[str, BundleFile]] = []
+        exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                                 progress, on_format=lambda fmt: snapshots.append(
+                                     bundle_snapshot(fmt)), work_dir=Path(work))
+        key = sequence_key(exporter.mapping, exporter.fmt)
+        read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
+        prepared = exporter.prepare(Path(input_path))
+        try:
+            binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
+            taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
+                           prepared.origins, binding.where if binding else None)
+            with store.reading() as conn:
+                first = store.next_number(conn, key)
+                taken.refuse(conn)
+                older = store.unchecked_debts(key[0], conn) if taken.debts else 0
+            if older:
+                prepared.result.notes.append(PolicyNote(
+                    "store", "*", str(input_path), f"{older} active invoice(s) were "
+                    "recorded before this store kept NumDettes: a NumDette of theirs is not "
+                    "checked against this run's (see docs/state.md)"))
+            if _file_digest(Path(input_path)) != read_digest:
+                raise _input_changed(input_path)
+            exporter.finish(prepared, first)  # into the temporary folder, never in place
+            if bundle_snapshot(exporter.fmt) != snapshots[0]:
+                raise _format_changed(exporter.fmt)
+        finally:
+            prepared.close()
+    return prepared.result
+
+
+def _input_changed(input_path: Path) -> StateError:
+    # the run records the input it exported, for regenerate: it must be that one
+    return StateError(f"{input_path} changed while it was being exported; nothing written, "
+                      "no number used: export it again once it is complete",
+                      [Problem("run.input-changed", "the input file changed during the "
+                               "export", record=str(input_path))])
+
+
+def _format_changed(fmt: Format) -> StateError:
+    return StateError(
+        f"the format bundle {fmt.folder} changed while the run was being exported; nothing "
+        "written, no number used: export it again once the bundle is complete", [Problem(
+            "run.format-changed", "a file of the format bundle changed during the export",
+            record=str(fmt.folder))])
 
 
 def _recorded(store: Store, run_id: str) -> bool:

@@ -32,6 +32,9 @@ from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
 
+# The IdBord a new sequence starts at (numbering set-start may set another, once)
+_FIRST_NUMBER = 1
+
 # TypBord of a sequence: a format's defaults.typ_bord (at most this many characters,
 # schemas/format.schema.json) or else its name (at most 41)
 TYP_BORD_MAX = 64
@@ -366,6 +369,8 @@ def shown_url(url: str) -> str:
 
 def _sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL, None for an in-memory database."""
+    if "///" not in url:  # sqlite:// : in memory
+        return None
     path = url.split("///", 1)[-1]
     return None if not path or path == ":memory:" else Path(path)
 
@@ -486,7 +491,7 @@ class Store:
     def __init__(self, url: str | None = None, must_exist: bool = False,
                  lock_timeout: float | None = None,
                  on_wait: Callable[[float], None] | None = None,
-                 chosen_by: str | None = None) -> None:
+                 chosen_by: str | None = None, read_only: bool = False) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
         ``must_exist``, refuse a database that is not already a pesgen store, creating
         nothing (a command that reads the store, or a source to copy from, must not
@@ -497,18 +502,35 @@ class Store:
         SQLite: a transaction that finds the write lock held by another pesgen run waits
         for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
         setting, config.store_lock_timeout), then raises StoreLocked; ``on_wait`` is
-        called once, with that timeout, when a wait outlasts a short grace."""
+        called once, with that timeout, when a wait outlasts a short grace.
+
+        ``read_only`` (a dry run): nothing is created, migrated or recorded; the store is
+        read through ``reading``. ``found`` then says what is there: ``store``, ``empty``
+        (an empty database) or ``none`` (no SQLite file: read as an empty store, kept in
+        memory, which creates no file nor folder)."""
         self.url = url or default_url()
         self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
         self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
         self.chosen_by = chosen_by
-        if must_exist and self.url.startswith("sqlite"):
+        self.read_only = read_only
+        self.found = "store"
+        # read only: the migrations this pesgen would apply first (``reading`` applies
+        # them in its transaction, rolled back), once read
+        self.pending_migrations = 0
+        engine_url = self.url
+        if (must_exist or read_only) and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
-            if path is None or not path.is_file():
+            if must_exist and (path is None or not path.is_file()):
                 raise self._missing(f"no pesgen store at {path or self.url}")
-        self.engine = self._engine(self.url, self._lock)
-        self.created = not self._check_ours(must_exist)
-        self.migrate()
+            if path is None or not path.exists():
+                engine_url, self.found = "sqlite://", "none"
+        self.engine = self._engine(engine_url, self._lock)
+        ours = self._check_ours(must_exist)
+        if not ours and self.found == "store":
+            self.found = "empty"
+        self.created = not ours and not read_only
+        if not read_only:
+            self.migrate()
 
     def _check_ours(self, must_exist: bool) -> bool:
         """Never add pesgen's tables to somebody else's database. Whether the database
@@ -580,18 +602,36 @@ class Store:
 
     def migrate(self) -> None:
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
-            schema_table.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
-            if current > len(MIGRATIONS):
-                # tables or rules this pesgen does not know: writing would break them
-                raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
-                                 f"pesgen (schema {current}, this pesgen knows up to "
-                                 f"{len(MIGRATIONS)}): upgrade pesgen")
-            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-                step(conn)
-                conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
+            self._migrate(conn)
+
+    def _migrate(self, conn: Connection) -> int:
+        """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
+        schema_table.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+        if current > len(MIGRATIONS):
+            # tables or rules this pesgen does not know: writing would break them
+            raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
+                             f"pesgen (schema {current}, this pesgen knows up to "
+                             f"{len(MIGRATIONS)}): upgrade pesgen")
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(conn)
+            conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
+        return len(MIGRATIONS) - current
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """The store as an export would find it, changing nothing (a dry run): one
+        transaction, in which the migrations this pesgen applies first are applied, always
+        rolled back. On SQLite it holds the store's lock while it lasts: keep it short."""
+        with self.engine.connect() as conn:
+            conn.begin()
+            try:
+                self.pending_migrations = self._migrate(conn)
+                yield conn
+            finally:
+                conn.rollback()
 
     # -------------------------------------------------------------- numbering
 
@@ -618,20 +658,31 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(
                 "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
-                "start_number) VALUES (:a, :b, :c, :d, 1, 1) ON CONFLICT DO NOTHING"),
-                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord})
+                "start_number) VALUES (:a, :b, :c, :d, :n, :n) ON CONFLICT DO NOTHING"),
+                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": _FIRST_NUMBER})
             return conn.execute(query.with_for_update()).one()
         row = conn.execute(query).one_or_none()
         if row is None:
             conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
                                                    exercise=exercise, typ_bord=typ_bord,
-                                                   next_number=1, start_number=1))
+                                                   next_number=_FIRST_NUMBER,
+                                                   start_number=_FIRST_NUMBER))
             row = conn.execute(query).one()
         return row
 
     def peek_next(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
         """The next IdBord of a sequence, locked for the rest of the transaction."""
         return int(self._sequence_row(conn, key).next_number)
+
+    @staticmethod
+    def next_number(conn: Connection, key: tuple[str, str, int, str]) -> int:
+        """The next IdBord of a sequence, read without locking nor creating its row (a
+        dry run): what ``peek_next`` would give now."""
+        id_coll, cod_bud, exercise, typ_bord = key
+        found = conn.execute(sa.select(sequences.c.next_number).where(
+            sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
+            sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)).scalar()
+        return _FIRST_NUMBER if found is None else int(found)
 
     def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
         if not 1 <= start <= 9_999_999:
@@ -667,22 +718,24 @@ class Store:
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
 
-    def unchecked_debts(self, id_coll: str) -> int:
+    def unchecked_debts(self, id_coll: str, conn: Connection | None = None) -> int:
         """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept
         NumDettes (runs created before it was applied, to the second): their NumDettes
         cannot be checked."""
-        with self.engine.connect() as conn:
-            since = conn.execute(sa.select(schema_table.c.applied_at)
-                                 .where(schema_table.c.version == 3)).scalar()
-            if since is None:
-                return 0
-            return int(conn.execute(
-                sa.select(sa.func.count()).select_from(run_invoices)
-                .join(runs, runs.c.id == run_invoices.c.run_id)
-                .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
-                       run_invoices.c.debt_number.is_(None), runs.c.typ_bord == "06",
-                       runs.c.created_at <= since))
-                .scalar() or 0)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.unchecked_debts(id_coll, own)
+        since = conn.execute(sa.select(schema_table.c.applied_at)
+                             .where(schema_table.c.version == 3)).scalar()
+        if since is None:
+            return 0
+        return int(conn.execute(
+            sa.select(sa.func.count()).select_from(run_invoices)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                   run_invoices.c.debt_number.is_(None), runs.c.typ_bord == "06",
+                   runs.c.created_at <= since))
+            .scalar() or 0)
 
     def _held(self, conn: Connection | None, id_coll: str, column: sa.Column[Any],
               values: list[str]) -> dict[str, tuple[str, str, int, str]]:
