@@ -20,7 +20,7 @@ from typing import Any
 
 from stdnum.fr import siret as std_siret
 
-from .checks import BANK_RULES, bic_abroad_problem, checked_bank_code
+from .checks import BANK_RULES, FRANCE_INSEE, bic_abroad_problem, checked_bank_code
 from .errors import MappingError, Problem
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
@@ -247,6 +247,14 @@ class Builder:
                 mapping.lines, self.line.values(),
                 lambda record: mapping.lines.evaluate(
                     record, {"invoice": record, "collectivity": self.collectivity_scope}))
+        # codes.countries by the country as _address reads it (stripped, upper case);
+        # the countries in France, each with the ISO code its addresses keep: FR, the
+        # overseas départements, and any country the table gives INSEE 100 (France:
+        # 'FRANCE', 'France'), which is no foreign address (CodRes 1 with CodPays 100
+        # is a rejection)
+        self._countries = {str(k).strip().upper(): v for k, v in mapping.codes.countries.items()}
+        self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
+                           **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
@@ -809,7 +817,8 @@ class Builder:
         if not self._scalar(ctx, "address.country", country, a.get("country")):
             return None
         country = "FR" if _blank(country) else str(country).strip().upper()
-        in_france = country in _FRANCE
+        home = self._in_france.get(country)
+        in_france = home is not None
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
             ctx.problem("input.required", "address.postal_code is missing",
                         mapping=a["postal_code"].where)
@@ -843,12 +852,12 @@ class Builder:
                             mapping=a["postal_code"].where)
                 return None
             return _make_address(street=street, postal_code=postal, city=city,
-                                 complement=complement, locality=locality, country=country)
+                                 complement=complement, locality=locality, country=home)
         if self.policies.foreign_address != "postal_code_in_city":
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
                         "refuse)", mapping=a["country"].where if "country" in a else None)
             return None
-        insee = self.mapping.codes.countries.get(country)
+        insee = self._countries.get(country)
         if insee is None:
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
                         "codes.countries", mapping=self.mapping.where("codes"))

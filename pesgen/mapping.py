@@ -375,6 +375,7 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
                   sepa_sequences=dict(k.get("sepa_sequences") or
                                       {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}))
     _check_grid(codes, where, problems)
+    _check_countries(codes, where, problems)
 
     p = data.get("policies") or {}
     policies = Policies(**{name: p[name] for name in p})
@@ -415,3 +416,16 @@ def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]
             problems.append(Problem("pes.cat-nat-grid", f"CatTiers {cat} with NatJur {nat} is "
                                     f"outside the DGFiP grid (allowed NatJur: {allowed})",
                                     mapping=where("codes", "payer_kinds", kind, "legal_nature")))
+
+
+def _check_countries(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:
+    """codes.countries is read with the country upper-cased, as pesgen reads the
+    address's country: two keys that are one country so must give one code."""
+    first: dict[str, str] = {}
+    for key, code in codes.countries.items():
+        other = first.setdefault(str(key).strip().upper(), key)
+        if other != key and codes.countries[other] != code:
+            problems.append(Problem(
+                "codes.country", f"'{key}' and '{other}' are one country to pesgen (countries "
+                f"are compared in upper case), with two INSEE codes: {code} and "
+                f"{codes.countries[other]}", mapping=where("codes", "countries", key)))

@@ -159,6 +159,9 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
         ("non-resident-without-codpays", _address(resident=False, postal_code="99999",
                                                   country="BE"), "needs CodPays"),
         ("resident-with-codpays", _address(country_code="131"), "CodPays absent or 100"),
+        ("non-resident-in-france", _address(resident=False, postal_code="99999",
+                                            country="FRANCE", country_code="100"),
+         "CodRes 1 with CodPays 100 (France)"),
     ],
     "pes.num-dette": [
         ("zero", lambda t: replace(t, debt_number="0"), "NumDette '0'"),
@@ -844,6 +847,37 @@ def test_an_overseas_departement_is_in_france(tmp_path, country, postal_code, ci
         [postal_code, city.upper(), "0", None]
     inv["payer"]["address"]["postal_code"] = "971"
     assert [p.rule for p in _refused(_fresh(tmp_path / "short"), [inv])] == ["pes.postal-code"]
+
+
+@pytest.mark.parametrize("key, exported", [
+    ("FRANCE", "France"), ("France", "FRANCE"), ("france", " france "), ("FX", "fx"),
+])
+def test_a_country_whose_insee_code_is_100_is_france(tmp_path, key, exported):
+    """A country codes.countries gives 100, the INSEE code of France, whatever the key's
+    case, is France: CodRes 0, no CodPays, the postal code checked as a French one;
+    CodRes 1 with CodPays 100 is 'CodRes/CodPays inconsistent', a rejection (notes
+    pes-v2-recette.md §7 and its rejection list)."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["country"] = exported
+    mapping = _mapping(tmp_path, subs=(('    BE: "131"', f'    BE: "131"\n    {key}: "100"'),))
+    result = _run(tmp_path, [inv], mapping)
+    adr = _tiers(result).find("Adresse")
+    postal_code = inv["payer"]["address"]["postal_code"]
+    assert [_v(adr, x) for x in ("CP", "CodRes", "CodPays")] == [postal_code, "0", None]
+    assert _v(adr, "Ville") == inv["payer"]["address"]["city"].upper()
+    assert not any(n.policy == "foreign_address" for n in result.notes)
+    inv["payer"]["address"]["postal_code"] = "4520"
+    problems = _refused(_fresh(tmp_path / "short"), [inv], mapping)
+    assert [p.rule for p in problems] == ["pes.postal-code"]
+
+
+def test_country_keys_that_differ_only_in_case_must_agree(tmp_path):
+    mapping = _mapping(tmp_path, subs=(('    BE: "131"', '    BE: "131"\n    be: "132"'),))
+    with pytest.raises(MappingError) as info:
+        load_mapping(mapping)
+    assert [(p.rule, p.mapping.rsplit(" ", 1)[1]) for p in info.value.problems] == [
+        ("codes.country", "codes.countries.be")]
+    assert "'be' and 'BE'" in info.value.problems[0].message
 
 
 def _fresh(folder: Path) -> Path:
