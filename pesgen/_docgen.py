@@ -29,6 +29,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
     ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder.", "pesgen (schemas/format.schema.json)"),
     ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ ERREUR_SIRET"),
+    ("mapping", "collectivity.sepa-creditor-id", "The collectivity's SEPA creditor identifier (ICS, collectivity.sepa_creditor_id), when given, is written upper case without spaces (the schema's pattern) and has valid ISO 7064 mod 97-10 check digits (python-stdnum eu.at_02): it goes as it is into the files that carry it (e.magnus WTAMC001 column 74).", "SEPA Core Direct Debit rulebook, AT-02 (the Creditor Identifier; its check as python-stdnum eu.at_02 implements it); notes pes-v2-recette.md §6.1 (AncienICS: 13 characters, ICS structure), peers-and-vendor-formats.md (e.magnus ICS 13)"),
     ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
     ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),
     ("mapping", "mapping.format", "The mapping fits its format: NumDette (bindings.invoice.debt_number) is bound for ORMC formats and absent for titres.", "DT v5.19 BlocPiece/NumDette (ORMC only)"),

@@ -303,11 +303,18 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
         cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
         poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
         payfip_client=c.get("payfip_client"))
+    from stdnum.eu import at_02 as _ics
     from stdnum.fr import siret as _siret
 
     if not _siret.is_valid(collectivity.siret):
         problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
                                 "invalid checksum", mapping=where("collectivity", "siret")))
+    # the schema holds it to its format (upper case, no spaces: it is written as it is)
+    ics = collectivity.sepa_creditor_id
+    if ics is not None and not _ics.is_valid(ics):
+        problems.append(Problem("collectivity.sepa-creditor-id", "SEPA creditor identifier "
+                                f"(ICS) {ics} has invalid check digits (ISO 7064 mod 97-10)",
+                                mapping=where("collectivity", "sepa_creditor_id")))
 
     i = data["input"]
     input_spec = InputSpec(

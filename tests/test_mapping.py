@@ -110,6 +110,29 @@ def test_three_semantic_mistakes_give_three_problems(tmp_path):
     assert "allowed NatJur: 01, 02" in grid.message
 
 
+@pytest.mark.parametrize("ics, rule, fragment", [
+    ("FR00ZZZ654321", "collectivity.sepa-creditor-id",
+     "SEPA creditor identifier (ICS) FR00ZZZ654321 has invalid check digits"),
+    ("FR44ZZZ654321", "collectivity.sepa-creditor-id", "ISO 7064 mod 97-10"),
+    ("FR72ZZZ123457", "collectivity.sepa-creditor-id", "invalid check digits"),
+    ("fr72zzz123456", "mapping.schema", "does not match"),
+    ("FR72 ZZZ 123456", "mapping.schema", "does not match"),
+    ("123456", "mapping.schema", "does not match"),
+])
+def test_the_sepa_creditor_identifier_is_checked(tmp_path, ics, rule, fragment):
+    """The ICS (AT-02) goes as it is into the files that carry it (e.magnus column 74):
+    its format and its ISO 7064 mod 97-10 check digits are checked as the SIRET's."""
+    m = _write(tmp_path, _edit(("sepa_creditor_id: FR72ZZZ123456",
+                                f'sepa_creditor_id: "{ics}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        (rule, f"{m}:{_line(m, 'sepa_creditor_id:')}: collectivity.sepa_creditor_id")]
+    assert fragment in exc.problems[0].message
+    # the one every shipped mapping and fixture uses is valid
+    assert load_mapping(_write(tmp_path, TEXT, "ok.yaml")).collectivity.sepa_creditor_id == \
+        "FR72ZZZ123456"
+
+
 def test_empty_mapping_lists_every_required_section(tmp_path):
     m = _write(tmp_path, "# nothing yet\n")
     exc = _refused(m)
