@@ -956,7 +956,13 @@ class Builder:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
             ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
                      "(TitCpte)")
-        holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"), required=True)
+        if debtor is None and _blank(holder_raw):
+            # the holder would be the debtor's name, and the debtor is refused (its
+            # problem is reported): no second, false 'account.holder is missing'
+            holder = None
+        else:
+            holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"),
+                                required=True)
         label = self._text(ctx, "mandate.label", ev(p.get("label")), p.get("label"))
         if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):
             return None

@@ -885,6 +885,31 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("change, rule", [
+    ({"title": "Madame"}, "codes.civility"),
+    ({"address": {"postal_code": "4520"}}, "pes.postal-code"),
+    ({"kind": "family"}, "codes.payer-kind"),
+    ({"last_name": ""}, "input.required"),
+])
+@pytest.mark.parametrize("holder", ["", None])
+def test_a_refused_debtor_is_not_also_a_missing_account_holder(tmp_path, change, rule, holder):
+    """A direct debit whose account holder is empty takes the debtor's name (TitCpte):
+    when the debtor itself is refused, that one problem is reported, not also a false
+    'account.holder is missing'."""
+    inv = _invoice("FA-2026-00101")
+    if holder is None:
+        del inv["payment"]["mandate"]["holder"]
+    else:
+        inv["payment"]["mandate"]["holder"] = holder
+    for key, value in change.items():
+        if isinstance(value, dict):
+            inv["payer"][key].update(value)
+        else:
+            inv["payer"][key] = value
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == [rule], [p.message for p in problems]
+
+
 @pytest.mark.parametrize("holder, differs", [
     (None, False),  # the example's: 'Dupont-Lefèvre Hélène'
     ("Hélène DUPONT LEFEVRE", False),  # the same words, another order and spelling
