@@ -20,7 +20,13 @@ from typing import Any
 
 from stdnum.fr import siret as std_siret
 
-from .checks import BANK_RULES, FRANCE_INSEE, bic_abroad_problem, checked_bank_code
+from .checks import (
+    BANK_RULES,
+    FRANCE_INSEE,
+    bic_abroad_problem,
+    checked_bank_code,
+    civility_problem,
+)
 from .errors import MappingError, Problem
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
@@ -205,6 +211,9 @@ class Builder:
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
+        # civilities sent as exported for want of a codes.civility table, in the order
+        # first seen: one note for the run too (see run_notes)
+        self.uncoded_civilities: dict[str, None] = {}
         # NumDette -> (invoice, origin) of the title that has it: with Per (one per
         # mapping) it is the payment reference a family pays with, so it is one title's
         self.debts: dict[str, tuple[str, str]] = {}
@@ -419,6 +428,20 @@ class Builder:
         fields = ", ".join(f"{key} ×{n}" for key, n in sorted(self.cased.items()))
         return PolicyNote("case", "*", origin, f"{sum(self.cased.values())} value(s) "
                           f"upper-cased: {fields}")
+
+    def run_notes(self, origin: str) -> list[PolicyNote]:
+        """The notes said once for the whole run, not per invoice: the case policy's
+        count (``case_note``), and the civilities sent as exported because the mapping
+        has no codes.civility table (a few of them named)."""
+        notes = [note for note in (self.case_note(origin),) if note is not None]
+        # Mademoiselle is refused by pes.civility, table or not: not sent
+        values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
+        if values:
+            shown = ", ".join(values[:_NOTE_VALUES]) + (", …" if len(values) > _NOTE_VALUES
+                                                       else "")
+            notes.append(PolicyNote("civility_table", "*", origin, "no codes.civility table: "
+                                    f"{len(values)} civility value(s) sent as written: {shown}"))
+        return notes
 
     def check_columns(self, src: SourceInvoice) -> None:
         """A CSV binding naming a column the file does not have would read nothing on
@@ -795,7 +818,10 @@ class Builder:
                 return None
         if value is None:
             return None
-        return self._text(ctx, "debtor.civility", value, binding)
+        sent = self._text(ctx, "debtor.civility", value, binding)
+        if table is None and sent is not None and value is raw:
+            self.uncoded_civilities[raw] = None
+        return sent
 
     def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  addr: dict[str, Binding] | None = None) -> Address | None:
@@ -1077,6 +1103,9 @@ def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
     return any(words == tuple(sorted(variant)) for variant in (
         name + complement + first, name + complement, name + first, name))
 
+
+# how many values a note of the run names (run_notes)
+_NOTE_VALUES = 5
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")
 

@@ -441,6 +441,8 @@ def preview(
             typer.echo(_indent(tail))
     for problem in shown.layout_problems:
         typer.echo(f"LAYOUT {problem}")
+    for note in shown.notes:
+        typer.echo(f"policy {note.policy} (run): {note.detail}")
     bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
     typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))

@@ -30,6 +30,9 @@ MAPPING_SCHEMA = "mapping.schema.json"
 # still holding it is refused, wherever it is loaded
 TODO_MARKER = "TODO"
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
+# SequencePres of each SEPA sequence (DT, TSequencePres) when the mapping gives no
+# codes.sepa_sequences (or an empty one): the exported values as the EPC names them
+DEFAULT_SEPA_SEQUENCES = {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}
 
 
 @dataclass(frozen=True)
@@ -379,8 +382,7 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
     codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),
                   civility=dict(k["civility"]) if "civility" in k else None,
                   countries=dict(k.get("countries") or {}),
-                  sepa_sequences=dict(k.get("sepa_sequences") or
-                                      {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}))
+                  sepa_sequences=dict(k.get("sepa_sequences") or DEFAULT_SEPA_SEQUENCES))
     _check_grid(codes, where, problems)
     _check_countries(codes, where, problems)
 

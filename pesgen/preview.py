@@ -48,6 +48,9 @@ class Preview:
     tails: dict[str, str]
     items: list[PreviewItem]
     layout_problems: list[Problem]
+    # the notes said once for the previewed invoices (Builder.run_notes: case policy,
+    # civilities sent as written)
+    notes: list[PolicyNote] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -99,7 +102,8 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
-    return Preview(mapping, fmt, heads, tails, items, layout_problems)
+    return Preview(mapping, fmt, heads, tails, items, layout_problems,
+                   exporter.builder.run_notes(str(input_path)))
 
 
 def _check_layout(exporter: Exporter, layout: Path, name: str, text: str) -> list[Problem]:
