@@ -35,7 +35,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
-from .sources import SourceInvoice
+from .sources import SourceInvoice, close_column
 from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
 _ZERO = Decimal(0)
@@ -455,8 +455,8 @@ class Builder:
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            close = difflib.get_close_matches(column, header, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = close_column(column, header)
+            hint = f" (did you mean '{close}'?)" if close else ""
             problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
                                     f"is not in the header of {shown}{hint}",
                                     record=f"{shown}:1", mapping=bnd.where))
@@ -886,7 +886,7 @@ class Builder:
         insee = self._countries.get(country)
         if insee is None:
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
-                        "codes.countries", mapping=self.mapping.where("codes"))
+                        "codes.countries", mapping=self.mapping.where("codes", "countries"))
             return None
         foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
                                   a.get("city"))
@@ -962,8 +962,11 @@ class Builder:
         if raw_seq is not None:
             sequence = self.mapping.codes.sepa_sequences.get(str(raw_seq))
             if sequence is None:
-                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'",
-                            mapping=self.mapping.where("codes"))
+                known = "" if self.mapping.data["codes"].get("sepa_sequences") else (
+                    " (no codes.sepa_sequences: pesgen knows "
+                    f"{', '.join(self.mapping.codes.sepa_sequences)}; add the table)")
+                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'{known}",
+                            mapping=self.mapping.where("codes", "sepa_sequences"))
         iban = need("iban")
         if iban is not None:
             iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])

@@ -688,6 +688,30 @@ def test_foreign_country_without_insee_code(tmp_path):
     inv["payer"]["address"]["country"] = "JP"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["codes.country"]
+    # the problem points at the table to complete, not at 'codes:'
+    assert problems[0].mapping == f"{MAPPING}:{_line_of(MAPPING, '  countries:')}: " \
+        "codes.countries"
+
+
+def test_an_unknown_sepa_sequence_points_at_codes_sepa_sequences(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["sequence"] = "RECURRENT"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.mapping) for p in problems] == [
+        ("codes.sepa-sequence", f"{MAPPING}:{_line_of(MAPPING, '  sepa_sequences:')}: "
+                                "codes.sepa_sequences")]
+    # without the table, the default one answers, and the problem says what it knows
+    mapping = _mapping(_fresh(tmp_path / "default"), subs=(
+        ('  sepa_sequences: {OOFF: "01", FRST: "02", RCUR: "03", FNAL: "04"}\n', ""),))
+    [problem] = _refused(_fresh(tmp_path / "run"), [inv], mapping)
+    assert problem.mapping == f"{mapping}:{_line_of(mapping, 'codes:')}: codes.sepa_sequences"
+    assert "no codes.sepa_sequences: pesgen knows OOFF, FRST, RCUR, FNAL" in problem.message
+
+
+def _line_of(path: Path, start: str) -> int:
+    [line] = [i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if text.startswith(start)]
+    return line
 
 
 def test_long_street_refused_by_default(tmp_path):
