@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # file (validate), at mapping load, and by the state store. (id, what, source)
 OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys, a binding's own included ({exp: …}), are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
-    ("mapping", "mapping.todo", "No value, and no key of a code table, is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
+    ("mapping", "mapping.todo", "No value, no key of a code table, and no string in an expression (the scaffold's debt_number: {expr: \"invoice['TODO'] | digits\"}) is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
@@ -46,7 +46,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "input.type", "A field of the title (a text, a code, the invoice number, NumDette, postal code, IBAN…) reads a string or a number: a JSON list, object or true/false is refused, naming its JSON path (or expression) and binding, never written as Python text.", "pesgen (no silent change of data)"),
     ("input", "input.bool", "Yes/no values are recognisable (yes/no, true/false, oui/non, o/n, y/n, 1/0, blank = no): the shipped mappings give payment.direct_debit each payment method of the export, so an unknown one is refused, not taken as 'no'.", "pesgen"),
     ("input", "input.total", "A declared invoice total equals the sum of its lines.", "DT v5.19 MtBordHt = Σ MtHT (ERREUR_CUMUL_MONTANTS)"),
-    ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column / input.format", "The export file is readable: valid JSON/CSV, right field count, declared encoding (a UTF-8 file declared cp1252/latin-1 is refused at its first UTF-8 line, never read as 'Ã©'); every CSV column a binding reads (path or expression) is in the header; a header read as one column names the delimiter; a JSON file given to a CSV mapping (or the reverse) says what `input.format` expects. Each names the `input.*` key of the mapping that fixes it.", "pesgen"),
+    ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column / input.format", "The export file is readable: valid JSON/CSV, right field count, declared encoding (a UTF-8 file declared cp1252/latin-1 is refused at its first UTF-8 line, never read as 'Ã©'); every CSV column a binding reads (path or expression) is in the header (a did-you-mean ignores case; for an expression, the message adds that invoice is the input record, its columns read by name, with the invoice number's column as the example); a header read as one column names the delimiter; a JSON file given to a CSV mapping (or the reverse) says what `input.format` expects. Each names the `input.*` key of the mapping that fixes it.", "pesgen"),
     ("input", "input.json-duplicate-key / input.json-depth / input.json-size", "A JSON key appears once per object (the JSON path of the second is named); nesting stops at 64 levels anywhere in the file; a string holds at most 100 000 characters and one invoice at most 16 MiB (checked while reading, before the parser holds it).", "pesgen"),
     ("input", "input.path", "A JSON path binding reads a key some invoice of the run has. One no invoice answers is refused when a key seen there is nearly the same (a typo: difflib ratio ≥ 0.8, did you mean) or the field is required; otherwise the run summary notes it (policy `path`): the optional field stays empty.", "pesgen"),
     ("input", "codes.activity", "Every activity code is in codes.activities.", "pesgen (no silent fallback)"),
@@ -155,7 +155,15 @@ def _type(node: dict[str, Any]) -> str:
         return f"`{node['const']}`"
     if "allOf" in node or "$ref" in node:
         return "binding"
-    return node.get("type", "object") if isinstance(node.get("type"), str) else "value"
+    kind = node.get("type", "object")
+    if isinstance(kind, list):  # e.g. policies: an object, or empty (null)
+        return " or ".join("empty" if k == "null" else k for k in kind)
+    return kind if isinstance(kind, str) else "value"
+
+
+def _is_object(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind == "object" or (isinstance(kind, list) and "object" in kind)
 
 
 def _walk(node: dict[str, Any], path: str, required: set[str], rows: list[str]) -> None:
@@ -172,9 +180,9 @@ def _walk(node: dict[str, Any], path: str, required: set[str], rows: list[str]) 
             extra.append(f"{child.get('minimum', '')}…{child.get('maximum', '')}")
         text = desc + (f" ({'; '.join(extra)})" if extra else "")
         rows.append(f"| `{dotted}` | {_type(child)} | {req} | {text} |")
-        if child.get("type") == "object" and "properties" in child:
+        if _is_object(child) and "properties" in child:
             _walk(child, dotted, set(child.get("required", [])), rows)
-        elif child.get("type") == "object" and isinstance(child.get("additionalProperties"), dict):
+        elif _is_object(child) and isinstance(child.get("additionalProperties"), dict):
             sub = child["additionalProperties"]
             if "properties" in sub:
                 _walk(sub, f"{dotted}.<key>", set(sub.get("required", [])), rows)

@@ -457,12 +457,27 @@ class Builder:
                 continue
             close = close_column(column, header)
             hint = f" (did you mean '{close}'?)" if close else ""
+            if bnd.kind == "expr":
+                hint += self._expression_hint(bnd)
             problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
                                     f"is not in the header of {shown}{hint}",
                                     record=f"{shown}:1", mapping=bnd.where))
         if problems:
             raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
                                f"column(s) that {shown} does not have", problems)
+
+    def _expression_hint(self, bnd: Binding) -> str:
+        """What an expression reading a column the header lacks may have missed: its
+        names are the input's, not the canonical fields ('invoice.number' reads a column
+        'number', not the invoice number)."""
+        number = self.inv.get("number")
+        example = (f": invoice[{number.text!r}] is the invoice number (bindings.invoice."
+                   "number)" if number is not None and number.kind == "path" else
+                   ": invoice['<column>']")
+        if bnd.key.startswith("line."):
+            return (f"; in an expression, invoice and line are the input's rows, their "
+                    f"columns read by name{example}")
+        return f"; in an expression, invoice is the input record, its columns read by name{example}"
 
     def build(self, src: SourceInvoice) -> BuildResult:
         if self._columns_to_check is not None:
@@ -1025,7 +1040,8 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
     if "pes-ormc" in fmt.rules and "debt_number" not in invoice:
         problems.append(Problem(
             "mapping.format", f"format {fmt.name} needs bindings.invoice.debt_number (NumDette "
-            "of each ORMC article, 1-15 digits), e.g. {expr: \"invoice.number | digits\"}",
+            "of each ORMC article, 1-15 digits), e.g. {expr: \"invoice['N° facture'] | "
+            "digits\"} with the column or key bindings.invoice.number reads",
             mapping=mapping.where("bindings", "invoice")))
     if "pes-titres" in fmt.rules and "debt_number" in invoice:
         problems.append(Problem(

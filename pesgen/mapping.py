@@ -30,6 +30,8 @@ MAPPING_SCHEMA = "mapping.schema.json"
 # still holding it is refused, wherever it is loaded
 TODO_MARKER = "TODO"
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
+# the placeholder as a string literal inside an expression: invoice['TODO']
+_TODO_LITERAL = re.compile(rf"""(['"]){TODO_MARKER}\1""")
 # SequencePres of each SEPA sequence (DT, TSequencePres) when the mapping gives no
 # codes.sepa_sequences (or an empty one): the exported values as the EPC names them
 DEFAULT_SEPA_SEQUENCES = {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}
@@ -285,6 +287,14 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
             problems.append(Problem("mapping.todo", f"still the scaffold's placeholder "
                                     f"{TODO_MARKER}: fill it in (the comment beside it says "
                                     "what; docs/mapping-reference.md)", mapping=_where(keys)))
+        elif isinstance(node, str) and keys and keys[-1] == "expr" and \
+                _TODO_LITERAL.search(node):
+            # the scaffold's debt_number: {expr: "invoice['TODO'] | digits"}
+            problems.append(Problem("mapping.todo", f"the expression still reads the scaffold's "
+                                    f"placeholder '{TODO_MARKER}': put the column (CSV) or key "
+                                    "(JSON) it reads in its place (in an expression, invoice is "
+                                    "the input record: invoice['N° facture'])",
+                                    mapping=_where(keys[:-1])))
 
     def _where(keys: list[str | int]) -> str:
         return f"{shown}:{line_of(data, keys)}: {_schema._dotted(keys)}"
