@@ -1,6 +1,6 @@
 """The shortcuts of numbering give what the general paths give: ``model.evolve`` as
-``dataclasses.replace`` on every model class, ``renumber`` as ``model.evolve``,
-``cle1``'s one-pass sum as the digit loop."""
+``dataclasses.replace`` on every model class, ``cle1``'s one-pass sum as the digit loop,
+and a numbered title as the title with its number and keys replaced."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pesgen import keys, model
-from pesgen.export import renumber
+from pesgen.export import open_exporter
 from pesgen.model import Title, evolve
 
-from .test_rules import TITLE
+from .conftest import MAPPINGS
+from .test_rules import RUN, TITLE
 
 MODEL_CLASSES = [cls for cls in vars(model).values()
                  if isinstance(cls, type) and is_dataclass(cls)
@@ -160,12 +161,27 @@ def test_cle1_fast_sum_is_the_digit_loop():
         keys.cle1("12A", "00", 2026, "1", "5")
 
 
-def test_renumber_is_evolve():
-    for title in (TITLE, replace(TITLE, debt_number=None, mandate=None, cle1="3", cle2="K")):
-        for number, k1, k2 in ((1, "7", "B"), (99999, None, "Y"), (3, title.cle1, title.cle2)):
-            made = renumber(title, number, k1, k2)
-            same = evolve(title, number=number, cle1=k1, cle2=k2)
-            assert type(made) is Title
-            _same(made, same)
+@pytest.mark.parametrize("cle1_kind", ["mod11", "none"])
+def test_numbered_is_the_title_with_its_number_and_keys(tmp_path, cle1_kind):
+    exporter = open_exporter(MAPPINGS / "villeneuve-sur-loing.yaml", tmp_path, RUN, None,
+                             None, None)
+    mapping = exporter.mapping
+    pr = replace(mapping.payment_reference, cle1=cle1_kind)
+    exporter.mapping = replace(mapping, payment_reference=pr)
+    exercise, cod_col = mapping.collectivity.exercise, mapping.collectivity.cod_col
+    without_keys = replace(TITLE, debt_number=None, mandate=None, cle1="3", cle2="K")
+    for title in (TITLE, replace(TITLE, period="2", debt_number="7"), without_keys):
+        for index in (1, 7, 99999):
+            made = exporter.numbered(title, index)
+            if title.debt_number is None:  # titres and vendor formats: keys left as they are
+                expected = replace(title, number=index)
+            else:
+                key1 = (_reference_cle1(cod_col, pr.nature_code, exercise, title.period,
+                                        title.debt_number, pr.cle1_zero_remainder)
+                        if cle1_kind == "mod11" else None)
+                expected = replace(title, number=index, cle1=key1,
+                                   cle2=keys.cle2(exercise, title.period, title.debt_number))
+            _same(made, expected, identical=False)
+            assert type(made) is Title and title.number == 0
             with pytest.raises(FrozenInstanceError):
                 made.number = 5  # still frozen
