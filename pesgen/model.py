@@ -6,7 +6,8 @@ feeds noted beside it. Templates never see raw input, only these objects.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -167,21 +168,48 @@ class Document:
             object.__setattr__(self, "options", Options(self.options))
 
 
-_set = object.__setattr__
+# evolve copies every title exported when it is numbered, so it is shaped for speed.
+# Per class, made once: a function that reads all the fields into a list in one
+# compiled expression (each read the interpreter's own slot access: a title's 19 in
+# 0.13 µs, where an operator.attrgetter and a list take 0.34 and made numbering 9 %
+# slower than the Title-only copy it replaces), the fields' positions, and the class's
+# maker. A copy is then that list with the changes written over it, made by the maker
+# (each slot set once, no frozen __init__).
+_Evolver = tuple[Callable[[Any], list[Any]], dict[str, int], Callable[..., Any] | None]
+_evolvers: dict[type, _Evolver] = {}
 
 
-def evolve(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` for the model's frozen, slotted classes, without running
-    ``__init__`` again (the hot path of numbering titles). Unknown names are refused."""
-    cls = type(obj)
-    slots = cls.__slots__
-    unknown = set(changes).difference(slots)
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
-    new = object.__new__(cls)
-    for name in slots:
-        _set(new, name, changes[name] if name in changes else getattr(obj, name))
-    return new
+def _evolver(cls: Any) -> _Evolver:
+    names = [f.name for f in fields(cls)]
+    namespace: dict[str, Any] = {}
+    reads = "".join(f"obj.{name}, " for name in names)
+    exec(f"def fields_of_{cls.__name__}(obj):\n    return [{reads}]\n",  # noqa: S102
+         namespace)  # field names are identifiers (dataclasses checks them)
+    make = maker(cls)
+    if make is cls:  # its __init__ does more than set the fields: replace runs it
+        make = None
+    return (namespace[f"fields_of_{cls.__name__}"],
+            {name: index for index, name in enumerate(names)}, make)
+
+
+def evolve(obj: Any, /, **changes: Any) -> Any:
+    """``dataclasses.replace(obj, **changes)`` for the model's frozen, slotted classes,
+    without running ``__init__`` again where it only sets the fields (model.maker).
+    Unknown names are refused, all of them named."""
+    try:
+        read, index, make = _evolvers[type(obj)]
+    except KeyError:
+        read, index, make = _evolvers[type(obj)] = _evolver(type(obj))
+    values = read(obj)
+    try:
+        for name, value in changes.items():
+            values[index[name]] = value
+    except KeyError:
+        unknown = sorted(set(changes).difference(index))
+        raise TypeError(f"{type(obj).__name__} has no field(s) {', '.join(unknown)}") from None
+    if make is None:
+        return replace(obj, **changes)
+    return make(*values)
 
 
 def maker(cls: Any) -> Any:
