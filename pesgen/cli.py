@@ -35,22 +35,40 @@ DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
-           must_exist: bool = False, read_only: bool = False):
+           must_exist: bool = False, read_only: bool = False, create: bool | None = None):
     """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
     a wait for its lock is said once on standard error, unless ``quiet``. A true
     ``line_open[0]`` says a progress line is on the terminal: the note goes below it.
     ``must_exist``: a command that reads the store refuses one that is not there, naming
     it and how it was chosen, instead of creating it (and answering from it, empty).
-    ``read_only``: a dry run's, which creates and changes nothing (Store)."""
+    ``read_only``: a dry run's, which creates and changes nothing (Store). ``create``
+    (an export's): whether a store that is not there may be created; None: only the
+    default one (no --db, PESGEN_DB nor configured db), the first run on a machine. A
+    store named on purpose is created only when asked (``--create-store``): a mistyped
+    path, or another machine's, would otherwise start the numbering again at 1 and let
+    every invoice out a second time."""
     from .config import config_path, setting
     from .store import Store
 
+    if db is not None and not db.strip():
+        # `--db "$STORE"` with STORE unset: not the default store, by accident
+        raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
+                         "the option out for the default one")
+    named = True
     if db:  # typer gives --db, else PESGEN_DB, in the same parameter
         chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
     elif db := setting("db"):
         chosen_by = f"db in {config_path()}"
     else:
         chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
+        named = False
+    advice = None
+    if create is False and named and not read_only:
+        must_exist = True
+        advice = ("an export creates a store it is named only with --create-store (a new "
+                  "collectivity's first run): a mistyped path, or another machine's, would "
+                  "start the numbering again at 1 and let every invoice out a second time. "
+                  "Check the path, or add --create-store if this is a new store")
 
     if db and "://" not in db:
         db = f"sqlite:///{Path(db).expanduser().resolve()}"
@@ -64,7 +82,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   f"{timeout:g} s, store_lock_timeout)…")
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
-                 chosen_by=chosen_by, read_only=read_only)
+                 chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -116,6 +134,10 @@ def export(
     formats_dir: FormatsOpt = None,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    create_store: Annotated[bool, typer.Option(
+        "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
+        "configuration if it is not there (a new collectivity's first run). Without it "
+        "only the default store is created; a named one must exist.")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check the whole run as the export would, the state store's "
         "checks included, and print its summary: nothing written, recorded or created, "
@@ -125,6 +147,7 @@ def export(
     and print a summary (with --dry-run: check it all, write nothing)."""
     from .runs import export_recorded
 
+    _held.clear()
     try:
         official_xsd = _official(official_xsd)
         fixed = _parse_date(run_date)
@@ -136,11 +159,19 @@ def export(
                 line_open[0] = True
         if out is None and not dry_run:
             raise UsageError("--out is required (only --dry-run goes without)")
-        store = _store(db, quiet, line_open, read_only=dry_run)
+        store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
         result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                 formats_dir, progress, dry_run=dry_run)
+                                 formats_dir, progress, dry_run=dry_run,
+                                 before_publish=_hold_interrupts)
         if line_open[0]:
             _echo_err("")
+    except KeyboardInterrupt:
+        # before the run was recorded (past it, export_recorded says so: StateError):
+        # the temporary files are gone, the transaction rolled back
+        if line_open[0]:
+            _echo_err("")
+        _echo_err("interrupted: nothing written, no number used")
+        raise typer.Exit(130) from None
     except StoreLocked as exc:
         from .store import store_locked
 
@@ -151,6 +182,7 @@ def export(
         _fail(exc)
         return
     if quiet:
+        _held_interrupt()
         return
     from .store import shown_store
 
@@ -191,6 +223,29 @@ def export(
             if n.policy in ("transliterate", "civility"):
                 continue
             typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
+    _held_interrupt()
+
+
+# Signals an export received once its run was recorded (see _hold_interrupts)
+_held: list[int] = []
+
+
+def _hold_interrupts() -> None:
+    """Called once the run is recorded, before its files are put in place: from then on
+    the run stands, so Ctrl-C and SIGTERM no longer stop the command. The files are put
+    in place and the summary printed whole, and the command ends 0, as the run did (an
+    exit of 130, or a summary cut short, would say the export failed)."""
+    def hold(signum: int, _frame: object) -> None:
+        _held.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    signal.signal(signal.SIGTERM, hold)
+
+
+def _held_interrupt() -> None:
+    if _held:
+        _echo_err("interrupt received once the run was recorded: the run stands, its files "
+                  "are in place (the summary above is whole)")
 
 
 # What a dry run's summary says of the store it read (Store.found)

@@ -226,7 +226,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
             # whose IdBord the next run would take again.
             result.run_id = run_id
             if before_publish is not None:
-                before_publish()  # test hook: a crash between commit and rename
+                before_publish()  # the CLI holds interrupts from here; tests: a crash here
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
             if not committed and isinstance(exc, KeyboardInterrupt):

@@ -491,7 +491,8 @@ class Store:
     def __init__(self, url: str | None = None, must_exist: bool = False,
                  lock_timeout: float | None = None,
                  on_wait: Callable[[float], None] | None = None,
-                 chosen_by: str | None = None, read_only: bool = False) -> None:
+                 chosen_by: str | None = None, read_only: bool = False,
+                 missing_advice: str | None = None) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
         ``must_exist``, refuse a database that is not already a pesgen store, creating
         nothing (a command that reads the store, or a source to copy from, must not
@@ -512,6 +513,7 @@ class Store:
         self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
         self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
         self.chosen_by = chosen_by
+        self.missing_advice = missing_advice
         self.read_only = read_only
         self.found = "store"
         # read only: the migrations this pesgen would apply first (``reading`` applies
@@ -554,11 +556,13 @@ class Store:
         """The refusal of a store that is not there: which, chosen how, and where a
         store comes from."""
         how = f" (chosen by {self.chosen_by})" if self.chosen_by else ""
+        if self.missing_advice:  # the command's own (an export's: --create-store)
+            return StateError(f"{what}{how}; nothing created: {self.missing_advice}")
         return StateError(
             f"{what}{how}; nothing created: this command reads an existing store. Check "
             "the path: the store is --db, else PESGEN_DB, else db in "
-            f"{config_path()}, else {default_path()}; `pesgen export` creates a store on "
-            "its first run")
+            f"{config_path()}, else {default_path()}; `pesgen export` creates the default "
+            "store on its first run, a store named on purpose with --create-store")
 
     @staticmethod
     def _engine(url: str, lock: _LockWait | None = None) -> Engine:

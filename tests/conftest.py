@@ -88,10 +88,14 @@ def official_xsd() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory, monkeypatch):
-    """Every test gets its own state database: the CLI records runs by default."""
-    db = tmp_path_factory.mktemp("state") / "pesgen.sqlite3"
-    monkeypatch.setenv("PESGEN_DB", str(db))
+    """Every test gets its own state database: the CLI records runs by default. It is
+    the default store (no PESGEN_DB), under a data folder of the test's own: the one an
+    export creates by itself (a store named on purpose needs --create-store)."""
+    data = tmp_path_factory.mktemp("state")
+    db = data / "pesgen" / "pesgen.sqlite3"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.delenv("PESGEN_DB", raising=False)
     monkeypatch.delenv("PESGEN_OFFICIAL_XSD", raising=False)
     monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
-    monkeypatch.setenv("PESGEN_CONFIG", str(db.parent / "no-config.yaml"))
+    monkeypatch.setenv("PESGEN_CONFIG", str(data / "no-config.yaml"))
     return db

@@ -64,7 +64,7 @@ def example_xml(tmp_path_factory) -> Path:
 
 def test_export_ok_prints_the_summary(tmp_path):
     out = tmp_path / "out"
-    r = _export(out, "--db", tmp_path / "state.sqlite3")
+    r = _export(out, "--db", tmp_path / "state.sqlite3", "--create-store")
     assert r.exit_code == 0, r.output
     assert r.stderr == ""
     stdout = r.stdout
@@ -117,8 +117,8 @@ def test_same_date_twice_gives_byte_identical_files(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     # two separate state stores: both runs get IdBord 1 (one store would refuse the
     # second run as a duplicate of the first)
-    ra = _export(a, "--db", tmp_path / "a.sqlite3")
-    rb = _export(b, "--db", tmp_path / "b.sqlite3")
+    ra = _export(a, "--db", tmp_path / "a.sqlite3", "--create-store")
+    rb = _export(b, "--db", tmp_path / "b.sqlite3", "--create-store")
     assert ra.exit_code == rb.exit_code == 0, (ra.output, rb.output)
     assert _files(a) == _files(b) == [REFS_NAME, XML_NAME]
     for name in (XML_NAME, REFS_NAME):
@@ -128,8 +128,9 @@ def test_same_date_twice_gives_byte_identical_files(tmp_path):
 
 
 def test_other_date_other_bytes(tmp_path):
-    ra = _export(tmp_path / "a", "--db", tmp_path / "a.sqlite3")
-    rb = _export(tmp_path / "b", "--db", tmp_path / "b.sqlite3", run_date="2026-11-24")
+    ra = _export(tmp_path / "a", "--db", tmp_path / "a.sqlite3", "--create-store")
+    rb = _export(tmp_path / "b", "--db", tmp_path / "b.sqlite3", "--create-store",
+                 run_date="2026-11-24")
     assert ra.exit_code == rb.exit_code == 0
     raw = (tmp_path / "b" / XML_NAME).read_bytes()
     assert raw != (tmp_path / "a" / XML_NAME).read_bytes()
@@ -237,7 +238,7 @@ def test_export_refuses_to_overwrite_an_existing_file(tmp_path):
     existing.write_bytes(b"the file sent to the treasury last week\n")
     before = existing.stat()
     db = tmp_path / "state.sqlite3"
-    r = _export(out, "--db", db)
+    r = _export(out, "--db", db, "--create-store")
     assert r.exit_code == ExitCode.USAGE == 2
     assert f"{existing} already exists" in r.stderr
     assert "never overwrites" in r.stderr
@@ -297,7 +298,7 @@ def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):
     r = _run("check-layout", layout)
     assert r.exit_code == ExitCode.MAPPING and r.stderr.rstrip().endswith("\n1 problem(s).")
     r = _run("export", "-m", m, "-i", JSON_INPUT, "-o", tmp_path / "out", "--db",
-             tmp_path / "s.sqlite3")
+             tmp_path / "s.sqlite3", "--create-store")
     assert r.exit_code == ExitCode.MAPPING
     assert r.stderr.rstrip().endswith("\n2 problem(s); nothing was written.")
 
@@ -442,7 +443,8 @@ def test_installed_command_exit_codes(tmp_path):
     env = {**os.environ, "PESGEN_DB": str(tmp_path / "state.sqlite3")}
     out = tmp_path / "out"
     ok = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
-                         str(JSON_INPUT), "-o", str(out), "--date", RUN_DATE],
+                         str(JSON_INPUT), "-o", str(out), "--date", RUN_DATE,
+                         "--create-store"],
                         capture_output=True, text=True, env=env, timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "titles: 11, total 2527.25" in ok.stdout
@@ -472,7 +474,8 @@ def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(
     source = _generated(tmp_path / "in.json", 6000)
     out, db = tmp_path / "out", tmp_path / "store.sqlite3"
     proc = subprocess.Popen([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
-                             str(source), "-o", str(out), "--db", str(db), "--date", RUN_DATE],
+                             str(source), "-o", str(out), "--db", str(db), "--date", RUN_DATE,
+                             "--create-store"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
@@ -483,8 +486,10 @@ def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(
         pytest.skip("the export ended before its files were being written")
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 130
     assert "Traceback" not in err
+    # said, not a silent end (typer turns the interrupt into exit 130 and prints nothing)
+    assert err.strip().endswith("interrupted: nothing written, no number used"), err
     assert not out.exists()  # nothing written, not even the folder the export made
     listed = subprocess.run([*_pesgen_command(), "runs", "list", "--db", str(db)],
                             capture_output=True, text=True)
@@ -496,7 +501,7 @@ def test_an_output_folder_the_system_refuses_is_a_clean_error(tmp_path):
     blocker.write_text("x", encoding="utf-8")
     r = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
                         str(EXAMPLES / "school-export.json"), "-o", str(blocker / "out"),
-                        "--db", str(tmp_path / "store.sqlite3")],
+                        "--db", str(tmp_path / "store.sqlite3"), "--create-store"],
                        capture_output=True, text=True)
     assert r.returncode == ExitCode.USAGE, r.stderr
     assert "Traceback" not in r.stderr
@@ -512,7 +517,7 @@ def test_a_reader_that_closes_the_pipe_early_does_not_fail_a_committed_run(tmp_p
     try:
         r = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
                             str(EXAMPLES / "school-export.json"), "-o", str(tmp_path / "out"),
-                            "--db", str(db), "--date", RUN_DATE],
+                            "--db", str(db), "--date", RUN_DATE, "--create-store"],
                            stdout=write_end, stderr=subprocess.PIPE, text=True)
     finally:
         os.close(write_end)
@@ -542,7 +547,8 @@ def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_p
     the store's), not 1, and nothing is left half-printed as a traceback."""
     db = tmp_path / "store.sqlite3"
     args = [*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
-            str(EXAMPLES / "school-export.json"), "--db", str(db), "--date", RUN_DATE]
+            str(EXAMPLES / "school-export.json"), "--db", str(db), "--date", RUN_DATE,
+            "--create-store"]
     first = subprocess.run([*args, "-o", str(tmp_path / "out")], capture_output=True,
                            text=True)
     assert first.returncode == 0, first.stderr
@@ -555,6 +561,32 @@ def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_p
         finally:
             os.close(write_end)
         assert r.returncode == code, command
+
+
+def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_path,
+                                                                         monkeypatch):
+    """Past the commit the run stands: Ctrl-C (here, as the files are put in place) no
+    longer stops the command, which puts the files in place, prints its summary whole
+    and ends 0, as the run did (not 130, which says nothing was exported)."""
+    import pesgen.runs as runs_module
+
+    real_commit = runs_module.commit
+
+    def interrupted_commit(temps):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs at once, in this thread
+        return real_commit(temps)
+
+    monkeypatch.setattr(runs_module, "commit", interrupted_commit)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        r = _export(tmp_path / "out")
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert r.exit_code == 0, r.output
+    assert "titles: 11, total 2527.25" in r.stdout
+    assert "interrupt received once the run was recorded: the run stands" in r.stderr
+    assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
 
 
 def _without_civility_table(folder: Path) -> tuple[Path, Path]:
@@ -583,8 +615,8 @@ def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_
     notes = [n for n in result.notes if n.policy == "civility_table"]
     assert [(n.invoice, n.detail) for n in notes] == [
         ("*", "no codes.civility table: 2 civility value(s) sent as written: Mme, M.")]
-    r = _export(tmp_path / "out", "--db", tmp_path / "state.sqlite3", mapping=mapping,
-                input_path=source)
+    r = _export(tmp_path / "out", "--db", tmp_path / "state.sqlite3", "--create-store",
+                mapping=mapping, input_path=source)
     assert r.exit_code == 0, r.output
     assert "  - *: civility_table: no codes.civility table: 2 civility value(s) sent as " \
         "written: Mme, M.\n" in r.stdout

@@ -26,7 +26,7 @@ def test_config_sets_the_official_xsd_and_the_db(tmp_path, monkeypatch, official
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"),
                                  "-i", str(EXAMPLES / "school-export.json"), "-o", str(out),
-                                 "--date", "2026-11-23"])
+                                 "--date", "2026-11-23", "--create-store"])
     assert result.exit_code == 0, result.output
     assert db.is_file()  # the run went to the configured store
     [xml] = out.glob("*.xml")

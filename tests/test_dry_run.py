@@ -302,7 +302,7 @@ def test_cli_dry_run_then_export_then_dry_run_again(db_url, tmp_path):
     dry_sha = r.stdout.split("sha256 ", 1)[1][:16]
     # the real export: the number and the bytes announced
     real = _run("export", "-m", MAPPING, "-i", INPUT, "-o", out, "--date", RUN_DATE,
-                "--db", db_url)
+                "--db", db_url, "--create-store")
     assert real.exit_code == 0, real.output
     assert f"  wrote {out / XML.format(1)}  (IdBord 1, 11 title(s)" in real.stdout
     assert _digest(out / XML.format(1)).startswith(dry_sha)

@@ -455,7 +455,7 @@ def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
         encoding="utf-8")
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
-             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
     # refused by the run's record of the bundle (exit 3) or by the template loader (5)
     assert r.exit_code in (ExitCode.MAPPING, ExitCode.TEMPLATE), r.stderr
     assert "outside the format bundle's folder" in r.stderr
@@ -469,7 +469,7 @@ def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
     (bundle / "inside.j2").write_text("", encoding="utf-8")
     (bundle / "other.j2").symlink_to(bundle / "inside.j2")
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
-             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
     assert r.exit_code == 0, r.stderr
 
 
@@ -508,7 +508,7 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     mapping.write_text(text, encoding="utf-8")
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
-             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3")
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
     assert r.exit_code == ExitCode.MAPPING, r.stderr
     assert "written in UTF-8 but its layout declares ISO-8859-1" in r.stderr
     assert "output.encoding" in r.stderr
@@ -638,7 +638,8 @@ def test_an_encoding_without_a_known_charset_is_the_format_s_problem(tmp_path, e
             problem.message
     common = ["-m", mapping, "-i", INPUT, "--formats-dir", fmts, "--date", RUN_DATE]
     shown = _run("preview", *common)
-    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3")
+    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3",
+                "--create-store")
     assert shown.exit_code == done.exit_code == ExitCode.MAPPING, (shown.stderr, done.stderr)
     assert f"{source}:7: encoding" in shown.stderr and f"{source}:7: encoding" in done.stderr
     if encoding in ("no-such-encoding", "base64"):
@@ -689,7 +690,8 @@ def test_a_character_the_encoding_cannot_write_exits_the_same_from_preview_and_e
     (fmts / "exemple-compta" / "lignes.csv.j2").write_text(
         LIGNES_TEMPLATE.replace('"Libelle"', '"Libellé – Œuvre"'), encoding="utf-8")
     common = ["-m", mapping, "-i", INPUT, "--formats-dir", fmts, "--date", RUN_DATE]
-    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3")
+    done = _run("export", *common, "-o", tmp_path / "out", "--db", tmp_path / "s.sqlite3",
+                "--create-store")
     shown = _run("preview", *common)
     assert done.exit_code == shown.exit_code == ExitCode.TEMPLATE, (done.stderr, shown.stderr)
     for result in (done, shown):

@@ -436,6 +436,8 @@ def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path
 
 def _cli(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PESGEN_DB=db_url)
+    if args[:1] == ["export"]:  # a store named on purpose: created when asked
+        args = [*args, "--create-store"]
     return subprocess.run([sys.executable, "-m", "pesgen", *args], capture_output=True,
                           text=True, env=env, timeout=300, cwd=ROOT)
 
@@ -1341,7 +1343,7 @@ def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):
     (work / "in.json").write_bytes((EXAMPLES / "school-export.json").read_bytes())
     run = subprocess.run([sys.executable, "-m", "pesgen", "export", "-m",
                           "mappings/villeneuve-sur-loing.yaml", "-i", "in.json", "-o", "out",
-                          "--db", str(db), "--date", "2026-11-23"], cwd=work,
+                          "--db", str(db), "--date", "2026-11-23", "--create-store"], cwd=work,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     run_id = run.stdout.split("run ", 1)[1].split()[0]

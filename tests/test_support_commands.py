@@ -93,7 +93,7 @@ def test_an_empty_file_is_not_a_store_to_read(tmp_path):
 
 def test_export_creates_a_store_and_names_it(tmp_path):
     db = tmp_path / "new" / "store.sqlite3"
-    first = _export(tmp_path / "out", "--db", db)
+    first = _export(tmp_path / "out", "--db", db, "--create-store")
     assert first.exit_code == 0, first.output
     assert f"  store: {db} (created by this run)" in first.stdout.splitlines()
     # the store now exists: the read commands find it and the run in it
@@ -103,11 +103,56 @@ def test_export_creates_a_store_and_names_it(tmp_path):
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize("how", ["--db", "PESGEN_DB", "config"])
+def test_export_creates_a_named_store_only_when_asked(tmp_path, monkeypatch, how):
+    """A mistyped --db, or another machine's PESGEN_DB, would start the numbering again
+    at 1 and let every invoice out a second time: an export refuses a store named on
+    purpose that is not there, creating nothing, unless --create-store says it is new."""
+    db = tmp_path / "typo" / "store.sqlite3"
+    args: tuple[str | Path, ...] = ()
+    if how == "--db":
+        args = ("--db", db)
+    elif how == "PESGEN_DB":
+        monkeypatch.setenv("PESGEN_DB", str(db))
+    else:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"db: {db}\n", encoding="utf-8")
+        monkeypatch.setenv("PESGEN_CONFIG", str(config))
+    r = _export(tmp_path / "out", *args)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"no pesgen store at {db}" in r.stderr, r.stderr
+    assert "--create-store" in r.stderr and "numbering again at 1" in r.stderr
+    assert not db.parent.exists() and not (tmp_path / "out").exists()
+    made = _export(tmp_path / "out", *args, "--create-store")
+    assert made.exit_code == 0, made.output
+    assert f"  store: {db} (created by this run)" in made.stdout.splitlines()
+
+
+def test_the_default_store_is_created_by_the_first_export(tmp_path, _isolated_state):
+    """No --db, PESGEN_DB nor configured db: the machine's first run makes its store."""
+    assert not _isolated_state.exists()
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert f"  store: {_isolated_state} (created by this run)" in r.stdout.splitlines()
+
+
+def test_an_empty_db_option_is_refused_not_read_as_the_default_store(tmp_path,
+                                                                     _isolated_state):
+    """`--db "$STORE"` with STORE unset: not the default store, by accident."""
+    for command in (("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+                     EXAMPLES / "school-export.json", "-o", tmp_path / "out"),
+                    ("runs", "list")):
+        r = _run(*command, "--db", "")
+        assert r.exit_code == ExitCode.USAGE, r.output
+        assert "--db is empty" in r.stderr, r.stderr
+    assert not _isolated_state.exists() and not (tmp_path / "out").exists()
+
+
 def test_export_names_an_existing_store(tmp_path, _isolated_state):
     from pesgen.store import Store
 
     Store(f"sqlite:///{_isolated_state}").engine.dispose()  # made before, e.g. set-start
-    r = _export(tmp_path / "a")  # the store of PESGEN_DB
+    r = _export(tmp_path / "a")  # the default store (tests: a folder of their own)
     assert r.exit_code == 0, r.output
     assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
 
@@ -232,7 +277,7 @@ def test_validate_picks_the_format_from_the_files_typfic(titres_xml, tmp_path):
     assert r.stdout.strip() == (f"{titres_xml}: valid as pes-titres (TypFic PESALR1): pesgen "
                                 "XSD + bordereau rules")
     ormc = tmp_path / "ormc"
-    assert _export(ormc, "--db", tmp_path / "other.sqlite3").exit_code == 0
+    assert _export(ormc, "--db", tmp_path / "other.sqlite3", "--create-store").exit_code == 0
     [xml] = ormc.glob("PESORMC_*.xml")
     r = _run("validate", xml)
     assert r.exit_code == 0, r.output

@@ -53,7 +53,7 @@ def _cli(command: str, fmts: Path, tmp_path: Path):
     else:
         args = ["export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
                 EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date", RUN_DATE,
-                "--db", tmp_path / "state.sqlite3"]
+                "--db", tmp_path / "state.sqlite3", "--create-store"]
     result = CliRunner().invoke(app, [str(a) for a in [*args, "--formats-dir", fmts]])
     assert isinstance(result.exception, SystemExit), (result.exception, result.output)
     return result
