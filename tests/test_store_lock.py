@@ -186,10 +186,13 @@ def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
     db = tmp_path / "store.sqlite3"
     store = Store(f"sqlite:///{db}")
     finishing = threading.Event()
+    waited = threading.Event()
 
     def slow_commit() -> None:
         finishing.set()
-        time.sleep(4)
+        # held until the other export says it waits (not a fixed 4 s, which a busy
+        # machine's slow start would outlast: it would then never wait)
+        waited.wait(60)
 
     with_lock = threading.Thread(target=export_recorded, args=(
         store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first", date(2026, 11, 23)),
@@ -202,12 +205,19 @@ def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
             inv["number"] += "-2"
         other = tmp_path / "other.json"
         other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="6")
-        done = subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
-                               "-i", str(other), "-o", str(tmp_path / "second")],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+        proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                                 "-i", str(other), "-o", str(tmp_path / "second")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, cwd=ROOT)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        waited.set()
+        _out, rest = proc.communicate(timeout=60)
     finally:
+        waited.set()
         with_lock.join()
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.count(WAITING) == 1, done.stderr
+    stderr = first + rest
+    assert proc.returncode == 0, stderr
+    assert stderr.count(WAITING) == 1, stderr
     assert sorted(r.first_number for r in store.list_runs()) == [1, 2]
