@@ -22,7 +22,7 @@ from typing import Any
 from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
-from .errors import MappingError, Problem, RecordConflict, StateError
+from .errors import MappingError, Problem, RecordConflict, StateError, UsageError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key
@@ -316,9 +316,24 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
                 "run.cancelled", "a cancelled run is not regenerated unless asked",
                 record=run["id"])])
     out_dir = Path(out_dir)
+    in_the_way(run, out_dir, [f["name"] for f in run["files"]])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         return _regenerate(run, out_dir)
+
+
+def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:
+    """Refuse, naming them all, the files of ``names`` already in ``out_dir``: pesgen
+    never overwrites one, and a folder that still holds part of a run (its references
+    CSV, the XML lost) is better left as it is than completed."""
+    taken = [name for name in names if (out_dir / name).exists()]
+    if not taken:
+        return
+    shown = ", ".join(taken if len(taken) <= 10 else [*taken[:10], f"… {len(taken) - 10} more"])
+    raise UsageError(
+        f"{out_dir} already holds {len(taken)} of the {len(names)} file(s) run {run['id']} "
+        f"would write: {shown}; pesgen never overwrites a file. Regenerate into a new, "
+        "empty folder (--out NEW_DIR), or move those files away; nothing written")
 
 
 def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -631,10 +631,19 @@ def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_p
     run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
     run.files[0].path.unlink()  # the XML is lost, its references CSV is still there
     [references] = run.references
-    with pytest.raises(UsageError, match="already exists; pesgen never overwrites") as info:
+    with pytest.raises(UsageError) as info:
         regenerate(store, run.run_id, out)
-    assert str(references) in str(info.value)
+    # which files are in the way, and where to regenerate instead
+    assert str(info.value) == (
+        f"{out} already holds 1 of the 2 file(s) run {run.run_id} would write: "
+        f"{references.name}; pesgen never overwrites a file. Regenerate into a new, empty "
+        "folder (--out NEW_DIR), or move those files away; nothing written")
     assert _files(out) == [references.name]  # nothing half-written beside it
+    (out / run.files[0].path.name).write_text("a copy someone made")
+    with pytest.raises(UsageError, match=f"already holds 2 of the 2 file\\(s\\) run "
+                       f"{run.run_id} would write: {run.files[0].path.name}, "
+                       f"{references.name};"):
+        regenerate(store, run.run_id, out)
     written = regenerate(store, run.run_id, tmp_path / "elsewhere")
     assert run.files[0].path.name in {p.name for p in written}
 
