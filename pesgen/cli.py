@@ -623,25 +623,28 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
                db: DbOpt = None,
                cancelled: Annotated[bool, typer.Option(
-                   "--cancelled", help="Also rebuild a cancelled run (to look at it: its "
-                   "files must not be sent again).")] = False) -> None:
+                   "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
+                   "files are written as CANCELLED-<name> and must not be sent again.")
+               ] = False) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
+    from .runs import CANCELLED_PREFIX
     from .runs import regenerate as do_regenerate
 
     try:
         store = _store(db, must_exist=True)
         written = do_regenerate(store, run, out, cancelled=cancelled)
-        status = store.get_run(run)["status"]
+        record = store.get_run(run)
     except PesgenError as exc:
         _fail(exc)
         return
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo("identical to the recorded files (sha256)")
-    if status == "cancelled":
-        _echo_err(f"warning: run {run} is cancelled: these files are for reading only, "
-                  "do not send them to the trésorerie")
+    if record["status"] == "cancelled":
+        _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
+                  f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
+                  "trésorerie")
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import date
@@ -301,25 +302,36 @@ class _Taken:
         raise StateError(f"{message}; nothing written", problems)
 
 
+# What the files of a cancelled run are called when ``regenerate --cancelled`` writes
+# them: never the names of files to send
+CANCELLED_PREFIX = "CANCELLED-"
+
+
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
     cancelled run's files are rebuilt only when asked (``cancelled``): its invoices may
-    have been exported again since, and sending both would bill them twice."""
+    have been exported again since, and sending both would bill them twice; they are
+    then named ``CANCELLED-<name>`` (their bytes unchanged), so that they never look
+    like files to send."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
         raise StateError(
             f"run {run['id']} was cancelled on {run['cancelled_at']}{reason}: its invoices may "
             "be in another run since, and its files must not be sent again. To look at them, "
-            "regenerate it with --cancelled", [Problem(
+            f"regenerate it with --cancelled (written as {CANCELLED_PREFIX}<name>)", [Problem(
                 "run.cancelled", "a cancelled run is not regenerated unless asked",
                 record=run["id"])])
+
+    def target(name: str) -> str | None:
+        return CANCELLED_PREFIX + name if run["status"] == "cancelled" else name
+
     out_dir = Path(out_dir)
-    in_the_way(run, out_dir, [f["name"] for f in run["files"]])
+    in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _regenerate(run, out_dir)
+        return _regenerate(run, out_dir, target)
 
 
 def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:
@@ -336,7 +348,11 @@ def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:
         "empty folder (--out NEW_DIR), or move those files away; nothing written")
 
 
-def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
+def _regenerate(run: dict[str, Any], out_dir: Path,
+                target: Callable[[str], str | None]) -> list[Path]:
+    """Rebuild every file of the run, compare them all with what it recorded, and put
+    in ``out_dir`` those ``target`` names (a file's name as recorded -> the name it is
+    written under, or None: not written)."""
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         base = Path(tmp)
         mapping_path = base / "mapping.yaml"
@@ -344,11 +360,11 @@ def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
         bundle = json.loads(unpack(run["format_bundle"]))
         folder = base / "formats" / run["format"]
         for rel, entry in bundle.items():
-            target = (folder / rel).resolve()
-            if not inside(folder, target):
+            target_path = (folder / rel).resolve()
+            if not inside(folder, target_path):
                 raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_bundle_bytes(entry))
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            target_path.write_bytes(_bundle_bytes(entry))
         input_path = base / "input" / run["input_name"]
         input_path.parent.mkdir()
         input_path.write_bytes(unpack(run["input_blob"]))
@@ -360,26 +376,41 @@ def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
         # a run that recorded a references CSV gets it again, even for titles without
         # NumDette (pesgen wrote one for every format before)
         recorded_refs = any(f["id_bord"] is None for f in run["files"])
-        exporter = Exporter(mapping, fmt, out_dir, date.fromisoformat(run["run_date"]),
-                            vouched=True, references=recorded_refs)
-        prepared = exporter.prepare(input_path)
+        # rendered under the run's own names in a folder of their own inside out_dir
+        # (one file system: each is then renamed into place whole), so that a file of
+        # the run left in out_dir under its name does not stop one written under another
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
         try:
-            temps = exporter.finish(prepared, run["first_number"])
+            exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
+                                vouched=True, references=recorded_refs)
+            prepared = exporter.prepare(input_path)
+            try:
+                temps = exporter.finish(prepared, run["first_number"])
+            finally:
+                prepared.close()
+            expected = {f["name"]: f["sha256"] for f in run["files"]}
+            got = {f.path.name: f.sha256 for f in prepared.result.files}
+            # payment references: compared when the run recorded them; a run recorded
+            # before pesgen kept them gets them written again, unchecked (docs/state.md)
+            got.update({name: digest for name, digest
+                        in prepared.result.reference_digests.items() if name in expected})
+            if got != expected:
+                discard(temps)
+                diff = [n for n in sorted(set(expected) | set(got))
+                        if expected.get(n) != got.get(n)]
+                raise StateError(f"run {run['id']}: regenerated files differ from the recorded "
+                                 f"ones ({', '.join(diff)}); pesgen {__version__}, run made "
+                                 f"with {run['pesgen_version']}")
+            placed = []
+            for temp, final in temps:
+                name = target(final.name)
+                if name is None:
+                    temp.unlink()
+                else:
+                    placed.append((temp, out_dir / name))
+            return commit(placed)
         finally:
-            prepared.close()
-        expected = {f["name"]: f["sha256"] for f in run["files"]}
-        got = {f.path.name: f.sha256 for f in prepared.result.files}
-        # payment references: compared when the run recorded them; a run recorded before
-        # pesgen kept them gets them written again, unchecked (docs/state.md)
-        got.update({name: digest for name, digest in prepared.result.reference_digests.items()
-                    if name in expected})
-        if got != expected:
-            discard(temps)
-            diff = [n for n in sorted(set(expected) | set(got)) if expected.get(n) != got.get(n)]
-            raise StateError(f"run {run['id']}: regenerated files differ from the recorded ones "
-                             f"({', '.join(diff)}); pesgen {__version__}, run made with "
-                             f"{run['pesgen_version']}")
-        return commit(temps)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def copy_input(store: Store, run_id: str, target: Path) -> Path:

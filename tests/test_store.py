@@ -791,13 +791,25 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     refused = subprocess.run([*cli, "--out", str(tmp_path / "r2")], capture_output=True,
                              text=True)
     assert refused.returncode == 7 and "--cancelled" in refused.stderr
+    # the files, byte for byte, under names that never look like files to send
+    cli[4] = first.run_id[:8]
     asked = subprocess.run([*cli, "--out", str(tmp_path / "r3"), "--cancelled"],
                            capture_output=True, text=True)
     assert asked.returncode == 0, asked.stderr
     assert "identical to the recorded files" in asked.stdout
-    assert "is cancelled: these files are for reading only" in asked.stderr
-    assert sorted(_files(tmp_path / "r3")) == sorted(
-        [f.path.name for f in first.files] + [r.name for r in first.references])
+    assert asked.stderr == (
+        f"warning: run {first.run_id} is cancelled: its files are written as "
+        "CANCELLED-<name>, for reading only; do not send them to the trésorerie\n")
+    originals = [f.path for f in first.files] + first.references
+    assert _files(tmp_path / "r3") == sorted(f"CANCELLED-{p.name}" for p in originals)
+    for original in originals:
+        assert (tmp_path / "r3" / f"CANCELLED-{original.name}").read_bytes() == \
+            original.read_bytes()
+    # the folder of the original files takes them beside the originals (other names)
+    again = subprocess.run([*cli, "--out", str(tmp_path / "a"), "--cancelled"],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert len(_files(tmp_path / "a")) == 2 * len(originals)
 
 
 # ---------------------------------------------------------------- TypBord, invoice keys
