@@ -310,10 +310,11 @@ CANCELLED_PREFIX = "CANCELLED-"
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
-    cancelled run's files are rebuilt only when asked (``cancelled``): its invoices may
-    have been exported again since, and sending both would bill them twice; they are
-    then named ``CANCELLED-<name>`` (their bytes unchanged), so that they never look
-    like files to send."""
+    cancelled run's files, or a cancelled bordereau's, are written only when asked
+    (``cancelled``): its invoices may have been exported again since, and sending both
+    would bill them twice; they are then named ``CANCELLED-<name>`` (their bytes
+    unchanged), so that they never look like files to send. Every file of the run is
+    still rebuilt and compared."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
@@ -324,14 +325,56 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
                 "run.cancelled", "a cancelled run is not regenerated unless asked",
                 record=run["id"])])
 
+    # a run some of whose bordereaux were cancelled (the others active): the active
+    # ones' files, and the cancelled ones' only when asked, under their CANCELLED- names
+    cancelled_ones = cancelled_bordereaux(run)
+    of = bordereau_of(run)
+
     def target(name: str) -> str | None:
-        return CANCELLED_PREFIX + name if run["status"] == "cancelled" else name
+        if run["status"] != "cancelled" and of(name) not in cancelled_ones:
+            return name
+        return CANCELLED_PREFIX + name if cancelled else None
 
     out_dir = Path(out_dir)
     in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         return _regenerate(run, out_dir, target)
+
+
+REFERENCES_SUFFIX = ".references.csv"
+
+
+def bordereau_of(run: dict[str, Any]) -> Callable[[str], int | None]:
+    """The IdBord a file of the run belongs to, by its name: a bordereau's file as
+    recorded, or its payment references CSV (recorded without IdBord, named after the
+    bordereau's first file); None for another name."""
+    by_name: dict[str, int] = {}
+    by_stem: dict[str, int] = {}
+    for f in run["files"]:
+        if f["id_bord"] is not None:
+            by_name[f["name"]] = f["id_bord"]
+            by_stem.setdefault(Path(f["name"]).stem, f["id_bord"])
+
+    def of(name: str) -> int | None:
+        if name in by_name:
+            return by_name[name]
+        if name.endswith(REFERENCES_SUFFIX):
+            return by_stem.get(name[:-len(REFERENCES_SUFFIX)])
+        return None
+    return of
+
+
+def cancelled_bordereaux(run: dict[str, Any]) -> dict[int, tuple[str, str]]:
+    """IdBord -> (when, why) of a run's cancelled bordereaux, as ``Store.get_run`` gives
+    the run: those cancelled on their own, and every one of a cancelled run."""
+    out = {i: (c["cancelled_at"], c["reason"])
+           for i, c in run.get("cancelled_bordereaux", {}).items()}
+    if run["status"] == "cancelled":
+        for f in run["files"]:
+            if f["id_bord"] is not None:
+                out.setdefault(f["id_bord"], (run["cancelled_at"], run["cancel_reason"]))
+    return out
 
 
 def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -133,6 +133,24 @@ _WITH_DEBT = sa.and_(run_invoices.c.active, run_invoices.c.debt_number.is_not(No
 uq_active_debt_number = sa.Index(
     "uq_active_debt_number", run_invoices.c.id_coll, run_invoices.c.debt_number, unique=True,
     sqlite_where=_WITH_DEBT, postgresql_where=_WITH_DEBT)
+
+
+# From migration 6: the bordereaux of a run cancelled while others of it stayed active
+# (`runs cancel RUN --bordereau N`): the trésorerie rejected one bordereau of a run split
+# in several. A bordereau is cancelled when it has a row here or its run is cancelled
+# (a run is cancelled whole, or when its last active bordereau is).
+def _cancelled_bordereaux_v6(meta: sa.MetaData) -> sa.Table:
+    """``cancelled_bordereaux`` as migration 6 created it, frozen."""
+    return sa.Table(
+        "cancelled_bordereaux", meta,
+        sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), primary_key=True),
+        sa.Column("id_bord", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("cancelled_at", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+
+
+cancelled_bordereaux = _cancelled_bordereaux_v6(metadata)
 
 
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
@@ -293,10 +311,16 @@ def _migration_5(conn: Connection) -> None:
         index.create(conn)
 
 
+def _migration_6(conn: Connection) -> None:
+    # one bordereau of a run cancelled, the others active; nothing to fill in: a run
+    # cancelled before is cancelled whole, by its status
+    _cancelled_bordereaux_v6(sa.MetaData()).create(conn)
+
+
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
-                                                  _migration_4, _migration_5]
+                                                  _migration_4, _migration_5, _migration_6]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -422,6 +446,8 @@ class RunRecord:
     out_dir: str
     pesgen_version: str
     cancel_reason: str | None
+    # the bordereaux cancelled while others of the run stayed active (migration 6)
+    cancelled_bordereaux: tuple[int, ...] = ()
 
 
 class Store:
@@ -694,7 +720,12 @@ class Store:
             query = query.where(runs.c.mapping_path.in_(
                 {mapping, str(Path(mapping).expanduser().resolve())}))
         with self.engine.connect() as conn:
-            return [_record(r) for r in conn.execute(query)]
+            parts: dict[str, list[int]] = {}
+            for run_id, id_bord in conn.execute(
+                    sa.select(cancelled_bordereaux.c.run_id, cancelled_bordereaux.c.id_bord)
+                    .order_by(cancelled_bordereaux.c.id_bord)):
+                parts.setdefault(run_id, []).append(id_bord)
+            return [_record(r, parts.get(r.id, ())) for r in conn.execute(query)]
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -713,7 +744,12 @@ class Store:
                 .order_by(run_files.c.id))]
             count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
                 run_invoices.c.run_id == row["id"])).scalar()
-        return {**dict(row), "files": files, "invoice_count": count}
+            parts = {r.id_bord: {"cancelled_at": r.cancelled_at, "reason": r.reason}
+                     for r in conn.execute(sa.select(cancelled_bordereaux).where(
+                         cancelled_bordereaux.c.run_id == row["id"])
+                         .order_by(cancelled_bordereaux.c.id_bord))}
+        return {**dict(row), "files": files, "invoice_count": count,
+                "cancelled_bordereaux": parts}
 
     def find_left_out(self, invoice: str) -> list[dict[str, Any]]:
         """The runs that left an invoice out (a policy: a zero total…), oldest first,
@@ -744,8 +780,12 @@ class Store:
                  else run_invoices.c.invoice_key == invoice_key(invoice))
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise)
+                sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
+                          cancelled_bordereaux.c.cancelled_at.label("bordereau_cancelled_at"))
                 .join(runs, runs.c.id == run_invoices.c.run_id)
+                .outerjoin(cancelled_bordereaux, sa.and_(
+                    cancelled_bordereaux.c.run_id == run_invoices.c.run_id,
+                    cancelled_bordereaux.c.id_bord == run_invoices.c.id_bord))
                 .where(where).order_by(runs.c.created_at))
             out = []
             for r in rows:
@@ -756,36 +796,114 @@ class Store:
                 out.append(m)
             return out
 
-    def cancel(self, run_id: str, reason: str) -> Cancellation:
-        """Cancel a run: its invoices and NumDettes are freed, except the invoices
-        another active run holds too (a store migration 5 found so: docs/state.md).
-        Where this run held such a number's unique index, the oldest other active row
-        takes it over, in the same transaction: the index, not only pesgen's check,
-        keeps refusing the number while that run is active."""
+    def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
+        """A run's bordereaux, by IdBord: titles, total and first file, and whether each
+        is cancelled (a row of cancelled_bordereaux, or its run cancelled)."""
+        run = conn.execute(sa.select(runs.c.status, runs.c.cancelled_at, runs.c.cancel_reason)
+                           .where(runs.c.id == run_id)).one()
+        ids = conn.execute(sa.select(run_invoices.c.id_bord).where(
+            run_invoices.c.run_id == run_id).distinct()).scalars().all()
+        files: dict[int, Any] = {}
+        for f in conn.execute(sa.select(run_files).where(
+                run_files.c.run_id == run_id, run_files.c.id_bord.is_not(None))
+                .order_by(run_files.c.id)):
+            files.setdefault(f.id_bord, f)
+        parts = {r.id_bord: r for r in conn.execute(sa.select(cancelled_bordereaux).where(
+            cancelled_bordereaux.c.run_id == run_id))}
+        out = []
+        for id_bord in sorted(set(ids) | set(files)):
+            f, part = files.get(id_bord), parts.get(id_bord)
+            if part is not None:
+                cancelled = (part.cancelled_at, part.reason)
+            elif run.status == "cancelled":
+                cancelled = (run.cancelled_at, run.cancel_reason)
+            else:
+                cancelled = None
+            out.append(Bordereau(id_bord, f.titles if f else None, f.total if f else None,
+                                 f.name if f else None,
+                                 cancelled[0] if cancelled else None,
+                                 cancelled[1] if cancelled else None))
+        return out
+
+    def cancel(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
+               whole: bool = False) -> Cancellation:
+        """Cancel a run (``whole``), or some of its bordereaux: their invoices and
+        NumDettes are freed, except the invoices another active run holds too (a store
+        migration 5 found so: docs/state.md). Where this run held such a number's unique
+        index, the oldest other active row takes it over, in the same transaction: the
+        index, not only pesgen's check, keeps refusing the number while that run is
+        active. A run of several active bordereaux is cancelled only by naming them
+        (``bordereaux``) or with ``whole``: the trésorerie may have rejected one of them
+        and taken the others. Cancelling the last active bordereaux of a run cancels the
+        run. Numbers are never given again, whatever is cancelled."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
+        if whole and bordereaux:
+            raise UsageError("give --bordereau IDBORD (some bordereaux of the run) or --all "
+                             "(the whole run), not both")
         full = self.get_run(run_id)["id"]
+        now = utc_now()
         with self.transaction() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == full)).one()
+            query = sa.select(runs).where(runs.c.id == full)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()  # two cancellations of one run: in turn
+            row = conn.execute(query).one()
             if row.status == "cancelled":
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
-            conn.execute(runs.update().where(runs.c.id == full).values(
-                status="cancelled", cancelled_at=utc_now(), cancel_reason=reason.strip()))
-            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
-                run_invoices.c.run_id == full)).scalar() or 0
-            conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
-                         .values(active=False))
-            held = self._still_held(conn, full)
+            every = self.bordereaux(conn, full)
+            active = [b for b in every if b.cancelled_at is None]
+            if bordereaux:
+                known = {b.id_bord: b for b in every}
+                unknown = sorted(set(bordereaux) - set(known))
+                if unknown:
+                    raise UsageError(
+                        f"run {full} has no bordereau {', '.join(map(str, unknown))}; its "
+                        f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; "
+                        "nothing cancelled")
+                done = sorted(i for i in set(bordereaux) if known[i].cancelled_at is not None)
+                if done:
+                    raise StateError("; ".join(
+                        f"IdBord {i} of run {full} is already cancelled (on "
+                        f"{known[i].cancelled_at}: {known[i].reason})" for i in done)
+                        + "; nothing cancelled")
+                targets = [b for b in active if b.id_bord in set(bordereaux)]
+            elif len(active) > 1 and not whole:
+                raise UsageError(
+                    f"run {full} has {len(active)} active bordereaux; nothing cancelled. "
+                    "If the trésorerie rejected one of them, give --bordereau IDBORD for it "
+                    "(repeatable): the others stay active. To cancel the whole run, give "
+                    "--all: every one of its invoices may then be exported again\n"
+                    + "\n".join(f"  {b}" for b in active))
+            else:
+                targets = active
+            numbers = [b.id_bord for b in targets]
+            run_cancelled = len(targets) == len(active)
+            if run_cancelled:
+                conn.execute(runs.update().where(runs.c.id == full).values(
+                    status="cancelled", cancelled_at=now, cancel_reason=reason.strip()))
+            else:
+                # the run stays committed: its status does not say these are cancelled
+                conn.execute(cancelled_bordereaux.insert(), [
+                    {"run_id": full, "id_bord": i, "cancelled_at": now,
+                     "reason": reason.strip()} for i in numbers])
+            mine = sa.and_(run_invoices.c.run_id == full, run_invoices.c.id_bord.in_(numbers))
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices)
+                                 .where(mine)).scalar() or 0
+            conn.execute(run_invoices.update().where(mine).values(active=False))
+            held = self._still_held(conn, full, numbers)
         record = [r for r in self.list_runs() if r.id == full][0]
-        return Cancellation(record, int(count), held)
+        return Cancellation(record, int(count), held, tuple(numbers),
+                            tuple(b.id_bord for b in active if b not in targets),
+                            len(every))
 
     @staticmethod
-    def _still_held(conn: Connection, run_id: str) -> dict[str, dict[str, str]]:
-        """After ``run_id``'s rows were made inactive: the other active rows sharing
-        one of their keys, {holder run: {this run's invoice: the holder's}}, oldest
-        holder first. A key none of them holds the index for (this run held it) is
-        handed to the oldest (key_shared cleared): exactly one active row of a key is
-        outside key_shared, as migration 5 left it."""
+    def _still_held(conn: Connection, run_id: str,
+                    bordereaux: list[int]) -> dict[str, dict[str, str]]:
+        """After the rows of ``run_id``'s ``bordereaux`` were made inactive: the other
+        active rows sharing one of their keys, {holder run: {this run's invoice: the
+        holder's}}, oldest holder first. A key none of them holds the index for (this
+        run held it) is handed to the oldest (key_shared cleared): exactly one active
+        row of a key is outside key_shared, as migration 5 left it."""
         mine = run_invoices.alias("mine")
         other = run_invoices.alias("other")
         rows = conn.execute(
@@ -794,7 +912,7 @@ class Store:
             .join(other, sa.and_(other.c.id_coll == mine.c.id_coll,
                                  other.c.invoice_key == mine.c.invoice_key, other.c.active))
             .join(runs, runs.c.id == other.c.run_id)
-            .where(mine.c.run_id == run_id)
+            .where(mine.c.run_id == run_id, mine.c.id_bord.in_(bordereaux))
             .order_by(runs.c.created_at, other.c.id)).all()
         held: dict[str, dict[str, str]] = {}
         keys: dict[tuple[str, str], list[Any]] = {}
@@ -810,13 +928,34 @@ class Store:
 
 
 @dataclass(frozen=True)
+class Bordereau:
+    """One bordereau of a run: IdBord, titles, total and first file (as recorded), and
+    when and why it was cancelled (None: active)."""
+
+    id_bord: int
+    titles: int | None
+    total: str | None
+    file: str | None
+    cancelled_at: str | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        return (f"IdBord {self.id_bord}  {self.titles} title(s)  {self.total}  {self.file}")
+
+
+@dataclass(frozen=True)
 class Cancellation:
-    """A cancelled run, its number of invoices, and those another active run still
-    holds: {holder run: {invoice as this run wrote it: as the holder did}}."""
+    """A cancellation: the run (afterwards), how many invoices it freed, those another
+    active run still holds ({holder run: {invoice as this run wrote it: as the holder
+    did}}), the bordereaux cancelled, those of the run still active, and how many
+    bordereaux the run has."""
 
     run: RunRecord
     invoices: int
     held: dict[str, dict[str, str]]
+    bordereaux: tuple[int, ...] = ()
+    still_active: tuple[int, ...] = ()
+    of: int = 1
 
     @property
     def freed(self) -> int:
@@ -824,12 +963,13 @@ class Cancellation:
         return self.invoices - len({inv for invs in self.held.values() for inv in invs})
 
 
-def _record(r: Any) -> RunRecord:
+def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
     return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
                      exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
                      titles=r.titles, total=r.total, mapping_path=r.mapping_path,
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
-                     pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason)
+                     pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
+                     cancelled_bordereaux=tuple(cancelled))
 
 
 def new_run_id() -> str:

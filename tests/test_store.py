@@ -1010,7 +1010,7 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
         rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
                                       st.run_invoices.c.invoice_key,
                                       st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == [1, 2, 3, 4, 5]
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))  # 5 and after
     widths = {t: {c["name"]: c["type"] for c in sa.inspect(store.engine).get_columns(t)}
               for t in ("sequences", "runs")}
     if db_url.startswith("postgresql"):
