@@ -276,11 +276,25 @@ class _Taken:
                  if invoice_key(h[0]) != invoice_key(self.debts[debt])}
         if not held and not debts:
             return
+        # Some of the input's invoices are held, not all: the input adds new invoices to
+        # ones already sent. Cancelling the run holding them would throw away a rôle the
+        # trésorerie took to add a few invoices; they leave the input instead.
+        partial = 0 < len(held) < len(self.invoices)
+        several = self.store.active_bordereaux(conn, {h[1] for h in held.values()})
         # numbers are compared ignoring case and spaces: say how the holder wrote it
+
+        def advice(run: str, id_bord: int) -> str:
+            if partial:
+                return "remove it from this input"
+            if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
+                return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                        f"{id_bord}) to export it again")
+            return "cancel that run first to export it again"
+
         problems = [Problem("run.duplicate", "already exported"
                             + ("" if other == inv else f" (as {other})")
-                            + f" by run {run} in {name} (IdBord {id_bord}); cancel that run "
-                            "first to export it again", record=self.origins.get(inv), invoice=inv)
+                            + f" by run {run} in {name} (IdBord {id_bord}); "
+                            + advice(run, id_bord), record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(held.items())]
         for debt, (other, run, id_bord, name) in sorted(debts.items(),
                                                          key=lambda d: self.debts[d[0]]):
@@ -299,7 +313,20 @@ class _Taken:
         else:
             message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
                        f"already used by run(s) {runs_}")
-        raise StateError(f"{message}; nothing written", problems)
+        message += "; nothing written"
+        if partial:
+            listed = [inv for inv in self.invoices if inv in held]
+            shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
+            message += (f". Only some of this input's invoices are ({len(held)} of "
+                        f"{len(self.invoices)}): remove those from the input to export the "
+                        f"others ({', '.join(shown)}); "
+                        "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
+                        "and this input replaces it whole")
+        elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}):
+            message += (". A run of several bordereaux: cancel only those the trésorerie "
+                        "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
+                        "run with --all if this input replaces it")
+        raise StateError(message, problems)
 
 
 # What the files of a cancelled run are called when ``regenerate --cancelled`` writes

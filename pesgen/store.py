@@ -8,6 +8,7 @@ so a failed export consumes none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -636,6 +637,21 @@ class Store:
         NumDette -> (invoice, run, IdBord, file). Rows recorded before migration 3 have
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
+
+    def active_bordereaux(self, conn: Connection | None,
+                          run_ids: Collection[str]) -> dict[str, list[int]]:
+        """The IdBords of these runs that still hold active titles, per run."""
+        out: dict[str, list[int]] = {}
+        if not run_ids:
+            return out
+        query = (sa.select(run_invoices.c.run_id, run_invoices.c.id_bord)
+                 .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active)
+                 .distinct().order_by(run_invoices.c.run_id, run_invoices.c.id_bord))
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for run_id, id_bord in c.execute(query):
+                out.setdefault(run_id, []).append(id_bord)
+        return out
 
     def unchecked_debts(self, id_coll: str) -> int:
         """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept

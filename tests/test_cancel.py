@@ -212,3 +212,66 @@ def test_a_schema_5_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, 
     assert active(store, "FA-2026-00112") == [(3, False)]
     assert active(store, "FA-2026-00101") == [(1, True)]
 
+
+
+def _with_new(tmp_path: Path, numbers: list[str], name: str) -> Path:
+    """The example's invoices ``numbers``, plus a new one (FA-2026-00112 as FA-2026-00199)."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [model] = [inv for inv in data["invoices"] if inv["number"] == "FA-2026-00112"]
+    data["invoices"] = [inv for inv in data["invoices"] if inv["number"] in numbers]
+    data["invoices"].append(dict(model, number="FA-2026-00199"))
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices(
+        db_url, tmp_path):
+    """One invoice already sent, one new: cancelling the run holding the first (the
+    advice before) would throw away a rôle the trésorerie took. The invoices already
+    sent leave the input instead; the list is capped."""
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    partial = _with_new(tmp_path, ["FA-2026-00112"], "partial.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
+    assert str(info.value) == (
+        f"1 invoice(s) already exported by run(s) {first.run_id}; nothing written. Only some "
+        "of this input's invoices are (1 of 2): remove those from the input to export the "
+        "others (FA-2026-00112); cancel a run (pesgen runs cancel) only if the trésorerie "
+        "rejected it and this input replaces it whole")
+    [problem] = info.value.problems
+    assert problem.message == (f"already exported by run {first.run_id} in "
+                               f"{first.files[0].path.name} (IdBord 1); remove it from this "
+                               "input")
+    numbers = [n for ns in BORDEREAUX.values() for n in ns]
+    many = _with_new(tmp_path, numbers, "many.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, many, tmp_path / "c", RUN)
+    assert f"(11 of 12): remove those from the input to export the others " \
+        f"({', '.join(numbers[:10])}, … 1 more); cancel a run" in str(info.value)
+    assert len(info.value.problems) == 11  # every one, with its record
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_cancel(
+        db_url, tmp_path):
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    first = export_recorded(store, split, EXAMPLE, tmp_path / "a", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                        tmp_path / "b", RUN)
+    assert str(info.value) == (
+        f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written. A run of "
+        "several bordereaux: cancel only those the trésorerie rejected (pesgen runs cancel "
+        "RUN --bordereau IDBORD), or the whole run with --all if this input replaces it")
+    assert info.value.problems[0].message == (
+        f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
+        f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
+        "export it again")
+    # followed: the bordereau is cancelled, its invoices go out again
+    store.cancel(first.run_id, "rejected", [2])
+    again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                            tmp_path / "c", RUN)
+    assert again.first_number == 4

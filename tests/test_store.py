@@ -208,7 +208,11 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
                                    f"FA-2026-00104, exported by run {first.run_id} in "
                                    f"{first.files[0].path.name} (IdBord 1)")
     assert str(info.value) == (f"1 invoice(s) already exported and 1 NumDette(s) already used "
-                               f"by run(s) {first.run_id}; nothing written")
+                               f"by run(s) {first.run_id}; nothing written. Only some of this "
+                               "input's invoices are (1 of 3): remove those from the input to "
+                               "export the others (FA-2026-00101); cancel a run (pesgen runs "
+                               "cancel) only if the trésorerie rejected it and this input "
+                               "replaces it whole")
     assert info.value.exit_code == 7
     # without the duplicate invoice: refused for the NumDette alone, by the CLI too
     only_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "only-debt.json")
