@@ -616,13 +616,18 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                 whole: Annotated[bool, typer.Option(
                     "--all", help="Cancel every bordereau of a run that has several.")
                 ] = False,
+                despite_payments: Annotated[bool, typer.Option(
+                    "--despite-payments", help="Cancel titles paid online through PayFiP, or "
+                    "whose payment link is still open, knowing it: the payment stays "
+                    "attached to the cancelled title; tell the trésorerie.")] = False,
                 db: DbOpt = None) -> None:
     """Record the cancellation of a run, or of some of its bordereaux: their invoices may
     be exported again, except those another active run holds too. A run of several
-    bordereaux needs --bordereau or --all. Numbers are not reused (Hélios may already
-    know them)."""
+    bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
+    need --despite-payments. Numbers are not reused (Hélios may already know them)."""
     try:
-        done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole)
+        done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
+                                                  despite_payments)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -652,6 +657,12 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     else:
         tail = ""
     typer.echo(f"{head}: {body}{tail}")
+    if done.payments:
+        _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "
+                  "or pending: they stay attached to the cancelled titles; tell the "
+                  "trésorerie")
+        for problem in done.payments:
+            _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
 
 
 def _listed(values: list[str], most: int = 5) -> list[str]:

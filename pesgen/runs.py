@@ -140,6 +140,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                 "store", "*", str(input_path), f"{older} active invoice(s) were recorded "
                 "before this store kept NumDettes: a NumDette of theirs is not checked "
                 "against this run's (see docs/state.md)"))
+        prepared.result.notes.extend(paid_online(store, key[0], prepared))
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:
@@ -241,6 +242,23 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         return result
     finally:
         prepared.close()
+
+
+def paid_online(store: Store, id_coll: str, prepared: Any) -> list[PolicyNote]:
+    """A note per invoice of the run that PayFiP shows paid through a title since
+    cancelled: the new title bills the family again, which the trésorerie must settle
+    (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
+    amounts = {t[0]: t[6] for b in prepared.bordereaux for t in b.titles}
+    notes = []
+    for inv, paid in store.paid_online(id_coll, list(amounts)).items():
+        cents = paid["paid_cents"] or 0
+        notes.append(PolicyNote(
+            "payfip", inv, prepared.origins.get(inv, ""),
+            f"already paid online {cents // 100}.{cents % 100:02d} on {paid['paid_at']} "
+            f"(PayFiP operation {paid['id_op']}) through its cancelled title (run "
+            f"{paid['run_id']}, IdBord {paid['id_bord']}); this title bills "
+            f"{amounts[inv]:.2f} again: tell the trésorerie, which settles the payment"))
+    return notes
 
 
 def _recorded(store: Store, run_id: str) -> bool:

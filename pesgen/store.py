@@ -28,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
-from .errors import RecordConflict, StateError, StoreLocked, UsageError
+from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
@@ -653,6 +653,32 @@ class Store:
                 out.setdefault(run_id, []).append(id_bord)
         return out
 
+    def paid_online(self, id_coll: str, invoices: list[str]) -> dict[str, dict[str, Any]]:
+        """The invoices among ``invoices`` (compared like the guard) that PayFiP shows
+        paid by a title no longer active (its run or bordereau cancelled): invoice as
+        given -> amount paid (cents), when, operation, and the run and IdBord of the
+        title it paid."""
+        from .payfip.tables import operations, payments
+
+        keys = {invoice_key(inv): inv for inv in invoices}
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
+                              payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
+                              run_invoices.c.id_bord)
+                    .join(operations, operations.c.id_op == payments.c.id_op)
+                    .join(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                                run_invoices.c.invoice == operations.c.invoice))
+                    .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
+                           sa.not_(run_invoices.c.active),
+                           run_invoices.c.invoice_key.in_(list(keys)[start:start + 500])))
+                for key, cents, at, id_op, run_id, id_bord in rows:
+                    out[keys[key]] = {"paid_cents": cents, "paid_at": at, "id_op": id_op,
+                                      "run_id": run_id, "id_bord": id_bord}
+        return out
+
     def unchecked_debts(self, id_coll: str) -> int:
         """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept
         NumDettes (runs created before it was applied, to the second): their NumDettes
@@ -842,7 +868,7 @@ class Store:
         return out
 
     def cancel(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
-               whole: bool = False) -> Cancellation:
+               whole: bool = False, despite_payments: bool = False) -> Cancellation:
         """Cancel a run (``whole``), or some of its bordereaux: their invoices and
         NumDettes are freed, except the invoices another active run holds too (a store
         migration 5 found so: docs/state.md). Where this run held such a number's unique
@@ -851,7 +877,12 @@ class Store:
         active. A run of several active bordereaux is cancelled only by naming them
         (``bordereaux``) or with ``whole``: the trésorerie may have rejected one of them
         and taken the others. Cancelling the last active bordereaux of a run cancels the
-        run. Numbers are never given again, whatever is cancelled."""
+        run. Numbers are never given again, whatever is cancelled.
+
+        Titles with PayFiP operations paid, or links still open, are not cancelled
+        unless ``despite_payments``: the money stays attached to the cancelled title and
+        the trésorerie must be told (docs/payfip.md). When it is given, each such
+        invoice's PayFiP history gets a ``title-cancelled`` event."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
         if whole and bordereaux:
@@ -893,6 +924,16 @@ class Store:
             else:
                 targets = active
             numbers = [b.id_bord for b in targets]
+            online = _online_payments(conn, full, numbers)
+            if online and not despite_payments:
+                invoices = len({p.invoice for p in online})
+                raise StateError(
+                    f"run {full}: {invoices} invoice(s) of IdBord "
+                    f"{', '.join(map(str, numbers))} have PayFiP payments, made or pending; "
+                    "nothing cancelled. A payment stays attached to its title, cancelled or "
+                    "not: tell the trésorerie (it settles what was collected for a cancelled "
+                    "title, and will see these titles billed again if they are exported "
+                    "again), then cancel knowing it, with --despite-payments", list(online))
             run_cancelled = len(targets) == len(active)
             if run_cancelled:
                 conn.execute(runs.update().where(runs.c.id == full).values(
@@ -907,10 +948,11 @@ class Store:
                                  .where(mine)).scalar() or 0
             conn.execute(run_invoices.update().where(mine).values(active=False))
             held = self._still_held(conn, full, numbers)
+            _note_cancelled_titles(conn, full, online, now, reason.strip())
         record = [r for r in self.list_runs() if r.id == full][0]
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
-                            len(every))
+                            len(every), tuple(online))
 
     @staticmethod
     def _still_held(conn: Connection, run_id: str,
@@ -972,11 +1014,75 @@ class Cancellation:
     bordereaux: tuple[int, ...] = ()
     still_active: tuple[int, ...] = ()
     of: int = 1
+    # the PayFiP payments, made or pending, of the titles cancelled (despite_payments)
+    payments: tuple[Problem, ...] = ()
 
     @property
     def freed(self) -> int:
         """How many of the run's invoices may be exported again."""
         return self.invoices - len({inv for invs in self.held.values() for inv in invs})
+
+
+_METHODS = {"P": "card", "V": "direct debit"}
+
+
+def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Problem]:
+    """The PayFiP operations of a run's titles in ``bordereaux`` that moved money or may
+    still: paid; pending or unknown (a link the family may still use), test links
+    (saisie T) aside; an anomaly whose result was a payment (P, V). One problem each,
+    by invoice. Operations are keyed by the run and the invoice as that run wrote it."""
+    from .payfip.tables import operations  # the PayFiP tables: migration 2
+
+    titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
+    money = sa.or_(operations.c.status == "paid",
+                   sa.and_(operations.c.status.in_(("pending", "unknown")),
+                           operations.c.saisie != "T"),
+                   sa.and_(operations.c.status == "anomaly",
+                           operations.c.result_code.in_(("P", "V"))))
+    rows = conn.execute(
+        sa.select(operations, titles.c.id_bord)
+        .join(titles, titles.c.invoice == operations.c.invoice)
+        .where(operations.c.run_id == run_id, money)
+        .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
+    out = []
+    for op in rows:
+        amount = f"{op.amount_cents // 100}.{op.amount_cents % 100:02d}"
+        if op.status == "paid":
+            what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
+                    f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}); "
+                    "the payment stays attached to this title")
+        elif op.status == "anomaly":
+            what = (f"PayFiP operation {op.id_op} answered {op.result_code} (paid, {amount}) "
+                    "but was recorded as an anomaly (pesgen payfip anomalies): money may "
+                    "have been collected for this title")
+        else:
+            what = (f"PayFiP link pending since {op.created_at} (operation {op.id_op}, "
+                    f"{amount}, saisie {op.saisie}): paid after the cancellation, it is an "
+                    "anomaly (run-cancelled), money collected for a cancelled title")
+        out.append(Problem("run.cancel-payfip", f"IdBord {op.id_bord}: {what}",
+                           invoice=op.invoice))
+    return out
+
+
+def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem], now: str,
+                           reason: str) -> None:
+    """A ``title-cancelled`` event in the PayFiP history of each invoice cancelled with
+    its payments (``payfip payments --history`` shows it beside them)."""
+    from .payfip.tables import events, payments
+
+    for invoice in dict.fromkeys(p.invoice for p in online):
+        pay = conn.execute(sa.select(payments.c.id_coll, payments.c.status, payments.c.id_op,
+                                     payments.c.last_id_op).where(
+            payments.c.invoice == invoice,
+            payments.c.id_coll == sa.select(runs.c.id_coll).where(runs.c.id == run_id)
+            .scalar_subquery())).first()
+        if pay is None:
+            continue
+        conn.execute(events.insert().values(
+            id_coll=pay.id_coll, invoice=invoice, id_op=pay.id_op or pay.last_id_op, at=now,
+            event="title-cancelled", source="cancel", status=pay.status,
+            detail=json.dumps({"run": run_id, "reason": reason}, sort_keys=True)))
 
 
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
