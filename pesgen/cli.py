@@ -492,12 +492,18 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+              invoices: Annotated[bool, typer.Option(
+                  "--invoices", help="Also list the run's invoices: IdBord, IdPce, NumDette, "
+                  "amount, active or cancelled.")] = False,
               db: DbOpt = None) -> None:
-    """Show one run: numbers, files and checksums, inputs, policies applied."""
+    """Show one run: numbers, files and checksums, inputs, policies applied; with
+    --invoices, its invoices."""
     import json
 
     try:
-        r = _store(db, must_exist=True).get_run(run)
+        store = _store(db, must_exist=True)
+        r = store.get_run(run)
+        titles = list(store.run_titles(r["id"])) if invoices else []
     except PesgenError as exc:
         _fail(exc)
         return
@@ -530,7 +536,10 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     for name in pol.get("skipped_files", []):
         typer.echo(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
-        typer.echo(f"  left out    {lo['invoice']}: {lo['reason']} (policy {lo['policy']})")
+        # the input record, as the export's summary and `runs find` give it
+        origin = f" ({lo['origin']})" if lo.get("origin") else ""
+        typer.echo(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
+                   f"(policy {lo['policy']})")
     if pol.get("notes"):
         from collections import Counter as _Counter
 
@@ -541,6 +550,26 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     if r["status"] == "cancelled":
         which = "" if not r["cancelled_bordereaux"] else "the others "
         typer.echo(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
+    if invoices:
+        _show_invoices(titles)
+
+
+def _show_invoices(titles: list[dict[str, Any]]) -> None:
+    """A run's titles, one a line, aligned: invoice, IdBord, IdPce, NumDette (formats
+    that have one), amount, and active or cancelled (its run or bordereau)."""
+    debts = any(t["debt_number"] for t in titles)
+    rows = [[t["invoice"], str(t["id_bord"]), str(t["id_pce"]),
+             *([t["debt_number"] or "-"] if debts else []), t["amount"],
+             "active" if t["active"] else "cancelled"] for t in titles]
+    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status"]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    left = {0, len(head) - 1}  # texts left, numbers right
+    typer.echo(f"  invoices    {len(rows)}")
+    for row in [head, *rows]:
+        typer.echo("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                                      for i, (cell, w) in enumerate(zip(row, widths,
+                                                                        strict=True))
+                                      ).rstrip())
 
 
 def _show_validation(recorded: str) -> None:

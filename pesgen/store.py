@@ -793,6 +793,21 @@ class Store:
         return {**dict(row), "files": files, "invoice_count": count,
                 "cancelled_bordereaux": parts}
 
+    def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
+        NumDette (None: a format without one, or recorded before migration 3), amount,
+        and whether the title is active."""
+        full = self.get_run(run_id)["id"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(run_invoices.c.invoice, run_invoices.c.id_bord, run_invoices.c.id_pce,
+                          run_invoices.c.debt_number, run_invoices.c.amount,
+                          run_invoices.c.active)
+                .where(run_invoices.c.run_id == full)
+                .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
+            for r in rows:
+                yield dict(r._mapping)
+
     def find_left_out(self, invoice: str) -> list[dict[str, Any]]:
         """The runs that left an invoice out (a policy: a zero total…), oldest first,
         compared like the guard (case and surrounding spaces do not count): each with

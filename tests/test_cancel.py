@@ -275,3 +275,31 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                             tmp_path / "c", RUN)
     assert again.first_number == 4
+
+
+def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
+    """Which invoice is in which bordereau, for titres and finance packages too (only the
+    ORMC references CSV said so); left-out invoices with their input record."""
+    store = Store(db_url)
+    ormc = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    store.cancel(ormc.run_id, "rejected", [2])
+    shown = cli(db_url, "runs", "show", ormc.run_id[:8], "--invoices")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    [left_out] = [line for line in lines if line.startswith("  left out")]
+    assert left_out.startswith("  left out    FA-2026-00106 (")  # the input, as given
+    assert left_out.endswith("school-export.json:$.invoices[5]): total is 0.00 "
+                             "(policy zero_total)")
+    at = lines.index("  invoices    11")
+    assert lines[at + 1:at + 4] == [
+        "    invoice        IdBord  IdPce   NumDette  amount  status",
+        "    FA-2026-00101       1      1  202600101  282.75  active",
+        "    FA-2026-00102       1      2  202600102  187.50  active"]
+    assert lines[at + 6] == "    FA-2026-00105       2      1  202600105  237.50  cancelled"
+    assert len(lines) == at + 13
+    assert "  invoices" not in cli(db_url, "runs", "show", ormc.run_id[:8]).output
+    titres = export_recorded(store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                             _with_new(tmp_path, [], "new.json"), tmp_path / "t", RUN)
+    lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
+    assert lines[-3:] == ["  invoices    1", "    invoice        IdBord  IdPce  amount  status",
+                          "    FA-2026-00199       1      1  227.50  active"]
