@@ -298,7 +298,8 @@ class _Taken:
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
         partial = 0 < len(held) < len(self.invoices)
-        several = self.store.active_bordereaux(conn, {h[1] for h in held.values()})
+        several = self.store.active_bordereaux(
+            conn, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
         # numbers are compared ignoring case and spaces: say how the holder wrote it
 
         def advice(run: str, id_bord: int) -> str:
@@ -320,8 +321,11 @@ class _Taken:
             problems.append(Problem(
                 "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
                 f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}): two "
-                "active titles would share one payment reference; cancel that run first, or "
-                "give this invoice another NumDette", record=self.origins.get(inv),
+                "active titles would share one payment reference; "
+                + ("cancel that run first" if len(several.get(run, [])) <= 1 else
+                   f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                   f"{id_bord})")
+                + ", or give this invoice another NumDette", record=self.origins.get(inv),
                 mapping=self.debt_where, invoice=inv))
         runs_ = ", ".join(sorted({h[1] for h in held.values()} | {h[1] for h in debts.values()}))
         if not debts:

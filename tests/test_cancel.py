@@ -270,6 +270,21 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
         f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
         f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
         "export it again")
+    # another invoice with the NumDette of a title of IdBord 3 (the mapping's NumDette is
+    # the number's digits): that bordereau is named too
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [dict(inv, number="FB-2026-00111") for inv in data["invoices"]
+                        if inv["number"] == "FA-2026-00111"]
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, split, clash, tmp_path / "d", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "run.num-dette-taken"
+    assert problem.message.endswith(
+        f"(IdBord 3): two active titles would share one payment reference; cancel that "
+        f"bordereau first (pesgen runs cancel {first.run_id} --bordereau 3), or give this "
+        "invoice another NumDette")
     # followed: the bordereau is cancelled, its invoices go out again
     store.cancel(first.run_id, "rejected", [2])
     again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
