@@ -318,3 +318,18 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
     lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
     assert lines[-3:] == ["  invoices    1", "    invoice        IdBord  IdPce  amount  status",
                           "    FA-2026-00199       1      1  227.50  active"]
+
+
+def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
+    from pesgen.store import copy_store
+
+    source = Store(f"sqlite:///{tmp_path / 'source.sqlite3'}")
+    run = export_recorded(source, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    source.cancel(run.run_id, "IdBord 2 rejected", [2])
+    counts = copy_store(source.url, db_url)
+    assert counts["cancelled_bordereaux"] == 1
+    target = Store(db_url)
+    [copied] = target.list_runs()
+    assert (copied.status, copied.cancelled_bordereaux) == ("committed", (2,))
+    assert target.get_run(run.run_id)["cancelled_bordereaux"][2]["reason"] == "IdBord 2 rejected"
+    assert active(target, "FA-2026-00105") == [(2, False)]
