@@ -639,7 +639,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
 def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                 reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
                 bordereau: Annotated[list[int] | None, typer.Option(
-                    "--bordereau", metavar="IDBORD",
+                    "--bordereau", metavar="<idbord>",
                     help="Cancel only this bordereau of the run (repeatable), e.g. the one "
                     "the trésorerie rejected: the others stay active.")] = None,
                 whole: Annotated[bool, typer.Option(
