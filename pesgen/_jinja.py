@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import keyword
 import re
 from collections import Counter
@@ -418,6 +419,17 @@ _LOOP_READS = frozenset({"first", "last", "index", "index0", "revindex", "revind
 _TEMPLATE_READS: dict[type, frozenset[str]] = {**_PUBLIC, LoopContext: _LOOP_READS}
 # what ``getattr`` finds on a plain dict: any other name is read as a key by the sandbox
 _DICT_NAMES = frozenset(dir(dict))
+_DICTS = (dict, model.Options)
+
+
+def _no_option(options: object, name: object) -> str | None:
+    """What to say of ``doc.options`` lacking ``name``: the names it has."""
+    if type(options) is not model.Options:
+        return None
+    have = sorted(str(k) for k in options)  # type: ignore[attr-defined]
+    close = difflib.get_close_matches(str(name), have, n=1)
+    return (f"doc.options has no '{name}'" + (f": did you mean '{close[0]}'?" if close else "")
+            + f" (options: {', '.join(have) or 'none'})")
 
 
 class _Sandbox(_Bounded):
@@ -428,13 +440,19 @@ class _Sandbox(_Bounded):
         public = _TEMPLATE_READS.get(type(obj))
         if public is not None and attribute in public:
             return getattr(obj, attribute)
-        if type(obj) is dict and attribute not in _DICT_NAMES:
+        if type(obj) in _DICTS and attribute not in _DICT_NAMES:
             # what the sandbox does, without the AttributeError it raises and catches
             # first: the key's value, or undefined
-            if attribute in obj:
-                return obj[attribute]
-            return self.undefined(obj=obj, name=attribute)
+            if attribute in obj:  # type: ignore[operator]
+                return obj[attribute]  # type: ignore[index]
+            return self.undefined(obj=obj, name=attribute, hint=_no_option(obj, attribute))
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: object, argument: object) -> object:
+        value = super().getitem(obj, argument)
+        if type(obj) is model.Options and isinstance(value, jinja2.Undefined):
+            return self.undefined(obj=obj, name=argument, hint=_no_option(obj, argument))
+        return value
 
 
 def _autoescape(name: str | None) -> bool:

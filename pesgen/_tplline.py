@@ -193,3 +193,41 @@ def _is(fault: _Fault, prev: Token, tok: Token) -> bool:
     # a name read, not one defined or a filter's or a test's
     return prev.type not in ("dot", "pipe") and not any(
         prev.test(f"name:{word}") for word in _DEFINING)
+
+
+_CLOSERS = {"variable_begin": "}}", "block_begin": "%}"}
+
+
+def unclosed_tag(exc: jinja2.TemplateSyntaxError, env: jinja2.Environment) -> str:
+    """A note for a syntax error Jinja found past the line a tag opened on, when that tag
+    is not closed: it runs into the next tag's ``{{`` or ``{%`` (which no expression
+    holds) or to the end of the template. Jinja's line is then where the parser gave up
+    on what the tag swallowed, not the slip. "" when the source does not show this."""
+    source, line = getattr(exc, "source", None), exc.lineno
+    if source is None or not line:
+        return ""
+    opened: tuple[str, int] | None = None  # the open tag's kind and line
+    into: int | None = None  # the line of a tag opening inside it
+    prev = ("", "")
+    ended = False
+    try:
+        for lineno, kind, value in env.lexer.tokeniter(source, exc.name):
+            if kind in _CLOSERS:
+                opened, into = (kind, lineno), None
+            elif kind in ("variable_end", "block_end"):
+                if opened and into and opened[1] < line <= lineno:
+                    break
+                opened = None
+            elif opened and into is None and prev == ("operator", "{") and \
+                    kind == "operator" and value in ("{", "%"):
+                into = lineno
+            prev = (kind, value)
+        else:
+            ended = True
+    except jinja2.TemplateSyntaxError:
+        pass  # the tokens up to there tell
+    if opened is None or opened[1] >= line or not (into or ended):
+        return ""
+    close = _CLOSERS[opened[0]]
+    after = f"before the tag on line {into}" if into else "before the end of the template"
+    return f"the tag opened on line {opened[1]} is not closed: no '{close}' {after}"

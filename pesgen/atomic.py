@@ -60,12 +60,12 @@ def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
     return Path(name), digest.hexdigest()
 
 
-def stage(temps: Staged, final: Path, chunks: Iterable[bytes], like: Path | None = None
-          ) -> tuple[Path, str]:
-    """Write ``chunks`` to a temporary file beside ``final`` (``write_temp``) and add
-    the pair to ``temps``, for ``commit`` or ``discard``; return what ``write_temp``
-    returns."""
-    tmp, digest = write_temp(final.parent, chunks, like)
+def stage(temps: Staged, final: Path, chunks: Iterable[bytes], like: Path | None = None,
+          folder: Path | None = None) -> tuple[Path, str]:
+    """Write ``chunks`` to a temporary file beside ``final`` (``write_temp``), or in
+    ``folder`` (a dry run's, whose files are never put in place), and add the pair to
+    ``temps``, for ``commit`` or ``discard``; return what ``write_temp`` returns."""
+    tmp, digest = write_temp(folder or final.parent, chunks, like)
     temps.append((tmp, final))
     return tmp, digest
 

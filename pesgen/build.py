@@ -23,7 +23,7 @@ from stdnum.fr import siret as std_siret
 from .checks import BANK_RULES, bic_abroad_problem, checked_bank_code
 from .errors import MappingError, Problem
 from .formats import Format
-from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key
+from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
@@ -460,12 +460,16 @@ class Builder:
         key = number if self.recorded else invoice_key(number)
         other = self.seen_keys.get(key)
         if other is not None:
-            if other != number:
-                hint = f" as {other} (invoice numbers are compared ignoring case and spaces)"
+            lookalike = written_otherwise(number, other)
+            if lookalike:
+                text = f"invoice number {lookalike}, which already appears at {self.seen[other]}"
             else:
-                hint = " (rows of one invoice must be contiguous)" if self.csv else ""
-            ctx.problem("input.duplicate-invoice", f"invoice number {number} already appears "
-                        f"at {self.seen[other]}{hint}", mapping=self.inv["number"].where)
+                if other != number:
+                    hint = f" as {other} (invoice numbers are compared ignoring case and spaces)"
+                else:
+                    hint = " (rows of one invoice must be contiguous)" if self.csv else ""
+                text = f"invoice number {number} already appears at {self.seen[other]}{hint}"
+            ctx.problem("input.duplicate-invoice", text, mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         self.seen[number] = src.origin
         self.seen_keys[key] = number
@@ -483,8 +487,12 @@ class Builder:
         if "debt_number" not in self.inv:
             pass  # formats without NumDette (format_fit requires it for pes-ormc)
         elif _blank(debt_number):
-            ctx.problem("input.required", "invoice.debt_number is missing",
-                        mapping=self.inv["debt_number"].where)
+            binding = self.inv["debt_number"]
+            # an expression that gives nothing ('invoice.number | digits' of a number
+            # written in full-width digits) is there: say what it gave
+            text = (f"is empty: its expression `{binding.text}` gave an empty value"
+                    if binding.kind == "expr" else "is missing")
+            ctx.problem("input.required", f"invoice.debt_number {text}", mapping=binding.where)
         elif self._scalar(ctx, "invoice.debt_number", debt_number, self.inv["debt_number"]):
             debt = str(debt_number)
             # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from .atomic import commit, discard, stage
-from .errors import Problem, UsageError
+from .errors import OutputInvalidError, Problem, UsageError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
@@ -106,6 +106,13 @@ def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
     return out
 
 
+def _expected_files(expected: Path) -> list[Path]:
+    """The files of an expected/ folder, its README aside."""
+    if not expected.is_dir():
+        return []
+    return [p for p in expected.iterdir() if p.is_file() and p.name != "README.md"]
+
+
 def regenerate_expected(produced: Path, expected: Path) -> None:
     """Make ``expected`` hold the files of ``produced`` and its README, nothing else. The
     new files are staged beside the old ones and renamed over them: an interrupted
@@ -153,6 +160,14 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     result, specs = render_fixture(fmt, work, official_xsd)
     if regen:
         regenerate_expected(work, fixture.expected)
+    elif not _expected_files(fixture.expected):
+        # a new bundle's first self-test: nothing to compare with, so it has not passed,
+        # but nothing renders "differently" either
+        produced = ", ".join(sorted(p.name for p in work.iterdir() if p.is_file()))
+        raise OutputInvalidError(
+            f"{fmt.name}: no expected files yet in {fixture.expected}: run check-format "
+            f"again with --regen to write what the fixture renders ({produced}) there, "
+            "review them; from then on check-format compares with them")
     problems: list[Problem] = []
     if fixture.expected.is_dir():
         for path in sorted(fixture.expected.iterdir()):

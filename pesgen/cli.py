@@ -35,12 +35,13 @@ DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
-           must_exist: bool = False):
+           must_exist: bool = False, read_only: bool = False):
     """The state store of --db (else PESGEN_DB, else the configuration file's ``db``);
     a wait for its lock is said once on standard error, unless ``quiet``. A true
     ``line_open[0]`` says a progress line is on the terminal: the note goes below it.
     ``must_exist``: a command that reads the store refuses one that is not there, naming
-    it and how it was chosen, instead of creating it (and answering from it, empty)."""
+    it and how it was chosen, instead of creating it (and answering from it, empty).
+    ``read_only``: a dry run's, which creates and changes nothing (Store)."""
     from .config import config_path, setting
     from .store import Store
 
@@ -63,7 +64,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   f"{timeout:g} s, store_lock_timeout)…")
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
-                 chosen_by=chosen_by)
+                 chosen_by=chosen_by, read_only=read_only)
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -72,7 +73,8 @@ def _echo_err(text: str, nl: bool = True) -> None:
 
 def _fail(exc: PesgenError, written: bool = True) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
-    would have written files (it says nothing was); false for a check of a user's file."""
+    would have written files (it says nothing was); false for one that writes nothing (a
+    check, a preview, a listing)."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -106,16 +108,21 @@ def _parse_date(value: str | None, option: str = "--date") -> date | None:
 def export(
     mapping: MappingOpt,
     input: Annotated[Path, typer.Option("--input", "-i", help="The school's billing export.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder; required unless --dry-run.")] = None,
     run_date: Annotated[str | None, typer.Option(
         "--date", help="Fix every generated date (YYYY-MM-DD): same input, same bytes.")] = None,
     official_xsd: OfficialOpt = None,
     formats_dir: FormatsOpt = None,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the whole run as the export would, the state store's "
+        "checks included, and print its summary: nothing written, recorded or created, "
+        "no number used. Exits as the export would.")] = False,
 ) -> None:
     """Export a billing run: allocate the rôle number, write the file(s), record the run
-    and print a summary."""
+    and print a summary (with --dry-run: check it all, write nothing)."""
     from .runs import export_recorded
 
     try:
@@ -127,9 +134,11 @@ def export(
             def progress(n: int) -> None:
                 _echo_err(f"\r{n} invoice(s) read…", nl=False)
                 line_open[0] = True
-        store = _store(db, quiet, line_open)
+        if out is None and not dry_run:
+            raise UsageError("--out is required (only --dry-run goes without)")
+        store = _store(db, quiet, line_open, read_only=dry_run)
         result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                 formats_dir, progress)
+                                 formats_dir, progress, dry_run=dry_run)
         if line_open[0]:
             _echo_err("")
     except StoreLocked as exc:
@@ -143,23 +152,33 @@ def export(
         return
     if quiet:
         return
-    typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
-               f"run {result.run_id}")
-    # the store the run is recorded in: where `runs` and `regenerate` will find it
     from .store import shown_store
 
-    typer.echo(f"  store: {shown_store(store.url)}"
-               + (" (created by this run)" if store.created else ""))
+    if dry_run:
+        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
+                   "(dry run: nothing written, no number used)")
+        typer.echo(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
+                   + (f"; read with the {store.pending_migrations} migration(s) the export "
+                      "applies first, not kept" if store.pending_migrations
+                      and store.found == "store" else "") + ")")
+    else:
+        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
+                   f"run {result.run_id}")
+        # the store the run is recorded in: where `runs` and `regenerate` will find it
+        typer.echo(f"  store: {shown_store(store.url)}"
+                   + (" (created by this run)" if store.created else ""))
     if official_xsd is not None and not result.fmt.is_pes:
         typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                    "import, not a PES file)")
+    wrote = "would write" if dry_run else "wrote"
     for f in result.files:
-        typer.echo(f"  wrote {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
+        typer.echo(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
                    f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
     for ref in result.references:
-        typer.echo(f"  wrote {ref}  (payment references)")
+        typer.echo(f"  {wrote} {ref}  (payment references)")
     for name in result.skipped:
-        typer.echo(f"  not written: {name} (empty; the format says when_empty: skip)")
+        typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
+                   "the format says when_empty: skip)")
     typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
     if result.left_out:
         typer.echo(f"left out: {len(result.left_out)}")
@@ -172,6 +191,15 @@ def export(
             if n.policy in ("transliterate", "civility"):
                 continue
             typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
+
+
+# What a dry run's summary says of the store it read (Store.found)
+_DRY_STORE = {
+    "store": "read, not changed",
+    "empty": "an empty database: read as an empty store; the export would make it one",
+    "none": "no store there: read as an empty one, nothing created; the export would "
+            "create it",
+}
 
 
 @app.command("check-mapping")
@@ -198,7 +226,7 @@ def check_mapping(
                                misfits)
         files = check_templates(m, fmt)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {files} template(s) rendered on sample titles)")
@@ -215,23 +243,37 @@ def validate(
 ) -> None:
     """Validate an XML file against pesgen's XSD, the bordereau rules and, with
     --official-xsd, the DGFiP package."""
-    from .formats import find_format
-    from .validate import file_typfic, format_of_file, validate_pes_file
+    from .formats import find_format, list_formats
+    from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
+        if format_name is not None:
+            fmt, chosen = find_format(format_name, formats_dir), format_name
+            if not any(f.xsd for f in fmt.files):
+                layouts = [str(f.layout) for f in fmt.files if f.layout]
+                raise UsageError(f"format {fmt.name} has no XSD" + (
+                    f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
+                    if layouts else ""))
+        start = not_xml(file)
+        if start is not None:
+            # a CSV or fixed-width file (a layout format's): no XML parse error for it
+            if format_name is not None:
+                hint = f"format {fmt.name}'s files are XML"
+            else:
+                flat = [f.name for _, f in list_formats(formats_dir)
+                        if not isinstance(f, Exception) and any(s.layout for s in f.files)]
+                hint = ("a CSV or fixed-width file is checked against its format's layout: "
+                        f"pesgen check-layout LAYOUT {file}" + (
+                            f" (formats with layouts: {', '.join(flat)}; pesgen validate "
+                            "--format NAME names its layout)" if flat else ""))
+            raise UsageError(f"{file} is not XML (it starts with {start!r}): pesgen validate "
+                             f"checks XML files; {hint}")
         if format_name is None:
             fmt, typfic = format_of_file(file, formats_dir)
             chosen = f"{fmt.name} (TypFic {typfic})"
-        else:
-            fmt, chosen = find_format(format_name, formats_dir), format_name
-        xsd = next((f.xsd for f in fmt.files if f.xsd), None)
-        if xsd is None:
-            layouts = [str(f.layout) for f in fmt.files if f.layout]
-            raise UsageError(f"format {fmt.name} has no XSD" + (
-                f"; its files have layouts: pesgen check-layout {layouts[0]} FILE"
-                if layouts else ""))
+        xsd = next(f.xsd for f in fmt.files if f.xsd)
         official_xsd = _official(official_xsd)
         problems = validate_pes_file(file, xsd, official_xsd)
         if problems:
@@ -260,7 +302,7 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     try:
         found = list_formats(formats_dir)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     for folder, fmt in found:
         if isinstance(fmt, Exception):
@@ -297,7 +339,7 @@ def check_format(
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=regen)
         return
     if diffs:
         for diff in diffs:
@@ -332,7 +374,7 @@ def check_layout(
             raise OutputInvalidError(f"{len(problems)} problem(s) against layout "
                                      f"{compiled.name}", problems)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     columns = sum(len(r.columns) for r in compiled.records)
     typer.echo(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
@@ -413,7 +455,7 @@ def preview(
     try:
         shown = do_preview(mapping, input, limit, formats_dir, _parse_date(run_date))
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     typer.echo(f"pesgen preview: format {shown.fmt.name}, mapping {mapping} (IdBord "
                f"{PREVIEW_NUMBER}: nothing numbered, nothing written)")
@@ -477,7 +519,7 @@ def runs_list(
     try:
         records = _store(db, must_exist=True).list_runs(str(mapping) if mapping else None)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     if not records:
         typer.echo("no run recorded")
@@ -505,7 +547,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         r = store.get_run(run)
         titles = list(store.run_titles(r["id"])) if invoices else []
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     from .runs import bordereau_of, cancelled_bordereaux
 
@@ -605,13 +647,15 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               db: DbOpt = None) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
     invoice out (exit 1 when no run exported it)."""
+    from .keys import invoice_key, named, shown, written_otherwise
+
     try:
         store = _store(db, must_exist=True)
         found = store.find_invoice(invoice, by_debt=debt)
         # an invoice a run left out (a zero total…) is in no run's files, but not unknown
         left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
-        _fail(exc)
+        _fail(exc, written=False)
         return
     if not found and not left_out:
         typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
@@ -624,8 +668,13 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         else:
             state = f"freed ({f['status']})"
         debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
-        typer.echo(f"{f['invoice']}: run {f['run_id']}  {f['created_at']}  {f['file']}  IdBord "
-                   f"{f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}")
+        # a number written with look-alike characters (a soft hyphen shows as nothing)
+        number = f["invoice"]
+        odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
+            else f"  (written with other characters: {named(number)})"
+        typer.echo(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
+                   f"IdBord {f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  "
+                   f"{state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "

@@ -8,6 +8,7 @@ just the first, and each problem names where it comes from: the input record
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -129,3 +130,23 @@ class RemoteServiceError(PesgenError):
 
 class FormatNotFound(UsageError):
     default_message = "unknown output format"
+
+
+# What the C decimal module's signals mean: it says only which one it raised
+# ("[<class 'decimal.DivisionByZero'>]"), in the order a message is chosen
+_DECIMAL_SIGNALS = (
+    (decimal.DivisionByZero, "division by zero"),
+    (decimal.DivisionUndefined, "division by zero (0 / 0)"),
+    (decimal.DivisionImpossible, "division result too large for a decimal"),
+    (decimal.ConversionSyntax, "not a decimal number"),
+    (decimal.Overflow, "decimal result too large"),
+)
+
+
+def exception_message(exc: BaseException) -> str:
+    """``str(exc)``, or words for a decimal signal, whose text is a list of classes."""
+    signals = exc.args[0] if isinstance(exc, decimal.DecimalException) and exc.args else None
+    if not isinstance(signals, list):
+        return str(exc)
+    return next((said for signal, said in _DECIMAL_SIGNALS if signal in signals),
+                "invalid decimal operation")

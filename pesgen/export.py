@@ -183,17 +183,24 @@ class Prepared:
 class Exporter:
     """One export run of one mapping with one format."""
 
-    def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path, run_date: date,
+    def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path | None, run_date: date,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
-                 references: bool = False) -> None:
+                 references: bool = False, work_dir: Path | None = None) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
         not run again, so that none added to pesgen since can refuse a recorded run (a
         rebuild that differs is refused by the comparison). ``references``: write the
         payment references CSV even for titles without NumDette, as pesgen did before
-        (a recorded run that kept one, rebuilt)."""
+        (a recorded run that kept one, rebuilt). ``work_dir``: where the spool and
+        temporary files go, instead of ``out_dir`` (a dry run: its files are checked
+        against ``out_dir``, or named alone without one, and never put in place)."""
+        work = work_dir if work_dir is not None else out_dir
+        if work is None:
+            raise UsageError("an export needs an output folder (--out); only a dry run "
+                             "goes without")
+        self.work_dir: Path = work
         self.vouched = vouched
         self.references = references
         self.stream_from = sys.maxsize if vouched else stream_from
@@ -365,7 +372,7 @@ class Exporter:
                 continue  # keep checking the rest, render nothing more
             if current is None or current.count >= max_pieces:
                 current = _Spooled([prepared.stack.enter_context(
-                    tempfile.TemporaryFile(dir=self.out_dir)) for _ in self.renderers])
+                    tempfile.TemporaryFile(dir=self.work_dir)) for _ in self.renderers])
                 prepared.bordereaux.append(current)
             elif current.total + built.title.total > MAX_AMOUNT:
                 # MtBordHt is a Base_Montant too (a title alone fits: pes.amounts): refused
@@ -470,19 +477,18 @@ class Exporter:
                     doc0 = self.document(number, b.count, b.total, lines=b.lines)
                     name = renderer.file_name(doc0)
                     names.append(name)
-                    final = self.out_dir / name
+                    final = self._final(name)
                     if any(final == taken for _, taken in temps):
                         raise TemplateError(f"{self.fmt.name}: two output files of this run "
                                             f"would be named {name}; the format's file names "
                                             "must differ per bordereau (doc.bordereau.number)")
-                    if final.exists():
-                        raise UsageError(f"{final} already exists; pesgen never overwrites an "
-                                         "export (choose another --out folder)")
+                    self._check_free(final)
                     doc = replace(doc0, file_name=name)
                     if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
                         result.skipped.append(name)
                         continue
-                    tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool))
+                    tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool),
+                                        folder=self.work_dir)
                     stream = b.streams[index] if b.streams else None
                     if self.vouched:
                         found = []  # compared with the recorded sha256 instead
@@ -506,23 +512,32 @@ class Exporter:
                                             None if debt is None else debt_key(debt), amount))
                 if self._references_for(b.titles):
                     text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
-                    final = self.out_dir / (Path(names[0]).stem + ".references.csv")
-                    if final.exists():
-                        raise UsageError(f"{final} already exists; pesgen never overwrites "
-                                         "an export (choose another --out folder)")
-                    _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")])
+                    final = self._final(Path(names[0]).stem + ".references.csv")
+                    self._check_free(final)
+                    _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
+                                             folder=self.work_dir)
                     result.references.append(final)
                     result.reference_digests[final.name] = ref_digest
             if problems:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "
                                          "nothing written", problems)
         except BaseException:
-            discard(temps, self.out_dir)
+            discard(temps, self.work_dir)
             raise
         # per bordereau, not per file: a format may write several files per bordereau
         result.titles = sum(b.count for b in prepared.bordereaux)
         result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
+
+    def _final(self, name: str) -> Path:
+        """Where a file of the run goes: in the output folder; a dry run without one
+        names it alone."""
+        return Path(name) if self.out_dir is None else self.out_dir / name
+
+    def _check_free(self, final: Path) -> None:
+        if self.out_dir is not None and final.exists():
+            raise UsageError(f"{final} already exists; pesgen never overwrites an export "
+                             "(choose another --out folder)")
 
     def _references_for(self, titles: list[tuple[Any, ...]]) -> bool:
         """Whether a bordereau gets its payment references CSV: when the mapping asks for
@@ -653,22 +668,43 @@ def _references_csv(exercise: int, id_bord: int,
     return buffer.getvalue()
 
 
-def open_exporter(mapping_path: Path, out_dir: Path, run_date: date | None,
+def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | None,
                   official_xsd: Path | None, formats_dirs: list[Path] | None,
                   progress: ProgressFn | None,
-                  on_format: Callable[[Format], None] | None = None) -> Exporter:
+                  on_format: Callable[[Format], None] | None = None,
+                  work_dir: Path | None = None) -> Exporter:
     """The exporter of a mapping; ``on_format`` sees its format bundle before any of
-    the bundle's templates is read (the state store records the bundle then)."""
+    the bundle's templates is read (the state store records the bundle then). With
+    ``work_dir`` (a dry run), ``out_dir`` (if any) is checked as it would be, never
+    created."""
     mapping = load_mapping(mapping_path)
     fmt = find_format(mapping.output.format, formats_dirs)
     if on_format is not None:
         on_format(fmt)
-    out_dir = Path(out_dir)
-    if not out_dir.exists():
-        out_dir.mkdir(parents=True)
-    elif not out_dir.is_dir():
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if work_dir is not None:
+            check_out_dir(out_dir)
+        elif not out_dir.exists():
+            out_dir.mkdir(parents=True)
+        elif not out_dir.is_dir():
+            raise UsageError(f"{out_dir} is not a folder")
+    return Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd, progress,
+                    work_dir=work_dir)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse, creating nothing, an output folder an export could not write into: not a
+    folder, below a file, or not writable (where the export would create it)."""
+    if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} is not a folder")
-    return Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd, progress)
+    folder = out_dir.absolute()
+    while not folder.exists():  # the export creates the missing ones, in the first there
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{out_dir} cannot be created: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{out_dir}: cannot write in {folder} (permission denied)")
 
 
 def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date | None = None,

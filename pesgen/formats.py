@@ -13,14 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from . import _schema
-from ._yaml import load_yaml_file
+from ._yaml import line_of, load_yaml_file
 from .errors import FormatNotFound, MappingError, Problem
 from .layout import load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
+from .text import charset_chars
 
-_CHARSET_OF_ENCODING = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
-                        "utf-8": "utf-8", "ascii": "ascii", "us-ascii": "ascii",
-                        "cp1252": "latin-1", "windows-1252": "latin-1"}
+# The text charset of an encoding, by the codec's own name (``codecs.lookup(x).name``:
+# 'ISO8859-1', 'iso_8859_1', 'l1' and 'latin-1' are all 'iso8859-1'). Another encoding
+# has no default: its format.yaml says which characters it writes (``charset:``). A
+# cp1252 package gets ISO-8859-1 text unless its bundle says ``charset: cp1252``: what
+# a finance package imports often goes on to Hélios, in ISO-8859-1.
+_CHARSET_OF_CODEC = {"iso8859-1": "latin-1", "cp1252": "latin-1", "ascii": "ascii",
+                     **dict.fromkeys(("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be",
+                                      "utf-32", "utf-32-le", "utf-32-be"), "utf-8")}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,65 @@ def encoding_clash(written: str, layout: str | None) -> str | None:
             "make them the same")
 
 
+def _charset(data: Any, source: Path) -> str:
+    """The charset of the format's text fields: format.yaml's ``charset``, else the one
+    of its ``encoding``. An encoding pesgen does not know the characters of is the
+    bundle's problem, never a quiet switch to another charset (which would turn the
+    transliteration off), and so is a charset holding characters the encoding cannot
+    write: text is checked and transliterated for its charset, so such a character
+    would only fail when the file is written, blamed on the template."""
+    encoding = data["encoding"]
+
+    def at(*keys: str) -> str:
+        return f"{source}:{line_of(data, list(keys))}: {'.'.join(keys)}"
+
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise _invalid(source, [Problem("format.schema", f"unknown encoding '{encoding}'",
+                                        mapping=at("encoding"))]) from None
+    try:
+        "".encode(encoding)
+    except LookupError:  # base64, rot13: not from text to bytes
+        raise _invalid(source, [Problem("format.schema", f"'{encoding}' is not a text "
+                                        "encoding", mapping=at("encoding"))]) from None
+    charset: str | None = data.get("charset") or _CHARSET_OF_CODEC.get(codec)
+    if charset is None:
+        choices = ", ".join(_schema.load_schema("format.schema.json")["properties"]
+                            ["charset"]["enum"])
+        raise _invalid(source, [Problem(
+            "format.schema", f"pesgen does not know which characters encoding "
+            f"'{encoding}' writes: set charset: ({choices}), the characters text fields "
+            "are checked and transliterated to, to a set the encoding writes whole",
+            mapping=at("encoding"))])
+    declared = [(charset, ("charset",) if data.get("charset") else ("encoding",))]
+    declared += [(v["charset"], ("fields", k, "charset"))
+                 for k, v in (data.get("fields") or {}).items() if "charset" in v]
+    problems = []
+    for name, keys in declared:
+        lacking = [c for c in charset_chars(name) if not _writes(encoding, c)]
+        if lacking:
+            shown = "".join(lacking[:8]) + ("…" if len(lacking) > 8 else "")
+            problems.append(Problem(
+                "format.schema", f"charset {name} holds characters encoding '{encoding}' "
+                f"cannot write ({shown!r}): give a charset it writes whole",
+                mapping=at(*keys)))
+    if problems:
+        raise _invalid(source, problems)
+    return charset
+
+
+def _writes(encoding: str, char: str) -> bool:
+    try:
+        return bool(char.encode(encoding))
+    except UnicodeError:
+        return False
+
+
+def _invalid(source: Path, problems: list[Problem]) -> MappingError:
+    return MappingError(f"{source}: invalid format bundle", problems)
+
+
 def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
     candidate = (folder / rel).resolve()
     if inside(folder, candidate) and candidate.is_file():
@@ -107,7 +172,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if problems:
         raise MappingError(f"{source}: invalid format bundle", problems)
     encoding = data["encoding"]
-    charset = data.get("charset") or _CHARSET_OF_ENCODING.get(encoding.lower(), "utf-8")
+    charset = _charset(data, source)
     files = []
     for i, spec in enumerate(data["files"]):
         where = f"{source}: files[{i}]"

@@ -9,6 +9,7 @@ for a zero remainder (see docs/rules.md, "unconfirmed").
 
 from __future__ import annotations
 
+import unicodedata
 from operator import mul
 
 _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
@@ -64,12 +65,76 @@ def debt_key(debt: str) -> str:
 # An invoice number is at most this many characters (refused at mapping time beyond, rule
 # input.invoice-number): the store's column holds that many.
 INVOICE_NUMBER_MAX = 64
-# str.casefold turns one character into at most 3 ('ΐ'): the key column holds this many.
-INVOICE_KEY_MAX = 3 * INVOICE_NUMBER_MAX
+# The key of one character is at most 18 characters (NFKC spells U+FDFA out, and case
+# folding lengthens none of it): the key column holds this many (192, 3 per character,
+# before migration 6).
+INVOICE_KEY_MAX = 18 * INVOICE_NUMBER_MAX
+
+# Dashes, hyphens and minus signs a reader takes for '-': Unicode's dash punctuation
+# (category Pd) but its double and wavy ones (U+2E17, U+2E1A, U+2E40, U+2E5D, U+301C,
+# U+3030, U+30A0), and the minus signs and the hyphen bullet. NFKC already turns U+2011,
+# U+FE58, U+FE63, U+FF0D, U+207B and U+208B into one of them. Listed rather than read
+# from the Unicode database: a key recorded today is computed alike by a later Python.
+_DASHES = ("\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e3a\u2e3b"
+           "\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead"  # Pd
+           "\u2212\u207b\u208b\u02d7\u2796\u2043")  # minus signs, hyphen bullet
+# Spaces NFKC leaves (next line, ogham, line and paragraph separators) and those it makes
+# spaces already: each one a space. ASCII whitespace is kept as it is (str.strip drops it
+# around the number; inside it, it counts, as it always did).
+_SPACES = "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009" \
+          "\u200a\u2028\u2029\u202f\u205f\u3000"
+_FOLD = str.maketrans({**dict.fromkeys(_DASHES, "-"), **dict.fromkeys(_SPACES, " ")})
 
 
 def invoice_key(number: str) -> str:
-    """An invoice number as the guard compares it: surrounding spaces stripped, case
-    folded. ``FA-2026-00101`` and `` fa-2026-00101`` are one invoice (the outputs
-    upper-case their text, so their titles would be identical)."""
-    return number.strip().casefold()
+    """An invoice number as the guards compare it: the number as a reader reads it, so
+    that two numbers an output writes alike are one invoice. ``FA-2026-00101``,
+    `` fa-2026-00101``, ``FA\u00ad-2026-00101`` (soft hyphen), ``FA\u20132026\u201300101``
+    (en dash) and ``ＦＡ-２０２６-００１０１`` (full width) have one key: the outputs
+    upper-case and transliterate their text, so their titles would be identical.
+
+    NFKC (full-width and compatibility forms, ligatures), format characters (category
+    Cf: soft hyphen, zero-width space and joiners, byte order mark) removed, every
+    dash, hyphen and minus sign of ``_DASHES`` made '-', every Unicode space a space,
+    surrounding whitespace stripped, case folded, NFKC again. An ASCII number's key is
+    what it always was: ``number.strip().casefold()`` (stores hold such keys)."""
+    if number.isascii():  # nearly every number: what the general path gives, faster
+        return number.strip().casefold()
+    return _unicode_key(number)
+
+
+def _unicode_key(number: str) -> str:
+    """``invoice_key`` without its ASCII fast path."""
+    text = unicodedata.normalize("NFKC", number)
+    if not text.isprintable():  # a format character is not printable
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = text.translate(_FOLD)
+    # case folding can leave a decomposed letter ('ǰ' folds to 'j' and a caron)
+    return unicodedata.normalize("NFKC", text.strip().casefold())
+
+
+def shown(number: str) -> str:
+    """A number in a message: its invisible characters (soft hyphen, zero-width space,
+    controls) as <U+00AD>, the rest as written."""
+    if number.isprintable():
+        return number
+    return "".join(c if c.isprintable() or c == " " else f"<U+{ord(c):04X}>" for c in number)
+
+
+def named(number: str, most: int = 3) -> str:
+    """The non-ASCII characters of a number, each once, by code point and name:
+    ``U+00AD SOFT HYPHEN``; past ``most``, how many more."""
+    chars = [c for c in dict.fromkeys(number) if not c.isascii()]
+    names = [f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in chars[:most]]
+    more = f" and {len(chars) - most} more" if len(chars) > most else ""
+    return ", ".join(names) + more
+
+
+def written_otherwise(number: str, other: str) -> str | None:
+    """How two numbers of one key differ when it is more than case and surrounding
+    spaces (a guard's message then says which characters): ``FA\u2010… is FA-… written
+    with other characters (U+2010 HYPHEN)``; None when they differ by no more than that."""
+    if number.strip().casefold() == other.strip().casefold():
+        return None
+    return (f"{shown(number)} is {shown(other)} written with other characters "
+            f"({named(number + other)})")

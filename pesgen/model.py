@@ -142,6 +142,15 @@ class Emitter:
     adresse: str
 
 
+class Options(dict[str, object]):
+    """``doc.options``: the format's parameters (format.yaml's ``defaults.options``, the
+    mapping's ``output.options``) and pesgen's own (``edition``, ``encoding``,
+    ``tiers_on``). A plain dict, but a template reading a name it lacks is told the
+    names it has (``pesgen._jinja``)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """What one output file's header and footer are rendered from."""
@@ -151,7 +160,11 @@ class Document:
     file_name: str  # NomFic
     structure_date: date  # DteStr
     bordereau: Bordereau
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=Options)
+
+    def __post_init__(self) -> None:
+        if type(self.options) is not Options:
+            object.__setattr__(self, "options", Options(self.options))
 
 
 _set = object.__setattr__

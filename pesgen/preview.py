@@ -20,6 +20,8 @@ from .export import Exporter
 from .formats import Format, find_format
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
+from .model import Title
+from .render import FileRenderer
 from .rules import check_title
 from .sources import read_invoices
 
@@ -85,7 +87,8 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         doc = exporter.document(PREVIEW_NUMBER, 0, Decimal(0))
         for renderer in exporter.renderers:
             name = renderer.file_name(doc)
-            item.records[name] = renderer.piece(title, replace(doc, file_name=name))
+            item.records[name] = _written(exporter, renderer, renderer.piece(
+                title, replace(doc, file_name=name)), f"invoice {title.invoice_number}", title)
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(PREVIEW_NUMBER, len(titles), total,
                             lines=sum(len(t.lines) for t in titles))
@@ -94,21 +97,25 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     for renderer in exporter.renderers:
         name = renderer.file_name(doc)
         named = replace(doc, file_name=name)
-        heads[name] = renderer.head(named)
-        tails[name] = renderer.tail(named)
+        heads[name] = _written(exporter, renderer, renderer.head(named), "head")
+        tails[name] = _written(exporter, renderer, renderer.tail(named), "tail")
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
     return Preview(mapping, fmt, heads, tails, items, layout_problems)
 
 
+def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,
+             title: Title | None = None) -> str:
+    """``text``, checked as export writes it: a character the file's encoding lacks is
+    the template error export gives (exit 5), naming the same part of the file."""
+    exporter._encode(text, renderer, what, title)
+    return text
+
+
 def _check_layout(exporter: Exporter, layout: Path, name: str, text: str) -> list[Problem]:
     data = text.replace("\n", exporter.fmt.newline) if exporter.fmt.newline != "\n" else text
     with tempfile.TemporaryDirectory(prefix="pesgen-preview-") as tmp:
         path = Path(tmp) / name
-        try:
-            path.write_bytes(data.encode(exporter.encoding))
-        except UnicodeEncodeError as exc:
-            return [Problem("layout.encoding", f"{data[exc.start]!r} cannot be written in "
-                            f"{exporter.encoding}", record=name)]
+        path.write_bytes(data.encode(exporter.encoding))  # each part was _written
         return validate_file(path, load_layout(layout), name, exporter.encoding)

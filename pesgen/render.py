@@ -14,25 +14,28 @@ from typing import Any
 import jinja2
 
 from ._jinja import memoise_escaping, string_environment, template_environment
-from ._tplline import locate
-from .errors import Problem, TemplateError
+from ._tplline import locate, unclosed_tag
+from .errors import Problem, TemplateError, exception_message
 from .formats import FileSpec, Format
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
 
 
-def template_error(exc: BaseException, bundle: str, name: str, context: str
-                   ) -> TemplateError:
+def template_error(exc: BaseException, bundle: str, name: str, context: str,
+                   env: jinja2.Environment | None = None) -> TemplateError:
     """``exc``, raised by template ``name`` of format ``bundle`` (or by a template it
-    imports), as pesgen's error naming the template file and line."""
+    imports), as pesgen's error naming the template file and line; ``env``, the
+    environment that compiled it, tells a syntax error's tag left open."""
     place = locate(exc, name)
     where = f"{bundle}/{place.template}:{place.line}" if place else f"{bundle}/{name}"
-    message = getattr(exc, "message", None) or str(exc)
+    message = getattr(exc, "message", None) or exception_message(exc)
     # a tag spanning lines whose faulty line could not be told: the line named is the
     # one it starts on, and the message says so
     note = place.note if place is not None else ""
-    if isinstance(exc, jinja2.TemplateSyntaxError):  # the line Jinja lexed: no note
+    if isinstance(exc, jinja2.TemplateSyntaxError):  # the line Jinja lexed
+        hint = unclosed_tag(exc, env) if env is not None else ""
+        message = f"{message} ({hint})" if hint else message
         return TemplateError(f"template {where}: syntax error: {message}",
                              [Problem("template.syntax", message or "syntax error",
                                       mapping=where)])
@@ -48,14 +51,14 @@ class FileRenderer:
     def __init__(self, fmt: Format, spec: FileSpec) -> None:
         self.fmt = fmt
         self.spec = spec
-        env = template_environment(fmt.folder)
+        self._env = env = template_environment(fmt.folder)
         self.name = f"{fmt.name}/{spec.template}"
         try:
             template = env.get_template(spec.template)
             memoise_escaping(template)
             module = template.make_module()
         except jinja2.TemplateError as exc:
-            raise template_error(exc, fmt.name, spec.template, "loading") from None
+            raise template_error(exc, fmt.name, spec.template, "loading", env) from None
         missing = [m for m in _MACROS if not callable(getattr(module, m, None))]
         if missing:
             raise TemplateError(f"template {self.name} must define the macro(s) "
@@ -73,7 +76,8 @@ class FileRenderer:
         try:
             name = self._name.render(doc=doc).strip()
         except Exception as exc:
-            raise TemplateError(f"{self.fmt.name}: file name template failed: {exc}") from None
+            raise TemplateError(f"{self.fmt.name}: file name template failed: "
+                                f"{exception_message(exc)}") from None
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise TemplateError(f"{self.fmt.name}: file name '{name}' is not a plain file name")
         return name
@@ -97,7 +101,8 @@ class FileRenderer:
         try:
             return str(macro(*args))
         except jinja2.TemplateError as exc:
-            raise template_error(exc, self.fmt.name, self.spec.template, what) from None
+            raise template_error(exc, self.fmt.name, self.spec.template, what,
+                                 self._env) from None
         except (ValueError, TypeError, AttributeError, KeyError, ArithmeticError) as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what) from None
 

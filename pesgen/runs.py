@@ -6,6 +6,11 @@ lock the sequence, check no active run holds the invoices, assemble and validate
 with the allocated IdBord, record the run, commit; then rename the files into place.
 A crash after the commit leaves a recorded run (its number used once) whose files
 ``regenerate`` writes again; never a file whose number the next run would reuse.
+
+A dry run (``dry_run``) goes through the same stages and checks on the whole input,
+the store's included, with the numbers the export would take next, read without
+allocating them; its files are rendered and validated in a private temporary folder,
+always removed, and nothing is written, recorded or created.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .build import PolicyNote
 from .errors import MappingError, Problem, RecordConflict, StateError, UsageError
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
-from .keys import invoice_key
+from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_mapping
 from .resources import inside
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
@@ -99,14 +104,24 @@ def _digest(files: dict[str, BundleFile]) -> str:
     return h.hexdigest()
 
 
-def export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
-                    run_date: date | None = None, official_xsd: Path | None = None,
+def export_recorded(store: Store, mapping_path: Path, input_path: Path,
+                    out_dir: Path | None, run_date: date | None = None,
+                    official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
                     progress: Callable[[int], None] | None = None,
                     before_commit: Callable[[], None] | None = None,
-                    before_publish: Callable[[], None] | None = None) -> ExportResult:
+                    before_publish: Callable[[], None] | None = None,
+                    dry_run: bool = False) -> ExportResult:
     """Export and record a run (see the module's docstring). A refused export leaves
-    no file, and no output folder it created."""
+    no file, and no output folder it created. ``dry_run``: check everything and write
+    nothing (``out_dir`` is then optional; the result's files are where they would go,
+    with the numbers they would take, and it has no ``run_id``)."""
+    if dry_run:
+        return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
+                        formats_dirs, progress)
+    if out_dir is None:
+        raise UsageError("an export needs an output folder (--out); only a dry run goes "
+                         "without")
     with removed_if_refused(out_dir):
         return _export_recorded(store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
@@ -144,11 +159,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:
-            # the run records the input it exported, for regenerate: it must be that one
-            raise StateError(f"{input_path} changed while it was being exported; nothing "
-                             "written, no number used: export it again once it is complete",
-                             [Problem("run.input-changed", "the input file changed during "
-                                      "the export", record=str(input_path))])
+            raise _input_changed(input_path)
         run_id = new_run_id()
         committed = False  # the run is recorded: what fails after must name it
         try:
@@ -158,13 +169,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                 temps = exporter.finish(prepared, first)
                 try:
                     if bundle_snapshot(exporter.fmt) != bundle:
-                        folder = exporter.fmt.folder
-                        raise StateError(
-                            f"the format bundle {folder} changed while the run was being "
-                            "exported; nothing written, no number used: export it again once "
-                            "the bundle is complete", [Problem(
-                                "run.format-changed", "a file of the format bundle changed "
-                                "during the export", record=str(folder))])
+                        raise _format_changed(exporter.fmt)
                     result = prepared.result
                     values = {
                         "id": run_id, "created_at": utc_now(), "pesgen_version": __version__,
@@ -244,13 +249,73 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         prepared.close()
 
 
-def paid_online(store: Store, id_coll: str, prepared: Any) -> list[PolicyNote]:
+def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
+             run_date: date | None, official_xsd: Path | None,
+             formats_dirs: list[Path] | None,
+             progress: Callable[[int], None] | None) -> ExportResult:
+    """``_export_recorded``'s stages and refusals, in its order, writing nothing: the
+    store is read in one short transaction, rolled back (``Store.reading``), and the
+    files go to a private temporary folder removed on the way out, whatever happens."""
+    if not store.read_only:
+        raise UsageError("a dry run reads the store without changing it: open it read "
+                         "only (Store(read_only=True))")
+    with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
+        snapshots: list[dict[str, BundleFile]] = []
+        exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                                 progress, on_format=lambda fmt: snapshots.append(
+                                     bundle_snapshot(fmt)), work_dir=Path(work))
+        key = sequence_key(exporter.mapping, exporter.fmt)
+        read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
+        prepared = exporter.prepare(Path(input_path))
+        try:
+            binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
+            taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
+                           prepared.origins, binding.where if binding else None)
+            with store.reading() as conn:
+                first = store.next_number(conn, key)
+                taken.refuse(conn)
+                older = store.unchecked_debts(key[0], conn) if taken.debts else 0
+                paid = paid_online(store, key[0], prepared, conn)
+            if older:
+                prepared.result.notes.append(PolicyNote(
+                    "store", "*", str(input_path), f"{older} active invoice(s) were "
+                    "recorded before this store kept NumDettes: a NumDette of theirs is not "
+                    "checked against this run's (see docs/state.md)"))
+            prepared.result.notes.extend(paid)
+            if _file_digest(Path(input_path)) != read_digest:
+                raise _input_changed(input_path)
+            exporter.finish(prepared, first)  # into the temporary folder, never in place
+            if bundle_snapshot(exporter.fmt) != snapshots[0]:
+                raise _format_changed(exporter.fmt)
+        finally:
+            prepared.close()
+    return prepared.result
+
+
+def _input_changed(input_path: Path) -> StateError:
+    # the run records the input it exported, for regenerate: it must be that one
+    return StateError(f"{input_path} changed while it was being exported; nothing written, "
+                      "no number used: export it again once it is complete",
+                      [Problem("run.input-changed", "the input file changed during the "
+                               "export", record=str(input_path))])
+
+
+def _format_changed(fmt: Format) -> StateError:
+    return StateError(
+        f"the format bundle {fmt.folder} changed while the run was being exported; nothing "
+        "written, no number used: export it again once the bundle is complete", [Problem(
+            "run.format-changed", "a file of the format bundle changed during the export",
+            record=str(fmt.folder))])
+
+
+def paid_online(store: Store, id_coll: str, prepared: Any,
+                conn: Any = None) -> list[PolicyNote]:
     """A note per invoice of the run that PayFiP shows paid through a title since
     cancelled: the new title bills the family again, which the trésorerie must settle
     (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
     amounts = {t[0]: t[6] for b in prepared.bordereaux for t in b.titles}
     notes = []
-    for inv, paid in store.paid_online(id_coll, list(amounts)).items():
+    for inv, paid in store.paid_online(id_coll, list(amounts), conn).items():
         cents = paid["paid_cents"] or 0
         notes.append(PolicyNote(
             "payfip", inv, prepared.origins.get(inv, ""),
@@ -300,7 +365,6 @@ class _Taken:
         partial = 0 < len(held) < len(self.invoices)
         several = self.store.active_bordereaux(
             conn, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
-        # numbers are compared ignoring case and spaces: say how the holder wrote it
 
         def advice(run: str, id_bord: int) -> str:
             if partial:
@@ -310,10 +374,11 @@ class _Taken:
                         f"{id_bord}) to export it again")
             return "cancel that run first to export it again"
 
-        problems = [Problem("run.duplicate", "already exported"
-                            + ("" if other == inv else f" (as {other})")
-                            + f" by run {run} in {name} (IdBord {id_bord}); "
-                            + advice(run, id_bord), record=self.origins.get(inv), invoice=inv)
+        # numbers are compared by their keys: say how the holder wrote it, and which
+        # characters differ when more than case and spaces do
+        problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord,
+                                                      advice(run, id_bord)),
+                            record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(held.items())]
         for debt, (other, run, id_bord, name) in sorted(debts.items(),
                                                          key=lambda d: self.debts[d[0]]):
@@ -354,6 +419,19 @@ class _Taken:
 # What the files of a cancelled run are called when ``regenerate --cancelled`` writes
 # them: never the names of files to send
 CANCELLED_PREFIX = "CANCELLED-"
+
+
+def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
+             advice: str) -> str:
+    """The run.duplicate message: the run holding ``invoice`` as ``other``, and what to
+    do (``advice``)."""
+    where = f"by run {run} in {name} (IdBord {id_bord})"
+    lookalike = written_otherwise(invoice, other)
+    if lookalike:
+        where = f"{where}: invoice number {lookalike}"
+    elif other != invoice:
+        where = f"(as {other}) {where}"
+    return f"already exported {where}; {advice}"
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:

@@ -80,6 +80,8 @@ def _refuse(message: str, rule: str, detail: str, record: str | None,
 
 def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     if not path.is_file():
+        if path.is_dir():
+            raise InputDataError(f"{path}: is a folder; --input takes the billing export file")
         raise InputDataError(f"{path}: input file not found")
     if _single_byte(spec.encoding):
         _refuse_utf8(path, spec)
@@ -286,6 +288,16 @@ def _decoded(handle: Any, encoding: str) -> Any:
             handle.read(3)
         return handle
     return _Recoder(handle, encoding)
+
+
+_YAJL_MESSAGE = re.compile(r"(?:parse|lexical) error: [^\n]{1,120}")
+
+
+def _syntax(exc: Exception) -> str:
+    """What ijson says of a syntax error, without the text of the file it quotes under
+    it (an IBAN, a name: billing data has no place in an error message or a log)."""
+    first = str(exc).split("\n", 1)[0].strip()
+    return first if _YAJL_MESSAGE.fullmatch(first) else "syntax error"
 
 
 class _JsonRefused(Exception):
@@ -561,6 +573,8 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     seen: dict[tuple[str, ...], list[str]] = {}
     met: str | None = None  # what the records path holds, when not an array
     found = False  # the records array was met (empty, then)
+    reading: str | None = None  # the JSON path of the invoice being read
+    last: str | None = None  # the JSON path of the last invoice read
     with path.open("rb") as handle:
         stream = _Budget(_decoded(handle, spec.encoding), shown)
         events = ijson.basic_parse(stream, use_float=False)
@@ -597,9 +611,10 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                             detail = f"an invoice must be a JSON object, not {_KINDS[event]}"
                             raise _refuse(f"{where}: {detail}; nothing written",
                                           "input.shape", detail, where)
-                        stream.where = _jpath(here)
+                        stream.where = reading = _jpath(here)
                         item = _build(events, list(here))
                         stream.mark = stream.pos
+                        reading, last = None, stream.where
                         count += 1
                         if count > skip:
                             yield SourceInvoice(record=item, lines=None, origin=where)
@@ -634,9 +649,15 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                               "input.format: json")
                     raise _refuse(f"{shown}: {detail}; nothing written", "input.format",
                                   detail, f"{shown}:1", spec.at("format")) from None
-            raise _refuse(f"{shown}: invalid JSON after {count} invoice(s); nothing written",
-                          "input.json",
-                          f"invalid JSON: {exc}", shown) from None
+            detail = f"invalid JSON: {_syntax(exc)}"
+            if reading is not None:
+                where = f"{shown}:{reading}"
+                detail += " (in this invoice)"
+            else:
+                where = shown if last is None else f"{shown}:{last}"
+                detail += "" if last is None else " (after this invoice)"
+            raise _refuse(f"{where}: invalid JSON after {count} invoice(s); nothing written",
+                          "input.json", detail, where) from None
         except (ValueError, ArithmeticError):
             # ijson's int() or Decimal() of a number, raised as it reads a block of the
             # file: where exactly is not known (the invalid JSON message says the same)

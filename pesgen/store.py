@@ -33,6 +33,9 @@ from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
 
+# The IdBord a new sequence starts at (numbering set-start may set another, once)
+_FIRST_NUMBER = 1
+
 # TypBord of a sequence: a format's defaults.typ_bord (at most this many characters,
 # schemas/format.schema.json) or else its name (at most 41)
 TYP_BORD_MAX = 64
@@ -136,12 +139,12 @@ uq_active_debt_number = sa.Index(
     sqlite_where=_WITH_DEBT, postgresql_where=_WITH_DEBT)
 
 
-# From migration 6: the bordereaux of a run cancelled while others of it stayed active
+# From migration 8: the bordereaux of a run cancelled while others of it stayed active
 # (`runs cancel RUN --bordereau N`): the trésorerie rejected one bordereau of a run split
 # in several. A bordereau is cancelled when it has a row here or its run is cancelled
 # (a run is cancelled whole, or when its last active bordereau is).
-def _cancelled_bordereaux_v6(meta: sa.MetaData) -> sa.Table:
-    """``cancelled_bordereaux`` as migration 6 created it, frozen."""
+def _cancelled_bordereaux_v8(meta: sa.MetaData) -> sa.Table:
+    """``cancelled_bordereaux`` as migration 8 created it, frozen."""
     return sa.Table(
         "cancelled_bordereaux", meta,
         sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), primary_key=True),
@@ -151,7 +154,7 @@ def _cancelled_bordereaux_v6(meta: sa.MetaData) -> sa.Table:
     )
 
 
-cancelled_bordereaux = _cancelled_bordereaux_v6(metadata)
+cancelled_bordereaux = _cancelled_bordereaux_v8(metadata)
 
 
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
@@ -277,7 +280,8 @@ def _migration_5(conn: Connection) -> None:
         for table in ("sequences", "runs"):
             conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN typ_bord TYPE VARCHAR(64)")
     # invoice numbers compared ignoring case and surrounding spaces: the key is computed
-    # here in Python (keys.invoice_key), as for every row recorded after
+    # here in Python, as keys.invoice_key did then (frozen here: migration 6 keys the
+    # numbers again as it does now)
     conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN invoice_key VARCHAR(192)")
     conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN key_shared BOOLEAN NOT NULL "
                          "DEFAULT FALSE")
@@ -292,7 +296,7 @@ def _migration_5(conn: Connection) -> None:
         if not rows:
             break
         conn.execute(update.values(invoice_key=sa.bindparam("key")),
-                     [{"row_id": i, "key": invoice_key(inv)} for i, inv in rows])
+                     [{"row_id": i, "key": inv.strip().casefold()} for i, inv in rows])
         last = rows[-1][0]
     # Active rows whose numbers differ only by case or spaces (FA-1 in one run, fa-1 in
     # another, which the guard let through before): the migration does not fail on them
@@ -313,15 +317,70 @@ def _migration_5(conn: Connection) -> None:
 
 
 def _migration_6(conn: Connection) -> None:
-    # one bordereau of a run cancelled, the others active; nothing to fill in: a run
-    # cancelled before is cancelled whole, by its status
-    _cancelled_bordereaux_v6(sa.MetaData()).create(conn)
+    # The key became the number as a reader reads it (NFKC, format characters dropped,
+    # dashes and spaces folded: keys.invoice_key). An ASCII number's key is unchanged;
+    # one written otherwise (FA\u00ad-2026-00101, soft hyphen) is keyed again here, and
+    # may now share its key with another active row: a look-alike the guard let through
+    # before. As migration 5 did for case, the migration neither fails nor cancels: both
+    # stay active and refuse the invoice, the oldest holds the unique index, the others
+    # are marked key_shared (docs/state.md).
+    if conn.dialect.name == "postgresql":  # one character's key is up to 18 characters
+        conn.exec_driver_sql("ALTER TABLE run_invoices ALTER COLUMN invoice_key TYPE "
+                             f"VARCHAR({INVOICE_KEY_MAX})")
+    table = _run_invoices_v5(sa.MetaData())  # what migration 5 read and wrote, still
+    changed: list[dict[str, Any]] = []
+    last = None
+    while True:
+        query = (sa.select(table.c.id, table.c.id_coll, table.c.invoice, table.c.invoice_key)
+                 .order_by(table.c.id).limit(5000))
+        if last is not None:
+            query = query.where(table.c.id > last)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        for row_id, id_coll, inv, old in rows:
+            key = invoice_key(inv)
+            if key != old:
+                changed.append({"row_id": row_id, "id_coll": id_coll, "key": key})
+        last = rows[-1][0]
+    if not changed:
+        return
+    [index] = table.indexes  # uq_active_invoice_key: two rows may hold one key meanwhile
+    index.drop(conn)
+    conn.execute(table.update().where(table.c.id == sa.bindparam("row_id"))
+                 .values(invoice_key=sa.bindparam("key")),
+                 [{"row_id": c["row_id"], "key": c["key"]} for c in changed])
+    # each key a changed row now has: its oldest active row holds the index, the others
+    # are marked (the rows the index held before included: the oldest may be another)
+    runs_t = table.metadata.tables["runs"]
+    for id_coll, key in sorted({(c["id_coll"], c["key"]) for c in changed}):
+        ids = conn.execute(
+            sa.select(table.c.id).join(runs_t, runs_t.c.id == table.c.run_id)
+            .where(table.c.id_coll == id_coll, table.c.invoice_key == key, table.c.active)
+            .order_by(runs_t.c.created_at, table.c.id)).scalars().all()
+        if ids:
+            conn.execute(table.update().where(table.c.id == ids[0]).values(key_shared=False))
+            conn.execute(table.update().where(table.c.id.in_(ids[1:])).values(key_shared=True))
+    index.create(conn)
 
 
 # Ordered schema migrations; append, never edit a released one (what they create is
 # frozen with them: a later change to a table is a new migration).
+def _migration_7(conn: Connection) -> None:
+    from .payfip.tables import migration_7  # PayFiP anomalies: who resolved, when, note
+
+    migration_7(conn)
+
+
+def _migration_8(conn: Connection) -> None:
+    # one bordereau of a run cancelled, the others active; nothing to fill in: a run
+    # cancelled before is cancelled whole, by its status
+    _cancelled_bordereaux_v8(sa.MetaData()).create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
-                                                  _migration_4, _migration_5, _migration_6]
+                                                  _migration_4, _migration_5, _migration_6,
+                                                  _migration_7, _migration_8]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -335,6 +394,8 @@ def shown_url(url: str) -> str:
 
 def _sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL, None for an in-memory database."""
+    if "///" not in url:  # sqlite:// : in memory
+        return None
     path = url.split("///", 1)[-1]
     return None if not path or path == ":memory:" else Path(path)
 
@@ -447,7 +508,7 @@ class RunRecord:
     out_dir: str
     pesgen_version: str
     cancel_reason: str | None
-    # the bordereaux cancelled while others of the run stayed active (migration 6)
+    # the bordereaux cancelled while others of the run stayed active (migration 8)
     cancelled_bordereaux: tuple[int, ...] = ()
 
 
@@ -457,7 +518,7 @@ class Store:
     def __init__(self, url: str | None = None, must_exist: bool = False,
                  lock_timeout: float | None = None,
                  on_wait: Callable[[float], None] | None = None,
-                 chosen_by: str | None = None) -> None:
+                 chosen_by: str | None = None, read_only: bool = False) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
         ``must_exist``, refuse a database that is not already a pesgen store, creating
         nothing (a command that reads the store, or a source to copy from, must not
@@ -468,18 +529,35 @@ class Store:
         SQLite: a transaction that finds the write lock held by another pesgen run waits
         for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
         setting, config.store_lock_timeout), then raises StoreLocked; ``on_wait`` is
-        called once, with that timeout, when a wait outlasts a short grace."""
+        called once, with that timeout, when a wait outlasts a short grace.
+
+        ``read_only`` (a dry run): nothing is created, migrated or recorded; the store is
+        read through ``reading``. ``found`` then says what is there: ``store``, ``empty``
+        (an empty database) or ``none`` (no SQLite file: read as an empty store, kept in
+        memory, which creates no file nor folder)."""
         self.url = url or default_url()
         self.lock_timeout = store_lock_timeout() if lock_timeout is None else lock_timeout
         self._lock = _LockWait(self.url, self.lock_timeout, on_wait)
         self.chosen_by = chosen_by
-        if must_exist and self.url.startswith("sqlite"):
+        self.read_only = read_only
+        self.found = "store"
+        # read only: the migrations this pesgen would apply first (``reading`` applies
+        # them in its transaction, rolled back), once read
+        self.pending_migrations = 0
+        engine_url = self.url
+        if (must_exist or read_only) and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
-            if path is None or not path.is_file():
+            if must_exist and (path is None or not path.is_file()):
                 raise self._missing(f"no pesgen store at {path or self.url}")
-        self.engine = self._engine(self.url, self._lock)
-        self.created = not self._check_ours(must_exist)
-        self.migrate()
+            if path is None or not path.exists():
+                engine_url, self.found = "sqlite://", "none"
+        self.engine = self._engine(engine_url, self._lock)
+        ours = self._check_ours(must_exist)
+        if not ours and self.found == "store":
+            self.found = "empty"
+        self.created = not ours and not read_only
+        if not read_only:
+            self.migrate()
 
     def _check_ours(self, must_exist: bool) -> bool:
         """Never add pesgen's tables to somebody else's database. Whether the database
@@ -551,18 +629,36 @@ class Store:
 
     def migrate(self) -> None:
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
-            schema_table.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
-            if current > len(MIGRATIONS):
-                # tables or rules this pesgen does not know: writing would break them
-                raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
-                                 f"pesgen (schema {current}, this pesgen knows up to "
-                                 f"{len(MIGRATIONS)}): upgrade pesgen")
-            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-                step(conn)
-                conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
+            self._migrate(conn)
+
+    def _migrate(self, conn: Connection) -> int:
+        """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657347)")
+        schema_table.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+        if current > len(MIGRATIONS):
+            # tables or rules this pesgen does not know: writing would break them
+            raise StateError(f"{shown_url(self.url)}: this store was migrated by a newer "
+                             f"pesgen (schema {current}, this pesgen knows up to "
+                             f"{len(MIGRATIONS)}): upgrade pesgen")
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(conn)
+            conn.execute(schema_table.insert().values(version=version, applied_at=utc_now()))
+        return len(MIGRATIONS) - current
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """The store as an export would find it, changing nothing (a dry run): one
+        transaction, in which the migrations this pesgen applies first are applied, always
+        rolled back. On SQLite it holds the store's lock while it lasts: keep it short."""
+        with self.engine.connect() as conn:
+            conn.begin()
+            try:
+                self.pending_migrations = self._migrate(conn)
+                yield conn
+            finally:
+                conn.rollback()
 
     # -------------------------------------------------------------- numbering
 
@@ -589,20 +685,31 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(
                 "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
-                "start_number) VALUES (:a, :b, :c, :d, 1, 1) ON CONFLICT DO NOTHING"),
-                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord})
+                "start_number) VALUES (:a, :b, :c, :d, :n, :n) ON CONFLICT DO NOTHING"),
+                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": _FIRST_NUMBER})
             return conn.execute(query.with_for_update()).one()
         row = conn.execute(query).one_or_none()
         if row is None:
             conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
                                                    exercise=exercise, typ_bord=typ_bord,
-                                                   next_number=1, start_number=1))
+                                                   next_number=_FIRST_NUMBER,
+                                                   start_number=_FIRST_NUMBER))
             row = conn.execute(query).one()
         return row
 
     def peek_next(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
         """The next IdBord of a sequence, locked for the rest of the transaction."""
         return int(self._sequence_row(conn, key).next_number)
+
+    @staticmethod
+    def next_number(conn: Connection, key: tuple[str, str, int, str]) -> int:
+        """The next IdBord of a sequence, read without locking nor creating its row (a
+        dry run): what ``peek_next`` would give now."""
+        id_coll, cod_bud, exercise, typ_bord = key
+        found = conn.execute(sa.select(sequences.c.next_number).where(
+            sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
+            sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)).scalar()
+        return _FIRST_NUMBER if found is None else int(found)
 
     def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
         if not 1 <= start <= 9_999_999:
@@ -653,7 +760,8 @@ class Store:
                 out.setdefault(run_id, []).append(id_bord)
         return out
 
-    def paid_online(self, id_coll: str, invoices: list[str]) -> dict[str, dict[str, Any]]:
+    def paid_online(self, id_coll: str, invoices: list[str],
+                    conn: Connection | None = None) -> dict[str, dict[str, Any]]:
         """The invoices among ``invoices`` (compared like the guard) that PayFiP shows
         paid by a title no longer active (its run or bordereau cancelled): invoice as
         given -> amount paid (cents), when, operation, and the run and IdBord of the
@@ -662,9 +770,10 @@ class Store:
 
         keys = {invoice_key(inv): inv for inv in invoices}
         out: dict[str, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
             for start in range(0, len(keys), 500):
-                rows = conn.execute(
+                rows = c.execute(
                     sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
                               payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
                               run_invoices.c.id_bord)
@@ -679,22 +788,24 @@ class Store:
                                       "run_id": run_id, "id_bord": id_bord}
         return out
 
-    def unchecked_debts(self, id_coll: str) -> int:
+    def unchecked_debts(self, id_coll: str, conn: Connection | None = None) -> int:
         """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept
         NumDettes (runs created before it was applied, to the second): their NumDettes
         cannot be checked."""
-        with self.engine.connect() as conn:
-            since = conn.execute(sa.select(schema_table.c.applied_at)
-                                 .where(schema_table.c.version == 3)).scalar()
-            if since is None:
-                return 0
-            return int(conn.execute(
-                sa.select(sa.func.count()).select_from(run_invoices)
-                .join(runs, runs.c.id == run_invoices.c.run_id)
-                .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
-                       run_invoices.c.debt_number.is_(None), runs.c.typ_bord == "06",
-                       runs.c.created_at <= since))
-                .scalar() or 0)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.unchecked_debts(id_coll, own)
+        since = conn.execute(sa.select(schema_table.c.applied_at)
+                             .where(schema_table.c.version == 3)).scalar()
+        if since is None:
+            return 0
+        return int(conn.execute(
+            sa.select(sa.func.count()).select_from(run_invoices)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                   run_invoices.c.debt_number.is_(None), runs.c.typ_bord == "06",
+                   runs.c.created_at <= since))
+            .scalar() or 0)
 
     def _held(self, conn: Connection | None, id_coll: str, column: sa.Column[Any],
               values: list[str]) -> dict[str, tuple[str, str, int, str]]:

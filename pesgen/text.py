@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 # Characters outside ISO-8859-1 that French billing data commonly holds.
 _TRANSLIT = {
@@ -46,15 +47,32 @@ _PES_EMPTYISH = re.compile(r"^(0+|nc|NC|Nc|nC|\.| )$")
 
 _NOT_LATIN1 = re.compile(r"[^\x00-\xff]")
 
-CHARSETS = ("latin-1", "sepa", "ascii", "utf-8", "alnum")
+CHARSETS = ("latin-1", "cp1252", "sepa", "ascii", "utf-8", "alnum")
+# What Windows-1252 writes beyond ISO-8859-1, in place of the C1 controls (which
+# normalize refuses whatever the charset): Œ œ Š š Ž ž Ÿ ƒ ˆ ˜ – — ‘ ’ ‚ “ ” „ † ‡ • … ‰ ‹ › € ™
+_CP1252_EXTRA = bytes(range(0x80, 0xA0)).decode("cp1252", errors="ignore")
 # First character a charset does not allow (C-speed scan of the common, clean case).
 _DISALLOWED = {
     "latin-1": re.compile(r"[^\x00-\xff]"),
+    "cp1252": re.compile(f"[^\\x00-\\xff{_CP1252_EXTRA}]"),
     "ascii": re.compile(r"[^\x00-\x7f]"),
     "sepa": _SEPA_BAD,
     "alnum": re.compile(r"[^0-9A-Za-z]"),
     "utf-8": re.compile(r"(?!)"),
 }
+
+
+@cache
+def charset_chars(charset: str) -> str:
+    """The characters text normalised for ``charset`` can hold (line breaks, tabs and
+    invisible characters are replaced or refused), for a format to check that its
+    encoding writes them all. Every charset but utf-8 lies below U+2200; for utf-8, one
+    character of each plane a text may use, which only a Unicode encoding writes."""
+    if charset == "utf-8":
+        return "\u00e9\u0152\u4e2d\U0001f600"
+    disallowed = _DISALLOWED[charset]
+    return "".join(c for c in map(chr, range(0x2200))
+                   if c.isprintable() and not disallowed.match(c))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,8 @@ def _encodable(char: str, charset: str) -> bool:
         return bool(_SEPA_OK.match(char))
     if charset == "alnum":
         return bool(_ALNUM_OK.match(char))
+    if charset == "cp1252":
+        return ord(char) <= 0xFF or char in _CP1252_EXTRA
     limit = 0x7F if charset == "ascii" else 0xFF
     return ord(char) <= limit
 
@@ -124,8 +144,13 @@ def _c1_hint(value: str) -> str:
     return ": UTF-8 text read with another encoding? (check input.encoding: utf-8)"
 
 
+# the charsets that allow all of ASCII, and all of ISO-8859-1: normalize's fast paths
+_FAST_CHARSETS = ("latin-1", "cp1252", "ascii", "utf-8")
+_LATIN1_FAST_CHARSETS = ("latin-1", "cp1252", "utf-8")
+
+
 def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
-    if value.isascii() and value.isprintable() and charset in ("latin-1", "ascii", "utf-8") \
+    if value.isascii() and value.isprintable() and charset in _FAST_CHARSETS \
             and "  " not in value and value[:1] != " " and value[-1:] != " ":
         # the common case: plain ASCII text, nothing to refuse or transliterate
         if policy.case == "upper":
@@ -133,7 +158,7 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
             if upper != value:
                 return Normalized(upper, ("case",))
         return Normalized(value, ())
-    if charset in ("latin-1", "utf-8") and value.isprintable() and "  " not in value and \
+    if charset in _LATIN1_FAST_CHARSETS and value.isprintable() and "  " not in value and \
             value[:1] != " " and value[-1:] != " " and not _NOT_LATIN1.search(value):
         # the next common case: Latin-1 text ('Hélène', 'Léa'). Printable, so no control
         # character, line break, tab, no-break space or soft hyphen; within the charset,

@@ -11,6 +11,7 @@ with its line and XPath: as one tree when it is small, piece by piece when it is
 
 from __future__ import annotations
 
+import codecs
 import copy
 import re
 from collections.abc import Iterable
@@ -733,6 +734,34 @@ def file_typfic(path: Path) -> str | None:
         if name in ("Bordereau", "Piece") or seen > 200:
             return None
     return None
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def not_xml(path: Path) -> str | None:
+    """The first line of a file that cannot be XML (its first character, after a byte
+    order mark and white space, is not '<'), cut to be quoted; None when it may be XML
+    (an empty file, or UTF-16 without a byte order mark, is left to the parser)."""
+    with path.open("rb") as handle:
+        head = handle.read(256)
+    encoding = next((e for bom, e in _BOMS if head.startswith(bom)), None)
+    if encoding is not None:
+        text = head.decode(encoding, errors="replace").removeprefix("\ufeff")
+    elif b"\x00" in head[:2]:
+        return None
+    else:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a character cut by the read, or 8-bit text
+            text = head[:exc.start].decode("utf-8") if exc.start > len(head) - 4 else \
+                head.decode("cp1252", errors="replace")
+    text = text.lstrip(" \t\r\n")
+    if not text or text.startswith("<"):
+        return None
+    first = text.splitlines()[0]
+    return first[:40] + ("…" if len(first) > 40 else "")
 
 
 def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[Any, str]:

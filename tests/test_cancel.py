@@ -189,13 +189,13 @@ def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
         "freed (cancelled)")
 
 
-def test_a_schema_5_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, monkeypatch):
-    """A store pesgen left at schema 5 opens with the current code (migration 6), and a
+def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 7 opens with the current code (migration 8), and a
     split run it recorded can have one bordereau cancelled."""
     import pesgen.store as st
 
     with monkeypatch.context() as patch:
-        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:5])
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:7])
         old = Store(db_url)
     assert "cancelled_bordereaux" not in sa.inspect(old.engine).get_table_names()
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
@@ -205,7 +205,7 @@ def test_a_schema_5_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, 
     store = Store(db_url)
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1)) == list(range(1, 7))
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1)) == list(range(1, 9))
     [listed] = store.list_runs()
     assert (listed.status, listed.cancelled_bordereaux) == ("committed", ())
     store.cancel(run.run_id, "rejected", [3])

@@ -175,6 +175,15 @@ def test_missing_input_file_is_an_input_error(tmp_path):
     assert "nope.json: input file not found" in r.stderr
 
 
+def test_a_folder_as_input_is_said_to_be_a_folder(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    r = _export(tmp_path / "out", input_path=folder)
+    assert r.exit_code == ExitCode.INPUT
+    assert f"{folder}: is a folder; --input takes the billing export file" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_mapping_error_on_export_exit_3(tmp_path):
     m = tmp_path / "m.yaml"
     m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
@@ -278,7 +287,19 @@ def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):
     assert (f"  - unknown key 'zero_totl' (did you mean 'zero_total'?) "
             f"[mapping {m}:{typo}: policies.zero_totl] (rule mapping.schema)") in err
     assert f"[mapping {m}:{delay}: output.asap_delay_days]" in err
-    assert err.rstrip().endswith("2 problem(s); nothing was written.")
+    # check-mapping writes nothing: it does not say nothing was written
+    assert err.rstrip().endswith("\n2 problem(s).")
+    # nor do preview, check-layout and check-format (without --regen); export does
+    r = _run("preview", "-m", m, "-i", JSON_INPUT)
+    assert r.exit_code == ExitCode.MAPPING and r.stderr.rstrip().endswith("\n2 problem(s).")
+    layout = tmp_path / "bad.layout.yaml"
+    layout.write_text("pesgen_layout: 1\nname: X\nkind: csv\n", encoding="utf-8")
+    r = _run("check-layout", layout)
+    assert r.exit_code == ExitCode.MAPPING and r.stderr.rstrip().endswith("\n1 problem(s).")
+    r = _run("export", "-m", m, "-i", JSON_INPUT, "-o", tmp_path / "out", "--db",
+             tmp_path / "s.sqlite3")
+    assert r.exit_code == ExitCode.MAPPING
+    assert r.stderr.rstrip().endswith("\n2 problem(s); nothing was written.")
 
 
 def test_check_mapping_missing_file_exit_3(tmp_path):
@@ -350,6 +371,31 @@ def test_validate_not_xml_exit_6(tmp_path):
     r = _run("validate", junk)
     assert r.exit_code == ExitCode.OUTPUT
     assert "not well-formed" in r.stderr
+
+
+@pytest.mark.parametrize("head", [b"", b"\xef\xbb\xbf", b"\r\n  "])
+def test_validate_a_file_that_is_not_xml_says_so(tmp_path, head):
+    """A CSV (a layout format's file) given to validate: not an XML parse error, but
+    what it is and the command that checks it; exit 2, as for a file whose format
+    pesgen cannot tell."""
+    csv = tmp_path / "TITRES.csv"
+    csv.write_bytes(head + "N° facture;Nom\r\nFA-1;Dupont\r\n".encode(
+        "utf-8" if head else "cp1252"))
+    r = _run("validate", csv)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.strip() == (
+        f"error: {csv} is not XML (it starts with 'N° facture;Nom'): pesgen validate checks "
+        "XML files; a CSV or fixed-width file is checked against its format's layout: "
+        f"pesgen check-layout LAYOUT {csv} (formats with layouts: bl-emagnus; pesgen "
+        "validate --format NAME names its layout)")
+    r = _run("validate", csv, "--format", "pes-ormc")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.strip().endswith("pesgen validate checks XML files; format pes-ormc's "
+                                     "files are XML")
+    r = _run("validate", csv, "--format", "bl-emagnus")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "format bl-emagnus has no XSD; its files have layouts: pesgen check-layout " \
+        in r.stderr
 
 
 # ---------------------------------------------------------------- formats, version

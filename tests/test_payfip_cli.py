@@ -46,7 +46,8 @@ def world(tmp_path):
     fake = FakePayfip()
     with ServerThread(fake.app) as f, \
             ServerThread(create_app(store, default_factory(timeout=TIMEOUT))) as r:
-        yield {"fake": f, "receiver": r, "store": store, "out": tmp_path / "out",
+        yield {"fake": f, "payfip": fake, "receiver": r, "store": store,
+               "out": tmp_path / "out",
                "endpoint": f"{f.url}/tpa", "notify": f"{r.url}/payfip/notification"}
 
 
@@ -150,6 +151,45 @@ def test_link_errors_name_the_invoice_and_the_field(world):
     assert code == 7 and "FA-2099-99999: in no active run" in err
 
 
+def _binding_line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp_path):
+    """FA-2026-00104's payer has no e-mail in the export: the refusal says how to give
+    one (--mel) and where the mapping reads it, file:line, as other refusals do."""
+    text = MAPPING.read_text(encoding="utf-8")
+    line = _binding_line(text, "email: payer.email")
+    code, out, err = _link(world, "FA-2026-00104")
+    assert code == 4 and out == ""
+    assert ("  - invoice FA-2026-00104: mel: the payer's e-mail address is missing: the run's "
+            "recorded input gives none through bindings.payer.email; give one with --mel "
+            f"[mapping {MAPPING}:{line}: bindings.payer.email] (rule payfip.mel)") in err
+    code, out, err = _link(world, "FA-2026-00104", "--mel", "famille@example.org")
+    assert code == 0, err
+
+    # a mapping that reads no e-mail: it says so, and where to add the binding
+    unbound = tmp_path / "no-email.yaml"
+    unbound.write_text(text.replace("    email: payer.email\n", ""), encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(unbound), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 4
+    assert ("invoice FA-2026-00102: mel: the payer's e-mail address is missing: the mapping "
+            "binds no payer.email; give one with --mel, or add bindings.payer.email "
+            f"[mapping {unbound}: bindings.payer.email] (rule payfip.mel)") in err
+
+    # an address the binding gives that PayFiP refuses: the binding is named too
+    bad = tmp_path / "bad-email.yaml"
+    bad.write_text(text.replace("email: payer.email", "email: {const: 'secretariat'}"),
+                   encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(bad), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 4
+    assert ("invoice FA-2026-00102: mel: 'secretariat' is not an e-mail address PayFiP "
+            "accepts (6 to 80 characters, one '@', no space); give another with --mel "
+            f"[mapping {bad}:{line}: bindings.payer.email] (rule payfip.mel)") in err
+
+
 def test_soap_fault_exit_code_and_message(world):
     httpx.post(f"{world['fake'].url}/_fake/fault", json={"operation": "*", "code": "999"},
                timeout=TIMEOUT)
@@ -167,6 +207,85 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     world["fake"].stop()
     code, out, _ = _run("payfip", "reconcile", "--timeout", "2")
     assert code == 8 and "error 1" in out
+
+
+def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
+    """An amount-mismatch leaves the invoice pending: the list says so and what to do;
+    `anomalies resolve ID --note` records who, when and the decision, and pays nothing."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    httpx.post(f"{world['fake'].url}/_fake/tamper",
+               json={"idop": id_op, "fields": {"montant": "5000"}}, timeout=TIMEOUT)
+    _pay(world, out)
+
+    code, out, err = _run("payfip", "anomalies")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert re.match(rf"#(\d+)  \S+  amount-mismatch  op {id_op}  invoice FA-2026-00102  "
+                    r"\(notification\): result P not recorded as a payment \[expected 18750, "
+                    r"got 5000\]$", lines[0]), lines[0]
+    number = re.match(r"#(\d+)", lines[0])[1]
+    assert lines[1] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
+                        "and changed no status")
+    assert lines[2].startswith("    what to do: PayFiP reports another amount than the one "
+                               "asked: ask the trésorerie what was collected")
+    assert lines[3] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
+                        "TEXT` (it records the decision; it pays nothing)")
+
+    code, out, err = _run("payfip", "anomalies", "resolve", number, "--note",
+                          "trésorerie: 50,00 collected, 16,00 refunded", "--by", "alice")
+    assert code == 0, err
+    assert re.match(rf"anomaly #{number} amount-mismatch \(invoice FA-2026-00102\): resolved "
+                    r"\S+ by alice; no payment was recorded$", out.strip()), out
+    code, out, err = _run("payfip", "anomalies", "resolve", number, "--note", "again")
+    assert code == 7 and f"anomaly {number} was already resolved on " in err
+
+    code, out, _ = _run("payfip", "anomalies")
+    assert out.strip() == "no open anomaly (1 resolved: --all lists them)"
+    code, out, _ = _run("payfip", "anomalies", "--all")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith(f"#{number}  ") and re.match(
+        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[2])
+    assert len(lines) == 3  # nothing open: no summary line
+    code, out, _ = _run("payfip", "payments", "--since", "2020-01-01")
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert (row["status"], row["amount_paid"]) == ("pending", "")
+
+
+def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
+    from pathlib import Path
+
+    from pesgen.payfip import ledger
+
+    source = Path(ledger.__file__).read_text(encoding="utf-8")
+    kinds = set(re.findall(r'_anomaly\(conn, "([a-z-]+)"', source))
+    kinds |= set(re.findall(r'mismatches\.append\(\("([a-z-]+)"', source))
+    assert len(kinds) >= 11 and kinds == set(ledger.ANOMALY_ADVICE)
+    docs = (Path(ledger.__file__).parents[2] / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = docs.split("## Anomalies: what support does", 1)[1].split("\n## ", 1)[0]
+    assert [k for k in sorted(kinds) if f"`{k}`" not in section] == []
+
+
+def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
+    """P1: PayFiP purged the operation; the family may have paid before (its notification
+    lost). The list is unchanged (the school software reads it); standard error says what
+    to check."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    code, out, err = _run("payfip", "payments")
+    assert code == 0 and "expired" not in err
+    world["payfip"].operations.clear()  # the night purge
+    code, out, err = _run("payfip", "reconcile")
+    assert code == 0 and "  FA-2026-00102  expired  expired (P1" in out, out
+    code, out, err = _run("payfip", "payments")
+    assert code == 0, err
+    [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
+    assert row["status"] == "expired"
+    assert err == ("note: 1 invoice(s) expired: PayFiP no longer knows their operation, so "
+                   "whether the family paid before it expired is not known; check with the "
+                   "trésorerie before sending a new link (docs/payfip.md)\n")
+    code, out, err = _run("payfip", "payments", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["status"] == "expired" and "trésorerie" in err
 
 
 def test_client_info(world):

@@ -200,6 +200,75 @@ def test_amount_mismatch_is_an_anomaly_not_a_payment(flow, store):
     assert flow.reconcile() == []  # an anomaly is for a person, not for the sweep
 
 
+def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store):
+    """After an amount-mismatch the invoice stays pending: resolving the anomaly records
+    who decided what and when, in the anomaly and the invoice's history; it records no
+    payment, changes no status, and the invoice can still get a link."""
+    from pesgen.errors import StateError, UsageError
+
+    link = flow.link(mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    [anomaly] = ledger.list_anomalies(store, open_only=True)
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["resolved_at"]) == (
+        "amount-mismatch", "pending", None)
+    before = _payment(store)
+    op_before = ledger.get_operation(store, link.id_op)
+
+    with pytest.raises(UsageError, match="needs a note"):
+        ledger.resolve_anomaly(store, anomaly["id"], "alice", "  ")
+    with pytest.raises(StateError, match="no anomaly 999"):
+        ledger.resolve_anomaly(store, 999, "alice", "x")
+    note = "trésorerie: 50,00 EUR collected, 16,00 EUR refunded on 2026-12-02"
+    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", note)
+    assert (done["resolved_by"], done["note"]) == ("alice", note) and done["resolved_at"]
+    with pytest.raises(StateError, match=f"anomaly {anomaly['id']} was already resolved on "
+                       f"{done['resolved_at']} by alice"):
+        ledger.resolve_anomaly(store, anomaly["id"], "bob", "again")
+
+    assert ledger.list_anomalies(store, open_only=True) == []
+    [closed] = ledger.list_anomalies(store)
+    assert (closed["resolved_at"], closed["resolved_by"], closed["note"]) == (
+        done["resolved_at"], "alice", note)
+    assert _payment(store) == before and before["status"] == "pending"  # nothing paid
+    assert before["paid_cents"] is None
+    assert ledger.get_operation(store, link.id_op) == op_before
+    assert _events(store)[-2:] == [("anomaly", "notification", "pending"),
+                                   ("anomaly-resolved", "support", "pending")]
+    assert flow.reconcile() == []
+    assert flow.link(mode="W").invoice == "FA-2026-00102"  # a new link can be sent
+
+
+def test_a_schema_6_store_s_anomalies_are_migrated_open(schema_3_url, monkeypatch):
+    """Migration 7 adds who resolved an anomaly, when and the note; the anomalies recorded
+    before stay open and can be resolved."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:6])
+        old = Store(schema_3_url)
+    with old.engine.begin() as conn:
+        table = sa.Table("payfip_anomalies", sa.MetaData(), autoload_with=conn)
+        assert "resolved_at" not in table.c
+        conn.execute(table.insert().values(at="2026-11-23T18:00:00Z", kind="unknown-idop",
+                                           id_op="forged-1", source="notification",
+                                           detail="notification for an operation pesgen "
+                                           "never issued; rejected"))
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(st.schema_table.c.version)).scalars()) == \
+            list(range(1, len(st.MIGRATIONS) + 1))
+    [anomaly] = ledger.list_anomalies(store, open_only=True)
+    assert (anomaly["kind"], anomaly["resolved_at"], anomaly["invoice_status"]) == (
+        "unknown-idop", None, None)
+    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", "not ours: ignored")
+    assert ledger.list_anomalies(store, open_only=True) == []
+    assert ledger.list_anomalies(store)[0]["note"] == done["note"] == "not ours: ignored"
+    store.engine.dispose()
+
+
 def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
     link = flow.link()
     flow.control("tamper", {"idop": link.id_op,
@@ -275,12 +344,19 @@ def test_purged_operation_expires(flow, store):
     assert ledger.get_operation(store, link.id_op)["status"] == "expired"
 
 
-def test_payfip_down_during_reconcile_keeps_operations_open(flow, store):
+def test_payfip_down_during_reconcile_keeps_operations_open(flow, store, caplog):
     link = flow.link()
     flow.fake.stop()
-    [outcome] = flow.reconcile()
+    with caplog.at_level("WARNING", logger="pesgen.payfip"):
+        [outcome] = flow.reconcile()
     assert outcome.action == "error" and outcome.status == "unknown"
     assert ledger.get_operation(store, link.id_op)["status"] == "unknown"
+    # what went wrong has a name (not 'Transport ' with an empty code), and no billing data
+    assert [r.getMessage() for r in caplog.records] == [
+        f"payfip reconcile: operation {link.id_op}: result not available (no answer: "
+        "connection refused)"]
+    assert outcome.message == (f"PayFiP recupererDetailPaiementSecurise: {flow.endpoint}/"
+                               "services/securite: no answer: connection refused")
 
 
 # ---------------------------------------------------------------------- validation first
@@ -322,12 +398,73 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
 def test_invoice_not_exported_is_refused(flow):
     from pesgen.errors import StateError
 
-    with pytest.raises(StateError, match="FA-2026-00106: in no active run"):
-        flow.link("FA-2026-00106")  # left out of the run (total 0.00)
-    # a number the run holds written otherwise: found, and said how it was exported
-    with pytest.raises(StateError, match=" fa-2026-00101: its run .* exported it as "
-                       "FA-2026-00101; give the number as exported"):
-        flow.link(" fa-2026-00101")
+    with pytest.raises(StateError, match="FA-2099-99999: in no active run .*export it "
+                       "first"):
+        flow.link("FA-2099-99999")  # in no run at all
+    assert flow.fake_operations() == []
+
+
+def test_a_number_typed_in_another_case_is_linked_as_its_run_exported_it(flow, store):
+    """Found like `runs find` and the duplicate guard find it (case and surrounding spaces
+    aside); the operation, the payment, refdet and the e-mail follow the recorded number."""
+    link = flow.link(" fa-2026-00105")
+    assert (link.invoice, link.refdet) == ("FA-2026-00105", "FA202600105")
+    op = ledger.get_operation(store, link.id_op)
+    assert op["invoice"] == "FA-2026-00105" and op["mel"] == "sofie.vdb@example.org"
+    assert [p["invoice"] for p in ledger.list_payments(store)] == ["FA-2026-00105"]
+    [fake_op] = flow.fake_operations()
+    assert fake_op["refdet"] == "FA202600105"
+    # with look-alike characters too (an en dash for '-', as a word processor writes
+    # it): the same invoice, linked under the number its run recorded
+    again = flow.link("FA\u20132026\u201300105")
+    assert (again.invoice, again.refdet) == ("FA-2026-00105", "FA202600105")
+    assert ledger.get_operation(store, again.id_op)["invoice"] == "FA-2026-00105"
+
+    # a paid invoice gets no new link, however its number is typed
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    from pesgen.errors import StateError
+
+    with pytest.raises(StateError, match="invoice FA-2026-00102: already paid"):
+        flow.link("fa-2026-00102", mode="W")
+
+
+def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store):
+    """Two active titles whose numbers differ only by case (a store migrated from
+    before schema 5 may hold such, marked key_shared): which one the family pays is
+    for a person to say, by typing the number exactly as that run exported it."""
+    from pesgen.errors import StateError
+    from pesgen.store import run_invoices
+
+    [row] = store.find_invoice("FA-2026-00105")
+    with store.engine.begin() as conn:
+        conn.execute(run_invoices.insert().values(
+            run_id=row["run_id"], id_coll=row["id_coll"], invoice="Fa-2026-00105",
+            id_bord=row["id_bord"], id_pce=99, amount=row["amount"], active=True,
+            invoice_key=row["invoice_key"], key_shared=True))
+    with pytest.raises(StateError) as info:
+        flow.link("fa-2026-00105")
+    assert str(info.value) == (
+        f"invoice fa-2026-00105: ambiguous: active runs hold FA-2026-00105 (run "
+        f"{row['run_id']}) and Fa-2026-00105 (run {row['run_id']}); give the number "
+        "exactly as the run to pay exported it")
+    assert flow.fake_operations() == []
+    assert flow.link("Fa-2026-00105").invoice == "Fa-2026-00105"
+
+
+def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow, store):
+    """FA-2026-00106 (total 0.00) was left out of the run: exporting it again leaves it
+    out again, so 'export it first' would be wrong advice; what `runs find` knows is said."""
+    from pesgen.errors import StateError
+
+    [run] = store.list_runs()
+    for typed in ("FA-2026-00106", "fa-2026-00106"):
+        with pytest.raises(StateError) as info:
+            flow.link(typed)
+        message = str(info.value)
+        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} (")
+        assert "school-export.json:$.invoices[5]: total is 0.00 (policy zero_total)" in message
+        assert "export it first" not in message and "leaves it out again" in message
     assert flow.fake_operations() == []
 
 

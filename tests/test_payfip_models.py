@@ -277,3 +277,56 @@ def test_a_created_operation_s_idop_is_read_whatever_its_spelling(key):
         200, content=answer, headers={"content-type": "text/xml; charset=utf-8"}))
     client = PayfipClient(http=httpx.Client(transport=transport))
     assert client.creer_paiement_securise(GOOD) == "cc0cb210-1cd4-11ea"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("failure, reason", [
+    ("refused", "connection refused"),
+    ("timeout", "timeout"),
+    ("bad-gateway", "HTTP 502"),
+    ("dropped", "RemoteProtocolError"),
+])
+def test_no_answer_says_what_went_wrong_and_keeps_credentials_out(failure, reason):
+    """PayfipUnavailable's code names the failure (it was empty: 'Transport '); the
+    endpoint's user and password never reach the message, the operation's last_error
+    or a log line."""
+    import httpx
+
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipUnavailable
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if failure == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if failure == "dropped":
+            raise httpx.RemoteProtocolError("Server disconnected", request=request)
+        return httpx.Response(502, content=b"<html>Bad gateway</html>")
+
+    port = _closed_port()
+    endpoint = f"http://support:s3cret@127.0.0.1:{port}/tpa"
+    http = None if failure == "refused" else httpx.Client(transport=httpx.MockTransport(answer))
+    client = PayfipClient(endpoint, timeout=2, http=http)
+    with pytest.raises(PayfipUnavailable) as info:
+        client.recuperer_detail_paiement_securise("cc0cb210-1cd4-11ea")
+    fault = info.value
+    assert (fault.kind, fault.code) == ("Transport", reason)
+    assert fault.summary == f"no answer: {reason}"
+    assert "s3cret" not in str(fault) and "support:" not in str(fault)
+    assert str(fault).startswith(f"PayFiP recupererDetailPaiementSecurise: http://***@127.0.0.1:"
+                                 f"{port}/tpa/services/securite: no answer: {reason}")
+
+
+def test_a_bad_endpoint_is_refused_without_its_password():
+    from pesgen.payfip.client import check_endpoint
+    from pesgen.payfip.errors import PayfipConfigError
+
+    with pytest.raises(PayfipConfigError) as info:
+        check_endpoint("ftp://support:s3cret@payfip.example/tpa")
+    assert str(info.value).startswith("PayFiP endpoint 'ftp://***@payfip.example/tpa' must be")

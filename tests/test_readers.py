@@ -352,3 +352,43 @@ def test_a_csv_file_given_to_a_json_mapping(tmp_path):
     assert p.mapping == _at(JSON_MAPPING, "format")
     assert "invoice_number," in p.message
     assert exc.report().count("lexical error") <= 1
+
+
+# ---------------------------------------------------------------- 9. JSON syntax errors
+
+
+def test_a_syntax_error_names_the_invoice_and_quotes_none_of_the_file(tmp_path):
+    """ijson's message quotes the file around the error: an IBAN there would reach the
+    terminal and the logs. The refusal names the invoice being read instead."""
+    iban = "FR7630006000011234567890189"
+    text = JSON_TEXT.replace(f'"iban": "{iban}",', f'"iban": "{iban}"', 1)
+    assert text != JSON_TEXT
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.json")
+    assert p.record == f"{inp}:$.invoices[0]"
+    assert "(in this invoice)" in p.message and "parse error" in p.message
+    assert "30006" not in exc.report() and "30006" not in str(exc)
+
+
+def test_a_syntax_error_between_invoices_names_the_one_before(tmp_path):
+    data = _example()
+    items = [json.dumps(item) for item in data["invoices"]]
+    # the comma between the second and the third invoice left out
+    body = ", ".join(items[:2]) + " " + ", ".join(items[2:])
+    text = json.dumps({k: v for k, v in data.items() if k != "invoices"})[:-1] + \
+        f', "invoices": [{body}]}}'
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.json")
+    assert p.record == f"{inp}:$.invoices[1]"
+    assert "(after this invoice)" in p.message
+
+
+def test_only_a_known_syntax_message_is_quoted():
+    assert sources._syntax(ValueError("parse error: premature EOF\n  FR76 ...\n ^")) == \
+        "parse error: premature EOF"
+    assert sources._syntax(ValueError("Unexpected symbol '\"FR7630006\"' at 5")) == \
+        "syntax error"

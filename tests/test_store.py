@@ -22,10 +22,12 @@ import sqlalchemy as sa
 
 from pesgen.errors import InputDataError, OutputInvalidError, StateError, UsageError
 from pesgen.export import export
+from pesgen.keys import written_otherwise
 from pesgen.runs import bundle_snapshot, export_recorded, regenerate
 from pesgen.store import Store, unpack
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, record_as_older, state_database
+from .test_invoice_key import LOOKALIKES
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -989,6 +991,107 @@ def test_an_invoice_in_another_case_is_refused_once_not_also_for_its_num_dette(d
     assert {p.rule for p in info.value.problems} == {"run.duplicate"}
 
 
+# ---------------------------------------------------------------- look-alike numbers
+# FA-2026-00101 written with a soft hyphen, Unicode hyphens, an en dash or full-width
+# characters: the outputs write each as FA-2026-00101, so each is that invoice
+# (tests/test_invoice_key.py has more of them)
+
+
+@pytest.mark.parametrize("kind", list(LOOKALIKES))
+def test_a_look_alike_number_is_one_invoice_within_a_run(tmp_path, kind):
+    inp = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00102": LOOKALIKES[kind]},
+                    tmp_path, "lookalike.json")
+    with pytest.raises(InputDataError) as info:
+        export(TITRES, inp, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("input.duplicate-invoice", LOOKALIKES[kind])
+    assert problem.record == f"{inp}:$.invoices[1]"
+    said = written_otherwise(LOOKALIKES[kind], "FA-2026-00101")
+    assert problem.message == (f"invoice number {said}, which already appears at "
+                               f"{inp}:$.invoices[0]")
+    assert " written with other characters (U+" in problem.message
+    assert _files(tmp_path / "out") == []
+
+
+def test_a_look_alike_number_in_an_ormc_run_is_a_duplicate_not_a_num_dette_clash(tmp_path):
+    """Its NumDette (the number's digits) is the other's too: the duplicate is what is
+    said, not 'give this invoice another NumDette', which would send it twice."""
+    inp = _invoices({"FA-2026-00101": "FA-2026-00101",
+                     "FA-2026-00102": LOOKALIKES["en dash"]}, tmp_path, "lookalike.json")
+    with pytest.raises(InputDataError) as info:
+        export(MAPPING, inp, tmp_path / "out", RUN)
+    assert [p.rule for p in info.value.problems] == ["input.duplicate-invoice"]
+
+
+@pytest.mark.parametrize("kind", list(LOOKALIKES))
+def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
+    store = Store(db_url)
+    first = export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    number = LOOKALIKES[kind]
+    inp = _invoices({"FA-2026-00101": number}, tmp_path, "lookalike.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, TITRES, inp, tmp_path / "b", RUN)
+    assert str(info.value) == (f"1 invoice(s) already exported by run(s) {first.run_id}; "
+                               "nothing written")
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("run.duplicate", number)
+    assert problem.record == f"{inp}:$.invoices[0]"
+    assert problem.message == (
+        f"already exported by run {first.run_id} in {first.files[0].path.name} (IdBord 1): "
+        f"invoice number {written_otherwise(number, 'FA-2026-00101')}; cancel that run "
+        "first to export it again")
+    assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
+    # runs find, asked with the look-alike, finds the run holding the invoice
+    assert [h["run_id"] for h in store.find_invoice(number)] == [first.run_id]
+
+
+@pytest.mark.parametrize("mapping", [EMAGNUS, JVS, MAPPING], ids=["emagnus", "jvs", "ormc"])
+def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping):
+    """ORMC: one refusal, the duplicate; not also its NumDette (the same digits), whose
+    advice, 'give this invoice another NumDette', would put it in the rôle twice."""
+    store = Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    inp = _invoices({"FA-2026-00101": LOOKALIKES["en dash"],
+                     "FA-2026-00104": LOOKALIKES["soft hyphen"].replace("00101", "00104")},
+                    tmp_path, "lookalike.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, mapping, inp, tmp_path / "b", RUN)
+    assert [p.rule for p in info.value.problems] == ["run.duplicate", "run.duplicate"]
+    assert all(first.run_id in p.message for p in info.value.problems)
+    assert _files(tmp_path / "b") == []
+
+
+def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, tmp_path):
+    store = Store(db_url)
+    number = LOOKALIKES["soft hyphen"]
+    held = export_recorded(store, TITRES, _invoices({"FA-2026-00101": number}, tmp_path,
+                                                    "soft.json"), tmp_path / "a", RUN)
+    [row] = store.find_invoice("FA-2026-00101")
+    assert row["run_id"] == held.run_id
+    for asked in ("FA-2026-00101", number, LOOKALIKES["full-width"],
+                  " fa\u20132026\u201300101"):
+        found = _cli(["runs", "find", asked], db_url)
+        assert found.returncode == 0, found.stderr
+        # the number as the run wrote it, its invisible character shown and named
+        assert found.stdout == (
+            f"FA<U+00AD>-2026-00101: run {held.run_id}  {row['created_at']}  "
+            f"{held.files[0].path.name}  IdBord 1 IdPce 1  {row['amount']}  active  (written "
+            "with other characters: U+00AD SOFT HYPHEN)\n"), found.stdout
+
+
+def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):
+    """Full-width digits are no digits to `digits`: NumDette comes out empty. The
+    binding is there; what it gave is said, not 'missing'."""
+    inp = _invoices({"FA-2026-00101": LOOKALIKES["full-width"]}, tmp_path, "wide.json")
+    with pytest.raises(InputDataError) as info:
+        export(MAPPING, inp, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "input.required"
+    assert problem.message == ("invoice.debt_number is empty: its expression "
+                               "`invoice.number | digits` gave an empty value")
+    assert problem.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
+
+
 def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkeypatch):
     """Migration 5 on a store of schema 4: TypBord columns widened (PostgreSQL), every
     invoice keyed. Two active runs holding one invoice in two cases (the guard let them
@@ -1015,7 +1118,7 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
         rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
                                       st.run_invoices.c.invoice_key,
                                       st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))  # 5 and after
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
     widths = {t: {c["name"]: c["type"] for c in sa.inspect(store.engine).get_columns(t)}
               for t in ("sequences", "runs")}
     if db_url.startswith("postgresql"):
@@ -1180,6 +1283,79 @@ def test_a_number_shared_by_three_runs_passes_to_the_oldest_still_active(
     result = _cancel_cli(db_url, third.run_id)
     assert result.output == (f"run {third.run_id} cancelled: its 1 invoice(s) can be "
                              "exported again\n")
+
+
+def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
+        db_url, tmp_path, monkeypatch):
+    """Migration 6 keys again the numbers that are not ASCII (the key was strip and
+    casefold up to schema 5). A look-alike the guard of schema 5 let through now shares
+    its number's key: as migration 5 did for case, both stay active and refuse the
+    invoice, the oldest row holds the unique index (here the look-alike: the row that
+    held it before is marked), and cancelling it hands the index over."""
+    import pesgen.store as st
+    from pesgen.keys import INVOICE_KEY_MAX, invoice_key
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:5])
+        old = Store(db_url)
+    # what the schema-5 code recorded: a run of look-alikes (and a full-width number of
+    # its own), then the example in ORMC, whose FA-2026-00101 and FA-2026-00104 its guard
+    # let by
+    lookalikes = _invoices({"FA-2026-00101": LOOKALIKES["soft hyphen"],
+                            "FA-2026-00104": LOOKALIKES["en dash"].replace("00101", "00104"),
+                            "FA-2026-00105": "ＦＡ-２０２６-００２００"}, tmp_path, "alike.json")
+    done = []
+    for i, (mapping, source) in enumerate(((TITRES, lookalikes),
+                                           (MAPPING, EXAMPLES / "school-export.json"))):
+        donor = Store(f"sqlite:///{tmp_path / f'donor-{i}.sqlite3'}")
+        done.append(export_recorded(donor, mapping, source, tmp_path / f"donor-{i}", RUN))
+        with donor.engine.begin() as conn:  # keyed as schema 5 keyed them
+            for row_id, invoice in conn.execute(sa.select(st.run_invoices.c.id,
+                                                          st.run_invoices.c.invoice)).all():
+                conn.execute(st.run_invoices.update().where(st.run_invoices.c.id == row_id)
+                             .values(invoice_key=invoice.strip().casefold()))
+        record_as_older(donor, old)
+    old.engine.dispose()
+    first, second = done
+
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
+                                      st.run_invoices.c.invoice_key,
+                                      st.run_invoices.c.key_shared)).all()
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    assert len(rows) == 14 and all(r.invoice_key == invoice_key(r.invoice) for r in rows)
+    assert {r.invoice_key for r in rows if r.run_id == first.run_id} == {
+        "fa-2026-00101", "fa-2026-00104", "fa-2026-00200"}
+    assert {(r.run_id, r.invoice) for r in rows if r.key_shared} == {
+        (second.run_id, "FA-2026-00101"), (second.run_id, "FA-2026-00104")}
+    if db_url.startswith("postgresql"):
+        [key_column] = [c for c in sa.inspect(store.engine).get_columns("run_invoices")
+                        if c["name"] == "invoice_key"]
+        assert key_column["type"].length == INVOICE_KEY_MAX
+    # both runs hold the invoice and refuse it, however it is written
+    assert {h["run_id"] for h in store.find_invoice("fa\u20102026\u201000101")} == {
+        first.run_id, second.run_id}
+    with pytest.raises(StateError) as info:
+        export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    # cancelling the look-alikes' run: the example's rows take the index over
+    result = _cancel_cli(db_url, first.run_id)
+    assert result.output == (
+        f"run {first.run_id} cancelled: 1 of its 3 invoice(s) can be exported again; 2 "
+        f"stay held by active run {second.run_id} (FA-2026-00101, FA-2026-00104)\n")
+    assert _key_rows(store)[(second.run_id, "FA-2026-00101")] == (True, False)
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
+        _sneak_in(store, first.run_id, "fa-2026-00101")
+    # the widest key of a number pesgen accepts fits the column (PostgreSQL: migrated)
+    widest = "\ufdfa" * 64
+    with store.engine.begin() as conn:
+        conn.execute(st.run_invoices.insert().values(
+            run_id=first.run_id, id_coll="21450999400015", invoice=widest,
+            invoice_key=invoice_key(widest), id_bord=1, id_pce=99, amount="1.00",
+            active=True))
+    assert [h["invoice"] for h in store.find_invoice(widest)] == [widest]
 
 
 def test_runs_of_a_mapping_are_found_whatever_the_path_form(tmp_path):

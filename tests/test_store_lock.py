@@ -65,15 +65,27 @@ def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
 def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
-    release = threading.Timer(3, holder.rollback)
-    release.start()
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+    # the lock is let go once the export says it waits (not after a fixed delay, which a
+    # busy machine's slow start would outlast: the export would then never wait)
+    proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                             "-i", str(EXAMPLES / "school-export.json"), "-o",
+                             str(tmp_path / "out"), "--date", "2026-11-23"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
     try:
-        done = _export(db, tmp_path / "out", "30")
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        holder.rollback()
+        stdout, rest = proc.communicate(timeout=60)
     finally:
-        release.join()
         holder.close()
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.count(WAITING) == 1, done.stderr
+        if proc.poll() is None:
+            proc.kill()
+    stderr = first + rest
+    assert proc.returncode == 0, stderr
+    assert stderr.count(WAITING) == 1, stderr
+    assert "wrote" in stdout
     [run] = Store(f"sqlite:///{db}").list_runs()
     assert run.first_number == 1
 

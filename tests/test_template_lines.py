@@ -144,6 +144,64 @@ def test_a_statement_whose_line_cannot_be_told_says_so(tmp_path):
                                f"lines {first}-{first + 2})")
 
 
+@pytest.mark.parametrize("expression, says", [
+    ("t.total / 0", "division by zero"), ("(t.total - t.total) / 0", "division by zero (0 / 0)"),
+    ("t.total % 0", "invalid decimal operation")])
+def test_a_decimal_operation_failing_is_said_in_words(tmp_path, expression, says):
+    """The decimal module's signal is a list of classes ([<class 'decimal.DivisionByZero'>]):
+    the message says what it means, as onboarding.md shows it."""
+    fmts, template = _bundle(tmp_path, NOM, '<Nom V="{{ d.name ~ (' + expression + ') }}"/>')
+    line = _line(template, expression)
+    with pytest.raises(TemplateError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
+    assert str(info.value) == (f"template {TEMPLATE}:{line}: {says} (piece of invoice "
+                               "FA-2026-00101)")
+    (problem,) = info.value.problems
+    assert problem.message.endswith(f": {says}") and "<class" not in problem.message
+
+
+# (old, new, the line the faulty tag opens on, Jinja's line past it, the hint)
+LEFT_OPEN = {
+    # '%' without '}': the tag runs into the next one; the parser stops a line later
+    "a for missing its '}'": (
+        NOM, '{% for x in [1] %\n' + NOM + '{% endfor %}', "{% for x in [1] %", 1,
+        "the tag opened on line {0} is not closed: no '%}}' before the tag on line {1}"),
+    "an if missing its '%}', plain text after it": (
+        NOM, '{% if d.name\n<Nom/>\n{% endif %}' + NOM, "{% if d.name", 1,
+        "the tag opened on line {0} is not closed: no '%}}' before the tag on line {2}"),
+    "a tag running to the end of the template": (
+        "</n:PES_Aller>\n{% endmacro %}", "</n:PES_Aller>\n{% endmacro  \n   %\n", "{% endmacro  ",
+        1, "the tag opened on line {0} is not closed: no '%}}' before the end of the template"),
+    # a tag spanning lines with a slip inside it: it is closed, Jinja's line is right
+    "a slip inside a closed tag": (
+        NOM, '{% set x = [1,\n   2 3] %}' + NOM, "{% set x = [1,", 1, ""),
+    # Jinja's line is the tag's own: nothing to add
+    "a '}' missing on the tag's own line": (NOM, '<Nom V="{{ d.name }"/>', '{{ d.name }"', 0, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(LEFT_OPEN))
+def test_a_tag_left_open_names_the_line_it_opened_on(tmp_path, case):
+    """A tag left open swallows what follows: Jinja names where the parser gave up,
+    past the slip; the message adds the line the tag opened on, when the template shows
+    the tag is not closed (another tag's '{{' or '{%' inside it, or the end of the
+    template)."""
+    old, new, opens, after, hint = LEFT_OPEN[case]
+    fmts, template = _bundle(tmp_path, old, new)
+    first = _line(template, opens)
+    r = _cli("check-format", fmts, tmp_path)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    head = f"error: template {TEMPLATE}:{first + after}: syntax error: "
+    assert r.stderr.startswith(head), r.stderr
+    said = r.stderr.splitlines()[0]
+    if hint:
+        assert said.endswith(f" ({hint.format(first, first + 1, first + 2)})"), said
+        assert f"{hint.format(first, first + 1, first + 2)}) [template " in r.stderr
+    else:
+        assert "is not closed" not in r.stderr
+
+
 IMPORTED = ('{% macro nom(d) -%}\n<Nom V="{{ d.name\n     ~ " "\n     ~ d.no_such_attr }}"/>\n'
             '{%- endmacro %}\n')
 

@@ -11,14 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pesgen import filters
+from pesgen import text as text_module
 from pesgen._yaml import line_of, load_yaml_text
 from pesgen.errors import MappingError
 from pesgen.keys import cle1, cle2
 from pesgen.parse import parse_amount, parse_bool, parse_date
 from pesgen.text import (
     CHARSETS,
+    Normalized,
     TextPolicy,
     _normalize,
+    charset_chars,
     normalize,
     pes_text_error,
     sepa_bad_chars,
@@ -373,6 +376,35 @@ def test_upper_case_of_sepa_text():
 def test_characters_without_transliteration_are_refused(raw):
     r = normalize(raw, "latin-1", UPPER_TRANSLIT)
     assert r.error is not None and "no transliteration" in r.error
+
+
+def test_cp1252_keeps_what_windows_1252_writes_and_transliterates_the_rest():
+    """charset cp1252: ISO-8859-1 plus the 27 characters Windows-1252 puts in place of
+    the C1 controls (which stay refused: a wrong input.encoding)."""
+    r = normalize("Cœur – l’été, 10 € ‰ Łódź", "cp1252", UPPER_TRANSLIT)
+    assert r == Normalized("CŒUR – L’ÉTÉ, 10 € ‰ LÓDZ", ("case", "transliterate"),
+                           "Ł→L, Ź→Z")
+    assert normalize("ÿ", "cp1252", UPPER_TRANSLIT).value == "Ÿ"  # in cp1252, not Latin-1
+    assert normalize("Œuvre", "cp1252", STRICT) == Normalized("Œuvre", ())
+    refused = normalize("Łódź", "cp1252", STRICT)
+    assert refused.error == "character(s) 'Łź' not allowed in cp1252 (policy transliterate: false)"
+    assert "U+0092" in (normalize("l\x92été", "cp1252", UPPER_TRANSLIT).error or "")
+    assert charset_chars("cp1252").encode("cp1252").decode("cp1252") == \
+        charset_chars("cp1252")
+    assert len(charset_chars("cp1252")) == len(charset_chars("latin-1")) + 27
+
+
+@pytest.mark.parametrize("charset", CHARSETS)
+def test_charset_chars_are_what_normalize_lets_through(charset):
+    """charset_chars (what a format's encoding must write) is the printable characters
+    the charset allows: every one passes normalize unchanged, and no charset but utf-8
+    allows a character from U+2200 on (where charset_chars stops looking)."""
+    chars = charset_chars(charset)
+    assert chars and all(normalize(c, charset, STRICT) == Normalized(c, ())
+                         for c in chars if c != " ")
+    if charset != "utf-8":
+        beyond = "".join(chr(c) for c in range(0x2200, 0x110000) if not 0xD800 <= c < 0xE000)
+        assert not text_module._DISALLOWED[charset].sub("", beyond)
 
 
 @pytest.mark.parametrize("value, bad", [("", True), ("0", True), ("000", True), ("nc", True),

@@ -242,26 +242,112 @@ def payments(
         typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
     else:
         typer.echo(text, nl=False)
+    expired = sum(r["status"] == "expired" for r in rows)
+    if expired:
+        # P1: PayFiP purged the operation, maybe after a payment whose notification was
+        # lost; only the trésorerie knows (the list itself is for the school software)
+        typer.echo(f"note: {expired} invoice(s) expired: PayFiP no longer knows their "
+                   "operation, so whether the family paid before it expired is not known; "
+                   "check with the trésorerie before sending a new link (docs/payfip.md)",
+                   err=True)
 
 
-@payfip_app.command()
-def anomalies(db: DbOpt = None) -> None:
-    """List what needs a person: amount or reference mismatches, unknown idOps notified,
-    double payments."""
+anomalies_app = typer.Typer(cls=HelpGroup, invoke_without_command=True,
+                            help="What needs a person: amount or reference mismatches, "
+                            "unknown idOps notified, double payments… (open ones; --all: "
+                            "the resolved ones too). `resolve ID --note TEXT` records a "
+                            "decision.")
+payfip_app.add_typer(anomalies_app, name="anomalies")
+
+
+@anomalies_app.callback()
+def anomalies(
+    ctx: typer.Context,
+    every: Annotated[bool, typer.Option("--all", help="Also the resolved anomalies.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """List the open anomalies, with the state of each one's invoice and what to do
+    (docs/payfip.md, "Anomalies: what support does"). An anomaly never pays an invoice."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
-        from .ledger import list_anomalies
+        from .ledger import ANOMALY_ADVICE, list_anomalies
 
         rows = list_anomalies(_store(db))
     except PesgenError as exc:
         _fail(exc)
         return
+    shown = [r for r in rows if every or r["resolved_at"] is None]
+    resolved = sum(r["resolved_at"] is not None for r in rows)
     if not rows:
         typer.echo("no anomaly")
-    for r in rows:
-        typer.echo(f"{r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
+        return
+    if not shown:
+        typer.echo(f"no open anomaly ({resolved} resolved: --all lists them)")
+        return
+    for r in shown:
+        typer.echo(f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
                    f"{r['invoice'] or '-'}  ({r['source']}): {r['detail']}"
                    + (f" [expected {r['expected']}, got {r['got']}]"
                       if r['expected'] is not None else ""))
+        if r["invoice"]:
+            state = r["invoice_status"] or "no payment recorded"
+            typer.echo(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
+                       "payment and changed no status")
+        if r["resolved_at"] is not None:
+            typer.echo(f"    resolved {r['resolved_at']} by {r['resolved_by']}: {r['note']}")
+        else:
+            typer.echo(f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}")
+    open_count = sum(r["resolved_at"] is None for r in rows)
+    if open_count:
+        typer.echo(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
+                   "--note TEXT` (it records the decision; it pays nothing)"
+                   + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
+                      if resolved else ""))
+
+
+def _group_db(ctx: typer.Context, db: str | None) -> str | None:
+    """``--db`` given before the subcommand (``anomalies --db X resolve …``) counts,
+    unless the subcommand's own was given on the command line too."""
+    from click.core import ParameterSource
+
+    parent = ctx.parent
+    if (ctx.get_parameter_source("db") != ParameterSource.COMMANDLINE and parent is not None
+            and parent.get_parameter_source("db") == ParameterSource.COMMANDLINE):
+        return parent.params.get("db")
+    return db
+
+
+@anomalies_app.command("resolve")
+def anomalies_resolve(
+    ctx: typer.Context,
+    anomaly: Annotated[int, typer.Argument(help="The anomaly's number (#ID in the list).")],
+    note: Annotated[str, typer.Option("--note", help="What was decided, and with whom "
+                                      "(recorded).")],
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who decided (default: the login name).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Record a person's decision on an anomaly (who, when, the note) and close it. It
+    records no payment and changes no invoice's status."""
+    import getpass
+
+    try:
+        from .ledger import resolve_anomaly
+
+        if by is None:
+            try:
+                by = getpass.getuser()
+            except Exception:  # no login name (a container without one): say who with --by
+                raise UsageError("who resolves it? give --by NAME") from None
+        store = _store(_group_db(ctx, db))
+        row = resolve_anomaly(store, anomaly, by, note)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
+    typer.echo(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
+               f"{row['resolved_by']}; no payment was recorded")
 
 
 @payfip_app.command("client-info")
@@ -322,7 +408,7 @@ def tipi_url(
         req, _ = build_request(m, settings, _store(db), invoice, mel,
                                urlcl, urlcl)
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
-        url = build(TipiRequest(invoice, req.numcli, req.exer, req.refdet, req.montant,
+        url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),
                     endpoint or settings.endpoint)
     except PesgenError as exc:

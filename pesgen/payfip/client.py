@@ -9,7 +9,9 @@ tolerantly where the live service is known to vary (element case in the detail).
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote, urlsplit
+import socket
+import ssl
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -33,8 +35,8 @@ def check_endpoint(endpoint: str) -> str:
     """The base URL ``…/tpa``: SOAP at ``/services/securite``, pages beside it."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        raise PayfipConfigError(f"PayFiP endpoint '{endpoint}' must be an http(s) URL such "
-                                f"as {DEFAULT_ENDPOINT}")
+        raise PayfipConfigError(f"PayFiP endpoint '{shown_url(endpoint)}' must be an "
+                                f"http(s) URL such as {DEFAULT_ENDPOINT}")
     return endpoint.rstrip("/")
 
 
@@ -112,21 +114,24 @@ class PayfipClient:
 
     def _call(self, operation: str, values: list[tuple[str, str]]):  # -> etree._Element
         body = soap.request(operation, values)  # schema-checked before sending
+        where = f"PayFiP {operation}: {shown_url(self.soap_url)}"
         try:
             answer = self.http.post(self.soap_url, content=body,
                                     headers={"Content-Type": soap.CONTENT_TYPE,
                                              "SOAPAction": '""'})
         except httpx.TimeoutException:
-            raise PayfipUnavailable(f"PayFiP {operation}: no answer from {self.soap_url} "
-                                    f"within {self.timeout:g} s") from None
+            raise PayfipUnavailable(f"{where}: no answer: timeout (none within "
+                                    f"{self.timeout:g} s)", "timeout") from None
         except httpx.HTTPError as exc:
-            raise PayfipUnavailable(f"PayFiP {operation}: {self.soap_url}: "
-                                    f"{type(exc).__name__}: {exc}") from None
+            reason = _transport_reason(exc)
+            # the exception's own text may quote the URL: only its kind is said
+            raise PayfipUnavailable(f"{where}: no answer: {reason}", reason) from None
         try:
             element = soap.parse(answer.content)
         except soap.EnvelopeError as exc:
-            raise PayfipUnavailable(f"PayFiP {operation}: HTTP {answer.status_code} without "
-                                    f"a SOAP answer ({exc})") from None
+            reason = f"HTTP {answer.status_code}"
+            raise PayfipUnavailable(f"{where}: no answer: {reason} without a SOAP answer "
+                                    f"({exc})", reason) from None
         if soap.is_fault(element):
             info = soap.fault_info(element)
             text = info["libelle"] or info["descriptif"] or info["faultstring"]
@@ -143,6 +148,31 @@ class PayfipClient:
             log.warning("PayFiP %s answer breaks the contract schema: %s", operation,
                         "; ".join(errors))
         return element
+
+
+def shown_url(url: str) -> str:
+    """A URL fit for a message, a log or the store: any user and password masked."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    """What kept PayFiP from answering, in words support can act on: ``connection
+    refused``, ``name not resolved``, else the failure's class (``ReadError``…)."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> the socket's OSError
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "name not resolved"
+        if isinstance(cause, ssl.SSLError):
+            return "TLS failure"
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
 
 
 def _tolerant(values: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:

@@ -36,18 +36,29 @@ class PayfipFault(RemoteServiceError):
                          problems)
 
     @property
+    def summary(self) -> str:
+        """The fault's kind and code, for a log line: ``FonctionnelleErreur R3``."""
+        return f"{self.kind} {self.code}".strip()
+
+    @property
     def technical(self) -> bool:
         """A fault worth retrying later (the service, not the request, failed)."""
         return self.kind.startswith("Tech") or self.kind == "SOAP"
 
 
 class PayfipUnavailable(PayfipFault):
-    """No usable answer: connection refused, timeout, HTTP error without a SOAP fault."""
+    """No usable answer: connection refused, timeout, HTTP error without a SOAP fault.
+    ``code`` says which, in words (``connection refused``, ``timeout``, ``HTTP 502``,
+    else the failure's class): never the URL, a password or billing data."""
 
     default_message = "PayFiP did not answer"
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.default_message, kind="Transport", code="")
+    def __init__(self, message: str | None = None, reason: str = "no answer") -> None:
+        super().__init__(message or self.default_message, kind="Transport", code=reason)
+
+    @property
+    def summary(self) -> str:
+        return f"no answer: {self.code}"
 
     @property
     def technical(self) -> bool:

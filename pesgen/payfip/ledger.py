@@ -20,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import StateError
+from ..errors import StateError, UsageError
 from ..keys import invoice_key
 from ..store import Store, run_invoices, runs, utc_now
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
-from .tables import anomalies, events, operations, payments
+from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
 
 log = logging.getLogger("pesgen.payfip")
 
@@ -55,27 +55,75 @@ class Due:
     id_bord: int
     id_pce: int
     amount: str
+    invoice: str = ""  # the number as its run recorded it
+
+
+def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
+    """The active titles of an invoice, found like the duplicate guard and `runs find`
+    find it (through ``keys.invoice_key``: case and surrounding spaces aside)."""
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(run_invoices, runs.c.exercise, runs.c.created_at)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+            .order_by(runs.c.created_at, run_invoices.c.id)).all()
+
+
+def _one_title(titles: list[Any], invoice: str) -> Any:
+    """The title the number given means: the one written exactly so, else the only one.
+    Several written otherwise (active runs holding it in two cases, which a store
+    migrated from before schema 5 may have) are for a person to choose between."""
+    exact = [t for t in titles if t.invoice == invoice]
+    if exact or len({t.invoice for t in titles}) == 1:
+        return (exact or titles)[0]
+    held = " and ".join(f"{t.invoice} (run {t.run_id})" for t in titles)
+    raise StateError(f"invoice {invoice}: ambiguous: active runs hold {held}; give the "
+                     "number exactly as the run to pay exported it")
+
+
+def recorded_number(store: Store, id_coll: str, invoice: str) -> str:
+    """The invoice's number as its active run recorded it (the payment records and
+    PayFiP's refdet follow it), found like `runs find` finds it; the number as given
+    when no active run holds it."""
+    titles = _active_titles(store, id_coll, invoice)
+    return _one_title(titles, invoice).invoice if titles else invoice
 
 
 def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
-    """The invoice as its active run exported it (the amount PayFiP must collect)."""
-    with store.engine.connect() as conn:
-        # found like the duplicate guard and `runs find` find it (case and surrounding
-        # spaces aside), to say how its run wrote it
-        row = conn.execute(
-            sa.select(run_invoices, runs.c.exercise).join(runs, runs.c.id == run_invoices.c.run_id)
-            .where(run_invoices.c.invoice_key == invoice_key(invoice),
-                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
-            .order_by(run_invoices.c.invoice != invoice)).first()
-    if row is None:
+    """The invoice as its active run exported it (the amount PayFiP must collect), found
+    like `runs find` finds it; ``Due.invoice`` is the number that run recorded."""
+    titles = _active_titles(store, id_coll, invoice)
+    if not titles:
+        left_out = _left_out(store, id_coll, invoice)
+        if left_out is not None:
+            # exporting it again would leave it out again: say why, as `runs find` does
+            lo = left_out
+            status = "" if lo["status"] == "committed" else f", {lo['status']}"
+            raise StateError(
+                f"invoice {invoice}: not exported: left out by run {lo['run_id']} "
+                f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} (policy "
+                f"{lo['policy']}); it is in no title, so there is nothing to pay online, and "
+                "exporting the same input again leaves it out again")
         raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
                          "export it first (pesgen export) or check `pesgen runs find`")
-    if row.invoice != invoice:
-        # the payment records and PayFiP's refdet follow the number as exported
-        raise StateError(f"invoice {invoice}: its run {row.run_id} exported it as "
-                         f"{row.invoice}; give the number as exported")
-    return Due(row.run_id, id_coll, to_cents(row.amount, invoice), int(row.exercise),
-               int(row.id_bord), int(row.id_pce), row.amount)
+    row = _one_title(titles, invoice)
+    return Due(row.run_id, id_coll, to_cents(row.amount, row.invoice), int(row.exercise),
+               int(row.id_bord), int(row.id_pce), row.amount, row.invoice)
+
+
+def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
+    """The latest run of the collectivity that left the invoice out (a zero total…),
+    as `pesgen runs find` lists it, or None."""
+    found = store.find_left_out(invoice)
+    if not found:
+        return None
+    with store.engine.connect() as conn:
+        ours = set(conn.execute(sa.select(runs.c.id).where(
+            runs.c.id.in_({lo["run_id"] for lo in found}), runs.c.id_coll == id_coll)
+        ).scalars())
+    mine = [lo for lo in found if lo["run_id"] in ours]
+    return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
@@ -324,10 +372,84 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     return out
 
 
-def list_anomalies(store: Store) -> list[dict[str, Any]]:
+# What support does about each kind of anomaly, in a line (docs/payfip.md, "Anomalies:
+# what support does", says more). Every kind recorded is here (tests/test_payfip_cli.py).
+ANOMALY_ADVICE = {
+    "amount-mismatch": "PayFiP reports another amount than the one asked: ask the trésorerie "
+                       "what was collected; settle the difference with it (refund, or the "
+                       "rest by another means); record a payment in the school software by "
+                       "hand if one was made",
+    "refdet-mismatch": "the answer is about another debt: check the mapping's payfip.refdet "
+                       "and ask the trésorerie whether this family paid",
+    "numcli-mismatch": "the answer is for another PayFiP client: check payfip.numcli and the "
+                       "endpoint, and ask the trésorerie whether this family paid",
+    "idop-mismatch": "PayFiP answered about another operation: check the endpoint (a proxy?), "
+                     "and ask the trésorerie whether this family paid",
+    "saisie-mismatch": "the answer's mode (test/production) is not the one sent: ask the "
+                       "trésorerie whether money was collected, and check payfip.mode",
+    "unknown-result": "a result code pesgen does not know: ask the trésorerie what it means "
+                      "and whether money was collected",
+    "run-cancelled": "paid through the link of a cancelled title: tell the trésorerie, which "
+                     "applies the money to the new title or refunds it",
+    "amount-due-changed": "paid the old amount of an invoice exported again at another: "
+                          "settle the difference with the trésorerie",
+    "double-payment": "the invoice was already paid: ask the trésorerie to refund one payment",
+    "lookup-refused": "PayFiP would not give the result: ask the trésorerie whether the family "
+                      "paid; if not, send a new link",
+    "unknown-idop": "a notification for an operation pesgen never issued (forged, or another "
+                    "system's): nothing to pay; look at the receiver if there are many",
+}
+
+
+def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
+    """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
+    ``invoice_status``: the PayFiP status of its invoice now (None without one), which
+    an anomaly never changes."""
+    query = (sa.select(anomalies, payments.c.status.label("invoice_status"))
+             .select_from(anomalies.outerjoin(
+                 operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
+                 payments, sa.and_(payments.c.id_coll == operations.c.id_coll,
+                                   payments.c.invoice == anomalies.c.invoice)))
+             .order_by(anomalies.c.id))
+    if open_only:
+        query = query.where(anomalies.c.resolved_at.is_(None))
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(
-            sa.select(anomalies).order_by(anomalies.c.id))]
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:
+    """Record a person's decision on an anomaly: who, when, and the note. It records no
+    payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
+    it pending); a payment made outside PayFiP's result is the school software's. The
+    invoice's history gets an ``anomaly-resolved`` event (source ``support``)."""
+    note, by = note.strip(), by.strip()
+    if not note:
+        raise UsageError("a resolution needs a note saying what was decided (--note)")
+    if not by or len(by) > RESOLVED_BY_MAX:
+        raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
+    now = utc_now()
+    with store.transaction() as conn:
+        query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
+                             "lists them)")
+        if row.resolved_at is not None:
+            raise StateError(f"anomaly {anomaly_id} was already resolved on {row.resolved_at} "
+                             f"by {row.resolved_by}: {row.note}")
+        conn.execute(anomalies.update().where(
+            anomalies.c.id == anomaly_id, anomalies.c.resolved_at.is_(None)).values(
+            resolved_at=now, resolved_by=by, note=note))
+        op = _operation_row(conn, row.id_op) if row.id_op else None
+        if op is not None and row.invoice:
+            pay = _payment_row(conn, op["id_coll"], row.invoice)
+            _event(conn, {**op, "invoice": row.invoice}, "anomaly-resolved", "support",
+                   pay["status"] if pay else "pending",
+                   {"anomaly": anomaly_id, "kind": row.kind, "by": by})
+    log.info("payfip anomaly %s (%s) resolved", anomaly_id, row.kind)
+    return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note}
 
 
 # ---------------------------------------------------------------------- in-transaction

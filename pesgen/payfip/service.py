@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, StateError
+from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping
 from ..store import Store, unpack
 from . import ledger
@@ -53,6 +54,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     validated (every problem at once, naming the invoice and the field)."""
     c = mapping.collectivity
     due = ledger.invoice_due(store, c.siret, invoice)
+    invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope = {
         "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
                     "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
@@ -73,6 +75,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         problems.append(Problem("payfip.numcli", "numcli: no PayFiP client number (set "
                                 "payfip.numcli or collectivity.payfip_client)",
                                 invoice=invoice, mapping=str(mapping.path)))
+    mel_given = bool(mel)
     mel = mel or payer_email(store, due.run_id, mapping, invoice)
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
@@ -92,11 +95,29 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     for p in request.problems():
         if p.rule in failed:
             continue  # already reported: the expression itself failed
+        if p.rule == "payfip.mel" and not mel_given:
+            problems.append(_mel_problem(p, mapping, invoice, bool(request.mel)))
+            continue
         problems.append(Problem(p.rule, p.message, invoice=invoice, mapping=where.get(p.rule)))
     if problems:
         raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
                                    "nothing was sent", problems)
     return request, due
+
+
+def _mel_problem(problem: Problem, mapping: Mapping, invoice: str, found: bool) -> Problem:
+    """The mel problem of an address read from the run's input: how to give another
+    (--mel) and where the mapping reads it (bindings.payer.email, file:line)."""
+    binding = mapping.bindings.get("payer", {}).get("email")
+    if binding is None:
+        return Problem(problem.rule, f"{problem.message}: the mapping binds no payer.email; "
+                       "give one with --mel, or add bindings.payer.email", invoice=invoice,
+                       mapping=f"{mapping.path}: bindings.payer.email")
+    hint = ("give another with --mel" if found else
+            "the run's recorded input gives none through bindings.payer.email; give one "
+            "with --mel")
+    return Problem(problem.rule, f"{problem.message}{'; ' if found else ': '}{hint}",
+                   invoice=invoice, mapping=binding.where)
 
 
 def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> str | None:
@@ -111,13 +132,14 @@ def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> st
     run = store.get_run(run_id)
     scope_c = {"name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
                "exercise": mapping.collectivity.exercise}
+    key = invoice_key(invoice)
     with tempfile.TemporaryDirectory(prefix="pesgen-payfip-") as tmp:
         path = Path(tmp) / Path(run["input_name"]).name
         path.write_bytes(unpack(run["input_blob"]))
         for src in read_invoices(path, mapping.input):
             scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
             try:
-                if str(number.evaluate(src.record, scope) or "").strip() != invoice:
+                if invoice_key(str(number.evaluate(src.record, scope) or "")) != key:
                     continue
                 value = binding.evaluate(src.record, scope)
             except Exception:
@@ -142,6 +164,8 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         bad = check_url("urlnotif", notify_url, invoice)
         if bad:
             raise PayfipRequestInvalid(problems=bad)
+    # the payment records follow the number as the invoice's run recorded it
+    invoice = ledger.recorded_number(store, mapping.collectivity.siret, invoice)
     paid = ledger.payment_of(store, mapping.collectivity.siret, invoice)
     if paid and paid["status"] == "paid":
         raise StateError(f"invoice {invoice}: already paid through PayFiP on {paid['paid_at']} "
@@ -198,8 +222,8 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
         if fault.kind.startswith("Fonctionnelle"):  # a business refusal: asking again won't help
             return ledger.refused_lookup(store, id_op, source,
                                          f"{fault.code} {fault.libelle}".strip())
-        log.warning("payfip %s: operation %s: result not available (%s %s)", source, id_op,
-                    fault.kind, fault.code)
+        log.warning("payfip %s: operation %s: result not available (%s)", source, id_op,
+                    fault.summary)
         return ledger.note_check(store, id_op, source, "unknown", str(fault))
     finally:
         client.close()

@@ -8,10 +8,12 @@
   once paid (in production), how, when and by which operation.
 * ``payfip_events``: the history of each invoice's payment (created, paid, refused…).
 * ``payfip_anomalies``: what must be looked at by a person (amount or reference
-  mismatch, unknown idOp notified, a second payment…); never a payment.
+  mismatch, unknown idOp notified, a second payment…); never a payment. Since
+  migration 7, who resolved one, when, and the decision (a note).
 
 These definitions are frozen with migration 2: a later change needs a new migration.
 Migration 4 changes no table: it corrects rows (test payments recorded as payments).
+Migration 7 adds the resolution columns of ``payfip_anomalies``.
 """
 
 from __future__ import annotations
@@ -82,23 +84,45 @@ events = sa.Table(
     sa.Column("detail", sa.Text),
 )
 
-anomalies = sa.Table(
-    "payfip_anomalies", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("id_op", sa.String(64)),
-    sa.Column("invoice", sa.String(64)),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("expected", sa.Text),
-    sa.Column("got", sa.Text),
-    sa.Column("detail", sa.Text),
-)
+
+def _anomalies_v2(meta: sa.MetaData) -> sa.Table:
+    """``payfip_anomalies`` as migration 2 created it, frozen: the columns later
+    migrations add are theirs to create."""
+    return sa.Table(
+        "payfip_anomalies", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("id_op", sa.String(64)),
+        sa.Column("invoice", sa.String(64)),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("expected", sa.Text),
+        sa.Column("got", sa.Text),
+        sa.Column("detail", sa.Text),
+    )
+
+
+RESOLVED_BY_MAX = 64
+
+anomalies = _anomalies_v2(metadata)
+# migration 7: a person's decision closes an anomaly; open while resolved_at is NULL
+anomalies.append_column(sa.Column("resolved_at", sa.String(32)))
+anomalies.append_column(sa.Column("resolved_by", sa.String(RESOLVED_BY_MAX)))
+anomalies.append_column(sa.Column("note", sa.Text))
 
 
 def migration_2(conn: Connection) -> None:
     """Create the PayFiP tables (schema version 2)."""
-    metadata.create_all(conn, tables=[operations, payments, events, anomalies])
+    metadata.create_all(conn, tables=[operations, payments, events])
+    _anomalies_v2(sa.MetaData()).create(conn)
+
+
+def migration_7(conn: Connection) -> None:
+    """Anomalies can be resolved (schema version 7): who, when, and the decision. The
+    anomalies recorded before stay open (resolved_at NULL)."""
+    for column in ("resolved_at VARCHAR(32)", f"resolved_by VARCHAR({RESOLVED_BY_MAX})",
+                   "note TEXT"):
+        conn.exec_driver_sql(f"ALTER TABLE payfip_anomalies ADD COLUMN {column}")
 
 
 def migration_4(conn: Connection, now: str) -> None:

@@ -1,0 +1,124 @@
+"""The invoice number's key, what the duplicate guards compare (keys.invoice_key): one
+invoice however its number is written, as long as a reader reads it as one (docs/state.md,
+"Nothing twice")."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pesgen.keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, invoice_key, written_otherwise
+from pesgen.text import TextPolicy, normalize
+
+# FA-2026-00101 as spreadsheets, word processors and copy-paste write it
+LOOKALIKES = {
+    "soft hyphen": "FA\u00ad-2026-00101",
+    "hyphen": "FA\u20102026\u201000101",
+    "non-breaking hyphen": "FA\u20112026\u201100101",
+    "en dash": "FA\u20132026\u201300101",
+    "full-width": "ＦＡ-２０２６-００１０１",
+}
+MORE_LOOKALIKES = [
+    "FA\u20142026\u201400101",  # em dash
+    "FA\u22122026\u221200101",  # minus sign
+    "FA\uff0d2026\ufe6300101",  # full-width and small hyphen-minus
+    "FA-2026-00101\u200b",  # zero-width space
+    "\ufeffFA-2026-00101",  # a byte order mark left at the start of a cell
+    "FA-20\u200d26-00101",  # zero-width joiner
+    "ｆａ－２０２６－００１０１",
+]
+
+
+@pytest.mark.parametrize("number", [*LOOKALIKES.values(), *MORE_LOOKALIKES],
+                         ids=[*LOOKALIKES, *(ascii(n) for n in MORE_LOOKALIKES)])
+def test_a_number_written_with_look_alike_characters_has_the_number_s_key(number):
+    assert invoice_key(number) == invoice_key("FA-2026-00101") == "fa-2026-00101"
+
+
+@pytest.mark.parametrize("a, b", [
+    ("FA-2026-0101", "FA-2026-00101"),  # another number
+    ("FA 2026 00101", "FA-2026-00101"),
+    ("FA_2026_00101", "FA-2026-00101"),
+    ("FA/2026/00101", "FA-2026-00101"),
+    ("FÉ-2026-00101", "FE-2026-00101"),  # an accent is read
+    ("F\u0410-2026-00101", "FA-2026-00101"),  # Cyrillic A: no output writes it (refused)
+    ("FA 2026", "FA  2026"),  # inner spaces count, as before (ASCII keys are unchanged)
+    ("FA\u301c2026", "FA-2026"),  # a wave dash is not a hyphen
+    ("FA\u2e402026", "FA-2026"),  # nor a double hyphen
+])
+def test_numbers_a_reader_tells_apart_keep_their_own_keys(a, b):
+    assert invoice_key(a) != invoice_key(b)
+
+
+def test_inner_unicode_spaces_are_spaces_and_ascii_ones_are_kept():
+    assert invoice_key("FA\u00a02026") == invoice_key("FA\u202f2026") == "fa 2026"
+    assert invoice_key("FA\u20282026") == invoice_key("FA\u30002026") == "fa 2026"
+    assert invoice_key("FA\t2026") == "fa\t2026"  # as before: an ASCII number is unchanged
+
+
+@settings(max_examples=500)
+@given(st.text(st.characters(max_codepoint=0x7F), max_size=70))
+def test_an_ascii_number_keeps_the_key_it_always_had(number):
+    """Stores hold keys of ASCII numbers computed so since migration 5: unchanged, and
+    the fast path gives what the general one gives."""
+    from pesgen.keys import _unicode_key
+
+    assert invoice_key(number) == _unicode_key(number) == number.strip().casefold()
+
+
+@settings(max_examples=1000)
+@given(st.text(max_size=INVOICE_NUMBER_MAX))
+@example("\ufdfa" * INVOICE_NUMBER_MAX)  # the character NFKC makes longest (18)
+@example("ǰ\u0345ΐ")
+def test_a_key_is_its_own_key_and_fits_the_store(number):
+    """``runs find`` may be given a key as the number; the store's column holds the key
+    of any number pesgen accepts (at most INVOICE_NUMBER_MAX characters)."""
+    key = invoice_key(number)
+    assert invoice_key(key) == key
+    assert len(key) <= INVOICE_KEY_MAX
+    assert unicodedata.is_normalized("NFKC", key)
+
+
+# Characters the outputs write alike, or refuse: letters and digits in three forms, the
+# dashes, a soft hyphen, a ligature. Spaces are left out: the outputs fold their runs,
+# the key does not (inner spaces are kept as the input wrote them, docs/state.md).
+_RENDERED = "AaＡａFfＦｆIiＩｉﬁ1１0０-\u2010\u2011\u2013\u2014\u2212\uff0d\ufe63\u00ad"
+_POLICY = TextPolicy(case="upper", transliterate=True)
+
+
+def _rendered(number: str) -> str | None:
+    done = normalize(number, "latin-1", _POLICY)
+    return None if done.error else done.value
+
+
+@settings(max_examples=2000)
+@given(st.text(st.sampled_from(_RENDERED), min_size=1, max_size=6),
+       st.text(st.sampled_from(_RENDERED), min_size=1, max_size=6))
+@example("FA\u00ad-1", "FA-1")
+@example("ﬁ", "FI")
+def test_numbers_have_one_key_exactly_when_the_outputs_write_them_alike(a, b):
+    """An output upper-cases and transliterates text (ObjPce: 'FACTURE ' ~ number): two
+    numbers it writes alike are one title, so one key; and the key does not merge
+    numbers it writes apart."""
+    shown_a, shown_b = _rendered(a), _rendered(b)
+    if shown_a and shown_b:
+        assert (invoice_key(a) == invoice_key(b)) == (shown_a == shown_b), (shown_a, shown_b)
+
+
+def test_a_look_alike_is_said_with_the_characters_that_differ():
+    assert written_otherwise("FA\u00ad-2026-00101", "FA-2026-00101") == (
+        "FA<U+00AD>-2026-00101 is FA-2026-00101 written with other characters "
+        "(U+00AD SOFT HYPHEN)")
+    assert written_otherwise("FA-2026-00101", "FA\u20102026\u201000101") == (
+        "FA-2026-00101 is FA\u20102026\u201000101 written with other characters "
+        "(U+2010 HYPHEN)")
+    assert written_otherwise(LOOKALIKES["full-width"], "FA-2026-00101") == (
+        "ＦＡ-２０２６-００１０１ is FA-2026-00101 written with other characters "
+        "(U+FF26 FULLWIDTH LATIN CAPITAL LETTER F, U+FF21 FULLWIDTH LATIN CAPITAL LETTER A, "
+        "U+FF12 FULLWIDTH DIGIT TWO and 3 more)")
+    # differing by case or surrounding spaces only: said as before, elsewhere
+    assert written_otherwise(" fa-2026-00101", "FA-2026-00101") is None
+    assert written_otherwise("FA-2026-00101", "FA-2026-00101") is None
