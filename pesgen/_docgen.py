@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # file (validate), at mapping load, and by the state store. (id, what, source)
 OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys, a binding's own included ({exp: …}), are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
-    ("mapping", "mapping.todo", "No value, and no key of a code table, is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
+    ("mapping", "mapping.todo", "No value, no key of a code table, and no string in an expression (the scaffold's debt_number: {expr: \"invoice['TODO'] | digits\"}) is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
@@ -29,6 +29,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
     ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:).", "pesgen (schemas/format.schema.json)"),
     ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ ERREUR_SIRET"),
+    ("mapping", "collectivity.sepa-creditor-id", "The collectivity's SEPA creditor identifier (ICS, collectivity.sepa_creditor_id), when given, is written upper case without spaces (the schema's pattern) and has valid ISO 7064 mod 97-10 check digits (python-stdnum eu.at_02): it goes as it is into the files that carry it (e.magnus WTAMC001 column 74).", "SEPA Core Direct Debit rulebook, AT-02 (the Creditor Identifier; its check as python-stdnum eu.at_02 implements it); notes pes-v2-recette.md §6.1 (AncienICS: 13 characters, ICS structure), peers-and-vendor-formats.md (e.magnus ICS 13)"),
     ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
     ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),
     ("mapping", "mapping.format", "The mapping fits its format: NumDette (bindings.invoice.debt_number) is bound for ORMC formats and absent for titres.", "DT v5.19 BlocPiece/NumDette (ORMC only)"),
@@ -45,13 +46,13 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "input.type", "A field of the title (a text, a code, the invoice number, NumDette, postal code, IBAN…) reads a string or a number: a JSON list, object or true/false is refused, naming its JSON path (or expression) and binding, never written as Python text.", "pesgen (no silent change of data)"),
     ("input", "input.bool", "Yes/no values are recognisable (yes/no, true/false, oui/non, o/n, y/n, 1/0, blank = no): the shipped mappings give payment.direct_debit each payment method of the export, so an unknown one is refused, not taken as 'no'.", "pesgen"),
     ("input", "input.total", "A declared invoice total equals the sum of its lines.", "DT v5.19 MtBordHt = Σ MtHT (ERREUR_CUMUL_MONTANTS)"),
-    ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column / input.format", "The export file is readable: valid JSON/CSV, right field count, declared encoding (a UTF-8 file declared cp1252/latin-1 is refused at its first UTF-8 line, never read as 'Ã©'); every CSV column a binding reads (path or expression) is in the header; a header read as one column names the delimiter; a JSON file given to a CSV mapping (or the reverse) says what `input.format` expects; a JSON syntax error names the invoice it is in (or the one before it) and quotes none of the file (an IBAN or a name near the error stays out of the terminal and the logs). Each names the `input.*` key of the mapping that fixes it.", "pesgen"),
+    ("input", "input.json / input.csv / input.csv-row / input.encoding / input.shape / input.empty / input.column / input.format", "The export file is readable: valid JSON/CSV, right field count, declared encoding (a UTF-8 file declared cp1252/latin-1 is refused at its first UTF-8 line, never read as 'Ã©'); every CSV column a binding reads (path or expression) is in the header (a did-you-mean ignores case; for an expression, the message adds that invoice is the input record, its columns read by name, with the invoice number's column as the example); a header read as one column names the delimiter; a JSON file given to a CSV mapping (or the reverse) says what `input.format` expects; a JSON syntax error names the invoice it is in (or the one before it) and quotes none of the file (an IBAN or a name near the error stays out of the terminal and the logs). Each names the `input.*` key of the mapping that fixes it.", "pesgen"),
     ("input", "input.json-duplicate-key / input.json-depth / input.json-size", "A JSON key appears once per object (the JSON path of the second is named); nesting stops at 64 levels anywhere in the file; a string holds at most 100 000 characters and one invoice at most 16 MiB (checked while reading, before the parser holds it).", "pesgen"),
     ("input", "input.path", "A JSON path binding reads a key some invoice of the run has. One no invoice answers is refused when a key seen there is nearly the same (a typo: difflib ratio ≥ 0.8, did you mean) or the field is required; otherwise the run summary notes it (policy `path`): the optional field stays empty.", "pesgen"),
     ("input", "codes.activity", "Every activity code is in codes.activities.", "pesgen (no silent fallback)"),
     ("input", "codes.payer-kind", "Every payer kind is in codes.payer_kinds.", "pesgen"),
     ("input", "codes.civility", "Every civility is in codes.civility (when the table is given).", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
-    ("input", "codes.country", "A foreign country has an INSEE code in codes.countries.", "DT v5.19 Adresse/CodPays"),
+    ("input", "codes.country", "A foreign country has an INSEE code in codes.countries (keys compared in upper case; two keys that differ only in case give one code, checked when the mapping is loaded); a country given 100 is France.", "DT v5.19 Adresse/CodPays"),
     ("input", "codes.sepa-sequence", "The SEPA sequence translates to SequencePres 01-04.", "DT v5.19 TSequencePres"),
     ("input", "pes.zero-total", "A title's total is > 0 (policy zero_total: leave out or refuse).", "DT v5.19 Base_Montant > 0; MtHT 0 rejects the bordereau"),
     ("input", "pes.negative-total", "A credit (total < 0) is not a title.", "DT v5.19 Base_Montant"),
@@ -94,7 +95,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid: the title rule on the file, as pes.civility.", "DT v5.19 Annexes, Annexe 3"),
     ("output", "pes.id-tiers", "IdTiers and NatIdTiers go together; a SIRET (NatIdTiers 01) has a valid key (the keys of the other kinds are not checked): the title rule on the file, as pes.civility.", "DT v5.19 PES_RecetteAller, InfoTiers/IdTiers, NatIdTiers; DT-AQ ERREUR_SIRET"),
     ("output", "pes.cle2", "Cle2 is the key pesgen.keys.cle2 computes from the bordereau's Exer and the piece's Per and NumDette (modulo 23 over exercise (2) + Per + 00 + NumDette (13); when one of them is absent, not checked). Cle1 is not checked: its inputs depend on the mapping (payment_reference.cle1, nature_code, cle1_zero_remainder; see the choices below), so a file from another tool cannot be judged on it.", "DT v5.19 PES_RecetteAller, BlocPiece/Cle2; formula and worked example: notes pes-v2-recette.md §10.3"),
-    ("output", "pes.address", "CodRes 1 (non-resident) has an INSEE CodPays; CodRes 0 has none or 100: the title rule's residence check on the file, once per distinct CodRes/CodPays of a piece, at its first one (line and XPath). CP is 5 digits (99999 abroad) on every address by pesgen's XSD (xsd.pesgen); no rule refuses 00000, which the DGFiP documentation does not forbid.", "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays"),
+    ("output", "pes.address", "CodRes 1 (non-resident) has an INSEE CodPays other than 100 (France: CodRes 1 with CodPays 100 is 'CodRes/CodPays inconsistent', a rejection); CodRes 0 has none or 100: the title rule's residence check on the file, once per distinct CodRes/CodPays of a piece, at its first one (line and XPath). CP is 5 digits (99999 abroad) on every address by pesgen's XSD (xsd.pesgen); no rule refuses 00000, which the DGFiP documentation does not forbid.", "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays; notes pes-v2-recette.md §7 (CodPays), §15 (rejections)"),
     ("output", "sepa.iban", "A debtor's IBAN (CpteBancaire) is valid for python-stdnum (checksum, country length), as when mapping the input (same memoised check); once per distinct IBAN of a piece, at its first one (line and XPath). Upper case: the XSD.", "DT v5.19 CpteBancaire/IBAN; Base_Texte34IBAN"),
     ("output", "sepa.bic", "A debtor's BIC is valid for python-stdnum (format, country), as sepa.iban.", "DT v5.19 CpteBancaire/BIC; Base_Texte11BIC"),
     ("output", "sepa.bic-abroad", "An IBAN abroad (as the input rule) has a BIC in its CpteBancaire; once per distinct IBAN of a piece, at its first one (line and XPath).", "DT v5.19 DomaineGlobalAller_blocscommuns, CpteBancaire/BIC"),
@@ -139,10 +140,10 @@ UNCONFIRMED = """## Choices where the DGFiP documentation is silent
 | `Per` (période) | One digit completing NumDette; its meaning is unconfirmed. Default `1`. | `payment_reference.period` |
 | `Cle2` | Modulo 23 over exercise (2) + Per + `00` + NumDette (13), letter of `ABCDEFGHJKLMNPQRSTUVWXY` (legacy rôle format); `pesgen validate` checks it in any file (`pes.cle2`), but never Cle1. | — |
 | Tiers on every line | Whether Hélios wants the debtor on every LigneDePiece or the first only is unconfirmed; pesgen repeats it by default. | `output.tiers_on` |
-| Civility list | The exact list is unconfirmed ("liste arrêtée"); pesgen sends what `codes.civility` maps to (the examples use `M` / `MME`) and refuses Mademoiselle. | `codes.civility` |
+| Civility list | The exact list is unconfirmed ("liste arrêtée"); pesgen sends what `codes.civility` maps to (the examples use `M` / `MME`) and refuses Mademoiselle. Without the table it sends each civility as exported, refusing nothing but Mademoiselle, and the run summary lists the values sent so, once for the run (note `civility_table`). | `codes.civility` |
 | Encoding | ISO-8859-1 (the DGFiP's own samples vary); UTF-8 can be chosen. | `output.encoding` |
 | `TitCpteDiff` | "1 si titulaire du compte bancaire est différent du débiteur": pesgen writes `TitCpteDiff 1` (ORMC, titres; `O` in e.magnus column 80) when the words of the holder as exported (case, accents and punctuation aside, in any order, before a length policy cuts it) are not those of the debtor's Nom, with or without ComplNom and Prenom. A holder pesgen fills from the debtor (left empty) is the debtor. A joint holder ("M OU MME DUPONT") counts as another holder. The JVS Millésime layout (reconstructed) carries no TitCpteDiff. | `bindings.payment.holder` |
-| Addresses in France | CodRes 0 and a 5-digit CP for the countries FR and the overseas départements GP, MQ, GF, RE, YT (exported with their own ISO codes); any other country is abroad (policy `foreign_address`, `codes.countries`), where the postal code may be empty (CP 99999, Ville alone). | `bindings.address.country` |
+| Addresses in France | CodRes 0 and a 5-digit CP for the countries FR and the overseas départements GP, MQ, GF, RE, YT (exported with their own ISO codes), and for any country `codes.countries` gives 100, the INSEE code of France (an export's `France`: a non-resident with CodPays 100 would be 'CodRes/CodPays inconsistent', a rejection, notes pes-v2-recette.md §7 and §15); any other country is abroad (policy `foreign_address`, `codes.countries`), where the postal code may be empty (CP 99999, Ville alone). | `bindings.address.country` |
 | Nature, Fonction | Written as `codes.activities` gives them, held to the XSD's patterns only: whether they exist in the budget's nomenclature (M57, M14…) is checked by Hélios ("rejet" for a Fonction outside it), not by pesgen. Confirm them with the trésorerie when onboarding. | `codes.activities` |
 | One file per bordereau | A run larger than `max_pieces_per_bordereau` becomes several files, each its own rôle with the next IdBord. | `output.max_pieces_per_bordereau` |
 """
@@ -155,7 +156,15 @@ def _type(node: dict[str, Any]) -> str:
         return f"`{node['const']}`"
     if "allOf" in node or "$ref" in node:
         return "binding"
-    return node.get("type", "object") if isinstance(node.get("type"), str) else "value"
+    kind = node.get("type", "object")
+    if isinstance(kind, list):  # e.g. policies: an object, or empty (null)
+        return " or ".join("empty" if k == "null" else k for k in kind)
+    return kind if isinstance(kind, str) else "value"
+
+
+def _is_object(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind == "object" or (isinstance(kind, list) and "object" in kind)
 
 
 def _walk(node: dict[str, Any], path: str, required: set[str], rows: list[str]) -> None:
@@ -172,9 +181,9 @@ def _walk(node: dict[str, Any], path: str, required: set[str], rows: list[str]) 
             extra.append(f"{child.get('minimum', '')}…{child.get('maximum', '')}")
         text = desc + (f" ({'; '.join(extra)})" if extra else "")
         rows.append(f"| `{dotted}` | {_type(child)} | {req} | {text} |")
-        if child.get("type") == "object" and "properties" in child:
+        if _is_object(child) and "properties" in child:
             _walk(child, dotted, set(child.get("required", [])), rows)
-        elif child.get("type") == "object" and isinstance(child.get("additionalProperties"), dict):
+        elif _is_object(child) and isinstance(child.get("additionalProperties"), dict):
             sub = child["additionalProperties"]
             if "properties" in sub:
                 _walk(sub, f"{dotted}.<key>", set(sub.get("required", [])), rows)

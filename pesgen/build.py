@@ -20,7 +20,13 @@ from typing import Any
 
 from stdnum.fr import siret as std_siret
 
-from .checks import BANK_RULES, bic_abroad_problem, checked_bank_code
+from .checks import (
+    BANK_RULES,
+    FRANCE_INSEE,
+    bic_abroad_problem,
+    checked_bank_code,
+    civility_problem,
+)
 from .errors import MappingError, Problem
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
@@ -29,7 +35,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
-from .sources import SourceInvoice
+from .sources import SourceInvoice, close_column
 from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
 _ZERO = Decimal(0)
@@ -205,6 +211,9 @@ class Builder:
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
+        # civilities sent as exported for want of a codes.civility table, in the order
+        # first seen: one note for the run too (see run_notes)
+        self.uncoded_civilities: dict[str, None] = {}
         # NumDette -> (invoice, origin) of the title that has it: with Per (one per
         # mapping) it is the payment reference a family pays with, so it is one title's
         self.debts: dict[str, tuple[str, str]] = {}
@@ -247,6 +256,14 @@ class Builder:
                 mapping.lines, self.line.values(),
                 lambda record: mapping.lines.evaluate(
                     record, {"invoice": record, "collectivity": self.collectivity_scope}))
+        # codes.countries by the country as _address reads it (stripped, upper case);
+        # the countries in France, each with the ISO code its addresses keep: FR, the
+        # overseas départements, and any country the table gives INSEE 100 (France:
+        # 'FRANCE', 'France'), which is no foreign address (CodRes 1 with CodPays 100
+        # is a rejection)
+        self._countries = {str(k).strip().upper(): v for k, v in mapping.codes.countries.items()}
+        self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
+                           **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
@@ -412,6 +429,20 @@ class Builder:
         return PolicyNote("case", "*", origin, f"{sum(self.cased.values())} value(s) "
                           f"upper-cased: {fields}")
 
+    def run_notes(self, origin: str) -> list[PolicyNote]:
+        """The notes said once for the whole run, not per invoice: the case policy's
+        count (``case_note``), and the civilities sent as exported because the mapping
+        has no codes.civility table (a few of them named)."""
+        notes = [note for note in (self.case_note(origin),) if note is not None]
+        # Mademoiselle is refused by pes.civility, table or not: not sent
+        values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
+        if values:
+            shown = ", ".join(values[:_NOTE_VALUES]) + (", …" if len(values) > _NOTE_VALUES
+                                                       else "")
+            notes.append(PolicyNote("civility_table", "*", origin, "no codes.civility table: "
+                                    f"{len(values)} civility value(s) sent as written: {shown}"))
+        return notes
+
     def check_columns(self, src: SourceInvoice) -> None:
         """A CSV binding naming a column the file does not have would read nothing on
         every row: refuse the run on its first invoice, naming each such binding."""
@@ -424,14 +455,29 @@ class Builder:
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            close = difflib.get_close_matches(column, header, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = close_column(column, header)
+            hint = f" (did you mean '{close}'?)" if close else ""
+            if bnd.kind == "expr":
+                hint += self._expression_hint(bnd)
             problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
                                     f"is not in the header of {shown}{hint}",
                                     record=f"{shown}:1", mapping=bnd.where))
         if problems:
             raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
                                f"column(s) that {shown} does not have", problems)
+
+    def _expression_hint(self, bnd: Binding) -> str:
+        """What an expression reading a column the header lacks may have missed: its
+        names are the input's, not the canonical fields ('invoice.number' reads a column
+        'number', not the invoice number)."""
+        number = self.inv.get("number")
+        example = (f": invoice[{number.text!r}] is the invoice number (bindings.invoice."
+                   "number)" if number is not None and number.kind == "path" else
+                   ": invoice['<column>']")
+        if bnd.key.startswith("line."):
+            return (f"; in an expression, invoice and line are the input's rows, their "
+                    f"columns read by name{example}")
+        return f"; in an expression, invoice is the input record, its columns read by name{example}"
 
     def build(self, src: SourceInvoice) -> BuildResult:
         if self._columns_to_check is not None:
@@ -795,7 +841,10 @@ class Builder:
                 return None
         if value is None:
             return None
-        return self._text(ctx, "debtor.civility", value, binding)
+        sent = self._text(ctx, "debtor.civility", value, binding)
+        if table is None and sent is not None and value is raw:
+            self.uncoded_civilities[raw] = None
+        return sent
 
     def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  addr: dict[str, Binding] | None = None) -> Address | None:
@@ -817,7 +866,8 @@ class Builder:
         if not self._scalar(ctx, "address.country", country, a.get("country")):
             return None
         country = "FR" if _blank(country) else str(country).strip().upper()
-        in_france = country in _FRANCE
+        home = self._in_france.get(country)
+        in_france = home is not None
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
             ctx.problem("input.required", "address.postal_code is missing",
                         mapping=a["postal_code"].where)
@@ -851,15 +901,15 @@ class Builder:
                             mapping=a["postal_code"].where)
                 return None
             return _make_address(street=street, postal_code=postal, city=city,
-                                 complement=complement, locality=locality, country=country)
+                                 complement=complement, locality=locality, country=home)
         if self.policies.foreign_address != "postal_code_in_city":
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
                         "refuse)", mapping=a["country"].where if "country" in a else None)
             return None
-        insee = self.mapping.codes.countries.get(country)
+        insee = self._countries.get(country)
         if insee is None:
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
-                        "codes.countries", mapping=self.mapping.where("codes"))
+                        "codes.countries", mapping=self.mapping.where("codes", "countries"))
             return None
         foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
                                   a.get("city"))
@@ -935,8 +985,11 @@ class Builder:
         if raw_seq is not None:
             sequence = self.mapping.codes.sepa_sequences.get(str(raw_seq))
             if sequence is None:
-                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'",
-                            mapping=self.mapping.where("codes"))
+                known = "" if self.mapping.data["codes"].get("sepa_sequences") else (
+                    " (no codes.sepa_sequences: pesgen knows "
+                    f"{', '.join(self.mapping.codes.sepa_sequences)}; add the table)")
+                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'{known}",
+                            mapping=self.mapping.where("codes", "sepa_sequences"))
         iban = need("iban")
         if iban is not None:
             iban = self._bank_code(ctx, "IBAN", str(iban), p["iban"])
@@ -955,7 +1008,13 @@ class Builder:
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
             ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
                      "(TitCpte)")
-        holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"), required=True)
+        if debtor is None and _blank(holder_raw):
+            # the holder would be the debtor's name, and the debtor is refused (its
+            # problem is reported): no second, false 'account.holder is missing'
+            holder = None
+        else:
+            holder = self._text(ctx, "account.holder", holder_raw, p.get("holder"),
+                                required=True)
         label = self._text(ctx, "mandate.label", ev(p.get("label")), p.get("label"))
         if len(ctx.problems) > before or None in (rum, signed, debit, sequence, iban, holder):
             return None
@@ -989,7 +1048,8 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
     if "pes-ormc" in fmt.rules and "debt_number" not in invoice:
         problems.append(Problem(
             "mapping.format", f"format {fmt.name} needs bindings.invoice.debt_number (NumDette "
-            "of each ORMC article, 1-15 digits), e.g. {expr: \"invoice.number | digits\"}",
+            "of each ORMC article, 1-15 digits), e.g. {expr: \"invoice['N° facture'] | "
+            "digits\"} with the column or key bindings.invoice.number reads",
             mapping=mapping.where("bindings", "invoice")))
     if "pes-titres" in fmt.rules and "debt_number" in invoice:
         problems.append(Problem(
@@ -1070,6 +1130,9 @@ def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
     return any(words == tuple(sorted(variant)) for variant in (
         name + complement + first, name + complement, name + first, name))
 
+
+# how many values a note of the run names (run_notes)
+_NOTE_VALUES = 5
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")
 

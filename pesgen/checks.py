@@ -57,10 +57,19 @@ def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
     return None
 
 
+# CodPays of France (INSEE): "if CodRes = 0, absent or 100" (DT, Adresse/CodPays)
+FRANCE_INSEE = "100"
+
+
 def residence_problem(resident: bool, country_code: str | None) -> str | None:
-    """pes.address on CodRes (``resident``: CodRes 0) and CodPays."""
+    """pes.address on CodRes (``resident``: CodRes 0) and CodPays. CodRes 1 with CodPays
+    100 says both "abroad" and "France": "CodRes/CodPays inconsistent" rejects the
+    bordereau (notes pes-v2-recette.md §7 and its rejection list)."""
     if not resident and not (country_code and len(country_code) == 3):
         return "a non-resident address needs CodPays"
+    if not resident and country_code == FRANCE_INSEE:
+        return ("CodRes 1 with CodPays 100 (France): a non-resident address is abroad, "
+                "CodRes/CodPays inconsistent")
     if resident and country_code not in (None, "100"):
         return "a resident address has CodPays absent or 100"
     return None

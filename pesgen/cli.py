@@ -483,6 +483,13 @@ def preview(
             typer.echo(_indent(tail))
     for problem in shown.layout_problems:
         typer.echo(f"LAYOUT {problem}")
+    for note in shown.notes:
+        typer.echo(f"policy {note.policy} (run): {note.detail}")
+    if shown.unread:
+        # informational: a column left unbound (Pays) is a common onboarding slip
+        more = len(shown.unread) - _UNREAD_SHOWN
+        typer.echo("not read by the mapping: " + ", ".join(shown.unread[:_UNREAD_SHOWN])
+                   + (f", … ({more} more)" if more > 0 else ""))
     bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
     typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
@@ -493,6 +500,10 @@ def preview(
                   f"invoices ({'input' if code == ExitCode.INPUT else 'output'} invalid, "
                   f"exit {int(code)})")
         raise typer.Exit(int(code))
+
+
+# how many input columns (or JSON paths) no binding reads preview names
+_UNREAD_SHOWN = 12
 
 
 def _indent(text: str) -> str:

@@ -331,9 +331,7 @@ class Exporter:
             problems[:0] = found
             result.notes.extend(PolicyNote("path", "*", where, detail)
                                 for where, detail in path_notes)
-        case = self.builder.case_note(str(input_path))
-        if case is not None:
-            result.notes.append(case)
+        result.notes.extend(self.builder.run_notes(str(input_path)))
         exercise = self.mapping.collectivity.exercise
         if self.run_date.year != exercise:  # a mapping left at last year's exercise?
             result.notes.append(PolicyNote(

@@ -87,6 +87,38 @@ def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tu
     return tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(private))
 
 
+def expression_paths(env: Environment, source: str) -> tuple[tuple[str, tuple[str | int, ...]],
+                                                              ...]:
+    """The record paths an expression reads, from its syntax tree: each chain of
+    attributes and constant subscripts from ``invoice`` or ``line``, whole
+    (``invoice.payer.last_name`` -> ``('invoice', ('payer', 'last_name'))``, not also
+    its ``payer``); a chain stops before a subscript that is not a constant, and a bare
+    ``invoice`` reads it all (``()``). ``source`` must already compile with Jinja."""
+    try:
+        tree = Parser(env, source, state="variable").parse_expression()
+    except TemplateSyntaxError:
+        return ()
+    steps = (nodes.Getattr, nodes.Getitem)
+    # the steps of a longer chain
+    inner = {id(n.node) for n in (tree, *tree.find_all(steps)) if isinstance(n, steps)}
+    found: list[tuple[str, tuple[str | int, ...]]] = []
+    for n in (tree, *tree.find_all((nodes.Name, *steps))):
+        if id(n) in inner or not isinstance(n, (nodes.Name, *steps)):
+            continue
+        parts: list[str | int] = []
+        while isinstance(n, steps):
+            if isinstance(n, nodes.Getattr):
+                parts.append(n.attr)
+            elif isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, (str, int)):
+                parts.append(n.arg.value)
+            else:  # invoice[some_name]: what it reads is the part before
+                parts.clear()
+            n = n.node
+        if isinstance(n, nodes.Name) and n.name in ("invoice", "line"):
+            found.append((n.name, tuple(reversed(parts))))
+    return tuple(dict.fromkeys(found))
+
+
 _MISSING = object()
 
 

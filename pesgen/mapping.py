@@ -30,6 +30,11 @@ MAPPING_SCHEMA = "mapping.schema.json"
 # still holding it is refused, wherever it is loaded
 TODO_MARKER = "TODO"
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
+# the placeholder as a string literal inside an expression: invoice['TODO']
+_TODO_LITERAL = re.compile(rf"""(['"]){TODO_MARKER}\1""")
+# SequencePres of each SEPA sequence (DT, TSequencePres) when the mapping gives no
+# codes.sepa_sequences (or an empty one): the exported values as the EPC names them
+DEFAULT_SEPA_SEQUENCES = {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +287,14 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
             problems.append(Problem("mapping.todo", f"still the scaffold's placeholder "
                                     f"{TODO_MARKER}: fill it in (the comment beside it says "
                                     "what; docs/mapping-reference.md)", mapping=_where(keys)))
+        elif isinstance(node, str) and keys and keys[-1] == "expr" and \
+                _TODO_LITERAL.search(node):
+            # the scaffold's debt_number: {expr: "invoice['TODO'] | digits"}
+            problems.append(Problem("mapping.todo", f"the expression still reads the scaffold's "
+                                    f"placeholder '{TODO_MARKER}': put the column (CSV) or key "
+                                    "(JSON) it reads in its place (in an expression, invoice is "
+                                    "the input record: invoice['N° facture'])",
+                                    mapping=_where(keys[:-1])))
 
     def _where(keys: list[str | int]) -> str:
         return f"{shown}:{line_of(data, keys)}: {_schema._dotted(keys)}"
@@ -303,11 +316,18 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
         cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
         poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
         payfip_client=c.get("payfip_client"))
+    from stdnum.eu import at_02 as _ics
     from stdnum.fr import siret as _siret
 
     if not _siret.is_valid(collectivity.siret):
         problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
                                 "invalid checksum", mapping=where("collectivity", "siret")))
+    # the schema holds it to its format (upper case, no spaces: it is written as it is)
+    ics = collectivity.sepa_creditor_id
+    if ics is not None and not _ics.is_valid(ics):
+        problems.append(Problem("collectivity.sepa-creditor-id", "SEPA creditor identifier "
+                                f"(ICS) {ics} has invalid check digits (ISO 7064 mod 97-10)",
+                                mapping=where("collectivity", "sepa_creditor_id")))
 
     i = data["input"]
     input_spec = InputSpec(
@@ -372,9 +392,9 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
     codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),
                   civility=dict(k["civility"]) if "civility" in k else None,
                   countries=dict(k.get("countries") or {}),
-                  sepa_sequences=dict(k.get("sepa_sequences") or
-                                      {"OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}))
+                  sepa_sequences=dict(k.get("sepa_sequences") or DEFAULT_SEPA_SEQUENCES))
     _check_grid(codes, where, problems)
+    _check_countries(codes, where, problems)
 
     p = data.get("policies") or {}
     policies = Policies(**{name: p[name] for name in p})
@@ -415,3 +435,16 @@ def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]
             problems.append(Problem("pes.cat-nat-grid", f"CatTiers {cat} with NatJur {nat} is "
                                     f"outside the DGFiP grid (allowed NatJur: {allowed})",
                                     mapping=where("codes", "payer_kinds", kind, "legal_nature")))
+
+
+def _check_countries(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:
+    """codes.countries is read with the country upper-cased, as pesgen reads the
+    address's country: two keys that are one country so must give one code."""
+    first: dict[str, str] = {}
+    for key, code in codes.countries.items():
+        other = first.setdefault(str(key).strip().upper(), key)
+        if other != key and codes.countries[other] != code:
+            problems.append(Problem(
+                "codes.country", f"'{key}' and '{other}' are one country to pesgen (countries "
+                f"are compared in upper case), with two INSEE codes: {code} and "
+                f"{codes.countries[other]}", mapping=where("codes", "countries", key)))

@@ -14,6 +14,10 @@ reported at the end of the run, with the keys seen where its path stopped:
 
 Once every binding has been answered (usually by the first invoices) watching costs
 nothing more.
+
+The reverse, for ``pesgen preview``: ``unread`` lists what the input holds that no
+binding reads (a CSV column, a JSON key of the first invoice), the usual onboarding
+slip being a column left unbound (``Pays``: every address then taken as French).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._jinja import expression_environment
 from .errors import Problem
-from .mapping import Binding, path_parts
+from .expr import expression_paths
+from .mapping import Binding, Mapping, path_parts
 
 _MAX_KEYS = 50
 _TYPO = 0.8  # difflib ratio from which a missing key is taken for a typo
@@ -137,3 +143,69 @@ class PathWatch:
             else:
                 notes.append((bnd.where, f"{text}: the field stays empty"))
         return found, notes
+
+
+_ANY = "*"  # any element of a list, in a path of ``unread``
+
+
+def unread(mapping: Mapping, record: dict[str, Any]) -> list[str]:
+    """What ``record`` (an input record: a CSV row, a JSON invoice) holds that no binding
+    of ``mapping`` reads: CSV columns in header order, or the JSON paths of its values
+    (``payer.address.country``, ``lines[*].discount``; the elements of a list as one).
+    Read means named by a path, or by an expression through ``invoice`` and ``line``; a
+    value read whole (``invoice.payer``) is read with all it holds."""
+    groups = [b for fields in mapping.bindings.values() for b in fields.values()]
+    if mapping.input.format == "csv":
+        read = {c for b in [*groups, mapping.lines] for c in b.columns}
+        read.add(mapping.input.group_by or "")
+        return [column for column in record if column and column not in read]
+    lines = mapping.lines
+    line_base = (*_any(path_parts(lines.text)), _ANY) if lines.kind == "path" else None
+    env = expression_environment()
+    paths: list[tuple[str | int, ...]] = []
+    for group, fields in mapping.bindings.items():
+        for b in fields.values():
+            if b.kind == "path":
+                reads = [("line" if group == "line" else "invoice", tuple(path_parts(b.text)))]
+            elif b.kind == "expr":
+                reads = list(expression_paths(env, b.text))
+            else:
+                continue
+            for root, parts in reads:
+                if root == "invoice":
+                    paths.append(_any(parts))
+                elif line_base is not None:  # unknown when bindings.lines is an expression
+                    paths.append((*line_base, *_any(parts)))
+    if lines.kind == "expr":
+        # the lines' own keys cannot be placed: what it reads counts as read whole
+        paths += [_any(parts) for root, parts in expression_paths(env, lines.text)
+                  if root == "invoice"]
+
+    def is_read(leaf: tuple[str | int, ...]) -> bool:
+        # a path reads what is below it; one going below a leaf (a key holding null,
+        # or another shape in this invoice) reads the leaf too
+        return any(leaf[:len(p)] == p or p[:len(leaf)] == leaf for p in paths)
+
+    return [_shown(leaf) for leaf in dict.fromkeys(_leaves(record, ())) if not is_read(leaf)]
+
+
+def _any(parts: Iterable[str | int]) -> tuple[str | int, ...]:
+    return tuple(_ANY if isinstance(p, int) else p for p in parts)
+
+
+def _leaves(node: Any, at: tuple[str | int, ...]) -> Iterable[tuple[str | int, ...]]:
+    """The path of every value in ``node`` that is no object, nor a list of objects
+    (whose objects' values are taken, for all its elements as one: ``[*]``)."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaves(value, (*at, str(key)))
+    elif isinstance(node, list) and any(isinstance(x, dict) for x in node):
+        for item in node:
+            if isinstance(item, dict):
+                yield from _leaves(item, (*at, _ANY))
+    elif at:
+        yield at
+
+
+def _shown(parts: tuple[str | int, ...]) -> str:
+    return "".join("[*]" if p == _ANY else f".{p}" for p in parts).lstrip(".")

@@ -21,6 +21,7 @@ from .formats import Format, find_format
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Title
+from .paths import unread
 from .render import FileRenderer
 from .rules import check_title
 from .sources import read_invoices
@@ -50,6 +51,12 @@ class Preview:
     tails: dict[str, str]
     items: list[PreviewItem]
     layout_problems: list[Problem]
+    # the notes said once for the previewed invoices (Builder.run_notes: case policy,
+    # civilities sent as written)
+    notes: list[PolicyNote] = field(default_factory=list)
+    # what the first record holds that no binding reads (paths.unread): CSV columns,
+    # JSON paths
+    unread: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -66,9 +73,12 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     exporter = Exporter(mapping, fmt, Path("."), run_date or date.today())
     items: list[PreviewItem] = []
     titles = []
+    not_read: list[str] = []
     for src in read_invoices(Path(input_path), mapping.input):
         if len(items) >= limit:
             break
+        if not items:
+            not_read = unread(mapping, src.record)
         built = exporter.builder.build(src)
         item = PreviewItem(invoice=None, origin=src.origin, line_origins=list(src.line_origins),
                            problems=list(built.problems), notes=list(built.notes),
@@ -102,7 +112,8 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
-    return Preview(mapping, fmt, heads, tails, items, layout_problems)
+    return Preview(mapping, fmt, heads, tails, items, layout_problems,
+                   exporter.builder.run_notes(str(input_path)), not_read)
 
 
 def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,

@@ -151,8 +151,11 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield "a title needs at least one line"
 
 
-@rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident has an INSEE CodPays.",
-      "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays")
+@rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident (CodRes 1) has an INSEE "
+      "CodPays other than 100, France's (CodRes 1 with CodPays 100 is 'CodRes/CodPays "
+      "inconsistent'); a resident has none or 100.",
+      "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays ('if CodRes = 0, "
+      "absent or 100'; rejection: CodRes/CodPays inconsistent; notes pes-v2-recette.md §7, §15)")
 def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
     a = t.debtor.address
     if not (len(a.postal_code) == 5 and a.postal_code.isascii() and a.postal_code.isdigit()):

@@ -100,7 +100,11 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "    number: TODO           # the invoice number, unique in the run",
     ]
     if needs_debt:
-        out.append('    debt_number: {expr: "invoice.number | digits"}   # NumDette, 1-15 digits')
+        # the scaffold knows nothing of the export yet: the technician puts the invoice
+        # number's column (CSV) or key (JSON) in place of TODO, as in number above; in an
+        # expression `invoice` is the input record, read by name ('N° facture' included)
+        out.append('    debt_number: {expr: "invoice[\'TODO\'] | digits"}   # NumDette (1-15 '
+                   "digits): TODO the column or key number reads, e.g. invoice['N° facture']")
     out += [
         "    # date: TODO",
         "    # total: TODO          # when bound, must equal the sum of the lines",
@@ -130,8 +134,9 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "  payer_kinds:            # payer kind -> CatTiers / NatJur (DGFiP grid)",
         '    TODO: {category: "01", legal_nature: "01"}  # 01/01: a private person',
         "",
-        "# Every transformation is explicit and reported; the defaults refuse.",
-        "policies: {}",
+        "# Every transformation is explicit and reported; the defaults refuse (uncomment",
+        "# a line to choose it).",
+        "policies:",
         "  # transliterate: true   # œ -> OE, ’ -> ' instead of refusing",
         "  # case: upper",
         "  # negative_lines: net   # discounts net into the same imputation",

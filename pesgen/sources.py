@@ -709,6 +709,21 @@ def _sniff_delimiter(path: Path, spec: InputSpec) -> str:
                       spec.at("delimiter")) from None
 
 
+def close_column(name: str, header: list[str]) -> str | None:
+    """The header column a name missing from it most likely means: one that differs
+    only in case ('Bic' for 'BIC', which difflib's ratio alone does not find), else the
+    closest one, compared without case (difflib, ratio ≥ 0.6: 'Eleve' for 'Elève')."""
+    folded: dict[str, str] = {}
+    for column in header:
+        if column:
+            folded.setdefault(column.casefold(), column)
+    key = name.casefold()
+    if key in folded:
+        return folded[key]
+    close = difflib.get_close_matches(key, list(folded), n=1)
+    return folded[close[0]] if close else None
+
+
 def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                     spec: InputSpec) -> InputDataError:
     """The group_by column is not in the header: say what was read, and what to fix."""
@@ -727,8 +742,8 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                   f"{seems}; check input.delimiter")
         return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
                        spec.at("delimiter"))
-    close = difflib.get_close_matches(str(spec.group_by), header, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    close = close_column(str(spec.group_by), header)
+    hint = f" (did you mean '{close}'?)" if close else ""
     detail = (f"group_by column '{spec.group_by}' is not in the header{hint}; the header has "
               f"{len(header)} columns: {', '.join(header[:12])}{', …' if len(header) > 12 else ''}")
     return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,

@@ -571,6 +571,40 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     assert p.mapping == _where(m, "complement: complemnt", "bindings.address.complement")
 
 
+def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_path):
+    """'invoice.number | digits' (the JSON example's) on a CSV export reads a column
+    'number': the message says that in an expression `invoice` is the input record,
+    read by column name, with the invoice number's own column as the example."""
+    m = _mapping_copy(tmp_path, '{expr: "invoice.invoice_number | digits"}',
+                      '{expr: "invoice.number | digits"}', source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    p = _only(exc, "input.column")
+    assert p.message.startswith("invoice.debt_number reads column 'number', which is not in "
+                                "the header of ")
+    assert p.message.endswith("; in an expression, invoice is the input record, its columns "
+                              "read by name: invoice['invoice_number'] is the invoice number "
+                              "(bindings.invoice.number)")
+
+
+def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
+    """'MANDATE_BIC' for 'mandate_bic' (a technician's 'Bic' for the export's 'BIC'):
+    difflib's ratio alone finds nothing, the column is named all the same."""
+    m = _mapping_copy(tmp_path, "bic: mandate_bic", "bic: MANDATE_BIC", source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    p = _only(exc, "input.column")
+    assert "payment.bic reads column 'MANDATE_BIC', which is not in the header" in p.message
+    assert "(did you mean 'mandate_bic'?)" in p.message
+
+
+def test_a_group_by_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
+    m = _mapping_copy(tmp_path, "group_by: invoice_number", "group_by: INVOICE_NUMBER",
+                      source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    p = _only(exc, "input.column")
+    assert "group_by column 'INVOICE_NUMBER' is not in the header (did you mean " \
+        "'invoice_number'?)" in p.message
+
+
 def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
     """payer_last_name is read through an expression (name: {expr: ...}); a second row
     naming another payer is one invoice with two debtors."""

@@ -555,3 +555,46 @@ def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_p
         finally:
             os.close(write_end)
         assert r.returncode == code, command
+
+
+def _without_civility_table(folder: Path) -> tuple[Path, Path]:
+    """The example mapping without codes.civility, and the example without its Mlle
+    (Hélios refuses Mademoiselle, table or not)."""
+    text = JSON_MAPPING.read_text(encoding="utf-8")
+    block = '  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+    start = text.index(block)
+    end = text.index("  countries:", start)
+    mapping = folder / "no-civility.yaml"
+    mapping.write_text(text[:start] + text[end:], encoding="utf-8")
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    for inv in data["invoices"]:
+        if inv["payer"].get("title") == "Mlle":
+            inv["payer"]["title"] = "Mme"
+    source = folder / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return mapping, source
+
+
+def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_path):
+    """Without codes.civility the civility goes out as exported (the DGFiP's list is
+    unconfirmed): the run says so once, with the values, in the summary."""
+    mapping, source = _without_civility_table(tmp_path)
+    result = export(mapping, source, tmp_path / "lib", date.fromisoformat(RUN_DATE))
+    notes = [n for n in result.notes if n.policy == "civility_table"]
+    assert [(n.invoice, n.detail) for n in notes] == [
+        ("*", "no codes.civility table: 2 civility value(s) sent as written: Mme, M.")]
+    r = _export(tmp_path / "out", "--db", tmp_path / "state.sqlite3", mapping=mapping,
+                input_path=source)
+    assert r.exit_code == 0, r.output
+    assert "  - *: civility_table: no codes.civility table: 2 civility value(s) sent as " \
+        "written: Mme, M.\n" in r.stdout
+    shown = _run("preview", "-m", mapping, "-i", source)
+    assert "\npolicy civility_table (run): no codes.civility table: 2 civility value(s) sent " \
+        "as written: Mme, M.\n" in shown.stdout
+    # Mademoiselle is refused (pes.civility), so not listed as sent
+    refused = _run("preview", "-m", mapping, "-i", JSON_INPUT, "--limit", "5")
+    assert "civility 'MLLE' (Mademoiselle) is rejected by Hélios" in refused.stdout
+    assert "sent as written: Mme, M.\n" in refused.stdout
+    # with the table, no such note
+    plain = export(JSON_MAPPING, JSON_INPUT, tmp_path / "plain", date.fromisoformat(RUN_DATE))
+    assert not [n for n in plain.notes if n.policy == "civility_table"]

@@ -181,7 +181,7 @@ def test_an_older_store_is_read_as_migrated_and_left_at_its_schema(db_url, tmp_p
     result = export_recorded(store, MAPPING, _variant(tmp_path, "b"), None, RUN,
                              dry_run=True)
     assert result.files[0].bordereau == 2
-    assert store.pending_migrations == len(st.MIGRATIONS) - 4  # from migration 5 on
+    assert store.pending_migrations == len(st.MIGRATIONS) - 4
     assert _contents(db_url) == before
     assert [v for (v, _at) in before["pesgen_schema"]] == [1, 2, 3, 4]
 

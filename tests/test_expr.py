@@ -352,3 +352,20 @@ def test_a_dict_literal_fails_as_jinja_s_dict_display_does(source: str) -> None:
             outcomes.append((type(exc).__name__, str(exc)))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] != "ok"
+
+
+@pytest.mark.parametrize("source, paths", [
+    ("invoice.payer.last_name or invoice.payer.name",
+     (("invoice", ("payer", "last_name")), ("invoice", ("payer", "name")))),
+    ("invoice['N° facture'] | digits", (("invoice", ("N° facture",)),)),
+    ("invoice.lines[0].amount", (("invoice", ("lines", 0, "amount")),)),
+    ("invoice.payer[key].name", (("invoice", ("payer",)),)),
+    ("invoice | tojson", (("invoice", ()),)),
+    ("line.activity.label ~ collectivity.name", (("line", ("activity", "label")),)),
+    ("{'a': 'yes'}.get(invoice.payment.method, 'no')", (("invoice", ("payment", "method")),)),
+])
+def test_expression_paths_are_whole_chains_from_invoice_or_line(source, paths):
+    from pesgen._jinja import expression_environment
+    from pesgen.expr import expression_paths
+
+    assert expression_paths(expression_environment(), source) == paths

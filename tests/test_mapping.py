@@ -14,7 +14,7 @@ from pesgen._yaml import LineDict, load_yaml_text
 from pesgen.cli import app
 from pesgen.errors import ExitCode, MappingError, PesgenError
 from pesgen.export import export
-from pesgen.mapping import load_mapping
+from pesgen.mapping import DEFAULT_SEPA_SEQUENCES, load_mapping
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
 
@@ -108,6 +108,43 @@ def test_three_semantic_mistakes_give_three_problems(tmp_path):
     ])
     grid = next(p for p in exc.problems if p.rule == "pes.cat-nat-grid")
     assert "allowed NatJur: 01, 02" in grid.message
+
+
+@pytest.mark.parametrize("ics, rule, fragment", [
+    ("FR00ZZZ654321", "collectivity.sepa-creditor-id",
+     "SEPA creditor identifier (ICS) FR00ZZZ654321 has invalid check digits"),
+    ("FR44ZZZ654321", "collectivity.sepa-creditor-id", "ISO 7064 mod 97-10"),
+    ("FR72ZZZ123457", "collectivity.sepa-creditor-id", "invalid check digits"),
+    ("fr72zzz123456", "mapping.schema", "does not match"),
+    ("FR72 ZZZ 123456", "mapping.schema", "does not match"),
+    ("123456", "mapping.schema", "does not match"),
+])
+def test_the_sepa_creditor_identifier_is_checked(tmp_path, ics, rule, fragment):
+    """The ICS (AT-02) goes as it is into the files that carry it (e.magnus column 74):
+    its format and its ISO 7064 mod 97-10 check digits are checked as the SIRET's."""
+    m = _write(tmp_path, _edit(("sepa_creditor_id: FR72ZZZ123456",
+                                f'sepa_creditor_id: "{ics}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        (rule, f"{m}:{_line(m, 'sepa_creditor_id:')}: collectivity.sepa_creditor_id")]
+    assert fragment in exc.problems[0].message
+    # the one every shipped mapping and fixture uses is valid
+    assert load_mapping(_write(tmp_path, TEXT, "ok.yaml")).collectivity.sepa_creditor_id == \
+        "FR72ZZZ123456"
+
+
+@pytest.mark.parametrize("table", [None, "{}"])
+def test_without_sepa_sequences_the_default_table_is_used_and_documented(tmp_path, table):
+    text = _edit(('  sepa_sequences: {OOFF: "01", FRST: "02", RCUR: "03", FNAL: "04"}\n',
+                  "" if table is None else f"  sepa_sequences: {table}\n"))
+    mapping = load_mapping(_write(tmp_path, text))
+    assert mapping.codes.sepa_sequences == DEFAULT_SEPA_SEQUENCES == {
+        "OOFF": "01", "FRST": "02", "RCUR": "03", "FNAL": "04"}
+    # the mapping reference says so (generated from the schema's description)
+    reference = (ROOT / "docs" / "mapping-reference.md").read_text(encoding="utf-8")
+    row = next(ln for ln in reference.splitlines() if ln.startswith("| `codes.sepa_sequences`"))
+    assert "Without this table (or with an empty one)" in row
+    assert all(f"{k} -> {v}" in row for k, v in DEFAULT_SEPA_SEQUENCES.items())
 
 
 def test_empty_mapping_lists_every_required_section(tmp_path):

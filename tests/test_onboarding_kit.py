@@ -255,6 +255,7 @@ FILL = {
     'siret: "TODO"': 'siret: "21450999400015"', 'id_post: "TODO"': 'id_post: "045012"',
     'cod_col: "TODO"': 'cod_col: "123"', 'cod_bud: "TODO"': 'cod_bud: "00"',
     "exercise: TODO": "exercise: 2026", "number: TODO": "number: number",
+    "invoice['TODO']": "invoice['number']",
     "kind: TODO": "kind: payer.kind", "name: TODO": "name: payer.last_name",
     "first_name: TODO": "first_name: payer.first_name",
     "street: TODO": "street: payer.address.street",
@@ -287,6 +288,82 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     if name == "bl-emagnus":
         assert '#   service: ""' in text and "asap_edition" in text
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
+
+
+# A school's CSV export as the onboarding persona had it: cp1252, ';', French column
+# names with spaces, accents and a degree sign.
+SMC_CSV = (
+    "N° facture;Type payeur;Civilité;Nom;Prénom;Adresse;CP;Ville;Code activité;"
+    "Montant ligne\r\n"
+    "SMC-2026-0001;PART;M.;Cœurderoy;Élise;3 rue de l'Église;77120;Coulommiers;PIANO;"
+    "180,00\r\n"
+)
+SMC_FILL = {
+    **FILL, "format: json ": "format: csv  ", "records: invoices ": "encoding: cp1252\n"
+    "  delimiter: \";\"\n  numbers: fr\n  group_by: \"N° facture\"\n ",
+    "number: TODO": 'number: "N° facture"', "invoice['TODO']": "invoice['N° facture']",
+    "kind: TODO": "kind: Type payeur", "name: TODO": "name: Nom",
+    "first_name: TODO": "first_name: Prénom", "# civility: TODO": "civility: Civilité",
+    "street: TODO": "street: Adresse", "postal_code: TODO": "postal_code: CP",
+    "city: TODO": "city: Ville", "lines: TODO": "lines: {const: rows}",
+    "activity: TODO": "activity: Code activité", "amount: TODO": "amount: Montant ligne",
+    'TODO: {product: "TODO", nature: "TODO"}': 'PIANO: {product: PIAN, nature: "7062"}',
+    'TODO: {category: "01", legal_nature: "01"}': 'PART: {category: "01", legal_nature: "01"}',
+    "  # transliterate: true": "  transliterate: true",
+}
+
+
+def _filled(text: str, fill: dict[str, str]) -> str:
+    for old, new in fill.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def test_the_scaffold_debt_number_reads_the_invoice_number_of_a_csv_export(tmp_path):
+    """In an expression `invoice` is the input record: the scaffold's NumDette reads the
+    invoice number by its column (or key), the placeholder refused until it is filled;
+    filled with a CSV column of spaces and accents, it works."""
+    out = tmp_path / "m.yaml"
+    assert _run("new-mapping", "Saint-Martin", "--format", "pes-ormc", "-o", out).exit_code == 0
+    text = out.read_text(encoding="utf-8")
+    assert 'debt_number: {expr: "invoice[\'TODO\'] | digits"}' in text
+    unfilled = _run("check-mapping", out)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "debt_number:" in ln)
+    assert f"[mapping {out}:{line}: bindings.invoice.debt_number] (rule mapping.todo)" in \
+        unfilled.stderr
+    out.write_text(_filled(text, SMC_FILL), encoding="utf-8")
+    source = tmp_path / "export-smc.csv"
+    source.write_bytes(SMC_CSV.encode("cp1252"))
+    assert _run("check-mapping", out).exit_code == 0
+    r = _run("preview", "-m", out, "-i", source, "--date", RUN_DATE)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert '<NumDette V="20260001"/>' in r.stdout
+
+
+def test_each_commented_policy_of_the_scaffold_uncomments_into_a_valid_mapping(tmp_path):
+    """policies: is written with its keys commented below it: uncommenting one (or all)
+    gives a valid mapping; none uncommented is an empty policies:, the defaults."""
+    out = tmp_path / "m.yaml"
+    _run("new-mapping", "Commune X", "--format", "pes-ormc", "-o", out)
+    text = _filled(out.read_text(encoding="utf-8"), FILL)
+    lines = text.splitlines(keepends=True)
+    start = lines.index("policies:\n")
+    commented = [i for i in range(start + 1, len(lines)) if lines[i].startswith("  # ")]
+    assert len(commented) >= 3
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(text, encoding="utf-8")
+    assert load_mapping(plain).policies == load_mapping(plain).policies.__class__()
+    for chosen in [[i] for i in commented] + [commented]:
+        variant = list(lines)
+        for i in chosen:
+            variant[i] = "  " + variant[i][len("  # "):]
+        path = tmp_path / f"policies-{chosen[0]}-{len(chosen)}.yaml"
+        path.write_text("".join(variant), encoding="utf-8")
+        policies = load_mapping(path).policies
+        for i in chosen:
+            key, value = variant[i].split("#")[0].strip().split(": ")
+            assert str(getattr(policies, key)).lower() == value, (key, value)
 
 
 def test_new_mapping_prints_to_stdout_and_knows_formats_dirs(tmp_path):

@@ -159,6 +159,9 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
         ("non-resident-without-codpays", _address(resident=False, postal_code="99999",
                                                   country="BE"), "needs CodPays"),
         ("resident-with-codpays", _address(country_code="131"), "CodPays absent or 100"),
+        ("non-resident-in-france", _address(resident=False, postal_code="99999",
+                                            country="FRANCE", country_code="100"),
+         "CodRes 1 with CodPays 100 (France)"),
     ],
     "pes.num-dette": [
         ("zero", lambda t: replace(t, debt_number="0"), "NumDette '0'"),
@@ -685,6 +688,30 @@ def test_foreign_country_without_insee_code(tmp_path):
     inv["payer"]["address"]["country"] = "JP"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["codes.country"]
+    # the problem points at the table to complete, not at 'codes:'
+    assert problems[0].mapping == f"{MAPPING}:{_line_of(MAPPING, '  countries:')}: " \
+        "codes.countries"
+
+
+def test_an_unknown_sepa_sequence_points_at_codes_sepa_sequences(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["sequence"] = "RECURRENT"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.mapping) for p in problems] == [
+        ("codes.sepa-sequence", f"{MAPPING}:{_line_of(MAPPING, '  sepa_sequences:')}: "
+                                "codes.sepa_sequences")]
+    # without the table, the default one answers, and the problem says what it knows
+    mapping = _mapping(_fresh(tmp_path / "default"), subs=(
+        ('  sepa_sequences: {OOFF: "01", FRST: "02", RCUR: "03", FNAL: "04"}\n', ""),))
+    [problem] = _refused(_fresh(tmp_path / "run"), [inv], mapping)
+    assert problem.mapping == f"{mapping}:{_line_of(mapping, 'codes:')}: codes.sepa_sequences"
+    assert "no codes.sepa_sequences: pesgen knows OOFF, FRST, RCUR, FNAL" in problem.message
+
+
+def _line_of(path: Path, start: str) -> int:
+    [line] = [i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if text.startswith(start)]
+    return line
 
 
 def test_long_street_refused_by_default(tmp_path):
@@ -846,9 +873,65 @@ def test_an_overseas_departement_is_in_france(tmp_path, country, postal_code, ci
     assert [p.rule for p in _refused(_fresh(tmp_path / "short"), [inv])] == ["pes.postal-code"]
 
 
+@pytest.mark.parametrize("key, exported", [
+    ("FRANCE", "France"), ("France", "FRANCE"), ("france", " france "), ("FX", "fx"),
+])
+def test_a_country_whose_insee_code_is_100_is_france(tmp_path, key, exported):
+    """A country codes.countries gives 100, the INSEE code of France, whatever the key's
+    case, is France: CodRes 0, no CodPays, the postal code checked as a French one;
+    CodRes 1 with CodPays 100 is 'CodRes/CodPays inconsistent', a rejection (notes
+    pes-v2-recette.md §7 and its rejection list)."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["country"] = exported
+    mapping = _mapping(tmp_path, subs=(('    BE: "131"', f'    BE: "131"\n    {key}: "100"'),))
+    result = _run(tmp_path, [inv], mapping)
+    adr = _tiers(result).find("Adresse")
+    postal_code = inv["payer"]["address"]["postal_code"]
+    assert [_v(adr, x) for x in ("CP", "CodRes", "CodPays")] == [postal_code, "0", None]
+    assert _v(adr, "Ville") == inv["payer"]["address"]["city"].upper()
+    assert not any(n.policy == "foreign_address" for n in result.notes)
+    inv["payer"]["address"]["postal_code"] = "4520"
+    problems = _refused(_fresh(tmp_path / "short"), [inv], mapping)
+    assert [p.rule for p in problems] == ["pes.postal-code"]
+
+
+def test_country_keys_that_differ_only_in_case_must_agree(tmp_path):
+    mapping = _mapping(tmp_path, subs=(('    BE: "131"', '    BE: "131"\n    be: "132"'),))
+    with pytest.raises(MappingError) as info:
+        load_mapping(mapping)
+    assert [(p.rule, p.mapping.rsplit(" ", 1)[1]) for p in info.value.problems] == [
+        ("codes.country", "codes.countries.be")]
+    assert "'be' and 'BE'" in info.value.problems[0].message
+
+
 def _fresh(folder: Path) -> Path:
     folder.mkdir()
     return folder
+
+
+@pytest.mark.parametrize("change, rule", [
+    ({"title": "Madame"}, "codes.civility"),
+    ({"address": {"postal_code": "4520"}}, "pes.postal-code"),
+    ({"kind": "family"}, "codes.payer-kind"),
+    ({"last_name": ""}, "input.required"),
+])
+@pytest.mark.parametrize("holder", ["", None])
+def test_a_refused_debtor_is_not_also_a_missing_account_holder(tmp_path, change, rule, holder):
+    """A direct debit whose account holder is empty takes the debtor's name (TitCpte):
+    when the debtor itself is refused, that one problem is reported, not also a false
+    'account.holder is missing'."""
+    inv = _invoice("FA-2026-00101")
+    if holder is None:
+        del inv["payment"]["mandate"]["holder"]
+    else:
+        inv["payment"]["mandate"]["holder"] = holder
+    for key, value in change.items():
+        if isinstance(value, dict):
+            inv["payer"][key].update(value)
+        else:
+            inv["payer"][key] = value
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == [rule], [p.message for p in problems]
 
 
 @pytest.mark.parametrize("holder, differs", [

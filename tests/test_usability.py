@@ -162,6 +162,65 @@ def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
     assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
 
 
+def _without(tmp_path: Path, mapping: Path, line: str) -> Path:
+    text = mapping.read_text(encoding="utf-8")
+    assert text.count(line) == 1, line
+    out = tmp_path / mapping.name
+    out.write_text(text.replace(line, ""), encoding="utf-8")
+    return out
+
+
+def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
+    """Without bindings.address.country a Berlin family with a 5-digit postcode passes
+    as French: preview names the input columns the mapping never reads (informational,
+    the exit code is export's)."""
+    csv_mapping = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
+    m = _without(tmp_path, csv_mapping, "    country: country\n")
+    r = _run("preview", "-m", m, "-i", EXAMPLES / "school-export.csv")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "\nnot read by the mapping: payer_birth_date, country\n" in r.stdout
+    # a long list is cut
+    lines = (EXAMPLES / "school-export.csv").read_text(encoding="utf-8").splitlines()
+    extra = [f"X{i:02}" for i in range(1, 15)]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("\n".join([",".join([lines[0], *extra])] +
+                              [",".join([ln, *[""] * len(extra)]) for ln in lines[1:]]) + "\n",
+                    encoding="utf-8")
+    r = _run("preview", "-m", csv_mapping, "-i", wide, "--limit", "1")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "\nnot read by the mapping: payer_birth_date, X01, X02, X03, X04, X05, X06, X07, " \
+        "X08, X09, X10, X11, … (3 more)\n" in r.stdout
+
+
+def test_preview_lists_the_json_paths_no_binding_reads(tmp_path):
+    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    r = _run("preview", "-m", m, "-i", INPUT, "--limit", "1")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "\nnot read by the mapping: payer.address.country, payer.birth_date\n" in r.stdout
+
+
+def test_unread_json_paths_follow_paths_and_expressions():
+    import copy
+    import json
+
+    from pesgen.paths import unread
+
+    mapping = load_mapping(JSON_MAPPING)
+    record = copy.deepcopy(json.loads(INPUT.read_text(encoding="utf-8"))["invoices"][0])
+    record["payer"]["nickname"] = "Léna"
+    record["payer"]["address"]["country"] = None
+    for line in record["lines"]:
+        line["discount"] = {"rate": 0, "code": None}
+    record["lines"][0]["student"]["tags"] = ["a", "b"]
+    record["flags"] = []
+    record["extra"] = {"a": {"b": 1}}
+    # in the record's order; a key holding null under a bound path is read (country);
+    # the lines' keys as one, by the line bindings (paths and expressions)
+    assert unread(mapping, record) == ["payer.birth_date", "payer.nickname",
+                                       "lines[*].student.tags", "lines[*].discount.rate",
+                                       "lines[*].discount.code", "flags", "extra.a.b"]
+
+
 # ------------------------------------------------ 7. docs and --official-xsd
 
 
