@@ -16,6 +16,7 @@ from pesgen.errors import StateError
 from pesgen.payfip import ledger
 from pesgen.payfip.tables import events
 from pesgen.runs import export_recorded
+from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
     exported,
@@ -104,8 +105,14 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     invoice["total"] = "150.00"
     again = tmp_path / "again.json"
     again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    # a dry run says it too, from its rolled-back reading of the store
+    dry = export_recorded(Store(store.url, read_only=True), MAPPING, again, None,
+                          date(2026, 11, 24), dry_run=True)
+    [dry_note] = [n for n in dry.notes if n.policy == "payfip"]
+    assert dry_note.invoice == "FA-2026-00102"
     result = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
     [note] = [n for n in result.notes if n.policy == "payfip"]
+    assert note.detail == dry_note.detail
     assert (note.invoice, note.origin) == ("FA-2026-00102", f"{again}:$.invoices[1]")
     assert note.detail.startswith("already paid online 187.50 on ")
     assert note.detail.endswith(f"through its cancelled title (run {run}, IdBord 1); this "
