@@ -592,22 +592,36 @@ def runs_list(
     for r in records:
         last = r.first_number + r.bordereaux - 1
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
+        if r.cancelled_bordereaux and r.status != "cancelled":
+            numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
         typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
 
 
 @runs_app.command("show")
 def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+              invoices: Annotated[bool, typer.Option(
+                  "--invoices", help="Also list the run's invoices: IdBord, IdPce, NumDette, "
+                  "amount, active or cancelled.")] = False,
               db: DbOpt = None) -> None:
-    """Show one run: numbers, files and checksums, inputs, policies applied."""
+    """Show one run: numbers, files and checksums, inputs, policies applied; with
+    --invoices, its invoices."""
     import json
 
     try:
-        r = _store(db, must_exist=True).get_run(run)
+        store = _store(db, must_exist=True)
+        r = store.get_run(run)
+        titles = list(store.run_titles(r["id"])) if invoices else []
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"run {r['id']} ({r['status']})")
+    from .runs import bordereau_of, cancelled_bordereaux
+
+    gone = cancelled_bordereaux(r)
+    of = bordereau_of(r)
+    partly = "" if r["status"] == "cancelled" or not gone else \
+        f"; IdBord {', '.join(map(str, sorted(gone)))} cancelled"
+    typer.echo(f"run {r['id']} ({r['status']}{partly})")
     typer.echo(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
     typer.echo(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
     typer.echo(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
@@ -618,24 +632,52 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
                f"{r['invoice_count']} invoice(s)")
     typer.echo(f"  output dir  {r['out_dir']}")
     for f in r["files"]:
+        state = "  cancelled" if of(f["name"]) in gone else ""
         if f["id_bord"] is None:  # the payment references of the run's bordereaux
-            typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}")
+            typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}"
+                       f"{state}")
             continue
         typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
-                   f"{f['total']}  sha256 {f['sha256']}")
+                   f"{f['total']}  sha256 {f['sha256']}{state}")
     _show_validation(r["validation"])
     pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
         typer.echo(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
-        typer.echo(f"  left out    {lo['invoice']}: {lo['reason']} (policy {lo['policy']})")
+        # the input record, as the export's summary and `runs find` give it
+        origin = f" ({lo['origin']})" if lo.get("origin") else ""
+        typer.echo(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
+                   f"(policy {lo['policy']})")
     if pol.get("notes"):
         from collections import Counter as _Counter
 
         counts = _Counter(n["policy"] for n in pol["notes"])
         typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+    for id_bord, part in r["cancelled_bordereaux"].items():
+        typer.echo(f"  cancelled   IdBord {id_bord} {part['cancelled_at']}: {part['reason']}")
     if r["status"] == "cancelled":
-        typer.echo(f"  cancelled   {r['cancelled_at']}: {r['cancel_reason']}")
+        which = "" if not r["cancelled_bordereaux"] else "the others "
+        typer.echo(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
+    if invoices:
+        _show_invoices(titles)
+
+
+def _show_invoices(titles: list[dict[str, Any]]) -> None:
+    """A run's titles, one a line, aligned: invoice, IdBord, IdPce, NumDette (formats
+    that have one), amount, and active or cancelled (its run or bordereau)."""
+    debts = any(t["debt_number"] for t in titles)
+    rows = [[t["invoice"], str(t["id_bord"]), str(t["id_pce"]),
+             *([t["debt_number"] or "-"] if debts else []), t["amount"],
+             "active" if t["active"] else "cancelled"] for t in titles]
+    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status"]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    left = {0, len(head) - 1}  # texts left, numbers right
+    typer.echo(f"  invoices    {len(rows)}")
+    for row in [head, *rows]:
+        typer.echo("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                                      for i, (cell, w) in enumerate(zip(row, widths,
+                                                                        strict=True))
+                                      ).rstrip())
 
 
 def _show_validation(recorded: str) -> None:
@@ -685,7 +727,12 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
         raise typer.Exit(1)
     for f in found:
-        state = "active" if f["active"] else f"freed ({f['status']})"
+        if f["active"]:
+            state = "active"
+        elif f["bordereau_cancelled_at"] is not None:  # the run's other bordereaux stand
+            state = f"freed (IdBord {f['id_bord']} cancelled)"
+        else:
+            state = f"freed ({f['status']})"
         debt_text = f" NumDette {f['debt_number']}" if f["debt_number"] else ""
         # a number written with look-alike characters (a soft hyphen shows as nothing)
         number = f["invoice"]
@@ -706,27 +753,60 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
 @runs_app.command("cancel")
 def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                 reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
+                bordereau: Annotated[list[int] | None, typer.Option(
+                    "--bordereau", metavar="<idbord>",
+                    help="Cancel only this bordereau of the run (repeatable), e.g. the one "
+                    "the trésorerie rejected: the others stay active.")] = None,
+                whole: Annotated[bool, typer.Option(
+                    "--all", help="Cancel every bordereau of a run that has several.")
+                ] = False,
+                despite_payments: Annotated[bool, typer.Option(
+                    "--despite-payments", help="Cancel titles paid online through PayFiP, or "
+                    "whose payment link is still open, knowing it: the payment stays "
+                    "attached to the cancelled title; tell the trésorerie.")] = False,
                 db: DbOpt = None) -> None:
-    """Record the cancellation of a run: its invoices may be exported again, except
-    those another active run holds too. Its numbers are not reused (Hélios may already
-    know them)."""
+    """Record the cancellation of a run, or of some of its bordereaux: their invoices may
+    be exported again, except those another active run holds too. A run of several
+    bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
+    need --despite-payments. Numbers are not reused (Hélios may already know them)."""
     try:
-        done = _store(db, must_exist=True).cancel(run, reason)
+        done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
+                                                  despite_payments)
     except PesgenError as exc:
         _fail(exc)
         return
-    head = f"run {done.run.id} cancelled: "
-    if not done.held:
-        typer.echo(f"{head}its {done.invoices} invoice(s) can be exported again")
-        return
-    # a store migration 5 found holding one invoice in two active runs (docs/state.md):
-    # cancelling one leaves the invoice held by the other
-    still = done.invoices - done.freed
-    holders = ", ".join(f"{holder} ({', '.join(_listed(sorted(invs.values())))})"
-                        for holder, invs in done.held.items())
-    typer.echo(f"{head}{done.freed} of its {done.invoices} invoice(s) can be exported again; "
-               f"{still} {'stays' if still == 1 else 'stay'} held by active "
-               f"run{'s' if len(done.held) > 1 else ''} {holders}")
+    numbers = ", ".join(map(str, done.bordereaux))
+    whole = len(done.bordereaux) == done.of  # the whole run, in one go
+    if whole:
+        head = f"run {done.run.id} cancelled" + (f" (IdBord {numbers})" if done.of > 1 else "")
+    else:
+        head = f"run {done.run.id}: IdBord {numbers} cancelled"
+    its = "its" if whole or len(done.bordereaux) == 1 else "their"
+    if done.held:
+        # a store migration 5 found holding one invoice in two active runs (docs/state.md):
+        # cancelling one leaves the invoice held by the other
+        still = done.invoices - done.freed
+        holders = ", ".join(f"{holder} ({', '.join(_listed(sorted(invs.values())))})"
+                            for holder, invs in done.held.items())
+        body = (f"{done.freed} of {its} {done.invoices} invoice(s) can be exported again; "
+                f"{still} {'stays' if still == 1 else 'stay'} held by active "
+                f"run{'s' if len(done.held) > 1 else ''} {holders}")
+    else:
+        body = f"{its} {done.invoices} invoice(s) can be exported again"
+    if done.still_active:
+        tail = (f"; IdBord {', '.join(map(str, done.still_active))} "
+                f"{'stays' if len(done.still_active) == 1 else 'stay'} active")
+    elif not whole:
+        tail = "; no bordereau of the run is active now: the run is cancelled"
+    else:
+        tail = ""
+    typer.echo(f"{head}: {body}{tail}")
+    if done.payments:
+        _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "
+                  "or pending: they stay attached to the cancelled titles; tell the "
+                  "trésorerie")
+        for problem in done.payments:
+            _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
 
 
 def _listed(values: list[str], most: int = 5) -> list[str]:
@@ -738,25 +818,43 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
                db: DbOpt = None,
                cancelled: Annotated[bool, typer.Option(
-                   "--cancelled", help="Also rebuild a cancelled run (to look at it: its "
-                   "files must not be sent again).")] = False) -> None:
+                   "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
+                   "files are written as CANCELLED-<name> and must not be sent again.")
+               ] = False) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
+    from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
     from .runs import regenerate as do_regenerate
 
     try:
         store = _store(db, must_exist=True)
         written = do_regenerate(store, run, out, cancelled=cancelled)
-        status = store.get_run(run)["status"]
+        record = store.get_run(run)
     except PesgenError as exc:
         _fail(exc)
         return
     for path in written:
         typer.echo(f"wrote {path}")
+    gone = cancelled_bordereaux(record)
+    if not cancelled:  # a run some of whose bordereaux are cancelled: the others' files
+        of = bordereau_of(record)
+        for f in record["files"]:
+            if (id_bord := of(f["name"])) in gone:
+                when, why = gone[id_bord]
+                typer.echo(f"not written: {f['name']} (IdBord {id_bord} cancelled {when}: "
+                           f"{why}; --cancelled writes it as {CANCELLED_PREFIX}{f['name']}, "
+                           "to look at it)")
     typer.echo("identical to the recorded files (sha256)")
-    if status == "cancelled":
-        _echo_err(f"warning: run {run} is cancelled: these files are for reading only, "
-                  "do not send them to the trésorerie")
+    if record["status"] == "cancelled":
+        _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
+                  f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
+                  "trésorerie")
+    elif cancelled and gone:
+        _echo_err(f"warning: IdBord {', '.join(map(str, sorted(gone)))} of run {record['id']} "
+                  f"{'is' if len(gone) == 1 else 'are'} cancelled: "
+                  f"{'its' if len(gone) == 1 else 'their'} files are written as "
+                  f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
+                  "trésorerie")
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import date
@@ -154,6 +155,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                 "store", "*", str(input_path), f"{older} active invoice(s) were recorded "
                 "before this store kept NumDettes: a NumDette of theirs is not checked "
                 "against this run's (see docs/state.md)"))
+        prepared.result.notes.extend(paid_online(store, key[0], prepared))
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
         if input_sha256 != read_digest:
@@ -273,11 +275,13 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                 first = store.next_number(conn, key)
                 taken.refuse(conn)
                 older = store.unchecked_debts(key[0], conn) if taken.debts else 0
+                paid = paid_online(store, key[0], prepared, conn)
             if older:
                 prepared.result.notes.append(PolicyNote(
                     "store", "*", str(input_path), f"{older} active invoice(s) were "
                     "recorded before this store kept NumDettes: a NumDette of theirs is not "
                     "checked against this run's (see docs/state.md)"))
+            prepared.result.notes.extend(paid)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place
@@ -302,6 +306,24 @@ def _format_changed(fmt: Format) -> StateError:
         "written, no number used: export it again once the bundle is complete", [Problem(
             "run.format-changed", "a file of the format bundle changed during the export",
             record=str(fmt.folder))])
+
+
+def paid_online(store: Store, id_coll: str, prepared: Any,
+                conn: Any = None) -> list[PolicyNote]:
+    """A note per invoice of the run that PayFiP shows paid through a title since
+    cancelled: the new title bills the family again, which the trésorerie must settle
+    (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
+    amounts = {t[0]: t[6] for b in prepared.bordereaux for t in b.titles}
+    notes = []
+    for inv, paid in store.paid_online(id_coll, list(amounts), conn).items():
+        cents = paid["paid_cents"] or 0
+        notes.append(PolicyNote(
+            "payfip", inv, prepared.origins.get(inv, ""),
+            f"already paid online {cents // 100}.{cents % 100:02d} on {paid['paid_at']} "
+            f"(PayFiP operation {paid['id_op']}) through its cancelled title (run "
+            f"{paid['run_id']}, IdBord {paid['id_bord']}); this title bills "
+            f"{amounts[inv]:.2f} again: tell the trésorerie, which settles the payment"))
+    return notes
 
 
 def _recorded(store: Store, run_id: str) -> bool:
@@ -337,9 +359,25 @@ class _Taken:
                  if invoice_key(h[0]) != invoice_key(self.debts[debt])}
         if not held and not debts:
             return
+        # Some of the input's invoices are held, not all: the input adds new invoices to
+        # ones already sent. Cancelling the run holding them would throw away a rôle the
+        # trésorerie took to add a few invoices; they leave the input instead.
+        partial = 0 < len(held) < len(self.invoices)
+        several = self.store.active_bordereaux(
+            conn, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
+
+        def advice(run: str, id_bord: int) -> str:
+            if partial:
+                return "remove it from this input"
+            if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
+                return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                        f"{id_bord}) to export it again")
+            return "cancel that run first to export it again"
+
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
-        problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord),
+        problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord,
+                                                      advice(run, id_bord)),
                             record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(held.items())]
         for debt, (other, run, id_bord, name) in sorted(debts.items(),
@@ -348,8 +386,11 @@ class _Taken:
             problems.append(Problem(
                 "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
                 f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}): two "
-                "active titles would share one payment reference; cancel that run first, or "
-                "give this invoice another NumDette", record=self.origins.get(inv),
+                "active titles would share one payment reference; "
+                + ("cancel that run first" if len(several.get(run, [])) <= 1 else
+                   f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                   f"{id_bord})")
+                + ", or give this invoice another NumDette", record=self.origins.get(inv),
                 mapping=self.debt_where, invoice=inv))
         runs_ = ", ".join(sorted({h[1] for h in held.values()} | {h[1] for h in debts.values()}))
         if not debts:
@@ -359,41 +400,129 @@ class _Taken:
         else:
             message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
                        f"already used by run(s) {runs_}")
-        raise StateError(f"{message}; nothing written", problems)
+        message += "; nothing written"
+        if partial:
+            listed = [inv for inv in self.invoices if inv in held]
+            shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
+            message += (f". Only some of this input's invoices are ({len(held)} of "
+                        f"{len(self.invoices)}): remove those from the input to export the "
+                        f"others ({', '.join(shown)}); "
+                        "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
+                        "and this input replaces it whole")
+        elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}):
+            message += (". A run of several bordereaux: cancel only those the trésorerie "
+                        "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
+                        "run with --all if this input replaces it")
+        raise StateError(message, problems)
 
 
-def _already(invoice: str, other: str, run: str, name: str, id_bord: int) -> str:
-    """The run.duplicate message: the run holding ``invoice`` as ``other``."""
+# What the files of a cancelled run are called when ``regenerate --cancelled`` writes
+# them: never the names of files to send
+CANCELLED_PREFIX = "CANCELLED-"
+
+
+def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
+             advice: str) -> str:
+    """The run.duplicate message: the run holding ``invoice`` as ``other``, and what to
+    do (``advice``)."""
     where = f"by run {run} in {name} (IdBord {id_bord})"
     lookalike = written_otherwise(invoice, other)
     if lookalike:
         where = f"{where}: invoice number {lookalike}"
     elif other != invoice:
         where = f"(as {other}) {where}"
-    return f"already exported {where}; cancel that run first to export it again"
+    return f"already exported {where}; {advice}"
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
-    cancelled run's files are rebuilt only when asked (``cancelled``): its invoices may
-    have been exported again since, and sending both would bill them twice."""
+    cancelled run's files, or a cancelled bordereau's, are written only when asked
+    (``cancelled``): its invoices may have been exported again since, and sending both
+    would bill them twice; they are then named ``CANCELLED-<name>`` (their bytes
+    unchanged), so that they never look like files to send. Every file of the run is
+    still rebuilt and compared."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
         raise StateError(
             f"run {run['id']} was cancelled on {run['cancelled_at']}{reason}: its invoices may "
             "be in another run since, and its files must not be sent again. To look at them, "
-            "regenerate it with --cancelled", [Problem(
+            f"regenerate it with --cancelled (written as {CANCELLED_PREFIX}<name>)", [Problem(
                 "run.cancelled", "a cancelled run is not regenerated unless asked",
                 record=run["id"])])
+
+    # a run some of whose bordereaux were cancelled (the others active): the active
+    # ones' files, and the cancelled ones' only when asked, under their CANCELLED- names
+    cancelled_ones = cancelled_bordereaux(run)
+    of = bordereau_of(run)
+
+    def target(name: str) -> str | None:
+        if run["status"] != "cancelled" and of(name) not in cancelled_ones:
+            return name
+        return CANCELLED_PREFIX + name if cancelled else None
+
     out_dir = Path(out_dir)
+    in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _regenerate(run, out_dir)
+        return _regenerate(run, out_dir, target)
 
 
-def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
+REFERENCES_SUFFIX = ".references.csv"
+
+
+def bordereau_of(run: dict[str, Any]) -> Callable[[str], int | None]:
+    """The IdBord a file of the run belongs to, by its name: a bordereau's file as
+    recorded, or its payment references CSV (recorded without IdBord, named after the
+    bordereau's first file); None for another name."""
+    by_name: dict[str, int] = {}
+    by_stem: dict[str, int] = {}
+    for f in run["files"]:
+        if f["id_bord"] is not None:
+            by_name[f["name"]] = f["id_bord"]
+            by_stem.setdefault(Path(f["name"]).stem, f["id_bord"])
+
+    def of(name: str) -> int | None:
+        if name in by_name:
+            return by_name[name]
+        if name.endswith(REFERENCES_SUFFIX):
+            return by_stem.get(name[:-len(REFERENCES_SUFFIX)])
+        return None
+    return of
+
+
+def cancelled_bordereaux(run: dict[str, Any]) -> dict[int, tuple[str, str]]:
+    """IdBord -> (when, why) of a run's cancelled bordereaux, as ``Store.get_run`` gives
+    the run: those cancelled on their own, and every one of a cancelled run."""
+    out = {i: (c["cancelled_at"], c["reason"])
+           for i, c in run.get("cancelled_bordereaux", {}).items()}
+    if run["status"] == "cancelled":
+        for f in run["files"]:
+            if f["id_bord"] is not None:
+                out.setdefault(f["id_bord"], (run["cancelled_at"], run["cancel_reason"]))
+    return out
+
+
+def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:
+    """Refuse, naming them all, the files of ``names`` already in ``out_dir``: pesgen
+    never overwrites one, and a folder that still holds part of a run (its references
+    CSV, the XML lost) is better left as it is than completed."""
+    taken = [name for name in names if (out_dir / name).exists()]
+    if not taken:
+        return
+    shown = ", ".join(taken if len(taken) <= 10 else [*taken[:10], f"… {len(taken) - 10} more"])
+    raise UsageError(
+        f"{out_dir} already holds {len(taken)} of the {len(names)} file(s) run {run['id']} "
+        f"would write: {shown}; pesgen never overwrites a file. Regenerate into a new, "
+        "empty folder (--out NEW_DIR), or move those files away; nothing written")
+
+
+def _regenerate(run: dict[str, Any], out_dir: Path,
+                target: Callable[[str], str | None]) -> list[Path]:
+    """Rebuild every file of the run, compare them all with what it recorded, and put
+    in ``out_dir`` those ``target`` names (a file's name as recorded -> the name it is
+    written under, or None: not written)."""
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         base = Path(tmp)
         mapping_path = base / "mapping.yaml"
@@ -401,11 +530,11 @@ def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
         bundle = json.loads(unpack(run["format_bundle"]))
         folder = base / "formats" / run["format"]
         for rel, entry in bundle.items():
-            target = (folder / rel).resolve()
-            if not inside(folder, target):
+            target_path = (folder / rel).resolve()
+            if not inside(folder, target_path):
                 raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_bundle_bytes(entry))
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            target_path.write_bytes(_bundle_bytes(entry))
         input_path = base / "input" / run["input_name"]
         input_path.parent.mkdir()
         input_path.write_bytes(unpack(run["input_blob"]))
@@ -417,26 +546,41 @@ def _regenerate(run: dict[str, Any], out_dir: Path) -> list[Path]:
         # a run that recorded a references CSV gets it again, even for titles without
         # NumDette (pesgen wrote one for every format before)
         recorded_refs = any(f["id_bord"] is None for f in run["files"])
-        exporter = Exporter(mapping, fmt, out_dir, date.fromisoformat(run["run_date"]),
-                            vouched=True, references=recorded_refs)
-        prepared = exporter.prepare(input_path)
+        # rendered under the run's own names in a folder of their own inside out_dir
+        # (one file system: each is then renamed into place whole), so that a file of
+        # the run left in out_dir under its name does not stop one written under another
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
         try:
-            temps = exporter.finish(prepared, run["first_number"])
+            exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
+                                vouched=True, references=recorded_refs)
+            prepared = exporter.prepare(input_path)
+            try:
+                temps = exporter.finish(prepared, run["first_number"])
+            finally:
+                prepared.close()
+            expected = {f["name"]: f["sha256"] for f in run["files"]}
+            got = {f.path.name: f.sha256 for f in prepared.result.files}
+            # payment references: compared when the run recorded them; a run recorded
+            # before pesgen kept them gets them written again, unchecked (docs/state.md)
+            got.update({name: digest for name, digest
+                        in prepared.result.reference_digests.items() if name in expected})
+            if got != expected:
+                discard(temps)
+                diff = [n for n in sorted(set(expected) | set(got))
+                        if expected.get(n) != got.get(n)]
+                raise StateError(f"run {run['id']}: regenerated files differ from the recorded "
+                                 f"ones ({', '.join(diff)}); pesgen {__version__}, run made "
+                                 f"with {run['pesgen_version']}")
+            placed = []
+            for temp, final in temps:
+                name = target(final.name)
+                if name is None:
+                    temp.unlink()
+                else:
+                    placed.append((temp, out_dir / name))
+            return commit(placed)
         finally:
-            prepared.close()
-        expected = {f["name"]: f["sha256"] for f in run["files"]}
-        got = {f.path.name: f.sha256 for f in prepared.result.files}
-        # payment references: compared when the run recorded them; a run recorded before
-        # pesgen kept them gets them written again, unchecked (docs/state.md)
-        got.update({name: digest for name, digest in prepared.result.reference_digests.items()
-                    if name in expected})
-        if got != expected:
-            discard(temps)
-            diff = [n for n in sorted(set(expected) | set(got)) if expected.get(n) != got.get(n)]
-            raise StateError(f"run {run['id']}: regenerated files differ from the recorded ones "
-                             f"({', '.join(diff)}); pesgen {__version__}, run made with "
-                             f"{run['pesgen_version']}")
-        return commit(temps)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def copy_input(store: Store, run_id: str, target: Path) -> Path:

@@ -8,13 +8,14 @@ so a failed export consumes none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
-from .errors import RecordConflict, StateError, StoreLocked, UsageError
+from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
 metadata = sa.MetaData()
@@ -136,6 +137,24 @@ _WITH_DEBT = sa.and_(run_invoices.c.active, run_invoices.c.debt_number.is_not(No
 uq_active_debt_number = sa.Index(
     "uq_active_debt_number", run_invoices.c.id_coll, run_invoices.c.debt_number, unique=True,
     sqlite_where=_WITH_DEBT, postgresql_where=_WITH_DEBT)
+
+
+# From migration 8: the bordereaux of a run cancelled while others of it stayed active
+# (`runs cancel RUN --bordereau N`): the trésorerie rejected one bordereau of a run split
+# in several. A bordereau is cancelled when it has a row here or its run is cancelled
+# (a run is cancelled whole, or when its last active bordereau is).
+def _cancelled_bordereaux_v8(meta: sa.MetaData) -> sa.Table:
+    """``cancelled_bordereaux`` as migration 8 created it, frozen."""
+    return sa.Table(
+        "cancelled_bordereaux", meta,
+        sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), primary_key=True),
+        sa.Column("id_bord", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("cancelled_at", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+
+
+cancelled_bordereaux = _cancelled_bordereaux_v8(metadata)
 
 
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
@@ -353,9 +372,15 @@ def _migration_7(conn: Connection) -> None:
     migration_7(conn)
 
 
+def _migration_8(conn: Connection) -> None:
+    # one bordereau of a run cancelled, the others active; nothing to fill in: a run
+    # cancelled before is cancelled whole, by its status
+    _cancelled_bordereaux_v8(sa.MetaData()).create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
-                                                  _migration_7]
+                                                  _migration_7, _migration_8]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -483,6 +508,8 @@ class RunRecord:
     out_dir: str
     pesgen_version: str
     cancel_reason: str | None
+    # the bordereaux cancelled while others of the run stayed active (migration 8)
+    cancelled_bordereaux: tuple[int, ...] = ()
 
 
 class Store:
@@ -722,6 +749,49 @@ class Store:
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
 
+    def active_bordereaux(self, conn: Connection | None,
+                          run_ids: Collection[str]) -> dict[str, list[int]]:
+        """The IdBords of these runs that still hold active titles, per run."""
+        out: dict[str, list[int]] = {}
+        if not run_ids:
+            return out
+        query = (sa.select(run_invoices.c.run_id, run_invoices.c.id_bord)
+                 .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active)
+                 .distinct().order_by(run_invoices.c.run_id, run_invoices.c.id_bord))
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for run_id, id_bord in c.execute(query):
+                out.setdefault(run_id, []).append(id_bord)
+        return out
+
+    def paid_online(self, id_coll: str, invoices: list[str],
+                    conn: Connection | None = None) -> dict[str, dict[str, Any]]:
+        """The invoices among ``invoices`` (compared like the guard) that PayFiP shows
+        paid by a title no longer active (its run or bordereau cancelled): invoice as
+        given -> amount paid (cents), when, operation, and the run and IdBord of the
+        title it paid."""
+        from .payfip.tables import operations, payments
+
+        keys = {invoice_key(inv): inv for inv in invoices}
+        out: dict[str, dict[str, Any]] = {}
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for start in range(0, len(keys), 500):
+                rows = c.execute(
+                    sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
+                              payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
+                              run_invoices.c.id_bord)
+                    .join(operations, operations.c.id_op == payments.c.id_op)
+                    .join(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                                run_invoices.c.invoice == operations.c.invoice))
+                    .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
+                           sa.not_(run_invoices.c.active),
+                           run_invoices.c.invoice_key.in_(list(keys)[start:start + 500])))
+                for key, cents, at, id_op, run_id, id_bord in rows:
+                    out[keys[key]] = {"paid_cents": cents, "paid_at": at, "id_op": id_op,
+                                      "run_id": run_id, "id_bord": id_bord}
+        return out
+
     def unchecked_debts(self, id_coll: str, conn: Connection | None = None) -> int:
         """Active ORMC invoices of ``id_coll`` recorded before migration 3 kept
         NumDettes (runs created before it was applied, to the second): their NumDettes
@@ -807,7 +877,12 @@ class Store:
             query = query.where(runs.c.mapping_path.in_(
                 {mapping, str(Path(mapping).expanduser().resolve())}))
         with self.engine.connect() as conn:
-            return [_record(r) for r in conn.execute(query)]
+            parts: dict[str, list[int]] = {}
+            for run_id, id_bord in conn.execute(
+                    sa.select(cancelled_bordereaux.c.run_id, cancelled_bordereaux.c.id_bord)
+                    .order_by(cancelled_bordereaux.c.id_bord)):
+                parts.setdefault(run_id, []).append(id_bord)
+            return [_record(r, parts.get(r.id, ())) for r in conn.execute(query)]
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -826,7 +901,27 @@ class Store:
                 .order_by(run_files.c.id))]
             count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
                 run_invoices.c.run_id == row["id"])).scalar()
-        return {**dict(row), "files": files, "invoice_count": count}
+            parts = {r.id_bord: {"cancelled_at": r.cancelled_at, "reason": r.reason}
+                     for r in conn.execute(sa.select(cancelled_bordereaux).where(
+                         cancelled_bordereaux.c.run_id == row["id"])
+                         .order_by(cancelled_bordereaux.c.id_bord))}
+        return {**dict(row), "files": files, "invoice_count": count,
+                "cancelled_bordereaux": parts}
+
+    def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
+        NumDette (None: a format without one, or recorded before migration 3), amount,
+        and whether the title is active."""
+        full = self.get_run(run_id)["id"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(run_invoices.c.invoice, run_invoices.c.id_bord, run_invoices.c.id_pce,
+                          run_invoices.c.debt_number, run_invoices.c.amount,
+                          run_invoices.c.active)
+                .where(run_invoices.c.run_id == full)
+                .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
+            for r in rows:
+                yield dict(r._mapping)
 
     def find_left_out(self, invoice: str) -> list[dict[str, Any]]:
         """The runs that left an invoice out (a policy: a zero total…), oldest first,
@@ -857,8 +952,12 @@ class Store:
                  else run_invoices.c.invoice_key == invoice_key(invoice))
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise)
+                sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
+                          cancelled_bordereaux.c.cancelled_at.label("bordereau_cancelled_at"))
                 .join(runs, runs.c.id == run_invoices.c.run_id)
+                .outerjoin(cancelled_bordereaux, sa.and_(
+                    cancelled_bordereaux.c.run_id == run_invoices.c.run_id,
+                    cancelled_bordereaux.c.id_bord == run_invoices.c.id_bord))
                 .where(where).order_by(runs.c.created_at))
             out = []
             for r in rows:
@@ -869,36 +968,130 @@ class Store:
                 out.append(m)
             return out
 
-    def cancel(self, run_id: str, reason: str) -> Cancellation:
-        """Cancel a run: its invoices and NumDettes are freed, except the invoices
-        another active run holds too (a store migration 5 found so: docs/state.md).
-        Where this run held such a number's unique index, the oldest other active row
-        takes it over, in the same transaction: the index, not only pesgen's check,
-        keeps refusing the number while that run is active."""
+    def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
+        """A run's bordereaux, by IdBord: titles, total and first file, and whether each
+        is cancelled (a row of cancelled_bordereaux, or its run cancelled)."""
+        run = conn.execute(sa.select(runs.c.status, runs.c.cancelled_at, runs.c.cancel_reason)
+                           .where(runs.c.id == run_id)).one()
+        ids = conn.execute(sa.select(run_invoices.c.id_bord).where(
+            run_invoices.c.run_id == run_id).distinct()).scalars().all()
+        files: dict[int, Any] = {}
+        for f in conn.execute(sa.select(run_files).where(
+                run_files.c.run_id == run_id, run_files.c.id_bord.is_not(None))
+                .order_by(run_files.c.id)):
+            files.setdefault(f.id_bord, f)
+        parts = {r.id_bord: r for r in conn.execute(sa.select(cancelled_bordereaux).where(
+            cancelled_bordereaux.c.run_id == run_id))}
+        out = []
+        for id_bord in sorted(set(ids) | set(files)):
+            f, part = files.get(id_bord), parts.get(id_bord)
+            if part is not None:
+                cancelled = (part.cancelled_at, part.reason)
+            elif run.status == "cancelled":
+                cancelled = (run.cancelled_at, run.cancel_reason)
+            else:
+                cancelled = None
+            out.append(Bordereau(id_bord, f.titles if f else None, f.total if f else None,
+                                 f.name if f else None,
+                                 cancelled[0] if cancelled else None,
+                                 cancelled[1] if cancelled else None))
+        return out
+
+    def cancel(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
+               whole: bool = False, despite_payments: bool = False) -> Cancellation:
+        """Cancel a run (``whole``), or some of its bordereaux: their invoices and
+        NumDettes are freed, except the invoices another active run holds too (a store
+        migration 5 found so: docs/state.md). Where this run held such a number's unique
+        index, the oldest other active row takes it over, in the same transaction: the
+        index, not only pesgen's check, keeps refusing the number while that run is
+        active. A run of several active bordereaux is cancelled only by naming them
+        (``bordereaux``) or with ``whole``: the trésorerie may have rejected one of them
+        and taken the others. Cancelling the last active bordereaux of a run cancels the
+        run. Numbers are never given again, whatever is cancelled.
+
+        Titles with PayFiP operations paid, or links still open, are not cancelled
+        unless ``despite_payments``: the money stays attached to the cancelled title and
+        the trésorerie must be told (docs/payfip.md). When it is given, each such
+        invoice's PayFiP history gets a ``title-cancelled`` event."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
+        if whole and bordereaux:
+            raise UsageError("give --bordereau IDBORD (some bordereaux of the run) or --all "
+                             "(the whole run), not both")
         full = self.get_run(run_id)["id"]
+        now = utc_now()
         with self.transaction() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == full)).one()
+            query = sa.select(runs).where(runs.c.id == full)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()  # two cancellations of one run: in turn
+            row = conn.execute(query).one()
             if row.status == "cancelled":
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
-            conn.execute(runs.update().where(runs.c.id == full).values(
-                status="cancelled", cancelled_at=utc_now(), cancel_reason=reason.strip()))
-            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
-                run_invoices.c.run_id == full)).scalar() or 0
-            conn.execute(run_invoices.update().where(run_invoices.c.run_id == full)
-                         .values(active=False))
-            held = self._still_held(conn, full)
+            every = self.bordereaux(conn, full)
+            active = [b for b in every if b.cancelled_at is None]
+            if bordereaux:
+                known = {b.id_bord: b for b in every}
+                unknown = sorted(set(bordereaux) - set(known))
+                if unknown:
+                    raise UsageError(
+                        f"run {full} has no bordereau {', '.join(map(str, unknown))}; its "
+                        f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; "
+                        "nothing cancelled")
+                done = sorted(i for i in set(bordereaux) if known[i].cancelled_at is not None)
+                if done:
+                    raise StateError("; ".join(
+                        f"IdBord {i} of run {full} is already cancelled (on "
+                        f"{known[i].cancelled_at}: {known[i].reason})" for i in done)
+                        + "; nothing cancelled")
+                targets = [b for b in active if b.id_bord in set(bordereaux)]
+            elif len(active) > 1 and not whole:
+                raise UsageError(
+                    f"run {full} has {len(active)} active bordereaux; nothing cancelled. "
+                    "If the trésorerie rejected one of them, give --bordereau IDBORD for it "
+                    "(repeatable): the others stay active. To cancel the whole run, give "
+                    "--all: every one of its invoices may then be exported again\n"
+                    + "\n".join(f"  {b}" for b in active))
+            else:
+                targets = active
+            numbers = [b.id_bord for b in targets]
+            online = _online_payments(conn, full, numbers)
+            if online and not despite_payments:
+                invoices = len({p.invoice for p in online})
+                raise StateError(
+                    f"run {full}: {invoices} invoice(s) of IdBord "
+                    f"{', '.join(map(str, numbers))} have PayFiP payments, made or pending; "
+                    "nothing cancelled. A payment stays attached to its title, cancelled or "
+                    "not: tell the trésorerie (it settles what was collected for a cancelled "
+                    "title, and will see these titles billed again if they are exported "
+                    "again), then cancel knowing it, with --despite-payments", list(online))
+            run_cancelled = len(targets) == len(active)
+            if run_cancelled:
+                conn.execute(runs.update().where(runs.c.id == full).values(
+                    status="cancelled", cancelled_at=now, cancel_reason=reason.strip()))
+            else:
+                # the run stays committed: its status does not say these are cancelled
+                conn.execute(cancelled_bordereaux.insert(), [
+                    {"run_id": full, "id_bord": i, "cancelled_at": now,
+                     "reason": reason.strip()} for i in numbers])
+            mine = sa.and_(run_invoices.c.run_id == full, run_invoices.c.id_bord.in_(numbers))
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices)
+                                 .where(mine)).scalar() or 0
+            conn.execute(run_invoices.update().where(mine).values(active=False))
+            held = self._still_held(conn, full, numbers)
+            _note_cancelled_titles(conn, full, online, now, reason.strip())
         record = [r for r in self.list_runs() if r.id == full][0]
-        return Cancellation(record, int(count), held)
+        return Cancellation(record, int(count), held, tuple(numbers),
+                            tuple(b.id_bord for b in active if b not in targets),
+                            len(every), tuple(online))
 
     @staticmethod
-    def _still_held(conn: Connection, run_id: str) -> dict[str, dict[str, str]]:
-        """After ``run_id``'s rows were made inactive: the other active rows sharing
-        one of their keys, {holder run: {this run's invoice: the holder's}}, oldest
-        holder first. A key none of them holds the index for (this run held it) is
-        handed to the oldest (key_shared cleared): exactly one active row of a key is
-        outside key_shared, as migration 5 left it."""
+    def _still_held(conn: Connection, run_id: str,
+                    bordereaux: list[int]) -> dict[str, dict[str, str]]:
+        """After the rows of ``run_id``'s ``bordereaux`` were made inactive: the other
+        active rows sharing one of their keys, {holder run: {this run's invoice: the
+        holder's}}, oldest holder first. A key none of them holds the index for (this
+        run held it) is handed to the oldest (key_shared cleared): exactly one active
+        row of a key is outside key_shared, as migration 5 left it."""
         mine = run_invoices.alias("mine")
         other = run_invoices.alias("other")
         rows = conn.execute(
@@ -907,7 +1100,7 @@ class Store:
             .join(other, sa.and_(other.c.id_coll == mine.c.id_coll,
                                  other.c.invoice_key == mine.c.invoice_key, other.c.active))
             .join(runs, runs.c.id == other.c.run_id)
-            .where(mine.c.run_id == run_id)
+            .where(mine.c.run_id == run_id, mine.c.id_bord.in_(bordereaux))
             .order_by(runs.c.created_at, other.c.id)).all()
         held: dict[str, dict[str, str]] = {}
         keys: dict[tuple[str, str], list[Any]] = {}
@@ -923,13 +1116,36 @@ class Store:
 
 
 @dataclass(frozen=True)
+class Bordereau:
+    """One bordereau of a run: IdBord, titles, total and first file (as recorded), and
+    when and why it was cancelled (None: active)."""
+
+    id_bord: int
+    titles: int | None
+    total: str | None
+    file: str | None
+    cancelled_at: str | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        return (f"IdBord {self.id_bord}  {self.titles} title(s)  {self.total}  {self.file}")
+
+
+@dataclass(frozen=True)
 class Cancellation:
-    """A cancelled run, its number of invoices, and those another active run still
-    holds: {holder run: {invoice as this run wrote it: as the holder did}}."""
+    """A cancellation: the run (afterwards), how many invoices it freed, those another
+    active run still holds ({holder run: {invoice as this run wrote it: as the holder
+    did}}), the bordereaux cancelled, those of the run still active, and how many
+    bordereaux the run has."""
 
     run: RunRecord
     invoices: int
     held: dict[str, dict[str, str]]
+    bordereaux: tuple[int, ...] = ()
+    still_active: tuple[int, ...] = ()
+    of: int = 1
+    # the PayFiP payments, made or pending, of the titles cancelled (despite_payments)
+    payments: tuple[Problem, ...] = ()
 
     @property
     def freed(self) -> int:
@@ -937,12 +1153,75 @@ class Cancellation:
         return self.invoices - len({inv for invs in self.held.values() for inv in invs})
 
 
-def _record(r: Any) -> RunRecord:
+_METHODS = {"P": "card", "V": "direct debit"}
+
+
+def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Problem]:
+    """The PayFiP operations of a run's titles in ``bordereaux`` that moved money or may
+    still: paid; pending or unknown (a link the family may still use), test links
+    (saisie T) aside; an anomaly whose result was a payment (P, V). One problem each,
+    by invoice. Operations are keyed by the run and the invoice as that run wrote it."""
+    from .payfip.tables import operations  # the PayFiP tables: migration 2
+
+    titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
+    money = sa.or_(operations.c.status == "paid",
+                   sa.and_(operations.c.status.in_(("pending", "unknown")),
+                           operations.c.saisie != "T"),
+                   sa.and_(operations.c.status == "anomaly",
+                           operations.c.result_code.in_(("P", "V"))))
+    rows = conn.execute(
+        sa.select(operations, titles.c.id_bord)
+        .join(titles, titles.c.invoice == operations.c.invoice)
+        .where(operations.c.run_id == run_id, money)
+        .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
+    out = []
+    for op in rows:
+        amount = f"{op.amount_cents // 100}.{op.amount_cents % 100:02d}"
+        if op.status == "paid":
+            what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
+                    f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}); "
+                    "the payment stays attached to this title")
+        elif op.status == "anomaly":
+            what = (f"PayFiP operation {op.id_op} answered {op.result_code} (paid, {amount}) "
+                    "but was recorded as an anomaly (pesgen payfip anomalies): money may "
+                    "have been collected for this title")
+        else:
+            what = (f"PayFiP link pending since {op.created_at} (operation {op.id_op}, "
+                    f"{amount}, saisie {op.saisie}): paid after the cancellation, it is an "
+                    "anomaly (run-cancelled), money collected for a cancelled title")
+        out.append(Problem("run.cancel-payfip", f"IdBord {op.id_bord}: {what}",
+                           invoice=op.invoice))
+    return out
+
+
+def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem], now: str,
+                           reason: str) -> None:
+    """A ``title-cancelled`` event in the PayFiP history of each invoice cancelled with
+    its payments (``payfip payments --history`` shows it beside them)."""
+    from .payfip.tables import events, payments
+
+    for invoice in dict.fromkeys(p.invoice for p in online):
+        pay = conn.execute(sa.select(payments.c.id_coll, payments.c.status, payments.c.id_op,
+                                     payments.c.last_id_op).where(
+            payments.c.invoice == invoice,
+            payments.c.id_coll == sa.select(runs.c.id_coll).where(runs.c.id == run_id)
+            .scalar_subquery())).first()
+        if pay is None:
+            continue
+        conn.execute(events.insert().values(
+            id_coll=pay.id_coll, invoice=invoice, id_op=pay.id_op or pay.last_id_op, at=now,
+            event="title-cancelled", source="cancel", status=pay.status,
+            detail=json.dumps({"run": run_id, "reason": reason}, sort_keys=True)))
+
+
+def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
     return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
                      exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
                      titles=r.titles, total=r.total, mapping_path=r.mapping_path,
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
-                     pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason)
+                     pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
+                     cancelled_bordereaux=tuple(cancelled))
 
 
 def new_run_id() -> str:

@@ -210,7 +210,11 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
                                    f"FA-2026-00104, exported by run {first.run_id} in "
                                    f"{first.files[0].path.name} (IdBord 1)")
     assert str(info.value) == (f"1 invoice(s) already exported and 1 NumDette(s) already used "
-                               f"by run(s) {first.run_id}; nothing written")
+                               f"by run(s) {first.run_id}; nothing written. Only some of this "
+                               "input's invoices are (1 of 3): remove those from the input to "
+                               "export the others (FA-2026-00101); cancel a run (pesgen runs "
+                               "cancel) only if the trésorerie rejected it and this input "
+                               "replaces it whole")
     assert info.value.exit_code == 7
     # without the duplicate invoice: refused for the NumDette alone, by the CLI too
     only_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "only-debt.json")
@@ -489,7 +493,8 @@ def test_cli_second_export_names_the_run(db_url, tmp_path):
     listed = _cli(["runs", "list"], db_url)
     assert run_id in listed.stdout and "committed" in listed.stdout
     shown = _cli(["runs", "show", run_id[:8]], db_url)
-    assert "FA-2026-00106: total is 0.00" in shown.stdout
+    assert "FA-2026-00106 (examples/school-export.json:$.invoices[5]): total is 0.00" \
+        in shown.stdout
     found = _cli(["runs", "find", "FA-2026-00105"], db_url)
     assert run_id in found.stdout and "IdPce 5" in found.stdout
     cancelled = _cli(["runs", "cancel", run_id, "--reason", "test"], db_url)
@@ -635,10 +640,19 @@ def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_p
     run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
     run.files[0].path.unlink()  # the XML is lost, its references CSV is still there
     [references] = run.references
-    with pytest.raises(UsageError, match="already exists; pesgen never overwrites") as info:
+    with pytest.raises(UsageError) as info:
         regenerate(store, run.run_id, out)
-    assert str(references) in str(info.value)
+    # which files are in the way, and where to regenerate instead
+    assert str(info.value) == (
+        f"{out} already holds 1 of the 2 file(s) run {run.run_id} would write: "
+        f"{references.name}; pesgen never overwrites a file. Regenerate into a new, empty "
+        "folder (--out NEW_DIR), or move those files away; nothing written")
     assert _files(out) == [references.name]  # nothing half-written beside it
+    (out / run.files[0].path.name).write_text("a copy someone made")
+    with pytest.raises(UsageError, match=f"already holds 2 of the 2 file\\(s\\) run "
+                       f"{run.run_id} would write: {run.files[0].path.name}, "
+                       f"{references.name};"):
+        regenerate(store, run.run_id, out)
     written = regenerate(store, run.run_id, tmp_path / "elsewhere")
     assert run.files[0].path.name in {p.name for p in written}
 
@@ -786,13 +800,25 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     refused = subprocess.run([*cli, "--out", str(tmp_path / "r2")], capture_output=True,
                              text=True)
     assert refused.returncode == 7 and "--cancelled" in refused.stderr
+    # the files, byte for byte, under names that never look like files to send
+    cli[4] = first.run_id[:8]
     asked = subprocess.run([*cli, "--out", str(tmp_path / "r3"), "--cancelled"],
                            capture_output=True, text=True)
     assert asked.returncode == 0, asked.stderr
     assert "identical to the recorded files" in asked.stdout
-    assert "is cancelled: these files are for reading only" in asked.stderr
-    assert sorted(_files(tmp_path / "r3")) == sorted(
-        [f.path.name for f in first.files] + [r.name for r in first.references])
+    assert asked.stderr == (
+        f"warning: run {first.run_id} is cancelled: its files are written as "
+        "CANCELLED-<name>, for reading only; do not send them to the trésorerie\n")
+    originals = [f.path for f in first.files] + first.references
+    assert _files(tmp_path / "r3") == sorted(f"CANCELLED-{p.name}" for p in originals)
+    for original in originals:
+        assert (tmp_path / "r3" / f"CANCELLED-{original.name}").read_bytes() == \
+            original.read_bytes()
+    # the folder of the original files takes them beside the originals (other names)
+    again = subprocess.run([*cli, "--out", str(tmp_path / "a"), "--cancelled"],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert len(_files(tmp_path / "a")) == 2 * len(originals)
 
 
 # ---------------------------------------------------------------- TypBord, invoice keys

@@ -198,9 +198,18 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             if op["run_id"]:
                 run_status = conn.execute(sa.select(runs.c.status).where(
                     runs.c.id == op["run_id"])).scalar()
+                # its bordereau alone cancelled (`runs cancel --bordereau`): the title is
+                # no longer active, though its run is
+                title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active)
+                                     .where(run_invoices.c.run_id == op["run_id"],
+                                            run_invoices.c.invoice == op["invoice"])).first()
                 if run_status != "committed":
                     mismatches.append(("run-cancelled", f"run {op['run_id']} active",
                                        f"run {op['run_id']} {run_status or 'missing'}"))
+                elif title is not None and not title.active:
+                    mismatches.append(("run-cancelled", f"run {op['run_id']} active",
+                                       f"run {op['run_id']}: IdBord {title.id_bord} "
+                                       "cancelled"))
             if pay and pay["amount_cents"] != op["amount_cents"]:
                 mismatches.append(("amount-due-changed", str(pay["amount_cents"]),
                                    str(op["amount_cents"])))

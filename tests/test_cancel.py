@@ -1,0 +1,335 @@
+"""Cancelling a run, or one bordereau of a run split in several, and what the other
+commands (list, show, find, regenerate, export, PayFiP) then say and do; on SQLite and
+on a real PostgreSQL server (PESGEN_TEST_PG_URL, see test_store)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import StateError, UsageError
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, record_as_older, state_database
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+# the example in bordereaux of 4 titles (FA-2026-00106, a zero total, is left out)
+BORDEREAUX = {1: ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026-00104"],
+              2: ["FA-2026-00105", "FA-2026-00107", "FA-2026-00108", "FA-2026-00110"],
+              3: ["FA-2026-00111", "FA-2026-00112", "FA-2026-00113"]}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+def split_mapping(tmp_path: Path) -> Path:
+    """The example mapping with at most 4 titles per bordereau."""
+    path = tmp_path / "split4.yaml"
+    text = MAPPING.read_text(encoding="utf-8")
+    assert text.count("  asap_delay_days: 0\n") == 1
+    path.write_text(text.replace("  asap_delay_days: 0\n",
+                                 "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"),
+                    encoding="utf-8")
+    return path
+
+
+def only(tmp_path: Path, numbers: list[str], name: str) -> Path:
+    """The example export reduced to these invoices."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [inv for inv in data["invoices"] if inv["number"] in numbers]
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def cli(db_url: str, *args: str):
+    return CliRunner().invoke(app, [*args, "--db", db_url])
+
+
+def active(store: Store, invoice: str) -> list[tuple[int, bool]]:
+    return [(f["id_bord"], f["active"]) for f in store.find_invoice(invoice)]
+
+
+def test_one_bordereau_of_a_split_run_is_cancelled_alone(db_url, tmp_path):
+    """The trésorerie rejected IdBord 2 and took 1 and 3: cancelling 2 frees its invoices
+    only; the others stay held, so a re-export cannot send them twice."""
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    run = export_recorded(store, split, EXAMPLE, tmp_path / "a", RUN)
+    assert [f.bordereau for f in run.files] == [1, 2, 3]
+    done = store.cancel(run.run_id, "trésorerie rejected IdBord 2", [2])
+    assert (done.bordereaux, done.still_active, done.of, done.invoices) == ((2,), (1, 3), 3, 4)
+    assert done.run.status == "committed" and done.run.cancelled_bordereaux == (2,)
+    for id_bord, invoices in BORDEREAUX.items():
+        for invoice in invoices:
+            assert active(store, invoice) == [(id_bord, id_bord != 2)]
+    # the whole input again: refused for bordereaux 1 and 3 only
+    with pytest.raises(StateError) as info:
+        export_recorded(store, split, EXAMPLE, tmp_path / "b", RUN)
+    assert sorted(p.invoice for p in info.value.problems) == BORDEREAUX[1] + BORDEREAUX[3]
+    # the rejected bordereau's invoices go out again, under a new number: 2 is never
+    # given again
+    again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                            tmp_path / "c", RUN)
+    assert [f.bordereau for f in again.files] == [4]
+    assert active(store, "FA-2026-00105") == [(2, False), (4, True)]
+    # what cannot be cancelled is said, nothing changed
+    with pytest.raises(StateError, match=f"IdBord 2 of run {run.run_id} is already cancelled "
+                       r"\(on .*: trésorerie rejected IdBord 2\); nothing cancelled"):
+        store.cancel(run.run_id, "twice", [2])
+    with pytest.raises(UsageError, match=f"run {run.run_id} has no bordereau 4, 9; its "
+                       "bordereaux are IdBord 1, 2, 3; nothing cancelled"):
+        store.cancel(run.run_id, "not its own", [9, 4])
+    assert store.get_run(run.run_id)["status"] == "committed"
+    # the last active bordereaux cancelled: the run is
+    last = store.cancel(run.run_id, "the rest too", [1, 3])
+    assert (last.bordereaux, last.still_active, last.run.status) == ((1, 3), (), "cancelled")
+    assert active(store, "FA-2026-00101") == [(1, False)]
+    with pytest.raises(StateError, match="already cancelled"):
+        store.cancel(run.run_id, "again", whole=True)
+
+
+def test_a_run_of_several_bordereaux_is_not_cancelled_whole_unless_asked(db_url, tmp_path):
+    store = Store(db_url)
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    with pytest.raises(UsageError) as info:
+        store.cancel(run.run_id, "rejected")
+    assert str(info.value).startswith(
+        f"run {run.run_id} has 3 active bordereaux; nothing cancelled. If the trésorerie "
+        "rejected one of them, give --bordereau IDBORD for it (repeatable): the others stay "
+        "active. To cancel the whole run, give --all")
+    for f in run.files:  # each listed, with its titles, total and file
+        assert f"IdBord {f.bordereau}  {f.titles} title(s)  {f.total:.2f}  {f.path.name}" \
+            in str(info.value)
+    with pytest.raises(UsageError, match="not both"):
+        store.cancel(run.run_id, "rejected", [2], whole=True)
+    assert all(a for _, a in active(store, "FA-2026-00101") + active(store, "FA-2026-00112"))
+    done = store.cancel(run.run_id, "rejected", whole=True)
+    assert (done.bordereaux, done.still_active, done.invoices) == ((1, 2, 3), (), 11)
+    assert done.run.status == "cancelled" and done.run.cancelled_bordereaux == ()
+    assert export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "b",
+                           RUN).first_number == 4
+
+
+def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, tmp_path):
+    store = Store(db_url)
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    rid = run.run_id
+    refused = cli(db_url, "runs", "cancel", rid[:8], "--reason", "rejected")
+    assert refused.exit_code == 2 and "give --all" in refused.output
+    done = cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
+               "--bordereau", "2")
+    assert done.exit_code == 0, done.output
+    assert done.output == (f"run {rid}: IdBord 2 cancelled: its 4 invoice(s) can be exported "
+                           "again; IdBord 1, 3 stay active\n")
+    listed = cli(db_url, "runs", "list")
+    assert f"{rid}  " in listed.output and "  committed  " in listed.output
+    assert "IdBord 1-3 (2 cancelled)  11 title(s)" in listed.output
+    shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
+    assert shown[0] == f"run {rid} (committed; IdBord 2 cancelled)"
+    files = [line for line in shown if line.startswith("  file ")]
+    assert [line.endswith("  cancelled") for line in files] == [False, True, False] * 2
+    assert [line for line in shown if line.startswith("  cancelled")] == [
+        f"  cancelled   IdBord 2 {store.get_run(rid)['cancelled_bordereaux'][2]['cancelled_at']}"
+        ": IdBord 2 rejected"]
+    found = cli(db_url, "runs", "find", "FA-2026-00105").output
+    assert found.rstrip().endswith("IdBord 2 IdPce 1 NumDette 202600105  237.50  freed "
+                                   "(IdBord 2 cancelled)")
+    assert cli(db_url, "runs", "find", "FA-2026-00101").output.rstrip().endswith("active")
+    # regenerate: the active bordereaux' files; the cancelled one's only when asked,
+    # under a name that is not a file to send
+    regen = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / "r"))
+    assert regen.exit_code == 0, regen.output
+    names = [f.path.name for f in run.files] + [r.name for r in run.references]
+    kept = sorted(n for n in names if "0000002" not in n)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == kept
+    assert f"not written: {run.files[1].path.name} (IdBord 2 cancelled " in regen.output
+    assert f"--cancelled writes it as CANCELLED-{run.files[1].path.name}" in regen.output
+    asked = CliRunner().invoke(app, ["regenerate", rid[:8], "--out", str(tmp_path / "c"),
+                                     "--cancelled", "--db", db_url])
+    assert asked.exit_code == 0, asked.output
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(
+        n if "0000002" not in n else f"CANCELLED-{n}" for n in names)
+    assert (tmp_path / "c" / f"CANCELLED-{run.files[1].path.name}").read_bytes() == \
+        run.files[1].path.read_bytes()
+    assert f"warning: IdBord 2 of run {rid} is cancelled: its files are written as " \
+        "CANCELLED-<name>" in asked.output
+    # the last ones: the run is cancelled, and said so
+    last = cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest", "--bordereau", "1",
+               "--bordereau", "3")
+    assert last.output == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
+                           "exported again; no bordereau of the run is active now: the run "
+                           "is cancelled\n")
+    shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
+    assert shown[0] == f"run {rid} (cancelled)"
+    assert [line.split(": ", 1)[1] for line in shown if line.startswith("  cancelled")] == [
+        "IdBord 2 rejected", "the rest"]
+    with pytest.raises(StateError, match="--cancelled"):
+        regenerate(store, rid, tmp_path / "r2")
+
+
+def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
+    store = Store(db_url)
+    run = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected")
+    assert done.output == f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
+    assert cli(db_url, "runs", "find", "FA-2026-00101").output.rstrip().endswith(
+        "freed (cancelled)")
+
+
+def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 7 opens with the current code (migration 8), and a
+    split run it recorded can have one bordereau cancelled."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:7])
+        old = Store(db_url)
+    assert "cancelled_bordereaux" not in sa.inspect(old.engine).get_table_names()
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    run = export_recorded(donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1)) == list(range(1, 9))
+    [listed] = store.list_runs()
+    assert (listed.status, listed.cancelled_bordereaux) == ("committed", ())
+    store.cancel(run.run_id, "rejected", [3])
+    assert active(store, "FA-2026-00112") == [(3, False)]
+    assert active(store, "FA-2026-00101") == [(1, True)]
+
+
+
+def _with_new(tmp_path: Path, numbers: list[str], name: str) -> Path:
+    """The example's invoices ``numbers``, plus a new one (FA-2026-00112 as FA-2026-00199)."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [model] = [inv for inv in data["invoices"] if inv["number"] == "FA-2026-00112"]
+    data["invoices"] = [inv for inv in data["invoices"] if inv["number"] in numbers]
+    data["invoices"].append(dict(model, number="FA-2026-00199"))
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices(
+        db_url, tmp_path):
+    """One invoice already sent, one new: cancelling the run holding the first (the
+    advice before) would throw away a rôle the trésorerie took. The invoices already
+    sent leave the input instead; the list is capped."""
+    store = Store(db_url)
+    first = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    partial = _with_new(tmp_path, ["FA-2026-00112"], "partial.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
+    assert str(info.value) == (
+        f"1 invoice(s) already exported by run(s) {first.run_id}; nothing written. Only some "
+        "of this input's invoices are (1 of 2): remove those from the input to export the "
+        "others (FA-2026-00112); cancel a run (pesgen runs cancel) only if the trésorerie "
+        "rejected it and this input replaces it whole")
+    [problem] = info.value.problems
+    assert problem.message == (f"already exported by run {first.run_id} in "
+                               f"{first.files[0].path.name} (IdBord 1); remove it from this "
+                               "input")
+    numbers = [n for ns in BORDEREAUX.values() for n in ns]
+    many = _with_new(tmp_path, numbers, "many.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, many, tmp_path / "c", RUN)
+    assert f"(11 of 12): remove those from the input to export the others " \
+        f"({', '.join(numbers[:10])}, … 1 more); cancel a run" in str(info.value)
+    assert len(info.value.problems) == 11  # every one, with its record
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_cancel(
+        db_url, tmp_path):
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    first = export_recorded(store, split, EXAMPLE, tmp_path / "a", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                        tmp_path / "b", RUN)
+    assert str(info.value) == (
+        f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written. A run of "
+        "several bordereaux: cancel only those the trésorerie rejected (pesgen runs cancel "
+        "RUN --bordereau IDBORD), or the whole run with --all if this input replaces it")
+    assert info.value.problems[0].message == (
+        f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
+        f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
+        "export it again")
+    # another invoice with the NumDette of a title of IdBord 3 (the mapping's NumDette is
+    # the number's digits): that bordereau is named too
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [dict(inv, number="FB-2026-00111") for inv in data["invoices"]
+                        if inv["number"] == "FA-2026-00111"]
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, split, clash, tmp_path / "d", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "run.num-dette-taken"
+    assert problem.message.endswith(
+        f"(IdBord 3): two active titles would share one payment reference; cancel that "
+        f"bordereau first (pesgen runs cancel {first.run_id} --bordereau 3), or give this "
+        "invoice another NumDette")
+    # followed: the bordereau is cancelled, its invoices go out again
+    store.cancel(first.run_id, "rejected", [2])
+    again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                            tmp_path / "c", RUN)
+    assert again.first_number == 4
+
+
+def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
+    """Which invoice is in which bordereau, for titres and finance packages too (only the
+    ORMC references CSV said so); left-out invoices with their input record."""
+    store = Store(db_url)
+    ormc = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    store.cancel(ormc.run_id, "rejected", [2])
+    shown = cli(db_url, "runs", "show", ormc.run_id[:8], "--invoices")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    [left_out] = [line for line in lines if line.startswith("  left out")]
+    assert left_out.startswith("  left out    FA-2026-00106 (")  # the input, as given
+    assert left_out.endswith("school-export.json:$.invoices[5]): total is 0.00 "
+                             "(policy zero_total)")
+    at = lines.index("  invoices    11")
+    assert lines[at + 1:at + 4] == [
+        "    invoice        IdBord  IdPce   NumDette  amount  status",
+        "    FA-2026-00101       1      1  202600101  282.75  active",
+        "    FA-2026-00102       1      2  202600102  187.50  active"]
+    assert lines[at + 6] == "    FA-2026-00105       2      1  202600105  237.50  cancelled"
+    assert len(lines) == at + 13
+    assert "  invoices" not in cli(db_url, "runs", "show", ormc.run_id[:8]).output
+    titres = export_recorded(store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                             _with_new(tmp_path, [], "new.json"), tmp_path / "t", RUN)
+    lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
+    assert lines[-3:] == ["  invoices    1", "    invoice        IdBord  IdPce  amount  status",
+                          "    FA-2026-00199       1      1  227.50  active"]
+
+
+def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
+    from pesgen.store import copy_store
+
+    source = Store(f"sqlite:///{tmp_path / 'source.sqlite3'}")
+    run = export_recorded(source, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    source.cancel(run.run_id, "IdBord 2 rejected", [2])
+    counts = copy_store(source.url, db_url)
+    assert counts["cancelled_bordereaux"] == 1
+    target = Store(db_url)
+    [copied] = target.list_runs()
+    assert (copied.status, copied.cancelled_bordereaux) == ("committed", (2,))
+    assert target.get_run(run.run_id)["cancelled_bordereaux"][2]["reason"] == "IdBord 2 rejected"
+    assert active(target, "FA-2026-00105") == [(2, False)]

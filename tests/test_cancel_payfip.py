@@ -1,0 +1,122 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""Cancelling a run, or a bordereau of it, whose titles have PayFiP operations: paid,
+pending; on SQLite and PostgreSQL, over real HTTP on loopback (see test_payfip_flow)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import StateError
+from pesgen.payfip import ledger
+from pesgen.payfip.tables import events
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .payfip_support import (  # noqa: F401 - fixtures
+    exported,
+    fake,
+    flow,
+    receiver,
+    store,
+)
+from .test_cancel import EXAMPLE, MAPPING, split_mapping
+
+
+def _split_run(store, tmp_path) -> str:
+    """The flow's run cancelled (nothing paid yet), the example exported again in
+    bordereaux of 4: its run id."""
+    first = ledger.invoice_due(store, "21450999400015", "FA-2026-00101").run_id
+    store.cancel(first, "exported again in bordereaux of 4")
+    return export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "split",
+                           date(2026, 11, 24)).run_id
+
+
+def test_a_payment_through_the_link_of_a_title_of_a_cancelled_bordereau_is_an_anomaly(
+        flow, store, tmp_path):
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    rejected = flow.link("FA-2026-00105", mode="W")  # IdBord 3
+    taken = flow.link("FA-2026-00101", mode="W")  # IdBord 2
+    # a bordereau without PayFiP operations is cancelled as it is
+    assert store.cancel(run, "trésorerie rejected IdBord 4", [4]).payments == ()
+    # one with a link still open only when told
+    with pytest.raises(StateError, match="--despite-payments") as info:
+        store.cancel(run, "trésorerie rejected IdBord 3", [3])
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [
+        ("run.cancel-payfip", "FA-2026-00105")]
+    assert ledger.invoice_due(store, "21450999400015", "FA-2026-00105").id_bord == 3
+    done = store.cancel(run, "trésorerie rejected IdBord 3", [3], despite_payments=True)
+    assert [p.invoice for p in done.payments] == ["FA-2026-00105"]
+    flow.pay(rejected, "card")
+    flow.pay(taken, "card")
+    assert ledger.get_operation(store, rejected.id_op)["status"] == "anomaly"
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["invoice"], anomaly["got"]) == (
+        "run-cancelled", "FA-2026-00105", f"run {run}: IdBord 3 cancelled")
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00105")["status"] != "paid"
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00101")["status"] == "paid"
+
+
+def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, store,
+                                                                          tmp_path):
+    """FA-2026-00102 paid by card, FA-2026-00104's link still open (production), a test
+    link for FA-2026-00110 (no money): cancelling says so and refuses; told, it cancels,
+    notes it in the payments' history, and the re-export says what was paid already."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    pending = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    flow.link("FA-2026-00110")  # saisie T: a test
+    refused = CliRunner().invoke(app, ["runs", "cancel", run[:8], "--reason", "wrong amounts",
+                                       "--db", store.url])
+    assert refused.exit_code == 7, refused.output
+    assert (f"error: run {run}: 2 invoice(s) of IdBord 1 have PayFiP payments, made or "
+            "pending; nothing cancelled. A payment stays attached to its title, cancelled or "
+            "not: tell the trésorerie") in refused.output
+    assert "invoice FA-2026-00102: IdBord 1: paid online 187.50 by card on " in refused.output
+    assert (f"invoice FA-2026-00104: IdBord 1: PayFiP link pending since "
+            f"{ledger.get_operation(store, pending.id_op)['created_at']} (operation "
+            f"{pending.id_op}, 66.00, saisie W): paid after the cancellation, it is an "
+            "anomaly (run-cancelled)") in refused.output
+    assert "FA-2026-00110" not in refused.output
+    assert store.get_run(run)["status"] == "committed"
+    assert ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id == run
+    told = CliRunner().invoke(app, ["runs", "cancel", run[:8], "--reason", "wrong amounts",
+                                    "--despite-payments", "--db", store.url])
+    assert told.exit_code == 0, told.output
+    assert f"run {run} cancelled: its 11 invoice(s) can be exported again\n" in told.output
+    assert ("warning: cancelled despite 2 PayFiP payment(s), made or pending: they stay "
+            "attached to the cancelled titles; tell the trésorerie") in told.output
+    with store.engine.connect() as conn:
+        noted = conn.execute(sa.select(events.c.invoice, events.c.status, events.c.detail)
+                             .where(events.c.event == "title-cancelled")
+                             .order_by(events.c.invoice)).all()
+    assert [(n.invoice, n.status) for n in noted] == [("FA-2026-00102", "paid"),
+                                                      ("FA-2026-00104", "pending")]
+    assert json.loads(noted[0].detail) == {"run": run, "reason": "wrong amounts"}
+    # exported again, at another amount: the summary says what PayFiP collected already
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
+    invoice["total"] = "150.00"
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    # a dry run says it too, from its rolled-back reading of the store
+    dry = export_recorded(Store(store.url, read_only=True), MAPPING, again, None,
+                          date(2026, 11, 24), dry_run=True)
+    [dry_note] = [n for n in dry.notes if n.policy == "payfip"]
+    assert dry_note.invoice == "FA-2026-00102"
+    result = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    [note] = [n for n in result.notes if n.policy == "payfip"]
+    assert note.detail == dry_note.detail
+    assert (note.invoice, note.origin) == ("FA-2026-00102", f"{again}:$.invoices[1]")
+    assert note.detail.startswith("already paid online 187.50 on ")
+    assert note.detail.endswith(f"through its cancelled title (run {run}, IdBord 1); this "
+                                "title bills 150.00 again: tell the trésorerie, which settles "
+                                "the payment")
+    recorded = json.loads(store.get_run(result.run_id)["policies"])["notes"]
+    assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
