@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -63,7 +64,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
         chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
         named = False
     advice = None
-    if create is False and named and not read_only:
+    if create is False and named:  # a dry run says what the export would: refused too
         must_exist = True
         advice = ("an export creates a store it is named only with --create-store (a new "
                   "collectivity's first run): a mistyped path, or another machine's, would "
@@ -149,97 +150,116 @@ def export(
 
     _held.clear()
     try:
-        official_xsd = _official(official_xsd)
-        fixed = _parse_date(run_date)
-        progress = None
-        line_open = [False]
-        if not quiet and sys.stderr.isatty():
-            def progress(n: int) -> None:
-                _echo_err(f"\r{n} invoice(s) read…", nl=False)
-                line_open[0] = True
-        if out is None and not dry_run:
-            raise UsageError("--out is required (only --dry-run goes without)")
-        store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
-        result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                 formats_dir, progress, dry_run=dry_run,
-                                 before_publish=_hold_interrupts)
-        if line_open[0]:
-            _echo_err("")
-    except KeyboardInterrupt:
-        # before the run was recorded (past it, export_recorded says so: StateError):
-        # the temporary files are gone, the transaction rolled back
-        if line_open[0]:
-            _echo_err("")
-        _echo_err("interrupted: nothing written, no number used")
-        raise typer.Exit(130) from None
-    except StoreLocked as exc:
-        from .store import store_locked
+        try:
+            official_xsd = _official(official_xsd)
+            fixed = _parse_date(run_date)
+            progress = None
+            line_open = [False]
+            if not quiet and sys.stderr.isatty():
+                def progress(n: int) -> None:
+                    _echo_err(f"\r{n} invoice(s) read…", nl=False)
+                    line_open[0] = True
+            if out is None and not dry_run:
+                raise UsageError("--out is required (only --dry-run goes without)")
+            store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
+            result = export_recorded(store, mapping, input, out, fixed, official_xsd,
+                                     formats_dir, progress, dry_run=dry_run,
+                                     before_publish=_hold_interrupts)
+            if line_open[0]:
+                _echo_err("")
+        except KeyboardInterrupt:
+            # before the run was recorded (past it, export_recorded says so: StateError):
+            # the temporary files are gone, the transaction rolled back
+            if line_open[0]:
+                _echo_err("")
+            _echo_err("interrupted: nothing written, no number used")
+            raise typer.Exit(130) from None
+        except StoreLocked as exc:
+            from .store import store_locked
 
-        _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
-                           "written, no number used"))
-        return
-    except PesgenError as exc:
-        _fail(exc)
-        return
-    if quiet:
+            _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
+                               "written, no number used"))
+            return
+        except PesgenError as exc:
+            _fail(exc)
+            return
+        if quiet:
+            _held_interrupt()
+            return
+        from .store import shown_store
+
+        if dry_run:
+            typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
+                       "(dry run: nothing written, no number used)")
+            typer.echo(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
+                       + (f"; read with the {store.pending_migrations} migration(s) the export "
+                          "applies first, not kept" if store.pending_migrations
+                          and store.found == "store" else "") + ")")
+        else:
+            typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
+                       f"run {result.run_id}")
+            # the store the run is recorded in: where `runs` and `regenerate` will find it
+            typer.echo(f"  store: {shown_store(store.url)}"
+                       + (" (created by this run)" if store.created else ""))
+        if official_xsd is not None and not result.fmt.is_pes:
+            typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
+                       "import, not a PES file)")
+        wrote = "would write" if dry_run else "wrote"
+        for f in result.files:
+            typer.echo(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
+                       f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
+        for ref in result.references:
+            typer.echo(f"  {wrote} {ref}  (payment references)")
+        for name in result.skipped:
+            typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
+                       "the format says when_empty: skip)")
+        typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
+        if result.left_out:
+            typer.echo(f"left out: {len(result.left_out)}")
+            for lo in result.left_out:
+                typer.echo(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
+        if result.notes:
+            counts = Counter(n.policy for n in result.notes)
+            typer.echo("policies applied: "
+                       + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+            for n in result.notes:
+                if n.policy in ("transliterate", "civility"):
+                    continue
+                typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
         _held_interrupt()
-        return
-    from .store import shown_store
-
-    if dry_run:
-        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
-                   "(dry run: nothing written, no number used)")
-        typer.echo(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
-                   + (f"; read with the {store.pending_migrations} migration(s) the export "
-                      "applies first, not kept" if store.pending_migrations
-                      and store.found == "store" else "") + ")")
-    else:
-        typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
-                   f"run {result.run_id}")
-        # the store the run is recorded in: where `runs` and `regenerate` will find it
-        typer.echo(f"  store: {shown_store(store.url)}"
-                   + (" (created by this run)" if store.created else ""))
-    if official_xsd is not None and not result.fmt.is_pes:
-        typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
-                   "import, not a PES file)")
-    wrote = "would write" if dry_run else "wrote"
-    for f in result.files:
-        typer.echo(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
-                   f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
-    for ref in result.references:
-        typer.echo(f"  {wrote} {ref}  (payment references)")
-    for name in result.skipped:
-        typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
-                   "the format says when_empty: skip)")
-    typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
-    if result.left_out:
-        typer.echo(f"left out: {len(result.left_out)}")
-        for lo in result.left_out:
-            typer.echo(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
-    if result.notes:
-        counts = Counter(n.policy for n in result.notes)
-        typer.echo("policies applied: " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
-        for n in result.notes:
-            if n.policy in ("transliterate", "civility"):
-                continue
-            typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
-    _held_interrupt()
+    finally:
+        _release_interrupts()
 
 
 # Signals an export received once its run was recorded (see _hold_interrupts)
 _held: list[int] = []
 
 
+# The handlers _hold_interrupts replaced, put back when the export command ends
+_replaced: dict[int, Any] = {}
+
+
 def _hold_interrupts() -> None:
     """Called once the run is recorded, before its files are put in place: from then on
     the run stands, so Ctrl-C and SIGTERM no longer stop the command. The files are put
     in place and the summary printed whole, and the command ends 0, as the run did (an
-    exit of 130, or a summary cut short, would say the export failed)."""
+    exit of 130, or a summary cut short, would say the export failed). Only in the main
+    thread, where Python runs signal handlers (an export run from another thread has
+    none to hold); the export command puts the handlers back as it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
     def hold(signum: int, _frame: object) -> None:
         _held.append(signum)
 
-    signal.signal(signal.SIGINT, hold)
-    signal.signal(signal.SIGTERM, hold)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        _replaced.setdefault(sig, signal.signal(sig, hold))
+
+
+def _release_interrupts() -> None:
+    while _replaced:
+        sig, handler = _replaced.popitem()
+        signal.signal(sig, handler)
 
 
 def _held_interrupt() -> None:
@@ -323,7 +343,8 @@ def validate(
                         f"pesgen check-layout LAYOUT {file}" + (
                             f" (formats with layouts: {', '.join(flat)}; pesgen validate "
                             "--format NAME names its layout)" if flat else ""))
-            raise UsageError(f"{file} is not XML (it starts with {start!r}): pesgen validate "
+            raise UsageError(f"{file} is not XML (its first character is {start!r}, not '<'): "
+                             "pesgen validate "
                              f"checks XML files; {hint}")
         if format_name is None:
             fmt, typfic = format_of_file(file, formats_dir)
@@ -893,22 +914,28 @@ def numbering_set_start(
         "--exercise", help="Exercise (default: the mapping's).")] = None,
     db: DbOpt = None,
     formats_dir: FormatsOpt = None,
+    create_store: Annotated[bool, typer.Option(
+        "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
+        "configuration if it is not there, as export does.")] = False,
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise."""
     from .formats import find_format
     from .mapping import load_mapping
     from .runs import sequence_key
+    from .store import shown_store
 
     try:
         m = load_mapping(mapping)
         key = sequence_key(m, find_format(m.output.format, formats_dir), exercise)
-        _store(db).set_start(key, start)
+        store = _store(db, create=create_store)
+        store.set_start(key, start)
     except PesgenError as exc:
         _fail(exc)
         return
     typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
-               f"starts at {start}")
+               f"starts at {start}" + (f" (store {shown_store(store.url)}, created)"
+                                       if store.created else ""))
 
 
 def _payfip_app() -> typer.Typer:

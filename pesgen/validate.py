@@ -741,9 +741,10 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
 
 
 def not_xml(path: Path) -> str | None:
-    """The first line of a file that cannot be XML (its first character, after a byte
-    order mark and white space, is not '<'), cut to be quoted; None when it may be XML
-    (an empty file, or UTF-16 without a byte order mark, is left to the parser)."""
+    """The first character of a file that cannot be XML (after a byte order mark and
+    white space, it is not '<'); None when it may be XML (an empty file, or UTF-16 without
+    a byte order mark, is left to the parser). Only that character: the file's first line
+    is a record (a reference, a name), and billing data has no place in a message."""
     with path.open("rb") as handle:
         head = handle.read(256)
     encoding = next((e for bom, e in _BOMS if head.startswith(bom)), None)
@@ -760,8 +761,7 @@ def not_xml(path: Path) -> str | None:
     text = text.lstrip(" \t\r\n")
     if not text or text.startswith("<"):
         return None
-    first = text.splitlines()[0]
-    return first[:40] + ("…" if len(first) > 40 else "")
+    return text[0]
 
 
 def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[Any, str]:

@@ -385,10 +385,11 @@ def test_validate_a_file_that_is_not_xml_says_so(tmp_path, head):
     r = _run("validate", csv)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert r.stderr.strip() == (
-        f"error: {csv} is not XML (it starts with 'N° facture;Nom'): pesgen validate checks "
+        f"error: {csv} is not XML (its first character is 'N', not '<'): pesgen validate checks "
         "XML files; a CSV or fixed-width file is checked against its format's layout: "
         f"pesgen check-layout LAYOUT {csv} (formats with layouts: bl-emagnus; pesgen "
         "validate --format NAME names its layout)")
+    assert "facture" not in r.stderr  # the file's first line (a record) is not quoted
     r = _run("validate", csv, "--format", "pes-ormc")
     assert r.exit_code == ExitCode.USAGE, r.output
     assert r.stderr.strip().endswith("pesgen validate checks XML files; format pes-ormc's "
@@ -580,6 +581,9 @@ def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_pat
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         r = _export(tmp_path / "out")
+        # the command puts the handlers back as it ends: Ctrl-C works again after it (in
+        # a process that goes on, as this one does)
+        assert {sig: signal.getsignal(sig) for sig in saved} == saved
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
@@ -630,3 +634,17 @@ def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_
     # with the table, no such note
     plain = export(JSON_MAPPING, JSON_INPUT, tmp_path / "plain", date.fromisoformat(RUN_DATE))
     assert not [n for n in plain.notes if n.policy == "civility_table"]
+
+
+def test_an_export_run_from_another_thread_holds_no_signal(tmp_path):
+    """Python runs signal handlers in the main thread only: an export called from a worker
+    thread (a service) has none to hold, and must not fail once its run is recorded."""
+    import threading
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(_export(tmp_path / "out")))
+    worker.start()
+    worker.join(120)
+    [r] = results
+    assert r.exit_code == 0, r.output
+    assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]

@@ -276,7 +276,12 @@ def test_a_real_export_needs_an_output_folder_and_a_dry_run_a_read_only_store(tm
 
 def test_cli_dry_run_then_export_then_dry_run_again(db_url, tmp_path):
     out = tmp_path / "out"
-    r = _dry("-o", out, "--db", db_url)
+    # a store named on purpose that is not there: the export would refuse it (a typo?)
+    # without --create-store, and so does its dry run, creating nothing
+    refused = _dry("-o", out, "--db", db_url)
+    assert refused.exit_code == 7, refused.output
+    assert "--create-store" in refused.stderr and "numbering again at 1" in refused.stderr
+    r = _dry("-o", out, "--db", db_url, "--create-store")
     assert r.exit_code == 0, r.output
     assert r.stderr == ""
     lines = r.stdout.splitlines()

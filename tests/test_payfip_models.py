@@ -330,3 +330,38 @@ def test_a_bad_endpoint_is_refused_without_its_password():
     with pytest.raises(PayfipConfigError) as info:
         check_endpoint("ftp://support:s3cret@payfip.example/tpa")
     assert str(info.value).startswith("PayFiP endpoint 'ftp://***@payfip.example/tpa' must be")
+
+
+def test_the_payer_email_is_the_exact_invoice_s_not_a_look_alike_s(tmp_path):
+    """A run an older pesgen recorded may hold FA-2026-00103 and FA‐2026‐00103 (U+2010)
+    apart, two families (migration 6 keeps both): the e-mail of the one linked is its own,
+    never the first record with the same key."""
+    import json
+    from datetime import date
+
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.service import payer_email
+    from pesgen.runs import export_recorded
+    from pesgen.store import Store, pack, runs
+
+    from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    mapping_path = MAPPINGS / "villeneuve-sur-loing.yaml"
+    done = export_recorded(store, mapping_path, EXAMPLES / "school-export.json",
+                           tmp_path / "out", date.fromisoformat(RUN_DATE))
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [mine] = [inv for inv in data["invoices"] if inv["number"] == "FA-2026-00103"]
+    twin = json.loads(json.dumps(mine))
+    twin["number"] = "FA\u20102026\u201000103"
+    twin["payer"]["email"] = "other.family@example.org"
+    mine["payer"]["email"] = "this.family@example.org"
+    data["invoices"].insert(0, twin)  # the look-alike read first
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.id == done.run_id).values(
+            input_blob=pack(json.dumps(data).encode("utf-8"))))
+    mapping = load_mapping(mapping_path)
+    assert payer_email(store, done.run_id, mapping, "FA-2026-00103") == \
+        "this.family@example.org"
+    assert payer_email(store, done.run_id, mapping, "FA\u20102026\u201000103") == \
+        "other.family@example.org"

@@ -448,3 +448,20 @@ def test_a_titres_run_recorded_with_a_references_file_still_regenerates(tmp_path
     assert sorted(p.name for p in regen.iterdir()) == sorted(
         p.name for p in (tmp_path / "out").iterdir())
     assert (regen / old_refs.name).read_bytes() == old_refs.read_bytes()
+
+
+def test_numbering_set_start_creates_a_named_store_only_when_asked(tmp_path):
+    """set-start, the other command that may come first, holds to the export's rule: a
+    store named on purpose that is not there (a typo?) is created only when asked."""
+    db = tmp_path / "typo" / "store.sqlite3"
+    args = ("numbering", "set-start", "-m", JSON_MAPPING, "--start", "5", "--db", db)
+    r = _run(*args)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "--create-store" in r.stderr and not db.parent.exists()
+    made = _run(*args, "--create-store")
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip().endswith(f"starts at 5 (store {db}, created)")
+    # the store now exists: the export numbers from it, without --create-store
+    first = _export(tmp_path / "out", "--db", db)
+    assert first.exit_code == 0, first.output
+    assert "(IdBord 5, 11 title(s)" in first.stdout

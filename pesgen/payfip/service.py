@@ -133,19 +133,28 @@ def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> st
     scope_c = {"name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
                "exercise": mapping.collectivity.exercise}
     key = invoice_key(invoice)
+    # the record of the invoice written exactly so, else the only one with its key: a run
+    # an older pesgen recorded may hold look-alike numbers apart (migration 6 kept both),
+    # and the e-mail of one family must not go to the other's
+    exact: list[Any] = []
+    alike: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="pesgen-payfip-") as tmp:
         path = Path(tmp) / Path(run["input_name"]).name
         path.write_bytes(unpack(run["input_blob"]))
         for src in read_invoices(path, mapping.input):
             scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
             try:
-                if invoice_key(str(number.evaluate(src.record, scope) or "")) != key:
+                written = str(number.evaluate(src.record, scope) or "").strip()
+                if invoice_key(written) != key:
                     continue
                 value = binding.evaluate(src.record, scope)
             except Exception:
                 return None
-            return str(value).strip() if value else None
-    return None
+            (exact if written == invoice.strip() else alike).append(value)
+    found = exact or (alike if len(alike) == 1 else [])
+    if len(found) != 1:
+        return None
+    return str(found[0]).strip() if found[0] else None
 
 
 def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | None = None,
