@@ -9,8 +9,12 @@ for a zero remainder (see docs/rules.md, "unconfirmed").
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import cache
 from operator import mul
+
+from .text import transliterate_char
 
 _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
 
@@ -65,8 +69,9 @@ def debt_key(debt: str) -> str:
 # An invoice number is at most this many characters (refused at mapping time beyond, rule
 # input.invoice-number): the store's column holds that many.
 INVOICE_NUMBER_MAX = 64
-# The key of one character is at most 18 characters (NFKC spells U+FDFA out, and case
-# folding lengthens none of it): the key column holds this many (192, 3 per character,
+# The key of one character is at most 18 characters (NFKC spells U+FDFA out, which has
+# no transliteration, and case folding lengthens none of it; transliterations are at most
+# 3 characters): the key column holds this many (192, 3 per character,
 # before migration 6).
 INVOICE_KEY_MAX = 18 * INVOICE_NUMBER_MAX
 
@@ -87,30 +92,68 @@ _FOLD = str.maketrans({**dict.fromkeys(_DASHES, "-"), **dict.fromkeys(_SPACES, "
 
 
 def invoice_key(number: str) -> str:
-    """An invoice number as the guards compare it: the number as a reader reads it, so
+    """An invoice number as the guards compare it: the number as the outputs write it, so
     that two numbers an output writes alike are one invoice. ``FA-2026-00101``,
     `` fa-2026-00101``, ``FA\u00ad-2026-00101`` (soft hyphen), ``FA\u20132026\u201300101``
-    (en dash) and ``ＦＡ-２０２６-００１０１`` (full width) have one key: the outputs
-    upper-case and transliterate their text, so their titles would be identical.
+    (en dash) and ``ＦＡ-２０２６-００１０１`` (full width) have one key, and so have
+    ``FA\u20191`` and ``FA'1``, ``FA\u01521`` and ``FAOE1``, ``FA\u20ac1`` and ``FAEUR1``:
+    the outputs upper-case and transliterate their text, so their titles would be
+    identical. ``N\u00ba12`` and ``NO12``, ``FA-1\u00b2`` and ``FA-12`` keep their own
+    keys: ISO-8859-1 outputs write them apart.
 
-    NFKC (full-width and compatibility forms, ligatures), format characters (category
-    Cf: soft hyphen, zero-width space and joiners, byte order mark) removed, every
-    dash, hyphen and minus sign of ``_DASHES`` made '-', every Unicode space a space,
-    surrounding whitespace stripped, case folded, NFKC again. An ASCII number's key is
-    what it always was: ``number.strip().casefold()`` (stores hold such keys)."""
+    Format characters (category Cf: soft hyphen, zero-width space and joiners, byte order
+    mark) removed; every character outside ISO-8859-1 as the ISO-8859-1 outputs
+    transliterate it (``text.transliterate_char``: its table, else its compatibility
+    decomposition without accents: ``\u2019`` is ``'``, ``\u0152`` is ``OE``, ``\u20ac``
+    is ``EUR``, ``Ａ`` is ``A``, ``\u010d`` is ``c``), one it has no transliteration for
+    in NFKC; ISO-8859-1 characters as they are (no NFKC: ``\u00aa \u00ba \u00b9 \u00b2
+    \u00b3 \u00b5`` stay); every dash, hyphen and minus sign of ``_DASHES`` made '-',
+    every Unicode space a space; surrounding whitespace stripped; case folded (but the
+    micro sign, which stays ``\u00b5``); NFC. Repeated until nothing changes (NFC can
+    compose a letter and a combining accent into a letter that is transliterated in
+    turn), so a key is its own key. An ASCII number's key is what it always was:
+    ``number.strip().casefold()`` (stores hold such keys)."""
     if number.isascii():  # nearly every number: what the general path gives, faster
         return number.strip().casefold()
     return _unicode_key(number)
 
 
+_NOT_LATIN1 = re.compile(r"[^\x00-\xff]")
+
+
+@cache
+def _char_key(char: str) -> str:
+    """A character outside ISO-8859-1 as the key reads it: as the ISO-8859-1 outputs
+    transliterate it, else (they refuse it) in NFKC."""
+    return transliterate_char(char, "latin-1") or unicodedata.normalize("NFKC", char)
+
+
+def _casefold(text: str) -> str:
+    """Case folding, but for the micro sign (ISO-8859-1), which it would make the Greek
+    mu: the outputs write U+00B5 as it is (its capital is not ISO-8859-1 either)."""
+    if "\u00b5" in text:
+        return "\u00b5".join(part.casefold() for part in text.split("\u00b5"))
+    return text.casefold()
+
+
+def _key_pass(text: str) -> str:
+    """One pass of the key's folds over a number without format characters."""
+    text = _NOT_LATIN1.sub(lambda m: _char_key(m.group()), text)
+    text = _casefold(text.translate(_FOLD).strip())
+    return unicodedata.normalize("NFC", text)
+
+
 def _unicode_key(number: str) -> str:
     """``invoice_key`` without its ASCII fast path."""
-    text = unicodedata.normalize("NFKC", number)
+    text = number
     if not text.isprintable():  # a format character is not printable
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    text = text.translate(_FOLD)
-    # case folding can leave a decomposed letter ('ǰ' folds to 'j' and a caron)
-    return unicodedata.normalize("NFKC", text.strip().casefold())
+    # a pass leaves a key but where case folding or NFC makes a character the pass folds
+    # ('ǰ' folds to 'j' and a caron; 'c' and a combining caron compose to 'č', then 'c'):
+    # each pass more only removes such a character, so this ends in a few passes
+    while (folded := _key_pass(text)) != text:
+        text = folded
+    return text
 
 
 def shown(number: str) -> str:

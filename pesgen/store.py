@@ -317,8 +317,9 @@ def _migration_5(conn: Connection) -> None:
 
 
 def _migration_6(conn: Connection) -> None:
-    # The key became the number as a reader reads it (NFKC, format characters dropped,
-    # dashes and spaces folded: keys.invoice_key). An ASCII number's key is unchanged;
+    # The key became the number as the outputs write it (format characters dropped,
+    # characters outside ISO-8859-1 transliterated as the outputs do, else NFKC, dashes
+    # and spaces folded: keys.invoice_key). An ASCII number's key is unchanged;
     # one written otherwise (FA\u00ad-2026-00101, soft hyphen) is keyed again here, and
     # may now share its key with another active row: a look-alike the guard let through
     # before. As migration 5 did for case, the migration neither fails nor cancels: both

@@ -1,6 +1,6 @@
 """The invoice number's key, what the duplicate guards compare (keys.invoice_key): one
-invoice however its number is written, as long as a reader reads it as one (docs/state.md,
-"Nothing twice")."""
+invoice however its number is written, as long as the outputs write it as one
+(docs/state.md, "Nothing twice")."""
 
 from __future__ import annotations
 
@@ -48,9 +48,31 @@ def test_a_number_written_with_look_alike_characters_has_the_number_s_key(number
     ("FA 2026", "FA  2026"),  # inner spaces count, as before (ASCII keys are unchanged)
     ("FA\u301c2026", "FA-2026"),  # a wave dash is not a hyphen
     ("FA\u2e402026", "FA-2026"),  # nor a double hyphen
+    # Latin-1 compatibility characters: the outputs write them as they are (no NFKC)
+    ("N\u00ba12", "NO12"),  # masculine ordinal indicator, not an O
+    ("FA-1\u00b2", "FA-12"),  # superscript two
+    ("FA-\u00b9", "FA-1"),  # superscript one
+    ("FA-\u00aa1", "FA-A1"),  # feminine ordinal indicator
+    ("FA-\u00b51", "FA-\u03bc1"),  # micro sign, not the Greek letter
 ])
 def test_numbers_a_reader_tells_apart_keep_their_own_keys(a, b):
     assert invoice_key(a) != invoice_key(b)
+
+
+@pytest.mark.parametrize("a, b", [
+    ("FA\u20191", "FA'1"),  # right single quotation mark: ' in ISO-8859-1
+    ("FA\u01521", "FAOE1"),  # OE ligature
+    ("FA\u01531", "FAOE1"),
+    ("FA\u20ac1", "FAEUR1"),  # euro sign
+    ("FA\u01781", "FAY1"),  # Y with diaeresis (outside ISO-8859-1; its small one is in it)
+    ("FA\u01411", "FAL1"),  # L with stroke
+    ("FA\u010d1", "FAC1"),  # c with caron: its accent is stripped, as the outputs do
+    ("FA\u2026", "FA..."),  # horizontal ellipsis
+])
+def test_numbers_the_outputs_transliterate_alike_have_one_key(a, b):
+    """Outside ISO-8859-1, a character is keyed as the outputs transliterate it
+    (text.transliterate_char): ORMC writes FA\u20191 and FA'1 as one title."""
+    assert invoice_key(a) == invoice_key(b)
 
 
 def test_inner_unicode_spaces_are_spaces_and_ascii_ones_are_kept():
@@ -79,13 +101,29 @@ def test_a_key_is_its_own_key_and_fits_the_store(number):
     key = invoice_key(number)
     assert invoice_key(key) == key
     assert len(key) <= INVOICE_KEY_MAX
-    assert unicodedata.is_normalized("NFKC", key)
+    assert unicodedata.is_normalized("NFC", key)
+    # beyond ISO-8859-1, what is left is what NFKC leaves (ISO-8859-1 is kept as it is)
+    assert all(unicodedata.is_normalized("NFKC", c) for c in key if c > "\xff")
+
+
+def test_each_character_s_key_is_its_own_key_and_fits_the_store():
+    """Over every code point: a character's key is its own key, and at most
+    INVOICE_KEY_MAX / INVOICE_NUMBER_MAX characters long."""
+    for code in range(0x110000):
+        char = chr(code)
+        key = invoice_key(char)
+        assert invoice_key(key) == key, f"U+{code:04X}"
+        assert len(key) <= INVOICE_KEY_MAX // INVOICE_NUMBER_MAX, f"U+{code:04X}"
 
 
 # Characters the outputs write alike, or refuse: letters and digits in three forms, the
 # dashes, a soft hyphen, a ligature. Spaces are left out: the outputs fold their runs,
 # the key does not (inner spaces are kept as the input wrote them, docs/state.md).
-_RENDERED = "AaＡａFfＦｆIiＩｉﬁ1１0０-\u2010\u2011\u2013\u2014\u2212\uff0d\ufe63\u00ad"
+_RENDERED = ("AaＡａFfＦｆIiＩｉﬁ1１0０-\u2010\u2011\u2013\u2014\u2212\uff0d\ufe63\u00ad"
+             # transliterated beyond ISO-8859-1, and what they become; ISO-8859-1
+             # compatibility characters, written as they are, and what NFKC makes them
+             "\u2019'\u0152\u0153OoEeUuRrN\u20ac\u00aa\u00ba\u00b9\u00b2\u00b3\u00b523"
+             "\u03bc\u0178\u00ffYy\u010dCc")
 _POLICY = TextPolicy(case="upper", transliterate=True)
 
 
@@ -99,6 +137,12 @@ def _rendered(number: str) -> str | None:
        st.text(st.sampled_from(_RENDERED), min_size=1, max_size=6))
 @example("FA\u00ad-1", "FA-1")
 @example("ﬁ", "FI")
+@example("FA\u20191", "FA'1")
+@example("FA\u01521", "FAOE1")
+@example("FA\u20ac1", "FAEUR1")
+@example("N\u00ba12", "NO12")
+@example("FA-1\u00b2", "FA-12")
+@example("FA-\u00b9", "FA-1")
 def test_numbers_have_one_key_exactly_when_the_outputs_write_them_alike(a, b):
     """An output upper-cases and transliterates text (ObjPce: 'FACTURE ' ~ number): two
     numbers it writes alike are one title, so one key; and the key does not merge
