@@ -128,33 +128,49 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
                                 before_publish)
 
 
+def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
+              run_date: date | None, official_xsd: Path | None,
+              formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
+              work_dir: Path | None = None) -> tuple[Any, dict[str, BundleFile],
+                                                      tuple[str, str, int, str], str | None,
+                                                      Any, _Taken]:
+    """What an export and its dry run do first: the exporter, the bundle as it is before
+    its templates are read (the run records it, and it must not change until the files
+    are rendered and validated, else it is not what ran), the numbering sequence, the
+    input's digest as read, every title prepared, and the guard on what active runs hold."""
+    snapshots: list[dict[str, BundleFile]] = []
+    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
+                             progress, on_format=lambda fmt: snapshots.append(
+                                 bundle_snapshot(fmt)), work_dir=work_dir)
+    key = sequence_key(exporter.mapping, exporter.fmt)
+    # (a missing input is reported by prepare, with its own message)
+    read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
+    prepared = exporter.prepare(Path(input_path))
+    binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
+    taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
+                   prepared.origins, binding.where if binding else None)
+    return exporter, snapshots[0], key, read_digest, prepared, taken
+
+
+def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
+    return PolicyNote("store", "*", str(input_path), f"{older} active invoice(s) were "
+                      "recorded before this store kept NumDettes: a NumDette of theirs is not "
+                      "checked against this run's (see docs/state.md)")
+
+
 def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
                      run_date: date | None, official_xsd: Path | None,
                      formats_dirs: list[Path] | None,
                      progress: Callable[[int], None] | None,
                      before_commit: Callable[[], None] | None,
                      before_publish: Callable[[], None] | None) -> ExportResult:
-    # the bundle as it is before its templates are read: the run records it, and it must
-    # not change until the files are rendered and validated (else it is not what ran)
-    snapshots: list[dict[str, BundleFile]] = []
-    exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
-                             progress, on_format=lambda fmt: snapshots.append(
-                                 bundle_snapshot(fmt)))
-    bundle = snapshots[0]
-    key = sequence_key(exporter.mapping, exporter.fmt)
-    # (a missing input is reported by prepare, with its own message)
-    read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
-    prepared = exporter.prepare(Path(input_path))
+    exporter, bundle, key, read_digest, prepared, taken = _prepared(
+        store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
+        progress)
     try:
-        binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
-        taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
-                       prepared.origins, binding.where if binding else None)
         taken.refuse(None)  # early, before taking the lock
         if taken.debts and (older := store.unchecked_debts(key[0])):
-            prepared.result.notes.append(PolicyNote(
-                "store", "*", str(input_path), f"{older} active invoice(s) were recorded "
-                "before this store kept NumDettes: a NumDette of theirs is not checked "
-                "against this run's (see docs/state.md)"))
+            prepared.result.notes.append(_unchecked_note(input_path, older))
         prepared.result.notes.extend(paid_online(store, key[0], prepared))
         input_bytes = Path(input_path).read_bytes()
         input_sha256 = hashlib.sha256(input_bytes).hexdigest()
@@ -260,32 +276,22 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
         raise UsageError("a dry run reads the store without changing it: open it read "
                          "only (Store(read_only=True))")
     with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
-        snapshots: list[dict[str, BundleFile]] = []
-        exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
-                                 progress, on_format=lambda fmt: snapshots.append(
-                                     bundle_snapshot(fmt)), work_dir=Path(work))
-        key = sequence_key(exporter.mapping, exporter.fmt)
-        read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
-        prepared = exporter.prepare(Path(input_path))
+        exporter, bundle, key, read_digest, prepared, taken = _prepared(
+            store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
+            progress, Path(work))
         try:
-            binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
-            taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
-                           prepared.origins, binding.where if binding else None)
             with store.reading() as conn:
                 first = store.next_number(conn, key)
                 taken.refuse(conn)
                 older = store.unchecked_debts(key[0], conn) if taken.debts else 0
                 paid = paid_online(store, key[0], prepared, conn)
             if older:
-                prepared.result.notes.append(PolicyNote(
-                    "store", "*", str(input_path), f"{older} active invoice(s) were "
-                    "recorded before this store kept NumDettes: a NumDette of theirs is not "
-                    "checked against this run's (see docs/state.md)"))
+                prepared.result.notes.append(_unchecked_note(input_path, older))
             prepared.result.notes.extend(paid)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place
-            if bundle_snapshot(exporter.fmt) != snapshots[0]:
+            if bundle_snapshot(exporter.fmt) != bundle:
                 raise _format_changed(exporter.fmt)
         finally:
             prepared.close()
