@@ -383,7 +383,8 @@ def test_fake_and_serve_commands_as_processes(tmp_path):
     fake_port, serve_port = _free_port(), _free_port()
     procs = [subprocess.Popen([*pesgen, "payfip", "fake", "--port", str(fake_port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-             subprocess.Popen([*pesgen, "payfip", "serve", "--port", str(serve_port)], env=env,
+             subprocess.Popen([*pesgen, "payfip", "serve", "--port", str(serve_port),
+                               "--create-store"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
     try:
         _wait(f"http://127.0.0.1:{fake_port}/", procs[0])
@@ -408,3 +409,12 @@ def test_a_malformed_since_names_the_since_option(command):
     code, _out, err = _run(*command, "--since", "01/11/2026")
     assert code == 2
     assert "--since must be YYYY-MM-DD, got '01/11/2026'" in err
+
+
+def test_serve_creates_a_named_store_only_when_asked(tmp_path):
+    """serve may come before the first export: it holds to the export's rule, a store
+    named on purpose that is not there (a typo?) is created only with --create-store."""
+    db = tmp_path / "typo" / "store.sqlite3"
+    result = CliRunner().invoke(app, ["payfip", "serve", "--db", str(db)])
+    assert result.exit_code == 7, result.output
+    assert "--create-store" in result.stderr and not db.parent.exists()

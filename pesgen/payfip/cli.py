@@ -35,13 +35,14 @@ def _fail(exc: PesgenError) -> None:
     fail(exc)
 
 
-def _store(db: str | None, must_exist: bool = True) -> Any:
+def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
     """The state store. It must exist for the commands that work on exported runs or on
     recorded payments (a mistyped --db must not answer "nothing" from a new, empty
-    store); ``serve`` may start before the first export (docs/payfip.md)."""
+    store); ``serve`` may start before the first export (docs/payfip.md), and then
+    creates a store as export does (``create``: the default one, or with --create-store)."""
     from ..cli import _store as store
 
-    return store(db, must_exist=must_exist)
+    return store(db, must_exist=must_exist, create=create)
 
 
 def _log_outcomes() -> None:
@@ -111,6 +112,9 @@ def serve(
         "operation was created on.")] = None,
     timeout: TimeoutOpt = 15.0,
     db: DbOpt = None,
+    create_store: Annotated[bool, typer.Option(
+        "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
+        "configuration if it is not there, as export does.")] = False,
 ) -> None:
     """Receive PayFiP notifications (POST /payfip/notification) and family returns
     (/payfip/retour); pull each result over SOAP and record it once."""
@@ -120,7 +124,7 @@ def serve(
         from .server import run
         from .service import default_factory
 
-        store = _store(db, must_exist=False)
+        store = _store(db, must_exist=False, create=create_store)
         app = create_app(store, default_factory(endpoint, timeout))
     except PesgenError as exc:
         _fail(exc)
