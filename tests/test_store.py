@@ -1094,6 +1094,21 @@ def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):
     assert problem.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
 
 
+def _migrated(db_url: str) -> tuple[Store, list]:
+    """The store at ``db_url`` opened (so migrated to the current schema, every migration
+    recorded), and its invoice rows: run, invoice, key, key_shared."""
+    import pesgen.store as st
+
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
+                                      st.run_invoices.c.invoice_key,
+                                      st.run_invoices.c.key_shared)).all()
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    return store, list(rows)
+
+
 def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkeypatch):
     """Migration 5 on a store of schema 4: TypBord columns widened (PostgreSQL), every
     invoice keyed. Two active runs holding one invoice in two cases (the guard let them
@@ -1114,13 +1129,7 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
     record_as_older(lower, old)
     old.engine.dispose()
 
-    store = Store(db_url)
-    with store.engine.connect() as conn:
-        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
-                                      st.run_invoices.c.invoice_key,
-                                      st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    store, rows = _migrated(db_url)
     widths = {t: {c["name"]: c["type"] for c in sa.inspect(store.engine).get_columns(t)}
               for t in ("sequences", "runs")}
     if db_url.startswith("postgresql"):
@@ -1320,13 +1329,7 @@ def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
     old.engine.dispose()
     first, second = done
 
-    store = Store(db_url)
-    with store.engine.connect() as conn:
-        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-        rows = conn.execute(sa.select(st.run_invoices.c.run_id, st.run_invoices.c.invoice,
-                                      st.run_invoices.c.invoice_key,
-                                      st.run_invoices.c.key_shared)).all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    store, rows = _migrated(db_url)
     assert len(rows) == 14 and all(r.invoice_key == invoice_key(r.invoice) for r in rows)
     assert {r.invoice_key for r in rows if r.run_id == first.run_id} == {
         "fa-2026-00101", "fa-2026-00104", "fa-2026-00200"}
