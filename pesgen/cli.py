@@ -164,7 +164,7 @@ def export(
             store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
             result = export_recorded(store, mapping, input, out, fixed, official_xsd,
                                      formats_dir, progress, dry_run=dry_run,
-                                     before_publish=_hold_interrupts)
+                                     on_commit=_hold_interrupts)
             if line_open[0]:
                 _echo_err("")
         except KeyboardInterrupt:
@@ -231,7 +231,7 @@ def export(
         _release_interrupts()
 
 
-# Signals an export received once its run was recorded (see _hold_interrupts)
+# Signals an export received from its run's commit on (see _hold_interrupts)
 _held: list[int] = []
 
 
@@ -240,9 +240,10 @@ _replaced: dict[int, Any] = {}
 
 
 def _hold_interrupts() -> None:
-    """Called once the run is recorded, before its files are put in place: from then on
-    the run stands, so Ctrl-C and SIGTERM no longer stop the command. The files are put
-    in place and the summary printed whole, and the command ends 0, as the run did (an
+    """Called right before the run is committed (the commit is the last step that can
+    undo it): from then on the run stands, so Ctrl-C and SIGTERM no longer stop the
+    command, not even between the commit and the files being put in place. The files
+    are put in place and the summary printed whole, and the command ends 0, as the run did (an
     exit of 130, or a summary cut short, would say the export failed). Only in the main
     thread, where Python runs signal handlers (an export run from another thread has
     none to hold); the export command puts the handlers back as it ends."""

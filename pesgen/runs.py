@@ -111,11 +111,14 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
                     progress: Callable[[int], None] | None = None,
                     before_commit: Callable[[], None] | None = None,
                     before_publish: Callable[[], None] | None = None,
-                    dry_run: bool = False) -> ExportResult:
+                    dry_run: bool = False,
+                    on_commit: Callable[[], None] | None = None) -> ExportResult:
     """Export and record a run (see the module's docstring). A refused export leaves
     no file, and no output folder it created. ``dry_run``: check everything and write
     nothing (``out_dir`` is then optional; the result's files are where they would go,
-    with the numbers they would take, and it has no ``run_id``)."""
+    with the numbers they would take, and it has no ``run_id``). ``on_commit`` is called
+    right before the run is committed (the CLI holds interrupts from there on: the
+    run then stands, whatever signal comes after)."""
     if dry_run:
         return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
                         formats_dirs, progress)
@@ -125,7 +128,7 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
     with removed_if_refused(out_dir):
         return _export_recorded(store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
-                                before_publish)
+                                before_publish, on_commit)
 
 
 def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
@@ -163,7 +166,8 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                      formats_dirs: list[Path] | None,
                      progress: Callable[[int], None] | None,
                      before_commit: Callable[[], None] | None,
-                     before_publish: Callable[[], None] | None) -> ExportResult:
+                     before_publish: Callable[[], None] | None,
+                     on_commit: Callable[[], None] | None = None) -> ExportResult:
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
         store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress)
@@ -234,6 +238,8 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
                     if before_commit is not None:
                         before_commit()  # test hook: a crash between render and commit
                     check_free(temps)
+                    if on_commit is not None:
+                        on_commit()
                     conn.commit()
                     committed = True
                 except BaseException:
@@ -244,7 +250,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
             # whose IdBord the next run would take again.
             result.run_id = run_id
             if before_publish is not None:
-                before_publish()  # the CLI holds interrupts from here; tests: a crash here
+                before_publish()  # tests: a crash here
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
             if not committed and isinstance(exc, KeyboardInterrupt):

@@ -593,6 +593,40 @@ def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_pat
     assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
 
 
+def test_interrupts_between_the_commit_and_the_files_do_not_stop_the_command(tmp_path,
+                                                                            monkeypatch):
+    """Ctrl-C, twice, right after the database commit (as the store's transaction
+    closes), before the files are put in place: the run is recorded, so the command
+    still puts its files in place and ends 0 with the note. Interrupts are held from
+    just before the commit; held only from the publishing on, the first ended 7 and
+    threw the files away, and a second one ended 130, "nothing written", over a
+    recorded run."""
+    from contextlib import contextmanager
+
+    from pesgen.store import Store
+
+    real_transaction = Store.transaction
+
+    @contextmanager
+    def interrupted_after_commit(self):
+        with real_transaction(self) as conn:
+            yield conn
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Store, "transaction", interrupted_after_commit)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        r = _export(tmp_path / "out")
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert r.exit_code == 0, r.output
+    assert "titles: 11, total 2527.25" in r.stdout
+    assert "interrupt received once the run was recorded: the run stands" in r.stderr
+    assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
+
+
 def _without_civility_table(folder: Path) -> tuple[Path, Path]:
     """The example mapping without codes.civility, and the example without its Mlle
     (Hélios refuses Mademoiselle, table or not)."""
