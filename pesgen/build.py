@@ -266,6 +266,11 @@ class Builder:
         # 'FRANCE', 'France'), which is no foreign address (CodRes 1 with CodPays 100
         # is a rejection)
         self._countries = {str(k).strip().upper(): v for k, v in mapping.codes.countries.items()}
+        # a key written so wins over others that are the same country by case: they
+        # differ only in a mapping a run recorded before codes.country refused them,
+        # and the pesgen of that run read the table by this key alone
+        self._countries.update({str(k): v for k, v in mapping.codes.countries.items()
+                                if str(k) == str(k).strip().upper()})
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}

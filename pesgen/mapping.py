@@ -271,6 +271,8 @@ RENDERS_NOTHING = {
     "collectivity.siret": "the SIRET's checksum: IdColl is written as it is",
     "collectivity.sepa-creditor-id": "the ICS's check digits: it is written as it is",
     "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
+    "codes.country": "country keys one by case: the key in upper case is read, as before "
+                     "the check",
     "pes.cat-tiers": "a CatTiers outside the DGFiP list: written as it is",
     "pes.cat-nat-grid": "a CatTiers/NatJur pair outside the grid: written as it is",
     "pes.civility": "a civility of Mademoiselle in the mapping: written as it is",

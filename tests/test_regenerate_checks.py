@@ -150,6 +150,34 @@ def test_a_run_recorded_before_a_check_that_renders_nothing_is_rebuilt(tmp_path,
     assert not (tmp_path / "again").exists()
 
 
+def test_country_keys_one_by_case_read_as_the_pesgen_that_recorded_the_run(tmp_path):
+    """Before codes.country refused them, countries were read by the exact upper-case
+    key ('BE'); a 'be' key after it was never read. Today's table, read case-blind,
+    would take the last one: the rebuilt CodPays would differ."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    assert b"<CodPays V=\"131\"/>" in next(out.glob("*.xml")).read_bytes()  # the BE family
+    run_id = _run_id(first.stdout)
+    text = mapping.read_text(encoding="utf-8").replace('    BE: "131"\n',
+                                                      '    BE: "131"\n    be: "135"\n')
+    _as_recorded(run_id, text)  # what the older pesgen read: BE gave 131, be nothing
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    _same_files(regen, out)
+    line = text.splitlines().index('    be: "135"') + 1
+    assert (f"[mapping {mapping}:{line}: codes.countries.be] (rule codes.country)"
+            in r.stderr), r.stderr
+
+    mapping.write_text(text, encoding="utf-8")
+    again = _export(mapping, tmp_path / "again")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+    assert "(rule codes.country)" in again.stderr
+
+
 def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_path,
                                                                             monkeypatch):
     """A binding naming a column the CSV lacks read nothing before input.column refused
