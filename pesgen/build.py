@@ -199,9 +199,13 @@ class Builder:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
-        case, an account abroad without BIC) do not refuse it again."""
+        case, an account abroad without BIC) do not refuse it again, nor a CSV binding
+        of a column the file lacks (it read nothing then too: in ``waived``)."""
         self.mapping = mapping
         self.recorded = recorded
+        # of a recorded run: what a check of the mapping that changes nothing of what is
+        # rendered found, let through (check_columns), said as a warning by regenerate
+        self.waived: list[Problem] = []
         self.fmt = fmt
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
@@ -262,6 +266,11 @@ class Builder:
         # 'FRANCE', 'France'), which is no foreign address (CodRes 1 with CodPays 100
         # is a rejection)
         self._countries = {str(k).strip().upper(): v for k, v in mapping.codes.countries.items()}
+        # a key written so wins over others that are the same country by case: they
+        # differ only in a mapping a run recorded before codes.country refused them,
+        # and the pesgen of that run read the table by this key alone
+        self._countries.update({str(k): v for k, v in mapping.codes.countries.items()
+                                if str(k) == str(k).strip().upper()})
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
@@ -462,7 +471,10 @@ class Builder:
             problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
                                     f"is not in the header of {shown}{hint}",
                                     record=f"{shown}:1", mapping=bnd.where))
-        if problems:
+        if problems and self.recorded:
+            # before this check such a binding read nothing, as it does still
+            self.waived += problems
+        elif problems:
             raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
                                f"column(s) that {shown} does not have", problems)
 

@@ -16,7 +16,7 @@ import typer
 
 from . import __version__
 from ._help import DB_HELP, HelpGroup
-from .errors import ExitCode, OutputInvalidError, PesgenError, StoreLocked, UsageError
+from .errors import ExitCode, OutputInvalidError, PesgenError, Problem, StoreLocked, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=HelpGroup,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
@@ -835,6 +835,21 @@ def _listed(values: list[str], most: int = 5) -> list[str]:
     return values if len(values) <= most else [*values[:most], f"… {len(values) - most} more"]
 
 
+def _say_waived(run: str, waived: list[Problem]) -> None:
+    """The checks of this pesgen the mapping a run recorded fails that change nothing of
+    what is rendered: the run is rebuilt all the same (its files are compared with the
+    recorded ones), but support must know that an export with it is refused today."""
+    if not waived:
+        return
+    n = len(waived)
+    _echo_err(f"warning: the mapping run {run} recorded fails {n} check{'s' if n > 1 else ''} "
+              f"of this pesgen; not refused: {'they change' if n > 1 else 'it changes'} "
+              "nothing of what is rendered (the rebuilt files are compared with the recorded "
+              "ones), but an export with this mapping is refused")
+    for problem in waived:
+        _echo_err(f"  - {problem}")
+
+
 @app.command()
 def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
@@ -848,13 +863,16 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
     from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
     from .runs import regenerate as do_regenerate
 
+    waived: list[Problem] = []
     try:
         store = _store(db, must_exist=True)
-        written = do_regenerate(store, run, out, cancelled=cancelled)
         record = store.get_run(run)
+        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend)
     except PesgenError as exc:
+        _say_waived(run, waived)
         _fail(exc)
         return
+    _say_waived(record["id"], waived)
     for path in written:
         typer.echo(f"wrote {path}")
     gone = cancelled_bordereaux(record)

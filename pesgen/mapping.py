@@ -17,7 +17,7 @@ import jinja2
 
 from . import __version__, _schema
 from ._jinja import expression_environment
-from ._yaml import LineDict, line_of, load_yaml_file
+from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID
 from .errors import MappingError, Problem
 from .expr import compile_fast, expression_reads
@@ -112,6 +112,10 @@ class Mapping:
     codes: Codes
     policies: Policies
     payment_reference: PaymentReferenceSettings
+    # a mapping a run recorded (``load_recorded_mapping``), loaded to rebuild that run;
+    # what the checks of RENDERS_NOTHING find in it, let through
+    recorded: bool = False
+    waived: tuple[Problem, ...] = ()
 
     def where(self, *keys: str | int) -> str:
         dotted = ".".join(str(k) for k in keys)
@@ -249,21 +253,84 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
 
 # ----------------------------------------------------------------- loading
 
+# The checks of a mapping (by rule) that decide nothing of what a run renders: the value
+# they refuse is written as it is, or read the same with the check as without it. A
+# mapping a run recorded is loaded despite them to rebuild that run (``pesgen
+# regenerate``, whose check is the sha256 of the rebuilt files against the recorded
+# ones), and what they find is said as a warning; an export is refused by them. Every
+# other check still refuses a recorded mapping, for it decides what is rendered, or
+# what pesgen can read: mapping.yaml and mapping.schema (the mapping's data itself;
+# but the ICS's pattern, below), mapping.input (how the input is read), mapping.expr
+# (a binding not compiled, so not evaluated as it was), mapping.policy (a civility
+# missing), and those of the mapping against its format (build.format_fit). Two
+# checks made later render nothing either, and are let through by the rebuild itself:
+# a CSV binding of a column the file lacks (Builder.check_columns: it read nothing,
+# as it does still) and output.encoding against a layout's (Exporter: it decides how
+# the layout check, not run by a rebuild, reads the file). docs/state.md lists them.
+RENDERS_NOTHING = {
+    "collectivity.siret": "the SIRET's checksum: IdColl is written as it is",
+    "collectivity.sepa-creditor-id": "the ICS's check digits: it is written as it is",
+    "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
+    "codes.country": "country keys one by case: the key in upper case is read, as before "
+                     "the check",
+    "pes.cat-tiers": "a CatTiers outside the DGFiP list: written as it is",
+    "pes.cat-nat-grid": "a CatTiers/NatJur pair outside the grid: written as it is",
+    "pes.civility": "a civility of Mademoiselle in the mapping: written as it is",
+}
+# a mapping.schema problem that renders nothing either: the ICS's pattern (upper case,
+# no spaces), the value being a string, written as it is
+_ICS_KEY = "collectivity.sepa_creditor_id"
+
 
 def load_mapping(path: Path) -> Mapping:
     path = Path(path)
     data, problems, text = load_yaml_file(path)
+    return _load(path, data, problems, text, recorded=False)
+
+
+def load_recorded_mapping(text: str, shown: str) -> Mapping:
+    """The mapping a run recorded (its text), to rebuild that run: refused only by the
+    checks that decide what is rendered; those of ``RENDERS_NOTHING`` it fails are in
+    its ``waived``. ``shown``: the file its problems name (the path the run recorded;
+    their lines are the recorded text's)."""
+    data, problems = load_yaml_text(text, shown)
+    return _load(Path(shown), data, problems, text, recorded=True)
+
+
+def _renders_nothing(problem: Problem, data: Any) -> bool:
+    if problem.rule in RENDERS_NOTHING:
+        return True
+    c = data.get("collectivity")
+    return (problem.rule == "mapping.schema" and problem.mapping is not None and
+            problem.mapping.endswith(f": {_ICS_KEY}") and isinstance(c, dict) and
+            isinstance(c.get("sepa_creditor_id"), str))
+
+
+def _refused(shown: str, problems: list[Problem], recorded: bool, data: Any,
+             waived: list[Problem]) -> None:
+    """Raise for ``problems``; for a recorded mapping, only for those that decide what
+    is rendered, the others going to ``waived``."""
+    if recorded:
+        waived += [p for p in problems if _renders_nothing(p, data)]
+        problems = [p for p in problems if not _renders_nothing(p, data)]
+    if problems:
+        raise MappingError(f"{shown}: invalid mapping", problems)
+
+
+def _load(path: Path, data: Any, problems: list[Problem], text: str,
+          recorded: bool) -> Mapping:
     shown = str(path)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a mapping file is a YAML mapping (key: value)")
     todo = todo_problems(data, shown)
-    # a placeholder left in place is said once, as such, not also as a bad SIRET
-    placeholders = {p.mapping for p in todo}
+    # a placeholder left in place is said once, as such, not also as a bad SIRET; but a
+    # recorded mapping's placeholder is let through, and what else is wrong there not
+    placeholders = set() if recorded else {p.mapping for p in todo}
     problems += todo + [p for p in _schema.check(data, MAPPING_SCHEMA, shown, "mapping.schema")
                         if p.mapping not in placeholders]
-    if problems:
-        raise MappingError(f"{shown}: invalid mapping", problems)
-    return _compile(path, data, text)
+    waived: list[Problem] = []
+    _refused(shown, problems, recorded, data, waived)
+    return _compile(path, data, text, recorded, waived)
 
 
 def todo_problems(data: Any, shown: str) -> list[Problem]:
@@ -303,7 +370,8 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
     return problems
 
 
-def _compile(path: Path, data: LineDict, text: str) -> Mapping:
+def _compile(path: Path, data: LineDict, text: str, recorded: bool,
+             waived: list[Problem]) -> Mapping:
     shown = str(path)
     problems: list[Problem] = []
 
@@ -415,13 +483,13 @@ def _compile(path: Path, data: LineDict, text: str) -> Mapping:
     r = data.get("payment_reference") or {}
     payment_reference = PaymentReferenceSettings(**{name: r[name] for name in r})
 
-    if problems:
-        raise MappingError(f"{shown}: invalid mapping", problems)
+    _refused(shown, problems, recorded, data, waived)
     return Mapping(
         path=path, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         data=data, collectivity=collectivity, output=output, input=input_spec,
         bindings=bindings, lines=lines,  # type: ignore[arg-type]
-        codes=codes, policies=policies, payment_reference=payment_reference)
+        codes=codes, policies=policies, payment_reference=payment_reference,
+        recorded=recorded, waived=tuple(waived))
 
 
 def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:

@@ -32,7 +32,7 @@ from .errors import MappingError, Problem, RecordConflict, StateError, UsageErro
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
-from .mapping import Mapping, load_mapping
+from .mapping import Mapping, load_recorded_mapping
 from .resources import inside
 from .store import Store, new_run_id, pack, pack_json, unpack, utc_now
 
@@ -446,14 +446,20 @@ def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
     return f"already exported {where}; {advice}"
 
 
-def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False) -> list[Path]:
+def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False,
+               warn: Callable[[list[Problem]], None] | None = None) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
     cancelled run's files, or a cancelled bordereau's, are written only when asked
     (``cancelled``): its invoices may have been exported again since, and sending both
     would bill them twice; they are then named ``CANCELLED-<name>`` (their bytes
     unchanged), so that they never look like files to send. Every file of the run is
-    still rebuilt and compared."""
+    still rebuilt and compared.
+
+    The recorded mapping is refused only by the checks of this pesgen that decide what
+    is rendered (the run cannot be rebuilt: MappingError saying so); the ones it fails
+    that change nothing of it (``mapping.RENDERS_NOTHING``, added since the run maybe)
+    are given to ``warn``, once, even when the rebuild fails after."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
@@ -478,7 +484,7 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
     in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _regenerate(run, out_dir, target)
+        return _regenerate(run, out_dir, target, warn)
 
 
 REFERENCES_SUFFIX = ".references.csv"
@@ -530,15 +536,34 @@ def in_the_way(run: dict[str, Any], out_dir: Path, names: list[str]) -> None:
         "empty folder (--out NEW_DIR), or move those files away; nothing written")
 
 
-def _regenerate(run: dict[str, Any], out_dir: Path,
-                target: Callable[[str], str | None]) -> list[Path]:
+def _not_rebuilt(run: dict[str, Any], exc: MappingError) -> MappingError:
+    """A check of this pesgen that decides what is rendered refuses the recorded mapping:
+    the files rebuilt without it would not be the run's."""
+    detail = "" if exc.problems else f": {exc}"  # else the problems say it all
+    return MappingError(
+        f"run {run['id']} cannot be rebuilt: the mapping it recorded fails a check of this "
+        "pesgen that decides what is rendered, so its files cannot be made again as they "
+        f"were (the run was made by pesgen {run['pesgen_version']}; the lines are those of "
+        f"the text it recorded of {run['mapping_path']}){detail}", exc.problems)
+
+
+def _regenerate(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
+                warn: Callable[[list[Problem]], None] | None) -> list[Path]:
     """Rebuild every file of the run, compare them all with what it recorded, and put
     in ``out_dir`` those ``target`` names (a file's name as recorded -> the name it is
     written under, or None: not written)."""
+    waived: list[Problem] = []
+    try:
+        return _rebuilt(run, out_dir, target, waived)
+    finally:
+        if waived and warn is not None:
+            warn(waived)
+
+
+def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
+             waived: list[Problem]) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         base = Path(tmp)
-        mapping_path = base / "mapping.yaml"
-        mapping_path.write_text(run["mapping_text"], encoding="utf-8")
         bundle = json.loads(unpack(run["format_bundle"]))
         folder = base / "formats" / run["format"]
         for rel, entry in bundle.items():
@@ -550,7 +575,13 @@ def _regenerate(run: dict[str, Any], out_dir: Path,
         input_path = base / "input" / run["input_name"]
         input_path.parent.mkdir()
         input_path.write_bytes(unpack(run["input_blob"]))
-        mapping = load_mapping(mapping_path)
+        # named by the path the run recorded (the lines are those of its recorded text);
+        # refused only by a check that decides what is rendered
+        try:
+            mapping = load_recorded_mapping(run["mapping_text"], run["mapping_path"])
+        except MappingError as exc:
+            raise _not_rebuilt(run, exc) from None
+        waived += mapping.waived
         # what the run wrote was validated then; here the rebuilt bytes are compared
         # with its recorded sha256, so no check added since (nor the DGFiP package a
         # PES bundle without its own XSD used) can refuse them
@@ -563,9 +594,16 @@ def _regenerate(run: dict[str, Any], out_dir: Path,
         # the run left in out_dir under its name does not stop one written under another
         staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
         try:
-            exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
-                                vouched=True, references=recorded_refs)
-            prepared = exporter.prepare(input_path)
+            try:
+                exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
+                                    vouched=True, references=recorded_refs)
+            except MappingError as exc:  # the mapping against its format
+                raise _not_rebuilt(run, exc) from None
+            waived += [p for p in exporter.waived if p not in waived]
+            try:
+                prepared = exporter.prepare(input_path)
+            finally:
+                waived += exporter.builder.waived
             try:
                 temps = exporter.finish(prepared, run["first_number"])
             finally:

@@ -237,7 +237,8 @@ def test_copy_input_failing_leaves_no_file(store, exported, tmp_path, monkeypatc
 
 def test_every_writer_uses_the_shared_helper():
     """No module but ``atomic`` writes a file by itself, except the scratch copies that
-    pesgen writes in a temporary folder to read them back (preview, regenerate, PayFiP)."""
+    pesgen writes in a temporary folder to read them back (preview, regenerate: the
+    recorded bundle and input, PayFiP)."""
     root = Path(atomic.__file__).parent
     found: dict[str, int] = {}
     for path in sorted(root.rglob("*.py")):
@@ -245,7 +246,7 @@ def test_every_writer_uses_the_shared_helper():
         n = sum(text.count(s) for s in (".write_text(", ".write_bytes(", "shutil.copy"))
         if n:
             found[str(path.relative_to(root))] = n
-    assert found == {"preview.py": 1, "runs.py": 3, "payfip/service.py": 1}, found
+    assert found == {"preview.py": 1, "runs.py": 2, "payfip/service.py": 1}, found
 
 
 def test_a_failed_writer_sweeps_its_own_temporary_files_and_no_one_elses(tmp_path):

@@ -1,0 +1,260 @@
+"""regenerate rebuilds a run whose recorded mapping a check added since refuses, when
+that check changes nothing of what is rendered: the bytes that were sent come back, the
+sha256 comparison proves them, and the check is said as a warning (file:line: key,
+rule). A check that decides what is rendered still refuses, saying the run cannot be
+rebuilt and why; a normal export with such a mapping is refused as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.store import Store, runs
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+
+runner = CliRunner()
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
+def _mapping(tmp_path: Path, base: str, *edits: tuple[str, str]) -> Path:
+    """A copy of a shipped mapping with ``edits`` (old, new) made, each found once."""
+    text = (MAPPINGS / base).read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "m" / base
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
+
+
+def _line(path: Path, fragment: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if fragment in line)
+
+
+def _export(mapping: Path, out: Path, input_path: Path = EXAMPLES / "school-export.json"):
+    return _run("export", "-m", mapping, "-i", input_path, "-o", out, "--date", RUN_DATE)
+
+
+def _run_id(stdout: str) -> str:
+    return stdout.split(", run ", 1)[1].split()[0]
+
+
+def _same_files(regen: Path, out: Path) -> None:
+    assert sorted(p.name for p in regen.iterdir()) == sorted(p.name for p in out.iterdir())
+    for original in out.iterdir():
+        assert (regen / original.name).read_bytes() == original.read_bytes(), original.name
+
+
+def _as_recorded(run_id: str, mapping_text: str) -> None:
+    """The run as a pesgen that read its mapping text so recorded it."""
+    with Store().engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(
+            mapping_text=mapping_text))
+
+
+# ----------------------------------------------------------- checks that render nothing
+
+
+def _ics_unchecked(monkeypatch) -> None:
+    from stdnum.eu import at_02
+
+    monkeypatch.setattr(at_02, "is_valid", lambda number: True)
+
+
+def _ics_format_unchecked(monkeypatch) -> None:
+    import pesgen._schema as schema
+
+    real = schema.check
+
+    def check(data, name, source, rule):
+        return [p for p in real(data, name, source, rule)
+                if not (p.mapping or "").endswith(": collectivity.sepa_creditor_id")]
+
+    monkeypatch.setattr(schema, "check", check)
+
+
+def _todo_unchecked(monkeypatch) -> None:
+    import pesgen.mapping as mapping_mod
+
+    monkeypatch.setattr(mapping_mod, "todo_problems", lambda data, shown: [])
+
+
+# (what an older pesgen did not check, the edit, the fragment of its line, the key, rule)
+RENDERED_AS_WRITTEN = {
+    "ics check digits": (_ics_unchecked, "villeneuve-sur-loing-emagnus.yaml",
+                         ("sepa_creditor_id: FR72ZZZ123456", "sepa_creditor_id: FR00ZZZ654321"),
+                         "sepa_creditor_id:", "collectivity.sepa_creditor_id",
+                         "collectivity.sepa-creditor-id"),
+    "ics written in lower case": (_ics_format_unchecked, "villeneuve-sur-loing-emagnus.yaml",
+                                  ("sepa_creditor_id: FR72ZZZ123456",
+                                   "sepa_creditor_id: fr72zzz123456"),
+                                  "sepa_creditor_id:", "collectivity.sepa_creditor_id",
+                                  "mapping.schema"),
+    "a scaffold placeholder": (_todo_unchecked, "villeneuve-sur-loing.yaml",
+                               ("budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                                "budget_label: TODO"),
+                               "budget_label:", "collectivity.budget_label", "mapping.todo"),
+}
+
+
+@pytest.mark.parametrize("case", list(RENDERED_AS_WRITTEN))
+def test_a_run_recorded_before_a_check_that_renders_nothing_is_rebuilt(tmp_path, monkeypatch,
+                                                                        case):
+    unchecked, base, edit, fragment, key, rule = RENDERED_AS_WRITTEN[case]
+    mapping = _mapping(tmp_path, base, edit)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        unchecked(m)  # as the pesgen that recorded the run: the check did not exist
+        first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    written = edit[1].split(": ", 1)[1]
+    assert any(written.encode() in p.read_bytes() for p in out.iterdir())  # as it is
+    run_id = _run_id(first.stdout)
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    assert "identical to the recorded files (sha256)" in r.stdout
+    _same_files(regen, out)
+    # support sees which of today's checks the recorded mapping fails, and where
+    where = f"{mapping}:{_line(mapping, fragment)}: {key}"
+    warning = [ln for ln in r.stderr.splitlines() if where in ln]
+    assert len(warning) == 1, r.stderr
+    assert warning[0].endswith(f"(rule {rule})"), warning
+    assert r.stderr.startswith(f"warning: the mapping run {run_id} recorded fails 1 check of "
+                               "this pesgen"), r.stderr
+    assert "not refused: it changes nothing of what is rendered" in r.stderr
+
+    # the run is read as any other
+    shown = _run("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    # an export with that mapping is refused, as before
+    again = _export(mapping, tmp_path / "again")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+    assert f"[mapping {where}] (rule {rule})" in again.stderr
+    assert not (tmp_path / "again").exists()
+
+
+def test_country_keys_one_by_case_read_as_the_pesgen_that_recorded_the_run(tmp_path):
+    """Before codes.country refused them, countries were read by the exact upper-case
+    key ('BE'); a 'be' key after it was never read. Today's table, read case-blind,
+    would take the last one: the rebuilt CodPays would differ."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    assert b"<CodPays V=\"131\"/>" in next(out.glob("*.xml")).read_bytes()  # the BE family
+    run_id = _run_id(first.stdout)
+    text = mapping.read_text(encoding="utf-8").replace('    BE: "131"\n',
+                                                      '    BE: "131"\n    be: "135"\n')
+    _as_recorded(run_id, text)  # what the older pesgen read: BE gave 131, be nothing
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    _same_files(regen, out)
+    line = text.splitlines().index('    be: "135"') + 1
+    assert (f"[mapping {mapping}:{line}: codes.countries.be] (rule codes.country)"
+            in r.stderr), r.stderr
+
+    mapping.write_text(text, encoding="utf-8")
+    again = _export(mapping, tmp_path / "again")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+    assert "(rule codes.country)" in again.stderr
+
+
+def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_path,
+                                                                            monkeypatch):
+    """A binding naming a column the CSV lacks read nothing before input.column refused
+    it: it reads nothing again, and the check is a warning of the rebuild."""
+    import pesgen.build as build_mod
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing-csv.yaml",
+                       ("email: payer_email", "email: payer_mail"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(build_mod.Builder, "check_columns", lambda self, src: None)
+        first = _export(mapping, out, EXAMPLES / "school-export.csv")
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    _same_files(regen, out)
+    where = f"{mapping}:{_line(mapping, 'email: payer_mail')}: bindings.payer.email"
+    assert f"[mapping {where}] (rule input.column)" in r.stderr, r.stderr
+    assert "did you mean 'payer_email'?" in r.stderr
+
+    again = _export(mapping, tmp_path / "again", EXAMPLES / "school-export.csv")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+
+
+def test_an_encoding_override_recorded_before_the_layout_clash_check(tmp_path, monkeypatch):
+    """output.encoding against a layout declaring another was refused from 2026-11-30: it
+    decides how the layout check reads the file, which a rebuild does not run again."""
+    import pesgen.export as export_mod
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing-emagnus.yaml",
+                       ("  format: bl-emagnus\n", "  format: bl-emagnus\n  encoding: ISO-8859-1\n"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(export_mod, "encoding_clash", lambda written, layout: None)
+        first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    _same_files(regen, out)
+    where = f"{mapping}:{_line(mapping, 'encoding: ISO-8859-1')}: output.encoding"
+    assert f"[mapping {where}] (rule mapping.format)" in r.stderr, r.stderr
+
+    again = _export(mapping, tmp_path / "again")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+    # check-mapping renders sample titles without validating them: it refuses it still
+    checked = _run("check-mapping", mapping)
+    assert checked.exit_code == ExitCode.MAPPING, checked.output
+    assert f"[mapping {where}] (rule mapping.format)" in checked.stderr
+
+
+# ----------------------------------------------------------- a check that renders
+
+
+def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(tmp_path):
+    """missing_civility: default without default_civility: which civility a title gets
+    depends on it, so the run cannot be rebuilt as it was; regenerate says so."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    text = mapping.read_text(encoding="utf-8").replace("  default_civility: MME\n", "")
+    _as_recorded(run_id, text)
+
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert r.stderr.startswith(f"error: run {run_id} cannot be rebuilt: the mapping it recorded "
+                               "fails a check of this pesgen that decides what is rendered"), \
+        r.stderr
+    line = text.splitlines().index("  missing_civility: default") + 1
+    assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
+            in r.stderr), r.stderr
+    assert not regen.exists()
