@@ -30,7 +30,8 @@ OFFICIAL = OFFICIAL_DIR if OFFICIAL_ENTRY.is_file() else None
 def test_every_shipped_bundle_has_a_fixture_and_expected_output():
     shipped = sorted(p.name for p in TEMPLATES.iterdir() if (p / "format.yaml").is_file())
     assert BUNDLES == shipped
-    assert {"pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"} <= set(BUNDLES)
+    assert {"pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime",
+            "cosoluce-corail"} <= set(BUNDLES)
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -46,6 +47,7 @@ EXAMPLE_MAPPINGS = {
     "pes-titres": "villeneuve-sur-loing-titres.yaml",
     "bl-emagnus": "villeneuve-sur-loing-emagnus.yaml",
     "jvs-millesime": "villeneuve-sur-loing-jvs.yaml",
+    "cosoluce-corail": "villeneuve-sur-loing-corail.yaml",
 }
 
 

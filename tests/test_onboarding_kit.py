@@ -267,7 +267,8 @@ FILL = {
 }
 
 
-@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"])
+@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime",
+                                  "cosoluce-corail"])
 def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name):
     out = tmp_path / "new-folder" / "m.yaml"  # a folder that does not exist yet
     r = _run("new-mapping", "Commune d'Exemple", "--format", name, "--out", out)

@@ -1130,7 +1130,8 @@ def _lengths_reference(t: Title, ctx: RuleContext) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime"])
+@pytest.mark.parametrize("name", ["pes-ormc", "pes-titres", "bl-emagnus", "jvs-millesime",
+                                  "cosoluce-corail"])
 def test_text_limits_looked_up_once_find_what_each_lookup_finds(name, example_titles):
     from pesgen.rules import _lengths
     ctx = RuleContext(fmt=find_format(name), issue_date=RUN)

@@ -1,13 +1,14 @@
 """Finance-package formats (layouts reconstructed from public integrations): the example
-run as Berger-Levrault e.magnus WTAMC001 v19 files and as a JVS Millésime Online XML,
-valid against their layout / XSD; and a rendered file that breaks its layout is refused
-with file:line, column and rule, nothing written."""
+run as Berger-Levrault e.magnus WTAMC001 v19 files, as a JVS Millésime Online XML and as a
+Cosoluce Corail ImportCosoluce XML, valid against their layout / XSD; and a rendered file
+that breaks its layout is refused with file:line, column and rule, nothing written."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from .conftest import EXAMPLES, MAPPINGS, ROOT
 RUN = date(2026, 11, 23)
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
 JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 BUNDLE = ROOT / "templates" / "bl-emagnus"
 
 
@@ -131,11 +133,71 @@ def test_jvs_is_valid_against_its_own_xsd_and_carries_invoice_lines(tmp_path, of
     assert f.path.read_bytes().startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
 
 
+def test_corail_is_valid_against_its_own_xsd_and_carries_every_amount(tmp_path):
+    result = export(CORAIL, EXAMPLES / "school-export.json", tmp_path, RUN)
+    [f] = result.files
+    assert f.path.name == "CORAIL_21450999400015_2026_0000001.xml"
+    assert f.path.read_bytes().startswith(b'<?xml version="1.0" encoding="ISO-8859-1"?>')
+    doc = etree.parse(str(f.path))
+    own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
+    assert own.validate(doc), own.error_log
+    root = doc.getroot()
+    assert root.tag == "ImportCosoluce" and root.find("Information/Exercice").get("V") == "2026"
+    assert root.find("TypePieceImport/TypePiece").get("V") == "Pièce EnCours"
+    pieces = root.findall("TypePieceImport/Piece")
+    assert len(pieces) == result.titles == 11
+    total = 0
+    for piece in pieces:
+        imputations = sum(Decimal(e.get("V")) for e in piece.iterfind("LigneImputation/Montant"))
+        detail = sum(Decimal(e.get("V"))
+                     for e in piece.iterfind("ASAPLigneFacturation/ASAPMontant"))
+        assert imputations == detail > 0
+        total += imputations
+    assert total == Decimal("2527.25")
+    # Corail's civilities, written in its case after the mapping's case: upper policy
+    assert {e.get("V") for e in root.iter("Civilite")} == {"Mr", "Mme"}
+    # no part of an address is lost: the street split in two keeps both parts
+    [rousseau] = [p for p in pieces if p.find(".//Nom").get("V") == "ROUSSEAU"]
+    assert rousseau.find(".//Complement").get("V") == "RÉSIDENCE LES JARDINS DE LA ROSERAIE"
+    assert rousseau.find(".//Rue").get("V") == "APPARTEMENT 1204"
+    # a direct debit carries the account and the mandate; the others neither
+    debits = [p for p in pieces if p.find("Prelevement") is not None]
+    assert len(debits) == len(root.findall(".//RefBancaire")) == 4
+    assert [p.find("InfoPiece/LibPieceJustificative").get("V") for p in debits] == [
+        "FACTURE FA-2026-00101", "FACTURE FA-2026-00107", "FACTURE FA-2026-00110",
+        "FACTURE FA-2026-00112"]
+    assert {p.find("Prelevement/SequencePrelevement").get("V") for p in debits} <= {
+        "01", "02", "03", "04"}
+
+
+def test_corail_joint_debtor_is_written_suffixed_and_valid(tmp_path):
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "address": {"street": "4 place du Marché", "complement": "Bât. C",
+                    "postal_code": "1040", "city": "Etterbeek", "country": "BE"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    [f] = export(CORAIL, source, tmp_path / "out", RUN).files
+    doc = etree.parse(str(f.path))
+    own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
+    assert own.validate(doc), own.error_log
+    [joint] = doc.findall(".//TiersSolidaire")
+    assert {e.tag: e.get("V") for e in joint} == {
+        "CatTiersTiersSolidaire": "01", "NatJurTiersSolidaire": "01",
+        "TypeTiersTiersSolidaire": "D", "CiviliteTiersSolidaire": "Mr",
+        "RaisonSocialeTiersSolidaire": "LEFÈVRE MARC", "NomTiersSolidaire": "LEFÈVRE",
+        "PrenomTiersSolidaire": "MARC", "AdresseEtrangerTiersSolidaire": "O",
+        "ComplementTiersSolidaire": "BÂT. C", "RueTiersSolidaire": "4 PLACE DU MARCHÉ",
+        "CPTiersSolidaire": "99999", "VilleTiersSolidaire": "1040 ETTERBEEK"}
+    assert joint.getparent().find("LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"
+
+
 def test_vendor_formats_are_marked_reconstructed():
     r = CliRunner().invoke(app, ["formats"])
     assert r.exit_code == 0
     rows = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip()}
-    for name in ("bl-emagnus", "jvs-millesime"):
+    for name in ("bl-emagnus", "jvs-millesime", "cosoluce-corail"):
         assert "reconstructed" in rows[name]
         assert "layout reconstructed from public integrations" in rows[name]
         assert find_format(name).status == "reconstructed"
