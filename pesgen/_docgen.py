@@ -33,7 +33,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
     ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),
     ("mapping", "mapping.format", "The mapping fits its format: NumDette (bindings.invoice.debt_number) is bound for ORMC formats and absent for titres.", "DT v5.19 BlocPiece/NumDette (ORMC only)"),
-    ("mapping", "mapping.asap-edition", "output.asap_edition is a code the format supports (format.yaml defaults.asap_editions).", "DT v5.19 BlocPiece/Edition; Annexe 2"),
+    ("mapping", "mapping.asap-edition", "output.asap_edition is a code the format supports (format.yaml defaults.asap_editions), and is set when the format requires it (defaults.asap_edition_required).", "DT v5.19 BlocPiece/Edition; Annexe 2"),
     ("mapping", "mapping.options", "output.options names only parameters the format declares (format.yaml defaults.options).", "pesgen"),
     ("mapping", "layout.schema", "A layout file (listed as [layout file:line: key]; a format.yaml's problems as [format …]) matches schemas/layout.schema.json; columns do not overlap, codes list their values, several record types have a type column.", "pesgen (schemas/layout.schema.json)"),
     ("input", "input.required", "A required field (invoice number, NumDette, payer kind and name, street, postal code, city, line activity and amount; mandate fields for a direct debit) is present (an expression that gives an empty NumDette says so).", "DT v5.19 PES_RecetteAller (cardinalities)"),

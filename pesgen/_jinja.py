@@ -409,6 +409,17 @@ class _InlineReads(CodeGenerator):
         self.visit(node.node, frame)
         self.write(f"), ()) else environment.getattr(_pesgen_obj, {name!r}))")
 
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        # a template that is not escaped (a flat file) writes str(value) as Jinja does,
+        # but refuses None (_Sandbox.written); an escaped one does in its memoised
+        # escape (memoise_escaping)
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super()._output_child_pre(node, frame, finalize)
+            return
+        self.write("environment.written(")
+        if finalize.src is not None:
+            self.write(finalize.src)
+
 
 # A for loop's ``loop.first``, ``loop.index``...: always a bool or an int, which the
 # sandbox's getattr returns as it reads it (no format method, a public name)
@@ -432,9 +443,37 @@ def _no_option(options: object, name: object) -> str | None:
             + f" (options: {', '.join(have) or 'none'})")
 
 
+# A template that outputs None: Jinja writes the word "None" into the file, which a
+# schema may or may not catch (an XML attribute of free text, a CSV column)
+NONE_WRITTEN = ("writes None: a value left unset (an optional field, an option the mapping "
+                "does not give) would be written as the word 'None'; guard it "
+                "({% if value %}…{% endif %}) or give it a default (value | default('', true))")
+
+
+class _Template(jinja2.Template):
+    """A bundle's template, or one it imports: its output's escaping memoised, None
+    refused (``memoise_escaping``)."""
+
+    @classmethod
+    def from_code(cls, environment: jinja2.Environment, code: Any,
+                  globals: Any, uptodate: Callable[[], bool] | None = None) -> Any:
+        template = super().from_code(environment, code, globals, uptodate)
+        memoise_escaping(template)
+        return template
+
+
 class _Sandbox(_Bounded):
     code_generator_class = _InlineReads
+    template_class = _Template
     public_fields = _TEMPLATE_READS  # read by the code _InlineReads generates
+
+    @staticmethod
+    def written(value: object) -> str:
+        """What a template that is not escaped writes for ``{{ value }}``: ``str(value)``,
+        as Jinja's own code, but never the word None."""
+        if value is None:
+            raise jinja2.TemplateRuntimeError(NONE_WRITTEN)
+        return str(value)
 
     def getattr(self, obj: object, attribute: str) -> object:
         public = _TEMPLATE_READS.get(type(obj))
@@ -546,7 +585,9 @@ def memoise_escaping(template: jinja2.Template) -> None:
     exact ``Markup`` (a macro's or a ``set`` block's output) is its own escaping, as
     markupsafe's ``Markup(value.__html__())`` is a copy of it. Anything else (bools,
     other numbers, ``Markup`` subclasses, objects with ``__html__``, undefined values)
-    still goes to markupsafe every time."""
+    still goes to markupsafe every time; None is refused (``NONE_WRITTEN``): the word
+    "None" is no value of a file. Every template of a bundle's environment gets this as
+    it is compiled (``_Template``), the templates it imports included."""
     namespace = template.root_render_func.__globals__
     escape = namespace.get("escape")
     if escape is None or getattr(escape, "memoised", False):
@@ -564,6 +605,8 @@ def memoise_escaping(template: jinja2.Template) -> None:
             return known
         if kind is Markup:  # markupsafe makes Markup(value.__html__()): the same text
             return value
+        if value is None:  # markupsafe would write the word None
+            raise jinja2.TemplateRuntimeError(NONE_WRITTEN)
         return escape(value)
 
     memoised.memoised = True  # type: ignore[attr-defined]

@@ -1070,7 +1070,12 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
             mapping=mapping.where("bindings", "invoice", "debt_number")))
     edition = mapping.output.asap_edition
     allowed = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
-    if edition is not None and edition not in allowed:
+    if edition is None and fmt.defaults.get("asap_edition_required"):
+        problems.append(Problem(
+            "mapping.asap-edition", f"format {fmt.name} writes an Edition in every file: set "
+            f"output.asap_edition ({' or '.join(allowed) or 'see the format'}; see the "
+            "format's README)", mapping=mapping.where("output")))
+    elif edition is not None and edition not in allowed:
         supported = (f"it supports {', '.join(allowed)} or none" if allowed else
                      "it has no Edition choice")
         problems.append(Problem(

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from ._jinja import memoise_escaping, string_environment, template_environment
+from ._jinja import string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from .errors import Problem, TemplateError, exception_message
 from .formats import FileSpec, Format
@@ -54,8 +54,7 @@ class FileRenderer:
         self._env = env = template_environment(fmt.folder)
         self.name = f"{fmt.name}/{spec.template}"
         try:
-            template = env.get_template(spec.template)
-            memoise_escaping(template)
+            template = env.get_template(spec.template)  # escaping memoised (_Template)
             module = template.make_module()
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None

@@ -78,7 +78,10 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "output:",
         f"  format: {fmt.name}",
     ]
-    if editions:
+    if editions and fmt.defaults.get("asap_edition_required"):
+        out.append(f'  asap_edition: "TODO"     # ASAP Edition, required by this format: '
+                   f"{' or '.join(editions)}")
+    elif editions:
         out.append(f'  # asap_edition: "{editions[0]}"   # ASAP Edition; this format takes '
                    f"{', '.join(editions)}; absent: the collectivity sends the ASAP")
     if options:

@@ -15,8 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
+from pesgen._jinja import template_environment
 from pesgen.errors import (
     ExitCode,
     InputDataError,
@@ -529,6 +531,38 @@ def test_template_undefined_variable_in_head_names_file_and_line(tmp_path):
     assert "UndefinedError" in p.message and "'nope'" in p.message
     assert str(exc).startswith(f"template broken-fmt/pes-aller.xml.j2:{line}: ")
     assert str(exc).endswith("(head)")
+
+
+def test_a_template_writing_none_is_refused_naming_its_line_and_the_invoice(tmp_path):
+    """An optional value output without a guard: Jinja would write the word None into
+    the file (here an attribute of free text, which an XSD may well accept); the export
+    is refused, naming the template line, the invoice and what to do."""
+    fmts, m, template = _broken_bundle(tmp_path, '<Cle2 V="{{ t.cle2 }}"/>',
+                                       '<Cle2 V="{{ t.cle2 }}"/><!-- {{ t.joint_debtor }} -->')
+    line = _mapping_line(template, "t.joint_debtor")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    assert exc.exit_code == ExitCode.TEMPLATE
+    p = exc.problems[0]
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert "writes None" in p.message and "default('', true)" in p.message
+    assert p.invoice == "FA-2026-00101" and p.record.endswith("$.invoices[0]")
+
+
+def test_a_flat_file_template_writing_none_is_refused(tmp_path):
+    """The same for a template that is not XML-escaped (CSV, fixed width): Jinja's
+    str(None) is refused too, in the template and in one it imports; other values are
+    written as str() writes them."""
+    (tmp_path / "cells.csv.j2").write_text("{% macro cell(x) %}{{ x }}{% endmacro %}",
+                                           encoding="utf-8")
+    (tmp_path / "f.csv.j2").write_text(
+        '{% from "cells.csv.j2" import cell %}{% macro piece(a, b) %}{{ a }};{{ cell(b) }}'
+        "{% endmacro %}", encoding="utf-8")
+    module = template_environment(tmp_path).get_template("f.csv.j2").make_module()
+    assert str(module.piece(Decimal("1.50"), "a&b")) == "1.50;a&b"
+    for a, b in ((None, "x"), ("x", None)):
+        with pytest.raises(jinja2.TemplateRuntimeError, match="writes None"):
+            module.piece(a, b)
 
 
 def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):

@@ -280,6 +280,7 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     assert "collectivity.siret" in unfilled.stderr
     for old, new in FILL.items():
         text = text.replace(old, new)
+    text = text.replace('asap_edition: "TODO"', 'asap_edition: "01"')
     assert "TODO" not in "\n".join(ln.split("#")[0] for ln in text.splitlines())
     out.write_text(text, encoding="utf-8")
     ok = _run("check-mapping", out)
@@ -288,6 +289,13 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     assert ("debt_number" in m.bindings["invoice"]) == (name == "pes-ormc")
     if name == "bl-emagnus":
         assert '#   service: ""' in text and "asap_edition" in text
+    # a format whose files always carry an Edition: the scaffold asks for it
+    assert ('  asap_edition: "01"' in text) == (name == "cosoluce-corail")
+    if name == "cosoluce-corail":
+        unset = _run("check-mapping", _without(tmp_path, out, '  asap_edition: "01"'))
+        assert unset.exit_code == ExitCode.MAPPING
+        assert "format cosoluce-corail writes an Edition in every file: set " \
+            "output.asap_edition (01;" in unset.stderr
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
 
 
@@ -773,3 +781,13 @@ def test_the_first_check_format_of_a_new_bundle_says_there_is_nothing_to_compare
     r = _run("check-format", "exemple-compta", "--formats-dir", fmts, "--regen")
     assert r.exit_code == 0, r.output
     assert _run("check-format", "exemple-compta", "--formats-dir", fmts).exit_code == 0
+
+
+def _without(tmp_path, mapping, line):
+    """A copy of ``mapping`` without the line ``line``."""
+    text = mapping.read_text(encoding="utf-8")
+    assert text.count(line + " ") + text.count(line + "\n") == 1, line
+    kept = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(line)]
+    copy = tmp_path / "without.yaml"
+    copy.write_text("".join(kept), encoding="utf-8")
+    return copy

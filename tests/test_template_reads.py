@@ -112,9 +112,14 @@ def test_template_reads_are_the_sandbox_reads():
     plain = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=fast.autoescape)
     for data in ({"xs": [1, 2, 3], "d": {"tiers_on": "every_line", "a<b": "<&>"}},
                  {"xs": ["<x>"], "d": {"tiers_on": "first", "items": "I", "a<b": 1}},
-                 {"xs": [], "d": {"tiers_on": None, "a<b": ""}}):
+                 {"xs": [], "d": {"tiers_on": "", "a<b": ""}}):
         assert fast.from_string(SOURCE).render(**data) == \
             plain.from_string(SOURCE).render(**data)
+    # None is where they part: Jinja writes the word, a bundle's template refuses it
+    data = {"xs": [], "d": {"tiers_on": None, "a<b": ""}}
+    assert "None|" in plain.from_string(SOURCE).render(**data)
+    with pytest.raises(jinja2.TemplateRuntimeError, match="writes None"):
+        fast.from_string(SOURCE).render(**data)
     # a missing key is undefined (strict: an error when output) on both paths
     for env in (fast, plain):
         with pytest.raises(jinja2.UndefinedError):
