@@ -27,7 +27,7 @@ from .checks import (
     checked_bank_code,
     civility_problem,
 )
-from .errors import MappingError, Problem
+from .errors import InputDataError, MappingError, Problem
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
@@ -35,7 +35,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
-from .sources import SourceInvoice, close_column
+from .sources import SourceInvoice, missing_column, missing_columns_message
 from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
 _ZERO = Decimal(0)
@@ -455,16 +455,16 @@ class Builder:
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            close = close_column(column, header)
-            hint = f" (did you mean '{close}'?)" if close else ""
+            text = missing_column(bnd.key, column, header, shown)
             if bnd.kind == "expr":
-                hint += self._expression_hint(bnd)
-            problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
-                                    f"is not in the header of {shown}{hint}",
-                                    record=f"{shown}:1", mapping=bnd.where))
+                text += self._expression_hint(bnd)
+            problems.append(Problem("input.column", text, record=f"{shown}:1",
+                                    mapping=bnd.where))
         if problems:
-            raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
-                               f"column(s) that {shown} does not have", problems)
+            # the input's (exit 4), as for input.group_by and a JSON path no invoice has:
+            # the mapping is valid (check-mapping passes it), this file is not the one
+            # it reads
+            raise InputDataError(missing_columns_message(shown, len(problems)), problems)
 
     def _expression_hint(self, bnd: Binding) -> str:
         """What an expression reading a column the header lacks may have missed: its

@@ -742,12 +742,29 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                   f"{seems}; check input.delimiter")
         return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
                        spec.at("delimiter"))
-    close = close_column(str(spec.group_by), header)
-    hint = f" (did you mean '{close}'?)" if close else ""
-    detail = (f"group_by column '{spec.group_by}' is not in the header{hint}; the header has "
-              f"{len(header)} columns: {', '.join(header[:12])}{', …' if len(header) > 12 else ''}")
-    return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+    detail = missing_column("input.group_by", str(spec.group_by), header, shown)
+    return _refuse(missing_columns_message(shown, 1), "input.column", detail, where,
                    spec.at("group_by"))
+
+
+def missing_column(key: str, column: str, header: list[str], shown: str) -> str:
+    """What a problem says of a column the mapping reads (``key``: the binding, or
+    input.group_by) that the header lacks: the column it most likely means, else the
+    header's columns (a header names columns; it holds no billing row)."""
+    close = close_column(column, header)
+    if close:
+        hint = f" (did you mean '{close}'?)"
+    else:
+        hint = (f" (the header has {len(header)} columns: {', '.join(header[:12])}"
+                f"{', …' if len(header) > 12 else ''})")
+    return f"{key} reads column '{column}', which is not in the header of {shown}{hint}"
+
+
+def missing_columns_message(shown: str, count: int) -> str:
+    """The message of the error that refuses a file lacking columns the mapping reads:
+    the same for input.group_by and for the bindings (exit 4, input)."""
+    return (f"{shown}:1: the mapping reads {count} column(s) that the file does not have; "
+            "nothing written")
 
 
 def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:

@@ -562,8 +562,8 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     first invoice, naming the binding, the header and the column it probably meant."""
     m = _mapping_copy(tmp_path, "complement: complement", "complement: complemnt",
                       source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
-    assert exc.exit_code == ExitCode.MAPPING
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert exc.exit_code == ExitCode.INPUT
     p = _only(exc, "input.column")
     assert "address.complement reads column 'complemnt', which is not in the header" in p.message
     assert "(did you mean 'complement'?)" in p.message
@@ -577,7 +577,7 @@ def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_pat
     read by column name, with the invoice number's own column as the example."""
     m = _mapping_copy(tmp_path, '{expr: "invoice.invoice_number | digits"}',
                       '{expr: "invoice.number | digits"}', source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert p.message.startswith("invoice.debt_number reads column 'number', which is not in "
                                 "the header of ")
@@ -590,7 +590,7 @@ def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
     """'MANDATE_BIC' for 'mandate_bic' (a technician's 'Bic' for the export's 'BIC'):
     difflib's ratio alone finds nothing, the column is named all the same."""
     m = _mapping_copy(tmp_path, "bic: mandate_bic", "bic: MANDATE_BIC", source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert "payment.bic reads column 'MANDATE_BIC', which is not in the header" in p.message
     assert "(did you mean 'mandate_bic'?)" in p.message
@@ -601,8 +601,42 @@ def test_a_group_by_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
                       source=CSV_MAPPING)
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
-    assert "group_by column 'INVOICE_NUMBER' is not in the header (did you mean " \
-        "'invoice_number'?)" in p.message
+    assert f"input.group_by reads column 'INVOICE_NUMBER', which is not in the header of " \
+        f"{p.record.removesuffix(':1')} (did you mean 'invoice_number'?)" in p.message
+
+
+@pytest.mark.parametrize("key, old, new", [
+    ("input.group_by", "group_by: invoice_number", "group_by: invoice_numbr"),
+    ("bindings.address.city", "    city: city", "    city: citty"),
+])
+def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
+        tmp_path, key, old, new):
+    """The mapping names a column the file does not have: the same exit code (4, the
+    input's, as for a JSON path no invoice has: the mapping passes check-mapping) and
+    the same message, naming the mapping file:line:key and the closest column, whether
+    input.group_by or a binding names it (group_by exited 4, a binding 3)."""
+    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert exc.exit_code == ExitCode.INPUT
+    p = _only(exc, "input.column")
+    inp = p.record.removesuffix(":1")  # the file as the messages show it
+    assert inp.endswith("school-export.csv") and p.record == f"{inp}:1"
+    assert str(exc) == (f"{inp}:1: the mapping reads 1 column(s) that the file does not "
+                        "have; nothing written")
+    column, close = new.split(": ")[1], old.split(": ")[1]
+    field = "input.group_by" if key == "input.group_by" else key.removeprefix("bindings.")
+    assert p.message == (f"{field} reads column '{column}', which is not in the header of "
+                         f"{inp} (did you mean '{close}'?)")
+    assert p.mapping == _where(m, new, key)
+
+
+def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
+    m = _mapping_copy(tmp_path, "    city: city", "    city: commune", source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert _only(exc, "input.column").message.endswith(
+        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
+        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
+        "payer_birth_date, payer_email, …)")
 
 
 def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
