@@ -431,9 +431,19 @@ class Builder:
 
     def run_notes(self, origin: str) -> list[PolicyNote]:
         """The notes said once for the whole run, not per invoice: the case policy's
-        count (``case_note``), and the civilities sent as exported because the mapping
-        has no codes.civility table (a few of them named)."""
+        count (``case_note``), an address.country left unbound (every debtor then
+        French), and the civilities sent as exported because the mapping has no
+        codes.civility table (a few of them named)."""
         notes = [note for note in (self.case_note(origin),) if note is not None]
+        if "country" not in self.addr:
+            # every debtor's address is then French: a family abroad is sent with CodRes
+            # France, its postal code checked as a French one (a 5-digit German one passes)
+            where = self.mapping.where("bindings", "address") if self.addr else \
+                self.mapping.where("bindings")
+            notes.append(PolicyNote("country", "*", where, f"{self.mapping.path}: "
+                                    "bindings.address.country is not bound: every debtor is "
+                                    "written as living in France; bind it to the export's "
+                                    "country column or key (codes.countries for its values)"))
         # Mademoiselle is refused by pes.civility, table or not: not sent
         values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
         if values:
@@ -897,8 +907,10 @@ class Builder:
         if in_france:
             assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
-                ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
-                            mapping=a["postal_code"].where)
+                unbound = "" if "country" in a else (
+                    " (bindings.address.country is not bound: every address is taken as French)")
+                ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in "
+                            f"France{unbound}", mapping=a["postal_code"].where)
                 return None
             return _make_address(street=street, postal_code=postal, city=city,
                                  complement=complement, locality=locality, country=home)
