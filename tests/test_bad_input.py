@@ -321,7 +321,8 @@ def test_malformed_debit_date(tmp_path, value, says):
     p = _only(exc, "input.date")
     assert p.record == f"{inp}:$.invoices[{i}]"
     assert p.invoice == "FA-2026-00101"
-    assert p.message.startswith(f"payment.debit_date: '{value}' {says}")
+    shown = f"'{value}'" if value != "hier" else "a text of 4 characters (letters)"
+    assert p.message.startswith(f"payment.debit_date: {shown} {says}")
     assert p.mapping == _where(JSON_MAPPING, "debit_date: payment.debit_date",
                                "bindings.payment.debit_date")
 
@@ -343,7 +344,10 @@ def test_malformed_mandate_signature_date(tmp_path):
     ("12,3,4", "input.amount", "'12,3,4' is not an amount (input.numbers auto: decimal "
      "separator '.' or ','; a thousands separator, a space, or the other of '.' and ',', "
      "only between groups of 3 digits)"),
-    ("abc", "input.amount", "'abc' is not an amount"),
+    ("abc", "input.amount", "a text of 3 characters (letters) is not an amount"),
+    ("12,5O", "input.amount", "'12,5O' is not an amount (input.numbers auto: decimal "
+     "separator '.' or ','; a thousands separator, a space, or the other of '.' and ',', "
+     "only between groups of 3 digits)"),
     ("1234.567", "pes.amount-decimals", "1234.567 has more than 2 decimals"),
     ("1.500", "input.amount", "'1.500' is ambiguous: a decimal separator or a thousands "
      "separator? (set input.numbers to iso or fr)"),
@@ -362,6 +366,28 @@ def test_malformed_amount(tmp_path, value, rule, says):
     assert p.mapping == _where(JSON_MAPPING, "amount: amount", "bindings.line.amount")
 
 
+@pytest.mark.parametrize("binding, old, new", [
+    ("line.amount", "amount: amount", "amount: mandate_iban"),
+    ("invoice.date", "date: invoice_date", "date: payer_last_name"),
+])
+def test_a_binding_on_the_wrong_column_quotes_none_of_its_values(tmp_path, binding, old, new):
+    """An amount or a date bound to the IBAN or the name column: the refusal says what
+    the value is like (its length, its kinds of characters), never the IBAN or the name
+    (it quoted them, on every invoice); a short amount or date with a typo ('12,5O',
+    '31/02/2026') is still quoted."""
+    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    report = exc.report()
+    assert "FR76" not in report and "Dupont" not in report and "DUPONT" not in report
+    said = [p.message for p in exc.problems if p.message.startswith(f"{binding}: ")]
+    assert said, report
+    if binding == "line.amount":
+        assert f"{binding}: a text of 27 characters (letters, digits) is not an amount" in said
+    else:
+        assert f"{binding}: a text of 14 characters (letters, '-') is not a date " \
+            "(YYYY-MM-DD or DD/MM/YYYY)" in said
+
+
 def test_malformed_amount_csv_names_the_row(tmp_path):
     rows = _csv_rows()
     header = rows[0]
@@ -371,7 +397,7 @@ def test_malformed_amount_csv_names_the_row(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     p = _only(exc, "input.amount")
     assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00104')}"
-    assert p.message == "line.amount: 'abc' is not an amount"
+    assert p.message == "line.amount: a text of 3 characters (letters) is not an amount"
 
 
 def test_several_bad_records_are_all_listed(tmp_path):
