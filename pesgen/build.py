@@ -27,7 +27,7 @@ from .checks import (
     checked_bank_code,
     civility_problem,
 )
-from .errors import MappingError, Problem
+from .errors import InputDataError, MappingError, Problem
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
@@ -35,7 +35,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
-from .sources import SourceInvoice, close_column
+from .sources import SourceInvoice, missing_column, missing_columns_message
 from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
 
 _ZERO = Decimal(0)
@@ -440,9 +440,19 @@ class Builder:
 
     def run_notes(self, origin: str) -> list[PolicyNote]:
         """The notes said once for the whole run, not per invoice: the case policy's
-        count (``case_note``), and the civilities sent as exported because the mapping
-        has no codes.civility table (a few of them named)."""
+        count (``case_note``), an address.country left unbound (every debtor then
+        French), and the civilities sent as exported because the mapping has no
+        codes.civility table (a few of them named)."""
         notes = [note for note in (self.case_note(origin),) if note is not None]
+        if "country" not in self.addr:
+            # every debtor's address is then French: a family abroad is sent with CodRes
+            # France, its postal code checked as a French one (a 5-digit German one passes)
+            where = self.mapping.where("bindings", "address") if self.addr else \
+                self.mapping.where("bindings")
+            notes.append(PolicyNote("country", "*", where, f"{self.mapping.path}: "
+                                    "bindings.address.country is not bound: every debtor is "
+                                    "written as living in France; bind it to the export's "
+                                    "country column or key (codes.countries for its values)"))
         # Mademoiselle is refused by pes.civility, table or not: not sent
         values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
         if values:
@@ -464,19 +474,19 @@ class Builder:
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            close = close_column(column, header)
-            hint = f" (did you mean '{close}'?)" if close else ""
+            text = missing_column(bnd.key, column, header, shown)
             if bnd.kind == "expr":
-                hint += self._expression_hint(bnd)
-            problems.append(Problem("input.column", f"{bnd.key} reads column '{column}', which "
-                                    f"is not in the header of {shown}{hint}",
-                                    record=f"{shown}:1", mapping=bnd.where))
+                text += self._expression_hint(bnd)
+            problems.append(Problem("input.column", text, record=f"{shown}:1",
+                                    mapping=bnd.where))
         if problems and self.recorded:
             # before this check such a binding read nothing, as it does still
             self.waived += problems
         elif problems:
-            raise MappingError(f"{self.mapping.path}: the mapping reads {len(problems)} "
-                               f"column(s) that {shown} does not have", problems)
+            # the input's (exit 4), as for input.group_by and a JSON path no invoice has:
+            # the mapping is valid (check-mapping passes it), this file is not the one
+            # it reads
+            raise InputDataError(missing_columns_message(shown, len(problems)), problems)
 
     def _expression_hint(self, bnd: Binding) -> str:
         """What an expression reading a column the header lacks may have missed: its
@@ -909,8 +919,10 @@ class Builder:
         if in_france:
             assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
-                ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in France",
-                            mapping=a["postal_code"].where)
+                unbound = "" if "country" in a else (
+                    " (bindings.address.country is not bound: every address is taken as French)")
+                ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in "
+                            f"France{unbound}", mapping=a["postal_code"].where)
                 return None
             return _make_address(street=street, postal_code=postal, city=city,
                                  complement=complement, locality=locality, country=home)

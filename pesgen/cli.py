@@ -306,6 +306,21 @@ def check_mapping(
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {files} template(s) rendered on sample titles)")
+    # what it cannot check without an export (a column or JSON path the file lacks, the
+    # values): the two commands that do, neither needing nor touching a store's numbers
+    import shlex
+
+    args = f"--mapping {shlex.quote(str(mapping))} --input EXPORT" + "".join(
+        f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
+    typer.echo("It read no input. Against an export of the school software:\n"
+               f"  pesgen preview {args}\n"
+               "    the first invoices beside their records, with their problems (a CSV "
+               "column\n    the file lacks among them) and what no binding reads: no store, "
+               "nothing\n    numbered\n"
+               f"  pesgen export {args} --dry-run\n"
+               "    the whole file and every check (a JSON path no invoice has among them), "
+               "the\n    store's included (--create-store when there is none yet: read as "
+               "empty):\n    nothing written, no number used")
 
 
 @app.command()

@@ -150,3 +150,26 @@ def exception_message(exc: BaseException) -> str:
         return str(exc)
     return next((said for signal, said in _DECIMAL_SIGNALS if signal in signals),
                 "invalid decimal operation")
+
+
+# a value a message quotes as written: short, and at most this many letters (an amount,
+# a date, with their typos: '12,5O', '31/02/2026')
+_QUOTED_MAX, _QUOTED_LETTERS = 16, 2
+
+
+def shown_value(value: str, code: bool = False) -> str:
+    """``value`` as a message may show it: quoted when it is short and mostly digits
+    and signs (an amount or a date, typos included), else described by its length and
+    the kinds of its characters (``a text of 27 characters (letters, digits)``). A
+    value read where an amount or a date was expected may be a name, an address or an
+    IBAN (a binding on the wrong column): billing data, which has no place in a
+    message or a log. A ``code`` ('FACT', 'RE') is quoted whatever its letters, if short."""
+    letters = sum(1 for c in value if c.isalpha())
+    if len(value) <= _QUOTED_MAX and (code or letters <= _QUOTED_LETTERS):
+        return f"'{value}'"
+    kinds = [name for name, present in (
+        ("letters", letters), ("digits", any(c.isdigit() for c in value)),
+        ("spaces", any(c.isspace() for c in value))) if present]
+    signs = sorted({c for c in value if not (c.isalnum() or c.isspace())})
+    kinds += [repr(c) for c in signs[:6]] + (["…"] if len(signs) > 6 else [])
+    return f"a text of {len(value)} characters ({', '.join(kinds)})"

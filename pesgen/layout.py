@@ -22,7 +22,7 @@ from typing import Any
 
 from . import _schema
 from ._yaml import line_of, load_yaml_file
-from .errors import MappingError, Problem
+from .errors import MappingError, Problem, shown_value
 
 LAYOUT_SCHEMA = "layout.schema.json"
 MAX_PROBLEMS = 10_000  # a wholly broken million-line file still gives a readable report
@@ -354,13 +354,13 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if col.length is not None and len(value) > col.length:
         if col.length == 0:
-            out.append(("layout.length", f"{_show(value)} in a reserved column that must stay "
-                        "empty"))
+            out.append(("layout.length", f"holds {len(value)} character(s) in a reserved "
+                        "column that must stay empty"))
         else:
-            out.append(("layout.length", f"{_show(value)} is {len(value)} characters, the "
+            out.append(("layout.length", f"is {len(value)} characters, the "
                         f"layout allows {col.length}"))
     if col.min_length is not None and len(value) < col.min_length:
-        out.append(("layout.length", f"{_show(value)} is {len(value)} characters, the layout "
+        out.append(("layout.length", f"is {len(value)} characters, the layout "
                     f"wants at least {col.min_length}"))
     kind_error = _type_error(col, value)
     if kind_error:
@@ -368,7 +368,8 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
     if col.values is not None and value not in col.values:
         allowed = ", ".join(repr(v) for v in col.values[:12])
         more = ", …" if len(col.values) > 12 else ""
-        out.append(("layout.values", f"{_show(value)} is not an allowed value ({allowed}{more})"))
+        out.append(("layout.values", f"{_show(value, code=True)} is not an allowed value "
+                    f"({allowed}{more})"))
     if col.pattern is not None and not col.pattern.fullmatch(value):
         out.append(("layout.pattern", f"{_show(value)} does not match {col.pattern.pattern}"))
     return out
@@ -395,8 +396,11 @@ def _type_error(col: Column, value: str) -> str | None:
     return None
 
 
-def _show(value: str) -> str:
-    return repr(value if len(value) <= 60 else value[:57] + "...")
+def _show(value: str, code: bool = False) -> str:
+    """A value of the file checked, as a problem may show it: quoted when it is short
+    and mostly digits (or a short code), else described (its length, the kinds of its
+    characters): the file is a billing export, a name or an IBAN stays out of it."""
+    return shown_value(value, code)
 
 
 def _default_record(layout: Layout) -> RecordType | None:
@@ -422,7 +426,7 @@ def _record_type(layout: Layout, fields: list[str] | None, text: str
     if default is not None:
         return default, None
     known = ", ".join(f"'{v}' ({r.type})" for r in layout.records for v in r.when)
-    return None, f"{col.label}: {_show(value)} is no record type (known: {known})"
+    return None, f"{col.label}: {_show(value, code=True)} is no record type (known: {known})"
 
 
 def validate_file(path: Path, layout: Layout, shown: str | None = None,
@@ -479,7 +483,7 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
         if values != expected:
             diff = next((i for i, (a, b) in enumerate(zip(values, expected, strict=False))
                          if a != b), min(len(values), len(expected)))
-            got = _show(values[diff]) if diff < len(values) else "nothing"
+            got = _show(values[diff], code=True) if diff < len(values) else "nothing"
             want = repr(expected[diff]) if diff < len(expected) else "nothing"
             report.add(number, "layout.header", f"header field {diff + 1} is {got}, the layout "
                        f"wants {want}")

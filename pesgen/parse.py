@@ -10,6 +10,8 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 
+from .errors import shown_value
+
 # Grouping (thousands) separators that are never a decimal separator: spaces of every
 # width (U+2007 is the figure space some spreadsheets write) and the Swiss apostrophe
 _SPACE_GROUPS = " \u00a0\u202f\u2009\u2007"
@@ -79,7 +81,7 @@ def parse_amount(value: object, style: str = "auto") -> Decimal:
     group = m[1] if m else None
     if not m or (group is not None and group not in _SPACE_GROUPS + "'" + group_mark) or \
             (mark and not _FRACTION.match(fraction)):
-        raise ValueError(f"'{value}' is not an amount{_hint(text, style)}")
+        raise ValueError(f"{shown_value(value)} is not an amount{_hint(text, style)}")
     digits = integer if group is None else integer.replace(group, "")
     return _sized(Decimal(f"{sign}{digits}.{fraction}" if mark else f"{sign}{digits}"), value)
 
@@ -124,12 +126,12 @@ def parse_date(value: object, style: str = "auto") -> date:
         if not m:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
-            raise ValueError(f"'{value}' is not a date ({expected})")
+            raise ValueError(f"{shown_value(value)} is not a date ({expected})")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
         parsed = date(y, mo, d)
     except ValueError:
-        raise ValueError(f"'{value}' is not a valid calendar date") from None
+        raise ValueError(f"{shown_value(value)} is not a valid calendar date") from None
     return _in_window(parsed, value)
 
 

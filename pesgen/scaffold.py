@@ -159,6 +159,14 @@ kind: {kind}
 status: draft
 source: "TODO: the publisher's document, its version and date"
 encoding: UTF-8          # TODO as the publisher requires: UTF-8, ISO-8859-1, cp1252
+# charset: the characters text fields are checked and transliterated to (the mapping's
+# policies.transliterate: 'Œ' -> 'OE'). Unset, it follows the encoding: latin-1 for
+# ISO-8859-1 and cp1252 (a package's import often goes on to Hélios, in ISO-8859-1),
+# ascii for ASCII, utf-8 for UTF-8, however spelt. Set charset: cp1252 to keep Œ ’ – €
+# for a cp1252 package whose import does not go on to Hélios as it is; any other
+# encoding (cp850, ISO-8859-15...) is refused until charset says it, and a charset the
+# encoding cannot write whole is refused.
+# charset: utf-8         # latin-1, cp1252, ascii or utf-8
 newline: {newline}            # LF or CRLF
 rules: [pes-common]      # DGFiP rules on every title (the package sends PES titles)
 files:
@@ -175,6 +183,9 @@ fields:
   debtor.name: {{max: 38}}
   address.street: {{max: 38}}
   address.city: {{max: 38}}
+  # a field may have its own charset (latin-1, cp1252, ascii, sepa, utf-8, alnum), e.g.
+  # the SEPA set for a mandate reference:
+  # mandate.rum: {{max: 35, charset: sepa}}
 """
 
 _CSV_TEMPLATE = """\

@@ -207,11 +207,57 @@ def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
 
 
 def _first_line(path: Path, encoding: str = "utf-8") -> str:
+    """The file's first line (of its first 4 KiB), to describe, never to show: it may be
+    a billing row (a name, an IBAN)."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     text = head.decode(encoding, "replace").lstrip("\ufeff \t\r\n")
-    line = re.split(r"[\r\n]", text, maxsplit=1)[0]
-    return line if len(line) <= 80 else line[:77] + "…"
+    return re.split(r"[\r\n]", text, maxsplit=1)[0]
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+# a field no header holds: a number, an amount, a date or a time, an e-mail, an IBAN
+_DATA_FIELD = re.compile(r"[\d\s.,/:'+-]*\d[\d\s.,/:'+-]*|[^@\s]+@[^@\s]+\.[^@\s]+"
+                         r"|[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30}")
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return line.split(delimiter)
+
+
+def _data_fields(fields: list[str]) -> int:
+    """How many of a CSV line's fields look like data (numbers, dates, e-mails, IBANs),
+    which a header naming columns does not hold."""
+    return sum(1 for f in fields if _DATA_FIELD.fullmatch(f.strip()))
+
+
+def _header_or_not(fields: list[str]) -> str:
+    found = _data_fields(fields)
+    if found:
+        said = "1 field looks" if found == 1 else f"{found} fields look"
+        return f"no header ({said} like numbers, dates, e-mails or IBANs)"
+    return "a header (no field looks like a number, a date, an e-mail or an IBAN)"
+
+
+def describe_first_line(line: str) -> str:
+    """What a file's first line looks like ("looks like CSV: 12 fields separated by ';',
+    no header (…)"; JSON, XML), without its content: that line may be a billing
+    record, which has no place in a message or a log."""
+    if not line:
+        return "is empty"
+    if line[0] in "{[<":
+        kind = "XML" if line[0] == "<" else "JSON"
+        return f"looks like {kind} (it starts with {line[0]!r})"
+    splits = {d: _split(line, d) for d in _DELIMITERS}
+    delimiter = max(_DELIMITERS, key=lambda d: len(splits[d]))
+    fields = splits[delimiter]
+    if len(fields) < 2:
+        return f"is one field of {len(line)} characters, with no ',', ';', tab or '|'"
+    return (f"looks like CSV: {len(fields)} fields separated by {delimiter!r}, "
+            f"{_header_or_not(fields)}")
 
 
 # ---------------------------------------------------------------- JSON
@@ -645,8 +691,8 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
             if count == 0 and not frames:
                 first = _first_line(path, spec.encoding)
                 if first[:1] not in ("{", "["):
-                    detail = (f"not JSON: the file starts with '{first}', and the mapping says "
-                              "input.format: json")
+                    detail = (f"not JSON: the first line {describe_first_line(first)}; the "
+                              "mapping says input.format: json")
                     raise _refuse(f"{shown}: {detail}; nothing written", "input.format",
                                   detail, f"{shown}:1", spec.at("format")) from None
             detail = f"invalid JSON: {_syntax(exc)}"
@@ -729,25 +775,48 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
     """The group_by column is not in the header: say what was read, and what to fix."""
     where = f"{shown}:1"
     first = _first_line(path, spec.encoding)
-    if first[:1] in ("{", "["):
-        detail = (f"the file looks like JSON (it starts with '{first[:40]}'), and the mapping "
-                  "says input.format: csv")
+    if first[:1] in ("{", "[", "<"):
+        detail = (f"not CSV: the first line {describe_first_line(first)}; the mapping says "
+                  "input.format: csv")
         return _refuse(f"{where}: {detail}; nothing written", "input.format", detail, where,
                        spec.at("format"))
     if len(header) == 1:
-        others = [d for d in ",;\t|" if d != delimiter and d in header[0]]
-        seems = f": the file seems to use {others[0]!r}" if others else ""
-        column = header[0] if len(header[0]) <= 60 else header[0][:57] + "…"
-        detail = (f"the header reads as one column '{column}' with delimiter {delimiter!r}"
-                  f"{seems}; check input.delimiter")
+        detail = (f"the first line reads as one column with delimiter {delimiter!r}; it "
+                  f"{describe_first_line(first)}; check input.delimiter")
         return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
                        spec.at("delimiter"))
-    close = close_column(str(spec.group_by), header)
-    hint = f" (did you mean '{close}'?)" if close else ""
-    detail = (f"group_by column '{spec.group_by}' is not in the header{hint}; the header has "
-              f"{len(header)} columns: {', '.join(header[:12])}{', …' if len(header) > 12 else ''}")
-    return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+    found = _data_fields(header)
+    if found:
+        # no header: its columns (and a did-you-mean among them) would be a billing row
+        detail = (f"input.group_by reads column '{spec.group_by}', and the first line of "
+                  f"{shown} is no header naming it: {len(header)} fields, {found} of them "
+                  "look like numbers, dates, e-mails or IBANs; the export needs a header "
+                  "line naming its columns")
+        return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                       spec.at("group_by"))
+    detail = missing_column("input.group_by", str(spec.group_by), header, shown)
+    return _refuse(missing_columns_message(shown, 1), "input.column", detail, where,
                    spec.at("group_by"))
+
+
+def missing_column(key: str, column: str, header: list[str], shown: str) -> str:
+    """What a problem says of a column the mapping reads (``key``: the binding, or
+    input.group_by) that the header lacks: the column it most likely means, else the
+    header's columns (a header names columns; it holds no billing row)."""
+    close = close_column(column, header)
+    if close:
+        hint = f" (did you mean '{close}'?)"
+    else:
+        hint = (f" (the header has {len(header)} columns: {', '.join(header[:12])}"
+                f"{', …' if len(header) > 12 else ''})")
+    return f"{key} reads column '{column}', which is not in the header of {shown}{hint}"
+
+
+def missing_columns_message(shown: str, count: int) -> str:
+    """The message of the error that refuses a file lacking columns the mapping reads:
+    the same for input.group_by and for the bindings (exit 4, input)."""
+    return (f"{shown}:1: the mapping reads {count} column(s) that the file does not have; "
+            "nothing written")
 
 
 def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:

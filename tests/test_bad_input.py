@@ -323,7 +323,8 @@ def test_malformed_debit_date(tmp_path, value, says):
     p = _only(exc, "input.date")
     assert p.record == f"{inp}:$.invoices[{i}]"
     assert p.invoice == "FA-2026-00101"
-    assert p.message.startswith(f"payment.debit_date: '{value}' {says}")
+    shown = f"'{value}'" if value != "hier" else "a text of 4 characters (letters)"
+    assert p.message.startswith(f"payment.debit_date: {shown} {says}")
     assert p.mapping == _where(JSON_MAPPING, "debit_date: payment.debit_date",
                                "bindings.payment.debit_date")
 
@@ -345,7 +346,10 @@ def test_malformed_mandate_signature_date(tmp_path):
     ("12,3,4", "input.amount", "'12,3,4' is not an amount (input.numbers auto: decimal "
      "separator '.' or ','; a thousands separator, a space, or the other of '.' and ',', "
      "only between groups of 3 digits)"),
-    ("abc", "input.amount", "'abc' is not an amount"),
+    ("abc", "input.amount", "a text of 3 characters (letters) is not an amount"),
+    ("12,5O", "input.amount", "'12,5O' is not an amount (input.numbers auto: decimal "
+     "separator '.' or ','; a thousands separator, a space, or the other of '.' and ',', "
+     "only between groups of 3 digits)"),
     ("1234.567", "pes.amount-decimals", "1234.567 has more than 2 decimals"),
     ("1.500", "input.amount", "'1.500' is ambiguous: a decimal separator or a thousands "
      "separator? (set input.numbers to iso or fr)"),
@@ -364,6 +368,28 @@ def test_malformed_amount(tmp_path, value, rule, says):
     assert p.mapping == _where(JSON_MAPPING, "amount: amount", "bindings.line.amount")
 
 
+@pytest.mark.parametrize("binding, old, new", [
+    ("line.amount", "amount: amount", "amount: mandate_iban"),
+    ("invoice.date", "date: invoice_date", "date: payer_last_name"),
+])
+def test_a_binding_on_the_wrong_column_quotes_none_of_its_values(tmp_path, binding, old, new):
+    """An amount or a date bound to the IBAN or the name column: the refusal says what
+    the value is like (its length, its kinds of characters), never the IBAN or the name
+    (it quoted them, on every invoice); a short amount or date with a typo ('12,5O',
+    '31/02/2026') is still quoted."""
+    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    report = exc.report()
+    assert "FR76" not in report and "Dupont" not in report and "DUPONT" not in report
+    said = [p.message for p in exc.problems if p.message.startswith(f"{binding}: ")]
+    assert said, report
+    if binding == "line.amount":
+        assert f"{binding}: a text of 27 characters (letters, digits) is not an amount" in said
+    else:
+        assert f"{binding}: a text of 14 characters (letters, '-') is not a date " \
+            "(YYYY-MM-DD or DD/MM/YYYY)" in said
+
+
 def test_malformed_amount_csv_names_the_row(tmp_path):
     rows = _csv_rows()
     header = rows[0]
@@ -373,7 +399,7 @@ def test_malformed_amount_csv_names_the_row(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     p = _only(exc, "input.amount")
     assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00104')}"
-    assert p.message == "line.amount: 'abc' is not an amount"
+    assert p.message == "line.amount: a text of 3 characters (letters) is not an amount"
 
 
 def test_several_bad_records_are_all_listed(tmp_path):
@@ -596,8 +622,8 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     first invoice, naming the binding, the header and the column it probably meant."""
     m = _mapping_copy(tmp_path, "complement: complement", "complement: complemnt",
                       source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
-    assert exc.exit_code == ExitCode.MAPPING
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert exc.exit_code == ExitCode.INPUT
     p = _only(exc, "input.column")
     assert "address.complement reads column 'complemnt', which is not in the header" in p.message
     assert "(did you mean 'complement'?)" in p.message
@@ -611,7 +637,7 @@ def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_pat
     read by column name, with the invoice number's own column as the example."""
     m = _mapping_copy(tmp_path, '{expr: "invoice.invoice_number | digits"}',
                       '{expr: "invoice.number | digits"}', source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert p.message.startswith("invoice.debt_number reads column 'number', which is not in "
                                 "the header of ")
@@ -624,7 +650,7 @@ def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
     """'MANDATE_BIC' for 'mandate_bic' (a technician's 'Bic' for the export's 'BIC'):
     difflib's ratio alone finds nothing, the column is named all the same."""
     m = _mapping_copy(tmp_path, "bic: mandate_bic", "bic: MANDATE_BIC", source=CSV_MAPPING)
-    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert "payment.bic reads column 'MANDATE_BIC', which is not in the header" in p.message
     assert "(did you mean 'mandate_bic'?)" in p.message
@@ -635,8 +661,42 @@ def test_a_group_by_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
                       source=CSV_MAPPING)
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
-    assert "group_by column 'INVOICE_NUMBER' is not in the header (did you mean " \
-        "'invoice_number'?)" in p.message
+    assert f"input.group_by reads column 'INVOICE_NUMBER', which is not in the header of " \
+        f"{p.record.removesuffix(':1')} (did you mean 'invoice_number'?)" in p.message
+
+
+@pytest.mark.parametrize("key, old, new", [
+    ("input.group_by", "group_by: invoice_number", "group_by: invoice_numbr"),
+    ("bindings.address.city", "    city: city", "    city: citty"),
+])
+def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
+        tmp_path, key, old, new):
+    """The mapping names a column the file does not have: the same exit code (4, the
+    input's, as for a JSON path no invoice has: the mapping passes check-mapping) and
+    the same message, naming the mapping file:line:key and the closest column, whether
+    input.group_by or a binding names it (group_by exited 4, a binding 3)."""
+    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert exc.exit_code == ExitCode.INPUT
+    p = _only(exc, "input.column")
+    inp = p.record.removesuffix(":1")  # the file as the messages show it
+    assert inp.endswith("school-export.csv") and p.record == f"{inp}:1"
+    assert str(exc) == (f"{inp}:1: the mapping reads 1 column(s) that the file does not "
+                        "have; nothing written")
+    column, close = new.split(": ")[1], old.split(": ")[1]
+    field = "input.group_by" if key == "input.group_by" else key.removeprefix("bindings.")
+    assert p.message == (f"{field} reads column '{column}', which is not in the header of "
+                         f"{inp} (did you mean '{close}'?)")
+    assert p.mapping == _where(m, new, key)
+
+
+def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
+    m = _mapping_copy(tmp_path, "    city: city", "    city: commune", source=CSV_MAPPING)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    assert _only(exc, "input.column").message.endswith(
+        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
+        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
+        "payer_birth_date, payer_email, …)")
 
 
 def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):

@@ -268,8 +268,30 @@ def test_export_into_a_file_instead_of_a_folder(tmp_path):
 def test_check_mapping_ok(mapping, kind):
     r = _run("check-mapping", mapping)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == (f"{mapping}: OK (format pes-ormc, 9 activity code(s), input "
-                                f"{kind}; 1 template(s) rendered on sample titles)")
+    assert r.stdout.splitlines()[0] == (f"{mapping}: OK (format pes-ormc, 9 activity code(s), "
+                                        f"input {kind}; 1 template(s) rendered on sample titles)")
+
+
+def test_check_mapping_says_how_to_check_against_an_export(tmp_path):
+    """check-mapping reads no input: its success says which commands check the mapping
+    against an export (preview, export --dry-run), ready to copy with the mapping and
+    the formats folders given (it said only OK: a technician took that for the whole
+    check)."""
+    fmts = tmp_path / "my formats"
+    fmts.mkdir()
+    r = _run("check-mapping", JSON_MAPPING, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.output
+    args = f"--mapping {JSON_MAPPING} --input EXPORT --formats-dir '{fmts}'"
+    lines = r.stdout.splitlines()
+    assert lines[1] == "It read no input. Against an export of the school software:"
+    assert f"  pesgen preview {args}" in lines
+    assert f"  pesgen export {args} --dry-run" in lines
+    said = " ".join(r.stdout.split())
+    assert "what no binding reads: no store, nothing numbered" in said
+    assert "(a JSON path no invoice has among them)" in said
+    assert "nothing written, no number used" in said
+    # the commands aside, it fits a terminal
+    assert max(len(ln) for ln in lines[1:] if "pesgen" not in ln) <= 80
 
 
 def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):

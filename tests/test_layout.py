@@ -154,6 +154,38 @@ def test_header_line(tmp_path):
     assert "the header line is missing: EMPTY.csv is empty" in problems[0].message
 
 
+def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
+    """A name too long, an IBAN breaking a pattern, a name where a number is expected:
+    the problem says the length and the kinds of characters, not the value (the file
+    is a billing export: check-layout on a publisher's sample, an export's output).
+    Numbers, dates and short codes are still quoted."""
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    iban = "FR7630006000011234567890189"
+    lines = [f'1;"R";"DUPONT-LEFEVRE";"";1;"";"{iban}"',
+             '"Hélène";"R";"A";"";1;"";""',
+             '1;"R";"A";"";1;"Lucas";""',
+             '1;"FACT";"A";"";1;"";""',
+             '1;"R";"A";"";85.00;"";""']
+    problems = _check(tmp_path, layout, (GOOD + "\r\n".join(lines) + "\r\n").encode("cp1252"))
+    said = [p.message for p in problems]
+    assert said == [
+        "record 'ecriture', column Nom (#3): is 14 characters, the layout allows 10",
+        "record 'ecriture', column Ref (#7): a text of 27 characters (letters, digits) does "
+        "not match [A-Z]{3}-[0-9]+",
+        "record 'ecriture', column Id (#1): a text of 6 characters (letters) must not be "
+        "quoted",
+        "record 'ecriture', column Id (#1): is 6 characters, the layout allows 5",
+        "record 'ecriture', column Id (#1): a text of 6 characters (letters) is not an "
+        "integer (digits only)",
+        "record 'ecriture', column Reserve (#6): holds 5 character(s) in a reserved column "
+        "that must stay empty",
+        "record 'ecriture', column Sens (#2): 'FACT' is not an allowed value ('R', 'D')",
+        "record 'ecriture', column Montant (#5): '85.00' is not a decimal number (decimal "
+        "separator is ',', not '.')"], said
+    for value in (iban, "DUPONT", "Hélène", "Lucas"):
+        assert not any(value in m for m in said)
+
+
 def test_fixed_width_records(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT)
     good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n"

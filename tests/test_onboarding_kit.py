@@ -15,7 +15,7 @@ from pesgen import build
 from pesgen.cli import app
 from pesgen.errors import ExitCode, FormatNotFound, MappingError, TemplateError
 from pesgen.export import export
-from pesgen.formats import find_format, load_format
+from pesgen.formats import FieldLimit, find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
 
@@ -243,6 +243,41 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
     # refuses to scaffold over an existing bundle
     again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
     assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
+def test_the_format_scaffold_shows_its_charset_setting(tmp_path, kind):
+    """The scaffolded format.yaml shows charset: (with what it does and its values, as
+    schemas/format.schema.json describes it) and a field's own charset, commented
+    out: the encoding's charset applies until it is set. Each value the schema allows
+    uncomments into a bundle with that charset, and with latin-1 the draft still
+    renders the example run and passes its own checks."""
+    fmts = tmp_path / "fmts"
+    assert _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts).exit_code == 0
+    bundle = fmts / f"acme-{kind}"
+    source = bundle / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    assert "\n# charset: utf-8         # latin-1, cp1252, ascii or utf-8\n" in text
+    assert "# charset: the characters text fields are checked and transliterated to" in text
+    assert "\n  # mandate.rum: {max: 35, charset: sepa}\n" in text
+    assert load_format(bundle).charset == "utf-8"  # UTF-8's, the line being commented
+    schema = json.loads((data_dir("schemas") / "format.schema.json").read_text(
+        encoding="utf-8"))
+    for charset in schema["properties"]["charset"]["enum"]:
+        source.write_text(text.replace("\n# charset: utf-8 ", f"\ncharset: {charset} "),
+                          encoding="utf-8")
+        assert load_format(bundle).charset == charset
+    source.write_text(text.replace("# mandate.rum:", "mandate.rum:"), encoding="utf-8")
+    assert load_format(bundle).limit("mandate.rum") == FieldLimit(35, "sepa")
+    source.write_text(text.replace("\n# charset: utf-8 ", "\ncharset: latin-1 "),
+                      encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text((MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(
+        encoding="utf-8").replace("format: pes-titres", f"format: acme-{kind}")
+        .replace('  asap_edition: "04"', ""), encoding="utf-8")
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", tmp_path / "out", "--date",
+             RUN_DATE, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
 
 
 def test_new_format_refuses_bad_names_and_kinds(tmp_path):

@@ -4,6 +4,7 @@ the rule named; never read into wrong values, never a traceback."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -335,23 +336,76 @@ def test_a_wrong_delimiter_shows_the_single_column_read(tmp_path):
     exc = _refused(tmp_path, m, inp)
     p = _only(exc, "input.column")
     assert p.mapping == _at(m, "delimiter")
-    assert "one column" in p.message and "invoice_number,invoice_date" in p.message
-    assert "','" in p.message
+    # what was read, described: the header's own words are not quoted (the same message
+    # for a file without a header would quote a billing row)
+    assert p.message == ("the first line reads as one column with delimiter ';'; it looks "
+                         "like CSV: 33 fields separated by ',', a header (no field looks like "
+                         "a number, a date, an e-mail or an IBAN); check input.delimiter")
 
 
 def test_a_json_file_given_to_a_csv_mapping(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, EXAMPLES / "school-export.json")
     p = _only(exc, "input.format")
     assert p.mapping == _at(CSV_MAPPING, "format")
-    assert "JSON" in p.message
+    assert p.message == ("not CSV: the first line looks like JSON (it starts with '{'); the "
+                         "mapping says input.format: csv")
 
 
 def test_a_csv_file_given_to_a_json_mapping(tmp_path):
     exc = _refused(tmp_path, JSON_MAPPING, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.format")
     assert p.mapping == _at(JSON_MAPPING, "format")
-    assert "invoice_number," in p.message
+    assert p.message == ("not JSON: the first line looks like CSV: 33 fields separated by "
+                         "',', a header (no field looks like a number, a date, an e-mail or "
+                         "an IBAN); the mapping says input.format: json")
     assert exc.report().count("lexical error") <= 1
+
+
+_ROW = CSV_TEXT.splitlines()[1]  # a billing row: a family's name, e-mail, IBAN
+
+
+def _quotes_no_billing_row(exc: InputDataError | MappingError) -> None:
+    report = exc.report()
+    for value in next(csv.reader([_ROW])):
+        assert len(value) < 4 or value not in report, (value, report)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_a_csv_without_header_given_to_a_json_mapping_quotes_none_of_its_first_row(
+        tmp_path, delimiter):
+    """The first line of a CSV export without a header is a billing record: the
+    message says what it looks like (CSV, how many fields, no header), quoting none of
+    it (it quoted its first 80 characters: a family's name and more)."""
+    inp = tmp_path / "export.csv"
+    inp.write_text("\n".join(ln.replace(",", delimiter) if delimiter != "," else ln
+                             for ln in CSV_TEXT.splitlines()[1:]) + "\n", encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.format")
+    assert p.message == (f"not JSON: the first line looks like CSV: 33 fields separated by "
+                         f"{delimiter!r}, no header (11 fields look like numbers, dates, "
+                         "e-mails or IBANs); the mapping says input.format: json")
+    _quotes_no_billing_row(exc)
+
+
+def test_a_csv_without_header_given_to_a_csv_mapping_quotes_none_of_its_first_row(tmp_path):
+    """No header: input.group_by's column is not in the first line, which is a billing
+    row; its fields are neither listed nor offered as a did-you-mean."""
+    inp = tmp_path / "export.csv"
+    inp.write_text("\n".join(CSV_TEXT.splitlines()[1:]) + "\n", encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.column")
+    assert p.mapping == _at(CSV_MAPPING, "group_by")
+    assert p.message == (f"input.group_by reads column 'invoice_number', and the first line of "
+                         f"{inp} is no header naming it: 33 fields, 11 of them look like "
+                         "numbers, dates, e-mails or IBANs; the export needs a header line "
+                         "naming its columns")
+    _quotes_no_billing_row(exc)
+    # read with the wrong delimiter, the row is not quoted either
+    exc = _refused(tmp_path, _input_key(tmp_path, "delimiter", '";"'), inp)
+    assert _only(exc, "input.column").message.startswith(
+        "the first line reads as one column with delimiter ';'; it looks like CSV: 33 "
+        "fields separated by ',', no header (11 fields look like")
+    _quotes_no_billing_row(exc)
 
 
 # ---------------------------------------------------------------- 9. JSON syntax errors

@@ -202,7 +202,8 @@ def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_
     assert "did you mean 'payer_email'?" in r.stderr
 
     again = _export(mapping, tmp_path / "again", EXAMPLES / "school-export.csv")
-    assert again.exit_code == ExitCode.MAPPING, again.output
+    assert again.exit_code == ExitCode.INPUT, again.output  # the input's, as group_by's
+    assert "(rule input.column)" in again.output
 
 
 def test_an_encoding_override_recorded_before_the_layout_clash_check(tmp_path, monkeypatch):

@@ -199,6 +199,71 @@ def test_preview_lists_the_json_paths_no_binding_reads(tmp_path):
     assert "\nnot read by the mapping: payer.address.country, payer.birth_date\n" in r.stdout
 
 
+def _french_only(tmp_path: Path) -> Path:
+    """The JSON example without its family in Belgium (whose 4-digit postal code an
+    unbound country refuses as French)."""
+    import json
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"]
+                        if i["payer"]["address"].get("country") in (None, "FR")]
+    out = tmp_path / "french.json"
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
+
+
+_UNBOUND_COUNTRY = ("bindings.address.country is not bound: every debtor is written as "
+                    "living in France")
+
+
+def test_an_unbound_country_is_said_once_in_the_run_summary(tmp_path):
+    """Without bindings.address.country every debtor is written as French: the
+    summary says so once for the run (naming the mapping and the key to bind), not
+    once per invoice; the dry run and preview say it too."""
+    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    inp = _french_only(tmp_path)
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    for dry in (["--dry-run"], []):
+        r = _run("export", "-m", m, "-i", inp, "-o", tmp_path / "out", "--date", "2026-11-23",
+                 "--db", db, "--create-store", *dry)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        said = [ln for ln in r.stdout.splitlines() if _UNBOUND_COUNTRY in ln]
+        assert said == [f"  - *: country: {m}: {_UNBOUND_COUNTRY}; bind it to the export's "
+                        "country column or key (codes.countries for its values)"], r.stdout
+        assert "country ×1" in r.stdout
+    r = _run("preview", "-m", m, "-i", inp, "--limit", "2")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert [ln for ln in r.stdout.splitlines() if _UNBOUND_COUNTRY in ln] == [
+        f"policy country (run): {m}: {_UNBOUND_COUNTRY}; bind it to the export's country "
+        "column or key (codes.countries for its values)"]
+
+
+def test_an_unbound_country_names_itself_when_a_foreign_postal_code_is_refused(tmp_path):
+    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    r = _run("export", "-m", m, "-i", INPUT, "-o", tmp_path / "out", "--date", "2026-11-23",
+             "--db", f"sqlite:///{tmp_path / 'store.db'}", "--create-store", "--dry-run")
+    assert r.exit_code == ExitCode.INPUT
+    assert "postal code '1040' must be 5 digits in France (bindings.address.country is not " \
+        "bound: every address is taken as French)" in r.stderr
+
+
+@pytest.mark.parametrize("mapping", sorted(MAPPINGS.glob("*.yaml")) + sorted(
+    (ROOT / "templates").glob("*/fixture/mapping.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_shipped_mappings_bind_the_country(mapping):
+    """None of them gets the note: each binds address.country."""
+    assert "country" in load_mapping(mapping).bindings["address"]
+
+
+def test_a_bound_country_gives_no_note(tmp_path):
+    r = _run("export", "-m", JSON_MAPPING, "-i", INPUT, "-o", tmp_path / "out", "--date",
+             "2026-11-23", "--db", f"sqlite:///{tmp_path / 'store.db'}", "--create-store",
+             "--dry-run")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "policies applied" in r.stdout
+    assert "country ×" not in r.stdout and _UNBOUND_COUNTRY not in r.stdout
+
+
 def test_unread_json_paths_follow_paths_and_expressions():
     import copy
     import json
