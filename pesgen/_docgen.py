@@ -128,6 +128,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("payfip", "payfip.objet", "objet is at most 100 characters of [A-Za-z0-9 ] (filter payfip_text).", "PayFiP; special characters break (notes payfip.md §6)"),
     ("payfip", "payfip.saisie", "saisie is T, X or W by web service; T, X or A by TIPI URL.", "PayFiP (S1); notes payfip.md §5"),
     ("payfip", "payfip.urlnotif / payfip.urlredirect / payfip.urlcl", "Return and notification URLs are absolute http(s) URLs of at most 250 characters.", "PayFiP (N1, D1)"),
+    ("payfip", "payfip.cancelled", "A cancelled title (its run, or its bordereau, cancelled: `runs cancel`) is no longer live for PayFiP: `payfip datamatrix` prints no Datamatrix for it (it skips its bordereau and says so on stderr, naming its invoices and the cancellation; a run whose every title is cancelled is refused, exit 7), and a payment through its link is an anomaly (run-cancelled).", "pesgen (money: a family never pays a title the trésorerie will not see)"),
     ("payfip", "payfip.datamatrix", "Every title of the run can be laid out in the Datamatrix layout (IdPost 6 digits, CodProdLoc and code établissement 2 letters or digits); its file is present.", "pesgen; layout UNCONFIRMED (notes pes-v2-recette.md §13)"),
     ("template", "template / template.syntax", "A template compiles and renders (sandboxed, strict undefined); errors name the template file and line.", "pesgen"),
 ]

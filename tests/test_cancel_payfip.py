@@ -4,6 +4,7 @@ pending; on SQLite and PostgreSQL, over real HTTP on loopback (see test_payfip_f
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import date
 
@@ -25,7 +26,7 @@ from .payfip_support import (  # noqa: F401 - fixtures
     receiver,
     store,
 )
-from .test_cancel import EXAMPLE, MAPPING, split_mapping
+from .test_cancel import BORDEREAUX, EXAMPLE, MAPPING, split_mapping
 
 
 def _split_run(store, tmp_path) -> str:
@@ -120,3 +121,67 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
                                 "the payment")
     recorded = json.loads(store.get_run(result.run_id)["policies"])["notes"]
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
+
+
+# ------------------------------------------------------------------ Datamatrix
+
+
+def _datamatrix(store, run: str, *extra: str):
+    return CliRunner().invoke(app, ["payfip", "datamatrix", "--run", run[:8],
+                                    "--code-etablissement", "001", "--db", store.url, *extra])
+
+
+def test_no_datamatrix_for_the_titles_of_a_cancelled_bordereau(store, tmp_path):
+    """A Datamatrix is a payment reference a family pays at a tobacconist's: none for a
+    title of a cancelled bordereau (the trésorerie will never see it). The others are
+    written; stderr names the skipped invoices and the cancellation, and the CSV written
+    for that bordereau before it was cancelled, still there."""
+    out = tmp_path / "split"
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+                          date(2026, 11, 23)).run_id
+    stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
+    before = _datamatrix(store, run)
+    assert before.exit_code == 0, before.output
+    assert [(out / f"{s}.datamatrix.csv").is_file() for s in stems] == [True] * 3
+    earlier = (out / f"{stems[1]}.datamatrix.csv").read_bytes()
+    store.cancel(run, "trésorerie rejected IdBord 2", [2])
+
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert f"{stems[0]}.datamatrix.csv" in result.stdout
+    assert f"{stems[2]}.datamatrix.csv" in result.stdout
+    assert f"{stems[1]}.datamatrix.csv" not in result.stdout
+    cancelled_at = store.get_run(run)["cancelled_bordereaux"][2]["cancelled_at"]
+    assert (f"skipped IdBord 2 of run {run}, cancelled on {cancelled_at} (trésorerie rejected "
+            "IdBord 2): no Datamatrix for its 4 title(s): FA-2026-00105, FA-2026-00107, "
+            "FA-2026-00108, FA-2026-00110 (a family must not pay a cancelled title)"
+            ) in result.stderr
+    assert (f"warning: {out / stems[1]}.datamatrix.csv (and its images in {stems[1]}"
+            ".datamatrix/) was written before IdBord 2 was cancelled: do not print its "
+            "Datamatrix") in result.stderr
+    assert (out / f"{stems[1]}.datamatrix.csv").read_bytes() == earlier  # left as it was
+    written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
+        (out / f"{s}.datamatrix.csv").open(encoding="utf-8"), delimiter=";")]
+    assert written == BORDEREAUX[1] + BORDEREAUX[3]
+
+
+def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):
+    """Every title of the run cancelled: nothing to print; exit 7 (the store's state
+    refuses it), naming the cancellation and `pesgen runs show`; nothing written."""
+    out = tmp_path / "split"
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+                          date(2026, 11, 23)).run_id
+    store.cancel(run, "trésorerie rejected IdBord 2", [2])
+    store.cancel(run, "wrong exercise", whole=True)
+    result = _datamatrix(store, run)
+    assert result.exit_code == 7, result.output
+    record = store.get_run(run)
+    assert (f"error: run {run}: every title is cancelled; no Datamatrix written (a family "
+            "must not pay a cancelled title): `pesgen runs show "
+            f"{run}` says what was cancelled") in result.stderr
+    assert (f"IdBord 2 cancelled on {record['cancelled_bordereaux'][2]['cancelled_at']} "
+            "(trésorerie rejected IdBord 2): 4 title(s)") in result.stderr
+    assert (f"IdBord 1 cancelled with the run on {record['cancelled_at']} (wrong exercise): "
+            "4 title(s)") in result.stderr
+    assert "(rule payfip.cancelled)" in result.stderr
+    assert not list(out.glob("*.datamatrix*"))

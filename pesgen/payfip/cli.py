@@ -441,7 +441,7 @@ def datamatrix(
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
     try:
-        from .datamatrix import write_for_run
+        from .datamatrix import Skipped, write_for_run
         from .settings import DEFAULT_CODE_EMETTEUR
 
         if image not in ("svg", "png", "both"):
@@ -457,8 +457,21 @@ def datamatrix(
         if not code_e:
             raise UsageError("the code établissement is needed: --code-etablissement, or "
                              "payfip.datamatrix.code_etablissement in the --mapping")
-        written = write_for_run(_store(db), run, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
-                                layout, image)
+        store = _store(db)
+        full = store.get_run(run)["id"]
+
+        def skipped(s: Skipped) -> None:
+            # the titles of a cancelled bordereau: the trésorerie will never see them
+            typer.echo(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
+                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} (a "
+                       "family must not pay a cancelled title)", err=True)
+            if s.earlier is not None:
+                typer.echo(f"warning: {s.earlier} (and its images in "
+                           f"{s.earlier.name.removesuffix('.csv')}/) was written before IdBord "
+                           f"{s.id_bord} was cancelled: do not print its Datamatrix", err=True)
+
+        written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
+                                layout, image, on_skipped=skipped)
     except PesgenError as exc:
         _fail(exc)
         return
