@@ -5,6 +5,7 @@ pending; on SQLite and PostgreSQL, over real HTTP on loopback (see test_payfip_f
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import date
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import StateError
 from pesgen.payfip import ledger
-from pesgen.payfip.tables import events
+from pesgen.payfip.tables import events, payments
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
@@ -185,3 +186,99 @@ def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):
             "4 title(s)") in result.stderr
     assert "(rule payfip.cancelled)" in result.stderr
     assert not list(out.glob("*.datamatrix*"))
+
+
+# ------------------------------------------------------------------ payments, anomalies
+
+
+def _payments(store, *extra: str):
+    result = CliRunner().invoke(app, ["payfip", "payments", "--db", store.url, *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow, store,
+                                                                            tmp_path):
+    """FA-2026-00102 paid by card, FA-2026-00104's link still open, FA-2026-00103's
+    refused, then the run cancelled: each is listed `cancelled`, nothing due, the
+    payment received still shown (it needs a refund or a re-attribution), with the
+    title's run and IdBord and when it was cancelled; stderr says what to do."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    flow.pay(flow.link("FA-2026-00103", mode="W"), "refuse")
+    before = {r["invoice"]: r for r in ledger.list_payments(store)}
+    assert before["FA-2026-00102"]["status"] == "paid"
+    assert before["FA-2026-00104"]["amount_due"] == "66.00"
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    cancelled_at = store.get_run(run)["cancelled_at"]
+
+    rows = {r["invoice"]: r for r in json.loads(_payments(store, "--format", "json").stdout)}
+    assert {inv: (r["status"], r["payfip_status"], r["amount_due"], r["amount_paid"])
+            for inv, r in rows.items()} == {
+        "FA-2026-00102": ("cancelled", "paid", "0.00", "187.50"),
+        "FA-2026-00103": ("cancelled", "refused", "0.00", None),
+        "FA-2026-00104": ("cancelled", "pending", "0.00", None)}
+    assert all((r["run"], r["id_bord"], r["cancelled_at"]) == (run, 1, cancelled_at)
+               for r in rows.values())
+    assert (rows["FA-2026-00102"]["method"], rows["FA-2026-00102"]["id_op"]) == (
+        "card", paid.id_op)
+
+    result = _payments(store)
+    listed = {r["invoice"]: r for r in csv.DictReader(io.StringIO(result.stdout),
+                                                         delimiter=";")}
+    assert (listed["FA-2026-00102"]["status"], listed["FA-2026-00102"]["amount_due"],
+            listed["FA-2026-00102"]["amount_paid"], listed["FA-2026-00102"]["cancelled_at"],
+            listed["FA-2026-00102"]["run"]) == ("cancelled", "0.00", "187.50", cancelled_at,
+                                                 run)
+    assert ("note: 1 cancelled title(s) were paid online (FA-2026-00102): the money stays "
+            "with the cancelled title; the trésorerie refunds it or applies it to the title "
+            "exported in its place (docs/payfip.md)") in result.stderr
+    assert ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): a "
+            "payment through it would be an anomaly (run-cancelled), not a payment"
+            ) in result.stderr
+
+    # exported again and linked again: the row follows the new title, live
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]
+    assert (row["status"], row["amount_due"], row["run"], row["cancelled_at"]) == (
+        "pending", "66.00", new.run_id, None)
+
+
+def test_payments_since_lists_a_title_cancelled_since(flow, store):
+    """The school software asks for what changed since its last import: a title
+    cancelled since is listed again (its payment row itself did not change)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    with store.engine.begin() as conn:  # imported by the school software long ago
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [row] = ledger.list_payments(store, date(2026, 6, 1))
+    assert (row["invoice"], row["status"], row["updated_at"]) == (
+        "FA-2026-00102", "cancelled", "2026-01-01T00:00:00Z")
+
+
+def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
+                                                                       tmp_path):
+    """A payment through the link of a title of a cancelled bordereau: the anomaly's
+    invoice is shown cancelled (not `pending`, as if still due)."""
+    run = _split_run(store, tmp_path)
+    rejected = flow.link("FA-2026-00105", mode="W")  # IdBord 3
+    store.cancel(run, "trésorerie rejected IdBord 3", [3], despite_payments=True)
+    flow.pay(rejected, "card")
+    [anomaly] = ledger.list_anomalies(store)
+    cancelled_at = store.get_run(run)["cancelled_bordereaux"][3]["cancelled_at"]
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["payfip_status"],
+            anomaly["cancelled_at"]) == ("run-cancelled", "cancelled", "pending", cancelled_at)
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
+    assert result.exit_code == 0, result.output
+    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 of run {run}, "
+            f"cancelled on {cancelled_at}; PayFiP status pending): nothing is due on it; "
+            "the anomaly recorded no payment and changed no status") in result.stdout
