@@ -9,6 +9,7 @@ import io
 import json
 from datetime import date
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from pesgen.runs import export_recorded
 from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
+    TIMEOUT,
     exported,
     fake,
     flow,
@@ -282,3 +284,68 @@ def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, stor
     assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status pending): nothing is due on it; "
             "the anomaly recorded no payment and changed no status") in result.stdout
+
+
+def test_a_payment_of_a_cancelled_title_at_another_amount_says_both(flow, store):
+    """Every anomaly of the result is recorded: the title cancelled too, not only the
+    amount (support must know the money is for a cancelled title)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "100"}})
+    flow.pay(link, "card")
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "amount-mismatch", "run-cancelled"]
+
+
+class _CancellingClient:
+    """A PayFiP client during whose creerPaiementSecurise the title's run is cancelled
+    (another person, at the same time)."""
+
+    endpoint = "http://payfip.invalid/tpa"
+
+    def __init__(self, store, run):
+        self.store, self.run = store, run
+
+    def creer_paiement_securise(self, request):
+        self.store.cancel(self.run, "rejected meanwhile")
+        return "0d1a5c3e-0000-4000-8000-000000000001"
+
+    def payment_url(self, id_op):
+        return f"{self.endpoint}/paiementws.web?idop={id_op}"
+
+    def close(self):
+        pass
+
+
+def test_a_link_made_while_its_title_is_cancelled_is_recorded_not_given(store, exported):
+    """The title was cancelled while PayFiP made the operation: it is recorded (a
+    payment through it would be caught as run-cancelled), and the link is not given."""
+    from pesgen.payfip.service import create_link
+
+    client = _CancellingClient(store, exported.run_id)
+    with pytest.raises(StateError, match="cancelled while") as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url="https://ecole.example.org/payfip/notification")
+    assert info.value.exit_code == 7
+    assert "do not send" in str(info.value)
+    op = ledger.get_operation(store, "0d1a5c3e-0000-4000-8000-000000000001")
+    assert (op["status"], op["run_id"]) == ("pending", exported.run_id)
+    [row] = ledger.list_payments(store)
+    assert (row["status"], row["payfip_status"]) == ("cancelled", "pending")
+
+
+@pytest.mark.parametrize("action", ["refuse", "card"])
+def test_the_return_page_of_a_cancelled_title_says_it_is_cancelled(flow, store, action):
+    """The family comes back from PayFiP through the link of a title cancelled since: the
+    page says so, never "try again with a new link" nor "recorded"."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.control("notifications", {"enabled": False})
+    flow.pay(link, action)
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert "Ce titre a été annulé par la régie" in page.text
+    assert "réessayer" not in page.text and "enregistré" not in page.text

@@ -139,10 +139,15 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def record_operation(store: Store, op: dict[str, Any]) -> None:
-    """Record an operation PayFiP just issued and open (or reopen) the invoice's payment."""
+def record_operation(store: Store, op: dict[str, Any]) -> str | None:
+    """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
+    Returns None, or the cancellation of its title (``run_id``, invoice) when the title
+    was cancelled since it was found due (while PayFiP made the operation): the
+    operation is recorded all the same (a payment through it is then an anomaly,
+    run-cancelled), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
+        cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
@@ -158,6 +163,39 @@ def record_operation(store: Store, op: dict[str, Any]) -> None:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
+    return cancelled
+
+
+def title_cancelled(store: Store, id_op: str) -> str | None:
+    """The cancellation of the title an operation was made for, in words, or None (the
+    title active, or the operation unknown)."""
+    op = get_operation(store, id_op)
+    if op is None:
+        return None
+    with store.engine.connect() as conn:
+        return _title_cancelled(conn, op["run_id"], op["invoice"])
+
+
+def _title_cancelled(conn: Connection, run_id: str | None, invoice: str,
+                     lock: bool = False) -> str | None:
+    """The cancellation of a title (the run and the invoice as that run wrote it), in
+    words, or None while it is active (or unknown). ``lock``: on PostgreSQL the run's
+    row is locked as `runs cancel` locks it, so that a cancellation either sees an
+    operation recorded for the title or comes before and is seen here."""
+    if not run_id:
+        return None
+    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    run = conn.execute(query).first()
+    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    if run is None or title is None or title.active:
+        return None
+    own = conn.execute(sa.select(cancelled_bordereaux.c.cancelled_at).where(
+        cancelled_bordereaux.c.run_id == run_id,
+        cancelled_bordereaux.c.id_bord == title.id_bord)).scalar()
+    return f"IdBord {title.id_bord} of run {run_id}, cancelled on {own or run.cancelled_at}"
 
 
 def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
@@ -191,10 +229,13 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             mismatches.append(("unknown-result", "P, V, R, Z or A", detail.resultrans))
 
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
-        if detail.status == "paid" and not mismatches:
+        clean = not mismatches  # the result is what pesgen asked for
+        if detail.status == "paid":
             # money paid through a link of a title that is no longer the one due (its run
             # was cancelled, or the invoice re-exported at another amount) is for a
-            # person to settle with the trésorerie, not a plain payment of what is due
+            # person to settle with the trésorerie, not a plain payment of what is due;
+            # said beside any other mismatch (an amount too): the money is for a
+            # cancelled title, whatever else is wrong with it
             if op["run_id"]:
                 run_status = conn.execute(sa.select(runs.c.status).where(
                     runs.c.id == op["run_id"])).scalar()
@@ -210,7 +251,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                     mismatches.append(("run-cancelled", f"run {op['run_id']} active",
                                        f"run {op['run_id']}: IdBord {title.id_bord} "
                                        "cancelled"))
-            if pay and pay["amount_cents"] != op["amount_cents"]:
+            if pay and pay["amount_cents"] != op["amount_cents"] and clean:
                 mismatches.append(("amount-due-changed", str(pay["amount_cents"]),
                                    str(op["amount_cents"])))
         pay_status = pay["status"] if pay else "pending"
