@@ -4,9 +4,12 @@ pending; on SQLite and PostgreSQL, over real HTTP on loopback (see test_payfip_f
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -14,18 +17,19 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import StateError
 from pesgen.payfip import ledger
-from pesgen.payfip.tables import events
+from pesgen.payfip.tables import events, payments
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
+    TIMEOUT,
     exported,
     fake,
     flow,
     receiver,
     store,
 )
-from .test_cancel import EXAMPLE, MAPPING, split_mapping
+from .test_cancel import BORDEREAUX, EXAMPLE, MAPPING, split_mapping
 
 
 def _split_run(store, tmp_path) -> str:
@@ -120,3 +124,228 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
                                 "the payment")
     recorded = json.loads(store.get_run(result.run_id)["policies"])["notes"]
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
+
+
+# ------------------------------------------------------------------ Datamatrix
+
+
+def _datamatrix(store, run: str, *extra: str):
+    return CliRunner().invoke(app, ["payfip", "datamatrix", "--run", run[:8],
+                                    "--code-etablissement", "001", "--db", store.url, *extra])
+
+
+def test_no_datamatrix_for_the_titles_of_a_cancelled_bordereau(store, tmp_path):
+    """A Datamatrix is a payment reference a family pays at a tobacconist's: none for a
+    title of a cancelled bordereau (the trésorerie will never see it). The others are
+    written; stderr names the skipped invoices and the cancellation, and the CSV written
+    for that bordereau before it was cancelled, still there."""
+    out = tmp_path / "split"
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+                          date(2026, 11, 23)).run_id
+    stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
+    before = _datamatrix(store, run)
+    assert before.exit_code == 0, before.output
+    assert [(out / f"{s}.datamatrix.csv").is_file() for s in stems] == [True] * 3
+    earlier = (out / f"{stems[1]}.datamatrix.csv").read_bytes()
+    store.cancel(run, "trésorerie rejected IdBord 2", [2])
+
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert f"{stems[0]}.datamatrix.csv" in result.stdout
+    assert f"{stems[2]}.datamatrix.csv" in result.stdout
+    assert f"{stems[1]}.datamatrix.csv" not in result.stdout
+    cancelled_at = store.get_run(run)["cancelled_bordereaux"][2]["cancelled_at"]
+    assert (f"skipped IdBord 2 of run {run}, cancelled on {cancelled_at} (trésorerie rejected "
+            "IdBord 2): no Datamatrix for its 4 title(s): FA-2026-00105, FA-2026-00107, "
+            "FA-2026-00108, FA-2026-00110 (a family must not pay a cancelled title)"
+            ) in result.stderr
+    assert (f"warning: {out / stems[1]}.datamatrix.csv (and its images in {stems[1]}"
+            ".datamatrix/) was written before IdBord 2 was cancelled: do not print its "
+            "Datamatrix") in result.stderr
+    assert (out / f"{stems[1]}.datamatrix.csv").read_bytes() == earlier  # left as it was
+    written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
+        (out / f"{s}.datamatrix.csv").open(encoding="utf-8"), delimiter=";")]
+    assert written == BORDEREAUX[1] + BORDEREAUX[3]
+
+
+def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):
+    """Every title of the run cancelled: nothing to print; exit 7 (the store's state
+    refuses it), naming the cancellation and `pesgen runs show`; nothing written."""
+    out = tmp_path / "split"
+    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+                          date(2026, 11, 23)).run_id
+    store.cancel(run, "trésorerie rejected IdBord 2", [2])
+    store.cancel(run, "wrong exercise", whole=True)
+    result = _datamatrix(store, run)
+    assert result.exit_code == 7, result.output
+    record = store.get_run(run)
+    assert (f"error: run {run}: every title is cancelled; no Datamatrix written (a family "
+            "must not pay a cancelled title): `pesgen runs show "
+            f"{run}` says what was cancelled") in result.stderr
+    assert (f"IdBord 2 cancelled on {record['cancelled_bordereaux'][2]['cancelled_at']} "
+            "(trésorerie rejected IdBord 2): 4 title(s)") in result.stderr
+    assert (f"IdBord 1 cancelled with the run on {record['cancelled_at']} (wrong exercise): "
+            "4 title(s)") in result.stderr
+    assert "(rule payfip.cancelled)" in result.stderr
+    assert not list(out.glob("*.datamatrix*"))
+
+
+# ------------------------------------------------------------------ payments, anomalies
+
+
+def _payments(store, *extra: str):
+    result = CliRunner().invoke(app, ["payfip", "payments", "--db", store.url, *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow, store,
+                                                                            tmp_path):
+    """FA-2026-00102 paid by card, FA-2026-00104's link still open, FA-2026-00103's
+    refused, then the run cancelled: each is listed `cancelled`, nothing due, the
+    payment received still shown (it needs a refund or a re-attribution), with the
+    title's run and IdBord and when it was cancelled; stderr says what to do."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    flow.pay(flow.link("FA-2026-00103", mode="W"), "refuse")
+    before = {r["invoice"]: r for r in ledger.list_payments(store)}
+    assert before["FA-2026-00102"]["status"] == "paid"
+    assert before["FA-2026-00104"]["amount_due"] == "66.00"
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    cancelled_at = store.get_run(run)["cancelled_at"]
+
+    rows = {r["invoice"]: r for r in json.loads(_payments(store, "--format", "json").stdout)}
+    assert {inv: (r["status"], r["payfip_status"], r["amount_due"], r["amount_paid"])
+            for inv, r in rows.items()} == {
+        "FA-2026-00102": ("cancelled", "paid", "0.00", "187.50"),
+        "FA-2026-00103": ("cancelled", "refused", "0.00", None),
+        "FA-2026-00104": ("cancelled", "pending", "0.00", None)}
+    assert all((r["run"], r["id_bord"], r["cancelled_at"]) == (run, 1, cancelled_at)
+               for r in rows.values())
+    assert (rows["FA-2026-00102"]["method"], rows["FA-2026-00102"]["id_op"]) == (
+        "card", paid.id_op)
+
+    result = _payments(store)
+    listed = {r["invoice"]: r for r in csv.DictReader(io.StringIO(result.stdout),
+                                                         delimiter=";")}
+    assert (listed["FA-2026-00102"]["status"], listed["FA-2026-00102"]["amount_due"],
+            listed["FA-2026-00102"]["amount_paid"], listed["FA-2026-00102"]["cancelled_at"],
+            listed["FA-2026-00102"]["run"]) == ("cancelled", "0.00", "187.50", cancelled_at,
+                                                 run)
+    assert ("note: 1 cancelled title(s) were paid online (FA-2026-00102): the money stays "
+            "with the cancelled title; the trésorerie refunds it or applies it to the title "
+            "exported in its place (docs/payfip.md)") in result.stderr
+    assert ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): a "
+            "payment through it would be an anomaly (run-cancelled), not a payment"
+            ) in result.stderr
+
+    # exported again and linked again: the row follows the new title, live
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]
+    assert (row["status"], row["amount_due"], row["run"], row["cancelled_at"]) == (
+        "pending", "66.00", new.run_id, None)
+
+
+def test_payments_since_lists_a_title_cancelled_since(flow, store):
+    """The school software asks for what changed since its last import: a title
+    cancelled since is listed again (its payment row itself did not change)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    with store.engine.begin() as conn:  # imported by the school software long ago
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [row] = ledger.list_payments(store, date(2026, 6, 1))
+    assert (row["invoice"], row["status"], row["updated_at"]) == (
+        "FA-2026-00102", "cancelled", "2026-01-01T00:00:00Z")
+
+
+def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
+                                                                       tmp_path):
+    """A payment through the link of a title of a cancelled bordereau: the anomaly's
+    invoice is shown cancelled (not `pending`, as if still due)."""
+    run = _split_run(store, tmp_path)
+    rejected = flow.link("FA-2026-00105", mode="W")  # IdBord 3
+    store.cancel(run, "trésorerie rejected IdBord 3", [3], despite_payments=True)
+    flow.pay(rejected, "card")
+    [anomaly] = ledger.list_anomalies(store)
+    cancelled_at = store.get_run(run)["cancelled_bordereaux"][3]["cancelled_at"]
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["payfip_status"],
+            anomaly["cancelled_at"]) == ("run-cancelled", "cancelled", "pending", cancelled_at)
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
+    assert result.exit_code == 0, result.output
+    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 of run {run}, "
+            f"cancelled on {cancelled_at}; PayFiP status pending): nothing is due on it; "
+            "the anomaly recorded no payment and changed no status") in result.stdout
+
+
+def test_a_payment_of_a_cancelled_title_at_another_amount_says_both(flow, store):
+    """Every anomaly of the result is recorded: the title cancelled too, not only the
+    amount (support must know the money is for a cancelled title)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "100"}})
+    flow.pay(link, "card")
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "amount-mismatch", "run-cancelled"]
+
+
+class _CancellingClient:
+    """A PayFiP client during whose creerPaiementSecurise the title's run is cancelled
+    (another person, at the same time)."""
+
+    endpoint = "http://payfip.invalid/tpa"
+
+    def __init__(self, store, run):
+        self.store, self.run = store, run
+
+    def creer_paiement_securise(self, request):
+        self.store.cancel(self.run, "rejected meanwhile")
+        return "0d1a5c3e-0000-4000-8000-000000000001"
+
+    def payment_url(self, id_op):
+        return f"{self.endpoint}/paiementws.web?idop={id_op}"
+
+    def close(self):
+        pass
+
+
+def test_a_link_made_while_its_title_is_cancelled_is_recorded_not_given(store, exported):
+    """The title was cancelled while PayFiP made the operation: it is recorded (a
+    payment through it would be caught as run-cancelled), and the link is not given."""
+    from pesgen.payfip.service import create_link
+
+    client = _CancellingClient(store, exported.run_id)
+    with pytest.raises(StateError, match="cancelled while") as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url="https://ecole.example.org/payfip/notification")
+    assert info.value.exit_code == 7
+    assert "do not send" in str(info.value)
+    op = ledger.get_operation(store, "0d1a5c3e-0000-4000-8000-000000000001")
+    assert (op["status"], op["run_id"]) == ("pending", exported.run_id)
+    [row] = ledger.list_payments(store)
+    assert (row["status"], row["payfip_status"]) == ("cancelled", "pending")
+
+
+@pytest.mark.parametrize("action", ["refuse", "card"])
+def test_the_return_page_of_a_cancelled_title_says_it_is_cancelled(flow, store, action):
+    """The family comes back from PayFiP through the link of a title cancelled since: the
+    page says so, never "try again with a new link" nor "recorded"."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.control("notifications", {"enabled": False})
+    flow.pay(link, action)
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert "Ce titre a été annulé par la régie" in page.text
+    assert "réessayer" not in page.text and "enregistré" not in page.text

@@ -211,7 +211,9 @@ def payments(
 ) -> None:
     """Export PayFiP payments per invoice (status, amounts, method, date, saisie) for the
     school software. Status test-paid: paid in test or activation mode (saisie T or X),
-    not a payment of the invoice."""
+    not a payment of the invoice. Status cancelled: the title was cancelled (runs
+    cancel), nothing is due on it; a payment it received stays shown (amount_paid…) and
+    payfip_status keeps what PayFiP says."""
     import csv
     import io
     import json
@@ -235,7 +237,7 @@ def payments(
         buffer = io.StringIO()
         columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
                    "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at",
-                   "saisie"]
+                   "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]
         writer = csv.DictWriter(buffer, columns, delimiter=";", lineterminator="\n",
                                 extrasaction="ignore")
         writer.writeheader()
@@ -246,7 +248,7 @@ def payments(
         typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
     else:
         typer.echo(text, nl=False)
-    expired = sum(r["status"] == "expired" for r in rows)
+    expired = sum(r["payfip_status"] == "expired" for r in rows)
     if expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
@@ -254,6 +256,25 @@ def payments(
                    "operation, so whether the family paid before it expired is not known; "
                    "check with the trésorerie before sending a new link (docs/payfip.md)",
                    err=True)
+    # a cancelled title is not due: money it received, or a link still open on it, is
+    # for support and the trésorerie (the school software sees status cancelled)
+    paid = [r["invoice"] for r in rows if r["status"] == "cancelled" and r["amount_paid"]]
+    if paid:
+        typer.echo(f"note: {len(paid)} cancelled title(s) were paid online ({_some(paid)}): "
+                   "the money stays with the cancelled title; the trésorerie refunds it or "
+                   "applies it to the title exported in its place (docs/payfip.md)", err=True)
+    still = [r["invoice"] for r in rows
+             if r["status"] == "cancelled" and r["payfip_status"] == "pending"]
+    if still:
+        typer.echo(f"note: {len(still)} cancelled title(s) still have a PayFiP link open "
+                   f"({_some(still)}): a payment through it would be an anomaly "
+                   "(run-cancelled), not a payment", err=True)
+
+
+def _some(invoices: list[str], limit: int = 10) -> str:
+    shown = invoices[:limit]
+    more = len(invoices) - len(shown)
+    return ", ".join(shown) + (f", … {more} more" if more else "")
 
 
 anomalies_app = typer.Typer(cls=HelpGroup, invoke_without_command=True,
@@ -296,6 +317,10 @@ def anomalies(
                       if r['expected'] is not None else ""))
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
+            if r["invoice_status"] == "cancelled":
+                state = (f"cancelled (its title, IdBord {r['title_id_bord']} of run "
+                         f"{r['title_run']}, cancelled on {r['cancelled_at']}; PayFiP status "
+                         f"{r['payfip_status']}): nothing is due on it")
             typer.echo(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
                        "payment and changed no status")
         if r["resolved_at"] is not None:
@@ -441,7 +466,7 @@ def datamatrix(
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
     try:
-        from .datamatrix import write_for_run
+        from .datamatrix import Skipped, write_for_run
         from .settings import DEFAULT_CODE_EMETTEUR
 
         if image not in ("svg", "png", "both"):
@@ -457,8 +482,21 @@ def datamatrix(
         if not code_e:
             raise UsageError("the code établissement is needed: --code-etablissement, or "
                              "payfip.datamatrix.code_etablissement in the --mapping")
-        written = write_for_run(_store(db), run, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
-                                layout, image)
+        store = _store(db)
+        full = store.get_run(run)["id"]
+
+        def skipped(s: Skipped) -> None:
+            # the titles of a cancelled bordereau: the trésorerie will never see them
+            typer.echo(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
+                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} (a "
+                       "family must not pay a cancelled title)", err=True)
+            if s.earlier is not None:
+                typer.echo(f"warning: {s.earlier} (and its images in "
+                           f"{s.earlier.name.removesuffix('.csv')}/) was written before IdBord "
+                           f"{s.id_bord} was cancelled: do not print its Datamatrix", err=True)
+
+        written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
+                                layout, image, on_skipped=skipped)
     except PesgenError as exc:
         _fail(exc)
         return

@@ -40,12 +40,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from lxml import etree
 
 from ..atomic import commit, discard, stage
-from ..errors import OutputInvalidError, Problem, UsageError
+from ..errors import OutputInvalidError, Problem, StateError, UsageError
 from ..store import Store, run_invoices
 from .models import to_cents
 
@@ -182,6 +183,28 @@ class Written:
     images: list[Path]
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A cancelled bordereau of the run: no Datamatrix for its titles (the trésorerie
+    will never see them, so a family must not pay them). ``cover`` says which
+    cancellation covers them; ``earlier``: a Datamatrix CSV written for it before it
+    was cancelled, still there (left as it is)."""
+
+    id_bord: int
+    invoices: tuple[str, ...]
+    cover: str
+    earlier: Path | None = None
+
+
+def _cover(run: dict[str, Any], id_bord: int) -> str:
+    """The cancellation that covers a bordereau of the run: its own (`runs cancel
+    --bordereau`), else the run's."""
+    own = run.get("cancelled_bordereaux", {}).get(id_bord)
+    if own is not None:
+        return f"cancelled on {own['cancelled_at']} ({own['reason']})"
+    return f"cancelled with the run on {run['cancelled_at']} ({run['cancel_reason']})"
+
+
 def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
     """The file name (without extension) of a title's Datamatrix image: the invoice
     number with what a file name cannot hold replaced by '_'. Two invoices that give the
@@ -196,10 +219,15 @@ def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
 
 def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etablissement: str,
                   code_emetteur: str = "940033", version: int = LATEST,
-                  image: str = "svg") -> list[Written]:
+                  image: str = "svg",
+                  on_skipped: Callable[[Skipped], None] | None = None) -> list[Written]:
     """Per file of the run: ``<stem>.datamatrix.csv`` (invoice, layout, payload) and one
     image per title in ``<stem>.datamatrix/``, beside the payment references by
-    default. Every title is checked first; on any problem nothing is written."""
+    default. Every title is checked first; on any problem nothing is written.
+
+    A cancelled title (its bordereau or its run cancelled: ``runs cancel``) gets no
+    Datamatrix: the files of its bordereau are skipped, each told to ``on_skipped``
+    (before anything is written); a run with no active title is refused (StateError)."""
     run = store.get_run(run_id)
     if run["typ_bord"] != "06":
         # the payment reference (NumDette, Per, Cle2) is a rôle's: only an ORMC carries it
@@ -208,13 +236,32 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
     source = Path(run["out_dir"])
     target = Path(out_dir) if out_dir else source
     with store.engine.connect() as conn:
-        invoices = {(r.id_bord, r.id_pce): (r.invoice, r.amount) for r in conn.execute(
-            sa.select(run_invoices).where(run_invoices.c.run_id == run["id"]))}
+        rows_ = conn.execute(sa.select(run_invoices).where(
+            run_invoices.c.run_id == run["id"]).order_by(run_invoices.c.id_bord,
+                                                         run_invoices.c.id_pce)).all()
+    # a title is cancelled when its row is no longer active (its bordereau or its run
+    # cancelled): the trésorerie will never see it, so no payment reference is printed
+    invoices = {(r.id_bord, r.id_pce): (r.invoice, r.amount) for r in rows_ if r.active}
+    dead = {(r.id_bord, r.id_pce) for r in rows_ if not r.active}
+    live = {r.id_bord for r in rows_ if r.active}
+    cancelled: dict[int, list[str]] = {}
+    for r in rows_:
+        if not r.active:
+            cancelled.setdefault(r.id_bord, []).append(r.invoice)
+    skipped = [Skipped(b, tuple(invs), _cover(run, b)) for b, invs in sorted(cancelled.items())]
+    if cancelled and not live:
+        raise StateError(
+            f"run {run['id']}: every title is cancelled; no Datamatrix written (a family must "
+            f"not pay a cancelled title): `pesgen runs show {run['id']}` says what was "
+            "cancelled", [Problem("payfip.cancelled", f"IdBord {s.id_bord} {s.cover}: "
+                                  f"{len(s.invoices)} title(s)") for s in skipped])
     problems: list[Problem] = []
     plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
     for f in run["files"]:
         if f["id_bord"] is None:  # the payment references CSV, not a bordereau
             continue
+        if f["id_bord"] in cancelled and f["id_bord"] not in live:
+            continue  # a cancelled bordereau: said through on_skipped
         path = source / f["name"]
         if not path.is_file():
             problems.append(Problem("payfip.datamatrix", f"{path}: file of run {run['id']} not "
@@ -222,6 +269,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             continue
         rows = []
         for t in titles_of_file(path, invoices):
+            if (t.id_bord, t.id_pce) in dead:
+                continue  # a cancelled title (its row is not active)
             try:
                 rows.append((t, payload(t, code_etablissement, code_emetteur, version)))
             except ValueError as exc:
@@ -230,6 +279,13 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
         plans.append((Path(f["name"]).stem, rows))
     if problems:
         raise OutputInvalidError(f"run {run['id']}: Datamatrix not written", problems)
+    if on_skipped is not None:
+        stems = {f["id_bord"]: Path(f["name"]).stem for f in run["files"]
+                 if f["id_bord"] is not None}
+        for s in skipped:
+            earlier = target / f"{stems.get(s.id_bord, '?')}.datamatrix.csv"
+            on_skipped(Skipped(s.id_bord, s.invoices, s.cover,
+                               earlier if s.id_bord in stems and earlier.is_file() else None))
     # every file staged first, then all renamed into place: a failure leaves the files
     # of an earlier call as they were (or none) and no temporary file
     created = [d for d in (target, *(target / f"{stem}.datamatrix" for stem, _ in plans))

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
-from ..store import Store, run_invoices, runs, utc_now
+from ..store import Store, cancelled_bordereaux, run_invoices, runs, utc_now
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
 
@@ -139,10 +139,15 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def record_operation(store: Store, op: dict[str, Any]) -> None:
-    """Record an operation PayFiP just issued and open (or reopen) the invoice's payment."""
+def record_operation(store: Store, op: dict[str, Any]) -> str | None:
+    """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
+    Returns None, or the cancellation of its title (``run_id``, invoice) when the title
+    was cancelled since it was found due (while PayFiP made the operation): the
+    operation is recorded all the same (a payment through it is then an anomaly,
+    run-cancelled), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
+        cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
@@ -158,6 +163,39 @@ def record_operation(store: Store, op: dict[str, Any]) -> None:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
+    return cancelled
+
+
+def title_cancelled(store: Store, id_op: str) -> str | None:
+    """The cancellation of the title an operation was made for, in words, or None (the
+    title active, or the operation unknown)."""
+    op = get_operation(store, id_op)
+    if op is None:
+        return None
+    with store.engine.connect() as conn:
+        return _title_cancelled(conn, op["run_id"], op["invoice"])
+
+
+def _title_cancelled(conn: Connection, run_id: str | None, invoice: str,
+                     lock: bool = False) -> str | None:
+    """The cancellation of a title (the run and the invoice as that run wrote it), in
+    words, or None while it is active (or unknown). ``lock``: on PostgreSQL the run's
+    row is locked as `runs cancel` locks it, so that a cancellation either sees an
+    operation recorded for the title or comes before and is seen here."""
+    if not run_id:
+        return None
+    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    run = conn.execute(query).first()
+    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    if run is None or title is None or title.active:
+        return None
+    own = conn.execute(sa.select(cancelled_bordereaux.c.cancelled_at).where(
+        cancelled_bordereaux.c.run_id == run_id,
+        cancelled_bordereaux.c.id_bord == title.id_bord)).scalar()
+    return f"IdBord {title.id_bord} of run {run_id}, cancelled on {own or run.cancelled_at}"
 
 
 def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
@@ -191,10 +229,13 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             mismatches.append(("unknown-result", "P, V, R, Z or A", detail.resultrans))
 
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
-        if detail.status == "paid" and not mismatches:
+        clean = not mismatches  # the result is what pesgen asked for
+        if detail.status == "paid":
             # money paid through a link of a title that is no longer the one due (its run
             # was cancelled, or the invoice re-exported at another amount) is for a
-            # person to settle with the trésorerie, not a plain payment of what is due
+            # person to settle with the trésorerie, not a plain payment of what is due;
+            # said beside any other mismatch (an amount too): the money is for a
+            # cancelled title, whatever else is wrong with it
             if op["run_id"]:
                 run_status = conn.execute(sa.select(runs.c.status).where(
                     runs.c.id == op["run_id"])).scalar()
@@ -210,7 +251,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                     mismatches.append(("run-cancelled", f"run {op['run_id']} active",
                                        f"run {op['run_id']}: IdBord {title.id_bord} "
                                        "cancelled"))
-            if pay and pay["amount_cents"] != op["amount_cents"]:
+            if pay and pay["amount_cents"] != op["amount_cents"] and clean:
                 mismatches.append(("amount-due-changed", str(pay["amount_cents"]),
                                    str(op["amount_cents"])))
         pay_status = pay["status"] if pay else "pending"
@@ -337,30 +378,71 @@ def open_operations(store: Store, since: str | None = None) -> list[dict[str, An
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def _payments_with_titles() -> sa.Subquery:
+    """Each payment (one per invoice) with the title it follows, that of the operation its
+    status comes from (the paying one once paid, else the latest link): ``saisie``, the
+    title's run and IdBord (``title_run``, ``title_id_bord``; None for an operation
+    without a recorded title), ``title_active``, and ``cancelled_at``, when the title
+    was cancelled (its bordereau's own cancellation, else its run's; None while it is
+    active). A title is cancelled when its row of run_invoices is no longer active."""
+    source = operations.alias("source_op")
+    title = run_invoices.alias("title")
+    return sa.select(
+        payments, source.c.saisie, title.c.run_id.label("title_run"),
+        title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
+        sa.case((sa.not_(title.c.active), sa.func.coalesce(
+            cancelled_bordereaux.c.cancelled_at, runs.c.cancelled_at)),
+            else_=sa.null()).label("cancelled_at"),
+    ).select_from(payments.outerjoin(
+        source, source.c.id_op == sa.case((payments.c.status == "paid", payments.c.id_op),
+                                          else_=payments.c.last_id_op)).outerjoin(
+        title, sa.and_(title.c.run_id == source.c.run_id,
+                       title.c.invoice == source.c.invoice)).outerjoin(
+        runs, runs.c.id == title.c.run_id).outerjoin(
+        cancelled_bordereaux, sa.and_(cancelled_bordereaux.c.run_id == title.c.run_id,
+                                      cancelled_bordereaux.c.id_bord == title.c.id_bord))
+    ).subquery("payment_titles")
+
+
+def _cancelled(row: dict[str, Any]) -> bool:
+    """Whether the title a payment follows is cancelled (False when it has none)."""
+    return row["title_active"] is not None and not row["title_active"]
+
+
 def list_payments(store: Store, since: date | None = None, history: bool = False
                   ) -> list[dict[str, Any]]:
     """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
     is the mode of the operation the status comes from: the paying one once paid, else
-    the latest link (only its result changes the status of an unpaid invoice)."""
-    source = operations.alias("source_op")
-    query = sa.select(payments, source.c.saisie).select_from(payments.outerjoin(
-        source, source.c.id_op == sa.case((payments.c.status == "paid", payments.c.id_op),
-                                          else_=payments.c.last_id_op))
-    ).order_by(payments.c.updated_at, payments.c.invoice)
+    the latest link (only its result changes the status of an unpaid invoice); ``run``
+    and ``id_bord`` are its title's.
+
+    A cancelled title (its run or bordereau cancelled) is no longer due: its ``status``
+    is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
+    ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
+    to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
+    counts as a change for ``since``."""
+    p_ = _payments_with_titles()
+    query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
-        query = query.where(payments.c.updated_at >= since.isoformat())
+        day = since.isoformat()
+        query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day))
     out = []
     with store.engine.connect() as conn:
         for row in conn.execute(query):
             p = dict(row._mapping)
+            cancelled = _cancelled(p)
             item = {
-                "invoice": p["invoice"], "collectivity": p["id_coll"], "status": p["status"],
-                "amount_due": cents_text(p["amount_cents"]),
+                "invoice": p["invoice"], "collectivity": p["id_coll"],
+                "status": "cancelled" if cancelled else p["status"],
+                "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
                 "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
                 else None,
                 "method": p["method"], "paid_at": p["paid_at"], "id_op": p["id_op"],
                 "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
-                "updated_at": p["updated_at"], "saisie": p["saisie"]}
+                "updated_at": p["updated_at"], "saisie": p["saisie"],
+                "payfip_status": p["status"], "run": p["title_run"],
+                "id_bord": p["title_id_bord"],
+                "cancelled_at": p["cancelled_at"] if cancelled else None}
             if history:
                 item["history"] = [
                     {"at": e.at, "event": e.event, "source": e.source, "status": e.status,
@@ -403,18 +485,31 @@ ANOMALY_ADVICE = {
 
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
-    ``invoice_status``: the PayFiP status of its invoice now (None without one), which
-    an anomaly never changes."""
-    query = (sa.select(anomalies, payments.c.status.label("invoice_status"))
+    ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
+    (None without one; ``cancelled`` when the title its payment follows is, with
+    ``title_run``, ``title_id_bord`` and ``cancelled_at``), and ``payfip_status``, what
+    PayFiP says of it; an anomaly never changes either."""
+    p_ = _payments_with_titles()
+    query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
+                       p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at)
              .select_from(anomalies.outerjoin(
                  operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
-                 payments, sa.and_(payments.c.id_coll == operations.c.id_coll,
-                                   payments.c.invoice == anomalies.c.invoice)))
+                 p_, sa.and_(p_.c.id_coll == operations.c.id_coll,
+                             p_.c.invoice == anomalies.c.invoice)))
              .order_by(anomalies.c.id))
     if open_only:
         query = query.where(anomalies.c.resolved_at.is_(None))
+    out = []
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        for r in conn.execute(query):
+            row = dict(r._mapping)
+            cancelled = _cancelled(row)
+            row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
+            if not cancelled:
+                row["cancelled_at"] = None
+            del row["title_active"]
+            out.append(row)
+    return out
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:

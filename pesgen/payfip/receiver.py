@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..store import Store
-from . import service
+from . import ledger, service
 from .models import IDOP_RE
 
 log = logging.getLogger("pesgen.payfip")
@@ -49,6 +49,11 @@ STATUS_TEXT = {
     "pending": "Le résultat du paiement n'est pas encore connu ; il sera pris en compte "
                "automatiquement.",
 }
+# the operation's title was cancelled (`runs cancel`): whatever the result, nothing can be
+# applied to it, and a new link for it is not to be asked for
+CANCELLED_TEXT = ("Ce titre a été annulé par la régie : aucun paiement ne peut lui être "
+                  "appliqué. Si une somme a été prélevée, la régie reviendra vers vous pour "
+                  "la rembourser ou l'affecter.")
 
 
 async def _idop(request: Request) -> str | None:
@@ -111,10 +116,12 @@ def create_app(store: Store, factory: service.ClientFactory,
                limiter: UnknownLimiter | None = None) -> Starlette:
     limiter = limiter or UnknownLimiter()
 
-    async def process(request: Request, source: str) -> tuple[int, str, str | None]:
+    async def process(request: Request, source: str
+                      ) -> tuple[int, str, str | None, str | None]:
+        """HTTP code, text, status of the operation, and its id when it is known."""
         id_op = await _idop(request)
         if not id_op or not IDOP_RE.match(id_op):
-            return 400, "missing or malformed idop", None
+            return 400, "missing or malformed idop", None, None
         host = request.client.host if request.client else "?"
         record = limiter.allows(host)
         outcome = await run_in_threadpool(service.handle, store, id_op, source, factory,
@@ -125,25 +132,27 @@ def create_app(store: Store, factory: service.ClientFactory,
                     log.warning("payfip %s: more than %d unknown idOps from %s within %gs: "
                                 "answering 429, not recording them", source, limiter.limit,
                                 host, limiter.window)
-                return 429, "too many unknown operations", None
+                return 429, "too many unknown operations", None, None
             limiter.unknown(host)
         log.info("payfip %s: %s -> %s", source, id_op, outcome.action)
         if outcome.action == "unknown-idop":
-            return 404, "unknown operation", None
+            return 404, "unknown operation", None, None
         if outcome.action == "error":
             # PayFiP could not be asked; the sweep (pesgen payfip reconcile) will.
-            return 503, "result not available yet; will be reconciled", "pending"
+            return 503, "result not available yet; will be reconciled", "pending", id_op
         status = outcome.status if outcome.action != "pending" else "pending"
-        return 200, "OK", status
+        return 200, "OK", status, id_op
 
     async def notification(request: Request) -> Response:
-        code, text, _ = await process(request, "notification")
+        code, text, _, _ = await process(request, "notification")
         return PlainTextResponse(text, status_code=code)
 
     async def retour(request: Request) -> Response:
-        code, text, status = await process(request, "return")
+        code, text, status, id_op = await process(request, "return")
         if code in (400, 404, 429):
             return _page("Paiement", "Opération inconnue.", code)
+        if id_op and await run_in_threadpool(ledger.title_cancelled, store, id_op):
+            return _page("Paiement", CANCELLED_TEXT, 200)
         message = STATUS_TEXT.get(status or "", "Le paiement n'a pas été enregistré ; la "
                                   "régie vérifiera l'opération.")
         return _page("Paiement", message, 200)

@@ -194,7 +194,7 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         if own:
             client.close()
     try:
-        ledger.record_operation(store, {
+        cancelled = ledger.record_operation(store, {
             "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
@@ -202,6 +202,14 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
     except Exception as exc:
         raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
                          f"not be recorded ({type(exc).__name__}); do not send its link") from exc
+    if cancelled:
+        # `runs cancel` went through while PayFiP made the operation: the trésorerie will
+        # never see this title, so no family may pay it (the payment would be an anomaly)
+        raise StateError(
+            f"invoice {invoice}: its title was cancelled while PayFiP made operation {id_op} "
+            f"({cancelled}); the operation is recorded, but do not send its link: no link",
+            [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
+                     f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
     log.info("payfip link: operation %s created", id_op)
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie)
 
