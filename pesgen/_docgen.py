@@ -51,7 +51,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "input.path", "A JSON path binding reads a key some invoice of the run has. One no invoice answers is refused when a key seen there is nearly the same (a typo: difflib ratio ≥ 0.8, did you mean) or the field is required; otherwise the run summary notes it (policy `path`): the optional field stays empty.", "pesgen"),
     ("input", "codes.activity", "Every activity code is in codes.activities.", "pesgen (no silent fallback)"),
     ("input", "codes.payer-kind", "Every payer kind is in codes.payer_kinds.", "pesgen"),
-    ("input", "codes.civility", "Every civility is in codes.civility (when the table is given).", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
+    ("input", "codes.civility", "Every civility is in codes.civility (when the table is given). The table's values and policies.default_civility are codes sent as written (no case, transliterate or newlines policy): each is checked once, when the mapping is loaded, against the format's debtor.civility field (its charset and length, no space at either end, no PES placeholder), naming the table key's line.", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
     ("input", "codes.country", "A foreign country has an INSEE code in codes.countries (keys compared in upper case; two keys that differ only in case give one code, checked when the mapping is loaded); a country given 100 is France.", "DT v5.19 Adresse/CodPays"),
     ("input", "codes.sepa-sequence", "The SEPA sequence translates to SequencePres 01-04.", "DT v5.19 TSequencePres"),
     ("input", "pes.zero-total", "A title's total is > 0 (policy zero_total: leave out or refuse).", "DT v5.19 Base_Montant > 0; MtHT 0 rejects the bordereau"),

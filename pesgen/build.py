@@ -36,7 +36,14 @@ from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .sources import SourceInvoice, missing_column, missing_columns_message
-from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
+from .text import (
+    Normalized,
+    code_error,
+    normalize,
+    pes_text_error,
+    truncate_words,
+    wrap_words,
+)
 
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
@@ -863,8 +870,13 @@ class Builder:
                 return None
         if value is None:
             return None
+        if table is not None or value is not raw:
+            # a code of codes.civility or policies.default_civility: written for the
+            # target, sent as written (no case, transliterate or newlines policy);
+            # format_fit checked it against the field's charset and limit
+            return value
         sent = self._text(ctx, "debtor.civility", value, binding)
-        if table is None and sent is not None and value is raw:
+        if sent is not None:
             self.uncoded_civilities[raw] = None
         return sent
 
@@ -1103,6 +1115,21 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
             problems.append(Problem("mapping.options", f"format {fmt.name} has no option "
                                     f"'{key}' ({known})",
                                     mapping=mapping.where("output", "options", key)))
+    # the codes the mapping's tables give are sent as written (no text policy changes
+    # them): each must fit the field as it is, checked here once, not per invoice
+    limit = fmt.limit("debtor.civility")
+    codes = [(("codes", "civility", key), value)
+             for key, value in (mapping.codes.civility or {}).items()]
+    if mapping.policies.default_civility is not None:
+        codes.append((("policies", "default_civility"), mapping.policies.default_civility))
+    for keys, value in codes:
+        error = code_error(str(value), limit.charset, limit.max)
+        if error:
+            problems.append(Problem(
+                "codes.civility", f"{'.'.join(map(str, keys))}: the civility {str(value)!r} "
+                f"{error} (format {fmt.name}, debtor.civility): a code of the mapping is "
+                "sent as written, the text policies (case, transliterate) do not change it",
+                mapping=mapping.where(*keys)))
     # the mapping's own texts go into every file as they are: they must be writable
     encoding = mapping.output.encoding or fmt.encoding
     c, o = mapping.collectivity, mapping.output
