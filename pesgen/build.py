@@ -28,7 +28,7 @@ from .checks import (
     civility_problem,
 )
 from .errors import InputDataError, MappingError, Problem
-from .formats import Format
+from .formats import Format, option_problems
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
 from .memo import remember
@@ -1130,10 +1130,25 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                 f"{error} (format {fmt.name}, debtor.civility): a code of the mapping is "
                 "sent as written, the text policies (case, transliterate) do not change it",
                 mapping=mapping.where(*keys)))
-    # the mapping's own texts go into every file as they are: they must be writable
+    # the mapping's own texts and options go into every file as they are (no text
+    # policy transliterates them): they must be writable
     encoding = mapping.output.encoding or fmt.encoding
     c, o = mapping.collectivity, mapping.output
-    for keys, value in ((("collectivity", "budget_label"), c.budget_label),
+    if mapping.output.encoding:  # the format's defaults were checked for its own encoding
+        problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
+                                    frozenset(o.options))
+    for key, value in o.options.items():
+        text = str(value)
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            problems.append(Problem(
+                "mapping.options", f"output.options.{key}: {text[exc.start]!r} cannot be "
+                f"written in {encoding} (format {fmt.name}; an option is written as it is: "
+                "no text policy transliterates it)",
+                mapping=mapping.where("output", "options", key)))
+    for keys, value in ((("collectivity", "name"), c.name),
+                        (("collectivity", "budget_label"), c.budget_label),
                         (("collectivity", "poste_label"), c.poste_label),
                         (("output", "emitter", "sigle"), o.sigle),
                         (("output", "emitter", "adresse"), o.adresse)):
