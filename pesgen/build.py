@@ -281,6 +281,11 @@ class Builder:
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # what notes and problems call the fields and whose limits they are: the PES
+        # element beside the canonical field for a PES format, the field alone for a
+        # finance package's (its file has no Adr1, ComplNom or CodPays)
+        self._pes = fmt.is_pes
+        self._target = "Hélios" if fmt.is_pes else f"format {fmt.name}"
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
         # problems are still produced per invoice from the cached result.
@@ -832,14 +837,19 @@ class Builder:
             parts = wrap_words(name, limit)
             # each half must itself be an acceptable Base_Texte (not '0', '.', 'nc')
             if len(parts) == 2 and not any(pes_text_error(x) for x in parts):
-                ctx.note("name_overflow", f"name of {len(name)} characters split into Nom "
-                         f"({len(parts[0])}) + ComplNom ({len(parts[1])})")
+                ctx.note("name_overflow", f"name of {len(name)} characters split into " + (
+                    f"Nom ({len(parts[0])}) + ComplNom ({len(parts[1])}): debtor.name + "
+                    "debtor.complement_name" if self._pes else
+                    f"debtor.name ({len(parts[0])}) + debtor.complement_name "
+                    f"({len(parts[1])})"))
                 return parts[0], parts[1]
-        why = ("ComplNom already used" if complement is not None and
+        why = (f"{'ComplNom' if self._pes else 'debtor.complement_name'} already used"
+               if complement is not None and
                self.policies.name_overflow == "split" else
                "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
-        ctx.problem("text.length", f"debtor.name is {len(name)} characters, Hélios allows "
+        ctx.problem("text.length", f"debtor.name is {len(name)} characters, {self._target} "
+                    "allows "
                     f"{limit} ({why})", mapping=binding.where if binding else None)
         return None, complement
 
@@ -919,13 +929,17 @@ class Builder:
                     return None
                 full_length = len(street)
                 complement, street = parts
-                ctx.note("street_overflow", f"street of {full_length} "
-                         f"characters split into Adr1 ({len(complement)}) + Adr2 ({len(street)})")
+                ctx.note("street_overflow", f"street of {full_length} characters split into " + (
+                    f"Adr1 ({len(complement)}) + Adr2 ({len(street)}): address.complement + "
+                    "address.street" if self._pes else
+                    f"address.complement ({len(complement)}) + address.street ({len(street)})"))
             else:
-                why = ("Adr1 already holds the complement" if complement is not None and
+                why = (f"{'Adr1' if self._pes else 'address.complement'} already holds the "
+                       "complement" if complement is not None and
                        self.policies.street_overflow == "split"
                        else "policy street_overflow: refuse")
-                ctx.problem("text.length", f"address.street is {len(street)} characters, Hélios "
+                ctx.problem("text.length", f"address.street is {len(street)} characters, "
+                            f"{self._target} "
                             f"allows {limit} ({why})", mapping=a["street"].where)
                 return None
         if in_france:
@@ -951,8 +965,11 @@ class Builder:
                                   a.get("city"))
         if foreign_city is None:
             return None
-        ctx.note("foreign_address", f"{country}: CP 99999, Ville " + (
-            f"'{postal} …'" if postal else "without postal code") + f", CodPays {insee}")
+        shown = f"'{postal} …'" if postal else "without postal code"
+        ctx.note("foreign_address", f"{country}: CP 99999, Ville {shown}, CodPays {insee} "
+                 "(address.postal_code, address.city, address.country_code)" if self._pes else
+                 f"{country}: address.postal_code 99999, address.city {shown}, "
+                 f"address.country_code {insee}")
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)
@@ -1042,8 +1059,8 @@ class Builder:
         if defaulted:
             assert debtor is not None
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
-            ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
-                     "(TitCpte)")
+            ctx.note("account_holder", "account.holder: empty, the debtor's name is used" + (
+                " (TitCpte)" if self._pes else ""))
         if debtor is None and _blank(holder_raw):
             # the holder would be the debtor's name, and the debtor is refused (its
             # problem is reported): no second, false 'account.holder is missing'
