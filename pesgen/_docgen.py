@@ -252,7 +252,60 @@ def rules_reference() -> str:
     return "\n".join(lines)
 
 
-PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference}
+def template_model_reference() -> str:
+    """docs/template-model.md: every public field of the model classes a template reads,
+    from ``model.TEMPLATE_MODEL`` (a field without its line there is an error)."""
+    import typing
+
+    from .model import TEMPLATE_MODEL, public_names
+
+    lines = [
+        "# Template model reference",
+        "",
+        "Generated from `pesgen/model.py` (`TEMPLATE_MODEL`) by `python -m pesgen._docgen`; "
+        "do not edit by hand.",
+        "",
+        "A template never sees the export, only these objects: `doc` in `head(doc)`, "
+        "`piece(t, doc)` and `tail(doc)`, and `t`, one title, in `piece`. Text fields are "
+        "already normalised by the mapping's policies and limited by format.yaml "
+        "`fields`; amounts are `Decimal` and dates `date` (write them with the filters: "
+        "`amount`, `isodate`…). A field that is \"or nothing\" is None when absent: guard "
+        "it (`{% if t.object %}…{% endif %}`), since a template never writes the word "
+        "None. Reading a name a class lacks is a template error naming the template line, "
+        "the closest field and the fields the class has (`'pesgen.model.Collectivity "
+        "object' has no attribute 'nom': did you mean 'name'? (Collectivity fields: "
+        "budget_label, cod_bud, …)`).",
+        "",
+    ]
+    problems = []
+    for cls, where, described in TEMPLATE_MODEL:
+        names = public_names(cls)
+        problems += [f"{cls.__name__}.{n}: no description in model.TEMPLATE_MODEL"
+                     for n in names if n not in described]
+        problems += [f"{cls.__name__}.{n}: described in model.TEMPLATE_MODEL, but no field"
+                     for n in described if n not in names]
+        hints = typing.get_type_hints(cls)
+        lines += [f"## `{where}`: {cls.__name__}", "",
+                  "| field | type | meaning |", "|---|---|---|"]
+        for name in names:
+            if name in hints:
+                kind = hints[name]
+            else:  # a property: its return type
+                kind = typing.get_type_hints(getattr(cls, name).fget).get("return", "")
+            shown = getattr(kind, "__name__", None) if not isinstance(kind, str) and \
+                type(kind).__name__ == "type" else str(kind).replace("typing.", "")
+            shown = str(shown).replace("pesgen.model.", "").replace("datetime.", "") \
+                .replace("decimal.", "").replace("|", "\\|")
+            meaning = described.get(name, "").replace("|", "\\|")
+            lines.append(f"| `{name}` | {shown} | {meaning} |")
+        lines.append("")
+    if problems:
+        raise SystemExit("pesgen/model.py: " + "; ".join(problems))
+    return "\n".join(lines)
+
+
+PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference,
+         "template-model.md": template_model_reference}
 
 
 def main(argv: list[str]) -> int:
