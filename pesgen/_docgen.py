@@ -27,14 +27,14 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
     ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists.", "pesgen"),
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
-    ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:).", "pesgen (schemas/format.schema.json)"),
+    ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:), and every option default (defaults.options, written as it is: no text policy applies), each refused naming its format.yaml line.", "pesgen (schemas/format.schema.json)"),
     ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ ERREUR_SIRET"),
     ("mapping", "collectivity.sepa-creditor-id", "The collectivity's SEPA creditor identifier (ICS, collectivity.sepa_creditor_id), when given, is written upper case without spaces (the schema's pattern) and has valid ISO 7064 mod 97-10 check digits (python-stdnum eu.at_02): it goes as it is into the files that carry it (e.magnus WTAMC001 column 74).", "SEPA Core Direct Debit rulebook, AT-02 (the Creditor Identifier; its check as python-stdnum eu.at_02 implements it); notes pes-v2-recette.md §6.1 (AncienICS: 13 characters, ICS structure), peers-and-vendor-formats.md (e.magnus ICS 13)"),
     ("mapping", "pes.cat-nat-grid", "Each payer kind maps to a CatTiers/NatJur pair of the grid.", "DT v5.19 Annexes, Annexe 3"),
     ("mapping", "pes.cat-tiers", "CatTiers is a DGFiP category code.", "DT v5.19 codes communs, TCatTiers"),
     ("mapping", "mapping.format", "The mapping fits its format: NumDette (bindings.invoice.debt_number) is bound for ORMC formats and absent for titres.", "DT v5.19 BlocPiece/NumDette (ORMC only)"),
     ("mapping", "mapping.asap-edition", "output.asap_edition is a code the format supports (format.yaml defaults.asap_editions), and is set when the format requires it (defaults.asap_edition_required).", "DT v5.19 BlocPiece/Edition; Annexe 2"),
-    ("mapping", "mapping.options", "output.options names only parameters the format declares (format.yaml defaults.options).", "pesgen"),
+    ("mapping", "mapping.options", "output.options names only parameters the format declares (format.yaml defaults.options), and each value (written as it is, never transliterated) is one the output encoding can write; so is each default of format.yaml a mapping's output.encoding changes the encoding of, and the mapping's own texts (collectivity.name, budget_label, poste_label, output.emitter).", "pesgen"),
     ("mapping", "layout.schema", "A layout file (listed as [layout file:line: key]; a format.yaml's problems as [format …]) matches schemas/layout.schema.json; columns do not overlap, codes list their values, several record types have a type column.", "pesgen (schemas/layout.schema.json)"),
     ("input", "input.required", "A required field (invoice number, NumDette, payer kind and name, street, postal code, city, line activity and amount; mandate fields for a direct debit) is present (an expression that gives an empty NumDette says so).", "DT v5.19 PES_RecetteAller (cardinalities)"),
     ("input", "input.duplicate-invoice", "An invoice number appears once in the input (CSV: its rows are contiguous); numbers are compared by their key, as a reader reads them: case, surrounding spaces, Unicode look-alikes aside (FA-2026-00101, fa-2026-00101, FA‐2026‐00101 with Unicode hyphens, FA–2026–00101 with en dashes, ＦＡ-２０２６-００１０１ in full width, one with an invisible soft hyphen are one invoice: the outputs upper-case and transliterate their text; see docs/state.md).", "pesgen (nothing twice)"),
@@ -51,7 +51,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "input.path", "A JSON path binding reads a key some invoice of the run has. One no invoice answers is refused when a key seen there is nearly the same (a typo: difflib ratio ≥ 0.8, did you mean) or the field is required; otherwise the run summary notes it (policy `path`): the optional field stays empty.", "pesgen"),
     ("input", "codes.activity", "Every activity code is in codes.activities.", "pesgen (no silent fallback)"),
     ("input", "codes.payer-kind", "Every payer kind is in codes.payer_kinds.", "pesgen"),
-    ("input", "codes.civility", "Every civility is in codes.civility (when the table is given).", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
+    ("input", "codes.civility", "Every civility is in codes.civility (when the table is given). The table's values and policies.default_civility are codes sent as written (no case, transliterate or newlines policy): each is checked once, when the mapping is loaded, against the format's debtor.civility field (its charset and length, no space at either end, no PES placeholder), naming the table key's line.", "DT v5.19 InfoTiers/Civilite: list arrêtée"),
     ("input", "codes.country", "A foreign country has an INSEE code in codes.countries (keys compared in upper case; two keys that differ only in case give one code, checked when the mapping is loaded); a country given 100 is France.", "DT v5.19 Adresse/CodPays"),
     ("input", "codes.sepa-sequence", "The SEPA sequence translates to SequencePres 01-04.", "DT v5.19 TSequencePres"),
     ("input", "pes.zero-total", "A title's total is > 0 (policy zero_total: leave out or refuse).", "DT v5.19 Base_Montant > 0; MtHT 0 rejects the bordereau"),
@@ -131,6 +131,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("payfip", "payfip.cancelled", "A cancelled title (its run, or its bordereau, cancelled: `runs cancel`) is no longer live for PayFiP: `payfip datamatrix` prints no Datamatrix for it (it skips its bordereau and says so on stderr, naming its invoices and the cancellation; a run whose every title is cancelled is refused, exit 7), `payfip link` makes no payment for it (a title cancelled while PayFiP made its operation: the operation is recorded, the link refused, exit 7), `payfip payments` shows it `cancelled` with nothing due (a payment it received stays shown), `payfip anomalies` shows its invoice cancelled, and a payment through its link is an anomaly (run-cancelled), beside any other mismatch of the result.", "pesgen (money: a family never pays a title the trésorerie will not see)"),
     ("payfip", "payfip.datamatrix", "Every title of the run can be laid out in the Datamatrix layout (IdPost 6 digits, CodProdLoc and code établissement 2 letters or digits); its file is present.", "pesgen; layout UNCONFIRMED (notes pes-v2-recette.md §13)"),
     ("template", "template / template.syntax", "A template compiles and renders (sandboxed, strict undefined); errors name the template file and line.", "pesgen"),
+    ("template", "template.encoding", "A template's own text (outside {{ }} and {% %}, in the templates it imports or includes too) holds only characters the output encoding writes: checked once when the export is set up (check-format, check-mapping, preview, export), naming the template line, whatever branch the titles take. A string of an expression the encoding cannot write is refused when rendered (check-mapping's sample titles included), naming the line of the template that holds it.", "pesgen"),
 ]
 
 UNCONFIRMED = """## Choices where the DGFiP documentation is silent
@@ -252,7 +253,60 @@ def rules_reference() -> str:
     return "\n".join(lines)
 
 
-PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference}
+def template_model_reference() -> str:
+    """docs/template-model.md: every public field of the model classes a template reads,
+    from ``model.TEMPLATE_MODEL`` (a field without its line there is an error)."""
+    import typing
+
+    from .model import TEMPLATE_MODEL, public_names
+
+    lines = [
+        "# Template model reference",
+        "",
+        "Generated from `pesgen/model.py` (`TEMPLATE_MODEL`) by `python -m pesgen._docgen`; "
+        "do not edit by hand.",
+        "",
+        "A template never sees the export, only these objects: `doc` in `head(doc)`, "
+        "`piece(t, doc)` and `tail(doc)`, and `t`, one title, in `piece`. Text fields are "
+        "already normalised by the mapping's policies and limited by format.yaml "
+        "`fields`; amounts are `Decimal` and dates `date` (write them with the filters: "
+        "`amount`, `isodate`…). A field that is \"or nothing\" is None when absent: guard "
+        "it (`{% if t.object %}…{% endif %}`), since a template never writes the word "
+        "None. Reading a name a class lacks is a template error naming the template line, "
+        "the closest field and the fields the class has (`'pesgen.model.Collectivity "
+        "object' has no attribute 'nom': did you mean 'name'? (Collectivity fields: "
+        "budget_label, cod_bud, …)`).",
+        "",
+    ]
+    problems = []
+    for cls, where, described in TEMPLATE_MODEL:
+        names = public_names(cls)
+        problems += [f"{cls.__name__}.{n}: no description in model.TEMPLATE_MODEL"
+                     for n in names if n not in described]
+        problems += [f"{cls.__name__}.{n}: described in model.TEMPLATE_MODEL, but no field"
+                     for n in described if n not in names]
+        hints = typing.get_type_hints(cls)
+        lines += [f"## `{where}`: {cls.__name__}", "",
+                  "| field | type | meaning |", "|---|---|---|"]
+        for name in names:
+            if name in hints:
+                kind = hints[name]
+            else:  # a property: its return type
+                kind = typing.get_type_hints(getattr(cls, name).fget).get("return", "")
+            shown = getattr(kind, "__name__", None) if not isinstance(kind, str) and \
+                type(kind).__name__ == "type" else str(kind).replace("typing.", "")
+            shown = str(shown).replace("pesgen.model.", "").replace("datetime.", "") \
+                .replace("decimal.", "").replace("|", "\\|")
+            meaning = described.get(name, "").replace("|", "\\|")
+            lines.append(f"| `{name}` | {shown} | {meaning} |")
+        lines.append("")
+    if problems:
+        raise SystemExit("pesgen/model.py: " + "; ".join(problems))
+    return "\n".join(lines)
+
+
+PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference,
+         "template-model.md": template_model_reference}
 
 
 def main(argv: list[str]) -> int:

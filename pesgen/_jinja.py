@@ -35,7 +35,7 @@ from jinja2.sandbox import (
     SandboxedFormatter,
     SecurityError,
 )
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
@@ -443,6 +443,39 @@ def _no_option(options: object, name: object) -> str | None:
             + f" (options: {', '.join(have) or 'none'})")
 
 
+# (model class, attribute it lacks) -> what to say: computed once per pair, so a
+# template testing `x.name is defined` over many titles pays a lookup, not difflib
+_NO_FIELD: dict[tuple[type, str], str] = {}
+
+
+# French words a template author may try for a field, and the model's name for it
+_FRENCH = {"nom": "name", "prenom": "first_name", "adresse": "address", "rue": "street",
+           "ville": "city", "cp": "postal_code", "code_postal": "postal_code",
+           "civilite": "civility", "pays": "country", "montant": "amount",
+           "libelle": "label", "objet": "object", "numero": "number", "titulaire": "holder",
+           "debiteur": "debtor", "lignes": "lines", "quantite": "quantity",
+           "exercice": "exercise", "date_naissance": "birth_date", "complement_nom":
+           "complement_name", "lieu_dit": "locality", "collectivite": "collectivity"}
+
+
+def _no_field(obj: object, name: str) -> str:
+    """What to say of a model object lacking ``name``: Jinja's own words, the closest
+    field (did you mean) and the fields it has (docs/template-model.md)."""
+    key = (type(obj), name)
+    known = _NO_FIELD.get(key)
+    if known is None:
+        have = sorted(_PUBLIC[type(obj)])
+        close = difflib.get_close_matches(name, have, n=1)
+        french = _FRENCH.get(name.lower().replace("é", "e").replace("è", "e"))
+        if french in have:  # the model's names are English: 'nom' is name
+            close = [french]
+        known = (f"{object_type_repr(obj)!r} has no attribute {name!r}"
+                 + (f": did you mean '{close[0]}'?" if close else "")
+                 + f" ({type(obj).__name__} fields: {', '.join(have)})")
+        remember(_NO_FIELD, key, known)
+    return known
+
+
 # A template that outputs None: Jinja writes the word "None" into the file, which a
 # schema may or may not catch (an XML attribute of free text, a CSV column)
 NONE_WRITTEN = ("writes None: a value left unset (an optional field, an option the mapping "
@@ -477,8 +510,14 @@ class _Sandbox(_Bounded):
 
     def getattr(self, obj: object, attribute: str) -> object:
         public = _TEMPLATE_READS.get(type(obj))
-        if public is not None and attribute in public:
-            return getattr(obj, attribute)
+        if public is not None:
+            if attribute in public:
+                return getattr(obj, attribute)
+            if type(obj) in _DATA_TYPES and not attribute.startswith("_"):
+                # a model object has only its fields and properties: a typo, said with
+                # the closest field (the sandbox's own path would say only the name)
+                return self.undefined(obj=obj, name=attribute,
+                                      hint=_no_field(obj, attribute))
         if type(obj) in _DICTS and attribute not in _DICT_NAMES:
             # what the sandbox does, without the AttributeError it raises and catches
             # first: the key's value, or undefined

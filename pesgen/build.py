@@ -28,7 +28,7 @@ from .checks import (
     civility_problem,
 )
 from .errors import InputDataError, MappingError, Problem
-from .formats import Format
+from .formats import Format, option_problems
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
 from .memo import remember
@@ -36,7 +36,14 @@ from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .sources import SourceInvoice, missing_column, missing_columns_message
-from .text import Normalized, normalize, pes_text_error, truncate_words, wrap_words
+from .text import (
+    Normalized,
+    code_error,
+    normalize,
+    pes_text_error,
+    truncate_words,
+    wrap_words,
+)
 
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
@@ -274,6 +281,11 @@ class Builder:
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # what notes and problems call the fields and whose limits they are: the PES
+        # element beside the canonical field for a PES format, the field alone for a
+        # finance package's (its file has no Adr1, ComplNom or CodPays)
+        self._pes = fmt.is_pes
+        self._target = "Hélios" if fmt.is_pes else f"format {fmt.name}"
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
         # problems are still produced per invoice from the cached result.
@@ -825,14 +837,19 @@ class Builder:
             parts = wrap_words(name, limit)
             # each half must itself be an acceptable Base_Texte (not '0', '.', 'nc')
             if len(parts) == 2 and not any(pes_text_error(x) for x in parts):
-                ctx.note("name_overflow", f"name of {len(name)} characters split into Nom "
-                         f"({len(parts[0])}) + ComplNom ({len(parts[1])})")
+                ctx.note("name_overflow", f"name of {len(name)} characters split into " + (
+                    f"Nom ({len(parts[0])}) + ComplNom ({len(parts[1])}): debtor.name + "
+                    "debtor.complement_name" if self._pes else
+                    f"debtor.name ({len(parts[0])}) + debtor.complement_name "
+                    f"({len(parts[1])})"))
                 return parts[0], parts[1]
-        why = ("ComplNom already used" if complement is not None and
+        why = (f"{'ComplNom' if self._pes else 'debtor.complement_name'} already used"
+               if complement is not None and
                self.policies.name_overflow == "split" else
                "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
-        ctx.problem("text.length", f"debtor.name is {len(name)} characters, Hélios allows "
+        ctx.problem("text.length", f"debtor.name is {len(name)} characters, {self._target} "
+                    "allows "
                     f"{limit} ({why})", mapping=binding.where if binding else None)
         return None, complement
 
@@ -863,8 +880,13 @@ class Builder:
                 return None
         if value is None:
             return None
+        if table is not None or value is not raw:
+            # a code of codes.civility or policies.default_civility: written for the
+            # target, sent as written (no case, transliterate or newlines policy);
+            # format_fit checked it against the field's charset and limit
+            return value
         sent = self._text(ctx, "debtor.civility", value, binding)
-        if table is None and sent is not None and value is raw:
+        if sent is not None:
             self.uncoded_civilities[raw] = None
         return sent
 
@@ -907,13 +929,17 @@ class Builder:
                     return None
                 full_length = len(street)
                 complement, street = parts
-                ctx.note("street_overflow", f"street of {full_length} "
-                         f"characters split into Adr1 ({len(complement)}) + Adr2 ({len(street)})")
+                ctx.note("street_overflow", f"street of {full_length} characters split into " + (
+                    f"Adr1 ({len(complement)}) + Adr2 ({len(street)}): address.complement + "
+                    "address.street" if self._pes else
+                    f"address.complement ({len(complement)}) + address.street ({len(street)})"))
             else:
-                why = ("Adr1 already holds the complement" if complement is not None and
+                why = (f"{'Adr1' if self._pes else 'address.complement'} already holds the "
+                       "complement" if complement is not None and
                        self.policies.street_overflow == "split"
                        else "policy street_overflow: refuse")
-                ctx.problem("text.length", f"address.street is {len(street)} characters, Hélios "
+                ctx.problem("text.length", f"address.street is {len(street)} characters, "
+                            f"{self._target} "
                             f"allows {limit} ({why})", mapping=a["street"].where)
                 return None
         if in_france:
@@ -939,8 +965,11 @@ class Builder:
                                   a.get("city"))
         if foreign_city is None:
             return None
-        ctx.note("foreign_address", f"{country}: CP 99999, Ville " + (
-            f"'{postal} …'" if postal else "without postal code") + f", CodPays {insee}")
+        shown = f"'{postal} …'" if postal else "without postal code"
+        ctx.note("foreign_address", f"{country}: CP 99999, Ville {shown}, CodPays {insee} "
+                 "(address.postal_code, address.city, address.country_code)" if self._pes else
+                 f"{country}: address.postal_code 99999, address.city {shown}, "
+                 f"address.country_code {insee}")
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)
@@ -1030,8 +1059,8 @@ class Builder:
         if defaulted:
             assert debtor is not None
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
-            ctx.note("account_holder", "account.holder: empty, the debtor's name is used "
-                     "(TitCpte)")
+            ctx.note("account_holder", "account.holder: empty, the debtor's name is used" + (
+                " (TitCpte)" if self._pes else ""))
         if debtor is None and _blank(holder_raw):
             # the holder would be the debtor's name, and the debtor is refused (its
             # problem is reported): no second, false 'account.holder is missing'
@@ -1103,10 +1132,40 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
             problems.append(Problem("mapping.options", f"format {fmt.name} has no option "
                                     f"'{key}' ({known})",
                                     mapping=mapping.where("output", "options", key)))
-    # the mapping's own texts go into every file as they are: they must be writable
+    # the codes the mapping's tables give are sent as written (no text policy changes
+    # them): each must fit the field as it is, checked here once, not per invoice
+    limit = fmt.limit("debtor.civility")
+    codes = [(("codes", "civility", key), value)
+             for key, value in (mapping.codes.civility or {}).items()]
+    if mapping.policies.default_civility is not None:
+        codes.append((("policies", "default_civility"), mapping.policies.default_civility))
+    for keys, value in codes:
+        error = code_error(str(value), limit.charset, limit.max)
+        if error:
+            problems.append(Problem(
+                "codes.civility", f"{'.'.join(map(str, keys))}: the civility {str(value)!r} "
+                f"{error} (format {fmt.name}, debtor.civility): a code of the mapping is "
+                "sent as written, the text policies (case, transliterate) do not change it",
+                mapping=mapping.where(*keys)))
+    # the mapping's own texts and options go into every file as they are (no text
+    # policy transliterates them): they must be writable
     encoding = mapping.output.encoding or fmt.encoding
     c, o = mapping.collectivity, mapping.output
-    for keys, value in ((("collectivity", "budget_label"), c.budget_label),
+    if mapping.output.encoding:  # the format's defaults were checked for its own encoding
+        problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
+                                    frozenset(o.options))
+    for key, value in o.options.items():
+        text = str(value)
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            problems.append(Problem(
+                "mapping.options", f"output.options.{key}: {text[exc.start]!r} cannot be "
+                f"written in {encoding} (format {fmt.name}; an option is written as it is: "
+                "no text policy transliterates it)",
+                mapping=mapping.where("output", "options", key)))
+    for keys, value in ((("collectivity", "name"), c.name),
+                        (("collectivity", "budget_label"), c.budget_label),
                         (("collectivity", "poste_label"), c.poste_label),
                         (("output", "emitter", "sigle"), o.sigle),
                         (("output", "emitter", "adresse"), o.adresse)):

@@ -223,6 +223,9 @@ class Exporter:
                              "own; give the DGFiP package to validate it (--official-xsd "
                              "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
         self.renderers: list[FileRenderer] = renderers(fmt)
+        if not vouched:  # a recorded run's templates rendered then: compared by sha256
+            for renderer in self.renderers:
+                renderer.check_literals(self.encoding)
         self.builder = Builder(mapping, fmt, recorded=vouched)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
@@ -284,11 +287,16 @@ class Exporter:
         try:
             return text.encode(self.encoding)
         except UnicodeEncodeError as exc:
-            message = (f"template {renderer.name} produced {text[exc.start]!r}, which "
+            # the templates' own text, the mapping's texts and options, and the model's
+            # text fields are checked before: what is left is a string of an expression
+            # (the error path only: the line is looked for in the templates' source)
+            char = text[exc.start]
+            where = renderer.unwritable_source_line(char) or renderer.name
+            message = (f"template {where} produced {char!r}, which "
                        f"{self.encoding} cannot encode ({what})")
             raise TemplateError(message, [Problem(
-                "template", f"{text[exc.start]!r} cannot be written in {self.encoding}",
-                mapping=renderer.name, record=title.origin if title else None,
+                "template", f"{char!r} cannot be written in {self.encoding}",
+                mapping=where, record=title.origin if title else None,
                 invoice=title.invoice_number if title else None)]) from None
 
     # ------------------------------------------------------------------ phase 1

@@ -144,6 +144,28 @@ def _charset(data: Any, source: Path) -> str:
     return charset
 
 
+def option_problems(defaults: Any, encoding: str, source: Path,
+                    skip: frozenset[str] = frozenset()) -> list[Problem]:
+    """The format's option defaults (``defaults.options``, but those in ``skip``) that
+    ``encoding`` cannot write, each naming its format.yaml line: an option goes into the
+    file as it is (no text policy transliterates it)."""
+    options = defaults.get("options") or {}
+    problems = []
+    for key, value in options.items():
+        if key in skip:
+            continue
+        text = str(value)
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            problems.append(Problem(
+                "format.schema", f"option {key}: {text[exc.start]!r} cannot be written in "
+                f"{encoding} (an option is written as it is: no text policy transliterates "
+                "it)", mapping=f"{source}:{line_of(defaults, ['options', key])}: "
+                f"defaults.options.{key}"))
+    return problems
+
+
 def _writes(encoding: str, char: str) -> bool:
     try:
         return bool(char.encode(encoding))
@@ -187,6 +209,10 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         # a bundle a run recorded before these checks: rebuilt with the charset it was
         # rendered with then (the rebuilt files are compared with the recorded sha256)
         charset = data.get("charset") or _CHARSET_BEFORE_CHECKS.get(encoding.lower(), "utf-8")
+    if not recorded:
+        problems = option_problems(data.get("defaults") or {}, encoding, source)
+        if problems:
+            raise _invalid(source, problems)
     files = []
     for i, spec in enumerate(data["files"]):
         where = f"{source}: files[{i}]"

@@ -241,3 +241,133 @@ def maker(cls: Any) -> Any:
     made = namespace[f"make_{cls.__name__}"]
     made.__doc__ = f"{cls.__name__}(...) without its __init__ (model.maker)"
     return made
+
+
+# What a template reads, field by field: docs/template-model.md is generated from this
+# (python -m pesgen._docgen, whose --check refuses a public field without a line here,
+# or a line for a field the class lacks). (class, where a template finds it, {field:
+# one line}), in the order the page shows them.
+TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
+    (Document, "doc", {
+        "collectivity": "the collectivity (Collectivity), from the mapping's collectivity block",
+        "emitter": "who made the file (Emitter), from the mapping's output.emitter",
+        "file_name": "the name of the file being written (NomFic), from format.yaml files[].name",
+        "structure_date": "the run date (DteStr)",
+        "bordereau": "the bordereau of the file (Bordereau); in head and tail its final figures",
+        "options": "the format's parameters (format.yaml defaults.options, the mapping's "
+                   "output.options) and pesgen's own: edition (the ASAP Edition code, "
+                   "output.asap_edition, or nothing), encoding (of the file), tiers_on",
+    }),
+    (Collectivity, "doc.collectivity", {
+        "name": "collectivity.name, as the mapping writes it",
+        "siret": "SIRET of the collectivity (IdColl)",
+        "id_post": "DGFiP accounting post (IdPost)",
+        "cod_col": "collectivity code (CodCol)",
+        "cod_bud": "budget code (CodBud)",
+        "exercise": "budget year (Exer), an integer",
+        "budget_label": "label of the budget (LibelleColBud), or nothing",
+        "poste_label": "label of the accounting post (LibellePoste), or nothing",
+        "sepa_creditor_id": "SEPA creditor identifier (ICS), or nothing",
+        "payfip_client": "PayFiP client number, or nothing",
+    }),
+    (Emitter, "doc.emitter", {
+        "sigle": "the emitting software's acronym (output.emitter.sigle, default PESGEN)",
+        "adresse": "the emitting software's address (output.emitter.adresse, default "
+                   "'pesgen <version>')",
+    }),
+    (Bordereau, "doc.bordereau", {
+        "exercise": "budget year (Exer)",
+        "number": "bordereau number (IdBord), allocated by the state store",
+        "issue_date": "issue date, the run date (DteBordEm)",
+        "count": "how many titles the file holds (NbrPce)",
+        "total": "sum of the titles' totals (MtBordHt), a Decimal",
+        "asap_date": "ASAP date: the run date plus output.asap_delay_days (DteAsp)",
+        "object": "object of the bordereau (output.bordereau_object), or nothing",
+        "lines": "how many lines its titles have (for a flat file's trailer)",
+    }),
+    (Title, "t", {
+        "invoice_number": "the invoice number, as exported",
+        "debt_number": "NumDette (ORMC formats), or nothing",
+        "debtor": "the debtor (Debtor)",
+        "lines": "the title's lines (Line), in order, all with an amount > 0",
+        "total": "the title's total (MtHT summed), a Decimal",
+        "origin": "the input record it was made from (file:$.invoices[3], file:12)",
+        "invoice_date": "invoice date, or nothing",
+        "due_date": "due date, or nothing",
+        "service_from": "first day of the period billed, or nothing",
+        "service_to": "last day of the period billed, or nothing",
+        "object": "object of the title (ObjPce), or nothing",
+        "asap_date": "piece-level ASAP date (DteAsp), or nothing",
+        "mandate": "the SEPA direct debit (Mandate), or nothing",
+        "joint_debtor": "the joint debtor (tiers solidaire, a Debtor), or nothing",
+        "period": "Per of the payment reference (payment_reference.period, default '1')",
+        "number": "the title's number in its bordereau (IdPce), from 1",
+        "cle1": "payment reference key 1 (Cle1, ORMC), or nothing",
+        "cle2": "payment reference key 2 (Cle2, ORMC), or nothing",
+    }),
+    (Debtor, "t.debtor, t.joint_debtor", {
+        "category": "CatTiers code (codes.payer_kinds), e.g. 01 for a person",
+        "legal_nature": "NatJur code (codes.payer_kinds)",
+        "name": "name (Nom), normalised by the text policies; its end in complement_name "
+                "when name_overflow split it",
+        "address": "the address (Address)",
+        "kind": "the payer kind as exported (person, organization…)",
+        "ref": "the debtor's reference in the school software (RefTiers), or nothing",
+        "civility": "civility (Civilite): the value codes.civility gives, as written, "
+                    "or the one exported (policies.default_civility when none); or nothing",
+        "first_name": "first name (Prenom), or nothing",
+        "complement_name": "name complement (ComplNom), or nothing",
+        "national_id": "SIRET of an organisation (IdTiers), or nothing",
+        "national_id_kind": "kind of national_id (NatIdTiers, 01 = SIRET), or nothing",
+        "birth_date": "birth date of a person (DteNaissance), or nothing",
+        "email": "e-mail address as exported, or nothing",
+        "is_person": "whether category is 01 (a person)",
+    }),
+    (Address, "t.debtor.address", {
+        "street": "street line (Adr2); after a street_overflow split, its second half",
+        "postal_code": "postal code (CP); 99999 for an address abroad",
+        "city": "city (Ville); abroad, the foreign postal code first",
+        "complement": "complement (Adr1), or the first half of a split street, or nothing",
+        "locality": "locality, lieu-dit (Adr3), or nothing",
+        "country": "country, ISO alpha-2 as exported (FR when not bound)",
+        "resident": "true for an address in France (CodRes 0), false abroad (CodRes 1)",
+        "country_code": "INSEE country code abroad (CodPays, codes.countries), or nothing",
+    }),
+    (Mandate, "t.mandate", {
+        "rum": "unique mandate reference (RefUniMdt)",
+        "signed_on": "date the mandate was signed (DateSignMandat)",
+        "sequence": "SEPA sequence code 01-04 (SequencePres, codes.sepa_sequences)",
+        "debit_date": "debit date (DtePrel)",
+        "account": "the debited account (BankAccount)",
+        "label": "label of the debit (LibPrel), or nothing",
+        "periodicity": "periodicity code (PerPrel): 07, one debit",
+        "holder_differs": "true when the account holder is not the debtor (TitCpteDiff 1)",
+    }),
+    (BankAccount, "t.mandate.account", {
+        "iban": "IBAN, compact (IBAN)",
+        "holder": "account holder (TitCpte); the debtor's name when the export has none",
+        "bic": "BIC (BIC), or nothing",
+    }),
+    (Line, "t.lines[i]", {
+        "number": "the line's number in its title (IdLigne), from 1",
+        "product_code": "product code (CodProdLoc, codes.activities)",
+        "nature": "budget nature (Nature, codes.activities)",
+        "amount": "amount (MtHT), a Decimal > 0; use the amount filter to write it",
+        "activity": "the school's activity code, as exported",
+        "label": "line label (ObjLignePce), or nothing",
+        "fonction": "fonction (Fonction, codes.activities), or nothing",
+        "operation": "operation code (Operation, codes.activities), or nothing",
+        "quantity": "quantity, a Decimal, or nothing",
+        "unit_price": "unit price, a Decimal, or nothing",
+        "student": "the student's reference, as exported, or nothing",
+        "origin": "the input record of the line",
+    }),
+)
+
+
+def public_names(cls: type) -> list[str]:
+    """A model class's fields and properties a template reads, in declaration order."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    names += sorted(name for name, value in vars(cls).items()
+                    if isinstance(value, property) and not name.startswith("_"))
+    return names

@@ -12,11 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 
 from ._jinja import string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from .errors import Problem, TemplateError, exception_message
 from .formats import FileSpec, Format
+from .memo import remember
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
@@ -71,6 +73,48 @@ class FileRenderer:
             raise TemplateError(f"{fmt.folder}/format.yaml: file name template: {exc.message}"
                                 ) from None
 
+    def sources(self) -> list[tuple[str, str]]:
+        """(name, source) of this file's template and of the templates it imports or
+        includes by a constant name, each once."""
+        env, found, todo = self._env, {}, [self.spec.template]
+        while todo:
+            name = todo.pop()
+            if name in found:
+                continue
+            try:
+                source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+                todo.extend(_imported(env, name, source))
+            except jinja2.TemplateError:
+                continue  # a missing or broken import is reported when it is loaded
+            found[name] = source
+        return list(found.items())
+
+    def check_literals(self, encoding: str) -> None:
+        """Refuse, naming the template file and line, a character of the templates' own
+        text (outside ``{{ }}`` and ``{% %}``) that ``encoding`` cannot write: every file
+        would fail when written, blamed on no line. Once per template, when the export is
+        set up: nothing on the rendering path."""
+        for name, source in self.sources():
+            found = _unwritable_literal(self._env, name, source, encoding)
+            if found is not None:
+                line, char = found
+                where = f"{self.fmt.name}/{name}:{line}"
+                message = (f"the template's text holds {char!r} (U+{ord(char):04X}), which "
+                           f"{encoding} cannot write: write it as the output's encoding "
+                           "can (a character reference in XML, &#8364; for €), or take it "
+                           "from the model or an option")
+                raise TemplateError(f"template {where}: {message}", [Problem(
+                    "template.encoding", message, mapping=where)])
+
+    def unwritable_source_line(self, char: str) -> str | None:
+        """Where ``char`` is written in the templates' source (a string of an
+        expression, as the text is checked when loaded): 'bundle/name:line', or None."""
+        for name, source in self.sources():
+            for number, text in enumerate(source.splitlines(), 1):
+                if char in text:
+                    return f"{self.fmt.name}/{name}:{number}"
+        return None
+
     def file_name(self, doc: Document) -> str:
         try:
             name = self._name.render(doc=doc).strip()
@@ -104,6 +148,50 @@ class FileRenderer:
                                  self._env) from None
         except (ValueError, TypeError, AttributeError, KeyError, ArithmeticError) as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what) from None
+
+
+# Per template source (a run, a test suite, sets up many exports of the same bundles):
+# the templates it imports or includes, and its first literal character an encoding
+# cannot write (line, character)
+_IMPORTS: dict[tuple[str, str], tuple[str, ...]] = {}
+_LITERALS: dict[tuple[str, str, str], tuple[int, str] | None] = {}
+
+
+def _imported(env: jinja2.Environment, name: str, source: str) -> tuple[str, ...]:
+    key = (name, source)
+    known = _IMPORTS.get(key)
+    if known is None:
+        tree = env.parse(source, name)
+        known = tuple(node.template.value for node in tree.find_all(
+            (nodes.Import, nodes.FromImport, nodes.Include))
+            if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str))
+        remember(_IMPORTS, key, known)
+    return known
+
+
+def _unwritable_literal(env: jinja2.Environment, name: str, source: str,
+                        encoding: str) -> tuple[int, str] | None:
+    key = (name, source, encoding)
+    if key in _LITERALS:
+        return _LITERALS[key]
+    found = None
+    for token in env.lexer.tokenize(env.preprocess(source, name), name):
+        char = _unwritable(token.value, encoding) if token.type == "data" else None
+        if char is not None:
+            index = token.value.index(char)
+            found = token.lineno + token.value.count("\n", 0, index), char
+            break
+    remember(_LITERALS, key, found)
+    return found
+
+
+def _unwritable(text: str, encoding: str) -> str | None:
+    """The first character of ``text`` that ``encoding`` cannot write, or None."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
 
 
 def renderers(fmt: Format) -> list[FileRenderer]:

@@ -82,13 +82,18 @@ def check_templates(mapping: Mapping, fmt: Format) -> int:
     day = date(mapping.collectivity.exercise, 11, 23)
     # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered
     exporter = Exporter(mapping, fmt, Path("."), day, vouched=True)
+    for renderer in exporter.renderers:  # as an export does (vouched skips it)
+        renderer.check_literals(exporter.encoding)
     titles = [exporter.numbered(t, i) for i, t in enumerate(sample_titles(mapping, fmt), 1)]
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(1, len(titles), total, lines=sum(len(t.lines) for t in titles))
     for renderer in exporter.renderers:
         named = replace(doc, file_name=renderer.file_name(doc))
-        renderer.head(named)
+        # encoded as an export writes them: a character the output's encoding cannot
+        # write is refused here, not at the first export
+        exporter._encode(renderer.head(named), renderer, "head")
         for title in titles:
-            renderer.piece(title, named)
-        renderer.tail(named)
+            exporter._encode(renderer.piece(title, named), renderer,
+                             f"piece of invoice {title.invoice_number}", title)
+        exporter._encode(renderer.tail(named), renderer, "tail")
     return len(exporter.renderers)

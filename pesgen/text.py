@@ -255,6 +255,25 @@ def _shown(text: str) -> str:
     return text
 
 
+def code_error(value: str, charset: str, limit: int | None) -> str | None:
+    """What keeps a code a mapping's table gives (codes.civility, default_civility) from
+    being sent as written, or None. A code is written for the target by whoever wrote
+    the table: the text policies (case, transliterate, newlines) never change it, so a
+    character the field's charset lacks, a space at its start or end, a length over the
+    field's limit or a PES placeholder is refused, not transformed."""
+    bad = _BAD_CONTROL.search(value) or _CONTROL.search(value) or _INVISIBLE.search(value)
+    if bad:
+        return f"holds the control or invisible character U+{ord(bad.group(0)[0]):04X}"
+    chars = "".join(dict.fromkeys(_DISALLOWED[charset].findall(value)))
+    if chars:
+        return f"holds {chars!r}, which charset {charset} does not allow"
+    if value != value.strip(" ") or "  " in value:
+        return "has a space at its start or end, or two in a row"
+    if limit is not None and len(value) > limit:
+        return f"is {len(value)} characters, the target allows {limit}"
+    return pes_text_error(value)
+
+
 def pes_text_error(value: str) -> str | None:
     """PES Base_Texte values may not be empty, only zeros, 'nc', '.' or a space."""
     if value == "":

@@ -743,7 +743,8 @@ def test_a_character_the_encoding_cannot_write_exits_the_same_from_preview_and_e
     shown = _run("preview", *common)
     assert done.exit_code == shown.exit_code == ExitCode.TEMPLATE, (done.stderr, shown.stderr)
     for result in (done, shown):
-        assert "template exemple-compta/lignes.csv.j2 produced '–', which ISO-8859-1 " \
+        # the string of the expression is named by its line
+        assert "template exemple-compta/lignes.csv.j2:2 produced '–', which ISO-8859-1 " \
             "cannot encode (head)" in result.stderr
 
 

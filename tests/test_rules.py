@@ -727,7 +727,8 @@ def test_long_street_split(tmp_path):
     assert _v(adr, "Adr1") == "RÉSIDENCE LES JARDINS DE LA ROSERAIE"
     assert _v(adr, "Adr2") == "APPARTEMENT 1204"
     assert [n.detail for n in result.notes if n.policy == "street_overflow"] == [
-        "street of 54 characters split into Adr1 (36) + Adr2 (16)"]
+        "street of 54 characters split into Adr1 (36) + Adr2 (16): address.complement + "
+        "address.street"]
 
 
 def test_long_street_split_at_the_line_break_number_in_adr2(tmp_path):

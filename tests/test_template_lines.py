@@ -121,10 +121,13 @@ def test_a_line_that_cannot_be_told_is_named_as_the_tag_it_is_in(tmp_path, comma
     first = _line(template, '<Nom V="{{ d.no_such_attr')
     r = _cli(command, fmts, tmp_path)
     assert r.exit_code == ExitCode.TEMPLATE
+    # (the fields a Debtor has, named since the message tells a typo its closest field)
     assert r.stderr.startswith(
         f"error: template {TEMPLATE}:{first}: 'pesgen.model.Debtor object' has no attribute "
-        f"'no_such_attr' (in the expression on lines {first}-{first + 2}; piece of invoice "
-        "FA-2026-00101)"), r.stderr
+        "'no_such_attr' (Debtor fields: address, birth_date, category, civility, "
+        "complement_name, email, first_name, is_person, kind, legal_nature, name, "
+        f"national_id, national_id_kind, ref) (in the expression on lines {first}-"
+        f"{first + 2}; piece of invoice FA-2026-00101)"), r.stderr
     assert f"[template {TEMPLATE}:{first}]" in r.stderr
 
 
