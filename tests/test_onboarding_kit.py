@@ -623,11 +623,15 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     assert not out.exists() or list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", [".lib.j2", "sub/.hidden/lib.j2", "lib.j2~"])
-def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
+@pytest.mark.parametrize(("name", "says"), [
+    (".lib.j2", "(a hidden file is not a template"),
+    ("sub/.hidden/lib.j2", "(a hidden file is not a template"),
+    ("lib.j2~", "(a backup ending in ~ is not a template"),
+])
+def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name, says):
     """A run records its bundle without hidden files and backups ending in ~ (an
     editor's swap file, .DS_Store): a template that imports one could never be
-    regenerated, so the loader does not find it."""
+    regenerated, so the loader does not find it, and says which of the two it is."""
     fmts, mapping = _new_bundle(tmp_path)
     bundle = fmts / "exemple-compta"
     (bundle / name).parent.mkdir(parents=True, exist_ok=True)
@@ -636,9 +640,40 @@ def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
         TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
                                "{% macro tail(doc) %}{% include '" + name + "' %}{% endmacro %}"),
         encoding="utf-8")
-    with pytest.raises(TemplateError, match="hidden files and backups ending in ~ are not "
-                       "templates"):
+    with pytest.raises(TemplateError, match=re.escape(f"{name} {says}")):
         export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+
+
+@pytest.mark.parametrize(("statement", "says"), [
+    ("{% include '../../x' %}", "../../x (outside the format bundle's folder"),
+    ("{% include '../y.j2' %}", "../y.j2 (outside the format bundle's folder"),
+    ("{% import '../../x' as z %}", "../../x (outside the format bundle's folder"),
+    ("{% import '../y.j2' as z %}", "../y.j2 (outside the format bundle's folder"),
+    ("{% include 'sub/../../y.j2' %}", "sub/../../y.j2 (outside the format bundle's folder"),
+    # back into the bundle: refused too, naming the file as it should be written
+    ("{% include '../exemple-compta/inside.j2' %}",
+     "'..' is not allowed in a template name, even when it leads back into the bundle: "
+     "name the file from the bundle's folder ('inside.j2')"),
+    ("{% include 'sub/../inside.j2' %}", "('inside.j2')"),
+])
+def test_a_template_name_leaving_the_folder_says_so(tmp_path, statement, says):
+    """An include or import whose name goes up with '..' is refused (as strictly as
+    before), for that reason: it was said to be 'hidden files and backups ending in ~'
+    (corail persona finding 3). The files exist, so only the name refuses them."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    for path in (tmp_path / "x", fmts / "y.j2", bundle / "inside.j2"):
+        path.write_text("OUTSIDE-CONTENT" if path.parent != bundle else "", encoding="utf-8")
+    (bundle / "sub").mkdir()
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}" + statement + "{% endmacro %}"),
+        encoding="utf-8")
+    with pytest.raises(TemplateError, match=re.escape(says)) as caught:
+        export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    assert "hidden" not in str(caught.value) and "OUTSIDE-CONTENT" not in str(caught.value)
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("encoding", ["ISO8859-1", "iso_8859_1", "l1", "latin1"])
