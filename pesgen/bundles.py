@@ -11,14 +11,16 @@ byte for byte; each mismatch comes as a unified diff.
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .errors import OutputInvalidError, Problem, UsageError
+from .errors import MappingError, OutputInvalidError, Problem, UsageError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
@@ -150,10 +152,48 @@ rendering with these files after validating them; `--regen` (or
 """
 
 
+# the scaffold README's first line: "**Status: draft.** TODO: ..."
+_README_STATUS = re.compile(r"\*\*Status:?\s*([A-Za-z]+)")
+
+
+def unfinished(fmt: Format) -> list[Problem]:
+    """What keeps a bundle from passing its self-test whatever it renders: the
+    scaffold's TODO placeholders left in format.yaml, and a README whose **Status:**
+    says another status than format.yaml's (the status ``pesgen formats`` lists)."""
+    problems = list(fmt.todos)
+    readme = fmt.folder / "README.md"
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return problems  # a README is optional
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _README_STATUS.search(line)
+        if found is None:
+            continue
+        said = found.group(1).lower()
+        if said != fmt.status:
+            source = fmt.folder / "format.yaml"
+            data, _, _ = load_yaml_file(source, "format")
+            problems.append(Problem(
+                "format.readme-status", f"README.md says **Status: {said}**, format.yaml "
+                f"says status: {fmt.status} ({source}:{line_of(data, ['status'])}): make "
+                "them agree (pesgen formats lists format.yaml's)",
+                mapping=f"{readme}:{number}: Status"))
+        break  # the first Status line is the bundle's
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False) -> tuple[list[Problem], list[str]]:
     """Render the fixture into ``work``; return (problems of the expected files,
-    diffs). With ``regen`` the expected folder is rewritten first."""
+    diffs). With ``regen`` the expected folder is rewritten first. A bundle with TODO
+    placeholders left, or whose README's status is not format.yaml's, is refused
+    first (``unfinished``)."""
+    problems = unfinished(fmt)
+    if problems:
+        raise MappingError(f"{fmt.name}: the bundle is not finished: "
+                           f"{len(problems)} problem(s) to fix before its self-test counts",
+                           problems)
     fixture = fixture_of(fmt)
     if fixture is None:
         raise UsageError(f"format {fmt.name} has no fixture/ folder")
@@ -168,7 +208,6 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             f"{fmt.name}: no expected files yet in {fixture.expected}: run check-format "
             f"again with --regen to write what the fixture renders ({produced}) there, "
             "review them; from then on check-format compares with them")
-    problems: list[Problem] = []
     if fixture.expected.is_dir():
         for path in sorted(fixture.expected.iterdir()):
             spec = specs.get(path.name)

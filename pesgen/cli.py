@@ -389,6 +389,7 @@ def validate(
 @app.command()
 def formats(formats_dir: FormatsOpt = None) -> None:
     """List the output formats (bundles) found, with their status."""
+    from .bundles import unfinished
     from .formats import list_formats
 
     try:
@@ -406,6 +407,9 @@ def formats(formats_dir: FormatsOpt = None) -> None:
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
         typer.echo(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
+        for problem in unfinished(fmt)[:10]:
+            # a draft's TODOs left, a README saying another status: check-format refuses
+            typer.echo(f"    - not finished: {problem}")
 
 
 @app.command("check-format")

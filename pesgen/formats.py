@@ -59,6 +59,9 @@ class Format:
     fields: dict[str, FieldLimit] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # the scaffold's TODO placeholders left in format.yaml (a draft may have some:
+    # ``todo_problems``); check-format refuses them, ``formats`` counts them
+    todos: tuple[Problem, ...] = ()
 
     @property
     def is_pes(self) -> bool:
@@ -151,6 +154,40 @@ def _writes(encoding: str, char: str) -> bool:
         return False
 
 
+# the scaffold's placeholders: "TODO: <publisher> <product> <what> import"
+_TODO = re.compile(r"\bTODO\b")
+# statuses that claim a finished bundle: no placeholder may be left
+FINISHED = ("stable", "reconstructed")
+
+
+def todo_problems(data: Any, source: Path) -> list[Problem]:
+    """Every value of format.yaml (and every key) still holding the scaffold's TODO
+    placeholder (``pesgen new-format`` writes them in title, source...), by
+    file:line: key. Comments are not values: a TODO there is the author's note."""
+    problems: list[Problem] = []
+
+    def walk(node: Any, keys: list[str | int]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _TODO.search(str(key)):
+                    problems.append(_todo(data, source, [*keys, key], "the key"))
+                walk(value, [*keys, key])
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, [*keys, i])
+        elif isinstance(node, str) and _TODO.search(node):
+            problems.append(_todo(data, source, keys, "the value"))
+
+    walk(data, [])
+    return problems
+
+
+def _todo(data: Any, source: Path, keys: list[str | int], what: str) -> Problem:
+    return Problem("format.todo", f"{what} still holds the scaffold's placeholder TODO: "
+                   "fill it in (docs/onboarding.md, step 1)",
+                   mapping=f"{source}:{line_of(data, keys)}: {_schema._dotted(keys)}")
+
+
 def _invalid(source: Path, problems: list[Problem]) -> MappingError:
     return MappingError(f"{source}: invalid format bundle", problems)
 
@@ -176,6 +213,13 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
                                 f"folder name '{folder.name}'", mapping=f"{source}:1: name"))
+    todos = todo_problems(data, source) if not (recorded or problems) else []
+    if todos and data["status"] in FINISHED:
+        # a bundle that says it is usable is finished: a draft may still have them
+        # (preview and export work on it), check-format refuses them
+        problems += [Problem(p.rule, f"{p.message}, or set status: draft (status: "
+                             f"{data['status']} says the bundle is finished)", mapping=p.mapping)
+                     for p in todos]
     if problems:
         raise MappingError(f"{source}: invalid format bundle", problems)
     encoding = data["encoding"]
@@ -222,6 +266,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         newline="\r\n" if data.get("newline") == "CRLF" else "\n", charset=charset,
         rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
         defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
+        todos=tuple(todos),
     )
 
 

@@ -861,3 +861,59 @@ def _without(tmp_path, mapping, line):
     copy = tmp_path / "without.yaml"
     copy.write_text("".join(kept), encoding="utf-8")
     return copy
+
+
+def _corail_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The shipped Cosoluce Corail bundle copied into a formats folder of its own."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    return fmts, fmts / "cosoluce-corail"
+
+
+def test_check_format_refuses_a_bundle_with_todos_left_or_a_readme_status_of_its_own(tmp_path):
+    """The bundle's CI gate passed the scaffold's TODO title and source, and `formats`
+    listed the bundle as stable while its README said draft (corail persona finding
+    6b). A TODO left fails check-format by format.yaml:line: key (exit 3, a bundle
+    problem) whatever the status; with a status that says the bundle is finished
+    (stable, reconstructed) the bundle does not load at all; a README whose
+    **Status:** is not format.yaml's fails check-format too."""
+    fmts, bundle = _corail_copy(tmp_path)
+    source, readme = bundle / "format.yaml", bundle / "README.md"
+    text, said = source.read_text(encoding="utf-8"), readme.read_text(encoding="utf-8")
+    assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
+    todo = re.sub(r'(?m)^title: .*$', 'title: "TODO: <publisher> <product> <what> import"',
+                  re.sub(r'(?m)^source: .*$', 'source: "TODO: the publisher\'s document"',
+                         text))
+    source.write_text(todo.replace("status: reconstructed", "status: stable"),
+                      encoding="utf-8")
+    readme.write_text(said.replace("**Status: reconstructed.**", "**Status: draft.** TODO"),
+                      encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"[format {source}:6: title] (rule format.todo)" in r.stderr
+    assert f"[format {source}:9: source] (rule format.todo)" in r.stderr
+    assert "status: stable says the bundle is finished" in r.stderr
+    listed = _run("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^cosoluce-corail\s+BROKEN", listed, re.MULTILINE), listed
+    assert not re.search(r"^cosoluce-corail\s+stable", listed, re.MULTILINE)
+    # a draft may hold TODOs while it is being written (it renders), but not pass
+    source.write_text(todo.replace("status: reconstructed", "status: draft"), encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "the bundle is not finished" in r.stderr
+    assert f"[format {source}:6: title] (rule format.todo)" in r.stderr
+    listed = _run("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^cosoluce-corail\s+draft", listed, re.MULTILINE), listed
+    assert "not finished: the value still holds the scaffold's placeholder TODO" in listed
+    # no TODO left, but the README says draft and format.yaml stable
+    source.write_text(text.replace("status: reconstructed", "status: stable"), encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert (f"README.md says **Status: draft**, format.yaml says status: stable ({source}:8)"
+            in r.stderr)
+    assert f"[format {readme}:3: Status] (rule format.readme-status)" in r.stderr
+    readme.write_text(said.replace("**Status: reconstructed.**", "**Status: stable.**"),
+                      encoding="utf-8")
+    assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
