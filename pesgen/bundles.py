@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -101,11 +102,38 @@ def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
         elif want[name].read_bytes() != got[name].read_bytes():
             a = want[name].read_bytes().decode(encoding, errors="replace")
             b = got[name].read_bytes().decode(encoding, errors="replace")
-            diff = "".join(difflib.unified_diff(
+            diff = "".join(_shown(line) for line in difflib.unified_diff(
                 a.splitlines(keepends=True), b.splitlines(keepends=True),
-                f"expected/{name}", f"produced/{name}", n=2))
+                f"expected/{name}", f"produced/{name}", n=2, lineterm="\n"))
             out.append(diff or f"{name}: differs (line endings or encoding)")
     return out
+
+
+# what a diff line shows of an invisible character: \r, \t, \x00, \ufeff...
+_ESCAPES = {"\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def _shown(line: str) -> str:
+    """One line of a unified diff as it is printed: a removed or added line that ends in
+    white space or holds a control or invisible character (a stray \\r, a trailing
+    space, a tab, a byte order mark) shows them escaped and its end marked with ``$``,
+    so two lines that differ only there do not look the same; a last line without a
+    line break is followed by git's ``\\ No newline at end of file``, never glued to
+    the next diff line."""
+    ending = "\n" if line.endswith("\n") else ""
+    body = line[:-1] if ending else line
+    if line[:1] in "-+" and not line.startswith(("--- ", "+++ ")) and \
+            (body[-1:].isspace() or any(_invisible(c) for c in body)):
+        body = "".join(_ESCAPES.get(c) or (c.encode("unicode_escape").decode("ascii")
+                                           if _invisible(c) else c) for c in body) + "$"
+    return body + "\n" if ending else body + "\n" + NO_NEWLINE
+
+
+def _invisible(char: str) -> bool:
+    """A control or format character (\\r, \\x00, a byte order mark, a zero-width space):
+    nothing on the terminal shows it."""
+    return unicodedata.category(char)[0] == "C"
 
 
 def _expected_files(expected: Path) -> list[Path]:

@@ -917,3 +917,33 @@ def test_check_format_refuses_a_bundle_with_todos_left_or_a_readme_status_of_its
     readme.write_text(said.replace("**Status: reconstructed.**", "**Status: stable.**"),
                       encoding="utf-8")
     assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
+
+
+@pytest.mark.parametrize(("change", "shown"), [
+    # a stray carriage return: the two lines looked the same
+    (lambda lines: lines.__setitem__(2, lines[2] + b"\r"),
+     "-<Information>\\r$\n+<Information>\n"),
+    # a trailing space: visible only by selecting the text
+    (lambda lines: lines.__setitem__(4, lines[4] + b" "),
+     '-<Exercice V="2026"/> $\n+<Exercice V="2026"/>\n'),
+    # a tab
+    (lambda lines: lines.__setitem__(4, lines[4] + b"\t"),
+     '-<Exercice V="2026"/>\\t$\n+<Exercice V="2026"/>\n'),
+    # the final line break removed: the two halves were glued on one line
+    (lambda lines: lines.pop(),
+     "-</ImportCosoluce>\n\\ No newline at end of file\n+</ImportCosoluce>\n"),
+])
+def test_check_format_shows_a_difference_of_one_invisible_byte(tmp_path, change, shown):
+    """check-format's diff of expected/ made some one-byte differences invisible: a
+    \\r or a trailing space at the end of a line, a missing final newline (corail
+    persona finding 8). The changed line shows them escaped, its end marked by $, and
+    a last line without line break is followed by git's '\\ No newline at end of
+    file'."""
+    fmts, bundle = _corail_copy(tmp_path)
+    [expected] = (bundle / "expected").glob("CORAIL_*.xml")
+    lines = expected.read_bytes().split(b"\n")
+    change(lines)
+    expected.write_bytes(b"\n".join(lines))
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert shown in r.stdout, r.stdout
