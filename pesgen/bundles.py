@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .errors import MappingError, OutputInvalidError, Problem, UsageError
+from .errors import MappingError, OutputInvalidError, Problem
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
@@ -47,8 +47,12 @@ def fixture_of(fmt: Format) -> Fixture | None:
     inputs = sorted(p for p in folder.glob("input.*") if p.suffix in (".json", ".csv"))
     mapping = folder / "mapping.yaml"
     if len(inputs) != 1 or not mapping.is_file():
-        raise UsageError(f"{folder}: a fixture holds one input.json or input.csv and a "
-                         f"mapping.yaml (found {', '.join(p.name for p in folder.iterdir())})")
+        # a bundle problem (exit 3), as a format.yaml's: the bundle is not finished
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise MappingError(f"{folder}: a fixture holds one input.json or input.csv and a "
+                           f"mapping.yaml (found {found}): put an anonymised export and the "
+                           "mapping that exports it with this format there "
+                           "(docs/onboarding.md, step 6)")
     return Fixture(inputs[0], mapping, fmt.folder / "expected")
 
 
@@ -58,15 +62,16 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
     the file spec each written file name comes from."""
     fixture = fixture_of(fmt)
     if fixture is None:
-        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+        raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
+                           f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     if not any(r in fmt.rules for r in _DGFIP_RULES):
         official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
     # the bundle under test comes first, whatever else has the same name
     exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
                              [fmt.folder.parent], None)
     if exporter.fmt.folder.resolve() != fmt.folder.resolve():
-        raise UsageError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
-                         f"fixture belongs to '{fmt.name}'")
+        raise MappingError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
+                           f"fixture belongs to '{fmt.name}'")
     prepared = exporter.prepare(fixture.input)
     try:
         commit(exporter.finish(prepared, FIXTURE_FIRST_NUMBER))
@@ -224,7 +229,8 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                            problems)
     fixture = fixture_of(fmt)
     if fixture is None:
-        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+        raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
+                           f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     result, specs = render_fixture(fmt, work, official_xsd)
     if regen:
         regenerate_expected(work, fixture.expected)

@@ -532,8 +532,9 @@ def test_format_fields_that_take_a_limit_are_the_ones_the_builder_checks(tmp_pat
     with pytest.raises(MappingError) as info:
         load_format(bundle)
     [problem] = info.value.problems
-    assert problem.rule == "format.schema" and "'adress.city' is not one of" in problem.message
-    assert problem.mapping == f"{bundle / 'format.yaml'}:10: fields"
+    assert problem.rule == "format.schema"
+    assert problem.message == "unknown key 'adress.city' (did you mean 'address.city'?)"
+    assert problem.mapping == f"{bundle / 'format.yaml'}:11: fields.adress.city"
 
 
 def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path):
@@ -947,3 +948,61 @@ def test_check_format_shows_a_difference_of_one_invisible_byte(tmp_path, change,
     r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
     assert shown in r.stdout, r.stdout
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _only_readme(fixture: Path) -> None:
+    for path in fixture.iterdir():
+        path.unlink()
+    (fixture / "README.md").write_text("# Fixture\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("breaks", "code", "says"), [
+    # a broken XSD is a broken bundle (exit 3, as a format.yaml problem), not a usage error
+    (lambda b: _edit(b / "corail.xsd", '<xs:element name="Nom" type="V_Texte38"/>',
+                     '<xs:element name="Nom" type="V_Text38"/>'),
+     ExitCode.MAPPING, ["The QName value 'V_Text38' does not resolve", "line 247",
+                        "format.yaml:18: files[0].xsd] (rule format.file)"]),
+    (lambda b: _edit(b / "corail.xsd", "</xs:schema>", ""),
+     ExitCode.MAPPING, ["cannot load XML schema", "format.yaml:18: files[0].xsd]"]),
+    # a fixture holding only the scaffold's README: a bundle not finished, exit 3
+    (lambda b: _only_readme(b / "fixture"), ExitCode.MAPPING,
+     ["a fixture holds one input.json or input.csv and a mapping.yaml (found README.md)"]),
+    # an unknown fields: key, at its own line with the key it is close to
+    (lambda b: _edit(b / "format.yaml", "  address.city: {max: 38}",
+                     "  address.cty: {max: 38}"),
+     ExitCode.MAPPING, ["unknown key 'address.cty' (did you mean 'address.city'?)",
+                        "format.yaml:41: fields.address.cty]"]),
+    # files format.yaml names that are not there: each by its line, with the close one
+    (lambda b: _edit(b / "format.yaml", "template: corail.xml.j2", "template: coral.xml.j2"),
+     ExitCode.MAPPING, ["template 'coral.xml.j2' not found in the bundle's folder (did you "
+                        "mean 'corail.xml.j2'?)", "format.yaml:16: files[0].template]"]),
+    (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: coral.xsd"),
+     ExitCode.MAPPING, ["xsd 'coral.xsd' not found in the bundle's folder nor in schemas/ "
+                        "(did you mean 'corail.xsd'?)", "format.yaml:18: files[0].xsd]"]),
+    # a misspelt macro: the one defined is named with its line
+    (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}",
+                     "{% macro pieces(t, doc) -%}"),
+     ExitCode.TEMPLATE, ["the macro piece(t, doc) is not defined: did you mean 'pieces' "
+                         "(defined on line 49)?", "[template cosoluce-corail/corail.xml.j2:49]"]),
+    # a macro declaring too few arguments: by its line, before anything renders
+    (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}", "{% macro piece(t) -%}"),
+     ExitCode.TEMPLATE, ["macro piece(t) takes 1 argument(s); pesgen calls piece(t, doc)",
+                         "[template cosoluce-corail/corail.xml.j2:49]"]),
+])
+def test_a_broken_bundle_gets_its_exit_code_and_the_line_to_fix(tmp_path, breaks, code, says):
+    """Bundle problems took exit 2 (a broken XSD, a fixture of README only) though
+    format.yaml problems take 3, and several named no line: an unknown fields: key at
+    the line of fields:, a missing template or XSD, a misspelt macro, a macro declaring
+    too few arguments (corail persona finding 12)."""
+    fmts, bundle = _corail_copy(tmp_path)
+    breaks(bundle)
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == code, r.stdout + r.stderr
+    for said in says:
+        assert said in r.stderr, r.stderr
