@@ -507,7 +507,9 @@ def new_format(
 ) -> None:
     """Scaffold a draft format bundle: format.yaml, a template with the three macros, a
     layout (csv, fixed) or an XSD (xml), fixture/ and expected/. Files only."""
+    from .resources import data_dir, inside
     from .scaffold import new_format as scaffold
+    from .scaffold import next_steps
 
     try:
         created = scaffold(name, kind, folder)
@@ -516,8 +518,15 @@ def new_format(
         return
     for path in sorted(p for p in created.rglob("*") if p.is_file()):
         typer.echo(f"  wrote {path}")
-    typer.echo(f"next: describe the file in {created}, then pesgen formats --formats-dir "
-               f"{folder} (docs/onboarding.md)")
+    typer.echo(f"next: describe the file in {created}, then, from this folder (as its "
+               "README.md says; docs/onboarding.md):")
+    for command in next_steps(name, folder):
+        typer.echo(f"  {command}")
+    if inside(data_dir("templates"), created):
+        # the golden test renders every bundle of templates/ that has a fixture/
+        typer.echo(f"note: {created} is among the shipped bundles: tests/"
+                   "test_golden_formats.py fails until its fixture/ holds an input and its "
+                   "mapping and check-format --regen has written expected/")
 
 
 @app.command("new-mapping")

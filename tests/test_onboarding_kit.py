@@ -1006,3 +1006,32 @@ def test_a_broken_bundle_gets_its_exit_code_and_the_line_to_fix(tmp_path, breaks
     assert r.exit_code == code, r.stdout + r.stderr
     for said in says:
         assert said in r.stderr, r.stderr
+
+
+def test_new_format_and_its_readme_give_the_same_commands_that_work_from_here(
+        tmp_path, monkeypatch):
+    """new-format printed `pesgen formats --formats-dir templates` while the bundle's
+    README said `pesgen check-format NAME --formats-dir .. --regen`, which works only
+    from inside the bundle (corail persona finding 13). Both now give the --dir as
+    given, to be run from the folder new-format ran in, and both commands find the
+    bundle from there."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    r = _run("new-format", "acme-xml", "--kind", "xml", "--dir", "my formats")
+    assert r.exit_code == 0, r.stderr
+    readme = (tmp_path / "my formats" / "acme-xml" / "README.md").read_text(encoding="utf-8")
+    assert "--formats-dir .." not in readme
+    check = "pesgen check-format acme-xml --formats-dir 'my formats' --regen"
+    assert check in readme.replace("\n", " ")
+    printed = [line.strip() for line in r.stdout.splitlines()]
+    assert check in printed and "pesgen formats --formats-dir 'my formats'" in printed
+    assert "from this folder" in r.stdout
+    listed = _run(*shlex.split("pesgen formats --formats-dir 'my formats'")[1:])
+    assert re.search(r"^acme-xml\s+draft", listed.stdout, re.MULTILINE), listed.stdout
+    # check-format finds the bundle from here: it says what its fixture lacks (exit 3),
+    # not that the format is unknown
+    checked = _run(*shlex.split(check)[1:])
+    assert checked.exit_code == ExitCode.MAPPING, checked.stderr
+    assert "unknown output format" not in checked.stderr
+    assert "the bundle is not finished" in checked.stderr  # the scaffold's TODOs first
