@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import difflib
 import keyword
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -541,7 +542,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
     """A bundle's templates, and nothing else: Jinja's loader refuses ``..`` and absolute
     names, but it opens a symbolic link wherever it points. A template whose real path
     is outside the bundle's folder is not found, nor a hidden file or a backup ending in
-    ``~`` (a run does not record them with its bundle)."""
+    ``~`` (a run does not record them with its bundle). Each refusal says which it is."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder), followlinks=False)
@@ -549,16 +550,41 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
-        pieces = [x for x in template.split("/") if x not in ("", ".")]
-        if any(x.startswith(".") for x in pieces) or template.endswith("~"):
-            # a run records its bundle without them (pesgen.runs.bundle_snapshot)
-            raise jinja2.TemplateNotFound(
-                f"{template} (hidden files and backups ending in ~ are not templates)")
+        refused = refusal(self.folder, template)
+        if refused:
+            raise jinja2.TemplateNotFound(f"{template} ({refused})")
         source, filename, uptodate = super().get_source(environment, template)
         if not inside(self.folder, Path(filename)):
             raise jinja2.TemplateNotFound(
                 f"{template} (a link to a file outside the format bundle's folder)")
         return source, filename, uptodate
+
+
+def refusal(folder: Path, template: str) -> str | None:
+    """Why the name ``template`` (as an include or an import gives it) is no template of
+    the bundle in ``folder``, or None. A name is relative to the bundle's folder, so
+    ``..`` is refused wherever it leads: out of the folder (the confinement), and even
+    back into it (``../<bundle>/x.j2`` reads the folder's own name, which a bundle
+    copied, renamed or recorded with a run does not keep; ``x.j2`` is the same file).
+    Hidden files and backups ending in ``~`` are not recorded with a run's bundle
+    (pesgen.runs.bundle_snapshot): a template reading one could not be regenerated."""
+    pieces = [x for x in template.split("/") if x not in ("", ".")]
+    if ".." in pieces:
+        root = os.path.realpath(folder)
+        target = os.path.normpath(os.path.join(root, *pieces))
+        if target != root and not target.startswith(root + os.sep):
+            return ("outside the format bundle's folder: a template reads only the files "
+                    "of its bundle, named from the bundle's folder, without '..'")
+        return ("'..' is not allowed in a template name, even when it leads back into the "
+                "bundle: name the file from the bundle's folder "
+                f"('{Path(os.path.relpath(target, root)).as_posix()}')")
+    if any(x.startswith(".") for x in pieces):
+        return ("a hidden file is not a template: a run records its bundle without hidden "
+                "files")
+    if template.endswith("~"):
+        return ("a backup ending in ~ is not a template: a run records its bundle without "
+                "them")
+    return None
 
 
 def template_environment(folder: Path) -> SandboxedEnvironment:

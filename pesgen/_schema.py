@@ -86,6 +86,12 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
                 if key not in allowed:
                     problems.append(_unknown_key(data, path, key, allowed, source, rule))
             continue
+        if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+            # a key the map does not take (format.yaml fields: address.cty): named at its
+            # own line, with the closest key it takes
+            known = [str(k) for k in error.schema.get("enum", ())]
+            problems.append(_unknown_key(data, path, error.instance, known, source, rule))
+            continue
         alternatives = _ALTERNATIVES.get(_def_name(schema_name, error.schema) or "") \
             if error.validator == "oneOf" else None
         if error.validator == "oneOf" and isinstance(error.instance, dict):

@@ -11,14 +11,17 @@ byte for byte; each mismatch comes as a unified diff.
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .errors import OutputInvalidError, Problem, UsageError
+from .errors import MappingError, OutputInvalidError, Problem
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
@@ -44,8 +47,12 @@ def fixture_of(fmt: Format) -> Fixture | None:
     inputs = sorted(p for p in folder.glob("input.*") if p.suffix in (".json", ".csv"))
     mapping = folder / "mapping.yaml"
     if len(inputs) != 1 or not mapping.is_file():
-        raise UsageError(f"{folder}: a fixture holds one input.json or input.csv and a "
-                         f"mapping.yaml (found {', '.join(p.name for p in folder.iterdir())})")
+        # a bundle problem (exit 3), as a format.yaml's: the bundle is not finished
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise MappingError(f"{folder}: a fixture holds one input.json or input.csv and a "
+                           f"mapping.yaml (found {found}): put an anonymised export and the "
+                           "mapping that exports it with this format there "
+                           "(docs/onboarding.md, step 6)")
     return Fixture(inputs[0], mapping, fmt.folder / "expected")
 
 
@@ -55,15 +62,16 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
     the file spec each written file name comes from."""
     fixture = fixture_of(fmt)
     if fixture is None:
-        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+        raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
+                           f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     if not any(r in fmt.rules for r in _DGFIP_RULES):
         official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
     # the bundle under test comes first, whatever else has the same name
     exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
                              [fmt.folder.parent], None)
     if exporter.fmt.folder.resolve() != fmt.folder.resolve():
-        raise UsageError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
-                         f"fixture belongs to '{fmt.name}'")
+        raise MappingError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
+                           f"fixture belongs to '{fmt.name}'")
     prepared = exporter.prepare(fixture.input)
     try:
         commit(exporter.finish(prepared, FIXTURE_FIRST_NUMBER))
@@ -99,11 +107,38 @@ def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
         elif want[name].read_bytes() != got[name].read_bytes():
             a = want[name].read_bytes().decode(encoding, errors="replace")
             b = got[name].read_bytes().decode(encoding, errors="replace")
-            diff = "".join(difflib.unified_diff(
+            diff = "".join(_shown(line) for line in difflib.unified_diff(
                 a.splitlines(keepends=True), b.splitlines(keepends=True),
-                f"expected/{name}", f"produced/{name}", n=2))
+                f"expected/{name}", f"produced/{name}", n=2, lineterm="\n"))
             out.append(diff or f"{name}: differs (line endings or encoding)")
     return out
+
+
+# what a diff line shows of an invisible character: \r, \t, \x00, \ufeff...
+_ESCAPES = {"\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def _shown(line: str) -> str:
+    """One line of a unified diff as it is printed: a removed or added line that ends in
+    white space or holds a control or invisible character (a stray \\r, a trailing
+    space, a tab, a byte order mark) shows them escaped and its end marked with ``$``,
+    so two lines that differ only there do not look the same; a last line without a
+    line break is followed by git's ``\\ No newline at end of file``, never glued to
+    the next diff line."""
+    ending = "\n" if line.endswith("\n") else ""
+    body = line[:-1] if ending else line
+    if line[:1] in "-+" and not line.startswith(("--- ", "+++ ")) and \
+            (body[-1:].isspace() or any(_invisible(c) for c in body)):
+        body = "".join(_ESCAPES.get(c) or (c.encode("unicode_escape").decode("ascii")
+                                           if _invisible(c) else c) for c in body) + "$"
+    return body + "\n" if ending else body + "\n" + NO_NEWLINE
+
+
+def _invisible(char: str) -> bool:
+    """A control or format character (\\r, \\x00, a byte order mark, a zero-width space):
+    nothing on the terminal shows it."""
+    return unicodedata.category(char)[0] == "C"
 
 
 def _expected_files(expected: Path) -> list[Path]:
@@ -150,13 +185,52 @@ rendering with these files after validating them; `--regen` (or
 """
 
 
+# the scaffold README's first line: "**Status: draft.** TODO: ..."
+_README_STATUS = re.compile(r"\*\*Status:?\s*([A-Za-z]+)")
+
+
+def unfinished(fmt: Format) -> list[Problem]:
+    """What keeps a bundle from passing its self-test whatever it renders: the
+    scaffold's TODO placeholders left in format.yaml, and a README whose **Status:**
+    says another status than format.yaml's (the status ``pesgen formats`` lists)."""
+    problems = list(fmt.todos)
+    readme = fmt.folder / "README.md"
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return problems  # a README is optional
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _README_STATUS.search(line)
+        if found is None:
+            continue
+        said = found.group(1).lower()
+        if said != fmt.status:
+            source = fmt.folder / "format.yaml"
+            data, _, _ = load_yaml_file(source, "format")
+            problems.append(Problem(
+                "format.readme-status", f"README.md says **Status: {said}**, format.yaml "
+                f"says status: {fmt.status} ({source}:{line_of(data, ['status'])}): make "
+                "them agree (pesgen formats lists format.yaml's)",
+                mapping=f"{readme}:{number}: Status"))
+        break  # the first Status line is the bundle's
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False) -> tuple[list[Problem], list[str]]:
     """Render the fixture into ``work``; return (problems of the expected files,
-    diffs). With ``regen`` the expected folder is rewritten first."""
+    diffs). With ``regen`` the expected folder is rewritten first. A bundle with TODO
+    placeholders left, or whose README's status is not format.yaml's, is refused
+    first (``unfinished``)."""
+    problems = unfinished(fmt)
+    if problems:
+        raise MappingError(f"{fmt.name}: the bundle is not finished: "
+                           f"{len(problems)} problem(s) to fix before its self-test counts",
+                           problems)
     fixture = fixture_of(fmt)
     if fixture is None:
-        raise UsageError(f"format {fmt.name} has no fixture/ folder")
+        raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
+                           f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     result, specs = render_fixture(fmt, work, official_xsd)
     if regen:
         regenerate_expected(work, fixture.expected)
@@ -168,7 +242,6 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             f"{fmt.name}: no expected files yet in {fixture.expected}: run check-format "
             f"again with --regen to write what the fixture renders ({produced}) there, "
             "review them; from then on check-format compares with them")
-    problems: list[Problem] = []
     if fixture.expected.is_dir():
         for path in sorted(fixture.expected.iterdir()):
             spec = specs.get(path.name)

@@ -332,8 +332,9 @@ def validate(
         "file's TypFic).")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Validate an XML file against pesgen's XSD, the bordereau rules and, with
-    --official-xsd, the DGFiP package."""
+    """Validate an XML file against its format's XSD (pesgen's for PES, a bundle's own),
+    the PES bordereau rules when the file has bordereaux and, with --official-xsd, the
+    DGFiP package."""
     from .formats import find_format, list_formats
     from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
@@ -377,18 +378,37 @@ def validate(
                     typfic = None
                 hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
                        "format from it)" if typfic else ""
-            raise OutputInvalidError(f"{file} is invalid against format {fmt.name}: "
+            raise OutputInvalidError(f"{file} is invalid against format {fmt.name} "
+                                     f"({_xsd_checks(fmt, xsd, official_xsd)}): "
                                      f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    checked = "pesgen XSD + bordereau rules" + (" + DGFiP XSD" if official_xsd else "")
-    typer.echo(f"{file}: valid as {chosen}: {checked}")
+    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
+
+
+def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
+    """What ``validate`` checked a file with: the XSD by its name in format.yaml (pesgen's
+    own under schemas/, or the bundle's), whether the PES bordereau rules applied (an XSD
+    with BlocBordereau), and the DGFiP package."""
+    from .export import checks_applied
+
+    spec = next(f for f in fmt.files if f.xsd == xsd)
+    applied = checks_applied(spec, fmt, official_xsd)
+    of = "pesgen XSD" if applied["xsd_of"] == "pesgen" else "the format's own XSD"
+    said = f"{of} {applied['xsd']}" + (" + bordereau rules" if applied["bordereau_rules"]
+                                       else "")
+    if official_xsd:
+        said += f" + DGFiP XSD {official_xsd}"
+    if not applied["bordereau_rules"]:
+        said += "; no PES bordereau rules: its files have no BlocBordereau"
+    return said
 
 
 @app.command()
 def formats(formats_dir: FormatsOpt = None) -> None:
     """List the output formats (bundles) found, with their status."""
+    from .bundles import unfinished
     from .formats import list_formats
 
     try:
@@ -406,6 +426,9 @@ def formats(formats_dir: FormatsOpt = None) -> None:
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
         typer.echo(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
+        for problem in unfinished(fmt)[:10]:
+            # a draft's TODOs left, a README saying another status: check-format refuses
+            typer.echo(f"    - not finished: {problem}")
 
 
 @app.command("check-format")
@@ -484,7 +507,9 @@ def new_format(
 ) -> None:
     """Scaffold a draft format bundle: format.yaml, a template with the three macros, a
     layout (csv, fixed) or an XSD (xml), fixture/ and expected/. Files only."""
+    from .resources import data_dir, inside
     from .scaffold import new_format as scaffold
+    from .scaffold import next_steps
 
     try:
         created = scaffold(name, kind, folder)
@@ -493,8 +518,15 @@ def new_format(
         return
     for path in sorted(p for p in created.rglob("*") if p.is_file()):
         typer.echo(f"  wrote {path}")
-    typer.echo(f"next: describe the file in {created}, then pesgen formats --formats-dir "
-               f"{folder} (docs/onboarding.md)")
+    typer.echo(f"next: describe the file in {created}, then, from this folder (as its "
+               "README.md says; docs/onboarding.md):")
+    for command in next_steps(name, folder):
+        typer.echo(f"  {command}")
+    if inside(data_dir("templates"), created):
+        # the golden test renders every bundle of templates/ that has a fixture/
+        typer.echo(f"note: {created} is among the shipped bundles: tests/"
+                   "test_golden_formats.py fails until its fixture/ holds an input and its "
+                   "mapping and check-format --regen has written expected/")
 
 
 @app.command("new-mapping")
@@ -731,7 +763,11 @@ def _show_validation(recorded: str) -> None:
     for name, applied in checks["files"].items():
         done = []
         if applied["xsd"]:
-            done.append(f"pesgen XSD {applied['xsd']}"
+            # xsd_of: recorded since pesgen says whose XSD it is (a bundle's own is no
+            # pesgen XSD); before, every XSD was said to be pesgen's
+            of = {"pesgen": "pesgen XSD", "bundle": "the format's own XSD"}.get(
+                applied.get("xsd_of", ""), "XSD")
+            done.append(f"{of} {applied['xsd']}"
                         + (" + bordereau rules" if applied["bordereau_rules"] else ""))
         if applied["layout"]:
             done.append(f"layout {applied['layout']}")

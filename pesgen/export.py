@@ -50,11 +50,13 @@ from .sources import read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize
 from .validate import (
+    declares_bordereaux,
     load_xsd,
     official_xsd_path,
     stream_check,
     validate_against,
     validate_pes_file,
+    xsd_label,
 )
 
 _ZERO = Decimal(0)
@@ -582,13 +584,15 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
 
 def checks_applied(spec: FileSpec, fmt: Format, official_xsd: Path | None) -> dict[str, Any]:
     """What ``check_output`` (and the streamed validation, which applies the same)
-    checks a file of ``spec`` with, as the run records it: its XSD (with the bordereau
-    rules) or its layout, by their names in the bundle or under schemas/, and the DGFiP
-    package when given."""
+    checks a file of ``spec`` with, as the run records it: its XSD (``xsd_of``: pesgen's
+    own, under schemas/, or the bundle's) with the PES bordereau rules when the XSD has
+    bordereaux (``declares_bordereaux``), or its layout, by their names in the bundle or
+    under schemas/, and the DGFiP package when given."""
     applied: dict[str, Any] = {"xsd": None, "layout": None, "bordereau_rules": False,
                                "official_xsd": None}
     if spec.xsd is not None:
-        applied.update(xsd=_data_name(spec.xsd, fmt), bordereau_rules=True)
+        applied.update(xsd=_data_name(spec.xsd, fmt), xsd_of=xsd_label(spec.xsd),
+                       bordereau_rules=declares_bordereaux(spec.xsd))
     elif official_xsd is None and spec.layout is not None:
         applied["layout"] = _data_name(spec.layout, fmt)
     if official_xsd is not None:

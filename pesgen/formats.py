@@ -5,6 +5,7 @@ and its XSD or layout. Adding a format is adding such a folder, never code.
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from typing import Any
 
 from . import _schema
 from ._yaml import line_of, load_yaml_file
-from .errors import FormatNotFound, MappingError, Problem
+from .errors import FormatNotFound, MappingError, PesgenError, Problem
 from .layout import load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
 from .text import charset_chars
+from .validate import load_xsd
 
 # The text charset of an encoding, by the codec's own name (``codecs.lookup(x).name``:
 # 'ISO8859-1', 'iso_8859_1', 'l1' and 'latin-1' are all 'iso8859-1'). Another encoding
@@ -59,6 +61,9 @@ class Format:
     fields: dict[str, FieldLimit] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # the scaffold's TODO placeholders left in format.yaml (a draft may have some:
+    # ``todo_problems``); check-format refuses them, ``formats`` counts them
+    todos: tuple[Problem, ...] = ()
 
     @property
     def is_pes(self) -> bool:
@@ -173,18 +178,66 @@ def _writes(encoding: str, char: str) -> bool:
         return False
 
 
+# the scaffold's placeholders: "TODO: <publisher> <product> <what> import"
+_TODO = re.compile(r"\bTODO\b")
+# statuses that claim a finished bundle: no placeholder may be left
+FINISHED = ("stable", "reconstructed")
+
+
+def todo_problems(data: Any, source: Path) -> list[Problem]:
+    """Every value of format.yaml (and every key) still holding the scaffold's TODO
+    placeholder (``pesgen new-format`` writes them in title, source...), by
+    file:line: key. Comments are not values: a TODO there is the author's note."""
+    problems: list[Problem] = []
+
+    def walk(node: Any, keys: list[str | int]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _TODO.search(str(key)):
+                    problems.append(_todo(data, source, [*keys, key], "the key"))
+                walk(value, [*keys, key])
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, [*keys, i])
+        elif isinstance(node, str) and _TODO.search(node):
+            problems.append(_todo(data, source, keys, "the value"))
+
+    walk(data, [])
+    return problems
+
+
+def _todo(data: Any, source: Path, keys: list[str | int], what: str) -> Problem:
+    return Problem("format.todo", f"{what} still holds the scaffold's placeholder TODO: "
+                   "fill it in (docs/onboarding.md, step 1)",
+                   mapping=f"{source}:{line_of(data, keys)}: {_schema._dotted(keys)}")
+
+
 def _invalid(source: Path, problems: list[Problem]) -> MappingError:
     return MappingError(f"{source}: invalid format bundle", problems)
 
 
-def _resolve_data_file(folder: Path, rel: str, where: str) -> Path:
+def _resolve_data_file(folder: Path, rel: str) -> Path | None:
+    """A file format.yaml names (an XSD, a layout): in the bundle, else under the
+    shipped schemas/; None when in neither."""
     candidate = (folder / rel).resolve()
     if inside(folder, candidate) and candidate.is_file():
         return candidate
     shipped = (data_dir("schemas") / rel).resolve()
     if inside(data_dir("schemas"), shipped) and shipped.is_file():
         return shipped
-    raise MappingError(f"{where}: file '{rel}' not found in the bundle nor in schemas/")
+    return None
+
+
+def _not_found(folder: Path, rel: str, what: str, suffixes: tuple[str, ...]) -> str:
+    """What to say of a file format.yaml names that is not there, with the bundle's file
+    of that kind whose name is closest."""
+    have = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(suffixes))
+    close = difflib.get_close_matches(rel, have, n=1, cutoff=0.6)
+    said = f"{what} '{rel}' not found in the bundle's folder" + (
+        "" if what == "template" else " nor in schemas/")
+    if close:
+        return said + f" (did you mean '{close[0]}'?)"
+    return said + (f" (its {what} files: {', '.join(have)})" if have else "")
 
 
 def load_format(folder: Path, recorded: bool = False) -> Format:
@@ -198,6 +251,13 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
                                 f"folder name '{folder.name}'", mapping=f"{source}:1: name"))
+    todos = todo_problems(data, source) if not (recorded or problems) else []
+    if todos and data["status"] in FINISHED:
+        # a bundle that says it is usable is finished: a draft may still have them
+        # (preview and export work on it), check-format refuses them
+        problems += [Problem(p.rule, f"{p.message}, or set status: draft (status: "
+                             f"{data['status']} says the bundle is finished)", mapping=p.mapping)
+                     for p in todos]
     if problems:
         raise MappingError(f"{source}: invalid format bundle", problems)
     encoding = data["encoding"]
@@ -214,32 +274,49 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         if problems:
             raise _invalid(source, problems)
     files = []
+    problems = []
+
+    def at(i: int, key: str) -> str:
+        return f"{source}:{line_of(data, ['files', i, key])}: files[{i}].{key}"
+
     for i, spec in enumerate(data["files"]):
-        where = f"{source}: files[{i}]"
+        # every file format.yaml names is looked for, each one missing named by its line
+        found: dict[str, Path | None] = {"xsd": None, "layout": None}
         if not (folder / spec["template"]).is_file():
-            raise MappingError(f"{where}: template '{spec['template']}' not found")
+            problems.append(Problem("format.file", _not_found(
+                folder, spec["template"], "template", (".j2",)), mapping=at(i, "template")))
+        for key, suffixes in (("xsd", (".xsd",)), ("layout", (".yaml", ".yml"))):
+            if spec.get(key):
+                found[key] = _resolve_data_file(folder, spec[key])
+                if found[key] is None:
+                    problems.append(Problem("format.file", _not_found(
+                        folder, spec[key], key, suffixes), mapping=at(i, key)))
         files.append(FileSpec(
-            template=spec["template"], name=spec["name"],
-            xsd=_resolve_data_file(folder, spec["xsd"], where) if spec.get("xsd") else None,
-            layout=(_resolve_data_file(folder, spec["layout"], where)
-                    if spec.get("layout") else None),
-            when_empty=spec.get("when_empty", "write"),
+            template=spec["template"], name=spec["name"], xsd=found["xsd"],
+            layout=found["layout"], when_empty=spec.get("when_empty", "write"),
         ))
-        if files[-1].xsd is None and files[-1].layout is None and not recorded and \
+        if spec.get("xsd") is None and spec.get("layout") is None and not recorded and \
                 "typ_bord" not in (data.get("defaults") or {}):
             # pesgen writes no file it has not validated (a PES format without an XSD
             # of its own is validated by the DGFiP's: see Exporter)
             message = (f"file '{spec['template']}' has neither an xsd nor a layout: every "
                        "file pesgen writes is validated, give the XSD (XML) or the layout "
                        "(CSV, fixed width) that checks it")
-            raise MappingError(f"{where}: {message}", [Problem(
+            raise MappingError(f"{source}: files[{i}]: {message}", [Problem(
                 "format.schema", message, mapping=f"{source}: files[{i}]")])
-        if files[-1].layout is not None:
-            layout = load_layout(files[-1].layout)  # a broken layout makes a broken bundle
+        if found["xsd"] is not None and not recorded:
+            try:  # a broken XSD makes a broken bundle (exit 3), named where it is given
+                load_xsd(found["xsd"])
+            except PesgenError as exc:
+                problems.append(Problem("format.file", str(exc), mapping=at(i, "xsd")))
+        if found["layout"] is not None:
+            layout = load_layout(found["layout"])  # a broken layout makes a broken bundle
             clash = encoding_clash(encoding, layout.encoding)
             if clash:
-                raise MappingError(f"{where}: {clash}", [Problem(
+                raise MappingError(f"{source}: files[{i}]: {clash}", [Problem(
                     "format.schema", clash, mapping=f"{source}: files[{i}].layout")])
+    if problems:
+        raise _invalid(source, problems)
     fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
               for k, v in (data.get("fields") or {}).items()}
     return Format(
@@ -248,6 +325,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         newline="\r\n" if data.get("newline") == "CRLF" else "\n", charset=charset,
         rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
         defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
+        todos=tuple(todos),
     )
 
 

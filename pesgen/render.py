@@ -7,6 +7,8 @@ bordereau's totals are known, so memory does not grow with the run.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -22,6 +24,59 @@ from .memo import remember
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
+# the arguments pesgen passes each macro
+_ARGUMENTS = {"head": ("doc",), "piece": ("t", "doc"), "tail": ("doc",)}
+_CALLS = "head(doc), piece(t, doc), tail(doc)"
+
+
+def _source(env: jinja2.Environment, template: str) -> str:
+    try:
+        return env.loader.get_source(env, template)[0] if env.loader else ""
+    except jinja2.TemplateNotFound:
+        return ""
+
+
+def _macro_line(source: str, name: str) -> int | None:
+    """The line of ``{% macro name(`` in a template's source (None: not there, e.g.
+    imported from another template)."""
+    found = re.search(r"\{%[-+]?\s*macro\s+" + re.escape(name) + r"\s*\(", source)
+    return source.count("\n", 0, found.start()) + 1 if found else None
+
+
+def _check_macros(module: Any, name: str, source: str) -> None:
+    """The template defines head, piece and tail, each taking the arguments pesgen
+    passes: a misspelt macro is named with the close one it defines, and a macro
+    declaring too few arguments (``piece(t)``) by its line, before any rendering (Jinja
+    says 'takes not more than 1 argument(s)' when it is called, with no line)."""
+    macros = {k: v for k, v in vars(module).items()
+              if isinstance(v, jinja2.runtime.Macro) and not k.startswith("_")}
+    problems: list[Problem] = []
+    for macro in _MACROS:
+        if callable(getattr(module, macro, None)):
+            continue
+        others = [m for m in macros if m not in _MACROS]
+        close = difflib.get_close_matches(macro, others, n=1, cutoff=0.6)
+        said = f"the macro {macro}({', '.join(_ARGUMENTS[macro])}) is not defined"
+        line = _macro_line(source, close[0]) if close else None
+        if close:
+            said += f": did you mean '{close[0]}' (defined{f' on line {line}' if line else ''})?"
+        problems.append(Problem("template", said, mapping=f"{name}:{line}" if line else name))
+    for macro in _MACROS:
+        found = macros.get(macro)
+        if found is None or found.catch_varargs:
+            continue
+        wanted = _ARGUMENTS[macro]
+        if len(found.arguments) < len(wanted):
+            line = _macro_line(source, macro)
+            problems.append(Problem(
+                "template", f"macro {macro}({', '.join(found.arguments)}) takes "
+                f"{len(found.arguments)} argument(s); pesgen calls {macro}"
+                f"({', '.join(wanted)}): declare {{% macro {macro}({', '.join(wanted)}) %}}",
+                mapping=f"{name}:{line}" if line else name))
+    if problems:
+        first = problems[0]
+        raise TemplateError(f"template {first.mapping}: {first.message} (a template defines "
+                            f"the macros {_CALLS})", problems)
 
 
 def template_error(exc: BaseException, bundle: str, name: str, context: str,
@@ -60,10 +115,7 @@ class FileRenderer:
             module = template.make_module()
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
-        missing = [m for m in _MACROS if not callable(getattr(module, m, None))]
-        if missing:
-            raise TemplateError(f"template {self.name} must define the macro(s) "
-                                f"{', '.join(missing)}: head(doc), piece(t, doc), tail(doc)")
+        _check_macros(module, self.name, _source(env, spec.template))
         self._head: Callable[..., Any] = module.head
         self._piece: Callable[..., Any] = module.piece
         self._tail: Callable[..., Any] = module.tail

@@ -12,6 +12,7 @@ the collectivity must give is ``mapping.TODO_MARKER``, which loading a mapping r
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from .atomic import write_folder
@@ -20,6 +21,21 @@ from .formats import Format
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
+
+
+def formats_dir_arg(parent: Path) -> str:
+    """``parent`` as ``--formats-dir`` takes it, from the folder new-format ran in (the
+    one the README's and the command's next steps are run from)."""
+    return shlex.quote(Path(parent).as_posix())
+
+
+def next_steps(name: str, parent: Path) -> list[str]:
+    """The commands that go on from a new bundle, as its README gives them: run from the
+    folder ``pesgen new-format`` ran in, with ``--formats-dir`` the ``--dir`` it was
+    given (``..`` would work from inside the bundle only)."""
+    arg = formats_dir_arg(parent)
+    return [f"pesgen formats --formats-dir {arg}",
+            f"pesgen check-format {name} --formats-dir {arg} --regen"]
 
 
 def new_format(name: str, kind: str, parent: Path) -> Path:
@@ -44,7 +60,7 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
         .replace("@NAME@", name),
         check: {"xml": _XSD, "csv": _CSV_LAYOUT, "fixed": _FIXED_LAYOUT}[kind]
         .replace("@NAME@", name),
-        "README.md": _README.replace("@NAME@", name),
+        "README.md": _README.replace("@NAME@", name).replace("@DIR@", formats_dir_arg(parent)),
         "fixture/README.md": _FIXTURE_README,
         "expected/README.md": _EXPECTED_README,
     }
@@ -347,9 +363,12 @@ and what was confirmed with the publisher.
 
 Steps (docs/onboarding.md): describe the file(s) in the layout or XSD from the
 publisher's documentation; shape the template; write a mapping
-(`pesgen new-mapping`); `pesgen preview`; put a fixture in `fixture/`;
-`pesgen check-format @NAME@ --formats-dir .. --regen`, review `expected/`; have the
-publisher import the expected file in a test environment; set `status: stable`.
+(`pesgen new-mapping`); `pesgen preview`; put a fixture in `fixture/`; then, from the
+folder `pesgen new-format` ran in (the one holding `@DIR@/`),
+`pesgen check-format @NAME@ --formats-dir @DIR@ --regen`, review `expected/`; fill
+every TODO of `format.yaml` (check-format refuses them); have the publisher import the
+expected file in a test environment; set `status: stable` in `format.yaml` and in the
+Status line above.
 """
 
 _FIXTURE_README = """\

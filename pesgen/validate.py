@@ -655,9 +655,32 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
     return result
 
 
+def xsd_label(xsd: Path) -> str:
+    """The rule suffix of problems found by ``xsd``: ``pesgen`` for an XSD pesgen ships
+    under schemas/ (its PES XSDs, stricter subsets of the DGFiP's), ``bundle`` for a
+    format bundle's own (a finance package's import: xsd.bundle, xml.bundle)."""
+    from .resources import data_dir, inside
+
+    return "pesgen" if inside(data_dir("schemas"), xsd) else "bundle"
+
+
+@cache
+def declares_bordereaux(xsd: Path) -> bool:
+    """Whether ``xsd`` declares a ``BlocBordereau`` element: the PES bordereau rules
+    (``stream_check``: NbrPce, MtBordHt, IdPce, NumDette, Cle2...) apply to a file of it.
+    A file without one (Corail's ImportCosoluce) is checked by its XSD alone."""
+    try:
+        root = etree.parse(str(xsd), _parser()).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return False
+    return any(el.get("name") == "BlocBordereau" for el in root.iter(f"{_XS}element"))
+
+
 def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> list[Problem]:
-    """Stream-validate a PES_Aller file against ``xsd`` and the bordereau rules; then
-    against the official DGFiP package if given. Returns every problem found."""
+    """Stream-validate a PES_Aller file against ``xsd`` and the bordereau rules (which
+    find nothing to check in a file without BlocBordereau); then against the official
+    DGFiP package if given. Returns every problem found; those of ``xsd`` are
+    ``xsd.pesgen`` or ``xsd.bundle`` (``xsd_label``)."""
     schema = load_xsd(xsd)
     result = stream_check(str(path), schema, path.name)
     problems = result.problems
@@ -667,7 +690,7 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
                                 f"({result.dropped} more): correct these and validate again",
                                 record=path.name))
     if result.schema_error:
-        problems.extend(_schema_errors(path, schema, "pesgen"))
+        problems.extend(_schema_errors(path, schema, xsd_label(xsd)))
     if official is not None:
         problems.extend(validate_against(path, official_xsd_path(official), "dgfip"))
     return problems

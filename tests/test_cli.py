@@ -357,7 +357,7 @@ def test_validate_good_file(example_xml):
     r = _run("validate", example_xml)
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == (f"{example_xml}: valid as pes-ormc (TypFic PESORMC): "
-                                "pesgen XSD + bordereau rules")
+                                "pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules")
 
 
 @pytest.mark.parametrize("old, new, rule, says", [

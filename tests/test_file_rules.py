@@ -149,8 +149,8 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
 def test_golden_files_validate(golden):
     r = _validate(golden)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == (f"{golden}: valid as pes-ormc (TypFic PESORMC): pesgen XSD + "
-                                "bordereau rules")
+    assert r.stdout.strip() == (f"{golden}: valid as pes-ormc (TypFic PESORMC): pesgen XSD "
+                                "pes-ormc/pes-ormc.xsd + bordereau rules")
 
 
 def _comment_after(xpath: str) -> Callable[[etree._Element], None]:

@@ -532,8 +532,9 @@ def test_format_fields_that_take_a_limit_are_the_ones_the_builder_checks(tmp_pat
     with pytest.raises(MappingError) as info:
         load_format(bundle)
     [problem] = info.value.problems
-    assert problem.rule == "format.schema" and "'adress.city' is not one of" in problem.message
-    assert problem.mapping == f"{bundle / 'format.yaml'}:10: fields"
+    assert problem.rule == "format.schema"
+    assert problem.message == "unknown key 'adress.city' (did you mean 'address.city'?)"
+    assert problem.mapping == f"{bundle / 'format.yaml'}:11: fields.adress.city"
 
 
 def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path):
@@ -623,11 +624,15 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     assert not out.exists() or list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", [".lib.j2", "sub/.hidden/lib.j2", "lib.j2~"])
-def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
+@pytest.mark.parametrize(("name", "says"), [
+    (".lib.j2", "(a hidden file is not a template"),
+    ("sub/.hidden/lib.j2", "(a hidden file is not a template"),
+    ("lib.j2~", "(a backup ending in ~ is not a template"),
+])
+def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name, says):
     """A run records its bundle without hidden files and backups ending in ~ (an
     editor's swap file, .DS_Store): a template that imports one could never be
-    regenerated, so the loader does not find it."""
+    regenerated, so the loader does not find it, and says which of the two it is."""
     fmts, mapping = _new_bundle(tmp_path)
     bundle = fmts / "exemple-compta"
     (bundle / name).parent.mkdir(parents=True, exist_ok=True)
@@ -636,9 +641,40 @@ def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name):
         TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
                                "{% macro tail(doc) %}{% include '" + name + "' %}{% endmacro %}"),
         encoding="utf-8")
-    with pytest.raises(TemplateError, match="hidden files and backups ending in ~ are not "
-                       "templates"):
+    with pytest.raises(TemplateError, match=re.escape(f"{name} {says}")):
         export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+
+
+@pytest.mark.parametrize(("statement", "says"), [
+    ("{% include '../../x' %}", "../../x (outside the format bundle's folder"),
+    ("{% include '../y.j2' %}", "../y.j2 (outside the format bundle's folder"),
+    ("{% import '../../x' as z %}", "../../x (outside the format bundle's folder"),
+    ("{% import '../y.j2' as z %}", "../y.j2 (outside the format bundle's folder"),
+    ("{% include 'sub/../../y.j2' %}", "sub/../../y.j2 (outside the format bundle's folder"),
+    # back into the bundle: refused too, naming the file as it should be written
+    ("{% include '../exemple-compta/inside.j2' %}",
+     "'..' is not allowed in a template name, even when it leads back into the bundle: "
+     "name the file from the bundle's folder ('inside.j2')"),
+    ("{% include 'sub/../inside.j2' %}", "('inside.j2')"),
+])
+def test_a_template_name_leaving_the_folder_says_so(tmp_path, statement, says):
+    """An include or import whose name goes up with '..' is refused (as strictly as
+    before), for that reason: it was said to be 'hidden files and backups ending in ~'
+    (corail persona finding 3). The files exist, so only the name refuses them."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    for path in (tmp_path / "x", fmts / "y.j2", bundle / "inside.j2"):
+        path.write_text("OUTSIDE-CONTENT" if path.parent != bundle else "", encoding="utf-8")
+    (bundle / "sub").mkdir()
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}" + statement + "{% endmacro %}"),
+        encoding="utf-8")
+    with pytest.raises(TemplateError, match=re.escape(says)) as caught:
+        export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    assert "hidden" not in str(caught.value) and "OUTSIDE-CONTENT" not in str(caught.value)
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("encoding", ["ISO8859-1", "iso_8859_1", "l1", "latin1"])
@@ -827,3 +863,176 @@ def _without(tmp_path, mapping, line):
     copy = tmp_path / "without.yaml"
     copy.write_text("".join(kept), encoding="utf-8")
     return copy
+
+
+def _corail_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The shipped Cosoluce Corail bundle copied into a formats folder of its own."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    return fmts, fmts / "cosoluce-corail"
+
+
+def test_check_format_refuses_a_bundle_with_todos_left_or_a_readme_status_of_its_own(tmp_path):
+    """The bundle's CI gate passed the scaffold's TODO title and source, and `formats`
+    listed the bundle as stable while its README said draft (corail persona finding
+    6b). A TODO left fails check-format by format.yaml:line: key (exit 3, a bundle
+    problem) whatever the status; with a status that says the bundle is finished
+    (stable, reconstructed) the bundle does not load at all; a README whose
+    **Status:** is not format.yaml's fails check-format too."""
+    fmts, bundle = _corail_copy(tmp_path)
+    source, readme = bundle / "format.yaml", bundle / "README.md"
+    text, said = source.read_text(encoding="utf-8"), readme.read_text(encoding="utf-8")
+    assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
+    todo = re.sub(r'(?m)^title: .*$', 'title: "TODO: <publisher> <product> <what> import"',
+                  re.sub(r'(?m)^source: .*$', 'source: "TODO: the publisher\'s document"',
+                         text))
+    source.write_text(todo.replace("status: reconstructed", "status: stable"),
+                      encoding="utf-8")
+    readme.write_text(said.replace("**Status: reconstructed.**", "**Status: draft.** TODO"),
+                      encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"[format {source}:6: title] (rule format.todo)" in r.stderr
+    assert f"[format {source}:9: source] (rule format.todo)" in r.stderr
+    assert "status: stable says the bundle is finished" in r.stderr
+    listed = _run("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^cosoluce-corail\s+BROKEN", listed, re.MULTILINE), listed
+    assert not re.search(r"^cosoluce-corail\s+stable", listed, re.MULTILINE)
+    # a draft may hold TODOs while it is being written (it renders), but not pass
+    source.write_text(todo.replace("status: reconstructed", "status: draft"), encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "the bundle is not finished" in r.stderr
+    assert f"[format {source}:6: title] (rule format.todo)" in r.stderr
+    listed = _run("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^cosoluce-corail\s+draft", listed, re.MULTILINE), listed
+    assert "not finished: the value still holds the scaffold's placeholder TODO" in listed
+    # no TODO left, but the README says draft and format.yaml stable
+    source.write_text(text.replace("status: reconstructed", "status: stable"), encoding="utf-8")
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert (f"README.md says **Status: draft**, format.yaml says status: stable ({source}:8)"
+            in r.stderr)
+    assert f"[format {readme}:3: Status] (rule format.readme-status)" in r.stderr
+    readme.write_text(said.replace("**Status: reconstructed.**", "**Status: stable.**"),
+                      encoding="utf-8")
+    assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
+
+
+@pytest.mark.parametrize(("change", "shown"), [
+    # a stray carriage return: the two lines looked the same
+    (lambda lines: lines.__setitem__(2, lines[2] + b"\r"),
+     "-<Information>\\r$\n+<Information>\n"),
+    # a trailing space: visible only by selecting the text
+    (lambda lines: lines.__setitem__(4, lines[4] + b" "),
+     '-<Exercice V="2026"/> $\n+<Exercice V="2026"/>\n'),
+    # a tab
+    (lambda lines: lines.__setitem__(4, lines[4] + b"\t"),
+     '-<Exercice V="2026"/>\\t$\n+<Exercice V="2026"/>\n'),
+    # the final line break removed: the two halves were glued on one line
+    (lambda lines: lines.pop(),
+     "-</ImportCosoluce>\n\\ No newline at end of file\n+</ImportCosoluce>\n"),
+])
+def test_check_format_shows_a_difference_of_one_invisible_byte(tmp_path, change, shown):
+    """check-format's diff of expected/ made some one-byte differences invisible: a
+    \\r or a trailing space at the end of a line, a missing final newline (corail
+    persona finding 8). The changed line shows them escaped, its end marked by $, and
+    a last line without line break is followed by git's '\\ No newline at end of
+    file'."""
+    fmts, bundle = _corail_copy(tmp_path)
+    [expected] = (bundle / "expected").glob("CORAIL_*.xml")
+    lines = expected.read_bytes().split(b"\n")
+    change(lines)
+    expected.write_bytes(b"\n".join(lines))
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert shown in r.stdout, r.stdout
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _only_readme(fixture: Path) -> None:
+    for path in fixture.iterdir():
+        path.unlink()
+    (fixture / "README.md").write_text("# Fixture\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("breaks", "code", "says"), [
+    # a broken XSD is a broken bundle (exit 3, as a format.yaml problem), not a usage error
+    (lambda b: _edit(b / "corail.xsd", '<xs:element name="Nom" type="V_Texte38"/>',
+                     '<xs:element name="Nom" type="V_Text38"/>'),
+     ExitCode.MAPPING, ["The QName value 'V_Text38' does not resolve", "line 247",
+                        "format.yaml:18: files[0].xsd] (rule format.file)"]),
+    (lambda b: _edit(b / "corail.xsd", "</xs:schema>", ""),
+     ExitCode.MAPPING, ["cannot load XML schema", "format.yaml:18: files[0].xsd]"]),
+    # a fixture holding only the scaffold's README: a bundle not finished, exit 3
+    (lambda b: _only_readme(b / "fixture"), ExitCode.MAPPING,
+     ["a fixture holds one input.json or input.csv and a mapping.yaml (found README.md)"]),
+    # an unknown fields: key, at its own line with the key it is close to
+    (lambda b: _edit(b / "format.yaml", "  address.city: {max: 38}",
+                     "  address.cty: {max: 38}"),
+     ExitCode.MAPPING, ["unknown key 'address.cty' (did you mean 'address.city'?)",
+                        "format.yaml:41: fields.address.cty]"]),
+    # files format.yaml names that are not there: each by its line, with the close one
+    (lambda b: _edit(b / "format.yaml", "template: corail.xml.j2", "template: coral.xml.j2"),
+     ExitCode.MAPPING, ["template 'coral.xml.j2' not found in the bundle's folder (did you "
+                        "mean 'corail.xml.j2'?)", "format.yaml:16: files[0].template]"]),
+    (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: coral.xsd"),
+     ExitCode.MAPPING, ["xsd 'coral.xsd' not found in the bundle's folder nor in schemas/ "
+                        "(did you mean 'corail.xsd'?)", "format.yaml:18: files[0].xsd]"]),
+    # a misspelt macro: the one defined is named with its line
+    (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}",
+                     "{% macro pieces(t, doc) -%}"),
+     ExitCode.TEMPLATE, ["the macro piece(t, doc) is not defined: did you mean 'pieces' "
+                         "(defined on line 49)?", "[template cosoluce-corail/corail.xml.j2:49]"]),
+    # a macro declaring too few arguments: by its line, before anything renders
+    (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}", "{% macro piece(t) -%}"),
+     ExitCode.TEMPLATE, ["macro piece(t) takes 1 argument(s); pesgen calls piece(t, doc)",
+                         "[template cosoluce-corail/corail.xml.j2:49]"]),
+])
+def test_a_broken_bundle_gets_its_exit_code_and_the_line_to_fix(tmp_path, breaks, code, says):
+    """Bundle problems took exit 2 (a broken XSD, a fixture of README only) though
+    format.yaml problems take 3, and several named no line: an unknown fields: key at
+    the line of fields:, a missing template or XSD, a misspelt macro, a macro declaring
+    too few arguments (corail persona finding 12)."""
+    fmts, bundle = _corail_copy(tmp_path)
+    breaks(bundle)
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == code, r.stdout + r.stderr
+    for said in says:
+        assert said in r.stderr, r.stderr
+
+
+def test_new_format_and_its_readme_give_the_same_commands_that_work_from_here(
+        tmp_path, monkeypatch):
+    """new-format printed `pesgen formats --formats-dir templates` while the bundle's
+    README said `pesgen check-format NAME --formats-dir .. --regen`, which works only
+    from inside the bundle (corail persona finding 13). Both now give the --dir as
+    given, to be run from the folder new-format ran in, and both commands find the
+    bundle from there."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    r = _run("new-format", "acme-xml", "--kind", "xml", "--dir", "my formats")
+    assert r.exit_code == 0, r.stderr
+    readme = (tmp_path / "my formats" / "acme-xml" / "README.md").read_text(encoding="utf-8")
+    assert "--formats-dir .." not in readme
+    check = "pesgen check-format acme-xml --formats-dir 'my formats' --regen"
+    assert check in readme.replace("\n", " ")
+    printed = [line.strip() for line in r.stdout.splitlines()]
+    assert check in printed and "pesgen formats --formats-dir 'my formats'" in printed
+    assert "from this folder" in r.stdout
+    listed = _run(*shlex.split("pesgen formats --formats-dir 'my formats'")[1:])
+    assert re.search(r"^acme-xml\s+draft", listed.stdout, re.MULTILINE), listed.stdout
+    # check-format finds the bundle from here: it says what its fixture lacks (exit 3),
+    # not that the format is unknown
+    checked = _run(*shlex.split(check)[1:])
+    assert checked.exit_code == ExitCode.MAPPING, checked.stderr
+    assert "unknown output format" not in checked.stderr
+    assert "the bundle is not finished" in checked.stderr  # the scaffold's TODOs first

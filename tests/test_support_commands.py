@@ -196,11 +196,54 @@ def test_an_xsd_checked_run_records_its_xsd_and_the_dgfip_package_not_given(tmp_
     recorded = json.loads(Store().get_run(run_id)["validation"])
     name = "PESORMC_21450999400015_2026_0000001.xml"
     assert recorded["business_rules"] == ["pes-common", "pes-ormc"]
-    assert recorded["files"] == {name: {"xsd": "pes-ormc/pes-ormc.xsd", "layout": None,
-                                        "bordereau_rules": True, "official_xsd": None}}
+    assert recorded["files"] == {name: {"xsd": "pes-ormc/pes-ormc.xsd", "xsd_of": "pesgen",
+                                        "layout": None, "bordereau_rules": True,
+                                        "official_xsd": None}}
     lines = _run("runs", "show", run_id).stdout.splitlines()
     assert (f"              {name}: pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules; "
             "DGFiP XSD not applied") in lines, lines
+
+
+def test_a_bundle_s_own_xsd_is_not_called_pesgen_s_nor_said_to_run_bordereau_rules(tmp_path):
+    """validate --format cosoluce-corail said 'pesgen XSD + bordereau rules' and every
+    XSD problem 'rule xsd.pesgen', although the XSD is the bundle's corail.xsd and the
+    PES bordereau rules find no BlocBordereau in an ImportCosoluce file (corail persona
+    finding 7). It names the XSD, says whose it is and that no bordereau rule applied;
+    a run of it records (and runs show says) the same."""
+    expected = next((Path(__file__).parents[1] / "templates" / "cosoluce-corail" /
+                     "expected").glob("CORAIL_*.xml"))
+    r = _run("validate", expected, "--format", "cosoluce-corail")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == (f"{expected}: valid as cosoluce-corail: the format's own XSD "
+                                "corail.xsd; no PES bordereau rules: its files have no "
+                                "BlocBordereau")
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(expected.read_bytes().replace(b'<Exercice V="2026"/>',
+                                                  b'<Exercice V="20x6"/>'))
+    r = _run("validate", bad, "--format", "cosoluce-corail")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert (f"{bad} is invalid against format cosoluce-corail (the format's own XSD "
+            "corail.xsd; no PES bordereau rules") in r.stderr
+    assert "/Information/Exercice: Element 'Exercice'" in r.stderr
+    assert "(rule xsd.bundle)" in r.stderr and "xsd.pesgen" not in r.stderr
+    assert "pesgen XSD" not in r.stdout + r.stderr
+    # pesgen's own PES XSD is still said to be pesgen's, with the bordereau rules
+    pes = next((Path(__file__).parents[1] / "templates" / "pes-ormc" / "expected"
+                ).glob("*.xml"))
+    r = _run("validate", pes)
+    assert r.stdout.strip().endswith("pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules")
+    # a run of the bundle records the same
+    r = _export(tmp_path / "out", mapping=MAPPINGS / "villeneuve-sur-loing-corail.yaml")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    from pesgen.store import Store
+
+    recorded = json.loads(Store().get_run(run_id)["validation"])
+    [(name, applied)] = recorded["files"].items()
+    assert applied == {"xsd": "corail.xsd", "xsd_of": "bundle", "layout": None,
+                       "bordereau_rules": False, "official_xsd": None}
+    lines = _run("runs", "show", run_id).stdout.splitlines()
+    assert f"              {name}: the format's own XSD corail.xsd" in lines, lines
 
 
 def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path):
@@ -275,7 +318,7 @@ def test_validate_picks_the_format_from_the_files_typfic(titres_xml, tmp_path):
     r = _run("validate", titres_xml)
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == (f"{titres_xml}: valid as pes-titres (TypFic PESALR1): pesgen "
-                                "XSD + bordereau rules")
+                                "XSD pes-titres/pes-titres.xsd + bordereau rules")
     ormc = tmp_path / "ormc"
     assert _export(ormc, "--db", tmp_path / "other.sqlite3", "--create-store").exit_code == 0
     [xml] = ormc.glob("PESORMC_*.xml")
@@ -288,7 +331,8 @@ def test_validate_with_an_explicit_format_and_a_wording_fit_for_a_users_file(tit
     r = _run("validate", titres_xml, "--format", "pes-ormc")
     assert r.exit_code == ExitCode.OUTPUT, r.output
     lines = r.stderr.splitlines()
-    assert lines[0].startswith(f"error: {titres_xml} is invalid against format pes-ormc: "), lines
+    assert lines[0].startswith(f"error: {titres_xml} is invalid against format pes-ormc "
+                               "(pesgen XSD pes-ormc/pes-ormc.xsd + bordereau rules): "), lines
     assert "problem(s)" in lines[0]
     assert "rendered output" not in r.stderr and "nothing was written" not in r.stderr
     assert "TypFic" in r.stderr
