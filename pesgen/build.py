@@ -28,7 +28,7 @@ from .checks import (
     civility_problem,
 )
 from .errors import InputDataError, MappingError, Problem
-from .formats import Format, option_problems
+from .formats import Format, option_problems, unwritable
 from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
 from .mapping import Binding, Mapping
 from .memo import remember
@@ -1155,12 +1155,10 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
         problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
                                     frozenset(o.options))
     for key, value in o.options.items():
-        text = str(value)
-        try:
-            text.encode(encoding)
-        except UnicodeEncodeError as exc:
+        char = unwritable(str(value), encoding)
+        if char is not None:
             problems.append(Problem(
-                "mapping.options", f"output.options.{key}: {text[exc.start]!r} cannot be "
+                "mapping.options", f"output.options.{key}: {char!r} cannot be "
                 f"written in {encoding} (format {fmt.name}; an option is written as it is: "
                 "no text policy transliterates it)",
                 mapping=mapping.where("output", "options", key)))
@@ -1169,13 +1167,10 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                         (("collectivity", "poste_label"), c.poste_label),
                         (("output", "emitter", "sigle"), o.sigle),
                         (("output", "emitter", "adresse"), o.adresse)):
-        if not value:
-            continue
-        try:
-            value.encode(encoding)
-        except UnicodeEncodeError as exc:
+        char = unwritable(value, encoding) if value else None
+        if char is not None:
             problems.append(Problem(
-                "mapping.format", f"{'.'.join(keys)}: {value[exc.start]!r} cannot be written in "
+                "mapping.format", f"{'.'.join(keys)}: {char!r} cannot be written in "
                 f"{encoding} (format {fmt.name})", mapping=mapping.where(*keys)))
     return problems
 

@@ -159,16 +159,23 @@ def option_problems(defaults: Any, encoding: str, source: Path,
     for key, value in options.items():
         if key in skip:
             continue
-        text = str(value)
-        try:
-            text.encode(encoding)
-        except UnicodeEncodeError as exc:
+        char = unwritable(str(value), encoding)
+        if char is not None:
             problems.append(Problem(
-                "format.schema", f"option {key}: {text[exc.start]!r} cannot be written in "
+                "format.schema", f"option {key}: {char!r} cannot be written in "
                 f"{encoding} (an option is written as it is: no text policy transliterates "
                 "it)", mapping=f"{source}:{line_of(defaults, ['options', key])}: "
                 f"defaults.options.{key}"))
     return problems
+
+
+def unwritable(text: str, encoding: str) -> str | None:
+    """The first character of ``text`` that ``encoding`` cannot write, or None."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
 
 
 def _writes(encoding: str, char: str) -> bool:

@@ -19,7 +19,7 @@ from jinja2 import nodes
 from ._jinja import string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from .errors import Problem, TemplateError, exception_message
-from .formats import FileSpec, Format
+from .formats import FileSpec, Format, unwritable
 from .memo import remember
 from .model import Document, Title
 
@@ -228,22 +228,13 @@ def _unwritable_literal(env: jinja2.Environment, name: str, source: str,
         return _LITERALS[key]
     found = None
     for token in env.lexer.tokenize(env.preprocess(source, name), name):
-        char = _unwritable(token.value, encoding) if token.type == "data" else None
+        char = unwritable(token.value, encoding) if token.type == "data" else None
         if char is not None:
             index = token.value.index(char)
             found = token.lineno + token.value.count("\n", 0, index), char
             break
     remember(_LITERALS, key, found)
     return found
-
-
-def _unwritable(text: str, encoding: str) -> str | None:
-    """The first character of ``text`` that ``encoding`` cannot write, or None."""
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError as exc:
-        return text[exc.start]
-    return None
 
 
 def renderers(fmt: Format) -> list[FileRenderer]:

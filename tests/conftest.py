@@ -99,3 +99,17 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
     monkeypatch.setenv("PESGEN_CONFIG", str(data / "no-config.yaml"))
     return db
+
+
+def run_cli(*args: str | Path):
+    """Run pesgen's CLI in-process: every failure must be a clean exit with a code,
+    never an escaped exception nor a traceback in its output."""
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    assert "Traceback" not in result.output
+    return result

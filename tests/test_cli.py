@@ -14,13 +14,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from pesgen.cli import app
 from pesgen.errors import ExitCode
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, run_cli
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
@@ -29,16 +27,7 @@ CSV_INPUT = EXAMPLES / "school-export.csv"
 XML_NAME = "PESORMC_21450999400015_2026_0000001.xml"
 REFS_NAME = "PESORMC_21450999400015_2026_0000001.references.csv"
 
-runner = CliRunner()
-
-
-def _run(*args: str | Path):
-    result = runner.invoke(app, [str(a) for a in args])
-    # every failure is a clean exit with a code, never an escaped exception
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception, result.output)
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 def _export(out: Path, *extra: str | Path, mapping: Path = JSON_MAPPING,
@@ -586,11 +575,7 @@ def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_p
         assert r.returncode == code, command
 
 
-def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_path,
-                                                                         monkeypatch):
-    """Past the commit the run stands: Ctrl-C (here, as the files are put in place) no
-    longer stops the command, which puts the files in place, prints its summary whole
-    and ends 0, as the run did (not 130, which says nothing was exported)."""
+def _interrupt_as_files_are_put_in_place(monkeypatch) -> None:
     import pesgen.runs as runs_module
 
     real_commit = runs_module.commit
@@ -600,29 +585,12 @@ def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_pat
         return real_commit(temps)
 
     monkeypatch.setattr(runs_module, "commit", interrupted_commit)
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        r = _export(tmp_path / "out")
-        # the command puts the handlers back as it ends: Ctrl-C works again after it (in
-        # a process that goes on, as this one does)
-        assert {sig: signal.getsignal(sig) for sig in saved} == saved
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    assert r.exit_code == 0, r.output
-    assert "titles: 11, total 2527.25" in r.stdout
-    assert "interrupt received once the run was recorded: the run stands" in r.stderr
-    assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
 
 
-def test_interrupts_between_the_commit_and_the_files_do_not_stop_the_command(tmp_path,
-                                                                            monkeypatch):
-    """Ctrl-C, twice, right after the database commit (as the store's transaction
-    closes), before the files are put in place: the run is recorded, so the command
-    still puts its files in place and ends 0 with the note. Interrupts are held from
-    just before the commit; held only from the publishing on, the first ended 7 and
-    threw the files away, and a second one ended 130, "nothing written", over a
-    recorded run."""
+def _interrupt_twice_after_the_database_commit(monkeypatch) -> None:
+    """As the store's transaction closes, before the files are put in place: held only
+    from the publishing on, the first interrupt ended 7 and threw the files away, and a
+    second one ended 130, "nothing written", over a recorded run."""
     from contextlib import contextmanager
 
     from pesgen.store import Store
@@ -637,9 +605,23 @@ def test_interrupts_between_the_commit_and_the_files_do_not_stop_the_command(tmp
         os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(Store, "transaction", interrupted_after_commit)
+
+
+@pytest.mark.parametrize("interrupt", [_interrupt_as_files_are_put_in_place,
+                                       _interrupt_twice_after_the_database_commit])
+def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_path,
+                                                                         monkeypatch,
+                                                                         interrupt):
+    """From just before the commit the run stands: Ctrl-C no longer stops the command,
+    which puts the files in place, prints its summary whole and ends 0, as the run did
+    (not 130, which says nothing was exported)."""
+    interrupt(monkeypatch)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         r = _export(tmp_path / "out")
+        # the command puts the handlers back as it ends: Ctrl-C works again after it (in
+        # a process that goes on, as this one does)
+        assert {sig: signal.getsignal(sig) for sig in saved} == saved
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

@@ -9,28 +9,20 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pesgen import build
-from pesgen.cli import app
 from pesgen.errors import ExitCode, FormatNotFound, MappingError, TemplateError
 from pesgen.export import export
 from pesgen.formats import FieldLimit, find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 
-runner = CliRunner()
 INPUT = EXAMPLES / "school-export.json"
 
 
-def _run(*args: str | Path):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception, result.output)
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 # A package nobody shipped: "Exemple Compta" imports one CSV line per invoice line, plus

@@ -9,11 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from pesgen.cli import app
-
-from .conftest import MAPPINGS, ROOT
+from .conftest import MAPPINGS, ROOT, run_cli
 
 CORAIL_MAPPING = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 TRAIN = '<TrainPiece V="{{ doc.options.train }}"/>'
@@ -35,8 +31,7 @@ def _bundle(tmp_path: Path, old: str = "", new: str = "", file: str = "corail.xm
     return fmts, line
 
 
-def _run(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args])
+_run = run_cli
 
 
 def test_a_literal_the_encoding_cannot_write_names_the_template_line(tmp_path):

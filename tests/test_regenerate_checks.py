@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from pesgen.cli import app
 from pesgen.errors import ExitCode
 from pesgen.store import Store, runs
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 
-runner = CliRunner()
-
-
-def _run(*args: str | Path):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception, result.output)
-    assert "Traceback" not in result.output
-    return result
+_run = run_cli
 
 
 def _mapping(tmp_path: Path, base: str, *edits: tuple[str, str]) -> Path:
@@ -58,6 +48,26 @@ def _same_files(regen: Path, out: Path) -> None:
     assert sorted(p.name for p in regen.iterdir()) == sorted(p.name for p in out.iterdir())
     for original in out.iterdir():
         assert (regen / original.name).read_bytes() == original.read_bytes(), original.name
+
+
+def _recorded_unchecked(monkeypatch, unchecked, mapping: Path, out: Path,
+                        input_path: Path = EXAMPLES / "school-export.json") -> str:
+    """Export as the pesgen that recorded the run did, with ``unchecked(m)`` taking
+    today's check away; the run's id."""
+    with monkeypatch.context() as m:
+        unchecked(m)
+        first = _export(mapping, out, input_path)
+    assert first.exit_code == 0, first.output
+    return _run_id(first.stdout)
+
+
+def _rebuilt(tmp_path: Path, run_id: str, out: Path):
+    """``pesgen regenerate`` of the run: exit 0, the files byte for byte those in ``out``."""
+    regen = tmp_path / "regen"
+    r = _run("regenerate", run_id, "--out", regen)
+    assert r.exit_code == 0, r.output
+    _same_files(regen, out)
+    return r
 
 
 def _as_recorded(run_id: str, mapping_text: str) -> None:
@@ -118,19 +128,13 @@ def test_a_run_recorded_before_a_check_that_renders_nothing_is_rebuilt(tmp_path,
     unchecked, base, edit, fragment, key, rule = RENDERED_AS_WRITTEN[case]
     mapping = _mapping(tmp_path, base, edit)
     out = tmp_path / "out"
-    with monkeypatch.context() as m:
-        unchecked(m)  # as the pesgen that recorded the run: the check did not exist
-        first = _export(mapping, out)
-    assert first.exit_code == 0, first.output
+    # as the pesgen that recorded the run: the check did not exist
+    run_id = _recorded_unchecked(monkeypatch, unchecked, mapping, out)
     written = edit[1].split(": ", 1)[1]
     assert any(written.encode() in p.read_bytes() for p in out.iterdir())  # as it is
-    run_id = _run_id(first.stdout)
 
-    regen = tmp_path / "regen"
-    r = _run("regenerate", run_id, "--out", regen)
-    assert r.exit_code == 0, r.output
+    r = _rebuilt(tmp_path, run_id, out)
     assert "identical to the recorded files (sha256)" in r.stdout
-    _same_files(regen, out)
     # support sees which of today's checks the recorded mapping fails, and where
     where = f"{mapping}:{_line(mapping, fragment)}: {key}"
     warning = [ln for ln in r.stderr.splitlines() if where in ln]
@@ -164,10 +168,7 @@ def test_country_keys_one_by_case_read_as_the_pesgen_that_recorded_the_run(tmp_p
                                                       '    BE: "131"\n    be: "135"\n')
     _as_recorded(run_id, text)  # what the older pesgen read: BE gave 131, be nothing
 
-    regen = tmp_path / "regen"
-    r = _run("regenerate", run_id, "--out", regen)
-    assert r.exit_code == 0, r.output
-    _same_files(regen, out)
+    r = _rebuilt(tmp_path, run_id, out)
     line = text.splitlines().index('    be: "135"') + 1
     assert (f"[mapping {mapping}:{line}: codes.countries.be] (rule codes.country)"
             in r.stderr), r.stderr
@@ -187,16 +188,12 @@ def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_
     mapping = _mapping(tmp_path, "villeneuve-sur-loing-csv.yaml",
                        ("email: payer_email", "email: payer_mail"))
     out = tmp_path / "out"
-    with monkeypatch.context() as m:
-        m.setattr(build_mod.Builder, "check_columns", lambda self, src: None)
-        first = _export(mapping, out, EXAMPLES / "school-export.csv")
-    assert first.exit_code == 0, first.output
-    run_id = _run_id(first.stdout)
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(build_mod.Builder, "check_columns",
+                                         lambda self, src: None),
+        mapping, out, EXAMPLES / "school-export.csv")
 
-    regen = tmp_path / "regen"
-    r = _run("regenerate", run_id, "--out", regen)
-    assert r.exit_code == 0, r.output
-    _same_files(regen, out)
+    r = _rebuilt(tmp_path, run_id, out)
     where = f"{mapping}:{_line(mapping, 'email: payer_mail')}: bindings.payer.email"
     assert f"[mapping {where}] (rule input.column)" in r.stderr, r.stderr
     assert "did you mean 'payer_email'?" in r.stderr
@@ -214,16 +211,11 @@ def test_an_encoding_override_recorded_before_the_layout_clash_check(tmp_path, m
     mapping = _mapping(tmp_path, "villeneuve-sur-loing-emagnus.yaml",
                        ("  format: bl-emagnus\n", "  format: bl-emagnus\n  encoding: ISO-8859-1\n"))
     out = tmp_path / "out"
-    with monkeypatch.context() as m:
-        m.setattr(export_mod, "encoding_clash", lambda written, layout: None)
-        first = _export(mapping, out)
-    assert first.exit_code == 0, first.output
-    run_id = _run_id(first.stdout)
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(export_mod, "encoding_clash",
+                                         lambda written, layout: None), mapping, out)
 
-    regen = tmp_path / "regen"
-    r = _run("regenerate", run_id, "--out", regen)
-    assert r.exit_code == 0, r.output
-    _same_files(regen, out)
+    r = _rebuilt(tmp_path, run_id, out)
     where = f"{mapping}:{_line(mapping, 'encoding: ISO-8859-1')}: output.encoding"
     assert f"[mapping {where}] (rule mapping.format)" in r.stderr, r.stderr
 
