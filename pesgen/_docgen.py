@@ -75,7 +75,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "text.length", "Text fits its field (Nom 38, Adr 38, ObjLignePce 160…), after the street/name split and text_overflow policies.", "DT v5.19 Base_TexteX lengths"),
     ("output", "xsd.pesgen", "The file is valid against pesgen's own XSD (a stricter subset of the DGFiP's).", "schemas/pes-ormc/pes-ormc.xsd"),
     ("output", "xsd.bundle", "The file is valid against its format bundle's own XSD (format.yaml files[].xsd, in the bundle's folder: a finance package's import, e.g. corail.xsd); `pesgen validate` and `pesgen runs show` name it as the format's own XSD, and say whether the PES bordereau rules applied (only to an XSD declaring BlocBordereau).", "the bundle's XSD"),
-    ("output", "xsd.dgfip", "With --official-xsd: the file is valid against the DGFiP PES V2 package.", "DGFiP PES V2 XSD v5.17"),
+    ("output", "xsd.dgfip", "With --official-xsd: the file is valid against the DGFiP PES V2 package (`pesgen acquit`: the acknowledgement against its PES_V2/Rev0/PES_V2_Acquit_Autonome_V2.xsd; a problem there exits 4).", "DGFiP PES V2 XSD v5.17"),
     ("output", "xml.pesgen / xml.bundle / xml.dgfip", "The file is well-formed XML.", "XML 1.0"),
     ("output", "pes.triplet", "TypBord/TypPce/NatPce is 06/15/01 for an ORMC; a titre ordinaire 01/01 has NatPce 01, 02, 03, 04, 05, 11 or 18.", "DT v5.19 Annexes, Annexe 2"),
     ("output", "pes.edition", "The ASAP Edition fits the piece: 03/06 only on TypPce 15, 01 on 01/01-04, 11, 18 or 10/01-02, 05 only on 01/01.", "DT v5.19 BlocPiece/Edition; Annexe 2"),
@@ -134,6 +134,9 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("payfip", "payfip.urlnotif / payfip.urlredirect / payfip.urlcl", "Return and notification URLs are absolute http(s) URLs of at most 250 characters.", "PayFiP (N1, D1)"),
     ("payfip", "payfip.cancelled", "A cancelled title (its run, or its bordereau, cancelled: `runs cancel`) is no longer live for PayFiP: `payfip datamatrix` prints no Datamatrix for it (it skips its bordereau and says so on stderr, naming its invoices and the cancellation; a run whose every title is cancelled is refused, exit 7), `payfip link` makes no payment for it (a title cancelled while PayFiP made its operation: the operation is recorded, the link refused, exit 7), `payfip payments` shows it `cancelled` with nothing due (a payment it received stays shown), `payfip anomalies` shows its invoice cancelled, and a payment through its link is an anomaly (run-cancelled), beside any other mismatch of the result.", "pesgen (money: a family never pays a title the trésorerie will not see)"),
     ("payfip", "payfip.datamatrix", "Every title of the run can be laid out in the Datamatrix layout (IdPost 6 digits, CodProdLoc and code établissement 2 letters or digits); its file is present.", "pesgen; layout UNCONFIRMED (notes pes-v2-recette.md §13)"),
+    ("acquit", "acquit.xml", "The acknowledgement is well-formed XML (its line named). A file that is not XML, is missing, or whose root is not a PES_ACQUIT of version 2 (namespace http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2) is refused as a usage error (exit 2), saying what it is instead: a PES_Aller (a file sent), a PES_ACQUIT of version 1 (PES_V2_Acquit_Autonome.xsd), another namespace.", "DT v5.19 Acquittement; XSD v5.17 PES_V2_Acquit_Autonome_V2.xsd"),
+    ("acquit", "acquit.doctype", "The acknowledgement declares no DOCTYPE: one that does is refused before anything of it is read (no entity is ever expanded, no DTD or network fetched: an XXE attempt reads nothing).", "pesgen (security); the PES_ACQUIT has no DTD"),
+    ("acquit", "acquit.structure", "Without --official-xsd, what pesgen reads is there, each problem at its line and XPath: EnTetePES with IdColl (at most 14 digits) and CodBud, at least one ACQUIT/ElementACQUIT, each with a DomaineAck of the DGFiP list and an EtatAck 1/0 (true/false: xs:boolean); NumBord (at most 7 digits), ExerciceBord (4), NumPiece and NumLigne (13) are numbers. A NumAnoAck outside the DGFiP list is shown as such, not refused.", "DT v5.19 Acquittement_blocs, Acquittement_codes"),
     ("template", "template / template.syntax", "A template compiles and renders (sandboxed, strict undefined); errors name the template file and line.", "pesgen"),
     ("template", "template.encoding", "A template's own text (outside {{ }} and {% %}, in the templates it imports or includes too) holds only characters the output encoding writes: checked once when the export is set up (check-format, check-mapping, preview, export), naming the template line, whatever branch the titles take. A string of an expression the encoding cannot write is refused when rendered (check-mapping's sample titles included), naming the line of the template that holds it.", "pesgen"),
 ]
@@ -247,6 +250,8 @@ def rules_reference() -> str:
                                     "`pesgen/layout.py`)"),
                          ("store", "In the state store (`pesgen/runs.py`)"),
                          ("payfip", "Before anything is sent to PayFiP (`pesgen/payfip/`)"),
+                         ("acquit", "On the trésorerie's acknowledgement (`pesgen acquit`, "
+                                    "`pesgen/acquit.py`)"),
                          ("template", "Templates (`pesgen/render.py`)")):
         lines += ["", f"## {title}", "", "| rule | what is checked | source |", "|---|---|---|"]
         for s, rid, what, source in OTHER_RULES:

@@ -406,6 +406,76 @@ def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
 
 
 @app.command()
+def acquit(
+    file: Annotated[Path, typer.Argument(help="The PES_ACQUIT XML file the trésorerie's "
+                                         "guichet XML returned.")],
+    db: DbOpt = None,
+    official_xsd: OfficialOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as JSON (for the school software).")] = False,
+) -> None:
+    """Read the trésorerie's acknowledgement (PES_ACQUIT): each bordereau accepted or
+    rejected, the run and file pesgen recorded it in, the errors and the invoices they
+    name, and what to do next. Reads the store, records nothing. Exits 0 when everything
+    is accepted, 9 when something is rejected."""
+    import json
+
+    from .acquit import as_json as report_json
+    from .acquit import read_acquit, tie
+
+    try:
+        read = read_acquit(file, _official(official_xsd))
+        report = tie(read, _store(db, must_exist=True))
+    except PesgenError as exc:
+        _fail(exc, written=False)
+        return
+    shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
+    if as_json:
+        typer.echo(json.dumps(report_json(report, shown_db), ensure_ascii=False, indent=2))
+    else:
+        _show_acquit(report, shown_db)
+    if report.rejected:
+        raise typer.Exit(int(ExitCode.REJECTED))
+
+
+def _show_acquit(report: Any, db: str | None) -> None:
+    a = report.acquit
+    typer.echo(f"{a.name}: PES_ACQUIT of IdColl {a.id_coll} budget {a.cod_bud}"
+               + (f" (NomFic {a.nom_fic})" if a.nom_fic else "")
+               + f": {len(report.elements)} element(s), "
+               + (f"{report.rejected} rejected" if report.rejected else "all accepted"))
+    for r in report.elements:
+        e = r.element
+        if e.bordereau is not None:
+            what = f"IdBord {e.bordereau}" + (f" exercise {e.exercise}"
+                                              if e.exercise is not None else "")
+        else:
+            what = "file" if r.kind == "file" else "element"
+        typer.echo(f"{what} (DomaineAck {e.domain} {e.domain_label}, line {e.line}): "
+                   f"{r.verdict}")
+        for f in r.found:
+            typer.echo(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
+                       f"{f.titles} title(s)  total {f.total}")
+        for error in e.errors:
+            typer.echo(f"  error {error}")
+        for p in r.pieces:
+            invoice = f" invoice {p.invoice}" if p.invoice else (
+                " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
+                else "")
+            typer.echo(f"  IdPce {p.piece.number}{invoice}" + (":" if p.piece.errors
+                                                                else ""))
+            for error in p.piece.errors:
+                typer.echo(f"    error {error}")
+            for line in p.piece.lines:
+                typer.echo(f"    IdLigne {line.number}" + (":" if line.errors else ""))
+                for error in line.errors:
+                    typer.echo(f"      error {error}")
+        step = r.next_step(db)
+        if step:
+            typer.echo(f"  next: {step}")
+
+
+@app.command()
 def formats(formats_dir: FormatsOpt = None) -> None:
     """List the output formats (bundles) found, with their status."""
     from .bundles import unfinished

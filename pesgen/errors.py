@@ -23,6 +23,9 @@ class ExitCode(IntEnum):
     OUTPUT = 6
     STATE = 7
     REMOTE = 8
+    # not a failure of pesgen: the trésorerie's acknowledgement rejects a bordereau or
+    # the file (`pesgen acquit`)
+    REJECTED = 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -386,6 +386,8 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _m
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
 _RUN_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
+# a PES TypBord (06 ORMC, 01 titres): a finance package's run records its format's name
+_PES_TYP_BORD = re.compile(r"[0-9]{2}")
 
 
 def shown_url(url: str) -> str:
@@ -968,6 +970,34 @@ class Store:
                     .limit(1)).scalar()
                 out.append(m)
             return out
+
+    def pes_bordereau(self, id_coll: str, cod_bud: str, exercise: int,
+                      id_bord: int) -> list[tuple[str, str, Bordereau]]:
+        """The bordereau IdBord ``id_bord`` of the PES runs of a collectivity's budget and
+        exercise, as (run id, TypBord, bordereau), oldest run first: one, or one per
+        TypBord sequence that reached that number (ORMC 06 and titres 01 number apart).
+        A finance package's run (its TypBord is the format's name, not a PES code) is no
+        bordereau pesgen sent to the DGFiP: never returned. Reads only."""
+        query = (sa.select(runs.c.id, runs.c.typ_bord).where(
+            runs.c.id_coll == id_coll, runs.c.cod_bud == cod_bud,
+            runs.c.exercise == exercise, runs.c.first_number <= id_bord,
+            runs.c.first_number + runs.c.bordereaux > id_bord)
+            .order_by(runs.c.created_at, runs.c.id))
+        out = []
+        with self.engine.connect() as conn:
+            for run_id, typ_bord in conn.execute(query).all():
+                if not _PES_TYP_BORD.fullmatch(typ_bord):
+                    continue
+                out += [(run_id, typ_bord, b) for b in self.bordereaux(conn, run_id)
+                        if b.id_bord == id_bord]
+        return out
+
+    def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
+        """IdPce -> the invoice number as written, for a bordereau of a run."""
+        with self.engine.connect() as conn:
+            return {r.id_pce: r.invoice for r in conn.execute(
+                sa.select(run_invoices.c.id_pce, run_invoices.c.invoice).where(
+                    run_invoices.c.run_id == run_id, run_invoices.c.id_bord == id_bord))}
 
     def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
         """A run's bordereaux, by IdBord: titles, total and first file, and whether each

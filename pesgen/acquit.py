@@ -1,0 +1,426 @@
+"""Read the trésorerie's acknowledgement (PES_ACQUIT, from the DGFiP's guichet XML) and
+tie each bordereau it accepts or rejects to the run pesgen recorded it in.
+
+The file is parsed safely (no DTD, no entity, no network: a DOCTYPE is refused), checked
+to be a PES_ACQUIT version 2 (namespace ``…/Rev0/retour/v2``, DT v5.19 *Acquittement*),
+validated against the DGFiP package's ``PES_V2_Acquit_Autonome_V2.xsd`` when given, else
+checked for the structure read here. The state store is only read: nothing is recorded
+of the acknowledgement (docs/state.md, *The trésorerie's acknowledgement*).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from .errors import InputDataError, Problem, UsageError
+from .validate import _iterparse, _parser, not_xml, official_xsd_path, validate_against
+
+ACQUIT_NS = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
+# PES_V2_Acquit_Autonome.xsd (flat ElementACQUIT): not read, and said so
+ACQUIT_V1_NS = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour"
+OFFICIAL_ACQUIT = "PES_V2_Acquit_Autonome_V2.xsd"  # beside PES_Aller.xsd, in PES_V2/Rev0
+
+# TDomaineAck (XSD CommunAck.xsd; DT v5.19 Acquittement_codes)
+DOMAINS = {"0": "Technique", "1": "Signature technique", "2": "Signature globale",
+           "3": "Signature Bordereau", "4": "PJ", "5": "Dépense", "6": "Recette",
+           "7": "Rôle", "8": "Budget", "9": "Etat Actif", "10": "Etat Passif",
+           "11": "Marché", "12": "Facture", "99": "Paramétrage"}
+# The domains of a recette bordereau, which pesgen writes (whether Hélios acknowledges
+# an ORMC as 6 or 7 is unconfirmed: both are tied to the runs)
+RECETTE_DOMAINS = frozenset({"6", "7"})
+# The file as a whole (guichet "boîte 1": schema, signatures): no bordereau named
+FILE_DOMAINS = frozenset({"0", "1", "2"})
+# TNumAnoAck (XSD CommunAck.xsd; DT v5.19 Acquittement_codes): the DGFiP gives the
+# codes, no meaning beside them; LibelleAnoAck says what is wrong
+ANOMALY_CODES = frozenset("""
+ERREUR_CONNECTION_IMPOSSIBLE_A_LA_BASE ERREUR_ENCODING ERREUR_FLUX_VIDE
+ERREUR_SCHEMA_INCOMPLET ERREUR_CODIFICATION ERREUR_CODIQUE ERREUR_SIRET
+ERREUR_CODE_COLLECTIVITE_BUDGET ERREUR_VERSION_PES ERREUR_VERSION_PJ
+ERREUR_SIGNATURE_INVALIDE ERREUR_SIGNATURE_ILLISIBLE ERREUR_SIGNATURE_INCOMPLETE
+ERREUR_DOUBLON_BORDEREAU ERREUR_DOUBLON_PIECE ERREUR_DOUBLON_LIGNE ERREUR_DOUBLON_PJ
+ERREUR_PES_PARAM ERREUR_PES_SIGNATURE ERREUR_PES_PARAM_SIGNATURE ERREUR_CERTIFICAT
+ERREUR_TIMEOUT ERREUR_TAILLE_BORDEREAUX ERREUR_TAILLE_PIECE ERREUR_TAILLE_LIGNE
+ERREUR_PJ_SIGNEE ERREUR_SIGNATURE_EXTERNE ERREUR_AUTRE ERREUR_SIGNATURE_BORDEREAU_INVALIDE
+ERREUR_MONTANT_TVA_ZERO_NEGATIF ERREUR_PJ ERREUR_CUMUL_MONTANTS
+ERREUR_SIGNATURE_BORDEREAU_ILLISIBLE ERREUR_SIGNATURE_BORDEREAU_INCOMPLETE
+""".split())
+_BOOLEAN = {"1": True, "true": True, "0": False, "false": False}  # xs:boolean
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class AckError:
+    """One Erreur: NumAnoAck (None: not given) and LibelleAnoAck, the DGFiP's words."""
+
+    code: str | None
+    label: str | None
+
+    @property
+    def known(self) -> bool:
+        """The code is one of the DGFiP's list (XSD v5.17), or no code is given."""
+        return self.code is None or self.code in ANOMALY_CODES
+
+    def __str__(self) -> str:
+        code = self.code or "(no code)"
+        if not self.known:
+            code += " (not in the DGFiP code list, XSD v5.17)"
+        return f"{code}: {self.label}" if self.label else code
+
+
+@dataclass(frozen=True)
+class AckLine:
+    number: int  # NumLigne: the IdLigne of a line of the piece
+    errors: tuple[AckError, ...]
+
+
+@dataclass(frozen=True)
+class AckPiece:
+    number: int  # NumPiece: the IdPce of a piece of the bordereau
+    errors: tuple[AckError, ...]
+    lines: tuple[AckLine, ...]
+
+
+@dataclass(frozen=True)
+class AckElement:
+    """One ElementACQUIT: a bordereau (NumBord, ExerciceBord), a PJ (IdUnique), a
+    market (IdMarche) or, with none of them, the file as a whole."""
+
+    line: int  # in the acknowledgement file
+    domain: str
+    accepted: bool
+    bordereau: int | None
+    exercise: int | None
+    market: str | None
+    attachment: str | None
+    errors: tuple[AckError, ...]
+    pieces: tuple[AckPiece, ...]
+
+    @property
+    def domain_label(self) -> str:
+        return DOMAINS.get(self.domain, "?")
+
+
+@dataclass(frozen=True)
+class Acquit:
+    name: str
+    id_coll: str
+    cod_bud: str
+    id_post: str | None
+    nom_fic: str | None  # Enveloppe/Parametres/NomFic
+    elements: tuple[AckElement, ...]
+
+
+def read_acquit(path: Path, official: Path | None = None) -> Acquit:
+    """The acknowledgement in ``path``. Refuses (UsageError) a file that is missing, not
+    XML or not a PES_ACQUIT version 2; (InputDataError) one not well-formed, declaring a
+    DOCTYPE, invalid against the DGFiP XSD (``official``: the package, as
+    ``--official-xsd``) or, without it, lacking what is read here, with every problem
+    at its line."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    start = not_xml(path)
+    if start is not None:
+        raise UsageError(f"{path} is not XML (its first character is {start!r}, not '<'): "
+                         "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "
+                         "guichet XML returns")
+    name = path.name
+    try:
+        # the DOCTYPE first, before its entities are met (never expanded: they would make
+        # the file fail as not well-formed, saying less)
+        for _event, el in _iterparse(str(path), events=("start",)):
+            if el.getroottree().docinfo.doctype:
+                # a PES_ACQUIT has no DTD: one that declares it is not the guichet's (an
+                # XXE attempt, or another file)
+                raise InputDataError(f"{path} declares a DOCTYPE; a PES_ACQUIT has none: "
+                                     "refused, nothing read", [Problem(
+                                         "acquit.doctype", "the file declares a DOCTYPE",
+                                         record=f"{name}:1")])
+            break
+        doc = etree.parse(str(path), _parser())
+    except etree.XMLSyntaxError as exc:
+        raise InputDataError(f"{path} is not a well-formed XML file", [Problem(
+            "acquit.xml", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]) from None
+    root = doc.getroot()
+    _check_root(path, etree.QName(root))
+    if official is not None:
+        xsd = official_xsd_path(official).parent / OFFICIAL_ACQUIT
+        if not xsd.is_file():
+            raise UsageError(f"{official}: no {OFFICIAL_ACQUIT} beside PES_Aller.xsd in this "
+                             "DGFiP package (PES_V2/Rev0/)")
+        invalid = validate_against(path, xsd, "dgfip")
+        if invalid:
+            raise InputDataError(f"{path} is invalid against the DGFiP XSD {xsd.name}: "
+                                 f"{len(invalid)} problem(s)", invalid)
+    problems: list[Problem] = []
+    acquit = _read(root, name, problems)
+    if problems:
+        raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
+                             f"{len(problems)} problem(s)", problems)
+    return acquit
+
+
+def _check_root(path: Path, qname: etree.QName) -> None:
+    if qname.localname == "PES_ACQUIT" and qname.namespace == ACQUIT_NS:
+        return
+    said = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
+    if qname.localname == "PES_ACQUIT" and qname.namespace == ACQUIT_V1_NS:
+        why = ("a PES_ACQUIT of version 1 (PES_V2_Acquit_Autonome.xsd); pesgen reads "
+               f"version 2, namespace {ACQUIT_NS}, the one the DGFiP documentation v5.19 "
+               "describes")
+    elif qname.localname == "PES_ACQUIT":
+        why = f"a PES_ACQUIT in namespace {qname.namespace!r}, not {ACQUIT_NS}"
+    elif qname.localname == "PES_Aller":
+        why = ("a PES_Aller, a file sent to the trésorerie (pesgen validate checks it); "
+               "pesgen acquit reads the PES_ACQUIT that answers it")
+    else:
+        why = f"its root element is {said}, not PES_ACQUIT ({ACQUIT_NS})"
+    raise UsageError(f"{path} is not a trésorerie acknowledgement: {why}")
+
+
+def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
+    tree = root.getroottree()
+
+    def problem(el: Any, message: str) -> None:
+        problems.append(Problem("acquit.structure", message,
+                                record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
+
+    def value(parent: Any, tag: str, required: bool = True, digits: int | None = None
+              ) -> str | None:
+        el = parent.find(tag)
+        if el is None:
+            if required:
+                problem(parent, f"no {tag}")
+            return None
+        v = el.get("V")
+        if v is None or (required and not v.strip()):
+            problem(el, f"{tag} has no value (attribute V)")
+            return None
+        if digits is not None and not (_DIGITS.fullmatch(v) and len(v) <= digits):
+            problem(el, f"{tag} is '{v[:20]}', not a number of at most {digits} digits")
+            return None
+        return v
+
+    def errors(parent: Any) -> tuple[AckError, ...]:
+        return tuple(AckError(value(e, "NumAnoAck", required=False),
+                              value(e, "LibelleAnoAck", required=False))
+                     for e in parent.findall("Erreur"))
+
+    head = root.find("EnTetePES")
+    id_coll = cod_bud = id_post = None
+    if head is None:
+        problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
+    else:
+        id_coll = value(head, "IdColl", digits=14)
+        cod_bud = value(head, "CodBud")
+        id_post = value(head, "IdPost", required=False)
+    nom_fic = root.find("Enveloppe/Parametres/NomFic")
+    ack = root.find("ACQUIT")
+    items = [] if ack is None else ack.findall("ElementACQUIT")
+    if not items:
+        problem(root if ack is None else ack, "no ACQUIT/ElementACQUIT")
+    elements = []
+    for item in items:
+        domain = value(item, "DomaineAck")
+        if domain is not None and domain not in DOMAINS:
+            problem(item.find("DomaineAck"), f"DomaineAck '{domain[:20]}' is not a code of "
+                    f"the DGFiP list ({', '.join(DOMAINS)})")
+        state = value(item, "EtatAck")
+        if state is not None and state.strip() not in _BOOLEAN:
+            problem(item.find("EtatAck"), f"EtatAck is '{state[:20]}', not 1 (accepted) nor "
+                    "0 (rejected)")
+        bordereau = value(item, "NumBord", required=False, digits=7)
+        exercise = value(item, "ExerciceBord", required=False, digits=4)
+        pieces = []
+        for piece in item.findall("DetailPiece"):
+            number = value(piece, "NumPiece", digits=13)
+            lines = []
+            for line in piece.findall("DetailLigne"):
+                numero = value(line, "NumLigne", digits=13)
+                lines.append(AckLine(int(numero or 0), errors(line)))
+            pieces.append(AckPiece(int(number or 0), errors(piece), tuple(lines)))
+        elements.append(AckElement(
+            item.sourceline, domain or "", _BOOLEAN.get((state or "").strip(), False),
+            int(bordereau) if bordereau else None, int(exercise) if exercise else None,
+            value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
+            errors(item), tuple(pieces)))
+    return Acquit(name, id_coll or "", cod_bud or "", id_post,
+                  None if nom_fic is None else nom_fic.get("V"), tuple(elements))
+
+
+# ------------------------------------------------------------------ tie to the store
+
+@dataclass(frozen=True)
+class Recorded:
+    """The run and bordereau pesgen recorded for an acknowledged bordereau."""
+
+    run_id: str
+    typ_bord: str
+    file: str | None
+    titles: int | None
+    total: str | None
+    cancelled_at: str | None
+    cancel_reason: str | None
+
+
+@dataclass(frozen=True)
+class PieceReport:
+    piece: AckPiece
+    invoice: str | None  # the invoice of the IdPce in the recorded bordereau
+
+
+@dataclass(frozen=True)
+class ElementReport:
+    element: AckElement
+    # what the element names: bordereau (recette, tied to the runs), other (a bordereau of
+    # another domain: not pesgen's), file (the whole file), attachment (a PJ), market
+    kind: str
+    found: tuple[Recorded, ...] = ()
+    pieces: tuple[PieceReport, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """What support reads first: accepted or rejected, and what pesgen knows of it."""
+        e = self.element
+        said = "accepted" if e.accepted else "REJECTED"
+        if self.kind == "file":
+            # the guichet's step 1 (schema, signatures) rejects the whole flow
+            step = " at the guichet XML's first step" if e.domain in FILE_DOMAINS else ""
+            return (f"{said}: the whole file (no bordereau, PJ nor market named)" + (
+                "" if e.accepted else f"; every bordereau of it is rejected{step}"))
+        if self.kind == "attachment":
+            return f"{said}: PJ {e.attachment} (pesgen sends no PJ)"
+        if self.kind == "market":
+            return f"{said}: market {e.market} (pesgen sends no market)"
+        if self.kind == "other" and e.domain == "3":
+            # signed after pesgen wrote it (a parapheur), a recette bordereau may be
+            # answered so; the acquit does not say which domain the bordereau is of
+            return (f"{said}: the signature of a bordereau, of a recette or a dépense (the "
+                    "acquit does not say): not tied to a run; if it is a recette of "
+                    "yours, `pesgen runs list` shows its run")
+        if self.kind == "other":
+            return (f"{said}: a bordereau of domain {e.domain_label}, not a recette: not "
+                    "pesgen's (it writes recettes only)")
+        if e.exercise is None:
+            return f"{said}: no ExerciceBord, pesgen cannot tell which run sent it"
+        if not self.found:
+            return (f"{said}: no run of this store holds it (another software's bordereau, "
+                    "or a run recorded in another store: --db)")
+        if len(self.found) > 1:
+            return (f"{said}: {len(self.found)} runs of this store hold an IdBord "
+                    f"{e.bordereau} (TypBord "
+                    f"{', '.join(r.typ_bord for r in self.found)}): pesgen cannot tell which "
+                    "one the trésorerie answers; `pesgen runs show RUN` of each")
+        r = self.found[0]
+        if r.cancelled_at is not None:
+            if e.accepted:
+                return (f"accepted, but cancelled in pesgen {r.cancelled_at} "
+                        f"({r.cancel_reason}): its invoices may be exported again; tell the "
+                        "trésorerie, which took it")
+            return f"REJECTED; already cancelled {r.cancelled_at} ({r.cancel_reason})"
+        return said
+
+    def next_step(self, db: str | None = None) -> str | None:
+        """What follows a rejection: for a bordereau pesgen recorded, active, the
+        command that cancels it, then fix and export again."""
+        e = self.element
+        if e.accepted:
+            return None
+        if self.kind == "file":
+            return ("every bordereau of the file sent is rejected: `pesgen runs list` for the "
+                    "run that wrote it, `pesgen runs cancel RUN --all`, fix, export again")
+        if self.kind != "bordereau" or len(self.found) != 1:
+            return None
+        r = self.found[0]
+        if r.cancelled_at is not None:
+            return ("nothing to cancel; fix the input (the errors above) and export again, "
+                    "if not done since")
+        codes = sorted({x.code for x in _all_errors(e) if x.code})
+        reason = f"trésorerie rejected IdBord {e.bordereau}" + (
+            f" ({', '.join(codes)})" if codes else "")
+        option = f" --db {shlex.quote(db)}" if db else ""
+        return (f"pesgen runs cancel {r.run_id} --bordereau {e.bordereau} --reason "
+                f"\"{reason}\"{option}; fix the input (the errors above), then export again: "
+                "its invoices go in a new bordereau, with a new number")
+
+
+def _all_errors(e: AckElement) -> list[AckError]:
+    out = list(e.errors)
+    for p in e.pieces:
+        out += p.errors
+        for line in p.lines:
+            out += line.errors
+    return out
+
+
+@dataclass(frozen=True)
+class AcquitReport:
+    acquit: Acquit
+    elements: tuple[ElementReport, ...]
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for e in self.elements if not e.element.accepted)
+
+
+def tie(acquit: Acquit, store: Any) -> AcquitReport:
+    """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
+    recorded its bordereau, and each piece named with its invoice."""
+    out = []
+    for e in acquit.elements:
+        if e.bordereau is None:
+            kind = ("attachment" if e.attachment else "market" if e.market else "file")
+            out.append(ElementReport(e, kind))
+            continue
+        if e.domain not in RECETTE_DOMAINS:
+            out.append(ElementReport(e, "other"))
+            continue
+        found: list[Recorded] = []
+        if e.exercise is not None:
+            for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
+                                                           e.exercise, e.bordereau):
+                found.append(Recorded(run_id, typ_bord, b.file, b.titles, b.total,
+                                      b.cancelled_at, b.reason))
+        invoices = (store.piece_invoices(found[0].run_id, e.bordereau)
+                    if len(found) == 1 and e.pieces else {})
+        pieces = tuple(PieceReport(p, invoices.get(p.number)) for p in e.pieces)
+        out.append(ElementReport(e, "bordereau", tuple(found), pieces))
+    return AcquitReport(acquit, tuple(out))
+
+
+def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
+    """The report as the school software reads it (``pesgen acquit --json``)."""
+    a = report.acquit
+
+    def errors(items: tuple[AckError, ...]) -> list[dict[str, Any]]:
+        return [{"code": x.code, "label": x.label, "known_code": x.known} for x in items]
+
+    elements = []
+    for r in report.elements:
+        e = r.element
+        invoices = {p.piece.number: p.invoice for p in r.pieces}
+        elements.append({
+            "line": e.line, "domain": e.domain, "domain_label": e.domain_label,
+            "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
+            "exercise": e.exercise, "market": e.market, "attachment": e.attachment,
+            "verdict": r.verdict,
+            "runs": [{"run": f.run_id, "typ_bord": f.typ_bord, "file": f.file,
+                      "titles": f.titles, "total": f.total,
+                      "cancelled": None if f.cancelled_at is None else
+                      {"at": f.cancelled_at, "reason": f.cancel_reason}} for f in r.found],
+            "errors": errors(e.errors),
+            "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
+                        "errors": errors(p.errors),
+                        "lines": [{"line": ln.number, "errors": errors(ln.errors)}
+                                  for ln in p.lines]} for p in e.pieces],
+            "next_step": r.next_step(db),
+        })
+    return {"file": a.name, "id_coll": a.id_coll, "cod_bud": a.cod_bud,
+            "id_post": a.id_post, "nom_fic": a.nom_fic,
+            "accepted": report.rejected == 0, "rejected": report.rejected,
+            "elements": elements}

@@ -1,0 +1,325 @@
+"""`pesgen acquit`: the trésorerie's acknowledgement (PES_ACQUIT) read safely and tied to
+the runs pesgen recorded. The acknowledgements of tests/acquit/ are written by hand from
+the DGFiP facts (DT v5.19 Acquittement, XSD v5.17 PES_V2_Acquit_Autonome_V2.xsd)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from pesgen.acquit import AckElement, Acquit, read_acquit, tie
+from pesgen.errors import ExitCode, InputDataError, UsageError
+from pesgen.store import Bordereau
+
+from .conftest import EXAMPLES, GOLDEN_ORMC, MAPPINGS, ROOT, RUN_DATE, run_cli
+
+ACKS = ROOT / "tests" / "acquit"
+SAMPLE = (ROOT.parent / "shared" / "reference" / "vendors" / "dgfip-pes-v2" / "samples" /
+          "s2low_fixture_pes_acquit.xml")
+
+
+def _head(element: str) -> str:
+    """An acknowledgement of IdColl 21450999400015 budget 00 with one ElementACQUIT."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    start = text.index("    <ElementACQUIT>")
+    end = text.index("  </ACQUIT>")
+    return text[:start] + element + text[end:]
+
+
+def _write(tmp_path: Path, text: str, name: str = "ack.xml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="iso-8859-1")
+    return path
+
+
+# ------------------------------------------------------------------ the parser
+
+def test_the_sample_shape_is_read_bordereau_and_pj_elements():
+    """The shape of a real acquit (a vendor's fixture, where present): a Dépense
+    bordereau and four PJ, all accepted."""
+    if not SAMPLE.is_file():
+        pytest.skip("the vendor sample is not beside the project (../shared)")
+    a = read_acquit(SAMPLE)
+    assert (a.id_coll, a.cod_bud, a.id_post) == ("20004910400025", "01", "086016")
+    first = a.elements[0]
+    assert (first.domain, first.domain_label, first.accepted, first.bordereau,
+            first.exercise) == ("5", "Dépense", True, 1847, 2015)
+    assert [(e.domain, e.accepted, e.bordereau) for e in a.elements[1:]] == [("4", True, None)] * 4
+    assert a.elements[1].attachment == "200049104000252015DEPENSE0000087458"
+
+
+def test_a_rejected_bordereau_is_read_with_its_errors_pieces_and_lines():
+    a = read_acquit(ACKS / "rejected.xml")
+    assert (a.id_coll, a.cod_bud, a.nom_fic) == ("21450999400015", "00",
+                                                "PESORMC_21450999400015_2026_0000001.xml")
+    rejected, accepted = a.elements
+    assert (rejected.domain, rejected.accepted, rejected.bordereau, rejected.exercise) == \
+        ("7", False, 1, 2026)
+    # ISO-8859-1 as declared: the DGFiP's label as written
+    assert [(x.code, x.label) for x in rejected.errors] == [
+        ("ERREUR_CUMUL_MONTANTS",
+         "Le montant du bordereau ne correspond pas à la somme des pièces")]
+    (piece,) = rejected.pieces
+    assert piece.number == 3
+    assert [(x.code, x.label) for x in piece.errors] == [("ERREUR_CODIFICATION",
+                                                          "Civilité inconnue")]
+    assert [(ln.number, [x.code for x in ln.errors]) for ln in piece.lines] == [
+        (2, ["ERREUR_AUTRE"])]
+    # EtatAck is an xs:boolean ("true" is 1); NumBord keeps no leading zero
+    assert (accepted.domain, accepted.accepted, accepted.bordereau) == ("6", True, 42)
+
+
+def test_the_hand_written_acks_are_valid_against_the_official_xsd(official_xsd):
+    for name in ("accepted.xml", "rejected.xml", "file-rejected.xml"):
+        assert read_acquit(ACKS / name, official_xsd).elements
+
+
+def test_the_official_xsd_refuses_what_it_forbids(tmp_path, official_xsd):
+    """With the DGFiP package, its XSD judges: IdVer missing is its finding, at its line."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    path = _write(tmp_path, text.replace('      <IdVer V="2"/>\n', ""))
+    with pytest.raises(InputDataError) as info:
+        read_acquit(path, official_xsd)
+    assert "PES_V2_Acquit_Autonome_V2.xsd" in str(info.value)
+    assert {p.rule for p in info.value.problems} == {"xsd.dgfip"}
+    assert "IdVer" in info.value.problems[0].message
+
+
+def test_an_unknown_anomaly_code_is_shown_as_such():
+    from pesgen.acquit import AckError
+
+    assert AckError("ERREUR_SIRET", "x").known
+    assert "not in the DGFiP code list" in str(AckError("ERREUR_INVENTEE", "x"))
+
+
+def test_without_the_xsd_what_pesgen_reads_is_checked_every_problem_at_its_line(tmp_path):
+    text = _head('''    <ElementACQUIT>
+      <DomaineAck V="13"/>
+      <EtatAck V="2"/>
+      <NumBord V="12a"/>
+      <ExerciceBord V="2026"/>
+      <DetailPiece>
+        <Erreur/>
+      </DetailPiece>
+    </ElementACQUIT>
+''').replace('    <IdColl V="21450999400015"/>\n', "")
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    found = [(p.rule, p.message, p.record) for p in info.value.problems]
+    assert all(rule == "acquit.structure" for rule, _, _ in found)
+    messages = [m for _, m, _ in found]
+    assert messages == [
+        "no IdColl",
+        "DomaineAck '13' is not a code of the DGFiP list "
+        "(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 99)",
+        "EtatAck is '2', not 1 (accepted) nor 0 (rejected)",
+        "NumBord is '12a', not a number of at most 7 digits",
+        "no NumPiece",
+    ]
+    assert found[0][2].startswith("ack.xml:")
+    assert found[3][2].endswith("/ElementACQUIT/NumBord")
+
+
+def test_an_xxe_attempt_is_refused_and_nothing_is_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-IBAN", encoding="utf-8")
+    text = _head('''    <ElementACQUIT>
+      <DomaineAck V="7"/>
+      <EtatAck V="0"/>
+      <NumBord V="1"/>
+      <ExerciceBord V="2026"/>
+      <Erreur>
+        <LibelleAnoAck V="&xxe;"/>
+      </Erreur>
+    </ElementACQUIT>
+''').replace("<n:PES_ACQUIT", f'<!DOCTYPE n:PES_ACQUIT [<!ENTITY xxe SYSTEM '
+             f'"file://{secret}">]>\n<n:PES_ACQUIT', 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(InputDataError) as info:
+        read_acquit(path)
+    assert [(p.rule, p.record) for p in info.value.problems] == [("acquit.doctype",
+                                                                  "ack.xml:1")]
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT
+    assert "declares a DOCTYPE" in r.output and "TOP-SECRET" not in r.output
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda tmp: GOLDEN_ORMC, "a PES_Aller, a file sent to the trésorerie"),
+    (lambda tmp: _write(tmp, (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+                        .replace("/Rev0/retour/v2", "/Rev0/retour")),
+     "a PES_ACQUIT of version 1"),
+    (lambda tmp: _write(tmp, "<PES_ACQUIT/>"),
+     "a PES_ACQUIT in namespace None"),
+    (lambda tmp: EXAMPLES / "school-export.csv", "is not XML (its first character is"),
+    (lambda tmp: tmp / "missing.xml", "no such file"),
+], ids=["pes-aller", "version-1", "no-namespace", "csv", "missing"])
+def test_a_file_that_is_not_a_pes_acquit_is_refused_as_usage(tmp_path, make, said):
+    path = make(tmp_path)
+    with pytest.raises(UsageError) as info:
+        read_acquit(path)
+    assert said in str(info.value)
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.USAGE
+    assert said in r.output
+
+
+def test_a_file_not_well_formed_is_refused_at_its_line(tmp_path):
+    path = _write(tmp_path, _head("    <ElementACQUIT>\n"))
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT
+    assert "not well-formed" in r.output and "(rule acquit.xml)" in r.output
+
+
+class _Store:
+    """A store holding IdBord 5 of 2026 in two runs: ORMC (06) and titres (01)."""
+
+    def pes_bordereau(self, id_coll, cod_bud, exercise, id_bord):
+        return [(f"run-{t}", t, Bordereau(id_bord, 1, "10.00", f"F{t}.xml")) for t in ("06", "01")]
+
+    def piece_invoices(self, run_id, id_bord):  # pragma: no cover - not asked
+        raise AssertionError("pieces of an ambiguous bordereau are not read")
+
+
+def test_a_bordereau_two_runs_hold_is_said_ambiguous_with_no_command():
+    e = AckElement(1, "7", False, 5, 2026, None, None, (), ())
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store()).elements
+    assert [f.run_id for f in r.found] == ["run-06", "run-01"]
+    assert "2 runs of this store hold an IdBord 5 (TypBord 06, 01)" in r.verdict
+    assert r.next_step() is None
+
+
+# ------------------------------------------------------------------ the command
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    """A store where the example export was recorded (IdBord 1 of 2026, 11 titles)."""
+    db = tmp_path / "store.sqlite3"
+    r = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+                EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date", RUN_DATE,
+                "--db", db, "--create-store")
+    assert r.exit_code == 0, r.output
+    return db
+
+
+def _run_id(db: Path) -> str:
+    """The id of the store's one run (`runs list` starts its line with it)."""
+    (line,) = run_cli("runs", "list", "--db", db).stdout.splitlines()
+    return line.split()[0]
+
+
+def test_an_accepted_bordereau_names_its_run_file_titles_and_total(store):
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
+    assert r.exit_code == ExitCode.OK, r.output
+    run_id = _run_id(store)
+    assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted\n" in r.output
+    assert (f"  run {run_id} (TypBord 06)  file PESORMC_21450999400015_2026_0000001.xml  "
+            "11 title(s)  total 2527.25") in r.output
+
+
+def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(store):
+    digest = hashlib.sha256(store.read_bytes()).hexdigest()
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED == 9, r.output
+    run_id = _run_id(store)
+    out = r.output
+    assert "2 element(s), 1 rejected" in out
+    assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): REJECTED\n" in out
+    assert ("  error ERREUR_CUMUL_MONTANTS: Le montant du bordereau ne correspond pas à la "
+            "somme des pièces") in out
+    assert "  IdPce 3 invoice FA-2026-00103:\n    error ERREUR_CODIFICATION: Civilité " \
+           "inconnue\n    IdLigne 2:\n      error ERREUR_AUTRE: " in out
+    # a bordereau pesgen has no record of is said so: no error
+    assert ("IdBord 42 exercise 2026 (DomaineAck 6 Recette, line 55): accepted: no run of "
+            "this store holds it") in out
+    (step,) = [ln for ln in out.splitlines() if ln.startswith("  next: ")]
+    assert step.startswith(f"  next: pesgen runs cancel {run_id} --bordereau 1 --reason ")
+    assert "export again" in step
+    # read only: the store is unchanged
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
+
+    # the command it gives works, and the acquit then says the bordereau is cancelled
+    command = shlex.split(step.removeprefix("  next: ").split(";")[0])
+    assert command[:3] == ["pesgen", "runs", "cancel"]
+    assert run_cli(*command[1:]).exit_code == 0
+    again = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert again.exit_code == ExitCode.REJECTED
+    assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): REJECTED; already " \
+           "cancelled" in again.output
+    assert f"pesgen runs cancel {run_id}" not in again.output
+    taken = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
+    assert taken.exit_code == ExitCode.OK
+    assert "accepted, but cancelled in pesgen" in taken.output
+
+
+def test_json_gives_the_same_report(store):
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", store, "--json")
+    assert r.exit_code == ExitCode.REJECTED
+    data = json.loads(r.stdout)
+    assert (data["accepted"], data["rejected"], data["id_coll"]) == (False, 1,
+                                                                     "21450999400015")
+    first, second = data["elements"]
+    assert (first["bordereau"], first["accepted"], first["kind"]) == (1, False, "bordereau")
+    (run,) = first["runs"]
+    assert (run["run"], run["file"], run["titles"], run["total"], run["cancelled"]) == (
+        _run_id(store), "PESORMC_21450999400015_2026_0000001.xml", 11, "2527.25", None)
+    assert first["errors"] == [{"code": "ERREUR_CUMUL_MONTANTS", "known_code": True,
+                                "label": "Le montant du bordereau ne correspond pas à la "
+                                         "somme des pièces"}]
+    assert first["pieces"][0]["invoice"] == "FA-2026-00103"
+    assert first["pieces"][0]["lines"][0]["line"] == 2
+    assert first["next_step"].startswith(f"pesgen runs cancel {run['run']} --bordereau 1")
+    assert (second["bordereau"], second["accepted"], second["runs"],
+            second["next_step"]) == (42, True, [], None)
+
+
+def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
+    r = run_cli("acquit", ACKS / "file-rejected.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED
+    assert ("file (DomaineAck 0 Technique, line 31): REJECTED: the whole file (no bordereau, "
+            "PJ nor market named); every bordereau of it is rejected at the guichet XML's "
+            "first step") in r.output
+    assert "next: every bordereau of the file sent is rejected" in r.output
+    assert "error ERREUR_SCHEMA_INCOMPLET: Le flux ne respecte pas le schéma" in r.output
+
+
+def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau(tmp_path):
+    """e.magnus numbers its runs 1, 2… too, for the same collectivity, budget and
+    exercise: its file goes to the finance package, which sends its own PES."""
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date",
+                   RUN_DATE, "--db", db, "--create-store")
+    assert made.exit_code == 0, made.output
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
+    assert r.exit_code == ExitCode.OK
+    assert "accepted: no run of this store holds it" in r.output
+
+
+def test_a_store_that_is_not_there_is_refused_and_not_created(tmp_path):
+    db = tmp_path / "typo" / "store.sqlite3"
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
+    assert r.exit_code == ExitCode.STATE
+    assert not db.parent.exists()
+
+
+def test_a_bordereau_signature_is_not_tied_to_a_run_but_said_what_it_may_be(store):
+    path = _write(store.parent, _head('''    <ElementACQUIT>
+      <DomaineAck V="3"/>
+      <EtatAck V="0"/>
+      <NumBord V="1"/>
+      <ExerciceBord V="2026"/>
+      <Erreur>
+        <NumAnoAck V="ERREUR_SIGNATURE_BORDEREAU_INVALIDE"/>
+      </Erreur>
+    </ElementACQUIT>
+'''))
+    r = run_cli("acquit", path, "--db", store)
+    assert r.exit_code == ExitCode.REJECTED
+    assert "REJECTED: the signature of a bordereau, of a recette or a dépense" in r.output
+    assert "  error ERREUR_SIGNATURE_BORDEREAU_INVALIDE\n" in r.output
+    assert "pesgen runs cancel" not in r.output
