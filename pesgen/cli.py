@@ -441,7 +441,8 @@ def check_format(
         "diff before committing).")] = False,
 ) -> None:
     """Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
-    after checking those against the bundle's XSD or layout."""
+    after checking those against the bundle's XSD or layout; render its templates on
+    check-mapping's two sample titles too (the branches the fixture does not take)."""
     import tempfile
 
     from .bundles import check_bundle
