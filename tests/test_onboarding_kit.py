@@ -932,7 +932,7 @@ def test_check_format_renders_the_sample_titles_too(tmp_path):
         assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
         assert ("error: template cosoluce-corail/corail.xml.j2:40: 'pesgen.model.Debtor "
                 "object' has no attribute 'adress'") in r.stderr
-        assert "(piece of invoice SAMPLE-1)" in r.stderr
+        assert "piece of invoice SAMPLE-1)" in r.stderr
         assert "a sample title of check-mapping" in r.stderr
         assert "byte for byte" not in r.stdout
     assert {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()} == before
