@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -34,6 +34,9 @@ class Place:
     # a tag spanning several lines whose faulty line could not be told: (first, last)
     span: tuple[int, int] | None = None
     kind: str = "expression"  # expression {{ … }} or statement {% … %}
+    # an undefined value made elsewhere and passed in (a macro's argument): the
+    # template and line of the caller that reads it, when its tokens show it
+    given_at: tuple[str, int] | None = None
 
     @property
     def note(self) -> str:
@@ -79,9 +82,48 @@ def locate(exc: BaseException, name: str) -> Place | None:
         return None
     i, template, line = found
     try:
-        return _narrow(template, line, exc, [f for f, _ in frames[i + 1:]])
+        place = _narrow(template, line, exc, [f for f, _ in frames[i + 1:]])
     except Exception:  # finding the line must never hide the error itself
         return Place(template.name, line)
+    try:
+        given = _given_at(template, line, exc, frames[:i], [f for f, _ in frames[i + 1:]])
+    except Exception:  # a hint only: never at the cost of the error
+        given = None
+    return replace(place, given_at=given) if given else place
+
+
+def _given_at(template: jinja2.Template, line: int, exc: BaseException,
+              callers: list[tuple[FrameType, int]], callees: list[FrameType]
+              ) -> tuple[str, int] | None:
+    """For an undefined value the failing tag does not read by its name (``a.resident``
+    failing on ``a``, a macro's argument given as ``t.joint_debtor.adress``): the
+    template and line of the nearest calling template frame whose tag on its current
+    line reads that name (the call site), when exactly one line of it does; else None
+    (the value came from a {% set %} or from pesgen, and no line can be told)."""
+    env = template.environment
+    fault = _fault(exc, callees, env)
+    if fault is None or fault[0] not in ("name", "attr", "item") or env.loader is None:
+        return None
+    if _reading(env, template.name, line, fault):
+        return None  # the failing tag reads it: its own line is the one
+    for frame, code_line in reversed(callers):
+        caller = frame.f_globals.get("__jinja_template__")
+        if caller is None or caller.name is None or not caller.debug_info or \
+                code_line < caller.debug_info[0][1]:
+            continue
+        lines = _reading(env, caller.name, caller.get_corresponding_lineno(code_line), fault)
+        if lines:
+            return (caller.name, lines.pop()) if len(lines) == 1 else None
+    return None
+
+
+def _reading(env: jinja2.Environment, name: str, line: int, fault: _Fault) -> set[int]:
+    """The lines of the tag(s) on ``line`` of template ``name`` holding the token
+    ``fault`` names."""
+    source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+    tags = [t for t in _tags(env, source, name) if t.first <= line <= t.last]
+    return {tok.lineno for tag in tags for prev, tok in itertools.pairwise(tag.tokens)
+            if _is(fault, prev, tok)}
 
 
 def _narrow(template: jinja2.Template, line: int, exc: BaseException,

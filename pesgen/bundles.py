@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .errors import MappingError, OutputInvalidError, Problem
+from .errors import MappingError, OutputInvalidError, Problem, TemplateError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
 
@@ -216,12 +216,27 @@ def unfinished(fmt: Format) -> list[Problem]:
     return problems
 
 
+def check_samples(fmt: Format, result: ExportResult) -> int:
+    """Render the bundle's templates on check-mapping's two sample titles with the
+    fixture's mapping (``sample.check_templates``); a template error names the file and
+    line (exit 5) and says it came from a sample title, not from the fixture."""
+    from .sample import check_templates
+
+    try:
+        return check_templates(result.mapping, fmt)
+    except TemplateError as exc:
+        raise TemplateError(f"{exc} [a sample title of check-mapping (every optional part, "
+                            "or none), rendered with the fixture's mapping: a branch the "
+                            "fixture does not take]", exc.problems) from None
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False) -> tuple[list[Problem], list[str]]:
-    """Render the fixture into ``work``; return (problems of the expected files,
-    diffs). With ``regen`` the expected folder is rewritten first. A bundle with TODO
-    placeholders left, or whose README's status is not format.yaml's, is refused
-    first (``unfinished``)."""
+    """Render the fixture into ``work``, then the templates on check-mapping's sample
+    titles with the fixture's mapping (``check_samples``); return (problems of the
+    expected files, diffs). With ``regen`` the expected folder is rewritten then. A
+    bundle with TODO placeholders left, or whose README's status is not format.yaml's,
+    is refused first (``unfinished``)."""
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "
@@ -232,6 +247,11 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     result, specs = render_fixture(fmt, work, official_xsd)
+    # the fixture takes some branches of the templates only: the sample titles of
+    # check-mapping (every optional part, none) take the others, so a typo in a branch
+    # the fixture skips (a joint debtor, a mandate, an address abroad) fails here too,
+    # before any expected/ file is rewritten
+    check_samples(fmt, result)
     if regen:
         regenerate_expected(work, fixture.expected)
     elif not _expected_files(fixture.expected):

@@ -334,7 +334,7 @@ def validate(
 ) -> None:
     """Validate an XML file against its format's XSD (pesgen's for PES, a bundle's own),
     the PES bordereau rules when the file has bordereaux and, with --official-xsd, the
-    DGFiP package."""
+    DGFiP package (a PES format's files only, as export: not a finance package's import)."""
     from .formats import find_format, list_formats
     from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
@@ -368,6 +368,11 @@ def validate(
             chosen = f"{fmt.name} (TypFic {typfic})"
         xsd = next(f.xsd for f in fmt.files if f.xsd)
         official_xsd = _official(official_xsd)
+        # as export: the DGFiP package validates PES files, which a finance package's
+        # import (a PES-like JVS file, Corail's) is not; the output says it was not applied
+        skipped = official_xsd if official_xsd is not None and not fmt.is_pes else None
+        if skipped is not None:
+            official_xsd = None
         problems = validate_pes_file(file, xsd, official_xsd)
         if problems:
             hint = ""
@@ -379,18 +384,20 @@ def validate(
                 hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
                        "format from it)" if typfic else ""
             raise OutputInvalidError(f"{file} is invalid against format {fmt.name} "
-                                     f"({_xsd_checks(fmt, xsd, official_xsd)}): "
+                                     f"({_xsd_checks(fmt, xsd, official_xsd, skipped)}): "
                                      f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
+    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd, skipped)}")
 
 
-def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
+def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None,
+                skipped: Path | None = None) -> str:
     """What ``validate`` checked a file with: the XSD by its name in format.yaml (pesgen's
     own under schemas/, or the bundle's), whether the PES bordereau rules applied (an XSD
-    with BlocBordereau), and the DGFiP package."""
+    with BlocBordereau), and the DGFiP package; ``skipped``: the package given but not
+    applied, the format not being PES (as export says)."""
     from .export import checks_applied
 
     spec = next(f for f in fmt.files if f.xsd == xsd)
@@ -402,6 +409,9 @@ def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
         said += f" + DGFiP XSD {official_xsd}"
     if not applied["bordereau_rules"]:
         said += "; no PES bordereau rules: its files have no BlocBordereau"
+    if skipped is not None:
+        said += (f"; DGFiP XSD: not applied ({fmt.name} is a finance package's import, not "
+                 "a PES file)")
     return said
 
 
@@ -511,7 +521,8 @@ def check_format(
         "diff before committing).")] = False,
 ) -> None:
     """Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
-    after checking those against the bundle's XSD or layout."""
+    after checking those against the bundle's XSD or layout; render its templates on
+    check-mapping's two sample titles too (the branches the fixture does not take)."""
     import tempfile
 
     from .bundles import check_bundle

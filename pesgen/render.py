@@ -96,6 +96,11 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
         return TemplateError(f"template {where}: syntax error: {message}",
                              [Problem("template.syntax", message or "syntax error",
                                       mapping=where)])
+    if place is not None and place.given_at is not None:
+        # a macro's argument read wrong at the call: the line the value is given on too
+        given = f"{bundle}/{place.given_at[0]}:{place.given_at[1]}"
+        said = f"the value is given as a macro's argument at {given}"
+        note = f"{note}; {said}" if note else said
     context = f"{note}; {context}" if note else context
     detail = f"{message} ({note})" if note else message
     return TemplateError(f"template {where}: {message} ({context})",

@@ -913,6 +913,37 @@ def test_check_format_refuses_a_bundle_with_todos_left_or_a_readme_status_of_its
     assert _run("check-format", "cosoluce-corail", "--formats-dir", fmts).exit_code == 0
 
 
+def test_check_format_renders_the_sample_titles_too(tmp_path):
+    """check-format rendered only the fixture: a typo in a branch of the template the
+    fixture does not take (here the joint debtor's address, which no fixture invoice
+    has) passed the bundle's CI gate, and only check-mapping's sample titles found it
+    (corail persona finding 6a). It now renders them too, with the fixture's mapping:
+    a template error by file and line, exit 5, and --regen rewrites nothing."""
+    fmts, bundle = _corail_copy(tmp_path)
+    template = bundle / "corail.xml.j2"
+    text = template.read_text(encoding="iso-8859-1")
+    call = '{{ address(t.joint_debtor.address, "TiersSolidaire") }}'
+    assert text.splitlines()[70] == call  # line 71
+    template.write_text(text.replace(call, call.replace(".address", ".adress")),
+                        encoding="iso-8859-1")
+    before = {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()}
+    for extra in ([], ["--regen"]):
+        r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts, *extra)
+        assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+        assert ("error: template cosoluce-corail/corail.xml.j2:40: 'pesgen.model.Debtor "
+                "object' has no attribute 'adress'") in r.stderr
+        assert "piece of invoice SAMPLE-1)" in r.stderr
+        assert "a sample title of check-mapping" in r.stderr
+        assert "byte for byte" not in r.stdout
+    assert {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()} == before
+    # the fixture alone does not take the branch: it renders, as check-format passed it
+    from pesgen.bundles import render_fixture
+
+    (tmp_path / "work").mkdir()
+    result, _ = render_fixture(find_format("cosoluce-corail", [fmts]), tmp_path / "work")
+    assert result.titles == 11
+
+
 @pytest.mark.parametrize(("change", "shown"), [
     # a stray carriage return: the two lines looked the same
     (lambda lines: lines.__setitem__(2, lines[2] + b"\r"),

@@ -19,6 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.payfip import ledger
 from pesgen.payfip.fake import FakePayfip
 from pesgen.payfip.receiver import create_app
 from pesgen.payfip.server import ServerThread
@@ -312,6 +314,35 @@ def test_tipi_url_and_the_fake_legacy_page(world):
     assert back.status_code == 303
     returned = dict(httpx.QueryParams(back.headers["location"].split("?", 1)[1]))
     assert returned["resultrans"] == "P" and returned["refdet"] == "FA202600102"
+
+
+def test_a_paid_invoice_gets_no_tipi_url_nor_link(world):
+    """tipi-url made a legacy payment link for an invoice PayFiP had already paid: the
+    family could pay twice, and pesgen records nothing from a TIPI return. It is refused
+    (exit 7), as link is, naming the payment recorded: amount, date, operation."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    id_op = _pay(world, out)
+    row = ledger.payment_of(world["store"], "21450999400015", "FA-2026-00102")
+    assert row["status"] == "paid" and row["id_op"] == id_op
+    said = (f"invoice FA-2026-00102: already paid through PayFiP: 187.50 by card on "
+            f"{row['paid_at']} (operation {id_op}); no ")
+    code, out, err = _run("payfip", "tipi-url", "-m", str(MAPPING), "-n", "fa-2026-00102",
+                          "--urlcl", "https://ecole.example.org/tipi/retour",
+                          "--endpoint", world["endpoint"])
+    assert code == ExitCode.STATE, out + err
+    assert out == ""  # no URL printed
+    assert f"error: {said}TIPI link: the family would pay twice" in err
+    assert "(rule payfip.paid)" in err
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == ExitCode.STATE and out == "", out + err
+    assert f"error: {said}new link" in err
+    assert len(world["payfip"].operations) == 1  # nothing more sent to PayFiP
+    # another invoice, not paid, still gets its TIPI link
+    code, out, err = _run("payfip", "tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00103",
+                          "--urlcl", "https://ecole.example.org/tipi/retour",
+                          "--endpoint", world["endpoint"])
+    assert code == 0 and "refdet=FA202600103" in out, err
 
 
 def test_datamatrix_of_a_run(world):

@@ -222,3 +222,56 @@ def test_an_error_in_an_imported_template_names_that_template(tmp_path, imported
                tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
     assert str(info.value).startswith(f"template pes-ormc/nom.xml.j2:{line}: {says}")
     assert [p.mapping for p in info.value.problems] == [f"pes-ormc/nom.xml.j2:{line}"]
+
+
+USES = '{% macro nom(n) -%}\n<Nom V="{{ n.upper() }}"/>\n{%- endmacro %}\n'
+
+
+@pytest.mark.parametrize("call, given", [
+    # the typo is in the argument, at the call: both lines are named
+    ('{% import "nom.xml.j2" as lib %}{{ lib.nom(d.no_such_attr) }}', True),
+    # a call over several lines: the argument's line
+    ('{% import "nom.xml.j2" as lib %}{{ lib.nom(\n     d.no_such_attr\n     ) }}', True),
+    # made by a {% set %} before the call: no line of the call reads it, none is claimed
+    ('{% import "nom.xml.j2" as lib %}{% set x = d.no_such_attr %}\n{{ lib.nom(x) }}',
+     False),
+])
+def test_a_macro_argument_read_wrong_names_the_call_too(tmp_path, call, given):
+    """A typo in a macro's argument at the call site was named only by the line inside
+    the macro where the argument is used (corail persona finding 5): the call's line,
+    where the StrictUndefined was made, is named too when its tokens read the missing
+    attribute; when it cannot be told (a {% set %} made it), nothing more is said."""
+    fmts, template = _bundle(tmp_path, NOM, call, **{"nom.xml.j2": USES})
+    with pytest.raises(TemplateError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
+               tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
+    said = str(info.value)
+    assert said.startswith("template pes-ormc/nom.xml.j2:2: 'pesgen.model.Debtor object' "
+                           "has no attribute 'no_such_attr'"), said
+    assert [p.mapping for p in info.value.problems] == ["pes-ormc/nom.xml.j2:2"]
+    if given:
+        line = _line(template, "d.no_such_attr")
+        note = f"the value is given as a macro's argument at {TEMPLATE}:{line}"
+        assert f"({note}; piece of invoice FA-2026-00101)" in said, said
+        assert f"({note})" in info.value.problems[0].message
+    else:
+        assert "macro's argument" not in said
+
+
+def test_the_corail_joint_debtor_typo_names_the_call_line(tmp_path):
+    """The case of the finding: `address(t.joint_debtor.adress, …)` on line 71 of the
+    Corail template, used on line 40 inside the macro: check-mapping names both."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    template = fmts / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="iso-8859-1")
+    call = '{{ address(t.joint_debtor.address, "TiersSolidaire") }}'
+    assert text.splitlines()[70] == call
+    template.write_text(text.replace(call, call.replace(".address", ".adress")),
+                        encoding="iso-8859-1")
+    r = CliRunner().invoke(app, ["check-mapping", str(MAPPINGS / "villeneuve-sur-loing-corail"
+                                                      ".yaml"), "--formats-dir", str(fmts)])
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith("error: template cosoluce-corail/corail.xml.j2:40: "), r.stderr
+    assert ("(the value is given as a macro's argument at cosoluce-corail/corail.xml.j2:71; "
+            "piece of invoice SAMPLE-1)") in r.stderr

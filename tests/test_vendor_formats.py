@@ -20,6 +20,7 @@ from pesgen.errors import InputDataError, OutputInvalidError
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
+from pesgen.resources import data_dir
 from pesgen.validate import load_xsd, official_xsd_path
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
@@ -318,6 +319,27 @@ def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, offi
                                  "--official-xsd", str(official_xsd)])
     assert r.exit_code == 0, r.output
     assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
+
+
+def test_validate_applies_the_dgfip_xsd_as_export_does(official_xsd):
+    """validate --official-xsd applied the DGFiP package to a finance package's import
+    (61 problems for JVS's own expected file, exit 6; Corail's refused the same way),
+    where export skips it for such formats and says so: validate now does the same, and
+    still applies it to a PES format's file."""
+    for name in ("jvs-millesime", "cosoluce-corail"):
+        [file] = (data_dir("templates") / name / "expected").glob("*.xml")
+        r = CliRunner().invoke(app, ["validate", str(file), "--format", name,
+                                     "--official-xsd", str(official_xsd)])
+        assert r.exit_code == 0, r.output
+        assert r.stdout.rstrip().endswith(
+            f"; DGFiP XSD: not applied ({name} is a finance package's import, not a PES "
+            "file)"), r.stdout
+        assert "+ DGFiP XSD" not in r.stdout
+    [ormc] = (data_dir("templates") / "pes-ormc" / "expected").glob("*.xml")
+    r = CliRunner().invoke(app, ["validate", str(ormc), "--official-xsd", str(official_xsd)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.rstrip().endswith(f"+ DGFiP XSD {official_xsd}"), r.stdout
+    assert "not applied" not in r.stdout
 
 
 def test_emagnus_says_when_the_account_holder_is_not_the_debtor(tmp_path):

@@ -434,8 +434,10 @@ def tipi_url(
 
         m = load_mapping(mapping)
         settings = load_settings(m)
+        # an invoice already paid gets no TIPI link either: the family would pay twice,
+        # and pesgen records nothing from a TIPI return to notice it
         req, _ = build_request(m, settings, _store(db), invoice, mel,
-                               urlcl, urlcl)
+                               urlcl, urlcl, what="TIPI link")
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
         url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),

@@ -47,12 +47,37 @@ class Link:
     saisie: str
 
 
+_METHODS = {"card": "by card", "direct_debit": "by direct debit"}
+
+
+def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
+    """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) for an invoice
+    PayFiP has paid: the family would pay twice, and the trésorerie refund one. Names
+    the payment recorded: amount, date, operation (rule payfip.paid, exit 7). There is
+    no override: a payment to undo is the trésorerie's to settle, not a new link's."""
+    paid = ledger.payment_of(store, id_coll, invoice)
+    if not paid or paid["status"] != "paid":
+        return  # test-paid, refused, abandoned, expired, pending: not a payment
+    cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
+    amount = f"{cents // 100}.{cents % 100:02d}"
+    method = f" {_METHODS[paid['method']]}" if paid["method"] in _METHODS else ""
+    raise StateError(
+        f"invoice {invoice}: already paid through PayFiP: {amount}{method} on "
+        f"{paid['paid_at']} (operation {paid['id_op']}); no {what}: the family would pay "
+        "twice (`pesgen payfip payments --history` shows the payment)",
+        [Problem("payfip.paid", f"paid {amount} on {paid['paid_at']} through PayFiP "
+                 f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])
+
+
 def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invoice: str,
-                  mel: str | None, notify_url: str | None, return_url: str | None
-                  ) -> tuple[PaymentRequest, ledger.Due]:
+                  mel: str | None, notify_url: str | None, return_url: str | None,
+                  what: str = "new link") -> tuple[PaymentRequest, ledger.Due]:
     """The creerPaiementSecurise arguments for an invoice of the mapping's collectivity,
-    validated (every problem at once, naming the invoice and the field)."""
+    validated (every problem at once, naming the invoice and the field). An invoice
+    already paid is refused first (``refuse_paid``; ``what`` the payment it would start)."""
     c = mapping.collectivity
+    # the payment records follow the number as the invoice's run recorded it
+    refuse_paid(store, c.siret, ledger.recorded_number(store, c.siret, invoice), what)
     due = ledger.invoice_due(store, c.siret, invoice)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope = {
@@ -175,10 +200,7 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
             raise PayfipRequestInvalid(problems=bad)
     # the payment records follow the number as the invoice's run recorded it
     invoice = ledger.recorded_number(store, mapping.collectivity.siret, invoice)
-    paid = ledger.payment_of(store, mapping.collectivity.siret, invoice)
-    if paid and paid["status"] == "paid":
-        raise StateError(f"invoice {invoice}: already paid through PayFiP on {paid['paid_at']} "
-                         f"(operation {paid['id_op']}); no new link")
+    # a paid invoice is refused there (refuse_paid), before anything is sent
     request, due = build_request(mapping, settings, store, invoice, mel, notify_url, return_url)
     own = client is None
     client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
