@@ -278,7 +278,8 @@ class PieceReport:
 class ElementReport:
     element: AckElement
     # what the element names: bordereau (recette, tied to the runs), other (a bordereau of
-    # another domain: not pesgen's), file (the whole file), attachment (a PJ), market
+    # another domain: not pesgen's), file (the whole file: domains 0-2 without NumBord),
+    # unnamed (another domain's element without NumBord), attachment (a PJ), market
     kind: str
     found: tuple[Recorded, ...] = ()
     pieces: tuple[PieceReport, ...] = ()
@@ -297,6 +298,9 @@ class ElementReport:
             return f"{said}: PJ {e.attachment} (pesgen sends no PJ)"
         if self.kind == "market":
             return f"{said}: market {e.market} (pesgen sends no market)"
+        if self.kind == "unnamed":
+            return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
+                    "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
         if self.kind == "other" and e.domain == "3":
             # signed after pesgen wrote it (a parapheur), a recette bordereau may be
             # answered so; the acquit does not say which domain the bordereau is of
@@ -344,9 +348,10 @@ class ElementReport:
         reason = f"trésorerie rejected IdBord {e.bordereau}" + (
             f" ({', '.join(codes)})" if codes else "")
         option = f" --db {shlex.quote(db)}" if db else ""
+        # quoted for a shell: the codes are the acquit file's text, not vouched for
         return (f"pesgen runs cancel {r.run_id} --bordereau {e.bordereau} --reason "
-                f"\"{reason}\"{option}; fix the input (the errors above), then export again: "
-                "its invoices go in a new bordereau, with a new number")
+                f"{shlex.quote(reason)}{option}; fix the input (the errors above), then export "
+                "again: its invoices go in a new bordereau, with a new number")
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
@@ -374,7 +379,8 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
     out = []
     for e in acquit.elements:
         if e.bordereau is None:
-            kind = ("attachment" if e.attachment else "market" if e.market else "file")
+            kind = ("attachment" if e.attachment else "market" if e.market else
+                    "file" if e.domain in FILE_DOMAINS else "unnamed")
             out.append(ElementReport(e, kind))
             continue
         if e.domain not in RECETTE_DOMAINS:

@@ -323,3 +323,35 @@ def test_a_bordereau_signature_is_not_tied_to_a_run_but_said_what_it_may_be(stor
     assert "REJECTED: the signature of a bordereau, of a recette or a dépense" in r.output
     assert "  error ERREUR_SIGNATURE_BORDEREAU_INVALIDE\n" in r.output
     assert "pesgen runs cancel" not in r.output
+
+
+def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, tmp_path):
+    """The anomaly codes come from the acquit (not checked against the DGFiP list without
+    the XSD): the reason is one shell word, whatever they hold, never a command run by
+    the shell the command is pasted into."""
+    text = (ACKS / "rejected.xml").read_text(encoding="iso-8859-1")
+    hostile = text.replace('<NumAnoAck V="ERREUR_AUTRE"/>',
+                           '<NumAnoAck V="X&quot; $(touch pwned) `id` &apos;"/>', 1)
+    assert hostile != text
+    r = run_cli("acquit", _write(tmp_path, hostile), "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    command = shlex.split(step.removeprefix("  next: ").split("; fix")[0])
+    assert command[:6] == ["pesgen", "runs", "cancel", _run_id(store), "--bordereau", "1"]
+    assert command[6] == "--reason"
+    assert command[7].startswith("trésorerie rejected IdBord 1 (")
+    assert "X\" $(touch pwned) `id` '" in command[7]
+    assert command[8:] == ["--db", str(store)]
+
+
+def test_an_element_of_a_recette_domain_without_numbord_is_not_the_whole_file(store,
+                                                                              tmp_path):
+    """Only domains 0-2 answer for the whole file: a recette element naming no bordereau
+    is said so, with no command (never `runs cancel --all`)."""
+    text = (ACKS / "rejected.xml").read_text(encoding="iso-8859-1")
+    start = text.index("<NumBord V=\"1\"/>")
+    unnamed = text[:start] + text[start + len("<NumBord V=\"1\"/>"):]
+    r = run_cli("acquit", _write(tmp_path, unnamed), "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "REJECTED: an element of domain Rôle naming no bordereau (no NumBord)" in r.output
+    assert "the whole file" not in r.output and "--all" not in r.output
