@@ -247,6 +247,12 @@ def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow
     again = tmp_path / "again.json"
     again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     new = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    # exported again, no new link yet: due again under its new title, not "cancelled"
+    # (the school software would mark a due invoice settled)
+    row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]
+    assert (row["status"], row["amount_due"], row["run"], row["id_bord"],
+            row["cancelled_at"]) == ("pending", "66.00", new.run_id, new.files[0].bordereau,
+                                     None)
     flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
     row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]
     assert (row["status"], row["amount_due"], row["run"], row["cancelled_at"]) == (

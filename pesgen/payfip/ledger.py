@@ -409,6 +409,23 @@ def _cancelled(row: dict[str, Any]) -> bool:
     return row["title_active"] is not None and not row["title_active"]
 
 
+def _due_again(store: Store, conn: Connection, id_coll: str | None,
+               invoice: str) -> tuple[str, int, str] | None:
+    """The active title of an invoice whose PayFiP title was cancelled, when the invoice
+    was exported again since (a run of the collectivity holds it, compared by invoice
+    key): (run, IdBord, amount due); None when no active title holds it."""
+    if id_coll is None:
+        return None
+    holder = store.holders(conn, id_coll, [invoice]).get(invoice)
+    if holder is None:
+        return None
+    written, run_id, id_bord, _file = holder
+    amount = conn.execute(sa.select(run_invoices.c.amount).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == written,
+        run_invoices.c.active)).scalar()
+    return run_id, id_bord, str(amount)
+
+
 def list_payments(store: Store, since: date | None = None, history: bool = False
                   ) -> list[dict[str, Any]]:
     """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
@@ -420,7 +437,9 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``."""
+    counts as a change for ``since``. An invoice exported again since its title was
+    cancelled is due again: shown as any other, with its new title's run, IdBord and
+    amount."""
     p_ = _payments_with_titles()
     query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
@@ -431,10 +450,17 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
         for row in conn.execute(query):
             p = dict(row._mapping)
             cancelled = _cancelled(p)
+            # exported again since: due, under its new title, as any invoice
+            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
+            if again is not None:
+                cancelled = False
+                p["title_run"], p["title_id_bord"], due = again
+            else:
+                due = cents_text(0 if cancelled else p["amount_cents"])
             item = {
                 "invoice": p["invoice"], "collectivity": p["id_coll"],
                 "status": "cancelled" if cancelled else p["status"],
-                "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
+                "amount_due": due,
                 "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
                 else None,
                 "method": p["method"], "paid_at": p["paid_at"], "id_op": p["id_op"],
@@ -504,12 +530,25 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
         for r in conn.execute(query):
             row = dict(r._mapping)
             cancelled = _cancelled(row)
+            again = (_due_again(store, conn, _coll_of(conn, row["id_op"]), row["invoice"])
+                     if cancelled else None)
+            if again is not None:  # exported again since: the invoice is due once more
+                cancelled = False
+                row["title_run"], row["title_id_bord"], _due = again
             row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
             if not cancelled:
                 row["cancelled_at"] = None
             del row["title_active"]
             out.append(row)
     return out
+
+
+def _coll_of(conn: Connection, id_op: str | None) -> str | None:
+    """The collectivity of an operation (None without one)."""
+    if id_op is None:
+        return None
+    return conn.execute(sa.select(operations.c.id_coll).where(
+        operations.c.id_op == id_op)).scalar()
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:
