@@ -79,6 +79,8 @@ def _width(width: int) -> int:
 
 
 def zfill(value: Any, width: int) -> str:
+    if value is None:  # str() would write '0None'
+        raise ValueError("zfill of None: the value is not set (guard it, or give it a default)")
     text = str(value)
     if len(text) > _width(width):
         raise ValueError(f"{text!r} is longer than {width}")

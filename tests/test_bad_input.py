@@ -591,6 +591,17 @@ def test_a_flat_file_template_writing_none_is_refused(tmp_path):
             module.piece(a, b)
 
 
+def test_zfill_refuses_none_rather_than_writing_0none(tmp_path):
+    """pesgen's zfill would write '0None' for an unset value; Jinja's own filters that
+    turn None into text are not caught by the None check (documented)."""
+    (tmp_path / "f.csv.j2").write_text("{% macro piece(a) %}{{ a | zfill(5) }}{% endmacro %}",
+                                       encoding="utf-8")
+    module = template_environment(tmp_path).get_template("f.csv.j2").make_module()
+    assert str(module.piece(42)) == "00042"
+    with pytest.raises(ValueError, match="zfill of None"):
+        module.piece(None)
+
+
 def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):
     fmts, m, template = _broken_bundle(tmp_path, '<Cle2 V="{{ t.cle2 }}"/>',
                                        '<Cle2 V="{{ t.cle2 }}{{ t.nope }}"/>')
