@@ -194,6 +194,26 @@ def test_corail_joint_debtor_is_written_suffixed_and_valid(tmp_path):
     assert joint.getparent().find("LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"
 
 
+def test_corail_raison_sociale_is_the_name_and_first_name_whatever_their_lengths(tmp_path):
+    """RaisonSociale is nom + " " + prénom (77 at most, as the public reference has it):
+    a person's long name split by name_overflow keeps its second part in ComplNom only,
+    so a valid debtor is never refused for a RaisonSociale over 77."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    payer = data["invoices"][0]["payer"]
+    payer.update(last_name="De La Rochefoucauld-Montmorency Saint-Aubin",
+                 first_name="Marie-Christine Anne-Sophie Éléonore")
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    [f] = export(CORAIL, source, tmp_path / "out", RUN).files
+    doc = etree.parse(str(f.path))
+    tiers = doc.findall(".//InfoTiers")[0]
+    got = {e.tag: e.get("V") for e in tiers}
+    assert got["RaisonSociale"] == f"{got['Nom']} {got['Prenom']}"
+    assert len(got["RaisonSociale"]) <= 77 and got["ComplNom"]
+    assert (got["Nom"] + " " + got["ComplNom"]).replace(" ", "") == \
+        "DE LA ROCHEFOUCAULD-MONTMORENCY SAINT-AUBIN".replace(" ", "")
+
+
 def test_vendor_formats_are_marked_reconstructed():
     r = CliRunner().invoke(app, ["formats"])
     assert r.exit_code == 0
