@@ -501,11 +501,14 @@ class _Sandbox(_Bounded):
     template_class = _Template
     public_fields = _TEMPLATE_READS  # read by the code _InlineReads generates
 
-    @staticmethod
-    def written(value: object) -> str:
+    # True only to rebuild a run recorded before None was refused (``regenerate``, whose
+    # check is the sha256 of what that pesgen wrote, the word None included)
+    writes_none = False
+
+    def written(self, value: object) -> str:
         """What a template that is not escaped writes for ``{{ value }}``: ``str(value)``,
         as Jinja's own code, but never the word None."""
-        if value is None:
+        if value is None and not self.writes_none:
             raise jinja2.TemplateRuntimeError(NONE_WRITTEN)
         return str(value)
 
@@ -587,7 +590,9 @@ def refusal(folder: Path, template: str) -> str | None:
     return None
 
 
-def template_environment(folder: Path) -> SandboxedEnvironment:
+def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEnvironment:
+    """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
+    ``None`` output was refused."""
     env = _Sandbox(
         loader=_ConfinedLoader(folder),
         undefined=jinja2.StrictUndefined,
@@ -598,6 +603,7 @@ def template_environment(folder: Path) -> SandboxedEnvironment:
         auto_reload=False,
         cache_size=50,
     )
+    env.writes_none = writes_none
     env.filters.update(FILTERS)
     return env
 
@@ -654,6 +660,7 @@ def memoise_escaping(template: jinja2.Template) -> None:
     "None" is no value of a file. Every template of a bundle's environment gets this as
     it is compiled (``_Template``), the templates it imports included."""
     namespace = template.root_render_func.__globals__
+    env = template.environment
     escape = namespace.get("escape")
     if escape is None or getattr(escape, "memoised", False):
         return  # not Jinja's usual module (nothing to memoise), or done already
@@ -670,8 +677,8 @@ def memoise_escaping(template: jinja2.Template) -> None:
             return known
         if kind is Markup:  # markupsafe makes Markup(value.__html__()): the same text
             return value
-        if value is None:  # markupsafe would write the word None
-            raise jinja2.TemplateRuntimeError(NONE_WRITTEN)
+        if value is None and not getattr(env, "writes_none", False):
+            raise jinja2.TemplateRuntimeError(NONE_WRITTEN)  # markupsafe writes 'None'
         return escape(value)
 
     memoised.memoised = True  # type: ignore[attr-defined]

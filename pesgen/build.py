@@ -202,7 +202,8 @@ def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
 class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
-    def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False) -> None:
+    def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False,
+                 legacy: bool = False) -> None:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
@@ -210,6 +211,9 @@ class Builder:
         of a column the file lacks (it read nothing then too: in ``waived``)."""
         self.mapping = mapping
         self.recorded = recorded
+        # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
+        # civility went through the text policies (case: upper) then
+        self.legacy = legacy
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []
@@ -880,13 +884,14 @@ class Builder:
                 return None
         if value is None:
             return None
-        if table is not None or value is not raw:
+        coded = table is not None or value is not raw
+        if coded and not self.legacy:
             # a code of codes.civility or policies.default_civility: written for the
             # target, sent as written (no case, transliterate or newlines policy);
             # format_fit checked it against the field's charset and limit
             return value
         sent = self._text(ctx, "debtor.civility", value, binding)
-        if sent is not None:
+        if sent is not None and not coded:
             self.uncoded_civilities[raw] = None
         return sent
 

@@ -173,7 +173,8 @@ class Exporter:
     def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path | None, run_date: date,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
-                 references: bool = False, work_dir: Path | None = None) -> None:
+                 references: bool = False, work_dir: Path | None = None,
+                 legacy: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
@@ -224,11 +225,14 @@ class Exporter:
             raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
                              "own; give the DGFiP package to validate it (--official-xsd "
                              "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
-        self.renderers: list[FileRenderer] = renderers(fmt)
+        # legacy: a rebuild (vouched) as pesgen rendered before 2026-12-01 (see
+        # runs._rebuilt): None written as the word, code-table civilities through the
+        # text policies
+        self.renderers: list[FileRenderer] = renderers(fmt, writes_none=legacy and vouched)
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
-        self.builder = Builder(mapping, fmt, recorded=vouched)
+        self.builder = Builder(mapping, fmt, recorded=vouched, legacy=legacy and vouched)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
         # pesgen's own settings, which a format option cannot shadow

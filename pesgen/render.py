@@ -110,10 +110,10 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
 class FileRenderer:
     """The three macros of one output file's template."""
 
-    def __init__(self, fmt: Format, spec: FileSpec) -> None:
+    def __init__(self, fmt: Format, spec: FileSpec, writes_none: bool = False) -> None:
         self.fmt = fmt
         self.spec = spec
-        self._env = env = template_environment(fmt.folder)
+        self._env = env = template_environment(fmt.folder, writes_none)
         self.name = f"{fmt.name}/{spec.template}"
         try:
             template = env.get_template(spec.template)  # escaping memoised (_Template)
@@ -242,5 +242,5 @@ def _unwritable_literal(env: jinja2.Environment, name: str, source: str,
     return found
 
 
-def renderers(fmt: Format) -> list[FileRenderer]:
-    return [FileRenderer(fmt, spec) for spec in fmt.files]
+def renderers(fmt: Format, writes_none: bool = False) -> list[FileRenderer]:
+    return [FileRenderer(fmt, spec, writes_none) for spec in fmt.files]

@@ -28,7 +28,14 @@ from typing import Any
 from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
-from .errors import MappingError, Problem, RecordConflict, StateError, UsageError
+from .errors import (
+    MappingError,
+    Problem,
+    RecordConflict,
+    StateError,
+    TemplateError,
+    UsageError,
+)
 from .export import Exporter, ExportResult, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
@@ -560,6 +567,45 @@ def _regenerate(run: dict[str, Any], out_dir: Path, target: Callable[[str], str 
             warn(waived)
 
 
+class _Differ(StateError):
+    """The rebuilt files are not the recorded ones."""
+
+
+def _rebuild_files(run: dict[str, Any], mapping: Any, fmt: Any, staging: Path,
+                   input_path: Path, recorded_refs: bool, waived: list[Problem],
+                   legacy: bool) -> list[tuple[Path, Path]]:
+    """Render, number and assemble the run's files into ``staging``, and compare them
+    with the recorded sha256: the staged (temporary, final) pairs, or _Differ (nothing
+    left staged)."""
+    try:
+        exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
+                            vouched=True, references=recorded_refs, legacy=legacy)
+    except MappingError as exc:  # the mapping against its format
+        raise _not_rebuilt(run, exc) from None
+    waived += [p for p in exporter.waived if p not in waived]
+    try:
+        prepared = exporter.prepare(input_path)
+    finally:
+        waived += [p for p in exporter.builder.waived if p not in waived]
+    try:
+        temps = exporter.finish(prepared, run["first_number"])
+    finally:
+        prepared.close()
+    expected = {f["name"]: f["sha256"] for f in run["files"]}
+    got = {f.path.name: f.sha256 for f in prepared.result.files}
+    # payment references: compared when the run recorded them; a run recorded before
+    # pesgen kept them gets them written again, unchecked (docs/state.md)
+    got.update({name: digest for name, digest
+                in prepared.result.reference_digests.items() if name in expected})
+    if got != expected:
+        discard(temps)
+        diff = [n for n in sorted(set(expected) | set(got)) if expected.get(n) != got.get(n)]
+        raise _Differ(f"run {run['id']}: regenerated files differ from the recorded ones "
+                      f"({', '.join(diff)}); pesgen {__version__}, run made with "
+                      f"{run['pesgen_version']}")
+    return temps
+
+
 def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
              waived: list[Problem]) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
@@ -594,33 +640,18 @@ def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | N
         # the run left in out_dir under its name does not stop one written under another
         staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
         try:
+            # as this pesgen renders; else as it rendered before 2026-12-01 (the word None
+            # written, code-table civilities through the text policies), which a run
+            # recorded then needs: the recorded sha256 decides, not a version number
             try:
-                exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
-                                    vouched=True, references=recorded_refs)
-            except MappingError as exc:  # the mapping against its format
-                raise _not_rebuilt(run, exc) from None
-            waived += [p for p in exporter.waived if p not in waived]
-            try:
-                prepared = exporter.prepare(input_path)
-            finally:
-                waived += exporter.builder.waived
-            try:
-                temps = exporter.finish(prepared, run["first_number"])
-            finally:
-                prepared.close()
-            expected = {f["name"]: f["sha256"] for f in run["files"]}
-            got = {f.path.name: f.sha256 for f in prepared.result.files}
-            # payment references: compared when the run recorded them; a run recorded
-            # before pesgen kept them gets them written again, unchecked (docs/state.md)
-            got.update({name: digest for name, digest
-                        in prepared.result.reference_digests.items() if name in expected})
-            if got != expected:
-                discard(temps)
-                diff = [n for n in sorted(set(expected) | set(got))
-                        if expected.get(n) != got.get(n)]
-                raise StateError(f"run {run['id']}: regenerated files differ from the recorded "
-                                 f"ones ({', '.join(diff)}); pesgen {__version__}, run made "
-                                 f"with {run['pesgen_version']}")
+                temps = _rebuild_files(run, mapping, fmt, staging, input_path,
+                                       recorded_refs, waived, legacy=False)
+            except (_Differ, TemplateError) as exc:
+                try:
+                    temps = _rebuild_files(run, mapping, fmt, staging, input_path,
+                                           recorded_refs, waived, legacy=True)
+                except (_Differ, TemplateError):
+                    raise exc from None
             placed = []
             for temp, final in temps:
                 name = target(final.name)

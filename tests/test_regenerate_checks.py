@@ -251,3 +251,75 @@ def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(t
     assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
             in r.stderr), r.stderr
     assert not regen.exists()
+
+
+# ------------------------------------------- rendered as pesgen did before 2026-12-01
+
+
+def _as_before_code_tables(m) -> None:
+    """The pesgen of before 2026-12-01: a code table's civility went through the text
+    policies (case: upper)."""
+    import pesgen.build as build_mod
+
+    real = build_mod.Builder.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        self.legacy = True
+
+    m.setattr(build_mod.Builder, "__init__", init)
+
+
+def test_a_run_recorded_with_a_civility_table_the_case_policy_changed_is_rebuilt(
+        tmp_path, monkeypatch):
+    """codes.civility 'Mme' with case: upper was written MME then; today it is sent as
+    written (Mme). The run recorded then is rebuilt as it was: the recorded sha256
+    decides which rendering made it."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ('    "Mme": MME\n', '    "Mme": Mme\n'),
+                       ("  default_civility: MME\n", "  default_civility: Mme\n"))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _as_before_code_tables, mapping, out)
+    assert b'<Civilite V="MME"/>' in next(out.glob("*.xml")).read_bytes()
+    r = _rebuilt(tmp_path, run_id, out)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    # a run recorded today, with the same mapping, is rebuilt as today renders it
+    assert run_cli("runs", "cancel", run_id, "--reason", "test").exit_code == 0
+    today = run_cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                    tmp_path / "today", "--date", "2026-11-24")
+    assert today.exit_code == 0, today.output
+    assert b'<Civilite V="Mme"/>' in next((tmp_path / "today").glob("*.xml")).read_bytes()
+    again = run_cli("regenerate", _run_id(today.stdout), "--out", tmp_path / "regen-today")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
+    """A bundle whose template wrote an unset value as the word None (before it was
+    refused): its recorded run is rebuilt byte for byte; an export with it is refused."""
+    import shutil
+
+    import pesgen.render as render_mod
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(MAPPINGS.parent / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('<Cle2 V="{{ t.cle2 }}"/>') == 1
+    template.write_text(text.replace('<Cle2 V="{{ t.cle2 }}"/>',
+                                     '<Cle2 V="{{ t.cle2 }}"/><!-- {{ t.joint_debtor }} -->'),
+                        encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    real = render_mod.template_environment
+    with monkeypatch.context() as m:  # as before: the word None written
+        m.setattr(render_mod, "template_environment", lambda folder, _w=False: real(folder,
+                                                                                   True))
+        first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", RUN_DATE, "--formats-dir", fmts)
+    assert first.exit_code == 0, first.output
+    assert b"<!-- None -->" in next(out.glob("*.xml")).read_bytes()
+    _rebuilt(tmp_path, _run_id(first.stdout), out)
+    refused = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
+    assert refused.exit_code == ExitCode.TEMPLATE, refused.output
+    assert "writes None" in refused.output
