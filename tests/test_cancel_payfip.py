@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -166,6 +167,26 @@ def test_no_datamatrix_for_the_titles_of_a_cancelled_bordereau(store, tmp_path):
     written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
         (out / f"{s}.datamatrix.csv").open(encoding="utf-8"), delimiter=";")]
     assert written == BORDEREAUX[1] + BORDEREAUX[3]
+
+
+def test_no_datamatrix_for_a_title_paid_online(flow, store):
+    """A title paid online through PayFiP gets no Datamatrix (the family would pay it
+    again at the tobacconist's): left out of its file's CSV, named on stderr with the
+    payment; the others are written."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert (f"skipped 1 title(s) of run {run} paid online through PayFiP: no Datamatrix "
+            "(the family would pay again): FA-2026-00102 (187.50 on ") in result.stderr
+    assert f"operation {paid.id_op})" in result.stderr
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in
+                  result.stdout.splitlines() if w.startswith("wrote ")]
+    written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
+                                                        delimiter=";")]
+    assert "FA-2026-00102" not in written and "FA-2026-00101" in written
+    assert len(written) == 10
 
 
 def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):

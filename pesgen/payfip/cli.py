@@ -469,6 +469,7 @@ def datamatrix(
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
     try:
         from .datamatrix import Skipped, write_for_run
+        from .models import cents_text
         from .settings import DEFAULT_CODE_EMETTEUR
 
         if image not in ("svg", "png", "both"):
@@ -497,8 +498,15 @@ def datamatrix(
                            f"{s.earlier.name.removesuffix('.csv')}/) was written before IdBord "
                            f"{s.id_bord} was cancelled: do not print its Datamatrix", err=True)
 
+        def paid(rows: list[dict[str, Any]]) -> None:
+            # paid online already: a Datamatrix would let the family pay it again
+            typer.echo(f"skipped {len(rows)} title(s) of run {full} paid online through "
+                       "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
+                           f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
+                           f"operation {r['id_op']})" for r in rows), err=True)
+
         written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
-                                layout, image, on_skipped=skipped)
+                                layout, image, on_skipped=skipped, on_paid=paid)
     except PesgenError as exc:
         _fail(exc)
         return

@@ -205,6 +205,19 @@ def _cover(run: dict[str, Any], id_bord: int) -> str:
     return f"cancelled with the run on {run['cancelled_at']} ({run['cancel_reason']})"
 
 
+def _paid_online(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
+    """The titles of the run paid online through PayFiP (the paying operation made for
+    this run's title): invoice -> the payment (amount, when, operation)."""
+    from .tables import operations, payments
+
+    query = (sa.select(payments.c.invoice, payments.c.paid_cents, payments.c.paid_at,
+                       payments.c.id_op)
+             .select_from(payments.join(operations, operations.c.id_op == payments.c.id_op))
+             .where(payments.c.status == "paid", operations.c.run_id == run_id))
+    with store.engine.connect() as conn:
+        return {r.invoice: dict(r._mapping) for r in conn.execute(query)}
+
+
 def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
     """The file name (without extension) of a title's Datamatrix image: the invoice
     number with what a file name cannot hold replaced by '_'. Two invoices that give the
@@ -220,14 +233,18 @@ def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
 def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etablissement: str,
                   code_emetteur: str = "940033", version: int = LATEST,
                   image: str = "svg",
-                  on_skipped: Callable[[Skipped], None] | None = None) -> list[Written]:
+                  on_skipped: Callable[[Skipped], None] | None = None,
+                  on_paid: Callable[[list[dict[str, Any]]], None] | None = None
+                  ) -> list[Written]:
     """Per file of the run: ``<stem>.datamatrix.csv`` (invoice, layout, payload) and one
     image per title in ``<stem>.datamatrix/``, beside the payment references by
     default. Every title is checked first; on any problem nothing is written.
 
     A cancelled title (its bordereau or its run cancelled: ``runs cancel``) gets no
     Datamatrix: the files of its bordereau are skipped, each told to ``on_skipped``
-    (before anything is written); a run with no active title is refused (StateError)."""
+    (before anything is written); a run with no active title is refused (StateError).
+    Nor does a title paid online through PayFiP (the family would pay it again at the
+    tobacconist's): left out of its file's CSV, the payments told to ``on_paid``."""
     run = store.get_run(run_id)
     if run["typ_bord"] != "06":
         # the payment reference (NumDette, Per, Cle2) is a rôle's: only an ORMC carries it
@@ -255,6 +272,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             f"not pay a cancelled title): `pesgen runs show {run['id']}` says what was "
             "cancelled", [Problem("payfip.cancelled", f"IdBord {s.id_bord} {s.cover}: "
                                   f"{len(s.invoices)} title(s)") for s in skipped])
+    paid = _paid_online(store, run["id"])
     problems: list[Problem] = []
     plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
     for f in run["files"]:
@@ -271,6 +289,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
         for t in titles_of_file(path, invoices):
             if (t.id_bord, t.id_pce) in dead:
                 continue  # a cancelled title (its row is not active)
+            if t.invoice in paid:
+                continue  # paid online: told through on_paid
             try:
                 rows.append((t, payload(t, code_etablissement, code_emetteur, version)))
             except ValueError as exc:
@@ -286,6 +306,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             earlier = target / f"{stems.get(s.id_bord, '?')}.datamatrix.csv"
             on_skipped(Skipped(s.id_bord, s.invoices, s.cover,
                                earlier if s.id_bord in stems and earlier.is_file() else None))
+    if on_paid is not None and paid:
+        on_paid([paid[k] for k in sorted(paid)])
     # every file staged first, then all renamed into place: a failure leaves the files
     # of an earlier call as they were (or none) and no temporary file
     created = [d for d in (target, *(target / f"{stem}.datamatrix" for stem, _ in plans))
