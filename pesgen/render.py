@@ -167,9 +167,12 @@ class FileRenderer:
         """Where ``char`` is written in the templates' source (a string of an
         expression, as the text is checked when loaded): 'bundle/name:line', or None."""
         for name, source in self.sources():
-            for number, text in enumerate(source.splitlines(), 1):
-                if char in text:
-                    return f"{self.fmt.name}/{name}:{number}"
+            try:  # a string literal of an expression; never a comment's text
+                for token in self._env.lexer.tokenize(self._env.preprocess(source, name), name):
+                    if token.type == "string" and char in token.value:
+                        return f"{self.fmt.name}/{name}:{token.lineno}"
+            except jinja2.TemplateSyntaxError:
+                continue
         return None
 
     def file_name(self, doc: Document) -> str:

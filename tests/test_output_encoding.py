@@ -65,6 +65,16 @@ def test_a_string_of_an_expression_the_encoding_cannot_write_names_its_line(tmp_
            "cannot encode (piece of invoice SAMPLE-1)" in run.output
 
 
+def test_the_line_named_is_the_expression_s_not_a_comment_s(tmp_path):
+    """A comment holding the same character on an earlier line is not where it is
+    written: the line named is the expression's string."""
+    fmts, line = _bundle(tmp_path, TRAIN,
+                         '{# never write € #}\n' + TRAIN.replace("train }}", 'train ~ " €" }}'))
+    run = _run("check-mapping", CORAIL_MAPPING, "--formats-dir", fmts)
+    assert run.exit_code == 5, run.output
+    assert f"template cosoluce-corail/corail.xml.j2:{line + 1} produced '€'" in run.output
+
+
 def test_an_option_default_the_encoding_cannot_write_names_format_yaml(tmp_path):
     fmts, line = _bundle(tmp_path, 'origine: "PESGEN"', 'origine: "PESGŒN"', "format.yaml")
     for run in (_run("check-format", "cosoluce-corail", "--formats-dir", fmts),
