@@ -332,13 +332,14 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
     """A note per invoice of the run that PayFiP shows paid through a title since
     cancelled: the new title bills the family again, which the trésorerie must settle
     (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
+    from .payfip.models import cents_text
+
     amounts = {t[0]: t[6] for b in prepared.bordereaux for t in b.titles}
     notes = []
     for inv, paid in store.paid_online(id_coll, list(amounts), conn).items():
-        cents = paid["paid_cents"] or 0
         notes.append(PolicyNote(
             "payfip", inv, prepared.origins.get(inv, ""),
-            f"already paid online {cents // 100}.{cents % 100:02d} on {paid['paid_at']} "
+            f"already paid online {cents_text(paid['paid_cents'] or 0)} on {paid['paid_at']} "
             f"(PayFiP operation {paid['id_op']}) through its cancelled title (run "
             f"{paid['run_id']}, IdBord {paid['id_bord']}); this title bills "
             f"{amounts[inv]:.2f} again: tell the trésorerie, which settles the payment"))

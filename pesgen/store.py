@@ -1192,6 +1192,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     still: paid; pending or unknown (a link the family may still use), test links
     (saisie T) aside; an anomaly whose result was a payment (P, V). One problem each,
     by invoice. Operations are keyed by the run and the invoice as that run wrote it."""
+    from .payfip.models import cents_text
     from .payfip.tables import operations  # the PayFiP tables: migration 2
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
@@ -1208,7 +1209,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
     out = []
     for op in rows:
-        amount = f"{op.amount_cents // 100}.{op.amount_cents % 100:02d}"
+        amount = cents_text(op.amount_cents)
         if op.status == "paid":
             what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
                     f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}); "

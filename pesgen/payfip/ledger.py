@@ -517,7 +517,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     PayFiP says of it; an anomaly never changes either."""
     p_ = _payments_with_titles()
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
-                       p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at)
+                       p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
+                       operations.c.id_coll.label("op_coll"))
              .select_from(anomalies.outerjoin(
                  operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
                  p_, sa.and_(p_.c.id_coll == operations.c.id_coll,
@@ -530,8 +531,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
         for r in conn.execute(query):
             row = dict(r._mapping)
             cancelled = _cancelled(row)
-            again = (_due_again(store, conn, _coll_of(conn, row["id_op"]), row["invoice"])
-                     if cancelled else None)
+            coll = row.pop("op_coll")
+            again = _due_again(store, conn, coll, row["invoice"]) if cancelled else None
             if again is not None:  # exported again since: the invoice is due once more
                 cancelled = False
                 row["title_run"], row["title_id_bord"], _due = again
@@ -541,14 +542,6 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
             del row["title_active"]
             out.append(row)
     return out
-
-
-def _coll_of(conn: Connection, id_op: str | None) -> str | None:
-    """The collectivity of an operation (None without one)."""
-    if id_op is None:
-        return None
-    return conn.execute(sa.select(operations.c.id_coll).where(
-        operations.c.id_op == id_op)).scalar()
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:

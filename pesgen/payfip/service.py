@@ -21,7 +21,7 @@ from ..store import Store, unpack
 from . import ledger
 from .client import DEFAULT_TIMEOUT, PayfipClient
 from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
-from .models import PaymentRequest, check_url
+from .models import PaymentRequest, cents_text, check_url
 from .settings import PayfipSettings, load_settings
 
 log = logging.getLogger("pesgen.payfip")
@@ -59,7 +59,7 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
     if not paid or paid["status"] != "paid":
         return  # test-paid, refused, abandoned, expired, pending: not a payment
     cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
-    amount = f"{cents // 100}.{cents % 100:02d}"
+    amount = cents_text(cents)
     method = f" {_METHODS[paid['method']]}" if paid["method"] in _METHODS else ""
     raise StateError(
         f"invoice {invoice}: already paid through PayFiP: {amount}{method} on "
