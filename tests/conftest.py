@@ -113,3 +113,17 @@ def run_cli(*args: str | Path):
         result.exception, result.output)
     assert "Traceback" not in result.output
     return result
+
+
+def example_with_two_input_errors(folder: Path, name: str = "school-export.json") -> Path:
+    """The example export with two input errors, written as ``folder/name``: the first
+    invoice's IBAN fails its checksum (sepa.iban), the third's second line has an
+    unknown activity code, BASSON (codes.activity)."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
+    data["invoices"][2]["lines"][1]["activity"]["code"] = "BASSON"
+    path = folder / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path

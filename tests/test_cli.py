@@ -18,7 +18,7 @@ import pytest
 from pesgen.errors import ExitCode
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, example_with_two_input_errors, run_cli
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
@@ -137,11 +137,7 @@ def test_bad_date_is_a_usage_error(tmp_path, value):
 
 
 def test_input_error_exit_4_lists_the_record_and_writes_nothing(tmp_path):
-    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
-    data["invoices"][0]["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
-    data["invoices"][2]["lines"][1]["activity"]["code"] = "BASSON"
-    inp = tmp_path / "school-export.json"
-    inp.write_text(json.dumps(data), encoding="utf-8")
+    inp = example_with_two_input_errors(tmp_path)
     out = tmp_path / "out"
     r = _export(out, input_path=inp)
     assert r.exit_code == ExitCode.INPUT == 4

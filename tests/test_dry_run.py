@@ -24,7 +24,15 @@ from pesgen.export import Exporter
 from pesgen.runs import export_recorded, sequence_key
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, record_as_older, state_database
+from .conftest import (
+    EXAMPLES,
+    MAPPINGS,
+    ROOT,
+    RUN_DATE,
+    example_with_two_input_errors,
+    record_as_older,
+    state_database,
+)
 from .test_store import _variant
 
 RUN = date.fromisoformat(RUN_DATE)
@@ -371,11 +379,7 @@ def test_cli_dry_run_of_a_csv_input(tmp_path):
 
 
 def test_cli_a_bad_input_exits_4_and_writes_nothing(tmp_path, _isolated_state):
-    data = json.loads(INPUT.read_text(encoding="utf-8"))
-    data["invoices"][0]["payment"]["mandate"]["iban"] = "FR7630006000011234567890188"
-    data["invoices"][2]["lines"][1]["activity"]["code"] = "BASSON"
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(data), encoding="utf-8")
+    bad = example_with_two_input_errors(tmp_path, "bad.json")
     out = tmp_path / "out"
     r = _dry("-o", out, input_path=bad)
     assert r.exit_code == ExitCode.INPUT == 4

@@ -157,6 +157,16 @@ def _binding_line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+def _link_refused_with(world, mapping, text: str) -> str:
+    """``payfip link`` of FA-2026-00102 with the mapping ``text`` written to ``mapping``:
+    refused as input (exit 4); its standard error."""
+    mapping.write_text(text, encoding="utf-8")
+    code, _out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
+                           "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 4, err
+    return err
+
+
 def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp_path):
     """FA-2026-00104's payer has no e-mail in the export: the refusal says how to give
     one (--mel) and where the mapping reads it, file:line, as other refusals do."""
@@ -172,21 +182,15 @@ def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp
 
     # a mapping that reads no e-mail: it says so, and where to add the binding
     unbound = tmp_path / "no-email.yaml"
-    unbound.write_text(text.replace("    email: payer.email\n", ""), encoding="utf-8")
-    code, out, err = _run("payfip", "link", "-m", str(unbound), "-n", "FA-2026-00102",
-                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
-    assert code == 4
+    err = _link_refused_with(world, unbound, text.replace("    email: payer.email\n", ""))
     assert ("invoice FA-2026-00102: mel: the payer's e-mail address is missing: the mapping "
             "binds no payer.email; give one with --mel, or add bindings.payer.email "
             f"[mapping {unbound}: bindings.payer.email] (rule payfip.mel)") in err
 
     # an address the binding gives that PayFiP refuses: the binding is named too
     bad = tmp_path / "bad-email.yaml"
-    bad.write_text(text.replace("email: payer.email", "email: {const: 'secretariat'}"),
-                   encoding="utf-8")
-    code, out, err = _run("payfip", "link", "-m", str(bad), "-n", "FA-2026-00102",
-                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
-    assert code == 4
+    err = _link_refused_with(world, bad, text.replace("email: payer.email",
+                                                      "email: {const: 'secretariat'}"))
     assert ("invoice FA-2026-00102: mel: 'secretariat' is not an e-mail address PayFiP "
             "accepts (6 to 80 characters, one '@', no space); give another with --mel "
             f"[mapping {bad}:{line}: bindings.payer.email] (rule payfip.mel)") in err
