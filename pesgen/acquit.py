@@ -4,15 +4,19 @@ tie each bordereau it accepts or rejects to the run pesgen recorded it in.
 The file is parsed safely (no DTD, no entity, no network: a DOCTYPE is refused), checked
 to be a PES_ACQUIT version 2 (namespace ``…/Rev0/retour/v2``, DT v5.19 *Acquittement*),
 validated against the DGFiP package's ``PES_V2_Acquit_Autonome_V2.xsd`` when given, else
-checked for the structure read here. The state store is only read: nothing is recorded
-of the acknowledgement (docs/state.md, *The trésorerie's acknowledgement*).
+checked for the structure read here. The state store is only read, unless the
+acknowledgement is recorded (``record``, ``pesgen acquit --record``): per bordereau tied
+to a run, accepted or rejected, the acquit's date, its errors, the file's name and sha256
+(docs/state.md, *The trésorerie's acknowledgement*).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,8 @@ ERREUR_SIGNATURE_BORDEREAU_ILLISIBLE ERREUR_SIGNATURE_BORDEREAU_INCOMPLETE
 """.split())
 _BOOLEAN = {"1": True, "true": True, "0": False, "false": False}  # xs:boolean
 _DIGITS = re.compile(r"[0-9]+")
+# xs:date (Base_Date, EnTetePES/DteStr): a day, with an optional time zone
+_DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,10 @@ class Acquit:
     id_post: str | None
     nom_fic: str | None  # Enveloppe/Parametres/NomFic
     elements: tuple[AckElement, ...]
+    # EnTetePES/DteStr, "date d'émission de la structure": the day the guichet wrote the
+    # acknowledgement (None: not given, which only its XSD forbids)
+    issued_on: str | None = None
+    sha256: str = ""  # of the file's bytes, as read
 
 
 def read_acquit(path: Path, official: Path | None = None) -> Acquit:
@@ -130,6 +140,7 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
                          "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "
                          "guichet XML returns")
     name = path.name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         # the DOCTYPE first, before its entities are met (never expanded: they would make
         # the file fail as not well-formed, saying less)
@@ -162,7 +173,11 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     if problems:
         raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
-    return acquit
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        # what is recorded is the file read: its sha256 names it
+        raise UsageError(f"{path} changed while pesgen read it (written meanwhile?): "
+                         "nothing read; run the command again once it is complete")
+    return replace(acquit, sha256=digest)
 
 
 def _check_root(path: Path, qname: etree.QName) -> None:
@@ -212,13 +227,14 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
                      for e in parent.findall("Erreur"))
 
     head = root.find("EnTetePES")
-    id_coll = cod_bud = id_post = None
+    id_coll = cod_bud = id_post = issued_on = None
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
     else:
         id_coll = value(head, "IdColl", digits=14)
         cod_bud = value(head, "CodBud")
         id_post = value(head, "IdPost", required=False)
+        issued_on = _day(head, value(head, "DteStr", required=False), problem)
     nom_fic = root.find("Enveloppe/Parametres/NomFic")
     ack = root.find("ACQUIT")
     items = [] if ack is None else ack.findall("ElementACQUIT")
@@ -250,7 +266,22 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces)))
     return Acquit(name, id_coll or "", cod_bud or "", id_post,
-                  None if nom_fic is None else nom_fic.get("V"), tuple(elements))
+                  None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on)
+
+
+def _day(head: Any, text: str | None, problem: Any) -> str | None:
+    """DteStr's day (an xs:date: its time zone, if any, aside), or None when not given;
+    a value that is no date is a problem at its line."""
+    if text is None or not text.strip():
+        return None
+    found = _DATE.fullmatch(text.strip())
+    if found is not None:
+        try:
+            return date.fromisoformat(found.group(1)).isoformat()
+        except ValueError:
+            pass
+    problem(head.find("DteStr"), f"DteStr is '{text[:20]}', not a date (YYYY-MM-DD)")
+    return None
 
 
 # ------------------------------------------------------------------ tie to the store
@@ -426,7 +457,160 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
                                   for ln in p.lines]} for p in e.pieces],
             "next_step": r.next_step(db),
         })
-    return {"file": a.name, "id_coll": a.id_coll, "cod_bud": a.cod_bud,
-            "id_post": a.id_post, "nom_fic": a.nom_fic,
+    return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
+            "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
+            "nom_fic": a.nom_fic,
             "accepted": report.rejected == 0, "rejected": report.rejected,
             "elements": elements}
+
+
+# ------------------------------------------------------------------ record in the store
+
+@dataclass(frozen=True)
+class RecordedElement:
+    """What recording did with one element of the acknowledgement: ``recorded``, ``same``
+    (the bordereau's Hélios status says the same already), ``replaced`` (with
+    ``before``, the status it replaced), or ``not recorded`` (``why``)."""
+
+    report: ElementReport
+    outcome: str
+    why: str | None = None
+    before: Any = None  # store.Acknowledgement
+    issued_on: str | None = None  # the acquit's date (DteStr)
+
+    def __str__(self) -> str:
+        r, e = self.report, self.report.element
+        what = _element_name(r)
+        if self.outcome == "not recorded":
+            return f"not recorded: {what}: {self.why}"
+        run = r.found[0]
+        said = ("accepted" if e.accepted else "rejected") + (
+            f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + (
+            f" with {len(_all_errors(e))} error(s)" if _all_errors(e) else "")
+        if run.cancelled_at is not None:
+            # recorded all the same: what the trésorerie said of it stays known
+            said += f"; this bordereau is cancelled in pesgen ({run.cancelled_at})"
+        if self.outcome == "same":
+            return (f"already recorded: {what} of run {run.run_id}: {self.before.outcome}, "
+                    f"from {self.before.file} (recorded {self.before.recorded_at}): not "
+                    "recorded again")
+        if self.outcome == "replaced":
+            return (f"recorded: {what} of run {run.run_id}: {said}, replacing "
+                    f"{self.before.outcome} (from {self.before.file}, recorded "
+                    f"{self.before.recorded_at}; kept in its history)")
+        return f"recorded: {what} of run {run.run_id}: {said}"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """``record``'s result: when the file was recorded (None: nothing was), when it had
+    been (``already``: its name and date), and each element's fate."""
+
+    recorded_at: str | None
+    already: tuple[str, str] | None
+    elements: tuple[RecordedElement, ...]
+
+    @property
+    def recorded(self) -> int:
+        return sum(1 for e in self.elements if e.outcome in ("recorded", "replaced"))
+
+
+def _element_name(r: ElementReport) -> str:
+    e = r.element
+    if e.bordereau is not None:
+        return f"IdBord {e.bordereau}" + (f" exercise {e.exercise}" if e.exercise is not None
+                                          else "") + f" (line {e.line})"
+    return f"{'file' if r.kind == 'file' else 'element'} (line {e.line})"
+
+
+def _not_tied(r: ElementReport) -> str:
+    """Why an element is not recorded: it names no bordereau of one run of the store."""
+    e = r.element
+    if r.kind == "bordereau":
+        if e.exercise is None:
+            return "no ExerciceBord: pesgen cannot tell which run sent it"
+        if not r.found:
+            return "no run of this store holds it"
+        return (f"{len(r.found)} runs of this store hold an IdBord {e.bordereau}: pesgen "
+                "cannot tell which one the trésorerie answers")
+    return {
+        "file": "the whole file: the acquit names none of its bordereaux",
+        "unnamed": "it names no bordereau (no NumBord)",
+        "attachment": "a PJ (pesgen sends none)",
+        "market": "a market (pesgen sends none)",
+    }.get(r.kind, "the signature of a bordereau, not tied to a run" if e.domain == "3"
+          else "a bordereau of another domain than a recette: not pesgen's")
+
+
+def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording:
+    """Record ``report``'s acknowledgement in ``store`` (a Store), in one transaction:
+    each bordereau tied to exactly one run, with its outcome, errors, the acquit's date,
+    the file's name and sha256. The other elements (a bordereau no run or several hold,
+    the whole file, a PJ…) are not recorded, and said so; when none is tied, nothing is.
+    The same file recorded again records nothing (``already``). A different answer for
+    a bordereau already acknowledged refuses the file (StateError, nothing recorded)
+    unless ``replace``; one that says the same is not recorded again. A bordereau named
+    twice by the file refuses it (InputDataError), each at its line."""
+    a = report.acquit
+    tied = [r for r in report.elements if r.kind == "bordereau" and len(r.found) == 1]
+    seen: dict[tuple[str, int], list[ElementReport]] = {}
+    for r in tied:
+        seen.setdefault((r.found[0].run_id, r.element.bordereau or 0), []).append(r)
+    twice = [group for group in seen.values() if len(group) > 1]
+    if twice:
+        raise InputDataError(
+            f"{a.name} answers a bordereau more than once: pesgen records one answer per "
+            "bordereau and file; nothing recorded", [Problem(
+                "acquit.bordereau-twice",
+                f"IdBord {r.element.bordereau} exercise {r.element.exercise} (run "
+                f"{r.found[0].run_id}) is answered at lines "
+                f"{', '.join(str(x.element.line) for x in group)}",
+                record=f"{a.name}:{r.element.line}") for group in twice for r in group[1:]])
+    items = [{"run_id": r.found[0].run_id, "id_bord": r.element.bordereau,
+              "line": r.element.line, "domain": r.element.domain,
+              "accepted": r.element.accepted, "errors": _errors_of(r.element)} for r in tied]
+    done = None
+    if items:
+        done = store.record_acknowledgements(
+            {"sha256": a.sha256, "name": a.name, "id_coll": a.id_coll, "cod_bud": a.cod_bud,
+             "nom_fic": a.nom_fic, "issued_on": a.issued_on}, items, replace)
+    if done is not None and done.already is not None:
+        return Recording(None, done.already, ())
+    fates = iter(done.outcomes if done is not None else ())
+    out = []
+    for r in report.elements:
+        if r.kind == "bordereau" and len(r.found) == 1:
+            outcome, before = next(fates)
+            out.append(RecordedElement(r, outcome, before=before, issued_on=a.issued_on))
+        else:
+            out.append(RecordedElement(r, "not recorded", _not_tied(r)))
+    return Recording(None if done is None else done.recorded_at, None, tuple(out))
+
+
+def _errors_of(e: AckElement) -> list[dict[str, Any]]:
+    """The element's errors, its pieces' and their lines', as the store records them."""
+    out = [{"piece": None, "line": None, "code": x.code, "label": x.label} for x in e.errors]
+    for p in e.pieces:
+        out += [{"piece": p.number, "line": None, "code": x.code, "label": x.label}
+                for x in p.errors]
+        for line in p.lines:
+            out += [{"piece": p.number, "line": line.number, "code": x.code,
+                     "label": x.label} for x in line.errors]
+    return out
+
+
+def recording_json(done: Recording) -> dict[str, Any]:
+    """``--record``'s part of ``pesgen acquit --json``."""
+    return {
+        "recorded_at": done.recorded_at,
+        "already_recorded": None if done.already is None else
+        {"file": done.already[0], "recorded_at": done.already[1]},
+        "elements": [{
+            "line": x.report.element.line, "bordereau": x.report.element.bordereau,
+            "run": x.report.found[0].run_id if x.outcome != "not recorded" else None,
+            "outcome": x.outcome, "why": x.why,
+            "replaced": None if x.before is None or x.outcome != "replaced" else
+            {"accepted": x.before.accepted, "issued_on": x.before.issued_on,
+             "errors": x.before.error_count, "file": x.before.file,
+             "recorded_at": x.before.recorded_at}} for x in done.elements],
+    }

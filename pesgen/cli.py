@@ -423,29 +423,72 @@ def acquit(
     official_xsd: OfficialOpt = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the report as JSON (for the school software).")] = False,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Also record, per bordereau tied to a run, accepted or rejected, "
+        "the acquit's date and errors, the file's name and sha256: `runs list` and `runs "
+        "show` then show it. The same file again records nothing.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="With --record: a bordereau already acknowledged otherwise takes "
+        "this answer (the one recorded stays in its history); without it, the file is "
+        "refused.")] = False,
 ) -> None:
     """Read the trésorerie's acknowledgement (PES_ACQUIT): each bordereau accepted or
     rejected, the run and file pesgen recorded it in, the errors and the invoices they
-    name, and what to do next. Reads the store, records nothing. Exits 0 when everything
-    is accepted, 9 when something is rejected."""
+    name, and what to do next. Reads the store, records nothing, unless --record.
+    Exits 0 when everything is accepted, 9 when something is rejected (recorded or not)."""
     import json
 
     from .acquit import as_json as report_json
-    from .acquit import read_acquit, tie
+    from .acquit import read_acquit, recording_json, tie
+    from .acquit import record as record_acquit
 
+    if replace and not record:
+        _fail(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
+                         "acknowledgement): nothing recorded"), written=False)
+    done = None
     try:
         read = read_acquit(file, _official(official_xsd))
-        report = tie(read, _store(db, must_exist=True))
+        store = _store(db, must_exist=True)
+        report = tie(read, store)
+        if record:
+            done = record_acquit(report, store, replace)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
     if as_json:
-        typer.echo(json.dumps(report_json(report, shown_db), ensure_ascii=False, indent=2))
+        data = report_json(report, shown_db)
+        if done is not None:
+            data["recording"] = recording_json(done)
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         _show_acquit(report, shown_db)
+        if done is not None:
+            _show_recording(read, done, store)
     if report.rejected:
         raise typer.Exit(int(ExitCode.REJECTED))
+
+
+def _show_recording(read: Any, done: Any, store: Any) -> None:
+    from .store import shown_store
+
+    file = f"{read.name} (sha256 {read.sha256[:16]}…)"
+    if done.already is not None:
+        name, at = done.already
+        as_named = "" if name == read.name else f" as {name}"
+        typer.echo(f"{file} was recorded already{as_named} on {at}: nothing recorded")
+        return
+    if done.recorded_at is not None:
+        typer.echo(f"{file} recorded on {done.recorded_at} in {shown_store(store.url)}: "
+                   f"{done.recorded} bordereau(x)")
+    elif any(x.outcome == "same" for x in done.elements):
+        typer.echo(f"{file}: nothing recorded: the store says the same of its bordereaux "
+                   "already")
+    else:
+        typer.echo(f"{file}: nothing recorded: no bordereau of it is one of this store's "
+                   "runs")
+    for x in done.elements:
+        typer.echo(f"  {x}")
 
 
 def _show_acquit(report: Any, db: str | None) -> None:
@@ -733,7 +776,10 @@ def runs_list(
 ) -> None:
     """List recorded runs, oldest first."""
     try:
-        records = _store(db, must_exist=True).list_runs(str(mapping) if mapping else None)
+        store = _store(db, must_exist=True)
+        records = store.list_runs(str(mapping) if mapping else None)
+        # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
+        acks = store.acknowledgements({r.id for r in records if r.pes})
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -746,6 +792,35 @@ def runs_list(
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
         typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
+        if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
+            typer.echo(f"  Hélios: {_helios(r.first_number, r.bordereaux, acks.get(r.id, {}))}")
+
+
+def _helios(first: int, count: int, acks: dict[int, list[Any]]) -> str:
+    """A run's bordereaux by Hélios status, as `pesgen acquit --record` recorded it:
+    ``IdBord 41-42 accepted on 2026-11-24; IdBord 43 rejected on 2026-11-24 with 3
+    error(s)``."""
+    groups: dict[str, list[int]] = {}
+    for number in range(first, first + count):
+        found = acks.get(number)
+        groups.setdefault(found[0].outcome if found else NO_ACK, []).append(number)
+    return "; ".join(f"IdBord {_ranges(numbers)} {said}" for said, numbers in groups.items())
+
+
+# a bordereau of which `pesgen acquit --record` recorded nothing (the trésorerie may have
+# answered: the store does not know)
+NO_ACK = "no acknowledgement recorded"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1, 2, 3, 5 -> ``1-3, 5``."""
+    parts: list[list[int]] = []
+    for n in numbers:
+        if parts and parts[-1][1] == n - 1:
+            parts[-1][1] = n
+        else:
+            parts.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 @runs_app.command("show")
@@ -758,10 +833,13 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     --invoices, its invoices."""
     import json
 
+    from .store import pes_typ_bord
+
     try:
         store = _store(db, must_exist=True)
         r = store.get_run(run)
         titles = list(store.run_titles(r["id"])) if invoices else []
+        acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -808,8 +886,33 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     if r["status"] == "cancelled":
         which = "" if not r["cancelled_bordereaux"] else "the others "
         typer.echo(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
+    if pes_typ_bord(r["typ_bord"]):
+        for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
+            _show_helios(number, acks.get(number, []))
     if invoices:
         _show_invoices(titles)
+
+
+def _show_helios(number: int, acks: list[Any]) -> None:
+    """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
+    recorded), its errors, and the ones it replaced."""
+    from .acquit import AckError
+
+    if not acks:
+        typer.echo(f"  Hélios      IdBord {number} {NO_ACK}")
+        return
+    now, *before = acks
+    typer.echo(f"  Hélios      IdBord {number} {now.outcome}  ({now.file} line {now.line}, "
+               f"sha256 {now.sha256[:16]}…, recorded {now.recorded_at})")
+    for x in now.errors:
+        where = "".join(f"{label} {x[key]} " for key, label in (("piece", "IdPce"),
+                                                                 ("line", "IdLigne"))
+                        if x[key] is not None)
+        typer.echo(f"                {where}error {AckError(x['code'], x['label'])}")
+    for old in before:
+        typer.echo(f"              before: {old.outcome}  ({old.file} line {old.line}, "
+                   f"sha256 {old.sha256[:16]}…, recorded {old.recorded_at}, replaced "
+                   f"{old.superseded_at})")
 
 
 def _show_invoices(titles: list[dict[str, Any]]) -> None:

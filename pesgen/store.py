@@ -157,6 +157,51 @@ def _cancelled_bordereaux_v8(meta: sa.MetaData) -> sa.Table:
 cancelled_bordereaux = _cancelled_bordereaux_v8(metadata)
 
 
+# From migration 9: the trésorerie's acknowledgements (PES_ACQUIT) recorded by `pesgen
+# acquit --record`: one row per file (its sha256 unique: a file is recorded once), one
+# per bordereau of it tied to a run. A bordereau's Hélios status is its row not
+# superseded; a later, different acknowledgement recorded with --replace supersedes it
+# (the row stays: the history).
+def _acquits_v9(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """``acquits`` and ``acquit_bordereaux`` as migration 9 created them, frozen."""
+    files = sa.Table(
+        "acquits", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),  # the file's name, as read
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("cod_bud", sa.String(2), nullable=False),
+        sa.Column("nom_fic", sa.Text),  # Enveloppe/Parametres/NomFic
+        sa.Column("issued_on", sa.String(10)),  # EnTetePES/DteStr; NULL: not given
+        sa.Column("recorded_at", sa.String(32), nullable=False),
+        sa.UniqueConstraint("sha256", name="uq_acquit_sha256"),
+    )
+    acks = sa.Table(
+        "acquit_bordereaux", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("acquit_id", sa.Integer, sa.ForeignKey("acquits.id"), nullable=False,
+                  index=True),
+        sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), nullable=False),
+        sa.Column("id_bord", sa.Integer, nullable=False),
+        sa.Column("line", sa.Integer, nullable=False),  # the ElementACQUIT's, in the file
+        sa.Column("domain", sa.String(2), nullable=False),  # DomaineAck
+        sa.Column("accepted", sa.Boolean, nullable=False),  # EtatAck
+        # JSON [{piece, line, code, label}]: the bordereau's errors (piece and line null),
+        # its pieces' (line null) and their lines', in the file's order
+        sa.Column("errors", sa.Text, nullable=False),
+        sa.Column("error_count", sa.Integer, nullable=False),
+        sa.Column("superseded_at", sa.String(32)),  # NULL: the bordereau's status
+    )
+    sa.Index("ix_acquit_bordereau", acks.c.run_id, acks.c.id_bord)
+    live = acks.c.superseded_at.is_(None)
+    sa.Index("uq_acquit_bordereau_status", acks.c.run_id, acks.c.id_bord, unique=True,
+             sqlite_where=live, postgresql_where=live)
+    return files, acks
+
+
+acquits, acquit_bordereaux = _acquits_v9(metadata)
+
+
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
     """``sequences`` as migration 1 created it, frozen."""
     return sa.Table(
@@ -379,9 +424,16 @@ def _migration_8(conn: Connection) -> None:
     _cancelled_bordereaux_v8(sa.MetaData()).create(conn)
 
 
+def _migration_9(conn: Connection) -> None:
+    # the acknowledgements recorded from now on; nothing to fill in: none was recorded
+    files, acks = _acquits_v9(sa.MetaData())
+    files.create(conn)
+    acks.create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
-                                                  _migration_7, _migration_8]
+                                                  _migration_7, _migration_8, _migration_9]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -513,6 +565,18 @@ class RunRecord:
     cancel_reason: str | None
     # the bordereaux cancelled while others of the run stayed active (migration 8)
     cancelled_bordereaux: tuple[int, ...] = ()
+    typ_bord: str = ""
+
+    @property
+    def pes(self) -> bool:
+        """A PES run (TypBord 06, 01…), whose bordereaux Hélios acknowledges; not a
+        finance package's (its TypBord is the format's name: the package sends its PES)."""
+        return pes_typ_bord(self.typ_bord)
+
+
+def pes_typ_bord(typ_bord: str) -> bool:
+    """A PES TypBord (06 ORMC, 01 titres), not a finance package's format name."""
+    return bool(_PES_TYP_BORD.fullmatch(typ_bord))
 
 
 class Store:
@@ -992,6 +1056,109 @@ class Store:
                         if b.id_bord == id_bord]
         return out
 
+    # -------------------------------------------------------------- acknowledgements
+
+    def acknowledgements(self, run_ids: Collection[str] | None = None, history: bool = False,
+                         conn: Connection | None = None
+                         ) -> dict[str, dict[int, list[Acknowledgement]]]:
+        """The recorded acknowledgements of these runs' bordereaux (None: every run),
+        {run: {IdBord: [its status, then (``history``) those it replaced, latest first]}}.
+        A bordereau with none recorded is absent: not acknowledged."""
+        query = (sa.select(acquit_bordereaux, acquits.c.name, acquits.c.sha256,
+                           acquits.c.issued_on, acquits.c.recorded_at)
+                 .join(acquits, acquits.c.id == acquit_bordereaux.c.acquit_id)
+                 .order_by(acquit_bordereaux.c.run_id, acquit_bordereaux.c.id_bord,
+                           acquit_bordereaux.c.superseded_at.is_not(None),
+                           acquit_bordereaux.c.id.desc()))
+        if not history:
+            query = query.where(acquit_bordereaux.c.superseded_at.is_(None))
+        out: dict[str, dict[int, list[Acknowledgement]]] = {}
+        ids = None if run_ids is None else sorted(run_ids)
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for start in range(0, 1 if ids is None else len(ids), 500):
+                chunk = query if ids is None else query.where(
+                    acquit_bordereaux.c.run_id.in_(ids[start:start + 500]))
+                for r in c.execute(chunk):
+                    out.setdefault(r.run_id, {}).setdefault(r.id_bord, []).append(
+                        _acknowledgement(r))
+        return out
+
+    def record_acknowledgements(self, acquit: dict[str, Any], items: list[dict[str, Any]],
+                                replace: bool = False) -> AckRecording:
+        """Record an acknowledgement file (``acquit``: sha256, name, id_coll, cod_bud,
+        nom_fic, issued_on) and its ``items`` (run_id, id_bord, line, domain, accepted,
+        errors: a list of {piece, line, code, label}), in one transaction.
+
+        A file whose sha256 is recorded already records nothing (``already``). A
+        bordereau whose status already says the same (accepted or not, the same errors)
+        is not recorded again. One whose status says otherwise (rejected, then accepted
+        after a fix on the trésorerie's side; two files contradicting) refuses the whole
+        file (StateError, nothing recorded) unless ``replace``: then the new one is its
+        status, the one it replaces stays as history (``superseded_at``)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                # two recordings of one file, or of one bordereau, in turn
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657348)")
+            known = conn.execute(sa.select(acquits.c.name, acquits.c.recorded_at).where(
+                acquits.c.sha256 == acquit["sha256"])).first()
+            if known is not None:
+                return AckRecording(None, (known.name, known.recorded_at), ())
+            status = self.acknowledgements({i["run_id"] for i in items}, conn=conn)
+            outcomes: list[tuple[str, Acknowledgement | None]] = []
+            conflicts = []
+            for item in items:
+                errors = _errors_json(item["errors"])
+                before = status.get(item["run_id"], {}).get(item["id_bord"], [None])[0]
+                if before is None:
+                    outcomes.append(("recorded", None))
+                elif before.same_answer(item["accepted"], errors):
+                    outcomes.append(("same", before))
+                else:
+                    outcomes.append(("replaced", before))
+                    conflicts.append((item, before))
+            if conflicts and not replace:
+                raise StateError(
+                    f"{acquit['name']} says otherwise than {len(conflicts)} acknowledgement(s) "
+                    "recorded before; nothing recorded. If the trésorerie's later answer "
+                    "replaces the one recorded (a bordereau it took after a fix on its side), "
+                    "record it with --replace: the one it replaces stays in `pesgen runs "
+                    "show`'s history", [Problem(
+                        "acquit.contradicts",
+                        f"IdBord {item['id_bord']} of run {item['run_id']}: this file says "
+                        f"{'accepted' if item['accepted'] else 'rejected'}"
+                        f"{_count(item['errors'])}; recorded: {before.outcome} (from "
+                        f"{before.file}, line {before.line}, recorded {before.recorded_at})",
+                        record=f"{acquit['name']}:{item['line']}")
+                        for item, before in conflicts])
+            new = [(item, done) for item, (done, _) in zip(items, outcomes, strict=True)
+                   if done != "same"]
+            if not new:
+                return AckRecording(None, None, tuple(outcomes))
+            try:
+                acquit_id = conn.execute(acquits.insert().values(
+                    **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
+                                              "nom_fic", "issued_on")},
+                    recorded_at=now)).inserted_primary_key[0]
+                for item, done in new:
+                    if done == "replaced":
+                        conn.execute(acquit_bordereaux.update().where(
+                            acquit_bordereaux.c.run_id == item["run_id"],
+                            acquit_bordereaux.c.id_bord == item["id_bord"],
+                            acquit_bordereaux.c.superseded_at.is_(None)).values(
+                                superseded_at=now))
+                    conn.execute(acquit_bordereaux.insert().values(
+                        acquit_id=acquit_id, run_id=item["run_id"], id_bord=item["id_bord"],
+                        line=item["line"], domain=item["domain"], accepted=item["accepted"],
+                        errors=_errors_json(item["errors"]),
+                        error_count=len(item["errors"])))
+            except sa.exc.IntegrityError as exc:
+                conn.rollback()
+                raise StateError(f"{shown_url(self.url)}: the store refused to record "
+                                 f"{acquit['name']}: {exc.orig}; nothing recorded") from None
+        return AckRecording(now, None, tuple(outcomes))
+
     def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
         """IdPce -> the invoice number as written, for a bordereau of a run."""
         with self.engine.connect() as conn:
@@ -1184,6 +1351,57 @@ class Cancellation:
         return self.invoices - len({inv for invs in self.held.values() for inv in invs})
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The trésorerie's acknowledgement of one bordereau, as recorded (migration 9):
+    accepted or rejected, the acquit's date (DteStr; None: the file gave none), its
+    errors, the file it came from, when it was recorded and, for one a later
+    acknowledgement replaced, when (None: the bordereau's Hélios status)."""
+
+    run_id: str
+    id_bord: int
+    accepted: bool
+    issued_on: str | None
+    error_count: int
+    errors: tuple[dict[str, Any], ...]
+    file: str
+    sha256: str
+    line: int
+    recorded_at: str
+    superseded_at: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``accepted on 2026-11-24``, ``rejected on 2026-11-24 with 3 error(s)``."""
+        said = "accepted" if self.accepted else "rejected"
+        when = (f" on {self.issued_on}" if self.issued_on else
+                f" (the acquit gives no date; recorded {self.recorded_at[:10]})")
+        errors = f" with {self.error_count} error(s)" if self.error_count else ""
+        return f"{said}{when}{errors}"
+
+    def same_answer(self, accepted: bool, errors: str) -> bool:
+        """Whether an acknowledgement saying ``accepted`` with ``errors`` (the JSON the
+        store records) says what this one says."""
+        return self.accepted == accepted and _errors_json(list(self.errors)) == errors
+
+
+def _errors_json(errors: list[dict[str, Any]]) -> str:
+    return json.dumps(errors, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class AckRecording:
+    """What ``record_acknowledgements`` did: the file's row (``recorded_at`` None:
+    nothing recorded), the earlier recording of the same file (``already``: its
+    name and when, nothing recorded then), and per bordereau given (in their order) what
+    became of it: ``recorded``, ``same`` (the bordereau's status says the same
+    already: not recorded again) or ``replaced``, with the status it had before."""
+
+    recorded_at: str | None
+    already: tuple[str, str] | None
+    outcomes: tuple[tuple[str, Acknowledgement | None], ...]
+
+
 _METHODS = {"P": "card", "V": "direct debit"}
 
 
@@ -1247,13 +1465,25 @@ def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem],
             detail=json.dumps({"run": run_id, "reason": reason}, sort_keys=True)))
 
 
+def _count(errors: list[Any]) -> str:
+    return f" with {len(errors)} error(s)" if errors else ""
+
+
+def _acknowledgement(r: Any) -> Acknowledgement:
+    return Acknowledgement(
+        run_id=r.run_id, id_bord=r.id_bord, accepted=bool(r.accepted), issued_on=r.issued_on,
+        error_count=r.error_count, errors=tuple(json.loads(r.errors)), file=r.name,
+        sha256=r.sha256, line=r.line, recorded_at=r.recorded_at,
+        superseded_at=r.superseded_at)
+
+
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
     return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
                      exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
                      titles=r.titles, total=r.total, mapping_path=r.mapping_path,
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
                      pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
-                     cancelled_bordereaux=tuple(cancelled))
+                     cancelled_bordereaux=tuple(cancelled), typ_bord=r.typ_bord)
 
 
 def new_run_id() -> str:

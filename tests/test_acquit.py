@@ -207,8 +207,10 @@ def store(tmp_path) -> Path:
 
 
 def _run_id(db: Path) -> str:
-    """The id of the store's one run (`runs list` starts its line with it)."""
-    (line,) = run_cli("runs", "list", "--db", db).stdout.splitlines()
+    """The id of the store's one run (`runs list` starts its line with it; its Hélios
+    status follows, indented)."""
+    (line,) = [ln for ln in run_cli("runs", "list", "--db", db).stdout.splitlines()
+               if not ln.startswith(" ")]
     return line.split()[0]
 
 

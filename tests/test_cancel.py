@@ -205,7 +205,8 @@ def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, 
     store = Store(db_url)
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1)) == list(range(1, 9))
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    assert 8 in versions
     [listed] = store.list_runs()
     assert (listed.status, listed.cancelled_bordereaux) == ("committed", ())
     store.cancel(run.run_id, "rejected", [3])

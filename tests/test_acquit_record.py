@@ -1,0 +1,396 @@
+"""`pesgen acquit --record`: the trésorerie's acknowledgement recorded in the state store
+(migration 9), once, in one transaction, and shown by `runs list` and `runs show`; on
+SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL, see test_store)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.acquit import Recording, read_acquit, record, tie
+from pesgen.errors import ExitCode
+from pesgen.runs import export_recorded
+from pesgen.store import Store, copy_store
+
+from .conftest import EXAMPLES, MAPPINGS, record_as_older, run_cli, state_database
+from .test_acquit import ACKS, _head, _write
+from .test_cancel import split_mapping
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+def _element(bordereau: int, accepted: bool, error: str | None = None, domain: str = "7"
+             ) -> str:
+    said = "" if error is None else (f'      <Erreur>\n        <NumAnoAck V="{error}"/>\n'
+                                     f'        <LibelleAnoAck V="{error.lower()}"/>\n'
+                                     "      </Erreur>\n")
+    return (f'    <ElementACQUIT>\n      <DomaineAck V="{domain}"/>\n      <EtatAck '
+            f'V="{int(accepted)}"/>\n      <NumBord V="{bordereau}"/>\n      <ExerciceBord '
+            f'V="2026"/>\n{said}    </ElementACQUIT>\n')
+
+
+def _ack(tmp_path: Path, name: str, *elements: str, day: str | None = "2026-11-24") -> Path:
+    """An acknowledgement of IdColl 21450999400015 budget 00 holding ``elements``, dated
+    ``day`` (None: no DteStr)."""
+    text = _head("".join(elements))
+    assert '<DteStr V="2026-11-24"/>' in text
+    text = text.replace('    <DteStr V="2026-11-24"/>\n',
+                        "" if day is None else f'    <DteStr V="{day}"/>\n')
+    return _write(tmp_path, text, name)
+
+
+def _rows(db_url: str) -> tuple[int, int]:
+    """How many acknowledgement files and bordereau rows the store holds."""
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return tuple(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
+                         for t in ("acquits", "acquit_bordereaux"))
+    finally:
+        engine.dispose()
+
+
+def _helios(db_url: str) -> list[str]:
+    return [ln for ln in run_cli("runs", "list", "--db", db_url).stdout.splitlines()
+            if ln.startswith("  Hélios: ")]
+
+
+def _shown(db_url: str, run_id: str) -> list[str]:
+    lines = run_cli("runs", "show", run_id[:8], "--db", db_url).stdout.splitlines()
+    return [ln for ln in lines if ln.startswith(("  Hélios ", "                "))
+            or ln.lstrip().startswith("before: ")]
+
+
+# ------------------------------------------------------------------ migration 9
+
+def test_a_schema_8_store_with_runs_is_migrated_and_records_acknowledgements(
+        db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 8 opens with the current code (migration 9): its
+    runs stay, none of their bordereaux has an acknowledgement recorded, and one can be."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:8])
+        old = Store(db_url)
+    assert "acquits" not in sa.inspect(old.engine).get_table_names()
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    run = export_recorded(donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
+    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
+    assert 9 in versions
+    tables = set(sa.inspect(store.engine).get_table_names())
+    assert {"acquits", "acquit_bordereaux"} <= tables
+    assert _helios(db_url) == ["  Hélios: IdBord 1-3 no acknowledgement recorded"]
+    path = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"))
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert _helios(db_url) == ["  Hélios: IdBord 1 accepted on 2026-11-24; IdBord 2 rejected "
+                               "on 2026-11-24 with 1 error(s); IdBord 3 no acknowledgement "
+                               "recorded"]
+    assert store.acknowledgements()[run.run_id][2][0].errors == (
+        {"piece": None, "line": None, "code": "ERREUR_AUTRE", "label": "erreur_autre"},)
+
+
+def test_migration_9_creates_the_tables_as_frozen(db_url, tmp_path):
+    """The index that keeps one status per bordereau is in the database, not only in
+    pesgen's code: a second status for a bordereau is refused by it."""
+    store = Store(db_url)
+    indexes = {i["name"]: i for i in sa.inspect(store.engine).get_indexes("acquit_bordereaux")}
+    assert indexes["uq_acquit_bordereau_status"]["unique"]
+    import pesgen.store as st
+
+    run = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(st.acquits.insert().values(id=1, sha256="0" * 64, name="a.xml",
+                                                id_coll="21450999400015", cod_bud="00",
+                                                recorded_at="2026-12-01T00:00:00Z"))
+        for _ in range(2):
+            conn.execute(st.acquit_bordereaux.insert().values(
+                acquit_id=1, run_id=run.run_id, id_bord=1, line=31, domain="7",
+                accepted=True, errors="[]", error_count=0))
+
+
+# ------------------------------------------------------------------ recording
+
+@pytest.fixture
+def one_run(db_url, tmp_path) -> tuple[str, str]:
+    """A store at ``db_url`` holding the example's run (IdBord 1 of 2026): (url, run)."""
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    return db_url, run.run_id
+
+
+def test_a_rejection_is_recorded_and_shown_by_runs_list_and_show(one_run):
+    db_url, run_id = one_run
+    assert _helios(db_url) == ["  Hélios: IdBord 1 no acknowledgement recorded"]
+    # the dry reading records nothing
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url).exit_code == 9
+    assert _rows(db_url) == (0, 0)
+
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED == 9, r.output  # recorded, still rejected
+    digest = hashlib.sha256((ACKS / "rejected.xml").read_bytes()).hexdigest()
+    lines = r.stdout.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("rejected.xml (sha256 ")))
+    assert lines[at].startswith(f"rejected.xml (sha256 {digest[:16]}…) recorded on ")
+    assert lines[at].endswith(": 1 bordereau(x)")
+    assert lines[at + 1:] == [
+        f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: rejected on "
+        "2026-11-24 with 3 error(s)",
+        "  not recorded: IdBord 42 exercise 2026 (line 55): no run of this store holds it"]
+    assert _rows(db_url) == (1, 1)
+
+    assert _helios(db_url) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
+    shown = _shown(db_url, run_id)
+    assert shown[0].startswith(f"  Hélios      IdBord 1 rejected on 2026-11-24 with 3 error(s)"
+                               f"  (rejected.xml line 31, sha256 {digest[:16]}…, recorded ")
+    assert shown[1:] == [
+        "                error ERREUR_CUMUL_MONTANTS: Le montant du bordereau ne correspond "
+        "pas à la somme des pièces",
+        "                IdPce 3 error ERREUR_CODIFICATION: Civilité inconnue",
+        "                IdPce 3 IdLigne 2 error ERREUR_AUTRE: Fonction absente de la "
+        "nomenclature"]
+    [[ack]] = Store(db_url).acknowledgements()[run_id].values()
+    assert (ack.file, ack.sha256, ack.issued_on, ack.accepted, ack.error_count) == (
+        "rejected.xml", digest, "2026-11-24", False, 3)
+
+
+def test_the_same_file_again_records_nothing_and_says_so(one_run, tmp_path):
+    db_url, _ = one_run
+    first = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
+    assert first.exit_code == 0, first.output
+    recorded_at = first.stdout.split(" recorded on ", 1)[1].split()[0]
+    again = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
+    assert again.exit_code == 0, again.output
+    digest = hashlib.sha256((ACKS / "accepted.xml").read_bytes()).hexdigest()
+    assert again.stdout.splitlines()[-1] == (
+        f"accepted.xml (sha256 {digest[:16]}…) was recorded already on {recorded_at}: "
+        "nothing recorded")
+    # the same bytes under another name are the same file
+    copy = _write(tmp_path, (ACKS / "accepted.xml").read_text(encoding="iso-8859-1"),
+                  "PES_ACQUIT_copy.xml")
+    renamed = run_cli("acquit", copy, "--db", db_url, "--record")
+    assert renamed.exit_code == 0
+    assert "was recorded already as accepted.xml on" in renamed.stdout
+    assert _rows(db_url) == (1, 1)
+    # a rejection recorded twice still exits 9: the exit code says what the file says
+    run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record", "--replace")
+    twice = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record")
+    assert twice.exit_code == ExitCode.REJECTED
+    assert "was recorded already on" in twice.stdout
+    assert _rows(db_url) == (2, 2)
+
+
+def test_another_file_saying_the_same_is_not_recorded_again(one_run, tmp_path):
+    """Another file (another sha256: downloaded again, dated otherwise) that says of a
+    bordereau what its status says already records nothing of it."""
+    db_url, run_id = one_run
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
+    later = _ack(tmp_path, "later.xml", _element(1, True), day="2026-11-30")
+    r = run_cli("acquit", later, "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-2:] == [
+        f"later.xml (sha256 {hashlib.sha256(later.read_bytes()).hexdigest()[:16]}…): nothing "
+        "recorded: the store says the same of its bordereaux already",
+        f"  already recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
+        "2026-11-24, from accepted.xml (recorded "
+        f"{Store(db_url).acknowledgements()[run_id][1][0].recorded_at}): not recorded again"]
+    assert _rows(db_url) == (1, 1)
+
+
+def test_a_contradicting_answer_is_refused_unless_replace_which_keeps_the_history(
+        one_run):
+    db_url, run_id = one_run
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    refused = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert refused.stdout == ""
+    assert "error: accepted.xml says otherwise than 1 acknowledgement(s) recorded before; " \
+           "nothing recorded" in refused.stderr
+    assert "--replace" in refused.stderr
+    assert (f"  - accepted.xml:31: IdBord 1 of run {run_id}: this file says accepted; "
+            "recorded: rejected on 2026-11-24 with 3 error(s) (from rejected.xml, line 31, "
+            "recorded ") in refused.stderr
+    assert "(rule acquit.contradicts)" in refused.stderr
+    assert _rows(db_url) == (1, 1)
+    assert _helios(db_url) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
+
+    done = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record", "--replace")
+    assert done.exit_code == 0, done.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
+            "2026-11-24, replacing rejected on 2026-11-24 with 3 error(s) (from rejected.xml, "
+            "recorded ") in done.stdout
+    assert _rows(db_url) == (2, 2)
+    assert _helios(db_url) == ["  Hélios: IdBord 1 accepted on 2026-11-24"]
+    shown = _shown(db_url, run_id)
+    assert shown[0].startswith("  Hélios      IdBord 1 accepted on 2026-11-24  (accepted.xml "
+                               "line 31, ")
+    assert shown[1].startswith("              before: rejected on 2026-11-24 with 3 error(s)  "
+                               "(rejected.xml line 31, ")
+    assert len(shown) == 2
+
+
+def test_replace_goes_with_record(one_run):
+    db_url, _ = one_run
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--replace")
+    assert r.exit_code == ExitCode.USAGE
+    assert "--replace goes with --record" in r.output
+    assert _rows(db_url) == (0, 0)
+
+
+def test_one_contradiction_records_nothing_of_the_file(db_url, tmp_path):
+    """One transaction for the file: a bordereau it would record alongside one it
+    contradicts is not recorded either."""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN)
+    first = _ack(tmp_path, "first.xml", _element(2, True))
+    assert run_cli("acquit", first, "--db", db_url, "--record").exit_code == 0
+    second = _ack(tmp_path, "second.xml", _element(1, True), _element(2, False, "ERREUR_PJ"),
+                  _element(3, True))
+    r = run_cli("acquit", second, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"second.xml:37: IdBord 2 of run {run.run_id}: this file says rejected with 1 " \
+           "error(s); recorded: accepted on 2026-11-24" in r.stderr
+    assert _rows(db_url) == (1, 1)
+    # bordereaux of one status together, in the order of their numbers
+    assert _helios(db_url) == ["  Hélios: IdBord 1, 3 no acknowledgement recorded; IdBord 2 "
+                               "accepted on 2026-11-24"]
+
+
+def test_a_bordereau_of_a_cancelled_run_is_recorded_and_said_cancelled(one_run):
+    db_url, run_id = one_run
+    assert run_cli("runs", "cancel", run_id, "--reason", "rejected by phone", "--db",
+                   db_url).exit_code == 0
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert "accepted, but cancelled in pesgen" in r.stdout
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
+            "2026-11-24; this bordereau is cancelled in pesgen (") in r.stdout
+    listed = run_cli("runs", "list", "--db", db_url).stdout.splitlines()
+    assert " cancelled " in listed[0]
+    assert listed[1] == "  Hélios: IdBord 1 accepted on 2026-11-24"
+
+
+def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
+    """A finance package's run (it sends its own PES) is no bordereau of the acquit: nothing
+    is tied, nothing recorded, and its runs have no Hélios line."""
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
+                   "--create-store")
+    assert made.exit_code == 0, made.output
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record")
+    assert r.exit_code == 0, r.output
+    digest = hashlib.sha256((ACKS / "accepted.xml").read_bytes()).hexdigest()
+    assert r.stdout.splitlines()[-2:] == [
+        f"accepted.xml (sha256 {digest[:16]}…): nothing recorded: no bordereau of it is one "
+        "of this store's runs",
+        "  not recorded: IdBord 1 exercise 2026 (line 31): no run of this store holds it"]
+    assert _rows(f"sqlite:///{db}") == (0, 0)
+    assert _helios(f"sqlite:///{db}") == []
+
+
+def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):
+    db_url, _ = one_run
+    r = run_cli("acquit", ACKS / "file-rejected.xml", "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert ("  not recorded: file (line 31): the whole file: the acquit names none of its "
+            "bordereaux") in r.stdout
+    assert _rows(db_url) == (0, 0)
+
+
+def test_a_bordereau_answered_twice_by_the_file_is_refused(one_run, tmp_path):
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "twice.xml", _element(1, True), _element(1, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert (f"twice.xml:37: IdBord 1 exercise 2026 (run {run_id}) is answered at lines 31, "
+            "37 (rule acquit.bordereau-twice)") in r.stderr
+    assert _rows(db_url) == (0, 0)
+    # the dry reading still reads it
+    assert run_cli("acquit", path, "--db", db_url).exit_code == 0
+
+
+def test_the_date_is_the_acquit_s_dtestr(one_run, tmp_path):
+    db_url, run_id = one_run
+    undated = _ack(tmp_path, "undated.xml", _element(1, True), day=None)
+    r = run_cli("acquit", undated, "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert f"of run {run_id}: accepted (the acquit gives no date)" in r.stdout
+    [helios] = _helios(db_url)
+    assert helios.startswith("  Hélios: IdBord 1 accepted (the acquit gives no date; "
+                             "recorded 20")
+    # with a time zone (xs:date allows one): the day
+    zoned = _ack(tmp_path, "zoned.xml", _element(1, True), day="2026-11-25+01:00")
+    data = json.loads(run_cli("acquit", zoned, "--db", db_url, "--json").stdout)
+    assert data["issued_on"] == "2026-11-25"
+    bad = _ack(tmp_path, "bad.xml", _element(1, True), day="24/11/2026")
+    refused = run_cli("acquit", bad, "--db", db_url, "--record")
+    assert refused.exit_code == ExitCode.INPUT
+    assert "bad.xml:20 /n:PES_ACQUIT/EnTetePES/DteStr: DteStr is '24/11/2026', not a date " \
+           "(YYYY-MM-DD) (rule acquit.structure)" in refused.stderr
+
+
+def test_json_says_what_was_recorded(one_run):
+    db_url, run_id = one_run
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record", "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    data = json.loads(r.stdout)
+    assert data["sha256"] == hashlib.sha256((ACKS / "rejected.xml").read_bytes()).hexdigest()
+    assert data["issued_on"] == "2026-11-24"
+    recording = data["recording"]
+    assert recording["recorded_at"] and recording["already_recorded"] is None
+    assert [(e["bordereau"], e["run"], e["outcome"], e["why"]) for e in recording["elements"]] \
+        == [(1, run_id, "recorded", None),
+            (42, None, "not recorded", "no run of this store holds it")]
+    again = json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record",
+                               "--json").stdout)["recording"]
+    assert (again["recorded_at"], again["already_recorded"]["file"], again["elements"]) == (
+        None, "rejected.xml", [])
+    assert "recording" not in json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db",
+                                                 db_url, "--json").stdout)
+
+
+def test_two_recordings_of_one_file_at_once_record_it_once(one_run):
+    db_url, _ = one_run
+
+    def recording(_: int) -> Recording:
+        store = Store(db_url)
+        try:
+            return record(tie(read_acquit(ACKS / "accepted.xml"), store), store)
+        finally:
+            store.engine.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(recording, range(4)))
+    assert sorted(r.already is None for r in results) == [False, False, False, True]
+    assert _rows(db_url) == (1, 1)
+
+
+def test_store_copy_copies_the_acknowledgements(one_run, tmp_path):
+    db_url, run_id = one_run
+    run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record")
+    with state_database("sqlite", tmp_path / "copy") as target:
+        (tmp_path / "copy").mkdir()
+        counts = copy_store(db_url, target)
+        assert (counts["acquits"], counts["acquit_bordereaux"]) == (1, 1)
+        assert _helios(target) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
+        again = run_cli("acquit", ACKS / "rejected.xml", "--db", target, "--record")
+        assert "was recorded already on" in again.stdout
