@@ -197,6 +197,10 @@ def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_
     where = f"{mapping}:{_line(mapping, 'email: payer_mail')}: bindings.payer.email"
     assert f"[mapping {where}] (rule input.column)" in r.stderr, r.stderr
     assert "did you mean 'payer_email'?" in r.stderr
+    # the input named as the run recorded it, not as the rebuild's temporary copy
+    assert "not in the header of school-export.csv" in r.stderr, r.stderr
+    assert "  - school-export.csv:1: " in r.stderr, r.stderr
+    assert "pesgen-regen-" not in r.stderr
 
     again = _export(mapping, tmp_path / "again", EXAMPLES / "school-export.csv")
     assert again.exit_code == ExitCode.INPUT, again.output  # the input's, as group_by's
@@ -251,6 +255,85 @@ def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(t
     assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
             in r.stderr), r.stderr
     assert not regen.exists()
+
+
+# ------------------------------------- what a rebuild's messages name: the run's records
+
+
+def _recorded_otherwise(run_id: str, **changed) -> None:
+    """The run as if it had recorded ``changed`` (input bytes, or the bundle's files:
+    {relative path: text}) instead."""
+    import json
+
+    from pesgen.store import pack, unpack
+
+    with Store().engine.begin() as conn:
+        values = {}
+        if "input_blob" in changed:
+            values["input_blob"] = pack(changed["input_blob"])
+        if "bundle" in changed:
+            bundle = json.loads(unpack(conn.execute(sa.select(runs.c.format_bundle).where(
+                runs.c.id == run_id)).scalar_one()))
+            bundle.update(changed["bundle"])
+            values["format_bundle"] = pack(json.dumps(bundle).encode("utf-8"))
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+
+
+@pytest.mark.parametrize("temporary", ["elsewhere", "under the working folder"])
+def test_a_rebuild_refused_by_its_input_names_the_input_the_run_recorded(
+        tmp_path, monkeypatch, temporary):
+    """The rebuild reads a copy of the recorded input in a temporary folder, gone when
+    the command ends: its problems name the input by the name the run recorded, and
+    the message the run, never that copy (shown relative to the working folder when it
+    is under it)."""
+    import tempfile
+
+    from .conftest import example_with_two_input_errors
+
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    bad = example_with_two_input_errors(tmp_path)
+    _recorded_otherwise(run_id, input_blob=bad.read_bytes())
+    if temporary == "under the working folder":
+        (tmp_path / "tmp").mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+        monkeypatch.chdir(tmp_path)
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "pesgen-regen-" not in r.output, r.output
+    assert r.stderr.startswith(f"error: run {run_id}, rebuilt from what it recorded (input "
+                               "school-export.json, format pes-ormc): 2 problem(s) in the "
+                               "input"), r.stderr
+    assert "  - school-export.json:$.invoices[0] invoice FA-2026-00101: IBAN is invalid" \
+        in r.stderr, r.stderr
+    assert "(rule sepa.iban)" in r.stderr and "(rule codes.activity)" in r.stderr
+    assert not (tmp_path / "regen").exists()
+
+
+def test_a_rebuild_refused_by_its_format_bundle_names_the_bundle_the_run_recorded(tmp_path):
+    """A recorded bundle's format.yaml today's pesgen refuses: named as the format's file
+    (pes-ormc/format.yaml:line, as a template's error names its template), never as the
+    rebuild's temporary copy of it."""
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    text = (MAPPINGS.parent / "templates" / "pes-ormc" / "format.yaml").read_text(
+        encoding="utf-8")
+    _recorded_otherwise(run_id, bundle={"format.yaml": text + "retired_key: 1\n"})
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert "pesgen-regen-" not in r.output, r.output
+    line = len(text.splitlines()) + 1
+    assert r.stderr.startswith(f"error: run {run_id}, rebuilt from what it recorded (input "
+                               "school-export.json, format pes-ormc): pes-ormc/format.yaml: "
+                               "invalid format bundle"), r.stderr
+    assert f"[format pes-ormc/format.yaml:{line}: retired_key] (rule format.schema)" \
+        in r.stderr, r.stderr
 
 
 # ------------------------------------------- rendered as pesgen did before 2026-12-01
