@@ -30,6 +30,7 @@ from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
 from .errors import (
+    InputDataError,
     MappingError,
     PesgenError,
     Problem,
@@ -709,16 +710,21 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
     try:
         # as this pesgen renders; else as it rendered before 2026-12-01 (the word None
-        # written, code-table civilities through the text policies), which a run
-        # recorded then needs: the recorded sha256 decides, not a version number
+        # written, and zero-filled by zfill as '0None', by a template or an expression;
+        # code-table civilities through the text policies), which a run recorded then
+        # needs: the recorded sha256 decides, not a version number. An expression's
+        # zfill of None is refused as the input's problem (mapping.expr), a template's
+        # as the template's
         try:
             temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                    recorded_refs, waived, legacy=False)
-        except (_Differ, TemplateError) as exc:
+        except (_Differ, TemplateError, InputDataError) as exc:
+            before = load_recorded_mapping(run["mapping_text"], run["mapping_path"],
+                                           as_before=True)
             try:
-                temps = _rebuild_files(run, mapping, fmt, staging, input_path,
+                temps = _rebuild_files(run, before, fmt, staging, input_path,
                                        recorded_refs, waived, legacy=True)
-            except (_Differ, TemplateError):
+            except (_Differ, TemplateError, InputDataError):
                 raise exc from None
         placed = []
         for temp, final in temps:

@@ -406,3 +406,69 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
                    tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
     assert refused.exit_code == ExitCode.TEMPLATE, refused.output
     assert "writes None" in refused.output
+
+
+def _zfill_before_2026_12_01(value, width):
+    """pesgen's zfill filter as it was before it refused None (git show
+    a9586fb^:pesgen/filters.py): the word None zero-filled."""
+    text = str(value)
+    if len(text) > width:
+        raise ValueError(f"{text!r} is longer than {width}")
+    return text.zfill(width)
+
+
+def test_a_run_whose_template_zero_filled_none_then_is_rebuilt(tmp_path, monkeypatch):
+    """A bundle whose template zero-filled an unset value, which zfill wrote '0None'
+    before it refused None: its recorded run is rebuilt byte for byte, as that pesgen
+    wrote it; an export with it is refused."""
+    import shutil
+
+    import pesgen.filters as filters_mod
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(MAPPINGS.parent / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('<Cle2 V="{{ t.cle2 }}"/>') == 1
+    template.write_text(text.replace('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ t.cle2 }}"/>'
+                                     '<!-- {{ t.joint_debtor | zfill(5) }} -->'),
+                        encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:  # the pesgen that recorded the run
+        m.setitem(filters_mod.FILTERS, "zfill", _zfill_before_2026_12_01)
+        first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", RUN_DATE, "--formats-dir", fmts)
+    assert first.exit_code == 0, first.output
+    assert b"<!-- 0None -->" in next(out.glob("*.xml")).read_bytes()
+    r = _rebuilt(tmp_path, _run_id(first.stdout), out)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    refused = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
+    assert refused.exit_code == ExitCode.TEMPLATE, refused.output
+    assert "zfill of None" in refused.output
+
+
+def test_a_run_whose_mapping_expression_zero_filled_none_then_is_rebuilt(tmp_path,
+                                                                        monkeypatch):
+    """The same in a mapping's expression (a table's .get that finds nothing, zero-filled):
+    '0None' in the title's object then; refused today as the input's problem
+    (mapping.expr), and rebuilt as that pesgen evaluated it."""
+    import pesgen.filters as filters_mod
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (
+        "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}",
+        "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number ~ ' ' ~ "
+        "({'EXT': '7'}.get(invoice.payment.method) | zfill(5))\"}"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:  # the pesgen that recorded the run
+        m.setitem(filters_mod.FILTERS, "zfill", _zfill_before_2026_12_01)
+        first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    # (upper-cased by the mapping's case policy)
+    assert b"CONSERVATOIRE FACTURE FA-2026-00101 0NONE" in next(out.glob("*.xml")).read_bytes()
+    r = _rebuilt(tmp_path, _run_id(first.stdout), out)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    refused = _export(mapping, tmp_path / "again")
+    assert refused.exit_code == ExitCode.INPUT, refused.output
+    assert "zfill of None" in refused.output and "(rule mapping.expr)" in refused.output
