@@ -40,7 +40,7 @@ from jinja2.utils import generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
-from .filters import FILTERS
+from .filters import FILTERS, zfill_as_before
 from .memo import remember
 from .resources import inside
 
@@ -592,7 +592,8 @@ def refusal(folder: Path, template: str) -> str | None:
 
 def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
-    ``None`` output was refused."""
+    ``None`` output was refused: the word None written, and zero-filled by ``zfill`` as
+    it was then (``'0None'``)."""
     env = _Sandbox(
         loader=_ConfinedLoader(folder),
         undefined=jinja2.StrictUndefined,
@@ -605,6 +606,8 @@ def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEn
     )
     env.writes_none = writes_none
     env.filters.update(FILTERS)
+    if writes_none:
+        env.filters["zfill"] = zfill_as_before
     return env
 
 
@@ -631,9 +634,13 @@ class _RecordSandbox(_Bounded):
         return super().getitem(obj, argument)
 
 
-def expression_environment() -> SandboxedEnvironment:
+def expression_environment(as_before: bool = False) -> SandboxedEnvironment:
+    """For a mapping's expressions; ``as_before`` only to rebuild a run recorded before
+    ``zfill`` refused None (2026-12-01): it zero-fills the word, as it did then."""
     env = _RecordSandbox(undefined=_NoneUndefined, autoescape=False)
     env.filters.update(FILTERS)
+    if as_before:
+        env.filters["zfill"] = zfill_as_before
     return env
 
 

@@ -148,7 +148,7 @@ def export(
     and print a summary (with --dry-run: check it all, write nothing)."""
     from .runs import export_recorded
 
-    _held.clear()
+    interrupts = _Interrupts()
     try:
         try:
             official_xsd = _official(official_xsd)
@@ -164,7 +164,7 @@ def export(
             store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
             result = export_recorded(store, mapping, input, out, fixed, official_xsd,
                                      formats_dir, progress, dry_run=dry_run,
-                                     on_commit=_hold_interrupts)
+                                     on_commit=interrupts.hold)
             if line_open[0]:
                 _echo_err("")
         except KeyboardInterrupt:
@@ -184,7 +184,7 @@ def export(
             _fail(exc)
             return
         if quiet:
-            _held_interrupt()
+            interrupts.say_held()
             return
         from .store import shown_store
 
@@ -226,47 +226,46 @@ def export(
                 if n.policy in ("transliterate", "civility"):
                     continue
                 typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
-        _held_interrupt()
+        interrupts.say_held()
     finally:
-        _release_interrupts()
+        interrupts.release()
 
 
-# Signals an export received from its run's commit on (see _hold_interrupts)
-_held: list[int] = []
+class _Interrupts:
+    """Ctrl-C and SIGTERM during one export command: held from its run's commit on
+    (``hold``), said after its summary (``say_held``), the handlers put back as the
+    command ends (``release``). Owned by the command's invocation: nothing of one
+    export is left for the next."""
 
+    def __init__(self) -> None:
+        self.received: list[int] = []  # the signals held
+        self._replaced: dict[int, Any] = {}  # the handlers ``hold`` replaced
 
-# The handlers _hold_interrupts replaced, put back when the export command ends
-_replaced: dict[int, Any] = {}
+    def hold(self) -> None:
+        """Called right before the run is committed (the commit is the last step that
+        can undo it): from then on the run stands, so Ctrl-C and SIGTERM no longer stop
+        the command, not even between the commit and the files being put in place. The
+        files are put in place and the summary printed whole, and the command ends 0, as
+        the run did (an exit of 130, or a summary cut short, would say the export
+        failed). Only in the main thread, where Python runs signal handlers (an export
+        run from another thread has none to hold)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._replaced.setdefault(sig, signal.signal(sig, self._held))
 
+    def _held(self, signum: int, _frame: object) -> None:
+        self.received.append(signum)
 
-def _hold_interrupts() -> None:
-    """Called right before the run is committed (the commit is the last step that can
-    undo it): from then on the run stands, so Ctrl-C and SIGTERM no longer stop the
-    command, not even between the commit and the files being put in place. The files
-    are put in place and the summary printed whole, and the command ends 0, as the run did (an
-    exit of 130, or a summary cut short, would say the export failed). Only in the main
-    thread, where Python runs signal handlers (an export run from another thread has
-    none to hold); the export command puts the handlers back as it ends."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    def release(self) -> None:
+        while self._replaced:
+            sig, handler = self._replaced.popitem()
+            signal.signal(sig, handler)
 
-    def hold(signum: int, _frame: object) -> None:
-        _held.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        _replaced.setdefault(sig, signal.signal(sig, hold))
-
-
-def _release_interrupts() -> None:
-    while _replaced:
-        sig, handler = _replaced.popitem()
-        signal.signal(sig, handler)
-
-
-def _held_interrupt() -> None:
-    if _held:
-        _echo_err("interrupt received once the run was recorded: the run stands, its files "
-                  "are in place (the summary above is whole)")
+    def say_held(self) -> None:
+        if self.received:
+            _echo_err("interrupt received once the run was recorded: the run stands, its "
+                      "files are in place (the summary above is whole)")
 
 
 # What a dry run's summary says of the store it read (Store.found)

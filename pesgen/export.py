@@ -226,8 +226,8 @@ class Exporter:
                              "own; give the DGFiP package to validate it (--official-xsd "
                              "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
         # legacy: a rebuild (vouched) as pesgen rendered before 2026-12-01 (see
-        # runs._rebuilt): None written as the word, code-table civilities through the
-        # text policies
+        # runs._rebuilt_from): None written as the word, and zero-filled as '0None',
+        # code-table civilities through the text policies
         self.renderers: list[FileRenderer] = renderers(fmt, writes_none=legacy and vouched)
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:

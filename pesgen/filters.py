@@ -87,6 +87,14 @@ def zfill(value: Any, width: int) -> str:
     return text.zfill(width)
 
 
+def zfill_as_before(value: Any, width: int) -> str:
+    """``zfill`` as pesgen had it before it refused None (2026-12-01): None zero-filled as
+    the word, ``'0None'`` at width 5, ``'None'`` at 4, refused below (longer than the
+    width). Only to rebuild a run recorded then, whose sha256 holds those bytes (a
+    template environment that ``writes_none``: runs.regenerate)."""
+    return zfill("None" if value is None else value, width)
+
+
 def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     """A fixed-width field; refuses a value longer than the width (no silent cut)."""
     text = "" if value is None else str(value)

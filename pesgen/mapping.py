@@ -288,13 +288,14 @@ def load_mapping(path: Path) -> Mapping:
     return _load(path, data, problems, text, recorded=False)
 
 
-def load_recorded_mapping(text: str, shown: str) -> Mapping:
+def load_recorded_mapping(text: str, shown: str, as_before: bool = False) -> Mapping:
     """The mapping a run recorded (its text), to rebuild that run: refused only by the
     checks that decide what is rendered; those of ``RENDERS_NOTHING`` it fails are in
     its ``waived``. ``shown``: the file its problems name (the path the run recorded;
-    their lines are the recorded text's)."""
+    their lines are the recorded text's). ``as_before``: its expressions evaluated as
+    pesgen did before 2026-12-01 (``expression_environment``), for a run recorded then."""
     data, problems = load_yaml_text(text, shown)
-    return _load(Path(shown), data, problems, text, recorded=True)
+    return _load(Path(shown), data, problems, text, recorded=True, as_before=as_before)
 
 
 def _renders_nothing(problem: Problem, data: Any) -> bool:
@@ -318,7 +319,7 @@ def _refused(shown: str, problems: list[Problem], recorded: bool, data: Any,
 
 
 def _load(path: Path, data: Any, problems: list[Problem], text: str,
-          recorded: bool) -> Mapping:
+          recorded: bool, as_before: bool = False) -> Mapping:
     shown = str(path)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a mapping file is a YAML mapping (key: value)")
@@ -330,7 +331,7 @@ def _load(path: Path, data: Any, problems: list[Problem], text: str,
                         if p.mapping not in placeholders]
     waived: list[Problem] = []
     _refused(shown, problems, recorded, data, waived)
-    return _compile(path, data, text, recorded, waived)
+    return _compile(path, data, text, recorded, waived, as_before)
 
 
 def todo_problems(data: Any, shown: str) -> list[Problem]:
@@ -371,7 +372,7 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
 
 
 def _compile(path: Path, data: LineDict, text: str, recorded: bool,
-             waived: list[Problem]) -> Mapping:
+             waived: list[Problem], as_before: bool = False) -> Mapping:
     shown = str(path)
     problems: list[Problem] = []
 
@@ -426,7 +427,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 "mapping.input", f"{name} must be one character{either}, not {value!r} "
                 "(a tab is written \"\\t\" in double quotes)", mapping=where("input", name)))
 
-    env = expression_environment()
+    env = expression_environment(as_before)
     bindings: dict[str, dict[str, Binding]] = {}
     for group, fields in data["bindings"].items():
         if group == "lines":

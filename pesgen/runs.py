@@ -21,6 +21,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
 from .errors import (
+    InputDataError,
     MappingError,
+    PesgenError,
     Problem,
     RecordConflict,
     StateError,
@@ -607,62 +610,132 @@ def _rebuild_files(run: dict[str, Any], mapping: Any, fmt: Any, staging: Path,
     return temps
 
 
+class _AsRecorded:
+    """A rebuild reads the input and the format bundle a run recorded from copies in a
+    temporary folder, which is gone when the command ends and means nothing to the
+    user: its errors and warnings name them as the run recorded them instead, the input
+    by its recorded name (``school-export.json:$.invoices[3]``), a bundle's file by the
+    format's name (``pes-ormc/format.yaml:4``, as a template's error names its template),
+    and an error's message says which run they are the records of. Done once, on what
+    leaves the rebuild, so that no reader, loader or check needs to know of it."""
+
+    def __init__(self, run: dict[str, Any], base: Path) -> None:
+        self.heading = (f"run {run['id']}, rebuilt from what it recorded (input "
+                        f"{run['input_name']}, format {run['format']})")
+        self.run_id = run["id"]
+        names: dict[str, str] = {}
+        for temp, shown in ((base / "input" / run["input_name"], run["input_name"]),
+                            (base / "formats" / run["format"], run["format"])):
+            names.update((spelt, shown) for spelt in _spellings(temp))
+        # the longest first: a path relative to the working folder ends another one
+        self.names = sorted(names.items(), key=lambda item: -len(item[0]))
+
+    def text(self, text: str) -> str:
+        for temp, shown in self.names:
+            text = text.replace(temp, shown)
+        return text
+
+    def problem(self, p: Problem) -> Problem:
+        return replace(p, message=self.text(p.message),
+                       record=p.record and self.text(p.record),
+                       mapping=p.mapping and self.text(p.mapping))
+
+    def error(self, exc: PesgenError) -> None:
+        """``exc`` naming what it read as the run recorded it (changed in place, to be
+        raised again as it is: its class, its exit code)."""
+        message = self.text(str(exc))
+        if not message.startswith(f"run {self.run_id}"):
+            message = f"{self.heading}: {message}"
+        exc.args = (message, *exc.args[1:])
+        exc.problems = [self.problem(p) for p in exc.problems]
+
+
+def _spellings(path: Path) -> set[str]:
+    """The ways a message may write ``path``: as it was made, with links resolved, and
+    relative to the working folder (as the input readers show a path under it)."""
+    resolved = path.resolve()
+    spelt = {str(path), str(resolved)}
+    try:
+        spelt.add(str(resolved.relative_to(Path.cwd())))
+    except (ValueError, OSError):  # not under it, or no working folder left
+        pass
+    return spelt
+
+
 def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
              waived: list[Problem]) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
-        base = Path(tmp)
-        bundle = json.loads(unpack(run["format_bundle"]))
-        folder = base / "formats" / run["format"]
-        for rel, entry in bundle.items():
-            target_path = (folder / rel).resolve()
-            if not inside(folder, target_path):
-                raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
-            target_path.parent.mkdir(parents=True, exist_ok=True)
-            target_path.write_bytes(_bundle_bytes(entry))
-        input_path = base / "input" / run["input_name"]
-        input_path.parent.mkdir()
-        input_path.write_bytes(unpack(run["input_blob"]))
-        # named by the path the run recorded (the lines are those of its recorded text);
-        # refused only by a check that decides what is rendered
+        recorded = _AsRecorded(run, Path(tmp))
         try:
-            mapping = load_recorded_mapping(run["mapping_text"], run["mapping_path"])
-        except MappingError as exc:
-            raise _not_rebuilt(run, exc) from None
-        waived += mapping.waived
-        # what the run wrote was validated then; here the rebuilt bytes are compared
-        # with its recorded sha256, so no check added since (nor the DGFiP package a
-        # PES bundle without its own XSD used) can refuse them
-        fmt = load_format(folder, recorded=True)
-        # a run that recorded a references CSV gets it again, even for titles without
-        # NumDette (pesgen wrote one for every format before)
-        recorded_refs = any(f["id_bord"] is None for f in run["files"])
-        # rendered under the run's own names in a folder of their own inside out_dir
-        # (one file system: each is then renamed into place whole), so that a file of
-        # the run left in out_dir under its name does not stop one written under another
-        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
-        try:
-            # as this pesgen renders; else as it rendered before 2026-12-01 (the word None
-            # written, code-table civilities through the text policies), which a run
-            # recorded then needs: the recorded sha256 decides, not a version number
-            try:
-                temps = _rebuild_files(run, mapping, fmt, staging, input_path,
-                                       recorded_refs, waived, legacy=False)
-            except (_Differ, TemplateError) as exc:
-                try:
-                    temps = _rebuild_files(run, mapping, fmt, staging, input_path,
-                                           recorded_refs, waived, legacy=True)
-                except (_Differ, TemplateError):
-                    raise exc from None
-            placed = []
-            for temp, final in temps:
-                name = target(final.name)
-                if name is None:
-                    temp.unlink()
-                else:
-                    placed.append((temp, out_dir / name))
-            return commit(placed)
+            return _rebuilt_from(run, Path(tmp), out_dir, target, waived)
+        except PesgenError as exc:
+            recorded.error(exc)
+            raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            waived[:] = [recorded.problem(p) for p in waived]
+
+
+def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
+                  target: Callable[[str], str | None], waived: list[Problem]) -> list[Path]:
+    """The run's files rebuilt from its records, written to ``base`` (a temporary
+    folder), and put in ``out_dir``."""
+    bundle = json.loads(unpack(run["format_bundle"]))
+    folder = base / "formats" / run["format"]
+    for rel, entry in bundle.items():
+        target_path = (folder / rel).resolve()
+        if not inside(folder, target_path):
+            raise StateError(f"run {run['id']}: bad path in the recorded bundle: {rel}")
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        target_path.write_bytes(_bundle_bytes(entry))
+    input_path = base / "input" / run["input_name"]
+    input_path.parent.mkdir()
+    input_path.write_bytes(unpack(run["input_blob"]))
+    # named by the path the run recorded (the lines are those of its recorded text);
+    # refused only by a check that decides what is rendered
+    try:
+        mapping = load_recorded_mapping(run["mapping_text"], run["mapping_path"])
+    except MappingError as exc:
+        raise _not_rebuilt(run, exc) from None
+    waived += mapping.waived
+    # what the run wrote was validated then; here the rebuilt bytes are compared
+    # with its recorded sha256, so no check added since (nor the DGFiP package a
+    # PES bundle without its own XSD used) can refuse them
+    fmt = load_format(folder, recorded=True)
+    # a run that recorded a references CSV gets it again, even for titles without
+    # NumDette (pesgen wrote one for every format before)
+    recorded_refs = any(f["id_bord"] is None for f in run["files"])
+    # rendered under the run's own names in a folder of their own inside out_dir
+    # (one file system: each is then renamed into place whole), so that a file of
+    # the run left in out_dir under its name does not stop one written under another
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
+    try:
+        # as this pesgen renders; else as it rendered before 2026-12-01 (the word None
+        # written, and zero-filled by zfill as '0None', by a template or an expression;
+        # code-table civilities through the text policies), which a run recorded then
+        # needs: the recorded sha256 decides, not a version number. An expression's
+        # zfill of None is refused as the input's problem (mapping.expr), a template's
+        # as the template's
+        try:
+            temps = _rebuild_files(run, mapping, fmt, staging, input_path,
+                                   recorded_refs, waived, legacy=False)
+        except (_Differ, TemplateError, InputDataError) as exc:
+            before = load_recorded_mapping(run["mapping_text"], run["mapping_path"],
+                                           as_before=True)
+            try:
+                temps = _rebuild_files(run, before, fmt, staging, input_path,
+                                       recorded_refs, waived, legacy=True)
+            except (_Differ, TemplateError, InputDataError):
+                raise exc from None
+        placed = []
+        for temp, final in temps:
+            name = target(final.name)
+            if name is None:
+                temp.unlink()
+            else:
+                placed.append((temp, out_dir / name))
+        return commit(placed)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def copy_input(store: Store, run_id: str, target: Path) -> Path:

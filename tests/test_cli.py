@@ -627,6 +627,30 @@ def test_an_interrupt_once_the_run_is_recorded_does_not_stop_the_command(tmp_pat
     assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
 
 
+def test_the_interrupts_an_export_holds_belong_to_its_invocation(capsys):
+    """What an export holds (the signals received from its commit on, the handlers it
+    replaced) belongs to that command's invocation: it puts the handlers back and says
+    what it held; another invocation starts with nothing held."""
+    from pesgen.cli import _Interrupts
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    first = _Interrupts()
+    try:
+        first.hold()
+        assert signal.getsignal(signal.SIGINT) != saved[signal.SIGINT]
+        os.kill(os.getpid(), signal.SIGINT)  # held: no KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        first.release()
+    assert {sig: signal.getsignal(sig) for sig in saved} == saved
+    assert first.received == [signal.SIGINT, signal.SIGINT]
+    first.say_held()
+    assert "interrupt received once the run was recorded" in capsys.readouterr().err
+    second = _Interrupts()
+    second.say_held()
+    assert second.received == [] and capsys.readouterr().err == ""
+
+
 def _without_civility_table(folder: Path) -> tuple[Path, Path]:
     """The example mapping without codes.civility, and the example without its Mlle
     (Hélios refuses Mademoiselle, table or not)."""

@@ -197,6 +197,10 @@ def test_a_csv_binding_of_a_missing_column_recorded_before_the_column_check(tmp_
     where = f"{mapping}:{_line(mapping, 'email: payer_mail')}: bindings.payer.email"
     assert f"[mapping {where}] (rule input.column)" in r.stderr, r.stderr
     assert "did you mean 'payer_email'?" in r.stderr
+    # the input named as the run recorded it, not as the rebuild's temporary copy
+    assert "not in the header of school-export.csv" in r.stderr, r.stderr
+    assert "  - school-export.csv:1: " in r.stderr, r.stderr
+    assert "pesgen-regen-" not in r.stderr
 
     again = _export(mapping, tmp_path / "again", EXAMPLES / "school-export.csv")
     assert again.exit_code == ExitCode.INPUT, again.output  # the input's, as group_by's
@@ -251,6 +255,85 @@ def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(t
     assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
             in r.stderr), r.stderr
     assert not regen.exists()
+
+
+# ------------------------------------- what a rebuild's messages name: the run's records
+
+
+def _recorded_otherwise(run_id: str, **changed) -> None:
+    """The run as if it had recorded ``changed`` (input bytes, or the bundle's files:
+    {relative path: text}) instead."""
+    import json
+
+    from pesgen.store import pack, unpack
+
+    with Store().engine.begin() as conn:
+        values = {}
+        if "input_blob" in changed:
+            values["input_blob"] = pack(changed["input_blob"])
+        if "bundle" in changed:
+            bundle = json.loads(unpack(conn.execute(sa.select(runs.c.format_bundle).where(
+                runs.c.id == run_id)).scalar_one()))
+            bundle.update(changed["bundle"])
+            values["format_bundle"] = pack(json.dumps(bundle).encode("utf-8"))
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+
+
+@pytest.mark.parametrize("temporary", ["elsewhere", "under the working folder"])
+def test_a_rebuild_refused_by_its_input_names_the_input_the_run_recorded(
+        tmp_path, monkeypatch, temporary):
+    """The rebuild reads a copy of the recorded input in a temporary folder, gone when
+    the command ends: its problems name the input by the name the run recorded, and
+    the message the run, never that copy (shown relative to the working folder when it
+    is under it)."""
+    import tempfile
+
+    from .conftest import example_with_two_input_errors
+
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    bad = example_with_two_input_errors(tmp_path)
+    _recorded_otherwise(run_id, input_blob=bad.read_bytes())
+    if temporary == "under the working folder":
+        (tmp_path / "tmp").mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+        monkeypatch.chdir(tmp_path)
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "pesgen-regen-" not in r.output, r.output
+    assert r.stderr.startswith(f"error: run {run_id}, rebuilt from what it recorded (input "
+                               "school-export.json, format pes-ormc): 2 problem(s) in the "
+                               "input"), r.stderr
+    assert "  - school-export.json:$.invoices[0] invoice FA-2026-00101: IBAN is invalid" \
+        in r.stderr, r.stderr
+    assert "(rule sepa.iban)" in r.stderr and "(rule codes.activity)" in r.stderr
+    assert not (tmp_path / "regen").exists()
+
+
+def test_a_rebuild_refused_by_its_format_bundle_names_the_bundle_the_run_recorded(tmp_path):
+    """A recorded bundle's format.yaml today's pesgen refuses: named as the format's file
+    (pes-ormc/format.yaml:line, as a template's error names its template), never as the
+    rebuild's temporary copy of it."""
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    text = (MAPPINGS.parent / "templates" / "pes-ormc" / "format.yaml").read_text(
+        encoding="utf-8")
+    _recorded_otherwise(run_id, bundle={"format.yaml": text + "retired_key: 1\n"})
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert "pesgen-regen-" not in r.output, r.output
+    line = len(text.splitlines()) + 1
+    assert r.stderr.startswith(f"error: run {run_id}, rebuilt from what it recorded (input "
+                               "school-export.json, format pes-ormc): pes-ormc/format.yaml: "
+                               "invalid format bundle"), r.stderr
+    assert f"[format pes-ormc/format.yaml:{line}: retired_key] (rule format.schema)" \
+        in r.stderr, r.stderr
 
 
 # ------------------------------------------- rendered as pesgen did before 2026-12-01
@@ -323,3 +406,69 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
                    tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
     assert refused.exit_code == ExitCode.TEMPLATE, refused.output
     assert "writes None" in refused.output
+
+
+def _zfill_before_2026_12_01(value, width):
+    """pesgen's zfill filter as it was before it refused None (git show
+    a9586fb^:pesgen/filters.py): the word None zero-filled."""
+    text = str(value)
+    if len(text) > width:
+        raise ValueError(f"{text!r} is longer than {width}")
+    return text.zfill(width)
+
+
+def test_a_run_whose_template_zero_filled_none_then_is_rebuilt(tmp_path, monkeypatch):
+    """A bundle whose template zero-filled an unset value, which zfill wrote '0None'
+    before it refused None: its recorded run is rebuilt byte for byte, as that pesgen
+    wrote it; an export with it is refused."""
+    import shutil
+
+    import pesgen.filters as filters_mod
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(MAPPINGS.parent / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('<Cle2 V="{{ t.cle2 }}"/>') == 1
+    template.write_text(text.replace('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ t.cle2 }}"/>'
+                                     '<!-- {{ t.joint_debtor | zfill(5) }} -->'),
+                        encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:  # the pesgen that recorded the run
+        m.setitem(filters_mod.FILTERS, "zfill", _zfill_before_2026_12_01)
+        first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", RUN_DATE, "--formats-dir", fmts)
+    assert first.exit_code == 0, first.output
+    assert b"<!-- 0None -->" in next(out.glob("*.xml")).read_bytes()
+    r = _rebuilt(tmp_path, _run_id(first.stdout), out)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    refused = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
+    assert refused.exit_code == ExitCode.TEMPLATE, refused.output
+    assert "zfill of None" in refused.output
+
+
+def test_a_run_whose_mapping_expression_zero_filled_none_then_is_rebuilt(tmp_path,
+                                                                        monkeypatch):
+    """The same in a mapping's expression (a table's .get that finds nothing, zero-filled):
+    '0None' in the title's object then; refused today as the input's problem
+    (mapping.expr), and rebuilt as that pesgen evaluated it."""
+    import pesgen.filters as filters_mod
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (
+        "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}",
+        "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number ~ ' ' ~ "
+        "({'EXT': '7'}.get(invoice.payment.method) | zfill(5))\"}"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:  # the pesgen that recorded the run
+        m.setitem(filters_mod.FILTERS, "zfill", _zfill_before_2026_12_01)
+        first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    # (upper-cased by the mapping's case policy)
+    assert b"CONSERVATOIRE FACTURE FA-2026-00101 0NONE" in next(out.glob("*.xml")).read_bytes()
+    r = _rebuilt(tmp_path, _run_id(first.stdout), out)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    refused = _export(mapping, tmp_path / "again")
+    assert refused.exit_code == ExitCode.INPUT, refused.output
+    assert "zfill of None" in refused.output and "(rule mapping.expr)" in refused.output

@@ -207,6 +207,18 @@ def test_zfill():
         filters.zfill(123, 2)
 
 
+def test_zfill_as_before_writes_none_as_pesgen_did_before_it_was_refused():
+    """The zfill of before 2026-12-01 (git show a9586fb^:pesgen/filters.py): str(value)
+    zero-filled, None included; a rebuild of a run recorded then needs those bytes."""
+    assert filters.zfill_as_before(None, 5) == "0None"
+    assert filters.zfill_as_before(None, 4) == "None"
+    with pytest.raises(ValueError, match="'None' is longer than 3"):
+        filters.zfill_as_before(None, 3)
+    assert filters.zfill_as_before(42, 5) == filters.zfill(42, 5) == "00042"
+    with pytest.raises(ValueError, match="longer than 2"):
+        filters.zfill_as_before(123, 2)
+
+
 @pytest.mark.parametrize("value, expected", [
     ("FA-2026-00101", "202600101"), ("abc", ""), (None, ""), (2026, "2026"), (" 1 2 ", "12"),
 ])
