@@ -29,6 +29,7 @@ from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
 from .build import PolicyNote
 from .errors import (
+    InputDataError,
     MappingError,
     Problem,
     RecordConflict,
@@ -642,16 +643,17 @@ def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | N
         staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".pesgen-regen-"))
         try:
             # as this pesgen renders; else as it rendered before 2026-12-01 (the word None
-            # written, code-table civilities through the text policies), which a run
-            # recorded then needs: the recorded sha256 decides, not a version number
+            # written, by a template or a mapping expression, code-table civilities
+            # through the text policies), which a run recorded then needs: the recorded
+            # sha256 decides, not a version number
             try:
                 temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                        recorded_refs, waived, legacy=False)
-            except (_Differ, TemplateError) as exc:
+            except (_Differ, TemplateError, InputDataError) as exc:
                 try:
                     temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                            recorded_refs, waived, legacy=True)
-                except (_Differ, TemplateError):
+                except (_Differ, TemplateError, InputDataError):
                     raise exc from None
             placed = []
             for temp, final in temps:
