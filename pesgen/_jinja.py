@@ -8,6 +8,8 @@
 * All three (templates, expressions, file-name strings) are bounded: no operator,
   built-in filter or string method makes a huge value from a width or a count
   (``_Bounded``).
+* Templates and expressions never write None as text, whatever the route (``{{ x }}``,
+  ``~``, ``%``, ``str.format``, a filter such as ``upper``): ``_Bounded.refuse_none``.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from jinja2 import filters as jinja_filters
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
-from jinja2.runtime import LoopContext
+from jinja2.runtime import LoopContext, markup_join, str_join
 from jinja2.sandbox import (
     SandboxedEnvironment,
     SandboxedEscapeFormatter,
     SandboxedFormatter,
     SecurityError,
 )
-from jinja2.utils import generate_lorem_ipsum, object_type_repr
+from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
@@ -95,11 +97,13 @@ def _distinct_size(items: Iterable[Any], kinds: type | tuple[type, ...]) -> int:
     return sum({id(x): len(x) for x in items if isinstance(x, kinds)}.values())
 
 
-def _printf_padding(fmt: str, values: object) -> int:
+def _printf_padding(fmt: str, values: object) -> tuple[int, bool]:
     """The sum of the widths and precisions in a printf-style format (``%5d``,
-    ``%.3f``, ``%*d`` with its argument), parsed as Python's ``%`` operator does."""
+    ``%.3f``, ``%*d`` with its argument), parsed as Python's ``%`` operator does; and
+    whether a conversion takes None (``'%s' % none`` writes the word)."""
     args = values if isinstance(values, tuple) else (values,)
     total, arg, i, end = 0, 0, fmt.find("%"), len(fmt)
+    takes_none = False
     while i != -1:
         j = i + 1
         key = None
@@ -131,17 +135,25 @@ def _printf_padding(fmt: str, values: object) -> int:
         if j < end and fmt[j] != "%":
             # the value goes into the result as many times as the format names it
             if key is not None:
-                value = values.get(key) if isinstance(values, Mapping) else None
+                value = values.get(key, _NO_VALUE) if isinstance(values, Mapping) else \
+                    _NO_VALUE
             else:
-                value = args[arg] if arg < len(args) else None
+                value = args[arg] if arg < len(args) else _NO_VALUE
                 arg += 1
             total += len(value) if isinstance(value, str) else 0
+            takes_none = takes_none or value is None
         i = fmt.find("%", j + 1)
-    return total
+    return total, takes_none
 
 
-def _check_printf(what: str, fmt: str, values: object) -> None:
-    _bound(what, len(fmt) + _printf_padding(fmt, values), len(fmt) + _args_size(values))
+_NO_VALUE = object()  # a conversion without its value: Python's '%' says so
+
+
+def _check_printf(what: str, fmt: str, values: object) -> bool:
+    """Refuse a huge result of ``fmt % values``; whether a conversion takes None."""
+    padding, takes_none = _printf_padding(fmt, values)
+    _bound(what, len(fmt) + padding, len(fmt) + _args_size(values))
+    return takes_none
 
 
 def _args_size(values: object) -> int:
@@ -166,6 +178,11 @@ class _BoundedFormatter(SandboxedFormatter):
         self.padding = 0
         self.source = len(format_string) + _args_size(tuple(args) + tuple(kwargs.values()))
         return super().vformat(format_string, args, kwargs)
+
+    def convert_field(self, value: object, conversion: str | None) -> Any:
+        if value is None:  # '{}', '{!s}' and '{!r}' write the word
+            _refuse_none(self._env, "str.format")
+        return super().convert_field(value, conversion)
 
     def format_field(self, value: object, format_spec: str) -> Any:
         spec = _FORMAT_SPEC.fullmatch(format_spec)
@@ -274,6 +291,8 @@ def _join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "",
     if attribute is not None:
         value = map(jinja_filters.make_attrgetter(eval_ctx.environment, attribute), value)
     items = list(value)
+    if d is None or any(x is None for x in items):  # each written as str() writes it
+        _refuse_none(eval_ctx.environment, "filter join")
     made_from = _own_size(items) + len(soft_str(d))
     _bound("filter join", _joined_size(items, soft_str(d), made_from), made_from)
     return jinja_filters.sync_do_join(eval_ctx, items, d)
@@ -322,22 +341,111 @@ _BOUNDED_FILTERS = {"center": _center, "indent": _indent, "wordwrap": _wordwrap,
                     "slice": _slice, "sum": _sum}
 
 
+def _refuse_none(env: jinja2.Environment, what: str) -> None:
+    """``what`` (an operator, a filter) is about to write None as text: refused when
+    ``env`` refuses it (``_Bounded.refuse_none``)."""
+    refuse = getattr(env, "refuse_none", None)
+    if refuse is not None:
+        refuse(what)
+
+
+# Jinja's built-in filters that make text of the value they filter, None included
+# ('None', 'NONE', 'none', a Markup 'None', 'None' centred, 1 word...), and the
+# arguments some of them write too: None there is refused (``_refusing_none``). The
+# others fail on None (abs, first, length, round...), leave it out (xmlattr, select),
+# or are a guard (default); ``join`` checks its items and separator itself (``_join``);
+# ``int`` and ``float`` give their default (0), ``tojson`` JSON's null.
+_TEXT_FILTERS: dict[str, Callable[..., bool] | None] = {
+    "capitalize": None, "center": None, "e": None, "escape": None, "forceescape": None,
+    "indent": None, "lower": None, "pprint": None, "safe": None, "string": None,
+    "striptags": None, "title": None, "trim": None, "truncate": None, "upper": None,
+    "urlencode": None, "urlize": None, "wordcount": None, "wordwrap": None,
+    # '%s' | format(none), and the format itself
+    "format": lambda value, *args, **kwargs: _printf_padding(soft_str(value),
+                                                             kwargs or args)[1],
+    # str(old) and str(new): 'x' | replace('x', none) writes it
+    "replace": lambda s, old=0, new=0, *rest, **kwargs: old is None or new is None,
+}
+
+
+def _refusing_none(env: jinja2.Environment, name: str, func: Callable[..., Any],
+                   also: Callable[..., bool] | None) -> Callable[..., Any]:
+    """Filter ``func`` registered as ``name``, refusing a None value (and what ``also``
+    finds in its arguments) before Jinja writes it as text. Its Jinja markers (the
+    context, environment or evaluation context it takes) are kept."""
+    skip = 1 if _PassArg.from_obj(func) is not None else 0
+    what = f"filter {name}"
+
+    def refuses_none(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > skip and (args[skip] is None or (
+                also is not None and also(*args[skip:], **kwargs))):
+            _refuse_none(env, what)
+        return func(*args, **kwargs)
+
+    return update_wrapper(refuses_none, func)
+
+
 class _Bounded(SandboxedEnvironment):
     """A sandbox whose operators, built-in filters and string methods cannot make a
     huge value: repetition and power, and what can grow from a width or a count
     (``center``, ``indent``, ``wordwrap``, ``format`` and ``%``, ``str.format``,
     ``join``, ``replace``, ``batch``, ``slice``, ``sum``, ``lipsum``, and the string
     methods ``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``replace``,
-    ``join``, ``translate``). ``truncate`` only ever shortens. A refusal is a
-    ``SecurityError``: a template error naming the template and line, or a mapping
-    problem naming the binding."""
+    ``join``, ``translate``); in a template, ``~`` too (``_Sandbox.concat_result``).
+    ``truncate`` only ever shortens. A refusal is a ``SecurityError``: a template error
+    naming the template and line, or a mapping problem naming the binding.
+
+    A None that ``~``, ``%``, ``str.format`` or a filter would write as text is refused
+    (``refuse_none``) in a bundle's templates and in mapping expressions."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
+
+    # what a None written as text is refused with (``refuse_none``), or None: Jinja's
+    # 'None' written as it is (file-name strings)
+    none_message: str | None = None
+    # True only to rebuild a run recorded before None was refused (``regenerate``, whose
+    # check is the sha256 of what that pesgen wrote, the word None included)
+    writes_none = False
+
+    @property
+    def none_refusal(self) -> str | None:
+        return None if self.writes_none else self.none_message
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.filters.update(_BOUNDED_FILTERS)
         self.globals["lipsum"] = _lipsum
+
+    def refuse_none(self, what: str) -> None:
+        """``what`` (``'~'``, ``'%'``, ``str.format``, a filter) is about to write None
+        as text (the word 'None', or 'NONE', 'none'...): refused with ``none_refusal``,
+        the same exception as a ``{{ value }}`` of None (``_Sandbox.written``)."""
+        if self.none_refusal is not None:
+            raise jinja2.TemplateRuntimeError(f"{what} {self.none_refusal}")
+
+    def refuse_none_in_filters(self) -> None:
+        """Jinja's filters that make text of None (``_TEXT_FILTERS``) refuse it; call
+        once the environment's filters are registered."""
+        for name, also in _TEXT_FILTERS.items():
+            func = self.filters.get(name)
+            if func is not None:
+                self.filters[name] = _refusing_none(self, name, func, also)
+
+    def str_concat(self, parts: tuple[Any, ...]) -> str:
+        """``a ~ b`` where nothing is escaped: Jinja's ``str_join``, None refused."""
+        if None in parts:
+            self.refuse_none("'~'")
+        return self.concat_result(str_join(parts))
+
+    def markup_concat(self, parts: tuple[Any, ...]) -> str:
+        """``a ~ b`` in an escaped template: Jinja's ``markup_join``, None refused."""
+        if None in parts:
+            self.refuse_none("'~'")
+        return self.concat_result(markup_join(parts))
+
+    def concat_result(self, text: str) -> str:
+        """What ``~`` made, as it is (a template's is bounded: ``_Sandbox``)."""
+        return text
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
                    right: object) -> object:
@@ -352,8 +460,9 @@ class _Bounded(SandboxedEnvironment):
                     raise SecurityError(
                         f"repetition to {len(seq) * count} items refused (at most "
                         f"{MAX_OPERAND_SIZE})")
-        if operator == "%" and isinstance(left, str):
-            _check_printf("'%' formatting", left, right)
+        if operator == "%" and isinstance(left, str) and \
+                _check_printf("'%' formatting", left, right):
+            self.refuse_none("'%' formatting")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: jinja2.runtime.Context, __obj: Any,
@@ -390,7 +499,28 @@ class _Bounded(SandboxedEnvironment):
         return update_wrapper(wrapper, value)
 
 
-class _InlineReads(CodeGenerator):
+class _ConcatChecked(CodeGenerator):
+    """Jinja's code generator, except that ``a ~ b`` joins through the environment's
+    ``str_concat`` or ``markup_concat`` (``_Bounded``): Jinja's own joins, after the
+    check that no operand is None, the result bounded in a template (``_Sandbox``).
+    Constant operands are still joined when compiled, as Jinja does."""
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            self.write("(environment.markup_concat if context.eval_ctx.volatile else "
+                       "environment.str_concat)((")
+        elif frame.eval_ctx.autoescape:
+            self.write("environment.markup_concat((")
+        else:
+            self.write("environment.str_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _InlineReads(_ConcatChecked):
     """Jinja's code generator, except that ``x.name`` makes in the template's own code the
     test ``_Sandbox.getattr`` makes first: ``x.name if 'name' is a public field of
     type(x) else environment.getattr(x, 'name')``. So the canonical model's fields are
@@ -484,6 +614,14 @@ NONE_WRITTEN = ("writes None: a value left unset (an optional field, an option t
                 "({% if value %}…{% endif %}) or give it a default (value | default('', true))")
 
 
+# The same in a mapping expression: a None that is no record's missing key (those are
+# undefined and write nothing) would be written into the field as the word 'None'
+NONE_IN_EXPRESSION = ("writes None: a value that is not set (a code table's .get() of a "
+                      "key it lacks, a JSON null read from a list, none) would be written "
+                      "as the word 'None'; give it a default (x | default('', true), "
+                      "table.get(key, default))")
+
+
 class _Template(jinja2.Template):
     """A bundle's template, or one it imports: its output's escaping memoised, None
     refused (``memoise_escaping``)."""
@@ -501,9 +639,15 @@ class _Sandbox(_Bounded):
     template_class = _Template
     public_fields = _TEMPLATE_READS  # read by the code _InlineReads generates
 
-    # True only to rebuild a run recorded before None was refused (``regenerate``, whose
-    # check is the sha256 of what that pesgen wrote, the word None included)
-    writes_none = False
+    none_message = NONE_WRITTEN
+
+    def concat_result(self, text: str) -> str:
+        """``~`` is bounded as ``*`` is: a loop doubling a string (``{% set s = s ~ s
+        %}``) is stopped at the first result over MAX_OPERAND_SIZE characters."""
+        if len(text) > MAX_OPERAND_SIZE:
+            raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
+                                f"most {MAX_OPERAND_SIZE})")
+        return text
 
     def written(self, value: object) -> str:
         """What a template that is not escaped writes for ``{{ value }}``: ``str(value)``,
@@ -606,8 +750,10 @@ def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEn
     )
     env.writes_none = writes_none
     env.filters.update(FILTERS)
-    if writes_none:
+    if writes_none:  # Jinja's own filters, and zfill as it was, which write the word None
         env.filters["zfill"] = zfill_as_before
+    else:
+        env.refuse_none_in_filters()
     return env
 
 
@@ -619,7 +765,16 @@ class _RecordSandbox(_Bounded):
     """Input records are plain dicts from JSON or CSV: ``invoice.payer`` reads a key.
     Reading a present key is safe; anything else takes the sandbox's checks. A JSON
     ``null`` reads as a missing key: undefined, so ``a ~ " " ~ b`` never spells "None"
-    and ``| default(...)`` applies to it."""
+    and ``| default(...)`` applies to it. A None from elsewhere (a code table's
+    ``.get()`` of a key it lacks, a JSON null read from a list, ``none``) is refused
+    where it would be written as text (``~``, ``%``, ``str.format``, the filters that
+    make text): a ``mapping.expr`` problem naming the binding and the record."""
+
+    code_generator_class = _ConcatChecked
+    # a mapping's bindings are compiled once, in this environment; ``writes_none`` is
+    # set on it to rebuild a run recorded before 2026-12-01 (``Builder``): every route
+    # reads it when it meets a None
+    none_message = NONE_IN_EXPRESSION
 
     def getattr(self, obj: object, attribute: str) -> object:
         if type(obj) is dict and attribute in obj:
@@ -641,6 +796,7 @@ def expression_environment(as_before: bool = False) -> SandboxedEnvironment:
     env.filters.update(FILTERS)
     if as_before:
         env.filters["zfill"] = zfill_as_before
+    env.refuse_none_in_filters()
     return env
 
 

@@ -187,13 +187,14 @@ def _fault(exc: BaseException, callees: list[FrameType],
         return None
     frame = callees[0]
     for what, table in (("filter", env.filters), ("test", env.tests)):
-        names = frozenset(n for n, f in table.items()
-                          if getattr(f, "__code__", None) is frame.f_code)
+        names = frozenset(n for n, f in table.items() if _runs(frame, f))
         if names:
             return what, names
     if frame.f_code.co_name == "call_binop":
         token = _OPERATOR_TOKENS.get(frame.f_locals.get("operator", ""))
         return ("operator", frozenset([token])) if token else None
+    if frame.f_code.co_name in ("str_concat", "markup_concat"):  # a ~ b (_ConcatChecked)
+        return "operator", frozenset(["tilde"])
     if frame.f_code.co_name == "call":
         # the sandbox's environment.call(context, obj, …) (Context.call(obj, …) outside
         # one): a method is called as an attribute, a function or a macro by its name
@@ -212,6 +213,17 @@ def _fault(exc: BaseException, callees: list[FrameType],
         names.discard(None)
         return "name", frozenset(names)
     return None
+
+
+def _runs(frame: FrameType, func: Any) -> bool:
+    """Whether ``frame`` runs ``func``: its code and, for a closure (filters made by one
+    factory share their code: pesgen._jinja._refusing_none), the same free values."""
+    if getattr(func, "__code__", None) is not frame.f_code:
+        return False
+    cells = getattr(func, "__closure__", None) or ()
+    values = frame.f_locals
+    return all(values.get(name, missing) is cell.cell_contents
+               for name, cell in zip(frame.f_code.co_freevars, cells, strict=False))
 
 
 def _is(fault: _Fault, prev: Token, tok: Token) -> bool:

@@ -212,8 +212,12 @@ class Builder:
         self.mapping = mapping
         self.recorded = recorded
         # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
-        # civility went through the text policies (case: upper) then
+        # civility went through the text policies (case: upper) then, and an expression
+        # wrote a None it made into text as the word (a code table's .get() of a key it
+        # lacks, in a '~'), as Jinja does
         self.legacy = legacy
+        if mapping.expressions is not None:
+            mapping.expressions.writes_none = legacy
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []

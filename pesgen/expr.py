@@ -12,7 +12,8 @@ handling stay in force.
 
 * a name reads the scope, then the environment's globals, else ``env.undefined``;
 * ``a.b`` is ``env.getattr(a, "b")`` and ``a['b']`` / ``a[0]`` is ``env.getitem``;
-* ``~`` joins ``str()`` of its operands (``str_join``, autoescape off);
+* ``~`` joins ``str()`` of its operands (``str_join``, autoescape off), a None
+  operand refused first as the environment's ``str_concat`` refuses it;
 * ``and``, ``or``, ``not``, comparisons and ``x if c else y`` are Python's own
   operators, as in Jinja's generated code;
 * ``x | f(const, ...)`` calls the registered filter when it takes no context,
@@ -38,8 +39,9 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.environment import Environment
 from jinja2.exceptions import TemplateSyntaxError
+from jinja2.nodes import EvalContext
 from jinja2.parser import Parser
-from jinja2.runtime import new_context
+from jinja2.runtime import new_context, str_join
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 
@@ -220,20 +222,60 @@ class _Compiler:
 
     def _Concat(self, n: nodes.Concat) -> Fn:
         parts = [self.node(x) for x in n.nodes]
-        # the common lengths unrolled (no comprehension frame per call), operands
-        # evaluated and joined in the same order: 'X ' ~ a, a ~ ' ' ~ b, the shipped line
-        # label a ~ ' - ' ~ b ~ ' ' ~ c
+        try:  # constants joined when compiled, as Jinja's optimizer does ('X ' ~ none too)
+            value = n.as_const(EvalContext(self.env))
+            return lambda scope: value
+        except nodes.Impossible:
+            pass
+        concat = getattr(self.env, "str_concat", None)
+        if concat is None or type(self.env).str_concat is not _Bounded.str_concat or \
+                type(self.env).concat_result is not _Bounded.concat_result:
+            # Jinja's str_join, or an environment's own join: called as the generated
+            # code calls it, every operand evaluated first
+            join = str_join if concat is None else concat
+            return lambda scope: join(tuple([p(scope) for p in parts]))
+        refuse = self.env.refuse_none  # type: ignore[attr-defined]
+        # _Bounded.str_concat, inline: operands evaluated in order, then None refused,
+        # then str() of each joined; the common lengths unrolled (no comprehension frame
+        # per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label a ~ ' - ' ~ b ~ ' ' ~ c
         if len(parts) == 2:
             p1, p2 = parts
-            return lambda scope: "".join((str(p1(scope)), str(p2(scope))))
+
+            def concat2(scope: Scope) -> str:
+                a, b = p1(scope), p2(scope)
+                if a is None or b is None:
+                    refuse("'~'")
+                return "".join((str(a), str(b)))
+
+            return concat2
         if len(parts) == 3:
             p1, p2, p3 = parts
-            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope))))
+
+            def concat3(scope: Scope) -> str:
+                a, b, c = p1(scope), p2(scope), p3(scope)
+                if a is None or b is None or c is None:
+                    refuse("'~'")
+                return "".join((str(a), str(b), str(c)))
+
+            return concat3
         if len(parts) == 5:
             p1, p2, p3, p4, p5 = parts
-            return lambda scope: "".join((str(p1(scope)), str(p2(scope)), str(p3(scope)),
-                                          str(p4(scope)), str(p5(scope))))
-        return lambda scope: "".join([str(p(scope)) for p in parts])
+
+            def concat5(scope: Scope) -> str:
+                a, b, c, d, e = p1(scope), p2(scope), p3(scope), p4(scope), p5(scope)
+                if a is None or b is None or c is None or d is None or e is None:
+                    refuse("'~'")
+                return "".join((str(a), str(b), str(c), str(d), str(e)))
+
+            return concat5
+
+        def concat_n(scope: Scope) -> str:
+            values = [p(scope) for p in parts]
+            if None in values:
+                refuse("'~'")
+            return "".join([str(x) for x in values])
+
+        return concat_n
 
     def _And(self, n: nodes.And) -> Fn:
         left, right = self.node(n.left), self.node(n.right)

@@ -575,6 +575,43 @@ def test_a_template_writing_none_is_refused_naming_its_line_and_the_invoice(tmp_
     assert p.invoice == "FA-2026-00101" and p.record.endswith("$.invoices[0]")
 
 
+@pytest.mark.parametrize("written", ["{{ 'TIERS ' ~ t.joint_debtor }}",
+                                     "{{ t.joint_debtor | string | upper }}",
+                                     "{{ '%s' % t.joint_debtor }}"])
+def test_a_template_making_text_of_none_is_refused_as_writing_it(tmp_path, written):
+    """The same refusal when a route turns None into text before it is output ('~',
+    a filter, '%'): Jinja would write 'TIERS None', 'NONE', 'None'."""
+    fmts, m, template = _broken_bundle(tmp_path, '<Cle2 V="{{ t.cle2 }}"/>',
+                                       f'<Cle2 V="{{{{ t.cle2 }}}}"/>\n<!-- {written} -->')
+    line = _mapping_line(template, written)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    assert exc.exit_code == ExitCode.TEMPLATE
+    p = exc.problems[0]
+    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert "writes None" in p.message and "default('', true)" in p.message
+    assert p.invoice == "FA-2026-00101" and p.record.endswith("$.invoices[0]")
+
+
+def test_a_mapping_expression_writing_none_into_a_field_names_the_binding(tmp_path):
+    """A code table's .get() of a method it lacks gives None, which '~' would write
+    into the title's object ('CONSERVATOIRE None FA-…'): a mapping.expr problem naming
+    the binding and the record."""
+    expr = ("'CONSERVATOIRE ' ~ {'direct_debit': 'PRELEVEMENT', 'invoice': 'FACTURE'}"
+            ".get(invoice.payment.method) ~ ' ' ~ invoice.number")
+    shipped = "'CONSERVATOIRE FACTURE ' ~ invoice.number"
+    m = _mapping_copy(tmp_path, f'object: {{expr: "{shipped}"}}', f'object: {{expr: "{expr}"}}')
+    online = [i for i, inv in enumerate(_example()["invoices"])
+              if inv["payment"]["method"] == "online"]
+    assert online
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", InputDataError)
+    found = [p for p in exc.problems if p.rule == "mapping.expr"]
+    assert [p.record.rsplit(":", 1)[1] for p in found] == [f"$.invoices[{i}]" for i in online]
+    p = found[0]
+    assert p.mapping == _where(m, f'object: {{expr: "{expr}"}}', "bindings.invoice.object")
+    assert p.message.startswith("invoice.object: expression failed: '~' writes None: ")
+
+
 def test_a_flat_file_template_writing_none_is_refused(tmp_path):
     """The same for a template that is not XML-escaped (CSV, fixed width): Jinja's
     str(None) is refused too, in the template and in one it imports; other values are
@@ -592,8 +629,8 @@ def test_a_flat_file_template_writing_none_is_refused(tmp_path):
 
 
 def test_zfill_refuses_none_rather_than_writing_0none(tmp_path):
-    """pesgen's zfill would write '0None' for an unset value; Jinja's own filters that
-    turn None into text are not caught by the None check (documented)."""
+    """pesgen's zfill would write '0None' for an unset value (Jinja's own filters that
+    turn None into text: tests/test_none_as_text.py)."""
     (tmp_path / "f.csv.j2").write_text("{% macro piece(a) %}{{ a | zfill(5) }}{% endmacro %}",
                                        encoding="utf-8")
     module = template_environment(tmp_path).get_template("f.csv.j2").make_module()

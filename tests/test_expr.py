@@ -50,6 +50,9 @@ FAST = [
     "invoice.number ~ '-' ~ line.amount ~ line.count",
     "invoice.number ~ '/' ~ invoice.count ~ '/' ~ line.label ~ '/' ~ invoice.lines",
     "range.items ~ none.x ~ missing_name.label",  # a global, a constant, a missing name
+    # a None in '~' (a JSON null read from a list, a dict's get): refused on both paths
+    "invoice.lines[0] ~ '/' ~ invoice.get('name')",
+    "'X' ~ none",  # constants joined when compiled, on both paths
 ]
 
 # Outside the subset: the Jinja path keeps them.

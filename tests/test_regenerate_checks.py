@@ -376,9 +376,47 @@ def test_a_run_recorded_with_a_civility_table_the_case_policy_changed_is_rebuilt
     assert again.exit_code == 0, again.output
 
 
-def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
+def _as_before_expressions(m) -> None:
+    """The pesgen of before 2026-12-01: a mapping expression wrote a None it made into
+    text as the word, as Jinja does."""
+    import pesgen.build as build_mod
+
+    real = build_mod.Builder.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        self.mapping.expressions.writes_none = True
+
+    m.setattr(build_mod.Builder, "__init__", init)
+
+
+def test_a_run_whose_mapping_expression_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
+    """A code table's .get() of a payment method it lacks ('online') gave None, which
+    '~' wrote into the title's object: the run recorded then is rebuilt byte for byte
+    (the rebuild as pesgen rendered before 2026-12-01); an export today is refused."""
+    shipped = "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}"
+    table = ("object: {expr: \"{'direct_debit': 'PRELEVEMENT', 'invoice': 'FACTURE'}"
+             ".get(invoice.payment.method) ~ ' ' ~ invoice.number\"}")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (shipped, table))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _as_before_expressions, mapping, out)
+    assert b'<ObjPce V="NONE FA-2026-00102"/>' in next(out.glob("*.xml")).read_bytes()
+    _rebuilt(tmp_path, run_id, out)
+    refused = _export(mapping, tmp_path / "today")
+    assert refused.exit_code == ExitCode.INPUT, refused.output
+    assert "invoice.object: expression failed: '~' writes None" in refused.output
+
+
+@pytest.mark.parametrize("written, wrote", [
+    ("{{ t.joint_debtor }}", b"<!-- None -->"),
+    ("{{ t.joint_debtor | upper }}", b"<!-- NONE -->"),
+    ("{{ 'TIERS ' ~ t.joint_debtor }}", b"<!-- TIERS None -->"),
+])
+def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch, written,
+                                                         wrote):
     """A bundle whose template wrote an unset value as the word None (before it was
-    refused): its recorded run is rebuilt byte for byte; an export with it is refused."""
+    refused), bare or through a filter or '~': its recorded run is rebuilt byte for
+    byte; an export with it is refused."""
     import shutil
 
     import pesgen.render as render_mod
@@ -389,7 +427,7 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
     text = template.read_text(encoding="utf-8")
     assert text.count('<Cle2 V="{{ t.cle2 }}"/>') == 1
     template.write_text(text.replace('<Cle2 V="{{ t.cle2 }}"/>',
-                                     '<Cle2 V="{{ t.cle2 }}"/><!-- {{ t.joint_debtor }} -->'),
+                                     f'<Cle2 V="{{{{ t.cle2 }}}}"/><!-- {written} -->'),
                         encoding="utf-8")
     mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
     out = tmp_path / "out"
@@ -400,7 +438,7 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
         first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
                      out, "--date", RUN_DATE, "--formats-dir", fmts)
     assert first.exit_code == 0, first.output
-    assert b"<!-- None -->" in next(out.glob("*.xml")).read_bytes()
+    assert wrote in next(out.glob("*.xml")).read_bytes()
     _rebuilt(tmp_path, _run_id(first.stdout), out)
     refused = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
                    tmp_path / "again", "--date", RUN_DATE, "--formats-dir", fmts)
