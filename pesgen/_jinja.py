@@ -734,11 +734,83 @@ def refusal(folder: Path, template: str) -> str | None:
     return None
 
 
-def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEnvironment:
+class _Recorder:
+    """A model object as one of pesgen's filters sees it while the sample titles are
+    traced (``_Tracing``): each field the filter reads is recorded (``pricing`` reads a
+    line's quantity, unit price and amount; ``by_imputation`` its imputation). A
+    template reading it goes through ``_Tracing.getattr``, which reads the object."""
+
+    __slots__ = ("_target", "_record")
+
+    def __init__(self, target: object, record: Callable[[object, str], None]) -> None:
+        self._target = target
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        self._record(self._target, name)
+        return _recorded(value, self._record)
+
+
+def _recorded(value: Any, record: Callable[[object, str], None]) -> Any:
+    """``value`` with its model objects (itself, or the items of a tuple or a list, a
+    title's lines) seen through a ``_Recorder``."""
+    kind = type(value)
+    if kind in _DATA_TYPES:
+        return _Recorder(value, record)
+    if (kind is tuple or kind is list) and any(type(x) in _DATA_TYPES for x in value):
+        return kind(_recorded(x, record) for x in value)
+    return value
+
+
+def _recording_filter(function: Callable[..., Any],
+                      record: Callable[[object, str], None]) -> Callable[..., Any]:
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        return function(*[_recorded(a, record) for a in args],
+                        **{k: _recorded(v, record) for k, v in kwargs.items()})
+
+    return update_wrapper(recording, function)
+
+
+class _Tracing(_Sandbox):
+    """The sandbox of ``check-mapping``'s sample titles only (``pesgen.sample``): the
+    same templates, rendered the same way, but every field of a model object they read
+    is recorded in ``reads`` (``{(id(object), field): object}``), through a template's
+    own reads (none is inlined: ``public_fields`` is empty, so each goes through
+    ``getattr``), Jinja's filters (``map(attribute=…)`` reads with ``getitem``) and
+    pesgen's (their model arguments seen through a ``_Recorder``). The export renders
+    with ``_Sandbox``: it pays nothing for this."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.public_fields: dict[type, frozenset[str]] = {}
+        self.reads: dict[tuple[int, str], object] = {}
+
+    def record(self, obj: object, name: str) -> None:
+        self.reads.setdefault((id(obj), name), obj)  # the object kept: its id stays its
+
+    def getattr(self, obj: object, attribute: str) -> object:
+        if type(obj) is _Recorder:
+            obj = obj._target
+        if type(obj) in _DATA_TYPES:
+            self.record(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: object, argument: object) -> object:
+        if type(obj) is _Recorder:
+            obj = obj._target
+        if type(obj) in _DATA_TYPES and isinstance(argument, str):
+            self.record(obj, argument)
+        return super().getitem(obj, argument)
+
+
+def template_environment(folder: Path, writes_none: bool = False,
+                         traced: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
     ``None`` output was refused: the word None written, and zero-filled by ``zfill`` as
-    it was then (``'0None'``)."""
-    env = _Sandbox(
+    it was then (``'0None'``); ``traced``: the model fields they read are recorded
+    (``_Tracing``: check-mapping's sample titles, never an export)."""
+    env = (_Tracing if traced else _Sandbox)(
         loader=_ConfinedLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=_autoescape,
@@ -754,6 +826,9 @@ def template_environment(folder: Path, writes_none: bool = False) -> SandboxedEn
         env.filters["zfill"] = zfill_as_before
     else:
         env.refuse_none_in_filters()
+    if isinstance(env, _Tracing):
+        env.filters.update({name: _recording_filter(env.filters[name], env.record)
+                            for name in FILTERS})
     return env
 
 

@@ -14,6 +14,7 @@ import difflib
 import re
 import shutil
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
+from .coverage import Coverage
+from .coverage import check as coverage
 from .errors import MappingError, OutputInvalidError, Problem, TemplateError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
@@ -216,27 +219,37 @@ def unfinished(fmt: Format) -> list[Problem]:
     return problems
 
 
-def check_samples(fmt: Format, result: ExportResult) -> int:
+def check_samples(fmt: Format, result: ExportResult) -> Coverage:
     """Render the bundle's templates on check-mapping's two sample titles with the
     fixture's mapping (``sample.check_templates``); a template error names the file and
-    line (exit 5) and says it came from a sample title, not from the fixture."""
+    line (exit 5) and says it came from a sample title, not from the fixture. Returns
+    what the fixture's mapping binds that the templates do not write
+    (``coverage.check``); a value one of its split policies fills that they do not
+    write refuses the bundle (exit 3), as it refuses the mapping in check-mapping."""
     from .sample import check_templates
 
     try:
-        return check_templates(result.mapping, fmt)
+        sample = check_templates(result.mapping, fmt)
     except TemplateError as exc:
         raise TemplateError(f"{exc} [a sample title of check-mapping (every optional part, "
                             "or none), rendered with the fixture's mapping: a branch the "
                             "fixture does not take]", exc.problems) from None
+    found = coverage(result.mapping, fmt, sample.reads)
+    if found.refused:
+        raise MappingError(f"{fmt.name}: a policy of the fixture's mapping fills a value no "
+                           "template of the bundle writes", found.refused)
+    return found
 
 
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
-                 regen: bool = False) -> tuple[list[Problem], list[str]]:
+                 regen: bool = False, warn: Callable[[Problem], None] | None = None
+                 ) -> tuple[list[Problem], list[str]]:
     """Render the fixture into ``work``, then the templates on check-mapping's sample
     titles with the fixture's mapping (``check_samples``); return (problems of the
     expected files, diffs). With ``regen`` the expected folder is rewritten then. A
     bundle with TODO placeholders left, or whose README's status is not format.yaml's,
-    is refused first (``unfinished``)."""
+    is refused first (``unfinished``). ``warn`` is given each field the fixture's
+    mapping binds that no template writes (``coverage.check``)."""
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "
@@ -251,7 +264,9 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     # check-mapping (every optional part, none) take the others, so a typo in a branch
     # the fixture skips (a joint debtor, a mandate, an address abroad) fails here too,
     # before any expected/ file is rewritten
-    check_samples(fmt, result)
+    found = check_samples(fmt, result)
+    for problem in found.warnings if warn is not None else ():
+        warn(problem)
     if regen:
         regenerate_expected(work, fixture.expected)
     elif not _expected_files(fixture.expected):

@@ -283,8 +283,11 @@ def check_mapping(
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Check a mapping without any input: schema, TODOs left, code tables, fit with its
-    format, and its format's templates rendered once on two sample titles."""
+    format, and its format's templates rendered once on two sample titles; a bound
+    field no template writes is a warning, a value a split policy fills that none
+    writes refuses the mapping."""
     from .build import format_fit
+    from .coverage import check as coverage
     from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
@@ -299,12 +302,18 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
-        files = check_templates(m, fmt)
+        sample = check_templates(m, fmt)
+        found = coverage(m, fmt, sample.reads)
+        for problem in found.warnings:
+            _echo_err(f"warning: {problem}")
+        if found.refused:
+            raise MappingError(f"{mapping}: a policy of the mapping fills a value no template "
+                               f"of format {fmt.name} writes", found.refused)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
-               f"input {m.input.format}; {files} template(s) rendered on sample titles)")
+               f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
     # what it cannot check without an export (a column or JSON path the file lacks, the
     # values): the two commands that do, neither needing nor touching a store's numbers
     import shlex
@@ -320,6 +329,13 @@ def check_mapping(
                "    the whole file and every check (a JSON path no invoice has among them), "
                "the\n    store's included (--create-store when there is none yet: read as "
                "empty):\n    nothing written, no number used")
+    if found.declared:  # warned of by no one else: said, with where the reasons are
+        import textwrap
+
+        typer.echo(textwrap.fill(f"Bound, but not carried by format {fmt.name} (the "
+                                 f"reasons: not_carried in its format.yaml): "
+                                 f"{', '.join(found.declared)}", 80,
+                                 subsequent_indent="  ", break_on_hyphens=False))
 
 
 @app.command()
@@ -573,7 +589,9 @@ def check_format(
     try:
         fmt = find_format(name, formats_dir)
         with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
-            problems, diffs = check_bundle(fmt, Path(tmp), official_xsd, regen)
+            problems, diffs = check_bundle(
+                fmt, Path(tmp), official_xsd, regen,
+                warn=lambda problem: _echo_err(f"warning: {problem}"))
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:

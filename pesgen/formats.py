@@ -64,6 +64,10 @@ class Format:
     # the scaffold's TODO placeholders left in format.yaml (a draft may have some:
     # ``todo_problems``); check-format refuses them, ``formats`` counts them
     todos: tuple[Problem, ...] = ()
+    # the fields the format deliberately does not carry (format.yaml ``not_carried``),
+    # {field: (the reason given, 'format.yaml:line: not_carried.<field>')}: a mapping
+    # binding one is not warned of (``pesgen.coverage``)
+    not_carried: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def is_pes(self) -> bool:
@@ -333,6 +337,9 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
         defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
         todos=tuple(todos),
+        not_carried={k: (str(v), f"{source}:{line_of(data, ['not_carried', k])}: "
+                                 f"not_carried.{k}")
+                     for k, v in (data.get("not_carried") or {}).items()},
     )
 
 

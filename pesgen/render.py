@@ -110,10 +110,15 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
 class FileRenderer:
     """The three macros of one output file's template."""
 
-    def __init__(self, fmt: Format, spec: FileSpec, writes_none: bool = False) -> None:
+    def __init__(self, fmt: Format, spec: FileSpec, writes_none: bool = False,
+                 traced: bool = False) -> None:
+        """``traced``: the model fields the templates read are recorded (``reads``);
+        check-mapping's sample titles only."""
         self.fmt = fmt
         self.spec = spec
-        self._env = env = template_environment(fmt.folder, writes_none)
+        # an export's renderers are made as before the sample titles were traced
+        self._env = env = (template_environment(fmt.folder, writes_none, traced=True)
+                           if traced else template_environment(fmt.folder, writes_none))
         self.name = f"{fmt.name}/{spec.template}"
         try:
             template = env.get_template(spec.template)  # escaping memoised (_Template)
@@ -174,6 +179,12 @@ class FileRenderer:
             except jinja2.TemplateSyntaxError:
                 continue
         return None
+
+    @property
+    def reads(self) -> dict[tuple[int, str], object]:
+        """The model fields a traced renderer's templates have read, ``{(id(object),
+        field): object}`` (``pesgen._jinja._Tracing``); empty for any other."""
+        return getattr(self._env, "reads", {})
 
     def file_name(self, doc: Document) -> str:
         try:
@@ -245,5 +256,6 @@ def _unwritable_literal(env: jinja2.Environment, name: str, source: str,
     return found
 
 
-def renderers(fmt: Format, writes_none: bool = False) -> list[FileRenderer]:
-    return [FileRenderer(fmt, spec, writes_none) for spec in fmt.files]
+def renderers(fmt: Format, writes_none: bool = False,
+              traced: bool = False) -> list[FileRenderer]:
+    return [FileRenderer(fmt, spec, writes_none, traced) for spec in fmt.files]

@@ -6,12 +6,14 @@ only rendering finds it. ``check_templates`` renders every file of the mapping's
 code tables, on two made-up titles: one with every optional part the model has (a SEPA
 mandate, a joint debtor, an address abroad, dates, object, several lines), one with
 none of them (an organisation, one line). Nothing is validated, numbered nor written;
-an error names the template file and line, as at export.
+an error names the template file and line, as at export. The model fields the templates
+read on the way are recorded (``SampleRendering.reads``): ``pesgen.coverage`` compares
+them with what the mapping binds.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,8 @@ from pathlib import Path
 from .export import Exporter
 from .formats import Format
 from .mapping import Mapping
-from .model import Address, BankAccount, Debtor, Line, Mandate, Title
+from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
+from .render import renderers
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -68,27 +71,42 @@ def sample_titles(mapping: Mapping, fmt: Format) -> list[Title]:
                  service_from=date(exercise, 9, 1), service_to=date(exercise, 12, 31),
                  object="ECOLE DE MUSIQUE 1ER TRIMESTRE", asap_date=day, mandate=mandate,
                  joint_debtor=joint)
+    # an address of its own (equal to the joint debtor's): the fields read are told
+    # apart by object (t.debtor.address, t.joint_debtor.address)
     company = Debtor(category=other["category"], legal_nature=other["legal_nature"],
-                     name="ASSOCIATION LES AMIS", address=home, kind="organisation")
+                     name="ASSOCIATION LES AMIS", address=replace(home), kind="organisation")
     bare = Title(invoice_number="SAMPLE-2", debt_number="2" if ormc else None,
                  debtor=company, lines=(line(1, "45.00", None),), total=Decimal("45.00"),
                  origin=f"{SAMPLE_ORIGIN} (no optional part)")
     return [full, bare]
 
 
-def check_templates(mapping: Mapping, fmt: Format) -> int:
+@dataclass(frozen=True)
+class SampleRendering:
+    files: int  # how many files of the format were rendered
+    # the model fields the templates read, as a template finds them: t.debtor.name,
+    # t.joint_debtor.address.city, t.lines[i].amount, doc.bordereau.object
+    reads: frozenset[str]
+
+
+def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     """Render every file of ``fmt`` on the sample titles; raise ``TemplateError`` (file
-    and line) on the first template error. Returns how many files were rendered."""
+    and line) on the first template error. Returns how many files were rendered and
+    the model fields their templates read."""
     day = date(mapping.collectivity.exercise, 11, 23)
     # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered
     exporter = Exporter(mapping, fmt, Path("."), day, vouched=True)
-    for renderer in exporter.renderers:  # as an export does (vouched skips it)
+    # the same templates, their reads recorded (an export's renderers record nothing)
+    traced = renderers(fmt, traced=True)
+    for renderer in traced:  # as an export does (vouched skips it)
         renderer.check_literals(exporter.encoding)
     titles = [exporter.numbered(t, i) for i, t in enumerate(sample_titles(mapping, fmt), 1)]
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(1, len(titles), total, lines=sum(len(t.lines) for t in titles))
-    for renderer in exporter.renderers:
+    docs = []
+    for renderer in traced:
         named = replace(doc, file_name=renderer.file_name(doc))
+        docs.append(named)
         # encoded as an export writes them: a character the output's encoding cannot
         # write is refused here, not at the first export
         exporter._encode(renderer.head(named), renderer, "head")
@@ -96,4 +114,35 @@ def check_templates(mapping: Mapping, fmt: Format) -> int:
             exporter._encode(renderer.piece(title, named), renderer,
                              f"piece of invoice {title.invoice_number}", title)
         exporter._encode(renderer.tail(named), renderer, "tail")
-    return len(exporter.renderers)
+    holders = _holders(titles, docs)
+    reads = frozenset(f"{holder}.{name}" for renderer in traced
+                      for (key, name) in renderer.reads for holder in holders.get(key, ()))
+    return SampleRendering(len(traced), reads)
+
+
+def _holders(titles: list[Title], docs: list[Document]) -> dict[int, set[str]]:
+    """{id of a model object of the samples: where a template finds it (t.debtor,
+    t.lines[i], doc.bordereau…)}; the sample titles hold no object in two places."""
+    found: dict[int, set[str]] = {}
+
+    def add(obj: object, where: str) -> None:
+        if obj is not None:
+            found.setdefault(id(obj), set()).add(where)
+
+    for t in titles:
+        add(t, "t")
+        for debtor, where in ((t.debtor, "t.debtor"), (t.joint_debtor, "t.joint_debtor")):
+            if debtor is not None:
+                add(debtor, where)
+                add(debtor.address, f"{where}.address")
+        if t.mandate is not None:
+            add(t.mandate, "t.mandate")
+            add(t.mandate.account, "t.mandate.account")
+        for line in t.lines:
+            add(line, "t.lines[i]")
+    for doc in docs:
+        add(doc, "doc")
+        add(doc.collectivity, "doc.collectivity")
+        add(doc.emitter, "doc.emitter")
+        add(doc.bordereau, "doc.bordereau")
+    return found

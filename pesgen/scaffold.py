@@ -202,6 +202,14 @@ fields:
   # a field may have its own charset (latin-1, cp1252, ascii, sepa, utf-8, alnum), e.g.
   # the SEPA set for a mandate reference:
   # mandate.rum: {{max: 35, charset: sepa}}
+# What a mapping may bind that the file has no place for, each with the reason (the
+# publisher's document): check-mapping renders the templates on sample titles and
+# warns of a bound field no template reads (rule mapping.unwritten), but for these.
+# Named as a mapping binds them (payer.email, address.country, line.student...). A
+# value a split policy fills (address.complement, payer.complement_name) is refused if
+# no template writes it, listed here or not.
+# not_carried:
+#   payer.email: "TODO: no e-mail column in the publisher's layout"
 """
 
 _CSV_TEMPLATE = """\
@@ -369,6 +377,12 @@ folder `pesgen new-format` ran in (the one holding `@DIR@/`),
 every TODO of `format.yaml` (check-format refuses them); have the publisher import the
 expected file in a test environment; set `status: stable` in `format.yaml` and in the
 Status line above.
+
+check-mapping and check-format warn of a field the mapping binds that no template
+writes (`mapping.unwritten`): write it, or, when the file has no place for it, declare
+it in `format.yaml` `not_carried` with the reason. A value a split policy fills
+(`street_overflow: split` the address complement, `name_overflow: split` the name
+complement) that no template writes refuses the mapping (`mapping.policy-lost`).
 """
 
 _FIXTURE_README = """\

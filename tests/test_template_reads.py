@@ -141,3 +141,51 @@ def test_template_reads_are_the_sandbox_reads():
         assert type(got) is type(want)
         if isinstance(want, (bool, int)):
             assert got == want
+
+
+# ------------------------------------------------ check-mapping's traced rendering
+
+# what pesgen's filters and Jinja's read of the model objects given to them
+FILTER_SOURCES = [
+    "{% for imp in t.lines | by_imputation %}{{ imp.nature }}:{{ imp.amount | amount }}"
+    "{% for ln in imp.lines %}[{{ ln.label or '-' }}{{ (ln | pricing).quantity | number }}]"
+    "{% endfor %}{% endfor %}",
+    "{{ t.lines | map(attribute='amount') | sum }}{{ t.lines | selectattr('label') | list"
+    " | length }}",
+    "{% set p = t.lines[0] | pricing %}{{ p.unit_price | amount }}{{ p.quantity }}",
+    "{{ t.lines | sort(attribute='amount') | map(attribute='number') | join(',') }}",
+]
+
+
+@pytest.mark.parametrize("source", SOURCES + FILTER_SOURCES)
+@pytest.mark.parametrize("title", range(len(TITLES)))
+def test_traced_templates_render_what_the_export_renders(tmp_path, source, title):
+    """check-mapping's sample titles are rendered with the tracing sandbox (every field
+    read goes through getattr, a filter sees the model through a recorder): the same
+    output as the export's sandbox, or the same failure."""
+    values = {"t": TITLES[title], "d": {"name": "Verreries & Cristalleries"}}
+    (tmp_path / "t.xml.j2").write_text(source, encoding="utf-8")
+    traced = template_environment(tmp_path, traced=True)
+    try:
+        got = "ok", traced.get_template("t.xml.j2").render(**values)
+    except Exception as exc:  # noqa: BLE001 - the same failure is the point
+        got = type(exc).__name__, str(exc)
+    assert got == _render(_jinja._Sandbox, tmp_path, source, **values)
+
+
+def test_traced_reads_name_the_fields_filters_read_too(tmp_path):
+    env = template_environment(tmp_path, traced=True)
+    env.from_string(FILTER_SOURCES[0] + FILTER_SOURCES[1] + "{{ t.debtor['name'] }}").render(
+        t=TITLES[0])
+    reads = {(type(obj).__name__, name) for (_, name), obj in env.reads.items()}
+    assert {("Title", "lines"), ("Title", "debtor"), ("Debtor", "name"),
+            # by_imputation, pricing: Python code reading the recorder
+            ("Line", "product_code"), ("Line", "nature"), ("Line", "fonction"),
+            ("Line", "operation"), ("Line", "quantity"), ("Line", "unit_price"),
+            # the template on the recorded lines; map, selectattr: Jinja's getitem
+            ("Line", "label"), ("Line", "amount")} <= reads
+    assert ("Line", "student") not in reads and ("Debtor", "email") not in reads
+    # the export's environment records nothing, and reads fields inline
+    plain = template_environment(tmp_path)
+    assert type(plain) is _jinja._Sandbox and not hasattr(plain, "reads")
+    assert plain.public_fields is _jinja._TEMPLATE_READS and env.public_fields == {}

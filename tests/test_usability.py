@@ -362,6 +362,8 @@ def test_check_mapping_passes_every_shipped_mapping():
         r = _run("check-mapping", mapping)
         assert r.exit_code == 0, r.stderr
         assert "template(s) rendered on sample titles" in r.stdout
+        # every field it binds is written by its format, or declared not carried
+        assert "warning" not in r.stderr, r.stderr
 
 
 # ------------------------------------------------ 4. --help at 80 columns

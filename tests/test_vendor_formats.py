@@ -117,6 +117,45 @@ def test_emagnus_joint_debtor_side_file(tmp_path):
     assert p.mapping.endswith(": bindings.joint_payer.first_name")
 
 
+def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
+    """WTAMC001_TSOL wrote the joint debtor's name alone: the name complement the mapping
+    binds, or the end of a long name name_overflow: split moved there, was lost (found
+    by check-mapping's field coverage). As in WTAMC001, it follows the name in
+    Designation1; a name too long for it with its complement is refused by the layout,
+    never cut."""
+    mapping = tmp_path / "emagnus.yaml"
+    text = EMAGNUS.read_text(encoding="utf-8")
+    old = "    name: joint_payer.last_name\n"
+    assert text.count(old) == 1
+    mapping.write_text(text.replace(old, old + "    complement_name: joint_payer.complement\n"),
+                       encoding="utf-8")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "complement": "époux Dupont",
+        "address": {"street": "4 place du Marché", "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    result = export(mapping, source, tmp_path / "out", RUN)
+    tsol = next(f.path for f in result.files if f.path.name == "WTAMC001_TSOL.txt")
+    [row] = _records(tsol)
+    assert row[3:5] == ["LEFEVRE EPOUX DUPONT", "MARC"]
+    # a joint debtor's name over 50 characters, split by the shipped mapping's policy
+    # (name_overflow: split): its end is written after it, and the layout refuses the
+    # record (Designation1 holds 50), naming the file, the line and the column
+    long_name = "Lefèvre de la Tour d'Auvergne et de Montmorency-Laval"
+    assert len(long_name) > 50
+    data["invoices"][0]["joint_payer"]["last_name"] = long_name
+    del data["invoices"][0]["joint_payer"]["complement"]
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, source, tmp_path / "out2", RUN)
+    assert any("WTAMC001_TSOL.txt" in str(p) and "Designation1" in str(p)
+               for p in info.value.problems), info.value.problems
+
+
 def test_jvs_is_valid_against_its_own_xsd_and_carries_invoice_lines(tmp_path, official_xsd):
     result = export(JVS, EXAMPLES / "school-export.json", tmp_path, RUN)
     [f] = result.files

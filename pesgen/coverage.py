@@ -1,0 +1,185 @@
+"""Field coverage: the values a mapping binds, or its split policies fill, that no
+template of its format writes.
+
+A template that never reads ``t.debtor.email`` drops the e-mail the mapping binds, and
+nothing else would say so: the file is valid, and a bundle's expected files, rewritten
+by its author, freeze the loss in. ``check-mapping`` (and ``check-format``, with the
+fixture's mapping) render the templates on sample titles, recording the model fields
+they read (``sample.check_templates``); ``check`` compares them with this table:
+
+* a bound field no template reads is a **warning** naming the mapping file:line:key
+  and the format: a format may not carry a field (no e-mail in a finance package's
+  file). Its ``format.yaml`` says so with a reason (``not_carried: {payer.email: …}``),
+  which silences the warning;
+* a field a policy fills while no template reads it is a **refusal** (rule
+  ``mapping.policy-lost``): ``street_overflow: split`` puts the start of an over-long
+  street into ``address.complement``, ``name_overflow: split`` the end of an over-long
+  name into ``payer.complement_name``; a format that writes the street (or the name)
+  but not the complement would lose that part of every such address, each time the
+  policy applies. ``not_carried`` does not silence it: the mapping's policy (``refuse``
+  then refuses such a street, naming it) or the template must change.
+
+Fields are named as the mapping binds them (``payer.email``, ``joint_payer.street``),
+plus ``lines`` and ``output.bordereau_object``; ``format.schema.json`` lists the same
+names for ``not_carried``. The invoice number and NumDette are not checked: pesgen keeps
+them itself, whatever the files hold (``KEPT_BY_PESGEN``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .errors import Problem
+from .formats import Format
+from .mapping import Binding, Mapping
+
+# {binding of a debtor: the fields of t.debtor (or t.joint_debtor) that carry it, any of
+# them}: the payer kind is carried by the codes it translates into
+_DEBTOR = {
+    "ref": ("ref",), "kind": ("category", "legal_nature", "kind", "is_person"),
+    "civility": ("civility",), "name": ("name",), "first_name": ("first_name",),
+    "complement_name": ("complement_name",), "national_id": ("national_id",),
+    "birth_date": ("birth_date",), "email": ("email",),
+}
+_ADDRESS = {
+    "street": ("street",), "complement": ("complement",), "locality": ("locality",),
+    "postal_code": ("postal_code",), "city": ("city",),
+    # the country as exported, or the INSEE code abroad (CodPays)
+    "country": ("country", "country_code"),
+}
+# the bindings of joint_payer (mapping.schema.json): its debtor's, then its address's
+_JOINT = ("kind", "civility", "name", "first_name", "complement_name", "ref", "birth_date")
+
+# Bound fields pesgen keeps itself, whatever the templates write: not checked
+KEPT_BY_PESGEN = {
+    "invoice.number": "the state store records every title by it (an invoice is never "
+                      "exported twice; runs find), and the payment references file",
+    "invoice.debt_number": "the state store records it with the title (runs find, "
+                           "PayFiP), and the payment references file",
+}
+
+# {field: the model fields, as a template reads them, any one of which carries it}
+CARRIED_BY: dict[str, tuple[str, ...]] = {
+    "invoice.date": ("t.invoice_date",),
+    "invoice.due_date": ("t.due_date",),
+    # a declared total is checked against the lines: their amounts carry it as well
+    "invoice.total": ("t.total", "t.lines[i].amount"),
+    "invoice.object": ("t.object",),
+    "invoice.service_from": ("t.service_from",),
+    "invoice.service_to": ("t.service_to",),
+    "invoice.asap_date": ("t.asap_date",),
+    **{f"payer.{k}": tuple(f"t.debtor.{x}" for x in v) for k, v in _DEBTOR.items()},
+    **{f"address.{k}": tuple(f"t.debtor.address.{x}" for x in v) for k, v in _ADDRESS.items()},
+    **{f"joint_payer.{k}": tuple(f"t.joint_debtor.{x}" for x in _DEBTOR[k]) for k in _JOINT},
+    **{f"joint_payer.{k}": tuple(f"t.joint_debtor.address.{x}" for x in v)
+       for k, v in _ADDRESS.items()},
+    # whether the title is a direct debit: the mandate
+    "payment.direct_debit": ("t.mandate",),
+    "payment.debit_date": ("t.mandate.debit_date",),
+    "payment.rum": ("t.mandate.rum",),
+    "payment.mandate_signed_on": ("t.mandate.signed_on",),
+    "payment.iban": ("t.mandate.account.iban",),
+    "payment.bic": ("t.mandate.account.bic",),
+    "payment.holder": ("t.mandate.account.holder",),
+    "payment.sequence": ("t.mandate.sequence",),
+    "payment.label": ("t.mandate.label",),
+    "lines": ("t.lines",),
+    # the activity code, or the imputation codes.activities translates it into
+    "line.activity": tuple(f"t.lines[i].{x}" for x in (
+        "activity", "product_code", "nature", "fonction", "operation")),
+    "line.label": ("t.lines[i].label",),
+    "line.amount": ("t.lines[i].amount",),
+    "line.quantity": ("t.lines[i].quantity",),
+    "line.unit_price": ("t.lines[i].unit_price",),
+    "line.student": ("t.lines[i].student",),
+    "output.bordereau_object": ("doc.bordereau.object",),
+}
+
+# What each split policy fills: (policy, the format's field whose limit makes it split,
+# [(the field it splits, the field it fills)] for the debtor and the joint debtor, what
+# the filled part is)
+_SPLITS = (
+    ("street_overflow", "address.street",
+     (("address.street", "address.complement"), ("joint_payer.street", "joint_payer.complement")),
+     "the first part of a street longer than {limit} characters"),
+    ("name_overflow", "debtor.name",
+     (("payer.name", "payer.complement_name"), ("joint_payer.name", "joint_payer.complement_name")),
+     "the end of a name longer than {limit} characters"),
+)
+
+
+@dataclass
+class Coverage:
+    """What ``check`` found: warnings to print, and the problems that refuse."""
+
+    warnings: list[Problem] = field(default_factory=list)
+    refused: list[Problem] = field(default_factory=list)
+    # the bound fields no template reads that the format declares not carried
+    declared: list[str] = field(default_factory=list)
+
+
+def bound(mapping: Mapping) -> dict[str, Binding]:
+    """{field, named as ``CARRIED_BY`` names it: its binding} for every field the
+    mapping binds."""
+    found: dict[str, Binding] = {}
+    for group, bindings in mapping.bindings.items():
+        for name, binding in bindings.items():
+            found[f"{group}.{name}"] = binding
+    found["lines"] = mapping.lines
+    if mapping.output.bordereau_object is not None:
+        found["output.bordereau_object"] = mapping.output.bordereau_object
+    return found
+
+
+def carried(name: str, reads: Iterable[str]) -> bool:
+    """Whether a template read one of the model fields that carry ``name``."""
+    return not set(CARRIED_BY[name]).isdisjoint(reads)
+
+
+def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
+    """Compare what ``mapping`` binds and its split policies fill with the model fields
+    the templates of ``fmt`` read on the sample titles (``reads``)."""
+    result = Coverage()
+    fields = bound(mapping)
+    for name, binding in fields.items():
+        if name not in CARRIED_BY or carried(name, reads):
+            continue
+        if name in fmt.not_carried:
+            result.declared.append(name)
+            continue
+        shown = " or ".join(CARRIED_BY[name])
+        key = binding.where.rsplit(": ", 1)[-1]
+        result.warnings.append(Problem(
+            "mapping.unwritten", f"{key} is bound, but no template of format {fmt.name} "
+            f"reads {shown}: the value is in none of its files. If the format has no place "
+            f"for it, unbind it, or declare it in {fmt.folder / 'format.yaml'} (not_carried: "
+            f"{{{name}: why}}); else write it in a template",
+            mapping=binding.where))
+    for name, (_, where) in fmt.not_carried.items():
+        if carried(name, reads):
+            read = " and ".join(x for x in CARRIED_BY[name] if x in reads)
+            result.warnings.append(Problem(
+                "format.not-carried", f"{name} is declared not carried, but a template of "
+                f"format {fmt.name} reads {read}: remove it from not_carried",
+                mapping=where))
+    for policy, limited, splits, part in _SPLITS:
+        limit = fmt.limit(limited).max
+        if getattr(mapping.policies, policy) != "split" or limit is None:
+            continue  # refuse: an over-long value is refused; no limit: never split
+        for source, filled in splits:
+            # the debtor's always, the joint debtor's when the mapping binds it; a format
+            # that writes no part of it at all loses it whole (the warning above)
+            if source not in fields or not carried(source, reads) or carried(filled, reads):
+                continue
+            declared = fmt.not_carried.get(filled)
+            why = (f" ({filled} is declared not carried in its format.yaml: "
+                   f"{declared[0]})" if declared else "")
+            result.refused.append(Problem(
+                "mapping.policy-lost", f"policies.{policy}: split puts "
+                f"{part.format(limit=limit)} into {filled}, which no template of format "
+                f"{fmt.name} reads ({' or '.join(CARRIED_BY[filled])}){why}: that part would "
+                f"be lost from every file, each time the policy applies. Set {policy}: "
+                f"refuse (such a value is then refused, by invoice), or write {filled} in "
+                "the template", mapping=mapping.where("policies", policy)))
+    return result

@@ -1,0 +1,245 @@
+"""Field coverage (pesgen.coverage): a value the mapping binds that no template of its
+format writes was lost without a word, and check-format compared with expected files
+that froze the loss in (corail persona finding 14: a template writing only the known
+layout's single `Rue` drops the start of a street `street_overflow: split` moved into
+address.complement). check-mapping and check-format now record what the templates read
+on the sample titles: a bound field none reads is a warning naming the mapping
+file:line:key and the format, unless format.yaml declares it not carried; a value a
+split policy fills that none reads refuses the mapping (exit 3)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen import model
+from pesgen._schema import load_schema
+from pesgen.cli import app
+from pesgen.errors import ExitCode
+from pesgen.formats import load_format
+from pesgen.resources import data_dir
+
+from .conftest import MAPPINGS
+
+runner = CliRunner()
+CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+# the Corail template's address macro writes the complement before Rue
+COMPLEMENT = '{% if a.complement %}<Complement{{ suffix }} V="{{ a.complement }}"/>\n{% endif %}\n'
+COMPL_NOM = ('{% if d.complement_name %}<ComplNom{{ suffix }} V="{{ d.complement_name }}"/>\n'
+             '{% endif %}\n')
+RAISON = "{{ ([d.name, d.first_name] if d.first_name else [d.name, d.complement_name]) "
+EMAIL_DECLARED = '  payer.email: "InfoTiers and Adresse have no e-mail element"\n'
+
+
+def _run(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception, result.output)
+    return result
+
+
+def _line(path: Path, text: str) -> int:
+    """The number of the first line of ``path`` holding ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def _corail(tmp_path: Path, template: tuple[str, str] | None = None,
+            format_yaml: tuple[str, str] | None = None) -> tuple[Path, Path]:
+    """The shipped Corail bundle copied into a formats folder, its template or its
+    format.yaml edited (old, new): (the formats folder, the bundle)."""
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "cosoluce-corail"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", bundle)
+    for name, edit, encoding in (("corail.xml.j2", template, "iso-8859-1"),
+                                 ("format.yaml", format_yaml, "utf-8")):
+        if edit is not None:
+            path = bundle / name
+            text = path.read_text(encoding=encoding)
+            assert text.count(edit[0]) == 1, edit[0]
+            path.write_text(text.replace(*edit), encoding=encoding)
+    return fmts, bundle
+
+
+@pytest.mark.parametrize("template, policy, filled, carriers", [
+    # the known layout's single Rue: the split street's first part is dropped
+    ((COMPLEMENT, ""), "street_overflow",
+     "the first part of a street longer than 38 characters into address.complement",
+     "t.debtor.address.complement"),
+    # no ComplNom, and RaisonSociale without the complement of an organisation's name
+    ((COMPL_NOM, ""), "name_overflow",
+     "the end of a name longer than 38 characters into payer.complement_name",
+     "t.debtor.complement_name"),
+])
+def test_a_template_dropping_what_a_split_policy_fills_refuses_the_mapping(
+        tmp_path, template, policy, filled, carriers):
+    fmts, bundle = _corail(tmp_path, template)
+    if policy == "name_overflow":
+        path = bundle / "corail.xml.j2"
+        text = path.read_text(encoding="iso-8859-1")
+        assert text.count(RAISON) == 1
+        path.write_text(text.replace(RAISON, "{{ ([d.name, d.first_name]) "),
+                        encoding="iso-8859-1")
+    r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    line = _line(CORAIL, f"{policy}: split")
+    assert (f"policies.{policy}: split puts {filled}, which no template of format "
+            f"cosoluce-corail reads ({carriers}): that part would be lost") in r.stderr
+    assert f"[mapping {CORAIL}:{line}: policies.{policy}] (rule mapping.policy-lost)" in r.stderr
+    # the joint debtor's (TiersSolidaire, through the same macro) is lost the same way
+    joint = "joint_payer.complement," if policy == "street_overflow" else \
+        "joint_payer.complement_name,"
+    assert joint in r.stderr
+    assert "OK" not in r.stdout
+    # the mapping binds them: each binding is named as a warning too, by its line
+    keys = ("address.complement", "joint_payer.complement") \
+        if policy == "street_overflow" else ()
+    for key in keys:
+        at = _line(CORAIL, f"complement: {key.replace('address.', 'payer.address.')}"
+                   if key == "address.complement" else "complement: joint_payer.address")
+        assert (f"warning: bindings.{key} is bound, but no template of format "
+                "cosoluce-corail reads") in r.stderr
+        assert f"[mapping {CORAIL}:{at}: bindings.{key}] (rule mapping.unwritten)" in r.stderr
+    # the policy set to refuse: such a value is refused by invoice, nothing is lost
+    refusing = tmp_path / "corail-refuse.yaml"
+    refusing.write_text(CORAIL.read_text(encoding="utf-8").replace(
+        f"{policy}: split", f"{policy}: refuse"), encoding="utf-8")
+    r = _run("check-mapping", refusing, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "mapping.policy-lost" not in r.stderr
+    assert f"{refusing}: OK (format cosoluce-corail" in r.stdout
+    assert ("(rule mapping.unwritten)" in r.stderr) == bool(keys)
+
+
+def test_declaring_the_complement_not_carried_does_not_let_the_split_lose_it(tmp_path):
+    """not_carried silences a warning; it does not make a split policy's lost part
+    right: the refusal stands, and says what the format declared."""
+    fmts, bundle = _corail(tmp_path, (COMPLEMENT, ""), format_yaml=(
+        EMAIL_DECLARED, EMAIL_DECLARED + '  address.complement: "a single Rue"\n'))
+    r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert ("into address.complement, which no template of format cosoluce-corail reads "
+            "(t.debtor.address.complement) (address.complement is declared not carried in "
+            "its format.yaml: a single Rue): that part would be lost") in r.stderr
+    assert "warning: bindings.address.complement" not in r.stderr
+
+
+def test_check_format_refuses_such_a_bundle_before_regen_writes(tmp_path):
+    """check-format renders the sample titles with the fixture's mapping: the same
+    refusal, before --regen rewrites expected/ (which would freeze the loss in)."""
+    fmts, bundle = _corail(tmp_path, (COMPLEMENT, ""))
+    before = {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()}
+    fixture = bundle / "fixture" / "mapping.yaml"
+    line = _line(fixture, "street_overflow: split")
+    for extra in ([], ["--regen"]):
+        r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts, *extra)
+        assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+        assert ("error: cosoluce-corail: a policy of the fixture's mapping fills a value no "
+                "template of the bundle writes") in r.stderr
+        assert (f"[mapping {fixture}:{line}: policies.street_overflow] (rule "
+                "mapping.policy-lost)") in r.stderr
+        assert "byte for byte" not in r.stdout
+    assert {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()} == before
+
+
+def test_a_bound_field_no_template_reads_is_a_warning_unless_declared_not_carried(tmp_path):
+    # the shipped bundle declares the e-mail not carried: no warning, the success says it
+    r = _run("check-mapping", CORAIL)
+    assert r.exit_code == 0, r.stderr
+    assert "warning" not in r.stderr
+    said = " ".join(r.stdout.split("It read no input.")[1].split())
+    assert ("Bound, but not carried by format cosoluce-corail (the reasons: not_carried in "
+            "its format.yaml): invoice.due_date, payer.ref, payer.national_id, payer.email, "
+            "joint_payer.country, address.country, line.student") in said
+    # without the declaration: a warning naming the mapping file:line:key and the format;
+    # the mapping still passes (a format may have no place for a field)
+    fmts, bundle = _corail(tmp_path, format_yaml=(EMAIL_DECLARED, ""))
+    r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    line = _line(CORAIL, "email: payer.email")
+    assert (f"warning: bindings.payer.email is bound, but no template of format "
+            f"cosoluce-corail reads t.debtor.email: the value is in none of its files. If the "
+            f"format has no place for it, unbind it, or declare it in {bundle / 'format.yaml'} "
+            "(not_carried: {payer.email: why}); else write it in a template [mapping "
+            f"{CORAIL}:{line}: bindings.payer.email] (rule mapping.unwritten)") in r.stderr
+    assert r.stderr.count("warning:") == 1
+    assert ": OK (format cosoluce-corail" in r.stdout
+    # check-format warns of it too, with the fixture's mapping, and passes
+    fixture = bundle / "fixture" / "mapping.yaml"
+    r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert (f"[mapping {fixture}:{_line(fixture, 'email: payer.email')}: "
+            "bindings.payer.email] (rule mapping.unwritten)") in r.stderr
+
+
+def test_a_field_declared_not_carried_that_a_template_reads_is_a_warning(tmp_path):
+    fmts, bundle = _corail(tmp_path, format_yaml=(
+        EMAIL_DECLARED, EMAIL_DECLARED + '  payer.first_name: "no first name"\n'))
+    r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    source = bundle / "format.yaml"
+    line = _line(source, "payer.first_name:")
+    assert ("warning: payer.first_name is declared not carried, but a template of format "
+            "cosoluce-corail reads t.debtor.first_name: remove it from not_carried [format "
+            f"{source}:{line}: not_carried.payer.first_name] (rule format.not-carried)"
+            ) in r.stderr
+
+
+@pytest.mark.parametrize("entry, says", [
+    ('  payer.emial: "no e-mail column"\n',
+     "unknown key 'payer.emial' (did you mean 'payer.email'?)"),
+    # a model field's name is not a mapping's
+    ('  debtor.email: "no e-mail column"\n', "unknown key 'debtor.email'"),
+    ('  payer.first_name: ""\n', "'' does not match \\S"),
+])
+def test_not_carried_names_fields_as_a_mapping_binds_them(tmp_path, entry, says):
+    fmts, bundle = _corail(tmp_path, format_yaml=(EMAIL_DECLARED, EMAIL_DECLARED + entry))
+    source = bundle / "format.yaml"
+    line = _line(source, entry.split(":")[0].strip() + ":")
+    key = entry.split(":")[0].strip()
+    for args in (("check-mapping", CORAIL), ("check-format", "cosoluce-corail")):
+        r = _run(*args, "--formats-dir", fmts)
+        assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+        assert says in r.stderr
+        assert f"[format {source}:{line}: not_carried.{key}] (rule format.schema)" in r.stderr
+
+
+def test_the_field_names_are_the_mappings_and_each_carrier_a_model_field():
+    """not_carried's names are those of format.schema.json, which are CARRIED_BY's: every
+    binding of the mapping schema (the invoice number and NumDette aside, kept by
+    pesgen), lines and output.bordereau_object; each is carried by real model fields."""
+    from pesgen.coverage import CARRIED_BY, KEPT_BY_PESGEN
+
+    enum = load_schema("format.schema.json")["properties"]["not_carried"]["propertyNames"]
+    assert enum["enum"] == list(CARRIED_BY)
+    bindings = load_schema("mapping.schema.json")["properties"]["bindings"]["properties"]
+    bound = {f"{group}.{name}" for group, spec in bindings.items()
+             for name in spec.get("properties", {})} | {"lines", "output.bordereau_object"}
+    assert set(CARRIED_BY) | set(KEPT_BY_PESGEN) == bound
+    assert not set(CARRIED_BY) & set(KEPT_BY_PESGEN)
+    holders = {"t": model.Title, "t.debtor": model.Debtor, "t.debtor.address": model.Address,
+               "t.joint_debtor": model.Debtor, "t.joint_debtor.address": model.Address,
+               "t.mandate": model.Mandate, "t.mandate.account": model.BankAccount,
+               "t.lines[i]": model.Line, "doc.bordereau": model.Bordereau}
+    for name, carriers in CARRIED_BY.items():
+        for carrier in carriers:
+            holder, field = carrier.rsplit(".", 1)
+            assert field in model.public_names(holders[holder]), (name, carrier)
+
+
+def test_the_shipped_bundles_declare_what_they_do_not_carry():
+    """Each shipped bundle's not_carried gives a reason for each field, named by its
+    format.yaml line; none lists what a split policy fills (it would not silence the
+    refusal: the shipped templates write both complements)."""
+    for folder in sorted(data_dir("templates").iterdir()):
+        fmt = load_format(folder)
+        assert "payer.email" in fmt.not_carried, fmt.name
+        for reason, where in fmt.not_carried.values():
+            assert reason.strip()
+            assert re.match(rf"{re.escape(str(folder / 'format.yaml'))}:\d+: not_carried\.",
+                            where), where
+        assert not {"address.complement", "payer.complement_name"} & set(fmt.not_carried)
