@@ -461,8 +461,9 @@ class Builder:
     def run_notes(self, origin: str) -> list[PolicyNote]:
         """The notes said once for the whole run, not per invoice: the case policy's
         count (``case_note``), an address.country left unbound (every debtor then
-        French), and the civilities sent as exported because the mapping has no
-        codes.civility table (a few of them named)."""
+        French), an ASAP Edition the format's notes qualify (format.yaml
+        defaults.asap_edition_notes), and the civilities sent as exported because the
+        mapping has no codes.civility table (a few of them named)."""
         notes = [note for note in (self.case_note(origin),) if note is not None]
         if "country" not in self.addr:
             # every debtor's address is then French: a family abroad is sent with CodRes
@@ -474,6 +475,14 @@ class Builder:
                                     "written as living in France; bind it to the export's "
                                     "country column or key (codes.countries for its values)"))
         # Mademoiselle is refused by pes.civility, table or not: not sent
+        # an Edition whose promise the format's files do not keep (format.yaml
+        # defaults.asap_edition_notes): pes-titres' 04 names an ASAP it does not attach
+        edition = self.mapping.output.asap_edition
+        said = (self.fmt.defaults.get("asap_edition_notes") or {}).get(edition)
+        if said:
+            notes.append(PolicyNote("asap_edition", "*",
+                                    self.mapping.where("output", "asap_edition"),
+                                    f"Edition {edition}: {said}"))
         values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
         if values:
             shown = ", ".join(values[:_NOTE_VALUES]) + (", …" if len(values) > _NOTE_VALUES
