@@ -18,13 +18,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from stdnum.fr import siret as std_siret
-
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
     bic_abroad_problem,
     checked_bank_code,
+    checked_national_id,
     civility_problem,
 )
 from .errors import InputDataError, MappingError, Problem
@@ -820,13 +819,13 @@ class Builder:
             name, complement = self._split_name(ctx, name, complement, p.get("name"))
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
         national_id = ev(p.get("national_id"))
+        id_kind = None  # NatIdTiers: told by the identifier's length
         if not self._scalar(ctx, "payer.national_id", national_id, p.get("national_id")):
             national_id = None
         elif not _blank(national_id):
-            national_id = std_siret.compact(str(national_id))
-            if not std_siret.is_valid(national_id):
-                ctx.problem("pes.siret", f"payer SIRET '{national_id}' is invalid (length or "
-                            "checksum)", mapping=p["national_id"].where)
+            national_id, id_kind, id_problem = checked_national_id(str(national_id))
+            if id_problem:
+                ctx.problem("pes.siret", id_problem, mapping=p["national_id"].where)
         else:
             national_id = None
         b_birth = p.get("birth_date")
@@ -841,7 +840,7 @@ class Builder:
             category=entry["category"], legal_nature=entry["legal_nature"], name=name,
             address=address, kind=str(kind), ref=ref, civility=civility, first_name=first_name,
             complement_name=complement, national_id=national_id,
-            national_id_kind="01" if national_id else None,
+            national_id_kind=id_kind,
             birth_date=birth if is_person else None,
             email=None if email is None else str(email))
 

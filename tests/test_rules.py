@@ -179,6 +179,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
     ],
     "pes.id-tiers": [
         ("bad-siret-key", _org(national_id="77522165800014"), "SIRET '77522165800014'"),
+        ("bad-siren-key", _org(national_id="775221659", national_id_kind="02"),
+         "SIREN '775221659' is invalid"),
         ("id-without-kind", _org(national_id_kind=None), "go together"),
         ("kind-without-id", _org(national_id=None), "go together"),
     ],
@@ -664,6 +666,37 @@ def test_invalid_payer_siret(tmp_path):
     inv["payer"]["siret"] = "77522165800014"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.siret"]
+
+
+def test_payer_siren_is_sent_as_a_siren(tmp_path, official_xsd):
+    """A 9-digit national id is a SIREN: IdTiers with NatIdTiers 02 (DT v5.19
+    InfoTiers/IdTiers: 9 digits for a SIREN, 14 for a SIRET), not refused as a bad SIRET
+    nor sent as one."""
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["siret"] = "775 221 658"
+    result = _run(tmp_path, [inv])
+    info = _tiers(result).find("InfoTiers")
+    assert (_v(info, "IdTiers"), _v(info, "NatIdTiers")) == ("775221658", "02")
+    assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []
+    inv["payer"]["siret"] = "775.221.658.00013"
+    (tmp_path / "siret").mkdir()
+    info = _tiers(_run(tmp_path / "siret", [inv])).find("InfoTiers")
+    assert (_v(info, "IdTiers"), _v(info, "NatIdTiers")) == ("77522165800013", "01")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("775221659", "payer SIREN '775221659' is invalid (checksum)"),
+    ("77522165800014", "payer SIRET '77522165800014' is invalid (checksum)"),
+    ("7752216580", "payer national id '7752216580' is neither a SIRET (14 digits, NatIdTiers "
+                   "01) nor a SIREN (9 digits, NatIdTiers 02)"),
+    ("FR40775221658", "payer national id 'FR40775221658' is neither a SIRET"),
+])
+def test_payer_national_id_neither_siret_nor_siren_is_refused(tmp_path, value, message):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["siret"] = value
+    [p] = _refused(tmp_path, [inv])
+    assert p.rule == "pes.siret" and message in p.message
+    assert p.mapping.endswith(": bindings.payer.national_id")
 
 
 def test_foreign_address_refused_by_default(tmp_path):
