@@ -18,13 +18,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from stdnum.fr import siret as std_siret
-
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
     bic_abroad_problem,
     checked_bank_code,
+    checked_national_id,
     civility_problem,
 )
 from .errors import InputDataError, MappingError, Problem
@@ -461,8 +460,9 @@ class Builder:
     def run_notes(self, origin: str) -> list[PolicyNote]:
         """The notes said once for the whole run, not per invoice: the case policy's
         count (``case_note``), an address.country left unbound (every debtor then
-        French), and the civilities sent as exported because the mapping has no
-        codes.civility table (a few of them named)."""
+        French), an ASAP Edition the format's notes qualify (format.yaml
+        defaults.asap_edition_notes), and the civilities sent as exported because the
+        mapping has no codes.civility table (a few of them named)."""
         notes = [note for note in (self.case_note(origin),) if note is not None]
         if "country" not in self.addr:
             # every debtor's address is then French: a family abroad is sent with CodRes
@@ -474,6 +474,14 @@ class Builder:
                                     "written as living in France; bind it to the export's "
                                     "country column or key (codes.countries for its values)"))
         # Mademoiselle is refused by pes.civility, table or not: not sent
+        # an Edition whose promise the format's files do not keep (format.yaml
+        # defaults.asap_edition_notes): pes-titres' 04 names an ASAP it does not attach
+        edition = self.mapping.output.asap_edition
+        said = (self.fmt.defaults.get("asap_edition_notes") or {}).get(edition)
+        if said:
+            notes.append(PolicyNote("asap_edition", "*",
+                                    self.mapping.where("output", "asap_edition"),
+                                    f"Edition {edition}: {said}"))
         values = [v for v in self.uncoded_civilities if civility_problem(None, v) is None]
         if values:
             shown = ", ".join(values[:_NOTE_VALUES]) + (", …" if len(values) > _NOTE_VALUES
@@ -735,6 +743,7 @@ class Builder:
                                 record=ln.origin, mapping=self.mapping.where("policies"))
             return None
         amounts = [ln.amount for ln in lines]
+        taken = [_ZERO] * len(lines)  # what the negative lines netted into each line
         key = [(ln.product_code, ln.nature, ln.fonction, ln.operation) for ln in lines]
         for i, ln in enumerate(lines):
             if ln.amount >= 0:
@@ -745,6 +754,7 @@ class Builder:
             for j in targets:
                 take = min(due, amounts[j])
                 amounts[j] -= take
+                taken[j] += take
                 due -= take
                 ctx.note("negative_lines", f"line {ln.number} ({ln.amount}) netted {take} into "
                          f"line {lines[j].number} ({ln.activity})")
@@ -756,15 +766,55 @@ class Builder:
                             record=ln.origin)
                 return None
         out = []
-        for ln, amount in zip(lines, amounts, strict=True):
+        ok = True
+        for ln, amount, netted in zip(lines, amounts, taken, strict=True):
             if amount > 0:
-                out.append(Line(**{**_fields(ln), "amount": amount, "number": len(out) + 1}))
+                label = ln.label
+                if netted and self.policies.netted_label == "append" and label is not None:
+                    label = self._netted_label(ctx, ln, netted)
+                    ok = ok and label is not None
+                out.append(Line(**{**_fields(ln), "amount": amount, "number": len(out) + 1,
+                                   "label": label}))
             elif ln.amount == 0:
                 ctx.note("negative_lines", f"line {ln.number} of amount 0 left out")
             elif ln.amount > 0:
                 ctx.note("negative_lines", f"line {ln.number} ({ln.activity}) netted to 0, "
                          "left out")
-        return out
+        return out if ok else None
+
+    def _netted_label(self, ctx: _Ctx, ln: Line, netted: Decimal) -> str | None:
+        """policies.netted_label: append: the label of a line the negative lines netted
+        into says so (its amount is no longer what the label's activity costs: DT v5.19
+        InfoLignePiece, "ObjLignePce correspondra à l'ObjetPiece du sous-article"). An
+        over-long result follows text_overflow: truncate shortens the label's own text,
+        never the suffix; refuse refuses it. None when refused."""
+        assert ln.label is not None
+        limit = self._limits["line.label"]
+        where = self.mapping.where("policies", "netted_label")
+        suffix = NETTED_SUFFIX.format(amount=f"{netted:.2f}".replace(".", ","))
+        checked = normalize(suffix, limit.charset, self.text_policy)
+        if checked.error:  # pesgen's own text: a charset without ',' or spaces
+            ctx.problem("text.charset", f"line.label: the netted suffix '{suffix}' "
+                        f"{checked.error}", mapping=where, record=ln.origin)
+            return None
+        suffix = checked.value
+        label = f"{ln.label} - {suffix}"
+        if limit.max is not None and len(label) > limit.max:
+            room = limit.max - len(suffix) - len(" - ")
+            if self.policies.text_overflow != "truncate" or room < 1:
+                ctx.problem("text.length", f"line.label of line {ln.number} with its netted "
+                            f"suffix ('{suffix}') is {len(label)} characters, the target "
+                            f"allows {limit.max} (policies netted_label: append, text_overflow:"
+                            f" {self.policies.text_overflow})", mapping=where, record=ln.origin)
+                return None
+            short = truncate_words(ln.label, room)
+            ctx.note("text_overflow", f"line.label: {len(label)} characters with the netted "
+                     f"suffix: the label shortened to {len(short)} before ' - {suffix}' "
+                     f"(limit {limit.max})")
+            label = f"{short} - {suffix}"
+        ctx.note("netted_label", f"line {ln.number} ({ln.activity}): label ends '{suffix}' "
+                 f"(policy netted_label: append)")
+        return label
 
     def _joint_debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Debtor | None:
         """The joint debtor (tiers solidaire) when the mapping binds one and the invoice
@@ -811,13 +861,13 @@ class Builder:
             name, complement = self._split_name(ctx, name, complement, p.get("name"))
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
         national_id = ev(p.get("national_id"))
+        id_kind = None  # NatIdTiers: told by the identifier's length
         if not self._scalar(ctx, "payer.national_id", national_id, p.get("national_id")):
             national_id = None
         elif not _blank(national_id):
-            national_id = std_siret.compact(str(national_id))
-            if not std_siret.is_valid(national_id):
-                ctx.problem("pes.siret", f"payer SIRET '{national_id}' is invalid (length or "
-                            "checksum)", mapping=p["national_id"].where)
+            national_id, id_kind, id_problem = checked_national_id(str(national_id))
+            if id_problem:
+                ctx.problem("pes.siret", id_problem, mapping=p["national_id"].where)
         else:
             national_id = None
         b_birth = p.get("birth_date")
@@ -832,7 +882,7 @@ class Builder:
             category=entry["category"], legal_nature=entry["legal_nature"], name=name,
             address=address, kind=str(kind), ref=ref, civility=civility, first_name=first_name,
             complement_name=complement, national_id=national_id,
-            national_id_kind="01" if national_id else None,
+            national_id_kind=id_kind,
             birth_date=birth if is_person else None,
             email=None if email is None else str(email))
 
@@ -1182,6 +1232,11 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                 "mapping.format", f"{'.'.join(keys)}: {char!r} cannot be written in "
                 f"{encoding} (format {fmt.name})", mapping=mapping.where(*keys)))
     return problems
+
+
+# policies.netted_label: append: what ends the label of a line discounts were netted
+# into (French, as the debtor reads it; the amount with a decimal comma)
+NETTED_SUFFIX = "NET REMISE {amount}"
 
 
 def _fields(obj: Any) -> dict[str, Any]:

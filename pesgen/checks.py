@@ -15,6 +15,7 @@ from typing import Any
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.fr import siren as std_siren
 from stdnum.fr import siret as std_siret
 
 from .memo import bank_code
@@ -75,11 +76,37 @@ def residence_problem(resident: bool, country_code: str | None) -> str | None:
     return None
 
 
+# The national identifiers of a debtor pesgen writes (bindings.payer.national_id), told
+# apart by their length: "les longueurs possibles sont 9 pour le Siren [...], 14 pour le
+# Siret", and "la clé de l'identifiant doit être valide [...] sinon, rejet du bordereau"
+# (DT v5.19 InfoTiers/IdTiers). {length: (NatIdTiers, name, python-stdnum module)}
+NATIONAL_ID_KINDS = {14: ("01", "SIRET", std_siret), 9: ("02", "SIREN", std_siren)}
+# {NatIdTiers: (name, module)} of the kinds whose key is checked (pes.id-tiers)
+_ID_TIERS_KEYS = {code: (name, module) for code, name, module in NATIONAL_ID_KINDS.values()}
+
+
+def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
+    """pes.siret on a debtor's national identifier as the export gives it: (the value
+    without spaces or dots, its NatIdTiers, None) for a SIRET (14 digits, 01) or a SIREN
+    (9 digits, 02) with a valid key; else (that value, None, the problem)."""
+    value = std_siret.compact(raw)
+    known = NATIONAL_ID_KINDS.get(len(value)) if value.isascii() and value.isdigit() \
+        else None
+    if known is None:
+        return value, None, (f"payer national id '{value}' is neither a SIRET (14 digits, "
+                             "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)")
+    code, name, module = known
+    if not module.is_valid(value):
+        return value, None, f"payer {name} '{value}' is invalid (checksum)"
+    return value, code, None
+
+
 def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
-    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01; the
-    other kinds are not checked), and the two given together."""
-    if national_id and kind == "01" and not std_siret.is_valid(national_id):
-        yield f"SIRET '{national_id}' is invalid"
+    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01) or a
+    SIREN (02; the other kinds are not checked), and the two given together."""
+    checked = _ID_TIERS_KEYS.get(kind or "")
+    if national_id and checked and not checked[1].is_valid(national_id):
+        yield f"{checked[0]} '{national_id}' is invalid"
     if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
 

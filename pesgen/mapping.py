@@ -50,6 +50,7 @@ class Binding:
 @dataclass(frozen=True)
 class Policies:
     negative_lines: str = "refuse"
+    netted_label: str = "keep"
     zero_total: str = "refuse"
     transliterate: bool = False
     case: str = "keep"
@@ -473,6 +474,10 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
     if policies.missing_civility == "default" and not policies.default_civility:
         problems.append(Problem("mapping.policy", "missing_civility: default needs "
                                 "default_civility", mapping=where("policies", "missing_civility")))
+    if policies.netted_label == "append" and policies.negative_lines != "net":
+        problems.append(Problem("mapping.policy", "netted_label: append needs "
+                                "negative_lines: net (no line is netted otherwise)",
+                                mapping=where("policies", "netted_label")))
     if policies.default_civility and policies.default_civility.lower() in (
             "mlle", "melle", "mademoiselle"):
         problems.append(Problem("pes.civility", "'Mademoiselle' is rejected by Hélios",

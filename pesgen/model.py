@@ -71,8 +71,8 @@ class Debtor:
     civility: str | None = None  # Civilite
     first_name: str | None = None  # Prenom
     complement_name: str | None = None  # ComplNom
-    national_id: str | None = None  # IdTiers (SIRET)
-    national_id_kind: str | None = None  # NatIdTiers (01 = SIRET)
+    national_id: str | None = None  # IdTiers (SIRET or SIREN)
+    national_id_kind: str | None = None  # NatIdTiers (01 = SIRET, 02 = SIREN)
     birth_date: date | None = None  # DteNaissance
     email: str | None = None
 
@@ -317,8 +317,8 @@ TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
                     "or the one exported (policies.default_civility when none); or nothing",
         "first_name": "first name (Prenom), or nothing",
         "complement_name": "name complement (ComplNom), or nothing",
-        "national_id": "SIRET of an organisation (IdTiers), or nothing",
-        "national_id_kind": "kind of national_id (NatIdTiers, 01 = SIRET), or nothing",
+        "national_id": "SIRET or SIREN of an organisation (IdTiers), or nothing",
+        "national_id_kind": "kind of national_id (NatIdTiers: 01 = SIRET, 02 = SIREN), or nothing",
         "birth_date": "birth date of a person (DteNaissance), or nothing",
         "email": "e-mail address as exported, or nothing",
         "is_person": "whether category is 01 (a person)",

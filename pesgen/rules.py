@@ -184,7 +184,8 @@ def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield f"DteAsp {t.asap_date} is before DteBordEm {ctx.issue_date}"
 
 
-@rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) has a valid key.",
+@rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) or SIREN "
+      "(NatIdTiers 02) has a valid key.",
       "DT v5.19 InfoTiers/IdTiers; DT-AQ ERREUR_SIRET")
 def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
     return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)

@@ -158,7 +158,8 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "policies:",
         "  # transliterate: true   # œ -> OE, ’ -> ' instead of refusing",
         "  # case: upper",
-        "  # negative_lines: net   # discounts net into the same imputation",
+        "  # negative_lines: net   # discounts net into the same imputation "
+        "(netted_label: append says so in that line's label)",
         "",
     ]
     return "\n".join(out)

@@ -123,7 +123,42 @@ def test_no_edition_means_the_collectivity_sends_the_asap(tmp_path, official_xsd
                     official_xsd=official_xsd)
     doc = etree.parse(str(result.files[0].path))
     assert doc.find(".//Edition") is None
-    assert doc.find(".//BlocBordereau/DteAsp").get("V") == "2026-11-23"
+    dates = [p.find("DteAsp").get("V") for p in doc.iterfind(".//Piece/BlocPiece")]
+    assert dates == ["2026-11-23"] * 11
+
+
+def test_every_titre_carries_its_asap_date_not_the_bordereau(tmp_path, official_xsd):
+    """BlocBordereau/DteAsp is read for ORMC rôles only (DT v5.19 TBlocBordereau): a
+    titre ordinaire carries its ASAP date in BlocPiece/DteAsp, the invoice's
+    asap_date when it has one, else the run date + output.asap_delay_days."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][1]["asap"] = "2026-12-01"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    m = _variant(tmp_path, TITRES, "  asap_delay_days: 0\n", "  asap_delay_days: 5\n")
+    m.write_text(m.read_text(encoding="utf-8").replace(
+        "    due_date: due_date\n", "    due_date: due_date\n    asap_date: asap\n"),
+        encoding="utf-8")
+    result = export(m, source, tmp_path / "out", RUN, official_xsd=official_xsd)
+    path = result.files[0].path
+    doc = etree.parse(str(path))
+    assert doc.find(".//BlocBordereau/DteAsp") is None
+    dates = [p.find("DteAsp").get("V") for p in doc.iterfind(".//Piece/BlocPiece")]
+    assert dates == ["2026-11-28", "2026-12-01"] + ["2026-11-28"] * 9
+    assert validate_pes_file(path, OWN_XSD, official_xsd) == []
+
+
+def test_edition_04_says_no_asap_is_attached(tmp_path):
+    """Edition 04: the DT says the comptable may consult the titre's ASAP, a PES_Facture
+    attached as PES_PJ, which pesgen does not produce: each run says so (format.yaml
+    defaults.asap_edition_notes), once, naming the mapping's output.asap_edition."""
+    result = export(TITRES, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    [note] = [n for n in result.notes if n.policy == "asap_edition"]
+    assert note.invoice == "*" and note.origin.endswith(": output.asap_edition")
+    assert note.detail.startswith("Edition 04: ") and "attaches none" in note.detail
+    without = _variant(tmp_path, TITRES, '  asap_edition: "04"', "")
+    result = export(without, EXAMPLES / "school-export.json", tmp_path / "out2", RUN)
+    assert not [n for n in result.notes if n.policy == "asap_edition"]
 
 
 def test_unknown_format_option_is_named(tmp_path):

@@ -179,6 +179,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
     ],
     "pes.id-tiers": [
         ("bad-siret-key", _org(national_id="77522165800014"), "SIRET '77522165800014'"),
+        ("bad-siren-key", _org(national_id="775221659", national_id_kind="02"),
+         "SIREN '775221659' is invalid"),
         ("id-without-kind", _org(national_id_kind=None), "go together"),
         ("kind-without-id", _org(national_id=None), "go together"),
     ],
@@ -550,6 +552,74 @@ def test_netting_to_zero_leaves_the_line_out(tmp_path):
     assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2"]
 
 
+NETTED = "FORMATION MUSICALE CYCLE 1 - LUCAS DUPONT-LEFÈVRE"
+
+
+def _labels(result) -> list[tuple[str, str]]:
+    doc = etree.parse(str(result.files[0].path))
+    return [(_v(e, "ObjLignePce"), _v(e, "MtHT")) for e in doc.iterfind(".//InfoLignePiece")]
+
+
+def test_netted_label_keep_is_the_default(tmp_path):
+    result = _run(tmp_path, [_invoice("FA-2026-00101")])
+    assert _labels(result)[0] == (NETTED, "62.25")
+    assert not [n for n in result.notes if n.policy == "netted_label"]
+
+
+def test_netted_label_append_says_the_discount(tmp_path, official_xsd):
+    """negative_lines: net puts FA-2026-00101's 'Réduction fratrie 10 %' (-22.75) into
+    its FM-C1 line: with netted_label: append that line's label says so (DT v5.19
+    InfoLignePiece/ObjLignePce), the other lines untouched; the run summary says it."""
+    mapping = _mapping(tmp_path, {"netted_label": "append"})
+    result = _run(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    labels = _labels(result)
+    assert labels[0] == (f"{NETTED} - NET REMISE 22,75", "62.25")
+    assert [amount for _, amount in labels] == ["62.25", "142.50", "78.00"]
+    assert " - NET REMISE" not in labels[1][0] + labels[2][0]
+    [note] = [n for n in result.notes if n.policy == "netted_label"]
+    assert note.invoice == "FA-2026-00101"
+    assert note.detail == ("line 1 (FM-C1): label ends 'NET REMISE 22,75' (policy "
+                           "netted_label: append)")
+    assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []
+
+
+def _long_label_invoice() -> dict:
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][0]["activity"]["label"] = "Formation musicale cycle 1" + " atelier" * 12
+    return inv  # its label: 145 characters, 164 with ' - NET REMISE 22,75'
+
+
+def test_netted_label_too_long_follows_text_overflow_refuse(tmp_path):
+    mapping = _mapping(tmp_path, {"netted_label": "append"})
+    [p] = _refused(tmp_path, [_long_label_invoice()], mapping)
+    assert p.rule == "text.length"
+    assert p.message == ("line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
+                         "164 characters, the target allows 160 (policies netted_label: "
+                         "append, text_overflow: refuse)")
+    assert p.mapping.endswith(": policies.netted_label")
+    assert p.record.endswith("$.invoices[0].lines[0]")
+
+
+def test_netted_label_too_long_truncates_the_label_not_the_suffix(tmp_path):
+    mapping = _mapping(tmp_path, {"netted_label": "append", "text_overflow": "truncate"})
+    result = _run(tmp_path, [_long_label_invoice()], mapping)
+    label, amount = _labels(result)[0]
+    assert amount == "62.25" and len(label) <= 160
+    assert label == "FORMATION MUSICALE CYCLE 1" + " ATELIER" * 12 + " - LUCAS - NET REMISE 22,75"
+    notes = {n.policy: n.detail for n in result.notes}
+    assert notes["text_overflow"].startswith("line.label: 164 characters with the netted suffix")
+    assert "netted_label" in notes
+
+
+def test_netted_label_append_needs_netting(tmp_path):
+    path = _mapping(tmp_path, {"netted_label": "append", "negative_lines": None})
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    [p] = info.value.problems
+    assert p.rule == "mapping.policy" and "needs negative_lines: net" in p.message
+    assert p.mapping.endswith(": policies.netted_label")
+
+
 def test_zero_total_refused(tmp_path):
     mapping = _mapping(tmp_path, {"zero_total": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
@@ -664,6 +734,37 @@ def test_invalid_payer_siret(tmp_path):
     inv["payer"]["siret"] = "77522165800014"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.siret"]
+
+
+def test_payer_siren_is_sent_as_a_siren(tmp_path, official_xsd):
+    """A 9-digit national id is a SIREN: IdTiers with NatIdTiers 02 (DT v5.19
+    InfoTiers/IdTiers: 9 digits for a SIREN, 14 for a SIRET), not refused as a bad SIRET
+    nor sent as one."""
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["siret"] = "775 221 658"
+    result = _run(tmp_path, [inv])
+    info = _tiers(result).find("InfoTiers")
+    assert (_v(info, "IdTiers"), _v(info, "NatIdTiers")) == ("775221658", "02")
+    assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []
+    inv["payer"]["siret"] = "775.221.658.00013"
+    (tmp_path / "siret").mkdir()
+    info = _tiers(_run(tmp_path / "siret", [inv])).find("InfoTiers")
+    assert (_v(info, "IdTiers"), _v(info, "NatIdTiers")) == ("77522165800013", "01")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("775221659", "payer SIREN '775221659' is invalid (checksum)"),
+    ("77522165800014", "payer SIRET '77522165800014' is invalid (checksum)"),
+    ("7752216580", "payer national id '7752216580' is neither a SIRET (14 digits, NatIdTiers "
+                   "01) nor a SIREN (9 digits, NatIdTiers 02)"),
+    ("FR40775221658", "payer national id 'FR40775221658' is neither a SIRET"),
+])
+def test_payer_national_id_neither_siret_nor_siren_is_refused(tmp_path, value, message):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["siret"] = value
+    [p] = _refused(tmp_path, [inv])
+    assert p.rule == "pes.siret" and message in p.message
+    assert p.mapping.endswith(": bindings.payer.national_id")
 
 
 def test_foreign_address_refused_by_default(tmp_path):
