@@ -272,3 +272,84 @@ def test_an_accepted_bordereau_with_a_payfip_link_open_names_both_in_one_refusal
                         annulled_by_tresorerie=True)
     assert [p.invoice for p in done.payments] == ["FA-2026-00101"]
     assert _active(db_url, 1) == {False}
+
+
+# ------------------------------------------------------------------ payfip datamatrix
+
+def _datamatrix(db_url: str, run: str):
+    return run_cli("payfip", "datamatrix", "--run", run[:8], "--code-etablissement", "001",
+                   "--db", db_url)
+
+
+def test_no_datamatrix_for_the_titles_of_a_bordereau_the_tresorerie_rejected(
+        acknowledged, tmp_path):
+    """A Datamatrix pays a debt the trésorerie holds: a title of a rejected bordereau is
+    not in Hélios, even before the bordereau is cancelled. Its file is skipped and said
+    so; the accepted one and the one without acknowledgement are written."""
+    import csv
+
+    db_url, run = acknowledged
+    out = tmp_path / "o"
+    stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
+    result = _datamatrix(db_url, run)
+    assert result.exit_code == 0, result.output
+    assert [f"{s}.datamatrix.csv" in result.stdout for s in stems] == [True, False, True]
+    assert (f"skipped IdBord 2 of run {run}, rejected by the trésorerie: rejected on "
+            "2026-11-24 with 1 error(s) (ack.xml), not cancelled yet: no Datamatrix for its "
+            "4 title(s): FA-2026-00105, FA-2026-00107, FA-2026-00108, FA-2026-00110 (a family "
+            "must not pay a title the trésorerie does not hold; `pesgen acquit FILE` gives "
+            "the command that cancels the bordereau, then export its invoices again)\n"
+            ) in result.stderr
+    assert not (out / f"{stems[1]}.datamatrix.csv").exists()
+    written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
+        (out / f"{s}.datamatrix.csv").open(encoding="utf-8"), delimiter=";")]
+    assert written == BORDEREAUX[1] + BORDEREAUX[3]
+    # cancelled, it is skipped as a cancelled bordereau
+    Store(db_url).cancel(run, "trésorerie rejected IdBord 2", [2])
+    again = _datamatrix(db_url, run)
+    assert again.exit_code == 0, again.output
+    assert f"skipped IdBord 2 of run {run}, cancelled on " in again.stderr
+    assert "rejected by the trésorerie" not in again.stderr
+
+
+def test_a_datamatrix_written_before_the_rejection_is_said_not_to_print(db_url, tmp_path):
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    first = _datamatrix(db_url, run)
+    assert first.exit_code == 0, first.output
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    # its only bordereau rejected: nothing the trésorerie holds, refused, nothing written
+    csv_path = tmp_path / "o" / "PESORMC_21450999400015_2026_0000001.datamatrix.csv"
+    earlier = csv_path.read_bytes()
+    refused = _datamatrix(db_url, run)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert (f"error: run {run}: no title the trésorerie holds: every one is cancelled or in "
+            "a bordereau it rejected; no Datamatrix written") in refused.stderr
+    assert ("IdBord 1 rejected by the trésorerie: rejected on 2026-11-24 with 3 error(s) "
+            "(rejected.xml), not cancelled yet: 11 title(s) (rule payfip.rejected)"
+            ) in refused.stderr
+    assert csv_path.read_bytes() == earlier
+    # accepted after a fix on the trésorerie's side (--replace): written again
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record",
+                   "--replace").exit_code == 0
+    assert _datamatrix(db_url, run).exit_code == 0
+
+
+def test_the_earlier_datamatrix_of_a_rejected_bordereau_is_named(acknowledged, tmp_path):
+    """A Datamatrix CSV written while IdBord 2 was accepted, then the trésorerie's
+    rejection recorded (--replace): left as it is, named, not to be printed."""
+    db_url, run = acknowledged
+    store = Store(db_url)
+    out = tmp_path / "o"
+    stem = "PESORMC_21450999400015_2026_0000002"
+    ok = _ack(tmp_path, "ok.xml", _element(2, True))
+    assert run_cli("acquit", ok, "--db", db_url, "--record", "--replace").exit_code == 0
+    assert _datamatrix(db_url, run).exit_code == 0
+    assert (out / f"{stem}.datamatrix.csv").is_file()
+    no = _ack(tmp_path, "no.xml", _element(2, False, "ERREUR_PJ"))
+    assert run_cli("acquit", no, "--db", db_url, "--record", "--replace").exit_code == 9
+    result = _datamatrix(db_url, run)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {out / stem}.datamatrix.csv (and its images in {stem}.datamatrix/) "
+            "was written before the trésorerie rejected IdBord 2: do not print its "
+            "Datamatrix") in result.stderr
+    assert store.get_run(run)["cancelled_bordereaux"] == {}
