@@ -23,6 +23,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import InputDataError, Problem, UsageError
+from .store import ANNULLED_MARK, _errors_json
 from .validate import _iterparse, _parser, not_xml, official_xsd_path, validate_against
 
 ACQUIT_NS = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
@@ -314,6 +315,33 @@ class ElementReport:
     kind: str
     found: tuple[Recorded, ...] = ()
     pieces: tuple[PieceReport, ...] = ()
+    # the bordereau's Hélios status recorded in the store when the file was read (a
+    # store.Acknowledgement; None: none recorded, or the element is tied to no one run)
+    recorded: Any = None
+
+    @property
+    def same_as_recorded(self) -> bool | None:
+        """Whether the element says what the bordereau's recorded status says (None: no
+        status recorded)."""
+        if self.recorded is None:
+            return None
+        e = self.element
+        return self.recorded.same_answer(e.accepted, _errors_json(_errors_of(e)))
+
+    def recorded_said(self, sha256: str) -> str | None:
+        """What the store holds already of this bordereau's acknowledgement, compared
+        with this element (``sha256``: the file's), or None: nothing recorded."""
+        a = self.recorded
+        if a is None:
+            return None
+        where = (f"from this file (line {a.line}, recorded {a.recorded_at})" if
+                 a.sha256 == sha256 else
+                 f"from {a.file} (line {a.line}, recorded {a.recorded_at})")
+        if self.same_as_recorded:
+            return f"recorded already: {a.outcome}, {where}: the same answer"
+        return (f"recorded already otherwise: {a.outcome}, {where}: `--record` refuses this "
+                "file unless --replace, which makes this answer its status (the one "
+                "recorded stays in its history)")
 
     @property
     def verdict(self) -> str:
@@ -353,6 +381,10 @@ class ElementReport:
                     "one the trésorerie answers; `pesgen runs show RUN` of each")
         r = self.found[0]
         if r.cancelled_at is not None:
+            if e.accepted and ANNULLED_MARK in (r.cancel_reason or ""):
+                # `runs cancel --annulled-by-tresorerie`: the trésorerie annulled them
+                return (f"accepted; cancelled in pesgen {r.cancelled_at}, its titles "
+                        f"annulled by the trésorerie ({r.cancel_reason})")
             if e.accepted:
                 return (f"accepted, but cancelled in pesgen {r.cancelled_at} "
                         f"({r.cancel_reason}): its invoices may be exported again; tell the "
@@ -407,7 +439,7 @@ class AcquitReport:
 def tie(acquit: Acquit, store: Any) -> AcquitReport:
     """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
     recorded its bordereau, and each piece named with its invoice."""
-    out = []
+    out: list[ElementReport] = []
     for e in acquit.elements:
         if e.bordereau is None:
             kind = ("attachment" if e.attachment else "market" if e.market else
@@ -427,6 +459,13 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
                     if len(found) == 1 and e.pieces else {})
         pieces = tuple(PieceReport(p, invoices.get(p.number)) for p in e.pieces)
         out.append(ElementReport(e, "bordereau", tuple(found), pieces))
+    # each bordereau's Hélios status recorded already (`--record`, this file or another)
+    tied = {r.found[0].run_id for r in out if r.kind == "bordereau" and len(r.found) == 1}
+    if tied:
+        status = store.acknowledgements(tied)
+        out = [replace(r, recorded=status.get(r.found[0].run_id, {}).get(
+            r.element.bordereau or 0, [None])[0])
+            if r.kind == "bordereau" and len(r.found) == 1 else r for r in out]
     return AcquitReport(acquit, tuple(out))
 
 
@@ -451,6 +490,13 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
                       "cancelled": None if f.cancelled_at is None else
                       {"at": f.cancelled_at, "reason": f.cancel_reason}} for f in r.found],
             "errors": errors(e.errors),
+            "recorded": None if r.recorded is None else {
+                "accepted": r.recorded.accepted, "issued_on": r.recorded.issued_on,
+                "errors": r.recorded.error_count, "file": r.recorded.file,
+                "sha256": r.recorded.sha256, "line": r.recorded.line,
+                "recorded_at": r.recorded.recorded_at,
+                "same_answer": r.same_as_recorded,
+                "same_file": r.recorded.sha256 == a.sha256},
             "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
                         "errors": errors(p.errors),
                         "lines": [{"line": ln.number, "errors": errors(ln.errors)}

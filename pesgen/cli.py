@@ -477,7 +477,8 @@ def acquit(
             data["recording"] = recording_json(done)
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        _show_acquit(report, shown_db)
+        # with --record, what became of each bordereau is said below instead
+        _show_acquit(report, shown_db, recorded=not record)
         if done is not None:
             _show_recording(read, done, store)
     if report.rejected:
@@ -506,7 +507,9 @@ def _show_recording(read: Any, done: Any, store: Any) -> None:
         typer.echo(f"  {x}")
 
 
-def _show_acquit(report: Any, db: str | None) -> None:
+def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
+    """The report; ``recorded``: with what the store holds already of each bordereau's
+    acknowledgement."""
     a = report.acquit
     typer.echo(f"{a.name}: PES_ACQUIT of IdColl {a.id_coll} budget {a.cod_bud}"
                + (f" (NomFic {a.nom_fic})" if a.nom_fic else "")
@@ -524,6 +527,9 @@ def _show_acquit(report: Any, db: str | None) -> None:
         for f in r.found:
             typer.echo(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
                        f"{f.titles} title(s)  total {f.total}")
+        said = r.recorded_said(a.sha256) if recorded else None
+        if said:
+            typer.echo(f"  {said}")
         for error in e.errors:
             typer.echo(f"  error {error}")
         for p in r.pieces:
@@ -1038,14 +1044,20 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                     "--despite-payments", help="Cancel titles paid online through PayFiP, or "
                     "whose payment link is still open, knowing it: the payment stays "
                     "attached to the cancelled title; tell the trésorerie.")] = False,
+                annulled_by_tresorerie: Annotated[bool, typer.Option(
+                    "--annulled-by-tresorerie", help="Cancel a bordereau the trésorerie "
+                    "accepted (`pesgen acquit --record`), confirming that it annulled its "
+                    "titles on its side (a bordereau d'annulation/réduction in Hélios): "
+                    "recorded with the reason.")] = False,
                 db: DbOpt = None) -> None:
     """Record the cancellation of a run, or of some of its bordereaux: their invoices may
     be exported again, except those another active run holds too. A run of several
     bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
-    need --despite-payments. Numbers are not reused (Hélios may already know them)."""
+    need --despite-payments; a bordereau the trésorerie accepted needs
+    --annulled-by-tresorerie. Numbers are not reused (Hélios may already know them)."""
     try:
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
-                                                  despite_payments)
+                                                  despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -1075,6 +1087,17 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     else:
         tail = ""
     typer.echo(f"{head}: {body}{tail}")
+    if annulled_by_tresorerie:
+        typer.echo(f"recorded reason: {done.reason}")
+    if done.run.pes:
+        # no acknowledgement recorded: the trésorerie may have accepted it all the same
+        unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+        if unknown:
+            _echo_err(f"note: no acknowledgement recorded for IdBord "
+                      f"{', '.join(map(str, unknown))}: check that none came from the "
+                      "trésorerie (`pesgen acquit FILE --record` records it). If it accepted "
+                      f"{'it' if len(unknown) == 1 else 'them'}, the titles exist at the "
+                      "trésorerie: exporting their invoices again bills the families twice")
     if done.payments:
         _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "
                   "or pending: they stay attached to the cancelled titles; tell the "

@@ -17,7 +17,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -1100,7 +1100,7 @@ class Store:
         with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 # two recordings of one file, or of one bordereau, in turn
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657348)")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
             known = conn.execute(sa.select(acquits.c.name, acquits.c.recorded_at).where(
                 acquits.c.sha256 == acquit["sha256"])).first()
             if known is not None:
@@ -1196,7 +1196,8 @@ class Store:
         return out
 
     def cancel(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
-               whole: bool = False, despite_payments: bool = False) -> Cancellation:
+               whole: bool = False, despite_payments: bool = False,
+               annulled_by_tresorerie: bool = False) -> Cancellation:
         """Cancel a run (``whole``), or some of its bordereaux: their invoices and
         NumDettes are freed, except the invoices another active run holds too (a store
         migration 5 found so: docs/state.md). Where this run held such a number's unique
@@ -1210,7 +1211,13 @@ class Store:
         Titles with PayFiP operations paid, or links still open, are not cancelled
         unless ``despite_payments``: the money stays attached to the cancelled title and
         the trésorerie must be told (docs/payfip.md). When it is given, each such
-        invoice's PayFiP history gets a ``title-cancelled`` event."""
+        invoice's PayFiP history gets a ``title-cancelled`` event.
+
+        A bordereau whose Hélios status (``pesgen acquit --record``) is accepted is not
+        cancelled unless ``annulled_by_tresorerie``: its titles exist at the trésorerie,
+        and exporting its invoices again would bill the families twice. Given, the
+        confirmation is recorded in the reason, with each accepted bordereau and its
+        acquit. Both refusals are said together, nothing cancelled."""
         if not reason.strip():
             raise UsageError("a cancellation needs a reason (--reason)")
         if whole and bordereaux:
@@ -1221,6 +1228,9 @@ class Store:
         with self.transaction() as conn:
             query = sa.select(runs).where(runs.c.id == full)
             if conn.dialect.name == "postgresql":
+                # an acknowledgement recorded meanwhile (`acquit --record`) is seen, or
+                # is recorded after this cancellation and says it is cancelled
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
                 query = query.with_for_update()  # two cancellations of one run: in turn
             row = conn.execute(query).one()
             if row.status == "cancelled":
@@ -1252,7 +1262,16 @@ class Store:
             else:
                 targets = active
             numbers = [b.id_bord for b in targets]
+            # each bordereau's Hélios status, as `pesgen acquit --record` recorded it (a
+            # finance package's run has none: the package sends its own PES)
+            status = ({i: acks[0] for i, acks in self.acknowledgements(
+                [full], conn=conn).get(full, {}).items() if i in numbers}
+                if pes_typ_bord(row.typ_bord) else {})
+            accepted = [status[i] for i in numbers if i in status and status[i].accepted]
             online = _online_payments(conn, full, numbers)
+            if accepted and not annulled_by_tresorerie:
+                raise _accepted_refusal(full, accepted,
+                                        [] if despite_payments else online)
             if online and not despite_payments:
                 invoices = len({p.invoice for p in online})
                 raise StateError(
@@ -1262,15 +1281,18 @@ class Store:
                     "not: tell the trésorerie (it settles what was collected for a cancelled "
                     "title, and will see these titles billed again if they are exported "
                     "again), then cancel knowing it, with --despite-payments", list(online))
+            recorded = reason.strip()
+            if annulled_by_tresorerie:
+                recorded += annulled_note(accepted)
             run_cancelled = len(targets) == len(active)
             if run_cancelled:
                 conn.execute(runs.update().where(runs.c.id == full).values(
-                    status="cancelled", cancelled_at=now, cancel_reason=reason.strip()))
+                    status="cancelled", cancelled_at=now, cancel_reason=recorded))
             else:
                 # the run stays committed: its status does not say these are cancelled
                 conn.execute(cancelled_bordereaux.insert(), [
                     {"run_id": full, "id_bord": i, "cancelled_at": now,
-                     "reason": reason.strip()} for i in numbers])
+                     "reason": recorded} for i in numbers])
             mine = sa.and_(run_invoices.c.run_id == full, run_invoices.c.id_bord.in_(numbers))
             count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices)
                                  .where(mine)).scalar() or 0
@@ -1280,7 +1302,7 @@ class Store:
         record = [r for r in self.list_runs() if r.id == full][0]
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
-                            len(every), tuple(online))
+                            len(every), tuple(online), status, recorded)
 
     @staticmethod
     def _still_held(conn: Connection, run_id: str,
@@ -1344,6 +1366,10 @@ class Cancellation:
     of: int = 1
     # the PayFiP payments, made or pending, of the titles cancelled (despite_payments)
     payments: tuple[Problem, ...] = ()
+    # the Hélios status of the bordereaux cancelled, when they had one recorded (a PES
+    # run's; ``pesgen acquit --record``): IdBord -> its acknowledgement
+    acknowledgements: dict[int, Acknowledgement] = field(default_factory=dict)
+    reason: str = ""  # as recorded (with the trésorerie's annulment, when confirmed)
 
     @property
     def freed(self) -> int:
@@ -1463,6 +1489,45 @@ def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem],
             id_coll=pay.id_coll, invoice=invoice, id_op=pay.id_op or pay.last_id_op, at=now,
             event="title-cancelled", source="cancel", status=pay.status,
             detail=json.dumps({"run": run_id, "reason": reason}, sort_keys=True)))
+
+
+# the PostgreSQL advisory lock that puts in turn the recordings of acknowledgements and
+# the cancellations, which read them
+_ACK_LOCK = 74657348
+
+# what `runs cancel --annulled-by-tresorerie` adds to the reason it records
+ANNULLED_MARK = "[annulled by the trésorerie, confirmed with --annulled-by-tresorerie"
+
+
+def annulled_note(accepted: list[Acknowledgement]) -> str:
+    """The confirmation that the trésorerie annulled the titles, as the reason records
+    it, naming each accepted bordereau with its acquit (none: no acceptance recorded)."""
+    if not accepted:
+        return f" {ANNULLED_MARK}; no acceptance recorded]"
+    return f" {ANNULLED_MARK}: " + "; ".join(
+        f"IdBord {a.id_bord} {a.outcome} ({a.file})" for a in accepted) + "]"
+
+
+def _accepted_refusal(run_id: str, accepted: list[Acknowledgement],
+                      online: list[Problem]) -> StateError:
+    """`runs cancel` of bordereaux the trésorerie accepted: refused, each named with its
+    acquit, and what to do; the PayFiP payments that need --despite-payments too."""
+    numbers = ", ".join(str(a.id_bord) for a in accepted)
+    message = (
+        f"run {run_id}: the trésorerie accepted IdBord {numbers}; nothing cancelled. "
+        "Their titles exist at the trésorerie: exported again, their invoices would bill "
+        "the families twice. Cancel an accepted bordereau only once the trésorerie has "
+        "annulled its titles on its side (a bordereau d'annulation/réduction, made in "
+        "Hélios, not by pesgen: ask it); then cancel again with --annulled-by-tresorerie, "
+        "which confirms it (recorded with the reason)")
+    if online:
+        message += (f". Also, {len({p.invoice for p in online})} invoice(s) have PayFiP "
+                    "payments, made or pending (below): tell the trésorerie, and add "
+                    "--despite-payments")
+    return StateError(message, [Problem(
+        "run.cancel-accepted", f"IdBord {a.id_bord} {a.outcome} by the trésorerie (recorded "
+        f"{a.recorded_at} from {a.file}): its titles exist at the trésorerie",
+        record=f"{a.file}:{a.line}") for a in accepted] + list(online))
 
 
 def _count(errors: list[Any]) -> str:

@@ -132,8 +132,10 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     done = cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
                "--bordereau", "2")
     assert done.exit_code == 0, done.output
-    assert done.output == (f"run {rid}: IdBord 2 cancelled: its 4 invoice(s) can be exported "
+    assert done.stdout == (f"run {rid}: IdBord 2 cancelled: its 4 invoice(s) can be exported "
                            "again; IdBord 1, 3 stay active\n")
+    # no acknowledgement recorded: said on stderr (test_ack_cancel)
+    assert done.stderr.startswith("note: no acknowledgement recorded for IdBord 2: ")
     listed = cli(db_url, "runs", "list")
     assert f"{rid}  " in listed.output and "  committed  " in listed.output
     assert "IdBord 1-3 (2 cancelled)  11 title(s)" in listed.output
@@ -169,7 +171,7 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     # the last ones: the run is cancelled, and said so
     last = cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest", "--bordereau", "1",
                "--bordereau", "3")
-    assert last.output == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
+    assert last.stdout == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
                            "exported again; no bordereau of the run is active now: the run "
                            "is cancelled\n")
     shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
@@ -184,7 +186,7 @@ def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
     store = Store(db_url)
     run = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
     done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected")
-    assert done.output == f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
+    assert done.stdout == f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
     assert cli(db_url, "runs", "find", "FA-2026-00101").output.rstrip().endswith(
         "freed (cancelled)")
 

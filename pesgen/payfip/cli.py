@@ -489,14 +489,21 @@ def datamatrix(
         full = store.get_run(run)["id"]
 
         def skipped(s: Skipped) -> None:
-            # the titles of a cancelled bordereau: the trésorerie will never see them
+            # the titles of a cancelled bordereau, or of one the trésorerie rejected: it
+            # does not hold them
+            why = ("a family must not pay a title the trésorerie does not hold; `pesgen "
+                   "acquit FILE` gives the command that cancels the bordereau, then export "
+                   "its invoices again" if s.rejected else
+                   "a family must not pay a cancelled title")
             typer.echo(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
-                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} (a "
-                       "family must not pay a cancelled title)", err=True)
+                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})",
+                       err=True)
             if s.earlier is not None:
+                when = (f"the trésorerie rejected IdBord {s.id_bord}" if s.rejected
+                        else f"IdBord {s.id_bord} was cancelled")
                 typer.echo(f"warning: {s.earlier} (and its images in "
-                           f"{s.earlier.name.removesuffix('.csv')}/) was written before IdBord "
-                           f"{s.id_bord} was cancelled: do not print its Datamatrix", err=True)
+                           f"{s.earlier.name.removesuffix('.csv')}/) was written before {when}: "
+                           "do not print its Datamatrix", err=True)
 
         def paid(rows: list[dict[str, Any]]) -> None:
             # paid online already: a Datamatrix would let the family pay it again

@@ -185,15 +185,17 @@ class Written:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A cancelled bordereau of the run: no Datamatrix for its titles (the trésorerie
-    will never see them, so a family must not pay them). ``cover`` says which
-    cancellation covers them; ``earlier``: a Datamatrix CSV written for it before it
-    was cancelled, still there (left as it is)."""
+    """A cancelled bordereau of the run, or one the trésorerie rejected (``rejected``:
+    its recorded acknowledgement, `pesgen acquit --record`): no Datamatrix for its
+    titles (the trésorerie does not hold them, so a family must not pay them).
+    ``cover`` says which cancellation or rejection covers them; ``earlier``: a
+    Datamatrix CSV written for it before, still there (left as it is)."""
 
     id_bord: int
     invoices: tuple[str, ...]
     cover: str
     earlier: Path | None = None
+    rejected: bool = False
 
 
 def _cover(run: dict[str, Any], id_bord: int) -> str:
@@ -241,8 +243,10 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
     default. Every title is checked first; on any problem nothing is written.
 
     A cancelled title (its bordereau or its run cancelled: ``runs cancel``) gets no
-    Datamatrix: the files of its bordereau are skipped, each told to ``on_skipped``
-    (before anything is written); a run with no active title is refused (StateError).
+    Datamatrix, nor does a title of a bordereau the trésorerie rejected (its recorded
+    acknowledgement): the files of its bordereau are skipped, each told to
+    ``on_skipped`` (before anything is written); a run with no title left is refused
+    (StateError).
     Nor does a title paid online through PayFiP (the family would pay it again at the
     tobacconist's): left out of its file's CSV, the payments told to ``on_paid``."""
     run = store.get_run(run_id)
@@ -272,6 +276,23 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             f"not pay a cancelled title): `pesgen runs show {run['id']}` says what was "
             "cancelled", [Problem("payfip.cancelled", f"IdBord {s.id_bord} {s.cover}: "
                                   f"{len(s.invoices)} title(s)") for s in skipped])
+    # a bordereau still active the trésorerie rejected (its Hélios status, `pesgen acquit
+    # --record`): its titles are not in Hélios, a Datamatrix would pay nothing it holds
+    status = store.acknowledgements([run["id"]]).get(run["id"], {})
+    rejected = {b: status[b][0] for b in live if b in status and not status[b][0].accepted}
+    for b, ack in sorted(rejected.items()):
+        skipped.append(Skipped(b, tuple(r.invoice for r in rows_ if r.active and r.id_bord == b),
+                               f"rejected by the trésorerie: {ack.outcome} ({ack.file}), "
+                               "not cancelled yet", rejected=True))
+    skipped.sort(key=lambda s: s.id_bord)
+    if rejected and not live - set(rejected):
+        raise StateError(
+            f"run {run['id']}: no title the trésorerie holds: every one is cancelled or in a "
+            "bordereau it rejected; no Datamatrix written (a family must not pay a title "
+            f"the trésorerie does not hold): `pesgen runs show {run['id']}` says which",
+            [Problem("payfip.rejected" if s.rejected else "payfip.cancelled",
+                     f"IdBord {s.id_bord} {s.cover}: {len(s.invoices)} title(s)")
+             for s in skipped])
     paid = _paid_online(store, run["id"])
     problems: list[Problem] = []
     plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
@@ -280,6 +301,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             continue
         if f["id_bord"] in cancelled and f["id_bord"] not in live:
             continue  # a cancelled bordereau: said through on_skipped
+        if f["id_bord"] in rejected:
+            continue  # a bordereau the trésorerie rejected: said through on_skipped
         path = source / f["name"]
         if not path.is_file():
             problems.append(Problem("payfip.datamatrix", f"{path}: file of run {run['id']} not "
@@ -305,7 +328,8 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
         for s in skipped:
             earlier = target / f"{stems.get(s.id_bord, '?')}.datamatrix.csv"
             on_skipped(Skipped(s.id_bord, s.invoices, s.cover,
-                               earlier if s.id_bord in stems and earlier.is_file() else None))
+                               earlier if s.id_bord in stems and earlier.is_file() else None,
+                               s.rejected))
     if on_paid is not None and paid:
         on_paid([paid[k] for k in sorted(paid)])
     # every file staged first, then all renamed into place: a failure leaves the files

@@ -1,0 +1,355 @@
+"""`runs cancel` reads the trésorerie's acknowledgements (`pesgen acquit --record`): a
+bordereau it accepted is cancelled only once it annulled the titles on its side
+(--annulled-by-tresorerie, recorded with the reason); `pesgen acquit` without --record
+says what is recorded already. On SQLite and on a real PostgreSQL server
+(PESGEN_TEST_PG_URL, see test_store)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from pesgen.errors import ExitCode, StateError
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, run_cli, state_database
+from .test_acquit import ACKS
+from .test_acquit_record import _ack, _element
+from .test_cancel import BORDEREAUX, split_mapping
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def acknowledged(db_url, tmp_path) -> tuple[str, str]:
+    """The example in bordereaux of 4 (IdBord 1-3): 1 accepted, 2 rejected, 3 without
+    acknowledgement, recorded from ack.xml (IdBord 1 at its line 31): (url, run)."""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN).run_id
+    ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    return db_url, run
+
+
+def _active(db_url: str, id_bord: int) -> set[bool]:
+    store = Store(db_url)
+    return {f["active"] for inv in BORDEREAUX[id_bord] for f in store.find_invoice(inv)}
+
+
+def test_a_bordereau_the_tresorerie_accepted_is_not_cancelled(acknowledged):
+    """Its titles exist at the trésorerie: cancelling it would let its invoices be billed
+    again. Refused, exit 7, naming the bordereau, its acquit and what to do."""
+    db_url, run = acknowledged
+    r = run_cli("runs", "cancel", run[:8], "--bordereau", "1", "--reason", "wrong amounts",
+                "--db", db_url)
+    assert r.exit_code == ExitCode.STATE == 7, r.output
+    assert (f"error: run {run}: the trésorerie accepted IdBord 1; nothing cancelled. Their "
+            "titles exist at the trésorerie: exported again, their invoices would bill the "
+            "families twice.") in r.stderr
+    assert "bordereau d'annulation/réduction" in r.stderr
+    assert "--annulled-by-tresorerie" in r.stderr
+    assert ("  - ack.xml:31: IdBord 1 accepted on 2026-11-24 by the trésorerie (recorded "
+            in r.stderr)
+    assert "from ack.xml): its titles exist at the trésorerie (rule run.cancel-accepted)" \
+        in r.stderr
+    assert _active(db_url, 1) == {True}
+    assert Store(db_url).get_run(run)["cancelled_bordereaux"] == {}
+
+
+def test_a_whole_run_with_an_accepted_bordereau_is_refused_naming_only_that_one(
+        acknowledged):
+    db_url, run = acknowledged
+    with pytest.raises(StateError) as info:
+        Store(db_url).cancel(run, "all of it", whole=True)
+    assert str(info.value).startswith(f"run {run}: the trésorerie accepted IdBord 1; "
+                                      "nothing cancelled")
+    assert [(p.rule, p.record) for p in info.value.problems] == [
+        ("run.cancel-accepted", "ack.xml:31")]
+    assert "IdBord 2" not in str(info.value) and "IdBord 3" not in str(info.value)
+    assert _active(db_url, 1) == _active(db_url, 2) == _active(db_url, 3) == {True}
+    assert Store(db_url).get_run(run)["status"] == "committed"
+
+
+def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_check(
+        acknowledged):
+    db_url, run = acknowledged
+    rejected = run_cli("runs", "cancel", run, "--bordereau", "2", "--reason",
+                       "trésorerie rejected IdBord 2", "--db", db_url)
+    assert rejected.exit_code == 0, rejected.output
+    assert rejected.stdout == (f"run {run}: IdBord 2 cancelled: its 4 invoice(s) can be "
+                               "exported again; IdBord 1, 3 stay active\n")
+    assert rejected.stderr == ""
+    assert _active(db_url, 2) == {False}
+    silent = run_cli("runs", "cancel", run, "--bordereau", "3", "--reason", "no answer",
+                     "--db", db_url)
+    assert silent.exit_code == 0, silent.output
+    assert silent.stdout == (f"run {run}: IdBord 3 cancelled: its 3 invoice(s) can be "
+                             "exported again; IdBord 1 stays active\n")
+    assert silent.stderr == (
+        "note: no acknowledgement recorded for IdBord 3: check that none came from the "
+        "trésorerie (`pesgen acquit FILE --record` records it). If it accepted it, the "
+        "titles exist at the trésorerie: exporting their invoices again bills the families "
+        "twice\n")
+    assert _active(db_url, 3) == {False}
+
+
+def test_annulled_by_the_tresorerie_cancels_and_is_recorded_and_shown(acknowledged):
+    db_url, run = acknowledged
+    r = run_cli("runs", "cancel", run, "--all", "--annulled-by-tresorerie", "--reason",
+                "titres annulés par la trésorerie (bordereau d'annulation 7)", "--db", db_url)
+    assert r.exit_code == 0, r.output
+    reason = ("titres annulés par la trésorerie (bordereau d'annulation 7) [annulled by the "
+              "trésorerie, confirmed with --annulled-by-tresorerie: IdBord 1 accepted on "
+              "2026-11-24 (ack.xml)]")
+    assert r.stdout == (f"run {run} cancelled (IdBord 1, 2, 3): its 11 invoice(s) can be "
+                        f"exported again\nrecorded reason: {reason}\n")
+    # IdBord 3 has no acknowledgement recorded: said, as for any cancellation
+    assert r.stderr.startswith("note: no acknowledgement recorded for IdBord 3: ")
+    record = Store(db_url).get_run(run)
+    assert (record["status"], record["cancel_reason"]) == ("cancelled", reason)
+    shown = run_cli("runs", "show", run, "--db", db_url).stdout
+    assert f"  cancelled   {record['cancelled_at']}: {reason}\n" in shown
+    assert _active(db_url, 1) == {False}
+
+
+def test_annulled_by_the_tresorerie_on_one_bordereau_is_recorded_with_it(acknowledged):
+    db_url, run = acknowledged
+    done = Store(db_url).cancel(run, "annulled", [1], annulled_by_tresorerie=True)
+    assert done.reason == ("annulled [annulled by the trésorerie, confirmed with "
+                           "--annulled-by-tresorerie: IdBord 1 accepted on 2026-11-24 "
+                           "(ack.xml)]")
+    assert (done.bordereaux, done.still_active) == ((1,), (2, 3))
+    assert done.acknowledgements[1].accepted
+    assert Store(db_url).get_run(run)["cancelled_bordereaux"][1]["reason"] == done.reason
+    shown = run_cli("runs", "show", run, "--db", db_url).stdout
+    assert f": {done.reason}\n" in shown
+    # given for a bordereau without acceptance recorded, the confirmation says so
+    other = Store(db_url).cancel(run, "by phone", [3], annulled_by_tresorerie=True)
+    assert other.reason == ("by phone [annulled by the trésorerie, confirmed with "
+                            "--annulled-by-tresorerie; no acceptance recorded]")
+
+
+def test_an_accepted_bordereau_later_rejected_with_replace_cancels_as_rejected(
+        db_url, tmp_path):
+    """The bordereau's status decides, not its history."""
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
+    with pytest.raises(StateError, match="the trésorerie accepted IdBord 1"):
+        Store(db_url).cancel(run, "x")
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record",
+                   "--replace").exit_code == 9
+    assert Store(db_url).cancel(run, "rejected after all").run.status == "cancelled"
+
+
+def test_a_finance_package_run_is_cancelled_without_acknowledgement_note(tmp_path):
+    """A finance package sends its own PES: pesgen records no acknowledgement of its
+    runs, and does not ask for one."""
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
+                   "--create-store")
+    assert made.exit_code == 0, made.output
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    r = run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db)
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+
+
+# ------------------------------------------------------------------ acquit, read only
+
+def _said(stdout: str) -> list[str]:
+    return [ln for ln in stdout.splitlines() if ln.startswith("  recorded already")]
+
+
+def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
+    """The same answer (from this file, or another), or another one, with what --record
+    would then do; the command for a rejection is unchanged."""
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    before = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
+    assert _said(before.stdout) == []
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
+                   "--record").exit_code == 9
+    [ack] = Store(db_url).acknowledgements()[run][1]
+    again = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
+    assert again.exit_code == 9
+    assert _said(again.stdout) == [
+        "  recorded already: rejected on 2026-11-24 with 3 error(s), from this file (line 31, "
+        f"recorded {ack.recorded_at}): the same answer"]
+    # the rest of the report is as before, the command to cancel the rejection included
+    assert [ln for ln in again.stdout.splitlines() if not ln.startswith("  recorded")] == \
+        before.stdout.splitlines()
+    other = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
+    assert other.exit_code == 0
+    assert _said(other.stdout) == [
+        "  recorded already otherwise: rejected on 2026-11-24 with 3 error(s), from "
+        f"rejected.xml (line 31, recorded {ack.recorded_at}): `--record` refuses this file "
+        "unless --replace, which makes this answer its status (the one recorded stays in its "
+        "history)"]
+    copy = tmp_path / "PES_ACQUIT_copy.xml"
+    copy.write_bytes((ACKS / "rejected.xml").read_bytes().replace(
+        b'<DteStr V="2026-11-24"/>', b'<DteStr V="2026-11-25"/>'))
+    assert _said(run_cli("acquit", copy, "--db", db_url).stdout) == [
+        "  recorded already: rejected on 2026-11-24 with 3 error(s), from rejected.xml (line "
+        f"31, recorded {ack.recorded_at}): the same answer"]
+    # with --record, the recording says it instead, once
+    recorded = run_cli("acquit", copy, "--db", db_url, "--record")
+    assert _said(recorded.stdout) == []
+    assert "  already recorded: IdBord 1 exercise 2026 (line 31)" in recorded.stdout
+
+
+def test_acquit_json_gives_what_is_recorded_already(db_url, tmp_path):
+    import json
+
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    fresh = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                               "--json").stdout)
+    assert fresh["elements"][0]["recorded"] is None
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    [ack] = Store(db_url).acknowledgements()[run][1]
+    data = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                              "--json").stdout)
+    assert data["elements"][0]["recorded"] == {
+        "accepted": False, "issued_on": "2026-11-24", "errors": 3, "file": "rejected.xml",
+        "sha256": ack.sha256, "line": 31, "recorded_at": ack.recorded_at,
+        "same_answer": False, "same_file": False}
+    # an element tied to no run of the store has none
+    rejected = json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
+                                  "--json").stdout)
+    assert rejected["elements"][0]["recorded"]["same_file"] is True
+    assert rejected["elements"][1]["recorded"] is None
+
+
+def test_acquit_of_an_accepted_bordereau_annulled_then_cancelled_says_so(db_url, tmp_path):
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
+    done = Store(db_url).cancel(run, "titres annulés", annulled_by_tresorerie=True)
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
+    at = Store(db_url).get_run(run)["cancelled_at"]
+    assert (f"IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted; cancelled in "
+            f"pesgen {at}, its titles annulled by the trésorerie ({done.reason})\n"
+            ) in r.stdout
+    assert "tell the trésorerie, which took it" not in r.stdout
+
+
+def test_an_accepted_bordereau_with_a_payfip_link_open_names_both_in_one_refusal(
+        acknowledged):
+    """Every problem found, not the first: the acceptance and the PayFiP link; each needs
+    its own option."""
+    from pesgen.payfip import ledger
+
+    db_url, run = acknowledged
+    store = Store(db_url)
+    ledger.record_operation(store, {
+        "id_op": "op-1", "id_coll": "21450999400015", "invoice": "FA-2026-00101",
+        "run_id": run, "numcli": "123456", "exer": "2026", "refdet": "FA202600101",
+        "amount_cents": 18750, "mel": "famille@example.org", "objet": "Cantine",
+        "saisie": "W", "endpoint": "http://127.0.0.1:1/"})
+    with pytest.raises(StateError) as info:
+        store.cancel(run, "wrong", [1])
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [
+        ("run.cancel-accepted", None), ("run.cancel-payfip", "FA-2026-00101")]
+    assert str(info.value).endswith(
+        "Also, 1 invoice(s) have PayFiP payments, made or pending (below): tell the "
+        "trésorerie, and add --despite-payments")
+    with pytest.raises(StateError, match="have PayFiP payments") as only_payments:
+        store.cancel(run, "wrong", [1], annulled_by_tresorerie=True)
+    assert [p.rule for p in only_payments.value.problems] == ["run.cancel-payfip"]
+    with pytest.raises(StateError, match="the trésorerie accepted IdBord 1") as only_accepted:
+        store.cancel(run, "wrong", [1], despite_payments=True)
+    assert [p.rule for p in only_accepted.value.problems] == ["run.cancel-accepted"]
+    assert _active(db_url, 1) == {True}
+    done = store.cancel(run, "annulled", [1], despite_payments=True,
+                        annulled_by_tresorerie=True)
+    assert [p.invoice for p in done.payments] == ["FA-2026-00101"]
+    assert _active(db_url, 1) == {False}
+
+
+# ------------------------------------------------------------------ payfip datamatrix
+
+def _datamatrix(db_url: str, run: str):
+    return run_cli("payfip", "datamatrix", "--run", run[:8], "--code-etablissement", "001",
+                   "--db", db_url)
+
+
+def test_no_datamatrix_for_the_titles_of_a_bordereau_the_tresorerie_rejected(
+        acknowledged, tmp_path):
+    """A Datamatrix pays a debt the trésorerie holds: a title of a rejected bordereau is
+    not in Hélios, even before the bordereau is cancelled. Its file is skipped and said
+    so; the accepted one and the one without acknowledgement are written."""
+    import csv
+
+    db_url, run = acknowledged
+    out = tmp_path / "o"
+    stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
+    result = _datamatrix(db_url, run)
+    assert result.exit_code == 0, result.output
+    assert [f"{s}.datamatrix.csv" in result.stdout for s in stems] == [True, False, True]
+    assert (f"skipped IdBord 2 of run {run}, rejected by the trésorerie: rejected on "
+            "2026-11-24 with 1 error(s) (ack.xml), not cancelled yet: no Datamatrix for its "
+            "4 title(s): FA-2026-00105, FA-2026-00107, FA-2026-00108, FA-2026-00110 (a family "
+            "must not pay a title the trésorerie does not hold; `pesgen acquit FILE` gives "
+            "the command that cancels the bordereau, then export its invoices again)\n"
+            ) in result.stderr
+    assert not (out / f"{stems[1]}.datamatrix.csv").exists()
+    written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
+        (out / f"{s}.datamatrix.csv").open(encoding="utf-8"), delimiter=";")]
+    assert written == BORDEREAUX[1] + BORDEREAUX[3]
+    # cancelled, it is skipped as a cancelled bordereau
+    Store(db_url).cancel(run, "trésorerie rejected IdBord 2", [2])
+    again = _datamatrix(db_url, run)
+    assert again.exit_code == 0, again.output
+    assert f"skipped IdBord 2 of run {run}, cancelled on " in again.stderr
+    assert "rejected by the trésorerie" not in again.stderr
+
+
+def test_a_datamatrix_written_before_the_rejection_is_said_not_to_print(db_url, tmp_path):
+    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    first = _datamatrix(db_url, run)
+    assert first.exit_code == 0, first.output
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    # its only bordereau rejected: nothing the trésorerie holds, refused, nothing written
+    csv_path = tmp_path / "o" / "PESORMC_21450999400015_2026_0000001.datamatrix.csv"
+    earlier = csv_path.read_bytes()
+    refused = _datamatrix(db_url, run)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert (f"error: run {run}: no title the trésorerie holds: every one is cancelled or in "
+            "a bordereau it rejected; no Datamatrix written") in refused.stderr
+    assert ("IdBord 1 rejected by the trésorerie: rejected on 2026-11-24 with 3 error(s) "
+            "(rejected.xml), not cancelled yet: 11 title(s) (rule payfip.rejected)"
+            ) in refused.stderr
+    assert csv_path.read_bytes() == earlier
+    # accepted after a fix on the trésorerie's side (--replace): written again
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record",
+                   "--replace").exit_code == 0
+    assert _datamatrix(db_url, run).exit_code == 0
+
+
+def test_the_earlier_datamatrix_of_a_rejected_bordereau_is_named(acknowledged, tmp_path):
+    """A Datamatrix CSV written while IdBord 2 was accepted, then the trésorerie's
+    rejection recorded (--replace): left as it is, named, not to be printed."""
+    db_url, run = acknowledged
+    store = Store(db_url)
+    out = tmp_path / "o"
+    stem = "PESORMC_21450999400015_2026_0000002"
+    ok = _ack(tmp_path, "ok.xml", _element(2, True))
+    assert run_cli("acquit", ok, "--db", db_url, "--record", "--replace").exit_code == 0
+    assert _datamatrix(db_url, run).exit_code == 0
+    assert (out / f"{stem}.datamatrix.csv").is_file()
+    no = _ack(tmp_path, "no.xml", _element(2, False, "ERREUR_PJ"))
+    assert run_cli("acquit", no, "--db", db_url, "--record", "--replace").exit_code == 9
+    result = _datamatrix(db_url, run)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {out / stem}.datamatrix.csv (and its images in {stem}.datamatrix/) "
+            "was written before the trésorerie rejected IdBord 2: do not print its "
+            "Datamatrix") in result.stderr
+    assert store.get_run(run)["cancelled_bordereaux"] == {}
