@@ -2,7 +2,8 @@
 duplicate guards compare (NumDette, invoice number).
 
 Cle2 follows the legacy rôle format the DGFiP documentation refers to (notes §10.3).
-Cle1's inputs are listed by the DGFiP dossier technique but its annex is not public:
+Cle1's inputs are listed by the DGFiP dossier technique but the annex it refers to was
+not found:
 pesgen uses the listed inputs in the listed order, and the mapping chooses the key
 for a zero remainder (see docs/rules.md, "unconfirmed").
 """
