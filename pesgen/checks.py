@@ -57,6 +57,16 @@ def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
     return None
 
 
+def debit_date_problem(debit: Any, issue: Any) -> str | None:
+    """sepa.debit-date on DtePrel and the bordereau's DteBordEm (dates, or ISO strings):
+    DtePrel is « date de règlement interbancaire » (DT v5.19 InfoPrelevementSEPA), and
+    a debit cannot be settled before the rôle is issued (pesgen's reading)."""
+    if debit < issue:
+        return (f"DtePrel {debit} is before DteBordEm {issue}: a debit cannot be settled "
+                "before the rôle is issued")
+    return None
+
+
 # CodPays of France (INSEE): "if CodRes = 0, absent or 100" (DT, Adresse/CodPays)
 FRANCE_INSEE = "100"
 

@@ -28,6 +28,7 @@ from .checks import (
     bic_abroad_problem,
     checked_bank_code,
     civility_problem,
+    debit_date_problem,
     first_name_problem,
     grid_problem,
     id_tiers_problems,
@@ -255,6 +256,10 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         if signed and debit and signed > debit and _ISO_DATE.fullmatch(signed) and \
                 _ISO_DATE.fullmatch(debit) and (message := mandate_date_problem(signed, debit)):
             _locate(by_line, bord, name, "sepa.mandate", message, block.find("DateSignMandat"))
+        if debit and bord.issue_date and debit < bord.issue_date and \
+                _ISO_DATE.fullmatch(debit) and _ISO_DATE.fullmatch(bord.issue_date) and \
+                (message := debit_date_problem(debit, bord.issue_date)):
+            _locate(by_line, bord, name, "sepa.debit-date", message, block.find("DtePrel"))
     for debtor, info in debtors.items():
         values = dict(debtor)
         codes = (values.get("CatTiers"), values.get("NatJur"), values.get("Civilite"),

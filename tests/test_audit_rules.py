@@ -1,10 +1,18 @@
 """Findings of a trésorerie-side audit against the DGFiP documentation (DT v5.19):
-an export opening a numbering sequence nobody set says so (note numbering)."""
+a debit date before the bordereau's date is refused and one on a weekend noted
+(sepa.debit-date, note debit_date); an export opening a numbering sequence nobody set
+says so (note numbering); the exercise note is shown by preview too. Runs recorded
+before these checks are still rebuilt byte for byte."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
+
+from pesgen.build import Builder
+from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 
@@ -55,6 +63,79 @@ def _debit_on(day: str):
     return edit
 
 
+# ------------------------------------------------------------------ sepa.debit-date
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_debit_date_before_the_bordereau_s_date_is_refused(tmp_path, dry_run):
+    """DtePrel is the interbank settlement date (DT InfoPrelevementSEPA/DtePrel): a debit
+    on 2026-11-01 for a rôle issued on 2026-11-23 cannot be; refused, export and dry run
+    alike, each debit named by invoice, record and mapping key; nothing written."""
+    data = _input(tmp_path, _debit_on("2026-11-01"))
+    out = tmp_path / "out"
+    r = _export(data, None if dry_run else out, *(["--dry-run"] if dry_run else []))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    line = _line("debit_date: payment.debit_date")
+    assert f"{MAPPING}:{line}: bindings.payment.debit_date" in r.output
+    assert "invoice FA-2026-00101" in r.output and "$.invoices[0]" in r.output
+    assert "DtePrel 2026-11-01 is before DteBordEm 2026-11-23: a debit cannot be settled " \
+        "before the rôle is issued: give a later debit date" in r.output
+    assert r.output.count("(rule sepa.debit-date)") == 4
+    assert not out.exists()
+
+
+def test_a_debit_on_the_bordereau_s_date_or_later_passes(tmp_path):
+    r = _export(_input(tmp_path, _debit_on("2026-11-23")), tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "DtePrel V=\"2026-11-23\"" in (tmp_path / "out" / XML).read_text("iso-8859-1")
+    assert "debit_date:" not in r.stdout  # a Monday: no note
+
+
+@pytest.mark.parametrize("day, name", [("2026-12-05", "Saturday"), ("2026-12-06", "Sunday")])
+def test_a_debit_on_a_weekend_is_noted_not_refused(tmp_path, day, name):
+    """No TARGET2 settlement on a Saturday or Sunday: one note for the run, per date,
+    in the export's summary, its dry run's and preview's."""
+    data = _input(tmp_path, _debit_on(day))
+    expected = f"debit date (DtePrel) {day} is a {name} (4 title(s))"
+    dry = _export(data, None, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.count(expected) == 1
+    r = _export(data, tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count(expected) == 1 and "TARGET2" in r.stdout
+    shown = run_cli("preview", "-m", MAPPING, "-i", data, "--date", RUN_DATE)
+    assert shown.exit_code == 0, shown.output
+    assert f"policy debit_date (run): debit date (DtePrel) {day} is a {name} (1 title(s))" \
+        in shown.stdout  # the first 3 invoices: one direct debit
+
+
+def test_validate_refuses_a_file_whose_debit_is_before_its_bordereau(tmp_path):
+    r = _export(_input(tmp_path, _debit_on("2026-11-23")), tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    path = tmp_path / "out" / XML
+    text = path.read_text("iso-8859-1").replace('<DtePrel V="2026-11-23"/>',
+                                                '<DtePrel V="2026-11-20"/>')
+    bad = tmp_path / XML
+    bad.write_bytes(text.encode("iso-8859-1"))
+    v = run_cli("validate", bad)
+    assert v.exit_code != 0, v.output
+    assert "DtePrel 2026-11-20 is before DteBordEm 2026-11-23" in v.output
+    assert "sepa.debit-date" in v.output
+    assert run_cli("validate", path).exit_code == 0
+
+
+def test_a_run_recorded_before_the_debit_date_check_is_still_rebuilt(tmp_path, monkeypatch):
+    data = _input(tmp_path, _debit_on("2026-11-01"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(Builder, "_check_debit_date", lambda self, ctx, debit, binding: None)
+        m.setattr("pesgen.validate.debit_date_problem", lambda debit, issue: None)
+        first = _export(data, out)
+    assert first.exit_code == 0, first.output
+    assert _export(data, tmp_path / "again").exit_code == ExitCode.INPUT  # the check is on
+    _regenerated_same(tmp_path, _run_id(first.stdout), out)
+
+
 # ------------------------------------------------------------------ numbering note
 
 
@@ -91,3 +172,26 @@ def test_no_numbering_note_once_set_start_was_run(tmp_path):
     r = _export(INPUT, tmp_path / "out")
     assert r.exit_code == 0, r.output
     assert "IdBord 12" in r.stdout and "numbering:" not in r.stdout
+
+
+# ------------------------------------------------------------------ exercise note
+
+
+def test_preview_says_the_run_is_dated_outside_its_exercise(tmp_path):
+    """The note export and its dry run give (DteBordEm 2027 for Exer 2026), preview
+    gives too."""
+    def persons_only(invoices):  # no debit dated before 2027-01-05
+        invoices[:] = [i for i in invoices if i["payment"]["method"] != "direct_debit"]
+    data = _input(tmp_path, persons_only)
+    shown = run_cli("preview", "-m", MAPPING, "-i", data, "--date", "2027-01-05")
+    note = ("the bordereaux are dated 2027-01-05 (DteBordEm) for exercise 2026 (Exer): "
+            "check collectivity.exercise in the mapping")
+    assert f"policy exercise (run): {note}" in shown.stdout, shown.output
+    dry = _export(data, None, "--dry-run", date="2027-01-05")
+    assert dry.exit_code == 0, dry.output
+    assert note in dry.stdout
+    r = _export(data, tmp_path / "out", date="2027-01-05")
+    assert r.exit_code == 0, r.output
+    assert note in r.stdout
+    in_year = run_cli("preview", "-m", MAPPING, "-i", data, "--date", RUN_DATE)
+    assert "policy exercise" not in in_year.stdout
