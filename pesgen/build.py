@@ -30,7 +30,14 @@ from .checks import (
 )
 from .errors import InputDataError, MappingError, Problem
 from .formats import Format, option_problems, unwritable
-from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
+from .keys import (
+    DEBT_KEYED_DIGITS,
+    DEBT_KEYED_MAX,
+    INVOICE_NUMBER_MAX,
+    debt_key,
+    invoice_key,
+    written_otherwise,
+)
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
@@ -208,9 +215,9 @@ class Builder:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
-        case, an account abroad without BIC, a debit date before DteBordEm) do not refuse
-        it again, nor a CSV binding of a column the file lacks (it read nothing then
-        too: in ``waived``). ``issue_date``: DteBordEm of
+        case, an account abroad without BIC, a debit date before DteBordEm, a NumDette
+        over 13 digits) do not refuse it again, nor a CSV binding of a column the file
+        lacks (it read nothing then too: in ``waived``). ``issue_date``: DteBordEm of
         the run (the debit dates are checked against it; None: not checked)."""
         self.mapping = mapping
         self.recorded = recorded
@@ -601,6 +608,14 @@ class Builder:
             # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too
             if not (debt.isascii() and debt.isdigit()) or len(debt) > 15 or int(debt) == 0:
                 ctx.problem("pes.num-dette", f"NumDette '{debt}' must be 1 to 15 digits, > 0",
+                            mapping=self.inv["debt_number"].where)
+                debt = None
+            elif int(debt) > DEBT_KEYED_MAX and not self.recorded:
+                ctx.problem("pes.num-dette-keys", f"NumDette '{debt}' has {len(debt_key(debt))} "
+                            f"significant digits: Cle1 and Cle2 are known over NumDette on "
+                            f"{DEBT_KEYED_DIGITS} digits only (the legacy rôle format); over "
+                            "more, the payment reference's keys would be pesgen's guess. "
+                            f"Bind a NumDette of at most {DEBT_KEYED_DIGITS} digits",
                             mapping=self.inv["debt_number"].where)
                 debt = None
 

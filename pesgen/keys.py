@@ -18,6 +18,12 @@ from operator import mul
 from .text import transliterate_char
 
 _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
+# Cle1 and Cle2 read NumDette on 13 digits (the legacy rôle format, notes §10.3), though
+# NumDette is a Base_Num15: an export refuses a NumDette whose value needs more (rule
+# pes.num-dette-keys), whose keys no known formula gives. cle1 and cle2 still compute
+# them over the longer number (a run recorded before the rule is rebuilt as it was).
+DEBT_KEYED_DIGITS = 13
+DEBT_KEYED_MAX = 10 ** DEBT_KEYED_DIGITS - 1
 
 
 def cle2(exercise: int, period: str, debt_number: str) -> str:

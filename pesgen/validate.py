@@ -36,7 +36,7 @@ from .checks import (
     residence_problem,
 )
 from .errors import OutputInvalidError, Problem, UsageError
-from .keys import cle2, debt_key
+from .keys import DEBT_KEYED_DIGITS, DEBT_KEYED_MAX, cle2, debt_key
 from .memo import remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
@@ -226,6 +226,11 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if key2 is not None and debt is not None and bord.year is not None:
         per = bloc.get("Per")
         if per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
+                debt.isdigit() and int(debt) > DEBT_KEYED_MAX:
+            _locate(by_line, bord, name, "pes.num-dette-keys", f"NumDette {debt} has more than "
+                    f"{DEBT_KEYED_DIGITS} significant digits: Cle2 is known over NumDette on "
+                    f"{DEBT_KEYED_DIGITS} digits only", bloc_el.find("Cle2"))
+        elif per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
                 debt.isdigit() and key2 != (expected := cle2(bord.year, per, debt)):
             _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, Per "
                     f"{per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))

@@ -1,8 +1,9 @@
 """Findings of a trésorerie-side audit against the DGFiP documentation (DT v5.19):
 a debit date before the bordereau's date is refused and one on a weekend noted
 (sepa.debit-date, note debit_date); an export opening a numbering sequence nobody set
-says so (note numbering); the exercise note is shown by preview too. Runs recorded
-before these checks are still rebuilt byte for byte."""
+says so (note numbering); a NumDette over 13 significant digits is refused, since Cle1
+and Cle2 are known over 13 (pes.num-dette-keys); the exercise note is shown by preview
+too. Runs recorded before these checks are still rebuilt byte for byte."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pesgen import keys
 from pesgen.build import Builder
 from pesgen.errors import ExitCode
 
@@ -172,6 +174,70 @@ def test_no_numbering_note_once_set_start_was_run(tmp_path):
     r = _export(INPUT, tmp_path / "out")
     assert r.exit_code == 0, r.output
     assert "IdBord 12" in r.stdout and "numbering:" not in r.stdout
+
+
+# ------------------------------------------------------------------ pes.num-dette-keys
+
+
+def _numbered(number: str):
+    def edit(invoices):
+        invoices[0]["number"] = number
+    return edit
+
+
+def test_a_num_dette_over_13_digits_is_refused(tmp_path):
+    """Cle1 and Cle2 are known over NumDette on 13 digits (notes §10.3): a 14- or
+    15-digit NumDette (Base_Num15) would get keys no known formula gives, on the
+    reference a family pays with: refused, naming the invoice, record and binding."""
+    r = _export(_input(tmp_path, _numbered("FA-2026-1234567890")), tmp_path / "out")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "(rule pes.num-dette-keys)" in r.output
+    assert "NumDette '20261234567890' has 14 significant digits" in r.output
+    assert f"{MAPPING}:{_line('debt_number:')}: bindings.invoice.debt_number" in r.output
+    assert "invoice FA-2026-1234567890" in r.output and "$.invoices[0]" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_15_digit_num_dette_is_refused_and_13_digits_pass(tmp_path):
+    refused = _export(_input(tmp_path, _numbered("FA-202612345678901")), tmp_path / "o15")
+    assert refused.exit_code == ExitCode.INPUT, refused.output
+    assert "NumDette '202612345678901' has 15 significant digits" in refused.output
+    # 13 digits, and a 15-character NumDette whose value has 13 (leading zeros): passed
+    ok = _export(_input(tmp_path, _numbered("FA-2026123456789")), tmp_path / "o13")
+    assert ok.exit_code == 0, ok.output
+    zeros = _export(_input(tmp_path, _numbered("FA-002026123456780")), tmp_path / "o0",
+                    "--db", f"sqlite:///{tmp_path / 'other.db'}", "--create-store")
+    assert zeros.exit_code == 0, zeros.output
+
+
+def test_validate_refuses_cle2_over_a_num_dette_of_14_digits(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr("pesgen.build.DEBT_KEYED_MAX", 10 ** 15)
+        m.setattr("pesgen.validate.DEBT_KEYED_MAX", 10 ** 15)
+        r = _export(_input(tmp_path, _numbered("FA-2026-1234567890")), tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    r = run_cli("validate", tmp_path / "out" / XML)
+    assert r.exit_code != 0, r.output
+    assert "NumDette 20261234567890 has more than 13 significant digits" in r.output
+    assert "pes.num-dette-keys" in r.output
+
+
+def test_a_run_recorded_with_a_14_digit_num_dette_is_still_rebuilt(tmp_path, monkeypatch):
+    data = _input(tmp_path, _numbered("FA-2026-1234567890"))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr("pesgen.build.DEBT_KEYED_MAX", 10 ** 15)
+        m.setattr("pesgen.validate.DEBT_KEYED_MAX", 10 ** 15)
+        first = _export(data, out)
+    assert first.exit_code == 0, first.output
+    assert _export(data, tmp_path / "again").exit_code == ExitCode.INPUT
+    _regenerated_same(tmp_path, _run_id(first.stdout), out)
+
+
+def test_the_keys_pad_to_13_digits():
+    assert keys.DEBT_KEYED_DIGITS == 13
+    # notes §10.3's worked example
+    assert keys.cle2(2024, "9", "2024000123") == "M"
 
 
 # ------------------------------------------------------------------ exercise note
