@@ -25,10 +25,18 @@ from .checks import (
     checked_bank_code,
     checked_national_id,
     civility_problem,
+    debit_date_problem,
 )
 from .errors import InputDataError, MappingError, Problem
 from .formats import Format, option_problems, unwritable
-from .keys import INVOICE_NUMBER_MAX, debt_key, invoice_key, written_otherwise
+from .keys import (
+    DEBT_KEYED_DIGITS,
+    DEBT_KEYED_MAX,
+    INVOICE_NUMBER_MAX,
+    debt_key,
+    invoice_key,
+    written_otherwise,
+)
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
@@ -202,14 +210,20 @@ class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
     def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False,
-                 legacy: bool = False) -> None:
+                 legacy: bool = False, issue_date: date | None = None) -> None:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
-        case, an account abroad without BIC) do not refuse it again, nor a CSV binding
-        of a column the file lacks (it read nothing then too: in ``waived``)."""
+        case, an account abroad without BIC, a debit date before DteBordEm, a NumDette
+        over 13 digits) do not refuse it again, nor a CSV binding of a column the file
+        lacks (it read nothing then too: in ``waived``). ``issue_date``: DteBordEm of
+        the run (the debit dates are checked against it; None: not checked)."""
         self.mapping = mapping
         self.recorded = recorded
+        self.issue_date = issue_date
+        # debit dates (DtePrel) falling on a Saturday or Sunday -> how many titles: one
+        # note for the run (see run_notes)
+        self.weekend_debits: Counter[date] = Counter()
         # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
@@ -488,6 +502,14 @@ class Builder:
                                                        else "")
             notes.append(PolicyNote("civility_table", "*", origin, "no codes.civility table: "
                                     f"{len(values)} civility value(s) sent as written: {shown}"))
+        for debit, count in sorted(self.weekend_debits.items()):
+            day = "Saturday" if debit.weekday() == 5 else "Sunday"
+            notes.append(PolicyNote(
+                "debit_date", "*", self.pay["debit_date"].where,
+                f"debit date (DtePrel) {debit.isoformat()} is a {day} ({count} title(s)): "
+                "DtePrel is the interbank settlement date, and settlement happens on TARGET2 "
+                "business days only (pesgen's reading of the DT): the debit may be taken on "
+                "the next business day; check the date with the trésorerie"))
         return notes
 
     def check_columns(self, src: SourceInvoice) -> None:
@@ -594,6 +616,14 @@ class Builder:
             # ASCII digits only: '²'.isdigit() and '٤'.isdigit() are True too
             if not (debt.isascii() and debt.isdigit()) or len(debt) > 15 or int(debt) == 0:
                 ctx.problem("pes.num-dette", f"NumDette '{debt}' must be 1 to 15 digits, > 0",
+                            mapping=self.inv["debt_number"].where)
+                debt = None
+            elif int(debt) > DEBT_KEYED_MAX and not self.recorded:
+                ctx.problem("pes.num-dette-keys", f"NumDette '{debt}' has {len(debt_key(debt))} "
+                            f"significant digits: Cle1 and Cle2 are known over NumDette on "
+                            f"{DEBT_KEYED_DIGITS} digits only (the legacy rôle format); over "
+                            "more, the payment reference's keys would be pesgen's guess. "
+                            f"Bind a NumDette of at most {DEBT_KEYED_DIGITS} digits",
                             mapping=self.inv["debt_number"].where)
                 debt = None
 
@@ -1092,6 +1122,8 @@ class Builder:
         signed = self._date(ctx, "payment.mandate_signed_on", need("mandate_signed_on"),
                             p.get("mandate_signed_on"))
         debit = self._date(ctx, "payment.debit_date", need("debit_date"), p.get("debit_date"))
+        if debit is not None and not self.recorded:
+            self._check_debit_date(ctx, debit, p["debit_date"])
         raw_seq = need("sequence")
         sequence = None
         if raw_seq is not None:
@@ -1142,6 +1174,18 @@ class Builder:
         return _make_mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,
                              account=_make_account(iban=iban, holder=holder, bic=bic),
                              label=label, holder_differs=differs)
+
+    def _check_debit_date(self, ctx: _Ctx, debit: date, binding: Binding) -> None:
+        """DtePrel is "la date de règlement interbancaire" (DT v5.19 InfoPrelevementSEPA):
+        a debit settled before the rôle is issued (DteBordEm) cannot be (pesgen's reading,
+        rule sepa.debit-date); one on a Saturday or Sunday is noted for the run (no TARGET2
+        settlement on those days: pesgen's reading too)."""
+        if self.issue_date is not None and \
+                (message := debit_date_problem(debit, self.issue_date)) is not None:
+            ctx.problem("sepa.debit-date", f"{message}: give a later debit date (or export "
+                        "with an earlier --date)", mapping=binding.where)
+        elif debit.weekday() >= 5:
+            self.weekend_debits[debit] += 1
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a

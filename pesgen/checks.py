@@ -58,19 +58,30 @@ def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
     return None
 
 
+def debit_date_problem(debit: Any, issue: Any) -> str | None:
+    """sepa.debit-date on DtePrel and the bordereau's DteBordEm (dates, or ISO strings):
+    DtePrel is « date de règlement interbancaire » (DT v5.19 InfoPrelevementSEPA), and
+    a debit cannot be settled before the rôle is issued (pesgen's reading)."""
+    if debit < issue:
+        return (f"DtePrel {debit} is before DteBordEm {issue}: a debit cannot be settled "
+                "before the rôle is issued")
+    return None
+
+
 # CodPays of France (INSEE): "if CodRes = 0, absent or 100" (DT, Adresse/CodPays)
 FRANCE_INSEE = "100"
 
 
 def residence_problem(resident: bool, country_code: str | None) -> str | None:
-    """pes.address on CodRes (``resident``: CodRes 0) and CodPays. CodRes 1 with CodPays
-    100 says both "abroad" and "France": "CodRes/CodPays inconsistent" rejects the
-    bordereau (notes pes-v2-recette.md §7 and its rejection list)."""
+    """pes.address on CodRes (``resident``: CodRes 0) and CodPays: the DT rejects CodRes 1
+    without CodPays, and CodRes 0 with a CodPays other than 100. CodRes 1 with CodPays 100
+    says both "abroad" and "France": pesgen refuses it too, its own check (the DT does not
+    name that pair)."""
     if not resident and not (country_code and len(country_code) == 3):
         return "a non-resident address needs CodPays"
     if not resident and country_code == FRANCE_INSEE:
-        return ("CodRes 1 with CodPays 100 (France): a non-resident address is abroad, "
-                "CodRes/CodPays inconsistent")
+        return ("CodRes 1 with CodPays 100 (France): a non-resident address is abroad "
+                "(pesgen refuses this pair)")
     if resident and country_code not in (None, "100"):
         return "a resident address has CodPays absent or 100"
     return None

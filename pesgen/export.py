@@ -232,7 +232,8 @@ class Exporter:
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
-        self.builder = Builder(mapping, fmt, recorded=vouched, legacy=legacy and vouched)
+        self.builder = Builder(mapping, fmt, recorded=vouched, legacy=legacy and vouched,
+                               issue_date=run_date)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
         # pesgen's own settings, which a format option cannot shadow
@@ -305,6 +306,18 @@ class Exporter:
                 mapping=where, record=title.origin if title else None,
                 invoice=title.invoice_number if title else None)]) from None
 
+    def run_notes(self, input_path: Path) -> list[PolicyNote]:
+        """The notes said once for the run (export, its dry run and preview alike): the
+        builder's (``Builder.run_notes``), and a run date outside the mapping's exercise."""
+        notes = self.builder.run_notes(str(input_path))
+        exercise = self.mapping.collectivity.exercise
+        if self.run_date.year != exercise:  # a mapping left at last year's exercise?
+            notes.append(PolicyNote(
+                "exercise", "*", str(self.mapping.path), f"the bordereaux are dated "
+                f"{self.run_date.isoformat()} (DteBordEm) for exercise {exercise} (Exer): "
+                "check collectivity.exercise in the mapping"))
+        return notes
+
     # ------------------------------------------------------------------ phase 1
 
     def prepare(self, input_path: Path) -> Prepared:
@@ -341,13 +354,7 @@ class Exporter:
             problems[:0] = found
             result.notes.extend(PolicyNote("path", "*", where, detail)
                                 for where, detail in path_notes)
-        result.notes.extend(self.builder.run_notes(str(input_path)))
-        exercise = self.mapping.collectivity.exercise
-        if self.run_date.year != exercise:  # a mapping left at last year's exercise?
-            result.notes.append(PolicyNote(
-                "exercise", "*", str(self.mapping.path), f"the bordereaux are dated "
-                f"{self.run_date.isoformat()} (DteBordEm) for exercise {exercise} (Exer): "
-                "check collectivity.exercise in the mapping"))
+        result.notes.extend(self.run_notes(input_path))
         if problems:
             raise InputDataError(f"{len(problems)} problem(s) in the input; nothing written",
                                  problems)

@@ -2,7 +2,8 @@
 duplicate guards compare (NumDette, invoice number).
 
 Cle2 follows the legacy rôle format the DGFiP documentation refers to (notes §10.3).
-Cle1's inputs are listed by the DGFiP dossier technique but its annex is not public:
+Cle1's inputs are listed by the DGFiP dossier technique but the annex it refers to was
+not found:
 pesgen uses the listed inputs in the listed order, and the mapping chooses the key
 for a zero remainder (see docs/rules.md, "unconfirmed").
 """
@@ -17,6 +18,12 @@ from operator import mul
 from .text import transliterate_char
 
 _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
+# Cle1 and Cle2 read NumDette on 13 digits (the legacy rôle format, notes §10.3), though
+# NumDette is a Base_Num15: an export refuses a NumDette whose value needs more (rule
+# pes.num-dette-keys), whose keys no known formula gives. cle1 and cle2 still compute
+# them over the longer number (a run recorded before the rule is rebuilt as it was).
+DEBT_KEYED_DIGITS = 13
+DEBT_KEYED_MAX = 10 ** DEBT_KEYED_DIGITS - 1
 
 
 def cle2(exercise: int, period: str, debt_number: str) -> str:

@@ -113,7 +113,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
     return Preview(mapping, fmt, heads, tails, items, layout_problems,
-                   exporter.builder.run_notes(str(input_path)), not_read)
+                   exporter.run_notes(Path(input_path)), not_read)
 
 
 def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,

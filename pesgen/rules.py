@@ -96,8 +96,9 @@ def _first_name(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield message
 
 
-@rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid.",
-      "DT v5.19 Annexes, Annexe 3")
+@rule("pes.cat-nat-grid", "CatTiers and NatJur form a pair of the DGFiP grid (Annexe 3's "
+      "numbers; its labels of rows 50-74 are shifted against the TCatTiers code list: see "
+      "the mapping rule).", "DT v5.19 Annexes, Annexe 3")
 def _grid(t: Title, ctx: RuleContext) -> Iterator[str]:
     if message := grid_problem(t.debtor.category, t.debtor.legal_nature):
         yield message
@@ -136,7 +137,8 @@ def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
 
 
 @rule("pes.amounts", "Line amounts are > 0 with 2 decimals; the title total is their sum.",
-      "DT v5.19 InfoLignePiece/MtHT; Base_Montant")
+      "DT v5.19 InfoLignePiece/MtHT (« Pas de valeur à vide ou 0,00 sinon rejet du "
+      "bordereau »); XSD v5.17 Base_Montant (minExclusive 0, fractionDigits 2)")
 def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
     for ln in t.lines:
         if ln.amount <= 0:
@@ -151,11 +153,14 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield "a title needs at least one line"
 
 
-@rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident (CodRes 1) has an INSEE "
-      "CodPays other than 100, France's (CodRes 1 with CodPays 100 is 'CodRes/CodPays "
-      "inconsistent'); a resident has none or 100.",
-      "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays ('if CodRes = 0, "
-      "absent or 100'; rejection: CodRes/CodPays inconsistent; notes pes-v2-recette.md §7, §15)")
+@rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident (CodRes 1) has a "
+      "CodPays, a resident (CodRes 0) none or 100 (the DT's rejections); pesgen also refuses "
+      "CodRes 1 with CodPays 100, France's INSEE code (its own, stricter check: the DT does "
+      "not name that pair).",
+      "DT v5.19 DomaineGlobalAller_blocscommuns, Adresse/CP, CodRes, CodPays (« Si CodRes=1 et "
+      "CodPays absent = rejet du bordereau »; « obligatoirement non valorisée ou valorisée à "
+      "100 si CodRes est à 0, sinon rejet du bordereau »); CodRes 1 with 100: pesgen; notes "
+      "pes-v2-recette.md §7")
 def _address(t: Title, ctx: RuleContext) -> Iterator[str]:
     a = t.debtor.address
     if not (len(a.postal_code) == 5 and a.postal_code.isascii() and a.postal_code.isdigit()):
@@ -186,14 +191,17 @@ def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
 
 @rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) or SIREN "
       "(NatIdTiers 02) has a valid key.",
-      "DT v5.19 InfoTiers/IdTiers; DT-AQ ERREUR_SIRET")
+      "DT v5.19 InfoTiers/IdTiers; DT-AQ lists ERREUR_SIRET (a name only: its link to this "
+      "rule is pesgen's reading)")
 def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
     return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)
 
 
 @rule("sepa.mandate", "A direct debit has a valid upper-case IBAN (and BIC if given), a RUM "
       "and LibPrel in the SEPA character set, a sequence code and a signature date not after "
-      "the debit date.", "DT v5.19 InfoPrelevementSEPA; Class_Bancaire (IBAN/BIC upper case)")
+      "the debit date (that order is pesgen's check: the DT states none).",
+      "DT v5.19 InfoPrelevementSEPA; Class_Bancaire (IBAN/BIC upper case); the signature date "
+      "before the debit date: pesgen")
 def _mandate(t: Title, ctx: RuleContext) -> Iterator[str]:
     m = t.mandate
     if m is None:

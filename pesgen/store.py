@@ -782,6 +782,16 @@ class Store:
             sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)).scalar()
         return _FIRST_NUMBER if found is None else int(found)
 
+    @staticmethod
+    def sequence_opened(conn: Connection, key: tuple[str, str, int, str]) -> bool:
+        """Whether a numbering sequence has its row: ``numbering set-start`` or a recorded
+        run opened it (a refused or dry run leaves none)."""
+        id_coll, cod_bud, exercise, typ_bord = key
+        return conn.execute(sa.select(sequences.c.id).where(
+            sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
+            sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
+        ).first() is not None
+
     def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
         if not 1 <= start <= 9_999_999:
             raise UsageError("the starting number must be between 1 and 9999999")

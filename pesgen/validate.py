@@ -28,6 +28,7 @@ from .checks import (
     bic_abroad_problem,
     checked_bank_code,
     civility_problem,
+    debit_date_problem,
     first_name_problem,
     grid_problem,
     id_tiers_problems,
@@ -35,7 +36,7 @@ from .checks import (
     residence_problem,
 )
 from .errors import OutputInvalidError, Problem, UsageError
-from .keys import cle2, debt_key
+from .keys import DEBT_KEYED_DIGITS, DEBT_KEYED_MAX, cle2, debt_key
 from .memo import remember
 
 OFFICIAL_ENTRY = ("PES_V2", "Rev0", "PES_Aller.xsd")
@@ -225,6 +226,11 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if key2 is not None and debt is not None and bord.year is not None:
         per = bloc.get("Per")
         if per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
+                debt.isdigit() and int(debt) > DEBT_KEYED_MAX:
+            _locate(by_line, bord, name, "pes.num-dette-keys", f"NumDette {debt} has more than "
+                    f"{DEBT_KEYED_DIGITS} significant digits: Cle2 is known over NumDette on "
+                    f"{DEBT_KEYED_DIGITS} digits only", bloc_el.find("Cle2"))
+        elif per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
                 debt.isdigit() and key2 != (expected := cle2(bord.year, per, debt)):
             _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, Per "
                     f"{per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
@@ -255,6 +261,10 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
         if signed and debit and signed > debit and _ISO_DATE.fullmatch(signed) and \
                 _ISO_DATE.fullmatch(debit) and (message := mandate_date_problem(signed, debit)):
             _locate(by_line, bord, name, "sepa.mandate", message, block.find("DateSignMandat"))
+        if debit and bord.issue_date and debit < bord.issue_date and \
+                _ISO_DATE.fullmatch(debit) and _ISO_DATE.fullmatch(bord.issue_date) and \
+                (message := debit_date_problem(debit, bord.issue_date)):
+            _locate(by_line, bord, name, "sepa.debit-date", message, block.find("DtePrel"))
     for debtor, info in debtors.items():
         values = dict(debtor)
         codes = (values.get("CatTiers"), values.get("NatJur"), values.get("Civilite"),

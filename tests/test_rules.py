@@ -981,8 +981,8 @@ def test_an_overseas_departement_is_in_france(tmp_path, country, postal_code, ci
 def test_a_country_whose_insee_code_is_100_is_france(tmp_path, key, exported):
     """A country codes.countries gives 100, the INSEE code of France, whatever the key's
     case, is France: CodRes 0, no CodPays, the postal code checked as a French one;
-    CodRes 1 with CodPays 100 is 'CodRes/CodPays inconsistent', a rejection (notes
-    pes-v2-recette.md §7 and its rejection list)."""
+    CodRes 1 with CodPays 100 is refused (pesgen's own check: the DT rejects CodRes 1
+    without CodPays and CodRes 0 with a CodPays other than 100)."""
     inv = _invoice("FA-2026-00102")
     inv["payer"]["address"]["country"] = exported
     mapping = _mapping(tmp_path, subs=(('    BE: "131"', f'    BE: "131"\n    {key}: "100"'),))

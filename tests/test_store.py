@@ -51,9 +51,12 @@ def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:
 
 def _variant(tmp_path: Path, tag: str) -> Path:
     """The example with every invoice number suffixed, so runs share neither invoices
-    nor NumDettes (the mapping's NumDette is the number's digits: the suffix has some)."""
+    nor NumDettes (the mapping's NumDette is the number's digits: the suffix has some).
+    Two digits per character of the tag (printable ASCII), so that a tag of two keeps
+    NumDette at 13 digits (9 + 4), the most pes.num-dette-keys lets through."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    code = "".join(f"{ord(c):03d}" for c in tag)  # one tag, one code: "b" -> "098"
+    assert all(32 <= ord(c) < 132 for c in tag) and len(tag) <= 2, tag
+    code = "".join(f"{ord(c) - 32:02d}" for c in tag)  # one tag, one code: "b" -> "66"
     return _invoices({inv["number"]: f"{inv['number']}-{code}" for inv in data["invoices"]},
                      tmp_path, f"export-{tag}.json")
 
