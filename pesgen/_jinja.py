@@ -8,8 +8,10 @@
 * All three (templates, expressions, file-name strings) are bounded: no operator,
   built-in filter or string method makes a huge value from a width or a count
   (``_Bounded``).
-* Templates and expressions never write None as text, whatever the route (``{{ x }}``,
-  ``~``, ``%``, ``str.format``, a filter such as ``upper``): ``_Bounded.refuse_none``.
+* Templates and expressions never write a None value as text (``{{ x }}``, ``~``,
+  ``%``, ``str.format``, a filter such as ``upper``): ``_Bounded.refuse_none``. Not
+  checked: a literal ``none`` Jinja joins at compile time, and containers or model
+  objects written whole (``[None]``).
 """
 
 from __future__ import annotations
@@ -643,8 +645,10 @@ class _Sandbox(_Bounded):
 
     def concat_result(self, text: str) -> str:
         """``~`` is bounded as ``*`` is: a loop doubling a string (``{% set s = s ~ s
-        %}``) is stopped at the first result over MAX_OPERAND_SIZE characters."""
-        if len(text) > MAX_OPERAND_SIZE:
+        %}``) is stopped at the first result over MAX_OPERAND_SIZE characters. Not to
+        rebuild a run recorded before the bound (``writes_none``: as pesgen rendered
+        then, when ``~`` had none)."""
+        if len(text) > MAX_OPERAND_SIZE and not self.writes_none:
             raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
                                 f"most {MAX_OPERAND_SIZE})")
         return text

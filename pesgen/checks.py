@@ -18,6 +18,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siren as std_siren
 from stdnum.fr import siret as std_siret
 
+from .errors import shown_value
 from .memo import bank_code
 
 # CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
@@ -104,11 +105,11 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
     known = NATIONAL_ID_KINDS.get(len(value)) if value.isascii() and value.isdigit() \
         else None
     if known is None:
-        return value, None, (f"payer national id '{value}' is neither a SIRET (14 digits, "
-                             "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)")
+        return value, None, (f"payer national id {shown_value(value)} is neither a SIRET "
+                             "(14 digits, NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)")
     code, name, module = known
     if not module.is_valid(value):
-        return value, None, f"payer {name} '{value}' is invalid (checksum)"
+        return value, None, f"payer {name} {shown_value(value)} is invalid (checksum)"
     return value, code, None
 
 

@@ -178,14 +178,16 @@ def test_concatenation_is_bounded_in_a_template(tmp_path):
         encoding="utf-8")
     env = template_environment(tmp_path)
     assert str(env.get_template("f.csv.j2").make_module().piece(6)) == str(64_000)
-    for legacy in (False, True):
-        env = template_environment(tmp_path, writes_none=legacy)
-        with pytest.raises(SecurityError, match=f"'~': a result of 128000 characters "
-                                                f"refused \\(at most {MAX_OPERAND_SIZE}\\)") \
-                as info:
-            env.get_template("f.csv.j2").make_module().piece(7)
-        error = template_error(info.value, "b", "f.csv.j2", "piece", env)
-        assert error.problems[0].mapping == "b/f.csv.j2:2"
+    with pytest.raises(SecurityError, match=f"'~': a result of 128000 characters "
+                                            f"refused \\(at most {MAX_OPERAND_SIZE}\\)") \
+            as info:
+        env.get_template("f.csv.j2").make_module().piece(7)
+    error = template_error(info.value, "b", "f.csv.j2", "piece", env)
+    assert error.problems[0].mapping == "b/f.csv.j2:2"
+    # rebuilding a run recorded before the bound (regenerate's legacy mode): '~' made
+    # what pesgen made then, unbounded
+    legacy = template_environment(tmp_path, writes_none=True)
+    assert str(legacy.get_template("f.csv.j2").make_module().piece(7)) == str(128_000)
 
 
 ENV = expression_environment()

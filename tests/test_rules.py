@@ -758,6 +758,9 @@ def test_payer_siren_is_sent_as_a_siren(tmp_path, official_xsd):
     ("7752216580", "payer national id '7752216580' is neither a SIRET (14 digits, NatIdTiers "
                    "01) nor a SIREN (9 digits, NatIdTiers 02)"),
     ("FR40775221658", "payer national id 'FR40775221658' is neither a SIRET"),
+    # a long value (a name or an address bound to the wrong column): described, not quoted
+    ("Association des parents d'élèves " * 3, "payer national id a text of 87 characters "
+                                              "(letters, \"'\") is neither a SIRET"),
 ])
 def test_payer_national_id_neither_siret_nor_siren_is_refused(tmp_path, value, message):
     inv = _invoice("FA-2026-00103")
