@@ -1,5 +1,7 @@
 """Read the trésorerie's acknowledgement (PES_ACQUIT, from the DGFiP's guichet XML) and
-tie each bordereau it accepts or rejects to the run pesgen recorded it in.
+tie each bordereau it accepts or rejects to the run pesgen recorded it in (the run
+holding its IdBord whose TypBord its DomaineAck fits, and whose file its NomFic does not
+contradict).
 
 The file is parsed safely (no DTD, no entity, no network: a DOCTYPE is refused), checked
 to be a PES_ACQUIT version 2 (namespace ``…/Rev0/retour/v2``, DT v5.19 *Acquittement*),
@@ -36,9 +38,19 @@ DOMAINS = {"0": "Technique", "1": "Signature technique", "2": "Signature globale
            "3": "Signature Bordereau", "4": "PJ", "5": "Dépense", "6": "Recette",
            "7": "Rôle", "8": "Budget", "9": "Etat Actif", "10": "Etat Passif",
            "11": "Marché", "12": "Facture", "99": "Paramétrage"}
-# The domains of a recette bordereau, which pesgen writes (whether Hélios acknowledges
-# an ORMC as 6 or 7 is unconfirmed: both are tied to the runs)
+# The domains of a recette bordereau, which pesgen writes. Which TypBord each answers is
+# pesgen's reading of the DT's labels (docs/state.md, "Which run an element answers"): 7
+# (Rôle) an ORMC (TypBord 06, "IdBord correspondra au numéro de rôle dans Hélios", DT
+# v5.19 PES_RecetteAller_blocs), 6 (Recette) the other recette bordereaux (01, 02, 03).
+# Unconfirmed by a real acquit of an ORMC: a candidate the domain contradicts is not
+# tied (refused rather than tied wrong), and said so.
 RECETTE_DOMAINS = frozenset({"6", "7"})
+ROLE_TYP_BORD = "06"
+# The PES file types the DGFiP documents (Enveloppe/Parametres/TypFic: XSD v5.17
+# Class_Enveloppe.xsd, DT v5.19 DomaineGlobalAller_blocscommuns), which begin the names
+# of the files pesgen writes (PESORMC_…, PESALR1_…)
+FILE_KINDS = {"PESORMC": "an ORMC file (TypFic PESORMC)",
+              "PESALR1": "a PES_Aller file (TypFic PESALR1)"}
 # The file as a whole (guichet "boîte 1": schema, signatures): no bordereau named
 FILE_DOMAINS = frozenset({"0", "1", "2"})
 # TNumAnoAck (XSD CommunAck.xsd; DT v5.19 Acquittement_codes): the DGFiP gives the
@@ -301,6 +313,55 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """A run holding the bordereau's number that the element does not answer: its
+    DomaineAck or the acquit's NomFic contradicts the run's bordereau (``why``)."""
+
+    run: Recorded
+    why: str
+    short: str  # what contradicts it, in a few words
+
+
+def _kind_of_bordereau(typ_bord: str) -> str:
+    return (f"a rôle (TypBord {typ_bord})" if typ_bord == ROLE_TYP_BORD else
+            f"a titres bordereau (TypBord {typ_bord})")
+
+
+def domain_fits(domain: str, typ_bord: str) -> bool:
+    """Whether an element of DomaineAck ``domain`` (6 or 7) may answer a bordereau of
+    TypBord ``typ_bord``: 7 (Rôle) an ORMC (06), 6 (Recette) any other."""
+    return (typ_bord == ROLE_TYP_BORD) == (domain == "7")
+
+
+def file_kind(name: str | None) -> str | None:
+    """The PES file type a file name begins with (``PESORMC_…``, ``PESALR1_…``), or None:
+    a name that tells none."""
+    if not name:
+        return None
+    head = name.split("_", 1)[0].upper()
+    return head if "_" in name and head in FILE_KINDS else None
+
+
+def _set_aside(acquit: Acquit, e: AckElement, r: Recorded) -> SetAside | None:
+    """Why the element does not answer the candidate ``r`` (None: nothing contradicts)."""
+    if not domain_fits(e.domain, r.typ_bord):
+        said = "rôle" if r.typ_bord == ROLE_TYP_BORD else "bordereau"
+        why = (f"DomaineAck {e.domain} ({e.domain_label}) for "
+               f"{_kind_of_bordereau(r.typ_bord)} of run {r.run_id}: not tied; if the "
+               f"trésorerie acknowledges this {said} so, check with it which bordereau it "
+               f"answers (`pesgen runs show {r.run_id}`): pesgen ties DomaineAck 7 to a rôle "
+               "only, 6 to a titres bordereau only (docs/state.md)")
+        return SetAside(r, why, f"its TypBord {r.typ_bord} contradicts DomaineAck {e.domain}")
+    # NomFic only ever refuses: that it names the file acknowledged is unconfirmed
+    named, wrote = file_kind(acquit.nom_fic), file_kind(r.file)
+    if named is not None and wrote is not None and named != wrote:
+        why = (f"the acquit's NomFic {acquit.nom_fic} is {FILE_KINDS[named]}, run "
+               f"{r.run_id} wrote {FILE_KINDS[wrote]} ({r.file}) for this bordereau: not tied")
+        return SetAside(r, why, f"its file is not of the NomFic's kind ({named})")
+    return None
+
+
+@dataclass(frozen=True)
 class PieceReport:
     piece: AckPiece
     invoice: str | None  # the invoice of the IdPce in the recorded bordereau
@@ -318,6 +379,9 @@ class ElementReport:
     # the bordereau's Hélios status recorded in the store when the file was read (a
     # store.Acknowledgement; None: none recorded, or the element is tied to no one run)
     recorded: Any = None
+    # runs holding that number the element does not answer (its DomaineAck, the NomFic):
+    # never tied, shown as "possibly" when no run is
+    set_aside: tuple[SetAside, ...] = ()
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -371,6 +435,8 @@ class ElementReport:
                     "pesgen's (it writes recettes only)")
         if e.exercise is None:
             return f"{said}: no ExerciceBord, pesgen cannot tell which run sent it"
+        if not self.found and self.set_aside:
+            return f"{said}: " + "; ".join(x.why for x in self.set_aside)
         if not self.found:
             return (f"{said}: no run of this store holds it (another software's bordereau, "
                     "or a run recorded in another store: --db)")
@@ -450,15 +516,25 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
             out.append(ElementReport(e, "other"))
             continue
         found: list[Recorded] = []
+        aside: list[SetAside] = []
         if e.exercise is not None:
             for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
                                                            e.exercise, e.bordereau):
-                found.append(Recorded(run_id, typ_bord, b.file, b.titles, b.total,
-                                      b.cancelled_at, b.reason))
+                r = Recorded(run_id, typ_bord, b.file, b.titles, b.total, b.cancelled_at,
+                             b.reason)
+                # the DomaineAck chooses among the runs holding that number (ORMC and
+                # titres number apart); one it contradicts is never tied, nor one whose
+                # file the acquit's NomFic says is of another kind
+                no = _set_aside(acquit, e, r)
+                if no is None:
+                    found.append(r)
+                else:
+                    aside.append(no)
         invoices = (store.piece_invoices(found[0].run_id, e.bordereau)
                     if len(found) == 1 and e.pieces else {})
         pieces = tuple(PieceReport(p, invoices.get(p.number)) for p in e.pieces)
-        out.append(ElementReport(e, "bordereau", tuple(found), pieces))
+        out.append(ElementReport(e, "bordereau", tuple(found), pieces,
+                                 set_aside=tuple(aside)))
     # each bordereau's Hélios status recorded already (`--record`, this file or another)
     tied = {r.found[0].run_id for r in out if r.kind == "bordereau" and len(r.found) == 1}
     if tied:
@@ -467,6 +543,12 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
             r.element.bordereau or 0, [None])[0])
             if r.kind == "bordereau" and len(r.found) == 1 else r for r in out]
     return AcquitReport(acquit, tuple(out))
+
+
+def _run_json(f: Recorded) -> dict[str, Any]:
+    return {"run": f.run_id, "typ_bord": f.typ_bord, "file": f.file, "titles": f.titles,
+            "total": f.total, "cancelled": None if f.cancelled_at is None else
+            {"at": f.cancelled_at, "reason": f.cancel_reason}}
 
 
 def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
@@ -485,10 +567,9 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
             "exercise": e.exercise, "market": e.market, "attachment": e.attachment,
             "verdict": r.verdict,
-            "runs": [{"run": f.run_id, "typ_bord": f.typ_bord, "file": f.file,
-                      "titles": f.titles, "total": f.total,
-                      "cancelled": None if f.cancelled_at is None else
-                      {"at": f.cancelled_at, "reason": f.cancel_reason}} for f in r.found],
+            "runs": [_run_json(f) for f in r.found],
+            # runs holding that number the element does not answer: never tied
+            "set_aside": [dict(_run_json(x.run), why=x.why) for x in r.set_aside],
             "errors": errors(e.errors),
             "recorded": None if r.recorded is None else {
                 "accepted": r.recorded.accepted, "issued_on": r.recorded.issued_on,
@@ -575,6 +656,8 @@ def _not_tied(r: ElementReport) -> str:
     if r.kind == "bordereau":
         if e.exercise is None:
             return "no ExerciceBord: pesgen cannot tell which run sent it"
+        if not r.found and r.set_aside:
+            return "; ".join(x.why for x in r.set_aside)
         if not r.found:
             return "no run of this store holds it"
         return (f"{len(r.found)} runs of this store hold an IdBord {e.bordereau}: pesgen "

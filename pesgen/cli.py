@@ -527,6 +527,13 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
         for f in r.found:
             typer.echo(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
                        f"{f.titles} title(s)  total {f.total}")
+        if not r.found:
+            # a run holding that number whose bordereau the element contradicts: shown,
+            # never tied (the verdict says why)
+            for x in r.set_aside:
+                f = x.run
+                typer.echo(f"  possibly run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
+                           f"{f.titles} title(s)  total {f.total}: NOT tied, {x.short}")
         said = r.recorded_said(a.sha256) if recorded else None
         if said:
             typer.echo(f"  {said}")

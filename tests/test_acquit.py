@@ -176,21 +176,91 @@ def test_a_file_not_well_formed_is_refused_at_its_line(tmp_path):
 
 
 class _Store:
-    """A store holding IdBord 5 of 2026 in two runs: ORMC (06) and titres (01)."""
+    """A store holding IdBord 5 of 2026 in runs of these TypBord (ORMC 06 and titres 01
+    number apart)."""
+
+    def __init__(self, *typ_bords: str) -> None:
+        self.typ_bords = typ_bords
 
     def pes_bordereau(self, id_coll, cod_bud, exercise, id_bord):
-        return [(f"run-{t}", t, Bordereau(id_bord, 1, "10.00", f"F{t}.xml")) for t in ("06", "01")]
+        return [(f"run-{t}", t, Bordereau(id_bord, 1, "10.00", f"F{t}.xml"))
+                for t in self.typ_bords]
 
     def piece_invoices(self, run_id, id_bord):  # pragma: no cover - not asked
-        raise AssertionError("pieces of an ambiguous bordereau are not read")
+        raise AssertionError("no piece is named")
+
+    def acknowledgements(self, run_ids):
+        return {}
 
 
-def test_a_bordereau_two_runs_hold_is_said_ambiguous_with_no_command():
-    e = AckElement(1, "7", False, 5, 2026, None, None, (), ())
-    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store()).elements
-    assert [f.run_id for f in r.found] == ["run-06", "run-01"]
-    assert "2 runs of this store hold an IdBord 5 (TypBord 06, 01)" in r.verdict
+def _tied(domain: str, *typ_bords: str, nom_fic: str | None = None):
+    e = AckElement(1, domain, False, 5, 2026, None, None, (), ())
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, nom_fic, (e,)),
+               _Store(*typ_bords)).elements
+    return r
+
+
+def test_the_domain_chooses_between_an_ormc_and_a_titres_bordereau_of_one_number():
+    """ORMC rôles and titres number apart: both may hold IdBord 5. DomaineAck 7 (Rôle)
+    answers the rôle, 6 (Recette) the titres; the other is set aside, not tied."""
+    role = _tied("7", "06", "01")
+    assert ([f.run_id for f in role.found], [x.run.run_id for x in role.set_aside]) == (
+        ["run-06"], ["run-01"])
+    assert role.verdict == "REJECTED"
+    assert role.next_step().startswith("pesgen runs cancel run-06 --bordereau 5 ")
+    titres = _tied("6", "06", "01")
+    assert ([f.run_id for f in titres.found], [x.run.run_id for x in titres.set_aside]) == (
+        ["run-01"], ["run-06"])
+    assert titres.next_step().startswith("pesgen runs cancel run-01 --bordereau 5 ")
+
+
+def test_a_bordereau_two_runs_of_its_domain_hold_is_said_ambiguous_with_no_command():
+    """Titres (01) and annulations (02) number apart too: DomaineAck 6 fits both."""
+    r = _tied("6", "01", "02")
+    assert [f.run_id for f in r.found] == ["run-01", "run-02"]
+    assert "2 runs of this store hold an IdBord 5 (TypBord 01, 02)" in r.verdict
     assert r.next_step() is None
+
+
+def test_the_one_run_of_a_number_is_not_tied_when_the_domain_contradicts_its_typbord():
+    rejected = _tied("6", "06")
+    assert (rejected.found, [x.run.run_id for x in rejected.set_aside]) == ((), ["run-06"])
+    assert rejected.verdict.startswith(
+        "REJECTED: DomaineAck 6 (Recette) for a rôle (TypBord 06) of run run-06: not tied; "
+        "if the trésorerie acknowledges this rôle so, ")
+    assert rejected.next_step() is None
+    assert _tied("7", "01").verdict.startswith(
+        "REJECTED: DomaineAck 7 (Rôle) for a titres bordereau (TypBord 01) of run run-01: "
+        "not tied; if the trésorerie acknowledges this bordereau so, ")
+
+
+@pytest.mark.parametrize(("nom_fic", "tied"), [
+    ("PESALR1_21450999400015_2026_0000005.xml", False),
+    ("pesalr1_21450999400015_2026_0000005.xml", False),
+    ("PESORMC_21450999400015_2026_0000005.xml", True),
+    ("PESORMC_21450999400015_2026_0000004.xml", True),  # a kind, not a number, is read
+    ("pescg291201703030412001", True),  # a name telling no PES file type: not read
+    ("PESALR2_21450999400015_2026_0000005.xml", True),
+    (None, True),
+])
+def test_a_nomfic_of_another_kind_than_the_run_s_file_refuses_the_tie(nom_fic, tied):
+    """Whether NomFic names the file acknowledged is unconfirmed: it only ever refuses
+    a tie it contradicts (a PES_Aller file named against a run that wrote an ORMC)."""
+    e = AckElement(1, "7", False, 5, 2026, None, None, (), ())
+
+    class OneOrmc(_Store):
+        def pes_bordereau(self, id_coll, cod_bud, exercise, id_bord):
+            return [("run-06", "06", Bordereau(id_bord, 1, "10.00",
+                                               "PESORMC_21450999400015_2026_0000005.xml"))]
+
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, nom_fic, (e,)),
+               OneOrmc()).elements
+    assert (len(r.found) == 1) is tied
+    if not tied:
+        assert r.verdict == (
+            f"REJECTED: the acquit's NomFic {nom_fic} is a PES_Aller file (TypFic PESALR1), "
+            "run run-06 wrote an ORMC file (TypFic PESORMC) "
+            "(PESORMC_21450999400015_2026_0000005.xml) for this bordereau: not tied")
 
 
 # ------------------------------------------------------------------ the command

@@ -43,14 +43,19 @@ def _element(bordereau: int, accepted: bool, error: str | None = None, domain: s
             f'V="2026"/>\n{said}    </ElementACQUIT>\n')
 
 
-def _ack(tmp_path: Path, name: str, *elements: str, day: str | None = "2026-11-24") -> Path:
+ORMC_NAME = "PESORMC_21450999400015_2026_0000001.xml"
+TITRES_NAME = "PESALR1_21450999400015_2026_0000001.xml"
+
+
+def _ack(tmp_path: Path, name: str, *elements: str, day: str | None = "2026-11-24",
+         nom_fic: str = ORMC_NAME) -> Path:
     """An acknowledgement of IdColl 21450999400015 budget 00 holding ``elements``, dated
-    ``day`` (None: no DteStr)."""
+    ``day`` (None: no DteStr), its Enveloppe's NomFic ``nom_fic``."""
     text = _head("".join(elements))
-    assert '<DteStr V="2026-11-24"/>' in text
+    assert '<DteStr V="2026-11-24"/>' in text and f'<NomFic V="{ORMC_NAME}"/>' in text
     text = text.replace('    <DteStr V="2026-11-24"/>\n',
                         "" if day is None else f'    <DteStr V="{day}"/>\n')
-    return _write(tmp_path, text, name)
+    return _write(tmp_path, text.replace(ORMC_NAME, nom_fic), name)
 
 
 def _rows(db_url: str) -> tuple[int, int]:
@@ -318,7 +323,7 @@ def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):
 
 def test_a_bordereau_answered_twice_by_the_file_is_refused(one_run, tmp_path):
     db_url, run_id = one_run
-    path = _ack(tmp_path, "twice.xml", _element(1, True), _element(1, True, domain="6"))
+    path = _ack(tmp_path, "twice.xml", _element(1, True), _element(1, True))
     r = run_cli("acquit", path, "--db", db_url, "--record")
     assert r.exit_code == ExitCode.INPUT, r.output
     assert (f"twice.xml:37: IdBord 1 exercise 2026 (run {run_id}) is answered at lines 31, "
@@ -394,3 +399,118 @@ def test_store_copy_copies_the_acknowledgements(one_run, tmp_path):
         assert _helios(target) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
         again = run_cli("acquit", ACKS / "rejected.xml", "--db", target, "--record")
         assert "was recorded already on" in again.stdout
+
+
+# ------------------------------------------------------------------ which run it answers
+
+def test_a_titres_rejection_is_not_recorded_on_the_ormc_bordereau_of_that_number(
+        one_run, tmp_path):
+    """The reviewer's repro: the town's finance package sends titres on the same budget
+    (TypBord 01, numbered apart from the rôles), and the trésorerie rejects its IdBord 1
+    (DomaineAck 6, NomFic PESALR1_…). pesgen's one ORMC run holds an IdBord 1 too: it is
+    not tied, nothing is recorded, and its Datamatrix are still written."""
+    from .test_ack_cancel import _datamatrix
+
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "titres.xml", _element(1, False, "ERREUR_CODIFICATION", domain="6"),
+                nom_fic=TITRES_NAME)
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    lines = r.stdout.splitlines()
+    assert lines[1] == (
+        "IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): REJECTED: DomaineAck 6 "
+        f"(Recette) for a rôle (TypBord 06) of run {run_id}: not tied; if the trésorerie "
+        "acknowledges this rôle so, check with it which bordereau it answers (`pesgen runs "
+        f"show {run_id}`): pesgen ties DomaineAck 7 to a rôle only, 6 to a titres bordereau "
+        "only (docs/state.md)")
+    assert lines[2] == (f"  possibly run {run_id} (TypBord 06)  file {ORMC_NAME}  11 title(s)  "
+                        "total 2527.25: NOT tied, its TypBord 06 contradicts DomaineAck 6")
+    assert "pesgen runs cancel" not in r.stdout
+    assert "titres.xml (sha256 " in lines[-2] and lines[-2].endswith(
+        "nothing recorded: no bordereau of it is one of this store's runs")
+    assert lines[-1].startswith("  not recorded: IdBord 1 exercise 2026 (line 31): DomaineAck "
+                                f"6 (Recette) for a rôle (TypBord 06) of run {run_id}: not tied")
+    assert _rows(db_url) == (0, 0)
+    assert _helios(db_url) == ["  Hélios: IdBord 1 no acknowledgement recorded"]
+    made = _datamatrix(db_url, run_id)
+    assert made.exit_code == 0, made.output
+    assert "rejected by the trésorerie" not in made.stderr
+    assert (tmp_path / "out" / ORMC_NAME.replace(".xml", ".datamatrix.csv")).is_file()
+    # --json: no run tied, the one holding the number set aside with why
+    data = json.loads(run_cli("acquit", path, "--db", db_url, "--json", "--record").stdout)
+    (element,) = data["elements"]
+    assert (element["kind"], element["runs"], element["next_step"]) == ("bordereau", [], None)
+    (aside,) = element["set_aside"]
+    assert (aside["run"], aside["typ_bord"], aside["file"]) == (run_id, "06", ORMC_NAME)
+    assert aside["why"].startswith("DomaineAck 6 (Recette) for a rôle (TypBord 06)")
+    (fate,) = data["recording"]["elements"]
+    assert (fate["outcome"], fate["run"]) == ("not recorded", None)
+    assert fate["why"] == aside["why"]
+    assert _rows(db_url) == (0, 0)
+
+
+def test_a_nomfic_naming_a_pes_aller_file_is_not_tied_to_an_ormc_run(one_run, tmp_path):
+    """DomaineAck 7 fits the rôle, but the acquit's NomFic names a PES_Aller file
+    (PESALR1_…) where the run wrote a PESORMC_…: not tied, nothing recorded."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "alr.xml", _element(1, False, "ERREUR_AUTRE"), nom_fic=TITRES_NAME)
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert (f"REJECTED: the acquit's NomFic {TITRES_NAME} is a PES_Aller file (TypFic "
+            f"PESALR1), run {run_id} wrote an ORMC file (TypFic PESORMC) ({ORMC_NAME}) for "
+            "this bordereau: not tied") in r.stdout
+    assert "NOT tied, its file is not of the NomFic's kind (PESALR1)" in r.stdout
+    assert _rows(db_url) == (0, 0)
+
+
+@pytest.fixture
+def ormc_and_titres(db_url, tmp_path) -> tuple[str, str, str]:
+    """A store holding an ORMC run (the example's first 6 invoices) and a titres run (the
+    other 6), each IdBord 1 of 2026 of its sequence: (url, ORMC run, titres run)."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    halves = []
+    for name, invoices in (("a.json", data["invoices"][:6]), ("b.json", data["invoices"][6:])):
+        halves.append(tmp_path / name)
+        halves[-1].write_text(json.dumps(dict(data, invoices=invoices)), encoding="utf-8")
+    store = Store(db_url)
+    ormc = export_recorded(store, MAPPING, halves[0], tmp_path / "ormc", RUN)
+    titres = export_recorded(store, MAPPINGS / "villeneuve-sur-loing-titres.yaml", halves[1],
+                             tmp_path / "titres", RUN)
+    # (made in one second, the two runs come in either order)
+    assert sorted((t, r, b.id_bord, b.file) for r, t, b in store.pes_bordereau(
+        "21450999400015", "00", 2026, 1)) == [("01", titres.run_id, 1, TITRES_NAME),
+                                              ("06", ormc.run_id, 1, ORMC_NAME)]
+    return db_url, ormc.run_id, titres.run_id
+
+
+def test_the_domain_ties_an_idbord_an_ormc_and_a_titres_run_both_hold(ormc_and_titres,
+                                                                      tmp_path):
+    """Both runs hold IdBord 1 (rôles and titres number apart): DomaineAck 7 (Rôle) is
+    recorded on the ORMC run, 6 (Recette) on the titres run."""
+    db_url, ormc, titres = ormc_and_titres
+    role = _ack(tmp_path, "role.xml", _element(1, True, domain="7"))
+    r = run_cli("acquit", role, "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert f"  recorded: IdBord 1 exercise 2026 (line 31) of run {ormc}: accepted" in r.stdout
+    assert "possibly" not in r.stdout
+    recette = _ack(tmp_path, "recette.xml", _element(1, False, "ERREUR_AUTRE", domain="6"),
+                   nom_fic=TITRES_NAME)
+    r = run_cli("acquit", recette, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {titres}: rejected on "
+            "2026-11-24 with 1 error(s)") in r.stdout
+    status = Store(db_url).acknowledgements()
+    assert ({run: acks[1][0].accepted for run, acks in status.items()}
+            == {ormc: True, titres: False})
+
+
+def test_a_domain_and_a_nomfic_that_disagree_tie_neither_run(ormc_and_titres, tmp_path):
+    """DomaineAck 6 (the titres) in an acquit whose NomFic names the ORMC file: each
+    run is contradicted by one of them, neither is tied (refused rather than wrong)."""
+    db_url, ormc, titres = ormc_and_titres
+    path = _ack(tmp_path, "mixed.xml", _element(1, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert f"  possibly run {ormc} (TypBord 06)" in r.stdout
+    assert f"  possibly run {titres} (TypBord 01)" in r.stdout
+    assert _rows(db_url) == (0, 0)
