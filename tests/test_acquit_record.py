@@ -18,9 +18,9 @@ from pesgen.errors import ExitCode
 from pesgen.runs import export_recorded
 from pesgen.store import Store, copy_store
 
-from .conftest import EXAMPLES, MAPPINGS, record_as_older, run_cli, state_database
+from .conftest import EXAMPLES, MAPPINGS, run_cli, state_database
 from .test_acquit import ACKS, _head, _write
-from .test_cancel import split_mapping
+from .test_cancel import split_mapping, split_run_in_store_left_at
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -86,23 +86,8 @@ def test_a_schema_8_store_with_runs_is_migrated_and_records_acknowledgements(
         db_url, tmp_path, monkeypatch):
     """A store pesgen left at schema 8 opens with the current code (migration 9): its
     runs stay, none of their bordereaux has an acknowledgement recorded, and one can be."""
-    import pesgen.store as st
-
-    with monkeypatch.context() as patch:
-        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:8])
-        old = Store(db_url)
-    assert "acquits" not in sa.inspect(old.engine).get_table_names()
-    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
-    run = export_recorded(donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
-    record_as_older(donor, old)
-    old.engine.dispose()
-    store = Store(db_url)
-    with store.engine.connect() as conn:
-        versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
-    assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
-    assert 9 in versions
-    tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"acquits", "acquit_bordereaux"} <= tables
+    store, run = split_run_in_store_left_at(8, "acquits", db_url, tmp_path, monkeypatch)
+    assert "acquit_bordereaux" in sa.inspect(store.engine).get_table_names()
     assert _helios(db_url) == ["  Hélios: IdBord 1-3 no acknowledgement recorded"]
     path = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"))
     r = run_cli("acquit", path, "--db", db_url, "--record")

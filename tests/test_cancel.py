@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from pesgen.cli import app
 from pesgen.errors import StateError, UsageError
+from pesgen.export import ExportResult
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
@@ -191,15 +192,17 @@ def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
         "freed (cancelled)")
 
 
-def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, monkeypatch):
-    """A store pesgen left at schema 7 opens with the current code (migration 8), and a
-    split run it recorded can have one bordereau cancelled."""
+def split_run_in_store_left_at(schema: int, missing_table: str, db_url: str, tmp_path: Path,
+                               monkeypatch) -> tuple[Store, ExportResult]:
+    """The example split in bordereaux of 4, recorded in a store pesgen left at
+    ``schema`` (without ``missing_table``), which is then opened with the current code:
+    (the store, migrated to the last schema, and the run)."""
     import pesgen.store as st
 
     with monkeypatch.context() as patch:
-        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:7])
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:schema])
         old = Store(db_url)
-    assert "cancelled_bordereaux" not in sa.inspect(old.engine).get_table_names()
+    assert missing_table not in sa.inspect(old.engine).get_table_names()
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
     run = export_recorded(donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     record_as_older(donor, old)
@@ -208,7 +211,15 @@ def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, 
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(st.schema_table.c.version)).scalars().all()
     assert sorted(versions) == list(range(1, len(st.MIGRATIONS) + 1))
-    assert 8 in versions
+    assert missing_table in sa.inspect(store.engine).get_table_names()
+    return store, run
+
+
+def test_a_schema_7_store_is_migrated_and_cancels_a_bordereau(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 7 opens with the current code (migration 8), and a
+    split run it recorded can have one bordereau cancelled."""
+    store, run = split_run_in_store_left_at(7, "cancelled_bordereaux", db_url, tmp_path,
+                                            monkeypatch)
     [listed] = store.list_runs()
     assert (listed.status, listed.cancelled_bordereaux) == ("committed", ())
     store.cancel(run.run_id, "rejected", [3])
