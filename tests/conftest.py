@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,33 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("PESGEN_STORE_LOCK_TIMEOUT", raising=False)
     monkeypatch.setenv("PESGEN_CONFIG", str(data / "no-config.yaml"))
     return db
+
+
+# "Today" for every export and preview run in-process by the tests: far past the
+# example's dates (its debits fall on 2026-12-05, and sepa.debit-date refuses a debit
+# dated before the bordereau). A test that exports or previews without --date/run_date
+# then fails at once, not on the day the calendar passes the example's dates.
+FAR_FUTURE = date(2099, 12, 31)
+# the pesgen modules whose ``date.today()`` gives a run's date when none is given
+# (test_run_date.py checks that no other module reads today's date)
+DATED_MODULES = ("pesgen.export", "pesgen.preview")
+
+
+class _FarFutureDate(date):
+    @classmethod
+    def today(cls) -> date:
+        return FAR_FUTURE
+
+
+@pytest.fixture(autouse=True)
+def _far_future_today(monkeypatch):
+    """Every test runs as if today were FAR_FUTURE (see above). A test about the default
+    date patches its own clock over this one. Subprocesses (``python -m pesgen``) keep
+    the real clock: give them --date."""
+    import importlib
+
+    for name in DATED_MODULES:
+        monkeypatch.setattr(importlib.import_module(name), "date", _FarFutureDate)
 
 
 def run_cli(*args: str | Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import stat
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ from .payfip_support import exported, store  # noqa: F401 - fixtures
 
 runner = CliRunner()
 FAILURES = [OSError(28, "No space left on device"), KeyboardInterrupt("signal 15")]
+# the example's billing run: its debits (2026-12-05) are refused from a later date on
+RUN = date(2026, 11, 23)
 
 
 def _fail_on(monkeypatch, call: int, exc: BaseException, name: str = "fsync") -> list[int]:
@@ -98,7 +101,7 @@ def test_outputs_follow_the_umask(tmp_path):
     before = os.umask(0o077)
     try:
         result = export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
-                        out, None)
+                        out, RUN)
     finally:
         os.umask(before)
     written = sorted(out.iterdir())
@@ -137,7 +140,7 @@ def test_export_failing_on_its_second_file_writes_none(tmp_path, monkeypatch):
     calls = _fail_on(monkeypatch, 2, OSError(28, "No space left on device"))
     with pytest.raises(OSError):
         export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json", out,
-               None)
+               RUN)
     assert calls[0] == 2  # the first file was written, the second failed
     assert not out.exists()  # nothing written, not even the folder the export made
 

@@ -682,11 +682,12 @@ def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_
     assert r.exit_code == 0, r.output
     assert "  - *: civility_table: no codes.civility table: 2 civility value(s) sent as " \
         "written: Mme, M.\n" in r.stdout
-    shown = _run("preview", "-m", mapping, "-i", source)
+    shown = _run("preview", "-m", mapping, "-i", source, "--date", RUN_DATE)
     assert "\npolicy civility_table (run): no codes.civility table: 2 civility value(s) sent " \
         "as written: Mme, M.\n" in shown.stdout
     # Mademoiselle is refused (pes.civility), so not listed as sent
-    refused = _run("preview", "-m", mapping, "-i", JSON_INPUT, "--limit", "5")
+    refused = _run("preview", "-m", mapping, "-i", JSON_INPUT, "--limit", "5", "--date",
+                   RUN_DATE)
     assert "civility 'MLLE' (Mademoiselle) is rejected by Hélios" in refused.stdout
     assert "sent as written: Mme, M.\n" in refused.stdout
     # with the table, no such note

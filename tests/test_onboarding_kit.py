@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pesgen.resources import data_dir
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 
 INPUT = EXAMPLES / "school-export.json"
+RUN = date.fromisoformat(RUN_DATE)  # the example's debits (2026-12-05) follow it
 
 
 _run = run_cli
@@ -448,7 +450,8 @@ def test_preview_lists_problems_and_layout_breaks_and_exits_as_export_would(tmp_
     layout.write_text(LIGNES_LAYOUT.replace("length: 60", "length: 20"), encoding="utf-8")
     text = mapping.read_text(encoding="utf-8").replace("  missing_civility: default\n", "")
     mapping.write_text(text, encoding="utf-8")
-    r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "1", "--formats-dir", fmts)
+    r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "1", "--formats-dir", fmts,
+             "--date", RUN_DATE)
     assert r.exit_code == ExitCode.OUTPUT  # a record breaks its layout, as export says
     assert "LAYOUT LIGNES_2026_0000.csv:2: record 'ligne', column Libelle (#6)" in r.stdout
     assert "(rule layout.length)" in r.stdout
@@ -506,7 +509,7 @@ def test_a_template_linking_outside_its_bundle_is_not_read(tmp_path):
     assert "SECRET-CONTENT" not in r.stdout + r.stderr
     # without a state store, the template loader refuses it
     with pytest.raises(TemplateError, match="outside the format bundle's folder"):
-        export(mapping, INPUT, tmp_path / "lib", formats_dirs=[fmts])
+        export(mapping, INPUT, tmp_path / "lib", RUN, formats_dirs=[fmts])
     assert not out.exists() or list(out.iterdir()) == []
     # a link that stays inside the bundle is a template like any other
     (bundle / "other.j2").unlink()
@@ -597,7 +600,7 @@ def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
         "  payment_references: false\n",
         "  payment_references: false\n  max_pieces_per_bordereau: 5\n")
     mapping.write_text(text, encoding="utf-8")
-    result = export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    result = export(mapping, INPUT, tmp_path / "out", RUN, formats_dirs=[fmts])
     files = sorted((tmp_path / "out").glob("LIGNES_*.csv"))
     assert len(files) == 3  # 11 titles, 5 per bordereau
     for path in files:
@@ -642,7 +645,7 @@ def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name, says):
                                "{% macro tail(doc) %}{% include '" + name + "' %}{% endmacro %}"),
         encoding="utf-8")
     with pytest.raises(TemplateError, match=re.escape(f"{name} {says}")):
-        export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+        export(mapping, INPUT, tmp_path / "out", RUN, formats_dirs=[fmts])
 
 
 @pytest.mark.parametrize(("statement", "says"), [
@@ -671,7 +674,7 @@ def test_a_template_name_leaving_the_folder_says_so(tmp_path, statement, says):
                                "{% macro tail(doc) %}" + statement + "{% endmacro %}"),
         encoding="utf-8")
     with pytest.raises(TemplateError, match=re.escape(says)) as caught:
-        export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+        export(mapping, INPUT, tmp_path / "out", RUN, formats_dirs=[fmts])
     assert "hidden" not in str(caught.value) and "OUTSIDE-CONTENT" not in str(caught.value)
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
@@ -687,7 +690,7 @@ def test_an_encoding_written_as_another_alias_keeps_its_charset(tmp_path, encodi
     (bundle / "format.yaml").write_text(
         FORMAT_YAML.replace("encoding: ISO-8859-1", f"encoding: {encoding}"), encoding="utf-8")
     assert load_format(bundle).charset == "latin-1"
-    export(mapping, INPUT, tmp_path / "out", formats_dirs=[fmts])
+    export(mapping, INPUT, tmp_path / "out", RUN, formats_dirs=[fmts])
     [tiers] = (tmp_path / "out").glob("TIERS_*.csv")
     assert '"3 ALLÉE DU COEUR-VOLANT"' in tiers.read_bytes().decode(encoding)
 
@@ -798,7 +801,7 @@ def test_a_cp1252_package_can_keep_what_cp1252_writes(tmp_path):
                           "3 ALLÉE DU CŒUR-VOLANT")):
         source.write_text(text, encoding="utf-8")
         out = tmp_path / f"out-{len(text)}"
-        export(mapping, INPUT, out, formats_dirs=[fmts])
+        export(mapping, INPUT, out, RUN, formats_dirs=[fmts])
         [tiers] = out.glob("TIERS_*.csv")
         assert f'"{street}"' in tiers.read_bytes().decode("cp1252")
     source.write_text(FORMAT_YAML.replace("newline: CRLF\n", "newline: CRLF\ncharset: cp1252\n"),

@@ -161,7 +161,8 @@ def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
     try:
         proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
                                  "-i", str(EXAMPLES / "school-export.json"), "-o",
-                                 str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                                 str(tmp_path / "out"), "--date", "2026-11-23"],
+                                stderr=subprocess.PIPE, text=True,
                                 env=env, cwd=ROOT)
         assert proc.stderr is not None
         assert WAITING in proc.stderr.readline()
@@ -207,7 +208,8 @@ def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
         other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
         proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
-                                 "-i", str(other), "-o", str(tmp_path / "second")],
+                                 "-i", str(other), "-o", str(tmp_path / "second"),
+                                 "--date", "2026-11-23"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=env, cwd=ROOT)
         assert proc.stderr is not None

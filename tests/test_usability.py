@@ -14,7 +14,7 @@ from pesgen.errors import ExitCode, MappingError
 from pesgen.layout import load_layout
 from pesgen.mapping import TODO_MARKER, load_mapping
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 
 runner = CliRunner()
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -152,13 +152,13 @@ def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
     data["invoices"][0]["lines"][0]["activity"]["code"] = "NO-SUCH-CODE"
     bad = tmp_path / "export.json"
     bad.write_text(json.dumps(data), encoding="utf-8")
-    r = _run("preview", "-m", JSON_MAPPING, "-i", bad, "--limit", "2")
+    r = _run("preview", "-m", JSON_MAPPING, "-i", bad, "--limit", "2", "--date", RUN_DATE)
     assert "-- invoice FA-2026-00101  from " in r.stdout
     assert "-- invoice ?" not in r.stdout
     assert "PROBLEM " in r.stdout and "(rule codes.activity)" in r.stdout
     assert r.exit_code == ExitCode.INPUT
     assert "pesgen export would refuse these invoices (input invalid, exit 4)" in r.stderr
-    ok = _run("preview", "-m", JSON_MAPPING, "-i", INPUT, "--limit", "2")
+    ok = _run("preview", "-m", JSON_MAPPING, "-i", INPUT, "--limit", "2", "--date", RUN_DATE)
     assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
 
 
@@ -176,7 +176,7 @@ def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
     the exit code is export's)."""
     csv_mapping = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
     m = _without(tmp_path, csv_mapping, "    country: country\n")
-    r = _run("preview", "-m", m, "-i", EXAMPLES / "school-export.csv")
+    r = _run("preview", "-m", m, "-i", EXAMPLES / "school-export.csv", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "\nnot read by the mapping: payer_birth_date, country\n" in r.stdout
     # a long list is cut
@@ -186,7 +186,7 @@ def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
     wide.write_text("\n".join([",".join([lines[0], *extra])] +
                               [",".join([ln, *[""] * len(extra)]) for ln in lines[1:]]) + "\n",
                     encoding="utf-8")
-    r = _run("preview", "-m", csv_mapping, "-i", wide, "--limit", "1")
+    r = _run("preview", "-m", csv_mapping, "-i", wide, "--limit", "1", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "\nnot read by the mapping: payer_birth_date, X01, X02, X03, X04, X05, X06, X07, " \
         "X08, X09, X10, X11, … (3 more)\n" in r.stdout
@@ -194,7 +194,7 @@ def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
 
 def test_preview_lists_the_json_paths_no_binding_reads(tmp_path):
     m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
-    r = _run("preview", "-m", m, "-i", INPUT, "--limit", "1")
+    r = _run("preview", "-m", m, "-i", INPUT, "--limit", "1", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "\nnot read by the mapping: payer.address.country, payer.birth_date\n" in r.stdout
 
@@ -231,7 +231,7 @@ def test_an_unbound_country_is_said_once_in_the_run_summary(tmp_path):
         assert said == [f"  - *: country: {m}: {_UNBOUND_COUNTRY}; bind it to the export's "
                         "country column or key (codes.countries for its values)"], r.stdout
         assert "country ×1" in r.stdout
-    r = _run("preview", "-m", m, "-i", inp, "--limit", "2")
+    r = _run("preview", "-m", m, "-i", inp, "--limit", "2", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert [ln for ln in r.stdout.splitlines() if _UNBOUND_COUNTRY in ln] == [
         f"policy country (run): {m}: {_UNBOUND_COUNTRY}; bind it to the export's country "

@@ -374,7 +374,7 @@ def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, offi
     r = CliRunner().invoke(app, ["export", "-m", str(JVS), "-i",
                                  str(EXAMPLES / "school-export.json"), "-o",
                                  str(tmp_path / "out"), "--db", str(tmp_path / "s.sqlite3"),
-                                 "--create-store",
+                                 "--create-store", "--date", RUN.isoformat(),
                                  "--official-xsd", str(official_xsd)])
     assert r.exit_code == 0, r.output
     assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
