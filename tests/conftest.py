@@ -59,6 +59,13 @@ def state_database(kind: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh state-store URL, once on SQLite and once on PostgreSQL (state_database)."""
+    with state_database(request.param, tmp_path) as url:
+        yield url
+
+
 def record_as_older(donor, old) -> None:
     """Copy the runs of ``donor`` (a current Store) into ``old``, a Store left at an
     earlier schema, as the pesgen of that schema recorded them: only the columns its

@@ -14,7 +14,7 @@ from pesgen.errors import ExitCode, StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, run_cli, state_database
+from .conftest import EXAMPLES, MAPPINGS, run_cli
 from .test_acquit import ACKS
 from .test_acquit_record import _ack, _element
 from .test_cancel import BORDEREAUX, split_mapping
@@ -22,12 +22,6 @@ from .test_cancel import BORDEREAUX, split_mapping
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 EXAMPLE = EXAMPLES / "school-export.json"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    with state_database(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

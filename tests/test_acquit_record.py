@@ -27,12 +27,6 @@ MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 EXAMPLE = EXAMPLES / "school-export.json"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    with state_database(request.param, tmp_path) as url:
-        yield url
-
-
 def _element(bordereau: int, accepted: bool, error: str | None = None, domain: str = "7"
              ) -> str:
     said = "" if error is None else (f'      <Erreur>\n        <NumAnoAck V="{error}"/>\n'

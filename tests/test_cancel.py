@@ -18,7 +18,7 @@ from pesgen.export import ExportResult
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, record_as_older, state_database
+from .conftest import EXAMPLES, MAPPINGS, record_as_older
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -27,12 +27,6 @@ EXAMPLE = EXAMPLES / "school-export.json"
 BORDEREAUX = {1: ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026-00104"],
               2: ["FA-2026-00105", "FA-2026-00107", "FA-2026-00108", "FA-2026-00110"],
               3: ["FA-2026-00111", "FA-2026-00112", "FA-2026-00113"]}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    with state_database(request.param, tmp_path) as url:
-        yield url
 
 
 def split_mapping(tmp_path: Path) -> Path:

@@ -31,7 +31,6 @@ from .conftest import (
     RUN_DATE,
     example_with_two_input_errors,
     record_as_older,
-    state_database,
 )
 from .test_store import _variant
 
@@ -45,12 +44,6 @@ KEY = ("21450999400015", "00", 2026, "06")
 DRY_HEAD = "(dry run: nothing written, no number used)"
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    with state_database(request.param, tmp_path) as url:
-        yield url
 
 
 def _run(*args: str | Path):

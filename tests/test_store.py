@@ -33,12 +33,6 @@ RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    with state_database(request.param, tmp_path) as url:
-        yield url
-
-
 def _invoices(numbers: dict[str, str], tmp_path: Path, name: str) -> Path:
     """The example export with its invoices renumbered (old -> new)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
