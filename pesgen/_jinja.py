@@ -56,12 +56,10 @@ _DATA_TYPES = frozenset({
 })
 
 
-# {class: its public fields and properties}: one set lookup per attribute read
+# {class: its public fields and properties}: one set lookup per attribute read; the same
+# names the template-model reference documents (model.public_names)
 _PUBLIC: dict[type, frozenset[str]] = {
-    cls: frozenset(name for name in dir(cls) if not name.startswith("_")
-                   and (name in getattr(cls, "__dataclass_fields__", {})
-                        or isinstance(getattr(cls, name, None), property)))
-    for cls in _DATA_TYPES}
+    cls: frozenset(model.public_names(cls)) for cls in _DATA_TYPES}
 
 
 # No value a template or an expression makes needs to be larger than this: '*' and '**'
@@ -830,7 +828,7 @@ def template_environment(folder: Path, writes_none: bool = False,
         env.filters["zfill"] = zfill_as_before
     else:
         env.refuse_none_in_filters()
-    if isinstance(env, _Tracing):
+    if traced:
         env.filters.update({name: _recording_filter(env.filters[name], env.record)
                             for name in FILTERS})
     return env

@@ -384,6 +384,12 @@ class ElementReport:
     set_aside: tuple[SetAside, ...] = ()
 
     @property
+    def run(self) -> Recorded | None:
+        """The one run this element is tied to: a bordereau only one run of the store
+        holds (with a TypBord its DomaineAck fits); None: none, or several."""
+        return self.found[0] if self.kind == "bordereau" and len(self.found) == 1 else None
+
+    @property
     def same_as_recorded(self) -> bool | None:
         """Whether the element says what the bordereau's recorded status says (None: no
         status recorded)."""
@@ -467,9 +473,9 @@ class ElementReport:
         if self.kind == "file":
             return ("every bordereau of the file sent is rejected: `pesgen runs list` for the "
                     "run that wrote it, `pesgen runs cancel RUN --all`, fix, export again")
-        if self.kind != "bordereau" or len(self.found) != 1:
+        r = self.run
+        if r is None:
             return None
-        r = self.found[0]
         if r.cancelled_at is not None:
             return ("nothing to cancel; fix the input (the errors above) and export again, "
                     "if not done since")
@@ -536,12 +542,11 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
         out.append(ElementReport(e, "bordereau", tuple(found), pieces,
                                  set_aside=tuple(aside)))
     # each bordereau's Hélios status recorded already (`--record`, this file or another)
-    tied = {r.found[0].run_id for r in out if r.kind == "bordereau" and len(r.found) == 1}
+    tied = {r.run.run_id for r in out if r.run is not None}
     if tied:
         status = store.acknowledgements(tied)
-        out = [replace(r, recorded=status.get(r.found[0].run_id, {}).get(
-            r.element.bordereau or 0, [None])[0])
-            if r.kind == "bordereau" and len(r.found) == 1 else r for r in out]
+        out = [r if r.run is None else replace(r, recorded=status.get(r.run.run_id, {}).get(
+            r.element.bordereau or 0, [None])[0]) for r in out]
     return AcquitReport(acquit, tuple(out))
 
 
@@ -610,7 +615,7 @@ class RecordedElement:
         what = _element_name(r)
         if self.outcome == "not recorded":
             return f"not recorded: {what}: {self.why}"
-        run = r.found[0]
+        run = r.run
         said = ("accepted" if e.accepted else "rejected") + (
             f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + (
             f" with {len(_all_errors(e))} error(s)" if _all_errors(e) else "")
@@ -681,10 +686,10 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     unless ``replace``; one that says the same is not recorded again. A bordereau named
     twice by the file refuses it (InputDataError), each at its line."""
     a = report.acquit
-    tied = [r for r in report.elements if r.kind == "bordereau" and len(r.found) == 1]
+    tied = [r for r in report.elements if r.run is not None]
     seen: dict[tuple[str, int], list[ElementReport]] = {}
     for r in tied:
-        seen.setdefault((r.found[0].run_id, r.element.bordereau or 0), []).append(r)
+        seen.setdefault((r.run.run_id, r.element.bordereau or 0), []).append(r)
     twice = [group for group in seen.values() if len(group) > 1]
     if twice:
         raise InputDataError(
@@ -692,10 +697,10 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
             "bordereau and file; nothing recorded", [Problem(
                 "acquit.bordereau-twice",
                 f"IdBord {r.element.bordereau} exercise {r.element.exercise} (run "
-                f"{r.found[0].run_id}) is answered at lines "
+                f"{r.run.run_id}) is answered at lines "
                 f"{', '.join(str(x.element.line) for x in group)}",
                 record=f"{a.name}:{r.element.line}") for group in twice for r in group[1:]])
-    items = [{"run_id": r.found[0].run_id, "id_bord": r.element.bordereau,
+    items = [{"run_id": r.run.run_id, "id_bord": r.element.bordereau,
               "line": r.element.line, "domain": r.element.domain,
               "accepted": r.element.accepted, "errors": _errors_of(r.element)} for r in tied]
     done = None
@@ -708,7 +713,7 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     fates = iter(done.outcomes if done is not None else ())
     out = []
     for r in report.elements:
-        if r.kind == "bordereau" and len(r.found) == 1:
+        if r.run is not None:
             outcome, before = next(fates)
             out.append(RecordedElement(r, outcome, before=before, issued_on=a.issued_on))
         else:
@@ -736,7 +741,7 @@ def recording_json(done: Recording) -> dict[str, Any]:
         {"file": done.already[0], "recorded_at": done.already[1]},
         "elements": [{
             "line": x.report.element.line, "bordereau": x.report.element.bordereau,
-            "run": x.report.found[0].run_id if x.outcome != "not recorded" else None,
+            "run": x.report.run.run_id if x.outcome != "not recorded" else None,
             "outcome": x.outcome, "why": x.why,
             "replaced": None if x.before is None or x.outcome != "replaced" else
             {"accepted": x.before.accepted, "issued_on": x.before.issued_on,

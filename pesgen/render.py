@@ -116,9 +116,7 @@ class FileRenderer:
         check-mapping's sample titles only."""
         self.fmt = fmt
         self.spec = spec
-        # an export's renderers are made as before the sample titles were traced
-        self._env = env = (template_environment(fmt.folder, writes_none, traced=True)
-                           if traced else template_environment(fmt.folder, writes_none))
+        self._env = env = template_environment(fmt.folder, writes_none, traced)
         self.name = f"{fmt.name}/{spec.template}"
         try:
             template = env.get_template(spec.template)  # escaping memoised (_Template)

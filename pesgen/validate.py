@@ -226,14 +226,14 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     if key2 is not None and debt is not None and bord.year is not None:
         per = bloc.get("Per")
         if per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
-                debt.isdigit() and int(debt) > DEBT_KEYED_MAX:
-            _locate(by_line, bord, name, "pes.num-dette-keys", f"NumDette {debt} has more than "
-                    f"{DEBT_KEYED_DIGITS} significant digits: Cle2 is known over NumDette on "
-                    f"{DEBT_KEYED_DIGITS} digits only", bloc_el.find("Cle2"))
-        elif per is not None and len(per) == 1 and per in _DIGITS and debt.isascii() and \
-                debt.isdigit() and key2 != (expected := cle2(bord.year, per, debt)):
-            _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, Per "
-                    f"{per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
+                debt.isdigit():
+            if int(debt) > DEBT_KEYED_MAX:
+                _locate(by_line, bord, name, "pes.num-dette-keys", f"NumDette {debt} has more "
+                        f"than {DEBT_KEYED_DIGITS} significant digits: Cle2 is known over "
+                        f"NumDette on {DEBT_KEYED_DIGITS} digits only", bloc_el.find("Cle2"))
+            elif key2 != (expected := cle2(bord.year, per, debt)):
+                _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, "
+                        f"Per {per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
     if len({el.get("V") for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
