@@ -848,9 +848,9 @@ class _RecordSandbox(_Bounded):
     make text): a ``mapping.expr`` problem naming the binding and the record."""
 
     code_generator_class = _ConcatChecked
-    # a mapping's bindings are compiled once, in this environment; ``writes_none`` is
-    # set on it to rebuild a run recorded before 2026-12-01 (``Builder``): every route
-    # reads it when it meets a None
+    # a mapping's bindings are compiled once, in this environment; ``writes_none`` (a
+    # mapping loaded to rebuild a run recorded before 2026-12-01: expression_environment's
+    # ``as_before``) is read by every route when it meets a None
     none_message = NONE_IN_EXPRESSION
 
     def getattr(self, obj: object, attribute: str) -> object:
@@ -868,8 +868,10 @@ class _RecordSandbox(_Bounded):
 
 def expression_environment(as_before: bool = False) -> SandboxedEnvironment:
     """For a mapping's expressions; ``as_before`` only to rebuild a run recorded before
-    ``zfill`` refused None (2026-12-01): it zero-fills the word, as it did then."""
+    None was refused (2026-12-01): a None it makes is written as the word, and ``zfill``
+    zero-fills the word, as they were then."""
     env = _RecordSandbox(undefined=_NoneUndefined, autoescape=False)
+    env.writes_none = as_before
     env.filters.update(FILTERS)
     if as_before:
         env.filters["zfill"] = zfill_as_before

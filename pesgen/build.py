@@ -229,8 +229,6 @@ class Builder:
         # wrote a None it made into text as the word (a code table's .get() of a key it
         # lacks, in a '~'), as Jinja does
         self.legacy = legacy
-        if mapping.expressions is not None:
-            mapping.expressions.writes_none = legacy
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []

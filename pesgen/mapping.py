@@ -117,9 +117,6 @@ class Mapping:
     # what the checks of RENDERS_NOTHING find in it, let through
     recorded: bool = False
     waived: tuple[Problem, ...] = ()
-    # the sandbox the expressions of the bindings run in (``Builder`` sets its
-    # ``writes_none`` to rebuild a run recorded before 2026-12-01)
-    expressions: Any = field(default=None, compare=False, repr=False)
 
     def where(self, *keys: str | int) -> str:
         dotted = ".".join(str(k) for k in keys)
@@ -498,7 +495,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
         data=data, collectivity=collectivity, output=output, input=input_spec,
         bindings=bindings, lines=lines,  # type: ignore[arg-type]
         codes=codes, policies=policies, payment_reference=payment_reference,
-        recorded=recorded, waived=tuple(waived), expressions=env)
+        recorded=recorded, waived=tuple(waived))
 
 
 def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:

@@ -379,15 +379,16 @@ def test_a_run_recorded_with_a_civility_table_the_case_policy_changed_is_rebuilt
 def _as_before_expressions(m) -> None:
     """The pesgen of before 2026-12-01: a mapping expression wrote a None it made into
     text as the word, as Jinja does."""
-    import pesgen.build as build_mod
+    import pesgen.mapping as mapping_mod
 
-    real = build_mod.Builder.__init__
+    real = mapping_mod.expression_environment
 
-    def init(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        self.mapping.expressions.writes_none = True
+    def environment(as_before: bool = False):
+        env = real(as_before)
+        env.writes_none = True
+        return env
 
-    m.setattr(build_mod.Builder, "__init__", init)
+    m.setattr(mapping_mod, "expression_environment", environment)
 
 
 def test_a_run_whose_mapping_expression_wrote_none_then_is_rebuilt(tmp_path, monkeypatch):
@@ -433,8 +434,8 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch, 
     out = tmp_path / "out"
     real = render_mod.template_environment
     with monkeypatch.context() as m:  # as before: the word None written
-        m.setattr(render_mod, "template_environment", lambda folder, _w=False: real(folder,
-                                                                                   True))
+        m.setattr(render_mod, "template_environment",
+                  lambda folder, _w=False, traced=False: real(folder, True, traced))
         first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
                      out, "--date", RUN_DATE, "--formats-dir", fmts)
     assert first.exit_code == 0, first.output
