@@ -174,7 +174,7 @@ class Exporter:
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
                  references: bool = False, work_dir: Path | None = None,
-                 legacy: bool = False) -> None:
+                 legacy: bool = False, traced: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
@@ -183,7 +183,9 @@ class Exporter:
         payment references CSV even for titles without NumDette, as pesgen did before
         (a recorded run that kept one, rebuilt). ``work_dir``: where the spool and
         temporary files go, instead of ``out_dir`` (a dry run: its files are checked
-        against ``out_dir``, or named alone without one, and never put in place)."""
+        against ``out_dir``, or named alone without one, and never put in place).
+        ``traced``: the templates record the model fields they read (check-mapping's
+        sample titles, ``pesgen.sample``; never an export)."""
         work = work_dir if work_dir is not None else out_dir
         if work is None:
             raise UsageError("an export needs an output folder (--out); only a dry run "
@@ -228,7 +230,8 @@ class Exporter:
         # legacy: a rebuild (vouched) as pesgen rendered before 2026-12-01 (see
         # runs._rebuilt_from): None written as the word, and zero-filled as '0None',
         # code-table civilities through the text policies
-        self.renderers: list[FileRenderer] = renderers(fmt, writes_none=legacy and vouched)
+        self.renderers: list[FileRenderer] = renderers(fmt, writes_none=legacy and vouched,
+                                                       traced=traced)
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)

@@ -22,7 +22,6 @@ from .export import Exporter
 from .formats import Format
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
-from .render import renderers
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -94,10 +93,10 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     and line) on the first template error. Returns how many files were rendered and
     the model fields their templates read."""
     day = date(mapping.collectivity.exercise, 11, 23)
-    # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered
-    exporter = Exporter(mapping, fmt, Path("."), day, vouched=True)
-    # the same templates, their reads recorded (an export's renderers record nothing)
-    traced = renderers(fmt, traced=True)
+    # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered;
+    # traced: the templates' reads recorded (an export's renderers record nothing)
+    exporter = Exporter(mapping, fmt, Path("."), day, vouched=True, traced=True)
+    traced = exporter.renderers
     for renderer in traced:  # as an export does (vouched skips it)
         renderer.check_literals(exporter.encoding)
     titles = [exporter.numbered(t, i) for i, t in enumerate(sample_titles(mapping, fmt), 1)]
