@@ -39,7 +39,7 @@ from .errors import (
     TemplateError,
     UsageError,
 )
-from .export import Exporter, ExportResult, open_exporter
+from .export import Exporter, ExportResult, Prepared, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
@@ -171,23 +171,26 @@ def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
                       "checked against this run's (see docs/state.md)")
 
 
-def _new_sequence_note(mapping_path: Path, key: tuple[str, str, int, str], first: int,
-                       dry_run: bool) -> PolicyNote:
-    """The note of a run that opens a numbering sequence nobody set: its first IdBord is
-    the store's default, whatever rôles the collectivity issued before pesgen."""
+def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, str, int, str],
+                       opened: bool, first: int, dry_run: bool) -> None:
+    """The note of a run that opens a numbering sequence nobody set (``opened``: the
+    sequence had its row; ``first``: the IdBord the run takes): its first IdBord is the
+    store's default, whatever rôles the collectivity issued before pesgen."""
+    if opened or first != _FIRST_NUMBER:
+        return
     command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
                "number after the last rôle issued, same --db)")
     then = (f"run {command} before exporting" if dry_run else
             "do not send these files: the sequence has started with this run, and "
             f"{command} sets a start only before a sequence's first export")
-    return PolicyNote(
+    prepared.result.notes.append(PolicyNote(
         "numbering", "*", str(mapping_path),
         f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
         f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no earlier "
         f"run in this store): it {'would take' if dry_run else 'took'} IdBord {first}, the "
         "rôle number in Hélios, which rejects a bordereau whose number it already knows "
         f"(doublon). If the collectivity issued rôles this exercise already, {then} (see "
-        "docs/state.md, Numbering)")
+        "docs/state.md, Numbering)"))
 
 
 def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
@@ -213,11 +216,9 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
         committed = False  # the run is recorded: what fails after must name it
         try:
             with store.transaction() as conn:
-                opened = store.sequence_opened(conn, key)
+                opened = store.recorded_next(conn, key) is not None
                 first = store.peek_next(conn, key)  # locks the sequence until commit
-                if not opened and first == _FIRST_NUMBER:
-                    prepared.result.notes.append(_new_sequence_note(mapping_path, key, first,
-                                                                    dry_run=False))
+                _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False)
                 taken.refuse(conn)
                 temps = exporter.finish(prepared, first)
                 try:
@@ -320,17 +321,15 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
             progress, Path(work))
         try:
             with store.reading() as conn:
-                first = store.next_number(conn, key)
-                opened = store.sequence_opened(conn, key)
+                recorded = store.recorded_next(conn, key)
+                opened, first = recorded is not None, recorded or _FIRST_NUMBER
                 taken.refuse(conn)
                 older = store.unchecked_debts(key[0], conn) if taken.debts else 0
                 paid = paid_online(store, key[0], prepared, conn)
             if older:
                 prepared.result.notes.append(_unchecked_note(input_path, older))
             prepared.result.notes.extend(paid)
-            if not opened and first == _FIRST_NUMBER:
-                prepared.result.notes.append(_new_sequence_note(mapping_path, key, first,
-                                                                dry_run=True))
+            _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place

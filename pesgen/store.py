@@ -748,11 +748,16 @@ class Store:
             if conn.in_transaction():
                 conn.commit()
 
+    @staticmethod
+    def _sequence_is(key: tuple[str, str, int, str]) -> Any:
+        """The WHERE clause of a numbering sequence's row."""
+        id_coll, cod_bud, exercise, typ_bord = key
+        return sa.and_(sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
+                       sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
+
     def _sequence_row(self, conn: Connection, key: tuple[str, str, int, str]) -> Any:
         id_coll, cod_bud, exercise, typ_bord = key
-        where = sa.and_(sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
-                        sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
-        query = sa.select(sequences).where(where)
+        query = sa.select(sequences).where(self._sequence_is(key))
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(
                 "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
@@ -772,25 +777,21 @@ class Store:
         """The next IdBord of a sequence, locked for the rest of the transaction."""
         return int(self._sequence_row(conn, key).next_number)
 
-    @staticmethod
-    def next_number(conn: Connection, key: tuple[str, str, int, str]) -> int:
+    @classmethod
+    def recorded_next(cls, conn: Connection, key: tuple[str, str, int, str]) -> int | None:
+        """The next IdBord a sequence's row holds, read without locking nor creating it;
+        None when the sequence has no row yet (no ``numbering set-start``, no recorded
+        run: a refused or dry run leaves none)."""
+        found = conn.execute(sa.select(sequences.c.next_number).where(
+            cls._sequence_is(key))).scalar()
+        return None if found is None else int(found)
+
+    @classmethod
+    def next_number(cls, conn: Connection, key: tuple[str, str, int, str]) -> int:
         """The next IdBord of a sequence, read without locking nor creating its row (a
         dry run): what ``peek_next`` would give now."""
-        id_coll, cod_bud, exercise, typ_bord = key
-        found = conn.execute(sa.select(sequences.c.next_number).where(
-            sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
-            sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)).scalar()
-        return _FIRST_NUMBER if found is None else int(found)
-
-    @staticmethod
-    def sequence_opened(conn: Connection, key: tuple[str, str, int, str]) -> bool:
-        """Whether a numbering sequence has its row: ``numbering set-start`` or a recorded
-        run opened it (a refused or dry run leaves none)."""
-        id_coll, cod_bud, exercise, typ_bord = key
-        return conn.execute(sa.select(sequences.c.id).where(
-            sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
-            sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
-        ).first() is not None
+        found = cls.recorded_next(conn, key)
+        return _FIRST_NUMBER if found is None else found
 
     def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
         if not 1 <= start <= 9_999_999:
