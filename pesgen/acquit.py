@@ -25,7 +25,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import InputDataError, Problem, UsageError
-from .store import ANNULLED_MARK, _errors_json
+from .store import ANNULLED_MARK, _errors_json, with_errors
 from .validate import _iterparse, _parser, not_xml, official_xsd_path, validate_against
 
 ACQUIT_NS = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
@@ -617,8 +617,8 @@ class RecordedElement:
             return f"not recorded: {what}: {self.why}"
         run = r.run
         said = ("accepted" if e.accepted else "rejected") + (
-            f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + (
-            f" with {len(_all_errors(e))} error(s)" if _all_errors(e) else "")
+            f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + \
+            with_errors(len(_all_errors(e)))
         if run.cancelled_at is not None:
             # recorded all the same: what the trésorerie said of it stays known
             said += f"; this bordereau is cancelled in pesgen ({run.cancelled_at})"

@@ -1061,7 +1061,7 @@ class Store:
         out = []
         with self.engine.connect() as conn:
             for run_id, typ_bord in conn.execute(query).all():
-                if not _PES_TYP_BORD.fullmatch(typ_bord):
+                if not pes_typ_bord(typ_bord):
                     continue
                 out += [(run_id, typ_bord, b) for b in self.bordereaux(conn, run_id)
                         if b.id_bord == id_bord]
@@ -1139,7 +1139,7 @@ class Store:
                         "acquit.contradicts",
                         f"IdBord {item['id_bord']} of run {item['run_id']}: this file says "
                         f"{'accepted' if item['accepted'] else 'rejected'}"
-                        f"{_count(item['errors'])}; recorded: {before.outcome} (from "
+                        f"{with_errors(len(item['errors']))}; recorded: {before.outcome} (from "
                         f"{before.file}, line {before.line}, recorded {before.recorded_at})",
                         record=f"{acquit['name']}:{item['line']}")
                         for item, before in conflicts])
@@ -1413,8 +1413,7 @@ class Acknowledgement:
         said = "accepted" if self.accepted else "rejected"
         when = (f" on {self.issued_on}" if self.issued_on else
                 f" (the acquit gives no date; recorded {self.recorded_at[:10]})")
-        errors = f" with {self.error_count} error(s)" if self.error_count else ""
-        return f"{said}{when}{errors}"
+        return f"{said}{when}{with_errors(self.error_count)}"
 
     def same_answer(self, accepted: bool, errors: str) -> bool:
         """Whether an acknowledgement saying ``accepted`` with ``errors`` (the JSON the
@@ -1541,8 +1540,9 @@ def _accepted_refusal(run_id: str, accepted: list[Acknowledgement],
         record=f"{a.file}:{a.line}") for a in accepted] + list(online))
 
 
-def _count(errors: list[Any]) -> str:
-    return f" with {len(errors)} error(s)" if errors else ""
+def with_errors(count: int) -> str:
+    """`` with 3 error(s)`` after an acknowledgement's outcome; nothing without error."""
+    return f" with {count} error(s)" if count else ""
 
 
 def _acknowledgement(r: Any) -> Acknowledgement:
