@@ -5,7 +5,9 @@ the rule named; never read into wrong values, never a traceback."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -260,22 +262,32 @@ def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
 
 
 def test_a_bom_before_a_quoted_header_is_read(tmp_path):
-    import csv
-    import io
-
     rows = list(csv.reader(io.StringIO(CSV_TEXT)))
     buffer = io.StringIO()
     csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
     inp = tmp_path / "export.csv"
     inp.write_bytes(b"\xef\xbb\xbf" + buffer.getvalue().encode())
-    export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+    _same_titles_as_the_example(export(CSV_MAPPING, inp, tmp_path / "out", RUN), tmp_path)
 
 
 def test_unnamed_trailing_columns_are_ignored(tmp_path):
-    lines = CSV_TEXT.splitlines()
+    # two more columns on every record, header included, left unnamed (a spreadsheet's
+    # trailing empty cells); a record's line breaks inside quotes stay inside the value
+    rows = [row + ["", ""] for row in csv.reader(io.StringIO(CSV_TEXT))]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     inp = tmp_path / "export.csv"
-    inp.write_text("\n".join(line + ",," for line in lines) + "\n", encoding="utf-8")
-    export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+    inp.write_text(buffer.getvalue(), encoding="utf-8")
+    assert buffer.getvalue().splitlines()[0].endswith(",,")
+    _same_titles_as_the_example(export(CSV_MAPPING, inp, tmp_path / "out", RUN), tmp_path)
+
+
+def _same_titles_as_the_example(result, tmp_path):
+    """The file read as the example CSV itself is: the same titles, byte for byte."""
+    plain = export(CSV_MAPPING, EXAMPLES / "school-export.csv", tmp_path / "plain", RUN)
+    assert (result.titles, result.total) == (plain.titles, plain.total) == (11, Decimal("2527.25"))
+    assert [f.path.read_bytes() for f in result.files] == \
+        [f.path.read_bytes() for f in plain.files]
 
 
 def test_a_duplicate_column_names_both_positions(tmp_path):
