@@ -184,18 +184,26 @@ def _title_cancelled(conn: Connection, run_id: str | None, invoice: str,
     operation recorded for the title or comes before and is seen here."""
     if not run_id:
         return None
-    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    run = conn.execute(query).first()
-    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
-        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    run, title = _run_and_title(conn, run_id, invoice, lock)
     if run is None or title is None or title.active:
         return None
     own = conn.execute(sa.select(cancelled_bordereaux.c.cancelled_at).where(
         cancelled_bordereaux.c.run_id == run_id,
         cancelled_bordereaux.c.id_bord == title.id_bord)).scalar()
     return f"IdBord {title.id_bord} of run {run_id}, cancelled on {own or run.cancelled_at}"
+
+
+def _run_and_title(conn: Connection, run_id: str, invoice: str, lock: bool = False
+                   ) -> tuple[Any, Any]:
+    """A run's row (status, cancelled_at) and its title of the invoice as that run wrote
+    it (id_bord, active), each None when there is none. ``lock``: see _title_cancelled."""
+    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    run = conn.execute(query).first()
+    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    return run, title
 
 
 def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
@@ -237,13 +245,10 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             # said beside any other mismatch (an amount too): the money is for a
             # cancelled title, whatever else is wrong with it
             if op["run_id"]:
-                run_status = conn.execute(sa.select(runs.c.status).where(
-                    runs.c.id == op["run_id"])).scalar()
                 # its bordereau alone cancelled (`runs cancel --bordereau`): the title is
                 # no longer active, though its run is
-                title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active)
-                                     .where(run_invoices.c.run_id == op["run_id"],
-                                            run_invoices.c.invoice == op["invoice"])).first()
+                run, title = _run_and_title(conn, op["run_id"], op["invoice"])
+                run_status = None if run is None else run.status
                 if run_status != "committed":
                     mismatches.append(("run-cancelled", f"run {op['run_id']} active",
                                        f"run {op['run_id']} {run_status or 'missing'}"))
