@@ -90,6 +90,10 @@ def _echo_err(text: str, nl: bool = True) -> None:
     typer.echo(text, err=True, nl=nl)
 
 
+def _warn(problem: Problem) -> None:
+    _echo_err(f"warning: {problem}")
+
+
 def _fail(exc: PesgenError, written: bool = True) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
     would have written files (it says nothing was); false for one that writes nothing (a
@@ -287,12 +291,11 @@ def check_mapping(
     field no template writes is a warning, a value a split policy fills that none
     writes refuses the mapping."""
     from .build import format_fit
-    from .coverage import check as coverage
     from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
     from .render import renderers
-    from .sample import check_templates
+    from .sample import check_coverage
 
     try:
         m = load_mapping(mapping)
@@ -302,13 +305,9 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
-        sample = check_templates(m, fmt)
-        found = coverage(m, fmt, sample.reads)
-        for problem in found.warnings:
-            _echo_err(f"warning: {problem}")
-        if found.refused:
-            raise MappingError(f"{mapping}: a policy of the mapping fills a value no template "
-                               f"of format {fmt.name} writes", found.refused)
+        sample, found = check_coverage(m, fmt, _warn, f"{mapping}: a policy of the mapping "
+                                       f"fills a value no template of format {fmt.name} "
+                                       "writes")
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -604,7 +603,7 @@ def check_format(
         with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
             problems, diffs = check_bundle(
                 fmt, Path(tmp), official_xsd, regen,
-                warn=lambda problem: _echo_err(f"warning: {problem}"))
+                warn=_warn)
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:
