@@ -384,10 +384,7 @@ def validate(
         official_xsd = _official(official_xsd)
         # as export: the DGFiP package validates PES files, which a finance package's
         # import (a PES-like JVS file, Corail's) is not; the output says it was not applied
-        skipped = official_xsd if official_xsd is not None and not fmt.is_pes else None
-        if skipped is not None:
-            official_xsd = None
-        problems = validate_pes_file(file, xsd, official_xsd)
+        problems = validate_pes_file(file, xsd, official_xsd if fmt.is_pes else None)
         if problems:
             hint = ""
             if format_name is not None:
@@ -398,20 +395,19 @@ def validate(
                 hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
                        "format from it)" if typfic else ""
             raise OutputInvalidError(f"{file} is invalid against format {fmt.name} "
-                                     f"({_xsd_checks(fmt, xsd, official_xsd, skipped)}): "
+                                     f"({_xsd_checks(fmt, xsd, official_xsd)}): "
                                      f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd, skipped)}")
+    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
 
 
-def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None,
-                skipped: Path | None = None) -> str:
+def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
     """What ``validate`` checked a file with: the XSD by its name in format.yaml (pesgen's
     own under schemas/, or the bundle's), whether the PES bordereau rules applied (an XSD
-    with BlocBordereau), and the DGFiP package; ``skipped``: the package given but not
-    applied, the format not being PES (as export says)."""
+    with BlocBordereau), and the DGFiP package (``official_xsd``: given), applied to a
+    PES format's files only: given for another, said not applied (as export says)."""
     from .export import checks_applied
 
     spec = next(f for f in fmt.files if f.xsd == xsd)
@@ -419,11 +415,11 @@ def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None,
     of = "pesgen XSD" if applied["xsd_of"] == "pesgen" else "the format's own XSD"
     said = f"{of} {applied['xsd']}" + (" + bordereau rules" if applied["bordereau_rules"]
                                        else "")
-    if official_xsd:
+    if official_xsd is not None and fmt.is_pes:
         said += f" + DGFiP XSD {official_xsd}"
     if not applied["bordereau_rules"]:
         said += "; no PES bordereau rules: its files have no BlocBordereau"
-    if skipped is not None:
+    if official_xsd is not None and not fmt.is_pes:
         said += (f"; DGFiP XSD: not applied ({fmt.name} is a finance package's import, not "
                  "a PES file)")
     return said
