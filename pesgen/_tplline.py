@@ -81,73 +81,69 @@ def locate(exc: BaseException, name: str) -> Place | None:
     if found is None:
         return None
     i, template, line = found
+    env = template.environment
+    if env.loader is None:
+        return Place(template.name, line)
     try:
-        place = _narrow(template, line, exc, [f for f, _ in frames[i + 1:]])
+        fault = _fault(exc, [f for f, _ in frames[i + 1:]], env)
+        # the template is lexed once: the lines of the failing tag(s) reading the fault
+        # place the error, and say whether the value was given from elsewhere
+        tags = _tags_at(env, template.name, line)
+        reading = set() if fault is None else _holding(tags, fault)
+        place = _narrow(template.name, line, tags, reading)
     except Exception:  # finding the line must never hide the error itself
         return Place(template.name, line)
     try:
-        given = _given_at(template, line, exc, frames[:i], [f for f, _ in frames[i + 1:]])
+        given = None if reading else _given_at(env, fault, frames[:i])
     except Exception:  # a hint only: never at the cost of the error
         given = None
     return replace(place, given_at=given) if given else place
 
 
-def _given_at(template: jinja2.Template, line: int, exc: BaseException,
-              callers: list[tuple[FrameType, int]], callees: list[FrameType]
-              ) -> tuple[str, int] | None:
+def _given_at(env: jinja2.Environment, fault: _Fault | None,
+              callers: list[tuple[FrameType, int]]) -> tuple[str, int] | None:
     """For an undefined value the failing tag does not read by its name (``a.resident``
     failing on ``a``, a macro's argument given as ``t.joint_debtor.adress``): the
     template and line of the nearest calling template frame whose tag on its current
     line reads that name (the call site), when exactly one line of it does; else None
     (the value came from a {% set %} or from pesgen, and no line can be told)."""
-    env = template.environment
-    fault = _fault(exc, callees, env)
-    if fault is None or fault[0] not in ("name", "attr", "item") or env.loader is None:
+    if fault is None or fault[0] not in ("name", "attr", "item"):
         return None
-    if _reading(env, template.name, line, fault):
-        return None  # the failing tag reads it: its own line is the one
     for frame, code_line in reversed(callers):
         caller = frame.f_globals.get("__jinja_template__")
         if caller is None or caller.name is None or not caller.debug_info or \
                 code_line < caller.debug_info[0][1]:
             continue
-        lines = _reading(env, caller.name, caller.get_corresponding_lineno(code_line), fault)
+        lines = _holding(_tags_at(env, caller.name,
+                                  caller.get_corresponding_lineno(code_line)), fault)
         if lines:
             return (caller.name, lines.pop()) if len(lines) == 1 else None
     return None
 
 
-def _reading(env: jinja2.Environment, name: str, line: int, fault: _Fault) -> set[int]:
-    """The lines of the tag(s) on ``line`` of template ``name`` holding the token
-    ``fault`` names."""
+def _tags_at(env: jinja2.Environment, name: str, line: int) -> list[_Tag]:
+    """The tag(s) of template ``name`` (its environment has a loader) on ``line``."""
     source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
-    tags = [t for t in _tags(env, source, name) if t.first <= line <= t.last]
+    return [t for t in _tags(env, source, name) if t.first <= line <= t.last]
+
+
+def _holding(tags: list[_Tag], fault: _Fault) -> set[int]:
+    """The lines of ``tags`` holding the token ``fault`` names."""
     return {tok.lineno for tag in tags for prev, tok in itertools.pairwise(tag.tokens)
             if _is(fault, prev, tok)}
 
 
-def _narrow(template: jinja2.Template, line: int, exc: BaseException,
-            callees: list[FrameType]) -> Place:
-    """The line of the faulty token in the tag(s) on ``line``, the line the code of the
-    failing frame maps to."""
-    env = template.environment
-    if env.loader is None:
-        return Place(template.name, line)
-    source = env.loader.get_source(env, template.name)[0]
-    tags = [t for t in _tags(env, source, template.name) if t.first <= line <= t.last]
-    fault = _fault(exc, callees, env)
-    if fault is not None:
-        lines = {tok.lineno for tag in tags
-                 for prev, tok in itertools.pairwise(tag.tokens) if _is(fault, prev, tok)}
-        if len(lines) == 1:
-            return Place(template.name, lines.pop())
+def _narrow(name: str, line: int, tags: list[_Tag], reading: set[int]) -> Place:
+    """The line of the faulty token (``reading``: the lines of ``tags`` holding it) in
+    the tag(s) on ``line``, the line the code of the failing frame maps to."""
+    if len(reading) == 1:
+        return Place(name, next(iter(reading)))
     spread = [t for t in tags if t.last > t.first]
     if not spread:
-        return Place(template.name, line)
+        return Place(name, line)
     first, last = min(t.first for t in spread), max(t.last for t in spread)
     kinds = {t.kind for t in spread}
-    return Place(template.name, first, (first, last),
-                 kinds.pop() if len(kinds) == 1 else "tags")
+    return Place(name, first, (first, last), kinds.pop() if len(kinds) == 1 else "tags")
 
 
 def _tags(env: jinja2.Environment, source: str, name: str) -> list[_Tag]:

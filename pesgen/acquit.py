@@ -15,6 +15,7 @@ to a run, accepted or rejected, the acquit's date, its errors, the file's name a
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import shlex
 from dataclasses import dataclass, replace
@@ -26,7 +27,14 @@ from lxml import etree
 
 from .errors import InputDataError, Problem, UsageError
 from .store import ANNULLED_MARK, _errors_json, with_errors
-from .validate import _iterparse, _parser, not_xml, official_xsd_path, validate_against
+from .validate import (
+    _iterparse,
+    _parser,
+    load_xsd,
+    not_xml_bytes,
+    official_xsd_path,
+    tree_violations,
+)
 
 ACQUIT_NS = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
 # PES_V2_Acquit_Autonome.xsd (flat ElementACQUIT): not read, and said so
@@ -147,17 +155,19 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     at its line."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    start = not_xml(path)
+    # read once: everything below comes from these bytes, so the sha256 recorded is that
+    # of what was parsed, even if the file is replaced meanwhile
+    data = path.read_bytes()
+    start = not_xml_bytes(data)
     if start is not None:
         raise UsageError(f"{path} is not XML (its first character is {start!r}, not '<'): "
                          "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "
                          "guichet XML returns")
     name = path.name
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         # the DOCTYPE first, before its entities are met (never expanded: they would make
         # the file fail as not well-formed, saying less)
-        for _event, el in _iterparse(str(path), events=("start",)):
+        for _event, el in _iterparse(_source(data, path), events=("start",)):
             if el.getroottree().docinfo.doctype:
                 # a PES_ACQUIT has no DTD: one that declares it is not the guichet's (an
                 # XXE attempt, or another file)
@@ -166,7 +176,7 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
                                          "acquit.doctype", "the file declares a DOCTYPE",
                                          record=f"{name}:1")])
             break
-        doc = etree.parse(str(path), _parser())
+        doc = etree.parse(_source(data, path), _parser())
     except etree.XMLSyntaxError as exc:
         raise InputDataError(f"{path} is not a well-formed XML file", [Problem(
             "acquit.xml", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]) from None
@@ -177,7 +187,7 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
         if not xsd.is_file():
             raise UsageError(f"{official}: no {OFFICIAL_ACQUIT} beside PES_Aller.xsd in this "
                              "DGFiP package (PES_V2/Rev0/)")
-        invalid = validate_against(path, xsd, "dgfip")
+        invalid = tree_violations(doc, name, load_xsd(xsd), "dgfip")
         if invalid:
             raise InputDataError(f"{path} is invalid against the DGFiP XSD {xsd.name}: "
                                  f"{len(invalid)} problem(s)", invalid)
@@ -186,11 +196,14 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     if problems:
         raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
-    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-        # what is recorded is the file read: its sha256 names it
-        raise UsageError(f"{path} changed while pesgen read it (written meanwhile?): "
-                         "nothing read; run the command again once it is complete")
-    return replace(acquit, sha256=digest)
+    return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _source(data: bytes, path: Path) -> io.BytesIO:
+    """``data`` for lxml to read as ``path`` (its messages name the file)."""
+    source = io.BytesIO(data)
+    source.name = str(path)  # type: ignore[attr-defined]
+    return source
 
 
 def _check_root(path: Path, qname: etree.QName) -> None:

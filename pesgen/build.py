@@ -300,11 +300,8 @@ class Builder:
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
-        # what notes and problems call the fields and whose limits they are: the PES
-        # element beside the canonical field for a PES format, the field alone for a
-        # finance package's (its file has no Adr1, ComplNom or CodPays)
         self._pes = fmt.is_pes
-        self._target = "Hélios" if fmt.is_pes else f"format {fmt.name}"
+        self._target = self._naming("Hélios", f"format {fmt.name}")  # whose limits are said
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
         # problems are still produced per invoice from the cached result.
@@ -914,6 +911,13 @@ class Builder:
             birth_date=birth if is_person else None,
             email=None if email is None else str(email))
 
+    def _naming(self, pes: str, other: str) -> str:
+        """What notes and problems call the fields and whose limits they are: ``pes``
+        (the PES element beside the canonical field, Hélios) for a PES format, ``other``
+        (the field alone, the format) for a finance package's, whose file has no Adr1,
+        ComplNom or CodPays."""
+        return pes if self._pes else other
+
     def _split_name(self, ctx: _Ctx, name: str, complement: str | None,
                     binding: Binding | None) -> tuple[str | None, str | None]:
         limit = self._limits["debtor.name"].max
@@ -923,13 +927,13 @@ class Builder:
             parts = wrap_words(name, limit)
             # each half must itself be an acceptable Base_Texte (not '0', '.', 'nc')
             if len(parts) == 2 and not any(pes_text_error(x) for x in parts):
-                ctx.note("name_overflow", f"name of {len(name)} characters split into " + (
-                    f"Nom ({len(parts[0])}) + ComplNom ({len(parts[1])}): debtor.name + "
-                    "debtor.complement_name" if self._pes else
-                    f"debtor.name ({len(parts[0])}) + debtor.complement_name "
-                    f"({len(parts[1])})"))
+                ctx.note("name_overflow", f"name of {len(name)} characters split into " +
+                         self._naming(f"Nom ({len(parts[0])}) + ComplNom ({len(parts[1])}): "
+                                      "debtor.name + debtor.complement_name",
+                                      f"debtor.name ({len(parts[0])}) + "
+                                      f"debtor.complement_name ({len(parts[1])})"))
                 return parts[0], parts[1]
-        why = (f"{'ComplNom' if self._pes else 'debtor.complement_name'} already used"
+        why = (f"{self._naming('ComplNom', 'debtor.complement_name')} already used"
                if complement is not None and
                self.policies.name_overflow == "split" else
                "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
@@ -1016,12 +1020,13 @@ class Builder:
                     return None
                 full_length = len(street)
                 complement, street = parts
-                ctx.note("street_overflow", f"street of {full_length} characters split into " + (
-                    f"Adr1 ({len(complement)}) + Adr2 ({len(street)}): address.complement + "
-                    "address.street" if self._pes else
-                    f"address.complement ({len(complement)}) + address.street ({len(street)})"))
+                ctx.note("street_overflow", f"street of {full_length} characters split into " +
+                         self._naming(f"Adr1 ({len(complement)}) + Adr2 ({len(street)}): "
+                                      "address.complement + address.street",
+                                      f"address.complement ({len(complement)}) + "
+                                      f"address.street ({len(street)})"))
             else:
-                why = (f"{'Adr1' if self._pes else 'address.complement'} already holds the "
+                why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
                        "complement" if complement is not None and
                        self.policies.street_overflow == "split"
                        else "policy street_overflow: refuse")
@@ -1053,10 +1058,10 @@ class Builder:
         if foreign_city is None:
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
-        ctx.note("foreign_address", f"{country}: CP 99999, Ville {shown}, CodPays {insee} "
-                 "(address.postal_code, address.city, address.country_code)" if self._pes else
-                 f"{country}: address.postal_code 99999, address.city {shown}, "
-                 f"address.country_code {insee}")
+        ctx.note("foreign_address", f"{country}: " + self._naming(
+            f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, address.city, "
+            "address.country_code)",
+            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}"))
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)
@@ -1148,8 +1153,8 @@ class Builder:
         if defaulted:
             assert debtor is not None
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
-            ctx.note("account_holder", "account.holder: empty, the debtor's name is used" + (
-                " (TitCpte)" if self._pes else ""))
+            ctx.note("account_holder", "account.holder: empty, the debtor's name is used" +
+                     self._naming(" (TitCpte)", ""))
         if debtor is None and _blank(holder_raw):
             # the holder would be the debtor's name, and the debtor is refused (its
             # problem is reported): no second, false 'account.holder is missing'

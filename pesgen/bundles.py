@@ -22,8 +22,6 @@ from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .coverage import Coverage
-from .coverage import check as coverage
 from .errors import MappingError, OutputInvalidError, Problem, TemplateError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format
@@ -219,26 +217,23 @@ def unfinished(fmt: Format) -> list[Problem]:
     return problems
 
 
-def check_samples(fmt: Format, result: ExportResult) -> Coverage:
+def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], None]
+                  ) -> None:
     """Render the bundle's templates on check-mapping's two sample titles with the
-    fixture's mapping (``sample.check_templates``); a template error names the file and
-    line (exit 5) and says it came from a sample title, not from the fixture. Returns
-    what the fixture's mapping binds that the templates do not write
-    (``coverage.check``); a value one of its split policies fills that they do not
+    fixture's mapping (``sample.check_coverage``, as check-mapping does); a template
+    error names the file and line (exit 5) and says it came from a sample title, not
+    from the fixture. ``warn`` is given what the fixture's mapping binds that the
+    templates do not write; a value one of its split policies fills that they do not
     write refuses the bundle (exit 3), as it refuses the mapping in check-mapping."""
-    from .sample import check_templates
+    from .sample import check_coverage
 
     try:
-        sample = check_templates(result.mapping, fmt)
+        check_coverage(result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's "
+                       "mapping fills a value no template of the bundle writes")
     except TemplateError as exc:
         raise TemplateError(f"{exc} [a sample title of check-mapping (every optional part, "
                             "or none), rendered with the fixture's mapping: a branch the "
                             "fixture does not take]", exc.problems) from None
-    found = coverage(result.mapping, fmt, sample.reads)
-    if found.refused:
-        raise MappingError(f"{fmt.name}: a policy of the fixture's mapping fills a value no "
-                           "template of the bundle writes", found.refused)
-    return found
 
 
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
@@ -264,9 +259,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     # check-mapping (every optional part, none) take the others, so a typo in a branch
     # the fixture skips (a joint debtor, a mandate, an address abroad) fails here too,
     # before any expected/ file is rewritten
-    found = check_samples(fmt, result)
-    for problem in found.warnings if warn is not None else ():
-        warn(problem)
+    check_samples(fmt, result, warn or (lambda _problem: None))
     if regen:
         regenerate_expected(work, fixture.expected)
     elif not _expected_files(fixture.expected):

@@ -90,6 +90,10 @@ def _echo_err(text: str, nl: bool = True) -> None:
     typer.echo(text, err=True, nl=nl)
 
 
+def _warn(problem: Problem) -> None:
+    _echo_err(f"warning: {problem}")
+
+
 def _fail(exc: PesgenError, written: bool = True) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
     would have written files (it says nothing was); false for one that writes nothing (a
@@ -287,12 +291,11 @@ def check_mapping(
     field no template writes is a warning, a value a split policy fills that none
     writes refuses the mapping."""
     from .build import format_fit
-    from .coverage import check as coverage
     from .errors import MappingError
     from .formats import find_format
     from .mapping import load_mapping
     from .render import renderers
-    from .sample import check_templates
+    from .sample import check_coverage
 
     try:
         m = load_mapping(mapping)
@@ -302,13 +305,9 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
-        sample = check_templates(m, fmt)
-        found = coverage(m, fmt, sample.reads)
-        for problem in found.warnings:
-            _echo_err(f"warning: {problem}")
-        if found.refused:
-            raise MappingError(f"{mapping}: a policy of the mapping fills a value no template "
-                               f"of format {fmt.name} writes", found.refused)
+        sample, found = check_coverage(m, fmt, _warn, f"{mapping}: a policy of the mapping "
+                                       f"fills a value no template of format {fmt.name} "
+                                       "writes")
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -385,10 +384,7 @@ def validate(
         official_xsd = _official(official_xsd)
         # as export: the DGFiP package validates PES files, which a finance package's
         # import (a PES-like JVS file, Corail's) is not; the output says it was not applied
-        skipped = official_xsd if official_xsd is not None and not fmt.is_pes else None
-        if skipped is not None:
-            official_xsd = None
-        problems = validate_pes_file(file, xsd, official_xsd)
+        problems = validate_pes_file(file, xsd, official_xsd if fmt.is_pes else None)
         if problems:
             hint = ""
             if format_name is not None:
@@ -399,20 +395,19 @@ def validate(
                 hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
                        "format from it)" if typfic else ""
             raise OutputInvalidError(f"{file} is invalid against format {fmt.name} "
-                                     f"({_xsd_checks(fmt, xsd, official_xsd, skipped)}): "
+                                     f"({_xsd_checks(fmt, xsd, official_xsd)}): "
                                      f"{len(problems)} problem(s){hint}", problems)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd, skipped)}")
+    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
 
 
-def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None,
-                skipped: Path | None = None) -> str:
+def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:
     """What ``validate`` checked a file with: the XSD by its name in format.yaml (pesgen's
     own under schemas/, or the bundle's), whether the PES bordereau rules applied (an XSD
-    with BlocBordereau), and the DGFiP package; ``skipped``: the package given but not
-    applied, the format not being PES (as export says)."""
+    with BlocBordereau), and the DGFiP package (``official_xsd``: given), applied to a
+    PES format's files only: given for another, said not applied (as export says)."""
     from .export import checks_applied
 
     spec = next(f for f in fmt.files if f.xsd == xsd)
@@ -420,11 +415,11 @@ def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None,
     of = "pesgen XSD" if applied["xsd_of"] == "pesgen" else "the format's own XSD"
     said = f"{of} {applied['xsd']}" + (" + bordereau rules" if applied["bordereau_rules"]
                                        else "")
-    if official_xsd:
+    if official_xsd is not None and fmt.is_pes:
         said += f" + DGFiP XSD {official_xsd}"
     if not applied["bordereau_rules"]:
         said += "; no PES bordereau rules: its files have no BlocBordereau"
-    if skipped is not None:
+    if official_xsd is not None and not fmt.is_pes:
         said += (f"; DGFiP XSD: not applied ({fmt.name} is a finance package's import, not "
                  "a PES file)")
     return said
@@ -604,7 +599,7 @@ def check_format(
         with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
             problems, diffs = check_bundle(
                 fmt, Path(tmp), official_xsd, regen,
-                warn=lambda problem: _echo_err(f"warning: {problem}"))
+                warn=_warn)
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:

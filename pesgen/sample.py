@@ -13,11 +13,15 @@ them with what the mapping binds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from .coverage import Coverage
+from .coverage import check as coverage
+from .errors import MappingError, Problem
 from .export import Exporter
 from .formats import Format
 from .mapping import Mapping
@@ -117,6 +121,22 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
     return SampleRendering(len(traced), reads)
+
+
+def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
+                   refusal: str) -> tuple[SampleRendering, Coverage]:
+    """Render ``fmt``'s templates on the sample titles (``check_templates``) and compare
+    what they read with what ``mapping`` binds (``coverage.check``): ``warn`` is given
+    each warning (a bound field no template writes, mapping.unwritten; one declared not
+    carried that a template reads), then a value a split policy fills that no template
+    writes refuses the mapping (MappingError, ``refusal`` its message)."""
+    sample = check_templates(mapping, fmt)
+    found = coverage(mapping, fmt, sample.reads)
+    for problem in found.warnings:
+        warn(problem)
+    if found.refused:
+        raise MappingError(refusal, found.refused)
+    return sample, found
 
 
 def _holders(titles: list[Title], docs: list[Document]) -> dict[int, set[str]]:

@@ -1119,8 +1119,8 @@ class Store:
             status = self.acknowledgements({i["run_id"] for i in items}, conn=conn)
             outcomes: list[tuple[str, Acknowledgement | None]] = []
             conflicts = []
-            for item in items:
-                errors = _errors_json(item["errors"])
+            errors_of = [_errors_json(item["errors"]) for item in items]
+            for item, errors in zip(items, errors_of, strict=True):
                 before = status.get(item["run_id"], {}).get(item["id_bord"], [None])[0]
                 if before is None:
                     outcomes.append(("recorded", None))
@@ -1143,8 +1143,8 @@ class Store:
                         f"{before.file}, line {before.line}, recorded {before.recorded_at})",
                         record=f"{acquit['name']}:{item['line']}")
                         for item, before in conflicts])
-            new = [(item, done) for item, (done, _) in zip(items, outcomes, strict=True)
-                   if done != "same"]
+            new = [(item, errors, done) for item, errors, (done, _)
+                   in zip(items, errors_of, outcomes, strict=True) if done != "same"]
             if not new:
                 return AckRecording(None, None, tuple(outcomes))
             try:
@@ -1152,7 +1152,7 @@ class Store:
                     **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
                                               "nom_fic", "issued_on")},
                     recorded_at=now)).inserted_primary_key[0]
-                for item, done in new:
+                for item, errors, done in new:
                     if done == "replaced":
                         conn.execute(acquit_bordereaux.update().where(
                             acquit_bordereaux.c.run_id == item["run_id"],
@@ -1162,8 +1162,7 @@ class Store:
                     conn.execute(acquit_bordereaux.insert().values(
                         acquit_id=acquit_id, run_id=item["run_id"], id_bord=item["id_bord"],
                         line=item["line"], domain=item["domain"], accepted=item["accepted"],
-                        errors=_errors_json(item["errors"]),
-                        error_count=len(item["errors"])))
+                        errors=errors, error_count=len(item["errors"])))
             except sa.exc.IntegrityError as exc:
                 conn.rollback()
                 raise StateError(f"{shown_url(self.url)}: the store refused to record "

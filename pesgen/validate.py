@@ -444,11 +444,17 @@ def _not_well_formed(name: str, exc: etree.XMLSyntaxError, label: str) -> list[P
 
 def _tree_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
     """The file validated as one tree."""
-    name = path.name
     try:
         doc = etree.parse(str(path), _parser())
     except etree.XMLSyntaxError as exc:
-        return _not_well_formed(name, exc, label)
+        return _not_well_formed(path.name, exc, label)
+    return tree_violations(doc, path.name, schema, label)
+
+
+def tree_violations(doc: etree._ElementTree, name: str, schema: etree.XMLSchema,
+                    label: str) -> list[Problem]:
+    """Every violation of a document already parsed (``name``: its file's), with line and
+    XPath: what ``validate_against`` lists for its file."""
     schema.validate(doc)
     problems = [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
                 for _, e in zip(range(MAX_LISTED_VIOLATIONS), schema.error_log, strict=False)]
@@ -769,6 +775,7 @@ def file_typfic(path: Path) -> str | None:
     return None
 
 
+_HEAD_BYTES = 256  # what not_xml looks at
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
          (codecs.BOM_UTF16_BE, "utf-16-be"))
 
@@ -779,7 +786,12 @@ def not_xml(path: Path) -> str | None:
     a byte order mark, is left to the parser). Only that character: the file's first line
     is a record (a reference, a name), and billing data has no place in a message."""
     with path.open("rb") as handle:
-        head = handle.read(256)
+        return not_xml_bytes(handle.read(_HEAD_BYTES))
+
+
+def not_xml_bytes(data: bytes) -> str | None:
+    """``not_xml`` of a file's bytes (only the first ``_HEAD_BYTES`` are looked at)."""
+    head = data[:_HEAD_BYTES]
     encoding = next((e for bom, e in _BOMS if head.startswith(bom)), None)
     if encoding is not None:
         text = head.decode(encoding, errors="replace").removeprefix("\ufeff")

@@ -73,6 +73,34 @@ def test_a_rejected_bordereau_is_read_with_its_errors_pieces_and_lines():
     assert (accepted.domain, accepted.accepted, accepted.bordereau) == ("6", True, 42)
 
 
+@pytest.mark.parametrize("with_xsd", [False, True], ids=["checked-here", "official-xsd"])
+def test_the_file_is_read_once_and_its_digest_is_that_of_the_bytes_parsed(
+        tmp_path, monkeypatch, request, with_xsd):
+    """A file replaced while pesgen reads it (the guichet's next download written over
+    it): what is parsed, validated and recorded comes from one read, so the sha256 names
+    the acknowledgement read, never another's."""
+    official = request.getfixturevalue("official_xsd") if with_xsd else None
+    accepted = (ACKS / "accepted.xml").read_bytes()
+    path = tmp_path / "ack.xml"
+    path.write_bytes(accepted)
+    read_bytes = Path.read_bytes
+    reads = []
+
+    def read_then_replace(self: Path) -> bytes:
+        data = read_bytes(self)
+        if self == path:
+            reads.append(data)
+            path.write_bytes((ACKS / "rejected.xml").read_bytes())
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_replace)
+    a = read_acquit(path, official)
+    assert reads == [accepted]
+    assert a.sha256 == hashlib.sha256(accepted).hexdigest()
+    assert [(e.accepted, e.bordereau) for e in a.elements] == \
+        [(e.accepted, e.bordereau) for e in read_acquit(ACKS / "accepted.xml").elements]
+
+
 def test_the_hand_written_acks_are_valid_against_the_official_xsd(official_xsd):
     for name in ("accepted.xml", "rejected.xml", "file-rejected.xml"):
         assert read_acquit(ACKS / name, official_xsd).elements

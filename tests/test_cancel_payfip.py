@@ -127,6 +127,21 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
 
 
+def test_a_paid_title_since_cancelled_gets_no_link_said_paid_before_in_no_active_run(
+        flow, store):
+    """Two refusals apply (the invoice paid online, then its run cancelled: it is in no
+    active run): the payment is said, the one a person must act on."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    with pytest.raises(StateError) as info:
+        flow.link("FA-2026-00102", mode="W")
+    assert str(info.value).startswith("invoice FA-2026-00102: already paid through PayFiP: "
+                                      "187.50 by card on ")
+    assert [p.rule for p in info.value.problems] == ["payfip.paid"]
+    assert len(flow.fake_operations()) == 1
+
+
 # ------------------------------------------------------------------ Datamatrix
 
 

@@ -142,6 +142,15 @@ def test_check_format_refuses_such_a_bundle_before_regen_writes(tmp_path):
                 "template of the bundle writes") in r.stderr
         assert (f"[mapping {fixture}:{line}: policies.street_overflow] (rule "
                 "mapping.policy-lost)") in r.stderr
+        # the bindings no template writes are warned of before the refusal, as
+        # check-mapping warns of them (one function prints them for both)
+        for key, text in (("address.complement", "complement: payer.address"),
+                          ("joint_payer.complement", "complement: joint_payer.address")):
+            assert (f"warning: bindings.{key} is bound, but no template of format "
+                    "cosoluce-corail reads") in r.stderr
+            assert (f"[mapping {fixture}:{_line(fixture, text)}: bindings.{key}] (rule "
+                    "mapping.unwritten)") in r.stderr
+        assert r.stderr.index("warning:") < r.stderr.index("error:")
         assert "byte for byte" not in r.stdout
     assert {p.name: p.read_bytes() for p in (bundle / "expected").iterdir()} == before
 

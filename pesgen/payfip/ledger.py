@@ -82,19 +82,25 @@ def _one_title(titles: list[Any], invoice: str) -> Any:
                      "number exactly as the run to pay exported it")
 
 
-def recorded_number(store: Store, id_coll: str, invoice: str) -> str:
-    """The invoice's number as its active run recorded it (the payment records and
-    PayFiP's refdet follow it), found like `runs find` finds it; the number as given
-    when no active run holds it."""
+def active_title(store: Store, id_coll: str, invoice: str) -> Any | None:
+    """The invoice's active title, found like `runs find` finds it, or None when no
+    active run holds it; its ``invoice`` is the number as its run recorded it (the
+    payment records and PayFiP's refdet follow it). Refuses (StateError) a number
+    several titles written otherwise hold (``_one_title``)."""
     titles = _active_titles(store, id_coll, invoice)
-    return _one_title(titles, invoice).invoice if titles else invoice
+    return _one_title(titles, invoice) if titles else None
 
 
 def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
     """The invoice as its active run exported it (the amount PayFiP must collect), found
     like `runs find` finds it; ``Due.invoice`` is the number that run recorded."""
-    titles = _active_titles(store, id_coll, invoice)
-    if not titles:
+    return due_of(store, id_coll, invoice, active_title(store, id_coll, invoice))
+
+
+def due_of(store: Store, id_coll: str, invoice: str, title: Any | None) -> Due:
+    """``invoice_due`` of the invoice's ``active_title``, looked up already: refuses
+    (StateError) one no active run holds, saying why when a run left it out."""
+    if title is None:
         left_out = _left_out(store, id_coll, invoice)
         if left_out is not None:
             # exporting it again would leave it out again: say why, as `runs find` does
@@ -107,9 +113,9 @@ def invoice_due(store: Store, id_coll: str, invoice: str) -> Due:
                 "exporting the same input again leaves it out again")
         raise StateError(f"invoice {invoice}: in no active run of collectivity {id_coll}; "
                          "export it first (pesgen export) or check `pesgen runs find`")
-    row = _one_title(titles, invoice)
-    return Due(row.run_id, id_coll, to_cents(row.amount, row.invoice), int(row.exercise),
-               int(row.id_bord), int(row.id_pce), row.amount, row.invoice)
+    return Due(title.run_id, id_coll, to_cents(title.amount, title.invoice),
+               int(title.exercise), int(title.id_bord), int(title.id_pce), title.amount,
+               title.invoice)
 
 
 def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
@@ -184,18 +190,26 @@ def _title_cancelled(conn: Connection, run_id: str | None, invoice: str,
     operation recorded for the title or comes before and is seen here."""
     if not run_id:
         return None
-    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    run = conn.execute(query).first()
-    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
-        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    run, title = _run_and_title(conn, run_id, invoice, lock)
     if run is None or title is None or title.active:
         return None
     own = conn.execute(sa.select(cancelled_bordereaux.c.cancelled_at).where(
         cancelled_bordereaux.c.run_id == run_id,
         cancelled_bordereaux.c.id_bord == title.id_bord)).scalar()
     return f"IdBord {title.id_bord} of run {run_id}, cancelled on {own or run.cancelled_at}"
+
+
+def _run_and_title(conn: Connection, run_id: str, invoice: str, lock: bool = False
+                   ) -> tuple[Any, Any]:
+    """A run's row (status, cancelled_at) and its title of the invoice as that run wrote
+    it (id_bord, active), each None when there is none. ``lock``: see _title_cancelled."""
+    query = sa.select(runs.c.status, runs.c.cancelled_at).where(runs.c.id == run_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    run = conn.execute(query).first()
+    title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice)).first()
+    return run, title
 
 
 def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -> Outcome:
@@ -237,13 +251,10 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             # said beside any other mismatch (an amount too): the money is for a
             # cancelled title, whatever else is wrong with it
             if op["run_id"]:
-                run_status = conn.execute(sa.select(runs.c.status).where(
-                    runs.c.id == op["run_id"])).scalar()
                 # its bordereau alone cancelled (`runs cancel --bordereau`): the title is
                 # no longer active, though its run is
-                title = conn.execute(sa.select(run_invoices.c.id_bord, run_invoices.c.active)
-                                     .where(run_invoices.c.run_id == op["run_id"],
-                                            run_invoices.c.invoice == op["invoice"])).first()
+                run, title = _run_and_title(conn, op["run_id"], op["invoice"])
+                run_status = None if run is None else run.status
                 if run_status != "committed":
                     mismatches.append(("run-cancelled", f"run {op['run_id']} active",
                                        f"run {op['run_id']} {run_status or 'missing'}"))

@@ -76,9 +76,11 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     validated (every problem at once, naming the invoice and the field). An invoice
     already paid is refused first (``refuse_paid``; ``what`` the payment it would start)."""
     c = mapping.collectivity
-    # the payment records follow the number as the invoice's run recorded it
-    refuse_paid(store, c.siret, ledger.recorded_number(store, c.siret, invoice), what)
-    due = ledger.invoice_due(store, c.siret, invoice)
+    title = ledger.active_title(store, c.siret, invoice)  # (a number ambiguous: refused)
+    # the payment records follow the number as the invoice's run recorded it (as given
+    # when no active run holds it: a paid title since cancelled is said paid)
+    refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
+    due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope = {
         "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
@@ -198,10 +200,9 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         bad = check_url("urlnotif", notify_url, invoice)
         if bad:
             raise PayfipRequestInvalid(problems=bad)
-    # the payment records follow the number as the invoice's run recorded it
-    invoice = ledger.recorded_number(store, mapping.collectivity.siret, invoice)
     # a paid invoice is refused there (refuse_paid), before anything is sent
     request, due = build_request(mapping, settings, store, invoice, mel, notify_url, return_url)
+    invoice = due.invoice  # as its run recorded it: the payment records follow it
     own = client is None
     client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
     try:
