@@ -1,7 +1,8 @@
 """Read the trésorerie's acknowledgement (PES_ACQUIT, from the DGFiP's guichet XML) and
 tie each bordereau it accepts or rejects to the run pesgen recorded it in (the run
 holding its IdBord whose TypBord its DomaineAck fits, and whose file its NomFic does not
-contradict).
+contradict), or to the run support names (``--run``: where pesgen will not guess, the
+other recette domain and a whole-file rejection).
 
 The file is parsed safely (no DTD, no entity, no network: a DOCTYPE is refused), checked
 to be a PES_ACQUIT version 2 (namespace ``…/Rev0/retour/v2``, DT v5.19 *Acquittement*),
@@ -25,8 +26,8 @@ from typing import Any
 
 from lxml import etree
 
-from .errors import InputDataError, Problem, UsageError
-from .store import ANNULLED_MARK, _errors_json, with_errors
+from .errors import InputDataError, Problem, StateError, UsageError
+from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
     _iterparse,
     _parser,
@@ -51,7 +52,7 @@ DOMAINS = {"0": "Technique", "1": "Signature technique", "2": "Signature globale
 # (Rôle) an ORMC (TypBord 06, "IdBord correspondra au numéro de rôle dans Hélios", DT
 # v5.19 PES_RecetteAller_blocs), 6 (Recette) the other recette bordereaux (01, 02, 03).
 # Unconfirmed by a real acquit of an ORMC: a candidate the domain contradicts is not
-# tied (refused rather than tied wrong), and said so.
+# tied (refused rather than tied wrong), and said so; support may tie it by hand (--run).
 RECETTE_DOMAINS = frozenset({"6", "7"})
 ROLE_TYP_BORD = "06"
 # The PES file types the DGFiP documents (Enveloppe/Parametres/TypFic: XSD v5.17
@@ -346,6 +347,17 @@ def domain_fits(domain: str, typ_bord: str) -> bool:
     return (typ_bord == ROLE_TYP_BORD) == (domain == "7")
 
 
+def recorded_tie(domain: str, typ_bord: str) -> str:
+    """How a recorded status was tied, from its DomaineAck and the run's TypBord (no
+    column says it): `` (whole file)`` a file domain (0-2, ``--run``), `` (tied by
+    --run)`` a recette domain the TypBord does not fit; else nothing."""
+    if domain in FILE_DOMAINS:
+        return " (whole file)"
+    if domain in RECETTE_DOMAINS and not domain_fits(domain, typ_bord):
+        return " (tied by --run)"
+    return ""
+
+
 def file_kind(name: str | None) -> str | None:
     """The PES file type a file name begins with (``PESORMC_…``, ``PESALR1_…``), or None:
     a name that tells none."""
@@ -355,9 +367,11 @@ def file_kind(name: str | None) -> str | None:
     return head if "_" in name and head in FILE_KINDS else None
 
 
-def _set_aside(acquit: Acquit, e: AckElement, r: Recorded) -> SetAside | None:
-    """Why the element does not answer the candidate ``r`` (None: nothing contradicts)."""
-    if not domain_fits(e.domain, r.typ_bord):
+def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
+               ) -> SetAside | None:
+    """Why the element does not answer the candidate ``r`` (None: nothing contradicts).
+    ``by_run``: support named ``r``'s run (``--run``): its domain is not compared."""
+    if not by_run and not domain_fits(e.domain, r.typ_bord):
         said = "rôle" if r.typ_bord == ROLE_TYP_BORD else "bordereau"
         why = (f"DomaineAck {e.domain} ({e.domain_label}) for "
                f"{_kind_of_bordereau(r.typ_bord)} of run {r.run_id}: not tied; if the "
@@ -395,12 +409,37 @@ class ElementReport:
     # runs holding that number the element does not answer (its DomaineAck, the NomFic):
     # never tied, shown as "possibly" when no run is
     set_aside: tuple[SetAside, ...] = ()
+    # tied by hand (``--run``): what pesgen would not have tied by itself ("DomaineAck 6
+    # (Recette) for a rôle (TypBord 06)", "the whole file"; "": nothing, the run named
+    # fits); None: tied (or not) by pesgen
+    by_run: str | None = None
+    # why the run named with --run is not tied (not its bordereau, exercise…)
+    untied: str | None = None
+    # the bordereau a whole-file element is tied to (``--run``): it names none itself
+    file_bordereau: int | None = None
 
     @property
     def run(self) -> Recorded | None:
         """The one run this element is tied to: a bordereau only one run of the store
-        holds (with a TypBord its DomaineAck fits); None: none, or several."""
-        return self.found[0] if self.kind == "bordereau" and len(self.found) == 1 else None
+        holds (with a TypBord its DomaineAck fits, or the run named with --run), or the
+        whole file the run named with --run wrote; None: none, or several."""
+        return (self.found[0] if self.kind in ("bordereau", "file") and len(self.found) == 1
+                else None)
+
+    @property
+    def tie_note(self) -> str | None:
+        """``tied by --run: DomaineAck 6 (Recette) for a rôle (TypBord 06)``, ``tied by
+        --run``; None: not tied by --run."""
+        if self.run is None or self.by_run is None:
+            return None
+        return "tied by --run" + (f": {self.by_run}" if self.by_run else "")
+
+    @property
+    def bordereau(self) -> int | None:
+        """The IdBord this element answers: its NumBord, or for a whole-file element
+        tied with --run, the bordereau of the run's file."""
+        e = self.element
+        return e.bordereau if e.bordereau is not None else self.file_bordereau
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -434,8 +473,12 @@ class ElementReport:
         if self.kind == "file":
             # the guichet's step 1 (schema, signatures) rejects the whole flow
             step = " at the guichet XML's first step" if e.domain in FILE_DOMAINS else ""
+            tied = self.run
             return (f"{said}: the whole file (no bordereau, PJ nor market named)" + (
-                "" if e.accepted else f"; every bordereau of it is rejected{step}"))
+                "" if e.accepted else f"; every bordereau of it is rejected{step}") + (
+                f"; tied by --run to IdBord {self.bordereau} of run {tied.run_id}, its "
+                f"file {tied.file}" if tied is not None else
+                f"; {self.untied}" if self.untied else ""))
         if self.kind == "attachment":
             return f"{said}: PJ {e.attachment} (pesgen sends no PJ)"
         if self.kind == "market":
@@ -452,6 +495,8 @@ class ElementReport:
         if self.kind == "other":
             return (f"{said}: a bordereau of domain {e.domain_label}, not a recette: not "
                     "pesgen's (it writes recettes only)")
+        if self.untied:
+            return f"{said}: {self.untied}"
         if e.exercise is None:
             return f"{said}: no ExerciceBord, pesgen cannot tell which run sent it"
         if not self.found and self.set_aside:
@@ -465,6 +510,8 @@ class ElementReport:
                     f"{', '.join(r.typ_bord for r in self.found)}): pesgen cannot tell which "
                     "one the trésorerie answers; `pesgen runs show RUN` of each")
         r = self.found[0]
+        if self.tie_note:
+            said += f" ({self.tie_note})"
         if r.cancelled_at is not None:
             if e.accepted and ANNULLED_MARK in (r.cancel_reason or ""):
                 # `runs cancel --annulled-by-tresorerie`: the trésorerie annulled them
@@ -483,21 +530,22 @@ class ElementReport:
         e = self.element
         if e.accepted:
             return None
-        if self.kind == "file":
+        r = self.run
+        if self.kind == "file" and r is None:
             return ("every bordereau of the file sent is rejected: `pesgen runs list` for the "
                     "run that wrote it, `pesgen runs cancel RUN --all`, fix, export again")
-        r = self.run
         if r is None:
             return None
         if r.cancelled_at is not None:
             return ("nothing to cancel; fix the input (the errors above) and export again, "
                     "if not done since")
         codes = sorted({x.code for x in _all_errors(e) if x.code})
-        reason = f"trésorerie rejected IdBord {e.bordereau}" + (
+        what = "the file of IdBord" if self.kind == "file" else "IdBord"
+        reason = f"trésorerie rejected {what} {self.bordereau}" + (
             f" ({', '.join(codes)})" if codes else "")
         option = f" --db {shlex.quote(db)}" if db else ""
         # quoted for a shell: the codes are the acquit file's text, not vouched for
-        return (f"pesgen runs cancel {r.run_id} --bordereau {e.bordereau} --reason "
+        return (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
                 f"{shlex.quote(reason)}{option}; fix the input (the errors above), then export "
                 "again: its invoices go in a new bordereau, with a new number")
 
@@ -512,27 +560,165 @@ def _all_errors(e: AckElement) -> list[AckError]:
 
 
 @dataclass(frozen=True)
+class NamedRun:
+    """The run support named with ``--run`` (``named_run``): the acquit's elements are
+    tied to it only; ``only``, the one bordereau of it ``--bordereau`` names."""
+
+    run_id: str
+    typ_bord: str
+    exercise: int
+    bordereaux: tuple[Bordereau, ...]  # all the run's, by IdBord
+    files: tuple[tuple[str, int], ...]  # (name, IdBord) of its files holding a bordereau
+    only: int | None = None
+
+    def recorded(self, id_bord: int) -> Recorded:
+        b = next(b for b in self.bordereaux if b.id_bord == id_bord)
+        return Recorded(self.run_id, self.typ_bord, b.file, b.titles, b.total,
+                        b.cancelled_at, b.reason)
+
+    @property
+    def said(self) -> str:
+        """``run … (TypBord 06, IdBord 1-3)``, for messages."""
+        numbers = [b.id_bord for b in self.bordereaux]
+        shown = (f"IdBord {numbers[0]}" if len(numbers) == 1 else
+                 f"IdBord {', '.join(map(str, numbers))}")
+        return f"run {self.run_id} (TypBord {self.typ_bord}, {shown})"
+
+
+def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None
+              ) -> NamedRun:
+    """The run ``run`` (an id or a unique prefix) of ``store`` that support names as the
+    one ``acquit`` answers (``pesgen acquit --record --run``), and its bordereau
+    ``bordereau`` (``--bordereau``; None: all). Refuses (StateError) a run that is not
+    there, a finance package's, a cancelled one, one of another collectivity or budget,
+    and a cancelled bordereau; (UsageError) a bordereau the run does not have."""
+    r = store.get_run(run)
+    full = r["id"]
+    if not pes_typ_bord(r["typ_bord"]):
+        raise StateError(f"run {full} is a finance package's run (format {r['format']}): "
+                         "the package sends its own PES, the acquit answers that; pesgen "
+                         "records no acknowledgement of it (--run); nothing recorded")
+    if r["status"] == "cancelled":
+        raise StateError(f"run {full} is cancelled ({r['cancelled_at']}: "
+                         f"{r['cancel_reason']}): --run ties an acknowledgement to an active "
+                         "run only, lest a mistyped id record it on a run that no longer "
+                         "counts (`pesgen runs list` shows the active ones); nothing "
+                         "recorded")
+    if (r["id_coll"], r["cod_bud"]) != (acquit.id_coll, acquit.cod_bud):
+        raise StateError(f"{acquit.name} is of IdColl {acquit.id_coll} budget "
+                         f"{acquit.cod_bud}, run {full} of IdColl {r['id_coll']} budget "
+                         f"{r['cod_bud']}: --run ties no acknowledgement to another "
+                         "collectivity's or budget's run; nothing recorded")
+    every = tuple(store.run_bordereaux(full))
+    if bordereau is not None:
+        known = {b.id_bord: b for b in every}
+        if bordereau not in known:
+            raise UsageError(f"run {full} has no bordereau {bordereau}; its bordereaux are "
+                             f"IdBord {', '.join(str(b.id_bord) for b in every)}; nothing "
+                             "recorded")
+        if known[bordereau].cancelled_at is not None:
+            raise StateError(f"IdBord {bordereau} of run {full} is cancelled "
+                             f"({known[bordereau].cancelled_at}: {known[bordereau].reason}): "
+                             "--bordereau ties an acknowledgement to an active bordereau "
+                             "only; nothing recorded")
+    files = tuple((f["name"], f["id_bord"]) for f in r["files"] if f["id_bord"] is not None)
+    return NamedRun(full, r["typ_bord"], r["exercise"], every, files, bordereau)
+
+
+def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
+               ) -> ElementReport:
+    """A recette element naming a bordereau, tied to the run named with --run: to its
+    bordereau of that number and exercise, whatever the DomaineAck (6 or 7) says of
+    its TypBord; never when the run holds no such bordereau, nor when the NomFic
+    contradicts its file."""
+    numbers = {b.id_bord for b in named.bordereaux}
+    why = None
+    if named.only is not None and e.bordereau != named.only:
+        why = (f"not IdBord {named.only}, the bordereau --bordereau names: not tied")
+    elif e.bordereau not in numbers:
+        why = f"not a bordereau of {named.said}, named with --run: not tied"
+    elif e.exercise is None:
+        why = (f"no ExerciceBord: pesgen cannot tell that it is the exercise {named.exercise} "
+               f"of run {named.run_id} (--run): not tied")
+    elif e.exercise != named.exercise:
+        why = (f"exercise {e.exercise}, run {named.run_id} (--run) is of exercise "
+               f"{named.exercise}: not tied")
+    if why is not None:
+        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
+                                                           for p in e.pieces), untied=why)
+    r = named.recorded(e.bordereau or 0)
+    aside = _set_aside(acquit, e, r, by_run=True)
+    if aside is not None:  # the NomFic contradicts its file: never forced
+        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
+                                                           for p in e.pieces),
+                             set_aside=(aside,))
+    note = ("" if domain_fits(e.domain, r.typ_bord) else
+            f"DomaineAck {e.domain} ({e.domain_label}) for {_kind_of_bordereau(r.typ_bord)}")
+    invoices = store.piece_invoices(r.run_id, e.bordereau) if e.pieces else {}
+    return ElementReport(e, "bordereau", (r,), tuple(PieceReport(p, invoices.get(p.number))
+                                                     for p in e.pieces), by_run=note)
+
+
+def _tie_file(acquit: Acquit, e: AckElement, named: NamedRun) -> ElementReport:
+    """A whole-file element (domains 0-2, no NumBord) with --run: a rejection is tied to
+    the bordereau of the run's one file (or of the file --bordereau names); pesgen
+    cannot tell which file of several it answers (UsageError)."""
+    if e.accepted:
+        return ElementReport(e, "file", untied=(
+            "accepted at the guichet's first step, which says nothing of its bordereaux "
+            "(their own elements do): not tied"))
+    held = [(name, i) for name, i in named.files
+            if named.only is None or i == named.only]
+    names = sorted({name for name, _ in held})
+    if len(names) != 1 or len(held) != 1:
+        listed = "; ".join(f"{name} (IdBord {i})" for name, i in held) or "none"
+        # the NomFic may name it, but that is unconfirmed (docs/state.md): never chosen by it
+        nom_fic = (f" (the acquit's NomFic, {acquit.nom_fic}, may name it: pesgen does not "
+                   "take it so)" if acquit.nom_fic else "")
+        raise UsageError(
+            f"{acquit.name}: pesgen cannot tell which file of run {named.run_id} its "
+            "whole-file rejection answers: give --bordereau IDBORD, the bordereau of the file "
+            "the trésorerie rejected; nothing recorded", [Problem(
+                "acquit.run", f"the whole file (DomaineAck {e.domain} {e.domain_label}, no "
+                f"NumBord) answers one file; {named.said} wrote {len(names)} file(s) "
+                f"({listed}){nom_fic}", record=f"{acquit.name}:{e.line}")])
+    name, id_bord = held[0]
+    r = named.recorded(id_bord)
+    aside = _set_aside(acquit, e, r, by_run=True)
+    if aside is not None:  # the NomFic contradicts its file: never forced
+        return ElementReport(e, "file", untied=aside.why)
+    return ElementReport(e, "file", (r,), by_run="the whole file", file_bordereau=id_bord)
+
+
+@dataclass(frozen=True)
 class AcquitReport:
     acquit: Acquit
     elements: tuple[ElementReport, ...]
+    named: NamedRun | None = None  # the run named with --run
 
     @property
     def rejected(self) -> int:
         return sum(1 for e in self.elements if not e.element.accepted)
 
 
-def tie(acquit: Acquit, store: Any) -> AcquitReport:
+def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitReport:
     """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
-    recorded its bordereau, and each piece named with its invoice."""
+    recorded its bordereau, and each piece named with its invoice. ``named``: the run
+    support names (``--run``, ``named_run``), the only one tied, whatever the recette
+    domain says of its TypBord, and a whole-file rejection with it (``_tie_file``)."""
     out: list[ElementReport] = []
     for e in acquit.elements:
         if e.bordereau is None:
             kind = ("attachment" if e.attachment else "market" if e.market else
                     "file" if e.domain in FILE_DOMAINS else "unnamed")
-            out.append(ElementReport(e, kind))
+            out.append(_tie_file(acquit, e, named) if kind == "file" and named is not None
+                       else ElementReport(e, kind))
             continue
         if e.domain not in RECETTE_DOMAINS:
             out.append(ElementReport(e, "other"))
+            continue
+        if named is not None:
+            out.append(_tie_named(acquit, e, named, store))
             continue
         found: list[Recorded] = []
         aside: list[SetAside] = []
@@ -559,8 +745,8 @@ def tie(acquit: Acquit, store: Any) -> AcquitReport:
     if tied:
         status = store.acknowledgements(tied)
         out = [r if r.run is None else replace(r, recorded=status.get(r.run.run_id, {}).get(
-            r.element.bordereau or 0, [None])[0]) for r in out]
-    return AcquitReport(acquit, tuple(out))
+            r.bordereau or 0, [None])[0]) for r in out]
+    return AcquitReport(acquit, tuple(out), named)
 
 
 def _run_json(f: Recorded) -> dict[str, Any]:
@@ -586,6 +772,10 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "exercise": e.exercise, "market": e.market, "attachment": e.attachment,
             "verdict": r.verdict,
             "runs": [_run_json(f) for f in r.found],
+            # tied by hand (--run): to which run and bordereau, and what pesgen would not
+            # tie by itself (why: null when the domain fits the run's TypBord)
+            "tied_by_run": None if r.tie_note is None else {
+                "run": r.found[0].run_id, "bordereau": r.bordereau, "why": r.by_run or None},
             # runs holding that number the element does not answer: never tied
             "set_aside": [dict(_run_json(x.run), why=x.why) for x in r.set_aside],
             "errors": errors(e.errors),
@@ -605,6 +795,8 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
     return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
             "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
             "nom_fic": a.nom_fic,
+            "run": None if report.named is None else report.named.run_id,  # --run
+            "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
             "elements": elements}
 
@@ -629,6 +821,7 @@ class RecordedElement:
         if self.outcome == "not recorded":
             return f"not recorded: {what}: {self.why}"
         run = r.run
+        what += f" of run {run.run_id}" + (f" ({r.tie_note})" if r.tie_note else "")
         said = ("accepted" if e.accepted else "rejected") + (
             f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + \
             with_errors(len(_all_errors(e)))
@@ -636,14 +829,14 @@ class RecordedElement:
             # recorded all the same: what the trésorerie said of it stays known
             said += f"; this bordereau is cancelled in pesgen ({run.cancelled_at})"
         if self.outcome == "same":
-            return (f"already recorded: {what} of run {run.run_id}: {self.before.outcome}, "
+            return (f"already recorded: {what}: {self.before.outcome}, "
                     f"from {self.before.file} (recorded {self.before.recorded_at}): not "
                     "recorded again")
         if self.outcome == "replaced":
-            return (f"recorded: {what} of run {run.run_id}: {said}, replacing "
+            return (f"recorded: {what}: {said}, replacing "
                     f"{self.before.outcome} (from {self.before.file}, recorded "
                     f"{self.before.recorded_at}; kept in its history)")
-        return f"recorded: {what} of run {run.run_id}: {said}"
+        return f"recorded: {what}: {said}"
 
 
 @dataclass(frozen=True)
@@ -665,12 +858,17 @@ def _element_name(r: ElementReport) -> str:
     if e.bordereau is not None:
         return f"IdBord {e.bordereau}" + (f" exercise {e.exercise}" if e.exercise is not None
                                           else "") + f" (line {e.line})"
+    if r.kind == "file" and r.run is not None:  # tied by --run
+        return (f"file (line {e.line}, DomaineAck {e.domain} {e.domain_label}) as IdBord "
+                f"{r.bordereau}")
     return f"{'file' if r.kind == 'file' else 'element'} (line {e.line})"
 
 
 def _not_tied(r: ElementReport) -> str:
     """Why an element is not recorded: it names no bordereau of one run of the store."""
     e = r.element
+    if r.untied:
+        return r.untied
     if r.kind == "bordereau":
         if e.exercise is None:
             return "no ExerciceBord: pesgen cannot tell which run sent it"
@@ -702,25 +900,27 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     tied = [r for r in report.elements if r.run is not None]
     seen: dict[tuple[str, int], list[ElementReport]] = {}
     for r in tied:
-        seen.setdefault((r.run.run_id, r.element.bordereau or 0), []).append(r)
+        seen.setdefault((r.run.run_id, r.bordereau or 0), []).append(r)
     twice = [group for group in seen.values() if len(group) > 1]
     if twice:
         raise InputDataError(
             f"{a.name} answers a bordereau more than once: pesgen records one answer per "
             "bordereau and file; nothing recorded", [Problem(
                 "acquit.bordereau-twice",
-                f"IdBord {r.element.bordereau} exercise {r.element.exercise} (run "
-                f"{r.run.run_id}) is answered at lines "
+                f"IdBord {r.bordereau}" + (f" exercise {r.element.exercise}" if
+                                           r.element.exercise is not None else "") +
+                f" (run {r.run.run_id}) is answered at lines "
                 f"{', '.join(str(x.element.line) for x in group)}",
                 record=f"{a.name}:{r.element.line}") for group in twice for r in group[1:]])
-    items = [{"run_id": r.run.run_id, "id_bord": r.element.bordereau,
+    items = [{"run_id": r.run.run_id, "id_bord": r.bordereau,
               "line": r.element.line, "domain": r.element.domain,
               "accepted": r.element.accepted, "errors": _errors_of(r.element)} for r in tied]
     done = None
     if items:
         done = store.record_acknowledgements(
             {"sha256": a.sha256, "name": a.name, "id_coll": a.id_coll, "cod_bud": a.cod_bud,
-             "nom_fic": a.nom_fic, "issued_on": a.issued_on}, items, replace)
+             "nom_fic": a.nom_fic, "issued_on": a.issued_on}, items, replace,
+            None if report.named is None else (report.named.run_id, report.named.only))
     if done is not None and done.already is not None:
         return Recording(None, done.already, ())
     fates = iter(done.outcomes if done is not None else ())
@@ -753,8 +953,9 @@ def recording_json(done: Recording) -> dict[str, Any]:
         "already_recorded": None if done.already is None else
         {"file": done.already[0], "recorded_at": done.already[1]},
         "elements": [{
-            "line": x.report.element.line, "bordereau": x.report.element.bordereau,
+            "line": x.report.element.line, "bordereau": x.report.bordereau,
             "run": x.report.run.run_id if x.outcome != "not recorded" else None,
+            "tied_by_run": x.outcome != "not recorded" and x.report.tie_note is not None,
             "outcome": x.outcome, "why": x.why,
             "replaced": None if x.before is None or x.outcome != "replaced" else
             {"accepted": x.before.accepted, "issued_on": x.before.issued_on,

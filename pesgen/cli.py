@@ -441,25 +441,46 @@ def acquit(
         "--replace", help="With --record: a bordereau already acknowledged otherwise takes "
         "this answer (the one recorded stays in its history); without it, the file is "
         "refused.")] = False,
+    run: Annotated[str | None, typer.Option(
+        "--run", metavar="<run>", help="With --record: tie the acquit's elements to this run "
+        "only (its id, or a unique prefix), where pesgen will not guess: a bordereau whose "
+        "DomaineAck is the other recette domain (6 for a rôle, 7 for titres), and a "
+        "whole-file rejection (DomaineAck 0-2, no NumBord) of a run of one file. A NumBord "
+        "the run does not hold, another exercise, a NomFic of another file type, a domain "
+        "that is not a recette are still not tied. A cancelled run, or another "
+        "collectivity's, is refused (exit 7).")] = None,
+    bordereau: Annotated[int | None, typer.Option(
+        "--bordereau", metavar="<idbord>", help="With --run: only this bordereau of the run "
+        "(for a whole-file rejection of a run of several files: the bordereau of the file "
+        "the trésorerie rejected).")] = None,
 ) -> None:
     """Read the trésorerie's acknowledgement (PES_ACQUIT): each bordereau accepted or
     rejected, the run and file pesgen recorded it in, the errors and the invoices they
     name, and what to do next. Reads the store, records nothing, unless --record.
+    With --run, support names the run the acquit answers (docs/state.md).
     Exits 0 when everything is accepted, 9 when something is rejected (recorded or not)."""
     import json
 
     from .acquit import as_json as report_json
-    from .acquit import read_acquit, recording_json, tie
+    from .acquit import named_run, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
     if replace and not record:
         _fail(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
                          "acknowledgement): nothing recorded"), written=False)
+    if run is not None and not record:
+        _fail(UsageError("--run goes with --record (it ties the acquit's elements to that run "
+                         "and records them): nothing recorded; without --record, `pesgen "
+                         "acquit FILE` reads the acquit as pesgen ties it"), written=False)
+    if bordereau is not None and run is None:
+        _fail(UsageError("--bordereau goes with --run (it names one bordereau of that run): "
+                         "nothing recorded"), written=False)
     done = None
     try:
         read = read_acquit(file, _official(official_xsd))
         store = _store(db, must_exist=True)
-        report = tie(read, store)
+        named = None if run is None else named_run(read, store, run, bordereau)
+        report = tie(read, store, named)
         if record:
             done = record_acquit(report, store, replace)
     except PesgenError as exc:
@@ -475,19 +496,22 @@ def acquit(
         # with --record, what became of each bordereau is said below instead
         _show_acquit(report, shown_db, recorded=not record)
         if done is not None:
-            _show_recording(read, done, store)
+            _show_recording(read, done, store, named)
     if report.rejected:
         raise typer.Exit(int(ExitCode.REJECTED))
 
 
-def _show_recording(read: Any, done: Any, store: Any) -> None:
+def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None:
     from .store import shown_store
 
     file = f"{read.name} (sha256 {read.sha256[:16]}…)"
     if done.already is not None:
         name, at = done.already
         as_named = "" if name == read.name else f" as {name}"
-        typer.echo(f"{file} was recorded already{as_named} on {at}: nothing recorded")
+        # a file is recorded once: --run adds nothing to what its first recording tied
+        typer.echo(f"{file} was recorded already{as_named} on {at}: nothing recorded"
+                   + ("" if named is None else " (--run ties nothing more of a file "
+                      "recorded before)"))
         return
     if done.recorded_at is not None:
         typer.echo(f"{file} recorded on {done.recorded_at} in {shown_store(store.url)}: "
@@ -495,6 +519,9 @@ def _show_recording(read: Any, done: Any, store: Any) -> None:
     elif any(x.outcome == "same" for x in done.elements):
         typer.echo(f"{file}: nothing recorded: the store says the same of its bordereaux "
                    "already")
+    elif named is not None:
+        typer.echo(f"{file}: nothing recorded: no element of it is tied to run "
+                   f"{named.run_id} (--run)")
     else:
         typer.echo(f"{file}: nothing recorded: no bordereau of it is one of this store's "
                    "runs")
@@ -510,6 +537,10 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
                + (f" (NomFic {a.nom_fic})" if a.nom_fic else "")
                + f": {len(report.elements)} element(s), "
                + (f"{report.rejected} rejected" if report.rejected else "all accepted"))
+    if report.named is not None:
+        only = report.named.only
+        typer.echo(f"--run: tied to {report.named.said} only"
+                   + ("" if only is None else f", IdBord {only} only (--bordereau)"))
     for r in report.elements:
         e = r.element
         if e.bordereau is not None:
@@ -818,17 +849,22 @@ def runs_list(
         typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
-            typer.echo(f"  Hélios: {_helios(r.first_number, r.bordereaux, acks.get(r.id, {}))}")
+            said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
+            typer.echo(f"  Hélios: {said}")
 
 
-def _helios(first: int, count: int, acks: dict[int, list[Any]]) -> str:
+def _helios(first: int, count: int, acks: dict[int, list[Any]], typ_bord: str) -> str:
     """A run's bordereaux by Hélios status, as `pesgen acquit --record` recorded it:
     ``IdBord 41-42 accepted on 2026-11-24; IdBord 43 rejected on 2026-11-24 with 3
-    error(s)``."""
+    error(s)``, each said ``(whole file)`` or ``(tied by --run)`` when so recorded."""
+    from .acquit import recorded_tie
+
     groups: dict[str, list[int]] = {}
     for number in range(first, first + count):
         found = acks.get(number)
-        groups.setdefault(found[0].outcome if found else NO_ACK, []).append(number)
+        said = (found[0].outcome + recorded_tie(found[0].domain, typ_bord) if found
+                else NO_ACK)
+        groups.setdefault(said, []).append(number)
     return "; ".join(f"IdBord {_ranges(numbers)} {said}" for said, numbers in groups.items())
 
 
@@ -913,29 +949,32 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         typer.echo(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
-            _show_helios(number, acks.get(number, []))
+            _show_helios(number, acks.get(number, []), r["typ_bord"])
     if invoices:
         _show_invoices(titles)
 
 
-def _show_helios(number: int, acks: list[Any]) -> None:
+def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
     """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
-    recorded), its errors, and the ones it replaced."""
-    from .acquit import AckError
+    recorded), its errors, and the ones it replaced; ``(whole file)`` or ``(tied by
+    --run)`` after one so recorded (its DomaineAck says it)."""
+    from .acquit import AckError, recorded_tie
 
     if not acks:
         typer.echo(f"  Hélios      IdBord {number} {NO_ACK}")
         return
     now, *before = acks
-    typer.echo(f"  Hélios      IdBord {number} {now.outcome}  ({now.file} line {now.line}, "
-               f"sha256 {now.sha256[:16]}…, recorded {now.recorded_at})")
+    typer.echo(f"  Hélios      IdBord {number} {now.outcome}{recorded_tie(now.domain, typ_bord)}"
+               f"  ({now.file} line {now.line}, sha256 {now.sha256[:16]}…, recorded "
+               f"{now.recorded_at})")
     for x in now.errors:
         where = "".join(f"{label} {x[key]} " for key, label in (("piece", "IdPce"),
                                                                  ("line", "IdLigne"))
                         if x[key] is not None)
         typer.echo(f"                {where}error {AckError(x['code'], x['label'])}")
     for old in before:
-        typer.echo(f"              before: {old.outcome}  ({old.file} line {old.line}, "
+        typer.echo(f"              before: {old.outcome}{recorded_tie(old.domain, typ_bord)}  "
+                   f"({old.file} line {old.line}, "
                    f"sha256 {old.sha256[:16]}…, recorded {old.recorded_at}, replaced "
                    f"{old.superseded_at})")
 

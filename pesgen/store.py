@@ -1096,10 +1096,16 @@ class Store:
         return out
 
     def record_acknowledgements(self, acquit: dict[str, Any], items: list[dict[str, Any]],
-                                replace: bool = False) -> AckRecording:
+                                replace: bool = False,
+                                named: tuple[str, int | None] | None = None) -> AckRecording:
         """Record an acknowledgement file (``acquit``: sha256, name, id_coll, cod_bud,
         nom_fic, issued_on) and its ``items`` (run_id, id_bord, line, domain, accepted,
         errors: a list of {piece, line, code, label}), in one transaction.
+
+        ``named``: the run (and bordereau, or None) support tied the items to by hand
+        (``pesgen acquit --record --run``), checked again in the transaction: cancelled
+        since it was read (``runs cancel`` takes the same lock), it refuses the file
+        (StateError, nothing recorded), as ``--run`` of a cancelled run does.
 
         A file whose sha256 is recorded already records nothing (``already``). A
         bordereau whose status already says the same (accepted or not, the same errors)
@@ -1116,6 +1122,8 @@ class Store:
                 acquits.c.sha256 == acquit["sha256"])).first()
             if known is not None:
                 return AckRecording(None, (known.name, known.recorded_at), ())
+            if named is not None:
+                self._still_active(conn, *named)
             status = self.acknowledgements({i["run_id"] for i in items}, conn=conn)
             outcomes: list[tuple[str, Acknowledgement | None]] = []
             conflicts = []
@@ -1168,6 +1176,23 @@ class Store:
                 raise StateError(f"{shown_url(self.url)}: the store refused to record "
                                  f"{acquit['name']}: {exc.orig}; nothing recorded") from None
         return AckRecording(now, None, tuple(outcomes))
+
+    def _still_active(self, conn: Connection, run_id: str, id_bord: int | None) -> None:
+        """Refuse (StateError) a run, or its bordereau ``id_bord``, cancelled since
+        ``pesgen acquit --run`` read it."""
+        gone = {b.id_bord: b for b in self.bordereaux(conn, run_id) if b.cancelled_at}
+        run = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        which = (f"run {run_id}" if run == "cancelled" else
+                 f"IdBord {id_bord} of run {run_id}" if id_bord in gone else None)
+        if which is not None:
+            raise StateError(f"{which} was cancelled while the acknowledgement was read; "
+                             "--run ties an acknowledgement to an active run only: nothing "
+                             "recorded")
+
+    def run_bordereaux(self, run_id: str) -> list[Bordereau]:
+        """A run's bordereaux (``bordereaux``), read on their own."""
+        with self.engine.connect() as conn:
+            return self.bordereaux(conn, run_id)
 
     def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
         """IdPce -> the invoice number as written, for a bordereau of a run."""
@@ -1405,6 +1430,7 @@ class Acknowledgement:
     line: int
     recorded_at: str
     superseded_at: str | None = None
+    domain: str = ""  # the element's DomaineAck, as recorded
 
     @property
     def outcome(self) -> str:
@@ -1549,7 +1575,7 @@ def _acknowledgement(r: Any) -> Acknowledgement:
         run_id=r.run_id, id_bord=r.id_bord, accepted=bool(r.accepted), issued_on=r.issued_on,
         error_count=r.error_count, errors=tuple(json.loads(r.errors)), file=r.name,
         sha256=r.sha256, line=r.line, recorded_at=r.recorded_at,
-        superseded_at=r.superseded_at)
+        superseded_at=r.superseded_at, domain=r.domain)
 
 
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:

@@ -1,0 +1,427 @@
+# ruff: noqa: F811 - fixtures imported from test_acquit_record are injected by name
+"""`pesgen acquit FILE --record --run RUN`: support ties the acknowledgement to the run it
+names where pesgen will not guess (docs/state.md, "Tying by hand"): a rôle acknowledged
+with DomaineAck 6 (or titres with 7), and a whole-file rejection (domains 0-2, no
+NumBord) of a run of one file, or of the bordereau `--bordereau` names. What names
+another bordereau, exercise, collectivity or domain is still not tied; a cancelled run
+is refused. On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pesgen.acquit import read_acquit, record, tie
+from pesgen.errors import ExitCode, StateError
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import MAPPINGS, run_cli
+from .test_acquit import ACKS, _write
+from .test_acquit_record import (  # noqa: F401 - fixtures
+    EXAMPLE,
+    ORMC_NAME,
+    RUN,
+    TITRES_NAME,
+    _ack,
+    _helios,
+    _rows,
+    _shown,
+    one_run,
+    ormc_and_titres,
+)
+from .test_cancel import split_mapping
+
+
+def _element(bordereau: int | None, accepted: bool, error: str | None = None,
+             domain: str = "7", exercise: int | None = 2026) -> str:
+    """An ElementACQUIT; ``bordereau`` None: no NumBord (nor ExerciceBord)."""
+    said = "" if error is None else (f'      <Erreur>\n        <NumAnoAck V="{error}"/>\n'
+                                     f'        <LibelleAnoAck V="{error.lower()}"/>\n'
+                                     "      </Erreur>\n")
+    named = "" if bordereau is None else f'      <NumBord V="{bordereau}"/>\n'
+    if bordereau is not None and exercise is not None:
+        named += f'      <ExerciceBord V="{exercise}"/>\n'
+    return (f'    <ElementACQUIT>\n      <DomaineAck V="{domain}"/>\n      <EtatAck '
+            f'V="{int(accepted)}"/>\n{named}{said}    </ElementACQUIT>\n')
+
+
+def _recorded(db_url: str, run_id: str) -> dict[int, tuple[bool, str]]:
+    """The run's Hélios status per IdBord: (accepted, DomaineAck recorded)."""
+    return {i: (acks[0].accepted, acks[0].domain)
+            for i, acks in Store(db_url).acknowledgements().get(run_id, {}).items()}
+
+
+# ------------------------------------------------------------------ (a) the other domain
+
+def test_a_role_acknowledged_with_domain_6_is_recorded_with_run(one_run, tmp_path):
+    """Without --run nothing can be recorded (pesgen ties 6 to titres only); with it, the
+    rôle's rejection is recorded, said tied by --run, shown so by runs list and show."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, False, "ERREUR_AUTRE", domain="6"))
+    assert run_cli("acquit", path, "--db", db_url, "--record").exit_code == 9
+    assert _rows(db_url) == (0, 0)
+
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id[:8])
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    lines = r.stdout.splitlines()
+    assert lines[1] == f"--run: tied to run {run_id} (TypBord 06, IdBord 1) only"
+    assert lines[2] == ("IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): REJECTED "
+                        "(tied by --run: DomaineAck 6 (Recette) for a rôle (TypBord 06))")
+    assert lines[3].startswith(f"  run {run_id} (TypBord 06)  file {ORMC_NAME}")
+    assert f"next: pesgen runs cancel {run_id} --bordereau 1 --reason" in r.stdout
+    assert lines[-1] == (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id} (tied "
+                         "by --run: DomaineAck 6 (Recette) for a rôle (TypBord 06)): rejected "
+                         "on 2026-11-24 with 1 error(s)")
+    assert _rows(db_url) == (1, 1)
+    assert _recorded(db_url, run_id) == {1: (False, "6")}
+    assert _helios(db_url) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 1 error(s) "
+                               "(tied by --run)"]
+    shown = _shown(db_url, run_id)
+    assert shown[0].startswith("  Hélios      IdBord 1 rejected on 2026-11-24 with 1 error(s) "
+                               "(tied by --run)  (six.xml line 31, ")
+    assert shown[1:] == ["                error ERREUR_AUTRE: erreur_autre"]
+
+
+def test_an_acceptance_tied_by_run_makes_runs_cancel_refuse_the_bordereau(one_run, tmp_path):
+    """What the tie is for: the trésorerie took the rôle (DomaineAck 6): cancelling it in
+    pesgen would let its invoices out again, and is refused once recorded."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert r.exit_code == 0, r.output
+    assert "IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): accepted (tied by --run: " \
+           "DomaineAck 6 (Recette) for a rôle (TypBord 06))" in r.stdout
+    refused = run_cli("runs", "cancel", run_id, "--reason", "x", "--db", db_url)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert "the trésorerie accepted IdBord 1" in refused.stderr
+
+
+def test_titres_acknowledged_with_domain_7_are_tied_to_the_run_named_only(ormc_and_titres,
+                                                                         tmp_path):
+    """An ORMC run and a titres run both hold IdBord 1: DomaineAck 7 ties the ORMC one by
+    itself; --run names the titres run, which is the one recorded, and only it."""
+    db_url, ormc, titres = ormc_and_titres
+    path = _ack(tmp_path, "seven.xml", _element(1, False, "ERREUR_AUTRE", domain="7"),
+                nom_fic=TITRES_NAME)
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", titres)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {titres} (tied by --run: "
+            "DomaineAck 7 (Rôle) for a titres bordereau (TypBord 01)): rejected on 2026-11-24 "
+            "with 1 error(s)") in r.stdout
+    assert ormc not in r.stdout
+    assert _recorded(db_url, titres) == {1: (False, "7")}
+    assert _recorded(db_url, ormc) == {}
+
+
+def test_a_domain_that_fits_is_tied_to_the_run_named_and_said_tied_by_run(ormc_and_titres,
+                                                                         tmp_path):
+    """DomaineAck 6 with a NomFic of the ORMC's type ties neither run by itself (each is
+    contradicted by one of them); --run names the titres run, whose TypBord the domain
+    fits: recorded, "tied by --run", with nothing shown in runs list (the domain fits)."""
+    db_url, ormc, titres = ormc_and_titres
+    path = _ack(tmp_path, "mixed.xml", _element(1, True, domain="6"), nom_fic="other.xml")
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", titres)
+    assert r.exit_code == 0, r.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {titres} (tied by --run): "
+            "accepted on 2026-11-24") in r.stdout
+    assert _recorded(db_url, titres) == {1: (True, "6")}
+    assert sorted(_helios(db_url)) == ["  Hélios: IdBord 1 accepted on 2026-11-24",
+                                       "  Hélios: IdBord 1 no acknowledgement recorded"]
+
+
+# ------------------------------------------------------------------ (b) the whole file
+
+def test_a_whole_file_rejection_is_recorded_with_run_on_a_run_of_one_file(one_run):
+    db_url, run_id = one_run
+    path = ACKS / "file-rejected.xml"
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id[:8])
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert ("file (DomaineAck 0 Technique, line 31): REJECTED: the whole file (no bordereau, "
+            "PJ nor market named); every bordereau of it is rejected at the guichet XML's "
+            f"first step; tied by --run to IdBord 1 of run {run_id}, its file {ORMC_NAME}"
+            ) in r.stdout
+    assert (f"  next: pesgen runs cancel {run_id} --bordereau 1 --reason 'trésorerie rejected "
+            "the file of IdBord 1 (ERREUR_SCHEMA_INCOMPLET)'") in r.stdout
+    assert r.stdout.splitlines()[-1] == (
+        f"  recorded: file (line 31, DomaineAck 0 Technique) as IdBord 1 of run {run_id} "
+        "(tied by --run: the whole file): rejected on 2026-11-24 with 1 error(s)")
+    assert _rows(db_url) == (1, 1)
+    assert _recorded(db_url, run_id) == {1: (False, "0")}
+    assert _helios(db_url) == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 1 error(s) "
+                               "(whole file)"]
+    shown = _shown(db_url, run_id)
+    assert shown[0].startswith("  Hélios      IdBord 1 rejected on 2026-11-24 with 1 error(s) "
+                               "(whole file)  (file-rejected.xml line 31, ")
+    assert shown[1:] == ["                error ERREUR_SCHEMA_INCOMPLET: Le flux ne respecte "
+                         "pas le schéma"]
+    # a rejection: the bordereau is cancelled as any rejected one
+    assert run_cli("runs", "cancel", run_id, "--reason", "file rejected", "--db",
+                   db_url).exit_code == 0
+
+
+def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url, tmp_path):
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN)
+    path = ACKS / "file-rejected.xml"
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stdout == ""
+    assert r.stderr.splitlines()[:2] == [
+        f"error: file-rejected.xml: pesgen cannot tell which file of run {run.run_id} its "
+        "whole-file rejection answers: give --bordereau IDBORD, the bordereau of the file the "
+        "trésorerie rejected; nothing recorded",
+        "  - file-rejected.xml:31: the whole file (DomaineAck 0 Technique, no NumBord) answers "
+        f"one file; run {run.run_id} (TypBord 06, IdBord 1, 2, 3) wrote 3 file(s) "
+        "(PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
+        "PESORMC_21450999400015_2026_0000002.xml (IdBord 2); "
+        "PESORMC_21450999400015_2026_0000003.xml (IdBord 3)) (the acquit's NomFic, "
+        "PESORMC_21450999400015_2026_0000001.xml, may name it: pesgen does not take it so) "
+        "(rule acquit.run)"]
+    assert _rows(db_url) == (0, 0)
+
+    done = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
+                   "--bordereau", "2")
+    assert done.exit_code == ExitCode.REJECTED, done.output
+    assert f"--run: tied to run {run.run_id} (TypBord 06, IdBord 1, 2, 3) only, IdBord 2 " \
+           "only (--bordereau)" in done.stdout
+    assert f"as IdBord 2 of run {run.run_id} (tied by --run: the whole file)" in done.stdout
+    assert _recorded(db_url, run.run_id) == {2: (False, "0")}
+    assert _helios(db_url) == ["  Hélios: IdBord 1, 3 no acknowledgement recorded; IdBord 2 "
+                               "rejected on 2026-11-24 with 1 error(s) (whole file)"]
+
+
+def test_bordereau_restricts_the_elements_tied_to_that_bordereau(db_url, tmp_path):
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN)
+    path = _ack(tmp_path, "two.xml", _element(1, True, domain="6"),
+                _element(2, False, "ERREUR_AUTRE", domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
+                "--bordereau", "2")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert ("  not recorded: IdBord 1 exercise 2026 (line 31): not IdBord 2, the bordereau "
+            "--bordereau names: not tied") in r.stdout
+    assert f"  recorded: IdBord 2 exercise 2026 (line 37) of run {run.run_id} (tied by " \
+           "--run: DomaineAck 6 (Recette) for a rôle (TypBord 06))" in r.stdout
+    assert _recorded(db_url, run.run_id) == {2: (False, "6")}
+
+
+def test_a_whole_file_acceptance_is_not_recorded_with_run(one_run, tmp_path):
+    """Passing the guichet's first step says nothing of the bordereaux: not recorded."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "ok.xml", _element(None, True, domain="0"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert r.exit_code == 0, r.output
+    assert ("  not recorded: file (line 31): accepted at the guichet's first step, which says "
+            "nothing of its bordereaux (their own elements do): not tied") in r.stdout
+    assert r.stdout.splitlines()[-2].endswith(
+        f"nothing recorded: no element of it is tied to run {run_id} (--run)")
+    assert _rows(db_url) == (0, 0)
+
+
+# ------------------------------------------------------------------ still not tied
+
+def test_what_names_another_bordereau_exercise_or_domain_is_never_forced(one_run, tmp_path):
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "others.xml",
+                _element(42, False, "ERREUR_AUTRE", domain="6"),   # not the run's IdBord
+                _element(1, True, domain="6", exercise=2025),      # another exercise
+                _element(1, True, domain="6", exercise=None),      # no exercise
+                _element(1, False, "ERREUR_AUTRE", domain="5"),    # a dépense
+                _element(1, False, "ERREUR_AUTRE", domain="3"))    # a signature
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    said = r.stdout.splitlines()[-5:]
+    assert said == [
+        "  not recorded: IdBord 42 exercise 2026 (line 31): not a bordereau of run "
+        f"{run_id} (TypBord 06, IdBord 1), named with --run: not tied",
+        f"  not recorded: IdBord 1 exercise 2025 (line 41): exercise 2025, run {run_id} "
+        "(--run) is of exercise 2026: not tied",
+        "  not recorded: IdBord 1 (line 47): no ExerciceBord: pesgen cannot tell that it is "
+        f"the exercise 2026 of run {run_id} (--run): not tied",
+        "  not recorded: IdBord 1 exercise 2026 (line 52): a bordereau of another domain "
+        "than a recette: not pesgen's",
+        "  not recorded: IdBord 1 exercise 2026 (line 62): the signature of a bordereau, not "
+        "tied to a run"]
+    assert r.stdout.splitlines()[-6].endswith(
+        f"nothing recorded: no element of it is tied to run {run_id} (--run)")
+    assert _rows(db_url) == (0, 0)
+
+
+def test_a_nomfic_of_another_file_type_is_not_forced_by_run(one_run, tmp_path):
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "alr.xml", _element(1, True, domain="6"), nom_fic=TITRES_NAME)
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert r.exit_code == 0, r.output
+    assert (f"  not recorded: IdBord 1 exercise 2026 (line 31): the acquit's NomFic "
+            f"{TITRES_NAME} is a PES_Aller file (TypFic PESALR1), run {run_id} wrote an ORMC "
+            f"file (TypFic PESORMC) ({ORMC_NAME}) for this bordereau: not tied") in r.stdout
+    assert _rows(db_url) == (0, 0)
+    # nor the whole file
+    whole = _ack(tmp_path, "alr-file.xml", _element(None, False, "ERREUR_PES_PARAM",
+                                                    domain="1"), nom_fic=TITRES_NAME)
+    r = run_cli("acquit", whole, "--db", db_url, "--record", "--run", run_id)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "  not recorded: file (line 31): the acquit's NomFic" in r.stdout
+    assert _rows(db_url) == (0, 0)
+
+
+# ------------------------------------------------------------------ refused
+
+def test_run_of_a_cancelled_run_is_refused(one_run):
+    db_url, run_id = one_run
+    assert run_cli("runs", "cancel", run_id, "--reason", "sent again", "--db",
+                   db_url).exit_code == 0
+    r = run_cli("acquit", ACKS / "file-rejected.xml", "--db", db_url, "--record", "--run",
+                run_id)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert r.stdout == ""
+    assert f"error: run {run_id} is cancelled (" in r.stderr
+    assert "--run ties an acknowledgement to an active run only" in r.stderr
+    assert _rows(db_url) == (0, 0)
+
+
+def test_run_of_another_collectivity_or_budget_is_refused(one_run, tmp_path):
+    db_url, run_id = one_run
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    for old, new, said in (('<IdColl V="21450999400015"/>', '<IdColl V="21450999400016"/>',
+                            "IdColl 21450999400016 budget 00"),
+                           ('<CodBud V="00"/>', '<CodBud V="01"/>',
+                            "IdColl 21450999400015 budget 01")):
+        other = _write(tmp_path, text.replace(old, new), "other.xml")
+        r = run_cli("acquit", other, "--db", db_url, "--record", "--run", run_id)
+        assert r.exit_code == ExitCode.STATE, r.output
+        assert (f"error: other.xml is of {said}, run {run_id} of IdColl 21450999400015 "
+                "budget 00: --run ties no acknowledgement to another collectivity's or "
+                "budget's run; nothing recorded") in r.stderr
+    assert _rows(db_url) == (0, 0)
+
+
+def test_run_of_a_finance_package_run_or_of_no_run_is_refused(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
+                   "--create-store")
+    assert made.exit_code == 0, made.output
+    run_id = run_cli("runs", "list", "--db", db).stdout.split()[0]
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record", "--run", run_id)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"run {run_id} is a finance package's run (format" in r.stderr
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record", "--run", "abcd1234")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "no run abcd1234" in r.stderr
+    assert _rows(f"sqlite:///{db}") == (0, 0)
+
+
+def test_bordereau_of_no_or_a_cancelled_bordereau_is_refused(db_url, tmp_path):
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN)
+    path = ACKS / "file-rejected.xml"
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
+                "--bordereau", "9")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"run {run.run_id} has no bordereau 9; its bordereaux are IdBord 1, 2, 3" in r.stderr
+    assert run_cli("runs", "cancel", run.run_id, "--bordereau", "2", "--reason", "x", "--db",
+                   db_url).exit_code == 0
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
+                "--bordereau", "2")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"IdBord 2 of run {run.run_id} is cancelled (" in r.stderr
+    assert _rows(db_url) == (0, 0)
+
+
+def test_a_run_cancelled_after_it_was_read_refuses_the_recording(one_run):
+    """The check is made again in the recording's transaction (runs cancel takes the same
+    lock): a cancellation between the reading and the recording records nothing."""
+    from pesgen.acquit import named_run
+
+    db_url, run_id = one_run
+    store = Store(db_url)
+    acquit = read_acquit(ACKS / "file-rejected.xml")
+    report = tie(acquit, store, named_run(acquit, store, run_id))
+    assert report.elements[0].run is not None
+    store.cancel(run_id, "sent again")
+    with pytest.raises(StateError, match=f"run {run_id} was cancelled while the "
+                                         "acknowledgement was read"):
+        record(report, store)
+    assert _rows(db_url) == (0, 0)
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--run", "abcd"], "--run goes with --record"),
+    (["--record", "--bordereau", "1"], "--bordereau goes with --run"),
+    (["--bordereau", "1"], "--bordereau goes with --run"),
+])
+def test_usage_errors(one_run, args, said):
+    db_url, _ = one_run
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, *args)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert said in r.output
+    assert _rows(db_url) == (0, 0)
+
+
+# ------------------------------------------------------------------ once, --replace, JSON
+
+def test_the_same_file_again_with_run_records_nothing(one_run):
+    db_url, run_id = one_run
+    path = ACKS / "file-rejected.xml"
+    first = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert first.exit_code == ExitCode.REJECTED, first.output
+    again = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    assert again.stdout.splitlines()[-1].endswith(
+        ": nothing recorded (--run ties nothing more of a file recorded before)")
+    assert _rows(db_url) == (1, 1)
+
+
+def test_a_different_answer_tied_by_run_is_refused_unless_replace(one_run, tmp_path):
+    db_url, run_id = one_run
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    later = _ack(tmp_path, "later.xml", _element(1, True, domain="6"), day="2026-11-30")
+    refused = run_cli("acquit", later, "--db", db_url, "--record", "--run", run_id)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert (f"  - later.xml:31: IdBord 1 of run {run_id}: this file says accepted; recorded: "
+            "rejected on 2026-11-24 with 3 error(s) (from rejected.xml, line 31") in refused.stderr
+    assert _rows(db_url) == (1, 1)
+    done = run_cli("acquit", later, "--db", db_url, "--record", "--run", run_id, "--replace")
+    assert done.exit_code == 0, done.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id} (tied by --run: "
+            "DomaineAck 6 (Recette) for a rôle (TypBord 06)): accepted on 2026-11-30, "
+            "replacing rejected on 2026-11-24 with 3 error(s) (from rejected.xml") in done.stdout
+    shown = _shown(db_url, run_id)
+    assert shown[0].startswith("  Hélios      IdBord 1 accepted on 2026-11-30 (tied by --run)  "
+                               "(later.xml line 31, ")
+    assert shown[1].startswith("              before: rejected on 2026-11-24 with 3 error(s)  "
+                               "(rejected.xml line 31, ")
+
+
+def test_json_says_the_tie_was_made_by_run(one_run, tmp_path):
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, False, "ERREUR_AUTRE", domain="6"),
+                _element(42, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    data = json.loads(r.stdout)
+    assert (data["run"], data["bordereau"]) == (run_id, None)
+    first, second = data["elements"]
+    assert first["tied_by_run"] == {"run": run_id, "bordereau": 1, "why": "DomaineAck 6 "
+                                    "(Recette) for a rôle (TypBord 06)"}
+    assert [x["run"] for x in first["runs"]] == [run_id]
+    assert (second["tied_by_run"], second["runs"]) == (None, [])
+    assert second["verdict"].endswith("named with --run: not tied")
+    assert [(x["bordereau"], x["run"], x["outcome"], x["tied_by_run"])
+            for x in data["recording"]["elements"]] == [(1, run_id, "recorded", True),
+                                                         (42, None, "not recorded", False)]
+    whole = json.loads(run_cli("acquit", ACKS / "file-rejected.xml", "--db", db_url, "--json",
+                               "--record", "--run", run_id, "--replace").stdout)
+    (element,) = whole["elements"]
+    assert (element["kind"], element["bordereau"], element["tied_by_run"]) == (
+        "file", None, {"run": run_id, "bordereau": 1, "why": "the whole file"})
+    (fate,) = whole["recording"]["elements"]
+    assert (fate["bordereau"], fate["run"], fate["outcome"], fate["tied_by_run"]) == (
+        1, run_id, "replaced", True)
+    # without --run: no tie by hand
+    plain = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                               "--json").stdout)
+    assert plain["run"] is None and plain["elements"][0]["tied_by_run"] is None
