@@ -377,7 +377,8 @@ def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
                f"{_kind_of_bordereau(r.typ_bord)} of run {r.run_id}: not tied; if the "
                f"trésorerie acknowledges this {said} so, check with it which bordereau it "
                f"answers (`pesgen runs show {r.run_id}`): pesgen ties DomaineAck 7 to a rôle "
-               "only, 6 to a titres bordereau only (docs/state.md)")
+               "only, 6 to a titres bordereau only (docs/state.md); if it does answer this "
+               f"run, record it with --record --run {r.run_id}")
         return SetAside(r, why, f"its TypBord {r.typ_bord} contradicts DomaineAck {e.domain}")
     # NomFic only ever refuses: that it names the file acknowledged is unconfirmed
     named, wrote = file_kind(acquit.nom_fic), file_kind(r.file)
@@ -879,7 +880,8 @@ def _not_tied(r: ElementReport) -> str:
         return (f"{len(r.found)} runs of this store hold an IdBord {e.bordereau}: pesgen "
                 "cannot tell which one the trésorerie answers")
     return {
-        "file": "the whole file: the acquit names none of its bordereaux",
+        "file": "the whole file: the acquit names none of its bordereaux (to record it "
+                "as the rejection of the file a run wrote, name that run: --record --run RUN)",
         "unnamed": "it names no bordereau (no NumBord)",
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",

@@ -401,7 +401,8 @@ def test_a_titres_rejection_is_not_recorded_on_the_ormc_bordereau_of_that_number
         f"(Recette) for a rôle (TypBord 06) of run {run_id}: not tied; if the trésorerie "
         "acknowledges this rôle so, check with it which bordereau it answers (`pesgen runs "
         f"show {run_id}`): pesgen ties DomaineAck 7 to a rôle only, 6 to a titres bordereau "
-        "only (docs/state.md)")
+        f"only (docs/state.md); if it does answer this run, record it with --record --run "
+        f"{run_id}")
     assert lines[2] == (f"  possibly run {run_id} (TypBord 06)  file {ORMC_NAME}  11 title(s)  "
                         "total 2527.25: NOT tied, its TypBord 06 contradicts DomaineAck 6")
     assert "pesgen runs cancel" not in r.stdout

@@ -136,6 +136,13 @@ def test_a_domain_that_fits_is_tied_to_the_run_named_and_said_tied_by_run(ormc_a
 def test_a_whole_file_rejection_is_recorded_with_run_on_a_run_of_one_file(one_run):
     db_url, run_id = one_run
     path = ACKS / "file-rejected.xml"
+    # without --run: nothing recorded, and the way to record it said
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert ("  not recorded: file (line 31): the whole file: the acquit names none of its "
+            "bordereaux (to record it as the rejection of the file a run wrote, name that "
+            "run: --record --run RUN)") in r.stdout.splitlines()
+    assert _rows(db_url) == (0, 0)
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id[:8])
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert ("file (DomaineAck 0 Technique, line 31): REJECTED: the whole file (no bordereau, "
