@@ -17,7 +17,9 @@ the record, the duplicate invoice and NumDette checks, the JSON path watch, prob
 reporting. It is therefore a lower bound for any mapping stage that keeps pesgen's
 behaviour, such as one compiled from the mapping into Python. The hand-written piece
 escapes each value through a memo (as pesgen's templates do) and writes nothing a
-template could not. Figures: docs/performance.md ("Twelfth session").
+template could not; the branches the generated invoices never take (IdTiers,
+DteNaissance, ComplNom, Adr1, Adr3, CodPays, Cle1, DteAsp) are neither compared nor
+timed. Figures: docs/performance.md ("Twelfth session").
 """
 
 from __future__ import annotations
