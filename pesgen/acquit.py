@@ -631,7 +631,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     """A recette element naming a bordereau, tied to the run named with --run: to its
     bordereau of that number and exercise, whatever the DomaineAck (6 or 7) says of
     its TypBord; never when the run holds no such bordereau, nor when the NomFic
-    contradicts its file."""
+    contradicts its file, nor when its domain fits another run holding that number
+    (which pesgen ties by itself, without --run) and not the run named."""
     numbers = {b.id_bord for b in named.bordereaux}
     why = None
     if named.only is not None and e.bordereau != named.only:
@@ -648,6 +649,25 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
                                                            for p in e.pieces), untied=why)
     r = named.recorded(e.bordereau or 0)
+    if why is None and not domain_fits(e.domain, r.typ_bord):
+        # what pesgen ties by itself to another run is not taken from it: another run
+        # holding that number whose TypBord the domain fits (and the NomFic does not
+        # contradict) is the one it answers, without --run
+        fits = []
+        for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
+                                                       named.exercise, e.bordereau or 0):
+            other = Recorded(run_id, typ_bord, b.file, b.titles, b.total, b.cancelled_at,
+                             b.reason)
+            if run_id != named.run_id and _set_aside(acquit, e, other) is None:
+                fits.append(other)
+        if fits:
+            held = ", ".join(f"run {x.run_id} (TypBord {x.typ_bord})" for x in fits)
+            why = (f"not tied: {held} hold{'s' if len(fits) == 1 else ''} IdBord "
+                   f"{e.bordereau} and its DomaineAck {e.domain} fits "
+                   f"{'it: record it without --run' if len(fits) == 1 else 'them'}")
+    if why is not None:
+        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
+                                                           for p in e.pieces), untied=why)
     aside = _set_aside(acquit, e, r, by_run=True)
     if aside is not None:  # the NomFic contradicts its file: never forced
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)

@@ -432,3 +432,53 @@ def test_json_says_the_tie_was_made_by_run(one_run, tmp_path):
     plain = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
                                "--json").stdout)
     assert plain["run"] is None and plain["elements"][0]["tied_by_run"] is None
+
+
+# ------------------------------------------------------------------ another run fits
+
+def test_run_does_not_take_an_element_pesgen_ties_to_another_run(ormc_and_titres, tmp_path):
+    """The ORMC and the titres run both hold IdBord 1; DomaineAck 6 fits the titres run,
+    which pesgen ties by itself: `--run ORMC` does not take it (before: recorded on the
+    ORMC run, forced); without --run it is recorded on the titres run."""
+    db_url, ormc, titres = ormc_and_titres
+    path = _ack(tmp_path, "fits.xml", _element(1, True, domain="6"), nom_fic="other.xml")
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", ormc)
+    assert r.exit_code == 0, r.output
+    said = (f"not tied: run {titres} (TypBord 01) holds IdBord 1 and its DomaineAck 6 fits "
+            "it: record it without --run")
+    assert f"IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): accepted: {said}" \
+           in r.stdout.splitlines()
+    assert f"  not recorded: IdBord 1 exercise 2026 (line 31): {said}" in r.stdout.splitlines()
+    assert r.stdout.splitlines()[-2].endswith(
+        f"nothing recorded: no element of it is tied to run {ormc} (--run)")
+    assert _rows(db_url) == (0, 0)
+    plain = run_cli("acquit", path, "--db", db_url, "--record")
+    assert plain.exit_code == 0, plain.output
+    assert _recorded(db_url, titres) == {1: (True, "6")}
+    assert _recorded(db_url, ormc) == {}
+
+
+# ------------------------------------------------------------------ a cancelled bordereau
+
+def test_an_acceptance_of_a_bordereau_cancelled_on_its_own_is_recorded_and_told(db_url,
+                                                                                tmp_path):
+    """Without --bordereau, --run records the acceptance of a bordereau cancelled on its
+    own, with the warning to tell the trésorerie (only a cancelled --bordereau or run is
+    refused)."""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    assert run_cli("runs", "cancel", run, "--bordereau", "2", "--reason", "sent again",
+                   "--db", db_url).exit_code == 0
+    path = _ack(tmp_path, "late.xml", _element(2, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[2].startswith("IdBord 2 exercise 2026 (DomaineAck 6 Recette, line 31): "
+                               "accepted, but cancelled in pesgen ")
+    assert lines[2].endswith("(sent again): its invoices may be exported again; tell the "
+                             "trésorerie, which took it")
+    assert lines[-1].startswith(f"  recorded: IdBord 2 exercise 2026 (line 31) of run {run} "
+                                "(tied by --run: DomaineAck 6 (Recette) for a rôle (TypBord "
+                                "06)): accepted on 2026-11-24; this bordereau is cancelled in "
+                                "pesgen (")
+    assert _recorded(db_url, run) == {2: (True, "6")}
