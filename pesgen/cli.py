@@ -436,7 +436,8 @@ def acquit(
     record: Annotated[bool, typer.Option(
         "--record", help="Also record, per bordereau tied to a run, accepted or rejected, "
         "the acquit's date and errors, the file's name and sha256: `runs list` and `runs "
-        "show` then show it. The same file again records nothing.")] = False,
+        "show` then show it. Each element of a file is recorded once (by its line): the "
+        "same file again records only those not recorded from it before.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="With --record: a bordereau already acknowledged otherwise takes "
         "this answer (the one recorded stays in its history); without it, the file is "
@@ -447,7 +448,8 @@ def acquit(
         "DomaineAck is the other recette domain (6 for a rôle, 7 for titres), and a "
         "whole-file rejection (DomaineAck 0-2, no NumBord) of a run of one file. A NumBord "
         "the run does not hold, another exercise, a NomFic of another file type, a domain "
-        "that is not a recette are still not tied. A cancelled run, or another "
+        "that is not a recette, one fitting another run holding that number are still not "
+        "tied. A cancelled run, or another "
         "collectivity's, is refused (exit 7).")] = None,
     bordereau: Annotated[int | None, typer.Option(
         "--bordereau", metavar="<idbord>", help="With --run: only this bordereau of the run "
