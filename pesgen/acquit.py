@@ -418,6 +418,21 @@ class ElementReport:
     untied: str | None = None
     # the bordereau a whole-file element is tied to (``--run``): it names none itself
     file_bordereau: int | None = None
+    # what was recorded from this element (this file, its line) before, whatever is tied
+    # now (a store.Acknowledgement), and how it was tied (recorded_tie: " (tied by
+    # --run)", " (whole file)", "")
+    from_file: Any = None
+    from_file_tie: str = ""
+
+    def from_file_said(self) -> str | None:
+        """``recorded already from this file as IdBord 1 of run … (tied by --run):
+        rejected on …  (line 31, recorded …)``; None: nothing recorded from it."""
+        a = self.from_file
+        if a is None:
+            return None
+        return (f"recorded already from this file as IdBord {a.id_bord} of run {a.run_id}"
+                f"{self.from_file_tie}: {a.outcome} (line {a.line}, recorded {a.recorded_at}"
+                + (f"; replaced since, {a.superseded_at}" if a.superseded_at else "") + ")")
 
     @property
     def run(self) -> Recorded | None:
@@ -471,6 +486,9 @@ class ElementReport:
         """What support reads first: accepted or rejected, and what pesgen knows of it."""
         e = self.element
         said = "accepted" if e.accepted else "REJECTED"
+        if self.run is None and self.from_file is not None:
+            # tied when recorded (--run), not by this reading: what was recorded stands
+            return f"{said}: {self.from_file_said()}"
         if self.kind == "file":
             # the guichet's step 1 (schema, signatures) rejects the whole flow
             step = " at the guichet XML's first step" if e.domain in FILE_DOMAINS else ""
@@ -631,7 +649,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     """A recette element naming a bordereau, tied to the run named with --run: to its
     bordereau of that number and exercise, whatever the DomaineAck (6 or 7) says of
     its TypBord; never when the run holds no such bordereau, nor when the NomFic
-    contradicts its file."""
+    contradicts its file, nor when its domain fits another run holding that number
+    (which pesgen ties by itself, without --run) and not the run named."""
     numbers = {b.id_bord for b in named.bordereaux}
     why = None
     if named.only is not None and e.bordereau != named.only:
@@ -648,6 +667,25 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
                                                            for p in e.pieces), untied=why)
     r = named.recorded(e.bordereau or 0)
+    if why is None and not domain_fits(e.domain, r.typ_bord):
+        # what pesgen ties by itself to another run is not taken from it: another run
+        # holding that number whose TypBord the domain fits (and the NomFic does not
+        # contradict) is the one it answers, without --run
+        fits = []
+        for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
+                                                       named.exercise, e.bordereau or 0):
+            other = Recorded(run_id, typ_bord, b.file, b.titles, b.total, b.cancelled_at,
+                             b.reason)
+            if run_id != named.run_id and _set_aside(acquit, e, other) is None:
+                fits.append(other)
+        if fits:
+            held = ", ".join(f"run {x.run_id} (TypBord {x.typ_bord})" for x in fits)
+            why = (f"not tied: {held} hold{'s' if len(fits) == 1 else ''} IdBord "
+                   f"{e.bordereau} and its DomaineAck {e.domain} fits "
+                   f"{'it: record it without --run' if len(fits) == 1 else 'them'}")
+    if why is not None:
+        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
+                                                           for p in e.pieces), untied=why)
     aside = _set_aside(acquit, e, r, by_run=True)
     if aside is not None:  # the NomFic contradicts its file: never forced
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
@@ -747,6 +785,13 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
         status = store.acknowledgements(tied)
         out = [r if r.run is None else replace(r, recorded=status.get(r.run.run_id, {}).get(
             r.bordereau or 0, [None])[0]) for r in out]
+    # what was recorded from this file before, by line, whatever is tied now (--run)
+    mine = store.acquit_elements(acquit.sha256)
+    if mine:
+        out = [r if r.element.line not in mine else replace(
+            r, from_file=mine[r.element.line][0],
+            from_file_tie=recorded_tie(mine[r.element.line][0].domain,
+                                       mine[r.element.line][1])) for r in out]
     return AcquitReport(acquit, tuple(out), named)
 
 
@@ -787,6 +832,15 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
                 "recorded_at": r.recorded.recorded_at,
                 "same_answer": r.same_as_recorded,
                 "same_file": r.recorded.sha256 == a.sha256},
+            # what was recorded from this element (this file, its line) before, whatever
+            # is tied now (tied: how, "tied by --run", "whole file"; null: by pesgen)
+            "recorded_from_this_file": None if r.from_file is None else {
+                "run": r.from_file.run_id, "bordereau": r.from_file.id_bord,
+                "accepted": r.from_file.accepted, "issued_on": r.from_file.issued_on,
+                "errors": r.from_file.error_count, "line": r.from_file.line,
+                "recorded_at": r.from_file.recorded_at,
+                "superseded_at": r.from_file.superseded_at,
+                "tied": r.from_file_tie.strip(" ()") or None},
             "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
                         "errors": errors(p.errors),
                         "lines": [{"line": ln.number, "errors": errors(ln.errors)}
@@ -808,7 +862,8 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
 class RecordedElement:
     """What recording did with one element of the acknowledgement: ``recorded``, ``same``
     (the bordereau's Hélios status says the same already), ``replaced`` (with
-    ``before``, the status it replaced), or ``not recorded`` (``why``)."""
+    ``before``, the status it replaced), ``already`` (recorded from this file before,
+    ``before``: what was), or ``not recorded`` (``why``)."""
 
     report: ElementReport
     outcome: str
@@ -821,6 +876,17 @@ class RecordedElement:
         what = _element_name(r)
         if self.outcome == "not recorded":
             return f"not recorded: {what}: {self.why}"
+        if self.outcome == "already":
+            b = self.before
+            if e.bordereau is None:
+                what = (f"file (line {e.line}, DomaineAck {e.domain} {e.domain_label}) as "
+                        f"IdBord {b.id_bord}")
+            tie_said = (r.from_file_tie if r.from_file is not None and
+                        r.from_file.run_id == b.run_id else
+                        recorded_tie(b.domain, r.run.typ_bord) if r.run is not None and
+                        r.run.run_id == b.run_id else "")
+            return (f"recorded already: {what} of run {b.run_id}{tie_said}: {b.outcome}, "
+                    f"from this file (line {b.line}, recorded {b.recorded_at})")
         run = r.run
         what += f" of run {run.run_id}" + (f" ({r.tie_note})" if r.tie_note else "")
         said = ("accepted" if e.accepted else "rejected") + (
@@ -843,7 +909,8 @@ class RecordedElement:
 @dataclass(frozen=True)
 class Recording:
     """``record``'s result: when the file was recorded (None: nothing was), when it had
-    been (``already``: its name and date), and each element's fate."""
+    been (``already``: its name and date; with ``recorded_at``: in part, the rest
+    recorded now), and each element's fate (none when nothing was recorded)."""
 
     recorded_at: str | None
     already: tuple[str, str] | None
@@ -894,7 +961,9 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     each bordereau tied to exactly one run, with its outcome, errors, the acquit's date,
     the file's name and sha256. The other elements (a bordereau no run or several hold,
     the whole file, a PJ…) are not recorded, and said so; when none is tied, nothing is.
-    The same file recorded again records nothing (``already``). A different answer for
+    The same file recorded again records the elements tied now whose line was not
+    recorded from it before (in the same file's row), the others said ``already``;
+    nothing when there is none (``already``, no element). A different answer for
     a bordereau already acknowledged refuses the file (StateError, nothing recorded)
     unless ``replace``; one that says the same is not recorded again. A bordereau named
     twice by the file refuses it (InputDataError), each at its line."""
@@ -923,17 +992,23 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
             {"sha256": a.sha256, "name": a.name, "id_coll": a.id_coll, "cod_bud": a.cod_bud,
              "nom_fic": a.nom_fic, "issued_on": a.issued_on}, items, replace,
             None if report.named is None else (report.named.run_id, report.named.only))
-    if done is not None and done.already is not None:
-        return Recording(None, done.already, ())
+    # recorded before (in part or whole): the file's first recording
+    earlier = done.already if done is not None else next(
+        ((r.from_file.file, r.from_file.recorded_at) for r in report.elements
+         if r.from_file is not None), None)
+    if earlier is not None and (done is None or done.recorded_at is None):
+        return Recording(None, earlier, ())  # nothing new of a file recorded before
     fates = iter(done.outcomes if done is not None else ())
     out = []
     for r in report.elements:
         if r.run is not None:
             outcome, before = next(fates)
             out.append(RecordedElement(r, outcome, before=before, issued_on=a.issued_on))
+        elif r.from_file is not None:  # tied when recorded (--run), not now
+            out.append(RecordedElement(r, "already", before=r.from_file))
         else:
             out.append(RecordedElement(r, "not recorded", _not_tied(r)))
-    return Recording(None if done is None else done.recorded_at, None, tuple(out))
+    return Recording(None if done is None else done.recorded_at, earlier, tuple(out))
 
 
 def _errors_of(e: AckElement) -> list[dict[str, Any]]:
@@ -955,9 +1030,12 @@ def recording_json(done: Recording) -> dict[str, Any]:
         "already_recorded": None if done.already is None else
         {"file": done.already[0], "recorded_at": done.already[1]},
         "elements": [{
-            "line": x.report.element.line, "bordereau": x.report.bordereau,
-            "run": x.report.run.run_id if x.outcome != "not recorded" else None,
-            "tied_by_run": x.outcome != "not recorded" and x.report.tie_note is not None,
+            "line": x.report.element.line,
+            "bordereau": x.before.id_bord if x.outcome == "already" else x.report.bordereau,
+            "run": (x.before.run_id if x.outcome == "already" else None
+                    if x.outcome == "not recorded" else x.report.run.run_id),
+            "tied_by_run": (x.outcome not in ("not recorded", "already")
+                            and x.report.tie_note is not None),
             "outcome": x.outcome, "why": x.why,
             "replaced": None if x.before is None or x.outcome != "replaced" else
             {"accepted": x.before.accepted, "issued_on": x.before.issued_on,

@@ -436,7 +436,8 @@ def acquit(
     record: Annotated[bool, typer.Option(
         "--record", help="Also record, per bordereau tied to a run, accepted or rejected, "
         "the acquit's date and errors, the file's name and sha256: `runs list` and `runs "
-        "show` then show it. The same file again records nothing.")] = False,
+        "show` then show it. Each element of a file is recorded once (by its line): the "
+        "same file again records only those not recorded from it before.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="With --record: a bordereau already acknowledged otherwise takes "
         "this answer (the one recorded stays in its history); without it, the file is "
@@ -447,7 +448,8 @@ def acquit(
         "DomaineAck is the other recette domain (6 for a rôle, 7 for titres), and a "
         "whole-file rejection (DomaineAck 0-2, no NumBord) of a run of one file. A NumBord "
         "the run does not hold, another exercise, a NomFic of another file type, a domain "
-        "that is not a recette are still not tied. A cancelled run, or another "
+        "that is not a recette, one fitting another run holding that number are still not "
+        "tied. A cancelled run, or another "
         "collectivity's, is refused (exit 7).")] = None,
     bordereau: Annotated[int | None, typer.Option(
         "--bordereau", metavar="<idbord>", help="With --run: only this bordereau of the run "
@@ -505,17 +507,19 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None
     from .store import shown_store
 
     file = f"{read.name} (sha256 {read.sha256[:16]}…)"
-    if done.already is not None:
-        name, at = done.already
-        as_named = "" if name == read.name else f" as {name}"
-        # a file is recorded once: --run adds nothing to what its first recording tied
-        typer.echo(f"{file} was recorded already{as_named} on {at}: nothing recorded"
-                   + ("" if named is None else " (--run ties nothing more of a file "
-                      "recorded before)"))
+    as_named = ("" if done.already is None or done.already[0] == read.name
+                else f" as {done.already[0]}")
+    if done.already is not None and done.recorded_at is None:
+        # each element of a file is recorded once: nothing tied now was not before
+        typer.echo(f"{file} was recorded already{as_named} on {done.already[1]}: nothing "
+                   "recorded" + ("" if named is None else " (--run ties nothing more of a "
+                                 "file recorded before)"))
         return
     if done.recorded_at is not None:
         typer.echo(f"{file} recorded on {done.recorded_at} in {shown_store(store.url)}: "
-                   f"{done.recorded} bordereau(x)")
+                   f"{done.recorded} bordereau(x)" + (
+                       "" if done.already is None else
+                       f" (recorded in part before{as_named}, on {done.already[1]})"))
     elif any(x.outcome == "same" for x in done.elements):
         typer.echo(f"{file}: nothing recorded: the store says the same of its bordereaux "
                    "already")
@@ -553,7 +557,12 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
         for f in r.found:
             typer.echo(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
                        f"{f.titles} title(s)  total {f.total}")
-        if not r.found:
+        if r.run is not None and r.from_file is not None and (
+                r.recorded is None or (r.recorded.sha256, r.recorded.line) != (
+                    a.sha256, e.line)):
+            # recorded from this element before otherwise than as tied now (--run)
+            typer.echo(f"  {r.from_file_said()}")
+        if not r.found and r.from_file is None:
             # a run holding that number whose bordereau the element contradicts: shown,
             # never tied (the verdict says why)
             for x in r.set_aside:

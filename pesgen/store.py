@@ -158,8 +158,8 @@ cancelled_bordereaux = _cancelled_bordereaux_v8(metadata)
 
 
 # From migration 9: the trésorerie's acknowledgements (PES_ACQUIT) recorded by `pesgen
-# acquit --record`: one row per file (its sha256 unique: a file is recorded once), one
-# per bordereau of it tied to a run. A bordereau's Hélios status is its row not
+# acquit --record`: one row per file (its sha256 unique), one per element of it tied to
+# a run (each line of the file recorded once). A bordereau's Hélios status is its row not
 # superseded; a later, different acknowledgement recorded with --replace supersedes it
 # (the row stays: the history).
 def _acquits_v9(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -1107,21 +1107,30 @@ class Store:
         since it was read (``runs cancel`` takes the same lock), it refuses the file
         (StateError, nothing recorded), as ``--run`` of a cancelled run does.
 
-        A file whose sha256 is recorded already records nothing (``already``). A
-        bordereau whose status already says the same (accepted or not, the same errors)
-        is not recorded again. One whose status says otherwise (rejected, then accepted
-        after a fix on the trésorerie's side; two files contradicting) refuses the whole
-        file (StateError, nothing recorded) unless ``replace``: then the new one is its
-        status, the one it replaces stays as history (``superseded_at``)."""
+        A file whose sha256 is recorded already (``already``: its name and date) records the
+        items whose line was not recorded from it before (in its row; ``already`` for the
+        others, with what was recorded from that line), nothing when there is none
+        (``recorded_at`` None). A bordereau whose status already says the same (accepted or
+        not, the same errors) is not recorded again. One whose status says otherwise
+        (rejected, then accepted after a fix on the trésorerie's side; two files
+        contradicting) refuses the whole file (StateError, nothing recorded) unless
+        ``replace``: then the new one is its status, the one it replaces stays as history
+        (``superseded_at``)."""
         now = utc_now()
         with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 # two recordings of one file, or of one bordereau, in turn
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
-            known = conn.execute(sa.select(acquits.c.name, acquits.c.recorded_at).where(
+            known = conn.execute(sa.select(acquits.c.id, acquits.c.name,
+                                           acquits.c.recorded_at).where(
                 acquits.c.sha256 == acquit["sha256"])).first()
-            if known is not None:
-                return AckRecording(None, (known.name, known.recorded_at), ())
+            # the elements recorded from this file before, by their line: recorded already
+            mine = {} if known is None else {
+                a.line: a for a, _ in self._acquit_elements(conn, known.id).values()}
+            earlier = None if known is None else (known.name, known.recorded_at)
+            if all(item["line"] in mine for item in items):
+                return AckRecording(None, earlier, tuple(
+                    ("already", mine[item["line"]]) for item in items))
             if named is not None:
                 self._still_active(conn, *named)
             status = self.acknowledgements({i["run_id"] for i in items}, conn=conn)
@@ -1130,7 +1139,9 @@ class Store:
             errors_of = [_errors_json(item["errors"]) for item in items]
             for item, errors in zip(items, errors_of, strict=True):
                 before = status.get(item["run_id"], {}).get(item["id_bord"], [None])[0]
-                if before is None:
+                if item["line"] in mine:
+                    outcomes.append(("already", mine[item["line"]]))
+                elif before is None:
                     outcomes.append(("recorded", None))
                 elif before.same_answer(item["accepted"], errors):
                     outcomes.append(("same", before))
@@ -1152,14 +1163,18 @@ class Store:
                         record=f"{acquit['name']}:{item['line']}")
                         for item, before in conflicts])
             new = [(item, errors, done) for item, errors, (done, _)
-                   in zip(items, errors_of, outcomes, strict=True) if done != "same"]
+                   in zip(items, errors_of, outcomes, strict=True)
+                   if done not in ("same", "already")]
             if not new:
-                return AckRecording(None, None, tuple(outcomes))
+                return AckRecording(None, earlier, tuple(outcomes))
             try:
-                acquit_id = conn.execute(acquits.insert().values(
-                    **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
-                                              "nom_fic", "issued_on")},
-                    recorded_at=now)).inserted_primary_key[0]
+                # a file recorded in part before: its elements tied now are added to its
+                # row (the file's name and date stay those of its first recording)
+                acquit_id = known.id if known is not None else conn.execute(
+                    acquits.insert().values(
+                        **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
+                                                  "nom_fic", "issued_on")},
+                        recorded_at=now)).inserted_primary_key[0]
                 for item, errors, done in new:
                     if done == "replaced":
                         conn.execute(acquit_bordereaux.update().where(
@@ -1175,7 +1190,27 @@ class Store:
                 conn.rollback()
                 raise StateError(f"{shown_url(self.url)}: the store refused to record "
                                  f"{acquit['name']}: {exc.orig}; nothing recorded") from None
-        return AckRecording(now, None, tuple(outcomes))
+        return AckRecording(now, earlier, tuple(outcomes))
+
+    def acquit_elements(self, sha256: str) -> dict[int, tuple[Acknowledgement, str]]:
+        """The elements recorded from the acknowledgement file of this sha256, by their
+        line in it: (the acknowledgement recorded, the TypBord of its run), the status
+        or (``superseded_at``) one replaced since; {}: the file was never recorded."""
+        with self.engine.connect() as conn:
+            known = conn.execute(sa.select(acquits.c.id).where(
+                acquits.c.sha256 == sha256)).scalar()
+            return {} if known is None else self._acquit_elements(conn, known)
+
+    @staticmethod
+    def _acquit_elements(conn: Connection, acquit_id: int
+                         ) -> dict[int, tuple[Acknowledgement, str]]:
+        query = (sa.select(acquit_bordereaux, acquits.c.name, acquits.c.sha256,
+                           acquits.c.issued_on, acquits.c.recorded_at, runs.c.typ_bord)
+                 .join(acquits, acquits.c.id == acquit_bordereaux.c.acquit_id)
+                 .join(runs, runs.c.id == acquit_bordereaux.c.run_id)
+                 .where(acquit_bordereaux.c.acquit_id == acquit_id)
+                 .order_by(acquit_bordereaux.c.id))
+        return {r.line: (_acknowledgement(r), r.typ_bord) for r in conn.execute(query)}
 
     def _still_active(self, conn: Connection, run_id: str, id_bord: int | None) -> None:
         """Refuse (StateError) a run, or its bordereau ``id_bord``, cancelled since
@@ -1452,11 +1487,12 @@ def _errors_json(errors: list[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class AckRecording:
-    """What ``record_acknowledgements`` did: the file's row (``recorded_at`` None:
-    nothing recorded), the earlier recording of the same file (``already``: its
-    name and when, nothing recorded then), and per bordereau given (in their order) what
-    became of it: ``recorded``, ``same`` (the bordereau's status says the same
-    already: not recorded again) or ``replaced``, with the status it had before."""
+    """What ``record_acknowledgements`` did: when (``recorded_at`` None: nothing
+    recorded), the earlier recording of the same file (``already``: its name and
+    when), and per bordereau given (in their order) what became of it: ``recorded``,
+    ``same`` (the bordereau's status says the same already: not recorded again),
+    ``replaced``, with the status it had before, or ``already`` (its line was recorded
+    from this file before), with what was recorded from it."""
 
     recorded_at: str | None
     already: tuple[str, str] | None

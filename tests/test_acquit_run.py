@@ -432,3 +432,154 @@ def test_json_says_the_tie_was_made_by_run(one_run, tmp_path):
     plain = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
                                "--json").stdout)
     assert plain["run"] is None and plain["elements"][0]["tied_by_run"] is None
+
+
+# ------------------------------------------------------------------ a file recorded in part
+
+def test_the_rest_of_a_file_recorded_in_part_with_run_is_recorded_later(db_url, tmp_path):
+    """A split run: the acquit rejects IdBord 1 and accepts IdBord 2. `--run --bordereau 1`
+    records 1; `--record` then records 2 (the same file's row, by its lines), saying 1 was
+    recorded already; once all is recorded, the same file again records nothing. (Before:
+    the second `--record` said "recorded already: nothing recorded", 2 never recorded.)"""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    path = _ack(tmp_path, "split.xml", _element(1, False, "ERREUR_AUTRE"),
+                _element(2, True))
+    first = run_cli("acquit", path, "--db", db_url, "--record", "--run", run,
+                    "--bordereau", "1")
+    assert first.exit_code == ExitCode.REJECTED, first.output
+    assert _recorded(db_url, run) == {1: (False, "7")}
+
+    rest = run_cli("acquit", path, "--db", db_url, "--record")
+    assert rest.exit_code == ExitCode.REJECTED, rest.output
+    lines = rest.stdout.splitlines()
+    assert "nothing recorded" not in rest.stdout
+    assert any(ln.startswith("split.xml (sha256 ") and ": 1 bordereau(x) (recorded in part "
+               "before, on " in ln for ln in lines), rest.stdout
+    assert lines[-2].startswith(
+        f"  recorded already: IdBord 1 exercise 2026 (line 31) of run {run}: rejected on "
+        "2026-11-24 with 1 error(s), from this file (line 31, recorded ")
+    assert lines[-1] == (f"  recorded: IdBord 2 exercise 2026 (line 41) of run {run}: "
+                         "accepted on 2026-11-24")
+    assert _recorded(db_url, run) == {1: (False, "7"), 2: (True, "7")}
+    assert _rows(db_url) == (1, 2)  # the same file's row
+    # the trésorerie accepted IdBord 2: cancelling it is refused now
+    refused = run_cli("runs", "cancel", run, "--bordereau", "2", "--reason", "x", "--db",
+                      db_url)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+
+    again = run_cli("acquit", path, "--db", db_url, "--record")
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    assert again.stdout.splitlines()[-1].startswith("split.xml (sha256 ")
+    assert again.stdout.splitlines()[-1].endswith(": nothing recorded")
+    assert "was recorded already on " in again.stdout
+    assert _rows(db_url) == (1, 2)
+
+
+def test_following_the_advice_for_an_element_set_aside_records_it(db_url, tmp_path):
+    """`--record` records IdBord 2 (DomaineAck 7) and sets IdBord 1 aside (DomaineAck 6
+    for a rôle), saying `record it with --record --run RUN`; doing so records it, IdBord 2
+    said recorded already. (Before: "recorded already: nothing recorded".)"""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    path = _ack(tmp_path, "advice.xml", _element(1, True, domain="6"), _element(2, True))
+    first = run_cli("acquit", path, "--db", db_url, "--record")
+    assert first.exit_code == 0, first.output
+    advice = f"record it with --record --run {run}"
+    assert advice in first.stdout
+    assert _recorded(db_url, run) == {2: (True, "7")}
+
+    followed = run_cli("acquit", path, "--db", db_url, "--record", "--run", run)
+    assert followed.exit_code == 0, followed.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run} (tied by --run: "
+            "DomaineAck 6 (Recette) for a rôle (TypBord 06)): accepted on 2026-11-24"
+            ) in followed.stdout.splitlines()
+    # said as it was recorded: without --run, its domain fitting the rôle
+    assert any(ln.startswith(f"  recorded already: IdBord 2 exercise 2026 (line 37) of run "
+                             f"{run}: accepted on 2026-11-24, from this file (line 37, "
+                             "recorded ") for ln in followed.stdout.splitlines())
+    assert _recorded(db_url, run) == {1: (True, "6"), 2: (True, "7")}
+    assert _rows(db_url) == (1, 2)
+
+
+def test_a_file_recorded_with_run_is_said_recorded_without_run(one_run, tmp_path):
+    """Recorded with --run, the element pesgen does not tie by itself is then said recorded
+    already (its run, IdBord, how it was tied), by the report and by `--record` again,
+    not "not tied … record it with --run" nor "no bordereau of it is one of this store's
+    runs"."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, False, "ERREUR_AUTRE", domain="6"))
+    done = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert done.exit_code == ExitCode.REJECTED, done.output
+
+    report = run_cli("acquit", path, "--db", db_url)
+    assert report.exit_code == ExitCode.REJECTED, report.output
+    lines = report.stdout.splitlines()
+    assert lines[1].startswith(
+        "IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): REJECTED: recorded already "
+        f"from this file as IdBord 1 of run {run_id} (tied by --run): rejected on 2026-11-24 "
+        "with 1 error(s) (line 31, recorded "), report.stdout
+    assert "--run" not in report.stdout.replace("(tied by --run)", "")
+    assert "possibly" not in report.stdout
+    data = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
+    mine = data["elements"][0]["recorded_from_this_file"]
+    assert (mine["run"], mine["bordereau"], mine["accepted"], mine["line"],
+            mine["tied"]) == (run_id, 1, False, 31, "tied by --run")
+
+    again = run_cli("acquit", path, "--db", db_url, "--record")
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    assert "no bordereau of it is one of this store's runs" not in again.stdout
+    assert again.stdout.splitlines()[-1].startswith("six.xml (sha256 ")
+    assert again.stdout.splitlines()[-1].endswith(": nothing recorded")
+    assert "was recorded already on " in again.stdout
+    assert _rows(db_url) == (1, 1)
+
+
+# ------------------------------------------------------------------ another run fits
+
+def test_run_does_not_take_an_element_pesgen_ties_to_another_run(ormc_and_titres, tmp_path):
+    """The ORMC and the titres run both hold IdBord 1; DomaineAck 6 fits the titres run,
+    which pesgen ties by itself: `--run ORMC` does not take it (before: recorded on the
+    ORMC run, forced); without --run it is recorded on the titres run."""
+    db_url, ormc, titres = ormc_and_titres
+    path = _ack(tmp_path, "fits.xml", _element(1, True, domain="6"), nom_fic="other.xml")
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", ormc)
+    assert r.exit_code == 0, r.output
+    said = (f"not tied: run {titres} (TypBord 01) holds IdBord 1 and its DomaineAck 6 fits "
+            "it: record it without --run")
+    assert f"IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): accepted: {said}" \
+           in r.stdout.splitlines()
+    assert f"  not recorded: IdBord 1 exercise 2026 (line 31): {said}" in r.stdout.splitlines()
+    assert r.stdout.splitlines()[-2].endswith(
+        f"nothing recorded: no element of it is tied to run {ormc} (--run)")
+    assert _rows(db_url) == (0, 0)
+    plain = run_cli("acquit", path, "--db", db_url, "--record")
+    assert plain.exit_code == 0, plain.output
+    assert _recorded(db_url, titres) == {1: (True, "6")}
+    assert _recorded(db_url, ormc) == {}
+
+
+# ------------------------------------------------------------------ a cancelled bordereau
+
+def test_an_acceptance_of_a_bordereau_cancelled_on_its_own_is_recorded_and_told(db_url,
+                                                                                tmp_path):
+    """Without --bordereau, --run records the acceptance of a bordereau cancelled on its
+    own, with the warning to tell the trésorerie (only a cancelled --bordereau or run is
+    refused)."""
+    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    assert run_cli("runs", "cancel", run, "--bordereau", "2", "--reason", "sent again",
+                   "--db", db_url).exit_code == 0
+    path = _ack(tmp_path, "late.xml", _element(2, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[2].startswith("IdBord 2 exercise 2026 (DomaineAck 6 Recette, line 31): "
+                               "accepted, but cancelled in pesgen ")
+    assert lines[2].endswith("(sent again): its invoices may be exported again; tell the "
+                             "trésorerie, which took it")
+    assert lines[-1].startswith(f"  recorded: IdBord 2 exercise 2026 (line 31) of run {run} "
+                                "(tied by --run: DomaineAck 6 (Recette) for a rôle (TypBord "
+                                "06)): accepted on 2026-11-24; this bordereau is cancelled in "
+                                "pesgen (")
+    assert _recorded(db_url, run) == {2: (True, "6")}
