@@ -1,0 +1,74 @@
+"""The DGFiP rules and keys at their edges: each test pins a rule where a small change to
+its code (a ``<`` for a ``<=``, a dropped condition, a constant off by one) would go
+unnoticed by the other tests. Found by mutation testing of ``pesgen.keys``,
+``pesgen.checks`` and ``pesgen.rules``; each test is named after the rule it pins."""
+
+from __future__ import annotations
+
+import pytest
+
+from pesgen.checks import checked_national_id, grid_problem
+
+# ------------------------------------------------------------------ pes.cat-nat-grid
+
+# DT v5.19 Annexes, Annexe 3 "Correspondance catégorie de tiers et nature juridique des
+# tiers", transcribed from its table: CatTiers -> the NatJur marked 'x' ("association
+# cat/nat possible"); every other pair is "non prévue".
+ANNEXE_3 = {
+    "01": {"01", "02"},
+    "20": {"07", "08"},
+    "21": {"09"}, "22": {"09"}, "23": {"09"}, "24": {"09"}, "25": {"09"}, "26": {"09"},
+    "27": {"09"},
+    "28": {"08"},
+    "29": {"10"},
+    "74": {"04"},
+    "50": {"03", "06"},
+    "60": {"04"}, "61": {"04"}, "62": {"04"},
+    "63": {"04", "11"},
+    "64": {"04"},
+    "65": {"04", "05"},
+    "70": {"05"}, "71": {"05"},
+    "72": {"04"},
+    "73": {"05"},
+}
+NAT_JUR = [f"{n:02d}" for n in range(1, 12)]  # 01 Particuliers .. 11 CAF
+
+
+@pytest.mark.parametrize("category", sorted(ANNEXE_3))
+def test_cat_nat_grid_is_annexe_3(category):
+    """Every pair of Annexe 3 passes, every pair it leaves out is refused, row by row."""
+    for legal_nature in NAT_JUR:
+        problem = grid_problem(category, legal_nature)
+        if legal_nature in ANNEXE_3[category]:
+            assert problem is None, (category, legal_nature)
+        else:
+            assert problem == (f"CatTiers {category} / NatJur {legal_nature} is outside "
+                               "the grid"), (category, legal_nature)
+
+
+@pytest.mark.parametrize("category", [None, "", "02", "30", "51", "75", "99", "1"])
+def test_cat_nat_grid_refuses_a_cattiers_outside_annexe_3(category):
+    for legal_nature in [*NAT_JUR, None]:
+        assert grid_problem(category, legal_nature) is not None
+
+
+# ------------------------------------------------------------------ pes.siret
+
+
+@pytest.mark.parametrize("value", ["7752216580001A", "\u0667\u0667\u0665\u0662\u0662\u0661"
+                                   "\u0666\u0665\u0668\u0660\u0660\u0660\u0661\u0663",
+                                   "77522165\u00b2"])
+def test_siret_is_14_ascii_digits_else_neither_siret_nor_siren(value):
+    """A payer id of 14 (or 9) characters that are not all ASCII digits (a letter typed
+    in, Arabic-Indic or superscript digits) is neither a SIRET nor a SIREN: it is not
+    called a SIRET whose key is wrong."""
+    compact, kind, problem = checked_national_id(value)
+    assert kind is None
+    assert problem.startswith("payer national id ") and "is neither a SIRET (14 digits, " \
+        "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)" in problem
+
+
+@pytest.mark.parametrize("value, kind", [("77522165800013", "01"), ("775 221 658 00013", "01"),
+                                         ("775221658", "02"), ("775.221.658", "02")])
+def test_siret_and_siren_of_valid_keys_pass(value, kind):
+    assert checked_national_id(value) == (value.replace(" ", "").replace(".", ""), kind, None)
