@@ -5,9 +5,36 @@ unnoticed by the other tests. Found by mutation testing of ``pesgen.keys``,
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
+
 import pytest
 
+from pesgen.build import Builder
 from pesgen.checks import checked_national_id, grid_problem
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.sources import read_invoices
+
+from .conftest import EXAMPLES, MAPPINGS
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+ORMC = find_format("pes-ormc")
+
+
+def _built(tmp_path: Path, edit) -> list:
+    """The first invoice of the example, edited (``edit(invoice)``), built by the
+    mapping's Builder: its problems as (rule, message)."""
+    data = copy.deepcopy(EXAMPLE)
+    edit(data["invoices"][0])
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPING)
+    src = next(iter(read_invoices(path, mapping.input)))
+    return [(p.rule, p.message) for p in Builder(mapping, ORMC).build(src).problems]
+
 
 # ------------------------------------------------------------------ pes.cat-nat-grid
 
@@ -72,3 +99,22 @@ def test_siret_is_14_ascii_digits_else_neither_siret_nor_siren(value):
                                          ("775221658", "02"), ("775.221.658", "02")])
 def test_siret_and_siren_of_valid_keys_pass(value, kind):
     assert checked_national_id(value) == (value.replace(" ", "").replace(".", ""), kind, None)
+
+
+# ------------------------------------------------------------------ pes.num-dette-keys
+
+
+@pytest.mark.parametrize("number, refused", [
+    ("FA-999999999-9999", False),  # NumDette 9999999999999: 13 digits, the most keyed
+    ("FA-1000000000-0000", True),  # 10000000000000: 14 digits
+    ("FA-1000000000-0001", True),
+    ("FA-00-9999999999999", False),  # 15 characters, 13 significant digits
+])
+def test_num_dette_keys_allow_13_significant_digits_and_no_more(tmp_path, number, refused):
+    """Cle1 and Cle2 are known over NumDette on 13 digits: the largest 13-digit NumDette
+    passes, the smallest of 14 is refused (the mapping binds NumDette to the invoice
+    number's digits)."""
+    def renumber(invoice):
+        invoice["number"] = number
+    rules = [rule for rule, _message in _built(tmp_path, renumber)]
+    assert rules == (["pes.num-dette-keys"] if refused else [])
