@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,11 @@ from pesgen.build import Builder
 from pesgen.checks import checked_national_id, grid_problem
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
+from pesgen.rules import check_title
 from pesgen.sources import read_invoices
 
 from .conftest import EXAMPLES, MAPPINGS
+from .test_rules import CTX, TITLE
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
@@ -118,3 +123,59 @@ def test_num_dette_keys_allow_13_significant_digits_and_no_more(tmp_path, number
         invoice["number"] = number
     rules = [rule for rule, _message in _built(tmp_path, renumber)]
     assert rules == (["pes.num-dette-keys"] if refused else [])
+
+
+# ------------------------------------------------------------------ title rules at their edges
+
+
+def _rules_of(title) -> list[tuple[str, str]]:
+    return [(p.rule, p.message) for p in check_title(title, CTX)]
+
+
+def test_title_of_the_edges_is_valid():
+    assert _rules_of(TITLE) == []
+
+
+def test_amounts_allow_the_largest_base_montant():
+    """Base_Montant is 14 digits with 2 decimals: 999 999 999 999.99 is a valid total, one
+    cent more is not."""
+    most = Decimal("999999999999.99")
+    largest = replace(TITLE, lines=(replace(TITLE.lines[0], amount=most),), total=most)
+    assert _rules_of(largest) == []
+    over = replace(TITLE, lines=(replace(TITLE.lines[0], amount=most),
+                                 replace(TITLE.lines[1], amount=Decimal("0.01"))),
+                   total=most + Decimal("0.01"))
+    assert _rules_of(over) == [("pes.amounts", "total 1000000000000.00 exceeds 14 digits")]
+
+
+def test_amounts_allow_one_cent():
+    cent = replace(TITLE, lines=(replace(TITLE.lines[0], amount=Decimal("0.01")),),
+                   total=Decimal("0.01"))
+    assert _rules_of(cent) == []
+
+
+@pytest.mark.parametrize("debt", ["1", "9" * 13, "9" * 15, "0" * 14 + "1"])
+def test_num_dette_is_1_to_15_digits(debt):
+    """NumDette is a Base_Num15: 1 to 15 digits, > 0 (the keys' 13 are pes.num-dette-keys,
+    checked at mapping time)."""
+    assert _rules_of(replace(TITLE, debt_number=debt)) == []
+
+
+@pytest.mark.parametrize("period", [None, "0", "1", "9"])
+def test_num_dette_period_is_one_digit_or_none(period):
+    assert _rules_of(replace(TITLE, period=period)) == []
+
+
+@pytest.mark.parametrize("sequence", ["01", "02", "03", "04"])
+def test_sepa_mandate_sequence_01_to_04(sequence):
+    """SequencePres: 01 OOFF, 02 FRST, 03 RCUR, 04 FNAL (DT, TSequencePres): each passes."""
+    assert _rules_of(replace(TITLE, mandate=replace(TITLE.mandate, sequence=sequence))) == []
+
+
+def test_sepa_mandate_signed_on_the_debit_date():
+    """A mandate signed on the debit date is not signed after it: it passes."""
+    on_the_day = replace(TITLE.mandate, signed_on=TITLE.mandate.debit_date)
+    assert _rules_of(replace(TITLE, mandate=on_the_day)) == []
+    day_after = replace(TITLE.mandate, signed_on=date(2026, 12, 6))
+    assert [rule for rule, _m in _rules_of(replace(TITLE, mandate=day_after))] == \
+        ["sepa.mandate"]

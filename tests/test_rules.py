@@ -129,6 +129,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
         ("ref-31", _debtor(ref="R" * 31), "debtor.ref is 31"),
         ("street-39", _address(street="S" * 39), "address.street is 39"),
         ("city-39", _address(city="V" * 39), "address.city is 39"),
+        ("locality-39", _address(locality="L" * 39), "address.locality is 39 characters, the "
+                                                     "limit is 38"),
         ("city-outside-latin1", _address(city="CŒUR"), "address.city has characters outside "
                                                         "ISO-8859-1"),
         ("object-161", lambda t: replace(t, object="O" * 161), "title.object is 161"),
