@@ -16,10 +16,12 @@ import pytest
 
 from pesgen.build import Builder
 from pesgen.checks import checked_national_id, grid_problem
+from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
 from pesgen.rules import check_title
 from pesgen.sources import read_invoices
+from pesgen.validate import validate_pes_file
 
 from .conftest import EXAMPLES, MAPPINGS
 from .test_rules import CTX, TITLE
@@ -123,6 +125,21 @@ def test_num_dette_keys_allow_13_significant_digits_and_no_more(tmp_path, number
         invoice["number"] = number
     rules = [rule for rule, _message in _built(tmp_path, renumber)]
     assert rules == (["pes.num-dette-keys"] if refused else [])
+
+
+
+
+def test_num_dette_keys_a_file_of_the_largest_13_digit_num_dette_is_valid(tmp_path):
+    """The file check (pes.num-dette-keys in validate) lets the largest 13-digit NumDette
+    through too: exported, its Cle2 computed over it, the file is valid."""
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["number"] = "FA-999999999-9999"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(MAPPING, path, tmp_path / "out", date(2026, 11, 23))
+    xml = result.files[0].path
+    assert '<NumDette V="9999999999999"/>' in xml.read_text(encoding="iso-8859-1")
+    assert validate_pes_file(xml, ORMC.files[0].xsd) == []
 
 
 # ------------------------------------------------------------------ title rules at their edges

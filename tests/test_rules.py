@@ -387,6 +387,9 @@ TAMPERS = [
     ("mt-prel", lambda r: _set(r, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
                                   "InfoPrelevementSEPA/MtPrel", "62.26"),
      "pes.mt-prel", "MtPrel differs from MtHT on line 1 of piece 1"),
+    ("mt-prel-second-line", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
+                                                           "MtPrel"), "142.60"),
+     "pes.mt-prel", "MtPrel differs from MtHT on line 2 of piece 1"),
     ("sepa-rum-differs", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
                                                         "RefUniMdt"), "CRCVSL000043"),
      "pes.sepa-same", "piece 1: SEPA data differ between lines"),
