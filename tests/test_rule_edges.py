@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from pesgen.build import Builder
 from pesgen.checks import checked_national_id, grid_problem
@@ -23,8 +24,8 @@ from pesgen.rules import check_title
 from pesgen.sources import read_invoices
 from pesgen.validate import validate_pes_file
 
-from .conftest import EXAMPLES, MAPPINGS
-from .test_rules import CTX, TITLE
+from .conftest import EXAMPLES, GOLDEN_ORMC, MAPPINGS
+from .test_rules import CTX, LAX_XSD, TITLE
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
@@ -196,3 +197,32 @@ def test_sepa_mandate_signed_on_the_debit_date():
     day_after = replace(TITLE.mandate, signed_on=date(2026, 12, 6))
     assert [rule for rule, _m in _rules_of(replace(TITLE, mandate=day_after))] == \
         ["sepa.mandate"]
+
+
+# ------------------------------------------------------------------ pes.edition
+
+
+def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
+    """The example's ORMC file with an Edition in its first piece, checked by the file
+    rules alone (a schema accepting anything: the XSD is not what is tested)."""
+    lax = tmp_path / "lax.xsd"
+    lax.write_text(LAX_XSD)
+    doc = etree.parse(str(GOLDEN_ORMC))
+    doc.getroot().xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition",
+                                                                               V=code))
+    path = tmp_path / "edition.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    return [(p.rule, p.message) for p in validate_pes_file(path, lax)]
+
+
+@pytest.mark.parametrize("code, problems", [
+    ("03", []),
+    ("06", []),
+    ("01", [("pes.edition", "Edition 01: not allowed on an ORMC title (TypPce 15 takes 03 "
+                            "or 06)")]),
+    ("05", [("pes.edition", "Edition 05: not allowed on an ORMC title (TypPce 15 takes 03 "
+                            "or 06)")]),
+])
+def test_edition_of_an_ormc_title_is_03_or_06(tmp_path, code, problems):
+    """DT BlocPiece/Edition: an ORMC title (TypPce 15) takes Edition 03 or 06 only."""
+    assert _with_edition(tmp_path, code) == problems
