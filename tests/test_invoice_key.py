@@ -166,3 +166,15 @@ def test_a_look_alike_is_said_with_the_characters_that_differ():
     # differing by case or surrounding spaces only: said as before, elsewhere
     assert written_otherwise(" fa-2026-00101", "FA-2026-00101") is None
     assert written_otherwise("FA-2026-00101", "FA-2026-00101") is None
+
+
+def test_a_look_alike_names_three_characters_in_full_and_one_without_a_name_by_its_code():
+    """Three characters that differ are all named, with no 'and 0 more'; a character
+    Unicode gives no name (a private-use one) is named by its code point alone."""
+    assert written_otherwise("ＦＡ\u20102026-00101", "FA-2026-00101") == (
+        "ＦＡ\u20102026-00101 is FA-2026-00101 written with other characters "
+        "(U+FF26 FULLWIDTH LATIN CAPITAL LETTER F, U+FF21 FULLWIDTH LATIN CAPITAL LETTER A, "
+        "U+2010 HYPHEN)")
+    assert written_otherwise("FA\u00ad-2026-00101\ue000", "FA-2026-00101\ue000") == (
+        "FA<U+00AD>-2026-00101<U+E000> is FA-2026-00101<U+E000> written with other "
+        "characters (U+00AD SOFT HYPHEN, U+E000)")

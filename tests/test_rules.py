@@ -129,6 +129,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
         ("ref-31", _debtor(ref="R" * 31), "debtor.ref is 31"),
         ("street-39", _address(street="S" * 39), "address.street is 39"),
         ("city-39", _address(city="V" * 39), "address.city is 39"),
+        ("locality-39", _address(locality="L" * 39), "address.locality is 39 characters, the "
+                                                     "limit is 38"),
         ("city-outside-latin1", _address(city="CŒUR"), "address.city has characters outside "
                                                         "ISO-8859-1"),
         ("object-161", lambda t: replace(t, object="O" * 161), "title.object is 161"),
@@ -385,6 +387,9 @@ TAMPERS = [
     ("mt-prel", lambda r: _set(r, "(//Piece)[1]/LigneDePiece[1]/BlocLignePiece/"
                                   "InfoPrelevementSEPA/MtPrel", "62.26"),
      "pes.mt-prel", "MtPrel differs from MtHT on line 1 of piece 1"),
+    ("mt-prel-second-line", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
+                                                           "MtPrel"), "142.60"),
+     "pes.mt-prel", "MtPrel differs from MtHT on line 2 of piece 1"),
     ("sepa-rum-differs", lambda r: _set(r, _second_line("BlocLignePiece/InfoPrelevementSEPA/"
                                                         "RefUniMdt"), "CRCVSL000043"),
      "pes.sepa-same", "piece 1: SEPA data differ between lines"),

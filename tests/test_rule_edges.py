@@ -1,0 +1,228 @@
+"""The DGFiP rules and keys at their edges: each test pins a rule where a small change to
+its code (a ``<`` for a ``<=``, a dropped condition, a constant off by one) would go
+unnoticed by the other tests. Found by mutation testing of ``pesgen.keys``,
+``pesgen.checks`` and ``pesgen.rules``; each test is named after the rule it pins."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pesgen.build import Builder
+from pesgen.checks import checked_national_id, grid_problem
+from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.rules import check_title
+from pesgen.sources import read_invoices
+from pesgen.validate import validate_pes_file
+
+from .conftest import EXAMPLES, GOLDEN_ORMC, MAPPINGS
+from .test_rules import CTX, LAX_XSD, TITLE
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+ORMC = find_format("pes-ormc")
+
+
+def _built(tmp_path: Path, edit) -> list:
+    """The first invoice of the example, edited (``edit(invoice)``), built by the
+    mapping's Builder: its problems as (rule, message)."""
+    data = copy.deepcopy(EXAMPLE)
+    edit(data["invoices"][0])
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPING)
+    src = next(iter(read_invoices(path, mapping.input)))
+    return [(p.rule, p.message) for p in Builder(mapping, ORMC).build(src).problems]
+
+
+# ------------------------------------------------------------------ pes.cat-nat-grid
+
+# DT v5.19 Annexes, Annexe 3 "Correspondance catégorie de tiers et nature juridique des
+# tiers", transcribed from its table: CatTiers -> the NatJur marked 'x' ("association
+# cat/nat possible"); every other pair is "non prévue".
+ANNEXE_3 = {
+    "01": {"01", "02"},
+    "20": {"07", "08"},
+    "21": {"09"}, "22": {"09"}, "23": {"09"}, "24": {"09"}, "25": {"09"}, "26": {"09"},
+    "27": {"09"},
+    "28": {"08"},
+    "29": {"10"},
+    "74": {"04"},
+    "50": {"03", "06"},
+    "60": {"04"}, "61": {"04"}, "62": {"04"},
+    "63": {"04", "11"},
+    "64": {"04"},
+    "65": {"04", "05"},
+    "70": {"05"}, "71": {"05"},
+    "72": {"04"},
+    "73": {"05"},
+}
+NAT_JUR = [f"{n:02d}" for n in range(1, 12)]  # 01 Particuliers .. 11 CAF
+
+
+@pytest.mark.parametrize("category", sorted(ANNEXE_3))
+def test_cat_nat_grid_is_annexe_3(category):
+    """Every pair of Annexe 3 passes, every pair it leaves out is refused, row by row."""
+    for legal_nature in NAT_JUR:
+        problem = grid_problem(category, legal_nature)
+        if legal_nature in ANNEXE_3[category]:
+            assert problem is None, (category, legal_nature)
+        else:
+            assert problem == (f"CatTiers {category} / NatJur {legal_nature} is outside "
+                               "the grid"), (category, legal_nature)
+
+
+@pytest.mark.parametrize("category", [None, "", "02", "30", "51", "75", "99", "1"])
+def test_cat_nat_grid_refuses_a_cattiers_outside_annexe_3(category):
+    for legal_nature in [*NAT_JUR, None]:
+        assert grid_problem(category, legal_nature) is not None
+
+
+# ------------------------------------------------------------------ pes.siret
+
+
+@pytest.mark.parametrize("value", ["7752216580001A", "\u0667\u0667\u0665\u0662\u0662\u0661"
+                                   "\u0666\u0665\u0668\u0660\u0660\u0660\u0661\u0663",
+                                   "77522165\u00b2"])
+def test_siret_is_14_ascii_digits_else_neither_siret_nor_siren(value):
+    """A payer id of 14 (or 9) characters that are not all ASCII digits (a letter typed
+    in, Arabic-Indic or superscript digits) is neither a SIRET nor a SIREN: it is not
+    called a SIRET whose key is wrong."""
+    compact, kind, problem = checked_national_id(value)
+    assert kind is None
+    assert problem.startswith("payer national id ") and "is neither a SIRET (14 digits, " \
+        "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)" in problem
+
+
+@pytest.mark.parametrize("value, kind", [("77522165800013", "01"), ("775 221 658 00013", "01"),
+                                         ("775221658", "02"), ("775.221.658", "02")])
+def test_siret_and_siren_of_valid_keys_pass(value, kind):
+    assert checked_national_id(value) == (value.replace(" ", "").replace(".", ""), kind, None)
+
+
+# ------------------------------------------------------------------ pes.num-dette-keys
+
+
+@pytest.mark.parametrize("number, refused", [
+    ("FA-999999999-9999", False),  # NumDette 9999999999999: 13 digits, the most keyed
+    ("FA-1000000000-0000", True),  # 10000000000000: 14 digits
+    ("FA-1000000000-0001", True),
+    ("FA-00-9999999999999", False),  # 15 characters, 13 significant digits
+])
+def test_num_dette_keys_allow_13_significant_digits_and_no_more(tmp_path, number, refused):
+    """Cle1 and Cle2 are known over NumDette on 13 digits: the largest 13-digit NumDette
+    passes, the smallest of 14 is refused (the mapping binds NumDette to the invoice
+    number's digits)."""
+    def renumber(invoice):
+        invoice["number"] = number
+    rules = [rule for rule, _message in _built(tmp_path, renumber)]
+    assert rules == (["pes.num-dette-keys"] if refused else [])
+
+
+
+
+def test_num_dette_keys_a_file_of_the_largest_13_digit_num_dette_is_valid(tmp_path):
+    """The file check (pes.num-dette-keys in validate) lets the largest 13-digit NumDette
+    through too: exported, its Cle2 computed over it, the file is valid."""
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["number"] = "FA-999999999-9999"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(MAPPING, path, tmp_path / "out", date(2026, 11, 23))
+    xml = result.files[0].path
+    assert '<NumDette V="9999999999999"/>' in xml.read_text(encoding="iso-8859-1")
+    assert validate_pes_file(xml, ORMC.files[0].xsd) == []
+
+
+# ------------------------------------------------------------------ title rules at their edges
+
+
+def _rules_of(title) -> list[tuple[str, str]]:
+    return [(p.rule, p.message) for p in check_title(title, CTX)]
+
+
+def test_title_of_the_edges_is_valid():
+    assert _rules_of(TITLE) == []
+
+
+def test_amounts_allow_the_largest_base_montant():
+    """Base_Montant is 14 digits with 2 decimals: 999 999 999 999.99 is a valid total, one
+    cent more is not."""
+    most = Decimal("999999999999.99")
+    largest = replace(TITLE, lines=(replace(TITLE.lines[0], amount=most),), total=most)
+    assert _rules_of(largest) == []
+    over = replace(TITLE, lines=(replace(TITLE.lines[0], amount=most),
+                                 replace(TITLE.lines[1], amount=Decimal("0.01"))),
+                   total=most + Decimal("0.01"))
+    assert _rules_of(over) == [("pes.amounts", "total 1000000000000.00 exceeds 14 digits")]
+
+
+def test_amounts_allow_one_cent():
+    cent = replace(TITLE, lines=(replace(TITLE.lines[0], amount=Decimal("0.01")),),
+                   total=Decimal("0.01"))
+    assert _rules_of(cent) == []
+
+
+@pytest.mark.parametrize("debt", ["1", "9" * 13, "9" * 15, "0" * 14 + "1"])
+def test_num_dette_is_1_to_15_digits(debt):
+    """NumDette is a Base_Num15: 1 to 15 digits, > 0 (the keys' 13 are pes.num-dette-keys,
+    checked at mapping time)."""
+    assert _rules_of(replace(TITLE, debt_number=debt)) == []
+
+
+@pytest.mark.parametrize("period", [None, "0", "1", "9"])
+def test_num_dette_period_is_one_digit_or_none(period):
+    assert _rules_of(replace(TITLE, period=period)) == []
+
+
+@pytest.mark.parametrize("sequence", ["01", "02", "03", "04"])
+def test_sepa_mandate_sequence_01_to_04(sequence):
+    """SequencePres: 01 OOFF, 02 FRST, 03 RCUR, 04 FNAL (DT, TSequencePres): each passes."""
+    assert _rules_of(replace(TITLE, mandate=replace(TITLE.mandate, sequence=sequence))) == []
+
+
+def test_sepa_mandate_signed_on_the_debit_date():
+    """A mandate signed on the debit date is not signed after it: it passes."""
+    on_the_day = replace(TITLE.mandate, signed_on=TITLE.mandate.debit_date)
+    assert _rules_of(replace(TITLE, mandate=on_the_day)) == []
+    day_after = replace(TITLE.mandate, signed_on=date(2026, 12, 6))
+    assert [rule for rule, _m in _rules_of(replace(TITLE, mandate=day_after))] == \
+        ["sepa.mandate"]
+
+
+# ------------------------------------------------------------------ pes.edition
+
+
+def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
+    """The example's ORMC file with an Edition in its first piece, checked by the file
+    rules alone (a schema accepting anything: the XSD is not what is tested)."""
+    lax = tmp_path / "lax.xsd"
+    lax.write_text(LAX_XSD)
+    doc = etree.parse(str(GOLDEN_ORMC))
+    doc.getroot().xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition",
+                                                                               V=code))
+    path = tmp_path / "edition.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    return [(p.rule, p.message) for p in validate_pes_file(path, lax)]
+
+
+@pytest.mark.parametrize("code, problems", [
+    ("03", []),
+    ("06", []),
+    ("01", [("pes.edition", "Edition 01: not allowed on an ORMC title (TypPce 15 takes 03 "
+                            "or 06)")]),
+    ("05", [("pes.edition", "Edition 05: not allowed on an ORMC title (TypPce 15 takes 03 "
+                            "or 06)")]),
+])
+def test_edition_of_an_ormc_title_is_03_or_06(tmp_path, code, problems):
+    """DT BlocPiece/Edition: an ORMC title (TypPce 15) takes Edition 03 or 06 only."""
+    assert _with_edition(tmp_path, code) == problems
