@@ -202,14 +202,22 @@ def test_sepa_mandate_signed_on_the_debit_date():
 # ------------------------------------------------------------------ pes.edition
 
 
-def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
-    """The example's ORMC file with an Edition in its first piece, checked by the file
-    rules alone (a schema accepting anything: the XSD is not what is tested)."""
+def _with_edition(tmp_path: Path, code: str, typ_pce: str | None = None,
+                  nat_pce: str | None = None) -> list[tuple[str, str]]:
+    """The example's ORMC file with an Edition in its first piece (and, given a TypPce,
+    made a bordereau of titres ordinaires, TypBord 01, of that TypPce and NatPce),
+    checked by the file rules alone (a schema accepting anything: the XSD is not what
+    is tested)."""
     lax = tmp_path / "lax.xsd"
     lax.write_text(LAX_XSD)
     doc = etree.parse(str(GOLDEN_ORMC))
-    doc.getroot().xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition",
-                                                                               V=code))
+    root = doc.getroot()
+    if typ_pce is not None:
+        root.xpath("//BlocBordereau/TypBord")[0].set("V", "01")
+        for tag, value in (("TypPce", typ_pce), ("NatPce", nat_pce)):
+            for el in root.xpath(f"//BlocPiece/{tag}"):
+                el.set("V", value)
+    root.xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition", V=code))
     path = tmp_path / "edition.xml"
     doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
     return [(p.rule, p.message) for p in validate_pes_file(path, lax)]
@@ -226,3 +234,24 @@ def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
 def test_edition_of_an_ormc_title_is_03_or_06(tmp_path, code, problems):
     """DT BlocPiece/Edition: an ORMC title (TypPce 15) takes Edition 03 or 06 only."""
     assert _with_edition(tmp_path, code) == problems
+
+
+@pytest.mark.parametrize("code, typ_pce, nat_pce, problem", [
+    ("01", "01", "01", None),
+    ("01", "01", "18", None),
+    ("01", "01", "05", "Edition 01: not allowed on TypPce 01 / NatPce 05"),
+    ("01", "10", "01", None),
+    ("01", "10", "02", None),
+    ("01", "10", "03", "Edition 01: not allowed on TypPce 10 / NatPce 03"),
+    ("05", "01", "01", None),
+    ("05", "01", "02", "Edition 05: allowed only on TypPce 01 / NatPce 01"),
+    ("05", "10", "01", "Edition 05: allowed only on TypPce 01 / NatPce 01"),
+    ("06", "01", "01", "Edition 06: allowed only on ORMC titles (TypPce 15), not on TypPce 01"),
+])
+def test_edition_of_a_titre_follows_its_typpce_and_natpce(tmp_path, code, typ_pce, nat_pce,
+                                                          problem):
+    """DT BlocPiece/Edition and Annexe 2: Edition 01 on a titre (TypPce 01) of NatPce 01,
+    02, 03, 04, 11 or 18, or on TypPce 10 of NatPce 01 or 02; 05 on TypPce 01 / NatPce 01
+    only; 03 and 06 on ORMC titles only."""
+    assert _with_edition(tmp_path, code, typ_pce, nat_pce) == \
+        ([("pes.edition", problem)] if problem else [])
