@@ -255,3 +255,16 @@ def test_edition_of_a_titre_follows_its_typpce_and_natpce(tmp_path, code, typ_pc
     only; 03 and 06 on ORMC titles only."""
     assert _with_edition(tmp_path, code, typ_pce, nat_pce) == \
         ([("pes.edition", problem)] if problem else [])
+
+
+# ------------------------------------------------------------------ pes.max-pieces
+
+
+def test_max_pieces_allows_a_bordereau_of_exactly_the_most(monkeypatch):
+    """At most MAX_PIECES pieces a bordereau: the example's bordereau of 11 pieces passes
+    when 11 is the most, and is refused when the most is 10."""
+    monkeypatch.setattr("pesgen.validate.MAX_PIECES", 11)
+    assert validate_pes_file(GOLDEN_ORMC, ORMC.files[0].xsd) == []
+    monkeypatch.setattr("pesgen.validate.MAX_PIECES", 10)
+    assert [p.rule for p in validate_pes_file(GOLDEN_ORMC, ORMC.files[0].xsd)] == \
+        ["pes.max-pieces"]
