@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from pesgen.build import Builder
-from pesgen.checks import checked_national_id, grid_problem
+from pesgen.checks import checked_national_id, grid_problem, id_tiers_problems
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
@@ -107,6 +107,14 @@ def test_siret_is_14_ascii_digits_else_neither_siret_nor_siren(value):
                                          ("775221658", "02"), ("775.221.658", "02")])
 def test_siret_and_siren_of_valid_keys_pass(value, kind):
     assert checked_national_id(value) == (value.replace(" ", "").replace(".", ""), kind, None)
+
+
+@pytest.mark.parametrize("national_id, kind", [(None, "01"), (None, "02"), ("", "01"),
+                                               ("77522165800013", None)])
+def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
+    """pes.id-tiers: an IdTiers without its NatIdTiers, or the other way round, is the one
+    problem 'go together', no key is checked on a missing IdTiers."""
+    assert list(id_tiers_problems(national_id, kind)) == ["IdTiers and NatIdTiers go together"]
 
 
 # ------------------------------------------------------------------ pes.num-dette-keys
@@ -268,3 +276,15 @@ def test_max_pieces_allows_a_bordereau_of_exactly_the_most(monkeypatch):
     monkeypatch.setattr("pesgen.validate.MAX_PIECES", 10)
     assert [p.rule for p in validate_pes_file(GOLDEN_ORMC, ORMC.files[0].xsd)] == \
         ["pes.max-pieces"]
+
+
+def test_bordereau_problems_name_the_line_of_their_bordereau(tmp_path):
+    """pes.nbr-pce and pes.mt-bord-ht are the bordereau's: their record is the file and
+    the line of its <Bordereau> (line 17 of the example's file)."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    doc.getroot().xpath("//BlocBordereau/NbrPce")[0].set("V", "10")
+    doc.getroot().xpath("//BlocBordereau/MtBordHt")[0].set("V", "1.00")
+    path = tmp_path / "bordereau.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    assert [(p.rule, p.record) for p in validate_pes_file(path, ORMC.files[0].xsd)] == [
+        ("pes.nbr-pce", "bordereau.xml:17"), ("pes.mt-bord-ht", "bordereau.xml:17")]
