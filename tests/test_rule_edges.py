@@ -1,7 +1,8 @@
 """The DGFiP rules and keys at their edges: each test pins a rule where a small change to
 its code (a ``<`` for a ``<=``, a dropped condition, a constant off by one) would go
 unnoticed by the other tests. Found by mutation testing of ``pesgen.keys``,
-``pesgen.checks`` and ``pesgen.rules``; each test is named after the rule it pins."""
+``pesgen.checks``, ``pesgen.rules`` and the file checks of ``pesgen.validate``; each test
+is named after the rule it pins."""
 
 from __future__ import annotations
 
