@@ -59,6 +59,25 @@ def test_numbers_a_reader_tells_apart_keep_their_own_keys(a, b):
     assert invoice_key(a) != invoice_key(b)
 
 
+# dashes, hyphens and minus signs with no transliteration (NFKC leaves them too): the key
+# folds them into '-' itself
+UNTRANSLITERATED_DASHES = {
+    "armenian hyphen": "\u058a", "hebrew maqaf": "\u05be",
+    "canadian syllabics hyphen": "\u1400", "mongolian todo soft hyphen": "\u1806",
+    "figure dash": "\u2012", "horizontal bar": "\u2015", "two-em dash": "\u2e3a",
+    "three-em dash": "\u2e3b", "yezidi hyphenation mark": "\U00010ead",
+    "modifier letter minus sign": "\u02d7", "heavy minus sign": "\u2796",
+    "hyphen bullet": "\u2043",
+}
+
+
+@pytest.mark.parametrize("dash", UNTRANSLITERATED_DASHES.values(), ids=UNTRANSLITERATED_DASHES)
+def test_every_dash_a_reader_takes_for_a_hyphen_keys_as_a_hyphen(dash):
+    """A dash no output transliterates (a figure dash, a horizontal bar, an Armenian
+    hyphen...) still reads as '-': FA-2026-00101 written with it is the same invoice."""
+    assert invoice_key(f"FA{dash}2026{dash}00101") == "fa-2026-00101"
+
+
 @pytest.mark.parametrize("a, b", [
     ("FA\u20191", "FA'1"),  # right single quotation mark: ' in ISO-8859-1
     ("FA\u01521", "FAOE1"),  # OE ligature

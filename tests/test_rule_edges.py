@@ -1,7 +1,8 @@
 """The DGFiP rules and keys at their edges: each test pins a rule where a small change to
 its code (a ``<`` for a ``<=``, a dropped condition, a constant off by one) would go
 unnoticed by the other tests. Found by mutation testing of ``pesgen.keys``,
-``pesgen.checks`` and ``pesgen.rules``; each test is named after the rule it pins."""
+``pesgen.checks``, ``pesgen.rules`` and the file checks of ``pesgen.validate``; each test
+is named after the rule it pins."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from lxml import etree
 
 from pesgen.build import Builder
-from pesgen.checks import checked_national_id, grid_problem
+from pesgen.checks import checked_national_id, grid_problem, id_tiers_problems
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
@@ -107,6 +108,14 @@ def test_siret_is_14_ascii_digits_else_neither_siret_nor_siren(value):
                                          ("775221658", "02"), ("775.221.658", "02")])
 def test_siret_and_siren_of_valid_keys_pass(value, kind):
     assert checked_national_id(value) == (value.replace(" ", "").replace(".", ""), kind, None)
+
+
+@pytest.mark.parametrize("national_id, kind", [(None, "01"), (None, "02"), ("", "01"),
+                                               ("77522165800013", None)])
+def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
+    """pes.id-tiers: an IdTiers without its NatIdTiers, or the other way round, is the one
+    problem 'go together', no key is checked on a missing IdTiers."""
+    assert list(id_tiers_problems(national_id, kind)) == ["IdTiers and NatIdTiers go together"]
 
 
 # ------------------------------------------------------------------ pes.num-dette-keys
@@ -202,14 +211,22 @@ def test_sepa_mandate_signed_on_the_debit_date():
 # ------------------------------------------------------------------ pes.edition
 
 
-def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
-    """The example's ORMC file with an Edition in its first piece, checked by the file
-    rules alone (a schema accepting anything: the XSD is not what is tested)."""
+def _with_edition(tmp_path: Path, code: str, typ_pce: str | None = None,
+                  nat_pce: str | None = None) -> list[tuple[str, str]]:
+    """The example's ORMC file with an Edition in its first piece (and, given a TypPce,
+    made a bordereau of titres ordinaires, TypBord 01, of that TypPce and NatPce),
+    checked by the file rules alone (a schema accepting anything: the XSD is not what
+    is tested)."""
     lax = tmp_path / "lax.xsd"
     lax.write_text(LAX_XSD)
     doc = etree.parse(str(GOLDEN_ORMC))
-    doc.getroot().xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition",
-                                                                               V=code))
+    root = doc.getroot()
+    if typ_pce is not None:
+        root.xpath("//BlocBordereau/TypBord")[0].set("V", "01")
+        for tag, value in (("TypPce", typ_pce), ("NatPce", nat_pce)):
+            for el in root.xpath(f"//BlocPiece/{tag}"):
+                el.set("V", value)
+    root.xpath("(//Piece)[1]/BlocPiece/Cle2")[0].addnext(etree.Element("Edition", V=code))
     path = tmp_path / "edition.xml"
     doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
     return [(p.rule, p.message) for p in validate_pes_file(path, lax)]
@@ -226,3 +243,49 @@ def _with_edition(tmp_path: Path, code: str) -> list[tuple[str, str]]:
 def test_edition_of_an_ormc_title_is_03_or_06(tmp_path, code, problems):
     """DT BlocPiece/Edition: an ORMC title (TypPce 15) takes Edition 03 or 06 only."""
     assert _with_edition(tmp_path, code) == problems
+
+
+@pytest.mark.parametrize("code, typ_pce, nat_pce, problem", [
+    ("01", "01", "01", None),
+    ("01", "01", "18", None),
+    ("01", "01", "05", "Edition 01: not allowed on TypPce 01 / NatPce 05"),
+    ("01", "10", "01", None),
+    ("01", "10", "02", None),
+    ("01", "10", "03", "Edition 01: not allowed on TypPce 10 / NatPce 03"),
+    ("05", "01", "01", None),
+    ("05", "01", "02", "Edition 05: allowed only on TypPce 01 / NatPce 01"),
+    ("05", "10", "01", "Edition 05: allowed only on TypPce 01 / NatPce 01"),
+    ("06", "01", "01", "Edition 06: allowed only on ORMC titles (TypPce 15), not on TypPce 01"),
+])
+def test_edition_of_a_titre_follows_its_typpce_and_natpce(tmp_path, code, typ_pce, nat_pce,
+                                                          problem):
+    """DT BlocPiece/Edition and Annexe 2: Edition 01 on a titre (TypPce 01) of NatPce 01,
+    02, 03, 04, 11 or 18, or on TypPce 10 of NatPce 01 or 02; 05 on TypPce 01 / NatPce 01
+    only; 03 and 06 on ORMC titles only."""
+    assert _with_edition(tmp_path, code, typ_pce, nat_pce) == \
+        ([("pes.edition", problem)] if problem else [])
+
+
+# ------------------------------------------------------------------ pes.max-pieces
+
+
+def test_max_pieces_allows_a_bordereau_of_exactly_the_most(monkeypatch):
+    """At most MAX_PIECES pieces a bordereau: the example's bordereau of 11 pieces passes
+    when 11 is the most, and is refused when the most is 10."""
+    monkeypatch.setattr("pesgen.validate.MAX_PIECES", 11)
+    assert validate_pes_file(GOLDEN_ORMC, ORMC.files[0].xsd) == []
+    monkeypatch.setattr("pesgen.validate.MAX_PIECES", 10)
+    assert [p.rule for p in validate_pes_file(GOLDEN_ORMC, ORMC.files[0].xsd)] == \
+        ["pes.max-pieces"]
+
+
+def test_bordereau_problems_name_the_line_of_their_bordereau(tmp_path):
+    """pes.nbr-pce and pes.mt-bord-ht are the bordereau's: their record is the file and
+    the line of its <Bordereau> (line 17 of the example's file)."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    doc.getroot().xpath("//BlocBordereau/NbrPce")[0].set("V", "10")
+    doc.getroot().xpath("//BlocBordereau/MtBordHt")[0].set("V", "1.00")
+    path = tmp_path / "bordereau.xml"
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    assert [(p.rule, p.record) for p in validate_pes_file(path, ORMC.files[0].xsd)] == [
+        ("pes.nbr-pce", "bordereau.xml:17"), ("pes.mt-bord-ht", "bordereau.xml:17")]
