@@ -663,11 +663,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     elif e.exercise != named.exercise:
         why = (f"exercise {e.exercise}, run {named.run_id} (--run) is of exercise "
                f"{named.exercise}: not tied")
-    if why is not None:
-        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
-                                                           for p in e.pieces), untied=why)
-    r = named.recorded(e.bordereau or 0)
-    if why is None and not domain_fits(e.domain, r.typ_bord):
+    r = None if why is not None else named.recorded(e.bordereau or 0)
+    if r is not None and not domain_fits(e.domain, r.typ_bord):
         # what pesgen ties by itself to another run is not taken from it: another run
         # holding that number whose TypBord the domain fits (and the NomFic does not
         # contradict) is the one it answers, without --run
@@ -683,14 +680,11 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
             why = (f"not tied: {held} hold{'s' if len(fits) == 1 else ''} IdBord "
                    f"{e.bordereau} and its DomaineAck {e.domain} fits "
                    f"{'it: record it without --run' if len(fits) == 1 else 'them'}")
-    if why is not None:
+    aside = None if why is not None else _set_aside(acquit, e, r, by_run=True)
+    if why is not None or aside is not None:  # a NomFic contradicting its file: never forced
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
-                                                           for p in e.pieces), untied=why)
-    aside = _set_aside(acquit, e, r, by_run=True)
-    if aside is not None:  # the NomFic contradicts its file: never forced
-        return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
-                                                           for p in e.pieces),
-                             set_aside=(aside,))
+                                                           for p in e.pieces), untied=why,
+                             set_aside=() if aside is None else (aside,))
     note = ("" if domain_fits(e.domain, r.typ_bord) else
             f"DomaineAck {e.domain} ({e.domain_label}) for {_kind_of_bordereau(r.typ_bord)}")
     invoices = store.piece_invoices(r.run_id, e.bordereau) if e.pieces else {}
