@@ -29,6 +29,7 @@ from lxml import etree
 from .errors import InputDataError, Problem, StateError, UsageError
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
+    _HEAD_BYTES,
     _iterparse,
     _parser,
     load_xsd,
@@ -157,9 +158,13 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     # read once: everything below comes from these bytes, so the sha256 recorded is that
-    # of what was parsed, even if the file is replaced meanwhile
-    data = path.read_bytes()
-    start = not_xml_bytes(data)
+    # of what was parsed, even if the file is replaced meanwhile; its head first, so that
+    # another file given by mistake (an archive, a large export) is refused unread
+    with path.open("rb") as handle:
+        data = handle.read(_HEAD_BYTES)
+        start = not_xml_bytes(data)
+        if start is None:
+            data += handle.read()
     if start is not None:
         raise UsageError(f"{path} is not XML (its first character is {start!r}, not '<'): "
                          "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "

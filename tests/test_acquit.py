@@ -196,6 +196,25 @@ def test_a_file_that_is_not_a_pes_acquit_is_refused_as_usage(tmp_path, make, sai
     assert said in r.output
 
 
+def test_a_large_file_that_is_not_xml_is_refused_without_being_read(tmp_path):
+    # a support person picks the wrong file (an archive, a whole export): its head says
+    # it is not XML, and the rest is never read into memory
+    import tracemalloc
+
+    path = tmp_path / "export.zip"
+    with path.open("wb") as handle:
+        handle.write(b"PK\x03\x04")
+        handle.truncate(64 * 1024 * 1024)  # sparse: no disk used
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match="is not XML"):
+            read_acquit(path)
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+
+
 def test_a_file_not_well_formed_is_refused_at_its_line(tmp_path):
     path = _write(tmp_path, _head("    <ElementACQUIT>\n"))
     r = run_cli("acquit", path)
