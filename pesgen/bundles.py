@@ -69,7 +69,7 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
         official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
     # the bundle under test comes first, whatever else has the same name
     exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
-                             [fmt.folder.parent], None)
+                             [fmt.folder.parent], None, lost_policies=False)
     if exporter.fmt.folder.resolve() != fmt.folder.resolve():
         raise MappingError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
                            f"fixture belongs to '{fmt.name}'")

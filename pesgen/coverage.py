@@ -17,7 +17,8 @@ they read (``sample.check_templates``); ``check`` compares them with this table:
   name into ``payer.complement_name``; a format that writes the street (or the name)
   but not the complement would lose that part of every such address, each time the
   policy applies. ``not_carried`` does not silence it: the mapping's policy (``refuse``
-  then refuses such a street, naming it) or the template must change.
+  then refuses such a street, naming it) or the template must change. ``export`` (and
+  its dry run) and ``preview`` refuse it too (``export.refuse_lost_policies``).
 
 Fields are named as the mapping binds them (``payer.email``, ``joint_payer.street``),
 plus ``lines`` and ``output.bordereau_object``; ``format.schema.json`` lists the same
@@ -135,6 +136,11 @@ def bound(mapping: Mapping) -> dict[str, Binding]:
 def carried(name: str, reads: Iterable[str]) -> bool:
     """Whether a template read one of the model fields that carry ``name``."""
     return not set(CARRIED_BY[name]).isdisjoint(reads)
+
+
+def has_split_policy(mapping: Mapping) -> bool:
+    """Whether one of the mapping's policies splits a value into another field."""
+    return any(getattr(mapping.policies, policy) == "split" for policy, *_rest in _SPLITS)
 
 
 def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:

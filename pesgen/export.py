@@ -34,6 +34,7 @@ from .errors import (
     InputDataError,
     MappingError,
     OutputInvalidError,
+    PesgenError,
     Problem,
     TemplateError,
     UsageError,
@@ -692,11 +693,12 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
                   official_xsd: Path | None, formats_dirs: list[Path] | None,
                   progress: ProgressFn | None,
                   on_format: Callable[[Format], None] | None = None,
-                  work_dir: Path | None = None) -> Exporter:
+                  work_dir: Path | None = None, lost_policies: bool = True) -> Exporter:
     """The exporter of a mapping; ``on_format`` sees its format bundle before any of
     the bundle's templates is read (the state store records the bundle then). With
     ``work_dir`` (a dry run), ``out_dir`` (if any) is checked as it would be, never
-    created."""
+    created. ``lost_policies``: refuse a split policy no template writes
+    (``refuse_lost_policies``); check-format does it after the fixture, in its words."""
     mapping = load_mapping(mapping_path)
     fmt = find_format(mapping.output.format, formats_dirs)
     if on_format is not None:
@@ -709,8 +711,37 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
             out_dir.mkdir(parents=True)
         elif not out_dir.is_dir():
             raise UsageError(f"{out_dir} is not a folder")
-    return Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd, progress,
-                    work_dir=work_dir)
+    exporter = Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd,
+                        progress, work_dir=work_dir)
+    if lost_policies:
+        refuse_lost_policies(mapping, fmt)
+    return exporter
+
+
+def refuse_lost_policies(mapping: Mapping, fmt: Format) -> None:
+    """Refuse (MappingError, rule mapping.policy-lost) a mapping whose split policy fills
+    a value no template of ``fmt`` writes, as check-mapping does: the export would drop
+    that part of every value the policy splits, while its summary says it was split.
+    Only for a mapping with a split policy: the templates are rendered once on
+    check-mapping's sample titles (milliseconds). A template failing on them is left to
+    the export, which renders it on the invoices and names the one it fails on; the
+    warnings of fields bound but not written are check-mapping's to print."""
+    from .coverage import check as coverage
+    from .coverage import has_split_policy
+
+    if not has_split_policy(mapping):
+        return
+    from .sample import check_templates  # pesgen.sample renders through this module
+
+    try:
+        sample = check_templates(mapping, fmt)
+    except PesgenError:
+        return
+    refused = coverage(mapping, fmt, sample.reads).refused
+    if refused:
+        raise MappingError(f"{mapping.path}: a policy of the mapping fills a value no "
+                           f"template of format {fmt.name} writes: fix the mapping or the "
+                           "template, and check it with pesgen check-mapping", refused)
 
 
 def check_out_dir(out_dir: Path) -> None:

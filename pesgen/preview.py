@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .build import LeftOut, PolicyNote
 from .errors import ExitCode, Problem
-from .export import Exporter
+from .export import Exporter, refuse_lost_policies
 from .formats import Format, find_format
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -71,6 +71,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     mapping = load_mapping(mapping_path)
     fmt = find_format(mapping.output.format, formats_dirs)
     exporter = Exporter(mapping, fmt, Path("."), run_date or date.today())
+    refuse_lost_policies(mapping, fmt)
     items: list[PreviewItem] = []
     titles = []
     not_read: list[str] = []

@@ -220,12 +220,12 @@ _CSV_TEMPLATE = """\
     doc.collectivity, doc.options). Format values with filters (amount, frdate,
     csv_record...), never arithmetic here. See docs/onboarding.md. -#}
 {% macro head(doc) -%}
-{{ ["NumTitre", "Facture", "Nom", "Prenom", "Montant", "Date"] | csv_record(delimiter=";") }}
+{{ ["NumTitre", "Facture", "Nom", "Prenom", "ComplementNom", "Montant", "Date"] | csv_record(delimiter=";") }}
 {% endmacro %}
 
 {% macro piece(t, doc) -%}
-{{ [t.number, t.invoice_number, t.debtor.name, t.debtor.first_name, t.total | amount(","),
-    doc.bordereau.issue_date | frdate] | csv_record(delimiter=";") }}
+{{ [t.number, t.invoice_number, t.debtor.name, t.debtor.first_name, t.debtor.complement_name,
+    t.total | amount(","), doc.bordereau.issue_date | frdate] | csv_record(delimiter=";") }}
 {% endmacro %}
 
 {% macro tail(doc) %}{% endmacro %}
@@ -236,11 +236,11 @@ _FIXED_TEMPLATE = """\
     once. The `fixed` filter pads a value to its width and refuses a longer one.
     See docs/onboarding.md. -#}
 {% macro head(doc) -%}
-{{ "01" }}{{ doc.bordereau.exercise | fixed(4) }}{{ doc.bordereau.count | fixed(6, "right", "0") }}{{ "" | fixed(46) }}
+{{ "01" }}{{ doc.bordereau.exercise | fixed(4) }}{{ doc.bordereau.count | fixed(6, "right", "0") }}{{ "" | fixed(84) }}
 {% endmacro %}
 
 {% macro piece(t, doc) -%}
-{{ "02" }}{{ t.number | fixed(6, "right", "0") }}{{ t.debtor.name | fixed(38) }}{{ t.total | cents | fixed(12, "right", "0") }}
+{{ "02" }}{{ t.number | fixed(6, "right", "0") }}{{ t.debtor.name | fixed(38) }}{{ t.debtor.complement_name | fixed(38) }}{{ t.total | cents | fixed(12, "right", "0") }}
 {% endmacro %}
 
 {% macro tail(doc) %}{% endmacro %}
@@ -256,7 +256,7 @@ _XML_TEMPLATE = """\
 
 {% macro piece(t, doc) -%}
 <Titre numero="{{ t.number }}" facture="{{ t.invoice_number }}" montant="{{ t.total | amount }}">
-<Debiteur nom="{{ t.debtor.name }}"{% if t.debtor.first_name %} prenom="{{ t.debtor.first_name }}"{% endif %}/>
+<Debiteur nom="{{ t.debtor.name }}"{% if t.debtor.first_name %} prenom="{{ t.debtor.first_name }}"{% endif %}{% if t.debtor.complement_name %} complement="{{ t.debtor.complement_name }}"{% endif %}/>
 {% for ln in t.lines %}
 <Ligne numero="{{ ln.number }}" produit="{{ ln.product_code }}" montant="{{ ln.amount | amount }}"/>
 {% endfor %}
@@ -287,6 +287,7 @@ _XSD = """\
                     <xs:simpleType><xs:restriction base="xs:string"><xs:minLength value="1"/><xs:maxLength value="38"/></xs:restriction></xs:simpleType>
                   </xs:attribute>
                   <xs:attribute name="prenom" type="xs:string"/>
+                  <xs:attribute name="complement" type="xs:string"/>
                 </xs:complexType>
               </xs:element>
               <xs:element name="Ligne" maxOccurs="unbounded">
@@ -332,6 +333,7 @@ records:
       - {name: Facture, type: text, length: 20, required: true}
       - {name: Nom, type: text, length: 38, required: true}
       - {name: Prenom, type: text, length: 38}
+      - {name: ComplementNom, type: text, length: 38}
       - {name: Montant, type: decimal, decimals: 2, required: true}
       - {name: Date, type: date, required: true}
 """
@@ -354,13 +356,14 @@ records:
       - {name: Code, type: code, values: ["01", "02"], width: 2}
       - {name: Exercice, type: integer, width: 4, required: true}
       - {name: NbTitres, type: integer, width: 6, pad: "0", required: true}
-      - {name: Filler, type: text, width: 46, length: 0}
+      - {name: Filler, type: text, width: 84, length: 0}
   - type: titre
     when: "02"
     columns:
       - {name: Code, type: code, values: ["01", "02"], width: 2}
       - {name: NumTitre, type: integer, width: 6, pad: "0", required: true}
       - {name: Nom, type: text, width: 38, required: true}
+      - {name: ComplNom, type: text, width: 38}
       - {name: MontantCentimes, type: integer, width: 12, pad: "0", required: true}
 """
 

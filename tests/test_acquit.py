@@ -5,9 +5,11 @@ the DGFiP facts (DT v5.19 Acquittement, XSD v5.17 PES_V2_Acquit_Autonome_V2.xsd)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,17 +85,20 @@ def test_the_file_is_read_once_and_its_digest_is_that_of_the_bytes_parsed(
     accepted = (ACKS / "accepted.xml").read_bytes()
     path = tmp_path / "ack.xml"
     path.write_bytes(accepted)
-    read_bytes = Path.read_bytes
+    real_open = Path.open
     reads = []
 
-    def read_then_replace(self: Path) -> bytes:
-        data = read_bytes(self)
-        if self == path:
-            reads.append(data)
-            path.write_bytes((ACKS / "rejected.xml").read_bytes())
-        return data
+    def open_then_replace(self: Path, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, *args, **kwargs)
+        if self != path or "r" not in (args[0] if args else kwargs.get("mode", "r")):
+            return handle
+        with handle:
+            data = handle.read()
+        reads.append(data)
+        path.write_bytes((ACKS / "rejected.xml").read_bytes())
+        return io.BytesIO(data)
 
-    monkeypatch.setattr(Path, "read_bytes", read_then_replace)
+    monkeypatch.setattr(Path, "open", open_then_replace)
     a = read_acquit(path, official)
     assert reads == [accepted]
     assert a.sha256 == hashlib.sha256(accepted).hexdigest()

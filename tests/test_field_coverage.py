@@ -23,7 +23,7 @@ from pesgen.errors import ExitCode
 from pesgen.formats import load_format
 from pesgen.resources import data_dir
 
-from .conftest import MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS
 
 runner = CliRunner()
 CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
@@ -252,3 +252,29 @@ def test_the_shipped_bundles_declare_what_they_do_not_carry():
             assert re.match(rf"{re.escape(str(folder / 'format.yaml'))}:\d+: not_carried\.",
                             where), where
         assert not {"address.complement", "payer.complement_name"} & set(fmt.not_carried)
+
+
+def test_export_dry_run_and_preview_refuse_such_a_mapping_and_use_no_number(tmp_path):
+    """The same refusal at export, not only at check-mapping: before, an export with
+    this bundle wrote its file and said 'street_overflow ×2' in its summary while the
+    first part of both streets was in no file (a silent truncation)."""
+    fmts, _bundle = _corail(tmp_path, (COMPLEMENT, ""))
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    common = ["--mapping", CORAIL, "--input", EXAMPLES / "school-export.json",
+              "--date", "2026-11-23"]
+    line = _line(CORAIL, "street_overflow: split")
+    said = f"[mapping {CORAIL}:{line}: policies.street_overflow] (rule mapping.policy-lost)"
+    for extra in (["--out", tmp_path / "out"], ["--dry-run"]):
+        r = _run("export", *common, *extra, "--db", db, "--create-store",
+                 "--formats-dir", fmts)
+        assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+        assert said in r.stderr
+        assert "nothing was written" in r.stderr
+        assert not (tmp_path / "out").exists()
+    r = _run("preview", *common, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert said in r.stderr
+    # no number was taken: the shipped bundle's export opens the sequence at 1
+    r = _run("export", *common, "--out", tmp_path / "out", "--db", db, "--create-store")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "(IdBord 1, 11 title(s)" in r.stdout
