@@ -56,6 +56,10 @@ _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 
 
+# a cell a spreadsheet reads as a formula starts with one of these (OWASP, CSV injection)
+_FORMULA_START = frozenset("=+-@\t\r")
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyNote:
     policy: str  # e.g. "negative_lines", "transliterate"
@@ -569,6 +573,13 @@ class Builder:
             # the store records it (and refuses it twice): it holds this many characters
             ctx.problem("input.invoice-number", f"invoice number is {len(number)} characters, "
                         f"pesgen allows {INVOICE_NUMBER_MAX}", mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
+        if number[:1] in _FORMULA_START and not self.recorded:
+            # the payment references CSV beside the file carries it: a spreadsheet opening
+            # it would run the cell as a formula (=HYPERLINK(...) sends data away)
+            ctx.problem("input.invoice-number", f"invoice number starts with "
+                        f"{number[:1]!r}, which a spreadsheet opening the payment references "
+                        "CSV would take for a formula", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         key = number if self.recorded else invoice_key(number)
         other = self.seen_keys.get(key)

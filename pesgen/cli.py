@@ -227,12 +227,25 @@ def export(
             typer.echo("policies applied: "
                        + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
             for n in result.notes:
-                if n.policy in ("transliterate", "civility"):
+                if n.policy == "civility" or (n.policy == "transliterate" and
+                                              not n.detail.startswith(_IDENTIFIERS)):
                     continue
                 typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
+            fields = Counter(n.detail.split(":", 1)[0] for n in result.notes
+                             if n.policy == "transliterate")
+            if fields:
+                typer.echo(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
+                           "the output's characters: " + ", ".join(
+                               f"{k} ×{v}" for k, v in sorted(fields.items())))
         interrupts.say_held()
     finally:
         interrupts.release()
+
+
+# the values a transliteration changes that identify something outside pesgen (the
+# mandate the family signed, the debtor's reference in the school software): each
+# change said by invoice, not only counted
+_IDENTIFIERS = ("mandate.rum:", "debtor.ref:")
 
 
 class _Interrupts:

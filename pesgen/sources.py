@@ -352,6 +352,54 @@ class _JsonRefused(Exception):
         self.rule, self.detail, self.parts = rule, detail, parts
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_DETAIL = ("an escaped lone surrogate (\\uD800 to \\uDFFF without its pair): half of a "
+                "UTF-16 character, not a character; the school software wrote broken text "
+                "there")
+
+
+def _has_surrogate_escape(path: Path, encoding: str) -> bool:
+    """Whether the file holds a JSON escape of a surrogate (``\\uD800`` to ``\\uDFFF``,
+    pairs included), read in blocks."""
+    pattern = _SURROGATE.pattern.encode("ascii") if _utf8(encoding) else None
+    with path.open("rb") as handle:
+        if pattern is None:  # another encoding: decoded as it is read
+            reader = codecs.getreader(encoding)(handle, errors="replace")
+            carry = ""
+            while block := reader.read(_CHUNK):
+                carry += block
+                if _SURROGATE.search(carry):
+                    return True
+                carry = carry[-6:]
+            return False
+        found = re.compile(pattern)
+        tail = b""
+        while block := handle.read(_CHUNK):
+            tail += block
+            if found.search(tail):
+                return True
+            tail = tail[-6:]
+    return False
+
+
+def _refuse_lone_surrogate(node: Any, base: list[str | int]) -> None:
+    """Refuse (_JsonRefused, with its JSON path) the first string or key of ``node`` that
+    holds a lone surrogate (the standard library's decoder keeps one as is)."""
+    stack: list[tuple[Any, list[str | int]]] = [(node, base)]
+    while stack:
+        node, parts = stack.pop()
+        if isinstance(node, str):
+            if _LONE_SURROGATE.search(node):
+                raise _JsonRefused("input.json-surrogate", _LONE_DETAIL, parts)
+        elif isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                if _LONE_SURROGATE.search(key):
+                    raise _JsonRefused("input.json-surrogate", _LONE_DETAIL, parts)
+                stack.append((value, parts + [key]))
+        elif isinstance(node, list):
+            stack.extend((value, parts + [i]) for i, value in reversed(list(enumerate(node))))
+
+
 def _build(events: Iterator[tuple[str, Any]], base: list[str | int]) -> dict[str, Any]:
     """The object whose ``start_map`` was just read, built from ijson's basic events;
     refuses a repeated key, nesting past MAX_JSON_DEPTH, a string past MAX_JSON_STRING."""
@@ -482,6 +530,7 @@ class _Text:
         self.buf = ""
         self.i = 0
         self.eof = False
+        self.surrogates = False  # the last value read held an escaped surrogate
 
     def _more(self) -> None:
         data = self._handle.read(_CHUNK)
@@ -532,7 +581,9 @@ class _Text:
                 > MAX_JSON_DEPTH - depth):
             raise _Slow  # perhaps too deep (brackets in strings count too)
         if text.find("\\u", start, end) != -1 and _SURROGATE.search(text, start, end):
-            raise _Slow  # an escaped surrogate: ijson reads a lone one as '?'
+            # an escaped surrogate: the decoder joins a pair into its character and keeps
+            # a lone one as is, which the invoice's check refuses (not a character)
+            self.surrogates = True
         if end - start > MAX_JSON_STRING and _long_string(value):
             raise _Slow
         if (end - start > MAX_JSON_RECORD_BYTES // 4
@@ -551,10 +602,15 @@ def _read_json_fast(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     with path.open("rb") as handle:
         text = _Text(handle, spec.encoding)
         count = 0
-        for count, item in enumerate(_fast_value(text, target, ()), start=1):
-            origin = (f"{shown}:{_jpath(target + (count - 1,))}" if exact_origin
-                      else f"{prefix}[{count - 1}]")
-            yield SourceInvoice(record=item, lines=None, origin=origin)
+        try:
+            for count, item in enumerate(_fast_value(text, target, ()), start=1):
+                origin = (f"{shown}:{_jpath(target + (count - 1,))}" if exact_origin
+                          else f"{prefix}[{count - 1}]")
+                yield SourceInvoice(record=item, lines=None, origin=origin)
+        except _JsonRefused as exc:
+            where = f"{shown}:{_jpath(exc.parts)}"
+            raise _refuse(f"{where}: {exc.detail}; nothing written", exc.rule, exc.detail,
+                          where) from None
         if count == 0 or text.peek() != "":  # no invoice, or more after the JSON value
             raise _Slow
 
@@ -569,10 +625,16 @@ def _fast_value(text: _Text, target: tuple[str, ...],
         if text.take("]"):
             return
         depth = len(target) + 1
+        index = 0
         while True:
             if text.peek() != "{":
                 raise _Slow
-            yield text.value(depth)
+            text.surrogates = False
+            item = text.value(depth)
+            if text.surrogates:
+                _refuse_lone_surrogate(item, list(target) + [index])
+            yield item
+            index += 1
             if text.take("]"):
                 return
             if not text.take(","):
@@ -614,6 +676,10 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     shown = _display(path)
     target = tuple(spec.records.split(".")) if spec.records else ()
     json_path = _jpath(target)
+    # ijson's C backend reads a lone surrogate escape as '?', silently: a file with any
+    # escaped surrogate is read by its Python backend, which keeps it, to be refused
+    surrogates = _has_surrogate_escape(path, spec.encoding)
+    basic_parse = ijson.get_backend("python").basic_parse if surrogates else ijson.basic_parse
     count = 0
     # keys seen in each object along the records path, for a path that matches nothing
     seen: dict[tuple[str, ...], list[str]] = {}
@@ -623,7 +689,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     last: str | None = None  # the JSON path of the last invoice read
     with path.open("rb") as handle:
         stream = _Budget(_decoded(handle, spec.encoding), shown)
-        events = ijson.basic_parse(stream, use_float=False)
+        events = basic_parse(stream, use_float=False)
         # the containers around the reader, outside the records: (path, keys or None,
         # next index, current key)
         frames: list[list[Any]] = []
@@ -659,6 +725,8 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                                           "input.shape", detail, where)
                         stream.where = reading = _jpath(here)
                         item = _build(events, list(here))
+                        if surrogates:
+                            _refuse_lone_surrogate(item, list(here))
                         stream.mark = stream.pos
                         reading, last = None, stream.where
                         count += 1

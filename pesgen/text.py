@@ -187,6 +187,10 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                               "(policy newlines: refuse)")
         text = _CONTROL.sub(" ", text)
         applied.append("newlines")
+    if not unicodedata.is_normalized("NFC", text):
+        # a letter and its combining accent, as macOS and some exports write 'é' (e +
+        # U+0301): the same text as the composed letter, which the charsets hold
+        text = unicodedata.normalize("NFC", text)
     notes: dict[str, str] = {}
     invisible = _INVISIBLE.findall(text)
     if invisible:

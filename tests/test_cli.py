@@ -86,6 +86,26 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert f"sha256 {digest[:16]}…" in stdout
 
 
+def test_the_summary_counts_transliterations_by_field_and_names_identifiers_changed(
+        tmp_path):
+    """Transliterations were only counted ('transliterate ×10'): a mandate reference
+    written otherwise than the family signed it went unnamed. Each field's count is
+    said, and a changed identifier (RUM, debtor reference) by invoice."""
+    text = JSON_INPUT.read_text(encoding="utf-8")
+    assert text.count('"CRCVSL000042"') == 1
+    source = tmp_path / "export.json"
+    source.write_text(text.replace('"CRCVSL000042"', '"CRCVSLé42"'), encoding="utf-8")
+    r = _export(tmp_path / "out", "--db", f"sqlite:///{tmp_path / 's.db'}",
+                "--create-store", input_path=source)
+    assert r.exit_code == 0, r.output
+    assert "  - FA-2026-00101: transliterate: mandate.rum: É→E\n" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("  - *: transliterate:"))
+    assert line == ("  - *: transliterate: 10 value(s) changed to the output's characters: "
+                    "address.street ×1, line.label ×8, mandate.rum ×1")
+    # the other fields' changes stay counted, not listed by invoice
+    assert "transliterate: line.label" not in r.stdout
+
+
 def test_export_csv_ok(tmp_path):
     out = tmp_path / "out"
     r = _export(out, mapping=CSV_MAPPING, input_path=CSV_INPUT)

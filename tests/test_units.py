@@ -256,6 +256,20 @@ UPPER_TRANSLIT = TextPolicy(case="upper", newlines="space", transliterate=True)
 STRICT = TextPolicy()
 
 
+@pytest.mark.parametrize("policy", [STRICT, UPPER_TRANSLIT], ids=["strict", "translit"])
+def test_a_letter_and_its_combining_accent_are_the_composed_letter(policy):
+    """macOS and some exports write 'é' as e + U+0301: it was refused as "character
+    '\u0301' has no transliteration in latin-1", whatever the policy. It is the same
+    text as the composed letter (NFC), which the charset holds: nothing to transliterate."""
+    decomposed = "He\u0301le\u0300ne Lefe\u0300vre"
+    got = normalize(decomposed, "latin-1", policy)
+    want = normalize("Hélène Lefèvre", "latin-1", policy)
+    assert got == want and got.error is None
+    assert "transliterate" not in got.applied
+    # an accent that composes with nothing stays a character the charset lacks
+    assert normalize("x\u0301", "latin-1", STRICT).error is not None
+
+
 # text as exports hold it: Latin-1 letters and signs, their capitals outside Latin-1
 # (ÿ, µ), spaces, controls, invisible and non-Latin-1 characters
 _TEXT_CHARS = st.sampled_from(list("aZ09 -'.,éÉèçÀâôûÿµßæøÆ×«»°ª\xa0\xad\t\n\r\x85\x92\x1f"
