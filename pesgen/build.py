@@ -237,6 +237,10 @@ class Builder:
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []
         self.fmt = fmt
+        # the format carries a line's quantity (not declared not carried), and the
+        # mapping binds it and the unit price: a pair that does not give the amount is noted
+        self._priced = "line.quantity" not in fmt.not_carried and all(
+            key in (mapping.bindings.get("line") or {}) for key in ("quantity", "unit_price"))
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
         self.seen: dict[str, str] = {}  # invoice number -> its input record
@@ -664,6 +668,8 @@ class Builder:
         lines = self._net(ctx, lines)
         if lines is None or debtor is None:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if self._priced:
+            self._note_pricing(ctx, lines)
         if debt is not None:
             # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
             # payment reference read it as one), whatever zeros the file carries
@@ -766,6 +772,17 @@ class Builder:
                 quantity=quantity, unit_price=unit_price,
                 student=None if student is None else str(student), origin=origin))
         return out if ok else None
+
+    def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
+        """A line whose exported quantity and unit price do not multiply to its amount
+        (as netted) is noted: a format carrying them writes it, through the ``pricing``
+        filter, as 1 x its amount."""
+        for ln in lines:
+            q, u = ln.quantity, ln.unit_price
+            if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
+                ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
+                         f"is not its amount ({ln.amount}): the pricing filter gives "
+                         f"1 × {ln.amount}")
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""
