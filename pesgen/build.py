@@ -115,6 +115,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _text_kind(value: Any) -> str:
+    """'a text' or 'a number', for a value ``_shape`` lets through."""
+    return "a text" if isinstance(value, str) else "a number"
+
+
 def _shape(value: Any) -> str | None:
     """What a bound value is when it cannot be a text: a JSON list, object or boolean
     (``str()`` would write ``['3 allee', 'Bat B']`` or ``True``); None for a string or a
@@ -712,7 +717,9 @@ class Builder:
             raw = _evaluate(ctx, record, {"invoice": record, "collectivity":
                                           self.collectivity_scope}, None, self.mapping.lines)
             if not isinstance(raw, list) or not raw:
-                ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
+                what = f"lines that are {_shape(raw) or _text_kind(raw)}, not a list" \
+                    if isinstance(raw, (str, int, float, Decimal, dict)) else "no lines"
+                ctx.problem("input.lines", f"the invoice has {what} (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
                 return None
             # a path's list is the stripped record's own; an expression's is stripped here
@@ -726,7 +733,9 @@ class Builder:
         collectivity, evaluate = self.collectivity_scope, _evaluate
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
-                ctx.problem("input.lines", "a line must be an object", record=origin)
+                ctx.problem("input.lines", "a line must be an object, not "
+                            f"{_shape(row) or _text_kind(row)}",
+                            record=origin)
                 ok = False
                 continue
             scope = {"invoice": record, "line": row, "collectivity": collectivity}
