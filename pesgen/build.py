@@ -115,6 +115,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _text_kind(value: Any) -> str:
+    """'a text' or 'a number', for a value ``_shape`` lets through."""
+    return "a text" if isinstance(value, str) else "a number"
+
+
 def _shape(value: Any) -> str | None:
     """What a bound value is when it cannot be a text: a JSON list, object or boolean
     (``str()`` would write ``['3 allee', 'Bat B']`` or ``True``); None for a string or a
@@ -237,6 +242,10 @@ class Builder:
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []
         self.fmt = fmt
+        # the format carries a line's quantity (not declared not carried), and the
+        # mapping binds it and the unit price: a pair that does not give the amount is noted
+        self._priced = "line.quantity" not in fmt.not_carried and all(
+            key in (mapping.bindings.get("line") or {}) for key in ("quantity", "unit_price"))
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
         self.seen: dict[str, str] = {}  # invoice number -> its input record
@@ -664,6 +673,8 @@ class Builder:
         lines = self._net(ctx, lines)
         if lines is None or debtor is None:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if self._priced:
+            self._note_pricing(ctx, lines)
         if debt is not None:
             # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
             # payment reference read it as one), whatever zeros the file carries
@@ -706,7 +717,9 @@ class Builder:
             raw = _evaluate(ctx, record, {"invoice": record, "collectivity":
                                           self.collectivity_scope}, None, self.mapping.lines)
             if not isinstance(raw, list) or not raw:
-                ctx.problem("input.lines", "the invoice has no lines (bindings.lines must "
+                what = f"lines that are {_shape(raw) or _text_kind(raw)}, not a list" \
+                    if isinstance(raw, (str, int, float, Decimal, dict)) else "no lines"
+                ctx.problem("input.lines", f"the invoice has {what} (bindings.lines must "
                             "give a non-empty list)", mapping=self.mapping.lines.where)
                 return None
             # a path's list is the stripped record's own; an expression's is stripped here
@@ -720,7 +733,9 @@ class Builder:
         collectivity, evaluate = self.collectivity_scope, _evaluate
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
-                ctx.problem("input.lines", "a line must be an object", record=origin)
+                ctx.problem("input.lines", "a line must be an object, not "
+                            f"{_shape(row) or _text_kind(row)}",
+                            record=origin)
                 ok = False
                 continue
             scope = {"invoice": record, "line": row, "collectivity": collectivity}
@@ -766,6 +781,17 @@ class Builder:
                 quantity=quantity, unit_price=unit_price,
                 student=None if student is None else str(student), origin=origin))
         return out if ok else None
+
+    def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
+        """A line whose exported quantity and unit price do not multiply to its amount
+        (as netted) is noted: a format carrying them writes it, through the ``pricing``
+        filter, as 1 x its amount."""
+        for ln in lines:
+            q, u = ln.quantity, ln.unit_price
+            if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
+                ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
+                         f"is not its amount ({ln.amount}): the pricing filter gives "
+                         f"1 × {ln.amount}")
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""

@@ -279,6 +279,22 @@ def test_an_invoice_number_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_p
     assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
 
 
+def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
+    """'"lines": "oops"' was "the invoice has no lines": it has some, of the wrong kind."""
+    data = _example()
+    data["invoices"][0]["lines"] = "oops"
+    data["invoices"][1]["lines"] = {"a": 1}
+    data["invoices"][2]["lines"] = [3]
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    said = sorted((p.record, p.message) for p in exc.problems if p.rule == "input.lines")
+    must = "(bindings.lines must give a non-empty list)"
+    assert said == [
+        (f"{inp}:$.invoices[0]", f"the invoice has lines that are a text, not a list {must}"),
+        (f"{inp}:$.invoices[1]", f"the invoice has lines that are an object, not a list {must}"),
+        (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
+
+
 def test_missing_line_amount(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00104")

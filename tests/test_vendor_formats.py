@@ -413,3 +413,26 @@ def test_emagnus_says_when_the_account_holder_is_not_the_debtor(tmp_path):
     flags = {(r[110], r[79]) for r in main if r[70] == "O"}  # direct debits only
     assert ("FA-2026-00101", "O") in flags
     assert {flag for inv, flag in flags if inv != "FA-2026-00101"} == {"N"}
+
+
+@pytest.mark.parametrize("mapping", [EMAGNUS, CORAIL, JVS], ids=["emagnus", "corail", "jvs"])
+def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping):
+    """The pricing filter writes 1 x amount for a line whose quantity and unit price do
+    not multiply to its amount: before, a quantity of -3 went into e.magnus's file as 1
+    without a word. Each such line is noted (a netted line, its amount changed, too);
+    PES, which carries no quantity, notes none."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = next(i for i in data["invoices"] if i["number"] == "FA-2026-00102")
+    invoice["lines"][0]["quantity"] = -3
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(mapping, source, tmp_path / "out", date(2026, 11, 23))
+    notes = sorted((n.invoice, n.detail) for n in result.notes if n.policy == "pricing")
+    assert notes == [
+        ("FA-2026-00101", "line 1: quantity × unit price (1.00 × 85.00) is not its amount "
+                          "(62.25): the pricing filter gives 1 × 62.25"),
+        ("FA-2026-00102", "line 1: quantity × unit price (-3.00 × 142.50) is not its "
+                          "amount (142.50): the pricing filter gives 1 × 142.50")]
+    pes = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "pes",
+                 date(2026, 11, 23))
+    assert not [n for n in pes.notes if n.policy == "pricing"]
