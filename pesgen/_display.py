@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 # C0 (tab and newline too: a value shown on one line stays on it), DEL, C1; the
 # bidirectional marks, embeddings, overrides and isolates; the line and paragraph
@@ -46,3 +47,32 @@ def shown_repr(value: Any, limit: int = LIMIT) -> str:
     if isinstance(value, str) and len(value) > limit:
         return f"{escaped(repr(value[:limit]))}… ({len(value)} characters)"
     return shown(repr(value), limit + 2)
+
+
+# query parameters that carry a secret (libpq's password, sslpassword…; an API's token)
+_SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|pwd|secret|token|api[-_]?key|key)$")
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^?#]*)@")
+
+
+def masked_url(url: str, keep_user: bool = True) -> str:
+    """A URL fit for a message, a log or a text of the store: the password of its user
+    (``user:***@``, even one holding '@'), and any query parameter named as a secret
+    (``?password=***``), masked; ``keep_user`` false masks the user too (``***@``)."""
+    head, sep, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    match = _USERINFO.match(head)
+    if match:
+        # the host follows the last '@' before the query: a password may hold '@' or '/'
+        userinfo = match.group("userinfo")
+        user = userinfo.split(":", 1)[0]
+        shown_user = (f"{user}:***" if ":" in userinfo else user) if keep_user else "***"
+        head = match.group("scheme") + shown_user + "@" + head[match.end():]
+    if sep:
+        pairs = []
+        for pair in re.split(r"([&;])", query):
+            name, eq, _value = pair.partition("=")
+            if eq and _SECRET_PARAM.search(unquote_plus(name)):
+                pair = f"{name}=***"
+            pairs.append(pair)
+        query = "".join(pairs)
+    return head + sep + query + hash_ + fragment
