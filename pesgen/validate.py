@@ -23,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from ._display import shown
 from .checks import (
     BANK_RULES,
     bic_abroad_problem,
@@ -62,10 +63,78 @@ def _iterparse(source: Any, **kwargs: Any) -> etree.iterparse:
 
 @cache
 def load_xsd(path: Path) -> etree.XMLSchema:
+    """The XML schema at ``path``; what it includes or imports is read from its own
+    folder tree only (``xsd_root``), never from elsewhere on disk nor the network."""
+    path = Path(path).resolve()
+    resolver = _ConfinedResolver(xsd_root(path))
+    parser = _parser()
+    parser.resolvers.add(resolver)
     try:
-        return etree.XMLSchema(etree.parse(str(path), _parser()))
+        schema = etree.XMLSchema(etree.parse(str(path), parser))
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        if resolver.refused:
+            raise resolver.error(path) from None
         raise UsageError(f"{path}: cannot load XML schema: {exc}") from None
+    if resolver.refused:
+        raise resolver.error(path)
+    return schema
+
+
+def xsd_root(path: Path) -> Path:
+    """The folder an XSD's includes and imports must stay in: the DGFiP package's (the
+    folder holding PES_V2/), a format bundle's (the nearest folder with a format.yaml),
+    pesgen's shipped schemas/, else the XSD's own folder."""
+    from .resources import data_dir, inside
+
+    if len(path.parts) > 3 and path.parts[-3:-1] == OFFICIAL_ENTRY[:2]:
+        return path.parents[2]
+    shipped = data_dir("schemas").resolve()
+    if inside(shipped, path):
+        return shipped
+    for folder in path.parents:
+        if (folder / "format.yaml").is_file():
+            return folder
+    return path.parent
+
+
+# an empty schema read in place of a refused include, so that libxml2 goes on and the
+# refusal is reported as pesgen's
+_EMPTY_XSD = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>'
+
+
+class _ConfinedResolver(etree.Resolver):
+    """Lets lxml read a schema's includes and imports from ``root`` only; notes the
+    others (outside it, file:// elsewhere, http://…) as refused."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.refused: list[str] = []
+
+    def resolve(self, url: str, _pubid: str | None, context: Any) -> Any:
+        from urllib.parse import unquote, urlsplit
+
+        from .resources import inside
+
+        parts = urlsplit(url)
+        if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+            local = unquote(parts.path)
+        elif parts.scheme and len(parts.scheme) > 1:  # http://, ftp://… (not C:\)
+            local = None
+        else:
+            local = url if Path(url).exists() else unquote(url)
+        if local is not None:
+            candidate = Path(local).resolve()
+            if inside(self.root, candidate):
+                return self.resolve_filename(str(candidate), context)
+        self.refused.append(url)
+        return self.resolve_string(_EMPTY_XSD, context)
+
+    def error(self, path: Path) -> UsageError:
+        where = ", ".join(f"'{shown(u)}'" for u in dict.fromkeys(self.refused))
+        return UsageError(f"{path}: cannot load XML schema: it includes or imports {where}, "
+                          f"outside {self.root} (a schema is read from its own folder only: "
+                          "put what it includes beside it)")
 
 
 def official_xsd_path(location: Path) -> Path:
