@@ -76,3 +76,25 @@ def masked_url(url: str, keep_user: bool = True) -> str:
             pairs.append(pair)
         query = "".join(pairs)
     return head + sep + query + hash_ + fragment
+
+
+def escaped_lines(text: str) -> str:
+    """``text`` with its control characters escaped but its tabs and line ends: a
+    message of several lines stays so."""
+    return "\n".join(_UNSAFE.sub(lambda m: m.group() if m.group() == "\t" else _escape(m), line)
+                     for line in text.split("\n"))
+
+
+# what json.dumps(ensure_ascii=False) writes as such but a terminal acts on: C1 and the
+# bidirectional controls (C0 is written \u00XX already); inside JSON strings only
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                          "\u2028\u2029]")
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON for a terminal: the same values (exact JSON), each
+    character a terminal would act on written as its \\uXXXX escape."""
+    import json
+
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                            json.dumps(data, ensure_ascii=False, indent=2))

@@ -48,6 +48,11 @@ TITRE_NATPCE = frozenset({"01", "02", "03", "04", "05", "11", "18"})
 EDITION_01_NATPCE = frozenset({"01", "02", "03", "04", "11", "18"})
 
 
+# what a problem's message shows at most: libxml2 echoes a value whole (an XML's value
+# is the outside's, shown escaped and cut: ``_display.shown``); its longest list of
+# allowed values (the DGFiP's enumerations) is well below
+MESSAGE_LIMIT = 4000
+
 # No entities, no network, no DTD: untrusted-input safe (XXE).
 _SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": True}
 
@@ -402,7 +407,7 @@ def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str
     violation's, which needs the number of pieces in the bordereau."""
     assert el is not None
     line = el.sourceline or 0
-    problem = Problem(rule, message, record=f"{name}:{line}")
+    problem = Problem(rule, shown(message, MESSAGE_LIMIT), record=f"{name}:{line}")
     # past MAX_LISTED_VIOLATIONS located in a bordereau, the listing is full: the
     # problem will be counted, not listed
     if len(bord.located) < MAX_LISTED_VIOLATIONS:
@@ -508,7 +513,8 @@ def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Prob
 
 
 def _not_well_formed(name: str, exc: etree.XMLSyntaxError, label: str) -> list[Problem]:
-    return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
+    return [Problem(f"xml.{label}", f"not well-formed: {shown(exc, MESSAGE_LIMIT)}",
+                    record=f"{name}:{exc.lineno}")]
 
 
 def _tree_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
@@ -525,7 +531,8 @@ def tree_violations(doc: etree._ElementTree, name: str, schema: etree.XMLSchema,
     """Every violation of a document already parsed (``name``: its file's), with line and
     XPath: what ``validate_against`` lists for its file."""
     schema.validate(doc)
-    problems = [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
+    problems = [Problem(f"xsd.{label}", shown(e.message, MESSAGE_LIMIT),
+                        record=f"{name}:{e.line} {e.path}")
                 for _, e in zip(range(MAX_LISTED_VIOLATIONS), schema.error_log, strict=False)]
     if len(schema.error_log) > MAX_LISTED_VIOLATIONS:
         problems.append(_stopped(name, label))
@@ -651,7 +658,8 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
         if live is not None and live.getroottree().getroot() is tree.getroot():
             xpath = tree.getpath(live)
         listed.append((line, order, message, xpath))
-    problems = [Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}")
+    problems = [Problem(f"xsd.{label}", shown(message, MESSAGE_LIMIT),
+                        record=f"{name}:{line} {xpath}")
                 for line, _order, message, xpath in sorted(listed, key=lambda x: x[:2])]
     if stopped:
         problems.append(_stopped(name, label))
