@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 
+from ._display import LIMIT, shown, shown_repr
 from ._yaml import line_of
 from .errors import Problem
 from .resources import schema_path
@@ -35,7 +36,8 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 def _dotted(path: list[Any]) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        part = part if isinstance(part, int) else shown(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out or "(top)"
 
 
@@ -64,7 +66,7 @@ def _unknown_key(data: Any, path: list[Any], key: Any, known: list[str], source:
     """A key the schema does not know at ``path``, with the closest known one; then
     ``tail``, or by default the keys allowed there when none is close."""
     hint = difflib.get_close_matches(str(key), known, n=1)
-    message = f"unknown key '{key}'{within}"
+    message = f"unknown key '{shown(key)}'{within}"
     if hint:
         message += f" (did you mean '{hint[0]}'?)"
     if tail is not None:
@@ -112,20 +114,37 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
             shapes = alternatives[1]
             message = shapes[0].upper() + shapes[1:]
             if isinstance(error.instance, dict):
-                message += f" (this one has {', '.join(map(str, error.instance)) or 'no key'})"
+                keys = shown(", ".join(map(str, error.instance))) or "no key"
+                message += f" (this one has {keys})"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")
         elif error.validator == "pattern":
-            message = f"{error.instance!r} does not match {error.schema['pattern']}"
+            message = f"{shown_repr(error.instance)} does not match {error.schema['pattern']}"
             desc = error.schema.get("description")
             if desc:
                 message += f" ({desc})"
         elif error.validator == "type" and isinstance(error.instance, (int, bool)) and \
                 error.schema.get("type") == "string":
-            message = (f"{error.instance!r} must be a string: quote it in YAML "
+            message = (f"{shown_repr(error.instance)} must be a string: quote it in YAML "
                        f"(codes keep their leading zeros only as strings)")
         else:
-            message = error.message
+            message = _message(error)
         where = f"{source}:{line_of(data, path)}: {_dotted(path)}"
-        problems.append(Problem(rule, message, mapping=where))
+        problems.append(Problem(rule, shown(message, _MESSAGE_LIMIT), mapping=where))
     return problems
+
+
+# a message's length at most (a safety net: the values it echoes are cut to LIMIT
+# characters each, and the longest list of choices it names is about 1000)
+_MESSAGE_LIMIT = 10 * LIMIT
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, the value it echoes whole (``'AAA…' is not of type
+    'object'``) cut as ``shown_repr`` cuts it."""
+    message = error.message
+    if len(message) > LIMIT:
+        whole = repr(error.instance)
+        if whole in message:
+            message = message.replace(whole, shown_repr(error.instance))
+    return message

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from ._display import escaped, shown
 from .errors import MappingError, Problem
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
@@ -69,12 +70,36 @@ def _scalar(node: ScalarNode) -> Any:
     return value
 
 
+_TAB = re.compile(r"\btab\b|'\\t'")
+_INDENT_PROBLEMS = ("mapping values are not allowed here", "did not find expected key",
+                    "could not find expected ':'", "expected <block end>")
+
+
+def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
+    """Plain words for PyYAML's usual complaints: a tab, a key indented otherwise than
+    its neighbours."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    column = f"column {mark.column + 1}: "
+    if _TAB.search(problem) or "\t" in line[:len(line) - len(line.lstrip())]:
+        return (f"{column}a tab character: YAML indents with spaces only, replace the "
+                "tabs by spaces")
+    if problem.startswith(_INDENT_PROBLEMS):
+        return (f"{column}check the indentation of this line and of the line above (a key "
+                "lined up with the keys beside it, spaces only), and that a value holding "
+                "': ' is quoted")
+    return None
+
+
 def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> Any:
     if node.tag not in _CORE_TAGS:
-        tag = node.tag.replace(_YAML_TAG, "!!", 1)
+        tag = shown(node.tag.replace(_YAML_TAG, "!!", 1))
+        at = f"{source}:{node.start_mark.line + 1}: {shown(path or '(top)')}"
         problems.append(Problem("mapping.yaml", f"YAML tag '{tag}' is not supported (pesgen "
                                 "reads plain YAML, without tags)",
-                                mapping=f"{source}:{node.start_mark.line + 1}: {path or '(top)'}"))
+                                mapping=at))
     if isinstance(node, ScalarNode):
         return _scalar(node)
     if isinstance(node, SequenceNode):
@@ -89,21 +114,22 @@ def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> 
         result.line = node.start_mark.line + 1
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
+                at = f"{source}:{key_node.start_mark.line + 1}: {shown(path)}"
                 problems.append(Problem("mapping.yaml", "mapping keys must be plain scalars",
-                                        mapping=f"{source}:{key_node.start_mark.line + 1}: {path}"))
+                                        mapping=at))
                 continue
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             dotted = f"{path}.{key}" if path else key
             if key == "<<":
                 problems.append(Problem("mapping.yaml", "YAML merge keys (<<) are not supported",
-                                        mapping=f"{source}:{line}: {dotted}"))
+                                        mapping=f"{source}:{line}: {shown(dotted)}"))
                 continue
             if key in result:
                 problems.append(Problem(
                     "mapping.duplicate-key",
-                    f"duplicate key '{key}' (first at line {result.key_lines[key]})",
-                    mapping=f"{source}:{line}: {dotted}"))
+                    f"duplicate key '{shown(key)}' (first at line {result.key_lines[key]})",
+                    mapping=f"{source}:{line}: {shown(dotted)}"))
                 continue
             result[key] = _build(value_node, dotted, problems, source)
             result.key_lines[key] = line
@@ -136,13 +162,17 @@ def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         # PyYAML's str(exc) spans lines and names "<unicode string>": keep it to one line
-        detail = str(getattr(exc, "problem", None) or exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split("\n"))
+        detail = problem
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark is not None:
             detail += f" ({context} at line {context_mark.line + 1})"
-        raise MappingError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}",
-                           [Problem("mapping.yaml", f"YAML syntax error: {detail}", mapping=where)]
-                           ) from None
+        hint = _syntax_hint(problem, text, mark)
+        if hint:
+            problem, detail = f"{problem}; {hint}", f"{detail}; {hint}"
+        raise MappingError(f"{where}: YAML syntax error: {escaped(problem)}",
+                           [Problem("mapping.yaml", f"YAML syntax error: {escaped(detail)}",
+                                    mapping=where)]) from None
     except RecursionError:
         raise MappingError(f"{source}: YAML nested too deeply") from None
     if node is None:  # an empty document: problems about it point at line 1
@@ -151,10 +181,13 @@ def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
         return empty, []
     problems: list[Problem] = []
     try:
-        size = _expanded_size(node, {}, set())
-        if size > MAX_NODES:
+        nodes, chars = _expanded_size(node, {}, set())
+        if nodes > MAX_NODES:
             raise MappingError(f"{source}: YAML aliases expand to more than {MAX_NODES} "
                                "values (an alias bomb?)")
+        if chars > MAX_CHARS:
+            raise MappingError(f"{source}: YAML aliases expand to more than {MAX_CHARS} "
+                               "characters of values (an alias bomb?)")
         return _build(node, "", problems, source), problems
     except RecursionError:  # a recursive alias (&a [*a]) or absurd nesting
         raise MappingError(f"{source}: YAML nested too deeply, or an alias used inside "
@@ -162,24 +195,36 @@ def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
 
 
 MAX_NODES = 100_000
+# what every use of every value adds up to, in characters: a mapping, a layout, a
+# format.yaml is a few thousand; one big scalar behind many aliases is a bomb all the same
+MAX_CHARS = 10_000_000
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
-    """How many values ``node`` gives once aliases are expanded (shared nodes counted
-    once per use, computed once each)."""
+def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: set[int]
+                   ) -> tuple[int, int]:
+    """How many values ``node`` gives once aliases are expanded, and how many characters
+    its scalars (keys too) weigh (shared nodes counted once per use, computed once each)."""
     key = id(node)
     if key in sizes:
         return sizes[key]
     if key in active:
         raise RecursionError("recursive alias")
     active.add(key)
-    size = 1
-    if isinstance(node, SequenceNode):
-        size += sum(_expanded_size(child, sizes, active) for child in node.value)
+    nodes, chars = 1, 0
+    if isinstance(node, ScalarNode):
+        chars = len(node.value)
+    elif isinstance(node, SequenceNode):
+        for child in node.value:
+            n, c = _expanded_size(child, sizes, active)
+            nodes, chars = nodes + n, chars + c
     elif isinstance(node, MappingNode):
-        size += sum(_expanded_size(v, sizes, active) for _, v in node.value)
+        for k, v in node.value:
+            for child in (k, v):
+                n, c = _expanded_size(child, sizes, active)
+                nodes, chars = nodes + n, chars + c
+        nodes -= len(node.value)  # a key is not a value of its own
     active.discard(key)
-    sizes[key] = min(size, MAX_NODES + 1)
+    sizes[key] = (min(nodes, MAX_NODES + 1), min(chars, MAX_CHARS + 1))
     return sizes[key]
 
 
@@ -187,13 +232,26 @@ def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem
     """Read a YAML file as UTF-8; return (data, problems, text). ``kind``: as
     ``load_yaml_text``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MappingError(f"{path}: file not found") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MappingError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise MappingError(_not_utf8(path, data, exc)) from None
     data, problems = load_yaml_text(text, str(path), kind)
     return data, problems, text
+
+
+def _not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, as ``file:line:column``, and what to do: a file
+    saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case."""
+    start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[start:exc.start].decode("utf-8")) + 1
+    return (f"{path}:{line}:{column}: not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, "
+            f"column {column} ({exc.reason}); the file was likely saved in another encoding "
+            "(Windows' ANSI, cp1252): save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)")
 
 
 def line_of(data: Any, key_path: list[str | int]) -> int:

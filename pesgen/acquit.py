@@ -26,6 +26,7 @@ from typing import Any
 
 from lxml import etree
 
+from ._display import shown
 from .errors import InputDataError, Problem, StateError, UsageError
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
@@ -83,6 +84,10 @@ _DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
+# what a LibelleAnoAck shows at most on a terminal (a libellé is a sentence or two)
+LABEL_LIMIT = 500
+
+
 @dataclass(frozen=True)
 class AckError:
     """One Erreur: NumAnoAck (None: not given) and LibelleAnoAck, the DGFiP's words."""
@@ -96,10 +101,12 @@ class AckError:
         return self.code is None or self.code in ANOMALY_CODES
 
     def __str__(self) -> str:
-        code = self.code or "(no code)"
+        code = shown(self.code) if self.code else "(no code)"
         if not self.known:
             code += " (not in the DGFiP code list, XSD v5.17)"
-        return f"{code}: {self.label}" if self.label else code
+        # the DGFiP's words, as the file gives them: escaped and cut for a terminal (the
+        # store and --json keep them exact)
+        return f"{code}: {shown(self.label, LABEL_LIMIT)}" if self.label else code
 
 
 @dataclass(frozen=True)
@@ -249,7 +256,7 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             problem(el, f"{tag} has no value (attribute V)")
             return None
         if digits is not None and not (_DIGITS.fullmatch(v) and len(v) <= digits):
-            problem(el, f"{tag} is '{v[:20]}', not a number of at most {digits} digits")
+            problem(el, f"{tag} is '{shown(v, 20)}', not a number of at most {digits} digits")
             return None
         return v
 
@@ -276,11 +283,11 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     for item in items:
         domain = value(item, "DomaineAck")
         if domain is not None and domain not in DOMAINS:
-            problem(item.find("DomaineAck"), f"DomaineAck '{domain[:20]}' is not a code of "
+            problem(item.find("DomaineAck"), f"DomaineAck '{shown(domain, 20)}' is not a code of "
                     f"the DGFiP list ({', '.join(DOMAINS)})")
         state = value(item, "EtatAck")
         if state is not None and state.strip() not in _BOOLEAN:
-            problem(item.find("EtatAck"), f"EtatAck is '{state[:20]}', not 1 (accepted) nor "
+            problem(item.find("EtatAck"), f"EtatAck is '{shown(state, 20)}', not 1 (accepted) nor "
                     "0 (rejected)")
         bordereau = value(item, "NumBord", required=False, digits=7)
         exercise = value(item, "ExerciceBord", required=False, digits=4)

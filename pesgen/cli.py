@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from ._display import escaped_lines, json_text, shown
 from ._help import DB_HELP, HelpGroup
 from .errors import ExitCode, OutputInvalidError, PesgenError, Problem, StoreLocked, UsageError
 
@@ -87,7 +88,9 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
-    typer.echo(text, err=True, nl=nl)
+    # an error or a warning may quote a file's text (an XML's value, a libellé): no
+    # control character of it reaches the terminal as such (tabs and line ends stay)
+    typer.echo(escaped_lines(text), err=True, nl=nl)
 
 
 def _warn(problem: Problem) -> None:
@@ -474,7 +477,6 @@ def acquit(
     name, and what to do next. Reads the store, records nothing, unless --record.
     With --run, support names the run the acquit answers (docs/state.md).
     Exits 0 when everything is accepted, 9 when something is rejected (recorded or not)."""
-    import json
 
     from .acquit import as_json as report_json
     from .acquit import named_run, read_acquit, recording_json, tie
@@ -506,7 +508,7 @@ def acquit(
         data = report_json(report, shown_db)
         if done is not None:
             data["recording"] = recording_json(done)
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        typer.echo(json_text(data))
     else:
         # with --record, what became of each bordereau is said below instead
         _show_acquit(report, shown_db, recorded=not record)
@@ -550,8 +552,8 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
     """The report; ``recorded``: with what the store holds already of each bordereau's
     acknowledgement."""
     a = report.acquit
-    typer.echo(f"{a.name}: PES_ACQUIT of IdColl {a.id_coll} budget {a.cod_bud}"
-               + (f" (NomFic {a.nom_fic})" if a.nom_fic else "")
+    typer.echo(f"{shown(a.name)}: PES_ACQUIT of IdColl {shown(a.id_coll)} budget "
+               f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
                + f": {len(report.elements)} element(s), "
                + (f"{report.rejected} rejected" if report.rejected else "all accepted"))
     if report.named is not None:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from ._display import masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
 from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
@@ -443,8 +444,9 @@ _PES_TYP_BORD = re.compile(r"[0-9]{2}")
 
 
 def shown_url(url: str) -> str:
-    """A database URL fit for a message or a log: its password masked."""
-    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
+    """A database URL fit for a message or a log: its password masked, whether given as
+    user:password@ (even holding '@') or as a query parameter (?password=…)."""
+    return masked_url(url)
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from ._display import shown
 from .checks import (
     BANK_RULES,
     bic_abroad_problem,
@@ -47,6 +48,11 @@ TITRE_NATPCE = frozenset({"01", "02", "03", "04", "05", "11", "18"})
 EDITION_01_NATPCE = frozenset({"01", "02", "03", "04", "11", "18"})
 
 
+# what a problem's message shows at most: libxml2 echoes a value whole (an XML's value
+# is the outside's, shown escaped and cut: ``_display.shown``); its longest list of
+# allowed values (the DGFiP's enumerations) is well below
+MESSAGE_LIMIT = 4000
+
 # No entities, no network, no DTD: untrusted-input safe (XXE).
 _SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": True}
 
@@ -62,10 +68,78 @@ def _iterparse(source: Any, **kwargs: Any) -> etree.iterparse:
 
 @cache
 def load_xsd(path: Path) -> etree.XMLSchema:
+    """The XML schema at ``path``; what it includes or imports is read from its own
+    folder tree only (``xsd_root``), never from elsewhere on disk nor the network."""
+    path = Path(path).resolve()
+    resolver = _ConfinedResolver(xsd_root(path))
+    parser = _parser()
+    parser.resolvers.add(resolver)
     try:
-        return etree.XMLSchema(etree.parse(str(path), _parser()))
+        schema = etree.XMLSchema(etree.parse(str(path), parser))
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        if resolver.refused:
+            raise resolver.error(path) from None
         raise UsageError(f"{path}: cannot load XML schema: {exc}") from None
+    if resolver.refused:
+        raise resolver.error(path)
+    return schema
+
+
+def xsd_root(path: Path) -> Path:
+    """The folder an XSD's includes and imports must stay in: the DGFiP package's (the
+    folder holding PES_V2/), a format bundle's (the nearest folder with a format.yaml),
+    pesgen's shipped schemas/, else the XSD's own folder."""
+    from .resources import data_dir, inside
+
+    if len(path.parts) > 3 and path.parts[-3:-1] == OFFICIAL_ENTRY[:2]:
+        return path.parents[2]
+    shipped = data_dir("schemas").resolve()
+    if inside(shipped, path):
+        return shipped
+    for folder in path.parents:
+        if (folder / "format.yaml").is_file():
+            return folder
+    return path.parent
+
+
+# an empty schema read in place of a refused include, so that libxml2 goes on and the
+# refusal is reported as pesgen's
+_EMPTY_XSD = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>'
+
+
+class _ConfinedResolver(etree.Resolver):
+    """Lets lxml read a schema's includes and imports from ``root`` only; notes the
+    others (outside it, file:// elsewhere, http://…) as refused."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.refused: list[str] = []
+
+    def resolve(self, url: str, _pubid: str | None, context: Any) -> Any:
+        from urllib.parse import unquote, urlsplit
+
+        from .resources import inside
+
+        parts = urlsplit(url)
+        if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+            local = unquote(parts.path)
+        elif parts.scheme and len(parts.scheme) > 1:  # http://, ftp://… (not C:\)
+            local = None
+        else:
+            local = url if Path(url).exists() else unquote(url)
+        if local is not None:
+            candidate = Path(local).resolve()
+            if inside(self.root, candidate):
+                return self.resolve_filename(str(candidate), context)
+        self.refused.append(url)
+        return self.resolve_string(_EMPTY_XSD, context)
+
+    def error(self, path: Path) -> UsageError:
+        where = ", ".join(f"'{shown(u)}'" for u in dict.fromkeys(self.refused))
+        return UsageError(f"{path}: cannot load XML schema: it includes or imports {where}, "
+                          f"outside {self.root} (a schema is read from its own folder only: "
+                          "put what it includes beside it)")
 
 
 def official_xsd_path(location: Path) -> Path:
@@ -333,7 +407,7 @@ def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str
     violation's, which needs the number of pieces in the bordereau."""
     assert el is not None
     line = el.sourceline or 0
-    problem = Problem(rule, message, record=f"{name}:{line}")
+    problem = Problem(rule, shown(message, MESSAGE_LIMIT), record=f"{name}:{line}")
     # past MAX_LISTED_VIOLATIONS located in a bordereau, the listing is full: the
     # problem will be counted, not listed
     if len(bord.located) < MAX_LISTED_VIOLATIONS:
@@ -439,7 +513,8 @@ def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Prob
 
 
 def _not_well_formed(name: str, exc: etree.XMLSyntaxError, label: str) -> list[Problem]:
-    return [Problem(f"xml.{label}", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]
+    return [Problem(f"xml.{label}", f"not well-formed: {shown(exc, MESSAGE_LIMIT)}",
+                    record=f"{name}:{exc.lineno}")]
 
 
 def _tree_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
@@ -456,7 +531,8 @@ def tree_violations(doc: etree._ElementTree, name: str, schema: etree.XMLSchema,
     """Every violation of a document already parsed (``name``: its file's), with line and
     XPath: what ``validate_against`` lists for its file."""
     schema.validate(doc)
-    problems = [Problem(f"xsd.{label}", e.message, record=f"{name}:{e.line} {e.path}")
+    problems = [Problem(f"xsd.{label}", shown(e.message, MESSAGE_LIMIT),
+                        record=f"{name}:{e.line} {e.path}")
                 for _, e in zip(range(MAX_LISTED_VIOLATIONS), schema.error_log, strict=False)]
     if len(schema.error_log) > MAX_LISTED_VIOLATIONS:
         problems.append(_stopped(name, label))
@@ -582,7 +658,8 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
         if live is not None and live.getroottree().getroot() is tree.getroot():
             xpath = tree.getpath(live)
         listed.append((line, order, message, xpath))
-    problems = [Problem(f"xsd.{label}", message, record=f"{name}:{line} {xpath}")
+    problems = [Problem(f"xsd.{label}", shown(message, MESSAGE_LIMIT),
+                        record=f"{name}:{line} {xpath}")
                 for line, _order, message, xpath in sorted(listed, key=lambda x: x[:2])]
     if stopped:
         problems.append(_stopped(name, label))

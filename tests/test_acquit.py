@@ -482,3 +482,49 @@ def test_an_element_of_a_recette_domain_without_numbord_is_not_the_whole_file(st
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert "REJECTED: an element of domain Rôle naming no bordereau (no NumBord)" in r.output
     assert "the whole file" not in r.output and "--all" not in r.output
+
+
+def _ack_with_label(tmp_path: Path, label: str) -> Path:
+    """rejected.xml with its bordereau's first LibelleAnoAck replaced by ``label`` (XML
+    text: character references allowed)."""
+    old = "Le montant du bordereau ne correspond pas à la somme des pièces".encode("latin-1")
+    data = (ACKS / "rejected.xml").read_bytes()
+    assert data.count(old) == 1
+    path = tmp_path / "ack-inj.xml"
+    path.write_bytes(data.replace(old, label.encode("latin-1")))
+    return path
+
+
+def test_a_libelle_reaches_the_terminal_escaped_and_cut_but_is_stored_exact(store, tmp_path):
+    # 8-bit CSI (clear the screen, red) and a right-to-left override were printed as is,
+    # and a libellé of any length printed whole
+    ack = _ack_with_label(tmp_path, "&#x9b;2J&#x9b;31mMontant&#x202e;faux " + "A" * 100_000)
+    exact = "\x9b2J\x9b31mMontant\u202efaux " + "A" * 100_000
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "\x9b" not in r.output and "\u202e" not in r.output
+    (said,) = [ln for ln in r.output.splitlines() if "Montant" in ln]
+    assert said.startswith("  error ERREUR_CUMUL_MONTANTS: \\x9b2J\\x9b31mMontant\\u202efaux AAA")
+    assert said.endswith(f"A… ({len(exact)} characters)") and len(said) < 1000
+    # --json: exact JSON, the same value, no raw control character on the terminal
+    r = run_cli("acquit", ack, "--db", store, "--json")
+    assert "\x9b" not in r.stdout and "\u202e" not in r.stdout
+    assert json.loads(r.stdout)["elements"][0]["errors"][0]["label"] == exact
+    # the store keeps the DGFiP's words exact
+    r = run_cli("acquit", ack, "--db", store, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    import sqlalchemy as sa
+
+    with sa.create_engine(f"sqlite:///{store}").connect() as conn:
+        stored = [json.loads(e) for (e,) in conn.execute(sa.text(
+            "SELECT errors FROM acquit_bordereaux"))]
+    assert any(x["label"] == exact for errors in stored for x in errors)
+
+
+def test_a_value_quoted_in_a_refusal_is_escaped(tmp_path):
+    ack = _ack_with_label(tmp_path, "ok")
+    data = ack.read_bytes().replace(b'<NumBord V="1"/>', b'<NumBord V="&#x9b;2J1"/>', 1)
+    ack.write_bytes(data)
+    r = run_cli("acquit", ack, "--db", tmp_path / "none.sqlite3")
+    assert r.exit_code != 0
+    assert "\x9b" not in r.output and "NumBord is '\\x9b2J1'" in r.output

@@ -297,6 +297,39 @@ def test_alias_bomb_is_refused_quickly():
         load_yaml_text("\n".join(levels) + "\n", "t.yaml")
 
 
+def test_one_big_scalar_behind_many_aliases_is_refused(tmp_path):
+    # a 1 MB value used 2000 times: few nodes, 2 GB of text once expanded (30 s and 4 GB
+    # of memory in check-mapping before: nodes were counted, not characters)
+    aliases = "".join(f"    X{i}: *big\n" for i in range(2000))
+    text = _edit(("pesgen_mapping: 1\n", "pesgen_mapping: 1\nbigdef: &big \"" + "A" * 1_000_000
+                  + "\"\n"), ("  countries:\n", "  countries:\n" + aliases))
+    with pytest.raises(MappingError, match="aliases expand to more than 10000000 characters"):
+        load_yaml_text(text, "t.yaml")
+
+
+def test_a_big_value_is_echoed_cut_in_mapping_messages(tmp_path):
+    # a value the schema refuses is shown cut, not echoed whole: 200 uses of a 1 MB
+    # value made 199 MB of messages when each was repeated in full
+    aliases = "".join(f"    X{i}: *big\n" for i in range(200))
+    m = _write(tmp_path, _edit(
+        ("pesgen_mapping: 1\n", "pesgen_mapping: 1\nx-big: &big {k: \"" + "A" * 40_000
+         + "\"}\n"), ("  countries:\n", "  countries:\n" + aliases)))
+    exc = _refused(m)
+    said = [str(p) for p in exc.problems if "X1" in (p.mapping or "")]
+    assert said and all(len(s) < 1000 for s in said), said[:1]
+    assert all(len(str(p)) < 3000 for p in exc.problems)
+    assert "… (40009 characters) is not of type 'string'" in said[0]
+
+
+def test_a_long_unknown_key_is_named_cut(tmp_path):
+    # (an explicit key: YAML caps a plain one at 1024 characters)
+    m = _write(tmp_path, _edit(("pesgen_mapping: 1\n", "pesgen_mapping: 1\n? " + "k" * 100_000
+                                + "\n: 1\n")))
+    exc = _refused(m)
+    (p,) = [p for p in exc.problems if "kkkk" in p.message]
+    assert "… (100000 characters)" in p.message and len(str(p)) < 1000
+
+
 def test_plain_alias_reuse_still_works():
     data, problems = load_yaml_text("base: &b {product: FMC1, nature: '7062'}\n"
                                     "other: *b\n", "t.yaml")
@@ -323,6 +356,40 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     assert "\n" not in p.message and "<unicode string>" not in p.message
 
 
+def test_a_mapping_saved_as_cp1252_names_line_column_and_what_to_do(tmp_path):
+    m = tmp_path / "notepad.yaml"
+    m.write_bytes(TEXT.encode("cp1252"))
+    at = next(i for i, c in enumerate(TEXT) if ord(c) > 127)  # é of "trésorerie", line 2
+    line = TEXT.count("\n", 0, at) + 1
+    column = at - TEXT.rfind("\n", 0, at)
+    with pytest.raises(MappingError) as info:
+        load_mapping(m)
+    said = str(info.value)
+    assert said.startswith(f"{m}:{line}:{column}: not UTF-8: byte 0xE9 at line {line}, "
+                           f"column {column}")
+    assert "save it as UTF-8" in said
+
+
+@pytest.mark.parametrize(("old", "new", "hint"), [
+    # a key indented more than its siblings
+    ("  cod_col: \"123\"", "   cod_col: \"123\"", "check the indentation of this line and "
+     "of the line above"),
+    ("  cod_col: \"123\"", "\tcod_col: \"123\"", "YAML indents with spaces only, replace the "
+     "tabs by spaces"),
+])
+def test_yaml_syntax_errors_say_what_to_look_at(tmp_path, old, new, hint):
+    m = _write(tmp_path, _edit((old, new)))
+    exc = _refused(m)
+    line = _line(m, "cod_col")
+    (p,) = exc.problems
+    assert p.mapping == f"{m}:{line}"
+    assert hint in p.message and hint in str(exc)
+    # PyYAML's own words stay
+    assert re.search(r"expected <block end>|mapping values are not allowed here|cannot "
+                     r"start any token",
+                     p.message)
+
+
 def test_merge_keys_are_refused(tmp_path):
     m = _write(tmp_path, _edit(("  payer_kinds:\n", "  payer_kinds:\n    <<: {x: 1}\n")))
     exc = _refused(m)
@@ -333,7 +400,7 @@ def test_merge_keys_are_refused(tmp_path):
 def test_non_utf8_mapping(tmp_path):
     m = tmp_path / "latin1.yaml"
     m.write_bytes(TEXT.encode("latin-1", errors="replace"))
-    with pytest.raises(MappingError, match=r"latin1\.yaml: not UTF-8"):
+    with pytest.raises(MappingError, match=r"latin1\.yaml:\d+:\d+: not UTF-8"):
         load_mapping(m)
 
 

@@ -332,6 +332,14 @@ def test_a_bad_endpoint_is_refused_without_its_password():
     assert str(info.value).startswith("PayFiP endpoint 'ftp://***@payfip.example/tpa' must be")
 
 
+def test_a_payfip_url_is_shown_without_its_query_nor_a_password_holding_an_at_sign():
+    from pesgen.payfip.client import shown_url
+
+    assert shown_url("https://support:s3c@ret@payfip.example/tpa/paiementws.web?idop=X"
+                     "&token=abc") == "https://***@payfip.example/tpa/paiementws.web?…"
+    assert shown_url("https://payfip.example/tpa") == "https://payfip.example/tpa"
+
+
 def test_the_payer_email_is_the_exact_invoice_s_not_a_look_alike_s(tmp_path):
     """A run an older pesgen recorded may hold FA-2026-00103 and FA‐2026‐00103 (U+2010)
     apart, two families (migration 6 keeps both): the e-mail of the one linked is its own,

@@ -608,6 +608,36 @@ def test_a_database_password_never_appears_in_a_message():
     assert "user:***@" in str(info.value)
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://pesgen@127.0.0.1:5999/pesgen?password=S3cretPW",
+     "postgresql://pesgen@127.0.0.1:5999/pesgen?password=***"),
+    ("postgresql:///pesgen?host=/run/pg&password=S3cretPW&sslmode=disable",
+     "postgresql:///pesgen?host=/run/pg&password=***&sslmode=disable"),
+    ("postgresql://pesgen:S3c@ret@127.0.0.1:5999/pesgen",
+     "postgresql://pesgen:***@127.0.0.1:5999/pesgen"),
+    ("postgresql://pesgen:S3c/ret@127.0.0.1/pesgen?sslpassword=S3cretPW",
+     "postgresql://pesgen:***@127.0.0.1/pesgen?sslpassword=***"),
+    ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
+])
+def test_a_database_password_is_masked_whatever_its_form(url, shown):
+    from pesgen.store import shown_url
+
+    assert shown_url(url) == shown
+
+
+def test_runs_list_never_prints_a_password_given_as_a_query_parameter():
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+
+    url = "postgresql://pesgen@127.0.0.1:1/pesgen?password=S3cretPW"
+    result = CliRunner().invoke(app, ["runs", "list", "--db", url])
+    assert result.exit_code == 7, result.output
+    assert "S3cretPW" not in result.output
+    assert "postgresql://pesgen@127.0.0.1:1/pesgen?password=***: cannot open the store" \
+        in result.output
+
+
 def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatch):
     """The run records the input it exported (for regenerate): a file rewritten while it
     was read would be recorded as something it did not export."""

@@ -436,3 +436,66 @@ def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping)
     pes = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "pes",
                  date(2026, 11, 23))
     assert not [n for n in pes.notes if n.policy == "pricing"]
+
+
+def _corail_including(tmp_path: Path, location: str) -> Path:
+    """A copy of the corail bundle whose XSD includes ``location``."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    xsd = fmts / "cosoluce-corail" / "corail.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    head = ('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+            'elementFormDefault="unqualified">')
+    assert text.count(head) == 1
+    xsd.write_text(text.replace(head, f'{head}\n<xs:include schemaLocation="{location}"/>'),
+                   encoding="utf-8")
+    (tmp_path / "outside.xsd").write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n', encoding="utf-8")
+    return fmts
+
+
+@pytest.mark.parametrize("location", ["../../outside.xsd", "file:///etc/passwd",
+                                      "file:///no/such/file.xsd",
+                                      "http://127.0.0.1:1/remote.xsd"])
+def test_a_bundle_xsd_reads_nothing_outside_its_bundle(tmp_path, location):
+    # an include outside the bundle was read (export exit 0, check-format: identical);
+    # file:///etc/passwd was read too, its errors telling whether a file exists
+    fmts = _corail_including(tmp_path, location)
+    xsd = (fmts / "cosoluce-corail" / "corail.xsd").resolve()
+    runner = CliRunner()
+    result = runner.invoke(app, ["check-format", "cosoluce-corail", "--formats-dir", str(fmts)])
+    assert result.exit_code == 3, result.output
+    said = f"{xsd}: cannot load XML schema: it includes or imports '"
+    assert said in result.output
+    assert f"outside {(fmts / 'cosoluce-corail').resolve()}" in result.output
+    assert "passwd" not in location or "root:" not in result.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "--mapping", str(CORAIL), "--input",
+                                 str(EXAMPLES / "school-export.json"), "--out", str(out),
+                                 "--date", "2026-11-23", "--db",
+                                 f"sqlite:///{tmp_path / 'x.db'}", "--create-store",
+                                 "--formats-dir", str(fmts)])
+    assert result.exit_code != 0, result.output
+    assert said in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_include_beside_the_xsd_in_its_bundle_still_loads(tmp_path):
+    fmts = _corail_including(tmp_path, "extra/inside.xsd")
+    (fmts / "cosoluce-corail" / "extra").mkdir()
+    (fmts / "cosoluce-corail" / "extra" / "inside.xsd").write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check-format", "cosoluce-corail", "--formats-dir",
+                                      str(fmts)])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_dgfip_package_and_the_shipped_schemas_load_confined(official_xsd):
+    from pesgen.validate import xsd_root
+
+    entry = official_xsd_path(official_xsd)
+    assert xsd_root(entry.resolve()) == entry.resolve().parents[2]
+    load_xsd(entry)
+    load_xsd(entry.parent / "PES_V2_Acquit_Autonome_V2.xsd")
+    for xsd in sorted(data_dir("schemas").rglob("*.xsd")):
+        load_xsd(xsd)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .._display import shown
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
@@ -186,7 +187,7 @@ def reconcile(
         _fail(exc)
         return
     for o in outcomes:
-        extra = f" ({o.message})" if o.message else ""
+        extra = f" ({shown(o.message)})" if o.message else ""
         typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
     # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
     counts = Counter("test-paid" if (o.action, o.status) == ("recorded", "test-paid")
@@ -302,18 +303,18 @@ def anomalies(
     except PesgenError as exc:
         _fail(exc)
         return
-    shown = [r for r in rows if every or r["resolved_at"] is None]
+    listed = [r for r in rows if every or r["resolved_at"] is None]
     resolved = sum(r["resolved_at"] is not None for r in rows)
     if not rows:
         typer.echo("no anomaly")
         return
-    if not shown:
+    if not listed:
         typer.echo(f"no open anomaly ({resolved} resolved: --all lists them)")
         return
-    for r in shown:
+    for r in listed:
         typer.echo(f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
-                   f"{r['invoice'] or '-'}  ({r['source']}): {r['detail']}"
-                   + (f" [expected {r['expected']}, got {r['got']}]"
+                   f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
+                   + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
                       if r['expected'] is not None else ""))
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
@@ -407,8 +408,9 @@ def client_info(
     except PesgenError as exc:
         _fail(exc)
         return
-    typer.echo(f"numcli {detail.numcli}: {detail.libelleN1} / {detail.libelleN2} / "
-               f"{detail.libelleN3}")
+    # PayFiP's words: escaped and cut for the terminal
+    typer.echo(f"numcli {shown(detail.numcli)}: {shown(detail.libelleN1)} / "
+               f"{shown(detail.libelleN2)} / {shown(detail.libelleN3)}")
 
 
 @payfip_app.command("tipi-url")

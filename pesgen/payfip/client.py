@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
+from .._display import masked_url
 from . import soap
 from .errors import PayfipConfigError, PayfipFault, PayfipUnavailable
 from .models import (
@@ -151,11 +152,10 @@ class PayfipClient:
 
 
 def shown_url(url: str) -> str:
-    """A URL fit for a message, a log or the store: any user and password masked."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    """A URL fit for a message, a log or the store: any user and password masked, and
+    its query string left out (``?…``: whatever it carries, a token or a family's data)."""
+    head, sep, _query = masked_url(url, keep_user=False).partition("?")
+    return head + ("?…" if sep else "")
 
 
 def _transport_reason(exc: httpx.HTTPError) -> str:

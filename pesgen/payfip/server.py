@@ -65,6 +65,8 @@ def run(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     # proxy_headers off: X-Forwarded-For is whatever a client writes, and the limiter of
-    # unknown idOps counts per address (behind a proxy, every client is the proxy)
+    # unknown idOps counts per address (behind a proxy, every client is the proxy).
+    # access_log off: its lines carry whole query strings, and a return URL's holds the
+    # amount and the payer's e-mail (docs/payfip.md: no billing data in logs)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off",
-                proxy_headers=False)
+                proxy_headers=False, access_log=False)

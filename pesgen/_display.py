@@ -1,0 +1,100 @@
+"""Text from outside (an acknowledgement's libellés, a PayFiP answer, an XML's or a YAML
+file's values) made fit for a terminal, a message or a log line.
+
+A control character (C0, DEL, C1) or a bidirectional control is shown as a visible
+escape (``\\x9b``, ``\\u202e``), so a file cannot move the cursor, clear the screen or
+reverse the text around it; a long value is cut, saying so: ``… (N characters)``.
+What is stored (the state store) keeps the values exact: only what is shown changes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote_plus
+
+# C0 (tab and newline too: a value shown on one line stays on it), DEL, C1; the
+# bidirectional marks, embeddings, overrides and isolates; the line and paragraph
+# separators
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                     "\u2028\u2029]")
+# what a message shows of one value at most
+LIMIT = 200
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escaped(text: str) -> str:
+    """``text`` with each control character as a visible escape; its length unbounded."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def shown(value: Any, limit: int = LIMIT) -> str:
+    """``value`` as text fit for a message: control characters escaped, at most
+    ``limit`` characters of it, then ``… (N characters)`` when it is longer."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return escaped(text)
+    return f"{escaped(text[:limit])}… ({len(text)} characters)"
+
+
+def shown_repr(value: Any, limit: int = LIMIT) -> str:
+    """``repr(value)`` for a message, bounded as ``shown``: a long string is quoted cut,
+    then ``… (N characters)``."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{escaped(repr(value[:limit]))}… ({len(value)} characters)"
+    return shown(repr(value), limit + 2)
+
+
+# query parameters that carry a secret (libpq's password, sslpassword…; an API's token)
+_SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|pwd|secret|token|api[-_]?key|key)$")
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^?#]*)@")
+
+
+def masked_url(url: str, keep_user: bool = True) -> str:
+    """A URL fit for a message, a log or a text of the store: the password of its user
+    (``user:***@``, even one holding '@'), and any query parameter named as a secret
+    (``?password=***``), masked; ``keep_user`` false masks the user too (``***@``)."""
+    head, sep, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    match = _USERINFO.match(head)
+    if match:
+        # the host follows the last '@' before the query: a password may hold '@' or '/'
+        userinfo = match.group("userinfo")
+        user = userinfo.split(":", 1)[0]
+        shown_user = (f"{user}:***" if ":" in userinfo else user) if keep_user else "***"
+        head = match.group("scheme") + shown_user + "@" + head[match.end():]
+    if sep:
+        pairs = []
+        for pair in re.split(r"([&;])", query):
+            name, eq, _value = pair.partition("=")
+            if eq and _SECRET_PARAM.search(unquote_plus(name)):
+                pair = f"{name}=***"
+            pairs.append(pair)
+        query = "".join(pairs)
+    return head + sep + query + hash_ + fragment
+
+
+def escaped_lines(text: str) -> str:
+    """``text`` with its control characters escaped but its tabs and line ends: a
+    message of several lines stays so."""
+    return "\n".join(_UNSAFE.sub(lambda m: m.group() if m.group() == "\t" else _escape(m), line)
+                     for line in text.split("\n"))
+
+
+# what json.dumps(ensure_ascii=False) writes as such but a terminal acts on: C1 and the
+# bidirectional controls (C0 is written \u00XX already); inside JSON strings only
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                          "\u2028\u2029]")
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON for a terminal: the same values (exact JSON), each
+    character a terminal would act on written as its \\uXXXX escape."""
+    import json
+
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                            json.dumps(data, ensure_ascii=False, indent=2))
