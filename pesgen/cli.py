@@ -292,14 +292,14 @@ def check_mapping(
     writes refuses the mapping."""
     from .build import format_fit
     from .errors import MappingError
-    from .formats import find_format
+    from .formats import mapping_format
     from .mapping import load_mapping
     from .render import renderers
     from .sample import check_coverage
 
     try:
         m = load_mapping(mapping)
-        fmt = find_format(m.output.format, formats_dir)
+        fmt = mapping_format(m, formats_dir)
         renderers(fmt)
         misfits = format_fit(m, fmt)
         if misfits:
@@ -1264,14 +1264,14 @@ def numbering_set_start(
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise."""
-    from .formats import find_format
+    from .formats import mapping_format
     from .mapping import load_mapping
     from .runs import sequence_key
     from .store import shown_store
 
     try:
         m = load_mapping(mapping)
-        key = sequence_key(m, find_format(m.output.format, formats_dir), exercise)
+        key = sequence_key(m, mapping_format(m, formats_dir), exercise)
         store = _store(db, create=create_store)
         store.set_start(key, start)
     except PesgenError as exc:

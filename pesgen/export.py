@@ -38,7 +38,7 @@ from .errors import (
     TemplateError,
     UsageError,
 )
-from .formats import FileSpec, Format, encoding_clash, find_format
+from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import cle1, cle2, debt_key
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -734,7 +734,7 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
     ``work_dir`` (a dry run), ``out_dir`` (if any) is checked as it would be, never
     created."""
     mapping = load_mapping(mapping_path)
-    fmt = find_format(mapping.output.format, formats_dirs)
+    fmt = mapping_format(mapping, formats_dirs)
     if on_format is not None:
         on_format(fmt)
     if out_dir is not None:

@@ -387,7 +387,7 @@ def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
     mapping.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
         "format: pes-ormc", "format: pes-ormc-local"), encoding="utf-8")
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
-    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.exit_code == ExitCode.MAPPING, r.output
     assert "unknown output format 'pes-ormc-local'" in r.stderr
     assert f"looked in {fmts} (--formats-dir), " in r.stderr, r.stderr
     assert "(shipped)" in r.stderr
