@@ -25,7 +25,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
     ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
-    ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists.", "pesgen"),
+    ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists; JSON input's bindings.lines is no constant ({const: rows} is for CSV, where each row is a line; with CSV, bindings.lines is not read, and a column it names that the header lacks is refused as input.column).", "pesgen"),
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
     ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:), and every option default (defaults.options, written as it is: no text policy applies), each refused naming its format.yaml line.", "pesgen (schemas/format.schema.json)"),
     ("mapping", "collectivity.siret", "The collectivity's SIRET (IdColl) has a valid checksum.", "DT v5.19 EnTetePES/IdColl; DT-AQ lists ERREUR_SIRET (a name only: its link to this rule is pesgen's reading)"),

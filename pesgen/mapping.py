@@ -441,6 +441,15 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 bindings[group][name] = b
     lines = _compile_binding(data["bindings"]["lines"], "lines", where("bindings", "lines"),
                              input_spec.format, env, problems)
+    spec = data["bindings"]["lines"]
+    if input_spec.format == "json" and isinstance(spec, dict) and "const" in spec and \
+            not isinstance(spec["const"], list):
+        # every invoice would be refused, one by one, as having no lines
+        problems.append(Problem(
+            "mapping.input", f"{{const: {spec['const']}}} is for CSV input (each row of an "
+            "invoice is one of its lines); with input.format: json, bindings.lines is the "
+            "path of the invoice's line array (e.g. lines: lines)",
+            mapping=where("bindings", "lines")))
 
     o = data["output"]
     emitter = o.get("emitter") or {}

@@ -380,3 +380,36 @@ def test_shipped_mapping_loads_checks_and_exports(tmp_path, path):
         break
     else:
         pytest.fail("no example exports with this mapping:\n" + "\n".join(failures))
+
+
+def test_const_rows_is_for_csv_a_json_mapping_saying_it_is_refused(tmp_path):
+    """`lines: {const: rows}` in a JSON mapping passed check-mapping, then every invoice
+    was refused as having no lines: the mapping is refused, naming bindings.lines and
+    saying {const: rows} is for CSV input."""
+    path = _write(tmp_path, _edit(("  lines: lines\n", "  lines: {const: rows}\n")))
+    r = CliRunner().invoke(app, ["check-mapping", str(path)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    line = _line(path, "lines: {const: rows}")
+    assert ("{const: rows} is for CSV input (each row of an invoice is one of its lines)"
+            in r.output), r.output
+    assert f"[mapping {path}:{line}: bindings.lines] (rule mapping.input)" in r.output
+
+
+def test_a_csv_mapping_s_lines_column_missing_from_the_header_is_refused(tmp_path):
+    """With CSV input each row of an invoice is a line and bindings.lines is not read:
+    `lines: lignes_facture`, a column the file lacks, exported as if it were
+    {const: rows}. The export's header check names it (input.column, exit 4)."""
+    text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
+    assert text.count("  lines: {const: rows}\n") == 1
+    path = _write(tmp_path, text.replace("  lines: {const: rows}\n",
+                                         "  lines: lignes_facture\n"))
+    with pytest.raises(PesgenError) as info:
+        export(path, EXAMPLES / "school-export.csv", tmp_path / "out", date(2026, 11, 23))
+    assert info.value.exit_code == ExitCode.INPUT, info.value.report()
+    [p] = info.value.problems
+    assert p.rule == "input.column"
+    assert p.mapping == f"{path}:{_line(path, 'lines: lignes_facture')}: bindings.lines"
+    assert p.message.startswith("lines reads column 'lignes_facture', which is not in the "
+                                "header of "), p.message
+    assert p.message.endswith("write bindings.lines as {const: rows}")
+    assert not (tmp_path / "out").exists()
