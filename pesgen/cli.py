@@ -66,8 +66,9 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     advice = None
     if create is False and named:  # a dry run says what the export would: refused too
         must_exist = True
-        advice = ("an export creates a store it is named only with --create-store (a new "
-                  "collectivity's first run): a mistyped path, or another machine's, would "
+        advice = ("a store named on purpose (--db, PESGEN_DB or db in the configuration "
+                  "file) is created only with --create-store (a new collectivity's first "
+                  "run): a mistyped path, or another machine's, would "
                   "start the numbering again at 1 and let every invoice out a second time. "
                   "Check the path, or add --create-store if this is a new store")
 
