@@ -285,7 +285,8 @@ class Builder:
         self._columns_to_check: dict[str, Binding] | None = None
         if self.csv:
             self._columns_to_check = {}
-            for group in (self.inv, self.payer, self.addr, self.pay, self.joint, self.line):
+            for group in (self.inv, self.payer, self.addr, self.pay, self.joint, self.line,
+                          {"lines": mapping.lines}):  # unread for CSV, yet a typo
                 for bnd in group.values():
                     for column in bnd.columns:
                         self._columns_to_check.setdefault(column, bnd)
@@ -533,7 +534,10 @@ class Builder:
             if column in src.record:
                 continue
             text = missing_column(bnd.key, column, header, shown)
-            if bnd.kind == "expr":
+            if bnd.key == "lines":
+                text += ("; with CSV input each row of an invoice (input.group_by) is one of "
+                         "its lines: write bindings.lines as {const: rows}")
+            elif bnd.kind == "expr":
                 text += self._expression_hint(bnd)
             problems.append(Problem("input.column", text, record=f"{shown}:1",
                                     mapping=bnd.where))
@@ -988,7 +992,9 @@ class Builder:
             raw = str(raw)
             if table is not None:
                 if raw not in table:
-                    ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility",
+                    ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility "
+                                f"(add it to codes.civility: '{raw}': the civility to "
+                                "send, as the table's other entries)",
                                 mapping=self.mapping.where("codes", "civility"))
                     return None
                 value = table[raw]
@@ -1088,7 +1094,9 @@ class Builder:
         insee = self._countries.get(country)
         if insee is None:
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
-                        "codes.countries", mapping=self.mapping.where("codes", "countries"))
+                        f"codes.countries (add it to codes.countries: {country}: its INSEE "
+                        "country code, 3 digits)",
+                        mapping=self.mapping.where("codes", "countries"))
             return None
         foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
                                   a.get("city"))
@@ -1169,7 +1177,9 @@ class Builder:
         if raw_seq is not None:
             sequence = self.mapping.codes.sepa_sequences.get(str(raw_seq))
             if sequence is None:
-                known = "" if self.mapping.data["codes"].get("sepa_sequences") else (
+                known = (" (add it to codes.sepa_sequences, with its SequencePres: 01 "
+                         "OOFF, 02 FRST, 03 RCUR, 04 FNAL)") if self.mapping.data["codes"].get(
+                    "sepa_sequences") else (
                     " (no codes.sepa_sequences: pesgen knows "
                     f"{', '.join(self.mapping.codes.sepa_sequences)}; add the table)")
                 ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'{known}",

@@ -67,8 +67,9 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     advice = None
     if create is False and named:  # a dry run says what the export would: refused too
         must_exist = True
-        advice = ("an export creates a store it is named only with --create-store (a new "
-                  "collectivity's first run): a mistyped path, or another machine's, would "
+        advice = ("a store named on purpose (--db, PESGEN_DB or db in the configuration "
+                  "file) is created only with --create-store (a new collectivity's first "
+                  "run): a mistyped path, or another machine's, would "
                   "start the numbering again at 1 and let every invoice out a second time. "
                   "Check the path, or add --create-store if this is a new store")
 
@@ -308,14 +309,14 @@ def check_mapping(
     writes refuses the mapping."""
     from .build import format_fit
     from .errors import MappingError
-    from .formats import find_format
+    from .formats import mapping_format
     from .mapping import load_mapping
     from .render import renderers
     from .sample import check_coverage
 
     try:
         m = load_mapping(mapping)
-        fmt = find_format(m.output.format, formats_dir)
+        fmt = mapping_format(m, formats_dir)
         renderers(fmt)
         misfits = format_fit(m, fmt)
         if misfits:
@@ -1279,14 +1280,14 @@ def numbering_set_start(
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise."""
-    from .formats import find_format
+    from .formats import mapping_format
     from .mapping import load_mapping
     from .runs import sequence_key
     from .store import shown_store
 
     try:
         m = load_mapping(mapping)
-        key = sequence_key(m, find_format(m.output.format, formats_dir), exercise)
+        key = sequence_key(m, mapping_format(m, formats_dir), exercise)
         store = _store(db, create=create_store)
         store.set_start(key, start)
     except PesgenError as exc:

@@ -39,7 +39,7 @@ from .errors import (
     TemplateError,
     UsageError,
 )
-from .formats import FileSpec, Format, encoding_clash, find_format
+from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import cle1, cle2, debt_key
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -199,6 +199,8 @@ class Exporter:
         self.fmt = fmt
         self.out_dir = out_dir
         self.run_date = run_date
+        if not vouched:  # a recorded run's exercise was accepted when it was recorded
+            _refuse_future_exercise(mapping, run_date)
         # the DGFiP package validates PES files; a finance package's import is not one
         self.official_xsd = official_xsd if fmt.is_pes else None
         self.progress = progress
@@ -312,14 +314,15 @@ class Exporter:
 
     def run_notes(self, input_path: Path) -> list[PolicyNote]:
         """The notes said once for the run (export, its dry run and preview alike): the
-        builder's (``Builder.run_notes``), and a run date outside the mapping's exercise."""
+        builder's (``Builder.run_notes``), and a run date outside the mapping's exercise
+        (an exercise after the run date's year is refused: ``_refuse_future_exercise``)."""
         notes = self.builder.run_notes(str(input_path))
         exercise = self.mapping.collectivity.exercise
         if self.run_date.year != exercise:  # a mapping left at last year's exercise?
             notes.append(PolicyNote(
-                "exercise", "*", str(self.mapping.path), f"the bordereaux are dated "
-                f"{self.run_date.isoformat()} (DteBordEm) for exercise {exercise} (Exer): "
-                "check collectivity.exercise in the mapping"))
+                "exercise", "*", self.mapping.where("collectivity", "exercise"),
+                f"the bordereaux are dated {self.run_date.isoformat()} (DteBordEm) for "
+                f"exercise {exercise} (Exer): {_past_exercise(exercise, self.run_date)}"))
         return notes
 
     # ------------------------------------------------------------------ phase 1
@@ -675,6 +678,39 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
+def _refuse_future_exercise(mapping: Mapping, run_date: date) -> None:
+    """Refuse a mapping whose exercise is after the run date's year (rule
+    collectivity.exercise): the comptable rejects a bordereau of an exercise not open
+    (DT PES_RecetteRetour, TObsEtat 09 « Exercice Bordereau non ouvert »), and its Exer
+    goes into Cle1, Cle2 and the payment references the families are given."""
+    exercise = mapping.collectivity.exercise
+    if exercise <= run_date.year:
+        return
+    where = mapping.where("collectivity", "exercise")
+    message = (f"exercise {exercise} (Exer) is after the run date {run_date.isoformat()} "
+               f"(DteBordEm, of {run_date.year}): the trésorerie rejects a bordereau of an "
+               "exercise not yet open (« Exercice Bordereau non ouvert »), and Cle1, Cle2 "
+               f"and the payment references are computed from it; set "
+               f"collectivity.exercise to {run_date.year}, or export on a date of {exercise} "
+               "(--date) once it is open")
+    raise MappingError(f"{mapping.path}: exercise {exercise} is not open on "
+                       f"{run_date.isoformat()}",
+                       [Problem("collectivity.exercise", message, mapping=where)])
+
+
+def _past_exercise(exercise: int, run_date: date) -> str:
+    """What the run summary says of an exercise before the run date's year."""
+    check = "check collectivity.exercise in the mapping"
+    if exercise == run_date.year - 1 and run_date.month == 1:
+        return (f"titles of last year's exercise issued in January are the usual "
+                f"« journée complémentaire » (pesgen's reading: the DGFiP documentation "
+                f"does not describe it); check with the trésorerie that exercise "
+                f"{exercise} still takes bordereaux, else {check}")
+    return (f"exercise {exercise} is past (the « journée complémentaire » for last year's "
+            "titles is in January): the trésorerie rejects a bordereau of a closed exercise "
+            f"(for a rôle: « Exercice rôle clôturé »); {check}")
+
+
 def _references_csv(exercise: int, id_bord: int,
                     titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]]
                     ) -> str:
@@ -700,7 +736,7 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
     created. ``lost_policies``: refuse a split policy no template writes
     (``refuse_lost_policies``); check-format does it after the fixture, in its words."""
     mapping = load_mapping(mapping_path)
-    fmt = find_format(mapping.output.format, formats_dirs)
+    fmt = mapping_format(mapping, formats_dirs)
     if on_format is not None:
         on_format(fmt)
     if out_dir is not None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _schema
 from ._yaml import line_of, load_yaml_file
@@ -20,6 +20,9 @@ from .layout import load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
 from .text import charset_chars
 from .validate import load_xsd
+
+if TYPE_CHECKING:
+    from .mapping import Mapping
 
 # The text charset of an encoding, by the codec's own name (``codecs.lookup(x).name``:
 # 'ISO8859-1', 'iso_8859_1', 'l1' and 'latin-1' are all 'iso8859-1'). Another encoding
@@ -363,6 +366,8 @@ _FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,40}")  # as format.schema.json's
 
 
 def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
+    """The bundle named ``name`` (typed on a command line: ``FormatNotFound``, exit 2;
+    a mapping's output.format: ``mapping_format``)."""
     if not _FORMAT_NAME.fullmatch(name):
         # a bundle is found by name in the format folders, never by a path
         raise FormatNotFound(f"'{name}' is not a format name (lower-case letters, digits "
@@ -373,7 +378,26 @@ def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
             return load_format(folder)
     known = [f.name for f, _ in list_formats(extra_dirs)]
     looked = ", ".join(f"{folder} ({source})" for folder, source in format_sources(extra_dirs))
-    raise FormatNotFound(f"unknown output format '{name}' (known: {', '.join(known) or 'none'}); "
+    raise FormatNotFound(f"unknown output format '{name}'{_close_format(name, known)} "
+                         f"(known: {', '.join(known) or 'none'}); "
                          f"looked in {looked}. A bundle in another folder: --formats-dir DIR "
                          "or PESGEN_FORMATS_PATH (folders separated by "
                          f"'{os.pathsep}')")
+
+
+def _close_format(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f": did you mean '{close[0]}'?" if close else ""
+
+
+def mapping_format(mapping: Mapping, extra_dirs: list[Path] | None = None) -> Format:
+    """The bundle a mapping's output.format names: one not found is the mapping's error
+    (exit 3, rule mapping.format, naming its file:line: key), with the closest known
+    name, not a usage error (``find_format``: a --format typed on a command line)."""
+    name = mapping.output.format
+    try:
+        return find_format(name, extra_dirs)
+    except FormatNotFound as exc:
+        raise MappingError(f"{mapping.path}: output.format '{name}' names no format bundle",
+                           [Problem("mapping.format", str(exc),
+                                    mapping=mapping.where("output", "format"))]) from None

@@ -6,10 +6,11 @@ Every problem is reported as ``file:line: key.path: message``; all of them at on
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +203,8 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
         try:
             compiled = env.compile_expression(source, undefined_to_none=True)
         except jinja2.TemplateSyntaxError as exc:
-            problems.append(Problem("mapping.expr", f"expression syntax error: {exc.message}",
-                                    mapping=where))
+            problems.append(Problem("mapping.expr", f"expression syntax error: {exc.message}"
+                                    f"{_close_filter(str(exc.message), env)}", mapping=where))
             return None
 
         read, private = expression_reads(env, source)
@@ -250,6 +251,40 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
     if "default" in spec:
         getter = _with_default(getter, spec["default"])
     return Binding(key, where, "path", path, getter, columns)
+
+
+def _close_filter(message: str, env: jinja2.Environment) -> str:
+    """' Did you mean 'digits'?' for Jinja's "No filter named 'digit'." (a test too)."""
+    m = re.match(r"No (filter|test) named '([^']+)'", message)
+    if m is None:
+        return ""
+    names = env.filters if m.group(1) == "filter" else env.tests
+    close = difflib.get_close_matches(m.group(2), [str(n) for n in names], n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _close_encoding(name: str) -> str:
+    """'; did you mean 'cp1252'?' for an encoding Python does not know as written
+    ('windows1252', 'win-1252', 'cp-1252'): the known name it most likely means,
+    compared without case, '-', '_' or spaces, else a Windows code page of its digits."""
+    import codecs
+    from encodings.aliases import aliases
+
+    def key(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", text.lower())
+
+    wanted = key(name)
+    known = {key(alias): alias for alias in aliases} | {key(c): c for c in aliases.values()}
+    guesses = [known[wanted]] if wanted in known else []
+    digits = re.sub(r"[^0-9]", "", name)
+    if digits:
+        guesses.append(f"cp{digits}")
+    for guess in guesses:
+        try:
+            return f"; did you mean '{codecs.lookup(guess).name}'?"
+        except LookupError:
+            continue
+    return ""
 
 
 # ----------------------------------------------------------------- loading
@@ -328,11 +363,51 @@ def _load(path: Path, data: Any, problems: list[Problem], text: str,
     # a placeholder left in place is said once, as such, not also as a bad SIRET; but a
     # recorded mapping's placeholder is let through, and what else is wrong there not
     placeholders = set() if recorded else {p.mapping for p in todo}
-    problems += todo + [p for p in _schema.check(data, MAPPING_SCHEMA, shown, "mapping.schema")
+    problems += todo + [_placed(p) for p in _schema.check(data, MAPPING_SCHEMA, shown,
+                                                          "mapping.schema")
                         if p.mapping not in placeholders]
     waived: list[Problem] = []
     _refused(shown, problems, recorded, data, waived)
     return _compile(path, data, text, recorded, waived, as_before)
+
+
+def _schema_keys() -> dict[str, list[str]]:
+    """Each key the mapping schema knows -> the dotted paths it is allowed at."""
+    schema = _schema.load_schema(MAPPING_SCHEMA)
+    defs = schema.get("$defs") or {}
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: list[str], depth: int) -> None:
+        ref = node.get("$ref", "") if isinstance(node, dict) else ""
+        if ref.startswith("#/$defs/"):
+            node = defs.get(ref.rsplit("/", 1)[1], {})
+        if not isinstance(node, dict) or depth > 4:
+            return
+        for name, sub in (node.get("properties") or {}).items():
+            found.setdefault(name, []).append(".".join([*path, name]))
+            walk(sub, [*path, name], depth + 1)
+
+    walk(schema, [], 0)
+    return found
+
+
+_UNKNOWN_KEY = re.compile(r"unknown key '([^']+)' \(allowed: [^)]*\)$")
+
+
+def _placed(problem: Problem) -> Problem:
+    """An unknown key the schema knows at another level (sepa_creditor_id at the top,
+    line: outside bindings): the problem says where it belongs, rather than the keys
+    allowed where it is."""
+    m = _UNKNOWN_KEY.match(problem.message)
+    if problem.mapping is None or m is None:
+        return problem
+    here = problem.mapping.rsplit(": ", 1)[-1]
+    places = [p for p in _schema_keys().get(m.group(1), []) if p != here]
+    if not places or len(places) > 3:
+        return problem
+    said = " or ".join(places)
+    return replace(problem, message=f"unknown key '{m.group(1)}' here: it belongs at "
+                                    f"{said} (move it there)")
 
 
 def todo_problems(data: Any, shown: str) -> list[Problem]:
@@ -417,7 +492,8 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             problems.append(Problem("mapping.input", f"'{input_spec.encoding}' is not a text "
                                     "encoding", mapping=where("input", "encoding")))
     except LookupError:
-        problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'",
+        problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'"
+                                f"{_close_encoding(input_spec.encoding)}",
                                 mapping=where("input", "encoding")))
     for name, value in (("delimiter", input_spec.delimiter),
                         ("quotechar", input_spec.quotechar)):
@@ -441,6 +517,15 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 bindings[group][name] = b
     lines = _compile_binding(data["bindings"]["lines"], "lines", where("bindings", "lines"),
                              input_spec.format, env, problems)
+    spec = data["bindings"]["lines"]
+    if input_spec.format == "json" and isinstance(spec, dict) and "const" in spec and \
+            not isinstance(spec["const"], list):
+        # every invoice would be refused, one by one, as having no lines
+        problems.append(Problem(
+            "mapping.input", f"{{const: {spec['const']}}} is for CSV input (each row of an "
+            "invoice is one of its lines); with input.format: json, bindings.lines is the "
+            "path of the invoice's line array (e.g. lines: lines)",
+            mapping=where("bindings", "lines")))
 
     o = data["output"]
     emitter = o.get("emitter") or {}

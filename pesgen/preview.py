@@ -17,7 +17,7 @@ from pathlib import Path
 from .build import LeftOut, PolicyNote
 from .errors import ExitCode, Problem
 from .export import Exporter, refuse_lost_policies
-from .formats import Format, find_format
+from .formats import Format, mapping_format
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Title
@@ -69,7 +69,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             formats_dirs: list[Path] | None = None, run_date: date | None = None) -> Preview:
     """The first ``limit`` invoices of the input, rendered with every file of the format."""
     mapping = load_mapping(mapping_path)
-    fmt = find_format(mapping.output.format, formats_dirs)
+    fmt = mapping_format(mapping, formats_dirs)
     exporter = Exporter(mapping, fmt, Path("."), run_date or date.today())
     refuse_lost_policies(mapping, fmt)
     items: list[PreviewItem] = []

@@ -83,6 +83,9 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
         if path.is_dir():
             raise InputDataError(f"{path}: is a folder; --input takes the billing export file")
         raise InputDataError(f"{path}: input file not found")
+    # the file's kind first: a JSON file given to a CSV mapping is told so, not that
+    # its encoding is not the mapping's (which fixing would not make it CSV)
+    _refuse_other_format(path, spec)
     if _single_byte(spec.encoding):
         _refuse_utf8(path, spec)
     if spec.format == "json":
@@ -172,6 +175,26 @@ def _refuse_utf8(path: Path, spec: InputSpec) -> None:
               f"letters ('Ã©' for 'é'); set input.encoding: utf-8")
     raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
                   spec.at("encoding"))
+
+
+def _refuse_other_format(path: Path, spec: InputSpec) -> None:
+    """Refuse a file whose first line is plainly not of the mapping's input.format: JSON
+    or XML for CSV, a line starting with a letter, a digit or a quote for JSON (a line
+    that does not decode, a UTF-16 file, an empty file: left to the readers, which say
+    what is wrong with them)."""
+    first = _first_line(path, spec.encoding)
+    start = first[:1]
+    if spec.format == "csv" and start in ("{", "[", "<"):
+        expected = "csv"
+    elif spec.format == "json" and (start.isalnum() or start in ("\"", "'", ";", ",")):
+        expected = "json"
+    else:
+        return
+    shown = _display(path)
+    detail = (f"not {expected.upper()}: the first line {describe_first_line(first)}; the "
+              f"mapping says input.format: {expected}")
+    raise _refuse(f"{shown}:1: {detail}; nothing written", "input.format", detail,
+                  f"{shown}:1", spec.at("format"))
 
 
 def _undecodable(path: Path, encoding: str) -> tuple[str, str]:

@@ -251,7 +251,8 @@ def test_preview_says_the_run_is_dated_outside_its_exercise(tmp_path):
     data = _input(tmp_path, persons_only)
     shown = run_cli("preview", "-m", MAPPING, "-i", data, "--date", "2027-01-05")
     note = ("the bordereaux are dated 2027-01-05 (DteBordEm) for exercise 2026 (Exer): "
-            "check collectivity.exercise in the mapping")
+            "titles of last year's exercise issued in January are the usual « journée "
+            "complémentaire »")
     assert f"policy exercise (run): {note}" in shown.stdout, shown.output
     dry = _export(data, None, "--dry-run", date="2027-01-05")
     assert dry.exit_code == 0, dry.output
@@ -261,3 +262,48 @@ def test_preview_says_the_run_is_dated_outside_its_exercise(tmp_path):
     assert note in r.stdout
     in_year = run_cli("preview", "-m", MAPPING, "-i", data, "--date", RUN_DATE)
     assert "policy exercise" not in in_year.stdout
+
+
+def _mapping_of_exercise(tmp_path: Path, exercise: int) -> Path:
+    text = MAPPING.read_text(encoding="utf-8")
+    assert "  exercise: 2026\n" in text
+    path = tmp_path / f"exercise-{exercise}.yaml"
+    path.write_text(text.replace("  exercise: 2026\n", f"  exercise: {exercise}\n"),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["export", "dry-run", "preview"])
+def test_an_exercise_after_the_run_date_s_year_is_refused(tmp_path, command):
+    """exercise: 2027 run on 2026-11-23 went out with exit 0 (Exer 2027, Cle1/Cle2 and
+    the payment references computed from it): the comptable rejects a bordereau of an
+    exercise not open (DT TObsEtat 09). Refused (exit 3) by export, its dry run and
+    preview alike, naming the mapping file:line:key and the rule; nothing written."""
+    mapping = _mapping_of_exercise(tmp_path, 2027)
+    out = tmp_path / "out"
+    args = {"export": ["export", "-o", out], "dry-run": ["export", "--dry-run"],
+            "preview": ["preview"]}[command]
+    r = run_cli(*args, "-m", mapping, "-i", INPUT, "--date", RUN_DATE)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"[mapping {mapping}:12: collectivity.exercise] (rule collectivity.exercise)" \
+        in r.output, r.output
+    assert "exercise 2027 (Exer) is after the run date 2026-11-23" in r.output
+    assert "set collectivity.exercise to 2026" in r.output
+    assert not out.exists()
+
+
+def test_a_past_exercise_is_noted_and_january_says_journee_complementaire(tmp_path):
+    """exercise: 2025 run on 2026-11-23 is exported with a note that the exercise is past;
+    in January (2026-01-20) the note names the usual « journée complémentaire »."""
+    mapping = _mapping_of_exercise(tmp_path, 2025)
+    late = run_cli("export", "--dry-run", "-m", mapping, "-i", INPUT, "--date", RUN_DATE)
+    assert late.exit_code == 0, late.output
+    assert ("exercise: the bordereaux are dated 2026-11-23 (DteBordEm) for exercise 2025 "
+            "(Exer): exercise 2025 is past") in late.stdout, late.stdout
+    assert "check collectivity.exercise in the mapping" in late.stdout
+    data = _input(tmp_path, _debit_on("2026-01-26"))
+    january = run_cli("preview", "-m", mapping, "-i", data, "--date", "2026-01-20")
+    assert january.exit_code == 0, january.output
+    assert ("policy exercise (run): the bordereaux are dated 2026-01-20 (DteBordEm) for "
+            "exercise 2025 (Exer): titles of last year's exercise issued in January are "
+            "the usual « journée complémentaire »") in january.stdout, january.stdout

@@ -345,14 +345,34 @@ def test_check_mapping_checks_the_template(tmp_path):
     assert "(rule template.syntax)" in r.stderr
 
 
-def test_check_mapping_unknown_format_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize("command", ["check-mapping", "export", "dry-run", "preview",
+                                     "set-start"])
+def test_a_mapping_s_unknown_format_is_a_mapping_error(tmp_path, command):
+    """`format: pes-ormcc` in a mapping was a usage error (exit 2) naming no mapping
+    line: it is the mapping's (exit 3), naming file:line: output.format, with the
+    closest known format, wherever the mapping's format is looked up."""
     m = tmp_path / "m.yaml"
-    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
-        "format: pes-ormc", "format: pes-nope"), encoding="utf-8")
-    r = _run("check-mapping", m)
-    assert r.exit_code == ExitCode.USAGE
-    assert "unknown output format 'pes-nope'" in r.stderr
-    assert "pes-ormc" in r.stderr  # the known ones are listed
+    text = JSON_MAPPING.read_text(encoding="utf-8")
+    m.write_text(text.replace("format: pes-ormc\n", "format: pes-ormcc\n"), encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "format: pes-ormc" in s)
+    data = ["-i", EXAMPLES / "school-export.json", "--date", RUN_DATE]
+    args = {"check-mapping": ["check-mapping", m],
+            "export": ["export", "-m", m, *data, "-o", tmp_path / "out"],
+            "dry-run": ["export", "-m", m, *data, "--dry-run"],
+            "preview": ["preview", "-m", m, *data],
+            "set-start": ["numbering", "set-start", "--mapping", m, "--start", "5"]}[command]
+    r = _run(*args)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert "unknown output format 'pes-ormcc': did you mean 'pes-ormc'?" in r.stderr
+    assert f"[mapping {m}:{line}: output.format] (rule mapping.format)" in r.stderr, r.stderr
+    assert "pes-titres" in r.stderr  # the known ones are listed
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_format_typed_on_the_command_line_stays_a_usage_error(tmp_path):
+    r = _run("new-mapping", "Commune de Y", "--format", "pes-ormcc")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "unknown output format 'pes-ormcc': did you mean 'pes-ormc'?" in r.stderr
 
 
 # ---------------------------------------------------------------- validate

@@ -30,3 +30,20 @@ def test_every_mapping_key_is_in_the_reference():
     for key in ("collectivity.id_post", "policies.negative_lines", "bindings.payer.name",
                 "payment_reference.cle1", "codes.activities.<key>.product"):
         assert f"`{key}`" in text
+
+
+def test_doc_examples_exporting_the_example_give_a_date():
+    """The example's debits fall on 2026-12-05: an export of it without --date is
+    refused from 2026-12-06 (sepa.debit-date). docs/payfip.md showed one, with a summary
+    pesgen no longer prints."""
+    undated = [f"{page.name}:{n}" for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+               for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+               if re.search(r"pesgen (export|preview) .*examples/school-export", line)
+               and "--date" not in line]
+    assert not undated, undated
+
+
+def test_the_mapping_reference_says_cle1_defaults_to_none():
+    text = (ROOT / "docs" / "mapping-reference.md").read_text(encoding="utf-8")
+    row = next(ln for ln in text.splitlines() if ln.startswith("| `payment_reference.cle1`"))
+    assert "none (the default)" in row, row

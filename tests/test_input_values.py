@@ -348,7 +348,7 @@ def test_a_repeated_text_gives_its_policy_notes_on_every_invoice(tmp_path):
     from pathlib import Path
 
     from pesgen.build import Builder
-    from pesgen.export import find_format
+    from pesgen.formats import find_format
     from pesgen.mapping import load_mapping
     from pesgen.sources import read_invoices
 

@@ -447,3 +447,87 @@ def test_shipped_mapping_loads_checks_and_exports(tmp_path, path):
         break
     else:
         pytest.fail("no example exports with this mapping:\n" + "\n".join(failures))
+
+
+def test_const_rows_is_for_csv_a_json_mapping_saying_it_is_refused(tmp_path):
+    """`lines: {const: rows}` in a JSON mapping passed check-mapping, then every invoice
+    was refused as having no lines: the mapping is refused, naming bindings.lines and
+    saying {const: rows} is for CSV input."""
+    path = _write(tmp_path, _edit(("  lines: lines\n", "  lines: {const: rows}\n")))
+    r = CliRunner().invoke(app, ["check-mapping", str(path)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    line = _line(path, "lines: {const: rows}")
+    assert ("{const: rows} is for CSV input (each row of an invoice is one of its lines)"
+            in r.output), r.output
+    assert f"[mapping {path}:{line}: bindings.lines] (rule mapping.input)" in r.output
+
+
+def test_a_csv_mapping_s_lines_column_missing_from_the_header_is_refused(tmp_path):
+    """With CSV input each row of an invoice is a line and bindings.lines is not read:
+    `lines: lignes_facture`, a column the file lacks, exported as if it were
+    {const: rows}. The export's header check names it (input.column, exit 4)."""
+    text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
+    assert text.count("  lines: {const: rows}\n") == 1
+    path = _write(tmp_path, text.replace("  lines: {const: rows}\n",
+                                         "  lines: lignes_facture\n"))
+    with pytest.raises(PesgenError) as info:
+        export(path, EXAMPLES / "school-export.csv", tmp_path / "out", date(2026, 11, 23))
+    assert info.value.exit_code == ExitCode.INPUT, info.value.report()
+    [p] = info.value.problems
+    assert p.rule == "input.column"
+    assert p.mapping == f"{path}:{_line(path, 'lines: lignes_facture')}: bindings.lines"
+    assert p.message.startswith("lines reads column 'lignes_facture', which is not in the "
+                                "header of "), p.message
+    assert p.message.endswith("write bindings.lines as {const: rows}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_code_missing_from_a_table_says_which_table_to_add_it_to(tmp_path):
+    """A civility not in codes.civility, no INSEE code for 'BE', an unknown SEPA
+    sequence 'RCUR' said what was missing, not where to add it (as 'add it to
+    codes.activities' does for an activity)."""
+    path = _write(tmp_path, _edit(('    "M.": M\n', ""), ('    BE: "131"\n', ""),
+                                  ('RCUR: "03", ', "")))
+    with pytest.raises(PesgenError) as info:
+        export(path, EXAMPLES / "school-export.json", tmp_path / "out", date(2026, 11, 23))
+    messages = {p.rule: p.message for p in info.value.problems}
+    assert messages["codes.civility"] == ("civility 'M.' is not in codes.civility (add it to "
+                                          "codes.civility: 'M.': the civility to send, as "
+                                          "the table's other entries)")
+    assert messages["codes.country"] == ("no INSEE country code for 'BE' in codes.countries "
+                                         "(add it to codes.countries: BE: its INSEE country "
+                                         "code, 3 digits)")
+    assert messages["codes.sepa-sequence"] == (
+        "unknown SEPA sequence 'RCUR' (add it to codes.sepa_sequences, with its "
+        "SequencePres: 01 OOFF, 02 FRST, 03 RCUR, 04 FNAL)")
+
+
+@pytest.mark.parametrize(("old", "new", "said"), [
+    ("invoice.number | digits", "invoice.number | digit",
+     "expression syntax error: No filter named 'digit'. Did you mean 'digits'?"),
+    ("  encoding: utf-8\n", "  encoding: windows1252\n",
+     "unknown encoding 'windows1252'; did you mean 'cp1252'?"),
+    ("  encoding: utf-8\n", "  encoding: win-1252\n",
+     "unknown encoding 'win-1252'; did you mean 'cp1252'?"),
+    ("  sepa_creditor_id: FR72ZZZ123456\n", "",
+     "unknown key 'sepa_creditor_id' here: it belongs at collectivity.sepa_creditor_id "
+     "(move it there)"),
+], ids=["filter", "windows1252", "win-1252", "key-level"])
+def test_a_mapping_typo_is_told_with_what_was_meant(tmp_path, old, new, said):
+    """An unknown filter, an encoding Python spells otherwise, a key written at the
+    wrong level: each refusal names what the mapping most likely means."""
+    text = _edit((old, new))
+    if not new:  # the key moved to the top level
+        text += old.strip() + "\n"
+    exc = _refused(_write(tmp_path, text))
+    assert said in [p.message for p in exc.problems], exc.report()
+
+
+def test_a_line_block_outside_bindings_is_told_where_it_belongs(tmp_path):
+    start, end = TEXT.index("  line:\n"), TEXT.index("\ncodes:")
+    block = TEXT[start:end]
+    text = TEXT[:start] + TEXT[end:] + "\nline:\n" + "\n".join(
+        ln[2:] for ln in block.splitlines()[1:]) + "\n"
+    exc = _refused(_write(tmp_path, text))
+    assert "unknown key 'line' here: it belongs at bindings.line (move it there)" in [
+        p.message for p in exc.problems], exc.report()

@@ -373,6 +373,27 @@ def test_a_csv_file_given_to_a_json_mapping(tmp_path):
     assert exc.report().count("lexical error") <= 1
 
 
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "utf-8"])
+def test_a_file_of_the_other_format_is_told_so_before_its_encoding(tmp_path, encoding):
+    """The JSON example (UTF-8, accents) given to a cp1252 CSV mapping was first told
+    "the file is UTF-8 ... set input.encoding: utf-8" (exit 4), and only once that was
+    done "not CSV": the advice that fixes it comes first now, whatever the encoding.
+    The same for a CSV export given to a JSON mapping (a cp1252 one read as UTF-8 was
+    told "not valid utf-8"; a UTF-8 one read as cp1252 "the file is UTF-8")."""
+    exc = _refused(tmp_path, _input_key(tmp_path, "encoding", encoding),
+                   EXAMPLES / "school-export.json")
+    assert str(exc).endswith("not CSV: the first line looks like JSON (it starts with '{'); "
+                             "the mapping says input.format: csv; nothing written"), str(exc)
+    assert [p.rule for p in exc.problems] == ["input.format"], exc.report()
+    for data, source in ((CSV_TEXT, "utf-8"), (CSV_TEXT, "cp1252")):
+        inp = tmp_path / f"export-{source}.csv"
+        inp.write_bytes(data.encode(source))
+        m = _input_key(tmp_path, "encoding", encoding, JSON_MAPPING)
+        exc = _refused(tmp_path, m, inp)
+        assert [p.rule for p in exc.problems] == ["input.format"], exc.report()
+        assert "not JSON: the first line looks like CSV" in str(exc), str(exc)
+
+
 _ROW = CSV_TEXT.splitlines()[1]  # a billing row: a family's name, e-mail, IBAN
 
 

@@ -387,7 +387,7 @@ def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
     mapping.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
         "format: pes-ormc", "format: pes-ormc-local"), encoding="utf-8")
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
-    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.exit_code == ExitCode.MAPPING, r.output
     assert "unknown output format 'pes-ormc-local'" in r.stderr
     assert f"looked in {fmts} (--formats-dir), " in r.stderr, r.stderr
     assert "(shipped)" in r.stderr
@@ -509,3 +509,24 @@ def test_numbering_set_start_creates_a_named_store_only_when_asked(tmp_path):
     first = _export(tmp_path / "out", "--db", db)
     assert first.exit_code == 0, first.output
     assert "(IdBord 5, 11 title(s)" in first.stdout
+
+
+@pytest.mark.parametrize("command", ["set-start", "export"])
+def test_a_missing_named_store_s_refusal_reads_right_for_each_command(tmp_path, command):
+    """`numbering set-start` refused a missing --db store saying "an export creates a
+    store it is named only with --create-store": garbled, and about another command.
+    The advice says what holds for both: a store named on purpose is created only with
+    --create-store."""
+    db = tmp_path / "typo" / "store.db"
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    args = (["numbering", "set-start", "--mapping", mapping, "--start", "5"]
+            if command == "set-start" else
+            ["export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+             tmp_path / "out", "--date", RUN_DATE])
+    r = _run(*args, "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert ("nothing created: a store named on purpose (--db, PESGEN_DB or db in the "
+            "configuration file) is created only with --create-store (a new collectivity's "
+            "first run)") in r.stderr, r.stderr
+    assert "an export creates" not in r.stderr
+    assert not db.exists()
