@@ -792,6 +792,8 @@ def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
     p = _only(exc, "input.single-debtor")
     assert "column 'payer_last_name' differs from the invoice's first row" in p.message
     assert p.record == f"{inp}:{second + 1}"
+    # the binding reading the column is named (it had no [mapping ...] at all)
+    assert p.mapping == _where(CSV_MAPPING, "payer_last_name", "bindings.payer.name")
 
 
 @pytest.mark.parametrize("expression", ["''.__class__.__mro__", "invoice.__class__.__name__",
