@@ -965,6 +965,12 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                         f"{where}: {len(row)} field(s), the header has {width}",
                         [Problem("input.csv-row", f"{len(row)} fields, header has {width}",
                                  record=where)])
+                if row[key_index].strip() == spec.group_by and \
+                        [cell.strip() for cell in row] == header:
+                    detail = ("the header line again: two exports joined into one file? "
+                              "remove this line (or export once)")
+                    raise _refuse(f"{where}: {detail}; nothing written", "input.csv-row",
+                                  detail, where)
                 if all_named:
                     values = dict(zip(header, row, strict=True))
                 else:
