@@ -44,6 +44,7 @@ from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
+from .errors import UsageError
 from .filters import FILTERS, zfill_as_before
 from .memo import remember
 from .resources import inside
@@ -60,6 +61,28 @@ _DATA_TYPES = frozenset({
 # names the template-model reference documents (model.public_names)
 _PUBLIC: dict[type, frozenset[str]] = {
     cls: frozenset(model.public_names(cls)) for cls in _DATA_TYPES}
+
+
+# The oldest Jinja whose sandbox pesgen trusts: 3.1.5 fixed CVE-2024-56326 (str.format
+# reached through an indirect call) and 3.1.6 CVE-2025-27516 (through the attr filter),
+# both escapes to arbitrary Python; ``_Bounded.wrap_str_format``, which bounds
+# str.format, is only called from 3.1.5 on. An older Jinja is refused where a sandbox is
+# made (``check_jinja``), whatever pyproject.toml let pip install.
+MIN_JINJA = (3, 1, 6)
+
+
+def check_jinja(version: str | None = None) -> None:
+    """Refuse to make a sandbox with a Jinja older than ``MIN_JINJA`` (``version``:
+    the installed ``jinja2.__version__``)."""
+    version = jinja2.__version__ if version is None else version
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    parts = tuple(int(x or 0) for x in found.groups()) if found else (0, 0, 0)
+    if parts < MIN_JINJA:
+        wanted = ".".join(map(str, MIN_JINJA))
+        raise UsageError(
+            f"jinja2 {version} is installed: pesgen's sandbox needs jinja2 >= {wanted} "
+            "(older versions have known sandbox escapes: CVE-2024-56326, CVE-2025-27516); "
+            f"upgrade it (pip install 'jinja2>={wanted}')")
 
 
 # No value a template or an expression makes needs to be larger than this: '*' and '**'
@@ -412,6 +435,7 @@ class _Bounded(SandboxedEnvironment):
         return None if self.writes_none else self.none_message
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_jinja()
         super().__init__(*args, **kwargs)
         self.filters.update(_BOUNDED_FILTERS)
         self.globals["lipsum"] = _lipsum

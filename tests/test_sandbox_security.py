@@ -1,0 +1,113 @@
+"""The sandbox of templates and mapping expressions against what a security review
+found: an old Jinja with known escapes, results growing tenfold per chained call, a
+recursion crashing pesgen, a refused attribute read as an empty field."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jinja2
+import pytest
+from typer.testing import CliRunner
+
+from pesgen._jinja import (
+    expression_environment,
+    string_environment,
+    template_environment,
+)
+from pesgen.cli import app
+from pesgen.errors import ExitCode, UsageError
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+OBJECT = """object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}"""
+
+
+def _mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
+    """A copy of the example's mapping with ``old`` made ``new``; the line of ``new``."""
+    text = MAPPING.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, text[:text.index(new)].count("\n") + 1
+
+
+def _cli(*args: object) -> object:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert isinstance(result.exception, SystemExit), (result.exception, result.output)
+    return result
+
+
+def _check_mapping(mapping: Path, fmts: Path | None = None):
+    return _cli("check-mapping", mapping, *(["--formats-dir", fmts] if fmts else []))
+
+
+def _export(tmp_path: Path, mapping: Path, fmts: Path | None = None):
+    return _cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json",
+                "-o", tmp_path / "out", "--date", RUN_DATE,
+                "--db", f"sqlite:///{tmp_path / 'state.sqlite3'}", "--create-store",
+                *(["--formats-dir", fmts] if fmts else []))
+
+
+def _nothing_written(tmp_path: Path) -> bool:
+    out = tmp_path / "out"
+    return not out.exists() or not list(out.iterdir())
+
+
+# ------------------------------------------------------------------ 1. Jinja's version
+
+def test_the_jinja_floor_excludes_the_versions_with_sandbox_escapes():
+    """jinja2 3.1.5 fixed CVE-2024-56326 and 3.1.6 CVE-2025-27516 (str.format through
+    |attr, which wrote an environment variable into a PES file)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    jinja = [d for d in project["project"]["dependencies"] if d.lower().startswith("jinja2")]
+    assert [re.sub(r"\s", "", d) for d in jinja] == ["jinja2>=3.1.6"]
+
+
+@pytest.mark.parametrize("version", ["3.1.5", "3.1.4", "3.0.3", "2.11.3", "3.1"])
+def test_an_older_jinja_is_refused_naming_its_version(monkeypatch, version):
+    monkeypatch.setattr(jinja2, "__version__", version)
+    for make in (expression_environment, string_environment,
+                 lambda: template_environment(ROOT / "templates" / "pes-ormc")):
+        with pytest.raises(UsageError, match=rf"jinja2 {re.escape(version)} is installed: "
+                                             r"pesgen's sandbox needs jinja2 >= 3\.1\.6"):
+            make()
+
+
+@pytest.mark.parametrize("version", ["3.1.6", "3.1.7", "3.2.0", "3.2.0.dev1", "4.0.0rc1"])
+def test_a_recent_jinja_is_accepted(monkeypatch, version):
+    monkeypatch.setattr(jinja2, "__version__", version)
+    expression_environment()
+
+
+def test_the_cli_refuses_an_older_jinja_with_its_error(monkeypatch):
+    monkeypatch.setattr(jinja2, "__version__", "3.1.4")
+    r = _check_mapping(MAPPING)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "jinja2 3.1.4 is installed" in r.stderr and "CVE-2025-27516" in r.stderr
+
+
+def test_the_cli_never_shows_local_variables_in_a_traceback():
+    """typer 0.12.0, which pyproject.toml allows, printed every frame's locals (billing
+    rows, the store's URL) by default in the traceback of an unexpected error: pesgen's
+    app turns it off whatever typer's default (here: a typer whose default is True)."""
+    code = (
+        "import typer\n"
+        "class Old(typer.Typer):\n"
+        "    def __init__(self, *a, pretty_exceptions_show_locals=True, **k):\n"
+        "        super().__init__(*a, pretty_exceptions_show_locals="
+        "pretty_exceptions_show_locals, **k)\n"
+        "typer.Typer = Old\n"
+        "import pesgen.cli\n"
+        "print(pesgen.cli.app.pretty_exceptions_show_locals)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False", out
+
