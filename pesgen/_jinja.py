@@ -93,11 +93,22 @@ MAX_OPERAND_SIZE = 100_000
 # the size of what they are made from (indenting or wrapping a long text is normal;
 # a width of 10**9, or a short text joined a million times, is not).
 _GROWTH = 10
+# ... and never more than this, whatever they are made from: without it each call of a
+# chain could make ten times the one before ('x'.center(10**5).center(11 * 10**5)...,
+# 11 GB in six calls). 4 Mi characters (or items) is far above any value of a file pesgen
+# writes (a PES field holds at most a few thousand characters, a piece a few dozen
+# kilobytes); in a mapping expression, '~' is held to it too.
+MAX_RESULT_SIZE = 4 * 1024 * 1024
+
+
+def _limit(made_from: int) -> int:
+    """The largest result a bounded operation may make from ``made_from``."""
+    return min(MAX_OPERAND_SIZE + _GROWTH * made_from, MAX_RESULT_SIZE)
 
 
 def _bound(what: str, size: int, made_from: int = 0, unit: str = "characters") -> None:
     """Refuse, before it is made, a result of about ``size`` from ``made_from``."""
-    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    limit = _limit(made_from)
     if size > limit:
         raise SecurityError(f"{what}: a result of about {size} {unit} refused (at most "
                             f"{limit})")
@@ -265,7 +276,7 @@ def _replaced_size(text: str, old: object, new: object, count: object) -> int:
 def _joined_size(items: list[Any], sep: str, made_from: int) -> int:
     """The length of ``sep.join(map(str, items))``, counted up to just past the limit
     (the items beyond are not converted)."""
-    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    limit = _limit(made_from)
     size = len(sep) * max(len(items) - 1, 0)
     for x in items:
         if size > limit:
@@ -468,7 +479,11 @@ class _Bounded(SandboxedEnvironment):
         return self.concat_result(markup_join(parts))
 
     def concat_result(self, text: str) -> str:
-        """What ``~`` made, as it is (a template's is bounded: ``_Sandbox``)."""
+        """What ``~`` made, at most MAX_RESULT_SIZE characters (a template's is bounded
+        tighter: ``_Sandbox``)."""
+        if len(text) > MAX_RESULT_SIZE:
+            raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
+                                f"most {MAX_RESULT_SIZE})")
         return text
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,

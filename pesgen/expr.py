@@ -45,7 +45,7 @@ from jinja2.runtime import new_context, str_join
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from ._jinja import _Bounded, _RecordSandbox
+from ._jinja import MAX_RESULT_SIZE, _Bounded, _RecordSandbox
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -235,9 +235,13 @@ class _Compiler:
             join = str_join if concat is None else concat
             return lambda scope: join(tuple([p(scope) for p in parts]))
         refuse = self.env.refuse_none  # type: ignore[attr-defined]
+        # a result over MAX_RESULT_SIZE is refused by concat_result (it raises)
+        too_long = self.env.concat_result  # type: ignore[attr-defined]
+        limit = MAX_RESULT_SIZE
         # _Bounded.str_concat, inline: operands evaluated in order, then None refused,
-        # then str() of each joined; the common lengths unrolled (no comprehension frame
-        # per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label a ~ ' - ' ~ b ~ ' ' ~ c
+        # then str() of each joined, then the result bounded; the common lengths unrolled
+        # (no comprehension frame per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label
+        # a ~ ' - ' ~ b ~ ' ' ~ c
         if len(parts) == 2:
             p1, p2 = parts
 
@@ -245,7 +249,8 @@ class _Compiler:
                 a, b = p1(scope), p2(scope)
                 if a is None or b is None:
                     refuse("'~'")
-                return "".join((str(a), str(b)))
+                text = "".join((str(a), str(b)))
+                return too_long(text) if len(text) > limit else text
 
             return concat2
         if len(parts) == 3:
@@ -255,7 +260,8 @@ class _Compiler:
                 a, b, c = p1(scope), p2(scope), p3(scope)
                 if a is None or b is None or c is None:
                     refuse("'~'")
-                return "".join((str(a), str(b), str(c)))
+                text = "".join((str(a), str(b), str(c)))
+                return too_long(text) if len(text) > limit else text
 
             return concat3
         if len(parts) == 5:
@@ -265,7 +271,8 @@ class _Compiler:
                 a, b, c, d, e = p1(scope), p2(scope), p3(scope), p4(scope), p5(scope)
                 if a is None or b is None or c is None or d is None or e is None:
                     refuse("'~'")
-                return "".join((str(a), str(b), str(c), str(d), str(e)))
+                text = "".join((str(a), str(b), str(c), str(d), str(e)))
+                return too_long(text) if len(text) > limit else text
 
             return concat5
 
@@ -273,7 +280,8 @@ class _Compiler:
             values = [p(scope) for p in parts]
             if None in values:
                 refuse("'~'")
-            return "".join([str(x) for x in values])
+            text = "".join([str(x) for x in values])
+            return too_long(text) if len(text) > limit else text
 
         return concat_n
 

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from jinja2.sandbox import SecurityError
 from typer.testing import CliRunner
 
 from pesgen._jinja import (
+    MAX_RESULT_SIZE,
     expression_environment,
     string_environment,
     template_environment,
 )
 from pesgen.cli import app
 from pesgen.errors import ExitCode, UsageError
+from pesgen.expr import compile_fast
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 
@@ -110,4 +113,69 @@ def test_the_cli_never_shows_local_variables_in_a_traceback():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False", out
+
+
+# ------------------------------------------------------------------ 2. absolute bound
+
+CHAINED = "'x'.center(100000).center(1100000).center(11100000).center(111100000)|length"
+
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+@pytest.mark.parametrize("source, what", [
+    (CHAINED, "str.center"),
+    ("('x' | center(100000) | center(1100000) | center(11100000)) | length", "filter center"),
+    ("('x' * 100000).replace('x', 'x' * 11).replace('x', 'x' * 11) | length", "str.replace"),
+    ("(('x\\n' * 50000) | indent(19) | indent(100)) | length", "filter indent"),
+    ("'x'.rjust(100000).ljust(1100000).rjust(5000000) | length", "str.rjust"),
+    ("(['x'.center(100000).center(1000000)] * 5) | join | length", "filter join"),
+])
+def test_a_chain_of_calls_cannot_grow_past_the_absolute_bound(make, source, what):
+    """Each call may make ten times what it is made from, but never more than
+    MAX_RESULT_SIZE: the chain stops at the first call over it."""
+    with pytest.raises(SecurityError, match=rf"^{re.escape(what)}: a result of about \d+ "
+                                            rf"\w+ refused \(at most {MAX_RESULT_SIZE}\)$"):
+        make().compile_expression(source)()
+
+
+def test_a_template_stops_the_chain_too(tmp_path):
+    (tmp_path / "t.csv.j2").write_text("{{ " + CHAINED + " }}", encoding="utf-8")
+    with pytest.raises(SecurityError, match=f"at most {MAX_RESULT_SIZE}"):
+        template_environment(tmp_path).get_template("t.csv.j2").render()
+
+
+def test_a_result_under_the_absolute_bound_is_made():
+    env = expression_environment()
+    assert env.compile_expression("'x'.center(100000).center(1100000) | length")() == 1100000
+
+
+@pytest.mark.parametrize("source", ["invoice.a ~ invoice.a",  # the closures' '~'
+                                    "invoice.a ~ '-' ~ invoice.a",
+                                    "invoice.a ~ '-' ~ invoice.a ~ '-' ~ invoice.a",
+                                    "invoice.a ~ 1 ~ 2 ~ 3 ~ invoice.a ~ 4",
+                                    "invoice.a.strip() ~ invoice.a"])  # Jinja's
+def test_concatenation_in_an_expression_is_held_to_the_absolute_bound(source):
+    env = expression_environment()
+    big = {"invoice": {"a": "x" * (MAX_RESULT_SIZE // 2 + 1)}}
+    small = {"invoice": {"a": "x" * 10}}
+    fast = compile_fast(env, source)
+    runs = [env.compile_expression(source)]
+    if fast is not None:
+        runs.append(lambda **scope: fast(scope))
+    for run in runs:
+        assert len(run(**small)) < 100
+        with pytest.raises(SecurityError, match=f"'~': a result of \\d+ characters refused "
+                                                f"\\(at most {MAX_RESULT_SIZE}\\)"):
+            run(**big)
+
+
+def test_the_export_refuses_a_chained_binding_naming_the_mapping_key(tmp_path):
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{CHAINED}"}}')
+    r = _export(tmp_path, mapping)
+    # found evaluating the records, as any failure of an expression (exit 4)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.expr)" in \
+        r.stderr
+    assert f"str.center: a result of about 11100000 characters refused (at most " \
+           f"{MAX_RESULT_SIZE})" in r.stderr
+    assert _nothing_written(tmp_path)
 
