@@ -138,7 +138,7 @@ def compile_fast(env: Environment, source: str) -> Fn | None:
         if not parser.stream.eos:
             return None
         return _Compiler(env).node(tree)
-    except (_Unsupported, TemplateSyntaxError):
+    except (_Unsupported, TemplateSyntaxError, RecursionError):  # Jinja then
         return None
 
 

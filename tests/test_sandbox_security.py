@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -178,4 +179,87 @@ def test_the_export_refuses_a_chained_binding_naming_the_mapping_key(tmp_path):
     assert f"str.center: a result of about 11100000 characters refused (at most " \
            f"{MAX_RESULT_SIZE})" in r.stderr
     assert _nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------ 3. recursion
+
+DEEP = "(" * 100 + "invoice.number" + ")" * 100
+
+
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_an_expression_nested_too_deeply_is_a_mapping_problem(tmp_path, command):
+    """Jinja's parser recursed past Python's limit: a RecursionError traceback, exit 1."""
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{DEEP}"}}')
+    r = _check_mapping(mapping) if command == "check-mapping" else _export(tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"expression nested too deeply to be compiled (parentheses, brackets or calls " \
+           f"within each other): write it flatter [mapping {mapping}:{line}: " \
+           f"bindings.invoice.object] (rule mapping.expr)" in r.stderr
+    assert "Traceback" not in r.output
+    assert _nothing_written(tmp_path)
+
+
+def test_an_expression_nested_a_little_still_compiles():
+    env = expression_environment()
+    nested = "(" * 20 + "invoice.number" + ")" * 20
+    assert env.compile_expression(nested)(invoice={"number": "FA-1"}) == "FA-1"
+
+
+def _bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
+    """A copy of pes-ormc (same name: --formats-dir comes first), ``old`` made ``new``
+    in its template; the line of ``new``."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    template.write_text(text, encoding="utf-8")
+    return fmts, text[:text.index(new)].count("\n") + 1
+
+
+RECURSIVE = "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}"
+NOM = '<Nom V="{{ d.name }}"/>'
+
+
+@pytest.mark.parametrize("where", ["piece", "module"])
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_a_template_recursing_without_end_is_a_template_error(tmp_path, command, where):
+    """A macro calling itself, in a piece or in the template's own code (run when it is
+    loaded): a template error naming the file and line, exit 5, not a traceback."""
+    if where == "piece":
+        fmts, line = _bundle(tmp_path, NOM, RECURSIVE + "{{ r(0) }}" + NOM)
+    else:
+        fmts, line = _bundle(tmp_path, "{% macro head(doc) -%}",
+                             RECURSIVE + "{% set x = r(0) %}\n{% macro head(doc) -%}")
+    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
+        _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: maximum "
+                               "recursion depth exceeded"), r.stderr
+    assert "RecursionError: maximum recursion depth exceeded" in r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
+def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
+    fmts, line = _bundle(tmp_path, NOM, "{{ 10.0 ** 400 }}" + NOM)
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "OverflowError: " in r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+
+
+def test_a_file_name_template_nested_too_deeply_is_a_template_error(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    name = re.search(r"^    name: (.+)$", text, re.M)
+    assert name is not None
+    deep = "{{ " + "(" * 300 + "doc" + ")" * 300 + " }}"
+    spec.write_text(text.replace(name[0], f"    name: '{deep}'"), encoding="utf-8")
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "file name template: maximum recursion depth exceeded" in r.stderr
 
