@@ -24,7 +24,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "mapping.todo", "No value, no key of a code table, and no string in an expression (the scaffold's debt_number: {expr: \"invoice['TODO'] | digits\"}) is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
-    ("mapping", "mapping.expr", "A binding expression compiles, reads no name starting with '_', and evaluates.", "pesgen"),
+    ("mapping", "mapping.expr", "A binding expression compiles (not nested too deeply), reads no name starting with '_' (a format string's fields included: '{0.__class__}'), and evaluates: an attribute the sandbox refuses, or a result over the sandbox's bounds, is an error naming the binding, never an empty field.", "pesgen"),
     ("mapping", "mapping.input", "CSV input names its grouping column; the encoding exists.", "pesgen"),
     ("mapping", "mapping.policy", "A policy that needs a value has it (missing_civility: default needs default_civility).", "pesgen"),
     ("mapping", "format.schema", "A format bundle's format.yaml matches schemas/format.schema.json and names its folder; its encoding is known and writes every character of its text charset (charset:, or the encoding's own: another encoding needs charset:), and every option default (defaults.options, written as it is: no text policy applies), each refused naming its format.yaml line.", "pesgen (schemas/format.schema.json)"),
@@ -235,7 +235,16 @@ def mapping_reference() -> str:
         "default)`). Not checked: the literal `none` written in the expression itself "
         "(`'X' ~ none`, joined when the expression is compiled, as Jinja does), and a list "
         "or a dict made text whole (`[x] ~ ''` writes `[None]`). In "
-        "expressions, a record key wins over a method of the same name.\n\n"
+        "expressions, a record key wins over a method of the same name. The sandbox's "
+        "refusals are errors naming the binding, never an empty field: a name starting "
+        "with `_` (`invoice.__class__`, and a format string's fields, "
+        "`'{0.__class__}'.format(x)`, refused when the mapping is loaded), an attribute "
+        "the sandbox refuses reached otherwise (`x | attr('__class__')`, a format string "
+        "built by `~`: a `mapping.expr` problem naming the record), a result over its "
+        "bounds (a width or a count making more than 100 000 characters plus ten times "
+        "what it is made from, or more than 4 Mi characters whatever it is made from, `~` "
+        "included; docs/onboarding.md), and an expression nested too deeply to be "
+        "compiled (some seventy parentheses within each other).\n\n"
         "**YAML.** Safe loading only; keys keep their line numbers for error messages; "
         "duplicate keys are errors; `01234`, `NO`, `2026-01-31` and `1.5` stay strings "
         "(only `true`/`false`, `null` and plain decimal integers are typed), so codes keep "

@@ -451,6 +451,16 @@ class _Bounded(SandboxedEnvironment):
         self.filters.update(_BOUNDED_FILTERS)
         self.globals["lipsum"] = _lipsum
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        """An attribute the sandbox does not let a template or an expression read
+        (``__class__``, ``__globals__``..., by ``x|attr(...)``, ``x[...]`` or a format
+        string such as ``'{0.__class__}'.format(x)``) is refused where it is read, a
+        ``SecurityError``. Jinja's own returns an undefined value that raises only when
+        used: with a mapping expression's undefined (``_NoneUndefined``, which chains
+        and writes nothing) the field came out empty, the refusal lost."""
+        raise SecurityError(f"access to attribute {attribute!r} of "
+                            f"{type(obj).__name__!r} object is unsafe.")
+
     def refuse_none(self, what: str) -> None:
         """``what`` (``'~'``, ``'%'``, ``str.format``, a filter) is about to write None
         as text (the word 'None', or 'NONE', 'none'...): refused with ``none_refusal``,

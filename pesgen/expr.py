@@ -31,7 +31,9 @@ returns ``None`` from :func:`compile_fast`, and the binding keeps the Jinja path
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]
 import operator
+import string
 from collections.abc import Callable
 from types import BuiltinMethodType
 from typing import Any
@@ -73,7 +75,13 @@ def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tu
         return (), ()
     columns: list[str] = []
     private: list[str] = []
-    for n in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem))):
+    for n in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Const))):
+        if isinstance(n, nodes.Const):
+            # a format string ('{0.__class__}'.format(x), or through |attr('format')) reads
+            # its fields' attributes through the sandbox: one starting with '_' is refused
+            # at run time, said here before any record is read
+            private += _format_private(n.value)
+            continue
         if isinstance(n, nodes.Getattr):
             name: object = n.attr
         elif isinstance(n, nodes.Getitem):
@@ -121,6 +129,28 @@ def expression_paths(env: Environment, source: str) -> tuple[tuple[str, tuple[st
     return tuple(dict.fromkeys(found))
 
 
+def _format_private(value: object) -> list[str]:
+    """The attributes and keys starting with '_' that the replacement fields of
+    ``value`` read, were it used as a str.format string: ``'{0.__class__}'`` ->
+    ``['__class__']``; none for a string that is no valid format."""
+    if not isinstance(value, str) or "{" not in value:
+        return []
+    found: list[str] = []
+    try:
+        for _, field_name, spec, _ in _FORMATTER.parse(value):
+            if field_name:
+                _, parts = _split_field(field_name)
+                found += [part for _, part in parts
+                          if isinstance(part, str) and part.startswith("_")]
+            if spec:
+                found += _format_private(spec)  # a nested field: '{0:{1.__class__}}'
+    except ValueError:
+        return []
+    return found
+
+
+_FORMATTER = string.Formatter()
+_split_field = _string.formatter_field_name_split
 _MISSING = object()
 
 

@@ -263,3 +263,67 @@ def test_a_file_name_template_nested_too_deeply_is_a_template_error(tmp_path):
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "file name template: maximum recursion depth exceeded" in r.stderr
 
+
+# ------------------------------------------------------------------ 4. refused, not empty
+
+@pytest.mark.parametrize("source", [
+    "invoice.number | attr('__class__')",
+    "invoice['__cl' ~ 'ass__']",
+    "('{0.' ~ '__class__}').format(invoice.number)",
+    "(('{0.' ~ '__class__}') | attr('format'))(invoice.number)",
+    "(('{0.' ~ '__globals__}') | attr('format'))(lipsum)",
+])
+def test_an_attribute_the_sandbox_refuses_is_an_error_not_an_empty_value(source):
+    """Jinja's sandbox gives an undefined value for it, which a mapping expression's
+    undefined (chainable, writing nothing) made an empty field."""
+    env = expression_environment()
+    scope = {"invoice": {"number": "FA-1"}}
+    runs = [lambda: env.compile_expression(source)(**scope)]
+    fast = compile_fast(env, source)
+    if fast is not None:
+        runs.append(lambda: fast(scope))
+    for run in runs:
+        with pytest.raises(SecurityError, match="access to attribute '__(class|globals)__' "
+                                                "of '(str|dict|function)' object is unsafe"):
+            run()
+
+
+@pytest.mark.parametrize("source", [
+    "invoice.number | attr('__class__')",
+    "('{0.' ~ '__class__}').format(invoice.number)",
+])
+def test_the_export_refuses_the_binding_naming_the_mapping_key(tmp_path, source):
+    """The reviewer's case: ObjPce missing from the file, exit 0, nothing said. Found
+    evaluating the records, as any failure of an expression (exit 4)."""
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    r = _export(tmp_path, mapping)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "access to attribute '__class__' of 'str' object is unsafe" in r.stderr
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.expr)" in \
+        r.stderr
+    assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("source, name", [
+    ("'{0.__class__}'.format(invoice.number)", "__class__"),
+    ("('{0.__class__}' | attr('format'))(invoice.number)", "__class__"),
+    ("('{0.__globals__[os].environ[PESGEN_DB]}' | attr('format'))(lipsum)", "__globals__"),
+    ("'{0:{1._x}}'.format(invoice.number, 1)", "_x"),
+])
+def test_a_format_string_reading_a_private_name_is_refused_when_loaded(tmp_path, source, name):
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    r = _check_mapping(mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"expression reads '{name}': names starting with '_' are not readable in a " \
+           f"mapping expression [mapping {mapping}:{line}: bindings.invoice.object] " \
+           "(rule mapping.expr)" in r.stderr
+
+
+def test_a_template_reading_a_refused_attribute_fails_where_it_reads_it(tmp_path):
+    """A template's undefined is strict, so it failed when used; `is defined` said
+    false. Now the read itself is refused."""
+    (tmp_path / "t.csv.j2").write_text("{{ (x | attr('__class__')) is defined }}",
+                                       encoding="utf-8")
+    with pytest.raises(SecurityError, match="access to attribute '__class__'"):
+        template_environment(tmp_path).get_template("t.csv.j2").render(x="a")
+
