@@ -44,6 +44,7 @@ from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
+from .errors import UsageError
 from .filters import FILTERS, zfill_as_before
 from .memo import remember
 from .resources import inside
@@ -62,6 +63,28 @@ _PUBLIC: dict[type, frozenset[str]] = {
     cls: frozenset(model.public_names(cls)) for cls in _DATA_TYPES}
 
 
+# The oldest Jinja whose sandbox pesgen trusts: 3.1.5 fixed CVE-2024-56326 (str.format
+# reached through an indirect call) and 3.1.6 CVE-2025-27516 (through the attr filter),
+# both escapes to arbitrary Python; ``_Bounded.wrap_str_format``, which bounds
+# str.format, is only called from 3.1.5 on. An older Jinja is refused where a sandbox is
+# made (``check_jinja``), whatever pyproject.toml let pip install.
+MIN_JINJA = (3, 1, 6)
+
+
+def check_jinja(version: str | None = None) -> None:
+    """Refuse to make a sandbox with a Jinja older than ``MIN_JINJA`` (``version``:
+    the installed ``jinja2.__version__``)."""
+    version = jinja2.__version__ if version is None else version
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    parts = tuple(int(x or 0) for x in found.groups()) if found else (0, 0, 0)
+    if parts < MIN_JINJA:
+        wanted = ".".join(map(str, MIN_JINJA))
+        raise UsageError(
+            f"jinja2 {version} is installed: pesgen's sandbox needs jinja2 >= {wanted} "
+            "(older versions have known sandbox escapes: CVE-2024-56326, CVE-2025-27516); "
+            f"upgrade it (pip install 'jinja2>={wanted}')")
+
+
 # No value a template or an expression makes needs to be larger than this: '*' and '**'
 # are checked before they run ('a' * 10**9 or 10**10**7 would stall the export).
 MAX_OPERAND_SIZE = 100_000
@@ -70,11 +93,22 @@ MAX_OPERAND_SIZE = 100_000
 # the size of what they are made from (indenting or wrapping a long text is normal;
 # a width of 10**9, or a short text joined a million times, is not).
 _GROWTH = 10
+# ... and never more than this, whatever they are made from: without it each call of a
+# chain could make ten times the one before ('x'.center(10**5).center(11 * 10**5)...,
+# 11 GB in six calls). 4 Mi characters (or items) is far above any value of a file pesgen
+# writes (a PES field holds at most a few thousand characters, a piece a few dozen
+# kilobytes); in a mapping expression, '~' is held to it too.
+MAX_RESULT_SIZE = 4 * 1024 * 1024
+
+
+def _limit(made_from: int) -> int:
+    """The largest result a bounded operation may make from ``made_from``."""
+    return min(MAX_OPERAND_SIZE + _GROWTH * made_from, MAX_RESULT_SIZE)
 
 
 def _bound(what: str, size: int, made_from: int = 0, unit: str = "characters") -> None:
     """Refuse, before it is made, a result of about ``size`` from ``made_from``."""
-    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    limit = _limit(made_from)
     if size > limit:
         raise SecurityError(f"{what}: a result of about {size} {unit} refused (at most "
                             f"{limit})")
@@ -242,7 +276,7 @@ def _replaced_size(text: str, old: object, new: object, count: object) -> int:
 def _joined_size(items: list[Any], sep: str, made_from: int) -> int:
     """The length of ``sep.join(map(str, items))``, counted up to just past the limit
     (the items beyond are not converted)."""
-    limit = MAX_OPERAND_SIZE + _GROWTH * made_from
+    limit = _limit(made_from)
     size = len(sep) * max(len(items) - 1, 0)
     for x in items:
         if size > limit:
@@ -412,9 +446,20 @@ class _Bounded(SandboxedEnvironment):
         return None if self.writes_none else self.none_message
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_jinja()
         super().__init__(*args, **kwargs)
         self.filters.update(_BOUNDED_FILTERS)
         self.globals["lipsum"] = _lipsum
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        """An attribute the sandbox does not let a template or an expression read
+        (``__class__``, ``__globals__``..., by ``x|attr(...)``, ``x[...]`` or a format
+        string such as ``'{0.__class__}'.format(x)``) is refused where it is read, a
+        ``SecurityError``. Jinja's own returns an undefined value that raises only when
+        used: with a mapping expression's undefined (``_NoneUndefined``, which chains
+        and writes nothing) the field came out empty, the refusal lost."""
+        raise SecurityError(f"access to attribute {attribute!r} of "
+                            f"{type(obj).__name__!r} object is unsafe.")
 
     def refuse_none(self, what: str) -> None:
         """``what`` (``'~'``, ``'%'``, ``str.format``, a filter) is about to write None
@@ -444,7 +489,11 @@ class _Bounded(SandboxedEnvironment):
         return self.concat_result(markup_join(parts))
 
     def concat_result(self, text: str) -> str:
-        """What ``~`` made, as it is (a template's is bounded: ``_Sandbox``)."""
+        """What ``~`` made, at most MAX_RESULT_SIZE characters (a template's is bounded
+        tighter: ``_Sandbox``)."""
+        if len(text) > MAX_RESULT_SIZE:
+            raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
+                                f"most {MAX_RESULT_SIZE})")
         return text
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,

@@ -208,6 +208,10 @@ def _fault(exc: BaseException, callees: list[FrameType],
                   getattr(called, "__name__", None))
         names.discard(None)
         return "name", frozenset(names)
+    for frame in callees:  # an attribute the sandbox refuses (_Bounded.unsafe_undefined)
+        if frame.f_code.co_name == "unsafe_undefined" and \
+                isinstance(frame.f_locals.get("self"), jinja2.Environment):
+            return "attr", frozenset([frame.f_locals.get("attribute")])
     return None
 
 

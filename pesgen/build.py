@@ -277,9 +277,14 @@ class Builder:
             "activity", "amount", "label", "quantity", "unit_price", "student"))
         self.csv = mapping.input.format == "csv"
         # invoice-level CSV columns must hold the same value on every row of an invoice
-        self.invoice_columns = sorted({c for group in (self.inv, self.payer, self.addr, self.pay,
-                                                       self.joint)
-                                       for bnd in group.values() for c in bnd.columns})
+        # {column an invoice-level binding reads: the first binding reading it}, by name
+        readers: dict[str, Binding] = {}
+        for group in (self.inv, self.payer, self.addr, self.pay, self.joint):
+            for bnd in group.values():
+                for column in bnd.columns:
+                    readers.setdefault(column, bnd)
+        self.invoice_columns = sorted(readers)
+        self._invoice_readers = readers
         # every CSV column a binding reads, with the first binding that reads it: checked
         # against the file's header on its first invoice
         self._columns_to_check: dict[str, Binding] | None = None
@@ -710,7 +715,8 @@ class Builder:
                 if row.get(col, "").strip() != first.get(col, "").strip():
                     ctx.problem("input.single-debtor", f"column '{col}' differs from the "
                                 f"invoice's first row ({src.origin}): an invoice has one debtor "
-                                "and one set of invoice values", record=origin)
+                                "and one set of invoice values", record=origin,
+                                mapping=self._invoice_readers[col].where)
 
     def _lines(self, ctx: _Ctx, src: SourceInvoice, record: dict[str, Any]) -> list[Line] | None:
         if self.csv:

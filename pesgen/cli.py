@@ -19,7 +19,12 @@ from ._display import escaped_lines, json_text, shown
 from ._help import DB_HELP, HelpGroup
 from .errors import ExitCode, OutputInvalidError, PesgenError, Problem, StoreLocked, UsageError
 
+# pretty_exceptions_show_locals off whatever typer's default (True in typer 0.12.0, the
+# oldest pyproject.toml allowed; False in recent ones): the traceback of an unexpected
+# error would print every frame's local variables, billing records and the store's URL
+# with its password among them
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=HelpGroup,
+                  pretty_exceptions_show_locals=False,
                   help="pesgen: school billing exports to PES V2 (DGFiP) and finance packages.")
 
 MAX_LISTED = 200

@@ -31,7 +31,9 @@ returns ``None`` from :func:`compile_fast`, and the binding keeps the Jinja path
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]
 import operator
+import string
 from collections.abc import Callable
 from types import BuiltinMethodType
 from typing import Any
@@ -45,7 +47,7 @@ from jinja2.runtime import new_context, str_join
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from ._jinja import _Bounded, _RecordSandbox
+from ._jinja import MAX_RESULT_SIZE, _Bounded, _RecordSandbox
 
 Scope = dict[str, Any]
 Fn = Callable[[Scope], Any]
@@ -73,7 +75,13 @@ def expression_reads(env: Environment, source: str) -> tuple[tuple[str, ...], tu
         return (), ()
     columns: list[str] = []
     private: list[str] = []
-    for n in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem))):
+    for n in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Const))):
+        if isinstance(n, nodes.Const):
+            # a format string ('{0.__class__}'.format(x), or through |attr('format')) reads
+            # its fields' attributes through the sandbox: one starting with '_' is refused
+            # at run time, said here before any record is read
+            private += _format_private(n.value)
+            continue
         if isinstance(n, nodes.Getattr):
             name: object = n.attr
         elif isinstance(n, nodes.Getitem):
@@ -121,6 +129,28 @@ def expression_paths(env: Environment, source: str) -> tuple[tuple[str, tuple[st
     return tuple(dict.fromkeys(found))
 
 
+def _format_private(value: object) -> list[str]:
+    """The attributes and keys starting with '_' that the replacement fields of
+    ``value`` read, were it used as a str.format string: ``'{0.__class__}'`` ->
+    ``['__class__']``; none for a string that is no valid format."""
+    if not isinstance(value, str) or "{" not in value:
+        return []
+    found: list[str] = []
+    try:
+        for _, field_name, spec, _ in _FORMATTER.parse(value):
+            if field_name:
+                _, parts = _split_field(field_name)
+                found += [part for _, part in parts
+                          if isinstance(part, str) and part.startswith("_")]
+            if spec:
+                found += _format_private(spec)  # a nested field: '{0:{1.__class__}}'
+    except ValueError:
+        return []
+    return found
+
+
+_FORMATTER = string.Formatter()
+_split_field = _string.formatter_field_name_split
 _MISSING = object()
 
 
@@ -138,7 +168,7 @@ def compile_fast(env: Environment, source: str) -> Fn | None:
         if not parser.stream.eos:
             return None
         return _Compiler(env).node(tree)
-    except (_Unsupported, TemplateSyntaxError):
+    except (_Unsupported, TemplateSyntaxError, RecursionError):  # Jinja then
         return None
 
 
@@ -235,9 +265,13 @@ class _Compiler:
             join = str_join if concat is None else concat
             return lambda scope: join(tuple([p(scope) for p in parts]))
         refuse = self.env.refuse_none  # type: ignore[attr-defined]
+        # a result over MAX_RESULT_SIZE is refused by concat_result (it raises)
+        too_long = self.env.concat_result  # type: ignore[attr-defined]
+        limit = MAX_RESULT_SIZE
         # _Bounded.str_concat, inline: operands evaluated in order, then None refused,
-        # then str() of each joined; the common lengths unrolled (no comprehension frame
-        # per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label a ~ ' - ' ~ b ~ ' ' ~ c
+        # then str() of each joined, then the result bounded; the common lengths unrolled
+        # (no comprehension frame per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label
+        # a ~ ' - ' ~ b ~ ' ' ~ c
         if len(parts) == 2:
             p1, p2 = parts
 
@@ -245,7 +279,8 @@ class _Compiler:
                 a, b = p1(scope), p2(scope)
                 if a is None or b is None:
                     refuse("'~'")
-                return "".join((str(a), str(b)))
+                text = "".join((str(a), str(b)))
+                return too_long(text) if len(text) > limit else text
 
             return concat2
         if len(parts) == 3:
@@ -255,7 +290,8 @@ class _Compiler:
                 a, b, c = p1(scope), p2(scope), p3(scope)
                 if a is None or b is None or c is None:
                     refuse("'~'")
-                return "".join((str(a), str(b), str(c)))
+                text = "".join((str(a), str(b), str(c)))
+                return too_long(text) if len(text) > limit else text
 
             return concat3
         if len(parts) == 5:
@@ -265,7 +301,8 @@ class _Compiler:
                 a, b, c, d, e = p1(scope), p2(scope), p3(scope), p4(scope), p5(scope)
                 if a is None or b is None or c is None or d is None or e is None:
                     refuse("'~'")
-                return "".join((str(a), str(b), str(c), str(d), str(e)))
+                text = "".join((str(a), str(b), str(c), str(d), str(e)))
+                return too_long(text) if len(text) > limit else text
 
             return concat5
 
@@ -273,7 +310,8 @@ class _Compiler:
             values = [p(scope) for p in parts]
             if None in values:
                 refuse("'~'")
-            return "".join([str(x) for x in values])
+            text = "".join([str(x) for x in values])
+            return too_long(text) if len(text) > limit else text
 
         return concat_n
 

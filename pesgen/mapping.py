@@ -206,6 +206,12 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
             problems.append(Problem("mapping.expr", f"expression syntax error: {exc.message}"
                                     f"{_close_filter(str(exc.message), env)}", mapping=where))
             return None
+        except (RecursionError, MemoryError):
+            # Jinja's parser and Python's compiler recurse on each level of nesting
+            problems.append(Problem("mapping.expr", "expression nested too deeply to be "
+                                    "compiled (parentheses, brackets or calls within each "
+                                    "other): write it flatter", mapping=where))
+            return None
 
         read, private = expression_reads(env, source)
         if private:

@@ -24,6 +24,12 @@ from .memo import remember
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
+# What a template's own code can raise besides Jinja's errors, reported as a template
+# error naming its line (exit 5): a value of the wrong type, a missing key, an
+# arithmetic error (OverflowError included: 10.0 ** 400), a macro calling itself without
+# end (RecursionError), a value too large to be made (MemoryError)
+_RENDER_ERRORS = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError,
+                  RecursionError, MemoryError)
 # the arguments pesgen passes each macro
 _ARGUMENTS = {"head": ("doc",), "piece": ("t", "doc"), "tail": ("doc",)}
 _CALLS = "head(doc), piece(t, doc), tail(doc)"
@@ -123,14 +129,17 @@ class FileRenderer:
             module = template.make_module()
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
+        except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
+            raise template_error(exc, fmt.name, spec.template, "loading") from None
         _check_macros(module, self.name, _source(env, spec.template))
         self._head: Callable[..., Any] = module.head
         self._piece: Callable[..., Any] = module.piece
         self._tail: Callable[..., Any] = module.tail
         try:
             self._name = string_environment().from_string(spec.name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{fmt.folder}/format.yaml: file name template: {exc.message}"
+        except (jinja2.TemplateSyntaxError, RecursionError) as exc:  # nested too deeply
+            message = getattr(exc, "message", None) or exception_message(exc)
+            raise TemplateError(f"{fmt.folder}/format.yaml: file name template: {message}"
                                 ) from None
 
     def sources(self) -> list[tuple[str, str]]:
@@ -215,7 +224,7 @@ class FileRenderer:
         except jinja2.TemplateError as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what,
                                  self._env) from None
-        except (ValueError, TypeError, AttributeError, KeyError, ArithmeticError) as exc:
+        except _RENDER_ERRORS as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what) from None
 
 

@@ -22,7 +22,7 @@ import csv
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -384,20 +384,15 @@ _LONE_DETAIL = ("an escaped lone surrogate (\\uD800 to \\uDFFF without its pair)
 def _has_surrogate_escape(path: Path, encoding: str) -> bool:
     """Whether the file holds a JSON escape of a surrogate (``\\uD800`` to ``\\uDFFF``,
     pairs included), read in blocks."""
-    pattern = _SURROGATE.pattern.encode("ascii") if _utf8(encoding) else None
     with path.open("rb") as handle:
-        if pattern is None:  # another encoding: decoded as it is read
-            reader = codecs.getreader(encoding)(handle, errors="replace")
-            carry = ""
-            while block := reader.read(_CHUNK):
-                carry += block
-                if _SURROGATE.search(carry):
-                    return True
-                carry = carry[-6:]
-            return False
-        found = re.compile(pattern)
-        tail = b""
-        while block := handle.read(_CHUNK):
+        read: Callable[[int], Any]
+        tail: Any
+        if _utf8(encoding):
+            read, found, tail = handle.read, _SURROGATE_BYTES, b""
+        else:  # another encoding: decoded as it is read
+            read, found, tail = codecs.getreader(encoding)(handle, errors="replace").read, \
+                _SURROGATE, ""
+        while block := read(_CHUNK):
             tail += block
             if found.search(tail):
                 return True
@@ -504,6 +499,7 @@ def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
 _CHUNK = 1 << 20  # characters decoded at a time (tests make it tiny)
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_BYTES = re.compile(_SURROGATE.pattern.encode("ascii"))
 
 
 class _Slow(Exception):  # noqa: N818 - a hand-over, not an error
@@ -965,6 +961,12 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                         f"{where}: {len(row)} field(s), the header has {width}",
                         [Problem("input.csv-row", f"{len(row)} fields, header has {width}",
                                  record=where)])
+                if row[key_index].strip() == spec.group_by and \
+                        [cell.strip() for cell in row] == header:
+                    detail = ("the header line again: two exports joined into one file? "
+                              "remove this line (or export once)")
+                    raise _refuse(f"{where}: {detail}; nothing written", "input.csv-row",
+                                  detail, where)
                 if all_named:
                     values = dict(zip(header, row, strict=True))
                 else:

@@ -216,6 +216,17 @@ def test_two_invoices_with_one_debt_number_are_refused(tmp_path):
     assert p.mapping == _where(JSON_MAPPING, "debt_number:", "bindings.invoice.debt_number")
 
 
+def test_a_csv_header_repeated_inside_the_file_is_refused_at_its_line(tmp_path):
+    """Two exports joined into one file: the second header was read as an invoice named
+    'invoice_number', with a dozen problems about its made-up values."""
+    rows = _csv_rows()
+    rows.insert(5, list(rows[0]))
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert [(p.rule, p.record) for p in exc.problems] == [("input.csv-row", f"{inp}:6")]
+    assert exc.problems[0].message.startswith("the header line again")
+
+
 def test_csv_rows_of_one_invoice_not_contiguous(tmp_path):
     rows = _csv_rows()
     header = rows[0]
@@ -792,6 +803,8 @@ def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
     p = _only(exc, "input.single-debtor")
     assert "column 'payer_last_name' differs from the invoice's first row" in p.message
     assert p.record == f"{inp}:{second + 1}"
+    # the binding reading the column is named (it had no [mapping ...] at all)
+    assert p.mapping == _where(CSV_MAPPING, "payer_last_name", "bindings.payer.name")
 
 
 @pytest.mark.parametrize("expression", ["''.__class__.__mro__", "invoice.__class__.__name__",

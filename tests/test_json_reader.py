@@ -132,6 +132,16 @@ def test_a_lone_escaped_surrogate_is_refused_at_its_path_by_both_readers(tmp_pat
     assert "(rule input.json-surrogate)" in got[1]
 
 
+def test_a_lone_surrogate_is_refused_in_a_json_file_of_another_encoding(tmp_path):
+    from dataclasses import replace
+
+    path = tmp_path / "export.json"
+    path.write_bytes('{"invoices": [{"number": "é\\ud800"}]}'.encode("latin-1"))
+    got, want = _both(path, replace(SPEC, encoding="latin-1"))
+    assert got == want and got[0] == "refused"
+    assert f"{path}:$.invoices[0].number: an escaped lone surrogate" in got[1]
+
+
 def test_an_escaped_surrogate_pair_is_its_character_read_fast(tmp_path, monkeypatch):
     calls = _exact_calls(monkeypatch)
     path = _write(tmp_path, '{"invoices": [{"number": "\\ud83d\\ude00"}, '

@@ -1,0 +1,329 @@
+"""The sandbox of templates and mapping expressions against what a security review
+found: an old Jinja with known escapes, results growing tenfold per chained call, a
+recursion crashing pesgen, a refused attribute read as an empty field."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jinja2
+import pytest
+from jinja2.sandbox import SecurityError
+from typer.testing import CliRunner
+
+from pesgen._jinja import (
+    MAX_RESULT_SIZE,
+    expression_environment,
+    string_environment,
+    template_environment,
+)
+from pesgen.cli import app
+from pesgen.errors import ExitCode, UsageError
+from pesgen.expr import compile_fast
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+OBJECT = """object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}"""
+
+
+def _mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
+    """A copy of the example's mapping with ``old`` made ``new``; the line of ``new``."""
+    text = MAPPING.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, text[:text.index(new)].count("\n") + 1
+
+
+def _cli(*args: object) -> object:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert isinstance(result.exception, SystemExit), (result.exception, result.output)
+    return result
+
+
+def _check_mapping(mapping: Path, fmts: Path | None = None):
+    return _cli("check-mapping", mapping, *(["--formats-dir", fmts] if fmts else []))
+
+
+def _export(tmp_path: Path, mapping: Path, fmts: Path | None = None):
+    return _cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json",
+                "-o", tmp_path / "out", "--date", RUN_DATE,
+                "--db", f"sqlite:///{tmp_path / 'state.sqlite3'}", "--create-store",
+                *(["--formats-dir", fmts] if fmts else []))
+
+
+def _nothing_written(tmp_path: Path) -> bool:
+    out = tmp_path / "out"
+    return not out.exists() or not list(out.iterdir())
+
+
+# ------------------------------------------------------------------ 1. Jinja's version
+
+def test_the_jinja_floor_excludes_the_versions_with_sandbox_escapes():
+    """jinja2 3.1.5 fixed CVE-2024-56326 and 3.1.6 CVE-2025-27516 (str.format through
+    |attr, which wrote an environment variable into a PES file)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    jinja = [d for d in project["project"]["dependencies"] if d.lower().startswith("jinja2")]
+    assert [re.sub(r"\s", "", d) for d in jinja] == ["jinja2>=3.1.6"]
+
+
+@pytest.mark.parametrize("version", ["3.1.5", "3.1.4", "3.0.3", "2.11.3", "3.1"])
+def test_an_older_jinja_is_refused_naming_its_version(monkeypatch, version):
+    monkeypatch.setattr(jinja2, "__version__", version)
+    for make in (expression_environment, string_environment,
+                 lambda: template_environment(ROOT / "templates" / "pes-ormc")):
+        with pytest.raises(UsageError, match=rf"jinja2 {re.escape(version)} is installed: "
+                                             r"pesgen's sandbox needs jinja2 >= 3\.1\.6"):
+            make()
+
+
+@pytest.mark.parametrize("version", ["3.1.6", "3.1.7", "3.2.0", "3.2.0.dev1", "4.0.0rc1"])
+def test_a_recent_jinja_is_accepted(monkeypatch, version):
+    monkeypatch.setattr(jinja2, "__version__", version)
+    expression_environment()
+
+
+def test_the_cli_refuses_an_older_jinja_with_its_error(monkeypatch):
+    monkeypatch.setattr(jinja2, "__version__", "3.1.4")
+    r = _check_mapping(MAPPING)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "jinja2 3.1.4 is installed" in r.stderr and "CVE-2025-27516" in r.stderr
+
+
+def test_the_cli_never_shows_local_variables_in_a_traceback():
+    """typer 0.12.0, which pyproject.toml allows, printed every frame's locals (billing
+    rows, the store's URL) by default in the traceback of an unexpected error: pesgen's
+    app turns it off whatever typer's default (here: a typer whose default is True)."""
+    code = (
+        "import typer\n"
+        "class Old(typer.Typer):\n"
+        "    def __init__(self, *a, pretty_exceptions_show_locals=True, **k):\n"
+        "        super().__init__(*a, pretty_exceptions_show_locals="
+        "pretty_exceptions_show_locals, **k)\n"
+        "typer.Typer = Old\n"
+        "import pesgen.cli\n"
+        "print(pesgen.cli.app.pretty_exceptions_show_locals)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False", out
+
+
+# ------------------------------------------------------------------ 2. absolute bound
+
+CHAINED = "'x'.center(100000).center(1100000).center(11100000).center(111100000)|length"
+
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+@pytest.mark.parametrize("source, what", [
+    (CHAINED, "str.center"),
+    ("('x' | center(100000) | center(1100000) | center(11100000)) | length", "filter center"),
+    ("('x' * 100000).replace('x', 'x' * 11).replace('x', 'x' * 11) | length", "str.replace"),
+    ("(('x\\n' * 50000) | indent(19) | indent(100)) | length", "filter indent"),
+    ("'x'.rjust(100000).ljust(1100000).rjust(5000000) | length", "str.rjust"),
+    ("(['x'.center(100000).center(1000000)] * 5) | join | length", "filter join"),
+])
+def test_a_chain_of_calls_cannot_grow_past_the_absolute_bound(make, source, what):
+    """Each call may make ten times what it is made from, but never more than
+    MAX_RESULT_SIZE: the chain stops at the first call over it."""
+    with pytest.raises(SecurityError, match=rf"^{re.escape(what)}: a result of about \d+ "
+                                            rf"\w+ refused \(at most {MAX_RESULT_SIZE}\)$"):
+        make().compile_expression(source)()
+
+
+def test_a_template_stops_the_chain_too(tmp_path):
+    (tmp_path / "t.csv.j2").write_text("{{ " + CHAINED + " }}", encoding="utf-8")
+    with pytest.raises(SecurityError, match=f"at most {MAX_RESULT_SIZE}"):
+        template_environment(tmp_path).get_template("t.csv.j2").render()
+
+
+def test_a_result_under_the_absolute_bound_is_made():
+    env = expression_environment()
+    assert env.compile_expression("'x'.center(100000).center(1100000) | length")() == 1100000
+
+
+@pytest.mark.parametrize("source", ["invoice.a ~ invoice.a",  # the closures' '~'
+                                    "invoice.a ~ '-' ~ invoice.a",
+                                    "invoice.a ~ '-' ~ invoice.a ~ '-' ~ invoice.a",
+                                    "invoice.a ~ 1 ~ 2 ~ 3 ~ invoice.a ~ 4",
+                                    "invoice.a.strip() ~ invoice.a"])  # Jinja's
+def test_concatenation_in_an_expression_is_held_to_the_absolute_bound(source):
+    env = expression_environment()
+    big = {"invoice": {"a": "x" * (MAX_RESULT_SIZE // 2 + 1)}}
+    small = {"invoice": {"a": "x" * 10}}
+    fast = compile_fast(env, source)
+    runs = [env.compile_expression(source)]
+    if fast is not None:
+        runs.append(lambda **scope: fast(scope))
+    for run in runs:
+        assert len(run(**small)) < 100
+        with pytest.raises(SecurityError, match=f"'~': a result of \\d+ characters refused "
+                                                f"\\(at most {MAX_RESULT_SIZE}\\)"):
+            run(**big)
+
+
+def test_the_export_refuses_a_chained_binding_naming_the_mapping_key(tmp_path):
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{CHAINED}"}}')
+    r = _export(tmp_path, mapping)
+    # found evaluating the records, as any failure of an expression (exit 4)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.expr)" in \
+        r.stderr
+    assert f"str.center: a result of about 11100000 characters refused (at most " \
+           f"{MAX_RESULT_SIZE})" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------ 3. recursion
+
+DEEP = "(" * 100 + "invoice.number" + ")" * 100
+
+
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_an_expression_nested_too_deeply_is_a_mapping_problem(tmp_path, command):
+    """Jinja's parser recursed past Python's limit: a RecursionError traceback, exit 1."""
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{DEEP}"}}')
+    r = _check_mapping(mapping) if command == "check-mapping" else _export(tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"expression nested too deeply to be compiled (parentheses, brackets or calls " \
+           f"within each other): write it flatter [mapping {mapping}:{line}: " \
+           f"bindings.invoice.object] (rule mapping.expr)" in r.stderr
+    assert "Traceback" not in r.output
+    assert _nothing_written(tmp_path)
+
+
+def test_an_expression_nested_a_little_still_compiles():
+    env = expression_environment()
+    nested = "(" * 20 + "invoice.number" + ")" * 20
+    assert env.compile_expression(nested)(invoice={"number": "FA-1"}) == "FA-1"
+
+
+def _bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
+    """A copy of pes-ormc (same name: --formats-dir comes first), ``old`` made ``new``
+    in its template; the line of ``new``."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    template.write_text(text, encoding="utf-8")
+    return fmts, text[:text.index(new)].count("\n") + 1
+
+
+RECURSIVE = "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}"
+NOM = '<Nom V="{{ d.name }}"/>'
+
+
+@pytest.mark.parametrize("where", ["piece", "module"])
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_a_template_recursing_without_end_is_a_template_error(tmp_path, command, where):
+    """A macro calling itself, in a piece or in the template's own code (run when it is
+    loaded): a template error naming the file and line, exit 5, not a traceback."""
+    if where == "piece":
+        fmts, line = _bundle(tmp_path, NOM, RECURSIVE + "{{ r(0) }}" + NOM)
+    else:
+        fmts, line = _bundle(tmp_path, "{% macro head(doc) -%}",
+                             RECURSIVE + "{% set x = r(0) %}\n{% macro head(doc) -%}")
+    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
+        _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: maximum "
+                               "recursion depth exceeded"), r.stderr
+    assert "RecursionError: maximum recursion depth exceeded" in r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
+def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
+    fmts, line = _bundle(tmp_path, NOM, "{{ 10.0 ** 400 }}" + NOM)
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "OverflowError: " in r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+
+
+def test_a_file_name_template_nested_too_deeply_is_a_template_error(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    name = re.search(r"^    name: (.+)$", text, re.M)
+    assert name is not None
+    deep = "{{ " + "(" * 300 + "doc" + ")" * 300 + " }}"
+    spec.write_text(text.replace(name[0], f"    name: '{deep}'"), encoding="utf-8")
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "file name template: maximum recursion depth exceeded" in r.stderr
+
+
+# ------------------------------------------------------------------ 4. refused, not empty
+
+@pytest.mark.parametrize("source", [
+    "invoice.number | attr('__class__')",
+    "invoice['__cl' ~ 'ass__']",
+    "('{0.' ~ '__class__}').format(invoice.number)",
+    "(('{0.' ~ '__class__}') | attr('format'))(invoice.number)",
+    "(('{0.' ~ '__globals__}') | attr('format'))(lipsum)",
+])
+def test_an_attribute_the_sandbox_refuses_is_an_error_not_an_empty_value(source):
+    """Jinja's sandbox gives an undefined value for it, which a mapping expression's
+    undefined (chainable, writing nothing) made an empty field."""
+    env = expression_environment()
+    scope = {"invoice": {"number": "FA-1"}}
+    runs = [lambda: env.compile_expression(source)(**scope)]
+    fast = compile_fast(env, source)
+    if fast is not None:
+        runs.append(lambda: fast(scope))
+    for run in runs:
+        with pytest.raises(SecurityError, match="access to attribute '__(class|globals)__' "
+                                                "of '(str|dict|function)' object is unsafe"):
+            run()
+
+
+@pytest.mark.parametrize("source", [
+    "invoice.number | attr('__class__')",
+    "('{0.' ~ '__class__}').format(invoice.number)",
+])
+def test_the_export_refuses_the_binding_naming_the_mapping_key(tmp_path, source):
+    """The reviewer's case: ObjPce missing from the file, exit 0, nothing said. Found
+    evaluating the records, as any failure of an expression (exit 4)."""
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    r = _export(tmp_path, mapping)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "access to attribute '__class__' of 'str' object is unsafe" in r.stderr
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.expr)" in \
+        r.stderr
+    assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("source, name", [
+    ("'{0.__class__}'.format(invoice.number)", "__class__"),
+    ("('{0.__class__}' | attr('format'))(invoice.number)", "__class__"),
+    ("('{0.__globals__[os].environ[PESGEN_DB]}' | attr('format'))(lipsum)", "__globals__"),
+    ("'{0:{1._x}}'.format(invoice.number, 1)", "_x"),
+])
+def test_a_format_string_reading_a_private_name_is_refused_when_loaded(tmp_path, source, name):
+    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    r = _check_mapping(mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"expression reads '{name}': names starting with '_' are not readable in a " \
+           f"mapping expression [mapping {mapping}:{line}: bindings.invoice.object] " \
+           "(rule mapping.expr)" in r.stderr
+
+
+def test_a_template_reading_a_refused_attribute_fails_where_it_reads_it(tmp_path):
+    """A template's undefined is strict, so it failed when used; `is defined` said
+    false. Now the read itself is refused."""
+    (tmp_path / "t.csv.j2").write_text("{{ (x | attr('__class__')) is defined }}",
+                                       encoding="utf-8")
+    with pytest.raises(SecurityError, match="access to attribute '__class__'"):
+        template_environment(tmp_path).get_template("t.csv.j2").render(x="a")
+
