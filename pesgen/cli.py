@@ -913,10 +913,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    from .runs import bordereau_of, cancelled_bordereaux
+    from .runs import bordereau_of, cancelled_bordereaux, files_not_in_place, not_in_place
 
     gone = cancelled_bordereaux(r)
     of = bordereau_of(r)
+    missing = not_in_place(r)
     partly = "" if r["status"] == "cancelled" or not gone else \
         f"; IdBord {', '.join(map(str, sorted(gone)))} cancelled"
     typer.echo(f"run {r['id']} ({r['status']}{partly})")
@@ -929,8 +930,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     typer.echo(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
                f"{r['invoice_count']} invoice(s)")
     typer.echo(f"  output dir  {r['out_dir']}")
+    if missing:
+        typer.echo(f"  not there   {files_not_in_place(r['id'], r['out_dir'], missing)}")
     for f in r["files"]:
-        state = "  cancelled" if of(f["name"]) in gone else ""
+        state = "  cancelled" if of(f["name"]) in gone else \
+            "  not in the output dir" if f["name"] in missing else ""
         if f["id_bord"] is None:  # the payment references of the run's bordereaux
             typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}"
                        f"{state}")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -401,19 +402,24 @@ class _Taken:
     def refuse(self, conn: Any) -> None:
         """Raise, with one problem per invoice and per NumDette already held, naming the
         run, its file and IdBord; nothing when none is."""
-        held = self.store.holders(conn, self.id_coll, self.invoices)
-        # a NumDette held by the same invoice is that invoice's duplicate, said once
-        debts = {debt: h for debt, h in self.store.debt_holders(
-                 conn, self.id_coll, list(self.debts)).items()
-                 if invoice_key(h[0]) != invoice_key(self.debts[debt])}
-        if not held and not debts:
-            return
+        # read at one moment, whatever several reads it takes: a run committed by an
+        # export of another sequence between two of them would make "only some of the
+        # input's invoices are held" of an input it holds whole
+        with self.store.snapshot(conn) as c:
+            held = self.store.holders(c, self.id_coll, self.invoices)
+            # a NumDette held by the same invoice is that invoice's duplicate, said once
+            debts = {debt: h for debt, h in self.store.debt_holders(
+                     c, self.id_coll, list(self.debts)).items()
+                     if invoice_key(h[0]) != invoice_key(self.debts[debt])}
+            if not held and not debts:
+                return
+            several = self.store.active_bordereaux(
+                c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
+            placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
         partial = 0 < len(held) < len(self.invoices)
-        several = self.store.active_bordereaux(
-            conn, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
 
         def advice(run: str, id_bord: int) -> str:
             if partial:
@@ -462,7 +468,43 @@ class _Taken:
             message += (". A run of several bordereaux: cancel only those the trésorerie "
                         "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
                         "run with --all if this input replaces it")
+        if not partial or debts:  # the advice is to cancel: not a run never sent
+            for run in sorted(placed):
+                missing = not_in_place({**placed[run], "status": "committed"},
+                                       several.get(run, []))
+                if missing:
+                    message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+# the runs a duplicate refusal looks for their files at most (each a few file checks)
+_MOST_RUNS_LOOKED_AT = 20
+
+
+def not_in_place(run: dict[str, Any], active: Collection[int] | None = None) -> list[str]:
+    """The files a committed run recorded (of its active bordereaux: ``active``, else
+    those not cancelled) that are not in its output folder, as this machine sees it."""
+    if run["status"] != "committed" or not run.get("out_dir"):
+        return []
+    of = bordereau_of(run)
+    if active is None:
+        gone = cancelled_bordereaux(run)
+        active = [b for b in {f["id_bord"] for f in run["files"]} if b not in gone]
+    folder = Path(run["out_dir"])
+    return [f["name"] for f in run["files"]
+            if of(f["name"]) in active and not os.path.lexists(folder / f["name"])]
+
+
+def files_not_in_place(run_id: str, out_dir: str, missing: list[str]) -> str:
+    """What to say of a committed run whose recorded files are not in its folder: sent
+    and moved away (normal), or never put in place (an export stopped between recording
+    the run and renaming its files), which only the user can tell."""
+    shown = missing if len(missing) <= 3 else [*missing[:3], f"… {len(missing) - 3} more"]
+    return (f"Run {run_id}'s recorded file(s) {', '.join(shown)} are not in {out_dir} (as "
+            "this machine sees it): moved away after sending, which is normal, or never put "
+            "in place (an export stopped right after recording the run); if they were never "
+            f"sent, `pesgen regenerate {run_id} --out DIR` rebuilds them, the same bytes; do "
+            "not cancel a run whose bordereau number was not sent")
 
 
 # What the files of a cancelled run are called when ``regenerate --cancelled`` writes

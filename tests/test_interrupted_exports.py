@@ -1,0 +1,127 @@
+"""Exports raced, killed or refused part-way: what the store and the output folder
+hold afterwards, and what pesgen says of it (the state reviewer's cases)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import StateError
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli, state_database
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+
+
+def _generated(path: Path, invoices: int) -> Path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_export import generate
+    finally:
+        sys.path.pop(0)
+    generate(path, invoices, 1)
+    return path
+
+
+def _other_budget(tmp_path: Path) -> Path:
+    """The example mapping on budget 01: another numbering sequence, whose exports do
+    not wait for budget 00's."""
+    path = tmp_path / "budget-01.yaml"
+    path.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    return path
+
+
+def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_partial(
+        tmp_path):
+    """PostgreSQL: budget 01's export of the same input commits while budget 00's guard
+    reads its invoices (in chunks of 500), under its sequence's lock. The guard said
+    "only some of this input's invoices are (100 of 600): remove those from the input",
+    of an input the other run holds whole: its refusal is the one of an input held
+    whole, made on one consistent read."""
+    many = _generated(tmp_path / "many.json", 600)
+    budget_01 = _other_budget(tmp_path)
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        rival: list = []
+        locked = [False]
+
+        def between_chunks(conn, _cursor, statement, *_args) -> None:
+            if "FOR UPDATE" in statement:
+                locked[0] = True  # budget 00's sequence row: the guard under the lock
+            elif (locked[0] and not rival and "FROM run_invoices" in statement
+                  and "invoice_key IN" in statement):
+                rival.append(export_recorded(Store(url), budget_01, many,
+                                             tmp_path / "rival", RUN))
+
+        sa.event.listen(store.engine, "after_cursor_execute", between_chunks)
+        with pytest.raises(StateError) as info:
+            export_recorded(store, MAPPING, many, tmp_path / "b", RUN)
+        [winner] = rival
+        assert info.value.exit_code == 7
+        message = str(info.value)
+        assert message == (f"600 invoice(s) already exported by run(s) {winner.run_id}; "
+                           "nothing written"), message[:400]
+        assert len(info.value.problems) == 600
+        assert all(p.message.endswith("; cancel that run first to export it again")
+                   for p in info.value.problems)
+        assert not (tmp_path / "b").exists()
+        sa.event.remove(store.engine, "after_cursor_execute", between_chunks)
+        assert [r.id for r in store.list_runs()] == [winner.run_id]
+
+
+class PowerCut(BaseException):
+    """The process dies: no handler runs (an exception pesgen catches would not do)."""
+
+
+def _crash() -> None:
+    raise PowerCut("kill -9")
+
+
+def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path):
+    """kill -9 between the commit and the renames: the run is recorded, its files are
+    not in its folder. Exporting the input again is refused (its invoices are taken),
+    and the refusal said only "cancel that run first", which would make the
+    collectivity skip an IdBord Hélios never received; `runs show` said committed."""
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}")
+    out = tmp_path / "out"
+    with pytest.raises(PowerCut):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+                        before_publish=_crash)
+    [run] = store.list_runs()
+    names = [f["name"] for f in store.get_run(run.id)["files"]]
+    advice = (f"if they were never sent, `pesgen regenerate {run.id} --out DIR` rebuilds "
+              "them, the same bytes; do not cancel a run whose bordereau number was not sent")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    message = str(info.value)
+    assert message.startswith(f"11 invoice(s) already exported by run(s) {run.id}; "
+                              f"nothing written. Run {run.id}'s recorded file(s) "
+                              f"{', '.join(names)} are not in {out.resolve()} (as this "
+                              "machine sees it): moved away after sending, which is normal, "
+                              "or never put in place"), message
+    assert message.endswith(advice)
+    shown = run_cli("runs", "show", run.id[:8], "--db", db)
+    assert shown.exit_code == 0
+    assert advice in shown.output
+    assert f"{names[0]}  IdBord 1" in shown.output
+    assert "not in the output dir" in shown.output
+
+    for part in out.iterdir():  # the run's .part files, never sent
+        part.unlink()
+    regenerate(store, run.id, out)
+    with pytest.raises(StateError) as again:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    assert str(again.value) == (f"11 invoice(s) already exported by run(s) {run.id}; "
+                                "nothing written")
+    shown = run_cli("runs", "show", run.id[:8], "--db", db)
+    assert "rebuilds them" not in shown.output and "not in the output dir" not in shown.output
+
