@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -542,6 +543,14 @@ class _LockWait:
         return True
 
 
+def _quiet_logger(name: str) -> None:
+    """Give a library's logger a handler that drops its records, once: Python's last
+    resort (standard error, without configuration) is then never used for them."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -685,6 +694,12 @@ class Store:
 
             return engine
         if url.startswith("postgresql"):
+            # psycopg logs what it ignores, e.g. "error ignored terminating
+            # <psycopg.Pipeline [INERROR] (host=… user=… database=…)>: pipeline aborted"
+            # as a refused record is rolled back; without a handler of its own Python
+            # prints it on standard error, a raw database message before pesgen's. Not
+            # lost to an application that configures logging (it propagates)
+            _quiet_logger("psycopg")
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             return sa.create_engine(url, pool_pre_ping=True)

@@ -125,3 +125,56 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
     shown = run_cli("runs", "show", run.id[:8], "--db", db)
     assert "rebuilds them" not in shown.output and "not in the output dir" not in shown.output
 
+
+# a child process exporting budget 00 while its record_run lets budget 01's export
+# record the same invoices first (the race the unique indexes refuse): pytest's own
+# logging handlers are not there to hide what a library logs to standard error
+_RACED_CHILD = """
+import sys
+from datetime import date
+from pathlib import Path
+from pesgen.cli import main
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+url, budget_01, example, rival_out = sys.argv[1:5]
+record_run = Store.record_run
+done = []
+
+def late_record(self, *args):
+    if not done:  # (the rival's own record_run goes straight through)
+        done.append(None)
+        export_recorded(Store(url), Path(budget_01), Path(example), Path(rival_out),
+                        date(2026, 11, 23))
+    return record_run(self, *args)
+
+Store.record_run = late_record
+sys.argv = ["pesgen", *sys.argv[5:]]
+main()
+"""
+
+
+def test_a_race_refused_by_the_store_s_index_prints_no_raw_database_message(tmp_path):
+    """PostgreSQL: the record refused by a unique index is rolled back with psycopg's
+    pipeline aborted, and psycopg logged `error ignored terminating <psycopg.Pipeline
+    [INERROR, pipeline=ON] (host=… user=… database=…)>: pipeline aborted` to standard
+    error before pesgen's refusal (no logging configured: Python's last resort)."""
+    import subprocess
+
+    # (the example's 11 invoices are inserted in one statement: no pipeline aborted)
+    many = _generated(tmp_path / "many.json", 600)
+    with state_database("postgresql", tmp_path) as url:
+        Store(url)
+        child = subprocess.run(
+            [sys.executable, "-c", _RACED_CHILD, url, str(_other_budget(tmp_path)),
+             str(many), str(tmp_path / "rival"),
+             "export", "-m", str(MAPPING), "-i", str(many),
+             "-o", str(tmp_path / "b"), "--date", "2026-11-23", "--db", url, "-q"],
+            capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 7, child.stderr
+    lines = child.stderr.splitlines()
+    assert lines[0].startswith("error: 600 invoice(s) already exported by run(s) "), lines[:3]
+    assert all(line.startswith(("error: ", "  - ", "  … and ", "600 problem(s)"))
+               for line in lines), \
+        child.stderr[:1000]
+    assert "psycopg" not in child.stderr and "pipeline" not in child.stderr
