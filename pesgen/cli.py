@@ -165,10 +165,19 @@ def export(
                     line_open[0] = True
             if out is None and not dry_run:
                 raise UsageError("--out is required (only --dry-run goes without)")
-            store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
-            result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                     formats_dir, progress, dry_run=dry_run,
-                                     on_commit=interrupts.hold)
+            opened: list[Any] = []
+
+            def open_store() -> Any:
+                # once the mapping, format, output folder and input are checked: a
+                # store --create-store makes is not left behind by their refusal
+                opened.append(_store(db, quiet, line_open, read_only=dry_run,
+                                     create=create_store))
+                return opened[0]
+
+            result = export_recorded(open_store() if dry_run else open_store, mapping,
+                                     input, out, fixed, official_xsd, formats_dir, progress,
+                                     dry_run=dry_run, on_commit=interrupts.hold)
+            [store] = opened
             if line_open[0]:
                 _echo_err("")
         except KeyboardInterrupt:
@@ -1271,11 +1280,12 @@ def numbering_set_start(
     from .formats import find_format
     from .mapping import load_mapping
     from .runs import sequence_key
-    from .store import shown_store
+    from .store import Store, shown_store
 
     try:
         m = load_mapping(mapping)
         key = sequence_key(m, find_format(m.output.format, formats_dir), exercise)
+        Store.check_start(start)  # before a store --create-store would make
         store = _store(db, create=create_store)
         store.set_start(key, start)
     except PesgenError as exc:

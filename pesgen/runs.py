@@ -115,7 +115,7 @@ def _digest(files: dict[str, BundleFile]) -> str:
     return h.hexdigest()
 
 
-def export_recorded(store: Store, mapping_path: Path, input_path: Path,
+def export_recorded(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
                     out_dir: Path | None, run_date: date | None = None,
                     official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
@@ -129,8 +129,14 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
     nothing (``out_dir`` is then optional; the result's files are where they would go,
     with the numbers they would take, and it has no ``run_id``). ``on_commit`` is called
     right before the run is committed (the CLI holds interrupts from there on: the
-    run then stands, whatever signal comes after)."""
+    run then stands, whatever signal comes after).
+
+    ``store`` may be a function opening it: it is called once the mapping, its format,
+    the output folder and the input are read and checked, so that a store it creates
+    (``--create-store``) is not left behind, empty, by an export refused for one of
+    them."""
     if dry_run:
+        assert isinstance(store, Store), "a dry run is given its store, read only"
         return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
                         formats_dirs, progress)
     if out_dir is None:
@@ -142,8 +148,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
                                 before_publish, on_commit)
 
 
-def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
-              run_date: date | None, official_xsd: Path | None,
+def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
+              out_dir: Path | None, run_date: date | None, official_xsd: Path | None,
               formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
               work_dir: Path | None = None) -> tuple[Any, dict[str, BundleFile],
                                                       tuple[str, str, int, str], str | None,
@@ -160,6 +166,12 @@ def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path 
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
     prepared = exporter.prepare(Path(input_path))
+    if not isinstance(store, Store):
+        try:
+            store = store()  # opened (created) only now: see export_recorded
+        except BaseException:
+            prepared.close()
+            raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None)
@@ -194,7 +206,8 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
         "docs/state.md, Numbering)"))
 
 
-def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
+def _export_recorded(store: Store | Callable[[], Store], mapping_path: Path,
+                     input_path: Path, out_dir: Path,
                      run_date: date | None, official_xsd: Path | None,
                      formats_dirs: list[Path] | None,
                      progress: Callable[[int], None] | None,
@@ -204,6 +217,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
         store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress)
+    store = taken.store
     try:
         taken.refuse(None)  # early, before taking the lock
         if taken.debts and (older := store.unchecked_debts(key[0])):

@@ -836,9 +836,14 @@ class Store:
         found = cls.recorded_next(conn, key)
         return _FIRST_NUMBER if found is None else found
 
-    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
+    @staticmethod
+    def check_start(start: int) -> None:
+        """Refuse a starting number no IdBord can be (before a store is opened)."""
         if not 1 <= start <= 9_999_999:
             raise UsageError("the starting number must be between 1 and 9999999")
+
+    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
+        self.check_start(start)
         with self.transaction() as conn:
             row = self._sequence_row(conn, key)
             used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(

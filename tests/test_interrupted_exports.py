@@ -178,3 +178,44 @@ def test_a_race_refused_by_the_store_s_index_prints_no_raw_database_message(tmp_
                for line in lines), \
         child.stderr[:1000]
     assert "psycopg" not in child.stderr and "pipeline" not in child.stderr
+
+
+@pytest.mark.parametrize("refused", ["mapping", "out-is-a-file", "input"])
+def test_an_export_refused_before_the_store_is_needed_creates_no_store(tmp_path, refused):
+    """`--create-store` made the store before the mapping was even read: a mapping with
+    a YAML error, `-o afile` or a bad input left a new store behind (139 KB), which
+    `runs list --db` then read as "no run recorded" instead of refusing a store that
+    is not there."""
+    from .conftest import example_with_two_input_errors
+
+    db = tmp_path / "new" / "store.sqlite3"
+    mapping, source, out = MAPPING, EXAMPLES / "school-export.json", tmp_path / "out"
+    if refused == "mapping":
+        mapping = tmp_path / "broken.yaml"
+        mapping.write_text(MAPPING.read_text(encoding="utf-8") + "\n  : [unclosed\n",
+                           encoding="utf-8")
+    elif refused == "out-is-a-file":
+        out.write_text("not a folder", encoding="utf-8")
+    else:
+        source = example_with_two_input_errors(tmp_path)
+    result = run_cli("export", "-m", mapping, "-i", source, "-o", out, "--date",
+                     "2026-11-23", "--db", db, "--create-store")
+    assert result.exit_code in (2, 3, 4), result.output
+    assert not db.exists() and not db.parent.exists()
+    listed = run_cli("runs", "list", "--db", db)
+    assert listed.exit_code == 7 and f"no pesgen store at {db}" in listed.output
+    # the same export, fixed, creates it
+    ok = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                 tmp_path / "ok", "--date", "2026-11-23", "--db", db, "--create-store")
+    assert ok.exit_code == 0, ok.output
+    assert "(created by this run)" in ok.output
+
+
+def test_numbering_set_start_refused_creates_no_store(tmp_path):
+    """`numbering set-start --start 0 --create-store` was refused (exit 2) after it had
+    created the store."""
+    db = tmp_path / "store.sqlite3"
+    result = run_cli("numbering", "set-start", "-m", MAPPING, "--start", "0", "--db", db,
+                     "--create-store")
+    assert result.exit_code == 2 and "between 1 and 9999999" in result.output
+    assert not db.exists()
