@@ -219,3 +219,50 @@ def test_numbering_set_start_refused_creates_no_store(tmp_path):
                      "--create-store")
     assert result.exit_code == 2 and "between 1 and 9999999" in result.output
     assert not db.exists()
+
+
+class _Mounted:
+    f_flag = 0
+
+
+def _read_only_mount(monkeypatch, folder: Path) -> None:
+    """``folder`` as on a file system mounted read only: access(2) says not writable,
+    statvfs says ST_RDONLY, and a file created in it fails with EROFS."""
+    import errno
+    import os
+    import tempfile
+
+    access, statvfs, temporary = os.access, os.statvfs, tempfile.TemporaryFile
+    inside = lambda p: p is not None and Path(p).absolute().is_relative_to(folder)  # noqa: E731
+
+    def mounted(p):
+        if inside(p):
+            flags = _Mounted()
+            flags.f_flag = os.ST_RDONLY
+            return flags
+        return statvfs(p)
+
+    def spool(*args, dir=None, **kwargs):
+        if inside(dir):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(Path(dir) / "tmpabc123"))
+        return temporary(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(os, "access", lambda p, m, **k: False if inside(p) and m & os.W_OK
+                        else access(p, m, **k))
+    monkeypatch.setattr(os, "statvfs", mounted)
+    monkeypatch.setattr(tempfile, "TemporaryFile", spool)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_read_only_output_folder_is_named_and_said_read_only(tmp_path, monkeypatch,
+                                                               dry_run):
+    """The export named its spool file (`Read-only file system
+    (/…/rodir/tmp0sox3i3_)`), the dry run said "permission denied"."""
+    out = tmp_path / "rodir"
+    out.mkdir()
+    _read_only_mount(monkeypatch, out)
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json",
+                     "-o", out, "--date", "2026-11-23", *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 2
+    assert f"error: {out}: cannot write in {out} (read-only file system)" in result.output
+    assert "tmpabc123" not in result.output
