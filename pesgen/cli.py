@@ -227,6 +227,8 @@ def export(
             typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
                        "the format says when_empty: skip)")
         typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
+        if not dry_run:
+            _say_left_by_others(out)
         if result.left_out:
             typer.echo(f"left out: {len(result.left_out)}")
             for lo in result.left_out:
@@ -242,6 +244,24 @@ def export(
         interrupts.say_held()
     finally:
         interrupts.release()
+
+
+def _say_left_by_others(folder: Path | None) -> None:
+    """Name the temporary files another pesgen run left in the output folder (never
+    removed: the folder may be shared, the run may be writing there now)."""
+    from .atomic import left_by_others
+
+    left = left_by_others(folder) if folder is not None else []
+    if not left:
+        return
+    shown = [f"{name} ({about})" for name, about in left[:10]]
+    if len(left) > 10:
+        shown.append(f"… {len(left) - 10} more")
+    typer.echo(f"note: {folder} holds {len(left)} temporary file(s) of another pesgen run: "
+               f"{', '.join(shown)}. Files of an export (or regenerate) stopped by a hard "
+               "kill or a power cut before it put them in place under their names: never "
+               "sent, and safe to delete once no pesgen run writes into this folder (one "
+               "whose process is running may be writing them now)")
 
 
 class _Interrupts:
@@ -1223,6 +1243,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                            f"{why}; --cancelled writes it as {CANCELLED_PREFIX}{f['name']}, "
                            "to look at it)")
     typer.echo("identical to the recorded files (sha256)")
+    _say_left_by_others(out)
     if record["status"] == "cancelled":
         _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "

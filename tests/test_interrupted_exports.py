@@ -266,3 +266,37 @@ def test_a_read_only_output_folder_is_named_and_said_read_only(tmp_path, monkeyp
     assert result.exit_code == 2
     assert f"error: {out}: cannot write in {out} (read-only file system)" in result.output
     assert "tmpabc123" not in result.output
+
+
+def test_the_next_export_and_regenerate_name_what_a_killed_export_left(tmp_path):
+    """kill -9 before the commit leaves `.pesgen-<pid>-<token>-*.part` files (fully
+    rendered PES files carrying an IdBord never recorded) in the output folder; the next
+    export into it said nothing of them."""
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ran and is no more
+    left = f".pesgen-{gone.pid}-0123abcd-k2x9q1.part"
+    (out / left).write_bytes(b"<PES_Aller>")
+    db = tmp_path / "store.sqlite3"
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", "2026-11-23", "--db", db, "--create-store")
+    assert result.exit_code == 0, result.output
+    note = (f"note: {out} holds 1 temporary file(s) of another pesgen run: {left} (process "
+            f"{gone.pid}, not running on this machine). Files of an export (or regenerate) "
+            "stopped by a hard kill or a power cut before it put them in place under their "
+            "names: never sent, and safe to delete once no pesgen run writes into this "
+            "folder")
+    assert note in result.output
+    assert (out / left).exists()  # named, not removed
+    run_id = Store(f"sqlite:///{db}").list_runs()[0].id
+    again = run_cli("regenerate", run_id, "-o", tmp_path / "again", "--db", db)
+    assert again.exit_code == 0 and "temporary file" not in again.output
+    (tmp_path / "again" / left).write_bytes(b"")
+    for f in (tmp_path / "again").glob("PES*"):
+        f.unlink()
+    again = run_cli("regenerate", run_id, "-o", tmp_path / "again", "--db", db)
+    assert again.exit_code == 0 and note.replace(str(out), str(tmp_path / "again")) in \
+        again.output
