@@ -51,10 +51,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     from .config import config_path, setting
     from .store import Store
 
-    if db is not None and not db.strip():
-        # `--db "$STORE"` with STORE unset: not the default store, by accident
-        raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
-                         "the option out for the default one")
+    _check_db(db)
     named = True
     if db:  # typer gives --db, else PESGEN_DB, in the same parameter
         chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
@@ -84,6 +81,13 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
+
+
+def _check_db(db: str | None) -> None:
+    if db is not None and not db.strip():
+        # `--db "$STORE"` with STORE unset: not the default store, by accident
+        raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
+                         "the option out for the default one")
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -165,6 +169,7 @@ def export(
                     line_open[0] = True
             if out is None and not dry_run:
                 raise UsageError("--out is required (only --dry-run goes without)")
+            _check_db(db)  # an option's mistake, said first
             opened: list[Any] = []
 
             def open_store() -> Any:
