@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -168,6 +169,41 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
             except OSError:  # not empty, or gone: the ones above it stay too
                 break
         raise
+
+
+_LEFT = re.compile(r"\.pesgen-(?:(\d+)-[0-9a-f]+-.*\.part|regen-.*|.*\.part)")
+
+
+def left_by_others(folder: Path) -> list[tuple[str, str]]:
+    """The temporary files and folders of pesgen (``.pesgen-*.part``, regenerate's
+    ``.pesgen-regen-*``) in ``folder`` that are not this process's: (name, what is known
+    of the process that made them). Left by a run stopped by a hard kill or a power cut
+    (SIGTERM and Ctrl-C remove them), or a run writing there now: only the process id in
+    the name tells, and only on the machine that ran it (a shared folder's may be
+    another's), so nothing is removed, only named."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        match = _LEFT.fullmatch(name)
+        if match is None or name.startswith(_own_prefix()):
+            continue
+        pid = match.group(1)
+        out.append((name, f"process {pid}, {_running(int(pid))} on this machine" if pid
+                    else "process unknown"))
+    return out
+
+
+def _running(pid: int) -> str:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "not running"
+    except (PermissionError, OverflowError, ValueError):
+        return "running" if pid > 0 else "not running"
+    return "running"
 
 
 def _own_prefix() -> str:

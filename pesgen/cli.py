@@ -57,10 +57,7 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     from .config import config_path, setting
     from .store import Store
 
-    if db is not None and not db.strip():
-        # `--db "$STORE"` with STORE unset: not the default store, by accident
-        raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
-                         "the option out for the default one")
+    _check_db(db)
     named = True
     if db:  # typer gives --db, else PESGEN_DB, in the same parameter
         chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
@@ -91,6 +88,13 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
+
+
+def _check_db(db: str | None) -> None:
+    if db is not None and not db.strip():
+        # `--db "$STORE"` with STORE unset: not the default store, by accident
+        raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
+                         "the option out for the default one")
 
 
 def _echo_err(text: str, nl: bool = True) -> None:
@@ -174,10 +178,20 @@ def export(
                     line_open[0] = True
             if out is None and not dry_run:
                 raise UsageError("--out is required (only --dry-run goes without)")
-            store = _store(db, quiet, line_open, read_only=dry_run, create=create_store)
-            result = export_recorded(store, mapping, input, out, fixed, official_xsd,
-                                     formats_dir, progress, dry_run=dry_run,
-                                     on_commit=interrupts.hold)
+            _check_db(db)  # an option's mistake, said first
+            opened: list[Any] = []
+
+            def open_store() -> Any:
+                # once the mapping, format, output folder and input are checked: a
+                # store --create-store makes is not left behind by their refusal
+                opened.append(_store(db, quiet, line_open, read_only=dry_run,
+                                     create=create_store))
+                return opened[0]
+
+            result = export_recorded(open_store() if dry_run else open_store, mapping,
+                                     input, out, fixed, official_xsd, formats_dir, progress,
+                                     dry_run=dry_run, on_commit=interrupts.hold)
+            [store] = opened
             if line_open[0]:
                 _echo_err("")
         except KeyboardInterrupt:
@@ -227,6 +241,8 @@ def export(
             typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
                        "the format says when_empty: skip)")
         typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
+        if not dry_run:
+            _say_left_by_others(out)
         if result.left_out:
             typer.echo(f"left out: {len(result.left_out)}")
             for lo in result.left_out:
@@ -249,6 +265,24 @@ def export(
         interrupts.say_held()
     finally:
         interrupts.release()
+
+
+def _say_left_by_others(folder: Path | None) -> None:
+    """Name the temporary files another pesgen run left in the output folder (never
+    removed: the folder may be shared, the run may be writing there now)."""
+    from .atomic import left_by_others
+
+    left = left_by_others(folder) if folder is not None else []
+    if not left:
+        return
+    shown = [f"{name} ({about})" for name, about in left[:10]]
+    if len(left) > 10:
+        shown.append(f"… {len(left) - 10} more")
+    typer.echo(f"note: {folder} holds {len(left)} temporary file(s) of another pesgen run: "
+               f"{', '.join(shown)}. Files of an export (or regenerate) stopped by a hard "
+               "kill or a power cut before it put them in place under their names: never "
+               "sent, and safe to delete once no pesgen run writes into this folder (one "
+               "whose process is running may be writing them now)")
 
 
 # the values a transliteration changes that identify something outside pesgen (the
@@ -934,10 +968,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    from .runs import bordereau_of, cancelled_bordereaux
+    from .runs import bordereau_of, cancelled_bordereaux, files_not_in_place, not_in_place
 
     gone = cancelled_bordereaux(r)
     of = bordereau_of(r)
+    missing = not_in_place(r)
     partly = "" if r["status"] == "cancelled" or not gone else \
         f"; IdBord {', '.join(map(str, sorted(gone)))} cancelled"
     typer.echo(f"run {r['id']} ({r['status']}{partly})")
@@ -950,8 +985,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     typer.echo(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
                f"{r['invoice_count']} invoice(s)")
     typer.echo(f"  output dir  {r['out_dir']}")
+    if missing:
+        typer.echo(f"  not there   {files_not_in_place(r['id'], r['out_dir'], missing)}")
     for f in r["files"]:
-        state = "  cancelled" if of(f["name"]) in gone else ""
+        state = "  cancelled" if of(f["name"]) in gone else \
+            "  not in the output dir" if f["name"] in missing else ""
         if f["id_bord"] is None:  # the payment references of the run's bordereaux
             typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}"
                        f"{state}")
@@ -1231,6 +1269,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                            f"{why}; --cancelled writes it as {CANCELLED_PREFIX}{f['name']}, "
                            "to look at it)")
     typer.echo("identical to the recorded files (sha256)")
+    _say_left_by_others(out)
     if record["status"] == "cancelled":
         _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
@@ -1288,11 +1327,12 @@ def numbering_set_start(
     from .formats import mapping_format
     from .mapping import load_mapping
     from .runs import sequence_key
-    from .store import shown_store
+    from .store import Store, shown_store
 
     try:
         m = load_mapping(mapping)
         key = sequence_key(m, mapping_format(m, formats_dir), exercise)
+        Store.check_start(start)  # before a store --create-store would make
         store = _store(db, create=create_store)
         store.set_start(key, start)
     except PesgenError as exc:

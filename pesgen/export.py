@@ -747,6 +747,10 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
             out_dir.mkdir(parents=True)
         elif not out_dir.is_dir():
             raise UsageError(f"{out_dir} is not a folder")
+        if work_dir is None:
+            # the files are spooled and staged in it: a folder it cannot write in is
+            # named now, not by the spool file it refused (a read-only file system)
+            check_out_dir(out_dir)
     exporter = Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd,
                         progress, work_dir=work_dir)
     if lost_policies:
@@ -791,7 +795,18 @@ def check_out_dir(out_dir: Path) -> None:
     if not folder.is_dir():
         raise UsageError(f"{out_dir} cannot be created: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{out_dir}: cannot write in {folder} (permission denied)")
+        raise UsageError(f"{out_dir}: cannot write in {folder} ("
+                         + ("read-only file system" if _read_only(folder)
+                            else "permission denied") + ")")
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read only (EROFS: no permission
+    would let anyone write there)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
 
 
 def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date | None = None,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -114,7 +115,7 @@ def _digest(files: dict[str, BundleFile]) -> str:
     return h.hexdigest()
 
 
-def export_recorded(store: Store, mapping_path: Path, input_path: Path,
+def export_recorded(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
                     out_dir: Path | None, run_date: date | None = None,
                     official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
@@ -128,8 +129,14 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
     nothing (``out_dir`` is then optional; the result's files are where they would go,
     with the numbers they would take, and it has no ``run_id``). ``on_commit`` is called
     right before the run is committed (the CLI holds interrupts from there on: the
-    run then stands, whatever signal comes after)."""
+    run then stands, whatever signal comes after).
+
+    ``store`` may be a function opening it: it is called once the mapping, its format,
+    the output folder and the input are read and checked, so that a store it creates
+    (``--create-store``) is not left behind, empty, by an export refused for one of
+    them."""
     if dry_run:
+        assert isinstance(store, Store), "a dry run is given its store, read only"
         return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
                         formats_dirs, progress)
     if out_dir is None:
@@ -141,8 +148,8 @@ def export_recorded(store: Store, mapping_path: Path, input_path: Path,
                                 before_publish, on_commit)
 
 
-def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path | None,
-              run_date: date | None, official_xsd: Path | None,
+def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
+              out_dir: Path | None, run_date: date | None, official_xsd: Path | None,
               formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
               work_dir: Path | None = None) -> tuple[Any, dict[str, BundleFile],
                                                       tuple[str, str, int, str], str | None,
@@ -159,6 +166,12 @@ def _prepared(store: Store, mapping_path: Path, input_path: Path, out_dir: Path 
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
     prepared = exporter.prepare(Path(input_path))
+    if not isinstance(store, Store):
+        try:
+            store = store()  # opened (created) only now: see export_recorded
+        except BaseException:
+            prepared.close()
+            raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None)
@@ -193,7 +206,8 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
         "docs/state.md, Numbering)"))
 
 
-def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir: Path,
+def _export_recorded(store: Store | Callable[[], Store], mapping_path: Path,
+                     input_path: Path, out_dir: Path,
                      run_date: date | None, official_xsd: Path | None,
                      formats_dirs: list[Path] | None,
                      progress: Callable[[int], None] | None,
@@ -203,6 +217,7 @@ def _export_recorded(store: Store, mapping_path: Path, input_path: Path, out_dir
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
         store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress)
+    store = taken.store
     try:
         taken.refuse(None)  # early, before taking the lock
         if taken.debts and (older := store.unchecked_debts(key[0])):
@@ -401,19 +416,24 @@ class _Taken:
     def refuse(self, conn: Any) -> None:
         """Raise, with one problem per invoice and per NumDette already held, naming the
         run, its file and IdBord; nothing when none is."""
-        held = self.store.holders(conn, self.id_coll, self.invoices)
-        # a NumDette held by the same invoice is that invoice's duplicate, said once
-        debts = {debt: h for debt, h in self.store.debt_holders(
-                 conn, self.id_coll, list(self.debts)).items()
-                 if invoice_key(h[0]) != invoice_key(self.debts[debt])}
-        if not held and not debts:
-            return
+        # read at one moment, whatever several reads it takes: a run committed by an
+        # export of another sequence between two of them would make "only some of the
+        # input's invoices are held" of an input it holds whole
+        with self.store.snapshot(conn) as c:
+            held = self.store.holders(c, self.id_coll, self.invoices)
+            # a NumDette held by the same invoice is that invoice's duplicate, said once
+            debts = {debt: h for debt, h in self.store.debt_holders(
+                     c, self.id_coll, list(self.debts)).items()
+                     if invoice_key(h[0]) != invoice_key(self.debts[debt])}
+            if not held and not debts:
+                return
+            several = self.store.active_bordereaux(
+                c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
+            placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
         partial = 0 < len(held) < len(self.invoices)
-        several = self.store.active_bordereaux(
-            conn, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
 
         def advice(run: str, id_bord: int) -> str:
             if partial:
@@ -462,7 +482,43 @@ class _Taken:
             message += (". A run of several bordereaux: cancel only those the trésorerie "
                         "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
                         "run with --all if this input replaces it")
+        if not partial or debts:  # the advice is to cancel: not a run never sent
+            for run in sorted(placed):
+                missing = not_in_place({**placed[run], "status": "committed"},
+                                       several.get(run, []))
+                if missing:
+                    message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+# the runs a duplicate refusal looks for their files at most (each a few file checks)
+_MOST_RUNS_LOOKED_AT = 20
+
+
+def not_in_place(run: dict[str, Any], active: Collection[int] | None = None) -> list[str]:
+    """The files a committed run recorded (of its active bordereaux: ``active``, else
+    those not cancelled) that are not in its output folder, as this machine sees it."""
+    if run["status"] != "committed" or not run.get("out_dir"):
+        return []
+    of = bordereau_of(run)
+    if active is None:
+        gone = cancelled_bordereaux(run)
+        active = [b for b in {f["id_bord"] for f in run["files"]} if b not in gone]
+    folder = Path(run["out_dir"])
+    return [f["name"] for f in run["files"]
+            if of(f["name"]) in active and not os.path.lexists(folder / f["name"])]
+
+
+def files_not_in_place(run_id: str, out_dir: str, missing: list[str]) -> str:
+    """What to say of a committed run whose recorded files are not in its folder: sent
+    and moved away (normal), or never put in place (an export stopped between recording
+    the run and renaming its files), which only the user can tell."""
+    shown = missing if len(missing) <= 3 else [*missing[:3], f"… {len(missing) - 3} more"]
+    return (f"Run {run_id}'s recorded file(s) {', '.join(shown)} are not in {out_dir} (as "
+            "this machine sees it): moved away after sending, which is normal, or never put "
+            "in place (an export stopped right after recording the run); if they were never "
+            f"sent, `pesgen regenerate {run_id} --out DIR` rebuilds them, the same bytes; do "
+            "not cancel a run whose bordereau number was not sent")
 
 
 # What the files of a cancelled run are called when ``regenerate --cancelled`` writes

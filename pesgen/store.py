@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -544,6 +545,14 @@ class _LockWait:
         return True
 
 
+def _quiet_logger(name: str) -> None:
+    """Give a library's logger a handler that drops its records, once: Python's last
+    resort (standard error, without configuration) is then never used for them."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -687,6 +696,12 @@ class Store:
 
             return engine
         if url.startswith("postgresql"):
+            # psycopg logs what it ignores, e.g. "error ignored terminating
+            # <psycopg.Pipeline [INERROR] (host=… user=… database=…)>: pipeline aborted"
+            # as a refused record is rolled back; without a handler of its own Python
+            # prints it on standard error, a raw database message before pesgen's. Not
+            # lost to an application that configures logging (it propagates)
+            _quiet_logger("psycopg")
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             return sa.create_engine(url, pool_pre_ping=True)
@@ -726,12 +741,40 @@ class Store:
         transaction, in which the migrations this pesgen applies first are applied, always
         rolled back. On SQLite it holds the store's lock while it lasts: keep it short."""
         with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":  # one snapshot for every read
+                conn.execution_options(isolation_level="REPEATABLE READ")
             conn.begin()
             try:
                 self.pending_migrations = self._migrate(conn)
                 yield conn
             finally:
                 conn.rollback()
+
+    @contextmanager
+    def snapshot(self, conn: Connection | None) -> Iterator[Connection]:
+        """A connection whose reads all see the store as it was at one moment, for a
+        decision made on several statements (the duplicate guard reads in chunks):
+        ``conn`` itself when it already does (SQLite: its transaction holds the write
+        lock, no other run commits meanwhile; PostgreSQL: a REPEATABLE READ transaction,
+        ``reading``'s), else a read-only transaction of its own, rolled back. On
+        PostgreSQL an export's transaction is READ COMMITTED (its sequence row is locked
+        with FOR UPDATE), where each statement sees what other sequences' exports
+        committed since the one before: its own snapshot then (it has recorded nothing
+        yet when it reads)."""
+        if conn is not None and (conn.dialect.name != "postgresql" or conn.get_execution_options()
+                                 .get("isolation_level") == "REPEATABLE READ"):
+            yield conn
+            return
+        with self.engine.connect() as own:
+            if own.dialect.name == "postgresql":
+                own.execution_options(isolation_level="REPEATABLE READ")
+            own.begin()
+            try:
+                if own.dialect.name == "postgresql":
+                    own.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield own
+            finally:
+                own.rollback()
 
     # -------------------------------------------------------------- numbering
 
@@ -795,9 +838,14 @@ class Store:
         found = cls.recorded_next(conn, key)
         return _FIRST_NUMBER if found is None else found
 
-    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
+    @staticmethod
+    def check_start(start: int) -> None:
+        """Refuse a starting number no IdBord can be (before a store is opened)."""
         if not 1 <= start <= 9_999_999:
             raise UsageError("the starting number must be between 1 and 9999999")
+
+    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
+        self.check_start(start)
         with self.transaction() as conn:
             row = self._sequence_row(conn, key)
             used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -842,6 +890,24 @@ class Store:
               else self.engine.connect()) as c:
             for run_id, id_bord in c.execute(query):
                 out.setdefault(run_id, []).append(id_bord)
+        return out
+
+    def recorded_files(self, conn: Connection | None, run_ids: Collection[str]
+                       ) -> dict[str, dict[str, Any]]:
+        """Where these runs put their files: run -> {"out_dir", "files": [{"name",
+        "id_bord"}]} (what ``get_run`` gives of them, without the rest of the run)."""
+        out: dict[str, dict[str, Any]] = {}
+        if not run_ids:
+            return out
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for run_id, out_dir in c.execute(sa.select(runs.c.id, runs.c.out_dir)
+                                             .where(runs.c.id.in_(sorted(run_ids)))):
+                out[run_id] = {"out_dir": out_dir, "files": []}
+            for run_id, name, id_bord in c.execute(
+                    sa.select(run_files.c.run_id, run_files.c.name, run_files.c.id_bord)
+                    .where(run_files.c.run_id.in_(sorted(run_ids))).order_by(run_files.c.id)):
+                out[run_id]["files"].append({"name": name, "id_bord": id_bord})
         return out
 
     def paid_online(self, id_coll: str, invoices: list[str],

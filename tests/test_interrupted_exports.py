@@ -1,0 +1,302 @@
+"""Exports raced, killed or refused part-way: what the store and the output folder
+hold afterwards, and what pesgen says of it (the state reviewer's cases)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import StateError
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli, state_database
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+
+
+def _generated(path: Path, invoices: int) -> Path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_export import generate
+    finally:
+        sys.path.pop(0)
+    generate(path, invoices, 1)
+    return path
+
+
+def _other_budget(tmp_path: Path) -> Path:
+    """The example mapping on budget 01: another numbering sequence, whose exports do
+    not wait for budget 00's."""
+    path = tmp_path / "budget-01.yaml"
+    path.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    return path
+
+
+def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_partial(
+        tmp_path):
+    """PostgreSQL: budget 01's export of the same input commits while budget 00's guard
+    reads its invoices (in chunks of 500), under its sequence's lock. The guard said
+    "only some of this input's invoices are (100 of 600): remove those from the input",
+    of an input the other run holds whole: its refusal is the one of an input held
+    whole, made on one consistent read."""
+    many = _generated(tmp_path / "many.json", 600)
+    budget_01 = _other_budget(tmp_path)
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        rival: list = []
+        locked = [False]
+
+        def between_chunks(conn, _cursor, statement, *_args) -> None:
+            if "FOR UPDATE" in statement:
+                locked[0] = True  # budget 00's sequence row: the guard under the lock
+            elif (locked[0] and not rival and "FROM run_invoices" in statement
+                  and "invoice_key IN" in statement):
+                rival.append(export_recorded(Store(url), budget_01, many,
+                                             tmp_path / "rival", RUN))
+
+        sa.event.listen(store.engine, "after_cursor_execute", between_chunks)
+        with pytest.raises(StateError) as info:
+            export_recorded(store, MAPPING, many, tmp_path / "b", RUN)
+        [winner] = rival
+        assert info.value.exit_code == 7
+        message = str(info.value)
+        assert message == (f"600 invoice(s) already exported by run(s) {winner.run_id}; "
+                           "nothing written"), message[:400]
+        assert len(info.value.problems) == 600
+        assert all(p.message.endswith("; cancel that run first to export it again")
+                   for p in info.value.problems)
+        assert not (tmp_path / "b").exists()
+        sa.event.remove(store.engine, "after_cursor_execute", between_chunks)
+        assert [r.id for r in store.list_runs()] == [winner.run_id]
+
+
+class PowerCut(BaseException):
+    """The process dies: no handler runs (an exception pesgen catches would not do)."""
+
+
+def _crash() -> None:
+    raise PowerCut("kill -9")
+
+
+def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path):
+    """kill -9 between the commit and the renames: the run is recorded, its files are
+    not in its folder. Exporting the input again is refused (its invoices are taken),
+    and the refusal said only "cancel that run first", which would make the
+    collectivity skip an IdBord Hélios never received; `runs show` said committed."""
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}")
+    out = tmp_path / "out"
+    with pytest.raises(PowerCut):
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+                        before_publish=_crash)
+    [run] = store.list_runs()
+    names = [f["name"] for f in store.get_run(run.id)["files"]]
+    advice = (f"if they were never sent, `pesgen regenerate {run.id} --out DIR` rebuilds "
+              "them, the same bytes; do not cancel a run whose bordereau number was not sent")
+    with pytest.raises(StateError) as info:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    message = str(info.value)
+    assert message.startswith(f"11 invoice(s) already exported by run(s) {run.id}; "
+                              f"nothing written. Run {run.id}'s recorded file(s) "
+                              f"{', '.join(names)} are not in {out.resolve()} (as this "
+                              "machine sees it): moved away after sending, which is normal, "
+                              "or never put in place"), message
+    assert message.endswith(advice)
+    shown = run_cli("runs", "show", run.id[:8], "--db", db)
+    assert shown.exit_code == 0
+    assert advice in shown.output
+    assert f"{names[0]}  IdBord 1" in shown.output
+    assert "not in the output dir" in shown.output
+
+    for part in out.iterdir():  # the run's .part files, never sent
+        part.unlink()
+    regenerate(store, run.id, out)
+    with pytest.raises(StateError) as again:
+        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    assert str(again.value) == (f"11 invoice(s) already exported by run(s) {run.id}; "
+                                "nothing written")
+    shown = run_cli("runs", "show", run.id[:8], "--db", db)
+    assert "rebuilds them" not in shown.output and "not in the output dir" not in shown.output
+
+
+# a child process exporting budget 00 while its record_run lets budget 01's export
+# record the same invoices first (the race the unique indexes refuse): pytest's own
+# logging handlers are not there to hide what a library logs to standard error
+_RACED_CHILD = """
+import sys
+from datetime import date
+from pathlib import Path
+from pesgen.cli import main
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+url, budget_01, example, rival_out = sys.argv[1:5]
+record_run = Store.record_run
+done = []
+
+def late_record(self, *args):
+    if not done:  # (the rival's own record_run goes straight through)
+        done.append(None)
+        export_recorded(Store(url), Path(budget_01), Path(example), Path(rival_out),
+                        date(2026, 11, 23))
+    return record_run(self, *args)
+
+Store.record_run = late_record
+sys.argv = ["pesgen", *sys.argv[5:]]
+main()
+"""
+
+
+def test_a_race_refused_by_the_store_s_index_prints_no_raw_database_message(tmp_path):
+    """PostgreSQL: the record refused by a unique index is rolled back with psycopg's
+    pipeline aborted, and psycopg logged `error ignored terminating <psycopg.Pipeline
+    [INERROR, pipeline=ON] (host=… user=… database=…)>: pipeline aborted` to standard
+    error before pesgen's refusal (no logging configured: Python's last resort)."""
+    import subprocess
+
+    # (the example's 11 invoices are inserted in one statement: no pipeline aborted)
+    many = _generated(tmp_path / "many.json", 600)
+    with state_database("postgresql", tmp_path) as url:
+        Store(url)
+        child = subprocess.run(
+            [sys.executable, "-c", _RACED_CHILD, url, str(_other_budget(tmp_path)),
+             str(many), str(tmp_path / "rival"),
+             "export", "-m", str(MAPPING), "-i", str(many),
+             "-o", str(tmp_path / "b"), "--date", "2026-11-23", "--db", url, "-q"],
+            capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 7, child.stderr
+    lines = child.stderr.splitlines()
+    assert lines[0].startswith("error: 600 invoice(s) already exported by run(s) "), lines[:3]
+    assert all(line.startswith(("error: ", "  - ", "  … and ", "600 problem(s)"))
+               for line in lines), \
+        child.stderr[:1000]
+    assert "psycopg" not in child.stderr and "pipeline" not in child.stderr
+
+
+@pytest.mark.parametrize("refused", ["mapping", "out-is-a-file", "input"])
+def test_an_export_refused_before_the_store_is_needed_creates_no_store(tmp_path, refused):
+    """`--create-store` made the store before the mapping was even read: a mapping with
+    a YAML error, `-o afile` or a bad input left a new store behind (139 KB), which
+    `runs list --db` then read as "no run recorded" instead of refusing a store that
+    is not there."""
+    from .conftest import example_with_two_input_errors
+
+    db = tmp_path / "new" / "store.sqlite3"
+    mapping, source, out = MAPPING, EXAMPLES / "school-export.json", tmp_path / "out"
+    if refused == "mapping":
+        mapping = tmp_path / "broken.yaml"
+        mapping.write_text(MAPPING.read_text(encoding="utf-8") + "\n  : [unclosed\n",
+                           encoding="utf-8")
+    elif refused == "out-is-a-file":
+        out.write_text("not a folder", encoding="utf-8")
+    else:
+        source = example_with_two_input_errors(tmp_path)
+    result = run_cli("export", "-m", mapping, "-i", source, "-o", out, "--date",
+                     "2026-11-23", "--db", db, "--create-store")
+    assert result.exit_code in (2, 3, 4), result.output
+    assert not db.exists() and not db.parent.exists()
+    listed = run_cli("runs", "list", "--db", db)
+    assert listed.exit_code == 7 and f"no pesgen store at {db}" in listed.output
+    # the same export, fixed, creates it
+    ok = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                 tmp_path / "ok", "--date", "2026-11-23", "--db", db, "--create-store")
+    assert ok.exit_code == 0, ok.output
+    assert "(created by this run)" in ok.output
+
+
+def test_numbering_set_start_refused_creates_no_store(tmp_path):
+    """`numbering set-start --start 0 --create-store` was refused (exit 2) after it had
+    created the store."""
+    db = tmp_path / "store.sqlite3"
+    result = run_cli("numbering", "set-start", "-m", MAPPING, "--start", "0", "--db", db,
+                     "--create-store")
+    assert result.exit_code == 2 and "between 1 and 9999999" in result.output
+    assert not db.exists()
+
+
+class _Mounted:
+    f_flag = 0
+
+
+def _read_only_mount(monkeypatch, folder: Path) -> None:
+    """``folder`` as on a file system mounted read only: access(2) says not writable,
+    statvfs says ST_RDONLY, and a file created in it fails with EROFS."""
+    import errno
+    import os
+    import tempfile
+
+    access, statvfs, temporary = os.access, os.statvfs, tempfile.TemporaryFile
+    inside = lambda p: p is not None and Path(p).absolute().is_relative_to(folder)  # noqa: E731
+
+    def mounted(p):
+        if inside(p):
+            flags = _Mounted()
+            flags.f_flag = os.ST_RDONLY
+            return flags
+        return statvfs(p)
+
+    def spool(*args, dir=None, **kwargs):
+        if inside(dir):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(Path(dir) / "tmpabc123"))
+        return temporary(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(os, "access", lambda p, m, **k: False if inside(p) and m & os.W_OK
+                        else access(p, m, **k))
+    monkeypatch.setattr(os, "statvfs", mounted)
+    monkeypatch.setattr(tempfile, "TemporaryFile", spool)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_read_only_output_folder_is_named_and_said_read_only(tmp_path, monkeypatch,
+                                                               dry_run):
+    """The export named its spool file (`Read-only file system
+    (/…/rodir/tmp0sox3i3_)`), the dry run said "permission denied"."""
+    out = tmp_path / "rodir"
+    out.mkdir()
+    _read_only_mount(monkeypatch, out)
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json",
+                     "-o", out, "--date", "2026-11-23", *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 2
+    assert f"error: {out}: cannot write in {out} (read-only file system)" in result.output
+    assert "tmpabc123" not in result.output
+
+
+def test_the_next_export_and_regenerate_name_what_a_killed_export_left(tmp_path):
+    """kill -9 before the commit leaves `.pesgen-<pid>-<token>-*.part` files (fully
+    rendered PES files carrying an IdBord never recorded) in the output folder; the next
+    export into it said nothing of them."""
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ran and is no more
+    left = f".pesgen-{gone.pid}-0123abcd-k2x9q1.part"
+    (out / left).write_bytes(b"<PES_Aller>")
+    db = tmp_path / "store.sqlite3"
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", "2026-11-23", "--db", db, "--create-store")
+    assert result.exit_code == 0, result.output
+    note = (f"note: {out} holds 1 temporary file(s) of another pesgen run: {left} (process "
+            f"{gone.pid}, not running on this machine). Files of an export (or regenerate) "
+            "stopped by a hard kill or a power cut before it put them in place under their "
+            "names: never sent, and safe to delete once no pesgen run writes into this "
+            "folder")
+    assert note in result.output
+    assert (out / left).exists()  # named, not removed
+    run_id = Store(f"sqlite:///{db}").list_runs()[0].id
+    again = run_cli("regenerate", run_id, "-o", tmp_path / "again", "--db", db)
+    assert again.exit_code == 0 and "temporary file" not in again.output
+    (tmp_path / "again" / left).write_bytes(b"")
+    for f in (tmp_path / "again").glob("PES*"):
+        f.unlink()
+    again = run_cli("regenerate", run_id, "-o", tmp_path / "again", "--db", db)
+    assert again.exit_code == 0 and note.replace(str(out), str(tmp_path / "again")) in \
+        again.output
