@@ -50,7 +50,8 @@ def shown_repr(value: Any, limit: int = LIMIT) -> str:
 
 
 # query parameters that carry a secret (libpq's password, sslpassword…; an API's token)
-_SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|pwd|secret|token|api[-_]?key|key)$")
+# (not a bare ...key: libpq's sslkey is a file's path, which a pasted command needs)
+_SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|pwd|secret|token|api[-_]?key)$")
 _USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^?#]*)@")
 
 

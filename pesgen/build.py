@@ -290,8 +290,7 @@ class Builder:
         self._columns_to_check: dict[str, Binding] | None = None
         if self.csv:
             self._columns_to_check = {}
-            for group in (self.inv, self.payer, self.addr, self.pay, self.joint, self.line,
-                          {"lines": mapping.lines}):  # unread for CSV, yet a typo
+            for group in (self.inv, self.payer, self.addr, self.pay, self.joint, self.line):
                 for bnd in group.values():
                     for column in bnd.columns:
                         self._columns_to_check.setdefault(column, bnd)
@@ -539,10 +538,7 @@ class Builder:
             if column in src.record:
                 continue
             text = missing_column(bnd.key, column, header, shown)
-            if bnd.key == "lines":
-                text += ("; with CSV input each row of an invoice (input.group_by) is one of "
-                         "its lines: write bindings.lines as {const: rows}")
-            elif bnd.kind == "expr":
+            if bnd.kind == "expr":
                 text += self._expression_hint(bnd)
             problems.append(Problem("input.column", text, record=f"{shown}:1",
                                     mapping=bnd.where))

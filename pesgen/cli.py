@@ -174,7 +174,8 @@ def export(
             line_open = [False]
             if not quiet and sys.stderr.isatty():
                 def progress(n: int) -> None:
-                    _echo_err(f"\r{n} invoice(s) read…", nl=False)
+                    # pesgen's own text: its \r must reach the terminal as such
+                    typer.echo(f"\r{n} invoice(s) read…", err=True, nl=False)
                     line_open[0] = True
             if out is None and not dry_run:
                 raise UsageError("--out is required (only --dry-run goes without)")

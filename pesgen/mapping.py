@@ -313,6 +313,8 @@ RENDERS_NOTHING = {
     "collectivity.siret": "the SIRET's checksum: IdColl is written as it is",
     "collectivity.sepa-creditor-id": "the ICS's check digits: it is written as it is",
     "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
+    "mapping.csv-lines": "bindings.lines other than {const: rows} with CSV input: never "
+                         "read, each row is a line",
     "codes.country": "country keys one by case: the key in upper case is read, as before "
                      "the check",
     "pes.cat-tiers": "a CatTiers outside the DGFiP list: written as it is",
@@ -532,6 +534,14 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             "invoice is one of its lines); with input.format: json, bindings.lines is the "
             "path of the invoice's line array (e.g. lines: lines)",
             mapping=where("bindings", "lines")))
+    elif input_spec.format == "csv" and not (isinstance(spec, dict) and
+                                             spec.get("const") == "rows"):
+        # never read: a column named here (lines: lignes_facture) looked read, and exported
+        # as if it were {const: rows} whether the file had that column or not
+        problems.append(Problem(
+            "mapping.csv-lines", "with input.format: csv, bindings.lines is not read: each "
+            "row of an invoice (input.group_by) is one of its lines; write bindings.lines "
+            "as {const: rows}", mapping=where("bindings", "lines")))
 
     o = data["output"]
     emitter = o.get("emitter") or {}

@@ -91,14 +91,16 @@ def xsd_root(path: Path) -> Path:
     pesgen's shipped schemas/, else the XSD's own folder."""
     from .resources import data_dir, inside
 
-    if len(path.parts) > 3 and path.parts[-3:-1] == OFFICIAL_ENTRY[:2]:
-        return path.parents[2]
     shipped = data_dir("schemas").resolve()
     if inside(shipped, path):
         return shipped
     for folder in path.parents:
         if (folder / "format.yaml").is_file():
             return folder
+    # the DGFiP package: its entries sit in PES_V2/Rev0/ and include ../NS_*/ beside it;
+    # PES_V2 may have another name (renamed, or reached through a link resolved above)
+    if len(path.parts) > 3 and path.parent.name == OFFICIAL_ENTRY[1]:
+        return path.parents[2]
     return path.parent
 
 

@@ -106,6 +106,26 @@ def test_the_summary_counts_transliterations_by_field_and_names_identifiers_chan
     assert "transliterate: line.label" not in r.stdout
 
 
+def test_the_progress_line_returns_to_the_start_of_the_line_on_a_terminal(tmp_path,
+                                                                         monkeypatch):
+    """The escaping of control characters in errors (text quoted from outside files)
+    reached the progress line too: '\\x0d1000 invoice(s) read…' grew along one line
+    instead of being rewritten in place."""
+    import pesgen.cli
+
+    class _Terminal:  # the sys module, its standard error a terminal
+        def __getattr__(self, name: str) -> object:
+            if name == "stderr":
+                return type("Tty", (), {"isatty": staticmethod(lambda: True)})()
+            return getattr(sys, name)
+
+    monkeypatch.setattr(pesgen.cli, "sys", _Terminal())
+    r = _export(tmp_path / "out", "--db", f"sqlite:///{tmp_path / 's.db'}", "--create-store")
+    assert r.exit_code == 0, r.output
+    assert "\r12 invoice(s) read…" in r.stderr  # the 12 of the file, one left out
+    assert "\\x0d" not in r.stderr
+
+
 def test_export_csv_ok(tmp_path):
     out = tmp_path / "out"
     r = _export(out, mapping=CSV_MAPPING, input_path=CSV_INPUT)

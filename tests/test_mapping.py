@@ -159,8 +159,10 @@ def test_empty_mapping_lists_every_required_section(tmp_path):
 def test_csv_input_needs_group_by(tmp_path):
     m = _write(tmp_path, _edit(("  format: json", "  format: csv")))
     exc = _refused(m)
+    # and the JSON mapping's lines: lines, which CSV input would not read
     assert [(p.rule, p.mapping) for p in exc.problems] == [
-        ("mapping.input", f"{m}:{_line(m, 'input:')}: input")]
+        ("mapping.input", f"{m}:{_line(m, 'input:')}: input"),
+        ("mapping.csv-lines", f"{m}:{_line(m, '  lines: lines')}: bindings.lines")]
     assert "group_by" in exc.problems[0].message
 
 
@@ -462,24 +464,24 @@ def test_const_rows_is_for_csv_a_json_mapping_saying_it_is_refused(tmp_path):
     assert f"[mapping {path}:{line}: bindings.lines] (rule mapping.input)" in r.output
 
 
-def test_a_csv_mapping_s_lines_column_missing_from_the_header_is_refused(tmp_path):
+@pytest.mark.parametrize("lines", ["lignes_facture", "lines", "{expr: invoice.lines}"])
+def test_a_csv_mapping_binding_lines_otherwise_than_const_rows_is_refused(tmp_path, lines):
     """With CSV input each row of an invoice is a line and bindings.lines is not read:
     `lines: lignes_facture`, a column the file lacks, exported as if it were
-    {const: rows}. The export's header check names it (input.column, exit 4)."""
+    {const: rows}, and check-mapping said nothing. Refused when the mapping loads
+    (mapping.csv-lines, exit 3), so check-mapping says it without an input."""
     text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
     assert text.count("  lines: {const: rows}\n") == 1
-    path = _write(tmp_path, text.replace("  lines: {const: rows}\n",
-                                         "  lines: lignes_facture\n"))
+    path = _write(tmp_path, text.replace("  lines: {const: rows}\n", f"  lines: {lines}\n"))
     with pytest.raises(PesgenError) as info:
-        export(path, EXAMPLES / "school-export.csv", tmp_path / "out", date(2026, 11, 23))
-    assert info.value.exit_code == ExitCode.INPUT, info.value.report()
+        load_mapping(path)
+    assert info.value.exit_code == ExitCode.MAPPING, info.value.report()
     [p] = info.value.problems
-    assert p.rule == "input.column"
-    assert p.mapping == f"{path}:{_line(path, 'lines: lignes_facture')}: bindings.lines"
-    assert p.message.startswith("lines reads column 'lignes_facture', which is not in the "
-                                "header of "), p.message
+    assert p.rule == "mapping.csv-lines"
+    assert p.mapping == f"{path}:{_line(path, f'lines: {lines}')}: bindings.lines"
     assert p.message.endswith("write bindings.lines as {const: rows}")
-    assert not (tmp_path / "out").exists()
+    r = CliRunner().invoke(app, ["check-mapping", str(path)])
+    assert r.exit_code == ExitCode.MAPPING and "(rule mapping.csv-lines)" in r.output
 
 
 def test_a_code_missing_from_a_table_says_which_table_to_add_it_to(tmp_path):

@@ -618,6 +618,9 @@ def test_a_database_password_never_appears_in_a_message():
     ("postgresql://pesgen:S3c/ret@127.0.0.1/pesgen?sslpassword=S3cretPW",
      "postgresql://pesgen:***@127.0.0.1/pesgen?sslpassword=***"),
     ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
+    # a file's path, not a secret: a command pasted from the message needs it
+    ("postgresql://pesgen@h/pesgen?sslkey=/etc/pg/client.key&sslcert=/etc/pg/client.crt",
+     "postgresql://pesgen@h/pesgen?sslkey=/etc/pg/client.key&sslcert=/etc/pg/client.crt"),
 ])
 def test_a_database_password_is_masked_whatever_its_form(url, shown):
     from pesgen.store import shown_url

@@ -499,3 +499,29 @@ def test_the_dgfip_package_and_the_shipped_schemas_load_confined(official_xsd):
     load_xsd(entry.parent / "PES_V2_Acquit_Autonome_V2.xsd")
     for xsd in sorted(data_dir("schemas").rglob("*.xsd")):
         load_xsd(xsd)
+
+
+@pytest.mark.parametrize("layout", ["renamed", "linked"])
+def test_the_dgfip_package_loads_with_its_pes_v2_folder_renamed_or_linked(
+        tmp_path, official_xsd, layout):
+    """The confinement recognised the package only by a folder named PES_V2 after links
+    were resolved: a package whose PES_V2 was a link to another name, or renamed (given
+    as its entry file), had every ../NS_* include refused (exit 2)."""
+    from pesgen.validate import xsd_root
+
+    package = tmp_path / "pkg"
+    shutil.copytree(official_xsd, package)  # xmldsig/ and the rest beside PES_V2
+    real = package / ("PES_V2_v5.17" if layout == "renamed" else "pes_v2_real")
+    (package / "PES_V2").rename(real)
+    if layout == "linked":
+        (package / "PES_V2").symlink_to(real.name)
+        entry = official_xsd_path(package)
+    else:
+        entry = official_xsd_path(real / "Rev0" / "PES_Aller.xsd")
+    assert xsd_root(entry.resolve()) == package
+    load_xsd.cache_clear()
+    load_xsd(entry)
+    load_xsd(entry.parent / "PES_V2_Acquit_Autonome_V2.xsd")
+    ormc = next((ROOT / "tests" / "golden" / "example-json").rglob("*.xml"))
+    r = CliRunner().invoke(app, ["validate", str(ormc), "--official-xsd", str(entry)])
+    assert r.exit_code == 0 and "cannot load XML schema" not in r.output, r.output
