@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,4 +162,16 @@ def example_with_two_input_errors(folder: Path, name: str = "school-export.json"
     data["invoices"][2]["lines"][1]["activity"]["code"] = "BASSON"
     path = folder / name
     path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def generated_input(path: Path, invoices: int, lines: int = 3) -> Path:
+    """A JSON export of ``invoices`` invoices of ``lines`` lines in the example's shape,
+    written to ``path`` by the benchmark's generator."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_export import generate
+    finally:
+        sys.path.pop(0)
+    generate(path, invoices, lines)
     return path

@@ -18,7 +18,15 @@ import pytest
 from pesgen.errors import ExitCode
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, example_with_two_input_errors, run_cli
+from .conftest import (
+    EXAMPLES,
+    MAPPINGS,
+    ROOT,
+    RUN_DATE,
+    example_with_two_input_errors,
+    generated_input,
+    run_cli,
+)
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
@@ -527,19 +535,9 @@ def test_installed_command_exit_codes(tmp_path):
     assert _files(tmp_path / "again") == []
 
 
-def _generated(path: Path, invoices: int) -> Path:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from bench_export import generate
-    finally:
-        sys.path.pop(0)
-    generate(path, invoices, 3)
-    return path
-
-
 def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(tmp_path):
     """SIGTERM unwinds like Ctrl-C: the temporary files go, the transaction rolls back."""
-    source = _generated(tmp_path / "in.json", 6000)
+    source = generated_input(tmp_path / "in.json", 6000)
     out, db = tmp_path / "out", tmp_path / "store.sqlite3"
     proc = subprocess.Popen([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
                              str(source), "-o", str(out), "--db", str(db), "--date", RUN_DATE,

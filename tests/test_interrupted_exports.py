@@ -14,20 +14,10 @@ from pesgen.errors import StateError
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli, state_database
+from .conftest import EXAMPLES, MAPPINGS, generated_input, run_cli, state_database
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
-
-
-def _generated(path: Path, invoices: int) -> Path:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from bench_export import generate
-    finally:
-        sys.path.pop(0)
-    generate(path, invoices, 1)
-    return path
 
 
 def _other_budget(tmp_path: Path) -> Path:
@@ -46,7 +36,7 @@ def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_p
     "only some of this input's invoices are (100 of 600): remove those from the input",
     of an input the other run holds whole: its refusal is the one of an input held
     whole, made on one consistent read."""
-    many = _generated(tmp_path / "many.json", 600)
+    many = generated_input(tmp_path / "many.json", 600, 1)
     budget_01 = _other_budget(tmp_path)
     with state_database("postgresql", tmp_path) as url:
         store = Store(url)
@@ -162,7 +152,7 @@ def test_a_race_refused_by_the_store_s_index_prints_no_raw_database_message(tmp_
     import subprocess
 
     # (the example's 11 invoices are inserted in one statement: no pipeline aborted)
-    many = _generated(tmp_path / "many.json", 600)
+    many = generated_input(tmp_path / "many.json", 600, 1)
     with state_database("postgresql", tmp_path) as url:
         Store(url)
         child = subprocess.run(
