@@ -374,6 +374,12 @@ class _JsonRefused(Exception):
         super().__init__(detail)
         self.rule, self.detail, self.parts = rule, detail, parts
 
+    def error(self, shown: str) -> InputDataError:
+        """The refusal, at its JSON path in the file ``shown``."""
+        where = f"{shown}:{_jpath(self.parts)}"
+        return _refuse(f"{where}: {self.detail}; nothing written", self.rule, self.detail,
+                       where)
+
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _LONE_DETAIL = ("an escaped lone surrogate (\\uD800 to \\uDFFF without its pair): half of a "
@@ -627,9 +633,7 @@ def _read_json_fast(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                           else f"{prefix}[{count - 1}]")
                 yield SourceInvoice(record=item, lines=None, origin=origin)
         except _JsonRefused as exc:
-            where = f"{shown}:{_jpath(exc.parts)}"
-            raise _refuse(f"{where}: {exc.detail}; nothing written", exc.rule, exc.detail,
-                          where) from None
+            raise exc.error(shown) from None
         if count == 0 or text.peek() != "":  # no invoice, or more after the JSON value
             raise _Slow
 
@@ -767,9 +771,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                                        f"characters, pesgen reads at most {MAX_JSON_STRING}",
                                        list(here))
         except _JsonRefused as exc:
-            where = f"{shown}:{_jpath(exc.parts)}"
-            raise _refuse(f"{where}: {exc.detail}; nothing written", exc.rule, exc.detail,
-                          where) from None
+            raise exc.error(shown) from None
         except UnicodeError:
             raise _encoding_error(path, spec) from None
         except ijson.JSONError as exc:
