@@ -741,16 +741,11 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
         on_format(fmt)
     if out_dir is not None:
         out_dir = Path(out_dir)
-        if work_dir is not None:
-            check_out_dir(out_dir)
-        elif not out_dir.exists():
+        if work_dir is None and not out_dir.exists():  # a dry run's is never created
             out_dir.mkdir(parents=True)
-        elif not out_dir.is_dir():
-            raise UsageError(f"{out_dir} is not a folder")
-        if work_dir is None:
-            # the files are spooled and staged in it: a folder it cannot write in is
-            # named now, not by the spool file it refused (a read-only file system)
-            check_out_dir(out_dir)
+        # the files are spooled and staged in it: a folder it cannot write in is named
+        # now, not by the spool file it refused (a read-only file system)
+        check_out_dir(out_dir)
     exporter = Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd,
                         progress, work_dir=work_dir)
     if lost_policies:
@@ -766,22 +761,20 @@ def refuse_lost_policies(mapping: Mapping, fmt: Format) -> None:
     check-mapping's sample titles (milliseconds). A template failing on them is left to
     the export, which renders it on the invoices and names the one it fails on; the
     warnings of fields bound but not written are check-mapping's to print."""
-    from .coverage import check as coverage
     from .coverage import has_split_policy
 
     if not has_split_policy(mapping):
         return
-    from .sample import check_templates  # pesgen.sample renders through this module
+    from .sample import check_coverage, check_templates  # they render through this module
 
     try:
         sample = check_templates(mapping, fmt)
     except PesgenError:
         return
-    refused = coverage(mapping, fmt, sample.reads).refused
-    if refused:
-        raise MappingError(f"{mapping.path}: a policy of the mapping fills a value no "
-                           f"template of format {fmt.name} writes: fix the mapping or the "
-                           "template, and check it with pesgen check-mapping", refused)
+    check_coverage(mapping, fmt, lambda _warning: None,
+                   f"{mapping.path}: a policy of the mapping fills a value no template of "
+                   f"format {fmt.name} writes: fix the mapping or the template, and check "
+                   "it with pesgen check-mapping", sample)
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -124,13 +124,16 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
 
 
 def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
-                   refusal: str) -> tuple[SampleRendering, Coverage]:
-    """Render ``fmt``'s templates on the sample titles (``check_templates``) and compare
-    what they read with what ``mapping`` binds (``coverage.check``): ``warn`` is given
-    each warning (a bound field no template writes, mapping.unwritten; one declared not
-    carried that a template reads), then a value a split policy fills that no template
-    writes refuses the mapping (MappingError, ``refusal`` its message)."""
-    sample = check_templates(mapping, fmt)
+                   refusal: str, sample: SampleRendering | None = None
+                   ) -> tuple[SampleRendering, Coverage]:
+    """Render ``fmt``'s templates on the sample titles (``check_templates``; ``sample``
+    when rendered already) and compare what they read with what ``mapping`` binds
+    (``coverage.check``): ``warn`` is given each warning (a bound field no template
+    writes, mapping.unwritten; one declared not carried that a template reads), then a
+    value a split policy fills that no template writes refuses the mapping
+    (MappingError, ``refusal`` its message)."""
+    if sample is None:
+        sample = check_templates(mapping, fmt)
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:
         warn(problem)
