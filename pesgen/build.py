@@ -26,6 +26,7 @@ from .checks import (
     checked_national_id,
     civility_problem,
     debit_date_problem,
+    target2_closed,
 )
 from .errors import InputDataError, MappingError, Problem
 from .formats import Format, option_problems, unwritable
@@ -230,9 +231,9 @@ class Builder:
         self.mapping = mapping
         self.recorded = recorded
         self.issue_date = issue_date
-        # debit dates (DtePrel) falling on a Saturday or Sunday -> how many titles: one
-        # note for the run (see run_notes)
-        self.weekend_debits: Counter[date] = Counter()
+        # debit dates (DtePrel) falling on a day TARGET2 is closed (a Saturday, Sunday or
+        # TARGET2 holiday) -> how many titles: one note for the run (see run_notes)
+        self.closed_debits: Counter[date] = Counter()
         # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
@@ -515,11 +516,12 @@ class Builder:
                                                        else "")
             notes.append(PolicyNote("civility_table", "*", origin, "no codes.civility table: "
                                     f"{len(values)} civility value(s) sent as written: {shown}"))
-        for debit, count in sorted(self.weekend_debits.items()):
-            day = "Saturday" if debit.weekday() == 5 else "Sunday"
+        for debit, count in sorted(self.closed_debits.items()):
+            day = target2_closed(debit)
+            day = f"a {day}" if day in ("Saturday", "Sunday") else f"{day}, a TARGET2 holiday"
             notes.append(PolicyNote(
                 "debit_date", "*", self.pay["debit_date"].where,
-                f"debit date (DtePrel) {debit.isoformat()} is a {day} ({count} title(s)): "
+                f"debit date (DtePrel) {debit.isoformat()} is {day} ({count} title(s)): "
                 "DtePrel is the interbank settlement date, and settlement happens on TARGET2 "
                 "business days only (pesgen's reading of the DT): the debit may be taken on "
                 "the next business day; check the date with the trésorerie"))
@@ -1230,14 +1232,14 @@ class Builder:
     def _check_debit_date(self, ctx: _Ctx, debit: date, binding: Binding) -> None:
         """DtePrel is "la date de règlement interbancaire" (DT v5.19 InfoPrelevementSEPA):
         a debit settled before the rôle is issued (DteBordEm) cannot be (pesgen's reading,
-        rule sepa.debit-date); one on a Saturday or Sunday is noted for the run (no TARGET2
-        settlement on those days: pesgen's reading too)."""
+        rule sepa.debit-date); one on a Saturday, Sunday or TARGET2 holiday is noted for
+        the run (no TARGET2 settlement on those days: pesgen's reading too)."""
         if self.issue_date is not None and \
                 (message := debit_date_problem(debit, self.issue_date)) is not None:
             ctx.problem("sepa.debit-date", f"{message}: give a later debit date (or export "
                         "with an earlier --date)", mapping=binding.where)
-        elif debit.weekday() >= 5:
-            self.weekend_debits[debit] += 1
+        elif target2_closed(debit):
+            self.closed_debits[debit] += 1
 
     def _bank_code(self, ctx: _Ctx, kind: str, raw: str, binding: Binding) -> str | None:
         """An IBAN or BIC (``kind``) compacted and checked by python-stdnum; None with a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 from stdnum import bic as std_bic
@@ -66,6 +67,40 @@ def debit_date_problem(debit: Any, issue: Any) -> str | None:
     if debit < issue:
         return (f"DtePrel {debit} is before DteBordEm {issue}: a debit cannot be settled "
                 "before the rôle is issued")
+    return None
+
+
+def _easter(year: int) -> date:
+    """Easter Sunday of ``year`` (Gregorian calendar: the Meeus/Jones/Butcher
+    computus)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * l_) // 451
+    month, day = divmod(h + l_ - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def target2_closed(day: date) -> str | None:
+    """Why no TARGET2 settlement happens on ``day`` (the ECB's closing days: Saturdays,
+    Sundays, New Year's Day, Good Friday, Easter Monday, 1 May, 25 and 26 December), or
+    None on a business day."""
+    if day.weekday() >= 5:
+        return "Saturday" if day.weekday() == 5 else "Sunday"
+    fixed = {(1, 1): "New Year's Day", (5, 1): "1 May", (12, 25): "Christmas Day",
+             (12, 26): "26 December"}.get((day.month, day.day))
+    if fixed:
+        return fixed
+    if day.month not in (3, 4):  # Easter falls between 22 March and 25 April
+        return None
+    easter = _easter(day.year)
+    if day == easter - timedelta(days=2):
+        return "Good Friday"
+    if day == easter + timedelta(days=1):
+        return "Easter Monday"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -137,7 +138,11 @@ def _parse_date(value: str | None, option: str = "--date") -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"{option} must be YYYY-MM-DD, got '{value}'") from None
+        # the right shape naming a day the calendar does not have (2027-02-29)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise UsageError(f"{option}: {value} is not a day of the calendar "
+                             f"(YYYY-MM-DD)") from None
+        raise UsageError(f"{option} must be YYYY-MM-DD, got '{shown(value)}'") from None
 
 
 @app.command()
@@ -911,7 +916,8 @@ def runs_list(
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
         if r.cancelled_bordereaux and r.status != "cancelled":
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
-        typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  exer {r.exercise}  "
+        typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  budget {r.cod_bud}  "
+                   f"exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
             said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
@@ -1129,8 +1135,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
             else f"  (written with other characters: {named(number)})"
         typer.echo(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
-                   f"IdBord {f['id_bord']} IdPce {f['id_pce']}{debt_text}  {f['amount']}  "
-                   f"{state}{odd}")
+                   f"budget {f['cod_bud']} exer {f['exercise']}  IdBord {f['id_bord']} "
+                   f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "

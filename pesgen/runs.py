@@ -173,7 +173,7 @@ def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path
             prepared.close()
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
-    taken = _Taken(store, key[0], prepared.invoice_numbers, prepared.debt_numbers,
+    taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None)
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
@@ -407,11 +407,17 @@ class _Taken:
     invoices, and its NumDettes (with IdPost and Cle2, the payment reference a family
     pays with: two active titles sharing one would mix their payments up)."""
 
-    def __init__(self, store: Store, id_coll: str, invoices: list[str], debts: dict[str, str],
-                 origins: dict[str, str], debt_where: str | None) -> None:
-        self.store, self.id_coll = store, id_coll
+    def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
+                 debts: dict[str, str], origins: dict[str, str],
+                 debt_where: str | None) -> None:
+        self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
+        self._order = {inv: i for i, inv in enumerate(invoices)}
+
+    def order(self, invoice: str) -> int:
+        """Where ``invoice`` stands in the input (problems are listed in its order)."""
+        return self._order[invoice]
 
     def refuse(self, conn: Any) -> None:
         """Raise, with one problem per invoice and per NumDette already held, naming the
@@ -430,14 +436,22 @@ class _Taken:
             several = self.store.active_bordereaux(
                 c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
             placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
+            scopes = self.store.run_scopes(c, several)
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
         partial = 0 < len(held) < len(self.invoices)
 
+        # a run of another budget or exercise is not this input's to cancel: the same
+        # number there is this invoice billed already, or the school's numbering
+        # starting again (each year, each budget)
+        elsewhere = {run: scope for run, scope in scopes.items() if scope != self.scope}
+
         def advice(run: str, id_bord: int) -> str:
             if partial:
                 return "remove it from this input"
+            if run in elsewhere:
+                return _other_scope(elsewhere[run], self.scope)
             if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
                 return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
                         f"{id_bord}) to export it again")
@@ -446,21 +460,28 @@ class _Taken:
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
         problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord,
-                                                      advice(run, id_bord)),
+                                                      advice(run, id_bord),
+                                                      elsewhere.get(run)),
                             record=self.origins.get(inv), invoice=inv)
-                    for inv, (other, run, id_bord, name) in sorted(held.items())]
-        for debt, (other, run, id_bord, name) in sorted(debts.items(),
-                                                         key=lambda d: self.debts[d[0]]):
+                    for inv, (other, run, id_bord, name) in sorted(
+                        held.items(), key=lambda h: self.order(h[0]))]
+        for debt, (other, run, id_bord, name) in sorted(
+                debts.items(), key=lambda d: self.order(self.debts[d[0]])):
             inv = self.debts[debt]
+            if run in elsewhere:
+                budget, exercise = elsewhere[run]
+                where, todo = (f", budget {budget}, exercise {exercise}",
+                               "give this invoice another NumDette")
+            else:
+                where, todo = "", (
+                    ("cancel that run first" if len(several.get(run, [])) <= 1 else
+                     f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                     f"{id_bord})") + ", or give this invoice another NumDette")
             problems.append(Problem(
                 "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
-                f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}): two "
-                "active titles would share one payment reference; "
-                + ("cancel that run first" if len(several.get(run, [])) <= 1 else
-                   f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
-                   f"{id_bord})")
-                + ", or give this invoice another NumDette", record=self.origins.get(inv),
-                mapping=self.debt_where, invoice=inv))
+                f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}{where}): "
+                f"two active titles would share one payment reference; {todo}",
+                record=self.origins.get(inv), mapping=self.debt_where, invoice=inv))
         runs_ = ", ".join(sorted({h[1] for h in held.values()} | {h[1] for h in debts.values()}))
         if not debts:
             message = f"{len(held)} invoice(s) already exported by run(s) {runs_}"
@@ -478,17 +499,28 @@ class _Taken:
                         f"others ({', '.join(shown)}); "
                         "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
                         "and this input replaces it whole")
-        elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}):
+        elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}
+                 if run not in elsewhere):
             message += (". A run of several bordereaux: cancel only those the trésorerie "
                         "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
                         "run with --all if this input replaces it")
         if not partial or debts:  # the advice is to cancel: not a run never sent
-            for run in sorted(placed):
+            for run in sorted(set(placed) - set(elsewhere)):
                 missing = not_in_place({**placed[run], "status": "committed"},
                                        several.get(run, []))
                 if missing:
                     message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+def _other_scope(held: tuple[str, int], scope: tuple[str, int]) -> str:
+    """What to do about an invoice number held by a run of another budget or exercise
+    (``held``) than this export's (``scope``): never cancel that run for it."""
+    other = "exercise" if held[1] != scope[1] else "budget"
+    return (f"that run is of another {other}: remove it from this input if it is the same invoice "
+            f"(billed already) or, if the school numbers each {other}'s invoices anew, "
+            "give this mapping's invoice numbers their own prefix (bindings.invoice.number); "
+            "not a reason to cancel that run")
 
 
 # the runs a duplicate refusal looks for their files at most (each a few file checks)
@@ -527,10 +559,11 @@ CANCELLED_PREFIX = "CANCELLED-"
 
 
 def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
-             advice: str) -> str:
-    """The run.duplicate message: the run holding ``invoice`` as ``other``, and what to
-    do (``advice``)."""
-    where = f"by run {run} in {name} (IdBord {id_bord})"
+             advice: str, scope: tuple[str, int] | None = None) -> str:
+    """The run.duplicate message: the run holding ``invoice`` as ``other`` (of budget
+    and exercise ``scope`` when not this export's), and what to do (``advice``)."""
+    where = f"by run {run} in {name} (IdBord {id_bord}" + (
+        f", budget {scope[0]}, exercise {scope[1]})" if scope else ")")
     lookalike = written_otherwise(invoice, other)
     if lookalike:
         where = f"{where}: invoice number {lookalike}"

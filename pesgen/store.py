@@ -577,6 +577,7 @@ class RunRecord:
     # the bordereaux cancelled while others of the run stayed active (migration 8)
     cancelled_bordereaux: tuple[int, ...] = ()
     typ_bord: str = ""
+    cod_bud: str = ""
 
     @property
     def pes(self) -> bool:
@@ -892,6 +893,17 @@ class Store:
                 out.setdefault(run_id, []).append(id_bord)
         return out
 
+    def run_scopes(self, conn: Connection | None, run_ids: Collection[str]
+                   ) -> dict[str, tuple[str, int]]:
+        """The budget and exercise of these runs: run -> (CodBud, exercise)."""
+        if not run_ids:
+            return {}
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            return {run_id: (cod_bud, exercise) for run_id, cod_bud, exercise in c.execute(
+                sa.select(runs.c.id, runs.c.cod_bud, runs.c.exercise)
+                .where(runs.c.id.in_(sorted(run_ids))))}
+
     def recorded_files(self, conn: Connection | None, run_ids: Collection[str]
                        ) -> dict[str, dict[str, Any]]:
         """Where these runs put their files: run -> {"out_dir", "files": [{"name",
@@ -1099,6 +1111,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
+                          runs.c.cod_bud,
                           cancelled_bordereaux.c.cancelled_at.label("bordereau_cancelled_at"))
                 .join(runs, runs.c.id == run_invoices.c.run_id)
                 .outerjoin(cancelled_bordereaux, sa.and_(
@@ -1688,7 +1701,8 @@ def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
                      titles=r.titles, total=r.total, mapping_path=r.mapping_path,
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
                      pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
-                     cancelled_bordereaux=tuple(cancelled), typ_bord=r.typ_bord)
+                     cancelled_bordereaux=tuple(cancelled), typ_bord=r.typ_bord,
+                     cod_bud=r.cod_bud)
 
 
 def new_run_id() -> str:

@@ -179,7 +179,11 @@ def test_bad_date_is_a_usage_error(tmp_path, value):
     out = tmp_path / "out"
     r = _export(out, run_date=value)
     assert r.exit_code == ExitCode.USAGE == 2
-    assert r.stderr.strip() == f"error: --date must be YYYY-MM-DD, got '{value}'"
+    if value == "2026-02-30":  # the right shape, a day the calendar does not have
+        assert r.stderr.strip() == (f"error: --date: {value} is not a day of the calendar "
+                                    "(YYYY-MM-DD)")
+    else:
+        assert r.stderr.strip() == f"error: --date must be YYYY-MM-DD, got '{value}'"
     assert r.stdout == ""
     assert not out.exists()
 

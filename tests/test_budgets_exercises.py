@@ -1,0 +1,206 @@
+"""A collectivity with two budgets, and the change of exercise (a reviewer's December
+run through both): the budgets' files get names of their own, a duplicate held by
+another budget's or exercise's run is never answered "cancel that run", support sees
+each run's budget and exercise, a debit on a TARGET2 holiday is noted like one on a
+weekend, and a --date the calendar does not have is said so."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pesgen.checks import target2_closed
+from pesgen.errors import ExitCode
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+INPUT = EXAMPLES / "school-export.json"
+NAME_00 = "PESORMC_21450999400015_2026_0000001.xml"
+NAME_01 = "PESORMC_21450999400015_B01_2026_0000001.xml"
+
+
+def _mapping(tmp_path: Path, cod_bud: str = "00", exercise: int = 2026,
+             titres: bool = False) -> Path:
+    """The example mapping with another budget or exercise."""
+    source = MAPPINGS / ("villeneuve-sur-loing-titres.yaml" if titres
+                         else "villeneuve-sur-loing.yaml")
+    text = source.read_text(encoding="utf-8")
+    assert 'cod_bud: "00"' in text and "  exercise: 2026\n" in text
+    text = text.replace('cod_bud: "00"', f'cod_bud: "{cod_bud}"').replace(
+        "  exercise: 2026\n", f"  exercise: {exercise}\n")
+    path = tmp_path / f"m-{cod_bud}-{exercise}-{source.name}"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def mappings(tmp_path):
+    return lambda **kw: _mapping(tmp_path, **kw)
+
+
+def _input(tmp_path: Path, edit=None, name: str = "in.json") -> Path:
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    if edit is not None:
+        edit(data["invoices"])
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _renumbered(prefix: str):
+    """Invoice numbers of another series (other digits too: the NumDette is made of
+    them, and a NumDette is unique for the collectivity)."""
+    def edit(invoices):
+        for inv in invoices:
+            inv["number"] = inv["number"].replace("FA-2026-00", prefix + "2026-50")
+    return edit
+
+
+def _export(mapping: Path, input_path: Path, out: Path | None, *extra: str,
+            date_: str = RUN_DATE):
+    args = ["export", "-m", mapping, "-i", input_path, "--date", date_, *extra]
+    if out is not None:
+        args += ["-o", out]
+    return run_cli(*args)
+
+
+# ------------------------------------------------------------------ file names
+
+
+@pytest.mark.parametrize("titres", [False, True])
+def test_two_budgets_files_have_names_of_their_own_in_one_folder(tmp_path, mappings,
+                                                                 titres):
+    """IdBord runs per budget: both budgets' first rôle is IdBord 1, and a name of
+    SIRET, exercise and IdBord alone was the same for both (the second export into
+    the same folder was refused, and NomFic was the same)."""
+    out = tmp_path / "out"
+    first = _export(mappings(titres=titres), _input(tmp_path), out)
+    assert first.exit_code == 0, first.output
+    second = _export(mappings(cod_bud="01", titres=titres),
+                     _input(tmp_path, _renumbered("CO-"), "b01.json"), out)
+    assert second.exit_code == 0, second.output
+    prefix = "PESALR1" if titres else "PESORMC"
+    names = sorted(p.name for p in out.iterdir() if p.suffix == ".xml")
+    assert names == [NAME_00.replace("PESORMC", prefix), NAME_01.replace("PESORMC", prefix)]
+    for name in names:
+        text = (out / name).read_text("iso-8859-1")
+        assert f'<NomFic V="{name}"/>' in text  # NomFic is the file's name
+
+
+# ------------------------------------------------------------------ duplicates
+
+
+def test_a_duplicate_held_by_another_budget_never_advises_cancelling_that_run(
+        tmp_path, mappings):
+    data = _input(tmp_path)
+    first = _export(mappings(), data, tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    r = _export(mappings(cod_bud="01"), data, tmp_path / "b")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"in {NAME_00} (IdBord 1, budget 00, exercise 2026)" in r.output
+    assert "that run is of another budget" in r.output
+    assert "bindings.invoice.number" in r.output
+    assert "cancel that run first" not in r.output
+    assert "pesgen runs cancel" not in r.output
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_a_duplicate_held_by_another_exercise_says_so(tmp_path, mappings):
+    assert _export(mappings(), _input(tmp_path), tmp_path / "a").exit_code == 0
+
+    def january(invoices):
+        for inv in invoices:
+            if inv.get("payment", {}).get("method") == "direct_debit":
+                inv["payment"]["debit_date"] = "2027-01-15"
+    r = _export(mappings(exercise=2027), _input(tmp_path, january, "jan.json"),
+                tmp_path / "b", date_="2027-01-04")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "(IdBord 1, budget 00, exercise 2026)" in r.output
+    assert "that run is of another exercise" in r.output
+    assert "cancel that run first" not in r.output
+
+
+def test_a_duplicate_of_the_same_budget_and_exercise_keeps_its_advice(tmp_path):
+    data = _input(tmp_path)
+    assert _export(MAPPING, data, tmp_path / "a").exit_code == 0
+    r = _export(MAPPING, data, tmp_path / "b")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "cancel that run first to export it again" in r.output
+    assert "budget 00, exercise" not in r.output  # the same scope: not named
+
+
+def test_partial_duplicates_are_listed_in_the_input_s_order(tmp_path):
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    sent = {**data, "invoices": data["invoices"][:3]}
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(sent, ensure_ascii=False), encoding="utf-8")
+    assert _export(MAPPING, first, tmp_path / "a").exit_code == 0
+    # the held invoices come in the input in another order than their numbers'
+    again = {**data, "invoices": [data["invoices"][2], data["invoices"][0],
+                                  *data["invoices"][3:], data["invoices"][1]]}
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps(again, ensure_ascii=False), encoding="utf-8")
+    r = _export(MAPPING, second, tmp_path / "b")
+    assert r.exit_code == ExitCode.STATE, r.output
+    listed = [line for line in r.output.splitlines() if "(rule run.duplicate)" in line]
+    held = [data["invoices"][i]["number"] for i in (2, 0, 1)]
+    assert [next(n for n in held if n in line) for line in listed] == held
+
+
+# ------------------------------------------------------------------ support output
+
+
+def test_runs_list_and_find_name_each_run_s_budget_and_exercise(tmp_path, mappings):
+    assert _export(mappings(), _input(tmp_path), tmp_path / "a").exit_code == 0
+    assert _export(mappings(cod_bud="01"), _input(tmp_path, _renumbered("CO-"), "b.json"),
+                   tmp_path / "b").exit_code == 0
+    listed = run_cli("runs", "list")
+    assert listed.exit_code == 0, listed.output
+    lines = [line for line in listed.stdout.splitlines() if "pes-ormc" in line]
+    assert len(lines) == 2
+    assert "budget 00  exer 2026" in lines[0] and "budget 01  exer 2026" in lines[1]
+    found = run_cli("runs", "find", "CO-2026-50101")
+    assert found.exit_code == 0, found.output
+    assert f"{NAME_01}  budget 01 exer 2026  IdBord 1" in found.stdout
+
+
+# ------------------------------------------------------------------ TARGET2 holidays
+
+
+@pytest.mark.parametrize("day, why", [
+    ("2027-01-01", "New Year's Day"), ("2026-04-03", "Good Friday"),
+    ("2026-04-06", "Easter Monday"), ("2027-03-26", "Good Friday"),
+    ("2027-03-29", "Easter Monday"), ("2028-04-14", "Good Friday"),
+    ("2026-05-01", "1 May"), ("2026-12-25", "Christmas Day"), ("2028-12-26", "26 December"),
+    ("2026-12-05", "Saturday"), ("2026-12-06", "Sunday"),
+    ("2026-12-28", None), ("2026-04-07", None), ("2027-03-25", None), ("2026-12-24", None),
+])
+def test_target2_closing_days(day, why):
+    assert target2_closed(date.fromisoformat(day)) == why
+
+
+def test_a_debit_on_a_target2_holiday_is_noted(tmp_path):
+    def edit(invoices):
+        for inv in invoices:
+            if inv.get("payment", {}).get("method") == "direct_debit":
+                inv["payment"]["debit_date"] = "2027-01-01"
+    r = _export(MAPPING, _input(tmp_path, edit), None, "--dry-run", date_="2026-12-21")
+    assert r.exit_code == 0, r.output
+    assert ("debit date (DtePrel) 2027-01-01 is New Year's Day, a TARGET2 holiday "
+            "(4 title(s))") in r.stdout
+
+
+# ------------------------------------------------------------------ --date
+
+
+def test_a_date_the_calendar_does_not_have_is_said_so():
+    r = run_cli("export", "-m", MAPPING, "-i", INPUT, "--dry-run", "--date", "2027-02-29")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "--date: 2027-02-29 is not a day of the calendar" in r.output
+    bad = run_cli("export", "-m", MAPPING, "-i", INPUT, "--dry-run", "--date", "29/02/2028")
+    assert bad.exit_code == ExitCode.USAGE
+    assert "--date must be YYYY-MM-DD, got '29/02/2028'" in bad.output
