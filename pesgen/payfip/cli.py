@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._display import shown
+from .._display import json_text, shown
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
@@ -217,7 +217,6 @@ def payments(
     payfip_status keeps what PayFiP says."""
     import csv
     import io
-    import json
 
     from .._csv import text_cell
     from ..atomic import write_file
@@ -234,7 +233,9 @@ def payments(
         _fail(exc)
         return
     if fmt == "json":
-        text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+        # the same values; a character a terminal acts on (a C1 control, a bidi mark:
+        # PayFiP's libellés in --history) as its \uXXXX escape
+        text = json_text(rows) + "\n"
     else:
         buffer = io.StringIO()
         columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
