@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from ._csv import FORMULA_START
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
@@ -57,8 +58,6 @@ _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 
 
-# a cell a spreadsheet reads as a formula starts with one of these (OWASP, CSV injection)
-_FORMULA_START = frozenset("=+-@\t\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,7 +589,7 @@ class Builder:
             ctx.problem("input.invoice-number", f"invoice number is {len(number)} characters, "
                         f"pesgen allows {INVOICE_NUMBER_MAX}", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
-        if number[:1] in _FORMULA_START and not self.recorded:
+        if number[:1] in FORMULA_START and not self.recorded:
             # the payment references CSV beside the file carries it: a spreadsheet opening
             # it would run the cell as a formula (=HYPERLINK(...) sends data away)
             ctx.problem("input.invoice-number", f"invoice number starts with "

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from ._csv import text_cell
 from .atomic import commit, discard, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
@@ -719,7 +720,9 @@ def _references_csv(exercise: int, id_bord: int,
     writer.writerow(["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
                      "cle2", "amount"])
     for inv, id_pce, debt, per, c1, c2, amount in titles:
-        writer.writerow([inv, exercise, id_bord, id_pce, debt or "", per if debt else "",
+        # the invoice number is the one text from the input (a run recorded before
+        # input.invoice-number refused a formula's first character may hold one)
+        writer.writerow([text_cell(inv), exercise, id_bord, id_pce, debt or "", per if debt else "",
                          c1 or "", c2 or "",
                          f"{amount:.2f}"])
     return buffer.getvalue()

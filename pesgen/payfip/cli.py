@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._display import shown
+from .._display import json_text, shown
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
@@ -217,8 +217,8 @@ def payments(
     payfip_status keeps what PayFiP says."""
     import csv
     import io
-    import json
 
+    from .._csv import text_cell
     from ..atomic import write_file
 
     try:
@@ -233,7 +233,9 @@ def payments(
         _fail(exc)
         return
     if fmt == "json":
-        text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+        # the same values; a character a terminal acts on (a C1 control, a bidi mark:
+        # PayFiP's libellés in --history) as its \uXXXX escape
+        text = json_text(rows) + "\n"
     else:
         buffer = io.StringIO()
         columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
@@ -242,7 +244,11 @@ def payments(
         writer = csv.DictWriter(buffer, columns, delimiter=";", lineterminator="\n",
                                 extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        # text from the input (invoice) and from PayFiP's answers (numauto, id_op…) never
+        # starts a cell a spreadsheet would run as a formula; the amounts, dates and
+        # statuses are pesgen's own
+        writer.writerows({k: text_cell(v) if k in CSV_TEXT_COLUMNS else v
+                          for k, v in row.items()} for row in rows)
         text = buffer.getvalue()
     if output:
         write_file(output, text)
@@ -270,6 +276,11 @@ def payments(
         typer.echo(f"note: {len(still)} cancelled title(s) still have a PayFiP link open "
                    f"({_some(still)}): a payment through it would be an anomaly "
                    "(run-cancelled), not a payment", err=True)
+
+
+# the payments CSV's columns holding text from outside pesgen
+CSV_TEXT_COLUMNS = ("invoice", "collectivity", "id_op", "last_id_op", "numauto", "refdet",
+                    "run")
 
 
 def _some(invoices: list[str], limit: int = 10) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._display import masked_url
+from .._display import masked_url, shown_repr
 from . import soap
 from .errors import PayfipConfigError, PayfipFault, PayfipUnavailable
 from .models import (
@@ -23,6 +23,7 @@ from .models import (
     ClientDetail,
     PaymentDetail,
     PaymentRequest,
+    answer_problems,
     check_numcli,
 )
 
@@ -89,8 +90,10 @@ class PayfipClient:
         # the spelling of the answer's keys varies (idOp, idop), as in the detail below
         id_op = _tolerant(soap.values(element, "return"), ("idOp",)).get("idOp", "")
         if not IDOP_RE.match(id_op):
-            raise PayfipFault(f"invoice {req.invoice}: PayFiP returned no usable idOp",
-                              kind="Protocol")
+            said = (f"idOp {shown_repr(id_op, 64)} is not an operation identifier (letters, "
+                    "digits and '-', the first a letter or a digit, at most 64)" if id_op
+                    else "idOp is missing")
+            raise _refused("creerPaiementSecurise", "", [said])
         return id_op
 
     def recuperer_detail_paiement_securise(self, id_op: str) -> PaymentDetail:
@@ -99,8 +102,13 @@ class PayfipClient:
         if not IDOP_RE.match(id_op or ""):
             raise PayfipConfigError(f"idOp {id_op!r} is not an operation identifier")
         element = self._call("recupererDetailPaiementSecurise", [("idOp", id_op)])
-        return PaymentDetail.from_fields(_tolerant(soap.values(element, "return"),
-                                                   soap.DETAIL_FIELDS))
+        values = _tolerant(soap.values(element, "return"), soap.DETAIL_FIELDS)
+        # every value the answer carries has its documented format, or none is used
+        problems = answer_problems(values)
+        if problems:
+            raise _refused("recupererDetailPaiementSecurise", f" of operation {id_op}",
+                           problems)
+        return PaymentDetail.from_fields(values)
 
     def recuperer_detail_client(self, numcli: str) -> ClientDetail:
         problems = check_numcli(numcli)
@@ -149,6 +157,14 @@ class PayfipClient:
             log.warning("PayFiP %s answer breaks the contract schema: %s", operation,
                         "; ".join(errors))
         return element
+
+
+def _refused(operation: str, about: str, problems: list[str]) -> PayfipFault:
+    """PayFiP's answer refused over its fields' format (``problems``: one line each, the
+    values escaped and cut): nothing of it is used or recorded."""
+    return PayfipFault(
+        f"PayFiP {operation}{about}: the answer is refused, nothing of it was recorded: "
+        + "; ".join(problems) + " (rule payfip.answer)", kind="Protocol", code="answer")
 
 
 def shown_url(url: str) -> str:

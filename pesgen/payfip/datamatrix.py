@@ -45,6 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 from lxml import etree
 
+from .._csv import text_cell
 from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem, StateError, UsageError
 from ..store import Store, run_invoices
@@ -356,8 +357,10 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                 if image in ("png", "both"):
                     images.append(folder / f"{name}.png")
                     stage(temps, images[-1], [png(text)], like=images[-1])
-                out.writerow([t.invoice, t.id_bord, t.id_pce, f"{version} (UNCONFIRMED)",
-                              text, f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}"])
+                # the invoice number and the image's name from it: text of the input
+                out.writerow([text_cell(t.invoice), t.id_bord, t.id_pce,
+                              f"{version} (UNCONFIRMED)", text, text_cell(
+                                  f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}")])
             path = target / f"{stem}.datamatrix.csv"
             stage(temps, path, [buffer.getvalue().encode("utf-8")], like=path)
             written.append(Written(path, images))

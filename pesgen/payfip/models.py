@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .._display import shown_repr
 from ..errors import Problem
 from .errors import PayfipRequestInvalid
 
@@ -37,7 +38,10 @@ REFDET_RE = re.compile(r"^[A-Za-z0-9]{6,30}\Z")
 EXER_RE = re.compile(r"^[0-9]{4}\Z")
 MEL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*\Z")
-IDOP_RE = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
+# an operation identifier (PayFiP issues 36-character UUIDs): letters, digits and '-', the
+# first a letter or a digit (never a sign a spreadsheet reads as a formula), at most the
+# state store's 64
+IDOP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
 URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*\Z")
 OBJET_MAX = 100
 URL_MAX = 250
@@ -198,6 +202,65 @@ def check_objet(value: Any, invoice: str | None) -> list[Problem]:
                             f"(found {' '.join(repr(c) for c in bad)}); use the payfip_text "
                             "filter in the mapping's payfip.objet"))
     return out
+
+
+# What recupererDetailPaiementSecurise answers, field by field: the format each value
+# must have (docs/payfip.md, "What comes back from PayFiP"). A value out of its format
+# refuses the whole answer (nothing is recorded: the operation stays open, and
+# reconcile asks again); ``required`` ones must be there.
+NUMAUTO_MAX = 64  # the state store's column
+ANSWER_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "idOp": (IDOP_RE, "an operation identifier (letters, digits and '-', the first a "
+             "letter or a digit, at most 64)"),
+    "resultrans": (re.compile(r"^[A-Z]\Z"), "one capital letter (P, V, R, Z or A)"),
+    "montant": (re.compile(r"^[0-9]{1,10}\Z"), "an integer number of cents"),
+    "refdet": (REFDET_RE, "6 to 30 characters of [A-Za-z0-9]"),
+    "numcli": (NUMCLI_RE, "6 digits"),
+    "saisie": (re.compile(r"^[A-Z]\Z"), "one capital letter (T, X or W)"),
+    # the echoed exer is known to come back cut ('20' for 2019): digits, not a year
+    "exer": (re.compile(r"^[0-9]{1,4}\Z"), "up to 4 digits"),
+    "dattrans": (re.compile(r"^[0-9]{8}\Z"), "a date DDMMYYYY"),
+    "heurtrans": (re.compile(r"^[0-9]{4}\Z"), "a time HHMM"),
+    "mel": (re.compile(r"^(?=.{6,80}\Z)[^@\s]+@[^@\s]+\Z"),
+            "an e-mail address (one '@', no space, 6 to 80 characters)"),
+    "objet": (re.compile(r"^[A-Za-z0-9 ]{1,100}\Z"),
+              "at most 100 ASCII letters, digits and spaces"),
+}
+ANSWER_REQUIRED = ("resultrans", "montant", "refdet", "numcli")
+
+
+def answer_problems(values: dict[str, str]) -> list[str]:
+    """What is wrong with a recupererDetailPaiementSecurise answer's fields (``values``
+    named as the contract names them), one line each, the value escaped and cut; empty
+    when every field has its documented format. numauto, whose format PayFiP does not
+    document (``A55A``, ``112233445566-tip``), is kept as received when it is printable
+    text of at most 64 characters (a payment is not refused over the form of its
+    authorisation number), and the CSV files that carry it never let it start a cell a
+    spreadsheet would run (``pesgen._csv.text_cell``)."""
+    out = [f"{name} is missing" for name in ANSWER_REQUIRED if not values.get(name)]
+    for name, value in values.items():
+        if name == "numauto":
+            if value and not (len(value) <= NUMAUTO_MAX and value.isprintable()):
+                out.append(f"numauto {shown_repr(value, NUMAUTO_MAX)} is not printable text "
+                           f"of at most {NUMAUTO_MAX} characters")
+            continue
+        rule = ANSWER_RULES.get(name)
+        if rule is None or not value:
+            continue  # a field pesgen does not read; an empty one (checked if required)
+        pattern, said = rule
+        if not (pattern.match(value) and value.isprintable()):
+            out.append(f"{name} {shown_repr(value, NUMAUTO_MAX)} is not {said}")
+        elif name in ("dattrans", "heurtrans") and not _real_time(name, value):
+            out.append(f"{name} {value!r} is not {said}")
+    return out
+
+
+def _real_time(name: str, value: str) -> bool:
+    try:
+        datetime.strptime(value, "%d%m%Y" if name == "dattrans" else "%H%M")
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
