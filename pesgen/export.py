@@ -680,14 +680,26 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _refuse_future_exercise(mapping: Mapping, run_date: date) -> None:
-    """Refuse a mapping whose exercise is after the run date's year (rule
-    collectivity.exercise): the comptable rejects a bordereau of an exercise not open
-    (DT PES_RecetteRetour, TObsEtat 09 « Exercice Bordereau non ouvert »), and its Exer
-    goes into Cle1, Cle2 and the payment references the families are given."""
+    """Refuse a mapping whose exercise is after the run date's year, or two years or
+    more before it (rule collectivity.exercise): the comptable rejects a bordereau of an
+    exercise not open (DT PES_RecetteRetour, TObsEtat 09 « Exercice Bordereau non
+    ouvert »), or closed (22 « Exercice rôle clôturé »), and its Exer goes into Cle1,
+    Cle2 and the payment references the families are given."""
     exercise = mapping.collectivity.exercise
+    where = mapping.where("collectivity", "exercise")
+    if exercise < run_date.year - 1:
+        # last year's exercise may still take bordereaux in January (noted); one of two
+        # years or more before is closed
+        message = (f"exercise {exercise} (Exer) is {run_date.year - exercise} years before "
+                   f"the run date {run_date.isoformat()} (DteBordEm): the exercise is closed, "
+                   "and the trésorerie rejects a bordereau of a closed exercise (for a rôle: "
+                   "« Exercice rôle clôturé »); set collectivity.exercise to "
+                   f"{run_date.year}, or check --date")
+        raise MappingError(f"{mapping.path}: exercise {exercise} is closed on "
+                           f"{run_date.isoformat()}",
+                           [Problem("collectivity.exercise", message, mapping=where)])
     if exercise <= run_date.year:
         return
-    where = mapping.where("collectivity", "exercise")
     message = (f"exercise {exercise} (Exer) is after the run date {run_date.isoformat()} "
                f"(DteBordEm, of {run_date.year}): the trésorerie rejects a bordereau of an "
                "exercise not yet open (« Exercice Bordereau non ouvert »), and Cle1, Cle2 "

@@ -204,3 +204,28 @@ def test_a_date_the_calendar_does_not_have_is_said_so():
     bad = run_cli("export", "-m", MAPPING, "-i", INPUT, "--dry-run", "--date", "29/02/2028")
     assert bad.exit_code == ExitCode.USAGE
     assert "--date must be YYYY-MM-DD, got '29/02/2028'" in bad.output
+
+
+# ------------------------------------------------------------------ a closed exercise
+
+
+@pytest.mark.parametrize("command", ["export", "preview"])
+def test_an_exercise_two_years_past_is_refused(tmp_path, mappings, command):
+    """Exer 2026 on 2028-01-10: closed (the journée complémentaire is for last year's
+    exercise, in January): refused, naming the mapping line, nothing written; last
+    year's exercise is still only noted (test_audit_rules)."""
+    def later(invoices):
+        for inv in invoices:
+            if inv.get("payment", {}).get("method") == "direct_debit":
+                inv["payment"]["debit_date"] = "2028-01-20"
+    mapping = mappings()
+    args = [command, "-m", mapping, "-i", _input(tmp_path, later), "--date", "2028-01-10"]
+    out = tmp_path / "out"
+    r = run_cli(*args, *(["-o", out] if command == "export" else []))
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    line = next(i for i, text in enumerate(mapping.read_text().splitlines(), 1)
+                if text.startswith("  exercise:"))
+    assert f"{mapping}:{line}: collectivity.exercise" in r.output
+    assert "exercise 2026 (Exer) is 2 years before the run date 2028-01-10" in r.output
+    assert "(rule collectivity.exercise)" in r.output
+    assert not out.exists()
