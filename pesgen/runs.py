@@ -796,17 +796,18 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         # code-table civilities through the text policies), which a run recorded then
         # needs: the recorded sha256 decides, not a version number. An expression's
         # zfill of None is refused as the input's problem (mapping.expr), a template's
-        # as the template's
+        # as the template's, output.bordereau_object's (no record read) as the
+        # mapping's: a refusal the rebuild as before makes too is the first one
         try:
             temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                    recorded_refs, waived, legacy=False)
-        except (_Differ, TemplateError, InputDataError) as exc:
+        except (_Differ, TemplateError, InputDataError, MappingError) as exc:
             before = load_recorded_mapping(run["mapping_text"], run["mapping_path"],
                                            as_before=True)
             try:
                 temps = _rebuild_files(run, before, fmt, staging, input_path,
                                        recorded_refs, waived, legacy=True)
-            except (_Differ, TemplateError, InputDataError):
+            except (_Differ, TemplateError, InputDataError, MappingError):
                 raise exc from None
         placed = []
         for temp, final in temps:
