@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -61,8 +62,25 @@ def _def_name(schema_name: str, node: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class UnknownKey(Problem):
+    """A key the schema does not know: the problem, with the facts its message says, for
+    a caller to read rather than the message's words."""
+
+    key: Any = None  # the key, as written
+    path: tuple[Any, ...] = ()  # the keys leading to the map that holds it
+    allowed: tuple[str, ...] = ()  # the keys allowed there
+    hint: str | None = None  # the closest of them, said as "did you mean"
+    within: str = ""  # what holds it when it is one of alternatives (" in a binding")
+
+    @property
+    def dotted(self) -> str:
+        """Its own dotted path (``bindings.line``)."""
+        return _dotted([*self.path, self.key])
+
+
 def _unknown_key(data: Any, path: list[Any], key: Any, known: list[str], source: str,
-                 rule: str, within: str = "", tail: str | None = None) -> Problem:
+                 rule: str, within: str = "", tail: str | None = None) -> UnknownKey:
     """A key the schema does not know at ``path``, with the closest known one; then
     ``tail``, or by default the keys allowed there when none is close."""
     hint = difflib.get_close_matches(str(key), known, n=1)
@@ -74,7 +92,8 @@ def _unknown_key(data: Any, path: list[Any], key: Any, known: list[str], source:
     elif not hint and known:
         message += f" (allowed: {', '.join(known)})"
     where = f"{source}:{line_of(data, [*path, key])}: {_dotted([*path, key])}"
-    return Problem(rule, message, mapping=where)
+    return UnknownKey(rule, message, mapping=where, key=key, path=tuple(path),
+                      allowed=tuple(known), hint=hint[0] if hint else None, within=within)
 
 
 def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:

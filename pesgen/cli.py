@@ -188,15 +188,16 @@ def export(
             opened: list[Any] = []
 
             def open_store() -> Any:
-                # once the mapping, format, output folder and input are checked: a
-                # store --create-store makes is not left behind by their refusal
+                # called by an export once the mapping, format, output folder and input
+                # are checked: a store --create-store makes is not left behind by their
+                # refusal (by a dry run first: read only, it creates nothing)
                 opened.append(_store(db, quiet, line_open, read_only=dry_run,
                                      create=create_store))
                 return opened[0]
 
-            result = export_recorded(open_store() if dry_run else open_store, mapping,
-                                     input, out, fixed, official_xsd, formats_dir, progress,
-                                     dry_run=dry_run, on_commit=interrupts.hold)
+            result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
+                                     formats_dir, progress, dry_run=dry_run,
+                                     on_commit=interrupts.hold)
             [store] = opened
             if line_open[0]:
                 _echo_err("")

@@ -258,16 +258,17 @@ class Exporter:
             return None
         scope = {"collectivity": self.builder.collectivity_scope,
                  "run": {"date": self.run_date, "exercise": self.mapping.collectivity.exercise}}
+        # no input record is read: a failure is the mapping's, whatever the input
         try:
             value = binding.evaluate({}, scope)
         except Exception as exc:
-            raise InputDataError(f"{binding.where}: expression failed: {exc}") from None
+            raise MappingError(f"{binding.where}: expression failed: {exc}") from None
         if value is None or str(value).strip() == "":
             return None
         limit = self.fmt.limit("bordereau.object")
         result = normalize(str(value), limit.charset, self.mapping.policies.text)
         if result.error or (limit.max and len(result.value) > limit.max):
-            raise InputDataError(f"{binding.where}: bordereau object "
+            raise MappingError(f"{binding.where}: bordereau object "
                                  f"{result.error or f'longer than {limit.max}'}")
         return result.value
 

@@ -399,22 +399,19 @@ def _schema_keys() -> dict[str, list[str]]:
     return found
 
 
-_UNKNOWN_KEY = re.compile(r"unknown key '([^']+)' \(allowed: [^)]*\)$")
-
-
 def _placed(problem: Problem) -> Problem:
     """An unknown key the schema knows at another level (sepa_creditor_id at the top,
     line: outside bindings): the problem says where it belongs, rather than the keys
-    allowed where it is."""
-    m = _UNKNOWN_KEY.match(problem.message)
-    if problem.mapping is None or m is None:
+    allowed where it is (not one close to it, nor in a binding's alternatives)."""
+    if not isinstance(problem, _schema.UnknownKey) or problem.hint or problem.within or \
+            not problem.allowed or not isinstance(problem.key, str):
         return problem
-    here = problem.mapping.rsplit(": ", 1)[-1]
-    places = [p for p in _schema_keys().get(m.group(1), []) if p != here]
+    here = problem.dotted
+    places = [p for p in _schema_keys().get(problem.key, []) if p != here]
     if not places or len(places) > 3:
         return problem
     said = " or ".join(places)
-    return replace(problem, message=f"unknown key '{m.group(1)}' here: it belongs at "
+    return replace(problem, message=f"unknown key '{problem.key}' here: it belongs at "
                                     f"{said} (move it there)")
 
 

@@ -115,7 +115,7 @@ def _digest(files: dict[str, BundleFile]) -> str:
     return h.hexdigest()
 
 
-def export_recorded(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
+def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_path: Path,
                     out_dir: Path | None, run_date: date | None = None,
                     official_xsd: Path | None = None,
                     formats_dirs: list[Path] | None = None,
@@ -131,24 +131,24 @@ def export_recorded(store: Store | Callable[[], Store], mapping_path: Path, inpu
     right before the run is committed (the CLI holds interrupts from there on: the
     run then stands, whatever signal comes after).
 
-    ``store`` may be a function opening it: it is called once the mapping, its format,
-    the output folder and the input are read and checked, so that a store it creates
-    (``--create-store``) is not left behind, empty, by an export refused for one of
-    them."""
+    ``open_store`` opens the state store (``lambda: store`` for one open already). An
+    export calls it once the mapping, its format, the output folder and the input are
+    read and checked, so that a store it creates (``--create-store``) is not left
+    behind, empty, by an export refused for one of them; a dry run calls it first, and
+    it must open the store read only."""
     if dry_run:
-        assert isinstance(store, Store), "a dry run is given its store, read only"
-        return _dry_run(store, mapping_path, input_path, out_dir, run_date, official_xsd,
-                        formats_dirs, progress)
+        return _dry_run(open_store(), mapping_path, input_path, out_dir, run_date,
+                        official_xsd, formats_dirs, progress)
     if out_dir is None:
         raise UsageError("an export needs an output folder (--out); only a dry run goes "
                          "without")
     with removed_if_refused(out_dir):
-        return _export_recorded(store, mapping_path, input_path, out_dir, run_date,
+        return _export_recorded(open_store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
                                 before_publish, on_commit)
 
 
-def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path: Path,
+def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: Path,
               out_dir: Path | None, run_date: date | None, official_xsd: Path | None,
               formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
               work_dir: Path | None = None) -> tuple[Any, dict[str, BundleFile],
@@ -157,7 +157,8 @@ def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path
     """What an export and its dry run do first: the exporter, the bundle as it is before
     its templates are read (the run records it, and it must not change until the files
     are rendered and validated, else it is not what ran), the numbering sequence, the
-    input's digest as read, every title prepared, and the guard on what active runs hold."""
+    input's digest as read, every title prepared, and the guard on what active runs hold
+    (on the store ``open_store`` opens then)."""
     snapshots: list[dict[str, BundleFile]] = []
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress, on_format=lambda fmt: snapshots.append(
@@ -166,12 +167,11 @@ def _prepared(store: Store | Callable[[], Store], mapping_path: Path, input_path
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
     prepared = exporter.prepare(Path(input_path))
-    if not isinstance(store, Store):
-        try:
-            store = store()  # opened (created) only now: see export_recorded
-        except BaseException:
-            prepared.close()
-            raise
+    try:
+        store = open_store()  # opened (created) only now: see export_recorded
+    except BaseException:
+        prepared.close()
+        raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None)
@@ -206,7 +206,7 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
         "docs/state.md, Numbering)"))
 
 
-def _export_recorded(store: Store | Callable[[], Store], mapping_path: Path,
+def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                      input_path: Path, out_dir: Path,
                      run_date: date | None, official_xsd: Path | None,
                      formats_dirs: list[Path] | None,
@@ -215,7 +215,7 @@ def _export_recorded(store: Store | Callable[[], Store], mapping_path: Path,
                      before_publish: Callable[[], None] | None,
                      on_commit: Callable[[], None] | None = None) -> ExportResult:
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
-        store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
+        open_store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress)
     store = taken.store
     try:
@@ -332,8 +332,8 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                          "only (Store(read_only=True))")
     with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
         exporter, bundle, key, read_digest, prepared, taken = _prepared(
-            store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
-            progress, Path(work))
+            lambda: store, mapping_path, input_path, out_dir, run_date, official_xsd,
+            formats_dirs, progress, Path(work))
         try:
             with store.reading() as conn:
                 recorded = store.recorded_next(conn, key)
@@ -829,17 +829,18 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         # code-table civilities through the text policies), which a run recorded then
         # needs: the recorded sha256 decides, not a version number. An expression's
         # zfill of None is refused as the input's problem (mapping.expr), a template's
-        # as the template's
+        # as the template's, output.bordereau_object's (no record read) as the
+        # mapping's: a refusal the rebuild as before makes too is the first one
         try:
             temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                    recorded_refs, waived, legacy=False)
-        except (_Differ, TemplateError, InputDataError) as exc:
+        except (_Differ, TemplateError, InputDataError, MappingError) as exc:
             before = load_recorded_mapping(run["mapping_text"], run["mapping_path"],
                                            as_before=True)
             try:
                 temps = _rebuild_files(run, before, fmt, staging, input_path,
                                        recorded_refs, waived, legacy=True)
-            except (_Differ, TemplateError, InputDataError):
+            except (_Differ, TemplateError, InputDataError, MappingError):
                 raise exc from None
         placed = []
         for temp, final in temps:

@@ -184,17 +184,21 @@ def _refuse_other_format(path: Path, spec: InputSpec) -> None:
     what is wrong with them)."""
     first = _first_line(path, spec.encoding)
     start = first[:1]
-    if spec.format == "csv" and start in ("{", "[", "<"):
-        expected = "csv"
-    elif spec.format == "json" and (start.isalnum() or start in ("\"", "'", ";", ",")):
-        expected = "json"
-    else:
-        return
-    shown = _display(path)
-    detail = (f"not {expected.upper()}: the first line {describe_first_line(first)}; the "
-              f"mapping says input.format: {expected}")
-    raise _refuse(f"{shown}:1: {detail}; nothing written", "input.format", detail,
-                  f"{shown}:1", spec.at("format"))
+    if (spec.format == "csv" and start in ("{", "[", "<")) or (
+            spec.format == "json" and (start.isalnum() or start in ("\"", "'", ";", ","))):
+        shown = _display(path)
+        raise _other_format(shown, first, spec, f"{shown}:1")
+
+
+def _other_format(shown: str, first: str, spec: InputSpec, said_at: str) -> InputDataError:
+    """The refusal of a file whose first line (``first``) is not of the mapping's
+    input.format: the line described, never quoted (it may be a billing row); the
+    problem at the file's line 1 and the mapping's input.format, the message headed by
+    ``said_at``."""
+    detail = (f"not {spec.format.upper()}: the first line {describe_first_line(first)}; "
+              f"the mapping says input.format: {spec.format}")
+    return _refuse(f"{said_at}: {detail}; nothing written", "input.format", detail,
+                   f"{shown}:1", spec.at("format"))
 
 
 def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
@@ -780,10 +784,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
             if count == 0 and not frames:
                 first = _first_line(path, spec.encoding)
                 if first[:1] not in ("{", "["):
-                    detail = (f"not JSON: the first line {describe_first_line(first)}; the "
-                              "mapping says input.format: json")
-                    raise _refuse(f"{shown}: {detail}; nothing written", "input.format",
-                                  detail, f"{shown}:1", spec.at("format")) from None
+                    raise _other_format(shown, first, spec, shown) from None
             detail = f"invalid JSON: {_syntax(exc)}"
             if reading is not None:
                 where = f"{shown}:{reading}"

@@ -38,7 +38,7 @@ def store(request, tmp_path):
 @pytest.fixture
 def exported(store, tmp_path):
     """The example billing run, exported and recorded."""
-    result = export_recorded(store, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
+    result = export_recorded(lambda: store, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
     return result
 
 

@@ -28,7 +28,7 @@ EXAMPLE = EXAMPLES / "school-export.json"
 def acknowledged(db_url, tmp_path) -> tuple[str, str]:
     """The example in bordereaux of 4 (IdBord 1-3): 1 accepted, 2 rejected, 3 without
     acknowledgement, recorded from ack.xml (IdBord 1 at its line 31): (url, run)."""
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
                           RUN).run_id
     ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"))
     assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
@@ -136,7 +136,7 @@ def test_annulled_by_the_tresorerie_on_one_bordereau_is_recorded_with_it(acknowl
 def test_an_accepted_bordereau_later_rejected_with_replace_cancels_as_rejected(
         db_url, tmp_path):
     """The bordereau's status decides, not its history."""
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
     assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
     with pytest.raises(StateError, match="the trésorerie accepted IdBord 1"):
         Store(db_url).cancel(run, "x")
@@ -168,7 +168,7 @@ def _said(stdout: str) -> list[str]:
 def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
     """The same answer (from this file, or another), or another one, with what --record
     would then do; the command for a rejection is unchanged."""
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
     before = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
     assert _said(before.stdout) == []
     assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
@@ -204,7 +204,7 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
 def test_acquit_json_gives_what_is_recorded_already(db_url, tmp_path):
     import json
 
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
     fresh = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
                                "--json").stdout)
     assert fresh["elements"][0]["recorded"] is None
@@ -224,7 +224,7 @@ def test_acquit_json_gives_what_is_recorded_already(db_url, tmp_path):
 
 
 def test_acquit_of_an_accepted_bordereau_annulled_then_cancelled_says_so(db_url, tmp_path):
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
     assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
     done = Store(db_url).cancel(run, "titres annulés", annulled_by_tresorerie=True)
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
@@ -307,7 +307,7 @@ def test_no_datamatrix_for_the_titles_of_a_bordereau_the_tresorerie_rejected(
 
 
 def test_a_datamatrix_written_before_the_rejection_is_said_not_to_print(db_url, tmp_path):
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
     first = _datamatrix(db_url, run)
     assert first.exit_code == 0, first.output
     assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9

@@ -101,7 +101,7 @@ def test_migration_9_creates_the_tables_as_frozen(db_url, tmp_path):
     assert indexes["uq_acquit_bordereau_status"]["unique"]
     import pesgen.store as st
 
-    run = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "out", RUN)
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
         conn.execute(st.acquits.insert().values(id=1, sha256="0" * 64, name="a.xml",
                                                 id_coll="21450999400015", cod_bud="00",
@@ -117,7 +117,7 @@ def test_migration_9_creates_the_tables_as_frozen(db_url, tmp_path):
 @pytest.fixture
 def one_run(db_url, tmp_path) -> tuple[str, str]:
     """A store at ``db_url`` holding the example's run (IdBord 1 of 2026): (url, run)."""
-    run = export_recorded(Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
     return db_url, run.run_id
 
 
@@ -242,7 +242,7 @@ def test_replace_goes_with_record(one_run):
 def test_one_contradiction_records_nothing_of_the_file(db_url, tmp_path):
     """One transaction for the file: a bordereau it would record alongside one it
     contradicts is not recorded either."""
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
                           RUN)
     first = _ack(tmp_path, "first.xml", _element(2, True))
     assert run_cli("acquit", first, "--db", db_url, "--record").exit_code == 0
@@ -453,9 +453,9 @@ def ormc_and_titres(db_url, tmp_path) -> tuple[str, str, str]:
         halves.append(tmp_path / name)
         halves[-1].write_text(json.dumps(dict(data, invoices=invoices)), encoding="utf-8")
     store = Store(db_url)
-    ormc = export_recorded(store, MAPPING, halves[0], tmp_path / "ormc", RUN)
-    titres = export_recorded(store, MAPPINGS / "villeneuve-sur-loing-titres.yaml", halves[1],
-                             tmp_path / "titres", RUN)
+    ormc = export_recorded(lambda: store, MAPPING, halves[0], tmp_path / "ormc", RUN)
+    titres = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                             halves[1], tmp_path / "titres", RUN)
     # (made in one second, the two runs come in either order)
     assert sorted((t, r, b.id_bord, b.file) for r, t, b in store.pes_bordereau(
         "21450999400015", "00", 2026, 1)) == [("01", titres.run_id, 1, TITRES_NAME),

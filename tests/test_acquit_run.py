@@ -169,7 +169,7 @@ def test_a_whole_file_rejection_is_recorded_with_run_on_a_run_of_one_file(one_ru
 
 
 def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url, tmp_path):
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN)
     path = ACKS / "file-rejected.xml"
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id)
@@ -200,7 +200,7 @@ def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url
 
 
 def test_bordereau_restricts_the_elements_tied_to_that_bordereau(db_url, tmp_path):
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN)
     path = _ack(tmp_path, "two.xml", _element(1, True, domain="6"),
                 _element(2, False, "ERREUR_AUTRE", domain="6"))
@@ -322,7 +322,7 @@ def test_run_of_a_finance_package_run_or_of_no_run_is_refused(tmp_path):
 
 
 def test_bordereau_of_no_or_a_cancelled_bordereau_is_refused(db_url, tmp_path):
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN)
     path = ACKS / "file-rejected.xml"
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
@@ -441,7 +441,7 @@ def test_the_rest_of_a_file_recorded_in_part_with_run_is_recorded_later(db_url, 
     records 1; `--record` then records 2 (the same file's row, by its lines), saying 1 was
     recorded already; once all is recorded, the same file again records nothing. (Before:
     the second `--record` said "recorded already: nothing recorded", 2 never recorded.)"""
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN).run_id
     path = _ack(tmp_path, "split.xml", _element(1, False, "ERREUR_AUTRE"),
                 _element(2, True))
@@ -480,7 +480,7 @@ def test_following_the_advice_for_an_element_set_aside_records_it(db_url, tmp_pa
     """`--record` records IdBord 2 (DomaineAck 7) and sets IdBord 1 aside (DomaineAck 6
     for a rôle), saying `record it with --record --run RUN`; doing so records it, IdBord 2
     said recorded already. (Before: "recorded already: nothing recorded".)"""
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN).run_id
     path = _ack(tmp_path, "advice.xml", _element(1, True, domain="6"), _element(2, True))
     first = run_cli("acquit", path, "--db", db_url, "--record")
@@ -566,7 +566,7 @@ def test_an_acceptance_of_a_bordereau_cancelled_on_its_own_is_recorded_and_told(
     """Without --bordereau, --run records the acceptance of a bordereau cancelled on its
     own, with the warning to tell the trésorerie (only a cancelled --bordereau or run is
     refused)."""
-    run = export_recorded(Store(db_url), split_mapping(tmp_path), EXAMPLE,
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN).run_id
     assert run_cli("runs", "cancel", run, "--bordereau", "2", "--reason", "sent again",
                    "--db", db_url).exit_code == 0

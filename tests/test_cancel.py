@@ -62,7 +62,7 @@ def test_one_bordereau_of_a_split_run_is_cancelled_alone(db_url, tmp_path):
     only; the others stay held, so a re-export cannot send them twice."""
     store = Store(db_url)
     split = split_mapping(tmp_path)
-    run = export_recorded(store, split, EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN)
     assert [f.bordereau for f in run.files] == [1, 2, 3]
     done = store.cancel(run.run_id, "trésorerie rejected IdBord 2", [2])
     assert (done.bordereaux, done.still_active, done.of, done.invoices) == ((2,), (1, 3), 3, 4)
@@ -72,11 +72,11 @@ def test_one_bordereau_of_a_split_run_is_cancelled_alone(db_url, tmp_path):
             assert active(store, invoice) == [(id_bord, id_bord != 2)]
     # the whole input again: refused for bordereaux 1 and 3 only
     with pytest.raises(StateError) as info:
-        export_recorded(store, split, EXAMPLE, tmp_path / "b", RUN)
+        export_recorded(lambda: store, split, EXAMPLE, tmp_path / "b", RUN)
     assert sorted(p.invoice for p in info.value.problems) == BORDEREAUX[1] + BORDEREAUX[3]
     # the rejected bordereau's invoices go out again, under a new number: 2 is never
     # given again
-    again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+    again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                             tmp_path / "c", RUN)
     assert [f.bordereau for f in again.files] == [4]
     assert active(store, "FA-2026-00105") == [(2, False), (4, True)]
@@ -98,7 +98,7 @@ def test_one_bordereau_of_a_split_run_is_cancelled_alone(db_url, tmp_path):
 
 def test_a_run_of_several_bordereaux_is_not_cancelled_whole_unless_asked(db_url, tmp_path):
     store = Store(db_url)
-    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     with pytest.raises(UsageError) as info:
         store.cancel(run.run_id, "rejected")
     assert str(info.value).startswith(
@@ -114,13 +114,13 @@ def test_a_run_of_several_bordereaux_is_not_cancelled_whole_unless_asked(db_url,
     done = store.cancel(run.run_id, "rejected", whole=True)
     assert (done.bordereaux, done.still_active, done.invoices) == ((1, 2, 3), (), 11)
     assert done.run.status == "cancelled" and done.run.cancelled_bordereaux == ()
-    assert export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "b",
+    assert export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "b",
                            RUN).first_number == 4
 
 
 def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, tmp_path):
     store = Store(db_url)
-    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     rid = run.run_id
     refused = cli(db_url, "runs", "cancel", rid[:8], "--reason", "rejected")
     assert refused.exit_code == 2 and "give --all" in refused.output
@@ -179,7 +179,7 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
 
 def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
     store = Store(db_url)
-    run = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
     done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected")
     assert done.stdout == f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
     assert cli(db_url, "runs", "find", "FA-2026-00101").output.rstrip().endswith(
@@ -198,7 +198,7 @@ def split_run_in_store_left_at(schema: int, missing_table: str, db_url: str, tmp
         old = Store(db_url)
     assert missing_table not in sa.inspect(old.engine).get_table_names()
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
-    run = export_recorded(donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     record_as_older(donor, old)
     old.engine.dispose()
     store = Store(db_url)
@@ -239,10 +239,10 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     advice before) would throw away a rôle the trésorerie took. The invoices already
     sent leave the input instead; the list is capped."""
     store = Store(db_url)
-    first = export_recorded(store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
     partial = _with_new(tmp_path, ["FA-2026-00112"], "partial.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, partial, tmp_path / "b", RUN)
     assert str(info.value) == (
         f"1 invoice(s) already exported by run(s) {first.run_id}; nothing written. Only some "
         "of this input's invoices are (1 of 2): remove those from the input to export the "
@@ -255,7 +255,7 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     numbers = [n for ns in BORDEREAUX.values() for n in ns]
     many = _with_new(tmp_path, numbers, "many.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, many, tmp_path / "c", RUN)
+        export_recorded(lambda: store, MAPPING, many, tmp_path / "c", RUN)
     assert f"(11 of 12): remove those from the input to export the others " \
         f"({', '.join(numbers[:10])}, … 1 more); cancel a run" in str(info.value)
     assert len(info.value.problems) == 11  # every one, with its record
@@ -266,9 +266,9 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
         db_url, tmp_path):
     store = Store(db_url)
     split = split_mapping(tmp_path)
-    first = export_recorded(store, split, EXAMPLE, tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN)
     with pytest.raises(StateError) as info:
-        export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+        export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                         tmp_path / "b", RUN)
     assert str(info.value) == (
         f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written. A run of "
@@ -286,7 +286,7 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     clash = tmp_path / "clash.json"
     clash.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(StateError) as info:
-        export_recorded(store, split, clash, tmp_path / "d", RUN)
+        export_recorded(lambda: store, split, clash, tmp_path / "d", RUN)
     [problem] = info.value.problems
     assert problem.rule == "run.num-dette-taken"
     assert problem.message.endswith(
@@ -295,7 +295,7 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
         "invoice another NumDette")
     # followed: the bordereau is cancelled, its invoices go out again
     store.cancel(first.run_id, "rejected", [2])
-    again = export_recorded(store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+    again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                             tmp_path / "c", RUN)
     assert again.first_number == 4
 
@@ -304,7 +304,7 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
     """Which invoice is in which bordereau, for titres and finance packages too (only the
     ORMC references CSV said so); left-out invoices with their input record."""
     store = Store(db_url)
-    ormc = export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    ormc = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     store.cancel(ormc.run_id, "rejected", [2])
     shown = cli(db_url, "runs", "show", ormc.run_id[:8], "--invoices")
     assert shown.exit_code == 0, shown.output
@@ -321,7 +321,7 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
     assert lines[at + 6] == "    FA-2026-00105       2      1  202600105  237.50  cancelled"
     assert len(lines) == at + 13
     assert "  invoices" not in cli(db_url, "runs", "show", ormc.run_id[:8]).output
-    titres = export_recorded(store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+    titres = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
                              _with_new(tmp_path, [], "new.json"), tmp_path / "t", RUN)
     lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
     assert lines[-3:] == ["  invoices    1", "    invoice        IdBord  IdPce  amount  status",
@@ -332,7 +332,7 @@ def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
     from pesgen.store import copy_store
 
     source = Store(f"sqlite:///{tmp_path / 'source.sqlite3'}")
-    run = export_recorded(source, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
+    run = export_recorded(lambda: source, split_mapping(tmp_path), EXAMPLE, tmp_path / "a", RUN)
     source.cancel(run.run_id, "IdBord 2 rejected", [2])
     counts = copy_store(source.url, db_url)
     assert counts["cancelled_bordereaux"] == 1

@@ -38,7 +38,7 @@ def _split_run(store, tmp_path) -> str:
     bordereaux of 4: its run id."""
     first = ledger.invoice_due(store, "21450999400015", "FA-2026-00101").run_id
     store.cancel(first, "exported again in bordereaux of 4")
-    return export_recorded(store, split_mapping(tmp_path), EXAMPLE, tmp_path / "split",
+    return export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "split",
                            date(2026, 11, 24)).run_id
 
 
@@ -111,11 +111,11 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     again = tmp_path / "again.json"
     again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     # a dry run says it too, from its rolled-back reading of the store
-    dry = export_recorded(Store(store.url, read_only=True), MAPPING, again, None,
+    dry = export_recorded(lambda: Store(store.url, read_only=True), MAPPING, again, None,
                           date(2026, 11, 24), dry_run=True)
     [dry_note] = [n for n in dry.notes if n.policy == "payfip"]
     assert dry_note.invoice == "FA-2026-00102"
-    result = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    result = export_recorded(lambda: store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
     [note] = [n for n in result.notes if n.policy == "payfip"]
     assert note.detail == dry_note.detail
     assert (note.invoice, note.origin) == ("FA-2026-00102", f"{again}:$.invoices[1]")
@@ -156,7 +156,7 @@ def test_no_datamatrix_for_the_titles_of_a_cancelled_bordereau(store, tmp_path):
     written; stderr names the skipped invoices and the cancellation, and the CSV written
     for that bordereau before it was cancelled, still there."""
     out = tmp_path / "split"
-    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, out,
                           date(2026, 11, 23)).run_id
     stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
     before = _datamatrix(store, run)
@@ -208,7 +208,7 @@ def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):
     """Every title of the run cancelled: nothing to print; exit 7 (the store's state
     refuses it), naming the cancellation and `pesgen runs show`; nothing written."""
     out = tmp_path / "split"
-    run = export_recorded(store, split_mapping(tmp_path), EXAMPLE, out,
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, out,
                           date(2026, 11, 23)).run_id
     store.cancel(run, "trésorerie rejected IdBord 2", [2])
     store.cancel(run, "wrong exercise", whole=True)
@@ -282,7 +282,7 @@ def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow
     data["invoices"] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
     again = tmp_path / "again.json"
     again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    new = export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
     # exported again, no new link yet: due again under its new title, not "cancelled"
     # (the school software would mark a due invoice settled)
     row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]

@@ -98,7 +98,7 @@ def test_a_dry_run_announces_the_next_export_and_changes_nothing(db_url, tmp_pat
     file = _sqlite_file(db_url)
     file_before = _digest(file) if file else None
     out = tmp_path / "exports" / "nov"
-    dry = export_recorded(Store(db_url, read_only=True), MAPPING, INPUT, out, RUN,
+    dry = export_recorded(lambda: Store(db_url, read_only=True), MAPPING, INPUT, out, RUN,
                           dry_run=True)
     assert dry.run_id is None
     assert [(f.path, f.bordereau, f.titles) for f in dry.files] == [(out / XML.format(42), 42,
@@ -110,7 +110,7 @@ def test_a_dry_run_announces_the_next_export_and_changes_nothing(db_url, tmp_pat
         assert _digest(file) == file_before
     assert _next_number(db_url) == 42
     # the real export takes the number announced and writes the bytes announced
-    real = export_recorded(Store(db_url), MAPPING, INPUT, out, RUN)
+    real = export_recorded(lambda: Store(db_url), MAPPING, INPUT, out, RUN)
     assert real.first_number == 42
     assert [(f.path, f.sha256) for f in real.files] == [(f.path, f.sha256) for f in dry.files]
     assert real.reference_digests == dry.reference_digests
@@ -119,7 +119,7 @@ def test_a_dry_run_announces_the_next_export_and_changes_nothing(db_url, tmp_pat
     # the same invoices again: refused as the real export is, naming the run; still nothing
     after = _contents(db_url)
     with pytest.raises(StateError) as refused:
-        export_recorded(Store(db_url, read_only=True), MAPPING, INPUT, tmp_path / "again",
+        export_recorded(lambda: Store(db_url, read_only=True), MAPPING, INPUT, tmp_path / "again",
                         RUN, dry_run=True)
     assert refused.value.exit_code == ExitCode.STATE
     assert f"already exported by run(s) {real.run_id}" in str(refused.value)
@@ -127,14 +127,14 @@ def test_a_dry_run_announces_the_next_export_and_changes_nothing(db_url, tmp_pat
     assert not (tmp_path / "again").exists()
     assert _contents(db_url) == after
     # another run's invoices: the next number, still unused
-    other = export_recorded(Store(db_url, read_only=True), MAPPING, _variant(tmp_path, "b"),
+    other = export_recorded(lambda: Store(db_url, read_only=True), MAPPING, _variant(tmp_path, "b"),
                             None, RUN, dry_run=True)
     assert [f.path for f in other.files] == [Path(XML.format(43))]
     assert _next_number(db_url) == 43
 
 
 def test_a_dry_run_refuses_what_the_store_refuses_by_num_dette(db_url, tmp_path):
-    export_recorded(Store(db_url), MAPPING, INPUT, tmp_path / "a", RUN)
+    export_recorded(lambda: Store(db_url), MAPPING, INPUT, tmp_path / "a", RUN)
     # other invoice numbers, same NumDettes: the guard on payment references
     data = json.loads(INPUT.read_text(encoding="utf-8"))
     for inv in data["invoices"]:
@@ -142,7 +142,7 @@ def test_a_dry_run_refuses_what_the_store_refuses_by_num_dette(db_url, tmp_path)
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(StateError) as refused:
-        export_recorded(Store(db_url, read_only=True), MAPPING, renamed, None, RUN,
+        export_recorded(lambda: Store(db_url, read_only=True), MAPPING, renamed, None, RUN,
                         dry_run=True)
     assert {p.rule for p in refused.value.problems} == {"run.num-dette-taken"}
 
@@ -155,7 +155,7 @@ def test_a_store_that_is_not_there_is_read_as_empty_and_not_created(db_url, tmp_
     store = Store(url, read_only=True)
     assert store.found == ("none" if url.startswith("sqlite") else "empty")
     assert not store.created
-    result = export_recorded(store, MAPPING, INPUT, None, RUN, dry_run=True)
+    result = export_recorded(lambda: store, MAPPING, INPUT, None, RUN, dry_run=True)
     assert result.files[0].bordereau == 1
     if url.startswith("sqlite"):
         assert not (tmp_path / "not").exists()
@@ -168,7 +168,7 @@ def test_an_older_store_is_read_as_migrated_and_left_at_its_schema(db_url, tmp_p
     """The export migrates a store first; a dry run reads it so (its guards included),
     in a transaction it rolls back: the store stays at its schema, row for row."""
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
-    first = export_recorded(donor, MAPPING, INPUT, tmp_path / "a", RUN)
+    first = export_recorded(lambda: donor, MAPPING, INPUT, tmp_path / "a", RUN)
     with monkeypatch.context() as patch:
         patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:4])
         old = Store(db_url)
@@ -176,10 +176,10 @@ def test_an_older_store_is_read_as_migrated_and_left_at_its_schema(db_url, tmp_p
     old.engine.dispose()
     before = _contents(db_url)
     with pytest.raises(StateError, match=first.run_id):  # its invoices, keyed by migration 5
-        export_recorded(Store(db_url, read_only=True), MAPPING, INPUT, None, RUN,
+        export_recorded(lambda: Store(db_url, read_only=True), MAPPING, INPUT, None, RUN,
                         dry_run=True)
     store = Store(db_url, read_only=True)
-    result = export_recorded(store, MAPPING, _variant(tmp_path, "b"), None, RUN,
+    result = export_recorded(lambda: store, MAPPING, _variant(tmp_path, "b"), None, RUN,
                              dry_run=True)
     assert result.files[0].bordereau == 2
     assert store.pending_migrations == len(st.MIGRATIONS) - 4
@@ -206,7 +206,7 @@ def test_the_store_is_not_held_while_the_files_are_rendered_and_validated(db_url
         return finish(self, prepared, first_number)
 
     monkeypatch.setattr(Exporter, "finish", busy_store)
-    export_recorded(Store(db_url, read_only=True), MAPPING, INPUT, None, RUN, dry_run=True)
+    export_recorded(lambda: Store(db_url, read_only=True), MAPPING, INPUT, None, RUN, dry_run=True)
     assert seen == [1]
 
 
@@ -228,7 +228,7 @@ def test_files_go_to_a_private_temporary_folder_always_removed(tmp_path, monkeyp
 
     monkeypatch.setattr(Exporter, "finish", watched)
     out = tmp_path / "out"
-    export_recorded(Store(read_only=True), MAPPING, INPUT, out, RUN, dry_run=True)
+    export_recorded(lambda: Store(read_only=True), MAPPING, INPUT, out, RUN, dry_run=True)
     [(mode, parent, folders)] = staged
     assert mode == 0o700 and parent == temp
     assert len(folders) == 2 and set(folders) == {folders[0]} and folders[0].parent == temp
@@ -236,7 +236,7 @@ def test_files_go_to_a_private_temporary_folder_always_removed(tmp_path, monkeyp
     monkeypatch.setattr(Exporter, "finish",
                         lambda self, p, n: watched(self, p, n, interrupt=True))
     with pytest.raises(KeyboardInterrupt):
-        export_recorded(Store(read_only=True), MAPPING, INPUT, out, RUN, dry_run=True)
+        export_recorded(lambda: Store(read_only=True), MAPPING, INPUT, out, RUN, dry_run=True)
     assert len(staged) == 2
     assert list(temp.iterdir()) == [] and not out.exists()
 
@@ -253,14 +253,14 @@ def test_the_rendered_files_are_validated(tmp_path, monkeypatch):
                                                            '<TypPce V="01"/>'),
                    encoding="utf-8")
     with pytest.raises(OutputInvalidError) as refused:
-        export_recorded(Store(read_only=True), MAPPING, INPUT, tmp_path / "out", RUN,
+        export_recorded(lambda: Store(read_only=True), MAPPING, INPUT, tmp_path / "out", RUN,
                         formats_dirs=[fmts], dry_run=True)
     assert "pes.triplet" in {p.rule for p in refused.value.problems}
     assert list(temp.iterdir()) == [] and not (tmp_path / "out").exists()
 
 
 def test_the_official_xsd_is_applied_when_given(tmp_path, official_xsd):
-    result = export_recorded(Store(read_only=True), MAPPING, INPUT, None, RUN,
+    result = export_recorded(lambda: Store(read_only=True), MAPPING, INPUT, None, RUN,
                              official_xsd=official_xsd, dry_run=True)
     assert result.checks  # not vacuous: the run's file is there
     assert all(c["official_xsd"] == str(official_xsd) for c in result.checks.values())
@@ -268,9 +268,9 @@ def test_the_official_xsd_is_applied_when_given(tmp_path, official_xsd):
 
 def test_a_real_export_needs_an_output_folder_and_a_dry_run_a_read_only_store(tmp_path):
     with pytest.raises(UsageError, match="--out"):
-        export_recorded(Store(), MAPPING, INPUT, None, RUN)
+        export_recorded(lambda: Store(), MAPPING, INPUT, None, RUN)
     with pytest.raises(UsageError, match="read only"):
-        export_recorded(Store(), MAPPING, INPUT, None, RUN, dry_run=True)
+        export_recorded(lambda: Store(), MAPPING, INPUT, None, RUN, dry_run=True)
 
 
 # ---------------------------------------------------------------- the command
@@ -383,7 +383,7 @@ def test_cli_a_bad_input_exits_4_and_writes_nothing(tmp_path, _isolated_state):
     assert not out.exists()
     assert not _isolated_state.exists()
     with pytest.raises(InputDataError):
-        export_recorded(Store(read_only=True), MAPPING, bad, out, RUN, dry_run=True)
+        export_recorded(lambda: Store(read_only=True), MAPPING, bad, out, RUN, dry_run=True)
 
 
 def test_cli_quiet_dry_run_prints_nothing(tmp_path):

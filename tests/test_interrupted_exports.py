@@ -48,12 +48,12 @@ def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_p
                 locked[0] = True  # budget 00's sequence row: the guard under the lock
             elif (locked[0] and not rival and "FROM run_invoices" in statement
                   and "invoice_key IN" in statement):
-                rival.append(export_recorded(Store(url), budget_01, many,
+                rival.append(export_recorded(lambda: Store(url), budget_01, many,
                                              tmp_path / "rival", RUN))
 
         sa.event.listen(store.engine, "after_cursor_execute", between_chunks)
         with pytest.raises(StateError) as info:
-            export_recorded(store, MAPPING, many, tmp_path / "b", RUN)
+            export_recorded(lambda: store, MAPPING, many, tmp_path / "b", RUN)
         [winner] = rival
         assert info.value.exit_code == 7
         message = str(info.value)
@@ -84,14 +84,15 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
     store = Store(f"sqlite:///{db}")
     out = tmp_path / "out"
     with pytest.raises(PowerCut):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
                         before_publish=_crash)
     [run] = store.list_runs()
     names = [f["name"] for f in store.get_run(run.id)["files"]]
     advice = (f"if they were never sent, `pesgen regenerate {run.id} --out DIR` rebuilds "
               "them, the same bytes; do not cancel a run whose bordereau number was not sent")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b",
+                        RUN)
     message = str(info.value)
     assert message.startswith(f"11 invoice(s) already exported by run(s) {run.id}; "
                               f"nothing written. Run {run.id}'s recorded file(s) "
@@ -109,7 +110,8 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
         part.unlink()
     regenerate(store, run.id, out)
     with pytest.raises(StateError) as again:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c",
+                        RUN)
     assert str(again.value) == (f"11 invoice(s) already exported by run(s) {run.id}; "
                                 "nothing written")
     shown = run_cli("runs", "show", run.id[:8], "--db", db)
@@ -134,7 +136,7 @@ done = []
 def late_record(self, *args):
     if not done:  # (the rival's own record_run goes straight through)
         done.append(None)
-        export_recorded(Store(url), Path(budget_01), Path(example), Path(rival_out),
+        export_recorded(lambda: Store(url), Path(budget_01), Path(example), Path(rival_out),
                         date(2026, 11, 23))
     return record_run(self, *args)
 

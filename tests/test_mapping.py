@@ -484,6 +484,33 @@ def test_a_csv_mapping_binding_lines_otherwise_than_const_rows_is_refused(tmp_pa
     assert r.exit_code == ExitCode.MAPPING and "(rule mapping.csv-lines)" in r.output
 
 
+BORDEREAU_OBJECT = '  bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}\n'
+
+
+@pytest.mark.parametrize("written, says", [
+    ("{expr: \"{'T1': 'TRIMESTRE 1'}.get(run.date) ~ ' 2026'\"}",
+     "expression failed: '~' writes None"),
+    ('{const: "' + "A" * 161 + '"}', "bordereau object longer than 160"),
+])
+def test_a_bordereau_object_the_format_refuses_is_the_mappings_error(tmp_path, written,
+                                                                      says):
+    """output.bordereau_object is evaluated on the collectivity and the run's date only:
+    an expression failing on them, or an object longer than the format's limit, was
+    refused as the input's (exit 4) by export and by check-mapping (its sample date),
+    though no input could mend it. The mapping's error (exit 3), at its line and key,
+    found by check-mapping before any export."""
+    path = _write(tmp_path, _edit((BORDEREAU_OBJECT, f"  bordereau_object: {written}\n")))
+    where = f"{path}:{_line(path, 'bordereau_object:')}: output.bordereau_object: {says}"
+    r = CliRunner().invoke(app, ["check-mapping", str(path)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert where in r.output
+    with pytest.raises(PesgenError) as info:
+        export(path, EXAMPLES / "school-export.json", tmp_path / "out", date(2026, 11, 23))
+    assert info.value.exit_code == ExitCode.MAPPING, info.value.report()
+    assert str(info.value).startswith(where)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_a_code_missing_from_a_table_says_which_table_to_add_it_to(tmp_path):
     """A civility not in codes.civility, no INSEE code for 'BE', an unknown SEPA
     sequence 'RCUR' said what was missing, not where to add it (as 'add it to

@@ -550,7 +550,7 @@ def _reexported(flow, store, tmp_path, total: str | None) -> None:
     invoice["total"] = total
     again = tmp_path / "again.json"
     again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    export_recorded(store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
+    export_recorded(lambda: store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
 
 
 @pytest.mark.parametrize("total, kinds", [
@@ -713,7 +713,7 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
         patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:3])
         old = Store(schema_3_url)
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
-    export_recorded(donor, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
+    export_recorded(lambda: donor, MAPPING, INPUT, tmp_path / "out", RUN_DATE)
     record_as_older(donor, old)
     with old.engine.begin() as conn:
         # a technician's test paid the invoice

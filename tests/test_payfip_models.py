@@ -356,7 +356,7 @@ def test_the_payer_email_is_the_exact_invoice_s_not_a_look_alike_s(tmp_path):
 
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     mapping_path = MAPPINGS / "villeneuve-sur-loing.yaml"
-    done = export_recorded(store, mapping_path, EXAMPLES / "school-export.json",
+    done = export_recorded(lambda: store, mapping_path, EXAMPLES / "school-export.json",
                            tmp_path / "out", date.fromisoformat(RUN_DATE))
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     [mine] = [inv for inv in data["invoices"] if inv["number"] == "FA-2026-00103"]

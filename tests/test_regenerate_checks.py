@@ -408,6 +408,24 @@ def test_a_run_whose_mapping_expression_wrote_none_then_is_rebuilt(tmp_path, mon
     assert "invoice.object: expression failed: '~' writes None" in refused.output
 
 
+def test_a_run_whose_bordereau_object_expression_wrote_none_then_is_rebuilt(tmp_path,
+                                                                           monkeypatch):
+    """The same in output.bordereau_object, evaluated once per run on the collectivity
+    and the run's date: the word None in the bordereau's object then, the run rebuilt
+    byte for byte; an export today is refused as the mapping's error (exit 3)."""
+    shipped = 'bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}'
+    table = ("bordereau_object: {expr: \"'CONSERVATOIRE ' ~ {'2027-01-05': 'T2'}"
+             ".get(run.date | string)\"}")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (shipped, table))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _as_before_expressions, mapping, out)
+    assert b'<Objet V="CONSERVATOIRE NONE"/>' in next(out.glob("*.xml")).read_bytes()
+    _rebuilt(tmp_path, run_id, out)
+    refused = _export(mapping, tmp_path / "today")
+    assert refused.exit_code == ExitCode.MAPPING, refused.output
+    assert "output.bordereau_object: expression failed: '~' writes None" in refused.output
+
+
 @pytest.mark.parametrize("written, wrote", [
     ("{{ t.joint_debtor }}", b"<!-- None -->"),
     ("{{ t.joint_debtor | upper }}", b"<!-- NONE -->"),

@@ -67,7 +67,8 @@ def test_sequential_numbering_and_configured_start(db_url, tmp_path):
         store.set_start(key, 50)  # not twice
     numbers = []
     for tag in ("1", "2", "3"):
-        r = export_recorded(store, MAPPING, _variant(tmp_path, tag), tmp_path / f"out{tag}", RUN)
+        r = export_recorded(lambda: store, MAPPING, _variant(tmp_path, tag),
+                            tmp_path / f"out{tag}", RUN)
         numbers.append(r.first_number)
         assert r.files[0].path.name.endswith(f"_{r.first_number:07d}.xml")
     assert numbers == [42, 43, 44]
@@ -83,7 +84,7 @@ def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(InputDataError):
-        export_recorded(store, MAPPING, bad, tmp_path / "o1", RUN)
+        export_recorded(lambda: store, MAPPING, bad, tmp_path / "o1", RUN)
     assert _files(tmp_path / "o1") == []
     # 2. validation failure of the rendered file (a format whose template breaks the XSD)
     fmts = tmp_path / "fmts"
@@ -92,8 +93,8 @@ def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
     tpl.write_text(tpl.read_text(encoding="utf-8").replace('<TypPce V="15"/>', '<TypPce V="01"/>'),
                    encoding="utf-8")
     with pytest.raises(OutputInvalidError):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2", RUN,
-                        formats_dirs=[fmts])
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2",
+                        RUN, formats_dirs=[fmts])
     assert _files(tmp_path / "o2") == []
     # 3. a crash between render and commit
 
@@ -101,13 +102,14 @@ def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
         raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError, match="power cut"):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o3", RUN,
-                        before_commit=crash)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o3",
+                        RUN, before_commit=crash)
     assert _files(tmp_path / "o3") == []
     assert store.list_runs() == []
     assert store.find_invoice("FA-2026-00101") == []
     # none of the failures consumed a number
-    ok = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o4", RUN)
+    ok = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o4",
+                         RUN)
     assert ok.first_number == 1
 
 
@@ -125,16 +127,17 @@ def test_a_crash_after_the_commit_leaves_a_recorded_run_that_regenerate_complete
         raise PowerCut("power cut")
 
     with pytest.raises(PowerCut, match="power cut"):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
                         before_publish=crash)
     [run] = store.list_runs()
     assert run.first_number == 1
     assert all(name.startswith(".pesgen-") and name.endswith(".part") for name in _files(out))
     # the number is used once: the next run gets 2, and the invoices stay taken
-    assert export_recorded(store, MAPPING, _variant(tmp_path, "b"), tmp_path / "b",
+    assert export_recorded(lambda: store, MAPPING, _variant(tmp_path, "b"), tmp_path / "b",
                            RUN).first_number == 2
     with pytest.raises(StateError):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c",
+                        RUN)
     for part in out.iterdir():
         part.unlink()
     written = regenerate(store, run.id, out)
@@ -153,7 +156,7 @@ def test_files_that_cannot_be_put_in_place_name_the_recorded_run(db_url, tmp_pat
     monkeypatch.setattr("pesgen.runs.commit", full_disk)
     out = tmp_path / "out"
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
     [run] = store.list_runs()
     message = str(info.value)
     assert f"run {run.id} is recorded (IdBord 1)" in message
@@ -164,12 +167,13 @@ def test_files_that_cannot_be_put_in_place_name_the_recorded_run(db_url, tmp_pat
 
 def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
     store = Store(db_url)
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     # a second run sharing one invoice is refused, naming the run, its file and IdBord
     partial = _invoices({"FA-2026-00104": "FA-2026-00104", "FA-2026-00111": "NEW-1"}, tmp_path,
                         "partial.json")
     with pytest.raises(StateError) as exc:
-        export_recorded(store, MAPPING, partial, tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, partial, tmp_path / "b", RUN)
     [problem] = exc.value.problems  # its NumDette is its own: not a second problem
     assert problem.rule == "run.duplicate" and problem.invoice == "FA-2026-00104"
     assert problem.record == f"{partial}:$.invoices[0]"
@@ -178,7 +182,8 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
     assert _files(tmp_path / "b") == []
     # cancelling frees the invoices; the number is not reused
     store.cancel(first.run_id, "trésorerie rejected the rôle")
-    again = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+    again = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "c", RUN)
     assert again.first_number == 2
     held = [h for h in store.find_invoice("FA-2026-00104") if h["active"]]
     assert [h["run_id"] for h in held] == [again.run_id]
@@ -191,12 +196,13 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
     """NumDette (with IdPost and Cle2) is the payment reference a family pays with: two
     active titles of a collectivity never share one, across runs too."""
     store = Store(db_url)
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     # FB-2026-00104 is another invoice, but `digits` gives it FA-2026-00104's NumDette
     clash = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00104": "FB-2026-00104",
                        "FA-2026-00105": "FA-2026-00199"}, tmp_path, "clash.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, clash, tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, clash, tmp_path / "b", RUN)
     duplicate, debt = info.value.problems
     assert (duplicate.rule, duplicate.invoice) == ("run.duplicate", "FA-2026-00101")
     assert duplicate.record == f"{clash}:$.invoices[0]"
@@ -228,7 +234,7 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
     assert store.find_invoice("FB-2026-00104") == []
     # cancelling the first run releases its NumDettes; the refusals used no number
     store.cancel(first.run_id, "trésorerie rejected the rôle")
-    second = export_recorded(store, MAPPING, clash, tmp_path / "c", RUN)
+    second = export_recorded(lambda: store, MAPPING, clash, tmp_path / "c", RUN)
     assert second.first_number == 2
     [held] = store.find_invoice("FB-2026-00104")
     assert held["debt_number"] == "202600104" and held["run_id"] == second.run_id
@@ -248,13 +254,13 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
     # and the second run holds it now
     third = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, third, tmp_path / "d", RUN)
+        export_recorded(lambda: store, MAPPING, third, tmp_path / "d", RUN)
     [debt] = info.value.problems
     assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
     # leading zeros make no other NumDette: 0202600104 is paid with 202600104's reference
     zeros = _invoices({"FA-2026-00104": "FD-02026-00104"}, tmp_path, "zeros.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, zeros, tmp_path / "e", RUN)
+        export_recorded(lambda: store, MAPPING, zeros, tmp_path / "e", RUN)
     [debt] = info.value.problems
     assert (debt.rule, debt.invoice) == ("run.num-dette-taken", "FD-02026-00104")
 
@@ -271,7 +277,8 @@ def test_num_dettes_differing_by_leading_zeros_are_one_within_a_run(tmp_path):
 def test_a_format_without_num_dette_records_none(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
-    run = export_recorded(store, titres, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    run = export_recorded(lambda: store, titres, EXAMPLES / "school-export.json", tmp_path / "o",
+                          RUN)
     with store.engine.connect() as conn:
         debts = conn.execute(sa.text("SELECT DISTINCT debt_number FROM run_invoices "
                                      "WHERE run_id = :r"), {"r": run.run_id}).scalars().all()
@@ -285,7 +292,8 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
     import pesgen.store as st
 
     donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
-    first = export_recorded(donor, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: donor, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     with monkeypatch.context() as patch:
         patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:2])
         old = Store(db_url)
@@ -301,11 +309,12 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
     [held] = store.find_invoice("FA-2026-00104")
     assert held["run_id"] == first.run_id and held["debt_number"] is None
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b",
+                        RUN)
     assert {p.rule for p in info.value.problems} == {"run.duplicate"}
     # rows recorded before migration 3 hold no NumDette (docs/state.md says so)
     same_debt = _invoices({"FA-2026-00104": "FB-2026-00104"}, tmp_path, "fb.json")
-    second = export_recorded(store, MAPPING, same_debt, tmp_path / "c", RUN)
+    second = export_recorded(lambda: store, MAPPING, same_debt, tmp_path / "c", RUN)
     assert second.first_number == 2  # the numbering came along
     # ... and the run summary says that this check could not be made
     assert [n.detail for n in second.notes if n.policy == "store"] == [
@@ -313,7 +322,7 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_guards(db_url, tmp_path, mon
         "of theirs is not checked against this run's (see docs/state.md)"]
     again = _invoices({"FA-2026-00104": "FC-2026-00104"}, tmp_path, "fc.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, again, tmp_path / "d", RUN)
+        export_recorded(lambda: store, MAPPING, again, tmp_path / "d", RUN)
     [debt] = info.value.problems
     assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
 
@@ -348,7 +357,8 @@ def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monke
     # titres: no NumDette, so only the invoice key's index can refuse the lower case
     mapping = MAPPINGS / "villeneuve-sur-loing-titres.yaml" if clash == "invoice-case" \
         else MAPPING
-    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     second = {"invoice": EXAMPLES / "school-export.json",
               "invoice-case": _invoices({"FA-2026-00104": "fa-2026-00104"}, tmp_path,
                                         "fa.json"),
@@ -356,11 +366,11 @@ def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monke
                                      "fb.json")}[clash]
     blind = _blind_until_recorded(monkeypatch)
     with pytest.raises(StateError) as raced:
-        export_recorded(store, mapping, second, tmp_path / "b", RUN)
+        export_recorded(lambda: store, mapping, second, tmp_path / "b", RUN)
     assert blind == [False]  # refused by the index at record time, not by the check
     monkeypatch.undo()
     with pytest.raises(StateError) as checked:
-        export_recorded(store, mapping, second, tmp_path / "c", RUN)
+        export_recorded(lambda: store, mapping, second, tmp_path / "c", RUN)
     assert str(raced.value) == str(checked.value)
     assert raced.value.problems == checked.value.problems
     assert raced.value.exit_code == checked.value.exit_code == 7
@@ -369,7 +379,7 @@ def test_a_race_past_the_check_is_refused_like_the_check(db_url, tmp_path, monke
     assert all(first.run_id in p.message for p in raced.value.problems)
     assert _files(tmp_path / "b") == []
     assert [r.id for r in store.list_runs()] == [first.run_id]
-    assert export_recorded(store, mapping, _variant(tmp_path, "n"), tmp_path / "n",
+    assert export_recorded(lambda: store, mapping, _variant(tmp_path, "n"), tmp_path / "n",
                            RUN).first_number == 2  # the refused run used no number
 
 
@@ -377,11 +387,12 @@ def test_a_conflict_the_guard_does_not_explain_stays_a_store_error(tmp_path, mon
     from pesgen.errors import RecordConflict
 
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     monkeypatch.setattr("pesgen.runs.new_run_id", lambda: first.run_id)  # a taken key
     with pytest.raises(RecordConflict, match="the store refused to record the run: UNIQUE "
                        "constraint failed: runs.id; nothing recorded") as info:
-        export_recorded(store, MAPPING, _variant(tmp_path, "u"), tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, _variant(tmp_path, "u"), tmp_path / "b", RUN)
     assert info.value.exit_code == 7
     assert _files(tmp_path / "b") == []
     assert [r.id for r in store.list_runs()] == [first.run_id]
@@ -401,14 +412,15 @@ def test_two_budgets_racing_on_postgresql_get_the_check_s_refusal(tmp_path, monk
         def late_record(self, *args):
             if not rival:  # the other export, checked and recorded meanwhile
                 rival.append(None)  # (its own record_run goes straight through)
-                rival[0] = export_recorded(Store(url), other_budget,
+                rival[0] = export_recorded(lambda: Store(url), other_budget,
                                            EXAMPLES / "school-export.json",
                                            tmp_path / "rival", RUN)
             return record_run(self, *args)
 
         monkeypatch.setattr(Store, "record_run", late_record)
         with pytest.raises(StateError) as info:
-            export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+            export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "b", RUN)
         [winner] = rival
         assert info.value.exit_code == 7
         assert str(info.value) == (f"11 invoice(s) already exported by run(s) {winner.run_id}; "
@@ -419,7 +431,7 @@ def test_two_budgets_racing_on_postgresql_get_the_check_s_refusal(tmp_path, monk
         monkeypatch.undo()
         assert [r.id for r in store.list_runs()] == [winner.run_id]
         # budget 00 used no number
-        ok = export_recorded(store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n", RUN)
+        ok = export_recorded(lambda: store, MAPPING, _variant(tmp_path, "n"), tmp_path / "n", RUN)
         assert ok.first_number == 1
 
 
@@ -427,7 +439,8 @@ def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path
     store = Store(db_url)
     mapping = tmp_path / "mapping.yaml"
     shutil.copy(MAPPING, mapping)
-    r = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    r = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json", tmp_path / "out",
+                        RUN)
     original = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     mapping.write_text(mapping.read_text(encoding="utf-8").replace(
         "CONSERVATOIRE - TRIMESTRE 1", "ECOLE - T1"), encoding="utf-8")
@@ -506,7 +519,8 @@ def test_cli_second_export_names_the_run(db_url, tmp_path):
 def test_copy_store_keeps_runs_numbering_and_the_duplicate_guard(db_url, tmp_path):
     source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     old = Store(source)
-    first = export_recorded(old, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: old, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a",
+                            RUN)
     from pesgen.store import copy_store
 
     counts = copy_store(source, db_url)
@@ -514,8 +528,8 @@ def test_copy_store_keeps_runs_numbering_and_the_duplicate_guard(db_url, tmp_pat
     new = Store(db_url)
     assert [r.id for r in new.list_runs()] == [first.run_id]
     with pytest.raises(StateError):  # the guard moved with the data
-        export_recorded(new, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
-    nxt = export_recorded(new, MAPPING, _variant(tmp_path, "x"), tmp_path / "c", RUN)
+        export_recorded(lambda: new, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    nxt = export_recorded(lambda: new, MAPPING, _variant(tmp_path, "x"), tmp_path / "c", RUN)
     assert nxt.first_number == 2  # numbering continues
     assert regenerate(new, first.run_id, tmp_path / "regen")
     with pytest.raises(StateError, match="not empty"):
@@ -583,7 +597,8 @@ def test_a_store_migrated_by_a_newer_pesgen_is_refused(db_url, tmp_path):
 
 def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o",
+                          RUN)
     for pattern in ("%", "", "_" * 8, f"{run.run_id[:3]}%"):
         with pytest.raises(StateError, match="is not a run id"):
             store.get_run(pattern)
@@ -596,7 +611,7 @@ def test_a_run_id_is_a_prefix_never_a_pattern(tmp_path):
 def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path):
     path = tmp_path / "new-folder" / "store.sqlite3"
     store = Store(f"sqlite:///{path}")
-    export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o", RUN)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
 
@@ -658,7 +673,7 @@ def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatc
 
     monkeypatch.setattr(Exporter, "prepare", rewritten)
     with pytest.raises(StateError, match="changed while it was being exported") as info:
-        export_recorded(store, MAPPING, source, tmp_path / "out", RUN)
+        export_recorded(lambda: store, MAPPING, source, tmp_path / "out", RUN)
     assert [p.rule for p in info.value.problems] == ["run.input-changed"]
     assert store.list_runs() == []
     assert _files(tmp_path / "out") == []
@@ -667,7 +682,7 @@ def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatc
 def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     out = tmp_path / "out"
-    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
     run.files[0].path.unlink()  # the XML is lost, its references CSV is still there
     [references] = run.references
     with pytest.raises(UsageError) as info:
@@ -702,7 +717,7 @@ def test_a_run_of_a_pes_bundle_without_its_own_xsd_regenerates(tmp_path, officia
     mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
         "format: pes-ormc", "format: pesx"), encoding="utf-8")
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    run = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a",
+    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json", tmp_path / "a",
                           RUN, official_xsd=official_xsd, formats_dirs=[fmts])
     written = regenerate(store, run.run_id, tmp_path / "b")
     assert sorted(p.name for p in written) == sorted(
@@ -735,13 +750,13 @@ def test_a_bundle_edited_during_the_export_is_refused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Exporter, "prepare", edited)
     with pytest.raises(StateError, match="changed while the run was being exported") as info:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
-                        formats_dirs=fmts)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out",
+                        RUN, formats_dirs=fmts)
     assert [p.rule for p in info.value.problems] == ["run.format-changed"]
     assert store.list_runs() == [] and _files(tmp_path / "out") == []
     monkeypatch.undo()
     # exported again with the bundle as it now is: recorded, and regenerated identical
-    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2",
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "o2",
                           RUN, formats_dirs=fmts)
     assert b"<!-- edited -->" in run.files[0].path.read_bytes()
     assert regenerate(store, run.run_id, tmp_path / "regen")
@@ -755,7 +770,7 @@ def test_a_bundle_holding_binary_and_editor_files_exports_and_regenerates(tmp_pa
     (bundle / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
     (bundle / ".pes-aller.xml.j2.swp").write_bytes(b"\xff\xfe swap")
     (bundle / "pes-aller.xml.j2~").write_text("old", encoding="utf-8")
-    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out",
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out",
                           RUN, formats_dirs=fmts)
     regen = tmp_path / "regen"
     regenerate(store, run.run_id, regen)
@@ -773,7 +788,8 @@ def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path,
     import pesgen.export as export_mod
 
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    run = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN)
     [references] = run.references
     recorded = {f["name"]: f for f in store.get_run(run.run_id)["files"]}
     assert recorded[references.name]["id_bord"] is None
@@ -802,7 +818,7 @@ def test_an_interrupt_past_the_commit_names_the_recorded_run(tmp_path, signal):
         raise signal
 
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
                         before_publish=interrupted)
     [run] = store.list_runs()
     assert f"run {run.id} is recorded (IdBord 1), but its files could not be put in {out}: " \
@@ -818,9 +834,10 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     warning."""
     db = tmp_path / "store.sqlite3"
     store = Store(f"sqlite:///{db}")
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     store.cancel(first.run_id, "trésorerie rejected the rôle")
-    export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
     with pytest.raises(StateError, match="was cancelled on .* \\(trésorerie rejected the rôle\\)"
                        ) as info:
         regenerate(store, first.run_id, tmp_path / "r1")
@@ -873,8 +890,9 @@ def test_a_format_numbered_by_its_name_is_recorded_and_copied(db_url, tmp_path, 
     holds it (PostgreSQL refused 'bl-emagnus' in VARCHAR(2): every e.magnus export
     failed), in the store and in a store copied to it."""
     store = Store(db_url)
-    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
-    second = export_recorded(store, mapping, _variant(tmp_path, "b"), tmp_path / "b", RUN)
+    first = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    second = export_recorded(lambda: store, mapping, _variant(tmp_path, "b"), tmp_path / "b", RUN)
     assert (first.first_number, second.first_number) == (1, 2)
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT DISTINCT typ_bord FROM runs")).scalars().all() == [
@@ -883,18 +901,18 @@ def test_a_format_numbered_by_its_name_is_recorded_and_copied(db_url, tmp_path, 
     from pesgen.store import copy_store
 
     source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    old_run = export_recorded(Store(source), mapping, EXAMPLES / "school-export.json",
+    old_run = export_recorded(lambda: Store(source), mapping, EXAMPLES / "school-export.json",
                               tmp_path / "old", RUN)
     with state_database("postgresql" if db_url.startswith("postgresql") else "sqlite",
                         tmp_path / "target") as target:
         assert copy_store(source, target)["runs"] == 1
         copied = Store(target)
         assert [r.id for r in copied.list_runs()] == [old_run.run_id]
-        nxt = export_recorded(copied, mapping, _variant(tmp_path, "c"), tmp_path / "c", RUN)
+        nxt = export_recorded(lambda: copied, mapping, _variant(tmp_path, "c"), tmp_path / "c", RUN)
         assert nxt.first_number == 2  # the numbering came along
         with pytest.raises(StateError):
-            export_recorded(copied, mapping, EXAMPLES / "school-export.json", tmp_path / "d",
-                            RUN)
+            export_recorded(lambda: copied, mapping, EXAMPLES / "school-export.json",
+                            tmp_path / "d", RUN)
         copied.engine.dispose()
 
 
@@ -930,12 +948,12 @@ def test_an_invoice_number_longer_than_the_store_holds_is_refused_at_mapping_tim
     inp = _invoices({"FA-2026-00104": long_number}, tmp_path, "long.json")
     store = Store(db_url)
     if not refused:  # the store holds it, PostgreSQL too
-        run = export_recorded(store, TITRES, inp, tmp_path / "o", RUN)
+        run = export_recorded(lambda: store, TITRES, inp, tmp_path / "o", RUN)
         [held] = store.find_invoice(long_number.lower())
         assert held["run_id"] == run.run_id and held["invoice"] == long_number
         return
     with pytest.raises(InputDataError) as info:
-        export_recorded(store, TITRES, inp, tmp_path / "o", RUN)
+        export_recorded(lambda: store, TITRES, inp, tmp_path / "o", RUN)
     [problem] = info.value.problems
     assert problem.rule == "input.invoice-number"
     assert problem.message == "invoice number is 65 characters, pesgen allows 64"
@@ -951,7 +969,7 @@ def test_a_value_longer_than_the_target_column_is_named_by_store_copy(tmp_path):
 
     source = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     old = Store(source)
-    run = export_recorded(old, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    run = export_recorded(lambda: old, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
     with old.engine.begin() as conn:
         conn.execute(sa.text("UPDATE run_invoices SET invoice = :n WHERE invoice = "
                              "'FA-2026-00104'"), {"n": "FA-2026-00104-" + "X" * 71})
@@ -984,10 +1002,11 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
     """The outputs upper-case their text: fa-2026-00101 would be a second, identical
     title of FA-2026-00101."""
     store = Store(db_url)
-    first = export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a",
+                            RUN)
     lower = _renamed(tmp_path, "lower.json", lambda n: f" {n.lower()}")
     with pytest.raises(StateError) as info:
-        export_recorded(store, TITRES, lower, tmp_path / "b", RUN)
+        export_recorded(lambda: store, TITRES, lower, tmp_path / "b", RUN)
     assert str(info.value) == (f"11 invoice(s) already exported by run(s) {first.run_id}; "
                                "nothing written")
     problem = info.value.problems[0]
@@ -1005,7 +1024,7 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
     assert [h["run_id"] for h in store.find_invoice(" fa-2026-00101")] == [first.run_id]
     # cancelled, the number (as written in any case) is free again
     store.cancel(first.run_id, "trésorerie rejected the rôle")
-    again = export_recorded(store, TITRES, lower, tmp_path / "e", RUN)
+    again = export_recorded(lambda: store, TITRES, lower, tmp_path / "e", RUN)
     assert again.first_number == 2
     [held] = [h for h in store.find_invoice("FA-2026-00101") if h["active"]]
     assert held["run_id"] == again.run_id and held["invoice"] == "fa-2026-00101"
@@ -1014,10 +1033,11 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
 def test_an_invoice_in_another_case_is_refused_once_not_also_for_its_num_dette(db_url,
                                                                                 tmp_path):
     store = Store(db_url)
-    first = export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     lower = _renamed(tmp_path, "lower.json", str.lower)
     with pytest.raises(StateError) as info:
-        export_recorded(store, MAPPING, lower, tmp_path / "b", RUN)
+        export_recorded(lambda: store, MAPPING, lower, tmp_path / "b", RUN)
     assert str(info.value) == (f"11 invoice(s) already exported by run(s) {first.run_id}; "
                                "nothing written")
     assert {p.rule for p in info.value.problems} == {"run.duplicate"}
@@ -1058,11 +1078,12 @@ def test_a_look_alike_number_in_an_ormc_run_is_a_duplicate_not_a_num_dette_clash
 @pytest.mark.parametrize("kind", list(LOOKALIKES))
 def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
     store = Store(db_url)
-    first = export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a",
+                            RUN)
     number = LOOKALIKES[kind]
     inp = _invoices({"FA-2026-00101": number}, tmp_path, "lookalike.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, TITRES, inp, tmp_path / "b", RUN)
+        export_recorded(lambda: store, TITRES, inp, tmp_path / "b", RUN)
     assert str(info.value) == (f"1 invoice(s) already exported by run(s) {first.run_id}; "
                                "nothing written")
     [problem] = info.value.problems
@@ -1082,12 +1103,13 @@ def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping)
     """ORMC: one refusal, the duplicate; not also its NumDette (the same digits), whose
     advice, 'give this invoice another NumDette', would put it in the rôle twice."""
     store = Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    first = export_recorded(store, mapping, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     inp = _invoices({"FA-2026-00101": LOOKALIKES["en dash"],
                      "FA-2026-00104": LOOKALIKES["soft hyphen"].replace("00101", "00104")},
                     tmp_path, "lookalike.json")
     with pytest.raises(StateError) as info:
-        export_recorded(store, mapping, inp, tmp_path / "b", RUN)
+        export_recorded(lambda: store, mapping, inp, tmp_path / "b", RUN)
     assert [p.rule for p in info.value.problems] == ["run.duplicate", "run.duplicate"]
     assert all(first.run_id in p.message for p in info.value.problems)
     assert _files(tmp_path / "b") == []
@@ -1096,7 +1118,7 @@ def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping)
 def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, tmp_path):
     store = Store(db_url)
     number = LOOKALIKES["soft hyphen"]
-    held = export_recorded(store, TITRES, _invoices({"FA-2026-00101": number}, tmp_path,
+    held = export_recorded(lambda: store, TITRES, _invoices({"FA-2026-00101": number}, tmp_path,
                                                     "soft.json"), tmp_path / "a", RUN)
     [row] = store.find_invoice("FA-2026-00101")
     assert row["run_id"] == held.run_id
@@ -1152,10 +1174,11 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
     # what the schema-4 code recorded: an ORMC run, then the same invoices lower-cased
     # in a titres run (other TypBord), which its case-sensitive guard let through
     upper = Store(f"sqlite:///{tmp_path / 'donor-upper.sqlite3'}")
-    first = export_recorded(upper, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    first = export_recorded(lambda: upper, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
     lower_input = _renamed(tmp_path, "lower.json", str.lower)
     lower = Store(f"sqlite:///{tmp_path / 'donor-lower.sqlite3'}")
-    second = export_recorded(lower, TITRES, lower_input, tmp_path / "b", RUN)
+    second = export_recorded(lambda: lower, TITRES, lower_input, tmp_path / "b", RUN)
     record_as_older(upper, old)
     record_as_older(lower, old)
     old.engine.dispose()
@@ -1174,17 +1197,17 @@ def test_a_schema_4_store_is_migrated_with_invoice_keys(db_url, tmp_path, monkey
     # both refuse the invoice, whatever its case; cancelling one leaves the other's refusal
     for run, cancel in ((None, first.run_id), (second.run_id, second.run_id)):
         with pytest.raises(StateError) as info:
-            export_recorded(store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
+            export_recorded(lambda: store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
                             tmp_path / "c", RUN)
         assert {p.rule for p in info.value.problems} == {"run.duplicate"}
         if run is not None:
             assert run in str(info.value)
         store.cancel(cancel, "trésorerie rejected the rôle")
-    third = export_recorded(store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
+    third = export_recorded(lambda: store, TITRES, _renamed(tmp_path, "mixed.json", str.title),
                             tmp_path / "d", RUN)
     assert third.first_number == 2
     # a format numbered by its name records on the migrated store (PostgreSQL too)
-    em = export_recorded(store, EMAGNUS, _variant(tmp_path, "e"), tmp_path / "e", RUN)
+    em = export_recorded(lambda: store, EMAGNUS, _variant(tmp_path, "e"), tmp_path / "e", RUN)
     assert em.first_number == 1
 
 
@@ -1212,7 +1235,8 @@ def _shared_key_store(db_url: str, tmp_path: Path, monkeypatch,
     done = []
     for i, (mapping, source) in enumerate(donors):
         donor = Store(f"sqlite:///{tmp_path / f'donor-{i}.sqlite3'}")
-        done.append(export_recorded(donor, mapping, source, tmp_path / f"donor-{i}", RUN))
+        done.append(export_recorded(lambda donor=donor: donor, mapping, source,
+                                    tmp_path / f"donor-{i}", RUN))
         record_as_older(donor, old)
     old.engine.dispose()
     return Store(db_url), done
@@ -1272,13 +1296,14 @@ def test_cancelling_the_run_that_held_a_shared_number_hands_it_to_the_other(
     # the check says the same; the 9 freed invoices are exported again
     with pytest.raises(StateError, match=f"2 invoice\\(s\\) already exported by run\\(s\\) "
                        f"{second.run_id}"):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c",
+                        RUN)
     freed = _renamed(tmp_path, "freed.json", lambda n: n)
     data = json.loads(freed.read_text(encoding="utf-8"))
     data["invoices"] = [i for i in data["invoices"]
                         if i["number"] not in ("FA-2026-00101", "FA-2026-00104")]
     freed.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    again = export_recorded(store, MAPPING, freed, tmp_path / "d", RUN)
+    again = export_recorded(lambda: store, MAPPING, freed, tmp_path / "d", RUN)
     assert again.titles == 9
 
 
@@ -1296,7 +1321,7 @@ def test_cancelling_the_run_whose_numbers_were_marked_shared_frees_none_of_them(
     with pytest.raises(sa.exc.IntegrityError, match="(?i)unique"):
         _sneak_in(store, second.run_id, "Fa-2026-00104")
     with pytest.raises(StateError):
-        export_recorded(store, TITRES, _invoices({"FA-2026-00104": "fa-2026-00104"},
+        export_recorded(lambda: store, TITRES, _invoices({"FA-2026-00104": "fa-2026-00104"},
                                                  tmp_path, "again.json"), tmp_path / "c", RUN)
 
 
@@ -1350,7 +1375,8 @@ def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
     for i, (mapping, source) in enumerate(((TITRES, lookalikes),
                                            (MAPPING, EXAMPLES / "school-export.json"))):
         donor = Store(f"sqlite:///{tmp_path / f'donor-{i}.sqlite3'}")
-        done.append(export_recorded(donor, mapping, source, tmp_path / f"donor-{i}", RUN))
+        done.append(export_recorded(lambda donor=donor: donor, mapping, source,
+                                    tmp_path / f"donor-{i}", RUN))
         with donor.engine.begin() as conn:  # keyed as schema 5 keyed them
             for row_id, invoice in conn.execute(sa.select(st.run_invoices.c.id,
                                                           st.run_invoices.c.invoice)).all():
@@ -1374,7 +1400,7 @@ def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
     assert {h["run_id"] for h in store.find_invoice("fa\u20102026\u201000101")} == {
         first.run_id, second.run_id}
     with pytest.raises(StateError) as info:
-        export_recorded(store, TITRES, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
+        export_recorded(lambda: store, TITRES, EXAMPLES / "school-export.json", tmp_path / "c", RUN)
     assert {p.rule for p in info.value.problems} == {"run.duplicate"}
     # cancelling the look-alikes' run: the example's rows take the index over
     result = _cancel_cli(db_url, first.run_id)
@@ -1445,7 +1471,7 @@ def test_a_run_recorded_before_a_check_was_added_still_regenerates(tmp_path, mon
         old.setattr(pesgen.validate, "bic_abroad_problem", lambda iban, bic: None)
         old.setattr(pesgen.build, "invoice_key", lambda number: number)
         old.setattr(pesgen.store, "invoice_key", lambda number: number)
-        run = export_recorded(store, titres, source, tmp_path / "out", RUN)
+        run = export_recorded(lambda: store, titres, source, tmp_path / "out", RUN)
     assert run.titles == 12
     with pytest.raises(InputDataError):  # what a new export says of the same input
         export(titres, source, tmp_path / "new", RUN)
@@ -1470,7 +1496,8 @@ def test_an_interrupt_inside_the_commit_call_after_the_database_committed(tmp_pa
     monkeypatch.setattr(Connection, "commit", commit_then_signal)
     with pytest.raises(StateError, match="is recorded \\(IdBord 1\\), but its files could not "
                        "be put in .*: interrupted"):
-        export_recorded(store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "out",
+                        RUN)
     monkeypatch.undo()
     [run] = store.list_runs()
     assert _files(tmp_path / "out") == []

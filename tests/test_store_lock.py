@@ -196,8 +196,8 @@ def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
         waited.wait(60)
 
     with_lock = threading.Thread(target=export_recorded, args=(
-        store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first", date(2026, 11, 23)),
-        kwargs={"before_commit": slow_commit})
+        lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first",
+        date(2026, 11, 23)), kwargs={"before_commit": slow_commit})
     with_lock.start()
     try:
         assert finishing.wait(60)
