@@ -1321,9 +1321,14 @@ app.add_typer(numbering_app, name="numbering")
 @numbering_app.command("set-start")
 def numbering_set_start(
     mapping: MappingOpt,
-    start: Annotated[int, typer.Option("--start", help="The next IdBord to allocate.")],
+    start: Annotated[int | None, typer.Option(
+        "--start", help="The next IdBord to allocate.")] = None,
+    start_titre: Annotated[int | None, typer.Option(
+        "--start-titre", help="The next titre number (IdPce) to allocate, for a format "
+        "numbering its titres over the exercise (pes-titres): the one after the last "
+        "titre the collectivity issued this exercise.")] = None,
     exercise: Annotated[int | None, typer.Option(
-        "--exercise", help="Exercise (default: the mapping's).")] = None,
+        "--exercise", help="Exercise, 2000-2999 (default: the mapping's).")] = None,
     db: DbOpt = None,
     formats_dir: FormatsOpt = None,
     create_store: Annotated[bool, typer.Option(
@@ -1331,24 +1336,46 @@ def numbering_set_start(
         "configuration if it is not there, as export does.")] = False,
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
-    collectivity already issued rôles this exercise."""
+    collectivity already issued rôles this exercise; with --start-titre, the titre
+    numbers too (once, before any export of theirs)."""
     from .formats import mapping_format
     from .mapping import load_mapping
-    from .runs import sequence_key
+    from .runs import check_exercise, piece_key, sequence_key
     from .store import Store, shown_store
 
     try:
+        if start is None and start_titre is None:
+            raise UsageError("give --start N (the next IdBord), --start-titre T (the next "
+                             "titre number), or both")
+        check_exercise(exercise)
         m = load_mapping(mapping)
-        key = sequence_key(m, mapping_format(m, formats_dir), exercise)
-        Store.check_start(start)  # before a store --create-store would make
+        fmt = mapping_format(m, formats_dir)
+        key = sequence_key(m, fmt, exercise)
+        pieces = piece_key(m, fmt, exercise)
+        if start_titre is not None and pieces is None:
+            raise UsageError(f"format {fmt.name} numbers its pieces within each bordereau "
+                             "(numbering.pieces: per-bordereau): it has no titre numbers "
+                             "to start; --start-titre is for a format numbering them over "
+                             "the exercise (pes-titres)")
+        # before a store --create-store would make
+        if start is not None:
+            Store.check_start(start)
+        if start_titre is not None:
+            Store.check_start(start_titre, pieces=True)
         store = _store(db, create=create_store)
-        store.set_start(key, start)
+        store.set_start(key, start, None if start_titre is None or pieces is None
+                        else (pieces, start_titre))
     except PesgenError as exc:
         _fail(exc)
         return
-    typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
-               f"starts at {start}" + (f" (store {shown_store(store.url)}, created)"
-                                       if store.created else ""))
+    created = f" (store {shown_store(store.url)}, created)" if store.created else ""
+    if start is not None:
+        typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord "
+                   f"{key[3]} starts at {start}{created}")
+        created = ""
+    if start_titre is not None:
+        typer.echo(f"titre numbers (IdPce) of {key[0]} budget {key[1]} exercise {key[2]} "
+                   f"start at {start_titre}{created}")
 
 
 def _payfip_app() -> typer.Typer:

@@ -153,6 +153,14 @@ class Prepared:
     stack: ExitStack
     # invoice -> its input record (the builder's own table, not a copy)
     origins: dict[str, str] = field(default_factory=dict)
+    # a format numbering its pieces over the exercise: the first title's IdPce, and how
+    # many of the result's notes the preparation made (those after are the run's own)
+    first_piece: int = 1
+    prepared_notes: int = 0
+
+    @property
+    def titles(self) -> int:
+        return sum(b.count for b in self.bordereaux)
 
     @property
     def invoice_numbers(self) -> list[str]:
@@ -239,7 +247,8 @@ class Exporter:
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
-        self.builder = Builder(mapping, fmt, recorded=vouched, legacy=legacy and vouched,
+        self._legacy = legacy and vouched
+        self.builder = Builder(mapping, fmt, recorded=vouched, legacy=self._legacy,
                                issue_date=run_date)
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
@@ -329,18 +338,35 @@ class Exporter:
 
     # ------------------------------------------------------------------ phase 1
 
-    def prepare(self, input_path: Path) -> Prepared:
-        """Read, map, check and render every title. Raises with every problem found."""
+    def prepare(self, input_path: Path, first_piece: int = 1) -> Prepared:
+        """Read, map, check and render every title. Raises with every problem found.
+        ``first_piece``: the first title's IdPce when the format numbers its pieces over
+        the exercise (``Format.pieces_per_exercise``: they follow on across the run's
+        bordereaux); else each bordereau numbers its own from 1."""
         result = ExportResult(self.mapping, self.fmt, self.run_date)
         stack = ExitStack()
-        prepared = Prepared(result, [], stack, self.builder.seen)
+        prepared = Prepared(result, [], stack, self.builder.seen, first_piece=first_piece)
         try:
             with _fewer_collections():
                 self._prepare(input_path, prepared)
         except BaseException:
             stack.close()
             raise
+        prepared.prepared_notes = len(result.notes)
         return prepared
+
+    def renumbered(self, prepared: Prepared, input_path: Path, first_piece: int) -> Prepared:
+        """The run prepared again, its titles numbered from ``first_piece`` (the pieces
+        are rendered with their IdPce: a format numbering them over the exercise whose
+        sequence moved since they were rendered, another run of it recorded meanwhile).
+        ``prepared`` is closed; the notes added to it since its preparation are kept."""
+        later = prepared.result.notes[prepared.prepared_notes:]
+        prepared.close()
+        self.builder = Builder(self.mapping, self.fmt, recorded=self.vouched,
+                               legacy=self._legacy, issue_date=self.run_date)
+        again = self.prepare(input_path, first_piece)
+        again.result.notes.extend(later)
+        return again
 
     def _prepare(self, input_path: Path, prepared: Prepared) -> None:
         result = prepared.result
@@ -376,6 +402,9 @@ class Exporter:
         """Read, map, check and render every invoice; returns how many were read."""
         result = prepared.result
         max_pieces = self.mapping.output.max_pieces_per_bordereau
+        # the titre number over the exercise (numbering.pieces: per-exercise) follows on
+        # from one bordereau to the next; else IdPce is the title's rank in its bordereau
+        next_piece = prepared.first_piece if self.fmt.pieces_per_exercise else None
         current: _Spooled | None = None
         doc = self.document(0, 0, _ZERO)
         seen = 0
@@ -409,7 +438,11 @@ class Exporter:
                     "check the amounts' unit", record=built.title.origin,
                     invoice=built.title.invoice_number))
                 continue
-            title = self.numbered(built.title, current.count + 1)
+            if next_piece is None:
+                title = self.numbered(built.title, current.count + 1)
+            else:
+                title = self.numbered(built.title, next_piece)
+                next_piece += 1
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
                                                           strict=True)):
                 data = self._encode(renderer.piece(title, doc), renderer,

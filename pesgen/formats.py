@@ -71,6 +71,15 @@ class Format:
     # {field: (the reason given, 'format.yaml:line: not_carried.<field>')}: a mapping
     # binding one is not warned of (``pesgen.coverage``)
     not_carried: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # format.yaml numbering.pieces: per-bordereau (IdPce 1, 2, 3… in each bordereau, an
+    # ORMC rôle's articles) or per-exercise (the titre number, continuing over the runs
+    # of a SIRET, budget and exercise: pesgen.runs.piece_key)
+    pieces: str = "per-bordereau"
+
+    @property
+    def pieces_per_exercise(self) -> bool:
+        """The pieces carry the titre number, unique over the exercise (pes-titres)."""
+        return self.pieces == "per-exercise"
 
     @property
     def is_pes(self) -> bool:
@@ -340,6 +349,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
         defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
         todos=tuple(todos),
+        pieces=(data.get("numbering") or {}).get("pieces", "per-bordereau"),
         not_carried={k: (str(v), f"{source}:{line_of(data, ['not_carried', k])}: "
                                  f"not_carried.{k}")
                      for k, v in (data.get("not_carried") or {}).items()},

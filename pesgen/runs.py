@@ -45,16 +45,72 @@ from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
 from .resources import inside
-from .store import _FIRST_NUMBER, Store, new_run_id, pack, pack_json, unpack, utc_now
+from .store import (
+    _FIRST_NUMBER,
+    ID_PCE_MAX,
+    PIECE_SEQUENCE,
+    Store,
+    new_run_id,
+    pack,
+    pack_json,
+    unpack,
+    utc_now,
+)
+
+SequenceKey = tuple[str, str, int, str]
 
 
 def sequence_key(mapping: Mapping, fmt: Format,
-                 exercise: int | None = None) -> tuple[str, str, int, str]:
+                 exercise: int | None = None) -> SequenceKey:
     """The numbering sequence a run of this mapping and format draws from: per SIRET,
     budget, exercise and TypBord (the format's ``defaults.typ_bord``, else its name)."""
     c = mapping.collectivity
     typ = fmt.defaults.get("typ_bord") or fmt.name
-    return (c.siret, c.cod_bud, exercise or c.exercise, str(typ))
+    return (c.siret, c.cod_bud, c.exercise if exercise is None else exercise, str(typ))
+
+
+def check_exercise(exercise: int | None) -> None:
+    """Refuse an exercise (``numbering set-start --exercise``) the mapping schema
+    refuses as collectivity.exercise: a typo (202, -5, 0) would set another exercise's
+    sequence and leave the real one unset, to start at 1. None: the mapping's."""
+    if exercise is None:
+        return
+    from ._schema import load_schema
+
+    bounds = load_schema("mapping.schema.json")["properties"]["collectivity"][
+        "properties"]["exercise"]
+    low, high = bounds["minimum"], bounds["maximum"]
+    if not low <= exercise <= high:
+        raise UsageError(f"--exercise {exercise}: an exercise is a year from {low} to {high} "
+                         "(as the mapping's collectivity.exercise); nothing set")
+
+
+def piece_key(mapping: Mapping, fmt: Format, exercise: int | None = None) -> SequenceKey | None:
+    """The sequence of the titre numbers (IdPce) a run of a format numbering its pieces
+    over the exercise draws from (format.yaml ``numbering.pieces: per-exercise``): one
+    per SIRET, budget and exercise, whatever the TypBord, the safe reading of the DGFiP's
+    (docs/state.md, Numbering); None for a format numbering them in each bordereau."""
+    if not fmt.pieces_per_exercise:
+        return None
+    c = mapping.collectivity
+    return (c.siret, c.cod_bud, c.exercise if exercise is None else exercise, PIECE_SEQUENCE)
+
+
+def _next_piece(store: Store, key: SequenceKey) -> int:
+    """The next titre number of a sequence, read without locking nor creating it."""
+    with store.reading() as conn:
+        return store.next_number(conn, key)
+
+
+def _refuse_past_pieces(key: SequenceKey, first: int, titles: int) -> None:
+    """Refuse a run whose titre numbers would pass Base_Num8 (nothing written, no
+    number used)."""
+    last = first + titles - 1
+    if last > ID_PCE_MAX:
+        message = (f"{Store.sequence_label(key)} would reach {last} with this run's "
+                   f"{titles} title(s) from {first}, over {ID_PCE_MAX} (IdPce, Base_Num8)")
+        raise StateError(f"{message}; nothing written, no number used",
+                         [Problem("run.piece-numbers", message)])
 
 
 # A recorded bundle file: its text (UTF-8 files, as read with universal newlines), or
@@ -151,27 +207,38 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
 def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: Path,
               out_dir: Path | None, run_date: date | None, official_xsd: Path | None,
               formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
-              work_dir: Path | None = None) -> tuple[Any, dict[str, BundleFile],
-                                                      tuple[str, str, int, str], str | None,
-                                                      Any, _Taken]:
+              work_dir: Path | None = None, store_first: bool = False
+              ) -> tuple[Any, dict[str, BundleFile], tuple[str, str, int, str], str | None,
+                         Any, _Taken]:
     """What an export and its dry run do first: the exporter, the bundle as it is before
     its templates are read (the run records it, and it must not change until the files
     are rendered and validated, else it is not what ran), the numbering sequence, the
     input's digest as read, every title prepared, and the guard on what active runs hold
-    (on the store ``open_store`` opens then)."""
+    (on the store ``open_store`` opens then; ``store_first``: before the titles are
+    prepared, a dry run's store being open already)."""
     snapshots: list[dict[str, BundleFile]] = []
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress, on_format=lambda fmt: snapshots.append(
                                  bundle_snapshot(fmt)), work_dir=work_dir)
     key = sequence_key(exporter.mapping, exporter.fmt)
+    pieces = piece_key(exporter.mapping, exporter.fmt)
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
-    prepared = exporter.prepare(Path(input_path))
-    try:
-        store = open_store()  # opened (created) only now: see export_recorded
-    except BaseException:
-        prepared.close()
-        raise
+    if store_first:  # a dry run's store, open already: the next titre number is known
+        store = open_store()
+        prepared = exporter.prepare(Path(input_path),
+                                    _next_piece(store, pieces) if pieces else 1)
+    else:
+        # titre numbers over the exercise are rendered in the pieces: from 1, then again
+        # from the next one the store holds once it is open, if that is another
+        prepared = exporter.prepare(Path(input_path), 1)
+        try:
+            store = open_store()  # opened (created) only now: see export_recorded
+            if pieces and (first_piece := _next_piece(store, pieces)) != prepared.first_piece:
+                prepared = exporter.renumbered(prepared, Path(input_path), first_piece)
+        except BaseException:
+            prepared.close()
+            raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None)
@@ -185,10 +252,18 @@ def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
 
 
 def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, str, int, str],
-                       opened: bool, first: int, dry_run: bool) -> None:
+                       opened: bool, first: int, dry_run: bool,
+                       pieces: tuple[SequenceKey, bool, int] | None = None) -> None:
     """The note of a run that opens a numbering sequence nobody set (``opened``: the
     sequence had its row; ``first``: the IdBord the run takes): its first IdBord is the
-    store's default, whatever rôles the collectivity issued before pesgen."""
+    store's default, whatever rôles the collectivity issued before pesgen. ``pieces``:
+    (key, opened, first IdPce) of the sequence of its titre numbers, said likewise."""
+    new_pieces = pieces is not None and not pieces[1] and pieces[2] == _FIRST_NUMBER
+    if new_pieces:
+        assert pieces is not None
+        _note_new_pieces(prepared, mapping_path, key, pieces[0], not opened and
+                         first == _FIRST_NUMBER, dry_run)
+        return
     if opened or first != _FIRST_NUMBER:
         return
     command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
@@ -206,6 +281,34 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
         "docs/state.md, Numbering)"))
 
 
+def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
+                     pieces: SequenceKey, new_bordereaux: bool, dry_run: bool) -> None:
+    """``_note_new_sequence``'s note for a run opening the sequence of its titre numbers
+    (and ``new_bordereaux``: its bordereaux' too)."""
+    took = "would take" if dry_run else "took"
+    options = "--start N --start-titre T" if new_bordereaux else "--start-titre T"
+    meaning = ("N: the number after the last bordereau issued, T: after the last titre "
+               "issued" if new_bordereaux else "T: the number after the last titre issued")
+    command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}` ({meaning} "
+               "this exercise, same --db)")
+    then = (f"run {command} before exporting" if dry_run else
+            "do not send these files: the sequence has started with this run, and "
+            f"{command} sets a start only before a sequence's first export")
+    opens = (f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
+             "and its titre numbers" if new_bordereaux else
+             f"the titre numbers of {pieces[0]} budget {pieces[1]} exercise {pieces[2]}")
+    numbers = (f"IdBord {_FIRST_NUMBER} and IdPce {_FIRST_NUMBER}" if new_bordereaux else
+               f"IdPce {_FIRST_NUMBER}")
+    prepared.result.notes.append(PolicyNote(
+        "numbering", "*", str(mapping_path),
+        f"this run opens {opens}, never set before (no `pesgen numbering set-start`, no "
+        f"earlier run in this store): it {took} {numbers}. A titre's number (IdPce, "
+        "« Numéro du titre de recette ») is unique over the exercise and budget, and Hélios "
+        "rejects a bordereau or a titre whose number it already knows (doublon). If the "
+        "collectivity issued titres this exercise already (its finance package: the "
+        f"comptable knows the next number), {then} (see docs/state.md, Numbering)"))
+
+
 def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                      input_path: Path, out_dir: Path,
                      run_date: date | None, official_xsd: Path | None,
@@ -218,6 +321,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
         open_store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress)
     store = taken.store
+    pkey = piece_key(exporter.mapping, exporter.fmt)
     try:
         taken.refuse(None)  # early, before taking the lock
         if taken.debts and (older := store.unchecked_debts(key[0])):
@@ -233,7 +337,18 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             with store.transaction() as conn:
                 opened = store.recorded_next(conn, key) is not None
                 first = store.peek_next(conn, key)  # locks the sequence until commit
-                _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False)
+                pieces = None
+                if pkey is not None:  # locked after IdBord's: one order, no deadlock
+                    pieces = (pkey, store.recorded_next(conn, pkey) is not None,
+                              store.peek_next(conn, pkey))
+                    if pieces[2] != prepared.first_piece:
+                        # another run took titre numbers since they were rendered
+                        prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
+                        if _file_digest(Path(input_path)) != input_sha256:
+                            raise _input_changed(input_path)
+                    _refuse_past_pieces(pkey, pieces[2], prepared.titles)
+                _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False,
+                                   pieces=pieces)
                 taken.refuse(conn)
                 temps = exporter.finish(prepared, first)
                 try:
@@ -277,7 +392,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
                              "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
                     try:
-                        store.record_run(conn, values, files, rows, key, len(prepared.bordereaux))
+                        store.record_run(conn, values, files, rows, key, len(prepared.bordereaux),
+                                         None if pkey is None else (pkey, result.titles))
                     except RecordConflict:
                         # exports of other sequences (budget, exercise, TypBord) do not wait
                         # for this one: one may have recorded these invoices or NumDettes
@@ -333,18 +449,27 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
     with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
         exporter, bundle, key, read_digest, prepared, taken = _prepared(
             lambda: store, mapping_path, input_path, out_dir, run_date, official_xsd,
-            formats_dirs, progress, Path(work))
+            formats_dirs, progress, Path(work), store_first=True)
         try:
             with store.reading() as conn:
                 recorded = store.recorded_next(conn, key)
                 opened, first = recorded is not None, recorded or _FIRST_NUMBER
+                pieces = None
+                if (pkey := piece_key(exporter.mapping, exporter.fmt)) is not None:
+                    held = store.recorded_next(conn, pkey)
+                    pieces = (pkey, held is not None, held or _FIRST_NUMBER)
                 taken.refuse(conn)
                 older = store.unchecked_debts(key[0], conn) if taken.debts else 0
                 paid = paid_online(store, key[0], prepared, conn)
             if older:
                 prepared.result.notes.append(_unchecked_note(input_path, older))
             prepared.result.notes.extend(paid)
-            _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True)
+            if pieces is not None:
+                if pieces[2] != prepared.first_piece:  # a run recorded since it was read
+                    prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
+                _refuse_past_pieces(pieces[0], pieces[2], prepared.titles)
+            _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
+                               pieces=pieces)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place
@@ -703,7 +828,10 @@ def _rebuild_files(run: dict[str, Any], mapping: Any, fmt: Any, staging: Path,
         raise _not_rebuilt(run, exc) from None
     waived += [p for p in exporter.waived if p not in waived]
     try:
-        prepared = exporter.prepare(input_path)
+        # a format numbering its titres over the exercise: from the number the run took
+        # (a run recorded before the format said so numbered them per bordereau, as the
+        # format.yaml it recorded says)
+        prepared = exporter.prepare(input_path, run["first_piece"] or 1)
     finally:
         waived += [p for p in exporter.builder.waived if p not in waived]
     try:

@@ -42,6 +42,16 @@ _FIRST_NUMBER = 1
 # schemas/format.schema.json) or else its name (at most 41)
 TYP_BORD_MAX = 64
 
+# The typ_bord of the sequence of the titre numbers (IdPce) of a SIRET, budget and
+# exercise, which formats numbering their pieces over the exercise draw from
+# (format.yaml numbering.pieces: per-exercise; pesgen.runs.piece_key): no format's
+# TypBord (the format schema refuses it as defaults.typ_bord; a format's name is lower
+# case). A row of the sequences table like a bordereaux' sequence, without migration.
+PIECE_SEQUENCE = "IdPce"
+# the largest IdBord (DT v5.19 BlocBordereau/IdBord, 7 digits) and IdPce (Base_Num8)
+ID_BORD_MAX = 9_999_999
+ID_PCE_MAX = 99_999_999
+
 schema_table = sa.Table(
     "pesgen_schema", metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -802,22 +812,27 @@ class Store:
                        sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
 
     def _sequence_row(self, conn: Connection, key: tuple[str, str, int, str]) -> Any:
+        return self._locked_row(conn, key)[0]
+
+    def _locked_row(self, conn: Connection, key: tuple[str, str, int, str]) -> tuple[Any, bool]:
+        """A sequence's row, locked for the rest of the transaction, and whether this
+        transaction created it (a row that was there was set or used before)."""
         id_coll, cod_bud, exercise, typ_bord = key
         query = sa.select(sequences).where(self._sequence_is(key))
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(
+            made = conn.execute(sa.text(
                 "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
                 "start_number) VALUES (:a, :b, :c, :d, :n, :n) ON CONFLICT DO NOTHING"),
                 {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": _FIRST_NUMBER})
-            return conn.execute(query.with_for_update()).one()
+            return conn.execute(query.with_for_update()).one(), made.rowcount == 1
         row = conn.execute(query).one_or_none()
-        if row is None:
-            conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
-                                                   exercise=exercise, typ_bord=typ_bord,
-                                                   next_number=_FIRST_NUMBER,
-                                                   start_number=_FIRST_NUMBER))
-            row = conn.execute(query).one()
-        return row
+        if row is not None:
+            return row, False
+        conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
+                                               exercise=exercise, typ_bord=typ_bord,
+                                               next_number=_FIRST_NUMBER,
+                                               start_number=_FIRST_NUMBER))
+        return conn.execute(query).one(), True
 
     def peek_next(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
         """The next IdBord of a sequence, locked for the rest of the transaction."""
@@ -840,25 +855,42 @@ class Store:
         return _FIRST_NUMBER if found is None else found
 
     @staticmethod
-    def check_start(start: int) -> None:
-        """Refuse a starting number no IdBord can be (before a store is opened)."""
-        if not 1 <= start <= 9_999_999:
-            raise UsageError("the starting number must be between 1 and 9999999")
+    def check_start(start: int, pieces: bool = False) -> None:
+        """Refuse a starting number no IdBord (``pieces``: no IdPce) can be (before a
+        store is opened)."""
+        what, top = ("titre number (IdPce)", ID_PCE_MAX) if pieces else ("number", ID_BORD_MAX)
+        if not 1 <= start <= top:
+            raise UsageError(f"the starting {what} must be between 1 and {top}")
 
-    def set_start(self, key: tuple[str, str, int, str], start: int) -> None:
-        self.check_start(start)
+    @staticmethod
+    def sequence_label(key: tuple[str, str, int, str]) -> str:
+        """``the numbering of SIRET budget B exercise E TypBord T`` (or ``the titre
+        numbers (IdPce) of …`` for the sequence of the titre numbers), for messages."""
+        if key[3] == PIECE_SEQUENCE:
+            return f"the titre numbers (IdPce) of {key[0]} budget {key[1]} exercise {key[2]}"
+        return f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]}"
+
+    def set_start(self, key: tuple[str, str, int, str], start: int | None,
+                  pieces: tuple[tuple[str, str, int, str], int] | None = None) -> None:
+        """Start a sequence at ``start`` (None: leave it; and ``pieces``: (its key,
+        start), the titre numbers' sequence), once: only a sequence no export used and no
+        start set, an explicit start of 1 included (its row is there). Both or neither."""
+        wanted = ([] if start is None else [(key, start)]) + ([pieces] if pieces else [])
+        for k, n in wanted:
+            self.check_start(n, pieces=k[3] == PIECE_SEQUENCE)
         with self.transaction() as conn:
-            row = self._sequence_row(conn, key)
-            used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
-                runs.c.id_coll == key[0], runs.c.cod_bud == key[1], runs.c.exercise == key[2],
-                runs.c.typ_bord == key[3])).scalar()
-            if used or row.next_number != row.start_number or row.start_number != 1:
-                raise StateError(
-                    f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord "
-                    f"{key[3]} has already started at {row.start_number} (next "
-                    f"{row.next_number}); a start can be set once, before any export")
-            conn.execute(sequences.update().where(sequences.c.id == row.id).values(
-                next_number=start, start_number=start))
+            for k, n in wanted:  # IdBord's first, the order exports lock them in
+                row, made = self._locked_row(conn, k)
+                used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
+                    runs.c.id_coll == k[0], runs.c.cod_bud == k[1], runs.c.exercise == k[2],
+                    runs.c.typ_bord == k[3])).scalar() if k[3] != PIECE_SEQUENCE else 0
+                if used or not made:
+                    raise StateError(
+                        f"{self.sequence_label(k)} has already started at "
+                        f"{row.start_number} (next {row.next_number}); a start can be set "
+                        "once, before any export")
+                conn.execute(sequences.update().where(sequences.c.id == row.id).values(
+                    next_number=n, start_number=n))
 
     # -------------------------------------------------------------- duplicates
 
@@ -1003,8 +1035,10 @@ class Store:
 
     def record_run(self, conn: Connection, values: dict[str, Any],
                    files: list[dict[str, Any]], invoices: list[dict[str, Any]],
-                   key: tuple[str, str, int, str], bordereaux: int) -> None:
-        """Record a run, its files and invoices, and advance its sequence. A row a unique
+                   key: tuple[str, str, int, str], bordereaux: int,
+                   pieces: tuple[tuple[str, str, int, str], int] | None = None) -> None:
+        """Record a run, its files and invoices, and advance its sequence (and
+        ``pieces``: (key, titles), the sequence of its titre numbers). A row a unique
         index refuses (uq_active_invoice, uq_active_debt_number: an export of another
         sequence recorded it since the check) rolls back and raises RecordConflict."""
         try:
@@ -1020,9 +1054,10 @@ class Store:
             conn.rollback()  # PostgreSQL: the transaction is unusable after the error
             raise RecordConflict(f"{shown_url(self.url)}: the store refused to record the "
                                  f"run: {exc.orig}; nothing recorded") from None
-        row = self._sequence_row(conn, key)
-        conn.execute(sequences.update().where(sequences.c.id == row.id).values(
-            next_number=row.next_number + bordereaux))
+        for k, used in [(key, bordereaux), *([pieces] if pieces else [])]:
+            row = self._sequence_row(conn, k)
+            conn.execute(sequences.update().where(sequences.c.id == row.id).values(
+                next_number=row.next_number + used))
 
     # -------------------------------------------------------------- queries
 
@@ -1057,14 +1092,17 @@ class Store:
             files = [dict(f._mapping) for f in conn.execute(
                 sa.select(run_files).where(run_files.c.run_id == row["id"])
                 .order_by(run_files.c.id))]
-            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices).where(
-                run_invoices.c.run_id == row["id"])).scalar()
+            count, first_piece = conn.execute(sa.select(
+                sa.func.count(), sa.func.min(run_invoices.c.id_pce)).where(
+                run_invoices.c.run_id == row["id"])).one()
             parts = {r.id_bord: {"cancelled_at": r.cancelled_at, "reason": r.reason}
                      for r in conn.execute(sa.select(cancelled_bordereaux).where(
                          cancelled_bordereaux.c.run_id == row["id"])
                          .order_by(cancelled_bordereaux.c.id_bord))}
+        # first_piece: its first title's IdPce, where a format numbering its titres over
+        # the exercise (numbering.pieces: per-exercise) started them (regenerate)
         return {**dict(row), "files": files, "invoice_count": count,
-                "cancelled_bordereaux": parts}
+                "first_piece": first_piece, "cancelled_bordereaux": parts}
 
     def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
         """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,

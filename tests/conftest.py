@@ -71,7 +71,9 @@ def record_as_older(donor, old) -> None:
     """Copy the runs of ``donor`` (a current Store) into ``old``, a Store left at an
     earlier schema, as the pesgen of that schema recorded them: only the columns its
     tables have (ids left to the target, but the runs'). The current code records
-    columns an older store does not have."""
+    columns an older store does not have, and the sequence of the titre numbers
+    (typ_bord 'IdPce', pes-titres' IdPce over the exercise), which no older pesgen kept
+    (on a PostgreSQL store before migration 5, typ_bord holds 2 characters)."""
     import sqlalchemy as sa
 
     import pesgen.store as st
@@ -81,8 +83,11 @@ def record_as_older(donor, old) -> None:
     with donor.engine.connect() as src, old.engine.begin() as dst:
         for table, columns in present.items():
             keep = columns - ({"id"} if table is not st.runs else set())
+            query = sa.select(table)
+            if table is st.sequences:
+                query = query.where(table.c.typ_bord != st.PIECE_SEQUENCE)
             rows = [{k: v for k, v in r._mapping.items() if k in keep}
-                    for r in src.execute(sa.select(table))]
+                    for r in src.execute(query)]
             if rows:
                 dst.execute(sa.Table(table.name, sa.MetaData(), autoload_with=dst).insert(),
                             rows)

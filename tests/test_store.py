@@ -666,8 +666,8 @@ def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatc
     shutil.copy(EXAMPLES / "school-export.json", source)
     prepare = Exporter.prepare
 
-    def rewritten(self, path):
-        prepared = prepare(self, path)
+    def rewritten(self, path, *numbering):
+        prepared = prepare(self, path, *numbering)
         source.write_text(source.read_text(encoding="utf-8") + " ", encoding="utf-8")
         return prepared
 
@@ -742,8 +742,8 @@ def test_a_bundle_edited_during_the_export_is_refused(tmp_path, monkeypatch):
     template = bundle / "pes-aller.xml.j2"
     prepare = Exporter.prepare
 
-    def edited(self, path):
-        prepared = prepare(self, path)
+    def edited(self, path, *numbering):
+        prepared = prepare(self, path, *numbering)
         template.write_text(template.read_text(encoding="utf-8").replace(
             "<Bordereau>", "<Bordereau><!-- edited -->"), encoding="utf-8")
         return prepared
