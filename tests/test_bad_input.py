@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 import pytest
 
+from pesgen import sources
 from pesgen._jinja import template_environment
 from pesgen.errors import (
     ExitCode,
@@ -880,6 +881,57 @@ def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     assert [p.rule for p in exc.problems] == ["sepa.iban", "input.csv-row"]
     assert "reading stopped" in str(exc)
+
+
+def test_every_csv_row_the_reader_refuses_is_listed(tmp_path):
+    """Three rows whose field count is not the header's, a stray quote and the header
+    again: each is listed at its line, not only the first; the first keeps its wording."""
+    rows = _csv_rows()
+    width = len(rows[0])
+    rows[2] = rows[2] + ["one field too many"]  # line 3
+    rows[4] = rows[4][:-2]  # line 5
+    rows.insert(6, list(rows[0]))  # line 7: the header again
+    rows.append(rows[-1] + ["x", "y"])  # the last line
+    inp = _write_csv(tmp_path, rows)
+    text = inp.read_text(encoding="utf-8").splitlines(keepends=True)
+    text.insert(8, '"FA"x,1\n')  # line 9: a quote the reader cannot parse
+    inp.write_text("".join(text), encoding="utf-8")
+    last = len(text)  # the last row, on one line
+    out = tmp_path / "out"
+    with pytest.raises(InputDataError) as info:
+        export(CSV_MAPPING, inp, out, RUN)
+    exc = info.value
+    assert [(p.rule, p.record) for p in exc.problems] == [
+        ("input.csv-row", f"{inp}:3"), ("input.csv-row", f"{inp}:5"),
+        ("input.csv-row", f"{inp}:7"), ("input.csv", f"{inp}:9"),
+        ("input.csv-row", f"{inp}:{last}")]
+    assert exc.problems[0].message == f"{width + 1} fields, header has {width}"
+    assert exc.problems[1].message == f"{width - 2} fields, header has {width}"
+    assert exc.problems[2].message.startswith("the header line again")
+    assert str(exc) == (f"{inp}:3: {width + 1} field(s), the header has {width}; and 4 more "
+                        "row(s) refused; nothing written")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("cap", [40, 1000])
+def test_a_listing_of_csv_rows_stops_after_its_maximum(tmp_path, monkeypatch, cap):
+    """Past the cap (1 000, as the validator's listings) the rows refused are counted."""
+    if cap != 1000:
+        monkeypatch.setattr(sources, "MAX_ROW_PROBLEMS", cap, raising=False)
+    MAX_ROW_PROBLEMS = cap  # noqa: N806
+    rows = _csv_rows()
+    bad = rows[1] + ["extra"]
+    rows[1:] = [bad] * (MAX_ROW_PROBLEMS + 7)
+    inp = _write_csv(tmp_path, rows)
+    with pytest.raises(InputDataError) as info:
+        export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+    exc = info.value
+    assert len(exc.problems) == MAX_ROW_PROBLEMS + 1
+    assert exc.problems[-2].record == f"{inp}:{MAX_ROW_PROBLEMS + 1}"
+    assert exc.problems[-1] == Problem(
+        "input.csv-row", f"listing stopped after {MAX_ROW_PROBLEMS} rows refused (7 more): "
+        "correct these and run again", record=str(inp))
+    assert f"; and {MAX_ROW_PROBLEMS + 6} more row(s) refused; nothing written" in str(exc)
 
 
 def test_a_byte_the_declared_encoding_cannot_read_is_named_with_its_line(tmp_path):
