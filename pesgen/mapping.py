@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from . import __version__, _schema
-from ._jinja import expression_environment
+from ._jinja import WrongShape, expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID
 from .errors import MappingError, Problem
@@ -142,7 +142,12 @@ def path_parts(path: str) -> list[str | int]:
     return parts
 
 
-def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+def _json_getter(path: str, wrong_shapes: bool = True) -> Callable[[dict[str, Any],
+                                                                    dict[str, Any]], Any]:
+    """The path binding's reader: None where a key is missing or null; a WrongShape
+    where it goes through a value of another kind (a key of a list or a text, an index
+    of an object), unless ``wrong_shapes`` is false (a recorded run, read as it was then:
+    None)."""
     parts = path_parts(path)
 
     if len(parts) == 1 and isinstance(parts[0], str):
@@ -153,29 +158,42 @@ def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
 
         return get1
 
-    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts):
+    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts) and wrong_shapes:
         # the common shapes (payer.name, payer.address.city), unrolled
         first, second = parts[0], parts[1]
         third = parts[2] if len(parts) == 3 else None
 
         def get_keys(record: dict[str, Any], scope: dict[str, Any]) -> Any:
             node = record.get(first)
-            if node is None or not isinstance(node, dict):
-                return None
+            if not isinstance(node, dict):
+                if node is None:
+                    return None
+                raise WrongShape(node, "an object", second, (first,))
             node = node.get(second)
             if third is None or node is None:
                 return node
-            return node.get(third) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                return node.get(third)
+            raise WrongShape(node, "an object", third, (first, second))
 
         return get_keys
 
     def get(record: dict[str, Any], scope: dict[str, Any]) -> Any:
         node: Any = record
-        for part in parts:
+        for depth, part in enumerate(parts):
             if isinstance(part, int):
-                node = node[part] if isinstance(node, list) and part < len(node) else None
+                if isinstance(node, list):
+                    node = node[part] if part < len(node) else None
+                elif wrong_shapes:
+                    raise WrongShape(node, "a list", part, tuple(parts[:depth]))
+                else:
+                    return None
+            elif isinstance(node, dict):
+                node = node.get(part)
+            elif wrong_shapes:
+                raise WrongShape(node, "an object", part, tuple(parts[:depth]))
             else:
-                node = node.get(part) if isinstance(node, dict) else None
+                return None
             if node is None:
                 return None
         return node
@@ -252,7 +270,7 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
 
         columns: tuple[str, ...] = (column,)
     else:
-        getter = _json_getter(path)
+        getter = _json_getter(path, getattr(env, "wrong_shapes", True))
         columns = ()
     if "default" in spec:
         getter = _with_default(getter, spec["default"])
@@ -513,6 +531,8 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 "(a tab is written \"\\t\" in double quotes)", mapping=where("input", name)))
 
     env = expression_environment(as_before)
+    # a recorded run is rebuilt as it was read: a key read of a list or a text was None
+    env.wrong_shapes = not recorded  # type: ignore[attr-defined]
     bindings: dict[str, dict[str, Binding]] = {}
     for group, fields in data["bindings"].items():
         if group == "lines":

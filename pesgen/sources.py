@@ -302,6 +302,11 @@ def _jpath(parts: list[str | int] | tuple[str | int, ...]) -> str:
     return text if len(text) <= 160 else text[:157] + "…"
 
 
+def json_path(parts: tuple[str | int, ...]) -> str:
+    """The JSON path of ``parts`` below a record's own: ``.payer.address``, ``[2]``."""
+    return _jpath(parts)[1:]
+
+
 class _Recoder:
     """A byte stream (``read`` only, what ijson calls) giving UTF-8 for a file in another
     encoding, decoded as it is read."""

@@ -307,6 +307,83 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
 
 
+@pytest.mark.parametrize(("value", "kind"), [(["x"], "a list"), ("Dupont", "a text")])
+def test_a_payer_that_is_no_object_is_one_problem_at_its_path(tmp_path, value, kind):
+    """'"payer": ["x"]' gave five problems (payer.kind, debtor.name, address.street...
+    is missing), none naming the payer: one now, at its JSON path, naming the bindings
+    that read through it (an expression's `invoice.payer.last_name` among them)."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"] = value
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    [p] = exc.problems
+    assert p.rule == "input.type"
+    assert p.record == f"{inp}:$.invoices[{i}].payer"
+    assert p.invoice == "FA-2026-00104"
+    assert p.mapping == _where(JSON_MAPPING, "ref: payer.ref", "bindings.payer.ref")
+    kind_line = _mapping_line(JSON_MAPPING, "kind: payer.kind")
+    name_line = _mapping_line(JSON_MAPPING, "name: {expr:")
+    assert p.message.startswith(
+        f"{kind} where an object is expected: 12 bindings read through it: "
+        f"bindings.payer.ref (line {kind_line - 1}) reads payer.ref, bindings.payer.kind "
+        f"(line {kind_line}) reads payer.kind, ")
+    assert f"bindings.payer.name (line {name_line}) reads invoice.payer.last_name" in p.message
+    assert p.message.endswith(", and 4 more")
+
+
+def test_a_line_value_that_is_no_object_is_one_problem_at_its_path(tmp_path):
+    """A line's activity written as its code: one problem at lines[0].activity, for the
+    path binding (activity.code) and the expression (line.activity.label) reading it."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["lines"][0]["activity"] = "THEA-ADO"
+    data["invoices"][i]["payer"]["address"] = {"street": ["12 rue"]}  # a leaf: as before
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    [p] = [q for q in exc.problems if q.record == f"{inp}:$.invoices[{i}].lines[0].activity"]
+    assert p.rule == "input.type"
+    activity = _mapping_line(JSON_MAPPING, "activity: activity.code")
+    label = _mapping_line(JSON_MAPPING, 'label: {expr: "line.activity')
+    assert p.message == (
+        "a text where an object is expected: 2 bindings read through it: "
+        f"bindings.line.activity (line {activity}) reads activity.code, "
+        f"bindings.line.label (line {label}) reads line.activity.label")
+    # the street is a list (a value the title takes, not one read through): its own
+    # problem, and the city and postal code simply missing, as before
+    assert sorted((q.rule, q.record) for q in exc.problems if q is not p) == [
+        ("input.required", f"{inp}:$.invoices[{i}]"), ("input.required", f"{inp}:$.invoices[{i}]"),
+        ("input.type", f"{inp}:$.invoices[{i}].payer.address.street")]
+
+
+def test_an_expression_reading_a_key_of_a_text_is_one_problem_at_its_path(tmp_path):
+    """'"payment": "invoice"': direct_debit's expression reads invoice.payment.method,
+    which was undefined, so None, so 'not a direct debit' without a word."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payment"] = "invoice"
+    inp = _write_json(tmp_path, data)
+    [p] = _refused(tmp_path, JSON_MAPPING, inp).problems
+    line = _mapping_line(JSON_MAPPING, "direct_debit: {expr:")
+    assert (p.rule, p.record, p.message) == (
+        "input.type", f"{inp}:$.invoices[{i}].payment",
+        f"a text where an object is expected: bindings.payment.direct_debit (line {line}) "
+        "reads invoice.payment.method")
+    assert p.mapping == _where(JSON_MAPPING, "direct_debit: {expr:",
+                               "bindings.payment.direct_debit")
+
+
+def test_a_missing_or_null_object_is_still_missing_fields(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"]["address"] = None
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert sorted(p.message for p in exc.problems) == [
+        "address.city is missing", "address.postal_code is missing",
+        "address.street is missing"]
+
+
 def test_missing_line_amount(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00104")

@@ -533,3 +533,39 @@ def test_a_line_block_outside_bindings_is_told_where_it_belongs(tmp_path):
     exc = _refused(_write(tmp_path, text))
     assert "unknown key 'line' here: it belongs at bindings.line (move it there)" in [
         p.message for p in exc.problems], exc.report()
+
+
+def test_a_path_through_a_value_of_another_kind_raises_wrong_shape():
+    """A key of a list or a text, an index of an object: a WrongShape naming the value's
+    path (the build says it once per value); a missing or null value is None, as before."""
+    from pesgen._jinja import WrongShape
+    from pesgen.mapping import _json_getter
+
+    get = _json_getter("payer.address.city")
+    assert get({"payer": None}, {}) is None
+    assert get({"payer": {"address": None}}, {}) is None
+    with pytest.raises(WrongShape) as info:
+        get({"payer": {"address": ["x"]}}, {})
+    assert (info.value.parts, info.value.key, info.value.expected) == (
+        ("payer", "address"), "city", "an object")
+    get = _json_getter("lines[0].amount")
+    assert get({"lines": []}, {}) is None
+    with pytest.raises(WrongShape) as info:
+        get({"lines": {"amount": 1}}, {})
+    assert (info.value.parts, info.value.key, info.value.expected) == (("lines",), 0, "a list")
+    with pytest.raises(WrongShape) as info:
+        get({"lines": ["3"]}, {})
+    assert (info.value.parts, info.value.key) == (("lines", 0), "amount")
+
+
+def test_a_recorded_mapping_reads_a_value_of_another_kind_as_it_was_read():
+    """A run recorded before WrongShape is rebuilt as it was read: None, not a refusal."""
+    from pesgen.mapping import load_recorded_mapping
+
+    path = MAPPINGS / "villeneuve-sur-loing.yaml"
+    mapping = load_recorded_mapping(path.read_text(encoding="utf-8"), str(path))
+    record = {"payer": ["x"], "payment": "invoice"}
+    scope = {"invoice": record}
+    assert mapping.bindings["address"]["city"].evaluate(record, scope) is None
+    assert mapping.bindings["payer"]["name"].evaluate(record, scope) is None
+    assert mapping.bindings["payment"]["direct_debit"].evaluate(record, scope) is None
