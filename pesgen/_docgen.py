@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Rules checked outside rules.RULES: while mapping the input (build), on the rendered
 # file (validate), at mapping load, and by the state store. (id, what, source)
 OTHER_RULES: list[tuple[str, str, str, str]] = [
-    ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys, a binding's own included ({exp: …}), are named with a suggestion.", "pesgen (schemas/mapping.schema.json)"),
+    ("mapping", "mapping.schema", "The mapping file matches the versioned JSON Schema; unknown keys, a binding's own included ({exp: …}), are named with a suggestion. A schema problem (or a TODO left, a duplicate key) does not hide the other problems: in the same run, every part of the mapping that passed (a section, each binding, each code table) gets its own checks (an expression that does not compile, a SIRET checksum, a code table outside the DGFiP grid…), and a part that failed gets none (said once, as it failed). The checks that need the whole mapping loaded (its fit with the format, the templates rendered on sample titles) come once it loads.", "pesgen (schemas/mapping.schema.json)"),
     ("mapping", "mapping.todo", "No value, no key of a code table, and no string in an expression (the scaffold's debt_number: {expr: \"invoice['TODO'] | digits\"}) is still the placeholder TODO that `pesgen new-mapping` writes: each one left is named by file:line: key.", "pesgen (no silent fallback)"),
     ("mapping", "mapping.duplicate-key", "A YAML key appears once per mapping.", "pesgen"),
     ("mapping", "mapping.yaml", "Plain YAML only: no tags, no merge keys, no alias bombs.", "pesgen (security)"),
