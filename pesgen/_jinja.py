@@ -23,6 +23,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from functools import update_wrapper
 from pathlib import Path
 from types import BuiltinMethodType, MethodType
@@ -887,6 +888,40 @@ class _NoneUndefined(jinja2.ChainableUndefined):
     """Missing record keys chain to nothing; the binding then yields None."""
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, in a problem's words: 'a list', 'a text'..."""
+    if isinstance(value, bool):
+        return "a yes/no value"
+    if isinstance(value, str):
+        return "a text"
+    if isinstance(value, (int, float, Decimal)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+class WrongShape(Exception):  # noqa: N818 - a hand-over to the build, said as a problem there
+    """A binding reads a key of a JSON value that is no object (``payer.name`` where the
+    invoice's payer is a list or a text), or an index of one that is no list. Raised
+    where it is met, so that the build says it once per value (its JSON path, what it
+    is, what the mapping needs) rather than a missing field per binding reading below
+    it. ``parts``: the value's path in the record a path binding read (None when an
+    expression met it: the build finds it); ``key``: what was read of it."""
+
+    def __init__(self, value: object, expected: str, key: str | int,
+                 parts: tuple[str | int, ...] | None = None) -> None:
+        self.value, self.expected, self.key, self.parts = value, expected, key, parts
+        super().__init__(f"reads {key!r} of {json_kind(value)}, where {expected} is expected")
+
+
+# the JSON values an expression may read no key of: reading one (neither a method nor
+# an item of it) is a WrongShape, not an undefined value
+_NOT_OBJECTS = frozenset({list, str, int, float, Decimal, bool})
+
+
 class _RecordSandbox(_Bounded):
     """Input records are plain dicts from JSON or CSV: ``invoice.payer`` reads a key.
     Reading a present key is safe; anything else takes the sandbox's checks. A JSON
@@ -902,17 +937,29 @@ class _RecordSandbox(_Bounded):
     # ``as_before``) is read by every route when it meets a None
     none_message = NONE_IN_EXPRESSION
 
+    # a key read of a list, a text, a number (``invoice.payer.name`` where the payer is a
+    # list) raises WrongShape; False for a mapping a run recorded, rebuilt as it was read
+    wrong_shapes = True
+
     def getattr(self, obj: object, attribute: str) -> object:
         if type(obj) is dict and attribute in obj:
             value = obj[attribute]
             return self.undefined(obj=obj, name=attribute) if value is None else value
-        return super().getattr(obj, attribute)
+        value = super().getattr(obj, attribute)
+        if type(obj) in _NOT_OBJECTS and self.wrong_shapes and \
+                isinstance(value, jinja2.Undefined):
+            raise WrongShape(obj, "an object", attribute)
+        return value
 
     def getitem(self, obj: object, argument: object) -> object:
         if type(obj) is dict and type(argument) is str and argument in obj:
             value = obj[argument]
             return self.undefined(obj=obj, name=argument) if value is None else value
-        return super().getitem(obj, argument)
+        value = super().getitem(obj, argument)
+        if type(argument) is str and type(obj) in _NOT_OBJECTS and self.wrong_shapes and \
+                isinstance(value, jinja2.Undefined):
+            raise WrongShape(obj, "an object", argument)
+        return value
 
 
 def expression_environment(as_before: bool = False) -> SandboxedEnvironment:

@@ -96,9 +96,14 @@ def _unknown_key(data: Any, path: list[Any], key: Any, known: list[str], source:
                       allowed=tuple(known), hint=hint[0] if hint else None, within=within)
 
 
-def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
+def check(data: Any, schema_name: str, source: str, rule: str,
+          failed: list[tuple[Any, ...]] | None = None) -> list[Problem]:
+    """Every schema problem of ``data``, each at its key's line. ``failed`` gets the
+    path of each value found invalid: an unknown key's own, a missing key's
+    (``('collectivity', 'siret')``), else the invalid value's."""
     validator = _validator(schema_name)
     problems: list[Problem] = []
+    paths: list[tuple[Any, ...]] = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -106,13 +111,20 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
             for key in error.instance:
                 if key not in allowed:
                     problems.append(_unknown_key(data, path, key, allowed, source, rule))
+                    paths.append((*path, key))
             continue
         if "propertyNames" in error.schema_path and isinstance(error.instance, str):
             # a key the map does not take (format.yaml fields: address.cty): named at its
             # own line, with the closest key it takes
             known = [str(k) for k in error.schema.get("enum", ())]
             problems.append(_unknown_key(data, path, error.instance, known, source, rule))
+            paths.append((*path, error.instance))
             continue
+        paths.append(tuple(path))
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = [k for k in error.validator_value if k not in error.instance]
+            if len(missing) == 1 or (missing and f"{missing[0]!r}" in error.message):
+                paths[-1] = (*path, missing[0])
         alternatives = _ALTERNATIVES.get(_def_name(schema_name, error.schema) or "") \
             if error.validator == "oneOf" else None
         if error.validator == "oneOf" and isinstance(error.instance, dict):
@@ -150,6 +162,8 @@ def check(data: Any, schema_name: str, source: str, rule: str) -> list[Problem]:
             message = _message(error)
         where = f"{source}:{line_of(data, path)}: {_dotted(path)}"
         problems.append(Problem(rule, shown(message, _MESSAGE_LIMIT), mapping=where))
+    if failed is not None:
+        failed.extend(paths)
     return problems
 
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from ._csv import FORMULA_START
+from ._jinja import WrongShape, expression_environment, json_kind
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
@@ -30,6 +31,7 @@ from .checks import (
     target2_closed,
 )
 from .errors import InputDataError, MappingError, Problem
+from .expr import expression_paths
 from .formats import Format, option_problems, unwritable
 from .keys import (
     DEBT_KEYED_DIGITS,
@@ -44,7 +46,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
-from .sources import SourceInvoice, missing_column, missing_columns_message
+from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
 from .text import (
     Normalized,
     code_error,
@@ -94,13 +96,16 @@ class BuildResult:
 class _Ctx:
     """Per-invoice working state: where we are, what went wrong, what was applied."""
 
-    __slots__ = ("origin", "invoice", "problems", "notes")
+    __slots__ = ("origin", "invoice", "problems", "notes", "shapes")
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
         self.invoice: str | None = None
         self.problems: list[Problem] = []
         self.notes: list[PolicyNote] = []
+        # the values of another kind than the bindings reading through them need, met
+        # (rarely): see _wrong_shape
+        self.shapes: list[_Shaped] | None = None
 
     def problem(self, rule: str, message: str, mapping: str | None = None,
                 record: str | None = None) -> None:
@@ -198,6 +203,9 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
         return None
     try:
         value = binding.evaluate(record, scope)
+    except WrongShape as exc:  # said once per value, when the invoice is built
+        _wrong_shape(ctx, exc, binding, origin or ctx.origin, scope)
+        return None
     except Exception as exc:  # a Jinja error inside a user expression
         ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
                     mapping=binding.where, record=origin)
@@ -206,6 +214,66 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
         value = value.strip()
         return value or None
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Shaped:
+    """A binding read through a value of another kind than it needs (WrongShape)."""
+
+    binding: Binding
+    origin: str  # the record its problems name (the invoice's, or its line's)
+    base: str  # the record the value is in (the line's, or the invoice's for `invoice.`)
+    parts: tuple[str | int, ...] | None  # the value's path in it (None: not found)
+    reads: str  # what the binding reads through it: payer.address.city, invoice.payer.name
+    value: Any
+    expected: str
+
+
+def _wrong_shape(ctx: _Ctx, exc: WrongShape, binding: Binding, origin: str,
+                 scope: dict[str, Any]) -> None:
+    base, parts = origin, exc.parts
+    reads = binding.text
+    if parts is None:  # an expression met it: the chain of its reads that did
+        found = _expression_place(binding.text, exc, scope)
+        if found is not None:
+            root, parts = found
+            base = ctx.origin if root == "invoice" else origin
+            reads = ".".join([root, *map(str, parts), str(exc.key)])
+        else:
+            reads = f"{exc.key!r} of a value made in `{binding.text}`"
+    if ctx.shapes is None:
+        ctx.shapes = []
+    ctx.shapes.append(_Shaped(binding, origin, base, parts, reads, exc.value, exc.expected))
+
+
+def _line_of(where: str) -> int:
+    """42, of 'mappings/m.yaml:42: bindings.payer.name'."""
+    head = where.rsplit(": ", 1)[0].rsplit(":", 1)[-1]
+    return int(head) if head.isdigit() else 0
+
+
+@lru_cache(maxsize=256)
+def _expression_chains(source: str) -> tuple[tuple[str, tuple[str | int, ...]], ...]:
+    return expression_paths(expression_environment(), source)
+
+
+def _expression_place(source: str, exc: WrongShape,
+                      scope: dict[str, Any]) -> tuple[str, tuple[str | int, ...]] | None:
+    """(root, path) of the value ``exc`` met, following the expression's chains of reads
+    (``invoice.payer.name``) in ``scope``; None when no chain reaches it (a value made
+    by the expression, a filter's)."""
+    for root, chain in _expression_chains(source):
+        node = scope.get(root)
+        for depth, part in enumerate(chain):
+            if node is exc.value and part == exc.key:
+                return root, chain[:depth]
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                break
+    return None
 
 
 def _evaluator(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
@@ -566,11 +634,54 @@ class Builder:
         return f"; in an expression, invoice is the input record, its columns read by name{example}"
 
     def build(self, src: SourceInvoice) -> BuildResult:
+        ctx = _Ctx(src.origin)
+        result = self._build(src, ctx)
+        if ctx.shapes is not None:
+            self._shapes_said(ctx, result)
+        return result
+
+    def _shapes_said(self, ctx: _Ctx, result: BuildResult) -> None:
+        """One ``input.type`` problem per value of another kind than the bindings reading
+        through it need (a list or a text where an object is expected), at its JSON path,
+        naming every binding that read through it; in place of what those bindings'
+        None made (``payer.kind is missing``...): the invoice is refused for it."""
+        found: dict[tuple[str, tuple[str | int, ...] | str], list[_Shaped]] = {}
+        for shaped in ctx.shapes or ():
+            key = (shaped.base, shaped.parts if shaped.parts is not None
+                   else shaped.binding.where)
+            found.setdefault(key, []).append(shaped)
+        said = {(s.binding.where, s.origin) for s in ctx.shapes or ()}
+        problems = []
+        for (base, _), readers in found.items():
+            first = readers[0]
+            record = base
+            if first.parts is not None and not self.csv:
+                record = base + json_path(first.parts)
+            elif first.parts is not None:  # a column an expression reads a key of
+                record = f"{base} column '{first.parts[0]}'"
+            readers = sorted({(r.binding.where, r.reads): r for r in readers}.values(),
+                             key=lambda r: _line_of(r.binding.where))
+            listed = [f"{r.binding.where.rsplit(': ', 1)[-1]} (line "
+                      f"{_line_of(r.binding.where)}) reads {r.reads}" for r in readers[:8]]
+            if len(readers) > 8:
+                listed.append(f"and {len(readers) - 8} more")
+            said_by = (f"{len(readers)} bindings read through it: " if len(readers) > 1
+                       else "")
+            if first.parts is None:  # a step of an expression: no path of the input's
+                said_by = "the expression of "
+            problems.append(Problem(
+                "input.type", f"{json_kind(first.value)} where {first.expected} is expected: "
+                f"{said_by}{', '.join(listed)}", record=record,
+                mapping=readers[0].binding.where, invoice=ctx.invoice))
+        result.problems[:] = problems + [p for p in result.problems
+                                         if (p.mapping, p.record) not in said]
+        result.title = result.left_out = None
+
+    def _build(self, src: SourceInvoice, ctx: _Ctx) -> BuildResult:
         if self._columns_to_check is not None:
             self.check_columns(src)
         if self.paths is not None and self.paths.pending:
             self.paths.see(src.record)
-        ctx = _Ctx(src.origin)
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from . import __version__, _schema
-from ._jinja import expression_environment
+from ._jinja import WrongShape, expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID
 from .errors import MappingError, Problem
@@ -142,7 +142,12 @@ def path_parts(path: str) -> list[str | int]:
     return parts
 
 
-def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+def _json_getter(path: str, wrong_shapes: bool = True) -> Callable[[dict[str, Any],
+                                                                    dict[str, Any]], Any]:
+    """The path binding's reader: None where a key is missing or null; a WrongShape
+    where it goes through a value of another kind (a key of a list or a text, an index
+    of an object), unless ``wrong_shapes`` is false (a recorded run, read as it was then:
+    None)."""
     parts = path_parts(path)
 
     if len(parts) == 1 and isinstance(parts[0], str):
@@ -153,29 +158,42 @@ def _json_getter(path: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
 
         return get1
 
-    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts):
+    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts) and wrong_shapes:
         # the common shapes (payer.name, payer.address.city), unrolled
         first, second = parts[0], parts[1]
         third = parts[2] if len(parts) == 3 else None
 
         def get_keys(record: dict[str, Any], scope: dict[str, Any]) -> Any:
             node = record.get(first)
-            if node is None or not isinstance(node, dict):
-                return None
+            if not isinstance(node, dict):
+                if node is None:
+                    return None
+                raise WrongShape(node, "an object", second, (first,))
             node = node.get(second)
             if third is None or node is None:
                 return node
-            return node.get(third) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                return node.get(third)
+            raise WrongShape(node, "an object", third, (first, second))
 
         return get_keys
 
     def get(record: dict[str, Any], scope: dict[str, Any]) -> Any:
         node: Any = record
-        for part in parts:
+        for depth, part in enumerate(parts):
             if isinstance(part, int):
-                node = node[part] if isinstance(node, list) and part < len(node) else None
+                if isinstance(node, list):
+                    node = node[part] if part < len(node) else None
+                elif wrong_shapes:
+                    raise WrongShape(node, "a list", part, tuple(parts[:depth]))
+                else:
+                    return None
+            elif isinstance(node, dict):
+                node = node.get(part)
+            elif wrong_shapes:
+                raise WrongShape(node, "an object", part, tuple(parts[:depth]))
             else:
-                node = node.get(part) if isinstance(node, dict) else None
+                return None
             if node is None:
                 return None
         return node
@@ -252,7 +270,7 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
 
         columns: tuple[str, ...] = (column,)
     else:
-        getter = _json_getter(path)
+        getter = _json_getter(path, getattr(env, "wrong_shapes", True))
         columns = ()
     if "default" in spec:
         getter = _with_default(getter, spec["default"])
@@ -367,16 +385,31 @@ def _load(path: Path, data: Any, problems: list[Problem], text: str,
     shown = str(path)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a mapping file is a YAML mapping (key: value)")
-    todo = todo_problems(data, shown)
+    # what the YAML loader refused (a duplicate key): its section is not checked further
+    failed: list[tuple[Any, ...]] = [_section_of(p) for p in problems]
+    todo = todo_problems(data, shown, failed)
     # a placeholder left in place is said once, as such, not also as a bad SIRET; but a
     # recorded mapping's placeholder is let through, and what else is wrong there not
     placeholders = set() if recorded else {p.mapping for p in todo}
     problems += todo + [_placed(p) for p in _schema.check(data, MAPPING_SCHEMA, shown,
-                                                          "mapping.schema")
+                                                          "mapping.schema", failed)
                         if p.mapping not in placeholders]
-    waived: list[Problem] = []
-    _refused(shown, problems, recorded, data, waived)
-    return _compile(path, data, text, recorded, waived, as_before)
+    refusing = [p for p in problems if not (recorded and _renders_nothing(p, data))]
+    # refused: the parts that passed are checked too, so that one run lists the
+    # semantic problems beside these (never a part that failed: it may not hold what
+    # the checks read, and a second message about the same key would mislead)
+    return _compile(path, data, text, recorded, [], as_before,
+                    problems, failed if refusing else [])
+
+
+def _section_of(problem: Problem) -> tuple[Any, ...]:
+    """The top-level key a problem's ``file:line: key.path`` is in; () when it has none
+    (then every part counts as failed)."""
+    if problem.mapping is None or ": " not in problem.mapping:
+        return ()
+    dotted = problem.mapping.rsplit(": ", 1)[1]
+    section = re.split(r"[.\[]", dotted, maxsplit=1)[0]
+    return (section,) if section and section != "(top)" else ()
 
 
 def _schema_keys() -> dict[str, list[str]]:
@@ -415,10 +448,13 @@ def _placed(problem: Problem) -> Problem:
                                     f"{said} (move it there)")
 
 
-def todo_problems(data: Any, shown: str) -> list[Problem]:
+def todo_problems(data: Any, shown: str,
+                  failed: list[tuple[Any, ...]] | None = None) -> list[Problem]:
     """Every value, and every key of a code table, still equal to ``TODO_MARKER``: the
-    placeholders of ``pesgen new-mapping`` that were not filled."""
+    placeholders of ``pesgen new-mapping`` that were not filled. ``failed`` gets the
+    path of each."""
     problems: list[Problem] = []
+    paths: list[tuple[Any, ...]] = [] if failed is None else failed
 
     def walk(node: Any, keys: list[str | int]) -> None:
         if isinstance(node, dict):
@@ -428,6 +464,7 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
                     problems.append(Problem("mapping.todo", f"the key is still the scaffold's "
                                             f"placeholder {TODO_MARKER}: replace it with the "
                                             "school's own code", mapping=_where(here)))
+                    paths.append(tuple(here))
                 walk(value, here)
         elif isinstance(node, list):
             for i, value in enumerate(node):
@@ -436,6 +473,7 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
             problems.append(Problem("mapping.todo", f"still the scaffold's placeholder "
                                     f"{TODO_MARKER}: fill it in (the comment beside it says "
                                     "what; docs/mapping-reference.md)", mapping=_where(keys)))
+            paths.append(tuple(keys))
         elif isinstance(node, str) and keys and keys[-1] == "expr" and \
                 _TODO_LITERAL.search(node):
             # the scaffold's debt_number: {expr: "invoice['TODO'] | digits"}
@@ -444,6 +482,7 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
                                     "(JSON) it reads in its place (in an expression, invoice is "
                                     "the input record: invoice['N° facture'])",
                                     mapping=_where(keys[:-1])))
+            paths.append(tuple(keys[:-1]))
 
     def _where(keys: list[str | int]) -> str:
         return f"{shown}:{line_of(data, keys)}: {_schema._dotted(keys)}"
@@ -453,141 +492,188 @@ def todo_problems(data: Any, shown: str) -> list[Problem]:
 
 
 def _compile(path: Path, data: LineDict, text: str, recorded: bool,
-             waived: list[Problem], as_before: bool = False) -> Mapping:
+             waived: list[Problem], as_before: bool = False,
+             before: list[Problem] | None = None,
+             failed: list[tuple[Any, ...]] | None = None) -> Mapping:
+    """The mapping's semantic checks, then the mapping. ``before``: the problems found
+    so far (YAML, TODO, schema); ``failed``: the paths they found invalid, whose part
+    (a section, a binding, a code table) is not checked: with a refusing problem in
+    ``before``, the parts that passed are checked, and all is refused together."""
     shown = str(path)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(before or ())
+    refused = list(failed or ())
 
     def where(*keys: str | int) -> str:
         return f"{shown}:{line_of(data, list(keys))}: {'.'.join(str(k) for k in keys)}"
 
-    c = data["collectivity"]
-    collectivity = Collectivity(
-        name=c["name"], siret=c["siret"], id_post=c["id_post"], cod_col=c["cod_col"],
-        cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
-        poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
-        payfip_client=c.get("payfip_client"))
-    from stdnum.eu import at_02 as _ics
-    from stdnum.fr import siret as _siret
+    def ok(*keys: str) -> bool:
+        """No part at, above or below ``keys`` failed: checking it is safe and says
+        something new."""
+        return not any(p[:len(keys)] == keys or keys[:len(p)] == p for p in refused)
 
-    if not _siret.is_valid(collectivity.siret):
-        problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
-                                "invalid checksum", mapping=where("collectivity", "siret")))
-    # the schema holds it to its format (upper case, no spaces: it is written as it is)
-    ics = collectivity.sepa_creditor_id
-    if ics is not None and not _ics.is_valid(ics):
-        problems.append(Problem("collectivity.sepa-creditor-id", "SEPA creditor identifier "
-                                f"(ICS) {ics} has invalid check digits (ISO 7064 mod 97-10)",
-                                mapping=where("collectivity", "sepa_creditor_id")))
+    def holds(*keys: str) -> bool:
+        """No part at or above ``keys`` failed: it is there, of its kind (what is below
+        it is checked part by part)."""
+        return not any(keys[:len(p)] == p for p in refused)
 
-    i = data["input"]
-    input_spec = InputSpec(
-        format=i["format"], records=i.get("records", "invoices"),
-        encoding=i.get("encoding", "utf-8"), delimiter=i.get("delimiter", ","),
-        quotechar=i.get("quotechar", '"'), group_by=i.get("group_by"),
-        numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"),
-        where=tuple((k, where("input", k)) for k in ("format", "records", "encoding",
-                                                      "delimiter", "quotechar", "group_by")))
-    if input_spec.format == "csv" and not input_spec.group_by:
-        problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
-                                "number column)", mapping=where("input")))
-    try:
-        import codecs
+    collectivity = None
+    if ok("collectivity"):
+        c = data["collectivity"]
+        collectivity = Collectivity(
+            name=c["name"], siret=c["siret"], id_post=c["id_post"], cod_col=c["cod_col"],
+            cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
+            poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
+            payfip_client=c.get("payfip_client"))
+        from stdnum.eu import at_02 as _ics
+        from stdnum.fr import siret as _siret
 
-        if not getattr(codecs.lookup(input_spec.encoding), "_is_text_encoding", True):
-            problems.append(Problem("mapping.input", f"'{input_spec.encoding}' is not a text "
-                                    "encoding", mapping=where("input", "encoding")))
-    except LookupError:
-        problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'"
-                                f"{_close_encoding(input_spec.encoding)}",
-                                mapping=where("input", "encoding")))
-    for name, value in (("delimiter", input_spec.delimiter),
-                        ("quotechar", input_spec.quotechar)):
-        allowed = len(value) == 1 or (name == "delimiter" and value == "auto")
-        if name in i and not allowed:
-            either = " or auto" if name == "delimiter" else ""
-            problems.append(Problem(
-                "mapping.input", f"{name} must be one character{either}, not {value!r} "
-                "(a tab is written \"\\t\" in double quotes)", mapping=where("input", name)))
+        if not _siret.is_valid(collectivity.siret):
+            problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
+                                    "invalid checksum", mapping=where("collectivity", "siret")))
+        # the schema holds it to its format (upper case, no spaces: it is written as it is)
+        ics = collectivity.sepa_creditor_id
+        if ics is not None and not _ics.is_valid(ics):
+            problems.append(Problem("collectivity.sepa-creditor-id", "SEPA creditor identifier "
+                                    f"(ICS) {ics} has invalid check digits (ISO 7064 mod 97-10)",
+                                    mapping=where("collectivity", "sepa_creditor_id")))
+
+    input_spec = None
+    if ok("input"):
+        i = data["input"]
+        input_spec = InputSpec(
+            format=i["format"], records=i.get("records", "invoices"),
+            encoding=i.get("encoding", "utf-8"), delimiter=i.get("delimiter", ","),
+            quotechar=i.get("quotechar", '"'), group_by=i.get("group_by"),
+            numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"),
+            where=tuple((k, where("input", k)) for k in ("format", "records", "encoding",
+                                                          "delimiter", "quotechar", "group_by")))
+        if input_spec.format == "csv" and not input_spec.group_by:
+            problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
+                                    "number column)", mapping=where("input")))
+        try:
+            import codecs
+
+            if not getattr(codecs.lookup(input_spec.encoding), "_is_text_encoding", True):
+                problems.append(Problem("mapping.input", f"'{input_spec.encoding}' is not a "
+                                        "text encoding", mapping=where("input", "encoding")))
+        except LookupError:
+            problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'"
+                                    f"{_close_encoding(input_spec.encoding)}",
+                                    mapping=where("input", "encoding")))
+        for name, value in (("delimiter", input_spec.delimiter),
+                            ("quotechar", input_spec.quotechar)):
+            allowed = len(value) == 1 or (name == "delimiter" and value == "auto")
+            if name in i and not allowed:
+                either = " or auto" if name == "delimiter" else ""
+                problems.append(Problem(
+                    "mapping.input", f"{name} must be one character{either}, not {value!r} "
+                    "(a tab is written \"\\t\" in double quotes)", mapping=where("input", name)))
+    # what the bindings are read from, when input.format passed (else their own checks
+    # only: an expression's syntax, its filters, its names)
+    input_format = data["input"]["format"] if ok("input", "format") else None
 
     env = expression_environment(as_before)
+    # a recorded run is rebuilt as it was read: a key read of a list or a text was None
+    env.wrong_shapes = not recorded  # type: ignore[attr-defined]
     bindings: dict[str, dict[str, Binding]] = {}
-    for group, fields in data["bindings"].items():
-        if group == "lines":
+    for group, fields in data["bindings"].items() if holds("bindings") else ():
+        if group == "lines" or not holds("bindings", group):
             continue
         bindings[group] = {}
         for name, spec in fields.items():
+            if not ok("bindings", group, name):
+                continue
             b = _compile_binding(spec, f"{group}.{name}", where("bindings", group, name),
-                                 input_spec.format, env, problems)
+                                 input_format or "json", env, problems)
             if b:
                 bindings[group][name] = b
-    lines = _compile_binding(data["bindings"]["lines"], "lines", where("bindings", "lines"),
-                             input_spec.format, env, problems)
-    spec = data["bindings"]["lines"]
-    if input_spec.format == "json" and isinstance(spec, dict) and "const" in spec and \
-            not isinstance(spec["const"], list):
-        # every invoice would be refused, one by one, as having no lines
-        problems.append(Problem(
-            "mapping.input", f"{{const: {spec['const']}}} is for CSV input (each row of an "
-            "invoice is one of its lines); with input.format: json, bindings.lines is the "
-            "path of the invoice's line array (e.g. lines: lines)",
-            mapping=where("bindings", "lines")))
-    elif input_spec.format == "csv" and not (isinstance(spec, dict) and
-                                             spec.get("const") == "rows"):
-        # never read: a column named here (lines: lignes_facture) looked read, and exported
-        # as if it were {const: rows} whether the file had that column or not
-        problems.append(Problem(
-            "mapping.csv-lines", "with input.format: csv, bindings.lines is not read: each "
-            "row of an invoice (input.group_by) is one of its lines; write bindings.lines "
-            "as {const: rows}", mapping=where("bindings", "lines")))
+    lines = None
+    if ok("bindings", "lines"):
+        lines = _compile_binding(data["bindings"]["lines"], "lines", where("bindings", "lines"),
+                                 input_format or "json", env, problems)
+        spec = data["bindings"]["lines"]
+        if input_format == "json" and isinstance(spec, dict) and "const" in spec and \
+                not isinstance(spec["const"], list):
+            # every invoice would be refused, one by one, as having no lines
+            problems.append(Problem(
+                "mapping.input", f"{{const: {spec['const']}}} is for CSV input (each row of "
+                "an invoice is one of its lines); with input.format: json, bindings.lines is "
+                "the path of the invoice's line array (e.g. lines: lines)",
+                mapping=where("bindings", "lines")))
+        elif input_format == "csv" and not (isinstance(spec, dict) and
+                                            spec.get("const") == "rows"):
+            # never read: a column named here (lines: lignes_facture) looked read, and
+            # exported as if it were {const: rows} whether the file had that column or not
+            problems.append(Problem(
+                "mapping.csv-lines", "with input.format: csv, bindings.lines is not read: "
+                "each row of an invoice (input.group_by) is one of its lines; write "
+                "bindings.lines as {const: rows}", mapping=where("bindings", "lines")))
 
-    o = data["output"]
-    emitter = o.get("emitter") or {}
-    bordereau_object = None
-    if "bordereau_object" in o:
-        bordereau_object = _compile_binding(o["bordereau_object"], "bordereau.object",
-                                            where("output", "bordereau_object"), "json", env,
-                                            problems)
-    output = OutputSettings(
-        format=o["format"], sigle=emitter.get("sigle", "PESGEN"),
-        adresse=emitter.get("adresse", f"pesgen {__version__}"),
-        bordereau_object=bordereau_object, asap_delay_days=o.get("asap_delay_days", 0),
-        max_pieces_per_bordereau=o.get("max_pieces_per_bordereau", 99999),
-        tiers_on=o.get("tiers_on", "every_line"), encoding=o.get("encoding"),
-        payment_references=o.get("payment_references", True),
-        asap_edition=o.get("asap_edition"), options=dict(o.get("options") or {}))
+    output = None
+    if ok("output"):
+        o = data["output"]
+        emitter = o.get("emitter") or {}
+        bordereau_object = None
+        if "bordereau_object" in o:
+            bordereau_object = _compile_binding(o["bordereau_object"], "bordereau.object",
+                                                where("output", "bordereau_object"), "json",
+                                                env, problems)
+        output = OutputSettings(
+            format=o["format"], sigle=emitter.get("sigle", "PESGEN"),
+            adresse=emitter.get("adresse", f"pesgen {__version__}"),
+            bordereau_object=bordereau_object, asap_delay_days=o.get("asap_delay_days", 0),
+            max_pieces_per_bordereau=o.get("max_pieces_per_bordereau", 99999),
+            tiers_on=o.get("tiers_on", "every_line"), encoding=o.get("encoding"),
+            payment_references=o.get("payment_references", True),
+            asap_edition=o.get("asap_edition"), options=dict(o.get("options") or {}))
 
-    k = data["codes"]
-    codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),
-                  civility=dict(k["civility"]) if "civility" in k else None,
-                  countries=dict(k.get("countries") or {}),
-                  sepa_sequences=dict(k.get("sepa_sequences") or DEFAULT_SEPA_SEQUENCES))
-    _check_grid(codes, where, problems)
-    _check_countries(codes, where, problems)
+    codes = None
+    k = data["codes"] if ok("codes", "activities") and ok("codes", "payer_kinds") else None
+    if k is not None:
+        # a code table that failed the schema is left out of the checks (its part only)
+        codes = Codes(activities=dict(k["activities"]), payer_kinds=dict(k["payer_kinds"]),
+                      civility=dict(k["civility"]) if "civility" in k and
+                      ok("codes", "civility") else None,
+                      countries=dict(k.get("countries") or {}) if ok("codes", "countries")
+                      else {},
+                      sepa_sequences=dict(k.get("sepa_sequences") or DEFAULT_SEPA_SEQUENCES)
+                      if ok("codes", "sepa_sequences") else DEFAULT_SEPA_SEQUENCES)
+        _check_grid(codes, where, problems)
+        _check_countries(codes, where, problems)
 
-    p = data.get("policies") or {}
-    policies = Policies(**{name: p[name] for name in p})
-    if policies.missing_civility == "default" and not policies.default_civility:
-        problems.append(Problem("mapping.policy", "missing_civility: default needs "
-                                "default_civility", mapping=where("policies", "missing_civility")))
-    if policies.netted_label == "append" and policies.negative_lines != "net":
-        problems.append(Problem("mapping.policy", "netted_label: append needs "
-                                "negative_lines: net (no line is netted otherwise)",
-                                mapping=where("policies", "netted_label")))
-    if policies.default_civility and policies.default_civility.lower() in (
-            "mlle", "melle", "mademoiselle"):
-        problems.append(Problem("pes.civility", "'Mademoiselle' is rejected by Hélios",
-                                mapping=where("policies", "default_civility")))
-    if codes.civility:
+    policies = None
+    if ok("policies"):
+        p = data.get("policies") or {}
+        policies = Policies(**{name: p[name] for name in p})
+        if policies.missing_civility == "default" and not policies.default_civility:
+            problems.append(Problem("mapping.policy", "missing_civility: default needs "
+                                    "default_civility",
+                                    mapping=where("policies", "missing_civility")))
+        if policies.netted_label == "append" and policies.negative_lines != "net":
+            problems.append(Problem("mapping.policy", "netted_label: append needs "
+                                    "negative_lines: net (no line is netted otherwise)",
+                                    mapping=where("policies", "netted_label")))
+        if policies.default_civility and policies.default_civility.lower() in (
+                "mlle", "melle", "mademoiselle"):
+            problems.append(Problem("pes.civility", "'Mademoiselle' is rejected by Hélios",
+                                    mapping=where("policies", "default_civility")))
+    if codes is not None and codes.civility:
         for raw, sent in codes.civility.items():
             if sent.lower().rstrip(".") in ("mlle", "melle", "mademoiselle"):
                 problems.append(Problem("pes.civility", f"'{raw}' maps to '{sent}': Hélios "
                                         "rejects 'Mademoiselle' (map it to MME)",
                                         mapping=where("codes", "civility", raw)))
 
-    r = data.get("payment_reference") or {}
-    payment_reference = PaymentReferenceSettings(**{name: r[name] for name in r})
+    payment_reference = None
+    if ok("payment_reference"):
+        r = data.get("payment_reference") or {}
+        payment_reference = PaymentReferenceSettings(**{name: r[name] for name in r})
 
     _refused(shown, problems, recorded, data, waived)
+    # past _refused, nothing failed (else it raised): every part was read
+    assert not refused and collectivity is not None and input_spec is not None and \
+        output is not None and codes is not None and policies is not None and \
+        payment_reference is not None
     return Mapping(
         path=path, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         data=data, collectivity=collectivity, output=output, input=input_spec,

@@ -35,6 +35,9 @@ from .errors import InputDataError, Problem
 MAX_JSON_DEPTH = 64
 MAX_JSON_STRING = 100_000
 MAX_JSON_RECORD_BYTES = 16 * 1024 * 1024
+# A CSV file's rows refused for their structure are listed up to this many (as the
+# validator lists schema violations), the rest counted.
+MAX_ROW_PROBLEMS = 1000
 
 
 @dataclass(slots=True)
@@ -301,6 +304,11 @@ def _jpath(parts: list[str | int] | tuple[str | int, ...]) -> str:
             out.append(f"[{part!r}]")
     text = "".join(out)
     return text if len(text) <= 160 else text[:157] + "…"
+
+
+def json_path(parts: tuple[str | int, ...]) -> str:
+    """The JSON path of ``parts`` below a record's own: ``.payer.address``, ``[2]``."""
+    return _jpath(parts)[1:]
 
 
 class _Recoder:
@@ -914,6 +922,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     if not spec.group_by:
         raise InputDataError("CSV input needs input.group_by (the invoice number column)")
     last_line = 0
+    faults: _RowFaults | None = None
     try:
         delimiter = spec.delimiter
         if delimiter == "auto":
@@ -952,24 +961,41 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             key_index = header.index(spec.group_by)
             rows = 0
             current: SourceInvoice | None = None
+            faults = _RowFaults(shown)
             last_line = reader.line_num
-            for row in reader:
+            while True:
                 start = last_line + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    # the reader drops the rest of the line and goes on: the rows after
+                    # it are still checked, not read as invoices
+                    last_line = reader.line_num
+                    detail = _csv_error(exc, start)
+                    faults.add(f"{shown}:{start}: CSV error: {detail}; nothing written",
+                               Problem("input.csv", detail, record=f"{shown}:{start}",
+                                       mapping=spec.at("quotechar")))
+                    continue
                 last_line = reader.line_num
                 if not any(cell.strip() for cell in row):
                     continue
                 where = f"{shown}:{start}"
                 if len(row) != width:
-                    raise InputDataError(
-                        f"{where}: {len(row)} field(s), the header has {width}",
-                        [Problem("input.csv-row", f"{len(row)} fields, header has {width}",
-                                 record=where)])
+                    faults.add(f"{where}: {len(row)} field(s), the header has {width}",
+                               Problem("input.csv-row", f"{len(row)} fields, header has "
+                                       f"{width}", record=where))
+                    continue
                 if row[key_index].strip() == spec.group_by and \
                         [cell.strip() for cell in row] == header:
                     detail = ("the header line again: two exports joined into one file? "
                               "remove this line (or export once)")
-                    raise _refuse(f"{where}: {detail}; nothing written", "input.csv-row",
-                                  detail, where)
+                    faults.add(f"{where}: {detail}; nothing written",
+                               Problem("input.csv-row", detail, record=where))
+                    continue
+                if faults.found:
+                    continue  # past a refused row, only the rows' structure is checked
                 if all_named:
                     values = dict(zip(header, row, strict=True))
                 else:
@@ -987,19 +1013,70 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                 rows += 1
                 current = SourceInvoice(record=values, lines=[values], origin=where,
                                         line_origins=[where], key=key)
+            if faults.found:
+                raise faults.error()
             if current is not None:
                 yield current
             elif not rows:
                 raise InputDataError(f"{shown}: no data row", [
                     Problem("input.empty", "no data row", record=shown)])
     except UnicodeError:
-        raise _encoding_error(path, spec) from None
-    except csv.Error as exc:
+        error = _encoding_error(path, spec)
+        if faults is not None and faults.found:
+            # the rows refused before the undecodable byte are listed too
+            raise InputDataError(str(error), faults.listed() + error.problems) from None
+        raise error from None
+    except csv.Error as exc:  # the header's line
         start = last_line + 1
-        detail = str(exc)
-        if "unexpected end of data" in detail or "EOF" in detail:
-            detail = (f"a quoted field opened in the record starting on line {start} is never "
-                      f"closed ({exc}); check the quotes (input.quotechar)")
+        detail = _csv_error(exc, start)
         raise InputDataError(f"{shown}:{start}: CSV error: {detail}; nothing written",
                              [Problem("input.csv", detail, record=f"{shown}:{start}",
                                       mapping=spec.at("quotechar"))]) from None
+
+
+def _csv_error(exc: csv.Error, start: int) -> str:
+    detail = str(exc)
+    if "unexpected end of data" in detail or "EOF" in detail:
+        detail = (f"a quoted field opened in the record starting on line {start} is never "
+                  f"closed ({exc}); check the quotes (input.quotechar)")
+    return detail
+
+
+class _RowFaults:
+    """The rows the CSV reader refuses (a field count that is not the header's, the
+    header again, quotes it cannot parse). The first one ends the reading of invoices;
+    the rest of the file is still read for the others, every one listed up to
+    MAX_ROW_PROBLEMS, the rest counted. The error keeps the first one's message."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.first = ""
+        self.problems: list[Problem] = []
+        self.dropped = 0
+
+    @property
+    def found(self) -> bool:
+        return bool(self.problems)
+
+    def add(self, message: str, problem: Problem) -> None:
+        if not self.problems:
+            self.first = message
+        if len(self.problems) < MAX_ROW_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.dropped += 1
+
+    def listed(self) -> list[Problem]:
+        if not self.dropped:
+            return list(self.problems)
+        return self.problems + [Problem(
+            "input.csv-row", f"listing stopped after {MAX_ROW_PROBLEMS} rows refused "
+            f"({self.dropped} more): correct these and run again", record=self.shown)]
+
+    def error(self) -> InputDataError:
+        count = len(self.problems) + self.dropped
+        if count == 1:
+            return InputDataError(self.first, self.listed())
+        head = self.first.removesuffix("; nothing written")
+        return InputDataError(f"{head}; and {count - 1} more row(s) refused; nothing written",
+                              self.listed())

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 import pytest
 
+from pesgen import sources
 from pesgen._jinja import template_environment
 from pesgen.errors import (
     ExitCode,
@@ -304,6 +305,83 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[0]", f"the invoice has lines that are a text, not a list {must}"),
         (f"{inp}:$.invoices[1]", f"the invoice has lines that are an object, not a list {must}"),
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
+
+
+@pytest.mark.parametrize(("value", "kind"), [(["x"], "a list"), ("Dupont", "a text")])
+def test_a_payer_that_is_no_object_is_one_problem_at_its_path(tmp_path, value, kind):
+    """'"payer": ["x"]' gave five problems (payer.kind, debtor.name, address.street...
+    is missing), none naming the payer: one now, at its JSON path, naming the bindings
+    that read through it (an expression's `invoice.payer.last_name` among them)."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"] = value
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    [p] = exc.problems
+    assert p.rule == "input.type"
+    assert p.record == f"{inp}:$.invoices[{i}].payer"
+    assert p.invoice == "FA-2026-00104"
+    assert p.mapping == _where(JSON_MAPPING, "ref: payer.ref", "bindings.payer.ref")
+    kind_line = _mapping_line(JSON_MAPPING, "kind: payer.kind")
+    name_line = _mapping_line(JSON_MAPPING, "name: {expr:")
+    assert p.message.startswith(
+        f"{kind} where an object is expected: 12 bindings read through it: "
+        f"bindings.payer.ref (line {kind_line - 1}) reads payer.ref, bindings.payer.kind "
+        f"(line {kind_line}) reads payer.kind, ")
+    assert f"bindings.payer.name (line {name_line}) reads invoice.payer.last_name" in p.message
+    assert p.message.endswith(", and 4 more")
+
+
+def test_a_line_value_that_is_no_object_is_one_problem_at_its_path(tmp_path):
+    """A line's activity written as its code: one problem at lines[0].activity, for the
+    path binding (activity.code) and the expression (line.activity.label) reading it."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["lines"][0]["activity"] = "THEA-ADO"
+    data["invoices"][i]["payer"]["address"] = {"street": ["12 rue"]}  # a leaf: as before
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    [p] = [q for q in exc.problems if q.record == f"{inp}:$.invoices[{i}].lines[0].activity"]
+    assert p.rule == "input.type"
+    activity = _mapping_line(JSON_MAPPING, "activity: activity.code")
+    label = _mapping_line(JSON_MAPPING, 'label: {expr: "line.activity')
+    assert p.message == (
+        "a text where an object is expected: 2 bindings read through it: "
+        f"bindings.line.activity (line {activity}) reads activity.code, "
+        f"bindings.line.label (line {label}) reads line.activity.label")
+    # the street is a list (a value the title takes, not one read through): its own
+    # problem, and the city and postal code simply missing, as before
+    assert sorted((q.rule, q.record) for q in exc.problems if q is not p) == [
+        ("input.required", f"{inp}:$.invoices[{i}]"), ("input.required", f"{inp}:$.invoices[{i}]"),
+        ("input.type", f"{inp}:$.invoices[{i}].payer.address.street")]
+
+
+def test_an_expression_reading_a_key_of_a_text_is_one_problem_at_its_path(tmp_path):
+    """'"payment": "invoice"': direct_debit's expression reads invoice.payment.method,
+    which was undefined, so None, so 'not a direct debit' without a word."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payment"] = "invoice"
+    inp = _write_json(tmp_path, data)
+    [p] = _refused(tmp_path, JSON_MAPPING, inp).problems
+    line = _mapping_line(JSON_MAPPING, "direct_debit: {expr:")
+    assert (p.rule, p.record, p.message) == (
+        "input.type", f"{inp}:$.invoices[{i}].payment",
+        f"a text where an object is expected: bindings.payment.direct_debit (line {line}) "
+        "reads invoice.payment.method")
+    assert p.mapping == _where(JSON_MAPPING, "direct_debit: {expr:",
+                               "bindings.payment.direct_debit")
+
+
+def test_a_missing_or_null_object_is_still_missing_fields(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"]["address"] = None
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert sorted(p.message for p in exc.problems) == [
+        "address.city is missing", "address.postal_code is missing",
+        "address.street is missing"]
 
 
 def test_missing_line_amount(tmp_path):
@@ -880,6 +958,57 @@ def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     assert [p.rule for p in exc.problems] == ["sepa.iban", "input.csv-row"]
     assert "reading stopped" in str(exc)
+
+
+def test_every_csv_row_the_reader_refuses_is_listed(tmp_path):
+    """Three rows whose field count is not the header's, a stray quote and the header
+    again: each is listed at its line, not only the first; the first keeps its wording."""
+    rows = _csv_rows()
+    width = len(rows[0])
+    rows[2] = rows[2] + ["one field too many"]  # line 3
+    rows[4] = rows[4][:-2]  # line 5
+    rows.insert(6, list(rows[0]))  # line 7: the header again
+    rows.append(rows[-1] + ["x", "y"])  # the last line
+    inp = _write_csv(tmp_path, rows)
+    text = inp.read_text(encoding="utf-8").splitlines(keepends=True)
+    text.insert(8, '"FA"x,1\n')  # line 9: a quote the reader cannot parse
+    inp.write_text("".join(text), encoding="utf-8")
+    last = len(text)  # the last row, on one line
+    out = tmp_path / "out"
+    with pytest.raises(InputDataError) as info:
+        export(CSV_MAPPING, inp, out, RUN)
+    exc = info.value
+    assert [(p.rule, p.record) for p in exc.problems] == [
+        ("input.csv-row", f"{inp}:3"), ("input.csv-row", f"{inp}:5"),
+        ("input.csv-row", f"{inp}:7"), ("input.csv", f"{inp}:9"),
+        ("input.csv-row", f"{inp}:{last}")]
+    assert exc.problems[0].message == f"{width + 1} fields, header has {width}"
+    assert exc.problems[1].message == f"{width - 2} fields, header has {width}"
+    assert exc.problems[2].message.startswith("the header line again")
+    assert str(exc) == (f"{inp}:3: {width + 1} field(s), the header has {width}; and 4 more "
+                        "row(s) refused; nothing written")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("cap", [40, 1000])
+def test_a_listing_of_csv_rows_stops_after_its_maximum(tmp_path, monkeypatch, cap):
+    """Past the cap (1 000, as the validator's listings) the rows refused are counted."""
+    if cap != 1000:
+        monkeypatch.setattr(sources, "MAX_ROW_PROBLEMS", cap, raising=False)
+    MAX_ROW_PROBLEMS = cap  # noqa: N806
+    rows = _csv_rows()
+    bad = rows[1] + ["extra"]
+    rows[1:] = [bad] * (MAX_ROW_PROBLEMS + 7)
+    inp = _write_csv(tmp_path, rows)
+    with pytest.raises(InputDataError) as info:
+        export(CSV_MAPPING, inp, tmp_path / "out", RUN)
+    exc = info.value
+    assert len(exc.problems) == MAX_ROW_PROBLEMS + 1
+    assert exc.problems[-2].record == f"{inp}:{MAX_ROW_PROBLEMS + 1}"
+    assert exc.problems[-1] == Problem(
+        "input.csv-row", f"listing stopped after {MAX_ROW_PROBLEMS} rows refused (7 more): "
+        "correct these and run again", record=str(inp))
+    assert f"; and {MAX_ROW_PROBLEMS + 6} more row(s) refused; nothing written" in str(exc)
 
 
 def test_a_byte_the_declared_encoding_cannot_read_is_named_with_its_line(tmp_path):

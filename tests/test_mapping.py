@@ -110,6 +110,68 @@ def test_three_semantic_mistakes_give_three_problems(tmp_path):
     assert "allowed NatJur: 01, 02" in grid.message
 
 
+def test_a_schema_problem_does_not_hide_the_semantic_problems_of_other_parts(tmp_path):
+    """A typo'd key under policies was all a run said; the unknown filter of a binding,
+    the CatTiers outside the DGFiP grid and the SIRET checksum came only once it was
+    fixed. One run now lists them all, each at its file:line:key."""
+    m = _write(tmp_path, _edit(
+        ("  zero_total: leave_out", "  zero_totl: leave_out"),
+        ('debt_number: {expr: "invoice.number | digits"}',
+         'debt_number: {expr: "invoice.number | digit"}'),
+        ('person:       {category: "01", legal_nature: "01"}',
+         'person:       {category: "01", legal_nature: "03"}'),
+        ('siret: "21450999400015"', 'siret: "21450999400016"'),
+    ))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'zero_totl')}: policies.zero_totl"),
+        ("collectivity.siret", f"{m}:{_line(m, 'siret:')}: collectivity.siret"),
+        ("mapping.expr", f"{m}:{_line(m, 'debt_number:')}: bindings.invoice.debt_number"),
+        ("pes.cat-nat-grid",
+         f"{m}:{_line(m, 'person:')}: codes.payer_kinds.person.legal_nature"),
+    ]
+    assert "Did you mean 'digits'?" in exc.problems[2].message
+
+
+def test_a_part_that_failed_the_schema_gets_no_semantic_check(tmp_path):
+    """A binding that is not one ({exp: ...}) is said once, as such; its neighbours
+    are still compiled (an unknown filter); policies with an unknown key are not read
+    (missing_civility: default without default_civility is not said beside it); a
+    placeholder SIRET is a TODO, not also a bad checksum."""
+    m = _write(tmp_path, _edit(
+        ('debt_number: {expr: "invoice.number | digits"}',
+         'debt_number: {exp: "invoice.number | digit"}'),
+        ("object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}",
+         "object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number | upperr\"}"),
+        ("  zero_total: leave_out", "  zero_totl: leave_out"),
+        ("  default_civility: MME\n", ""),
+        ('siret: "21450999400015"', "siret: TODO"),
+    ))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.todo", f"{m}:{_line(m, 'siret:')}: collectivity.siret"),
+        ("mapping.schema", f"{m}:{_line(m, 'debt_number:')}: bindings.invoice.debt_number.exp"),
+        ("mapping.schema", f"{m}:{_line(m, 'zero_totl')}: policies.zero_totl"),
+        ("mapping.expr", f"{m}:{_line(m, 'object: {expr')}: bindings.invoice.object"),
+    ]
+
+
+def test_check_mapping_lists_a_schema_problem_and_a_semantic_one_together(tmp_path):
+    m = _write(tmp_path, _edit(
+        ("  zero_total: leave_out", "  zero_totl: leave_out"),
+        ('debt_number: {expr: "invoice.number | digits"}',
+         'debt_number: {expr: "invoice.number | digit"}'),
+    ))
+    result = CliRunner().invoke(app, ["check-mapping", str(m)])
+    assert result.exit_code == ExitCode.MAPPING
+    err = result.output
+    assert f"[mapping {m}:{_line(m, 'zero_totl')}: policies.zero_totl] (rule mapping.schema)" \
+        in err
+    assert (f"[mapping {m}:{_line(m, 'debt_number:')}: bindings.invoice.debt_number] "
+            "(rule mapping.expr)") in err
+    assert "2 problem(s)." in err
+
+
 @pytest.mark.parametrize("ics, rule, fragment", [
     ("FR00ZZZ654321", "collectivity.sepa-creditor-id",
      "SEPA creditor identifier (ICS) FR00ZZZ654321 has invalid check digits"),
@@ -560,3 +622,67 @@ def test_a_line_block_outside_bindings_is_told_where_it_belongs(tmp_path):
     exc = _refused(_write(tmp_path, text))
     assert "unknown key 'line' here: it belongs at bindings.line (move it there)" in [
         p.message for p in exc.problems], exc.report()
+
+
+def test_a_path_through_a_value_of_another_kind_raises_wrong_shape():
+    """A key of a list or a text, an index of an object: a WrongShape naming the value's
+    path (the build says it once per value); a missing or null value is None, as before."""
+    from pesgen._jinja import WrongShape
+    from pesgen.mapping import _json_getter
+
+    get = _json_getter("payer.address.city")
+    assert get({"payer": None}, {}) is None
+    assert get({"payer": {"address": None}}, {}) is None
+    with pytest.raises(WrongShape) as info:
+        get({"payer": {"address": ["x"]}}, {})
+    assert (info.value.parts, info.value.key, info.value.expected) == (
+        ("payer", "address"), "city", "an object")
+    get = _json_getter("lines[0].amount")
+    assert get({"lines": []}, {}) is None
+    with pytest.raises(WrongShape) as info:
+        get({"lines": {"amount": 1}}, {})
+    assert (info.value.parts, info.value.key, info.value.expected) == (("lines",), 0, "a list")
+    with pytest.raises(WrongShape) as info:
+        get({"lines": ["3"]}, {})
+    assert (info.value.parts, info.value.key) == (("lines", 0), "amount")
+
+
+def test_a_recorded_mapping_reads_a_value_of_another_kind_as_it_was_read():
+    """A run recorded before WrongShape is rebuilt as it was read: None, not a refusal."""
+    from pesgen.mapping import load_recorded_mapping
+
+    path = MAPPINGS / "villeneuve-sur-loing.yaml"
+    mapping = load_recorded_mapping(path.read_text(encoding="utf-8"), str(path))
+    record = {"payer": ["x"], "payment": "invoice"}
+    scope = {"invoice": record}
+    assert mapping.bindings["address"]["city"].evaluate(record, scope) is None
+    assert mapping.bindings["payer"]["name"].evaluate(record, scope) is None
+    assert mapping.bindings["payment"]["direct_debit"].evaluate(record, scope) is None
+
+
+def test_a_schema_problem_anywhere_never_crashes_the_checks_of_the_other_parts(tmp_path):
+    """Each key of the first two levels deleted or given a number, beside an unknown
+    filter: refused, the filter's problem listed (unless its binding is in the part that
+    failed), never another exception from a check reading a part that failed."""
+    import copy
+
+    import yaml
+
+    base = yaml.safe_load(_edit(('debt_number: {expr: "invoice.number | digits"}',
+                                 'debt_number: {expr: "invoice.number | digit"}')))
+    paths = [(k,) for k in base] + [(k, j) for k, v in base.items() if isinstance(v, dict)
+                                    for j in v]
+    for path in paths:
+        for value in (None, 123):
+            data = copy.deepcopy(base)
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            if value is None:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+            m = _write(tmp_path, yaml.safe_dump(data, allow_unicode=True))
+            exc = _refused(m)
+            if path[:2] not in (("bindings",), ("bindings", "invoice")):
+                assert "mapping.expr" in {p.rule for p in exc.problems}, (path, exc.report())
