@@ -60,8 +60,11 @@ def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_p
         assert message == (f"600 invoice(s) already exported by run(s) {winner.run_id}; "
                            "nothing written"), message[:400]
         assert len(info.value.problems) == 600
-        assert all(p.message.endswith("; cancel that run first to export it again")
-                   for p in info.value.problems)
+        # held whole (not "remove those from the input"), by budget 01's run: named so,
+        # and not to be cancelled for it
+        assert all(", budget 01, exercise 2026); that run is of another budget" in p.message
+                   and p.message.endswith("not a reason to cancel that run")
+                   for p in info.value.problems), info.value.problems[0].message
         assert not (tmp_path / "b").exists()
         sa.event.remove(store.engine, "after_cursor_execute", between_chunks)
         assert [r.id for r in store.list_runs()] == [winner.run_id]
