@@ -102,6 +102,8 @@ def link(
     typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
                f"{result.refdet}, {amount}, saisie {result.saisie})")
     typer.echo(result.url)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 @payfip_app.command()
@@ -263,6 +265,14 @@ def payments(
                    "operation, so whether the family paid before it expired is not known; "
                    "check with the trésorerie before sending a new link (docs/payfip.md)",
                    err=True)
+    undated = [r["invoice"] for r in rows if r["paid_at_source"] == "recorded"]
+    if undated:
+        # PayFiP's answer said paid but gave no dattrans/heurtrans: the payment is sure,
+        # its time is not
+        typer.echo(f"note: {len(undated)} payment(s) came without PayFiP's transaction date "
+                   f"and time (dattrans/heurtrans) ({_some(undated)}): their paid_at is when "
+                   "pesgen recorded the result, not when the family paid (paid_at_source "
+                   "recorded in --format json; docs/payfip.md)", err=True)
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
     paid = [r["invoice"] for r in rows if r["status"] == "cancelled" and r["amount_paid"]]
@@ -449,8 +459,8 @@ def tipi_url(
         settings = load_settings(m)
         # an invoice already paid gets no TIPI link either: the family would pay twice,
         # and pesgen records nothing from a TIPI return to notice it
-        req, _ = build_request(m, settings, _store(db), invoice, mel,
-                               urlcl, urlcl, what="TIPI link")
+        req, _, notes = build_request(m, settings, _store(db), invoice, mel,
+                                      urlcl, urlcl, what="TIPI link")
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
         url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),
@@ -459,6 +469,8 @@ def tipi_url(
         _fail(exc)
         return
     typer.echo(url)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 @payfip_app.command()

@@ -28,6 +28,9 @@ from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
 
 log = logging.getLogger("pesgen.payfip")
 
+# a paid result without dattrans/heurtrans: its paid_at is when pesgen recorded it
+NO_TRANSACTION_TIME = ("PayFiP gave no transaction date and time (dattrans/heurtrans): "
+                       "paid_at is when pesgen recorded the result")
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
 
@@ -56,6 +59,7 @@ class Due:
     id_pce: int
     amount: str
     invoice: str = ""  # the number as its run recorded it
+    cod_bud: str = ""  # the budget (CodBud) of its run
 
 
 def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
@@ -63,7 +67,7 @@ def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
     find it (through ``keys.invoice_key``: case and surrounding spaces aside)."""
     with store.engine.connect() as conn:
         return conn.execute(
-            sa.select(run_invoices, runs.c.exercise, runs.c.created_at)
+            sa.select(run_invoices, runs.c.exercise, runs.c.cod_bud, runs.c.created_at)
             .join(runs, runs.c.id == run_invoices.c.run_id)
             .where(run_invoices.c.invoice_key == invoice_key(invoice),
                    run_invoices.c.id_coll == id_coll, run_invoices.c.active)
@@ -115,7 +119,7 @@ def due_of(store: Store, id_coll: str, invoice: str, title: Any | None) -> Due:
                          "export it first (pesgen export) or check `pesgen runs find`")
     return Due(title.run_id, id_coll, to_cents(title.amount, title.invoice),
                int(title.exercise), int(title.id_bord), int(title.id_pce), title.amount,
-               title.invoice)
+               title.invoice, title.cod_bud)
 
 
 def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
@@ -292,11 +296,13 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                            ", ".join(m[0] for m in mismatches))
 
         values: dict[str, Any] = {"updated_at": now}
+        undated = False  # a payment recorded without PayFiP's transaction time
         if new == "paid":
             if pay_status == "paid" and pay and pay["id_op"] != id_op:
                 _anomaly(conn, "double-payment", id_op, op["invoice"], source, pay["id_op"],
                          id_op, "the invoice was already paid by another operation")
             else:
+                undated = detail.transaction_time is None
                 values.update(status="paid", paid_cents=int(detail.montant),
                               method=detail.method, paid_at=detail.transaction_time or now,
                               id_op=id_op, numauto=detail.numauto or None)
@@ -310,8 +316,17 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                                   "transaction_at": detail.transaction_time}
         if test:
             result["saisie"] = op["saisie"]
+        if undated:
+            result["paid_at_source"] = "recorded"
         _event(conn, op, new, source, pay_status, result)
     log.info("payfip %s: operation %s: %s", source, id_op, new)
+    if undated:
+        # the payment is PayFiP's word (result, amount, refdet, numcli checked), only its
+        # time is missing: recorded, with paid_at the time of recording, and said so
+        # (`payfip payments`: paid_at_source "recorded")
+        log.warning("payfip %s: operation %s: no dattrans/heurtrans in the result",
+                    source, id_op)
+        return Outcome(id_op, "recorded", new, op["invoice"], NO_TRANSACTION_TIME)
     return Outcome(id_op, "recorded", new, op["invoice"])
 
 
@@ -399,7 +414,8 @@ def _payments_with_titles() -> sa.Subquery:
     source = operations.alias("source_op")
     title = run_invoices.alias("title")
     return sa.select(
-        payments, source.c.saisie, title.c.run_id.label("title_run"),
+        payments, source.c.saisie, source.c.transaction_at,
+        title.c.run_id.label("title_run"),
         title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
         sa.case((sa.not_(title.c.active), sa.func.coalesce(
             cancelled_bordereaux.c.cancelled_at, runs.c.cancelled_at)),
@@ -474,7 +490,12 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
                 "amount_due": due,
                 "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
                 else None,
-                "method": p["method"], "paid_at": p["paid_at"], "id_op": p["id_op"],
+                "method": p["method"], "paid_at": p["paid_at"],
+                # where paid_at comes from: PayFiP's dattrans/heurtrans, or the time pesgen
+                # recorded a paid answer that had none
+                "paid_at_source": None if p["paid_at"] is None else
+                "payfip" if p["transaction_at"] else "recorded",
+                "id_op": p["id_op"],
                 "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
                 "updated_at": p["updated_at"], "saisie": p["saisie"],
                 "payfip_status": p["status"], "run": p["title_run"],

@@ -180,9 +180,22 @@ def check_montant(value: Any, invoice: str | None, maximum: int) -> list[Problem
     return []
 
 
+# control (C0, C1, DEL), format (bidi marks, zero-width), surrogate, private-use and
+# unassigned characters, and the line and paragraph separators
+_NOT_IN_MEL = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
 def check_mel(value: Any, invoice: str | None) -> list[Problem]:
     if not isinstance(value, str) or not value:
         return [_problem(invoice, "mel", "the payer's e-mail address is missing")]
+    bad = sorted({c for c in value if unicodedata.category(c) in _NOT_IN_MEL})
+    if bad:
+        # a control (C0, C1: ESC, CSI…) or format character (a bidi mark, a zero-width
+        # space) is in no address PayFiP would mail to, and a terminal or a mail client
+        # would act on it
+        return [_problem(invoice, "mel", f"{shown_repr(value, 80)} holds control or format "
+                         "character(s) " + ", ".join(f"U+{ord(c):04X}" for c in bad)
+                         + ": not an e-mail address PayFiP accepts")]
     if not 6 <= len(value) <= 80 or not MEL_RE.match(value):
         return [_problem(invoice, "mel", f"'{value}' is not an e-mail address PayFiP accepts "
                          "(6 to 80 characters, one '@', no space)")]

@@ -45,6 +45,8 @@ class Link:
     refdet: str
     amount_cents: int
     saisie: str
+    exer: str = ""
+    notes: tuple[str, ...] = ()  # to show beside the link (the exer sent, when not the usual)
 
 
 _METHODS = {"card": "by card", "direct_debit": "by direct debit"}
@@ -69,14 +71,53 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
                  f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])
 
 
+def refuse_other_budget(mapping: Mapping, title: Any, what: str) -> None:
+    """Refuse a payment of a title exported by a run of another budget than the
+    mapping's: each budget has its régie, its own PayFiP client number (numcli), so the
+    mapping's would collect the money for the wrong one (rule payfip.budget, exit 7)."""
+    c = mapping.collectivity
+    if title is None or title.cod_bud == c.cod_bud:
+        return
+    raise StateError(
+        f"invoice {title.invoice}: its title is in run {title.run_id} of budget "
+        f"{title.cod_bud} (exercise {title.exercise}), and the mapping {mapping.path} is "
+        f"budget {c.cod_bud}'s: no {what}: a payment goes to the régie of the title's "
+        f"budget (its own PayFiP client number); give budget {title.cod_bud}'s mapping",
+        [Problem("payfip.budget", f"title of budget {title.cod_bud} (run {title.run_id}), "
+                 f"mapping of budget {c.cod_bud}: its numcli would collect another "
+                 "budget's title", invoice=title.invoice,
+                 mapping=mapping.where("collectivity", "cod_bud"))])
+
+
+def exer_of(mapping: Mapping, settings: PayfipSettings, due: ledger.Due
+            ) -> tuple[str, list[str]]:
+    """The exer sent for a title, and the notes that say why when it is not the
+    mapping's exercise: the title's exercise (its run's: the rôle's Exer in Hélios),
+    unless the mapping sets payfip.exer (docs/payfip.md, "exer")."""
+    c = mapping.collectivity
+    title = f"invoice {due.invoice}: its title (run {due.run_id}) is of exercise {due.exercise}"
+    if settings.exer is not None:
+        if settings.exer == str(due.exercise):
+            return settings.exer, []
+        return settings.exer, [f"{title}; exer {settings.exer} sent, as payfip.exer sets it "
+                               f"({mapping.where('payfip', 'exer')}) (docs/payfip.md, exer)"]
+    if due.exercise == c.exercise:
+        return str(due.exercise), []
+    return str(due.exercise), [f"{title}, the mapping's ({mapping.path}) is of {c.exercise}: "
+                               f"exer {due.exercise} sent, the title's (docs/payfip.md, exer)"]
+
+
 def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invoice: str,
                   mel: str | None, notify_url: str | None, return_url: str | None,
-                  what: str = "new link") -> tuple[PaymentRequest, ledger.Due]:
+                  what: str = "new link") -> tuple[PaymentRequest, ledger.Due, list[str]]:
     """The creerPaiementSecurise arguments for an invoice of the mapping's collectivity,
-    validated (every problem at once, naming the invoice and the field). An invoice
-    already paid is refused first (``refuse_paid``; ``what`` the payment it would start)."""
+    validated (every problem at once, naming the invoice and the field), the title's due
+    and notes to show (exer: ``exer_of``). A title of another budget than the mapping's
+    is refused first (``refuse_other_budget``), then an invoice already paid
+    (``refuse_paid``; ``what`` the payment it would start)."""
     c = mapping.collectivity
     title = ledger.active_title(store, c.siret, invoice)  # (a number ambiguous: refused)
+    refuse_other_budget(mapping, title, what)
     # the payment records follow the number as the invoice's run recorded it (as given
     # when no active run holds it: a paid title since cancelled is said paid)
     refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
@@ -112,8 +153,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     if not return_url:
         return_url = (notify_url[: -len("/notification")] + "/retour"
                       if notify_url.endswith("/notification") else notify_url)
+    exer, notes = exer_of(mapping, settings, due)
     request = PaymentRequest(
-        invoice=invoice, numcli=settings.numcli or "", exer=settings.exer,
+        invoice=invoice, numcli=settings.numcli or "", exer=exer,
         refdet=values.get("refdet", ""), montant=due.amount_cents, mel=mel or "",
         objet=values.get("objet", ""), saisie=settings.mode, urlnotif=notify_url,
         urlredirect=return_url)
@@ -129,7 +171,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     if problems:
         raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
                                    "nothing was sent", problems)
-    return request, due
+    return request, due, notes
 
 
 def _mel_problem(problem: Problem, mapping: Mapping, invoice: str, found: bool) -> Problem:
@@ -201,7 +243,8 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         if bad:
             raise PayfipRequestInvalid(problems=bad)
     # a paid invoice is refused there (refuse_paid), before anything is sent
-    request, due = build_request(mapping, settings, store, invoice, mel, notify_url, return_url)
+    request, due, notes = build_request(mapping, settings, store, invoice, mel, notify_url,
+                                        return_url)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     own = client is None
     client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
@@ -234,7 +277,8 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
     log.info("payfip link: operation %s created", id_op)
-    return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie)
+    return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie,
+                request.exer, tuple(notes))
 
 
 def handle(store: Store, id_op: str, source: str, factory: ClientFactory,

@@ -1,6 +1,7 @@
 """The mapping's optional ``payfip:`` section: client number, mode, endpoint, and the
 rules that build refdet and objet from an exported invoice.
 
+``exer`` is the exercise of the title paid (its run's), unless ``payfip.exer`` sets one.
 Expressions see ``invoice`` (number, amount, exercise, id_bord, id_pce, run) and
 ``collectivity``, with pesgen's filters plus ``alnum`` (keep ``[A-Za-z0-9]``) and
 ``payfip_text`` (the safe objet subset). Errors name ``file:line: payfip.key``.
@@ -47,7 +48,9 @@ class PayfipSettings:
     endpoint: str
     refdet: Rule
     objet: Rule
-    exer: str
+    # payfip.exer when the mapping sets it (then sent for every title), else None: the
+    # exer sent is the exercise of the title paid (docs/payfip.md, "exer")
+    exer: str | None
     notify_url: str | None
     return_url: str | None
     code_etablissement: str | None
@@ -99,7 +102,7 @@ def load_settings(mapping: Mapping) -> PayfipSettings:
         raise PayfipConfigError(f"{mapping.path}: invalid payfip section", problems)
     return PayfipSettings(
         numcli=numcli, mode=mode, endpoint=check_endpoint(endpoint), refdet=refdet,
-        objet=objet, exer=str(data.get("exer") or mapping.collectivity.exercise),
+        objet=objet, exer=str(data["exer"]) if data.get("exer") else None,
         notify_url=data.get("notify_url"), return_url=data.get("return_url"),
         code_etablissement=dm.get("code_etablissement"),
         code_emetteur=dm.get("code_emetteur", DEFAULT_CODE_EMETTEUR))
