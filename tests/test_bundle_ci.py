@@ -1,0 +1,119 @@
+"""What a CI job validating a new format bundle trips on: copies of the shipped bundles
+in a folder of their own, checked with ``check-format``, ``check-mapping`` and
+``formats`` (bundle review, 2026)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pesgen.errors import ExitCode
+from pesgen.resources import data_dir
+
+from .conftest import run_cli
+
+
+def _copy(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """The shipped bundle ``name`` copied into a formats folder of its own."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / name, fmts / name)
+    return fmts, fmts / name
+
+
+def _edit(path: Path, old: str, new: str, encoding: str = "utf-8") -> int:
+    """Replace ``old`` (once, it must be there) by ``new``; the line it was on."""
+    text = path.read_text(encoding=encoding)
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding=encoding)
+    return text[:text.index(old)].count("\n") + 1
+
+
+def _check(fmts: Path, name: str, *extra: str):
+    return run_cli("check-format", name, "--formats-dir", fmts, *extra)
+
+
+@pytest.mark.parametrize(("bundle", "old", "new", "close"), [
+    # the rôle sequence: IdBord 1 again while the file says TypBord 06
+    ("pes-ormc", '  typ_bord: "06"', '  typ_bords: "06"', "typ_bord"),
+    ("cosoluce-corail", "  asap_edition_required: true", "  asap_edition_requird: true",
+     "asap_edition_required"),
+    # was blamed on the fixture's mapping
+    ("pes-titres", '  asap_editions: ["04"]', '  asap_edition: ["04"]', "asap_editions"),
+])
+def test_an_unknown_key_under_defaults_is_refused_at_its_line(tmp_path, bundle, old, new,
+                                                               close):
+    """Unknown keys under defaults: were ignored: a misspelt typ_bord passed check-format
+    and numbered the rôles in the sequence of the format's name (a duplicate IdBord at
+    Hélios), a misspelt asap_edition_required was dropped."""
+    fmts, folder = _copy(tmp_path, bundle)
+    line = _edit(folder / "format.yaml", old, new)
+    r = _check(fmts, bundle)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    key = new.split(":")[0].strip()
+    assert f"unknown key '{key}' (did you mean '{close}'?)" in r.stderr, r.stderr
+    assert f"{folder / 'format.yaml'}:{line}: defaults.{key}]" in r.stderr, r.stderr
+    assert "(rule format.schema)" in r.stderr
+
+
+def test_a_format_for_helios_needs_its_typ_bord_and_writes_it(tmp_path):
+    """A bundle with the pes-ormc rules and no defaults.typ_bord numbered its rôles in
+    the sequence of its name; one writing another TypBord than its sequence's was
+    numbered in the wrong sequence. Both are refused, by format.yaml's line."""
+    fmts, folder = _copy(tmp_path, "pes-ormc")
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    _edit(source, '  typ_bord: "06"   # IdBord (the rôle number) runs per exercise and '
+          'TypBord\n', "  options: {}\n")
+    r = _check(fmts, "pes-ormc")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "need defaults.typ_bord" in r.stderr
+    assert f"[format {source}:9: rules] (rule format.typ-bord)" in r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^pes-ormc\s+BROKEN", listed, re.MULTILINE), listed
+    source.write_text(text.replace('typ_bord: "06"', 'typ_bord: "01"'), encoding="utf-8")
+    r = _check(fmts, "pes-ormc")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "writes TypBord 06 but the IdBord sequence is keyed by defaults.typ_bord '01'" \
+        in r.stderr, r.stderr
+    assert f"[format {source}:11: defaults.typ_bord] (rule format.typ-bord)" in r.stderr
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("csv_record(size=27,", "csv_record(size=28,", "28"),
+    ('21: j.civility,', '21: j.civility, 22: "X",', "col022"),
+])
+def test_the_joint_debtors_file_of_emagnus_is_checked_by_its_layout(tmp_path, old, new, says):
+    """No shipped fixture had a joint debtor and expected/WTAMC001_TSOL.txt was empty:
+    a column too many, or a value in a reserved column, passed check-format. The
+    fixture now has one (invoice FA-2026-00104)."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    assert (folder / "expected" / "WTAMC001_TSOL.txt").read_bytes().startswith(
+        b'"19";"4";"FAM-0051";"ROUSSEAU";"STEPHANE";')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "format.fixture-empty" not in r.stderr, r.stderr
+    _edit(folder / "wtamc001tsol.txt.j2", old, new)
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert "WTAMC001_TSOL.txt" in r.stderr and says in r.stderr, r.stderr
+
+
+def test_a_file_the_fixture_leaves_empty_is_warned_of(tmp_path):
+    """A file the fixture renders empty is checked by nothing: check-format says so."""
+    import json
+
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "fixture" / "input.json"
+    data = json.loads(source.read_text(encoding="utf-8"))
+    for invoice in data["invoices"]:
+        invoice.pop("joint_payer", None)
+    source.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    r = _check(fmts, "bl-emagnus", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert ("warning: WTAMC001_TSOL.txt: the fixture gives it no record: its layout is not "
+            f"checked (give the fixture an invoice that fills it, then check-format --regen) "
+            f"[format {folder / 'format.yaml'}:22: files[2]] (rule format.fixture-empty)"
+            ) in r.stderr, r.stderr
