@@ -117,3 +117,39 @@ def test_a_file_the_fixture_leaves_empty_is_warned_of(tmp_path):
             f"checked (give the fixture an invoice that fills it, then check-format --regen) "
             f"[format {folder / 'format.yaml'}:22: files[2]] (rule format.fixture-empty)"
             ) in r.stderr, r.stderr
+
+
+_JVS_NAME = "JVS_{{ doc.collectivity.siret }}_"
+
+
+@pytest.mark.parametrize(("new", "says"), [
+    # was JVS_None_..., frozen into expected/ by --regen
+    ("JVS_{{ doc.collectivity.poste_label }}_", "writes None: a value left unset"),
+    # was "file name template failed: ..." with no line and no did-you-mean
+    ("JVS_{{ doc.collectivity.sirett }}_", "has no attribute 'sirett': did you mean 'siret'?"),
+])
+def test_a_file_name_expression_is_checked_as_templates_are(tmp_path, new, says):
+    fmts, folder = _copy(tmp_path, "jvs-millesime")
+    source = folder / "format.yaml"
+    line = _edit(source, _JVS_NAME, new)
+    before = {p.name: p.read_bytes() for p in (folder / "expected").iterdir()}
+    for extra in ([], ["--regen"]):
+        r = _check(fmts, "jvs-millesime", *extra)
+        assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+        assert says in r.stderr, r.stderr
+        assert f"[template {source}:{line}: files[0].name] (rule template)" in r.stderr
+    assert {p.name: p.read_bytes() for p in (folder / "expected").iterdir()} == before
+
+
+def test_two_files_of_a_bordereau_named_alike_are_named_by_their_lines(tmp_path):
+    """Two files[] entries giving the same name were said to need names that 'differ
+    per bordereau' (they are of the same bordereau), naming no line."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, 'name: "WTAMC001AS.txt"', 'name: "WTAMC001.txt"')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+    assert "two files of the same bordereau would be named WTAMC001.txt" in r.stderr
+    assert "differ per bordereau" not in r.stderr
+    assert f"[template {source}:17: files[0].name]" in r.stderr
+    assert f"[template {source}:20: files[1].name]" in r.stderr
