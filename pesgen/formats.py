@@ -242,6 +242,16 @@ def _resolve_data_file(folder: Path, rel: str) -> Path | None:
     return None
 
 
+def _outside(folder: Path, rel: str, shipped: bool) -> bool:
+    """A path format.yaml names that is absolute or leads out of the bundle's folder
+    (and, for an XSD or a layout, ``shipped``, out of the shipped schemas/ too)."""
+    if Path(rel).is_absolute() or Path(rel).drive:
+        return True
+    if inside(folder, (folder / rel).resolve()):
+        return False
+    return not (shipped and inside(data_dir("schemas"), (data_dir("schemas") / rel).resolve()))
+
+
 def _not_found(folder: Path, rel: str, what: str, suffixes: tuple[str, ...]) -> str:
     """What to say of a file format.yaml names that is not there, with the bundle's file
     of that kind whose name is closest."""
@@ -346,6 +356,15 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     for i, spec in enumerate(data["files"]):
         # every file format.yaml names is looked for, each one missing named by its line
         found: dict[str, Path | None] = {"xsd": None, "layout": None}
+        outside = [key for key in ("template", "xsd", "layout")
+                   if spec.get(key) and _outside(folder, spec[key], key != "template")]
+        for key in outside:
+            problems.append(Problem("format.file", f"{key} '{spec[key]}' is outside the "
+                                    "bundle: give a path in the bundle's folder"
+                                    + ("" if key == "template" else " (or under the shipped "
+                                       "schemas/)"), mapping=at(i, key)))
+        if outside:
+            continue
         if not (folder / spec["template"]).is_file():
             problems.append(Problem("format.file", _not_found(
                 folder, spec["template"], "template", (".j2",)), mapping=at(i, "template")))

@@ -153,3 +153,40 @@ def test_two_files_of_a_bordereau_named_alike_are_named_by_their_lines(tmp_path)
     assert "differ per bordereau" not in r.stderr
     assert f"[template {source}:17: files[0].name]" in r.stderr
     assert f"[template {source}:20: files[1].name]" in r.stderr
+
+
+def test_a_template_or_layout_outside_the_bundle_is_refused_when_it_loads(tmp_path):
+    """format.yaml's template ../outside.txt.j2 or an absolute layout loaded (formats
+    listed the bundle healthy), then failed as a template error with no line, or said
+    'not found' of a file that exists."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    shutil.copy(folder / "wtamc001as.txt.j2", fmts / "outside.txt.j2")
+    shutil.copy(folder / "wtamc001tsol.layout.yaml", tmp_path / "outside.layout.yaml")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: ../outside.txt.j2")
+    _edit(source, "layout: wtamc001tsol.layout.yaml",
+          f"layout: {tmp_path / 'outside.layout.yaml'}")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert ("template '../outside.txt.j2' is outside the bundle: give a path in the "
+            f"bundle's folder [format {source}:19: files[1].template] (rule format.file)"
+            ) in r.stderr, r.stderr
+    assert f"is outside the bundle: give a path in the bundle's folder (or under the shipped " \
+        f"schemas/) [format {source}:24: files[2].layout]" in r.stderr, r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts)
+    assert re.search(r"^bl-emagnus\s+BROKEN", listed.stdout, re.MULTILINE), listed.stdout
+    assert listed.exit_code == ExitCode.MAPPING
+
+
+def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out(tmp_path):
+    """formats exited 0 with a BROKEN bundle, and cut its problem list at 10 silently."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    limits = "".join(f"  line.labe{i}: {{max: 38}}\n" for i in range(12))
+    source.write_text(text.replace("fields:\n", "fields:\n" + limits, 1), encoding="utf-8")
+    r = run_cli("formats", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert re.search(r"^cosoluce-corail\s+BROKEN", r.stdout, re.MULTILINE), r.stdout
+    assert "    … and 2 more (pesgen check-format NAME lists them all)" in r.stdout, r.stdout
+    assert "1 format bundle(s) BROKEN: cosoluce-corail" in r.stderr
