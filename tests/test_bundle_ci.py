@@ -190,3 +190,21 @@ def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out
     assert re.search(r"^cosoluce-corail\s+BROKEN", r.stdout, re.MULTILINE), r.stdout
     assert "    … and 2 more (pesgen check-format NAME lists them all)" in r.stdout, r.stdout
     assert "1 format bundle(s) BROKEN: cosoluce-corail" in r.stderr
+
+
+def test_git_never_converts_the_line_endings_of_golden_files():
+    """Without .gitattributes, core.autocrlf=true checked LF expected files out as CRLF
+    and check-format failed on every line."""
+    import subprocess
+
+    root = data_dir("templates").parent
+    rules = (root / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert "templates/*/expected/** -text" in rules
+    assert "tests/golden/** -text" in rules
+    if shutil.which("git") and (root / ".git").exists():
+        said = subprocess.run(["git", "check-attr", "text", "--",
+                               "templates/bl-emagnus/expected/WTAMC001.txt"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout
+        assert said.strip().endswith("text: unset"), said
+    assert "formats/*/expected/** -text" in (root / "docs" / "onboarding.md").read_text(
+        encoding="utf-8")
