@@ -208,3 +208,29 @@ def test_git_never_converts_the_line_endings_of_golden_files():
         assert said.strip().endswith("text: unset"), said
     assert "formats/*/expected/** -text" in (root / "docs" / "onboarding.md").read_text(
         encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["xml", "csv", "fixed"])
+def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, kind):
+    """The scaffold's file name left out the budget (two budgets' IdBord 1 got the same
+    name), and its fixture README did not say to set output.emitter.adresse (without
+    it the golden files hold 'pesgen <version>' and break at each release)."""
+    from types import SimpleNamespace
+
+    from pesgen._jinja import string_environment
+    from pesgen.formats import load_format
+    from pesgen.scaffold import new_format
+
+    folder = new_format("acme-compta", kind, tmp_path)
+    [spec] = load_format(folder).files
+
+    def name(cod_bud: str) -> str:
+        doc = SimpleNamespace(collectivity=SimpleNamespace(siret="21450999400015",
+                                                           cod_bud=cod_bud),
+                              bordereau=SimpleNamespace(exercise=2026, number=1))
+        return string_environment().from_string(spec.name).render(doc=doc)
+
+    assert name("00").startswith("acme-compta_21450999400015_2026_0000001.")
+    assert name("01").startswith("acme-compta_21450999400015_B01_2026_0000001.")
+    readme = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
+    assert "output.emitter.adresse" in readme
