@@ -975,10 +975,18 @@ def expression_environment(as_before: bool = False) -> SandboxedEnvironment:
     return env
 
 
-def string_environment() -> SandboxedEnvironment:
-    """For small strict string templates written in config (file names)."""
-    env = _Bounded(undefined=jinja2.StrictUndefined, autoescape=False)
+def string_environment(writes_none: bool = False) -> SandboxedEnvironment:
+    """For small strict string templates written in config (a bundle's file names): the
+    templates' sandbox (a model field misspelt is named with the close one), which
+    refuses to write None as templates do; ``writes_none`` only to rebuild a run recorded
+    before a None was refused there (the word None written, as it was then)."""
+    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.writes_none = writes_none
     env.filters.update(FILTERS)
+    if writes_none:
+        env.filters["zfill"] = zfill_as_before
+    else:
+        env.refuse_none_in_filters()
     return env
 
 

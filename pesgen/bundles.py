@@ -24,7 +24,7 @@ from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
 from .errors import MappingError, OutputInvalidError, Problem, TemplateError
 from .export import ExportResult, check_output, open_exporter
-from .formats import FileSpec, Format
+from .formats import FileSpec, Format, typ_bord_problems
 
 FIXTURE_DATE = date(2026, 11, 23)
 FIXTURE_FIRST_NUMBER = 1
@@ -236,6 +236,33 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
                             "fixture does not take]", exc.problems) from None
 
 
+def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Problem]:
+    """Each file of the bundle the fixture renders empty or not at all (a side file,
+    e.g. joint debtors, when no fixture invoice fills it): its XSD or layout checked no
+    record of it, so a broken branch of its template (a column too many, a value in a
+    reserved column) passes the self-test. The sample titles render it, but are not
+    validated (their values are made up)."""
+    source = fmt.folder / "format.yaml"
+    problems = []
+    produced = {name for name, spec in specs.items()
+                if (work / name).is_file() and (work / name).stat().st_size}
+    seen = [spec for name, spec in specs.items() if name in produced]
+    data = None
+    for i, spec in enumerate(fmt.files):
+        if spec in seen:  # the fixture's export loaded the bundle again: equal specs
+            continue
+        if data is None:
+            data, _, _ = load_yaml_file(source, "format")
+        names = sorted(name for name, s in specs.items() if s == spec) or [spec.template]
+        checker = "layout" if spec.layout is not None else "XSD"
+        problems.append(Problem(
+            "format.fixture-empty", f"{', '.join(names)}: the fixture gives it no record: "
+            f"its {checker} is not checked (give the fixture an invoice that fills it, "
+            "then check-format --regen)",
+            mapping=f"{source}:{line_of(data, ['files', i, 'template'])}: files[{i}]"))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None
                  ) -> tuple[list[Problem], list[str]]:
@@ -255,11 +282,18 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     result, specs = render_fixture(fmt, work, official_xsd)
+    wrong = typ_bord_problems(fmt, sorted(p for p in work.iterdir() if p.suffix == ".xml"))
+    if wrong:
+        raise MappingError(f"{fmt.name}: the files write another TypBord than the one "
+                           "their IdBord sequence is keyed by", wrong)
     # the fixture takes some branches of the templates only: the sample titles of
     # check-mapping (every optional part, none) take the others, so a typo in a branch
     # the fixture skips (a joint debtor, a mandate, an address abroad) fails here too,
     # before any expected/ file is rewritten
     check_samples(fmt, result, warn or (lambda _problem: None))
+    if warn is not None:
+        for problem in unexercised(fmt, work, specs):
+            warn(problem)
     if regen:
         regenerate_expected(work, fixture.expected)
     elif not _expected_files(fixture.expected):

@@ -664,19 +664,36 @@ def formats(formats_dir: FormatsOpt = None) -> None:
     except PesgenError as exc:
         _fail(exc, written=False)
         return
+    broken = []
     for folder, fmt in found:
         if isinstance(fmt, Exception):
+            broken.append(folder.name)
             typer.echo(f"{folder.name:<16} BROKEN   {fmt}")
-            for problem in getattr(fmt, "problems", [])[:10]:
-                typer.echo(f"    - {problem}")
+            _bundle_problems(getattr(fmt, "problems", []), "    - ")
             continue
         note = ""
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
         typer.echo(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
-        for problem in unfinished(fmt)[:10]:
-            # a draft's TODOs left, a README saying another status: check-format refuses
-            typer.echo(f"    - not finished: {problem}")
+        # a draft's TODOs left, a README saying another status: check-format refuses
+        _bundle_problems(unfinished(fmt), "    - not finished: ")
+    if broken:
+        # a CI job listing the bundles fails on a broken one (exit 3, as check-format)
+        _echo_err(f"error: {len(broken)} format bundle(s) BROKEN: {', '.join(broken)} "
+                  "(pesgen check-format NAME says what to fix, by file:line: key)")
+        raise typer.Exit(int(ExitCode.MAPPING))
+
+
+_LISTED_PER_BUNDLE = 10
+
+
+def _bundle_problems(problems: list[Any], prefix: str) -> None:
+    """A bundle's first problems under its line in ``formats``, and how many more."""
+    for problem in problems[:_LISTED_PER_BUNDLE]:
+        typer.echo(f"{prefix}{problem}")
+    if len(problems) > _LISTED_PER_BUNDLE:
+        typer.echo(f"    … and {len(problems) - _LISTED_PER_BUNDLE} more (pesgen "
+                   "check-format NAME lists them all)")
 
 
 @app.command("check-format")

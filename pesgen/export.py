@@ -533,12 +533,12 @@ class Exporter:
                                                               strict=True)):
                     doc0 = self.document(number, b.count, b.total, lines=b.lines)
                     name = renderer.file_name(doc0)
-                    names.append(name)
                     final = self._final(name)
                     if any(final == taken for _, taken in temps):
-                        raise TemplateError(f"{self.fmt.name}: two output files of this run "
-                                            f"would be named {name}; the format's file names "
-                                            "must differ per bordereau (doc.bordereau.number)")
+                        raise _same_name(self.fmt.name, name, renderer,
+                                         self.renderers[names.index(name)]
+                                         if name in names else None)
+                    names.append(name)
                     self._check_free(final)
                     doc = replace(doc0, file_name=name)
                     if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
@@ -867,3 +867,20 @@ def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date |
         finally:
             prepared.close()
         return prepared.result
+
+
+def _same_name(fmt: str, name: str, renderer: FileRenderer,
+               other: FileRenderer | None) -> TemplateError:
+    """Two output files of a run named ``name``: two files of one bordereau (``other``,
+    the earlier one's renderer), or the same file of two bordereaux; each by the
+    format.yaml line giving its name."""
+    if other is not None:
+        message = (f"two files of the same bordereau would be named {name}: give each "
+                   "files[] entry a name of its own")
+        wheres = [other.name_where(), renderer.name_where()]
+    else:
+        message = (f"two bordereaux' files would be named {name}: the file name must "
+                   "differ per bordereau (doc.bordereau.number)")
+        wheres = [renderer.name_where()]
+    return TemplateError(f"{fmt}: {message}", [Problem("template", message, mapping=w)
+                                               for w in wheres])

@@ -251,6 +251,16 @@ def _resolve_data_file(folder: Path, rel: str) -> Path | None:
     return None
 
 
+def _outside(folder: Path, rel: str, shipped: bool) -> bool:
+    """A path format.yaml names that is absolute or leads out of the bundle's folder
+    (and, for an XSD or a layout, ``shipped``, out of the shipped schemas/ too)."""
+    if Path(rel).is_absolute() or Path(rel).drive:
+        return True
+    if inside(folder, (folder / rel).resolve()):
+        return False
+    return not (shipped and inside(data_dir("schemas"), (data_dir("schemas") / rel).resolve()))
+
+
 def _not_found(folder: Path, rel: str, what: str, suffixes: tuple[str, ...]) -> str:
     """What to say of a file format.yaml names that is not there, with the bundle's file
     of that kind whose name is closest."""
@@ -261,6 +271,54 @@ def _not_found(folder: Path, rel: str, what: str, suffixes: tuple[str, ...]) -> 
     if close:
         return said + f" (did you mean '{close[0]}'?)"
     return said + (f" (its {what} files: {', '.join(have)})" if have else "")
+
+
+# the rule sets of files that go to Hélios as they are: their bordereaux are numbered
+# per TypBord (defaults.typ_bord), never per format name
+HELIOS_RULES = ("pes-ormc", "pes-titres")
+
+
+def _sequence_problems(data: Any, source: Path) -> list[Problem]:
+    """A format checked by a DGFiP rule set (its files go to Hélios) without
+    ``defaults.typ_bord``: its IdBord sequence would be keyed by the format's name
+    while its files say a TypBord, so a second bundle writing that TypBord would
+    number the same rôles again."""
+    helios = [r for r in data.get("rules") or () if r in HELIOS_RULES]
+    if not helios or "typ_bord" in (data.get("defaults") or {}):
+        return []
+    return [Problem(
+        "format.typ-bord", f"rules {', '.join(helios)} (files that go to Hélios) need "
+        "defaults.typ_bord, the TypBord the files write: the IdBord sequence is keyed by "
+        "it (without it, by the format's name, and another bundle writing the same "
+        "TypBord would number the same rôles again)",
+        mapping=f"{source}:{line_of(data, ['rules'])}: rules")]
+
+
+def typ_bord_problems(fmt: Format, paths: list[Path]) -> list[Problem]:
+    """The TypBord the XML ``paths`` write that is not the one the format's IdBord
+    sequence is keyed by (``defaults.typ_bord``), for a format whose files go to Hélios:
+    the file would say one rôle sequence and be numbered in another."""
+    if not any(r in HELIOS_RULES for r in fmt.rules):
+        return []
+    from lxml import etree
+
+    key = str(fmt.defaults.get("typ_bord") or fmt.name)
+    source = fmt.folder / "format.yaml"
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    for path in paths:
+        try:
+            written = etree.parse(str(path)).xpath("//*[local-name()='TypBord']/@V")
+        except etree.XMLSyntaxError:
+            continue  # reported by the file's XSD
+        for value in sorted(set(map(str, written)) - {key}):
+            problems.append(Problem(
+                "format.typ-bord", f"{path.name} writes TypBord {value} but the IdBord "
+                f"sequence is keyed by defaults.typ_bord {key!r}: make them the same (a "
+                "rôle numbered in another TypBord's sequence is a duplicate at Hélios)",
+                mapping=f"{source}:{line_of(data, ['defaults', 'typ_bord'])}: "
+                "defaults.typ_bord"))
+    return problems
 
 
 def load_format(folder: Path, recorded: bool = False) -> Format:
@@ -274,6 +332,8 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
                                 f"folder name '{folder.name}'", mapping=f"{source}:1: name"))
+    if not problems and not recorded:
+        problems += _sequence_problems(data, source)
     todos = todo_problems(data, source) if not (recorded or problems) else []
     if todos and data["status"] in FINISHED:
         # a bundle that says it is usable is finished: a draft may still have them
@@ -305,6 +365,15 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     for i, spec in enumerate(data["files"]):
         # every file format.yaml names is looked for, each one missing named by its line
         found: dict[str, Path | None] = {"xsd": None, "layout": None}
+        outside = [key for key in ("template", "xsd", "layout")
+                   if spec.get(key) and _outside(folder, spec[key], key != "template")]
+        for key in outside:
+            problems.append(Problem("format.file", f"{key} '{spec[key]}' is outside the "
+                                    "bundle: give a path in the bundle's folder"
+                                    + ("" if key == "template" else " (or under the shipped "
+                                       "schemas/)"), mapping=at(i, key)))
+        if outside:
+            continue
         if not (folder / spec["template"]).is_file():
             problems.append(Problem("format.file", _not_found(
                 folder, spec["template"], "template", (".j2",)), mapping=at(i, "template")))

@@ -18,6 +18,7 @@ from jinja2 import nodes
 
 from ._jinja import string_environment, template_environment
 from ._tplline import locate, unclosed_tag
+from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, exception_message
 from .formats import FileSpec, Format, unwritable
 from .memo import remember
@@ -136,11 +137,23 @@ class FileRenderer:
         self._piece: Callable[..., Any] = module.piece
         self._tail: Callable[..., Any] = module.tail
         try:
-            self._name = string_environment().from_string(spec.name)
+            self._name = string_environment(writes_none).from_string(spec.name)
         except (jinja2.TemplateSyntaxError, RecursionError) as exc:  # nested too deeply
             message = getattr(exc, "message", None) or exception_message(exc)
-            raise TemplateError(f"{fmt.folder}/format.yaml: file name template: {message}"
-                                ) from None
+            where = self.name_where()
+            raise TemplateError(f"{where}: file name template: {message}", [Problem(
+                "template.syntax", f"file name template: {message}", mapping=where)]) from None
+
+    def name_where(self) -> str:
+        """Where format.yaml gives this file's name: 'format.yaml:line: files[i].name'."""
+        source = self.fmt.folder / "format.yaml"
+        index = self.fmt.files.index(self.spec) if self.spec in self.fmt.files else 0
+        try:
+            data, _, _ = load_yaml_file(source, "format")
+            line = line_of(data, ["files", index, "name"])
+        except Exception:  # the bundle was loaded from it: only a file changed since
+            return f"{source}: files[{index}].name"
+        return f"{source}:{line}: files[{index}].name"
 
     def sources(self) -> list[tuple[str, str]]:
         """(name, source) of this file's template and of the templates it imports or
@@ -197,10 +210,16 @@ class FileRenderer:
         try:
             name = self._name.render(doc=doc).strip()
         except Exception as exc:
-            raise TemplateError(f"{self.fmt.name}: file name template failed: "
-                                f"{exception_message(exc)}") from None
+            message = getattr(exc, "message", None) or exception_message(exc)
+            where = self.name_where()
+            raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
+                                f"({where})", [Problem("template", f"file name template: "
+                                                       f"{message}", mapping=where)]) from None
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise TemplateError(f"{self.fmt.name}: file name '{name}' is not a plain file name")
+            where = self.name_where()
+            message = f"file name '{name}' is not a plain file name"
+            raise TemplateError(f"{self.fmt.name}: {message} ({where})",
+                                [Problem("template", message, mapping=where)])
         return name
 
     def head(self, doc: Document) -> str:

@@ -190,7 +190,7 @@ files:
   # one entry per file of the export (a main file and side files): each has its template
   # (macros head(doc), piece(t, doc), tail(doc)), its file name and its {check_key}.
   - template: {template}
-    name: "{name}_{{{{ doc.collectivity.siret }}}}_{{{{ doc.bordereau.exercise }}}}_{{{{ doc.bordereau.number | zfill(7) }}}}.{ext}"
+    name: "{name}_{{{{ doc.collectivity.siret }}}}_{{{{ 'B' ~ doc.collectivity.cod_bud ~ '_' if doc.collectivity.cod_bud != '00' else '' }}}}{{{{ doc.bordereau.exercise }}}}_{{{{ doc.bordereau.number | zfill(7) }}}}.{ext}"
     {check_key}: {check}
 defaults:
   asap_editions: []      # ASAP Edition codes a mapping may choose (e.g. ["01", "04"])
@@ -395,6 +395,13 @@ _FIXTURE_README = """\
 Put here a small, anonymised billing export (`input.json` or `input.csv`) and the
 `mapping.yaml` that exports it with this format. `pesgen check-format <name>` renders
 it (run date 2026-11-23, first IdBord 1) and compares with `expected/`.
+
+In that `mapping.yaml`, set `output.emitter.adresse` (e.g. `adresse: fixture`):
+without it the files name the emitter `pesgen <version>`, and `expected/` would
+differ at each pesgen release. Give one invoice of the export every optional part
+the format writes (a joint debtor, a mandate, an address abroad): a file or a branch
+the fixture leaves empty is checked by no layout or XSD (check-format warns of an
+empty file).
 """
 
 _EXPECTED_README = """\

@@ -491,11 +491,14 @@ def test_formats_lists_pes_ormc():
     assert ormc[0][1:3] == ["stable", "xml"]
 
 
-def test_formats_shows_a_broken_bundle_without_failing(tmp_path):
+def test_formats_shows_a_broken_bundle_and_fails(tmp_path):
+    """Every bundle is listed, a broken one too; the command then fails (exit 3), so a
+    CI job listing the bundles fails on a broken one (it exited 0)."""
     fmts = tmp_path / "fmts"
     shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "misnamed")
     r = _run("formats", "--formats-dir", fmts)
-    assert r.exit_code == 0
+    assert r.exit_code == ExitCode.MAPPING
+    assert "error: 1 format bundle(s) BROKEN: misnamed" in r.stderr
     lines = r.stdout.splitlines()
     broken = [ln for ln in lines if ln.startswith("misnamed")]
     assert len(broken) == 1 and "BROKEN" in broken[0]

@@ -1,0 +1,236 @@
+"""What a CI job validating a new format bundle trips on: copies of the shipped bundles
+in a folder of their own, checked with ``check-format``, ``check-mapping`` and
+``formats`` (bundle review, 2026)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pesgen.errors import ExitCode
+from pesgen.resources import data_dir
+
+from .conftest import run_cli
+
+
+def _copy(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """The shipped bundle ``name`` copied into a formats folder of its own."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / name, fmts / name)
+    return fmts, fmts / name
+
+
+def _edit(path: Path, old: str, new: str, encoding: str = "utf-8") -> int:
+    """Replace ``old`` (once, it must be there) by ``new``; the line it was on."""
+    text = path.read_text(encoding=encoding)
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding=encoding)
+    return text[:text.index(old)].count("\n") + 1
+
+
+def _check(fmts: Path, name: str, *extra: str):
+    return run_cli("check-format", name, "--formats-dir", fmts, *extra)
+
+
+@pytest.mark.parametrize(("bundle", "old", "new", "close"), [
+    # the rôle sequence: IdBord 1 again while the file says TypBord 06
+    ("pes-ormc", '  typ_bord: "06"', '  typ_bords: "06"', "typ_bord"),
+    ("cosoluce-corail", "  asap_edition_required: true", "  asap_edition_requird: true",
+     "asap_edition_required"),
+    # was blamed on the fixture's mapping
+    ("pes-titres", '  asap_editions: ["04"]', '  asap_edition: ["04"]', "asap_editions"),
+])
+def test_an_unknown_key_under_defaults_is_refused_at_its_line(tmp_path, bundle, old, new,
+                                                               close):
+    """Unknown keys under defaults: were ignored: a misspelt typ_bord passed check-format
+    and numbered the rôles in the sequence of the format's name (a duplicate IdBord at
+    Hélios), a misspelt asap_edition_required was dropped."""
+    fmts, folder = _copy(tmp_path, bundle)
+    line = _edit(folder / "format.yaml", old, new)
+    r = _check(fmts, bundle)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    key = new.split(":")[0].strip()
+    assert f"unknown key '{key}' (did you mean '{close}'?)" in r.stderr, r.stderr
+    assert f"{folder / 'format.yaml'}:{line}: defaults.{key}]" in r.stderr, r.stderr
+    assert "(rule format.schema)" in r.stderr
+
+
+def test_a_format_for_helios_needs_its_typ_bord_and_writes_it(tmp_path):
+    """A bundle with the pes-ormc rules and no defaults.typ_bord numbered its rôles in
+    the sequence of its name; one writing another TypBord than its sequence's was
+    numbered in the wrong sequence. Both are refused, by format.yaml's line."""
+    fmts, folder = _copy(tmp_path, "pes-ormc")
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    _edit(source, '  typ_bord: "06"   # IdBord (the rôle number) runs per exercise and '
+          'TypBord\n', "  options: {}\n")
+    r = _check(fmts, "pes-ormc")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "need defaults.typ_bord" in r.stderr
+    assert f"[format {source}:9: rules] (rule format.typ-bord)" in r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts).stdout
+    assert re.search(r"^pes-ormc\s+BROKEN", listed, re.MULTILINE), listed
+    source.write_text(text.replace('typ_bord: "06"', 'typ_bord: "01"'), encoding="utf-8")
+    r = _check(fmts, "pes-ormc")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "writes TypBord 06 but the IdBord sequence is keyed by defaults.typ_bord '01'" \
+        in r.stderr, r.stderr
+    assert f"[format {source}:11: defaults.typ_bord] (rule format.typ-bord)" in r.stderr
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("csv_record(size=27,", "csv_record(size=28,", "28"),
+    ('21: j.civility,', '21: j.civility, 22: "X",', "col022"),
+])
+def test_the_joint_debtors_file_of_emagnus_is_checked_by_its_layout(tmp_path, old, new, says):
+    """No shipped fixture had a joint debtor and expected/WTAMC001_TSOL.txt was empty:
+    a column too many, or a value in a reserved column, passed check-format. The
+    fixture now has one (invoice FA-2026-00104)."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    assert (folder / "expected" / "WTAMC001_TSOL.txt").read_bytes().startswith(
+        b'"19";"4";"FAM-0051";"ROUSSEAU";"STEPHANE";')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "format.fixture-empty" not in r.stderr, r.stderr
+    _edit(folder / "wtamc001tsol.txt.j2", old, new)
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert "WTAMC001_TSOL.txt" in r.stderr and says in r.stderr, r.stderr
+
+
+def test_a_file_the_fixture_leaves_empty_is_warned_of(tmp_path):
+    """A file the fixture renders empty is checked by nothing: check-format says so."""
+    import json
+
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "fixture" / "input.json"
+    data = json.loads(source.read_text(encoding="utf-8"))
+    for invoice in data["invoices"]:
+        invoice.pop("joint_payer", None)
+    source.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    r = _check(fmts, "bl-emagnus", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert ("warning: WTAMC001_TSOL.txt: the fixture gives it no record: its layout is not "
+            f"checked (give the fixture an invoice that fills it, then check-format --regen) "
+            f"[format {folder / 'format.yaml'}:22: files[2]] (rule format.fixture-empty)"
+            ) in r.stderr, r.stderr
+
+
+_JVS_NAME = "JVS_{{ doc.collectivity.siret }}_"
+
+
+@pytest.mark.parametrize(("new", "says"), [
+    # was JVS_None_..., frozen into expected/ by --regen
+    ("JVS_{{ doc.collectivity.poste_label }}_", "writes None: a value left unset"),
+    # was "file name template failed: ..." with no line and no did-you-mean
+    ("JVS_{{ doc.collectivity.sirett }}_", "has no attribute 'sirett': did you mean 'siret'?"),
+])
+def test_a_file_name_expression_is_checked_as_templates_are(tmp_path, new, says):
+    fmts, folder = _copy(tmp_path, "jvs-millesime")
+    source = folder / "format.yaml"
+    line = _edit(source, _JVS_NAME, new)
+    before = {p.name: p.read_bytes() for p in (folder / "expected").iterdir()}
+    for extra in ([], ["--regen"]):
+        r = _check(fmts, "jvs-millesime", *extra)
+        assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+        assert says in r.stderr, r.stderr
+        assert f"[template {source}:{line}: files[0].name] (rule template)" in r.stderr
+    assert {p.name: p.read_bytes() for p in (folder / "expected").iterdir()} == before
+
+
+def test_two_files_of_a_bordereau_named_alike_are_named_by_their_lines(tmp_path):
+    """Two files[] entries giving the same name were said to need names that 'differ
+    per bordereau' (they are of the same bordereau), naming no line."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, 'name: "WTAMC001AS.txt"', 'name: "WTAMC001.txt"')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+    assert "two files of the same bordereau would be named WTAMC001.txt" in r.stderr
+    assert "differ per bordereau" not in r.stderr
+    assert f"[template {source}:17: files[0].name]" in r.stderr
+    assert f"[template {source}:20: files[1].name]" in r.stderr
+
+
+def test_a_template_or_layout_outside_the_bundle_is_refused_when_it_loads(tmp_path):
+    """format.yaml's template ../outside.txt.j2 or an absolute layout loaded (formats
+    listed the bundle healthy), then failed as a template error with no line, or said
+    'not found' of a file that exists."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    shutil.copy(folder / "wtamc001as.txt.j2", fmts / "outside.txt.j2")
+    shutil.copy(folder / "wtamc001tsol.layout.yaml", tmp_path / "outside.layout.yaml")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: ../outside.txt.j2")
+    _edit(source, "layout: wtamc001tsol.layout.yaml",
+          f"layout: {tmp_path / 'outside.layout.yaml'}")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert ("template '../outside.txt.j2' is outside the bundle: give a path in the "
+            f"bundle's folder [format {source}:19: files[1].template] (rule format.file)"
+            ) in r.stderr, r.stderr
+    assert f"is outside the bundle: give a path in the bundle's folder (or under the shipped " \
+        f"schemas/) [format {source}:24: files[2].layout]" in r.stderr, r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts)
+    assert re.search(r"^bl-emagnus\s+BROKEN", listed.stdout, re.MULTILINE), listed.stdout
+    assert listed.exit_code == ExitCode.MAPPING
+
+
+def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out(tmp_path):
+    """formats exited 0 with a BROKEN bundle, and cut its problem list at 10 silently."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    limits = "".join(f"  line.labe{i}: {{max: 38}}\n" for i in range(12))
+    source.write_text(text.replace("fields:\n", "fields:\n" + limits, 1), encoding="utf-8")
+    r = run_cli("formats", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert re.search(r"^cosoluce-corail\s+BROKEN", r.stdout, re.MULTILINE), r.stdout
+    assert "    … and 2 more (pesgen check-format NAME lists them all)" in r.stdout, r.stdout
+    assert "1 format bundle(s) BROKEN: cosoluce-corail" in r.stderr
+
+
+def test_git_never_converts_the_line_endings_of_golden_files():
+    """Without .gitattributes, core.autocrlf=true checked LF expected files out as CRLF
+    and check-format failed on every line."""
+    import subprocess
+
+    root = data_dir("templates").parent
+    rules = (root / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert "templates/*/expected/** -text" in rules
+    assert "tests/golden/** -text" in rules
+    if shutil.which("git") and (root / ".git").exists():
+        said = subprocess.run(["git", "check-attr", "text", "--",
+                               "templates/bl-emagnus/expected/WTAMC001.txt"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout
+        assert said.strip().endswith("text: unset"), said
+    assert "formats/*/expected/** -text" in (root / "docs" / "onboarding.md").read_text(
+        encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["xml", "csv", "fixed"])
+def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, kind):
+    """The scaffold's file name left out the budget (two budgets' IdBord 1 got the same
+    name), and its fixture README did not say to set output.emitter.adresse (without
+    it the golden files hold 'pesgen <version>' and break at each release)."""
+    from types import SimpleNamespace
+
+    from pesgen._jinja import string_environment
+    from pesgen.formats import load_format
+    from pesgen.scaffold import new_format
+
+    folder = new_format("acme-compta", kind, tmp_path)
+    [spec] = load_format(folder).files
+
+    def name(cod_bud: str) -> str:
+        doc = SimpleNamespace(collectivity=SimpleNamespace(siret="21450999400015",
+                                                           cod_bud=cod_bud),
+                              bordereau=SimpleNamespace(exercise=2026, number=1))
+        return string_environment().from_string(spec.name).render(doc=doc)
+
+    assert name("00").startswith("acme-compta_21450999400015_2026_0000001.")
+    assert name("01").startswith("acme-compta_21450999400015_B01_2026_0000001.")
+    readme = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
+    assert "output.emitter.adresse" in readme
