@@ -134,15 +134,7 @@ def _shape(value: Any) -> str | None:
         return None
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
         return None
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "a yes/no value"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
+    return json_kind(value)
 
 
 def _stripped(node: Any) -> Any:

@@ -16,6 +16,7 @@ from pesgen.checks import target2_closed
 from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .test_audit_rules import _input
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 INPUT = EXAMPLES / "school-export.json"
@@ -40,15 +41,6 @@ def _mapping(tmp_path: Path, cod_bud: str = "00", exercise: int = 2026,
 @pytest.fixture
 def mappings(tmp_path):
     return lambda **kw: _mapping(tmp_path, **kw)
-
-
-def _input(tmp_path: Path, edit=None, name: str = "in.json") -> Path:
-    data = json.loads(INPUT.read_text(encoding="utf-8"))
-    if edit is not None:
-        edit(data["invoices"])
-    path = tmp_path / name
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return path
 
 
 def _renumbered(prefix: str):
