@@ -568,7 +568,8 @@ class Exporter:
                     result.invoices.append((inv, number, id_pce,
                                             None if debt is None else debt_key(debt), amount))
                 if self._references_for(b.titles):
-                    text = _references_csv(self.mapping.collectivity.exercise, number, b.titles)
+                    text = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
+                                           guard=not self.vouched)
                     final = self._final(Path(names[0]).stem + ".references.csv")
                     self._check_free(final)
                     _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
@@ -759,8 +760,10 @@ def _past_exercise(exercise: int, run_date: date) -> str:
 
 
 def _references_csv(exercise: int, id_bord: int,
-                    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]]
-                    ) -> str:
+                    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]],
+                    guard: bool = True) -> str:
+    """The payment references CSV; ``guard``: a text cell never starts as a formula (not
+    for a recorded run rebuilt: its file is compared byte for byte with the one written)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
@@ -768,8 +771,8 @@ def _references_csv(exercise: int, id_bord: int,
     for inv, id_pce, debt, per, c1, c2, amount in titles:
         # the invoice number is the one text from the input (a run recorded before
         # input.invoice-number refused a formula's first character may hold one)
-        writer.writerow([text_cell(inv), exercise, id_bord, id_pce, debt or "", per if debt else "",
-                         c1 or "", c2 or "",
+        writer.writerow([text_cell(inv) if guard else inv, exercise, id_bord, id_pce,
+                         debt or "", per if debt else "", c1 or "", c2 or "",
                          f"{amount:.2f}"])
     return buffer.getvalue()
 

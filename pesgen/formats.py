@@ -328,7 +328,11 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     loads)."""
     source = folder / "format.yaml"
     data, problems, _ = load_yaml_file(source, "format")
-    problems += _schema.check(data, "format.schema.json", str(source), "format.schema")
+    checked = _schema.check(data, "format.schema.json", str(source), "format.schema")
+    if recorded:  # recorded before unknown keys under defaults were refused: not read
+        checked = [p for p in checked if not (isinstance(p, _schema.UnknownKey)
+                                              and tuple(p.path) == ("defaults",))]
+    problems += checked
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
                                 f"folder name '{folder.name}'", mapping=f"{source}:1: name"))

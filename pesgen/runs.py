@@ -457,7 +457,8 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                 pieces = None
                 if (pkey := piece_key(exporter.mapping, exporter.fmt)) is not None:
                     held = store.recorded_next(conn, pkey)
-                    pieces = (pkey, held is not None, held or _FIRST_NUMBER)
+                    pieces = (pkey, held is not None,
+                              store.next_number(conn, pkey) if held is None else held)
                 taken.refuse(conn)
                 older = store.unchecked_debts(key[0], conn) if taken.debts else 0
                 paid = paid_online(store, key[0], prepared, conn)

@@ -823,16 +823,34 @@ class Store:
             made = conn.execute(sa.text(
                 "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
                 "start_number) VALUES (:a, :b, :c, :d, :n, :n) ON CONFLICT DO NOTHING"),
-                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": _FIRST_NUMBER})
+                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord,
+                 "n": self._first(conn, key)})
             return conn.execute(query.with_for_update()).one(), made.rowcount == 1
         row = conn.execute(query).one_or_none()
         if row is not None:
             return row, False
+        first = self._first(conn, key)
         conn.execute(sequences.insert().values(id_coll=id_coll, cod_bud=cod_bud,
                                                exercise=exercise, typ_bord=typ_bord,
-                                               next_number=_FIRST_NUMBER,
-                                               start_number=_FIRST_NUMBER))
+                                               next_number=first, start_number=first))
         return conn.execute(query).one(), True
+
+    @staticmethod
+    def _first(conn: Connection, key: tuple[str, str, int, str]) -> int:
+        """The first number of a sequence that has no row yet: 1; for the titre numbers
+        (PIECE_SEQUENCE), the one after the largest IdPce of the titres runs (a TypBord
+        code other than ORMC's 06) of its SIRET, budget and exercise recorded before
+        pesgen numbered titres over the exercise (each bordereau's from 1), so that none
+        is given again."""
+        if key[3] != PIECE_SEQUENCE:
+            return _FIRST_NUMBER
+        top = conn.execute(
+            sa.select(sa.func.max(run_invoices.c.id_pce))
+            .select_from(run_invoices.join(runs, runs.c.id == run_invoices.c.run_id))
+            .where(runs.c.id_coll == key[0], runs.c.cod_bud == key[1],
+                   runs.c.exercise == key[2], runs.c.typ_bord != "06",
+                   sa.func.length(runs.c.typ_bord) == 2)).scalar()
+        return _FIRST_NUMBER if top is None else int(top) + 1
 
     def peek_next(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
         """The next IdBord of a sequence, locked for the rest of the transaction."""
@@ -852,7 +870,7 @@ class Store:
         """The next IdBord of a sequence, read without locking nor creating its row (a
         dry run): what ``peek_next`` would give now."""
         found = cls.recorded_next(conn, key)
-        return _FIRST_NUMBER if found is None else found
+        return cls._first(conn, key) if found is None else found
 
     @staticmethod
     def check_start(start: int, pieces: bool = False) -> None:
@@ -884,6 +902,11 @@ class Store:
                 used = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
                     runs.c.id_coll == k[0], runs.c.cod_bud == k[1], runs.c.exercise == k[2],
                     runs.c.typ_bord == k[3])).scalar() if k[3] != PIECE_SEQUENCE else 0
+                if k[3] == PIECE_SEQUENCE and made and n < row.next_number:
+                    raise StateError(
+                        f"{self.sequence_label(k)}: earlier runs of this store hold titre "
+                        f"numbers up to {row.next_number - 1}; a start must be "
+                        f"{row.next_number} or more")
                 if used or not made:
                     raise StateError(
                         f"{self.sequence_label(k)} has already started at "

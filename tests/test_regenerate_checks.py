@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pesgen.errors import ExitCode
 from pesgen.store import Store, runs
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, run_cli
 
 _run = run_cli
 
@@ -529,3 +529,59 @@ def test_a_run_whose_mapping_expression_zero_filled_none_then_is_rebuilt(tmp_pat
     refused = _export(mapping, tmp_path / "again")
     assert refused.exit_code == ExitCode.INPUT, refused.output
     assert "zfill of None" in refused.output and "(rule mapping.expr)" in refused.output
+
+
+def test_a_run_whose_bundle_had_an_unknown_key_under_defaults_is_rebuilt(tmp_path,
+                                                                         monkeypatch):
+    """A bundle recorded before unknown keys under ``defaults:`` were refused (a comment
+    key in a collectivity's copy of pes-ormc) still rebuilds its run byte for byte: no
+    code ever read the key; a new export with it is refused."""
+    import shutil
+
+    from pesgen import _schema
+
+    folder = tmp_path / "fmts" / "my-ormc"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", folder)
+    spec = folder / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("name: pes-ormc\n") == 1 and text.count("defaults:\n") == 1
+    spec.write_text(text.replace("name: pes-ormc\n", "name: my-ormc\n").replace(
+        "defaults:\n", 'defaults:\n  comment: "our copy"\n'), encoding="utf-8")
+    monkeypatch.setenv("PESGEN_FORMATS_PATH", str(tmp_path / "fmts"))
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ("  format: pes-ormc\n", "  format: my-ormc\n"))
+    real = _schema.check
+
+    def lenient(m):  # the check as it was: defaults' keys not checked
+        m.setattr(_schema, "check", lambda *a, **k: [
+            p for p in real(*a, **k)
+            if not (isinstance(p, _schema.UnknownKey) and tuple(p.path) == ("defaults",))])
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, lenient, mapping, out)
+    _rebuilt(tmp_path, run_id, out)
+    refused = _export(mapping, tmp_path / "today")
+    assert refused.exit_code == ExitCode.MAPPING, refused.output
+    assert "defaults.comment" in refused.output
+
+
+def test_a_run_whose_invoice_number_began_as_a_formula_is_rebuilt(tmp_path, monkeypatch):
+    """A run recorded before input.invoice-number (an invoice number starting with '-')
+    wrote its references CSV's invoice cell as given: rebuilt so, byte for byte (the CSV
+    guard is for files written today)."""
+    import json
+
+    from pesgen import build, export
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "-" + data["invoices"][0]["number"]
+    source = tmp_path / "minus.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    def as_before(m):
+        m.setattr(build, "FORMULA_START", frozenset())
+        m.setattr(export, "text_cell", lambda value: value)
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, as_before, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                 out, source)
+    assert b"\n-FA-2026-00101;" in next(out.glob("*.references.csv")).read_bytes()
+    _rebuilt(tmp_path, run_id, out)

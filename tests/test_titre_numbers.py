@@ -374,3 +374,26 @@ def test_an_explicit_start_of_1_counts_as_set(tmp_path):
     assert again.exit_code == ExitCode.STATE, again.output
     assert "has already started at 1 (next 1); a start can be set once" in again.output
     assert _sequences(db) == [(2026, "06", 1, 1)]
+
+
+def test_titres_recorded_before_the_titre_sequence_are_never_numbered_again(db_url,
+                                                                            tmp_path):
+    """A store upgraded from a pesgen that numbered each bordereau's titres from 1 holds
+    titres runs and no titre-number sequence: the next titres run continues after their
+    largest IdPce (it took IdPce 1 again, and said no earlier run was in the store); a
+    --start-titre below them is refused."""
+    store = Store(db_url)
+    export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    with store.engine.begin() as conn:  # as the older pesgen left it: no such row
+        conn.execute(sa.text("DELETE FROM sequences WHERE typ_bord = 'IdPce'"))
+    dry = export_recorded(lambda: Store(db_url, read_only=True), TITRES,
+                          _tagged(tmp_path, "B"), None, RUN, dry_run=True)
+    assert not any("opens the titre numbers" in n.detail for n in dry.notes)
+    with pytest.raises(StateError, match="hold titre numbers up to 11; a start must be 12"):
+        store.set_start(("21450999400015", "00", 2026, "01"), None,
+                        pieces=(("21450999400015", "00", 2026, "IdPce"), 5))
+    second = export_recorded(lambda: store, TITRES, _tagged(tmp_path, "B"), tmp_path / "o2",
+                             RUN)
+    assert _pieces(tmp_path / "o2") == [list(range(12, 23))]
+    assert not any("opens the titre numbers" in n.detail for n in second.notes)
+    assert _idpce_sequence(db_url) == (23, 12)
