@@ -216,9 +216,10 @@ def test_runs_recorded_before_keep_their_per_bordereau_numbers_when_regenerated(
     assert _pieces(tmp_path / "o1") == [[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3]]
     regenerate(store, old.run_id, tmp_path / "re")
     assert _pieces(tmp_path / "re") == [[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3]]
-    # the shipped bundle numbers on from there, its titre sequence unset so far
+    # the shipped bundle numbers on after the largest titre number those runs sent (4),
+    # its titre sequence unset so far: none of theirs is given again
     export_recorded(lambda: store, mapping, _tagged(tmp_path, "B"), tmp_path / "o2", RUN)
-    assert _pieces(tmp_path / "o2") == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+    assert _pieces(tmp_path / "o2") == [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15]]
 
 
 def test_set_start_titre_sets_the_first_titre_number_once(db_url, tmp_path):
