@@ -573,15 +573,18 @@ class _Taken:
         # starting again (each year, each budget)
         elsewhere = {run: scope for run, scope in scopes.items() if scope != self.scope}
 
+        def cancel_first(run: str, id_bord: int) -> str:
+            if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
+                return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
+                        f"{id_bord})")
+            return "cancel that run first"
+
         def advice(run: str, id_bord: int) -> str:
             if partial:
                 return "remove it from this input"
             if run in elsewhere:
                 return _other_scope(elsewhere[run], self.scope)
-            if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
-                return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
-                        f"{id_bord}) to export it again")
-            return "cancel that run first to export it again"
+            return f"{cancel_first(run, id_bord)} to export it again"
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
@@ -599,10 +602,8 @@ class _Taken:
                 where, todo = (f", budget {budget}, exercise {exercise}",
                                "give this invoice another NumDette")
             else:
-                where, todo = "", (
-                    ("cancel that run first" if len(several.get(run, [])) <= 1 else
-                     f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
-                     f"{id_bord})") + ", or give this invoice another NumDette")
+                where, todo = "", (f"{cancel_first(run, id_bord)}, or give this invoice "
+                                   "another NumDette")
             problems.append(Problem(
                 "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
                 f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}{where}): "
