@@ -84,14 +84,18 @@ def _easter(year: int) -> date:
     return date(year, month, day + 1)
 
 
+# TARGET2's closing days of a fixed date: (month, day) -> name
+_TARGET2_FIXED = {(1, 1): "New Year's Day", (5, 1): "1 May", (12, 25): "Christmas Day",
+                  (12, 26): "26 December"}
+
+
 def target2_closed(day: date) -> str | None:
     """Why no TARGET2 settlement happens on ``day`` (the ECB's closing days: Saturdays,
     Sundays, New Year's Day, Good Friday, Easter Monday, 1 May, 25 and 26 December), or
     None on a business day."""
     if day.weekday() >= 5:
         return "Saturday" if day.weekday() == 5 else "Sunday"
-    fixed = {(1, 1): "New Year's Day", (5, 1): "1 May", (12, 25): "Christmas Day",
-             (12, 26): "26 December"}.get((day.month, day.day))
+    fixed = _TARGET2_FIXED.get((day.month, day.day))
     if fixed:
         return fixed
     if day.month not in (3, 4):  # Easter falls between 22 March and 25 April
