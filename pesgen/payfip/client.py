@@ -19,6 +19,7 @@ from .._display import masked_url, shown_repr
 from . import soap
 from .errors import PayfipConfigError, PayfipFault, PayfipUnavailable
 from .models import (
+    ANSWER_RULES,
     IDOP_RE,
     ClientDetail,
     PaymentDetail,
@@ -89,10 +90,9 @@ class PayfipClient:
         element = self._call("creerPaiementSecurise", req.soap_fields())
         # the spelling of the answer's keys varies (idOp, idop), as in the detail below
         id_op = _tolerant(soap.values(element, "return"), ("idOp",)).get("idOp", "")
-        if not IDOP_RE.match(id_op):
-            said = (f"idOp {shown_repr(id_op, 64)} is not an operation identifier (letters, "
-                    "digits and '-', the first a letter or a digit, at most 64)" if id_op
-                    else "idOp is missing")
+        pattern, form = ANSWER_RULES["idOp"]  # the detail's idOp has the same form
+        if not pattern.match(id_op):
+            said = f"idOp {shown_repr(id_op, 64)} is not {form}" if id_op else "idOp is missing"
             raise _refused("creerPaiementSecurise", "", [said])
         return id_op
 
