@@ -873,11 +873,7 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
     """The group_by column is not in the header: say what was read, and what to fix."""
     where = f"{shown}:1"
     first = _first_line(path, spec.encoding)
-    if first[:1] in ("{", "[", "<"):
-        detail = (f"not CSV: the first line {describe_first_line(first)}; the mapping says "
-                  "input.format: csv")
-        return _refuse(f"{where}: {detail}; nothing written", "input.format", detail, where,
-                       spec.at("format"))
+    # (a first line opening JSON or XML was refused before: _refuse_other_format)
     if len(header) == 1:
         detail = (f"the first line reads as one column with delimiter {delimiter!r}; it "
                   f"{describe_first_line(first)}; check input.delimiter")
