@@ -157,10 +157,19 @@ def _binding_line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-def _link_refused_with(world, mapping, text: str) -> str:
-    """``payfip link`` of FA-2026-00102 with the mapping ``text`` written to ``mapping``:
+def _link_refused_with(world, mapping, text: str, tmp_path) -> str:
+    """``payfip link`` of FA-2026-00102 with the mapping ``text`` written to ``mapping``,
+    after the example's run is cancelled and exported again with that mapping (the
+    payer's e-mail is read as the run read its input: with the mapping it recorded):
     refused as input (exit 4); its standard error."""
     mapping.write_text(text, encoding="utf-8")
+    store = world["store"]
+    for run in store.list_runs():
+        if run.status == "committed":
+            store.cancel(run.id, "exported again with another mapping")
+    code, _out, err = _run("export", "-m", str(mapping), "-i", str(INPUT), "-o",
+                           str(tmp_path / mapping.stem), "--date", "2026-11-23", "-q")
+    assert code == 0, err
     code, _out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
                            "--endpoint", world["endpoint"], "--notify-url", world["notify"])
     assert code == 4, err
@@ -169,7 +178,7 @@ def _link_refused_with(world, mapping, text: str) -> str:
 
 def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp_path):
     """FA-2026-00104's payer has no e-mail in the export: the refusal says how to give
-    one (--mel) and where the mapping reads it, file:line, as other refusals do."""
+    one (--mel) and where the run's mapping reads it, file:line, as other refusals do."""
     text = MAPPING.read_text(encoding="utf-8")
     line = _binding_line(text, "email: payer.email")
     code, out, err = _link(world, "FA-2026-00104")
@@ -180,20 +189,44 @@ def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp
     code, out, err = _link(world, "FA-2026-00104", "--mel", "famille@example.org")
     assert code == 0, err
 
-    # a mapping that reads no e-mail: it says so, and where to add the binding
+    # a run whose mapping reads no e-mail: it says so, and where to add the binding
     unbound = tmp_path / "no-email.yaml"
-    err = _link_refused_with(world, unbound, text.replace("    email: payer.email\n", ""))
+    err = _link_refused_with(world, unbound, text.replace("    email: payer.email\n", ""),
+                             tmp_path)
     assert ("invoice FA-2026-00102: mel: the payer's e-mail address is missing: the mapping "
-            "binds no payer.email; give one with --mel, or add bindings.payer.email "
+            "run ") in err
+    assert (" recorded binds no payer.email; give one with --mel (or add "
+            "bindings.payer.email to the mapping, for the next runs) "
             f"[mapping {unbound}: bindings.payer.email] (rule payfip.mel)") in err
 
-    # an address the binding gives that PayFiP refuses: the binding is named too
+    # an address the run's binding gives that PayFiP refuses: the binding is named too
     bad = tmp_path / "bad-email.yaml"
     err = _link_refused_with(world, bad, text.replace("email: payer.email",
-                                                      "email: {const: 'secretariat'}"))
+                                                      "email: {const: 'secretariat'}"),
+                             tmp_path)
     assert ("invoice FA-2026-00102: mel: 'secretariat' is not an e-mail address PayFiP "
             "accepts (6 to 80 characters, one '@', no space); give another with --mel "
             f"[mapping {bad}:{line}: bindings.payer.email] (rule payfip.mel)") in err
+
+
+def test_the_e_mail_is_read_with_the_mapping_the_run_recorded(world, tmp_path):
+    """A run exported with the JSON mapping, linked with the collectivity's CSV mapping
+    (same collectivity and PayFiP client): the payer's e-mail is read from the run's
+    JSON input as the run read it, not refused as 'not CSV' naming a temporary file."""
+    csv_mapping = MAPPING.with_name("villeneuve-sur-loing-csv.yaml")
+    code, out, err = _run("payfip", "link", "-m", str(csv_mapping), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url", world["notify"])
+    assert code == 0, err
+    assert "not CSV" not in err
+    [op] = [o for o in world["payfip"].operations.values()
+            if o.request.get("refdet") == "FA202600102"]
+    assert op.request["mel"] == _example_email("FA-2026-00102")
+
+
+def _example_email(invoice: str) -> str:
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == invoice]
+    return inv["payer"]["email"]
 
 
 def test_soap_fault_exit_code_and_message(world):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, StateError
+from ..errors import MappingError, Problem, StateError
 from ..keys import invoice_key
-from ..mapping import Mapping, load_mapping
+from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, unpack
 from . import ledger
 from .client import DEFAULT_TIMEOUT, PayfipClient
@@ -144,7 +144,10 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
                                 "payfip.numcli or collectivity.payfip_client)",
                                 invoice=invoice, mapping=str(mapping.path)))
     mel_given = bool(mel)
-    mel = mel or payer_email(store, due.run_id, mapping, invoice)
+    # the run's input is read as the run read it: with the mapping it recorded, not the
+    # one given (another of the collectivity's, a CSV one for a JSON run, or edited since)
+    recorded = None if mel_given else run_mapping(store, due.run_id)
+    mel = mel or (payer_email(store, due.run_id, recorded, invoice) if recorded else None)
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
     if not notify_url:
@@ -165,7 +168,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         if p.rule in failed:
             continue  # already reported: the expression itself failed
         if p.rule == "payfip.mel" and not mel_given:
-            problems.append(_mel_problem(p, mapping, invoice, bool(request.mel)))
+            problems.append(_mel_problem(p, recorded, due.run_id, invoice, bool(request.mel)))
             continue
         problems.append(Problem(p.rule, p.message, invoice=invoice, mapping=where.get(p.rule)))
     if problems:
@@ -174,14 +177,22 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     return request, due, notes
 
 
-def _mel_problem(problem: Problem, mapping: Mapping, invoice: str, found: bool) -> Problem:
+def _mel_problem(problem: Problem, recorded: Mapping | None, run_id: str, invoice: str,
+                 found: bool) -> Problem:
     """The mel problem of an address read from the run's input: how to give another
-    (--mel) and where the mapping reads it (bindings.payer.email, file:line)."""
-    binding = mapping.bindings.get("payer", {}).get("email")
+    (--mel) and where the run's recorded mapping reads it (bindings.payer.email,
+    file:line of its recorded text)."""
+    if recorded is None:
+        return Problem(problem.rule, f"{problem.message}: the mapping run {run_id} recorded "
+                       "cannot be loaded by this pesgen to read the payer's e-mail from its "
+                       "input (`pesgen regenerate` says why); give one with --mel",
+                       invoice=invoice)
+    binding = recorded.bindings.get("payer", {}).get("email")
     if binding is None:
-        return Problem(problem.rule, f"{problem.message}: the mapping binds no payer.email; "
-                       "give one with --mel, or add bindings.payer.email", invoice=invoice,
-                       mapping=f"{mapping.path}: bindings.payer.email")
+        return Problem(problem.rule, f"{problem.message}: the mapping run {run_id} recorded "
+                       "binds no payer.email; give one with --mel (or add "
+                       "bindings.payer.email to the mapping, for the next runs)",
+                       invoice=invoice, mapping=f"{recorded.path}: bindings.payer.email")
     hint = ("give another with --mel" if found else
             "the run's recorded input gives none through bindings.payer.email; give one "
             "with --mel")
@@ -189,18 +200,29 @@ def _mel_problem(problem: Problem, mapping: Mapping, invoice: str, found: bool) 
                    invoice=invoice, mapping=binding.where)
 
 
-def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> str | None:
-    """The payer's e-mail as the run's recorded input holds it (mapping binding
+def run_mapping(store: Store, run_id: str) -> Mapping | None:
+    """The mapping a run recorded, as regenerate loads it (lines of its recorded text,
+    named by the path it recorded), or None when this pesgen refuses it."""
+    run = store.get_run(run_id)
+    try:
+        return load_recorded_mapping(run["mapping_text"], run["mapping_path"])
+    except MappingError:
+        return None
+
+
+def payer_email(store: Store, run_id: str, recorded: Mapping, invoice: str) -> str | None:
+    """The payer's e-mail as the run's recorded input holds it, read with the mapping the
+    run recorded (``run_mapping``: its input format and its bindings invoice.number and
     payer.email), or None."""
-    binding = mapping.bindings.get("payer", {}).get("email")
-    number = mapping.bindings.get("invoice", {}).get("number")
+    binding = recorded.bindings.get("payer", {}).get("email")
+    number = recorded.bindings.get("invoice", {}).get("number")
     if binding is None or number is None:
         return None
     from ..sources import read_invoices
 
     run = store.get_run(run_id)
-    scope_c = {"name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
-               "exercise": mapping.collectivity.exercise}
+    c = recorded.collectivity
+    scope_c = {"name": c.name, "siret": c.siret, "exercise": c.exercise}
     key = invoice_key(invoice)
     # the record of the invoice written exactly so, else the only one with its key: a run
     # an older pesgen recorded may hold look-alike numbers apart (migration 6 kept both),
@@ -210,7 +232,7 @@ def payer_email(store: Store, run_id: str, mapping: Mapping, invoice: str) -> st
     with tempfile.TemporaryDirectory(prefix="pesgen-payfip-") as tmp:
         path = Path(tmp) / Path(run["input_name"]).name
         path.write_bytes(unpack(run["input_blob"]))
-        for src in read_invoices(path, mapping.input):
+        for src in read_invoices(path, recorded.input):
             scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
             try:
                 written = str(number.evaluate(src.record, scope) or "").strip()
