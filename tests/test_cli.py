@@ -268,6 +268,25 @@ def test_template_error_exit_5(tmp_path):
     assert _files(out) == []
 
 
+def test_a_template_leaving_the_document_unclosed_writes_nothing(tmp_path):
+    """A bundle whose template forgets the root's end tag renders a document that is not
+    well-formed: refused (exit 6, the file's last line, rule xml.pesgen), no file, no run
+    recorded, no number used. lxml's schema-validating iterparse with entities off stops
+    silently at an error found at the end of the input: it wrote and recorded it."""
+    fmts, m = _broken_bundle(tmp_path, "</n:PES_Aller>", "")
+    out = tmp_path / "out"
+    db = tmp_path / "state.sqlite3"
+    r = _export(out, "--formats-dir", fmts, "--db", str(db), "--create-store", mapping=m)
+    assert r.exit_code == ExitCode.OUTPUT == 6, r.stderr
+    assert "not well-formed: Premature end of data in tag PES_Aller" in r.stderr
+    assert "(rule xml.pesgen)" in r.stderr
+    assert _files(out) == []
+    if db.exists():
+        from pesgen.store import Store
+
+        assert Store(f"sqlite:///{db}").list_runs() == []
+
+
 def test_export_refuses_to_overwrite_an_existing_file(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -423,6 +442,11 @@ def test_validate_good_file(example_xml):
     ('<MtBordHt V="2527.25"/>', '<MtBordHt V="2527.26"/>', "pes.mt-bord-ht",
      "MtBordHt is 2527.26"),
     ('<TypBord V="06"/>', '<TypBord V="6"/>', "xsd.pesgen", "TypBord"),
+    # its Latin-1 bytes declared UTF-8: not readable as declared (was exit 2, no line)
+    ('encoding="ISO-8859-1"', 'encoding="UTF-8"', "xml.pesgen",
+     "not well-formed: Invalid bytes in character encoding"),
+    # the root never closed (was valid: lxml's validating iterparse said nothing)
+    ("</n:PES_Aller>", "", "xml.pesgen", "not well-formed: Premature end of data"),
 ])
 def test_validate_tampered_file_exit_6(tmp_path, example_xml, old, new, rule, says):
     raw = example_xml.read_bytes()

@@ -145,3 +145,37 @@ def test_a_listing_stops_after_its_maximum(tmp_path, bad_piece, count):
     [stopped] = [p for p in problems if p.rule == "pes.listing"]
     assert f"listing stopped after {MAX_LISTED_VIOLATIONS} bordereau problems" in stopped.message
     assert len(problems) <= 2 * (MAX_LISTED_VIOLATIONS + 1) + 3  # + the bordereau totals
+
+
+def test_a_streamed_export_of_a_document_left_unclosed_is_refused(tmp_path):
+    """From STREAM_VALIDATION_FROM titles the export validates while rendering, in a
+    second process reading a pipe: a template that leaves the root unclosed is refused
+    there too (the file is then checked whole and named at its last line), nothing
+    written."""
+    import shutil
+
+    from pesgen.errors import OutputInvalidError
+    from pesgen.export import STREAM_VALIDATION_FROM
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench_export.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.generate(tmp_path / "in.json", STREAM_VALIDATION_FROM + 100, 3)
+    bundle = tmp_path / "fmts" / "unclosed"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    fy = bundle / "format.yaml"
+    fy.write_text(fy.read_text(encoding="utf-8").replace("name: pes-ormc", "name: unclosed"),
+                  encoding="utf-8")
+    tpl = bundle / "pes-aller.xml.j2"
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace("</n:PES_Aller>", ""),
+                   encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text((MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+                       .replace("format: pes-ormc", "format: unclosed"), encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(OutputInvalidError) as caught:
+        export(mapping, tmp_path / "in.json", out, date(2026, 11, 23),
+               formats_dirs=[tmp_path / "fmts"])
+    [p] = caught.value.problems
+    assert p.rule == "xml.pesgen" and "Premature end of data in tag PES_Aller" in p.message
+    assert not out.exists()

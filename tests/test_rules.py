@@ -12,6 +12,7 @@ Three layers:
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 from dataclasses import replace
@@ -32,7 +33,7 @@ from pesgen.mapping import load_mapping
 from pesgen.model import Address, BankAccount, Debtor, Line, Mandate, Title
 from pesgen.rules import RULES, RuleContext, check_title
 from pesgen.sources import read_invoices
-from pesgen.validate import validate_pes_file
+from pesgen.validate import load_xsd, validate_pes_file
 
 from .conftest import EXAMPLES, MAPPINGS
 
@@ -446,6 +447,26 @@ def test_not_well_formed(example_file, tmp_path):
     path.write_bytes(example_file.read_bytes()[:-200])
     problems = validate_pes_file(path, OWN_XSD)
     assert problems and {p.rule for p in problems} == {"xml.pesgen"}
+
+
+@pytest.mark.parametrize("cut", ["inside-an-attribute", "root-never-closed"])
+def test_a_document_cut_short_is_not_well_formed(example_file, tmp_path, official_xsd, cut):
+    """A file that ends too early (cut inside an attribute value, or without the root's
+    end tag) is not well-formed, for pesgen's XSD and for the DGFiP's: lxml's
+    schema-validating iterparse with entities off said nothing of an error found at the
+    end of the input, and such files were valid."""
+    data = example_file.read_bytes()
+    broken = data[:2000] if cut == "inside-an-attribute" else data[:data.rindex(b"</")]
+    path = tmp_path / "cut.xml"
+    path.write_bytes(broken)
+    problems = validate_pes_file(path, OWN_XSD, official_xsd)
+    assert [p.rule for p in problems] == ["xml.pesgen", "xml.dgfip"]
+    line = broken.count(b"\n") + 1  # where the input ends
+    assert problems[0].record == f"cut.xml:{line}"
+    assert all("not well-formed" in p.message for p in problems)
+    # the streamed check (the export's second process reads a pipe) says so too
+    streamed = validate_mod.stream_check(io.BytesIO(broken), load_xsd(OWN_XSD), "cut.xml")
+    assert streamed.schema_error
 
 
 def test_official_xsd_also_checked(example_file, tmp_path, official_xsd):
