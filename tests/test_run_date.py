@@ -285,3 +285,19 @@ def test_a_recorded_run_whose_time_zone_this_machine_does_not_know_is_rebuilt(tm
                     "2026-11-23")
     assert again.exit_code == ExitCode.MAPPING and where in again.stderr, again.output
 
+
+def test_the_scaffold_shows_the_time_zone_key(tmp_path):
+    """An overseas collectivity's new mapping shows where its zone goes: the line,
+    uncommented, is taken."""
+    from .test_onboarding_kit import FILL
+
+    out = tmp_path / "m.yaml"
+    assert run_cli("new-mapping", "Commune X", "--format", "pes-ormc", "--out",
+                   out).exit_code == 0
+    text = out.read_text(encoding="utf-8")
+    for old, new in FILL.items():
+        text = text.replace(old, new)
+    assert text.count("\n  # timezone: Europe/Paris ") == 1
+    out.write_text(text.replace("\n  # timezone: Europe/Paris ",
+                                "\n  timezone: America/Guadeloupe "), encoding="utf-8")
+    assert load_mapping(out).zone == "America/Guadeloupe"
