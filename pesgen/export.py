@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from . import clock
 from ._csv import text_cell
 from .atomic import commit, discard, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
@@ -180,7 +181,8 @@ class Prepared:
 class Exporter:
     """One export run of one mapping with one format."""
 
-    def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path | None, run_date: date,
+    def __init__(self, mapping: Mapping, fmt: Format, out_dir: Path | None,
+                 run_date: date | None,
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
                  references: bool = False, work_dir: Path | None = None,
@@ -195,7 +197,9 @@ class Exporter:
         temporary files go, instead of ``out_dir`` (a dry run: its files are checked
         against ``out_dir``, or named alone without one, and never put in place).
         ``traced``: the templates record the model fields they read (check-mapping's
-        sample titles, ``pesgen.sample``; never an export)."""
+        sample titles, ``pesgen.sample``; never an export). ``run_date`` None (no --date):
+        today in the collectivity's time zone (``clock.today_in``), said by the run's
+        notes (``run_notes``, note run_date)."""
         work = work_dir if work_dir is not None else out_dir
         if work is None:
             raise UsageError("an export needs an output folder (--out); only a dry run "
@@ -207,7 +211,12 @@ class Exporter:
         self.mapping = mapping
         self.fmt = fmt
         self.out_dir = out_dir
-        self.run_date = run_date
+        # the zone whose today dated the run, when no run date was given
+        self.dated_in: str | None = None
+        if run_date is None:
+            self.dated_in = mapping.zone
+            run_date = clock.today_in(self.dated_in)
+        self.run_date: date = run_date
         if not vouched:  # a recorded run's exercise was accepted when it was recorded
             _refuse_future_exercise(mapping, run_date)
         # the DGFiP package validates PES files; a finance package's import is not one
@@ -325,9 +334,13 @@ class Exporter:
 
     def run_notes(self, input_path: Path) -> list[PolicyNote]:
         """The notes said once for the run (export, its dry run and preview alike): the
+        run date when none was given (today in the collectivity's time zone), the
         builder's (``Builder.run_notes``), and a run date outside the mapping's exercise
         (an exercise after the run date's year is refused: ``_refuse_future_exercise``)."""
-        notes = self.builder.run_notes(str(input_path))
+        notes = []
+        if self.dated_in is not None:
+            notes.append(self._run_date_note())
+        notes += self.builder.run_notes(str(input_path))
         exercise = self.mapping.collectivity.exercise
         if self.run_date.year != exercise:  # a mapping left at last year's exercise?
             notes.append(PolicyNote(
@@ -335,6 +348,17 @@ class Exporter:
                 f"the bordereaux are dated {self.run_date.isoformat()} (DteBordEm) for "
                 f"exercise {exercise} (Exer): {_past_exercise(exercise, self.run_date)}"))
         return notes
+
+    def _run_date_note(self) -> PolicyNote:
+        """The run date taken without --date, and from where."""
+        if self.mapping.timezone is None:
+            where = self.mapping.where("collectivity")
+            whence = "the default of collectivity.timezone"
+        else:
+            where = whence = self.mapping.where("collectivity", "timezone")
+        return PolicyNote("run_date", "*", where,
+                          f"run date {self.run_date.isoformat()} (today in {self.dated_in}, "
+                          f"{whence}): no --date given")
 
     # ------------------------------------------------------------------ phase 1
 
@@ -798,7 +822,7 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
         # the files are spooled and staged in it: a folder it cannot write in is named
         # now, not by the spool file it refused (a read-only file system)
         check_out_dir(out_dir)
-    exporter = Exporter(mapping, fmt, out_dir, run_date or date.today(), official_xsd,
+    exporter = Exporter(mapping, fmt, out_dir, run_date, official_xsd,
                         progress, work_dir=work_dir)
     if lost_policies:
         refuse_lost_policies(mapping, fmt)

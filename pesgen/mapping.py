@@ -20,6 +20,7 @@ from . import __version__, _schema
 from ._jinja import WrongShape, expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID
+from .clock import DEFAULT_TIMEZONE, zone_problem
 from .errors import MappingError, Problem
 from .expr import compile_fast, expression_reads
 from .model import Collectivity
@@ -118,6 +119,14 @@ class Mapping:
     # what the checks of RENDERS_NOTHING find in it, let through
     recorded: bool = False
     waived: tuple[Problem, ...] = ()
+    # collectivity.timezone: the IANA zone whose today is the run date when none is
+    # given (--date); None when the mapping does not set it (clock.DEFAULT_TIMEZONE)
+    timezone: str | None = None
+
+    @property
+    def zone(self) -> str:
+        """The time zone a run without --date is dated in."""
+        return self.timezone or DEFAULT_TIMEZONE
 
     def where(self, *keys: str | int) -> str:
         dotted = ".".join(str(k) for k in keys)
@@ -330,6 +339,8 @@ def _close_encoding(name: str) -> str:
 RENDERS_NOTHING = {
     "collectivity.siret": "the SIRET's checksum: IdColl is written as it is",
     "collectivity.sepa-creditor-id": "the ICS's check digits: it is written as it is",
+    "collectivity.timezone": "a time zone this machine does not know: a rebuilt run keeps "
+                             "its recorded date",
     "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
     "mapping.csv-lines": "bindings.lines other than {const: rows} with CSV input: never "
                          "read, each row is a line",
@@ -517,6 +528,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
         return not any(keys[:len(p)] == p for p in refused)
 
     collectivity = None
+    timezone: str | None = None
     if ok("collectivity"):
         c = data["collectivity"]
         collectivity = Collectivity(
@@ -524,6 +536,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             cod_bud=c["cod_bud"], exercise=c["exercise"], budget_label=c.get("budget_label"),
             poste_label=c.get("poste_label"), sepa_creditor_id=c.get("sepa_creditor_id"),
             payfip_client=c.get("payfip_client"))
+        timezone = c.get("timezone")
         from stdnum.eu import at_02 as _ics
         from stdnum.fr import siret as _siret
 
@@ -536,6 +549,12 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             problems.append(Problem("collectivity.sepa-creditor-id", "SEPA creditor identifier "
                                     f"(ICS) {ics} has invalid check digits (ISO 7064 mod 97-10)",
                                     mapping=where("collectivity", "sepa_creditor_id")))
+        # the run date without --date is today there: a name zoneinfo does not know is
+        # refused now, not on the day an export is made without --date
+        bad_zone = zone_problem(timezone) if timezone is not None else None
+        if bad_zone:
+            problems.append(Problem("collectivity.timezone", bad_zone,
+                                    mapping=where("collectivity", "timezone")))
 
     input_spec = None
     if ok("input"):
@@ -679,7 +698,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
         data=data, collectivity=collectivity, output=output, input=input_spec,
         bindings=bindings, lines=lines,  # type: ignore[arg-type]
         codes=codes, policies=policies, payment_reference=payment_reference,
-        recorded=recorded, waived=tuple(waived))
+        recorded=recorded, waived=tuple(waived), timezone=timezone)
 
 
 def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:

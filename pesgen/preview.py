@@ -70,7 +70,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     """The first ``limit`` invoices of the input, rendered with every file of the format."""
     mapping = load_mapping(mapping_path)
     fmt = mapping_format(mapping, formats_dirs)
-    exporter = Exporter(mapping, fmt, Path("."), run_date or date.today())
+    exporter = Exporter(mapping, fmt, Path("."), run_date)
     refuse_lost_policies(mapping, fmt)
     items: list[PreviewItem] = []
     titles = []

@@ -90,6 +90,7 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "  exercise: TODO           # budget year, e.g. 2026",
         "  # budget_label: TODO     # LibelleColBud, at most 38 characters",
         "  # sepa_creditor_id: TODO # the collectivity's ICS, for direct debits",
+        "  # timezone: Europe/Paris # runs without --date: today there (America/Guadeloupe…)",
         "",
         "output:",
         f"  format: {fmt.name}",

@@ -7,7 +7,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -120,26 +120,29 @@ def _isolated_state(tmp_path_factory, monkeypatch):
 # dated before the bordereau). A test that exports or previews without --date/run_date
 # then fails at once, not on the day the calendar passes the example's dates.
 FAR_FUTURE = date(2099, 12, 31)
-# the pesgen modules whose ``date.today()`` gives a run's date when none is given
-# (test_run_date.py checks that no other module reads today's date)
-DATED_MODULES = ("pesgen.export", "pesgen.preview")
-
-
-class _FarFutureDate(date):
-    @classmethod
-    def today(cls) -> date:
-        return FAR_FUTURE
+# the instant the clock gives: FAR_FUTURE in every time zone a collectivity is in
+# (UTC-3 to UTC+4)
+FAR_FUTURE_NOW = datetime(2099, 12, 31, 12, 0, tzinfo=UTC)
+# the module whose clock (``now``) gives a run's date when none is given: today in the
+# collectivity's time zone (test_run_date.py checks that no other module reads the
+# clock for a date)
+CLOCK_MODULE = "pesgen.clock"
 
 
 @pytest.fixture(autouse=True)
 def _far_future_today(monkeypatch):
-    """Every test runs as if today were FAR_FUTURE (see above). A test about the default
-    date patches its own clock over this one. Subprocesses (``python -m pesgen``) keep
-    the real clock: give them --date."""
+    """Every test runs as if now were FAR_FUTURE_NOW (see above). A test about the
+    default date sets its own instant over this one (``set_clock``). Subprocesses
+    (``python -m pesgen``) keep the real clock: give them --date."""
+    set_clock(monkeypatch, FAR_FUTURE_NOW)
+
+
+def set_clock(monkeypatch, instant: datetime) -> None:
+    """pesgen's clock (``pesgen.clock.now``) gives ``instant`` (an aware datetime)."""
     import importlib
 
-    for name in DATED_MODULES:
-        monkeypatch.setattr(importlib.import_module(name), "date", _FarFutureDate)
+    assert instant.tzinfo is not None, "an instant: give its time zone"
+    monkeypatch.setattr(importlib.import_module(CLOCK_MODULE), "now", lambda: instant)
 
 
 def run_cli(*args: str | Path):
