@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shutil
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,9 +94,10 @@ def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path 
 
 
 def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
-    """Unified diffs between two folders (file by file); [] when identical."""
+    """Unified diffs between two folders (file by file); [] when identical. The hidden
+    files of ``expected`` (``.gitkeep``, ``.DS_Store``) are not compared (``hidden``)."""
     out = []
-    want = {p.name: p for p in sorted(expected.iterdir()) if p.is_file()} \
+    want = {p.name: p for p in sorted(expected.iterdir()) if p.is_file() and not hidden(p)} \
         if expected.is_dir() else {}
     got = {p.name: p for p in sorted(produced.iterdir()) if p.is_file()}
     for name in sorted(set(want) | set(got)):
@@ -142,17 +142,40 @@ def _invisible(char: str) -> bool:
     return unicodedata.category(char)[0] == "C"
 
 
+def hidden(path: Path) -> bool:
+    """A file or folder of expected/ whose name starts with a dot (``.gitkeep``,
+    ``.DS_Store``, ``.svn``): put there by a tool, never rendered; check-format neither
+    compares nor removes it."""
+    return path.name.startswith(".")
+
+
 def _expected_files(expected: Path) -> list[Path]:
-    """The files of an expected/ folder, its README aside."""
+    """The files of an expected/ folder, its README and hidden files aside."""
     if not expected.is_dir():
         return []
-    return [p for p in expected.iterdir() if p.is_file() and p.name != "README.md"]
+    return [p for p in expected.iterdir()
+            if p.is_file() and p.name != "README.md" and not hidden(p)]
 
 
-def regenerate_expected(produced: Path, expected: Path) -> None:
-    """Make ``expected`` hold the files of ``produced`` and its README, nothing else. The
-    new files are staged beside the old ones and renamed over them: an interrupted
-    rewrite leaves each file whole, old or new."""
+def expected_folders(fmt: Format, expected: Path) -> list[Problem]:
+    """A warning for each folder of expected/ (hidden ones aside): check-format renders
+    files only, so it neither compares what a folder holds nor removes it, even with
+    ``--regen``."""
+    if not expected.is_dir():
+        return []
+    return [Problem("format.expected-folder", f"{path.name}/ is a folder: check-format "
+                    "renders files only, so it compares nothing in it and --regen does not "
+                    "remove it: delete it, or move it out of expected/, if it is stale",
+                    mapping=f"{path}", source="bundle")
+            for path in sorted(expected.iterdir())
+            if path.is_dir() and not path.is_symlink() and not hidden(path)]
+
+
+def regenerate_expected(produced: Path, expected: Path) -> list[Path]:
+    """Make ``expected`` hold the files of ``produced`` and its README; return the files
+    it removed (those the fixture no longer renders). Hidden files (``hidden``) and
+    folders are left as they are. The new files are staged beside the old ones and
+    renamed over them: an interrupted rewrite leaves each file whole, old or new."""
     expected.mkdir(parents=True, exist_ok=True)
     names = [p.name for p in sorted(produced.iterdir()) if p.is_file()]
     temps: list[tuple[Path, Path]] = []
@@ -168,12 +191,13 @@ def regenerate_expected(produced: Path, expected: Path) -> None:
         discard(temps)
         raise
     commit(temps, overwrite=True)
-    for path in expected.iterdir():
-        if path.name not in names:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+    removed = []
+    for path in sorted(expected.iterdir()):
+        if path.name in names or hidden(path) or (path.is_dir() and not path.is_symlink()):
+            continue
+        path.unlink()
+        removed.append(path)
+    return removed
 
 
 _EXPECTED_README = """\
@@ -264,14 +288,17 @@ def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Pro
 
 
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
-                 regen: bool = False, warn: Callable[[Problem], None] | None = None
+                 regen: bool = False, warn: Callable[[Problem], None] | None = None,
+                 removed: Callable[[Path], None] | None = None
                  ) -> tuple[list[Problem], list[str]]:
     """Render the fixture into ``work``, then the templates on check-mapping's sample
     titles with the fixture's mapping (``check_samples``); return (problems of the
-    expected files, diffs). With ``regen`` the expected folder is rewritten then. A
+    expected files, diffs). With ``regen`` the expected folder is rewritten then, and
+    ``removed`` is given each file of it removed (``regenerate_expected``). A
     bundle with TODO placeholders left, or whose README's status is not format.yaml's,
     is refused first (``unfinished``). ``warn`` is given each field the fixture's
-    mapping binds that no template writes (``coverage.check``)."""
+    mapping binds that no template writes (``coverage.check``), and each folder of
+    expected/ (``expected_folders``)."""
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "
@@ -292,10 +319,13 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     # before any expected/ file is rewritten
     check_samples(fmt, result, warn or (lambda _problem: None))
     if warn is not None:
-        for problem in unexercised(fmt, work, specs):
+        for problem in unexercised(fmt, work, specs) + expected_folders(fmt,
+                                                                        fixture.expected):
             warn(problem)
     if regen:
-        regenerate_expected(work, fixture.expected)
+        for path in regenerate_expected(work, fixture.expected):
+            if removed is not None:
+                removed(path)
     elif not _expected_files(fixture.expected):
         # a new bundle's first self-test: nothing to compare with, so it has not passed,
         # but nothing renders "differently" either
@@ -306,7 +336,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             "review them; from then on check-format compares with them")
     if fixture.expected.is_dir():
         for path in sorted(fixture.expected.iterdir()):
-            spec = specs.get(path.name)
+            spec = None if hidden(path) else specs.get(path.name)
             if spec is not None:
                 problems += validate_output(fmt, path, spec, official_xsd,
                                             result.mapping.output.encoding)

@@ -713,12 +713,15 @@ def check_format(
     from .bundles import check_bundle
     from .formats import find_format
 
+    def removed(path: Path) -> None:  # a file --regen removes is never removed unsaid
+        typer.echo(f"removed {path}: the fixture renders no such file")
+
     try:
         fmt = find_format(name, formats_dir)
         with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
             problems, diffs = check_bundle(
                 fmt, Path(tmp), official_xsd, regen,
-                warn=_warn)
+                warn=_warn, removed=removed)
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
     except PesgenError as exc:

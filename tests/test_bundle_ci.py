@@ -234,3 +234,47 @@ def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, ki
     assert name("01").startswith("acme-compta_21450999400015_B01_2026_0000001.")
     readme = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
     assert "output.emitter.adresse" in readme
+
+
+def test_hidden_files_of_expected_are_neither_compared_nor_removed(tmp_path):
+    """A .gitkeep or .DS_Store in expected/ failed the comparison ('expected but not
+    produced'), and --regen deleted it without a word."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    expected = folder / "expected"
+    (expected / ".gitkeep").write_bytes(b"")
+    (expected / ".DS_Store").write_bytes(b"\x00\x01")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert ".gitkeep" not in r.stdout + r.stderr
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert (expected / ".gitkeep").read_bytes() == b""
+    assert (expected / ".DS_Store").read_bytes() == b"\x00\x01"
+    assert "removed" not in r.stdout, r.stdout
+
+
+def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
+    """--regen deleted every file and subfolder of expected/ it did not write (an
+    author's notes, an archive of old outputs) without saying so."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    expected = folder / "expected"
+    (expected / "notes.txt").write_text("what the publisher said\n", encoding="utf-8")
+    (expected / "old").mkdir()
+    (expected / "old" / "v1.xml").write_text("<old/>\n", encoding="utf-8")
+    said = (f"warning: old/ is a folder: check-format renders files only, so it compares "
+            f"nothing in it and --regen does not remove it: delete it, or move it out of "
+            f"expected/, if it is stale [bundle {expected / 'old'}] "
+            "(rule format.expected-folder)")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert "notes.txt: expected but not produced" in r.stdout, r.stdout
+    assert said in r.stderr, r.stderr
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert f"removed {expected / 'notes.txt'}: the fixture renders no such file\n" \
+        in r.stdout, r.stdout
+    assert said in r.stderr, r.stderr
+    assert not (expected / "notes.txt").exists()
+    assert (expected / "old" / "v1.xml").read_text(encoding="utf-8") == "<old/>\n"
+    assert sorted(p.name for p in expected.iterdir()) == [
+        "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
