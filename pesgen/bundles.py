@@ -287,6 +287,99 @@ def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Pro
     return problems
 
 
+# what a bundle's folder holds that is not a template, however it is named
+_NOT_TEMPLATES = ("fixture", "expected")
+
+
+def unused_parts(fmt: Format) -> list[Problem]:
+    """Warnings of what the bundle declares or holds that no output reads, each naming
+    format.yaml:line: a template file (``*.j2``) that no ``files[]`` entry names and no
+    template reachable from them includes, imports or extends (rule
+    ``format.dead-template``); an option of ``defaults.options`` that none of those
+    templates, nor a file name, reads (``format.unread-option``).
+
+    Jinja cannot say what a template will read without rendering it, so this reads the
+    templates' syntax trees (``jinja2.meta``): an option counts as read when its name
+    is there as an attribute (``doc.options.service``, ``o.service``) or a quoted string
+    (``doc.options['service']``); a name built while rendering is not seen, so its
+    option is warned of. A template included by a name built while rendering
+    (``{% include kind ~ '.j2' %}``) makes every template possibly read: no template is
+    then warned of, and the options are looked for in all of them."""
+    import jinja2
+    from jinja2 import meta, nodes
+
+    from ._jinja import refusal, string_environment, template_environment
+
+    source = fmt.folder / "format.yaml"
+    env = template_environment(fmt.folder)
+    trees: dict[str, jinja2.nodes.Template] = {}
+    dynamic = False
+
+    def parse(name: str) -> jinja2.nodes.Template | None:
+        try:
+            text = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            return env.parse(text, name)
+        except (jinja2.TemplateError, OSError, RecursionError):
+            return None  # a broken or missing template is reported when it renders
+
+    todo = [spec.template for spec in fmt.files]
+    while todo:
+        name = todo.pop()
+        if name in trees:
+            continue
+        tree = parse(name)
+        if tree is None:
+            continue
+        trees[name] = tree
+        for referenced in meta.find_referenced_templates(tree):
+            if referenced is None:
+                dynamic = True
+            else:
+                todo.append(referenced)
+    on_disk = sorted(
+        path.relative_to(fmt.folder).as_posix() for path in fmt.folder.rglob("*.j2")
+        if path.is_file() and path.relative_to(fmt.folder).parts[0] not in _NOT_TEMPLATES
+        and refusal(fmt.folder, path.relative_to(fmt.folder).as_posix()) is None)
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    if dynamic:  # which templates are read is told only by rendering: every one may be
+        for name in on_disk:
+            tree = trees.get(name) or parse(name)
+            if tree is not None:
+                trees[name] = tree
+    else:
+        for name in on_disk:
+            if name not in trees:
+                problems.append(Problem(
+                    "format.dead-template", f"{name}: no files[] entry names this template "
+                    "and no template of the bundle includes, imports or extends it: it "
+                    "renders nothing; delete it, or name it in files[]",
+                    mapping=f"{source}:{line_of(data, ['files'])}: files"))
+    options = (data.get("defaults") or {}).get("options") or {}
+    if not options:
+        return problems
+    strings = string_environment()
+    for spec in fmt.files:
+        try:
+            trees[f"files[].name {spec.name}"] = strings.parse(spec.name)
+        except (jinja2.TemplateError, RecursionError):
+            continue  # reported when the file is named
+    read: set[str] = set()
+    for tree in trees.values():
+        read.update(node.attr for node in tree.find_all(nodes.Getattr))
+        read.update(node.value for node in tree.find_all(nodes.Const)
+                    if isinstance(node.value, str))
+    for key in options:
+        if str(key) not in read:
+            problems.append(Problem(
+                "format.unread-option", f"option {key} is read by no template of the "
+                f"bundle nor by a file name (doc.options.{key}): a mapping setting "
+                f"output.options.{key} changes nothing; read it in a template, or remove "
+                "it", mapping=f"{source}:{line_of(data, ['defaults', 'options', key])}: "
+                f"defaults.options.{key}"))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None,
                  removed: Callable[[Path], None] | None = None
@@ -297,8 +390,9 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     ``removed`` is given each file of it removed (``regenerate_expected``). A
     bundle with TODO placeholders left, or whose README's status is not format.yaml's,
     is refused first (``unfinished``). ``warn`` is given each field the fixture's
-    mapping binds that no template writes (``coverage.check``), and each folder of
-    expected/ (``expected_folders``)."""
+    mapping binds that no template writes (``coverage.check``), each file the fixture
+    leaves empty (``unexercised``), each template and option no output reads
+    (``unused_parts``), and each folder of expected/ (``expected_folders``)."""
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "
@@ -319,8 +413,8 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     # before any expected/ file is rewritten
     check_samples(fmt, result, warn or (lambda _problem: None))
     if warn is not None:
-        for problem in unexercised(fmt, work, specs) + expected_folders(fmt,
-                                                                        fixture.expected):
+        for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
+                        + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:
         for path in regenerate_expected(work, fixture.expected):

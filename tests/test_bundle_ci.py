@@ -278,3 +278,54 @@ def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
     assert (expected / "old" / "v1.xml").read_text(encoding="utf-8") == "<old/>\n"
     assert sorted(p.name for p in expected.iterdir()) == [
         "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
+
+
+def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
+    """A template file no files[] entry names and no template includes, and an option
+    under defaults.options no template reads, passed check-format without a word: an
+    author fixing the dead copy, or a mapping setting the option, changed nothing."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    template = folder / "corail.xml.j2"
+    # a macro library the template imports is read; a copy left behind is not
+    (folder / "lib").mkdir()
+    (folder / "lib" / "macros.j2").write_text("{% macro x() %}{% endmacro %}\n",
+                                              encoding="utf-8")
+    _edit(template, "{% macro head(doc) -%}",
+          '{% import "lib/macros.j2" as lib %}\n{% macro head(doc) -%}')
+    shutil.copy(template, folder / "corail-old.xml.j2")
+    line = _edit(source, '    train: "Facturation"       # InfoPiece/TrainPiece\n',
+                 '    train: "Facturation"       # InfoPiece/TrainPiece\n'
+                 '    service: "ECOLE"\n') + 1
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    files_line = (source.read_text(encoding="utf-8").splitlines().index("files:") + 1)
+    assert ("warning: corail-old.xml.j2: no files[] entry names this template and no "
+            "template of the bundle includes, imports or extends it: it renders nothing; "
+            f"delete it, or name it in files[] [format {source}:{files_line}: files] "
+            "(rule format.dead-template)") in r.stderr, r.stderr
+    assert ("warning: option service is read by no template of the bundle nor by a file "
+            "name (doc.options.service): a mapping setting output.options.service changes "
+            "nothing; read it in a template, or remove it "
+            f"[format {source}:{line}: defaults.options.service] "
+            "(rule format.unread-option)") in r.stderr, r.stderr
+    assert "macros.j2" not in r.stderr and "option origine" not in r.stderr
+    assert r.stderr.count("warning:") == 2, r.stderr
+    # read as an item, or in a file name: read
+    _edit(template, '<Origine V="{{ doc.options.origine }}"/>',
+          '<Origine V="{{ doc.options.origine }}{{ doc.options[\'service\'] }}"/>')
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0 and "format.unread-option" not in r.stderr, r.stderr
+
+
+def test_a_template_included_by_a_computed_name_silences_the_dead_template_warning(tmp_path):
+    """Which templates a name built while rendering includes is not known before
+    rendering: no template is said dead then (docs/onboarding.md says the limit)."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    template = folder / "corail.xml.j2"
+    (folder / "part-a.j2").write_text("", encoding="utf-8")
+    _edit(template, "{% macro head(doc) -%}",
+          "{% macro head(doc) -%}\n{% include 'part-' ~ 'a.j2' %}")
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "format.dead-template" not in r.stderr, r.stderr
