@@ -66,12 +66,22 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     if not any(r in fmt.rules for r in _DGFIP_RULES):
         official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
+    # before the mapping is opened with another bundle (which it may not fit, or which
+    # may not exist): said of the fixture, not as that bundle's problems
+    data, _, _ = load_yaml_file(fixture.mapping)
+    output = data.get("output") if isinstance(data, dict) else None
+    named = output.get("format") if isinstance(output, dict) else None
+    if isinstance(named, str) and named != fmt.name:
+        _other_format(fmt, fixture, named, line_of(data, ["output", "format"]))
+
+    def same_bundle(found: Format) -> None:
+        if found.folder.resolve() != fmt.folder.resolve():
+            _other_format(fmt, fixture, found.name, line_of(data, ["output", "format"]))
+
     # the bundle under test comes first, whatever else has the same name
     exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
-                             [fmt.folder.parent], None, lost_policies=False)
-    if exporter.fmt.folder.resolve() != fmt.folder.resolve():
-        raise MappingError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
-                           f"fixture belongs to '{fmt.name}'")
+                             [fmt.folder.parent], None, on_format=same_bundle,
+                             lost_policies=False)
     prepared = exporter.prepare(fixture.input)
     try:
         commit(exporter.finish(prepared, FIXTURE_FIRST_NUMBER))
@@ -83,6 +93,17 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
         for renderer in exporter.renderers:
             specs[renderer.file_name(doc)] = renderer.spec
     return prepared.result, specs
+
+
+def _other_format(fmt: Format, fixture: Fixture, named: str, line: int) -> None:
+    """Refuse a fixture whose mapping exports with another bundle than its own."""
+    raise MappingError(
+        f"{fixture.mapping}: output.format is '{named}', the fixture belongs to "
+        f"'{fmt.name}'", [Problem(
+            "format.fixture-mapping", f"output.format is '{named}', but this fixture is "
+            f"bundle {fmt.name}'s self-test: its mapping exports with that bundle "
+            f"(output.format: {fmt.name})",
+            mapping=f"{fixture.mapping}:{line}: output.format", source="mapping")])
 
 
 def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path | None = None,

@@ -329,3 +329,22 @@ def test_a_template_included_by_a_computed_name_silences_the_dead_template_warni
     r = _check(fmts, "cosoluce-corail", "--regen")
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "format.dead-template" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("other", ["jvs-millesime", "pes-ormc", "pes-ormcc"])
+def test_a_fixture_mapping_naming_another_format_is_named_by_its_line(tmp_path, other):
+    """A fixture mapping naming another bundle was refused with no line and no rule
+    (jvs-millesime), or blamed for not fitting that bundle (pes-ormc: NumDette, Edition),
+    or for naming no bundle (a typo), never saying the fixture is another bundle's."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    mapping = folder / "fixture" / "mapping.yaml"
+    line = _edit(mapping, "  format: cosoluce-corail\n", f"  format: {other}\n")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert (f"error: {mapping}: output.format is '{other}', the fixture belongs to "
+            "'cosoluce-corail'\n") in r.stderr, r.stderr
+    assert (f"  - output.format is '{other}', but this fixture is bundle cosoluce-corail's "
+            "self-test: its mapping exports with that bundle (output.format: "
+            f"cosoluce-corail) [mapping {mapping}:{line}: output.format] "
+            "(rule format.fixture-mapping)\n") in r.stderr, r.stderr
+    assert "1 problem(s)." in r.stderr, r.stderr
