@@ -348,3 +348,27 @@ def test_a_fixture_mapping_naming_another_format_is_named_by_its_line(tmp_path, 
             f"cosoluce-corail) [mapping {mapping}:{line}: output.format] "
             "(rule format.fixture-mapping)\n") in r.stderr, r.stderr
     assert "1 problem(s)." in r.stderr, r.stderr
+
+
+def test_a_key_written_twice_in_format_yaml_is_the_bundles_rule(tmp_path):
+    """A duplicate key in format.yaml was listed as mapping.duplicate-key, the rule of a
+    mapping's, though the file is the bundle's; a mapping's keeps its own."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    line = _edit(source, "newline: LF\n", "newline: LF\nkind: xml\n") + 1
+    said = (f"duplicate key 'kind' (first at line 7) [format {source}:{line}: kind] "
+            "(rule format.duplicate-key)")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"  - {said}\n" in r.stderr, r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts)
+    assert listed.exit_code == ExitCode.MAPPING
+    assert f"    - {said}\n" in listed.stdout, listed.stdout
+    mapping = folder / "fixture" / "mapping.yaml"
+    _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
+    line = _edit(mapping, "  format: cosoluce-corail\n",
+                 "  format: cosoluce-corail\n  format: cosoluce-corail\n") + 1
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"[mapping {mapping}:{line}: output.format] (rule mapping.duplicate-key)" \
+        in r.stderr, r.stderr
