@@ -372,3 +372,26 @@ def test_a_key_written_twice_in_format_yaml_is_the_bundles_rule(tmp_path):
     assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
     assert f"[mapping {mapping}:{line}: output.format] (rule mapping.duplicate-key)" \
         in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("file", "old", "new", "said"), [
+    ("corail.xml.j2", '<Exercice V="{{ doc.bordereau.exercise }}"/>',
+     '<Exercice V="{{ doc.bordereau.exercise | zfil(4) }}"/>',
+     "No filter named 'zfil'. Did you mean 'zfill'?"),
+    # in a branch, Jinja refuses it only when it runs it
+    ("corail.xml.j2", '{% if d.first_name %}<Prenom{{ suffix }} V="{{ d.first_name }}"/>',
+     '{% if d.first_name %}<Prenom{{ suffix }} V="{{ d.first_name | isodat }}"/>',
+     "No filter named 'isodat' found. Did you mean 'isodate'?"),
+    ("format.yaml", "{{ doc.bordereau.number | zfill(7) }}",
+     "{{ doc.bordereau.number | zfil(7) }}",
+     "file name template: No filter named 'zfil'. Did you mean 'zfill'?"),
+])
+def test_a_misspelt_filter_in_a_template_gets_a_did_you_mean(tmp_path, file, old, new, said):
+    """A mapping expression's misspelt filter got a did-you-mean, a template's or a file
+    name's did not: 'No filter named 'zfil'.' and nothing else."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    line = _edit(folder / file, old, new)
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+    assert said in r.stderr, r.stderr
+    assert f"{file}:{line}" in r.stderr, r.stderr
