@@ -395,3 +395,124 @@ def test_a_misspelt_filter_in_a_template_gets_a_did_you_mean(tmp_path, file, old
     assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
     assert said in r.stderr, r.stderr
     assert f"{file}:{line}" in r.stderr, r.stderr
+
+
+def _json(r) -> dict:
+    """The one JSON document a --format json command printed, nothing else around it."""
+    import json
+
+    assert r.stderr == "", r.stderr
+    return json.loads(r.stdout)
+
+
+def test_check_format_json_gives_ci_the_problems_warnings_and_diffs(tmp_path):
+    """check-format printed text only: a CI job had to scrape the rule, file and line of
+    each problem and warning out of the messages."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    line = _edit(source, '    train: "Facturation"       # InfoPiece/TrainPiece\n',
+                 '    train: "Facturation"       # InfoPiece/TrainPiece\n'
+                 '    service: "ECOLE"\n') + 1
+    _edit(source, 'origine: "PESGEN"', 'origine: "PESGEN2"')
+    r = _check(fmts, "cosoluce-corail", "--format", "json")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    report = _json(r)
+    assert (report["command"], report["ok"], report["exit_code"]) == ("check-format", False, 6)
+    [bundle] = report["bundles"]
+    assert (bundle["name"], bundle["folder"], bundle["status"], bundle["ok"],
+            bundle["exit_code"]) == ("cosoluce-corail", str(folder), "reconstructed", False, 6)
+    assert bundle["error"].startswith("cosoluce-corail: the fixture renders differently from "
+                                      "expected/ (1 file(s))")
+    assert bundle["problems"] == []
+    [diff] = bundle["diffs"]
+    assert '-<Origine V="PESGEN"/>' in diff and '+<Origine V="PESGEN2"/>' in diff
+    [warning] = bundle["warnings"]
+    assert {k: warning[k] for k in ("rule", "file", "line", "key", "source")} == {
+        "rule": "format.unread-option", "file": str(source), "line": line,
+        "key": "defaults.options.service", "source": "format"}
+    assert warning["message"].startswith("option service is read by no template")
+    assert warning["text"].endswith("(rule format.unread-option)")
+    # a problem: its rule, file, line and key; --regen's removals are listed
+    (folder / "expected" / "notes.txt").write_text("x\n", encoding="utf-8")
+    r = _check(fmts, "cosoluce-corail", "--format", "json", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [bundle] = _json(r)["bundles"]
+    assert bundle["ok"] and bundle["removed"] == [str(folder / "expected" / "notes.txt")]
+    mapping = folder / "fixture" / "mapping.yaml"
+    line = _edit(mapping, "  format: cosoluce-corail\n", "  format: pes-ormc\n")
+    r = _check(fmts, "cosoluce-corail", "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    [bundle] = _json(r)["bundles"]
+    [problem] = bundle["problems"]
+    assert {k: problem[k] for k in ("rule", "file", "line", "key", "source")} == {
+        "rule": "format.fixture-mapping", "file": str(mapping), "line": line,
+        "key": "output.format", "source": "mapping"}
+    # an unknown bundle: a usage error, exit 2, in the same shape
+    r = _check(fmts, "cosoluce-coral", "--format", "json")
+    assert r.exit_code == ExitCode.USAGE
+    [bundle] = _json(r)["bundles"]
+    assert bundle["folder"] is None and "did you mean 'cosoluce-corail'" in bundle["error"]
+
+
+def test_formats_and_check_mapping_json_have_the_same_shape(tmp_path):
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    shutil.copytree(data_dir("templates") / "jvs-millesime", fmts / "jvs-millesime")
+    source = folder / "format.yaml"
+    line = _edit(source, "newline: LF\n", "newline: LF\nkind: xml\n") + 1
+    r = run_cli("formats", "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    report = _json(r)
+    assert report["command"] == "formats" and report["exit_code"] == 3
+    assert report["error"].startswith("1 format bundle(s) BROKEN: cosoluce-corail")
+    bundles = {b["name"]: b for b in report["bundles"]}
+    broken = bundles["cosoluce-corail"]
+    assert (broken["ok"], broken["exit_code"], broken["status"]) == (False, 3, None)
+    [problem] = broken["problems"]
+    assert (problem["rule"], problem["file"], problem["line"], problem["key"]) == (
+        "format.duplicate-key", str(source), line, "kind")
+    assert bundles["jvs-millesime"]["ok"] and bundles["jvs-millesime"]["status"] == \
+        "reconstructed"
+    assert bundles["pes-ormc"]["ok"]  # the shipped ones are listed too
+    # check-mapping: the fixture's mapping binds payer.email, which no template writes
+    _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
+    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
+    mapping = folder / "fixture" / "mapping.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    report = _json(r)
+    [checked] = report["mappings"]
+    assert (checked["mapping"], checked["format"], checked["ok"]) == (
+        str(mapping), "cosoluce-corail", True)
+    [warning] = checked["warnings"]
+    assert (warning["rule"], warning["file"], warning["key"]) == (
+        "mapping.unwritten", str(mapping), "bindings.payer.email")
+    assert "payer.email" not in checked["not_carried"]
+    _edit(mapping, "  format: cosoluce-corail\n", "  format: cosoluce-coral\n")
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING
+    [checked] = _json(r)["mappings"]
+    assert [p["rule"] for p in checked["problems"]] == ["mapping.format"]
+    assert checked["problems"][0]["key"] == "output.format"
+
+
+def test_the_readme_json_example_is_what_check_format_prints(tmp_path, monkeypatch):
+    """README.md shows check-format --format json on a scaffold with its title's TODO
+    left: the example is the command's output, not a drawing of it."""
+    import json
+
+    from pesgen.scaffold import new_format
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    folder = new_format("acme-compta", "csv", Path("formats"))
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    source.write_text(re.sub(r'(?m)^source: .*$', 'source: "Acme import guide v2, 2026"',
+                             text), encoding="utf-8")
+    r = run_cli("check-format", "acme-compta", "--formats-dir", "formats", "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ pesgen check-format acme-compta --formats-dir formats "
+                         "--format json\n", 1)[1].split("```", 1)[0]
+    assert _json(r) == json.loads(shown)
