@@ -614,6 +614,18 @@ _DICT_NAMES = frozenset(dir(dict))
 _DICTS = (dict, model.Options)
 
 
+def close_filter(message: str, env: jinja2.Environment) -> str:
+    """' Did you mean 'digits'?' for Jinja's "No filter named 'digit'." (a test too),
+    from the filters (tests) ``env`` offers: a mapping expression's, a template's or
+    a file name's."""
+    m = re.match(r"No (filter|test) named '([^']+)'", message)
+    if m is None:
+        return ""
+    names = env.filters if m.group(1) == "filter" else env.tests
+    close = difflib.get_close_matches(m.group(2), [str(n) for n in names], n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
 def _no_option(options: object, name: object) -> str | None:
     """What to say of ``doc.options`` lacking ``name``: the names it has."""
     if type(options) is not model.Options:

@@ -93,7 +93,14 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
     return None
 
 
-def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> Any:
+# the rule of a key written twice, by the kind of file (load_yaml_text's ``kind``): a
+# format.yaml's is the bundle's problem; a layout's or the configuration's are listed
+# with the mapping's rule, labelled with their kind
+_DUPLICATE_RULE = {"format": "format.duplicate-key"}
+
+
+def _build(node: yaml.Node, path: str, problems: list[Problem], source: str,
+           kind: str = "mapping") -> Any:
     if node.tag not in _CORE_TAGS:
         tag = shown(node.tag.replace(_YAML_TAG, "!!", 1))
         at = f"{source}:{node.start_mark.line + 1}: {shown(path or '(top)')}"
@@ -106,7 +113,7 @@ def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> 
         out = LineList()
         out.line = node.start_mark.line + 1
         for i, child in enumerate(node.value):
-            out.append(_build(child, f"{path}[{i}]", problems, source))
+            out.append(_build(child, f"{path}[{i}]", problems, source, kind))
             out.item_lines.append(child.start_mark.line + 1)
         return out
     if isinstance(node, MappingNode):
@@ -127,11 +134,11 @@ def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> 
                 continue
             if key in result:
                 problems.append(Problem(
-                    "mapping.duplicate-key",
+                    _DUPLICATE_RULE.get(kind, "mapping.duplicate-key"),
                     f"duplicate key '{shown(key)}' (first at line {result.key_lines[key]})",
                     mapping=f"{source}:{line}: {shown(dotted)}"))
                 continue
-            result[key] = _build(value_node, dotted, problems, source)
+            result[key] = _build(value_node, dotted, problems, source, kind)
             result.key_lines[key] = line
         return result
     raise MappingError(f"{source}: unsupported YAML node")  # pragma: no cover
@@ -140,9 +147,10 @@ def _build(node: yaml.Node, path: str, problems: list[Problem], source: str) -> 
 def load_yaml_text(text: str, source: str, kind: str = "mapping"
                    ) -> tuple[Any, list[Problem]]:
     """Parse YAML text; return (data, problems). Syntax errors raise MappingError.
-    ``kind`` names the file in problem listings: mapping, layout, format, configuration."""
+    ``kind`` names the file in problem listings: mapping, layout, format, configuration;
+    a format.yaml's key written twice is ``format.duplicate-key`` (``_DUPLICATE_RULE``)."""
     try:
-        data, problems = _load_yaml_text(text, source)
+        data, problems = _load_yaml_text(text, source, kind)
     except MappingError as exc:
         exc.problems = _labelled(exc.problems, kind)
         raise
@@ -155,7 +163,7 @@ def _labelled(problems: list[Problem], kind: str) -> list[Problem]:
     return [replace(p, source=kind) for p in problems]
 
 
-def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
+def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Problem]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -188,7 +196,7 @@ def _load_yaml_text(text: str, source: str) -> tuple[Any, list[Problem]]:
         if chars > MAX_CHARS:
             raise MappingError(f"{source}: YAML aliases expand to more than {MAX_CHARS} "
                                "characters of values (an alias bomb?)")
-        return _build(node, "", problems, source), problems
+        return _build(node, "", problems, source, kind), problems
     except RecursionError:  # a recursive alias (&a [*a]) or absurd nesting
         raise MappingError(f"{source}: YAML nested too deeply, or an alias used inside "
                            "its own anchor") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shutil
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,12 +66,22 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
     if not any(r in fmt.rules for r in _DGFIP_RULES):
         official_xsd = None  # e.g. a finance package's PES-like import: not for Hélios
+    # before the mapping is opened with another bundle (which it may not fit, or which
+    # may not exist): said of the fixture, not as that bundle's problems
+    data, _, _ = load_yaml_file(fixture.mapping)
+    output = data.get("output") if isinstance(data, dict) else None
+    named = output.get("format") if isinstance(output, dict) else None
+    if isinstance(named, str) and named != fmt.name:
+        _other_format(fmt, fixture, named, line_of(data, ["output", "format"]))
+
+    def same_bundle(found: Format) -> None:
+        if found.folder.resolve() != fmt.folder.resolve():
+            _other_format(fmt, fixture, found.name, line_of(data, ["output", "format"]))
+
     # the bundle under test comes first, whatever else has the same name
     exporter = open_exporter(fixture.mapping, out_dir, FIXTURE_DATE, official_xsd,
-                             [fmt.folder.parent], None, lost_policies=False)
-    if exporter.fmt.folder.resolve() != fmt.folder.resolve():
-        raise MappingError(f"{fixture.mapping}: output.format is '{exporter.fmt.name}', the "
-                           f"fixture belongs to '{fmt.name}'")
+                             [fmt.folder.parent], None, on_format=same_bundle,
+                             lost_policies=False)
     prepared = exporter.prepare(fixture.input)
     try:
         commit(exporter.finish(prepared, FIXTURE_FIRST_NUMBER))
@@ -86,6 +95,17 @@ def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
     return prepared.result, specs
 
 
+def _other_format(fmt: Format, fixture: Fixture, named: str, line: int) -> None:
+    """Refuse a fixture whose mapping exports with another bundle than its own."""
+    raise MappingError(
+        f"{fixture.mapping}: output.format is '{named}', the fixture belongs to "
+        f"'{fmt.name}'", [Problem(
+            "format.fixture-mapping", f"output.format is '{named}', but this fixture is "
+            f"bundle {fmt.name}'s self-test: its mapping exports with that bundle "
+            f"(output.format: {fmt.name})",
+            mapping=f"{fixture.mapping}:{line}: output.format", source="mapping")])
+
+
 def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path | None = None,
                     encoding: str | None = None) -> list[Problem]:
     """Check one file against its spec's XSD (plus the DGFiP package for files that go
@@ -95,9 +115,10 @@ def validate_output(fmt: Format, path: Path, spec: FileSpec, official_xsd: Path 
 
 
 def compare(expected: Path, produced: Path, encoding: str) -> list[str]:
-    """Unified diffs between two folders (file by file); [] when identical."""
+    """Unified diffs between two folders (file by file); [] when identical. The hidden
+    files of ``expected`` (``.gitkeep``, ``.DS_Store``) are not compared (``hidden``)."""
     out = []
-    want = {p.name: p for p in sorted(expected.iterdir()) if p.is_file()} \
+    want = {p.name: p for p in sorted(expected.iterdir()) if p.is_file() and not hidden(p)} \
         if expected.is_dir() else {}
     got = {p.name: p for p in sorted(produced.iterdir()) if p.is_file()}
     for name in sorted(set(want) | set(got)):
@@ -142,17 +163,40 @@ def _invisible(char: str) -> bool:
     return unicodedata.category(char)[0] == "C"
 
 
+def hidden(path: Path) -> bool:
+    """A file or folder of expected/ whose name starts with a dot (``.gitkeep``,
+    ``.DS_Store``, ``.svn``): put there by a tool, never rendered; check-format neither
+    compares nor removes it."""
+    return path.name.startswith(".")
+
+
 def _expected_files(expected: Path) -> list[Path]:
-    """The files of an expected/ folder, its README aside."""
+    """The files of an expected/ folder, its README and hidden files aside."""
     if not expected.is_dir():
         return []
-    return [p for p in expected.iterdir() if p.is_file() and p.name != "README.md"]
+    return [p for p in expected.iterdir()
+            if p.is_file() and p.name != "README.md" and not hidden(p)]
 
 
-def regenerate_expected(produced: Path, expected: Path) -> None:
-    """Make ``expected`` hold the files of ``produced`` and its README, nothing else. The
-    new files are staged beside the old ones and renamed over them: an interrupted
-    rewrite leaves each file whole, old or new."""
+def expected_folders(fmt: Format, expected: Path) -> list[Problem]:
+    """A warning for each folder of expected/ (hidden ones aside): check-format renders
+    files only, so it neither compares what a folder holds nor removes it, even with
+    ``--regen``."""
+    if not expected.is_dir():
+        return []
+    return [Problem("format.expected-folder", f"{path.name}/ is a folder: check-format "
+                    "renders files only, so it compares nothing in it and --regen does not "
+                    "remove it: delete it, or move it out of expected/, if it is stale",
+                    mapping=f"{path}", source="bundle")
+            for path in sorted(expected.iterdir())
+            if path.is_dir() and not path.is_symlink() and not hidden(path)]
+
+
+def regenerate_expected(produced: Path, expected: Path) -> list[Path]:
+    """Make ``expected`` hold the files of ``produced`` and its README; return the files
+    it removed (those the fixture no longer renders). Hidden files (``hidden``) and
+    folders are left as they are. The new files are staged beside the old ones and
+    renamed over them: an interrupted rewrite leaves each file whole, old or new."""
     expected.mkdir(parents=True, exist_ok=True)
     names = [p.name for p in sorted(produced.iterdir()) if p.is_file()]
     temps: list[tuple[Path, Path]] = []
@@ -168,12 +212,13 @@ def regenerate_expected(produced: Path, expected: Path) -> None:
         discard(temps)
         raise
     commit(temps, overwrite=True)
-    for path in expected.iterdir():
-        if path.name not in names:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+    removed = []
+    for path in sorted(expected.iterdir()):
+        if path.name in names or hidden(path) or (path.is_dir() and not path.is_symlink()):
+            continue
+        path.unlink()
+        removed.append(path)
+    return removed
 
 
 _EXPECTED_README = """\
@@ -263,15 +308,112 @@ def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Pro
     return problems
 
 
+# what a bundle's folder holds that is not a template, however it is named
+_NOT_TEMPLATES = ("fixture", "expected")
+
+
+def unused_parts(fmt: Format) -> list[Problem]:
+    """Warnings of what the bundle declares or holds that no output reads, each naming
+    format.yaml:line: a template file (``*.j2``) that no ``files[]`` entry names and no
+    template reachable from them includes, imports or extends (rule
+    ``format.dead-template``); an option of ``defaults.options`` that none of those
+    templates, nor a file name, reads (``format.unread-option``).
+
+    Jinja cannot say what a template will read without rendering it, so this reads the
+    templates' syntax trees (``jinja2.meta``): an option counts as read when its name
+    is there as an attribute (``doc.options.service``, ``o.service``) or a quoted string
+    (``doc.options['service']``); a name built while rendering is not seen, so its
+    option is warned of. A template included by a name built while rendering
+    (``{% include kind ~ '.j2' %}``) makes every template possibly read: no template is
+    then warned of, and the options are looked for in all of them."""
+    import jinja2
+    from jinja2 import meta, nodes
+
+    from ._jinja import refusal, string_environment, template_environment
+
+    source = fmt.folder / "format.yaml"
+    env = template_environment(fmt.folder)
+    trees: dict[str, jinja2.nodes.Template] = {}
+    dynamic = False
+
+    def parse(name: str) -> jinja2.nodes.Template | None:
+        try:
+            text = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            return env.parse(text, name)
+        except (jinja2.TemplateError, OSError, RecursionError):
+            return None  # a broken or missing template is reported when it renders
+
+    todo = [spec.template for spec in fmt.files]
+    while todo:
+        name = todo.pop()
+        if name in trees:
+            continue
+        tree = parse(name)
+        if tree is None:
+            continue
+        trees[name] = tree
+        for referenced in meta.find_referenced_templates(tree):
+            if referenced is None:
+                dynamic = True
+            else:
+                todo.append(referenced)
+    on_disk = sorted(
+        path.relative_to(fmt.folder).as_posix() for path in fmt.folder.rglob("*.j2")
+        if path.is_file() and path.relative_to(fmt.folder).parts[0] not in _NOT_TEMPLATES
+        and refusal(fmt.folder, path.relative_to(fmt.folder).as_posix()) is None)
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    if dynamic:  # which templates are read is told only by rendering: every one may be
+        for name in on_disk:
+            tree = trees.get(name) or parse(name)
+            if tree is not None:
+                trees[name] = tree
+    else:
+        for name in on_disk:
+            if name not in trees:
+                problems.append(Problem(
+                    "format.dead-template", f"{name}: no files[] entry names this template "
+                    "and no template of the bundle includes, imports or extends it: it "
+                    "renders nothing; delete it, or name it in files[]",
+                    mapping=f"{source}:{line_of(data, ['files'])}: files"))
+    options = (data.get("defaults") or {}).get("options") or {}
+    if not options:
+        return problems
+    strings = string_environment()
+    for spec in fmt.files:
+        try:
+            trees[f"files[].name {spec.name}"] = strings.parse(spec.name)
+        except (jinja2.TemplateError, RecursionError):
+            continue  # reported when the file is named
+    read: set[str] = set()
+    for tree in trees.values():
+        read.update(node.attr for node in tree.find_all(nodes.Getattr))
+        read.update(node.value for node in tree.find_all(nodes.Const)
+                    if isinstance(node.value, str))
+    for key in options:
+        if str(key) not in read:
+            problems.append(Problem(
+                "format.unread-option", f"option {key} is read by no template of the "
+                f"bundle nor by a file name (doc.options.{key}): a mapping setting "
+                f"output.options.{key} changes nothing; read it in a template, or remove "
+                "it", mapping=f"{source}:{line_of(data, ['defaults', 'options', key])}: "
+                f"defaults.options.{key}"))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
-                 regen: bool = False, warn: Callable[[Problem], None] | None = None
+                 regen: bool = False, warn: Callable[[Problem], None] | None = None,
+                 removed: Callable[[Path], None] | None = None
                  ) -> tuple[list[Problem], list[str]]:
     """Render the fixture into ``work``, then the templates on check-mapping's sample
     titles with the fixture's mapping (``check_samples``); return (problems of the
-    expected files, diffs). With ``regen`` the expected folder is rewritten then. A
+    expected files, diffs). With ``regen`` the expected folder is rewritten then, and
+    ``removed`` is given each file of it removed (``regenerate_expected``). A
     bundle with TODO placeholders left, or whose README's status is not format.yaml's,
     is refused first (``unfinished``). ``warn`` is given each field the fixture's
-    mapping binds that no template writes (``coverage.check``)."""
+    mapping binds that no template writes (``coverage.check``), each file the fixture
+    leaves empty (``unexercised``), each template and option no output reads
+    (``unused_parts``), and each folder of expected/ (``expected_folders``)."""
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "
@@ -292,10 +434,13 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     # before any expected/ file is rewritten
     check_samples(fmt, result, warn or (lambda _problem: None))
     if warn is not None:
-        for problem in unexercised(fmt, work, specs):
+        for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
+                        + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:
-        regenerate_expected(work, fixture.expected)
+        for path in regenerate_expected(work, fixture.expected):
+            if removed is not None:
+                removed(path)
     elif not _expected_files(fixture.expected):
         # a new bundle's first self-test: nothing to compare with, so it has not passed,
         # but nothing renders "differently" either
@@ -306,7 +451,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             "review them; from then on check-format compares with them")
     if fixture.expected.is_dir():
         for path in sorted(fixture.expected.iterdir()):
-            spec = specs.get(path.name)
+            spec = None if hidden(path) else specs.get(path.name)
             if spec is not None:
                 problems += validate_output(fmt, path, spec, official_xsd,
                                             result.mapping.output.encoding)

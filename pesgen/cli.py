@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import Counter
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,18 @@ FormatsOpt = Annotated[list[Path] | None, typer.Option(
          "option for several folders (also PESGEN_FORMATS_PATH).")]
 DbOpt = Annotated[str | None, typer.Option("--db", envvar="PESGEN_DB", metavar="<file|url>",
                                            help=DB_HELP)]
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option(
+    "--format", case_sensitive=False,
+    help="text (the default), or json: one JSON document on standard output, each "
+         "result with its problems and warnings (rule, file, line, key, message), for "
+         "CI; the same exit codes.")]
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
@@ -122,6 +135,33 @@ def _fail(exc: PesgenError, written: bool = True) -> None:
         _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
                                                         else "."))
     raise typer.Exit(int(exc.exit_code))
+
+
+def _json_result(error: PesgenError | None, warnings: list[Problem],
+                 **fields: Any) -> dict[str, Any]:
+    """One result of a JSON report (a bundle, a mapping): ``fields``, then whether it
+    passed, its exit code, the error's message and problems, and the warnings, each
+    problem as ``errors.problem_json`` gives it."""
+    from .errors import problem_json
+
+    return {**fields, "ok": error is None,
+            "exit_code": int(error.exit_code) if error is not None else 0,
+            "error": str(error) if error is not None else None,
+            "problems": [problem_json(p) for p in (error.problems if error else [])],
+            "warnings": [problem_json(p) for p in warnings]}
+
+
+def _json_report(command: str, key: str, results: list[dict[str, Any]],
+                 error: PesgenError | None = None) -> None:
+    """Print the JSON report of ``command`` (``--format json``) and exit with the code
+    the text output would: ``error``'s, else the first failed result's, else 0."""
+    code = int(error.exit_code) if error is not None else next(
+        (r["exit_code"] for r in results if r["exit_code"]), 0)
+    typer.echo(json_text({"command": command, "ok": code == 0, "exit_code": code,
+                          "error": str(error) if error is not None else None,
+                          key: results}))
+    if code:
+        raise typer.Exit(code)
 
 
 def _official(value: Path | None) -> Path | None:
@@ -348,6 +388,7 @@ _DRY_STORE = {
 def check_mapping(
     mapping: Annotated[Path, typer.Argument(help="Mapping file to check.")],
     formats_dir: FormatsOpt = None,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Check a mapping without any input: schema, TODOs left, code tables, fit with its
     format, and its format's templates rendered once on two sample titles; a bound
@@ -360,6 +401,14 @@ def check_mapping(
     from .render import renderers
     from .sample import check_coverage
 
+    as_json = output is Output.json
+    warnings: list[Problem] = []
+    fmt = None
+
+    def result(error: PesgenError | None) -> dict[str, Any]:
+        return _json_result(error, warnings, mapping=str(mapping),
+                            format=fmt.name if fmt is not None else None)
+
     try:
         m = load_mapping(mapping)
         fmt = mapping_format(m, formats_dir)
@@ -368,11 +417,18 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
-        sample, found = check_coverage(m, fmt, _warn, f"{mapping}: a policy of the mapping "
-                                       f"fills a value no template of format {fmt.name} "
-                                       "writes")
+        sample, found = check_coverage(m, fmt, warnings.append if as_json else _warn,
+                                       f"{mapping}: a policy of the mapping fills a value "
+                                       f"no template of format {fmt.name} writes")
     except PesgenError as exc:
+        if as_json:
+            _json_report("check-mapping", "mappings", [result(exc)])
         _fail(exc, written=False)
+        return
+    if as_json:
+        # bound, but declared not carried by the format (format.yaml not_carried)
+        _json_report("check-mapping", "mappings",
+                     [{**result(None), "not_carried": found.declared}])
         return
     typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
@@ -654,15 +710,32 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
 
 
 @app.command()
-def formats(formats_dir: FormatsOpt = None) -> None:
+def formats(formats_dir: FormatsOpt = None, output: OutputOpt = Output.text) -> None:
     """List the output formats (bundles) found, with their status."""
     from .bundles import unfinished
+    from .errors import MappingError
     from .formats import list_formats
 
     try:
         found = list_formats(formats_dir)
     except PesgenError as exc:
+        if output is Output.json:
+            _json_report("formats", "bundles", [], exc)
         _fail(exc, written=False)
+        return
+    if output is Output.json:
+        # a broken bundle's problems are its problems; a draft's TODOs left, a README
+        # saying another status (check-format refuses them) its warnings
+        results = [
+            _json_result(fmt, [], name=folder.name, folder=str(folder), status=None,
+                         kind=None, title=None)
+            if isinstance(fmt, PesgenError) else
+            _json_result(None, unfinished(fmt), name=fmt.name, folder=str(folder),
+                         status=fmt.status, kind=fmt.kind, title=fmt.title)
+            for folder, fmt in found]
+        broken = [r["name"] for r in results if not r["ok"]]
+        _json_report("formats", "bundles", results,
+                     MappingError(_broken(broken)) if broken else None)
         return
     broken = []
     for folder, fmt in found:
@@ -679,9 +752,13 @@ def formats(formats_dir: FormatsOpt = None) -> None:
         _bundle_problems(unfinished(fmt), "    - not finished: ")
     if broken:
         # a CI job listing the bundles fails on a broken one (exit 3, as check-format)
-        _echo_err(f"error: {len(broken)} format bundle(s) BROKEN: {', '.join(broken)} "
-                  "(pesgen check-format NAME says what to fix, by file:line: key)")
+        _echo_err(f"error: {_broken(broken)}")
         raise typer.Exit(int(ExitCode.MAPPING))
+
+
+def _broken(names: list[str]) -> str:
+    return (f"{len(names)} format bundle(s) BROKEN: {', '.join(names)} (pesgen "
+            "check-format NAME says what to fix, by file:line: key)")
 
 
 _LISTED_PER_BUNDLE = 10
@@ -704,6 +781,7 @@ def check_format(
     regen: Annotated[bool, typer.Option(
         "--regen", help="Rewrite the bundle's expected/ files from its fixture (review the "
         "diff before committing).")] = False,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
     after checking those against the bundle's XSD or layout; render its templates on
@@ -713,26 +791,61 @@ def check_format(
     from .bundles import check_bundle
     from .formats import find_format
 
+    as_json = output is Output.json
+    warnings: list[Problem] = []
+    removed: list[Path] = []
+    diffs: list[str] = []
+    fmt = None
+
+    def warn(problem: Problem) -> None:
+        if as_json:
+            warnings.append(problem)
+        else:
+            _warn(problem)
+
+    def on_removed(path: Path) -> None:  # a file --regen removes is never removed unsaid
+        removed.append(path)
+        if not as_json:
+            typer.echo(f"removed {path}: the fixture renders no such file")
+
     try:
         fmt = find_format(name, formats_dir)
         with tempfile.TemporaryDirectory(prefix="pesgen-check-") as tmp:
             problems, diffs = check_bundle(
                 fmt, Path(tmp), official_xsd, regen,
-                warn=_warn)
+                warn=warn, removed=on_removed)
         if problems:
             raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
+        if diffs:
+            if not as_json:
+                for diff in diffs:
+                    typer.echo(diff)
+            raise OutputInvalidError(
+                f"{fmt.name}: the fixture renders differently from expected/ "
+                f"({len(diffs)} file(s)); --regen rewrites expected/ once the change is "
+                "intended")
     except PesgenError as exc:
+        if as_json:
+            _json_report("check-format", "bundles", [_bundle_json(name, fmt, exc, warnings,
+                                                                  diffs, removed)])
         _fail(exc, written=regen)
         return
-    if diffs:
-        for diff in diffs:
-            typer.echo(diff)
-        _echo_err(f"error: {fmt.name}: the fixture renders differently from expected/ "
-                  f"({len(diffs)} file(s)); --regen rewrites expected/ once the change is "
-                  "intended")
-        raise typer.Exit(int(ExitCode.OUTPUT))
+    if as_json:
+        _json_report("check-format", "bundles", [_bundle_json(name, fmt, None, warnings,
+                                                              diffs, removed)])
+        return
     typer.echo(f"{fmt.name}: {'expected/ regenerated; ' if regen else ''}the fixture renders "
                f"expected/ byte for byte ({fmt.folder})")
+
+
+def _bundle_json(name: str, fmt: Any, error: PesgenError | None, warnings: list[Problem],
+                 diffs: list[str], removed: list[Path]) -> dict[str, Any]:
+    """check-format's result for one bundle, as --format json gives it."""
+    result = _json_result(error, warnings, name=name,
+                          folder=str(fmt.folder) if fmt is not None else None,
+                          status=fmt.status if fmt is not None else None)
+    result.update(diffs=diffs, removed=[str(p) for p in removed])
+    return result
 
 
 @app.command("check-layout")

@@ -9,8 +9,10 @@ just the first, and each problem names where it comes from: the input record
 from __future__ import annotations
 
 import decimal
+import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -50,14 +52,44 @@ class Problem:
         head = " ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
         if self.mapping:
-            # the file the problem points into: a template, a layout, a format.yaml or
-            # the mapping
-            label = self.source or _SOURCE_OF_RULE.get(self.rule.split(".")[0], "mapping")
-            text += f" [{label} {self.mapping}]"
+            text += f" [{self.label} {self.mapping}]"
         return f"{text} (rule {self.rule})"
+
+    @property
+    def label(self) -> str:
+        """What the file ``mapping`` points into is: a template, a layout, a format.yaml,
+        the mapping..."""
+        return self.source or _SOURCE_OF_RULE.get(self.rule.split(".")[0], "mapping")
 
 
 _SOURCE_OF_RULE = {"template": "template", "layout": "layout", "format": "format"}
+
+# Problem.mapping as its writers spell it: "file:line: key", "file:line", "file: key",
+# "file"
+_PLACE = re.compile(r"(?P<file>.*?)(?::(?P<line>\d+))?(?:: (?P<key>.*))?", re.DOTALL)
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    """One problem (or warning) as the JSON reports give it (``check-format``,
+    ``check-mapping``, ``formats`` with ``--format json``): its rule, the file, line and
+    key it points into (``Problem.mapping`` taken apart; None where it says none), what
+    that file is (``source``: mapping, format, template, layout, bundle...), the input
+    record and invoice when there are some, the message, and the line the text output
+    prints (``text``)."""
+    place = _PLACE.fullmatch(problem.mapping or "")
+    found = place.groupdict() if place is not None and problem.mapping else {}
+    line = found.get("line")
+    return {
+        "rule": problem.rule,
+        "file": found.get("file") or None,
+        "line": int(line) if line else None,
+        "key": found.get("key"),
+        "source": problem.label if problem.mapping else None,
+        "record": problem.record,
+        "invoice": problem.invoice,
+        "message": problem.message,
+        "text": str(problem),
+    }
 
 
 class PesgenError(Exception):

@@ -6,7 +6,6 @@ Every problem is reported as ``file:line: key.path: message``; all of them at on
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 import jinja2
 
 from . import __version__, _schema
-from ._jinja import WrongShape, expression_environment
+from ._jinja import WrongShape, close_filter, expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID
 from .clock import DEFAULT_TIMEZONE, zone_problem
@@ -231,7 +230,7 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
             compiled = env.compile_expression(source, undefined_to_none=True)
         except jinja2.TemplateSyntaxError as exc:
             problems.append(Problem("mapping.expr", f"expression syntax error: {exc.message}"
-                                    f"{_close_filter(str(exc.message), env)}", mapping=where))
+                                    f"{close_filter(str(exc.message), env)}", mapping=where))
             return None
         except (RecursionError, MemoryError):
             # Jinja's parser and Python's compiler recurse on each level of nesting
@@ -284,16 +283,6 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
     if "default" in spec:
         getter = _with_default(getter, spec["default"])
     return Binding(key, where, "path", path, getter, columns)
-
-
-def _close_filter(message: str, env: jinja2.Environment) -> str:
-    """' Did you mean 'digits'?' for Jinja's "No filter named 'digit'." (a test too)."""
-    m = re.match(r"No (filter|test) named '([^']+)'", message)
-    if m is None:
-        return ""
-    names = env.filters if m.group(1) == "filter" else env.tests
-    close = difflib.get_close_matches(m.group(2), [str(n) for n in names], n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def _close_encoding(name: str) -> str:

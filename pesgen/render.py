@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
-from ._jinja import string_environment, template_environment
+from ._jinja import close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, exception_message
@@ -90,10 +90,13 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
                    env: jinja2.Environment | None = None) -> TemplateError:
     """``exc``, raised by template ``name`` of format ``bundle`` (or by a template it
     imports), as pesgen's error naming the template file and line; ``env``, the
-    environment that compiled it, tells a syntax error's tag left open."""
+    environment that compiled it, tells a syntax error's tag left open, and the filter
+    (or test) a misspelt one is close to."""
     place = locate(exc, name)
     where = f"{bundle}/{place.template}:{place.line}" if place else f"{bundle}/{name}"
     message = getattr(exc, "message", None) or exception_message(exc)
+    if env is not None:
+        message += close_filter(message, env)
     # a tag spanning lines whose faulty line could not be told: the line named is the
     # one it starts on, and the message says so
     note = place.note if place is not None else ""
@@ -136,10 +139,12 @@ class FileRenderer:
         self._head: Callable[..., Any] = module.head
         self._piece: Callable[..., Any] = module.piece
         self._tail: Callable[..., Any] = module.tail
+        names = string_environment(writes_none)
         try:
-            self._name = string_environment(writes_none).from_string(spec.name)
+            self._name = names.from_string(spec.name)
         except (jinja2.TemplateSyntaxError, RecursionError) as exc:  # nested too deeply
             message = getattr(exc, "message", None) or exception_message(exc)
+            message += close_filter(message, names)
             where = self.name_where()
             raise TemplateError(f"{where}: file name template: {message}", [Problem(
                 "template.syntax", f"file name template: {message}", mapping=where)]) from None
@@ -211,6 +216,7 @@ class FileRenderer:
             name = self._name.render(doc=doc).strip()
         except Exception as exc:
             message = getattr(exc, "message", None) or exception_message(exc)
+            message += close_filter(message, self._name.environment)
             where = self.name_where()
             raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
                                 f"({where})", [Problem("template", f"file name template: "

@@ -234,3 +234,285 @@ def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, ki
     assert name("01").startswith("acme-compta_21450999400015_B01_2026_0000001.")
     readme = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
     assert "output.emitter.adresse" in readme
+
+
+def test_hidden_files_of_expected_are_neither_compared_nor_removed(tmp_path):
+    """A .gitkeep or .DS_Store in expected/ failed the comparison ('expected but not
+    produced'), and --regen deleted it without a word."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    expected = folder / "expected"
+    (expected / ".gitkeep").write_bytes(b"")
+    (expected / ".DS_Store").write_bytes(b"\x00\x01")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert ".gitkeep" not in r.stdout + r.stderr
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert (expected / ".gitkeep").read_bytes() == b""
+    assert (expected / ".DS_Store").read_bytes() == b"\x00\x01"
+    assert "removed" not in r.stdout, r.stdout
+
+
+def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
+    """--regen deleted every file and subfolder of expected/ it did not write (an
+    author's notes, an archive of old outputs) without saying so."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    expected = folder / "expected"
+    (expected / "notes.txt").write_text("what the publisher said\n", encoding="utf-8")
+    (expected / "old").mkdir()
+    (expected / "old" / "v1.xml").write_text("<old/>\n", encoding="utf-8")
+    said = (f"warning: old/ is a folder: check-format renders files only, so it compares "
+            f"nothing in it and --regen does not remove it: delete it, or move it out of "
+            f"expected/, if it is stale [bundle {expected / 'old'}] "
+            "(rule format.expected-folder)")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert "notes.txt: expected but not produced" in r.stdout, r.stdout
+    assert said in r.stderr, r.stderr
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert f"removed {expected / 'notes.txt'}: the fixture renders no such file\n" \
+        in r.stdout, r.stdout
+    assert said in r.stderr, r.stderr
+    assert not (expected / "notes.txt").exists()
+    assert (expected / "old" / "v1.xml").read_text(encoding="utf-8") == "<old/>\n"
+    assert sorted(p.name for p in expected.iterdir()) == [
+        "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
+
+
+def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
+    """A template file no files[] entry names and no template includes, and an option
+    under defaults.options no template reads, passed check-format without a word: an
+    author fixing the dead copy, or a mapping setting the option, changed nothing."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    template = folder / "corail.xml.j2"
+    # a macro library the template imports is read; a copy left behind is not
+    (folder / "lib").mkdir()
+    (folder / "lib" / "macros.j2").write_text("{% macro x() %}{% endmacro %}\n",
+                                              encoding="utf-8")
+    _edit(template, "{% macro head(doc) -%}",
+          '{% import "lib/macros.j2" as lib %}\n{% macro head(doc) -%}')
+    shutil.copy(template, folder / "corail-old.xml.j2")
+    line = _edit(source, '    train: "Facturation"       # InfoPiece/TrainPiece\n',
+                 '    train: "Facturation"       # InfoPiece/TrainPiece\n'
+                 '    service: "ECOLE"\n') + 1
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    files_line = (source.read_text(encoding="utf-8").splitlines().index("files:") + 1)
+    assert ("warning: corail-old.xml.j2: no files[] entry names this template and no "
+            "template of the bundle includes, imports or extends it: it renders nothing; "
+            f"delete it, or name it in files[] [format {source}:{files_line}: files] "
+            "(rule format.dead-template)") in r.stderr, r.stderr
+    assert ("warning: option service is read by no template of the bundle nor by a file "
+            "name (doc.options.service): a mapping setting output.options.service changes "
+            "nothing; read it in a template, or remove it "
+            f"[format {source}:{line}: defaults.options.service] "
+            "(rule format.unread-option)") in r.stderr, r.stderr
+    assert "macros.j2" not in r.stderr and "option origine" not in r.stderr
+    assert r.stderr.count("warning:") == 2, r.stderr
+    # read as an item, or in a file name: read
+    _edit(template, '<Origine V="{{ doc.options.origine }}"/>',
+          '<Origine V="{{ doc.options.origine }}{{ doc.options[\'service\'] }}"/>')
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0 and "format.unread-option" not in r.stderr, r.stderr
+
+
+def test_a_template_included_by_a_computed_name_silences_the_dead_template_warning(tmp_path):
+    """Which templates a name built while rendering includes is not known before
+    rendering: no template is said dead then (docs/onboarding.md says the limit)."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    template = folder / "corail.xml.j2"
+    (folder / "part-a.j2").write_text("", encoding="utf-8")
+    _edit(template, "{% macro head(doc) -%}",
+          "{% macro head(doc) -%}\n{% include 'part-' ~ 'a.j2' %}")
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "format.dead-template" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("other", ["jvs-millesime", "pes-ormc", "pes-ormcc"])
+def test_a_fixture_mapping_naming_another_format_is_named_by_its_line(tmp_path, other):
+    """A fixture mapping naming another bundle was refused with no line and no rule
+    (jvs-millesime), or blamed for not fitting that bundle (pes-ormc: NumDette, Edition),
+    or for naming no bundle (a typo), never saying the fixture is another bundle's."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    mapping = folder / "fixture" / "mapping.yaml"
+    line = _edit(mapping, "  format: cosoluce-corail\n", f"  format: {other}\n")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert (f"error: {mapping}: output.format is '{other}', the fixture belongs to "
+            "'cosoluce-corail'\n") in r.stderr, r.stderr
+    assert (f"  - output.format is '{other}', but this fixture is bundle cosoluce-corail's "
+            "self-test: its mapping exports with that bundle (output.format: "
+            f"cosoluce-corail) [mapping {mapping}:{line}: output.format] "
+            "(rule format.fixture-mapping)\n") in r.stderr, r.stderr
+    assert "1 problem(s)." in r.stderr, r.stderr
+
+
+def test_a_key_written_twice_in_format_yaml_is_the_bundles_rule(tmp_path):
+    """A duplicate key in format.yaml was listed as mapping.duplicate-key, the rule of a
+    mapping's, though the file is the bundle's; a mapping's keeps its own."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    line = _edit(source, "newline: LF\n", "newline: LF\nkind: xml\n") + 1
+    said = (f"duplicate key 'kind' (first at line 7) [format {source}:{line}: kind] "
+            "(rule format.duplicate-key)")
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"  - {said}\n" in r.stderr, r.stderr
+    listed = run_cli("formats", "--formats-dir", fmts)
+    assert listed.exit_code == ExitCode.MAPPING
+    assert f"    - {said}\n" in listed.stdout, listed.stdout
+    mapping = folder / "fixture" / "mapping.yaml"
+    _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
+    line = _edit(mapping, "  format: cosoluce-corail\n",
+                 "  format: cosoluce-corail\n  format: cosoluce-corail\n") + 1
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"[mapping {mapping}:{line}: output.format] (rule mapping.duplicate-key)" \
+        in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("file", "old", "new", "said"), [
+    ("corail.xml.j2", '<Exercice V="{{ doc.bordereau.exercise }}"/>',
+     '<Exercice V="{{ doc.bordereau.exercise | zfil(4) }}"/>',
+     "No filter named 'zfil'. Did you mean 'zfill'?"),
+    # in a branch, Jinja refuses it only when it runs it
+    ("corail.xml.j2", '{% if d.first_name %}<Prenom{{ suffix }} V="{{ d.first_name }}"/>',
+     '{% if d.first_name %}<Prenom{{ suffix }} V="{{ d.first_name | isodat }}"/>',
+     "No filter named 'isodat' found. Did you mean 'isodate'?"),
+    ("format.yaml", "{{ doc.bordereau.number | zfill(7) }}",
+     "{{ doc.bordereau.number | zfil(7) }}",
+     "file name template: No filter named 'zfil'. Did you mean 'zfill'?"),
+])
+def test_a_misspelt_filter_in_a_template_gets_a_did_you_mean(tmp_path, file, old, new, said):
+    """A mapping expression's misspelt filter got a did-you-mean, a template's or a file
+    name's did not: 'No filter named 'zfil'.' and nothing else."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    line = _edit(folder / file, old, new)
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+    assert said in r.stderr, r.stderr
+    assert f"{file}:{line}" in r.stderr, r.stderr
+
+
+def _json(r) -> dict:
+    """The one JSON document a --format json command printed, nothing else around it."""
+    import json
+
+    assert r.stderr == "", r.stderr
+    return json.loads(r.stdout)
+
+
+def test_check_format_json_gives_ci_the_problems_warnings_and_diffs(tmp_path):
+    """check-format printed text only: a CI job had to scrape the rule, file and line of
+    each problem and warning out of the messages."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    line = _edit(source, '    train: "Facturation"       # InfoPiece/TrainPiece\n',
+                 '    train: "Facturation"       # InfoPiece/TrainPiece\n'
+                 '    service: "ECOLE"\n') + 1
+    _edit(source, 'origine: "PESGEN"', 'origine: "PESGEN2"')
+    r = _check(fmts, "cosoluce-corail", "--format", "json")
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    report = _json(r)
+    assert (report["command"], report["ok"], report["exit_code"]) == ("check-format", False, 6)
+    [bundle] = report["bundles"]
+    assert (bundle["name"], bundle["folder"], bundle["status"], bundle["ok"],
+            bundle["exit_code"]) == ("cosoluce-corail", str(folder), "reconstructed", False, 6)
+    assert bundle["error"].startswith("cosoluce-corail: the fixture renders differently from "
+                                      "expected/ (1 file(s))")
+    assert bundle["problems"] == []
+    [diff] = bundle["diffs"]
+    assert '-<Origine V="PESGEN"/>' in diff and '+<Origine V="PESGEN2"/>' in diff
+    [warning] = bundle["warnings"]
+    assert {k: warning[k] for k in ("rule", "file", "line", "key", "source")} == {
+        "rule": "format.unread-option", "file": str(source), "line": line,
+        "key": "defaults.options.service", "source": "format"}
+    assert warning["message"].startswith("option service is read by no template")
+    assert warning["text"].endswith("(rule format.unread-option)")
+    # a problem: its rule, file, line and key; --regen's removals are listed
+    (folder / "expected" / "notes.txt").write_text("x\n", encoding="utf-8")
+    r = _check(fmts, "cosoluce-corail", "--format", "json", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [bundle] = _json(r)["bundles"]
+    assert bundle["ok"] and bundle["removed"] == [str(folder / "expected" / "notes.txt")]
+    mapping = folder / "fixture" / "mapping.yaml"
+    line = _edit(mapping, "  format: cosoluce-corail\n", "  format: pes-ormc\n")
+    r = _check(fmts, "cosoluce-corail", "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    [bundle] = _json(r)["bundles"]
+    [problem] = bundle["problems"]
+    assert {k: problem[k] for k in ("rule", "file", "line", "key", "source")} == {
+        "rule": "format.fixture-mapping", "file": str(mapping), "line": line,
+        "key": "output.format", "source": "mapping"}
+    # an unknown bundle: a usage error, exit 2, in the same shape
+    r = _check(fmts, "cosoluce-coral", "--format", "json")
+    assert r.exit_code == ExitCode.USAGE
+    [bundle] = _json(r)["bundles"]
+    assert bundle["folder"] is None and "did you mean 'cosoluce-corail'" in bundle["error"]
+
+
+def test_formats_and_check_mapping_json_have_the_same_shape(tmp_path):
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    shutil.copytree(data_dir("templates") / "jvs-millesime", fmts / "jvs-millesime")
+    source = folder / "format.yaml"
+    line = _edit(source, "newline: LF\n", "newline: LF\nkind: xml\n") + 1
+    r = run_cli("formats", "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    report = _json(r)
+    assert report["command"] == "formats" and report["exit_code"] == 3
+    assert report["error"].startswith("1 format bundle(s) BROKEN: cosoluce-corail")
+    bundles = {b["name"]: b for b in report["bundles"]}
+    broken = bundles["cosoluce-corail"]
+    assert (broken["ok"], broken["exit_code"], broken["status"]) == (False, 3, None)
+    [problem] = broken["problems"]
+    assert (problem["rule"], problem["file"], problem["line"], problem["key"]) == (
+        "format.duplicate-key", str(source), line, "kind")
+    assert bundles["jvs-millesime"]["ok"] and bundles["jvs-millesime"]["status"] == \
+        "reconstructed"
+    assert bundles["pes-ormc"]["ok"]  # the shipped ones are listed too
+    # check-mapping: the fixture's mapping binds payer.email, which no template writes
+    _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
+    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
+    mapping = folder / "fixture" / "mapping.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    report = _json(r)
+    [checked] = report["mappings"]
+    assert (checked["mapping"], checked["format"], checked["ok"]) == (
+        str(mapping), "cosoluce-corail", True)
+    [warning] = checked["warnings"]
+    assert (warning["rule"], warning["file"], warning["key"]) == (
+        "mapping.unwritten", str(mapping), "bindings.payer.email")
+    assert "payer.email" not in checked["not_carried"]
+    _edit(mapping, "  format: cosoluce-corail\n", "  format: cosoluce-coral\n")
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING
+    [checked] = _json(r)["mappings"]
+    assert [p["rule"] for p in checked["problems"]] == ["mapping.format"]
+    assert checked["problems"][0]["key"] == "output.format"
+
+
+def test_the_readme_json_example_is_what_check_format_prints(tmp_path, monkeypatch):
+    """README.md shows check-format --format json on a scaffold with its title's TODO
+    left: the example is the command's output, not a drawing of it."""
+    import json
+
+    from pesgen.scaffold import new_format
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    folder = new_format("acme-compta", "csv", Path("formats"))
+    source = folder / "format.yaml"
+    text = source.read_text(encoding="utf-8")
+    source.write_text(re.sub(r'(?m)^source: .*$', 'source: "Acme import guide v2, 2026"',
+                             text), encoding="utf-8")
+    r = run_cli("check-format", "acme-compta", "--formats-dir", "formats", "--format", "json")
+    assert r.exit_code == ExitCode.MAPPING
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ pesgen check-format acme-compta --formats-dir formats "
+                         "--format json\n", 1)[1].split("```", 1)[0]
+    assert _json(r) == json.loads(shown)
