@@ -55,18 +55,9 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     store named on purpose is created only when asked (``--create-store``): a mistyped
     path, or another machine's, would otherwise start the numbering again at 1 and let
     every invoice out a second time."""
-    from .config import config_path, setting
     from .store import Store
 
-    _check_db(db)
-    named = True
-    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
-        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
-    elif db := setting("db"):
-        chosen_by = f"db in {config_path()}"
-    else:
-        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
-        named = False
+    db, chosen_by, named = _store_url(db)
     advice = None
     if create is False and named:  # a dry run says what the export would: refused too
         must_exist = True
@@ -75,9 +66,6 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   "run): a mistyped path, or another machine's, would "
                   "start the numbering again at 1 and let every invoice out a second time. "
                   "Check the path, or add --create-store if this is a new store")
-
-    if db and "://" not in db:
-        db = f"sqlite:///{Path(db).expanduser().resolve()}"
 
     def waiting(timeout: float) -> None:
         # a command that seems to hang is waiting for another run to finish
@@ -89,6 +77,26 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
+
+
+def _store_url(db: str | None) -> tuple[str | None, str, bool]:
+    """The URL of the state store of --db (else PESGEN_DB, else the configuration
+    file's ``db``; None: the default store), how it was chosen, and whether it was named
+    (not the default)."""
+    from .config import config_path, setting
+
+    _check_db(db)
+    named = True
+    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
+        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    elif db := setting("db"):
+        chosen_by = f"db in {config_path()}"
+    else:
+        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
+        named = False
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).expanduser().resolve()}"
+    return db, chosen_by, named
 
 
 def _check_db(db: str | None) -> None:
@@ -189,15 +197,23 @@ def export(
 
             def open_store() -> Any:
                 # called by an export once the mapping, format, output folder and input
-                # are checked: a store --create-store makes is not left behind by their
-                # refusal (by a dry run first: read only, it creates nothing)
+                # are checked when it would create the store (creates_store): a store
+                # --create-store makes is not left behind by their refusal (by a dry run
+                # first: read only, it creates nothing)
                 opened.append(_store(db, quiet, line_open, read_only=dry_run,
                                      create=create_store))
                 return opened[0]
 
+            def creates_store() -> bool:
+                # a pesgen store there is opened early by a titres export (its titles
+                # are then prepared once, with its next titre number)
+                from .store import is_store
+
+                return not is_store(_store_url(db)[0])
+
             result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
                                      formats_dir, progress, dry_run=dry_run,
-                                     on_commit=interrupts.hold)
+                                     on_commit=interrupts.hold, creates_store=creates_store)
             [store] = opened
             if line_open[0]:
                 _echo_err("")

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 import uuid
 import zlib
@@ -479,6 +480,32 @@ def default_url() -> str:
     if env:
         return env if "://" in env else f"sqlite:///{Path(env).expanduser().resolve()}"
     return f"sqlite:///{default_path()}"
+
+
+def is_store(url: str | None) -> bool:
+    """Whether ``url`` (None: the default store) is a pesgen store already, so that
+    opening it for writing creates no file nor table (it may migrate it): read without
+    creating, changing or locking anything. False when it cannot tell (no file, an empty
+    database, a server that does not answer: opening it says why, if it must)."""
+    url = url or default_url()
+    try:
+        if url.startswith("sqlite"):
+            path = _sqlite_file(url)
+            if path is None or not path.is_file():
+                return False
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = ?", (schema_table.name,)).fetchone() is not None
+            finally:
+                conn.close()
+        engine = Store._engine(url)
+        try:
+            return sa.inspect(engine).has_table(schema_table.name)
+        finally:
+            engine.dispose()
+    except Exception:
+        return False
 
 
 def shown_store(url: str) -> str:
