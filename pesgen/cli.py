@@ -99,6 +99,44 @@ def _store_url(db: str | None) -> tuple[str | None, str, bool]:
     return db, chosen_by, named
 
 
+def _new_store_left(opened: list[Any]) -> str | None:
+    """What becomes of the store an export refused (or interrupted) before its run was
+    recorded created (``opened``: the store it opened, if it did): a SQLite file that
+    was not there before and in which nothing is recorded is removed (Store.
+    discard_unused); a PostgreSQL database (or an empty SQLite file that was there)
+    keeps the tables the export created in it.
+    The line saying so; None when the export created no store, or one something is
+    recorded in now (a run recorded whose files could not be put in place: its error
+    says so)."""
+    from .store import shown_store
+
+    if not opened or opened[0].read_only:
+        return None
+    store = opened[0]
+    made_file, created = store.made_file, store.created
+    if not made_file and not created:
+        return None
+    name = shown_store(store.url)
+    if made_file:
+        outcome = store.discard_unused()
+        if outcome == "removed":
+            return (f"removed the state store {name} this export created: nothing was "
+                    "recorded in it")
+        if outcome == "kept":
+            return (f"the state store {name} this export created stays: another pesgen run "
+                    "holds it (or it could not be removed)")
+        return None
+    try:
+        if store.holds_records():
+            return None
+    except Exception:  # the database does not answer: say nothing of what it holds
+        return None
+    # a PostgreSQL database, or a SQLite file that was there, empty: never removed
+    return (f"the state store {name}: the tables this export created in the database, "
+            "which was there before, stay, empty (pesgen removes no database it did not "
+            "create; the next export uses them)")
+
+
 def _check_db(db: str | None) -> None:
     if db is not None and not db.strip():
         # `--db "$STORE"` with STORE unset: not the default store, by accident
@@ -116,10 +154,11 @@ def _warn(problem: Problem) -> None:
     _echo_err(f"warning: {problem}")
 
 
-def _fail(exc: PesgenError, written: bool = True) -> None:
+def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
     would have written files (it says nothing was); false for one that writes nothing (a
-    check, a preview, a listing)."""
+    check, a preview, a listing). ``then``: a line said last (what became of a store
+    the command created)."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -129,6 +168,8 @@ def _fail(exc: PesgenError, written: bool = True) -> None:
     if exc.problems:
         _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
                                                         else "."))
+    if then:
+        _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -179,6 +220,7 @@ def export(
     from .runs import export_recorded
 
     interrupts = _Interrupts()
+    left: str | None = None  # what became of a store the refused export created
     try:
         try:
             official_xsd = _official(official_xsd)
@@ -198,8 +240,9 @@ def export(
             def open_store() -> Any:
                 # called by an export once the mapping, format, output folder and input
                 # are checked when it would create the store (creates_store): a store
-                # --create-store makes is not left behind by their refusal (by a dry run
-                # first: read only, it creates nothing)
+                # --create-store makes is not left behind by their refusal; a refusal
+                # after it is opened removes it (_new_store_left). By a dry run first:
+                # read only, it creates nothing
                 opened.append(_store(db, quiet, line_open, read_only=dry_run,
                                      create=create_store))
                 return opened[0]
@@ -211,9 +254,13 @@ def export(
 
                 return not is_store(_store_url(db)[0])
 
-            result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
-                                     formats_dir, progress, dry_run=dry_run,
-                                     on_commit=interrupts.hold, creates_store=creates_store)
+            try:
+                result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
+                                         formats_dir, progress, dry_run=dry_run,
+                                         on_commit=interrupts.hold, creates_store=creates_store)
+            except BaseException:
+                left = _new_store_left(opened)
+                raise
             [store] = opened
             if line_open[0]:
                 _echo_err("")
@@ -223,15 +270,17 @@ def export(
             if line_open[0]:
                 _echo_err("")
             _echo_err("interrupted: nothing written, no number used")
+            if left:
+                _echo_err(left)
             raise typer.Exit(130) from None
         except StoreLocked as exc:
             from .store import store_locked
 
             _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
-                               "written, no number used"))
+                               "written, no number used"), then=left)
             return
         except PesgenError as exc:
-            _fail(exc)
+            _fail(exc, then=left)
             return
         if quiet:
             interrupts.say_held()
