@@ -68,18 +68,9 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
     store named on purpose is created only when asked (``--create-store``): a mistyped
     path, or another machine's, would otherwise start the numbering again at 1 and let
     every invoice out a second time."""
-    from .config import config_path, setting
     from .store import Store
 
-    _check_db(db)
-    named = True
-    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
-        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
-    elif db := setting("db"):
-        chosen_by = f"db in {config_path()}"
-    else:
-        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
-        named = False
+    db, chosen_by, named = _store_url(db)
     advice = None
     if create is False and named:  # a dry run says what the export would: refused too
         must_exist = True
@@ -88,9 +79,6 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   "run): a mistyped path, or another machine's, would "
                   "start the numbering again at 1 and let every invoice out a second time. "
                   "Check the path, or add --create-store if this is a new store")
-
-    if db and "://" not in db:
-        db = f"sqlite:///{Path(db).expanduser().resolve()}"
 
     def waiting(timeout: float) -> None:
         # a command that seems to hang is waiting for another run to finish
@@ -102,6 +90,64 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
+
+
+def _store_url(db: str | None) -> tuple[str | None, str, bool]:
+    """The URL of the state store of --db (else PESGEN_DB, else the configuration
+    file's ``db``; None: the default store), how it was chosen, and whether it was named
+    (not the default)."""
+    from .config import config_path, setting
+
+    _check_db(db)
+    named = True
+    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
+        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    elif db := setting("db"):
+        chosen_by = f"db in {config_path()}"
+    else:
+        chosen_by = "default: no --db, PESGEN_DB nor db in the configuration file"
+        named = False
+    if db and "://" not in db:
+        db = f"sqlite:///{Path(db).expanduser().resolve()}"
+    return db, chosen_by, named
+
+
+def _new_store_left(opened: list[Any]) -> str | None:
+    """What becomes of the store an export refused (or interrupted) before its run was
+    recorded created (``opened``: the store it opened, if it did): a SQLite file that
+    was not there before and in which nothing is recorded is removed (Store.
+    discard_unused); a PostgreSQL database (or an empty SQLite file that was there)
+    keeps the tables the export created in it.
+    The line saying so; None when the export created no store, or one something is
+    recorded in now (a run recorded whose files could not be put in place: its error
+    says so)."""
+    from .store import shown_store
+
+    if not opened or opened[0].read_only:
+        return None
+    store = opened[0]
+    made_file, created = store.made_file, store.created
+    if not made_file and not created:
+        return None
+    name = shown_store(store.url)
+    if made_file:
+        outcome = store.discard_unused()
+        if outcome == "removed":
+            return (f"removed the state store {name} this export created: nothing was "
+                    "recorded in it")
+        if outcome == "kept":
+            return (f"the state store {name} this export created stays: another pesgen run "
+                    "holds it (or it could not be removed)")
+        return None
+    try:
+        if store.holds_records():
+            return None
+    except Exception:  # the database does not answer: say nothing of what it holds
+        return None
+    # a PostgreSQL database, or a SQLite file that was there, empty: never removed
+    return (f"the state store {name}: the tables this export created in the database, "
+            "which was there before, stay, empty (pesgen removes no database it did not "
+            "create; the next export uses them)")
 
 
 def _check_db(db: str | None) -> None:
@@ -121,10 +167,11 @@ def _warn(problem: Problem) -> None:
     _echo_err(f"warning: {problem}")
 
 
-def _fail(exc: PesgenError, written: bool = True) -> None:
+def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
     would have written files (it says nothing was); false for one that writes nothing (a
-    check, a preview, a listing)."""
+    check, a preview, a listing). ``then``: a line said last (what became of a store
+    the command created)."""
     _echo_err(f"error: {exc}")
     for i, problem in enumerate(exc.problems):
         if i == MAX_LISTED:
@@ -134,6 +181,8 @@ def _fail(exc: PesgenError, written: bool = True) -> None:
     if exc.problems:
         _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
                                                         else "."))
+    if then:
+        _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -211,6 +260,7 @@ def export(
     from .runs import export_recorded
 
     interrupts = _Interrupts()
+    left: str | None = None  # what became of a store the refused export created
     try:
         try:
             official_xsd = _official(official_xsd)
@@ -229,15 +279,28 @@ def export(
 
             def open_store() -> Any:
                 # called by an export once the mapping, format, output folder and input
-                # are checked: a store --create-store makes is not left behind by their
-                # refusal (by a dry run first: read only, it creates nothing)
+                # are checked when it would create the store (creates_store): a store
+                # --create-store makes is not left behind by their refusal; a refusal
+                # after it is opened removes it (_new_store_left). By a dry run first:
+                # read only, it creates nothing
                 opened.append(_store(db, quiet, line_open, read_only=dry_run,
                                      create=create_store))
                 return opened[0]
 
-            result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
-                                     formats_dir, progress, dry_run=dry_run,
-                                     on_commit=interrupts.hold)
+            def creates_store() -> bool:
+                # a pesgen store there is opened early by a titres export (its titles
+                # are then prepared once, with its next titre number)
+                from .store import is_store
+
+                return not is_store(_store_url(db)[0])
+
+            try:
+                result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
+                                         formats_dir, progress, dry_run=dry_run,
+                                         on_commit=interrupts.hold, creates_store=creates_store)
+            except BaseException:
+                left = _new_store_left(opened)
+                raise
             [store] = opened
             if line_open[0]:
                 _echo_err("")
@@ -247,15 +310,17 @@ def export(
             if line_open[0]:
                 _echo_err("")
             _echo_err("interrupted: nothing written, no number used")
+            if left:
+                _echo_err(left)
             raise typer.Exit(130) from None
         except StoreLocked as exc:
             from .store import store_locked
 
             _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
-                               "written, no number used"))
+                               "written, no number used"), then=left)
             return
         except PesgenError as exc:
-            _fail(exc)
+            _fail(exc, then=left)
             return
         if quiet:
             interrupts.say_held()

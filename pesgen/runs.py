@@ -179,7 +179,8 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
                     before_commit: Callable[[], None] | None = None,
                     before_publish: Callable[[], None] | None = None,
                     dry_run: bool = False,
-                    on_commit: Callable[[], None] | None = None) -> ExportResult:
+                    on_commit: Callable[[], None] | None = None,
+                    creates_store: Callable[[], bool] | None = None) -> ExportResult:
     """Export and record a run (see the module's docstring). A refused export leaves
     no file, and no output folder it created. ``dry_run``: check everything and write
     nothing (``out_dir`` is then optional; the result's files are where they would go,
@@ -187,11 +188,17 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
     right before the run is committed (the CLI holds interrupts from there on: the
     run then stands, whatever signal comes after).
 
-    ``open_store`` opens the state store (``lambda: store`` for one open already). An
-    export calls it once the mapping, its format, the output folder and the input are
-    read and checked, so that a store it creates (``--create-store``) is not left
-    behind, empty, by an export refused for one of them; a dry run calls it first, and
-    it must open the store read only."""
+    ``open_store`` opens the state store (``lambda: store`` for one open already); a
+    dry run calls it first, and it must open the store read only. ``creates_store``
+    tells, once the mapping and its format are read, whether ``open_store`` would create
+    the store (a new file, or pesgen's tables in an empty database; None: it opens one
+    that is there). Such a store is opened once the mapping, its format, the output
+    folder and the input are read and checked, so that it is not left behind, empty, by
+    an export refused for one of them. A store that is there is opened before the input
+    is read by a format numbering its titres over the exercise, whose titles are then
+    prepared once, with the next titre number it holds (read, not taken: the numbers are
+    taken at the commit, and the titles prepared again then if another run took some
+    meanwhile); any other format's export opens it after the input too."""
     if dry_run:
         return _dry_run(open_store(), mapping_path, input_path, out_dir, run_date,
                         official_xsd, formats_dirs, progress)
@@ -201,13 +208,14 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
     with removed_if_refused(out_dir):
         return _export_recorded(open_store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
-                                before_publish, on_commit)
+                                before_publish, on_commit, creates_store)
 
 
 def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: Path,
               out_dir: Path | None, run_date: date | None, official_xsd: Path | None,
               formats_dirs: list[Path] | None, progress: Callable[[int], None] | None,
-              work_dir: Path | None = None, store_first: bool = False
+              work_dir: Path | None = None, store_first: bool = False,
+              creates_store: Callable[[], bool] | None = None
               ) -> tuple[Any, dict[str, BundleFile], tuple[str, str, int, str], str | None,
                          Any, _Taken]:
     """What an export and its dry run do first: the exporter, the bundle as it is before
@@ -215,7 +223,9 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
     are rendered and validated, else it is not what ran), the numbering sequence, the
     input's digest as read, every title prepared, and the guard on what active runs hold
     (on the store ``open_store`` opens then; ``store_first``: before the titles are
-    prepared, a dry run's store being open already)."""
+    prepared, a dry run's store being open already; so is an export's numbering its
+    titres over the exercise, unless ``creates_store`` says opening it creates it: see
+    export_recorded)."""
     snapshots: list[dict[str, BundleFile]] = []
     exporter = open_exporter(mapping_path, out_dir, run_date, official_xsd, formats_dirs,
                              progress, on_format=lambda fmt: snapshots.append(
@@ -224,13 +234,17 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
     pieces = piece_key(exporter.mapping, exporter.fmt)
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
-    if store_first:  # a dry run's store, open already: the next titre number is known
+    if store_first or (pieces is not None and not (creates_store and creates_store())):
+        # a dry run's store, open already, or a store there: the next titre number is
+        # read first, and the titles (whose pieces are rendered with it) prepared once
         store = open_store()
         prepared = exporter.prepare(Path(input_path),
                                     _next_piece(store, pieces) if pieces else 1)
     else:
-        # titre numbers over the exercise are rendered in the pieces: from 1, then again
-        # from the next one the store holds once it is open, if that is another
+        # a store opening creates (its next titre number is 1) or a format numbering its
+        # pieces in each bordereau: titre numbers over the exercise are rendered in the
+        # pieces from 1, then again from the next one the store holds once it is open,
+        # if that is another (one another run made a store of meanwhile)
         prepared = exporter.prepare(Path(input_path), 1)
         try:
             store = open_store()  # opened (created) only now: see export_recorded
@@ -316,10 +330,11 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                      progress: Callable[[int], None] | None,
                      before_commit: Callable[[], None] | None,
                      before_publish: Callable[[], None] | None,
-                     on_commit: Callable[[], None] | None = None) -> ExportResult:
+                     on_commit: Callable[[], None] | None = None,
+                     creates_store: Callable[[], bool] | None = None) -> ExportResult:
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
         open_store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
-        progress)
+        progress, creates_store=creates_store)
     store = taken.store
     pkey = piece_key(exporter.mapping, exporter.fmt)
     try:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 import uuid
 import zlib
@@ -468,6 +469,38 @@ def _sqlite_file(url: str) -> Path | None:
     return None if not path or path == ":memory:" else Path(path)
 
 
+def _new_sqlite_file(url: str) -> tuple[bool, list[Path]]:
+    """Create the file of a SQLite URL if it is not there (a store opened for writing):
+    whether this call created it, and the folders it made for it (deepest first)."""
+    path = _sqlite_file(url) if url.startswith("sqlite") else None
+    if path is None or path.exists():
+        return False, []
+    # the store keeps every exported input (names, addresses, IBANs): readable by its
+    # owner only (SQLite gives its journal the same mode)
+    folder = path.parent.absolute()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False, []  # created meanwhile by another process: its mode stands
+    return True, made
+
+
+def _remove_sqlite(path: Path | None, folders: list[Path]) -> None:
+    """Remove a SQLite file, its side files, and those of ``folders`` (made for it,
+    deepest first) that are still empty."""
+    if path is None:
+        return
+    for name in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
+        name.unlink(missing_ok=True)
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone: the ones above it stay too
+            break
+
+
 def default_path() -> Path:
     """The store used when none is named: ``$XDG_DATA_HOME/pesgen/pesgen.sqlite3``."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -479,6 +512,32 @@ def default_url() -> str:
     if env:
         return env if "://" in env else f"sqlite:///{Path(env).expanduser().resolve()}"
     return f"sqlite:///{default_path()}"
+
+
+def is_store(url: str | None) -> bool:
+    """Whether ``url`` (None: the default store) is a pesgen store already, so that
+    opening it for writing creates no file nor table (it may migrate it): read without
+    creating, changing or locking anything. False when it cannot tell (no file, an empty
+    database, a server that does not answer: opening it says why, if it must)."""
+    url = url or default_url()
+    try:
+        if url.startswith("sqlite"):
+            path = _sqlite_file(url)
+            if path is None or not path.is_file():
+                return False
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = ?", (schema_table.name,)).fetchone() is not None
+            finally:
+                conn.close()
+        engine = Store._engine(url)
+        try:
+            return sa.inspect(engine).has_table(schema_table.name)
+        finally:
+            engine.dispose()
+    except Exception:
+        return False
 
 
 def shown_store(url: str) -> str:
@@ -642,13 +701,70 @@ class Store:
                 raise self._missing(f"no pesgen store at {path or self.url}")
             if path is None or not path.exists():
                 engine_url, self.found = "sqlite://", "none"
-        self.engine = self._engine(engine_url, self._lock)
-        ours = self._check_ours(must_exist)
-        if not ours and self.found == "store":
-            self.found = "empty"
-        self.created = not ours and not read_only
-        if not read_only:
-            self.migrate()
+        # the SQLite file and the folders this opening made (``discard_unused``)
+        self.made_file, self._made_dirs = _new_sqlite_file(engine_url)
+        try:
+            self.engine = self._engine(engine_url, self._lock)
+            ours = self._check_ours(must_exist)
+            if not ours and self.found == "store":
+                self.found = "empty"
+            self.created = not ours and not read_only
+            if not read_only:
+                self.migrate()
+        except BaseException:  # refused, or interrupted: no store of its own left behind
+            if hasattr(self, "engine"):
+                self.discard_unused()
+            elif self.made_file:
+                _remove_sqlite(_sqlite_file(engine_url), self._made_dirs)
+            raise
+
+    def discard_unused(self) -> str:
+        """Remove the SQLite file this opening created (``made_file``), with its side
+        files (-journal, -wal, -shm) and the folders made for it, when nothing is
+        recorded in it: an export refused after it opened (created) the store leaves no
+        empty store behind. Never a file that was there before, nor one in which
+        anything was recorded since (another pesgen run may have opened it meanwhile:
+        checked under its write lock, and kept while another run holds that lock), never
+        a PostgreSQL database. The handle is closed either way: do not use it after.
+        ``removed``; ``recorded``: something is recorded in it, it stays; ``kept``: it
+        was not made here, or another run holds its lock, or it could not be removed."""
+        self.engine.dispose()
+        # a file made here, which another run made a store of first, is that run's
+        if not self.made_file or not getattr(self, "created", True):
+            return "kept"
+        path = _sqlite_file(self.url)
+        assert path is not None
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                                   timeout=_LOCK_GRACE, isolation_level=None)
+        except sqlite3.Error:  # gone already, or unreadable
+            return "kept"
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # no run records in it while it is checked
+            tables = [name for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                "'sqlite\\_%' ESCAPE '\\'")]
+            if any(conn.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone()
+                   for name in tables if name != schema_table.name):
+                return "recorded"
+            # removed while the lock is held: a run that opened it meanwhile finds its
+            # file gone when it writes (SQLite refuses it), it never records into it
+            _remove_sqlite(path, self._made_dirs)
+            self.made_file = False
+            return "removed"
+        except (sqlite3.Error, OSError):  # locked by another run, or not removable
+            return "kept"
+        finally:
+            conn.close()
+
+    def holds_records(self) -> bool:
+        """Whether anything is recorded in the store (a row in a table of its, besides
+        the migrations applied), read in one short transaction."""
+        with self.engine.connect() as conn:
+            names = [n for n in sa.inspect(conn).get_table_names() if n != schema_table.name]
+            preparer = conn.dialect.identifier_preparer
+            return any(conn.execute(sa.text(f"SELECT 1 FROM {preparer.quote(n)} LIMIT 1"))
+                       .first() is not None for n in names)
 
     def _check_ours(self, must_exist: bool) -> bool:
         """Never add pesgen's tables to somebody else's database. Whether the database
@@ -684,15 +800,7 @@ class Store:
     def _engine(url: str, lock: _LockWait | None = None) -> Engine:
         if url.startswith("sqlite"):
             lock = lock or _LockWait(url, store_lock_timeout())
-            path = _sqlite_file(url)
-            if path is not None and not path.exists():
-                # the store keeps every exported input (names, addresses, IBANs): readable
-                # by its owner only (SQLite gives its journal the same mode)
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                try:
-                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-                except FileExistsError:
-                    pass  # created meanwhile by another process: its mode stands
+            _new_sqlite_file(url)
             engine = sa.create_engine(url, connect_args={"timeout": lock.timeout})
 
             @event.listens_for(engine, "connect")

@@ -302,8 +302,12 @@ def test_export_refuses_to_overwrite_an_existing_file(tmp_path):
     assert existing.read_bytes() == b"the file sent to the treasury last week\n"
     assert existing.stat().st_mtime_ns == before.st_mtime_ns
     assert _files(out) == [XML_NAME]  # no references file, no .pesgen-*.part leftover
+    # the store it created (refused once it was open) is not left behind, empty
+    assert r.stderr.splitlines()[-1] == (f"removed the state store {db} this export "
+                                         "created: nothing was recorded in it")
+    assert _files(tmp_path) == ["out"]
     # the refused run consumed no number and recorded no invoice
-    again = _export(tmp_path / "elsewhere", "--db", db)
+    again = _export(tmp_path / "elsewhere", "--db", db, "--create-store")
     assert again.exit_code == 0, again.output
     assert "(IdBord 1, 11 title(s)" in again.stdout
 
@@ -586,11 +590,12 @@ def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(
     assert proc.returncode == 130
     assert "Traceback" not in err
     # said, not a silent end (typer turns the interrupt into exit 130 and prints nothing)
-    assert err.strip().endswith("interrupted: nothing written, no number used"), err
+    assert err.strip().endswith("interrupted: nothing written, no number used\n"
+                                f"removed the state store {db} this export created: nothing "
+                                "was recorded in it"), err
     assert not out.exists()  # nothing written, not even the folder the export made
-    listed = subprocess.run([*_pesgen_command(), "runs", "list", "--db", str(db)],
-                            capture_output=True, text=True)
-    assert "no run recorded" in listed.stdout + listed.stderr
+    # nor the store it created: nothing was recorded in it
+    assert _files(tmp_path) == ["in.json"]
 
 
 def test_an_output_folder_the_system_refuses_is_a_clean_error(tmp_path):

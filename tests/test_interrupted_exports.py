@@ -295,3 +295,165 @@ def test_the_next_export_and_regenerate_name_what_a_killed_export_left(tmp_path)
     again = run_cli("regenerate", run_id, "-o", tmp_path / "again", "--db", db)
     assert again.exit_code == 0 and note.replace(str(out), str(tmp_path / "again")) in \
         again.output
+
+
+# an edit of pes-ormc's template (a copy, broken-fmt) that makes the export fail once
+# its titles are rendered, the store open: (old, new, exit code)
+_RENDER_FAILS = {
+    "template": ('<TypBord V="06"/>', '<TypBord V="{{ doc.nope }}"/>', 5),
+    "xsd": ('<TypBord V="06"/>', '<TypBord V="06"/><Garbage/>', 6),
+    "rules": ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="A"/>', 6),
+}
+
+
+def _refused_once_open(tmp_path: Path, monkeypatch, refused: str, *store: str | Path):
+    """The example exported with ``store``'s options, refused after the store was
+    opened: by its rendered files (``_RENDER_FAILS``) or an interrupt before the commit.
+    The CLI's result and the exit code expected."""
+    from .test_bad_input import _broken_bundle
+
+    extra: list[str | Path] = []
+    mapping = MAPPING
+    if refused == "interrupt":
+        from pesgen.export import Exporter
+
+        def interrupted(*_args, **_kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Exporter, "finish", interrupted)
+        code = 130
+    else:
+        old, new, code = _RENDER_FAILS[refused]
+        fmts, mapping, _template = _broken_bundle(tmp_path, old, new)
+        extra = ["--formats-dir", fmts]
+    result = run_cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                     tmp_path / "out", "--date", "2026-11-23", *store, *extra)
+    return result, code
+
+
+@pytest.mark.parametrize("refused", [*_RENDER_FAILS, "interrupt"])
+def test_an_export_refused_once_the_store_it_created_is_open_leaves_no_store(
+        tmp_path, monkeypatch, refused):
+    """`--create-store` made the store, then the rendered file failed its XSD or the
+    business rules, a template failed, or Ctrl-C came before the commit: the new store
+    stayed behind, migrated and empty (139 KB), which `runs list --db` read as "no run
+    recorded" and the next export, without --create-store, took as the collectivity's
+    store. Nothing was recorded in it: it is removed, with the folder made for it."""
+    db = tmp_path / "new" / "store.sqlite3"
+    result, code = _refused_once_open(tmp_path, monkeypatch, refused, "--db", db,
+                                      "--create-store")
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    if refused == "interrupt":
+        assert lines[-2] == "interrupted: nothing written, no number used"
+    else:
+        assert lines[0].startswith("error: ") and lines[-2].endswith("nothing was written.")
+    assert lines[-1] == (f"removed the state store {db} this export created: nothing was "
+                         "recorded in it")
+    assert not db.parent.exists()  # nor its side files, nor the folder made for it
+    assert not (tmp_path / "out").exists()
+    listed = run_cli("runs", "list", "--db", db)
+    assert listed.exit_code == 7 and f"no pesgen store at {db}" in listed.output
+
+
+def test_the_default_store_a_refused_first_export_created_is_not_left_either(
+        tmp_path, monkeypatch, _isolated_state):
+    result, code = _refused_once_open(tmp_path, monkeypatch, "template")
+    assert result.exit_code == code == 5, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"removed the state store {_isolated_state} this export created: nothing was "
+        "recorded in it")
+    assert not _isolated_state.exists() and not _isolated_state.parent.exists()
+
+
+@pytest.mark.parametrize("refused", ["template", "interrupt"])
+@pytest.mark.parametrize("there", ["empty store", "store with a run"])
+def test_a_store_that_was_there_stays_as_it_was_when_an_export_into_it_is_refused(
+        tmp_path, monkeypatch, refused, there):
+    """Even an empty one (numbering set-start's, a run cancelled and purged…), and even
+    with --create-store: only a store the export itself created is removed."""
+    db = tmp_path / "store.sqlite3"
+    if there == "empty store":
+        Store(f"sqlite:///{db}").engine.dispose()
+    else:  # a run of other invoices
+        from .test_store import _variant
+
+        ok = run_cli("export", "-m", MAPPING, "-i", _variant(tmp_path, "a"), "-o",
+                     tmp_path / "first", "--date", "2026-11-23", "--db", db, "--create-store")
+        assert ok.exit_code == 0, ok.output
+    before, stat = db.read_bytes(), db.stat()
+    result, code = _refused_once_open(tmp_path, monkeypatch, refused, "--db", db,
+                                      "--create-store")
+    assert result.exit_code == code, result.output
+    assert "state store" not in result.stderr
+    assert db.read_bytes() == before and db.stat().st_mtime_ns == stat.st_mtime_ns
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("store")) == \
+        ["store.sqlite3"]
+
+
+def test_an_empty_database_that_was_there_keeps_the_tables_a_refused_export_made(
+        tmp_path, monkeypatch):
+    """A SQLite file that was there, empty, is made a store and stays one, as a
+    PostgreSQL database does (test below): pesgen removes no database it did not
+    create, and says so."""
+    db = tmp_path / "store.sqlite3"
+    db.touch()
+    result, code = _refused_once_open(tmp_path, monkeypatch, "template", "--db", db,
+                                      "--create-store")
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"the state store {db}: the tables this export created in the database, which was "
+        "there before, stay, empty (pesgen removes no database it did not create; the "
+        "next export uses them)")
+    assert db.is_file() and Store(f"sqlite:///{db}", must_exist=True).list_runs() == []
+
+
+def test_a_postgresql_database_keeps_the_tables_a_refused_export_made(tmp_path, monkeypatch):
+    from pesgen.store import is_store, shown_store
+
+    with state_database("postgresql", tmp_path) as url:
+        result, code = _refused_once_open(tmp_path, monkeypatch, "template", "--db", url,
+                                          "--create-store")
+        assert result.exit_code == code, result.output
+        assert result.stderr.splitlines()[-1] == (
+            f"the state store {shown_store(url)}: the tables this export created in the "
+            "database, which was there before, stay, empty (pesgen removes no database it "
+            "did not create; the next export uses them)")
+        assert is_store(url)
+        Store(url).engine.dispose()
+
+
+def test_a_new_store_another_run_uses_is_not_removed(tmp_path):
+    """Store.discard_unused removes a file its opening created only when nothing is
+    recorded in it, checked under its lock: another run may have opened it since."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'new' / 's.db'}"
+    mine = Store(url)
+    assert mine.made_file and mine.created
+    Store(url).set_start(("21450999400015", "00", 2026, "06"), 5)  # another run's
+    assert mine.discard_unused() == "recorded"
+    assert (tmp_path / "new" / "s.db").is_file()
+    # its lock held by another run: kept too
+    url2 = f"sqlite:///{tmp_path / 'other.db'}"
+    mine = Store(url2)
+    held = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+    held.execute("BEGIN IMMEDIATE")
+    try:
+        assert mine.discard_unused() == "kept"
+    finally:
+        held.close()
+    assert (tmp_path / "other.db").is_file()
+    # a store opened on a file that was there: never
+    assert Store(url2).discard_unused() == "kept"
+    assert (tmp_path / "other.db").is_file()
+
+
+def test_a_store_whose_creation_is_interrupted_leaves_no_file(tmp_path, monkeypatch):
+    def interrupted(_self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "migrate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Store(f"sqlite:///{tmp_path / 'a' / 'b' / 's.db'}")
+    assert list(tmp_path.iterdir()) == []

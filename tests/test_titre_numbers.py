@@ -8,6 +8,7 @@ Also ``numbering set-start``'s --exercise and --start 1 (docs/state.md, Numberin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -19,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from pesgen.errors import ExitCode, InputDataError, MappingError, StateError
-from pesgen.export import export
+from pesgen.export import Exporter, export
 from pesgen.formats import load_format
 from pesgen.runs import export_recorded, regenerate
-from pesgen.store import Store
+from pesgen.store import PIECE_SEQUENCE, Store, is_store
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 from .test_acquit import ACKS
@@ -137,10 +138,11 @@ def test_refused_and_dry_runs_take_no_titre_number_a_cancelled_run_s_are_not_giv
 
 
 def test_a_run_recorded_meanwhile_renders_the_titres_again_with_the_next_numbers(
-        db_url, tmp_path):
+        db_url, tmp_path, monkeypatch):
     """The titres are rendered before the sequence is locked, with the number the store
     held then: another run recorded in between moves it, and the export renders them
     again, under the lock, rather than give the same IdPce twice."""
+    events = _spy(monkeypatch)
     store = Store(db_url)
     other = _tagged(tmp_path, "B")
     done: list[str] = []
@@ -155,10 +157,102 @@ def test_a_run_recorded_meanwhile_renders_the_titres_again_with_the_next_numbers
     assert _pieces(tmp_path / "other") == [list(range(1, 12))]
     assert _pieces(tmp_path / "o1") == [list(range(12, 23))]
     assert result.first_number == 2
+    # this export read 1 before preparing, the other run took 1-11 meanwhile: its titles
+    # are prepared again once the sequence is locked, from the number it holds then
+    assert events == [("prepare", 1), ("prepare", 1), ("lock", 1), ("lock", 12),
+                      ("prepare", 12)]
     assert _idpce_sequence(db_url) == (23, 1)
     # recorded with the numbers written, and rebuilt from them
     regenerate(store, result.run_id, tmp_path / "again")
     assert _pieces(tmp_path / "again") == [list(range(12, 23))]
+
+
+def _spy(monkeypatch) -> list[tuple[str, int]]:
+    """Every preparation of titles (Exporter.prepare: its first IdPce), and every lock of
+    a titre numbers' sequence at the commit (Store.peek_next of 'IdPce': the number it
+    holds), in the order they happen."""
+    events: list[tuple[str, int]] = []
+    prepare, peek = Exporter.prepare, Store.peek_next
+
+    def preparing(self, input_path, first_piece=1):
+        events.append(("prepare", first_piece))
+        return prepare(self, input_path, first_piece)
+
+    def locking(self, conn, key):
+        number = peek(self, conn, key)
+        if key[3] == PIECE_SEQUENCE:
+            events.append(("lock", number))
+        return number
+
+    monkeypatch.setattr(Exporter, "prepare", preparing)
+    monkeypatch.setattr(Store, "peek_next", locking)
+    return events
+
+
+def _notes(result) -> list[tuple[str, str, str, str]]:
+    return [(n.policy, n.invoice, n.origin, n.detail) for n in result.notes]
+
+
+def test_a_titres_export_into_a_store_there_prepares_its_titles_once(
+        db_url, tmp_path, monkeypatch):
+    """The store is read before the titles are prepared: they are rendered once, with
+    the next titre number, not from 1 and then again from it (twice the time of a
+    titres export, from its exercise's second on). Same bytes and notes as its dry run."""
+    store = Store(db_url)
+    export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    second = _tagged(tmp_path, "B")
+    dry = export_recorded(lambda: Store(db_url, read_only=True), TITRES, second, None, RUN,
+                          dry_run=True)
+    events = _spy(monkeypatch)
+    result = export_recorded(lambda: store, TITRES, second, tmp_path / "o2", RUN)
+    assert events == [("prepare", 12), ("lock", 12)]  # before: prepared from 1, then 12
+    assert _pieces(tmp_path / "o2") == [list(range(12, 23))]
+    assert [(f.path.name, f.sha256) for f in result.files] == \
+        [(f.path.name, f.sha256) for f in dry.files]
+    assert [hashlib.sha256(f.path.read_bytes()).hexdigest() for f in result.files] == \
+        [f.sha256 for f in dry.files]
+    assert _notes(result) == _notes(dry)
+
+
+def test_the_titles_prepared_once_are_those_prepared_again_from_1(tmp_path, monkeypatch):
+    """A store opening creates (``creates_store``) is opened after the input is read:
+    its titles are prepared from 1, then again if the store holds another number (here:
+    a store that was there, said new). Either way the same files and notes."""
+    for name in ("once", "again"):
+        store = Store(f"sqlite:///{tmp_path / name}.db")
+        export_recorded(lambda store=store: store, TITRES, EXAMPLE, tmp_path / f"{name}1", RUN)
+    second = _tagged(tmp_path, "B")
+    events = _spy(monkeypatch)
+    once = export_recorded(lambda: Store(f"sqlite:///{tmp_path / 'once'}.db"), TITRES, second,
+                           tmp_path / "once2", RUN, creates_store=lambda: False)
+    assert events == [("prepare", 12), ("lock", 12)]
+    events.clear()
+    again = export_recorded(lambda: Store(f"sqlite:///{tmp_path / 'again'}.db"), TITRES,
+                            second, tmp_path / "again2", RUN, creates_store=lambda: True)
+    assert events == [("prepare", 1), ("prepare", 12), ("lock", 12)]
+    assert [f.path.name for f in once.files] == [f.path.name for f in again.files]
+    for mine, theirs in zip(once.files, again.files, strict=True):
+        assert mine.path.read_bytes() == theirs.path.read_bytes()
+    assert _notes(once) == _notes(again)
+
+
+def test_a_titres_export_through_the_cli_prepares_its_titles_once(
+        db_url, tmp_path, monkeypatch):
+    events = _spy(monkeypatch)
+    assert not is_store(db_url)  # read only: no file made (an empty PostgreSQL database)
+    assert not (tmp_path / "state.sqlite3").exists()
+    r = run_cli("export", "-m", TITRES, "-i", EXAMPLE, "-o", tmp_path / "o1", "--date",
+                "2026-11-23", "--db", db_url, "--create-store")
+    assert r.exit_code == 0, r.output
+    # a store this export creates: opened once the input is read, its next number is 1
+    assert events == [("prepare", 1), ("lock", 1)]
+    assert is_store(db_url)
+    events.clear()
+    r = run_cli("export", "-m", TITRES, "-i", _tagged(tmp_path, "B"), "-o", tmp_path / "o2",
+                "--date", "2026-11-23", "--db", db_url)
+    assert r.exit_code == 0, r.output
+    assert events == [("prepare", 12), ("lock", 12)]  # before: ("prepare", 1) first
+    assert _pieces(tmp_path / "o2") == [list(range(12, 23))]
 
 
 def test_regenerate_runs_show_find_and_acquit_work_with_two_titres_runs(db_url, tmp_path):
