@@ -32,7 +32,7 @@ from pesgen.errors import (
 )
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 
 RUN = date(2026, 11, 23)
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -305,6 +305,32 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[0]", f"the invoice has lines that are a text, not a list {must}"),
         (f"{inp}:$.invoices[1]", f"the invoice has lines that are an object, not a list {must}"),
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
+
+
+def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):
+    """input.total: FA-2026-00102's lines add up to 187.50; the export says 190.00.
+    `pesgen export` refuses the run (exit 4), naming the invoice, its record and the
+    total's binding, and writes nothing: neither figure is taken silently."""
+    data = _example()
+    i = _index(data, "FA-2026-00102")
+    assert data["invoices"][i]["total"] == "187.50"
+    data["invoices"][i]["total"] = "190.00"
+    inp = _write_json(tmp_path, data)
+    out = tmp_path / "out"
+    r = run_cli("export", "-m", JSON_MAPPING, "-i", inp, "-o", out, "--date", "2026-11-23")
+    assert r.exit_code == ExitCode.INPUT == 4, r.output
+    where = _where(JSON_MAPPING, "total: total", "bindings.invoice.total")
+    assert r.stderr.splitlines() == [
+        "error: 1 problem(s) in the input; nothing written",
+        f"  - {inp}:$.invoices[{i}] invoice FA-2026-00102: the lines add up to 187.50, the "
+        f"invoice total is 190.00 [mapping {where}] (rule input.total)",
+        "1 problem(s); nothing was written."]
+    assert not out.exists()
+    # the same total as its lines passes
+    data["invoices"][i]["total"] = "187.5"
+    r = run_cli("export", "-m", JSON_MAPPING, "-i", _write_json(tmp_path, data), "-o", out,
+                "--date", "2026-11-23", "-q")
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize(("value", "kind"), [(["x"], "a list"), ("Dupont", "a text")])
