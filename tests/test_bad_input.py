@@ -970,6 +970,33 @@ def test_the_dgfip_xsd_applies_to_a_pes_bundle_without_an_xsd_of_its_own(tmp_pat
     _assert_nothing_written(out)
 
 
+ORMC_NAME = "PESORMC_21450999400015_2026_0000001.xml"
+
+
+def test_a_file_the_dgfip_package_alone_checks_that_is_not_well_formed(tmp_path,
+                                                                       official_xsd):
+    """xml.dgfip: a PES bundle without an XSD of its own is validated by the DGFiP
+    package alone; its template writing a file that is not well-formed refuses the
+    export (exit 6), naming the file it would have written and the line (not the
+    temporary file parsed: '(.pesgen-….part, line 22)' was in the message), and nothing
+    is written."""
+    fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                       '<TypBord V="06"/></Oops>')
+    line = _mapping_line(template, "</Oops>")
+    fmt_yaml = fmts / "broken-fmt" / "format.yaml"
+    text = fmt_yaml.read_text(encoding="utf-8")
+    fmt_yaml.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", OutputInvalidError,
+                   formats_dirs=[fmts], official_xsd=official_xsd)
+    assert exc.exit_code == ExitCode.OUTPUT
+    [p] = exc.problems
+    assert p.rule == "xml.dgfip"
+    written = 22  # the template's line, in the file (its head renders fewer lines)
+    assert line > written and p.record == f"{ORMC_NAME}:{written}"
+    assert p.message == ("not well-formed: Opening and ending tag mismatch: BlocBordereau "
+                         f"line 18 and Oops, line {written}, column 25")
+
+
 def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):
     """A row the CSV reader cannot go past stops the reading; the invalid IBAN met
     before it is listed too, not lost."""
