@@ -153,6 +153,62 @@ def test_link_errors_name_the_invoice_and_the_field(world):
     assert code == 7 and "FA-2099-99999: in no active run" in err
 
 
+def _nothing_sent(world) -> None:
+    assert world["payfip"].operations == {}
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01", "--format", "json")
+    assert code == 0 and json.loads(out) == [], err
+
+
+def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, tmp_path):
+    """payfip.urlnotif, payfip.urlredirect: `payfip link` sends nothing (exit 4) for a URL
+    that is not absolute http(s) or longer than 250 characters, naming the invoice and
+    the field; one the mapping gives (its schema only asks for http(s)://) is named by
+    its mapping line, the return URL made beside the mapping's notify_url by that line
+    (the refusal named no line)."""
+    code, out, err = _run("payfip", "link", "-m", str(MAPPING), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url",
+                          "/payfip/notification")
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlnotif: '/payfip/notification' must be an absolute "
+        "http(s) URL (rule payfip.urlnotif)", "1 problem(s); nothing was written."]
+    long = "https://ecole.example.org/" + "r" * 230
+    code, out, err = _link(world, "FA-2026-00102", "--return-url", long)
+    assert (code, out) == (4, ""), err
+    assert err.splitlines() == [
+        "error: invoice FA-2026-00102: the PayFiP request is invalid; nothing was sent",
+        "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
+        "(rule payfip.urlredirect)", "1 problem(s); nothing was written."]
+    _nothing_sent(world)
+
+    text = MAPPING.read_text(encoding="utf-8")
+    given = "  notify_url: http://127.0.0.1:8765/payfip/notification\n"
+    assert text.count(given) == 1
+    mapping = tmp_path / "long-url.yaml"
+    notify = "https://ecole.example.org/" + "n" * 220 + "/payfip/notification"
+    mapping.write_text(text.replace(given, f"  notify_url: {notify}\n"), encoding="utf-8")
+    line = _binding_line(mapping.read_text(encoding="utf-8"), "notify_url:")
+    code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"])
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlnotif: is 266 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlnotif)",
+        "  - invoice FA-2026-00102: urlredirect: is 260 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlredirect)",
+        "2 problem(s); nothing was written."]
+    returned = f"  return_url: https://ecole.example.org/{'x' * 230}\n"
+    mapping.write_text(text.replace(given, given + returned), encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"])
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line + 1}: payfip.return_url] (rule payfip.urlredirect)",
+        "1 problem(s); nothing was written."]
+    _nothing_sent(world)
+
+
 def _binding_line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
