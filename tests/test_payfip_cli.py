@@ -459,6 +459,36 @@ def test_datamatrix_of_a_run(world):
     assert decoded.text == row["payload"]
 
 
+def test_datamatrix_refuses_a_run_it_cannot_lay_out_and_writes_nothing(world):
+    """payfip.datamatrix: a code établissement of 4 digits fits no title of the layout
+    (3 digits or 2 letters), and a run whose file is gone cannot be read: each is refused
+    (exit 6), naming the title and its invoice, or the file, and no Datamatrix file is
+    written."""
+    run_id = Store().list_runs()[0].id
+    stem = "PESORMC_21450999400015_2026_0000001"
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8],
+                          "--code-etablissement", "0001")
+    assert (code, out) == (6, ""), err
+    said = err.splitlines()
+    assert said[0] == f"error: run {run_id}: Datamatrix not written"
+    assert said[-1] == "11 problem(s); nothing was written."
+    assert said[1] == (f"  - invoice FA-2026-00101: title 1 of {stem}.xml: code établissement "
+                       "'0001' is neither up to 3 digits nor 2 letters (rule payfip.datamatrix)")
+    assert len(said) == 13 and all(s.endswith("(rule payfip.datamatrix)") for s in said[1:-1])
+    assert not list(world["out"].glob("*.datamatrix*"))
+
+    xml = world["out"] / f"{stem}.xml"
+    xml.unlink()
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8],
+                          "--code-etablissement", "001")
+    assert (code, out) == (6, ""), err
+    assert err.splitlines() == [
+        f"error: run {run_id}: Datamatrix not written",
+        f"  - {xml}: file of run {run_id} not found (rebuild it with `pesgen regenerate`) "
+        "(rule payfip.datamatrix)", "1 problem(s); nothing was written."]
+    assert not list(world["out"].glob("*.datamatrix*"))
+
+
 def test_datamatrix_needs_the_code_etablissement(world):
     run_id = Store().list_runs()[0].id
     code, _, err = _run("payfip", "datamatrix", "--run", run_id)
