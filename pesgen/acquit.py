@@ -379,6 +379,11 @@ def file_kind(name: str | None) -> str | None:
     return head if "_" in name and head in FILE_KINDS else None
 
 
+# what a set-aside's why ends with, as a problem's text ends with its rule: the rule
+# that keeps the run untied (docs/rules.md)
+_DOMAIN_RULE = "(rule acquit.domain)"
+
+
 def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
                ) -> SetAside | None:
     """Why the element does not answer the candidate ``r`` (None: nothing contradicts).
@@ -390,13 +395,14 @@ def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
                f"trésorerie acknowledges this {said} so, check with it which bordereau it "
                f"answers (`pesgen runs show {r.run_id}`): pesgen ties DomaineAck 7 to a rôle "
                "only, 6 to a titres bordereau only (docs/state.md); if it does answer this "
-               f"run, record it with --record --run {r.run_id}")
+               f"run, record it with --record --run {r.run_id} {_DOMAIN_RULE}")
         return SetAside(r, why, f"its TypBord {r.typ_bord} contradicts DomaineAck {e.domain}")
     # NomFic only ever refuses: that it names the file acknowledged is unconfirmed
     named, wrote = file_kind(acquit.nom_fic), file_kind(r.file)
     if named is not None and wrote is not None and named != wrote:
         why = (f"the acquit's NomFic {acquit.nom_fic} is {FILE_KINDS[named]}, run "
-               f"{r.run_id} wrote {FILE_KINDS[wrote]} ({r.file}) for this bordereau: not tied")
+               f"{r.run_id} wrote {FILE_KINDS[wrote]} ({r.file}) for this bordereau: not tied "
+               f"{_DOMAIN_RULE}")
         return SetAside(r, why, f"its file is not of the NomFic's kind ({named})")
     return None
 

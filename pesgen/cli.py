@@ -19,7 +19,15 @@ import typer
 from . import __version__
 from ._display import escaped_lines, json_text, shown
 from ._help import DB_HELP, HelpGroup
-from .errors import ExitCode, OutputInvalidError, PesgenError, Problem, StoreLocked, UsageError
+from .errors import (
+    ExitCode,
+    OutputInvalidError,
+    PesgenError,
+    Problem,
+    StoreLocked,
+    UsageError,
+    says_listing_stopped,
+)
 
 # pretty_exceptions_show_locals off whatever typer's default (True in typer 0.12.0, the
 # oldest pyproject.toml allowed; False in recent ones): the traceback of an unexpected
@@ -173,11 +181,16 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
     check, a preview, a listing). ``then``: a line said last (what became of a store
     the command created)."""
     _echo_err(f"error: {exc}")
-    for i, problem in enumerate(exc.problems):
-        if i == MAX_LISTED:
-            _echo_err(f"  … and {len(exc.problems) - MAX_LISTED} more problem(s)")
-            break
+    for problem in exc.problems[:MAX_LISTED]:
         _echo_err(f"  - {problem}")
+    rest = exc.problems[MAX_LISTED:]
+    if rest:
+        # a problem saying a listing stopped (layout.too-many, pes.listing…) comes last:
+        # shown past the cut too, or the count would pass for all the file holds
+        stopped = [p for p in rest if says_listing_stopped(p)]
+        _echo_err(f"  … and {len(rest) - len(stopped)} more problem(s)")
+        for problem in stopped:
+            _echo_err(f"  - {problem}")
     if exc.problems:
         _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
                                                         else "."))

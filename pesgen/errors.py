@@ -92,6 +92,14 @@ def problem_json(problem: Problem) -> dict[str, Any]:
     }
 
 
+def says_listing_stopped(problem: Problem) -> bool:
+    """Whether ``problem`` says that checking or listing stopped there, the file holding
+    more problems than were listed (``layout.too-many``; ``pes.listing``, an XSD's and the
+    CSV reader's "listing stopped after …"): a listing cut short shows it all the same."""
+    return (problem.rule == "layout.too-many"
+            or problem.message.startswith("listing stopped after "))
+
+
 class PesgenError(Exception):
     """Base of every error pesgen raises on purpose."""
 

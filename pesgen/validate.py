@@ -574,7 +574,10 @@ def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Prob
 
 
 def _not_well_formed(name: str, exc: etree.XMLSyntaxError, label: str) -> list[Problem]:
-    return [Problem(f"xml.{label}", f"not well-formed: {shown(exc, MESSAGE_LIMIT)}",
+    # the parser's message without the "(file, line n)" lxml adds: the record names the
+    # file and line, and the file parsed may be an export's temporary one (.pesgen-….part)
+    said = getattr(exc, "msg", None) or str(exc)
+    return [Problem(f"xml.{label}", f"not well-formed: {shown(said, MESSAGE_LIMIT)}",
                     record=f"{name}:{exc.lineno}")]
 
 

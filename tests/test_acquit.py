@@ -315,7 +315,8 @@ def test_a_nomfic_of_another_kind_than_the_run_s_file_refuses_the_tie(nom_fic, t
         assert r.verdict == (
             f"REJECTED: the acquit's NomFic {nom_fic} is a PES_Aller file (TypFic PESALR1), "
             "run run-06 wrote an ORMC file (TypFic PESORMC) "
-            "(PESORMC_21450999400015_2026_0000005.xml) for this bordereau: not tied")
+            "(PESORMC_21450999400015_2026_0000005.xml) for this bordereau: not tied "
+            "(rule acquit.domain)")
 
 
 # ------------------------------------------------------------------ the command

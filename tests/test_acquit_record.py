@@ -402,14 +402,16 @@ def test_a_titres_rejection_is_not_recorded_on_the_ormc_bordereau_of_that_number
         "acknowledges this rôle so, check with it which bordereau it answers (`pesgen runs "
         f"show {run_id}`): pesgen ties DomaineAck 7 to a rôle only, 6 to a titres bordereau "
         f"only (docs/state.md); if it does answer this run, record it with --record --run "
-        f"{run_id}")
+        f"{run_id} (rule acquit.domain)")
     assert lines[2] == (f"  possibly run {run_id} (TypBord 06)  file {ORMC_NAME}  11 title(s)  "
                         "total 2527.25: NOT tied, its TypBord 06 contradicts DomaineAck 6")
     assert "pesgen runs cancel" not in r.stdout
     assert "titres.xml (sha256 " in lines[-2] and lines[-2].endswith(
         "nothing recorded: no bordereau of it is one of this store's runs")
+    # the rule that kept the run untied, as a problem names its rule (it was named nowhere)
     assert lines[-1].startswith("  not recorded: IdBord 1 exercise 2026 (line 31): DomaineAck "
                                 f"6 (Recette) for a rôle (TypBord 06) of run {run_id}: not tied")
+    assert lines[-1].endswith(f"--record --run {run_id} (rule acquit.domain)")
     assert _rows(db_url) == (0, 0)
     assert _helios(db_url) == ["  Hélios: IdBord 1 no acknowledgement recorded"]
     made = _datamatrix(db_url, run_id)
@@ -423,6 +425,7 @@ def test_a_titres_rejection_is_not_recorded_on_the_ormc_bordereau_of_that_number
     (aside,) = element["set_aside"]
     assert (aside["run"], aside["typ_bord"], aside["file"]) == (run_id, "06", ORMC_NAME)
     assert aside["why"].startswith("DomaineAck 6 (Recette) for a rôle (TypBord 06)")
+    assert aside["why"].endswith(" (rule acquit.domain)")
     (fate,) = data["recording"]["elements"]
     assert (fate["outcome"], fate["run"]) == ("not recorded", None)
     assert fate["why"] == aside["why"]
@@ -438,8 +441,12 @@ def test_a_nomfic_naming_a_pes_aller_file_is_not_tied_to_an_ormc_run(one_run, tm
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert (f"REJECTED: the acquit's NomFic {TITRES_NAME} is a PES_Aller file (TypFic "
             f"PESALR1), run {run_id} wrote an ORMC file (TypFic PESORMC) ({ORMC_NAME}) for "
-            "this bordereau: not tied") in r.stdout
+            "this bordereau: not tied (rule acquit.domain)") in r.stdout
     assert "NOT tied, its file is not of the NomFic's kind (PESALR1)" in r.stdout
+    assert r.stdout.splitlines()[-1] == (
+        f"  not recorded: IdBord 1 exercise 2026 (line 31): the acquit's NomFic {TITRES_NAME} "
+        f"is a PES_Aller file (TypFic PESALR1), run {run_id} wrote an ORMC file (TypFic "
+        f"PESORMC) ({ORMC_NAME}) for this bordereau: not tied (rule acquit.domain)")
     assert _rows(db_url) == (0, 0)
 
 

@@ -32,7 +32,7 @@ from pesgen.errors import (
 )
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 
 RUN = date(2026, 11, 23)
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -305,6 +305,32 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[0]", f"the invoice has lines that are a text, not a list {must}"),
         (f"{inp}:$.invoices[1]", f"the invoice has lines that are an object, not a list {must}"),
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
+
+
+def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):
+    """input.total: FA-2026-00102's lines add up to 187.50; the export says 190.00.
+    `pesgen export` refuses the run (exit 4), naming the invoice, its record and the
+    total's binding, and writes nothing: neither figure is taken silently."""
+    data = _example()
+    i = _index(data, "FA-2026-00102")
+    assert data["invoices"][i]["total"] == "187.50"
+    data["invoices"][i]["total"] = "190.00"
+    inp = _write_json(tmp_path, data)
+    out = tmp_path / "out"
+    r = run_cli("export", "-m", JSON_MAPPING, "-i", inp, "-o", out, "--date", "2026-11-23")
+    assert r.exit_code == ExitCode.INPUT == 4, r.output
+    where = _where(JSON_MAPPING, "total: total", "bindings.invoice.total")
+    assert r.stderr.splitlines() == [
+        "error: 1 problem(s) in the input; nothing written",
+        f"  - {inp}:$.invoices[{i}] invoice FA-2026-00102: the lines add up to 187.50, the "
+        f"invoice total is 190.00 [mapping {where}] (rule input.total)",
+        "1 problem(s); nothing was written."]
+    assert not out.exists()
+    # the same total as its lines passes
+    data["invoices"][i]["total"] = "187.5"
+    r = run_cli("export", "-m", JSON_MAPPING, "-i", _write_json(tmp_path, data), "-o", out,
+                "--date", "2026-11-23", "-q")
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize(("value", "kind"), [(["x"], "a list"), ("Dupont", "a text")])
@@ -942,6 +968,33 @@ def test_the_dgfip_xsd_applies_to_a_pes_bundle_without_an_xsd_of_its_own(tmp_pat
                                "give the DGFiP package to validate it (--official-xsd DIR, "
                                "PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
     _assert_nothing_written(out)
+
+
+ORMC_NAME = "PESORMC_21450999400015_2026_0000001.xml"
+
+
+def test_a_file_the_dgfip_package_alone_checks_that_is_not_well_formed(tmp_path,
+                                                                       official_xsd):
+    """xml.dgfip: a PES bundle without an XSD of its own is validated by the DGFiP
+    package alone; its template writing a file that is not well-formed refuses the
+    export (exit 6), naming the file it would have written and the line (not the
+    temporary file parsed: '(.pesgen-….part, line 22)' was in the message), and nothing
+    is written."""
+    fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                       '<TypBord V="06"/></Oops>')
+    line = _mapping_line(template, "</Oops>")
+    fmt_yaml = fmts / "broken-fmt" / "format.yaml"
+    text = fmt_yaml.read_text(encoding="utf-8")
+    fmt_yaml.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", OutputInvalidError,
+                   formats_dirs=[fmts], official_xsd=official_xsd)
+    assert exc.exit_code == ExitCode.OUTPUT
+    [p] = exc.problems
+    assert p.rule == "xml.dgfip"
+    written = 22  # the template's line, in the file (its head renders fewer lines)
+    assert line > written and p.record == f"{ORMC_NAME}:{written}"
+    assert p.message == ("not well-formed: Opening and ending tag mismatch: BlocBordereau "
+                         f"line 18 and Oops, line {written}, column 25")
 
 
 def test_problems_found_before_a_broken_row_are_listed_with_it(tmp_path):

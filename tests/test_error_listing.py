@@ -23,7 +23,7 @@ from pesgen.validate import (
     validate_pes_file,
 )
 
-from .conftest import MAPPINGS, ROOT, golden_parts
+from .conftest import MAPPINGS, ROOT, golden_parts, run_cli
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
 
@@ -179,3 +179,23 @@ def test_a_streamed_export_of_a_document_left_unclosed_is_refused(tmp_path):
     [p] = caught.value.problems
     assert p.rule == "xml.pesgen" and "Premature end of data in tag PES_Aller" in p.message
     assert not out.exists()
+
+
+def test_pesgen_validate_shows_where_its_listing_stopped_past_the_200_it_lists(tmp_path):
+    """`pesgen validate` lists 200 problems and counts the rest: the two saying the
+    listing stopped (the XSD's, pes.listing) were counted among them, unseen, so the
+    count passed for all the file held. They are shown after the count."""
+    head, _piece, tail = golden_parts()
+    path = tmp_path / "bad.xml"
+    path.write_bytes(head + b"<Piece><Z/></Piece>\n" * 1500 + tail)
+    r = run_cli("validate", path)
+    assert r.exit_code == 6, r.output
+    said = r.stderr.splitlines()
+    cut = said.index(next(s for s in said if s.startswith("  … and ")))
+    assert cut == 201 and said[cut].endswith(" more problem(s)")
+    assert said[cut + 1:] == [
+        f"  - bad.xml: listing stopped after {MAX_LISTED_VIOLATIONS} bordereau problems "
+        "(500 more): correct these and validate again (rule pes.listing)",
+        f"  - bad.xml: listing stopped after {MAX_LISTED_VIOLATIONS} violations: correct "
+        "these and validate again (rule xsd.pesgen)",
+        f"{said[0].split(': ')[-1]}."]

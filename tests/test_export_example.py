@@ -16,7 +16,7 @@ from pesgen.errors import InputDataError
 from pesgen.export import export
 from pesgen.validate import load_xsd, official_xsd_path
 
-from .conftest import EXAMPLES, MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS, run_cli
 
 RUN = date(2026, 11, 23)
 
@@ -130,6 +130,36 @@ def test_an_optional_placeholder_text_is_left_out_and_said_so(tmp_path):
                    tmp_path / "plain", RUN)
     assert "BÂTIMENT B".encode("latin-1") in plain.files[0].path.read_bytes()
     assert not [n for n in plain.notes if n.policy == "placeholder"]
+
+
+def test_a_required_placeholder_text_is_refused_naming_the_invoice(tmp_path):
+    """pes.text: a required text Hélios does not accept ('nc' for a street, a city left
+    empty once its soft hyphen is removed) is no value to leave out: `pesgen export`
+    refuses the run (exit 4), naming each invoice, its record and the binding, and
+    writes nothing."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    assert [inv["number"] for inv in data["invoices"][1:3]] == ["FA-2026-00102",
+                                                                 "FA-2026-00103"]
+    data["invoices"][1]["payer"]["address"]["street"] = "nc"
+    data["invoices"][2]["payer"]["address"]["city"] = "\u00ad"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    street = lines.index("    street: payer.address.street") + 1
+    city = lines.index("    city: payer.address.city") + 1
+    out = tmp_path / "out"
+    r = run_cli("export", "-m", mapping, "-i", source, "-o", out, "--date", "2026-11-23")
+    assert r.exit_code == 4, r.output
+    assert r.stderr.splitlines() == [
+        "error: 2 problem(s) in the input; nothing written",
+        f"  - {source}:$.invoices[1] invoice FA-2026-00102: address.street 'NC' is not "
+        "accepted by Hélios (only zeros, 'nc', '.' or space) "
+        f"[mapping {mapping}:{street}: bindings.address.street] (rule pes.text)",
+        f"  - {source}:$.invoices[2] invoice FA-2026-00103: address.city is empty "
+        f"[mapping {mapping}:{city}: bindings.address.city] (rule pes.text)",
+        "2 problem(s); nothing was written."]
+    assert not out.exists()
 
 
 def test_a_text_repeated_across_invoices_is_noted_and_counted_on_each(tmp_path):

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from pesgen.errors import MappingError
+from pesgen.cli import app
+from pesgen.errors import ExitCode, MappingError
 from pesgen.filters import fixed
 from pesgen.layout import check_value, load_layout, split_csv, validate_file
 
@@ -118,6 +120,45 @@ def test_every_problem_is_reported_not_the_first(tmp_path):
     problems = _check(tmp_path, layout, content.encode("cp1252"))
     assert len(problems) == 12
     assert {p.record for p in problems} == {"OUT.txt:1", "OUT.txt:2", "OUT.txt:3"}
+
+
+def test_checking_stops_after_ten_thousand_problems_and_says_so(tmp_path):
+    """layout.too-many: a file with a problem on every line is checked up to its
+    10 001st problem, which says checking stopped there: the lines after it are not
+    checked (their bad value and the missing final line ending are not listed).
+    `pesgen check-layout` lists its first 200 problems, counts the rest and shows the one
+    saying it stopped: it was counted among 'and 9801 more problem(s)', so the count
+    passed for everything the file held. Exit 6, and check-layout writes nothing."""
+    layout = tmp_path / "layout.yaml"
+    layout.write_text(CSV_LAYOUT, encoding="utf-8")
+    bad = '1;"X";"A";"";1;"";""\r\n'  # Sens: not an allowed value
+    sample = tmp_path / "OUT.txt"
+    sample.write_bytes((bad * 10_005).encode("cp1252") + b'1;"X";"A";"";1;"";""')
+    problems = validate_file(sample, load_layout(layout))
+    assert len(problems) == 10_001
+    assert {p.rule for p in problems[:10_000]} == {"layout.values"}
+    assert [p.record for p in problems[:10_000]] == [f"OUT.txt:{n}" for n in range(1, 10_001)]
+    assert (problems[-1].rule, problems[-1].record, problems[-1].message) == (
+        "layout.too-many", "OUT.txt:10001",
+        "more than 10000 problems; the rest of the file was not checked")
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == ExitCode.OUTPUT == 6, r.output[-2000:]
+    assert r.stderr.splitlines() == [
+        "error: 10001 problem(s) against layout TEST",
+        *(f"  - {sample}:{n}: record 'ecriture', column Sens (#2): 'X' is not an allowed "
+          "value ('R', 'D') (rule layout.values)" for n in range(1, 201)),
+        "  … and 9800 more problem(s)",
+        f"  - {sample}:10001: more than 10000 problems; the rest of the file was not checked "
+        "(rule layout.too-many)",
+        "10001 problem(s)."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # one problem fewer: every one is checked, and no layout.too-many
+    sample.write_bytes((bad * 10_000).encode("cp1252"))
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == 6 and "layout.too-many" not in r.stderr
+    assert r.stderr.splitlines()[-2:] == ["  … and 9800 more problem(s)", "10000 problem(s)."]
 
 
 def test_file_level_rules(tmp_path):

@@ -110,6 +110,27 @@ def test_three_semantic_mistakes_give_three_problems(tmp_path):
     assert "allowed NatJur: 01, 02" in grid.message
 
 
+def test_a_cattiers_outside_the_dgfip_list_is_refused_by_export(tmp_path):
+    """pes.cat-tiers: '99' has the schema's two digits but is no DGFiP category. Export
+    refuses the mapping (exit 3) at the category's line, before anything is read or
+    written; its NatJur is not also said outside the grid (no row to hold it to)."""
+    m = _write(tmp_path, _edit(
+        ('organization: {category: "50", legal_nature: "03"}',
+         'organization: {category: "99", legal_nature: "03"}')))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["export", "-m", str(m), "-i",
+                                 str(EXAMPLES / "school-export.json"), "-o", str(out),
+                                 "--date", "2026-11-23"])
+    assert r.exit_code == ExitCode.MAPPING == 3, r.output
+    assert r.stderr.splitlines() == [
+        f"error: {m}: invalid mapping",
+        "  - CatTiers '99' is not a DGFiP category "
+        f"[mapping {m}:{_line(m, 'organization:')}: codes.payer_kinds.organization.category] "
+        "(rule pes.cat-tiers)",
+        "1 problem(s); nothing was written."]
+    assert not out.exists()
+
+
 def test_a_schema_problem_does_not_hide_the_semantic_problems_of_other_parts(tmp_path):
     """A typo'd key under policies was all a run said; the unknown filter of a binding,
     the CatTiers outside the DGFiP grid and the SIRET checksum came only once it was

@@ -153,6 +153,62 @@ def test_link_errors_name_the_invoice_and_the_field(world):
     assert code == 7 and "FA-2099-99999: in no active run" in err
 
 
+def _nothing_sent(world) -> None:
+    assert world["payfip"].operations == {}
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01", "--format", "json")
+    assert code == 0 and json.loads(out) == [], err
+
+
+def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, tmp_path):
+    """payfip.urlnotif, payfip.urlredirect: `payfip link` sends nothing (exit 4) for a URL
+    that is not absolute http(s) or longer than 250 characters, naming the invoice and
+    the field; one the mapping gives (its schema only asks for http(s)://) is named by
+    its mapping line, the return URL made beside the mapping's notify_url by that line
+    (the refusal named no line)."""
+    code, out, err = _run("payfip", "link", "-m", str(MAPPING), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"], "--notify-url",
+                          "/payfip/notification")
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlnotif: '/payfip/notification' must be an absolute "
+        "http(s) URL (rule payfip.urlnotif)", "1 problem(s); nothing was written."]
+    long = "https://ecole.example.org/" + "r" * 230
+    code, out, err = _link(world, "FA-2026-00102", "--return-url", long)
+    assert (code, out) == (4, ""), err
+    assert err.splitlines() == [
+        "error: invoice FA-2026-00102: the PayFiP request is invalid; nothing was sent",
+        "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
+        "(rule payfip.urlredirect)", "1 problem(s); nothing was written."]
+    _nothing_sent(world)
+
+    text = MAPPING.read_text(encoding="utf-8")
+    given = "  notify_url: http://127.0.0.1:8765/payfip/notification\n"
+    assert text.count(given) == 1
+    mapping = tmp_path / "long-url.yaml"
+    notify = "https://ecole.example.org/" + "n" * 220 + "/payfip/notification"
+    mapping.write_text(text.replace(given, f"  notify_url: {notify}\n"), encoding="utf-8")
+    line = _binding_line(mapping.read_text(encoding="utf-8"), "notify_url:")
+    code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"])
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlnotif: is 266 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlnotif)",
+        "  - invoice FA-2026-00102: urlredirect: is 260 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlredirect)",
+        "2 problem(s); nothing was written."]
+    returned = f"  return_url: https://ecole.example.org/{'x' * 230}\n"
+    mapping.write_text(text.replace(given, given + returned), encoding="utf-8")
+    code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
+                          "--endpoint", world["endpoint"])
+    assert (code, out) == (4, ""), err
+    assert err.splitlines()[1:] == [
+        "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
+        f"[mapping {mapping}:{line + 1}: payfip.return_url] (rule payfip.urlredirect)",
+        "1 problem(s); nothing was written."]
+    _nothing_sent(world)
+
+
 def _binding_line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
@@ -401,6 +457,36 @@ def test_datamatrix_of_a_run(world):
 
     [decoded] = zxingcpp.read_barcodes(Image.open(png))
     assert decoded.text == row["payload"]
+
+
+def test_datamatrix_refuses_a_run_it_cannot_lay_out_and_writes_nothing(world):
+    """payfip.datamatrix: a code établissement of 4 digits fits no title of the layout
+    (3 digits or 2 letters), and a run whose file is gone cannot be read: each is refused
+    (exit 6), naming the title and its invoice, or the file, and no Datamatrix file is
+    written."""
+    run_id = Store().list_runs()[0].id
+    stem = "PESORMC_21450999400015_2026_0000001"
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8],
+                          "--code-etablissement", "0001")
+    assert (code, out) == (6, ""), err
+    said = err.splitlines()
+    assert said[0] == f"error: run {run_id}: Datamatrix not written"
+    assert said[-1] == "11 problem(s); nothing was written."
+    assert said[1] == (f"  - invoice FA-2026-00101: title 1 of {stem}.xml: code établissement "
+                       "'0001' is neither up to 3 digits nor 2 letters (rule payfip.datamatrix)")
+    assert len(said) == 13 and all(s.endswith("(rule payfip.datamatrix)") for s in said[1:-1])
+    assert not list(world["out"].glob("*.datamatrix*"))
+
+    xml = world["out"] / f"{stem}.xml"
+    xml.unlink()
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8],
+                          "--code-etablissement", "001")
+    assert (code, out) == (6, ""), err
+    assert err.splitlines() == [
+        f"error: run {run_id}: Datamatrix not written",
+        f"  - {xml}: file of run {run_id} not found (rebuild it with `pesgen regenerate`) "
+        "(rule payfip.datamatrix)", "1 problem(s); nothing was written."]
+    assert not list(world["out"].glob("*.datamatrix*"))
 
 
 def test_datamatrix_needs_the_code_etablissement(world):

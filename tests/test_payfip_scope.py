@@ -189,6 +189,33 @@ def test_payfip_exer_set_by_the_mapping_is_sent_and_noted_when_not_the_title_s(
     assert r.exit_code == 0 and r.stderr == "", r.output
 
 
+def test_an_exer_that_is_no_4_digit_year_is_never_sent(tmp_path):
+    """payfip.exer: a request's exer is a 4-digit year (a title's exercise always is).
+    The mapping's payfip.exer is the one a user can get wrong: its schema refuses it when
+    the mapping loads (exit 3, naming its line), before the request's own check; that
+    check (the library's, tipi_url and the web service's request) refuses it too,
+    naming the invoice, and nothing is made."""
+    from dataclasses import replace
+
+    from pesgen.payfip.errors import PayfipRequestInvalid
+    from pesgen.payfip.tipi import TipiRequest, tipi_url
+
+    bad = _mapping(tmp_path, exer="26")
+    r = _tipi(bad, "FA-2026-00102")
+    assert r.exit_code == ExitCode.MAPPING and r.stdout == "", r.output
+    line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "exer:" in t)
+    assert f"[mapping {bad}:{line}: payfip.exer] (rule mapping.schema)" in r.stderr
+
+    good = TipiRequest("FA-2026-00102", "012345", "2026", "FA202600102", 18750,
+                       "f@example.org", "FACTURE", "A", URLCL)
+    assert tipi_url(good).startswith("https://")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        tipi_url(replace(good, exer="26"))
+    [p] = info.value.problems
+    assert (p.rule, p.invoice, p.message) == ("payfip.exer", "FA-2026-00102",
+                                              "exer: '26' must be a 4-digit year")
+
+
 # ------------------------------------------------------------------ mel
 
 

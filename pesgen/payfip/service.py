@@ -148,12 +148,19 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     # one given (another of the collectivity's, a CSV one for a JSON run, or edited since)
     recorded = None if mel_given else run_mapping(store, due.run_id)
     mel = mel or (payer_email(store, due.run_id, recorded, invoice) if recorded else None)
+    # a URL the mapping gives is refused naming its line (payfip.notify_url, return_url;
+    # the return URL made beside the mapping's notify_url: that one)
+    notify_where = (mapping.where("payfip", "notify_url")
+                    if not notify_url and settings.notify_url else None)
+    return_where = (mapping.where("payfip", "return_url")
+                    if not return_url and settings.return_url else None)
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
     if not notify_url:
         raise PayfipConfigError("no notification URL: give --notify-url or set "
                                 "payfip.notify_url (where `pesgen payfip serve` listens)")
     if not return_url:
+        return_where = notify_where
         return_url = (notify_url[: -len("/notification")] + "/retour"
                       if notify_url.endswith("/notification") else notify_url)
     exer, notes = exer_of(mapping, settings, due)
@@ -163,7 +170,8 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         objet=values.get("objet", ""), saisie=settings.mode, urlnotif=notify_url,
         urlredirect=return_url)
     failed = {p.rule for p in problems}
-    where = {"payfip.refdet": settings.refdet.where, "payfip.objet": settings.objet.where}
+    where = {"payfip.refdet": settings.refdet.where, "payfip.objet": settings.objet.where,
+             "payfip.urlnotif": notify_where, "payfip.urlredirect": return_where}
     for p in request.problems():
         if p.rule in failed:
             continue  # already reported: the expression itself failed
