@@ -1226,6 +1226,9 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
 
         counts = _Counter(n["policy"] for n in pol["notes"])
         typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+        for n in pol["notes"]:
+            if n["policy"] == "unwritten":  # data the mapping reads that no file holds
+                typer.echo(f"  unwritten   {n['detail']}")
     for id_bord, part in r["cancelled_bordereaux"].items():
         typer.echo(f"  cancelled   IdBord {id_bord} {part['cancelled_at']}: {part['reason']}")
     if r["status"] == "cancelled":

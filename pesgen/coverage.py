@@ -18,18 +18,23 @@ they read (``sample.check_templates``); ``check`` compares them with this table:
   but not the complement would lose that part of every such address, each time the
   policy applies. ``not_carried`` does not silence it: the mapping's policy (``refuse``
   then refuses such a street, naming it) or the template must change. ``export`` (and
-  its dry run) and ``preview`` refuse it too (``export.refuse_lost_policies``).
+  its dry run) and ``preview`` refuse it too (``Exporter.check_fields``).
 
 Fields are named as the mapping binds them (``payer.email``, ``joint_payer.street``),
 plus ``lines`` and ``output.bordereau_object``; ``format.schema.json`` lists the same
 names for ``not_carried``. The invoice number and NumDette are not checked: pesgen keeps
 them itself, whatever the files hold (``KEPT_BY_PESGEN``).
+
+``export`` (its dry run too) and ``preview`` say each warning in the run summary, as a
+note (``Exporter.check_fields``), with how many of the run's titles hold a value for the
+field (``held_by``): a technician who never ran check-mapping learns what was dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import Problem
 from .formats import Format
@@ -118,6 +123,8 @@ class Coverage:
     refused: list[Problem] = field(default_factory=list)
     # the bound fields no template reads that the format declares not carried
     declared: list[str] = field(default_factory=list)
+    # the bound fields no template reads, with their warning (mapping.unwritten)
+    unwritten: list[tuple[str, Problem]] = field(default_factory=list)
 
 
 def bound(mapping: Mapping) -> dict[str, Binding]:
@@ -138,6 +145,28 @@ def carried(name: str, reads: Iterable[str]) -> bool:
     return not set(CARRIED_BY[name]).isdisjoint(reads)
 
 
+def held_by(name: str) -> Callable[[Any], bool] | None:
+    """Whether a title (``pesgen.model.Title``) holds a value for the bound field
+    ``name``: one in the first model field that carries it (``CARRIED_BY``; a line's: in
+    any of its lines), not None nor empty. None for a field of the run, not of a title
+    (``output.bordereau_object``)."""
+    path = CARRIED_BY[name][0]
+    if not path.startswith("t."):
+        return None
+    parts = tuple(path[2:].split("."))
+
+    def holds(obj: Any, parts: tuple[str, ...]) -> bool:
+        for i, part in enumerate(parts):
+            if part == "lines[i]":
+                return any(holds(line, parts[i + 1:]) for line in obj.lines)
+            obj = getattr(obj, part)
+            if obj is None:
+                return False
+        return not (isinstance(obj, (str, tuple)) and not obj)
+
+    return lambda title: holds(title, parts)
+
+
 def has_split_policy(mapping: Mapping) -> bool:
     """Whether one of the mapping's policies splits a value into another field."""
     return any(getattr(mapping.policies, policy) == "split" for policy, *_rest in _SPLITS)
@@ -156,12 +185,14 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             continue
         shown = " or ".join(CARRIED_BY[name])
         key = binding.where.rsplit(": ", 1)[-1]
-        result.warnings.append(Problem(
+        warning = Problem(
             "mapping.unwritten", f"{key} is bound, but no template of format {fmt.name} "
             f"reads {shown}: the value is in none of its files. If the format has no place "
             f"for it, unbind it, or declare it in {fmt.folder / 'format.yaml'} (not_carried: "
             f"{{{name}: why}}); else write it in a template",
-            mapping=binding.where))
+            mapping=binding.where)
+        result.warnings.append(warning)
+        result.unwritten.append((name, warning))
     for name, (_, where) in fmt.not_carried.items():
         if carried(name, reads):
             read = " and ".join(x for x in CARRIED_BY[name] if x in reads)

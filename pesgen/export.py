@@ -267,8 +267,77 @@ class Exporter:
                         "encoding": self.encoding, "edition": mapping.output.asap_edition}
         self.asap_date = run_date + timedelta(days=mapping.output.asap_delay_days)
         self.bordereau_object = self._bordereau_object()
+        # the bound fields no template writes (check_fields): said in the run summary,
+        # with how many of the run's titles held a value for each (counted in _loop)
+        self.unwritten: list[tuple[str, Problem]] = []
+        self.unwritten_held: list[int] = []
+        self._held: list[tuple[int, Callable[[Title], bool]]] = []
+        # why the fields the templates write could not be checked (check_fields)
+        self.fields_unchecked: str | None = None
 
     # ------------------------------------------------------------------ helpers
+
+    def check_fields(self) -> None:
+        """What check-mapping checks of the fields the templates write, once for the run
+        (export, its dry run and preview): the templates rendered on its sample titles
+        (``sample.check_templates``, a tenth of a second) and what they read compared with
+        what the mapping binds (``coverage.check``). A value a split policy fills that no
+        template writes refuses the mapping (MappingError, rule mapping.policy-lost): the
+        export would drop that part of every value the policy splits, while its summary
+        says it was split. A bound field no template writes (mapping.unwritten) is kept
+        for the run summary's notes (``run_notes``), each title holding a value for it
+        counted as it is rendered. A template failing on the sample titles is left to the
+        export, which renders it on the invoices and names the one it fails on; the
+        summary then says the fields were not checked."""
+        from .coverage import held_by
+        from .sample import check_coverage, check_templates  # they render through this module
+
+        try:
+            sample = check_templates(self.mapping, self.fmt)
+        except PesgenError as exc:
+            self.fields_unchecked = str(exc)
+            return
+        _, found = check_coverage(
+            self.mapping, self.fmt, lambda _warning: None,
+            f"{self.mapping.path}: a policy of the mapping fills a value no template of "
+            f"format {self.fmt.name} writes: fix the mapping or the template, and check it "
+            "with pesgen check-mapping", sample)
+        self.unwritten = found.unwritten
+        self.unwritten_held = [0] * len(self.unwritten)
+        self._held = [(i, test) for i, (name, _) in enumerate(self.unwritten)
+                      if (test := held_by(name)) is not None]
+
+    def count_unwritten(self, title: Title) -> None:
+        """Count ``title`` for each bound field no template writes that it holds."""
+        for index, holds in self._held:
+            if holds(title):
+                self.unwritten_held[index] += 1
+
+    def _unwritten_notes(self, origin: str, shown: bool) -> list[PolicyNote]:
+        """The run summary's notes of the bound fields no template writes (check_fields);
+        ``shown``: a preview's (its counts are of the invoices it shows)."""
+        notes = []
+        if self.fields_unchecked is not None:
+            notes.append(PolicyNote(
+                "unwritten", "*", origin, "the fields the templates write were not checked "
+                "(rule mapping.unwritten): rendering them on pesgen check-mapping's sample "
+                f"titles failed: {self.fields_unchecked}"))
+        run = "shown" if shown else "of this run"
+        tests = dict(self._held)
+        for index, (name, warning) in enumerate(self.unwritten):
+            if index not in tests:  # the run's bordereau object
+                held = (f"this run's bordereau object ({name}): not written"
+                        if self.bordereau_object is not None else
+                        f"{name} gave no object in this run: nothing lost this time")
+            elif count := self.unwritten_held[index]:
+                held = f"{count} invoice(s) {run} have a value for {name}: not written"
+            else:
+                held = f"no invoice {run} has a value for {name}: nothing lost this time"
+            notes.append(PolicyNote(
+                "unwritten", "*", warning.mapping or origin,
+                f"{warning.message} [mapping {warning.mapping}] (rule mapping.unwritten, "
+                f"as pesgen check-mapping warns); {held}"))
+        return notes
 
     def _bordereau_object(self) -> str | None:
         binding = self.mapping.output.bordereau_object
@@ -332,11 +401,13 @@ class Exporter:
                 mapping=where, record=title.origin if title else None,
                 invoice=title.invoice_number if title else None)]) from None
 
-    def run_notes(self, input_path: Path) -> list[PolicyNote]:
+    def run_notes(self, input_path: Path, shown: bool = False) -> list[PolicyNote]:
         """The notes said once for the run (export, its dry run and preview alike): the
         run date when none was given (today in the collectivity's time zone), the
-        builder's (``Builder.run_notes``), and a run date outside the mapping's exercise
-        (an exercise after the run date's year is refused: ``_refuse_future_exercise``)."""
+        builder's (``Builder.run_notes``), a run date outside the mapping's exercise (an
+        exercise after the run date's year is refused: ``_refuse_future_exercise``), and
+        the bound fields no template writes (``check_fields``; ``shown``: counted over a
+        preview's invoices)."""
         notes = []
         if self.dated_in is not None:
             notes.append(self._run_date_note())
@@ -347,6 +418,7 @@ class Exporter:
                 "exercise", "*", self.mapping.where("collectivity", "exercise"),
                 f"the bordereaux are dated {self.run_date.isoformat()} (DteBordEm) for "
                 f"exercise {exercise} (Exer): {_past_exercise(exercise, self.run_date)}"))
+        notes.extend(self._unwritten_notes(str(input_path), shown))
         return notes
 
     def _run_date_note(self) -> PolicyNote:
@@ -432,6 +504,9 @@ class Exporter:
         current: _Spooled | None = None
         doc = self.document(0, 0, _ZERO)
         seen = 0
+        # the bound fields no template writes: how many titles hold a value for each
+        held = self._held
+        self.unwritten_held = [0] * len(self.unwritten)
         for src in read_invoices(input_path, self.mapping.input):
             seen += 1
             if self.progress and seen % 1000 == 0:
@@ -483,6 +558,8 @@ class Exporter:
                 elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
                     current.streams[index] = self._start_stream(renderer, spool, prepared)
             current.count += 1
+            if held:  # a bound field no template writes (never for the shipped mappings)
+                self.count_unwritten(title)
             current.total += title.total
             current.lines += len(title.lines)
             current.titles.append((title.invoice_number, title.number, title.debt_number,
@@ -809,8 +886,9 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
     """The exporter of a mapping; ``on_format`` sees its format bundle before any of
     the bundle's templates is read (the state store records the bundle then). With
     ``work_dir`` (a dry run), ``out_dir`` (if any) is checked as it would be, never
-    created. ``lost_policies``: refuse a split policy no template writes
-    (``refuse_lost_policies``); check-format does it after the fixture, in its words."""
+    created. ``lost_policies``: refuse a split policy no template writes, and note the
+    bound fields none writes (``Exporter.check_fields``); check-format does it after the
+    fixture, in its words."""
     mapping = load_mapping(mapping_path)
     fmt = mapping_format(mapping, formats_dirs)
     if on_format is not None:
@@ -825,32 +903,8 @@ def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | Non
     exporter = Exporter(mapping, fmt, out_dir, run_date, official_xsd,
                         progress, work_dir=work_dir)
     if lost_policies:
-        refuse_lost_policies(mapping, fmt)
+        exporter.check_fields()
     return exporter
-
-
-def refuse_lost_policies(mapping: Mapping, fmt: Format) -> None:
-    """Refuse (MappingError, rule mapping.policy-lost) a mapping whose split policy fills
-    a value no template of ``fmt`` writes, as check-mapping does: the export would drop
-    that part of every value the policy splits, while its summary says it was split.
-    Only for a mapping with a split policy: the templates are rendered once on
-    check-mapping's sample titles (milliseconds). A template failing on them is left to
-    the export, which renders it on the invoices and names the one it fails on; the
-    warnings of fields bound but not written are check-mapping's to print."""
-    from .coverage import has_split_policy
-
-    if not has_split_policy(mapping):
-        return
-    from .sample import check_coverage, check_templates  # they render through this module
-
-    try:
-        sample = check_templates(mapping, fmt)
-    except PesgenError:
-        return
-    check_coverage(mapping, fmt, lambda _warning: None,
-                   f"{mapping.path}: a policy of the mapping fills a value no template of "
-                   f"format {fmt.name} writes: fix the mapping or the template, and check "
-                   "it with pesgen check-mapping", sample)
 
 
 def check_out_dir(out_dir: Path) -> None:

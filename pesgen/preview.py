@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .build import LeftOut, PolicyNote
 from .errors import ExitCode, Problem
-from .export import Exporter, refuse_lost_policies
+from .export import Exporter
 from .formats import Format, mapping_format
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
@@ -51,8 +51,8 @@ class Preview:
     tails: dict[str, str]
     items: list[PreviewItem]
     layout_problems: list[Problem]
-    # the notes said once for the previewed invoices (Builder.run_notes: case policy,
-    # civilities sent as written)
+    # the notes said once for the previewed invoices (Exporter.run_notes: case policy,
+    # civilities sent as written, bound fields no template writes)
     notes: list[PolicyNote] = field(default_factory=list)
     # what the first record holds that no binding reads (paths.unread): CSV columns,
     # JSON paths
@@ -71,7 +71,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     mapping = load_mapping(mapping_path)
     fmt = mapping_format(mapping, formats_dirs)
     exporter = Exporter(mapping, fmt, Path("."), run_date)
-    refuse_lost_policies(mapping, fmt)
+    exporter.check_fields()
     items: list[PreviewItem] = []
     titles = []
     not_read: list[str] = []
@@ -95,6 +95,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         item.problems += check_title(built.title, exporter.rule_ctx)
         title = exporter.numbered(built.title, len(titles) + 1)
         titles.append(title)
+        exporter.count_unwritten(title)
         doc = exporter.document(PREVIEW_NUMBER, 0, Decimal(0))
         for renderer in exporter.renderers:
             name = renderer.file_name(doc)
@@ -114,7 +115,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
     return Preview(mapping, fmt, heads, tails, items, layout_problems,
-                   exporter.run_notes(Path(input_path)), not_read)
+                   exporter.run_notes(Path(input_path), shown=True), not_read)
 
 
 def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,
