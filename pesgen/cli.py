@@ -1674,5 +1674,13 @@ def main() -> None:
 
         if not isinstance(exc, DBAPIError):
             raise
-        _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
+        if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DBMOVED":
+            # another pesgen made this store, its export was refused with nothing
+            # recorded, and it removed the store while this command had it open
+            _echo_err("error: the state store's file was removed while this command used it "
+                      "(an export refused with nothing recorded removes the store it has "
+                      "just created: docs/state.md); nothing was recorded: run the command "
+                      "again (with --create-store to create the store)")
+        else:
+            _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
         sys.exit(int(ExitCode.STATE))

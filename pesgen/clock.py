@@ -38,16 +38,25 @@ def today_in(zone: str) -> date:
     return now().astimezone(tz).date()
 
 
+# a system's zone files that name no IANA zone: the machine's own zone, and the rules
+# file of POSIX TZ strings (zoneinfo.available_timezones lists what the system holds)
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def _iana_names() -> frozenset[str]:
     """The IANA zone names, as the tzdata package lists them (the same list on every
-    machine: not a system's own entries such as 'localtime', the machine's zone)."""
+    machine: not a system's own entries such as 'localtime', the machine's zone); where
+    that package is not installed (a distribution's pesgen, ``--no-deps``), the zones of
+    the system's own database, less those entries."""
     from importlib.resources import files
 
     try:
         text = files("tzdata").joinpath("zones").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
-        return frozenset()
+        from zoneinfo import available_timezones
+
+        return frozenset(available_timezones()) - _NOT_ZONES
     return frozenset(text.split())
 
 

@@ -457,3 +457,46 @@ def test_a_store_whose_creation_is_interrupted_leaves_no_file(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         Store(f"sqlite:///{tmp_path / 'a' / 'b' / 's.db'}")
     assert list(tmp_path.iterdir()) == []
+
+
+# a child process whose store, open already, is removed by the pesgen that made it (its
+# export refused with nothing recorded) before this command writes to it
+_REMOVED_CHILD = """
+import sys
+from pesgen.cli import main
+from pesgen.store import Store
+
+url = sys.argv[1]
+maker = Store(url)  # made here: the refused export's store
+set_start = Store.set_start
+
+def removed_first(self, *args, **kwargs):
+    assert maker.discard_unused() == "removed"
+    return set_start(self, *args, **kwargs)
+
+Store.set_start = removed_first
+sys.argv = ["pesgen", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_store_removed_while_a_command_uses_it_is_said_so(tmp_path):
+    """A refused export removes the SQLite store it has just created when nothing was
+    recorded; a second pesgen that opened that store meanwhile cannot write to it (SQLite:
+    SQLITE_READONLY_DBMOVED). It says the store was removed and what to do, not 'attempt
+    to write a readonly database'."""
+    import subprocess
+
+    db = tmp_path / "new" / "s.db"
+    url = f"sqlite:///{db}"
+    child = subprocess.run(
+        [sys.executable, "-c", _REMOVED_CHILD, url, "numbering", "set-start", "--mapping",
+         str(MAPPING), "--start", "5", "--db", str(db)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 7, child.stderr
+    assert child.stderr == (
+        "error: the state store's file was removed while this command used it (an export "
+        "refused with nothing recorded removes the store it has just created: "
+        "docs/state.md); nothing was recorded: run the command again (with --create-store "
+        "to create the store)\n")
+    assert not db.exists()

@@ -254,6 +254,36 @@ def test_without_the_list_of_time_zones_a_mapping_naming_one_is_refused(tmp_path
     assert load_mapping(MAPPING).zone == "Europe/Paris"  # the default needs no list
 
 
+def test_without_the_tzdata_package_the_system_s_zones_are_the_list(tmp_path, monkeypatch):
+    """pesgen installed without its dependencies on a system holding its own time zone
+    database: a mapping naming Europe/Paris is checked against the system's zones (the
+    run is dated with them anyway), not refused; the machine's 'localtime' is still no
+    zone."""
+    import importlib.resources
+    import zoneinfo
+
+    import pesgen.clock
+
+    real_files = importlib.resources.files
+
+    def files(package):
+        if package == "tzdata":
+            raise ModuleNotFoundError("No module named 'tzdata'")
+        return real_files(package)
+
+    monkeypatch.setattr(importlib.resources, "files", files)
+    monkeypatch.setattr(zoneinfo, "available_timezones",
+                        lambda: {"Europe/Paris", "America/Guadeloupe", "localtime"})
+    pesgen.clock._iana_names.cache_clear()
+    try:
+        assert load_mapping(_with_zone(tmp_path, "Europe/Paris")).zone == "Europe/Paris"
+        with pytest.raises(MappingError) as exc:
+            load_mapping(_with_zone(tmp_path, "localtime"))
+        assert exc.value.problems[0].rule == "collectivity.timezone"
+    finally:
+        pesgen.clock._iana_names.cache_clear()
+
+
 def test_tzdata_is_a_dependency():
     """zoneinfo needs a time zone database: a fresh Windows machine or a slim container
     has none, and the tzdata package is it."""
