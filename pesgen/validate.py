@@ -78,7 +78,7 @@ class _WellFormed:
     ``iterparse`` as it reads them and fed, as they are read, to a second libxml2 parser
     that builds nothing: ``check()``, once the ``iterparse`` is done, raises the
     XMLSyntaxError of a document that is not well-formed. With ``schema=`` and
-    ``resolve_entities=False`` (which ``_SAFE`` must keep: no entity is ever expanded),
+    ``resolve_entities=False`` (which ``_SAFE`` must keep: no entity expanded in content),
     lxml's ``iterparse`` stops silently at an error found at the end of the input (a
     truncated file, a root never closed), and names one found before it "no element
     found (line 0)" (lxml 6.1.3, libxml2 2.14). The second parse costs about a tenth of
@@ -770,7 +770,7 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
             tag = el.tag
             if tag == "BlocBordereau":
                 if el.getroottree().docinfo.doctype:
-                    # entities are never expanded here, but a PES file has no DTD: one
+                    # no DTD or external entity is loaded here, but a PES file has no DTD: one
                     # that declares it is not what pesgen writes nor what Hélios takes
                     problems.append(Problem("xml.doctype", "the file declares a DOCTYPE; a "
                                             "PES file has none", record=f"{name}:1"))
