@@ -167,11 +167,6 @@ def held_by(name: str) -> Callable[[Any], bool] | None:
     return lambda title: holds(title, parts)
 
 
-def has_split_policy(mapping: Mapping) -> bool:
-    """Whether one of the mapping's policies splits a value into another field."""
-    return any(getattr(mapping.policies, policy) == "split" for policy, *_rest in _SPLITS)
-
-
 def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     """Compare what ``mapping`` binds and its split policies fill with the model fields
     the templates of ``fmt`` read on the sample titles (``reads``)."""
