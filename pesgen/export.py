@@ -323,9 +323,9 @@ class Exporter:
                 "(rule mapping.unwritten): rendering them on pesgen check-mapping's sample "
                 f"titles failed: {self.fields_unchecked}"))
         run = "shown" if shown else "of this run"
-        tests = dict(self._held)
+        counted = {index for index, _ in self._held}
         for index, (name, warning) in enumerate(self.unwritten):
-            if index not in tests:  # the run's bordereau object
+            if index not in counted:  # the run's bordereau object
                 held = (f"this run's bordereau object ({name}): not written"
                         if self.bordereau_object is not None else
                         f"{name} gave no object in this run: nothing lost this time")
