@@ -848,9 +848,12 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
                                 f"{MAX_LISTED_VIOLATIONS} bordereau problems "
                                 f"({result.dropped} more): correct these and validate again",
                                 record=path.name))
+    label = xsd_label(xsd)
     if result.schema_error:
-        problems.extend(_schema_errors(path, schema, xsd_label(xsd)))
-    if official is not None:
+        problems.extend(_schema_errors(path, schema, label))
+    # a file that is not well-formed is said so once: the DGFiP package's parser would
+    # stop at the same byte with the same message
+    if official is not None and not any(p.rule == f"xml.{label}" for p in problems):
         problems.extend(validate_against(path, official_xsd_path(official), "dgfip"))
     return problems
 

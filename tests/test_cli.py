@@ -467,6 +467,27 @@ def test_validate_tampered_file_exit_6(tmp_path, example_xml, old, new, rule, sa
     assert XML_NAME in hits[0]  # names the file (and line)
 
 
+@pytest.mark.parametrize("old, new, says", [
+    ("</n:PES_Aller>", "", "not well-formed: Premature end of data"),
+    ('<TypBord V="06"/>', '<TypBord V="06>', "not well-formed: "),
+])
+def test_a_file_not_well_formed_is_said_so_once_with_the_official_xsd(
+        tmp_path, example_xml, official_xsd, old, new, says):
+    """Both parsers stop at the same byte with the same message: the DGFiP package's
+    pass is not run on a file that is not XML (it listed the same problem twice, as
+    xml.pesgen and xml.dgfip)."""
+    raw = example_xml.read_bytes()
+    assert raw.count(old.encode()) == 1
+    tampered = tmp_path / XML_NAME
+    tampered.write_bytes(raw.replace(old.encode(), new.encode()))
+    r = _run("validate", tampered, "--official-xsd", official_xsd)
+    assert r.exit_code == ExitCode.OUTPUT == 6
+    problems = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(problems) == 1, r.stderr
+    assert says in problems[0] and problems[0].endswith("(rule xml.pesgen)")
+    assert r.stderr.splitlines()[-1] == "1 problem(s)."
+
+
 def test_validate_missing_file_exit_2(tmp_path):
     r = _run("validate", tmp_path / "absent.xml")
     assert r.exit_code == ExitCode.USAGE == 2
