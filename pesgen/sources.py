@@ -91,6 +91,7 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     _refuse_other_format(path, spec)
     if _single_byte(spec.encoding):
         _refuse_utf8(path, spec)
+        _refuse_latin9(path, spec)
     if spec.format == "json":
         yield from _read_json(path, spec)
     elif spec.format == "csv":
@@ -176,6 +177,49 @@ def _refuse_utf8(path: Path, spec: InputSpec) -> None:
     where = f"{_display(path)}:{line}"
     detail = (f"the file is UTF-8 ({sample}), read as {spec.encoding} it would give wrong "
               f"letters ('Ã©' for 'é'); set input.encoding: utf-8")
+    raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
+                  spec.at("encoding"))
+
+
+# ISO-8859-15 (Latin-9), common in French exports for its 'œ' and '€', differs from
+# ISO-8859-1 and Windows-1252 in eight bytes; read as either, a Latin-9 file decodes
+# without an error into wrong signs. Those of them that never stand in French text as
+# themselves: '¤' anywhere (Latin-9's '€'), and '¦ ¨ ¼ ½ ¾' against a letter (its 'Š š Œ
+# œ Ÿ': 'C½UR' is 'CŒUR'); '´' and '¸' (its 'Ž ž') are left alone, '´' being typed as
+# an apostrophe, and '½' or '¼' apart from letters ('½ heure') read as themselves.
+_LATIN9_BYTES = {0xA4: "€", 0xA6: "Š", 0xA8: "š", 0xBC: "Œ", 0xBD: "œ", 0xBE: "Ÿ"}
+_LETTER = rb"A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\xff"
+_SIGN = rb"[\xa6\xa8\xbc-\xbe]"
+_LATIN9_SIGN = re.compile(rb"\xa4|(?<=[" + _LETTER + rb"])" + _SIGN + rb"|" + _SIGN
+                          + rb"(?=[" + _LETTER + rb"])")
+
+
+def _latin9_line(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first sign of an ISO-8859-15 file (``_LATIN9_SIGN``)."""
+    line = 1
+    for block in _chunks(path):
+        m = _LATIN9_SIGN.search(block)
+        if m:
+            return line + _breaks(block[:m.start()]), block[m.start()]
+        line += _breaks(block)
+    return None
+
+
+def _refuse_latin9(path: Path, spec: InputSpec) -> None:
+    """Refuse a file read as ISO-8859-1 or Windows-1252 that shows the bytes of an
+    ISO-8859-15 one: it would give wrong letters without a decoding error."""
+    if codecs.lookup(spec.encoding).name not in ("iso8859-1", "cp1252"):
+        return
+    found = _latin9_line(path)
+    if found is None:
+        return
+    line, byte = found
+    where = f"{_display(path)}:{line}"
+    read_as = bytes([byte]).decode(spec.encoding)
+    where_said = "next to a letter" if byte != 0xA4 else "in the text"
+    detail = (f"byte 0x{byte:02X} {where_said} reads '{read_as}' in {spec.encoding}, "
+              f"'{_LATIN9_BYTES[byte]}' in ISO-8859-15: the file is ISO-8859-15 (Latin-9)? "
+              "set input.encoding: iso-8859-15")
     raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
                   spec.at("encoding"))
 

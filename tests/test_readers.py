@@ -83,14 +83,78 @@ def test_a_utf8_json_declared_cp1252_is_refused(tmp_path):
     assert p.record == f"{inp}:{first}"
 
 
-def test_a_real_cp1252_file_is_read(tmp_path):
+def _written_xml(out: Path) -> bytes:
+    (xml,) = out.glob("*.xml")
+    return xml.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def utf8_csv_xml(tmp_path_factory) -> bytes:
+    """The XML the example CSV gives read as UTF-8, as shipped."""
+    tmp = tmp_path_factory.mktemp("utf8")
+    export(CSV_MAPPING, EXAMPLES / "school-export.csv", tmp / "out", RUN)
+    return _written_xml(tmp / "out")
+
+
+def test_a_real_cp1252_file_is_read(tmp_path, utf8_csv_xml):
     m = _input_key(tmp_path, "encoding", "cp1252")
     inp = tmp_path / "export.csv"
     inp.write_text(CSV_TEXT, encoding="cp1252")
     export(m, inp, tmp_path / "out", RUN)
-    assert "Hélène" in (tmp_path / "out").joinpath(
-        next(p.name for p in (tmp_path / "out").glob("*.xml") if "references" not in p.name)
-    ).read_text(encoding="iso-8859-1") or True
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
+# ---------------------------------------------------------------- 1b. Latin-9 read as Latin-1
+
+
+_LATIN9_TEXT = CSV_TEXT.replace("–", "-")  # the one character ISO-8859-15 lacks
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ISO-8859-1", "cp1252"])
+def test_a_latin9_file_read_as_latin1_or_cp1252_is_refused(tmp_path, encoding):
+    """ISO-8859-15 writes 'œ' as 0xBD, which ISO-8859-1 and Windows-1252 read as '½'
+    without an error: '3 allée du C½ur-Volant' was written with exit 0."""
+    m = _input_key(tmp_path, "encoding", encoding)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_LATIN9_TEXT.encode("iso-8859-15"))
+    exc = _refused(tmp_path, m, inp)
+    p = _only(exc, "input.encoding")
+    first = next(i for i, line in enumerate(_LATIN9_TEXT.splitlines(), 1) if "œ" in line)
+    assert p.record == f"{inp}:{first}"
+    assert p.mapping == _at(m, "encoding")
+    assert "0xBD" in p.message and "'œ' in ISO-8859-15" in p.message
+    assert "set input.encoding: iso-8859-15" in p.message
+
+
+def test_a_latin9_file_read_as_itself_gives_the_utf8_titles(tmp_path):
+    m = _input_key(tmp_path, "encoding", "iso-8859-15")
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_LATIN9_TEXT.encode("iso-8859-15"))
+    export(m, inp, tmp_path / "out", RUN)
+    same = tmp_path / "utf8.csv"  # the same text in UTF-8, read by the shipped mapping
+    same.write_text(_LATIN9_TEXT, encoding="utf-8")
+    export(CSV_MAPPING, same, tmp_path / "out8", RUN)
+    written = _written_xml(tmp_path / "out")
+    assert written == _written_xml(tmp_path / "out8")
+    assert b"COEUR-VOLANT" in written
+
+
+@pytest.mark.parametrize("text, refused", [
+    ("Cours de 10 \u00a4", True),           # Latin-9's euro sign, read as '¤'
+    ("S\u00bdur", True),                    # 'Sœur'
+    ("\u00bcuvre", True),                   # 'Œuvre'
+    ("\u00a6imon", True),                   # 'Šimon'
+    ("Cours d'une heure \u00bd", False),     # a half, apart from letters
+    ("\u00bd heure", False),
+    ("L\u00b4\u00e9cole", False),          # an acute accent typed as an apostrophe
+])
+def test_which_latin1_signs_say_latin9(tmp_path, text, refused):
+    inp = tmp_path / "x.csv"
+    inp.write_bytes(f"a;b\n1;{text}\n".encode("latin-1"))
+    found = sources._latin9_line(inp)
+    assert (found is not None) is refused
+    if refused:
+        assert found[0] == 2
 
 
 def test_the_c1_control_hint_says_utf8_when_the_bytes_are_utf8():
