@@ -31,7 +31,7 @@ CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 COMPLEMENT = '{% if a.complement %}<Complement{{ suffix }} V="{{ a.complement }}"/>\n{% endif %}\n'
 COMPL_NOM = ('{% if d.complement_name %}<ComplNom{{ suffix }} V="{{ d.complement_name }}"/>\n'
              '{% endif %}\n')
-RAISON = "{{ ([d.name, d.first_name] if d.first_name else [d.name, d.complement_name]) "
+RAISON = "{{ [d.name, d.complement_name, d.first_name] "
 EMAIL_DECLARED = '  payer.email: "InfoTiers and Adresse have no e-mail element"\n'
 
 
@@ -82,7 +82,7 @@ def test_a_template_dropping_what_a_split_policy_fills_refuses_the_mapping(
         path = bundle / "corail.xml.j2"
         text = path.read_text(encoding="iso-8859-1")
         assert text.count(RAISON) == 1
-        path.write_text(text.replace(RAISON, "{{ ([d.name, d.first_name]) "),
+        path.write_text(text.replace(RAISON, "{{ [d.name, d.first_name] "),
                         encoding="iso-8859-1")
     r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr

@@ -311,24 +311,46 @@ def test_corail_joint_debtor_is_nested_as_in_its_source_and_valid(tmp_path):
     assert info.find("LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"
 
 
-def test_corail_raison_sociale_is_the_name_and_first_name_whatever_their_lengths(tmp_path):
-    """RaisonSociale is nom + " " + prénom (77 at most, as the public reference has it):
-    a person's long name split by name_overflow keeps its second part in ComplNom only,
-    so a valid debtor is never refused for a RaisonSociale over 77."""
-    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    payer = data["invoices"][0]["payer"]
-    payer.update(last_name="De La Rochefoucauld-Montmorency Saint-Aubin",
-                 first_name="Marie-Christine Anne-Sophie Éléonore")
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+def test_corail_raison_sociale_loses_no_part_of_a_split_name(tmp_path):
+    """A person's name split by name_overflow (Nom 38 + ComplNom) lost its second part
+    in RaisonSociale when the person had a first name: 'ASSOCIATION SPORTIVE ET
+    CULTURELLE DES JEAN'. RaisonSociale is now the name, its complement and the first
+    name, the joint debtor's too."""
+    name = {"last_name": "Association Sportive et Culturelle des Familles Rurales",
+            "first_name": "Jean"}
+    source = _corail_source(tmp_path, payer=name, joint_payer=name)
     [f] = export(CORAIL, source, tmp_path / "out", RUN).files
     doc = etree.parse(str(f.path))
-    tiers = doc.findall(".//InfoTiers")[0]
-    got = {e.tag: e.get("V") for e in tiers}
-    assert got["RaisonSociale"] == f"{got['Nom']} {got['Prenom']}"
-    assert len(got["RaisonSociale"]) <= 77 and got["ComplNom"]
-    assert (got["Nom"] + " " + got["ComplNom"]).replace(" ", "") == \
-        "DE LA ROCHEFOUCAULD-MONTMORENCY SAINT-AUBIN".replace(" ", "")
+    own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
+    assert own.validate(doc), own.error_log
+    for suffix, info in (("", doc.findall(".//InfoTiers")[0]),
+                         ("TiersSolidaire", doc.find(".//InfoTiersSolidaire"))):
+        got = {e.tag.removesuffix(suffix) if suffix else e.tag: e.get("V") for e in info}
+        assert got["Nom"] == "ASSOCIATION SPORTIVE ET CULTURELLE DES"
+        assert got["ComplNom"] == "FAMILLES RURALES" and got["Prenom"] == "JEAN"
+        assert got["RaisonSociale"] == \
+            "ASSOCIATION SPORTIVE ET CULTURELLE DES FAMILLES RURALES JEAN"
+
+
+def test_corail_raison_sociale_over_its_limit_is_refused(tmp_path):
+    """Name, complement and first name over RaisonSociale's 77 characters: refused by
+    corail.xsd, each debtor named by its invoice and input record, nothing written (the
+    complement is never dropped to make it fit)."""
+    long = {"last_name": "De La Rochefoucauld-Montmorency Saint-Aubin",
+            "first_name": "Marie-Christine Anne-Sophie Éléonore"}
+    source = _corail_source(tmp_path, payer=long, joint_payer=long)
+    out = tmp_path / "out"
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, out, RUN)
+    assert "nothing written" in str(info.value)
+    assert not out.exists()
+    said = [str(p) for p in info.value.problems]
+    assert len(said) == 2, said
+    elements = ("InfoTiers/RaisonSociale", "InfoTiersSolidaire/RaisonSocialeTiersSolidaire")
+    for problem, element in zip(said, elements, strict=True):
+        assert element in problem and "invoice FA-2026-00101" in problem, problem
+        assert "length of '80'" in problem and "maximum length of '77'" in problem
+        assert "$.invoices[0]" in problem and "(rule xsd.bundle)" in problem
 
 
 def test_vendor_formats_are_marked_reconstructed():
