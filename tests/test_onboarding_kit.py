@@ -932,6 +932,10 @@ def test_check_format_renders_the_sample_titles_too(tmp_path):
     (corail persona finding 6a). It now renders them too, with the fixture's mapping:
     a template error by file and line, exit 5, and --regen rewrites nothing."""
     fmts, bundle = _corail_copy(tmp_path)
+    import shutil
+
+    # the example without the fixture's joint debtor: no invoice of it takes the branch
+    shutil.copy(EXAMPLES / "school-export.json", bundle / "fixture" / "input.json")
     template = bundle / "corail.xml.j2"
     text = template.read_text(encoding="iso-8859-1")
     call = '{{ address(t.joint_debtor.address, "TiersSolidaire") }}'
@@ -1002,7 +1006,7 @@ def _only_readme(fixture: Path) -> None:
     # a broken XSD is a broken bundle (exit 3, as a format.yaml problem), not a usage error
     (lambda b: _edit(b / "corail.xsd", '<xs:element name="Nom" type="V_Texte38"/>',
                      '<xs:element name="Nom" type="V_Text38"/>'),
-     ExitCode.MAPPING, ["The QName value 'V_Text38' does not resolve", "line 247",
+     ExitCode.MAPPING, ["The QName value 'V_Text38' does not resolve", "line 281",
                         "format.yaml:18: files[0].xsd] (rule format.file)"]),
     (lambda b: _edit(b / "corail.xsd", "</xs:schema>", ""),
      ExitCode.MAPPING, ["cannot load XML schema", "format.yaml:18: files[0].xsd]"]),

@@ -21,6 +21,12 @@ def _bundle(tmp_path: Path, old: str = "", new: str = "", file: str = "corail.xm
     line of the replacement."""
     fmts = tmp_path / "fmts"
     shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    # Corail's file is UTF-8 (as its source writes it): the copy is made ISO-8859-1,
+    # an encoding that cannot write everything
+    fmt = fmts / "cosoluce-corail" / "format.yaml"
+    fmt.write_text(fmt.read_text(encoding="utf-8").replace("\nencoding: UTF-8\n",
+                                                            "\nencoding: ISO-8859-1\n", 1),
+                   encoding="utf-8")
     path = fmts / "cosoluce-corail" / file
     text = path.read_text(encoding="utf-8")
     line = 0
@@ -86,7 +92,10 @@ def test_an_option_default_the_encoding_cannot_write_names_format_yaml(tmp_path)
 
 
 def _mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
-    text = CORAIL_MAPPING.read_text(encoding="utf-8")
+    """The Corail mapping writing ISO-8859-1 (output.encoding), ``old`` replaced by
+    ``new``, and the line of the replacement's last line."""
+    text = CORAIL_MAPPING.read_text(encoding="utf-8").replace(
+        "  format: cosoluce-corail\n", "  format: cosoluce-corail\n  encoding: ISO-8859-1\n", 1)
     assert text.count(old) == 1, old
     path = tmp_path / "m.yaml"
     path.write_text(text.replace(old, new), encoding="utf-8")

@@ -177,7 +177,10 @@ def test_corail_is_valid_against_its_own_xsd_and_carries_every_amount(tmp_path):
     result = export(CORAIL, EXAMPLES / "school-export.json", tmp_path, RUN)
     [f] = result.files
     assert f.path.name == "CORAIL_21450999400015_2026_0000001.xml"
-    assert f.path.read_bytes().startswith(b'<?xml version="1.0" encoding="ISO-8859-1"?>')
+    # UTF-8, as the source writes it (toprettyxml(encoding="UTF-8"))
+    raw = f.path.read_bytes()
+    assert raw.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    assert '<TypePiece V="Pièce EnCours"/>'.encode() in raw
     doc = etree.parse(str(f.path))
     own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
     assert own.validate(doc), own.error_log
@@ -188,9 +191,9 @@ def test_corail_is_valid_against_its_own_xsd_and_carries_every_amount(tmp_path):
     assert len(pieces) == result.titles == 11
     total = 0
     for piece in pieces:
-        imputations = sum(Decimal(e.get("V")) for e in piece.iterfind("LigneImputation/Montant"))
+        imputations = sum(Decimal(e.get("V")) for e in piece.iterfind("LignePiece/MontantHT"))
         detail = sum(Decimal(e.get("V"))
-                     for e in piece.iterfind("ASAPLigneFacturation/ASAPMontant"))
+                     for e in piece.iterfind("ASAPLigneFacturation/ASAPMontantHT"))
         assert imputations == detail > 0
         total += imputations
     assert total == Decimal("2527.25")
@@ -200,9 +203,9 @@ def test_corail_is_valid_against_its_own_xsd_and_carries_every_amount(tmp_path):
     [rousseau] = [p for p in pieces if p.find(".//Nom").get("V") == "ROUSSEAU"]
     assert rousseau.find(".//Complement").get("V") == "RÉSIDENCE LES JARDINS DE LA ROSERAIE"
     assert rousseau.find(".//Rue").get("V") == "APPARTEMENT 1204"
-    # a direct debit carries the account and the mandate; the others neither
+    # a direct debit carries the account and the mandate; the others an empty RefBancaire
     debits = [p for p in pieces if p.find("Prelevement") is not None]
-    assert len(debits) == len(root.findall(".//RefBancaire")) == 4
+    assert len(debits) == len(root.findall(".//RefBancaire/IBAN")) == 4
     assert [p.find("InfoPiece/LibPieceJustificative").get("V") for p in debits] == [
         "FACTURE FA-2026-00101", "FACTURE FA-2026-00107", "FACTURE FA-2026-00110",
         "FACTURE FA-2026-00112"]
@@ -210,47 +213,144 @@ def test_corail_is_valid_against_its_own_xsd_and_carries_every_amount(tmp_path):
         "01", "02", "03", "04"}
 
 
-def test_corail_joint_debtor_is_written_suffixed_and_valid(tmp_path):
+def _tags(element) -> list[str]:
+    return [e.tag for e in element]
+
+
+def test_corail_has_the_structure_of_its_source(tmp_path):
+    """The layout of the one public integration (Noethys UTILS_Corail.py, read whole):
+    the imputation in LignePiece (Article, Fonction, MontantHT, CodeProduit), the detail
+    in ASAPLigneFacturation (ASAPLibelleLigne … ASAPMontantTVA), RefBancaire a sibling
+    of Tiers in InfoPiece, written empty without a direct debit, the old-mandate
+    elements of Prelevement. pesgen wrote LigneImputation, ASAPLibelle/ASAPMontant/
+    ASAPOrdre and RefBancaire inside Tiers, only with a mandate."""
+    [f] = export(CORAIL, EXAMPLES / "school-export.json", tmp_path, RUN).files
+    root = etree.parse(str(f.path)).getroot()
+    pieces = root.findall("TypePieceImport/Piece")
+    for piece in pieces:
+        debit = piece.find("Prelevement") is not None
+        tags = _tags(piece)
+        lines = tags.count("ASAPLigneFacturation")
+        assert tags == ["InfoPiece", *(["Prelevement"] if debit else []),
+                        *["LignePiece"] * tags.count("LignePiece"),
+                        *["ASAPLigneFacturation"] * lines], tags
+        assert tags.count("LignePiece") >= 1 and lines >= 1
+        info = piece.find("InfoPiece")
+        assert _tags(info) == [
+            "TypeSerieBordereau", "TypeEcriture", "TrainPiece", "Tiers", "RefBancaire",
+            "DatePiece", "Objet", "LibPieceJustificative", "TypePiecePES", "NaturePiecePES",
+            "PesASAP", "ASAPEnteteFacturation"]
+        assert _tags(info.find("Tiers")) == ["InfoTiers", "Adresse"]
+        bank = info.find("RefBancaire")
+        assert _tags(bank) == (["Titulaire", "IBAN", "BIC"] if debit else [])
+        for imputation in piece.iterfind("LignePiece"):
+            assert _tags(imputation) == ["Article", "Fonction", "MontantHT", "CodeProduit"]
+            assert imputation.find("Article").get("V") == "7062"
+        for line in piece.iterfind("ASAPLigneFacturation"):
+            assert _tags(line) == ["ASAPLibelleLigne", "ASAPUnite", "ASAPQuantite",
+                                   "ASAPPrixUnitaire", "ASAPMontantHT", "ASAPTauxTVA",
+                                   "ASAPMontantTVA"]
+            assert [line.find(x).get("V") for x in ("ASAPUnite", "ASAPTauxTVA",
+                                                     "ASAPMontantTVA")] == ["", "0.00", "0.00"]
+            assert Decimal(line.find("ASAPQuantite").get("V")) * \
+                Decimal(line.find("ASAPPrixUnitaire").get("V")) == \
+                Decimal(line.find("ASAPMontantHT").get("V"))
+        if debit:
+            assert _tags(piece.find("Prelevement")) == [
+                "NaturePrelevement", "PeriodicitePrelevement", "DatePrelevement",
+                "SequencePrelevement", "RUM", "DateRUM", "LibPrelevement", "AncienRUM",
+                "AncienICS", "AncienCreancier", "ChangementBanque", "AncienIBAN",
+                "TitulaireDifferent"]
+    assert sum(p.find("Prelevement") is not None for p in pieces) == 4
+    # one LignePiece per imputation: FA-2026-00101 bills music (311) and dance (312)
+    [first] = [p for p in pieces
+               if p.find("InfoPiece/LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"]
+    assert [(e.find("CodeProduit").get("V"), e.find("Fonction").get("V"),
+             e.find("MontantHT").get("V")) for e in first.iterfind("LignePiece")] == [
+        ("FMC1", "311", "62.25"), ("INST", "311", "142.50"), ("DANS", "312", "78.00")]
+
+
+def _corail_source(tmp_path: Path, **payers: dict) -> Path:
+    """The example export with the first invoice's payer (``payer``) and joint payer
+    (``joint_payer``) changed or given."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    data["invoices"][0]["joint_payer"] = {
-        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
-        "address": {"street": "4 place du Marché", "complement": "Bât. C",
-                    "postal_code": "1040", "city": "Etterbeek", "country": "BE"}}
+    invoice = data["invoices"][0]
+    for key, changes in payers.items():
+        invoice.setdefault(key, {"kind": "person", "title": "M.", "address": {
+            "street": "4 place du Marché", "postal_code": "45200", "city": "Montargis"}})
+        invoice[key].update(changes)
     source = tmp_path / "export.json"
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return source
+
+
+def test_corail_joint_debtor_is_nested_as_in_its_source_and_valid(tmp_path):
+    """TiersSolidaire holds InfoTiersSolidaire and AdresseTiersSolidaire, as Noethys
+    writes it; pesgen wrote their elements flat in TiersSolidaire."""
+    source = _corail_source(tmp_path, joint_payer={
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "address": {"street": "4 place du Marché", "complement": "Bât. C",
+                    "postal_code": "1040", "city": "Etterbeek", "country": "BE"}})
     [f] = export(CORAIL, source, tmp_path / "out", RUN).files
     doc = etree.parse(str(f.path))
     own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
     assert own.validate(doc), own.error_log
     [joint] = doc.findall(".//TiersSolidaire")
-    assert {e.tag: e.get("V") for e in joint} == {
+    assert _tags(joint) == ["InfoTiersSolidaire", "AdresseTiersSolidaire"]
+    assert {e.tag: e.get("V") for e in joint.find("InfoTiersSolidaire")} == {
         "CatTiersTiersSolidaire": "01", "NatJurTiersSolidaire": "01",
         "TypeTiersTiersSolidaire": "D", "CiviliteTiersSolidaire": "Mr",
         "RaisonSocialeTiersSolidaire": "LEFÈVRE MARC", "NomTiersSolidaire": "LEFÈVRE",
-        "PrenomTiersSolidaire": "MARC", "AdresseEtrangerTiersSolidaire": "O",
-        "ComplementTiersSolidaire": "BÂT. C", "RueTiersSolidaire": "4 PLACE DU MARCHÉ",
-        "CPTiersSolidaire": "99999", "VilleTiersSolidaire": "1040 ETTERBEEK"}
-    assert joint.getparent().find("LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"
+        "PrenomTiersSolidaire": "MARC"}
+    assert {e.tag: e.get("V") for e in joint.find("AdresseTiersSolidaire")} == {
+        "AdresseEtrangerTiersSolidaire": "O", "ComplementTiersSolidaire": "BÂT. C",
+        "RueTiersSolidaire": "4 PLACE DU MARCHÉ", "CPTiersSolidaire": "99999",
+        "VilleTiersSolidaire": "1040 ETTERBEEK"}
+    info = joint.getparent()
+    assert _tags(info)[3:6] == ["Tiers", "RefBancaire", "TiersSolidaire"]
+    assert info.find("LibPieceJustificative").get("V") == "FACTURE FA-2026-00101"
 
 
-def test_corail_raison_sociale_is_the_name_and_first_name_whatever_their_lengths(tmp_path):
-    """RaisonSociale is nom + " " + prénom (77 at most, as the public reference has it):
-    a person's long name split by name_overflow keeps its second part in ComplNom only,
-    so a valid debtor is never refused for a RaisonSociale over 77."""
-    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    payer = data["invoices"][0]["payer"]
-    payer.update(last_name="De La Rochefoucauld-Montmorency Saint-Aubin",
-                 first_name="Marie-Christine Anne-Sophie Éléonore")
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+def test_corail_raison_sociale_loses_no_part_of_a_split_name(tmp_path):
+    """A person's name split by name_overflow (Nom 38 + ComplNom) lost its second part
+    in RaisonSociale when the person had a first name: 'ASSOCIATION SPORTIVE ET
+    CULTURELLE DES JEAN'. RaisonSociale is now the name, its complement and the first
+    name, the joint debtor's too."""
+    name = {"last_name": "Association Sportive et Culturelle des Familles Rurales",
+            "first_name": "Jean"}
+    source = _corail_source(tmp_path, payer=name, joint_payer=name)
     [f] = export(CORAIL, source, tmp_path / "out", RUN).files
     doc = etree.parse(str(f.path))
-    tiers = doc.findall(".//InfoTiers")[0]
-    got = {e.tag: e.get("V") for e in tiers}
-    assert got["RaisonSociale"] == f"{got['Nom']} {got['Prenom']}"
-    assert len(got["RaisonSociale"]) <= 77 and got["ComplNom"]
-    assert (got["Nom"] + " " + got["ComplNom"]).replace(" ", "") == \
-        "DE LA ROCHEFOUCAULD-MONTMORENCY SAINT-AUBIN".replace(" ", "")
+    own = load_xsd(ROOT / "templates" / "cosoluce-corail" / "corail.xsd")
+    assert own.validate(doc), own.error_log
+    for suffix, info in (("", doc.findall(".//InfoTiers")[0]),
+                         ("TiersSolidaire", doc.find(".//InfoTiersSolidaire"))):
+        got = {e.tag.removesuffix(suffix) if suffix else e.tag: e.get("V") for e in info}
+        assert got["Nom"] == "ASSOCIATION SPORTIVE ET CULTURELLE DES"
+        assert got["ComplNom"] == "FAMILLES RURALES" and got["Prenom"] == "JEAN"
+        assert got["RaisonSociale"] == \
+            "ASSOCIATION SPORTIVE ET CULTURELLE DES FAMILLES RURALES JEAN"
+
+
+def test_corail_raison_sociale_over_its_limit_is_refused(tmp_path):
+    """Name, complement and first name over RaisonSociale's 77 characters: refused by
+    corail.xsd, each debtor named by its invoice and input record, nothing written (the
+    complement is never dropped to make it fit)."""
+    long = {"last_name": "De La Rochefoucauld-Montmorency Saint-Aubin",
+            "first_name": "Marie-Christine Anne-Sophie Éléonore"}
+    source = _corail_source(tmp_path, payer=long, joint_payer=long)
+    out = tmp_path / "out"
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, out, RUN)
+    assert "nothing written" in str(info.value)
+    assert not out.exists()
+    said = [str(p) for p in info.value.problems]
+    assert len(said) == 2, said
+    elements = ("InfoTiers/RaisonSociale", "InfoTiersSolidaire/RaisonSocialeTiersSolidaire")
+    for problem, element in zip(said, elements, strict=True):
+        assert element in problem and "invoice FA-2026-00101" in problem, problem
+        assert "length of '80'" in problem and "maximum length of '77'" in problem
+        assert "$.invoices[0]" in problem and "(rule xsd.bundle)" in problem
 
 
 def test_vendor_formats_are_marked_reconstructed():
