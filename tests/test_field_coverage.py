@@ -245,7 +245,7 @@ def test_the_shipped_bundles_declare_what_they_do_not_carry():
     format.yaml line; none lists what a split policy fills (it would not silence the
     refusal: the shipped templates write both complements)."""
     bundles = [p for p in data_dir("templates").iterdir() if (p / "format.yaml").is_file()]
-    assert len(bundles) >= 5  # not the folder's other files (PROVENANCE.md)
+    assert len(bundles) >= 5
     for folder in sorted(bundles):
         fmt = load_format(folder)
         assert "payer.email" in fmt.not_carried, fmt.name
