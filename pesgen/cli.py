@@ -192,8 +192,9 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
         for problem in stopped:
             _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
-                                                        else "."))
+        _echo_err(f"{len(exc.problems)} problem(s)"
+                  + (f"; {exc.outcome}" if exc.outcome else
+                     "; nothing was written." if written else "."))
     if then:
         _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
@@ -1681,6 +1682,13 @@ def main() -> None:
                       "(an export refused with nothing recorded removes the store it has "
                       "just created: docs/state.md); nothing was recorded: run the command "
                       "again (with --create-store to create the store)")
+        elif exc.connection_invalidated:
+            # lost as the command committed, its change may be in the database (an
+            # export reads it again itself: runs.py; any other command cannot tell)
+            _echo_err(f"error: the connection to the state store was lost: "
+                      f"{str(exc.orig).strip()}; a change this command was committing may "
+                      "be recorded: check (`pesgen runs list`, `pesgen runs show RUN`) "
+                      "before running it again")
         else:
             _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
         sys.exit(int(ExitCode.STATE))

@@ -348,6 +348,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             raise _input_changed(input_path)
         run_id = new_run_id()
         committed = False  # the run is recorded: what fails after must name it
+        committing = False  # the commit was asked: from then on, recorded or not is read
         try:
             with store.transaction() as conn:
                 opened = store.recorded_next(conn, key) is not None
@@ -420,6 +421,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     check_free(temps)
                     if on_commit is not None:
                         on_commit()
+                    committing = True
                     conn.commit()
                     committed = True
                 except BaseException:
@@ -433,18 +435,36 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                 before_publish()  # tests: a crash here
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
-            if not committed and isinstance(exc, KeyboardInterrupt):
-                # a signal inside the commit call, the database's commit done or not
-                committed = _recorded(store, run_id)
+            why = _why(exc)
+            if not committed and committing:
+                # the commit call failed (the connection lost as the database committed,
+                # its answer never received) or was interrupted: the database's commit
+                # done or not. Asked again, on a new connection
+                discard(temps, Path(out_dir))
+                recorded = _recorded(store, run_id)
+                if recorded is None:
+                    raise StateError(
+                        f"the state store failed as run {run_id} was committed: {why}. "
+                        "Whether the run is recorded is not known (the store could not be "
+                        f"read again); its files were not put in {out_dir}. It may be "
+                        f"recorded: check `pesgen runs show {run_id}`; if it is shown, "
+                        f"`pesgen regenerate {run_id} --out DIR` writes its files, byte for "
+                        "byte (do not export the input again: it would be refused), else "
+                        "nothing was recorded and the export can be run again",
+                        [Problem("run.commit-unknown", why, record=str(out_dir))],
+                        outcome="the run may be recorded (not known); no file was put in "
+                                "place.") from None
+                committed = recorded
             if not committed:
                 raise
-            # a file system error, or Ctrl-C / SIGTERM past the commit: the run stands
+            # a file system error, a commit whose answer was lost, or Ctrl-C / SIGTERM
+            # past the commit: the run stands
             discard(temps, Path(out_dir))
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             raise StateError(
                 f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
                 f"in {out_dir}: {why}. `pesgen regenerate {run_id} --out DIR` writes them "
-                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))]
+                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))],
+                outcome=f"run {run_id} is recorded; its files were not put in place."
             ) from None
         return result
     finally:
@@ -531,12 +551,28 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
     return notes
 
 
-def _recorded(store: Store, run_id: str) -> bool:
+def _recorded(store: Store, run_id: str) -> bool | None:
+    """Whether run ``run_id`` is recorded, read on a new connection; None: the store
+    cannot say (it cannot be reached)."""
     try:
         store.get_run(run_id)
-    except Exception:  # not recorded, or the store cannot say: the interrupt stands
+    except StateError:  # no such run
         return False
+    except Exception:  # the store cannot say
+        return None
     return True
+
+
+def _why(exc: BaseException) -> str:
+    """What failed, in words: an interrupt, a database error (the driver's message, not
+    SQLAlchemy's wrapping with its statement), a file system error naming its file."""
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, sa_exc.DBAPIError):
+        return f"the state store failed: {str(exc.orig).strip()}"
+    return str(exc)
 
 
 def vars_(obj: Any) -> dict[str, Any]:
