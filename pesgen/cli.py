@@ -271,16 +271,18 @@ def export(
 ) -> None:
     """Export a billing run: allocate the rôle number, write the file(s), record the run
     and print a summary (with --dry-run: check it all, write nothing)."""
-    from .runs import export_recorded
-
     interrupts = _Interrupts()
     left: str | None = None  # what became of a store the refused export created
+    line_open = [False]  # a progress line printed, not ended yet
     try:
         try:
+            # imported here, inside the handling: Ctrl-C while pesgen loads (a second or
+            # so) is said as any other before the commit
+            from .runs import export_recorded
+
             official_xsd = _official(official_xsd)
             fixed = _parse_date(run_date)
             progress = None
-            line_open = [False]
             if not quiet and sys.stderr.isatty():
                 def progress(n: int) -> None:
                     # pesgen's own text: its \r must reach the terminal as such
@@ -418,14 +420,24 @@ _IDENTIFIERS = ("mandate.rum:", "debtor.ref:")
 
 
 class _Interrupts:
-    """Ctrl-C and SIGTERM during one export command: held from its run's commit on
-    (``hold``), said after its summary (``say_held``), the handlers put back as the
-    command ends (``release``). Owned by the command's invocation: nothing of one
-    export is left for the next."""
+    """Ctrl-C and SIGTERM during one export (or regenerate) command: held from its run's
+    commit on (``hold``; regenerate: from its files being put in place), said after its
+    summary (``say_held``), the handlers put back as the command ends (``release``).
+    Owned by the command's invocation: nothing of one export is left for the next.
 
-    def __init__(self) -> None:
+    In pesgen's own process (``main``: ``process_ends``), the command's end is the
+    process's, a few tenths of a second later (click's teardown, the interpreter's
+    shutdown): an interrupt there would end it 130 (or kill it) though its run is
+    committed, its files in place and its summary printed. Once held, Ctrl-C and
+    SIGTERM are then ignored until the process exits, with the command's exit code."""
+
+    process_ends = False  # set by ``main``: the command's end is the process's
+
+    def __init__(self, said: str = "interrupt received once the run was recorded: the run "
+                 "stands, its files are in place (the summary above is whole)") -> None:
         self.received: list[int] = []  # the signals held
         self._replaced: dict[int, Any] = {}  # the handlers ``hold`` replaced
+        self._said = said
 
     def hold(self) -> None:
         """Called right before the run is committed (the commit is the last step that
@@ -444,14 +456,16 @@ class _Interrupts:
         self.received.append(signum)
 
     def release(self) -> None:
+        # ignored, not Python handlers: the interpreter puts the default back for those
+        # as it shuts down, where SIGTERM would kill the process
+        keep = self.process_ends and bool(self._replaced)
         while self._replaced:
             sig, handler = self._replaced.popitem()
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if keep else handler)
 
     def say_held(self) -> None:
         if self.received:
-            _echo_err("interrupt received once the run was recorded: the run stands, its "
-                      "files are in place (the summary above is whole)")
+            _echo_err(self._said)
 
 
 # What a dry run's summary says of the store it read (Store.found)
@@ -1464,14 +1478,32 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                ] = False) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
-    from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
-    from .runs import regenerate as do_regenerate
+    interrupts = _Interrupts("interrupt received once the files were being put in place: "
+                             "they are in place (the output above is whole)")
+    try:
+        _regenerate_command(run, out, db, cancelled, interrupts)
+    finally:
+        interrupts.release()
 
+
+def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
+                        interrupts: _Interrupts) -> None:
     waived: list[Problem] = []
     try:
+        # imported here: Ctrl-C while pesgen loads is said as any other before the files
+        # are put in place
+        from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
+        from .runs import regenerate as do_regenerate
+
         store = _store(db, must_exist=True)
         record = store.get_run(run)
-        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend)
+        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend,
+                                on_place=interrupts.hold)
+    except KeyboardInterrupt:
+        # before the files were put in place (from then on interrupts are held): the
+        # rebuilt files and the output folder regenerate created are gone
+        _echo_err("interrupted: nothing written")
+        raise typer.Exit(130) from None
     except PesgenError as exc:
         _say_waived(run, waived)
         _fail(exc)
@@ -1500,6 +1532,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                   f"{'its' if len(gone) == 1 else 'their'} files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
                   "trésorerie")
+    interrupts.say_held()
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")
@@ -1658,6 +1691,7 @@ def _pipe_safe(name: str) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _Interrupts.process_ends = True
     _pipe_safe("stdout")
     _pipe_safe("stderr")
     try:

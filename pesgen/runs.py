@@ -751,7 +751,8 @@ def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False,
-               warn: Callable[[list[Problem]], None] | None = None) -> list[Path]:
+               warn: Callable[[list[Problem]], None] | None = None,
+               on_place: Callable[[], None] | None = None) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
     cancelled run's files, or a cancelled bordereau's, are written only when asked
@@ -763,7 +764,9 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
     The recorded mapping is refused only by the checks of this pesgen that decide what
     is rendered (the run cannot be rebuilt: MappingError saying so); the ones it fails
     that change nothing of it (``mapping.RENDERS_NOTHING``, added since the run maybe)
-    are given to ``warn``, once, even when the rebuild fails after."""
+    are given to ``warn``, once, even when the rebuild fails after. ``on_place`` is
+    called right before the files, rebuilt and checked, are put in place (the CLI holds
+    interrupts from there on: the files then stand, whatever signal comes after)."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
@@ -788,7 +791,7 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
     in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _regenerate(run, out_dir, target, warn)
+        return _regenerate(run, out_dir, target, warn, on_place)
 
 
 REFERENCES_SUFFIX = ".references.csv"
@@ -852,13 +855,14 @@ def _not_rebuilt(run: dict[str, Any], exc: MappingError) -> MappingError:
 
 
 def _regenerate(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
-                warn: Callable[[list[Problem]], None] | None) -> list[Path]:
+                warn: Callable[[list[Problem]], None] | None,
+                on_place: Callable[[], None] | None = None) -> list[Path]:
     """Rebuild every file of the run, compare them all with what it recorded, and put
     in ``out_dir`` those ``target`` names (a file's name as recorded -> the name it is
     written under, or None: not written)."""
     waived: list[Problem] = []
     try:
-        return _rebuilt(run, out_dir, target, waived)
+        return _rebuilt(run, out_dir, target, waived, on_place)
     finally:
         if waived and warn is not None:
             warn(waived)
@@ -959,11 +963,11 @@ def _spellings(path: Path) -> set[str]:
 
 
 def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
-             waived: list[Problem]) -> list[Path]:
+             waived: list[Problem], on_place: Callable[[], None] | None = None) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         recorded = _AsRecorded(run, Path(tmp))
         try:
-            return _rebuilt_from(run, Path(tmp), out_dir, target, waived)
+            return _rebuilt_from(run, Path(tmp), out_dir, target, waived, on_place)
         except PesgenError as exc:
             recorded.error(exc)
             raise
@@ -972,7 +976,8 @@ def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | N
 
 
 def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
-                  target: Callable[[str], str | None], waived: list[Problem]) -> list[Path]:
+                  target: Callable[[str], str | None], waived: list[Problem],
+                  on_place: Callable[[], None] | None = None) -> list[Path]:
     """The run's files rebuilt from its records, written to ``base`` (a temporary
     folder), and put in ``out_dir``."""
     bundle = json.loads(unpack(run["format_bundle"]))
@@ -1030,6 +1035,8 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
                 temp.unlink()
             else:
                 placed.append((temp, out_dir / name))
+        if on_place is not None:
+            on_place()
         return commit(placed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
