@@ -571,7 +571,8 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     if isinstance(exc, sa_exc.DBAPIError):
-        return f"the state store failed: {str(exc.orig).strip()}"
+        # psycopg's message runs over lines ("…\n\tThis probably means…"): one line
+        return "the state store failed: " + " ".join(str(exc.orig).split()).rstrip(".")
     return str(exc)
 
 
