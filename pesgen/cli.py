@@ -949,11 +949,13 @@ def check_layout(
     encoding: Annotated[str | None, typer.Option(
         "--encoding", help="Encoding when the layout declares none (default UTF-8).")] = None,
 ) -> None:
-    """Check a layout file, and validate flat files (CSV, fixed-width) against it."""
+    """Check a layout file, and validate flat files (CSV, fixed-width) against it.
+    LAYOUT is a path, or a bundle's layout by FORMAT/FILE (a shipped bundle's, e.g.
+    bl-emagnus/wtamc001.layout.yaml)."""
     from .layout import load_layout, validate_file
 
     try:
-        compiled = load_layout(layout)
+        compiled = load_layout(_layout_path(layout))
         problems = []
         for file in files or []:
             if not file.is_file():
@@ -970,6 +972,25 @@ def check_layout(
                f"{len(compiled.records)} record type(s), {columns} column(s))")
     for file in files or []:
         typer.echo(f"{file}: valid against {compiled.name}")
+
+
+def _layout_path(layout: Path) -> Path:
+    """check-layout's LAYOUT: a file there, else a layout of a format bundle named
+    FORMAT/FILE (a shipped one's, or one of PESGEN_FORMATS_PATH's: the folders pesgen
+    finds formats in, in their order); else a usage error, as a file to validate that is
+    missing is (a layout a bundle names that is missing is the bundle's error, exit 3)."""
+    from .resources import format_dirs, inside
+
+    if layout.exists():
+        return layout
+    if len(layout.parts) == 2 and not layout.is_absolute():
+        for folder in format_dirs():
+            candidate = folder / layout
+            if inside(folder / layout.parts[0], candidate) and candidate.is_file():
+                return candidate
+    raise UsageError(f"{layout}: no such layout file, nor a format bundle's layout (give a "
+                     "path, or FORMAT/FILE such as bl-emagnus/wtamc001.layout.yaml; `pesgen "
+                     "formats` lists the bundles)")
 
 
 @app.command("new-format")
