@@ -61,12 +61,31 @@ def write_temp(folder: Path, chunks: Iterable[bytes], like: Path | None = None
     return Path(name), digest.hexdigest()
 
 
+@contextlib.contextmanager
+def naming(name: str | Path) -> Iterator[None]:
+    """An OSError the block raises that names no file (a write, a flush or a close
+    refused: ``File too large``, ``No space left on device``) names ``name``."""
+    try:
+        yield
+    except OSError as exc:
+        name_error(exc, name)
+        raise
+
+
+def name_error(exc: BaseException | None, name: str | Path) -> None:
+    """Give ``exc``, an OSError naming no file, the name ``name``."""
+    if isinstance(exc, OSError) and exc.filename is None:
+        exc.filename = str(name)
+
+
 def stage(temps: Staged, final: Path, chunks: Iterable[bytes], like: Path | None = None,
           folder: Path | None = None) -> tuple[Path, str]:
     """Write ``chunks`` to a temporary file beside ``final`` (``write_temp``), or in
     ``folder`` (a dry run's, whose files are never put in place), and add the pair to
-    ``temps``, for ``commit`` or ``discard``; return what ``write_temp`` returns."""
-    tmp, digest = write_temp(folder or final.parent, chunks, like)
+    ``temps``, for ``commit`` or ``discard``; return what ``write_temp`` returns. An
+    error of the system writing it names ``final``."""
+    with naming(final):
+        tmp, digest = write_temp(folder or final.parent, chunks, like)
     temps.append((tmp, final))
     return tmp, digest
 
@@ -78,7 +97,8 @@ def write_file(path: Path, data: str | bytes, encoding: str = "utf-8",
     ``new``, a file already there (even one that appears meanwhile) is refused."""
     path = Path(path)
     blob = data.encode(encoding) if isinstance(data, str) else data
-    tmp, _ = write_temp(path.parent, [blob], like=path)
+    with naming(path):
+        tmp, _ = write_temp(path.parent, [blob], like=path)
     try:
         if new:
             _place_new(tmp, path)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
 from .atomic import commit, discard, stage
-from .errors import MappingError, OutputInvalidError, Problem, TemplateError
+from .errors import MappingError, OutputInvalidError, Problem, TemplateError, UsageError
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format, typ_bord_problems
+from .resources import installed_data
 
 FIXTURE_DATE = date(2026, 11, 23)
 FIXTURE_FIRST_NUMBER = 1
@@ -414,6 +415,14 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     mapping binds that no template writes (``coverage.check``), each file the fixture
     leaves empty (``unexercised``), each template and option no output reads
     (``unused_parts``), and each folder of expected/ (``expected_folders``)."""
+    if regen and installed_data(fmt.folder):
+        # site-packages/pesgen/_data/templates/…: what every run of this installation
+        # renders, and what an upgrade replaces
+        raise UsageError(
+            f"{fmt.name}: {fmt.folder} is the bundle installed with pesgen: --regen does not "
+            "rewrite (nor remove) files inside the installed package. Copy the bundle into "
+            f"a folder of your own (cp -r {fmt.folder} FORMATS/) and run `pesgen "
+            f"check-format {fmt.name} --formats-dir FORMATS --regen` there")
     problems = unfinished(fmt)
     if problems:
         raise MappingError(f"{fmt.name}: the bundle is not finished: "

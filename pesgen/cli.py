@@ -192,8 +192,9 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
         for problem in stopped:
             _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s)" + ("; nothing was written." if written
-                                                        else "."))
+        _echo_err(f"{len(exc.problems)} problem(s)"
+                  + (f"; {exc.outcome}" if exc.outcome else
+                     "; nothing was written." if written else "."))
     if then:
         _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
@@ -270,16 +271,18 @@ def export(
 ) -> None:
     """Export a billing run: allocate the rôle number, write the file(s), record the run
     and print a summary (with --dry-run: check it all, write nothing)."""
-    from .runs import export_recorded
-
     interrupts = _Interrupts()
     left: str | None = None  # what became of a store the refused export created
+    line_open = [False]  # a progress line printed, not ended yet
     try:
         try:
+            # imported here, inside the handling: Ctrl-C while pesgen loads (a second or
+            # so) is said as any other before the commit
+            from .runs import export_recorded
+
             official_xsd = _official(official_xsd)
             fixed = _parse_date(run_date)
             progress = None
-            line_open = [False]
             if not quiet and sys.stderr.isatty():
                 def progress(n: int) -> None:
                     # pesgen's own text: its \r must reach the terminal as such
@@ -417,14 +420,24 @@ _IDENTIFIERS = ("mandate.rum:", "debtor.ref:")
 
 
 class _Interrupts:
-    """Ctrl-C and SIGTERM during one export command: held from its run's commit on
-    (``hold``), said after its summary (``say_held``), the handlers put back as the
-    command ends (``release``). Owned by the command's invocation: nothing of one
-    export is left for the next."""
+    """Ctrl-C and SIGTERM during one export (or regenerate) command: held from its run's
+    commit on (``hold``; regenerate: from its files being put in place), said after its
+    summary (``say_held``), the handlers put back as the command ends (``release``).
+    Owned by the command's invocation: nothing of one export is left for the next.
 
-    def __init__(self) -> None:
+    In pesgen's own process (``main``: ``process_ends``), the command's end is the
+    process's, a few tenths of a second later (click's teardown, the interpreter's
+    shutdown): an interrupt there would end it 130 (or kill it) though its run is
+    committed, its files in place and its summary printed. Once held, Ctrl-C and
+    SIGTERM are then ignored until the process exits, with the command's exit code."""
+
+    process_ends = False  # set by ``main``: the command's end is the process's
+
+    def __init__(self, said: str = "interrupt received once the run was recorded: the run "
+                 "stands, its files are in place (the summary above is whole)") -> None:
         self.received: list[int] = []  # the signals held
         self._replaced: dict[int, Any] = {}  # the handlers ``hold`` replaced
+        self._said = said
 
     def hold(self) -> None:
         """Called right before the run is committed (the commit is the last step that
@@ -443,14 +456,16 @@ class _Interrupts:
         self.received.append(signum)
 
     def release(self) -> None:
+        # ignored, not Python handlers: the interpreter puts the default back for those
+        # as it shuts down, where SIGTERM would kill the process
+        keep = self.process_ends and bool(self._replaced)
         while self._replaced:
             sig, handler = self._replaced.popitem()
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if keep else handler)
 
     def say_held(self) -> None:
         if self.received:
-            _echo_err("interrupt received once the run was recorded: the run stands, its "
-                      "files are in place (the summary above is whole)")
+            _echo_err(self._said)
 
 
 # What a dry run's summary says of the store it read (Store.found)
@@ -934,11 +949,13 @@ def check_layout(
     encoding: Annotated[str | None, typer.Option(
         "--encoding", help="Encoding when the layout declares none (default UTF-8).")] = None,
 ) -> None:
-    """Check a layout file, and validate flat files (CSV, fixed-width) against it."""
+    """Check a layout file, and validate flat files (CSV, fixed-width) against it.
+    LAYOUT is a path, or a bundle's layout by FORMAT/FILE (a shipped bundle's, e.g.
+    bl-emagnus/wtamc001.layout.yaml)."""
     from .layout import load_layout, validate_file
 
     try:
-        compiled = load_layout(layout)
+        compiled = load_layout(_layout_path(layout))
         problems = []
         for file in files or []:
             if not file.is_file():
@@ -955,6 +972,25 @@ def check_layout(
                f"{len(compiled.records)} record type(s), {columns} column(s))")
     for file in files or []:
         typer.echo(f"{file}: valid against {compiled.name}")
+
+
+def _layout_path(layout: Path) -> Path:
+    """check-layout's LAYOUT: a file there, else a layout of a format bundle named
+    FORMAT/FILE (a shipped one's, or one of PESGEN_FORMATS_PATH's: the folders pesgen
+    finds formats in, in their order); else a usage error, as a file to validate that is
+    missing is (a layout a bundle names that is missing is the bundle's error, exit 3)."""
+    from .resources import format_dirs, inside
+
+    if layout.exists():
+        return layout
+    if len(layout.parts) == 2 and not layout.is_absolute():
+        for folder in format_dirs():
+            candidate = folder / layout
+            if inside(folder / layout.parts[0], candidate) and candidate.is_file():
+                return candidate
+    raise UsageError(f"{layout}: no such layout file, nor a format bundle's layout (give a "
+                     "path, or FORMAT/FILE such as bl-emagnus/wtamc001.layout.yaml; `pesgen "
+                     "formats` lists the bundles)")
 
 
 @app.command("new-format")
@@ -1463,14 +1499,32 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                ] = False) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
-    from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
-    from .runs import regenerate as do_regenerate
+    interrupts = _Interrupts("interrupt received once the files were being put in place: "
+                             "they are in place (the output above is whole)")
+    try:
+        _regenerate_command(run, out, db, cancelled, interrupts)
+    finally:
+        interrupts.release()
 
+
+def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
+                        interrupts: _Interrupts) -> None:
     waived: list[Problem] = []
     try:
+        # imported here: Ctrl-C while pesgen loads is said as any other before the files
+        # are put in place
+        from .runs import CANCELLED_PREFIX, bordereau_of, cancelled_bordereaux
+        from .runs import regenerate as do_regenerate
+
         store = _store(db, must_exist=True)
         record = store.get_run(run)
-        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend)
+        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend,
+                                on_place=interrupts.hold)
+    except KeyboardInterrupt:
+        # before the files were put in place (from then on interrupts are held): the
+        # rebuilt files and the output folder regenerate created are gone
+        _echo_err("interrupted: nothing written")
+        raise typer.Exit(130) from None
     except PesgenError as exc:
         _say_waived(run, waived)
         _fail(exc)
@@ -1499,6 +1553,7 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                   f"{'its' if len(gone) == 1 else 'their'} files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
                   "trésorerie")
+    interrupts.say_held()
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")
@@ -1657,6 +1712,7 @@ def _pipe_safe(name: str) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _Interrupts.process_ends = True
     _pipe_safe("stdout")
     _pipe_safe("stderr")
     try:
@@ -1681,6 +1737,13 @@ def main() -> None:
                       "(an export refused with nothing recorded removes the store it has "
                       "just created: docs/state.md); nothing was recorded: run the command "
                       "again (with --create-store to create the store)")
+        elif exc.connection_invalidated:
+            # lost as the command committed, its change may be in the database (an
+            # export reads it again itself: runs.py; any other command cannot tell)
+            _echo_err(f"error: the connection to the state store was lost: "
+                      f"{str(exc.orig).strip()}; a change this command was committing may "
+                      "be recorded: check (`pesgen runs list`, `pesgen runs show RUN`) "
+                      "before running it again")
         else:
             _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
         sys.exit(int(ExitCode.STATE))

@@ -106,15 +106,21 @@ class PesgenError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
     default_message = "pesgen failed"
 
-    def __init__(self, message: str | None = None, problems: list[Problem] | None = None):
+    def __init__(self, message: str | None = None, problems: list[Problem] | None = None,
+                 outcome: str | None = None):
         self.problems: list[Problem] = list(problems or [])
+        # what the command leaves, said after the count of problems: "nothing was
+        # written." unless the error says otherwise (a run recorded, its files not in
+        # place)
+        self.outcome = outcome
         super().__init__(message or self.default_message)
 
     def report(self) -> str:
         lines = [str(self)]
         lines.extend(f"  - {p}" for p in self.problems)
         if self.problems:
-            lines.append(f"{len(self.problems)} problem(s); nothing was written.")
+            lines.append(f"{len(self.problems)} problem(s); "
+                         f"{self.outcome or 'nothing was written.'}")
         return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from . import clock
 from ._csv import text_cell
-from .atomic import commit, discard, removed_if_refused, stage
+from .atomic import commit, discard, name_error, naming, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
@@ -441,9 +441,14 @@ class Exporter:
         bordereaux); else each bordereau numbers its own from 1."""
         result = ExportResult(self.mapping, self.fmt, self.run_date)
         stack = ExitStack()
+        # the spool files have no name: an error of the system on one (File too large
+        # as a buffer is written out, or one closed) names the folder they are in.
+        # Registered first, called last: it sees what closing a spool raised
+        spools = self._spools()
+        stack.push(lambda _type, exc, _tb: name_error(exc, spools))
         prepared = Prepared(result, [], stack, self.builder.seen, first_piece=first_piece)
         try:
-            with _fewer_collections():
+            with _fewer_collections(), naming(spools):
                 self._prepare(input_path, prepared)
         except BaseException:
             stack.close()
@@ -627,56 +632,8 @@ class Exporter:
         temps: list[tuple[Path, Path]] = []
         problems: list[Problem] = []
         try:
-            for offset, b in enumerate(prepared.bordereaux):
-                number = first_number + offset
-                names = []
-                for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
-                                                              strict=True)):
-                    doc0 = self.document(number, b.count, b.total, lines=b.lines)
-                    name = renderer.file_name(doc0)
-                    final = self._final(name)
-                    if any(final == taken for _, taken in temps):
-                        raise _same_name(self.fmt.name, name, renderer,
-                                         self.renderers[names.index(name)]
-                                         if name in names else None)
-                    names.append(name)
-                    self._check_free(final)
-                    doc = replace(doc0, file_name=name)
-                    if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
-                        result.skipped.append(name)
-                        continue
-                    tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool),
-                                        folder=self.work_dir)
-                    stream = b.streams[index] if b.streams else None
-                    if self.vouched:
-                        found = []  # compared with the recorded sha256 instead
-                    elif stream is not None:
-                        found = self._validate_streamed(stream, renderer, b, index, doc, tmp,
-                                                        name)
-                    else:
-                        found = self._validate(tmp, renderer, name)
-                    if found:
-                        found = attribute(found, name,
-                                          self._encode(renderer.head(doc), renderer, "head"),
-                                          self._encode(renderer.tail(doc), renderer, "tail"),
-                                          b.piece_lines[index], b.titles, prepared.origins)
-                    problems.extend(found)
-                    result.files.append(OutputFile(final, digest, number, b.count, b.total))
-                    if not self.vouched:
-                        result.checks[name] = checks_applied(renderer.spec, self.fmt,
-                                                             self.official_xsd)
-                for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
-                    result.invoices.append((inv, number, id_pce,
-                                            None if debt is None else debt_key(debt), amount))
-                if self._references_for(b.titles):
-                    text = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
-                                           guard=not self.vouched)
-                    final = self._final(Path(names[0]).stem + ".references.csv")
-                    self._check_free(final)
-                    _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
-                                             folder=self.work_dir)
-                    result.references.append(final)
-                    result.reference_digests[final.name] = ref_digest
+            with naming(self._spools()):  # a staged file's error names it: stage
+                self._assemble(prepared, first_number, temps, problems)
             if problems:
                 raise OutputInvalidError(f"{len(problems)} problem(s) in the rendered output; "
                                          "nothing written", problems)
@@ -687,6 +644,65 @@ class Exporter:
         result.titles = sum(b.count for b in prepared.bordereaux)
         result.total = sum((b.total for b in prepared.bordereaux), _ZERO)
         return temps
+
+    def _spools(self) -> str:
+        """What an error of the system on a spool file names: they have no name."""
+        return f"{self.work_dir}: the temporary file the rendered titles are spooled in"
+
+    def _assemble(self, prepared: Prepared, first_number: int,
+                  temps: list[tuple[Path, Path]], problems: list[Problem]) -> None:
+        """``finish``'s files staged in ``temps``, their problems in ``problems``."""
+        result = prepared.result
+        for offset, b in enumerate(prepared.bordereaux):
+            number = first_number + offset
+            names = []
+            for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
+                                                          strict=True)):
+                doc0 = self.document(number, b.count, b.total, lines=b.lines)
+                name = renderer.file_name(doc0)
+                final = self._final(name)
+                if any(final == taken for _, taken in temps):
+                    raise _same_name(self.fmt.name, name, renderer,
+                                     self.renderers[names.index(name)]
+                                     if name in names else None)
+                names.append(name)
+                self._check_free(final)
+                doc = replace(doc0, file_name=name)
+                if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
+                    result.skipped.append(name)
+                    continue
+                tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool),
+                                    folder=self.work_dir)
+                stream = b.streams[index] if b.streams else None
+                if self.vouched:
+                    found = []  # compared with the recorded sha256 instead
+                elif stream is not None:
+                    found = self._validate_streamed(stream, renderer, b, index, doc, tmp,
+                                                    name)
+                else:
+                    found = self._validate(tmp, renderer, name)
+                if found:
+                    found = attribute(found, name,
+                                      self._encode(renderer.head(doc), renderer, "head"),
+                                      self._encode(renderer.tail(doc), renderer, "tail"),
+                                      b.piece_lines[index], b.titles, prepared.origins)
+                problems.extend(found)
+                result.files.append(OutputFile(final, digest, number, b.count, b.total))
+                if not self.vouched:
+                    result.checks[name] = checks_applied(renderer.spec, self.fmt,
+                                                         self.official_xsd)
+            for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
+                result.invoices.append((inv, number, id_pce,
+                                        None if debt is None else debt_key(debt), amount))
+            if self._references_for(b.titles):
+                text = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
+                                       guard=not self.vouched)
+                final = self._final(Path(names[0]).stem + ".references.csv")
+                self._check_free(final)
+                _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
+                                         folder=self.work_dir)
+                result.references.append(final)
+                result.reference_digests[final.name] = ref_digest
 
     def _final(self, name: str) -> Path:
         """Where a file of the run goes: in the output folder; a dry run without one

@@ -30,6 +30,13 @@ def data_dir(kind: str) -> Path:
     raise UsageError(f"pesgen data folder '{kind}' not found (broken installation?)")
 
 
+def installed_data(path: Path) -> bool:
+    """Whether ``path`` lies inside the data an installed pesgen carries (a wheel's
+    ``pesgen/_data/``: its shipped bundles and schemas), which pesgen must not rewrite.
+    A checkout's ``templates/`` is the project's own source, not installed data."""
+    return inside(_PACKAGE_DIR / "_data", path)
+
+
 def inside(folder: Path, path: Path) -> bool:
     """Whether ``path``, with ``..`` and symbolic links resolved, lies inside ``folder``:
     the one test of every place that confines a name to a folder."""

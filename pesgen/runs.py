@@ -348,6 +348,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             raise _input_changed(input_path)
         run_id = new_run_id()
         committed = False  # the run is recorded: what fails after must name it
+        committing = False  # the commit was asked: from then on, recorded or not is read
         try:
             with store.transaction() as conn:
                 opened = store.recorded_next(conn, key) is not None
@@ -420,6 +421,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     check_free(temps)
                     if on_commit is not None:
                         on_commit()
+                    committing = True
                     conn.commit()
                     committed = True
                 except BaseException:
@@ -433,18 +435,36 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                 before_publish()  # tests: a crash here
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
-            if not committed and isinstance(exc, KeyboardInterrupt):
-                # a signal inside the commit call, the database's commit done or not
-                committed = _recorded(store, run_id)
+            why = _why(exc)
+            if not committed and committing:
+                # the commit call failed (the connection lost as the database committed,
+                # its answer never received) or was interrupted: the database's commit
+                # done or not. Asked again, on a new connection
+                discard(temps, Path(out_dir))
+                recorded = _recorded(store, run_id)
+                if recorded is None:
+                    raise StateError(
+                        f"the state store failed as run {run_id} was committed: {why}. "
+                        "Whether the run is recorded is not known (the store could not be "
+                        f"read again); its files were not put in {out_dir}. It may be "
+                        f"recorded: check `pesgen runs show {run_id}`; if it is shown, "
+                        f"`pesgen regenerate {run_id} --out DIR` writes its files, byte for "
+                        "byte (do not export the input again: it would be refused), else "
+                        "nothing was recorded and the export can be run again",
+                        [Problem("run.commit-unknown", why, record=str(out_dir))],
+                        outcome="the run may be recorded (not known); no file was put in "
+                                "place.") from None
+                committed = recorded
             if not committed:
                 raise
-            # a file system error, or Ctrl-C / SIGTERM past the commit: the run stands
+            # a file system error, a commit whose answer was lost, or Ctrl-C / SIGTERM
+            # past the commit: the run stands
             discard(temps, Path(out_dir))
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             raise StateError(
                 f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
                 f"in {out_dir}: {why}. `pesgen regenerate {run_id} --out DIR` writes them "
-                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))]
+                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))],
+                outcome=f"run {run_id} is recorded; its files were not put in place."
             ) from None
         return result
     finally:
@@ -531,12 +551,29 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
     return notes
 
 
-def _recorded(store: Store, run_id: str) -> bool:
+def _recorded(store: Store, run_id: str) -> bool | None:
+    """Whether run ``run_id`` is recorded, read on a new connection; None: the store
+    cannot say (it cannot be reached)."""
     try:
         store.get_run(run_id)
-    except Exception:  # not recorded, or the store cannot say: the interrupt stands
+    except StateError:  # no such run
         return False
+    except Exception:  # the store cannot say
+        return None
     return True
+
+
+def _why(exc: BaseException) -> str:
+    """What failed, in words: an interrupt, a database error (the driver's message, not
+    SQLAlchemy's wrapping with its statement), a file system error naming its file."""
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, sa_exc.DBAPIError):
+        # psycopg's message runs over lines ("…\n\tThis probably means…"): one line
+        return "the state store failed: " + " ".join(str(exc.orig).split()).rstrip(".")
+    return str(exc)
 
 
 def vars_(obj: Any) -> dict[str, Any]:
@@ -715,7 +752,8 @@ def _already(invoice: str, other: str, run: str, name: str, id_bord: int,
 
 
 def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False,
-               warn: Callable[[list[Problem]], None] | None = None) -> list[Path]:
+               warn: Callable[[list[Problem]], None] | None = None,
+               on_place: Callable[[], None] | None = None) -> list[Path]:
     """Rebuild a run's files from what the run recorded, and check they are
     byte-identical to the originals (sha256). Numbers are not allocated again. A
     cancelled run's files, or a cancelled bordereau's, are written only when asked
@@ -727,7 +765,9 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
     The recorded mapping is refused only by the checks of this pesgen that decide what
     is rendered (the run cannot be rebuilt: MappingError saying so); the ones it fails
     that change nothing of it (``mapping.RENDERS_NOTHING``, added since the run maybe)
-    are given to ``warn``, once, even when the rebuild fails after."""
+    are given to ``warn``, once, even when the rebuild fails after. ``on_place`` is
+    called right before the files, rebuilt and checked, are put in place (the CLI holds
+    interrupts from there on: the files then stand, whatever signal comes after)."""
     run = store.get_run(run_id)
     if run["status"] == "cancelled" and not cancelled:
         reason = f" ({run['cancel_reason']})" if run.get("cancel_reason") else ""
@@ -752,7 +792,7 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
     in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _regenerate(run, out_dir, target, warn)
+        return _regenerate(run, out_dir, target, warn, on_place)
 
 
 REFERENCES_SUFFIX = ".references.csv"
@@ -816,13 +856,14 @@ def _not_rebuilt(run: dict[str, Any], exc: MappingError) -> MappingError:
 
 
 def _regenerate(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
-                warn: Callable[[list[Problem]], None] | None) -> list[Path]:
+                warn: Callable[[list[Problem]], None] | None,
+                on_place: Callable[[], None] | None = None) -> list[Path]:
     """Rebuild every file of the run, compare them all with what it recorded, and put
     in ``out_dir`` those ``target`` names (a file's name as recorded -> the name it is
     written under, or None: not written)."""
     waived: list[Problem] = []
     try:
-        return _rebuilt(run, out_dir, target, waived)
+        return _rebuilt(run, out_dir, target, waived, on_place)
     finally:
         if waived and warn is not None:
             warn(waived)
@@ -923,11 +964,11 @@ def _spellings(path: Path) -> set[str]:
 
 
 def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | None],
-             waived: list[Problem]) -> list[Path]:
+             waived: list[Problem], on_place: Callable[[], None] | None = None) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pesgen-regen-") as tmp:
         recorded = _AsRecorded(run, Path(tmp))
         try:
-            return _rebuilt_from(run, Path(tmp), out_dir, target, waived)
+            return _rebuilt_from(run, Path(tmp), out_dir, target, waived, on_place)
         except PesgenError as exc:
             recorded.error(exc)
             raise
@@ -936,7 +977,8 @@ def _rebuilt(run: dict[str, Any], out_dir: Path, target: Callable[[str], str | N
 
 
 def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
-                  target: Callable[[str], str | None], waived: list[Problem]) -> list[Path]:
+                  target: Callable[[str], str | None], waived: list[Problem],
+                  on_place: Callable[[], None] | None = None) -> list[Path]:
     """The run's files rebuilt from its records, written to ``base`` (a temporary
     folder), and put in ``out_dir``."""
     bundle = json.loads(unpack(run["format_bundle"]))
@@ -994,6 +1036,8 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
                 temp.unlink()
             else:
                 placed.append((temp, out_dir / name))
+        if on_place is not None:
+            on_place()
         return commit(placed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

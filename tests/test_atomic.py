@@ -309,3 +309,47 @@ def test_a_name_taken_after_the_check_is_never_overwritten(tmp_path, monkeypatch
     assert mapping.read_text(encoding="utf-8") == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["OUT.xml", "m.yaml"]
     assert write_file(tmp_path / "n.yaml", "scaffold", new=True).read_text() == "scaffold"
+
+
+def test_a_write_the_system_refuses_names_the_file(tmp_path, monkeypatch):
+    """A write, flush or fsync the system refuses (EFBIG, ENOSPC) raises an OSError
+    naming no file: the export said "error: File too large; nothing was written". The
+    file it was writing is named."""
+    import errno
+
+    def too_large(_fd):
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(os, "fsync", too_large)
+    final = tmp_path / "PES.xml"
+    with pytest.raises(OSError) as info:
+        atomic.stage([], final, [b"<PES_Aller/>"], folder=tmp_path)
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(final)
+    with pytest.raises(OSError) as info:
+        write_file(tmp_path / "a.csv", "x")
+    assert info.value.filename == str(tmp_path / "a.csv")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_over_the_file_size_limit_names_what_it_was_writing(tmp_path):
+    """`ulimit -f 4` (SIGXFSZ ignored, as Python does): the spool file of the rendered
+    titles, which has no name, passes the limit first; the error named nothing."""
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    r = subprocess.run([sys.executable, "-c", "from pesgen.cli import main; main()", "export",
+                        "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"), "-i",
+                        str(EXAMPLES / "school-export.json"), "-o", str(out), "--date",
+                        "2026-11-23", "--db", str(tmp_path / "s.db"), "--create-store"],
+                       capture_output=True, text=True, timeout=120, check=False,
+                       preexec_fn=limited)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (f"error: File too large ({out}: the temporary file the rendered "
+                        "titles are spooled in); nothing was written\n")
+    assert sorted(os.listdir(tmp_path)) == []

@@ -766,6 +766,125 @@ def test_the_interrupts_an_export_holds_belong_to_its_invocation(capsys):
     assert second.received == [] and capsys.readouterr().err == ""
 
 
+# pesgen's own process (``main``) whose command sends itself ``sig`` twice right after
+# it calls ``where`` (a function of pesgen.cli, or a method of one of its classes), and
+# says so on standard output. ``_Interrupts.release``: as it puts the signal handlers
+# back, the moment the process has still a few tenths of a second to live (click's
+# teardown, the interpreter's shutdown), its run committed, its files in place and its
+# summary printed; ``_Interrupts.hold``: as the command starts holding them (an export's
+# commit, regenerate's placing); ``_say_left_by_others``: as it prints its summary
+_SIGNALLED_CHILD = """
+import os, signal, sys
+import pesgen.cli
+from pesgen.cli import main
+
+sig, where = int(sys.argv[1]), sys.argv[2].split(".")
+owner = pesgen.cli
+for name in where[:-1]:
+    owner = getattr(owner, name)
+real = getattr(owner, where[-1])
+
+def then_signalled(*args, **kwargs):
+    done = real(*args, **kwargs)
+    print("signals sent", flush=True)
+    os.kill(os.getpid(), sig)
+    os.kill(os.getpid(), sig)
+    return done
+
+setattr(owner, where[-1], then_signalled)
+sys.argv = ["pesgen", *sys.argv[3:]]
+main()
+"""
+
+
+def _signalled(sig: int, where: str, *args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SIGNALLED_CHILD, str(int(sig)), where,
+                           *map(str, args)], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_as_a_committed_export_ends_does_not_change_its_exit(tmp_path, sig):
+    """The handlers were put back as the export command ended (`finally:
+    interrupts.release()`) and the process lived 0.25-0.45 s more: Ctrl-C or SIGTERM
+    there ended it 130 (or killed it) though the run was committed, its files in place
+    and its summary printed whole. Once held, the signals stay ignored until the process
+    exits 0."""
+    db = tmp_path / "store.sqlite3"
+    out = tmp_path / "out"
+    r = _signalled(sig, "_Interrupts.release", "export", "-m", JSON_MAPPING, "-i", JSON_INPUT,
+                   "-o", out, "--date", RUN_DATE, "--db", db, "--create-store")
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert "titles: 11, total 2527.25" in r.stdout and "signals sent" in r.stdout
+    assert "Traceback" not in r.stderr and "interrupted" not in r.stderr
+    assert _files(out) == [REFS_NAME, XML_NAME]
+    # a command that held nothing (refused before its commit) is stopped as ever
+    again = _signalled(sig, "_Interrupts.release", "export", "-m", JSON_MAPPING, "-i",
+                       JSON_INPUT, "-o", tmp_path / "again", "--date", RUN_DATE, "--db", db)
+    assert again.returncode in (130, -sig), again.stderr
+    assert "already exported" in again.stderr
+
+
+@pytest.mark.parametrize("when", ["_Interrupts.hold", "_say_left_by_others",
+                                  "_Interrupts.release"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_once_regenerate_puts_its_files_in_place_does_not_stop_it(
+        tmp_path, sig, when):
+    """regenerate interrupted once its files were placed exited 130, silently, with its
+    files in place. From their placing on it holds Ctrl-C and SIGTERM as export does
+    from its commit: the files are placed, its output printed whole, exit 0."""
+    db = tmp_path / "store.sqlite3"
+    ok = _run("export", "-m", JSON_MAPPING, "-i", JSON_INPUT, "-o", tmp_path / "out",
+              "--date", RUN_DATE, "--db", db, "--create-store")
+    assert ok.exit_code == 0, ok.output
+    run_id = re.search(r"run ([0-9a-f-]{36})", ok.stdout).group(1)
+    regen = tmp_path / "regen"
+    r = _signalled(sig, when, "regenerate", run_id, "-o", regen, "--db", db)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert "identical to the recorded files (sha256)" in r.stdout
+    assert "signals sent" in r.stdout
+    assert _files(regen) == [REFS_NAME, XML_NAME]
+    held = ("interrupt received once the files were being put in place: they are in place "
+            "(the output above is whole)\n")
+    assert r.stderr == ("" if when == "_Interrupts.release" else held), r.stderr
+
+
+def test_regenerate_interrupted_before_its_files_are_placed_says_so(tmp_path, monkeypatch):
+    """Exit 130 as before, but said: nothing written (it was silent)."""
+    import pesgen.runs as runs_module
+
+    db = tmp_path / "store.sqlite3"
+    ok = _run("export", "-m", JSON_MAPPING, "-i", JSON_INPUT, "-o", tmp_path / "out",
+              "--date", RUN_DATE, "--db", db, "--create-store")
+    run_id = re.search(r"run ([0-9a-f-]{36})", ok.stdout).group(1)
+    real = runs_module._rebuild_files
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs at once, in this thread
+
+    monkeypatch.setattr(runs_module, "_rebuild_files", interrupted)
+    r = _run("regenerate", run_id, "-o", tmp_path / "regen", "--db", db)
+    assert r.exit_code == 130
+    assert r.stderr == "interrupted: nothing written\n"
+    assert not (tmp_path / "regen").exists()
+
+
+def test_an_interrupt_while_pesgen_loads_is_said(tmp_path, monkeypatch):
+    """Ctrl-C in the first second or so (pesgen.runs and what it imports, SQLAlchemy,
+    lxml…, loading before the export's handling) exited 130 with no message."""
+
+    class Loading:
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "pesgen.runs", Loading())
+    r = _export(tmp_path / "out", "--db", tmp_path / "store.sqlite3", "--create-store")
+    assert r.exit_code == 130
+    assert r.stderr == "interrupted: nothing written, no number used\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store.sqlite3").exists()
+
+
 def _without_civility_table(folder: Path) -> tuple[Path, Path]:
     """The example mapping without codes.civility, and the example without its Mlle
     (Hélios refuses Mademoiselle, table or not)."""

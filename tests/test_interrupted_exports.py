@@ -500,3 +500,91 @@ def test_a_store_removed_while_a_command_uses_it_is_said_so(tmp_path):
         "docs/state.md); nothing was recorded: run the command again (with --create-store "
         "to create the store)\n")
     assert not db.exists()
+
+
+def _lost_at_commit(monkeypatch, store: Store | None = None) -> None:
+    """The connection lost as the run is committed: the database commits, its answer
+    never comes back (a TCP proxy dropping the link after forwarding COMMIT). With
+    ``store``: the store cannot be read again either."""
+    from sqlalchemy.engine import Connection
+
+    real = Connection.commit
+    lost = sa.exc.OperationalError(
+        "COMMIT", None, Exception("server closed the connection unexpectedly"),
+        connection_invalidated=True)
+
+    def commit_then_lost(self):
+        real(self)
+        raise lost
+
+    def unreadable(_self, _run_id):
+        raise lost
+
+    monkeypatch.setattr(Connection, "commit", commit_then_lost)
+    if store is not None:
+        monkeypatch.setattr(Store, "get_run", unreadable)
+
+
+def test_a_run_committed_whose_answer_was_lost_is_said_recorded(tmp_path, monkeypatch,
+                                                                  db_url):
+    """The connection lost at COMMIT, the run committed: pesgen said "the state store
+    failed: server closed the connection unexpectedly; nothing was recorded" (exit 7)
+    while `runs list` showed the run, its files absent, the input's rerun refused. Read
+    again on a new connection, the run is found recorded: said so, with regenerate."""
+    store = Store(db_url)
+    out = tmp_path / "out"
+    _lost_at_commit(monkeypatch)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    monkeypatch.undo()
+    [run] = store.list_runs()
+    assert str(info.value) == (
+        f"run {run.id} is recorded (IdBord 1), but its files could not be put in {out}: the "
+        "state store failed: server closed the connection unexpectedly. `pesgen regenerate "
+        f"{run.id} --out DIR` writes them again, byte for byte")
+    assert [p.rule for p in info.value.problems] == ["run.publish"]
+    assert info.value.report().endswith(
+        f"1 problem(s); run {run.id} is recorded; its files were not put in place.")
+    assert not out.exists() or list(out.iterdir()) == []
+    assert regenerate(store, run.id, out)
+    store.engine.dispose()
+
+
+def test_the_cli_says_a_run_whose_commit_answer_was_lost_is_recorded(tmp_path, monkeypatch):
+    """The same through the command: exit 7, the run named, and a last line that says
+    it is recorded (it said "1 problem(s); nothing was written.")."""
+    db = tmp_path / "store.sqlite3"
+    _lost_at_commit(monkeypatch)
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     tmp_path / "out", "--date", "2026-11-23", "--db", db, "--create-store")
+    monkeypatch.undo()
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert result.exit_code == 7, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"error: run {run.id} is recorded (IdBord 1)"), lines
+    assert "nothing was recorded" not in result.stderr
+    assert lines[-1] == f"1 problem(s); run {run.id} is recorded; its files were not put in place."
+
+
+def test_a_commit_whose_answer_was_lost_and_that_cannot_be_checked_is_said_unknown(
+        tmp_path, monkeypatch, db_url):
+    """The store cannot be read again either: pesgen cannot know whether the run is
+    recorded, and says that (never "nothing was recorded")."""
+    store = Store(db_url)
+    out = tmp_path / "out"
+    _lost_at_commit(monkeypatch, store)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    monkeypatch.undo()
+    [run] = store.list_runs()  # it was: the database committed
+    message = str(info.value)
+    assert message.startswith(f"the state store failed as run {run.id} was committed: the "
+                              "state store failed: server closed the connection "
+                              "unexpectedly. Whether the run is recorded is not known"), message
+    assert f"check `pesgen runs show {run.id}`" in message
+    assert f"`pesgen regenerate {run.id} --out DIR`" in message
+    assert [p.rule for p in info.value.problems] == ["run.commit-unknown"]
+    assert info.value.report().endswith(
+        "1 problem(s); the run may be recorded (not known); no file was put in place.")
+    assert not out.exists() or list(out.iterdir()) == []
+    store.engine.dispose()

@@ -571,3 +571,59 @@ def test_a_missing_named_store_s_refusal_reads_right_for_each_command(tmp_path, 
             "first run)") in r.stderr, r.stderr
     assert "an export creates" not in r.stderr
     assert not db.exists()
+
+
+@pytest.fixture
+def installed_wheel(tmp_path, monkeypatch):
+    """pesgen as installed from a wheel: its shipped bundles in
+    ``site-packages/pesgen/_data/templates`` (a copy of the checkout's)."""
+    import pesgen.resources as resources
+
+    from .conftest import ROOT
+
+    package = tmp_path / "site-packages" / "pesgen"
+    shutil.copytree(ROOT / "templates", package / "_data" / "templates")
+    shutil.copytree(ROOT / "schemas", package / "_data" / "schemas")
+    monkeypatch.setattr(resources, "_PACKAGE_DIR", package)
+    resources.data_dir.cache_clear()
+    yield package / "_data" / "templates"
+    resources.data_dir.cache_clear()
+
+
+def test_check_format_regen_does_not_rewrite_the_installed_package(installed_wheel,
+                                                                    monkeypatch):
+    """`pesgen check-format pes-ormc --regen` on a shipped bundle rewrote (and could
+    delete) files inside site-packages/pesgen/_data/templates/. Refused (exit 2), nothing
+    changed: the bundle is to be copied into a --formats-dir folder."""
+    bundle = installed_wheel / "pes-ormc"
+    expected = bundle / "expected"
+    stale = expected / "stale.xml"  # a file the fixture does not render: --regen removes it
+    stale.write_text("<old/>", encoding="utf-8")
+    before = {p: p.read_bytes() for p in expected.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(app, ["check-format", "pes-ormc", "--regen"])
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.startswith(f"error: pes-ormc: {bundle} is the bundle installed with "
+                               "pesgen: --regen does not rewrite (nor remove) files inside "
+                               "the installed package."), r.stderr
+    assert "--formats-dir FORMATS --regen" in r.stderr
+    assert {p: p.read_bytes() for p in expected.rglob("*") if p.is_file()} == before
+    # its self-test without --regen still runs on it (the stale file is said, not removed)
+    checked = CliRunner().invoke(app, ["check-format", "pes-ormc"])
+    assert stale.exists() and "Traceback" not in checked.output
+
+
+def test_check_layout_takes_a_shipped_layout_by_its_bundle_name(tmp_path, monkeypatch):
+    """`pesgen check-layout bl-emagnus/wtamc001.layout.yaml` (a shipped layout by the
+    name `pesgen formats` gives) failed "layout file not found", exit 3 (a mapping's
+    code); a layout that is nowhere is a usage error, as a missing file to validate."""
+    monkeypatch.chdir(tmp_path)  # not the checkout's templates/
+    r = CliRunner().invoke(app, ["check-layout", "bl-emagnus/wtamc001.layout.yaml"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("bl-emagnus/wtamc001.layout.yaml: layout WTAMC001 OK (csv")
+    missing = CliRunner().invoke(app, ["check-layout", "bl-emagnus/nope.layout.yaml"])
+    assert missing.exit_code == ExitCode.USAGE, missing.output
+    assert missing.stderr.startswith("error: bl-emagnus/nope.layout.yaml: no such layout "
+                                     "file, nor a format bundle's layout")
+    # confined to the bundle: no climbing out of it
+    out = CliRunner().invoke(app, ["check-layout", "bl-emagnus/../pes-ormc/format.yaml"])
+    assert out.exit_code == ExitCode.USAGE
