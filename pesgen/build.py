@@ -32,7 +32,7 @@ from .checks import (
 )
 from .errors import InputDataError, MappingError, Problem
 from .expr import expression_paths
-from .formats import Format, option_problems, unwritable
+from .formats import Format, option_problems, text_misfit
 from .keys import (
     DEBT_KEYED_DIGITS,
     DEBT_KEYED_MAX,
@@ -391,7 +391,7 @@ class Builder:
         # of the other text policies as (policy, detail), in order), for the texts that
         # gave no problem and no note of their own (truncation, placeholder)
         self._texts: dict[tuple[str, str], tuple[str, bool, tuple[tuple[str, str], ...]]] = {}
-        misfits = format_fit(mapping, fmt)
+        misfits = format_fit(mapping, fmt, recorded)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
                                misfits)
@@ -1352,9 +1352,12 @@ class Builder:
         return code
 
 
-def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
+def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Problem]:
     """What a mapping asks that its format cannot give, or lacks that the format needs:
-    NumDette for ORMC, the ASAP Edition code, format options."""
+    NumDette for ORMC, the ASAP Edition code, format options, its own texts written as
+    they are. ``recorded``: a recorded run's mapping, rebuilt (its texts are not held
+    to the format's charset, checked since: the rebuilt bytes are compared with the
+    recorded sha256)."""
     problems: list[Problem] = []
     invoice = mapping.bindings.get("invoice", {})
     if "pes-ormc" in fmt.rules and "debt_number" not in invoice:
@@ -1407,30 +1410,34 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                 "sent as written, the text policies (case, transliterate) do not change it",
                 mapping=mapping.where(*keys)))
     # the mapping's own texts and options go into every file as they are (no text
-    # policy transliterates them): they must be writable
+    # policy transliterates them): they must be writable, and within the format's
+    # charset (the characters its text is held to: e.magnus's ascii in cp1252 files,
+    # JVS's latin-1 in UTF-8), as a text of the export is after its policies. A run
+    # recorded before the charset was checked is rebuilt as it was (its sha256 vouch)
     encoding = mapping.output.encoding or fmt.encoding
+    charset = None if recorded else fmt.charset
     c, o = mapping.collectivity, mapping.output
     if mapping.output.encoding:  # the format's defaults were checked for its own encoding
         problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
                                     frozenset(o.options))
     for key, value in o.options.items():
-        char = unwritable(str(value), encoding)
-        if char is not None:
+        said = text_misfit(str(value), encoding, charset)
+        if said is not None:
             problems.append(Problem(
-                "mapping.options", f"output.options.{key}: {char!r} cannot be "
-                f"written in {encoding} (format {fmt.name}; an option is written as it is: "
-                "no text policy transliterates it)",
-                mapping=mapping.where("output", "options", key)))
+                "mapping.options", f"output.options.{key}: {said} (format {fmt.name}; an "
+                "option is written as it is: no text policy (case, transliterate) changes "
+                "it)", mapping=mapping.where("output", "options", key)))
     for keys, value in ((("collectivity", "name"), c.name),
                         (("collectivity", "budget_label"), c.budget_label),
                         (("collectivity", "poste_label"), c.poste_label),
                         (("output", "emitter", "sigle"), o.sigle),
                         (("output", "emitter", "adresse"), o.adresse)):
-        char = unwritable(value, encoding) if value else None
-        if char is not None:
+        said = text_misfit(value, encoding, charset) if value else None
+        if said is not None:
             problems.append(Problem(
-                "mapping.format", f"{'.'.join(keys)}: {char!r} cannot be written in "
-                f"{encoding} (format {fmt.name})", mapping=mapping.where(*keys)))
+                "mapping.format", f"{'.'.join(keys)}: {said} (format {fmt.name}; the "
+                "mapping's own text is written as it is: no text policy (case, "
+                "transliterate) changes it)", mapping=mapping.where(*keys)))
     return problems
 
 

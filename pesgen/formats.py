@@ -18,7 +18,7 @@ from ._yaml import line_of, load_yaml_file
 from .errors import FormatNotFound, MappingError, PesgenError, Problem
 from .layout import load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
-from .text import charset_chars
+from .text import charset_chars, outside_charset
 from .validate import load_xsd
 
 if TYPE_CHECKING:
@@ -166,23 +166,38 @@ def _charset(data: Any, source: Path) -> str:
 
 
 def option_problems(defaults: Any, encoding: str, source: Path,
-                    skip: frozenset[str] = frozenset()) -> list[Problem]:
+                    skip: frozenset[str] = frozenset(), charset: str | None = None
+                    ) -> list[Problem]:
     """The format's option defaults (``defaults.options``, but those in ``skip``) that
-    ``encoding`` cannot write, each naming its format.yaml line: an option goes into the
-    file as it is (no text policy transliterates it)."""
+    ``encoding`` cannot write, or holding a character outside the format's ``charset``
+    (the characters its text fields are held to), each naming its format.yaml line: an
+    option goes into the file as it is (no text policy transliterates it)."""
     options = defaults.get("options") or {}
     problems = []
     for key, value in options.items():
         if key in skip:
             continue
-        char = unwritable(str(value), encoding)
-        if char is not None:
+        said = text_misfit(str(value), encoding, charset)
+        if said is not None:
             problems.append(Problem(
-                "format.schema", f"option {key}: {char!r} cannot be written in "
-                f"{encoding} (an option is written as it is: no text policy transliterates "
-                "it)", mapping=f"{source}:{line_of(defaults, ['options', key])}: "
+                "format.schema", f"option {key}: {said} (an option is written as it is: "
+                "no text policy transliterates it)",
+                mapping=f"{source}:{line_of(defaults, ['options', key])}: "
                 f"defaults.options.{key}"))
     return problems
+
+
+def text_misfit(text: str, encoding: str, charset: str | None) -> str | None:
+    """What keeps ``text``, written as it is, out of a file in ``encoding`` whose format
+    holds its text to ``charset`` (None: not checked): a character the encoding cannot
+    write, else the characters outside the charset; None when it fits."""
+    char = unwritable(text, encoding)
+    if char is not None:
+        return f"{char!r} cannot be written in {encoding}"
+    outside = outside_charset(text, charset) if charset is not None else ""
+    if outside:
+        return f"{outside!r} is outside the format's charset {charset}"
+    return None
 
 
 def unwritable(text: str, encoding: str) -> str | None:
@@ -357,7 +372,8 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         # rendered with then (the rebuilt files are compared with the recorded sha256)
         charset = data.get("charset") or _CHARSET_BEFORE_CHECKS.get(encoding.lower(), "utf-8")
     if not recorded:
-        problems = option_problems(data.get("defaults") or {}, encoding, source)
+        problems = option_problems(data.get("defaults") or {}, encoding, source,
+                                   charset=charset)
         if problems:
             raise _invalid(source, problems)
     files = []

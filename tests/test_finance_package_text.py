@@ -1,0 +1,96 @@
+"""Finance-package text and layout: what a format declares of its text (its charset,
+the characters its layouts forbid, its column limits) applies to the mapping's own texts
+and options as to the export's, refused naming the mapping's line and key; and the
+e.magnus address lines read in order."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
+
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+BUNDLE = ROOT / "templates" / "bl-emagnus"
+
+
+def _mapping(tmp_path: Path, source: Path, *edits: tuple[str, str]) -> tuple[Path, list[int]]:
+    """A copy of ``source`` with each (old, new) replaced: its path, and the line of
+    each replacement."""
+    text = source.read_text(encoding="utf-8")
+    lines = []
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+        lines.append(text[:text.index(new)].count("\n") + 1 + new.count("\n"))
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, lines
+
+
+def _export(tmp_path: Path, mapping: Path, data: Path = EXAMPLES / "school-export.json",
+            *more: str | Path):
+    out = tmp_path / "out"
+    run = run_cli("export", "--mapping", mapping, "--input", data, "--out", out,
+                  "--date", "2026-11-23", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+                  "--create-store", *more)
+    return run, out
+
+
+# ------------------------------------------------------- the format's charset
+
+
+def test_an_emagnus_option_outside_its_ascii_charset_is_refused(tmp_path):
+    """e.magnus declares charset: ascii (cp1252 files): a tribunal with ’ and é was
+    written as cp1252 bytes d\\x92Orl\\xe9ans, exit 0. An option is written as it is (no
+    text policy transliterates it, docs/mapping-reference.md): refused, naming its line."""
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, (
+        "    service: CONSERVATOIRE",
+        "    service: CONSERVATOIRE\n    tribunal: \"le tribunal administratif d’Orléans\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert f"[mapping {mapping}:{line}: output.options.tribunal] (rule mapping.options)" \
+        in checked.output
+    assert "output.options.tribunal: '’é' is outside the format's charset ascii" \
+        in checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert f"{mapping}:{line}: output.options.tribunal" in run.output
+    assert not out.exists()
+
+
+def test_jvs_own_texts_outside_its_latin1_charset_are_refused(tmp_path):
+    """JVS writes UTF-8 but declares charset: latin-1: the collectivity's and emitter's
+    texts went out as they were (Œ, –, €, “, œ)."""
+    mapping, lines = _mapping(
+        tmp_path, JVS, ("budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                        "budget_label: \"BUDGET ŒUVRES – €\""),
+        ("adresse: pesgen conservatoire VSL", "adresse: \"pesgen “cœur”\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert ("collectivity.budget_label: 'Œ–€' is outside the format's charset latin-1"
+            in checked.output)
+    assert f"[mapping {mapping}:{lines[0]}: collectivity.budget_label] (rule mapping.format)" \
+        in checked.output
+    assert "output.emitter.adresse: '“œ”' is outside the format's charset latin-1" \
+        in checked.output
+    assert f"[mapping {mapping}:{lines[1]}: output.emitter.adresse]" in checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert not out.exists()
+
+
+def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = 'tribunal: "le tribunal administratif"'
+    assert text.count(old) == 1
+    spec.write_text(text.replace(old, 'tribunal: "le tribunal d’Orléans"'), encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert run.exit_code == 3, run.output
+    assert f"format.yaml:{line}: defaults.options.tribunal" in run.output
+    assert "option tribunal: '’é' is outside the format's charset ascii" in run.output
