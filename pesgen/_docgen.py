@@ -120,7 +120,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("output", "layout.quoting", "Values are quoted as the layout says (always, minimal, never); quotes are closed; no line break inside a value.", "layout"),
     ("output", "layout.required", "A required column is not empty.", "layout"),
     ("output", "layout.length", "A value fits the column's length (0: a reserved column that stays empty) and min_length. The layout problems say a value's length, and quote a value only when short and mostly digits (a number, a date) or in a column of allowed values or the header (a short code), else describe it (its length, its kinds of characters): a name, an IBAN of the file checked stays out of the message.", "layout"),
-    ("output", "layout.type", "integer, decimal (separator, decimals) and date (format) columns hold such values; fixed-width padding is respected.", "layout"),
+    ("output", "layout.type", "integer, decimal (separator, decimals) and date (format) columns hold such values; a sign only where the column says signed: true (a number with a sign in an unsigned column is said to have a sign, not to be no number); fixed-width padding is respected.", "layout"),
     ("output", "layout.values", "A column with allowed values holds one of them.", "layout"),
     ("output", "layout.pattern", "A value matches the column's pattern.", "layout"),
     ("output", "layout.too-many", "Checking stops after 10 000 problems in one file: one more problem, at the line where it stopped, says the rest of the file was not checked. The command line lists a refusal's first 200 problems and counts the others, but shows this one (and pes.listing's, an XSD's and the CSV reader's 'listing stopped after …') after the count.", "pesgen"),

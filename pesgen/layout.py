@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -377,6 +377,12 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
 
 def _type_error(col: Column, value: str) -> str | None:
     sign = "-?" if col.signed else ""
+    if not col.signed and col.type in _NUMERIC and value[:1] in "-+" and \
+            _type_error(replace(col, signed=True), "-" + value[1:]) is None:
+        # a number but for its sign: say the sign is what the column refuses
+        negative = "negative " if value[0] == "-" else "signed "
+        return (f"{_show(value)} has a sign: the column takes no {negative}number (its "
+                "layout does not say signed: true)")
     if col.type == "integer":
         if not re.fullmatch(sign + r"[0-9]+", value):
             return f"{_show(value)} is not an integer" + ("" if col.signed else " (digits only)")
