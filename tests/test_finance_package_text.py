@@ -94,3 +94,43 @@ def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
     assert run.exit_code == 3, run.output
     assert f"format.yaml:{line}: defaults.options.tribunal" in run.output
     assert "option tribunal: '’é' is outside the format's charset ascii" in run.output
+
+
+# ------------------------------------------------------- e.magnus address lines
+
+
+def _rows(path: Path) -> list[list[str]]:
+    from pesgen.layout import split_csv
+
+    rows = []
+    for line in path.read_bytes().decode("cp1252").split("\r\n")[:-1]:
+        fields, error = split_csv(line, ";", '"')
+        assert error is None
+        rows.append([v for v, _ in fields])
+    return rows
+
+
+def test_emagnus_address_lines_read_in_order(tmp_path):
+    """A street street_overflow: split puts its first part in the complement (Adr1, the
+    line before the street's in the PES): WTAMC001 wrote the complement after the street,
+    'Résidence les Jardins de la Roseraie, appartement 1204' as AdrLig1 'APPARTEMENT
+    1204', AdrLig2 'RESIDENCE LES JARDINS DE LA ROSERAIE'. The lines now read in order
+    (complement, street, locality, packed from AdrLig1), the joint debtor's too."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "address": {"street": "4 place du Marché", "complement": "Bâtiment C",
+                    "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 0, run.output
+    lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
+    assert lines["FA-2026-00104"] == ["RESIDENCE LES JARDINS DE LA ROSERAIE",
+                                      "APPARTEMENT 1204", ""]
+    assert lines["FA-2026-00101"] == ["BATIMENT B", "12 RUE DES LILAS", ""]
+    assert lines["FA-2026-00102"] == ["3 ALLEE DU COEUR-VOLANT", "", ""]
+    [joint] = _rows(out / "WTAMC001_TSOL.txt")
+    assert joint[5:8] == ["BATIMENT C", "4 PLACE DU MARCHE", ""]
