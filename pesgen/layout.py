@@ -6,7 +6,8 @@ every line of a flat file must look like; ``validate_file`` reads a file line by
 line (``record``), the record type and column (in the message) and the rule.
 
 Rules (``layout.*``): encoding, line-ending, final-newline, header, record-type,
-columns (count or line width), quoting, required, length, type, values, pattern.
+columns (count or line width), quoting, required, length, type, values, pattern,
+forbidden.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Column:
     width: int = 0  # fixed
     align: str = "left"
     pad: str = " "
+    # characters no value may hold (forbidden_characters): '' for none
+    forbidden: str = ""
 
     @property
     def label(self) -> str:
@@ -165,6 +168,7 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
     default_sep = data.get("decimal_separator", ".")
     default_date = date_format(data.get("date_format", "YYYY-MM-DD"))
     default_quoting = data.get("quoting", "minimal")
+    default_forbidden = data.get("forbidden_characters", "")
     if kind == "fixed":
         for key in ("delimiter", "quote_char", "quoting", "header"):
             if key in data:
@@ -223,7 +227,8 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
                 quoting=col.get("quoting", default_quoting), header=col.get("header", name),
                 start=start, width=width,
                 align=col.get("align", "right" if ctype in _NUMERIC else "left"),
-                pad=col.get("pad", " ")))
+                pad=col.get("pad", " "),
+                forbidden=col.get("forbidden_characters", default_forbidden)))
         when = rec.get("when")
         when_t = (when,) if isinstance(when, str) else tuple(when or ())
         records.append(RecordType(rec["type"], when_t, tuple(columns)))
@@ -372,7 +377,18 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
                     f"({allowed}{more})"))
     if col.pattern is not None and not col.pattern.fullmatch(value):
         out.append(("layout.pattern", f"{_show(value)} does not match {col.pattern.pattern}"))
+    if col.forbidden and any(c in value for c in col.forbidden):
+        held = "".join(c for c in col.forbidden if c in value)
+        if held:
+            out.append(("layout.forbidden", f"{_show(value)} holds {held!r}, which the layout "
+                        f"forbids in any value (forbidden_characters {col.forbidden!r})"))
     return out
+
+
+def forbidden_characters(layout: Layout) -> str:
+    """Every character a column of ``layout`` forbids (its forbidden_characters), once."""
+    return "".join(dict.fromkeys(c for rec in layout.records for col in rec.columns
+                                 for c in col.forbidden))
 
 
 def _type_error(col: Column, value: str) -> str | None:

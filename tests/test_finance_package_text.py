@@ -134,3 +134,74 @@ def test_emagnus_address_lines_read_in_order(tmp_path):
     assert lines["FA-2026-00102"] == ["3 ALLEE DU COEUR-VOLANT", "", ""]
     [joint] = _rows(out / "WTAMC001_TSOL.txt")
     assert joint[5:8] == ["BATIMENT C", "4 PLACE DU MARCHE", ""]
+
+
+# ------------------------------------------------------- e.magnus: no ';' nor '"'
+
+
+def _example_with(tmp_path: Path, **payer: str) -> Path:
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"].update(payer)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return source
+
+
+def _line_of(path: Path, text: str) -> int:
+    content = path.read_text(encoding="utf-8")
+    assert content.count(text) == 1, text
+    return content[:content.index(text)].count("\n") + 1
+
+
+def test_emagnus_refuses_a_semicolon_or_a_quote_in_a_text_naming_record_and_binding(tmp_path):
+    """They were written quoted RFC-4180 style ('"O""BRIEN; & FILS"'), which the known
+    integrations never write and e.magnus may not read: the layouts forbid them
+    (forbidden_characters), so the text is refused before rendering, naming the record
+    and the binding; nothing is written."""
+    source = _example_with(tmp_path, last_name='O"Brien; & Fils', first_name="Zoé “Zo”")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 4, run.output
+    name = _line_of(EMAGNUS, "    name: {expr: \"invoice.payer.last_name or invoice.payer.name\"}")
+    first = _line_of(EMAGNUS, "    first_name: payer.first_name")
+    assert (f"export.json:$.invoices[0] invoice FA-2026-00101: debtor.name holds ';\"', "
+            "which format bl-emagnus forbids in its values (its layouts' "
+            f"forbidden_characters) [mapping {EMAGNUS}:{name}: bindings.payer.name] "
+            "(rule text.forbidden)") in run.output
+    # “ ” become '"' under the transliterate policy: said so
+    assert ("debtor.first_name holds '\"', which format bl-emagnus forbids in its values "
+            "(its layouts' forbidden_characters), after the transliterate policy "
+            f"[mapping {EMAGNUS}:{first}: bindings.payer.first_name]") in run.output
+    assert "pes.first-name" not in run.output  # no second problem for the same value
+    assert "2 problem(s); nothing was written" in run.output
+    assert not out.exists()
+
+
+def test_emagnus_refuses_a_semicolon_in_an_option_naming_its_line(tmp_path):
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                    "    service: \"CONS; MUSIQUE\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert ("output.options.service: holds ';', which the format's layouts forbid "
+            "(forbidden_characters)") in checked.output
+    assert f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)" \
+        in checked.output
+
+
+def test_check_layout_refuses_a_semicolon_or_a_quote_in_a_value(tmp_path):
+    """A hand-made '"DUP;ONT"' (and '"O""BRIEN"') passed check-layout."""
+    row = ['"19"', '"4"', '"FAM-0051"', '"DUP;ONT"', '""', '"5 CHEMIN"', '""', '""',
+           '"45210"', '"FERRIERES"'] + ['""'] * 8 + ['"01"', '"01"', '"M"'] + ['""'] * 6
+    assert len(row) == 27
+    quote = [*row[:3], '"O""BRIEN"', *row[4:]]
+    sample = tmp_path / "WTAMC001_TSOL.txt"
+    sample.write_bytes((";".join(row) + "\r\n" + ";".join(quote) + "\r\n").encode("cp1252"))
+    run = run_cli("check-layout", BUNDLE / "wtamc001tsol.layout.yaml", sample)
+    assert run.exit_code == 6, run.output
+    for line, held in ((1, "';'"), (2, "'\"'")):
+        assert (f"WTAMC001_TSOL.txt:{line}: record 'tiers-solidaire', column Designation1 "
+                f"(#4): a text of 7 characters") in run.output
+        assert (f"holds {held}, which the layout forbids in any value (forbidden_characters "
+                "';\"') (rule layout.forbidden)") in run.output
+    assert "2 problem(s)" in run.output
