@@ -538,6 +538,29 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
             report.add(number, rule, f"{where}: {message}")
 
 
+def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
+    """The (column, value) pairs of one line of a file of ``layout`` (a header line's
+    are not asked for), as the checks read them; [] for a line they cannot read (its
+    problems are the checks')."""
+    if text == "":
+        return []
+    if layout.kind == "csv":
+        pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
+        if error:
+            return []
+        values = [v for v, _ in pairs]
+        rec, _ = _record_type(layout, values, text)
+        return [] if rec is None else list(zip(rec.columns, values, strict=False))
+    rec, _ = _record_type(layout, None, text)
+    if rec is None:
+        return []
+    out = []
+    for col in rec.columns:
+        raw = text[col.start - 1: col.start - 1 + col.width]
+        out.append((col, raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)))
+    return out
+
+
 def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -> None:
     if text == "":
         report.add(number, "layout.columns", "empty line")

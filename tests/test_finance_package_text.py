@@ -205,3 +205,26 @@ def test_check_layout_refuses_a_semicolon_or_a_quote_in_a_value(tmp_path):
         assert (f"holds {held}, which the layout forbids in any value (forbidden_characters "
                 "';\"') (rule layout.forbidden)") in run.output
     assert "2 problem(s)" in run.output
+
+
+# ------------------------------------------------------- an option and its column
+
+
+def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
+    """service (column 28 Service, 15 characters) of 21: check-mapping said OK and the
+    export exited 6 blaming the first invoice ('WTAMC001.txt:1 invoice FA-2026-00101:
+    … column Service (#28): is 21 characters'). Now check-mapping and the export, before
+    reading its input, name the option's line and the column."""
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                    "    service: CONSERVATOIRE MUSIQUE"))
+    said = ("output.options.service is 21 characters, the layout allows 15 (layout.length): "
+            "written as it is into WTAMC001.txt, column Service (#28) of layout WTAMC001 "
+            f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    # the input is not read: a missing one is not even named
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output
+    assert not out.exists()
