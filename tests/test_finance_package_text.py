@@ -228,3 +228,20 @@ def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
     assert run.exit_code == 3, run.output
     assert said in run.output and "invoice" not in run.output
     assert not out.exists()
+
+
+def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = 'tribunal: "le tribunal administratif"'
+    spec.write_text(text.replace(old, 'tribunal: "le tribunal; administratif"'),
+                    encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert run.exit_code == 3, run.output
+    assert (f"option tribunal: holds ';', which the format's layouts forbid "
+            f"(forbidden_characters) (an option is written as it is: no text policy "
+            f"transliterates it) [format {spec}:{line}: defaults.options.tribunal]"
+            ) in run.output

@@ -390,3 +390,20 @@ def test_a_sign_in_an_unsigned_column_is_named_as_the_problem(tmp_path, column, 
     [(rule, message)] = check_value(layout.records[0].columns[column], value)
     assert rule == "layout.type"
     assert message.startswith(says), message
+
+
+def test_forbidden_characters_of_the_layout_and_a_column_s_own(tmp_path):
+    """forbidden_characters applies to every column; a column's own replaces it ('' lets
+    every character through)."""
+    text = CSV_LAYOUT.replace("quoting: always\n",
+                              "quoting: always\nforbidden_characters: ';\"'\n")
+    text = text.replace('{name: Ref, type: text, pattern: "[A-Z]{3}-[0-9]+"}',
+                        "{name: Ref, type: text, forbidden_characters: ''}")
+    layout = _layout(tmp_path, text)
+    nom, ref = layout.records[0].columns[2], layout.records[0].columns[6]
+    assert check_value(nom, "DUPONT") == []
+    [(rule, message)] = check_value(nom, 'DUP;"ONT')
+    assert rule == "layout.forbidden"
+    assert message.endswith("holds ';\"', which the layout forbids in any value "
+                            "(forbidden_characters ';\"')")
+    assert check_value(ref, 'A;"B') == []
