@@ -32,7 +32,7 @@ from .checks import (
 )
 from .errors import InputDataError, MappingError, Problem
 from .expr import expression_paths
-from .formats import Format, option_problems, unwritable
+from .formats import Format, forbidden_in, option_problems, text_misfit
 from .keys import (
     DEBT_KEYED_DIGITS,
     DEBT_KEYED_MAX,
@@ -378,6 +378,11 @@ class Builder:
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
         self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # the characters the format's layouts forbid in a value (';' and '"' for
+        # e.magnus): a text holding one is refused, never written quoted or replaced (a
+        # recorded run is rebuilt as it was written)
+        self._forbidden = (re.compile(f"[{re.escape(fmt.forbidden)}]")
+                           if fmt.forbidden and not recorded else None)
         self._pes = fmt.is_pes
         self._target = self._naming("Hélios", f"format {fmt.name}")  # whose limits are said
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
@@ -391,7 +396,7 @@ class Builder:
         # of the other text policies as (policy, detail), in order), for the texts that
         # gave no problem and no note of their own (truncation, placeholder)
         self._texts: dict[tuple[str, str], tuple[str, bool, tuple[tuple[str, str], ...]]] = {}
-        misfits = format_fit(mapping, fmt)
+        misfits = format_fit(mapping, fmt, recorded)
         if misfits:
             raise MappingError(f"{mapping.path}: the mapping does not fit format {fmt.name}",
                                misfits)
@@ -449,6 +454,15 @@ class Builder:
             remember(self._normalized, cache_key, result)
         if result.error:
             ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
+            return None
+        if self._forbidden is not None and self._forbidden.search(result.value):
+            held = forbidden_in(result.value, self.fmt.forbidden)
+            ctx.problem("text.forbidden", f"{key} holds {held!r}, which format "
+                        f"{self.fmt.name} forbids in its values (its layouts' "
+                        "forbidden_characters)" + (
+                            ", after the transliterate policy" if "transliterate" in
+                            result.applied and not forbidden_in(text_in, held) else ""),
+                        mapping=where, record=origin)
             return None
         notes: list[tuple[str, str]] = []
         for applied in result.applied:
@@ -1020,7 +1034,8 @@ class Builder:
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
                                 p.get("first_name"))
         if is_person and first_name is None and not any(
-                pr.rule in ("text.charset", "input.type") for pr in ctx.problems[before:]):
+                pr.rule in ("text.charset", "text.forbidden", "input.type")
+                for pr in ctx.problems[before:]):
             ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
                         mapping=p["first_name"].where if "first_name" in p else None)
         raw_civility = ev(p.get("civility"))
@@ -1352,9 +1367,12 @@ class Builder:
         return code
 
 
-def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
+def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Problem]:
     """What a mapping asks that its format cannot give, or lacks that the format needs:
-    NumDette for ORMC, the ASAP Edition code, format options."""
+    NumDette for ORMC, the ASAP Edition code, format options, its own texts written as
+    they are. ``recorded``: a recorded run's mapping, rebuilt (its texts are not held
+    to the format's charset, checked since: the rebuilt bytes are compared with the
+    recorded sha256)."""
     problems: list[Problem] = []
     invoice = mapping.bindings.get("invoice", {})
     if "pes-ormc" in fmt.rules and "debt_number" not in invoice:
@@ -1407,30 +1425,35 @@ def format_fit(mapping: Mapping, fmt: Format) -> list[Problem]:
                 "sent as written, the text policies (case, transliterate) do not change it",
                 mapping=mapping.where(*keys)))
     # the mapping's own texts and options go into every file as they are (no text
-    # policy transliterates them): they must be writable
+    # policy transliterates them): they must be writable, and within the format's
+    # charset (the characters its text is held to: e.magnus's ascii in cp1252 files,
+    # JVS's latin-1 in UTF-8), as a text of the export is after its policies. A run
+    # recorded before the charset was checked is rebuilt as it was (its sha256 vouch)
     encoding = mapping.output.encoding or fmt.encoding
+    charset = None if recorded else fmt.charset
+    forbidden = "" if recorded else fmt.forbidden
     c, o = mapping.collectivity, mapping.output
     if mapping.output.encoding:  # the format's defaults were checked for its own encoding
         problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
                                     frozenset(o.options))
     for key, value in o.options.items():
-        char = unwritable(str(value), encoding)
-        if char is not None:
+        said = text_misfit(str(value), encoding, charset, forbidden)
+        if said is not None:
             problems.append(Problem(
-                "mapping.options", f"output.options.{key}: {char!r} cannot be "
-                f"written in {encoding} (format {fmt.name}; an option is written as it is: "
-                "no text policy transliterates it)",
-                mapping=mapping.where("output", "options", key)))
+                "mapping.options", f"output.options.{key}: {said} (format {fmt.name}; an "
+                "option is written as it is: no text policy (case, transliterate) changes "
+                "it)", mapping=mapping.where("output", "options", key)))
     for keys, value in ((("collectivity", "name"), c.name),
                         (("collectivity", "budget_label"), c.budget_label),
                         (("collectivity", "poste_label"), c.poste_label),
                         (("output", "emitter", "sigle"), o.sigle),
                         (("output", "emitter", "adresse"), o.adresse)):
-        char = unwritable(value, encoding) if value else None
-        if char is not None:
+        said = text_misfit(value, encoding, charset, forbidden) if value else None
+        if said is not None:
             problems.append(Problem(
-                "mapping.format", f"{'.'.join(keys)}: {char!r} cannot be written in "
-                f"{encoding} (format {fmt.name})", mapping=mapping.where(*keys)))
+                "mapping.format", f"{'.'.join(keys)}: {said} (format {fmt.name}; the "
+                "mapping's own text is written as it is: no text policy (case, "
+                "transliterate) changes it)", mapping=mapping.where(*keys)))
     return problems
 
 

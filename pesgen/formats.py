@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from . import _schema
 from ._yaml import line_of, load_yaml_file
 from .errors import FormatNotFound, MappingError, PesgenError, Problem
-from .layout import load_layout
+from .layout import forbidden_characters, load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
-from .text import charset_chars
+from .text import charset_chars, outside_charset
 from .validate import load_xsd
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ class Format:
     # {field: (the reason given, 'format.yaml:line: not_carried.<field>')}: a mapping
     # binding one is not warned of (``pesgen.coverage``)
     not_carried: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # the characters a layout of the format forbids in its values (forbidden_characters),
+    # once: no text field, option or mapping text written into its files may hold one
+    forbidden: str = ""
     # format.yaml numbering.pieces: per-bordereau (IdPce 1, 2, 3… in each bordereau, an
     # ORMC rôle's articles) or per-exercise (the titre number, continuing over the runs
     # of a SIRET, budget and exercise: pesgen.runs.piece_key)
@@ -166,23 +169,49 @@ def _charset(data: Any, source: Path) -> str:
 
 
 def option_problems(defaults: Any, encoding: str, source: Path,
-                    skip: frozenset[str] = frozenset()) -> list[Problem]:
+                    skip: frozenset[str] = frozenset(), charset: str | None = None,
+                    forbidden: str = "") -> list[Problem]:
     """The format's option defaults (``defaults.options``, but those in ``skip``) that
-    ``encoding`` cannot write, each naming its format.yaml line: an option goes into the
-    file as it is (no text policy transliterates it)."""
+    ``encoding`` cannot write, holding a character outside the format's ``charset``
+    (the characters its text fields are held to) or one its layouts forbid
+    (``forbidden``), each naming its format.yaml line: an option goes into the file as
+    it is (no text policy transliterates it)."""
     options = defaults.get("options") or {}
     problems = []
     for key, value in options.items():
         if key in skip:
             continue
-        char = unwritable(str(value), encoding)
-        if char is not None:
+        said = text_misfit(str(value), encoding, charset, forbidden)
+        if said is not None:
             problems.append(Problem(
-                "format.schema", f"option {key}: {char!r} cannot be written in "
-                f"{encoding} (an option is written as it is: no text policy transliterates "
-                "it)", mapping=f"{source}:{line_of(defaults, ['options', key])}: "
+                "format.schema", f"option {key}: {said} (an option is written as it is: "
+                "no text policy transliterates it)",
+                mapping=f"{source}:{line_of(defaults, ['options', key])}: "
                 f"defaults.options.{key}"))
     return problems
+
+
+def text_misfit(text: str, encoding: str, charset: str | None,
+                forbidden: str = "") -> str | None:
+    """What keeps ``text``, written as it is, out of a file in ``encoding`` whose format
+    holds its text to ``charset`` (None: not checked) and whose layouts forbid the
+    characters ``forbidden``: a character the encoding cannot write, else the
+    characters outside the charset, else the forbidden ones; None when it fits."""
+    char = unwritable(text, encoding)
+    if char is not None:
+        return f"{char!r} cannot be written in {encoding}"
+    outside = outside_charset(text, charset) if charset is not None else ""
+    if outside:
+        return f"{outside!r} is outside the format's charset {charset}"
+    held = forbidden_in(text, forbidden)
+    if held:
+        return f"holds {held!r}, which the format's layouts forbid (forbidden_characters)"
+    return None
+
+
+def forbidden_in(text: str, forbidden: str) -> str:
+    """The characters of ``forbidden`` that ``text`` holds ('' when none)."""
+    return "".join(c for c in forbidden if c in text) if forbidden else ""
 
 
 def unwritable(text: str, encoding: str) -> str | None:
@@ -357,11 +386,13 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         # rendered with then (the rebuilt files are compared with the recorded sha256)
         charset = data.get("charset") or _CHARSET_BEFORE_CHECKS.get(encoding.lower(), "utf-8")
     if not recorded:
-        problems = option_problems(data.get("defaults") or {}, encoding, source)
+        problems = option_problems(data.get("defaults") or {}, encoding, source,
+                                   charset=charset)
         if problems:
             raise _invalid(source, problems)
     files = []
     problems = []
+    forbidden: dict[str, None] = {}
 
     def at(i: int, key: str) -> str:
         return f"{source}:{line_of(data, ['files', i, key])}: files[{i}].{key}"
@@ -407,10 +438,14 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
                 problems.append(Problem("format.file", str(exc), mapping=at(i, "xsd")))
         if found["layout"] is not None:
             layout = load_layout(found["layout"])  # a broken layout makes a broken bundle
+            forbidden.update(dict.fromkeys(forbidden_characters(layout)))
             clash = encoding_clash(encoding, layout.encoding)
             if clash:
                 raise MappingError(f"{source}: files[{i}]: {clash}", [Problem(
                     "format.schema", clash, mapping=f"{source}: files[{i}].layout")])
+    if forbidden and not recorded and not problems:
+        problems = option_problems(data.get("defaults") or {}, encoding, source,
+                                   forbidden="".join(forbidden))
     if problems:
         raise _invalid(source, problems)
     fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
@@ -422,6 +457,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         rules=tuple(data.get("rules") or ()), files=tuple(files), fields=fields,
         defaults=dict(data.get("defaults") or {}), source=data.get("source", ""),
         todos=tuple(todos),
+        forbidden="".join(forbidden),
         pieces=(data.get("numbering") or {}).get("pieces", "per-bordereau"),
         not_carried={k: (str(v), f"{source}:{line_of(data, ['not_carried', k])}: "
                                  f"not_carried.{k}")

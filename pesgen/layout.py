@@ -6,7 +6,8 @@ every line of a flat file must look like; ``validate_file`` reads a file line by
 line (``record``), the record type and column (in the message) and the rule.
 
 Rules (``layout.*``): encoding, line-ending, final-newline, header, record-type,
-columns (count or line width), quoting, required, length, type, values, pattern.
+columns (count or line width), quoting, required, length, type, values, pattern,
+forbidden.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,8 @@ class Column:
     width: int = 0  # fixed
     align: str = "left"
     pad: str = " "
+    # characters no value may hold (forbidden_characters): '' for none
+    forbidden: str = ""
 
     @property
     def label(self) -> str:
@@ -165,6 +168,7 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
     default_sep = data.get("decimal_separator", ".")
     default_date = date_format(data.get("date_format", "YYYY-MM-DD"))
     default_quoting = data.get("quoting", "minimal")
+    default_forbidden = data.get("forbidden_characters", "")
     if kind == "fixed":
         for key in ("delimiter", "quote_char", "quoting", "header"):
             if key in data:
@@ -223,7 +227,8 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
                 quoting=col.get("quoting", default_quoting), header=col.get("header", name),
                 start=start, width=width,
                 align=col.get("align", "right" if ctype in _NUMERIC else "left"),
-                pad=col.get("pad", " ")))
+                pad=col.get("pad", " "),
+                forbidden=col.get("forbidden_characters", default_forbidden)))
         when = rec.get("when")
         when_t = (when,) if isinstance(when, str) else tuple(when or ())
         records.append(RecordType(rec["type"], when_t, tuple(columns)))
@@ -372,11 +377,28 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
                     f"({allowed}{more})"))
     if col.pattern is not None and not col.pattern.fullmatch(value):
         out.append(("layout.pattern", f"{_show(value)} does not match {col.pattern.pattern}"))
+    if col.forbidden and any(c in value for c in col.forbidden):
+        held = "".join(c for c in col.forbidden if c in value)
+        if held:
+            out.append(("layout.forbidden", f"{_show(value)} holds {held!r}, which the layout "
+                        f"forbids in any value (forbidden_characters {col.forbidden!r})"))
     return out
+
+
+def forbidden_characters(layout: Layout) -> str:
+    """Every character a column of ``layout`` forbids (its forbidden_characters), once."""
+    return "".join(dict.fromkeys(c for rec in layout.records for col in rec.columns
+                                 for c in col.forbidden))
 
 
 def _type_error(col: Column, value: str) -> str | None:
     sign = "-?" if col.signed else ""
+    if not col.signed and col.type in _NUMERIC and value[:1] in "-+" and \
+            _type_error(replace(col, signed=True), "-" + value[1:]) is None:
+        # a number but for its sign: say the sign is what the column refuses
+        negative = "negative " if value[0] == "-" else "signed "
+        return (f"{_show(value)} has a sign: the column takes no {negative}number (its "
+                "layout does not say signed: true)")
     if col.type == "integer":
         if not re.fullmatch(sign + r"[0-9]+", value):
             return f"{_show(value)} is not an integer" + ("" if col.signed else " (digits only)")
@@ -514,6 +536,29 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
             report.add(number, "layout.quoting", f"{where}: {_show(value)} must not be quoted")
         for rule, message in check_value(col, value):
             report.add(number, rule, f"{where}: {message}")
+
+
+def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
+    """The (column, value) pairs of one line of a file of ``layout`` (a header line's
+    are not asked for), as the checks read them; [] for a line they cannot read (its
+    problems are the checks')."""
+    if text == "":
+        return []
+    if layout.kind == "csv":
+        pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
+        if error:
+            return []
+        values = [v for v, _ in pairs]
+        rec, _ = _record_type(layout, values, text)
+        return [] if rec is None else list(zip(rec.columns, values, strict=False))
+    rec, _ = _record_type(layout, None, text)
+    if rec is None:
+        return []
+    out = []
+    for col in rec.columns:
+        raw = text[col.start - 1: col.start - 1 + col.width]
+        out.append((col, raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)))
+    return out
 
 
 def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -> None:

@@ -327,7 +327,9 @@ TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
         "street": "street line (Adr2); after a street_overflow split, its second half",
         "postal_code": "postal code (CP); 99999 for an address abroad",
         "city": "city (Ville); abroad, the foreign postal code first",
-        "complement": "complement (Adr1), or the first half of a split street, or nothing",
+        "complement": "complement (Adr1), or the first half of a split street, or nothing; "
+                      "it reads before the street line (address lines in reading order: "
+                      "complement, street, locality)",
         "locality": "locality, lieu-dit (Adr3), or nothing",
         "country": "country, ISO alpha-2 as exported (FR when not bound)",
         "resident": "true for an address in France (CodRes 0), false abroad (CodRes 1)",

@@ -5,10 +5,12 @@ only rendering finds it. ``check_templates`` renders every file of the mapping's
 (head, a piece per sample title, tail) with the mapping's own collectivity, options and
 code tables, on two made-up titles: one with every optional part the model has (a SEPA
 mandate, a joint debtor, an address abroad, dates, object, several lines), one with
-none of them (an organisation, one line). Nothing is validated, numbered nor written;
-an error names the template file and line, as at export. The model fields the templates
-read on the way are recorded (``SampleRendering.reads``): ``pesgen.coverage`` compares
-them with what the mapping binds.
+none of them (an organisation, one line). Nothing is numbered nor written, and the
+sample's made-up values are not validated; an error names the template file and line, as
+at export. The model fields the templates read on the way are recorded
+(``SampleRendering.reads``): ``pesgen.coverage`` compares them with what the mapping
+binds. The mapping's options are the mapping's own values: one written into a column
+of a layout that refuses it is found there (``option_misfits``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from .coverage import check as coverage
 from .errors import MappingError, Problem
 from .export import Exporter
 from .formats import Format
+from .layout import check_value, line_values, load_layout
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
+from .render import FileRenderer
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -90,6 +94,9 @@ class SampleRendering:
     # the model fields the templates read, as a template finds them: t.debtor.name,
     # t.joint_debtor.address.city, t.lines[i].amount, doc.bordereau.object
     reads: frozenset[str]
+    # the mapping's options written as they are into a column of a layout that refuses
+    # them (``option_misfits``): ``check_coverage`` refuses the mapping
+    misfits: tuple[Problem, ...] = ()
 
 
 def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
@@ -107,20 +114,57 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(1, len(titles), total, lines=sum(len(t.lines) for t in titles))
     docs = []
+    rendered: list[tuple[FileRenderer, str, str]] = []
     for renderer in traced:
         named = replace(doc, file_name=renderer.file_name(doc))
         docs.append(named)
         # encoded as an export writes them: a character the output's encoding cannot
         # write is refused here, not at the first export
-        exporter._encode(renderer.head(named), renderer, "head")
+        parts = [renderer.head(named)]
+        exporter._encode(parts[-1], renderer, "head")
         for title in titles:
-            exporter._encode(renderer.piece(title, named), renderer,
-                             f"piece of invoice {title.invoice_number}", title)
-        exporter._encode(renderer.tail(named), renderer, "tail")
+            parts.append(renderer.piece(title, named))
+            exporter._encode(parts[-1], renderer, f"piece of invoice {title.invoice_number}",
+                             title)
+        parts.append(renderer.tail(named))
+        exporter._encode(parts[-1], renderer, "tail")
+        rendered.append((renderer, named.file_name, "".join(parts)))
     holders = _holders(titles, docs)
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
-    return SampleRendering(len(traced), reads)
+    return SampleRendering(len(traced), reads, tuple(option_misfits(mapping, rendered)))
+
+
+def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]
+                   ) -> list[Problem]:
+    """The mapping's options (output.options) that a template writes as they are into a
+    column of a layout that refuses them (over its length, outside its values or
+    pattern...): found in the files ``rendered`` on the sample titles ((renderer, file
+    name, text)), as the column whose value is the option's, and named by the option's
+    key and line, not by the first invoice of an export. Once per option and column."""
+    options = {key: str(value) for key, value in mapping.output.options.items()
+               if str(value) != ""}
+    if not options:
+        return []
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for renderer, file_name, text in rendered:
+        if renderer.spec.layout is None:
+            continue
+        layout = load_layout(renderer.spec.layout)
+        lines = text.split("\n")
+        for line in lines[1:] if layout.header else lines:
+            for col, value in line_values(layout, line):
+                for key, given in options.items():
+                    if value != given or (key, file_name, col.label) in seen:
+                        continue
+                    for rule, message in check_value(col, value):
+                        seen.add((key, file_name, col.label))
+                        problems.append(Problem(
+                            "mapping.options", f"output.options.{key} {message} ({rule}): "
+                            f"written as it is into {file_name}, {col.label} of layout "
+                            f"{layout.name}", mapping=mapping.where("output", "options", key)))
+    return problems
 
 
 def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
@@ -134,6 +178,9 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
     (MappingError, ``refusal`` its message)."""
     if sample is None:
         sample = check_templates(mapping, fmt)
+    if sample.misfits:
+        raise MappingError(f"{mapping.path}: an option of the mapping does not fit the "
+                           f"column format {fmt.name} writes it into", list(sample.misfits))
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:
         warn(problem)

@@ -259,6 +259,13 @@ def _shown(text: str) -> str:
     return text
 
 
+def outside_charset(value: str, charset: str) -> str:
+    """The characters of ``value`` that ``charset`` does not allow, each once, in order
+    ('' when none): a text written as it is (a mapping's own text or option, which no
+    text policy changes) must hold none."""
+    return "".join(dict.fromkeys(_DISALLOWED[charset].findall(value)))
+
+
 def code_error(value: str, charset: str, limit: int | None) -> str | None:
     """What keeps a code a mapping's table gives (codes.civility, default_civility) from
     being sent as written, or None. A code is written for the target by whoever wrote

@@ -944,7 +944,8 @@ def test_a_mapping_text_the_format_cannot_write_is_a_mapping_error(tmp_path):
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     p = _only(exc, "mapping.format")
     assert p.message == ("collectivity.budget_label: 'Œ' cannot be written in ISO-8859-1 "
-                         "(format pes-ormc)")
+                         "(format pes-ormc; the mapping's own text is written as it is: "
+                         "no text policy (case, transliterate) changes it)")
     assert p.mapping == _where(m, "budget_label:", "collectivity.budget_label")
 
 

@@ -374,3 +374,36 @@ def test_a_plus_sign_is_refused_wherever_the_padding_puts_it(tmp_path):
         problems = _check(tmp_path, layout, f"02{amount}DUPONT  \n".encode("latin-1"))
         assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")], amount
         assert "is not an integer" in problems[0].message
+
+
+@pytest.mark.parametrize(("column", "value", "says"), [
+    (4, "-62,25", "'-62,25' has a sign: the column takes no negative number"),
+    (0, "-1", "'-1' has a sign: the column takes no negative number"),
+    (4, "+62,25", "'+62,25' has a sign: the column takes no signed number"),
+    # a wrong number besides its sign is said so, not blamed on the sign
+    (4, "-62,255", "'-62,255' is not a decimal number (at most 2 decimals)"),
+])
+def test_a_sign_in_an_unsigned_column_is_named_as_the_problem(tmp_path, column, value, says):
+    """'-62,25' in an unsigned decimal column was said 'not a decimal number (at most 4
+    decimals)': the sign is what the column refuses."""
+    layout = _layout(tmp_path, CSV_LAYOUT)
+    [(rule, message)] = check_value(layout.records[0].columns[column], value)
+    assert rule == "layout.type"
+    assert message.startswith(says), message
+
+
+def test_forbidden_characters_of_the_layout_and_a_column_s_own(tmp_path):
+    """forbidden_characters applies to every column; a column's own replaces it ('' lets
+    every character through)."""
+    text = CSV_LAYOUT.replace("quoting: always\n",
+                              "quoting: always\nforbidden_characters: ';\"'\n")
+    text = text.replace('{name: Ref, type: text, pattern: "[A-Z]{3}-[0-9]+"}',
+                        "{name: Ref, type: text, forbidden_characters: ''}")
+    layout = _layout(tmp_path, text)
+    nom, ref = layout.records[0].columns[2], layout.records[0].columns[6]
+    assert check_value(nom, "DUPONT") == []
+    [(rule, message)] = check_value(nom, 'DUP;"ONT')
+    assert rule == "layout.forbidden"
+    assert message.endswith("holds ';\"', which the layout forbids in any value "
+                            "(forbidden_characters ';\"')")
+    assert check_value(ref, 'A;"B') == []

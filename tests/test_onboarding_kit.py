@@ -187,19 +187,37 @@ def test_a_new_csv_bundle_and_mapping_as_files_are_listed_rendered_and_validated
 def test_the_new_bundle_refuses_output_breaking_its_layout(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     layout = fmts / "exemple-compta" / "lignes.layout.yaml"
-    layout.write_text(LIGNES_LAYOUT.replace("values: [VT, RE]", "values: [VT]"),
+    layout.write_text(LIGNES_LAYOUT.replace('pattern: "7[0-9]+"', 'pattern: "6[0-9]+"'),
                       encoding="utf-8")
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT
     # each break names the output line, and the invoice and input record behind it
-    assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Journal "
-            "(#1): 'RE' is not an allowed value ('VT') (rendered from "
-            "examples/school-export.json:$.invoices[0]) (rule layout.values)") in r.stderr
-    assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Journal "
-            "(#1): 'RE' is not an allowed value ('VT') (rendered from "
-            "examples/school-export.json:$.invoices[1]) (rule layout.values)") in r.stderr
+    assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Compte "
+            "(#5): '7062' does not match 6[0-9]+ (rendered from "
+            "examples/school-export.json:$.invoices[0]) (rule layout.pattern)") in r.stderr
+    assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Compte "
+            "(#5): '7062' does not match 6[0-9]+ (rendered from "
+            "examples/school-export.json:$.invoices[1]) (rule layout.pattern)") in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_an_option_the_layout_refuses_is_named_by_the_mapping_not_an_invoice(tmp_path):
+    """The mapping's journal: RE where the layout allows VT alone was blamed on every
+    invoice (exit 6): it is the mapping's option, refused before the input is read."""
+    fmts, mapping = _new_bundle(tmp_path)
+    layout = fmts / "exemple-compta" / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("values: [VT, RE]", "values: [VT]"),
+                      encoding="utf-8")
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING
+    assert ("output.options.journal 'RE' is not an allowed value ('VT') (layout.values): "
+            "written as it is into LIGNES_2026_0001.csv, column Journal (#1) of layout "
+            f"LIGNES [mapping {mapping}:") in r.stderr
+    assert "invoice" not in r.stderr
     assert not out.exists() or list(out.iterdir()) == []
 
 

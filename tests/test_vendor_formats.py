@@ -74,8 +74,9 @@ def test_emagnus_one_record_per_imputation_and_one_detail_per_line(emagnus):
     r = first[0]
     assert (r[1], r[2], r[3], r[4], r[5], r[23], r[24]) == (
         "T", "O", "VSL", "00", "2026", "R", "23/11/2026")
+    # AdrLig1-3: the address lines in reading order (complement, street, locality)
     assert (r[9], r[10], r[11], r[12], r[14], r[15]) == (
-        "DUPONT-LEFEVRE", "HELENE", "12 RUE DES LILAS", "BATIMENT B", "45200", "MONTARGIS")
+        "DUPONT-LEFEVRE", "HELENE", "BATIMENT B", "12 RUE DES LILAS", "45200", "MONTARGIS")
     # SEPA columns 64-80, PES tiers 90-98, ASAP 108-112
     assert (r[63], r[64], r[70], r[71], r[73], r[74], r[78]) == (
         "DUPONT-LEFEVRE HELENE", "FR7630006000011234567890189", "O", "05/12/2026",

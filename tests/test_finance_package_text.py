@@ -1,0 +1,247 @@
+"""Finance-package text and layout: what a format declares of its text (its charset,
+the characters its layouts forbid, its column limits) applies to the mapping's own texts
+and options as to the export's, refused naming the mapping's line and key; and the
+e.magnus address lines read in order."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
+
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+BUNDLE = ROOT / "templates" / "bl-emagnus"
+
+
+def _mapping(tmp_path: Path, source: Path, *edits: tuple[str, str]) -> tuple[Path, list[int]]:
+    """A copy of ``source`` with each (old, new) replaced: its path, and the line of
+    each replacement."""
+    text = source.read_text(encoding="utf-8")
+    lines = []
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+        lines.append(text[:text.index(new)].count("\n") + 1 + new.count("\n"))
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, lines
+
+
+def _export(tmp_path: Path, mapping: Path, data: Path = EXAMPLES / "school-export.json",
+            *more: str | Path):
+    out = tmp_path / "out"
+    run = run_cli("export", "--mapping", mapping, "--input", data, "--out", out,
+                  "--date", "2026-11-23", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+                  "--create-store", *more)
+    return run, out
+
+
+# ------------------------------------------------------- the format's charset
+
+
+def test_an_emagnus_option_outside_its_ascii_charset_is_refused(tmp_path):
+    """e.magnus declares charset: ascii (cp1252 files): a tribunal with ’ and é was
+    written as cp1252 bytes d\\x92Orl\\xe9ans, exit 0. An option is written as it is (no
+    text policy transliterates it, docs/mapping-reference.md): refused, naming its line."""
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, (
+        "    service: CONSERVATOIRE",
+        "    service: CONSERVATOIRE\n    tribunal: \"le tribunal administratif d’Orléans\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert f"[mapping {mapping}:{line}: output.options.tribunal] (rule mapping.options)" \
+        in checked.output
+    assert "output.options.tribunal: '’é' is outside the format's charset ascii" \
+        in checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert f"{mapping}:{line}: output.options.tribunal" in run.output
+    assert not out.exists()
+
+
+def test_jvs_own_texts_outside_its_latin1_charset_are_refused(tmp_path):
+    """JVS writes UTF-8 but declares charset: latin-1: the collectivity's and emitter's
+    texts went out as they were (Œ, –, €, “, œ)."""
+    mapping, lines = _mapping(
+        tmp_path, JVS, ("budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                        "budget_label: \"BUDGET ŒUVRES – €\""),
+        ("adresse: pesgen conservatoire VSL", "adresse: \"pesgen “cœur”\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert ("collectivity.budget_label: 'Œ–€' is outside the format's charset latin-1"
+            in checked.output)
+    assert f"[mapping {mapping}:{lines[0]}: collectivity.budget_label] (rule mapping.format)" \
+        in checked.output
+    assert "output.emitter.adresse: '“œ”' is outside the format's charset latin-1" \
+        in checked.output
+    assert f"[mapping {mapping}:{lines[1]}: output.emitter.adresse]" in checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert not out.exists()
+
+
+def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = 'tribunal: "le tribunal administratif"'
+    assert text.count(old) == 1
+    spec.write_text(text.replace(old, 'tribunal: "le tribunal d’Orléans"'), encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert run.exit_code == 3, run.output
+    assert f"format.yaml:{line}: defaults.options.tribunal" in run.output
+    assert "option tribunal: '’é' is outside the format's charset ascii" in run.output
+
+
+# ------------------------------------------------------- e.magnus address lines
+
+
+def _rows(path: Path) -> list[list[str]]:
+    from pesgen.layout import split_csv
+
+    rows = []
+    for line in path.read_bytes().decode("cp1252").split("\r\n")[:-1]:
+        fields, error = split_csv(line, ";", '"')
+        assert error is None
+        rows.append([v for v, _ in fields])
+    return rows
+
+
+def test_emagnus_address_lines_read_in_order(tmp_path):
+    """A street street_overflow: split puts its first part in the complement (Adr1, the
+    line before the street's in the PES): WTAMC001 wrote the complement after the street,
+    'Résidence les Jardins de la Roseraie, appartement 1204' as AdrLig1 'APPARTEMENT
+    1204', AdrLig2 'RESIDENCE LES JARDINS DE LA ROSERAIE'. The lines now read in order
+    (complement, street, locality, packed from AdrLig1), the joint debtor's too."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+        "address": {"street": "4 place du Marché", "complement": "Bâtiment C",
+                    "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 0, run.output
+    lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
+    assert lines["FA-2026-00104"] == ["RESIDENCE LES JARDINS DE LA ROSERAIE",
+                                      "APPARTEMENT 1204", ""]
+    assert lines["FA-2026-00101"] == ["BATIMENT B", "12 RUE DES LILAS", ""]
+    assert lines["FA-2026-00102"] == ["3 ALLEE DU COEUR-VOLANT", "", ""]
+    [joint] = _rows(out / "WTAMC001_TSOL.txt")
+    assert joint[5:8] == ["BATIMENT C", "4 PLACE DU MARCHE", ""]
+
+
+# ------------------------------------------------------- e.magnus: no ';' nor '"'
+
+
+def _example_with(tmp_path: Path, **payer: str) -> Path:
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"].update(payer)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return source
+
+
+def _line_of(path: Path, text: str) -> int:
+    content = path.read_text(encoding="utf-8")
+    assert content.count(text) == 1, text
+    return content[:content.index(text)].count("\n") + 1
+
+
+def test_emagnus_refuses_a_semicolon_or_a_quote_in_a_text_naming_record_and_binding(tmp_path):
+    """They were written quoted RFC-4180 style ('"O""BRIEN; & FILS"'), which the known
+    integrations never write and e.magnus may not read: the layouts forbid them
+    (forbidden_characters), so the text is refused before rendering, naming the record
+    and the binding; nothing is written."""
+    source = _example_with(tmp_path, last_name='O"Brien; & Fils', first_name="Zoé “Zo”")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 4, run.output
+    name = _line_of(EMAGNUS, "    name: {expr: \"invoice.payer.last_name or invoice.payer.name\"}")
+    first = _line_of(EMAGNUS, "    first_name: payer.first_name")
+    assert (f"export.json:$.invoices[0] invoice FA-2026-00101: debtor.name holds ';\"', "
+            "which format bl-emagnus forbids in its values (its layouts' "
+            f"forbidden_characters) [mapping {EMAGNUS}:{name}: bindings.payer.name] "
+            "(rule text.forbidden)") in run.output
+    # “ ” become '"' under the transliterate policy: said so
+    assert ("debtor.first_name holds '\"', which format bl-emagnus forbids in its values "
+            "(its layouts' forbidden_characters), after the transliterate policy "
+            f"[mapping {EMAGNUS}:{first}: bindings.payer.first_name]") in run.output
+    assert "pes.first-name" not in run.output  # no second problem for the same value
+    assert "2 problem(s); nothing was written" in run.output
+    assert not out.exists()
+
+
+def test_emagnus_refuses_a_semicolon_in_an_option_naming_its_line(tmp_path):
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                    "    service: \"CONS; MUSIQUE\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert ("output.options.service: holds ';', which the format's layouts forbid "
+            "(forbidden_characters)") in checked.output
+    assert f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)" \
+        in checked.output
+
+
+def test_check_layout_refuses_a_semicolon_or_a_quote_in_a_value(tmp_path):
+    """A hand-made '"DUP;ONT"' (and '"O""BRIEN"') passed check-layout."""
+    row = ['"19"', '"4"', '"FAM-0051"', '"DUP;ONT"', '""', '"5 CHEMIN"', '""', '""',
+           '"45210"', '"FERRIERES"'] + ['""'] * 8 + ['"01"', '"01"', '"M"'] + ['""'] * 6
+    assert len(row) == 27
+    quote = [*row[:3], '"O""BRIEN"', *row[4:]]
+    sample = tmp_path / "WTAMC001_TSOL.txt"
+    sample.write_bytes((";".join(row) + "\r\n" + ";".join(quote) + "\r\n").encode("cp1252"))
+    run = run_cli("check-layout", BUNDLE / "wtamc001tsol.layout.yaml", sample)
+    assert run.exit_code == 6, run.output
+    for line, held in ((1, "';'"), (2, "'\"'")):
+        assert (f"WTAMC001_TSOL.txt:{line}: record 'tiers-solidaire', column Designation1 "
+                f"(#4): a text of 7 characters") in run.output
+        assert (f"holds {held}, which the layout forbids in any value (forbidden_characters "
+                "';\"') (rule layout.forbidden)") in run.output
+    assert "2 problem(s)" in run.output
+
+
+# ------------------------------------------------------- an option and its column
+
+
+def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
+    """service (column 28 Service, 15 characters) of 21: check-mapping said OK and the
+    export exited 6 blaming the first invoice ('WTAMC001.txt:1 invoice FA-2026-00101:
+    … column Service (#28): is 21 characters'). Now check-mapping and the export, before
+    reading its input, name the option's line and the column."""
+    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                    "    service: CONSERVATOIRE MUSIQUE"))
+    said = ("output.options.service is 21 characters, the layout allows 15 (layout.length): "
+            "written as it is into WTAMC001.txt, column Service (#28) of layout WTAMC001 "
+            f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    # the input is not read: a missing one is not even named
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output
+    assert not out.exists()
+
+
+def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = 'tribunal: "le tribunal administratif"'
+    spec.write_text(text.replace(old, 'tribunal: "le tribunal; administratif"'),
+                    encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert run.exit_code == 3, run.output
+    assert (f"option tribunal: holds ';', which the format's layouts forbid "
+            f"(forbidden_characters) (an option is written as it is: no text policy "
+            f"transliterates it) [format {spec}:{line}: defaults.options.tribunal]"
+            ) in run.output
