@@ -267,11 +267,14 @@ def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
 
 def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, str, int, str],
                        opened: bool, first: int, dry_run: bool,
-                       pieces: tuple[SequenceKey, bool, int] | None = None) -> None:
+                       pieces: tuple[SequenceKey, bool, int] | None = None,
+                       helios: bool = True) -> None:
     """The note of a run that opens a numbering sequence nobody set (``opened``: the
     sequence had its row; ``first``: the IdBord the run takes): its first IdBord is the
     store's default, whatever rôles the collectivity issued before pesgen. ``pieces``:
-    (key, opened, first IdPce) of the sequence of its titre numbers, said likewise."""
+    (key, opened, first IdPce) of the sequence of its titre numbers, said likewise.
+    ``helios``: the files go to Hélios (a PES format); else to a finance package, whose
+    own numbering is what Hélios sees."""
     new_pieces = pieces is not None and not pieces[1] and pieces[2] == _FIRST_NUMBER
     if new_pieces:
         assert pieces is not None
@@ -279,6 +282,21 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
                          first == _FIRST_NUMBER, dry_run)
         return
     if opened or first != _FIRST_NUMBER:
+        return
+    if not helios:
+        # a finance package's import: the package numbers the bordereaux and titres it
+        # sends to Hélios; pesgen's number names the run's files (or is written in them)
+        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (same "
+                   "--db)")
+        prepared.result.notes.append(PolicyNote(
+            "numbering", "*", str(mapping_path),
+            f"this run opens pesgen's numbering of format {key[3]} for {key[0]} budget "
+            f"{key[1]} exercise {key[2]}: it {'would take' if dry_run else 'took'} number "
+            f"{first}, what the format's templates write of doc.bordereau.number (a file "
+            "name, an element the package reads). It is no rôle number in Hélios: the "
+            "finance package numbers the bordereaux and titres it sends. If earlier imports "
+            f"of this format used such numbers, {command} before the first export continues "
+            "them (see docs/state.md, Numbering)"))
         return
     command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
                "number after the last rôle issued, same --db)")
@@ -364,7 +382,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                             raise _input_changed(input_path)
                     _refuse_past_pieces(pkey, pieces[2], prepared.titles)
                 _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False,
-                                   pieces=pieces)
+                                   pieces=pieces, helios=exporter.fmt.is_pes)
                 taken.refuse(conn)
                 temps = exporter.finish(prepared, first)
                 try:
@@ -505,7 +523,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                     prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
                 _refuse_past_pieces(pieces[0], pieces[2], prepared.titles)
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
-                               pieces=pieces)
+                               pieces=pieces, helios=exporter.fmt.is_pes)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place

@@ -165,6 +165,24 @@ def test_an_export_opening_a_sequence_nobody_set_says_so(tmp_path):
     assert "IdBord 2" in again.stdout and "numbering:" not in again.stdout
 
 
+@pytest.mark.parametrize("name", ["emagnus", "corail", "jvs"])
+def test_a_finance_package_s_first_run_is_not_told_it_took_a_rôle_number(tmp_path, name):
+    """A finance package numbers what it sends to Hélios itself: the note of its first
+    run says what pesgen's number is there, not 'IdBord 1, the rôle number in Hélios'
+    nor 'do not send these files'."""
+    mapping = MAPPINGS / f"villeneuve-sur-loing-{name}.yaml"
+    r = run_cli("export", "-m", mapping, "-i", INPUT, "--date", RUN_DATE,
+                "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    notes = [ln for ln in r.stdout.splitlines() if "*: numbering:" in ln]
+    assert len(notes) == 1, r.stdout
+    assert "this run opens pesgen's numbering of format " in notes[0]
+    assert "took number 1" in notes[0] and "It is no rôle number in Hélios" in notes[0]
+    assert "rôle number in Hélios, which" not in notes[0]
+    assert "do not send these files" not in notes[0]
+    assert f"`pesgen numbering set-start --mapping {mapping} --start N`" in notes[0]
+
+
 def test_no_numbering_note_once_set_start_was_run(tmp_path):
     s = run_cli("numbering", "set-start", "-m", MAPPING, "--start", "12", "--create-store")
     assert s.exit_code == 0, s.output
