@@ -775,6 +775,9 @@ def test_the_interrupts_an_export_holds_belong_to_its_invocation(capsys):
 # commit, regenerate's placing); ``_say_left_by_others``: as it prints its summary
 _SIGNALLED_CHILD = """
 import os, signal, sys
+# Ctrl-C as a terminal's foreground process has it (a test run started in the background
+# by a shell without job control passes SIGINT on ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import pesgen.cli
 from pesgen.cli import main
 
@@ -860,11 +863,18 @@ def test_regenerate_interrupted_before_its_files_are_placed_says_so(tmp_path, mo
     real = runs_module._rebuild_files
 
     def interrupted(*args, **kwargs):
-        real(*args, **kwargs)
+        done = real(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGINT)  # the handler runs at once, in this thread
+        return done  # (not reached: the KeyboardInterrupt)
 
     monkeypatch.setattr(runs_module, "_rebuild_files", interrupted)
-    r = _run("regenerate", run_id, "-o", tmp_path / "regen", "--db", db)
+    # Ctrl-C as a terminal's foreground process has it (a test run started in the
+    # background by a shell without job control inherits SIGINT ignored)
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        r = _run("regenerate", run_id, "-o", tmp_path / "regen", "--db", db)
+    finally:
+        signal.signal(signal.SIGINT, saved)
     assert r.exit_code == 130
     assert r.stderr == "interrupted: nothing written\n"
     assert not (tmp_path / "regen").exists()
