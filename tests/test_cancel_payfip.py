@@ -391,3 +391,53 @@ def test_the_return_page_of_a_cancelled_title_says_it_is_cancelled(flow, store, 
     assert page.status_code == 200
     assert "Ce titre a été annulé par la régie" in page.text
     assert "réessayer" not in page.text and "enregistré" not in page.text
+
+
+def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_exported_again(
+        flow, store, tmp_path):
+    """FA-2026-00102 paid twice by card through its title, the run cancelled despite the
+    payments, the example exported again: the money stays listed on the cancelled title
+    (with its cancellation, the note on stderr), the new title is listed apart with
+    nothing paid, the anomaly's invoice is the cancelled title's, and the new run's
+    Datamatrix leaves the invoice out (the family paid already)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    first, second = flow.link(mode="W"), flow.link(mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")  # a double payment
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    cancelled_at = store.get_run(run)["cancelled_at"]
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+
+    rows = [r for r in json.loads(_payments(store, "--format", "json").stdout)
+            if r["invoice"] == "FA-2026-00102"]
+    assert [(r["status"], r["amount_due"], r["amount_paid"], r["method"], r["id_op"],
+             r["payfip_status"], r["run"], r["cancelled_at"]) for r in rows] == [
+        ("cancelled", "0.00", "187.50", "card", first.id_op, "paid", run, cancelled_at),
+        ("pending", "187.50", None, None, None, None, new, None)]
+    result = _payments(store)
+    assert "note: 1 cancelled title(s) were paid online (FA-2026-00102)" in result.stderr
+    listed = [r for r in csv.DictReader(io.StringIO(result.stdout), delimiter=";")
+              if r["invoice"] == "FA-2026-00102"]
+    assert [(r["status"], r["amount_paid"], r["run"]) for r in listed] == [
+        ("cancelled", "187.50", run), ("pending", "", new)]
+
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["again_run"]) == (
+        "double-payment", "cancelled", new)
+    shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 of run {run}, "
+            f"cancelled on {cancelled_at}; PayFiP status paid): nothing is due on it; "
+            f"exported again since as IdBord 2 of run {new}, on which nothing is paid; the "
+            "anomaly recorded no payment") in shown.stdout
+    assert "invoice FA-2026-00102: paid" not in shown.stdout
+
+    codes = _datamatrix(store, new)
+    assert codes.exit_code == 0, codes.output
+    assert (f"skipped 1 title(s) of run {new} paid online through PayFiP: no Datamatrix "
+            "(the family would pay again): FA-2026-00102 (187.50 on ") in codes.stderr
+    assert f"operation {first.id_op}, through its cancelled title of run {run})" in codes.stderr
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in
+                  codes.stdout.splitlines() if w.startswith("wrote ")]
+    assert "FA-2026-00102" not in csv_path.read_text(encoding="utf-8")

@@ -343,6 +343,11 @@ def anomalies(
                 state = (f"cancelled (its title, IdBord {r['title_id_bord']} of run "
                          f"{r['title_run']}, cancelled on {r['cancelled_at']}; PayFiP status "
                          f"{r['payfip_status']}): nothing is due on it")
+                if r["again_run"]:
+                    # what PayFiP recorded stays with the cancelled title: none of it pays
+                    # the title exported in its place
+                    state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
+                              f"{r['again_run']}, on which nothing is paid")
             typer.echo(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
                        "payment and changed no status")
         if r["resolved_at"] is not None:
@@ -535,7 +540,9 @@ def datamatrix(
             typer.echo(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
-                           f"operation {r['id_op']})" for r in rows), err=True)
+                           f"operation {r['id_op']}"
+                           + (f", through its cancelled title of run {r['through']}"
+                              if r["through"] else "") + ")" for r in rows), err=True)
 
         written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
                                 layout, image, on_skipped=skipped, on_paid=paid)

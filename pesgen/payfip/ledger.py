@@ -464,9 +464,14 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``. An invoice exported again since its title was
-    cancelled is due again: shown as any other, with its new title's run, IdBord and
-    amount."""
+    counts as a change for ``since``.
+
+    An invoice exported again since its title was cancelled (and no link made for its
+    new title since) is listed twice: first the cancelled title's row as above (the
+    money it received stays there, never moved to the new title), then the new title's:
+    ``pending``, its amount due, its run and IdBord, nothing paid, and no PayFiP record
+    (``payfip_status``, ``id_op``, ``last_id_op``, ``refdet``, ``saisie`` empty) until a
+    link is made for it. ``history`` (the invoice's events) goes with the first row."""
     p_ = _payments_with_titles()
     query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
@@ -477,17 +482,10 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
         for row in conn.execute(query):
             p = dict(row._mapping)
             cancelled = _cancelled(p)
-            # exported again since: due, under its new title, as any invoice
-            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
-            if again is not None:
-                cancelled = False
-                p["title_run"], p["title_id_bord"], due = again
-            else:
-                due = cents_text(0 if cancelled else p["amount_cents"])
             item = {
                 "invoice": p["invoice"], "collectivity": p["id_coll"],
                 "status": "cancelled" if cancelled else p["status"],
-                "amount_due": due,
+                "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
                 "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
                 else None,
                 "method": p["method"], "paid_at": p["paid_at"],
@@ -509,6 +507,17 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
                         events.c.id_coll == p["id_coll"], events.c.invoice == p["invoice"])
                         .order_by(events.c.id))]
             out.append(item)
+            # exported again since: its new title is due, and nothing PayFiP recorded is
+            # its (the money, the links are the cancelled title's, listed above)
+            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
+            if again is not None:
+                run_id, id_bord, due = again
+                out.append({
+                    **{k: None for k in item}, "invoice": p["invoice"],
+                    "collectivity": p["id_coll"], "status": "pending",
+                    "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
+                    "run": run_id, "id_bord": id_bord,
+                    **({"history": []} if history else {})})
     return out
 
 
@@ -545,8 +554,10 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
-    ``title_run``, ``title_id_bord`` and ``cancelled_at``), and ``payfip_status``, what
-    PayFiP says of it; an anomaly never changes either."""
+    ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
+    ``again_id_bord`` the title that holds the invoice when it was exported again since,
+    on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
+    never changes either."""
     p_ = _payments_with_titles()
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
                        p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
@@ -564,10 +575,11 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
             row = dict(r._mapping)
             cancelled = _cancelled(row)
             coll = row.pop("op_coll")
+            # exported again since: the new title is due, and none of what PayFiP recorded
+            # (a payment included) is its: the invoice stays shown by the cancelled title
+            # its payment follows, with the new title beside it
             again = _due_again(store, conn, coll, row["invoice"]) if cancelled else None
-            if again is not None:  # exported again since: the invoice is due once more
-                cancelled = False
-                row["title_run"], row["title_id_bord"], _due = again
+            row["again_run"], row["again_id_bord"] = again[:2] if again else (None, None)
             row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
             if not cancelled:
                 row["cancelled_at"] = None
