@@ -114,6 +114,53 @@ def test_already_paid_invoice_gets_no_new_link(flow):
     assert len(flow.fake_operations()) == 1
 
 
+class _PayingMeanwhileClient:
+    """A PayFiP client during whose creerPaiementSecurise the family pays the invoice
+    through an earlier link, its notification recorded (refuse_paid came before)."""
+
+    endpoint = "http://payfip.invalid/tpa"
+    id_op = "0d1a5c3e-0000-4000-8000-0000000000a7"
+
+    def __init__(self, flow, earlier):
+        self.flow, self.earlier = flow, earlier
+
+    def creer_paiement_securise(self, request):
+        self.flow.pay(self.earlier, "card")
+        assert _payment(self.flow.store)["status"] == "paid"
+        return self.id_op
+
+    def payment_url(self, id_op):
+        return f"{self.endpoint}/paiementws.web?idop={id_op}"
+
+    def close(self):
+        pass
+
+
+def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store):
+    """The invoice was paid (an earlier link, its notification recorded) while PayFiP
+    made the operation: the operation is recorded (a payment through it is a double
+    payment), and the link is refused, exit 7, rule payfip.paid."""
+    from pesgen.errors import StateError
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    earlier = flow.link(mode="W")
+    client = _PayingMeanwhileClient(flow, earlier)
+    with pytest.raises(StateError, match="paid through PayFiP while") as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url=flow.notify_url)
+    assert info.value.exit_code == 7
+    assert "do not send its link" in str(info.value)
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [
+        ("payfip.paid", "FA-2026-00102")]
+    op = ledger.get_operation(store, client.id_op)
+    assert op["status"] == "pending"
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["last_id_op"]) == (
+        "paid", earlier.id_op, client.id_op)
+
+
 # ---------------------------------------------------------------------- lost and late
 
 

@@ -149,12 +149,22 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def record_operation(store: Store, op: dict[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_operation`` found while recording an operation: the cancellation
+    of its title (``cancelled``, in words), or the payment of its invoice (``paid``: the
+    payment's row), recorded since the invoice was found due; None each when none."""
+
+    cancelled: str | None = None
+    paid: dict[str, Any] | None = None
+
+
+def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
-    Returns None, or the cancellation of its title (``run_id``, invoice) when the title
-    was cancelled since it was found due (while PayFiP made the operation): the
-    operation is recorded all the same (a payment through it is then an anomaly,
-    run-cancelled), but its link must not be given."""
+    Says (``Recorded``) when the title was cancelled, or the invoice paid, since it was
+    found due (while PayFiP made the operation): the operation is recorded all the same
+    (a payment through it is then an anomaly: run-cancelled, double-payment), but its
+    link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
@@ -173,7 +183,7 @@ def record_operation(store: Store, op: dict[str, Any]) -> str | None:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
-    return cancelled
+    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None)
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:

@@ -290,7 +290,7 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         if own:
             client.close()
     try:
-        cancelled = ledger.record_operation(store, {
+        recorded = ledger.record_operation(store, {
             "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
@@ -298,6 +298,20 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
     except Exception as exc:
         raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
                          f"not be recorded ({type(exc).__name__}); do not send its link") from exc
+    cancelled = recorded.cancelled
+    if recorded.paid is not None:
+        # the family paid through an earlier link while PayFiP made this operation: a
+        # payment through this one would be a second (refuse_paid came too early to see it)
+        paid = recorded.paid
+        amount = cents_text(paid["paid_cents"] if paid["paid_cents"] is not None
+                            else paid["amount_cents"])
+        raise StateError(
+            f"invoice {invoice}: paid through PayFiP while PayFiP made operation {id_op}: "
+            f"{amount} on {paid['paid_at']} (operation {paid['id_op']}); the operation is "
+            "recorded, but do not send its link: no link (the family would pay twice)",
+            [Problem("payfip.paid", f"paid {amount} on {paid['paid_at']} through PayFiP "
+                     f"operation {paid['id_op']}: a payment through operation {id_op} would "
+                     "be a double payment", invoice=invoice)])
     if cancelled:
         # `runs cancel` went through while PayFiP made the operation: the trésorerie will
         # never see this title, so no family may pay it (the payment would be an anomaly)
