@@ -96,13 +96,59 @@ def test_refused(flow, action, code, method):
     assert _payment(flow.store)["status"] == "paid"
 
 
+def _made_minutes_ago(store, id_op: str, minutes: int) -> None:
+    """The operation as if pesgen had recorded it ``minutes`` ago."""
+    from datetime import UTC, datetime, timedelta
+
+    when = (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == id_op)
+                     .values(created_at=when))
+
+
 def test_abandoned(flow):
     link = flow.link()
     flow.pay(link, "abandon")
-    assert _payment(flow.store)["status"] == "abandoned"
-    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "A"
+    # within 20 minutes of the operation, an abandon is not final: the idOp is active
+    op = ledger.get_operation(flow.store, link.id_op)
+    assert (op["status"], op["result_code"]) == ("pending", "A")
+    assert "still active" in op["last_error"]
+    assert _payment(flow.store)["status"] == "pending"
     # the payment page cannot be used twice
     assert httpx.get(link.url, timeout=TIMEOUT).status_code == 409
+    # asked again once the 20 minutes are over, it is: abandoned
+    _made_minutes_ago(flow.store, link.id_op, 21)
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("recorded", "abandoned")
+    assert _payment(flow.store)["status"] == "abandoned"
+    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "A"
+    assert flow.reconcile() == []  # final: no longer asked
+
+
+def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
+    """The family abandons, then goes back and pays through the same idOp (it stays
+    active for 20 minutes): the later notification pulls the result again and records
+    the payment; a new link made meanwhile says the earlier one may still be paid."""
+    link = flow.link(mode="W")
+    flow.pay(link, "abandon")
+    assert ledger.get_operation(store, link.id_op)["status"] == "pending"
+    again = flow.link(mode="W")
+    assert [n for n in again.notes if link.id_op in n] == [
+        f"invoice FA-2026-00102: operation {link.id_op} was abandoned but stays payable "
+        f"until {ledger.active_until(ledger.get_operation(store, link.id_op)['created_at'])}"
+        ": if the family pays both, the second is a double-payment anomaly, for the "
+        "trésorerie to refund (docs/payfip.md, abandoned)"]
+    flow.control("tamper", {"idop": link.id_op, "fields": {
+        "resultrans": "P", "numauto": "LATE0001"}})
+    flow.control("notify", {"idop": link.id_op})
+    op = ledger.get_operation(store, link.id_op)
+    assert (op["status"], op["result_code"], op["notifications"]) == ("paid", "P", 2)
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["numauto"]) == ("paid", link.id_op, "LATE0001")
+    # the new link paid too: a double payment, never counted
+    flow.pay(again, "card")
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["double-payment"]
+    assert _payment(store)["id_op"] == link.id_op
 
 
 def test_already_paid_invoice_gets_no_new_link(flow):

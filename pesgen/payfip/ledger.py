@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +33,32 @@ NO_TRANSACTION_TIME = ("PayFiP gave no transaction date and time (dattrans/heurt
                        "paid_at is when pesgen recorded the result")
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
+
+
+# An abandoned result (A) is final only this long after the operation was made: the
+# idOp stays active meanwhile and the family may still pay through it (eopayment reads A
+# within 20 minutes as "still waiting": notes payfip.md §7, §8; P4 after 15 minutes
+# unopened). Measured from the time pesgen recorded the operation, just after PayFiP
+# issued it.
+ABANDON_WINDOW = timedelta(minutes=20)
+
+
+def active_until(created_at: str) -> str:
+    """When an operation made at ``created_at`` (the store's UTC text) stops being
+    payable after an abandon, in the same form."""
+    made = datetime.fromisoformat(created_at.replace("Z", "+00:00")).astimezone(UTC)
+    return (made + ABANDON_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def abandoned_active(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's operations PayFiP answered A (abandoned) that are still active (the
+    family may still pay through them), with ``until``: when that ends."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(operations).where(
+            operations.c.id_coll == id_coll, operations.c.invoice == invoice,
+            operations.c.status.in_(OPEN), operations.c.result_code == "A")
+            .order_by(operations.c.created_at)).all()
+    return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
 @dataclass(frozen=True)
@@ -282,6 +308,18 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         pay_status = pay["status"] if pay else "pending"
         test = op["saisie"] in SAISIE_TEST
         new = "anomaly" if mismatches else detail.status
+        until = active_until(op["created_at"])
+        if new == "abandoned" and now < until:
+            # an abandon within the idOp's life: the family may go back and pay through it
+            # (notes payfip.md §7, §8): not final yet; asked again by the next notification
+            # and by reconcile, and final once a pull after that time still says A
+            why = (f"result A (abandoned) before {until}: the operation is still active, "
+                   "the family may still pay through it; asked again until then")
+            conn.execute(operations.update().where(
+                operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+                status="pending", result_code=detail.resultrans[:4], checked_at=now,
+                checks=operations.c.checks + 1, last_error=why))
+            return Outcome(id_op, "pending", "pending", op["invoice"], why)
         if new == "paid" and test:
             # no money for the invoice: like a refusal, it speaks for the invoice only as
             # the result of its latest link, and never over a payment

@@ -320,6 +320,14 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
+    # an earlier link abandoned a moment ago may still be paid (the idOp stays active):
+    # both paid, the second is recorded as a double payment, never counted
+    for other in ledger.abandoned_active(store, mapping.collectivity.siret, invoice):
+        if other["id_op"] != id_op:
+            notes.append(f"invoice {invoice}: operation {other['id_op']} was abandoned but "
+                         f"stays payable until {other['until']}: if the family pays both, "
+                         "the second is a double-payment anomaly, for the trésorerie to "
+                         "refund (docs/payfip.md, abandoned)")
     log.info("payfip link: operation %s created", id_op)
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie,
                 request.exer, tuple(notes))
