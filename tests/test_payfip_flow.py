@@ -859,3 +859,59 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
     pay = _payment(store)
     assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", real.id_op, 18750)
     store.engine.dispose()
+
+
+def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_path):
+    """refdet must name one invoice (notes §12): FA-2026-00103 and FA-202600103 both give
+    FA202600103 by the default rule. A title of the other held by an active run, or an
+    operation made for it, refuses the link (and the TIPI link) naming both invoices
+    and the mapping's rule; nothing is sent."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING, MAPPINGS, RUN_DATE
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [other] = [i for i in data["invoices"] if i["number"] == "FA-2026-00105"]
+    other["number"] = "FA-202600103"
+    data["invoices"] = [other]
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml", path,
+                    tmp_path / "titres", RUN_DATE)
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("FA-2026-00103", mode="W")
+    [problem] = [p for p in info.value.problems if p.rule == "payfip.refdet-unique"]
+    assert problem.invoice == "FA-2026-00103"
+    assert problem.message.startswith(
+        "refdet: 'FA202600103' is also invoice FA-202600103's (the mapping's rule gives it "
+        "to its title (run ")
+    assert "FA-2026-00103 and FA-202600103 get different ones" in problem.message
+    assert problem.mapping.endswith("payfip.refdet")
+    assert flow.fake_operations() == []
+    tipi = CliRunner().invoke(app, ["payfip", "tipi-url", "-m", str(MAPPING), "-n",
+                                    "FA-2026-00103", "--urlcl", "https://ecole.example.org/r",
+                                    "--mel", "famille@example.org", "--db", store.url])
+    assert tipi.exit_code == 4, tipi.output
+    assert "is also invoice FA-202600103's" in tipi.output
+    assert "(rule payfip.refdet-unique)" in tipi.output
+
+    # an operation made for the other invoice (its title since cancelled) refuses it too
+    titres = ledger.invoice_due(store, "21450999400015", "FA-202600103").run_id
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-0000000000b1", "id_coll": "21450999400015",
+        "invoice": "FA-202600103", "run_id": titres, "numcli": "012345", "exer": "2026",
+        "refdet": "FA202600103", "amount_cents": 23750, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": "W", "endpoint": flow.endpoint})
+    store.cancel(titres, "wrong format", despite_payments=True)
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("FA-2026-00103", mode="W")
+    [problem] = [p for p in info.value.problems if p.rule == "payfip.refdet-unique"]
+    assert ("is also invoice FA-202600103's (PayFiP operation "
+            "0d1a5c3e-0000-4000-8000-0000000000b1 was made for it with it)") in problem.message
+    # the invoice itself, or another invoice with its own refdet, is not refused
+    flow.link("FA-2026-00102", mode="W")

@@ -162,6 +162,30 @@ def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None
     return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
+def refdet_users(store: Store, id_coll: str, numcli: str, refdet: str
+                 ) -> list[tuple[str, str]]:
+    """The invoices PayFiP operations were made for with this refdet, of the
+    collectivity or of its PayFiP client (numcli, its régie): (invoice, idOp), oldest
+    first."""
+    with store.engine.connect() as conn:
+        return [(r.invoice, r.id_op) for r in conn.execute(
+            sa.select(operations.c.invoice, operations.c.id_op).where(
+                operations.c.refdet == refdet,
+                sa.or_(operations.c.id_coll == id_coll, operations.c.numcli == numcli))
+            .order_by(operations.c.created_at, operations.c.id_op))]
+
+
+def active_titles(store: Store, id_coll: str) -> list[Any]:
+    """Every active title of the collectivity, with its run's exercise: what a refdet
+    rule reads (``payfip.service``)."""
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(run_invoices, runs.c.exercise)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+            .order_by(runs.c.created_at, run_invoices.c.id)).all()
+
+
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(payments).where(payments.c.id_coll == id_coll,

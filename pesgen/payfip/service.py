@@ -21,7 +21,7 @@ from ..store import Store, unpack
 from . import ledger
 from .client import DEFAULT_TIMEOUT, PayfipClient
 from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
-from .models import PaymentRequest, cents_text, check_url
+from .models import PaymentRequest, cents_text, check_refdet, check_url
 from .settings import PayfipSettings, load_settings
 
 log = logging.getLogger("pesgen.payfip")
@@ -123,11 +123,12 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
     due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
+    scope_c = {"name": c.name, "siret": c.siret, "exercise": c.exercise,
+               "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post}
     scope = {
         "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
                     "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
-        "collectivity": {"name": c.name, "siret": c.siret, "exercise": c.exercise,
-                         "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post},
+        "collectivity": scope_c,
     }
     problems: list[Problem] = []
     values: dict[str, str] = {}
@@ -139,6 +140,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
                                     invoice=invoice, mapping=rule.where))
             continue
         values[name] = "" if value is None else str(value).strip()
+    refdet = values.get("refdet")
+    if refdet and not check_refdet(refdet):
+        problems += _refdet_clashes(store, settings, scope_c, invoice, refdet)
     if not settings.numcli:
         problems.append(Problem("payfip.numcli", "numcli: no PayFiP client number (set "
                                 "payfip.numcli or collectivity.payfip_client)",
@@ -183,6 +187,41 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
                                    "nothing was sent", problems)
     return request, due, notes
+
+
+def _refdet_clashes(store: Store, settings: PayfipSettings, scope_c: dict[str, Any],
+                    invoice: str, refdet: str) -> list[Problem]:
+    """The refdet must name one invoice (notes payfip.md §12): PayFiP's result names the
+    debt by it, so another invoice of the collectivity (or of its PayFiP client) with
+    the same refdet, one its operations were made for or an active title the mapping's
+    rule gives it to, would let a payment be read as the other's (``FA-2026-00103`` and
+    ``FA-202600103`` both give ``FA202600103`` by ``alnum``). One problem each, naming
+    both invoices (rule payfip.refdet-unique)."""
+    key = invoice_key(invoice)
+    others: dict[str, str] = {}  # invoice -> where it has that refdet
+    for other, id_op in ledger.refdet_users(store, scope_c["siret"], settings.numcli or "",
+                                            refdet):
+        if invoice_key(other) != key:
+            others.setdefault(other, f"PayFiP operation {id_op} was made for it with it")
+    for t in ledger.active_titles(store, scope_c["siret"]):
+        if t.invoice in others or invoice_key(t.invoice) == key:
+            continue
+        try:
+            value = settings.refdet({"invoice": {
+                "number": t.invoice, "amount": str(t.amount), "exercise": int(t.exercise),
+                "id_bord": t.id_bord, "id_pce": t.id_pce, "run": t.run_id},
+                "collectivity": scope_c})
+        except Exception:  # the rule fails on that title: said when it is paid
+            continue
+        if value is not None and str(value).strip() == refdet:
+            others[t.invoice] = (f"the mapping's rule gives it to its title (run {t.run_id}, "
+                                 f"IdBord {t.id_bord})")
+    return [Problem("payfip.refdet-unique", f"refdet: {refdet!r} is also invoice {other}'s "
+                    f"({where}): a refdet must name one invoice, or a payment of one could "
+                    f"be taken for the other's; change the mapping's payfip.refdet rule so "
+                    f"that {invoice} and {other} get different ones", invoice=invoice,
+                    mapping=settings.refdet.where)
+            for other, where in others.items()]
 
 
 def _mel_problem(problem: Problem, recorded: Mapping | None, run_id: str, invoice: str,
