@@ -441,3 +441,38 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
     [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in
                   codes.stdout.splitlines() if w.startswith("wrote ")]
     assert "FA-2026-00102" not in csv_path.read_text(encoding="utf-8")
+
+
+def test_cancel_lists_every_operation_that_may_have_moved_money(flow, store):
+    """Besides paid and open production links: an activation payment (saisie X), an
+    expired link, one whose result PayFiP refused to give (lookup-refused), one in state
+    unknown, each with its state; an amount-mismatch shows the amount PayFiP reported
+    beside the one asked. A refused one, a test link and a test payment are not listed."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00101", mode="X"), "card")  # test-paid, activation
+    flow.pay(flow.link("FA-2026-00110", mode="T"), "card")  # test-paid, test: no money
+    mismatch = flow.link("FA-2026-00102", mode="W")
+    flow.control("tamper", {"idop": mismatch.id_op, "fields": {"montant": "5000"}})
+    flow.pay(mismatch, "card")
+    flow.pay(flow.link("FA-2026-00111", mode="W"), "refuse")  # no money
+    states = {"FA-2026-00103": ("expired", None), "FA-2026-00104": ("anomaly", None),
+              "FA-2026-00105": ("unknown", None)}
+    made = {}
+    for invoice, (status, code) in states.items():
+        made[invoice] = flow.link(invoice, mode="W", mel="famille@example.org").id_op
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE payfip_operations SET status = :s, result_code = :c "
+                                 "WHERE id_op = :i"), {"s": status, "c": code,
+                                                       "i": made[invoice]})
+    with pytest.raises(StateError) as info:
+        store.cancel(run, "wrong amounts")
+    said = {p.invoice: p.message for p in info.value.problems}
+    assert sorted(said) == ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103",
+                            "FA-2026-00104", "FA-2026-00105"]
+    assert said["FA-2026-00101"].startswith("IdBord 1: paid in activation mode (saisie X) ")
+    assert (f"PayFiP operation {mismatch.id_op} answered P (paid, PayFiP reported 50.00, "
+            "187.50 asked) but was recorded as an anomaly") in said["FA-2026-00102"]
+    assert said["FA-2026-00103"].startswith(
+        f"IdBord 1: PayFiP operation {made['FA-2026-00103']} expired (")
+    assert "could not be asked its result (lookup-refused)" in said["FA-2026-00104"]
+    assert "(state unknown: PayFiP could not be asked its result yet)" in said["FA-2026-00105"]
