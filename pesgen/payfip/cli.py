@@ -57,14 +57,18 @@ def _log_outcomes() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _need_extras() -> None:
-    try:
-        import httpx  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(f"PayFiP needs optional packages ({exc.name} is missing): "
-                         "pip install 'pesgen[payfip]'") from None
+def _need_extras(*names: str) -> None:
+    """The optional ``[payfip]`` packages a command needs (default: the web service's:
+    httpx, starlette, uvicorn), or a clean refusal (exit 2) naming the one missing.
+    ``tipi-url`` needs none (it only builds a URL), ``datamatrix`` only pystrich."""
+    import importlib
+
+    for name in names or ("httpx", "starlette", "uvicorn"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise UsageError(f"PayFiP needs optional packages ({name} is missing): "
+                             "pip install 'pesgen[payfip]'") from None
 
 
 @payfip_app.command()
@@ -498,6 +502,7 @@ def datamatrix(
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
     try:
+        _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
         from .models import cents_text
         from .settings import DEFAULT_CODE_EMETTEUR

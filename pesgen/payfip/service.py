@@ -12,27 +12,32 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MappingError, Problem, StateError
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, unpack
 from . import ledger
-from .client import DEFAULT_TIMEOUT, PayfipClient
+from .endpoint import DEFAULT_TIMEOUT
 from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
 from .models import PaymentRequest, cents_text, check_refdet, check_url
 from .settings import PayfipSettings, load_settings
 
+if TYPE_CHECKING:  # the client needs httpx (the [payfip] extra): imported where used
+    from .client import PayfipClient
+
 log = logging.getLogger("pesgen.payfip")
 
-ClientFactory = Callable[[str], PayfipClient]
+ClientFactory = Callable[[str], "PayfipClient"]
 
 
 def default_factory(endpoint_override: str | None = None,
                     timeout: float = DEFAULT_TIMEOUT) -> ClientFactory:
     """Clients for an operation's recorded endpoint, or for one forced endpoint."""
     def make(endpoint: str) -> PayfipClient:
+        from .client import PayfipClient
+
         return PayfipClient(endpoint_override or endpoint, timeout=timeout)
     return make
 
@@ -316,7 +321,10 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
                                         return_url)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     own = client is None
-    client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
+    if client is None:
+        from .client import PayfipClient
+
+        client = PayfipClient(endpoint or settings.endpoint, timeout=timeout)
     try:
         id_op = client.creer_paiement_securise(request)
         url = client.payment_url(id_op)
