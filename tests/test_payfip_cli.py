@@ -409,6 +409,19 @@ def test_tipi_url_and_the_fake_legacy_page(world):
     assert returned["resultrans"] == "P" and returned["refdet"] == "FA202600102"
 
 
+def test_a_bad_urlcl_is_one_problem_naming_urlcl(world):
+    """The TIPI URL protocol has one URL, urlcl: a bad one is said once, as urlcl (not
+    as the web service's urlnotif and urlredirect), exit 4, nothing printed."""
+    code, out, err = _run("payfip", "tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00102",
+                          "--urlcl", "ftp://x/y", "--endpoint", world["endpoint"])
+    assert code == 4, err
+    assert out == ""
+    rules = re.findall(r"\(rule (payfip\.[a-z-]+)\)", err)
+    assert rules == ["payfip.urlcl"], err
+    assert "urlcl: 'ftp://x/y' must be an absolute http(s) URL" in err
+    assert "urlnotif" not in err and "urlredirect" not in err
+
+
 def test_a_paid_invoice_gets_no_tipi_url_nor_link(world):
     """tipi-url made a legacy payment link for an invoice PayFiP had already paid: the
     family could pay twice, and pesgen records nothing from a TIPI return. It is refused

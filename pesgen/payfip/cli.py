@@ -468,8 +468,8 @@ def tipi_url(
         settings = load_settings(m)
         # an invoice already paid gets no TIPI link either: the family would pay twice,
         # and pesgen records nothing from a TIPI return to notice it
-        req, _, notes = build_request(m, settings, _store(db), invoice, mel,
-                                      urlcl, urlcl, what="TIPI link")
+        req, _, notes = build_request(m, settings, _store(db), invoice, mel, None, None,
+                                      what="TIPI link", urlcl=urlcl)
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
         url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),

@@ -21,7 +21,14 @@ from ..store import Store, unpack
 from . import ledger
 from .endpoint import DEFAULT_TIMEOUT
 from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
-from .models import PaymentRequest, cents_text, check_refdet, check_url
+from .models import (
+    MAX_CENTS_URL,
+    PaymentRequest,
+    cents_text,
+    check_montant,
+    check_refdet,
+    check_url,
+)
 from .settings import PayfipSettings, load_settings
 
 if TYPE_CHECKING:  # the client needs httpx (the [payfip] extra): imported where used
@@ -114,12 +121,15 @@ def exer_of(mapping: Mapping, settings: PayfipSettings, due: ledger.Due
 
 def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invoice: str,
                   mel: str | None, notify_url: str | None, return_url: str | None,
-                  what: str = "new link") -> tuple[PaymentRequest, ledger.Due, list[str]]:
+                  what: str = "new link", urlcl: str | None = None
+                  ) -> tuple[PaymentRequest, ledger.Due, list[str]]:
     """The creerPaiementSecurise arguments for an invoice of the mapping's collectivity,
     validated (every problem at once, naming the invoice and the field), the title's due
     and notes to show (exer: ``exer_of``). A title of another budget than the mapping's
     is refused first (``refuse_other_budget``), then an invoice already paid
-    (``refuse_paid``; ``what`` the payment it would start)."""
+    (``refuse_paid``; ``what`` the payment it would start). ``urlcl``: for the legacy
+    TIPI URL protocol, whose one URL is urlcl (no urlnotif, no urlredirect) and whose
+    maximum amount is its own; the request's URLs are then urlcl, checked as such."""
     c = mapping.collectivity
     title = ledger.active_title(store, c.siret, invoice)  # (a number ambiguous: refused)
     refuse_other_budget(mapping, title, what)
@@ -163,6 +173,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
                     if not notify_url and settings.notify_url else None)
     return_where = (mapping.where("payfip", "return_url")
                     if not return_url and settings.return_url else None)
+    if urlcl is not None:  # the URL protocol: urlcl only (checked below)
+        notify_url = return_url = urlcl
+        notify_where = return_where = None
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
     if not notify_url:
@@ -181,7 +194,14 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     failed = {p.rule for p in problems}
     where = {"payfip.refdet": settings.refdet.where, "payfip.objet": settings.objet.where,
              "payfip.urlnotif": notify_where, "payfip.urlredirect": return_where}
-    for p in request.problems():
+    found = request.problems()
+    if urlcl is not None:
+        # the URL protocol's own field and maximum, in place of the web service's
+        found = [p for p in found if p.rule not in (
+            "payfip.urlnotif", "payfip.urlredirect", "payfip.montant")]
+        found += check_montant(request.montant, invoice, MAX_CENTS_URL)
+        found += check_url("urlcl", urlcl, invoice)
+    for p in found:
         if p.rule in failed:
             continue  # already reported: the expression itself failed
         if p.rule == "payfip.mel" and not mel_given:
