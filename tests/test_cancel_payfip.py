@@ -476,3 +476,31 @@ def test_cancel_lists_every_operation_that_may_have_moved_money(flow, store):
         f"IdBord 1: PayFiP operation {made['FA-2026-00103']} expired (")
     assert "could not be asked its result (lookup-refused)" in said["FA-2026-00104"]
     assert "(state unknown: PayFiP could not be asked its result yet)" in said["FA-2026-00105"]
+
+
+def test_a_second_payment_is_marked_in_the_history_and_recorded_beside_other_anomalies(
+        flow, store):
+    """A second payment of a paid invoice is a `double-payment` event of its history
+    (not a `paid` one a consumer would count), naming the paying operation; a second
+    payment that is also through a cancelled title records both anomalies."""
+    first, second = flow.link(mode="W"), flow.link(mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    assert [(e["event"], e["id_op"]) for e in row["history"]
+            if e["event"] not in ("created",)] == [
+        ("paid", first.id_op), ("double-payment", second.id_op)]
+    assert row["history"][-1]["detail"]["paid_by"] == first.id_op
+    assert [e["event"] for e in row["history"]].count("paid") == 1
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
+    paid = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    late = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    flow.pay(paid, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(late, "card")
+    assert sorted((a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)
+                  if a["id_op"] == late.id_op) == [
+        ("double-payment", paid.id_op, late.id_op),
+        ("run-cancelled", f"run {run} active", f"run {run} cancelled")]

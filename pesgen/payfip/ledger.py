@@ -331,6 +331,12 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                                    str(op["amount_cents"])))
         pay_status = pay["status"] if pay else "pending"
         test = op["saisie"] in SAISIE_TEST
+        # a second payment of a paid invoice, whatever else is wrong with it (through a
+        # cancelled title's link too): said beside the other mismatches, never left out
+        double = (detail.status == "paid" and not test and pay is not None
+                  and pay["status"] == "paid" and pay["id_op"] != id_op)
+        if double and mismatches:
+            mismatches.append(("double-payment", pay["id_op"], id_op))
         new = "anomaly" if mismatches else detail.status
         until = active_until(op["created_at"])
         if new == "abandoned" and now < until:
@@ -369,10 +375,13 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
 
         values: dict[str, Any] = {"updated_at": now}
         undated = False  # a payment recorded without PayFiP's transaction time
+        event = new
         if new == "paid":
             if pay_status == "paid" and pay and pay["id_op"] != id_op:
                 _anomaly(conn, "double-payment", id_op, op["invoice"], source, pay["id_op"],
                          id_op, "the invoice was already paid by another operation")
+                # not the invoice's payment: a history reader must not count it as one
+                event = "double-payment"
             else:
                 undated = detail.transaction_time is None
                 values.update(status="paid", paid_cents=int(detail.montant),
@@ -390,7 +399,9 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             result["saisie"] = op["saisie"]
         if undated:
             result["paid_at_source"] = "recorded"
-        _event(conn, op, new, source, pay_status, result)
+        if event == "double-payment":
+            result["paid_by"] = pay["id_op"] if pay else None
+        _event(conn, op, event, source, pay_status, result)
     log.info("payfip %s: operation %s: %s", source, id_op, new)
     if undated:
         # the payment is PayFiP's word (result, amount, refdet, numcli checked), only its
