@@ -522,7 +522,8 @@ def test_a_number_typed_in_another_case_is_linked_as_its_run_exported_it(flow, s
         flow.link("fa-2026-00102", mode="W")
 
 
-def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store):
+def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store,
+                                                                             tmp_path):
     """Two active titles whose numbers differ only by case (a store migrated from
     before schema 5 may hold such, marked key_shared): which one the family pays is
     for a person to say, by typing the number exactly as that run exported it."""
@@ -542,7 +543,27 @@ def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow
         f"{row['run_id']}) and Fa-2026-00105 (run {row['run_id']}); give the number "
         "exactly as the run to pay exported it")
     assert flow.fake_operations() == []
-    assert flow.link("Fa-2026-00105").invoice == "Fa-2026-00105"
+    # typed exactly, it is not ambiguous: its refdet by the default rule (alnum) has a
+    # lower-case letter, refused (the safe side); upper-cased, it would be the other
+    # title's, refused too: PayFiP could not tell their payments apart
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("Fa-2026-00105")
+    assert [p.rule for p in info.value.problems] == ["payfip.refdet"]
+    assert "add '| upper' to the rule" in info.value.problems[0].message
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    upper = tmp_path / "upper.yaml"
+    upper.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        '{expr: "invoice.number | alnum"}', '{expr: "invoice.number | alnum | upper"}'),
+        encoding="utf-8")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, upper, "Fa-2026-00105", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    assert [p.rule for p in info.value.problems] == ["payfip.refdet-unique"]
+    assert "is also invoice FA-2026-00105's" in info.value.problems[0].message
+    assert flow.fake_operations() == []
 
 
 def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow, store):

@@ -221,7 +221,9 @@ def _refdet_clashes(store: Store, settings: PayfipSettings, scope_c: dict[str, A
     the same refdet, one its operations were made for or an active title the mapping's
     rule gives it to, would let a payment be read as the other's (``FA-2026-00103`` and
     ``FA-202600103`` both give ``FA202600103`` by ``alnum``). One problem each, naming
-    both invoices (rule payfip.refdet-unique)."""
+    both invoices (rule payfip.refdet-unique). The invoice itself is the number as its
+    run wrote it; an operation made for the same invoice written otherwise (case and
+    surrounding spaces aside) is its own."""
     key = invoice_key(invoice)
     others: dict[str, str] = {}  # invoice -> where it has that refdet
     for other, id_op in ledger.refdet_users(store, scope_c["siret"], settings.numcli or "",
@@ -229,7 +231,9 @@ def _refdet_clashes(store: Store, settings: PayfipSettings, scope_c: dict[str, A
         if invoice_key(other) != key:
             others.setdefault(other, f"PayFiP operation {id_op} was made for it with it")
     for t in ledger.active_titles(store, scope_c["siret"]):
-        if t.invoice in others or invoice_key(t.invoice) == key:
+        # another active title, even of a number written otherwise only by its case (a
+        # store migrated from before schema 5 may hold both): its own payment record
+        if t.invoice in others or t.invoice == invoice:
             continue
         try:
             value = settings.refdet({"invoice": {
