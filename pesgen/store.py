@@ -1754,39 +1754,71 @@ _METHODS = {"P": "card", "V": "direct debit"}
 
 def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Problem]:
     """The PayFiP operations of a run's titles in ``bordereaux`` that moved money or may
-    still: paid; pending or unknown (a link the family may still use), test links
-    (saisie T) aside; an anomaly whose result was a payment (P, V). One problem each,
-    by invoice. Operations are keyed by the run and the invoice as that run wrote it."""
+    have, each with its state: paid; test-paid in activation mode (saisie X: whether it
+    debits a card is not confirmed); pending or unknown (a link the family may still
+    use), expired (PayFiP purged it: whether the family paid first is not known), test
+    links (saisie T) aside; an anomaly whose result was not a refusal or an abandon (P,
+    V, an unknown code, or a result PayFiP would not give), with the amount PayFiP
+    reported when it was not the one asked. One problem each, by invoice. Operations
+    are keyed by the run and the invoice as that run wrote it."""
     from .payfip.models import cents_text
-    from .payfip.tables import operations  # the PayFiP tables: migration 2
+    from .payfip.tables import anomalies, operations  # the PayFiP tables: migration 2
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
+    production = operations.c.saisie != "T"
     money = sa.or_(operations.c.status == "paid",
-                   sa.and_(operations.c.status.in_(("pending", "unknown")),
-                           operations.c.saisie != "T"),
-                   sa.and_(operations.c.status == "anomaly",
-                           operations.c.result_code.in_(("P", "V"))))
+                   sa.and_(operations.c.status == "test-paid", operations.c.saisie == "X"),
+                   sa.and_(operations.c.status.in_(("pending", "unknown", "expired")),
+                           production),
+                   sa.and_(operations.c.status == "anomaly", sa.or_(
+                       operations.c.result_code.is_(None),
+                       operations.c.result_code.not_in(("R", "Z", "A")))))
+    # the amount PayFiP reported, where it was not the one asked (an amount-mismatch)
+    reported = (sa.select(anomalies.c.got).where(anomalies.c.id_op == operations.c.id_op,
+                                                 anomalies.c.kind == "amount-mismatch")
+                .limit(1).scalar_subquery())
     rows = conn.execute(
-        sa.select(operations, titles.c.id_bord)
+        sa.select(operations, titles.c.id_bord, reported.label("reported"))
         .join(titles, titles.c.invoice == operations.c.invoice)
         .where(operations.c.run_id == run_id, money)
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
     out = []
     for op in rows:
         amount = cents_text(op.amount_cents)
+        said = amount
+        if op.reported is not None:
+            said = (f"PayFiP reported {cents_text(int(op.reported))}, {amount} asked"
+                    if op.reported.isdigit() else
+                    f"PayFiP reported {op.reported!r}, {amount} asked")
         if op.status == "paid":
             what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
                     f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}); "
                     "the payment stays attached to this title")
-        elif op.status == "anomaly":
-            what = (f"PayFiP operation {op.id_op} answered {op.result_code} (paid, {amount}) "
+        elif op.status == "test-paid":
+            what = (f"paid in activation mode (saisie X) {amount} by "
+                    f"{_METHODS.get(op.result_code or '', 'PayFiP')} on "
+                    f"{op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}): "
+                    "whether an activation payment debits the family is not confirmed")
+        elif op.status == "anomaly" and op.result_code in ("P", "V"):
+            what = (f"PayFiP operation {op.id_op} answered {op.result_code} (paid, {said}) "
                     "but was recorded as an anomaly (pesgen payfip anomalies): money may "
                     "have been collected for this title")
+        elif op.status == "anomaly":
+            result = (f"answered {op.result_code!r}, a result code pesgen does not know"
+                      if op.result_code else "could not be asked its result (lookup-refused)")
+            what = (f"PayFiP operation {op.id_op} ({said}, saisie {op.saisie}) {result}, "
+                    "recorded as an anomaly (pesgen payfip anomalies): whether money was "
+                    "collected for this title is not known")
+        elif op.status == "expired":
+            what = (f"PayFiP operation {op.id_op} expired ({amount}, saisie {op.saisie}): "
+                    "PayFiP no longer knows it; whether the family paid before is not known")
         else:
+            state = ("" if op.status == "pending" else
+                     f" (state {op.status}: PayFiP could not be asked its result yet)")
             what = (f"PayFiP link pending since {op.created_at} (operation {op.id_op}, "
-                    f"{amount}, saisie {op.saisie}): paid after the cancellation, it is an "
-                    "anomaly (run-cancelled), money collected for a cancelled title")
+                    f"{amount}, saisie {op.saisie}){state}: paid after the cancellation, it "
+                    "is an anomaly (run-cancelled), money collected for a cancelled title")
         out.append(Problem("run.cancel-payfip", f"IdBord {op.id_bord}: {what}",
                            invoice=op.invoice))
     return out

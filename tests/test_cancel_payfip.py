@@ -391,3 +391,116 @@ def test_the_return_page_of_a_cancelled_title_says_it_is_cancelled(flow, store, 
     assert page.status_code == 200
     assert "Ce titre a été annulé par la régie" in page.text
     assert "réessayer" not in page.text and "enregistré" not in page.text
+
+
+def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_exported_again(
+        flow, store, tmp_path):
+    """FA-2026-00102 paid twice by card through its title, the run cancelled despite the
+    payments, the example exported again: the money stays listed on the cancelled title
+    (with its cancellation, the note on stderr), the new title is listed apart with
+    nothing paid, the anomaly's invoice is the cancelled title's, and the new run's
+    Datamatrix leaves the invoice out (the family paid already)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    first, second = flow.link(mode="W"), flow.link(mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")  # a double payment
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    cancelled_at = store.get_run(run)["cancelled_at"]
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+
+    rows = [r for r in json.loads(_payments(store, "--format", "json").stdout)
+            if r["invoice"] == "FA-2026-00102"]
+    assert [(r["status"], r["amount_due"], r["amount_paid"], r["method"], r["id_op"],
+             r["payfip_status"], r["run"], r["cancelled_at"]) for r in rows] == [
+        ("cancelled", "0.00", "187.50", "card", first.id_op, "paid", run, cancelled_at),
+        ("pending", "187.50", None, None, None, None, new, None)]
+    result = _payments(store)
+    assert "note: 1 cancelled title(s) were paid online (FA-2026-00102)" in result.stderr
+    listed = [r for r in csv.DictReader(io.StringIO(result.stdout), delimiter=";")
+              if r["invoice"] == "FA-2026-00102"]
+    assert [(r["status"], r["amount_paid"], r["run"]) for r in listed] == [
+        ("cancelled", "187.50", run), ("pending", "", new)]
+
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["again_run"]) == (
+        "double-payment", "cancelled", new)
+    shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 of run {run}, "
+            f"cancelled on {cancelled_at}; PayFiP status paid): nothing is due on it; "
+            f"exported again since as IdBord 2 of run {new}, on which nothing is paid; the "
+            "anomaly recorded no payment") in shown.stdout
+    assert "invoice FA-2026-00102: paid" not in shown.stdout
+
+    codes = _datamatrix(store, new)
+    assert codes.exit_code == 0, codes.output
+    assert (f"skipped 1 title(s) of run {new} paid online through PayFiP: no Datamatrix "
+            "(the family would pay again): FA-2026-00102 (187.50 on ") in codes.stderr
+    assert f"operation {first.id_op}, through its cancelled title of run {run})" in codes.stderr
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in
+                  codes.stdout.splitlines() if w.startswith("wrote ")]
+    assert "FA-2026-00102" not in csv_path.read_text(encoding="utf-8")
+
+
+def test_cancel_lists_every_operation_that_may_have_moved_money(flow, store):
+    """Besides paid and open production links: an activation payment (saisie X), an
+    expired link, one whose result PayFiP refused to give (lookup-refused), one in state
+    unknown, each with its state; an amount-mismatch shows the amount PayFiP reported
+    beside the one asked. A refused one, a test link and a test payment are not listed."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00101", mode="X"), "card")  # test-paid, activation
+    flow.pay(flow.link("FA-2026-00110", mode="T"), "card")  # test-paid, test: no money
+    mismatch = flow.link("FA-2026-00102", mode="W")
+    flow.control("tamper", {"idop": mismatch.id_op, "fields": {"montant": "5000"}})
+    flow.pay(mismatch, "card")
+    flow.pay(flow.link("FA-2026-00111", mode="W"), "refuse")  # no money
+    states = {"FA-2026-00103": ("expired", None), "FA-2026-00104": ("anomaly", None),
+              "FA-2026-00105": ("unknown", None)}
+    made = {}
+    for invoice, (status, code) in states.items():
+        made[invoice] = flow.link(invoice, mode="W", mel="famille@example.org").id_op
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE payfip_operations SET status = :s, result_code = :c "
+                                 "WHERE id_op = :i"), {"s": status, "c": code,
+                                                       "i": made[invoice]})
+    with pytest.raises(StateError) as info:
+        store.cancel(run, "wrong amounts")
+    said = {p.invoice: p.message for p in info.value.problems}
+    assert sorted(said) == ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103",
+                            "FA-2026-00104", "FA-2026-00105"]
+    assert said["FA-2026-00101"].startswith("IdBord 1: paid in activation mode (saisie X) ")
+    assert (f"PayFiP operation {mismatch.id_op} answered P (paid, PayFiP reported 50.00, "
+            "187.50 asked) but was recorded as an anomaly") in said["FA-2026-00102"]
+    assert said["FA-2026-00103"].startswith(
+        f"IdBord 1: PayFiP operation {made['FA-2026-00103']} expired (")
+    assert "could not be asked its result (lookup-refused)" in said["FA-2026-00104"]
+    assert "(state unknown: PayFiP could not be asked its result yet)" in said["FA-2026-00105"]
+
+
+def test_a_second_payment_is_marked_in_the_history_and_recorded_beside_other_anomalies(
+        flow, store):
+    """A second payment of a paid invoice is a `double-payment` event of its history
+    (not a `paid` one a consumer would count), naming the paying operation; a second
+    payment that is also through a cancelled title records both anomalies."""
+    first, second = flow.link(mode="W"), flow.link(mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    assert [(e["event"], e["id_op"]) for e in row["history"]
+            if e["event"] not in ("created",)] == [
+        ("paid", first.id_op), ("double-payment", second.id_op)]
+    assert row["history"][-1]["detail"]["paid_by"] == first.id_op
+    assert [e["event"] for e in row["history"]].count("paid") == 1
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
+    paid = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    late = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    flow.pay(paid, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(late, "card")
+    assert sorted((a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)
+                  if a["id_op"] == late.id_op) == [
+        ("double-payment", paid.id_op, late.id_op),
+        ("run-cancelled", f"run {run} active", f"run {run} cancelled")]

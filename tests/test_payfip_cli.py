@@ -409,6 +409,19 @@ def test_tipi_url_and_the_fake_legacy_page(world):
     assert returned["resultrans"] == "P" and returned["refdet"] == "FA202600102"
 
 
+def test_a_bad_urlcl_is_one_problem_naming_urlcl(world):
+    """The TIPI URL protocol has one URL, urlcl: a bad one is said once, as urlcl (not
+    as the web service's urlnotif and urlredirect), exit 4, nothing printed."""
+    code, out, err = _run("payfip", "tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00102",
+                          "--urlcl", "ftp://x/y", "--endpoint", world["endpoint"])
+    assert code == 4, err
+    assert out == ""
+    rules = re.findall(r"\(rule (payfip\.[a-z-]+)\)", err)
+    assert rules == ["payfip.urlcl"], err
+    assert "urlcl: 'ftp://x/y' must be an absolute http(s) URL" in err
+    assert "urlnotif" not in err and "urlredirect" not in err
+
+
 def test_a_paid_invoice_gets_no_tipi_url_nor_link(world):
     """tipi-url made a legacy payment link for an invoice PayFiP had already paid: the
     family could pay twice, and pesgen records nothing from a TIPI return. It is refused
@@ -581,3 +594,49 @@ def test_serve_creates_a_named_store_only_when_asked(tmp_path):
     result = CliRunner().invoke(app, ["payfip", "serve", "--db", str(db)])
     assert result.exit_code == 7, result.output
     assert "--create-store" in result.stderr and not db.parent.exists()
+
+
+_WITHOUT = ("import runpy, sys\n"
+            "for name in sys.argv[1].split(','):\n"
+            "    sys.modules[name] = None  # not installed\n"
+            "sys.argv = ['pesgen', *sys.argv[2:]]\n"
+            "runpy.run_module('pesgen', run_name='__main__')\n")
+
+
+def _run_without(missing: str, *args: str) -> subprocess.CompletedProcess:
+    """pesgen in a subprocess where the packages ``missing`` (comma-separated) cannot
+    be imported, as without the optional [payfip] extra."""
+    return subprocess.run([sys.executable, "-c", _WITHOUT, missing, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_tipi_url_and_datamatrix_need_no_httpx_and_the_others_say_what_is_missing(
+        tmp_path):
+    """Without the [payfip] extra's httpx, tipi-url (a URL) and datamatrix (codes) work;
+    link says what is missing, exit 2, no traceback. datamatrix without pystrich (it
+    draws the images) says so too."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, _, err = _run("export", "-m", str(MAPPING), "-i", str(INPUT), "-o",
+                        str(tmp_path / "out"), "--date", "2026-11-23", "-q", "--db", db,
+                        "--create-store")
+    assert code == 0, err
+    run = Store(db).list_runs()[0].id
+    tipi = _run_without("httpx", "payfip", "tipi-url", "-m", str(MAPPING), "-n",
+                        "FA-2026-00102", "--urlcl", "https://ecole.example.org/retour",
+                        "--mel", "famille@example.org", "--db", db)
+    assert tipi.returncode == 0, tipi.stderr
+    assert tipi.stdout.startswith("https://www.payfip.gouv.fr/tpa/paiement.web?numcli=")
+    codes = _run_without("httpx", "payfip", "datamatrix", "--run", run[:8],
+                         "--code-etablissement", "001", "-m", str(MAPPING), "--db", db)
+    assert codes.returncode == 0, codes.stderr
+    assert "datamatrix.csv" in codes.stdout
+    link = _run_without("httpx", "payfip", "link", "-m", str(MAPPING), "-n",
+                        "FA-2026-00102", "--db", db)
+    assert link.returncode == 2, link.stderr
+    assert "PayFiP needs optional packages (httpx is missing)" in link.stderr
+    assert "Traceback" not in link.stderr
+    drawn = _run_without("pystrich", "payfip", "datamatrix", "--run", run[:8],
+                         "--code-etablissement", "001", "--db", db)
+    assert drawn.returncode == 2, drawn.stderr
+    assert "PayFiP needs optional packages (pystrich is missing)" in drawn.stderr
+    assert "Traceback" not in drawn.stderr

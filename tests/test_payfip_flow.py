@@ -96,13 +96,59 @@ def test_refused(flow, action, code, method):
     assert _payment(flow.store)["status"] == "paid"
 
 
+def _made_minutes_ago(store, id_op: str, minutes: int) -> None:
+    """The operation as if pesgen had recorded it ``minutes`` ago."""
+    from datetime import UTC, datetime, timedelta
+
+    when = (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == id_op)
+                     .values(created_at=when))
+
+
 def test_abandoned(flow):
     link = flow.link()
     flow.pay(link, "abandon")
-    assert _payment(flow.store)["status"] == "abandoned"
-    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "A"
+    # within 20 minutes of the operation, an abandon is not final: the idOp is active
+    op = ledger.get_operation(flow.store, link.id_op)
+    assert (op["status"], op["result_code"]) == ("pending", "A")
+    assert "still active" in op["last_error"]
+    assert _payment(flow.store)["status"] == "pending"
     # the payment page cannot be used twice
     assert httpx.get(link.url, timeout=TIMEOUT).status_code == 409
+    # asked again once the 20 minutes are over, it is: abandoned
+    _made_minutes_ago(flow.store, link.id_op, 21)
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("recorded", "abandoned")
+    assert _payment(flow.store)["status"] == "abandoned"
+    assert ledger.get_operation(flow.store, link.id_op)["result_code"] == "A"
+    assert flow.reconcile() == []  # final: no longer asked
+
+
+def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
+    """The family abandons, then goes back and pays through the same idOp (it stays
+    active for 20 minutes): the later notification pulls the result again and records
+    the payment; a new link made meanwhile says the earlier one may still be paid."""
+    link = flow.link(mode="W")
+    flow.pay(link, "abandon")
+    assert ledger.get_operation(store, link.id_op)["status"] == "pending"
+    again = flow.link(mode="W")
+    assert [n for n in again.notes if link.id_op in n] == [
+        f"invoice FA-2026-00102: operation {link.id_op} was abandoned but stays payable "
+        f"until {ledger.active_until(ledger.get_operation(store, link.id_op)['created_at'])}"
+        ": if the family pays both, the second is a double-payment anomaly, for the "
+        "trésorerie to refund (docs/payfip.md, abandoned)"]
+    flow.control("tamper", {"idop": link.id_op, "fields": {
+        "resultrans": "P", "numauto": "LATE0001"}})
+    flow.control("notify", {"idop": link.id_op})
+    op = ledger.get_operation(store, link.id_op)
+    assert (op["status"], op["result_code"], op["notifications"]) == ("paid", "P", 2)
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["numauto"]) == ("paid", link.id_op, "LATE0001")
+    # the new link paid too: a double payment, never counted
+    flow.pay(again, "card")
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["double-payment"]
+    assert _payment(store)["id_op"] == link.id_op
 
 
 def test_already_paid_invoice_gets_no_new_link(flow):
@@ -112,6 +158,53 @@ def test_already_paid_invoice_gets_no_new_link(flow):
     with pytest.raises(StateError, match="already paid"):
         flow.link()
     assert len(flow.fake_operations()) == 1
+
+
+class _PayingMeanwhileClient:
+    """A PayFiP client during whose creerPaiementSecurise the family pays the invoice
+    through an earlier link, its notification recorded (refuse_paid came before)."""
+
+    endpoint = "http://payfip.invalid/tpa"
+    id_op = "0d1a5c3e-0000-4000-8000-0000000000a7"
+
+    def __init__(self, flow, earlier):
+        self.flow, self.earlier = flow, earlier
+
+    def creer_paiement_securise(self, request):
+        self.flow.pay(self.earlier, "card")
+        assert _payment(self.flow.store)["status"] == "paid"
+        return self.id_op
+
+    def payment_url(self, id_op):
+        return f"{self.endpoint}/paiementws.web?idop={id_op}"
+
+    def close(self):
+        pass
+
+
+def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store):
+    """The invoice was paid (an earlier link, its notification recorded) while PayFiP
+    made the operation: the operation is recorded (a payment through it is a double
+    payment), and the link is refused, exit 7, rule payfip.paid."""
+    from pesgen.errors import StateError
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    earlier = flow.link(mode="W")
+    client = _PayingMeanwhileClient(flow, earlier)
+    with pytest.raises(StateError, match="paid through PayFiP while") as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url=flow.notify_url)
+    assert info.value.exit_code == 7
+    assert "do not send its link" in str(info.value)
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [
+        ("payfip.paid", "FA-2026-00102")]
+    op = ledger.get_operation(store, client.id_op)
+    assert op["status"] == "pending"
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["last_id_op"]) == (
+        "paid", earlier.id_op, client.id_op)
 
 
 # ---------------------------------------------------------------------- lost and late
@@ -388,7 +481,7 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
                     notify_url=flow.notify_url, timeout=TIMEOUT)
     rules = {p.rule: p for p in info.value.problems}
     assert set(rules) == {"payfip.refdet", "payfip.objet"}
-    assert "'FA-2026-00102' must be 6 to 30 characters of [A-Za-z0-9]" in \
+    assert "'FA-2026-00102' must be 6 to 30 characters of [A-Z0-9]" in \
         str(rules["payfip.refdet"])
     assert "bad.yaml:" in rules["payfip.refdet"].mapping
     assert "'-'" in rules["payfip.objet"].message
@@ -429,7 +522,8 @@ def test_a_number_typed_in_another_case_is_linked_as_its_run_exported_it(flow, s
         flow.link("fa-2026-00102", mode="W")
 
 
-def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store):
+def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow, store,
+                                                                             tmp_path):
     """Two active titles whose numbers differ only by case (a store migrated from
     before schema 5 may hold such, marked key_shared): which one the family pays is
     for a person to say, by typing the number exactly as that run exported it."""
@@ -449,7 +543,27 @@ def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow
         f"{row['run_id']}) and Fa-2026-00105 (run {row['run_id']}); give the number "
         "exactly as the run to pay exported it")
     assert flow.fake_operations() == []
-    assert flow.link("Fa-2026-00105").invoice == "Fa-2026-00105"
+    # typed exactly, it is not ambiguous: its refdet by the default rule (alnum) has a
+    # lower-case letter, refused (the safe side); upper-cased, it would be the other
+    # title's, refused too: PayFiP could not tell their payments apart
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("Fa-2026-00105")
+    assert [p.rule for p in info.value.problems] == ["payfip.refdet"]
+    assert "add '| upper' to the rule" in info.value.problems[0].message
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    upper = tmp_path / "upper.yaml"
+    upper.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        '{expr: "invoice.number | alnum"}', '{expr: "invoice.number | alnum | upper"}'),
+        encoding="utf-8")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, upper, "Fa-2026-00105", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    assert [p.rule for p in info.value.problems] == ["payfip.refdet-unique"]
+    assert "is also invoice FA-2026-00105's" in info.value.problems[0].message
+    assert flow.fake_operations() == []
 
 
 def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow, store):
@@ -766,3 +880,59 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
     pay = _payment(store)
     assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", real.id_op, 18750)
     store.engine.dispose()
+
+
+def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_path):
+    """refdet must name one invoice (notes §12): FA-2026-00103 and FA-202600103 both give
+    FA202600103 by the default rule. A title of the other held by an active run, or an
+    operation made for it, refuses the link (and the TIPI link) naming both invoices
+    and the mapping's rule; nothing is sent."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING, MAPPINGS, RUN_DATE
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [other] = [i for i in data["invoices"] if i["number"] == "FA-2026-00105"]
+    other["number"] = "FA-202600103"
+    data["invoices"] = [other]
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml", path,
+                    tmp_path / "titres", RUN_DATE)
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("FA-2026-00103", mode="W")
+    [problem] = [p for p in info.value.problems if p.rule == "payfip.refdet-unique"]
+    assert problem.invoice == "FA-2026-00103"
+    assert problem.message.startswith(
+        "refdet: 'FA202600103' is also invoice FA-202600103's (the mapping's rule gives it "
+        "to its title (run ")
+    assert "FA-2026-00103 and FA-202600103 get different ones" in problem.message
+    assert problem.mapping.endswith("payfip.refdet")
+    assert flow.fake_operations() == []
+    tipi = CliRunner().invoke(app, ["payfip", "tipi-url", "-m", str(MAPPING), "-n",
+                                    "FA-2026-00103", "--urlcl", "https://ecole.example.org/r",
+                                    "--mel", "famille@example.org", "--db", store.url])
+    assert tipi.exit_code == 4, tipi.output
+    assert "is also invoice FA-202600103's" in tipi.output
+    assert "(rule payfip.refdet-unique)" in tipi.output
+
+    # an operation made for the other invoice (its title since cancelled) refuses it too
+    titres = ledger.invoice_due(store, "21450999400015", "FA-202600103").run_id
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-0000000000b1", "id_coll": "21450999400015",
+        "invoice": "FA-202600103", "run_id": titres, "numcli": "012345", "exer": "2026",
+        "refdet": "FA202600103", "amount_cents": 23750, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": "W", "endpoint": flow.endpoint})
+    store.cancel(titres, "wrong format", despite_payments=True)
+    with pytest.raises(PayfipRequestInvalid) as info:
+        flow.link("FA-2026-00103", mode="W")
+    [problem] = [p for p in info.value.problems if p.rule == "payfip.refdet-unique"]
+    assert ("is also invoice FA-202600103's (PayFiP operation "
+            "0d1a5c3e-0000-4000-8000-0000000000b1 was made for it with it)") in problem.message
+    # the invoice itself, or another invoice with its own refdet, is not refused
+    flow.link("FA-2026-00102", mode="W")

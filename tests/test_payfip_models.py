@@ -40,9 +40,13 @@ def test_a_good_request_passes():
     ("numcli", "12345", "numcli: '12345' must be exactly 6 digits"),
     ("numcli", "01234A", "numcli: '01234A' must be exactly 6 digits"),
     ("refdet", "ABCDE", "refdet: 'ABCDE' must be 6 to 30 characters"),
-    ("refdet", "A" * 31, "must be 6 to 30 characters of [A-Za-z0-9] (got 31"),
+    ("refdet", "A" * 31, "must be 6 to 30 characters of [A-Z0-9] (got 31"),
     ("refdet", "FA-2026-00102", "refdet: 'FA-2026-00102' must be 6 to 30"),
     ("refdet", "FA 202600102", "no '-', '/', '_' or space"),
+    # the safe side (lower case unconfirmed, notes payfip.md §6), as docs/payfip.md says
+    ("refdet", "fa202600102", "refdet: 'fa202600102' must be 6 to 30 characters of "
+     "[A-Z0-9] (got 11 characters; no '-', '/', '_' or space and upper case: no lower-case "
+     "letter (add '| upper' to the rule))"),
     ("montant", 99, "montant: 99 cents is below PayFiP's minimum of 100 cents"),
     ("montant", "18750", "montant: '18750' must be an integer number of euro cents"),
     ("montant", 187.5, "montant: 187.5 must be an integer"),
@@ -56,6 +60,8 @@ def test_a_good_request_passes():
     ("objet", "Facture n°102", "objet: only ASCII letters, digits and spaces are safe "
      "(found '°')"),
     ("objet", "A" * 101, "objet: is 101 characters long, PayFiP allows 100"),
+    ("objet", "", "objet: is empty: the mapping's payfip.objet must give the label"),
+    ("objet", "   ", "objet: is empty"),
     ("saisie", "P", "saisie: 'P' must be one of T (test), X (activation), W (production)"),
     ("saisie", "A", "must be one of T"),
     ("exer", "26", "exer: '26' must be a 4-digit year"),

@@ -57,14 +57,18 @@ def _log_outcomes() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _need_extras() -> None:
-    try:
-        import httpx  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(f"PayFiP needs optional packages ({exc.name} is missing): "
-                         "pip install 'pesgen[payfip]'") from None
+def _need_extras(*names: str) -> None:
+    """The optional ``[payfip]`` packages a command needs (default: the web service's:
+    httpx, starlette, uvicorn), or a clean refusal (exit 2) naming the one missing.
+    ``tipi-url`` needs none (it only builds a URL), ``datamatrix`` only pystrich."""
+    import importlib
+
+    for name in names or ("httpx", "starlette", "uvicorn"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise UsageError(f"PayFiP needs optional packages ({name} is missing): "
+                             "pip install 'pesgen[payfip]'") from None
 
 
 @payfip_app.command()
@@ -343,6 +347,11 @@ def anomalies(
                 state = (f"cancelled (its title, IdBord {r['title_id_bord']} of run "
                          f"{r['title_run']}, cancelled on {r['cancelled_at']}; PayFiP status "
                          f"{r['payfip_status']}): nothing is due on it")
+                if r["again_run"]:
+                    # what PayFiP recorded stays with the cancelled title: none of it pays
+                    # the title exported in its place
+                    state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
+                              f"{r['again_run']}, on which nothing is paid")
             typer.echo(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
                        "payment and changed no status")
         if r["resolved_at"] is not None:
@@ -459,8 +468,8 @@ def tipi_url(
         settings = load_settings(m)
         # an invoice already paid gets no TIPI link either: the family would pay twice,
         # and pesgen records nothing from a TIPI return to notice it
-        req, _, notes = build_request(m, settings, _store(db), invoice, mel,
-                                      urlcl, urlcl, what="TIPI link")
+        req, _, notes = build_request(m, settings, _store(db), invoice, mel, None, None,
+                                      what="TIPI link", urlcl=urlcl)
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
         url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),
@@ -493,6 +502,7 @@ def datamatrix(
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
     try:
+        _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
         from .models import cents_text
         from .settings import DEFAULT_CODE_EMETTEUR
@@ -535,7 +545,9 @@ def datamatrix(
             typer.echo(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
-                           f"operation {r['id_op']})" for r in rows), err=True)
+                           f"operation {r['id_op']}"
+                           + (f", through its cancelled title of run {r['through']}"
+                              if r["through"] else "") + ")" for r in rows), err=True)
 
         written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
                                 layout, image, on_skipped=skipped, on_paid=paid)

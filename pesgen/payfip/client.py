@@ -11,12 +11,18 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._display import masked_url, shown_repr
+from .._display import shown_repr
 from . import soap
+from .endpoint import (  # noqa: F401 - re-exported: where they were
+    DEFAULT_ENDPOINT,
+    DEFAULT_TIMEOUT,
+    check_endpoint,
+    payment_page,
+    shown_url,
+)
 from .errors import PayfipConfigError, PayfipFault, PayfipUnavailable
 from .models import (
     ANSWER_RULES,
@@ -29,24 +35,6 @@ from .models import (
 )
 
 log = logging.getLogger("pesgen.payfip")
-
-DEFAULT_ENDPOINT = "https://www.payfip.gouv.fr/tpa"
-DEFAULT_TIMEOUT = 15.0  # seconds per call, as the reference client uses
-
-
-def check_endpoint(endpoint: str) -> str:
-    """The base URL ``…/tpa``: SOAP at ``/services/securite``, pages beside it."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-        raise PayfipConfigError(f"PayFiP endpoint '{shown_url(endpoint)}' must be an "
-                                f"http(s) URL such as {DEFAULT_ENDPOINT}")
-    return endpoint.rstrip("/")
-
-
-def payment_page(endpoint: str, id_op: str) -> str:
-    """Where the family's browser is sent to pay one operation."""
-    return f"{check_endpoint(endpoint)}/paiementws.web?idop={quote(id_op, safe='')}"
-
 
 class PayfipClient:
     """One endpoint; every call has a bounded timeout and raises ``PayfipFault``
@@ -165,13 +153,6 @@ def _refused(operation: str, about: str, problems: list[str]) -> PayfipFault:
     return PayfipFault(
         f"PayFiP {operation}{about}: the answer is refused, nothing of it was recorded: "
         + "; ".join(problems) + " (rule payfip.answer)", kind="Protocol", code="answer")
-
-
-def shown_url(url: str) -> str:
-    """A URL fit for a message, a log or the store: any user and password masked, and
-    its query string left out (``?…``: whatever it carries, a token or a family's data)."""
-    head, sep, _query = masked_url(url, keep_user=False).partition("?")
-    return head + ("?…" if sep else "")
 
 
 def _transport_reason(exc: httpx.HTTPError) -> str:

@@ -48,6 +48,7 @@ from lxml import etree
 from .._csv import text_cell
 from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem, StateError, UsageError
+from ..keys import invoice_key
 from ..store import Store, run_invoices
 from .models import to_cents
 
@@ -208,17 +209,31 @@ def _cover(run: dict[str, Any], id_bord: int) -> str:
     return f"cancelled with the run on {run['cancelled_at']} ({run['cancel_reason']})"
 
 
-def _paid_online(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
-    """The titles of the run paid online through PayFiP (the paying operation made for
-    this run's title): invoice -> the payment (amount, when, operation)."""
+def _paid_online(store: Store, run: dict[str, Any], invoices: list[str]
+                 ) -> dict[str, dict[str, Any]]:
+    """The titles of the run (``invoices``, as it wrote them) whose invoice PayFiP shows
+    paid: invoice -> the payment (amount, when, operation, and ``through``: the run of
+    the title it paid, when not this one: a cancelled title's, the invoice exported
+    again since). A payment through a cancelled title is the family's money all the
+    same: a Datamatrix of the title exported in its place would let it pay again."""
     from .tables import operations, payments
 
+    keys = {invoice_key(i): i for i in invoices}
     query = (sa.select(payments.c.invoice, payments.c.paid_cents, payments.c.paid_at,
-                       payments.c.id_op)
-             .select_from(payments.join(operations, operations.c.id_op == payments.c.id_op))
-             .where(payments.c.status == "paid", operations.c.run_id == run_id))
+                       payments.c.id_op, operations.c.run_id)
+             .select_from(payments.outerjoin(operations,
+                                             operations.c.id_op == payments.c.id_op))
+             .where(payments.c.status == "paid", payments.c.id_coll == run["id_coll"]))
+    out: dict[str, dict[str, Any]] = {}
     with store.engine.connect() as conn:
-        return {r.invoice: dict(r._mapping) for r in conn.execute(query)}
+        for r in conn.execute(query):
+            written = keys.get(invoice_key(r.invoice))
+            if written is None:
+                continue
+            out[written] = {"invoice": written, "paid_cents": r.paid_cents,
+                            "paid_at": r.paid_at, "id_op": r.id_op,
+                            "through": None if r.run_id == run["id"] else r.run_id}
+    return out
 
 
 def image_name(invoice: str | None, id_pce: int, used: set[str]) -> str:
@@ -294,7 +309,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             [Problem("payfip.rejected" if s.rejected else "payfip.cancelled",
                      f"IdBord {s.id_bord} {s.cover}: {len(s.invoices)} title(s)")
              for s in skipped])
-    paid = _paid_online(store, run["id"])
+    paid = _paid_online(store, run, [r.invoice for r in rows_ if r.active])
     problems: list[Problem] = []
     plans: list[tuple[str, list[tuple[DatamatrixTitle, str]]]] = []
     for f in run["files"]:

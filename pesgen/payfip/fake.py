@@ -39,7 +39,7 @@ from .models import (
     MEL_RE,
     MIN_CENTS,
     NUMCLI_RE,
-    REFDET_RE,
+    REFDET_ANY_CASE_RE,
     SAISIE_URL,
     SAISIE_WS,
     URL_RE,
@@ -160,7 +160,7 @@ class FakePayfip:
             raise _functional("T2", "Le numéro client doit être pré-existant dans la base PayFiP")
         if not EXER_RE.match(v.get("exer", "")):
             raise _functional("E1", "Exercice invalide")  # code not documented publicly
-        if not REFDET_RE.match(v.get("refdet", "")):
+        if not REFDET_ANY_CASE_RE.match(v.get("refdet", "")):
             raise _functional("R3", "Le format du paramètre REFDET n'est pas conforme")
         montant = v.get("montant", "")
         if not montant.isdigit():
@@ -416,7 +416,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def _tipi_error(q: dict[str, str]) -> str | None:
     if not NUMCLI_RE.match(q.get("numcli", "")):
         return "Numéro client invalide"
-    if not REFDET_RE.match(q.get("refdet", "")):
+    if not REFDET_ANY_CASE_RE.match(q.get("refdet", "")):
         return "Le format du paramètre REFDET n'est pas conforme"
     montant = q.get("montant", "")
     if not montant.isdigit() or not MIN_CENTS <= int(montant) <= MAX_CENTS_URL:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +33,32 @@ NO_TRANSACTION_TIME = ("PayFiP gave no transaction date and time (dattrans/heurt
                        "paid_at is when pesgen recorded the result")
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
+
+
+# An abandoned result (A) is final only this long after the operation was made: the
+# idOp stays active meanwhile and the family may still pay through it (eopayment reads A
+# within 20 minutes as "still waiting": notes payfip.md §7, §8; P4 after 15 minutes
+# unopened). Measured from the time pesgen recorded the operation, just after PayFiP
+# issued it.
+ABANDON_WINDOW = timedelta(minutes=20)
+
+
+def active_until(created_at: str) -> str:
+    """When an operation made at ``created_at`` (the store's UTC text) stops being
+    payable after an abandon, in the same form."""
+    made = datetime.fromisoformat(created_at.replace("Z", "+00:00")).astimezone(UTC)
+    return (made + ABANDON_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def abandoned_active(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's operations PayFiP answered A (abandoned) that are still active (the
+    family may still pay through them), with ``until``: when that ends."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(operations).where(
+            operations.c.id_coll == id_coll, operations.c.invoice == invoice,
+            operations.c.status.in_(OPEN), operations.c.result_code == "A")
+            .order_by(operations.c.created_at)).all()
+    return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,30 @@ def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None
     return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
+def refdet_users(store: Store, id_coll: str, numcli: str, refdet: str
+                 ) -> list[tuple[str, str]]:
+    """The invoices PayFiP operations were made for with this refdet, of the
+    collectivity or of its PayFiP client (numcli, its régie): (invoice, idOp), oldest
+    first."""
+    with store.engine.connect() as conn:
+        return [(r.invoice, r.id_op) for r in conn.execute(
+            sa.select(operations.c.invoice, operations.c.id_op).where(
+                operations.c.refdet == refdet,
+                sa.or_(operations.c.id_coll == id_coll, operations.c.numcli == numcli))
+            .order_by(operations.c.created_at, operations.c.id_op))]
+
+
+def active_titles(store: Store, id_coll: str) -> list[Any]:
+    """Every active title of the collectivity, with its run's exercise: what a refdet
+    rule reads (``payfip.service``)."""
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(run_invoices, runs.c.exercise)
+            .join(runs, runs.c.id == run_invoices.c.run_id)
+            .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+            .order_by(runs.c.created_at, run_invoices.c.id)).all()
+
+
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(payments).where(payments.c.id_coll == id_coll,
@@ -149,12 +199,22 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def record_operation(store: Store, op: dict[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_operation`` found while recording an operation: the cancellation
+    of its title (``cancelled``, in words), or the payment of its invoice (``paid``: the
+    payment's row), recorded since the invoice was found due; None each when none."""
+
+    cancelled: str | None = None
+    paid: dict[str, Any] | None = None
+
+
+def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
-    Returns None, or the cancellation of its title (``run_id``, invoice) when the title
-    was cancelled since it was found due (while PayFiP made the operation): the
-    operation is recorded all the same (a payment through it is then an anomaly,
-    run-cancelled), but its link must not be given."""
+    Says (``Recorded``) when the title was cancelled, or the invoice paid, since it was
+    found due (while PayFiP made the operation): the operation is recorded all the same
+    (a payment through it is then an anomaly: run-cancelled, double-payment), but its
+    link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
@@ -173,7 +233,7 @@ def record_operation(store: Store, op: dict[str, Any]) -> str | None:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
-    return cancelled
+    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None)
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:
@@ -271,7 +331,25 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                                    str(op["amount_cents"])))
         pay_status = pay["status"] if pay else "pending"
         test = op["saisie"] in SAISIE_TEST
+        # a second payment of a paid invoice, whatever else is wrong with it (through a
+        # cancelled title's link too): said beside the other mismatches, never left out
+        double = (detail.status == "paid" and not test and pay is not None
+                  and pay["status"] == "paid" and pay["id_op"] != id_op)
+        if double and mismatches:
+            mismatches.append(("double-payment", pay["id_op"], id_op))
         new = "anomaly" if mismatches else detail.status
+        until = active_until(op["created_at"])
+        if new == "abandoned" and now < until:
+            # an abandon within the idOp's life: the family may go back and pay through it
+            # (notes payfip.md §7, §8): not final yet; asked again by the next notification
+            # and by reconcile, and final once a pull after that time still says A
+            why = (f"result A (abandoned) before {until}: the operation is still active, "
+                   "the family may still pay through it; asked again until then")
+            conn.execute(operations.update().where(
+                operations.c.id_op == id_op, operations.c.status.in_(OPEN)).values(
+                status="pending", result_code=detail.resultrans[:4], checked_at=now,
+                checks=operations.c.checks + 1, last_error=why))
+            return Outcome(id_op, "pending", "pending", op["invoice"], why)
         if new == "paid" and test:
             # no money for the invoice: like a refusal, it speaks for the invoice only as
             # the result of its latest link, and never over a payment
@@ -297,10 +375,13 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
 
         values: dict[str, Any] = {"updated_at": now}
         undated = False  # a payment recorded without PayFiP's transaction time
+        event = new
         if new == "paid":
             if pay_status == "paid" and pay and pay["id_op"] != id_op:
                 _anomaly(conn, "double-payment", id_op, op["invoice"], source, pay["id_op"],
                          id_op, "the invoice was already paid by another operation")
+                # not the invoice's payment: a history reader must not count it as one
+                event = "double-payment"
             else:
                 undated = detail.transaction_time is None
                 values.update(status="paid", paid_cents=int(detail.montant),
@@ -318,7 +399,9 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             result["saisie"] = op["saisie"]
         if undated:
             result["paid_at_source"] = "recorded"
-        _event(conn, op, new, source, pay_status, result)
+        if event == "double-payment":
+            result["paid_by"] = pay["id_op"] if pay else None
+        _event(conn, op, event, source, pay_status, result)
     log.info("payfip %s: operation %s: %s", source, id_op, new)
     if undated:
         # the payment is PayFiP's word (result, amount, refdet, numcli checked), only its
@@ -464,9 +547,14 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``. An invoice exported again since its title was
-    cancelled is due again: shown as any other, with its new title's run, IdBord and
-    amount."""
+    counts as a change for ``since``.
+
+    An invoice exported again since its title was cancelled (and no link made for its
+    new title since) is listed twice: first the cancelled title's row as above (the
+    money it received stays there, never moved to the new title), then the new title's:
+    ``pending``, its amount due, its run and IdBord, nothing paid, and no PayFiP record
+    (``payfip_status``, ``id_op``, ``last_id_op``, ``refdet``, ``saisie`` empty) until a
+    link is made for it. ``history`` (the invoice's events) goes with the first row."""
     p_ = _payments_with_titles()
     query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
@@ -477,17 +565,10 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
         for row in conn.execute(query):
             p = dict(row._mapping)
             cancelled = _cancelled(p)
-            # exported again since: due, under its new title, as any invoice
-            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
-            if again is not None:
-                cancelled = False
-                p["title_run"], p["title_id_bord"], due = again
-            else:
-                due = cents_text(0 if cancelled else p["amount_cents"])
             item = {
                 "invoice": p["invoice"], "collectivity": p["id_coll"],
                 "status": "cancelled" if cancelled else p["status"],
-                "amount_due": due,
+                "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
                 "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
                 else None,
                 "method": p["method"], "paid_at": p["paid_at"],
@@ -509,6 +590,17 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
                         events.c.id_coll == p["id_coll"], events.c.invoice == p["invoice"])
                         .order_by(events.c.id))]
             out.append(item)
+            # exported again since: its new title is due, and nothing PayFiP recorded is
+            # its (the money, the links are the cancelled title's, listed above)
+            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
+            if again is not None:
+                run_id, id_bord, due = again
+                out.append({
+                    **{k: None for k in item}, "invoice": p["invoice"],
+                    "collectivity": p["id_coll"], "status": "pending",
+                    "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
+                    "run": run_id, "id_bord": id_bord,
+                    **({"history": []} if history else {})})
     return out
 
 
@@ -545,8 +637,10 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
-    ``title_run``, ``title_id_bord`` and ``cancelled_at``), and ``payfip_status``, what
-    PayFiP says of it; an anomaly never changes either."""
+    ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
+    ``again_id_bord`` the title that holds the invoice when it was exported again since,
+    on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
+    never changes either."""
     p_ = _payments_with_titles()
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
                        p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
@@ -564,10 +658,11 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
             row = dict(r._mapping)
             cancelled = _cancelled(row)
             coll = row.pop("op_coll")
+            # exported again since: the new title is due, and none of what PayFiP recorded
+            # (a payment included) is its: the invoice stays shown by the cancelled title
+            # its payment follows, with the new title beside it
             again = _due_again(store, conn, coll, row["invoice"]) if cancelled else None
-            if again is not None:  # exported again since: the invoice is due once more
-                cancelled = False
-                row["title_run"], row["title_id_bord"], _due = again
+            row["again_run"], row["again_id_bord"] = again[:2] if again else (None, None)
             row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
             if not cancelled:
                 row["cancelled_at"] = None

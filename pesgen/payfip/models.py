@@ -2,8 +2,8 @@
 
 Every value sent to PayFiP is checked here first, and every problem is reported at
 once, naming the invoice and the field. The rules are those PayFiP enforces (see
-docs/payfip.md, "Parameter rules"): numcli 6 digits, refdet 6-30 ``[A-Za-z0-9]``,
-montant integer cents >= 100, mel with an ``@`` and 6-80 characters, objet <= 100
+docs/payfip.md, "Parameter rules"): numcli 6 digits, refdet 6-30 ``[A-Z0-9]``,
+montant integer cents >= 100, mel with an ``@`` and 6-80 characters, objet 1 to 100
 characters of ``[A-Za-z0-9 ]``, saisie T/X/W.
 """
 
@@ -34,10 +34,14 @@ MAX_CENTS_WS = 10_000_000
 MAX_CENTS_URL = 999_999
 
 NUMCLI_RE = re.compile(r"^[0-9]{6}\Z")
-REFDET_RE = re.compile(r"^[A-Za-z0-9]{6,30}\Z")
+# refdet sent: upper case only, the safe side (whether PayFiP accepts lower case is not
+# confirmed, notes payfip.md §6; a client upper-cases defensively); one echoed back is
+# read as sent before (any case), so an operation made then is still answered
+REFDET_RE = re.compile(r"^[A-Z0-9]{6,30}\Z")
+REFDET_ANY_CASE_RE = re.compile(r"^[A-Za-z0-9]{6,30}\Z")
 EXER_RE = re.compile(r"^[0-9]{4}\Z")
 MEL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
-OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*\Z")
+OBJET_RE = re.compile(r"^[A-Za-z0-9 ]*\Z")  # the characters; an empty objet is refused
 # an operation identifier (PayFiP issues 36-character UUIDs): letters, digits and '-', the
 # first a letter or a digit (never a sign a spreadsheet reads as a formula), at most the
 # state store's 64
@@ -107,9 +111,12 @@ def check_exer(value: Any, invoice: str | None = None) -> list[Problem]:
 def check_refdet(value: Any, invoice: str | None = None) -> list[Problem]:
     if not isinstance(value, str) or not REFDET_RE.match(value):
         length = len(value) if isinstance(value, str) else 0
+        lower = (" and upper case: no lower-case letter (add '| upper' to the rule)"
+                 if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9]{6,30}", value)
+                 else "")
         return [_problem(invoice, "refdet", f"{value!r} must be 6 to 30 characters of "
-                         f"[A-Za-z0-9] (got {length} characters; no '-', '/', '_' or space): "
-                         "check the mapping's payfip.refdet rule")]
+                         f"[A-Z0-9] (got {length} characters; no '-', '/', '_' or space"
+                         f"{lower}): check the mapping's payfip.refdet rule")]
     return []
 
 
@@ -205,6 +212,11 @@ def check_mel(value: Any, invoice: str | None) -> list[Problem]:
 def check_objet(value: Any, invoice: str | None) -> list[Problem]:
     if not isinstance(value, str):
         return [_problem(invoice, "objet", f"{value!r} must be text")]
+    if not value.strip():
+        # what the family is shown it pays: PayFiP gives no rule for an empty one, so
+        # none is sent (the safe side)
+        return [_problem(invoice, "objet", "is empty: the mapping's payfip.objet must give "
+                         "the label the family is shown (1 to 100 characters)")]
     out = []
     if len(value) > OBJET_MAX:
         out.append(_problem(invoice, "objet", f"is {len(value)} characters long, PayFiP "
@@ -227,7 +239,7 @@ ANSWER_RULES: dict[str, tuple[re.Pattern[str], str]] = {
              "letter or a digit, at most 64)"),
     "resultrans": (re.compile(r"^[A-Z]\Z"), "one capital letter (P, V, R, Z or A)"),
     "montant": (re.compile(r"^[0-9]{1,10}\Z"), "an integer number of cents"),
-    "refdet": (REFDET_RE, "6 to 30 characters of [A-Za-z0-9]"),
+    "refdet": (REFDET_ANY_CASE_RE, "6 to 30 characters of [A-Za-z0-9]"),
     "numcli": (NUMCLI_RE, "6 digits"),
     "saisie": (re.compile(r"^[A-Z]\Z"), "one capital letter (T, X or W)"),
     # the echoed exer is known to come back cut ('20' for 2019): digits, not a year

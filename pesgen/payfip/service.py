@@ -12,27 +12,39 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MappingError, Problem, StateError
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, unpack
 from . import ledger
-from .client import DEFAULT_TIMEOUT, PayfipClient
+from .endpoint import DEFAULT_TIMEOUT
 from .errors import PayfipConfigError, PayfipFault, PayfipRequestInvalid
-from .models import PaymentRequest, cents_text, check_url
+from .models import (
+    MAX_CENTS_URL,
+    PaymentRequest,
+    cents_text,
+    check_montant,
+    check_refdet,
+    check_url,
+)
 from .settings import PayfipSettings, load_settings
+
+if TYPE_CHECKING:  # the client needs httpx (the [payfip] extra): imported where used
+    from .client import PayfipClient
 
 log = logging.getLogger("pesgen.payfip")
 
-ClientFactory = Callable[[str], PayfipClient]
+ClientFactory = Callable[[str], "PayfipClient"]
 
 
 def default_factory(endpoint_override: str | None = None,
                     timeout: float = DEFAULT_TIMEOUT) -> ClientFactory:
     """Clients for an operation's recorded endpoint, or for one forced endpoint."""
     def make(endpoint: str) -> PayfipClient:
+        from .client import PayfipClient
+
         return PayfipClient(endpoint_override or endpoint, timeout=timeout)
     return make
 
@@ -109,12 +121,15 @@ def exer_of(mapping: Mapping, settings: PayfipSettings, due: ledger.Due
 
 def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invoice: str,
                   mel: str | None, notify_url: str | None, return_url: str | None,
-                  what: str = "new link") -> tuple[PaymentRequest, ledger.Due, list[str]]:
+                  what: str = "new link", urlcl: str | None = None
+                  ) -> tuple[PaymentRequest, ledger.Due, list[str]]:
     """The creerPaiementSecurise arguments for an invoice of the mapping's collectivity,
     validated (every problem at once, naming the invoice and the field), the title's due
     and notes to show (exer: ``exer_of``). A title of another budget than the mapping's
     is refused first (``refuse_other_budget``), then an invoice already paid
-    (``refuse_paid``; ``what`` the payment it would start)."""
+    (``refuse_paid``; ``what`` the payment it would start). ``urlcl``: for the legacy
+    TIPI URL protocol, whose one URL is urlcl (no urlnotif, no urlredirect) and whose
+    maximum amount is its own; the request's URLs are then urlcl, checked as such."""
     c = mapping.collectivity
     title = ledger.active_title(store, c.siret, invoice)  # (a number ambiguous: refused)
     refuse_other_budget(mapping, title, what)
@@ -123,11 +138,12 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
     due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
+    scope_c = {"name": c.name, "siret": c.siret, "exercise": c.exercise,
+               "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post}
     scope = {
         "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
                     "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
-        "collectivity": {"name": c.name, "siret": c.siret, "exercise": c.exercise,
-                         "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post},
+        "collectivity": scope_c,
     }
     problems: list[Problem] = []
     values: dict[str, str] = {}
@@ -139,6 +155,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
                                     invoice=invoice, mapping=rule.where))
             continue
         values[name] = "" if value is None else str(value).strip()
+    refdet = values.get("refdet")
+    if refdet and not check_refdet(refdet):
+        problems += _refdet_clashes(store, settings, scope_c, invoice, refdet)
     if not settings.numcli:
         problems.append(Problem("payfip.numcli", "numcli: no PayFiP client number (set "
                                 "payfip.numcli or collectivity.payfip_client)",
@@ -154,6 +173,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
                     if not notify_url and settings.notify_url else None)
     return_where = (mapping.where("payfip", "return_url")
                     if not return_url and settings.return_url else None)
+    if urlcl is not None:  # the URL protocol: urlcl only (checked below)
+        notify_url = return_url = urlcl
+        notify_where = return_where = None
     notify_url = notify_url or settings.notify_url
     return_url = return_url or settings.return_url
     if not notify_url:
@@ -172,7 +194,14 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     failed = {p.rule for p in problems}
     where = {"payfip.refdet": settings.refdet.where, "payfip.objet": settings.objet.where,
              "payfip.urlnotif": notify_where, "payfip.urlredirect": return_where}
-    for p in request.problems():
+    found = request.problems()
+    if urlcl is not None:
+        # the URL protocol's own field and maximum, in place of the web service's
+        found = [p for p in found if p.rule not in (
+            "payfip.urlnotif", "payfip.urlredirect", "payfip.montant")]
+        found += check_montant(request.montant, invoice, MAX_CENTS_URL)
+        found += check_url("urlcl", urlcl, invoice)
+    for p in found:
         if p.rule in failed:
             continue  # already reported: the expression itself failed
         if p.rule == "payfip.mel" and not mel_given:
@@ -183,6 +212,45 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
         raise PayfipRequestInvalid(f"invoice {invoice}: the PayFiP request is invalid; "
                                    "nothing was sent", problems)
     return request, due, notes
+
+
+def _refdet_clashes(store: Store, settings: PayfipSettings, scope_c: dict[str, Any],
+                    invoice: str, refdet: str) -> list[Problem]:
+    """The refdet must name one invoice (notes payfip.md §12): PayFiP's result names the
+    debt by it, so another invoice of the collectivity (or of its PayFiP client) with
+    the same refdet, one its operations were made for or an active title the mapping's
+    rule gives it to, would let a payment be read as the other's (``FA-2026-00103`` and
+    ``FA-202600103`` both give ``FA202600103`` by ``alnum``). One problem each, naming
+    both invoices (rule payfip.refdet-unique). The invoice itself is the number as its
+    run wrote it; an operation made for the same invoice written otherwise (case and
+    surrounding spaces aside) is its own."""
+    key = invoice_key(invoice)
+    others: dict[str, str] = {}  # invoice -> where it has that refdet
+    for other, id_op in ledger.refdet_users(store, scope_c["siret"], settings.numcli or "",
+                                            refdet):
+        if invoice_key(other) != key:
+            others.setdefault(other, f"PayFiP operation {id_op} was made for it with it")
+    for t in ledger.active_titles(store, scope_c["siret"]):
+        # another active title, even of a number written otherwise only by its case (a
+        # store migrated from before schema 5 may hold both): its own payment record
+        if t.invoice in others or t.invoice == invoice:
+            continue
+        try:
+            value = settings.refdet({"invoice": {
+                "number": t.invoice, "amount": str(t.amount), "exercise": int(t.exercise),
+                "id_bord": t.id_bord, "id_pce": t.id_pce, "run": t.run_id},
+                "collectivity": scope_c})
+        except Exception:  # the rule fails on that title: said when it is paid
+            continue
+        if value is not None and str(value).strip() == refdet:
+            others[t.invoice] = (f"the mapping's rule gives it to its title (run {t.run_id}, "
+                                 f"IdBord {t.id_bord})")
+    return [Problem("payfip.refdet-unique", f"refdet: {refdet!r} is also invoice {other}'s "
+                    f"({where}): a refdet must name one invoice, or a payment of one could "
+                    f"be taken for the other's; change the mapping's payfip.refdet rule so "
+                    f"that {invoice} and {other} get different ones", invoice=invoice,
+                    mapping=settings.refdet.where)
+            for other, where in others.items()]
 
 
 def _mel_problem(problem: Problem, recorded: Mapping | None, run_id: str, invoice: str,
@@ -277,7 +345,10 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
                                         return_url)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     own = client is None
-    client = client or PayfipClient(endpoint or settings.endpoint, timeout=timeout)
+    if client is None:
+        from .client import PayfipClient
+
+        client = PayfipClient(endpoint or settings.endpoint, timeout=timeout)
     try:
         id_op = client.creer_paiement_securise(request)
         url = client.payment_url(id_op)
@@ -290,7 +361,7 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
         if own:
             client.close()
     try:
-        cancelled = ledger.record_operation(store, {
+        recorded = ledger.record_operation(store, {
             "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
@@ -298,6 +369,20 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
     except Exception as exc:
         raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
                          f"not be recorded ({type(exc).__name__}); do not send its link") from exc
+    cancelled = recorded.cancelled
+    if recorded.paid is not None:
+        # the family paid through an earlier link while PayFiP made this operation: a
+        # payment through this one would be a second (refuse_paid came too early to see it)
+        paid = recorded.paid
+        amount = cents_text(paid["paid_cents"] if paid["paid_cents"] is not None
+                            else paid["amount_cents"])
+        raise StateError(
+            f"invoice {invoice}: paid through PayFiP while PayFiP made operation {id_op}: "
+            f"{amount} on {paid['paid_at']} (operation {paid['id_op']}); the operation is "
+            "recorded, but do not send its link: no link (the family would pay twice)",
+            [Problem("payfip.paid", f"paid {amount} on {paid['paid_at']} through PayFiP "
+                     f"operation {paid['id_op']}: a payment through operation {id_op} would "
+                     "be a double payment", invoice=invoice)])
     if cancelled:
         # `runs cancel` went through while PayFiP made the operation: the trésorerie will
         # never see this title, so no family may pay it (the payment would be an anomaly)
@@ -306,6 +391,14 @@ def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | No
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
+    # an earlier link abandoned a moment ago may still be paid (the idOp stays active):
+    # both paid, the second is recorded as a double payment, never counted
+    for other in ledger.abandoned_active(store, mapping.collectivity.siret, invoice):
+        if other["id_op"] != id_op:
+            notes.append(f"invoice {invoice}: operation {other['id_op']} was abandoned but "
+                         f"stays payable until {other['until']}: if the family pays both, "
+                         "the second is a double-payment anomaly, for the trésorerie to "
+                         "refund (docs/payfip.md, abandoned)")
     log.info("payfip link: operation %s created", id_op)
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie,
                 request.exer, tuple(notes))

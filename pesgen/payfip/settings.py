@@ -17,7 +17,7 @@ from typing import Any
 from .._jinja import expression_environment
 from ..errors import Problem
 from ..mapping import Mapping
-from .client import DEFAULT_ENDPOINT, check_endpoint
+from .endpoint import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipConfigError
 from .models import SAISIE_WS, ascii_label
 

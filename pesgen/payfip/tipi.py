@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from ..errors import Problem
-from .client import DEFAULT_ENDPOINT, check_endpoint
+from .endpoint import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipRequestInvalid
 from .models import (
     MAX_CENTS_URL,
