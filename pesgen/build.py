@@ -1424,15 +1424,15 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
                 f"{error} (format {fmt.name}, debtor.civility): a code of the mapping is "
                 "sent as written, the text policies (case, transliterate) do not change it",
                 mapping=mapping.where(*keys)))
-    # the mapping's own texts and options go into every file as they are (no text
-    # policy transliterates them): they must be writable, and within the format's
-    # charset (the characters its text is held to: e.magnus's ascii in cp1252 files,
-    # JVS's latin-1 in UTF-8), as a text of the export is after its policies. A run
-    # recorded before the charset was checked is rebuilt as it was (its sha256 vouch)
+    # the mapping's options go into every file as they are (no text policy
+    # transliterates them): they must be writable, and within the format's charset
+    # (the characters its text is held to: e.magnus's ascii in cp1252 files, JVS's
+    # latin-1 in UTF-8), as a text of the export is after its policies. A run recorded
+    # before the charset was checked is rebuilt as it was (its sha256 vouch)
     encoding = mapping.output.encoding or fmt.encoding
     charset = None if recorded else fmt.charset
     forbidden = "" if recorded else fmt.forbidden
-    c, o = mapping.collectivity, mapping.output
+    o = mapping.output
     if mapping.output.encoding:  # the format's defaults were checked for its own encoding
         problems += option_problems(fmt.defaults, encoding, fmt.folder / "format.yaml",
                                     frozenset(o.options))
@@ -1443,17 +1443,53 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
                 "mapping.options", f"output.options.{key}: {said} (format {fmt.name}; an "
                 "option is written as it is: no text policy (case, transliterate) changes "
                 "it)", mapping=mapping.where("output", "options", key)))
-    for keys, value in ((("collectivity", "name"), c.name),
-                        (("collectivity", "budget_label"), c.budget_label),
-                        (("collectivity", "poste_label"), c.poste_label),
-                        (("output", "emitter", "sigle"), o.sigle),
-                        (("output", "emitter", "adresse"), o.adresse)):
-        said = text_misfit(value, encoding, charset, forbidden) if value else None
+    # the texts below go into the files only where a template writes them (e.magnus
+    # writes no collectivity name): here, that the encoding can write them; the charset
+    # and forbidden characters of those a template reads, by ``own_text_misfits`` on
+    # the sample titles' rendering
+    for keys, value in own_texts(mapping):
+        said = text_misfit(value, encoding, None) if value else None
         if said is not None:
             problems.append(Problem(
                 "mapping.format", f"{'.'.join(keys)}: {said} (format {fmt.name}; the "
                 "mapping's own text is written as it is: no text policy (case, "
                 "transliterate) changes it)", mapping=mapping.where(*keys)))
+    return problems
+
+
+# the mapping's own texts, written as they are: (their keys in the mapping, where a
+# template finds them in the document)
+OWN_TEXTS = ((("collectivity", "name"), "doc.collectivity.name"),
+             (("collectivity", "budget_label"), "doc.collectivity.budget_label"),
+             (("collectivity", "poste_label"), "doc.collectivity.poste_label"),
+             (("output", "emitter", "sigle"), "doc.emitter.sigle"),
+             (("output", "emitter", "adresse"), "doc.emitter.adresse"))
+
+
+def own_texts(mapping: Mapping) -> list[tuple[tuple[str, ...], str]]:
+    """(keys, value) of the mapping's own texts (OWN_TEXTS)."""
+    c, o = mapping.collectivity, mapping.output
+    values = (c.name, c.budget_label, c.poste_label, o.sigle, o.adresse)
+    return [(keys, value) for (keys, _), value in zip(OWN_TEXTS, values, strict=True)]
+
+
+def own_text_misfits(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> list[Problem]:
+    """The mapping's own texts that a template of ``fmt`` writes (``reads``: what the
+    templates read on the sample titles) holding a character outside the format's
+    charset or one its layouts forbid (e.magnus: ascii, no ';' nor '"'): written as they
+    are, no text policy changes them. One a template does not write is not held to it."""
+    encoding = mapping.output.encoding or fmt.encoding
+    problems = []
+    for (keys, value), (_, read_as) in zip(own_texts(mapping), OWN_TEXTS, strict=True):
+        if not value or read_as not in reads:
+            continue
+        said = text_misfit(value, encoding, fmt.charset, fmt.forbidden)
+        if said is not None:
+            problems.append(Problem(
+                "mapping.format", f"{'.'.join(keys)}: {said} (format {fmt.name}, whose "
+                f"templates write it as {read_as}; the mapping's own text is written as it "
+                "is: no text policy (case, transliterate) changes it)",
+                mapping=mapping.where(*keys)))
     return problems
 
 

@@ -21,6 +21,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from .build import own_text_misfits
 from .coverage import Coverage
 from .coverage import check as coverage
 from .errors import MappingError, Problem
@@ -95,7 +96,8 @@ class SampleRendering:
     # t.joint_debtor.address.city, t.lines[i].amount, doc.bordereau.object
     reads: frozenset[str]
     # the mapping's options written as they are into a column of a layout that refuses
-    # them (``option_misfits``): ``check_coverage`` refuses the mapping
+    # them (``option_misfits``), its own texts a template writes outside the format's
+    # charset (``own_text_misfits``): ``check_coverage`` refuses the mapping
     misfits: tuple[Problem, ...] = ()
 
 
@@ -132,7 +134,8 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     holders = _holders(titles, docs)
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
-    return SampleRendering(len(traced), reads, tuple(option_misfits(mapping, rendered)))
+    return SampleRendering(len(traced), reads, tuple(option_misfits(mapping, rendered)
+                                                     + own_text_misfits(mapping, fmt, reads)))
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]
@@ -179,8 +182,9 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
     if sample is None:
         sample = check_templates(mapping, fmt)
     if sample.misfits:
-        raise MappingError(f"{mapping.path}: an option of the mapping does not fit the "
-                           f"column format {fmt.name} writes it into", list(sample.misfits))
+        raise MappingError(f"{mapping.path}: a text of the mapping (an option, its own "
+                           f"texts) does not fit where format {fmt.name} writes it",
+                           list(sample.misfits))
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:
         warn(problem)

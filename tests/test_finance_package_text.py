@@ -81,6 +81,31 @@ def test_jvs_own_texts_outside_its_latin1_charset_are_refused(tmp_path):
     assert not out.exists()
 
 
+def test_a_mapping_text_no_template_writes_is_not_held_to_the_charset(tmp_path):
+    """e.magnus writes no collectivity name nor budget label: a commune named with an
+    apostrophe and accents ('Villeneuve-l’Évêque') was refused (exit 3) though nothing
+    of it goes into the files. Only the texts a template writes are held to the format's
+    charset and forbidden characters (the encoding still applies to all)."""
+    mapping, _ = _mapping(
+        tmp_path, EMAGNUS,
+        ("  name: Commune de Villeneuve-sur-Loing", "  name: Commune de Villeneuve-l’Évêque"),
+        ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+         "  budget_label: \"VILLENEUVE L'ÉVÊQUE; \\\"ECOLE\\\"\""))
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 0, checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 0, run.output
+    assert b"VEQUE" not in b"".join(p.read_bytes() for p in out.iterdir())
+    # JVS writes its budget label (LibelleColBud): held to latin-1 there
+    jvs, (line,) = _mapping(tmp_path, JVS, ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                                            "  budget_label: BUDGET ŒUVRES"))
+    refused = run_cli("check-mapping", jvs)
+    assert refused.exit_code == 3, refused.output
+    assert f"[mapping {jvs}:{line}: collectivity.budget_label] (rule mapping.format)" \
+        in refused.output
+    assert "whose templates write it as doc.collectivity.budget_label" in refused.output
+
+
 def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
     fmts = tmp_path / "fmts"
     shutil.copytree(BUNDLE, fmts / "bl-emagnus")
