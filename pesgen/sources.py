@@ -183,15 +183,16 @@ def _refuse_utf8(path: Path, spec: InputSpec) -> None:
 
 # ISO-8859-15 (Latin-9), common in French exports for its 'œ' and '€', differs from
 # ISO-8859-1 and Windows-1252 in eight bytes; read as either, a Latin-9 file decodes
-# without an error into wrong signs. Those of them that never stand in French text as
-# themselves: '¤' anywhere (Latin-9's '€'), and '¦ ¨ ¼ ½ ¾' against a letter (its 'Š š Œ
-# œ Ÿ': 'C½UR' is 'CŒUR'); '´' and '¸' (its 'Ž ž') are left alone, '´' being typed as
-# an apostrophe, and '½' or '¼' apart from letters ('½ heure') read as themselves.
+# without an error into wrong signs. Those that do not stand in French text as
+# themselves: '¤' anywhere (Latin-9's '€'); '¦ ¨' against a letter (its 'Š š'); '¼ ½ ¾'
+# (its 'Œ œ Ÿ') inside a word, between two letters ('C½UR', 'V½U') or before two
+# ('¼UVRE'), not a lesson's length ('½h', '1h½', '½ heure'). '´' and '¸' (its 'Ž ž')
+# are left alone, '´' being typed as an apostrophe.
 _LATIN9_BYTES = {0xA4: "€", 0xA6: "Š", 0xA8: "š", 0xBC: "Œ", 0xBD: "œ", 0xBE: "Ÿ"}
-_LETTER = rb"A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\xff"
-_SIGN = rb"[\xa6\xa8\xbc-\xbe]"
-_LATIN9_SIGN = re.compile(rb"\xa4|(?<=[" + _LETTER + rb"])" + _SIGN + rb"|" + _SIGN
-                          + rb"(?=[" + _LETTER + rb"])")
+_L = rb"[A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\xff]"
+_LATIN9_SIGN = re.compile(
+    rb"\xa4|(?<=" + _L + rb")[\xa6\xa8]|[\xa6\xa8](?=" + _L + rb")"
+    rb"|[\xbc-\xbe](?=" + _L + _L + rb")|(?<=" + _L + rb")[\xbc-\xbe](?=" + _L + rb")")
 
 
 def _latin9_line(path: Path) -> tuple[int, int] | None:

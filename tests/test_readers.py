@@ -144,8 +144,12 @@ def test_a_latin9_file_read_as_itself_gives_the_utf8_titles(tmp_path):
     ("S\u00bdur", True),                    # 'Sœur'
     ("\u00bcuvre", True),                   # 'Œuvre'
     ("\u00a6imon", True),                   # 'Šimon'
+    ("V\u00bdu", True),                     # 'Vœu'
     ("Cours d'une heure \u00bd", False),     # a half, apart from letters
     ("\u00bd heure", False),
+    ("Piano cours individuel \u00bdh", False),  # lesson lengths (review)
+    ("Violon 1h\u00bd", False),
+    ("Solf\u00e8ge \u00bch", False),
     ("L\u00b4\u00e9cole", False),          # an acute accent typed as an apostrophe
 ])
 def test_which_latin1_signs_say_latin9(tmp_path, text, refused):
