@@ -1740,10 +1740,12 @@ def main() -> None:
         elif exc.connection_invalidated:
             # lost as the command committed, its change may be in the database (an
             # export reads it again itself: runs.py; any other command cannot tell)
+            said = " ".join(str(exc.orig).split())  # psycopg's runs over lines: one
             _echo_err(f"error: the connection to the state store was lost: "
-                      f"{str(exc.orig).strip()}; a change this command was committing may "
+                      f"{said}; a change this command was committing may "
                       "be recorded: check (`pesgen runs list`, `pesgen runs show RUN`) "
                       "before running it again")
         else:
-            _echo_err(f"error: the state store failed: {exc.orig}; nothing was recorded")
+            said = " ".join(str(exc.orig).split())
+            _echo_err(f"error: the state store failed: {said}; nothing was recorded")
         sys.exit(int(ExitCode.STATE))

@@ -472,6 +472,14 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                         [Problem("run.commit-unknown", why, record=str(out_dir))],
                         outcome="the run may be recorded (not known); no file was put in "
                                 "place.") from None
+                if not recorded and not isinstance(exc, KeyboardInterrupt):
+                    # read again: the database did not commit it
+                    raise StateError(
+                        f"{why} as run {run_id} was committed; read again on a new "
+                        "connection, the run is not recorded: nothing was recorded, no "
+                        "number used, no file written; the export can be run again",
+                        [Problem("run.commit-failed", why, record=str(out_dir))],
+                        outcome="nothing was recorded.") from None
                 committed = recorded
             if not committed:
                 raise

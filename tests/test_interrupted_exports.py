@@ -3,6 +3,7 @@ hold afterwards, and what pesgen says of it (the state reviewer's cases)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -125,6 +126,7 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
 # record the same invoices first (the race the unique indexes refuse): pytest's own
 # logging handlers are not there to hide what a library logs to standard error
 _RACED_CHILD = """
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -462,6 +464,7 @@ def test_a_store_whose_creation_is_interrupted_leaves_no_file(tmp_path, monkeypa
 # a child process whose store, open already, is removed by the pesgen that made it (its
 # export refused with nothing recorded) before this command writes to it
 _REMOVED_CHILD = """
+import subprocess
 import sys
 from pesgen.cli import main
 from pesgen.store import Store
@@ -523,6 +526,49 @@ def _lost_at_commit(monkeypatch, store: Store | None = None) -> None:
     monkeypatch.setattr(Connection, "commit", commit_then_lost)
     if store is not None:
         monkeypatch.setattr(Store, "get_run", unreadable)
+
+
+def test_a_commit_that_failed_and_is_read_again_unrecorded_says_nothing_was_recorded(
+        tmp_path):
+    """The commit failed (rolled back, its answer an error over two lines, as psycopg's)
+    and, read again, the run is not there: it said "a change this command was
+    committing may be recorded: check (pesgen runs list…)" over two lines, while the
+    export had read the store again and removed the store it had created (review)."""
+    db = tmp_path / "store.sqlite3"
+    script = f"""
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from pesgen.cli import main
+real_rollback = Connection.rollback
+lost = sa.exc.OperationalError("COMMIT", None, Exception(
+    "server closed the connection unexpectedly\\n\\tThis probably means the server "
+    "terminated abnormally"), connection_invalidated=True)
+def commit_lost(self):
+    real_rollback(self)
+    raise lost
+Connection.commit = commit_lost
+import subprocess
+import sys
+sys.argv = ["pesgen", "export", "-m", {str(MAPPING)!r}, "-i",
+            {str(EXAMPLES / "school-export.json")!r}, "-o", {str(tmp_path / "out")!r},
+            "--date", "2026-11-23", "--db", {str(db)!r}, "--create-store"]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 7, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("error: the state store failed: server closed the connection "
+                               "unexpectedly This probably means the server terminated "
+                               "abnormally as run "), lines
+    assert "the run is not recorded: nothing was recorded, no number used" in lines[0]
+    assert "(rule run.commit-failed)" in r.stderr
+    assert "may be recorded" not in r.stderr
+    assert lines[-2:] == ["1 problem(s); nothing was recorded.",
+                          f"removed the state store {db} this export created: nothing was "
+                          "recorded in it"]
+    assert not db.exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_committed_whose_answer_was_lost_is_said_recorded(tmp_path, monkeypatch,
