@@ -460,8 +460,11 @@ class Builder:
             ctx.problem("text.forbidden", f"{key} holds {held!r}, which format "
                         f"{self.fmt.name} forbids in its values (its layouts' "
                         "forbidden_characters)" + (
-                            ", after the transliterate policy" if "transliterate" in
-                            result.applied and not forbidden_in(text_in, held) else ""),
+                            ", after the transliterate policy (which writes « » “ ” „ "
+                            "as '\"')" if "transliterate" in result.applied
+                            and not forbidden_in(text_in, held) else "")
+                        + "; the binding's expression may replace them (Jinja's replace "
+                        "filter), or the school software's export drop them",
                         mapping=where, record=origin)
             return None
         notes: list[tuple[str, str]] = []

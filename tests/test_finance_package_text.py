@@ -203,6 +203,25 @@ def test_emagnus_refuses_a_semicolon_or_a_quote_in_a_text_naming_record_and_bind
     assert not out.exists()
 
 
+def test_guillemets_refused_by_emagnus_say_how_the_binding_drops_them(tmp_path):
+    """« » become '"' by the transliterate policy, which e.magnus forbids: the refusal
+    says so and that the binding's expression may replace them (review: an association
+    named « Musique en Loing » had no way through); the replace filter does."""
+    source = _example_with(tmp_path, last_name="Association « Musique en Loing »")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 4, run.output
+    assert "after the transliterate policy (which writes « » “ ” „ as '\"'); the binding's " \
+        "expression may replace them (Jinja's replace filter)" in run.output
+    assert "(rule text.forbidden)" in run.output
+    old = 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}'
+    mapping, _ = _mapping(tmp_path, EMAGNUS, (old, old.replace(
+        '"}', " | replace('« ', '') | replace(' »', '')\"}").replace(
+        'expr: "invoice', 'expr: "(invoice').replace('.name |', '.name) |')))
+    again, out = _export(tmp_path / "again", mapping, source)
+    assert again.exit_code == 0, again.output
+    assert "ASSOCIATION MUSIQUE EN LOING" in (out / "WTAMC001.txt").read_text(encoding="cp1252")
+
+
 def test_emagnus_refuses_a_semicolon_in_an_option_naming_its_line(tmp_path):
     mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
                                                     "    service: \"CONS; MUSIQUE\""))
