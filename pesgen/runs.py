@@ -283,34 +283,31 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
         return
     if opened or first != _FIRST_NUMBER:
         return
+    took = "would take" if dry_run else "took"
     if not helios:
         # a finance package's import: the package numbers the bordereaux and titres it
         # sends to Hélios; pesgen's number names the run's files (or is written in them)
-        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (same "
-                   "--db)")
-        prepared.result.notes.append(PolicyNote(
-            "numbering", "*", str(mapping_path),
-            f"this run opens pesgen's numbering of format {key[3]} for {key[0]} budget "
-            f"{key[1]} exercise {key[2]}: it {'would take' if dry_run else 'took'} number "
-            f"{first}, what the format's templates write of doc.bordereau.number (a file "
-            "name, an element the package reads). It is no rôle number in Hélios: the "
-            "finance package numbers the bordereaux and titres it sends. If earlier imports "
-            f"of this format used such numbers, {command} before the first export continues "
-            "them (see docs/state.md, Numbering)"))
-        return
-    command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
-               "number after the last rôle issued, same --db)")
-    then = (f"run {command} before exporting" if dry_run else
-            "do not send these files: the sequence has started with this run, and "
-            f"{command} sets a start only before a sequence's first export")
-    prepared.result.notes.append(PolicyNote(
-        "numbering", "*", str(mapping_path),
-        f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
-        f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no earlier "
-        f"run in this store): it {'would take' if dry_run else 'took'} IdBord {first}, the "
-        "rôle number in Hélios, which rejects a bordereau whose number it already knows "
-        f"(doublon). If the collectivity issued rôles this exercise already, {then} (see "
-        "docs/state.md, Numbering)"))
+        said = (f"this run opens pesgen's numbering of format {key[3]} for {key[0]} budget "
+                f"{key[1]} exercise {key[2]}: it {took} number {first}, what the format's "
+                "templates write of doc.bordereau.number (a file name, an element the "
+                "package reads). It is no rôle number in Hélios: the finance package "
+                "numbers the bordereaux and titres it sends. If earlier imports of this "
+                f"format used such numbers, `pesgen numbering set-start --mapping "
+                f"{mapping_path} --start N` (same --db) before the first export continues "
+                "them")
+    else:
+        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
+                   "number after the last rôle issued, same --db)")
+        then = (f"run {command} before exporting" if dry_run else
+                "do not send these files: the sequence has started with this run, and "
+                f"{command} sets a start only before a sequence's first export")
+        said = (f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
+                f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no "
+                f"earlier run in this store): it {took} IdBord {first}, the rôle number in "
+                "Hélios, which rejects a bordereau whose number it already knows (doublon). "
+                f"If the collectivity issued rôles this exercise already, {then}")
+    prepared.result.notes.append(PolicyNote("numbering", "*", str(mapping_path),
+                                            f"{said} (see docs/state.md, Numbering)"))
 
 
 def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
