@@ -298,16 +298,23 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
     else:
         command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
                    "number after the last rôle issued, same --db)")
-        then = (f"run {command} before exporting" if dry_run else
-                "do not send these files: the sequence has started with this run, and "
-                f"{command} sets a start only before a sequence's first export")
         said = (f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
                 f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no "
                 f"earlier run in this store): it {took} IdBord {first}, the rôle number in "
                 "Hélios, which rejects a bordereau whose number it already knows (doublon). "
-                f"If the collectivity issued rôles this exercise already, {then}")
+                "If the collectivity issued rôles this exercise already, "
+                f"{_set_start_advice(command, dry_run)}")
     prepared.result.notes.append(PolicyNote("numbering", "*", str(mapping_path),
                                             f"{said} (see docs/state.md, Numbering)"))
+
+
+def _set_start_advice(command: str, dry_run: bool) -> str:
+    """What a numbering note tells to do with ``command`` (a set-start): run it first
+    (a dry run), or, the sequence started by this run, not to send its files."""
+    if dry_run:
+        return f"run {command} before exporting"
+    return ("do not send these files: the sequence has started with this run, and "
+            f"{command} sets a start only before a sequence's first export")
 
 
 def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
@@ -320,9 +327,7 @@ def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
                "issued" if new_bordereaux else "T: the number after the last titre issued")
     command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}` ({meaning} "
                "this exercise, same --db)")
-    then = (f"run {command} before exporting" if dry_run else
-            "do not send these files: the sequence has started with this run, and "
-            f"{command} sets a start only before a sequence's first export")
+    then = _set_start_advice(command, dry_run)
     opens = (f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
              "and its titre numbers" if new_bordereaux else
              f"the titre numbers of {pieces[0]} budget {pieces[1]} exercise {pieces[2]}")
