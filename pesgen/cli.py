@@ -606,13 +606,21 @@ def validate(
                     typfic = None
                 hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
                        "format from it)" if typfic else ""
+            # a file that is not well-formed stops every pass at its first fault: the
+            # header does not name the checks as run (the DGFiP package's is not)
+            checks = (_NOT_WELL_FORMED if any(p.rule.startswith("xml.") for p in problems)
+                      else _xsd_checks(fmt, xsd, official_xsd))
             raise OutputInvalidError(f"{file} is invalid against format {fmt.name} "
-                                     f"({_xsd_checks(fmt, xsd, official_xsd)}): "
-                                     f"{len(problems)} problem(s){hint}", problems)
+                                     f"({checks}): {len(problems)} problem(s){hint}",
+                                     problems)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
     typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
+
+
+_NOT_WELL_FORMED = ("not well-formed XML: checked up to its first fault only, no XSD "
+                    "went through it")
 
 
 def _xsd_checks(fmt: Any, xsd: Path, official_xsd: Path | None) -> str:

@@ -475,7 +475,8 @@ def test_a_file_not_well_formed_is_said_so_once_with_the_official_xsd(
         tmp_path, example_xml, official_xsd, old, new, says):
     """Both parsers stop at the same byte with the same message: the DGFiP package's
     pass is not run on a file that is not XML (it listed the same problem twice, as
-    xml.pesgen and xml.dgfip)."""
+    xml.pesgen and xml.dgfip). Its header does not name the DGFiP package among the
+    checks either (it did: '(pesgen XSD … + bordereau rules + DGFiP XSD …)')."""
     raw = example_xml.read_bytes()
     assert raw.count(old.encode()) == 1
     tampered = tmp_path / XML_NAME
@@ -486,6 +487,9 @@ def test_a_file_not_well_formed_is_said_so_once_with_the_official_xsd(
     assert len(problems) == 1, r.stderr
     assert says in problems[0] and problems[0].endswith("(rule xml.pesgen)")
     assert r.stderr.splitlines()[-1] == "1 problem(s)."
+    assert r.stderr.splitlines()[0] == (
+        f"error: {tampered} is invalid against format pes-ormc (not well-formed XML: "
+        "checked up to its first fault only, no XSD went through it): 1 problem(s)")
 
 
 def test_validate_missing_file_exit_2(tmp_path):
