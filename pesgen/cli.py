@@ -120,6 +120,21 @@ def _store_url(db: str | None) -> tuple[str | None, str, bool]:
     return db, chosen_by, named
 
 
+def _store_left(opened: list[Any], exc: BaseException) -> str | None:
+    """What became of the store of an export refused or interrupted by ``exc``: the
+    store it opened (``_new_store_left``), or the SQLite file its opening created and
+    removed as ``exc`` stopped it (Store marks ``exc``)."""
+    if opened:
+        return _new_store_left(opened)
+    url = getattr(exc, "pesgen_removed_store", None)
+    if url is None:
+        return None
+    from .store import shown_store
+
+    return (f"removed the state store {shown_store(url)} this export created: nothing was "
+            "recorded in it")
+
+
 def _new_store_left(opened: list[Any]) -> str | None:
     """What becomes of the store an export refused (or interrupted) before its run was
     recorded created (``opened``: the store it opened, if it did): a SQLite file that
@@ -314,8 +329,8 @@ def export(
                 result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
                                          formats_dir, progress, dry_run=dry_run,
                                          on_commit=interrupts.hold, creates_store=creates_store)
-            except BaseException:
-                left = _new_store_left(opened)
+            except BaseException as exc:
+                left = _store_left(opened, exc)
                 raise
             [store] = opened
             if line_open[0]:
@@ -338,6 +353,14 @@ def export(
         except PesgenError as exc:
             _fail(exc, then=left)
             return
+        except Exception as exc:
+            failure = _machine_failure(exc)
+            if failure is None:
+                raise
+            _echo_err(failure[0])
+            if left:  # as a refusal's last line: what became of the store it created
+                _echo_err(left)
+            raise typer.Exit(int(failure[1])) from None
         if quiet:
             interrupts.say_held()
             return
@@ -1728,32 +1751,42 @@ def main() -> None:
     except PesgenError as exc:  # pragma: no cover - commands catch their own
         _echo_err(f"error: {exc}")
         sys.exit(int(exc.exit_code))
-    except OSError as exc:
-        # the machine refused (folder not writable, disk full, not a folder...): no bug
-        where = f" ({exc.filename})" if exc.filename else ""
-        _echo_err(f"error: {exc.strerror or exc}{where}; nothing was written")
-        sys.exit(int(ExitCode.USAGE))
     except Exception as exc:
-        from sqlalchemy.exc import DBAPIError
-
-        if not isinstance(exc, DBAPIError):
+        failure = _machine_failure(exc)
+        if failure is None:
             raise
-        if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DBMOVED":
-            # another pesgen made this store, its export was refused with nothing
-            # recorded, and it removed the store while this command had it open
-            _echo_err("error: the state store's file was removed while this command used it "
-                      "(an export refused with nothing recorded removes the store it has "
-                      "just created: docs/state.md); nothing was recorded: run the command "
-                      "again (with --create-store to create the store)")
-        elif exc.connection_invalidated:
-            # lost as the command committed, its change may be in the database (an
-            # export reads it again itself: runs.py; any other command cannot tell)
-            said = " ".join(str(exc.orig).split())  # psycopg's runs over lines: one
-            _echo_err(f"error: the connection to the state store was lost: "
-                      f"{said}; a change this command was committing may "
-                      "be recorded: check (`pesgen runs list`, `pesgen runs show RUN`) "
-                      "before running it again")
-        else:
-            said = " ".join(str(exc.orig).split())
-            _echo_err(f"error: the state store failed: {said}; nothing was recorded")
-        sys.exit(int(ExitCode.STATE))
+        _echo_err(failure[0])
+        sys.exit(int(failure[1]))
+
+
+def _machine_failure(exc: Exception) -> tuple[str, ExitCode] | None:
+    """The error line and exit code of a failure of the machine (an OSError: folder not
+    writable, disk full, not a folder…; no bug) or of the state store (a database error
+    no command turned into a PesgenError); None for any other exception."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"error: {exc.strerror or exc}{where}; nothing was written", ExitCode.USAGE
+    if not isinstance(exc, DBAPIError):
+        return None
+    return _store_failure(exc), ExitCode.STATE
+
+
+def _store_failure(exc: Any) -> str:
+    """The error line of a state-store failure (``exc``: a DBAPIError)."""
+    said = " ".join(str(exc.orig).split())  # psycopg's runs over lines: one
+    if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DBMOVED":
+        # another pesgen made this store, its export was refused with nothing
+        # recorded, and it removed the store while this command had it open
+        return ("error: the state store's file was removed while this command used it "
+                "(an export refused with nothing recorded removes the store it has "
+                "just created: docs/state.md); nothing was recorded: run the command "
+                "again (with --create-store to create the store)")
+    if exc.connection_invalidated:
+        # lost as the command committed, its change may be in the database (an
+        # export reads it again itself: runs.py; any other command cannot tell)
+        return (f"error: the connection to the state store was lost: {said}; a change "
+                "this command was committing may be recorded: check (`pesgen runs "
+                "list`, `pesgen runs show RUN`) before running it again")
+    return f"error: the state store failed: {said}; nothing was recorded"

@@ -711,11 +711,16 @@ class Store:
             self.created = not ours and not read_only
             if not read_only:
                 self.migrate()
-        except BaseException:  # refused, or interrupted: no store of its own left behind
+        except BaseException as exc:  # refused, or interrupted: no store of its own left
             if hasattr(self, "engine"):
-                self.discard_unused()
+                removed = self.discard_unused() == "removed"
             elif self.made_file:
                 _remove_sqlite(_sqlite_file(engine_url), self._made_dirs)
+                removed = True
+            else:
+                removed = False
+            if removed:  # an export says so (cli._new_store_left): the caller has no Store
+                exc.pesgen_removed_store = self.url  # type: ignore[union-attr]
             raise
 
     def discard_unused(self) -> str:

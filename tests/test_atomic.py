@@ -353,3 +353,66 @@ def test_an_export_over_the_file_size_limit_names_what_it_was_writing(tmp_path):
     assert r.stderr == (f"error: File too large ({out}: the temporary file the rendered "
                         "titles are spooled in); nothing was written\n")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def _export_new_store(tmp_path, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "from pesgen.cli import main; main()",
+                           "export", "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"),
+                           "-i", str(EXAMPLES / "school-export.json"),
+                           "-o", str(tmp_path / "out"), "--date", "2026-11-23",
+                           "--db", str(tmp_path / "s.db"), "--create-store"],
+                          capture_output=True, text=True, timeout=120, check=False, **kwargs)
+
+
+def test_a_store_that_fails_as_it_is_created_says_it_is_removed(tmp_path):
+    """`ulimit -f 64`: the spool of the rendered titles fits, the new SQLite store does
+    not. The store is removed, as for any refusal, and the export says so: the line was
+    missing (the store failed while it was being opened, and the database error went
+    past the export's own handling)."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    r = _export_new_store(tmp_path, preexec_fn=limited)
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == [
+        "error: the state store failed: disk I/O error; nothing was recorded",
+        f"removed the state store {tmp_path / 's.db'} this export created: nothing was "
+        "recorded in it"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_write_that_fails_after_the_store_is_created_says_it_is_removed(
+        tmp_path, monkeypatch):
+    """The disk fills as the references CSV is written, after the export created its
+    store and took its numbers: exit 2 as for any refusal of the machine, nothing
+    written, and the new store, with nothing recorded in it, is removed and said so (the
+    OSError went past the export's handling: the line was missing)."""
+    import errno
+
+    from pesgen import export as export_module
+
+    real = export_module.stage
+
+    def full(temps, final, chunks, folder=None):
+        if final.name.endswith(".references.csv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
+        return real(temps, final, chunks, folder=folder)
+
+    monkeypatch.setattr(export_module, "stage", full)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["export", "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"),
+                            "-i", str(EXAMPLES / "school-export.json"), "-o", str(out),
+                            "--date", "2026-11-23", "--db", str(tmp_path / "s.db"),
+                            "--create-store"])
+    assert r.exit_code == 2, r.output
+    csv_name = "PESORMC_21450999400015_2026_0000001.references.csv"
+    assert r.stderr.splitlines() == [
+        f"error: No space left on device ({out / csv_name}); nothing was written",
+        f"removed the state store {tmp_path / 's.db'} this export created: nothing was "
+        "recorded in it"]
+    assert os.listdir(tmp_path) == []
