@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
+from . import _budget
 from ._jinja import close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
@@ -28,9 +29,10 @@ _MACROS = ("head", "piece", "tail")
 # What a template's own code can raise besides Jinja's errors, reported as a template
 # error naming its line (exit 5): a value of the wrong type, a missing key, an
 # arithmetic error (OverflowError included: 10.0 ** 400), a macro calling itself without
-# end (RecursionError), a value too large to be made (MemoryError)
+# end (RecursionError), a value too large to be made (MemoryError), a call that runs
+# past its time limit (RenderTimeout)
 _RENDER_ERRORS = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError,
-                  RecursionError, MemoryError)
+                  RecursionError, MemoryError, _budget.RenderTimeout)
 # the arguments pesgen passes each macro
 _ARGUMENTS = {"head": ("doc",), "piece": ("t", "doc"), "tail": ("doc",)}
 _CALLS = "head(doc), piece(t, doc), tail(doc)"
@@ -128,6 +130,7 @@ class FileRenderer:
         self.spec = spec
         self._env = env = template_environment(fmt.folder, writes_none, traced)
         self.name = f"{fmt.name}/{spec.template}"
+        watched = _budget.start()  # its top-level code runs too (make_module)
         try:
             template = env.get_template(spec.template)  # escaping memoised (_Template)
             module = template.make_module()
@@ -135,6 +138,9 @@ class FileRenderer:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
             raise template_error(exc, fmt.name, spec.template, "loading") from None
+        finally:
+            if watched:
+                _budget.stop()
         _check_macros(module, self.name, _source(env, spec.template))
         self._head: Callable[..., Any] = module.head
         self._piece: Callable[..., Any] = module.piece
@@ -244,6 +250,7 @@ class FileRenderer:
         return self._call(self._tail, "tail", doc)
 
     def _call(self, macro: Callable[..., Any], what: str, *args: Any) -> str:
+        watched = _budget.start()  # a call running past _budget.LIMIT is stopped
         try:
             return str(macro(*args))
         except jinja2.TemplateError as exc:
@@ -251,6 +258,9 @@ class FileRenderer:
                                  self._env) from None
         except _RENDER_ERRORS as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what) from None
+        finally:
+            if watched:
+                _budget.stop()
 
 
 # Per template source (a run, a test suite, sets up many exports of the same bundles):

@@ -242,6 +242,52 @@ def test_a_template_recursing_without_end_is_a_template_error(tmp_path, command,
     assert _nothing_written(tmp_path)
 
 
+LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize("where", ["piece", "module"])
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_a_template_running_past_its_time_limit_is_a_template_error(
+        tmp_path, monkeypatch, command, where):
+    """Two nested loops of 100 000 (each within the sandbox's range bound) in a piece,
+    or in the template's own code run as it is loaded: each call into the template is
+    stopped past its limit (pesgen._budget.LIMIT, 60 s; 0.5 s here), a template error
+    naming the file and line, exit 5, nothing written. It ran for hours."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    if where == "piece":
+        fmts, line = _bundle(tmp_path, NOM, LOOPS + NOM)
+    else:
+        fmts, line = _bundle(tmp_path, "{% macro head(doc) -%}",
+                             LOOPS + "\n{% macro head(doc) -%}")
+    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
+        _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
+                               "ran for more than 0.5 seconds and was stopped: a loop that "
+                               "does not end"), r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+    assert _budget._started == [0.0]  # nothing watched once the call ended
+
+
+def test_a_call_within_its_time_limit_is_not_stopped(monkeypatch):
+    """The watchdog stops a call only while it runs past the limit: calls that end in
+    time, one after the other, are never interrupted (the handler looks again)."""
+    import time
+
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.3)
+    for _ in range(8):
+        assert _budget.start()
+        time.sleep(0.1)
+        _budget.stop()
+    time.sleep(0.4)  # a SIGALRM sent now would find no call running: nothing raised
+    assert _budget._started == [0.0]
+
+
 def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
     fmts, line = _bundle(tmp_path, NOM, "{{ 10.0 ** 400 }}" + NOM)
     r = _export(tmp_path, MAPPING, fmts)
