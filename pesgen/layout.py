@@ -2,19 +2,20 @@
 
 One job: a layout (YAML, checked by ``schemas/layout.schema.json``) declares what
 every line of a flat file must look like; ``validate_file`` reads a file line by line
-(memory stays flat) and returns every problem as a ``Problem`` naming the file and
+(memory stays flat, but for one key per group of lines when the layout checks groups)
+and returns every problem as a ``Problem`` naming the file and
 line (``record``), the record type and column (in the message) and the rule.
 
 Rules (``layout.*``): encoding, line-ending, final-newline, header, record-type,
 columns (count or line width), quoting, required, length, type, values, pattern,
-forbidden.
+forbidden; and group, across consecutive lines (``Group``).
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -102,6 +103,18 @@ class RecordType:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A check across consecutive lines: those with the same ``key`` value form a
+    group, whose lines follow each other; its first line holds the ``first`` values,
+    the others the ``rest``; ``number``, if any, counts the lines of a group from 1."""
+    key: str
+    record: str | None
+    first: tuple[tuple[str, str], ...]
+    rest: tuple[tuple[str, str], ...]
+    number: str | None
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     path: Path
@@ -115,6 +128,7 @@ class Layout:
     records: tuple[RecordType, ...]
     type_column: str | None = None
     source: str = ""
+    groups: tuple[Group, ...] = ()
 
 
 # ------------------------------------------------------------------ loading
@@ -265,6 +279,10 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
                     bad("layout.schema", f"value '{value}' selects both '{seen[value]}' and "
                         f"'{rec.type}'", "records")
                 seen[value] = rec.type
+    groups = tuple(
+        _group(g, records, lambda message, *keys, i=i: bad("layout.schema", message, "groups",
+                                                           i, *keys))
+        for i, g in enumerate(data.get("groups", ())))
     if problems:
         raise MappingError(f"{shown}: invalid layout", problems)
     return Layout(
@@ -272,7 +290,47 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
         newline="\r\n" if data.get("line_ending") == "CRLF" else "\n",
         final_newline=data.get("final_newline", True), header=bool(data.get("header", False)),
         delimiter=delimiter, quote_char=quote_char, records=tuple(records),
-        type_column=type_column, source=data.get("source", ""))
+        type_column=type_column, source=data.get("source", ""), groups=groups)
+
+
+def _group(data: dict[str, Any], records: list[RecordType],
+           bad: Callable[..., None]) -> Group:
+    """One entry of ``groups``, its columns checked against the record types it
+    applies to (``bad(message, *keys)`` for each problem)."""
+    record = data.get("record")
+    chosen = [r for r in records if record is None or r.type == record]
+    if not chosen:
+        bad(f"no record type '{record}' (known: {', '.join(r.type for r in records)})",
+            "record")
+    key = data["key"]
+    chosen = [r for r in chosen if any(c.name == key for c in r.columns)]
+    if records and not chosen and (record is None or any(r.type == record for r in records)):
+        bad(f"no column '{key}' in " + (f"record '{record}'" if record else "any record"),
+            "key")
+
+    def column(name: str, *keys: str) -> Column | None:
+        for rec in chosen:
+            col = next((c for c in rec.columns if c.name == name), None)
+            if col is None:
+                bad(f"record '{rec.type}' has no column '{name}'", *keys)
+                return None
+        return next((c for c in chosen[0].columns if c.name == name), None) if chosen else None
+
+    pairs: dict[str, tuple[tuple[str, str], ...]] = {}
+    for side in ("first", "rest"):
+        for name, value in data.get(side, {}).items():
+            col = column(name, side, name)
+            if col is not None:
+                for _rule, message in check_value(col, value):
+                    bad(f"{col.label}: {message}", side, name)
+        pairs[side] = tuple(data.get(side, {}).items())
+    number = data.get("number")
+    if number is not None:
+        col = column(number, "number")
+        if col is not None and col.type != "integer":
+            bad(f"{col.label} numbers the lines of a group: it must be an integer column, "
+                f"not {col.type}", "number")
+    return Group(key, record, pairs["first"], pairs["rest"], number)
 
 
 # ------------------------------------------------------------------ reading
@@ -461,6 +519,7 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
     want_nl = layout.newline.encode("ascii")
     last_line = 0
     last_term = b""
+    groups = _Groups(layout.groups, report) if layout.groups else None
     for number, content, term in _lines(Path(path)):
         if report.full:
             break
@@ -478,9 +537,11 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
                        f"{exc.start + 1} is not {enc}")
             continue
         if layout.kind == "csv":
-            _check_csv_line(layout, report, number, text)
+            read = _check_csv_line(layout, report, number, text)
         else:
-            _check_fixed_line(layout, report, number, text)
+            read = _check_fixed_line(layout, report, number, text)
+        if groups is not None and read is not None:
+            groups.line(number, *read)
     if not last_line and layout.kind == "csv" and layout.header:
         report.add(1, "layout.header", f"the header line is missing: {report.shown} is empty")
     if last_line and not last_term and layout.final_newline:
@@ -493,11 +554,14 @@ def _nl_name(term: bytes) -> str:
     return {b"\r\n": "CRLF", b"\n": "LF"}.get(term, repr(term))
 
 
-def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> None:
+def _check_csv_line(layout: Layout, report: _Report, number: int, text: str
+                    ) -> tuple[RecordType, list[str]] | None:
+    """Check one line; its record type and values (None: a header line, or a line whose
+    record type could not be read)."""
     pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
     if error:
         report.add(number, "layout.quoting", error)
-        return
+        return None
     values = [v for v, _ in pairs]
     if number == 1 and layout.header:
         # a header line names the default record type's columns, else the first's
@@ -509,14 +573,14 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
             want = repr(expected[diff]) if diff < len(expected) else "nothing"
             report.add(number, "layout.header", f"header field {diff + 1} is {got}, the layout "
                        f"wants {want}")
-        return
+        return None
     if text == "":
         report.add(number, "layout.columns", "empty line")
-        return
+        return None
     rec, error = _record_type(layout, values, text)
     if rec is None:
         report.add(number, "layout.record-type", error or "unknown record type")
-        return
+        return None
     cols = rec.columns
     if len(pairs) < len(cols):
         missing = cols[len(pairs):]
@@ -536,6 +600,7 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str) -> 
             report.add(number, "layout.quoting", f"{where}: {_show(value)} must not be quoted")
         for rule, message in check_value(col, value):
             report.add(number, rule, f"{where}: {message}")
+    return rec, values
 
 
 def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
@@ -561,14 +626,17 @@ def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
     return out
 
 
-def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -> None:
+def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
+                      ) -> tuple[RecordType, list[str]] | None:
+    """As ``_check_csv_line``, for a fixed-width line."""
     if text == "":
         report.add(number, "layout.columns", "empty line")
-        return
+        return None
     rec, error = _record_type(layout, None, text)
     if rec is None:
         report.add(number, "layout.record-type", error or "unknown record type")
-        return
+        return None
+    values: list[str] = []
     width = rec.width
     if len(text) != width:
         report.add(number, "layout.columns", f"record '{rec.type}' is {len(text)} characters, "
@@ -581,11 +649,13 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -
             report.add(number, "layout.columns", f"{where}: missing (the line ends at "
                        f"character {len(text)}, the column spans {col.start}-"
                        f"{col.start + col.width - 1})")
+            values.append("")
             continue
         raw = text[col.start - 1: col.start - 1 + col.width]
         value = raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)
         if value == "" and col.pad == "0" and raw:
             value = "0"
+        values.append(value)
         if col.pad != " " and value != value.strip(" "):
             report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "
                        f"padded with {col.pad!r}")
@@ -598,3 +668,70 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str) -
             continue
         for rule, message in check_value(col, value):
             report.add(number, rule, f"{where}: {message}")
+    return rec, values
+
+
+class _Groups:
+    """The ``groups`` checks of a file, fed its lines in order (``line``). Holds, per
+    check, the key of each group ended (one entry per group of the file)."""
+
+    def __init__(self, groups: tuple[Group, ...], report: _Report) -> None:
+        self.report = report
+        # per check: the group running (key, lines so far, its last line), the keys of
+        # the groups ended with their last line and their count of lines
+        self.checks = [(g, {"key": None, "n": 0, "last": 0}, {}) for g in groups]
+        self.columns: dict[str, dict[str, Column]] = {}  # per record type, by name
+
+    def line(self, number: int, rec: RecordType, values: list[str]) -> None:
+        index = self.columns.get(rec.type)
+        if index is None:
+            index = self.columns[rec.type] = {c.name: c for c in rec.columns}
+
+        def value(name: str) -> str:
+            col = index[name]
+            return values[col.index - 1] if col.index <= len(values) else ""
+
+        for group, run, ended in self.checks:
+            if (group.record is not None and group.record != rec.type) or \
+                    group.key not in index:
+                continue
+            key = value(group.key)
+            if key == "":  # in no group (layout.required says whether it may be empty)
+                continue
+            where = f"record '{rec.type}'"  # for a problem
+            if key != run["key"]:
+                if run["key"] is not None:
+                    ended[run["key"]] = run["last"], run["n"]
+                run["key"], run["n"] = key, 0
+                if key in ended:  # said once; the lines after it go on from its group
+                    last, run["n"] = ended.pop(key)
+                    self.report.add(number, "layout.group", (
+                        f"{where}, {index[group.key].label}: {_show(key, code=True)} again, "
+                        f"after its group ended at line {last}: the lines of a group "
+                        "follow each other"))
+                    run["n"] += 1
+                    run["last"] = number
+                    continue
+            run["n"] += 1
+            run["last"] = number
+            n = run["n"]
+            for name, wanted in group.first if n == 1 else group.rest:
+                got = value(name)
+                if got != wanted:
+                    self.report.add(number, "layout.group", (
+                        f"{where}, {index[name].label}: {_show(got, code=True)} on "
+                        f"{_nth(n, group.key, key)}; the layout wants {wanted!r} on "
+                        + ("the first line of a group" if n == 1 else "the lines after "
+                           "the first")))
+            if group.number is not None:
+                got = value(group.number)
+                if not (got.isascii() and got.isdigit() and int(got) == n):
+                    self.report.add(number, "layout.group", (
+                        f"{where}, {index[group.number].label}: {_show(got, code=True)} on "
+                        f"{_nth(n, group.key, key)}; the layout wants {n} (the lines of a "
+                        "group numbered from 1)"))
+
+
+def _nth(n: int, column: str, key: str) -> str:
+    where = f"group {column} {_show(key, code=True)}"
+    return f"the first line of {where}" if n == 1 else f"line {n} of {where}"

@@ -407,3 +407,96 @@ def test_forbidden_characters_of_the_layout_and_a_column_s_own(tmp_path):
     assert message.endswith("holds ';\"', which the layout forbids in any value "
                             "(forbidden_characters ';\"')")
     assert check_value(ref, 'A;"B') == []
+
+
+# ------------------------------------------------------------------ groups (layout.group)
+
+GROUPED = CSV_LAYOUT.replace("records:\n", """groups:
+  - {key: Ref, first: {Sens: R}, rest: {Sens: D}, number: Id}
+records:
+""")
+
+
+def test_groups_hold_their_first_and_other_lines_and_their_numbering(tmp_path):
+    """A group's lines (same Ref) follow each other, its first holds Sens R, the next
+    ones Sens D, and Id numbers them from 1: each break is one layout.group problem
+    naming the line, the column and the group; a line without a key is in no group."""
+    layout = _layout(tmp_path, GROUPED)
+    good = ('1;"R";"A";"";1,00;"";"ABC-1"\r\n2;"D";"A";"";1,00;"";"ABC-1"\r\n'
+            '1;"R";"B";"";1,00;"";"ABC-2"\r\n9;"D";"C";"";1,00;"";""\r\n')
+    assert _check(tmp_path, layout, good.encode()) == []
+    bad = ('1;"R";"A";"";1,00;"";"ABC-1"\r\n'
+           '2;"R";"A";"";1,00;"";"ABC-1"\r\n'    # Sens R after the first
+           '2;"D";"B";"";1,00;"";"ABC-2"\r\n'    # Sens D first, Id 2 first
+           '3;"D";"A";"";1,00;"";"ABC-1"\r\n'    # ABC-1 again (said once)
+           '4;"D";"A";"";1,00;"";"ABC-1"\r\n')   # goes on from ABC-1's third line
+    got = [(p.record, p.rule, p.message) for p in _check(tmp_path, layout, bad.encode())]
+    assert got == [
+        ("OUT.txt:2", "layout.group", "record 'ecriture', column Sens (#2): 'R' on line 2 "
+         "of group Ref 'ABC-1'; the layout wants 'D' on the lines after the first"),
+        ("OUT.txt:3", "layout.group", "record 'ecriture', column Sens (#2): 'D' on the first "
+         "line of group Ref 'ABC-2'; the layout wants 'R' on the first line of a group"),
+        ("OUT.txt:3", "layout.group", "record 'ecriture', column Id (#1): '2' on the first "
+         "line of group Ref 'ABC-2'; the layout wants 1 (the lines of a group numbered "
+         "from 1)"),
+        ("OUT.txt:4", "layout.group", "record 'ecriture', column Ref (#7): 'ABC-1' again, "
+         "after its group ended at line 2: the lines of a group follow each other"),
+    ]
+
+
+def test_groups_read_fixed_width_lines_of_their_record_only(tmp_path):
+    layout = _layout(tmp_path, FIXED_LAYOUT.replace("records:\n", """groups:
+  - {key: Nom, record: article, number: Montant}
+records:
+"""))
+    good = "012026    \n02000001DUPONT  \n02000002DUPONT  \n012026    \n02000001MARTIN  \n"
+    assert _check(tmp_path, layout, good.encode("latin-1")) == []
+    bad = "02000001DUPONT  \n02000003DUPONT  \n"
+    got = [(p.record, p.rule) for p in _check(tmp_path, layout, bad.encode("latin-1"))]
+    assert got == [("OUT.txt:2", "layout.group")]
+
+
+@pytest.mark.parametrize("group, key, says", [
+    ("{key: Nope}", "groups[0].key", "no column 'Nope' in any record"),
+    ("{key: Ref, record: ligne}", "groups[0].record", "no record type 'ligne' (known: "
+     "ecriture)"),
+    ("{key: Ref, first: {Sens: X}}", "groups[0].first.Sens", "column Sens (#2): 'X' is not "
+     "an allowed value ('R', 'D')"),
+    ("{key: Ref, rest: {Nope: R}}", "groups[0].rest.Nope", "record 'ecriture' has no "
+     "column 'Nope'"),
+    ("{key: Ref, number: Nom}", "groups[0].number", "column Nom (#3) numbers the lines of a "
+     "group: it must be an integer column, not text"),
+    ("{key: Ref, first: {}}", "groups[0].first", ""),
+])
+def test_a_group_naming_what_its_records_lack_is_a_layout_error(tmp_path, group, key, says):
+    text = CSV_LAYOUT.replace("records:\n", f"groups:\n  - {group}\nrecords:\n")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    shown = [str(p) for p in info.value.problems]
+    assert any(f"layout.yaml:11: {key}" in m and says in m for m in shown), shown
+
+
+def test_check_layout_finds_an_e_magnus_piece_whose_imputations_are_marked_wrong(tmp_path):
+    """The shipped e.magnus layouts declare their groups: a second imputation marked M,
+    a detail line numbered out of order, are refused by check-layout (exit 6)."""
+    root = Path(__file__).parents[1] / "templates" / "bl-emagnus" / "expected"
+    main = (root / "WTAMC001.txt").read_bytes().split(b"\r\n")
+    fields = main[1].split(b";")
+    assert fields[0] == main[0].split(b";")[0] and fields[6] == b'"S"'
+    fields[6] = b'"M"'
+    main[1] = b";".join(fields)
+    (tmp_path / "WTAMC001.txt").write_bytes(b"\r\n".join(main))
+    r = CliRunner().invoke(app, ["check-layout", "bl-emagnus/wtamc001.layout.yaml",
+                                 str(tmp_path / "WTAMC001.txt")])
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "WTAMC001.txt:2: record 'ecriture', column Multiple (#7): 'M' on line 2 of group " \
+           "IDEcriture '1'; the layout wants 'S' on the lines after the first " \
+           "(rule layout.group)" in r.stderr
+    detail = (root / "WTAMC001AS.txt").read_bytes().split(b"\r\n")
+    detail[0], detail[1] = detail[1], detail[0]
+    (tmp_path / "AS.txt").write_bytes(b"\r\n".join(detail))
+    r = CliRunner().invoke(app, ["check-layout", "bl-emagnus/wtamc001as.layout.yaml",
+                                 str(tmp_path / "AS.txt")])
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "AS.txt:1: record 'detail', column Ordre (#17): '2' on the first line of group " \
+           "RefIdEcriture '1'; the layout wants 1" in r.stderr

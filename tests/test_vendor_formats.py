@@ -410,6 +410,26 @@ def test_a_file_breaking_its_layout_is_refused_and_nothing_is_written(
     assert [q.record for q in problems] == [f"WTAMC001.txt:{i}" for i in range(1, 22)]
 
 
+def test_a_piece_whose_imputations_break_their_group_is_refused(tmp_path):
+    """The layout's groups (layout.group) hold at export too: a template marking every
+    imputation M (a piece's first) is refused, naming each line of a piece after its
+    first, and nothing is written."""
+    fmts, out = _broken_emagnus(tmp_path, '  7: "M" if loop.first else "S",', '  7: "M",')
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    assert not out.exists()
+    problems = info.value.problems
+    assert {p.rule for p in problems} == {"layout.group"}
+    assert problems[0].record == "WTAMC001.txt:2"
+    assert problems[0].message.startswith("record 'ecriture', column Multiple (#7): 'M' on "
+                                          "line 2 of group IDEcriture '1'; the layout wants "
+                                          "'S' on the lines after the first")
+    # one per line that is not its piece's first: every line but one per piece
+    lines = (BUNDLE / "expected" / "WTAMC001.txt").read_bytes().split(b"\r\n")
+    pieces = {line.split(b";")[0] for line in lines if line}
+    assert len(problems) == sum(1 for line in lines if line) - len(pieces)
+
+
 def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
     fmts, out = _broken_emagnus(tmp_path, "  18: t.object,", "  18: t.object ~ t.object,")
     r = CliRunner().invoke(app, ["export", "-m", str(EMAGNUS), "-i",
