@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ._yaml import line_of, load_yaml_file
+from .across import check_across
 from .atomic import commit, discard, stage
 from .errors import MappingError, OutputInvalidError, Problem, TemplateError, UsageError
 from .export import ExportResult, check_output, open_exporter
@@ -458,13 +459,22 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             f"{fmt.name}: no expected files yet in {fixture.expected}: run check-format "
             f"again with --regen to write what the fixture renders ({produced}) there, "
             "review them; from then on check-format compares with them")
+    encoding = result.mapping.output.encoding or fmt.encoding
     if fixture.expected.is_dir():
+        laid_out: dict[str, tuple[Path, str, Path] | None] = {}
         for path in sorted(fixture.expected.iterdir()):
             spec = None if hidden(path) else specs.get(path.name)
             if spec is not None:
                 problems += validate_output(fmt, path, spec, official_xsd,
                                             result.mapping.output.encoding)
-    encoding = result.mapping.output.encoding or fmt.encoding
+                if spec.layout is not None:
+                    # a fixture of several bordereaux writes a template's file twice:
+                    # which files go together is not told here, the export checks them
+                    laid_out[spec.template] = None if spec.template in laid_out else \
+                        (path, path.name, spec.layout)
+        if fmt.across and not problems and None not in laid_out.values():
+            # between the expected files, as at export
+            problems += check_across(fmt.across, laid_out, encoding)  # type: ignore[arg-type]
     diffs = compare(fixture.expected, work, encoding)
     # the expected folder may document itself
     diffs = [d for d in diffs if not d.startswith("README.md: expected but not produced")]

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from . import clock
 from ._csv import text_cell
+from .across import check_across
 from .atomic import commit, discard, name_error, naming, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
 from .errors import (
@@ -656,6 +657,8 @@ class Exporter:
         for offset, b in enumerate(prepared.bordereaux):
             number = first_number + offset
             names = []
+            written: dict[str, tuple[Path, str, Path]] = {}  # across_files reads them
+            before = len(problems)
             for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
                                                           strict=True)):
                 doc0 = self.document(number, b.count, b.total, lines=b.lines)
@@ -687,10 +690,15 @@ class Exporter:
                                       self._encode(renderer.tail(doc), renderer, "tail"),
                                       b.piece_lines[index], b.titles, prepared.origins)
                 problems.extend(found)
+                if renderer.spec.layout is not None:
+                    written[renderer.spec.template] = tmp, name, renderer.spec.layout
                 result.files.append(OutputFile(final, digest, number, b.count, b.total))
                 if not self.vouched:
                     result.checks[name] = checks_applied(renderer.spec, self.fmt,
                                                          self.official_xsd)
+            if self.fmt.across and not self.vouched and len(problems) == before:
+                # between the files of the bordereau, each valid against its layout
+                problems.extend(check_across(self.fmt.across, written, self.encoding))
             for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
                 result.invoices.append((inv, number, id_pce,
                                         None if debt is None else debt_key(debt), amount))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _schema
 from ._yaml import line_of, load_yaml_file
+from .across import compile_across
 from .errors import FormatNotFound, MappingError, PesgenError, Problem
 from .layout import forbidden_characters, load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
@@ -78,6 +79,8 @@ class Format:
     # ORMC rôle's articles) or per-exercise (the titre number, continuing over the runs
     # of a SIRET, budget and exercise: pesgen.runs.piece_key)
     pieces: str = "per-bordereau"
+    # format.yaml across_files: checks between the flat files of a bordereau
+    across: tuple[Any, ...] = ()
 
     @property
     def pieces_per_exercise(self) -> bool:
@@ -393,6 +396,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     files = []
     problems = []
     forbidden: dict[str, None] = {}
+    layouts: dict[str, Any] = {}  # by template: across_files checks their columns
 
     def at(i: int, key: str) -> str:
         return f"{source}:{line_of(data, ['files', i, key])}: files[{i}].{key}"
@@ -438,6 +442,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
                 problems.append(Problem("format.file", str(exc), mapping=at(i, "xsd")))
         if found["layout"] is not None:
             layout = load_layout(found["layout"])  # a broken layout makes a broken bundle
+            layouts[spec["template"]] = layout
             forbidden.update(dict.fromkeys(forbidden_characters(layout)))
             clash = encoding_clash(encoding, layout.encoding)
             if clash:
@@ -446,6 +451,11 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if forbidden and not recorded and not problems:
         problems = option_problems(data.get("defaults") or {}, encoding, source,
                                    forbidden="".join(forbidden))
+    across, wrong = compile_across(
+        data.get("across_files") or [], layouts,
+        lambda i, key: f"{source}:{line_of(data, ['across_files', i, key])}: "
+                       f"across_files[{i}].{key}")
+    problems += wrong
     if problems:
         raise _invalid(source, problems)
     fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
@@ -459,6 +469,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         todos=tuple(todos),
         forbidden="".join(forbidden),
         pieces=(data.get("numbering") or {}).get("pieces", "per-bordereau"),
+        across=across,
         not_carried={k: (str(v), f"{source}:{line_of(data, ['not_carried', k])}: "
                                  f"not_carried.{k}")
                      for k, v in (data.get("not_carried") or {}).items()},

@@ -482,12 +482,14 @@ def test_check_format_passes_for_shipped_bundles_and_shows_a_diff(tmp_path):
     fmts = tmp_path / "fmts"
     shutil.copytree(Path(find_format("bl-emagnus").folder), fmts / "bl-emagnus")
     tpl = fmts / "bl-emagnus" / "wtamc001as.txt.j2"
-    tpl.write_text(tpl.read_text(encoding="utf-8").replace('["19", t.number', '["19", "9"'),
-                   encoding="utf-8")
+    # (still valid: a RefIdEcriture of no piece is refused before any diff, layout.across)
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace(
+        "ln.label or t.object,", '((ln.label or t.object) or "") ~ " X",'), encoding="utf-8")
     r = _run("check-format", "bl-emagnus", "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT
     assert "--- expected/WTAMC001AS.txt" in r.stdout
-    assert '+"19";"9";"20/11/2026"' in r.stdout
+    assert '+"19";"1";"20/11/2026";"20/11/2026";"FORMATION MUSICALE CYCLE 1 - LUCAS ' \
+           'DUPONT-LEFEVRE X"' in r.stdout
     assert "renders differently from expected/" in r.stderr
     assert _run("check-format", "pes-ormc", "--formats-dir", fmts).exit_code == 0
 

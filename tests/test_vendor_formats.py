@@ -430,6 +430,68 @@ def test_a_piece_whose_imputations_break_their_group_is_refused(tmp_path):
     assert len(problems) == sum(1 for line in lines if line) - len(pieces)
 
 
+def _emagnus_detail(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+    """A copy of bl-emagnus whose detail template (WTAMC001AS) has ``old`` made ``new``."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    tpl = fmts / "bl-emagnus" / "wtamc001as.txt.j2"
+    text = tpl.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    tpl.write_text(text.replace(old, new), encoding="utf-8")
+    return fmts, tmp_path / "out"
+
+
+def test_detail_lines_that_do_not_sum_to_their_piece_are_refused(tmp_path):
+    """format.yaml across_files (layout.across): each file valid against its layout,
+    a detail line whose MtHTaxe is the unit price where the quantity is 2 no longer
+    sums to its piece's imputations; a detail line naming a piece the main file does
+    not have is refused too. Nothing is written."""
+    fmts, out = _emagnus_detail(tmp_path, '    ln.amount | amount(","), "", "", ln.amount',
+                                '    (ln.amount + 1) | amount(","), "", "", ln.amount')
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    assert not out.exists()
+    problems = info.value.problems
+    assert {p.rule for p in problems} == {"layout.across"}
+    assert problems[0].record == "WTAMC001.txt:1"
+    assert problems[0].message == ("IDEcriture '1': its MontantHT sum to 282.75, the "
+                                   "MtHTaxe of its lines in WTAMC001AS.txt to 285.75")
+    assert len(problems) == 11  # one per piece
+
+    fmts, out = _emagnus_detail(tmp_path / "2", '["19", t.number,', '["19", t.number + 100,')
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    problems = info.value.problems
+    assert problems[0].record == "WTAMC001AS.txt:1"
+    assert problems[0].message == "column RefIdEcriture: '101' is no IDEcriture of WTAMC001.txt"
+
+
+@pytest.mark.parametrize("entry, key, says", [
+    ("{file: nope.j2, key: RefIdEcriture, in: wtamc001.txt.j2, in_key: IDEcriture}",
+     "across_files[0].file", "'nope.j2' is no file of the bundle with a layout"),
+    ("{file: wtamc001as.txt.j2, key: Ref, in: wtamc001.txt.j2, in_key: IDEcriture}",
+     "across_files[0].key", "layout WTAMC001AS has no column 'Ref'"),
+    ("{file: wtamc001as.txt.j2, key: RefIdEcriture, sum: Libelle, in: wtamc001.txt.j2, "
+     "in_key: IDEcriture, in_sum: MontantHT}", "across_files[0].sum",
+     "column 'Libelle' of layout WTAMC001AS is summed: it must be an integer or decimal"),
+])
+def test_an_across_files_check_naming_what_the_layouts_lack_breaks_the_bundle(
+        tmp_path, entry, key, says):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    start = text.index("across_files:\n")
+    end = text.index("\n", text.index("in_key: IDEcriture}\n", text.index(
+        "wtamc001tsol.txt.j2, key", start))) + 1
+    text = text[:start] + f"across_files:\n  - {entry}\n" + text[end:]
+    spec.write_text(text, encoding="utf-8")
+    line = text[:text.index(f"  - {entry}")].count("\n") + 1
+    r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts)])
+    assert r.exit_code == 3, r.output
+    assert f"format.yaml:{line}: {key}" in r.stderr and says in r.stderr, r.stderr
+
+
 def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
     fmts, out = _broken_emagnus(tmp_path, "  18: t.object,", "  18: t.object ~ t.object,")
     r = CliRunner().invoke(app, ["export", "-m", str(EMAGNUS), "-i",
@@ -646,3 +708,21 @@ def test_the_dgfip_package_loads_with_its_pes_v2_folder_renamed_or_linked(
     ormc = next((ROOT / "tests" / "golden" / "example-json").rglob("*.xml"))
     r = CliRunner().invoke(app, ["validate", str(ormc), "--official-xsd", str(entry)])
     assert r.exit_code == 0 and "cannot load XML schema" not in r.output, r.output
+
+
+def test_check_format_holds_the_expected_files_to_across_files(tmp_path):
+    """A bundle's expected files are checked between them too: a detail amount of
+    WTAMC001AS changed (still a valid amount) breaks layout.across, exit 6."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    detail = fmts / "bl-emagnus" / "expected" / "WTAMC001AS.txt"
+    raw = detail.read_bytes()
+    first = raw.split(b"\r\n", 1)[0]
+    fields = first.split(b";")
+    assert fields[12] == b"62,25"
+    fields[12] = b"62,26"
+    detail.write_bytes(raw.replace(first, b";".join(fields), 1))
+    r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts)])
+    assert r.exit_code == 6, r.output
+    assert ("WTAMC001.txt:1: IDEcriture '1': its MontantHT sum to 282.75, the MtHTaxe of its "
+            "lines in WTAMC001AS.txt to 282.76 (rule layout.across)") in r.stderr, r.stderr
