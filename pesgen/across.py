@@ -12,14 +12,15 @@ lines sum to its imputations). Each file is checked against its own layout first
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from .errors import Problem, shown_value
-from .layout import Layout, line_values, load_layout
+from .layout import Column, Layout, RecordType, line_values, load_layout, record_type
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,17 @@ def check_across(checks: tuple[Across, ...], files: dict[str, tuple[Path, str, P
                  encoding: str) -> list[Problem]:
     """Every way the written ``files`` break ``checks``. ``files``: by template, the
     file's path, the name problems carry and its layout (a file not written, skipped
-    when empty, has no lines)."""
+    when empty, has no lines). Each file is read once."""
+    wanted: dict[str, set[tuple[str, str | None]]] = {}
+    for check in checks:
+        wanted.setdefault(check.file, set()).add((check.key, check.sum))
+        wanted.setdefault(check.into, set()).add((check.into_key, check.into_sum))
+    keyed = {template: _keyed(files.get(template), sorted(specs, key=str), encoding)
+             for template, specs in wanted.items()}
     problems: list[Problem] = []
     for check in checks:
-        mine = _keyed(files.get(check.file), check.key, check.sum, encoding)
-        theirs = _keyed(files.get(check.into), check.into_key, check.into_sum, encoding)
+        mine = keyed[check.file][check.key, check.sum]
+        theirs = keyed[check.into][check.into_key, check.into_sum]
         name, into = _name(files, check.file), _name(files, check.into)
         for key, (line, _total) in mine.items():
             if key not in theirs:
@@ -109,34 +116,64 @@ def _name(files: dict[str, tuple[Path, str, Path]], template: str) -> str:
     return found[1] if found is not None else template
 
 
-def _keyed(found: tuple[Path, str, Path] | None, key: str, total: str | None,
-           encoding: str) -> dict[str, tuple[int, Decimal]]:
-    """Per key of a file: the line it is first seen on, the sum of ``total`` over its
-    lines (a value the layout checks refuse counts 0: its problem is said there)."""
-    out: dict[str, tuple[int, Decimal]] = {}
+def _keyed(found: tuple[Path, str, Path] | None, specs: list[tuple[str, str | None]],
+           encoding: str) -> dict[tuple[str, str | None], dict[str, tuple[int, Decimal]]]:
+    """For each (key column, amount column or None) of ``specs``: per key of the file,
+    the line it is first seen on and the sum of the amount over its lines (a value the
+    layout checks refuse counts 0: its problem is said there). One pass over the file;
+    a CSV file is split by the csv module (the file passed its layout's quoting)."""
+    out: dict[tuple[str, str | None], dict[str, tuple[int, Decimal]]] = {
+        spec: {} for spec in specs}
     if found is None:
         return out
     path, _name, layout_path = found
     layout = load_layout(layout_path)
+    # per record type: for each spec, the key's and the amount's column (None: the
+    # record type lacks the key column)
+    places: dict[str, list[tuple[Any, Column, Column | None] | None]] = {}
+    for rec in layout.records:
+        by_name = {c.name: c for c in rec.columns}
+        places[rec.type] = [
+            (spec, by_name[spec[0]], by_name.get(spec[1]) if spec[1] else None)
+            if spec[0] in by_name else None for spec in specs]
     with path.open("r", encoding=layout.encoding or encoding, errors="replace",
                    newline="") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 and layout.header:
+        for number, (rec, values) in enumerate(_records(layout, handle), start=1):
+            if rec is None or (number == 1 and layout.header):
                 continue
-            values = {c.name: (c, v) for c, v in line_values(layout, line.rstrip("\r\n"))}
-            if key not in values or values[key][1] == "":
-                continue
-            k = values[key][1]
-            amount = Decimal(0)
-            if total is not None and total in values:
-                col, text = values[total]
-                try:
-                    amount = Decimal(text.replace(col.decimal_separator, ".")) if text else \
-                        Decimal(0)
-                except InvalidOperation:
-                    amount = Decimal(0)
-                if not amount.is_finite():  # 'NaN', 'Infinity': the layout refuses them
-                    amount = Decimal(0)
-            first, before = out.get(k, (number, Decimal(0)))
-            out[k] = first, before + amount
+            for place in places[rec.type]:
+                if place is None:
+                    continue
+                spec, key_col, sum_col = place
+                if key_col.index > len(values) or values[key_col.index - 1] == "":
+                    continue
+                key = values[key_col.index - 1]
+                amount = _number(values, sum_col)
+                table = out[spec]
+                first, before = table.get(key, (number, Decimal(0)))
+                table[key] = first, before + amount
     return out
+
+
+def _records(layout: Layout, handle: Any) -> Iterator[tuple[RecordType | None, list[str]]]:
+    """Each line's record type (None: not one the layout knows, or an empty line) and
+    values."""
+    if layout.kind == "csv":
+        for values in csv.reader(handle, delimiter=layout.delimiter,
+                                 quotechar=layout.quote_char, doublequote=True, strict=False):
+            yield (record_type(layout, values, "")[0] if values else None), values
+        return
+    for line in handle:
+        text = line.rstrip("\r\n")
+        rec = record_type(layout, None, text)[0] if text else None
+        yield rec, [v for _col, v in line_values(layout, text)]
+
+
+def _number(values: list[str], col: Column | None) -> Decimal:
+    if col is None or col.index > len(values) or not values[col.index - 1]:
+        return Decimal(0)
+    try:
+        amount = Decimal(values[col.index - 1].replace(col.decimal_separator, "."))
+    except InvalidOperation:
+        return Decimal(0)
+    return amount if amount.is_finite() else Decimal(0)  # 'NaN': the layout refuses it

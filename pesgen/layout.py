@@ -488,7 +488,7 @@ def _default_record(layout: Layout) -> RecordType | None:
     return next((r for r in layout.records if not r.when), None)
 
 
-def _record_type(layout: Layout, fields: list[str] | None, text: str
+def record_type(layout: Layout, fields: list[str] | None, text: str
                  ) -> tuple[RecordType | None, str | None]:
     if len(layout.records) == 1 and not layout.type_column:
         return layout.records[0], None
@@ -577,7 +577,7 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str
     if text == "":
         report.add(number, "layout.columns", "empty line")
         return None
-    rec, error = _record_type(layout, values, text)
+    rec, error = record_type(layout, values, text)
     if rec is None:
         report.add(number, "layout.record-type", error or "unknown record type")
         return None
@@ -614,9 +614,9 @@ def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
         if error:
             return []
         values = [v for v, _ in pairs]
-        rec, _ = _record_type(layout, values, text)
+        rec, _ = record_type(layout, values, text)
         return [] if rec is None else list(zip(rec.columns, values, strict=False))
-    rec, _ = _record_type(layout, None, text)
+    rec, _ = record_type(layout, None, text)
     if rec is None:
         return []
     out = []
@@ -632,7 +632,7 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
     if text == "":
         report.add(number, "layout.columns", "empty line")
         return None
-    rec, error = _record_type(layout, None, text)
+    rec, error = record_type(layout, None, text)
     if rec is None:
         report.add(number, "layout.record-type", error or "unknown record type")
         return None

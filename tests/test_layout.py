@@ -500,3 +500,25 @@ def test_check_layout_finds_an_e_magnus_piece_whose_imputations_are_marked_wrong
     assert r.exit_code == ExitCode.OUTPUT, r.output
     assert "AS.txt:1: record 'detail', column Ordre (#17): '2' on the first line of group " \
            "RefIdEcriture '1'; the layout wants 1" in r.stderr
+
+
+def test_across_files_reads_fixed_width_files_too(tmp_path):
+    """check_across on two fixed-width files: a detail's key of no piece, and a piece
+    whose details do not sum to its amount, each named by file and line."""
+    from pesgen.across import Across, check_across
+
+    (tmp_path / "p.yaml").write_text(FIXED_LAYOUT, encoding="utf-8")
+    (tmp_path / "d.yaml").write_text(FIXED_LAYOUT.replace("name: FIX", "name: DET"),
+                                     encoding="utf-8")
+    (tmp_path / "P.txt").write_bytes(b"012026    \n02000850DUPONT  \n02000100MARTIN  \n")
+    (tmp_path / "D.txt").write_bytes(b"02000800DUPONT  \n02000050DUPONT  \n02000090MARTIN  \n"
+                                     b"02000001DURAND  \n")
+    check = Across("d.j2", "Nom", "p.j2", "Nom", "Montant", "Montant", "format.yaml:1")
+    files = {"p.j2": (tmp_path / "P.txt", "P.txt", tmp_path / "p.yaml"),
+             "d.j2": (tmp_path / "D.txt", "D.txt", tmp_path / "d.yaml")}
+    got = [(p.record, p.message) for p in check_across((check,), files, "latin-1")]
+    assert got == [
+        ("D.txt:4", "column Nom: 'DURAND' is no Nom of P.txt"),
+        ("P.txt:3", "Nom 'MARTIN': its Montant sum to 100.00, the Montant of its lines in "
+                    "D.txt to 90.00"),
+    ]  # DUPONT's details (800 + 50) sum to its amount: nothing said
