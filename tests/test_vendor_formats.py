@@ -490,6 +490,7 @@ def test_an_across_files_check_naming_what_the_layouts_lack_breaks_the_bundle(
     r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts)])
     assert r.exit_code == 3, r.output
     assert f"format.yaml:{line}: {key}" in r.stderr and says in r.stderr, r.stderr
+    assert "(rule format.across)" in r.stderr
 
 
 def test_the_cli_lists_the_layout_problems_and_exits_6(tmp_path):
