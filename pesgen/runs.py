@@ -49,6 +49,7 @@ from .store import (
     _FIRST_NUMBER,
     ID_PCE_MAX,
     PIECE_SEQUENCE,
+    Acknowledgement,
     Store,
     new_run_id,
     pack,
@@ -643,6 +644,11 @@ class _Taken:
                 c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
             placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
             scopes = self.store.run_scopes(c, several)
+            # the trésorerie's answers recorded (pesgen acquit --record): a bordereau it
+            # accepted is not cancelled to export its invoices again (run.cancel-accepted)
+            accepted = {(run, id_bord): acks[0] for run, by_bord in
+                        self.store.acknowledgements(several, conn=c).items()
+                        for id_bord, acks in by_bord.items() if acks[0].accepted}
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
@@ -664,6 +670,8 @@ class _Taken:
                 return "remove it from this input"
             if run in elsewhere:
                 return _other_scope(elsewhere[run], self.scope)
+            if (run, id_bord) in accepted:
+                return _billed_already(accepted[run, id_bord])
             return f"{cancel_first(run, id_bord)} to export it again"
 
         # numbers are compared by their keys: say how the holder wrote it, and which
@@ -681,6 +689,9 @@ class _Taken:
                 budget, exercise = elsewhere[run]
                 where, todo = (f", budget {budget}, exercise {exercise}",
                                "give this invoice another NumDette")
+            elif (run, id_bord) in accepted:
+                where, todo = "", (f"IdBord {id_bord} was {accepted[run, id_bord].outcome} "
+                                   "by the trésorerie: give this invoice another NumDette")
             else:
                 where, todo = "", (f"{cancel_first(run, id_bord)}, or give this invoice "
                                    "another NumDette")
@@ -718,6 +729,16 @@ class _Taken:
                 if missing:
                     message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+def _billed_already(ack: Acknowledgement) -> str:
+    """What to do about an invoice held by a bordereau the trésorerie accepted (``ack``):
+    its title exists there, so cancelling that run to export the invoice again is refused
+    (run.cancel-accepted), and would bill the family twice."""
+    return (f"IdBord {ack.id_bord} was {ack.outcome} by the trésorerie ({ack.file}): its "
+            "title exists there, the invoice is billed already; remove it from this input (to "
+            "correct that title, the trésorerie annuls or reduces it first: docs/state.md, "
+            "Cancelling a bordereau the trésorerie accepted)")
 
 
 def _other_scope(held: tuple[str, int], scope: tuple[str, int]) -> str:

@@ -347,3 +347,36 @@ def test_the_earlier_datamatrix_of_a_rejected_bordereau_is_named(acknowledged, t
             "was written before the trésorerie rejected IdBord 2: do not print its "
             "Datamatrix") in result.stderr
     assert store.get_run(run)["cancelled_bordereaux"] == {}
+
+
+def test_an_export_again_of_invoices_of_an_accepted_bordereau_is_not_told_to_cancel(
+        db_url, tmp_path):
+    """The same input exported again (by accident, or for a corrected invoice) once the
+    trésorerie accepted its rôle: the refusal said 'cancel that run first to export it
+    again', a command `runs cancel` refuses (run.cancel-accepted) and that would bill the
+    families twice. It says the bordereau was accepted and to remove the invoice."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    ack = _ack(tmp_path, "ack.xml", _element(1, True))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 0
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "b", RUN)
+    problem = info.value.problems[0]
+    assert (problem.rule, problem.invoice) == ("run.duplicate", "FA-2026-00101")
+    assert problem.message == (
+        f"already exported by run {run} in PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
+        "IdBord 1 was accepted on 2026-11-24 by the trésorerie (ack.xml): its title exists "
+        "there, the invoice is billed already; remove it from this input (to correct that "
+        "title, the trésorerie annuls or reduces it first: docs/state.md, Cancelling a "
+        "bordereau the trésorerie accepted)")
+    assert not any("cancel that run" in p.message for p in info.value.problems)
+    # a new invoice number for the same debt: its NumDette is the accepted title's
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00101"', '"FA-2026-00101-B"'), encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, renamed, tmp_path / "c", RUN)
+    [debt] = [p for p in info.value.problems if p.rule == "run.num-dette-taken"]
+    assert debt.message.endswith("two active titles would share one payment reference; "
+                                 "IdBord 1 was accepted on 2026-11-24 by the trésorerie: "
+                                 "give this invoice another NumDette"), debt.message
