@@ -256,7 +256,7 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
-                   prepared.origins, binding.where if binding else None)
+                   prepared.origins, binding.where if binding else None, read_digest)
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -616,8 +616,9 @@ class _Taken:
 
     def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
                  debts: dict[str, str], origins: dict[str, str],
-                 debt_where: str | None) -> None:
+                 debt_where: str | None, input_sha256: str | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
+        self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
         self._order = {inv: i for i, inv in enumerate(invoices)}
@@ -646,9 +647,14 @@ class _Taken:
             scopes = self.store.run_scopes(c, several)
             # the trésorerie's answers recorded (pesgen acquit --record): a bordereau it
             # accepted is not cancelled to export its invoices again (run.cancel-accepted)
-            accepted = {(run, id_bord): acks[0] for run, by_bord in
+            answered = {(run, id_bord): acks[0] for run, by_bord in
                         self.store.acknowledgements(several, conn=c).items()
-                        for id_bord, acks in by_bord.items() if acks[0].accepted}
+                        for id_bord, acks in by_bord.items()}
+            inputs = self.store.run_inputs(c, several) if self.input_sha256 else {}
+        accepted = {held: ack for held, ack in answered.items() if ack.accepted}
+        # the runs that recorded this very input: exported twice by accident, unless the
+        # trésorerie rejected what they hold (then cancelling it is what comes next)
+        same = {run: at for run, (sha256, at) in inputs.items() if sha256 == self.input_sha256}
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
@@ -672,6 +678,9 @@ class _Taken:
                 return _other_scope(elsewhere[run], self.scope)
             if (run, id_bord) in accepted:
                 return _billed_already(accepted[run, id_bord])
+            if run in same and (run, id_bord) not in answered:
+                return ("exported from this same input already: nothing to export again "
+                        "(cancel that run only if the trésorerie rejects it)")
             return f"{cancel_first(run, id_bord)} to export it again"
 
         # numbers are compared by their keys: say how the holder wrote it, and which
@@ -709,7 +718,15 @@ class _Taken:
             message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
                        f"already used by run(s) {runs_}")
         message += "; nothing written"
-        if partial:
+        holders = {h[1] for h in held.values()}
+        if (held and not partial and len(holders) == 1 and holders <= set(same) - set(elsewhere)
+                and not any(run in holders and not ack.accepted
+                            for (run, _), ack in answered.items())):
+            [run] = holders
+            message += (f". This input is the file run {run} exported on {same[run]} (the "
+                        f"same sha256, {(self.input_sha256 or '')[:16]}…): it is exported "
+                        f"already, nothing to export again (pesgen runs show {run})")
+        elif partial:
             listed = [inv for inv in self.invoices if inv in held]
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
             message += (f". Only some of this input's invoices are ({len(held)} of "

@@ -1067,6 +1067,17 @@ class Store:
                 sa.select(runs.c.id, runs.c.cod_bud, runs.c.exercise)
                 .where(runs.c.id.in_(sorted(run_ids))))}
 
+    def run_inputs(self, conn: Connection | None, run_ids: Collection[str]
+                   ) -> dict[str, tuple[str, str]]:
+        """The input these runs recorded, and when: run -> (input's sha256, created_at)."""
+        if not run_ids:
+            return {}
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            return {run_id: (sha256, created_at) for run_id, sha256, created_at in c.execute(
+                sa.select(runs.c.id, runs.c.input_sha256, runs.c.created_at)
+                .where(runs.c.id.in_(sorted(run_ids))))}
+
     def recorded_files(self, conn: Connection | None, run_ids: Collection[str]
                        ) -> dict[str, dict[str, Any]]:
         """Where these runs put their files: run -> {"out_dir", "files": [{"name",

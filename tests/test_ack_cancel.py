@@ -380,3 +380,32 @@ def test_an_export_again_of_invoices_of_an_accepted_bordereau_is_not_told_to_can
     assert debt.message.endswith("two active titles would share one payment reference; "
                                  "IdBord 1 was accepted on 2026-11-24 by the trésorerie: "
                                  "give this invoice another NumDette"), debt.message
+
+
+def test_the_same_input_exported_twice_by_accident_is_said_so(db_url, tmp_path):
+    """The file a run recorded, exported again (the same sha256): the refusal told to
+    'cancel that run first to export it again', eleven times, for a rôle maybe on its
+    way to the trésorerie. It says the input was exported already, nothing to do; once
+    the trésorerie rejected the bordereau, cancelling it is the next step again."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    at = store.get_run(run)["created_at"]
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "b", RUN)
+    assert str(info.value).startswith(
+        f"11 invoice(s) already exported by run(s) {run}; nothing written. This input is "
+        f"the file run {run} exported on {at} (the same sha256, ")
+    assert str(info.value).endswith(
+        f"…): it is exported already, nothing to export again (pesgen runs show {run})")
+    assert info.value.problems[0].message == (
+        f"already exported by run {run} in PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
+        "exported from this same input already: nothing to export again (cancel that run only "
+        "if the trésorerie rejects it)")
+    # rejected by the trésorerie: cancelling it comes next, as before
+    ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "c", RUN)
+    assert "This input is the file" not in str(info.value)
+    assert info.value.problems[0].message.endswith("(IdBord 1); cancel that run first to "
+                                                   "export it again")
