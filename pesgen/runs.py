@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,8 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
-                   prepared.origins, binding.where if binding else None, read_digest)
+                   prepared.origins, binding.where if binding else None, read_digest,
+                   {t[0]: t[6] for b in prepared.bordereaux for t in b.titles})
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -616,9 +618,11 @@ class _Taken:
 
     def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
                  debts: dict[str, str], origins: dict[str, str],
-                 debt_where: str | None, input_sha256: str | None = None) -> None:
+                 debt_where: str | None, input_sha256: str | None = None,
+                 amounts: dict[str, Any] | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
         self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
+        self.amounts = amounts or {}  # invoice -> the amount of its title in this run
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
         self._order = {inv: i for i, inv in enumerate(invoices)}
@@ -651,6 +655,8 @@ class _Taken:
                         self.store.acknowledgements(several, conn=c).items()
                         for id_bord, acks in by_bord.items()}
             inputs = self.store.run_inputs(c, several) if self.input_sha256 else {}
+            recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
+                                                 {h[0] for h in held.values()})
         accepted = {held: ack for held, ack in answered.items() if ack.accepted}
         # the runs that recorded this very input: exported twice by accident, unless the
         # trésorerie rejected what they hold (then cancelling it is what comes next)
@@ -685,9 +691,20 @@ class _Taken:
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
+        def other_amount(inv: str, other: str, run: str) -> str:
+            # another amount: a corrected invoice, or a number the school software gave
+            # another family's invoice, which removed from the input is billed nowhere
+            was, now = recorded.get((run, other)), self.amounts.get(inv)
+            if was is None or now is None or Decimal(was) == now:
+                return ""
+            return (f". Its title there is of {was}, this one of {now:.2f}: if this is another "
+                    "invoice (a number the school software gave again), removed from this "
+                    "input it is billed nowhere: give it a number of its own there")
+
         problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord,
                                                       advice(run, id_bord),
-                                                      elsewhere.get(run)),
+                                                      elsewhere.get(run))
+                            + other_amount(inv, other, run),
                             record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(
                         held.items(), key=lambda h: self.order(h[0]))]
