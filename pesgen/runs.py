@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from .store import (
     _FIRST_NUMBER,
     ID_PCE_MAX,
     PIECE_SEQUENCE,
+    Acknowledgement,
     Store,
     new_run_id,
     pack,
@@ -255,7 +257,8 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
-                   prepared.origins, binding.where if binding else None)
+                   prepared.origins, binding.where if binding else None, read_digest,
+                   {t[0]: t[6] for b in prepared.bordereaux for t in b.titles})
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -615,8 +618,11 @@ class _Taken:
 
     def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
                  debts: dict[str, str], origins: dict[str, str],
-                 debt_where: str | None) -> None:
+                 debt_where: str | None, input_sha256: str | None = None,
+                 amounts: dict[str, Any] | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
+        self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
+        self.amounts = amounts or {}  # invoice -> the amount of its title in this run
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
         self._order = {inv: i for i, inv in enumerate(invoices)}
@@ -643,6 +649,18 @@ class _Taken:
                 c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
             placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
             scopes = self.store.run_scopes(c, several)
+            # the trésorerie's answers recorded (pesgen acquit --record): a bordereau it
+            # accepted is not cancelled to export its invoices again (run.cancel-accepted)
+            answered = {(run, id_bord): acks[0] for run, by_bord in
+                        self.store.acknowledgements(several, conn=c).items()
+                        for id_bord, acks in by_bord.items()}
+            inputs = self.store.run_inputs(c, several) if self.input_sha256 else {}
+            recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
+                                                 {h[0] for h in held.values()})
+        accepted = {held: ack for held, ack in answered.items() if ack.accepted}
+        # the runs that recorded this very input: exported twice by accident, unless the
+        # trésorerie rejected what they hold (then cancelling it is what comes next)
+        same = {run: at for run, (sha256, at) in inputs.items() if sha256 == self.input_sha256}
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
@@ -664,13 +682,29 @@ class _Taken:
                 return "remove it from this input"
             if run in elsewhere:
                 return _other_scope(elsewhere[run], self.scope)
+            if (run, id_bord) in accepted:
+                return _billed_already(accepted[run, id_bord])
+            if run in same and (run, id_bord) not in answered:
+                return ("exported from this same input already: nothing to export again "
+                        "(cancel that run only if the trésorerie rejects it)")
             return f"{cancel_first(run, id_bord)} to export it again"
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
+        def other_amount(inv: str, other: str, run: str) -> str:
+            # another amount: a corrected invoice, or a number the school software gave
+            # another family's invoice, which removed from the input is billed nowhere
+            was, now = recorded.get((run, other)), self.amounts.get(inv)
+            if was is None or now is None or Decimal(was) == now:
+                return ""
+            return (f". Its title there is of {was}, this one of {now:.2f}: if this is another "
+                    "invoice (a number the school software gave again), removed from this "
+                    "input it is billed nowhere: give it a number of its own there")
+
         problems = [Problem("run.duplicate", _already(inv, other, run, name, id_bord,
                                                       advice(run, id_bord),
-                                                      elsewhere.get(run)),
+                                                      elsewhere.get(run))
+                            + other_amount(inv, other, run),
                             record=self.origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(
                         held.items(), key=lambda h: self.order(h[0]))]
@@ -681,6 +715,9 @@ class _Taken:
                 budget, exercise = elsewhere[run]
                 where, todo = (f", budget {budget}, exercise {exercise}",
                                "give this invoice another NumDette")
+            elif (run, id_bord) in accepted:
+                where, todo = "", (f"IdBord {id_bord} was {accepted[run, id_bord].outcome} "
+                                   "by the trésorerie: give this invoice another NumDette")
             else:
                 where, todo = "", (f"{cancel_first(run, id_bord)}, or give this invoice "
                                    "another NumDette")
@@ -698,7 +735,15 @@ class _Taken:
             message = (f"{len(held)} invoice(s) already exported and {len(debts)} NumDette(s) "
                        f"already used by run(s) {runs_}")
         message += "; nothing written"
-        if partial:
+        holders = {h[1] for h in held.values()}
+        if (held and not partial and len(holders) == 1 and holders <= set(same) - set(elsewhere)
+                and not any(run in holders and not ack.accepted
+                            for (run, _), ack in answered.items())):
+            [run] = holders
+            message += (f". This input is the file run {run} exported on {same[run]} (the "
+                        f"same sha256, {(self.input_sha256 or '')[:16]}…): it is exported "
+                        f"already, nothing to export again (pesgen runs show {run})")
+        elif partial:
             listed = [inv for inv in self.invoices if inv in held]
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
             message += (f". Only some of this input's invoices are ({len(held)} of "
@@ -718,6 +763,16 @@ class _Taken:
                 if missing:
                     message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+def _billed_already(ack: Acknowledgement) -> str:
+    """What to do about an invoice held by a bordereau the trésorerie accepted (``ack``):
+    its title exists there, so cancelling that run to export the invoice again is refused
+    (run.cancel-accepted), and would bill the family twice."""
+    return (f"IdBord {ack.id_bord} was {ack.outcome} by the trésorerie ({ack.file}): its "
+            "title exists there, the invoice is billed already; remove it from this input (to "
+            "correct that title, the trésorerie annuls or reduces it first: docs/state.md, "
+            "Cancelling a bordereau the trésorerie accepted)")
 
 
 def _other_scope(held: tuple[str, int], scope: tuple[str, int]) -> str:

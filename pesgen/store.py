@@ -1072,6 +1072,32 @@ class Store:
                 sa.select(runs.c.id, runs.c.cod_bud, runs.c.exercise)
                 .where(runs.c.id.in_(sorted(run_ids))))}
 
+    def active_amounts(self, conn: Connection, run_ids: Collection[str],
+                       invoices: Collection[str]) -> dict[tuple[str, str], str]:
+        """The amounts these runs recorded for these invoices (as they wrote them), still
+        active: (run, invoice) -> amount."""
+        out: dict[tuple[str, str], str] = {}
+        names = sorted(invoices)
+        for chunk in range(0, len(names), 500):
+            for run_id, invoice, amount in conn.execute(
+                    sa.select(run_invoices.c.run_id, run_invoices.c.invoice,
+                              run_invoices.c.amount)
+                    .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active,
+                           run_invoices.c.invoice.in_(names[chunk:chunk + 500]))):
+                out[run_id, invoice] = amount
+        return out
+
+    def run_inputs(self, conn: Connection | None, run_ids: Collection[str]
+                   ) -> dict[str, tuple[str, str]]:
+        """The input these runs recorded, and when: run -> (input's sha256, created_at)."""
+        if not run_ids:
+            return {}
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            return {run_id: (sha256, created_at) for run_id, sha256, created_at in c.execute(
+                sa.select(runs.c.id, runs.c.input_sha256, runs.c.created_at)
+                .where(runs.c.id.in_(sorted(run_ids))))}
+
     def recorded_files(self, conn: Connection | None, run_ids: Collection[str]
                        ) -> dict[str, dict[str, Any]]:
         """Where these runs put their files: run -> {"out_dir", "files": [{"name",

@@ -347,3 +347,65 @@ def test_the_earlier_datamatrix_of_a_rejected_bordereau_is_named(acknowledged, t
             "was written before the trésorerie rejected IdBord 2: do not print its "
             "Datamatrix") in result.stderr
     assert store.get_run(run)["cancelled_bordereaux"] == {}
+
+
+def test_an_export_again_of_invoices_of_an_accepted_bordereau_is_not_told_to_cancel(
+        db_url, tmp_path):
+    """The same input exported again (by accident, or for a corrected invoice) once the
+    trésorerie accepted its rôle: the refusal said 'cancel that run first to export it
+    again', a command `runs cancel` refuses (run.cancel-accepted) and that would bill the
+    families twice. It says the bordereau was accepted and to remove the invoice."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    ack = _ack(tmp_path, "ack.xml", _element(1, True))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 0
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "b", RUN)
+    problem = info.value.problems[0]
+    assert (problem.rule, problem.invoice) == ("run.duplicate", "FA-2026-00101")
+    assert problem.message == (
+        f"already exported by run {run} in PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
+        "IdBord 1 was accepted on 2026-11-24 by the trésorerie (ack.xml): its title exists "
+        "there, the invoice is billed already; remove it from this input (to correct that "
+        "title, the trésorerie annuls or reduces it first: docs/state.md, Cancelling a "
+        "bordereau the trésorerie accepted)")
+    assert not any("cancel that run" in p.message for p in info.value.problems)
+    # a new invoice number for the same debt: its NumDette is the accepted title's
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00101"', '"FA-2026-00101-B"'), encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, renamed, tmp_path / "c", RUN)
+    [debt] = [p for p in info.value.problems if p.rule == "run.num-dette-taken"]
+    assert debt.message.endswith("two active titles would share one payment reference; "
+                                 "IdBord 1 was accepted on 2026-11-24 by the trésorerie: "
+                                 "give this invoice another NumDette"), debt.message
+
+
+def test_the_same_input_exported_twice_by_accident_is_said_so(db_url, tmp_path):
+    """The file a run recorded, exported again (the same sha256): the refusal told to
+    'cancel that run first to export it again', eleven times, for a rôle maybe on its
+    way to the trésorerie. It says the input was exported already, nothing to do; once
+    the trésorerie rejected the bordereau, cancelling it is the next step again."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    at = store.get_run(run)["created_at"]
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "b", RUN)
+    assert str(info.value).startswith(
+        f"11 invoice(s) already exported by run(s) {run}; nothing written. This input is "
+        f"the file run {run} exported on {at} (the same sha256, ")
+    assert str(info.value).endswith(
+        f"…): it is exported already, nothing to export again (pesgen runs show {run})")
+    assert info.value.problems[0].message == (
+        f"already exported by run {run} in PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
+        "exported from this same input already: nothing to export again (cancel that run only "
+        "if the trésorerie rejects it)")
+    # rejected by the trésorerie: cancelling it comes next, as before
+    ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "c", RUN)
+    assert "This input is the file" not in str(info.value)
+    assert info.value.problems[0].message.endswith("(IdBord 1); cancel that run first to "
+                                                   "export it again")

@@ -117,9 +117,10 @@ def test_a_duplicate_held_by_another_exercise_says_so(tmp_path, mappings):
 
 
 def test_a_duplicate_of_the_same_budget_and_exercise_keeps_its_advice(tmp_path):
-    data = _input(tmp_path)
-    assert _export(MAPPING, data, tmp_path / "a").exit_code == 0
-    r = _export(MAPPING, data, tmp_path / "b")
+    assert _export(MAPPING, _input(tmp_path), tmp_path / "a").exit_code == 0
+    # another file holding the same invoices (the same file is said exported already)
+    r = _export(MAPPING, _input(tmp_path, lambda invoices: invoices.reverse(), "again.json"),
+                tmp_path / "b")
     assert r.exit_code == ExitCode.STATE, r.output
     assert "cancel that run first to export it again" in r.output
     assert "budget 00, exercise" not in r.output  # the same scope: not named

@@ -99,10 +99,14 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
                         RUN)
     message = str(info.value)
     assert message.startswith(f"11 invoice(s) already exported by run(s) {run.id}; "
-                              f"nothing written. Run {run.id}'s recorded file(s) "
+                              f"nothing written. This input is the file run {run.id} "
+                              f"exported on {store.get_run(run.id)['created_at']} (the same "
+                              "sha256, "), message
+    assert (f"…): it is exported already, nothing to export again (pesgen runs show {run.id})"
+            f". Run {run.id}'s recorded file(s) "
                               f"{', '.join(names)} are not in {out.resolve()} (as this "
                               "machine sees it): moved away after sending, which is normal, "
-                              "or never put in place"), message
+                              "or never put in place") in message, message
     assert message.endswith(advice)
     shown = run_cli("runs", "show", run.id[:8], "--db", db)
     assert shown.exit_code == 0
@@ -116,8 +120,9 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
     with pytest.raises(StateError) as again:
         export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "c",
                         RUN)
-    assert str(again.value) == (f"11 invoice(s) already exported by run(s) {run.id}; "
-                                "nothing written")
+    assert str(again.value).startswith(f"11 invoice(s) already exported by run(s) {run.id}; "
+                                       "nothing written. This input is the file run ")
+    assert "recorded file(s)" not in str(again.value)
     shown = run_cli("runs", "show", run.id[:8], "--db", db)
     assert "rebuilds them" not in shown.output and "not in the output dir" not in shown.output
 

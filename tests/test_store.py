@@ -999,6 +999,33 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_within_a_run(tmp_pa
     assert _files(tmp_path / "out") == []
 
 
+def test_a_held_number_of_another_amount_is_said_a_possible_other_invoice(db_url, tmp_path):
+    """Term 2's export holds FA-2026-00112 again, another family's invoice the school
+    software numbered so by mistake (another amount). The refusal said only 'remove it
+    from this input': done, that family's invoice is billed nowhere. The amount the run
+    recorded differs: said so, with what to do. The same amount says nothing more."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    by_number = {inv["number"]: inv for inv in data["invoices"]}
+    reused = {**by_number["FA-2026-00111"], "number": "FA-2026-00112"}  # 180.00, not 227.50
+    new = {**by_number["FA-2026-00113"], "number": "FA-2027-00201"}
+    term2 = tmp_path / "term2.json"
+    term2.write_text(json.dumps({**data, "invoices": [by_number["FA-2026-00110"], reused, new]},
+                                ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, term2, tmp_path / "b", RUN)
+    same, other = info.value.problems
+    assert (same.invoice, other.invoice) == ("FA-2026-00110", "FA-2026-00112")
+    assert same.message.endswith("remove it from this input"), same.message
+    assert other.message == (
+        f"already exported by run {first.run_id} in {first.files[0].path.name} (IdBord 1); "
+        "remove it from this input. Its title there is of 227.50, this one of 180.00: if this "
+        "is another invoice (a number the school software gave again), removed from this "
+        "input it is billed nowhere: give it a number of its own there")
+
+
 def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url, tmp_path):
     """The outputs upper-case their text: fa-2026-00101 would be a second, identical
     title of FA-2026-00101."""
