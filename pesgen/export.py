@@ -275,6 +275,9 @@ class Exporter:
         self._held: list[tuple[int, Callable[[Title], bool]]] = []
         # why the fields the templates write could not be checked (check_fields)
         self.fields_unchecked: str | None = None
+        # the model fields the templates read on the sample titles (check_fields; None:
+        # not rendered)
+        self.sample_reads: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -298,6 +301,7 @@ class Exporter:
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
             return
+        self.sample_reads = sample.reads
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -307,6 +311,14 @@ class Exporter:
         self.unwritten_held = [0] * len(self.unwritten)
         self._held = [(i, test) for i, (name, _) in enumerate(self.unwritten)
                       if (test := held_by(name)) is not None]
+
+    def writes_number(self) -> bool:
+        """Whether the format writes the run's number (doc.bordereau.number) anywhere: in
+        a file name, or in a file (read by a template on the sample titles). True when
+        that is not known (the sample titles not rendered)."""
+        if any("number" in spec.name for spec in self.fmt.files):
+            return True
+        return self.sample_reads is None or "doc.bordereau.number" in self.sample_reads
 
     def count_unwritten(self, title: Title) -> None:
         """Count ``title`` for each bound field no template writes that it holds."""

@@ -271,20 +271,22 @@ def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
 def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, str, int, str],
                        opened: bool, first: int, dry_run: bool,
                        pieces: tuple[SequenceKey, bool, int] | None = None,
-                       helios: bool = True) -> None:
+                       helios: bool = True, written: bool = True) -> None:
     """The note of a run that opens a numbering sequence nobody set (``opened``: the
     sequence had its row; ``first``: the IdBord the run takes): its first IdBord is the
     store's default, whatever rôles the collectivity issued before pesgen. ``pieces``:
     (key, opened, first IdPce) of the sequence of its titre numbers, said likewise.
     ``helios``: the files go to Hélios (a PES format); else to a finance package, whose
-    own numbering is what Hélios sees."""
+    own numbering is what Hélios sees. ``written``: the format writes the number (a file
+    name, a value); a finance package's format that does not gets no note (there is
+    nothing to continue, the number only counts pesgen's runs of the format)."""
     new_pieces = pieces is not None and not pieces[1] and pieces[2] == _FIRST_NUMBER
     if new_pieces:
         assert pieces is not None
         _note_new_pieces(prepared, mapping_path, key, pieces[0], not opened and
                          first == _FIRST_NUMBER, dry_run)
         return
-    if opened or first != _FIRST_NUMBER:
+    if opened or first != _FIRST_NUMBER or (not helios and not written):
         return
     took = "would take" if dry_run else "took"
     if not helios:
@@ -387,7 +389,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                             raise _input_changed(input_path)
                     _refuse_past_pieces(pkey, pieces[2], prepared.titles)
                 _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False,
-                                   pieces=pieces, helios=exporter.fmt.is_pes)
+                                   pieces=pieces, helios=exporter.fmt.is_pes,
+                                   written=exporter.writes_number())
                 taken.refuse(conn)
                 temps = exporter.finish(prepared, first)
                 try:
@@ -536,7 +539,8 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                     prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
                 _refuse_past_pieces(pieces[0], pieces[2], prepared.titles)
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
-                               pieces=pieces, helios=exporter.fmt.is_pes)
+                               pieces=pieces, helios=exporter.fmt.is_pes,
+                               written=exporter.writes_number())
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place

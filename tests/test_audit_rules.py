@@ -165,7 +165,7 @@ def test_an_export_opening_a_sequence_nobody_set_says_so(tmp_path):
     assert "IdBord 2" in again.stdout and "numbering:" not in again.stdout
 
 
-@pytest.mark.parametrize("name", ["emagnus", "corail", "jvs"])
+@pytest.mark.parametrize("name", ["corail", "jvs"])
 def test_a_finance_package_s_first_run_is_not_told_it_took_a_rôle_number(tmp_path, name):
     """A finance package numbers what it sends to Hélios itself: the note of its first
     run says what pesgen's number is there, not 'IdBord 1, the rôle number in Hélios'
@@ -181,6 +181,18 @@ def test_a_finance_package_s_first_run_is_not_told_it_took_a_rôle_number(tmp_pa
     assert "rôle number in Hélios, which" not in notes[0]
     assert "do not send these files" not in notes[0]
     assert f"`pesgen numbering set-start --mapping {mapping} --start N`" in notes[0]
+
+
+def test_a_format_writing_its_number_nowhere_gets_no_numbering_note(tmp_path):
+    """e.magnus's files are named WTAMC001*.txt and no template writes
+    doc.bordereau.number: its first run's note pointed to a number nothing writes and
+    advised a set-start that changes nothing (the school year's review). No note now;
+    the run still takes and records number 1."""
+    r = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i", INPUT,
+                "--date", RUN_DATE, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "numbering" not in r.stdout, r.stdout
+    assert "(IdBord 1, 11 title(s)" in r.stdout
 
 
 def test_no_numbering_note_once_set_start_was_run(tmp_path):
