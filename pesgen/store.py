@@ -1195,8 +1195,11 @@ class Store:
     def list_runs(self, mapping: str | None = None) -> list[RunRecord]:
         """Every run, oldest first; with ``mapping``, the runs of that mapping file: its
         absolute path (what runs record), or the path as typed (runs recorded before
-        pesgen kept the absolute one)."""
-        query = sa.select(runs).order_by(runs.c.created_at, runs.c.first_number)
+        pesgen kept the absolute one). Only the columns a record shows are read: not a
+        run's input, bundle, mapping or policies (tens of MiB for a run of 100 000
+        titles), which listing ten such runs held in memory at once."""
+        query = (sa.select(*(runs.c[name] for name in _RECORD_COLUMNS))
+                 .order_by(runs.c.created_at, runs.c.first_number))
         if mapping:
             query = query.where(runs.c.mapping_path.in_(
                 {mapping, str(Path(mapping).expanduser().resolve())}))
@@ -1894,6 +1897,12 @@ def _acknowledgement(r: Any) -> Acknowledgement:
         error_count=r.error_count, errors=tuple(json.loads(r.errors)), file=r.name,
         sha256=r.sha256, line=r.line, recorded_at=r.recorded_at,
         superseded_at=r.superseded_at, domain=r.domain)
+
+
+# the columns of runs a RunRecord is made of (list_runs reads only these)
+_RECORD_COLUMNS = ("id", "created_at", "status", "format", "exercise", "first_number",
+                   "bordereaux", "titles", "total", "mapping_path", "input_name", "run_date",
+                   "out_dir", "pesgen_version", "cancel_reason", "typ_bord", "cod_bud")
 
 
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:

@@ -1,0 +1,59 @@
+"""What a large run costs the commands beside the export's own path (the seventeenth
+session's scale review, docs/performance.md "Scale of the other commands"): memory
+bounds checked with tracemalloc on an input made large where it matters, not timings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tracemalloc
+from datetime import date
+
+import pytest
+
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+BULK = 32 * 2**20  # random text the input carries: its compressed copy stays ~24 MiB
+
+
+def _peak(call):
+    """(result, peak of the memory Python allocated during ``call``)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def bulky(tmp_path_factory):
+    """The example export carrying BULK bytes of random text under a key no binding
+    reads, exported into a store of its own: (store, run, peak of the export)."""
+    tmp = tmp_path_factory.mktemp("bulky")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    text = base64.b64encode(os.urandom(BULK * 3 // 4)).decode()
+    # in strings of 64 KiB: pesgen reads none longer than 100 000 characters
+    data["export"]["attachment"] = [text[i:i + 2**16] for i in range(0, len(text), 2**16)]
+    source = tmp / "bulky.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    del data, text
+    store = Store(f"sqlite:///{tmp / 'store.sqlite3'}")
+    done, peak = _peak(lambda: export_recorded(lambda: store, MAPPING, source, tmp / "out",
+                                               RUN))
+    return store, done, peak
+
+
+def test_runs_list_reads_no_run_s_input(bulky):
+    """`runs list` shows a line per run: it read every column, each run's input, bundle
+    and policies among them (746 MiB for ten runs of 100 000 titles)."""
+    store, done, _peak_of_export = bulky
+    listed, peak = _peak(store.list_runs)
+    assert [r.id for r in listed] == [done.run_id] and listed[0].titles == 11
+    assert peak < 2**20, f"listing one run allocated {peak} bytes"
