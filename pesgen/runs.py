@@ -52,6 +52,7 @@ from .store import (
     Store,
     new_run_id,
     pack,
+    pack_file,
     pack_json,
     unpack,
     utc_now,
@@ -362,8 +363,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
         if taken.debts and (older := store.unchecked_debts(key[0])):
             prepared.result.notes.append(_unchecked_note(input_path, older))
         prepared.result.notes.extend(paid_online(store, key[0], prepared))
-        input_bytes = Path(input_path).read_bytes()
-        input_sha256 = hashlib.sha256(input_bytes).hexdigest()
+        input_blob, input_sha256 = pack_file(Path(input_path))
         if input_sha256 != read_digest:
             raise _input_changed(input_path)
         run_id = new_run_id()
@@ -406,7 +406,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                         "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
                         "input_name": Path(input_path).name,
                         "input_sha256": input_sha256,
-                        "input_blob": pack(input_bytes),
+                        "input_blob": input_blob,
                         # what was applied: the format's title rules to every title,
                         # and per file its XSD or its layout (and the DGFiP package)
                         "validation": pack_json({

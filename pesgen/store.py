@@ -9,6 +9,7 @@ so a failed export consumes none.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -1921,6 +1922,18 @@ def new_run_id() -> str:
 
 def pack(data: bytes) -> bytes:
     return zlib.compress(data, 6)
+
+
+def pack_file(path: Path) -> tuple[bytes, str]:
+    """A file packed as ``pack`` packs its bytes, and its sha256, read 1 MiB at a time:
+    the input of a run of 100 000 invoices (110 MiB) is never held whole."""
+    digest, packer, parts = hashlib.sha256(), zlib.compressobj(6), []
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            parts.append(packer.compress(chunk))
+    parts.append(packer.flush())
+    return b"".join(parts), digest.hexdigest()
 
 
 def unpack(blob: bytes) -> bytes:

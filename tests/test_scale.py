@@ -50,6 +50,15 @@ def bulky(tmp_path_factory):
     return store, done, peak
 
 
+def test_the_export_does_not_hold_its_input_whole_beside_its_copy(bulky):
+    """The run records a compressed copy of its input: the export read the input whole
+    (110 MiB at 100 000 invoices) to hash and compress it, beside that copy."""
+    store, done, peak = bulky
+    assert done.titles == 11
+    assert len(store.get_run(done.run_id)["input_blob"]) > BULK // 2  # kept, compressed
+    assert peak < 2 * BULK, f"the export allocated {peak / 2**20:.1f} MiB at its peak"
+
+
 def test_runs_list_reads_no_run_s_input(bulky):
     """`runs list` shows a line per run: it read every column, each run's input, bundle
     and policies among them (746 MiB for ten runs of 100 000 titles)."""
