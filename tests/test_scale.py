@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 
 import pesgen.validate as validate
+from pesgen.errors import ExitCode, InputDataError
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
@@ -90,3 +91,29 @@ def test_a_streamed_file_without_bordereaux_keeps_no_piece_it_has_read(monkeypat
     assert problems == []
     assert sample.read_text(encoding="utf-8").count("<Piece>") == 11
     assert alive == [1], f"pieces still in the tree once read: {alive}"
+
+
+def test_a_format_of_one_file_per_run_refuses_the_title_past_one_bordereau(tmp_path):
+    """e.magnus names its file WTAMC001.txt whatever the bordereau: a run of more titles
+    than a bordereau holds (99 999 by default) was rendered whole, then refused as a
+    template error (exit 5: 'two bordereaux' files would be named WTAMC001.txt'), which
+    names neither the cause nor what to do. It is refused at the title that would open a
+    second bordereau, naming it."""
+    mapping = tmp_path / "emagnus.yaml"
+    text = (MAPPINGS / "villeneuve-sur-loing-emagnus.yaml").read_text(encoding="utf-8")
+    assert "\noutput:\n" in text
+    mapping.write_text(text.replace("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 4\n",
+                                    1), encoding="utf-8")
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with pytest.raises(InputDataError) as info:
+        export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                        tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "run.one-file-set"
+    assert problem.invoice == "FA-2026-00105"
+    assert problem.record.endswith("school-export.json:$.invoices[4]")
+    assert "bl-emagnus names its file WTAMC001.txt whatever the bordereau" in problem.message
+    assert "runs of at most 4 titles" in problem.message
+    assert problem.mapping.endswith("format.yaml:17: files[0].name")
+    assert info.value.exit_code == ExitCode.INPUT
+    assert not (tmp_path / "out").exists() and store.list_runs() == []
