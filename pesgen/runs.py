@@ -55,6 +55,7 @@ from .store import (
     pack_file,
     pack_json,
     unpack,
+    unpack_to,
     utc_now,
 )
 
@@ -1019,7 +1020,7 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         target_path.write_bytes(_bundle_bytes(entry))
     input_path = base / "input" / run["input_name"]
     input_path.parent.mkdir()
-    input_path.write_bytes(unpack(run["input_blob"]))
+    unpack_to(run["input_blob"], input_path)
     # named by the path the run recorded (the lines are those of its recorded text);
     # refused only by a check that decides what is rendered
     try:

@@ -14,7 +14,7 @@ import pytest
 
 import pesgen.validate as validate
 from pesgen.errors import ExitCode, InputDataError
-from pesgen.runs import export_recorded
+from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS
@@ -117,3 +117,16 @@ def test_a_format_of_one_file_per_run_refuses_the_title_past_one_bordereau(tmp_p
     assert problem.mapping.endswith("format.yaml:17: files[0].name")
     assert info.value.exit_code == ExitCode.INPUT
     assert not (tmp_path / "out").exists() and store.list_runs() == []
+
+
+def test_regenerate_does_not_hold_the_run_s_input_whole(bulky, tmp_path):
+    """regenerate writes the recorded input back to a file to export it again: it
+    unpacked it whole first (110 MiB at 100 000 invoices), beside its compressed copy."""
+    store, done, _peak_of_export = bulky
+    run = store.get_run(done.run_id)  # what regenerate reads: the copy is held anyway
+    copy, files = len(run["input_blob"]), {f["name"] for f in run["files"]}
+    del run
+    written, peak = _peak(lambda: regenerate(store, done.run_id, tmp_path / "again"))
+    assert {p.name for p in written} >= files
+    assert peak < copy + BULK // 2, (  # 101.7 MiB before, with a 24 MiB copy
+        f"regenerate allocated {peak / 2**20:.1f} MiB at its peak")
