@@ -55,7 +55,7 @@ from .store import (
     pack_file,
     pack_json,
     unpack,
-    unpack_to,
+    unpacked,
     utc_now,
 )
 
@@ -1020,7 +1020,9 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         target_path.write_bytes(_bundle_bytes(entry))
     input_path = base / "input" / run["input_name"]
     input_path.parent.mkdir()
-    unpack_to(run["input_blob"], input_path)
+    with input_path.open("wb") as scratch:
+        for chunk in unpacked(run["input_blob"]):
+            scratch.write(chunk)
     # named by the path the run recorded (the lines are those of its recorded text);
     # refused only by a check that decides what is rendered
     try:

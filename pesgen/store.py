@@ -1936,14 +1936,13 @@ def pack_file(path: Path) -> tuple[bytes, str]:
     return b"".join(parts), digest.hexdigest()
 
 
-def unpack_to(blob: bytes, path: Path) -> None:
-    """Write what ``pack`` packed into ``path``, 64 KiB of the blob at a time: a run's
-    input (110 MiB at 100 000 invoices) is never held whole."""
+def unpacked(blob: bytes) -> Iterator[bytes]:
+    """What ``pack`` packed, unpacked 64 KiB of the blob at a time: a run's input
+    (110 MiB at 100 000 invoices) written back need not be held whole."""
     unpacker, view = zlib.decompressobj(), memoryview(blob)
-    with path.open("wb") as out:
-        for start in range(0, len(view), 1 << 16):
-            out.write(unpacker.decompress(view[start:start + (1 << 16)]))
-        out.write(unpacker.flush())
+    for start in range(0, len(view), 1 << 16):
+        yield unpacker.decompress(view[start:start + (1 << 16)])
+    yield unpacker.flush()
 
 
 def unpack(blob: bytes) -> bytes:
