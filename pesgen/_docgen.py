@@ -72,6 +72,7 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("input", "pes.first-name", "A person (CatTiers 01) has a first name.", "DT v5.19 InfoTiers/Prenom"),
     ("input", "pes.civility", "A person has a civility (policy missing_civility), never Mademoiselle.", "DT v5.19 InfoTiers/Civilite"),
     ("input", "pes.bordereau-amount", "A bordereau's total (MtBordHt) fits Base_Montant (at most 999 999 999 999.99): the title that would pass it is refused, by name.", "DT v5.19 BlocBordereau/MtBordHt; Base_Montant"),
+    ("input", "run.one-file-set", "A format whose file name does not follow the bordereau's number (e.magnus' WTAMC001.txt) writes one bordereau per run: a run of more titles than output.max_pieces_per_bordereau is refused at the title that would open a second one, by name (before, every title was rendered and the run refused as a template error, exit 5).", "pesgen"),
     ("input", "pes.postal-code", "A French postal code has 5 digits.", "DT v5.19 Adresse/CP"),
     ("input", "pes.foreign-address", "A foreign address follows policy foreign_address (CP 99999, CodRes 1, CodPays).", "DT v5.19 Adresse/CP, CodRes, CodPays"),
     ("input", "pes.siret", "A payer's national id (IdTiers) is a SIRET (14 digits, sent with NatIdTiers 01) or a SIREN (9 digits, NatIdTiers 02), told apart by its length, with a valid key (python-stdnum); any other value is refused.", "DT v5.19 InfoTiers/IdTiers, NatIdTiers"),

@@ -512,6 +512,15 @@ class Exporter:
                                  [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
                                           "out, none exported")])
 
+    def _one_file_per_run(self) -> tuple[FileRenderer, str] | None:
+        """A file of the format whose name is the same for two bordereaux (e.magnus'
+        WTAMC001.txt), with that name: such a format writes one bordereau per run."""
+        for renderer in self.renderers:
+            name = renderer.file_name(self.document(1, 1, _ZERO))
+            if renderer.file_name(self.document(2, 1, _ZERO)) == name:
+                return renderer, name
+        return None
+
     def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> int:
         """Read, map, check and render every invoice; returns how many were read."""
         result = prepared.result
@@ -540,6 +549,16 @@ class Exporter:
                 problems.extend(check_title(built.title, self.rule_ctx))
             if problems:
                 continue  # keep checking the rest, render nothing more
+            if current is not None and current.count >= max_pieces and \
+                    (one := self._one_file_per_run()) is not None:
+                problems.append(Problem(
+                    "run.one-file-set", f"this title would open a second bordereau "
+                    f"(output.max_pieces_per_bordereau: {max_pieces} titles each), and "
+                    f"{self.fmt.name} names its file {one[1]} whatever the bordereau: it "
+                    f"writes one per run. Export the input in runs of at most {max_pieces} "
+                    "titles", record=built.title.origin, mapping=one[0].name_where(),
+                    invoice=built.title.invoice_number))
+                continue
             if current is None or current.count >= max_pieces:
                 current = _Spooled([prepared.stack.enter_context(
                     tempfile.TemporaryFile(dir=self.work_dir)) for _ in self.renderers])

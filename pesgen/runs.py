@@ -54,8 +54,10 @@ from .store import (
     Store,
     new_run_id,
     pack,
+    pack_file,
     pack_json,
     unpack,
+    unpacked,
     utc_now,
 )
 
@@ -367,8 +369,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
         if taken.debts and (older := store.unchecked_debts(key[0])):
             prepared.result.notes.append(_unchecked_note(input_path, older))
         prepared.result.notes.extend(paid_online(store, key[0], prepared))
-        input_bytes = Path(input_path).read_bytes()
-        input_sha256 = hashlib.sha256(input_bytes).hexdigest()
+        input_blob, input_sha256 = pack_file(Path(input_path))
         if input_sha256 != read_digest:
             raise _input_changed(input_path)
         run_id = new_run_id()
@@ -412,7 +413,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                         "format_bundle": pack(json.dumps(bundle).encode("utf-8")),
                         "input_name": Path(input_path).name,
                         "input_sha256": input_sha256,
-                        "input_blob": pack(input_bytes),
+                        "input_blob": input_blob,
                         # what was applied: the format's title rules to every title,
                         # and per file its XSD or its layout (and the DGFiP package)
                         "validation": pack_json({
@@ -1078,7 +1079,9 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         target_path.write_bytes(_bundle_bytes(entry))
     input_path = base / "input" / run["input_name"]
     input_path.parent.mkdir()
-    input_path.write_bytes(unpack(run["input_blob"]))
+    with input_path.open("wb") as scratch:
+        for chunk in unpacked(run["input_blob"]):
+            scratch.write(chunk)
     # named by the path the run recorded (the lines are those of its recorded text);
     # refused only by a check that decides what is rendered
     try:

@@ -9,6 +9,7 @@ so a failed export consumes none.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -1226,8 +1227,11 @@ class Store:
     def list_runs(self, mapping: str | None = None) -> list[RunRecord]:
         """Every run, oldest first; with ``mapping``, the runs of that mapping file: its
         absolute path (what runs record), or the path as typed (runs recorded before
-        pesgen kept the absolute one)."""
-        query = sa.select(runs).order_by(runs.c.created_at, runs.c.first_number)
+        pesgen kept the absolute one). Only the columns a record shows are read: not a
+        run's input, bundle, mapping or policies (tens of MiB for a run of 100 000
+        titles), which listing ten such runs held in memory at once."""
+        query = (sa.select(*(runs.c[name] for name in _RECORD_COLUMNS))
+                 .order_by(runs.c.created_at, runs.c.first_number))
         if mapping:
             query = query.where(runs.c.mapping_path.in_(
                 {mapping, str(Path(mapping).expanduser().resolve())}))
@@ -1927,6 +1931,12 @@ def _acknowledgement(r: Any) -> Acknowledgement:
         superseded_at=r.superseded_at, domain=r.domain)
 
 
+# the columns of runs a RunRecord is made of (list_runs reads only these)
+_RECORD_COLUMNS = ("id", "created_at", "status", "format", "exercise", "first_number",
+                   "bordereaux", "titles", "total", "mapping_path", "input_name", "run_date",
+                   "out_dir", "pesgen_version", "cancel_reason", "typ_bord", "cod_bud")
+
+
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
     return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
                      exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
@@ -1943,6 +1953,27 @@ def new_run_id() -> str:
 
 def pack(data: bytes) -> bytes:
     return zlib.compress(data, 6)
+
+
+def pack_file(path: Path) -> tuple[bytes, str]:
+    """A file packed as ``pack`` packs its bytes, and its sha256, read 1 MiB at a time:
+    the input of a run of 100 000 invoices (110 MiB) is never held whole."""
+    digest, packer, parts = hashlib.sha256(), zlib.compressobj(6), []
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            parts.append(packer.compress(chunk))
+    parts.append(packer.flush())
+    return b"".join(parts), digest.hexdigest()
+
+
+def unpacked(blob: bytes) -> Iterator[bytes]:
+    """What ``pack`` packed, unpacked 64 KiB of the blob at a time: a run's input
+    (110 MiB at 100 000 invoices) written back need not be held whole."""
+    unpacker, view = zlib.decompressobj(), memoryview(blob)
+    for start in range(0, len(view), 1 << 16):
+        yield unpacker.decompress(view[start:start + (1 << 16)])
+    yield unpacker.flush()
 
 
 def unpack(blob: bytes) -> bytes:

@@ -1,0 +1,132 @@
+"""What a large run costs the commands beside the export's own path (the seventeenth
+session's scale review, docs/performance.md "Scale of the other commands"): memory
+bounds checked with tracemalloc on an input made large where it matters, not timings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tracemalloc
+from datetime import date
+
+import pytest
+
+import pesgen.validate as validate
+from pesgen.errors import ExitCode, InputDataError
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+BULK = 32 * 2**20  # random text the input carries: its compressed copy stays ~24 MiB
+
+
+def _peak(call):
+    """(result, peak of the memory Python allocated during ``call``)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def bulky(tmp_path_factory):
+    """The example export carrying BULK bytes of random text under a key no binding
+    reads, exported into a store of its own: (store, run, peak of the export)."""
+    tmp = tmp_path_factory.mktemp("bulky")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    text = base64.b64encode(os.urandom(BULK * 3 // 4)).decode()
+    # in strings of 64 KiB: pesgen reads none longer than 100 000 characters
+    data["export"]["attachment"] = [text[i:i + 2**16] for i in range(0, len(text), 2**16)]
+    source = tmp / "bulky.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    del data, text
+    store = Store(f"sqlite:///{tmp / 'store.sqlite3'}")
+    done, peak = _peak(lambda: export_recorded(lambda: store, MAPPING, source, tmp / "out",
+                                               RUN))
+    return store, done, peak
+
+
+def test_the_export_does_not_hold_its_input_whole_beside_its_copy(bulky):
+    """The run records a compressed copy of its input: the export read the input whole
+    (110 MiB at 100 000 invoices) to hash and compress it, beside that copy."""
+    store, done, peak = bulky
+    assert done.titles == 11
+    assert len(store.get_run(done.run_id)["input_blob"]) > BULK // 2  # kept, compressed
+    assert peak < 2 * BULK, f"the export allocated {peak / 2**20:.1f} MiB at its peak"
+
+
+def test_runs_list_reads_no_run_s_input(bulky):
+    """`runs list` shows a line per run: it read every column, each run's input, bundle
+    and policies among them (746 MiB for ten runs of 100 000 titles)."""
+    store, done, _peak_of_export = bulky
+    listed, peak = _peak(store.list_runs)
+    assert [r.id for r in listed] == [done.run_id] and listed[0].titles == 11
+    assert peak < 2**20, f"listing one run allocated {peak} bytes"
+
+
+def test_a_streamed_file_without_bordereaux_keeps_no_piece_it_has_read(monkeypatch):
+    """The stream check dropped each piece it had read only inside a bordereau: Corail's
+    import, which has none, was held whole (1.6 GB for its 100 MB file of 50 000 titles,
+    in `pesgen validate` and in the export's validator)."""
+    corail = EXAMPLES.parent / "templates" / "cosoluce-corail"
+    [sample] = (corail / "expected").glob("*.xml")
+    stream = validate._validating_iterparse
+    alive: list[int] = []
+
+    def watched(*args, **kwargs):
+        root = None
+        for event, el in stream(*args, **kwargs):
+            root = el.getroottree().getroot()
+            yield event, el
+        alive.append(len(root.findall(".//Piece")))
+
+    monkeypatch.setattr(validate, "_validating_iterparse", watched)
+    problems = validate.validate_pes_file(sample, corail / "corail.xsd")
+    assert problems == []
+    assert sample.read_text(encoding="utf-8").count("<Piece>") == 11
+    assert alive == [1], f"pieces still in the tree once read: {alive}"
+
+
+def test_a_format_of_one_file_per_run_refuses_the_title_past_one_bordereau(tmp_path):
+    """e.magnus names its file WTAMC001.txt whatever the bordereau: a run of more titles
+    than a bordereau holds (99 999 by default) was rendered whole, then refused as a
+    template error (exit 5: 'two bordereaux' files would be named WTAMC001.txt'), which
+    names neither the cause nor what to do. It is refused at the title that would open a
+    second bordereau, naming it."""
+    mapping = tmp_path / "emagnus.yaml"
+    text = (MAPPINGS / "villeneuve-sur-loing-emagnus.yaml").read_text(encoding="utf-8")
+    assert "\noutput:\n" in text
+    mapping.write_text(text.replace("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 4\n",
+                                    1), encoding="utf-8")
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with pytest.raises(InputDataError) as info:
+        export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                        tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "run.one-file-set"
+    assert problem.invoice == "FA-2026-00105"
+    assert problem.record.endswith("school-export.json:$.invoices[4]")
+    assert "bl-emagnus names its file WTAMC001.txt whatever the bordereau" in problem.message
+    assert "runs of at most 4 titles" in problem.message
+    assert problem.mapping.endswith("format.yaml:17: files[0].name")
+    assert info.value.exit_code == ExitCode.INPUT
+    assert not (tmp_path / "out").exists() and store.list_runs() == []
+
+
+def test_regenerate_does_not_hold_the_run_s_input_whole(bulky, tmp_path):
+    """regenerate writes the recorded input back to a file to export it again: it
+    unpacked it whole first (110 MiB at 100 000 invoices), beside its compressed copy."""
+    store, done, _peak_of_export = bulky
+    run = store.get_run(done.run_id)  # what regenerate reads: the copy is held anyway
+    copy, files = len(run["input_blob"]), {f["name"] for f in run["files"]}
+    del run
+    written, peak = _peak(lambda: regenerate(store, done.run_id, tmp_path / "again"))
+    assert {p.name for p in written} >= files
+    assert peak < copy + BULK // 2, (  # 101.7 MiB before, with a 24 MiB copy
+        f"regenerate allocated {peak / 2**20:.1f} MiB at its peak")
