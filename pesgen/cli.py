@@ -1241,7 +1241,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     --invoices, its invoices."""
     import json
 
-    from .store import pes_typ_bord
+    from .store import pes_typ_bord, unpack_notes
 
     try:
         store = _store(db, must_exist=True)
@@ -1288,12 +1288,13 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         origin = f" ({lo['origin']})" if lo.get("origin") else ""
         typer.echo(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
                    f"(policy {lo['policy']})")
-    if pol.get("notes"):
+    notes = unpack_notes(pol)
+    if notes:
         from collections import Counter as _Counter
 
-        counts = _Counter(n["policy"] for n in pol["notes"])
+        counts = _Counter(n["policy"] for n in notes)
         typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
-        for n in pol["notes"]:
+        for n in notes:
             if n["policy"] == "unwritten":  # data the mapping reads that no file holds
                 typer.echo(f"  unwritten   {n['detail']}")
     for id_bord, part in r["cancelled_bordereaux"].items():

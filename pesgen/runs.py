@@ -56,6 +56,7 @@ from .store import (
     pack,
     pack_file,
     pack_json,
+    pack_notes,
     unpack,
     unpacked,
     utc_now,
@@ -423,7 +424,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                             "pes": exporter.fmt.is_pes, "files": result.checks}),
                         "policies": pack_json({
                             "left_out": [vars_(lo) for lo in result.left_out],
-                            "notes": [vars_(n) for n in result.notes],
+                            "notes_z": pack_notes(result.notes),
                             "skipped_files": list(result.skipped)}),
                         "out_dir": str(Path(out_dir).resolve()),
                     }

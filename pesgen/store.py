@@ -8,6 +8,7 @@ so a failed export consumes none.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -1978,6 +1979,29 @@ def unpacked(blob: bytes) -> Iterator[bytes]:
 
 def unpack(blob: bytes) -> bytes:
     return zlib.decompress(blob)
+
+
+def pack_notes(notes: list[Any]) -> str:
+    """A run's policy notes (dataclasses) as its record keeps them: a JSON list,
+    compressed and in base64 (``notes_z`` of the run's policies; ``unpack_notes``),
+    made one note at a time. A run of 100 000 invoices has some 250 000 notes, 30 MB of
+    JSON: neither that text nor a dict per note is ever held whole."""
+    packer, parts, sep = zlib.compressobj(6), [], b"["
+    for note in notes:
+        one = {name: getattr(note, name) for name in note.__dataclass_fields__}
+        parts.append(packer.compress(sep + pack_json(one).encode("utf-8")))
+        sep = b","
+    parts.append(packer.compress(b"]" if notes else b"[]"))
+    parts.append(packer.flush())
+    return base64.b64encode(b"".join(parts)).decode("ascii")
+
+
+def unpack_notes(policies: dict[str, Any]) -> list[dict[str, Any]]:
+    """The policy notes of a run's recorded policies: packed (``notes_z``), or a plain
+    list (``notes``: runs recorded before pesgen packed them)."""
+    if "notes_z" in policies:
+        return json.loads(zlib.decompress(base64.b64decode(policies["notes_z"])))
+    return policies.get("notes", [])
 
 
 def pack_json(obj: Any) -> str:

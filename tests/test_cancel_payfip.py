@@ -123,7 +123,9 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     assert note.detail.endswith(f"through its cancelled title (run {run}, IdBord 1); this "
                                 "title bills 150.00 again: tell the trésorerie, which settles "
                                 "the payment")
-    recorded = json.loads(store.get_run(result.run_id)["policies"])["notes"]
+    from pesgen.store import unpack_notes
+
+    recorded = unpack_notes(json.loads(store.get_run(result.run_id)["policies"]))
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
 
 
