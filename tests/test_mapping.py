@@ -634,6 +634,12 @@ BORDEREAU_OBJECT = '  bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 202
     ("{expr: \"{'T1': 'TRIMESTRE 1'}.get(run.date) ~ ' 2026'\"}",
      "expression failed: '~' writes None"),
     ('{const: "' + "A" * 161 + '"}', "bordereau object longer than 160"),
+    # YAML's true, a list, an object: written as Python text (Objet V="TRUE",
+    # "['A', 'B']") where a title's field refuses them (input.type)
+    ("{const: true}", "the bordereau object is a yes/no value, not a text"),
+    ("{const: [T1, T2]}", "the bordereau object is a list, not a text"),
+    ("{const: {T1: x}}", "the bordereau object is an object, not a text"),
+    ("{expr: \"['T1', run.exercise]\"}", "the bordereau object is a list, not a text"),
 ])
 def test_a_bordereau_object_the_format_refuses_is_the_mappings_error(tmp_path, written,
                                                                       says):
