@@ -1056,6 +1056,12 @@ def _only_readme(fixture: Path) -> None:
     (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: " + "x" * 300 + ".xsd"),
      ExitCode.MAPPING, ["not found in the bundle's folder nor in schemas/",
                         "format.yaml:18: files[0].xsd]"]),
+    # a template saved in cp1252: a UnicodeDecodeError's byte offset, no line
+    (lambda b: (b / "corail.xml.j2").write_bytes((b / "corail.xml.j2").read_bytes().replace(
+        b"(Tiers, RefBancaire", b"(Ti\xe9rs, RefBancaire")), ExitCode.TEMPLATE,
+     ["template cosoluce-corail/corail.xml.j2:4: syntax error: not UTF-8: byte 0xE9 at line "
+      "4, column 8 (invalid continuation byte)", "[template cosoluce-corail/corail.xml.j2:4] "
+      "(rule template.syntax)"]),
     # a misspelt macro: the one defined is named with its line
     (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}",
                      "{% macro pieces(t, doc) -%}"),
