@@ -764,7 +764,18 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         refused = refusal(self.folder, template)
         if refused:
             raise jinja2.TemplateNotFound(f"{template} ({refused})")
-        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except UnicodeDecodeError as exc:  # at its line, as a YAML file's (_yaml._not_utf8)
+            data = bytes(exc.object)
+            ends = list(re.finditer(rb"\r\n|\r|\n", data[:exc.start]))
+            line = len(ends) + 1
+            column = len(data[ends[-1].end() if ends else 0:exc.start]
+                         .decode("utf-8", "replace")) + 1
+            raise jinja2.TemplateSyntaxError(
+                f"not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, column {column} "
+                f"({exc.reason}); a template is read as UTF-8: save it so (the template "
+                "was likely saved in Windows' ANSI, cp1252)", line, template) from None
         if not inside(self.folder, Path(filename)):
             raise jinja2.TemplateNotFound(
                 f"{template} (a link to a file outside the format bundle's folder)")

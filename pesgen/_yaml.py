@@ -66,11 +66,43 @@ def _scalar(node: ScalarNode) -> Any:
     if value in ("false", "False", "FALSE"):
         return False
     if _INT.match(value):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # over Python's 4300 digits: text, which the schema refuses
+            return value
     return value
 
 
 _TAB = re.compile(r"\btab\b|'\\t'")
+# the line ends an editor shows, which PyYAML counts too
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# what YAML 1.1 (PyYAML) also reads as a line end, and an editor does not: every line
+# after one would be miscounted, and a comment's end read as a key
+_YAML11_BREAKS = re.compile("[\x85\u2028\u2029]")
+_BREAK_NAMES = {"\x85": "U+0085 (next line)", "\u2028": "U+2028 (line separator)",
+                "\u2029": "U+2029 (paragraph separator)"}
+
+
+def _line_and_column(text: str, at: int) -> tuple[int, int]:
+    """The 1-based line and column of ``text[at]``, lines ending at CR LF, CR or LF."""
+    ends = list(_LINE_END.finditer(text, 0, at))
+    start = ends[-1].end() if ends else 0
+    return len(ends) + 1, at - start + 1
+
+
+def _yaml11_breaks(text: str, source: str) -> None:
+    """Refuse the characters PyYAML reads as line ends where an editor sees none, each
+    at its line (the lines an editor shows)."""
+    problems = []
+    for found in _YAML11_BREAKS.finditer(text):
+        line, column = _line_and_column(text, found.start())
+        problems.append(Problem(
+            "mapping.yaml", f"column {column}: character {_BREAK_NAMES[found.group()]} is "
+            "read as a line break by YAML 1.1, not by an editor: remove it (in a value, write "
+            f"it as \\u{ord(found.group()):04X} inside double quotes)",
+            mapping=f"{source}:{line}"))
+    if problems:
+        raise MappingError(f"{problems[0].mapping}: {problems[0].message}", problems)
 _INDENT_PROBLEMS = ("mapping values are not allowed here", "did not find expected key",
                     "could not find expected ':'", "expected <block end>")
 
@@ -80,7 +112,7 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
     its neighbours."""
     if mark is None:
         return None
-    lines = text.splitlines()
+    lines = _LINE_END.split(text)  # (not str.splitlines: it breaks at \f, \x1c... too)
     line = lines[mark.line] if mark.line < len(lines) else ""
     column = f"column {mark.column + 1}: "
     if _TAB.search(problem) or "\t" in line[:len(line) - len(line.lstrip())]:
@@ -163,9 +195,34 @@ def _labelled(problems: list[Problem], kind: str) -> list[Problem]:
     return [replace(p, source=kind) for p in problems]
 
 
+class _Bounded(yaml.SafeLoader):
+    """SafeLoader's composer, stopped once the file holds more nodes than a file of
+    MAX_NODES values can (a key and a value each): a big file is refused while it is
+    read, not once composed whole (minutes and gigabytes for 50 MB)."""
+
+    nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nodes += 1
+        if self.nodes > 2 * MAX_NODES + 1:
+            raise _TooManyNodes
+        return super().compose_node(parent, index)
+
+
+class _TooManyNodes(Exception):
+    pass
+
+
 def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Problem]]:
+    if len(text) > MAX_CHARS:
+        raise MappingError(f"{source}: the file holds {len(text)} characters: pesgen reads "
+                           f"YAML files of up to {MAX_CHARS} (a mapping, a layout, a "
+                           "format.yaml holds a few thousand)")
+    _yaml11_breaks(text, source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Bounded)
+    except _TooManyNodes:
+        raise MappingError(_too_many(source)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -189,8 +246,11 @@ def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Proble
         return empty, []
     problems: list[Problem] = []
     try:
-        nodes, chars = _expanded_size(node, {}, set())
+        reused: set[int] = set()
+        nodes, chars = _expanded_size(node, {}, set(), reused)
         if nodes > MAX_NODES:
+            if not reused:
+                raise MappingError(_too_many(source))
             raise MappingError(f"{source}: YAML aliases expand to more than {MAX_NODES} "
                                "values (an alias bomb?)")
         if chars > MAX_CHARS:
@@ -208,12 +268,19 @@ MAX_NODES = 100_000
 MAX_CHARS = 10_000_000
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: set[int]
-                   ) -> tuple[int, int]:
+def _too_many(source: str) -> str:
+    return (f"{source}: the file holds more than {MAX_NODES} values: a mapping, a layout, a "
+            "format.yaml holds a few hundred")
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: set[int],
+                   reused: set[int]) -> tuple[int, int]:
     """How many values ``node`` gives once aliases are expanded, and how many characters
-    its scalars (keys too) weigh (shared nodes counted once per use, computed once each)."""
+    its scalars (keys too) weigh (shared nodes counted once per use, computed once each;
+    ``reused`` gets those used more than once: an alias)."""
     key = id(node)
     if key in sizes:
+        reused.add(key)
         return sizes[key]
     if key in active:
         raise RecursionError("recursive alias")
@@ -223,12 +290,12 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: s
         chars = len(node.value)
     elif isinstance(node, SequenceNode):
         for child in node.value:
-            n, c = _expanded_size(child, sizes, active)
+            n, c = _expanded_size(child, sizes, active, reused)
             nodes, chars = nodes + n, chars + c
     elif isinstance(node, MappingNode):
         for k, v in node.value:
             for child in (k, v):
-                n, c = _expanded_size(child, sizes, active)
+                n, c = _expanded_size(child, sizes, active, reused)
                 nodes, chars = nodes + n, chars + c
         nodes -= len(node.value)  # a key is not a value of its own
     active.discard(key)
@@ -254,8 +321,9 @@ def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem
 def _not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError) -> str:
     """Where a file stops being UTF-8, as ``file:line:column``, and what to do: a file
     saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case."""
-    start = data.rfind(b"\n", 0, exc.start) + 1
-    line = data.count(b"\n", 0, exc.start) + 1
+    ends = list(re.finditer(rb"\r\n|\r|\n", data[:exc.start]))  # (CR alone too)
+    start = ends[-1].end() if ends else 0
+    line = len(ends) + 1
     column = len(data[start:exc.start].decode("utf-8")) + 1
     return (f"{path}:{line}:{column}: not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, "
             f"column {column} ({exc.reason}); the file was likely saved in another encoding "

@@ -1742,9 +1742,19 @@ def _pipe_safe(name: str) -> None:
                                         write_through=name == "stderr"))
 
 
+def _showable(name: str) -> None:
+    """A character the terminal's encoding lacks ('…' in Latin-1) is written as \\u2026,
+    never an UnicodeEncodeError: a summary is printed once the run is committed."""
+    out = getattr(sys, name)
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     _Interrupts.process_ends = True
+    _showable("stdout")
+    _showable("stderr")
     _pipe_safe("stdout")
     _pipe_safe("stderr")
     try:

@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ._yaml import load_yaml_file
-from .errors import UsageError
+from ._yaml import line_of, load_yaml_file
+from .errors import MappingError, UsageError
 
 KEYS = ("official_xsd", "db", "store_lock_timeout")
 
@@ -40,7 +40,10 @@ def config_path() -> Path:
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    data, problems, _ = load_yaml_file(path, "configuration")
+    try:
+        data, problems, _ = load_yaml_file(path, "configuration")
+    except MappingError as exc:  # the machine's settings, not a mapping: a usage error
+        raise UsageError(str(exc), exc.problems) from None
     if problems:
         raise UsageError(f"{path}: {problems[0]}")
     if not isinstance(data, dict):
@@ -49,6 +52,14 @@ def _load(path: Path) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"{path}: unknown setting(s) {', '.join(unknown)} "
                          f"(known: {', '.join(KEYS)})")
+    for key, value in data.items():
+        # a list or a yes/no value read as text would be a path named "['…']" or "True"
+        if isinstance(value, (bool, list, dict)):
+            kind = "a yes/no value" if isinstance(value, bool) else \
+                "a list" if isinstance(value, list) else "a YAML mapping"
+            raise UsageError(f"{path}:{line_of(data, [key])}: {key}: {kind}, not a "
+                             f"{'number' if key == 'store_lock_timeout' else 'path'}: give "
+                             "one value (key: value)")
     return dict(data)
 
 

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from . import clock
 from ._csv import text_cell
+from ._jinja import json_kind
 from .across import check_across
 from .atomic import commit, discard, name_error, naming, removed_if_refused, stage
 from .build import Builder, LeftOut, PolicyNote
@@ -363,6 +364,11 @@ class Exporter:
             value = binding.evaluate({}, scope)
         except Exception as exc:
             raise MappingError(f"{binding.where}: expression failed: {exc}") from None
+        # as a title's fields (input.type); a recorded run's is rebuilt as it was written
+        if isinstance(value, (bool, list, tuple, dict)) and not (self.vouched and
+                                                                  self.mapping.recorded):
+            raise MappingError(f"{binding.where}: the bordereau object is {json_kind(value)}, "
+                               "not a text: give a text (quoted in YAML) or a number")
         if value is None or str(value).strip() == "":
             return None
         limit = self.fmt.limit("bordereau.object")

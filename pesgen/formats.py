@@ -271,14 +271,23 @@ def _invalid(source: Path, problems: list[Problem]) -> MappingError:
     return MappingError(f"{source}: invalid format bundle", problems)
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the system refuses to look up (over 255 bytes:
+    ENAMETOOLONG) is none, said as a file not found, not an OSError."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _resolve_data_file(folder: Path, rel: str) -> Path | None:
     """A file format.yaml names (an XSD, a layout): in the bundle, else under the
     shipped schemas/; None when in neither."""
     candidate = (folder / rel).resolve()
-    if inside(folder, candidate) and candidate.is_file():
+    if inside(folder, candidate) and _is_file(candidate):
         return candidate
     shipped = (data_dir("schemas") / rel).resolve()
-    if inside(data_dir("schemas"), shipped) and shipped.is_file():
+    if inside(data_dir("schemas"), shipped) and _is_file(shipped):
         return shipped
     return None
 
@@ -413,7 +422,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
                                        "schemas/)"), mapping=at(i, key)))
         if outside:
             continue
-        if not (folder / spec["template"]).is_file():
+        if not _is_file(folder / spec["template"]):
             problems.append(Problem("format.file", _not_found(
                 folder, spec["template"], "template", (".j2",)), mapping=at(i, "template")))
         for key, suffixes in (("xsd", (".xsd",)), ("layout", (".yaml", ".yml"))):
@@ -433,8 +442,9 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             message = (f"file '{spec['template']}' has neither an xsd nor a layout: every "
                        "file pesgen writes is validated, give the XSD (XML) or the layout "
                        "(CSV, fixed width) that checks it")
-            raise MappingError(f"{source}: files[{i}]: {message}", [Problem(
-                "format.schema", message, mapping=f"{source}: files[{i}]")])
+            where = f"{source}:{line_of(data, ['files', i])}: files[{i}]"
+            raise MappingError(f"{where}: {message}", [Problem(
+                "format.schema", message, mapping=where)])
         if found["xsd"] is not None and not recorded:
             try:  # a broken XSD makes a broken bundle (exit 3), named where it is given
                 load_xsd(found["xsd"])
@@ -446,8 +456,8 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             forbidden.update(dict.fromkeys(forbidden_characters(layout)))
             clash = encoding_clash(encoding, layout.encoding)
             if clash:
-                raise MappingError(f"{source}: files[{i}]: {clash}", [Problem(
-                    "format.schema", clash, mapping=f"{source}: files[{i}].layout")])
+                raise MappingError(f"{at(i, 'layout')}: {clash}", [Problem(
+                    "format.schema", clash, mapping=at(i, "layout"))])
     if forbidden and not recorded and not problems:
         problems = option_problems(data.get("defaults") or {}, encoding, source,
                                    forbidden="".join(forbidden))

@@ -690,6 +690,25 @@ def test_a_refused_run_keeps_its_exit_code_when_its_message_cannot_be_read(tmp_p
         assert r.returncode == code, command
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_a_terminal_that_cannot_show_a_character_does_not_fail_a_committed_run(tmp_path,
+                                                                               encoding):
+    """A summary printed to an 8-bit terminal or file (a server's fr_FR.ISO-8859-1, a
+    Windows redirection's cp1252): '…' and '×' are outside Latin-1. The run was committed
+    before its summary was printed: it ended in a UnicodeEncodeError traceback, exit 1."""
+    db = tmp_path / "store.sqlite3"
+    r = subprocess.run([*_pesgen_command(), "export", "-m", str(JSON_MAPPING), "-i",
+                        str(EXAMPLES / "school-export.json"), "-o", str(tmp_path / "out"),
+                        "--db", str(db), "--date", RUN_DATE, "--create-store"],
+                       capture_output=True, env={**os.environ, "PYTHONIOENCODING": encoding,
+                                                 "PYTHONUTF8": "0"})
+    assert r.returncode == 0, r.stderr.decode("latin-1")
+    assert b"Traceback" not in r.stderr
+    said = r.stdout.decode(encoding)
+    assert "titles: 11, total 2527.25" in said
+    assert ("sha256 " in said and "\\u2026" in said) if encoding == "latin-1" else True
+
+
 def _interrupt_as_files_are_put_in_place(monkeypatch) -> None:
     import pesgen.runs as runs_module
 

@@ -69,3 +69,25 @@ def test_a_bad_store_lock_timeout_is_a_usage_error_naming_where_it_is(tmp_path, 
             continue
         assert result.exit_code == 2
         assert f"PESGEN_STORE_LOCK_TIMEOUT is '{bad}'" in result.output
+
+
+def test_a_setting_given_a_list_is_a_usage_error_at_its_line(tmp_path, monkeypatch):
+    # read as text before: "unsupported database URL '['sqlite:////tmp/a']'", no line
+    path = _config(tmp_path, monkeypatch, "# the store\ndb:\n  - sqlite:////tmp/a\n")
+    result = CliRunner().invoke(app, ["runs", "list"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}:2: db: a list, not a path: give one value" in result.output
+    path = _config(tmp_path, monkeypatch, "official_xsd: yes\nstore_lock_timeout: true\n")
+    result = CliRunner().invoke(app, ["runs", "list"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}:2: store_lock_timeout: a yes/no value, not a number" \
+        in result.output
+
+
+def test_a_configuration_file_that_is_not_yaml_is_a_usage_error(tmp_path, monkeypatch):
+    # exit 3 before ("the mapping is invalid"), though a duplicate key was 2
+    path = _config(tmp_path, monkeypatch, "db: [a\n")
+    result = CliRunner().invoke(app, ["runs", "list"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}:2: YAML syntax error: " in result.output
+    assert f"[configuration {path}:2] (rule mapping.yaml)" in result.output

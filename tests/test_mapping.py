@@ -489,6 +489,66 @@ def test_non_utf8_mapping(tmp_path):
         load_mapping(m)
 
 
+def test_a_cr_only_mapping_not_utf8_names_the_line_an_editor_shows(tmp_path):
+    # a file saved with old Mac line ends (CR alone): its YAML errors count CR as a line
+    # end, its encoding error counted only LF (line 1, column 206 for line 6, column 18)
+    m = tmp_path / "cr.yaml"
+    m.write_bytes(TEXT.encode("utf-8").replace(b"  name: Commune de", b"  name: Commun\xe9 de")
+                  .replace(b"\n", b"\r"))
+    line = _line(MAPPING, "  name: Commune de")
+    with pytest.raises(MappingError, match=re.escape(f"{m}:{line}:15: not UTF-8: byte 0xE9 "
+                                                     f"at line {line}, column 15 ")):
+        load_mapping(m)
+
+
+@pytest.mark.parametrize(("char", "name"), [("\x85", "U+0085"), ("\u2028", "U+2028"),
+                                            ("\u2029", "U+2029")])
+def test_a_character_yaml_reads_as_a_line_break_is_refused_at_its_line(tmp_path, char, name):
+    # YAML 1.1 (PyYAML) ends a line at NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR,
+    # an editor does not: every line after one was miscounted by one, and the end of a
+    # comment holding one was read as a key ('unknown key de Villeneuve-sur-Loing')
+    m = _write(tmp_path, _edit(("# Commune de Villeneuve", f"# Commune{char}de Villeneuve"),
+                               ("  exercise: 2026", f"  exercise: 2026  # 2026{char}2027")))
+    exc = _refused(m)
+    line = _line(MAPPING, "  exercise: 2026")  # (str.splitlines breaks at them too)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.yaml", f"{m}:1"), ("mapping.yaml", f"{m}:{line}")]
+    assert str(exc).startswith(f"{m}:1: ")
+    assert exc.problems[0].message.startswith(f"column 10: character {name} ")
+    assert "read as a line break" in exc.problems[0].message
+
+
+def test_an_integer_too_long_for_python_is_text_the_schema_refuses(tmp_path):
+    # Python refuses to convert more than 4300 digits (ValueError): a traceback, exit 1
+    m = _write(tmp_path, _edit(("  exercise: 2026", "  exercise: " + "9" * 5000)))
+    exc = _refused(m)
+    (p,) = exc.problems
+    assert (p.rule, p.mapping) == ("mapping.schema",
+                                   f"{m}:{_line(m, 'exercise:')}: collectivity.exercise")
+    assert "is not of type 'integer'" in p.message
+
+
+def test_a_yaml_file_too_big_is_refused_before_it_is_parsed(tmp_path):
+    # a 59 MB mapping took 5 minutes and 5 GB of memory to be told "YAML aliases expand
+    # to more than 100000 values (an alias bomb?)": it had no alias
+    m = _write(tmp_path, TEXT + "# " + "x" * 10_000_000 + "\n")
+    with pytest.raises(MappingError) as info:
+        load_mapping(m)
+    said = str(info.value)
+    assert said.startswith(f"{m}: the file holds 10004") and "alias" not in said
+    assert "pesgen reads YAML files of up to 10000000 (a mapping" in said
+
+
+@pytest.mark.parametrize("text", ["".join(f"k{i}: v\n" for i in range(1001)),
+                                  "[" + "v, " * 1500 + "]\n"])
+def test_many_values_without_alias_are_not_called_an_alias_bomb(monkeypatch, text):
+    monkeypatch.setattr("pesgen._yaml.MAX_NODES", 1000)
+    with pytest.raises(MappingError) as info:
+        load_yaml_text(text, "t.yaml")
+    assert str(info.value) == ("t.yaml: the file holds more than 1000 values: a mapping, a "
+                               "layout, a format.yaml holds a few hundred")
+
+
 def test_a_list_is_not_a_mapping(tmp_path):
     m = _write(tmp_path, "- a\n- b\n")
     with pytest.raises(MappingError, match="a mapping file is a YAML mapping"):
@@ -574,6 +634,12 @@ BORDEREAU_OBJECT = '  bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 202
     ("{expr: \"{'T1': 'TRIMESTRE 1'}.get(run.date) ~ ' 2026'\"}",
      "expression failed: '~' writes None"),
     ('{const: "' + "A" * 161 + '"}', "bordereau object longer than 160"),
+    # YAML's true, a list, an object: written as Python text (Objet V="TRUE",
+    # "['A', 'B']") where a title's field refuses them (input.type)
+    ("{const: true}", "the bordereau object is a yes/no value, not a text"),
+    ("{const: [T1, T2]}", "the bordereau object is a list, not a text"),
+    ("{const: {T1: x}}", "the bordereau object is an object, not a text"),
+    ("{expr: \"['T1', run.exercise]\"}", "the bordereau object is a list, not a text"),
 ])
 def test_a_bordereau_object_the_format_refuses_is_the_mappings_error(tmp_path, written,
                                                                       says):

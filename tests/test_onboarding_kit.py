@@ -642,8 +642,12 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == ExitCode.MAPPING, r.stderr
-    assert "format.yaml: files[1]: file 'tiers.csv.j2' has neither an xsd nor a layout" \
-        in r.stderr
+    # at the line of the file's entry (no line before)
+    line = FORMAT_YAML.splitlines().index("  - template: tiers.csv.j2") + 1
+    assert f"format.yaml:{line}: files[1]: file 'tiers.csv.j2' has neither an xsd nor a " \
+        "layout" in r.stderr
+    assert f"[format {fmts / 'exemple-compta' / 'format.yaml'}:{line}: files[1]] " \
+        "(rule format.schema)" in r.stderr
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -1045,6 +1049,21 @@ def _only_readme(fixture: Path) -> None:
     (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: coral.xsd"),
      ExitCode.MAPPING, ["xsd 'coral.xsd' not found in the bundle's folder nor in schemas/ "
                         "(did you mean 'corail.xsd'?)", "format.yaml:18: files[0].xsd]"]),
+    # a name longer than the system looks up (ENAMETOOLONG): a traceback in check-format,
+    # exit 2 'File name too long' in export; not found, by its line
+    (lambda b: _edit(b / "format.yaml", "template: corail.xml.j2",
+                     "template: " + "x" * 300 + ".j2"),
+     ExitCode.MAPPING, ["template '" + "x" * 300 + ".j2' not found in the bundle's folder",
+                        "format.yaml:16: files[0].template]"]),
+    (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: " + "x" * 300 + ".xsd"),
+     ExitCode.MAPPING, ["not found in the bundle's folder nor in schemas/",
+                        "format.yaml:18: files[0].xsd]"]),
+    # a template saved in cp1252: a UnicodeDecodeError's byte offset, no line
+    (lambda b: (b / "corail.xml.j2").write_bytes((b / "corail.xml.j2").read_bytes().replace(
+        b"(Tiers, RefBancaire", b"(Ti\xe9rs, RefBancaire")), ExitCode.TEMPLATE,
+     ["template cosoluce-corail/corail.xml.j2:4: syntax error: not UTF-8: byte 0xE9 at line "
+      "4, column 8 (invalid continuation byte)", "[template cosoluce-corail/corail.xml.j2:4] "
+      "(rule template.syntax)"]),
     # a misspelt macro: the one defined is named with its line
     (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}",
                      "{% macro pieces(t, doc) -%}"),
