@@ -621,9 +621,15 @@ def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
         return []
     out = []
     for col in rec.columns:
-        raw = text[col.start - 1: col.start - 1 + col.width]
-        out.append((col, raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)))
+        out.append((col, _fixed_value(col, text[col.start - 1: col.start - 1 + col.width])))
     return out
+
+
+def _fixed_value(col: Column, raw: str) -> str:
+    """The value of a fixed-width field ``raw``: its padding stripped; a zero-padded
+    field of zeros only is 0."""
+    value = raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)
+    return "0" if value == "" and col.pad == "0" and raw else value
 
 
 def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
@@ -652,9 +658,7 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
             values.append("")
             continue
         raw = text[col.start - 1: col.start - 1 + col.width]
-        value = raw.rstrip(col.pad) if col.align == "left" else raw.lstrip(col.pad)
-        if value == "" and col.pad == "0" and raw:
-            value = "0"
+        value = _fixed_value(col, raw)
         values.append(value)
         if col.pad != " " and value != value.strip(" "):
             report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "

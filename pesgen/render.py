@@ -132,15 +132,16 @@ class FileRenderer:
         self.name = f"{fmt.name}/{spec.template}"
         watched = _budget.start()  # its top-level code runs too (make_module)
         try:
-            template = env.get_template(spec.template)  # escaping memoised (_Template)
-            module = template.make_module()
+            try:
+                template = env.get_template(spec.template)  # escaping memoised (_Template)
+                module = template.make_module()
+            finally:
+                if watched:
+                    _budget.stop()
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
             raise template_error(exc, fmt.name, spec.template, "loading") from None
-        finally:
-            if watched:
-                _budget.stop()
         _check_macros(module, self.name, _source(env, spec.template))
         self._head: Callable[..., Any] = module.head
         self._piece: Callable[..., Any] = module.piece
@@ -218,8 +219,13 @@ class FileRenderer:
         return getattr(self._env, "reads", {})
 
     def file_name(self, doc: Document) -> str:
+        watched = _budget.start()  # a template too: a loop without end is stopped
         try:
-            name = self._name.render(doc=doc).strip()
+            try:
+                name = self._name.render(doc=doc).strip()
+            finally:
+                if watched:
+                    _budget.stop()
         except Exception as exc:
             message = getattr(exc, "message", None) or exception_message(exc)
             message += close_filter(message, self._name.environment)
@@ -252,15 +258,16 @@ class FileRenderer:
     def _call(self, macro: Callable[..., Any], what: str, *args: Any) -> str:
         watched = _budget.start()  # a call running past _budget.LIMIT is stopped
         try:
-            return str(macro(*args))
+            try:
+                return str(macro(*args))
+            finally:  # inside: a RenderTimeout landing here is reported as the others
+                if watched:
+                    _budget.stop()
         except jinja2.TemplateError as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what,
                                  self._env) from None
         except _RENDER_ERRORS as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what) from None
-        finally:
-            if watched:
-                _budget.stop()
 
 
 # Per template source (a run, a test suite, sets up many exports of the same bundles):

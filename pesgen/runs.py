@@ -692,7 +692,8 @@ class _Taken:
                 return _billed_already(accepted[run, id_bord])
             if run in same and (run, id_bord) not in answered:
                 return ("exported from this same input already: nothing to export again "
-                        "(cancel that run only if the trésorerie rejects it)")
+                        "(cancel that run only if its files are rejected: by the trésorerie, "
+                        "or the finance package they went to)")
             return f"{cancel_first(run, id_bord)} to export it again"
 
         # numbers are compared by their keys: say how the holder wrote it, and which

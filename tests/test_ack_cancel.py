@@ -400,7 +400,7 @@ def test_the_same_input_exported_twice_by_accident_is_said_so(db_url, tmp_path):
     assert info.value.problems[0].message == (
         f"already exported by run {run} in PESORMC_21450999400015_2026_0000001.xml (IdBord 1); "
         "exported from this same input already: nothing to export again (cancel that run only "
-        "if the trésorerie rejects it)")
+        "if its files are rejected: by the trésorerie, or the finance package they went to)")
     # rejected by the trésorerie: cancelling it comes next, as before
     ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"))
     assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9

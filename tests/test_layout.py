@@ -522,3 +522,13 @@ def test_across_files_reads_fixed_width_files_too(tmp_path):
         ("P.txt:3", "Nom 'MARTIN': its Montant sum to 100.00, the Montant of its lines in "
                     "D.txt to 90.00"),
     ]  # DUPONT's details (800 + 50) sum to its amount: nothing said
+
+
+def test_line_values_reads_a_zero_padded_zero_as_the_checks_do(tmp_path):
+    """A zero-padded field of zeros only is 0 for the line checks; line_values (which
+    across_files and the option checks read) gave '' for it."""
+    from pesgen.layout import line_values
+
+    layout = _layout(tmp_path, FIXED_LAYOUT)
+    values = {c.name: v for c, v in line_values(layout, "02000000DUPONT  ")}
+    assert values == {"Code": "02", "Montant": "0", "Nom": "DUPONT"}

@@ -272,6 +272,28 @@ def test_a_template_running_past_its_time_limit_is_a_template_error(
     assert _budget._started == [0.0]  # nothing watched once the call ended
 
 
+def test_a_file_name_template_running_past_its_time_limit_is_a_template_error(
+        tmp_path, monkeypatch):
+    """format.yaml's files[].name is a template too: the same loops there are stopped
+    as in a piece (they were not watched: an export ran on)."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    name = re.search(r"^    name: (.+)$", text, re.M)
+    assert name is not None
+    spec.write_text(text.replace(name[0], f"    name: '{LOOPS}x.xml'"), encoding="utf-8")
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "file name template failed: rendering ran for more than 0.5 seconds and was " \
+           "stopped" in r.stderr, r.stderr
+    assert _nothing_written(tmp_path)
+    assert _budget._started == [0.0]
+
+
 def test_a_call_within_its_time_limit_is_not_stopped(monkeypatch):
     """The watchdog stops a call only while it runs past the limit: calls that end in
     time, one after the other, are never interrupted (the handler looks again)."""
