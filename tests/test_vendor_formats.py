@@ -373,10 +373,12 @@ def test_vendor_formats_are_marked_reconstructed():
 # ------------------------------------------------------- a rendered file breaks its layout
 
 
-def _broken_emagnus(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+def _broken_emagnus(tmp_path: Path, old: str, new: str,
+                    template: str = "wtamc001.txt.j2") -> tuple[Path, Path]:
+    """A copy of bl-emagnus whose ``template`` has ``old`` made ``new``."""
     fmts = tmp_path / "fmts"
     shutil.copytree(BUNDLE, fmts / "bl-emagnus")
-    tpl = fmts / "bl-emagnus" / "wtamc001.txt.j2"
+    tpl = fmts / "bl-emagnus" / template
     text = tpl.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     tpl.write_text(text.replace(old, new), encoding="utf-8")
@@ -432,13 +434,7 @@ def test_a_piece_whose_imputations_break_their_group_is_refused(tmp_path):
 
 def _emagnus_detail(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
     """A copy of bl-emagnus whose detail template (WTAMC001AS) has ``old`` made ``new``."""
-    fmts = tmp_path / "fmts"
-    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
-    tpl = fmts / "bl-emagnus" / "wtamc001as.txt.j2"
-    text = tpl.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    tpl.write_text(text.replace(old, new), encoding="utf-8")
-    return fmts, tmp_path / "out"
+    return _broken_emagnus(tmp_path, old, new, "wtamc001as.txt.j2")
 
 
 def test_detail_lines_that_do_not_sum_to_their_piece_are_refused(tmp_path):
