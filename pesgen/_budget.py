@@ -20,6 +20,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # seconds one call into a template may take: a title's piece takes well under a
 # millisecond, a file's head or tail over the lines of 100 000 titles a few seconds
@@ -49,6 +53,17 @@ def start() -> bool:
 
 def stop() -> None:
     _started[0] = 0.0
+
+
+def watched(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, watched (``start``/``stop``). A RenderTimeout raised in it, or
+    as it ends, reaches the caller, which reports it."""
+    watching = start()
+    try:
+        return call(*args)
+    finally:
+        if watching:
+            stop()
 
 
 def _setup() -> bool:

@@ -130,14 +130,9 @@ class FileRenderer:
         self.spec = spec
         self._env = env = template_environment(fmt.folder, writes_none, traced)
         self.name = f"{fmt.name}/{spec.template}"
-        watched = _budget.start()  # its top-level code runs too (make_module)
         try:
-            try:
-                template = env.get_template(spec.template)  # escaping memoised (_Template)
-                module = template.make_module()
-            finally:
-                if watched:
-                    _budget.stop()
+            # escaping memoised (_Template); its top-level code runs too, watched
+            module = _budget.watched(lambda: env.get_template(spec.template).make_module())
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
@@ -219,13 +214,8 @@ class FileRenderer:
         return getattr(self._env, "reads", {})
 
     def file_name(self, doc: Document) -> str:
-        watched = _budget.start()  # a template too: a loop without end is stopped
-        try:
-            try:
-                name = self._name.render(doc=doc).strip()
-            finally:
-                if watched:
-                    _budget.stop()
+        try:  # a template too: a loop without end is stopped
+            name = _budget.watched(self._name.render, {"doc": doc}).strip()
         except Exception as exc:
             message = getattr(exc, "message", None) or exception_message(exc)
             message += close_filter(message, self._name.environment)
@@ -256,13 +246,8 @@ class FileRenderer:
         return self._call(self._tail, "tail", doc)
 
     def _call(self, macro: Callable[..., Any], what: str, *args: Any) -> str:
-        watched = _budget.start()  # a call running past _budget.LIMIT is stopped
-        try:
-            try:
-                return str(macro(*args))
-            finally:  # inside: a RenderTimeout landing here is reported as the others
-                if watched:
-                    _budget.stop()
+        try:  # a call running past _budget.LIMIT is stopped
+            return str(_budget.watched(macro, *args))
         except jinja2.TemplateError as exc:
             raise template_error(exc, self.fmt.name, self.spec.template, what,
                                  self._env) from None
