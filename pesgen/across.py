@@ -7,7 +7,7 @@ and pesgen checks that every key a file's lines give is one of the other file's,
 with ``sum``/``in_sum``, that each key's amounts agree in both files (a piece's detail
 lines sum to its imputations). Each file is checked against its own layout first
 (``layout.validate_file``); this reads the values those checks read
-(``layout.line_values``), one file at a time, keeping one entry per key.
+(``layout.record_values``), one file at a time, keeping one entry per key.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, shown_value
-from .layout import Column, Layout, RecordType, line_values, load_layout, record_type
+from .layout import Column, Layout, RecordType, load_layout, record_type, record_values
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class Across:
     into_key: str
     sum: str | None
     into_sum: str | None
-    where: str  # format.yaml:line: across_files[i]
 
 
 def compile_across(data: list[dict[str, Any]], layouts: dict[str, Layout],
@@ -68,7 +67,7 @@ def compile_across(data: list[dict[str, Any]], layouts: dict[str, Layout],
                     bad = True
         if not bad:
             checks.append(Across(entry["file"], entry["key"], entry["in"], entry["in_key"],
-                                 entry.get("sum"), entry.get("in_sum"), at(i, "file")))
+                                 entry.get("sum"), entry.get("in_sum")))
     return tuple(checks), problems
 
 
@@ -164,9 +163,7 @@ def _records(layout: Layout, handle: Any) -> Iterator[tuple[RecordType | None, l
             yield (record_type(layout, values, "")[0] if values else None), values
         return
     for line in handle:
-        text = line.rstrip("\r\n")
-        rec = record_type(layout, None, text)[0] if text else None
-        yield rec, [v for _col, v in line_values(layout, text)]
+        yield record_values(layout, line.rstrip("\r\n"))
 
 
 def _number(values: list[str], col: Column | None) -> Decimal:

@@ -489,7 +489,7 @@ def _default_record(layout: Layout) -> RecordType | None:
 
 
 def record_type(layout: Layout, fields: list[str] | None, text: str
-                 ) -> tuple[RecordType | None, str | None]:
+                ) -> tuple[RecordType | None, str | None]:
     if len(layout.records) == 1 and not layout.type_column:
         return layout.records[0], None
     col = next(c for r in layout.records for c in r.columns if c.name == layout.type_column)
@@ -607,22 +607,27 @@ def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
     """The (column, value) pairs of one line of a file of ``layout`` (a header line's
     are not asked for), as the checks read them; [] for a line they cannot read (its
     problems are the checks')."""
+    rec, values = record_values(layout, text)
+    return [] if rec is None else list(zip(rec.columns, values, strict=False))
+
+
+def record_values(layout: Layout, text: str) -> tuple[RecordType | None, list[str]]:
+    """One line's record type and values, as the checks read them; (None, []) for a
+    line they cannot read (its problems are the checks')."""
     if text == "":
-        return []
+        return None, []
     if layout.kind == "csv":
         pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
         if error:
-            return []
+            return None, []
         values = [v for v, _ in pairs]
         rec, _ = record_type(layout, values, text)
-        return [] if rec is None else list(zip(rec.columns, values, strict=False))
+        return (None, []) if rec is None else (rec, values)
     rec, _ = record_type(layout, None, text)
     if rec is None:
-        return []
-    out = []
-    for col in rec.columns:
-        out.append((col, _fixed_value(col, text[col.start - 1: col.start - 1 + col.width])))
-    return out
+        return None, []
+    return rec, [_fixed_value(col, text[col.start - 1: col.start - 1 + col.width])
+                 for col in rec.columns]
 
 
 def _fixed_value(col: Column, raw: str) -> str:
@@ -703,21 +708,22 @@ class _Groups:
             if key == "":  # in no group (layout.required says whether it may be empty)
                 continue
             where = f"record '{rec.type}'"  # for a problem
+            again = False
             if key != run["key"]:
                 if run["key"] is not None:
                     ended[run["key"]] = run["last"], run["n"]
                 run["key"], run["n"] = key, 0
                 if key in ended:  # said once; the lines after it go on from its group
                     last, run["n"] = ended.pop(key)
+                    again = True
                     self.report.add(number, "layout.group", (
                         f"{where}, {index[group.key].label}: {_show(key, code=True)} again, "
                         f"after its group ended at line {last}: the lines of a group "
                         "follow each other"))
-                    run["n"] += 1
-                    run["last"] = number
-                    continue
             run["n"] += 1
             run["last"] = number
+            if again:
+                continue
             n = run["n"]
             for name, wanted in group.first if n == 1 else group.rest:
                 got = value(name)

@@ -513,7 +513,7 @@ def test_across_files_reads_fixed_width_files_too(tmp_path):
     (tmp_path / "P.txt").write_bytes(b"012026    \n02000850DUPONT  \n02000100MARTIN  \n")
     (tmp_path / "D.txt").write_bytes(b"02000800DUPONT  \n02000050DUPONT  \n02000090MARTIN  \n"
                                      b"02000001DURAND  \n")
-    check = Across("d.j2", "Nom", "p.j2", "Nom", "Montant", "Montant", "format.yaml:1")
+    check = Across("d.j2", "Nom", "p.j2", "Nom", "Montant", "Montant")
     files = {"p.j2": (tmp_path / "P.txt", "P.txt", tmp_path / "p.yaml"),
              "d.j2": (tmp_path / "D.txt", "D.txt", tmp_path / "d.yaml")}
     got = [(p.record, p.message) for p in check_across((check,), files, "latin-1")]
