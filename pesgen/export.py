@@ -25,6 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -175,6 +176,10 @@ class Prepared:
         (ORMC)."""
         return {debt_key(t[2]): t[0] for b in self.bordereaux for t in b.titles
                 if t[2] is not None}
+
+    def amounts(self) -> dict[str, Decimal]:
+        """Invoice -> the amount of its title in this run."""
+        return {t[0]: t[6] for b in self.bordereaux for t in b.titles}
 
     def close(self) -> None:
         self.stack.close()
@@ -518,9 +523,11 @@ class Exporter:
                                  [Problem("run.empty", f"{len(result.left_out)} invoice(s) left "
                                           "out, none exported")])
 
+    @cached_property
     def _one_file_per_run(self) -> tuple[FileRenderer, str] | None:
         """A file of the format whose name is the same for two bordereaux (e.magnus'
-        WTAMC001.txt), with that name: such a format writes one bordereau per run."""
+        WTAMC001.txt), with that name: such a format writes one bordereau per run. Read
+        once a run (each title past a bordereau's limit asks)."""
         for renderer in self.renderers:
             name = renderer.file_name(self.document(1, 1, _ZERO))
             if renderer.file_name(self.document(2, 1, _ZERO)) == name:
@@ -556,7 +563,7 @@ class Exporter:
             if problems:
                 continue  # keep checking the rest, render nothing more
             if current is not None and current.count >= max_pieces and \
-                    (one := self._one_file_per_run()) is not None:
+                    (one := self._one_file_per_run) is not None:
                 problems.append(Problem(
                     "run.one-file-set", f"this title would open a second bordereau "
                     f"(output.max_pieces_per_bordereau: {max_pieces} titles each), and "

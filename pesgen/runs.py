@@ -52,6 +52,7 @@ from .store import (
     PIECE_SEQUENCE,
     Acknowledgement,
     Store,
+    fields_of,
     new_run_id,
     pack,
     pack_file,
@@ -261,7 +262,7 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
                    prepared.origins, binding.where if binding else None, read_digest,
-                   {t[0]: t[6] for b in prepared.bordereaux for t in b.titles})
+                   prepared.amounts)
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -423,7 +424,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                                              else None),
                             "pes": exporter.fmt.is_pes, "files": result.checks}),
                         "policies": pack_json({
-                            "left_out": [vars_(lo) for lo in result.left_out],
+                            "left_out": [fields_of(lo) for lo in result.left_out],
                             "notes_z": pack_notes(result.notes),
                             "skipped_files": list(result.skipped)}),
                         "out_dir": str(Path(out_dir).resolve()),
@@ -576,7 +577,7 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
     (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
     from .payfip.models import cents_text
 
-    amounts = {t[0]: t[6] for b in prepared.bordereaux for t in b.titles}
+    amounts = prepared.amounts()
     notes = []
     for inv, paid in store.paid_online(id_coll, list(amounts), conn).items():
         notes.append(PolicyNote(
@@ -613,10 +614,6 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
-def vars_(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-
-
 class _Taken:
     """The guard on what active runs of the collectivity already hold: this run's
     invoices, and its NumDettes (with IdPost and Cle2, the payment reference a family
@@ -625,10 +622,12 @@ class _Taken:
     def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
                  debts: dict[str, str], origins: dict[str, str],
                  debt_where: str | None, input_sha256: str | None = None,
-                 amounts: dict[str, Any] | None = None) -> None:
+                 amounts: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
         self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
-        self.amounts = amounts or {}  # invoice -> the amount of its title in this run
+        # invoice -> the amount of its title in this run (Prepared.amounts), made only
+        # to refuse
+        self.amounts = amounts or dict
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
         self._order = {inv: i for i, inv in enumerate(invoices)}
@@ -698,10 +697,12 @@ class _Taken:
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
+        amounts = self.amounts()
+
         def other_amount(inv: str, other: str, run: str) -> str:
             # another amount: a corrected invoice, or a number the school software gave
             # another family's invoice, which removed from the input is billed nowhere
-            was, now = recorded.get((run, other)), self.amounts.get(inv)
+            was, now = recorded.get((run, other)), amounts.get(inv)
             if was is None or now is None or Decimal(was) == now:
                 return ""
             return (f". Its title there is of {was}, this one of {now:.2f}: if this is another "

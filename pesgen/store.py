@@ -1979,6 +1979,12 @@ def unpack(blob: bytes) -> bytes:
     return zlib.decompress(blob)
 
 
+def fields_of(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, as a run's record keeps them (not copied deep, as
+    ``dataclasses.asdict`` does)."""
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
 def pack_notes(notes: list[Any]) -> str:
     """A run's policy notes (dataclasses) as its record keeps them: a JSON list,
     compressed and in base64 (``notes_z`` of the run's policies; ``unpack_notes``),
@@ -1986,8 +1992,7 @@ def pack_notes(notes: list[Any]) -> str:
     JSON: neither that text nor a dict per note is ever held whole."""
     packer, parts, sep = zlib.compressobj(6), [], b"["
     for note in notes:
-        one = {name: getattr(note, name) for name in note.__dataclass_fields__}
-        parts.append(packer.compress(sep + pack_json(one).encode("utf-8")))
+        parts.append(packer.compress(sep + pack_json(fields_of(note)).encode("utf-8")))
         sep = b","
     parts.append(packer.compress(b"]" if notes else b"[]"))
     parts.append(packer.flush())
