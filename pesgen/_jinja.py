@@ -45,6 +45,7 @@ from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
+from ._yaml import byte_position
 from .errors import UsageError
 from .filters import FILTERS, zfill_as_before
 from .memo import remember
@@ -768,10 +769,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             source, filename, uptodate = super().get_source(environment, template)
         except UnicodeDecodeError as exc:  # at its line, as a YAML file's (_yaml._not_utf8)
             data = bytes(exc.object)
-            ends = list(re.finditer(rb"\r\n|\r|\n", data[:exc.start]))
-            line = len(ends) + 1
-            column = len(data[ends[-1].end() if ends else 0:exc.start]
-                         .decode("utf-8", "replace")) + 1
+            line, column = byte_position(data, exc.start)
             raise jinja2.TemplateSyntaxError(
                 f"not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, column {column} "
                 f"({exc.reason}); a template is read as UTF-8: save it so (the template "

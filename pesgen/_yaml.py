@@ -318,13 +318,18 @@ def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem
     return data, problems, text
 
 
+def byte_position(data: bytes, at: int) -> tuple[int, int]:
+    """The 1-based line and column (in characters, the bytes before it read as UTF-8) of
+    ``data[at]``, lines ending at CR LF, CR or LF, as an editor shows them."""
+    ends = list(re.finditer(rb"\r\n|\r|\n", data[:at]))
+    start = ends[-1].end() if ends else 0
+    return len(ends) + 1, len(data[start:at].decode("utf-8", "replace")) + 1
+
+
 def _not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError) -> str:
     """Where a file stops being UTF-8, as ``file:line:column``, and what to do: a file
     saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case."""
-    ends = list(re.finditer(rb"\r\n|\r|\n", data[:exc.start]))  # (CR alone too)
-    start = ends[-1].end() if ends else 0
-    line = len(ends) + 1
-    column = len(data[start:exc.start].decode("utf-8")) + 1
+    line, column = byte_position(data, exc.start)
     return (f"{path}:{line}:{column}: not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, "
             f"column {column} ({exc.reason}); the file was likely saved in another encoding "
             "(Windows' ANSI, cp1252): save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)")
