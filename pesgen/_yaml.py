@@ -201,16 +201,27 @@ class _Bounded(yaml.SafeLoader):
     read, not once composed whole (minutes and gigabytes for 50 MB)."""
 
     nodes = 0
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self.nodes += 1
         if self.nodes > 2 * MAX_NODES + 1:
             raise _TooManyNodes
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:  # before Python's own recursion limit, at a line
+            raise _TooDeep(self.peek_event().start_mark.line + 1)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _TooManyNodes(Exception):
     pass
+
+
+class _TooDeep(Exception):
+    """A node nested MAX_DEPTH levels deep; ``args[0]``: its line."""
 
 
 def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Problem]]:
@@ -238,7 +249,9 @@ def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Proble
         raise MappingError(f"{where}: YAML syntax error: {escaped(problem)}",
                            [Problem("mapping.yaml", f"YAML syntax error: {escaped(detail)}",
                                     mapping=where)]) from None
-    except RecursionError:
+    except _TooDeep as exc:
+        raise _too_deep(source, exc.args[0]) from None
+    except RecursionError:  # not reached below MAX_DEPTH: kept, never a traceback
         raise MappingError(f"{source}: YAML nested too deeply") from None
     if node is None:  # an empty document: problems about it point at line 1
         empty = LineDict()
@@ -257,12 +270,31 @@ def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Proble
             raise MappingError(f"{source}: YAML aliases expand to more than {MAX_CHARS} "
                                "characters of values (an alias bomb?)")
         return _build(node, "", problems, source, kind), problems
-    except RecursionError:  # a recursive alias (&a [*a]) or absurd nesting
-        raise MappingError(f"{source}: YAML nested too deeply, or an alias used inside "
-                           "its own anchor") from None
+    except _RecursiveAlias as exc:
+        where = f"{source}:{exc.args[0]}"
+        message = "YAML alias used inside its own anchor: it would hold itself without end"
+        raise MappingError(f"{where}: {message}", [Problem("mapping.yaml", message,
+                                                           mapping=where)]) from None
+    except RecursionError:  # nesting past MAX_DEPTH is refused while composing
+        raise MappingError(f"{source}: YAML nested too deeply") from None
+
+
+def _too_deep(source: str, line: int) -> MappingError:
+    where = f"{source}:{line}"
+    message = (f"YAML nested more than {MAX_DEPTH} levels deep (a mapping, a layout, a "
+               "format.yaml needs fewer than ten)")
+    return MappingError(f"{where}: {message}", [Problem("mapping.yaml", message,
+                                                        mapping=where)])
+
+
+class _RecursiveAlias(Exception):
+    """An alias inside the node its anchor names; ``args[0]``: the anchor's line."""
 
 
 MAX_NODES = 100_000
+# levels of nesting: the shipped files need fewer than ten; PyYAML's composer would
+# reach Python's recursion limit past about 300, with no line to name
+MAX_DEPTH = 100
 # what every use of every value adds up to, in characters: a mapping, a layout, a
 # format.yaml is a few thousand; one big scalar behind many aliases is a bomb all the same
 MAX_CHARS = 10_000_000
@@ -283,7 +315,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: s
         reused.add(key)
         return sizes[key]
     if key in active:
-        raise RecursionError("recursive alias")
+        raise _RecursiveAlias(node.start_mark.line + 1)
     active.add(key)
     nodes, chars = 1, 0
     if isinstance(node, ScalarNode):

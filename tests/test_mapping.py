@@ -423,8 +423,41 @@ def test_plain_alias_reuse_still_works():
 
 
 def test_deep_nesting_is_a_mapping_error():
-    with pytest.raises(MappingError, match="nested too deeply"):
+    with pytest.raises(MappingError, match="nested more than 100 levels deep") as caught:
         load_yaml_text("a: " + "[" * 3000 + "]" * 3000 + "\n", "t.yaml")
+    assert str(caught.value).startswith("t.yaml:1: ")
+
+
+def test_deep_nesting_is_named_at_its_line():
+    """Block nesting past the bound is named at the line of the first node too deep,
+    before Python's recursion limit (it was 'YAML nested too deeply', no line)."""
+    text = "pesgen_mapping: 1\nx:\n" + "".join("  " * (i + 1) + f"k{i}:\n"
+                                              for i in range(400)) + "  " * 401 + "v\n"
+    with pytest.raises(MappingError) as caught:
+        load_yaml_text(text, "t.yaml")
+    # the document is level 1, x's value (from line 3) level 2, and the mapping under
+    # k_i (from line i + 4) level i + 3: line 101's key k98 is the first node past 100
+    assert str(caught.value).startswith("t.yaml:101: YAML nested more than 100 levels")
+    assert [(p.rule, p.mapping) for p in caught.value.problems] == [("mapping.yaml",
+                                                                     "t.yaml:101")]
+
+
+def test_nesting_up_to_the_bound_loads():
+    text = "a: " + "[" * 98 + "1" + "]" * 98 + "\n"  # 1 + 98 + 1 levels
+    data, problems = load_yaml_text(text, "t.yaml")
+    assert problems == []
+    value = data["a"]
+    for _ in range(97):
+        value = value[0]
+    assert value == [1]
+
+
+def test_recursive_alias_is_named_at_its_anchor():
+    with pytest.raises(MappingError) as caught:
+        load_yaml_text("pesgen_mapping: 1\nx: &a [1, *a]\n", "t.yaml")
+    assert str(caught.value) == ("t.yaml:2: YAML alias used inside its own anchor: it "
+                                 "would hold itself without end")
+    assert caught.value.problems[0].mapping == "t.yaml:2"
 
 
 # ---------------------------------------------------------------- unreadable files
