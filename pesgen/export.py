@@ -749,7 +749,9 @@ class Exporter:
             if self._references_for(b.titles):
                 text = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
                                        guard=not self.vouched)
-                final = self._final(Path(names[0]).stem + ".references.csv")
+                ref_name = Path(names[0]).stem + ".references.csv"
+                self.renderers[0].check_name_length(ref_name, "payment references CSV name")
+                final = self._final(ref_name)
                 self._check_free(final)
                 _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
                                          folder=self.work_dir)

@@ -8,6 +8,7 @@ bordereau's totals are known, so memory does not grow with the run.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +27,9 @@ from .memo import remember
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
+# bytes of one file name (NAME_MAX of Linux, macOS and Windows' file systems): a longer
+# name is refused as the template's, not as an OSError naming the output folder
+MAX_FILE_NAME = 255
 # What a template's own code can raise besides Jinja's errors, reported as a template
 # error naming its line (exit 5): a value of the wrong type, a missing key, an
 # arithmetic error (OverflowError included: 10.0 ** 400), a macro calling itself without
@@ -224,11 +228,23 @@ class FileRenderer:
                                 f"({where})", [Problem("template", f"file name template: "
                                                        f"{message}", mapping=where)]) from None
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            where = self.name_where()
-            message = f"file name '{name}' is not a plain file name"
-            raise TemplateError(f"{self.fmt.name}: {message} ({where})",
-                                [Problem("template", message, mapping=where)])
+            self._refuse_name(f"file name '{name}' is not a plain file name")
+        self.check_name_length(name, "file name")
         return name
+
+    def check_name_length(self, name: str, what: str) -> None:
+        """Refuse ``name`` (this file's, or one made from it: ``what`` says which) when
+        it is longer than file systems take: a template error naming format.yaml's
+        files[i].name, not an OSError naming the output folder."""
+        size = len(os.fsencode(name))
+        if size > MAX_FILE_NAME:
+            self._refuse_name(f"{what} '{name[:40]}…' is {size} bytes long: file systems "
+                              f"take at most {MAX_FILE_NAME}")
+
+    def _refuse_name(self, message: str) -> None:
+        where = self.name_where()
+        raise TemplateError(f"{self.fmt.name}: {message} ({where})",
+                            [Problem("template", message, mapping=where)])
 
     def head(self, doc: Document) -> str:
         return self._call(self._head, "head", doc)

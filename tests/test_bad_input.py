@@ -681,6 +681,55 @@ def _broken_bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, Path, Path
     return fmts, mapping, template
 
 
+def _bundle_named(tmp_path: Path, prefix: str) -> tuple[Path, Path, str]:
+    """broken-fmt (a copy of pes-ormc) whose file name starts with ``prefix``; returns
+    (formats dir, mapping using it, format.yaml:line: files[0].name)."""
+    fmts, mapping, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
+                                             '<TypBord V="06"/>')
+    fmt_yaml = template.parent / "format.yaml"
+    text = fmt_yaml.read_text(encoding="utf-8")
+    assert text.count('name: "PESORMC_') == 1
+    fmt_yaml.write_text(text.replace('name: "PESORMC_', f'name: "{prefix}PESORMC_'),
+                        encoding="utf-8")
+    line = _mapping_line(fmt_yaml, f'name: "{prefix}PESORMC_')
+    return fmts, mapping, f"{fmt_yaml}:{line}: files[0].name"
+
+
+@pytest.mark.parametrize("prefix, says", [
+    ("sub/", "is not a plain file name"),
+    # PESORMC_21450999400015_2026_0000001.xml is 39 bytes: 217 more make 256
+    ("X" * 217, "is 256 bytes long: file systems take at most 255"),
+    # the same in UTF-8 bytes, not characters: 108 'é' are 216 bytes
+    ("é" * 108 + "X", "is 256 bytes long: file systems take at most 255"),
+    # the xml's name fits (254 bytes); its references CSV's, stem + .references.csv, not
+    ("X" * 215, "payment references CSV name 'XXXX"),
+])
+def test_a_file_name_the_system_cannot_take_is_the_format_s_error(tmp_path, prefix, says):
+    """A file name too long for the file system was an OSError naming the output
+    folder's path (exit 2, no format.yaml line); now a template error naming format.yaml's
+    files[0].name, as a name that is not a plain file name is."""
+    fmts, m, where = _bundle_named(tmp_path, prefix)
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    assert exc.exit_code == ExitCode.TEMPLATE
+    p = _only(exc, "template")
+    assert p.mapping == where
+    assert says in p.message
+    assert str(exc) == f"broken-fmt: {p.message} ({where})"
+
+
+def test_a_file_name_of_255_bytes_is_the_system_s_bound():
+    """The bound is the system's, in bytes: 255 pass, 256 are the format's error (a PES
+    file's NomFic is shorter still: the XSD refuses it, another rule)."""
+    from pesgen.formats import find_format
+    from pesgen.render import renderers
+
+    renderer = renderers(find_format("pes-ormc"))[0]
+    renderer.check_name_length("X" * 253 + "é", "file name")  # 255 bytes
+    with pytest.raises(TemplateError, match=r"file name 'X{40}…' is 256 bytes long"):
+        renderer.check_name_length("X" * 254 + "é", "file name")
+
+
 def test_template_syntax_error_names_file_and_line(tmp_path):
     fmts, m, template = _broken_bundle(tmp_path, '<TypBord V="06"/>',
                                        '<TypBord V="06"/>{% if %}')
