@@ -58,6 +58,25 @@ def test_an_unknown_key_under_defaults_is_refused_at_its_line(tmp_path, bundle, 
     assert "(rule format.schema)" in r.stderr
 
 
+@pytest.mark.parametrize(("bundle", "old", "new", "key"), [
+    # a flat file's layout left empty: was taken for a PES file without an XSD of its
+    # own, 'give the DGFiP package to validate it' (exit 2, no line)
+    ("bl-emagnus", "    layout: wtamc001.layout.yaml", '    layout: ""', "files[0].layout"),
+    ("pes-ormc", "    xsd: pes-ormc/pes-ormc.xsd", "    xsd: ''", "files[0].xsd"),
+    ("jvs-millesime", "  - template: jvs-millesime.xml.j2", "  - template: ''",
+     "files[0].template"),
+])
+def test_an_empty_file_entry_of_format_yaml_is_refused_at_its_line(tmp_path, bundle, old,
+                                                                    new, key):
+    fmts, folder = _copy(tmp_path, bundle)
+    line = _edit(folder / "format.yaml", old, new)
+    r = _check(fmts, bundle)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"'' should be non-empty [format {folder / 'format.yaml'}:{line}: {key}] " \
+           "(rule format.schema)" in r.stderr, r.stderr
+    assert "DGFiP package" not in r.stderr
+
+
 def test_a_format_for_helios_needs_its_typ_bord_and_writes_it(tmp_path):
     """A bundle with the pes-ormc rules and no defaults.typ_bord numbered its rôles in
     the sequence of its name; one writing another TypBord than its sequence's was
