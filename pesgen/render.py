@@ -36,6 +36,9 @@ _RENDER_ERRORS = (ValueError, TypeError, AttributeError, LookupError, Arithmetic
 # the arguments pesgen passes each macro
 _ARGUMENTS = {"head": ("doc",), "piece": ("t", "doc"), "tail": ("doc",)}
 _CALLS = "head(doc), piece(t, doc), tail(doc)"
+# a character no file name holds: NUL (no file system takes it), a line break, a
+# terminal's escape (C0, DEL and C1 controls)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _source(env: jinja2.Environment, template: str) -> str:
@@ -223,9 +226,13 @@ class FileRenderer:
             raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
                                 f"({where})", [Problem("template", f"file name template: "
                                                        f"{message}", mapping=where)]) from None
-        if not name or "/" in name or "\\" in name or name.startswith("."):
+        control = _CONTROL.search(name)
+        if not name or "/" in name or "\\" in name or name.startswith(".") or control:
             where = self.name_where()
-            message = f"file name '{name}' is not a plain file name"
+            message = f"file name {name!r} is not a plain file name"
+            if control:  # a NUL was found only when the recorded run's files were put
+                message += (": it holds the control character "
+                            f"U+{ord(control[0]):04X}")
             raise TemplateError(f"{self.fmt.name}: {message} ({where})",
                                 [Problem("template", message, mapping=where)])
         return name
