@@ -428,3 +428,28 @@ def test_a_file_name_with_a_control_character_is_refused_before_the_run_is_recor
     assert f"{spec}:" in r.stderr and ": files[0].name] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
     assert not (tmp_path / "state.sqlite3").exists()  # created by this export: removed
+
+
+def test_a_file_named_as_the_payment_references_csv_is_refused_before_the_run_is_recorded(
+        tmp_path):
+    """A second file named as the first one's payment references CSV: the run was
+    recorded (IdBord 1 taken), then its files not put in place ('appeared meanwhile',
+    exit 7), nor could regenerate write them."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    entry = re.search(r"^    name: (.+)\n    xsd: (.+)\n", text, re.M)
+    assert entry is not None
+    second = ('  - template: pes-aller.xml.j2\n'
+              '    name: "A{{ doc.bordereau.number }}.references.csv"\n'
+              f'    xsd: {entry[2]}\n')
+    spec.write_text(text.replace(entry[0], '    name: "A{{ doc.bordereau.number }}.xml"\n'
+                                 f'    xsd: {entry[2]}\n' + second), encoding="utf-8")
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "pes-ormc: file A1.references.csv would take the name of the payment references " \
+           "CSV of A1.xml" in r.stderr, r.stderr
+    assert f"[template {spec}:" in r.stderr and ": files[1].name] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+    assert not (tmp_path / "state.sqlite3").exists()
