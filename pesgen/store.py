@@ -700,7 +700,7 @@ class Store:
         if (must_exist or read_only) and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
             if must_exist and (path is None or not path.is_file()):
-                raise self._missing(f"no pesgen store at {path or self.url}")
+                raise self._missing(f"no pesgen store at {path or shown_url(self.url)}")
             if path is None or not path.exists():
                 engine_url, self.found = "sqlite://", "none"
         # the SQLite file and the folders this opening made (``discard_unused``)

@@ -656,6 +656,18 @@ def test_runs_list_never_prints_a_password_given_as_a_query_parameter():
         in result.output
 
 
+def test_a_missing_sqlite_store_named_by_a_url_with_a_password_masks_it():
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+
+    # "no pesgen store at sqlite://user:S3cretPW@/x.db" before
+    result = CliRunner().invoke(app, ["runs", "list", "--db", "sqlite://user:S3cretPW@/x.db"])
+    assert result.exit_code == 7, result.output
+    assert "S3cretPW" not in result.output
+    assert "no pesgen store at sqlite://user:***@/x.db" in result.output
+
+
 @pytest.mark.parametrize(("url", "why"), [
     # a traceback (exit 1) before: ValueError: invalid literal for int() with base 10: 'x'
     ("postgresql://pesgen:S3cretPW@127.0.0.1:x/pesgen", "its port is not a number"),
