@@ -753,8 +753,9 @@ def _autoescape(name: str | None) -> bool:
 class _ConfinedLoader(jinja2.FileSystemLoader):
     """A bundle's templates, and nothing else: Jinja's loader refuses ``..`` and absolute
     names, but it opens a symbolic link wherever it points. A template whose real path
-    is outside the bundle's folder is not found, nor a hidden file or a backup ending in
-    ``~`` (a run does not record them with its bundle). Each refusal says which it is."""
+    is outside the bundle's folder is not found, nor a hidden file, a backup ending in
+    ``~`` or a file of the self-test's fixture/ and expected/ (a run does not record them
+    with its bundle). Each refusal says which it is."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder), followlinks=False)
@@ -786,8 +787,9 @@ def refusal(folder: Path, template: str) -> str | None:
     ``..`` is refused wherever it leads: out of the folder (the confinement), and even
     back into it (``../<bundle>/x.j2`` reads the folder's own name, which a bundle
     copied, renamed or recorded with a run does not keep; ``x.j2`` is the same file).
-    Hidden files and backups ending in ``~`` are not recorded with a run's bundle
-    (pesgen.runs.bundle_snapshot): a template reading one could not be regenerated."""
+    Hidden files, backups ending in ``~`` and the self-test's ``fixture/`` and
+    ``expected/`` are not recorded with a run's bundle (pesgen.runs.bundle_snapshot): a
+    template reading one could not be regenerated."""
     pieces = [x for x in template.split("/") if x not in ("", ".")]
     if ".." in pieces:
         root = os.path.realpath(folder)
@@ -801,6 +803,9 @@ def refusal(folder: Path, template: str) -> str | None:
     if any(x.startswith(".") for x in pieces):
         return ("a hidden file is not a template: a run records its bundle without hidden "
                 "files")
+    if pieces and pieces[0] in ("fixture", "expected"):
+        return ("the bundle's self-test (fixture/, expected/) is not a template: a run "
+                "records its bundle without it")
     if template.endswith("~"):
         return ("a backup ending in ~ is not a template: a run records its bundle without "
                 "them")

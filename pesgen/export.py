@@ -752,6 +752,9 @@ class Exporter:
                 ref_name = Path(names[0]).stem + ".references.csv"
                 self.renderers[0].check_name_length(ref_name, "payment references CSV name")
                 final = self._final(ref_name)
+                if any(final == taken for _, taken in temps):
+                    raise _references_taken(self.fmt.name, final.name, names,
+                                            self.renderers)
                 self._check_free(final)
                 _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
                                          folder=self.work_dir)
@@ -1018,6 +1021,19 @@ def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date |
         finally:
             prepared.close()
         return prepared.result
+
+
+def _references_taken(fmt: str, name: str, names: list[str],
+                      renderers: list[FileRenderer]) -> TemplateError:
+    """A file of the run named ``name``, the payment references CSV of the bordereau
+    whose files are ``names``: by the format.yaml line giving the file's name (every
+    file's when it is an earlier bordereau's)."""
+    message = (f"file {name} would take the name of the payment references CSV of "
+               f"{names[0]}: give it another name")
+    wheres = [r.name_where() for r, n in zip(renderers, names, strict=False) if n == name]
+    return TemplateError(f"{fmt}: {message}", [
+        Problem("template", message, mapping=w)
+        for w in wheres or [r.name_where() for r in renderers]])
 
 
 def _same_name(fmt: str, name: str, renderer: FileRenderer,

@@ -40,6 +40,9 @@ _RENDER_ERRORS = (ValueError, TypeError, AttributeError, LookupError, Arithmetic
 # the arguments pesgen passes each macro
 _ARGUMENTS = {"head": ("doc",), "piece": ("t", "doc"), "tail": ("doc",)}
 _CALLS = "head(doc), piece(t, doc), tail(doc)"
+# a character no file name holds: NUL (no file system takes it), a line break, a
+# terminal's escape (C0, DEL and C1 controls)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _source(env: jinja2.Environment, template: str) -> str:
@@ -227,8 +230,13 @@ class FileRenderer:
             raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
                                 f"({where})", [Problem("template", f"file name template: "
                                                        f"{message}", mapping=where)]) from None
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            self._refuse_name(f"file name '{name}' is not a plain file name")
+        control = _CONTROL.search(name)
+        if not name or "/" in name or "\\" in name or name.startswith(".") or control:
+            message = f"file name {name!r} is not a plain file name"
+            if control:  # a NUL was found only when the recorded run's files were put
+                message += (": it holds the control character "
+                            f"U+{ord(control[0]):04X}")
+            self._refuse_name(message)
         self.check_name_length(name, "file name")
         return name
 

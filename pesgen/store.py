@@ -700,7 +700,7 @@ class Store:
         if (must_exist or read_only) and self.url.startswith("sqlite"):
             path = _sqlite_file(self.url)
             if must_exist and (path is None or not path.is_file()):
-                raise self._missing(f"no pesgen store at {path or self.url}")
+                raise self._missing(f"no pesgen store at {path or shown_url(self.url)}")
             if path is None or not path.exists():
                 engine_url, self.found = "sqlite://", "none"
         # the SQLite file and the folders this opening made (``discard_unused``)
@@ -828,9 +828,19 @@ class Store:
             # prints it on standard error, a raw database message before pesgen's. Not
             # lost to an application that configures logging (it propagates)
             _quiet_logger("psycopg")
+            given = url
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
-            return sa.create_engine(url, pool_pre_ping=True)
+            try:
+                return sa.create_engine(url, pool_pre_ping=True)
+            except (ValueError, sa.exc.ArgumentError) as exc:
+                # an unknown driver (SQLAlchemy's words name it), or a port that is no
+                # number (int()'s words quote what stood there); a traceback before
+                why = str(exc) if isinstance(exc, sa.exc.ArgumentError) else \
+                    "its port is not a number"
+                raise UsageError(f"{shown_url(given)}: not a database URL pesgen can open "
+                                 f"({why}); a store is sqlite:///PATH or "
+                                 "postgresql://USER@HOST[:PORT]/DATABASE") from None
         raise UsageError(f"unsupported database URL '{shown_url(url)}' (sqlite:///… or "
                          "postgresql://…)")
 

@@ -655,11 +655,16 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     (".lib.j2", "(a hidden file is not a template"),
     ("sub/.hidden/lib.j2", "(a hidden file is not a template"),
     ("lib.j2~", "(a backup ending in ~ is not a template"),
+    # rendered by the export, then regenerate failed: 'fixture/lib.j2' not found
+    ("fixture/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
+    ("expected/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
+    ("./fixture/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
 ])
 def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name, says):
-    """A run records its bundle without hidden files and backups ending in ~ (an
-    editor's swap file, .DS_Store): a template that imports one could never be
-    regenerated, so the loader does not find it, and says which of the two it is."""
+    """A run records its bundle without hidden files, backups ending in ~ (an editor's
+    swap file, .DS_Store) and its self-test's fixture/ and expected/: a template that
+    imports one could never be regenerated, so the loader does not find it, and says
+    which it is."""
     fmts, mapping = _new_bundle(tmp_path)
     bundle = fmts / "exemple-compta"
     (bundle / name).parent.mkdir(parents=True, exist_ok=True)

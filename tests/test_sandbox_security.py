@@ -395,3 +395,61 @@ def test_a_template_reading_a_refused_attribute_fails_where_it_reads_it(tmp_path
     with pytest.raises(SecurityError, match="access to attribute '__class__'"):
         template_environment(tmp_path).get_template("t.csv.j2").render(x="a")
 
+
+
+# ------------------------------------------------------------------ 5. output file names
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+
+
+@pytest.mark.parametrize("bundle, mapping, old, new", [
+    # a NUL: the run was recorded (IdBord 1 taken), then its files could not be put in
+    # place ('embedded null byte', exit 7), nor regenerated
+    ("bl-emagnus", EMAGNUS, '"WTAMC001.txt"', '"WTAMC\\0001.txt"'),
+    # a line break: a file named 'a<LF>b.xml' was written
+    ("pes-ormc", MAPPING, None, '"PESORMC\\n.xml"'),
+    ("pes-ormc", MAPPING, None, '"PESORMC\\e[2J.xml"'),  # a terminal's escape
+])
+def test_a_file_name_with_a_control_character_is_refused_before_the_run_is_recorded(
+        tmp_path, bundle, mapping, old, new):
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / bundle, fmts / bundle)
+    spec = fmts / bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    if old is None:
+        found = re.search(r"^    name: (.+)$", text, re.M)
+        assert found is not None
+        old = found[1]
+    assert old in text
+    spec.write_text(text.replace(old, new, 1), encoding="utf-8")
+    r = _export(tmp_path, mapping, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "is not a plain file name: it holds the control character U+00" in r.stderr, \
+        r.stderr
+    assert f"{spec}:" in r.stderr and ": files[0].name] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+    assert not (tmp_path / "state.sqlite3").exists()  # created by this export: removed
+
+
+def test_a_file_named_as_the_payment_references_csv_is_refused_before_the_run_is_recorded(
+        tmp_path):
+    """A second file named as the first one's payment references CSV: the run was
+    recorded (IdBord 1 taken), then its files not put in place ('appeared meanwhile',
+    exit 7), nor could regenerate write them."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    entry = re.search(r"^    name: (.+)\n    xsd: (.+)\n", text, re.M)
+    assert entry is not None
+    second = ('  - template: pes-aller.xml.j2\n'
+              '    name: "A{{ doc.bordereau.number }}.references.csv"\n'
+              f'    xsd: {entry[2]}\n')
+    spec.write_text(text.replace(entry[0], '    name: "A{{ doc.bordereau.number }}.xml"\n'
+                                 f'    xsd: {entry[2]}\n' + second), encoding="utf-8")
+    r = _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "pes-ormc: file A1.references.csv would take the name of the payment references " \
+           "CSV of A1.xml" in r.stderr, r.stderr
+    assert f"[template {spec}:" in r.stderr and ": files[1].name] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+    assert not (tmp_path / "state.sqlite3").exists()

@@ -656,6 +656,39 @@ def test_runs_list_never_prints_a_password_given_as_a_query_parameter():
         in result.output
 
 
+def test_a_missing_sqlite_store_named_by_a_url_with_a_password_masks_it():
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+
+    # "no pesgen store at sqlite://user:S3cretPW@/x.db" before
+    result = CliRunner().invoke(app, ["runs", "list", "--db", "sqlite://user:S3cretPW@/x.db"])
+    assert result.exit_code == 7, result.output
+    assert "S3cretPW" not in result.output
+    assert "no pesgen store at sqlite://user:***@/x.db" in result.output
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    # a traceback (exit 1) before: ValueError: invalid literal for int() with base 10: 'x'
+    ("postgresql://pesgen:S3cretPW@127.0.0.1:x/pesgen", "its port is not a number"),
+    ("postgresql://pesgen:S3cretPW@[::1/pesgen", "its port is not a number"),
+    # NoSuchModuleError: Can't load plugin: sqlalchemy.dialects:postgresql.bogus
+    ("postgresql+bogus://pesgen:S3cretPW@127.0.0.1/pesgen", "Can't load plugin"),
+])
+def test_a_database_url_that_cannot_be_read_is_a_usage_error(url, why):
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.store import shown_url
+
+    result = CliRunner().invoke(app, ["runs", "list", "--db", url])
+    assert result.exit_code == 2, result.output
+    assert "S3cret" not in result.output and "Traceback" not in result.output
+    assert result.output.startswith(f"error: {shown_url(url)}: not a "
+                                    "database URL pesgen can open ("), result.output
+    assert why in result.output
+
+
 def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatch):
     """The run records the input it exported (for regenerate): a file rewritten while it
     was read would be recorded as something it did not export."""
