@@ -40,6 +40,7 @@ from jinja2.sandbox import (
     SandboxedEscapeFormatter,
     SandboxedFormatter,
     SecurityError,
+    modifies_known_mutable,
 )
 from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
@@ -452,6 +453,15 @@ class _Bounded(SandboxedEnvironment):
         super().__init__(*args, **kwargs)
         self.filters.update(_BOUNDED_FILTERS)
         self.globals["lipsum"] = _lipsum
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        """Jinja's checks, and no method that changes a list, a dict, a set or a deque
+        (``append``, ``update``, ``pop``, ``clear``...: the rule of Jinja's
+        ImmutableSandboxedEnvironment). Data flows one way: an expression never changes
+        the record it reads (what the next binding reads, what the run records), nor a
+        template what the next piece renders."""
+        return super().is_safe_attribute(obj, attr, value) and \
+            not modifies_known_mutable(obj, attr)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         """An attribute the sandbox does not let a template or an expression read

@@ -387,6 +387,64 @@ def test_a_format_string_reading_a_private_name_is_refused_when_loaded(tmp_path,
            "(rule mapping.expr)" in r.stderr
 
 
+@pytest.mark.parametrize("source, method, kind", [
+    ("invoice.payer.update({'name': 'X'}) or 'A'", "update", "dict"),
+    ("invoice.lines.append(1) or 'A'", "append", "list"),
+    ("invoice.pop('number')", "pop", "dict"),
+    ("invoice.setdefault('number', 'X')", "setdefault", "dict"),
+    ("invoice.lines.clear() or 'A'", "clear", "list"),
+])
+def test_an_expression_changing_the_record_it_reads_is_refused(source, method, kind):
+    """Data flows one way: an expression that changed its record (the payer's name
+    changed for the bindings read after it) was evaluated as any other (exit 0). It is
+    refused as ImmutableSandboxedEnvironment refuses it, on both routes (the fast
+    path, ``pesgen.expr``, and Jinja's), and the record is left as it was."""
+    env = expression_environment()
+    record = {"number": "FA-1", "payer": {"name": "A"}, "lines": [{"amount": "1"}]}
+    runs = [lambda: env.compile_expression(source)(invoice=record)]
+    fast = compile_fast(env, source)
+    if fast is not None:
+        runs.append(lambda: fast({"invoice": record}))
+    for run in runs:
+        with pytest.raises(SecurityError, match=f"access to attribute '{method}' of "
+                                                f"'{kind}' object is unsafe"):
+            run()
+    assert record == {"number": "FA-1", "payer": {"name": "A"}, "lines": [{"amount": "1"}]}
+
+
+def test_an_expression_reading_a_record_s_methods_still_works():
+    env = expression_environment()
+    record = {"number": "FA-1", "payer": {"name": "A", "kind": None}}
+    for source, expected in [("invoice.get('number')", "FA-1"),
+                             ("invoice.payer.items() | list | length", 2),
+                             ("invoice.payer.keys() | sort | join(',')", "kind,name"),
+                             ("{'a': 'b'}.get(invoice.number, 'c')", "c")]:
+        assert env.compile_expression(source)(invoice=record) == expected, source
+
+
+def test_the_export_refuses_a_binding_changing_its_record_naming_the_mapping_key(tmp_path):
+    mapping, line = _mapping(tmp_path, OBJECT, "object: {expr: \"invoice.payer.update("
+                             "{'last_name': 'X'}) or 'CONSERVATOIRE'\"}")
+    r = _export(tmp_path, mapping)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "access to attribute 'update' of 'dict' object is unsafe" in r.stderr
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.expr)" in \
+        r.stderr
+    assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_a_template_changing_what_it_renders_is_a_template_error(tmp_path, command):
+    """doc.options changed by one piece was what the next piece rendered."""
+    fmts, line = _bundle(tmp_path, NOM, "{{ doc.options.update({'x': 1}) }}" + NOM)
+    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
+        _export(tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert "access to attribute 'update' of " in r.stderr, r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
 def test_a_template_reading_a_refused_attribute_fails_where_it_reads_it(tmp_path):
     """A template's undefined is strict, so it failed when used; `is defined` said
     false. Now the read itself is refused."""
