@@ -146,6 +146,22 @@ _KEY_HELD = sa.and_(run_invoices.c.active, sa.not_(run_invoices.c.key_shared))
 sa.Index("uq_active_invoice_key", run_invoices.c.id_coll, run_invoices.c.invoice_key,
          unique=True, sqlite_where=_KEY_HELD, postgresql_where=_KEY_HELD)
 sa.Index("ix_invoice", run_invoices.c.invoice)
+
+
+def _active_keys_v10(table: sa.Table) -> sa.Index:
+    """``ix_active_invoice_key`` as migration 10 created it, frozen: the keys of the active
+    titles, the shared ones too, which the guard (``Store.holders``) looks each number up
+    in. The unique index leaves the shared keys out (its condition is not the guard's),
+    so without this one each chunk of numbers read every active title of the
+    collectivity: the check grew with the store times the run. SQLite renders the
+    condition ``active = 1``, as it renders a query's: it uses a partial index only when
+    the query states its condition in the same words."""
+    where = sa.and_(table.c.active, table.c.invoice_key.is_not(None))
+    return sa.Index("ix_active_invoice_key", table.c.id_coll, table.c.invoice_key,
+                    sqlite_where=where, postgresql_where=where)
+
+
+_active_keys_v10(run_invoices)
 # The NumDette guard (migration 3): with IdPost and Cle2, NumDette is the payment
 # reference a family pays with, so one active title per collectivity holds it.
 _WITH_DEBT = sa.and_(run_invoices.c.active, run_invoices.c.debt_number.is_not(None))
@@ -446,9 +462,16 @@ def _migration_9(conn: Connection) -> None:
     acks.create(conn)
 
 
+def _migration_10(conn: Connection) -> None:
+    # the index the invoice guard looks numbers up in (docs/performance.md, "Scale of the
+    # other commands"); nothing to fill in
+    _active_keys_v10(_run_invoices_v5(sa.MetaData())).create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
-                                                  _migration_7, _migration_8, _migration_9]
+                                                  _migration_7, _migration_8, _migration_9,
+                                                  _migration_10]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -1190,8 +1213,10 @@ class Store:
                 rows = c.execute(
                     sa.select(column, run_invoices.c.invoice, run_invoices.c.run_id,
                               run_invoices.c.id_bord, file_name)
+                    # IN implies the partial indexes' "IS NOT NULL" (SQLite and
+                    # PostgreSQL prove it); stated as well, it made SQLite search the
+                    # index by the range of every number not NULL, not value by value
                     .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
-                           column.is_not(None),  # the partial indexes' own condition
                            column.in_(values[chunk:chunk + 500])))
                 for value, inv, run_id, id_bord, name in rows:
                     out[value] = (inv, run_id, int(id_bord), name or "?")

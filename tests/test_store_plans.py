@@ -1,0 +1,116 @@
+"""The state store's queries at size: what the database does with them (its plan), not
+how long they take. An export checks each of its invoice numbers and NumDettes against
+every active title of the collectivity; a check that reads all of those for each chunk
+of 500 numbers grows with the store times the run (docs/performance.md, "Scale of the
+other commands")."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from pesgen.keys import invoice_key
+from pesgen.runs import export_recorded
+from pesgen.store import Store, run_invoices
+
+from .conftest import EXAMPLES, MAPPINGS
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+ID_COLL = "21450999400015"  # the example mapping's SIRET
+
+
+def _statements(store: Store, call) -> list[tuple[str, object]]:
+    """The statements ``call`` sends to the store's database, with their parameters."""
+    seen: list[tuple[str, object]] = []
+
+    def listen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        call()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    return seen
+
+
+def _store_of_some_size(db_url: str, tmp_path, titles: int = 2000) -> Store:
+    """A store holding the example's run and ``titles`` more active titles of its
+    collectivity (rows of that run, as a store holds after a few terms), its PostgreSQL
+    statistics up to date: what the planner sees of a store in use. SQLite keeps none
+    (pesgen never runs ANALYZE): its plan must be right without them."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    rows = [{"run_id": run.run_id, "id_coll": ID_COLL, "invoice": f"FX-2025-{n:05d}",
+             "invoice_key": invoice_key(f"FX-2025-{n:05d}"), "debt_number": f"2025{n:05d}",
+             "id_bord": 1, "id_pce": 100 + n, "amount": "1.00", "active": True}
+            for n in range(titles)]
+    with store.engine.begin() as conn:
+        conn.execute(run_invoices.insert(), rows)
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:  # statistics are kept once committed
+            conn.exec_driver_sql("ANALYZE run_invoices")
+    return store
+
+
+def _plan(conn: sa.Connection, statement: str, parameters: object) -> str:
+    """The database's plan of a statement, as text. PostgreSQL is told to scan the
+    table only when no index can serve (at the test's size a scan may cost less than
+    the lookups; in a store of some years it does not: docs/performance.md)."""
+    if conn.dialect.name == "sqlite":
+        return "\n".join(row[-1] for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters))
+    conn.exec_driver_sql("SET enable_seqscan = off")
+    return "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement,
+                                                            parameters))
+
+
+@pytest.mark.parametrize(("guard", "column", "index", "values"), [
+    ("holders", "invoice_key", "ix_active_invoice_key",
+     [f"FA-2026-{n:05d}" for n in range(101, 151)]),
+    ("debt_holders", "debt_number", "uq_active_debt_number",
+     [f"2026{n:05d}" for n in range(101, 151)]),
+])
+def test_the_duplicate_guards_look_each_number_up_in_an_index(db_url, tmp_path, guard,
+                                                               column, index, values):
+    """Each chunk of numbers (500; 50 here, in the same statement) is looked up value by
+    value in an index of the active titles, on SQLite and PostgreSQL alike: not every
+    active title of the collectivity read again (a scan, or an index searched by
+    collectivity only, or by the range of every number not NULL), which made the check
+    grow with the store."""
+    store = _store_of_some_size(db_url, tmp_path)
+    with store.engine.connect() as conn:
+        [(statement, parameters)] = [  # (SQLite's BEGIN aside)
+            (statement, parameters) for statement, parameters in _statements(
+                store, lambda: getattr(store, guard)(conn, ID_COLL, values))
+            if "run_invoices" in statement]
+        plan = _plan(conn, statement, parameters)
+    if conn.dialect.name == "sqlite":
+        assert f"SEARCH run_invoices USING INDEX {index} (id_coll=? AND {column}=?)" in plan, plan
+    else:
+        looked_up = [line for line in plan.splitlines()
+                     if "Index Cond" in line and f"{column})::text = ANY" in line]
+        assert looked_up and f" {index} " in plan, plan
+    assert "SCAN run_invoices" not in plan and "Seq Scan on run_invoices" not in plan, plan
+
+
+def test_a_schema_9_store_gets_the_index_of_the_active_invoice_keys(db_url, monkeypatch):
+    """Migration 10 creates the index the invoice guard looks numbers up in, in a store
+    an older pesgen made (and in a new one)."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:9])
+        old = Store(db_url)
+    names = {i["name"] for i in sa.inspect(old.engine).get_indexes("run_invoices")}
+    assert "uq_active_invoice_key" in names and "ix_active_invoice_key" not in names
+    old.engine.dispose()
+    store = Store(db_url)
+    indexes = {i["name"]: i for i in sa.inspect(store.engine).get_indexes("run_invoices")}
+    assert indexes["ix_active_invoice_key"]["column_names"] == ["id_coll", "invoice_key"]
+    assert not indexes["ix_active_invoice_key"]["unique"]
