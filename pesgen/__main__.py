@@ -1,5 +1,5 @@
 """``python -m pesgen``: the same as the ``pesgen`` command."""
 
-from .cli import main
+from ._entry import main
 
 main()

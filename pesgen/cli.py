@@ -18,6 +18,7 @@ import typer
 
 from . import __version__
 from ._display import escaped_lines, json_text, shown
+from ._entry import interrupted, terminate
 from ._help import DB_HELP, HelpGroup
 from .errors import (
     ExitCode,
@@ -340,7 +341,8 @@ def export(
             # the temporary files are gone, the transaction rolled back
             if line_open[0]:
                 _echo_err("")
-            _echo_err("interrupted: nothing written, no number used")
+            _echo_err(interrupted(["export"]))
+            _Interrupts.said = True
             if left:
                 _echo_err(left)
             raise typer.Exit(130) from None
@@ -455,6 +457,7 @@ class _Interrupts:
     SIGTERM are then ignored until the process exits, with the command's exit code."""
 
     process_ends = False  # set by ``main``: the command's end is the process's
+    said = False  # the command said its interruption (exit 130): ``main`` need not
 
     def __init__(self, said: str = "interrupt received once the run was recorded: the run "
                  "stands, its files are in place (the summary above is whole)") -> None:
@@ -1555,7 +1558,8 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     except KeyboardInterrupt:
         # before the files were put in place (from then on interrupts are held): the
         # rebuilt files and the output folder regenerate created are gone
-        _echo_err("interrupted: nothing written")
+        _echo_err(interrupted(["regenerate"]))
+        _Interrupts.said = True
         raise typer.Exit(130) from None
     except PesgenError as exc:
         _say_waived(run, waived)
@@ -1685,12 +1689,6 @@ def _payfip_app() -> typer.Typer:
 app.add_typer(_payfip_app(), name="payfip")
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    # SIGTERM (a service manager, `timeout`, `kill`) unwinds like Ctrl-C: temporary files
-    # are removed and the open transaction is rolled back on the way out
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 class _ClosedPipeSafe(io.RawIOBase):
     """Standard output or error that a reader may close early (`pesgen export … | head
     -1`, or `2>&1 | head -1`).
@@ -1751,14 +1749,20 @@ def _showable(name: str) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     _Interrupts.process_ends = True
     _showable("stdout")
     _showable("stderr")
     _pipe_safe("stdout")
     _pipe_safe("stderr")
     try:
-        app()  # Ctrl-C and SIGTERM end as click's "Aborted!", after the clean-up
+        app()  # Ctrl-C and SIGTERM end as typer's exit 130, after the clean-up
+    except SystemExit as exc:
+        if exc.code == 130 and not _Interrupts.said:
+            # before the command's own handling (click parsing its options), or by a
+            # command that says nothing of it: said all the same
+            _echo_err(interrupted(sys.argv[1:]))
+        raise
     except PesgenError as exc:  # pragma: no cover - commands catch their own
         _echo_err(f"error: {exc}")
         sys.exit(int(exc.exit_code))

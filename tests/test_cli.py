@@ -918,6 +918,83 @@ def test_an_interrupt_while_pesgen_loads_is_said(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists() and not (tmp_path / "store.sqlite3").exists()
 
 
+# A KeyboardInterrupt (Ctrl-C) or a SIGTERM raised at a named point of pesgen's start,
+# in a process of its own as the console script runs it: typer replaced by a module
+# whose first attribute read interrupts (while pesgen.cli is imported), or a function
+# of the command line made to (once typer parses the command, before the command's own
+# handling). No timing: the point is where the interrupt lands.
+_LOADING = """
+import os, signal, sys, time, types
+
+class Interrupting(types.ModuleType):
+    def __getattr__(self, name):
+        if {term}:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        raise KeyboardInterrupt
+
+sys.modules["typer"] = Interrupting("typer")
+sys.argv = ["pesgen"] + {args!r}
+from pesgen._entry import main
+main()
+"""
+_PARSED = """
+import sys
+import pesgen.cli, pesgen.formats
+
+def interrupting(*args, **kwargs):
+    raise KeyboardInterrupt
+
+pesgen.cli._Interrupts.__init__ = interrupting  # the export's first line
+pesgen.formats.list_formats = interrupting  # what `pesgen formats` calls first
+sys.argv = ["pesgen"] + {args!r}
+pesgen.cli.main()
+"""
+
+
+@pytest.mark.parametrize("term", [False, True])
+@pytest.mark.parametrize("args, said", [
+    (["export", "-m", "m.yaml", "-i", "in.json", "-o", "out"],
+     "interrupted: nothing written, no number used"),
+    (["regenerate", "RUN", "--out", "out"], "interrupted: nothing written"),
+    (["runs", "list"], "interrupted"),
+])
+def test_an_interrupt_while_the_command_line_loads_is_said(tmp_path, term, args, said):
+    """Ctrl-C while `import pesgen.cli` ran (typer, rich, the commands) printed a
+    traceback; SIGTERM then, before main() handled it, ended the process silently by
+    the signal. The console script's first code (pesgen._entry) handles both."""
+    r = subprocess.run([sys.executable, "-c", _LOADING.format(term=term, args=args)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert (r.returncode, r.stderr) == (130, said + "\n"), r.stderr
+    assert r.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, said", [
+    (["export", "-m", "m.yaml", "-i", "in.json", "-o", "out"],
+     "interrupted: nothing written, no number used"),
+    (["formats"], "interrupted"),
+])
+def test_an_interrupt_before_the_command_s_own_handling_is_said(tmp_path, args, said):
+    """Ctrl-C once typer had parsed the command line, before the command's own handling
+    (or in a command that has none): typer's exit 130, with nothing said."""
+    r = subprocess.run([sys.executable, "-c", _PARSED.format(args=args)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert (r.returncode, r.stderr) == (130, said + "\n"), r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_m_pesgen_and_the_console_script_start_at_the_same_entry():
+    import tomllib
+
+    from .conftest import ROOT
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"]["scripts"]
+    assert scripts == {"pesgen": "pesgen._entry:main"}
+    assert "from ._entry import main" in (ROOT / "pesgen" / "__main__.py").read_text(
+        encoding="utf-8")
+
+
 def _without_civility_table(folder: Path) -> tuple[Path, Path]:
     """The example mapping without codes.civility, and the example without its Mlle
     (Hélios refuses Mademoiselle, table or not)."""
