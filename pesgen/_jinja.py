@@ -443,6 +443,10 @@ class _Bounded(SandboxedEnvironment):
     # True only to rebuild a run recorded before None was refused (``regenerate``, whose
     # check is the sha256 of what that pesgen wrote, the word None included)
     writes_none = False
+    # True only to rebuild a recorded run (``regenerate``, its check the sha256 of the
+    # files): the methods that change a list, a dict or a set, refused since 2026-12-02
+    # (``is_safe_attribute``), are let through as they were when it was rendered
+    changes_allowed = False
 
     @property
     def none_refusal(self) -> str | None:
@@ -461,7 +465,7 @@ class _Bounded(SandboxedEnvironment):
         the record it reads (what the next binding reads, what the run records), nor a
         template what the next piece renders."""
         return super().is_safe_attribute(obj, attr, value) and \
-            not modifies_known_mutable(obj, attr)
+            (self.changes_allowed or not modifies_known_mutable(obj, attr))
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         """An attribute the sandbox does not let a template or an expression read
@@ -797,9 +801,9 @@ def refusal(folder: Path, template: str) -> str | None:
     ``..`` is refused wherever it leads: out of the folder (the confinement), and even
     back into it (``../<bundle>/x.j2`` reads the folder's own name, which a bundle
     copied, renamed or recorded with a run does not keep; ``x.j2`` is the same file).
-    Hidden files, backups ending in ``~`` and the self-test's ``fixture/`` and
-    ``expected/`` are not recorded with a run's bundle (pesgen.runs.bundle_snapshot): a
-    template reading one could not be regenerated."""
+    Hidden files, backups ending in ``~``, ``__pycache__`` folders and the self-test's
+    ``fixture/`` and ``expected/`` are not recorded with a run's bundle
+    (pesgen.runs.bundle_snapshot): a template reading one could not be regenerated."""
     pieces = [x for x in template.split("/") if x not in ("", ".")]
     if ".." in pieces:
         root = os.path.realpath(folder)
@@ -816,6 +820,9 @@ def refusal(folder: Path, template: str) -> str | None:
     if pieces and pieces[0] in ("fixture", "expected"):
         return ("the bundle's self-test (fixture/, expected/) is not a template: a run "
                 "records its bundle without it")
+    if "__pycache__" in pieces:
+        return ("a __pycache__ folder is not a template's: a run records its bundle "
+                "without it")
     if template.endswith("~"):
         return ("a backup ending in ~ is not a template: a run records its bundle without "
                 "them")
@@ -893,11 +900,12 @@ class _Tracing(_Sandbox):
 
 
 def template_environment(folder: Path, writes_none: bool = False,
-                         traced: bool = False) -> SandboxedEnvironment:
+                         traced: bool = False, recorded: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
     ``None`` output was refused: the word None written, and zero-filled by ``zfill`` as
     it was then (``'0None'``); ``traced``: the model fields they read are recorded
-    (``_Tracing``: check-mapping's sample titles, never an export)."""
+    (``_Tracing``: check-mapping's sample titles, never an export); ``recorded``: a
+    recorded run's bundle, rebuilt (``changes_allowed``)."""
     env = (_Tracing if traced else _Sandbox)(
         loader=_ConfinedLoader(folder),
         undefined=jinja2.StrictUndefined,
@@ -909,6 +917,7 @@ def template_environment(folder: Path, writes_none: bool = False,
         cache_size=50,
     )
     env.writes_none = writes_none
+    env.changes_allowed = recorded
     env.filters.update(FILTERS)
     if writes_none:  # Jinja's own filters, and zfill as it was, which write the word None
         env.filters["zfill"] = zfill_as_before

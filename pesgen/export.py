@@ -259,7 +259,7 @@ class Exporter:
         # runs._rebuilt_from): None written as the word, and zero-filled as '0None',
         # code-table civilities through the text policies
         self.renderers: list[FileRenderer] = renderers(fmt, writes_none=legacy and vouched,
-                                                       traced=traced)
+                                                       traced=traced, recorded=fmt.recorded)
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)

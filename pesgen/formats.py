@@ -81,6 +81,8 @@ class Format:
     pieces: str = "per-bordereau"
     # format.yaml across_files: checks between the flat files of a bordereau
     across: tuple[Any, ...] = ()
+    # a bundle as a run recorded it, loaded to rebuild that run (``load_format``)
+    recorded: bool = False
 
     @property
     def pieces_per_exercise(self) -> bool:
@@ -362,6 +364,18 @@ def typ_bord_problems(fmt: Format, paths: list[Path]) -> list[Problem]:
     return problems
 
 
+def _empty_file_key(data: Any, problem: Problem) -> bool:
+    """Whether ``problem`` is the schema's refusal of a files[i].xsd or .layout given
+    as an empty text, which pesgen read as none before 2026-12-02."""
+    match = re.search(r": files\[(\d+)\]\.(xsd|layout)$", problem.mapping or "")
+    if match is None:
+        return False
+    files = data.get("files") if isinstance(data, dict) else None
+    index = int(match[1])
+    return isinstance(files, list) and index < len(files) and \
+        isinstance(files[index], dict) and files[index].get(match[2]) == ""
+
+
 def load_format(folder: Path, recorded: bool = False) -> Format:
     """The bundle in ``folder``. ``recorded``: a bundle as a run recorded it, loaded to
     rebuild that run's files, which are then compared byte for byte with the ones
@@ -373,6 +387,8 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if recorded:  # recorded before unknown keys under defaults were refused: not read
         checked = [p for p in checked if not (isinstance(p, _schema.UnknownKey)
                                               and tuple(p.path) == ("defaults",))]
+        # nor an xsd or a layout given empty (refused since 2026-12-02): none, as then
+        checked = [p for p in checked if not _empty_file_key(data, p)]
     problems += checked
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
@@ -479,7 +495,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         todos=tuple(todos),
         forbidden="".join(forbidden),
         pieces=(data.get("numbering") or {}).get("pieces", "per-bordereau"),
-        across=across,
+        across=across, recorded=recorded,
         not_carried={k: (str(v), f"{source}:{line_of(data, ['not_carried', k])}: "
                                  f"not_carried.{k}")
                      for k, v in (data.get("not_carried") or {}).items()},

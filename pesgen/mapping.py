@@ -583,6 +583,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
     env = expression_environment(as_before)
     # a recorded run is rebuilt as it was read: a key read of a list or a text was None
     env.wrong_shapes = not recorded  # type: ignore[attr-defined]
+    env.changes_allowed = recorded  # type: ignore[attr-defined]
     bindings: dict[str, dict[str, Binding]] = {}
     for group, fields in data["bindings"].items() if holds("bindings") else ():
         if group == "lines" or not holds("bindings", group):

@@ -27,8 +27,9 @@ from .memo import remember
 from .model import Document, Title
 
 _MACROS = ("head", "piece", "tail")
-# bytes of one file name (NAME_MAX of Linux, macOS and Windows' file systems): a longer
-# name is refused as the template's, not as an OSError naming the output folder
+# bytes of one file name in UTF-8 (NAME_MAX of Linux and macOS file systems; NTFS counts
+# 255 UTF-16 units, which this never exceeds): a longer name is refused as the
+# template's, not as an OSError naming the output folder
 MAX_FILE_NAME = 255
 # What a template's own code can raise besides Jinja's errors, reported as a template
 # error naming its line (exit 5): a value of the wrong type, a missing key, an
@@ -130,12 +131,16 @@ class FileRenderer:
     """The three macros of one output file's template."""
 
     def __init__(self, fmt: Format, spec: FileSpec, writes_none: bool = False,
-                 traced: bool = False) -> None:
+                 traced: bool = False, recorded: bool = False) -> None:
         """``traced``: the model fields the templates read are recorded (``reads``);
-        check-mapping's sample titles only."""
+        check-mapping's sample titles only. ``recorded``: a recorded run's bundle,
+        rebuilt as it rendered then (its files are compared with their sha256): what
+        was refused since is let through (``changes_allowed``, a control character in
+        a file name)."""
         self.fmt = fmt
         self.spec = spec
-        self._env = env = template_environment(fmt.folder, writes_none, traced)
+        self.recorded = recorded
+        self._env = env = template_environment(fmt.folder, writes_none, traced, recorded)
         self.name = f"{fmt.name}/{spec.template}"
         try:
             # escaping memoised (_Template); its top-level code runs too, watched
@@ -149,6 +154,7 @@ class FileRenderer:
         self._piece: Callable[..., Any] = module.piece
         self._tail: Callable[..., Any] = module.tail
         names = string_environment(writes_none)
+        names.changes_allowed = recorded  # type: ignore[attr-defined]
         try:
             self._name = names.from_string(spec.name)
         except (jinja2.TemplateSyntaxError, RecursionError) as exc:  # nested too deeply
@@ -230,7 +236,8 @@ class FileRenderer:
             raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
                                 f"({where})", [Problem("template", f"file name template: "
                                                        f"{message}", mapping=where)]) from None
-        control = _CONTROL.search(name)
+        # refused since 2026-12-02: a recorded run that wrote one is rebuilt as it was
+        control = None if self.recorded else _CONTROL.search(name)
         if not name or "/" in name or "\\" in name or name.startswith(".") or control:
             message = f"file name {name!r} is not a plain file name"
             if control:  # a NUL was found only when the recorded run's files were put
@@ -314,6 +321,6 @@ def _unwritable_literal(env: jinja2.Environment, name: str, source: str,
     return found
 
 
-def renderers(fmt: Format, writes_none: bool = False,
-              traced: bool = False) -> list[FileRenderer]:
-    return [FileRenderer(fmt, spec, writes_none, traced) for spec in fmt.files]
+def renderers(fmt: Format, writes_none: bool = False, traced: bool = False,
+              recorded: bool = False) -> list[FileRenderer]:
+    return [FileRenderer(fmt, spec, writes_none, traced, recorded) for spec in fmt.files]

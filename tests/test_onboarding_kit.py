@@ -659,6 +659,9 @@ def test_a_file_without_layout_nor_xsd_makes_a_broken_bundle(tmp_path):
     ("fixture/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
     ("expected/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
     ("./fixture/lib.j2", "(the bundle's self-test (fixture/, expected/) is not a template"),
+    # the same: bundle_snapshot leaves __pycache__ out at any depth
+    ("__pycache__/lib.j2", "(a __pycache__ folder is not a template's"),
+    ("macros/__pycache__/lib.j2", "(a __pycache__ folder is not a template's"),
 ])
 def test_a_hidden_or_backup_file_is_not_a_template(tmp_path, name, says):
     """A run records its bundle without hidden files, backups ending in ~ (an editor's

@@ -453,7 +453,8 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch, 
     real = render_mod.template_environment
     with monkeypatch.context() as m:  # as before: the word None written
         m.setattr(render_mod, "template_environment",
-                  lambda folder, _w=False, traced=False: real(folder, True, traced))
+                  lambda folder, _w=False, traced=False, recorded=False:
+                  real(folder, True, traced, recorded))
         first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
                      out, "--date", RUN_DATE, "--formats-dir", fmts)
     assert first.exit_code == 0, first.output
@@ -585,3 +586,86 @@ def test_a_run_whose_invoice_number_began_as_a_formula_is_rebuilt(tmp_path, monk
                                  out, source)
     assert b"\n-FA-2026-00101;" in next(out.glob("*.references.csv")).read_bytes()
     _rebuilt(tmp_path, run_id, out)
+
+
+# --------------------------------------- checks added 2026-12-02, a recorded run rebuilt
+
+
+def _changes_unchecked(m) -> None:
+    from pesgen import _jinja
+
+    m.setattr(_jinja, "modifies_known_mutable", lambda obj, attr: False)
+
+
+def _empty_files_key_unchecked(m) -> None:
+    from pesgen import _schema
+
+    real = _schema.check
+    m.setattr(_schema, "check", lambda *a, **k: [
+        p for p in real(*a, **k) if "should be non-empty" not in p.message])
+
+
+def _control_unchecked(m) -> None:
+    import re
+
+    from pesgen import render
+
+    m.setattr(render, "_CONTROL", re.compile(r"(?!)"))
+
+
+# (the check as it was, the bundle's edits (file, old, new), the mapping's edit, what a
+# new export is refused with)
+RECORDED_BEFORE = {
+    "a template appending to its own list": (
+        _changes_unchecked, [("pes-aller.xml.j2", '<TypBord V="06"/>',
+                              "{% set seen = [] %}{% set _ = seen.append(1) %}"
+                              '<TypBord V="06"/>')],
+        None, "access to attribute 'append' of 'list' object is unsafe"),
+    "a mapping expression updating a dict": (
+        _changes_unchecked, [],
+        (OBJECT := """object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}""",
+         """object: {expr: "{}.update({'a': 1}) or 'CONSERVATOIRE FACTURE ' ~ """
+         """invoice.number"}"""),
+        "access to attribute 'update' of 'dict' object is unsafe"),
+    "an empty layout beside the xsd": (
+        _empty_files_key_unchecked, [("format.yaml", "    xsd: pes-ormc/pes-ormc.xsd\n",
+                                      "    xsd: pes-ormc/pes-ormc.xsd\n    layout: ''\n")],
+        None, "'' should be non-empty"),
+    "a line break in a file name": (
+        _control_unchecked, [("format.yaml", '    name: "PESORMC_', '    name: "PES\\nORMC_')],
+        None, "holds the control character U+000A"),
+}
+
+
+@pytest.mark.parametrize("case", list(RECORDED_BEFORE))
+def test_a_run_recorded_before_the_checks_of_2026_12_02_is_rebuilt(tmp_path, monkeypatch,
+                                                                   case):
+    """The reviewer's cases: a run the pesgen before 2026-12-02 exported (a template's
+    `seen.append`, an expression's `.update`, an empty `layout:`, a line break in a file
+    name) was refused by `regenerate` (exit 5 or 3). A recorded run is rebuilt as it
+    rendered then, its files compared byte for byte; a new export is refused."""
+    import shutil
+
+    unchecked, bundle_edits, mapping_edit, refusal = RECORDED_BEFORE[case]
+    folder = tmp_path / "fmts" / "my-ormc"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", folder)
+    for name, old, new in [("format.yaml", "name: pes-ormc\n", "name: my-ormc\n"),
+                           *bundle_edits]:
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) == 1, old
+        path.write_text(text.replace(old, new), encoding="utf-8")
+    monkeypatch.setenv("PESGEN_FORMATS_PATH", str(tmp_path / "fmts"))
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ("  format: pes-ormc\n", "  format: my-ormc\n"),
+                       *([mapping_edit] if mapping_edit else []))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, unchecked, mapping, out)
+    _rebuilt(tmp_path, run_id, out)
+    # a store of its own: the run's invoices are not refused as exported already first
+    refused = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "today", "--date", RUN_DATE, "--db",
+                   f"sqlite:///{tmp_path / 'today.sqlite3'}", "--create-store")
+    assert refused.exit_code in (ExitCode.MAPPING, ExitCode.TEMPLATE, ExitCode.INPUT), \
+        refused.output
+    assert refusal in refused.output, refused.output
