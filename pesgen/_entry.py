@@ -6,6 +6,7 @@ yet turned into an interrupt). Nothing has been done then: nothing to undo."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -33,7 +34,9 @@ def main() -> None:
     try:
         from .cli import main as run
     except KeyboardInterrupt:
-        sys.stderr.write(interrupted(sys.argv[1:]) + "\n")
-        sys.stderr.flush()
+        try:  # written through to the descriptor: nothing left buffered for the exit
+            os.write(2, (interrupted(sys.argv[1:]) + "\n").encode())
+        except OSError:
+            pass  # standard error closed, or its reader gone: the exit code says it
         sys.exit(130)
     run()

@@ -45,6 +45,7 @@ from .export import Exporter, ExportResult, Prepared, open_exporter
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
+from .render import MAX_FILE_NAME
 from .resources import inside
 from .store import (
     _FIRST_NUMBER,
@@ -880,7 +881,16 @@ def regenerate(store: Store, run_id: str, out_dir: Path, cancelled: bool = False
         return CANCELLED_PREFIX + name if cancelled else None
 
     out_dir = Path(out_dir)
-    in_the_way(run, out_dir, [t for f in run["files"] if (t := target(f["name"]))])
+    targets = [t for f in run["files"] if (t := target(f["name"]))]
+    for name in targets:  # the prefix can make a name longer than file systems take
+        size = len(os.fsencode(name))
+        if size > MAX_FILE_NAME:
+            raise UsageError(
+                f"run {run['id']}: {CANCELLED_PREFIX}, put before the name of its file "
+                f"{name[len(CANCELLED_PREFIX):][:40]}…, makes a name of {size} bytes, "
+                f"and file systems take at most {MAX_FILE_NAME}: its files cannot be "
+                "written as a cancelled run's; nothing was written")
+    in_the_way(run, out_dir, targets)
     with removed_if_refused(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         return _regenerate(run, out_dir, target, warn, on_place)

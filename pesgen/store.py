@@ -856,11 +856,19 @@ class Store:
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             try:
                 return sa.create_engine(url, pool_pre_ping=True)
-            except (ValueError, sa.exc.ArgumentError) as exc:
-                # an unknown driver (SQLAlchemy's words name it), or a port that is no
-                # number (int()'s words quote what stood there); a traceback before
-                why = str(exc) if isinstance(exc, sa.exc.ArgumentError) else \
-                    "its port is not a number"
+            except (ValueError, ImportError, sa.exc.ArgumentError) as exc:
+                # an unknown driver (SQLAlchemy's words name it), a driver it knows that
+                # is not installed (postgresql+psycopg2://: pesgen's is psycopg 3), or a
+                # host and port it cannot read (int()'s words quote what stood there: a
+                # port that is no number, an IPv6 address left unclosed); a traceback
+                if isinstance(exc, sa.exc.ArgumentError):
+                    why = str(exc)
+                elif isinstance(exc, ImportError):
+                    why = (f"its driver is not installed: {exc}; pesgen connects with "
+                           "psycopg 3, postgresql:// or postgresql+psycopg://")
+                else:
+                    why = ("its host and port cannot be read: HOST:PORT, the port a number, "
+                           "an IPv6 address in brackets [::1]")
                 raise UsageError(f"{shown_url(given)}: not a database URL pesgen can open "
                                  f"({why}); a store is sqlite:///PATH or "
                                  "postgresql://USER@HOST[:PORT]/DATABASE") from None

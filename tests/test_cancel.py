@@ -341,3 +341,34 @@ def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
     assert (copied.status, copied.cancelled_bordereaux) == ("committed", (2,))
     assert target.get_run(run.run_id)["cancelled_bordereaux"][2]["reason"] == "IdBord 2 rejected"
     assert active(target, "FA-2026-00105") == [(2, False)]
+
+
+def test_a_cancelled_run_whose_names_the_prefix_makes_too_long_is_refused_clearly(
+        db_url, tmp_path):
+    """The reviewer's case: a file named in 250 bytes is written, but its run, once
+    cancelled, was not by `regenerate --cancelled`: CANCELLED-<name> is 260 bytes, and
+    the command failed on the system's OSError naming the folder (exit 2). Now refused
+    before anything is written, saying why."""
+    import shutil
+
+    from .conftest import ROOT
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "bl-emagnus", fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count('name: "WTAMC001.txt"') == 1
+    spec.write_text(text.replace('name: "WTAMC001.txt"', f'name: "{"X" * 238}WTAMC001.txt"'),
+                    encoding="utf-8")
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                          EXAMPLE, tmp_path / "a", RUN, formats_dirs=[fmts])
+    assert len(run.files[0].path.name.encode()) == 250
+    assert cli(db_url, "runs", "cancel", run.run_id, "--reason", "test").exit_code == 0
+    regen = CliRunner().invoke(app, ["regenerate", run.run_id, "--out", str(tmp_path / "r"),
+                                     "--cancelled", "--db", db_url])
+    assert regen.exit_code == 2, regen.output
+    assert f"run {run.run_id}: CANCELLED-, put before the name of its file {'X' * 40}…, " \
+           "makes a name of 260 bytes, and file systems take at most 255: its files " \
+           "cannot be written as a cancelled run's; nothing was written" in regen.output
+    assert not (tmp_path / "r").exists()

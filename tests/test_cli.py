@@ -969,6 +969,26 @@ def test_an_interrupt_while_the_command_line_loads_is_said(tmp_path, term, args,
     assert r.stdout == "" and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("stderr", ["closed", "reader gone"])
+def test_an_interrupt_while_loading_exits_130_whatever_standard_error_is(tmp_path, stderr):
+    """The reviewer's case: with standard error closed (2>&-) or its reader gone, the
+    line could not be written and the process ended 1 (AttributeError, BrokenPipeError)."""
+    code = _LOADING.format(term=False, args=["export"])
+    if stderr == "closed":
+        # the child's descriptor 2 closed before it starts: sys.stderr is None
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, timeout=60,
+                           preexec_fn=lambda: os.close(2))
+    else:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            r = subprocess.run([sys.executable, "-c", code], stderr=write_end, cwd=tmp_path,
+                               timeout=60)
+        finally:
+            os.close(write_end)
+    assert r.returncode == 130
+
+
 @pytest.mark.parametrize("args, said", [
     (["export", "-m", "m.yaml", "-i", "in.json", "-o", "out"],
      "interrupted: nothing written, no number used"),

@@ -670,13 +670,20 @@ def test_a_missing_sqlite_store_named_by_a_url_with_a_password_masks_it():
 
 @pytest.mark.parametrize(("url", "why"), [
     # a traceback (exit 1) before: ValueError: invalid literal for int() with base 10: 'x'
-    ("postgresql://pesgen:S3cretPW@127.0.0.1:x/pesgen", "its port is not a number"),
-    ("postgresql://pesgen:S3cretPW@[::1/pesgen", "its port is not a number"),
+    ("postgresql://pesgen:S3cretPW@127.0.0.1:x/pesgen", "its host and port cannot be read"),
+    # an IPv6 address left unclosed: no port given, so not said to be one
+    ("postgresql://pesgen:S3cretPW@[::1/pesgen", "its host and port cannot be read"),
+    # a driver SQLAlchemy knows, not installed: ModuleNotFoundError, a traceback (exit 1)
+    # (made not importable here, installed or not)
+    ("postgresql+psycopg2://pesgen:S3cretPW@127.0.0.1:1/pesgen",
+     "its driver is not installed: "),
     # NoSuchModuleError: Can't load plugin: sqlalchemy.dialects:postgresql.bogus
     ("postgresql+bogus://pesgen:S3cretPW@127.0.0.1/pesgen", "Can't load plugin"),
 ])
-def test_a_database_url_that_cannot_be_read_is_a_usage_error(url, why):
+def test_a_database_url_that_cannot_be_read_is_a_usage_error(url, why, monkeypatch):
     from typer.testing import CliRunner
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # ImportError when imported
 
     from pesgen.cli import app
     from pesgen.store import shown_url
@@ -687,6 +694,9 @@ def test_a_database_url_that_cannot_be_read_is_a_usage_error(url, why):
     assert result.output.startswith(f"error: {shown_url(url)}: not a "
                                     "database URL pesgen can open ("), result.output
     assert why in result.output
+    if "psycopg2" in url:
+        assert "; pesgen connects with psycopg 3, postgresql:// or postgresql+psycopg://)" \
+            in result.output
 
 
 def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatch):
