@@ -270,6 +270,8 @@ def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Proble
             raise MappingError(f"{source}: YAML aliases expand to more than {MAX_CHARS} "
                                "characters of values (an alias bomb?)")
         return _build(node, "", problems, source, kind), problems
+    except _TooDeep as exc:  # through aliases
+        raise _too_deep(source, exc.args[0]) from None
     except _RecursiveAlias as exc:
         where = f"{source}:{exc.args[0]}"
         message = "YAML alias used inside its own anchor: it would hold itself without end"
@@ -305,34 +307,41 @@ def _too_many(source: str) -> str:
             "format.yaml holds a few hundred")
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]], active: set[int],
-                   reused: set[int]) -> tuple[int, int]:
+def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int, int]],
+                   active: set[int], reused: set[int], depth: int = 1) -> tuple[int, int]:
     """How many values ``node`` gives once aliases are expanded, and how many characters
     its scalars (keys too) weigh (shared nodes counted once per use, computed once each;
-    ``reused`` gets those used more than once: an alias)."""
+    ``reused`` gets those used more than once: an alias). ``depth``: the node's level
+    where it is used; a value nested more than MAX_DEPTH levels once aliases are
+    expanded (the composer bounds it without them) is refused at its line."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep(node.start_mark.line + 1)
     key = id(node)
     if key in sizes:
         reused.add(key)
-        return sizes[key]
+        nodes, chars, height = sizes[key]
+        if depth + height - 1 > MAX_DEPTH:  # an alias used deeper than where it was made
+            raise _TooDeep(node.start_mark.line + 1)
+        return nodes, chars
     if key in active:
         raise _RecursiveAlias(node.start_mark.line + 1)
     active.add(key)
-    nodes, chars = 1, 0
+    nodes, chars, height = 1, 0, 1
+    children: list[yaml.Node] = []
     if isinstance(node, ScalarNode):
         chars = len(node.value)
     elif isinstance(node, SequenceNode):
-        for child in node.value:
-            n, c = _expanded_size(child, sizes, active, reused)
-            nodes, chars = nodes + n, chars + c
+        children = node.value
     elif isinstance(node, MappingNode):
-        for k, v in node.value:
-            for child in (k, v):
-                n, c = _expanded_size(child, sizes, active, reused)
-                nodes, chars = nodes + n, chars + c
+        children = [child for pair in node.value for child in pair]
         nodes -= len(node.value)  # a key is not a value of its own
+    for child in children:
+        n, c = _expanded_size(child, sizes, active, reused, depth + 1)
+        nodes, chars = nodes + n, chars + c
+        height = max(height, 1 + sizes[id(child)][2])
     active.discard(key)
-    sizes[key] = (min(nodes, MAX_NODES + 1), min(chars, MAX_CHARS + 1))
-    return sizes[key]
+    sizes[key] = (min(nodes, MAX_NODES + 1), min(chars, MAX_CHARS + 1), height)
+    return sizes[key][:2]
 
 
 def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem], str]:

@@ -452,6 +452,28 @@ def test_nesting_up_to_the_bound_loads():
     assert value == [1]
 
 
+@pytest.mark.parametrize("anchors", [3, 12])
+def test_nesting_through_aliases_is_bounded_too(anchors):
+    """The reviewer's case: each anchor 90 levels deep holding the one before: 8 of them
+    loaded a value 720 deep, 12 failed with no line ('YAML nested too deeply'). The
+    depth counted with aliases expanded is bounded as the composer bounds it without."""
+    lines = ["pesgen_mapping: 1", "x0: &a0 1"]  # the document is level 1
+    for i in range(1, anchors + 1):
+        lines.append(f"x{i}: &a{i} " + "[" * 45 + f"*a{i - 1}" + "]" * 45)
+    with pytest.raises(MappingError) as caught:
+        load_yaml_text("\n".join(lines) + "\n", "t.yaml")
+    # x1's and x2's values reach levels 47 and 92; x3 holds a2 (x2's value, line 4),
+    # 91 levels high, at level 47: it would reach 137, and is named
+    assert str(caught.value) == ("t.yaml:4: YAML nested more than 100 levels deep (a "
+                                 "mapping, a layout, a format.yaml needs fewer than ten)")
+
+
+def test_an_alias_within_the_bound_still_loads():
+    text = "a: &a " + "[" * 40 + "1" + "]" * 40 + "\nb: [*a, *a]\n"
+    data, problems = load_yaml_text(text, "t.yaml")
+    assert problems == [] and data["b"][0] == data["a"]
+
+
 def test_recursive_alias_is_named_at_its_anchor():
     with pytest.raises(MappingError) as caught:
         load_yaml_text("pesgen_mapping: 1\nx: &a [1, *a]\n", "t.yaml")
