@@ -1274,8 +1274,10 @@ class Builder:
             if not parse_bool(flag):
                 return None
         except ValueError as exc:
-            ctx.problem("input.bool", f"payment.direct_debit: {exc}",
-                        mapping=p["direct_debit"].where)
+            ctx.problem("input.bool", f"payment.direct_debit: {exc} (yes/no, true/false, "
+                        "oui/non, o/n, y/n, 1/0; empty: no): translate each payment method "
+                        "of the export to yes or no in the binding (docs/mapping-reference.md, "
+                        "bindings.payment.direct_debit)", mapping=p["direct_debit"].where)
             return None
         before = len(ctx.problems)
 

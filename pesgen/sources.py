@@ -1070,9 +1070,30 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     except csv.Error as exc:  # the header's line
         start = last_line + 1
         detail = _csv_error(exc, start)
+        key = "quotechar"
+        if start == 1:
+            misread = _header_delimiter_problem(exc, path, spec)
+            if misread:
+                detail, key = misread, "delimiter"
         raise InputDataError(f"{shown}:{start}: CSV error: {detail}; nothing written",
                              [Problem("input.csv", detail, record=f"{shown}:{start}",
-                                      mapping=spec.at("quotechar"))]) from None
+                                      mapping=spec.at(key))]) from None
+
+
+def _header_delimiter_problem(exc: csv.Error, path: Path, spec: InputSpec) -> str | None:
+    """A quoted header the reader stops in because a closing quote is followed by
+    another delimiter than input.delimiter ("',' expected after '\"'", a file of
+    "a";"b" read with ','): the quotes are right, the delimiter is what to fix. Say what
+    the first line looks like (without its content), as a header read as one column
+    does; None when it does not look separated by another delimiter."""
+    delimiter = spec.delimiter if spec.delimiter != "auto" else None
+    if delimiter is None or str(exc) != f"'{delimiter}' expected after '{spec.quotechar}'":
+        return None
+    looks = describe_first_line(_first_line(path, spec.encoding))
+    if not looks.startswith("looks like CSV") or f"separated by {delimiter!r}" in looks:
+        return None
+    return (f"the first line does not read with delimiter {delimiter!r} ({exc}); it "
+            f"{looks}; check input.delimiter")
 
 
 def _csv_error(exc: csv.Error, start: int) -> str:

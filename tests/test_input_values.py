@@ -188,6 +188,24 @@ def test_an_unknown_payment_method_is_refused_csv(tmp_path, method):
     assert p.mapping == _where(CSV_MAPPING, "direct_debit:", "bindings.payment.direct_debit")
 
 
+def test_an_unknown_payment_method_says_what_the_binding_reads_and_what_to_do(tmp_path):
+    # a technician binding the export's own method column ('PRELEVEMENT') was told only
+    # that it "is not a yes/no value": neither which values are, nor where to translate
+    rows = _csv_rows()
+    header = rows[0]
+    col = header.index("payment_method")
+    number = header.index("invoice_number")
+    for r in rows[1:]:
+        if r[number] == "FA-2026-00101":
+            r[col] = "PRELEVEMENT"
+    exc = _refused(tmp_path, CSV_MAPPING, _write_csv(tmp_path, rows))
+    assert _only(exc, "input.bool").message == (
+        "payment.direct_debit: 'PRELEVEMENT' is not a yes/no value (yes/no, true/false, "
+        "oui/non, o/n, y/n, 1/0; empty: no): translate each payment method of the export "
+        "to yes or no in the binding (docs/mapping-reference.md, "
+        "bindings.payment.direct_debit)")
+
+
 @pytest.mark.parametrize("method", ["DIRECT_DEBIT", "cheque"])
 def test_an_unknown_payment_method_is_refused_json(tmp_path, method):
     data = _example()

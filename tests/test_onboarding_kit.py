@@ -405,6 +405,34 @@ def test_the_scaffold_debt_number_reads_the_invoice_number_of_a_csv_export(tmp_p
     assert '<NumDette V="20260001"/>' in r.stdout
 
 
+def test_the_scaffold_shows_the_keys_a_csv_export_needs(tmp_path):
+    """A technician turning the scaffold's input to csv found group_by alone there:
+    nothing said that a cp1252, ';' export with '1 234,50' needed encoding, delimiter and
+    numbers (read as utf-8 and ',' by default). The scaffold shows them commented, with
+    their defaults; uncommented, they read the onboarding persona's export."""
+    out = tmp_path / "m.yaml"
+    _run("new-mapping", "Saint-Martin", "--format", "pes-ormc", "-o", out)
+    text = out.read_text(encoding="utf-8")
+    fill = {k: v for k, v in SMC_FILL.items() if k != "records: invoices "}
+    fill.update({
+        "  records: invoices ": "  # records: invoices ",
+        "  # group_by: TODO ": '  group_by: "N° facture" ',
+        "  # encoding: cp1252 ": "  encoding: cp1252 ",
+        "  # delimiter: \";\" ": "  delimiter: \";\" ",
+        "  # numbers: fr ": "  numbers: fr ",
+        "  # dates: fr ": "  dates: fr ",
+    })
+    out.write_text(_filled(text, fill), encoding="utf-8")
+    spec = load_mapping(out).input
+    assert (spec.format, spec.group_by, spec.encoding, spec.delimiter, spec.numbers,
+            spec.dates) == ("csv", "N° facture", "cp1252", ";", "fr", "fr")
+    source = tmp_path / "export-smc.csv"
+    source.write_bytes(SMC_CSV.replace("180,00", "1 180,00").encode("cp1252"))
+    r = _run("preview", "-m", out, "-i", source, "--date", RUN_DATE)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert '<MtHT V="1180.00"/>' in r.stdout
+
+
 def test_each_commented_policy_of_the_scaffold_uncomments_into_a_valid_mapping(tmp_path):
     """policies: is written with its keys commented below it: uncommenting one (or all)
     gives a valid mapping; none uncommented is an empty policies:, the defaults."""

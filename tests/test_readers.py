@@ -423,6 +423,36 @@ def test_a_wrong_delimiter_shows_the_single_column_read(tmp_path):
                          "a number, a date, an e-mail or an IBAN); check input.delimiter")
 
 
+def test_a_wrong_delimiter_on_a_quoted_file_names_the_delimiter_not_the_quotes(tmp_path):
+    # every field quoted and separated by ';' (a French spreadsheet's export), read with
+    # ',': the reader stops at the first closing quote, followed by ';' where it expects
+    # ','. The quotes are right; the delimiter is what to fix (it was blamed on
+    # input.quotechar, with only "',' expected after '\"'")
+    rows = list(csv.reader(io.StringIO(CSV_TEXT)))
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", quoting=csv.QUOTE_ALL).writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_text(out.getvalue(), encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.csv")
+    assert p.mapping == _at(CSV_MAPPING, "delimiter")
+    assert p.message == ("the first line does not read with delimiter ',' (',' expected "
+                         "after '\"'); it looks like CSV: 33 fields separated by ';', a "
+                         "header (no field looks like a number, a date, an e-mail or an "
+                         "IBAN); check input.delimiter")
+    assert str(exc).startswith(f"{inp}:1: CSV error: the first line does not read")
+
+
+def test_a_quote_error_in_a_header_with_the_right_delimiter_still_names_the_quotes(tmp_path):
+    inp = tmp_path / "export.csv"
+    header, rest = CSV_TEXT.split("\n", 1)
+    inp.write_text(f'"invoice_number"x,{header.split(",", 1)[1]}\n{rest}', encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.csv")
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+    assert p.message == "',' expected after '\"'"
+
+
 def test_a_json_file_given_to_a_csv_mapping(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, EXAMPLES / "school-export.json")
     p = _only(exc, "input.format")
