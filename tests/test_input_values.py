@@ -156,6 +156,18 @@ def test_the_review_amounts_are_refused_in_an_export(tmp_path):
 # ---------------------------------------------------------------- 3. payment method
 
 
+def _rows_with(invoice: str, **cells: str) -> list[list[str]]:
+    """The example CSV's rows, with these columns of ``invoice``'s rows set."""
+    rows = _csv_rows()
+    header = rows[0]
+    number = header.index("invoice_number")
+    for row in rows[1:]:
+        if row[number] == invoice:
+            for column, value in cells.items():
+                row[header.index(column)] = value
+    return rows
+
+
 @pytest.mark.parametrize("method", ["direct_debit ", " direct_debit", "direct_debit\u00a0"])
 def test_a_direct_debit_with_surrounding_spaces_is_a_direct_debit(tmp_path, method):
     rows = _csv_rows()
@@ -173,14 +185,7 @@ def test_a_direct_debit_with_surrounding_spaces_is_a_direct_debit(tmp_path, meth
 
 @pytest.mark.parametrize("method", ["DIRECT_DEBIT", "Direct_Debit", "prelevement", "virement"])
 def test_an_unknown_payment_method_is_refused_csv(tmp_path, method):
-    rows = _csv_rows()
-    header = rows[0]
-    col = header.index("payment_method")
-    number = header.index("invoice_number")
-    for r in rows[1:]:
-        if r[number] == "FA-2026-00101":
-            r[col] = method
-    inp = _write_csv(tmp_path, rows)
+    inp = _write_csv(tmp_path, _rows_with("FA-2026-00101", payment_method=method))
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     p = _only(exc, "input.bool")
     assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00101')}"
@@ -191,13 +196,7 @@ def test_an_unknown_payment_method_is_refused_csv(tmp_path, method):
 def test_an_unknown_payment_method_says_what_the_binding_reads_and_what_to_do(tmp_path):
     # a technician binding the export's own method column ('PRELEVEMENT') was told only
     # that it "is not a yes/no value": neither which values are, nor where to translate
-    rows = _csv_rows()
-    header = rows[0]
-    col = header.index("payment_method")
-    number = header.index("invoice_number")
-    for r in rows[1:]:
-        if r[number] == "FA-2026-00101":
-            r[col] = "PRELEVEMENT"
+    rows = _rows_with("FA-2026-00101", payment_method="PRELEVEMENT")
     exc = _refused(tmp_path, CSV_MAPPING, _write_csv(tmp_path, rows))
     assert _only(exc, "input.bool").message == (
         "payment.direct_debit: 'PRELEVEMENT' is not a yes/no value (yes/no, true/false, "
@@ -229,13 +228,7 @@ def test_a_json_direct_debit_with_a_trailing_space_is_a_direct_debit(tmp_path):
 def test_expressions_read_stripped_values_like_paths(tmp_path):
     """``invoice.payer_last_name or invoice.payer_name``: a last name of spaces is blank
     for an expression as for a path."""
-    rows = _csv_rows()
-    header = rows[0]
-    number = header.index("invoice_number")
-    last, name = header.index("payer_last_name"), header.index("payer_name")
-    for r in rows[1:]:
-        if r[number] == "FA-2026-00101":
-            r[last], r[name] = "   ", "Famille Dupont"
+    rows = _rows_with("FA-2026-00101", payer_last_name="   ", payer_name="Famille Dupont")
     result = export(CSV_MAPPING, _write_csv(tmp_path, rows), tmp_path / "out", RUN)
     xml = result.files[0].path.read_text(encoding="iso-8859-1")
     assert '<Nom V="FAMILLE DUPONT"/>' in xml
@@ -270,15 +263,8 @@ def test_zero_width_space_is_still_refused():
 
 
 def test_soft_hyphen_in_a_name_is_noted_in_an_export(tmp_path):
-    rows = _csv_rows()
-    header = rows[0]
-    number = header.index("invoice_number")
-    last = header.index("payer_last_name")
-    first = header.index("payer_first_name")
-    for r in rows[1:]:
-        if r[number] == "FA-2026-00102":
-            r[last] = "Dupont\u00adMartin"
-            r[first] = "Jean\u00a0Pierre"
+    rows = _rows_with("FA-2026-00102", payer_last_name="Dupont\u00adMartin",
+                      payer_first_name="Jean\u00a0Pierre")
     result = export(CSV_MAPPING, _write_csv(tmp_path, rows), tmp_path / "out", RUN)
     xml = result.files[0].path.read_bytes()
     assert b'<Nom V="DUPONTMARTIN"/>' in xml and b'<Prenom V="JEAN PIERRE"/>' in xml
@@ -305,14 +291,7 @@ def test_the_year_window_bounds_are_read(raw):
 
 
 def test_year_0026_is_refused_in_an_export(tmp_path):
-    rows = _csv_rows()
-    header = rows[0]
-    number = header.index("invoice_number")
-    col = header.index("debit_date")
-    for r in rows[1:]:
-        if r[number] == "FA-2026-00101":
-            r[col] = "05/12/0026"
-    inp = _write_csv(tmp_path, rows)
+    inp = _write_csv(tmp_path, _rows_with("FA-2026-00101", debit_date="05/12/0026"))
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     p = _only(exc, "input.date")
     assert "'05/12/0026'" in p.message and p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00101')}"
