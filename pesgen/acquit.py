@@ -64,6 +64,10 @@ FILE_KINDS = {"PESORMC": "an ORMC file (TypFic PESORMC)",
               "PESALR1": "a PES_Aller file (TypFic PESALR1)"}
 # The file as a whole (guichet "boîte 1": schema, signatures): no bordereau named
 FILE_DOMAINS = frozenset({"0", "1", "2"})
+# The domains that name the guichet's check, not a kind of bordereau (TDomaineAck, DT
+# v5.19 Acquittement_codes: the others are Dépense, Recette, Rôle, Budget…): one naming
+# a NumBord may answer a recette of pesgen's, which the acquit does not say (not tied)
+CHECK_DOMAINS = FILE_DOMAINS | {"3", "99"}
 # TNumAnoAck (XSD CommunAck.xsd; DT v5.19 Acquittement_codes): the DGFiP gives the
 # codes, no meaning beside them; LibelleAnoAck says what is wrong
 ANOMALY_CODES = frozenset("""
@@ -523,12 +527,15 @@ class ElementReport:
         if self.kind == "unnamed":
             return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
                     "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
-        if self.kind == "other" and e.domain == "3":
-            # signed after pesgen wrote it (a parapheur), a recette bordereau may be
-            # answered so; the acquit does not say which domain the bordereau is of
-            return (f"{said}: the signature of a bordereau, of a recette or a dépense (the "
-                    "acquit does not say): not tied to a run; if it is a recette of "
-                    "yours, `pesgen runs list` shows its run")
+        if self.kind == "other" and e.domain in CHECK_DOMAINS:
+            # signed after pesgen wrote it (a parapheur), checked, or refused by Hélios'
+            # parametrisation, a recette bordereau may be answered so; the acquit does
+            # not say which domain the bordereau is of
+            what = ("the signature of a bordereau" if e.domain == "3" else
+                    f"the {e.domain_label} check of a bordereau")
+            return (f"{said}: {what}, of a recette or a dépense (the acquit does not say): "
+                    "not tied to a run; if it is a recette of yours, `pesgen runs list` "
+                    "shows its run")
         if self.kind == "other":
             return (f"{said}: a bordereau of domain {e.domain_label}, not a recette: not "
                     "pesgen's (it writes recettes only)")
@@ -965,6 +972,8 @@ def _not_tied(r: ElementReport) -> str:
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",
     }.get(r.kind, "the signature of a bordereau, not tied to a run" if e.domain == "3"
+          else f"the {e.domain_label} check of a bordereau, not tied to a run"
+          if e.domain in CHECK_DOMAINS
           else "a bordereau of another domain than a recette: not pesgen's")
 
 

@@ -107,7 +107,7 @@ def test_the_file_is_read_once_and_its_digest_is_that_of_the_bytes_parsed(
 
 
 def test_the_hand_written_acks_are_valid_against_the_official_xsd(official_xsd):
-    for name in ("accepted.xml", "rejected.xml", "file-rejected.xml"):
+    for name in ("accepted.xml", "rejected.xml", "file-rejected.xml", "check-domains.xml"):
         assert read_acquit(ACKS / name, official_xsd).elements
 
 
@@ -451,6 +451,29 @@ def test_a_bordereau_signature_is_not_tied_to_a_run_but_said_what_it_may_be(stor
     assert "REJECTED: the signature of a bordereau, of a recette or a dépense" in r.output
     assert "  error ERREUR_SIGNATURE_BORDEREAU_INVALIDE\n" in r.output
     assert "pesgen runs cancel" not in r.output
+
+
+def test_a_check_domain_naming_a_bordereau_is_not_said_another_software_s(store):
+    """DomaineAck 0-2 (Technique, signatures) and 99 (Paramétrage) name the guichet's
+    check, not a kind of bordereau (DT v5.19 Acquittement_codes, TDomaineAck): one naming
+    IdBord 1 may answer pesgen's rôle, and is not tied (the acquit does not say which
+    bordereau kind it is), but never said to be not pesgen's as a Dépense is."""
+    r = run_cli("acquit", ACKS / "check-domains.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    for line, domain in ((34, "0 Technique"), (44, "1 Signature technique"),
+                         (54, "2 Signature globale"), (64, "99 Paramétrage")):
+        label = domain.split(" ", 1)[1]
+        assert (f"IdBord 1 exercise 2026 (DomaineAck {domain}, line {line}): REJECTED: the "
+                f"{label} check of a bordereau, of a recette or a dépense (the acquit does "
+                "not say): not tied to a run; if it is a recette of yours, `pesgen runs "
+                "list` shows its run\n") in r.output
+    assert ("(DomaineAck 5 Dépense, line 74): REJECTED: a bordereau of domain Dépense, not "
+            "a recette: not pesgen's") in r.output
+    assert r.output.count("not pesgen's") == 1
+    assert "pesgen runs cancel" not in r.output
+    recorded = run_cli("acquit", ACKS / "check-domains.xml", "--db", store, "--record")
+    assert "not recorded: IdBord 1 exercise 2026 (line 64): the Paramétrage check of a " \
+           "bordereau, not tied to a run\n" in recorded.output
 
 
 def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, tmp_path):
