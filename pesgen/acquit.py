@@ -82,6 +82,9 @@ ERREUR_PJ_SIGNEE ERREUR_SIGNATURE_EXTERNE ERREUR_AUTRE ERREUR_SIGNATURE_BORDEREA
 ERREUR_MONTANT_TVA_ZERO_NEGATIF ERREUR_PJ ERREUR_CUMUL_MONTANTS
 ERREUR_SIGNATURE_BORDEREAU_ILLISIBLE ERREUR_SIGNATURE_BORDEREAU_INCOMPLETE
 """.split())
+# a bordereau number Hélios knows already (DT v5.19 PES_RecetteAller_blocs, IdBord: « Si
+# le numéro est déjà connu dans Hélios […] rejet du bordereau pour cause de doublon »)
+DOUBLON_BORDEREAU = "ERREUR_DOUBLON_BORDEREAU"
 _BOOLEAN = {"1": True, "true": True, "0": False, "false": False}  # xs:boolean
 _DIGITS = re.compile(r"[0-9]+")
 # xs:date (Base_Date, EnTetePES/DteStr): a day, with an optional time zone
@@ -589,9 +592,24 @@ class ElementReport:
             f" ({', '.join(codes)})" if codes else "")
         option = f" --db {shlex.quote(db)}" if db else ""
         # quoted for a shell: the codes are the acquit file's text, not vouched for
-        return (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
-                f"{shlex.quote(reason)}{option}; fix the input (the errors above), then export "
-                "again: its invoices go in a new bordereau, with a new number")
+        cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
+                  f"{shlex.quote(reason)}{option}")
+        again = "then export again: its invoices go in a new bordereau, with a new number"
+        if DOUBLON_BORDEREAU in codes:
+            # a number Hélios knows already: this very file sent twice (its first sending
+            # accepted: the titles exist) is rejected so, as another bordereau's number
+            return (f"Hélios knows IdBord {self.bordereau} already ({DOUBLON_BORDEREAU}: a "
+                    "number it knows is rejected as a doublon, DT v5.19 "
+                    "PES_RecetteAller_blocs): if this file was sent before, that sending may "
+                    "have been accepted and its titles exist at the trésorerie: cancelling "
+                    "it and exporting again would bill the families twice; ask the "
+                    "trésorerie which it is before anything else. Only if the number is "
+                    f"another bordereau's: {cancel}; check this store's numbering with the "
+                    f"trésorerie (docs/state.md, Numbering), {again}")
+        if not _all_errors(e):
+            return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
+                    f"{again}")
+        return f"{cancel}; fix the input (the errors above), {again}"
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
