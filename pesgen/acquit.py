@@ -64,6 +64,10 @@ FILE_KINDS = {"PESORMC": "an ORMC file (TypFic PESORMC)",
               "PESALR1": "a PES_Aller file (TypFic PESALR1)"}
 # The file as a whole (guichet "boîte 1": schema, signatures): no bordereau named
 FILE_DOMAINS = frozenset({"0", "1", "2"})
+# The domains that name the guichet's check, not a kind of bordereau (TDomaineAck, DT
+# v5.19 Acquittement_codes: the others are Dépense, Recette, Rôle, Budget…): one naming
+# a NumBord may answer a recette of pesgen's, which the acquit does not say (not tied)
+CHECK_DOMAINS = FILE_DOMAINS | {"3", "99"}
 # TNumAnoAck (XSD CommunAck.xsd; DT v5.19 Acquittement_codes): the DGFiP gives the
 # codes, no meaning beside them; LibelleAnoAck says what is wrong
 ANOMALY_CODES = frozenset("""
@@ -78,6 +82,9 @@ ERREUR_PJ_SIGNEE ERREUR_SIGNATURE_EXTERNE ERREUR_AUTRE ERREUR_SIGNATURE_BORDEREA
 ERREUR_MONTANT_TVA_ZERO_NEGATIF ERREUR_PJ ERREUR_CUMUL_MONTANTS
 ERREUR_SIGNATURE_BORDEREAU_ILLISIBLE ERREUR_SIGNATURE_BORDEREAU_INCOMPLETE
 """.split())
+# a bordereau number Hélios knows already (DT v5.19 PES_RecetteAller_blocs, IdBord: « Si
+# le numéro est déjà connu dans Hélios […] rejet du bordereau pour cause de doublon »)
+DOUBLON_BORDEREAU = "ERREUR_DOUBLON_BORDEREAU"
 _BOOLEAN = {"1": True, "true": True, "0": False, "false": False}  # xs:boolean
 _DIGITS = re.compile(r"[0-9]+")
 # xs:date (Base_Date, EnTetePES/DteStr): a day, with an optional time zone
@@ -523,12 +530,15 @@ class ElementReport:
         if self.kind == "unnamed":
             return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
                     "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
-        if self.kind == "other" and e.domain == "3":
-            # signed after pesgen wrote it (a parapheur), a recette bordereau may be
-            # answered so; the acquit does not say which domain the bordereau is of
-            return (f"{said}: the signature of a bordereau, of a recette or a dépense (the "
-                    "acquit does not say): not tied to a run; if it is a recette of "
-                    "yours, `pesgen runs list` shows its run")
+        if self.kind == "other" and e.domain in CHECK_DOMAINS:
+            # signed after pesgen wrote it (a parapheur), checked, or refused by Hélios'
+            # parametrisation, a recette bordereau may be answered so; the acquit does
+            # not say which domain the bordereau is of
+            what = ("the signature of a bordereau" if e.domain == "3" else
+                    f"the {e.domain_label} check of a bordereau")
+            return (f"{said}: {what}, of a recette or a dépense (the acquit does not say): "
+                    "not tied to a run; if it is a recette of yours, `pesgen runs list` "
+                    "shows its run")
         if self.kind == "other":
             return (f"{said}: a bordereau of domain {e.domain_label}, not a recette: not "
                     "pesgen's (it writes recettes only)")
@@ -582,9 +592,24 @@ class ElementReport:
             f" ({', '.join(codes)})" if codes else "")
         option = f" --db {shlex.quote(db)}" if db else ""
         # quoted for a shell: the codes are the acquit file's text, not vouched for
-        return (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
-                f"{shlex.quote(reason)}{option}; fix the input (the errors above), then export "
-                "again: its invoices go in a new bordereau, with a new number")
+        cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
+                  f"{shlex.quote(reason)}{option}")
+        again = "then export again: its invoices go in a new bordereau, with a new number"
+        if DOUBLON_BORDEREAU in codes:
+            # a number Hélios knows already: this very file sent twice (its first sending
+            # accepted: the titles exist) is rejected so, as another bordereau's number
+            return (f"Hélios knows IdBord {self.bordereau} already ({DOUBLON_BORDEREAU}: a "
+                    "number it knows is rejected as a doublon, DT v5.19 "
+                    "PES_RecetteAller_blocs): if this file was sent before, that sending may "
+                    "have been accepted and its titles exist at the trésorerie: cancelling "
+                    "it and exporting again would bill the families twice; ask the "
+                    "trésorerie which it is before anything else. Only if the number is "
+                    f"another bordereau's: {cancel}; check this store's numbering with the "
+                    f"trésorerie (docs/state.md, Numbering), {again}")
+        if not _all_errors(e):
+            return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
+                    f"{again}")
+        return f"{cancel}; fix the input (the errors above), {again}"
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
@@ -965,6 +990,8 @@ def _not_tied(r: ElementReport) -> str:
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",
     }.get(r.kind, "the signature of a bordereau, not tied to a run" if e.domain == "3"
+          else f"the {e.domain_label} check of a bordereau, not tied to a run"
+          if e.domain in CHECK_DOMAINS
           else "a bordereau of another domain than a recette: not pesgen's")
 
 

@@ -107,7 +107,8 @@ def test_the_file_is_read_once_and_its_digest_is_that_of_the_bytes_parsed(
 
 
 def test_the_hand_written_acks_are_valid_against_the_official_xsd(official_xsd):
-    for name in ("accepted.xml", "rejected.xml", "file-rejected.xml"):
+    for name in ("accepted.xml", "rejected.xml", "file-rejected.xml", "check-domains.xml",
+                 "doublon.xml", "rejected-no-error.xml"):
         assert read_acquit(ACKS / name, official_xsd).elements
 
 
@@ -451,6 +452,62 @@ def test_a_bordereau_signature_is_not_tied_to_a_run_but_said_what_it_may_be(stor
     assert "REJECTED: the signature of a bordereau, of a recette or a dépense" in r.output
     assert "  error ERREUR_SIGNATURE_BORDEREAU_INVALIDE\n" in r.output
     assert "pesgen runs cancel" not in r.output
+
+
+def test_a_check_domain_naming_a_bordereau_is_not_said_another_software_s(store):
+    """DomaineAck 0-2 (Technique, signatures) and 99 (Paramétrage) name the guichet's
+    check, not a kind of bordereau (DT v5.19 Acquittement_codes, TDomaineAck): one naming
+    IdBord 1 may answer pesgen's rôle, and is not tied (the acquit does not say which
+    bordereau kind it is), but never said to be not pesgen's as a Dépense is."""
+    r = run_cli("acquit", ACKS / "check-domains.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    for line, domain in ((34, "0 Technique"), (44, "1 Signature technique"),
+                         (54, "2 Signature globale"), (64, "99 Paramétrage")):
+        label = domain.split(" ", 1)[1]
+        assert (f"IdBord 1 exercise 2026 (DomaineAck {domain}, line {line}): REJECTED: the "
+                f"{label} check of a bordereau, of a recette or a dépense (the acquit does "
+                "not say): not tied to a run; if it is a recette of yours, `pesgen runs "
+                "list` shows its run\n") in r.output
+    assert ("(DomaineAck 5 Dépense, line 74): REJECTED: a bordereau of domain Dépense, not "
+            "a recette: not pesgen's") in r.output
+    assert r.output.count("not pesgen's") == 1
+    assert "pesgen runs cancel" not in r.output
+    recorded = run_cli("acquit", ACKS / "check-domains.xml", "--db", store, "--record")
+    assert "not recorded: IdBord 1 exercise 2026 (line 64): the Paramétrage check of a " \
+           "bordereau, not tied to a run\n" in recorded.output
+
+
+def test_a_doublon_s_next_step_warns_that_the_titles_may_exist_at_the_tresorerie(store):
+    """ERREUR_DOUBLON_BORDEREAU: Hélios knows the number already (DT v5.19
+    PES_RecetteAller_blocs, IdBord: « Si le numéro est déjà connu dans Hélios […] rejet
+    du bordereau pour cause de doublon »): the same file sent twice, its first sending
+    accepted, is rejected so; cancelling and exporting again would bill twice."""
+    r = run_cli("acquit", ACKS / "doublon.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    assert step.startswith(
+        "  next: Hélios knows IdBord 1 already (ERREUR_DOUBLON_BORDEREAU: a number it knows "
+        "is rejected as a doublon, DT v5.19 PES_RecetteAller_blocs): if this file was sent "
+        "before, that sending may have been accepted and its titles exist at the "
+        "trésorerie: cancelling it and exporting again would bill the families twice; "
+        "ask the trésorerie which it is before anything else. Only if the number is "
+        "another bordereau's: pesgen runs cancel "), step
+    assert "fix the input (the errors above)" not in step
+    assert "numbering" in step
+    data = json.loads(run_cli("acquit", ACKS / "doublon.xml", "--db", store, "--json").stdout)
+    assert data["elements"][0]["next_step"] == step.removeprefix("  next: ")
+
+
+def test_a_rejection_naming_no_error_says_to_ask_the_tresorerie(store):
+    """Every Erreur of TElementACQUIT is optional (XSD v5.17): a rejection may name none,
+    and the next step does not send support to errors that are not there."""
+    r = run_cli("acquit", ACKS / "rejected-no-error.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    assert "(the errors above)" not in step
+    assert step.endswith("; the acquit names no error: ask the trésorerie what to fix, "
+                         "then export again: its invoices go in a new bordereau, with a "
+                         "new number"), step
 
 
 def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, tmp_path):
