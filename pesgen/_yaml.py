@@ -273,18 +273,20 @@ def _load_yaml_text(text: str, source: str, kind: str) -> tuple[Any, list[Proble
     except _TooDeep as exc:  # through aliases
         raise _too_deep(source, exc.args[0]) from None
     except _RecursiveAlias as exc:
-        where = f"{source}:{exc.args[0]}"
-        message = "YAML alias used inside its own anchor: it would hold itself without end"
-        raise MappingError(f"{where}: {message}", [Problem("mapping.yaml", message,
-                                                           mapping=where)]) from None
+        raise _refused_at(source, exc.args[0], "YAML alias used inside its own anchor: it "
+                          "would hold itself without end") from None
     except RecursionError:  # nesting past MAX_DEPTH is refused while composing
         raise MappingError(f"{source}: YAML nested too deeply") from None
 
 
 def _too_deep(source: str, line: int) -> MappingError:
+    return _refused_at(source, line, f"YAML nested more than {MAX_DEPTH} levels deep (a "
+                       "mapping, a layout, a format.yaml needs fewer than ten)")
+
+
+def _refused_at(source: str, line: int, message: str) -> MappingError:
+    """The file refused for what stands at ``line`` (rule mapping.yaml)."""
     where = f"{source}:{line}"
-    message = (f"YAML nested more than {MAX_DEPTH} levels deep (a mapping, a layout, a "
-               "format.yaml needs fewer than ten)")
     return MappingError(f"{where}: {message}", [Problem("mapping.yaml", message,
                                                         mapping=where)])
 

@@ -530,12 +530,7 @@ class ElementReport:
         if self.kind == "unnamed":
             return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
                     "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
-        if self.kind == "other" and e.domain in CHECK_DOMAINS:
-            # signed after pesgen wrote it (a parapheur), checked, or refused by Hélios'
-            # parametrisation, a recette bordereau may be answered so; the acquit does
-            # not say which domain the bordereau is of
-            what = ("the signature of a bordereau" if e.domain == "3" else
-                    f"the {e.domain_label} check of a bordereau")
+        if self.kind == "other" and (what := _checked_as(e)):
             return (f"{said}: {what}, of a recette or a dépense (the acquit does not say): "
                     "not tied to a run; if it is a recette of yours, `pesgen runs list` "
                     "shows its run")
@@ -989,10 +984,19 @@ def _not_tied(r: ElementReport) -> str:
         "unnamed": "it names no bordereau (no NumBord)",
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",
-    }.get(r.kind, "the signature of a bordereau, not tied to a run" if e.domain == "3"
-          else f"the {e.domain_label} check of a bordereau, not tied to a run"
-          if e.domain in CHECK_DOMAINS
+    }.get(r.kind, f"{what}, not tied to a run" if (what := _checked_as(e))
           else "a bordereau of another domain than a recette: not pesgen's")
+
+
+def _checked_as(e: AckElement) -> str | None:
+    """What an element of a check domain (CHECK_DOMAINS) naming a bordereau answers:
+    signed after pesgen wrote it (a parapheur), checked, or refused by Hélios'
+    parametrisation, a recette bordereau may be answered so, and the acquit does not say
+    which domain the bordereau is of; None for an element of a kind of bordereau."""
+    if e.domain not in CHECK_DOMAINS:
+        return None
+    return ("the signature of a bordereau" if e.domain == "3" else
+            f"the {e.domain_label} check of a bordereau")
 
 
 def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording:

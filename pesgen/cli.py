@@ -341,8 +341,7 @@ def export(
             # the temporary files are gone, the transaction rolled back
             if line_open[0]:
                 _echo_err("")
-            _echo_err(interrupted(["export"]))
-            _Interrupts.said = True
+            _say_interrupted("export")
             if left:
                 _echo_err(left)
             raise typer.Exit(130) from None
@@ -1558,8 +1557,7 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     except KeyboardInterrupt:
         # before the files were put in place (from then on interrupts are held): the
         # rebuilt files and the output folder regenerate created are gone
-        _echo_err(interrupted(["regenerate"]))
-        _Interrupts.said = True
+        _say_interrupted("regenerate")
         raise typer.Exit(130) from None
     except PesgenError as exc:
         _say_waived(run, waived)
@@ -1687,6 +1685,13 @@ def _payfip_app() -> typer.Typer:
 
 
 app.add_typer(_payfip_app(), name="payfip")
+
+
+def _say_interrupted(command: str) -> None:
+    """``command``'s line for an interrupt before its run was recorded (or its files put
+    in place), said once: ``main`` does not say it again."""
+    _echo_err(interrupted([command]))
+    _Interrupts.said = True
 
 
 class _ClosedPipeSafe(io.RawIOBase):

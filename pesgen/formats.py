@@ -364,18 +364,6 @@ def typ_bord_problems(fmt: Format, paths: list[Path]) -> list[Problem]:
     return problems
 
 
-def _empty_file_key(data: Any, problem: Problem) -> bool:
-    """Whether ``problem`` is the schema's refusal of a files[i].xsd or .layout given
-    as an empty text, which pesgen read as none before 2026-12-02."""
-    match = re.search(r": files\[(\d+)\]\.(xsd|layout)$", problem.mapping or "")
-    if match is None:
-        return False
-    files = data.get("files") if isinstance(data, dict) else None
-    index = int(match[1])
-    return isinstance(files, list) and index < len(files) and \
-        isinstance(files[index], dict) and files[index].get(match[2]) == ""
-
-
 def load_format(folder: Path, recorded: bool = False) -> Format:
     """The bundle in ``folder``. ``recorded``: a bundle as a run recorded it, loaded to
     rebuild that run's files, which are then compared byte for byte with the ones
@@ -383,12 +371,16 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     loads)."""
     source = folder / "format.yaml"
     data, problems, _ = load_yaml_file(source, "format")
+    if recorded and isinstance(data, dict) and isinstance(data.get("files"), list):
+        # an xsd or a layout given empty, refused since 2026-12-02: none, as read then
+        for spec in data["files"]:
+            for key in ("xsd", "layout"):
+                if isinstance(spec, dict) and spec.get(key) == "":
+                    del spec[key]
     checked = _schema.check(data, "format.schema.json", str(source), "format.schema")
     if recorded:  # recorded before unknown keys under defaults were refused: not read
         checked = [p for p in checked if not (isinstance(p, _schema.UnknownKey)
                                               and tuple(p.path) == ("defaults",))]
-        # nor an xsd or a layout given empty (refused since 2026-12-02): none, as then
-        checked = [p for p in checked if not _empty_file_key(data, p)]
     problems += checked
     if not problems and data["name"] != folder.name:
         problems.append(Problem("format.schema", f"name '{data['name']}' differs from the "
