@@ -60,6 +60,12 @@ def _export(tmp_path: Path, mapping: Path, fmts: Path | None = None):
                 *(["--formats-dir", fmts] if fmts else []))
 
 
+def _command(command: str, tmp_path: Path, mapping: Path, fmts: Path | None = None):
+    """check-mapping, or an export of the example, with ``mapping`` (and ``fmts``)."""
+    return _check_mapping(mapping, fmts) if command == "check-mapping" else \
+        _export(tmp_path, mapping, fmts)
+
+
 def _nothing_written(tmp_path: Path) -> bool:
     out = tmp_path / "out"
     return not out.exists() or not list(out.iterdir())
@@ -190,7 +196,7 @@ DEEP = "(" * 100 + "invoice.number" + ")" * 100
 def test_an_expression_nested_too_deeply_is_a_mapping_problem(tmp_path, command):
     """Jinja's parser recursed past Python's limit: a RecursionError traceback, exit 1."""
     mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{DEEP}"}}')
-    r = _check_mapping(mapping) if command == "check-mapping" else _export(tmp_path, mapping)
+    r = _command(command, tmp_path, mapping)
     assert r.exit_code == ExitCode.MAPPING, r.output
     assert f"expression nested too deeply to be compiled (parentheses, brackets or calls " \
            f"within each other): write it flatter [mapping {mapping}:{line}: " \
@@ -240,8 +246,7 @@ def test_a_template_recursing_without_end_is_a_template_error(tmp_path, command,
     else:
         fmts, line = _bundle(tmp_path, "{% macro head(doc) -%}",
                              RECURSIVE + "{% set x = r(0) %}\n{% macro head(doc) -%}")
-    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
-        _export(tmp_path, MAPPING, fmts)
+    r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: maximum "
                                "recursion depth exceeded"), r.stderr
@@ -269,8 +274,7 @@ def test_a_template_running_past_its_time_limit_is_a_template_error(
     else:
         fmts, line = _bundle(tmp_path, "{% macro head(doc) -%}",
                              LOOPS + "\n{% macro head(doc) -%}")
-    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
-        _export(tmp_path, MAPPING, fmts)
+    r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
                                "ran for more than 0.5 seconds and was stopped: a loop that "
@@ -430,8 +434,7 @@ def test_an_expression_reading_a_record_s_methods_still_works():
 def test_a_template_changing_what_it_renders_is_a_template_error(tmp_path, command):
     """doc.options changed by one piece was what the next piece rendered."""
     fmts, line = _bundle(tmp_path, NOM, "{{ doc.options.update({'x': 1}) }}" + NOM)
-    r = _check_mapping(MAPPING, fmts) if command == "check-mapping" else \
-        _export(tmp_path, MAPPING, fmts)
+    r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "access to attribute 'update' of " in r.stderr, r.stderr
     assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr

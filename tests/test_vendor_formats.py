@@ -385,6 +385,15 @@ def _broken_emagnus(tmp_path: Path, old: str, new: str,
     return fmts, tmp_path / "out"
 
 
+def _refused_output(fmts: Path, out: Path) -> OutputInvalidError:
+    """The example exported to e.magnus with the bundle in ``fmts``, refused for what it
+    rendered: nothing written in ``out``, no file, no temporary, not even the folder."""
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
+    assert not out.exists()
+    return info.value
+
+
 @pytest.mark.parametrize(("old", "new", "rule", "column", "words"), [
     # too long: the whole object where Libelle1 allows 50
     ("  18: t.object,", "  18: t.object ~ ' - ' ~ t.object,", "layout.length",
@@ -399,11 +408,9 @@ def _broken_emagnus(tmp_path: Path, old: str, new: str,
 def test_a_file_breaking_its_layout_is_refused_and_nothing_is_written(
         tmp_path, old, new, rule, column, words):
     fmts, out = _broken_emagnus(tmp_path, old, new)
-    with pytest.raises(OutputInvalidError) as info:
-        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
-    assert "nothing written" in str(info.value)
-    assert not out.exists()  # no file, no temporary, not even the folder it made
-    problems = info.value.problems
+    refused = _refused_output(fmts, out)
+    assert "nothing written" in str(refused)
+    problems = refused.problems
     assert len(problems) == 21  # every record of the file, not the first
     p = problems[0]
     assert p.rule == rule
@@ -417,10 +424,7 @@ def test_a_piece_whose_imputations_break_their_group_is_refused(tmp_path):
     imputation M (a piece's first) is refused, naming each line of a piece after its
     first, and nothing is written."""
     fmts, out = _broken_emagnus(tmp_path, '  7: "M" if loop.first else "S",', '  7: "M",')
-    with pytest.raises(OutputInvalidError) as info:
-        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
-    assert not out.exists()
-    problems = info.value.problems
+    problems = _refused_output(fmts, out).problems
     assert {p.rule for p in problems} == {"layout.group"}
     assert problems[0].record == "WTAMC001.txt:2"
     assert problems[0].message.startswith("record 'ecriture', column Multiple (#7): 'M' on "
@@ -444,10 +448,7 @@ def test_detail_lines_that_do_not_sum_to_their_piece_are_refused(tmp_path):
     not have is refused too. Nothing is written."""
     fmts, out = _emagnus_detail(tmp_path, '    ln.amount | amount(","), "", "", ln.amount',
                                 '    (ln.amount + 1) | amount(","), "", "", ln.amount')
-    with pytest.raises(OutputInvalidError) as info:
-        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
-    assert not out.exists()
-    problems = info.value.problems
+    problems = _refused_output(fmts, out).problems
     assert {p.rule for p in problems} == {"layout.across"}
     assert problems[0].record == "WTAMC001.txt:1"
     assert problems[0].message == ("IDEcriture '1': its MontantHT sum to 282.75, the "
@@ -455,9 +456,7 @@ def test_detail_lines_that_do_not_sum_to_their_piece_are_refused(tmp_path):
     assert len(problems) == 11  # one per piece
 
     fmts, out = _emagnus_detail(tmp_path / "2", '["19", t.number,', '["19", t.number + 100,')
-    with pytest.raises(OutputInvalidError) as info:
-        export(EMAGNUS, EXAMPLES / "school-export.json", out, RUN, formats_dirs=[fmts])
-    problems = info.value.problems
+    problems = _refused_output(fmts, out).problems
     assert problems[0].record == "WTAMC001AS.txt:1"
     assert problems[0].message == "column RefIdEcriture: '101' is no IDEcriture of WTAMC001.txt"
 
