@@ -6,7 +6,9 @@ runs: two nested ``range(100000)`` loops, or a macro's loop over every line of a
 run for each title, would hold an export, or a bundle's check in CI, for hours. A call
 that runs longer than ``LIMIT`` seconds is stopped with ``RenderTimeout``, which the
 renderer reports as a template error naming the template's line (exit 5, nothing
-written).
+written): ``TemplateStopped``, which no caller renders again in the same command (an
+export's invoices after check-mapping's sample titles, regenerate's rebuild as before),
+so a looping template holds a command for the limit once, not once per rendering.
 
 How: the call notes when it started (one clock read, no system call); a watchdog thread
 looks once a second and, past the limit, sends SIGALRM to the main thread, whose

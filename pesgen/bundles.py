@@ -461,20 +461,24 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
             "review them; from then on check-format compares with them")
     encoding = result.mapping.output.encoding or fmt.encoding
     if fixture.expected.is_dir():
-        laid_out: dict[str, tuple[Path, str, Path] | None] = {}
+        # the bordereau each file the fixture wrote belongs to: a fixture of several
+        # bordereaux writes a template's file once for each (their names differ, or the
+        # export refuses them)
+        bordereau = {f.path.name: f.bordereau for f in result.files}
+        laid_out: dict[int, dict[str, tuple[Path, str, Path]]] = {}
         for path in sorted(fixture.expected.iterdir()):
             spec = None if hidden(path) else specs.get(path.name)
             if spec is not None:
                 problems += validate_output(fmt, path, spec, official_xsd,
                                             result.mapping.output.encoding)
-                if spec.layout is not None:
-                    # a fixture of several bordereaux writes a template's file twice:
-                    # which files go together is not told here, the export checks them
-                    laid_out[spec.template] = None if spec.template in laid_out else \
-                        (path, path.name, spec.layout)
-        if fmt.across and not problems and None not in laid_out.values():
-            # between the expected files, as at export
-            problems += check_across(fmt.across, laid_out, encoding)  # type: ignore[arg-type]
+                if spec.layout is not None and path.name in bordereau:
+                    # one not written by the fixture is the diff's (expected, not produced)
+                    laid_out.setdefault(bordereau[path.name], {})[spec.template] = \
+                        path, path.name, spec.layout
+        if fmt.across and not problems:
+            # between the expected files of each bordereau, as at export
+            for number in sorted(laid_out):
+                problems += check_across(fmt.across, laid_out[number], encoding)
     diffs = compare(fixture.expected, work, encoding)
     # the expected folder may document itself
     diffs = [d for d in diffs if not d.startswith("README.md: expected but not produced")]

@@ -144,6 +144,14 @@ class TemplateError(PesgenError):
     default_message = "a template failed"
 
 
+class TemplateStopped(TemplateError):
+    """A call into a template ran past its time limit (``pesgen._budget``) and was
+    stopped: rendering the template again in the same command, on other titles or
+    another way, would hold it as long again before failing the same way."""
+
+    default_message = "a template ran past its time limit"
+
+
 class OutputInvalidError(PesgenError):
     exit_code = ExitCode.OUTPUT
     default_message = "the rendered output is invalid"

@@ -42,6 +42,7 @@ from .errors import (
     PesgenError,
     Problem,
     TemplateError,
+    TemplateStopped,
     UsageError,
 )
 from .formats import FileSpec, Format, encoding_clash, mapping_format
@@ -298,12 +299,18 @@ class Exporter:
         for the run summary's notes (``run_notes``), each title holding a value for it
         counted as it is rendered. A template failing on the sample titles is left to the
         export, which renders it on the invoices and names the one it fails on; the
-        summary then says the fields were not checked."""
+        summary then says the fields were not checked. Unless a call into it was stopped
+        past its time limit (TemplateStopped): that refuses the run here, as rendering
+        the invoices would hold the command as long again before failing so."""
         from .coverage import held_by
         from .sample import check_coverage, check_templates  # they render through this module
 
         try:
             sample = check_templates(self.mapping, self.fmt)
+        except TemplateStopped as exc:
+            raise TemplateStopped(f"{exc} [on check-mapping's sample titles, rendered "
+                                  "before the invoices: the invoices were not rendered, "
+                                  "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
             return

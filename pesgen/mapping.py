@@ -333,6 +333,8 @@ RENDERS_NOTHING = {
     "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
     "mapping.csv-lines": "bindings.lines other than {const: rows} with CSV input: never "
                          "read, each row is a line",
+    "mapping.csv-records": "input.records with CSV input: never read, the rows are the "
+                           "lines",
     "codes.country": "country keys one by case: the key in upper case is read, as before "
                      "the check",
     "pes.cat-tiers": "a CatTiers outside the DGFiP list: written as it is",
@@ -558,6 +560,13 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
         if input_spec.format == "csv" and not input_spec.group_by:
             problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
                                     "number column)", mapping=where("input")))
+        if input_spec.format == "csv" and "records" in i:
+            # never read: records: factures looked like it chose the rows read
+            problems.append(Problem(
+                "mapping.csv-records", "with input.format: csv, input.records is not read: "
+                "it applies to JSON input only (the dotted path of the invoice array); a "
+                "CSV file's rows are the invoices' lines, grouped by input.group_by: "
+                "remove it", mapping=where("input", "records")))
         try:
             import codecs
 

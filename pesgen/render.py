@@ -21,7 +21,7 @@ from . import _budget
 from ._jinja import close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
-from .errors import Problem, TemplateError, exception_message
+from .errors import Problem, TemplateError, TemplateStopped, exception_message
 from .formats import FileSpec, Format, unwritable
 from .memo import remember
 from .model import Document, Title
@@ -123,8 +123,14 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
         note = f"{note}; {said}" if note else said
     context = f"{note}; {context}" if note else context
     detail = f"{message} ({note})" if note else message
-    return TemplateError(f"template {where}: {message} ({context})",
-                         [Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
+    return _error_of(exc)(f"template {where}: {message} ({context})", [
+        Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
+
+
+def _error_of(exc: BaseException) -> type[TemplateError]:
+    """The error a template's ``exc`` is reported as: a call stopped past its time limit
+    as TemplateStopped, which no caller renders again (it would wait as long again)."""
+    return TemplateStopped if isinstance(exc, _budget.RenderTimeout) else TemplateError
 
 
 class FileRenderer:
@@ -233,9 +239,9 @@ class FileRenderer:
             message = getattr(exc, "message", None) or exception_message(exc)
             message += close_filter(message, self._name.environment)
             where = self.name_where()
-            raise TemplateError(f"{self.fmt.name}: file name template failed: {message} "
-                                f"({where})", [Problem("template", f"file name template: "
-                                                       f"{message}", mapping=where)]) from None
+            raise _error_of(exc)(f"{self.fmt.name}: file name template failed: {message} "
+                                 f"({where})", [Problem("template", f"file name template: "
+                                                        f"{message}", mapping=where)]) from None
         # refused since 2026-12-02: a recorded run that wrote one is rebuilt as it was
         control = None if self.recorded else _CONTROL.search(name)
         if not name or "/" in name or "\\" in name or name.startswith(".") or control:

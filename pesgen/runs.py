@@ -39,6 +39,7 @@ from .errors import (
     RecordConflict,
     StateError,
     TemplateError,
+    TemplateStopped,
     UsageError,
 )
 from .export import Exporter, ExportResult, Prepared, open_exporter
@@ -1124,6 +1125,8 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
         try:
             temps = _rebuild_files(run, mapping, fmt, staging, input_path,
                                    recorded_refs, waived, legacy=False)
+        except TemplateStopped:  # past its time limit: rebuilt as before, as long again
+            raise
         except (_Differ, TemplateError, InputDataError, MappingError) as exc:
             before = load_recorded_mapping(run["mapping_text"], run["mapping_path"],
                                            as_before=True)

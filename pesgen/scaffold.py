@@ -110,7 +110,7 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "",
         "input:",
         "  format: json             # TODO if needed: json, or csv (one row per invoice line)",
-        "  records: invoices        # JSON: dotted path of the invoice array",
+        "  records: invoices        # JSON only (remove it for csv): the invoice array's path",
         "  # group_by: TODO         # CSV only (required): the invoice number column",
         "  # encoding: cp1252       # the file's encoding (default utf-8)",
         "  # delimiter: \";\"         # CSV (default ','; or auto)",

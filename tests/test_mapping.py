@@ -242,9 +242,10 @@ def test_empty_mapping_lists_every_required_section(tmp_path):
 def test_csv_input_needs_group_by(tmp_path):
     m = _write(tmp_path, _edit(("  format: json", "  format: csv")))
     exc = _refused(m)
-    # and the JSON mapping's lines: lines, which CSV input would not read
+    # and the JSON mapping's records: and lines: lines, which CSV input would not read
     assert [(p.rule, p.mapping) for p in exc.problems] == [
         ("mapping.input", f"{m}:{_line(m, 'input:')}: input"),
+        ("mapping.csv-records", f"{m}:{_line(m, '  records: ')}: input.records"),
         ("mapping.csv-lines", f"{m}:{_line(m, '  lines: lines')}: bindings.lines")]
     assert "group_by" in exc.problems[0].message
 
@@ -680,6 +681,50 @@ def test_a_csv_mapping_binding_lines_otherwise_than_const_rows_is_refused(tmp_pa
     assert p.message.endswith("write bindings.lines as {const: rows}")
     r = CliRunner().invoke(app, ["check-mapping", str(path)])
     assert r.exit_code == ExitCode.MAPPING and "(rule mapping.csv-lines)" in r.output
+
+
+@pytest.mark.parametrize("records", ["invoices", "factures", "data.invoices"])
+def test_a_csv_mapping_naming_records_is_refused(tmp_path, records):
+    """input.records is the dotted path of a JSON export's invoice array: with CSV
+    input it was not read, and `records: factures` was accepted, saying nothing (the
+    scaffold writes records: invoices, which a technician turning its input to csv
+    keeps). Refused when the mapping loads (mapping.csv-records, exit 3), check-mapping
+    and export too."""
+    text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
+    assert text.count("  format: csv\n") == 1
+    path = _write(tmp_path, text.replace("  format: csv\n",
+                                         f"  format: csv\n  records: {records}\n"))
+    with pytest.raises(PesgenError) as info:
+        load_mapping(path)
+    assert info.value.exit_code == ExitCode.MAPPING, info.value.report()
+    [p] = info.value.problems
+    assert p.rule == "mapping.csv-records"
+    where = f"{path}:{_line(path, f'records: {records}')}: input.records"
+    assert p.mapping == where
+    assert p.message == ("with input.format: csv, input.records is not read: it applies "
+                         "to JSON input only (the dotted path of the invoice array); a CSV "
+                         "file's rows are the invoices' lines, grouped by input.group_by: "
+                         "remove it")
+    for args in (["check-mapping", str(path)],
+                 ["export", "-m", str(path), "-i", str(EXAMPLES / "school-export.csv"),
+                  "-o", str(tmp_path / "out"), "--dry-run",
+                  "--db", f"sqlite:///{tmp_path / 'x.sqlite3'}", "--create-store"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == ExitCode.MAPPING, r.output
+        assert f"[mapping {where}] (rule mapping.csv-records)" in r.output, r.output
+
+
+def test_the_scaffold_s_records_says_it_is_for_json_only(tmp_path):
+    """new-mapping writes records: invoices for its JSON input: its comment says to
+    remove it for csv (the key a CSV mapping is refused with)."""
+    out = tmp_path / "m.yaml"
+    r = CliRunner().invoke(app, ["new-mapping", "Commune X", "--format", "pes-ormc",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    [line] = [ln for ln in out.read_text(encoding="utf-8").splitlines()
+              if ln.lstrip().startswith("records:")]
+    assert line == "  records: invoices        # JSON only (remove it for csv): the " \
+                   "invoice array's path"
 
 
 BORDEREAU_OBJECT = '  bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}\n'

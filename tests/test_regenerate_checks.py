@@ -669,3 +669,22 @@ def test_a_run_recorded_before_the_checks_of_2026_12_02_is_rebuilt(tmp_path, mon
     assert refused.exit_code in (ExitCode.MAPPING, ExitCode.TEMPLATE, ExitCode.INPUT), \
         refused.output
     assert refusal in refused.output, refused.output
+
+
+def test_a_csv_run_whose_recorded_mapping_names_records_is_rebuilt(tmp_path):
+    """input.records, never read with CSV input, is refused since mapping.csv-records:
+    a run recorded before with it is rebuilt (the rows were read the same), the check
+    said as a warning naming its line."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing-csv.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out, EXAMPLES / "school-export.csv")
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    text = mapping.read_text(encoding="utf-8").replace("  format: csv\n",
+                                                      "  format: csv\n  records: factures\n")
+    _as_recorded(run_id, text)  # what the older pesgen read: records said nothing
+
+    r = _rebuilt(tmp_path, run_id, out)
+    line = text.splitlines().index("  records: factures") + 1
+    assert (f"[mapping {mapping}:{line}: input.records] (rule mapping.csv-records)"
+            in r.stderr), r.stderr

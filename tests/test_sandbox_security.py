@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from datetime import date
 from pathlib import Path
 
 import jinja2
@@ -24,7 +25,7 @@ from pesgen._jinja import (
     template_environment,
 )
 from pesgen.cli import app
-from pesgen.errors import ExitCode, UsageError
+from pesgen.errors import ExitCode, TemplateError, UsageError
 from pesgen.expr import compile_fast
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
@@ -301,6 +302,80 @@ def test_a_file_name_template_running_past_its_time_limit_is_a_template_error(
            "stopped" in r.stderr, r.stderr
     assert _nothing_written(tmp_path)
     assert _budget._started == [0.0]
+
+
+def _stopped_calls(monkeypatch) -> list[BaseException]:
+    """Each call into a template the time limit stops from now on (``_budget.watched``
+    is how render.py calls a template)."""
+    from pesgen import _budget
+
+    stopped: list[BaseException] = []
+    watched = _budget.watched
+
+    def counted(call, *args):
+        try:
+            return watched(call, *args)
+        except _budget.RenderTimeout as exc:
+            stopped.append(exc)
+            raise
+
+    monkeypatch.setattr(_budget, "watched", counted)
+    return stopped
+
+
+@pytest.mark.parametrize("command", ["export", "dry-run", "preview"])
+def test_a_template_past_its_time_limit_holds_a_command_once(tmp_path, monkeypatch, command):
+    """export (its dry run) and preview render the templates on check-mapping's sample
+    titles before the invoices: a call stopped there refuses the command, naming the
+    template's line, and the invoices are not rendered. They were, each call with a
+    limit of its own: a looping piece held an export twice the limit (2 min)."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    fmts, line = _bundle(tmp_path, NOM, LOOPS + NOM)
+    stopped = _stopped_calls(monkeypatch)
+    if command == "preview":
+        r = _cli("preview", "-m", MAPPING, "-i", EXAMPLES / "school-export.json",
+                 "--date", RUN_DATE, "--formats-dir", fmts)
+    else:
+        r = _cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json",
+                 "-o", tmp_path / "out", "--date", RUN_DATE,
+                 "--db", f"sqlite:///{tmp_path / 'state.sqlite3'}", "--create-store",
+                 "--formats-dir", fmts, *(["--dry-run"] if command == "dry-run" else []))
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert len(stopped) == 1, stopped
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
+                               "ran for more than 0.5 seconds and was stopped"), r.stderr
+    assert "[on check-mapping's sample titles, rendered before the invoices: the invoices " \
+           "were not rendered, which would wait as long again]" in r.stderr
+    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
+def test_regenerate_past_the_time_limit_does_not_rebuild_the_run_again(tmp_path, monkeypatch):
+    """A rebuild that fails is tried again as pesgen rendered before 2026-12-01 (the
+    recorded sha256 decide): not one stopped past its time limit, which the same
+    templates would hold as long again (a named filter stuck here: the recorded run's
+    bundle is rendered, not a folder a test can change)."""
+    import time
+
+    from pesgen import _budget
+    from pesgen.filters import FILTERS
+    from pesgen.runs import export_recorded, regenerate
+    from pesgen.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                          tmp_path / "out", date.fromisoformat(RUN_DATE))
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    monkeypatch.setitem(FILTERS, "amount", lambda *_args, **_kw: time.sleep(30))
+    stopped = _stopped_calls(monkeypatch)
+    with pytest.raises(TemplateError) as info:
+        regenerate(store, run.run_id, tmp_path / "again")
+    assert "pes-ormc/pes-aller.xml.j2:" in str(info.value)
+    assert "rendering ran for more than 0.5 seconds and was stopped" in str(info.value)
+    assert len(stopped) == 1, stopped
+    assert not (tmp_path / "again").exists() or not list((tmp_path / "again").iterdir())
 
 
 def test_a_call_within_its_time_limit_is_not_stopped(monkeypatch):

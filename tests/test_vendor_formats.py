@@ -722,3 +722,45 @@ def test_check_format_holds_the_expected_files_to_across_files(tmp_path):
     assert r.exit_code == 6, r.output
     assert ("WTAMC001.txt:1: IDEcriture '1': its MontantHT sum to 282.75, the MtHTaxe of its "
             "lines in WTAMC001AS.txt to 282.76 (rule layout.across)") in r.stderr, r.stderr
+
+
+def test_check_format_holds_each_bordereau_of_a_fixture_to_across_files(tmp_path):
+    """A fixture of several bordereaux (the file names numbered, six titles a
+    bordereau): its expected files are checked between the files of each
+    bordereau, as the export checks them; a detail amount changed in the second
+    bordereau's WTAMC001AS breaks layout.across, exit 6. They were not checked at all
+    (a template's file twice in expected/: skipped, saying nothing)."""
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "bl-emagnus"
+    shutil.copytree(BUNDLE, bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    for name in ("WTAMC001", "WTAMC001AS", "WTAMC001_TSOL"):
+        old = f'name: "{name}.txt"'
+        assert text.count(old) == 1, old
+        text = text.replace(old, f'name: "{name}-{{{{ doc.bordereau.number }}}}.txt"')
+    spec.write_text(text, encoding="utf-8")
+    mapping = bundle / "fixture" / "mapping.yaml"
+    text = mapping.read_text(encoding="utf-8")
+    assert text.count("  format: bl-emagnus\n") == 1
+    mapping.write_text(text.replace("  format: bl-emagnus\n", "  format: bl-emagnus\n"
+                                    "  max_pieces_per_bordereau: 6\n"), encoding="utf-8")
+    for old in (bundle / "expected").glob("*.txt"):
+        old.unlink()
+    r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts),
+                                 "--regen"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (bundle / "expected").glob("*.txt")) == [
+        f"{name}-{number}.txt" for name in ("WTAMC001", "WTAMC001AS", "WTAMC001_TSOL")
+        for number in (1, 2)]
+    detail = bundle / "expected" / "WTAMC001AS-2.txt"
+    raw = detail.read_bytes()
+    first = raw.split(b"\r\n", 1)[0]
+    fields = first.split(b";")
+    assert fields[12] == b"85,00"
+    fields[12] = b"85,01"
+    detail.write_bytes(raw.replace(first, b";".join(fields), 1))
+    r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts)])
+    assert r.exit_code == 6, r.output
+    assert ("WTAMC001-2.txt:1: IDEcriture '1': its MontantHT sum to 575.00, the MtHTaxe of "
+            "its lines in WTAMC001AS-2.txt to 575.01 (rule layout.across)") in r.stderr, r.stderr
