@@ -118,15 +118,32 @@ class AckError:
 
 @dataclass(frozen=True)
 class AckLine:
-    number: int  # NumLigne: the IdLigne of a line of the piece
+    # NumLigne: the IdLigne of a line of the piece; None: its V is empty, which the XSD
+    # allows (Base_Num13_Light, « (0 à N) caractères numériques »): no line named
+    number: int | None
     errors: tuple[AckError, ...]
+    at: int = 0  # its NumLigne's line in the acknowledgement file
+
+    @property
+    def said(self) -> str:
+        """``IdLigne 2``, or what the acquit leaves empty, at its line."""
+        return (f"IdLigne {self.number}" if self.number is not None else
+                f"IdLigne ? (NumLigne is empty, line {self.at})")
 
 
 @dataclass(frozen=True)
 class AckPiece:
-    number: int  # NumPiece: the IdPce of a piece of the bordereau
+    # NumPiece: the IdPce of a piece of the bordereau; None: its V is empty (as NumLigne)
+    number: int | None
     errors: tuple[AckError, ...]
     lines: tuple[AckLine, ...]
+    at: int = 0  # its NumPiece's line in the acknowledgement file
+
+    @property
+    def said(self) -> str:
+        """``IdPce 3``, or what the acquit leaves empty, at its line."""
+        return (f"IdPce {self.number}" if self.number is not None else
+                f"IdPce ? (NumPiece is empty, line {self.at})")
 
 
 @dataclass(frozen=True)
@@ -143,10 +160,20 @@ class AckElement:
     attachment: str | None
     errors: tuple[AckError, ...]
     pieces: tuple[AckPiece, ...]
+    # NumBord, ExerciceBord given with an empty V (the XSD allows it: Base_Num7_Light,
+    # Base_Num4_Light, « (0 à N) caractères numériques »), with their line in the file:
+    # read as not given (bordereau, exercise None), never as a number
+    empty: tuple[tuple[str, int], ...] = ()
 
     @property
     def domain_label(self) -> str:
         return DOMAINS.get(self.domain, "?")
+
+    def missing(self, tag: str) -> str:
+        """How the element lacks ``tag`` (NumBord, ExerciceBord): ``NumBord is empty
+        (line 58)`` or ``no NumBord``."""
+        line = dict(self.empty).get(tag)
+        return f"{tag} is empty (line {line})" if line is not None else f"no {tag}"
 
 
 @dataclass(frozen=True)
@@ -251,14 +278,18 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         problems.append(Problem("acquit.structure", message,
                                 record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
 
-    def value(parent: Any, tag: str, required: bool = True, digits: int | None = None
-              ) -> str | None:
+    def value(parent: Any, tag: str, required: bool = True, digits: int | None = None,
+              empty: bool = False) -> str | None:
+        """The V of ``tag``; ``empty``: an empty V is a value (""), which the XSD allows
+        (a *_Light type: « (0 à N) caractères »)."""
         el = parent.find(tag)
         if el is None:
             if required:
                 problem(parent, f"no {tag}")
             return None
         v = el.get("V")
+        if empty and v == "":
+            return v
         if v is None or (required and not v.strip()):
             problem(el, f"{tag} has no value (attribute V)")
             return None
@@ -296,23 +327,38 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         if state is not None and state.strip() not in _BOOLEAN:
             problem(item.find("EtatAck"), f"EtatAck is '{shown(state, 20)}', not 1 (accepted) nor "
                     "0 (rejected)")
-        bordereau = value(item, "NumBord", required=False, digits=7)
-        exercise = value(item, "ExerciceBord", required=False, digits=4)
+        bordereau = value(item, "NumBord", required=False, digits=7, empty=True)
+        exercise = value(item, "ExerciceBord", required=False, digits=4, empty=True)
+        empty = tuple((tag, item.find(tag).sourceline) for tag, v in (
+            ("NumBord", bordereau), ("ExerciceBord", exercise)) if v == "")
         pieces = []
         for piece in item.findall("DetailPiece"):
-            number = value(piece, "NumPiece", digits=13)
+            number = value(piece, "NumPiece", digits=13, empty=True)
             lines = []
             for line in piece.findall("DetailLigne"):
-                numero = value(line, "NumLigne", digits=13)
-                lines.append(AckLine(int(numero or 0), errors(line)))
-            pieces.append(AckPiece(int(number or 0), errors(piece), tuple(lines)))
+                numero = value(line, "NumLigne", digits=13, empty=True)
+                lines.append(AckLine(_number(numero), errors(line), _at(line, "NumLigne")))
+            pieces.append(AckPiece(_number(number), errors(piece), tuple(lines),
+                                   _at(piece, "NumPiece")))
         elements.append(AckElement(
             item.sourceline, domain or "", _BOOLEAN.get((state or "").strip(), False),
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
-            errors(item), tuple(pieces)))
+            errors(item), tuple(pieces), empty))
     return Acquit(name, id_coll or "", cod_bud or "", id_post,
                   None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on)
+
+
+def _number(v: str | None) -> int | None:
+    """A NumPiece's or NumLigne's number; None: its V is empty (a missing one is a
+    problem already, and its 0 never read)."""
+    return None if v == "" else int(v or 0)
+
+
+def _at(parent: Any, tag: str) -> int:
+    """The line of ``parent``'s ``tag`` (of ``parent`` when it has none)."""
+    el = parent.find(tag)
+    return int((el if el is not None else parent).sourceline or 0)
 
 
 def _day(head: Any, text: str | None, problem: Any) -> str | None:
@@ -483,6 +529,28 @@ class ElementReport:
         return e.bordereau if e.bordereau is not None else self.file_bordereau
 
     @property
+    def unidentified(self) -> tuple[str, ...]:
+        """What of this element pesgen would tie but cannot, for an identifier the acquit
+        leaves empty or out (``NumBord is empty (line 58)``, ``no ExerciceBord``,
+        ``NumPiece is empty (line 41)``): a recette element without its NumBord or
+        ExerciceBord, a piece or line without its number in a bordereau tied to a run.
+        Never guessed; ``pesgen acquit`` exits 10 for it when nothing is rejected."""
+        e = self.element
+        out = []
+        if e.domain in RECETTE_DOMAINS and self.run is None and self.from_file is None:
+            if self.kind == "unnamed":
+                out.append(e.missing("NumBord"))
+            elif self.kind == "bordereau" and e.exercise is None:
+                out.append(e.missing("ExerciceBord"))
+        if self.run is not None:
+            for p in e.pieces:
+                if p.number is None:
+                    out.append(f"NumPiece is empty (line {p.at})")
+                out += [f"NumLigne is empty (line {ln.at})" for ln in p.lines
+                        if ln.number is None]
+        return tuple(out)
+
+    @property
     def same_as_recorded(self) -> bool | None:
         """Whether the element says what the bordereau's recorded status says (None: no
         status recorded)."""
@@ -527,6 +595,15 @@ class ElementReport:
             return f"{said}: PJ {e.attachment} (pesgen sends no PJ)"
         if self.kind == "market":
             return f"{said}: market {e.market} (pesgen sends no market)"
+        if self.kind == "unnamed" and "NumBord" in dict(e.empty):
+            # a bordereau's element whose number Hélios left empty: never taken for the
+            # whole file (domains 0-2) nor for any bordereau
+            whole = (" (nor whether it answers the whole file)" if e.domain in FILE_DOMAINS
+                     else "")
+            return (f"{said}: an element of domain {e.domain_label} naming a bordereau "
+                    f"without its number, {e.missing('NumBord')}: pesgen cannot tell which "
+                    f"bordereau it answers{whole} and does not guess: not tied; ask the "
+                    "trésorerie which bordereau it is")
         if self.kind == "unnamed":
             return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
                     "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
@@ -540,7 +617,9 @@ class ElementReport:
         if self.untied:
             return f"{said}: {self.untied}"
         if e.exercise is None:
-            return f"{said}: no ExerciceBord, pesgen cannot tell which run sent it"
+            return (f"{said}: {e.missing('ExerciceBord')}, pesgen cannot tell which run sent "
+                    "it" + (" and does not guess: not tied; ask the trésorerie its exercise"
+                            if e.empty else ""))
         if not self.found and self.set_aside:
             return f"{said}: " + "; ".join(x.why for x in self.set_aside)
         if not self.found:
@@ -696,7 +775,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     elif e.bordereau not in numbers:
         why = f"not a bordereau of {named.said}, named with --run: not tied"
     elif e.exercise is None:
-        why = (f"no ExerciceBord: pesgen cannot tell that it is the exercise {named.exercise} "
+        why = (f"{e.missing('ExerciceBord')}: pesgen cannot tell that it is the exercise "
+               f"{named.exercise} "
                f"of run {named.run_id} (--run): not tied")
     elif e.exercise != named.exercise:
         why = (f"exercise {e.exercise}, run {named.run_id} (--run) is of exercise "
@@ -771,6 +851,12 @@ class AcquitReport:
     def rejected(self) -> int:
         return sum(1 for e in self.elements if not e.element.accepted)
 
+    @property
+    def unidentified(self) -> int:
+        """How many elements hold something pesgen cannot tie for an identifier the
+        acquit leaves empty or out (ElementReport.unidentified)."""
+        return sum(1 for e in self.elements if e.unidentified)
+
 
 def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitReport:
     """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
@@ -780,7 +866,9 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
     out: list[ElementReport] = []
     for e in acquit.elements:
         if e.bordereau is None:
-            kind = ("attachment" if e.attachment else "market" if e.market else
+            # an empty NumBord names a bordereau (the XSD's choice n°1), not the file
+            kind = ("unnamed" if "NumBord" in dict(e.empty) else
+                    "attachment" if e.attachment else "market" if e.market else
                     "file" if e.domain in FILE_DOMAINS else "unnamed")
             out.append(_tie_file(acquit, e, named) if kind == "file" and named is not None
                        else ElementReport(e, kind))
@@ -873,10 +961,14 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
                 "recorded_at": r.from_file.recorded_at,
                 "superseded_at": r.from_file.superseded_at,
                 "tied": r.from_file_tie.strip(" ()") or None},
+            # null: the acquit leaves its number empty (source_line: where), never guessed
             "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
-                        "errors": errors(p.errors),
-                        "lines": [{"line": ln.number, "errors": errors(ln.errors)}
+                        "source_line": p.at, "errors": errors(p.errors),
+                        "lines": [{"line": ln.number, "source_line": ln.at,
+                                   "errors": errors(ln.errors)}
                                   for ln in p.lines]} for p in e.pieces],
+            # what pesgen would tie but cannot, for an identifier left empty or out
+            "unidentified": list(r.unidentified),
             "next_step": r.next_step(db),
         })
     return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
@@ -885,7 +977,7 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "run": None if report.named is None else report.named.run_id,  # --run
             "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
-            "elements": elements}
+            "unidentified": report.unidentified, "elements": elements}
 
 
 # ------------------------------------------------------------------ record in the store
@@ -971,7 +1063,7 @@ def _not_tied(r: ElementReport) -> str:
         return r.untied
     if r.kind == "bordereau":
         if e.exercise is None:
-            return "no ExerciceBord: pesgen cannot tell which run sent it"
+            return f"{e.missing('ExerciceBord')}: pesgen cannot tell which run sent it"
         if not r.found and r.set_aside:
             return "; ".join(x.why for x in r.set_aside)
         if not r.found:
@@ -981,7 +1073,9 @@ def _not_tied(r: ElementReport) -> str:
     return {
         "file": "the whole file: the acquit names none of its bordereaux (to record it "
                 "as the rejection of the file a run wrote, name that run: --record --run RUN)",
-        "unnamed": "it names no bordereau (no NumBord)",
+        "unnamed": ("it names a bordereau without its number, "
+                    f"{e.missing('NumBord')}: not guessed" if "NumBord" in dict(e.empty)
+                    else "it names no bordereau (no NumBord)"),
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",
     }.get(r.kind, f"{what}, not tied to a run" if (what := _checked_as(e))
@@ -1058,11 +1152,14 @@ def _errors_of(e: AckElement) -> list[dict[str, Any]]:
     """The element's errors, its pieces' and their lines', as the store records them."""
     out = [{"piece": None, "line": None, "code": x.code, "label": x.label} for x in e.errors]
     for p in e.pieces:
-        out += [{"piece": p.number, "line": None, "code": x.code, "label": x.label}
+        # a piece or line the acquit names with an empty number: "" (None would make its
+        # errors the bordereau's own)
+        piece = "" if p.number is None else p.number
+        out += [{"piece": piece, "line": None, "code": x.code, "label": x.label}
                 for x in p.errors]
         for line in p.lines:
-            out += [{"piece": p.number, "line": line.number, "code": x.code,
-                     "label": x.label} for x in line.errors]
+            out += [{"piece": piece, "line": "" if line.number is None else line.number,
+                     "code": x.code, "label": x.label} for x in line.errors]
     return out
 
 

@@ -218,7 +218,8 @@ def _acquits_v9(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("domain", sa.String(2), nullable=False),  # DomaineAck
         sa.Column("accepted", sa.Boolean, nullable=False),  # EtatAck
         # JSON [{piece, line, code, label}]: the bordereau's errors (piece and line null),
-        # its pieces' (line null) and their lines', in the file's order
+        # its pieces' (line null) and their lines', in the file's order; a piece or line
+        # "" is one the acquit names with an empty number (NumPiece, NumLigne V="")
         sa.Column("errors", sa.Text, nullable=False),
         sa.Column("error_count", sa.Integer, nullable=False),
         sa.Column("superseded_at", sa.String(32)),  # NULL: the bordereau's status
