@@ -188,6 +188,18 @@ class Acquit:
     # acknowledgement (None: not given, which only its XSD forbids)
     issued_on: str | None = None
     sha256: str = ""  # of the file's bytes, as read
+    # EnTetePES/LibelleColBud, the collectivity's and budget's name (None: not given)
+    coll_label: str | None = None
+
+    @property
+    def collectivity(self) -> str:
+        """``IdColl 21450999400015 budget 00 (IdPost 045012, COMMUNE DE …)``, for
+        messages (the file's text, escaped)."""
+        more = ", ".join(x for x in (
+            f"IdPost {shown(self.id_post)}" if self.id_post else "",
+            shown(self.coll_label, 80) if self.coll_label else "") if x)
+        return (f"IdColl {shown(self.id_coll)} budget {shown(self.cod_bud)}"
+                + (f" ({more})" if more else ""))
 
 
 def read_acquit(path: Path, official: Path | None = None) -> Acquit:
@@ -304,13 +316,14 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
                      for e in parent.findall("Erreur"))
 
     head = root.find("EnTetePES")
-    id_coll = cod_bud = id_post = issued_on = None
+    id_coll = cod_bud = id_post = issued_on = coll_label = None
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
     else:
         id_coll = value(head, "IdColl", digits=14)
         cod_bud = value(head, "CodBud")
         id_post = value(head, "IdPost", required=False)
+        coll_label = value(head, "LibelleColBud", required=False)
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
     nom_fic = root.find("Enveloppe/Parametres/NomFic")
     ack = root.find("ACQUIT")
@@ -346,7 +359,8 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces), empty))
     return Acquit(name, id_coll or "", cod_bud or "", id_post,
-                  None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on)
+                  None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
+                  coll_label=coll_label)
 
 
 def _number(v: str | None) -> int | None:
@@ -494,6 +508,9 @@ class ElementReport:
     # --run)", " (whole file)", "")
     from_file: Any = None
     from_file_tie: str = ""
+    # no run of the store is of the acquit's collectivity or budget: which (see
+    # AcquitReport.stranger); None: some are
+    elsewhere: str | None = None
 
     def from_file_said(self) -> str | None:
         """``recorded already from this file as IdBord 1 of run … (tied by --run):
@@ -622,6 +639,8 @@ class ElementReport:
                             if e.empty else ""))
         if not self.found and self.set_aside:
             return f"{said}: " + "; ".join(x.why for x in self.set_aside)
+        if not self.found and self.elsewhere:
+            return f"{said}: no run of this store holds it: {self.elsewhere}"
         if not self.found:
             return (f"{said}: no run of this store holds it (another software's bordereau, "
                     "or a run recorded in another store: --db)")
@@ -846,6 +865,10 @@ class AcquitReport:
     acquit: Acquit
     elements: tuple[ElementReport, ...]
     named: NamedRun | None = None  # the run named with --run
+    # no run of the store is of the acquit's IdColl (or budget): said so, naming the
+    # collectivities the store's runs are of (``known``: store.collectivities())
+    stranger: str | None = None
+    known: tuple[tuple[str, str, int, str], ...] = ()
 
     @property
     def rejected(self) -> int:
@@ -912,7 +935,51 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
             r, from_file=mine[r.element.line][0],
             from_file_tie=recorded_tie(mine[r.element.line][0].domain,
                                        mine[r.element.line][1])) for r in out]
+    # a bordereau no run holds: is the store of the acquit's collectivity at all? (--run
+    # refuses a run of another one by itself)
+    unheld = [r.kind == "bordereau" and not r.found and not r.set_aside and
+              r.element.exercise is not None for r in out]
+    if named is None and any(unheld):
+        known = tuple(store.collectivities())
+        stranger, short = _stranger(acquit, known)
+        if stranger is not None:
+            out = [replace(r, elsewhere=short) if no else r for r, no in zip(out, unheld,
+                                                                             strict=True)]
+            return AcquitReport(acquit, tuple(out), named, stranger, known)
     return AcquitReport(acquit, tuple(out), named)
+
+
+# how many of the store's collectivities a report names (a shared store may hold many)
+_LISTED_COLLECTIVITIES = 10
+
+
+def _stranger(acquit: Acquit, known: tuple[tuple[str, str, int, str], ...]
+              ) -> tuple[str | None, str]:
+    """What to say when no run of the store is of the acquit's IdColl, or of its budget
+    (``known``: the store's collectivities, store.collectivities()): the report's line
+    naming the acquit's collectivity and the store's, and what an element's verdict says;
+    (None, ""): the store has runs of that budget."""
+    if any((c, b) == (acquit.id_coll, acquit.cod_bud) for c, b, _n, _m in known):
+        return None, ""
+    coll = shown(acquit.id_coll)
+    if not known:
+        return (f"this store holds no run: the acquit, of {acquit.collectivity}, answers runs "
+                "recorded in another store (--db) or by another software",
+                "this store holds no run (see above)")
+    listed = "; ".join(f"IdColl {shown(c)} budget {shown(b)} ({n} run(s), mapping "
+                       f"{shown(m)})" for c, b, n, m in known[:_LISTED_COLLECTIVITIES]) + (
+        f"; and {len(known) - _LISTED_COLLECTIVITIES} more (`pesgen runs list`)"
+        if len(known) > _LISTED_COLLECTIVITIES else "")
+    if any(c == acquit.id_coll for c, _b, _n, _m in known):
+        return (f"not a budget of this store: the acquit is of {acquit.collectivity}; this "
+                f"store's runs are of {listed}: another budget's acquit (CodBud), or its "
+                "runs are in another store (--db)",
+                f"this store has no run of budget {shown(acquit.cod_bud)} of IdColl {coll} "
+                "(see above)")
+    return (f"not this store's collectivity: the acquit is of {acquit.collectivity}; this "
+            f"store's runs are of {listed}: another collectivity's acquit, or its runs are "
+            "in another store (--db)",
+            f"this store has no run of IdColl {coll} (see above)")
 
 
 def _run_json(f: Recorded) -> dict[str, Any]:
@@ -977,7 +1044,14 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "run": None if report.named is None else report.named.run_id,  # --run
             "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
-            "unidentified": report.unidentified, "elements": elements}
+            "unidentified": report.unidentified,
+            # no run of the store is of the acquit's IdColl or budget: said, and the
+            # store's collectivities (null: not looked up, a run holds a bordereau)
+            "stranger": report.stranger,
+            "store_collectivities": None if not report.stranger else [
+                {"id_coll": c, "cod_bud": b, "runs": n, "mapping": m}
+                for c, b, n, m in report.known],
+            "coll_label": a.coll_label, "elements": elements}
 
 
 # ------------------------------------------------------------------ record in the store
@@ -1067,7 +1141,8 @@ def _not_tied(r: ElementReport) -> str:
         if not r.found and r.set_aside:
             return "; ".join(x.why for x in r.set_aside)
         if not r.found:
-            return "no run of this store holds it"
+            return "no run of this store holds it" + (f": {r.elsewhere}" if r.elsewhere
+                                                      else "")
         return (f"{len(r.found)} runs of this store hold an IdBord {e.bordereau}: pesgen "
                 "cannot tell which one the trésorerie answers")
     return {

@@ -791,6 +791,8 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
                + (f"{report.rejected} rejected" if report.rejected else "all accepted")
                + (f", {report.unidentified} not tied for an identifier the acquit leaves "
                   "empty or out (below)" if report.unidentified else ""))
+    if report.stranger is not None:
+        typer.echo(report.stranger)
     if report.named is not None:
         only = report.named.only
         typer.echo(f"--run: tied to {report.named.said} only"

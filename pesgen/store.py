@@ -1395,6 +1395,20 @@ class Store:
                         if b.id_bord == id_bord]
         return out
 
+    def collectivities(self) -> list[tuple[str, str, int, str]]:
+        """The collectivities' budgets this store's runs are of, each as (IdColl, CodBud,
+        how many runs, the mapping of its latest run), by IdColl and CodBud: what `pesgen
+        acquit` names when an acquit is of none of them. Reads only."""
+        found: dict[tuple[str, str], list[Any]] = {}
+        with self.engine.connect() as conn:
+            for id_coll, cod_bud, mapping in conn.execute(
+                    sa.select(runs.c.id_coll, runs.c.cod_bud, runs.c.mapping_path)
+                    .order_by(runs.c.created_at, runs.c.id)):
+                seen = found.setdefault((id_coll, cod_bud), [0, mapping])
+                seen[0] += 1
+                seen[1] = mapping
+        return [(c, b, n, m) for (c, b), (n, m) in sorted(found.items())]
+
     # -------------------------------------------------------------- acknowledgements
 
     def acknowledgements(self, run_ids: Collection[str] | None = None, history: bool = False,

@@ -429,6 +429,54 @@ def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau
     assert "accepted: no run of this store holds it" in r.output
 
 
+@pytest.mark.parametrize(("change", "header", "element"), [
+    ({'<IdColl V="21450999400015"/>': '<IdColl V="21750001600019"/>',
+      '<IdPost V="045012"/>': '<IdPost V="075001"/>',
+      "COMMUNE DE VILLENEUVE SUR LOING": "COMMUNE DE SAINT-AILLEURS"},
+     "not this store's collectivity: the acquit is of IdColl 21750001600019 budget 00 "
+     "(IdPost 075001, COMMUNE DE SAINT-AILLEURS); this store's runs are of IdColl "
+     "21450999400015 budget 00 (1 run(s), mapping {mapping}): another collectivity's "
+     "acquit, or its runs are in another store (--db)",
+     "this store has no run of IdColl 21750001600019 (see above)"),
+    ({'<CodBud V="00"/>': '<CodBud V="01"/>'},
+     "not a budget of this store: the acquit is of IdColl 21450999400015 budget 01 "
+     "(IdPost 045012, COMMUNE DE VILLENEUVE SUR LOING); this store's runs are of IdColl "
+     "21450999400015 budget 00 (1 run(s), mapping {mapping}): another budget's acquit "
+     "(CodBud), or its runs are in another store (--db)",
+     "this store has no run of budget 01 of IdColl 21450999400015 (see above)"),
+], ids=["collectivity", "budget"])
+def test_an_acquit_of_another_collectivity_names_its_idcoll_and_the_store_s(
+        store, tmp_path, change, header, element):
+    """Support given another collectivity's acquit (or the right one with another
+    store) sees at once whose it is and whose runs the store holds: it was only 'no run
+    of this store holds it (another software's bordereau, or a run recorded in another
+    store: --db)'."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    for old, new in change.items():
+        assert old in text
+        text = text.replace(old, new)
+    ack = _write(tmp_path, text)
+    header = header.format(mapping=(MAPPINGS / "villeneuve-sur-loing.yaml").resolve())
+    r = run_cli("acquit", ack, "--db", store, "--record")
+    assert r.exit_code == ExitCode.OK, r.output
+    lines = r.output.splitlines()
+    assert lines[1] == header
+    assert lines[2] == ("IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted: no "
+                        f"run of this store holds it: {element}")
+    assert f"  not recorded: IdBord 1 exercise 2026 (line 31): no run of this store holds " \
+           f"it: {element}" in lines
+    data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert data["stranger"] == header
+    assert data["store_collectivities"] == [{
+        "id_coll": "21450999400015", "cod_bud": "00", "runs": 1,
+        "mapping": str((MAPPINGS / "villeneuve-sur-loing.yaml").resolve())}]
+    # the store's own acquit says none of it
+    own = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
+    assert "this store" not in own.output
+    assert json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", store,
+                              "--json").stdout)["stranger"] is None
+
+
 def test_a_store_that_is_not_there_is_refused_and_not_created(tmp_path):
     db = tmp_path / "typo" / "store.sqlite3"
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
