@@ -744,14 +744,15 @@ def acquit(
         # with --record, what became of each bordereau is said below instead
         _show_acquit(report, shown_db, recorded=not record)
         if done is not None:
-            _show_recording(read, done, store, named)
+            _show_recording(read, done, store, named, report.unidentified)
     if report.rejected:
         raise typer.Exit(int(ExitCode.REJECTED))
     if report.unidentified:
         raise typer.Exit(int(ExitCode.UNTIED))
 
 
-def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None:
+def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
+                    unidentified: int = 0) -> None:
     from .store import shown_store
 
     file = f"{read.name} (sha256 {read.sha256[:16]}…)"
@@ -774,6 +775,11 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None
     elif named is not None:
         typer.echo(f"{file}: nothing recorded: no element of it is tied to run "
                    f"{named.run_id} (--run)")
+    elif unidentified:
+        # the acquit does not say which bordereau: it may be one of this store's
+        typer.echo(f"{file}: nothing recorded: no bordereau of it is tied to a run of this "
+                   f"store ({unidentified} not, for an identifier the acquit leaves empty or "
+                   "out: see above)")
     else:
         typer.echo(f"{file}: nothing recorded: no bordereau of it is one of this store's "
                    "runs")

@@ -663,7 +663,8 @@ def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(sto
     ack = _write(tmp_path, text.replace('<NumBord V="1"/>', '<NumBord V=""/>'))
     r = run_cli("acquit", ack, "--db", store, "--record")
     assert r.exit_code == ExitCode.UNTIED == 10, r.output
-    assert "nothing recorded: no bordereau of it is one of this store's runs" in r.output
+    assert "nothing recorded: no bordereau of it is tied to a run of this store (1 not, " \
+           "for an identifier the acquit leaves empty or out: see above)" in r.output
     assert "not recorded: element (line 31): it names a bordereau without its number, " \
            "NumBord is empty (line 34): not guessed" in r.output
     assert "IdBord 1 no acknowledgement recorded" in run_cli(
