@@ -118,15 +118,32 @@ class AckError:
 
 @dataclass(frozen=True)
 class AckLine:
-    number: int  # NumLigne: the IdLigne of a line of the piece
+    # NumLigne: the IdLigne of a line of the piece; None: its V is empty, which the XSD
+    # allows (Base_Num13_Light, « (0 à N) caractères numériques »): no line named
+    number: int | None
     errors: tuple[AckError, ...]
+    at: int = 0  # its NumLigne's line in the acknowledgement file
+
+    @property
+    def said(self) -> str:
+        """``IdLigne 2``, or what the acquit leaves empty, at its line."""
+        return (f"IdLigne {self.number}" if self.number is not None else
+                f"IdLigne ? (NumLigne is empty, line {self.at})")
 
 
 @dataclass(frozen=True)
 class AckPiece:
-    number: int  # NumPiece: the IdPce of a piece of the bordereau
+    # NumPiece: the IdPce of a piece of the bordereau; None: its V is empty (as NumLigne)
+    number: int | None
     errors: tuple[AckError, ...]
     lines: tuple[AckLine, ...]
+    at: int = 0  # its NumPiece's line in the acknowledgement file
+
+    @property
+    def said(self) -> str:
+        """``IdPce 3``, or what the acquit leaves empty, at its line."""
+        return (f"IdPce {self.number}" if self.number is not None else
+                f"IdPce ? (NumPiece is empty, line {self.at})")
 
 
 @dataclass(frozen=True)
@@ -143,10 +160,20 @@ class AckElement:
     attachment: str | None
     errors: tuple[AckError, ...]
     pieces: tuple[AckPiece, ...]
+    # NumBord, ExerciceBord given with an empty V (the XSD allows it: Base_Num7_Light,
+    # Base_Num4_Light, « (0 à N) caractères numériques »), with their line in the file:
+    # read as not given (bordereau, exercise None), never as a number
+    empty: tuple[tuple[str, int], ...] = ()
 
     @property
     def domain_label(self) -> str:
         return DOMAINS.get(self.domain, "?")
+
+    def missing(self, tag: str) -> str:
+        """How the element lacks ``tag`` (NumBord, ExerciceBord): ``NumBord is empty
+        (line 58)`` or ``no NumBord``."""
+        line = dict(self.empty).get(tag)
+        return f"{tag} is empty (line {line})" if line is not None else f"no {tag}"
 
 
 @dataclass(frozen=True)
@@ -161,6 +188,18 @@ class Acquit:
     # acknowledgement (None: not given, which only its XSD forbids)
     issued_on: str | None = None
     sha256: str = ""  # of the file's bytes, as read
+    # EnTetePES/LibelleColBud, the collectivity's and budget's name (None: not given)
+    coll_label: str | None = None
+
+    @property
+    def collectivity(self) -> str:
+        """``IdColl 21450999400015 budget 00 (IdPost 045012, COMMUNE DE …)``, for
+        messages (the file's text, escaped)."""
+        more = ", ".join(x for x in (
+            f"IdPost {shown(self.id_post)}" if self.id_post else "",
+            shown(self.coll_label, 80) if self.coll_label else "") if x)
+        return (f"IdColl {shown(self.id_coll)} budget {shown(self.cod_bud)}"
+                + (f" ({more})" if more else ""))
 
 
 def read_acquit(path: Path, official: Path | None = None) -> Acquit:
@@ -251,14 +290,18 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         problems.append(Problem("acquit.structure", message,
                                 record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
 
-    def value(parent: Any, tag: str, required: bool = True, digits: int | None = None
-              ) -> str | None:
+    def value(parent: Any, tag: str, required: bool = True, digits: int | None = None,
+              empty: bool = False) -> str | None:
+        """The V of ``tag``; ``empty``: an empty V is a value (""), which the XSD allows
+        (a *_Light type: « (0 à N) caractères »)."""
         el = parent.find(tag)
         if el is None:
             if required:
                 problem(parent, f"no {tag}")
             return None
         v = el.get("V")
+        if empty and v == "":
+            return v
         if v is None or (required and not v.strip()):
             problem(el, f"{tag} has no value (attribute V)")
             return None
@@ -273,13 +316,14 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
                      for e in parent.findall("Erreur"))
 
     head = root.find("EnTetePES")
-    id_coll = cod_bud = id_post = issued_on = None
+    id_coll = cod_bud = id_post = issued_on = coll_label = None
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
     else:
         id_coll = value(head, "IdColl", digits=14)
         cod_bud = value(head, "CodBud")
         id_post = value(head, "IdPost", required=False)
+        coll_label = value(head, "LibelleColBud", required=False)
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
     nom_fic = root.find("Enveloppe/Parametres/NomFic")
     ack = root.find("ACQUIT")
@@ -296,23 +340,39 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         if state is not None and state.strip() not in _BOOLEAN:
             problem(item.find("EtatAck"), f"EtatAck is '{shown(state, 20)}', not 1 (accepted) nor "
                     "0 (rejected)")
-        bordereau = value(item, "NumBord", required=False, digits=7)
-        exercise = value(item, "ExerciceBord", required=False, digits=4)
+        bordereau = value(item, "NumBord", required=False, digits=7, empty=True)
+        exercise = value(item, "ExerciceBord", required=False, digits=4, empty=True)
+        empty = tuple((tag, item.find(tag).sourceline) for tag, v in (
+            ("NumBord", bordereau), ("ExerciceBord", exercise)) if v == "")
         pieces = []
         for piece in item.findall("DetailPiece"):
-            number = value(piece, "NumPiece", digits=13)
+            number = value(piece, "NumPiece", digits=13, empty=True)
             lines = []
             for line in piece.findall("DetailLigne"):
-                numero = value(line, "NumLigne", digits=13)
-                lines.append(AckLine(int(numero or 0), errors(line)))
-            pieces.append(AckPiece(int(number or 0), errors(piece), tuple(lines)))
+                numero = value(line, "NumLigne", digits=13, empty=True)
+                lines.append(AckLine(_number(numero), errors(line), _at(line, "NumLigne")))
+            pieces.append(AckPiece(_number(number), errors(piece), tuple(lines),
+                                   _at(piece, "NumPiece")))
         elements.append(AckElement(
             item.sourceline, domain or "", _BOOLEAN.get((state or "").strip(), False),
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
-            errors(item), tuple(pieces)))
+            errors(item), tuple(pieces), empty))
     return Acquit(name, id_coll or "", cod_bud or "", id_post,
-                  None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on)
+                  None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
+                  coll_label=coll_label)
+
+
+def _number(v: str | None) -> int | None:
+    """A NumPiece's or NumLigne's number; None: its V is empty (a missing one is a
+    problem already, and its 0 never read)."""
+    return None if v == "" else int(v or 0)
+
+
+def _at(parent: Any, tag: str) -> int:
+    """The line of ``parent``'s ``tag`` (of ``parent`` when it has none)."""
+    el = parent.find(tag)
+    return int((el if el is not None else parent).sourceline or 0)
 
 
 def _day(head: Any, text: str | None, problem: Any) -> str | None:
@@ -448,6 +508,9 @@ class ElementReport:
     # --run)", " (whole file)", "")
     from_file: Any = None
     from_file_tie: str = ""
+    # no run of the store is of the acquit's collectivity or budget: which (see
+    # AcquitReport.stranger); None: some are
+    elsewhere: str | None = None
 
     def from_file_said(self) -> str | None:
         """``recorded already from this file as IdBord 1 of run … (tied by --run):
@@ -481,6 +544,28 @@ class ElementReport:
         tied with --run, the bordereau of the run's file."""
         e = self.element
         return e.bordereau if e.bordereau is not None else self.file_bordereau
+
+    @property
+    def unidentified(self) -> tuple[str, ...]:
+        """What of this element pesgen would tie but cannot, for an identifier the acquit
+        leaves empty or out (``NumBord is empty (line 58)``, ``no ExerciceBord``,
+        ``NumPiece is empty (line 41)``): a recette element without its NumBord or
+        ExerciceBord, a piece or line without its number in a bordereau tied to a run.
+        Never guessed; ``pesgen acquit`` exits 10 for it when nothing is rejected."""
+        e = self.element
+        out = []
+        if e.domain in RECETTE_DOMAINS and self.run is None and self.from_file is None:
+            if self.kind == "unnamed":
+                out.append(e.missing("NumBord"))
+            elif self.kind == "bordereau" and e.exercise is None:
+                out.append(e.missing("ExerciceBord"))
+        if self.run is not None:
+            for p in e.pieces:
+                if p.number is None:
+                    out.append(f"NumPiece is empty (line {p.at})")
+                out += [f"NumLigne is empty (line {ln.at})" for ln in p.lines
+                        if ln.number is None]
+        return tuple(out)
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -527,6 +612,15 @@ class ElementReport:
             return f"{said}: PJ {e.attachment} (pesgen sends no PJ)"
         if self.kind == "market":
             return f"{said}: market {e.market} (pesgen sends no market)"
+        if self.kind == "unnamed" and "NumBord" in dict(e.empty):
+            # a bordereau's element whose number Hélios left empty: never taken for the
+            # whole file (domains 0-2) nor for any bordereau
+            whole = (" (nor whether it answers the whole file)" if e.domain in FILE_DOMAINS
+                     else "")
+            return (f"{said}: an element of domain {e.domain_label} naming a bordereau "
+                    f"without its number, {e.missing('NumBord')}: pesgen cannot tell which "
+                    f"bordereau it answers{whole} and does not guess: not tied; ask the "
+                    "trésorerie which bordereau it is")
         if self.kind == "unnamed":
             return (f"{said}: an element of domain {e.domain_label} naming no bordereau (no "
                     "NumBord): pesgen cannot tell which run it answers (`pesgen runs list`)")
@@ -540,9 +634,13 @@ class ElementReport:
         if self.untied:
             return f"{said}: {self.untied}"
         if e.exercise is None:
-            return f"{said}: no ExerciceBord, pesgen cannot tell which run sent it"
+            return (f"{said}: {e.missing('ExerciceBord')}, pesgen cannot tell which run sent "
+                    "it" + (" and does not guess: not tied; ask the trésorerie its exercise"
+                            if e.empty else ""))
         if not self.found and self.set_aside:
             return f"{said}: " + "; ".join(x.why for x in self.set_aside)
+        if not self.found and self.elsewhere:
+            return f"{said}: no run of this store holds it: {self.elsewhere}"
         if not self.found:
             return (f"{said}: no run of this store holds it (another software's bordereau, "
                     "or a run recorded in another store: --db)")
@@ -696,7 +794,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     elif e.bordereau not in numbers:
         why = f"not a bordereau of {named.said}, named with --run: not tied"
     elif e.exercise is None:
-        why = (f"no ExerciceBord: pesgen cannot tell that it is the exercise {named.exercise} "
+        why = (f"{e.missing('ExerciceBord')}: pesgen cannot tell that it is the exercise "
+               f"{named.exercise} "
                f"of run {named.run_id} (--run): not tied")
     elif e.exercise != named.exercise:
         why = (f"exercise {e.exercise}, run {named.run_id} (--run) is of exercise "
@@ -766,10 +865,20 @@ class AcquitReport:
     acquit: Acquit
     elements: tuple[ElementReport, ...]
     named: NamedRun | None = None  # the run named with --run
+    # no run of the store is of the acquit's IdColl (or budget): said so, naming the
+    # collectivities the store's runs are of (``known``: store.collectivities())
+    stranger: str | None = None
+    known: tuple[tuple[str, str, int, str], ...] = ()
 
     @property
     def rejected(self) -> int:
         return sum(1 for e in self.elements if not e.element.accepted)
+
+    @property
+    def unidentified(self) -> int:
+        """How many elements hold something pesgen cannot tie for an identifier the
+        acquit leaves empty or out (ElementReport.unidentified)."""
+        return sum(1 for e in self.elements if e.unidentified)
 
 
 def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitReport:
@@ -780,7 +889,9 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
     out: list[ElementReport] = []
     for e in acquit.elements:
         if e.bordereau is None:
-            kind = ("attachment" if e.attachment else "market" if e.market else
+            # an empty NumBord names a bordereau (the XSD's choice n°1), not the file
+            kind = ("unnamed" if "NumBord" in dict(e.empty) else
+                    "attachment" if e.attachment else "market" if e.market else
                     "file" if e.domain in FILE_DOMAINS else "unnamed")
             out.append(_tie_file(acquit, e, named) if kind == "file" and named is not None
                        else ElementReport(e, kind))
@@ -824,7 +935,51 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
             r, from_file=mine[r.element.line][0],
             from_file_tie=recorded_tie(mine[r.element.line][0].domain,
                                        mine[r.element.line][1])) for r in out]
+    # a bordereau no run holds: is the store of the acquit's collectivity at all? (--run
+    # refuses a run of another one by itself)
+    unheld = [r.kind == "bordereau" and not r.found and not r.set_aside and
+              r.element.exercise is not None for r in out]
+    if named is None and any(unheld):
+        known = tuple(store.collectivities())
+        stranger, short = _stranger(acquit, known)
+        if stranger is not None:
+            out = [replace(r, elsewhere=short) if no else r for r, no in zip(out, unheld,
+                                                                             strict=True)]
+            return AcquitReport(acquit, tuple(out), named, stranger, known)
     return AcquitReport(acquit, tuple(out), named)
+
+
+# how many of the store's collectivities a report names (a shared store may hold many)
+_LISTED_COLLECTIVITIES = 10
+
+
+def _stranger(acquit: Acquit, known: tuple[tuple[str, str, int, str], ...]
+              ) -> tuple[str | None, str]:
+    """What to say when no run of the store is of the acquit's IdColl, or of its budget
+    (``known``: the store's collectivities, store.collectivities()): the report's line
+    naming the acquit's collectivity and the store's, and what an element's verdict says;
+    (None, ""): the store has runs of that budget."""
+    if any((c, b) == (acquit.id_coll, acquit.cod_bud) for c, b, _n, _m in known):
+        return None, ""
+    coll = shown(acquit.id_coll)
+    if not known:
+        return (f"this store holds no run: the acquit, of {acquit.collectivity}, answers runs "
+                "recorded in another store (--db) or by another software",
+                "this store holds no run (see above)")
+    listed = "; ".join(f"IdColl {shown(c)} budget {shown(b)} ({n} run(s), mapping "
+                       f"{shown(m)})" for c, b, n, m in known[:_LISTED_COLLECTIVITIES]) + (
+        f"; and {len(known) - _LISTED_COLLECTIVITIES} more (`pesgen runs list`)"
+        if len(known) > _LISTED_COLLECTIVITIES else "")
+    if any(c == acquit.id_coll for c, _b, _n, _m in known):
+        return (f"not a budget of this store: the acquit is of {acquit.collectivity}; this "
+                f"store's runs are of {listed}: another budget's acquit (CodBud), or its "
+                "runs are in another store (--db)",
+                f"this store has no run of budget {shown(acquit.cod_bud)} of IdColl {coll} "
+                "(see above)")
+    return (f"not this store's collectivity: the acquit is of {acquit.collectivity}; this "
+            f"store's runs are of {listed}: another collectivity's acquit, or its runs are "
+            "in another store (--db)",
+            f"this store has no run of IdColl {coll} (see above)")
 
 
 def _run_json(f: Recorded) -> dict[str, Any]:
@@ -873,10 +1028,14 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
                 "recorded_at": r.from_file.recorded_at,
                 "superseded_at": r.from_file.superseded_at,
                 "tied": r.from_file_tie.strip(" ()") or None},
+            # null: the acquit leaves its number empty (source_line: where), never guessed
             "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
-                        "errors": errors(p.errors),
-                        "lines": [{"line": ln.number, "errors": errors(ln.errors)}
+                        "source_line": p.at, "errors": errors(p.errors),
+                        "lines": [{"line": ln.number, "source_line": ln.at,
+                                   "errors": errors(ln.errors)}
                                   for ln in p.lines]} for p in e.pieces],
+            # what pesgen would tie but cannot, for an identifier left empty or out
+            "unidentified": list(r.unidentified),
             "next_step": r.next_step(db),
         })
     return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
@@ -885,7 +1044,14 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "run": None if report.named is None else report.named.run_id,  # --run
             "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
-            "elements": elements}
+            "unidentified": report.unidentified,
+            # no run of the store is of the acquit's IdColl or budget: said, and the
+            # store's collectivities (null: not looked up, a run holds a bordereau)
+            "stranger": report.stranger,
+            "store_collectivities": None if not report.stranger else [
+                {"id_coll": c, "cod_bud": b, "runs": n, "mapping": m}
+                for c, b, n, m in report.known],
+            "coll_label": a.coll_label, "elements": elements}
 
 
 # ------------------------------------------------------------------ record in the store
@@ -971,17 +1137,20 @@ def _not_tied(r: ElementReport) -> str:
         return r.untied
     if r.kind == "bordereau":
         if e.exercise is None:
-            return "no ExerciceBord: pesgen cannot tell which run sent it"
+            return f"{e.missing('ExerciceBord')}: pesgen cannot tell which run sent it"
         if not r.found and r.set_aside:
             return "; ".join(x.why for x in r.set_aside)
         if not r.found:
-            return "no run of this store holds it"
+            return "no run of this store holds it" + (f": {r.elsewhere}" if r.elsewhere
+                                                      else "")
         return (f"{len(r.found)} runs of this store hold an IdBord {e.bordereau}: pesgen "
                 "cannot tell which one the trésorerie answers")
     return {
         "file": "the whole file: the acquit names none of its bordereaux (to record it "
                 "as the rejection of the file a run wrote, name that run: --record --run RUN)",
-        "unnamed": "it names no bordereau (no NumBord)",
+        "unnamed": ("it names a bordereau without its number, "
+                    f"{e.missing('NumBord')}: not guessed" if "NumBord" in dict(e.empty)
+                    else "it names no bordereau (no NumBord)"),
         "attachment": "a PJ (pesgen sends none)",
         "market": "a market (pesgen sends none)",
     }.get(r.kind, f"{what}, not tied to a run" if (what := _checked_as(e))
@@ -1058,11 +1227,14 @@ def _errors_of(e: AckElement) -> list[dict[str, Any]]:
     """The element's errors, its pieces' and their lines', as the store records them."""
     out = [{"piece": None, "line": None, "code": x.code, "label": x.label} for x in e.errors]
     for p in e.pieces:
-        out += [{"piece": p.number, "line": None, "code": x.code, "label": x.label}
+        # a piece or line the acquit names with an empty number: "" (None would make its
+        # errors the bordereau's own)
+        piece = "" if p.number is None else p.number
+        out += [{"piece": piece, "line": None, "code": x.code, "label": x.label}
                 for x in p.errors]
         for line in p.lines:
-            out += [{"piece": p.number, "line": line.number, "code": x.code,
-                     "label": x.label} for x in line.errors]
+            out += [{"piece": piece, "line": "" if line.number is None else line.number,
+                     "code": x.code, "label": x.label} for x in line.errors]
     return out
 
 

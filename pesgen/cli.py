@@ -705,7 +705,9 @@ def acquit(
     rejected, the run and file pesgen recorded it in, the errors and the invoices they
     name, and what to do next. Reads the store, records nothing, unless --record.
     With --run, support names the run the acquit answers (docs/state.md).
-    Exits 0 when everything is accepted, 9 when something is rejected (recorded or not)."""
+    Exits 0 when everything is accepted, 9 when something is rejected (recorded or not),
+    10 when nothing is but something pesgen would tie is not, for an identifier the acquit
+    leaves empty or out (a NumBord, ExerciceBord, NumPiece V="")."""
 
     from .acquit import as_json as report_json
     from .acquit import named_run, read_acquit, recording_json, tie
@@ -742,12 +744,15 @@ def acquit(
         # with --record, what became of each bordereau is said below instead
         _show_acquit(report, shown_db, recorded=not record)
         if done is not None:
-            _show_recording(read, done, store, named)
+            _show_recording(read, done, store, named, report.unidentified)
     if report.rejected:
         raise typer.Exit(int(ExitCode.REJECTED))
+    if report.unidentified:
+        raise typer.Exit(int(ExitCode.UNTIED))
 
 
-def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None:
+def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
+                    unidentified: int = 0) -> None:
     from .store import shown_store
 
     file = f"{read.name} (sha256 {read.sha256[:16]}…)"
@@ -770,6 +775,11 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None) -> None
     elif named is not None:
         typer.echo(f"{file}: nothing recorded: no element of it is tied to run "
                    f"{named.run_id} (--run)")
+    elif unidentified:
+        # the acquit does not say which bordereau: it may be one of this store's
+        typer.echo(f"{file}: nothing recorded: no bordereau of it is tied to a run of this "
+                   f"store ({unidentified} not, for an identifier the acquit leaves empty or "
+                   "out: see above)")
     else:
         typer.echo(f"{file}: nothing recorded: no bordereau of it is one of this store's "
                    "runs")
@@ -784,7 +794,11 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
     typer.echo(f"{shown(a.name)}: PES_ACQUIT of IdColl {shown(a.id_coll)} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
                + f": {len(report.elements)} element(s), "
-               + (f"{report.rejected} rejected" if report.rejected else "all accepted"))
+               + (f"{report.rejected} rejected" if report.rejected else "all accepted")
+               + (f", {report.unidentified} not tied for an identifier the acquit leaves "
+                  "empty or out (below)" if report.unidentified else ""))
+    if report.stranger is not None:
+        typer.echo(report.stranger)
     if report.named is not None:
         only = report.named.only
         typer.echo(f"--run: tied to {report.named.said} only"
@@ -820,14 +834,16 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
             typer.echo(f"  error {error}")
         for p in r.pieces:
             invoice = f" invoice {p.invoice}" if p.invoice else (
+                ": the acquit does not say which piece, no invoice named (not guessed)"
+                if p.piece.number is None and len(r.found) == 1 else
                 " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
                 else "")
-            typer.echo(f"  IdPce {p.piece.number}{invoice}" + (":" if p.piece.errors
-                                                                else ""))
+            typer.echo(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
+                p.piece.number is not None or len(r.found) != 1) else ""))
             for error in p.piece.errors:
                 typer.echo(f"    error {error}")
             for line in p.piece.lines:
-                typer.echo(f"    IdLigne {line.number}" + (":" if line.errors else ""))
+                typer.echo(f"    {line.said}" + (":" if line.errors else ""))
                 for error in line.errors:
                     typer.echo(f"      error {error}")
         step = r.next_step(db)
@@ -1325,8 +1341,9 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
                f"  ({now.file} line {now.line}, sha256 {now.sha256[:16]}…, recorded "
                f"{now.recorded_at})")
     for x in now.errors:
-        where = "".join(f"{label} {x[key]} " for key, label in (("piece", "IdPce"),
-                                                                 ("line", "IdLigne"))
+        # "": the acquit left its number empty
+        where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
+                        for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
         typer.echo(f"                {where}error {AckError(x['code'], x['label'])}")
     for old in before:

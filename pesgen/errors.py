@@ -28,6 +28,9 @@ class ExitCode(IntEnum):
     # not a failure of pesgen: the trésorerie's acknowledgement rejects a bordereau or
     # the file (`pesgen acquit`)
     REJECTED = 9
+    # `pesgen acquit`: nothing rejected, but something pesgen would tie (a recette
+    # bordereau, a piece of one) is not, for an identifier the acquit leaves empty or out
+    UNTIED = 10
 
 
 @dataclass(frozen=True, slots=True)

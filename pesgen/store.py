@@ -218,7 +218,8 @@ def _acquits_v9(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("domain", sa.String(2), nullable=False),  # DomaineAck
         sa.Column("accepted", sa.Boolean, nullable=False),  # EtatAck
         # JSON [{piece, line, code, label}]: the bordereau's errors (piece and line null),
-        # its pieces' (line null) and their lines', in the file's order
+        # its pieces' (line null) and their lines', in the file's order; a piece or line
+        # "" is one the acquit names with an empty number (NumPiece, NumLigne V="")
         sa.Column("errors", sa.Text, nullable=False),
         sa.Column("error_count", sa.Integer, nullable=False),
         sa.Column("superseded_at", sa.String(32)),  # NULL: the bordereau's status
@@ -1393,6 +1394,20 @@ class Store:
                 out += [(run_id, typ_bord, b) for b in self.bordereaux(conn, run_id)
                         if b.id_bord == id_bord]
         return out
+
+    def collectivities(self) -> list[tuple[str, str, int, str]]:
+        """The collectivities' budgets this store's runs are of, each as (IdColl, CodBud,
+        how many runs, the mapping of its latest run), by IdColl and CodBud: what `pesgen
+        acquit` names when an acquit is of none of them. Reads only."""
+        found: dict[tuple[str, str], list[Any]] = {}
+        with self.engine.connect() as conn:
+            for id_coll, cod_bud, mapping in conn.execute(
+                    sa.select(runs.c.id_coll, runs.c.cod_bud, runs.c.mapping_path)
+                    .order_by(runs.c.created_at, runs.c.id)):
+                seen = found.setdefault((id_coll, cod_bud), [0, mapping])
+                seen[0] += 1
+                seen[1] = mapping
+        return [(c, b, n, m) for (c, b), (n, m) in sorted(found.items())]
 
     # -------------------------------------------------------------- acknowledgements
 

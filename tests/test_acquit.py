@@ -108,7 +108,7 @@ def test_the_file_is_read_once_and_its_digest_is_that_of_the_bytes_parsed(
 
 def test_the_hand_written_acks_are_valid_against_the_official_xsd(official_xsd):
     for name in ("accepted.xml", "rejected.xml", "file-rejected.xml", "check-domains.xml",
-                 "doublon.xml", "rejected-no-error.xml"):
+                 "doublon.xml", "rejected-no-error.xml", "empty-identifiers.xml"):
         assert read_acquit(ACKS / name, official_xsd).elements
 
 
@@ -429,6 +429,54 @@ def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau
     assert "accepted: no run of this store holds it" in r.output
 
 
+@pytest.mark.parametrize(("change", "header", "element"), [
+    ({'<IdColl V="21450999400015"/>': '<IdColl V="21750001600019"/>',
+      '<IdPost V="045012"/>': '<IdPost V="075001"/>',
+      "COMMUNE DE VILLENEUVE SUR LOING": "COMMUNE DE SAINT-AILLEURS"},
+     "not this store's collectivity: the acquit is of IdColl 21750001600019 budget 00 "
+     "(IdPost 075001, COMMUNE DE SAINT-AILLEURS); this store's runs are of IdColl "
+     "21450999400015 budget 00 (1 run(s), mapping {mapping}): another collectivity's "
+     "acquit, or its runs are in another store (--db)",
+     "this store has no run of IdColl 21750001600019 (see above)"),
+    ({'<CodBud V="00"/>': '<CodBud V="01"/>'},
+     "not a budget of this store: the acquit is of IdColl 21450999400015 budget 01 "
+     "(IdPost 045012, COMMUNE DE VILLENEUVE SUR LOING); this store's runs are of IdColl "
+     "21450999400015 budget 00 (1 run(s), mapping {mapping}): another budget's acquit "
+     "(CodBud), or its runs are in another store (--db)",
+     "this store has no run of budget 01 of IdColl 21450999400015 (see above)"),
+], ids=["collectivity", "budget"])
+def test_an_acquit_of_another_collectivity_names_its_idcoll_and_the_store_s(
+        store, tmp_path, change, header, element):
+    """Support given another collectivity's acquit (or the right one with another
+    store) sees at once whose it is and whose runs the store holds: it was only 'no run
+    of this store holds it (another software's bordereau, or a run recorded in another
+    store: --db)'."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    for old, new in change.items():
+        assert old in text
+        text = text.replace(old, new)
+    ack = _write(tmp_path, text)
+    header = header.format(mapping=(MAPPINGS / "villeneuve-sur-loing.yaml").resolve())
+    r = run_cli("acquit", ack, "--db", store, "--record")
+    assert r.exit_code == ExitCode.OK, r.output
+    lines = r.output.splitlines()
+    assert lines[1] == header
+    assert lines[2] == ("IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted: no "
+                        f"run of this store holds it: {element}")
+    assert f"  not recorded: IdBord 1 exercise 2026 (line 31): no run of this store holds " \
+           f"it: {element}" in lines
+    data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert data["stranger"] == header
+    assert data["store_collectivities"] == [{
+        "id_coll": "21450999400015", "cod_bud": "00", "runs": 1,
+        "mapping": str((MAPPINGS / "villeneuve-sur-loing.yaml").resolve())}]
+    # the store's own acquit says none of it
+    own = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
+    assert "this store" not in own.output
+    assert json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", store,
+                              "--json").stdout)["stranger"] is None
+
+
 def test_a_store_that_is_not_there_is_refused_and_not_created(tmp_path):
     db = tmp_path / "typo" / "store.sqlite3"
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
@@ -540,6 +588,88 @@ def test_an_element_of_a_recette_domain_without_numbord_is_not_the_whole_file(st
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert "REJECTED: an element of domain Rôle naming no bordereau (no NumBord)" in r.output
     assert "the whole file" not in r.output and "--all" not in r.output
+
+
+def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
+    """NumBord, ExerciceBord, NumPiece and NumLigne may be empty (XSD v5.17: *_Light
+    types; DT v5.19 DictionnaireDesDonneesAller_simples: « (0 à N) caractères
+    numériques »): the file is read, what is well identified is tied, reported and
+    recorded; what is not is named with its line and never guessed (it refused the
+    whole file, exit 4)."""
+    ack = ACKS / "empty-identifiers.xml"
+    a = read_acquit(ack)
+    assert [(e.bordereau, e.exercise, e.empty) for e in a.elements] == [
+        (1, 2026, ()), (None, 2026, (("NumBord", 63),)), (1, None, (("ExerciceBord", 70),)),
+        (None, None, (("NumBord", 75),))]
+    assert [(p.number, p.at, [(ln.number, ln.at) for ln in p.lines])
+            for p in a.elements[0].pieces] == [(None, 43, []), (3, 50, [(None, 52)])]
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    out = r.output
+    assert ": 4 element(s), 2 rejected, 3 not tied for an identifier the acquit leaves " \
+           "empty or out (below)\n" in out
+    # the bordereau is tied: its piece of empty NumPiece is named, no invoice guessed
+    assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 37): REJECTED\n" in out
+    assert ("  IdPce ? (NumPiece is empty, line 43): the acquit does not say which piece, "
+            "no invoice named (not guessed)\n    error ERREUR_CODIFICATION") in out
+    assert ("  IdPce 3 invoice FA-2026-00103\n    IdLigne ? (NumLigne is empty, line 52):\n"
+            "      error ERREUR_AUTRE") in out
+    assert ("element (DomaineAck 6 Recette, line 60): accepted: an element of domain "
+            "Recette naming a bordereau without its number, NumBord is empty (line 63): "
+            "pesgen cannot tell which bordereau it answers and does not guess: not "
+            "tied") in out
+    # a run holds IdBord 1 of 2026: an empty exercise is not taken for 2026
+    assert ("IdBord 1 (DomaineAck 7 Rôle, line 66): accepted: ExerciceBord is empty (line "
+            "70), pesgen cannot tell which run sent it and does not guess: not tied") in out
+    # a file domain's element with an empty NumBord is not taken for the whole file
+    assert ("element (DomaineAck 0 Technique, line 72): REJECTED: an element of domain "
+            "Technique naming a bordereau without its number, NumBord is empty (line 75): "
+            "pesgen cannot tell which bordereau it answers (nor whether it answers the "
+            "whole file)") in out
+    assert out.count("next: ") == 1 and "--all" not in out
+    data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert data["unidentified"] == 3
+    assert [e["unidentified"] for e in data["elements"]] == [
+        ["NumPiece is empty (line 43)", "NumLigne is empty (line 52)"],
+        ["NumBord is empty (line 63)"], ["ExerciceBord is empty (line 70)"], []]
+    assert [(p["piece"], p["invoice"], p["source_line"]) for p in
+            data["elements"][0]["pieces"]] == [(None, None, 43), (3, "FA-2026-00103", 50)]
+
+    # --record (even naming the run) records the tied bordereau only, the errors of its
+    # piece of empty number as the acquit gives them, never as the bordereau's own
+    run_id = _run_id(store)
+    recorded = run_cli("acquit", ack, "--db", store, "--record", "--run", run_id)
+    assert recorded.exit_code == ExitCode.REJECTED, recorded.output
+    assert "recorded on " in recorded.output and ": 1 bordereau(x)" in recorded.output
+    for said in ("not recorded: element (line 60): it names a bordereau without its "
+                 "number, NumBord is empty (line 63): not guessed",
+                 "not recorded: IdBord 1 (line 66): ExerciceBord is empty (line 70): pesgen "
+                 "cannot tell that it is the exercise 2026 of run",
+                 "not recorded: element (line 72): it names a bordereau without its "
+                 "number, NumBord is empty (line 75): not guessed"):
+        assert said in recorded.output
+    shown = run_cli("runs", "show", run_id, "--db", store).output
+    assert "IdBord 1 rejected on 2026-11-24 with 2 error(s)" in shown
+    assert "IdPce ? (empty in the acquit) error ERREUR_CODIFICATION" in shown
+    assert "IdPce 3 IdLigne ? (empty in the acquit) error ERREUR_AUTRE" in shown
+
+
+def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(store,
+                                                                              tmp_path):
+    """Nothing rejected, but an acceptance pesgen cannot tie (its NumBord left empty):
+    exit 10, not 0, so a script does not take the bordereau for acknowledged; nothing
+    recorded (a later `runs cancel` of it would not know it accepted)."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    ack = _write(tmp_path, text.replace('<NumBord V="1"/>', '<NumBord V=""/>'))
+    r = run_cli("acquit", ack, "--db", store, "--record")
+    assert r.exit_code == ExitCode.UNTIED == 10, r.output
+    assert "nothing recorded: no bordereau of it is tied to a run of this store (1 not, " \
+           "for an identifier the acquit leaves empty or out: see above)" in r.output
+    assert "not recorded: element (line 31): it names a bordereau without its number, " \
+           "NumBord is empty (line 34): not guessed" in r.output
+    assert "IdBord 1 no acknowledgement recorded" in run_cli(
+        "runs", "show", _run_id(store), "--db", store).output
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", store).exit_code == ExitCode.OK
 
 
 def _ack_with_label(tmp_path: Path, label: str) -> Path:
