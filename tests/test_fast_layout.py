@@ -1,9 +1,9 @@
 """The shortcuts of the flat-file path give what the general paths give: ``split_csv``
 as a reader of every character, ``Column.accepts`` as ``check_value`` finding nothing,
-``validate_file`` as with those two shortcuts off, and ``csv_record`` as the filter
-that quoted one value at a time. The general paths are kept here, as they were before
-the shortcuts (docs/performance.md: e.magnus' export), so that a change to pesgen's
-cannot hide a change to its shortcut."""
+``validate_file`` as with those shortcuts and its check of a whole line off, and
+``csv_record`` as the filter that quoted one value at a time. The general paths are
+kept here, as they were before the shortcuts (docs/performance.md: e.magnus' export),
+so that a change to pesgen's cannot hide a change to its shortcut."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pesgen import layout as layout_module
@@ -65,6 +65,12 @@ def _reference_split(line: str, delimiter: str, quote: str
         if i == n:
             fields.append(("", False))
             return fields, None
+
+
+def _reference_fields(line: str, delimiter: str, quote: str
+                      ) -> tuple[list[str], list[bool], str | None]:
+    pairs, error = _reference_split(line, delimiter, quote)
+    return [v for v, _ in pairs], [q for _, q in pairs], error
 
 
 def _reference_record(values, delimiter=";", quoting="minimal", quote='"', size=None,
@@ -156,15 +162,15 @@ def test_accepts_is_check_value_finding_nothing(col, values):
     near += ["1" * n for bound in (col.length, col.min_length) if bound is not None
              for n in (bound - 1, bound, bound + 1) if n >= 0]
     for value in (*values, *(col.values or ()), *near):
-        assert col.accepts(value) == (check_value(col, value) == []), (col, value)
+        assert bool(col.accepts(value)) == (check_value(col, value) == []), (col, value)
 
 
 def _general_paths():
-    """validate_file as before its shortcuts: every value through check_value, every
-    line through the reader of every character."""
-    never = mock.patch.object(Column, "accepts", property(lambda self: lambda value: False))
-    reader = mock.patch.object(layout_module, "split_csv", _reference_split)
-    return never, reader
+    """validate_file as before its shortcuts: every line through the reader of every
+    character, every value through its quoting's check and check_value."""
+    return (mock.patch.object(layout_module, "_fields", _reference_fields),
+            mock.patch.object(layout_module, "_clean", lambda rec, pairs, values: False),
+            mock.patch.object(Column, "accepts", property(lambda self: lambda value: False)))
 
 
 def _layouts():
@@ -187,15 +193,17 @@ def _layouts():
 
 LAYOUTS = _layouts()
 TOKEN = st.text('0123456789-+,./ AZaé;"\r', max_size=6)
-EDIT = st.tuples(st.integers(0, 10_000), st.sampled_from(["field", "insert", "cut"]),
+EDIT = st.tuples(st.integers(0, 10_000), st.sampled_from(["field", "quoting", "insert", "cut"]),
                  st.integers(0, 10_000), TOKEN)
 
 
 def _edited(line: str, edit: tuple[int, str, int, str], delimiter: str) -> str:
     _, how, at, token = edit
-    if how == "field":  # a value replaced, quoted or not
+    if how in ("field", "quoting"):  # a value replaced, or quoted if it was not and not
         fields = line.split(delimiter)
-        fields[at % len(fields)] = token
+        value = fields[at % len(fields)]
+        fields[at % len(fields)] = token if how == "field" else value[1:-1] \
+            if value[:1] == '"' else f'"{value}"'
         return delimiter.join(fields)
     at %= len(line) + 1
     return line[:at] + token + line[at:] if how == "insert" else line[:at] + line[at + 2:]
@@ -203,6 +211,9 @@ def _edited(line: str, edit: tuple[int, str, int, str], delimiter: str) -> str:
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, len(LAYOUTS) - 1), st.lists(EDIT, max_size=6), st.integers(1, 6))
+# WTAMC001AS: a number quoted (column 6, quoting never), a code not quoted (column 1)
+@example(1, [(0, "quoting", 5, "")], 1)
+@example(1, [(0, "quoting", 0, "")], 1)
 def test_validate_file_is_the_general_paths(which, edits, count):
     layout, seeds = LAYOUTS[which]
     lines = [seeds[i % len(seeds)] for i in range(count)]
@@ -215,8 +226,8 @@ def test_validate_file_is_the_general_paths(which, edits, count):
         path = Path(folder) / "OUT.txt"
         path.write_bytes(content)
         fast = validate_file(path, layout)
-        never, reader = _general_paths()
-        with never, reader:
+        reader, lines, values = _general_paths()
+        with reader, lines, values:
             general = validate_file(path, layout)
     assert fast == general
     if not edits:
