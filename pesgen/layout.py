@@ -14,11 +14,12 @@ forbidden; and group, across consecutive lines (``Group``).
 from __future__ import annotations
 
 import codecs
+import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,13 @@ class Column:
     def label(self) -> str:
         return f"column {self.name} (#{self.index})"
 
+    @cached_property
+    def accepts(self) -> Callable[[str], Any]:
+        """A quick test of a value: true only when ``check_value`` finds nothing wrong
+        with it (false: ask ``check_value``, which says what). Built once per column:
+        most values of a file are right, and are then checked by a compiled regex."""
+        return _acceptor(self)
+
 
 @dataclass(frozen=True)
 class RecordType:
@@ -100,6 +108,14 @@ class RecordType:
     @property
     def width(self) -> int:  # fixed: characters per line
         return max(c.start + c.width - 1 for c in self.columns)
+
+    @cached_property
+    def quick(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[Callable[[str], Any], ...]]:
+        """csv: the positions of the columns quoted always, never, and each column's
+        ``accepts``, for ``_clean``."""
+        return (tuple(i for i, c in enumerate(self.columns) if c.quoting == "always"),
+                tuple(i for i, c in enumerate(self.columns) if c.quoting == "never"),
+                tuple(c.accepts for c in self.columns))
 
 
 @dataclass(frozen=True)
@@ -339,6 +355,42 @@ def _group(data: dict[str, Any], records: list[RecordType],
 def split_csv(line: str, delimiter: str, quote: str) -> tuple[list[tuple[str, bool]], str | None]:
     """One CSV line -> ([(value, was_quoted)], error). A quote inside a quoted value is
     doubled; a line break inside a value is not allowed (the line would be cut)."""
+    values, quoted, error = _fields(line, delimiter, quote)
+    return list(zip(values, quoted, strict=True)), error
+
+
+def _fields(line: str, delimiter: str, quote: str) -> tuple[list[str], list[bool], str | None]:
+    """``split_csv`` as (values, whether each was quoted, error)."""
+    if _plain_fields(delimiter, quote)(line):
+        # no delimiter nor quote inside a value: the line splits at each delimiter
+        quotes = line.count(quote)
+        if not quotes:
+            values = line.split(delimiter)
+            return values, [False] * len(values), None
+        if quotes == 2 * (line.count(delimiter) + 1):  # every value quoted
+            values = line[1:-1].split(quote + delimiter + quote)
+            return values, [True] * len(values), None
+        pieces = line.split(delimiter)
+        quoted = [piece[:1] == quote for piece in pieces]
+        return ([piece[1:-1] if q else piece for piece, q in zip(pieces, quoted, strict=True)],
+                quoted, None)
+    pairs, error = _read_csv(line, delimiter, quote)
+    return [v for v, _ in pairs], [q for _, q in pairs], error
+
+
+@lru_cache(maxsize=16)
+def _plain_fields(delimiter: str, quote: str) -> Callable[[str], Any]:
+    """Whether a line's values, quoted or not, hold neither the delimiter nor the quote
+    (a line ``split_csv`` may split at each delimiter): a compiled regex's fullmatch."""
+    d, q = re.escape(delimiter), re.escape(quote)
+    field = f"(?:{q}[^{d}{q}]*{q}|[^{d}{q}]*)"
+    return re.compile(f"{field}(?:{d}{field})*").fullmatch
+
+
+def _read_csv(line: str, delimiter: str, quote: str
+              ) -> tuple[list[tuple[str, bool]], str | None]:
+    """``split_csv`` of any line, its quoted delimiters and doubled quotes, and its
+    errors."""
     fields: list[tuple[str, bool]] = []
     i, n = 0, len(line)
     while True:
@@ -449,8 +501,51 @@ def forbidden_characters(layout: Layout) -> str:
                                  for c in col.forbidden))
 
 
-def _type_error(col: Column, value: str) -> str | None:
+def _acceptor(col: Column) -> Callable[[str], bool]:
+    """``Column.accepts``: the checks of ``check_value`` as one compiled regex (length,
+    forbidden characters, the syntax of a number), then the column's pattern and date;
+    a code column's allowed values that pass its other checks, as a set."""
+    if col.values is not None:
+        return frozenset(v for v in (*col.values, "") if not check_value(col, v)).__contains__
+    shortest = max(1, col.min_length or 0)  # an empty value: `required` alone
+    if col.length is not None and col.length < shortest:
+        size = "(?!)"  # no value but an empty one
+    else:
+        char = f"[^{re.escape(col.forbidden)}]" if col.forbidden else "."
+        size = f"(?={char}{{{shortest},{'' if col.length is None else col.length}}}\\Z)"
+    syntax = _number_syntax(col) if col.type in _NUMERIC else ".*"
+    whole = re.compile(f"(?s){size}{syntax}").fullmatch  # a value not empty
+    more = tuple(check for check in (col.pattern.fullmatch if col.pattern else None,
+                                     col.date.parse if col.type == "date" and col.date
+                                     else None) if check is not None)
+    empty_ok = not col.required
+    if not more:
+        return re.compile(f"(?s)(?:{size}{syntax}){'|' if empty_ok else ''}").fullmatch
+
+    if len(more) == 1:
+        (check,) = more
+        return lambda value: (whole(value) is not None and check(value) is not None
+                              if value else empty_ok)
+
+    def accepts(value: str) -> bool:
+        if not value:
+            return empty_ok
+        return whole(value) is not None and all(check(value) is not None for check in more)
+
+    return accepts
+
+
+def _number_syntax(col: Column) -> str:
+    """The regex of an integer or decimal column's values (its sign, its decimals)."""
     sign = "-?" if col.signed else ""
+    if col.type == "integer":
+        return sign + r"[0-9]+"
+    sep = re.escape(col.decimal_separator)
+    frac = rf"({sep}[0-9]{{1,{col.decimals}}})?" if col.decimals else ""
+    return sign + r"[0-9]+" + frac
+
+
+def _type_error(col: Column, value: str) -> str | None:
     if not col.signed and col.type in _NUMERIC and value[:1] in "-+" and \
             _type_error(replace(col, signed=True), "-" + value[1:]) is None:
         # a number but for its sign: say the sign is what the column refuses
@@ -458,12 +553,10 @@ def _type_error(col: Column, value: str) -> str | None:
         return (f"{_show(value)} has a sign: the column takes no {negative}number (its "
                 "layout does not say signed: true)")
     if col.type == "integer":
-        if not re.fullmatch(sign + r"[0-9]+", value):
+        if not re.fullmatch(_number_syntax(col), value):
             return f"{_show(value)} is not an integer" + ("" if col.signed else " (digits only)")
     elif col.type == "decimal":
-        sep = re.escape(col.decimal_separator)
-        frac = rf"({sep}[0-9]{{1,{col.decimals}}})?" if col.decimals else ""
-        if not re.fullmatch(sign + r"[0-9]+" + frac, value):
+        if not re.fullmatch(_number_syntax(col), value):
             other = "," if col.decimal_separator == "." else "."
             hint = (f" (decimal separator is '{col.decimal_separator}', not '{other}')"
                     if other in value else f" (at most {col.decimals} decimals)"
@@ -558,11 +651,10 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str
                     ) -> tuple[RecordType, list[str]] | None:
     """Check one line; its record type and values (None: a header line, or a line whose
     record type could not be read)."""
-    pairs, error = split_csv(text, layout.delimiter, layout.quote_char)
+    values, quoted, error = _fields(text, layout.delimiter, layout.quote_char)
     if error:
         report.add(number, "layout.quoting", error)
         return None
-    values = [v for v, _ in pairs]
     if number == 1 and layout.header:
         # a header line names the default record type's columns, else the first's
         expected = [c.header for c in (_default_record(layout) or layout.records[0]).columns]
@@ -582,25 +674,43 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str
         report.add(number, "layout.record-type", error or "unknown record type")
         return None
     cols = rec.columns
-    if len(pairs) < len(cols):
-        missing = cols[len(pairs):]
+    if len(values) < len(cols):
+        missing = cols[len(values):]
         names = ", ".join(c.name for c in missing[:5]) + (", …" if len(missing) > 5 else "")
-        report.add(number, "layout.columns", f"record '{rec.type}' has {len(pairs)} fields, "
+        report.add(number, "layout.columns", f"record '{rec.type}' has {len(values)} fields, "
                    f"the layout has {len(cols)}: missing {missing[0].label}"
                    + (f" and after ({names})" if len(missing) > 1 else ""))
-    elif len(pairs) > len(cols):
-        report.add(number, "layout.columns", f"record '{rec.type}' has {len(pairs)} fields, "
-                   f"the layout has {len(cols)}: {len(pairs) - len(cols)} extra field(s) after "
+    elif len(values) > len(cols):
+        report.add(number, "layout.columns", f"record '{rec.type}' has {len(values)} fields, "
+                   f"the layout has {len(cols)}: {len(values) - len(cols)} extra field(s) after "
                    f"{cols[-1].label}")
-    for col, (value, quoted) in zip(cols, pairs, strict=False):
-        where = f"record '{rec.type}', {col.label}"
-        if col.quoting == "always" and not quoted:
-            report.add(number, "layout.quoting", f"{where}: {_show(value)} must be quoted")
-        elif col.quoting == "never" and quoted:
-            report.add(number, "layout.quoting", f"{where}: {_show(value)} must not be quoted")
-        for rule, message in check_value(col, value):
-            report.add(number, rule, f"{where}: {message}")
+    elif _clean(rec, quoted, values):
+        return rec, values
+    for col, value, was_quoted in zip(cols, values, quoted, strict=False):
+        if col.quoting == "always" and not was_quoted:
+            report.add(number, "layout.quoting", f"{_where(rec, col)}: {_show(value)} must "
+                       "be quoted")
+        elif col.quoting == "never" and was_quoted:
+            report.add(number, "layout.quoting", f"{_where(rec, col)}: {_show(value)} must "
+                       "not be quoted")
+        if not col.accepts(value):
+            for rule, message in check_value(col, value):
+                report.add(number, rule, f"{_where(rec, col)}: {message}")
     return rec, values
+
+
+def _clean(rec: RecordType, quoted: list[bool], values: list[str]) -> bool:
+    """Whether the values of a line (as many as ``rec``'s columns) pass their quoting
+    and their columns' checks (their loop in ``_check_csv_line`` would find nothing):
+    each column's ``accepts`` called from C, no Python step per value."""
+    always, never, accepts = rec.quick
+    return (all(map(quoted.__getitem__, always)) and not any(map(quoted.__getitem__, never))
+            and all(map(operator.call, accepts, values)))
+
+
+def _where(rec: RecordType, col: Column) -> str:
+    """Where in a line a problem is, for its message (made only for a problem)."""
+    return f"record '{rec.type}', {col.label}"
 
 
 def line_values(layout: Layout, text: str) -> list[tuple[Column, str]]:
@@ -655,9 +765,8 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
                                                 f"{rec.columns[-1].label}" if len(text) > width
                                                 else ""))
     for col in rec.columns:
-        where = f"record '{rec.type}', {col.label}"
         if col.start - 1 + col.width > len(text):
-            report.add(number, "layout.columns", f"{where}: missing (the line ends at "
+            report.add(number, "layout.columns", f"{_where(rec, col)}: missing (the line ends at "
                        f"character {len(text)}, the column spans {col.start}-"
                        f"{col.start + col.width - 1})")
             values.append("")
@@ -666,17 +775,18 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
         value = _fixed_value(col, raw)
         values.append(value)
         if col.pad != " " and value != value.strip(" "):
-            report.add(number, "layout.type", f"{where}: {_show(raw)} has spaces in a field "
-                       f"padded with {col.pad!r}")
+            report.add(number, "layout.type", f"{_where(rec, col)}: {_show(raw)} has spaces "
+                       f"in a field padded with {col.pad!r}")
             continue
         if (col.pad == "0" and col.align != "left" and col.type in _NUMERIC and col.signed
                 and value.startswith("-") and len(value) < len(raw)):
-            report.add(number, "layout.type", f"{where}: {_show(raw)} has the padding "
+            report.add(number, "layout.type", f"{_where(rec, col)}: {_show(raw)} has the padding "
                        f"{col.pad!r} before its sign (the sign comes first: "
                        f"{_show('-' + value[1:].rjust(len(raw) - 1, col.pad))})")
             continue
-        for rule, message in check_value(col, value):
-            report.add(number, rule, f"{where}: {message}")
+        if not col.accepts(value):
+            for rule, message in check_value(col, value):
+                report.add(number, rule, f"{_where(rec, col)}: {message}")
     return rec, values
 
 
