@@ -478,13 +478,15 @@ def count_notification(store: Store, id_op: str) -> None:
         _count_notification(conn, id_op)
 
 
-def open_operations(store: Store, since: str | None = None) -> list[dict[str, Any]]:
-    query = sa.select(operations).where(operations.c.status.in_(OPEN)).order_by(
+def open_operation_ids(store: Store, since: str | None = None) -> list[str]:
+    """The idOps of the operations still open (pending, unknown), oldest first; read
+    whole before the sweep writes (a SQLite reader left open would hold its lock)."""
+    query = sa.select(operations.c.id_op).where(operations.c.status.in_(OPEN)).order_by(
         operations.c.created_at, operations.c.id_op)
     if since:
         query = query.where(operations.c.created_at >= since)
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return list(conn.execute(query).scalars())
 
 
 def _payments_with_titles() -> sa.Subquery:
