@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -578,3 +578,29 @@ def test_payments_and_anomalies_of_titles_exported_again_take_a_few_queries(
     assert [(a["kind"], a["invoice_status"], a["again_run"]) for a in found] == [
         ("run-cancelled", "cancelled", new)] * len(PAID_AFTER_CANCEL)
     assert count <= 3  # the anomalies, the new titles, their amounts
+
+
+def test_payments_since_lists_an_invoice_exported_again_since(store, exported, tmp_path):
+    """The school software imported FA-2026-00102 `cancelled` (nothing due) long ago;
+    the invoice is exported again since: `--since` lists it again, both rows, the new
+    title due (the re-export was no change for --since: the software kept it cancelled,
+    nothing due, while its new title bills the family)."""
+    _paid(store, _recorded_link(store, "FA-2026-00102", 1))
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    assert [(r["invoice"], r["status"], r["amount_due"], r["amount_paid"], r["run"])
+            for r in ledger.list_payments(store, date(2026, 6, 1))] == [
+        ("FA-2026-00102", "cancelled", "0.00", "187.50", exported.run_id),
+        ("FA-2026-00102", "pending", "187.50", None, new)]
+    # the same on the day after the export again: nothing changed since
+    later = date.fromisoformat(store.get_run(new)["created_at"][:10]) + timedelta(days=1)
+    assert ledger.list_payments(store, later) == []

@@ -502,6 +502,7 @@ def _payments_with_titles() -> sa.Subquery:
         payments, source.c.saisie, source.c.transaction_at,
         title.c.run_id.label("title_run"),
         title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
+        title.c.invoice_key.label("title_key"),
         sa.case((sa.not_(title.c.active), sa.func.coalesce(
             cancelled_bordereaux.c.cancelled_at, runs.c.cancelled_at)),
             else_=sa.null()).label("cancelled_at"),
@@ -574,7 +575,7 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``.
+    counts as a change for ``since``, and so does its invoice's export again.
 
     An invoice exported again since its title was cancelled (and no link made for its
     new title since) is listed twice: first the cancelled title's row as above (the
@@ -586,7 +587,14 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
         day = since.isoformat()
-        query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day))
+        # a cancelled title's invoice exported again since: due again (its new title's
+        # row), though neither its payment nor its cancellation changed
+        again, again_run = run_invoices.alias("again"), runs.alias("again_run")
+        exported_again = sa.exists().where(
+            again.c.id_coll == p_.c.id_coll, again.c.invoice_key == p_.c.title_key,
+            again.c.active, again_run.c.id == again.c.run_id, again_run.c.created_at >= day)
+        query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
+                                   sa.and_(sa.not_(p_.c.title_active), exported_again)))
     out = []
     with store.engine.connect() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
