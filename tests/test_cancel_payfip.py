@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -506,3 +506,101 @@ def test_a_second_payment_is_marked_in_the_history_and_recorded_beside_other_ano
                   if a["id_op"] == late.id_op) == [
         ("double-payment", paid.id_op, late.id_op),
         ("run-cancelled", f"run {run} active", f"run {run} cancelled")]
+
+
+ID_COLL = "21450999400015"  # the example mapping's SIRET
+PAID_AFTER_CANCEL = ("FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026-00104",
+                     "FA-2026-00105")
+
+
+def _recorded_link(store, invoice: str, n: int) -> str:
+    """A production operation for the invoice's active title, recorded as `payfip link`
+    records it (no PayFiP asked): its idOp."""
+    due = ledger.invoice_due(store, ID_COLL, invoice)
+    id_op = f"0d1a5c3e-0000-4000-8000-{n:012d}"
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": ID_COLL, "invoice": due.invoice, "run_id": due.run_id,
+        "numcli": "012345", "exer": "2026", "refdet": due.invoice.replace("-", ""),
+        "amount_cents": due.amount_cents, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": "W", "endpoint": "http://payfip.invalid/tpa"})
+    return id_op
+
+
+def _paid(store, id_op: str) -> None:
+    """PayFiP's result for the operation: paid by card, as asked."""
+    from pesgen.payfip.models import PaymentDetail
+
+    op = ledger.get_operation(store, id_op)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="P", montant=str(op["amount_cents"]), refdet=op["refdet"],
+        numcli=op["numcli"], saisie="W", dattrans="01122026", heurtrans="1000",
+        numauto="A55A"), "reconcile")
+
+
+def _queries(store, call) -> tuple[int, object]:
+    """How many SELECT ``call`` sends to the store's database (its connection's own
+    statements aside: PRAGMA, BEGIN), and its result."""
+    seen = []
+
+    def listen(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement.lstrip().upper().startswith("SELECT"))
+
+    sa.event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        result = call()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", listen)
+    return sum(seen), result
+
+
+def test_payments_and_anomalies_of_titles_exported_again_take_a_few_queries(
+        store, exported, tmp_path):
+    """Links of five titles paid after their run was cancelled (five run-cancelled
+    anomalies), the run exported again: `payfip payments --history` and `payfip
+    anomalies` read the new titles, their amounts and the histories 500 invoices a
+    query. They made two queries an invoice for its new title and one for its history:
+    60 000 for a cancelled run of 20 000 paid titles (docs/performance.md)."""
+    ops = [_recorded_link(store, invoice, n) for n, invoice in enumerate(PAID_AFTER_CANCEL)]
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    for id_op in ops:
+        _paid(store, id_op)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+
+    count, rows = _queries(store, lambda: ledger.list_payments(store, history=True))
+    assert [(r["invoice"], r["status"], r["run"]) for r in rows] == [
+        (invoice, status, run) for invoice in PAID_AFTER_CANCEL
+        for status, run in (("cancelled", exported.run_id), ("pending", new))]
+    assert [[e["event"] for e in r["history"]] for r in rows] == [
+        ["created", "title-cancelled", "anomaly"], []] * len(PAID_AFTER_CANCEL)
+    assert count <= 4  # the payments, the new titles, their amounts, the histories
+    count, found = _queries(store, lambda: ledger.list_anomalies(store))
+    assert [(a["kind"], a["invoice_status"], a["again_run"]) for a in found] == [
+        ("run-cancelled", "cancelled", new)] * len(PAID_AFTER_CANCEL)
+    assert count <= 3  # the anomalies, the new titles, their amounts
+
+
+def test_payments_since_lists_an_invoice_exported_again_since(store, exported, tmp_path):
+    """The school software imported FA-2026-00102 `cancelled` (nothing due) long ago;
+    the invoice is exported again since: `--since` lists it again, both rows, the new
+    title due (the re-export was no change for --since: the software kept it cancelled,
+    nothing due, while its new title bills the family)."""
+    _paid(store, _recorded_link(store, "FA-2026-00102", 1))
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    assert [(r["invoice"], r["status"], r["amount_due"], r["amount_paid"], r["run"])
+            for r in ledger.list_payments(store, date(2026, 6, 1))] == [
+        ("FA-2026-00102", "cancelled", "0.00", "187.50", exported.run_id),
+        ("FA-2026-00102", "pending", "187.50", None, new)]
+    # the same on the day after the export again: nothing changed since
+    later = date.fromisoformat(store.get_run(new)["created_at"][:10]) + timedelta(days=1)
+    assert ledger.list_payments(store, later) == []

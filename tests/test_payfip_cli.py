@@ -142,6 +142,65 @@ def test_reconcile_counts_test_payments_apart(world):
     assert sum("  FA-2026-00103  recorded  paid" in line for line in lines) == 1
 
 
+def _three_paid_unnotified(world) -> list[str]:
+    """FA-2026-00102, 00103 and 00105 paid by card, their notifications lost."""
+    httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
+               timeout=TIMEOUT)
+    ops = []
+    for invoice in ("FA-2026-00102", "FA-2026-00103", "FA-2026-00105"):
+        code, out, err = _link(world, invoice, "--mode", "W")
+        assert code == 0, err
+        ops.append(_pay(world, out))
+    return ops
+
+
+def test_reconcile_asks_every_operation_through_one_client(world, monkeypatch):
+    """A sweep of 20 000 operations made a client for each: the system's certificates
+    loaded each time (0.1 s of CPU) and a new connection (docs/performance.md). One
+    client per endpoint serves the sweep, closed at its end."""
+    from pesgen.payfip import client as client_module
+
+    _three_paid_unnotified(world)
+    made = []
+
+    class Counted(client_module.PayfipClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(client_module, "PayfipClient", Counted)
+    code, out, err = _run("payfip", "reconcile")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == "reconciled 3 operation(s): recorded 3"
+    assert len(made) == 1 and made[0]._http is None  # closed
+
+
+def test_a_sweep_stopped_midway_has_said_what_it_recorded(world, monkeypatch):
+    """Each outcome is printed as it is recorded: a long sweep shows its progress, and
+    one that fails midway has said what it recorded before (it printed nothing)."""
+    from pesgen.errors import StateError
+    from pesgen.payfip import service
+
+    invoices = dict(zip(_three_paid_unnotified(world),
+                        ("FA-2026-00102", "FA-2026-00103", "FA-2026-00105"), strict=True))
+    handled = []
+    real = service.handle
+
+    def failing_second(*args, **kwargs):
+        if handled:
+            raise StateError("the store went away")
+        handled.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "handle", failing_second)
+    code, out, err = _run("payfip", "reconcile")
+    assert code == ExitCode.STATE
+    [first] = handled
+    assert out.splitlines() == [f"{first}  {invoices[first]}  recorded  paid"]
+    assert "the store went away" in err
+    assert ledger.get_operation(world["store"], first)["status"] == "paid"
+
+
 def test_link_errors_name_the_invoice_and_the_field(world):
     code, out, err = _link(world, "FA-2026-00102", "--mel", "x@", "--mode", "P")
     assert code == 4

@@ -180,26 +180,27 @@ def reconcile(
     notification never arrived; P1 (purged) operations expire."""
     from collections import Counter
 
+    # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
+    counts: Counter[str] = Counter()
     try:
         _need_extras()
         from ..cli import _parse_date
-        from .service import default_factory
-        from .service import reconcile as do_reconcile
+        from .service import default_factory, reconcile_each
 
         day = _parse_date(since, "--since")
-        outcomes = do_reconcile(_store(db), default_factory(endpoint, timeout),
-                                day.isoformat() if day else None)
+        # each line as its operation is recorded: a long sweep shows its progress, and
+        # one interrupted has said what it recorded
+        for o in reconcile_each(_store(db), default_factory(endpoint, timeout),
+                                day.isoformat() if day else None):
+            extra = f" ({shown(o.message)})" if o.message else ""
+            typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
+            counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
+                   else o.action] += 1
     except PesgenError as exc:
         _fail(exc)
         return
-    for o in outcomes:
-        extra = f" ({shown(o.message)})" if o.message else ""
-        typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
-    # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
-    counts = Counter("test-paid" if (o.action, o.status) == ("recorded", "test-paid")
-                     else o.action for o in outcomes)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
-    typer.echo(f"reconciled {len(outcomes)} operation(s): {summary}")
+    typer.echo(f"reconciled {counts.total()} operation(s): {summary}")
     if counts.get("error"):
         raise typer.Exit(int(ExitCode.REMOTE))  # some results could not be asked: alert
 

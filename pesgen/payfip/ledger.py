@@ -478,13 +478,15 @@ def count_notification(store: Store, id_op: str) -> None:
         _count_notification(conn, id_op)
 
 
-def open_operations(store: Store, since: str | None = None) -> list[dict[str, Any]]:
-    query = sa.select(operations).where(operations.c.status.in_(OPEN)).order_by(
+def open_operation_ids(store: Store, since: str | None = None) -> list[str]:
+    """The idOps of the operations still open (pending, unknown), oldest first; read
+    whole before the sweep writes (a SQLite reader left open would hold its lock)."""
+    query = sa.select(operations.c.id_op).where(operations.c.status.in_(OPEN)).order_by(
         operations.c.created_at, operations.c.id_op)
     if since:
         query = query.where(operations.c.created_at >= since)
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return list(conn.execute(query).scalars())
 
 
 def _payments_with_titles() -> sa.Subquery:
@@ -500,6 +502,7 @@ def _payments_with_titles() -> sa.Subquery:
         payments, source.c.saisie, source.c.transaction_at,
         title.c.run_id.label("title_run"),
         title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
+        title.c.invoice_key.label("title_key"),
         sa.case((sa.not_(title.c.active), sa.func.coalesce(
             cancelled_bordereaux.c.cancelled_at, runs.c.cancelled_at)),
             else_=sa.null()).label("cancelled_at"),
@@ -519,21 +522,46 @@ def _cancelled(row: dict[str, Any]) -> bool:
     return row["title_active"] is not None and not row["title_active"]
 
 
-def _due_again(store: Store, conn: Connection, id_coll: str | None,
-               invoice: str) -> tuple[str, int, str] | None:
-    """The active title of an invoice whose PayFiP title was cancelled, when the invoice
-    was exported again since (a run of the collectivity holds it, compared by invoice
-    key): (run, IdBord, amount due); None when no active title holds it."""
-    if id_coll is None:
-        return None
-    holder = store.holders(conn, id_coll, [invoice]).get(invoice)
-    if holder is None:
-        return None
-    written, run_id, id_bord, _file = holder
-    amount = conn.execute(sa.select(run_invoices.c.amount).where(
-        run_invoices.c.run_id == run_id, run_invoices.c.invoice == written,
-        run_invoices.c.active)).scalar()
-    return run_id, id_bord, str(amount)
+def _titles_again(store: Store, conn: Connection, cancelled: set[tuple[str, str]]
+                  ) -> dict[tuple[str, str], tuple[str, int, str]]:
+    """The active titles of invoices whose PayFiP title was cancelled, when exported
+    again since (a run of the collectivity holds them, compared by invoice key): (id_coll,
+    invoice) -> (run, IdBord, amount due); an invoice no active title holds is left out.
+    Looked up 500 invoices a query (two queries an invoice before: 40 000 for a
+    cancelled run of 20 000 paid titles exported again)."""
+    by_coll: dict[str, list[str]] = {}
+    for id_coll, invoice in cancelled:
+        by_coll.setdefault(id_coll, []).append(invoice)
+    out: dict[tuple[str, str], tuple[str, int, str]] = {}
+    for id_coll, invoices in by_coll.items():
+        # by key: two numbers of one key (written otherwise) have the same holder
+        held = {invoice_key(inv): holder for inv, holder in
+                store.holders(conn, id_coll, sorted(invoices)).items()}
+        amounts = store.active_amounts(conn, {h[1] for h in held.values()},
+                                       {h[0] for h in held.values()})
+        for invoice in invoices:
+            holder = held.get(invoice_key(invoice))
+            if holder is not None:
+                written, run_id, id_bord, _file = holder
+                out[id_coll, invoice] = (run_id, id_bord, str(amounts[run_id, written]))
+    return out
+
+
+def _histories(conn: Connection, invoices: set[tuple[str, str]]
+               ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The events of these invoices ((id_coll, invoice)), oldest first, 500 invoices a
+    query (one query an invoice before)."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    names = sorted({invoice for _, invoice in invoices})
+    for start in range(0, len(names), 500):
+        for e in conn.execute(sa.select(events).where(
+                events.c.invoice.in_(names[start:start + 500])).order_by(events.c.id)):
+            if (e.id_coll, e.invoice) in invoices:
+                out.setdefault((e.id_coll, e.invoice), []).append(
+                    {"at": e.at, "event": e.event, "source": e.source, "status": e.status,
+                     "id_op": e.id_op,
+                     **({"detail": json.loads(e.detail)} if e.detail else {})})
+    return out
 
 
 def list_payments(store: Store, since: date | None = None, history: bool = False
@@ -547,7 +575,7 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``.
+    counts as a change for ``since``, and so does its invoice's export again.
 
     An invoice exported again since its title was cancelled (and no link made for its
     new title since) is listed twice: first the cancelled title's row as above (the
@@ -559,48 +587,54 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
         day = since.isoformat()
-        query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day))
+        # a cancelled title's invoice exported again since: due again (its new title's
+        # row), though neither its payment nor its cancellation changed
+        again, again_run = run_invoices.alias("again"), runs.alias("again_run")
+        exported_again = sa.exists().where(
+            again.c.id_coll == p_.c.id_coll, again.c.invoice_key == p_.c.title_key,
+            again.c.active, again_run.c.id == again.c.run_id, again_run.c.created_at >= day)
+        query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
+                                   sa.and_(sa.not_(p_.c.title_active), exported_again)))
     out = []
     with store.engine.connect() as conn:
-        for row in conn.execute(query):
-            p = dict(row._mapping)
-            cancelled = _cancelled(p)
-            item = {
-                "invoice": p["invoice"], "collectivity": p["id_coll"],
-                "status": "cancelled" if cancelled else p["status"],
-                "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
-                "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
-                else None,
-                "method": p["method"], "paid_at": p["paid_at"],
-                # where paid_at comes from: PayFiP's dattrans/heurtrans, or the time pesgen
-                # recorded a paid answer that had none
-                "paid_at_source": None if p["paid_at"] is None else
-                "payfip" if p["transaction_at"] else "recorded",
-                "id_op": p["id_op"],
-                "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
-                "updated_at": p["updated_at"], "saisie": p["saisie"],
-                "payfip_status": p["status"], "run": p["title_run"],
-                "id_bord": p["title_id_bord"],
-                "cancelled_at": p["cancelled_at"] if cancelled else None}
-            if history:
-                item["history"] = [
-                    {"at": e.at, "event": e.event, "source": e.source, "status": e.status,
-                     "id_op": e.id_op, **({"detail": json.loads(e.detail)} if e.detail else {})}
-                    for e in conn.execute(sa.select(events).where(
-                        events.c.id_coll == p["id_coll"], events.c.invoice == p["invoice"])
-                        .order_by(events.c.id))]
-            out.append(item)
-            # exported again since: its new title is due, and nothing PayFiP recorded is
-            # its (the money, the links are the cancelled title's, listed above)
-            again = _due_again(store, conn, p["id_coll"], p["invoice"]) if cancelled else None
-            if again is not None:
-                run_id, id_bord, due = again
-                out.append({
-                    **{k: None for k in item}, "invoice": p["invoice"],
-                    "collectivity": p["id_coll"], "status": "pending",
-                    "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
-                    "run": run_id, "id_bord": id_bord,
-                    **({"history": []} if history else {})})
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+        again = _titles_again(store, conn, {(p["id_coll"], p["invoice"]) for p in rows
+                                            if _cancelled(p)})
+        histories = _histories(conn, {(p["id_coll"], p["invoice"]) for p in rows}
+                               ) if history else {}
+    for p in rows:
+        cancelled = _cancelled(p)
+        item = {
+            "invoice": p["invoice"], "collectivity": p["id_coll"],
+            "status": "cancelled" if cancelled else p["status"],
+            "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
+            "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
+            else None,
+            "method": p["method"], "paid_at": p["paid_at"],
+            # where paid_at comes from: PayFiP's dattrans/heurtrans, or the time pesgen
+            # recorded a paid answer that had none
+            "paid_at_source": None if p["paid_at"] is None else
+            "payfip" if p["transaction_at"] else "recorded",
+            "id_op": p["id_op"],
+            "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
+            "updated_at": p["updated_at"], "saisie": p["saisie"],
+            "payfip_status": p["status"], "run": p["title_run"],
+            "id_bord": p["title_id_bord"],
+            "cancelled_at": p["cancelled_at"] if cancelled else None}
+        if history:
+            item["history"] = histories.get((p["id_coll"], p["invoice"]), [])
+        out.append(item)
+        # exported again since: its new title is due, and nothing PayFiP recorded is
+        # its (the money, the links are the cancelled title's, listed above)
+        new = again.get((p["id_coll"], p["invoice"])) if cancelled else None
+        if new is not None:
+            run_id, id_bord, due = new
+            out.append({
+                **{k: None for k in item}, "invoice": p["invoice"],
+                "collectivity": p["id_coll"], "status": "pending",
+                "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
+                "run": run_id, "id_bord": id_bord,
+                **({"history": []} if history else {})})
     return out
 
 
@@ -652,23 +686,22 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
              .order_by(anomalies.c.id))
     if open_only:
         query = query.where(anomalies.c.resolved_at.is_(None))
-    out = []
     with store.engine.connect() as conn:
-        for r in conn.execute(query):
-            row = dict(r._mapping)
-            cancelled = _cancelled(row)
-            coll = row.pop("op_coll")
-            # exported again since: the new title is due, and none of what PayFiP recorded
-            # (a payment included) is its: the invoice stays shown by the cancelled title
-            # its payment follows, with the new title beside it
-            again = _due_again(store, conn, coll, row["invoice"]) if cancelled else None
-            row["again_run"], row["again_id_bord"] = again[:2] if again else (None, None)
-            row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
-            if not cancelled:
-                row["cancelled_at"] = None
-            del row["title_active"]
-            out.append(row)
-    return out
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        # exported again since: the new title is due, and none of what PayFiP recorded
+        # (a payment included) is its: the invoice stays shown by the cancelled title
+        # its payment follows, with the new title beside it
+        again = _titles_again(store, conn, {(r["op_coll"], r["invoice"]) for r in rows
+                                            if _cancelled(r) and r["op_coll"] is not None})
+    for row in rows:
+        cancelled = _cancelled(row)
+        new = again.get((row.pop("op_coll"), row["invoice"])) if cancelled else None
+        row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
+        row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
+        if not cancelled:
+            row["cancelled_at"] = None
+        del row["title_active"]
+    return rows
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:
