@@ -1753,16 +1753,21 @@ def _showable(name: str) -> None:
         out.reconfigure(errors="backslashreplace")
 
 
+# the environment variables pesgen reads a path from, as it reads an argument
+_PATH_VARIABLES = ("PESGEN_CONFIG", "PESGEN_DB", "PESGEN_FORMATS_PATH", "PESGEN_OFFICIAL_XSD")
+
+
 def _undecodable(args: list[str], cwd: str) -> str | None:
-    """The refusal of a command line word or a working directory holding bytes that
-    are not text in the locale's encoding (a file named in Latin-1 under a UTF-8
-    locale; any accent when Python reads names as ASCII): pesgen records and prints
-    names as text, and such a name cannot be (an export stopped on a traceback as it
-    recorded the run). None when all are text. ``cwd`` counts for a command only (not
-    ``--help``): relative paths are read from it."""
+    """The refusal of a command line word, the working directory or a variable naming a
+    path holding bytes that are not text in the locale's encoding (a file named in
+    Latin-1 under a UTF-8 locale; any accent when Python reads names as ASCII): pesgen
+    records and prints names as text, and such a name cannot be (an export stopped on a
+    traceback as it recorded the run). None when all are text. ``cwd`` and the variables
+    count for a command only (not ``--help``): relative paths are read from it."""
     words = [(word, "the argument") for word in args]
     if args and not {"--help", "-h", "version"} & set(args):
         words.append((cwd, "the working directory"))
+        words += [(os.environ[name], name) for name in _PATH_VARIABLES if name in os.environ]
     for word, what in words:
         try:
             word.encode("utf-8")

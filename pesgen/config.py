@@ -12,6 +12,7 @@ YAML loader.
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,15 @@ def _load(path: Path) -> dict[str, Any]:
             raise UsageError(f"{path}:{line_of(data, [key])}: {key}: {kind}, not a "
                              f"{'number' if key == 'store_lock_timeout' else 'path'}: give "
                              "one value (key: value)")
+        if key != "store_lock_timeout" and isinstance(value, str):
+            try:
+                os.fsencode(value)
+            except UnicodeEncodeError as exc:  # an accent when Python names files in ASCII
+                raise UsageError(
+                    f"{path}:{line_of(data, [key])}: {key}: '{value}' holds "
+                    f"'{value[exc.start:exc.end]}', which this locale's encoding "
+                    f"({sys.getfilesystemencoding()}) cannot give a file's name in: run "
+                    "pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)") from None
     return dict(data)
 
 

@@ -637,6 +637,10 @@ def test_a_name_not_in_the_locale_s_encoding_is_refused_before_anything(tmp_path
                    "in this locale's encoding (ascii), and pesgen records and prints names "
                    "as text: run pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1); "
                    "nothing was done\n"), err
+    # a path read from the environment as an option's (the lxml parser stopped on it)
+    xsd = os.fsdecode(b"/srv/dgfip/sch\xe9mas")
+    err = _export_named(Path("."), tmp_path / "dossier é", {**utf8, "PESGEN_OFFICIAL_XSD": xsd})
+    assert err == f"error: PESGEN_OFFICIAL_XSD '/srv/dgfip/sch\\xe9mas' {said}\n", err
 
 
 def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(tmp_path):

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.config import _load
 
-from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 
 
 def _config(tmp_path, monkeypatch, text: str):
@@ -169,3 +169,26 @@ def test_no_home_folder_is_a_usage_error_naming_what_to_set(tmp_path, monkeypatc
     assert ("else $XDG_DATA_HOME/pesgen/pesgen.sqlite3 (none here: no home folder for the "
             "default state store (HOME is not set") in missing.output, missing.output
 
+
+
+def test_a_path_this_locale_cannot_name_a_file_in_is_refused_at_its_line(tmp_path):
+    """official_xsd: /srv/dgfip/schémas read under LC_ALL=C PYTHONUTF8=0 (Python names
+    files in ASCII): refused as 'no PES_V2/Rev0/PES_Aller.xsd in this folder', a folder
+    that is there. Now what stops it, at its line."""
+    import os
+    import subprocess
+    import sys
+
+    [XML] = (ROOT / "templates" / "pes-ormc" / "expected").glob("*.xml")
+    path = tmp_path / "config.yaml"
+    path.write_text("# the DGFiP package\nofficial_xsd: /srv/dgfip/schémas\n", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "",
+           "PESGEN_CONFIG": str(path)}
+    r = subprocess.run([sys.executable, "-c", "from pesgen.cli import main; main()",
+                        "validate", str(XML)], env=env,
+                       capture_output=True, timeout=60, check=False)
+    err = r.stderr.decode("utf-8")
+    assert r.returncode == 2, err
+    assert err == (f"error: {path}:2: official_xsd: '/srv/dgfip/schémas' holds 'é', which "
+                   "this locale's encoding (ascii) cannot give a file's name in: run pesgen "
+                   "in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)\n"), err
