@@ -1770,6 +1770,36 @@ def _showable(name: str) -> None:
         out.reconfigure(errors="backslashreplace")
 
 
+# the environment variables pesgen reads a path from, as it reads an argument
+_PATH_VARIABLES = ("PESGEN_CONFIG", "PESGEN_DB", "PESGEN_FORMATS_PATH", "PESGEN_OFFICIAL_XSD")
+
+
+def _undecodable(args: list[str], cwd: str) -> str | None:
+    """The refusal of a command line word, the working directory or a variable naming a
+    path holding bytes that are not text in the locale's encoding (a file named in
+    Latin-1 under a UTF-8 locale; any accent when Python reads names as ASCII): pesgen
+    records and prints names as text, and such a name cannot be (an export stopped on a
+    traceback as it recorded the run). None when all are text. ``cwd`` and the variables
+    count for a command only (not ``--help``): relative paths are read from it."""
+    words = [(word, "the argument") for word in args]
+    if args and not {"--help", "-h", "version"} & set(args):
+        words.append((cwd, "the working directory"))
+        words += [(os.environ[name], name) for name in _PATH_VARIABLES if name in os.environ]
+    for word, what in words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            name = os.fsencode(word).decode("utf-8", "backslashreplace")
+            encoding = sys.getfilesystemencoding()
+            todo = ("rename it (it was named in another encoding: Latin-1, Windows')"
+                    if encoding == "utf-8" else
+                    "run pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)")
+            return (f"error: {what} '{escaped_lines(name)}' holds bytes that are not text in "
+                    f"this locale's encoding ({encoding}), and pesgen records and prints "
+                    f"names as text: {todo}; nothing was done")
+    return None
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, terminate)
     _Interrupts.process_ends = True
@@ -1777,6 +1807,13 @@ def main() -> None:
     _showable("stderr")
     _pipe_safe("stdout")
     _pipe_safe("stderr")
+    try:
+        cwd = os.getcwd()
+    except OSError:  # removed under the shell: a relative path then says so
+        cwd = "/"
+    if refused := _undecodable(sys.argv[1:], cwd):
+        _echo_err(refused)
+        sys.exit(int(ExitCode.USAGE))
     try:
         app()  # Ctrl-C and SIGTERM end as typer's exit 130, after the clean-up
     except SystemExit as exc:

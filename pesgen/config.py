@@ -12,6 +12,7 @@ YAML loader.
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,38 @@ STORE_LOCK_TIMEOUT = 600.0
 STORE_LOCK_TIMEOUT_MAX = 86_400.0
 
 
+def user_folder(variable: str, under_home: str, what: str, instead: str) -> Path:
+    """``$variable`` (XDG_CONFIG_HOME, XDG_DATA_HOME), else ``under_home`` in the home
+    folder: where ``what`` (the configuration file, the default state store) lives. A
+    relative one would be another file in each working directory (a new store, its
+    numbering starting again at IdBord 1), and no home folder (no HOME, a user the
+    system does not know) is no place: either is a usage error naming what to set
+    (``instead``: what names the file itself)."""
+    value = os.environ.get(variable)
+    if value:
+        if not Path(value).is_absolute():
+            raise UsageError(f"{variable} is '{value}', a relative path: {what} would be "
+                             "another file in each working directory; set it to an "
+                             f"absolute folder, or {instead}")
+        return Path(value)
+    home = os.environ.get("HOME")
+    if home is not None and not Path(home).is_absolute():  # '' too (Python reads '/')
+        said = f"HOME is '{home}', not an absolute path"
+    else:
+        try:
+            return Path.home() / under_home
+        except RuntimeError:  # no HOME, and the user has no entry in the system's database
+            said = "HOME is not set, and the system knows no home folder for this user"
+    raise UsageError(f"no home folder for {what} ({said}): set HOME or {variable} to an "
+                     f"absolute folder, or {instead}")
+
+
 def config_path() -> Path:
     env = os.environ.get("PESGEN_CONFIG")
     if env:
         return Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "pesgen" / "config.yaml"
+    return user_folder("XDG_CONFIG_HOME", ".config", "the configuration file",
+                       "name the file with PESGEN_CONFIG") / "pesgen" / "config.yaml"
 
 
 @cache
@@ -60,6 +87,15 @@ def _load(path: Path) -> dict[str, Any]:
             raise UsageError(f"{path}:{line_of(data, [key])}: {key}: {kind}, not a "
                              f"{'number' if key == 'store_lock_timeout' else 'path'}: give "
                              "one value (key: value)")
+        if key != "store_lock_timeout" and isinstance(value, str):
+            try:
+                os.fsencode(value)
+            except UnicodeEncodeError as exc:  # an accent when Python names files in ASCII
+                raise UsageError(
+                    f"{path}:{line_of(data, [key])}: {key}: '{value}' holds "
+                    f"'{value[exc.start:exc.end]}', which this locale's encoding "
+                    f"({sys.getfilesystemencoding()}) cannot give a file's name in: run "
+                    "pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)") from None
     return dict(data)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ._display import masked_url
-from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout
+from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
 
@@ -547,8 +547,17 @@ def _remove_sqlite(path: Path | None, folders: list[Path]) -> None:
 
 def default_path() -> Path:
     """The store used when none is named: ``$XDG_DATA_HOME/pesgen/pesgen.sqlite3``."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    base = user_folder("XDG_DATA_HOME", ".local/share", "the default state store",
+                       "name the store with --db or PESGEN_DB")
     return base / "pesgen" / "pesgen.sqlite3"
+
+
+def _default_shown() -> str:
+    """The default store's path as a message names it, or why there is none."""
+    try:
+        return str(default_path())
+    except UsageError as exc:  # a store named by --db is missing, and no default either
+        return f"$XDG_DATA_HOME/pesgen/pesgen.sqlite3 (none here: {exc})"
 
 
 def default_url() -> str:
@@ -842,7 +851,7 @@ class Store:
         return StateError(
             f"{what}{how}; nothing created: this command reads an existing store. Check "
             "the path: the store is --db, else PESGEN_DB, else db in "
-            f"{config_path()}, else {default_path()}; `pesgen export` creates the default "
+            f"{config_path()}, else {_default_shown()}; `pesgen export` creates the default "
             "store on its first run, a store named on purpose with --create-store")
 
     @staticmethod

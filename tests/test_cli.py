@@ -595,6 +595,54 @@ def test_installed_command_exit_codes(tmp_path):
     assert _files(tmp_path / "again") == []
 
 
+def _export_named(folder: Path, cwd: Path, env: dict[str, str]) -> str:
+    """The example exported from ``folder``'s m.yaml and x.json into ``folder/out`` (and
+    a store there), run from ``cwd`` with ``env``: its standard error, after checking it
+    was refused as a usage error and wrote nothing."""
+    for name, source in (("m.yaml", JSON_MAPPING), ("x.json", JSON_INPUT)):
+        shutil.copy(source, cwd / folder / name)
+    r = subprocess.run([*_pesgen_command(), "export", "-m", str(folder / "m.yaml"),
+                        "-i", str(folder / "x.json"), "-o", str(folder / "out"), "--date",
+                        RUN_DATE, "--db", str(folder / "s.sqlite3"), "--create-store"],
+                       cwd=cwd, capture_output=True, env=env, timeout=60, check=False)
+    err = r.stderr.decode("utf-8")
+    assert r.returncode == ExitCode.USAGE, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (cwd / folder).iterdir()) == ["m.yaml", "x.json"]
+    return err
+
+
+def test_a_name_not_in_the_locale_s_encoding_is_refused_before_anything(tmp_path):
+    """A mapping and export named in Latin-1 (from a Windows share) under a UTF-8
+    locale, run from there too, or any accent when Python reads names as ASCII
+    (LC_ALL=C PYTHONUTF8=0): the export stopped on a traceback as it recorded the run
+    (UnicodeEncodeError: surrogates not allowed, exit 1). A usage error naming the
+    name's bytes and what to do; nothing written, no store made."""
+    utf8 = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"}
+    latin = tmp_path / os.fsdecode(b"dir\xe9")
+    latin.mkdir()
+    shown = tmp_path / "dir\\xe9"
+    said = ("holds bytes that are not text in this locale's encoding (utf-8), and pesgen "
+            "records and prints names as text: rename it (it was named in another "
+            "encoding: Latin-1, Windows'); nothing was done")
+    err = _export_named(latin, tmp_path, utf8)
+    assert err == f"error: the argument '{shown}/m.yaml' {said}\n", err
+    err = _export_named(Path("."), latin, utf8)  # relative names, from the folder so named
+    assert err == f"error: the working directory '{shown}' {said}\n", err
+    accented = tmp_path / "dossier é"
+    accented.mkdir()
+    ascii_ = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    err = _export_named(accented, tmp_path, ascii_)
+    assert err == (f"error: the argument '{accented}/m.yaml' holds bytes that are not text "
+                   "in this locale's encoding (ascii), and pesgen records and prints names "
+                   "as text: run pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1); "
+                   "nothing was done\n"), err
+    # a path read from the environment as an option's (the lxml parser stopped on it)
+    xsd = os.fsdecode(b"/srv/dgfip/sch\xe9mas")
+    err = _export_named(Path("."), tmp_path / "dossier é", {**utf8, "PESGEN_OFFICIAL_XSD": xsd})
+    assert err == f"error: PESGEN_OFFICIAL_XSD '/srv/dgfip/sch\\xe9mas' {said}\n", err
+
+
 def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(tmp_path):
     """SIGTERM unwinds like Ctrl-C: the temporary files go, the transaction rolls back."""
     source = generated_input(tmp_path / "in.json", 6000)

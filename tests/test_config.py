@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.config import _load
 
-from .conftest import EXAMPLES, MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 
 
 def _config(tmp_path, monkeypatch, text: str):
@@ -91,3 +91,104 @@ def test_a_configuration_file_that_is_not_yaml_is_a_usage_error(tmp_path, monkey
     assert result.exit_code == 2, result.output
     assert f"error: {path}:2: YAML syntax error: " in result.output
     assert f"[configuration {path}:2] (rule mapping.yaml)" in result.output
+
+
+def _export_in(folder, *args):
+    """The example's export from ``folder`` (its output in ``folder/out``), to the
+    default store."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+                       EXAMPLES / "school-export.json", "-o", "out", "--date",
+                       "2026-11-23", *args)
+    finally:
+        os.chdir(here)
+
+
+def test_a_relative_data_or_home_folder_is_refused_not_a_store_per_folder(tmp_path,
+                                                                         monkeypatch):
+    """XDG_DATA_HOME=data (or HOME=relhome) put the default store in the working
+    directory: the same export from two folders made two stores, each numbering from
+    IdBord 1, and exported the same invoices twice. A usage error, naming what to set;
+    nothing written."""
+    monkeypatch.setenv("XDG_DATA_HOME", "data")
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        r = _export_in(tmp_path / name)
+        assert r.exit_code == 2, r.output
+        assert ("error: XDG_DATA_HOME is 'data', a relative path: the default state store "
+                "would be another file in each working directory; set it to an absolute "
+                "folder, or name the store with --db or PESGEN_DB") in r.output, r.output
+        assert not list((tmp_path / name).iterdir())
+    monkeypatch.delenv("XDG_DATA_HOME")
+    for home, said in (("relhome", "'relhome', not an absolute path"),
+                       ("", "'', not an absolute path")):
+        monkeypatch.setenv("HOME", home)
+        r = _export_in(tmp_path / "one")
+        assert r.exit_code == 2, r.output
+        assert (f"error: no home folder for the default state store (HOME is {said}): set "
+                "HOME or XDG_DATA_HOME to an absolute folder, or name the store with --db "
+                "or PESGEN_DB") in r.output, r.output
+        assert not list((tmp_path / "one").iterdir())
+
+
+def test_no_home_folder_is_a_usage_error_naming_what_to_set(tmp_path, monkeypatch):
+    """No HOME and a user the system does not know (a service's or a container's): a
+    traceback (RuntimeError: Could not determine home directory), even with --db. Now a
+    usage error naming what to set; with the configuration file named, --db suffices."""
+    import pwd
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    monkeypatch.delenv("HOME")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.delenv("PESGEN_CONFIG")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    _load.cache_clear()
+    r = _export_in(tmp_path, "--db", tmp_path / "store.sqlite3", "--create-store")
+    assert r.exit_code == 2, r.output
+    assert ("error: no home folder for the configuration file (HOME is not set, and the "
+            "system knows no home folder for this user): set HOME or XDG_CONFIG_HOME to an "
+            "absolute folder, or name the file with PESGEN_CONFIG") in r.output, r.output
+    monkeypatch.setenv("PESGEN_CONFIG", str(tmp_path / "no-config.yaml"))
+    r = _export_in(tmp_path)
+    assert r.exit_code == 2, r.output
+    assert ("error: no home folder for the default state store (HOME is not set, and the "
+            "system knows no home folder for this user): set HOME or XDG_DATA_HOME to an "
+            "absolute folder, or name the store with --db or PESGEN_DB") in r.output
+    assert not (tmp_path / "out").exists()
+    r = _export_in(tmp_path, "--db", tmp_path / "store.sqlite3", "--create-store")
+    assert r.exit_code == 0, r.output
+    missing = run_cli("runs", "list", "--db", tmp_path / "typo.sqlite3")
+    assert missing.exit_code == 7, missing.output
+    assert ("else $XDG_DATA_HOME/pesgen/pesgen.sqlite3 (none here: no home folder for the "
+            "default state store (HOME is not set") in missing.output, missing.output
+
+
+
+def test_a_path_this_locale_cannot_name_a_file_in_is_refused_at_its_line(tmp_path):
+    """official_xsd: /srv/dgfip/schémas read under LC_ALL=C PYTHONUTF8=0 (Python names
+    files in ASCII): refused as 'no PES_V2/Rev0/PES_Aller.xsd in this folder', a folder
+    that is there. Now what stops it, at its line."""
+    import os
+    import subprocess
+    import sys
+
+    [XML] = (ROOT / "templates" / "pes-ormc" / "expected").glob("*.xml")
+    path = tmp_path / "config.yaml"
+    path.write_text("# the DGFiP package\nofficial_xsd: /srv/dgfip/schémas\n", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "",
+           "PESGEN_CONFIG": str(path)}
+    r = subprocess.run([sys.executable, "-c", "from pesgen.cli import main; main()",
+                        "validate", str(XML)], env=env,
+                       capture_output=True, timeout=60, check=False)
+    err = r.stderr.decode("utf-8")
+    assert r.returncode == 2, err
+    assert err == (f"error: {path}:2: official_xsd: '/srv/dgfip/schémas' holds 'é', which "
+                   "this locale's encoding (ascii) cannot give a file's name in: run pesgen "
+                   "in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)\n"), err
