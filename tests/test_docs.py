@@ -47,3 +47,12 @@ def test_the_mapping_reference_says_cle1_defaults_to_none():
     text = (ROOT / "docs" / "mapping-reference.md").read_text(encoding="utf-8")
     row = next(ln for ln in text.splitlines() if ln.startswith("| `payment_reference.cle1`"))
     assert "none (the default)" in row, row
+
+
+def test_the_rules_reference_quotes_an_empty_identifier_as_the_acquit_writes_it():
+    """acquit.structure's text said ``(V=, which…``: two adjacent literals
+    (``"…(V=" "", which…"``) in the rules table lost the quotes of ``V=""`` (ruff's
+    ISC001 now refuses such a pair on one line)."""
+    row = next(line for line in _docgen.rules_reference().splitlines()
+               if line.startswith("| `acquit.structure` |"))
+    assert 'or empty (V="", which their *_Light types allow' in row, row
