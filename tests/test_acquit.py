@@ -672,6 +672,44 @@ def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(sto
     assert run_cli("acquit", ACKS / "accepted.xml", "--db", store).exit_code == ExitCode.OK
 
 
+@pytest.mark.parametrize(("old", "new", "said", "unrecorded"), [
+    ('      <NumBord V="1"/>\n', "", "element (DomaineAck 7 Rôle, line 31): accepted: an "
+     "element of domain Rôle naming no bordereau (no NumBord): pesgen cannot tell which "
+     "run it answers", "not recorded: element (line 31): it names no bordereau (no NumBord)"),
+    ('      <ExerciceBord V="2026"/>\n', "", "IdBord 1 (DomaineAck 7 Rôle, line 31): "
+     "accepted: no ExerciceBord, pesgen cannot tell which run sent it",
+     "not recorded: IdBord 1 (line 31): no ExerciceBord: pesgen cannot tell which run sent "
+     "it"),
+    ('<ExerciceBord V="2026"/>', '<ExerciceBord V=""/>', "IdBord 1 (DomaineAck 7 Rôle, line "
+     "31): accepted: ExerciceBord is empty (line 35), pesgen cannot tell which run sent it "
+     "and does not guess: not tied", "not recorded: IdBord 1 (line 31): ExerciceBord is "
+     "empty (line 35)")], ids=["numbord-out", "exercicebord-out", "exercicebord-empty"])
+def test_an_acceptance_lacking_its_numbord_or_exercicebord_exits_10_naming_it(
+        store, tmp_path, old, new, said, unrecorded):
+    """An accepted recette bordereau whose NumBord or ExerciceBord the acquit leaves out
+    (or empty): exit 10 (UNTIED), read or recorded, not 0 (everything accepted) nor 4
+    (the file is read: only this element is not tied), its message naming the identifier
+    missing; nothing recorded."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    assert text.count(old) == 1
+    ack = _write(tmp_path, text.replace(old, new))
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.UNTIED == 10, r.output
+    assert ("1 element(s), all accepted, 1 not tied for an identifier the acquit leaves "
+            "empty or out (below)\n") in r.output
+    assert said in r.output, r.output
+    data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert data["unidentified"] == 1
+    [element] = data["elements"]
+    missing = "NumBord" if "NumBord" in old else "ExerciceBord"
+    assert len(element["unidentified"]) == 1 and missing in element["unidentified"][0]
+    recorded = run_cli("acquit", ack, "--db", store, "--record")
+    assert recorded.exit_code == ExitCode.UNTIED, recorded.output
+    assert unrecorded in recorded.output, recorded.output
+    assert "IdBord 1 no acknowledgement recorded" in run_cli(
+        "runs", "show", _run_id(store), "--db", store).output
+
+
 def _ack_with_label(tmp_path: Path, label: str) -> Path:
     """rejected.xml with its bordereau's first LibelleAnoAck replaced by ``label`` (XML
     text: character references allowed)."""
