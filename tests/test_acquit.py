@@ -577,6 +577,21 @@ def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, t
     assert command[8:] == ["--db", str(store)]
 
 
+def test_the_next_step_masks_the_password_of_the_store_s_url(store):
+    """`pesgen acquit … --db postgresql://u:secret@h/db` printed its `next:` command
+    (and --json its next_step) with the password: a report pasted into a ticket."""
+    from pesgen.acquit import as_json
+    from pesgen.store import Store
+
+    report = tie(read_acquit(ACKS / "rejected.xml"), Store(f"sqlite:///{store}"))
+    url = "postgresql://pesgen:s3cr%40t@db.example/pesgen?sslpassword=k3y"
+    (step,) = [r.next_step(url) for r in report.elements if r.next_step(url)]
+    assert " --db 'postgresql://pesgen:***@db.example/pesgen?sslpassword=***'; fix " in step
+    assert "s3cr" not in step and "k3y" not in step
+    data = json.dumps(as_json(report, url))
+    assert "s3cr" not in data and "k3y" not in data and "pesgen:***@db.example" in data
+
+
 def test_an_element_of_a_recette_domain_without_numbord_is_not_the_whole_file(store,
                                                                               tmp_path):
     """Only domains 0-2 answer for the whole file: a recette element naming no bordereau
