@@ -79,6 +79,29 @@ def masked_url(url: str, keep_user: bool = True) -> str:
     return head + sep + query + hash_ + fragment
 
 
+def masked_argument(word: str) -> str:
+    """A command line word fit for a message: the URL it is, or its ``--option=URL``
+    gives, with its secrets masked (``masked_url``); any other word as it is."""
+    option, eq, value = word.partition("=") if word.startswith("-") else ("", "", word)
+    return option + eq + masked_url(value)
+
+
+# a URL inside a text: its scheme, then up to a space (what follows its host is kept)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def masked_urls(text: str, words: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` (a message quoting the command line: click's "unexpected extra
+    argument (…)", "'…' is not a valid integer") with the secrets of the URLs it
+    quotes masked: each of ``words`` (the command line's) as ``masked_argument`` shows
+    it, then any URL left in it (one quoted otherwise, up to a space)."""
+    for word in words:
+        masked = masked_argument(word)
+        if masked != word:
+            text = text.replace(word, masked)
+    return _URL_IN_TEXT.sub(lambda m: masked_url(m.group()), text)
+
+
 def escaped_lines(text: str) -> str:
     """``text`` with its control characters escaped but its tabs and line ends: a
     message of several lines stays so."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from typer import TyperException
 from typer.core import TyperGroup
+
+from ._display import masked_urls
 
 # how the store is chosen: cli._store, then store.default_url
 DB_HELP = ("State store: a SQLite file or a postgresql:// URL. Default: PESGEN_DB, else db "
@@ -36,13 +39,26 @@ def _tidy_help(command: Any, ctx: Any) -> None:
 
 
 class HelpGroup(TyperGroup):
-    """pesgen's command groups: every command's help tidied (``_tidy_help``)."""
+    """pesgen's command groups: every command's help tidied (``_tidy_help``), and the
+    URLs their usage errors quote masked (a store's password)."""
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _tidy_help(command, ctx)
         return command
+
+    def invoke(self, ctx: Any) -> Any:
+        # click's usage errors quote the command line ("unexpected extra argument
+        # (postgresql://u:secret@h/db)", a --to forgotten): a URL's password masked
+        # (the words left to the command: click's invoke empties ctx.args)
+        words = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except TyperException as exc:  # typer's own click's usage errors
+            if isinstance(getattr(exc, "message", None), str):
+                exc.message = masked_urls(exc.message, words)
+            raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _tidy_help(self, ctx)

@@ -26,7 +26,7 @@ from typing import Any
 
 from lxml import etree
 
-from ._display import shown
+from ._display import masked_url, shown
 from .errors import InputDataError, Problem, StateError, UsageError
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
@@ -683,7 +683,9 @@ class ElementReport:
         what = "the file of IdBord" if self.kind == "file" else "IdBord"
         reason = f"trésorerie rejected {what} {self.bordereau}" + (
             f" ({', '.join(codes)})" if codes else "")
-        option = f" --db {shlex.quote(db)}" if db else ""
+        # a store's URL with its password masked: a report is pasted into tickets and
+        # logs (the password is typed, not read from it)
+        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
         # quoted for a shell: the codes are the acquit file's text, not vouched for
         cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
                   f"{shlex.quote(reason)}{option}")

@@ -22,7 +22,14 @@ from pathlib import Path
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
 from .atomic import commit, discard, stage
-from .errors import MappingError, OutputInvalidError, Problem, TemplateError, UsageError
+from .errors import (
+    MappingError,
+    OutputInvalidError,
+    Problem,
+    TemplateError,
+    TemplateStopped,
+    UsageError,
+)
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format, typ_bord_problems
 from .resources import installed_data
@@ -278,9 +285,12 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
         check_coverage(result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's "
                        "mapping fills a value no template of the bundle writes")
     except TemplateError as exc:
-        raise TemplateError(f"{exc} [a sample title of check-mapping (every optional part, "
-                            "or none), rendered with the fixture's mapping: a branch the "
-                            "fixture does not take]", exc.problems) from None
+        # a call stopped past its time limit stays TemplateStopped, as export.py keeps it:
+        # what a caller tells from TemplateError, not to render the templates again
+        error = TemplateStopped if isinstance(exc, TemplateStopped) else TemplateError
+        raise error(f"{exc} [a sample title of check-mapping (every optional part, or "
+                    "none), rendered with the fixture's mapping: a branch the fixture does "
+                    "not take]", exc.problems) from None
 
 
 def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Problem]:

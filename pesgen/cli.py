@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from ._display import escaped_lines, json_text, shown
+from ._display import escaped_lines, json_text, masked_argument, shown
 from ._entry import interrupted, terminate
 from ._help import DB_HELP, HelpGroup
 from .errors import (
@@ -1789,7 +1789,12 @@ def _undecodable(args: list[str], cwd: str) -> str | None:
         try:
             word.encode("utf-8")
         except UnicodeEncodeError:
-            name = os.fsencode(word).decode("utf-8", "backslashreplace")
+            # a store's URL (--db, --from, --to, PESGEN_DB) keeps its password masked,
+            # the bytes refused in it included
+            masked = masked_argument(word)
+            name = os.fsencode(masked).decode("utf-8", "backslashreplace")
+            if masked.isprintable() and not any("\udc80" <= c <= "\udcff" for c in masked):
+                name += " (in what is masked there)"
             encoding = sys.getfilesystemencoding()
             todo = ("rename it (it was named in another encoding: Latin-1, Windows')"
                     if encoding == "utf-8" else

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ._display import masked_url
 from ._yaml import line_of, load_yaml_file
 from .errors import MappingError, UsageError
 
@@ -90,13 +91,25 @@ def _load(path: Path) -> dict[str, Any]:
         if key != "store_lock_timeout" and isinstance(value, str):
             try:
                 os.fsencode(value)
-            except UnicodeEncodeError as exc:  # an accent when Python names files in ASCII
+            except UnicodeEncodeError:  # an accent when Python names files in ASCII
                 raise UsageError(
-                    f"{path}:{line_of(data, [key])}: {key}: '{value}' holds "
-                    f"'{value[exc.start:exc.end]}', which this locale's encoding "
-                    f"({sys.getfilesystemencoding()}) cannot give a file's name in: run "
-                    "pesgen in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)") from None
+                    f"{path}:{line_of(data, [key])}: {key}: {_unnamable(value)}, which this "
+                    f"locale's encoding ({sys.getfilesystemencoding()}) cannot give a "
+                    "file's name in: run pesgen in a UTF-8 locale (LANG=C.UTF-8, or "
+                    "PYTHONUTF8=1)") from None
     return dict(data)
+
+
+def _unnamable(value: str) -> str:
+    """What a message says of a setting no file can be named in: the value, a store's
+    URL with its password masked, and the characters refused (one in what is masked
+    is not shown)."""
+    shown = masked_url(value)
+    try:
+        os.fsencode(shown)
+    except UnicodeEncodeError as exc:
+        return f"'{shown}' holds '{shown[exc.start:exc.end]}'"
+    return f"'{shown}' holds a character of what is masked there"
 
 
 def setting(name: str) -> str | None:

@@ -577,6 +577,21 @@ def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, t
     assert command[8:] == ["--db", str(store)]
 
 
+def test_the_next_step_masks_the_password_of_the_store_s_url(store):
+    """`pesgen acquit … --db postgresql://u:secret@h/db` printed its `next:` command
+    (and --json its next_step) with the password: a report pasted into a ticket."""
+    from pesgen.acquit import as_json
+    from pesgen.store import Store
+
+    report = tie(read_acquit(ACKS / "rejected.xml"), Store(f"sqlite:///{store}"))
+    url = "postgresql://pesgen:s3cr%40t@db.example/pesgen?sslpassword=k3y"
+    (step,) = [r.next_step(url) for r in report.elements if r.next_step(url)]
+    assert " --db 'postgresql://pesgen:***@db.example/pesgen?sslpassword=***'; fix " in step
+    assert "s3cr" not in step and "k3y" not in step
+    data = json.dumps(as_json(report, url))
+    assert "s3cr" not in data and "k3y" not in data and "pesgen:***@db.example" in data
+
+
 def test_an_element_of_a_recette_domain_without_numbord_is_not_the_whole_file(store,
                                                                               tmp_path):
     """Only domains 0-2 answer for the whole file: a recette element naming no bordereau
@@ -670,6 +685,44 @@ def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(sto
     assert "IdBord 1 no acknowledgement recorded" in run_cli(
         "runs", "show", _run_id(store), "--db", store).output
     assert run_cli("acquit", ACKS / "accepted.xml", "--db", store).exit_code == ExitCode.OK
+
+
+@pytest.mark.parametrize(("old", "new", "said", "unrecorded"), [
+    ('      <NumBord V="1"/>\n', "", "element (DomaineAck 7 Rôle, line 31): accepted: an "
+     "element of domain Rôle naming no bordereau (no NumBord): pesgen cannot tell which "
+     "run it answers", "not recorded: element (line 31): it names no bordereau (no NumBord)"),
+    ('      <ExerciceBord V="2026"/>\n', "", "IdBord 1 (DomaineAck 7 Rôle, line 31): "
+     "accepted: no ExerciceBord, pesgen cannot tell which run sent it",
+     "not recorded: IdBord 1 (line 31): no ExerciceBord: pesgen cannot tell which run sent "
+     "it"),
+    ('<ExerciceBord V="2026"/>', '<ExerciceBord V=""/>', "IdBord 1 (DomaineAck 7 Rôle, line "
+     "31): accepted: ExerciceBord is empty (line 35), pesgen cannot tell which run sent it "
+     "and does not guess: not tied", "not recorded: IdBord 1 (line 31): ExerciceBord is "
+     "empty (line 35)")], ids=["numbord-out", "exercicebord-out", "exercicebord-empty"])
+def test_an_acceptance_lacking_its_numbord_or_exercicebord_exits_10_naming_it(
+        store, tmp_path, old, new, said, unrecorded):
+    """An accepted recette bordereau whose NumBord or ExerciceBord the acquit leaves out
+    (or empty): exit 10 (UNTIED), read or recorded, not 0 (everything accepted) nor 4
+    (the file is read: only this element is not tied), its message naming the identifier
+    missing; nothing recorded."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    assert text.count(old) == 1
+    ack = _write(tmp_path, text.replace(old, new))
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.UNTIED == 10, r.output
+    assert ("1 element(s), all accepted, 1 not tied for an identifier the acquit leaves "
+            "empty or out (below)\n") in r.output
+    assert said in r.output, r.output
+    data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert data["unidentified"] == 1
+    [element] = data["elements"]
+    missing = "NumBord" if "NumBord" in old else "ExerciceBord"
+    assert len(element["unidentified"]) == 1 and missing in element["unidentified"][0]
+    recorded = run_cli("acquit", ack, "--db", store, "--record")
+    assert recorded.exit_code == ExitCode.UNTIED, recorded.output
+    assert unrecorded in recorded.output, recorded.output
+    assert "IdBord 1 no acknowledgement recorded" in run_cli(
+        "runs", "show", _run_id(store), "--db", store).output
 
 
 def _ack_with_label(tmp_path: Path, label: str) -> Path:

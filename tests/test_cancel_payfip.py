@@ -330,6 +330,28 @@ def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, stor
             "the anomaly recorded no payment and changed no status") in result.stdout
 
 
+def test_every_anomaly_has_the_same_keys_its_title_cancelled_or_not(flow, store, tmp_path):
+    """An anomaly of a cancelled title and one of a title still due: the same keys, the
+    documented ones (the one of the cancelled title lacked ``op_coll``, the join's own
+    column, which the other kept)."""
+    run = _split_run(store, tmp_path)
+    rejected = flow.link("FA-2026-00105", mode="W")  # IdBord 3
+    store.cancel(run, "trésorerie rejected IdBord 3", [3], despite_payments=True)
+    flow.pay(rejected, "card")
+    due = flow.link("FA-2026-00101", mode="W")  # IdBord 2, not cancelled
+    flow.control("tamper", {"idop": due.id_op, "fields": {"montant": "100"}})
+    flow.pay(due, "card")
+    rows = ledger.list_anomalies(store)
+    assert sorted((a["kind"], a["invoice_status"]) for a in rows) == [
+        ("amount-mismatch", "pending"), ("run-cancelled", "cancelled")]
+    shapes = {tuple(sorted(a)) for a in rows}
+    assert len(shapes) == 1, shapes
+    [keys] = shapes
+    assert "op_coll" not in keys and "title_active" not in keys
+    assert {"payfip_status", "invoice_status", "title_run", "title_id_bord", "cancelled_at",
+            "again_run", "again_id_bord"} <= set(keys)
+
+
 def test_a_payment_of_a_cancelled_title_at_another_amount_says_both(flow, store):
     """Every anomaly of the result is recorded: the title cancelled too, not only the
     amount (support must know the money is for a cancelled title)."""

@@ -643,6 +643,46 @@ def test_a_name_not_in_the_locale_s_encoding_is_refused_before_anything(tmp_path
     assert err == f"error: PESGEN_OFFICIAL_XSD '/srv/dgfip/sch\\xe9mas' {said}\n", err
 
 
+def test_a_store_url_refused_for_its_bytes_keeps_its_password_masked(tmp_path):
+    """A store's URL holding a byte that is not text (a database named in Latin-1) is
+    refused as any such word, its password masked, as pesgen's every message shows a
+    URL: the refusal echoed ``postgresql://u:secret@h/…`` to the terminal (and a log)."""
+    utf8 = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"}
+    utf8.pop("PESGEN_DB", None)
+    url = os.fsdecode(b"postgresql://u:secret@h/caf\xe9")
+    in_password = os.fsdecode(b"postgresql://u:s\xe9cret@h/db")
+    said = "holds bytes that are not text in this locale's encoding (utf-8)"
+    for args, env, shown in (
+            (["runs", "list", "--db", url], utf8, "the argument 'postgresql://u:***@h/caf\\xe9'"),
+            (["runs", "list", f"--db={url}"], utf8,
+             "the argument '--db=postgresql://u:***@h/caf\\xe9'"),
+            (["store", "copy", "--from", "a.sqlite3", "--to", url + "?password=secret"], utf8,
+             "the argument 'postgresql://u:***@h/caf\\xe9?password=***'"),
+            (["runs", "list"], {**utf8, "PESGEN_DB": url}, "PESGEN_DB 'postgresql://u:***@h/caf\\xe9'"),
+            (["runs", "list", "--db", in_password], utf8,
+             "the argument 'postgresql://u:***@h/db (in what is masked there)'")):
+        r = subprocess.run([*_pesgen_command(), *args], cwd=tmp_path, capture_output=True,
+                           env=env, timeout=60, check=False)
+        err = r.stderr.decode("utf-8")
+        assert r.returncode == ExitCode.USAGE, err
+        assert err.startswith(f"error: {shown} {said}"), err
+        assert "secret" not in err and "s\\xe9cret" not in err, err
+    assert _files(tmp_path) == []
+
+
+def test_a_usage_error_quoting_a_store_url_keeps_its_password_masked():
+    """click's usage errors quote the command line: a URL given where no option takes
+    it (``--to`` forgotten, a command without ``--db``) kept its password in them."""
+    for args in (["version", "postgresql://u:secret@h/db"],
+                 ["store", "copy", "--from", "a.sqlite3", "--to", "b",
+                  "postgresql://u:s cret@h/db"],
+                 ["runs", "list", "--db=x", "postgresql://u:s'cret@h/db?password=secret"]):
+        r = _run(*args)
+        assert r.exit_code == ExitCode.USAGE, r.output
+        assert "unexpected extra argument" in r.output, r.output
+        assert "u:***@h/db" in r.output and "cret" not in r.output, r.output
+
+
 def test_sigterm_while_the_files_are_written_leaves_nothing_and_records_nothing(tmp_path):
     """SIGTERM unwinds like Ctrl-C: the temporary files go, the transaction rolls back."""
     source = generated_input(tmp_path / "in.json", 6000)

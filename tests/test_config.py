@@ -192,3 +192,33 @@ def test_a_path_this_locale_cannot_name_a_file_in_is_refused_at_its_line(tmp_pat
     assert err == (f"error: {path}:2: official_xsd: '/srv/dgfip/schémas' holds 'é', which "
                    "this locale's encoding (ascii) cannot give a file's name in: run pesgen "
                    "in a UTF-8 locale (LANG=C.UTF-8, or PYTHONUTF8=1)\n"), err
+
+
+def test_a_store_url_this_locale_cannot_name_keeps_its_password_masked(tmp_path):
+    """db: a PostgreSQL URL with an accent, read under LC_ALL=C PYTHONUTF8=0: refused at
+    its line as any such path, its password masked (the refusal printed it whole), and
+    an accent inside the password not shown either."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.yaml"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "",
+           "PESGEN_CONFIG": str(path)}
+    env.pop("PESGEN_DB", None)
+    for url, said in (
+            ("postgresql://pesgen:s3cret@db.example/pésgen",
+             "'postgresql://pesgen:***@db.example/pésgen' holds 'é'"),
+            ("postgresql://pesgen:sécret@db.example/pesgen?password=s3cret",
+             "'postgresql://pesgen:***@db.example/pesgen?password=***' holds a character "
+             "of what is masked there")):
+        path.write_text(f"db: {url}\n", encoding="utf-8")
+        r = subprocess.run([sys.executable, "-c", "from pesgen.cli import main; main()",
+                            "runs", "list"], env=env, capture_output=True, timeout=60,
+                           check=False)
+        err = r.stderr.decode("utf-8")
+        assert r.returncode == 2, err
+        assert err == (f"error: {path}:1: db: {said}, which this locale's encoding (ascii) "
+                       "cannot give a file's name in: run pesgen in a UTF-8 locale "
+                       "(LANG=C.UTF-8, or PYTHONUTF8=1)\n"), err
+        assert "cret" not in err

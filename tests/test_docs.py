@@ -47,3 +47,34 @@ def test_the_mapping_reference_says_cle1_defaults_to_none():
     text = (ROOT / "docs" / "mapping-reference.md").read_text(encoding="utf-8")
     row = next(ln for ln in text.splitlines() if ln.startswith("| `payment_reference.cle1`"))
     assert "none (the default)" in row, row
+
+
+def test_the_rules_reference_quotes_an_empty_identifier_as_the_acquit_writes_it():
+    """acquit.structure's text said ``(V=, which…``: two adjacent literals
+    (``"…(V=" "", which…"``) in the rules table lost the quotes of ``V=""`` (ruff's
+    ISC001 now refuses such a pair on one line)."""
+    row = next(line for line in _docgen.rules_reference().splitlines()
+               if line.startswith("| `acquit.structure` |"))
+    assert 'or empty (V="", which their *_Light types allow' in row, row
+
+
+def _leading_numbers(items: list[str]) -> set[int]:
+    return {int(m.group(1)) for item in items if (m := re.match(r"(\d+)(?: |$)", item.strip()))}
+
+
+def test_every_exit_code_is_documented_where_exit_codes_are_listed():
+    """README's list and docs/flow.md's table give every ExitCode (and 130, an
+    interrupt): README's stopped at 9, without acquit's 10 (UNTIED)."""
+    from pesgen.errors import ExitCode
+
+    codes = {int(code) for code in ExitCode} | {130}
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    listed = readme.split("Exit codes: ", 1)[1].split(" interrupted", 1)[0]
+    assert _leading_numbers(listed.split(", ")) == codes, listed
+    flow = (ROOT / "docs" / "flow.md").read_text(encoding="utf-8")
+    table = flow.split("## Exit codes", 1)[1]
+    assert {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)} == codes
+    # the acquit's own: docs/state.md says each of its exits where it says the report's
+    state = " ".join((ROOT / "docs" / "state.md").read_text(encoding="utf-8").split())
+    said = state.split("The exit code is still the report's: ", 1)[1].split(". ", 1)[0]
+    assert _leading_numbers(said.split(", ")) == {0, 9, 10}, said

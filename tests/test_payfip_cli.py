@@ -363,6 +363,33 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     assert code == 8 and "error 1" in out
 
 
+def test_anomalies_resolve_takes_the_db_given_before_it(world, tmp_path, monkeypatch):
+    """`anomalies --db STORE resolve ID` resolves in STORE (here the default store),
+    PESGEN_DB naming another; the subcommand's own --db, given too, wins. The group's
+    --db was never seen (its source compared with click's ParameterSource, not typer's):
+    the command went to PESGEN_DB's store, or the default one."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    httpx.post(f"{world['fake'].url}/_fake/tamper",
+               json={"idop": id_op, "fields": {"montant": "5000"}}, timeout=TIMEOUT)
+    _pay(world, out)
+    store = world["store"].url
+    code, out, err = _run("payfip", "anomalies")
+    number = re.match(r"#(\d+)", out)[1]
+    elsewhere = str(tmp_path / "elsewhere.sqlite3")
+    monkeypatch.setenv("PESGEN_DB", elsewhere)
+    code, out, err = _run("payfip", "anomalies", "--db", store, "resolve", number,
+                          "--db", elsewhere, "--note", "n", "--by", "alice")
+    assert code == 7 and f"no pesgen store at {elsewhere}" in err, (code, err)
+    code, out, err = _run("payfip", "anomalies", "--db", store, "resolve", number,
+                          "--note", "decided", "--by", "alice")
+    assert code == 0, err
+    assert out.startswith(f"anomaly #{number} amount-mismatch (invoice FA-2026-00102): "
+                          "resolved "), out
+    code, out, _ = _run("payfip", "anomalies", "--db", store)
+    assert out.strip() == "no open anomaly (1 resolved: --all lists them)"
+
+
 def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     """An amount-mismatch leaves the invoice pending: the list says so and what to do;
     `anomalies resolve ID --note` records who, when and the decision, and pays nothing."""

@@ -352,6 +352,36 @@ def test_a_template_past_its_time_limit_holds_a_command_once(tmp_path, monkeypat
     assert _nothing_written(tmp_path)
 
 
+def test_check_format_stopped_on_a_sample_title_is_a_template_error_once(tmp_path,
+                                                                       monkeypatch):
+    """A loop only a sample title of check-mapping takes (the fixture's invoices do not):
+    check-format stops it once, exit 5 naming the template's line and the sample title,
+    no traceback; the library's check_bundle raises it as TemplateStopped, as an
+    export does (it was made a plain TemplateError there, unlike everywhere else)."""
+    from pesgen import _budget
+    from pesgen.bundles import check_bundle
+    from pesgen.errors import TemplateStopped
+    from pesgen.formats import find_format
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    fmts, line = _bundle(tmp_path, NOM, "{% if t.invoice_number == 'SAMPLE-1' %}" + LOOPS
+                         + "{% endif %}" + NOM)
+    stopped = _stopped_calls(monkeypatch)
+    r = _cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
+                               "ran for more than 0.5 seconds and was stopped"), r.stderr
+    assert "(piece of invoice SAMPLE-1) [a sample title of check-mapping" in r.stderr
+    assert "Traceback" not in r.output
+    assert len(stopped) == 1, stopped
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(TemplateStopped) as info:
+        check_bundle(find_format("pes-ormc", [fmts]), work)
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [("template", "SAMPLE-1")]
+    assert len(stopped) == 2, stopped
+
+
 def test_regenerate_past_the_time_limit_does_not_rebuild_the_run_again(tmp_path, monkeypatch):
     """A rebuild that fails is tried again as pesgen rendered before 2026-12-01 (the
     recorded sha256 decide): not one stopped past its time limit, which the same

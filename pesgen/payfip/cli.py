@@ -370,13 +370,18 @@ def anomalies(
 def _group_db(ctx: typer.Context, db: str | None) -> str | None:
     """``--db`` given before the subcommand (``anomalies --db X resolve …``) counts,
     unless the subcommand's own was given on the command line too."""
-    from click.core import ParameterSource
-
     parent = ctx.parent
-    if (ctx.get_parameter_source("db") != ParameterSource.COMMANDLINE and parent is not None
-            and parent.get_parameter_source("db") == ParameterSource.COMMANDLINE):
+    if (not _on_command_line(ctx) and parent is not None and _on_command_line(parent)):
         return parent.params.get("db")
     return db
+
+
+def _on_command_line(ctx: typer.Context) -> bool:
+    """Whether ``ctx``'s --db was given on the command line (not PESGEN_DB, nor left
+    out). By the source's name: typer parses with a click of its own, whose
+    ParameterSource is not click's (compared with click's, it was never COMMANDLINE, and
+    the group's --db was ignored)."""
+    return getattr(ctx.get_parameter_source("db"), "name", None) == "COMMANDLINE"
 
 
 @anomalies_app.command("resolve")

@@ -695,7 +695,10 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
                                             if _cancelled(r) and r["op_coll"] is not None})
     for row in rows:
         cancelled = _cancelled(row)
-        new = again.get((row.pop("op_coll"), row["invoice"])) if cancelled else None
+        # popped from every row, whatever its title: rows of one shape (a JSON list, a
+        # CSV's header made from the first row)
+        op_coll = row.pop("op_coll")
+        new = again.get((op_coll, row["invoice"])) if cancelled else None
         row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
         row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
         if not cancelled:
