@@ -870,6 +870,12 @@ class ElementReport:
                     "error(s) (above): ask the trésorerie what they mean; each bordereau's "
                     "own element says whether it is accepted")
         what = f"IdBord {self.bordereau}" if self.bordereau is not None else "the bordereau"
+        if (checked := _checked_as(e)) is not None and e.domain not in RECETTE_DOMAINS:
+            # a check of a bordereau (its signature, Hélios' parametrisation): of a recette
+            # or a dépense, the acquit does not say
+            return (f"the guichet passed {checked} ({what}) but names {len(errors)} "
+                    "error(s) (above): ask the trésorerie what they mean; if it is a recette "
+                    "of yours, `pesgen runs list` shows its run")
         if any(x.code == DOUBLON_PIECE for x in errors):
             return (f"{self._doublon_piece(db)}. The trésorerie accepted {what}: do not "
                     "cancel it")

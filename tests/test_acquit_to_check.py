@@ -353,3 +353,24 @@ def test_a_file_not_well_formed_for_another_reason_is_still_acquit_xml(tmp_path)
     r = run_cli("acquit", path)
     assert r.exit_code == ExitCode.INPUT, r.output
     assert "(rule acquit.xml)" in r.stderr and "acquit.encoding" not in r.stderr
+
+
+@pytest.mark.parametrize(("domain", "bordereau", "kind", "step"), [
+    ("3", 5, "other", "the guichet passed the signature of a bordereau (IdBord 5) but names "
+     "1 error(s) (above): ask the trésorerie what they mean; if it is a recette of yours, "
+     "`pesgen runs list` shows its run"),
+    ("0", None, "file", "the guichet took the file at its first step but names 1 error(s) "
+     "(above): ask the trésorerie what they mean; each bordereau's own element says "
+     "whether it is accepted"),
+], ids=["signature", "whole-file"])
+def test_a_check_or_the_whole_file_accepted_with_errors_is_to_check(domain, bordereau, kind,
+                                                                    step):
+    """What may answer pesgen's file (a check of a bordereau, the file as a whole) is to
+    check too, with advice fit for it (no "its titles are in Hélios")."""
+    e = AckElement(1, domain, True, bordereau, 2026 if bordereau else None, None, None,
+                   (AckError("ERREUR_AUTRE", "x"),), ())
+    check = ElementReport(e, kind).to_check()
+    assert (check.reasons, check.next_step) == (("accepted-with-errors",), step)
+    # a PJ accepted with errors: not pesgen's
+    pj = AckElement(1, "4", True, None, None, None, "PJ1", (AckError("ERREUR_PJ", "x"),), ())
+    assert ElementReport(pj, "attachment").to_check() is None
