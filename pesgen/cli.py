@@ -815,7 +815,9 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
                + f": {len(report.elements)} element(s), "
                + (f"{report.rejected} rejected" if report.rejected else "all accepted")
                + (f", {report.unidentified} not tied for an identifier the acquit leaves "
-                  "empty or out (below)" if report.unidentified else ""))
+                  "empty or out (below)" if report.unidentified else "")
+               + (f", {checks} to check (listed at the end)"
+                  if (checks := len(report.to_check(db))) else ""))
     if report.stranger is not None:
         typer.echo(report.stranger)
     if report.named is not None:

@@ -616,7 +616,7 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
     assert r.exit_code == ExitCode.REJECTED, r.output
     out = r.output
     assert ": 4 element(s), 2 rejected, 3 not tied for an identifier the acquit leaves " \
-           "empty or out (below)\n" in out
+           "empty or out (below), 3 to check (listed at the end)\n" in out
     # the bordereau is tied: its piece of empty NumPiece is named, no invoice guessed
     assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 37): REJECTED\n" in out
     assert ("  IdPce ? (NumPiece is empty, line 43): the acquit does not say which piece, "

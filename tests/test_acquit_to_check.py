@@ -76,7 +76,7 @@ def test_an_acceptance_with_errors_exits_10_naming_each_with_advice(one_run, tmp
     r = run_cli("acquit", path, "--db", db_url)
     assert r.exit_code == ExitCode.TO_CHECK == 10, r.output
     lines = r.stdout.splitlines()
-    assert lines[0].endswith(": 1 element(s), all accepted")
+    assert lines[0].endswith(": 1 element(s), all accepted, 1 to check (listed at the end)")
     assert lines[1] == "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted, with 2 " \
                        "error(s)"
     advice = ("the trésorerie accepted IdBord 1 (its titles are in Hélios) but names 2 "
@@ -111,6 +111,7 @@ def test_an_acceptance_without_error_still_exits_0(one_run, tmp_path):
     assert r.exit_code == ExitCode.OK, r.output
     assert json.loads(r.stdout)["to_check"] == []
     plain = run_cli("acquit", path, "--db", db_url)
+    assert plain.stdout.splitlines()[0].endswith(": 1 element(s), all accepted")
     assert "to check" not in plain.stdout and "not all fine" not in plain.stdout
 
 
