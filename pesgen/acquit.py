@@ -85,6 +85,8 @@ ERREUR_SIGNATURE_BORDEREAU_ILLISIBLE ERREUR_SIGNATURE_BORDEREAU_INCOMPLETE
 # a bordereau number Hélios knows already (DT v5.19 PES_RecetteAller_blocs, IdBord: « Si
 # le numéro est déjà connu dans Hélios […] rejet du bordereau pour cause de doublon »)
 DOUBLON_BORDEREAU = "ERREUR_DOUBLON_BORDEREAU"
+# a piece Hélios knows already (TNumAnoAck): its title may be at the trésorerie already
+DOUBLON_PIECE = "ERREUR_DOUBLON_PIECE"
 _BOOLEAN = {"1": True, "true": True, "0": False, "false": False}  # xs:boolean
 _DIGITS = re.compile(r"[0-9]+")
 # xs:date (Base_Date, EnTetePES/DteStr): a day, with an optional time zone
@@ -179,7 +181,9 @@ class AckElement:
 @dataclass(frozen=True)
 class Acquit:
     name: str
-    id_coll: str
+    # EnTetePES/IdColl; None: its V is empty, which the XSD allows (Base_Num14_Light,
+    # « (0 à N) caractères numériques »): not given, so whose acquit it is is unknown
+    id_coll: str | None
     cod_bud: str
     id_post: str | None
     nom_fic: str | None  # Enveloppe/Parametres/NomFic
@@ -190,6 +194,24 @@ class Acquit:
     sha256: str = ""  # of the file's bytes, as read
     # EnTetePES/LibelleColBud, the collectivity's and budget's name (None: not given)
     coll_label: str | None = None
+    # the line of an IdColl given with an empty V (None: IdColl is given)
+    id_coll_empty_at: int | None = None
+
+    @property
+    def id_coll_said(self) -> str:
+        """``IdColl 21450999400015``, or ``IdColl ? (empty, line 22)``: for messages."""
+        return (f"IdColl {shown(self.id_coll)}" if self.id_coll is not None else
+                f"IdColl ? (empty, line {self.id_coll_empty_at})")
+
+    @property
+    def unchecked(self) -> str | None:
+        """Why no bordereau of this acquit can be tied to a run: its IdColl is empty, so
+        pesgen cannot tell whose it is (None: it is given)."""
+        if self.id_coll is not None:
+            return None
+        return (f"the acquit's IdColl is empty (line {self.id_coll_empty_at}): pesgen cannot "
+                "tell whose acquit it is and does not guess: not tied; ask the trésorerie "
+                "(rule acquit.id-coll)")
 
     @property
     def collectivity(self) -> str:
@@ -198,7 +220,7 @@ class Acquit:
         more = ", ".join(x for x in (
             f"IdPost {shown(self.id_post)}" if self.id_post else "",
             shown(self.coll_label, 80) if self.coll_label else "") if x)
-        return (f"IdColl {shown(self.id_coll)} budget {shown(self.cod_bud)}"
+        return (f"{self.id_coll_said} budget {shown(self.cod_bud)}"
                 + (f" ({more})" if more else ""))
 
 
@@ -237,6 +259,10 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
             break
         doc = etree.parse(_source(data, path), _parser())
     except etree.XMLSyntaxError as exc:
+        wrong = _encoding_problem(data, name)
+        if wrong is not None:
+            raise InputDataError(f"{path} is not UTF-8, the encoding XML reads it in: "
+                                 "refused, nothing read", [wrong]) from None
         raise InputDataError(f"{path} is not a well-formed XML file", [Problem(
             "acquit.xml", f"not well-formed: {exc}", record=f"{name}:{exc.lineno}")]) from None
     root = doc.getroot()
@@ -256,6 +282,44 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
         raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
     return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
+
+
+# the XML declaration's encoding (XML 1.0 §4.3.3: none, or no declaration, is UTF-8)
+_DECLARED = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_BOM_UTF8 = b"\xef\xbb\xbf"
+
+
+def _encoding_problem(data: bytes, name: str) -> Problem | None:
+    """Why a file the parser refused is not in its declared encoding (None: it is, or
+    it declares another one than UTF-8, the parser's error then stands): a file read as
+    UTF-8, because it declares so or declares nothing (no XML declaration, or one without
+    encoding), holding a byte that is not UTF-8, as a Latin-1 file from the guichet
+    whose declaration was removed (the guichet writes ISO-8859-1, and declares it)."""
+    head = data[:_HEAD_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:2]:
+        return None  # UTF-16 or 32: the parser's own reading
+    found = _DECLARED.match(head.removeprefix(_BOM_UTF8).lstrip())
+    declared = found.group(1).decode("ascii") if found else None
+    if declared is not None and declared.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+    else:
+        return None
+    said = ("it declares encoding " + declared if declared is not None else
+            "it has no XML declaration naming an encoding, so XML reads it as UTF-8")
+    return Problem(
+        "acquit.encoding",
+        f"the file is not UTF-8, and {said}: byte 0x{byte:02X} at line {line} is not UTF-8 "
+        f"(in Latin-1 it is {shown(bytes([byte]).decode('latin-1'))}). The guichet XML writes its "
+        "acknowledgements in ISO-8859-1 and says so in their first line, <?xml "
+        "version=\"1.0\" encoding=\"ISO-8859-1\"?>: this file's first line was changed or "
+        "removed after it was downloaded. Take the file again from the guichet (or from "
+        "whoever passed it on) as it came; pesgen does not guess an encoding",
+        record=f"{name}:{line}")
 
 
 def _source(data: bytes, path: Path) -> io.BytesIO:
@@ -320,7 +384,8 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
     else:
-        id_coll = value(head, "IdColl", digits=14)
+        # empty=True: Base_Num14_Light allows V="", read as not given (never a number)
+        id_coll = value(head, "IdColl", digits=14, empty=True)
         cod_bud = value(head, "CodBud")
         id_post = value(head, "IdPost", required=False)
         coll_label = value(head, "LibelleColBud", required=False)
@@ -358,9 +423,10 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces), empty))
-    return Acquit(name, id_coll or "", cod_bud or "", id_post,
+    return Acquit(name, id_coll or None, cod_bud or "", id_post,
                   None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
-                  coll_label=coll_label)
+                  coll_label=coll_label,
+                  id_coll_empty_at=_at(head, "IdColl") if id_coll == "" else None)
 
 
 def _number(v: str | None) -> int | None:
@@ -511,6 +577,10 @@ class ElementReport:
     # no run of the store is of the acquit's collectivity or budget: which (see
     # AcquitReport.stranger); None: some are
     elsewhere: str | None = None
+    # the acquit's IdColl is empty: why nothing is tied (Acquit.unchecked); None: given
+    unchecked: str | None = None
+    # not the bordereau --bordereau names: left out on purpose, not a thing to check
+    restricted: bool = False
 
     def from_file_said(self) -> str | None:
         """``recorded already from this file as IdBord 1 of run … (tied by --run):
@@ -596,6 +666,9 @@ class ElementReport:
         """What support reads first: accepted or rejected, and what pesgen knows of it."""
         e = self.element
         said = "accepted" if e.accepted else "REJECTED"
+        if e.accepted and (errors := _all_errors(e)):
+            # the trésorerie took it, and says something all the same: not "accepted"
+            said += f", with {len(errors)} error(s)"
         if self.run is None and self.from_file is not None:
             # tied when recorded (--run), not by this reading: what was recorded stands
             return f"{said}: {self.from_file_said()}"
@@ -633,6 +706,8 @@ class ElementReport:
                     "pesgen's (it writes recettes only)")
         if self.untied:
             return f"{said}: {self.untied}"
+        if self.unchecked:
+            return f"{said}: {self.unchecked}"
         if e.exercise is None:
             return (f"{said}: {e.missing('ExerciceBord')}, pesgen cannot tell which run sent "
                     "it" + (" and does not guess: not tied; ask the trésorerie its exercise"
@@ -664,12 +739,175 @@ class ElementReport:
             return f"REJECTED; already cancelled {r.cancelled_at} ({r.cancel_reason})"
         return said
 
+    @property
+    def ours(self) -> bool:
+        """Whether this element may answer what pesgen sent: a recette bordereau of a
+        run (or one pesgen cannot tie, for a contradiction, an ambiguity, another
+        collectivity, an identifier missing), the whole file, a check of a bordereau; not
+        a PJ, a market, another domain's bordereau, nor a recette bordereau no run of this
+        store of its collectivity holds (another software's)."""
+        e = self.element
+        if self.kind in ("attachment", "market"):
+            return False
+        if e.domain not in RECETTE_DOMAINS | CHECK_DOMAINS:
+            return False
+        if self.kind == "bordereau" and not (self.found or self.set_aside or self.untied
+                                             or self.unchecked or self.elsewhere
+                                             or self.from_file is not None):
+            return e.exercise is None  # no run holds it; one without exercise: unknown
+        return True
+
+    @property
+    def untied_acceptance(self) -> str | None:
+        """Why an accepted recette bordereau is tied to no one run of the store, where a
+        run may be the one it answers: the acquit's IdColl empty, a run set aside (its
+        TypBord or file contradicts the DomaineAck or NomFic), several runs holding the
+        number, no run of the acquit's collectivity or budget in this store, the run named
+        with --run not tied; None: tied, rejected, or no run of this store holds it (an
+        identifier left out is ``unidentified``'s, --bordereau's choice none)."""
+        e = self.element
+        if (not e.accepted or self.kind != "bordereau" or self.run is not None
+                or self.from_file is not None or self.restricted):
+            return None
+        if self.unchecked:
+            return "the acquit's IdColl is empty (see above)"
+        if e.exercise is None:
+            return None
+        if self.untied:
+            return self.untied
+        if len(self.found) > 1:
+            return (f"{len(self.found)} runs of this store hold IdBord {e.bordereau} (TypBord "
+                    f"{', '.join(r.typ_bord for r in self.found)}): pesgen cannot tell which "
+                    "one the trésorerie answers")
+        if self.set_aside:
+            return "; ".join(f"run {x.run.run_id} holds IdBord {e.bordereau}, but {x.short} "
+                             f"{_DOMAIN_RULE}" for x in self.set_aside)
+        if self.elsewhere:
+            return f"no run of this store holds it: {self.elsewhere}"
+        return None
+
+    def errors_named(self) -> list[str]:
+        """Each error of the element, its pieces' and lines', with where: ``ERREUR_AUTRE``,
+        ``ERREUR_DOUBLON_PIECE (IdPce 3, invoice FA-2026-00103)``."""
+        e = self.element
+        invoices = {p.piece.number: p.invoice for p in self.pieces}
+
+        def code(x: AckError) -> str:
+            return shown(x.code) if x.code else "(no code)"
+
+        out = [code(x) for x in e.errors]
+        for p in e.pieces:
+            invoice = invoices.get(p.number) if p.number is not None else None
+            where = p.said + (f", invoice {invoice}" if invoice else "")
+            out += [f"{code(x)} ({where})" for x in p.errors]
+            out += [f"{code(x)} ({where}, {ln.said})" for ln in p.lines for x in ln.errors]
+        return out
+
+    def to_check(self, db: str | None = None) -> ToCheck | None:
+        """What of this element is not all fine, a rejection aside (None: nothing):
+        an acceptance with errors, an acceptance pesgen cannot tie, an identifier the
+        acquit leaves empty or out; with what to do next."""
+        e = self.element
+        reasons, said = [], []
+        errors = _all_errors(e)
+        if e.accepted and errors and self.ours:
+            reasons.append("accepted-with-errors")
+            said.append(f"accepted, with {len(errors)} error(s): "
+                        + ", ".join(self.errors_named()))
+        untied = self.untied_acceptance
+        if untied:
+            reasons.append("untied")
+            said.append(f"accepted, not tied: {untied}")
+        if self.unidentified:
+            reasons.append("unidentified")
+            said.append("left empty or out by the acquit, never guessed: "
+                        + ", ".join(self.unidentified))
+        if not reasons:
+            return None
+        steps = []
+        if "accepted-with-errors" in reasons:
+            steps.append(self.next_step(db))
+        if "untied" in reasons:
+            steps.append(self._untied_step(db))
+        if "unidentified" in reasons:
+            steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
+                         "guess (docs/state.md, Identifiers left empty)")
+        return ToCheck(e.line, e.bordereau, e.exercise, tuple(reasons),
+                       f"{_element_name(self)}: " + "; ".join(said),
+                       "; ".join(x for x in steps if x) or None)
+
+    def _untied_step(self, db: str | None) -> str | None:
+        """What to do of an acceptance pesgen cannot tie (untied_acceptance)."""
+        option = f" --db {shlex.quote(db)}" if db else ""
+        if self.unchecked:
+            return None  # the acquit's own entry says what to do
+        if self.elsewhere:
+            return ("check that this is the store of the acquit's collectivity and budget "
+                    "(--db, `pesgen runs list`) and that the acquit is the one meant: its "
+                    "acceptance is recorded on no run")
+        if self.untied:
+            return ("check with the trésorerie which bordereau it answers (`pesgen runs "
+                    f"list{option}`): its acceptance is recorded on no run")
+        runs = list(self.found) or [x.run for x in self.set_aside]
+        if not self.found and all(x.short.startswith("its file") for x in self.set_aside):
+            # a NomFic of another kind of file: --run does not force it either
+            return ("check with the trésorerie which file it answers: the acquit's NomFic "
+                    "names another kind of PES file than the run wrote (--run does not tie "
+                    "it either); its acceptance is recorded on no run")
+        shows = ", ".join(f"`pesgen runs show {r.run_id}{option}`" for r in runs)
+        return (f"check with the trésorerie which bordereau it answers ({shows}); if it is a "
+                "run's, record it on that run with `pesgen acquit FILE --record --run RUN`: "
+                "until then `runs cancel` does not know that the trésorerie took it")
+
+    def _accepted_step(self, db: str | None) -> str | None:
+        """What follows an acceptance with errors (None: none, or not pesgen's)."""
+        e = self.element
+        errors = _all_errors(e)
+        if not errors or not self.ours:
+            return None
+        if self.kind == "file":
+            return (f"the guichet took the file at its first step but names {len(errors)} "
+                    "error(s) (above): ask the trésorerie what they mean; each bordereau's "
+                    "own element says whether it is accepted")
+        what = f"IdBord {self.bordereau}" if self.bordereau is not None else "the bordereau"
+        if (checked := _checked_as(e)) is not None and e.domain not in RECETTE_DOMAINS:
+            # a check of a bordereau (its signature, Hélios' parametrisation): of a recette
+            # or a dépense, the acquit does not say
+            return (f"the guichet passed {checked} ({what}) but names {len(errors)} "
+                    "error(s) (above): ask the trésorerie what they mean; if it is a recette "
+                    "of yours, `pesgen runs list` shows its run")
+        if any(x.code == DOUBLON_PIECE for x in errors):
+            return (f"{self._doublon_piece(db)}. The trésorerie accepted {what}: do not "
+                    "cancel it")
+        return (f"the trésorerie accepted {what} (its titles are in Hélios) but names "
+                f"{len(errors)} error(s) (above): ask it what they mean for the titles "
+                "before anything else; do not cancel the bordereau nor export its invoices "
+                "again to fix them: the families would be billed twice")
+
+    def _doublon_piece(self, db: str | None) -> str:
+        """The advice for ERREUR_DOUBLON_PIECE: a piece Hélios knows already."""
+        option = f" --db {shlex.quote(db)}" if db else ""
+        invoices = sorted({p.invoice for p in self.pieces if p.invoice and any(
+            x.code == DOUBLON_PIECE for x in (*p.piece.errors, *(
+                y for ln in p.piece.lines for y in ln.errors)))})
+        what = f"IdBord {self.bordereau}" if self.bordereau is not None else "the bordereau"
+        find = (", ".join(f"`pesgen runs find {shlex.quote(i)}{option}`" for i in invoices)
+                if invoices else f"`pesgen runs find INVOICE{option}` (the invoice of the "
+                "piece named)")
+        return (f"Hélios knows a piece of {what} already ({DOUBLON_PIECE}"
+                + (f": invoice {', '.join(invoices)}" if invoices else "")
+                + "): its title may be at the trésorerie already, from this file sent "
+                "before or from another bordereau. Ask the trésorerie which title it holds; "
+                f"{find} shows which run(s) of this store hold it. Never export it again to "
+                "clear the error: the family would be billed twice")
+
     def next_step(self, db: str | None = None) -> str | None:
         """What follows a rejection: for a bordereau pesgen recorded, active, the
-        command that cancels it, then fix and export again."""
+        command that cancels it, then fix and export again; what follows an acceptance
+        with errors (``_accepted_step``)."""
         e = self.element
         if e.accepted:
-            return None
+            return self._accepted_step(db)
         r = self.run
         if self.kind == "file" and r is None:
             return ("every bordereau of the file sent is rejected: `pesgen runs list` for the "
@@ -701,6 +939,11 @@ class ElementReport:
                     "trésorerie which it is before anything else. Only if the number is "
                     f"another bordereau's: {cancel}; check this store's numbering with the "
                     f"trésorerie (docs/state.md, Numbering), {again}")
+        if DOUBLON_PIECE in codes:
+            # the piece's title may exist at the trésorerie: exporting it again bills twice
+            return (f"{self._doublon_piece(db)}. Cancel the bordereau ({cancel}) only once "
+                    "the trésorerie has said which titles it holds, and export again only "
+                    "the invoices it does not hold")
         if not _all_errors(e):
             return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
                     f"{again}")
@@ -714,6 +957,24 @@ def _all_errors(e: AckElement) -> list[AckError]:
         for line in p.lines:
             out += line.errors
     return out
+
+
+@dataclass(frozen=True)
+class ToCheck:
+    """One thing of the acquit that is not all fine, a rejection aside (``pesgen acquit``
+    exits 10 for it when nothing is rejected): its line, the bordereau and exercise it
+    names (None: none), why (``accepted-with-errors``, ``untied``, ``unidentified``,
+    ``id-coll-empty``), what it says and what to do next."""
+
+    line: int
+    bordereau: int | None
+    exercise: int | None
+    reasons: tuple[str, ...]
+    said: str
+    next_step: str | None
+
+    def __str__(self) -> str:
+        return self.said + (f"; next: {self.next_step}" if self.next_step else "")
 
 
 @dataclass(frozen=True)
@@ -751,6 +1012,15 @@ def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None
     and a cancelled bordereau; (UsageError) a bordereau the run does not have."""
     r = store.get_run(run)
     full = r["id"]
+    if acquit.id_coll is None:
+        # the one check --run rests on (the run is the acquit's collectivity's) cannot be
+        # made: a tie pesgen cannot check is not recorded
+        raise StateError(
+            f"{acquit.name} leaves its IdColl empty: pesgen cannot check that run {full} "
+            "(of IdColl " + shown(r["id_coll"]) + ") is of the acquit's collectivity, and "
+            "--run records no tie it cannot check; nothing recorded", [Problem(
+                "acquit.id-coll", "IdColl is empty (V=\"\"): whose acquit it is is not given",
+                record=f"{acquit.name}:{acquit.id_coll_empty_at}")])
     if not pes_typ_bord(r["typ_bord"]):
         raise StateError(f"run {full} is a finance package's run (format {r['format']}): "
                          "the package sends its own PES, the acquit answers that; pesgen "
@@ -823,7 +1093,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
     if why is not None or aside is not None:  # a NomFic contradicting its file: never forced
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
                                                            for p in e.pieces), untied=why,
-                             set_aside=() if aside is None else (aside,))
+                             set_aside=() if aside is None else (aside,),
+                             restricted=named.only is not None and e.bordereau != named.only)
     note = ("" if domain_fits(e.domain, r.typ_bord) else
             f"DomaineAck {e.domain} ({e.domain_label}) for {_kind_of_bordereau(r.typ_bord)}")
     invoices = store.piece_invoices(r.run_id, e.bordereau) if e.pieces else {}
@@ -882,6 +1153,23 @@ class AcquitReport:
         acquit leaves empty or out (ElementReport.unidentified)."""
         return sum(1 for e in self.elements if e.unidentified)
 
+    def to_check(self, db: str | None = None) -> list[ToCheck]:
+        """What is not all fine, a rejection aside, in the file's order: an IdColl left
+        empty (the acquit as a whole), then each element's (ElementReport.to_check).
+        ``pesgen acquit`` exits 10 when there is some and nothing is rejected."""
+        a = self.acquit
+        out = []
+        if a.unchecked:
+            out.append(ToCheck(
+                a.id_coll_empty_at or 0, None, None, ("id-coll-empty",),
+                f"the acquit (line {a.id_coll_empty_at}): its IdColl is empty: pesgen cannot "
+                "tell whose acquit it is, and ties none of its bordereaux (rule "
+                "acquit.id-coll)",
+                "ask the trésorerie whose acquit it is and for the file again, with its "
+                "IdColl; pesgen records nothing of it (--record --run is refused)"))
+        out += [x for r in self.elements if (x := r.to_check(db)) is not None]
+        return out
+
 
 def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitReport:
     """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
@@ -900,6 +1188,11 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
             continue
         if e.domain not in RECETTE_DOMAINS:
             out.append(ElementReport(e, "other"))
+            continue
+        if acquit.unchecked:
+            # whose acquit it is is unknown: no run of any collectivity is looked up
+            out.append(ElementReport(e, "bordereau", pieces=tuple(
+                PieceReport(p, None) for p in e.pieces), unchecked=acquit.unchecked))
             continue
         if named is not None:
             out.append(_tie_named(acquit, e, named, store))
@@ -940,7 +1233,7 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
     # a bordereau no run holds: is the store of the acquit's collectivity at all? (--run
     # refuses a run of another one by itself)
     unheld = [r.kind == "bordereau" and not r.found and not r.set_aside and
-              r.element.exercise is not None for r in out]
+              r.element.exercise is not None and not r.unchecked for r in out]
     if named is None and any(unheld):
         known = tuple(store.collectivities())
         stranger, short = _stranger(acquit, known)
@@ -1043,6 +1336,8 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
     return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
             "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
             "nom_fic": a.nom_fic,
+            # null: IdColl is empty (id_coll_empty_line: where), never guessed
+            "id_coll_empty_line": a.id_coll_empty_at,
             "run": None if report.named is None else report.named.run_id,  # --run
             "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
@@ -1053,7 +1348,11 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             "store_collectivities": None if not report.stranger else [
                 {"id_coll": c, "cod_bud": b, "runs": n, "mapping": m}
                 for c, b, n, m in report.known],
-            "coll_label": a.coll_label, "elements": elements}
+            "coll_label": a.coll_label, "elements": elements,
+            # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
+            "to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
+                          "reasons": list(x.reasons), "said": x.said,
+                          "next_step": x.next_step} for x in report.to_check(db)]}
 
 
 # ------------------------------------------------------------------ record in the store
@@ -1137,6 +1436,8 @@ def _not_tied(r: ElementReport) -> str:
     e = r.element
     if r.untied:
         return r.untied
+    if r.unchecked:
+        return r.unchecked
     if r.kind == "bordereau":
         if e.exercise is None:
             return f"{e.missing('ExerciceBord')}: pesgen cannot tell which run sent it"

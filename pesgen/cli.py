@@ -706,8 +706,11 @@ def acquit(
     name, and what to do next. Reads the store, records nothing, unless --record.
     With --run, support names the run the acquit answers (docs/state.md).
     Exits 0 when everything is accepted, 9 when something is rejected (recorded or not),
-    10 when nothing is but something pesgen would tie is not, for an identifier the acquit
-    leaves empty or out (a NumBord, ExerciceBord, NumPiece V="")."""
+    10 when nothing is but not all is fine (the report's last lines and --json's to_check
+    list it): an acceptance with errors, an acceptance pesgen cannot tie to one run (a
+    DomaineAck or NomFic contradicting the run, two runs holding the number, another
+    collectivity's or budget's acquit, an empty IdColl), an identifier the acquit leaves
+    empty or out (a NumBord, ExerciceBord, NumPiece V="")."""
 
     from .acquit import as_json as report_json
     from .acquit import named_run, read_acquit, recording_json, tie
@@ -735,6 +738,7 @@ def acquit(
         _fail(exc, written=False)
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
+    to_check = report.to_check(shown_db)
     if as_json:
         data = report_json(report, shown_db)
         if done is not None:
@@ -745,10 +749,22 @@ def acquit(
         _show_acquit(report, shown_db, recorded=not record)
         if done is not None:
             _show_recording(read, done, store, named, report.unidentified)
+        _show_to_check(report.rejected, to_check)
     if report.rejected:
         raise typer.Exit(int(ExitCode.REJECTED))
-    if report.unidentified:
-        raise typer.Exit(int(ExitCode.UNTIED))
+    if to_check:
+        raise typer.Exit(int(ExitCode.TO_CHECK))
+
+
+def _show_to_check(rejected: int, to_check: list[Any]) -> None:
+    """The report's last lines: what is not all fine, a rejection aside, each with what
+    to do (``--json``: ``to_check``); nothing when all is fine."""
+    if not to_check:
+        return
+    typer.echo(f"not all fine: {len(to_check)} to check (exit 10):" if not rejected else
+               f"and {len(to_check)} to check beside the {rejected} rejected (exit 9):")
+    for x in to_check:
+        typer.echo(f"  - {x}")
 
 
 def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
@@ -772,6 +788,9 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
     elif any(x.outcome == "same" for x in done.elements):
         typer.echo(f"{file}: nothing recorded: the store says the same of its bordereaux "
                    "already")
+    elif read.unchecked:
+        typer.echo(f"{file}: nothing recorded: its IdColl is empty (line "
+                   f"{read.id_coll_empty_at}): pesgen ties none of its bordereaux")
     elif named is not None:
         typer.echo(f"{file}: nothing recorded: no element of it is tied to run "
                    f"{named.run_id} (--run)")
@@ -791,12 +810,14 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
     """The report; ``recorded``: with what the store holds already of each bordereau's
     acknowledgement."""
     a = report.acquit
-    typer.echo(f"{shown(a.name)}: PES_ACQUIT of IdColl {shown(a.id_coll)} budget "
+    typer.echo(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
                + f": {len(report.elements)} element(s), "
                + (f"{report.rejected} rejected" if report.rejected else "all accepted")
                + (f", {report.unidentified} not tied for an identifier the acquit leaves "
-                  "empty or out (below)" if report.unidentified else ""))
+                  "empty or out (below)" if report.unidentified else "")
+               + (f", {checks} to check (listed at the end)"
+                  if (checks := len(report.to_check(db))) else ""))
     if report.stranger is not None:
         typer.echo(report.stranger)
     if report.named is not None:

@@ -28,9 +28,12 @@ class ExitCode(IntEnum):
     # not a failure of pesgen: the trésorerie's acknowledgement rejects a bordereau or
     # the file (`pesgen acquit`)
     REJECTED = 9
-    # `pesgen acquit`: nothing rejected, but something pesgen would tie (a recette
-    # bordereau, a piece of one) is not, for an identifier the acquit leaves empty or out
-    UNTIED = 10
+    # `pesgen acquit`: nothing rejected, but not all fine either: an acceptance with
+    # errors, an acceptance pesgen cannot tie to one run of the store (a domain or NomFic
+    # contradicting the run, two runs holding the number, another collectivity's or
+    # budget's acquit, an IdColl left empty), an identifier the acquit leaves empty or out
+    # (docs/state.md, "Not all fine: exit 10")
+    TO_CHECK = 10
 
 
 @dataclass(frozen=True, slots=True)

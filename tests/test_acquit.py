@@ -457,15 +457,24 @@ def test_an_acquit_of_another_collectivity_names_its_idcoll_and_the_store_s(
         text = text.replace(old, new)
     ack = _write(tmp_path, text)
     header = header.format(mapping=(MAPPINGS / "villeneuve-sur-loing.yaml").resolve())
+    # an acceptance tied to no run: exit 10, not 0 (a script would take it as recorded)
     r = run_cli("acquit", ack, "--db", store, "--record")
-    assert r.exit_code == ExitCode.OK, r.output
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
     lines = r.output.splitlines()
+    assert lines[-2:] == [
+        "not all fine: 1 to check (exit 10):",
+        "  - IdBord 1 exercise 2026 (line 31): accepted, not tied: no run of this store "
+        f"holds it: {element}; next: check that this is the store of the acquit's "
+        "collectivity and budget (--db, `pesgen runs list`) and that the acquit is the one "
+        "meant: its acceptance is recorded on no run"]
     assert lines[1] == header
     assert lines[2] == ("IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted: no "
                         f"run of this store holds it: {element}")
     assert f"  not recorded: IdBord 1 exercise 2026 (line 31): no run of this store holds " \
            f"it: {element}" in lines
     data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
+    assert [(x["line"], x["bordereau"], x["reasons"]) for x in data["to_check"]] == [
+        (31, 1, ["untied"])]
     assert data["stranger"] == header
     assert data["store_collectivities"] == [{
         "id_coll": "21450999400015", "cod_bud": "00", "runs": 1,
@@ -622,7 +631,7 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
     assert r.exit_code == ExitCode.REJECTED, r.output
     out = r.output
     assert ": 4 element(s), 2 rejected, 3 not tied for an identifier the acquit leaves " \
-           "empty or out (below)\n" in out
+           "empty or out (below), 3 to check (listed at the end)\n" in out
     # the bordereau is tied: its piece of empty NumPiece is named, no invoice guessed
     assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 37): REJECTED\n" in out
     assert ("  IdPce ? (NumPiece is empty, line 43): the acquit does not say which piece, "
@@ -641,9 +650,19 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
             "Technique naming a bordereau without its number, NumBord is empty (line 75): "
             "pesgen cannot tell which bordereau it answers (nor whether it answers the "
             "whole file)") in out
-    assert out.count("next: ") == 1 and "--all" not in out
+    # one command, the rejection's; the summary at the end lists what is to check
+    assert [ln for ln in out.splitlines() if ln.startswith("  next: ")] == [
+        ln for ln in out.splitlines() if ln.startswith("  next: pesgen runs cancel ")]
+    assert "--all" not in out
+    assert out.splitlines()[-4] == "and 3 to check beside the 2 rejected (exit 9):"
+    assert out.splitlines()[-3].startswith(
+        "  - IdBord 1 exercise 2026 (line 37): left empty or out by the acquit, never "
+        "guessed: NumPiece is empty (line 43), NumLigne is empty (line 52); next: ask the "
+        "trésorerie")
     data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
     assert data["unidentified"] == 3
+    assert [(x["line"], x["reasons"]) for x in data["to_check"]] == [
+        (37, ["unidentified"]), (60, ["unidentified"]), (66, ["unidentified"])]
     assert [e["unidentified"] for e in data["elements"]] == [
         ["NumPiece is empty (line 43)", "NumLigne is empty (line 52)"],
         ["NumBord is empty (line 63)"], ["ExerciceBord is empty (line 70)"], []]
@@ -677,7 +696,7 @@ def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(sto
     text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
     ack = _write(tmp_path, text.replace('<NumBord V="1"/>', '<NumBord V=""/>'))
     r = run_cli("acquit", ack, "--db", store, "--record")
-    assert r.exit_code == ExitCode.UNTIED == 10, r.output
+    assert r.exit_code == ExitCode.TO_CHECK == 10, r.output
     assert "nothing recorded: no bordereau of it is tied to a run of this store (1 not, " \
            "for an identifier the acquit leaves empty or out: see above)" in r.output
     assert "not recorded: element (line 31): it names a bordereau without its number, " \
@@ -702,16 +721,16 @@ def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(sto
 def test_an_acceptance_lacking_its_numbord_or_exercicebord_exits_10_naming_it(
         store, tmp_path, old, new, said, unrecorded):
     """An accepted recette bordereau whose NumBord or ExerciceBord the acquit leaves out
-    (or empty): exit 10 (UNTIED), read or recorded, not 0 (everything accepted) nor 4
+    (or empty): exit 10 (TO_CHECK), read or recorded, not 0 (everything accepted) nor 4
     (the file is read: only this element is not tied), its message naming the identifier
     missing; nothing recorded."""
     text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
     assert text.count(old) == 1
     ack = _write(tmp_path, text.replace(old, new))
     r = run_cli("acquit", ack, "--db", store)
-    assert r.exit_code == ExitCode.UNTIED == 10, r.output
+    assert r.exit_code == ExitCode.TO_CHECK == 10, r.output
     assert ("1 element(s), all accepted, 1 not tied for an identifier the acquit leaves "
-            "empty or out (below)\n") in r.output
+            "empty or out (below), 1 to check (listed at the end)\n") in r.output
     assert said in r.output, r.output
     data = json.loads(run_cli("acquit", ack, "--db", store, "--json").stdout)
     assert data["unidentified"] == 1
@@ -719,7 +738,7 @@ def test_an_acceptance_lacking_its_numbord_or_exercicebord_exits_10_naming_it(
     missing = "NumBord" if "NumBord" in old else "ExerciceBord"
     assert len(element["unidentified"]) == 1 and missing in element["unidentified"][0]
     recorded = run_cli("acquit", ack, "--db", store, "--record")
-    assert recorded.exit_code == ExitCode.UNTIED, recorded.output
+    assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output
     assert unrecorded in recorded.output, recorded.output
     assert "IdBord 1 no acknowledgement recorded" in run_cli(
         "runs", "show", _run_id(store), "--db", store).output

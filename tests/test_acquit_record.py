@@ -497,7 +497,15 @@ def test_a_domain_and_a_nomfic_that_disagree_tie_neither_run(ormc_and_titres, tm
     db_url, ormc, titres = ormc_and_titres
     path = _ack(tmp_path, "mixed.xml", _element(1, True, domain="6"))
     r = run_cli("acquit", path, "--db", db_url, "--record")
-    assert r.exit_code == 0, r.output
+    # an acceptance recorded on no run is to check: exit 10 (it was 0)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    last = r.stdout.splitlines()[-1]
+    assert last.startswith("  - IdBord 1 exercise 2026 (line 31): accepted, not tied: run ")
+    # (the two runs in either order: made in one second)
+    assert (f"run {ormc} holds IdBord 1, but its TypBord 06 contradicts DomaineAck 6 (rule "
+            "acquit.domain)") in last
+    assert (f"run {titres} holds IdBord 1, but its file is not of the NomFic's kind "
+            "(PESORMC) (rule acquit.domain)") in last
     assert f"  possibly run {ormc} (TypBord 06)" in r.stdout
     assert f"  possibly run {titres} (TypBord 01)" in r.stdout
     assert _rows(db_url) == (0, 0)

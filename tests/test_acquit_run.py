@@ -239,7 +239,12 @@ def test_what_names_another_bordereau_exercise_or_domain_is_never_forced(one_run
                 _element(1, False, "ERREUR_AUTRE", domain="3"))    # a signature
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
     assert r.exit_code == ExitCode.REJECTED, r.output
-    said = r.stdout.splitlines()[-5:]
+    # the acceptances not tied (another exercise, none) are listed last, to check
+    lines = r.stdout.splitlines()
+    end = lines.index("and 2 to check beside the 3 rejected (exit 9):")
+    assert [ln.split(":")[0] for ln in lines[end + 1:]] == [
+        "  - IdBord 1 exercise 2025 (line 41)", "  - IdBord 1 (line 47)"]
+    said = lines[end - 5:end]
     assert said == [
         "  not recorded: IdBord 42 exercise 2026 (line 31): not a bordereau of run "
         f"{run_id} (TypBord 06, IdBord 1), named with --run: not tied",
@@ -251,7 +256,7 @@ def test_what_names_another_bordereau_exercise_or_domain_is_never_forced(one_run
         "than a recette: not pesgen's",
         "  not recorded: IdBord 1 exercise 2026 (line 62): the signature of a bordereau, not "
         "tied to a run"]
-    assert r.stdout.splitlines()[-6].endswith(
+    assert lines[end - 6].endswith(
         f"nothing recorded: no element of it is tied to run {run_id} (--run)")
     assert _rows(db_url) == (0, 0)
 
@@ -260,7 +265,9 @@ def test_a_nomfic_of_another_file_type_is_not_forced_by_run(one_run, tmp_path):
     db_url, run_id = one_run
     path = _ack(tmp_path, "alr.xml", _element(1, True, domain="6"), nom_fic=TITRES_NAME)
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
-    assert r.exit_code == 0, r.output
+    # an acceptance recorded on no run: exit 10 (it was 0)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    assert r.stdout.splitlines()[-2] == "not all fine: 1 to check (exit 10):"
     assert (f"  not recorded: IdBord 1 exercise 2026 (line 31): the acquit's NomFic "
             f"{TITRES_NAME} is a PES_Aller file (TypFic PESALR1), run {run_id} wrote an ORMC "
             f"file (TypFic PESORMC) ({ORMC_NAME}) for this bordereau: not tied") in r.stdout
@@ -484,7 +491,8 @@ def test_following_the_advice_for_an_element_set_aside_records_it(db_url, tmp_pa
                           tmp_path / "o", RUN).run_id
     path = _ack(tmp_path, "advice.xml", _element(1, True, domain="6"), _element(2, True))
     first = run_cli("acquit", path, "--db", db_url, "--record")
-    assert first.exit_code == 0, first.output
+    # IdBord 1's acceptance is recorded on no run: exit 10 (it was 0)
+    assert first.exit_code == ExitCode.TO_CHECK, first.output
     advice = f"record it with --record --run {run}"
     assert advice in first.stdout
     assert _recorded(db_url, run) == {2: (True, "7")}
@@ -544,14 +552,17 @@ def test_run_does_not_take_an_element_pesgen_ties_to_another_run(ormc_and_titres
     db_url, ormc, titres = ormc_and_titres
     path = _ack(tmp_path, "fits.xml", _element(1, True, domain="6"), nom_fic="other.xml")
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", ormc)
-    assert r.exit_code == 0, r.output
+    # the acceptance is recorded on no run: exit 10 (it was 0)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
     said = (f"not tied: run {titres} (TypBord 01) holds IdBord 1 and its DomaineAck 6 fits "
             "it: record it without --run")
     assert f"IdBord 1 exercise 2026 (DomaineAck 6 Recette, line 31): accepted: {said}" \
            in r.stdout.splitlines()
     assert f"  not recorded: IdBord 1 exercise 2026 (line 31): {said}" in r.stdout.splitlines()
-    assert r.stdout.splitlines()[-2].endswith(
+    assert r.stdout.splitlines()[-4].endswith(
         f"nothing recorded: no element of it is tied to run {ormc} (--run)")
+    assert r.stdout.splitlines()[-1].startswith(
+        f"  - IdBord 1 exercise 2026 (line 31): accepted, not tied: {said}; next: ")
     assert _rows(db_url) == (0, 0)
     plain = run_cli("acquit", path, "--db", db_url, "--record")
     assert plain.exit_code == 0, plain.output

@@ -64,7 +64,7 @@ def _leading_numbers(items: list[str]) -> set[int]:
 
 def test_every_exit_code_is_documented_where_exit_codes_are_listed():
     """README's list and docs/flow.md's table give every ExitCode (and 130, an
-    interrupt): README's stopped at 9, without acquit's 10 (UNTIED)."""
+    interrupt): README's stopped at 9, without acquit's 10 (TO_CHECK, then UNTIED)."""
     from pesgen.errors import ExitCode
 
     codes = {int(code) for code in ExitCode} | {130}

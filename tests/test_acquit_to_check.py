@@ -1,0 +1,377 @@
+"""`pesgen acquit`: what is not all fine, a rejection aside, exits 10 (ExitCode.TO_CHECK)
+with a summary at the end of the report and `--json`'s `to_check`: an acceptance with
+errors, an acceptance pesgen cannot tie to one run, an IdColl left empty; a Latin-1 file
+without its XML declaration is refused as `acquit.encoding`; ERREUR_DOUBLON_PIECE's
+advice (docs/state.md, "Not all fine: exit 10"). On SQLite and PostgreSQL where the store
+is written (db_url)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from pesgen import errors
+from pesgen.acquit import (
+    AckElement,
+    AckError,
+    AckPiece,
+    Acquit,
+    ElementReport,
+    PieceReport,
+    read_acquit,
+    tie,
+)
+from pesgen.errors import ExitCode
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import run_cli
+from .test_acquit import ACKS, _head, _Store, _write
+from .test_acquit_record import EXAMPLE, MAPPING, RUN, _ack, _element, _helios, _rows
+
+INVOICE = "FA-2026-00103"  # IdPce 3 of the example's IdBord 1
+
+
+@pytest.fixture
+def one_run(db_url, tmp_path) -> tuple[str, str]:
+    """A store at ``db_url`` holding the example's run (IdBord 1 of 2026): (url, run)."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    return db_url, run.run_id
+
+
+def _with_errors(accepted: bool, *, bordereau_code: str | None = "ERREUR_AUTRE",
+                 piece_code: str | None = "ERREUR_DOUBLON_PIECE", domain: str = "7",
+                 number: int = 1) -> str:
+    """An ElementACQUIT of IdBord ``number`` of 2026 with an error of its own and one of
+    its IdPce 3."""
+    own = ("" if bordereau_code is None else
+           f'      <Erreur>\n        <NumAnoAck V="{bordereau_code}"/>\n'
+           '        <LibelleAnoAck V="Avertissement"/>\n      </Erreur>\n')
+    piece = ("" if piece_code is None else
+             '      <DetailPiece>\n        <NumPiece V="3"/>\n        <Erreur>\n'
+             f'          <NumAnoAck V="{piece_code}"/>\n'
+             '          <LibelleAnoAck V="Pièce déjà connue"/>\n        </Erreur>\n'
+             "      </DetailPiece>\n")
+    return (f'    <ElementACQUIT>\n      <DomaineAck V="{domain}"/>\n      <EtatAck '
+            f'V="{int(accepted)}"/>\n      <NumBord V="{number}"/>\n      <ExerciceBord '
+            f'V="2026"/>\n{own}{piece}    </ElementACQUIT>\n')
+
+
+def test_the_exit_code_is_named_to_check():
+    assert ExitCode.TO_CHECK == 10
+    assert not hasattr(ExitCode, "UNTIED")
+    assert "TO_CHECK" in Path(errors.__file__).read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ accepted, with errors
+
+def test_an_acceptance_with_errors_exits_10_naming_each_with_advice(one_run, tmp_path):
+    """The trésorerie took the bordereau and names errors all the same: it was exit 0,
+    "accepted", the errors below; a script saw nothing."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "warned.xml", _with_errors(True, piece_code="ERREUR_CODIFICATION"))
+    r = run_cli("acquit", path, "--db", db_url)
+    assert r.exit_code == ExitCode.TO_CHECK == 10, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].endswith(": 1 element(s), all accepted, 1 to check (listed at the end)")
+    assert lines[1] == "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted, with 2 " \
+                       "error(s)"
+    advice = ("the trésorerie accepted IdBord 1 (its titles are in Hélios) but names 2 "
+              "error(s) (above): ask it what they mean for the titles before anything else; "
+              "do not cancel the bordereau nor export its invoices again to fix them: the "
+              "families would be billed twice")
+    assert f"  next: {advice}" in lines
+    assert "pesgen runs cancel" not in r.stdout
+    assert lines[-2:] == [
+        "not all fine: 1 to check (exit 10):",
+        "  - IdBord 1 exercise 2026 (line 31): accepted, with 2 error(s): ERREUR_AUTRE, "
+        f"ERREUR_CODIFICATION (IdPce 3, invoice {INVOICE}); next: {advice}"]
+    data = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
+    assert (data["accepted"], data["rejected"]) == (True, 0)
+    (check,) = data["to_check"]
+    assert check == {"line": 31, "bordereau": 1, "exercise": 2026,
+                     "reasons": ["accepted-with-errors"], "said": lines[-1][4:].split(
+                         "; next: ")[0], "next_step": advice}
+    assert data["elements"][0]["next_step"] == advice
+    # recorded as accepted, with its errors: still exit 10
+    done = run_cli("acquit", path, "--db", db_url, "--record")
+    assert done.exit_code == ExitCode.TO_CHECK, done.output
+    assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
+            "2026-11-24 with 2 error(s)") in done.stdout.splitlines()
+    assert _helios(db_url) == ["  Hélios: IdBord 1 accepted on 2026-11-24 with 2 error(s)"]
+
+
+def test_an_acceptance_without_error_still_exits_0(one_run, tmp_path):
+    db_url, _ = one_run
+    path = _ack(tmp_path, "ok.xml", _with_errors(True, bordereau_code=None, piece_code=None))
+    r = run_cli("acquit", path, "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.OK, r.output
+    assert json.loads(r.stdout)["to_check"] == []
+    plain = run_cli("acquit", path, "--db", db_url)
+    assert plain.stdout.splitlines()[0].endswith(": 1 element(s), all accepted")
+    assert "to check" not in plain.stdout and "not all fine" not in plain.stdout
+
+
+def test_errors_of_what_is_not_pesgen_s_do_not_change_the_exit(one_run, tmp_path):
+    """A Dépense bordereau, or a recette bordereau no run of this store (of the acquit's
+    collectivity) holds (the finance package's), accepted with errors: said, exit 0."""
+    db_url, _ = one_run
+    path = _ack(tmp_path, "others.xml", _with_errors(True, domain="5"),
+                _with_errors(True, domain="6", number=42))
+    r = run_cli("acquit", path, "--db", db_url)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert "accepted, with 2 error(s): a bordereau of domain Dépense" in r.stdout
+    assert "accepted, with 2 error(s): no run of this store holds it" in r.stdout
+
+
+# ------------------------------------------------------------------ ERREUR_DOUBLON_PIECE
+
+def test_a_doublon_piece_says_ask_the_tresorerie_runs_find_and_never_export_again(
+        one_run, tmp_path):
+    db_url, run_id = one_run
+    rejected = _ack(tmp_path, "doublon.xml", _with_errors(False, bordereau_code=None))
+    r = run_cli("acquit", rejected, "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (step,) = [ln for ln in r.stdout.splitlines() if ln.startswith("  next: ")]
+    find = f"pesgen runs find {INVOICE} --db {shlex.quote(db_url)}"
+    assert step.startswith(
+        "  next: Hélios knows a piece of IdBord 1 already (ERREUR_DOUBLON_PIECE: invoice "
+        f"{INVOICE}): its title may be at the trésorerie already, from this file sent "
+        "before or from another bordereau. Ask the trésorerie which title it holds; "
+        f"`{find}` shows which run(s) of this store hold it. Never export it again to clear "
+        "the error: the family would be billed twice. Cancel the bordereau (pesgen runs "
+        f"cancel {run_id} --bordereau 1 ")
+    assert step.endswith("only once the trésorerie has said which titles it holds, and "
+                         "export again only the invoices it does not hold")
+    # the command it names works and names the run
+    found = run_cli(*shlex.split(find)[1:])
+    assert found.exit_code == 0, found.output
+    assert run_id in found.stdout
+    # accepted with the same error: the same advice, and never cancel
+    accepted = _ack(tmp_path, "doublon-ok.xml", _with_errors(True, bordereau_code=None))
+    r = run_cli("acquit", accepted, "--db", db_url)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    assert r.stdout.splitlines()[-1].endswith(
+        "Never export it again to clear the error: the family would be billed twice. The "
+        "trésorerie accepted IdBord 1: do not cancel it")
+    assert "pesgen runs cancel" not in r.stdout
+
+
+def test_a_doublon_piece_of_an_unknown_invoice_names_runs_find_by_invoice():
+    """No run tied (no invoice known): the advice says which command, by invoice."""
+    e = AckElement(1, "6", False, 5, 2026, None, None, (),
+                   (AckPiece(3, (AckError("ERREUR_DOUBLON_PIECE", "x"),), (), 40),))
+    r = ElementReport(e, "bordereau", pieces=(PieceReport(e.pieces[0], None),))
+    assert "`pesgen runs find INVOICE` (the invoice of the piece named)" in \
+        r._doublon_piece(None)
+
+
+# ------------------------------------------------------------------ acceptances not tied
+
+def test_an_acceptance_two_runs_could_answer_is_to_check():
+    e = AckElement(1, "6", True, 5, 2026, None, None, (), ())
+    report = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)),
+                 _Store("01", "02"))
+    (check,) = report.to_check()
+    assert check.reasons == ("untied",)
+    assert check.said == ("IdBord 5 exercise 2026 (line 1): accepted, not tied: 2 runs of "
+                          "this store hold IdBord 5 (TypBord 01, 02): pesgen cannot tell "
+                          "which one the trésorerie answers")
+    assert check.next_step.startswith("check with the trésorerie which bordereau it answers "
+                                      "(`pesgen runs show run-01`, `pesgen runs show run-02`)")
+    # one run of the domain: tied, nothing to check
+    assert tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)),
+               _Store("01")).to_check() == []
+
+
+def test_an_acceptance_whose_domain_contradicts_the_run_exits_10(one_run, tmp_path):
+    """DomaineAck 6 for the rôle: not tied, nothing recorded: it was exit 0."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, True, domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    assert r.stdout.splitlines()[-1] == (
+        f"  - IdBord 1 exercise 2026 (line 31): accepted, not tied: run {run_id} holds IdBord "
+        "1, but its TypBord 06 contradicts DomaineAck 6 (rule acquit.domain); next: check "
+        f"with the trésorerie which bordereau it answers (`pesgen runs show {run_id} --db "
+        f"{shlex.quote(db_url)}`); if it is a run's, record it on that run with `pesgen "
+        "acquit FILE --record --run RUN`: until then `runs cancel` does not know that the "
+        "trésorerie took it")
+    assert _rows(db_url) == (0, 0)
+    # the advice followed: tied and recorded, all fine
+    followed = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert followed.exit_code == ExitCode.OK, followed.output
+    assert "to check" not in followed.stdout
+
+
+def test_a_rejection_tied_to_no_run_stays_9_and_lists_no_acceptance(one_run, tmp_path):
+    db_url, _ = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, False, "ERREUR_AUTRE", domain="6"))
+    r = run_cli("acquit", path, "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert json.loads(r.stdout)["to_check"] == []
+
+
+def test_an_acquit_read_with_a_store_of_no_run_is_to_check(tmp_path):
+    """An empty store (a mistyped --db made with --create-store): exit 10, not 0."""
+    db = tmp_path / "empty.sqlite3"
+    Store(f"sqlite:///{db}")
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    assert r.stdout.splitlines()[-1].startswith(
+        "  - IdBord 1 exercise 2026 (line 31): accepted, not tied: no run of this store "
+        "holds it: this store holds no run (see above); next: check that this is the store")
+
+
+# ------------------------------------------------------------------ IdColl left empty
+
+def _empty_id_coll(tmp_path: Path, element: str | None = None) -> Path:
+    text = _head(element) if element is not None else (
+        ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    assert text.count('<IdColl V="21450999400015"/>') == 1
+    return _write(tmp_path, text.replace('<IdColl V="21450999400015"/>', '<IdColl V=""/>'),
+                  "no-coll.xml")
+
+
+def test_an_empty_idcoll_is_read_as_not_given(tmp_path):
+    a = read_acquit(_empty_id_coll(tmp_path))
+    assert (a.id_coll, a.id_coll_empty_at, a.cod_bud) == (None, 22, "00")
+    assert a.id_coll_said == "IdColl ? (empty, line 22)"
+
+
+def test_an_empty_idcoll_is_valid_against_the_official_xsd(tmp_path, official_xsd):
+    """Base_Num14_Light: « (0 à N) caractères numériques »."""
+    assert read_acquit(_empty_id_coll(tmp_path), official_xsd).id_coll is None
+
+
+def test_an_empty_idcoll_exits_10_ties_nothing_and_refuses_run(one_run, tmp_path):
+    """It refused the whole file (exit 4, "IdColl has no value"); it is now read as not
+    given: nothing tied (no run of any collectivity guessed), exit 10; --record records
+    nothing, --record --run refuses (exit 7): the one check --run rests on is the
+    collectivity's."""
+    db_url, run_id = one_run
+    path = _empty_id_coll(tmp_path)
+    r = run_cli("acquit", path, "--db", db_url)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("no-coll.xml: PES_ACQUIT of IdColl ? (empty, line 22) budget 00")
+    assert lines[1] == ("IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted: the "
+                        "acquit's IdColl is empty (line 22): pesgen cannot tell whose acquit "
+                        "it is and does not guess: not tied; ask the trésorerie (rule "
+                        "acquit.id-coll)")
+    assert run_id not in r.stdout
+    assert lines[-3:] == [
+        "not all fine: 2 to check (exit 10):",
+        "  - the acquit (line 22): its IdColl is empty: pesgen cannot tell whose acquit it "
+        "is, and ties none of its bordereaux (rule acquit.id-coll); next: ask the trésorerie "
+        "whose acquit it is and for the file again, with its IdColl; pesgen records nothing "
+        "of it (--record --run is refused)",
+        "  - IdBord 1 exercise 2026 (line 31): accepted, not tied: the acquit's IdColl is "
+        "empty (see above)"]
+    data = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
+    assert (data["id_coll"], data["id_coll_empty_line"]) == (None, 22)
+    assert [x["reasons"] for x in data["to_check"]] == [["id-coll-empty"], ["untied"]]
+
+    recorded = run_cli("acquit", path, "--db", db_url, "--record")
+    assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output
+    assert "nothing recorded: its IdColl is empty (line 22): pesgen ties none of its " \
+           "bordereaux" in recorded.stdout
+    refused = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
+    assert refused.exit_code == ExitCode.STATE == 7, refused.output
+    assert refused.stderr.startswith(
+        f"error: no-coll.xml leaves its IdColl empty: pesgen cannot check that run {run_id} "
+        "(of IdColl 21450999400015) is of the acquit's collectivity, and --run records no "
+        "tie it cannot check; nothing recorded")
+    assert "no-coll.xml:22: IdColl is empty (V=\"\"): whose acquit it is is not given (rule " \
+           "acquit.id-coll)" in refused.stderr
+    assert _rows(db_url) == (0, 0)
+    assert _helios(db_url) == ["  Hélios: IdBord 1 no acknowledgement recorded"]
+
+
+def test_an_empty_idcoll_with_a_rejection_exits_9(one_run, tmp_path):
+    db_url, _ = one_run
+    path = _empty_id_coll(tmp_path, _element(1, False, "ERREUR_AUTRE"))
+    r = run_cli("acquit", path, "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert r.stdout.splitlines()[-2] == "and 1 to check beside the 1 rejected (exit 9):"
+    assert "pesgen runs cancel" not in r.stdout
+
+
+# ------------------------------------------------------------------ the file's encoding
+
+def _latin1(tmp_path: Path, declaration: str | None) -> Path:
+    """accepted.xml with a Latin-1 'é' in LibelleColBud (line 24 with a declaration), its
+    XML declaration replaced by ``declaration`` (None: removed)."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    first, rest = text.split("\n", 1)
+    assert first == '<?xml version="1.0" encoding="ISO-8859-1"?>'
+    rest = rest.replace("VILLENEUVE SUR LOING", "VILLENEUVE-SUR-LOING é")
+    body = rest if declaration is None else f"{declaration}\n{rest}"
+    path = tmp_path / "latin1.xml"
+    path.write_bytes(body.encode("iso-8859-1"))
+    return path
+
+
+@pytest.mark.parametrize(("declaration", "line", "said"), [
+    (None, 24, "it has no XML declaration naming an encoding, so XML reads it as UTF-8"),
+    ('<?xml version="1.0"?>', 25,
+     "it has no XML declaration naming an encoding, so XML reads it as UTF-8"),
+    ('<?xml version="1.0" encoding="UTF-8"?>', 25, "it declares encoding UTF-8"),
+], ids=["no-declaration", "no-encoding", "utf-8-declared"])
+def test_a_latin1_file_read_as_utf8_is_refused_as_acquit_encoding(tmp_path, declaration,
+                                                                   line, said):
+    """It was a raw parser error (acquit.xml, "Invalid bytes in character encoding")."""
+    r = run_cli("acquit", _latin1(tmp_path, declaration))
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert r.stderr.startswith(
+        f"error: {tmp_path / 'latin1.xml'} is not UTF-8, the encoding XML reads it in: "
+        "refused, nothing read\n")
+    (problem,) = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert problem.startswith(
+        f"  - latin1.xml:{line}: the file is not UTF-8, and {said}: byte 0xE9 at line {line} "
+        "is not UTF-8 (in Latin-1 it is é). The guichet XML writes its acknowledgements in "
+        "ISO-8859-1 and says so in their first line, <?xml version=\"1.0\" "
+        "encoding=\"ISO-8859-1\"?>")
+    assert problem.endswith("pesgen does not guess an encoding (rule acquit.encoding)")
+    assert "Invalid bytes" not in r.stderr
+
+
+def test_a_file_in_the_encoding_it_declares_is_read(tmp_path):
+    """The same text with its Latin-1 declaration, or in UTF-8 without one, is read."""
+    path = _latin1(tmp_path, '<?xml version="1.0" encoding="ISO-8859-1"?>')
+    assert read_acquit(path).coll_label == "COMMUNE DE VILLENEUVE-SUR-LOING é"
+    utf8 = tmp_path / "utf8.xml"
+    utf8.write_bytes(path.read_bytes().decode("iso-8859-1").split("\n", 1)[1].encode("utf-8"))
+    assert read_acquit(utf8).coll_label == "COMMUNE DE VILLENEUVE-SUR-LOING é"
+
+
+def test_a_file_not_well_formed_for_another_reason_is_still_acquit_xml(tmp_path):
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    path = _write(tmp_path, text.replace("</EnTetePES>", "</EnTete>"))
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "(rule acquit.xml)" in r.stderr and "acquit.encoding" not in r.stderr
+
+
+@pytest.mark.parametrize(("domain", "bordereau", "kind", "step"), [
+    ("3", 5, "other", "the guichet passed the signature of a bordereau (IdBord 5) but names "
+     "1 error(s) (above): ask the trésorerie what they mean; if it is a recette of yours, "
+     "`pesgen runs list` shows its run"),
+    ("0", None, "file", "the guichet took the file at its first step but names 1 error(s) "
+     "(above): ask the trésorerie what they mean; each bordereau's own element says "
+     "whether it is accepted"),
+], ids=["signature", "whole-file"])
+def test_a_check_or_the_whole_file_accepted_with_errors_is_to_check(domain, bordereau, kind,
+                                                                    step):
+    """What may answer pesgen's file (a check of a bordereau, the file as a whole) is to
+    check too, with advice fit for it (no "its titles are in Hélios")."""
+    e = AckElement(1, domain, True, bordereau, 2026 if bordereau else None, None, None,
+                   (AckError("ERREUR_AUTRE", "x"),), ())
+    check = ElementReport(e, kind).to_check()
+    assert (check.reasons, check.next_step) == (("accepted-with-errors",), step)
+    # a PJ accepted with errors: not pesgen's
+    pj = AckElement(1, "4", True, None, None, None, "PJ1", (AckError("ERREUR_PJ", "x"),), ())
+    assert ElementReport(pj, "attachment").to_check() is None
