@@ -201,6 +201,89 @@ def test_a_sweep_stopped_midway_has_said_what_it_recorded(world, monkeypatch):
     assert ledger.get_operation(world["store"], first)["status"] == "paid"
 
 
+def _links(world, *invoices: str, extra: tuple[str, ...] = ("--mode", "W")):
+    args = [a for invoice in invoices for a in ("-n", invoice)]
+    return _run("payfip", "link", "-m", str(MAPPING), *args, "--endpoint", world["endpoint"],
+                "--notify-url", world["notify"], "--timeout", "5", *extra)
+
+
+BATCH = ("FA-2026-00102", "FA-2026-00103", "FA-2026-00105")
+
+
+def test_link_makes_a_link_for_each_invoice_given(world):
+    """`-n A -n B` kept only the last -n, saying nothing: one link for B. Each invoice
+    given gets its link, in the order given, each with its own amount, refdet and payer."""
+    code, out, err = _links(world, *BATCH)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 6
+    assert [re.match(r"invoice (\S+): PayFiP operation", line).group(1)
+            for line in lines[::2]] == list(BATCH)
+    assert err.strip().splitlines()[-1] == "3 link(s) made"
+    sent = world["payfip"].operations
+    assert len(sent) == 3
+    assert sorted(op.request["refdet"] for op in sent.values()) == [
+        "FA202600102", "FA202600103", "FA202600105"]
+    assert sorted(op.request["mel"] for op in sent.values()) == sorted(
+        _example_email(i) for i in BATCH)
+    code, out, err = _run("payfip", "payments", "--format", "json")
+    assert sorted(r["invoice"] for r in json.loads(out)) == list(BATCH)
+
+
+def test_a_batch_reads_the_input_and_the_titles_once(world, monkeypatch):
+    """The run's input was read (and every active title's refdet evaluated) once per
+    invoice linked: a batch reads each once (docs/performance.md)."""
+    from pesgen import sources
+    from pesgen.payfip import ledger as ledger_module
+
+    reads, scans = [], []
+    real_read, real_titles = sources.read_invoices, ledger_module.active_titles
+
+    def counted_read(*args, **kwargs):
+        reads.append(args[0])
+        return real_read(*args, **kwargs)
+
+    def counted_titles(*args, **kwargs):
+        scans.append(args[1])
+        return real_titles(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "read_invoices", counted_read)
+    monkeypatch.setattr(ledger_module, "active_titles", counted_titles)
+    code, out, err = _links(world, *BATCH)
+    assert code == 0, err
+    assert len(reads) == 1 and len(scans) == 1
+
+
+def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
+    """One invoice of the batch refused (in no run, its request invalid): nothing is sent
+    for any, the error names each one refused, why, and the others; the exit code is the
+    first refused one's."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103",
+                            extra=("--mode", "P"))
+    assert code == ExitCode.INPUT, err  # FA-2026-00102's: its request is invalid
+    assert out == ""
+    assert ("error: 3 of 3 invoice(s) refused: FA-2026-00102, FA-2099-99999, "
+            "FA-2026-00103; nothing was sent\n") in err
+    assert "FA-2099-99999: in no active run" in err
+    assert "invoice FA-2026-00103: saisie: 'P' must be one of" in err
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103")
+    assert code == ExitCode.STATE, err
+    assert ("error: 1 of 3 invoice(s) refused: FA-2099-99999; nothing was sent, for them "
+            "nor for the others (FA-2026-00102, FA-2026-00103: give them again without the "
+            "refused ones)") in err
+    assert "  invoice FA-2099-99999: in no active run of collectivity" in err
+    _nothing_sent(world)
+
+
+def test_the_same_invoice_twice_or_one_mel_for_several_is_a_usage_error(world):
+    code, out, err = _links(world, "FA-2026-00102", " fa-2026-00102")
+    assert code == ExitCode.USAGE
+    assert "-n FA-2026-00102 and -n  fa-2026-00102 name the same invoice" in err
+    code, out, err = _links(world, *BATCH[:2], extra=("--mel", "famille@example.org"))
+    assert code == ExitCode.USAGE and "--mel gives one payer's e-mail" in err
+    _nothing_sent(world)
+
+
 def test_link_errors_name_the_invoice_and_the_field(world):
     code, out, err = _link(world, "FA-2026-00102", "--mel", "x@", "--mode", "P")
     assert code == 4

@@ -182,6 +182,46 @@ class _PayingMeanwhileClient:
         pass
 
 
+def test_a_batch_stopped_by_payfip_keeps_the_links_made_and_names_those_not_sent(
+        flow, store):
+    """PayFiP stops answering midway through a batch: the links made before stay made
+    and recorded (given as they came), and the error says which invoices were not sent;
+    its exit code is PayFiP's (8)."""
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipFault, PayfipUnavailable
+    from pesgen.payfip.service import create_links
+
+    from .payfip_support import MAPPING
+
+    class FailingSecond(PayfipClient):
+        calls = 0
+
+        def creer_paiement_securise(self, req):
+            FailingSecond.calls += 1
+            if FailingSecond.calls == 2:
+                raise PayfipUnavailable("PayFiP creerPaiementSecurise: no answer: timeout",
+                                        "timeout")
+            return super().creer_paiement_securise(req)
+
+    made = []
+    with FailingSecond(flow.endpoint, timeout=5.0) as client, \
+            pytest.raises(PayfipFault) as info:
+        for link in create_links(store, MAPPING, ["FA-2026-00102", "FA-2026-00103",
+                                                  "FA-2026-00105"], mode="W", client=client,
+                                 notify_url=flow.notify_url):
+            made.append(link.invoice)
+    assert made == ["FA-2026-00102"]
+    assert info.value.exit_code == 8
+    assert str(info.value) == (
+        "invoice FA-2026-00103: PayFiP creerPaiementSecurise: no answer: timeout; the batch "
+        "stopped there: 1 link(s) made before it (FA-2026-00102), 1 invoice(s) not sent: "
+        "FA-2026-00105")
+    assert [o["refdet"] for o in flow.fake_operations()] == ["FA202600102"]
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00102")["status"] == "pending"
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00103") is None
+    store.engine.dispose()
+
+
 def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store):
     """The invoice was paid (an earlier link, its notification recorded) while PayFiP
     made the operation: the operation is recorded (a payment through it is a double

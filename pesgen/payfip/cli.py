@@ -74,9 +74,12 @@ def _need_extras(*names: str) -> None:
 @payfip_app.command()
 def link(
     mapping: MappingOpt,
-    invoice: Annotated[str, typer.Option("--invoice", "-n", help="Invoice number.")],
+    invoice: Annotated[list[str], typer.Option(
+        "--invoice", "-n", help="Invoice number (repeatable: one link each, all checked "
+        "before any is sent).")],
     mel: Annotated[str | None, typer.Option(
-        "--mel", help="Payer e-mail (default: payer.email of the run's recorded input).")] = None,
+        "--mel", help="Payer e-mail (default: payer.email of the run's recorded input); "
+        "with one --invoice only.")] = None,
     notify_url: Annotated[str | None, typer.Option(
         "--notify-url", help="urlnotif: where `pesgen payfip serve` listens "
         "(…/payfip/notification); default: the mapping's payfip.notify_url.")] = None,
@@ -90,24 +93,31 @@ def link(
     timeout: TimeoutOpt = 15.0,
     db: DbOpt = None,
 ) -> None:
-    """Create a PayFiP payment for an exported invoice (amount from its active run) and
-    print the payment page's URL to send to the family."""
+    """Create a PayFiP payment for each exported invoice given (amount from its active
+    run) and print the payment page's URL to send to the family. Every invoice is
+    checked before anything is sent: one refused, none is sent."""
+    made = 0
     try:
         _need_extras()
-        from .service import create_link
+        from .service import create_links
 
-        result = create_link(_store(db), mapping, invoice, mel=mel, notify_url=notify_url,
-                             return_url=return_url, endpoint=endpoint, mode=mode,
-                             timeout=timeout)
+        for result in create_links(_store(db), mapping, invoice, mel=mel,
+                                   notify_url=notify_url, return_url=return_url,
+                                   endpoint=endpoint, mode=mode, timeout=timeout):
+            # each link as soon as it is recorded: a batch stopped midway has printed
+            # every link it made
+            amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
+            typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
+                       f"{result.refdet}, {amount}, saisie {result.saisie})")
+            typer.echo(result.url)
+            for note in result.notes:
+                typer.echo(f"note: {note}", err=True)
+            made += 1
     except PesgenError as exc:
         _fail(exc)
         return
-    amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
-    typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
-               f"{result.refdet}, {amount}, saisie {result.saisie})")
-    typer.echo(result.url)
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
+    if len(invoice) > 1:
+        typer.echo(f"{made} link(s) made", err=True)
 
 
 @payfip_app.command()

@@ -162,15 +162,12 @@ def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None
     return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
-def refdet_users(store: Store, id_coll: str, numcli: str, refdet: str
-                 ) -> list[tuple[str, str]]:
-    """The invoices PayFiP operations were made for with this refdet, of the
-    collectivity or of its PayFiP client (numcli, its régie): (invoice, idOp), oldest
-    first."""
+def refdets_used(store: Store, id_coll: str, numcli: str) -> list[tuple[str, str, str]]:
+    """The refdets PayFiP operations were made with, of the collectivity or of its
+    PayFiP client (numcli, its régie): (invoice, idOp, refdet), oldest first."""
     with store.engine.connect() as conn:
-        return [(r.invoice, r.id_op) for r in conn.execute(
-            sa.select(operations.c.invoice, operations.c.id_op).where(
-                operations.c.refdet == refdet,
+        return [(r.invoice, r.id_op, r.refdet) for r in conn.execute(
+            sa.select(operations.c.invoice, operations.c.id_op, operations.c.refdet).where(
                 sa.or_(operations.c.id_coll == id_coll, operations.c.numcli == numcli))
             .order_by(operations.c.created_at, operations.c.id_op))]
 
