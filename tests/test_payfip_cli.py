@@ -729,6 +729,31 @@ def test_a_malformed_since_names_the_since_option(command):
     assert "--since must be YYYY-MM-DD, got '01/11/2026'" in err
 
 
+def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch):
+    """`payfip serve` gives the receiver a factory keeping its clients (one per endpoint
+    across notifications, not one each), closed when the server stops."""
+    from pesgen.payfip import receiver, server, service
+
+    seen = {}
+    real = receiver.create_app
+
+    def capture(store, factory, *args):
+        seen["factory"] = factory
+        return real(store, factory, *args)
+
+    def run(app, host, port):
+        seen["factory"](f"http://127.0.0.1:{_free_port()}/tpa")  # a client, made and kept
+        seen["open"] = dict(seen["factory"].clients)
+
+    monkeypatch.setattr(receiver, "create_app", capture)
+    monkeypatch.setattr(server, "run", run)
+    code, out, err = _run("payfip", "serve", "--db", str(tmp_path / "s.sqlite3"),
+                          "--create-store")
+    assert code == 0, err
+    assert isinstance(seen["factory"], service.KeptClients)
+    assert len(seen["open"]) == 1 and seen["factory"].clients == {}  # closed at the end
+
+
 def test_serve_creates_a_named_store_only_when_asked(tmp_path):
     """serve may come before the first export: it holds to the export's rule, a store
     named on purpose that is not there (a typo?) is created only with --create-store."""

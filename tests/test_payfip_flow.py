@@ -428,6 +428,80 @@ def test_return_page_records_and_shows_the_result(flow, store, mode, said, not_s
     assert "18750" not in page.text and "FA-2026" not in page.text
 
 
+def test_the_receiver_asks_payfip_through_one_client_kept_across_notifications(
+        flow, store):
+    """`payfip serve` made a client per notification (its certificates loaded each time,
+    0.1 s of CPU, and a new connection): one client per endpoint is kept across them
+    (``service.KeptClients``), its connection open between notifications."""
+    flow.control("notifications", {"enabled": False})
+    links = [flow.link(invoice, mode="W") for invoice in ("FA-2026-00102", "FA-2026-00103")]
+    for link in links:
+        flow.pay(link, "card")
+    kept = flow.receiver.clients
+    answers = [flow.notify(links[0].id_op)]
+    [client] = kept.clients.values()
+    http = client._http
+    assert http is not None  # not closed after its notification
+    answers += [flow.notify(link.id_op) for link in links]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert list(kept.clients.values()) == [client] and client._http is http
+    assert [ledger.get_operation(store, link.id_op)["status"] for link in links] == [
+        "paid", "paid"]
+
+
+class _BreakOnce(httpx.BaseTransport):
+    """A transport whose first request breaks before an answer comes, as a kept
+    connection the server closed meanwhile does."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent: list[str] = []
+
+    def handle_request(self, request):
+        self.sent.append(request.content.decode())
+        if len(self.sent) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                            request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_broken_kept_connection_is_retried_for_a_lookup_never_for_a_creation(flow, store):
+    """A result lookup is idempotent: asked once more on a connection that broke before
+    an answer. A creation never is (PayFiP may have made the operation: a second would
+    be a second link): PayfipUnavailable, nothing recorded."""
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipUnavailable
+
+    link = flow.link(mode="W")
+    transport = _BreakOnce()
+    with PayfipClient(flow.endpoint, http=httpx.Client(transport=transport)) as client:
+        with pytest.raises(PayfipFault) as info:
+            client.recuperer_detail_paiement_securise(link.id_op)
+        assert info.value.code == "P5"  # PayFiP's answer: not paid yet
+    assert len(transport.sent) == 2 and transport.sent[0] == transport.sent[1]
+
+    transport = _BreakOnce()
+    with PayfipClient(flow.endpoint, http=httpx.Client(transport=transport)) as client:
+        request = build_request_for(store, "FA-2026-00103", flow)
+        with pytest.raises(PayfipUnavailable, match="no answer: RemoteProtocolError"):
+            client.creer_paiement_securise(request)
+    assert len(transport.sent) == 1
+    assert len(flow.fake_operations()) == 1  # the first link's only
+
+
+def build_request_for(store, invoice, flow):
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.service import build_request
+    from pesgen.payfip.settings import load_settings
+
+    from .payfip_support import MAPPING
+
+    mapping = load_mapping(MAPPING)
+    request, _, _ = build_request(mapping, load_settings(mapping), store, invoice, None,
+                                  flow.notify_url, None)
+    return request
+
+
 # ---------------------------------------------------------------------- faults
 
 

@@ -139,16 +139,17 @@ def serve(
         _need_extras()
         from .receiver import create_app
         from .server import run
-        from .service import default_factory
+        from .service import KeptClients, default_factory
 
         store = _store(db, must_exist=False, create=create_store)
-        app = create_app(store, default_factory(endpoint, timeout))
     except PesgenError as exc:
         _fail(exc)
         return
     typer.echo(f"pesgen payfip serve: notifications at http://{host}:{port}/payfip/notification")
     _log_outcomes()
-    run(app, host, port)
+    # one client per endpoint for the receiver's life, not one per notification
+    with KeptClients(default_factory(endpoint, timeout)) as clients:
+        run(create_app(store, clients), host, port)
 
 
 @payfip_app.command()

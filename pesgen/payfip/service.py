@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,39 @@ def default_factory(endpoint_override: str | None = None,
 
         return PayfipClient(endpoint_override or endpoint, timeout=timeout)
     return make
+
+
+class KeptClients:
+    """A client factory that keeps one client per endpoint for as long as it lives
+    (``close`` closes them): the receiver (``payfip serve``) and the reconcile sweep ask
+    PayFiP through it. A client made per notification loaded the system's certificates
+    each time (0.1 s of CPU) and opened a new connection. Safe across the receiver's
+    threads (an httpx client is; the dict is locked). A kept connection the server has
+    closed meanwhile is retried for the result lookups only (``PayfipClient``: a lookup
+    is idempotent, an operation's creation is never sent twice)."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self.factory = factory
+        self.clients: dict[str, PayfipClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, endpoint: str) -> PayfipClient:
+        with self._lock:
+            if endpoint not in self.clients:
+                self.clients[endpoint] = self.factory(endpoint)
+            return self.clients[endpoint]
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> KeptClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -567,8 +601,9 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
            record_unknown: bool = True, close: bool = True) -> ledger.Outcome:
     """One idOp from a notification, the family's return or the sweep: pull the trusted
     result and apply it once. With ``record_unknown`` false, an idOp pesgen never issued
-    is answered without recording an anomaly (the receiver's flood limit). ``close``
-    false: the client the factory gives is kept open (the sweep's, one per endpoint)."""
+    is answered without recording an anomaly (the receiver's flood limit). The client
+    the factory gives is closed after the lookup, unless ``close`` is false or the
+    factory keeps its clients (``KeptClients``: the receiver's, the sweep's)."""
     op = ledger.get_operation(store, id_op)
     if op is None:
         if not record_unknown:
@@ -593,7 +628,7 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
                     fault.summary)
         return ledger.note_check(store, id_op, source, "unknown", str(fault))
     finally:
-        if close:
+        if close and not isinstance(factory, KeptClients):
             client.close()
     return ledger.apply_detail(store, id_op, detail, source)
 
@@ -609,19 +644,9 @@ def reconcile_each(store: Store, factory: ClientFactory, since: str | None = Non
                    ) -> Iterator[ledger.Outcome]:
     """``reconcile``, each operation's outcome as soon as it is recorded (a sweep of
     thousands takes minutes: the CLI prints each line as it comes). One client per
-    endpoint serves the whole sweep: a client made per operation loaded the system's
-    certificates each time (0.1 s of CPU, most of an operation's time on the fake) and
-    opened a connection each time."""
-    clients: dict[str, PayfipClient] = {}
-
-    def kept(endpoint: str) -> PayfipClient:
-        if endpoint not in clients:
-            clients[endpoint] = factory(endpoint)
-        return clients[endpoint]
-
-    try:
+    endpoint serves the whole sweep (``KeptClients``): a client made per operation loaded
+    the system's certificates each time (0.1 s of CPU, most of an operation's time on
+    the fake) and opened a connection each time."""
+    with KeptClients(factory) as kept:
         for id_op in ledger.open_operation_ids(store, since):
             yield handle(store, id_op, "reconcile", kept, close=False)
-    finally:
-        for client in clients.values():
-            client.close()
