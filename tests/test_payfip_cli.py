@@ -732,6 +732,7 @@ def test_a_malformed_since_names_the_since_option(command):
 def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch):
     """`payfip serve` gives the receiver a factory keeping its clients (one per endpoint
     across notifications, not one each), closed when the server stops."""
+    from pesgen.payfip import cli as payfip_cli
     from pesgen.payfip import receiver, server, service
 
     seen = {}
@@ -747,6 +748,8 @@ def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch)
 
     monkeypatch.setattr(receiver, "create_app", capture)
     monkeypatch.setattr(server, "run", run)
+    # its log handler would write to this runner's stream, closed after it
+    monkeypatch.setattr(payfip_cli, "_log_outcomes", lambda: None)
     code, out, err = _run("payfip", "serve", "--db", str(tmp_path / "s.sqlite3"),
                           "--create-store")
     assert code == 0, err
