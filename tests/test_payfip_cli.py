@@ -518,9 +518,10 @@ def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     assert code == 0, err
     [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
     assert row["status"] == "expired"
-    assert err == ("note: 1 invoice(s) expired: PayFiP no longer knows their operation, so "
-                   "whether the family paid before it expired is not known; check with the "
-                   "trésorerie before sending a new link (docs/payfip.md)\n")
+    assert err == ("1 invoice(s) in 1 row(s)\nnote: 1 invoice(s) expired: PayFiP no longer "
+                   "knows their operation, so whether the family paid before it expired is "
+                   "not known; check with the trésorerie before sending a new link "
+                   "(docs/payfip.md)\n")
     code, out, err = _run("payfip", "payments", "--format", "json")
     assert code == 0 and json.loads(out)[0]["status"] == "expired" and "trésorerie" in err
 
