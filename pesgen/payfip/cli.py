@@ -335,7 +335,8 @@ class _Some:
     """A count of invoices and the first ten of them, for a note."""
 
     def __init__(self, limit: int = 10) -> None:
-        self.count, self.first, self.limit = 0, [], limit
+        self.count, self.limit = 0, limit
+        self.first: list[str] = []
 
     def add(self, invoice: str) -> None:
         self.count += 1

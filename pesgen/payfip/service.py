@@ -278,10 +278,6 @@ class RefdetIndex:
             if value is not None:
                 self.titles.setdefault(str(value).strip(), []).append(t)
 
-    def add_operation(self, invoice: str, id_op: str, refdet: str) -> None:
-        """An operation made since the index was read (by the batch itself)."""
-        self.operations.setdefault(refdet, []).append((invoice, id_op))
-
     def clashes(self, invoice: str, refdet: str) -> list[Problem]:
         """The refdet must name one invoice (notes payfip.md §12): PayFiP's result names
         the debt by it, so another invoice of the collectivity (or of its PayFiP client)
@@ -393,11 +389,6 @@ class Lookups:
         if run_id not in self._emails:
             self._emails[run_id] = PayerEmails(self.store, run_id, self.run_mapping(run_id))
         return self._emails[run_id]
-
-    def recorded(self, invoice: str, id_op: str, refdet: str) -> None:
-        """An operation the batch made: later invoices' refdets are checked against it."""
-        if self._refdets is not None:
-            self._refdets.add_operation(invoice, id_op, refdet)
 
 
 def _mel_problem(problem: Problem, recorded: Mapping | None, run_id: str, invoice: str,
@@ -512,7 +503,6 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
                 if len(prepared) > 1:
                     _say_too(exc, _stopped(prepared, done))
                 raise
-            lookups.recorded(link.invoice, link.id_op, link.refdet)
             yield link
     finally:
         if own:
