@@ -90,15 +90,17 @@ def stage(temps: Staged, final: Path, chunks: Iterable[bytes], like: Path | None
     return tmp, digest
 
 
-def write_file(path: Path, data: str | bytes, encoding: str = "utf-8",
+def write_file(path: Path, data: str | bytes | Iterable[bytes], encoding: str = "utf-8",
                new: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically. A file already there is replaced whole
+    """Write ``data`` to ``path`` atomically (``data`` may come in pieces: bytes as they
+    are made, the file put in place once whole). A file already there is replaced whole
     and its permissions are kept (a payments file the user made private stays so); with
     ``new``, a file already there (even one that appears meanwhile) is refused."""
     path = Path(path)
-    blob = data.encode(encoding) if isinstance(data, str) else data
+    chunks = ([data.encode(encoding)] if isinstance(data, str) else
+              [data] if isinstance(data, bytes) else data)
     with naming(path):
-        tmp, _ = write_temp(path.parent, [blob], like=path)
+        tmp, _ = write_temp(path.parent, chunks, like=path)
     try:
         if new:
             _place_new(tmp, path)

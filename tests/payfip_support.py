@@ -15,7 +15,7 @@ import pytest
 from pesgen.payfip.fake import FakePayfip
 from pesgen.payfip.receiver import create_app
 from pesgen.payfip.server import ServerThread
-from pesgen.payfip.service import Link, create_link, default_factory
+from pesgen.payfip.service import KeptClients, Link, create_link, default_factory
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
@@ -52,7 +52,10 @@ def fake():
 
 @pytest.fixture
 def receiver(store):
-    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT))) as server:
+    # as `payfip serve` runs it: one client per endpoint kept across notifications
+    with KeptClients(default_factory(timeout=TIMEOUT)) as clients, \
+            ServerThread(create_app(store, clients)) as server:
+        server.clients = clients
         yield server
 
 

@@ -595,11 +595,64 @@ def test_payments_and_anomalies_of_titles_exported_again_take_a_few_queries(
         for status, run in (("cancelled", exported.run_id), ("pending", new))]
     assert [[e["event"] for e in r["history"]] for r in rows] == [
         ["created", "title-cancelled", "anomaly"], []] * len(PAID_AFTER_CANCEL)
-    assert count <= 4  # the payments, the new titles, their amounts, the histories
+    # the payments' ids, their rows, the new titles, their amounts, the histories (a
+    # chunk of 500 invoices: ledger.iter_payments)
+    assert count <= 5
     count, found = _queries(store, lambda: ledger.list_anomalies(store))
     assert [(a["kind"], a["invoice_status"], a["again_run"]) for a in found] == [
         ("run-cancelled", "cancelled", new)] * len(PAID_AFTER_CANCEL)
     assert count <= 3  # the anomalies, the new titles, their amounts
+
+
+def test_payments_are_read_and_written_500_invoices_at_a_time(store, exported, tmp_path,
+                                                              monkeypatch):
+    """`payfip payments` held every row, then the whole file's text (406 MiB for 40 000
+    rows with --history: docs/performance.md): the rows are read a chunk of invoices at
+    a time (their new titles and histories looked up per chunk) and written as they
+    come, the same bytes as the list made at once; the summary says how many invoices
+    in how many rows (an invoice exported again since its title was cancelled has two)."""
+    from pesgen._display import json_text
+    from pesgen.payfip import cli as payfip_cli
+
+    ops = [_recorded_link(store, invoice, n) for n, invoice in enumerate(PAID_AFTER_CANCEL)]
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    for id_op in ops:
+        _paid(store, id_op)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    whole = ledger.list_payments(store, history=True)
+    assert len(whole) == 10
+
+    looked_up = []
+    real = ledger._histories
+
+    def histories(conn, invoices):
+        looked_up.append(len(invoices))
+        return real(conn, invoices)
+
+    monkeypatch.setattr(ledger, "_histories", histories)
+    rows = ledger.iter_payments(store, history=True, chunk=2)
+    assert next(rows) == whole[0] and looked_up == [2]  # the first chunk only, so far
+    # no connection held while the caller has the row (a SQLite reader would keep
+    # `payfip serve` from recording a result until the listing ends)
+    assert store.engine.pool.checkedout() == 0
+    assert [next(rows), *rows] == whole[1:] and looked_up == [2, 2, 1]
+
+    monkeypatch.setattr(ledger, "PAYMENTS_CHUNK", 2)
+    runner = CliRunner()
+    out = tmp_path / "payments.json"
+    result = runner.invoke(app, ["payfip", "payments", "--format", "json", "--history",
+                                 "-o", str(out), "--db", store.url])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == json_text(whole) + "\n"
+    assert result.stderr.splitlines()[0] == f"wrote {out}: 5 invoice(s) in 10 row(s)"
+    result = runner.invoke(app, ["payfip", "payments", "--db", store.url])
+    assert result.exit_code == 0, result.output
+    assert [(r["invoice"], r["status"]) for r in csv.DictReader(
+        io.StringIO(result.stdout), delimiter=";")] == [
+        (r["invoice"], r["status"]) for r in whole]
+    assert result.stderr.splitlines()[0] == "5 invoice(s) in 10 row(s)"
+    assert "".join(payfip_cli._payment_pieces(iter([]), "json")) == "[]\n"
+    assert "".join(payfip_cli._payment_pieces(iter([]), "csv")).count("\n") == 1
 
 
 def test_payments_since_lists_an_invoice_exported_again_since(store, exported, tmp_path):

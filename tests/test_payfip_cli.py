@@ -201,6 +201,89 @@ def test_a_sweep_stopped_midway_has_said_what_it_recorded(world, monkeypatch):
     assert ledger.get_operation(world["store"], first)["status"] == "paid"
 
 
+def _links(world, *invoices: str, extra: tuple[str, ...] = ("--mode", "W")):
+    args = [a for invoice in invoices for a in ("-n", invoice)]
+    return _run("payfip", "link", "-m", str(MAPPING), *args, "--endpoint", world["endpoint"],
+                "--notify-url", world["notify"], "--timeout", "5", *extra)
+
+
+BATCH = ("FA-2026-00102", "FA-2026-00103", "FA-2026-00105")
+
+
+def test_link_makes_a_link_for_each_invoice_given(world):
+    """`-n A -n B` kept only the last -n, saying nothing: one link for B. Each invoice
+    given gets its link, in the order given, each with its own amount, refdet and payer."""
+    code, out, err = _links(world, *BATCH)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 6
+    assert [re.match(r"invoice (\S+): PayFiP operation", line).group(1)
+            for line in lines[::2]] == list(BATCH)
+    assert err.strip().splitlines()[-1] == "3 link(s) made"
+    sent = world["payfip"].operations
+    assert len(sent) == 3
+    assert sorted(op.request["refdet"] for op in sent.values()) == [
+        "FA202600102", "FA202600103", "FA202600105"]
+    assert sorted(op.request["mel"] for op in sent.values()) == sorted(
+        _example_email(i) for i in BATCH)
+    code, out, err = _run("payfip", "payments", "--format", "json")
+    assert sorted(r["invoice"] for r in json.loads(out)) == list(BATCH)
+
+
+def test_a_batch_reads_the_input_and_the_titles_once(world, monkeypatch):
+    """The run's input was read (and every active title's refdet evaluated) once per
+    invoice linked: a batch reads each once (docs/performance.md)."""
+    from pesgen import sources
+    from pesgen.payfip import ledger as ledger_module
+
+    reads, scans = [], []
+    real_read, real_titles = sources.read_invoices, ledger_module.active_titles
+
+    def counted_read(*args, **kwargs):
+        reads.append(args[0])
+        return real_read(*args, **kwargs)
+
+    def counted_titles(*args, **kwargs):
+        scans.append(args[1])
+        return real_titles(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "read_invoices", counted_read)
+    monkeypatch.setattr(ledger_module, "active_titles", counted_titles)
+    code, out, err = _links(world, *BATCH)
+    assert code == 0, err
+    assert len(reads) == 1 and len(scans) == 1
+
+
+def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
+    """One invoice of the batch refused (in no run, its request invalid): nothing is sent
+    for any, the error names each one refused, why, and the others; the exit code is the
+    first refused one's."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103",
+                            extra=("--mode", "P"))
+    assert code == ExitCode.INPUT, err  # FA-2026-00102's: its request is invalid
+    assert out == ""
+    assert ("error: 3 of 3 invoice(s) refused: FA-2026-00102, FA-2099-99999, "
+            "FA-2026-00103; nothing was sent\n") in err
+    assert "FA-2099-99999: in no active run" in err
+    assert "invoice FA-2026-00103: saisie: 'P' must be one of" in err
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103")
+    assert code == ExitCode.STATE, err
+    assert ("error: 1 of 3 invoice(s) refused: FA-2099-99999; nothing was sent, for them "
+            "nor for the others (FA-2026-00102, FA-2026-00103: give them again without the "
+            "refused ones)") in err
+    assert "  invoice FA-2099-99999: in no active run of collectivity" in err
+    _nothing_sent(world)
+
+
+def test_the_same_invoice_twice_or_one_mel_for_several_is_a_usage_error(world):
+    code, out, err = _links(world, "FA-2026-00102", " fa-2026-00102")
+    assert code == ExitCode.USAGE
+    assert "-n FA-2026-00102 and -n  fa-2026-00102 name the same invoice" in err
+    code, out, err = _links(world, *BATCH[:2], extra=("--mel", "famille@example.org"))
+    assert code == ExitCode.USAGE and "--mel gives one payer's e-mail" in err
+    _nothing_sent(world)
+
+
 def test_link_errors_name_the_invoice_and_the_field(world):
     code, out, err = _link(world, "FA-2026-00102", "--mel", "x@", "--mode", "P")
     assert code == 4
@@ -462,9 +545,10 @@ def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     assert code == 0, err
     [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
     assert row["status"] == "expired"
-    assert err == ("note: 1 invoice(s) expired: PayFiP no longer knows their operation, so "
-                   "whether the family paid before it expired is not known; check with the "
-                   "trésorerie before sending a new link (docs/payfip.md)\n")
+    assert err == ("1 invoice(s) in 1 row(s)\nnote: 1 invoice(s) expired: PayFiP no longer "
+                   "knows their operation, so whether the family paid before it expired is "
+                   "not known; check with the trésorerie before sending a new link "
+                   "(docs/payfip.md)\n")
     code, out, err = _run("payfip", "payments", "--format", "json")
     assert code == 0 and json.loads(out)[0]["status"] == "expired" and "trésorerie" in err
 
@@ -671,6 +755,34 @@ def test_a_malformed_since_names_the_since_option(command):
     code, _out, err = _run(*command, "--since", "01/11/2026")
     assert code == 2
     assert "--since must be YYYY-MM-DD, got '01/11/2026'" in err
+
+
+def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch):
+    """`payfip serve` gives the receiver a factory keeping its clients (one per endpoint
+    across notifications, not one each), closed when the server stops."""
+    from pesgen.payfip import cli as payfip_cli
+    from pesgen.payfip import receiver, server, service
+
+    seen = {}
+    real = receiver.create_app
+
+    def capture(store, factory, *args):
+        seen["factory"] = factory
+        return real(store, factory, *args)
+
+    def run(app, host, port):
+        seen["factory"](f"http://127.0.0.1:{_free_port()}/tpa")  # a client, made and kept
+        seen["open"] = dict(seen["factory"].clients)
+
+    monkeypatch.setattr(receiver, "create_app", capture)
+    monkeypatch.setattr(server, "run", run)
+    # its log handler would write to this runner's stream, closed after it
+    monkeypatch.setattr(payfip_cli, "_log_outcomes", lambda: None)
+    code, out, err = _run("payfip", "serve", "--db", str(tmp_path / "s.sqlite3"),
+                          "--create-store")
+    assert code == 0, err
+    assert isinstance(seen["factory"], service.KeptClients)
+    assert len(seen["open"]) == 1 and seen["factory"].clients == {}  # closed at the end
 
 
 def test_serve_creates_a_named_store_only_when_asked(tmp_path):

@@ -182,6 +182,46 @@ class _PayingMeanwhileClient:
         pass
 
 
+def test_a_batch_stopped_by_payfip_keeps_the_links_made_and_names_those_not_sent(
+        flow, store):
+    """PayFiP stops answering midway through a batch: the links made before stay made
+    and recorded (given as they came), and the error says which invoices were not sent;
+    its exit code is PayFiP's (8)."""
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipFault, PayfipUnavailable
+    from pesgen.payfip.service import create_links
+
+    from .payfip_support import MAPPING
+
+    class FailingSecond(PayfipClient):
+        calls = 0
+
+        def creer_paiement_securise(self, req):
+            FailingSecond.calls += 1
+            if FailingSecond.calls == 2:
+                raise PayfipUnavailable("PayFiP creerPaiementSecurise: no answer: timeout",
+                                        "timeout")
+            return super().creer_paiement_securise(req)
+
+    made = []
+    with FailingSecond(flow.endpoint, timeout=5.0) as client, \
+            pytest.raises(PayfipFault) as info:
+        for link in create_links(store, MAPPING, ["FA-2026-00102", "FA-2026-00103",
+                                                  "FA-2026-00105"], mode="W", client=client,
+                                 notify_url=flow.notify_url):
+            made.append(link.invoice)
+    assert made == ["FA-2026-00102"]
+    assert info.value.exit_code == 8
+    assert str(info.value) == (
+        "invoice FA-2026-00103: PayFiP creerPaiementSecurise: no answer: timeout; the batch "
+        "stopped there: 1 link(s) made before it (FA-2026-00102), 1 invoice(s) not sent: "
+        "FA-2026-00105")
+    assert [o["refdet"] for o in flow.fake_operations()] == ["FA202600102"]
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00102")["status"] == "pending"
+    assert ledger.payment_of(store, "21450999400015", "FA-2026-00103") is None
+    store.engine.dispose()
+
+
 def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store):
     """The invoice was paid (an earlier link, its notification recorded) while PayFiP
     made the operation: the operation is recorded (a payment through it is a double
@@ -386,6 +426,80 @@ def test_return_page_records_and_shows_the_result(flow, store, mode, said, not_s
     assert page.status_code == 200 and said in page.text and not_said not in page.text
     assert _payment(store)["status"] == status
     assert "18750" not in page.text and "FA-2026" not in page.text
+
+
+def test_the_receiver_asks_payfip_through_one_client_kept_across_notifications(
+        flow, store):
+    """`payfip serve` made a client per notification (its certificates loaded each time,
+    0.1 s of CPU, and a new connection): one client per endpoint is kept across them
+    (``service.KeptClients``), its connection open between notifications."""
+    flow.control("notifications", {"enabled": False})
+    links = [flow.link(invoice, mode="W") for invoice in ("FA-2026-00102", "FA-2026-00103")]
+    for link in links:
+        flow.pay(link, "card")
+    kept = flow.receiver.clients
+    answers = [flow.notify(links[0].id_op)]
+    [client] = kept.clients.values()
+    http = client._http
+    assert http is not None  # not closed after its notification
+    answers += [flow.notify(link.id_op) for link in links]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert list(kept.clients.values()) == [client] and client._http is http
+    assert [ledger.get_operation(store, link.id_op)["status"] for link in links] == [
+        "paid", "paid"]
+
+
+class _BreakOnce(httpx.BaseTransport):
+    """A transport whose first request breaks before an answer comes, as a kept
+    connection the server closed meanwhile does."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent: list[str] = []
+
+    def handle_request(self, request):
+        self.sent.append(request.content.decode())
+        if len(self.sent) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                            request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_broken_kept_connection_is_retried_for_a_lookup_never_for_a_creation(flow, store):
+    """A result lookup is idempotent: asked once more on a connection that broke before
+    an answer. A creation never is (PayFiP may have made the operation: a second would
+    be a second link): PayfipUnavailable, nothing recorded."""
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipUnavailable
+
+    link = flow.link(mode="W")
+    transport = _BreakOnce()
+    with PayfipClient(flow.endpoint, http=httpx.Client(transport=transport)) as client:
+        with pytest.raises(PayfipFault) as info:
+            client.recuperer_detail_paiement_securise(link.id_op)
+        assert info.value.code == "P5"  # PayFiP's answer: not paid yet
+    assert len(transport.sent) == 2 and transport.sent[0] == transport.sent[1]
+
+    transport = _BreakOnce()
+    with PayfipClient(flow.endpoint, http=httpx.Client(transport=transport)) as client:
+        request = build_request_for(store, "FA-2026-00103", flow)
+        with pytest.raises(PayfipUnavailable, match="no answer: RemoteProtocolError"):
+            client.creer_paiement_securise(request)
+    assert len(transport.sent) == 1
+    assert len(flow.fake_operations()) == 1  # the first link's only
+
+
+def build_request_for(store, invoice, flow):
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.service import build_request
+    from pesgen.payfip.settings import load_settings
+
+    from .payfip_support import MAPPING
+
+    mapping = load_mapping(MAPPING)
+    request, _, _ = build_request(mapping, load_settings(mapping), store, invoice, None,
+                                  flow.notify_url, None)
+    return request
 
 
 # ---------------------------------------------------------------------- faults

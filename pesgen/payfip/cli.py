@@ -7,6 +7,7 @@ as fast as before and works without the optional PayFiP dependencies.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,9 +75,12 @@ def _need_extras(*names: str) -> None:
 @payfip_app.command()
 def link(
     mapping: MappingOpt,
-    invoice: Annotated[str, typer.Option("--invoice", "-n", help="Invoice number.")],
+    invoice: Annotated[list[str], typer.Option(
+        "--invoice", "-n", help="Invoice number (repeatable: one link each, all checked "
+        "before any is sent).")],
     mel: Annotated[str | None, typer.Option(
-        "--mel", help="Payer e-mail (default: payer.email of the run's recorded input).")] = None,
+        "--mel", help="Payer e-mail (default: payer.email of the run's recorded input); "
+        "with one --invoice only.")] = None,
     notify_url: Annotated[str | None, typer.Option(
         "--notify-url", help="urlnotif: where `pesgen payfip serve` listens "
         "(…/payfip/notification); default: the mapping's payfip.notify_url.")] = None,
@@ -90,24 +94,31 @@ def link(
     timeout: TimeoutOpt = 15.0,
     db: DbOpt = None,
 ) -> None:
-    """Create a PayFiP payment for an exported invoice (amount from its active run) and
-    print the payment page's URL to send to the family."""
+    """Create a PayFiP payment for each exported invoice given (amount from its active
+    run) and print the payment page's URL to send to the family. Every invoice is
+    checked before anything is sent: one refused, none is sent."""
+    made = 0
     try:
         _need_extras()
-        from .service import create_link
+        from .service import create_links
 
-        result = create_link(_store(db), mapping, invoice, mel=mel, notify_url=notify_url,
-                             return_url=return_url, endpoint=endpoint, mode=mode,
-                             timeout=timeout)
+        for result in create_links(_store(db), mapping, invoice, mel=mel,
+                                   notify_url=notify_url, return_url=return_url,
+                                   endpoint=endpoint, mode=mode, timeout=timeout):
+            # each link as soon as it is recorded: a batch stopped midway has printed
+            # every link it made
+            amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
+            typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
+                       f"{result.refdet}, {amount}, saisie {result.saisie})")
+            typer.echo(result.url)
+            for note in result.notes:
+                typer.echo(f"note: {note}", err=True)
+            made += 1
     except PesgenError as exc:
         _fail(exc)
         return
-    amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
-    typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
-               f"{result.refdet}, {amount}, saisie {result.saisie})")
-    typer.echo(result.url)
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
+    if len(invoice) > 1:
+        typer.echo(f"{made} link(s) made", err=True)
 
 
 @payfip_app.command()
@@ -129,16 +140,17 @@ def serve(
         _need_extras()
         from .receiver import create_app
         from .server import run
-        from .service import default_factory
+        from .service import KeptClients, default_factory
 
         store = _store(db, must_exist=False, create=create_store)
-        app = create_app(store, default_factory(endpoint, timeout))
     except PesgenError as exc:
         _fail(exc)
         return
     typer.echo(f"pesgen payfip serve: notifications at http://{host}:{port}/payfip/notification")
     _log_outcomes()
-    run(app, host, port)
+    # one client per endpoint for the receiver's life, not one per notification
+    with KeptClients(default_factory(endpoint, timeout)) as clients:
+        run(create_app(store, clients), host, port)
 
 
 @payfip_app.command()
@@ -222,86 +234,151 @@ def payments(
     not a payment of the invoice. Status cancelled: the title was cancelled (runs
     cancel), nothing is due on it; a payment it received stays shown (amount_paid…) and
     payfip_status keeps what PayFiP says."""
-    import csv
-    import io
-
-    from .._csv import text_cell
-    from ..atomic import write_file
-
     try:
         from ..cli import _parse_date
-        from .ledger import list_payments
+        from .ledger import iter_payments
 
         if fmt not in ("csv", "json"):
             raise UsageError(f"--format must be csv or json, got '{fmt}'")
         day = _parse_date(since, "--since")
-        rows = list_payments(_store(db), day, history and fmt == "json")
+        store = _store(db)
     except PesgenError as exc:
         _fail(exc)
         return
-    if fmt == "json":
-        # the same values; a character a terminal acts on (a C1 control, a bidi mark:
-        # PayFiP's libellés in --history) as its \uXXXX escape
-        text = json_text(rows) + "\n"
-    else:
-        buffer = io.StringIO()
-        columns = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
-                   "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at",
-                   "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]
-        writer = csv.DictWriter(buffer, columns, delimiter=";", lineterminator="\n",
-                                extrasaction="ignore")
-        writer.writeheader()
-        # text from the input (invoice) and from PayFiP's answers (numauto, id_op…) never
-        # starts a cell a spreadsheet would run as a formula; the amounts, dates and
-        # statuses are pesgen's own
-        writer.writerows({k: text_cell(v) if k in CSV_TEXT_COLUMNS else v
-                          for k, v in row.items()} for row in rows)
-        text = buffer.getvalue()
-    if output:
-        write_file(output, text)
-        typer.echo(f"wrote {output} ({len(rows)} payment(s))", err=True)
-    else:
-        typer.echo(text, nl=False)
-    expired = sum(r["payfip_status"] == "expired" for r in rows)
-    if expired:
+    seen = _Seen()
+    # the rows as they are read, 500 invoices at a time (ledger.iter_payments), written as
+    # they come: memory does not grow with the ledger
+    rows = iter_payments(store, day, history and fmt == "json")
+    pieces = _payment_pieces(seen.counted(rows), fmt)
+    try:
+        if output:
+            from ..atomic import write_file
+
+            # complete or absent: written beside it, put in place once whole
+            write_file(output, (piece.encode("utf-8") for piece in pieces))
+        else:
+            for piece in pieces:
+                typer.echo(piece, nl=False)
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
+    typer.echo(f"wrote {output}: {summary}" if output else summary, err=True)
+    if seen.expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
-        typer.echo(f"note: {expired} invoice(s) expired: PayFiP no longer knows their "
+        typer.echo(f"note: {seen.expired} invoice(s) expired: PayFiP no longer knows their "
                    "operation, so whether the family paid before it expired is not known; "
                    "check with the trésorerie before sending a new link (docs/payfip.md)",
                    err=True)
-    undated = [r["invoice"] for r in rows if r["paid_at_source"] == "recorded"]
-    if undated:
+    if seen.undated:
         # PayFiP's answer said paid but gave no dattrans/heurtrans: the payment is sure,
         # its time is not
-        typer.echo(f"note: {len(undated)} payment(s) came without PayFiP's transaction date "
-                   f"and time (dattrans/heurtrans) ({_some(undated)}): their paid_at is when "
-                   "pesgen recorded the result, not when the family paid (paid_at_source "
+        typer.echo(f"note: {seen.undated.count} payment(s) came without PayFiP's transaction "
+                   f"date and time (dattrans/heurtrans) ({seen.undated}): their paid_at is "
+                   "when pesgen recorded the result, not when the family paid (paid_at_source "
                    "recorded in --format json; docs/payfip.md)", err=True)
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
-    paid = [r["invoice"] for r in rows if r["status"] == "cancelled" and r["amount_paid"]]
-    if paid:
-        typer.echo(f"note: {len(paid)} cancelled title(s) were paid online ({_some(paid)}): "
-                   "the money stays with the cancelled title; the trésorerie refunds it or "
-                   "applies it to the title exported in its place (docs/payfip.md)", err=True)
-    still = [r["invoice"] for r in rows
-             if r["status"] == "cancelled" and r["payfip_status"] == "pending"]
-    if still:
-        typer.echo(f"note: {len(still)} cancelled title(s) still have a PayFiP link open "
-                   f"({_some(still)}): a payment through it would be an anomaly "
+    if seen.paid_cancelled:
+        typer.echo(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
+                   f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
+                   "trésorerie refunds it or applies it to the title exported in its place "
+                   "(docs/payfip.md)", err=True)
+    if seen.still_open:
+        typer.echo(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
+                   f"link open ({seen.still_open}): a payment through it would be an anomaly "
                    "(run-cancelled), not a payment", err=True)
+
+
+PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
+                   "paid_at", "id_op", "last_id_op", "numauto", "refdet", "updated_at",
+                   "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]
+
+
+def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """The payments file's text, a few hundred rows at a time: the same text as the
+    whole list made at once (``json_text`` of the list; the CSV's header and rows)."""
+    import csv
+    import io
+
+    from .._csv import text_cell
+
+    if fmt == "json":
+        # the same values; a character a terminal acts on (a C1 control, a bidi mark:
+        # PayFiP's libellés in --history) as its \uXXXX escape. json_text of the list,
+        # an item at a time: each item's lines indented by two spaces
+        first = True
+        for row in rows:
+            yield ("[\n" if first else ",\n") + "  " + json_text(row).replace("\n", "\n  ")
+            first = False
+        yield "[]\n" if first else "\n]\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, PAYMENT_COLUMNS, delimiter=";", lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for n, row in enumerate(rows, 1):
+        # text from the input (invoice) and from PayFiP's answers (numauto, id_op…) never
+        # starts a cell a spreadsheet would run as a formula; the amounts, dates and
+        # statuses are pesgen's own
+        writer.writerow({k: text_cell(v) if k in CSV_TEXT_COLUMNS else v
+                         for k, v in row.items()})
+        if n % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+class _Some:
+    """A count of invoices and the first ten of them, for a note."""
+
+    def __init__(self, limit: int = 10) -> None:
+        self.count, self.limit = 0, limit
+        self.first: list[str] = []
+
+    def add(self, invoice: str) -> None:
+        self.count += 1
+        if len(self.first) < self.limit:
+            self.first.append(invoice)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __str__(self) -> str:
+        more = self.count - len(self.first)
+        return ", ".join(self.first) + (f", … {more} more" if more else "")
+
+
+class _Seen:
+    """What the notes and the summary of `payfip payments` say, counted as the rows go
+    by (the rows themselves are not kept)."""
+
+    def __init__(self) -> None:
+        self.rows = self.invoices = self.expired = 0
+        self.undated, self.paid_cancelled, self.still_open = _Some(), _Some(), _Some()
+
+    def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for r in rows:
+            self.rows += 1
+            # an invoice exported again since its title was cancelled has a second row,
+            # its new title's, with no PayFiP status
+            if r["payfip_status"] is not None:
+                self.invoices += 1
+            self.expired += r["payfip_status"] == "expired"
+            if r["paid_at_source"] == "recorded":
+                self.undated.add(r["invoice"])
+            if r["status"] == "cancelled" and r["amount_paid"]:
+                self.paid_cancelled.add(r["invoice"])
+            if r["status"] == "cancelled" and r["payfip_status"] == "pending":
+                self.still_open.add(r["invoice"])
+            yield r
 
 
 # the payments CSV's columns holding text from outside pesgen
 CSV_TEXT_COLUMNS = ("invoice", "collectivity", "id_op", "last_id_op", "numauto", "refdet",
                     "run")
-
-
-def _some(invoices: list[str], limit: int = 10) -> str:
-    shown = invoices[:limit]
-    more = len(invoices) - len(shown)
-    return ", ".join(shown) + (f", … {more} more" if more else "")
 
 
 anomalies_app = typer.Typer(cls=HelpGroup, invoke_without_command=True,

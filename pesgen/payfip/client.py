@@ -89,7 +89,8 @@ class PayfipClient:
         is not known yet, P1 for an unknown or purged idOp."""
         if not IDOP_RE.match(id_op or ""):
             raise PayfipConfigError(f"idOp {id_op!r} is not an operation identifier")
-        element = self._call("recupererDetailPaiementSecurise", [("idOp", id_op)])
+        element = self._call("recupererDetailPaiementSecurise", [("idOp", id_op)],
+                             retry=True)
         values = _tolerant(soap.values(element, "return"), soap.DETAIL_FIELDS)
         # every value the answer carries has its documented format, or none is used
         problems = answer_problems(values)
@@ -104,18 +105,31 @@ class PayfipClient:
             from .errors import PayfipRequestInvalid
 
             raise PayfipRequestInvalid(problems=problems)
-        element = self._call("recupererDetailClient", [("numCli", numcli)])
+        element = self._call("recupererDetailClient", [("numCli", numcli)], retry=True)
         return ClientDetail(**_tolerant(soap.values(element, "return"), soap.CLIENT_FIELDS))
 
     # ------------------------------------------------------------------ transport
 
-    def _call(self, operation: str, values: list[tuple[str, str]]):  # -> etree._Element
+    def _post(self, body: bytes) -> httpx.Response:
+        return self.http.post(self.soap_url, content=body,
+                              headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": '""'})
+
+    def _call(self, operation: str, values: list[tuple[str, str]],
+              retry: bool = False):  # -> etree._Element
+        """Send one SOAP call. ``retry``: a lookup (idempotent) is sent once more when
+        the connection broke before an answer came (a kept connection the server closed
+        meanwhile); a creation never is (PayFiP may have made the operation)."""
         body = soap.request(operation, values)  # schema-checked before sending
         where = f"PayFiP {operation}: {shown_url(self.soap_url)}"
         try:
-            answer = self.http.post(self.soap_url, content=body,
-                                    headers={"Content-Type": soap.CONTENT_TYPE,
-                                             "SOAPAction": '""'})
+            try:
+                answer = self._post(body)
+            except _BROKEN:
+                if not retry:
+                    raise
+                log.info("PayFiP %s: the connection broke before an answer; asked again",
+                         operation)
+                answer = self._post(body)
         except httpx.TimeoutException:
             raise PayfipUnavailable(f"{where}: no answer: timeout (none within "
                                     f"{self.timeout:g} s)", "timeout") from None
@@ -145,6 +159,11 @@ class PayfipClient:
             log.warning("PayFiP %s answer breaks the contract schema: %s", operation,
                         "; ".join(errors))
         return element
+
+
+# a connection that broke before an answer came: what a kept connection the server
+# closed meanwhile gives (a timeout is not one: asking again would wait as long again)
+_BROKEN = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 def _refused(operation: str, about: str, problems: list[str]) -> PayfipFault:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import InputDataError, Problem, RemoteServiceError, UsageError
+from collections.abc import Callable
+
+from ..errors import InputDataError, PesgenError, Problem, RemoteServiceError, UsageError
 
 
 class PayfipRequestInvalid(InputDataError):
@@ -63,3 +65,24 @@ class PayfipUnavailable(PayfipFault):
     @property
     def technical(self) -> bool:
         return True
+
+
+class LinksRefused(PesgenError):
+    """Invoices of a batch of links (``payfip link -n A -n B …``) refused before anything
+    was sent: nothing was sent for any invoice of the batch. Its exit code is the first
+    refused invoice's; each one's error is said, and its problems listed."""
+
+    default_message = "invoices refused; nothing was sent"
+
+    def __init__(self, refused: list[tuple[str, PesgenError]], others: list[str],
+                 listed: Callable[[list[str]], str]) -> None:
+        self.exit_code = refused[0][1].exit_code
+        lines = [f"{len(refused)} of {len(refused) + len(others)} invoice(s) refused: "
+                 f"{listed([given for given, _ in refused])}; nothing was sent"
+                 + (f", for them nor for the others ({listed(others)}: give them again "
+                    "without the refused ones)" if others else "")]
+        problems: list[Problem] = []
+        for _given, exc in refused:
+            lines.append(f"  {exc}")
+            problems += exc.problems
+        super().__init__("\n".join(lines), problems)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -162,15 +163,12 @@ def _left_out(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None
     return mine[-1] if mine else None  # find_left_out lists the oldest first
 
 
-def refdet_users(store: Store, id_coll: str, numcli: str, refdet: str
-                 ) -> list[tuple[str, str]]:
-    """The invoices PayFiP operations were made for with this refdet, of the
-    collectivity or of its PayFiP client (numcli, its régie): (invoice, idOp), oldest
-    first."""
+def refdets_used(store: Store, id_coll: str, numcli: str) -> list[tuple[str, str, str]]:
+    """The refdets PayFiP operations were made with, of the collectivity or of its
+    PayFiP client (numcli, its régie): (invoice, idOp, refdet), oldest first."""
     with store.engine.connect() as conn:
-        return [(r.invoice, r.id_op) for r in conn.execute(
-            sa.select(operations.c.invoice, operations.c.id_op).where(
-                operations.c.refdet == refdet,
+        return [(r.invoice, r.id_op, r.refdet) for r in conn.execute(
+            sa.select(operations.c.invoice, operations.c.id_op, operations.c.refdet).where(
                 sa.or_(operations.c.id_coll == id_coll, operations.c.numcli == numcli))
             .order_by(operations.c.created_at, operations.c.id_op))]
 
@@ -489,16 +487,17 @@ def open_operation_ids(store: Store, since: str | None = None) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-def _payments_with_titles() -> sa.Subquery:
+def _payments_with_titles(ids: list[int] | None = None) -> sa.Subquery:
     """Each payment (one per invoice) with the title it follows, that of the operation its
     status comes from (the paying one once paid, else the latest link): ``saisie``, the
     title's run and IdBord (``title_run``, ``title_id_bord``; None for an operation
     without a recorded title), ``title_active``, and ``cancelled_at``, when the title
     was cancelled (its bordereau's own cancellation, else its run's; None while it is
-    active). A title is cancelled when its row of run_invoices is no longer active."""
+    active). A title is cancelled when its row of run_invoices is no longer active.
+    ``ids``: only these payments (their ids)."""
     source = operations.alias("source_op")
     title = run_invoices.alias("title")
-    return sa.select(
+    query = sa.select(
         payments, source.c.saisie, source.c.transaction_at,
         title.c.run_id.label("title_run"),
         title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
@@ -514,7 +513,9 @@ def _payments_with_titles() -> sa.Subquery:
         runs, runs.c.id == title.c.run_id).outerjoin(
         cancelled_bordereaux, sa.and_(cancelled_bordereaux.c.run_id == title.c.run_id,
                                       cancelled_bordereaux.c.id_bord == title.c.id_bord))
-    ).subquery("payment_titles")
+    )
+    return (query if ids is None else query.where(payments.c.id.in_(ids))
+            ).subquery("payment_titles")
 
 
 def _cancelled(row: dict[str, Any]) -> bool:
@@ -566,6 +567,15 @@ def _histories(conn: Connection, invoices: set[tuple[str, str]]
 
 def list_payments(store: Store, since: date | None = None, history: bool = False
                   ) -> list[dict[str, Any]]:
+    """``iter_payments``' rows in a list."""
+    return list(iter_payments(store, since, history))
+
+
+PAYMENTS_CHUNK = 500  # invoices read, and looked up, at a time
+
+
+def iter_payments(store: Store, since: date | None = None, history: bool = False,
+                  chunk: int = PAYMENTS_CHUNK) -> Iterator[dict[str, Any]]:
     """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
     is the mode of the operation the status comes from: the paying one once paid, else
     the latest link (only its result changes the status of an unpaid invoice); ``run``
@@ -582,9 +592,17 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
     money it received stays there, never moved to the new title), then the new title's:
     ``pending``, its amount due, its run and IdBord, nothing paid, and no PayFiP record
     (``payfip_status``, ``id_op``, ``last_id_op``, ``refdet``, ``saisie`` empty) until a
-    link is made for it. ``history`` (the invoice's events) goes with the first row."""
+    link is made for it. ``history`` (the invoice's events) goes with the first row.
+
+    The rows come ``chunk`` invoices at a time: the payments' ids are read first, in
+    their order (the listing is of the payments there then), then each chunk's rows,
+    titles exported again and histories in a query each, so memory grows by an id per
+    invoice, not by its rows (the list of every row, then the whole file's text, took
+    1.1 GiB for 100 000 with ``--history``). No query stays open while the rows are
+    written out: a reader slow to take them (a pager) holds no lock of a SQLite store
+    that `payfip serve` writes to."""
     p_ = _payments_with_titles()
-    query = sa.select(p_).order_by(p_.c.updated_at, p_.c.invoice)
+    query = sa.select(p_.c.id).order_by(p_.c.updated_at, p_.c.invoice)
     if since:
         day = since.isoformat()
         # a cancelled title's invoice exported again since: due again (its new title's
@@ -595,47 +613,59 @@ def list_payments(store: Store, since: date | None = None, history: bool = False
             again.c.active, again_run.c.id == again.c.run_id, again_run.c.created_at >= day)
         query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
                                    sa.and_(sa.not_(p_.c.title_active), exported_again)))
-    out = []
     with store.engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
-        again = _titles_again(store, conn, {(p["id_coll"], p["invoice"]) for p in rows
-                                            if _cancelled(p)})
-        histories = _histories(conn, {(p["id_coll"], p["invoice"]) for p in rows}
-                               ) if history else {}
-    for p in rows:
-        cancelled = _cancelled(p)
-        item = {
-            "invoice": p["invoice"], "collectivity": p["id_coll"],
-            "status": "cancelled" if cancelled else p["status"],
-            "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
-            "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
-            else None,
-            "method": p["method"], "paid_at": p["paid_at"],
-            # where paid_at comes from: PayFiP's dattrans/heurtrans, or the time pesgen
-            # recorded a paid answer that had none
-            "paid_at_source": None if p["paid_at"] is None else
-            "payfip" if p["transaction_at"] else "recorded",
-            "id_op": p["id_op"],
-            "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
-            "updated_at": p["updated_at"], "saisie": p["saisie"],
-            "payfip_status": p["status"], "run": p["title_run"],
-            "id_bord": p["title_id_bord"],
-            "cancelled_at": p["cancelled_at"] if cancelled else None}
-        if history:
-            item["history"] = histories.get((p["id_coll"], p["invoice"]), [])
-        out.append(item)
-        # exported again since: its new title is due, and nothing PayFiP recorded is
-        # its (the money, the links are the cancelled title's, listed above)
-        new = again.get((p["id_coll"], p["invoice"])) if cancelled else None
-        if new is not None:
-            run_id, id_bord, due = new
-            out.append({
-                **{k: None for k in item}, "invoice": p["invoice"],
-                "collectivity": p["id_coll"], "status": "pending",
-                "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
-                "run": run_id, "id_bord": id_bord,
-                **({"history": []} if history else {})})
-    return out
+        ids = list(conn.execute(query).scalars())
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        place = {id_: n for n, id_ in enumerate(part)}
+        with store.engine.connect() as conn:
+            rows = sorted((dict(row._mapping) for row in conn.execute(
+                sa.select(_payments_with_titles(part)))), key=lambda p: place[p["id"]])
+            again = _titles_again(store, conn, {(p["id_coll"], p["invoice"]) for p in rows
+                                                if _cancelled(p)})
+            histories = _histories(conn, {(p["id_coll"], p["invoice"]) for p in rows}
+                                   ) if history else {}
+        for p in rows:
+            yield from _payment_rows(p, again, histories, history)
+
+
+def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]],
+                  histories: dict[tuple[str, str], list[dict[str, Any]]], history: bool
+                  ) -> Iterator[dict[str, Any]]:
+    """The rows ``iter_payments`` gives of one payment: its own, then its new title's
+    when its invoice was exported again since its title was cancelled."""
+    cancelled = _cancelled(p)
+    item = {
+        "invoice": p["invoice"], "collectivity": p["id_coll"],
+        "status": "cancelled" if cancelled else p["status"],
+        "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
+        "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
+        else None,
+        "method": p["method"], "paid_at": p["paid_at"],
+        # where paid_at comes from: PayFiP's dattrans/heurtrans, or the time pesgen
+        # recorded a paid answer that had none
+        "paid_at_source": None if p["paid_at"] is None else
+        "payfip" if p["transaction_at"] else "recorded",
+        "id_op": p["id_op"],
+        "last_id_op": p["last_id_op"], "numauto": p["numauto"], "refdet": p["refdet"],
+        "updated_at": p["updated_at"], "saisie": p["saisie"],
+        "payfip_status": p["status"], "run": p["title_run"],
+        "id_bord": p["title_id_bord"],
+        "cancelled_at": p["cancelled_at"] if cancelled else None}
+    if history:
+        item["history"] = histories.get((p["id_coll"], p["invoice"]), [])
+    yield item
+    # exported again since: its new title is due, and nothing PayFiP recorded is its
+    # (the money, the links are the cancelled title's, listed above)
+    new = again.get((p["id_coll"], p["invoice"])) if cancelled else None
+    if new is not None:
+        run_id, id_bord, due = new
+        yield {
+            **{k: None for k in item}, "invoice": p["invoice"],
+            "collectivity": p["id_coll"], "status": "pending",
+            "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
+            "run": run_id, "id_bord": id_bord,
+            **({"history": []} if history else {})}
 
 
 # What support does about each kind of anomaly, in a line (docs/payfip.md, "Anomalies:

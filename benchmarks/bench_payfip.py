@@ -1,0 +1,235 @@
+"""PayFiP at scale: the figures of docs/performance.md, "The leftovers (twenty-first
+session)". Runs with any pesgen since the nineteenth session (the code before a change
+has no batch of links nor KeptClients: the steps that need them say so).
+
+    python benchmarks/bench_payfip.py setup DIR --invoices 20000
+        bench_export.generate's invoices, each with a payer e-mail, exported with the CLI
+        into DIR/store.sqlite3 (--date 2026-11-23)
+    python benchmarks/bench_payfip.py links STORE --endpoint URL --count 200 [--one-by-one]
+        link the first COUNT invoices: one batch (service.create_links), or create_link
+        per invoice (the code before)
+    python benchmarks/bench_payfip.py ledger STORE --copies 4
+        a ledger to list: the run's titles copied COPIES times under other numbers, and a
+        payment of each title (operations, payments, two events each) written in bulk
+    python benchmarks/bench_payfip.py notified STORE --endpoint URL --count 500
+        COUNT operations made on the fake (saisie T, the fake's notifications off) and
+        paid there: what `notify` asks about
+    python benchmarks/bench_payfip.py notify STORE --count 500 [--per-notification]
+        the receiver (`payfip serve`'s app) on loopback, sent a notification of each open
+        operation, one after another: its clients kept (KeptClients) or made per
+        notification (the code before)
+
+The fake runs apart: `pesgen payfip fake --no-notify --port 8700` (endpoint
+http://127.0.0.1:8700/tpa). Each step prints one JSON line: wall and CPU seconds, peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
+NOTIFY = "http://127.0.0.1:9/payfip/notification"  # never called: the fake notifies no one
+ID_COLL = "21450999400015"
+TIMEOUT = 30.0
+
+
+def _report(step: str, started: float, cpu: float, **extra: object) -> None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"step": step, "wall_s": round(time.perf_counter() - started, 2),
+                      "cpu_s": round(time.process_time() - cpu, 2),
+                      "peak_mib": round(peak, 1), **extra}))
+
+
+def setup(folder: Path, invoices: int) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_export import generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    raw, data = folder / "raw.json", folder / "input.json"
+    generate(raw, invoices, 3)
+    loaded = json.loads(raw.read_text(encoding="utf-8"))
+    for n, invoice in enumerate(loaded["invoices"]):
+        invoice["payer"]["email"] = f"famille{n}@example.org"
+    data.write_text(json.dumps(loaded, ensure_ascii=False), encoding="utf-8")
+    raw.unlink()
+    started, cpu = time.perf_counter(), time.process_time()
+    subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING), "-i",
+                    str(data), "-o", str(folder / "out"), "--date", "2026-11-23", "-q",
+                    "--db", str(folder / "store.sqlite3"), "--create-store"], check=True)
+    _report("setup", started, cpu, invoices=invoices)
+
+
+def _numbers(store: object, count: int) -> list[str]:
+    from pesgen.payfip import ledger
+
+    titles = ledger.active_titles(store, ID_COLL)  # type: ignore[arg-type]
+    return [t.invoice for t in titles[:count]]
+
+
+def links(db: Path, endpoint: str, count: int, one_by_one: bool) -> None:
+    from pesgen.payfip import service
+    from pesgen.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    invoices = _numbers(store, count)
+    started, cpu = time.perf_counter(), time.process_time()
+    if one_by_one:
+        made = [service.create_link(store, MAPPING, invoice, endpoint=endpoint,
+                                    notify_url=NOTIFY, mode="W", timeout=TIMEOUT)
+                for invoice in invoices]
+    else:
+        made = list(service.create_links(store, MAPPING, invoices, endpoint=endpoint,
+                                         notify_url=NOTIFY, mode="W", timeout=TIMEOUT))
+    _report("links", started, cpu, links=len(made), one_by_one=one_by_one)
+
+
+def ledger_of(db: Path, copies: int) -> None:
+    """Bulk rows, in the tables' own shape: what the listing reads, not a real history."""
+    import sqlalchemy as sa
+
+    from pesgen.keys import invoice_key
+    from pesgen.payfip.tables import events, operations, payments
+    from pesgen.store import Store, run_invoices
+
+    store = Store(f"sqlite:///{db}")
+    rnd = random.Random(2026)
+    started, cpu = time.perf_counter(), time.process_time()
+    with store.engine.begin() as conn:
+        titles = [dict(r._mapping) for r in conn.execute(sa.select(run_invoices))]
+        copied = []
+        for k in range(1, copies + 1):
+            for t in titles:
+                invoice = f"{t['invoice']}-C{k}"
+                copied.append({**{c: t[c] for c in t if c != "id"}, "invoice": invoice,
+                               "invoice_key": invoice_key(invoice), "debt_number": None})
+        for start in range(0, len(copied), 5000):
+            conn.execute(run_invoices.insert(), copied[start:start + 5000])
+        every = titles + copied
+        ops, pays, evs = [], [], []
+        for n, t in enumerate(every):
+            id_op = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+            status = rnd.choices(["paid", "pending", "refused", "test-paid", "expired"],
+                                 [10, 5, 2, 2, 1])[0]
+            cents = int(t["amount"].replace(".", ""))
+            refdet = "".join(ch for ch in t["invoice"] if ch.isalnum())[:30]
+            at = f"2026-11-{24 + n % 5}T{n % 24:02d}:{n % 60:02d}:00Z"
+            paid = status == "paid"
+            ops.append({"id_op": id_op, "id_coll": ID_COLL, "invoice": t["invoice"],
+                        "run_id": t["run_id"], "numcli": "012345", "exer": "2026",
+                        "refdet": refdet, "amount_cents": cents,
+                        "mel": f"famille{n}@example.org", "objet": "FACTURE",
+                        "saisie": "T" if status == "test-paid" else "W",
+                        "endpoint": "http://127.0.0.1:8700/tpa", "created_at": at,
+                        "status": status, "result_code": "P" if paid else None,
+                        "numauto": f"A{n:09d}" if paid else None,
+                        "transaction_at": at if paid else None, "checks": 1,
+                        "notifications": 1})
+            pays.append({"id_coll": ID_COLL, "invoice": t["invoice"], "status": status,
+                         "amount_cents": cents, "paid_cents": cents if paid else None,
+                         "method": "card" if paid else None, "paid_at": at if paid else None,
+                         "id_op": id_op if paid else None, "last_id_op": id_op,
+                         "numauto": f"A{n:09d}" if paid else None, "refdet": refdet,
+                         "created_at": at, "updated_at": at})
+            for event in ("created", status):
+                evs.append({"id_coll": ID_COLL, "invoice": t["invoice"], "id_op": id_op,
+                            "at": at, "event": event, "source": "link",
+                            "status": "pending" if event == "created" else status,
+                            "detail": json.dumps({"result": "P" if paid else "R"})})
+        for table, rows in ((operations, ops), (payments, pays), (events, evs)):
+            for start in range(0, len(rows), 5000):
+                conn.execute(table.insert(), rows[start:start + 5000])
+    _report("ledger", started, cpu, titles=len(every), payments=len(pays))
+
+
+def notified(db: Path, endpoint: str, count: int) -> None:
+    import httpx
+
+    from pesgen.payfip import service
+    from pesgen.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    invoices = _numbers(store, count)
+    started, cpu = time.perf_counter(), time.process_time()
+    made = list(service.create_links(store, MAPPING, invoices, endpoint=endpoint,
+                                     notify_url=NOTIFY, mode="T", timeout=TIMEOUT))
+    with httpx.Client(timeout=TIMEOUT) as http:
+        for link in made:
+            answer = http.post(f"{endpoint}/paiementws.web",
+                               data={"idop": link.id_op, "action": "card"})
+            answer.raise_for_status()
+    _report("notified", started, cpu, operations=len(made))
+
+
+def notify(db: Path, count: int, per_notification: bool) -> None:
+    import httpx
+
+    from pesgen.payfip import ledger, service
+    from pesgen.payfip.receiver import create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    ids = ledger.open_operation_ids(store)[:count]
+    factory = service.default_factory(timeout=TIMEOUT)
+    kept = getattr(service, "KeptClients", None)
+    if not per_notification:
+        if kept is None:
+            raise SystemExit("this pesgen has no KeptClients: --per-notification")
+        factory = kept(factory)
+    codes: dict[int, int] = {}
+    with ServerThread(create_app(store, factory)) as server, \
+            httpx.Client(timeout=TIMEOUT) as http:
+        started, cpu = time.perf_counter(), time.process_time()
+        for id_op in ids:
+            answer = http.post(f"{server.url}/payfip/notification", data={"idop": id_op})
+            codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
+        _report("notify", started, cpu, notifications=len(ids), codes=codes,
+                per_notification=per_notification)
+    if not per_notification:
+        factory.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("setup")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--invoices", type=int, default=20000)
+    for name in ("links", "notified"):
+        p = sub.add_parser(name)
+        p.add_argument("store", type=Path)
+        p.add_argument("--endpoint", default="http://127.0.0.1:8700/tpa")
+        p.add_argument("--count", type=int, default=200)
+        if name == "links":
+            p.add_argument("--one-by-one", action="store_true")
+    p = sub.add_parser("ledger")
+    p.add_argument("store", type=Path)
+    p.add_argument("--copies", type=int, default=0)
+    p = sub.add_parser("notify")
+    p.add_argument("store", type=Path)
+    p.add_argument("--count", type=int, default=500)
+    p.add_argument("--per-notification", action="store_true")
+    a = parser.parse_args()
+    if a.step == "setup":
+        setup(a.folder, a.invoices)
+    elif a.step == "links":
+        links(a.store, a.endpoint, a.count, a.one_by_one)
+    elif a.step == "ledger":
+        ledger_of(a.store, a.copies)
+    elif a.step == "notified":
+        notified(a.store, a.endpoint, a.count)
+    else:
+        notify(a.store, a.count, a.per_notification)
+
+
+if __name__ == "__main__":
+    main()
