@@ -235,7 +235,9 @@ def payments(
         if fmt not in ("csv", "json"):
             raise UsageError(f"--format must be csv or json, got '{fmt}'")
         day = _parse_date(since, "--since")
-        rows = list_payments(_store(db), day, history and fmt == "json")
+        store = _store(db)
+        with store.reads():  # not waiting for an export to finish (docs/state.md)
+            rows = list_payments(store, day, history and fmt == "json")
     except PesgenError as exc:
         _fail(exc)
         return
@@ -325,7 +327,9 @@ def anomalies(
     try:
         from .ledger import ANOMALY_ADVICE, list_anomalies
 
-        rows = list_anomalies(_store(db))
+        store = _store(db)
+        with store.reads():
+            rows = list_anomalies(store)
     except PesgenError as exc:
         _fail(exc)
         return
