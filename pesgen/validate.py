@@ -3,7 +3,8 @@ and the bordereau-level rules a file must satisfy (counts, sums, triplets), with
 rules on a debtor the XSD cannot express (``checks.civility_problem``...: the same
 functions as on a canonical title, for files pesgen did not write).
 
-Validation streams (``iterparse``): memory stays flat whatever the file size. When
+Validation streams (``iterparse``): memory stays flat whatever the file size, a piece
+at a time, and a piece of many lines a line at a time (``_PieceWalk``). When
 the stream finds a schema error, the file is validated again to list every violation
 with its line and XPath: as one tree when it is small, piece by piece when it is large
 (``schema_errors_by_piece``: the same list, flat memory).
