@@ -250,7 +250,6 @@ def test_a_read_runs_while_another_connection_holds_the_write_lock(tmp_path):
         assert "x" not in {a for (a,) in sqlite3.connect(db, timeout=5).execute(
             "SELECT applied_at FROM pesgen_schema")}
         # outside reads, a transaction still takes the write lock, and waits for it
-        store.lock_timeout = 0.5
         with pytest.raises(Exception) as info:
             Store(f"sqlite:///{db}", lock_timeout=0.5).list_runs()
         assert info.value.exit_code == 7
