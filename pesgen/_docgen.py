@@ -1,7 +1,9 @@
 """Generate the reference pages of docs/ from the code: the mapping reference (from the
-JSON Schema) and the list of rules checked (from ``rules.RULES`` and the table below).
+JSON Schema), the list of rules checked (from ``rules.RULES`` and the table below), the
+template model, and sections of hand-written pages between markers (docs/state.md's
+table of the checks a rebuilt run's mapping is let through).
 
-    python -m pesgen._docgen          # rewrite docs/mapping-reference.md and docs/rules.md
+    python -m pesgen._docgen          # rewrite the generated pages and sections
     python -m pesgen._docgen --check  # exit 1 if they are out of date (the tests do this)
 """
 
@@ -376,14 +378,73 @@ def template_model_reference() -> str:
     return "\n".join(lines)
 
 
+# The checks a recorded run's mapping fails that are let through when the run is rebuilt
+# outside mapping.RENDERS_NOTHING (which mapping._refused waives): (rule, which of its
+# problems, why the rendering is the same, the code that waives it: module.qualname, its
+# source naming the rule; tests/test_docs.py holds each to it)
+WAIVED_ELSEWHERE: list[tuple[str, str, str, str]] = [
+    ("mapping.schema", "on `collectivity.sepa_creditor_id` (upper case, no spaces)",
+     "the ICS is written as it is", "mapping._renders_nothing"),
+    ("input.column", "(a CSV binding of a column the file lacks)",
+     "it read nothing before the check, as it does still", "build.Builder.check_columns"),
+    ("mapping.format", "on `output.encoding` against a layout's encoding",
+     "it decides how the layout check reads the file, and a rebuild runs no output check "
+     "(the sha256 stands for it)", "export.Exporter.__init__"),
+]
+
+
+def waivers_table() -> str:
+    """docs/state.md, "A run recorded before a check": the checks that change nothing of
+    what is rendered, from ``mapping.RENDERS_NOTHING`` and ``WAIVED_ELSEWHERE``."""
+    from .mapping import RENDERS_NOTHING
+
+    lines = ["| rule | why the rendering is the same | let through by |", "|---|---|---|"]
+    for rule, why in RENDERS_NOTHING.items():
+        lines.append(f"| `{rule}` | {why.replace('|', chr(92) + '|')} | "
+                     "`mapping.RENDERS_NOTHING` |")
+    for rule, which, why, where in WAIVED_ELSEWHERE:
+        lines.append(f"| `{rule}` {which} | {why.replace('|', chr(92) + '|')} | "
+                     f"`{where}` |")
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference,
          "template-model.md": template_model_reference}
+
+# (page, section name): its text, between the page's markers
+# <!-- generated: NAME (python -m pesgen._docgen; do not edit by hand) --> and
+# <!-- end generated: NAME -->, each on a line of its own
+SECTIONS = {("state.md", "waivers"): waivers_table}
+
+
+def _begin(name: str) -> str:
+    return f"<!-- generated: {name} (python -m pesgen._docgen; do not edit by hand) -->\n"
+
+
+def _end(name: str) -> str:
+    return f"<!-- end generated: {name} -->\n"
+
+
+def with_section(page: str, text: str, name: str, make: Any) -> str:
+    """``text`` with its section ``name`` made again by ``make``; SystemExit naming the
+    page when its markers are not there once each, in order."""
+    begin, end = _begin(name), _end(name)
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise SystemExit(f"docs/{page}: the markers of section {name} are not there once "
+                         f"each, in order: {begin.strip()} … {end.strip()}")
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    return head + begin + make() + end + tail
 
 
 def main(argv: list[str]) -> int:
     stale = []
-    for name, make in PAGES.items():
-        text = make()
+    made = {name: make() for name, make in PAGES.items()}
+    for (name, section), make in SECTIONS.items():
+        path = DOCS / name
+        made[name] = with_section(name, made.get(name) or path.read_text(encoding="utf-8"),
+                                  section, make)
+    for name, text in made.items():
         path = DOCS / name
         if "--check" in argv:
             if not path.is_file() or path.read_text(encoding="utf-8") != text:

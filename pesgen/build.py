@@ -933,6 +933,9 @@ class Builder:
             return None
         amounts = [ln.amount for ln in lines]
         taken = [_ZERO] * len(lines)  # what the negative lines netted into each line
+        # each negative line's (index of the line netted into, amount), noted once the
+        # file's numbering is known
+        netted_into: dict[int, list[tuple[int, Decimal]]] = {}
         key = [(ln.product_code, ln.nature, ln.fonction, ln.operation) for ln in lines]
         for i, ln in enumerate(lines):
             if ln.amount >= 0:
@@ -945,8 +948,7 @@ class Builder:
                 amounts[j] -= take
                 taken[j] += take
                 due -= take
-                ctx.note("negative_lines", f"line {ln.number} ({ln.amount}) netted {take} into "
-                         f"line {lines[j].number} ({ln.activity})")
+                netted_into.setdefault(i, []).append((j, take))
                 if due == 0:
                     break
             if due > 0:
@@ -956,7 +958,8 @@ class Builder:
                 return None
         out = []
         ok = True
-        for ln, amount, netted in zip(lines, amounts, taken, strict=True):
+        in_file: dict[int, int] = {}  # a line's index -> its number in the file
+        for i, (ln, amount, netted) in enumerate(zip(lines, amounts, taken, strict=True)):
             if amount > 0:
                 label = ln.label
                 if netted and self.policies.netted_label == "append" and label is not None:
@@ -964,11 +967,19 @@ class Builder:
                     ok = ok and label is not None
                 out.append(Line(**{**_fields(ln), "amount": amount, "number": len(out) + 1,
                                    "label": label}))
+                in_file[i] = len(out)
             elif ln.amount == 0:
-                ctx.note("negative_lines", f"line {ln.number} of amount 0 left out")
-            elif ln.amount > 0:
-                ctx.note("negative_lines", f"line {ln.number} ({ln.activity}) netted to 0, "
-                         "left out")
+                ctx.note("negative_lines", f"input line {ln.number} of amount 0: not in the "
+                         "file")
+        # one note a negative line: the lines are renumbered in the file (IdLigne), so
+        # each line is named by the input's numbering and by the file's
+        for i, into in netted_into.items():
+            ln = lines[i]
+            parts = [f"{take} into input line {lines[j].number} "
+                     + (f"(file line {in_file[j]})" if j in in_file else
+                        "(netted to 0: not in the file)") for j, take in into]
+            ctx.note("negative_lines", f"input line {ln.number} ({ln.amount}, {ln.activity}), "
+                     f"not in the file: netted {'; '.join(parts)}")
         return out if ok else None
 
     def _netted_label(self, ctx: _Ctx, ln: Line, netted: Decimal) -> str | None:

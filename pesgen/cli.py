@@ -730,8 +730,9 @@ def acquit(
     try:
         read = read_acquit(file, _official(official_xsd))
         store = _store(db, must_exist=True)
-        named = None if run is None else named_run(read, store, run, bordereau)
-        report = tie(read, store, named)
+        with store.reads():  # --record writes below, under the write lock
+            named = None if run is None else named_run(read, store, run, bordereau)
+            report = tie(read, store, named)
         if record:
             done = record_acquit(report, store, replace)
     except PesgenError as exc:
@@ -1218,9 +1219,10 @@ def runs_list(
     """List recorded runs, oldest first."""
     try:
         store = _store(db, must_exist=True)
-        records = store.list_runs(str(mapping) if mapping else None)
-        # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
-        acks = store.acknowledgements({r.id for r in records if r.pes})
+        with store.reads():  # not waiting for an export to finish (docs/state.md)
+            records = store.list_runs(str(mapping) if mapping else None)
+            # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
+            acks = store.acknowledgements({r.id for r in records if r.pes})
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -1284,9 +1286,10 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
 
     try:
         store = _store(db, must_exist=True)
-        r = store.get_run(run)
-        titles = list(store.run_titles(r["id"])) if invoices else []
-        acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
+        with store.reads():
+            r = store.get_run(run)
+            titles = list(store.run_titles(r["id"])) if invoices else []
+            acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -1433,9 +1436,11 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
 
     try:
         store = _store(db, must_exist=True)
-        found = store.find_invoice(invoice, by_debt=debt)
-        # an invoice a run left out (a zero total…) is in no run's files, but not unknown
-        left_out = [] if debt else store.find_left_out(invoice)
+        with store.reads():
+            found = store.find_invoice(invoice, by_debt=debt)
+            # an invoice a run left out (a zero total…) is in no run's files, but not
+            # unknown
+            left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -1589,9 +1594,10 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         from .runs import regenerate as do_regenerate
 
         store = _store(db, must_exist=True)
-        record = store.get_run(run)
-        written = do_regenerate(store, run, out, cancelled=cancelled, warn=waived.extend,
-                                on_place=interrupts.hold)
+        with store.reads():  # it records nothing
+            record = store.get_run(run)
+            written = do_regenerate(store, run, out, cancelled=cancelled,
+                                    warn=waived.extend, on_place=interrupts.hold)
     except KeyboardInterrupt:
         # before the files were put in place (from then on interrupts are held): the
         # rebuilt files and the output folder regenerate created are gone

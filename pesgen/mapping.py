@@ -324,22 +324,28 @@ def _close_encoding(name: str) -> str:
 # checks made later render nothing either, and are let through by the rebuild itself:
 # a CSV binding of a column the file lacks (Builder.check_columns: it read nothing,
 # as it does still) and output.encoding against a layout's (Exporter: it decides how
-# the layout check, not run by a rebuild, reads the file). docs/state.md lists them.
+# the layout check, not run by a rebuild, reads the file): _docgen.WAIVED_ELSEWHERE.
+# docs/state.md's table is generated from both.
 RENDERS_NOTHING = {
+    # rule: why the rendering is the same (docs/state.md's table, made by _docgen)
     "collectivity.siret": "the SIRET's checksum: IdColl is written as it is",
-    "collectivity.sepa-creditor-id": "the ICS's check digits: it is written as it is",
-    "collectivity.timezone": "a time zone this machine does not know: a rebuilt run keeps "
-                             "its recorded date",
-    "mapping.todo": "a value still the scaffold's TODO: written, or read, as it is",
-    "mapping.csv-lines": "bindings.lines other than {const: rows} with CSV input: never "
-                         "read, each row is a line",
-    "mapping.csv-records": "input.records with CSV input: never read, the rows are the "
-                           "lines",
-    "codes.country": "country keys one by case: the key in upper case is read, as before "
-                     "the check",
-    "pes.cat-tiers": "a CatTiers outside the DGFiP list: written as it is",
-    "pes.cat-nat-grid": "a CatTiers/NatJur pair outside the grid: written as it is",
-    "pes.civility": "a civility of Mademoiselle in the mapping: written as it is",
+    "collectivity.sepa-creditor-id": "the ICS's check digits: the ICS is written as it is",
+    "collectivity.timezone": "a zone the time zone database where the run is rebuilt does "
+                             "not know: the zone dates a run given no `--date`; a rebuilt "
+                             "run keeps the date it recorded",
+    "mapping.todo": "a value still the scaffold's `TODO` is written, or read, as it is",
+    "mapping.csv-lines": "`bindings.lines` other than `{const: rows}` with CSV input: it "
+                         "was never read, each row is a line",
+    "mapping.csv-records": "`input.records` with CSV input: it was never read, the rows "
+                           "are the lines",
+    "codes.country": "two `codes.countries` keys that are one country by case: the table "
+                     "is read by the key written in upper case, as pesgen read it before "
+                     "the check (the other was never read)",
+    "pes.cat-tiers": "a CatTiers outside the DGFiP list: the payer kind's CatTiers is "
+                     "written as it is",
+    "pes.cat-nat-grid": "a CatTiers/NatJur pair outside the grid: the payer kind's "
+                        "CatTiers and NatJur are written as they are",
+    "pes.civility": "a Mademoiselle civility in the mapping is written as it is",
 }
 # a mapping.schema problem that renders nothing either: the ICS's pattern (upper case,
 # no spaces), the value being a string, written as it is

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 import zlib
@@ -626,17 +627,39 @@ def store_locked(url: str, seconds: float,
 
 class _LockWait:
     """SQLite's BEGIN IMMEDIATE: the write lock at once, so allocation is serialised
-    (every transaction takes it, reads included). Another pesgen run holds it from its
+    (every transaction that may write takes it). Another pesgen run holds it from its
     numbering to its commit, rendering and validating meanwhile: past a short grace, say
     so once (``on_wait``) and wait up to ``timeout`` seconds in all; then give up with a
-    message that says what held the store and what to do."""
+    message that says what held the store and what to do. A transaction begun within
+    ``Store.reads`` (``reading``) only reads: a deferred BEGIN, which takes no write lock
+    (SQLite's shared lock, statement by statement, which an export holding the write lock
+    lets through until it commits), with the connection query_only, so a write in it
+    fails instead of waiting for the lock from inside a transaction."""
 
     def __init__(self, url: str, timeout: float,
                  on_wait: Callable[[float], None] | None = None) -> None:
         self.url, self.timeout, self.on_wait = url, timeout, on_wait
         self.told = False
+        self._local = threading.local()  # Store.reads: this thread's depth
+
+    @property
+    def reading(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    @contextmanager
+    def reads(self) -> Iterator[None]:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
 
     def begin(self, conn: Connection) -> None:
+        if self.reading:
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
+        conn.exec_driver_sql("PRAGMA query_only=OFF")  # a pooled connection's, from reads
         started = time.monotonic()
         grace = min(_LOCK_GRACE, self.timeout / 4)
         try:
@@ -758,7 +781,8 @@ class Store:
         self.made_file, self._made_dirs = _new_sqlite_file(engine_url)
         try:
             self.engine = self._engine(engine_url, self._lock)
-            ours = self._check_ours(must_exist)
+            with self.reads():
+                ours = self._check_ours(must_exist)
             if not ours and self.found == "store":
                 self.found = "empty"
             self.created = not ours and not read_only
@@ -818,7 +842,7 @@ class Store:
     def holds_records(self) -> bool:
         """Whether anything is recorded in the store (a row in a table of its, besides
         the migrations applied), read in one short transaction."""
-        with self.engine.connect() as conn:
+        with self.reads(), self.engine.connect() as conn:
             names = [n for n in sa.inspect(conn).get_table_names() if n != schema_table.name]
             preparer = conn.dialect.identifier_preparer
             return any(conn.execute(sa.text(f"SELECT 1 FROM {preparer.quote(n)} LIMIT 1"))
@@ -883,7 +907,7 @@ class Store:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             try:
-                return sa.create_engine(url, pool_pre_ping=True)
+                engine = sa.create_engine(url, pool_pre_ping=True)
             except (ValueError, ImportError, sa.exc.ArgumentError) as exc:
                 # an unknown driver (SQLAlchemy's words name it), a driver it knows that
                 # is not installed (postgresql+psycopg2://: pesgen's is psycopg 3), or a
@@ -900,6 +924,16 @@ class Store:
                 raise UsageError(f"{shown_url(given)}: not a database URL pesgen can open "
                                  f"({why}); a store is sqlite:///PATH or "
                                  "postgresql://USER@HOST[:PORT]/DATABASE") from None
+            reads = lock
+
+            @event.listens_for(engine, "begin")
+            def _begin_pg(conn: Connection) -> None:
+                # Store.reads: PostgreSQL's reads never wait for an export; a write in
+                # them fails as on SQLite
+                if reads is not None and reads.reading:
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+            return engine
         raise UsageError(f"unsupported database URL '{shown_url(url)}' (sqlite:///… or "
                          "postgresql://…)")
 
@@ -911,8 +945,33 @@ class Store:
             return conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
 
     def migrate(self) -> None:
+        """Apply the migrations the store lacks: the schema's version read first without
+        the write lock (``reads``), taken only when there is something to apply (a read
+        command does not wait for an export to open an up-to-date store)."""
+        with self.reads(), self.engine.connect() as conn:
+            current = self._version(conn)
+        if current == len(MIGRATIONS):
+            return
         with self.engine.begin() as conn:
             self._migrate(conn)
+
+    @staticmethod
+    def _version(conn: Connection) -> int:
+        """The store's schema version; 0 before its first migration."""
+        if not sa.inspect(conn).has_table(schema_table.name):
+            return 0
+        return conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+
+    @contextmanager
+    def reads(self) -> Iterator[None]:
+        """Within the block, every transaction of this store (of this thread) only reads:
+        on SQLite a deferred transaction, which does not take the write lock, so a read
+        command (runs list / show / find, payfip payments…) neither waits for an export
+        holding it nor makes one wait; a write in it fails (query_only). On PostgreSQL a
+        READ ONLY transaction (reads never waited there). Each store method is still its
+        own transaction. Nestable."""
+        with self._lock.reads():
+            yield
 
     def _migrate(self, conn: Connection) -> int:
         """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""

@@ -3,7 +3,8 @@ and the bordereau-level rules a file must satisfy (counts, sums, triplets), with
 rules on a debtor the XSD cannot express (``checks.civility_problem``...: the same
 functions as on a canonical title, for files pesgen did not write).
 
-Validation streams (``iterparse``): memory stays flat whatever the file size. When
+Validation streams (``iterparse``): memory stays flat whatever the file size, a piece
+at a time, and a piece of many lines a line at a time (``_PieceWalk``). When
 the stream finds a schema error, the file is validated again to list every violation
 with its line and XPath: as one tree when it is small, piece by piece when it is large
 (``schema_errors_by_piece``: the same list, flat memory).
@@ -274,11 +275,160 @@ def _next_element(el: Any) -> Any:
     return nxt
 
 
-def _bic_of(iban: etree._Element) -> str | None:
+def _bic_of(iban: Any) -> str | None:
     """The BIC beside an IBAN (in its CpteBancaire), if any."""
+    if isinstance(iban, _Spot):
+        return iban.bic
     parent = iban.getparent()
     bic = None if parent is None else parent.find("BIC")
     return None if bic is None else bic.get("V")
+
+
+# A piece of more lines than this is walked as the stream reads its lines
+# (``_PieceWalk``), each line dropped once walked: held whole, a title of 50 000 lines
+# (a 50 MB piece) took 1 GiB. A piece of fewer, nearly every one, is walked whole once
+# read (``_check_piece``), as before.
+STREAM_LINES = 256
+_LINE_STEP = re.compile(r"/LigneDePiece(\[\d+\])?(?=/|$)")
+
+
+class _Spot:
+    """An element of a piece ``_PieceWalk`` read, as the checks read it once the element
+    is dropped: its V, its line, its path inside the piece (as ``_locate`` writes it,
+    the line's step numbered as in the file), the children the checks look up
+    (``find``), the element after it (CodPays after a CodRes), an IBAN's BIC, an IdLigne's
+    block's line."""
+
+    __slots__ = ("v", "sourceline", "rest", "children", "after", "bic", "parent_line")
+
+    def __init__(self, el: etree._Element, line: int | None, kids: bool = False,
+                 where: bool = True) -> None:
+        self.v = el.get("V")
+        self.sourceline = el.sourceline
+        self.rest = ""
+        if where:
+            rest = _PIECE_STEP.split(el.getroottree().getpath(el), maxsplit=1)[-1]
+            # the lines before it are dropped: its own step says which line it is
+            self.rest = rest if line is None else \
+                _LINE_STEP.sub(f"/LigneDePiece[{line}]", rest, count=1)
+        self.children: dict[str, _Spot] = {}
+        if kids:
+            for child in el:
+                if isinstance(child.tag, str) and child.tag not in self.children:
+                    self.children[child.tag] = _Spot(child, line)
+        self.after: _Spot | None = None
+        self.bic: str | None = None
+        self.parent_line: int | None = None
+
+    def get(self, key: str) -> str | None:
+        return self.v if key == "V" else None
+
+    def find(self, tag: str) -> _Spot | None:
+        return self.children.get(tag)
+
+
+class _PieceWalk:
+    """``_check_piece``'s walk over a piece of more than STREAM_LINES lines, made as the
+    stream reads them: ``start`` once that many are read (it walks them and drops them),
+    ``line`` for each line read after, ``finish`` at the piece's end, which judges it as
+    ``_check_piece`` does. What the checks read of a line is kept (its IdLigne, MtHT and
+    SEPA values), and of each distinct debtor, residence, bank account and SEPA data the
+    first element as a ``_Spot``; the lines themselves are dropped. The piece's other
+    children (BlocPiece) stay until the piece is done, and are walked in place at
+    ``start`` or, after the lines, at ``finish``."""
+
+    def __init__(self, piece: etree._Element) -> None:
+        self.piece = piece
+        self.bloc: dict[str, str | None] = {}
+        self.bloc_el: Any = piece
+        self.line_ids: list[_Spot] = []
+        self.amounts: list[Decimal] = []
+        self.preleves: list[tuple[_Spot, int, str | None, tuple[str | None, ...]]] = []
+        self.debtors: dict[tuple[tuple[str, str | None], ...], _Spot] = {}
+        self.banks: dict[tuple[str, str | None], _Spot] = {}
+        self.residences: dict[tuple[str | None, str | None], _Spot] = {}
+        # each SEPA data seen, kept once (the lines of a title nearly all share theirs)
+        self.sepa_seen: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
+        self.lines = 0
+        self.walked: list[etree._Element] = []  # the piece's children walked, not lines
+
+    def start(self, last: etree._Element) -> None:
+        """Walk the piece up to ``last``, its line just read, and drop the lines. (The
+        stream's parser reads ahead of its events: lines after ``last`` may be in the
+        tree already, each walked when its own event comes.)"""
+        for child in self.piece:
+            if child.tag == "LigneDePiece":
+                self.lines += 1
+                self._walk(child, self.lines)
+            elif isinstance(child.tag, str):
+                self.walked.append(child)
+                self._walk(child, None)
+            if child is last:
+                break
+        self._drop(last)
+
+    def line(self, el: etree._Element) -> None:
+        self.lines += 1
+        self._walk(el, self.lines)
+        self._drop(el)
+
+    def finish(self, bord: _BordereauCheck, seen_ids: set[str], name: str,
+               problems: list[Problem]) -> None:
+        for child in self.piece:
+            if isinstance(child.tag, str) and child.tag != "LigneDePiece" and \
+                    not any(child is w for w in self.walked):
+                self._walk(child, None)
+        _judge_piece(self.piece, self.bloc, self.bloc_el, self.line_ids, self.amounts,
+                     self.preleves, self.debtors, self.banks, self.residences, bord,
+                     seen_ids, name, problems)
+
+    def _drop(self, line: etree._Element) -> None:
+        """``line`` emptied, and the lines before it gone (not ``line`` itself: the
+        parser is still at its parent)."""
+        line.clear(keep_tail=True)
+        while (before := line.getprevious()) is not None and \
+                not any(before is w for w in self.walked):
+            self.piece.remove(before)
+
+    def _walk(self, top: etree._Element, line: int | None) -> None:
+        for el in top.iter(_PIECE_WALK):
+            tag = el.tag
+            if tag == "IdLigne":
+                spot = _Spot(el, line, where=False)
+                spot.parent_line = _line_of(el)
+                self.line_ids.append(spot)
+                self.amounts.append(_ZERO)
+            elif tag == "MtHT":
+                mt = el.get("V")
+                if self.amounts:
+                    self.amounts[-1] = _AMOUNTS.get(mt) or _amount(mt)
+            elif tag == "InfoTiers":
+                key = tuple([(c.tag, c.get("V")) for c in el])
+                if key not in self.debtors:
+                    self.debtors[key] = _Spot(el, line, kids=True)
+            elif tag == "CodRes":
+                pays = _next_element(el)
+                is_pays = pays is not None and pays.tag == "CodPays"
+                where = (el.get("V"), pays.get("V") if is_pays else None)
+                if where not in self.residences:
+                    spot = self.residences[where] = _Spot(el, line)
+                    spot.after = _Spot(pays, line) if pays is not None else None
+            elif tag == "InfoPrelevementSEPA":
+                values = {c.tag: c.get("V") for c in el}
+                sepa = tuple([values.get(t) for t in _SEPA_KEY])
+                # the first block of each SEPA data is the one the checks name
+                first = sepa not in self.sepa_seen
+                sepa = self.sepa_seen.setdefault(sepa, sepa)
+                block = _Spot(el, line, kids=first, where=first)
+                self.preleves.append((block, len(self.line_ids) - 1, values.get("MtPrel"),
+                                      sepa))
+            elif tag == "IBAN" or tag == "BIC":
+                bank = (tag, el.get("V"))
+                if bank not in self.banks:
+                    spot = self.banks[bank] = _Spot(el, line)
+                    spot.bic = _bic_of(el) if tag == "IBAN" else None
+            else:  # BlocPiece
+                self.bloc_el, self.bloc = el, {c.tag: c.get("V") for c in el}
 
 
 def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str],
@@ -291,8 +441,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     bloc_el = piece  # the BlocPiece
     line_ids: list[etree._Element] = []  # each line's IdLigne, in order
     amounts: list[Decimal] = []  # each line's MtHT
-    # each SEPA block, the line it belongs to, and its values
-    preleves: list[tuple[etree._Element, int, dict[str, str | None]]] = []
+    # each SEPA block, the line it belongs to, its MtPrel and its SEPA data (_SEPA_KEY)
+    preleves: list[tuple[etree._Element, int, str | None, tuple[str | None, ...]]] = []
     # each distinct InfoTiers (its fields and values) and where it first appears
     debtors: dict[tuple[tuple[str, str | None], ...], etree._Element] = {}
     banks: dict[tuple[str, str | None], etree._Element] = {}  # each distinct IBAN, BIC
@@ -314,11 +464,27 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             residences.setdefault((el.get("V"), pays.get("V") if pays is not None and
                                    pays.tag == "CodPays" else None), el)
         elif tag == "InfoPrelevementSEPA":
-            preleves.append((el, len(line_ids) - 1, {c.tag: c.get("V") for c in el}))
+            values = {c.tag: c.get("V") for c in el}
+            preleves.append((el, len(line_ids) - 1, values.get("MtPrel"),
+                             tuple([values.get(t) for t in _SEPA_KEY])))
         elif tag == "IBAN" or tag == "BIC":
             banks.setdefault((tag, el.get("V")), el)
         else:  # BlocPiece
             bloc_el, bloc = el, {c.tag: c.get("V") for c in el}
+    _judge_piece(piece, bloc, bloc_el, line_ids, amounts, preleves, debtors, banks,
+                 residences, bord, seen_ids, name, problems)
+
+
+def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: Any,
+                 line_ids: list[Any], amounts: list[Decimal],
+                 preleves: list[tuple[Any, int, str | None, tuple[str | None, ...]]],
+                 debtors: dict[tuple[tuple[str, str | None], ...], Any],
+                 banks: dict[tuple[str, str | None], Any],
+                 residences: dict[tuple[str | None, str | None], Any],
+                 bord: _BordereauCheck, seen_ids: set[str], name: str,
+                 problems: list[Problem]) -> None:
+    """The checks of ``_check_piece`` on what its walk (or ``_PieceWalk``'s) read: the
+    elements, or the ``_Spot`` of those a streamed piece dropped."""
     id_pce = bloc.get("IdPce")
     if id_pce in seen_ids:
         problems.append(Problem("pes.id-pce-unique", f"IdPce {id_pce} appears twice",
@@ -382,15 +548,14 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     bord.total += sum(amounts, _ZERO)
     # each distinct SEPA data of the piece, and where it first appears
     sepa_keys: dict[tuple[str | None, ...], etree._Element] = {}
-    for block, line, values in preleves:
-        mt_prel = values.get("MtPrel")
+    for block, line, mt_prel, sepa in preleves:
         amount = amounts[line] if line >= 0 else _ZERO
         if mt_prel is not None and (_AMOUNTS.get(mt_prel) or _amount(mt_prel)) != amount:
             id_ligne = line_ids[line].get("V") if line >= 0 else None
             by_line.append((block.sourceline or 0, Problem(
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
                 f"{id_pce}", record=f"{name}:{block.sourceline}")))
-        sepa_keys.setdefault(tuple([values.get(tag) for tag in _SEPA_KEY]), block)
+        sepa_keys.setdefault(sepa, block)
     for sepa_key, block in sepa_keys.items():  # (the rule only fires when signed > debit)
         signed, debit = sepa_key[_SIGNED], sepa_key[_DEBIT]
         if signed and debit and signed > debit and _ISO_DATE.fullmatch(signed) and \
@@ -419,7 +584,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
             remember(_RESIDENCES, residence, message)
         if message:
             _locate(by_line, bord, name, "pes.address", message,
-                    el if residence[1] is None else _next_element(el))
+                    el if residence[1] is None else
+                    el.after if isinstance(el, _Spot) else _next_element(el))
     for (tag, code), el in banks.items():
         if code and (message := checked_bank_code(tag, code)[1]):
             _locate(by_line, bord, name, BANK_RULES[tag], message, el)
@@ -472,7 +638,8 @@ def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str
     # past MAX_LISTED_VIOLATIONS located in a bordereau, the listing is full: the
     # problem will be counted, not listed
     if len(bord.located) < MAX_LISTED_VIOLATIONS:
-        rest = _PIECE_STEP.split(el.getroottree().getpath(el), maxsplit=1)[-1]
+        rest = el.rest if isinstance(el, _Spot) else \
+            _PIECE_STEP.split(el.getroottree().getpath(el), maxsplit=1)[-1]
         bord.located[id(problem)] = (problem, bord.pieces, rest)
     by_line.append((line, problem))
 
@@ -518,8 +685,10 @@ def _number(text: str | None, kind: type[Any]) -> Any:
         return None
 
 
-def _line_of(id_ligne: etree._Element) -> int | None:
+def _line_of(id_ligne: Any) -> int | None:
     """The line of an IdLigne's block (InfoLignePiece), as problems name it."""
+    if isinstance(id_ligne, _Spot):
+        return id_ligne.parent_line
     parent = id_ligne.getparent()
     return (parent if parent is not None else id_ligne).sourceline
 
@@ -764,11 +933,23 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
     bordereaux: list[_BordereauCheck] = []  # those with problems to locate
+    lines = 0  # the lines of the piece being read
+    walk: _PieceWalk | None = None  # its walk, once it has more than STREAM_LINES
     try:
-        for _event, el in _validating_iterparse(source, schema, events=("end",),
-                                                tag=("BlocBordereau", "Piece", "Bordereau")):
+        for _event, el in _validating_iterparse(
+                source, schema, events=("end",),
+                tag=("BlocBordereau", "Piece", "Bordereau", "LigneDePiece")):
             tag = el.tag
-            if tag == "BlocBordereau":
+            if tag == "LigneDePiece":
+                lines += 1
+                if walk is not None:
+                    walk.line(el)
+                elif lines > STREAM_LINES and bord is not None:
+                    parent = el.getparent()
+                    if parent is not None and parent.tag == "Piece":
+                        walk = _PieceWalk(parent)
+                        walk.start(el)
+            elif tag == "BlocBordereau":
                 if el.getroottree().docinfo.doctype:
                     # no DTD or external entity is loaded here, but a PES file has no DTD: one
                     # that declares it is not what pesgen writes nor what Hélios takes
@@ -787,10 +968,14 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
             elif tag == "Piece":
                 if bord is not None:
                     bord.pieces += 1
-                    _check_piece(el, bord, seen_ids, name, problems)
+                    if walk is not None:
+                        walk.finish(bord, seen_ids, name, problems)
+                    else:
+                        _check_piece(el, bord, seen_ids, name, problems)
                     if len(problems) > MAX_LISTED_VIOLATIONS:  # keep the first ones, and count
                         result.dropped += len(problems) - MAX_LISTED_VIOLATIONS
                         del problems[MAX_LISTED_VIOLATIONS:]
+                lines, walk = 0, None
                 # read and validated: dropped, in a bordereau or not (a finance package's
                 # import, Corail's, has pieces and no BlocBordereau: kept, its tree grew
                 # to 1.6 GB at 50 000 titles)

@@ -314,7 +314,32 @@ def test_netting_of_the_example(example_export, example_file):
     assert sum(Decimal(a) for a in amounts) == Decimal("282.75")
     notes = [n.detail for n in example_export.notes
              if n.invoice == "FA-2026-00101" and n.policy == "negative_lines"]
-    assert notes == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)"]
+    assert notes == ["input line 4 (-22.75, FM-C1), not in the file: netted 22.75 into "
+                     "input line 1 (file line 1)"]
+
+
+def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
+    """A negative line netted into two lines, one of them to 0, and a second negative
+    line: one note each (there was one per line netted into), each line named by the
+    input's numbering and by the file's (IdLigne: the lines are renumbered, and 'into
+    line 3' named a line the file numbers 2)."""
+    inv = _invoice("FA-2026-00101")
+    fm, piano = inv["lines"][0], inv["lines"][1]
+
+    def line(model: dict, amount: str) -> dict:
+        return {**copy.deepcopy(model), "unit_price": amount, "amount": amount}
+
+    inv["lines"] = [line(fm, "20.00"), line(piano, "142.50"), line(fm, "85.00"),
+                    line(fm, "-30.00"), line(fm, "-5.00")]
+    inv["total"] = "212.50"
+    result = _run(tmp_path, [inv])
+    assert [amount for _, amount in _labels(result)] == ["142.50", "70.00"]
+    notes = [n.detail for n in result.notes if n.policy == "negative_lines"]
+    assert notes == [
+        "input line 4 (-30.00, FM-C1), not in the file: netted 20.00 into input line 1 "
+        "(netted to 0: not in the file); 10.00 into input line 3 (file line 2)",
+        "input line 5 (-5.00, FM-C1), not in the file: netted 5.00 into input line 3 "
+        "(file line 2)"]
 
 
 def test_cle2_in_the_example_file(example_file):

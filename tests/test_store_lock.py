@@ -109,8 +109,10 @@ def test_the_store_tells_its_caller_once_and_gives_up_after_its_timeout(tmp_path
     holder = _holder(db)
     told: list[float] = []
     try:
-        with pytest.raises(Exception) as info:
-            Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+        # opened without the lock (nothing to migrate); its write transaction waits
+        store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+        with pytest.raises(Exception) as info, store.transaction():
+            pass
     finally:
         holder.rollback()
         holder.close()
@@ -223,3 +225,90 @@ def test_an_export_waits_for_another_export_in_its_finishing_step(tmp_path):
     assert proc.returncode == 0, stderr
     assert stderr.count(WAITING) == 1, stderr
     assert sorted(r.first_number for r in store.list_runs()) == [1, 2]
+
+
+# ------------------------------------------------ reads do not take the write lock
+
+
+def test_a_read_runs_while_another_connection_holds_the_write_lock(tmp_path):
+    """runs list, show, find and the payfip listings read through Store.reads: a deferred
+    transaction, which an export holding the write lock (rendering, validating) lets
+    through. Before, they took the lock as a write does: they waited for the export, up
+    to store_lock_timeout, and an export started meanwhile waited for them."""
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    # the holder has written, uncommitted: readers see the store as committed
+    holder.execute("UPDATE pesgen_schema SET applied_at = 'x'")
+    told: list[float] = []
+    try:
+        started = time.monotonic()
+        store = Store(f"sqlite:///{db}", lock_timeout=5, on_wait=told.append)
+        with store.reads():
+            assert store.list_runs() == [] and store.find_invoice("FA-1") == []
+            assert store.acknowledgements(set()) == {}
+        assert time.monotonic() - started < 2 and told == []
+        assert "x" not in {a for (a,) in sqlite3.connect(db, timeout=5).execute(
+            "SELECT applied_at FROM pesgen_schema")}
+        # outside reads, a transaction still takes the write lock, and waits for it
+        with pytest.raises(Exception) as info:
+            Store(f"sqlite:///{db}", lock_timeout=0.5).list_runs()
+        assert info.value.exit_code == 7
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_read_commands_answer_while_an_export_holds_the_lock(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
+    try:
+        for command in (["runs", "list"], ["runs", "find", "FA-2026-00101"],
+                        ["payfip", "anomalies"]):
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-m", "pesgen", *command],
+                                  capture_output=True, text=True, env=env, cwd=ROOT,
+                                  timeout=60)
+            assert time.monotonic() - started < 15, command
+            assert WAITING not in done.stderr, (command, done.stderr)
+            assert done.returncode in (0, 1), (command, done.stderr)  # find: in no run
+            assert "locked" not in done.stderr, (command, done.stderr)
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_opening_a_store_takes_the_write_lock_only_to_migrate(tmp_path):
+    """Store() reads the schema's version without the lock; a store it must migrate (here
+    an empty SQLite file, made a store) it migrates under the write lock, waited for."""
+    db = tmp_path / "store.sqlite3"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    told: list[float] = []
+    try:
+        with pytest.raises(Exception) as info:
+            Store(f"sqlite:///{db}", lock_timeout=1, on_wait=told.append)
+        assert info.value.exit_code == 7 and told == [1]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+def test_a_write_within_reads_fails_instead_of_waiting(db_url):
+    """reads is for reading: a write in it fails at once, on SQLite (query_only) as on
+    PostgreSQL (READ ONLY), rather than a deferred transaction taking the lock midway."""
+    import sqlalchemy as sa
+
+    from pesgen.store import sequences
+
+    store = Store(db_url)
+    with store.reads(), pytest.raises(sa.exc.DBAPIError), store.transaction() as conn:
+        conn.execute(sequences.insert().values(id_coll="21", cod_bud="00", exercise=2026,
+                                               typ_bord="06", next_number=1,
+                                               start_number=1))
+    with store.transaction() as conn:  # the same pooled connection writes again after
+        conn.execute(sequences.insert().values(id_coll="21", cod_bud="00", exercise=2026,
+                                               typ_bord="06", next_number=1, start_number=1))
+    with store.reads(), store.engine.connect() as conn:
+        assert store.recorded_next(conn, ("21", "00", 2026, "06")) == 1

@@ -442,3 +442,46 @@ def test_every_help_screen_is_accurate_and_readable_at_80_columns():
             next_word = following[start:].split()[0]
             assert len(row[start:].rstrip()) + 1 + len(next_word) > width - 1, (where, row)
     assert screens > 30
+
+
+def test_help_on_a_stdout_that_cannot_write_accents_is_transliterated_and_aligned():
+    """Under LC_ALL=C (or a Latin-1 terminal for '…', '«'), a character standard output
+    cannot write was written as \\xe9, four columns where the layout counted one (the
+    panels' right border out of line), or refused: the help's prose is transliterated
+    for that encoding ('trésorerie' 'tresorerie'), and written as is again in UTF-8."""
+    import re
+
+    ascii_runner = CliRunner(charset="ascii")
+    screens = 0
+    for path, _command in _every_command():
+        r = ascii_runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"},
+                                terminal_width=80)
+        where = " ".join(["pesgen", *path])
+        assert r.exit_code == 0, (where, r.output, r.exception)
+        text = r.stdout
+        assert text.isascii() and not re.search(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4})", text), where
+        for line in text.splitlines():
+            if line.startswith(("|", "+")):
+                assert len(line) == 80 and line[-1] in "|+", (where, line)
+        screens += 1
+    assert screens > 30
+    text = ascii_runner.invoke(app, ["runs", "cancel", "--help"], terminal_width=80).stdout
+    assert "the tresorerie accepted" in " ".join(text.split())
+    text = runner.invoke(app, ["runs", "cancel", "--help"], terminal_width=80).stdout
+    assert "the trésorerie accepted" in " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+def test_help_under_the_c_locale_is_aligned():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIO"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", COLUMNS="80")
+    r = subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", "--help"],
+                       capture_output=True, env=env, cwd=ROOT, check=False)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode("ascii")
+    assert "\\x" not in text and "Helios" in text
+    panel = [line for line in text.splitlines() if line.startswith(("|", "+"))]
+    assert panel and all(len(line) == 80 for line in panel), panel

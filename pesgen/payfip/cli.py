@@ -251,14 +251,16 @@ def payments(
     rows = iter_payments(store, day, history and fmt == "json")
     pieces = _payment_pieces(seen.counted(rows), fmt)
     try:
-        if output:
-            from ..atomic import write_file
+        # read-only: not waiting for an export to finish, nor holding one up (docs/state.md)
+        with store.reads():
+            if output:
+                from ..atomic import write_file
 
-            # complete or absent: written beside it, put in place once whole
-            write_file(output, (piece.encode("utf-8") for piece in pieces))
-        else:
-            for piece in pieces:
-                typer.echo(piece, nl=False)
+                # complete or absent: written beside it, put in place once whole
+                write_file(output, (piece.encode("utf-8") for piece in pieces))
+            else:
+                for piece in pieces:
+                    typer.echo(piece, nl=False)
     except PesgenError as exc:
         _fail(exc)
         return
@@ -402,7 +404,9 @@ def anomalies(
     try:
         from .ledger import ANOMALY_ADVICE, list_anomalies
 
-        rows = list_anomalies(_store(db))
+        store = _store(db)
+        with store.reads():
+            rows = list_anomalies(store)
     except PesgenError as exc:
         _fail(exc)
         return
