@@ -822,6 +822,11 @@ class ElementReport:
             reasons.append("unidentified")
             said.append("left empty or out by the acquit, never guessed: "
                         + ", ".join(self.unidentified))
+        cancelled = self.cancelled_acceptance
+        if cancelled is not None:
+            reasons.append("accepted-cancelled")
+            said.append(f"accepted, but cancelled in pesgen {cancelled.cancelled_at} "
+                        f"({cancelled.cancel_reason})")
         if not reasons:
             return None
         steps = []
@@ -832,13 +837,36 @@ class ElementReport:
         if "unidentified" in reasons:
             steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
                          "guess (docs/state.md, Identifiers left empty)")
+        if cancelled is not None:
+            option = f" --db {shlex.quote(masked_url(db))}" if db else ""
+            steps.append("tell the trésorerie: it took titles pesgen holds as cancelled, whose "
+                         "invoices may be exported again (billed twice); if it annuls them, "
+                         "record it with `pesgen runs cancel "
+                         f"{cancelled.run_id}{option} --bordereau {e.bordereau} "
+                         "--annulled-by-tresorerie --reason TEXT`; if it keeps them, export "
+                         "none of their invoices again (`pesgen runs show "
+                         f"{cancelled.run_id}{option}`)")
         return ToCheck(e.line, e.bordereau, e.exercise, tuple(reasons),
                        f"{_element_name(self)}: " + "; ".join(said),
                        "; ".join(x for x in steps if x) or None)
 
+    @property
+    def cancelled_acceptance(self) -> Any:
+        """The one run tied to this accepted element when pesgen holds its bordereau as
+        cancelled, and not as annulled by the trésorerie (``runs cancel
+        --annulled-by-tresorerie``): the trésorerie took titles whose invoices pesgen may
+        export again. None otherwise."""
+        e = self.element
+        if not e.accepted or len(self.found) != 1 or self.untied or self.unchecked:
+            return None
+        r = self.found[0]
+        if r.cancelled_at is None or ANNULLED_MARK in (r.cancel_reason or ""):
+            return None
+        return r
+
     def _untied_step(self, db: str | None) -> str | None:
         """What to do of an acceptance pesgen cannot tie (untied_acceptance)."""
-        option = f" --db {shlex.quote(db)}" if db else ""
+        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
         if self.unchecked:
             return None  # the acquit's own entry says what to do
         if self.elsewhere:
@@ -886,7 +914,7 @@ class ElementReport:
 
     def _doublon_piece(self, db: str | None) -> str:
         """The advice for ERREUR_DOUBLON_PIECE: a piece Hélios knows already."""
-        option = f" --db {shlex.quote(db)}" if db else ""
+        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
         invoices = sorted({p.invoice for p in self.pieces if p.invoice and any(
             x.code == DOUBLON_PIECE for x in (*p.piece.errors, *(
                 y for ln in p.piece.lines for y in ln.errors)))})

@@ -710,7 +710,8 @@ def acquit(
     list it): an acceptance with errors, an acceptance pesgen cannot tie to one run (a
     DomaineAck or NomFic contradicting the run, two runs holding the number, another
     collectivity's or budget's acquit, an empty IdColl), an identifier the acquit leaves
-    empty or out (a NumBord, ExerciceBord, NumPiece V="")."""
+    empty or out (a NumBord, ExerciceBord, NumPiece V=""), an acceptance of a bordereau
+    cancelled in pesgen (not as annulled by the trésorerie)."""
 
     from .acquit import as_json as report_json
     from .acquit import named_run, read_acquit, recording_json, tie

@@ -381,7 +381,8 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
            "cancelled" in again.output
     assert f"pesgen runs cancel {run_id}" not in again.output
     taken = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
-    assert taken.exit_code == ExitCode.OK
+    # the trésorerie took titles pesgen holds as cancelled: to check, not all fine
+    assert taken.exit_code == ExitCode.TO_CHECK, taken.output
     assert "accepted, but cancelled in pesgen" in taken.output
 
 

@@ -263,7 +263,7 @@ def test_a_bordereau_of_a_cancelled_run_is_recorded_and_said_cancelled(one_run):
     assert run_cli("runs", "cancel", run_id, "--reason", "rejected by phone", "--db",
                    db_url).exit_code == 0
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 10, r.output  # recorded, and to check (ExitCode.TO_CHECK)
     assert "accepted, but cancelled in pesgen" in r.stdout
     assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
             "2026-11-24; this bordereau is cancelled in pesgen (") in r.stdout

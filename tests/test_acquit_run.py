@@ -583,13 +583,17 @@ def test_an_acceptance_of_a_bordereau_cancelled_on_its_own_is_recorded_and_told(
                    "--db", db_url).exit_code == 0
     path = _ack(tmp_path, "late.xml", _element(2, True, domain="6"))
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run)
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 10, r.output  # recorded, and to check (TO_CHECK)
     lines = r.stdout.splitlines()
     assert lines[2].startswith("IdBord 2 exercise 2026 (DomaineAck 6 Recette, line 31): "
                                "accepted, but cancelled in pesgen ")
     assert lines[2].endswith("(sent again): its invoices may be exported again; tell the "
                              "trésorerie, which took it")
-    assert lines[-1].startswith(f"  recorded: IdBord 2 exercise 2026 (line 31) of run {run} "
+    # the summary of what is to check ends the report (docs/state.md, Not all fine)
+    (recorded,) = [ln for ln in lines if ln.startswith("  recorded: ")]
+    assert lines[-1].startswith("  - IdBord 2 exercise 2026 (line 31): accepted, but "
+                                "cancelled in pesgen ")
+    assert recorded.startswith(f"  recorded: IdBord 2 exercise 2026 (line 31) of run {run} "
                                 "(tied by --run: DomaineAck 6 (Recette) for a rôle (TypBord "
                                 "06)): accepted on 2026-11-24; this bordereau is cancelled in "
                                 "pesgen (")

@@ -375,3 +375,60 @@ def test_a_check_or_the_whole_file_accepted_with_errors_is_to_check(domain, bord
     # a PJ accepted with errors: not pesgen's
     pj = AckElement(1, "4", True, None, None, None, "PJ1", (AckError("ERREUR_PJ", "x"),), ())
     assert ElementReport(pj, "attachment").to_check() is None
+
+
+# ------------------------------------------------------------------ accepted, but cancelled
+
+def test_an_acceptance_of_a_bordereau_cancelled_in_pesgen_is_to_check(one_run, tmp_path):
+    """The trésorerie took a bordereau pesgen holds as cancelled (its invoices may be
+    exported again: billed twice): it was exit 0, "all accepted"; now 10, listed with
+    what to do, recorded all the same."""
+    db_url, run_id = one_run
+    assert run_cli("runs", "cancel", run_id, "--reason", "rejected by phone", "--db",
+                   db_url).exit_code == 0
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    (check,) = json.loads(r.stdout)["to_check"]
+    assert check["reasons"] == ["accepted-cancelled"]
+    assert "accepted, but cancelled in pesgen" in check["said"]
+    assert "(rejected by phone)" in check["said"]
+    assert (f"`pesgen runs cancel {run_id} --db {shlex.quote(db_url)} --bordereau 1 "
+            "--annulled-by-tresorerie --reason TEXT`") in check["next_step"]
+    assert "export none of their invoices again" in check["next_step"]
+    recorded = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
+    assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output
+    assert recorded.stdout.splitlines()[0].endswith(
+        ": 1 element(s), all accepted, 1 to check (listed at the end)")
+    assert _rows(db_url) == (1, 1)  # recorded all the same
+
+
+def test_an_acceptance_of_a_bordereau_the_tresorerie_annulled_stays_0(one_run, tmp_path):
+    """Cancelled with --annulled-by-tresorerie: what the acceptance says is known and
+    settled; nothing to check."""
+    db_url, run_id = one_run
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                   "--record").exit_code == 0
+    assert run_cli("runs", "cancel", run_id, "--reason", "titres annulés", "--db", db_url,
+                   "--annulled-by-tresorerie").exit_code == 0
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert "to check" not in r.stdout
+
+
+def test_every_step_masks_the_password_of_the_store_s_url(one_run, tmp_path):
+    """The steps acquit's summary gives (a tie to check, a doublon piece, a cancelled
+    bordereau accepted) name --db with its password masked, as next: does."""
+    db_url, run_id = one_run
+    url = "postgresql://pesgen:s3cr%40t@db.example/pesgen?sslpassword=k3y"
+    store = Store(db_url)
+    doublon = tie(read_acquit(_ack(tmp_path, "d.xml", _with_errors(True,
+                                                                bordereau_code=None))), store)
+    untied = tie(read_acquit(_ack(tmp_path, "six.xml", _element(1, True, domain="6"))), store)
+    assert run_cli("runs", "cancel", run_id, "--reason", "x", "--db", db_url).exit_code == 0
+    cancelled = tie(read_acquit(ACKS / "accepted.xml"), Store(db_url))
+    steps = [x.next_step for report in (doublon, untied, cancelled)
+             for x in report.to_check(url)]
+    assert len(steps) == 3 and all(steps), steps
+    for step in steps:
+        assert "s3cr" not in step and "k3y" not in step, step
+        assert "pesgen:***@db.example" in step, step
