@@ -584,6 +584,65 @@ def test_netting_to_zero_leaves_the_line_out(tmp_path):
     assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2"]
 
 
+def _line(inv: dict, index: int, amount: str) -> dict:
+    """A copy of line ``index`` of ``inv`` with another amount."""
+    line = copy.deepcopy(inv["lines"][index])
+    line["amount"] = line["unit_price"] = amount
+    return line
+
+
+def _netting(result, number: str = "FA-2026-00101") -> list[str]:
+    return [n.detail for n in result.notes if n.invoice == number and
+            n.policy == "negative_lines"]
+
+
+def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
+    """A discount larger than the first line of its imputation takes the rest from the
+    next one: the first line, netted to 0, is left out, the next keeps what is left."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "-100.00"
+    inv["lines"].append(_line(inv, 0, "20.00"))  # line 5: FM-C1 again
+    inv["total"] = "225.50"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["142.50", "78.00", "5.00"]
+    assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2", "3"]
+    assert result.total == Decimal("225.50")
+    assert _netting(result) == ["line 4 (-100.00) netted 85.00 into line 1 (FM-C1)",
+                                "line 4 (-100.00) netted 15.00 into line 5 (FM-C1)",
+                                "line 1 (FM-C1) netted to 0, left out"]
+
+
+def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"].append(_line(inv, 0, "20.00"))
+    inv["total"] = "302.75"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00",
+                                                             "20.00"]
+    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)"]
+
+
+def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
+    """Under negative_lines: net a line of amount 0 is left out, said once, and nets
+    nothing into its imputation's lines; under refuse it is refused as a negative one."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"].append(_line(inv, 0, "0.00"))
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
+    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)",
+                                "line 5 of amount 0 left out"]
+    del inv["lines"][3]
+    inv["total"] = "305.50"
+    again = tmp_path / "refuse"
+    again.mkdir()
+    problems = _refused(again, [inv], _mapping(again, {"negative_lines": None}))
+    assert [(p.rule, p.message.split(":")[0]) for p in problems] == [
+        ("pes.line-amount", "line 4 amount is 0.00")]
+
+
 NETTED = "FORMATION MUSICALE CYCLE 1 - LUCAS DUPONT-LEFÈVRE"
 
 
