@@ -691,6 +691,15 @@ def test_netted_label_too_long_follows_text_overflow_refuse(tmp_path):
     assert p.record.endswith("$.invoices[0].lines[0]")
 
 
+def test_netted_label_of_exactly_the_limit_is_kept_whole(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][0]["activity"]["label"] = "Formation musicale cycle 1" + " atelier" * 11 + " ate"
+    result = _run(tmp_path, [inv], _mapping(tmp_path, {"netted_label": "append"}))
+    label, amount = _labels(result)[0]
+    assert len(label) == 160 and label.endswith(" ATE - LUCAS DUPONT-LEFÈVRE - NET REMISE 22,75")
+    assert "text_overflow" not in {n.policy for n in result.notes}
+
+
 def test_netted_label_too_long_truncates_the_label_not_the_suffix(tmp_path):
     mapping = _mapping(tmp_path, {"netted_label": "append", "text_overflow": "truncate"})
     result = _run(tmp_path, [_long_label_invoice()], mapping)
@@ -733,6 +742,15 @@ def test_negative_total_refused(tmp_path):
     inv["total"] = "-5.00"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.negative-total"]
+
+
+def test_a_total_under_one_euro_is_a_title(tmp_path):
+    """Only a total of 0 or below is refused: a title of 0.50 after a discount is one."""
+    inv = _invoice("FA-2026-00106")
+    inv["lines"][1]["amount"] = inv["lines"][1]["unit_price"] = "-84.50"
+    inv["total"] = "0.50"
+    result = _run(tmp_path, [inv])
+    assert result.titles == 1 and result.total == Decimal("0.50")
 
 
 @pytest.mark.parametrize("sent", ["Mlle", "MLLE.", "melle", "Melle"])
