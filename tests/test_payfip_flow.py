@@ -936,3 +936,49 @@ def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_pa
             "0d1a5c3e-0000-4000-8000-0000000000b1 was made for it with it)") in problem.message
     # the invoice itself, or another invoice with its own refdet, is not refused
     flow.link("FA-2026-00102", mode="W")
+
+
+def _link_recorded(store, invoice: str = "FA-2026-00102") -> str:
+    """A production operation for the invoice's active title, recorded as `payfip link`
+    records it (no PayFiP asked): its idOp."""
+    due = ledger.invoice_due(store, "21450999400015", invoice)
+    id_op = "0d1a5c3e-0000-4000-8000-0000000000c1"
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
+        "run_id": due.run_id, "numcli": "012345", "exer": "2026",
+        "refdet": due.invoice.replace("-", ""), "amount_cents": due.amount_cents,
+        "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+        "endpoint": "http://payfip.invalid/tpa"})
+    return id_op
+
+
+@pytest.mark.parametrize("change, anomaly", [
+    ({"idOp": "0d1a5c3e-0000-4000-8000-0000000000c2"},
+     ("idop-mismatch", "0d1a5c3e-0000-4000-8000-0000000000c1",
+      "0d1a5c3e-0000-4000-8000-0000000000c2")),
+    ({"montant": "18751"}, ("amount-mismatch", "18750", "18751")),
+    ({"montant": "187.50"}, ("amount-mismatch", "18750", "187.50")),
+    ({"saisie": "T"}, ("saisie-mismatch", "W", "T")),
+    ({"resultrans": "Q"}, ("unknown-result", "P, V, R, Z or A", "Q")),
+    ({"idOp": ""}, None),  # PayFiP need not echo idOp, nor saisie
+    ({"saisie": ""}, None),
+])
+def test_each_difference_from_the_operation_is_an_anomaly(store, exported, change, anomaly):
+    """A result is recorded as a payment only when it is what pesgen asked for: another
+    idOp, amount (or one that is no number of cents), mode or an unknown result code is
+    an anomaly named by its kind, with what pesgen expected and what PayFiP said."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    detail = {"idOp": id_op, "resultrans": "P", "montant": "18750", "refdet": "FA202600102",
+              "numcli": "012345", "saisie": "W", "dattrans": "01122026",
+              "heurtrans": "1000", "numauto": "A55A"}
+    outcome = ledger.apply_detail(store, id_op, PaymentDetail(**{**detail, **change}),
+                                  "reconcile")
+    found = [(a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)]
+    if anomaly is None:
+        assert (outcome.action, outcome.status, found) == ("recorded", "paid", [])
+        assert _payment(store)["status"] == "paid"
+    else:
+        assert (outcome.action, outcome.status, found) == ("anomaly", "anomaly", [anomaly])
+        assert _payment(store)["status"] == "pending"
