@@ -566,6 +566,34 @@ def test_negative_line_exceeding_its_imputation(tmp_path):
         problems[0].message
 
 
+def test_negative_line_exceeding_its_imputation_by_less_than_one_euro(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = "-85.50"  # FM-C1 has only 85.00
+    inv["total"] = "220.00"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.netting"]
+    assert "exceeds the positive lines of the same imputation (FM-C1) by 0.50" in \
+        problems[0].message
+
+
+def test_a_line_under_one_euro_is_a_line_whatever_the_negative_lines_policy(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "0.50"
+    inv["total"] = "306.00"
+    result = _run(tmp_path, [inv], _mapping(tmp_path, {"negative_lines": None}))
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["85.00", "142.50", "78.00",
+                                                             "0.50"]
+    # beside a negative line, refused, the line of 0.50 is not
+    inv["lines"].insert(3, _line(_invoice("FA-2026-00101"), 3, "-22.75"))
+    inv["total"] = "283.25"
+    again = tmp_path / "refuse"
+    again.mkdir()
+    problems = _refused(again, [inv], _mapping(again, {"negative_lines": None}))
+    assert [(p.rule, p.message.split(":")[0]) for p in problems] == [
+        ("pes.line-amount", "line 4 amount is -22.75")]
+
+
 def test_negative_line_of_an_imputation_absent_from_the_invoice(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["lines"][3]["activity"]["code"] = "ORCH"
