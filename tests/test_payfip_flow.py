@@ -976,9 +976,58 @@ def test_each_difference_from_the_operation_is_an_anomaly(store, exported, chang
     outcome = ledger.apply_detail(store, id_op, PaymentDetail(**{**detail, **change}),
                                   "reconcile")
     found = [(a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)]
+    op = ledger.get_operation(store, id_op)
+    assert (op["checks"], op["notifications"]) == (1, 0)
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    last = row["history"][-1]
     if anomaly is None:
         assert (outcome.action, outcome.status, found) == ("recorded", "paid", [])
         assert _payment(store)["status"] == "paid"
+        assert (last["event"], last["id_op"]) == ("paid", id_op)
     else:
         assert (outcome.action, outcome.status, found) == ("anomaly", "anomaly", [anomaly])
         assert _payment(store)["status"] == "pending"
+        result = change.get("resultrans", "P")
+        assert [a["detail"] for a in ledger.list_anomalies(store)] == [
+            f"result {result} not recorded as a payment"]
+        assert (last["event"], last["detail"]) == ("anomaly", {"result": result,
+                                                               "kinds": [anomaly[0]]})
+
+
+def test_a_result_for_an_operation_never_issued_is_an_anomaly(store, exported):
+    from pesgen.payfip.models import PaymentDetail
+
+    outcome = ledger.apply_detail(store, "0d1a5c3e-0000-4000-8000-0000000000ff",
+                                  PaymentDetail(resultrans="P"), "notification")
+    assert outcome.action == "unknown-idop"
+    assert [(a["kind"], a["id_op"], a["source"]) for a in ledger.list_anomalies(store)] == [
+        ("unknown-idop", "0d1a5c3e-0000-4000-8000-0000000000ff", "notification")]
+
+
+def test_a_notification_is_counted_on_its_operation(store, exported):
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    detail = PaymentDetail(idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102",
+                           numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000")
+    ledger.apply_detail(store, id_op, detail, "notification")
+    ledger.apply_detail(store, id_op, detail, "notification")  # again: already paid
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["notifications"]) == ("paid", 1, 2)
+
+
+def test_a_refusal_is_recorded_as_it_came(store, exported):
+    """A refusal (R) is the result of the invoice's link, no payment: recorded without
+    the note of a payment missing its transaction time."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    outcome = ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="R", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie="W"), "reconcile")
+    assert outcome == ledger.Outcome(id_op, "recorded", "refused", "FA-2026-00102")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    assert (row["status"], row["history"][-1]["event"]) == ("refused", "refused")
+    assert "paid_at_source" not in row["history"][-1]["detail"]
