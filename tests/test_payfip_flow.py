@@ -685,6 +685,19 @@ def test_a_payment_through_the_link_of_a_cancelled_title_is_an_anomaly(flow, sto
     assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
 
 
+def test_a_wrong_amount_through_the_link_of_a_title_exported_again_is_said_once(flow, store,
+                                                                              tmp_path):
+    """The title's amount changed since the link (amount-due-changed) is said only of a
+    result that is otherwise what pesgen asked for: beside a wrong amount paid, the
+    amount-mismatch says it."""
+    old = flow.link()
+    _reexported(flow, store, tmp_path, "150.00")
+    flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "100"}})
+    flow.pay(old, "card")
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "amount-mismatch", "run-cancelled"]
+
+
 def test_a_business_fault_on_the_result_lookup_goes_to_a_person_not_to_every_reconcile(flow,
                                                                                        store):
     """P4 (idOp expired) and other business errors besides P1/P5 get the same answer each
@@ -938,16 +951,16 @@ def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_pa
     flow.link("FA-2026-00102", mode="W")
 
 
-def _link_recorded(store, invoice: str = "FA-2026-00102") -> str:
-    """A production operation for the invoice's active title, recorded as `payfip link`
-    records it (no PayFiP asked): its idOp."""
+def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W") -> str:
+    """An operation (production: saisie W) for the invoice's active title, recorded as
+    `payfip link` records it (no PayFiP asked): its idOp."""
     due = ledger.invoice_due(store, "21450999400015", invoice)
     id_op = "0d1a5c3e-0000-4000-8000-0000000000c1"
     ledger.record_operation(store, {
         "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
         "run_id": due.run_id, "numcli": "012345", "exer": "2026",
         "refdet": due.invoice.replace("-", ""), "amount_cents": due.amount_cents,
-        "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+        "mel": "famille@example.org", "objet": "FACTURE", "saisie": saisie,
         "endpoint": "http://payfip.invalid/tpa"})
     return id_op
 
@@ -987,6 +1000,7 @@ def test_each_difference_from_the_operation_is_an_anomaly(store, exported, chang
         assert (last["event"], last["id_op"]) == ("paid", id_op)
     else:
         assert (outcome.action, outcome.status, found) == ("anomaly", "anomaly", [anomaly])
+        assert outcome.message == anomaly[0]
         assert _payment(store)["status"] == "pending"
         result = change.get("resultrans", "P")
         assert [a["detail"] for a in ledger.list_anomalies(store)] == [
@@ -1031,3 +1045,18 @@ def test_a_refusal_is_recorded_as_it_came(store, exported):
              if r["invoice"] == "FA-2026-00102"]
     assert (row["status"], row["history"][-1]["event"]) == ("refused", "refused")
     assert "paid_at_source" not in row["history"][-1]["detail"]
+
+
+@pytest.mark.parametrize("saisie, status", [("T", "test-paid"), ("W", "paid")])
+def test_the_history_of_a_test_payment_says_its_mode(store, exported, saisie, status):
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store, saisie=saisie)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie=saisie, dattrans="01122026", heurtrans="1000"), "reconcile")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    last = row["history"][-1]
+    assert last["event"] == status
+    assert last["detail"].get("saisie") == (saisie if saisie == "T" else None)
