@@ -692,6 +692,7 @@ def test_a_wrong_amount_through_the_link_of_a_title_exported_again_is_said_once(
     amount-mismatch says it."""
     old = flow.link()
     _reexported(flow, store, tmp_path, "150.00")
+    assert flow.link().amount_cents == 15000  # the title now due
     flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "100"}})
     flow.pay(old, "card")
     assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
