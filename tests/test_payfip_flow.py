@@ -799,6 +799,20 @@ def test_a_payment_through_the_link_of_a_cancelled_title_is_an_anomaly(flow, sto
     assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
 
 
+def test_a_wrong_amount_through_the_link_of_a_title_exported_again_is_said_once(flow, store,
+                                                                              tmp_path):
+    """The title's amount changed since the link (amount-due-changed) is said only of a
+    result that is otherwise what pesgen asked for: beside a wrong amount paid, the
+    amount-mismatch says it."""
+    old = flow.link()
+    _reexported(flow, store, tmp_path, "150.00")
+    assert flow.link().amount_cents == 15000  # the title now due
+    flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "100"}})
+    flow.pay(old, "card")
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "amount-mismatch", "run-cancelled"]
+
+
 def test_a_business_fault_on_the_result_lookup_goes_to_a_person_not_to_every_reconcile(flow,
                                                                                        store):
     """P4 (idOp expired) and other business errors besides P1/P5 get the same answer each
@@ -1050,3 +1064,114 @@ def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_pa
             "0d1a5c3e-0000-4000-8000-0000000000b1 was made for it with it)") in problem.message
     # the invoice itself, or another invoice with its own refdet, is not refused
     flow.link("FA-2026-00102", mode="W")
+
+
+def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W") -> str:
+    """An operation (production: saisie W) for the invoice's active title, recorded as
+    `payfip link` records it (no PayFiP asked): its idOp."""
+    due = ledger.invoice_due(store, "21450999400015", invoice)
+    id_op = "0d1a5c3e-0000-4000-8000-0000000000c1"
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
+        "run_id": due.run_id, "numcli": "012345", "exer": "2026",
+        "refdet": due.invoice.replace("-", ""), "amount_cents": due.amount_cents,
+        "mel": "famille@example.org", "objet": "FACTURE", "saisie": saisie,
+        "endpoint": "http://payfip.invalid/tpa"})
+    return id_op
+
+
+@pytest.mark.parametrize("change, anomaly", [
+    ({"idOp": "0d1a5c3e-0000-4000-8000-0000000000c2"},
+     ("idop-mismatch", "0d1a5c3e-0000-4000-8000-0000000000c1",
+      "0d1a5c3e-0000-4000-8000-0000000000c2")),
+    ({"montant": "18751"}, ("amount-mismatch", "18750", "18751")),
+    ({"montant": "187.50"}, ("amount-mismatch", "18750", "187.50")),
+    ({"saisie": "T"}, ("saisie-mismatch", "W", "T")),
+    ({"resultrans": "Q"}, ("unknown-result", "P, V, R, Z or A", "Q")),
+    ({"idOp": ""}, None),  # PayFiP need not echo idOp, nor saisie
+    ({"saisie": ""}, None),
+])
+def test_each_difference_from_the_operation_is_an_anomaly(store, exported, change, anomaly):
+    """A result is recorded as a payment only when it is what pesgen asked for: another
+    idOp, amount (or one that is no number of cents), mode or an unknown result code is
+    an anomaly named by its kind, with what pesgen expected and what PayFiP said."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    detail = {"idOp": id_op, "resultrans": "P", "montant": "18750", "refdet": "FA202600102",
+              "numcli": "012345", "saisie": "W", "dattrans": "01122026",
+              "heurtrans": "1000", "numauto": "A55A"}
+    outcome = ledger.apply_detail(store, id_op, PaymentDetail(**{**detail, **change}),
+                                  "reconcile")
+    found = [(a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)]
+    op = ledger.get_operation(store, id_op)
+    assert (op["checks"], op["notifications"]) == (1, 0)
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    last = row["history"][-1]
+    if anomaly is None:
+        assert (outcome.action, outcome.status, found) == ("recorded", "paid", [])
+        assert _payment(store)["status"] == "paid"
+        assert (last["event"], last["id_op"]) == ("paid", id_op)
+    else:
+        assert (outcome.action, outcome.status, found) == ("anomaly", "anomaly", [anomaly])
+        assert outcome.message == anomaly[0]
+        assert _payment(store)["status"] == "pending"
+        result = change.get("resultrans", "P")
+        assert [a["detail"] for a in ledger.list_anomalies(store)] == [
+            f"result {result} not recorded as a payment"]
+        assert (last["event"], last["detail"]) == ("anomaly", {"result": result,
+                                                               "kinds": [anomaly[0]]})
+
+
+def test_a_result_for_an_operation_never_issued_is_an_anomaly(store, exported):
+    from pesgen.payfip.models import PaymentDetail
+
+    outcome = ledger.apply_detail(store, "0d1a5c3e-0000-4000-8000-0000000000ff",
+                                  PaymentDetail(resultrans="P"), "notification")
+    assert outcome.action == "unknown-idop"
+    assert [(a["kind"], a["id_op"], a["source"]) for a in ledger.list_anomalies(store)] == [
+        ("unknown-idop", "0d1a5c3e-0000-4000-8000-0000000000ff", "notification")]
+
+
+def test_a_notification_is_counted_on_its_operation(store, exported):
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    detail = PaymentDetail(idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102",
+                           numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000")
+    ledger.apply_detail(store, id_op, detail, "notification")
+    ledger.apply_detail(store, id_op, detail, "notification")  # again: already paid
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["notifications"]) == ("paid", 1, 2)
+
+
+def test_a_refusal_is_recorded_as_it_came(store, exported):
+    """A refusal (R) is the result of the invoice's link, no payment: recorded without
+    the note of a payment missing its transaction time."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    outcome = ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="R", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie="W"), "reconcile")
+    assert outcome == ledger.Outcome(id_op, "recorded", "refused", "FA-2026-00102")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    assert (row["status"], row["history"][-1]["event"]) == ("refused", "refused")
+    assert "paid_at_source" not in row["history"][-1]["detail"]
+
+
+@pytest.mark.parametrize("saisie, status", [("T", "test-paid"), ("W", "paid")])
+def test_the_history_of_a_test_payment_says_its_mode(store, exported, saisie, status):
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store, saisie=saisie)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie=saisie, dattrans="01122026", heurtrans="1000"), "reconcile")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    last = row["history"][-1]
+    assert last["event"] == status
+    assert last["detail"].get("saisie") == (saisie if saisie == "T" else None)

@@ -221,6 +221,9 @@ def test_datamatrix_layout_1_positions():
     # 1*1 + 5*3 + 6*3 + 9*4 + 10*9 over 9400330001 read from the right = 160
     assert pos(87, 88) == "60"
     assert pos(89, 89) == " "
+    # over 92-116 (200000002026001020450124 then 9) read from the right: 1*9 + 2*4 +
+    # 3*2 + 4*1 + 6*5 + 7*4 + 9*2 + 11*1 + 14*6 + 15*2 + 17*2 + 25*2 = 312
+    assert pos(90, 91) == "12"
     assert pos(92, 115) == "20" + "000000202600102" + "045012" + "4"  # V is the 20th letter
     assert pos(116, 116) == "9"
     assert pos(119, 122) == "806 "
@@ -239,6 +242,39 @@ def test_datamatrix_conversions_and_refusals():
         payload(replace(TITLE, id_post="02A123"), "AB")
     with pytest.raises(ValueError, match="unknown Datamatrix layout version 9"):
         payload(TITLE, "AB", version=9)
+
+
+@pytest.mark.parametrize("code, per, key76", [
+    ("001", "1", "7"),  # 00111430026 mod 11 = 4: 11 - 4 = 7
+    ("007", "2", "2"),  # 00721430026 mod 11 = 9: 11 - 9 = 2
+    ("007", "1", "1"),  # 00711430026 mod 11 = 10: 11 - 10 = 1
+])
+def test_datamatrix_key_76(code, per, key76):
+    assert payload(replace(TITLE, per=per), code)[75] == key76
+
+
+def test_datamatrix_limits_of_each_part():
+    """Each part is laid out up to its width, and refused beyond it: a code of up to 3
+    digits, a NumDette of up to 15 digits, an amount of 1 to 99 999 999 cents, a Cle2
+    that is one of the 23 key letters."""
+    assert letter_pair("123", "x") == "123"
+    with pytest.raises(ValueError, match="neither"):
+        letter_pair("1234", "code établissement")
+    longest = payload(replace(TITLE, num_dette="9" * 15), "AB")
+    assert longest[93:108] == "9" * 15
+    for num_dette in ("9" * 16, "12A", ""):
+        with pytest.raises(ValueError, match="NumDette"):
+            payload(replace(TITLE, num_dette=num_dette), "AB")
+    assert payload(replace(TITLE, amount_cents=99_999_999), "AB")[122:] == "99999999"
+    assert payload(replace(TITLE, amount_cents=1), "AB")[122:] == "       1"
+    for cents in (0, -1, 100_000_000):
+        with pytest.raises(ValueError, match="does not fit 8 characters"):
+            payload(replace(TITLE, amount_cents=cents), "AB")
+    assert payload(replace(TITLE, cle2="A"), "AB")[91:93] == "01"
+    assert payload(replace(TITLE, cle2="Y"), "AB")[91:93] == "23"
+    for cle2 in ("AB", "", "I", "Z", "a"):
+        with pytest.raises(ValueError, match="not a key letter"):
+            payload(replace(TITLE, cle2=cle2), "AB")
 
 
 def test_datamatrix_image_decodes_to_the_payload(tmp_path: Path):

@@ -591,6 +591,34 @@ def test_negative_line_exceeding_its_imputation(tmp_path):
         problems[0].message
 
 
+def test_negative_line_exceeding_its_imputation_by_less_than_one_euro(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = "-85.50"  # FM-C1 has only 85.00
+    inv["total"] = "220.00"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.netting"]
+    assert "exceeds the positive lines of the same imputation (FM-C1) by 0.50" in \
+        problems[0].message
+
+
+def test_a_line_under_one_euro_is_a_line_whatever_the_negative_lines_policy(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "0.50"
+    inv["total"] = "306.00"
+    result = _run(tmp_path, [inv], _mapping(tmp_path, {"negative_lines": None}))
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["85.00", "142.50", "78.00",
+                                                             "0.50"]
+    # beside a negative line, refused, the line of 0.50 is not
+    inv["lines"].insert(3, _line(_invoice("FA-2026-00101"), 3, "-22.75"))
+    inv["total"] = "283.25"
+    again = tmp_path / "refuse"
+    again.mkdir()
+    problems = _refused(again, [inv], _mapping(again, {"negative_lines": None}))
+    assert [(p.rule, p.message.split(":")[0]) for p in problems] == [
+        ("pes.line-amount", "line 4 amount is -22.75")]
+
+
 def test_negative_line_of_an_imputation_absent_from_the_invoice(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["lines"][3]["activity"]["code"] = "ORCH"
@@ -607,6 +635,65 @@ def test_netting_to_zero_leaves_the_line_out(tmp_path):
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["142.50", "78.00"]
     assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2"]
+
+
+def _line(inv: dict, index: int, amount: str) -> dict:
+    """A copy of line ``index`` of ``inv`` with another amount."""
+    line = copy.deepcopy(inv["lines"][index])
+    line["amount"] = line["unit_price"] = amount
+    return line
+
+
+def _netting(result, number: str = "FA-2026-00101") -> list[str]:
+    return [n.detail for n in result.notes if n.invoice == number and
+            n.policy == "negative_lines"]
+
+
+def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
+    """A discount larger than the first line of its imputation takes the rest from the
+    next one: the first line, netted to 0, is left out, the next keeps what is left."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "-100.00"
+    inv["lines"].append(_line(inv, 0, "20.00"))  # line 5: FM-C1 again
+    inv["total"] = "225.50"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["142.50", "78.00", "5.00"]
+    assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2", "3"]
+    assert result.total == Decimal("225.50")
+    assert _netting(result) == ["line 4 (-100.00) netted 85.00 into line 1 (FM-C1)",
+                                "line 4 (-100.00) netted 15.00 into line 5 (FM-C1)",
+                                "line 1 (FM-C1) netted to 0, left out"]
+
+
+def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"].append(_line(inv, 0, "20.00"))
+    inv["total"] = "302.75"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00",
+                                                             "20.00"]
+    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)"]
+
+
+def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
+    """Under negative_lines: net a line of amount 0 is left out, said once, and nets
+    nothing into its imputation's lines; under refuse it is refused as a negative one."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"].append(_line(inv, 0, "0.00"))
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
+    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)",
+                                "line 5 of amount 0 left out"]
+    del inv["lines"][3]
+    inv["total"] = "305.50"
+    again = tmp_path / "refuse"
+    again.mkdir()
+    problems = _refused(again, [inv], _mapping(again, {"negative_lines": None}))
+    assert [(p.rule, p.message.split(":")[0]) for p in problems] == [
+        ("pes.line-amount", "line 4 amount is 0.00")]
 
 
 NETTED = "FORMATION MUSICALE CYCLE 1 - LUCAS DUPONT-LEFÈVRE"
@@ -657,6 +744,15 @@ def test_netted_label_too_long_follows_text_overflow_refuse(tmp_path):
     assert p.record.endswith("$.invoices[0].lines[0]")
 
 
+def test_netted_label_of_exactly_the_limit_is_kept_whole(tmp_path):
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][0]["activity"]["label"] = "Formation musicale cycle 1" + " atelier" * 11 + " ate"
+    result = _run(tmp_path, [inv], _mapping(tmp_path, {"netted_label": "append"}))
+    label, amount = _labels(result)[0]
+    assert len(label) == 160 and label.endswith(" ATE - LUCAS DUPONT-LEFÈVRE - NET REMISE 22,75")
+    assert "text_overflow" not in {n.policy for n in result.notes}
+
+
 def test_netted_label_too_long_truncates_the_label_not_the_suffix(tmp_path):
     mapping = _mapping(tmp_path, {"netted_label": "append", "text_overflow": "truncate"})
     result = _run(tmp_path, [_long_label_invoice()], mapping)
@@ -699,6 +795,15 @@ def test_negative_total_refused(tmp_path):
     inv["total"] = "-5.00"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.negative-total"]
+
+
+def test_a_total_under_one_euro_is_a_title(tmp_path):
+    """Only a total of 0 or below is refused: a title of 0.50 after a discount is one."""
+    inv = _invoice("FA-2026-00106")
+    inv["lines"][1]["amount"] = inv["lines"][1]["unit_price"] = "-84.50"
+    inv["total"] = "0.50"
+    result = _run(tmp_path, [inv])
+    assert result.titles == 1 and result.total == Decimal("0.50")
 
 
 @pytest.mark.parametrize("sent", ["Mlle", "MLLE.", "melle", "Melle"])

@@ -325,10 +325,19 @@ def test_latin1_accents_kept_in_latin1_field():
     ("Piano – cours", "Piano - cours"), ("l’école", "l'école"), ("10 €", "10 EUR"),
     ("a\u202fb", "a b"), ("a\u00a0b", "a b"),  # NBSP: a space, noted (review)
     ("ﬁn", "fin"), ("Łódź", "Lódz"),
+    ("l‘été", "l'été"), ("a‚b", "a,b"), ("“oui”", '"oui"'), ("„oui“", '"oui"'),
+    ("a—b", "a-b"), ("a‐b", "a-b"), ("a‑b", "a-b"), ("a−b", "a-b"), ("etc…", "etc..."),
+    ("Cœur", "Coeur"), ("ŒUVRE", "OEUVRE"), ("Ÿ", "Y"), ("łza", "lza"),
+    ("Đorđe", "Dorde"), ("Iıi", "Iii"), ("STRAẞE", "STRASSE"), ("10\u2009h", "10 h"),
+    ("10\u2007h", "10 h"), ("• item", "- item"), ("‹a›", "<a>"),
 ])
 def test_transliteration_table(raw, expected):
+    """Each character of the table French billing data holds, outside ISO-8859-1, gets
+    its replacement (most have no NFKD decomposition: without their entry in the table
+    they would be refused)."""
     r = normalize(raw, "latin-1", TextPolicy(transliterate=True))
     assert r.error is None and r.value == expected
+    assert "transliterate" in r.applied
 
 
 @pytest.mark.parametrize("raw", ["a\nb", "a\r\nb", "a\rb", "a\tb", "a\x0bb", "a\x0cb",
@@ -619,3 +628,97 @@ def test_maker_makes_what_the_class_makes():
         with pytest.raises(AttributeError):  # still frozen
             made.__setattr__(fields(cls)[0].name, None)
     assert model.maker(model.Document) is model.Document  # a default factory
+
+
+def test_words_exactly_as_long_as_the_width_fit():
+    """The limits are inclusive: a word, or a text, of exactly ``width`` characters fits
+    (wrap_words keeps it, truncate_words leaves the text whole, even where a cut at its
+    last space would be allowed)."""
+    assert wrap_words("abcde fg", 5) == ["abcde", "fg"]
+    assert wrap_words("ab cd", 5) == ["ab cd"]
+    assert truncate_words("abcd ef", 7) == "abcd ef"
+    assert truncate_words("abcd efg", 7) == "abcd"
+    # a cut at a space at exactly half the width keeps too little: cut inside the word
+    assert truncate_words("abc defgh", 7) == "abc def"
+
+
+@pytest.mark.parametrize("charset, raw, expected", [
+    ("ascii", "Æsir Ørsted", "AEsir Orsted"), ("alnum", "ÆsirØrsted", "AEsirOrsted"),
+    ("sepa", "Æsir Ørsted", "AEsir Orsted"),
+])
+def test_latin1_letters_to_ascii_for_every_ascii_charset(charset, raw, expected):
+    """'Æ', 'Ø' have no NFKD decomposition: the ASCII charsets (sepa, ascii, alnum) use
+    pesgen's own table for them."""
+    r = normalize(raw, charset, TextPolicy(transliterate=True))
+    assert (r.error, r.value) == (None, expected)
+
+
+@pytest.mark.parametrize("charset", ["sepa", "alnum"])
+def test_transliteration_partly_outside_the_charset_is_refused(charset):
+    """'½' decomposes to '1⁄2', whose fraction slash neither sepa nor alnum allows: the
+    character is refused, not written half transliterated."""
+    r = normalize("1½", charset, TextPolicy(transliterate=True))
+    assert r.error == f"character '½' (U+00BD) has no transliteration in {charset}"
+
+
+def test_spaces_a_transliteration_leaves_are_collapsed_and_trimmed():
+    r = normalize("\u2009Xavier\u202f\u202fFélix\u2009", "latin-1",
+                  TextPolicy(transliterate=True))
+    assert (r.error, r.value) == (None, "Xavier Félix")
+
+
+@pytest.mark.parametrize("charset, raw", [("sepa", "“oui”"), ("alnum", "l’eau"),
+                                          ("ascii", "20℃")])
+def test_a_replacement_outside_the_charset_is_refused(charset, raw):
+    """A replacement is written only when the charset holds it: '“' becomes '"', which
+    SEPA lacks; '’' becomes "'", which alnum lacks; '℃' becomes '°C', which ASCII lacks."""
+    r = normalize(raw, charset, TextPolicy(transliterate=True))
+    assert r.error is not None and "has no transliteration in " + charset in r.error
+
+
+def test_upper_case_applies_to_what_transliteration_writes():
+    assert normalize("n°3 þorn", "sepa", UPPER_TRANSLIT).value == "NO3 THORN"
+
+
+def test_decomposed_accents_are_composed_not_refused():
+    """'é' written as 'e' and a combining acute (macOS, some exports) is the letter
+    ISO-8859-1 holds: no policy needed, nothing reported."""
+    assert normalize("Le\u0301a  ", "latin-1", STRICT) == Normalized("Léa", ())
+
+
+def test_upper_case_keeps_a_letter_whose_capital_the_charset_lacks():
+    """'µ'.upper() is the Greek 'Μ', outside ISO-8859-1: the micro sign stays as it is,
+    the rest is upper-cased."""
+    assert normalize("5 µg", "latin-1", TextPolicy(case="upper")) == \
+        Normalized("5 µG", ("case",))
+
+
+def test_every_invisible_character_is_named_in_the_refusal():
+    r = normalize("a\u00a0b\u00adc\u00a0", "latin-1", STRICT)
+    assert r.error == ("contains the invisible character(s) U+00A0 (no-break space), "
+                       "U+00AD (soft hyphen) (policy transliterate: false)")
+    assert pes_text_error("") == "is empty"
+
+
+def test_invisible_characters_are_noted_by_code_point():
+    """The transliteration note names an invisible character by its code point and says
+    what became of it ('removed', 'space'), never an invisible character itself."""
+    r = normalize("Jean\u00adLuc\u00a0Martin", "latin-1", TextPolicy(transliterate=True))
+    assert r == Normalized("JeanLuc Martin", ("transliterate",),
+                           "U+00AD→removed, U+00A0→space")
+
+
+def test_control_character_errors_hint_at_the_encoding_only_for_c1():
+    assert normalize("a\x01b", "latin-1", STRICT).error == \
+        "contains the control character U+0001"
+    utf8_as_latin1 = normalize("lâ\x80\x99ecole", "latin-1", STRICT).error
+    assert utf8_as_latin1 == ("contains the control character U+0080: UTF-8 text read "
+                              "with another encoding? (check input.encoding: utf-8)")
+    cp1252_as_latin1 = normalize("l\x92été", "latin-1", STRICT).error
+    assert cp1252_as_latin1 == ("contains the control character U+0092: a Windows-1252 "
+                                "character read with another encoding? (check "
+                                "input.encoding, e.g. cp1252)")
+
+
+def test_sepa_bad_chars_lists_each_character_once_in_order():
+    assert sepa_bad_chars("é&x_é&") == "é&_"
