@@ -661,9 +661,10 @@ def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["142.50", "78.00", "5.00"]
     assert [e.get("V") for e in doc.iterfind(".//IdLigne")] == ["1", "2", "3"]
     assert result.total == Decimal("225.50")
-    assert _netting(result) == ["line 4 (-100.00) netted 85.00 into line 1 (FM-C1)",
-                                "line 4 (-100.00) netted 15.00 into line 5 (FM-C1)",
-                                "line 1 (FM-C1) netted to 0, left out"]
+    # one note per negative line, in the input's numbering and the file's
+    assert _netting(result) == [
+        "input line 4 (-100.00, FM-C1), not in the file: netted 85.00 into input line 1 "
+        "(netted to 0: not in the file); 15.00 into input line 5 (file line 3)"]
 
 
 def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
@@ -674,7 +675,8 @@ def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00",
                                                              "20.00"]
-    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)"]
+    assert _netting(result) == ["input line 4 (-22.75, FM-C1), not in the file: netted "
+                                "22.75 into input line 1 (file line 1)"]
 
 
 def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
@@ -685,8 +687,9 @@ def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
     result = _run(tmp_path, [inv])
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
-    assert _netting(result) == ["line 4 (-22.75) netted 22.75 into line 1 (FM-C1)",
-                                "line 5 of amount 0 left out"]
+    assert _netting(result) == ["input line 5 of amount 0: not in the file",
+                                "input line 4 (-22.75, FM-C1), not in the file: netted "
+                                "22.75 into input line 1 (file line 1)"]
     del inv["lines"][3]
     inv["total"] = "305.50"
     again = tmp_path / "refuse"
