@@ -667,6 +667,22 @@ def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
         "(netted to 0: not in the file); 15.00 into input line 5 (file line 3)"]
 
 
+def test_netting_into_a_line_under_one_euro_keeps_what_is_left(tmp_path):
+    """A line of 0.50 takes a discount of 0.30 and keeps 0.20 in the file: any amount
+    above 0 is a target and stays a line (mutation testing: `> 0` made `> 1` in either
+    place refused the invoice or dropped the line, unnoticed)."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][0]["amount"] = inv["lines"][0]["unit_price"] = "0.50"
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "-0.30"
+    inv["total"] = "220.70"
+    result = _run(tmp_path, [inv])
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["0.20", "142.50", "78.00"]
+    assert result.total == Decimal("220.70")
+    assert _netting(result) == ["input line 4 (-0.30, FM-C1), not in the file: netted 0.30 "
+                                "into input line 1 (file line 1)"]
+
+
 def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["lines"].append(_line(inv, 0, "20.00"))
