@@ -21,7 +21,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -992,14 +992,24 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """The store as an export would find it, changing nothing (a dry run): one
-        transaction, in which the migrations this pesgen applies first are applied, always
-        rolled back. On SQLite it holds the store's lock while it lasts: keep it short."""
-        with self.engine.connect() as conn:
+        transaction, always rolled back. An up-to-date store is read in a read-only one
+        (``reads``: on SQLite deferred, without the write lock, so a dry run neither waits
+        for an export nor holds one up; its shared lock still keeps every read of the
+        transaction on one state of the store). A store this pesgen would migrate first
+        gets its migrations applied in the transaction, then rolled back: on SQLite that
+        holds the store's write lock while it lasts. Keep it short."""
+        with self.reads(), self.engine.connect() as conn:
+            current = self._version(conn)
+        with ExitStack() as stack:
+            if current == len(MIGRATIONS):
+                stack.enter_context(self.reads())
+            conn = stack.enter_context(self.engine.connect())
             if conn.dialect.name == "postgresql":  # one snapshot for every read
                 conn.execution_options(isolation_level="REPEATABLE READ")
             conn.begin()
             try:
-                self.pending_migrations = self._migrate(conn)
+                self.pending_migrations = (0 if current == len(MIGRATIONS)
+                                           else self._migrate(conn))
                 yield conn
             finally:
                 conn.rollback()

@@ -312,3 +312,41 @@ def test_a_write_within_reads_fails_instead_of_waiting(db_url):
                                                typ_bord="06", next_number=1, start_number=1))
     with store.reads(), store.engine.connect() as conn:
         assert store.recorded_next(conn, ("21", "00", 2026, "06")) == 1
+
+
+def test_a_dry_run_answers_while_an_export_holds_the_lock(tmp_path):
+    """export --dry-run reads an up-to-date store in a read-only transaction: it used to
+    take the write lock (its transaction, rolled back, could apply migrations), so it
+    waited for an export rendering its files, and said so."""
+    db = tmp_path / "store.sqlite3"
+    holder = _holder(db)
+    try:
+        started = time.monotonic()
+        done = _export(db, tmp_path / "out", "20", "--dry-run")
+        assert time.monotonic() - started < 15
+        assert done.returncode == 0, done.stderr
+        assert WAITING not in done.stderr
+        assert "titles: 11" in done.stdout, done.stdout
+        assert not (tmp_path / "out").exists()
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_dry_run_of_a_store_to_migrate_still_waits_for_the_lock(tmp_path):
+    """A store this pesgen would migrate first: the dry run applies the migrations in its
+    transaction, rolled back, under the write lock (waited for, then given up)."""
+    db = tmp_path / "store.sqlite3"
+    Store(f"sqlite:///{db}").engine.dispose()
+    with sqlite3.connect(db) as conn:  # as if made by a pesgen one migration behind
+        conn.execute("DELETE FROM pesgen_schema WHERE version = (SELECT max(version) FROM "
+                     "pesgen_schema)")
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        done = _export(db, tmp_path / "out", "1", "--dry-run")
+        assert done.returncode == 7, (done.stdout, done.stderr)
+        assert "lock" in done.stderr, done.stderr
+    finally:
+        holder.rollback()
+        holder.close()
