@@ -581,23 +581,17 @@ def test_negative_line_refused(tmp_path):
     assert problems[0].record.endswith("$.invoices[0].lines[3]")
 
 
-def test_negative_line_exceeding_its_imputation(tmp_path):
+@pytest.mark.parametrize(("amount", "total", "by"), [
+    ("-100.00", "205.50", "15.00"),
+    ("-85.50", "220.00", "0.50"),  # by less than one euro
+])
+def test_negative_line_exceeding_its_imputation(tmp_path, amount, total, by):
     inv = _invoice("FA-2026-00101")
-    inv["lines"][3]["amount"] = "-100.00"  # FM-C1 has only 85.00
-    inv["total"] = "205.50"
+    inv["lines"][3]["amount"] = amount  # FM-C1 has only 85.00
+    inv["total"] = total
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.netting"]
-    assert "exceeds the positive lines of the same imputation (FM-C1) by 15.00" in \
-        problems[0].message
-
-
-def test_negative_line_exceeding_its_imputation_by_less_than_one_euro(tmp_path):
-    inv = _invoice("FA-2026-00101")
-    inv["lines"][3]["amount"] = "-85.50"  # FM-C1 has only 85.00
-    inv["total"] = "220.00"
-    problems = _refused(tmp_path, [inv])
-    assert [p.rule for p in problems] == ["pes.netting"]
-    assert "exceeds the positive lines of the same imputation (FM-C1) by 0.50" in \
+    assert f"exceeds the positive lines of the same imputation (FM-C1) by {by}" in \
         problems[0].message
 
 
