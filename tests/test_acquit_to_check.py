@@ -415,6 +415,34 @@ def test_an_acceptance_of_a_bordereau_the_tresorerie_annulled_stays_0(one_run, t
     assert "to check" not in r.stdout
 
 
+def test_the_step_of_an_acceptance_of_a_cancelled_bordereau_can_be_followed(one_run):
+    """The step acquit gives (`runs cancel RUN --bordereau N --annulled-by-tresorerie`)
+    for a bordereau cancelled before the acquit accepted it: the confirmation is recorded
+    on the cancelled bordereau, nothing else, and the acquit then exits 0. It was refused
+    with exit 7, "already cancelled": the acquit stayed to check, with no way out."""
+    db_url, run_id = one_run
+    assert run_cli("runs", "cancel", run_id, "--reason", "rejected by phone", "--db",
+                   db_url).exit_code == 0
+    (check,) = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                                  "--json").stdout)["to_check"]
+    step = check["next_step"].split("if it annuls them, record it with `")[1].split("`")[0]
+    words = shlex.split(step.replace("TEXT", "'annulé par la trésorerie'"))
+    assert words[:3] == ["pesgen", "runs", "cancel"]
+    done = run_cli(*words[1:])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[0] == (
+        f"run {run_id}: IdBord 1 cancelled already: the trésorerie's annulment of its "
+        "titles recorded (nothing else changed)")
+    assert "rejected by phone (confirmed " in done.stdout
+    assert "annulé par la trésorerie [annulled by the trésorerie" in done.stdout
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert "to check" not in r.stdout and "annulled by the trésorerie" in r.stdout
+    # confirmed once: the same command again is refused, as any second cancellation
+    again = run_cli(*words[1:])
+    assert again.exit_code == 7 and "already cancelled" in again.output, again.output
+
+
 def test_every_step_masks_the_password_of_the_store_s_url(one_run, tmp_path):
     """The steps acquit's summary gives (a tie to check, a doublon piece, a cancelled
     bordereau accepted) name --db with its password masked, as next: does."""
