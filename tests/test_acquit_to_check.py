@@ -198,8 +198,8 @@ def test_an_acceptance_whose_domain_contradicts_the_run_exits_10(one_run, tmp_pa
         "1, but its TypBord 06 contradicts DomaineAck 6 (rule acquit.domain); next: check "
         f"with the trésorerie which bordereau it answers (`pesgen runs show {run_id} --db "
         f"{shlex.quote(db_url)}`); if it is a run's, record it on that run with `pesgen "
-        "acquit FILE --record --run RUN`: until then `runs cancel` does not know that the "
-        "trésorerie took it")
+        f"acquit FILE --record --run RUN --db {shlex.quote(db_url)}`: until then `runs "
+        "cancel` does not know that the trésorerie took it")
     assert _rows(db_url) == (0, 0)
     # the advice followed: tied and recorded, all fine
     followed = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
