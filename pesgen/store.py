@@ -1823,7 +1823,7 @@ class Store:
             every = self.bordereaux(conn, full)
             chosen = ([b for b in every if b.id_bord in set(bordereaux)] if bordereaux
                       else every)
-            if (not chosen or len(chosen) != len(set(bordereaux or chosen))
+            if (not chosen or (bordereaux and len(chosen) != len(set(bordereaux)))
                     or any(b.cancelled_at is None or ANNULLED_MARK in (b.reason or "")
                            for b in chosen)):
                 return None

@@ -443,6 +443,23 @@ def test_the_step_of_an_acceptance_of_a_cancelled_bordereau_can_be_followed(one_
     assert again.exit_code == 7 and "already cancelled" in again.output, again.output
 
 
+def test_a_run_cancelled_whole_is_confirmed_annulled_without_naming_its_bordereau(one_run):
+    db_url, run_id = one_run
+    store = Store(db_url)
+    store.cancel(run_id, "rejected by phone")
+    done = store.cancel(run_id, "annulé", annulled_by_tresorerie=True)
+    assert (done.confirmed, done.bordereaux, done.invoices) == (True, (1,), 0)
+    assert done.run.status == "cancelled"
+    assert done.run.cancel_reason.startswith("rejected by phone (confirmed ")
+    [b] = _bordereaux(store, run_id)
+    assert "[annulled by the trésorerie" in b.reason
+
+
+def _bordereaux(store, run_id):
+    with store.engine.connect() as conn:
+        return store.bordereaux(conn, run_id)
+
+
 def test_every_step_masks_the_password_of_the_store_s_url(one_run, tmp_path):
     """The steps acquit's summary gives (a tie to check, a doublon piece, a cancelled
     bordereau accepted) name --db with its password masked, as next: does."""
