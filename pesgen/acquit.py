@@ -884,8 +884,9 @@ class ElementReport:
                     "it either); its acceptance is recorded on no run")
         shows = ", ".join(f"`pesgen runs show {r.run_id}{option}`" for r in runs)
         return (f"check with the trésorerie which bordereau it answers ({shows}); if it is a "
-                "run's, record it on that run with `pesgen acquit FILE --record --run RUN`: "
-                "until then `runs cancel` does not know that the trésorerie took it")
+                "run's, record it on that run with `pesgen acquit FILE --record --run "
+                f"RUN{option}`: until then `runs cancel` does not know that the trésorerie "
+                "took it")
 
     def _accepted_step(self, db: str | None) -> str | None:
         """What follows an acceptance with errors (None: none, or not pesgen's)."""

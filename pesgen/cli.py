@@ -1504,6 +1504,11 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         _fail(exc)
         return
     numbers = ", ".join(map(str, done.bordereaux))
+    if done.confirmed:
+        typer.echo(f"run {done.run.id}: IdBord {numbers} cancelled already: the "
+                   "trésorerie's annulment of its titles recorded (nothing else changed)")
+        typer.echo(f"recorded reason: {done.reason}")
+        return
     whole = len(done.bordereaux) == done.of  # the whole run, in one go
     if whole:
         head = f"run {done.run.id} cancelled" + (f" (IdBord {numbers})" if done.of > 1 else "")

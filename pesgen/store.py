@@ -1733,6 +1733,10 @@ class Store:
                              "(the whole run), not both")
         full = self.get_run(run_id)["id"]
         now = utc_now()
+        if annulled_by_tresorerie:
+            confirmed = self._confirm_annulled(full, reason.strip(), bordereaux, now)
+            if confirmed is not None:
+                return confirmed
         with self.transaction() as conn:
             query = sa.select(runs).where(runs.c.id == full)
             if conn.dialect.name == "postgresql":
@@ -1812,6 +1816,50 @@ class Store:
                             tuple(b.id_bord for b in active if b not in targets),
                             len(every), tuple(online), status, recorded)
 
+    def _confirm_annulled(self, full: str, reason: str, bordereaux: Collection[int] | None,
+                          now: str) -> Cancellation | None:
+        """``cancel`` with ``annulled_by_tresorerie`` of bordereaux cancelled already
+        without it (a cancellation before the trésorerie's acquit came, which accepted
+        them: ``pesgen acquit`` lists it to check, and advises this): the confirmation is
+        added to their recorded reason, nothing else changes (their invoices were freed
+        when they were cancelled). None, and ``cancel`` goes on as usual, when one of them
+        is active or is confirmed already (``bordereaux`` none: every one of the run)."""
+        with self.transaction() as conn:
+            query = sa.select(runs).where(runs.c.id == full)
+            if conn.dialect.name == "postgresql":  # as cancel: one after the other
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
+                query = query.with_for_update()
+            row = conn.execute(query).one()
+            every = self.bordereaux(conn, full)
+            chosen = ([b for b in every if b.id_bord in set(bordereaux)] if bordereaux
+                      else every)
+            if (not chosen or (bordereaux and len(chosen) != len(set(bordereaux)))
+                    or any(b.cancelled_at is None or ANNULLED_MARK in (b.reason or "")
+                           for b in chosen)):
+                return None
+            numbers = [b.id_bord for b in chosen]
+            status = ({i: acks[0] for i, acks in self.acknowledgements(
+                [full], conn=conn).get(full, {}).items() if i in numbers}
+                if pes_typ_bord(row.typ_bord) else {})
+            accepted = [status[i] for i in numbers if i in status and status[i].accepted]
+            parts = set(conn.execute(sa.select(cancelled_bordereaux.c.id_bord).where(
+                cancelled_bordereaux.c.run_id == full)).scalars())
+            note = f" (confirmed {now}: {reason}{annulled_note(accepted)})"
+            for b in chosen:
+                if b.id_bord in parts:  # cancelled on its own
+                    conn.execute(cancelled_bordereaux.update().where(
+                        cancelled_bordereaux.c.run_id == full,
+                        cancelled_bordereaux.c.id_bord == b.id_bord).values(
+                        reason=(b.reason or "") + note))
+            if any(b.id_bord not in parts for b in chosen):  # cancelled with its run
+                conn.execute(runs.update().where(runs.c.id == full).values(
+                    cancel_reason=(row.cancel_reason or "") + note))
+            recorded = (chosen[0].reason or "") + note
+        record = [r for r in self.list_runs() if r.id == full][0]
+        return Cancellation(record, 0, {}, tuple(numbers),
+                            tuple(b.id_bord for b in every if b.cancelled_at is None),
+                            len(every), (), status, recorded, confirmed=True)
+
     @staticmethod
     def _still_held(conn: Connection, run_id: str,
                     bordereaux: list[int]) -> dict[str, dict[str, str]]:
@@ -1878,6 +1926,9 @@ class Cancellation:
     # run's; ``pesgen acquit --record``): IdBord -> its acknowledgement
     acknowledgements: dict[int, Acknowledgement] = field(default_factory=dict)
     reason: str = ""  # as recorded (with the trésorerie's annulment, when confirmed)
+    # the bordereaux were cancelled already: only the trésorerie's annulment of their
+    # titles was recorded (--annulled-by-tresorerie after the acquit accepted them)
+    confirmed: bool = False
 
     @property
     def freed(self) -> int:

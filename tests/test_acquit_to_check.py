@@ -198,8 +198,8 @@ def test_an_acceptance_whose_domain_contradicts_the_run_exits_10(one_run, tmp_pa
         "1, but its TypBord 06 contradicts DomaineAck 6 (rule acquit.domain); next: check "
         f"with the trésorerie which bordereau it answers (`pesgen runs show {run_id} --db "
         f"{shlex.quote(db_url)}`); if it is a run's, record it on that run with `pesgen "
-        "acquit FILE --record --run RUN`: until then `runs cancel` does not know that the "
-        "trésorerie took it")
+        f"acquit FILE --record --run RUN --db {shlex.quote(db_url)}`: until then `runs "
+        "cancel` does not know that the trésorerie took it")
     assert _rows(db_url) == (0, 0)
     # the advice followed: tied and recorded, all fine
     followed = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
@@ -413,6 +413,51 @@ def test_an_acceptance_of_a_bordereau_the_tresorerie_annulled_stays_0(one_run, t
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
     assert r.exit_code == ExitCode.OK, r.output
     assert "to check" not in r.stdout
+
+
+def test_the_step_of_an_acceptance_of_a_cancelled_bordereau_can_be_followed(one_run):
+    """The step acquit gives (`runs cancel RUN --bordereau N --annulled-by-tresorerie`)
+    for a bordereau cancelled before the acquit accepted it: the confirmation is recorded
+    on the cancelled bordereau, nothing else, and the acquit then exits 0. It was refused
+    with exit 7, "already cancelled": the acquit stayed to check, with no way out."""
+    db_url, run_id = one_run
+    assert run_cli("runs", "cancel", run_id, "--reason", "rejected by phone", "--db",
+                   db_url).exit_code == 0
+    (check,) = json.loads(run_cli("acquit", ACKS / "accepted.xml", "--db", db_url,
+                                  "--json").stdout)["to_check"]
+    step = check["next_step"].split("if it annuls them, record it with `")[1].split("`")[0]
+    words = shlex.split(step.replace("TEXT", "'annulé par la trésorerie'"))
+    assert words[:3] == ["pesgen", "runs", "cancel"]
+    done = run_cli(*words[1:])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[0] == (
+        f"run {run_id}: IdBord 1 cancelled already: the trésorerie's annulment of its "
+        "titles recorded (nothing else changed)")
+    assert "rejected by phone (confirmed " in done.stdout
+    assert "annulé par la trésorerie [annulled by the trésorerie" in done.stdout
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert "to check" not in r.stdout and "annulled by the trésorerie" in r.stdout
+    # confirmed once: the same command again is refused, as any second cancellation
+    again = run_cli(*words[1:])
+    assert again.exit_code == 7 and "already cancelled" in again.output, again.output
+
+
+def test_a_run_cancelled_whole_is_confirmed_annulled_without_naming_its_bordereau(one_run):
+    db_url, run_id = one_run
+    store = Store(db_url)
+    store.cancel(run_id, "rejected by phone")
+    done = store.cancel(run_id, "annulé", annulled_by_tresorerie=True)
+    assert (done.confirmed, done.bordereaux, done.invoices) == (True, (1,), 0)
+    assert done.run.status == "cancelled"
+    assert done.run.cancel_reason.startswith("rejected by phone (confirmed ")
+    [b] = _bordereaux(store, run_id)
+    assert "[annulled by the trésorerie" in b.reason
+
+
+def _bordereaux(store, run_id):
+    with store.engine.connect() as conn:
+        return store.bordereaux(conn, run_id)
 
 
 def test_every_step_masks_the_password_of_the_store_s_url(one_run, tmp_path):

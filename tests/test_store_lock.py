@@ -350,3 +350,29 @@ def test_a_dry_run_of_a_store_to_migrate_still_waits_for_the_lock(tmp_path):
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
+    """payfip tipi-url and payfip datamatrix record nothing in the store: they answer
+    while an export holds its lock, as the other read commands do (they took the write
+    lock, and waited for the export up to store_lock_timeout)."""
+    db = tmp_path / "store.sqlite3"
+    assert _export(db, tmp_path / "out", "20", "--create-store").returncode == 0
+    run = Store(f"sqlite:///{db}").list_runs()[0].id
+    holder = _holder(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
+    try:
+        for command in (["tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00101", "--urlcl",
+                         "https://ecole.example.org/retour"],
+                        ["datamatrix", "--run", run, "--code-etablissement", "123",
+                         "--out", str(tmp_path / "dm")]):
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-m", "pesgen", "payfip", *command],
+                                  capture_output=True, text=True, env=env, cwd=ROOT,
+                                  timeout=60)
+            assert time.monotonic() - started < 15, command
+            assert WAITING not in done.stderr, (command, done.stderr)
+            assert done.returncode == 0, (command, done.stderr)
+    finally:
+        holder.rollback()
+        holder.close()

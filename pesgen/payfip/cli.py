@@ -555,8 +555,10 @@ def tipi_url(
         settings = load_settings(m)
         # an invoice already paid gets no TIPI link either: the family would pay twice,
         # and pesgen records nothing from a TIPI return to notice it
-        req, _, notes = build_request(m, settings, _store(db), invoice, mel, None, None,
-                                      what="TIPI link", urlcl=urlcl)
+        store = _store(db)
+        with store.reads():  # it records nothing (docs/state.md, Waiting for the store)
+            req, _, notes = build_request(m, settings, store, invoice, mel, None, None,
+                                          what="TIPI link", urlcl=urlcl)
         letter = saisie or {"W": "A"}.get(settings.mode, settings.mode)
         url = build(TipiRequest(req.invoice, req.numcli, req.exer, req.refdet, req.montant,
                                 req.mel, req.objet, letter, urlcl),
@@ -608,7 +610,8 @@ def datamatrix(
             raise UsageError("the code établissement is needed: --code-etablissement, or "
                              "payfip.datamatrix.code_etablissement in the --mapping")
         store = _store(db)
-        full = store.get_run(run)["id"]
+        with store.reads():  # it records nothing in the store (docs/state.md)
+            full = store.get_run(run)["id"]
 
         def skipped(s: Skipped) -> None:
             # the titles of a cancelled bordereau, or of one the trésorerie rejected: it
@@ -636,8 +639,10 @@ def datamatrix(
                            + (f", through its cancelled title of run {r['through']}"
                               if r["through"] else "") + ")" for r in rows), err=True)
 
-        written = write_for_run(store, full, out, code_e, code_m or DEFAULT_CODE_EMETTEUR,
-                                layout, image, on_skipped=skipped, on_paid=paid)
+        with store.reads():
+            written = write_for_run(store, full, out, code_e,
+                                    code_m or DEFAULT_CODE_EMETTEUR, layout, image,
+                                    on_skipped=skipped, on_paid=paid)
     except PesgenError as exc:
         _fail(exc)
         return
