@@ -52,7 +52,10 @@ def shown_repr(value: Any, limit: int = LIMIT) -> str:
 # query parameters that carry a secret (libpq's password, sslpassword…; an API's token)
 # (not a bare ...key: libpq's sslkey is a file's path, which a pasted command needs)
 _SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|pwd|secret|token|api[-_]?key)$")
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^?#]*)@")
+# the scheme's '//' may have become one '/' where the URL was taken for a path (pathlib
+# folds them: `pesgen validate postgresql://u:pw@h/db` says "postgresql:/u:pw@h/db: no
+# such file")
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:/{1,3})(?P<userinfo>[^?#]*)@")
 
 
 def masked_url(url: str, keep_user: bool = True) -> str:
@@ -86,8 +89,9 @@ def masked_argument(word: str) -> str:
     return option + eq + masked_url(value)
 
 
-# a URL inside a text: its scheme, then up to a space (what follows its host is kept)
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+# a URL inside a text: its scheme, then up to a space, the punctuation, quotes or
+# brackets closing round it left out (what follows its host is kept)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/{1,3}\S+?(?=[:;,.'\")\]]*(?:\s|$))")
 
 
 def masked_urls(text: str, words: list[str] | tuple[str, ...] = ()) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from ._display import escaped_lines, json_text, masked_argument, shown
+from ._display import escaped_lines, json_text, masked_argument, masked_urls, shown
 from ._entry import interrupted, terminate
 from ._help import DB_HELP, HelpGroup
 from .errors import (
@@ -183,8 +183,10 @@ def _check_db(db: str | None) -> None:
 
 def _echo_err(text: str, nl: bool = True) -> None:
     # an error or a warning may quote a file's text (an XML's value, a libellé): no
-    # control character of it reaches the terminal as such (tabs and line ends stay)
-    typer.echo(escaped_lines(text), err=True, nl=nl)
+    # control character of it reaches the terminal as such (tabs and line ends stay);
+    # nor the password of a URL it quotes (a store URL given where a file or a date was
+    # expected: "postgresql:/u:pw@h/db: no such file")
+    typer.echo(escaped_lines(masked_urls(text)), err=True, nl=nl)
 
 
 def _warn(problem: Problem) -> None:

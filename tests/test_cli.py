@@ -1160,3 +1160,33 @@ def test_an_export_run_from_another_thread_holds_no_signal(tmp_path):
     [r] = results
     assert r.exit_code == 0, r.output
     assert _files(tmp_path / "out") == [REFS_NAME, XML_NAME]
+
+
+@pytest.mark.parametrize("args", [
+    ("validate", "postgresql://pesgen:s3cr3t@db.example/pesgen"),
+    ("payfip", "payments", "--since", "postgresql://pesgen:s3cr3t@db.example/pesgen"),
+])
+def test_a_store_url_given_where_a_file_or_a_date_is_expected_keeps_its_password_masked(
+        args, tmp_path):
+    """An error quoting a URL (a store URL given as the file to validate: pathlib folded
+    its '//' into '/'; or as a date) printed its password whole."""
+    r = run_cli(*args, "--db", str(tmp_path / "s.sqlite3")) if args[0] == "payfip" else \
+        run_cli(*args)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "s3cr3t" not in r.output, r.output
+    assert "pesgen:***@db.example" in r.output, r.output
+
+
+def test_masked_urls_keeps_what_closes_round_a_url():
+    """The text's punctuation after a URL (a quote, a colon, a bracket) stays as written;
+    only the secrets are masked, with or without the scheme's '//'."""
+    from pesgen._display import masked_urls
+
+    assert masked_urls("got 'postgresql://u:pw@h/db'") == "got 'postgresql://u:***@h/db'"
+    assert masked_urls("postgresql:/u:pw@h/db: no such file") == \
+        "postgresql:/u:***@h/db: no such file"
+    assert masked_urls("x?password=***: cannot") == "x?password=***: cannot"
+    assert masked_urls("postgresql://h/db?password=k3y: cannot") == \
+        "postgresql://h/db?password=***: cannot"
+    assert masked_urls("see https://example.org/a (docs).") == \
+        "see https://example.org/a (docs)."
