@@ -838,7 +838,7 @@ class ElementReport:
             steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
                          "guess (docs/state.md, Identifiers left empty)")
         if cancelled is not None:
-            option = f" --db {shlex.quote(masked_url(db))}" if db else ""
+            option = _db_option(db)
             steps.append("tell the trésorerie: it took titles pesgen holds as cancelled, whose "
                          "invoices may be exported again (billed twice); if it annuls them, "
                          "record it with `pesgen runs cancel "
@@ -866,7 +866,7 @@ class ElementReport:
 
     def _untied_step(self, db: str | None) -> str | None:
         """What to do of an acceptance pesgen cannot tie (untied_acceptance)."""
-        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
+        option = _db_option(db)
         if self.unchecked:
             return None  # the acquit's own entry says what to do
         if self.elsewhere:
@@ -915,7 +915,7 @@ class ElementReport:
 
     def _doublon_piece(self, db: str | None) -> str:
         """The advice for ERREUR_DOUBLON_PIECE: a piece Hélios knows already."""
-        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
+        option = _db_option(db)
         invoices = sorted({p.invoice for p in self.pieces if p.invoice and any(
             x.code == DOUBLON_PIECE for x in (*p.piece.errors, *(
                 y for ln in p.piece.lines for y in ln.errors)))})
@@ -950,9 +950,7 @@ class ElementReport:
         what = "the file of IdBord" if self.kind == "file" else "IdBord"
         reason = f"trésorerie rejected {what} {self.bordereau}" + (
             f" ({', '.join(codes)})" if codes else "")
-        # a store's URL with its password masked: a report is pasted into tickets and
-        # logs (the password is typed, not read from it)
-        option = f" --db {shlex.quote(masked_url(db))}" if db else ""
+        option = _db_option(db)
         # quoted for a shell: the codes are the acquit file's text, not vouched for
         cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
                   f"{shlex.quote(reason)}{option}")
@@ -977,6 +975,13 @@ class ElementReport:
             return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
                     f"{again}")
         return f"{cancel}; fix the input (the errors above), {again}"
+
+
+def _db_option(db: str | None) -> str:
+    """`` --db URL`` for a command a report prints (none: the default store), the URL's
+    password masked: a report is pasted into tickets and logs (the password is typed,
+    not read from it)."""
+    return f" --db {shlex.quote(masked_url(db))}" if db else ""
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
