@@ -940,17 +940,16 @@ class Store:
     # -------------------------------------------------------------- schema
 
     def schema_version(self) -> int:
-        with self.engine.begin() as conn:
-            schema_table.create(conn, checkfirst=True)
-            return conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+        """The store's schema version (0 before its first migration), read without the
+        write lock (``reads``)."""
+        with self.reads(), self.engine.connect() as conn:
+            return self._version(conn)
 
     def migrate(self) -> None:
         """Apply the migrations the store lacks: the schema's version read first without
         the write lock (``reads``), taken only when there is something to apply (a read
         command does not wait for an export to open an up-to-date store)."""
-        with self.reads(), self.engine.connect() as conn:
-            current = self._version(conn)
-        if current == len(MIGRATIONS):
+        if self.schema_version() == len(MIGRATIONS):
             return
         with self.engine.begin() as conn:
             self._migrate(conn)
@@ -998,18 +997,16 @@ class Store:
         transaction on one state of the store). A store this pesgen would migrate first
         gets its migrations applied in the transaction, then rolled back: on SQLite that
         holds the store's write lock while it lasts. Keep it short."""
-        with self.reads(), self.engine.connect() as conn:
-            current = self._version(conn)
+        up_to_date = self.schema_version() == len(MIGRATIONS)
         with ExitStack() as stack:
-            if current == len(MIGRATIONS):
+            if up_to_date:
                 stack.enter_context(self.reads())
             conn = stack.enter_context(self.engine.connect())
             if conn.dialect.name == "postgresql":  # one snapshot for every read
                 conn.execution_options(isolation_level="REPEATABLE READ")
             conn.begin()
             try:
-                self.pending_migrations = (0 if current == len(MIGRATIONS)
-                                           else self._migrate(conn))
+                self.pending_migrations = 0 if up_to_date else self._migrate(conn)
                 yield conn
             finally:
                 conn.rollback()
