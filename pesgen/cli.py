@@ -750,7 +750,7 @@ def acquit(
         typer.echo(json_text(data))
     else:
         # with --record, what became of each bordereau is said below instead
-        _show_acquit(report, shown_db, recorded=not record)
+        _show_acquit(report, shown_db, len(to_check), recorded=not record)
         if done is not None:
             _show_recording(read, done, store, named, report.unidentified)
         _show_to_check(report.rejected, to_check)
@@ -810,9 +810,10 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
         typer.echo(f"  {x}")
 
 
-def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
-    """The report; ``recorded``: with what the store holds already of each bordereau's
-    acknowledgement."""
+def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True) -> None:
+    """The report; ``checks``: how many things are to check (listed at its end, by
+    ``_show_to_check``); ``recorded``: with what the store holds already of each
+    bordereau's acknowledgement."""
     a = report.acquit
     typer.echo(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
@@ -820,8 +821,7 @@ def _show_acquit(report: Any, db: str | None, recorded: bool = True) -> None:
                + (f"{report.rejected} rejected" if report.rejected else "all accepted")
                + (f", {report.unidentified} not tied for an identifier the acquit leaves "
                   "empty or out (below)" if report.unidentified else "")
-               + (f", {checks} to check (listed at the end)"
-                  if (checks := len(report.to_check(db))) else ""))
+               + (f", {checks} to check (listed at the end)" if checks else ""))
     if report.stranger is not None:
         typer.echo(report.stranger)
     if report.named is not None:
