@@ -588,12 +588,12 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
 
 
 def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
-           record_unknown: bool = True, close: bool = True) -> ledger.Outcome:
+           record_unknown: bool = True) -> ledger.Outcome:
     """One idOp from a notification, the family's return or the sweep: pull the trusted
     result and apply it once. With ``record_unknown`` false, an idOp pesgen never issued
     is answered without recording an anomaly (the receiver's flood limit). The client
-    the factory gives is closed after the lookup, unless ``close`` is false or the
-    factory keeps its clients (``KeptClients``: the receiver's, the sweep's)."""
+    the factory gives is closed after the lookup, unless the factory keeps its clients
+    (``KeptClients``: the receiver's, the sweep's)."""
     op = ledger.get_operation(store, id_op)
     if op is None:
         if not record_unknown:
@@ -618,7 +618,7 @@ def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
                     fault.summary)
         return ledger.note_check(store, id_op, source, "unknown", str(fault))
     finally:
-        if close and not isinstance(factory, KeptClients):
+        if not isinstance(factory, KeptClients):
             client.close()
     return ledger.apply_detail(store, id_op, detail, source)
 
@@ -639,4 +639,4 @@ def reconcile_each(store: Store, factory: ClientFactory, since: str | None = Non
     the fake) and opened a connection each time."""
     with KeptClients(factory) as kept:
         for id_op in ledger.open_operation_ids(store, since):
-            yield handle(store, id_op, "reconcile", kept, close=False)
+            yield handle(store, id_op, "reconcile", kept)
