@@ -1379,6 +1379,18 @@ class Store:
                 parts.setdefault(run_id, []).append(id_bord)
             return [_record(r, parts.get(r.id, ())) for r in conn.execute(query)]
 
+    def _run_record(self, full: str) -> RunRecord:
+        """The record of the run ``full`` (its whole id) as ``list_runs`` gives it, read
+        alone."""
+        with self.engine.connect() as conn:
+            parts = list(conn.execute(
+                sa.select(cancelled_bordereaux.c.id_bord)
+                .where(cancelled_bordereaux.c.run_id == full)
+                .order_by(cancelled_bordereaux.c.id_bord)).scalars())
+            row = conn.execute(sa.select(*(runs.c[name] for name in _RECORD_COLUMNS))
+                               .where(runs.c.id == full)).one()
+            return _record(row, parts)
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
             if not _RUN_PREFIX.fullmatch(run_id):
@@ -1808,7 +1820,7 @@ class Store:
             conn.execute(run_invoices.update().where(mine).values(active=False))
             held = self._still_held(conn, full, numbers)
             _note_cancelled_titles(conn, full, online, now, reason.strip())
-        record = [r for r in self.list_runs() if r.id == full][0]
+        record = self._run_record(full)
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
                             len(every), tuple(online), status, recorded)
@@ -1852,7 +1864,7 @@ class Store:
                 conn.execute(runs.update().where(runs.c.id == full).values(
                     cancel_reason=(row.cancel_reason or "") + note))
             recorded = (chosen[0].reason or "") + note
-        record = [r for r in self.list_runs() if r.id == full][0]
+        record = self._run_record(full)
         return Cancellation(record, 0, {}, tuple(numbers),
                             tuple(b.id_bord for b in every if b.cancelled_at is None),
                             len(every), (), status, recorded, confirmed=True)
