@@ -119,10 +119,27 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u206
                           "\u2028\u2029]")
 
 
+def masked_json(data: Any) -> Any:
+    """``data`` (what a JSON report holds: dicts, lists, strings, numbers…) with the
+    secrets of every URL its strings quote masked as ``masked_urls`` masks them (a store
+    URL given where a file was expected: ``"mapping": "postgresql:/u:***@h/db"``); a
+    string quoting no URL with a password or a secret parameter (an invoice number, a
+    path, a date) is the same string. The keys are pesgen's own: kept."""
+    if isinstance(data, str):
+        # a URL has its scheme's ':/' (pathlib may have folded its '//'): the rest pass
+        return masked_urls(data) if ":/" in data else data
+    if isinstance(data, dict):
+        return {key: masked_json(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [masked_json(value) for value in data]
+    return data
+
+
 def json_text(data: Any) -> str:
-    """``data`` as indented JSON for a terminal: the same values (exact JSON), each
+    """``data`` as indented JSON for a terminal, a log or a ticket: the same values
+    (exact JSON) but the secrets of the URLs its strings quote (``masked_json``), each
     character a terminal would act on written as its \\uXXXX escape."""
     import json
 
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                            json.dumps(data, ensure_ascii=False, indent=2))
+                            json.dumps(masked_json(data), ensure_ascii=False, indent=2))

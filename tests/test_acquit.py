@@ -407,6 +407,25 @@ def test_json_gives_the_same_report(store):
             second["next_step"]) == (42, True, [], None)
 
 
+def test_json_masks_the_password_of_a_url_a_libelle_quotes_and_nothing_else(store, tmp_path):
+    """A libellé of the trésorerie's quoting a URL with its password: --json printed it
+    whole (a report pasted into a ticket); the rest of the report is the same."""
+    text = (ACKS / "rejected.xml").read_text(encoding="iso-8859-1")
+    said = 'V="Fonction absente de la nomenclature"'
+    assert said in text
+    ack = _write(tmp_path, text.replace(said, 'V="voir sftp://depot:s3cr3t@echanges.example/'
+                                                'pes: Fonction absente"'))
+    plain = json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db", store, "--json").stdout)
+    r = run_cli("acquit", ack, "--db", store, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "s3cr3t" not in r.stdout
+    data = json.loads(r.stdout)
+    label = data["elements"][0]["pieces"][0]["lines"][0]["errors"][0]
+    assert label["label"] == "voir sftp://depot:***@echanges.example/pes: Fonction absente"
+    label["label"] = "Fonction absente de la nomenclature"
+    assert {**data, "file": None, "sha256": None} == {**plain, "file": None, "sha256": None}
+
+
 def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
     r = run_cli("acquit", ACKS / "file-rejected.xml", "--db", store)
     assert r.exit_code == ExitCode.REJECTED

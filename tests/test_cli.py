@@ -1190,3 +1190,38 @@ def test_masked_urls_keeps_what_closes_round_a_url():
         "postgresql://h/db?password=***: cannot"
     assert masked_urls("see https://example.org/a (docs).") == \
         "see https://example.org/a (docs)."
+
+
+_SECRET_URL = "postgresql://pesgen:s3cr3t@db.example/pesgen"
+
+
+@pytest.mark.parametrize("args, code", [
+    (("check-mapping", _SECRET_URL, "--format", "json"), ExitCode.MAPPING),
+    (("check-format", _SECRET_URL, "--format", "json"), ExitCode.USAGE),
+    (("formats", "--formats-dir", _SECRET_URL, "--format", "json"), ExitCode.USAGE),
+])
+def test_a_json_report_quoting_a_store_url_keeps_its_password_masked(args, code):
+    """A URL given where a mapping, a bundle or a folder was expected: the JSON report
+    (its result's name, its error) quoted the password whole, as the text output did
+    before its errors were masked."""
+    r = run_cli(*args)
+    assert r.exit_code == code, r.output
+    assert "s3cr3t" not in r.stdout, r.stdout
+    assert "pesgen:***@db.example" in r.stdout, r.stdout
+    json.loads(r.stdout)  # still one JSON document
+
+
+def test_masked_json_masks_the_urls_of_every_string_and_changes_nothing_else():
+    """Each string of a report, however deep, keys kept; an invoice number, a path, a
+    URL without a password, a number or null are as they were."""
+    from pesgen._display import masked_json
+
+    kept = {"invoice": "FA-2026-00103", "file": "/srv/exports/PESORMC_2026.xml",
+            "url": "https://example.org/a:b", "user": "postgresql://pesgen@db/pesgen",
+            "amount": "12.50", "n": 3, "ok": True, "none": None}
+    assert masked_json(kept) == kept
+    data = {"a": [{"b": ("x", f"see {_SECRET_URL}.")}], "c": f"{_SECRET_URL}?sslpassword=k",
+            _SECRET_URL: 1}
+    assert masked_json(data) == {
+        "a": [{"b": ["x", "see postgresql://pesgen:***@db.example/pesgen."]}],
+        "c": "postgresql://pesgen:***@db.example/pesgen?sslpassword=***", _SECRET_URL: 1}

@@ -90,6 +90,24 @@ def test_link_pay_and_export_payments(world):
     assert out.strip() == "no anomaly"
 
 
+def test_payments_json_masks_the_password_of_a_url_its_history_quotes(world):
+    """A cancellation's reason (typed by support) quoting a store URL with its password:
+    --format json --history printed it whole; the invoice and the rest are as they were."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    store = world["store"]
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    store.cancel(run, "moved to postgresql://pesgen:s3cr3t@db.example/pesgen",
+                 despite_payments=True)
+    code, out, err = _run("payfip", "payments", "--format", "json", "--history")
+    assert code == 0, err
+    assert "s3cr3t" not in out
+    [row] = json.loads(out)
+    assert (row["invoice"], row["status"]) == ("FA-2026-00102", "cancelled")
+    assert row["history"][-1]["detail"] == {
+        "run": run, "reason": "moved to postgresql://pesgen:***@db.example/pesgen"}
+
+
 def _pay(world, link_output: str, action: str = "card") -> str:
     id_op = link_output.strip().splitlines()[1].rsplit("=", 1)[1]
     answer = httpx.post(f"{world['endpoint']}/paiementws.web",
