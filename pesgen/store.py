@@ -657,24 +657,33 @@ class _LockWait:
     def begin(self, conn: Connection) -> None:
         if self.reading:
             conn.exec_driver_sql("PRAGMA query_only=ON")
-            conn.exec_driver_sql("BEGIN DEFERRED")
+            self._wait(conn, self._share)
             return
         conn.exec_driver_sql("PRAGMA query_only=OFF")  # a pooled connection's, from reads
+        self._wait(conn, self._try)
+
+    def _wait(self, conn: Connection, attempt: Callable[[Connection, float], bool]) -> None:
+        """``attempt`` (``_try``, ``_share``) until it takes the lock, in turns of at most
+        ``_LOCK_POLL`` seconds: SQLite's busy handler sleeps in C, deaf to Ctrl-C and
+        SIGTERM, which are heard between the turns. Past the grace, say so once; past
+        ``timeout`` seconds in all, StoreLocked."""
         started = time.monotonic()
         grace = min(_LOCK_GRACE, self.timeout / 4)
+        turn = 0.0  # the first try does not wait: the lock is free nearly always
         try:
-            if self._try(conn, grace):
-                return
-            if self.timeout > grace and self.on_wait is not None and not self.told:
-                self.told = True
-                self.on_wait(self.timeout)
-            # in short turns: SQLite's busy handler sleeps in C, deaf to Ctrl-C and SIGTERM
-            while (left := self.timeout - (time.monotonic() - started)) > 0:
-                if self._try(conn, min(left, _LOCK_POLL)):
-                    return
+            while not attempt(conn, turn):
+                waited = time.monotonic() - started
+                left = self.timeout - waited
+                if left <= 0:
+                    raise store_locked(self.url, self.timeout)
+                if (waited >= grace and self.timeout > grace and self.on_wait is not None
+                        and not self.told):
+                    self.told = True
+                    self.on_wait(self.timeout)
+                # told at the grace's end, not a turn later
+                turn = min(left, _LOCK_POLL, grace - waited if waited < grace else left)
         finally:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(self.timeout)}")
-        raise store_locked(self.url, self.timeout)
 
     @staticmethod
     def _try(conn: Connection, wait: float) -> bool:
@@ -684,10 +693,35 @@ class _LockWait:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except sa.exc.OperationalError as exc:
-            if getattr(exc.orig, "sqlite_errorname", None) != "SQLITE_BUSY":
+            if not _busy(exc):
                 raise
             return False
         return True
+
+    @staticmethod
+    def _share(conn: Connection, wait: float) -> bool:
+        """A read transaction (BEGIN DEFERRED) with its shared lock taken at once, by a
+        read of the file's header (the schema's version), waiting up to ``wait`` seconds
+        (SQLite's busy handler); False while an export commits (it holds the file alone
+        for that instant, or waits for the reads under way to end, new ones waiting
+        behind it). The shared lock, kept to the transaction's end, makes no statement
+        after it wait: the wait is here, in turns, not in a query's busy handler."""
+        if not conn.connection.driver_connection.in_transaction:
+            # (SQLAlchemy rolls back the transaction a failed turn had begun)
+            conn.exec_driver_sql("BEGIN DEFERRED")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
+        try:
+            conn.exec_driver_sql("PRAGMA schema_version").scalar()
+        except sa.exc.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return False
+        return True
+
+
+def _busy(exc: sa.exc.OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (SQLITE_BUSY)."""
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_BUSY"
 
 
 def _quiet_logger(name: str) -> None:

@@ -376,3 +376,99 @@ def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
     finally:
         holder.rollback()
         holder.close()
+
+
+# ------------------------------------------- a read meeting an export as it commits
+
+
+def _committing(db: Path) -> sqlite3.Connection:
+    """Another pesgen run at the instant it commits: the file held alone (SQLite's
+    exclusive lock, which a commit takes to write the file), so that even a read waits,
+    kept until the caller lets it go."""
+    Store(f"sqlite:///{db}").engine.dispose()  # created and migrated first
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def test_a_read_waiting_for_a_commit_gives_up_after_the_timeout_as_locked(tmp_path):
+    """The same wait in all as before (store_lock_timeout), said once past the grace, then
+    the store's locked error (exit 7); before, SQLite's busy handler waited it out in C
+    and the read failed as 'the state store failed: database is locked'."""
+    db = tmp_path / "store.sqlite3"
+    holder = _committing(db)
+    told: list[float] = []
+    try:
+        with pytest.raises(Exception) as info:
+            store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+            with store.reads():
+                store.list_runs()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert getattr(info.value, "exit_code", None) == 7, info.value
+    assert "held the state store's lock for 1.5 s" in str(info.value)
+    assert told == [1.5]
+
+
+def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
+    """A read meeting an export as it commits waits in turns: Ctrl-C (here
+    _thread.interrupt_main, sent once the read says it waits) stops it at the end of the
+    turn under way, long before the timeout; before, it waited in SQLite's busy handler,
+    in C, deaf to it, for the whole store_lock_timeout."""
+    import _thread
+
+    db = tmp_path / "store.sqlite3"
+    holder = _committing(db)
+    sent: list[float] = []
+
+    def interrupt(_timeout: float) -> None:
+        def send() -> None:
+            sent.append(time.monotonic())
+            _thread.interrupt_main()
+        threading.Thread(target=send).start()
+
+    try:
+        store = None
+        with pytest.raises(KeyboardInterrupt):
+            store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
+            with store.reads():
+                store.list_runs()
+        stopped = time.monotonic()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert store is None  # stopped opening it (reading its schema's version)
+    assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
+    # nothing left held: the store reads at once
+    assert Store(f"sqlite:///{db}", lock_timeout=1).list_runs() == []
+
+
+def test_a_read_command_waiting_for_a_commit_stops_on_sigint_with_exit_130(tmp_path):
+    import signal
+
+    db = tmp_path / "store.sqlite3"
+    holder = _committing(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pesgen", "runs", "list"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, cwd=ROOT)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # said once it waits past the grace
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=60)
+        stopped = time.monotonic() - sent
+    finally:
+        holder.rollback()
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert WAITING in first, first + rest
+    assert proc.returncode == 130, first + rest
+    # (the waiting line may come again: a signal landing as it was written leaves it in
+    # standard error's buffer, written again with the next line)
+    assert rest.endswith("interrupted\n") and out == "", rest
+    assert "locked" not in rest and "error" not in rest, rest
+    assert stopped < 15, stopped
