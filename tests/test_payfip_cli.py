@@ -302,6 +302,137 @@ def test_the_same_invoice_twice_or_one_mel_for_several_is_a_usage_error(world):
     _nothing_sent(world)
 
 
+def _interrupted_on_call(monkeypatch, k: int) -> list[int]:
+    """The PayFiP client raises KeyboardInterrupt (Ctrl-C) on its ``k``-th
+    creerPaiementSecurise, before sending it; the calls made are counted."""
+    from pesgen.payfip.client import PayfipClient
+
+    calls: list[int] = []
+    real = PayfipClient.creer_paiement_securise
+
+    def interrupted(self, request):
+        calls.append(1)
+        if len(calls) == k:
+            raise KeyboardInterrupt
+        return real(self, request)
+
+    monkeypatch.setattr(PayfipClient, "creer_paiement_securise", interrupted)
+    return calls
+
+
+def _linked(world) -> list[str]:
+    code, out, err = _run("payfip", "payments", "--since", "2020-01-01", "--format", "json")
+    assert code == 0, err
+    return sorted(r["invoice"] for r in json.loads(out))
+
+
+def test_a_batch_stopped_by_ctrl_c_names_the_links_made_and_the_invoices_not_sent(
+        world, monkeypatch):
+    """Ctrl-C while the second link is being made: exit 130, and stderr names the link
+    made (printed above, recorded), the invoice whose link was being made and the one
+    not sent; before, it said 'interrupted' (or nothing) and left the user to guess."""
+    calls = _interrupted_on_call(monkeypatch, 2)
+    code, out, err = _links(world, *BATCH)
+    assert code == 130, err
+    assert len(calls) == 2
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("invoice FA-2026-00102: PayFiP operation")
+    assert err.splitlines()[-1] == (
+        "interrupted: 1 link(s) made and recorded (FA-2026-00102); invoice FA-2026-00103: "
+        "stopped while its link was being made, no link printed (an operation PayFiP may "
+        "have made for it is never paid; recorded, `pesgen payfip payments` lists it); 1 "
+        "invoice(s) not sent: FA-2026-00105")
+    assert "link(s) made\n" not in err
+    assert _linked(world) == ["FA-2026-00102"] and len(world["payfip"].operations) == 1
+
+
+def test_a_batch_stopped_by_ctrl_c_as_a_link_is_printed_gives_its_url(world, monkeypatch):
+    """Ctrl-C as the second link's lines are printed: that link is made and recorded, its
+    URL given on stderr (its printing cut short), the third not sent."""
+    import typer
+
+    real = typer.echo
+
+    def cut(message=None, *args, **kwargs):
+        if str(message).startswith("invoice FA-2026-00103: PayFiP operation"):
+            raise KeyboardInterrupt
+        return real(message, *args, **kwargs)
+
+    monkeypatch.setattr(typer, "echo", cut)
+    code, out, err = _links(world, *BATCH)
+    assert code == 130, err
+    [second] = [op for op in world["payfip"].operations.values()
+                if op.request["refdet"] == "FA202600103"]
+    said = err.splitlines()
+    assert said[-2] == ("interrupted: 2 link(s) made and recorded (FA-2026-00102, "
+                        "FA-2026-00103); 1 invoice(s) not sent: FA-2026-00105")
+    assert said[-1].startswith(f"  the link of invoice FA-2026-00103 (operation {second.id_op}"
+                               "), its printing cut short: http")
+    assert said[-1].endswith(second.id_op)
+    assert _linked(world) == ["FA-2026-00102", "FA-2026-00103"]
+
+
+def test_a_batch_stopped_by_ctrl_c_while_checking_says_nothing_was_sent(world, monkeypatch):
+    from pesgen.payfip import service
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(service, "build_request", interrupted)
+    code, out, err = _links(world, *BATCH)
+    assert code == 130 and out == ""
+    assert err.splitlines()[-1] == ("interrupted: nothing sent (3 invoice(s) were being "
+                                    "checked)")
+    _nothing_sent(world)
+
+
+def test_a_batch_whose_output_is_closed_stops_and_names_what_it_made(world):
+    """`pesgen payfip link … | head -2`: the reader gone after the first link, the second
+    (already on its way) is made and its URL given on stderr, the third is not sent, exit
+    2 (an OSError's); before, every link was made and printed to nowhere, exit 0."""
+    import asyncio
+    import threading
+
+    from pesgen.payfip.fake import FakePayfip
+    from pesgen.payfip.server import ServerThread
+
+    fake = FakePayfip()
+    gate, calls = threading.Event(), []
+
+    async def gated(scope, receive, send):
+        # the second creerPaiementSecurise waits until the reader has closed the pipe
+        if scope["type"] == "http" and scope["path"] == "/tpa/services/securite":
+            calls.append(1)
+            if len(calls) == 2:
+                await asyncio.get_running_loop().run_in_executor(None, gate.wait, 60)
+        await fake.app(scope, receive, send)
+
+    args = [a for invoice in BATCH for a in ("-n", invoice)]
+    with ServerThread(gated) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pesgen", "payfip", "link", "-m", str(MAPPING), *args,
+             "--endpoint", f"{server.url}/tpa", "--notify-url", world["notify"],
+             "--mode", "W", "--timeout", "30"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            first = [proc.stdout.readline(), proc.stdout.readline()]
+            proc.stdout.close()
+            gate.set()
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            gate.set()
+            if proc.poll() is None:
+                proc.kill()
+    assert first[0].startswith("invoice FA-2026-00102: PayFiP operation"), (first, err)
+    assert proc.returncode == ExitCode.USAGE, err
+    assert ("error: standard output closed by its reader: 2 link(s) made and recorded "
+            "(FA-2026-00102, FA-2026-00103); 1 invoice(s) not sent: FA-2026-00105") in err
+    assert "  the link of invoice FA-2026-00103 (operation " in err
+    assert len(calls) == 2 and len(fake.operations) == 2
+    assert _linked(world) == ["FA-2026-00102", "FA-2026-00103"]
+
+
 def test_link_errors_name_the_invoice_and_the_field(world):
     code, out, err = _link(world, "FA-2026-00102", "--mel", "x@", "--mode", "P")
     assert code == 4

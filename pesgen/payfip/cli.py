@@ -96,29 +96,89 @@ def link(
 ) -> None:
     """Create a PayFiP payment for each exported invoice given (amount from its active
     run) and print the payment page's URL to send to the family. Every invoice is
-    checked before anything is sent: one refused, none is sent."""
-    made = 0
+    checked before anything is sent: one refused, none is sent. Stopped midway (an
+    error, Ctrl-C, its output closed by its reader), it says which invoices got a link
+    and which were not sent."""
+    from .service import Batch
+
+    batch = Batch()
+    links = None
+    printing = None  # the link being printed: its lines may not have reached the reader
     try:
         _need_extras()
         from .service import create_links
 
-        for result in create_links(_store(db), mapping, invoice, mel=mel,
-                                   notify_url=notify_url, return_url=return_url,
-                                   endpoint=endpoint, mode=mode, timeout=timeout):
+        links = create_links(_store(db), mapping, invoice, mel=mel, notify_url=notify_url,
+                             return_url=return_url, endpoint=endpoint, mode=mode,
+                             timeout=timeout, batch=batch)
+        for result in links:
             # each link as soon as it is recorded: a batch stopped midway has printed
             # every link it made
+            printing = result
             amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
             typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
                        f"{result.refdet}, {amount}, saisie {result.saisie})")
             typer.echo(result.url)
+            if _stdout_closed():
+                # `| head -2`: the links after it would go nowhere; not made
+                raise BrokenPipeError(32, "standard output closed by its reader")
+            printing = None
             for note in result.notes:
                 typer.echo(f"note: {note}", err=True)
-            made += 1
     except PesgenError as exc:
         _fail(exc)
         return
+    except (KeyboardInterrupt, BrokenPipeError) as exc:
+        if links is not None:
+            links.close()  # no link after it; the client closed
+        _batch_stopped(batch, invoice, printing, exc)
     if len(invoice) > 1:
-        typer.echo(f"{made} link(s) made", err=True)
+        typer.echo(f"{batch.made} link(s) made", err=True)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output's reader closed it (`pesgen payfip link … | head -2`):
+    what pesgen prints to it since goes nowhere (``cli._ClosedPipeSafe``)."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    raw = getattr(getattr(sys.stdout, "buffer", None), "raw", None)
+    return bool(getattr(raw, "closed_by_reader", False))
+
+
+def _batch_stopped(batch: Any, given: list[str], printing: Any, exc: BaseException) -> None:
+    """Say what `payfip link` stopped by Ctrl-C or SIGTERM (exit 130) or by its output
+    closed (exit 2, as an OSError) leaves: the invoices that got a link (made and
+    recorded; the URL of the one being printed, on standard error), the one whose link
+    was being made (PayFiP may have made an operation for it), those not sent."""
+    from ..cli import _echo_err, _Interrupts
+    from .service import listed
+
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    head = "interrupted" if interrupted else "error: standard output closed by its reader"
+    if batch.sending is None:  # still checking them
+        said = f"{head}: nothing sent ({len(given)} invoice(s) were being checked)"
+    else:
+        made, stopping, rest = batch.made_links(), batch.stopping(), batch.not_sent()
+        said = f"{head}: {len(made)} link(s) made and recorded" + (
+            f" ({listed(made)})" if made else "")
+        if stopping is not None:
+            said += (f"; invoice {stopping}: stopped while its link was being made, no "
+                     "link printed (an operation PayFiP may have made for it is never "
+                     "paid; recorded, `pesgen payfip payments` lists it)")
+        if rest:
+            said += f"; {len(rest)} invoice(s) not sent: {listed(rest)}"
+    _echo_err(said)
+    if printing is not None:  # recorded; its lines cut short, or not read
+        _echo_err(f"  the link of invoice {printing.invoice} (operation {printing.id_op}), "
+                  f"its printing cut short: {printing.url}")
+    if interrupted:
+        _Interrupts.said = True
+        raise typer.Exit(130) from None
+    raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
 @payfip_app.command()

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -440,7 +440,8 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
                  mel: str | None = None, notify_url: str | None = None,
                  return_url: str | None = None, endpoint: str | None = None,
                  mode: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 client: PayfipClient | None = None) -> Iterator[Link]:
+                 client: PayfipClient | None = None, batch: Batch | None = None
+                 ) -> Iterator[Link]:
     """``create_link`` of each invoice, in the order given, each link as soon as it is
     made and recorded (the CLI prints it then). Every invoice is checked first, the runs'
     inputs read once and the refdets in use looked up in one index (``Lookups``): when
@@ -449,7 +450,9 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     its own error). The same invoice twice (case and surrounding spaces aside) is a
     usage error. One client serves the batch. When PayFiP or the store fails midway,
     the links made before stay made and recorded; the error says which invoices were
-    not sent."""
+    not sent. ``batch`` follows the sending, for a caller to say as much of a batch
+    stopped otherwise (Ctrl-C, its output closed: ``Batch``)."""
+    batch = Batch() if batch is None else batch
     seen: dict[str, str] = {}
     for given in invoices:
         key = invoice_key(given)
@@ -489,37 +492,67 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
                 raise
             refused.append((given, exc))
     if refused:
-        raise LinksRefused(refused, [p[1].invoice for p in prepared], _listed)
+        raise LinksRefused(refused, [p[1].invoice for p in prepared], listed)
     own = client is None
     if client is None:
         from .client import PayfipClient
 
         client = PayfipClient(endpoint or settings.endpoint, timeout=timeout)
+    batch.invoices = [p[1].invoice for p in prepared]
     try:
         for done, (request, due, notes) in enumerate(prepared):
+            batch.sending = done
             try:
                 link = _make_link(store, mapping, client, request, due, notes)
             except PesgenError as exc:
                 if len(prepared) > 1:
-                    _say_too(exc, _stopped(prepared, done))
+                    _say_too(exc, _stopped(batch))
                 raise
+            batch.made = done + 1
             yield link
     finally:
         if own:
             client.close()
 
 
-def _stopped(prepared: list[tuple[PaymentRequest, ledger.Due, list[str]]], at: int) -> str:
-    """What a batch stopped at its ``at``-th invoice leaves: the links made before it,
-    the invoices not sent."""
-    made = [p[1].invoice for p in prepared[:at]]
-    rest = [p[1].invoice for p in prepared[at + 1:]]
+@dataclass
+class Batch:
+    """Where ``create_links`` is in its batch: the invoices to link, as their runs
+    recorded them, once every one is checked; the index of the one whose link is being
+    made (None: still checking them, nothing sent); how many links are made and
+    recorded, in order (the one being made too, once it is)."""
+
+    invoices: list[str] = field(default_factory=list)
+    sending: int | None = None
+    made: int = 0
+
+    def made_links(self) -> list[str]:
+        """The invoices whose link is made and recorded."""
+        return self.invoices[:self.made]
+
+    def stopping(self) -> str | None:
+        """The invoice whose link was being made, not yet recorded: whether PayFiP made
+        an operation for it, and pesgen recorded it, is not known (None: none was)."""
+        if self.sending is None or self.made > self.sending:
+            return None
+        return self.invoices[self.sending]
+
+    def not_sent(self) -> list[str]:
+        """The invoices nothing was sent for: after the one being made (every one, while
+        they were being checked)."""
+        return self.invoices[(-1 if self.sending is None else self.sending) + 1:]
+
+
+def _stopped(batch: Batch) -> str:
+    """What a batch stopped at the invoice it was sending leaves: the links made before
+    it, the invoices not sent."""
+    made, rest = batch.made_links(), batch.not_sent()
     return (f"; the batch stopped there: {len(made)} link(s) made before it"
-            + (f" ({_listed(made)})" if made else "") + (
-                f", {len(rest)} invoice(s) not sent: {_listed(rest)}" if rest else ""))
+            + (f" ({listed(made)})" if made else "") + (
+                f", {len(rest)} invoice(s) not sent: {listed(rest)}" if rest else ""))
 
 
-def _listed(invoices: list[str], limit: int = 20) -> str:
+def listed(invoices: list[str], limit: int = 20) -> str:
     more = len(invoices) - limit
     return ", ".join(invoices[:limit]) + (f", … {more} more" if more > 0 else "")
 
