@@ -119,12 +119,12 @@ def link(
             typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
                        f"{result.refdet}, {amount}, saisie {result.saisie})")
             typer.echo(result.url)
+            for note in result.notes:
+                typer.echo(f"note: {note}", err=True)
             if _stdout_closed():
                 # `| head -2`: the links after it would go nowhere; not made
                 raise BrokenPipeError(32, "standard output closed by its reader")
             printing = None
-            for note in result.notes:
-                typer.echo(f"note: {note}", err=True)
     except PesgenError as exc:
         _fail(exc)
         return
