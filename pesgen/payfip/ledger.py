@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,7 +23,14 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
-from ..store import Store, cancelled_bordereaux, run_invoices, runs, utc_now
+from ..store import (
+    Acknowledgement,
+    Store,
+    cancelled_bordereaux,
+    run_invoices,
+    runs,
+    utc_now,
+)
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
 
@@ -182,6 +189,38 @@ def active_titles(store: Store, id_coll: str) -> list[Any]:
             .join(runs, runs.c.id == run_invoices.c.run_id)
             .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active)
             .order_by(runs.c.created_at, run_invoices.c.id)).all()
+
+
+def rejected_bordereaux(store: Store, run_id: str, bordereaux: Collection[int] | None = None
+                        ) -> dict[int, Acknowledgement]:
+    """The bordereaux of a run (among ``bordereaux``: its active ones, for a caller that
+    knows them; None: every one) whose Hélios status, as `pesgen acquit --record`
+    recorded it, is a rejection: IdBord -> that acknowledgement. Their titles are not in
+    Hélios: a family must not pay them (rule payfip.rejected). A bordereau without
+    acknowledgement recorded, or accepted since (``--replace``), is not one."""
+    status = store.acknowledgements([run_id]).get(run_id, {})
+    return {b: acks[0] for b, acks in status.items()
+            if not acks[0].accepted and (bordereaux is None or b in bordereaux)}
+
+
+def open_links(store: Store, run_id: str, bordereaux: Collection[int]) -> list[Any]:
+    """The PayFiP links still open (operations pending or unknown) of a run's active titles
+    in ``bordereaux``, test links (saisie T) aside: a family may still pay through them.
+    Each with its title's IdBord, by IdBord, invoice and age. Operations are keyed by the
+    run and the invoice as that run wrote it (as ``runs cancel`` finds them)."""
+    titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(sorted(bordereaux)),
+        run_invoices.c.active).subquery()
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(operations.c.id_op, operations.c.invoice, operations.c.created_at,
+                      operations.c.saisie, operations.c.amount_cents, operations.c.status,
+                      titles.c.id_bord)
+            .join(titles, titles.c.invoice == operations.c.invoice)
+            .where(operations.c.run_id == run_id, operations.c.status.in_(OPEN),
+                   operations.c.saisie != "T")
+            .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at,
+                      operations.c.id_op)).all()
 
 
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
