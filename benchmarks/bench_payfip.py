@@ -216,7 +216,10 @@ def queries(db: Path, repeat: int, invoices: int) -> None:
     store = Store(f"sqlite:///{db}")
     with store.engine.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(operations)).scalar()
-        numcli = conn.execute(sa.select(operations.c.numcli).limit(1)).scalar() or "000000"
+        # the collectivity's own PayFiP client (the ledger step writes 012345)
+        numcli = conn.execute(sa.select(operations.c.numcli).where(
+            operations.c.id_coll == ID_COLL).order_by(operations.c.id_op).limit(1)
+        ).scalar() or "000000"
         some = list(conn.execute(sa.select(operations.c.invoice).order_by(
             operations.c.id_op).limit(invoices)).scalars())
     steps = {
@@ -248,8 +251,8 @@ def queries(db: Path, repeat: int, invoices: int) -> None:
         with store.engine.connect() as conn:
             plan = [r[-1] for r in conn.exec_driver_sql(
                 f"EXPLAIN QUERY PLAN {statement}", parameters)]
-        _report(name, started, cpu, operations=count, repeat=times, per_call_s=round(per, 4),
-                rows=len(rows), plan=plan)
+        _report(name, started, cpu, operations=count, numcli=numcli, repeat=times,
+                per_call_s=round(per, 4), rows=len(rows), plan=plan)
 
 
 def main() -> None:

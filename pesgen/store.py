@@ -488,16 +488,10 @@ def _migration_11(conn: Connection) -> None:
     _titles_v11(_run_invoices_v5(sa.MetaData())).create(conn)
 
 
-def _migration_12(conn: Connection) -> None:
-    from .payfip.tables import migration_12  # the indexes of payfip_operations' reads
-
-    migration_12(conn)
-
-
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
-                                                  _migration_10, _migration_11, _migration_12]
+                                                  _migration_10, _migration_11]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

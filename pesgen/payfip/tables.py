@@ -14,7 +14,6 @@
 These definitions are frozen with migration 2: a later change needs a new migration.
 Migration 4 changes no table: it corrects rows (test payments recorded as payments).
 Migration 7 adds the resolution columns of ``payfip_anomalies``.
-Migration 12 adds indexes of ``payfip_operations`` (``operation_indexes_v12``).
 """
 
 from __future__ import annotations
@@ -124,40 +123,6 @@ def migration_7(conn: Connection) -> None:
     for column in ("resolved_at VARCHAR(32)", f"resolved_by VARCHAR({RESOLVED_BY_MAX})",
                    "note TEXT"):
         conn.exec_driver_sql(f"ALTER TABLE payfip_anomalies ADD COLUMN {column}")
-
-
-def operation_indexes_v12(meta: sa.MetaData) -> list[sa.Index]:
-    """The indexes of ``payfip_operations`` migration 12 creates, frozen (on a table of
-    ``meta`` holding only their columns: migration 2 creates the table from the live
-    definition above, which must not have them, or a new store would get them twice):
-
-    * ``ix_payfip_operations_open`` (status, created_at, id_op): the open operations,
-      oldest first (``ledger.open_operation_ids``, the reconcile sweep's list), read from
-      the index alone, no row of the table;
-    * ``ix_payfip_operations_coll_invoice`` (id_coll, invoice): an invoice's operations
-      of a collectivity (``ledger.abandoned_active``, once per link made); and, with
-    * ``ix_payfip_operations_numcli`` (numcli): the refdets in use by a collectivity or
-      its PayFiP client (``ledger.refdets_used``, once per batch of links), looked up in
-      the two (SQLite's MULTI-INDEX OR), not every operation of the store read.
-
-    No index has id_coll followed by created_at: SQLite (no statistics) took it for
-    ``abandoned_active`` to skip its sort, and read every operation of the collectivity
-    for each link (docs/performance.md, "PayFiP operations' indexes")."""
-    table = sa.Table("payfip_operations", meta, sa.Column("id_op", sa.String(64)),
-                     sa.Column("id_coll", sa.String(14)), sa.Column("invoice", sa.String(64)),
-                     sa.Column("numcli", sa.String(6)), sa.Column("created_at", sa.String(32)),
-                     sa.Column("status", sa.String(16)))
-    return [sa.Index("ix_payfip_operations_open", table.c.status, table.c.created_at,
-                     table.c.id_op),
-            sa.Index("ix_payfip_operations_coll_invoice", table.c.id_coll, table.c.invoice),
-            sa.Index("ix_payfip_operations_numcli", table.c.numcli)]
-
-
-def migration_12(conn: Connection) -> None:
-    """The indexes the reads of ``payfip_operations`` use (schema version 12); nothing
-    to fill in."""
-    for index in operation_indexes_v12(sa.MetaData()):
-        index.create(conn)
 
 
 def migration_4(conn: Connection, now: str) -> None:
