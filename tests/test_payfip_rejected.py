@@ -162,3 +162,49 @@ def test_recording_a_rejection_names_the_payfip_links_open_on_its_titles(db_url,
     again = run_cli("acquit", ack, "--db", db_url, "--record")
     assert again.exit_code == ExitCode.REJECTED
     assert "to check" not in again.stdout
+
+
+class _RejectedMeanwhile:
+    """A PayFiP client during whose creation of the operation support records the
+    trésorerie's rejection of the title's bordereau (`acquit --record --replace`)."""
+
+    endpoint = "http://127.0.0.1:1/tpa"
+
+    def __init__(self, db_url: str, ack) -> None:
+        self.db_url, self.ack = db_url, ack
+
+    def creer_paiement_securise(self, request) -> str:
+        assert run_cli("acquit", self.ack, "--db", self.db_url, "--record",
+                       "--replace").exit_code == ExitCode.REJECTED
+        return "op-meanwhile"
+
+    def payment_url(self, id_op: str) -> str:
+        return f"{self.endpoint}/paiement.web?idop={id_op}"
+
+
+def test_a_rejection_recorded_while_payfip_makes_the_operation_refuses_the_link(
+        acknowledged, tmp_path):
+    """Found not rejected, then rejected while PayFiP made the operation: the operation
+    is recorded (PayFiP issued it), its link refused, exit 7, rule payfip.rejected; and
+    `acquit --record` lists it as a link open on the rejected bordereau."""
+    import pytest
+
+    from pesgen.errors import StateError
+    from pesgen.payfip.service import create_link
+
+    db_url, run = acknowledged
+    store = Store(db_url)
+    no = _ack(tmp_path, "no.xml", _element(1, False, "ERREUR_AUTRE"))
+    with pytest.raises(StateError) as info:
+        create_link(store, MAPPING, "FA-2026-00101", mode="W",
+                    notify_url="http://127.0.0.1:8765/payfip/notification",
+                    client=_RejectedMeanwhile(db_url, no))
+    assert str(info.value).startswith(
+        "invoice FA-2026-00101: the trésorerie's rejection of its title's bordereau was "
+        "recorded while PayFiP made operation op-meanwhile (IdBord 1 of run "
+        f"{run}, rejected by the trésorerie: rejected on 2026-11-24 with 1 error(s) "
+        "(no.xml)); the operation is recorded, but do not send its link: no link")
+    assert [p.rule for p in info.value.problems] == ["payfip.rejected"]
+    assert ledger.get_operation(store, "op-meanwhile")["status"] == "pending"
+    again = run_cli("acquit", no, "--db", db_url, "--record")
+    assert "FA-2026-00101 (operation op-meanwhile, " in again.stdout

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
 from ..store import (
+    _ACK_LOCK,
     Acknowledgement,
     Store,
     cancelled_bordereaux,
@@ -244,17 +245,26 @@ class Recorded:
 
     cancelled: str | None = None
     paid: dict[str, Any] | None = None
+    # the rejection of the title's bordereau by the trésorerie, recorded since (`pesgen
+    # acquit --record`), in words
+    rejected: str | None = None
 
 
 def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
-    Says (``Recorded``) when the title was cancelled, or the invoice paid, since it was
-    found due (while PayFiP made the operation): the operation is recorded all the same
-    (a payment through it is then an anomaly: run-cancelled, double-payment), but its
-    link must not be given."""
+    Says (``Recorded``) when the title was cancelled, its bordereau rejected by the
+    trésorerie, or the invoice paid, since it was found due (while PayFiP made the
+    operation): the operation is recorded all the same (a payment through it is then an
+    anomaly: run-cancelled, double-payment; or listed by `acquit --record` as a link
+    open on a rejected bordereau), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # a rejection recorded meanwhile (`acquit --record`, under this lock) is
+            # seen here, or is recorded after this operation and lists it as open
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_ACK_LOCK})")
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
+        rejected = _title_rejected(store, conn, op.get("run_id"), op["invoice"])
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
@@ -270,7 +280,27 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
-    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None)
+    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
+                    rejected)
+
+
+def _title_rejected(store: Store, conn: Connection, run_id: str | None,
+                    invoice: str) -> str | None:
+    """The rejection of an active title's bordereau (the run and the invoice as that
+    run wrote it), as its Hélios status records it, in words; None: not rejected (or
+    cancelled: ``_title_cancelled``'s)."""
+    if not run_id:
+        return None
+    id_bord = conn.execute(sa.select(run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice,
+        run_invoices.c.active)).scalar()
+    if id_bord is None:
+        return None
+    acks = store.acknowledgements([run_id], conn=conn).get(run_id, {}).get(id_bord)
+    if not acks or acks[0].accepted:
+        return None
+    return (f"IdBord {id_bord} of run {run_id}, rejected by the trésorerie: "
+            f"{acks[0].outcome} ({acks[0].file})")
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:

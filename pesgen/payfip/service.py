@@ -611,6 +611,18 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
+    if recorded.rejected:
+        # `acquit --record` recorded the trésorerie's rejection of the title's bordereau
+        # while PayFiP made the operation: the trésorerie does not hold the title
+        raise StateError(
+            f"invoice {invoice}: the trésorerie's rejection of its title's bordereau was "
+            f"recorded while PayFiP made operation {id_op} ({recorded.rejected}); the "
+            "operation is recorded, but do not send its link: no link (a family must not "
+            "pay a title the trésorerie does not hold; `pesgen acquit FILE --record` "
+            "lists the link as open)",
+            [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
+                     f"{id_op} would pay a title the trésorerie does not hold",
+                     invoice=invoice)])
     # an earlier link abandoned a moment ago may still be paid (the idOp stays active):
     # both paid, the second is recorded as a double payment, never counted
     for other in ledger.abandoned_active(store, mapping.collectivity.siret, invoice):
