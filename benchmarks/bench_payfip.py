@@ -19,6 +19,13 @@ has no batch of links nor KeptClients: the steps that need them say so).
         operation, one after another: its clients kept (KeptClients) or made per
         notification (the code before)
 
+    python benchmarks/bench_payfip.py queries STORE [--repeat 5] [--invoices 1000]
+        the reads of payfip_operations a link and a sweep make, timed alone, each with
+        SQLite's EXPLAIN QUERY PLAN: the refdets in use (ledger.refdets_used, what
+        RefdetIndex reads: every operation of the collectivity or of its numcli), the
+        open operations (open_operation_ids, the reconcile sweep's list) REPEAT times,
+        and abandoned_active of INVOICES invoices (once per link made)
+
 The fake runs apart: `pesgen payfip fake --no-notify --port 8700` (endpoint
 http://127.0.0.1:8700/tpa). Each step prints one JSON line: wall and CPU seconds, peak RSS.
 """
@@ -198,6 +205,56 @@ def notify(db: Path, count: int, per_notification: bool) -> None:
         factory.close()
 
 
+def queries(db: Path, repeat: int, invoices: int) -> None:
+    """Each read timed alone (the store warm: each is run once first), then its plan."""
+    import sqlalchemy as sa
+
+    from pesgen.payfip import ledger
+    from pesgen.payfip.tables import operations
+    from pesgen.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    with store.engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(operations)).scalar()
+        # the collectivity's own PayFiP client (the ledger step writes 012345)
+        numcli = conn.execute(sa.select(operations.c.numcli).where(
+            operations.c.id_coll == ID_COLL).order_by(operations.c.id_op).limit(1)
+        ).scalar() or "000000"
+        some = list(conn.execute(sa.select(operations.c.invoice).order_by(
+            operations.c.id_op).limit(invoices)).scalars())
+    steps = {
+        "refdets_used": (repeat, lambda: ledger.refdets_used(store, ID_COLL, numcli)),
+        "open_operation_ids": (repeat, lambda: ledger.open_operation_ids(store)),
+        "abandoned_active": (1, lambda: [ledger.abandoned_active(store, ID_COLL, i)
+                                         for i in some]),
+    }
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, many):  # noqa: ANN001
+        seen.append((statement, parameters))
+
+    for name, (times, call) in steps.items():
+        call()  # warm
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(times):
+            rows = call()
+        per = (time.perf_counter() - started) / times
+        seen.clear()
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            call() if name != "abandoned_active" else ledger.abandoned_active(
+                store, ID_COLL, some[0])
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        statement, parameters = next((st, pa) for st, pa in seen
+                                     if "payfip_operations" in st)
+        with store.engine.connect() as conn:
+            plan = [r[-1] for r in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        _report(name, started, cpu, operations=count, numcli=numcli, repeat=times,
+                per_call_s=round(per, 4), rows=len(rows), plan=plan)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -218,6 +275,10 @@ def main() -> None:
     p.add_argument("store", type=Path)
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--per-notification", action="store_true")
+    p = sub.add_parser("queries")
+    p.add_argument("store", type=Path)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--invoices", type=int, default=1000)
     a = parser.parse_args()
     if a.step == "setup":
         setup(a.folder, a.invoices)
@@ -225,6 +286,8 @@ def main() -> None:
         links(a.store, a.endpoint, a.count, a.one_by_one)
     elif a.step == "ledger":
         ledger_of(a.store, a.copies)
+    elif a.step == "queries":
+        queries(a.store, a.repeat, a.invoices)
     elif a.step == "notified":
         notified(a.store, a.endpoint, a.count)
     else:

@@ -998,7 +998,9 @@ class ToCheck:
     """One thing of the acquit that is not all fine, a rejection aside (``pesgen acquit``
     exits 10 for it when nothing is rejected): its line, the bordereau and exercise it
     names (None: none), why (``accepted-with-errors``, ``untied``, ``unidentified``,
-    ``id-coll-empty``), what it says and what to do next."""
+    ``id-coll-empty``; ``payfip-open``: PayFiP links open on the titles of a rejection
+    ``--record`` recorded, beside that rejection: ``payfip_open``), what it says and what
+    to do next."""
 
     line: int
     bordereau: int | None
@@ -1317,8 +1319,11 @@ def _run_json(f: Recorded) -> dict[str, Any]:
             {"at": f.cancelled_at, "reason": f.cancel_reason}}
 
 
-def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
-    """The report as the school software reads it (``pesgen acquit --json``)."""
+def as_json(report: AcquitReport, db: str | None = None,
+            to_check: list[ToCheck] | None = None) -> dict[str, Any]:
+    """The report as the school software reads it (``pesgen acquit --json``);
+    ``to_check``: its list (default: ``report.to_check``; with ``--record``, what
+    recording found too: ``payfip_open``)."""
     a = report.acquit
 
     def errors(items: tuple[AckError, ...]) -> list[dict[str, Any]]:
@@ -1386,7 +1391,8 @@ def as_json(report: AcquitReport, db: str | None = None) -> dict[str, Any]:
             # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
             "to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
                           "reasons": list(x.reasons), "said": x.said,
-                          "next_step": x.next_step} for x in report.to_check(db)]}
+                          "next_step": x.next_step}
+                         for x in (report.to_check(db) if to_check is None else to_check)]}
 
 
 # ------------------------------------------------------------------ record in the store
@@ -1558,6 +1564,46 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
         else:
             out.append(RecordedElement(r, "not recorded", _not_tied(r)))
     return Recording(None if done is None else done.recorded_at, earlier, tuple(out))
+
+
+def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list[ToCheck]:
+    """What ``--record`` finds beside the rejections it recorded (or found recorded
+    already): per rejected bordereau of the report tied to a run, still active, whose
+    Hélios status in the store is that rejection, the PayFiP links still open on its
+    titles (production or activation: saisie W or X; ``ledger.open_links``): a family
+    may pay through them a title the trésorerie does not hold. One ToCheck each (reason
+    ``payfip-open``), with what to do. The exit stays the rejection's (9): a rejected
+    bordereau is never "nothing rejected"."""
+    from .payfip.ledger import open_links, rejected_bordereaux
+    from .payfip.models import cents_text
+
+    out = []
+    for r in report.elements:
+        if r.run is None or r.element.accepted:
+            continue
+        if r.run.cancelled_at is not None or r.bordereau is None:
+            continue  # cancelled: its links are run-cancelled's (`runs cancel` said them)
+        if r.bordereau not in rejected_bordereaux(store, r.run.run_id, [r.bordereau]):
+            continue  # its status says otherwise since (--replace)
+        links = open_links(store, r.run.run_id, [r.bordereau])
+        if not links:
+            continue
+        said = ", ".join(
+            f"{op.invoice} (operation {op.id_op}, {cents_text(op.amount_cents)}, saisie "
+            f"{op.saisie}, {op.status} since {op.created_at})" for op in links)
+        option = _db_option(db)
+        out.append(ToCheck(
+            r.element.line, r.bordereau, r.element.exercise, ("payfip-open",),
+            f"{_element_name(r)}: rejected, and {len(links)} PayFiP link(s) of its titles "
+            f"still open: {said}",
+            "a family paying through one pays a title the trésorerie does not hold (the "
+            "money reaches the régie all the same): tell the régisseur and do not send "
+            "these links again; the command that cancels the bordereau (`pesgen acquit "
+            f"FILE{option}` gives it) then needs --despite-payments, and a payment through "
+            "them afterwards is a run-cancelled anomaly (`pesgen payfip anomalies"
+            f"{option}`); the invoices exported again get new links (`pesgen payfip link` "
+            "refuses one for a title of a rejected bordereau: rule payfip.rejected)"))
+    return out
 
 
 def _errors_of(e: AckElement) -> list[dict[str, Any]]:

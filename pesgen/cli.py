@@ -716,7 +716,7 @@ def acquit(
     cancelled in pesgen (not as annulled by the trésorerie)."""
 
     from .acquit import as_json as report_json
-    from .acquit import named_run, read_acquit, recording_json, tie
+    from .acquit import named_run, payfip_open, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
     if replace and not record:
@@ -743,8 +743,17 @@ def acquit(
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
     to_check = report.to_check(shown_db)
+    if done is not None:
+        try:
+            # PayFiP links open on the titles of a rejection recorded: to check beside it
+            to_check += payfip_open(report, store, shown_db)
+        except PesgenError as exc:
+            _fail(exc, written=False, then=None if done.recorded_at is None else
+                  f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
+                  "`pesgen runs show RUN`); its PayFiP links were not looked up")
+            return
     if as_json:
-        data = report_json(report, shown_db)
+        data = report_json(report, shown_db, to_check)
         if done is not None:
             data["recording"] = recording_json(done)
         typer.echo(json_text(data))

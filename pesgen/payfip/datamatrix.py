@@ -50,6 +50,7 @@ from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem, StateError, UsageError
 from ..keys import invoice_key
 from ..store import Store, run_invoices
+from .ledger import rejected_bordereaux
 from .models import to_cents
 
 LATEST = 1
@@ -294,8 +295,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                                   f"{len(s.invoices)} title(s)") for s in skipped])
     # a bordereau still active the trésorerie rejected (its Hélios status, `pesgen acquit
     # --record`): its titles are not in Hélios, a Datamatrix would pay nothing it holds
-    status = store.acknowledgements([run["id"]]).get(run["id"], {})
-    rejected = {b: status[b][0] for b in live if b in status and not status[b][0].accepted}
+    rejected = rejected_bordereaux(store, run["id"], live)
     for b, ack in sorted(rejected.items()):
         skipped.append(Skipped(b, tuple(r.invoice for r in rows_ if r.active and r.id_bord == b),
                                f"rejected by the trésorerie: {ack.outcome} ({ack.file}), "

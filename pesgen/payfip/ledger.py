@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,7 +23,15 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
-from ..store import Store, cancelled_bordereaux, run_invoices, runs, utc_now
+from ..store import (
+    _ACK_LOCK,
+    Acknowledgement,
+    Store,
+    cancelled_bordereaux,
+    run_invoices,
+    runs,
+    utc_now,
+)
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
 
@@ -184,6 +192,38 @@ def active_titles(store: Store, id_coll: str) -> list[Any]:
             .order_by(runs.c.created_at, run_invoices.c.id)).all()
 
 
+def rejected_bordereaux(store: Store, run_id: str, bordereaux: Collection[int] | None = None
+                        ) -> dict[int, Acknowledgement]:
+    """The bordereaux of a run (among ``bordereaux``: its active ones, for a caller that
+    knows them; None: every one) whose Hélios status, as `pesgen acquit --record`
+    recorded it, is a rejection: IdBord -> that acknowledgement. Their titles are not in
+    Hélios: a family must not pay them (rule payfip.rejected). A bordereau without
+    acknowledgement recorded, or accepted since (``--replace``), is not one."""
+    status = store.acknowledgements([run_id]).get(run_id, {})
+    return {b: acks[0] for b, acks in status.items()
+            if not acks[0].accepted and (bordereaux is None or b in bordereaux)}
+
+
+def open_links(store: Store, run_id: str, bordereaux: Collection[int]) -> list[Any]:
+    """The PayFiP links still open (operations pending or unknown) of a run's active titles
+    in ``bordereaux``, test links (saisie T) aside: a family may still pay through them.
+    Each with its title's IdBord, by IdBord, invoice and age. Operations are keyed by the
+    run and the invoice as that run wrote it (as ``runs cancel`` finds them)."""
+    titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(sorted(bordereaux)),
+        run_invoices.c.active).subquery()
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(operations.c.id_op, operations.c.invoice, operations.c.created_at,
+                      operations.c.saisie, operations.c.amount_cents, operations.c.status,
+                      titles.c.id_bord)
+            .join(titles, titles.c.invoice == operations.c.invoice)
+            .where(operations.c.run_id == run_id, operations.c.status.in_(OPEN),
+                   operations.c.saisie != "T")
+            .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at,
+                      operations.c.id_op)).all()
+
+
 def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(payments).where(payments.c.id_coll == id_coll,
@@ -205,17 +245,26 @@ class Recorded:
 
     cancelled: str | None = None
     paid: dict[str, Any] | None = None
+    # the rejection of the title's bordereau by the trésorerie, recorded since (`pesgen
+    # acquit --record`), in words
+    rejected: str | None = None
 
 
 def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
-    Says (``Recorded``) when the title was cancelled, or the invoice paid, since it was
-    found due (while PayFiP made the operation): the operation is recorded all the same
-    (a payment through it is then an anomaly: run-cancelled, double-payment), but its
-    link must not be given."""
+    Says (``Recorded``) when the title was cancelled, its bordereau rejected by the
+    trésorerie, or the invoice paid, since it was found due (while PayFiP made the
+    operation): the operation is recorded all the same (a payment through it is then an
+    anomaly: run-cancelled, double-payment; or listed by `acquit --record` as a link
+    open on a rejected bordereau), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # a rejection recorded meanwhile (`acquit --record`, under this lock) is
+            # seen here, or is recorded after this operation and lists it as open
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_ACK_LOCK})")
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
+        rejected = _title_rejected(store, conn, op.get("run_id"), op["invoice"])
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
@@ -231,7 +280,27 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
-    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None)
+    return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
+                    rejected)
+
+
+def _title_rejected(store: Store, conn: Connection, run_id: str | None,
+                    invoice: str) -> str | None:
+    """The rejection of an active title's bordereau (the run and the invoice as that
+    run wrote it), as its Hélios status records it, in words; None: not rejected (or
+    cancelled: ``_title_cancelled``'s)."""
+    if not run_id:
+        return None
+    id_bord = conn.execute(sa.select(run_invoices.c.id_bord).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.invoice == invoice,
+        run_invoices.c.active)).scalar()
+    if id_bord is None:
+        return None
+    acks = store.acknowledgements([run_id], conn=conn).get(run_id, {}).get(id_bord)
+    if not acks or acks[0].accepted:
+        return None
+    return (f"IdBord {id_bord} of run {run_id}, rejected by the trésorerie: "
+            f"{acks[0].outcome} ({acks[0].file})")
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:

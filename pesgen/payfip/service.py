@@ -8,6 +8,7 @@ from PayFiP over SOAP, and checked against the operation pesgen issued.
 from __future__ import annotations
 
 import logging
+import shlex
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -117,6 +118,30 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
                  f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])
 
 
+def refuse_rejected(title: Any, rejected: dict[int, Any], what: str) -> None:
+    """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) of a title whose
+    bordereau the trésorerie rejected (its Hélios status, `pesgen acquit --record`;
+    ``rejected``: the rejected bordereaux of the title's run, ``ledger.rejected_bordereaux``)
+    and that is not cancelled yet: the title is not in Hélios, and a family never pays a
+    title the trésorerie does not hold (rule payfip.rejected, exit 7, as payfip.paid and
+    payfip.cancelled). Names the rejection, its acquit and what to do next."""
+    ack = None if title is None else rejected.get(int(title.id_bord))
+    if ack is None:
+        return
+    where = f"IdBord {title.id_bord} of run {title.run_id}"
+    raise StateError(
+        f"invoice {title.invoice}: its title ({where}) is in a bordereau the trésorerie "
+        f"rejected: {ack.outcome} ({ack.file}), not cancelled yet; no {what}: the trésorerie "
+        "does not hold the title, a family must not pay it. `pesgen acquit "
+        f"{shlex.quote(ack.file)}` gives the command that cancels the bordereau; then "
+        "export the invoice again, and make the payment for its new title. If the "
+        "trésorerie took the bordereau since, after a fix on its side, record its new "
+        "acknowledgement: `pesgen acquit FILE --record --replace`",
+        [Problem("payfip.rejected", f"{where} rejected by the trésorerie: {ack.outcome}, "
+                 f"not cancelled yet: no {what} for a title the trésorerie does not hold",
+                 record=f"{ack.file}:{ack.line}", invoice=title.invoice)])
+
+
 def refuse_other_budget(mapping: Mapping, title: Any, what: str) -> None:
     """Refuse a payment of a title exported by a run of another budget than the
     mapping's: each budget has its régie, its own PayFiP client number (numcli), so the
@@ -162,7 +187,8 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     validated (every problem at once, naming the invoice and the field), the title's due
     and notes to show (exer: ``exer_of``). A title of another budget than the mapping's
     is refused first (``refuse_other_budget``), then an invoice already paid
-    (``refuse_paid``; ``what`` the payment it would start). ``urlcl``: for the legacy
+    (``refuse_paid``; ``what`` the payment it would start), then a title of a bordereau
+    the trésorerie rejected (``refuse_rejected``). ``urlcl``: for the legacy
     TIPI URL protocol, whose one URL is urlcl (no urlnotif, no urlredirect) and whose
     maximum amount is its own; the request's URLs are then urlcl, checked as such.
     ``lookups``: what a batch of links reads once for all its invoices (``Lookups``)."""
@@ -174,6 +200,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     # the payment records follow the number as the invoice's run recorded it (as given
     # when no active run holds it: a paid title since cancelled is said paid)
     refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
+    # a title of a bordereau the trésorerie rejected is not in Hélios (no active title:
+    # due_of says why below)
+    refuse_rejected(title, {} if title is None else lookups.rejected(title.run_id), what)
     due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope_c = {"name": c.name, "siret": c.siret, "exercise": c.exercise,
@@ -367,13 +396,15 @@ _FAILED = object()  # a record whose payer.email binding failed
 class Lookups:
     """What links read of the store and of the runs' inputs, read once for a batch of
     invoices: the refdets in use (``RefdetIndex``, made when a refdet is first checked),
-    each run's recorded mapping and payer e-mails (``PayerEmails``)."""
+    each run's recorded mapping and payer e-mails (``PayerEmails``), and the bordereaux
+    of each run the trésorerie rejected."""
 
     def __init__(self, store: Store, settings: PayfipSettings, id_coll: str) -> None:
         self.store, self.settings, self.id_coll = store, settings, id_coll
         self._refdets: RefdetIndex | None = None
         self._mappings: dict[str, Mapping | None] = {}
         self._emails: dict[str, PayerEmails] = {}
+        self._rejected: dict[str, dict[int, Any]] = {}
 
     def refdets(self, scope_c: dict[str, Any]) -> RefdetIndex:
         if self._refdets is None:
@@ -384,6 +415,12 @@ class Lookups:
         if run_id not in self._mappings:
             self._mappings[run_id] = run_mapping(self.store, run_id)
         return self._mappings[run_id]
+
+    def rejected(self, run_id: str) -> dict[int, Any]:
+        """The bordereaux of the run the trésorerie rejected (``ledger.rejected_bordereaux``)."""
+        if run_id not in self._rejected:
+            self._rejected[run_id] = ledger.rejected_bordereaux(self.store, run_id)
+        return self._rejected[run_id]
 
     def payer_emails(self, run_id: str) -> PayerEmails:
         if run_id not in self._emails:
@@ -607,6 +644,18 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
+    if recorded.rejected:
+        # `acquit --record` recorded the trésorerie's rejection of the title's bordereau
+        # while PayFiP made the operation: the trésorerie does not hold the title
+        raise StateError(
+            f"invoice {invoice}: the trésorerie's rejection of its title's bordereau was "
+            f"recorded while PayFiP made operation {id_op} ({recorded.rejected}); the "
+            "operation is recorded, but do not send its link: no link (a family must not "
+            "pay a title the trésorerie does not hold; `pesgen acquit FILE --record` "
+            "lists the link as open)",
+            [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
+                     f"{id_op} would pay a title the trésorerie does not hold",
+                     invoice=invoice)])
     # an earlier link abandoned a moment ago may still be paid (the idOp stays active):
     # both paid, the second is recorded as a double payment, never counted
     for other in ledger.abandoned_active(store, mapping.collectivity.siret, invoice):
