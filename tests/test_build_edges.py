@@ -5,12 +5,18 @@ mutation testing of ``pesgen/build.py``; each test says what it pins."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import date
+from decimal import Decimal
 
+from pesgen.build import Builder
 from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.sources import read_invoices
 
-from .conftest import EXAMPLES, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
 from .test_cli import _without_civility_table
 
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
@@ -29,3 +35,21 @@ def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path):
     result = export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
     assert [n.detail for n in result.notes if n.policy == "civility_table"] == [
         "no codes.civility table: 7 civility value(s) sent as written: Mme, M., M, Dr, Pr, …"]
+
+
+def test_a_title_of_less_than_one_euro_is_a_title(tmp_path):
+    """pes.negative-total refuses a total below 0, not below 1: an invoice of 0.50 (one
+    line) is a title of 0.50."""
+    data = copy.deepcopy(EXAMPLE)
+    invoice = data["invoices"][0]
+    invoice["lines"] = invoice["lines"][:1]
+    invoice["lines"][0].update(amount="0.50", unit_price="0.50")
+    invoice["total"] = "0.50"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.problems == []
+    assert result.title.total == Decimal("0.50")
+    assert [ln.amount for ln in result.title.lines] == [Decimal("0.50")]
