@@ -53,3 +53,28 @@ def test_a_title_of_less_than_one_euro_is_a_title(tmp_path):
     assert result.problems == []
     assert result.title.total == Decimal("0.50")
     assert [ln.amount for ln in result.title.lines] == [Decimal("0.50")]
+
+
+def test_a_long_text_truncated_on_every_invoice_is_said_on_every_invoice(tmp_path):
+    """text_overflow: truncate: two families in the same over-long city both get it
+    truncated and a text_overflow note each (a text seen before is taken from memory:
+    a truncated one is not, its note would be lost)."""
+    city = "Saint-Germain-des-Pres-sur-Loing-et-Environs"
+    data = copy.deepcopy(EXAMPLE)
+    for invoice in data["invoices"][:2]:
+        invoice["payer"]["address"]["city"] = city
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    assert text.count("text_overflow: refuse") == 1
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text.replace("text_overflow: refuse", "text_overflow: truncate"),
+                            encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    builder = Builder(mapping, find_format("pes-ormc"))
+    results = [builder.build(src) for src, _ in zip(read_invoices(path, mapping.input),
+                                                    range(2), strict=False)]
+    assert [r.title.debtor.address.city for r in results] == [
+        "SAINT-GERMAIN-DES-PRES-SUR-LOING-ET-EN"] * 2
+    assert [[n.detail for n in r.notes if n.policy == "text_overflow"] for r in results] == [
+        [f"address.city: {len(city)} characters truncated to 38 (limit 38)"]] * 2
