@@ -224,6 +224,26 @@ def test_the_one_payment_through_a_cancelled_title_is_named_with_its_run(flow, s
     assert f"operation {paid.id_op}, through its cancelled title of run {run})" in codes.stderr
 
 
+def test_a_paid_title_is_left_out_beside_a_paid_title_of_a_cancelled_bordereau(flow, store,
+                                                                              tmp_path):
+    """FA-2026-00101 (IdBord 2) and FA-2026-00105 (IdBord 3) paid online, IdBord 2
+    cancelled since: the Datamatrix of the run skips IdBord 2 and leaves FA-2026-00105 out
+    of IdBord 3's CSV, told paid online; the cancelled title's payment does not hide it."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    first, second = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    store.cancel(run, "wrong amounts", [2], despite_payments=True)
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert (f"skipped 1 title(s) of run {run} paid online through PayFiP: no Datamatrix "
+            "(the family would pay again): FA-2026-00105 (") in result.stderr
+    csv_path = tmp_path / "split" / "PESORMC_21450999400015_2026_0000003.datamatrix.csv"
+    written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
+                                                        delimiter=";")]
+    assert written == ["FA-2026-00107", "FA-2026-00108", "FA-2026-00110"]
+
+
 def test_every_file_of_the_run_not_found_is_named(store, tmp_path):
     """The files of two bordereaux gone: the refusal names both, nothing written."""
     out = tmp_path / "split"
