@@ -78,3 +78,33 @@ def test_a_long_text_truncated_on_every_invoice_is_said_on_every_invoice(tmp_pat
         "SAINT-GERMAIN-DES-PRES-SUR-LOING-ET-EN"] * 2
     assert [[n.detail for n in r.notes if n.policy == "text_overflow"] for r in results] == [
         [f"address.city: {len(city)} characters truncated to 38 (limit 38)"]] * 2
+
+
+def _build_first(tmp_path, edit) -> list:
+    """The example's first invoice, edited, built with the example mapping: its
+    problems as (rule, record's last part, message)."""
+    data = copy.deepcopy(EXAMPLE)
+    edit(data["invoices"][0])
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    return [(p.rule, p.record.rsplit(":", 1)[-1], p.message) for p in result.problems]
+
+
+def test_a_payer_without_kind_is_refused_not_dropped(tmp_path):
+    """An invoice whose payer.kind is empty gives no debtor: refused, saying the kind
+    is missing (without that problem its build gives no title and no problem)."""
+    assert _build_first(tmp_path, lambda inv: inv["payer"].update(kind="  ")) == [
+        ("input.required", "$.invoices[0]", "payer.kind is missing")]
+
+
+def test_an_expression_giving_a_list_names_the_expression_and_the_invoice(tmp_path):
+    """A value of the wrong kind read by a path is named at its JSON path; one an
+    expression gives, at the invoice, with the expression."""
+    said = _build_first(tmp_path, lambda inv: inv["payer"].update(last_name=["Dupont"]))
+    assert said == [("input.type", "$.invoices[0]", "debtor.name is a list (from expr "
+                     "'invoice.payer.last_name or invoice.payer.name'), not a text: a field "
+                     "of the title takes a string or a number")]
