@@ -108,3 +108,15 @@ def test_an_expression_giving_a_list_names_the_expression_and_the_invoice(tmp_pa
     assert said == [("input.type", "$.invoices[0]", "debtor.name is a list (from expr "
                      "'invoice.payer.last_name or invoice.payer.name'), not a text: a field "
                      "of the title takes a string or a number")]
+
+
+def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
+    """A date or an amount that is a JSON list or object is one problem each, at its
+    record (texts, dates and amounts seen before are taken from memory: only a string
+    or a number is looked up there, a list cannot be)."""
+    def edit(inv):
+        inv["due_date"] = ["2026-12-20"]
+        inv["lines"][0]["amount"] = {"v": "85.00"}
+
+    assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
+        ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
