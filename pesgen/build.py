@@ -860,8 +860,8 @@ class Builder:
         collectivity, evaluate = self.collectivity_scope, _evaluate
         for index, (row, origin) in enumerate(zip(rows, origins, strict=True), start=1):
             if not isinstance(row, dict):
-                ctx.problem("input.lines", "a line must be an object, not "
-                            f"{_shape(row) or _text_kind(row)}",
+                what = "null" if row is None else _shape(row) or _text_kind(row)  # JSON null
+                ctx.problem("input.lines", f"a line must be an object, not {what}",
                             record=origin)
                 ok = False
                 continue

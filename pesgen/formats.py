@@ -191,7 +191,9 @@ def option_problems(defaults: Any, encoding: str, source: Path,
             problems.append(Problem(
                 "format.schema", f"option {key}: {said} (an option is written as it is: "
                 "no text policy transliterates it)",
-                mapping=f"{source}:{line_of(defaults, ['options', key])}: "
+                # the options' own lines: a loaded Format's defaults are a plain dict
+                # (its ``options`` still the YAML's), which would name line 0
+                mapping=f"{source}:{line_of(options, [key])}: "
                 f"defaults.options.{key}"))
     return problems
 

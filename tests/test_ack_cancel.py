@@ -349,6 +349,29 @@ def test_the_earlier_datamatrix_of_a_rejected_bordereau_is_named(acknowledged, t
     assert store.get_run(run)["cancelled_bordereaux"] == {}
 
 
+def test_skipped_bordereaux_are_said_in_their_order_cancelled_or_rejected(db_url, tmp_path):
+    """IdBord 2 rejected, IdBord 3 cancelled: payfip datamatrix names the skipped
+    bordereaux in IdBord order, whichever way each is skipped, and no Datamatrix written
+    before (there is none) is said not to print. IdBord 1 cancelled too: the run has no
+    title the trésorerie holds, each bordereau named, in order, by its own rule."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN).run_id
+    ack = _ack(tmp_path, "ack.xml", _element(2, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    store.cancel(run, "wrong amounts", [3])
+    result = _datamatrix(db_url, run)
+    assert result.exit_code == 0, result.output
+    said = [line.split(",")[0] for line in result.stderr.splitlines()]
+    assert said == [f"skipped IdBord 2 of run {run}", f"skipped IdBord 3 of run {run}"]
+    store.cancel(run, "wrong amounts", [1])
+    refused = _datamatrix(db_url, run)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    problems = [line for line in refused.stderr.splitlines() if line.startswith("  - ")]
+    assert [(p.split()[2], p.rsplit("(rule ", 1)[1]) for p in problems] == [
+        ("1", "payfip.cancelled)"), ("2", "payfip.rejected)"), ("3", "payfip.cancelled)")]
+
+
 def test_an_export_again_of_invoices_of_an_accepted_bordereau_is_not_told_to_cancel(
         db_url, tmp_path):
     """The same input exported again (by accident, or for a corrected invoice) once the

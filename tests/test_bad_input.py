@@ -292,11 +292,13 @@ def test_an_invoice_number_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_p
 
 
 def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
-    """'"lines": "oops"' was "the invoice has no lines": it has some, of the wrong kind."""
+    """'"lines": "oops"' was "the invoice has no lines": it has some, of the wrong kind.
+    A line that is null is said so (it was 'not a number')."""
     data = _example()
     data["invoices"][0]["lines"] = "oops"
     data["invoices"][1]["lines"] = {"a": 1}
     data["invoices"][2]["lines"] = [3]
+    data["invoices"][3]["lines"] = [None, ["FM-C1"], True]
     inp = _write_json(tmp_path, data)
     exc = _refused(tmp_path, JSON_MAPPING, inp)
     said = sorted((p.record, p.message) for p in exc.problems if p.rule == "input.lines")
@@ -304,7 +306,10 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
     assert said == [
         (f"{inp}:$.invoices[0]", f"the invoice has lines that are a text, not a list {must}"),
         (f"{inp}:$.invoices[1]", f"the invoice has lines that are an object, not a list {must}"),
-        (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number")]
+        (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number"),
+        (f"{inp}:$.invoices[3].lines[0]", "a line must be an object, not null"),
+        (f"{inp}:$.invoices[3].lines[1]", "a line must be an object, not a list"),
+        (f"{inp}:$.invoices[3].lines[2]", "a line must be an object, not a yes/no value")]
 
 
 def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):

@@ -206,6 +206,59 @@ def test_no_datamatrix_for_a_title_paid_online(flow, store):
     assert len(written) == 10
 
 
+def test_the_one_payment_through_a_cancelled_title_is_named_with_its_run(flow, store,
+                                                                        tmp_path):
+    """Paid once, through a title cancelled since (its run cancelled despite the
+    payment), the invoice exported again: the new run's Datamatrix leaves it out, saying
+    the money went through the cancelled title of the first run."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    codes = _datamatrix(store, new)
+    assert codes.exit_code == 0, codes.output
+    assert "paid online through PayFiP: no Datamatrix (the family would pay again): " \
+        "FA-2026-00102 (187.50 on " in codes.stderr
+    assert f"operation {paid.id_op}, through its cancelled title of run {run})" in codes.stderr
+
+
+def test_a_paid_title_is_left_out_beside_a_paid_title_of_a_cancelled_bordereau(flow, store,
+                                                                              tmp_path):
+    """FA-2026-00101 (IdBord 2) and FA-2026-00105 (IdBord 3) paid online, IdBord 2
+    cancelled since: the Datamatrix of the run skips IdBord 2 and leaves FA-2026-00105 out
+    of IdBord 3's CSV, told paid online; the cancelled title's payment does not hide it."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    first, second = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    store.cancel(run, "wrong amounts", [2], despite_payments=True)
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert (f"skipped 1 title(s) of run {run} paid online through PayFiP: no Datamatrix "
+            "(the family would pay again): FA-2026-00105 (") in result.stderr
+    csv_path = tmp_path / "split" / "PESORMC_21450999400015_2026_0000003.datamatrix.csv"
+    written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
+                                                        delimiter=";")]
+    assert written == ["FA-2026-00107", "FA-2026-00108", "FA-2026-00110"]
+
+
+def test_every_file_of_the_run_not_found_is_named(store, tmp_path):
+    """The files of two bordereaux gone: the refusal names both, nothing written."""
+    out = tmp_path / "split"
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, out,
+                          date(2026, 11, 23)).run_id
+    gone = [out / f"PESORMC_21450999400015_2026_000000{i}.xml" for i in (1, 3)]
+    for path in gone:
+        path.unlink()
+    result = _datamatrix(store, run)
+    assert result.exit_code == 6, result.output
+    assert [line.split(":")[0] for line in result.stderr.splitlines()[1:-1]] == [
+        f"  - {path}" for path in gone]
+    assert not list(out.glob("*.datamatrix*"))
+
+
 def test_no_datamatrix_for_a_cancelled_run(store, tmp_path):
     """Every title of the run cancelled: nothing to print; exit 7 (the store's state
     refuses it), naming the cancellation and `pesgen runs show`; nothing written."""

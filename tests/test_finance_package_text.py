@@ -235,6 +235,12 @@ def test_emagnus_refuses_a_semicolon_in_an_option_naming_its_line(tmp_path):
             "(forbidden_characters)") in checked.output
     assert f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)" \
         in checked.output
+    # the export refuses it too, before anything is read or written
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)" \
+        in run.output
+    assert not out.exists()
 
 
 def test_check_layout_refuses_a_semicolon_or_a_quote_in_a_value(tmp_path):

@@ -125,3 +125,23 @@ def test_the_collectivity_name_the_encoding_cannot_write_names_the_mapping_key(t
     assert run.exit_code == 3, run.output
     assert f"{mapping}:{line}: collectivity.name" in run.output
     assert "'œ' cannot be written in ISO-8859-1" in run.output
+
+
+def test_an_option_default_the_mapping_s_encoding_cannot_write_names_format_yaml(tmp_path):
+    """The format's option defaults fit its own encoding and charset (a bundle of
+    charset cp1252 written in UTF-8 may default an option to 'Œ'); a mapping that writes
+    another encoding (output.encoding) has them checked against that one: refused before
+    anything is rendered, naming format.yaml's line, not blamed on the template."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    fmt = fmts / "cosoluce-corail" / "format.yaml"
+    text = fmt.read_text(encoding="utf-8").replace("\ncharset: latin-1\n", "\ncharset: cp1252\n")
+    old = 'origine: "PESGEN"'
+    line = text[:text.index(old)].count("\n") + 1
+    fmt.write_text(text.replace(old, 'origine: "PESGŒN"'), encoding="utf-8")
+    mapping, _ = _mapping(tmp_path, "  payment_references: false", "  payment_references: false")
+    run = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert run.exit_code == 3, run.output
+    assert f"format.yaml:{line}: defaults.options.origine" in run.output
+    assert "'Œ' cannot be written in ISO-8859-1" in run.output
+    assert "template" not in run.output

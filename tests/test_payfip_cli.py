@@ -791,6 +791,27 @@ def test_datamatrix_of_a_run(world):
     assert decoded.text == row["payload"]
 
 
+def test_datamatrix_into_a_folder_to_make_says_only_what_it_wrote(world, tmp_path):
+    """--out a folder that does not exist yet (nor its parent): made. Its CSV's columns,
+    and the SVG images alone by default; with nothing skipped and nothing paid online,
+    nothing is said on stderr."""
+    run_id = Store().list_runs()[0].id
+    target = tmp_path / "print" / "datamatrix"
+    code, out, err = _run("payfip", "datamatrix", "--run", run_id[:8], "-m", str(MAPPING),
+                          "--out", str(target))
+    assert (code, err) == (0, ""), err
+    stem = "PESORMC_21450999400015_2026_0000001"
+    assert out.startswith(f"wrote {target / stem}.datamatrix.csv  (11 image(s) in ")
+    with (target / f"{stem}.datamatrix.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    assert rows[0] == ["invoice", "id_bord", "id_pce", "layout", "payload", "image"]
+    assert rows[2][:4] == ["FA-2026-00102", "1", "2", "1 (UNCONFIRMED)"]
+    assert rows[2][5] == f"{stem}.datamatrix/FA-2026-00102.svg"
+    images = sorted(p.name for p in (target / f"{stem}.datamatrix").iterdir())
+    assert len(images) == 11 and all(name.endswith(".svg") for name in images)
+    assert not list(world["out"].glob("*.datamatrix*"))
+
+
 def test_datamatrix_refuses_a_run_it_cannot_lay_out_and_writes_nothing(world):
     """payfip.datamatrix: a code établissement of 4 digits fits no title of the layout
     (3 digits or 2 letters), and a run whose file is gone cannot be read: each is refused

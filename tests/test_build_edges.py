@@ -1,0 +1,122 @@
+"""Building titles at the edges the other tests leave: each test pins a behaviour of
+``pesgen.build`` where a small change to its code (a condition dropped or negated, a
+constant off by one, a call left out) went unnoticed by the rest of the suite. Found by
+mutation testing of ``pesgen/build.py``; each test says what it pins."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+from decimal import Decimal
+
+from pesgen.build import Builder
+from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.sources import read_invoices
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .test_cli import _without_civility_table
+
+EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+
+
+def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path):
+    """run_notes: without codes.civility, the run's one note counts every civility sent
+    as written and names the first five seen, in input order, then '…'."""
+    mapping, source = _without_civility_table(tmp_path)
+    data = json.loads(source.read_text(encoding="utf-8"))
+    titles = iter(["Mme", "M.", "M", "Dr", "Pr", "Me", "Mgr"])
+    for inv in data["invoices"]:
+        if inv["payer"]["kind"] == "person" and inv["payer"].get("title"):
+            inv["payer"]["title"] = next(titles, "Mme")
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
+    assert [n.detail for n in result.notes if n.policy == "civility_table"] == [
+        "no codes.civility table: 7 civility value(s) sent as written: Mme, M., M, Dr, Pr, …"]
+
+
+def test_a_title_of_less_than_one_euro_is_a_title(tmp_path):
+    """pes.negative-total refuses a total below 0, not below 1: an invoice of 0.50 (one
+    line) is a title of 0.50."""
+    data = copy.deepcopy(EXAMPLE)
+    invoice = data["invoices"][0]
+    invoice["lines"] = invoice["lines"][:1]
+    invoice["lines"][0].update(amount="0.50", unit_price="0.50")
+    invoice["total"] = "0.50"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.problems == []
+    assert result.title.total == Decimal("0.50")
+    assert [ln.amount for ln in result.title.lines] == [Decimal("0.50")]
+
+
+def test_a_long_text_truncated_on_every_invoice_is_said_on_every_invoice(tmp_path):
+    """text_overflow: truncate: two families in the same over-long city both get it
+    truncated and a text_overflow note each (a text seen before is taken from memory:
+    a truncated one is not, its note would be lost)."""
+    city = "Saint-Germain-des-Pres-sur-Loing-et-Environs"
+    data = copy.deepcopy(EXAMPLE)
+    for invoice in data["invoices"][:2]:
+        invoice["payer"]["address"]["city"] = city
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    assert text.count("text_overflow: refuse") == 1
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text.replace("text_overflow: refuse", "text_overflow: truncate"),
+                            encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    builder = Builder(mapping, find_format("pes-ormc"))
+    results = [builder.build(src) for src, _ in zip(read_invoices(path, mapping.input),
+                                                    range(2), strict=False)]
+    assert [r.title.debtor.address.city for r in results] == [
+        "SAINT-GERMAIN-DES-PRES-SUR-LOING-ET-EN"] * 2
+    assert [[n.detail for n in r.notes if n.policy == "text_overflow"] for r in results] == [
+        [f"address.city: {len(city)} characters truncated to 38 (limit 38)"]] * 2
+
+
+def _build_first(tmp_path, edit) -> list:
+    """The example's first invoice, edited, built with the example mapping: its
+    problems as (rule, record's last part, message)."""
+    data = copy.deepcopy(EXAMPLE)
+    edit(data["invoices"][0])
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    return [(p.rule, p.record.rsplit(":", 1)[-1], p.message) for p in result.problems]
+
+
+def test_a_payer_without_kind_is_refused_not_dropped(tmp_path):
+    """An invoice whose payer.kind is empty gives no debtor: refused, saying the kind
+    is missing (without that problem its build gives no title and no problem)."""
+    assert _build_first(tmp_path, lambda inv: inv["payer"].update(kind="  ")) == [
+        ("input.required", "$.invoices[0]", "payer.kind is missing")]
+
+
+def test_an_expression_giving_a_list_names_the_expression_and_the_invoice(tmp_path):
+    """A value of the wrong kind read by a path is named at its JSON path; one an
+    expression gives, at the invoice, with the expression."""
+    said = _build_first(tmp_path, lambda inv: inv["payer"].update(last_name=["Dupont"]))
+    assert said == [("input.type", "$.invoices[0]", "debtor.name is a list (from expr "
+                     "'invoice.payer.last_name or invoice.payer.name'), not a text: a field "
+                     "of the title takes a string or a number")]
+
+
+def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
+    """A date or an amount that is a JSON list or object is one problem each, at its
+    record (texts, dates and amounts seen before are taken from memory: only a string
+    or a number is looked up there, a list cannot be)."""
+    def edit(inv):
+        inv["due_date"] = ["2026-12-20"]
+        inv["lines"][0]["amount"] = {"v": "85.00"}
+
+    assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
+        ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
