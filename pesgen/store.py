@@ -1599,9 +1599,8 @@ class Store:
         (``superseded_at``)."""
         now = utc_now()
         with self.transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                # two recordings of one file, or of one bordereau, in turn
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
+            # two recordings of one file, or of one bordereau, in turn
+            lock_acknowledgements(conn)
             known = conn.execute(sa.select(acquits.c.id, acquits.c.name,
                                            acquits.c.recorded_at).where(
                 acquits.c.sha256 == acquit["sha256"])).first()
@@ -1785,7 +1784,7 @@ class Store:
             if conn.dialect.name == "postgresql":
                 # an acknowledgement recorded meanwhile (`acquit --record`) is seen, or
                 # is recorded after this cancellation and says it is cancelled
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
+                lock_acknowledgements(conn)
                 query = query.with_for_update()  # two cancellations of one run: in turn
             row = conn.execute(query).one()
             if row.status == "cancelled":
@@ -1870,7 +1869,7 @@ class Store:
         with self.transaction() as conn:
             query = sa.select(runs).where(runs.c.id == full)
             if conn.dialect.name == "postgresql":  # as cancel: one after the other
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ACK_LOCK})")
+                lock_acknowledgements(conn)
                 query = query.with_for_update()
             row = conn.execute(query).one()
             every = self.bordereaux(conn, full)
@@ -2127,8 +2126,17 @@ def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem],
 
 
 # the PostgreSQL advisory lock that puts in turn the recordings of acknowledgements and
-# the cancellations, which read them
+# the cancellations and PayFiP operations, which read them
 _ACK_LOCK = 74657348
+
+
+def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
+    """Take, to the transaction's end, the lock that puts in turn the recordings of
+    acknowledgements (exclusive) and what reads them to decide (cancellations, exclusive;
+    PayFiP operations, ``shared``): on PostgreSQL; SQLite's transactions are in turn."""
+    if conn.dialect.name == "postgresql":
+        kind = "_shared" if shared else ""
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock{kind}({_ACK_LOCK})")
 
 # what `runs cancel --annulled-by-tresorerie` adds to the reason it records
 ANNULLED_MARK = "[annulled by the trésorerie, confirmed with --annulled-by-tresorerie"

@@ -24,10 +24,10 @@ from sqlalchemy.engine import Connection
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
 from ..store import (
-    _ACK_LOCK,
     Acknowledgement,
     Store,
     cancelled_bordereaux,
+    lock_acknowledgements,
     run_invoices,
     runs,
     utc_now,
@@ -259,10 +259,9 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     open on a rejected bordereau), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            # a rejection recorded meanwhile (`acquit --record`, under this lock) is
-            # seen here, or is recorded after this operation and lists it as open
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_ACK_LOCK})")
+        # a rejection recorded meanwhile (`acquit --record`, under this lock) is seen
+        # here, or is recorded after this operation and lists it as open
+        lock_acknowledgements(conn, shared=True)
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
         rejected = _title_rejected(store, conn, op.get("run_id"), op["invoice"])
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
