@@ -1799,11 +1799,16 @@ def _pipe_safe(name: str) -> None:
     except (OSError, ValueError):  # not a real file (a test's capture)
         return
     out.flush()
+    setattr(sys, name, _pipe_safe_text(fd, out.encoding, out.errors,
+                                       stderr=name == "stderr"))
+
+
+def _pipe_safe_text(fd: int, encoding: str, errors: str | None, *,
+                    stderr: bool) -> io.TextIOWrapper:
+    """The text stream ``_pipe_safe`` puts in place of standard output or error (``fd``)."""
     # standard error is written through at once, as Python's own is
-    setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)),
-                                        encoding=out.encoding, errors=out.errors,
-                                        line_buffering=True,
-                                        write_through=name == "stderr"))
+    return io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)), encoding=encoding,
+                            errors=errors, line_buffering=True, write_through=stderr)
 
 
 def _showable(name: str) -> None:
