@@ -1755,38 +1755,46 @@ def _say_interrupted(command: str) -> None:
     _Interrupts.said = True
 
 
-class _ClosedPipeSafe(io.RawIOBase):
+class _ClosedPipeSafe(io.BufferedWriter):
     """Standard output or error that a reader may close early (`pesgen export … | head
     -1`, or `2>&1 | head -1`).
 
     The summary is printed after the run is committed: a reader that stops reading must
     not turn that into a failure (click would exit 1 on the broken pipe), and a refused
     run keeps its own exit code though its message could not be read. What is left to
-    print goes to the null device, and the command's own exit code stands."""
+    print goes to the null device, and the command's own exit code stands.
+
+    The bytes go through Python's own buffer and file (C, as ``sys.stdout`` does): it
+    counts what each write wrote before it runs a signal's handler. A write of ours in
+    Python between them let Ctrl-C or SIGTERM (a KeyboardInterrupt) land once the bytes
+    were written and before the buffer knew: it kept them and wrote them again with the
+    next line (a line, a PayFiP link, said twice)."""
 
     def __init__(self, fd: int) -> None:
-        super().__init__()
-        self.fd = fd
+        super().__init__(io.FileIO(fd, "w", closefd=False))
         self.closed_by_reader = False
 
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self.fd
-
     def write(self, data: Any) -> int:
-        size = len(memoryview(data))
-        if self.closed_by_reader:
-            return size
         try:
-            return os.write(self.fd, data)
+            return super().write(data)
         except BrokenPipeError:
-            self.closed_by_reader = True
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, self.fd)  # later writes of anyone to this fd go nowhere, quietly
-            os.close(null)
-            return size
+            # not taken: the buffer keeps what it could not write (this write's bytes
+            # included), written again to the null device
+            self._to_null()
+            return super().write(data)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            self._to_null()
+            super().flush()
+
+    def _to_null(self) -> None:
+        self.closed_by_reader = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self.raw.fileno())  # later writes of anyone to this fd go nowhere
+        os.close(null)
 
 
 def _pipe_safe(name: str) -> None:
@@ -1807,7 +1815,7 @@ def _pipe_safe_text(fd: int, encoding: str, errors: str | None, *,
                     stderr: bool) -> io.TextIOWrapper:
     """The text stream ``_pipe_safe`` puts in place of standard output or error (``fd``)."""
     # standard error is written through at once, as Python's own is
-    return io.TextIOWrapper(io.BufferedWriter(_ClosedPipeSafe(fd)), encoding=encoding,
+    return io.TextIOWrapper(_ClosedPipeSafe(fd), encoding=encoding,
                             errors=errors, line_buffering=True, write_through=stderr)
 
 

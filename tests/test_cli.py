@@ -1225,3 +1225,64 @@ def test_masked_json_masks_the_urls_of_every_string_and_changes_nothing_else():
     assert masked_json(data) == {
         "a": [{"b": ["x", "see postgresql://pesgen:***@db.example/pesgen."]}],
         "c": "postgresql://pesgen:***@db.example/pesgen?sslpassword=***", _SECRET_URL: 1}
+
+
+_WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(_WRITE_SYSCALL is None or not Path("/proc/self/task").is_dir(),
+                    reason="needs Linux's /proc to see the write blocked")
+def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) landing once a write to standard output or
+    error has written bytes: the stream kept them as unwritten and wrote them again with
+    the next line ("interrupted: …" after the line the signal cut, a PayFiP link printed
+    twice). Here the pipe has room for a part of the line only: the write blocks after
+    that part, and the signal ends it with that part written."""
+    import fcntl
+    import threading
+
+    from pesgen.cli import _pipe_safe_text
+
+    read_end, write_end = os.pipe()
+    page = 4096
+    fcntl.fcntl(write_end, 1031, page)  # F_SETPIPE_SZ: one page, the least
+    size = fcntl.fcntl(write_end, 1032)  # F_GETPIPE_SZ
+    os.set_blocking(write_end, False)
+    filled = 0
+    try:
+        while True:
+            filled += os.write(write_end, b"f" * page)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    os.read(read_end, page)  # room for one page of the line, not the rest
+    filled -= page
+    main = threading.get_native_id()
+    line = "x" * (page + 100) + "y" * 100
+
+    def interrupt_when_blocked() -> None:
+        while True:
+            state = Path(f"/proc/self/task/{main}/stat").read_text().rsplit(")", 1)[1]
+            call = Path(f"/proc/self/task/{main}/syscall").read_text().split()[0]
+            if state.split()[0] == "S" and call == str(_WRITE_SYSCALL):
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    out = _pipe_safe_text(write_end, "utf-8", "strict", stderr=False)
+    sender = threading.Thread(target=interrupt_when_blocked)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        print(line, file=out)
+    sender.join()
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.extend(iter(
+        lambda: os.read(read_end, 65536), b"")))
+    reader.start()
+    print("interrupted", file=out)
+    out.flush()
+    os.close(write_end)
+    reader.join()
+    os.close(read_end)
+    said = b"".join(read)[max(filled, 0):]
+    assert size == page and said.decode() == line + "\ninterrupted\n", said[:200]

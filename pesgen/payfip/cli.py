@@ -145,8 +145,7 @@ def _stdout_closed() -> bool:
         sys.stdout.flush()
     except BrokenPipeError:
         return True
-    raw = getattr(getattr(sys.stdout, "buffer", None), "raw", None)
-    return bool(getattr(raw, "closed_by_reader", False))
+    return bool(getattr(getattr(sys.stdout, "buffer", None), "closed_by_reader", False))
 
 
 def _batch_stopped(batch: Any, given: list[str], printing: Any, exc: BaseException) -> None:
