@@ -17,7 +17,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from itertools import islice
+from json.encoder import encode_basestring  # json.dumps' for a text (not ASCII-escaped)
 from typing import Any
 
 
@@ -32,9 +34,30 @@ _encode = json.JSONEncoder(default=_default, ensure_ascii=False, sort_keys=True)
 
 
 def _texts_of(notes: list[Any]) -> list[bytes]:
-    """Each note's JSON (its dataclass fields), as the record keeps it."""
-    return [_encode({name: getattr(n, name) for name in n.__dataclass_fields__})
-            .encode("utf-8") for n in notes]
+    """Each note's JSON (its dataclass fields), as the record keeps it: what ``_encode``
+    writes, made directly when every field is a text (json.dumps costs 2 µs a note, a
+    run of 100 000 invoices has some 250 000)."""
+    out = []
+    for n in notes:
+        names, keys = _fields(type(n))
+        values = [getattr(n, name) for name in names]
+        if set(map(type, values)) == _TEXT:
+            text = "{" + ", ".join(map(str.__add__, keys, map(encode_basestring, values))) + "}"
+        else:
+            text = _encode(dict(zip(names, values, strict=True)))
+        out.append(text.encode("utf-8"))
+    return out
+
+
+_TEXT = {str}
+
+
+@cache
+def _fields(kind: type) -> tuple[list[str], list[str]]:
+    """A dataclass's field names in the order ``_encode`` writes them (sorted), and each
+    as it writes it before its value (``"name": ``)."""
+    names = sorted(kind.__dataclass_fields__)
+    return names, [encode_basestring(name) + ": " for name in names]
 
 
 class Notes:
@@ -61,8 +84,12 @@ class Notes:
             self._pack()
 
     def extend(self, notes: Iterable[Any]) -> None:
+        pending, counts = self._pending, self._counts
         for note in notes:
-            self.append(note)
+            pending.append(note)
+            counts[note.policy] += 1
+        if len(pending) >= self.BATCH:
+            self._pack()
 
     def _pack(self) -> None:
         texts = _texts_of(self._pending)

@@ -131,3 +131,22 @@ def test_seen_invoices_find_what_a_dict_of_keys_finds(numbers):
     for number in plain.values():
         assert seen.find(invoice_key(number)) == number
         assert seen.get(number) is not None
+
+
+def test_notes_of_other_values_pack_as_the_record_packs_them():
+    """A field that is not a text (an amount, a date) goes through json as before."""
+    from dataclasses import dataclass
+    from datetime import date
+
+    @dataclass(frozen=True)
+    class Note:
+        policy: str
+        amount: Decimal
+        on: date | None
+
+    made = [Note("x", Decimal("1.50"), date(2026, 11, 23)), Note("y", Decimal(2), None)]
+    notes = Notes(Note, made)
+    assert pack_notes(notes) == _plain_pack(made)
+    assert unpack_notes({"notes_z": pack_notes(notes)}) == [
+        {"policy": "x", "amount": "1.50", "on": "2026-11-23"},
+        {"policy": "y", "amount": "2", "on": None}]
