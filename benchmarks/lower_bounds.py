@@ -40,6 +40,7 @@ from pesgen import build as B
 from pesgen import filters
 from pesgen.checks import checked_bank_code
 from pesgen.export import open_exporter, read_invoices
+from pesgen.seen import SeenInvoices
 
 
 def hand_mapper(builder: Any) -> Callable[[Any], tuple[Any, list[Any]]]:
@@ -276,9 +277,7 @@ def main() -> int:
         return 1
 
     def forget() -> None:  # the exact builder refuses an invoice number seen before
-        builder.seen.clear()
-        builder.seen_keys.clear()
-        builder.debts.clear()
+        builder.seen = SeenInvoices(builder.seen.key_of, builder.seen.debt_key_of)
 
     gc.disable()
     figures = {

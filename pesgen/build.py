@@ -46,6 +46,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import parse_amount, parse_bool, parse_date
 from .paths import PathWatch
+from .seen import SeenInvoices
 from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
 from .text import (
     Normalized,
@@ -80,6 +81,11 @@ class LeftOut:
 
 # the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
 # the same objects, a few per invoice
+def _as_is(number: str) -> str:
+    """A recorded run's invoice number is its own key (it was checked as written)."""
+    return number
+
+
 _make_note = maker(PolicyNote)
 _make_line, _make_title, _make_debtor = maker(Line), maker(Title), maker(Debtor)
 _make_address, _make_mandate, _make_account = maker(Address), maker(Mandate), maker(BankAccount)
@@ -308,18 +314,18 @@ class Builder:
             key in (mapping.bindings.get("line") or {}) for key in ("quantity", "unit_price"))
         self.policies = mapping.policies
         self.text_policy = mapping.policies.text
-        self.seen: dict[str, str] = {}  # invoice number -> its input record
-        # invoice_key -> the number as written: 'FA-1' and 'fa-1' are one invoice
-        self.seen_keys: dict[str, str] = {}
+        # the invoice numbers read, as written, with their input records, found by key
+        # (invoice_key: 'FA-1' and 'fa-1' are one invoice) and by NumDette (debt_key);
+        # as a mapping, invoice number -> its input record
+        self.seen = SeenInvoices(_as_is if recorded else invoice_key, debt_key)
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
         # civilities sent as exported for want of a codes.civility table, in the order
         # first seen: one note for the run too (see run_notes)
         self.uncoded_civilities: dict[str, None] = {}
-        # NumDette -> (invoice, origin) of the title that has it: with Per (one per
-        # mapping) it is the payment reference a family pays with, so it is one title's
-        self.debts: dict[str, tuple[str, str]] = {}
+        # a NumDette is one title's (seen.debt_holder): with Per (one per mapping) it is
+        # the payment reference a family pays with
         self.collectivity_scope = {
             "name": mapping.collectivity.name, "siret": mapping.collectivity.siret,
             "exercise": mapping.collectivity.exercise, "cod_col": mapping.collectivity.cod_col,
@@ -717,7 +723,7 @@ class Builder:
                         "CSV would take for a formula", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         key = number if self.recorded else invoice_key(number)
-        other = self.seen_keys.get(key)
+        other = self.seen.find(key)
         if other is not None:
             lookalike = written_otherwise(number, other)
             if lookalike:
@@ -730,8 +736,7 @@ class Builder:
                 text = f"invoice number {number} already appears at {self.seen[other]}{hint}"
             ctx.problem("input.duplicate-invoice", text, mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
-        self.seen[number] = src.origin
-        self.seen_keys[key] = number
+        index = self.seen.add(key, number, src.origin)
 
         if self.csv and src.lines and len(src.lines) > 1:
             self._check_csv_consistency(ctx, src)
@@ -805,14 +810,14 @@ class Builder:
             # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
             # payment reference read it as one), whatever zeros the file carries
             key = debt_key(debt)
-            other = self.debts.get(key)
+            other = self.seen.debt_holder(key)
             if other is not None:
                 ctx.problem("pes.num-dette-unique", f"NumDette {debt} is already the debt "
                             f"number of invoice {other[0]} ({other[1]}): two titles would "
                             "share one payment reference",
                             mapping=self.inv["debt_number"].where)
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
-            self.debts[key] = (number, src.origin)
+            self.seen.add_debt(index, key, debt)
 
         title = _make_title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),

@@ -402,16 +402,17 @@ def export(
             for lo in result.left_out:
                 typer.echo(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
         if result.notes:
-            counts = Counter(n.policy for n in result.notes)
+            counts = result.notes.counts()
             typer.echo("policies applied: "
                        + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+            fields: Counter[str] = Counter()  # the notes are unpacked once, as they go
             for n in result.notes:
+                if n.policy == "transliterate":
+                    fields[n.detail.split(":", 1)[0]] += 1
                 if n.policy == "civility" or (n.policy == "transliterate" and
                                               not n.detail.startswith(_IDENTIFIERS)):
                     continue
                 typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
-            fields = Counter(n.detail.split(":", 1)[0] for n in result.notes
-                             if n.policy == "transliterate")
             if fields:
                 typer.echo(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
                            "the output's characters: " + ", ".join(

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -45,14 +45,17 @@ from .errors import (
     TemplateStopped,
     UsageError,
 )
+from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import cle1, cle2, debt_key
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
+from .notes import Notes
 from .render import FileRenderer, renderers
 from .resources import data_dir, inside
 from .rules import MAX_AMOUNT, RuleContext, check_title
+from .seen import SeenInvoices
 from .sources import read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize
@@ -101,9 +104,10 @@ class ExportResult:
     titles: int = 0
     total: Decimal = _ZERO
     left_out: list[LeftOut] = field(default_factory=list)
-    notes: list[PolicyNote] = field(default_factory=list)
+    # packed as they come (some 250 000 for 100 000 invoices): iterate, or .counts()
+    notes: Notes = field(default_factory=lambda: Notes(PolicyNote))
     # (invoice, IdBord, IdPce, NumDette, amount) once numbers are allocated
-    invoices: list[tuple[str, int, int, str | None, Decimal]] = field(default_factory=list)
+    invoices: RunInvoices = field(default_factory=RunInvoices)
     first_number: int = 0
     run_id: str | None = None
     # files a format marks ``when_empty: skip`` that held nothing in this run
@@ -123,8 +127,8 @@ class _Spooled:
     # per file: the validator streaming it (large bordereaux) and its first piece's size
     streams: list[StreamValidator | None] = field(default_factory=list)
     first_piece: list[int] = field(default_factory=list)
-    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]] = field(
-        default_factory=list)  # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount)
+    # (invoice, IdPce, NumDette, Per, Cle1, Cle2, amount) of each title, in columns
+    titles: TitleFigures = field(default_factory=TitleFigures)
     # per file, the lines of the body on which each piece's first and last characters
     # (line breaks aside) lie, and the body's line breaks so far: a problem found in the
     # written file names the invoice and input record it came from (see attribute)
@@ -157,7 +161,7 @@ class Prepared:
     bordereaux: list[_Spooled]
     stack: ExitStack
     # invoice -> its input record (the builder's own table, not a copy)
-    origins: dict[str, str] = field(default_factory=dict)
+    origins: SeenInvoices | dict[str, str] = field(default_factory=dict)
     # a format numbering its pieces over the exercise: the first title's IdPce, and how
     # many of the result's notes the preparation made (those after are the run's own)
     first_piece: int = 1
@@ -169,7 +173,7 @@ class Prepared:
 
     @property
     def invoice_numbers(self) -> list[str]:
-        return [t[0] for b in self.bordereaux for t in b.titles]
+        return [inv for b in self.bordereaux for inv in b.titles.invoices]
 
     @property
     def debt_numbers(self) -> dict[str, str]:
@@ -619,8 +623,8 @@ class Exporter:
                 self.count_unwritten(title)
             current.total += title.total
             current.lines += len(title.lines)
-            current.titles.append((title.invoice_number, title.number, title.debt_number,
-                                   title.period, title.cle1, title.cle2, title.total))
+            current.titles.append(title.invoice_number, title.number, title.debt_number,
+                                  title.period, title.cle1, title.cle2, title.total)
         return seen
 
     def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
@@ -750,12 +754,8 @@ class Exporter:
             if self.fmt.across and not self.vouched and len(problems) == before:
                 # between the files of the bordereau, each valid against its layout
                 problems.extend(check_across(self.fmt.across, written, self.encoding))
-            for inv, id_pce, debt, _per, _c1, _c2, amount in b.titles:
-                result.invoices.append((inv, number, id_pce,
-                                        None if debt is None else debt_key(debt), amount))
+            result.invoices.add(number, b.titles)
             if self._references_for(b.titles):
-                text = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
-                                       guard=not self.vouched)
                 ref_name = Path(names[0]).stem + ".references.csv"
                 self.renderers[0].check_name_length(ref_name, "payment references CSV name")
                 final = self._final(ref_name)
@@ -763,7 +763,9 @@ class Exporter:
                     raise _references_taken(self.fmt.name, final.name, names,
                                             self.renderers)
                 self._check_free(final)
-                _tmp, ref_digest = stage(temps, final, [text.encode("utf-8")],
+                rows = _references_csv(self.mapping.collectivity.exercise, number, b.titles,
+                                       guard=not self.vouched)
+                _tmp, ref_digest = stage(temps, final, (t.encode("utf-8") for t in rows),
                                          folder=self.work_dir)
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
@@ -778,14 +780,14 @@ class Exporter:
             raise UsageError(f"{final} already exists; pesgen never overwrites an export "
                              "(choose another --out folder)")
 
-    def _references_for(self, titles: list[tuple[Any, ...]]) -> bool:
+    def _references_for(self, titles: TitleFigures) -> bool:
         """Whether a bordereau gets its payment references CSV: when the mapping asks for
         it and its titles carry payment references (a NumDette, hence Per, Cle1, Cle2:
         ORMC). Titres ordinaires and finance-package imports have none: their CSV would
         be empty columns."""
         if not self.mapping.output.payment_references:
             return False
-        return self.references or any(t[2] is not None for t in titles)
+        return self.references or titles.has_debts()
 
     def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
         spool.seek(0, os.SEEK_END)
@@ -855,7 +857,7 @@ _LINE = re.compile(r"(\d+)\b")
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,
               lines: _PieceLines, titles: Sequence[tuple[Any, ...]],
-              origins: dict[str, str]) -> list[Problem]:
+              origins: SeenInvoices | dict[str, str]) -> list[Problem]:
     """Name the invoice and the input record behind each problem found at a line of
     the written file ``name``: the piece that line belongs to alone. A line of the
     header or the tail, a line two pieces share (a template that writes no line break
@@ -941,21 +943,31 @@ def _past_exercise(exercise: int, run_date: date) -> str:
 
 
 def _references_csv(exercise: int, id_bord: int,
-                    titles: list[tuple[str, int, str | None, str, str | None, str | None, Decimal]],
-                    guard: bool = True) -> str:
-    """The payment references CSV; ``guard``: a text cell never starts as a formula (not
-    for a recorded run rebuilt: its file is compared byte for byte with the one written)."""
+                    titles: Iterable[tuple[str, int, str | None, str, str | None, str | None,
+                                           Decimal]],
+                    guard: bool = True) -> Iterator[str]:
+    """The payment references CSV, in pieces of whole rows (written as they come: not
+    held whole, 6 MB at 100 000 titles); ``guard``: a text cell never starts as a
+    formula (not for a recorded run rebuilt: its file is compared byte for byte with the
+    one written)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(["invoice", "exercise", "id_bord", "id_pce", "num_dette", "per", "cle1",
                      "cle2", "amount"])
-    for inv, id_pce, debt, per, c1, c2, amount in titles:
+    for count, (inv, id_pce, debt, per, c1, c2, amount) in enumerate(titles, start=1):
         # the invoice number is the one text from the input (a run recorded before
         # input.invoice-number refused a formula's first character may hold one)
         writer.writerow([text_cell(inv) if guard else inv, exercise, id_bord, id_pce,
                          debt or "", per if debt else "", c1 or "", c2 or "",
                          f"{amount:.2f}"])
-    return buffer.getvalue()
+        if count % _REFERENCE_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+_REFERENCE_ROWS = 2000  # rows of the payment references CSV written at a time
 
 
 def open_exporter(mapping_path: Path, out_dir: Path | None, run_date: date | None,

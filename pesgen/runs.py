@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from .errors import (
     UsageError,
 )
 from .export import Exporter, ExportResult, Prepared, open_exporter
+from .figures import RunInvoices
 from .formats import Format, load_format
 from .keys import invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
@@ -436,8 +438,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     # the payment references the school prints: recorded, not a bordereau's
                     files += [{"name": name, "sha256": digest, "id_bord": None, "titles": None,
                                "total": None} for name, digest in result.reference_digests.items()]
-                    rows = [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
-                             "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in result.invoices]
+                    rows = _InvoiceRows(result.invoices)
                     try:
                         store.record_run(conn, values, files, rows, key, len(prepared.bordereaux),
                                          None if pkey is None else (pkey, result.titles))
@@ -616,6 +617,22 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
+class _InvoiceRows:
+    """A run's ``run_invoices`` rows as ``Store.record_run`` inserts them, made a slice
+    at a time (``len`` and ``[start:stop]``): a dict per title of the run held at once
+    was ~40 MB at 100 000 titles."""
+
+    def __init__(self, invoices: RunInvoices) -> None:
+        self.invoices = invoices
+
+    def __len__(self) -> int:
+        return len(self.invoices)
+
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]:
+        return [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
+                 "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in self.invoices[index]]
+
+
 class _Taken:
     """The guard on what active runs of the collectivity already hold: this run's
     invoices, and its NumDettes (with IdPost and Cle2, the payment reference a family
@@ -632,7 +649,10 @@ class _Taken:
         self.amounts = amounts or dict
         self.invoices, self.debts = invoices, debts
         self.origins, self.debt_where = origins, debt_where
-        self._order = {inv: i for i, inv in enumerate(invoices)}
+
+    @cached_property
+    def _order(self) -> dict[str, int]:
+        return {inv: i for i, inv in enumerate(self.invoices)}  # made only to refuse
 
     def order(self, invoice: str) -> int:
         """Where ``invoice`` stands in the input (problems are listed in its order)."""

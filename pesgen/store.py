@@ -36,6 +36,7 @@ from ._display import masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
+from .notes import Notes
 
 metadata = sa.MetaData()
 
@@ -2241,11 +2242,14 @@ def fields_of(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 
-def pack_notes(notes: list[Any]) -> str:
+def pack_notes(notes: list[Any] | Notes) -> str:
     """A run's policy notes (dataclasses) as its record keeps them: a JSON list,
     compressed and in base64 (``notes_z`` of the run's policies; ``unpack_notes``),
     made one note at a time. A run of 100 000 invoices has some 250 000 notes, 30 MB of
-    JSON: neither that text nor a dict per note is ever held whole."""
+    JSON: neither that text nor a dict per note is ever held whole. An export's notes
+    come packed already (``notes.Notes``, the same text)."""
+    if isinstance(notes, Notes):
+        return notes.packed()
     packer, parts, sep = zlib.compressobj(6), [], b"["
     for note in notes:
         parts.append(packer.compress(sep + pack_json(fields_of(note)).encode("utf-8")))

@@ -30,10 +30,10 @@ def test_any_other_value_is_unchanged(value):
 def test_the_payment_references_guard_the_invoice_and_keep_the_amount():
     """A run recorded before input.invoice-number refused a formula's first character
     (regenerate writes it again) may hold such an invoice number."""
-    text = _references_csv(2026, 1, [("=HYPERLINK(1)", 1, "12", "1", "A", "B",
-                                      Decimal("-12.50")),
-                                     ("FA-2026-00102", 2, None, "1", None, None,
-                                      Decimal("187.50"))])
+    text = "".join(_references_csv(2026, 1, [("=HYPERLINK(1)", 1, "12", "1", "A", "B",
+                                              Decimal("-12.50")),
+                                             ("FA-2026-00102", 2, None, "1", None, None,
+                                              Decimal("187.50"))]))
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))
     assert rows[1] == ["'=HYPERLINK(1)", "2026", "1", "1", "12", "1", "A", "B", "-12.50"]
     assert rows[2] == ["FA-2026-00102", "2026", "1", "2", "", "", "", "", "187.50"]

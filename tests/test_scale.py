@@ -157,3 +157,40 @@ def test_a_run_s_policy_notes_are_recorded_packed_and_read_back(tmp_path):
     assert unpack_notes({"notes_z": pack_notes([])}) == []
     assert unpack_notes({"notes": [{"policy": "x"}]}) == [{"policy": "x"}]  # older runs
     assert unpack_notes({}) == []
+
+
+def _bench_input(path, count):
+    """``count`` invoices of benchmarks/bench_export.py's input (the example's shape,
+    3 lines each, a third paid by direct debit)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_export", EXAMPLES.parent / "benchmarks" / "bench_export.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.generate(path, count, 3)
+    return path
+
+
+def test_what_an_export_keeps_per_invoice_does_not_grow_with_the_run(tmp_path, monkeypatch):
+    """The export's peak grew ~1.2 MiB of RSS per 1 000 invoices (docs/performance.md,
+    twenty-first session): each title's figures as a tuple of objects, its policy notes
+    as objects, its payment references CSV built whole, the duplicate checks' dicts of
+    strings. Measured with tracemalloc, the peak of 2 × N invoices against N's, the
+    memos (bounded at 50 000 entries, which a run this small would still be filling)
+    bounded at 100: 0.79 MiB more per 1 000 invoices before, 0.11 after."""
+    import pesgen.memo
+    from pesgen.export import export
+
+    monkeypatch.setattr(pesgen.memo, "LIMIT", 100)
+    n = 2000
+    peaks = []
+    for count in (n, 2 * n):
+        source = _bench_input(tmp_path / f"in-{count}.json", count)
+        done, peak = _peak(lambda: export(MAPPING, source, tmp_path / f"out-{count}", RUN))  # noqa: B023
+        assert done.titles == count and len(done.notes) > 2 * count
+        peaks.append(peak)
+    per_thousand = (peaks[1] - peaks[0]) / n * 1000 / 2**20
+    assert per_thousand < 0.4, (
+        f"{per_thousand:.2f} MiB more per 1 000 invoices (peaks {peaks[0] / 2**20:.1f} and "
+        f"{peaks[1] / 2**20:.1f} MiB)")

@@ -844,8 +844,8 @@ def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path,
     # a references file that would come out different is a regenerate failure
     real = export_mod._references_csv
     monkeypatch.setattr(export_mod, "_references_csv",
-                        lambda *a, **k: real(*a, **k).replace("FA-2026-00101",
-                                                              "FA-2026-00999"))
+                        lambda *a, **k: (t.replace("FA-2026-00101", "FA-2026-00999")
+                                         for t in real(*a, **k)))
     with pytest.raises(StateError, match=r"differ from the recorded ones \(.*references\.csv"):
         regenerate(store, run.run_id, tmp_path / "regen")
 

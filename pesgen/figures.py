@@ -1,0 +1,157 @@
+"""What an export keeps of each title it rendered, until the run is written and recorded:
+(invoice, IdPce, NumDette, Per, Cle1, Cle2, amount), in columns of machine numbers
+rather than a tuple of objects per title.
+
+A tuple of str, int and Decimal per title was ~300 bytes (the tuple, its Decimal, its
+IdPce, Cle1 and NumDette objects); the columns take ~40 (the invoice number's text is
+the duplicate check's, shared). A value a column cannot hold exactly (an amount of more
+than 18 digits, a NumDette not of ASCII digits) is kept as it is, aside.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from .keys import debt_key
+
+Figures = tuple[str, int, "str | None", str, "str | None", "str | None", Decimal]
+
+_NONE = -1
+
+
+class _Codes:
+    """A column of few distinct values (Per, Cle1, Cle2): a code per title."""
+
+    def __init__(self) -> None:
+        self.codes = array("H")
+        self.values: list[Any] = []
+        self._index: dict[Any, int] = {}
+
+    def append(self, value: Any) -> None:
+        code = self._index.get(value)
+        if code is None:
+            code = self._index[value] = len(self.values)
+            if code > 0xFFFF:
+                raise OverflowError("more than 65 536 distinct values")
+            self.values.append(value)
+        self.codes.append(code)
+
+
+class TitleFigures:
+    """The figures of a bordereau's titles, in rendering order: ``append`` one title's,
+    ``len``, ``[k]`` and iteration give the tuple (invoice, IdPce, NumDette, Per, Cle1,
+    Cle2, amount) as it was appended."""
+
+    def __init__(self) -> None:
+        self.invoices: list[str] = []
+        self._pieces = array("q")
+        # NumDette: its value and its number of digits (leading zeros), -1: none
+        self._debts = array("q")
+        self._debt_digits = array("B")
+        # the amount: its coefficient and exponent (Decimal(coefficient).scaleb(exponent))
+        self._coefficients = array("q")
+        self._exponents = array("b")
+        self._per, self._cle1, self._cle2 = _Codes(), _Codes(), _Codes()
+        self._aside: dict[tuple[int, int], Any] = {}  # (title, field) -> a value as it is
+
+    def append(self, invoice: str, piece: int, debt: str | None, per: str,
+               cle1: str | None, cle2: str | None, amount: Decimal) -> None:
+        k = len(self.invoices)
+        self.invoices.append(invoice)
+        self._pieces.append(piece)
+        if debt is None:
+            self._debts.append(_NONE)
+            self._debt_digits.append(0)
+        elif debt.isascii() and debt.isdigit() and len(debt) <= 18:
+            self._debts.append(int(debt))
+            self._debt_digits.append(len(debt))
+        else:
+            self._debts.append(_NONE)
+            self._debt_digits.append(0)
+            self._aside[k, 2] = debt
+        sign, digits, exponent = amount.as_tuple()
+        if isinstance(exponent, int) and -128 <= exponent <= 127 and len(digits) <= 18 \
+                and not (sign and not any(digits)):
+            self._coefficients.append(int(amount.scaleb(-exponent)))
+            self._exponents.append(exponent)
+        else:  # not finite, -0, or too long for the columns
+            self._coefficients.append(0)
+            self._exponents.append(0)
+            self._aside[k, 6] = amount
+        self._per.append(per)
+        self._cle1.append(cle1)
+        self._cle2.append(cle2)
+
+    def __len__(self) -> int:
+        return len(self.invoices)
+
+    def debt(self, k: int) -> str | None:
+        value = self._debts[k]
+        if value == _NONE:
+            return self._aside.get((k, 2))
+        return str(value).zfill(self._debt_digits[k])
+
+    def amount(self, k: int) -> Decimal:
+        if (k, 6) in self._aside:
+            return self._aside[k, 6]
+        return Decimal(self._coefficients[k]).scaleb(self._exponents[k])
+
+    def __getitem__(self, k: int) -> Figures:
+        if k < 0:
+            k += len(self.invoices)
+        return (self.invoices[k], self._pieces[k], self.debt(k),
+                self._per.values[self._per.codes[k]],
+                self._cle1.values[self._cle1.codes[k]],
+                self._cle2.values[self._cle2.codes[k]], self.amount(k))
+
+    def __iter__(self) -> Iterator[Figures]:
+        for k in range(len(self.invoices)):
+            yield self[k]
+
+    def has_debts(self) -> bool:
+        """Whether any title has a NumDette."""
+        return any(d != _NONE for d in self._debts) or any(f == 2 for _, f in self._aside)
+
+
+class RunInvoices:
+    """Every title of a run once its numbers are allocated, bordereau after bordereau:
+    (invoice, IdBord, IdPce, NumDette as ``keys.debt_key`` gives it, amount), made from
+    each bordereau's ``TitleFigures`` as they are read (``len``, iteration, slices)."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[int, TitleFigures]] = []
+
+    def add(self, id_bord: int, titles: TitleFigures) -> None:
+        self._parts.append((id_bord, titles))
+
+    def clear(self) -> None:
+        self._parts.clear()
+
+    def __len__(self) -> int:
+        return sum(len(titles) for _, titles in self._parts)
+
+    def _row(self, id_bord: int, titles: TitleFigures,
+             k: int) -> tuple[str, int, int, str | None, Decimal]:
+        inv, piece, debt, _per, _c1, _c2, amount = titles[k]
+        return inv, id_bord, piece, None if debt is None else debt_key(debt), amount
+
+    def __iter__(self) -> Iterator[tuple[str, int, int, str | None, Decimal]]:
+        for id_bord, titles in self._parts:
+            for k in range(len(titles)):
+                yield self._row(id_bord, titles, k)
+
+    def __getitem__(self, index: slice) -> list[tuple[str, int, int, str | None, Decimal]]:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("RunInvoices take a slice (start:stop) only")
+        start, stop, _ = index.indices(len(self))
+        out = []
+        base = 0
+        for id_bord, titles in self._parts:
+            n = len(titles)
+            for k in range(max(start - base, 0), min(stop - base, n)):
+                out.append(self._row(id_bord, titles, k))
+            base += n
+        return out

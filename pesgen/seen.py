@@ -1,0 +1,190 @@
+"""The invoices a run has read, for its duplicate checks (an invoice number, a NumDette
+met twice) and for naming an invoice's input record: held in arrays, not in dicts of
+strings.
+
+The dicts (number -> record, key -> number, NumDette -> (number, record)) held some
+300 bytes per invoice: each key's text, each record's text ("file.json:$.invoices[12]",
+the file's path repeated), each entry and tuple. Here an invoice is its number's text
+(which its title's figures share), a slot in two hash tables of machine integers, and
+its record as (the text before its last number, that number): ~60 bytes.
+
+A table finds candidates by the key's ``hash``; every candidate is confirmed against
+the exact key, made again from what is kept: a hash collision can never make a false
+duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Callable, Iterator
+
+# a record "<head><digits><tail>": the digits without leading zeros (or "0"), the tail
+# without digits ("file.json:$.invoices[12]", "file.csv:17")
+_hash = hash  # a key's (a test gives every key one hash: each candidate is confirmed)
+
+_RECORD = re.compile(r"(.*?)(0|[1-9][0-9]{0,17})([^0-9]*)", re.ASCII | re.DOTALL)
+
+
+class _Table:
+    """An open-addressing hash table of (hash -> index) in arrays; ``candidates``
+    gives every index stored under a hash, for the caller to confirm."""
+
+    def __init__(self) -> None:
+        self._size = 16
+        self._hashes = array("q", bytes(8 * self._size))
+        self._slots = array("i", bytes(4 * self._size))  # index + 1; 0: empty
+        self._used = 0
+
+    def candidates(self, h: int) -> Iterator[int]:
+        mask = self._size - 1
+        i = h & mask
+        slots, hashes = self._slots, self._hashes
+        while slot := slots[i]:
+            if hashes[i] == h:
+                yield slot - 1
+            i = (i + 1) & mask
+
+    def add(self, h: int, index: int) -> None:
+        if 2 * (self._used + 1) > self._size:
+            self._grow()
+        self._put(h, index + 1)
+        self._used += 1
+
+    def _put(self, h: int, slot: int) -> None:
+        mask = self._size - 1
+        i = h & mask
+        slots = self._slots
+        while slots[i]:
+            i = (i + 1) & mask
+        slots[i] = slot
+        self._hashes[i] = h
+
+    def _grow(self) -> None:
+        old = zip(self._hashes, self._slots, strict=True)
+        self._size *= 2
+        hashes, slots = self._hashes, self._slots
+        self._hashes = array("q", bytes(8 * self._size))
+        self._slots = array("i", bytes(4 * self._size))
+        for h, slot in old:
+            if slot:
+                self._put(h, slot)
+        del hashes, slots
+
+
+class Records:
+    """Input records ("file.json:$.invoices[12]"), each kept as a code for the text
+    before its last number and that number: the texts around the numbers are few."""
+
+    def __init__(self) -> None:
+        self._heads = array("H")
+        self._numbers = array("q")
+        self._texts: list[str] = []  # head/tail pairs, by code
+        self._codes: dict[tuple[str, str], int] = {}
+        self._aside: dict[int, str] = {}  # records of another shape, as they are
+
+    def append(self, record: str) -> None:
+        m = _RECORD.fullmatch(record)
+        if m is None or len(self._codes) > 0xFFF0:
+            self._aside[len(self._numbers)] = record
+            self._heads.append(0)
+            self._numbers.append(0)
+            return
+        pair = (m[1], m[3])
+        code = self._codes.get(pair)
+        if code is None:
+            code = self._codes[pair] = len(self._codes)
+            self._texts.extend(pair)
+        self._heads.append(code)
+        self._numbers.append(int(m[2]))
+
+    def __getitem__(self, k: int) -> str:
+        if k in self._aside:
+            return self._aside[k]
+        code = self._heads[k]
+        return f"{self._texts[2 * code]}{self._numbers[k]}{self._texts[2 * code + 1]}"
+
+
+class SeenInvoices:
+    """The invoice numbers read (as written), each with its input record and, once its
+    title has one, its NumDette; found by key (``key_of``: keys.invoice_key, or the
+    number itself for a recorded run) and by NumDette key (keys.debt_key). As a mapping
+    invoice number -> its record: ``[number]``, ``get``, ``in``, ``len``."""
+
+    def __init__(self, key_of: Callable[[str], str], debt_key_of: Callable[[str], str]) -> None:
+        self.key_of, self.debt_key_of = key_of, debt_key_of
+        self.numbers: list[str] = []
+        self.records = Records()
+        self._keys = _Table()
+        self._debt_keys = _Table()
+        self._debts: dict[int, str] = {}  # index -> its NumDette, for the debts table
+        self._debt_values = array("q")  # index -> its NumDette's value, or -1
+        self._debt_digits = array("B")
+
+    # -- invoices
+
+    def find(self, key: str) -> str | None:
+        """The number (as written) of the invoice read with key ``key``, or None."""
+        for k in self._keys.candidates(_hash(key)):
+            if self.key_of(self.numbers[k]) == key:
+                return self.numbers[k]
+        return None
+
+    def add(self, key: str, number: str, record: str) -> int:
+        """Keep ``number`` (its key ``key``, not read before: ``find``) and its record."""
+        index = len(self.numbers)
+        self.numbers.append(number)
+        self.records.append(record)
+        self._debt_values.append(-1)
+        self._debt_digits.append(0)
+        self._keys.add(_hash(key), index)
+        return index
+
+    def _index(self, number: str) -> int | None:
+        key = self.key_of(number)
+        for k in self._keys.candidates(_hash(key)):
+            if self.numbers[k] == number:
+                return k
+        return None
+
+    def __getitem__(self, number: str) -> str:
+        k = self._index(number)
+        if k is None:
+            raise KeyError(number)
+        return self.records[k]
+
+    def get(self, number: str, default: str | None = None) -> str | None:
+        k = self._index(number)
+        return default if k is None else self.records[k]
+
+    def __contains__(self, number: object) -> bool:
+        return isinstance(number, str) and self._index(number) is not None
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    # -- NumDettes
+
+    def _debt(self, k: int) -> str | None:
+        value = self._debt_values[k]
+        if value < 0:
+            return self._debts.get(k)
+        return str(value).zfill(self._debt_digits[k])
+
+    def debt_holder(self, key: str) -> tuple[str, str] | None:
+        """(number, record) of the invoice whose NumDette has key ``key``, or None."""
+        for k in self._debt_keys.candidates(_hash(key)):
+            debt = self._debt(k)
+            if debt is not None and self.debt_key_of(debt) == key:
+                return self.numbers[k], self.records[k]
+        return None
+
+    def add_debt(self, index: int, key: str, debt: str) -> None:
+        """Give the invoice kept at ``index`` the NumDette ``debt`` (its key ``key``, held
+        by no other: ``debt_holder``)."""
+        if debt.isascii() and debt.isdigit() and len(debt) <= 18:
+            self._debt_values[index] = int(debt)
+            self._debt_digits[index] = len(debt)
+        else:
+            self._debts[index] = debt
+        self._debt_keys.add(_hash(key), index)

@@ -1,0 +1,152 @@
+"""What an export keeps per invoice, held compactly (docs/performance.md, "What a run
+keeps per invoice"): the policy notes packed (notes.Notes), the titles' figures in
+columns (figures.TitleFigures), the invoices read in hash tables (seen.SeenInvoices).
+Each gives back exactly what was put in."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pesgen.seen as seen_mod
+from pesgen.build import PolicyNote
+from pesgen.figures import RunInvoices, TitleFigures
+from pesgen.keys import debt_key, invoice_key
+from pesgen.notes import Notes
+from pesgen.seen import Records, SeenInvoices
+from pesgen.store import pack_notes, unpack_notes
+
+_texts = st.text(max_size=30)
+_notes = st.lists(st.builds(PolicyNote, st.sampled_from(["civility", "transliterate", "case"]),
+                            _texts, _texts, _texts), max_size=60)
+
+
+def _plain_pack(notes):
+    """store.pack_notes as it packed a list before notes.Notes."""
+    return pack_notes(list(notes))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_notes, st.integers(1, 7))
+def test_packed_notes_give_back_the_same_notes_and_the_same_notes_z(notes, batch):
+    packed = Notes(PolicyNote)
+    packed.BATCH = batch  # several batches, and notes still pending
+    packed.extend(notes)
+    assert list(packed) == notes
+    assert list(packed) == notes  # read again
+    assert len(packed) == len(notes) and bool(packed) == bool(notes)
+    assert packed.counts() == {p: sum(n.policy == p for n in notes) for p in
+                               {n.policy for n in notes}}
+    assert packed[len(notes) // 2:] == notes[len(notes) // 2:]
+    assert pack_notes(packed) == _plain_pack(notes)  # the record's notes_z, byte for byte
+    assert [PolicyNote(**d) for d in unpack_notes({"notes_z": pack_notes(packed)})] == notes
+
+
+def test_notes_added_after_reading_follow_on():
+    notes = Notes(PolicyNote)
+    notes.BATCH = 2
+    made = [PolicyNote("case", f"FA-{i}", "x.json:$.invoices[0]", "é, \"x\"\n") for i in range(5)]
+    notes.extend(made[:3])
+    assert list(notes) == made[:3]
+    notes.extend(made[3:])
+    assert list(notes) == made and pack_notes(notes) == _plain_pack(made)
+
+
+_amounts = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: not d.is_zero() or not d.is_signed())
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(
+    st.text(min_size=1, max_size=20), st.integers(1, 10**15),
+    st.one_of(st.none(), st.from_regex(r"[0-9]{1,15}", fullmatch=True),
+              st.from_regex(r"[0-9]{19,22}", fullmatch=True), st.text(max_size=4)),
+    st.sampled_from(["01", "02"]), st.one_of(st.none(), st.sampled_from("0123456789")),
+    st.one_of(st.none(), st.sampled_from("ABCDEFGHJKLMNPQRSTUVWXY")),
+    st.one_of(_amounts, st.just(Decimal("-0.00")), st.just(Decimal("1E+40")))), max_size=30))
+def test_title_figures_give_back_each_title_as_it_was_appended(titles):
+    figures = TitleFigures()
+    for t in titles:
+        figures.append(*t)
+    back = list(figures)
+    assert back == titles
+    for got, t in zip(back, titles, strict=True):  # the same texts: an amount's exponent too
+        assert str(got[6]) == str(t[6]) and got[2] == t[2]
+    assert figures.has_debts() == any(t[2] is not None for t in titles)
+    run = RunInvoices()
+    run.add(7, figures)
+    run.add(8, figures)
+    rows = [(t[0], b, t[1], None if t[2] is None else debt_key(t[2]), t[6])
+            for b in (7, 8) for t in titles]
+    assert list(run) == rows and len(run) == len(rows)
+    assert run[3:len(rows) - 2] == rows[3:len(rows) - 2]
+
+
+@pytest.mark.parametrize("record", [
+    "school-export.json:$.invoices[12]", "x.csv:17", "x.csv:0", "a/2026/in-20000.json:$.f[0]",
+    "x.json:$.invoices[007]", "x.json:$['a b'][12].c", "no digits", "", "x:" + "9" * 30 + "]",
+    "é:12\n3"])
+def test_records_give_back_each_input_record(record):
+    records = Records()
+    for r in (record, "other:1", record):
+        records.append(r)
+    assert [records[k] for k in range(3)] == [record, "other:1", record]
+
+
+def test_seen_invoices_never_take_a_hash_collision_for_a_duplicate(monkeypatch):
+    """Every key given one hash: each candidate is confirmed against the exact key."""
+    monkeypatch.setattr(seen_mod, "_hash", lambda _key: 42)
+    seen = SeenInvoices(invoice_key, debt_key)
+    numbers = [f"FA-{i}" for i in range(40)]  # past the table's first growth
+    for i, number in enumerate(numbers):
+        key = invoice_key(number)
+        assert seen.find(key) is None
+        index = seen.add(key, number, f"in.json:$.invoices[{i}]")
+        assert seen.debt_holder(f"{i + 1}") is None
+        seen.add_debt(index, f"{i + 1}", f"00{i + 1}")
+    assert seen.find(invoice_key("fa-7")) == "FA-7"
+    assert seen.find(invoice_key("FA-40")) is None
+    assert seen.debt_holder("8") == ("FA-7", "in.json:$.invoices[7]")
+    assert seen.debt_holder("41") is None
+    assert seen["FA-7"] == "in.json:$.invoices[7]" and seen.get("fa-7") is None
+    assert "FA-39" in seen and "FA-40" not in seen and len(seen) == 40
+    with pytest.raises(KeyError):
+        seen["FA-40"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), max_size=80))
+def test_seen_invoices_find_what_a_dict_of_keys_finds(numbers):
+    seen = SeenInvoices(invoice_key, debt_key)
+    plain: dict[str, str] = {}
+    for i, number in enumerate(numbers):
+        key = invoice_key(number)
+        assert seen.find(key) == plain.get(key)
+        if key not in plain:
+            plain[key] = number
+            seen.add(key, number, f"f:{i}")
+    for number in plain.values():
+        assert seen.find(invoice_key(number)) == number
+        assert seen.get(number) is not None
+
+
+def test_notes_of_other_values_pack_as_the_record_packs_them():
+    """A field that is not a text (an amount, a date) goes through json as before."""
+    from dataclasses import dataclass
+    from datetime import date
+
+    @dataclass(frozen=True)
+    class Note:
+        policy: str
+        amount: Decimal
+        on: date | None
+
+    made = [Note("x", Decimal("1.50"), date(2026, 11, 23)), Note("y", Decimal(2), None)]
+    notes = Notes(Note, made)
+    assert pack_notes(notes) == _plain_pack(made)
+    assert unpack_notes({"notes_z": pack_notes(notes)}) == [
+        {"policy": "x", "amount": "1.50", "on": "2026-11-23"},
+        {"policy": "y", "amount": "2", "on": None}]
