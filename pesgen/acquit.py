@@ -245,17 +245,14 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
                          "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "
                          "guichet XML returns")
     name = path.name
+    if _PROLOG_DOCTYPE.match(data):
+        raise _doctype_refused(path, name)
     try:
         # the DOCTYPE first, before its entities are met (never expanded: they would make
         # the file fail as not well-formed, saying less)
         for _event, el in _iterparse(_source(data, path), events=("start",)):
-            if el.getroottree().docinfo.doctype:
-                # a PES_ACQUIT has no DTD: one that declares it is not the guichet's (an
-                # XXE attempt, or another file)
-                raise InputDataError(f"{path} declares a DOCTYPE; a PES_ACQUIT has none: "
-                                     "refused, nothing read", [Problem(
-                                         "acquit.doctype", "the file declares a DOCTYPE",
-                                         record=f"{name}:1")])
+            if el.getroottree().docinfo.doctype:  # (one the bytes' scan missed: UTF-16)
+                raise _doctype_refused(path, name)
             break
         doc = etree.parse(_source(data, path), _parser())
     except etree.XMLSyntaxError as exc:
@@ -282,6 +279,23 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
         raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
     return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
+
+
+# a DOCTYPE in the prolog (after a BOM, the XML declaration, blanks, comments and
+# processing instructions), found in the bytes: lxml 6.2's iterparse may read past an
+# internal subset's entity reference before it gives the root's first event, and so
+# fail on the entity ("not well-formed") before the DOCTYPE could be said
+_PROLOG_DOCTYPE = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml.*?\?>)?(?:\s+|<!--.*?-->|<\?.*?\?>)*<!DOCTYPE", re.S)
+
+
+def _doctype_refused(path: Path, name: str) -> InputDataError:
+    """A PES_ACQUIT has no DTD: one that declares it is not the guichet's (an XXE
+    attempt, or another file); refused before anything in it is read."""
+    return InputDataError(f"{path} declares a DOCTYPE; a PES_ACQUIT has none: refused, "
+                          "nothing read", [Problem("acquit.doctype",
+                                                   "the file declares a DOCTYPE",
+                                                   record=f"{name}:1")])
 
 
 # the XML declaration's encoding (XML 1.0 §4.3.3: none, or no declaration, is UTF-8)
