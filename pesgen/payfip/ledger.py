@@ -192,14 +192,15 @@ def active_titles(store: Store, id_coll: str) -> list[Any]:
             .order_by(runs.c.created_at, run_invoices.c.id)).all()
 
 
-def rejected_bordereaux(store: Store, run_id: str, bordereaux: Collection[int] | None = None
-                        ) -> dict[int, Acknowledgement]:
+def rejected_bordereaux(store: Store, run_id: str, bordereaux: Collection[int] | None = None,
+                        conn: Connection | None = None) -> dict[int, Acknowledgement]:
     """The bordereaux of a run (among ``bordereaux``: its active ones, for a caller that
     knows them; None: every one) whose Hélios status, as `pesgen acquit --record`
     recorded it, is a rejection: IdBord -> that acknowledgement. Their titles are not in
     Hélios: a family must not pay them (rule payfip.rejected). A bordereau without
-    acknowledgement recorded, or accepted since (``--replace``), is not one."""
-    status = store.acknowledgements([run_id]).get(run_id, {})
+    acknowledgement recorded, or accepted since (``--replace``), is not one. ``conn``:
+    read in that transaction."""
+    status = store.acknowledgements([run_id], conn=conn).get(run_id, {})
     return {b: acks[0] for b, acks in status.items()
             if not acks[0].accepted and (bordereaux is None or b in bordereaux)}
 
@@ -295,11 +296,11 @@ def _title_rejected(store: Store, conn: Connection, run_id: str | None,
         run_invoices.c.active)).scalar()
     if id_bord is None:
         return None
-    acks = store.acknowledgements([run_id], conn=conn).get(run_id, {}).get(id_bord)
-    if not acks or acks[0].accepted:
+    ack = rejected_bordereaux(store, run_id, [id_bord], conn=conn).get(id_bord)
+    if ack is None:
         return None
     return (f"IdBord {id_bord} of run {run_id}, rejected by the trésorerie: "
-            f"{acks[0].outcome} ({acks[0].file})")
+            f"{ack.outcome} ({ack.file})")
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:
