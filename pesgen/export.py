@@ -47,7 +47,7 @@ from .errors import (
 )
 from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
-from .keys import cle1, cle2, debt_key
+from .keys import cle1, cle2
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
@@ -170,21 +170,6 @@ class Prepared:
     @property
     def titles(self) -> int:
         return sum(b.count for b in self.bordereaux)
-
-    @property
-    def invoice_numbers(self) -> list[str]:
-        return [inv for b in self.bordereaux for inv in b.titles.invoices]
-
-    @property
-    def debt_numbers(self) -> dict[str, str]:
-        """NumDette (as keys.debt_key gives it) -> invoice, for the titles that have one
-        (ORMC)."""
-        return {debt_key(t[2]): t[0] for b in self.bordereaux for t in b.titles
-                if t[2] is not None}
-
-    def amounts(self) -> dict[str, Decimal]:
-        """Invoice -> the amount of its title in this run."""
-        return {t[0]: t[6] for b in self.bordereaux for t in b.titles}
 
     def close(self) -> None:
         self.stack.close()

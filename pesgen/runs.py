@@ -21,13 +21,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import __version__
 from .atomic import check_free, commit, discard, removed_if_refused, write_file
@@ -44,9 +43,9 @@ from .errors import (
     UsageError,
 )
 from .export import Exporter, ExportResult, Prepared, open_exporter
-from .figures import RunInvoices
+from .figures import RunInvoices, TitleFigures
 from .formats import Format, load_format
-from .keys import invoice_key, written_otherwise
+from .keys import debt_key, invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
 from .render import MAX_FILE_NAME
 from .resources import inside
@@ -264,9 +263,8 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             prepared.close()
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
-    taken = _Taken(store, key, prepared.invoice_numbers, prepared.debt_numbers,
-                   prepared.origins, binding.where if binding else None, read_digest,
-                   prepared.amounts)
+    taken = _Taken(store, key, _RunTitles(prepared), binding.where if binding else None,
+                   read_digest)
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -372,7 +370,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
     pkey = piece_key(exporter.mapping, exporter.fmt)
     try:
         taken.refuse(None)  # early, before taking the lock
-        if taken.debts and (older := store.unchecked_debts(key[0])):
+        if taken.titles.has_debts() and (older := store.unchecked_debts(key[0])):
             prepared.result.notes.append(_unchecked_note(input_path, older))
         prepared.result.notes.extend(paid_online(store, key[0], prepared))
         input_blob, input_sha256 = pack_file(Path(input_path))
@@ -392,6 +390,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     if pieces[2] != prepared.first_piece:
                         # another run took titre numbers since they were rendered
                         prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
+                        taken.titles = _RunTitles(prepared)  # the titles read again
                         if _file_digest(Path(input_path)) != input_sha256:
                             raise _input_changed(input_path)
                     _refuse_past_pieces(pkey, pieces[2], prepared.titles)
@@ -535,7 +534,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                     pieces = (pkey, held is not None,
                               store.next_number(conn, pkey) if held is None else held)
                 taken.refuse(conn)
-                older = store.unchecked_debts(key[0], conn) if taken.debts else 0
+                older = store.unchecked_debts(key[0], conn) if taken.titles.has_debts() else 0
                 paid = paid_online(store, key[0], prepared, conn)
             if older:
                 prepared.result.notes.append(_unchecked_note(input_path, older))
@@ -543,6 +542,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
             if pieces is not None:
                 if pieces[2] != prepared.first_piece:  # a run recorded since it was read
                     prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
+                    taken.titles = _RunTitles(prepared)  # the titles read again
                 _refuse_past_pieces(pieces[0], pieces[2], prepared.titles)
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
                                pieces=pieces, helios=exporter.fmt.is_pes,
@@ -580,9 +580,11 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
     (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
     from .payfip.models import cents_text
 
-    amounts = prepared.amounts()
+    titles = _RunTitles(prepared)
+    found = store.paid_online(id_coll, titles.invoices(), conn)
+    amounts = titles.found(found, ()).amounts if found else {}
     notes = []
-    for inv, paid in store.paid_online(id_coll, list(amounts), conn).items():
+    for inv, paid in found.items():
         notes.append(PolicyNote(
             "payfip", inv, prepared.origins.get(inv, ""),
             f"already paid online {cents_text(paid['paid_cents'] or 0)} on {paid['paid_at']} "
@@ -633,30 +635,75 @@ class _InvoiceRows:
                  "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in self.invoices[index]]
 
 
+class _Found(NamedTuple):
+    """Of some of a run's invoices and NumDettes (``_RunTitles.found``): where each
+    invoice stands in the run, the invoice of each NumDette, each invoice's amount."""
+    order: dict[str, int]
+    invoices: dict[str, str]
+    amounts: dict[str, Decimal]
+
+
+class _RunTitles:
+    """A prepared run's titles as the guards on the store read them: from its
+    bordereaux' figures (``figures.TitleFigures``), in the run's order, each time they
+    ask. Nothing is kept per title: a list of the run's invoice numbers and a dict of its
+    NumDettes, made for the whole export, and a dict of its amounts and one of its
+    invoice keys, made for each look-up, took ~30 MiB at 100 000 titles."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+
+    def _figures(self) -> list[TitleFigures]:
+        return [b.titles for b in self.prepared.bordereaux]
+
+    def __len__(self) -> int:
+        return sum(len(titles) for titles in self._figures())
+
+    def invoices(self) -> Iterator[str]:
+        """Each title's invoice number."""
+        for titles in self._figures():
+            yield from titles.invoices
+
+    def debts(self) -> Iterator[str]:
+        """The NumDette of each title that has one, as keys.debt_key gives it."""
+        for titles in self._figures():
+            for k in range(len(titles)):
+                if (debt := titles.debt(k)) is not None:
+                    yield debt_key(debt)
+
+    def has_debts(self) -> bool:
+        return any(titles.has_debts() for titles in self._figures())
+
+    def found(self, invoices: Collection[str], debts: Collection[str]) -> _Found:
+        """What the run says of these invoices (its numbers as written) and NumDettes (as
+        keys.debt_key gives them), read in one pass over its titles."""
+        out = _Found({}, {}, {})
+        at = 0
+        for titles in self._figures():
+            for k, inv in enumerate(titles.invoices):
+                if inv in invoices:
+                    out.order[inv] = at
+                    out.amounts[inv] = titles.amount(k)
+                if debts and (debt := titles.debt(k)) is not None \
+                        and (key := debt_key(debt)) in debts:
+                    out.order[inv] = at
+                    out.invoices[key] = inv
+                at += 1
+        return out
+
+
 class _Taken:
     """The guard on what active runs of the collectivity already hold: this run's
     invoices, and its NumDettes (with IdPost and Cle2, the payment reference a family
-    pays with: two active titles sharing one would mix their payments up)."""
+    pays with: two active titles sharing one would mix their payments up). The run's
+    numbers are looked up as its titles give them (``_RunTitles``), 500 a query; only
+    those held are kept."""
 
-    def __init__(self, store: Store, key: tuple[str, str, int, str], invoices: list[str],
-                 debts: dict[str, str], origins: dict[str, str],
-                 debt_where: str | None, input_sha256: str | None = None,
-                 amounts: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, store: Store, key: tuple[str, str, int, str], titles: _RunTitles,
+                 debt_where: str | None, input_sha256: str | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
         self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
-        # invoice -> the amount of its title in this run (Prepared.amounts), made only
-        # to refuse
-        self.amounts = amounts or dict
-        self.invoices, self.debts = invoices, debts
-        self.origins, self.debt_where = origins, debt_where
-
-    @cached_property
-    def _order(self) -> dict[str, int]:
-        return {inv: i for i, inv in enumerate(self.invoices)}  # made only to refuse
-
-    def order(self, invoice: str) -> int:
-        """Where ``invoice`` stands in the input (problems are listed in its order)."""
-        return self._order[invoice]
+        self.titles, self.debt_where = titles, debt_where
 
     def refuse(self, conn: Any) -> None:
         """Raise, with one problem per invoice and per NumDette already held, naming the
@@ -665,11 +712,16 @@ class _Taken:
         # export of another sequence between two of them would make "only some of the
         # input's invoices are held" of an input it holds whole
         with self.store.snapshot(conn) as c:
-            held = self.store.holders(c, self.id_coll, self.invoices)
+            held = self.store.holders(c, self.id_coll, self.titles.invoices())
+            debts = self.store.debt_holders(c, self.id_coll, self.titles.debts())
+            if not held and not debts:
+                return
+            # where the run has them (its problems are listed in its order), the invoice
+            # of each NumDette, the amounts: read again from its titles, now they are few
+            found = self.titles.found(held, debts)
             # a NumDette held by the same invoice is that invoice's duplicate, said once
-            debts = {debt: h for debt, h in self.store.debt_holders(
-                     c, self.id_coll, list(self.debts)).items()
-                     if invoice_key(h[0]) != invoice_key(self.debts[debt])}
+            debts = {debt: h for debt, h in debts.items()
+                     if invoice_key(h[0]) != invoice_key(found.invoices[debt])}
             if not held and not debts:
                 return
             several = self.store.active_bordereaux(
@@ -691,7 +743,8 @@ class _Taken:
         # Some of the input's invoices are held, not all: the input adds new invoices to
         # ones already sent. Cancelling the run holding them would throw away a rôle the
         # trésorerie took to add a few invoices; they leave the input instead.
-        partial = 0 < len(held) < len(self.invoices)
+        titles = len(self.titles)
+        partial = 0 < len(held) < titles
 
         # a run of another budget or exercise is not this input's to cancel: the same
         # number there is this invoice billed already, or the school's numbering
@@ -719,7 +772,7 @@ class _Taken:
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do
-        amounts = self.amounts()
+        amounts, origins = found.amounts, self.titles.prepared.origins
 
         def other_amount(inv: str, other: str, run: str) -> str:
             # another amount: a corrected invoice, or a number the school software gave
@@ -735,12 +788,12 @@ class _Taken:
                                                       advice(run, id_bord),
                                                       elsewhere.get(run))
                             + other_amount(inv, other, run),
-                            record=self.origins.get(inv), invoice=inv)
+                            record=origins.get(inv), invoice=inv)
                     for inv, (other, run, id_bord, name) in sorted(
-                        held.items(), key=lambda h: self.order(h[0]))]
+                        held.items(), key=lambda h: found.order[h[0]])]
         for debt, (other, run, id_bord, name) in sorted(
-                debts.items(), key=lambda d: self.order(self.debts[d[0]])):
-            inv = self.debts[debt]
+                debts.items(), key=lambda d: found.order[found.invoices[d[0]]]):
+            inv = found.invoices[debt]
             if run in elsewhere:
                 budget, exercise = elsewhere[run]
                 where, todo = (f", budget {budget}, exercise {exercise}",
@@ -755,7 +808,7 @@ class _Taken:
                 "run.num-dette-taken", f"NumDette {debt} is already the debt number of "
                 f"invoice {other}, exported by run {run} in {name} (IdBord {id_bord}{where}): "
                 f"two active titles would share one payment reference; {todo}",
-                record=self.origins.get(inv), mapping=self.debt_where, invoice=inv))
+                record=origins.get(inv), mapping=self.debt_where, invoice=inv))
         runs_ = ", ".join(sorted({h[1] for h in held.values()} | {h[1] for h in debts.values()}))
         if not debts:
             message = f"{len(held)} invoice(s) already exported by run(s) {runs_}"
@@ -774,10 +827,10 @@ class _Taken:
                         f"same sha256, {(self.input_sha256 or '')[:16]}…): it is exported "
                         f"already, nothing to export again (pesgen runs show {run})")
         elif partial:
-            listed = [inv for inv in self.invoices if inv in held]
+            listed = sorted(held, key=found.order.__getitem__)
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
             message += (f". Only some of this input's invoices are ({len(held)} of "
-                        f"{len(self.invoices)}): remove those from the input to export the "
+                        f"{titles}): remove those from the input to export the "
                         f"others ({', '.join(shown)}); "
                         "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
                         "and this input replaces it whole")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -771,6 +772,17 @@ def pes_typ_bord(typ_bord: str) -> bool:
     return bool(_PES_TYP_BORD.fullmatch(typ_bord))
 
 
+# values a duplicate look-up puts in one query's IN list
+_LOOKED_UP = 500
+
+
+def _batches(values: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``values`` a list of ``size`` at a time, as they come."""
+    it = iter(values)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
 class Store:
     """A handle on one state database."""
 
@@ -1203,17 +1215,17 @@ class Store:
     # -------------------------------------------------------------- duplicates
 
     def holders(self, conn: Connection | None, id_coll: str,
-                invoices: list[str]) -> dict[str, tuple[str, str, int, str]]:
+                invoices: Iterable[str]) -> dict[str, tuple[str, str, int, str]]:
         """Active runs already holding some of these invoices, compared as
         keys.invoice_key gives them (case and surrounding spaces do not count):
-        invoice -> (the invoice as that run wrote it, run, IdBord, file)."""
-        keys = {invoice_key(inv): inv for inv in invoices}
-        held = self._held(conn, id_coll, run_invoices.c.invoice_key, list(keys))
-        return {keys[key]: holder for key, holder in held.items()}
+        invoice -> (the invoice as that run wrote it, run, IdBord, file). ``invoices`` is
+        read 500 at a time (a run's iterator is never made a list of its 100 000): only
+        those held are kept."""
+        return self._held(conn, id_coll, run_invoices.c.invoice_key, invoices, invoice_key)
 
     def debt_holders(self, conn: Connection | None, id_coll: str,
-                     debts: list[str]) -> dict[str, tuple[str, str, int, str]]:
-        """Active titles already holding some of these NumDettes:
+                     debts: Iterable[str]) -> dict[str, tuple[str, str, int, str]]:
+        """Active titles already holding some of these NumDettes (read 500 at a time):
         NumDette -> (invoice, run, IdBord, file). Rows recorded before migration 3 have
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
@@ -1286,29 +1298,30 @@ class Store:
                 out[run_id]["files"].append({"name": name, "id_bord": id_bord})
         return out
 
-    def paid_online(self, id_coll: str, invoices: list[str],
+    def paid_online(self, id_coll: str, invoices: Iterable[str],
                     conn: Connection | None = None) -> dict[str, dict[str, Any]]:
-        """The invoices among ``invoices`` (compared like the guard) that PayFiP shows
-        paid by a title no longer active (its run or bordereau cancelled): invoice as
-        given -> amount paid (cents), when, operation, and the run and IdBord of the
-        title it paid."""
+        """The invoices among ``invoices`` (compared like the guard; read 500 at a time,
+        only those found kept) that PayFiP shows paid by a title no longer active (its
+        run or bordereau cancelled): invoice as given -> amount paid (cents), when,
+        operation, and the run and IdBord of the title it paid."""
         from .payfip.tables import operations, payments
 
-        keys = {invoice_key(inv): inv for inv in invoices}
         out: dict[str, dict[str, Any]] = {}
+        query = (sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
+                           payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
+                           run_invoices.c.id_bord)
+                 .join(operations, operations.c.id_op == payments.c.id_op)
+                 .join(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                             run_invoices.c.invoice == operations.c.invoice))
+                 .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
+                        sa.not_(run_invoices.c.active),
+                        # the keys a parameter, not in the statement (see _held)
+                        run_invoices.c.invoice_key.in_(sa.bindparam("keys", expanding=True))))
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
-            for start in range(0, len(keys), 500):
-                rows = c.execute(
-                    sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
-                              payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
-                              run_invoices.c.id_bord)
-                    .join(operations, operations.c.id_op == payments.c.id_op)
-                    .join(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
-                                                run_invoices.c.invoice == operations.c.invoice))
-                    .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
-                           sa.not_(run_invoices.c.active),
-                           run_invoices.c.invoice_key.in_(list(keys)[start:start + 500])))
+            for chunk in _batches(invoices, _LOOKED_UP):
+                keys = {invoice_key(inv): inv for inv in chunk}
+                rows = c.execute(query, {"keys": list(keys)})
                 for key, cents, at, id_op, run_id, id_bord in rows:
                     out[keys[key]] = {"paid_cents": cents, "paid_at": at, "id_op": id_op,
                                       "run_id": run_id, "id_bord": id_bord}
@@ -1334,35 +1347,37 @@ class Store:
             .scalar() or 0)
 
     def _held(self, conn: Connection | None, id_coll: str, column: sa.Column[Any],
-              values: list[str]) -> dict[str, tuple[str, str, int, str]]:
-        """Active rows of a collectivity whose ``column`` is one of ``values``:
-        value -> (invoice, run, IdBord, first file of that bordereau)."""
-        if not values:
-            return {}
+              values: Iterable[str], key: Callable[[str], str] | None = None
+              ) -> dict[str, tuple[str, str, int, str]]:
+        """Active rows of a collectivity whose ``column`` is one of ``values`` (``key``:
+        the column holds ``key(value)``), looked up 500 values a query, as they come:
+        value -> (invoice, run, IdBord, first file of that bordereau), for those held."""
         out: dict[str, tuple[str, str, int, str]] = {}
+        chunks = _batches(values, _LOOKED_UP)
+        first = next(chunks, None)
+        if first is None:
+            return out
         file_name = (sa.select(run_files.c.name)
                      .where(run_files.c.run_id == run_invoices.c.run_id,
                             run_files.c.id_bord == run_invoices.c.id_bord)
                      .order_by(run_files.c.id).limit(1).scalar_subquery())
-
-        def query(c: Connection) -> None:
-            for chunk in range(0, len(values), 500):
-                rows = c.execute(
-                    sa.select(column, run_invoices.c.invoice, run_invoices.c.run_id,
-                              run_invoices.c.id_bord, file_name)
-                    # IN implies the partial indexes' "IS NOT NULL" (SQLite and
-                    # PostgreSQL prove it); stated as well, it made SQLite search the
-                    # index by the range of every number not NULL, not value by value
-                    .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
-                           column.in_(values[chunk:chunk + 500])))
+        # one statement, each chunk's values its parameter: a statement made with the
+        # values in it is garbage in reference cycles once run, which kept them (~8 MiB
+        # a look-up of 100 000 keys) until Python's next full collection
+        query = (sa.select(column, run_invoices.c.invoice, run_invoices.c.run_id,
+                           run_invoices.c.id_bord, file_name)
+                 # IN implies the partial indexes' "IS NOT NULL" (SQLite and PostgreSQL
+                 # prove it); stated as well, it made SQLite search the index by the
+                 # range of every number not NULL, not value by value
+                 .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                        column.in_(sa.bindparam("held", expanding=True))))
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            for chunk in itertools.chain([first], chunks):
+                wanted = {v: v for v in chunk} if key is None else {key(v): v for v in chunk}
+                rows = c.execute(query, {"held": list(wanted)})
                 for value, inv, run_id, id_bord, name in rows:
-                    out[value] = (inv, run_id, int(id_bord), name or "?")
-
-        if conn is not None:
-            query(conn)
-        else:
-            with self.engine.connect() as c:
-                query(c)
+                    out[wanted[value]] = (inv, run_id, int(id_bord), name or "?")
         return out
 
     # -------------------------------------------------------------- recording
