@@ -191,6 +191,64 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
         store.cancel(first.run_id, "twice")
 
 
+def test_the_guard_on_a_run_of_several_chunks_lists_its_problems_in_the_input_s_order(
+        db_url, tmp_path):
+    """The guard looks a run's numbers up 500 a query, from its titles (bordereaux of
+    400 here): 1 200 invoices held, 1 200 of 1 300 in another order, 1 200 NumDettes
+    held by other invoices are each said once, in the order of the input refused, with
+    the messages of a run of a few (the same input, only some held, NumDettes)."""
+    from .test_scale import _bench_input
+
+    store = Store(db_url)
+    mapping = tmp_path / "split400.yaml"
+    text = MAPPING.read_text(encoding="utf-8")
+    mapping.write_text(text.replace("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 400\n",
+                                    1), encoding="utf-8")
+    source = _bench_input(tmp_path / "a.json", 1200)
+    first = export_recorded(lambda: store, mapping, source, tmp_path / "a", RUN)
+    assert [f.bordereau for f in first.files if f.bordereau] == [1, 2, 3]
+    data = json.loads(source.read_text(encoding="utf-8"))
+    numbers = [inv["number"] for inv in data["invoices"]]
+
+    def refused(invoices: list[dict], name: str) -> StateError:
+        path = tmp_path / name
+        path.write_text(json.dumps(dict(data, invoices=invoices)), encoding="utf-8")
+        with pytest.raises(StateError) as info:
+            export_recorded(lambda: store, mapping, path, tmp_path / name[:-5], RUN)
+        assert _files(tmp_path / name[:-5]) == []
+        return info.value
+
+    # the same input again: every invoice, its NumDette its own (not said twice)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, mapping, source, tmp_path / "b", RUN)
+    same = info.value
+    assert [(p.rule, p.invoice, p.record) for p in same.problems] == [
+        ("run.duplicate", n, f"{source}:$.invoices[{i}]") for i, n in enumerate(numbers)]
+    assert "(IdBord 2" in same.problems[400].message
+    assert str(same).startswith(f"1200 invoice(s) already exported by run(s) {first.run_id}; "
+                                f"nothing written. This input is the file run {first.run_id} "
+                                "exported on ")
+    # only some held, in another order: listed in this input's
+    mixed = []
+    for i, inv in enumerate(reversed(data["invoices"])):
+        mixed.append(inv)
+        if i % 12 == 11:
+            mixed.append(dict(inv, number=f"NEW-{i:04d}"))
+    some = refused(mixed, "some.json")
+    held = [inv["number"] for inv in mixed if not inv["number"].startswith("NEW-")]
+    assert [(p.rule, p.invoice) for p in some.problems] == [
+        ("run.duplicate", n) for n in held]
+    assert (f"Only some of this input's invoices are (1200 of 1300): remove those from the "
+            f"input to export the others ({', '.join(held[:10])}, … 1190 more)") in str(some)
+    # other invoices, the same NumDettes (the mapping's: the number's digits)
+    others = [dict(inv, number=inv["number"].replace("FB-", "FC-")) for inv in data["invoices"]]
+    debts = refused(others, "others.json")
+    assert [(p.rule, p.invoice) for p in debts.problems] == [
+        ("run.num-dette-taken", n.replace("FB-", "FC-")) for n in numbers]
+    assert str(debts).startswith(f"1200 NumDette(s) already used by run(s) {first.run_id}; "
+                                 "nothing written")
+
+
 def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
         db_url, tmp_path):
     """NumDette (with IdPost and Cle2) is the payment reference a family pays with: two
