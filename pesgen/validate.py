@@ -6,8 +6,9 @@ functions as on a canonical title, for files pesgen did not write).
 Validation streams (``iterparse``): memory stays flat whatever the file size, a piece
 at a time, and a piece of many lines a line at a time (``_PieceWalk``). When
 the stream finds a schema error, the file is validated again to list every violation
-with its line and XPath: as one tree when it is small, piece by piece when it is large
-(``schema_errors_by_piece``: the same list, flat memory).
+with its line and XPath: as one tree when it is small, piece by piece when it is large,
+and a piece of many lines a slice of lines at a time (``schema_errors_by_piece``,
+``_Slices``: the same list, flat memory).
 """
 
 from __future__ import annotations
@@ -913,12 +914,14 @@ def tree_violations(doc: etree._ElementTree, name: str, schema: etree.XMLSchema,
     return problems
 
 
-def _up_to(el: etree._Element) -> etree._ElementTree:
+def _up_to(el: etree._Element,
+           children: list[etree._Element] | None = None) -> etree._ElementTree:
     """A document made of ``el``'s ancestors (shallow), what precedes it at each level
     and ``el`` itself (deep copies): the live tree cannot be validated as it is, since
     the parser reads ahead and it may already hold the start of what follows. Each copy
     sits at the same child index as its original (see ``_live_node``). ``el`` is not
-    the root."""
+    the root. With ``children`` (the first of ``el``'s children), ``el`` is copied with
+    those alone (a slice of a piece, ``_Slices``)."""
     chain = [*reversed(list(el.iterancestors())), el]
     root = etree.Element(chain[0].tag, dict(chain[0].attrib), nsmap=chain[0].nsmap)
     here = root
@@ -927,11 +930,38 @@ def _up_to(el: etree._Element) -> etree._ElementTree:
             if before is child:
                 break
             here.append(copy.deepcopy(before))
-        if child is el:
+        if child is not el:
+            here = etree.SubElement(here, child.tag, dict(child.attrib))
+        elif children is None:
             here.append(copy.deepcopy(el))
         else:
-            here = etree.SubElement(here, child.tag, dict(child.attrib))
+            here = etree.SubElement(here, el.tag, dict(el.attrib))
+            here.extend(copy.deepcopy(c) for c in children)
     return etree.ElementTree(root)
+
+
+# libxml2's violation of a child its parent's content model does not expect: the
+# parent's later children are then not validated (nor its end)
+_NOT_EXPECTED = "This element is not expected"
+
+
+@dataclass
+class _Slices:
+    """A piece of more than STREAM_LINES lines, listed a slice of lines at a time
+    (``schema_errors_by_piece``): a copy of what precedes the piece (envelope, header),
+    of the piece's children before its first line and of STREAM_LINES lines (the last
+    slice: the lines left and what follows them), validated as the stream reads them,
+    then dropped from the live piece. As validating the piece whole: a piece's lines are
+    a repeated element (``maxOccurs="unbounded"``, pesgen's, the bundles' and the DGFiP's
+    XSDs), so that the content model is in the same state after each line; a violation
+    of the piece's end is its last slice's; one of the piece's content model (an
+    unexpected child) ends the piece's listing, as libxml2 does. XPaths are numbered as
+    in the file (``dropped``)."""
+
+    piece: etree._Element
+    head: int  # the piece's children before its first line, in every slice
+    dropped: int = 0  # lines validated and dropped
+    broken: bool = False  # its content model was violated: the rest is not validated
 
 
 def _live_node(tree: etree._ElementTree, live_root: etree._Element,
@@ -964,10 +994,12 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     The PES schemas have no identity constraints and a bordereau's header does not
     depend on its pieces (see streamcheck.py), so the document is read as a stream and,
     at the end of each piece, a copy of the envelope, the bordereau's header and that
-    piece is validated (earlier pieces are dropped from the live tree); at the end, the
-    live tree once more, for what follows the last piece. A violation seen again (the
-    header's, at every piece) is listed once. Lines come from the live nodes; XPaths are
-    made at the end, when every sibling of a node is known (as in the whole tree)."""
+    piece is validated (earlier pieces are dropped from the live tree); a piece of more
+    than STREAM_LINES lines, a slice of its lines at a time (``_Slices``); at the end,
+    the live tree once more, for what follows the last piece. A violation seen again
+    (the header's, at every piece) is listed once. Lines come from the live nodes;
+    XPaths are made at the end, when every sibling of a node is known (as in the whole
+    tree)."""
     name = path.name
     seen: set[tuple[int, str]] = set()
     # violations inside a piece (dropped later): (line, order found, message, its
@@ -976,15 +1008,28 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     in_pieces: list[tuple[int, int, str, etree._Element, int, str]] = []
     elsewhere: list[tuple[int, int, str, etree._Element | None, str]] = []
     counts: dict[etree._Element, int] = {}
+    sliced: set[etree._Element] = set()  # pieces listed by slices: theirs alone
 
     def collect(tree: etree._ElementTree, live_root: etree._Element,
-                piece: etree._Element | None = None, index: int = 0) -> None:
+                piece: etree._Element | None = None, index: int = 0,
+                part: _Slices | None = None, last: bool = True) -> None:
         if schema.validate(tree):
             return
         for e in schema.error_log:
+            live = _live_node(tree, live_root, e.path)
+            if live is not None and sliced:
+                owner = next((a for a in (live, *live.iterancestors("Piece")) if a in sliced),
+                             None)
+                if owner is not None and owner is not piece:
+                    continue  # a sliced piece's remains, listed by its slices
+            if part is not None:
+                if live is not None and live.getparent() is piece and \
+                        _NOT_EXPECTED in e.message:
+                    part.broken = True
+                if not last and live is piece:
+                    continue  # the piece's end is its last slice's
             if len(seen) >= MAX_LISTED_VIOLATIONS:
                 raise _Enough
-            live = _live_node(tree, live_root, e.path)
             line = (live.sourceline if live is not None else None) or e.line
             if (line, e.message) in seen:
                 continue
@@ -994,15 +1039,47 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
             if inside:
                 assert piece is not None
                 rest = _PIECE_STEP.split(e.path, maxsplit=1)[-1]
+                if part is not None and (step := _LINE_STEP.match(rest)):
+                    k = int(step.group(1)[1:-1]) if step.group(1) else 1
+                    rest = f"/LigneDePiece[{part.dropped + k}]{rest[step.end():]}"
                 in_pieces.append((line, len(seen), e.message, piece.getparent(), index, rest))
             else:
                 elsewhere.append((line, len(seen), e.message, live, e.path))
 
+    def cut(part: _Slices, upto: int, index: int, last: bool) -> None:
+        """Validates the piece's lines from its head up to child ``upto`` (excluded),
+        with its head; drops them (unless ``last``: the live tree's end is checked
+        again, and finds them listed)."""
+        piece = part.piece
+        children = list(piece[part.head:upto])
+        if not part.broken:
+            collect(_up_to(piece, list(piece[:part.head]) + children), tree.getroot(),
+                    piece, index, part, last)
+        if not last:
+            part.dropped += sum(c.tag == "LigneDePiece" for c in children)
+            del piece[part.head:upto]
+
     tree = None
     index = 0
+    lines = 0  # the current piece's lines held
+    part: _Slices | None = None
     try:
-        for _event, el in _iterparse(str(path), events=("end",), tag=("Piece", "Bordereau")):
+        for _event, el in _iterparse(str(path), events=("end",),
+                                     tag=("Piece", "Bordereau", "LigneDePiece")):
             tree = el.getroottree()
+            if el.tag == "LigneDePiece":
+                piece = el.getparent()
+                if piece is None or piece.tag != "Piece":
+                    continue
+                lines += 1
+                if lines > STREAM_LINES:
+                    if part is None:
+                        first = next(i for i, c in enumerate(piece) if c.tag == "LigneDePiece")
+                        part = _Slices(piece, first)
+                        sliced.add(piece)
+                    cut(part, piece.index(el), index + 1, last=False)
+                    lines = 1
+                continue
             if el.tag == "Bordereau":
                 counts[el] = index
                 index = 0
@@ -1014,7 +1091,12 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                     if previous is el:
                         break  # later ones may already be read ahead: their turn comes
                     parent.remove(previous)
-            collect(_up_to(el), tree.getroot(), el, index)
+                    sliced.discard(previous)
+            if part is not None and part.piece is el:
+                cut(part, len(el), index, last=True)
+            else:
+                collect(_up_to(el), tree.getroot(), el, index)
+            lines, part = 0, None
         if tree is None:  # no piece and no bordereau: nothing to stream
             return _tree_errors(path, schema, label)
         collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
