@@ -39,8 +39,10 @@ def _laughs(root: str) -> str:
 KINDS = {
     "xxe": (lambda root, secret: _xxe(root, secret), "&xxe;", None),
     "billion-laughs": (lambda root, secret: _laughs(root), '<X V="&j;"/>', None),
+    "xxe-in-an-attribute": (lambda root, secret: _xxe(root, secret), '<X V="&xxe;"/>', None),
     "after-a-comment": (lambda root, secret: "<!-- sent by -->\n<?pi x?>\n" +
                         _xxe(root, secret), "&xxe;", None),
+    "after-a-pi": (lambda root, secret: "<?pi x?>\n  " + _xxe(root, secret), "&xxe;", None),
     "utf-16-with-bom": (lambda root, secret: _xxe(root, secret), "&xxe;", "UTF-16"),
     "utf-7": (lambda root, secret: _xxe(root, secret), "&xxe;", "UTF-7"),
 }
