@@ -80,6 +80,7 @@ _SIGNATURES = ((codecs.BOM_UTF32_LE, "utf-32-le", 4), (codecs.BOM_UTF32_BE, "utf
 _XML_DECLARATION = re.compile(rb"<\?xml[ \t\r\n][^>]*?\?>")
 _DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _PROLOG_BLANKS = re.compile(r"[ \t\r\n]+")
+_PROLOG_PARTS = (("<!--", "-->"), ("<?", "?>"))  # comments, processing instructions
 _PROLOG_CHUNK = 1 << 16
 
 
@@ -113,15 +114,15 @@ class _PrologScan:
             if blanks := _PROLOG_BLANKS.match(text, pos):
                 pos = blanks.end()
                 continue
-            close = "-->" if text.startswith("<!--", pos) else \
-                "?>" if text.startswith("<?", pos) else None
-            if close is None:
+            opener, close = next(((o, c) for o, c in _PROLOG_PARTS if text.startswith(o, pos)),
+                                 (None, None))
+            if opener is None or close is None:
                 break
-            end = text.find(close, pos + len(close) + 1)
-            if end < 0:  # not closed yet: keep its start and the end of what was read
-                rest = text[pos:]
-                keep = len(close) + 1
-                self._text = rest if len(rest) <= 2 * keep else rest[:keep] + rest[-keep:]
+            end = text.find(close, pos + len(opener))
+            if end < 0:  # not closed yet: keep its opener and what may begin its close
+                rest, tail = text[pos:], len(close) - 1
+                self._text = rest if len(rest) <= len(opener) + tail else \
+                    rest[:len(opener)] + rest[-tail:]
                 return False if final else None
             pos = end + len(close)
         rest = self._text = text[pos:]

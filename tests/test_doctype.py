@@ -140,13 +140,15 @@ D = '<!DOCTYPE r [<!ENTITY e "x">]>'
     (f'<?xml version="1.0"?><!-- a -->\n<?pi x?>  {D}<r/>', True),
     ("<!--" + "x-" * 100_000 + "-->" + D + "<r/>", True),  # beyond the first chunk read
     ("<?p " + "?" * 100_000 + "?>" + D + "<r/>", True),
+    # the PI's end cut by the first read (64 KiB), between its '?' and its '>'
+    ("<?p " + "a" * (2**16 - 5) + "?>" + D + "<r/>", True),
     (f"<r/>{D}", False),  # after the root: not in the prolog (not well-formed)
     ("", False), ("<", False), ("<!DOC", False), ("  \n", False),  # too short
     (f"{D}<r/>", True),
     ("<!-- " + "a" * 200_000, False),  # a prolog never ended
 ], ids=["declared", "none", "in-a-comment", "after-comment-and-pi", "long-comment",
-        "long-pi", "after-the-root", "empty", "lt", "cut", "blanks", "no-declaration",
-        "unclosed-comment"])
+        "long-pi", "pi-cut-at-a-chunk", "after-the-root", "empty", "lt", "cut", "blanks",
+        "no-declaration", "unclosed-comment"])
 @pytest.mark.parametrize("encoding", ["iso-8859-1", "utf-8-sig", "utf-16", "utf-16-le",
                                       "utf-16-be", "utf-32"])
 def test_the_prolog_scan(text, declared, encoding):
