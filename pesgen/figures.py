@@ -23,21 +23,53 @@ _NONE = -1
 
 
 class _Codes:
-    """A column of few distinct values (Per, Cle1, Cle2): a code per title."""
+    """A column of few distinct values (Per, Cle1, Cle2): a code per title
+    (``TitleFigures.append`` looks a value up in ``index``, ``add`` only a new one)."""
 
     def __init__(self) -> None:
         self.codes = array("H")
         self.values: list[Any] = []
-        self._index: dict[Any, int] = {}
+        self.index: dict[Any, int] = {}
 
-    def append(self, value: Any) -> None:
-        code = self._index.get(value)
-        if code is None:
-            code = self._index[value] = len(self.values)
-            if code > 0xFFFF:
-                raise OverflowError("more than 65 536 distinct values")
-            self.values.append(value)
-        self.codes.append(code)
+    def add(self, value: Any) -> int:
+        """The code of a value not in the column yet."""
+        code = self.index[value] = len(self.values)
+        if code > 0xFFFF:
+            raise OverflowError("more than 65 536 distinct values")
+        self.values.append(value)
+        return code
+
+
+def coefficient_exponent(amount: Decimal) -> tuple[int, int] | None:
+    """``amount`` as (coefficient, exponent) (``Decimal(coefficient).scaleb(exponent)``
+    is ``amount``, its exponent too), or None if it is not finite, is -0, or its
+    coefficient has more than 18 digits or its exponent is outside -128..127. Read from
+    its text when that is plain digits with a decimal point or none (what an amount
+    writes: 40 ns, against 300 for ``as_tuple``); from ``as_tuple`` otherwise."""
+    text = str(amount)
+    whole, point, fraction = text.partition(".")
+    digits = whole + fraction
+    if digits.isdigit() or (digits[:1] == "-" and digits[1:].isdigit()):
+        coefficient = int(digits)
+        # (written without an exponent, 18 digits at most have at most 24 decimals)
+        if -_MAX_COEFFICIENT < coefficient < _MAX_COEFFICIENT and \
+                not (coefficient == 0 and digits[0] == "-"):
+            return coefficient, -len(fraction)
+        return None
+    return _coefficient_exponent(amount)
+
+
+def _coefficient_exponent(amount: Decimal) -> tuple[int, int] | None:
+    """``coefficient_exponent`` from ``as_tuple`` (an amount written with an exponent,
+    or not finite)."""
+    sign, digits, exponent = amount.as_tuple()
+    if isinstance(exponent, int) and -128 <= exponent <= 127 and len(digits) <= 18 \
+            and not (sign and not any(digits)):
+        return int(amount.scaleb(-exponent)), exponent
+    return None
+
+
+_MAX_COEFFICIENT = 10 ** 18
 
 
 class TitleFigures:
@@ -72,18 +104,19 @@ class TitleFigures:
             self._debts.append(_NONE)
             self._debt_digits.append(0)
             self._aside[k, 2] = debt
-        sign, digits, exponent = amount.as_tuple()
-        if isinstance(exponent, int) and -128 <= exponent <= 127 and len(digits) <= 18 \
-                and not (sign and not any(digits)):
-            self._coefficients.append(int(amount.scaleb(-exponent)))
-            self._exponents.append(exponent)
-        else:  # not finite, -0, or too long for the columns
+        parts = coefficient_exponent(amount)
+        if parts is None:  # not finite, -0, or too long for the columns
             self._coefficients.append(0)
             self._exponents.append(0)
             self._aside[k, 6] = amount
-        self._per.append(per)
-        self._cle1.append(cle1)
-        self._cle2.append(cle2)
+        else:
+            self._coefficients.append(parts[0])
+            self._exponents.append(parts[1])
+        for column, value in ((self._per, per), (self._cle1, cle1), (self._cle2, cle2)):
+            code = column.index.get(value)
+            if code is None:
+                code = column.add(value)
+            column.codes.append(code)
 
     def __len__(self) -> int:
         return len(self.invoices)
