@@ -59,15 +59,17 @@ def _note_text(note: Any) -> str:
 def _batch_texts(notes: list[Any]) -> list[bytes] | None:
     """The JSON of notes of one class, each field a text, as ``_note_text`` writes each:
     their fields read and escaped in one pass over the batch; None if a field is not a
-    text (then each note is written alone)."""
+    text (``encode_basestring`` refuses it; a subclass of ``str`` it escapes as json
+    does), then each note is written alone."""
     names, template = _template(type(notes[0]))
     if not names:
         return None
     fields = map(attrgetter(*names), notes)
-    values = list(chain.from_iterable(fields) if len(names) > 1 else fields)
-    if set(map(type, values)) != _TEXT:
+    try:
+        escaped = iter(list(map(encode_basestring,
+                                chain.from_iterable(fields) if len(names) > 1 else fields)))
+    except TypeError:
         return None
-    escaped = map(encode_basestring, values)
     notes_fields = zip(*[escaped] * len(names), strict=True)
     return list(map(str.encode, map(template.__mod__, notes_fields)))
 

@@ -73,8 +73,11 @@ def test_title_figures_give_back_each_title_as_it_was_appended(titles):
     figures = TitleFigures()
     for t in titles:
         figures.append(*t)
-    back = list(figures)
+    back = list(figures)  # read column by column (span)
     assert back == titles
+    assert [figures[k] for k in range(len(titles))] == titles  # one title at a time
+    assert list(figures.span(len(titles) // 3, len(titles) // 2)) == \
+        titles[len(titles) // 3:len(titles) // 2]
     for got, t in zip(back, titles, strict=True):  # the same texts: an amount's exponent too
         assert str(got[6]) == str(t[6]) and got[2] == t[2]
     assert figures.has_debts() == any(t[2] is not None for t in titles)
@@ -209,6 +212,11 @@ def test_a_batch_with_a_field_not_a_text_is_written_note_by_note():
 
     made = [Note("x", "1.50"), Note("y", Decimal("2.5")), Note("x%s", "a%sb")]
     assert notes_mod._batch_texts(made) is None
+    # a subclass of str: escaped in the batch as json writes it alone
+    from markupsafe import Markup
+    marked = [Note("x", Markup('a<b "c"')), Note(Markup("\\"), "\n")]
+    assert notes_mod._batch_texts(marked) == [notes_mod._encode(
+        {"amount": n.amount, "policy": n.policy}).encode("utf-8") for n in marked]
     assert notes_mod._texts_of(made) == [
         b'{"amount": "1.50", "policy": "x"}', b'{"amount": "2.5", "policy": "y"}',
         b'{"amount": "a%sb", "policy": "x%s"}']
