@@ -26,6 +26,9 @@ _hash = hash  # a key's (a test gives every key one hash: each candidate is conf
 _RECORD = re.compile(r"(.*?)(0|[1-9][0-9]{0,17})([^0-9]*)", re.ASCII | re.DOTALL)
 
 
+_NO_FREE = (-1, -1)  # right even for a hash of -1: slot -1 is where its probe starts
+
+
 class _Table:
     """An open-addressing hash table of (hash -> index) in arrays, linear probing;
     ``candidates`` gives every index stored under a hash, for the caller to confirm.
@@ -42,8 +45,8 @@ class _Table:
         self.used = 0
         # (hash, slot) where the last probe for that hash met an empty slot: the first
         # empty slot on its path as long as that slot is still empty and the table the
-        # same size (nothing is ever removed)
-        self.free = (0, -1)
+        # same size (nothing is ever removed); reset when it grows
+        self.free = _NO_FREE
 
     def candidates(self, h: int) -> list[int]:
         mask, slots, hashes = self.mask, self.slots, self.hashes
@@ -57,19 +60,19 @@ class _Table:
         return found
 
     def add(self, h: int, index: int) -> None:
-        if 2 * (self.used + 1) > self.mask + 1:
+        used = self.used = self.used + 1
+        if used + used > self.mask + 1:
             self._grow()
         slots = self.slots
         free_hash, i = self.free
-        if free_hash != h or i < 0 or i > self.mask or slots[i]:
+        if free_hash != h or slots[i]:
             mask = self.mask
             i = h & mask
             while slots[i]:
                 i = (i + 1) & mask
         slots[i] = index + 1
         self.hashes[i] = h
-        self.used += 1
-        self.free = (0, -1)
+        self.free = _NO_FREE
 
     def _grow(self) -> None:
         old = zip(self.hashes, self.slots, strict=True)
@@ -84,7 +87,7 @@ class _Table:
                     i = (i + 1) & mask
                 slots[i] = slot
                 hashes[i] = h
-        self.free = (0, -1)
+        self.free = _NO_FREE
 
 
 class Records:

@@ -235,3 +235,6 @@ def test_a_table_takes_the_slot_its_last_probe_found_only_while_it_is_free():
         table.add(100 + index, index)
     assert all(table.candidates(100 + index) == [index] for index in range(2, 12))
     assert table.candidates(3) == [1] and table.candidates(19) == [0]
+    fresh = seen_mod._Table()  # its "no free slot" names slot -1, where -1's probe starts
+    fresh.add(-1, 0)
+    assert fresh.candidates(-1) == [0]
