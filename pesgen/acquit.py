@@ -31,8 +31,8 @@ from .errors import InputDataError, Problem, StateError, UsageError
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
     _HEAD_BYTES,
-    _iterparse,
     _parser,
+    declares_doctype,
     load_xsd,
     not_xml_bytes,
     official_xsd_path,
@@ -245,15 +245,11 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
                          "pesgen acquit reads the PES_ACQUIT XML file the trésorerie's "
                          "guichet XML returns")
     name = path.name
-    if _PROLOG_DOCTYPE.match(data):
+    # the DOCTYPE found in the bytes, before any parser meets its entities (never
+    # expanded: they would make the file fail as not well-formed, saying less)
+    if declares_doctype(data):
         raise _doctype_refused(path, name)
     try:
-        # the DOCTYPE first, before its entities are met (never expanded: they would make
-        # the file fail as not well-formed, saying less)
-        for _event, el in _iterparse(_source(data, path), events=("start",)):
-            if el.getroottree().docinfo.doctype:  # (one the bytes' scan missed: UTF-16)
-                raise _doctype_refused(path, name)
-            break
         doc = etree.parse(_source(data, path), _parser())
     except etree.XMLSyntaxError as exc:
         wrong = _encoding_problem(data, name)
@@ -279,14 +275,6 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
         raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
     return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
-
-
-# a DOCTYPE in the prolog (after a BOM, the XML declaration, blanks, comments and
-# processing instructions), found in the bytes: lxml 6.2's iterparse may read past an
-# internal subset's entity reference before it gives the root's first event, and so
-# fail on the entity ("not well-formed") before the DOCTYPE could be said
-_PROLOG_DOCTYPE = re.compile(
-    rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml.*?\?>)?(?:\s+|<!--.*?-->|<\?.*?\?>)*<!DOCTYPE", re.S)
 
 
 def _doctype_refused(path: Path, name: str) -> InputDataError:

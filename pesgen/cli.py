@@ -627,7 +627,8 @@ def validate(
         problems = validate_pes_file(file, xsd, official_xsd if fmt.is_pes else None)
         if problems:
             hint = ""
-            if format_name is not None:
+            # (a file declaring a DOCTYPE is not parsed for it: refused unread)
+            if format_name is not None and problems[0].rule != "xml.doctype":
                 try:
                     typfic = file_typfic(file)
                 except Exception:  # the problems listed say why

@@ -6,14 +6,16 @@ functions as on a canonical title, for files pesgen did not write).
 Validation streams (``iterparse``): memory stays flat whatever the file size, a piece
 at a time, and a piece of many lines a line at a time (``_PieceWalk``). When
 the stream finds a schema error, the file is validated again to list every violation
-with its line and XPath: as one tree when it is small, piece by piece when it is large
-(``schema_errors_by_piece``: the same list, flat memory).
+with its line and XPath: as one tree when it is small, piece by piece when it is large,
+and a piece of many lines a slice of lines at a time (``schema_errors_by_piece``,
+``_Slices``: the same list, flat memory).
 """
 
 from __future__ import annotations
 
 import codecs
 import copy
+import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -67,6 +69,125 @@ def _iterparse(source: Any, **kwargs: Any) -> etree.iterparse:
     return etree.iterparse(source, **_SAFE, **kwargs)
 
 
+# How a document's first bytes tell its encoding (XML 1.0 Appendix F, as libxml2 reads
+# them): (signature, codec, bytes of byte order mark). Any other start is read as
+# ASCII-compatible (UTF-8, ISO-8859-1, Windows-1252: the markup is ASCII in all).
+_SIGNATURES = ((codecs.BOM_UTF32_LE, "utf-32-le", 4), (codecs.BOM_UTF32_BE, "utf-32-be", 4),
+               (codecs.BOM_UTF8, "latin-1", 3), (codecs.BOM_UTF16_LE, "utf-16-le", 2),
+               (codecs.BOM_UTF16_BE, "utf-16-be", 2), (b"<\x00\x00\x00", "utf-32-le", 0),
+               (b"\x00\x00\x00<", "utf-32-be", 0), (b"<\x00", "utf-16-le", 0),
+               (b"\x00<", "utf-16-be", 0))
+_XML_DECLARATION = re.compile(rb"<\?xml[ \t\r\n][^>]*?\?>")
+_DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_PROLOG_BLANKS = re.compile(r"[ \t\r\n]+")
+_PROLOG_PARTS = (("<!--", "-->"), ("<?", "?>"))  # comments, processing instructions
+_PROLOG_CHUNK = 1 << 16
+
+
+class _PrologScan:
+    """Whether a document declares a DOCTYPE, from its bytes fed as they are read and
+    before any parser reads them: after a byte order mark, the XML declaration, blanks,
+    comments and processing instructions, its prolog either says ``<!DOCTYPE`` or ends.
+    Read in the encoding the bytes' start tells (UTF-16 or 32, with or without a byte
+    order mark), else in the one the XML declaration names (one not ASCII-compatible, as
+    UTF-7, would hide the markup from a reading of the bytes; libxml2 reads it), else as
+    ASCII. lxml 6.2's iterparse reads past an internal subset's entity reference before it
+    gives the root's first event, and fails on the entity ("not well-formed") before the
+    parsed DOCTYPE could be seen: the bytes are the one place to look in every version."""
+
+    def __init__(self) -> None:
+        self._raw = b""  # bytes read before their encoding is known
+        self._decode: Any = None
+        self._text = ""  # decoded, not yet known to be a whole part of the prolog
+
+    def feed(self, data: bytes, final: bool = False) -> bool | None:
+        """True: a DOCTYPE; False: none (the prolog ended without one, or the bytes did);
+        None: the bytes so far end inside the prolog (``final``: there are no more)."""
+        if self._decode is None:
+            self._raw += data
+            data = self._start(final)
+            if data is None:
+                return None
+        self._text += self._decode(data, final)
+        text, pos = self._text, 0
+        while True:
+            if blanks := _PROLOG_BLANKS.match(text, pos):
+                pos = blanks.end()
+                continue
+            opener, close = next(((o, c) for o, c in _PROLOG_PARTS if text.startswith(o, pos)),
+                                 (None, None))
+            if opener is None or close is None:
+                break
+            end = text.find(close, pos + len(opener))
+            if end < 0:  # not closed yet: keep its opener and what may begin its close
+                rest, tail = text[pos:], len(close) - 1
+                self._text = rest if len(rest) <= len(opener) + tail else \
+                    rest[:len(opener)] + rest[-tail:]
+                return False if final else None
+            pos = end + len(close)
+        rest = self._text = text[pos:]
+        if rest.startswith("<!DOCTYPE"):
+            return True
+        if not final and ("<!DOCTYPE".startswith(rest) or "<!--".startswith(rest)):
+            return None
+        return False
+
+    def _start(self, final: bool) -> bytes | None:
+        """Once enough bytes are read to know the encoding: sets the decoder and returns
+        the bytes it reads (after the XML declaration, read here); None: more needed."""
+        raw = self._raw
+        if len(raw) < 4 and not final:
+            return None
+        codec, bom = next(((c, n) for sig, c, n in _SIGNATURES if raw.startswith(sig)),
+                          ("latin-1", 0))
+        start = bom
+        if codec == "latin-1":
+            if not final and b"<?xml".startswith(raw[bom:bom + 5]) and b">" not in raw[bom:]:
+                return None  # the XML declaration, not yet read whole
+            declaration = _XML_DECLARATION.match(raw, bom)
+            if declaration is not None:
+                start = declaration.end()
+                named = _DECLARED_ENCODING.search(declaration.group())
+                codec = _ascii_reading(named.group(1).decode("ascii") if named else None)
+        self._decode = codecs.getincrementaldecoder(codec)(errors="replace").decode
+        self._raw = b""
+        return raw[start:]
+
+
+def _ascii_reading(declared: str | None) -> str:
+    """The codec to read a prolog in, its bytes being ASCII-compatible: the declared
+    one when Python knows it (UTF-7 is not ASCII-compatible), except UTF-16 and 32, which
+    bytes that are not cannot be (libxml2 goes on reading them as they are)."""
+    try:
+        name = codecs.lookup(declared).name if declared else "latin-1"
+    except LookupError:
+        return "latin-1"  # one libxml2 may know and Python not: its markup read as ASCII
+    return "latin-1" if name.startswith(("utf-16", "utf-32")) else name
+
+
+def _read_prolog(handle: Any) -> tuple[bytes, bool]:
+    """Reads a binary file object up to the end of its prolog: the bytes read (to be
+    parsed first) and whether they declare a DOCTYPE (``_PrologScan``)."""
+    scan, read = _PrologScan(), bytearray()
+    while True:
+        chunk = handle.read(_PROLOG_CHUNK)
+        read += chunk
+        found = scan.feed(chunk, final=not chunk)
+        if found is not None:
+            return bytes(read), found
+
+
+def declares_doctype(source: bytes | str | Path) -> bool:
+    """Whether a document (its bytes, or a file's path) declares a DOCTYPE, found in its
+    prolog's bytes before any parser reads it (``_PrologScan``). pesgen reads no file
+    with one (rules xml.doctype, acquit.doctype): it is not what pesgen writes nor what
+    the DGFiP sends, and its entities (an XXE attempt, a billion laughs) are never read."""
+    if isinstance(source, bytes):
+        return _read_prolog(io.BytesIO(source))[1]
+    with open(source, "rb") as handle:
+        return _read_prolog(handle)[1]
+
+
 class _NoTree:
     """A parser target that builds nothing: ``_WellFormed``'s parser only parses."""
 
@@ -90,9 +211,15 @@ class _WellFormed:
         self._file = open(source, "rb") if self._own else source  # noqa: SIM115
         self._parser = etree.XMLParser(target=_NoTree(), **_SAFE)
         self._error: etree.XMLSyntaxError | None = None
+        # its prolog first, read before any parser reads it: given to them by ``read``
+        self._head, self.doctype = _read_prolog(self._file)
 
     def read(self, size: int = -1) -> bytes:
-        data = self._file.read(size)
+        if self._head:
+            cut = len(self._head) if size < 0 else size
+            data, self._head = self._head[:cut], self._head[cut:]
+        else:
+            data = self._file.read(size)
         if data and self._error is None:
             try:
                 self._parser.feed(data)
@@ -117,13 +244,27 @@ class _WellFormed:
 def _validating_iterparse(source: Any, schema: etree.XMLSchema,
                           **kwargs: Any) -> Iterator[tuple[str, Any]]:
     """``_iterparse`` validating against ``schema``, raising XMLSyntaxError for a
-    document that is not well-formed, wherever the error is (``_WellFormed``)."""
+    document that is not well-formed, wherever the error is (``_WellFormed``), and
+    _DoctypeDeclared, before anything is parsed, for one that declares a DOCTYPE."""
     checked = _WellFormed(source)
     try:
+        if checked.doctype:
+            raise _DoctypeDeclared
         yield from _iterparse(checked, schema=schema, **kwargs)
         checked.check()
     finally:
         checked.close()
+
+
+class _DoctypeDeclared(Exception):
+    """The document declares a DOCTYPE (``declares_doctype``): refused unparsed."""
+
+
+def _doctype_problem(name: str) -> Problem:
+    # no DTD or external entity is loaded here, but a PES file has no DTD: one that
+    # declares it is not what pesgen writes nor what Hélios takes
+    return Problem("xml.doctype", "the file declares a DOCTYPE; a PES file has none",
+                   record=f"{name}:1")
 
 
 @cache
@@ -774,12 +915,14 @@ def tree_violations(doc: etree._ElementTree, name: str, schema: etree.XMLSchema,
     return problems
 
 
-def _up_to(el: etree._Element) -> etree._ElementTree:
+def _up_to(el: etree._Element,
+           children: list[etree._Element] | None = None) -> etree._ElementTree:
     """A document made of ``el``'s ancestors (shallow), what precedes it at each level
     and ``el`` itself (deep copies): the live tree cannot be validated as it is, since
     the parser reads ahead and it may already hold the start of what follows. Each copy
     sits at the same child index as its original (see ``_live_node``). ``el`` is not
-    the root."""
+    the root. With ``children`` (the first of ``el``'s children), ``el`` is copied with
+    those alone (a slice of a piece, ``_Slices``)."""
     chain = [*reversed(list(el.iterancestors())), el]
     root = etree.Element(chain[0].tag, dict(chain[0].attrib), nsmap=chain[0].nsmap)
     here = root
@@ -788,11 +931,38 @@ def _up_to(el: etree._Element) -> etree._ElementTree:
             if before is child:
                 break
             here.append(copy.deepcopy(before))
-        if child is el:
+        if child is not el:
+            here = etree.SubElement(here, child.tag, dict(child.attrib))
+        elif children is None:
             here.append(copy.deepcopy(el))
         else:
-            here = etree.SubElement(here, child.tag, dict(child.attrib))
+            here = etree.SubElement(here, el.tag, dict(el.attrib))
+            here.extend(copy.deepcopy(c) for c in children)
     return etree.ElementTree(root)
+
+
+# libxml2's violation of a child its parent's content model does not expect: the
+# parent's later children are then not validated (nor its end)
+_NOT_EXPECTED = "This element is not expected"
+
+
+@dataclass
+class _Slices:
+    """A piece of more than STREAM_LINES lines, listed a slice of lines at a time
+    (``schema_errors_by_piece``): a copy of what precedes the piece (envelope, header),
+    of the piece's children before its first line and of STREAM_LINES lines (the last
+    slice: the lines left and what follows them), validated as the stream reads them,
+    then dropped from the live piece. As validating the piece whole: a piece's lines are
+    a repeated element (``maxOccurs="unbounded"``, pesgen's, the bundles' and the DGFiP's
+    XSDs), so that the content model is in the same state after each line; a violation
+    of the piece's end is its last slice's; one of the piece's content model (an
+    unexpected child) ends the piece's listing, as libxml2 does. XPaths are numbered as
+    in the file (``dropped``)."""
+
+    piece: etree._Element
+    head: int  # the piece's children before its first line, in every slice
+    dropped: int = 0  # lines validated and dropped
+    broken: bool = False  # its content model was violated: the rest is not validated
 
 
 def _live_node(tree: etree._ElementTree, live_root: etree._Element,
@@ -825,10 +995,12 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     The PES schemas have no identity constraints and a bordereau's header does not
     depend on its pieces (see streamcheck.py), so the document is read as a stream and,
     at the end of each piece, a copy of the envelope, the bordereau's header and that
-    piece is validated (earlier pieces are dropped from the live tree); at the end, the
-    live tree once more, for what follows the last piece. A violation seen again (the
-    header's, at every piece) is listed once. Lines come from the live nodes; XPaths are
-    made at the end, when every sibling of a node is known (as in the whole tree)."""
+    piece is validated (earlier pieces are dropped from the live tree); a piece of more
+    than STREAM_LINES lines, a slice of its lines at a time (``_Slices``); at the end,
+    the live tree once more, for what follows the last piece. A violation seen again
+    (the header's, at every piece) is listed once. Lines come from the live nodes;
+    XPaths are made at the end, when every sibling of a node is known (as in the whole
+    tree)."""
     name = path.name
     seen: set[tuple[int, str]] = set()
     # violations inside a piece (dropped later): (line, order found, message, its
@@ -837,15 +1009,28 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
     in_pieces: list[tuple[int, int, str, etree._Element, int, str]] = []
     elsewhere: list[tuple[int, int, str, etree._Element | None, str]] = []
     counts: dict[etree._Element, int] = {}
+    sliced: set[etree._Element] = set()  # pieces listed by slices: theirs alone
 
     def collect(tree: etree._ElementTree, live_root: etree._Element,
-                piece: etree._Element | None = None, index: int = 0) -> None:
+                piece: etree._Element | None = None, index: int = 0,
+                part: _Slices | None = None, last: bool = True) -> None:
         if schema.validate(tree):
             return
         for e in schema.error_log:
+            live = _live_node(tree, live_root, e.path)
+            if live is not None and sliced:
+                owner = next((a for a in (live, *live.iterancestors("Piece")) if a in sliced),
+                             None)
+                if owner is not None and owner is not piece:
+                    continue  # a sliced piece's remains, listed by its slices
+            if part is not None:
+                if live is not None and live.getparent() is piece and \
+                        _NOT_EXPECTED in e.message:
+                    part.broken = True
+                if not last and live is piece:
+                    continue  # the piece's end is its last slice's
             if len(seen) >= MAX_LISTED_VIOLATIONS:
                 raise _Enough
-            live = _live_node(tree, live_root, e.path)
             line = (live.sourceline if live is not None else None) or e.line
             if (line, e.message) in seen:
                 continue
@@ -855,15 +1040,47 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
             if inside:
                 assert piece is not None
                 rest = _PIECE_STEP.split(e.path, maxsplit=1)[-1]
+                if part is not None and (step := _LINE_STEP.match(rest)):
+                    k = int(step.group(1)[1:-1]) if step.group(1) else 1
+                    rest = f"/LigneDePiece[{part.dropped + k}]{rest[step.end():]}"
                 in_pieces.append((line, len(seen), e.message, piece.getparent(), index, rest))
             else:
                 elsewhere.append((line, len(seen), e.message, live, e.path))
 
+    def cut(part: _Slices, upto: int, index: int, last: bool) -> None:
+        """Validates the piece's lines from its head up to child ``upto`` (excluded),
+        with its head; drops them (unless ``last``: the live tree's end is checked
+        again, and finds them listed)."""
+        piece = part.piece
+        children = list(piece[part.head:upto])
+        if not part.broken:
+            collect(_up_to(piece, list(piece[:part.head]) + children), tree.getroot(),
+                    piece, index, part, last)
+        if not last:
+            part.dropped += sum(c.tag == "LigneDePiece" for c in children)
+            del piece[part.head:upto]
+
     tree = None
     index = 0
+    lines = 0  # the current piece's lines held
+    part: _Slices | None = None
     try:
-        for _event, el in _iterparse(str(path), events=("end",), tag=("Piece", "Bordereau")):
+        for _event, el in _iterparse(str(path), events=("end",),
+                                     tag=("Piece", "Bordereau", "LigneDePiece")):
             tree = el.getroottree()
+            if el.tag == "LigneDePiece":
+                piece = el.getparent()
+                if piece is None or piece.tag != "Piece":
+                    continue
+                lines += 1
+                if lines > STREAM_LINES:
+                    if part is None:
+                        first = next(i for i, c in enumerate(piece) if c.tag == "LigneDePiece")
+                        part = _Slices(piece, first)
+                        sliced.add(piece)
+                    cut(part, piece.index(el), index + 1, last=False)
+                    lines = 1
+                continue
             if el.tag == "Bordereau":
                 counts[el] = index
                 index = 0
@@ -875,7 +1092,12 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                     if previous is el:
                         break  # later ones may already be read ahead: their turn comes
                     parent.remove(previous)
-            collect(_up_to(el), tree.getroot(), el, index)
+                    sliced.discard(previous)
+            if part is not None and part.piece is el:
+                cut(part, len(el), index, last=True)
+            else:
+                collect(_up_to(el), tree.getroot(), el, index)
+            lines, part = 0, None
         if tree is None:  # no piece and no bordereau: nothing to stream
             return _tree_errors(path, schema, label)
         collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
@@ -921,13 +1143,15 @@ class StreamResult:
     declared_total: Decimal | None = None
     schema_error: bool = False
     dropped: int = 0  # bordereau problems past MAX_LISTED_VIOLATIONS, not kept
+    doctype: bool = False  # the document declares one: refused, nothing else read
 
 
 def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                  check_totals: bool = True) -> StreamResult:
     """One streaming pass over a PES_Aller document (a path or a binary file object):
     XSD validation while parsing, plus the bordereau rules. With ``check_totals`` false,
-    NbrPce and MtBordHt are reported, not compared (the header is provisional)."""
+    NbrPce and MtBordHt are reported, not compared (the header is provisional). A
+    document declaring a DOCTYPE is refused unparsed (``doctype``: xml.doctype alone)."""
     result = StreamResult([])
     problems = result.problems
     bord: _BordereauCheck | None = None
@@ -950,11 +1174,6 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                         walk = _PieceWalk(parent)
                         walk.start(el)
             elif tag == "BlocBordereau":
-                if el.getroottree().docinfo.doctype:
-                    # no DTD or external entity is loaded here, but a PES file has no DTD: one
-                    # that declares it is not what pesgen writes nor what Hélios takes
-                    problems.append(Problem("xml.doctype", "the file declares a DOCTYPE; a "
-                                            "PES file has none", record=f"{name}:1"))
                 exer = _v(el.find("Exer"))
                 bord = _BordereauCheck(
                     declared_count=_number(_v(el.find("NbrPce")), int),
@@ -996,6 +1215,9 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                 bord = None
     except etree.XMLSyntaxError:
         result.schema_error = True
+    except _DoctypeDeclared:
+        result.doctype = True
+        problems.append(_doctype_problem(name))
     if bord is not None and bord.located:  # the document stopped inside it
         bordereaux.append(bord)
     if bordereaux:
@@ -1036,6 +1258,8 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
     schema = load_xsd(xsd)
     result = stream_check(str(path), schema, path.name)
     problems = result.problems
+    if result.doctype:
+        return problems
     if result.dropped:
         problems.append(Problem("pes.listing", f"listing stopped after "
                                 f"{MAX_LISTED_VIOLATIONS} bordereau problems "
@@ -1068,6 +1292,8 @@ def validate_against(path: Path, xsd: Path, label: str) -> list[Problem]:
                     del parent[0]
     except etree.XMLSyntaxError:
         return _schema_errors(path, schema, label)
+    except _DoctypeDeclared:
+        return [_doctype_problem(path.name)]
     return []
 
 
@@ -1166,6 +1392,9 @@ def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[An
         xsd = next((f.xsd for f in fmt.files if f.xsd), None)
         if xsd is not None and (values := xsd_typfics(xsd)):
             known[fmt.name] = (fmt, values)
+    if declares_doctype(path):  # refused unparsed, as validate_pes_file refuses it
+        raise OutputInvalidError(f"{path} is invalid: 1 problem(s)",
+                                 [_doctype_problem(path.name)])
     try:
         typfic = file_typfic(path)
     except etree.XMLSyntaxError as exc:
