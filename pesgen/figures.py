@@ -23,21 +23,54 @@ _NONE = -1
 
 
 class _Codes:
-    """A column of few distinct values (Per, Cle1, Cle2): a code per title."""
+    """A column of few distinct values (Per, Cle1, Cle2): a code per title
+    (``TitleFigures.append`` looks a value up in ``index``, ``add`` only a new one)."""
 
     def __init__(self) -> None:
         self.codes = array("H")
         self.values: list[Any] = []
-        self._index: dict[Any, int] = {}
+        self.index: dict[Any, int] = {}
 
-    def append(self, value: Any) -> None:
-        code = self._index.get(value)
-        if code is None:
-            code = self._index[value] = len(self.values)
-            if code > 0xFFFF:
-                raise OverflowError("more than 65 536 distinct values")
-            self.values.append(value)
-        self.codes.append(code)
+    def add(self, value: Any) -> int:
+        """The code of a value not in the column yet."""
+        code = self.index[value] = len(self.values)
+        if code > 0xFFFF:
+            raise OverflowError("more than 65 536 distinct values")
+        self.values.append(value)
+        return code
+
+
+def coefficient_exponent(amount: Decimal) -> tuple[int, int] | None:
+    """``amount`` as (coefficient, exponent) (``Decimal(coefficient).scaleb(exponent)``
+    is ``amount``, its exponent too), or None if it is not finite, is -0, or its
+    coefficient has more than 18 digits or its exponent is outside -128..127. Read from
+    its text when that is plain digits with a decimal point or none (what an amount
+    writes: 40 ns, against 300 for ``as_tuple``); from ``as_tuple`` otherwise."""
+    text = str(amount)
+    whole, point, fraction = text.partition(".")
+    digits = whole + fraction
+    if digits.isdigit() or (digits[:1] == "-" and digits[1:].isdigit()):
+        coefficient = int(digits)
+        # (written without an exponent, 18 digits at most have at most 24 decimals)
+        if -_MAX_COEFFICIENT < coefficient < _MAX_COEFFICIENT and \
+                not (coefficient == 0 and digits[0] == "-"):
+            return coefficient, -len(fraction)
+        return None
+    return _coefficient_exponent(amount)
+
+
+def _coefficient_exponent(amount: Decimal) -> tuple[int, int] | None:
+    """``coefficient_exponent`` from ``as_tuple`` (an amount written with an exponent,
+    or not finite)."""
+    sign, digits, exponent = amount.as_tuple()
+    if isinstance(exponent, int) and -128 <= exponent <= 127 and len(digits) <= 18 \
+            and not (sign and not any(digits)):
+        return int(amount.scaleb(-exponent)), exponent
+    return None
+
+
+_MAX_COEFFICIENT = 10 ** 18
+_AMOUNTS_MADE = 4096  # distinct amounts a read of the figures makes once
 
 
 class TitleFigures:
@@ -72,18 +105,19 @@ class TitleFigures:
             self._debts.append(_NONE)
             self._debt_digits.append(0)
             self._aside[k, 2] = debt
-        sign, digits, exponent = amount.as_tuple()
-        if isinstance(exponent, int) and -128 <= exponent <= 127 and len(digits) <= 18 \
-                and not (sign and not any(digits)):
-            self._coefficients.append(int(amount.scaleb(-exponent)))
-            self._exponents.append(exponent)
-        else:  # not finite, -0, or too long for the columns
+        parts = coefficient_exponent(amount)
+        if parts is None:  # not finite, -0, or too long for the columns
             self._coefficients.append(0)
             self._exponents.append(0)
             self._aside[k, 6] = amount
-        self._per.append(per)
-        self._cle1.append(cle1)
-        self._cle2.append(cle2)
+        else:
+            self._coefficients.append(parts[0])
+            self._exponents.append(parts[1])
+        for column, value in ((self._per, per), (self._cle1, cle1), (self._cle2, cle2)):
+            code = column.index.get(value)
+            if code is None:
+                code = column.add(value)
+            column.codes.append(code)
 
     def __len__(self) -> int:
         return len(self.invoices)
@@ -108,8 +142,33 @@ class TitleFigures:
                 self._cle2.values[self._cle2.codes[k]], self.amount(k))
 
     def __iter__(self) -> Iterator[Figures]:
-        for k in range(len(self.invoices)):
-            yield self[k]
+        return self.span(0, len(self.invoices))
+
+    def span(self, start: int, stop: int) -> Iterator[Figures]:
+        """The titles ``start`` to ``stop`` (0 <= start <= stop <= len), as ``[k]`` gives
+        each, read column by column (the payment references CSV and the run's rows
+        read every title: 1 µs a title less than ``[k]``)."""
+        aside = self._aside
+        amounts: dict[tuple[int, int], Decimal] = {}  # made once each: amounts repeat
+        columns = zip(self.invoices[start:stop], self._pieces[start:stop],
+                      self._debts[start:stop], self._debt_digits[start:stop],
+                      self._coefficients[start:stop], self._exponents[start:stop],
+                      map(self._per.values.__getitem__, self._per.codes[start:stop]),
+                      map(self._cle1.values.__getitem__, self._cle1.codes[start:stop]),
+                      map(self._cle2.values.__getitem__, self._cle2.codes[start:stop]),
+                      strict=True)
+        for k, (inv, piece, value, digits, coefficient, exponent, per, cle1,
+                cle2) in enumerate(columns, start):
+            debt = None if value == _NONE else str(value).zfill(digits)
+            if aside and ((k, 2) in aside or (k, 6) in aside):
+                debt, amount = self.debt(k), self.amount(k)
+            else:
+                amount = amounts.get((coefficient, exponent))
+                if amount is None:
+                    amount = Decimal(coefficient).scaleb(exponent)
+                    if len(amounts) < _AMOUNTS_MADE:
+                        amounts[coefficient, exponent] = amount
+            yield inv, piece, debt, per, cle1, cle2, amount
 
     def has_debts(self) -> bool:
         """Whether any title has a NumDette."""
@@ -133,15 +192,15 @@ class RunInvoices:
     def __len__(self) -> int:
         return sum(len(titles) for _, titles in self._parts)
 
-    def _row(self, id_bord: int, titles: TitleFigures,
-             k: int) -> tuple[str, int, int, str | None, Decimal]:
-        inv, piece, debt, _per, _c1, _c2, amount = titles[k]
-        return inv, id_bord, piece, None if debt is None else debt_key(debt), amount
-
     def __iter__(self) -> Iterator[tuple[str, int, int, str | None, Decimal]]:
         for id_bord, titles in self._parts:
-            for k in range(len(titles)):
-                yield self._row(id_bord, titles, k)
+            yield from self._rows(id_bord, titles, 0, len(titles))
+
+    @staticmethod
+    def _rows(id_bord: int, titles: TitleFigures, start: int,
+              stop: int) -> Iterator[tuple[str, int, int, str | None, Decimal]]:
+        for inv, piece, debt, _per, _c1, _c2, amount in titles.span(start, stop):
+            yield inv, id_bord, piece, None if debt is None else debt_key(debt), amount
 
     def __getitem__(self, index: slice) -> list[tuple[str, int, int, str | None, Decimal]]:
         if not isinstance(index, slice) or index.step not in (None, 1):
@@ -151,7 +210,8 @@ class RunInvoices:
         base = 0
         for id_bord, titles in self._parts:
             n = len(titles)
-            for k in range(max(start - base, 0), min(stop - base, n)):
-                out.append(self._row(id_bord, titles, k))
+            first, last = max(start - base, 0), min(stop - base, n)
+            if first < last:
+                out.extend(self._rows(id_bord, titles, first, last))
             base += n
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 # a record "<head><digits><tail>": the digits without leading zeros (or "0"), the tail
 # without digits ("file.json:$.invoices[12]", "file.csv:17")
@@ -26,50 +26,68 @@ _hash = hash  # a key's (a test gives every key one hash: each candidate is conf
 _RECORD = re.compile(r"(.*?)(0|[1-9][0-9]{0,17})([^0-9]*)", re.ASCII | re.DOTALL)
 
 
+_NO_FREE = (-1, -1)  # right even for a hash of -1: slot -1 is where its probe starts
+
+
 class _Table:
-    """An open-addressing hash table of (hash -> index) in arrays; ``candidates``
-    gives every index stored under a hash, for the caller to confirm."""
+    """An open-addressing hash table of (hash -> index) in arrays, linear probing;
+    ``candidates`` gives every index stored under a hash, for the caller to confirm.
+    ``SeenInvoices`` probes ``slots``/``hashes`` itself (a lookup per invoice: no
+    generator), and ``add`` takes the free slot its last unsuccessful probe ended on
+    (``free``) when the table has not changed since."""
+
+    __slots__ = ("mask", "hashes", "slots", "used", "free")
 
     def __init__(self) -> None:
-        self._size = 16
-        self._hashes = array("q", bytes(8 * self._size))
-        self._slots = array("i", bytes(4 * self._size))  # index + 1; 0: empty
-        self._used = 0
+        self.mask = 15
+        self.hashes = array("q", bytes(8 * 16))
+        self.slots = array("I", bytes(4 * 16))  # index + 1; 0: empty (unsigned: faster)
+        self.used = 0
+        # (hash, slot) where the last probe for that hash met an empty slot: the first
+        # empty slot on its path as long as that slot is still empty and the table the
+        # same size (nothing is ever removed); reset when it grows
+        self.free = _NO_FREE
 
-    def candidates(self, h: int) -> Iterator[int]:
-        mask = self._size - 1
+    def candidates(self, h: int) -> list[int]:
+        mask, slots, hashes = self.mask, self.slots, self.hashes
+        found = []
         i = h & mask
-        slots, hashes = self._slots, self._hashes
         while slot := slots[i]:
             if hashes[i] == h:
-                yield slot - 1
+                found.append(slot - 1)
             i = (i + 1) & mask
+        self.free = (h, i)
+        return found
 
     def add(self, h: int, index: int) -> None:
-        if 2 * (self._used + 1) > self._size:
+        used = self.used = self.used + 1
+        if used + used > self.mask + 1:
             self._grow()
-        self._put(h, index + 1)
-        self._used += 1
-
-    def _put(self, h: int, slot: int) -> None:
-        mask = self._size - 1
-        i = h & mask
-        slots = self._slots
-        while slots[i]:
-            i = (i + 1) & mask
-        slots[i] = slot
-        self._hashes[i] = h
+        slots = self.slots
+        free_hash, i = self.free
+        if free_hash != h or slots[i]:
+            mask = self.mask
+            i = h & mask
+            while slots[i]:
+                i = (i + 1) & mask
+        slots[i] = index + 1
+        self.hashes[i] = h
+        self.free = _NO_FREE
 
     def _grow(self) -> None:
-        old = zip(self._hashes, self._slots, strict=True)
-        self._size *= 2
-        hashes, slots = self._hashes, self._slots
-        self._hashes = array("q", bytes(8 * self._size))
-        self._slots = array("i", bytes(4 * self._size))
+        old = zip(self.hashes, self.slots, strict=True)
+        size = 2 * (self.mask + 1)
+        self.mask = mask = size - 1
+        self.hashes = hashes = array("q", bytes(8 * size))
+        self.slots = slots = array("I", bytes(4 * size))
         for h, slot in old:
             if slot:
-                self._put(h, slot)
-        del hashes, slots
+                i = h & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = slot
+                hashes[i] = h
+        self.free = _NO_FREE
 
 
 class Records:
@@ -78,31 +96,50 @@ class Records:
 
     def __init__(self) -> None:
         self._heads = array("H")
-        self._numbers = array("q")
+        self._numbers = array("Q")  # (unsigned: an append 15 ns faster than signed)
         self._texts: list[str] = []  # head/tail pairs, by code
         self._codes: dict[tuple[str, str], int] = {}
         self._aside: dict[int, str] = {}  # records of another shape, as they are
 
     def append(self, record: str) -> None:
-        m = _RECORD.fullmatch(record)
-        if m is None or len(self._codes) > 0xFFF0:
+        parts = split_record(record)
+        if parts is None or len(self._codes) > 0xFFF0:
             self._aside[len(self._numbers)] = record
             self._heads.append(0)
             self._numbers.append(0)
             return
-        pair = (m[1], m[3])
+        head, number, tail = parts
+        pair = (head, tail)
         code = self._codes.get(pair)
         if code is None:
             code = self._codes[pair] = len(self._codes)
             self._texts.extend(pair)
         self._heads.append(code)
-        self._numbers.append(int(m[2]))
+        self._numbers.append(int(number))
 
     def __getitem__(self, k: int) -> str:
         if k in self._aside:
             return self._aside[k]
         code = self._heads[k]
         return f"{self._texts[2 * code]}{self._numbers[k]}{self._texts[2 * code + 1]}"
+
+
+def split_record(record: str) -> tuple[str, str, str] | None:
+    """(head, number, tail) as ``_RECORD`` splits ``record``, or None if it has no ASCII
+    digit: the tail is what follows the last digit, the number the longest end of the
+    last run of digits that is "0" or up to 18 digits not starting with 0. Read on the
+    record reversed (one match from its end: ``_RECORD``'s lazy head tries every length,
+    2 µs for a record of 50 characters)."""
+    m = _REVERSED.match(record[::-1])
+    if m is None:
+        return None
+    tail, run = m[1][::-1], m[2][::-1]
+    number = run[-18:].lstrip("0") or "0"
+    return record[:len(record) - len(tail) - len(number)], number, tail
+
+
+# the reversed record: the tail (no digit), then the last run of digits
+_REVERSED = re.compile(r"([^0-9]*)([0-9]+)", re.ASCII)
 
 
 class SeenInvoices:
@@ -125,9 +162,17 @@ class SeenInvoices:
 
     def find(self, key: str) -> str | None:
         """The number (as written) of the invoice read with key ``key``, or None."""
-        for k in self._keys.candidates(_hash(key)):
-            if self.key_of(self.numbers[k]) == key:
-                return self.numbers[k]
+        h = _hash(key)
+        table = self._keys  # its probe, inline (once per invoice read)
+        mask, slots, hashes = table.mask, table.slots, table.hashes
+        i = h & mask
+        while slot := slots[i]:
+            if hashes[i] == h:
+                number = self.numbers[slot - 1]
+                if self.key_of(number) == key:
+                    return number
+            i = (i + 1) & mask
+        table.free = (h, i)
         return None
 
     def add(self, key: str, number: str, record: str) -> int:
@@ -173,10 +218,18 @@ class SeenInvoices:
 
     def debt_holder(self, key: str) -> tuple[str, str] | None:
         """(number, record) of the invoice whose NumDette has key ``key``, or None."""
-        for k in self._debt_keys.candidates(_hash(key)):
-            debt = self._debt(k)
-            if debt is not None and self.debt_key_of(debt) == key:
-                return self.numbers[k], self.records[k]
+        h = _hash(key)
+        table = self._debt_keys  # its probe, inline (once per title)
+        mask, slots, hashes = table.mask, table.slots, table.hashes
+        i = h & mask
+        while slot := slots[i]:
+            if hashes[i] == h:
+                k = slot - 1
+                debt = self._debt(k)
+                if debt is not None and self.debt_key_of(debt) == key:
+                    return self.numbers[k], self.records[k]
+            i = (i + 1) & mask
+        table.free = (h, i)
         return None
 
     def add_debt(self, index: int, key: str, debt: str) -> None:

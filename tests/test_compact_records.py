@@ -8,9 +8,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import pesgen.figures as figures_mod
+import pesgen.notes as notes_mod
 import pesgen.seen as seen_mod
 from pesgen.build import PolicyNote
 from pesgen.figures import RunInvoices, TitleFigures
@@ -71,8 +73,11 @@ def test_title_figures_give_back_each_title_as_it_was_appended(titles):
     figures = TitleFigures()
     for t in titles:
         figures.append(*t)
-    back = list(figures)
+    back = list(figures)  # read column by column (span)
     assert back == titles
+    assert [figures[k] for k in range(len(titles))] == titles  # one title at a time
+    assert list(figures.span(len(titles) // 3, len(titles) // 2)) == \
+        titles[len(titles) // 3:len(titles) // 2]
     for got, t in zip(back, titles, strict=True):  # the same texts: an amount's exponent too
         assert str(got[6]) == str(t[6]) and got[2] == t[2]
     assert figures.has_debts() == any(t[2] is not None for t in titles)
@@ -150,3 +155,86 @@ def test_notes_of_other_values_pack_as_the_record_packs_them():
     assert unpack_notes({"notes_z": pack_notes(notes)}) == [
         {"policy": "x", "amount": "1.50", "on": "2026-11-23"},
         {"policy": "y", "amount": "2", "on": None}]
+
+
+# the fast paths (docs/performance.md, "Winning back the compact records' time"), each
+# against the general path it stands for
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789ab:$[].é\n٣"), max_size=40)
+       | st.from_regex(r"[a-z./]{0,12}:\$\.invoices\[[0-9]{1,25}\]", fullmatch=True))
+def test_split_record_splits_as_the_record_pattern(record):
+    m = seen_mod._RECORD.fullmatch(record)
+    assert seen_mod.split_record(record) == (None if m is None else (m[1], m[2], m[3]))
+
+
+_any_decimals = st.decimals(allow_nan=True, allow_infinity=True, places=None) | st.builds(
+    lambda c, e: Decimal(c).scaleb(e), st.integers(-10**20, 10**20), st.integers(-140, 140))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_decimals)
+@example(Decimal("-0.00"))
+@example(Decimal("-0"))
+@example(Decimal("1E+2"))
+@example(Decimal("999999999999999999"))
+@example(Decimal("1000000000000000000"))
+@example(Decimal("-99999999999999999.9"))
+@example(Decimal("0.000001"))
+@example(Decimal(1).scaleb(-128))
+@example(Decimal(1).scaleb(-129))
+def test_an_amount_read_from_its_text_as_from_its_tuple(amount):
+    got = figures_mod.coefficient_exponent(amount)
+    assert got == figures_mod._coefficient_exponent(amount)
+    if got is not None:
+        assert str(Decimal(got[0]).scaleb(got[1])) == str(amount)
+
+
+_field_texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.builds(PolicyNote, _field_texts, _field_texts, _field_texts,
+                          _field_texts), min_size=1, max_size=20))
+def test_a_batch_of_notes_is_written_as_each_note_alone(notes):
+    assert notes_mod._batch_texts(notes) == [notes_mod._note_text(n).encode("utf-8")
+                                             for n in notes]
+
+
+def test_a_batch_with_a_field_not_a_text_is_written_note_by_note():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Note:
+        policy: str
+        amount: Decimal | str
+
+    made = [Note("x", "1.50"), Note("y", Decimal("2.5")), Note("x%s", "a%sb")]
+    assert notes_mod._batch_texts(made) is None
+    # a subclass of str: escaped in the batch as json writes it alone
+    from markupsafe import Markup
+    marked = [Note("x", Markup('a<b "c"')), Note(Markup("\\"), "\n")]
+    assert notes_mod._batch_texts(marked) == [notes_mod._encode(
+        {"amount": n.amount, "policy": n.policy}).encode("utf-8") for n in marked]
+    assert notes_mod._texts_of(made) == [
+        b'{"amount": "1.50", "policy": "x"}', b'{"amount": "2.5", "policy": "y"}',
+        b'{"amount": "a%sb", "policy": "x%s"}']
+    assert pack_notes(Notes(Note, made)) == _plain_pack(made)
+
+
+def test_a_table_takes_the_slot_its_last_probe_found_only_while_it_is_free():
+    table = seen_mod._Table()
+    assert table.candidates(3) == [] and table.free == (3, 3)
+    table.add(19, 0)  # another hash: its own probe (19 & 15 == 3)
+    table.add(3, 1)  # the slot found for 3 is taken now: probes on
+    assert table.candidates(3) == [1] and table.candidates(19) == [0]
+    assert table.slots[3] == 1 and table.slots[4] == 2
+    for index in range(2, 12):  # grows: a slot found before is of another size
+        assert table.candidates(100 + index) == []
+        table.add(100 + index, index)
+    assert all(table.candidates(100 + index) == [index] for index in range(2, 12))
+    assert table.candidates(3) == [1] and table.candidates(19) == [0]
+    fresh = seen_mod._Table()  # its "no free slot" names slot -1, where -1's probe starts
+    fresh.add(-1, 0)
+    assert fresh.candidates(-1) == [0]
