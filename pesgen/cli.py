@@ -331,7 +331,8 @@ def export(
             try:
                 result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
                                          formats_dir, progress, dry_run=dry_run,
-                                         on_commit=interrupts.hold, creates_store=creates_store)
+                                         on_commit=interrupts.hold, creates_store=creates_store,
+                                         interrupted=interrupts.heard)
             except BaseException as exc:
                 left = _store_left(opened, exc)
                 raise
@@ -482,6 +483,12 @@ class _Interrupts:
 
     def _held(self, signum: int, _frame: object) -> None:
         self.received.append(signum)
+
+    def heard(self) -> bool:
+        """Whether a signal was held: asked while the commit waits for the store's reads
+        under way, nothing committed yet, which it then gives up (the export ends 130,
+        nothing recorded). Once committed, the run stands (``say_held``)."""
+        return bool(self.received)
 
     def release(self) -> None:
         # ignored, not Python handlers: the interpreter puts the default back for those

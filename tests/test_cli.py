@@ -818,15 +818,22 @@ def _interrupt_twice_after_the_database_commit(monkeypatch) -> None:
 
     from pesgen.store import Store
 
-    real_transaction = Store.transaction
+    real_transaction, real_record = Store.transaction, Store.record_run
+    recording: list[bool] = []  # the run's transaction, not a new store's migrations'
+
+    def record_run(self, *args, **kwargs):
+        recording.append(True)
+        return real_record(self, *args, **kwargs)
 
     @contextmanager
     def interrupted_after_commit(self):
         with real_transaction(self) as conn:
             yield conn
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
+        if recording:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
 
+    monkeypatch.setattr(Store, "record_run", record_run)
     monkeypatch.setattr(Store, "transaction", interrupted_after_commit)
 
 
