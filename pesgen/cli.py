@@ -1776,26 +1776,56 @@ class _ClosedPipeSafe(io.BufferedWriter):
     counts what each write wrote before it runs a signal's handler. A write of ours in
     Python between them let Ctrl-C or SIGTERM (a KeyboardInterrupt) land once the bytes
     were written and before the buffer knew: it kept them and wrote them again with the
-    next line (a line, a PayFiP link, said twice)."""
+    next line (a line, a PayFiP link, said twice).
+
+    A write longer than the buffer (8 KiB: a long refusal, a JSON report) the buffer
+    writes past itself, and a signal cutting it partway lost what it had not written
+    yet. Such a write is copied whole into a buffer of its size first (``_long``), then
+    written from there as the buffer writes its own, its rest kept if a signal cuts
+    it, written before anything else: each byte once, in order."""
+
+    _SIZE = io.DEFAULT_BUFFER_SIZE  # the buffer's
 
     def __init__(self, fd: int) -> None:
-        super().__init__(io.FileIO(fd, "w", closefd=False))
+        super().__init__(io.FileIO(fd, "w", closefd=False), self._SIZE)
         self.closed_by_reader = False
+        self._long: io.BufferedWriter | None = None  # a long write, what is left of it
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            return self._write(data)
         except BrokenPipeError:
             # not taken: the buffer keeps what it could not write (this write's bytes
-            # included), written again to the null device
+            # included), written again to the null device (a long one's rest there too)
             self._to_null()
+            return self._write(data)
+
+    def _write(self, data: Any) -> int:
+        self._flush_long()  # a long write's rest first; cut: this one is not taken
+        size = memoryview(data).nbytes
+        if size <= self._SIZE:
             return super().write(data)
+        super().flush()  # what the buffer holds goes before it
+        # copied whole, nothing written yet (a signal before: not taken, nothing of it
+        # written; after: taken, its rest written by the next write or flush)
+        self._long = io.BufferedWriter(io.FileIO(self.raw.fileno(), "w", closefd=False),
+                                       buffer_size=size)
+        self._long.write(data)
+        self._flush_long()
+        return size
+
+    def _flush_long(self) -> None:
+        if self._long is not None:
+            self._long.flush()  # counts what each write wrote: cut, it keeps the rest
+            self._long = None
 
     def flush(self) -> None:
         try:
+            self._flush_long()
             super().flush()
         except BrokenPipeError:
             self._to_null()
+            self._flush_long()
             super().flush()
 
     def _to_null(self) -> None:
