@@ -710,23 +710,22 @@ class _LockWait:
     def _try(conn: Connection, wait: float) -> bool:
         """BEGIN IMMEDIATE, waiting up to ``wait`` seconds for the lock (SQLite's busy
         handler polls it); False when it is still held."""
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except sa.exc.OperationalError as exc:
-            if not _busy(exc):
-                raise
-            return False
-        return True
+        return _LockWait._waited(conn, "BEGIN IMMEDIATE", wait)
 
     @staticmethod
     def _commit(conn: Connection, wait: float) -> bool:
         """COMMIT, waiting up to ``wait`` seconds for the reads under way to end (SQLite's
         busy handler); False when one still holds the file: the transaction is still
         open then, nothing committed."""
+        return _LockWait._waited(conn, "COMMIT", wait)
+
+    @staticmethod
+    def _waited(conn: Connection, statement: str, wait: float) -> bool:
+        """``statement``, SQLite's busy handler waiting up to ``wait`` seconds for the
+        lock it needs; False when SQLite still refuses it busy."""
         conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
         try:
-            conn.exec_driver_sql("COMMIT")
+            conn.exec_driver_sql(statement)
         except sa.exc.OperationalError as exc:
             if not _busy(exc):
                 raise

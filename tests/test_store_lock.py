@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -411,22 +412,29 @@ def test_a_read_waiting_for_a_commit_gives_up_after_the_timeout_as_locked(tmp_pa
     assert told == [1.5]
 
 
-def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
-    """A read meeting an export as it commits waits in turns: Ctrl-C (here
-    _thread.interrupt_main, sent once the read says it waits) stops it at the end of the
-    turn under way, long before the timeout; before, it waited in SQLite's busy handler,
-    in C, deaf to it, for the whole store_lock_timeout."""
+def _interrupting(sent: list[float]) -> Callable[[float], None]:
+    """An ``on_wait`` that sends Ctrl-C to the main thread (``_thread.interrupt_main``)
+    from another one, noting when in ``sent``."""
     import _thread
-
-    db = tmp_path / "store.sqlite3"
-    holder = _committing(db)
-    sent: list[float] = []
 
     def interrupt(_timeout: float) -> None:
         def send() -> None:
             sent.append(time.monotonic())
             _thread.interrupt_main()
         threading.Thread(target=send).start()
+
+    return interrupt
+
+
+def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
+    """A read meeting an export as it commits waits in turns: Ctrl-C (here
+    _thread.interrupt_main, sent once the read says it waits) stops it at the end of the
+    turn under way, long before the timeout; before, it waited in SQLite's busy handler,
+    in C, deaf to it, for the whole store_lock_timeout."""
+    db = tmp_path / "store.sqlite3"
+    holder = _committing(db)
+    sent: list[float] = []
+    interrupt = _interrupting(sent)
 
     try:
         store = None
@@ -545,17 +553,10 @@ def test_a_commit_waiting_for_reads_commits_once_they_end(tmp_path):
 
 
 def test_a_commit_waiting_for_reads_hears_ctrl_c(tmp_path):
-    import _thread
-
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
     sent: list[float] = []
-
-    def interrupt(_timeout: float) -> None:
-        def send() -> None:
-            sent.append(time.monotonic())
-            _thread.interrupt_main()
-        threading.Thread(target=send).start()
+    interrupt = _interrupting(sent)
 
     try:
         store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
