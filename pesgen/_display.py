@@ -106,6 +106,14 @@ def masked_urls(text: str, words: list[str] | tuple[str, ...] = ()) -> str:
     return _URL_IN_TEXT.sub(lambda m: masked_url(m.group()), text)
 
 
+def masked_text(text: str) -> str:
+    """A command's line of text (a summary, a listing, a note) with the secrets of the
+    URLs it quotes masked as ``masked_urls`` masks them, as a JSON report's are
+    (``masked_json``): a store URL, a PayFiP endpoint, a reason typed or a libellé
+    received holding a password. A text quoting no URL is returned as it is, at once."""
+    return masked_urls(text) if ":/" in text else text
+
+
 def escaped_lines(text: str) -> str:
     """``text`` with its control characters escaped but its tabs and line ends: a
     message of several lines stays so."""

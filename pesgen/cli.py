@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from ._display import escaped_lines, json_text, masked_argument, masked_urls, shown
+from ._display import escaped_lines, json_text, masked_argument, masked_text, masked_urls, shown
 from ._entry import interrupted, terminate
 from ._help import DB_HELP, HelpGroup
 from .errors import (
@@ -189,6 +189,13 @@ def _echo_err(text: str, nl: bool = True) -> None:
     typer.echo(escaped_lines(masked_urls(text)), err=True, nl=nl)
 
 
+def _say(text: str = "", nl: bool = True) -> None:
+    """A line of a command's text on standard output: the password of any URL it quotes
+    masked (``masked_urls``: a store URL, a PayFiP endpoint, a mapping's path, a reason
+    typed or a libellé received holding one), as its JSON report masks them."""
+    typer.echo(masked_text(text), nl=nl)
+
+
 def _warn(problem: Problem) -> None:
     _echo_err(f"warning: {problem}")
 
@@ -331,7 +338,8 @@ def export(
             try:
                 result = export_recorded(open_store, mapping, input, out, fixed, official_xsd,
                                          formats_dir, progress, dry_run=dry_run,
-                                         on_commit=interrupts.hold, creates_store=creates_store)
+                                         on_commit=interrupts.hold, creates_store=creates_store,
+                                         interrupted=interrupts.heard)
             except BaseException as exc:
                 left = _store_left(opened, exc)
                 raise
@@ -370,40 +378,40 @@ def export(
         from .store import shown_store
 
         if dry_run:
-            typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
+            _say(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping} "
                        "(dry run: nothing written, no number used)")
-            typer.echo(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
+            _say(f"  store: {shown_store(store.url)} ({_DRY_STORE[store.found]}"
                        + (f"; read with the {store.pending_migrations} migration(s) the export "
                           "applies first, not kept" if store.pending_migrations
                           and store.found == "store" else "") + ")")
         else:
-            typer.echo(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
+            _say(f"pesgen {__version__}: format {result.fmt.name}, mapping {mapping}, "
                        f"run {result.run_id}")
             # the store the run is recorded in: where `runs` and `regenerate` will find it
-            typer.echo(f"  store: {shown_store(store.url)}"
+            _say(f"  store: {shown_store(store.url)}"
                        + (" (created by this run)" if store.created else ""))
         if official_xsd is not None and not result.fmt.is_pes:
-            typer.echo(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
+            _say(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                        "import, not a PES file)")
         wrote = "would write" if dry_run else "wrote"
         for f in result.files:
-            typer.echo(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
+            _say(f"  {wrote} {f.path}  (IdBord {f.bordereau}, {f.titles} title(s), "
                        f"total {f.total:.2f}, sha256 {f.sha256[:16]}…)")
         for ref in result.references:
-            typer.echo(f"  {wrote} {ref}  (payment references)")
+            _say(f"  {wrote} {ref}  (payment references)")
         for name in result.skipped:
-            typer.echo(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
+            _say(f"  {'would not write' if dry_run else 'not written'}: {name} (empty; "
                        "the format says when_empty: skip)")
-        typer.echo(f"titles: {result.titles}, total {result.total:.2f}")
+        _say(f"titles: {result.titles}, total {result.total:.2f}")
         if not dry_run:
             _say_left_by_others(out)
         if result.left_out:
-            typer.echo(f"left out: {len(result.left_out)}")
+            _say(f"left out: {len(result.left_out)}")
             for lo in result.left_out:
-                typer.echo(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
+                _say(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
         if result.notes:
             counts = result.notes.counts()
-            typer.echo("policies applied: "
+            _say("policies applied: "
                        + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
             fields: Counter[str] = Counter()  # the notes are unpacked once, as they go
             for n in result.notes:
@@ -412,9 +420,9 @@ def export(
                 if n.policy == "civility" or (n.policy == "transliterate" and
                                               not n.detail.startswith(_IDENTIFIERS)):
                     continue
-                typer.echo(f"  - {n.invoice}: {n.policy}: {n.detail}")
+                _say(f"  - {n.invoice}: {n.policy}: {n.detail}")
             if fields:
-                typer.echo(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
+                _say(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
                            "the output's characters: " + ", ".join(
                                f"{k} ×{v}" for k, v in sorted(fields.items())))
         interrupts.say_held()
@@ -433,7 +441,7 @@ def _say_left_by_others(folder: Path | None) -> None:
     shown = [f"{name} ({about})" for name, about in left[:10]]
     if len(left) > 10:
         shown.append(f"… {len(left) - 10} more")
-    typer.echo(f"note: {folder} holds {len(left)} temporary file(s) of another pesgen run: "
+    _say(f"note: {folder} holds {len(left)} temporary file(s) of another pesgen run: "
                f"{', '.join(shown)}. Files of an export (or regenerate) stopped by a hard "
                "kill or a power cut before it put them in place under their names: never "
                "sent, and safe to delete once no pesgen run writes into this folder (one "
@@ -482,6 +490,12 @@ class _Interrupts:
 
     def _held(self, signum: int, _frame: object) -> None:
         self.received.append(signum)
+
+    def heard(self) -> bool:
+        """Whether a signal was held: asked while the commit waits for the store's reads
+        under way, nothing committed yet, which it then gives up (the export ends 130,
+        nothing recorded). Once committed, the run stands (``say_held``)."""
+        return bool(self.received)
 
     def release(self) -> None:
         # ignored, not Python handlers: the interpreter puts the default back for those
@@ -551,7 +565,7 @@ def check_mapping(
         _json_report("check-mapping", "mappings",
                      [{**result(None), "not_carried": found.declared}])
         return
-    typer.echo(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
+    _say(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
     # what it cannot check without an export (a column or JSON path the file lacks, the
     # values): the two commands that do, neither needing nor touching a store's numbers
@@ -559,7 +573,7 @@ def check_mapping(
 
     args = f"--mapping {shlex.quote(str(mapping))} --input EXPORT" + "".join(
         f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
-    typer.echo("It read no input. Against an export of the school software:\n"
+    _say("It read no input. Against an export of the school software:\n"
                f"  pesgen preview {args}\n"
                "    the first invoices beside their records, with their problems (a CSV "
                "column\n    the file lacks among them) and what no binding reads: no store, "
@@ -571,7 +585,7 @@ def check_mapping(
     if found.declared:  # warned of by no one else: said, with where the reasons are
         import textwrap
 
-        typer.echo(textwrap.fill(f"Bound, but not carried by format {fmt.name} (the "
+        _say(textwrap.fill(f"Bound, but not carried by format {fmt.name} (the "
                                  f"reasons: not_carried in its format.yaml): "
                                  f"{', '.join(found.declared)}", 80,
                                  subsequent_indent="  ", break_on_hyphens=False))
@@ -645,7 +659,7 @@ def validate(
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
+    _say(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
 
 
 _NOT_WELL_FORMED = ("not well-formed XML: checked up to its first fault only, no XSD "
@@ -776,10 +790,10 @@ def _show_to_check(rejected: int, to_check: list[Any]) -> None:
     to do (``--json``: ``to_check``); nothing when all is fine."""
     if not to_check:
         return
-    typer.echo(f"not all fine: {len(to_check)} to check (exit 10):" if not rejected else
+    _say(f"not all fine: {len(to_check)} to check (exit 10):" if not rejected else
                f"and {len(to_check)} to check beside the {rejected} rejected (exit 9):")
     for x in to_check:
-        typer.echo(f"  - {x}")
+        _say(f"  - {x}")
 
 
 def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
@@ -791,34 +805,34 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
                 else f" as {done.already[0]}")
     if done.already is not None and done.recorded_at is None:
         # each element of a file is recorded once: nothing tied now was not before
-        typer.echo(f"{file} was recorded already{as_named} on {done.already[1]}: nothing "
+        _say(f"{file} was recorded already{as_named} on {done.already[1]}: nothing "
                    "recorded" + ("" if named is None else " (--run ties nothing more of a "
                                  "file recorded before)"))
         return
     if done.recorded_at is not None:
-        typer.echo(f"{file} recorded on {done.recorded_at} in {shown_store(store.url)}: "
+        _say(f"{file} recorded on {done.recorded_at} in {shown_store(store.url)}: "
                    f"{done.recorded} bordereau(x)" + (
                        "" if done.already is None else
                        f" (recorded in part before{as_named}, on {done.already[1]})"))
     elif any(x.outcome == "same" for x in done.elements):
-        typer.echo(f"{file}: nothing recorded: the store says the same of its bordereaux "
+        _say(f"{file}: nothing recorded: the store says the same of its bordereaux "
                    "already")
     elif read.unchecked:
-        typer.echo(f"{file}: nothing recorded: its IdColl is empty (line "
+        _say(f"{file}: nothing recorded: its IdColl is empty (line "
                    f"{read.id_coll_empty_at}): pesgen ties none of its bordereaux")
     elif named is not None:
-        typer.echo(f"{file}: nothing recorded: no element of it is tied to run "
+        _say(f"{file}: nothing recorded: no element of it is tied to run "
                    f"{named.run_id} (--run)")
     elif unidentified:
         # the acquit does not say which bordereau: it may be one of this store's
-        typer.echo(f"{file}: nothing recorded: no bordereau of it is tied to a run of this "
+        _say(f"{file}: nothing recorded: no bordereau of it is tied to a run of this "
                    f"store ({unidentified} not, for an identifier the acquit leaves empty or "
                    "out: see above)")
     else:
-        typer.echo(f"{file}: nothing recorded: no bordereau of it is one of this store's "
+        _say(f"{file}: nothing recorded: no bordereau of it is one of this store's "
                    "runs")
     for x in done.elements:
-        typer.echo(f"  {x}")
+        _say(f"  {x}")
 
 
 def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True) -> None:
@@ -826,7 +840,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
     ``_show_to_check``); ``recorded``: with what the store holds already of each
     bordereau's acknowledgement."""
     a = report.acquit
-    typer.echo(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
+    _say(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
                + f": {len(report.elements)} element(s), "
                + (f"{report.rejected} rejected" if report.rejected else "all accepted")
@@ -834,10 +848,10 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
                   "empty or out (below)" if report.unidentified else "")
                + (f", {checks} to check (listed at the end)" if checks else ""))
     if report.stranger is not None:
-        typer.echo(report.stranger)
+        _say(report.stranger)
     if report.named is not None:
         only = report.named.only
-        typer.echo(f"--run: tied to {report.named.said} only"
+        _say(f"--run: tied to {report.named.said} only"
                    + ("" if only is None else f", IdBord {only} only (--bordereau)"))
     for r in report.elements:
         e = r.element
@@ -846,45 +860,45 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
                                               if e.exercise is not None else "")
         else:
             what = "file" if r.kind == "file" else "element"
-        typer.echo(f"{what} (DomaineAck {e.domain} {e.domain_label}, line {e.line}): "
+        _say(f"{what} (DomaineAck {e.domain} {e.domain_label}, line {e.line}): "
                    f"{r.verdict}")
         for f in r.found:
-            typer.echo(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
+            _say(f"  run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
                        f"{f.titles} title(s)  total {f.total}")
         if r.run is not None and r.from_file is not None and (
                 r.recorded is None or (r.recorded.sha256, r.recorded.line) != (
                     a.sha256, e.line)):
             # recorded from this element before otherwise than as tied now (--run)
-            typer.echo(f"  {r.from_file_said()}")
+            _say(f"  {r.from_file_said()}")
         if not r.found and r.from_file is None:
             # a run holding that number whose bordereau the element contradicts: shown,
             # never tied (the verdict says why)
             for x in r.set_aside:
                 f = x.run
-                typer.echo(f"  possibly run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
+                _say(f"  possibly run {f.run_id} (TypBord {f.typ_bord})  file {f.file}  "
                            f"{f.titles} title(s)  total {f.total}: NOT tied, {x.short}")
         said = r.recorded_said(a.sha256) if recorded else None
         if said:
-            typer.echo(f"  {said}")
+            _say(f"  {said}")
         for error in e.errors:
-            typer.echo(f"  error {error}")
+            _say(f"  error {error}")
         for p in r.pieces:
             invoice = f" invoice {p.invoice}" if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
                 " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
                 else "")
-            typer.echo(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
+            _say(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
                 p.piece.number is not None or len(r.found) != 1) else ""))
             for error in p.piece.errors:
-                typer.echo(f"    error {error}")
+                _say(f"    error {error}")
             for line in p.piece.lines:
-                typer.echo(f"    {line.said}" + (":" if line.errors else ""))
+                _say(f"    {line.said}" + (":" if line.errors else ""))
                 for error in line.errors:
-                    typer.echo(f"      error {error}")
+                    _say(f"      error {error}")
         step = r.next_step(db)
         if step:
-            typer.echo(f"  next: {step}")
+            _say(f"  next: {step}")
 
 
 @app.command()
@@ -919,13 +933,13 @@ def formats(formats_dir: FormatsOpt = None, output: OutputOpt = Output.text) -> 
     for folder, fmt in found:
         if isinstance(fmt, Exception):
             broken.append(folder.name)
-            typer.echo(f"{folder.name:<16} BROKEN   {fmt}")
+            _say(f"{folder.name:<16} BROKEN   {fmt}")
             _bundle_problems(getattr(fmt, "problems", []), "    - ")
             continue
         note = ""
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
-        typer.echo(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
+        _say(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
         # a draft's TODOs left, a README saying another status: check-format refuses
         _bundle_problems(unfinished(fmt), "    - not finished: ")
     if broken:
@@ -945,9 +959,9 @@ _LISTED_PER_BUNDLE = 10
 def _bundle_problems(problems: list[Any], prefix: str) -> None:
     """A bundle's first problems under its line in ``formats``, and how many more."""
     for problem in problems[:_LISTED_PER_BUNDLE]:
-        typer.echo(f"{prefix}{problem}")
+        _say(f"{prefix}{problem}")
     if len(problems) > _LISTED_PER_BUNDLE:
-        typer.echo(f"    … and {len(problems) - _LISTED_PER_BUNDLE} more (pesgen "
+        _say(f"    … and {len(problems) - _LISTED_PER_BUNDLE} more (pesgen "
                    "check-format NAME lists them all)")
 
 
@@ -984,7 +998,7 @@ def check_format(
     def on_removed(path: Path) -> None:  # a file --regen removes is never removed unsaid
         removed.append(path)
         if not as_json:
-            typer.echo(f"removed {path}: the fixture renders no such file")
+            _say(f"removed {path}: the fixture renders no such file")
 
     try:
         fmt = find_format(name, formats_dir)
@@ -997,7 +1011,7 @@ def check_format(
         if diffs:
             if not as_json:
                 for diff in diffs:
-                    typer.echo(diff)
+                    _say(diff)
             raise OutputInvalidError(
                 f"{fmt.name}: the fixture renders differently from expected/ "
                 f"({len(diffs)} file(s)); --regen rewrites expected/ once the change is "
@@ -1012,7 +1026,7 @@ def check_format(
         _json_report("check-format", "bundles", [_bundle_json(name, fmt, None, warnings,
                                                               diffs, removed)])
         return
-    typer.echo(f"{fmt.name}: {'expected/ regenerated; ' if regen else ''}the fixture renders "
+    _say(f"{fmt.name}: {'expected/ regenerated; ' if regen else ''}the fixture renders "
                f"expected/ byte for byte ({fmt.folder})")
 
 
@@ -1053,10 +1067,10 @@ def check_layout(
         _fail(exc, written=False)
         return
     columns = sum(len(r.columns) for r in compiled.records)
-    typer.echo(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
+    _say(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
                f"{len(compiled.records)} record type(s), {columns} column(s))")
     for file in files or []:
-        typer.echo(f"{file}: valid against {compiled.name}")
+        _say(f"{file}: valid against {compiled.name}")
 
 
 def _layout_path(layout: Path) -> Path:
@@ -1097,14 +1111,14 @@ def new_format(
         _fail(exc)
         return
     for path in sorted(p for p in created.rglob("*") if p.is_file()):
-        typer.echo(f"  wrote {path}")
-    typer.echo(f"next: describe the file in {created}, then, from this folder (as its "
+        _say(f"  wrote {path}")
+    _say(f"next: describe the file in {created}, then, from this folder (as its "
                "README.md says; docs/onboarding.md):")
     for command in next_steps(name, folder):
-        typer.echo(f"  {command}")
+        _say(f"  {command}")
     if inside(data_dir("templates"), created):
         # the golden test renders every bundle of templates/ that has a fixture/
-        typer.echo(f"note: {created} is among the shipped bundles: tests/"
+        _say(f"note: {created} is among the shipped bundles: tests/"
                    "test_golden_formats.py fails until its fixture/ holds an input and its "
                    "mapping and check-format --regen has written expected/")
 
@@ -1137,7 +1151,7 @@ def new_mapping(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        typer.echo(f"wrote {out}: fill its TODO values, then pesgen check-mapping {out}")
+        _say(f"wrote {out}: fill its TODO values, then pesgen check-mapping {out}")
 
 
 @app.command()
@@ -1161,41 +1175,41 @@ def preview(
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    typer.echo(f"pesgen preview: format {shown.fmt.name}, mapping {mapping} (IdBord "
+    _say(f"pesgen preview: format {shown.fmt.name}, mapping {mapping} (IdBord "
                f"{PREVIEW_NUMBER}: nothing numbered, nothing written)")
     for name, head in shown.heads.items():
         if head.strip():
-            typer.echo(f"== {name}: head")
-            typer.echo(_indent(head))
+            _say(f"== {name}: head")
+            _say(_indent(head))
     for item in shown.items:
         label = item.invoice or "(no invoice number)"
-        typer.echo(f"-- invoice {label}  from {item.origin}")
+        _say(f"-- invoice {label}  from {item.origin}")
         for origin in item.line_origins:
-            typer.echo(f"   line from {origin}")
+            _say(f"   line from {origin}")
         if item.left_out:
-            typer.echo(f"   left out: {item.left_out.reason} (policy {item.left_out.policy})")
+            _say(f"   left out: {item.left_out.reason} (policy {item.left_out.policy})")
         for note in item.notes:
-            typer.echo(f"   policy {note.policy}: {note.detail}")
+            _say(f"   policy {note.policy}: {note.detail}")
         for problem in item.problems:
-            typer.echo(f"   PROBLEM {problem}")
+            _say(f"   PROBLEM {problem}")
         for name, text in item.records.items():
-            typer.echo(f"== {name}")
+            _say(f"== {name}")
             typer.echo(_indent(text))
     for name, tail in shown.tails.items():
         if tail.strip():
-            typer.echo(f"== {name}: tail")
-            typer.echo(_indent(tail))
+            _say(f"== {name}: tail")
+            _say(_indent(tail))
     for problem in shown.layout_problems:
-        typer.echo(f"LAYOUT {problem}")
+        _say(f"LAYOUT {problem}")
     for note in shown.notes:
-        typer.echo(f"policy {note.policy} (run): {note.detail}")
+        _say(f"policy {note.policy} (run): {note.detail}")
     if shown.unread:
         # informational: a column left unbound (Pays) is a common onboarding slip
         more = len(shown.unread) - _UNREAD_SHOWN
-        typer.echo("not read by the mapping: " + ", ".join(shown.unread[:_UNREAD_SHOWN])
+        _say("not read by the mapping: " + ", ".join(shown.unread[:_UNREAD_SHOWN])
                    + (f", … ({more} more)" if more > 0 else ""))
     bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
-    typer.echo(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
+    _say(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
     if bad:
         # the code pesgen export would end with on these invoices (docs/onboarding.md)
@@ -1217,7 +1231,7 @@ def _indent(text: str) -> str:
 @app.command()
 def version() -> None:
     """Print pesgen's version."""
-    typer.echo(__version__)
+    _say(__version__)
 
 runs_app = typer.Typer(no_args_is_help=True, cls=HelpGroup,
                        help="The run registry: what was exported, when, with what.")
@@ -1241,18 +1255,18 @@ def runs_list(
         _fail(exc, written=False)
         return
     if not records:
-        typer.echo("no run recorded")
+        _say("no run recorded")
     for r in records:
         last = r.first_number + r.bordereaux - 1
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
         if r.cancelled_bordereaux and r.status != "cancelled":
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
-        typer.echo(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  budget {r.cod_bud}  "
+        _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
             said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
-            typer.echo(f"  Hélios: {said}")
+            _say(f"  Hélios: {said}")
 
 
 def _helios(first: int, count: int, acks: dict[int, list[Any]], typ_bord: str) -> str:
@@ -1314,50 +1328,50 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     missing = not_in_place(r)
     partly = "" if r["status"] == "cancelled" or not gone else \
         f"; IdBord {', '.join(map(str, sorted(gone)))} cancelled"
-    typer.echo(f"run {r['id']} ({r['status']}{partly})")
-    typer.echo(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
-    typer.echo(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
-    typer.echo(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
-    typer.echo(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
-    typer.echo(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
+    _say(f"run {r['id']} ({r['status']}{partly})")
+    _say(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
+    _say(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
+    _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
+    _say(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
+    _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
                f"TypBord {r['typ_bord']}")
-    typer.echo(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
+    _say(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
                f"{r['invoice_count']} invoice(s)")
-    typer.echo(f"  output dir  {r['out_dir']}")
+    _say(f"  output dir  {r['out_dir']}")
     if missing:
-        typer.echo(f"  not there   {files_not_in_place(r['id'], r['out_dir'], missing)}")
+        _say(f"  not there   {files_not_in_place(r['id'], r['out_dir'], missing)}")
     for f in r["files"]:
         state = "  cancelled" if of(f["name"]) in gone else \
             "  not in the output dir" if f["name"] in missing else ""
         if f["id_bord"] is None:  # the payment references of the run's bordereaux
-            typer.echo(f"  file        {f['name']}  payment references  sha256 {f['sha256']}"
+            _say(f"  file        {f['name']}  payment references  sha256 {f['sha256']}"
                        f"{state}")
             continue
-        typer.echo(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
+        _say(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}{state}")
     _show_validation(r["validation"])
     pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
-        typer.echo(f"  not written {name}: empty (when_empty: skip)")
+        _say(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
         # the input record, as the export's summary and `runs find` give it
         origin = f" ({lo['origin']})" if lo.get("origin") else ""
-        typer.echo(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
+        _say(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
                    f"(policy {lo['policy']})")
     notes = unpack_notes(pol)
     if notes:
         from collections import Counter as _Counter
 
         counts = _Counter(n["policy"] for n in notes)
-        typer.echo("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+        _say("  policies    " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
         for n in notes:
             if n["policy"] == "unwritten":  # data the mapping reads that no file holds
-                typer.echo(f"  unwritten   {n['detail']}")
+                _say(f"  unwritten   {n['detail']}")
     for id_bord, part in r["cancelled_bordereaux"].items():
-        typer.echo(f"  cancelled   IdBord {id_bord} {part['cancelled_at']}: {part['reason']}")
+        _say(f"  cancelled   IdBord {id_bord} {part['cancelled_at']}: {part['reason']}")
     if r["status"] == "cancelled":
         which = "" if not r["cancelled_bordereaux"] else "the others "
-        typer.echo(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
+        _say(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
             _show_helios(number, acks.get(number, []), r["typ_bord"])
@@ -1372,10 +1386,10 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
     from .acquit import AckError, recorded_tie
 
     if not acks:
-        typer.echo(f"  Hélios      IdBord {number} {NO_ACK}")
+        _say(f"  Hélios      IdBord {number} {NO_ACK}")
         return
     now, *before = acks
-    typer.echo(f"  Hélios      IdBord {number} {now.outcome}{recorded_tie(now.domain, typ_bord)}"
+    _say(f"  Hélios      IdBord {number} {now.outcome}{recorded_tie(now.domain, typ_bord)}"
                f"  ({now.file} line {now.line}, sha256 {now.sha256[:16]}…, recorded "
                f"{now.recorded_at})")
     for x in now.errors:
@@ -1383,9 +1397,9 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
         where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
                         for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
-        typer.echo(f"                {where}error {AckError(x['code'], x['label'])}")
+        _say(f"                {where}error {AckError(x['code'], x['label'])}")
     for old in before:
-        typer.echo(f"              before: {old.outcome}{recorded_tie(old.domain, typ_bord)}  "
+        _say(f"              before: {old.outcome}{recorded_tie(old.domain, typ_bord)}  "
                    f"({old.file} line {old.line}, "
                    f"sha256 {old.sha256[:16]}…, recorded {old.recorded_at}, replaced "
                    f"{old.superseded_at})")
@@ -1401,9 +1415,9 @@ def _show_invoices(titles: list[dict[str, Any]]) -> None:
     head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status"]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     left = {0, len(head) - 1}  # texts left, numbers right
-    typer.echo(f"  invoices    {len(rows)}")
+    _say(f"  invoices    {len(rows)}")
     for row in [head, *rows]:
-        typer.echo("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+        _say("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                       for i, (cell, w) in enumerate(zip(row, widths,
                                                                         strict=True))
                                       ).rstrip())
@@ -1415,10 +1429,10 @@ def _show_validation(recorded: str) -> None:
 
     checks = json.loads(recorded)
     if "files" not in checks:  # said the same of every file, whatever checked it
-        typer.echo(f"  validation  {recorded} (recorded by a pesgen that did not say which "
+        _say(f"  validation  {recorded} (recorded by a pesgen that did not say which "
                    "file was checked by what: see the format bundle recorded with the run)")
         return
-    typer.echo(f"  validation  title rules {', '.join(checks['business_rules']) or 'none'} "
+    _say(f"  validation  title rules {', '.join(checks['business_rules']) or 'none'} "
                "(every title)")
     for name, applied in checks["files"].items():
         done = []
@@ -1435,7 +1449,7 @@ def _show_validation(recorded: str) -> None:
             done.append(f"DGFiP XSD {applied['official_xsd']}")
         elif checks.get("pes"):
             done.append("DGFiP XSD not applied")
-        typer.echo(f"              {name}: {'; '.join(done) or 'no check'}")
+        _say(f"              {name}: {'; '.join(done) or 'no check'}")
 
 
 @runs_app.command("find")
@@ -1459,7 +1473,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         _fail(exc, written=False)
         return
     if not found and not left_out:
-        typer.echo(f"{'NumDette ' if debt else ''}{invoice}: in no run")
+        _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")
         raise typer.Exit(1)
     for f in found:
         if f["active"]:
@@ -1473,12 +1487,12 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         number = f["invoice"]
         odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
             else f"  (written with other characters: {named(number)})"
-        typer.echo(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
+        _say(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
                    f"budget {f['cod_bud']} exer {f['exercise']}  IdBord {f['id_bord']} "
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
-        typer.echo(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "
+        _say(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "
                    f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} "
                    f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
@@ -1518,9 +1532,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.confirmed:
-        typer.echo(f"run {done.run.id}: IdBord {numbers} cancelled already: the "
+        _say(f"run {done.run.id}: IdBord {numbers} cancelled already: the "
                    "trésorerie's annulment of its titles recorded (nothing else changed)")
-        typer.echo(f"recorded reason: {done.reason}")
+        _say(f"recorded reason: {done.reason}")
         return
     whole = len(done.bordereaux) == done.of  # the whole run, in one go
     if whole:
@@ -1546,9 +1560,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         tail = "; no bordereau of the run is active now: the run is cancelled"
     else:
         tail = ""
-    typer.echo(f"{head}: {body}{tail}")
+    _say(f"{head}: {body}{tail}")
     if annulled_by_tresorerie:
-        typer.echo(f"recorded reason: {done.reason}")
+        _say(f"recorded reason: {done.reason}")
     if done.run.pes:
         # no acknowledgement recorded: the trésorerie may have accepted it all the same
         unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
@@ -1628,17 +1642,17 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         return
     _say_waived(record["id"], waived)
     for path in written:
-        typer.echo(f"wrote {path}")
+        _say(f"wrote {path}")
     gone = cancelled_bordereaux(record)
     if not cancelled:  # a run some of whose bordereaux are cancelled: the others' files
         of = bordereau_of(record)
         for f in record["files"]:
             if (id_bord := of(f["name"])) in gone:
                 when, why = gone[id_bord]
-                typer.echo(f"not written: {f['name']} (IdBord {id_bord} cancelled {when}: "
+                _say(f"not written: {f['name']} (IdBord {id_bord} cancelled {when}: "
                            f"{why}; --cancelled writes it as {CANCELLED_PREFIX}{f['name']}, "
                            "to look at it)")
-    typer.echo("identical to the recorded files (sha256)")
+    _say("identical to the recorded files (sha256)")
     _say_left_by_others(out)
     if record["status"] == "cancelled":
         _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
@@ -1674,7 +1688,7 @@ def store_copy(
         _fail(exc)
         return
     for name, count in counts.items():
-        typer.echo(f"{name}: {count} row(s)")
+        _say(f"{name}: {count} row(s)")
 
 
 numbering_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="Bordereau (rôle) numbering.")
@@ -1733,11 +1747,11 @@ def numbering_set_start(
         return
     created = f" (store {shown_store(store.url)}, created)" if store.created else ""
     if start is not None:
-        typer.echo(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord "
+        _say(f"numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord "
                    f"{key[3]} starts at {start}{created}")
         created = ""
     if start_titre is not None:
-        typer.echo(f"titre numbers (IdPce) of {key[0]} budget {key[1]} exercise {key[2]} "
+        _say(f"titre numbers (IdPce) of {key[0]} budget {key[1]} exercise {key[2]} "
                    f"start at {start_titre}{created}")
 
 
@@ -1770,26 +1784,56 @@ class _ClosedPipeSafe(io.BufferedWriter):
     counts what each write wrote before it runs a signal's handler. A write of ours in
     Python between them let Ctrl-C or SIGTERM (a KeyboardInterrupt) land once the bytes
     were written and before the buffer knew: it kept them and wrote them again with the
-    next line (a line, a PayFiP link, said twice)."""
+    next line (a line, a PayFiP link, said twice).
+
+    A write longer than the buffer (8 KiB: a long refusal, a JSON report) the buffer
+    writes past itself, and a signal cutting it partway lost what it had not written
+    yet. Such a write is copied whole into a buffer of its size first (``_long``), then
+    written from there as the buffer writes its own, its rest kept if a signal cuts
+    it, written before anything else: each byte once, in order."""
+
+    _SIZE = io.DEFAULT_BUFFER_SIZE  # the buffer's
 
     def __init__(self, fd: int) -> None:
-        super().__init__(io.FileIO(fd, "w", closefd=False))
+        super().__init__(io.FileIO(fd, "w", closefd=False), self._SIZE)
         self.closed_by_reader = False
+        self._long: io.BufferedWriter | None = None  # a long write, what is left of it
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            return self._write(data)
         except BrokenPipeError:
             # not taken: the buffer keeps what it could not write (this write's bytes
-            # included), written again to the null device
+            # included), written again to the null device (a long one's rest there too)
             self._to_null()
+            return self._write(data)
+
+    def _write(self, data: Any) -> int:
+        self._flush_long()  # a long write's rest first; cut: this one is not taken
+        size = memoryview(data).nbytes
+        if size <= self._SIZE:
             return super().write(data)
+        super().flush()  # what the buffer holds goes before it
+        # copied whole, nothing written yet (a signal before: not taken, nothing of it
+        # written; after: taken, its rest written by the next write or flush)
+        self._long = io.BufferedWriter(io.FileIO(self.raw.fileno(), "w", closefd=False),
+                                       buffer_size=size)
+        self._long.write(data)
+        self._flush_long()
+        return size
+
+    def _flush_long(self) -> None:
+        if self._long is not None:
+            self._long.flush()  # counts what each write wrote: cut, it keeps the rest
+            self._long = None
 
     def flush(self) -> None:
         try:
+            self._flush_long()
             super().flush()
         except BrokenPipeError:
             self._to_null()
+            self._flush_long()
             super().flush()
 
     def _to_null(self) -> None:

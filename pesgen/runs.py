@@ -38,6 +38,7 @@ from .errors import (
     Problem,
     RecordConflict,
     StateError,
+    StoreLocked,
     TemplateError,
     TemplateStopped,
     UsageError,
@@ -189,13 +190,16 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
                     before_publish: Callable[[], None] | None = None,
                     dry_run: bool = False,
                     on_commit: Callable[[], None] | None = None,
-                    creates_store: Callable[[], bool] | None = None) -> ExportResult:
+                    creates_store: Callable[[], bool] | None = None,
+                    interrupted: Callable[[], bool] | None = None) -> ExportResult:
     """Export and record a run (see the module's docstring). A refused export leaves
     no file, and no output folder it created. ``dry_run``: check everything and write
     nothing (``out_dir`` is then optional; the result's files are where they would go,
     with the numbers they would take, and it has no ``run_id``). ``on_commit`` is called
     right before the run is committed (the CLI holds interrupts from there on: the
-    run then stands, whatever signal comes after).
+    run then stands, whatever signal comes after). ``interrupted`` tells whether one
+    came since: asked while the commit waits for the store's reads under way (SQLite),
+    it gives the commit up, nothing recorded, as an interrupt (KeyboardInterrupt).
 
     ``open_store`` opens the state store (``lambda: store`` for one open already); a
     dry run calls it first, and it must open the store read only. ``creates_store``
@@ -217,7 +221,7 @@ def export_recorded(open_store: Callable[[], Store], mapping_path: Path, input_p
     with removed_if_refused(out_dir):
         return _export_recorded(open_store, mapping_path, input_path, out_dir, run_date,
                                 official_xsd, formats_dirs, progress, before_commit,
-                                before_publish, on_commit, creates_store)
+                                before_publish, on_commit, creates_store, interrupted)
 
 
 def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: Path,
@@ -362,7 +366,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                      before_commit: Callable[[], None] | None,
                      before_publish: Callable[[], None] | None,
                      on_commit: Callable[[], None] | None = None,
-                     creates_store: Callable[[], bool] | None = None) -> ExportResult:
+                     creates_store: Callable[[], bool] | None = None,
+                     interrupted: Callable[[], bool] | None = None) -> ExportResult:
     exporter, bundle, key, read_digest, prepared, taken = _prepared(
         open_store, mapping_path, input_path, out_dir, run_date, official_xsd, formats_dirs,
         progress, creates_store=creates_store)
@@ -453,7 +458,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     if on_commit is not None:
                         on_commit()
                     committing = True
-                    conn.commit()
+                    store.commit(conn, interrupted)
                     committed = True
                 except BaseException:
                     discard(temps, Path(out_dir))
@@ -467,7 +472,9 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             commit(temps)
         except (Exception, KeyboardInterrupt) as exc:
             why = _why(exc)
-            if not committed and committing:
+            # StoreLocked: the commit gave up waiting for the reads under way, SQLite
+            # having refused it busy each turn: nothing committed, said as a wait's end
+            if not committed and committing and not isinstance(exc, StoreLocked):
                 # the commit call failed (the connection lost as the database committed,
                 # its answer never received) or was interrupted: the database's commit
                 # done or not. Asked again, on a new connection

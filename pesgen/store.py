@@ -663,17 +663,37 @@ class _LockWait:
             return
         conn.exec_driver_sql("PRAGMA query_only=OFF")  # a pooled connection's, from reads
         self._wait(conn, self._try)
+        # the write lock held, a statement waits for nothing but the file alone, which
+        # a write takes before its commit only to spill pages its cache cannot hold: with
+        # reads under way, SQLite then keeps them in memory instead of waiting for them
+        # in its busy handler, in C, deaf to Ctrl-C; the commit waits for them in turns
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
 
-    def _wait(self, conn: Connection, attempt: Callable[[Connection, float], bool]) -> None:
-        """``attempt`` (``_try``, ``_share``) until it takes the lock, in turns of at most
-        ``_LOCK_POLL`` seconds: SQLite's busy handler sleeps in C, deaf to Ctrl-C and
-        SIGTERM, which are heard between the turns. Past the grace, say so once; past
-        ``timeout`` seconds in all, StoreLocked."""
+    def commit(self, conn: Connection, stop: Callable[[], bool] | None = None) -> None:
+        """COMMIT ``conn``'s transaction, waiting in turns as ``begin`` does: a commit
+        that wrote takes the file alone (PENDING, then EXCLUSIVE), so it waits for the
+        reads under way to end (``reads``: a dry run, runs show…). A COMMIT SQLite
+        refuses busy leaves the transaction open, nothing committed, to be tried again
+        (https://www.sqlite.org/lang_transaction.html). ``stop`` (an export holding
+        Ctrl-C and SIGTERM from its commit on: whether one came) is asked after each
+        refused turn: true, the commit is given up as an interrupt (KeyboardInterrupt),
+        nothing committed. Past ``timeout``, StoreLocked, nothing committed either."""
+        self._wait(conn, self._commit, stop)
+
+    def _wait(self, conn: Connection, attempt: Callable[[Connection, float], bool],
+              stop: Callable[[], bool] | None = None) -> None:
+        """``attempt`` (``_try``, ``_share``, ``_commit``) until it takes the lock, in
+        turns of at most ``_LOCK_POLL`` seconds: SQLite's busy handler sleeps in C, deaf
+        to Ctrl-C and SIGTERM, which are heard between the turns (``stop``: asked there
+        when the caller holds them). Past the grace, say so once; past ``timeout``
+        seconds in all, StoreLocked."""
         started = time.monotonic()
         grace = min(_LOCK_GRACE, self.timeout / 4)
         turn = 0.0  # the first try does not wait: the lock is free nearly always
         try:
             while not attempt(conn, turn):
+                if stop is not None and stop():
+                    raise KeyboardInterrupt
                 waited = time.monotonic() - started
                 left = self.timeout - waited
                 if left <= 0:
@@ -691,9 +711,22 @@ class _LockWait:
     def _try(conn: Connection, wait: float) -> bool:
         """BEGIN IMMEDIATE, waiting up to ``wait`` seconds for the lock (SQLite's busy
         handler polls it); False when it is still held."""
+        return _LockWait._waited(conn, "BEGIN IMMEDIATE", wait)
+
+    @staticmethod
+    def _commit(conn: Connection, wait: float) -> bool:
+        """COMMIT, waiting up to ``wait`` seconds for the reads under way to end (SQLite's
+        busy handler); False when one still holds the file: the transaction is still
+        open then, nothing committed."""
+        return _LockWait._waited(conn, "COMMIT", wait)
+
+    @staticmethod
+    def _waited(conn: Connection, statement: str, wait: float) -> bool:
+        """``statement``, SQLite's busy handler waiting up to ``wait`` seconds for the
+        lock it needs; False when SQLite still refuses it busy."""
         conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(statement)
         except sa.exc.OperationalError as exc:
             if not _busy(exc):
                 raise
@@ -998,7 +1031,7 @@ class Store:
         command does not wait for an export to open an up-to-date store)."""
         if self.schema_version() == len(MIGRATIONS):
             return
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             self._migrate(conn)
 
     @staticmethod
@@ -1088,18 +1121,29 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE). Commits on normal exit unless
-        the caller already did; rolls back on any exception."""
+        """A write transaction (SQLite: BEGIN IMMEDIATE). Commits (``commit``) on normal
+        exit unless the caller already did; rolls back on any exception, the commit's
+        included (given up: nothing committed)."""
         with self.engine.connect() as conn:
             conn.begin()
             try:
                 yield conn
+                if conn.in_transaction():
+                    self.commit(conn)
             except BaseException:
                 if conn.in_transaction():
                     conn.rollback()
                 raise
-            if conn.in_transaction():
-                conn.commit()
+
+    def commit(self, conn: Connection, stop: Callable[[], bool] | None = None) -> None:
+        """Commit ``conn``'s transaction. SQLite: waited for in turns (``_LockWait.commit``:
+        Ctrl-C and SIGTERM heard, or ``stop`` asked, between them; StoreLocked past the
+        timeout), nothing committed when it is given up; a transaction that wrote nothing
+        commits at once."""
+        raw = conn.connection.driver_connection
+        if conn.dialect.name == "sqlite" and raw is not None and raw.in_transaction:
+            self._lock.commit(conn, stop)
+        conn.commit()  # SQLAlchemy's end of it (SQLite: nothing left to commit)
 
     @staticmethod
     def _sequence_is(key: tuple[str, str, int, str]) -> Any:

@@ -818,15 +818,22 @@ def _interrupt_twice_after_the_database_commit(monkeypatch) -> None:
 
     from pesgen.store import Store
 
-    real_transaction = Store.transaction
+    real_transaction, real_record = Store.transaction, Store.record_run
+    recording: list[bool] = []  # the run's transaction, not a new store's migrations'
+
+    def record_run(self, *args, **kwargs):
+        recording.append(True)
+        return real_record(self, *args, **kwargs)
 
     @contextmanager
     def interrupted_after_commit(self):
         with real_transaction(self) as conn:
             yield conn
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
+        if recording:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
 
+    monkeypatch.setattr(Store, "record_run", record_run)
     monkeypatch.setattr(Store, "transaction", interrupted_after_commit)
 
 
@@ -1232,12 +1239,15 @@ _WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}.get(os.uname().machine)
 
 @pytest.mark.skipif(_WRITE_SYSCALL is None or not Path("/proc/self/task").is_dir(),
                     reason="needs Linux's /proc to see the write blocked")
-def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path):
+@pytest.mark.parametrize("xs", [4096 + 100, 5 * 4096])
+def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path, xs):
     """Ctrl-C or SIGTERM (a KeyboardInterrupt) landing once a write to standard output or
     error has written bytes: the stream kept them as unwritten and wrote them again with
     the next line ("interrupted: …" after the line the signal cut, a PayFiP link printed
     twice). Here the pipe has room for a part of the line only: the write blocks after
-    that part, and the signal ends it with that part written."""
+    that part, and the signal ends it with that part written. A line longer than the
+    stream's buffer (8 KiB: a long refusal, a JSON report) went past the buffer, and
+    what the signal left of it unwritten was lost: each byte is written once, in order."""
     import fcntl
     import threading
 
@@ -1258,7 +1268,7 @@ def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path):
     os.read(read_end, page)  # room for one page of the line, not the rest
     filled -= page
     main = threading.get_native_id()
-    line = "x" * (page + 100) + "y" * 100
+    line = "x" * xs + "y" * 100
 
     def interrupt_when_blocked() -> None:
         while True:
@@ -1273,7 +1283,7 @@ def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path):
     sender = threading.Thread(target=interrupt_when_blocked)
     sender.start()
     with pytest.raises(KeyboardInterrupt):
-        print(line, file=out)
+        out.write(line + "\n")  # a line and its newline in one write, as click.echo's
     sender.join()
     read: list[bytes] = []
     reader = threading.Thread(target=lambda: read.extend(iter(
@@ -1286,3 +1296,25 @@ def test_a_line_partly_written_as_a_signal_lands_is_not_written_again(tmp_path):
     os.close(read_end)
     said = b"".join(read)[max(filled, 0):]
     assert size == page and said.decode() == line + "\ninterrupted\n", said[:200]
+
+
+def test_a_line_longer_than_the_buffer_to_a_closed_pipe_goes_to_the_null_device():
+    """The reader gone partway through a line longer than the stream's buffer: its rest,
+    and all that follows, go to the null device, without an error."""
+    import threading
+
+    from pesgen.cli import _pipe_safe_text
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, True)
+    reader = threading.Thread(target=lambda: (os.read(read_end, 100), os.close(read_end)))
+    reader.start()
+    out = _pipe_safe_text(write_end, "utf-8", "strict", stderr=False)
+    try:
+        out.write("x" * 200_000 + "\n")
+        out.write("next\n")
+        out.flush()
+    finally:
+        reader.join()
+        os.close(write_end)
+    assert out.buffer.closed_by_reader

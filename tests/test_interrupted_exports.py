@@ -510,25 +510,34 @@ def test_a_store_removed_while_a_command_uses_it_is_said_so(tmp_path):
     assert not db.exists()
 
 
+def _records_a_run(conn) -> bool:
+    """Whether ``conn``'s transaction records a run (an export's), not only a new store's
+    migrations."""
+    from pesgen.store import runs
+
+    return bool(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar())
+
+
 def _lost_at_commit(monkeypatch, store: Store | None = None) -> None:
     """The connection lost as the run is committed: the database commits, its answer
     never comes back (a TCP proxy dropping the link after forwarding COMMIT). With
-    ``store``: the store cannot be read again either."""
-    from sqlalchemy.engine import Connection
-
-    real = Connection.commit
+    ``store``: the store cannot be read again either. (Store.commit: on SQLite the
+    COMMIT is its own, in turns, before SQLAlchemy's Connection.commit.)"""
+    real = Store.commit
     lost = sa.exc.OperationalError(
         "COMMIT", None, Exception("server closed the connection unexpectedly"),
         connection_invalidated=True)
 
-    def commit_then_lost(self):
-        real(self)
-        raise lost
+    def commit_then_lost(self, conn, *args, **kwargs):
+        recording = _records_a_run(conn)  # not a new store's migrations
+        real(self, conn, *args, **kwargs)
+        if recording:
+            raise lost
 
     def unreadable(_self, _run_id):
         raise lost
 
-    monkeypatch.setattr(Connection, "commit", commit_then_lost)
+    monkeypatch.setattr(Store, "commit", commit_then_lost)
     if store is not None:
         monkeypatch.setattr(Store, "get_run", unreadable)
 
@@ -542,16 +551,18 @@ def test_a_commit_that_failed_and_is_read_again_unrecorded_says_nothing_was_reco
     db = tmp_path / "store.sqlite3"
     script = f"""
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from pesgen.cli import main
-real_rollback = Connection.rollback
+from pesgen.store import Store, runs
 lost = sa.exc.OperationalError("COMMIT", None, Exception(
     "server closed the connection unexpectedly\\n\\tThis probably means the server "
     "terminated abnormally"), connection_invalidated=True)
-def commit_lost(self):
-    real_rollback(self)
+real_commit = Store.commit
+def commit_lost(self, conn, *args, **kwargs):
+    if not conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar():
+        return real_commit(self, conn, *args, **kwargs)  # a new store's migrations
+    conn.rollback()
     raise lost
-Connection.commit = commit_lost
+Store.commit = commit_lost
 import subprocess
 import sys
 sys.argv = ["pesgen", "export", "-m", {str(MAPPING)!r}, "-i",

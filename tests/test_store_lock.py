@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -411,22 +412,29 @@ def test_a_read_waiting_for_a_commit_gives_up_after_the_timeout_as_locked(tmp_pa
     assert told == [1.5]
 
 
-def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
-    """A read meeting an export as it commits waits in turns: Ctrl-C (here
-    _thread.interrupt_main, sent once the read says it waits) stops it at the end of the
-    turn under way, long before the timeout; before, it waited in SQLite's busy handler,
-    in C, deaf to it, for the whole store_lock_timeout."""
+def _interrupting(sent: list[float]) -> Callable[[float], None]:
+    """An ``on_wait`` that sends Ctrl-C to the main thread (``_thread.interrupt_main``)
+    from another one, noting when in ``sent``."""
     import _thread
-
-    db = tmp_path / "store.sqlite3"
-    holder = _committing(db)
-    sent: list[float] = []
 
     def interrupt(_timeout: float) -> None:
         def send() -> None:
             sent.append(time.monotonic())
             _thread.interrupt_main()
         threading.Thread(target=send).start()
+
+    return interrupt
+
+
+def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
+    """A read meeting an export as it commits waits in turns: Ctrl-C (here
+    _thread.interrupt_main, sent once the read says it waits) stops it at the end of the
+    turn under way, long before the timeout; before, it waited in SQLite's busy handler,
+    in C, deaf to it, for the whole store_lock_timeout."""
+    db = tmp_path / "store.sqlite3"
+    holder = _committing(db)
+    sent: list[float] = []
+    interrupt = _interrupting(sent)
 
     try:
         store = None
@@ -472,3 +480,197 @@ def test_a_read_command_waiting_for_a_commit_stops_on_sigint_with_exit_130(tmp_p
     assert rest == "interrupted\n" and out == "", rest
     assert "locked" not in rest and "error" not in rest, rest
     assert stopped < 15, stopped
+
+
+# ------------------------------------------- a commit meeting reads under way
+
+
+def _reader(db: Path) -> sqlite3.Connection:
+    """A pesgen read under way (runs show, a dry run…): a read transaction holding
+    SQLite's shared lock, which a commit must see end (PENDING, then EXCLUSIVE), kept
+    until the caller lets it go."""
+    Store(f"sqlite:///{db}").engine.dispose()  # created and migrated first
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM pesgen_schema").fetchall()
+    return conn
+
+
+def _put_sequence(conn) -> None:
+    from pesgen.store import sequences
+
+    conn.execute(sequences.insert().values(id_coll="21", cod_bud="00", exercise=2026,
+                                           typ_bord="06", next_number=1, start_number=1))
+
+
+def _sequences_in(db: Path) -> int:
+    with sqlite3.connect(db, timeout=5) as conn:
+        return conn.execute("SELECT count(*) FROM sequences").fetchone()[0]
+
+
+def test_a_commit_waiting_for_reads_gives_up_after_the_timeout_as_locked(tmp_path):
+    """A commit waits for the reads under way in turns, as a BEGIN does: said once past
+    the grace, then the store's locked error (exit 7), nothing committed; before, it
+    waited in SQLite's busy handler and failed as 'database is locked'."""
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    told: list[float] = []
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
+        with pytest.raises(Exception) as info, store.transaction() as conn:
+            _put_sequence(conn)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert getattr(info.value, "exit_code", None) == 7, info.value
+    assert "held the state store's lock for 1.5 s" in str(info.value)
+    assert told == [1.5]
+    assert _sequences_in(db) == 0
+    with store.transaction() as conn:  # nothing left held: the same store writes at once
+        _put_sequence(conn)
+    assert _sequences_in(db) == 1
+
+
+def test_a_commit_waiting_for_reads_commits_once_they_end(tmp_path):
+    """Turns of COMMIT refused busy (the transaction stays open, SQLite's documentation
+    says), then one that takes: committed once, whole."""
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    release = threading.Timer(1.2, reader.rollback)
+    told: list[float] = []
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=told.append)
+        release.start()
+        with store.transaction() as conn:
+            _put_sequence(conn)
+            conn.exec_driver_sql("UPDATE sequences SET next_number = 2")
+    finally:
+        release.join()
+        reader.close()
+    assert told == []  # within the grace
+    with sqlite3.connect(db, timeout=5) as conn:
+        assert conn.execute("SELECT next_number FROM sequences").fetchall() == [(2,)]
+
+
+def test_a_commit_waiting_for_reads_hears_ctrl_c(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    sent: list[float] = []
+    interrupt = _interrupting(sent)
+
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
+        with pytest.raises(KeyboardInterrupt), store.transaction() as conn:
+            _put_sequence(conn)
+        stopped = time.monotonic()
+    finally:
+        reader.rollback()
+        reader.close()
+    assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
+    assert _sequences_in(db) == 0
+
+
+def _exporting(db: Path, out: Path, timeout: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT=timeout)
+    return subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                             "-i", str(EXAMPLES / "school-export.json"), "-o", str(out),
+                             "--date", "2026-11-23"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+
+
+def test_an_export_committing_while_a_read_is_under_way_gives_up_as_locked(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    try:
+        done = _export(db, tmp_path / "out", "2")
+    finally:
+        reader.rollback()
+        reader.close()
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert "another pesgen run held the state store's lock for 2 s" in done.stderr
+    assert "the export stopped waiting for it; nothing written, no number used" in done.stderr
+    assert "database is locked" not in done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert Store(f"sqlite:///{db}").list_runs() == []
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_an_export_committing_while_a_read_is_under_way_stops_on_a_signal(tmp_path, signame):
+    """Its commit waits for the read in turns: Ctrl-C or SIGTERM, though the run's commit
+    holds them (it stands once committed), stop it while nothing is committed: exit 130,
+    nothing recorded, no file written. Before, the commit waited in C, deaf to them, and
+    the run was committed once the read ended."""
+    import signal
+
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    proc = _exporting(db, tmp_path / "out", "20")
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        sent = time.monotonic()
+        proc.send_signal(getattr(signal, signame))
+        out, rest = proc.communicate(timeout=60)
+        stopped = time.monotonic() - sent
+    finally:
+        reader.rollback()
+        reader.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert WAITING in first, first + rest
+    assert proc.returncode == 130, first + rest
+    assert "interrupted" in rest and "recorded" not in rest.replace("nothing", ""), rest
+    assert stopped < 15, stopped
+    assert Store(f"sqlite:///{db}").list_runs() == []
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_cancellation_committing_while_a_read_is_under_way_gives_up_as_locked(tmp_path):
+    """runs cancel (as acquit --record and the payfip recordings) commits through the
+    same wait."""
+    db = tmp_path / "store.sqlite3"
+    assert _export(db, tmp_path / "out", "20", "--create-store").returncode == 0
+    run = Store(f"sqlite:///{db}").list_runs()[0].id
+    reader = _reader(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="1")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run,
+                               "--reason", "test"], capture_output=True, text=True,
+                              env=env, cwd=ROOT, timeout=60)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert done.returncode == 7, done.stderr
+    assert "held the state store's lock for 1 s" in done.stderr, done.stderr
+    assert "database is locked" not in done.stderr
+    assert Store(f"sqlite:///{db}").list_runs()[0].status == "committed"
+
+
+def test_writes_beyond_the_cache_do_not_wait_for_reads_under_way(tmp_path):
+    """A large run's records outgrow SQLite's page cache, whose pages a write spills to
+    the file before its commit, for which it needs the file alone: with a read under
+    way, each spill waited in SQLite's busy handler, in C, deaf to Ctrl-C, the whole
+    store_lock_timeout (here 2 s, a great many times over). Now the pages stay in
+    memory; only the commit waits for the read, in turns, and gives up as locked."""
+    db = tmp_path / "store.sqlite3"
+    reader = _reader(db)
+    told: list[float] = []
+    try:
+        store = Store(f"sqlite:///{db}", lock_timeout=2, on_wait=told.append)
+        started = time.monotonic()
+        with pytest.raises(Exception) as info, store.transaction() as conn:
+            conn.exec_driver_sql("PRAGMA cache_size=-64")  # 64 KiB: spilt at once
+            conn.exec_driver_sql("CREATE TABLE big (x BLOB)")
+            for _ in range(40):
+                conn.exec_driver_sql("INSERT INTO big VALUES (randomblob(50000))")
+        waited = time.monotonic() - started
+    finally:
+        reader.rollback()
+        reader.close()
+    assert getattr(info.value, "exit_code", None) == 7, info.value
+    assert told == [2]
+    assert waited < 12, waited  # the commit's 2 s; before, 2 s per spill tried
+    with sqlite3.connect(db, timeout=5) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'big'").fetchall() == []

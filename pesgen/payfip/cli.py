@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._display import json_text, shown
+from .._display import json_text, masked_text, shown
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
@@ -29,6 +29,12 @@ EndpointOpt = Annotated[str | None, typer.Option(
          "https://www.payfip.gouv.fr/tpa.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per PayFiP call.")]
 MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (YAML).")]
+
+
+def _say(text: str = "", err: bool = False) -> None:
+    """A line of text: the secrets of the URLs it quotes masked (``masked_text``), as the
+    JSON outputs mask them; a link printed to be followed is printed as it is."""
+    typer.echo(masked_text(text), err=err)
 
 
 def _fail(exc: PesgenError) -> None:
@@ -51,8 +57,12 @@ def _log_outcomes() -> None:
     """Show pesgen.payfip's log lines (idOps and outcomes; never amounts or addresses)."""
     import logging
 
+    class Masked(logging.Formatter):  # a URL quoted (an endpoint): its secrets masked
+        def format(self, record: logging.LogRecord) -> str:
+            return masked_text(super().format(record))
+
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    handler.setFormatter(Masked("%(levelname)s:     %(name)s: %(message)s"))
     logger = logging.getLogger("pesgen.payfip")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -116,11 +126,11 @@ def link(
             # every link it made
             printing = result
             amount = f"{result.amount_cents // 100},{result.amount_cents % 100:02d} EUR"
-            typer.echo(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
+            _say(f"invoice {result.invoice}: PayFiP operation {result.id_op} (refdet "
                        f"{result.refdet}, {amount}, saisie {result.saisie})")
             typer.echo(result.url)
             for note in result.notes:
-                typer.echo(f"note: {note}", err=True)
+                _say(f"note: {note}", err=True)
             if _stdout_closed():
                 # `| head -2`: the links after it would go nowhere; not made
                 raise BrokenPipeError(32, "standard output closed by its reader")
@@ -133,7 +143,7 @@ def link(
             links.close()  # no link after it; the client closed
         _batch_stopped(batch, invoice, printing, exc)
     if len(invoice) > 1:
-        typer.echo(f"{batch.made} link(s) made", err=True)
+        _say(f"{batch.made} link(s) made", err=True)
 
 
 def _stdout_closed() -> bool:
@@ -205,7 +215,7 @@ def serve(
     except PesgenError as exc:
         _fail(exc)
         return
-    typer.echo(f"pesgen payfip serve: notifications at http://{host}:{port}/payfip/notification")
+    _say(f"pesgen payfip serve: notifications at http://{host}:{port}/payfip/notification")
     _log_outcomes()
     # one client per endpoint for the receiver's life, not one per notification
     with KeptClients(default_factory(endpoint, timeout)) as clients:
@@ -232,7 +242,7 @@ def fake(
         return
     clients = {c: ("COLLECTIVITE DE TEST", "REGIE DE TEST", "PAYFIP FAKE")
                for c in client} if client else None
-    typer.echo(f"fake PayFiP: endpoint http://{host}:{port}/tpa (SOAP at /tpa/services/securite)")
+    _say(f"fake PayFiP: endpoint http://{host}:{port}/tpa (SOAP at /tpa/services/securite)")
     _log_outcomes()
     run(FakePayfip(clients=clients, notify=not no_notify).app, host, port)
 
@@ -264,14 +274,14 @@ def reconcile(
         for o in reconcile_each(_store(db), default_factory(endpoint, timeout),
                                 day.isoformat() if day else None):
             extra = f" ({shown(o.message)})" if o.message else ""
-            typer.echo(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
+            _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
             counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
                    else o.action] += 1
     except PesgenError as exc:
         _fail(exc)
         return
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
-    typer.echo(f"reconciled {counts.total()} operation(s): {summary}")
+    _say(f"reconciled {counts.total()} operation(s): {summary}")
     if counts.get("error"):
         raise typer.Exit(int(ExitCode.REMOTE))  # some results could not be asked: alert
 
@@ -324,30 +334,30 @@ def payments(
         _fail(exc)
         return
     summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
-    typer.echo(f"wrote {output}: {summary}" if output else summary, err=True)
+    _say(f"wrote {output}: {summary}" if output else summary, err=True)
     if seen.expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
-        typer.echo(f"note: {seen.expired} invoice(s) expired: PayFiP no longer knows their "
+        _say(f"note: {seen.expired} invoice(s) expired: PayFiP no longer knows their "
                    "operation, so whether the family paid before it expired is not known; "
                    "check with the trésorerie before sending a new link (docs/payfip.md)",
                    err=True)
     if seen.undated:
         # PayFiP's answer said paid but gave no dattrans/heurtrans: the payment is sure,
         # its time is not
-        typer.echo(f"note: {seen.undated.count} payment(s) came without PayFiP's transaction "
+        _say(f"note: {seen.undated.count} payment(s) came without PayFiP's transaction "
                    f"date and time (dattrans/heurtrans) ({seen.undated}): their paid_at is "
                    "when pesgen recorded the result, not when the family paid (paid_at_source "
                    "recorded in --format json; docs/payfip.md)", err=True)
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
     if seen.paid_cancelled:
-        typer.echo(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
+        _say(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
                    f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
                    "trésorerie refunds it or applies it to the title exported in its place "
                    "(docs/payfip.md)", err=True)
     if seen.still_open:
-        typer.echo(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
+        _say(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
                    f"link open ({seen.still_open}): a payment through it would be an anomaly "
                    "(run-cancelled), not a payment", err=True)
 
@@ -472,13 +482,13 @@ def anomalies(
     listed = [r for r in rows if every or r["resolved_at"] is None]
     resolved = sum(r["resolved_at"] is not None for r in rows)
     if not rows:
-        typer.echo("no anomaly")
+        _say("no anomaly")
         return
     if not listed:
-        typer.echo(f"no open anomaly ({resolved} resolved: --all lists them)")
+        _say(f"no open anomaly ({resolved} resolved: --all lists them)")
         return
     for r in listed:
-        typer.echo(f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
+        _say(f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
                    f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
                    + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
                       if r['expected'] is not None else ""))
@@ -493,15 +503,15 @@ def anomalies(
                     # the title exported in its place
                     state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
                               f"{r['again_run']}, on which nothing is paid")
-            typer.echo(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
+            _say(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
                        "payment and changed no status")
         if r["resolved_at"] is not None:
-            typer.echo(f"    resolved {r['resolved_at']} by {r['resolved_by']}: {r['note']}")
+            _say(f"    resolved {r['resolved_at']} by {r['resolved_by']}: {r['note']}")
         else:
-            typer.echo(f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}")
+            _say(f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}")
     open_count = sum(r["resolved_at"] is None for r in rows)
     if open_count:
-        typer.echo(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
+        _say(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
                    "--note TEXT` (it records the decision; it pays nothing)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
@@ -552,7 +562,7 @@ def anomalies_resolve(
         _fail(exc)
         return
     invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
-    typer.echo(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
+    _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
                f"{row['resolved_by']}; no payment was recorded")
 
 
@@ -585,7 +595,7 @@ def client_info(
         _fail(exc)
         return
     # PayFiP's words: escaped and cut for the terminal
-    typer.echo(f"numcli {shown(detail.numcli)}: {shown(detail.libelleN1)} / "
+    _say(f"numcli {shown(detail.numcli)}: {shown(detail.libelleN1)} / "
                f"{shown(detail.libelleN2)} / {shown(detail.libelleN3)}")
 
 
@@ -627,7 +637,7 @@ def tipi_url(
         return
     typer.echo(url)
     for note in notes:
-        typer.echo(f"note: {note}", err=True)
+        _say(f"note: {note}", err=True)
 
 
 @payfip_app.command()
@@ -679,19 +689,19 @@ def datamatrix(
                    "acquit FILE` gives the command that cancels the bordereau, then export "
                    "its invoices again" if s.rejected else
                    "a family must not pay a cancelled title")
-            typer.echo(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
+            _say(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
                        f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})",
                        err=True)
             if s.earlier is not None:
                 when = (f"the trésorerie rejected IdBord {s.id_bord}" if s.rejected
                         else f"IdBord {s.id_bord} was cancelled")
-                typer.echo(f"warning: {s.earlier} (and its images in "
+                _say(f"warning: {s.earlier} (and its images in "
                            f"{s.earlier.name.removesuffix('.csv')}/) was written before {when}: "
                            "do not print its Datamatrix", err=True)
 
         def paid(rows: list[dict[str, Any]]) -> None:
             # paid online already: a Datamatrix would let the family pay it again
-            typer.echo(f"skipped {len(rows)} title(s) of run {full} paid online through "
+            _say(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
                            f"operation {r['id_op']}"
@@ -706,5 +716,5 @@ def datamatrix(
         _fail(exc)
         return
     for w in written:
-        typer.echo(f"wrote {w.csv}  ({len(w.images)} image(s) in "
+        _say(f"wrote {w.csv}  ({len(w.images)} image(s) in "
                    f"{w.csv.name.removesuffix('.csv')}/, layout {layout}, UNCONFIRMED)")
