@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -412,6 +413,26 @@ def test_a_read_waiting_for_a_commit_gives_up_after_the_timeout_as_locked(tmp_pa
     assert told == [1.5]
 
 
+def _signalled_once_waiting(proc: subprocess.Popen, signum: int, held: Any
+                            ) -> tuple[str, str, str, float]:
+    """Send ``signum`` to ``proc`` once it says it waits (its first line on standard
+    error), then let go of the connection ``held`` that made it wait: (that first line,
+    standard output, the rest of standard error, seconds from the signal to its end)."""
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # said once it waits past the grace
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        out, rest = proc.communicate(timeout=60)
+        stopped = time.monotonic() - sent
+    finally:
+        held.rollback()
+        held.close()
+        if proc.poll() is None:
+            proc.kill()
+    return first, out, rest, stopped
+
+
 def _interrupting(sent: list[float]) -> Callable[[float], None]:
     """An ``on_wait`` that sends Ctrl-C to the main thread (``_thread.interrupt_main``)
     from another one, noting when in ``sent``."""
@@ -462,17 +483,11 @@ def test_a_read_command_waiting_for_a_commit_stops_on_sigint_with_exit_130(tmp_p
         proc = subprocess.Popen([sys.executable, "-m", "pesgen", "runs", "list"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=env, cwd=ROOT)
-        assert proc.stderr is not None
-        first = proc.stderr.readline()  # said once it waits past the grace
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, rest = proc.communicate(timeout=60)
-        stopped = time.monotonic() - sent
-    finally:
+    except BaseException:
         holder.rollback()
         holder.close()
-        if proc.poll() is None:
-            proc.kill()
+        raise
+    first, out, rest, stopped = _signalled_once_waiting(proc, signal.SIGINT, holder)
     assert WAITING in first, first + rest
     assert proc.returncode == 130, first + rest
     # said once: a signal landing as it was written does not leave it to be written
@@ -607,18 +622,7 @@ def test_an_export_committing_while_a_read_is_under_way_stops_on_a_signal(tmp_pa
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
     proc = _exporting(db, tmp_path / "out", "20")
-    try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()
-        sent = time.monotonic()
-        proc.send_signal(getattr(signal, signame))
-        out, rest = proc.communicate(timeout=60)
-        stopped = time.monotonic() - sent
-    finally:
-        reader.rollback()
-        reader.close()
-        if proc.poll() is None:
-            proc.kill()
+    first, out, rest, stopped = _signalled_once_waiting(proc, getattr(signal, signame), reader)
     assert WAITING in first, first + rest
     assert proc.returncode == 130, first + rest
     assert "interrupted" in rest and "recorded" not in rest.replace("nothing", ""), rest
