@@ -19,11 +19,7 @@ import re
 from array import array
 from collections.abc import Callable
 
-# a record "<head><digits><tail>": the digits without leading zeros (or "0"), the tail
-# without digits ("file.json:$.invoices[12]", "file.csv:17")
 _hash = hash  # a key's (a test gives every key one hash: each candidate is confirmed)
-
-_RECORD = re.compile(r"(.*?)(0|[1-9][0-9]{0,17})([^0-9]*)", re.ASCII | re.DOTALL)
 
 
 _NO_FREE = (-1, -1)  # right even for a hash of -1: slot -1 is where its probe starts
@@ -125,11 +121,12 @@ class Records:
 
 
 def split_record(record: str) -> tuple[str, str, str] | None:
-    """(head, number, tail) as ``_RECORD`` splits ``record``, or None if it has no ASCII
-    digit: the tail is what follows the last digit, the number the longest end of the
-    last run of digits that is "0" or up to 18 digits not starting with 0. Read on the
-    record reversed (one match from its end: ``_RECORD``'s lazy head tries every length,
-    2 µs for a record of 50 characters)."""
+    """A record ("file.json:$.invoices[12]", "file.csv:17") as (head, number, tail), or
+    None if it has no ASCII digit: the tail is what follows the last digit, the number
+    the longest end of the last run of digits that is "0" or up to 18 digits not
+    starting with 0 (the pattern ``(.*?)(0|[1-9][0-9]{0,17})([^0-9]*)`` matching it
+    whole). Read on the record reversed (one match from its end: that pattern's lazy
+    head tries every length, 2 µs for a record of 50 characters)."""
     m = _REVERSED.match(record[::-1])
     if m is None:
         return None
