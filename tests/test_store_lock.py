@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ from .conftest import EXAMPLES, MAPPINGS, ROOT
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 WAITING = "waiting for the state store: another pesgen run holds its lock"
+
+
+@contextmanager
+def _released(held: Any) -> Iterator[Any]:
+    """``held``, a connection holding a lock or a transaction open, rolled back and closed
+    at the block's end, whatever ends it."""
+    try:
+        yield held
+    finally:
+        held.rollback()
+        held.close()
 
 
 def _holder(db: Path) -> sqlite3.Connection:
@@ -46,13 +58,10 @@ def _export(db: Path, out: Path, timeout: str, *extra: str) -> subprocess.Comple
 def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
-    try:
+    with _released(holder):
         started = time.monotonic()
         done = _export(db, tmp_path / "out", "2")
         waited = time.monotonic() - started
-    finally:
-        holder.rollback()
-        holder.close()
     assert done.returncode == 7, done.stderr
     assert done.stderr.count(WAITING) == 1, done.stderr
     assert "another pesgen run held the state store's lock for 2 s" in done.stderr
@@ -110,14 +119,11 @@ def test_the_store_tells_its_caller_once_and_gives_up_after_its_timeout(tmp_path
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
     told: list[float] = []
-    try:
+    with _released(holder):
         # opened without the lock (nothing to migrate); its write transaction waits
         store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
         with pytest.raises(Exception) as info, store.transaction():
             pass
-    finally:
-        holder.rollback()
-        holder.close()
     assert info.value.exit_code == 7
     assert "held the state store's lock for 1.5 s" in str(info.value)
     assert told == [1.5]
@@ -162,7 +168,7 @@ def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
-    try:
+    with _released(holder):
         proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
                                  "-i", str(EXAMPLES / "school-export.json"), "-o",
                                  str(tmp_path / "out"), "--date", "2026-11-23"],
@@ -175,9 +181,6 @@ def test_a_waiting_export_stops_at_once_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
         stopped = time.monotonic() - sent
-    finally:
-        holder.rollback()
-        holder.close()
     assert proc.returncode != 0 and stopped < 5, (stopped, err)
     assert Store(f"sqlite:///{db}").list_runs() == []
 
@@ -242,7 +245,7 @@ def test_a_read_runs_while_another_connection_holds_the_write_lock(tmp_path):
     # the holder has written, uncommitted: readers see the store as committed
     holder.execute("UPDATE pesgen_schema SET applied_at = 'x'")
     told: list[float] = []
-    try:
+    with _released(holder):
         started = time.monotonic()
         store = Store(f"sqlite:///{db}", lock_timeout=5, on_wait=told.append)
         with store.reads():
@@ -255,16 +258,13 @@ def test_a_read_runs_while_another_connection_holds_the_write_lock(tmp_path):
         with pytest.raises(Exception) as info:
             Store(f"sqlite:///{db}", lock_timeout=0.5).list_runs()
         assert info.value.exit_code == 7
-    finally:
-        holder.rollback()
-        holder.close()
 
 
 def test_read_commands_answer_while_an_export_holds_the_lock(tmp_path):
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
-    try:
+    with _released(holder):
         for command in (["runs", "list"], ["runs", "find", "FA-2026-00101"],
                         ["payfip", "anomalies"]):
             started = time.monotonic()
@@ -275,9 +275,6 @@ def test_read_commands_answer_while_an_export_holds_the_lock(tmp_path):
             assert WAITING not in done.stderr, (command, done.stderr)
             assert done.returncode in (0, 1), (command, done.stderr)  # find: in no run
             assert "locked" not in done.stderr, (command, done.stderr)
-    finally:
-        holder.rollback()
-        holder.close()
 
 
 def test_opening_a_store_takes_the_write_lock_only_to_migrate(tmp_path):
@@ -287,13 +284,10 @@ def test_opening_a_store_takes_the_write_lock_only_to_migrate(tmp_path):
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     told: list[float] = []
-    try:
+    with _released(holder):
         with pytest.raises(Exception) as info:
             Store(f"sqlite:///{db}", lock_timeout=1, on_wait=told.append)
         assert info.value.exit_code == 7 and told == [1]
-    finally:
-        holder.rollback()
-        holder.close()
     assert Store(f"sqlite:///{db}").list_runs() == []
 
 
@@ -322,7 +316,7 @@ def test_a_dry_run_answers_while_an_export_holds_the_lock(tmp_path):
     waited for an export rendering its files, and said so."""
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
-    try:
+    with _released(holder):
         started = time.monotonic()
         done = _export(db, tmp_path / "out", "20", "--dry-run")
         assert time.monotonic() - started < 15
@@ -330,9 +324,6 @@ def test_a_dry_run_answers_while_an_export_holds_the_lock(tmp_path):
         assert WAITING not in done.stderr
         assert "titles: 11" in done.stdout, done.stdout
         assert not (tmp_path / "out").exists()
-    finally:
-        holder.rollback()
-        holder.close()
 
 
 def test_a_dry_run_of_a_store_to_migrate_still_waits_for_the_lock(tmp_path):
@@ -345,13 +336,10 @@ def test_a_dry_run_of_a_store_to_migrate_still_waits_for_the_lock(tmp_path):
                      "pesgen_schema)")
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
-    try:
+    with _released(holder):
         done = _export(db, tmp_path / "out", "1", "--dry-run")
         assert done.returncode == 7, (done.stdout, done.stderr)
         assert "lock" in done.stderr, done.stderr
-    finally:
-        holder.rollback()
-        holder.close()
 
 
 def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
@@ -363,7 +351,7 @@ def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
     run = Store(f"sqlite:///{db}").list_runs()[0].id
     holder = _holder(db)
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
-    try:
+    with _released(holder):
         for command in (["tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00101", "--urlcl",
                          "https://ecole.example.org/retour"],
                         ["datamatrix", "--run", run, "--code-etablissement", "123",
@@ -375,9 +363,6 @@ def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
             assert time.monotonic() - started < 15, command
             assert WAITING not in done.stderr, (command, done.stderr)
             assert done.returncode == 0, (command, done.stderr)
-    finally:
-        holder.rollback()
-        holder.close()
 
 
 # ------------------------------------------- a read meeting an export as it commits
@@ -400,14 +385,11 @@ def test_a_read_waiting_for_a_commit_gives_up_after_the_timeout_as_locked(tmp_pa
     db = tmp_path / "store.sqlite3"
     holder = _committing(db)
     told: list[float] = []
-    try:
+    with _released(holder):
         with pytest.raises(Exception) as info:
             store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
             with store.reads():
                 store.list_runs()
-    finally:
-        holder.rollback()
-        holder.close()
     assert getattr(info.value, "exit_code", None) == 7, info.value
     assert "held the state store's lock for 1.5 s" in str(info.value)
     assert told == [1.5]
@@ -457,16 +439,13 @@ def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
     sent: list[float] = []
     interrupt = _interrupting(sent)
 
-    try:
+    with _released(holder):
         store = None
         with pytest.raises(KeyboardInterrupt):
             store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
             with store.reads():
                 store.list_runs()
         stopped = time.monotonic()
-    finally:
-        holder.rollback()
-        holder.close()
     assert store is None  # stopped opening it (reading its schema's version)
     assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
     # nothing left held: the store reads at once
@@ -530,13 +509,10 @@ def test_a_commit_waiting_for_reads_gives_up_after_the_timeout_as_locked(tmp_pat
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
     told: list[float] = []
-    try:
+    with _released(reader):
         store = Store(f"sqlite:///{db}", lock_timeout=1.5, on_wait=told.append)
         with pytest.raises(Exception) as info, store.transaction() as conn:
             _put_sequence(conn)
-    finally:
-        reader.rollback()
-        reader.close()
     assert getattr(info.value, "exit_code", None) == 7, info.value
     assert "held the state store's lock for 1.5 s" in str(info.value)
     assert told == [1.5]
@@ -573,14 +549,11 @@ def test_a_commit_waiting_for_reads_hears_ctrl_c(tmp_path):
     sent: list[float] = []
     interrupt = _interrupting(sent)
 
-    try:
+    with _released(reader):
         store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
         with pytest.raises(KeyboardInterrupt), store.transaction() as conn:
             _put_sequence(conn)
         stopped = time.monotonic()
-    finally:
-        reader.rollback()
-        reader.close()
     assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
     assert _sequences_in(db) == 0
 
@@ -597,11 +570,8 @@ def _exporting(db: Path, out: Path, timeout: str) -> subprocess.Popen[str]:
 def test_an_export_committing_while_a_read_is_under_way_gives_up_as_locked(tmp_path):
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
-    try:
+    with _released(reader):
         done = _export(db, tmp_path / "out", "2")
-    finally:
-        reader.rollback()
-        reader.close()
     assert done.returncode == 7, done.stderr
     assert done.stderr.count(WAITING) == 1, done.stderr
     assert "another pesgen run held the state store's lock for 2 s" in done.stderr
@@ -639,13 +609,10 @@ def test_a_cancellation_committing_while_a_read_is_under_way_gives_up_as_locked(
     run = Store(f"sqlite:///{db}").list_runs()[0].id
     reader = _reader(db)
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="1")
-    try:
+    with _released(reader):
         done = subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run,
                                "--reason", "test"], capture_output=True, text=True,
                               env=env, cwd=ROOT, timeout=60)
-    finally:
-        reader.rollback()
-        reader.close()
     assert done.returncode == 7, done.stderr
     assert "held the state store's lock for 1 s" in done.stderr, done.stderr
     assert "database is locked" not in done.stderr
@@ -661,7 +628,7 @@ def test_writes_beyond_the_cache_do_not_wait_for_reads_under_way(tmp_path):
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
     told: list[float] = []
-    try:
+    with _released(reader):
         store = Store(f"sqlite:///{db}", lock_timeout=2, on_wait=told.append)
         started = time.monotonic()
         with pytest.raises(Exception) as info, store.transaction() as conn:
@@ -670,9 +637,6 @@ def test_writes_beyond_the_cache_do_not_wait_for_reads_under_way(tmp_path):
             for _ in range(40):
                 conn.exec_driver_sql("INSERT INTO big VALUES (randomblob(50000))")
         waited = time.monotonic() - started
-    finally:
-        reader.rollback()
-        reader.close()
     assert getattr(info.value, "exit_code", None) == 7, info.value
     assert told == [2]
     assert waited < 12, waited  # the commit's 2 s; before, 2 s per spill tried
