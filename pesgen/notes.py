@@ -30,8 +30,14 @@ def _default(o: Any) -> Any:
     raise TypeError(type(o))
 
 
-# as store.pack_json writes a note: sorted keys, not ASCII-escaped
+# as a run's record keeps its JSON (``pack_json``): sorted keys, not ASCII-escaped
 _encode = json.JSONEncoder(default=_default, ensure_ascii=False, sort_keys=True).encode
+
+
+def pack_json(obj: Any) -> str:
+    """``obj`` as a run's record keeps it in JSON (its validation, its policies, each
+    note): sorted keys, not ASCII-escaped, a ``Decimal`` or a date as its text."""
+    return _encode(obj)
 
 
 def _texts_of(notes: list[Any]) -> list[bytes]:

@@ -24,8 +24,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from ._display import masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
-from .notes import Notes
+from .notes import Notes, pack_json
 
 metadata = sa.MetaData()
 
@@ -2324,14 +2323,6 @@ def unpack_notes(policies: dict[str, Any]) -> list[dict[str, Any]]:
     if "notes_z" in policies:
         return json.loads(zlib.decompress(base64.b64decode(policies["notes_z"])))
     return policies.get("notes", [])
-
-
-def pack_json(obj: Any) -> str:
-    def default(o: Any) -> Any:
-        if isinstance(o, (Decimal, date)):
-            return str(o)
-        raise TypeError(type(o))
-    return json.dumps(obj, default=default, ensure_ascii=False, sort_keys=True)
 
 
 def _check_fits(table: sa.Table, rows: list[dict[str, Any]], dialect: str) -> None:
