@@ -79,13 +79,13 @@ class LeftOut:
     policy: str
 
 
-# the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
-# the same objects, a few per invoice
 def _as_is(number: str) -> str:
     """A recorded run's invoice number is its own key (it was checked as written)."""
     return number
 
 
+# the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
+# the same objects, a few per invoice
 _make_note = maker(PolicyNote)
 _make_line, _make_title, _make_debtor = maker(Line), maker(Title), maker(Debtor)
 _make_address, _make_mandate, _make_account = maker(Address), maker(Mandate), maker(BankAccount)
@@ -722,7 +722,7 @@ class Builder:
                         f"{number[:1]!r}, which a spreadsheet opening the payment references "
                         "CSV would take for a formula", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
-        key = number if self.recorded else invoice_key(number)
+        key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)
         other = self.seen.find(key)
         if other is not None:
             lookalike = written_otherwise(number, other)
