@@ -758,7 +758,10 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     json_path = _jpath(target)
     # ijson's C backend reads a lone surrogate escape as '?', silently: a file with any
     # escaped surrogate is read by its Python backend, which keeps it, to be refused
-    surrogates = _has_surrogate_escape(path, spec.encoding)
+    try:
+        surrogates = _has_surrogate_escape(path, spec.encoding)
+    except UnicodeError:  # what errors="replace" does not replace: no UTF-16 BOM
+        raise _encoding_error(path, spec) from None
     basic_parse = ijson.get_backend("python").basic_parse if surrogates else ijson.basic_parse
     count = 0
     # keys seen in each object along the records path, for a path that matches nothing
