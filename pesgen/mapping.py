@@ -285,6 +285,17 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
     return Binding(key, where, "path", path, getter, columns)
 
 
+def _reads_files(codec: str) -> bool:
+    """Whether the text codec ``codec`` decodes any bytes, those it cannot read replaced
+    (as the readers tell where a file breaks): not idna, punycode or undefined, which
+    refuse the replacement itself."""
+    try:
+        bytes(range(256)).decode(codec, "replace")
+    except UnicodeError:
+        return False
+    return True
+
+
 def _close_encoding(name: str) -> str:
     """'; did you mean 'cp1252'?' for an encoding Python does not know as written
     ('windows1252', 'win-1252', 'cp-1252'): the known name it most likely means,
@@ -576,9 +587,17 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
         try:
             import codecs
 
-            if not getattr(codecs.lookup(input_spec.encoding), "_is_text_encoding", True):
+            codec = codecs.lookup(input_spec.encoding)
+            if not getattr(codec, "_is_text_encoding", True):
                 problems.append(Problem("mapping.input", f"'{input_spec.encoding}' is not a "
                                         "text encoding", mapping=where("input", "encoding")))
+            elif not _reads_files(codec.name):
+                problems.append(Problem(
+                    "mapping.input", f"'{input_spec.encoding}' is not the encoding of a "
+                    f"file: Python's {codec.name} codec reads no file's bytes as text (it "
+                    "fails on the bytes it cannot decode, instead of naming them); a "
+                    "file's encoding is utf-8, cp1252, iso-8859-15…",
+                    mapping=where("input", "encoding")))
         except LookupError:
             problems.append(Problem("mapping.input", f"unknown encoding '{input_spec.encoding}'"
                                     f"{_close_encoding(input_spec.encoding)}",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
@@ -46,3 +48,21 @@ def test_a_json_export_not_in_the_utf16_the_mapping_declares_is_refused(tmp_path
             f"BOM [mapping {mapping}:27: input.encoding] (rule input.encoding)") in r.output
     assert not out.exists()
 
+
+@pytest.mark.parametrize("codec", ["idna", "punycode", "undefined"])
+def test_a_codec_that_reads_no_file_is_refused_with_the_mapping(tmp_path, codec):
+    """Python knows idna, punycode and undefined as text encodings, so a mapping's
+    input.encoding naming one passed check-mapping, and the export escaped as a
+    UnicodeError ('Unsupported error handling replace', 'undefined encoding') from the
+    first look at the file: the mapping is refused at its input.encoding, before any
+    input is read."""
+    mapping = _mapping_with(tmp_path, JSON_MAPPING, "encoding: utf-8", f"encoding: {codec}")
+    r = run_cli("check-mapping", mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert (f"'{codec}' is not the encoding of a file: Python's {codec} codec reads no "
+            "file's bytes as text") in r.output
+    assert f"[mapping {mapping}:27: input.encoding] (rule mapping.input)" in r.output
+    out = tmp_path / "out"
+    r = _export(mapping, EXAMPLES / "school-export.json", out)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert not out.exists()
