@@ -205,7 +205,8 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
         _wrong_shape(ctx, exc, binding, origin or ctx.origin, scope)
         return None
     except Exception as exc:  # a Jinja error inside a user expression
-        ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}",
+        said = _shapes_read(binding.text, scope) if isinstance(exc, TypeError) else ""
+        ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}{said}",
                     mapping=binding.where, record=origin)
         return None
     if isinstance(value, str):
@@ -253,6 +254,27 @@ def _line_of(where: str) -> int:
 @lru_cache(maxsize=256)
 def _expression_chains(source: str) -> tuple[tuple[str, tuple[str | int, ...]], ...]:
     return expression_paths(expression_environment(), source)
+
+
+def _shapes_read(source: str, scope: dict[str, Any]) -> str:
+    """The values an expression that failed on a type reads that are a JSON list or
+    object, which Python's words do not name ("unhashable type: 'list'", for
+    ``{...}.get(invoice.payment.method)`` where the export's method is a list):
+    ' (invoice.payment.method is a list)'; empty when it reads none."""
+    found = []
+    for root, chain in _expression_chains(source):
+        node = scope.get(root)
+        for part in chain:
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                node = None
+                break
+        if chain and isinstance(node, (list, dict)):
+            found.append(f"{'.'.join([root, *map(str, chain)])} is {json_kind(node)}")
+    return f" ({'; '.join(found)})" if found else ""
 
 
 def _expression_place(source: str, exc: WrongShape,
@@ -410,9 +432,10 @@ class Builder:
     # ------------------------------------------------------------ helpers
 
     def _scalar(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
-                origin: str | None = None) -> bool:
+                origin: str | None = None, expected: str = "a text") -> bool:
         """Whether ``value`` is a string, a number or nothing; else an ``input.type``
-        problem naming the JSON path the binding read (or its expression)."""
+        problem naming the JSON path the binding read (or its expression), and what the
+        field is (``expected``: a text, a date)."""
         if value is None or type(value) is str:
             return True
         shape = _shape(value)
@@ -424,7 +447,7 @@ class Builder:
             source = ""
         else:
             source = f" (from {binding.kind} {binding.text!r})" if binding is not None else ""
-        ctx.problem("input.type", f"{key} is {shape}{source}, not a text: a field of the "
+        ctx.problem("input.type", f"{key} is {shape}{source}, not {expected}: a field of the "
                     "title takes a string or a number", mapping=binding.where if binding
                     else None, record=record)
         return False
@@ -518,6 +541,9 @@ class Builder:
                             mapping=binding.where if binding else None, record=origin)
             return None
         try:
+            shape = None if isinstance(value, (str, date)) else _shape(value)
+            if shape is not None:  # a list or an object: its Python text is billing data
+                raise ValueError(f"{shape} is not a date")
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
             ctx.problem("input.date", f"{key}: {exc}", mapping=binding.where if binding else None,
@@ -541,6 +567,9 @@ class Builder:
         if _blank(value):
             return None
         try:
+            shape = None if kind is str else _shape(value)
+            if shape is not None:  # a list or an object: its Python text is billing data
+                raise ValueError(f"{shape} is not an amount")
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
             ctx.problem("input.amount", f"{key}: {exc}",
@@ -1287,6 +1316,9 @@ class Builder:
         if _blank(flag):
             return None
         try:
+            shape = None if type(flag) is bool else _shape(flag)
+            if shape is not None:  # a list or an object: its Python text is billing data
+                raise ValueError(f"{shape} is not a yes/no value")
             if not parse_bool(flag):
                 return None
         except ValueError as exc:
@@ -1297,9 +1329,9 @@ class Builder:
             return None
         before = len(ctx.problems)
 
-        def need(name: str) -> Any:
+        def need(name: str, expected: str = "a text") -> Any:
             value = ev(p.get(name))
-            if not self._scalar(ctx, f"payment.{name}", value, p.get(name)):
+            if not self._scalar(ctx, f"payment.{name}", value, p.get(name), expected=expected):
                 return None
             if _blank(value):
                 ctx.problem("input.required", f"payment.{name} is missing for a direct debit",
@@ -1309,9 +1341,10 @@ class Builder:
             return value
 
         rum = self._text(ctx, "mandate.rum", need("rum"), p.get("rum"), required=True)
-        signed = self._date(ctx, "payment.mandate_signed_on", need("mandate_signed_on"),
-                            p.get("mandate_signed_on"))
-        debit = self._date(ctx, "payment.debit_date", need("debit_date"), p.get("debit_date"))
+        signed = self._date(ctx, "payment.mandate_signed_on",
+                            need("mandate_signed_on", "a date"), p.get("mandate_signed_on"))
+        debit = self._date(ctx, "payment.debit_date", need("debit_date", "a date"),
+                           p.get("debit_date"))
         if debit is not None and not self.recorded:
             self._check_debit_date(ctx, debit, p["debit_date"])
         raw_seq = need("sequence")
