@@ -22,6 +22,7 @@ import csv
 import difflib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -444,22 +445,23 @@ _LONE_DETAIL = ("an escaped lone surrogate (\\uD800 to \\uDFFF without its pair)
                 "there")
 
 
-def _has_surrogate_escape(path: Path, encoding: str) -> bool:
+def _python_backend(path: Path, encoding: str) -> bool:
     """Whether the file holds a JSON escape of a surrogate (``\\uD800`` to ``\\uDFFF``,
-    pairs included), read in blocks."""
+    pairs included) or a run of digits longer than int() converts, which the exact reader
+    reads with ijson's Python backend; read in blocks."""
     with path.open("rb") as handle:
         read: Callable[[int], Any]
         tail: Any
         if _utf8(encoding):
-            read, found, tail = handle.read, _SURROGATE_BYTES, b""
+            read, found, tail = handle.read, _PYTHON_BACKEND_BYTES, b""
         else:  # another encoding: decoded as it is read
             read, found, tail = codecs.getreader(encoding)(handle, errors="replace").read, \
-                _SURROGATE, ""
+                _PYTHON_BACKEND, ""
         while block := read(_CHUNK):
             tail += block
             if found.search(tail):
                 return True
-            tail = tail[-6:]
+            tail = tail[-max(6, _INT_DIGITS):]
     return False
 
 
@@ -562,7 +564,15 @@ def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
 _CHUNK = 1 << 20  # characters decoded at a time (tests make it tiny)
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_BYTES = re.compile(_SURROGATE.pattern.encode("ascii"))
+
+# ijson's C backend mishandles an integer of more digits than Python's int() converts
+# (sys.get_int_max_str_digits(), 4 300): the ValueError is left pending, to come out
+# later as another error, a SystemError, or a crash of the interpreter (a segmentation
+# fault, with a syntax error further in the file); its Python backend raises it there.
+_INT_DIGITS = sys.get_int_max_str_digits()
+_LONG_DIGITS = f"|[0-9]{{{_INT_DIGITS + 1}}}" if _INT_DIGITS else ""
+_PYTHON_BACKEND = re.compile(_SURROGATE.pattern + _LONG_DIGITS)
+_PYTHON_BACKEND_BYTES = re.compile(_PYTHON_BACKEND.pattern.encode("ascii"))
 
 
 class _Slow(Exception):  # noqa: N818 - a hand-over, not an error
@@ -757,9 +767,10 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     target = tuple(spec.records.split(".")) if spec.records else ()
     json_path = _jpath(target)
     # ijson's C backend reads a lone surrogate escape as '?', silently: a file with any
-    # escaped surrogate is read by its Python backend, which keeps it, to be refused
+    # escaped surrogate is read by its Python backend, which keeps it, to be refused; and
+    # one with an integer too long for int() (_INT_DIGITS), which it refuses where it is
     try:
-        surrogates = _has_surrogate_escape(path, spec.encoding)
+        surrogates = _python_backend(path, spec.encoding)
     except UnicodeError:  # what errors="replace" does not replace: no UTF-16 BOM
         raise _encoding_error(path, spec) from None
     basic_parse = ijson.get_backend("python").basic_parse if surrogates else ijson.basic_parse
@@ -835,20 +846,23 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
         except UnicodeError:
             raise _encoding_error(path, spec) from None
         except ijson.JSONError as exc:
-            if "UTF8" in str(exc) and _undecodable(path, spec.encoding)[0]:
+            # the Python backend's refusal of a number its int() or Decimal() refused
+            number = isinstance(exc.__context__, (ValueError, ArithmeticError))
+            if not number and "UTF8" in str(exc) and _undecodable(path, spec.encoding)[0]:
                 raise _encoding_error(path, spec) from None
-            if count == 0 and not frames:
+            if count == 0 and not frames and not number:
                 first = _first_line(path, spec.encoding)
                 if first[:1] not in ("{", "["):
                     raise _other_format(shown, first, spec, shown) from None
-            detail = f"invalid JSON: {_syntax(exc)}"
+            detail = _NUMBER if number else f"invalid JSON: {_syntax(exc)}"
             if reading is not None:
                 where = f"{shown}:{reading}"
                 detail += " (in this invoice)"
             else:
                 where = shown if last is None else f"{shown}:{last}"
                 detail += "" if last is None else " (after this invoice)"
-            raise _refuse(f"{where}: invalid JSON after {count} invoice(s); nothing written",
+            head = f"{_NUMBER}," if number else "invalid JSON"
+            raise _refuse(f"{where}: {head} after {count} invoice(s); nothing written",
                           "input.json", detail, where) from None
         except (ValueError, ArithmeticError):
             # ijson's int() or Decimal() of a number, raised as it reads a block of the

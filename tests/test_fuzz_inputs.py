@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,30 @@ def test_an_expression_failing_on_a_list_or_object_it_reads_names_that_value(
     assert problem.mapping == f"{JSON_MAPPING}:55: bindings.payment.direct_debit"
     assert problem.message.startswith("payment.direct_debit: expression failed: ")
     assert problem.message.endswith(f" (invoice.payment.method is {kind})")
+
+
+
+@pytest.mark.parametrize("text", [
+    '{"invoices": [{"number": "A", "q": BIG, "r": tru}]}',
+    '{"invoices": [{"number": "A", "lines": [{"q": BIG}]}, {"number": "B", "x": tru}]}',
+])
+def test_a_number_too_long_for_int_before_a_syntax_error_is_refused_not_a_crash(tmp_path,
+                                                                                text):
+    """ijson's C backend left the ValueError of int() on a 5 000-digit integer pending;
+    with a syntax error further in the file ('tru'), the interpreter died of a
+    segmentation fault (exit 139, no message). Such a file is read by ijson's Python
+    backend, and refused at the invoice holding the number. In a child process: the
+    old code kills the process it runs in."""
+    data = tmp_path / "export.json"
+    data.write_text(text.replace("BIG", "1" * 5000), encoding="utf-8")
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "pesgen", "export", "--mapping", str(JSON_MAPPING), "--input",
+         str(data), "--out", str(out), "--date", RUN_DATE, "--db",
+         str(tmp_path / "state.sqlite3"), "--create-store"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == ExitCode.INPUT, (r.returncode, r.stderr[-2000:])
+    assert ("export.json:$.invoices[0]: a number too long or too large to read (over 4 300 "
+            "digits") in r.stderr
+    assert "(rule input.json)" in r.stderr
+    assert not out.exists()
