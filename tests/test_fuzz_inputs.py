@@ -229,9 +229,9 @@ _CSV_ROWS = (EXAMPLES / "school-export.csv").read_text(encoding="utf-8").splitli
 _CSV_HEADER = next(csv.reader(_CSV_ROWS[:1]))
 
 
-def _refusal_names_places(exc: PesgenError, path: Path) -> None:
-    """A refusal lists problems, each at a place: the input record (file:row or JSON
-    path), or the mapping's file:line: key; the error names the file or the mapping."""
+def _refusal_names_places(exc: PesgenError) -> None:
+    """A refusal's problems are each at a place: the input record (file:row or JSON
+    path), the mapping's file:line: key, or the invoice."""
     if isinstance(exc, InputDataError) and exc.problems:
         for problem in exc.problems:
             assert problem.record or problem.mapping or problem.invoice, str(problem)
@@ -243,7 +243,7 @@ def _exported_or_refused(mapping: Path, data: Path, out: Path) -> str:
         export(mapping, data, out, RUN)
     except PesgenError as exc:
         assert not out.exists(), f"a refused export left {list(out.iterdir())}"
-        _refusal_names_places(exc, data)
+        _refusal_names_places(exc)
         return f"refused {exc.exit_code.name}"
     return "written"
 
@@ -408,6 +408,20 @@ _YAML_SNIPPETS = st.sampled_from([
 _MAPPING_LINES = JSON_MAPPING.read_text(encoding="utf-8").splitlines(True)
 
 
+def _loaded_or_refused_at_its_keys(path: Path) -> str:
+    """Load the mapping at ``path`` and check its fit with its format: 'loaded' (or
+    'misfit'), or 'refused' by a MappingError whose problems each name the mapping."""
+    try:
+        mapping = load_mapping(path)
+        misfits = format_fit(mapping, mapping_format(mapping, None))
+    except MappingError as exc:
+        assert exc.problems or str(path) in str(exc), exc.report()
+        for problem in exc.problems:
+            assert problem.mapping and problem.mapping.startswith(str(path)), str(problem)
+        return "refused"
+    return "misfit" if misfits else "loaded"
+
+
 @_bounded(max(_SCALE // 2, 20))
 @given(at=st.integers(0, len(_MAPPING_LINES)), snippet=_YAML_SNIPPETS,
        indent=st.sampled_from(["", "  ", "    "]), cut=st.booleans())
@@ -420,15 +434,7 @@ def test_any_yaml_in_a_mapping_is_loaded_or_refused_at_its_line(tmp_path_factory
     lines[at:at] = [indent + line + "\n" for line in snippet.splitlines()]
     path = tmp_path_factory.mktemp("mapping") / "m.yaml"
     path.write_text("".join(lines), encoding="utf-8", errors="surrogatepass")
-    try:
-        load_mapping(path)
-    except MappingError as exc:
-        assert exc.problems or str(path) in str(exc), exc.report()
-        for problem in exc.problems:
-            assert problem.mapping and problem.mapping.startswith(str(path)), str(problem)
-        event("refused")
-    else:
-        event("loaded")
+    event(_loaded_or_refused_at_its_keys(path))
 
 
 def _tree_places(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -475,13 +481,4 @@ def test_a_mapping_with_a_key_dropped_or_of_another_type_is_refused_at_its_key(
     path = tmp_path_factory.mktemp("mapping") / "m.yaml"
     path.write_text(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")
-    try:
-        mapping = load_mapping(path)
-        misfits = format_fit(mapping, mapping_format(mapping, None))
-    except MappingError as exc:
-        assert exc.problems or str(path) in str(exc), exc.report()
-        for problem in exc.problems:
-            assert problem.mapping and problem.mapping.startswith(str(path)), str(problem)
-        event("refused")
-    else:
-        event("misfit" if misfits else "loaded")
+    event(_loaded_or_refused_at_its_keys(path))
