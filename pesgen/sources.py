@@ -449,17 +449,15 @@ def _python_backend(path: Path, encoding: str) -> bool:
     """Whether the file holds a JSON escape of a surrogate (``\\uD800`` to ``\\uDFFF``,
     pairs included) or a run of digits longer than int() converts, which the exact reader
     reads with ijson's Python backend; read in blocks."""
+    utf8 = _utf8(encoding)
     with path.open("rb") as handle:
-        read: Callable[[int], Any]
-        tail: Any
-        if _utf8(encoding):
-            read, found, tail = handle.read, _PYTHON_BACKEND_BYTES, b""
-        else:  # another encoding: decoded as it is read
-            read, found, tail = codecs.getreader(encoding)(handle, errors="replace").read, \
-                _PYTHON_BACKEND, ""
+        read: Callable[[int], Any] = handle.read if utf8 else codecs.getreader(encoding)(
+            handle, errors="replace").read  # another encoding: decoded as it is read
+        tail = b""
         while block := read(_CHUNK):
-            tail += block
-            if found.search(tail):
+            tail += block if utf8 else block.encode("utf-8", "surrogatepass")
+            if _SURROGATE_BYTES.search(tail) or (
+                    _LONG_DIGITS and tail.translate(_DIGITS_AS_ZERO).find(_LONG_DIGITS) >= 0):
                 return True
             tail = tail[-max(6, _INT_DIGITS):]
     return False
@@ -564,15 +562,16 @@ def _read_json(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
 _CHUNK = 1 << 20  # characters decoded at a time (tests make it tiny)
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-
+_SURROGATE_BYTES = re.compile(_SURROGATE.pattern.encode("ascii"))
 # ijson's C backend mishandles an integer of more digits than Python's int() converts
 # (sys.get_int_max_str_digits(), 4 300): the ValueError is left pending, to come out
 # later as another error, a SystemError, or a crash of the interpreter (a segmentation
 # fault, with a syntax error further in the file); its Python backend raises it there.
+# Such a run of digits is found by bytes.find in a block whose digits are made '0' and
+# every other byte 'x' (a regular expression for it is several times slower).
 _INT_DIGITS = sys.get_int_max_str_digits()
-_LONG_DIGITS = f"|[0-9]{{{_INT_DIGITS + 1}}}" if _INT_DIGITS else ""
-_PYTHON_BACKEND = re.compile(_SURROGATE.pattern + _LONG_DIGITS)
-_PYTHON_BACKEND_BYTES = re.compile(_PYTHON_BACKEND.pattern.encode("ascii"))
+_LONG_DIGITS = b"0" * (_INT_DIGITS + 1) if _INT_DIGITS else None
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 
 
 class _Slow(Exception):  # noqa: N818 - a hand-over, not an error
