@@ -262,6 +262,7 @@ def _mutated_csv(draw: st.DrawFn) -> bytes:
                 cells = next(csv.reader([rows[i]])) if i else list(_CSV_HEADER)
             except (csv.Error, StopIteration):  # a row an earlier edit broke
                 cells = rows[i].rstrip("\r\n").split(",")
+            cells = cells or [""]  # a blank line
             value = draw(CELL)
             j = draw(st.integers(0, len(cells) - 1))
             cells[j] = value
