@@ -1,8 +1,9 @@
 """Inputs a user can give pesgen (an export file, a mapping) that fuzzing found to
-escape as a Python exception instead of an error of pesgen's hierarchy, each kept as a
-regression; then bounded property tests over CSV files, JSON files and mappings: any
-of them gives either a result or a ``PesgenError`` naming the place (never another
-exception, never a file written)."""
+escape as a Python exception instead of an error of pesgen's hierarchy, to crash the
+interpreter, or to be refused in words that quote billing data or name no value, each
+kept as a regression; then bounded property tests over CSV files, JSON files and
+mappings: any of them gives either a result or a ``PesgenError`` naming the place
+(never another exception, never a file written)."""
 
 from __future__ import annotations
 
