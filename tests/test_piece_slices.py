@@ -1,7 +1,10 @@
 """A schema error in a piece of more than ``validate.STREAM_LINES`` lines is listed a slice
 of lines at a time (``validate._Slices``), the piece's head kept in each: the listing
 of a title of 50 000 lines took 1.8 GiB read whole (docs/performance.md, "A title of
-50 000 lines"). Its messages, lines and XPaths are those of the whole tree's."""
+50 000 lines"). Its messages, lines and XPaths are those of the whole tree's. The lines
+are what the format's XSD repeats in a piece (``validate.piece_lines``): a PES piece's
+LigneDePiece, a Corail piece's LignePiece (one per imputation) and ASAPLigneFacturation
+(one per invoice line)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,15 @@ from lxml import etree
 
 from pesgen import validate
 from pesgen.resources import schema_path
-from pesgen.validate import _parser, load_xsd, schema_errors_by_piece
+from pesgen.validate import _parser, load_xsd, piece_lines, schema_errors_by_piece
 
-from .conftest import GOLDEN_ORMC
+from .conftest import GOLDEN_ORMC, ROOT
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
+LINES = piece_lines(schema_path("pes-ormc/pes-ormc.xsd"))
+CORAIL_XSD = ROOT / "templates" / "cosoluce-corail" / "corail.xsd"
+CORAIL = load_xsd(CORAIL_XSD)
+GOLDEN_CORAIL = CORAIL_XSD.parent / "expected" / "CORAIL_21450999400015_2026_0000001.xml"
 
 
 def _lines(piece: etree._Element) -> list[etree._Element]:
@@ -51,15 +58,15 @@ def _long_title(lines: int, tamper=None) -> bytes:
     return etree.tostring(doc, xml_declaration=True, encoding="ISO-8859-1")
 
 
-def _tree_listing(path: Path) -> list[tuple[int, str, str]]:
+def _tree_listing(path: Path, schema=SCHEMA) -> list[tuple[int, str, str]]:
     doc = etree.parse(str(path), _parser())
-    assert not SCHEMA.validate(doc)
-    return sorted((e.line, e.message, e.path) for e in SCHEMA.error_log)
+    assert not schema.validate(doc)
+    return sorted((e.line, e.message, e.path) for e in schema.error_log)
 
 
-def _listing(path: Path, schema=SCHEMA) -> list[tuple[int, str, str]]:
+def _listing(path: Path, schema=SCHEMA, lines=LINES) -> list[tuple[int, str, str]]:
     out = []
-    for p in schema_errors_by_piece(path, schema, "pesgen"):
+    for p in schema_errors_by_piece(path, schema, "pesgen", lines):
         where, xpath = p.record.split(" ", 1)
         out.append((int(where.rsplit(":", 1)[1]), p.message, xpath))
     return sorted(out)
@@ -126,15 +133,124 @@ def test_a_long_piece_listed_by_slices_lists_what_the_whole_tree_lists(tmp_path,
             "[1]/", "[7]/", "[8]/", "[14]", "[30]"]
 
 
+def _corail_title(imputations: int, lines: int, tamper=None, alone: bool = False) -> bytes:
+    """The Corail golden file (11 pieces; with ``alone``, its first only), its first
+    piece given ``imputations`` LignePiece and ``lines`` ASAPLigneFacturation (copies of
+    its first ones), then ``tamper(piece, root)``."""
+    doc = etree.parse(str(GOLDEN_CORAIL))
+    root = doc.getroot()
+    pieces = root.find("TypePieceImport")
+    piece = pieces.find("Piece")
+    if alone:
+        for other in pieces.findall("Piece")[1:]:
+            pieces.remove(other)
+    for tag, count in (("LignePiece", imputations), ("ASAPLigneFacturation", lines)):
+        first = piece.find(tag)
+        for old in piece.findall(tag):
+            piece.remove(old)
+        piece.extend(copy.deepcopy(first) for _ in range(count))
+    if tamper is not None:
+        tamper(piece, root)
+    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8")
+
+
+def _imp(piece: etree._Element) -> list[etree._Element]:
+    return piece.findall("LignePiece")
+
+
+def _asap(piece: etree._Element) -> list[etree._Element]:
+    return piece.findall("ASAPLigneFacturation")
+
+
+def _before(piece: etree._Element, child: etree._Element, new: etree._Element) -> None:
+    piece.insert(piece.index(child), new)
+
+
+def _drop(line: etree._Element, tag: str) -> None:
+    line.remove(line.find(tag))
+
+
+CORAIL_TAMPERS = {
+    "values-across-slices": lambda p, r: (
+        [_set(_asap(p)[i], "ASAPQuantite", "x") for i in (0, 6, 7, 13, 29)],
+        [_set(_imp(p)[i], "MontantHT", "x") for i in {0, len(_imp(p)) - 1}]),
+    "lines-lacking-a-child": lambda p, r: ([_drop(_asap(p)[i], "ASAPUnite") for i in (3, 17)],
+                                           _drop(_imp(p)[-1], "Article")),
+    "the-piece-head": lambda p, r: (_set(p, "InfoPiece/TypeSerieBordereau", "zz"),
+                                    _set(_asap(p)[20], "ASAPQuantite", "x")),
+    "the-envelope": lambda p, r: (_set(r, "Information/Exercice", "20x"),
+                                  _set(_asap(p)[15], "ASAPQuantite", "x")),
+    "attributes": lambda p, r: (p.set("foo", "1"), _imp(p)[0].set("bar", "1"),
+                                [_asap(p)[i].set("bar", "1") for i in (1, 9, 22)]),
+    "the-next-piece": lambda p, r: (_set(p.getnext(), "InfoPiece/TypeSerieBordereau", "zz"),
+                                    _set(_asap(p)[29], "ASAPQuantite", "x")),
+    # the piece's content model broken: libxml2 validates none of its later children
+    "junk-among-the-imputations": lambda p, r: (_before(p, _imp(p)[-1], etree.Element("Junk")),
+                                                _set(_asap(p)[20], "ASAPQuantite", "x")),
+    "junk-between-the-kinds": lambda p, r: (_before(p, _asap(p)[0], etree.Element("Junk")),
+                                            _set(_imp(p)[0], "MontantHT", "x")),
+    "junk-among-the-lines": lambda p, r: (_before(p, _asap(p)[12], etree.Element("Junk")),
+                                          _set(_asap(p)[20], "ASAPQuantite", "x"),
+                                          _set(_asap(p)[2], "ASAPQuantite", "y")),
+    "junk-after-the-lines": lambda p, r: (p.append(etree.Element("Junk")),
+                                          _set(_asap(p)[20], "ASAPQuantite", "x")),
+    "a-line-among-the-imputations": lambda p, r: (
+        _before(p, _imp(p)[-1], copy.deepcopy(_asap(p)[0])),
+        _set(_asap(p)[20], "ASAPQuantite", "x")),
+    "an-imputation-after-the-lines": lambda p, r: (p.append(copy.deepcopy(_imp(p)[0])),
+                                                   _set(_asap(p)[25], "ASAPQuantite", "x")),
+    "no-imputation": lambda p, r: ([p.remove(i) for i in _imp(p)],
+                                   _set(_asap(p)[20], "ASAPQuantite", "x")),
+    "no-piece-head": lambda p, r: (p.remove(p.find("InfoPiece")),
+                                   _set(_asap(p)[20], "ASAPQuantite", "x")),
+}
+# a piece with one imputation, alone in its file (XPaths: /Piece/LignePiece, no index),
+# and one with twelve among others (slices from LignePiece into ASAPLigneFacturation)
+SHAPES = {"one-imputation-alone": (1, 30, True), "twelve-imputations": (12, 30, False)}
+
+
+@pytest.mark.parametrize("stream_lines", [1, 3, 7])
+@pytest.mark.parametrize(("shape", "kind"), [
+    (shape, kind) for shape in SHAPES for kind in CORAIL_TAMPERS
+    if not (kind == "the-next-piece" and SHAPES[shape][2])])
+def test_a_long_corail_piece_listed_by_slices_lists_what_the_whole_tree_lists(
+        tmp_path, monkeypatch, shape, kind, stream_lines):
+    imputations, lines, alone = SHAPES[shape]
+    path = tmp_path / "long.xml"
+    path.write_bytes(_corail_title(imputations, lines, CORAIL_TAMPERS[kind], alone))
+    slices: list[int] = []
+    up_to = validate._up_to
+
+    def spying(el, children=None):
+        if children is not None:
+            slices.append(len(children))
+        return up_to(el, children)
+
+    monkeypatch.setattr(validate, "_up_to", spying)
+    monkeypatch.setattr(validate, "STREAM_LINES", stream_lines)
+    expected = _tree_listing(path, CORAIL)
+    assert _listing(path, CORAIL, piece_lines(CORAIL_XSD)) == expected
+    assert slices  # listed by slices
+    if kind == "values-across-slices":
+        steps = [x.split("/Piece")[1] for _l, _m, x in expected]
+        if alone:
+            assert steps == ["/LignePiece/MontantHT"] + [
+                f"/ASAPLigneFacturation[{n}]/ASAPQuantite" for n in (1, 7, 8, 14, 30)]
+        else:
+            assert steps == ["[1]/LignePiece[1]/MontantHT", "[1]/LignePiece[12]/MontantHT"] + [
+                f"[1]/ASAPLigneFacturation[{n}]/ASAPQuantite" for n in (1, 7, 8, 14, 30)]
+
+
 class _Counting:
     """The schema, noting how many lines each document it validates holds."""
 
-    def __init__(self, schema: etree.XMLSchema) -> None:
+    def __init__(self, schema: etree.XMLSchema, lines: frozenset[str] = LINES) -> None:
         self.schema = schema
+        self.lines = lines
         self.held: list[int] = []
 
     def validate(self, tree: etree._ElementTree) -> bool:
-        self.held.append(len(tree.getroot().findall(".//LigneDePiece")))
+        self.held.append(sum(el.tag in self.lines for el in tree.getroot().iter()))
         return self.schema.validate(tree)
 
     @property
@@ -154,20 +270,40 @@ def test_a_long_piece_is_listed_with_few_lines_held(tmp_path):
     assert max(counting.held) <= validate.STREAM_LINES + 1, max(counting.held)
 
 
+def test_a_long_corail_piece_is_listed_with_few_lines_held(tmp_path):
+    """Six imputations and 1 200 lines, a bad value in the 1 000th line: no document
+    validated holds more than STREAM_LINES lines, the last imputation and the next line
+    (the whole piece before)."""
+    path = tmp_path / "long.xml"
+    path.write_bytes(_corail_title(6, 1200, lambda p, r: _set(_asap(p)[999], "ASAPQuantite",
+                                                               "x")))
+    lines = piece_lines(CORAIL_XSD)
+    counting = _Counting(CORAIL, lines)
+    listed = _listing(path, counting, lines)
+    assert listed == _tree_listing(path, CORAIL)
+    assert "/Piece[1]/ASAPLigneFacturation[1000]/" in listed[0][2]
+    assert max(counting.held) <= validate.STREAM_LINES + 2, max(counting.held)
+
+
 # tracemalloc does not see libxml2's memory (the listing of the 50 000-line title: 0.05
 # MiB traced, 1.8 GiB resident): the peak resident size of a process of its own (its
 # VmHWM: ru_maxrss would keep the test process's, through fork and exec)
 _PEAK = """
 import json, sys
 from pathlib import Path
-from pesgen.resources import schema_path
-from pesgen.validate import load_xsd, schema_errors_by_piece
-problems = schema_errors_by_piece(Path(sys.argv[1]), load_xsd(schema_path(
-    "pes-ormc/pes-ormc.xsd")), "pesgen")
+from pesgen.validate import load_xsd, piece_lines, schema_errors_by_piece
+xsd = Path(sys.argv[2])
+problems = schema_errors_by_piece(Path(sys.argv[1]), load_xsd(xsd), "pesgen", piece_lines(xsd))
 with open("/proc/self/status", encoding="ascii") as status:
     [peak] = [int(s.split()[1]) for s in status if s.startswith("VmHWM:")]
 print(json.dumps({"records": [p.record for p in problems], "peak_mib": peak / 1024}))
 """
+
+
+def _peak(path: Path, xsd: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", _PEAK, str(path), str(xsd)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux's /proc needed")
@@ -177,9 +313,22 @@ def test_listing_a_title_of_20_000_lines_stays_flat(tmp_path):
     path = tmp_path / "long.xml"
     path.write_bytes(_long_title(20_000, lambda p, b: _set(_lines(p)[14_999], ".//IdLigne",
                                                            "x")))
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True,
-                          text=True, check=True)
-    found = json.loads(done.stdout)
+    found = _peak(path, schema_path("pes-ormc/pes-ormc.xsd"))
     [record] = found["records"]
     assert "/Piece[1]/LigneDePiece[15000]/BlocLignePiece/InfoLignePiece/IdLigne" in record
+    assert found["peak_mib"] < 120, found["peak_mib"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux's /proc needed")
+def test_listing_a_corail_title_of_50_000_lines_stays_flat(tmp_path):
+    """A Corail piece of six imputations and 50 000 lines (13 MB), read whole: some 370
+    MiB; by slices, what the process takes anyway (30 MiB: under 120)."""
+    path = tmp_path / "long.xml"
+    path.write_bytes(_corail_title(6, 50_000, lambda p, r: _set(_asap(p)[24_999],
+                                                                "ASAPQuantite", "x"),
+                                   alone=True))
+    found = _peak(path, CORAIL_XSD)
+    [record] = found["records"]
+    assert record.endswith(" /ImportCosoluce/TypePieceImport/Piece/"
+                           "ASAPLigneFacturation[25000]/ASAPQuantite"), record
     assert found["peak_mib"] < 120, found["peak_mib"]
