@@ -19,9 +19,15 @@ from lxml import etree
 
 from pesgen import validate
 from pesgen.resources import schema_path
-from pesgen.validate import _parser, load_xsd, piece_lines, schema_errors_by_piece
+from pesgen.validate import (
+    _parser,
+    load_xsd,
+    official_xsd_path,
+    piece_lines,
+    schema_errors_by_piece,
+)
 
-from .conftest import GOLDEN_ORMC, ROOT
+from .conftest import GOLDEN_ORMC, OFFICIAL_DIR, ROOT
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
 LINES = piece_lines(schema_path("pes-ormc/pes-ormc.xsd"))
@@ -344,3 +350,49 @@ def test_a_corail_title_of_50_000_lines_stays_flat(corail_50_000, what):
     assert record.endswith(" /ImportCosoluce/TypePieceImport/Piece/"
                            "ASAPLigneFacturation[25000]/ASAPQuantite"), record
     assert found["peak_mib"] < 120, found["peak_mib"]
+
+
+def test_the_lines_are_what_each_format_s_xsd_repeats_in_a_piece():
+    assert piece_lines(schema_path("pes-ormc/pes-ormc.xsd")) == {"LigneDePiece"}
+    assert piece_lines(schema_path("pes-titres/pes-titres.xsd")) == {"LigneDePiece"}
+    assert piece_lines(CORAIL_XSD) == {"LignePiece", "ASAPLigneFacturation"}
+    assert piece_lines(ROOT / "templates" / "jvs-millesime" / "jvs-millesime.xsd") == {
+        "LigneDePiece"}
+
+
+@pytest.mark.skipif(not OFFICIAL_DIR.is_dir(), reason="DGFiP schema package not available")
+def test_the_dgfip_package_s_lines_are_read_through_its_imports():
+    """Its Piece types (recette's, dépense's) sit in files PES_Aller.xsd imports."""
+    assert piece_lines(official_xsd_path(OFFICIAL_DIR)) == {"LigneDePiece"}
+
+
+_XSD_HEAD = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+
+
+@pytest.mark.parametrize(("types", "lines"), [
+    # a line of one Piece type bounded in another: not a line (the file's Piece could be
+    # either); a repeat that must occur twice: not a line either
+    ('<xs:complexType name="TPiece"><xs:sequence><xs:element name="H"/>'
+     '<xs:element name="L" maxOccurs="unbounded"/><xs:element name="M" minOccurs="2" '
+     'maxOccurs="unbounded"/></xs:sequence></xs:complexType>'
+     '<xs:element name="Other"><xs:complexType><xs:sequence><xs:element name="Piece">'
+     '<xs:complexType><xs:sequence><xs:element name="L" maxOccurs="3"/><xs:element '
+     'name="N" maxOccurs="unbounded"/></xs:sequence></xs:complexType></xs:element>'
+     '</xs:sequence></xs:complexType></xs:element>', {"N"}),
+    # content other than one plain sequence: listed whole
+    ('<xs:complexType name="TPiece"><xs:choice><xs:element name="L" '
+     'maxOccurs="unbounded"/></xs:choice></xs:complexType>', set()),
+    ('<xs:complexType name="TPiece"><xs:sequence maxOccurs="unbounded"><xs:element '
+     'name="L" maxOccurs="unbounded"/></xs:sequence></xs:complexType>', set()),
+    ('<xs:complexType name="TPiece"><xs:sequence><xs:element name="H"/><xs:sequence>'
+     '<xs:element name="L" maxOccurs="unbounded"/></xs:sequence></xs:sequence>'
+     '</xs:complexType>', set()),
+])
+def test_lines_are_read_only_from_a_plain_sequence_repeating_them(tmp_path, types, lines):
+    xsd = tmp_path / "f.xsd"
+    xsd.write_text(f'{_XSD_HEAD}<xs:element name="Root"><xs:complexType><xs:sequence>'
+                   '<xs:element name="Piece" type="TPiece" maxOccurs="unbounded"/>'
+                   f'</xs:sequence></xs:complexType></xs:element>{types}</xs:schema>',
+                   encoding="utf-8")
+    load_xsd(xsd)  # a valid schema
+    assert piece_lines(xsd) == lines
