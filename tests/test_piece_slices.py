@@ -115,12 +115,9 @@ TAMPERS = {
 }
 
 
-@pytest.mark.parametrize("stream_lines", [1, 3, 7])
-@pytest.mark.parametrize("kind", list(TAMPERS))
-def test_a_long_piece_listed_by_slices_lists_what_the_whole_tree_lists(tmp_path, monkeypatch,
-                                                                      kind, stream_lines):
-    path = tmp_path / "long.xml"
-    path.write_bytes(_long_title(30, TAMPERS[kind]))
+def _by_slices(monkeypatch, path: Path, stream_lines: int, schema=SCHEMA, lines=LINES):
+    """The listing by slices of ``stream_lines`` lines, the whole tree's, and whether
+    slices were made (else the comparison proves nothing of them)."""
     slices: list[int] = []
     up_to = validate._up_to
 
@@ -131,9 +128,18 @@ def test_a_long_piece_listed_by_slices_lists_what_the_whole_tree_lists(tmp_path,
 
     monkeypatch.setattr(validate, "_up_to", spying)
     monkeypatch.setattr(validate, "STREAM_LINES", stream_lines)
-    expected = _tree_listing(path)
-    assert _listing(path) == expected
-    assert slices  # listed by slices
+    return _listing(path, schema, lines), _tree_listing(path, schema), bool(slices)
+
+
+@pytest.mark.parametrize("stream_lines", [1, 3, 7])
+@pytest.mark.parametrize("kind", list(TAMPERS))
+def test_a_long_piece_listed_by_slices_lists_what_the_whole_tree_lists(tmp_path, monkeypatch,
+                                                                      kind, stream_lines):
+    path = tmp_path / "long.xml"
+    path.write_bytes(_long_title(30, TAMPERS[kind]))
+    listed, expected, sliced = _by_slices(monkeypatch, path, stream_lines)
+    assert listed == expected
+    assert sliced
     if kind == "values-across-slices":
         assert [x.split("/LigneDePiece")[1][:4] for _l, _m, x in expected] == [
             "[1]/", "[7]/", "[8]/", "[14]", "[30]"]
@@ -224,19 +230,10 @@ def test_a_long_corail_piece_listed_by_slices_lists_what_the_whole_tree_lists(
     imputations, lines, alone = SHAPES[shape]
     path = tmp_path / "long.xml"
     path.write_bytes(_corail_title(imputations, lines, CORAIL_TAMPERS[kind], alone))
-    slices: list[int] = []
-    up_to = validate._up_to
-
-    def spying(el, children=None):
-        if children is not None:
-            slices.append(len(children))
-        return up_to(el, children)
-
-    monkeypatch.setattr(validate, "_up_to", spying)
-    monkeypatch.setattr(validate, "STREAM_LINES", stream_lines)
-    expected = _tree_listing(path, CORAIL)
-    assert _listing(path, CORAIL, piece_lines(CORAIL_XSD)) == expected
-    assert slices  # listed by slices
+    listed, expected, sliced = _by_slices(monkeypatch, path, stream_lines, CORAIL,
+                                          piece_lines(CORAIL_XSD))
+    assert listed == expected
+    assert sliced
     if kind == "values-across-slices":
         steps = [x.split("/Piece")[1] for _l, _m, x in expected]
         if alone:
