@@ -1115,9 +1115,9 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
     tree = None
     held = 0  # the current piece's lines held
     part: _Slices | None = None
+    events = _iterparse(str(path), events=("end",), tag=("Piece", "Bordereau", *lines))
     try:
-        for _event, el in _iterparse(str(path), events=("end",),
-                                     tag=("Piece", "Bordereau", *lines)):
+        for _event, el in events:
             tree = el.getroottree()
             if el.tag in lines:
                 piece = el.getparent()
@@ -1157,6 +1157,22 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
         return _not_well_formed(name, exc, label)
     except _Enough:
         stopped = True
+        # an XPath numbers a piece, or a line, unless it is its parent's only one: the
+        # rest is read, validating nothing, to count them
+        try:
+            for _event, el in events:
+                if el.tag == "Bordereau":
+                    counts[el] = placed.get(el, 0)
+                    continue
+                if el.tag == "Piece":
+                    parent = el.getparent()
+                    placed[parent] = placed.get(parent, 0) + 1
+                    if part is not None and part.piece is el:
+                        part.tally()
+                el.clear(keep_tail=True)  # a line stays, empty, for its piece's tally
+            counts = placed
+        except etree.XMLSyntaxError as exc:  # as the whole tree says it
+            return _not_well_formed(name, exc, label)
     assert tree is not None
     listed: list[tuple[int, int, str, str]] = []
     for line, order, message, parent, k, rest, spot in in_pieces:

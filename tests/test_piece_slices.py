@@ -393,3 +393,36 @@ def test_lines_are_read_only_from_a_plain_sequence_repeating_them(tmp_path, type
                    encoding="utf-8")
     load_xsd(xsd)  # a valid schema
     assert piece_lines(xsd) == lines
+
+
+STOPPING = {
+    "every-line": (1, True, lambda p, r: [_set(a, "ASAPQuantite", "x") for a in _asap(p)]),
+    "the-imputation-and-every-line": (1, True, lambda p, r: (
+        _set(_imp(p)[0], "MontantHT", "x"),
+        [_set(a, "ASAPQuantite", "x") for a in _asap(p)])),
+    "every-imputation": (12, False, lambda p, r: [_set(i, "MontantHT", "x") for i in _imp(p)]),
+}
+
+
+@pytest.mark.parametrize("kind", list(STOPPING))
+def test_a_listing_stopped_inside_a_sliced_piece_numbers_as_the_whole_tree(tmp_path,
+                                                                           monkeypatch, kind):
+    """Stopped at MAX_LISTED_VIOLATIONS inside the piece, before its parent's end: the
+    rest is read to know whether the piece, and each kind of line, is its parent's only
+    one (XPath /Piece, /LignePiece), as the whole tree knows."""
+    imputations, alone, tamper = STOPPING[kind]
+    path = tmp_path / "many.xml"
+    path.write_bytes(_corail_title(imputations, 30, tamper, alone))
+    monkeypatch.setattr(validate, "MAX_LISTED_VIOLATIONS", 10)
+    monkeypatch.setattr(validate, "STREAM_LINES", 3)
+    lines = piece_lines(CORAIL_XSD)
+    counting = _Counting(CORAIL, lines)
+    *found, stopped = schema_errors_by_piece(path, counting, "pesgen", lines)
+    assert stopped.message.startswith("listing stopped after 10 violations")
+    listed = []
+    for p in found:
+        where, xpath = p.record.split(" ", 1)
+        listed.append((int(where.rsplit(":", 1)[1]), p.message, xpath))
+    expected = _tree_listing(path, CORAIL)
+    assert len(expected) > 10 and sorted(listed) == expected[:10]
+    assert max(counting.held) < 30  # listed by slices
