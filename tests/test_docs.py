@@ -235,3 +235,22 @@ def test_every_option_named_beside_a_command_in_the_docs_exists():
                     unknown.append(f"{page.name}:{line}: pesgen{m.group(1)}: {option}")
     assert spans > 100, f"the scan found {spans} commands named: the pattern is broken"
     assert not unknown, "\n".join(unknown)
+
+
+def test_every_command_is_named_in_the_docs():
+    """Each command and subcommand of ``pesgen --help`` is named (``pesgen runs
+    cancel``) in README.md or docs/: a command added without a word on it fails here."""
+    pages = "".join(page.read_text(encoding="utf-8") for page in _pages())
+    unnamed, seen = [], 0
+
+    def walk(command, path):
+        nonlocal seen
+        for name, sub in getattr(command, "commands", {}).items():
+            seen += 1
+            if f"pesgen {' '.join([*path, name])}" not in pages:
+                unnamed.append(" ".join([*path, name]))
+            walk(sub, [*path, name])
+
+    walk(_pesgen_command(), [])
+    assert seen > 25, f"the walk found {seen} commands: it is broken"
+    assert not unnamed, unnamed
