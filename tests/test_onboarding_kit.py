@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -1162,4 +1163,5 @@ def test_new_mapping_s_next_command_keeps_its_formats_dir(tmp_path):
              fmts, "--out", out)
     assert r.exit_code == 0, r.output
     said = r.stdout.strip().splitlines()[-1]
-    assert said.endswith(f"then pesgen check-mapping '{out}' --formats-dir {fmts}"), said
+    assert said.endswith(f"then pesgen check-mapping '{out}' --formats-dir "
+                         f"{shlex.quote(str(fmts))}"), said
