@@ -558,8 +558,8 @@ def check_mapping(
     # values): the two commands that do, neither needing nor touching a store's numbers
     import shlex
 
-    args = f"--mapping {shlex.quote(str(mapping))} --input EXPORT" + "".join(
-        f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
+    args = (f"--mapping {shlex.quote(str(mapping))} --input EXPORT"
+            f"{_formats_dir_args(formats_dir)}")
     _say("It read no input. Against an export of the school software:\n"
                f"  pesgen preview {args}\n"
                "    the first invoices beside their records, with their problems (a CSV "
@@ -1110,6 +1110,14 @@ def new_format(
                    "mapping and check-format --regen has written expected/")
 
 
+def _formats_dir_args(formats_dir: list[Path] | None) -> str:
+    """`` --formats-dir DIR`` for each folder a command was given, quoted for the shell:
+    the next command it prints finds the same bundles."""
+    import shlex
+
+    return "".join(f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
+
+
 @app.command("new-mapping")
 def new_mapping(
     collectivity: Annotated[str, typer.Argument(help="Collectivity name, e.g. 'Commune de X'.")],
@@ -1138,7 +1146,11 @@ def new_mapping(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        _say(f"wrote {out}: fill its TODO values, then pesgen check-mapping {out}")
+        import shlex
+
+        # the command as it runs from here: the bundle may be in a --formats-dir only
+        _say(f"wrote {out}: fill its TODO values, then pesgen check-mapping "
+             f"{shlex.quote(str(out))}{_formats_dir_args(formats_dir)}")
 
 
 @app.command()
