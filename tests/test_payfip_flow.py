@@ -125,6 +125,34 @@ def test_abandoned(flow):
     assert flow.reconcile() == []  # final: no longer asked
 
 
+def test_an_abandon_is_final_from_the_end_of_its_20_minutes_to_the_second(flow, monkeypatch):
+    """The idOp stays payable for 20 minutes after it was made, not through their end:
+    A asked again a second before that time is still pending (saying until when), asked
+    at that time it is final (abandoned)."""
+    from datetime import UTC, datetime, timedelta
+
+    link = flow.link()
+    flow.pay(link, "abandon")
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    with flow.store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == link.id_op).values(
+            created_at=(until - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")))
+
+    def clock(at):
+        monkeypatch.setattr(ledger, "utc_now", lambda: at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    clock(until - timedelta(seconds=1))
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("pending", "pending")
+    assert outcome.message.startswith(
+        f"result A (abandoned) before {until.strftime('%Y-%m-%dT%H:%M:%SZ')}: ")
+    assert _payment(flow.store)["status"] == "pending"
+    clock(until)
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("recorded", "abandoned")
+    assert _payment(flow.store)["status"] == "abandoned"
+
+
 def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
     """The family abandons, then goes back and pays through the same idOp (it stays
     active for 20 minutes): the later notification pulls the result again and records
