@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 
 from pesgen.build import Builder
 from pesgen.export import export
-from pesgen.formats import find_format
+from pesgen.formats import find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.sources import read_invoices
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 from .test_cli import _without_civility_table
 
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
@@ -120,3 +121,31 @@ def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
 
     assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
         ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
+
+
+def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
+    """policies netted_label: append with text_overflow: truncate shortens the label's own
+    text to make room for ' - NET REMISE …'; a format whose line.label limit leaves no
+    character of it (19: the 16-character suffix and ' - ') refuses the line, it does not
+    write the suffix alone."""
+    bundle = tmp_path / "formats" / "pes-ormc"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("  line.label: {max: 160}\n") == 1
+    spec.write_text(text.replace("  line.label: {max: 160}\n", "  line.label: {max: 19}\n"),
+                    encoding="utf-8")
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text.replace(
+        "text_overflow: refuse", "text_overflow: truncate\n  netted_label: append"),
+        encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    src = next(src for src in read_invoices(EXAMPLES / "school-export.json", mapping.input)
+               if src.record["number"] == "FA-2026-00101")
+    result = Builder(mapping, load_format(bundle)).build(src)
+    assert result.title is None
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
+        "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
+        "truncate)")]
