@@ -149,3 +149,25 @@ def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
         "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
         "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
         "truncate)")]
+
+
+def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
+    """A direct debit needs its mandate: a blank RUM is 'missing for a direct debit' at
+    its binding; a mandate value the mapping does not bind (the sequence) is the same
+    problem, at bindings.payment."""
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    assert text.count("    sequence: payment.mandate.sequence\n") == 1
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text.replace("    sequence: payment.mandate.sequence\n", ""),
+                            encoding="utf-8")
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["payment"]["mandate"]["rum"] = " "
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in result.problems] == [
+        ("input.required", "payment.rum is missing for a direct debit", "bindings.payment.rum"),
+        ("input.required", "payment.sequence is missing for a direct debit", "bindings.payment")]
