@@ -11,7 +11,7 @@ import shutil
 from datetime import date
 from decimal import Decimal
 
-from pesgen.build import Builder
+from pesgen.build import Builder, BuildResult
 from pesgen.export import export
 from pesgen.formats import find_format, load_format
 from pesgen.mapping import load_mapping
@@ -123,32 +123,62 @@ def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
         ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
 
 
-def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
-    """policies netted_label: append with text_overflow: truncate shortens the label's own
-    text to make room for ' - NET REMISE …'; a format whose line.label limit leaves no
-    character of it (19: the 16-character suffix and ' - ') refuses the line, it does not
-    write the suffix alone."""
+def _ormc_bundle(tmp_path, label: str):
+    """A copy of the pes-ormc bundle whose line.label field is ``label``."""
     bundle = tmp_path / "formats" / "pes-ormc"
     shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
     spec = bundle / "format.yaml"
     text = spec.read_text(encoding="utf-8")
     assert text.count("  line.label: {max: 160}\n") == 1
-    spec.write_text(text.replace("  line.label: {max: 160}\n", "  line.label: {max: 19}\n"),
+    spec.write_text(text.replace("  line.label: {max: 160}\n", f"  line.label: {label}\n"),
                     encoding="utf-8")
+    return load_format(bundle)
+
+
+def _netted_first(tmp_path, fmt, *subs) -> BuildResult:
+    """FA-2026-00101 (a discount netted into its first line) built for ``fmt`` by the
+    example mapping with netted_label: append and the textual substitutions ``subs``."""
     text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    for old, new in (("text_overflow: refuse", "text_overflow: refuse\n  netted_label: append"),
+                     *subs):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
     mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text(text.replace(
-        "text_overflow: refuse", "text_overflow: truncate\n  netted_label: append"),
-        encoding="utf-8")
+    mapping_path.write_text(text, encoding="utf-8")
     mapping = load_mapping(mapping_path)
     src = next(src for src in read_invoices(EXAMPLES / "school-export.json", mapping.input)
                if src.record["number"] == "FA-2026-00101")
-    result = Builder(mapping, load_format(bundle)).build(src)
+    return Builder(mapping, fmt).build(src)
+
+
+def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
+    """policies netted_label: append with text_overflow: truncate shortens the label's own
+    text to make room for ' - NET REMISE …'; a format whose line.label limit leaves no
+    character of it (19: the 16-character suffix and ' - ') refuses the line, it does not
+    write the suffix alone."""
+    result = _netted_first(tmp_path, _ormc_bundle(tmp_path, "{max: 19}"),
+                           ("text_overflow: refuse", "text_overflow: truncate"))
     assert result.title is None
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
         "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
         "truncate)")]
+
+
+def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
+    """A format whose line.label charset has no space nor comma (alnum) cannot write
+    ' - NET REMISE 22,75': the invoice is refused, naming the suffix, the line's record
+    and policies.netted_label (without that problem it was left out, said nowhere)."""
+    result = _netted_first(
+        tmp_path, _ormc_bundle(tmp_path, "{max: 160, charset: alnum}"),
+        ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+         "line.student.last_name\"}", "label: {expr: \"line.student.first_name\"}"))
+    assert result.title is None
+    [problem] = result.problems
+    assert (problem.rule, problem.record.rsplit(":", 1)[-1]) == (
+        "text.charset", "$.invoices[0].lines[0]")
+    assert problem.message.startswith("line.label: the netted suffix 'NET REMISE 22,75' ")
+    assert problem.mapping.endswith(": policies.netted_label")
 
 
 def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
