@@ -838,8 +838,11 @@ def test_mademoiselle_as_default_civility_refused_at_load(tmp_path):
 
 
 def test_mlle_in_the_export_is_sent_as_mme(tmp_path):
+    """codes.civility changes the exported value, and the invoice's notes say so."""
     result = _run(tmp_path, [_invoice("FA-2026-00104")])
     assert _v(_tiers(result), "InfoTiers/Civilite") == "MME"
+    assert [(n.invoice, n.detail) for n in result.notes if n.policy == "civility"] == [
+        ("FA-2026-00104", "'Mlle' sent as 'MME'")]
 
 
 def test_missing_civility_refused_by_default(tmp_path):
