@@ -201,3 +201,11 @@ def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in result.problems] == [
         ("input.required", "payment.rum is missing for a direct debit", "bindings.payment.rum"),
         ("input.required", "payment.sequence is missing for a direct debit", "bindings.payment")]
+
+
+def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
+    """A line whose activity code is blank has no imputation: refused, at the line's
+    record, saying the activity is missing (without that problem the invoice was left
+    out with nothing said)."""
+    assert _build_first(tmp_path, lambda inv: inv["lines"][1]["activity"].update(code=" ")) \
+        == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]
