@@ -380,17 +380,20 @@ def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store)
         ledger.resolve_anomaly(store, anomaly["id"], "alice", "  ")
     with pytest.raises(StateError, match="no anomaly 999"):
         ledger.resolve_anomaly(store, 999, "alice", "x")
+    with pytest.raises(UsageError, match="--by must be 1 to 64 characters"):
+        ledger.resolve_anomaly(store, anomaly["id"], "a" * 65, "x")
     note = "trésorerie: 50,00 EUR collected, 16,00 EUR refunded on 2026-12-02"
-    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", note)
-    assert (done["resolved_by"], done["note"]) == ("alice", note) and done["resolved_at"]
+    alice = "alice " + "x" * 58  # 64 characters: the most resolved_by holds
+    done = ledger.resolve_anomaly(store, anomaly["id"], alice, note)
+    assert (done["resolved_by"], done["note"]) == (alice, note) and done["resolved_at"]
     with pytest.raises(StateError, match=f"anomaly {anomaly['id']} was already resolved on "
-                       f"{done['resolved_at']} by alice"):
+                       f"{done['resolved_at']} by {alice}"):
         ledger.resolve_anomaly(store, anomaly["id"], "bob", "again")
 
     assert ledger.list_anomalies(store, open_only=True) == []
     [closed] = ledger.list_anomalies(store)
     assert (closed["resolved_at"], closed["resolved_by"], closed["note"]) == (
-        done["resolved_at"], "alice", note)
+        done["resolved_at"], alice, note)
     assert _payment(store) == before and before["status"] == "pending"  # nothing paid
     assert before["paid_cents"] is None
     assert ledger.get_operation(store, link.id_op) == op_before
