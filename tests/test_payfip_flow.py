@@ -147,10 +147,13 @@ def test_an_abandon_is_final_from_the_end_of_its_20_minutes_to_the_second(flow, 
     assert outcome.message.startswith(
         f"result A (abandoned) before {until.strftime('%Y-%m-%dT%H:%M:%SZ')}: ")
     assert _payment(flow.store)["status"] == "pending"
+    # each answer asked is counted: the notification's and this one
+    assert ledger.get_operation(flow.store, link.id_op)["checks"] == 2
     clock(until)
     [outcome] = flow.reconcile()
     assert (outcome.action, outcome.status) == ("recorded", "abandoned")
     assert _payment(flow.store)["status"] == "abandoned"
+    assert ledger.get_operation(flow.store, link.id_op)["checks"] == 3
 
 
 def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
