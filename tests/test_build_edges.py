@@ -11,6 +11,8 @@ import shutil
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from pesgen.build import Builder, BuildResult
 from pesgen.export import export
 from pesgen.formats import find_format, load_format
@@ -23,19 +25,26 @@ from .test_cli import _without_civility_table
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
 
 
-def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path):
+@pytest.mark.parametrize("civilities, said", [
+    (["Mme", "M.", "M", "Dr", "Pr", "Me", "Mgr"], "7 civility value(s) sent as written: Mme, M., "
+     "M, Dr, Pr, …"),
+    (["Mme", "M.", "M", "Dr", "Pr"], "5 civility value(s) sent as written: Mme, M., M, Dr, Pr"),
+])
+def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path, civilities,
+                                                                       said):
     """run_notes: without codes.civility, the run's one note counts every civility sent
-    as written and names the first five seen, in input order, then '…'."""
+    as written and names the first five seen, in input order, then '…' if there are
+    more (not when there are five)."""
     mapping, source = _without_civility_table(tmp_path)
     data = json.loads(source.read_text(encoding="utf-8"))
-    titles = iter(["Mme", "M.", "M", "Dr", "Pr", "Me", "Mgr"])
+    titles = iter(civilities)
     for inv in data["invoices"]:
         if inv["payer"]["kind"] == "person" and inv["payer"].get("title"):
             inv["payer"]["title"] = next(titles, "Mme")
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     result = export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
     assert [n.detail for n in result.notes if n.policy == "civility_table"] == [
-        "no codes.civility table: 7 civility value(s) sent as written: Mme, M., M, Dr, Pr, …"]
+        f"no codes.civility table: {said}"]
 
 
 def test_a_title_of_less_than_one_euro_is_a_title(tmp_path):
