@@ -364,15 +364,19 @@ def test_amount_mismatch_is_an_anomaly_not_a_payment(flow, store):
     assert flow.reconcile() == []  # an anomaly is for a person, not for the sweep
 
 
-def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store):
-    """After an amount-mismatch the invoice stays pending: resolving the anomaly records
-    who decided what and when, in the anomaly and the invoice's history; it records no
-    payment, changes no status, and the invoice can still get a link."""
+def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store, caplog):
+    """After an amount-mismatch (logged as a warning naming its kind) the invoice stays
+    pending: resolving the anomaly records who decided what and when, in the anomaly and
+    the invoice's history; it records no payment, changes no status, and the invoice can
+    still get a link."""
     from pesgen.errors import StateError, UsageError
 
     link = flow.link(mode="W")
     flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
-    flow.pay(link, "card")
+    with caplog.at_level("WARNING", logger="pesgen.payfip"):
+        flow.pay(link, "card")
+    assert f"payfip notification: operation {link.id_op}: anomaly (amount-mismatch)" in [
+        r.getMessage() for r in caplog.records]
     [anomaly] = ledger.list_anomalies(store, open_only=True)
     assert (anomaly["kind"], anomaly["invoice_status"], anomaly["resolved_at"]) == (
         "amount-mismatch", "pending", None)
