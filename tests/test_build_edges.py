@@ -218,17 +218,3 @@ def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
     out with nothing said)."""
     assert _build_first(tmp_path, lambda inv: inv["lines"][1]["activity"].update(code=" ")) \
         == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]
-
-
-def test_a_value_many_bindings_read_through_names_eight_of_them_then_counts(tmp_path):
-    """A payer that is a JSON list: one problem at its path, naming the first eight of
-    the twelve bindings that read through it, by line, then how many more."""
-    said = _build_first(tmp_path, lambda inv: inv.update(payer=["Dupont"]))
-    assert said == [("input.type", "$.invoices[0].payer", (
-        "a list where an object is expected: 12 bindings read through it: "
-        "bindings.payer.ref (line 38) reads payer.ref, bindings.payer.kind (line 39) reads "
-        "payer.kind, bindings.payer.civility (line 40) reads payer.title, bindings.payer.name "
-        "(line 41) reads invoice.payer.last_name, bindings.payer.first_name (line 42) reads "
-        "payer.first_name, bindings.payer.national_id (line 43) reads payer.siret, "
-        "bindings.payer.email (line 44) reads payer.email, bindings.address.street (line 46) "
-        "reads payer.address.street, and 4 more"))]
