@@ -1308,7 +1308,11 @@ class Builder:
                 return None
             return value
 
-        rum = self._text(ctx, "mandate.rum", need("rum"), p.get("rum"), required=True)
+        # a RUM need() found missing is said once, as payment.rum (required: a '.' given
+        # as one is refused, not left out as an optional placeholder)
+        raw_rum = need("rum")
+        rum = None if raw_rum is None else self._text(ctx, "mandate.rum", raw_rum, p.get("rum"),
+                                                      required=True)
         signed = self._date(ctx, "payment.mandate_signed_on", need("mandate_signed_on"),
                             p.get("mandate_signed_on"))
         debit = self._date(ctx, "payment.debit_date", need("debit_date"), p.get("debit_date"))
