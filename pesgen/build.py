@@ -1340,7 +1340,11 @@ class Builder:
                 return None
             return value
 
-        rum = self._text(ctx, "mandate.rum", need("rum"), p.get("rum"), required=True)
+        # a RUM need() found missing is said once, as payment.rum (required: a '.' given
+        # as one is refused, not left out as an optional placeholder)
+        raw_rum = need("rum")
+        rum = None if raw_rum is None else self._text(ctx, "mandate.rum", raw_rum, p.get("rum"),
+                                                      required=True)
         signed = self._date(ctx, "payment.mandate_signed_on",
                             need("mandate_signed_on", "a date"), p.get("mandate_signed_on"))
         debit = self._date(ctx, "payment.debit_date", need("debit_date", "a date"),

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from ._display import escaped_lines, json_text, masked_argument, masked_text, masked_urls, shown
+from ._display import escaped_lines, json_text, masked_argument, shown
+from ._echo import echo_err as _echo_err
+from ._echo import say as _say
 from ._entry import interrupted, terminate
 from ._help import DB_HELP, HelpGroup
 from .errors import (
@@ -179,21 +181,6 @@ def _check_db(db: str | None) -> None:
         # `--db "$STORE"` with STORE unset: not the default store, by accident
         raise UsageError("--db is empty: name the state store (a file or a URL), or leave "
                          "the option out for the default one")
-
-
-def _echo_err(text: str, nl: bool = True) -> None:
-    # an error or a warning may quote a file's text (an XML's value, a libellé): no
-    # control character of it reaches the terminal as such (tabs and line ends stay);
-    # nor the password of a URL it quotes (a store URL given where a file or a date was
-    # expected: "postgresql:/u:pw@h/db: no such file")
-    typer.echo(escaped_lines(masked_urls(text)), err=True, nl=nl)
-
-
-def _say(text: str = "", nl: bool = True) -> None:
-    """A line of a command's text on standard output: the password of any URL it quotes
-    masked (``masked_urls``: a store URL, a PayFiP endpoint, a mapping's path, a reason
-    typed or a libellé received holding one), as its JSON report masks them."""
-    typer.echo(masked_text(text), nl=nl)
 
 
 def _warn(problem: Problem) -> None:
@@ -571,8 +558,8 @@ def check_mapping(
     # values): the two commands that do, neither needing nor touching a store's numbers
     import shlex
 
-    args = f"--mapping {shlex.quote(str(mapping))} --input EXPORT" + "".join(
-        f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
+    args = (f"--mapping {shlex.quote(str(mapping))} --input EXPORT"
+            f"{_formats_dir_args(formats_dir)}")
     _say("It read no input. Against an export of the school software:\n"
                f"  pesgen preview {args}\n"
                "    the first invoices beside their records, with their problems (a CSV "
@@ -1123,6 +1110,14 @@ def new_format(
                    "mapping and check-format --regen has written expected/")
 
 
+def _formats_dir_args(formats_dir: list[Path] | None) -> str:
+    """`` --formats-dir DIR`` for each folder a command was given, quoted for the shell:
+    the next command it prints finds the same bundles."""
+    import shlex
+
+    return "".join(f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
+
+
 @app.command("new-mapping")
 def new_mapping(
     collectivity: Annotated[str, typer.Argument(help="Collectivity name, e.g. 'Commune de X'.")],
@@ -1151,7 +1146,11 @@ def new_mapping(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        _say(f"wrote {out}: fill its TODO values, then pesgen check-mapping {out}")
+        import shlex
+
+        # the command as it runs from here: the bundle may be in a --formats-dir only
+        _say(f"wrote {out}: fill its TODO values, then pesgen check-mapping "
+             f"{shlex.quote(str(out))}{_formats_dir_args(formats_dir)}")
 
 
 @app.command()

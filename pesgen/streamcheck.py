@@ -123,10 +123,11 @@ def _enlarge_pipe(fd: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    from .validate import load_xsd, stream_check
+    from .validate import load_xsd, piece_lines, stream_check
 
     xsd, name = Path(argv[0]), argv[1]
-    result = stream_check(sys.stdin.buffer, load_xsd(xsd), name, check_totals=False)
+    result = stream_check(sys.stdin.buffer, load_xsd(xsd), name, check_totals=False,
+                          lines=piece_lines(xsd))
     ok = not result.problems and not result.schema_error
     json.dump({"ok": ok, "pieces": result.pieces, "total": str(result.total)}, sys.stdout)
     return 0

@@ -876,10 +876,12 @@ MAX_LISTED_VIOLATIONS = 1000
 _PIECE_STEP = re.compile(r"/Piece(\[\d+\])?(?=/|$)")
 
 
-def _schema_errors(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
-    """Every violation of a file, with line and XPath (used once a stream failed)."""
+def _schema_errors(path: Path, xsd: Path, label: str) -> list[Problem]:
+    """Every violation of a file against ``xsd``, with line and XPath (used once a
+    stream failed)."""
+    schema = load_xsd(xsd)
     if path.stat().st_size > TREE_LISTING_MAX_BYTES:
-        return schema_errors_by_piece(path, schema, label)
+        return schema_errors_by_piece(path, schema, label, piece_lines(xsd))
     return _tree_errors(path, schema, label)
 
 
@@ -953,16 +955,56 @@ class _Slices:
     of the piece's children before its first line and of STREAM_LINES lines (the last
     slice: the lines left and what follows them), validated as the stream reads them,
     then dropped from the live piece. As validating the piece whole: a piece's lines are
-    a repeated element (``maxOccurs="unbounded"``, pesgen's, the bundles' and the DGFiP's
-    XSDs), so that the content model is in the same state after each line; a violation
-    of the piece's end is its last slice's; one of the piece's content model (an
-    unexpected child) ends the piece's listing, as libxml2 does. XPaths are numbered as
-    in the file (``dropped``)."""
+    repeated elements (``piece_lines``: ``maxOccurs="unbounded"``), so that the content
+    model is in the same state after each line of a kind; of a kind before the one read
+    (Corail's LignePiece before its ASAPLigneFacturation), the last line stays in every
+    slice, for the next lines to follow it (its violations, found again, are listed
+    once). A violation of the piece's end is its last slice's; one of the piece's content
+    model (an unexpected child) ends the piece's listing, as libxml2 does. XPaths are
+    numbered as in the file (``dropped``, ``step``)."""
 
     piece: etree._Element
     head: int  # the piece's children before its first line, in every slice
-    dropped: int = 0  # lines validated and dropped
+    lines: frozenset[str]
+    dropped: dict[str, int] = field(default_factory=dict)  # lines validated and dropped
     broken: bool = False  # its content model was violated: the rest is not validated
+    total: dict[str, int] | None = None  # the piece's lines of each tag, once all read
+
+    def cut(self, upto: int, following: str) -> None:
+        """Drops the lines validated, from its head up to child ``upto`` (excluded), but
+        the last of each tag, for the next slice's lines to follow them in the same
+        state of the content model (Corail's last LignePiece before its
+        ASAPLigneFacturation); the last of them all goes too when the line read next
+        (``following``) is of its tag, which puts the model in the same state. Other
+        children stay (all go once the piece is broken: nothing more is validated)."""
+        children = self.piece[self.head:upto]
+        lines = [c for c in children if c.tag in self.lines]
+        kept = {id(c) for c in {c.tag: c for c in lines}.values()}
+        if lines and lines[-1].tag == following:
+            kept.discard(id(lines[-1]))
+        gone = [c for c in children if self.broken or
+                (c.tag in self.lines and id(c) not in kept)]
+        self._count(gone, self.dropped)
+        for child in gone:
+            self.piece.remove(child)
+
+    def tally(self) -> None:
+        """The piece's lines of each tag: those dropped and those it holds."""
+        self.total = dict(self.dropped)
+        self._count(self.piece[self.head:], self.total)
+
+    def step(self, tag: str, n: int) -> str:
+        """The XPath step of the piece's ``n``th line of ``tag``: numbered unless it is
+        the piece's only one (as libxml2 and ``getpath`` write it)."""
+        if self.total is None:  # the listing stopped inside the piece
+            self.tally()
+        assert self.total is not None
+        return f"/{tag}[{n}]" if self.total.get(tag, 0) > 1 else f"/{tag}"
+
+    def _count(self, children: list[etree._Element], into: dict[str, int]) -> None:
+        for child in children:
+            if child.tag in self.lines:
+                into[child.tag] = into.get(child.tag, 0) + 1
 
 
 def _live_node(tree: etree._ElementTree, live_root: etree._Element,
@@ -989,27 +1031,33 @@ def _live_node(tree: etree._ElementTree, live_root: etree._Element,
     return live
 
 
-def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> list[Problem]:
+def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
+                           lines: frozenset[str]) -> list[Problem]:
     """The same list as validating the whole tree, in flat memory.
 
     The PES schemas have no identity constraints and a bordereau's header does not
     depend on its pieces (see streamcheck.py), so the document is read as a stream and,
     at the end of each piece, a copy of the envelope, the bordereau's header and that
     piece is validated (earlier pieces are dropped from the live tree); a piece of more
-    than STREAM_LINES lines, a slice of its lines at a time (``_Slices``); at the end,
-    the live tree once more, for what follows the last piece. A violation seen again
-    (the header's, at every piece) is listed once. Lines come from the live nodes;
-    XPaths are made at the end, when every sibling of a node is known (as in the whole
-    tree)."""
+    than STREAM_LINES ``lines`` (``piece_lines`` of the schema's XSD), a slice of its
+    lines at a time (``_Slices``); at the end, the live tree once more, for what follows
+    the last piece. A violation seen again (the header's, at every piece) is listed
+    once. Lines come from the live nodes; XPaths are made at the end, when every sibling
+    of a node is known (as in the whole tree)."""
     name = path.name
     seen: set[tuple[int, str]] = set()
     # violations inside a piece (dropped later): (line, order found, message, its
-    # bordereau, the piece's index, the XPath inside the piece); elsewhere: (line, order
-    # found, message, live node or None, XPath as reported)
-    in_pieces: list[tuple[int, int, str, etree._Element, int, str]] = []
+    # parent, the piece's index, the XPath inside the piece, and in a sliced piece its
+    # line's tag and number); elsewhere: (line, order found, message, live node or
+    # None, XPath as reported)
+    in_pieces: list[tuple[int, int, str, etree._Element, int, str,
+                          tuple[_Slices, str, int] | None]] = []
     elsewhere: list[tuple[int, int, str, etree._Element | None, str]] = []
-    counts: dict[etree._Element, int] = {}
+    placed: dict[etree._Element | None, int] = {}  # pieces read, by parent
+    counts: dict[etree._Element | None, int] = {}  # of the parents read to their end
     sliced: set[etree._Element] = set()  # pieces listed by slices: theirs alone
+    line_step = re.compile("/(" + "|".join(map(re.escape, sorted(lines))) +
+                           r")(\[\d+\])?(?=/|$)")
 
     def collect(tree: etree._ElementTree, live_root: etree._Element,
                 piece: etree._Element | None = None, index: int = 0,
@@ -1029,64 +1077,66 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                     part.broken = True
                 if not last and live is piece:
                     continue  # the piece's end is its last slice's
-            if len(seen) >= MAX_LISTED_VIOLATIONS:
-                raise _Enough
             line = (live.sourceline if live is not None else None) or e.line
             if (line, e.message) in seen:
                 continue
+            if len(seen) >= MAX_LISTED_VIOLATIONS:
+                raise _Enough
             seen.add((line, e.message))
             inside = piece is not None and live is not None and (
                 live is piece or any(a is piece for a in live.iterancestors("Piece")))
             if inside:
                 assert piece is not None
                 rest = _PIECE_STEP.split(e.path, maxsplit=1)[-1]
-                if part is not None and (step := _LINE_STEP.match(rest)):
-                    k = int(step.group(1)[1:-1]) if step.group(1) else 1
-                    rest = f"/LigneDePiece[{part.dropped + k}]{rest[step.end():]}"
-                in_pieces.append((line, len(seen), e.message, piece.getparent(), index, rest))
+                spot = None
+                if part is not None and (step := line_step.match(rest)):
+                    k = int(step.group(2)[1:-1]) if step.group(2) else 1
+                    spot = (part, step.group(1), part.dropped.get(step.group(1), 0) + k)
+                    rest = rest[step.end():]
+                in_pieces.append((line, len(seen), e.message, piece.getparent(), index, rest,
+                                  spot))
             else:
                 elsewhere.append((line, len(seen), e.message, live, e.path))
 
-    def cut(part: _Slices, upto: int, index: int, last: bool) -> None:
+    def cut(part: _Slices, upto: int, index: int, following: str | None) -> None:
         """Validates the piece's lines from its head up to child ``upto`` (excluded),
-        with its head; drops them (unless ``last``: the live tree's end is checked
-        again, and finds them listed)."""
+        with its head; drops them as ``_Slices.cut`` does (``following``: the tag of the
+        line read next), or, without one, keeps them: the last slice, whose lines the
+        live tree's end is checked with again, and finds them listed."""
         piece = part.piece
-        children = list(piece[part.head:upto])
         if not part.broken:
-            collect(_up_to(piece, list(piece[:part.head]) + children), tree.getroot(),
-                    piece, index, part, last)
-        if not last:
-            part.dropped += sum(c.tag == "LigneDePiece" for c in children)
-            del piece[part.head:upto]
+            collect(_up_to(piece, list(piece[:upto])), tree.getroot(), piece, index, part,
+                    last=following is None)
+        if following is None:
+            part.tally()
+        else:
+            part.cut(upto, following)
 
     tree = None
-    index = 0
-    lines = 0  # the current piece's lines held
+    held = 0  # the current piece's lines held
     part: _Slices | None = None
+    events = _iterparse(str(path), events=("end",), tag=("Piece", "Bordereau", *lines))
     try:
-        for _event, el in _iterparse(str(path), events=("end",),
-                                     tag=("Piece", "Bordereau", "LigneDePiece")):
+        for _event, el in events:
             tree = el.getroottree()
-            if el.tag == "LigneDePiece":
+            if el.tag in lines:
                 piece = el.getparent()
                 if piece is None or piece.tag != "Piece":
                     continue
-                lines += 1
-                if lines > STREAM_LINES:
+                held += 1
+                if held > STREAM_LINES:
                     if part is None:
-                        first = next(i for i, c in enumerate(piece) if c.tag == "LigneDePiece")
-                        part = _Slices(piece, first)
+                        first = next(i for i, c in enumerate(piece) if c.tag in lines)
+                        part = _Slices(piece, first, lines)
                         sliced.add(piece)
-                    cut(part, piece.index(el), index + 1, last=False)
-                    lines = 1
+                    cut(part, piece.index(el), placed.get(piece.getparent(), 0) + 1, el.tag)
+                    held = 1
                 continue
             if el.tag == "Bordereau":
-                counts[el] = index
-                index = 0
+                counts[el] = placed.get(el, 0)
                 continue
-            index += 1
             parent = el.getparent()
+            index = placed[parent] = placed.get(parent, 0) + 1
             if parent is not None:
                 for previous in list(parent.iterchildren("Piece")):
                     if previous is el:
@@ -1094,23 +1144,43 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str) -> l
                     parent.remove(previous)
                     sliced.discard(previous)
             if part is not None and part.piece is el:
-                cut(part, len(el), index, last=True)
+                cut(part, len(el), index, None)
             else:
                 collect(_up_to(el), tree.getroot(), el, index)
-            lines, part = 0, None
+            held, part = 0, None
         if tree is None:  # no piece and no bordereau: nothing to stream
             return _tree_errors(path, schema, label)
+        counts = placed  # every parent read to its end
         collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
         stopped = False
     except etree.XMLSyntaxError as exc:
         return _not_well_formed(name, exc, label)
     except _Enough:
         stopped = True
+        # an XPath numbers a piece, or a line, unless it is its parent's only one: the
+        # rest is read, validating nothing, to count them
+        try:
+            for _event, el in events:
+                if el.tag == "Bordereau":
+                    counts[el] = placed.get(el, 0)
+                    continue
+                if el.tag == "Piece":
+                    parent = el.getparent()
+                    placed[parent] = placed.get(parent, 0) + 1
+                    if part is not None and part.piece is el:
+                        part.tally()
+                el.clear(keep_tail=True)  # a line stays, empty, for its piece's tally
+            counts = placed
+        except etree.XMLSyntaxError as exc:  # as the whole tree says it
+            return _not_well_formed(name, exc, label)
     assert tree is not None
     listed: list[tuple[int, int, str, str]] = []
-    for line, order, message, bordereau, k, rest in in_pieces:
-        step = "/Piece" if counts.get(bordereau) == 1 else f"/Piece[{k}]"
-        listed.append((line, order, message, tree.getpath(bordereau) + step + rest))
+    for line, order, message, parent, k, rest, spot in in_pieces:
+        step = "/Piece" if counts.get(parent) == 1 else f"/Piece[{k}]"
+        if spot is not None:
+            part, tag, n = spot
+            rest = part.step(tag, n) + rest
+        listed.append((line, order, message, tree.getpath(parent) + step + rest))
     for line, order, message, live, xpath in elsewhere:
         if live is not None and live.getroottree().getroot() is tree.getroot():
             xpath = tree.getpath(live)
@@ -1147,28 +1217,38 @@ class StreamResult:
 
 
 def stream_check(source: Any, schema: etree.XMLSchema, name: str,
-                 check_totals: bool = True) -> StreamResult:
+                 check_totals: bool = True,
+                 lines: frozenset[str] = frozenset()) -> StreamResult:
     """One streaming pass over a PES_Aller document (a path or a binary file object):
     XSD validation while parsing, plus the bordereau rules. With ``check_totals`` false,
     NbrPce and MtBordHt are reported, not compared (the header is provisional). A
-    document declaring a DOCTYPE is refused unparsed (``doctype``: xml.doctype alone)."""
+    document declaring a DOCTYPE is refused unparsed (``doctype``: xml.doctype alone).
+    The ``lines`` of a piece outside a bordereau (``piece_lines`` of the schema's XSD:
+    Corail's), which no rule reads, are dropped as they are read: held whole, a Corail
+    title of 50 000 lines took 215 MiB."""
     result = StreamResult([])
     problems = result.problems
     bord: _BordereauCheck | None = None
     seen_ids: set[str] = set()
     bordereaux: list[_BordereauCheck] = []  # those with problems to locate
-    lines = 0  # the lines of the piece being read
+    read = 0  # the lines of the piece being read
     walk: _PieceWalk | None = None  # its walk, once it has more than STREAM_LINES
     try:
         for _event, el in _validating_iterparse(
                 source, schema, events=("end",),
-                tag=("BlocBordereau", "Piece", "Bordereau", "LigneDePiece")):
+                tag=("BlocBordereau", "Piece", "Bordereau", *lines | {"LigneDePiece"})):
             tag = el.tag
-            if tag == "LigneDePiece":
-                lines += 1
+            if bord is None and tag in lines:
+                piece = el.getparent()
+                if piece is not None and piece.tag == "Piece":
+                    el.clear(keep_tail=True)
+                    while el.getprevious() is not None:
+                        del piece[0]
+            elif tag == "LigneDePiece":
+                read += 1
                 if walk is not None:
                     walk.line(el)
-                elif lines > STREAM_LINES and bord is not None:
+                elif read > STREAM_LINES and bord is not None:
                     parent = el.getparent()
                     if parent is not None and parent.tag == "Piece":
                         walk = _PieceWalk(parent)
@@ -1194,7 +1274,7 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     if len(problems) > MAX_LISTED_VIOLATIONS:  # keep the first ones, and count
                         result.dropped += len(problems) - MAX_LISTED_VIOLATIONS
                         del problems[MAX_LISTED_VIOLATIONS:]
-                lines, walk = 0, None
+                read, walk = 0, None
                 # read and validated: dropped, in a bordereau or not (a finance package's
                 # import, Corail's, has pieces and no BlocBordereau: kept, its tree grew
                 # to 1.6 GB at 50 000 titles)
@@ -1234,6 +1314,9 @@ def xsd_label(xsd: Path) -> str:
     return "pesgen" if inside(data_dir("schemas"), xsd) else "bundle"
 
 
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
 @cache
 def declares_bordereaux(xsd: Path) -> bool:
     """Whether ``xsd`` declares a ``BlocBordereau`` element: the PES bordereau rules
@@ -1246,6 +1329,89 @@ def declares_bordereaux(xsd: Path) -> bool:
     return any(el.get("name") == "BlocBordereau" for el in root.iter(f"{_XS}element"))
 
 
+@cache
+def piece_lines(xsd: Path) -> frozenset[str]:
+    """The lines of a piece in a file of ``xsd``: the children the type of its ``Piece``
+    element repeats without bound (``maxOccurs="unbounded"``, one at most required), read
+    from ``xsd`` and the XSDs it includes or imports (inside its ``xsd_root``):
+    LigneDePiece in the PES (pesgen's XSDs, the DGFiP's, JVS's), LignePiece and
+    ASAPLigneFacturation in Corail's. A piece of more than STREAM_LINES of them is
+    listed a slice at a time (``_Slices``), right because the content model is in the
+    same state after each of a run of them. Types are found by local name: a child is a
+    line only if every type of that name repeats it so. None when a Piece's type is not
+    one plain sequence of elements (a choice, a group, an extension, a redefined or
+    missing type): its pieces are then listed whole (the same list, more memory)."""
+    from .resources import inside
+
+    entry = Path(xsd).resolve()
+    root = xsd_root(entry)
+    files: dict[Path, etree._Element] = {}
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path in files:
+            continue
+        try:
+            files[path] = etree.parse(str(path), _parser()).getroot()
+        except (OSError, etree.XMLSyntaxError):
+            return frozenset()
+        for ref in files[path].iter(f"{_XS}include", f"{_XS}import"):
+            where = ref.get("schemaLocation")
+            # what load_xsd would refuse (outside the root, a URL) never gets here
+            if where and ":" not in where and inside(root, path.parent / where):
+                todo.append((path.parent / where).resolve())
+    schemas = list(files.values())
+    if any(next(s.iter(f"{_XS}redefine", f"{_XS}override"), None) is not None
+           for s in schemas):
+        return frozenset()
+    named: dict[str, list[etree._Element]] = {}
+    for schema in schemas:
+        for ctype in schema.iter(f"{_XS}complexType"):
+            if ctype.get("name"):
+                named.setdefault(ctype.get("name"), []).append(ctype)
+    repeated: set[str] = set()
+    bounded: set[str] = set()
+    for schema in schemas:
+        for piece in schema.iter(f"{_XS}element"):
+            if piece.get("name") != "Piece":
+                continue
+            ref = piece.get("type")
+            types = named.get(ref.split(":")[-1], []) if ref else \
+                list(piece.iterchildren(f"{_XS}complexType"))
+            if not types:
+                return frozenset()
+            for ctype in types:
+                particles = _sequence_of(ctype)
+                if particles is None:
+                    return frozenset()
+                for particle in particles:
+                    name = particle.get("name") or (particle.get("ref") or "").split(":")[-1]
+                    if particle.get("maxOccurs") == "unbounded" and \
+                            particle.get("minOccurs", "1") in ("0", "1"):
+                        repeated.add(name)
+                    else:
+                        bounded.add(name)
+    return frozenset(repeated - bounded)
+
+
+_NOT_CONTENT = frozenset(f"{_XS}{t}" for t in
+                         ("annotation", "attribute", "attributeGroup", "anyAttribute"))
+
+
+def _sequence_of(ctype: etree._Element) -> list[etree._Element] | None:
+    """The element particles of a complex type whose content is one plain sequence of
+    elements (occurring once); None for any other content."""
+    model = [c for c in ctype if isinstance(c.tag, str) and c.tag not in _NOT_CONTENT]
+    if len(model) != 1 or model[0].tag != f"{_XS}sequence" or \
+            model[0].get("minOccurs", "1") != "1" or model[0].get("maxOccurs", "1") != "1":
+        return None
+    particles = [c for c in model[0] if isinstance(c.tag, str) and
+                 c.tag != f"{_XS}annotation"]
+    if any(p.tag != f"{_XS}element" for p in particles):
+        return None
+    return particles
+
+
 # the bordereau rules comparing a bordereau's header with all its pieces
 _COUNTS = frozenset({"pes.nbr-pce", "pes.mt-bord-ht"})
 
@@ -1256,7 +1422,7 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
     DGFiP package if given. Returns every problem found; those of ``xsd`` are
     ``xsd.pesgen`` or ``xsd.bundle`` (``xsd_label``)."""
     schema = load_xsd(xsd)
-    result = stream_check(str(path), schema, path.name)
+    result = stream_check(str(path), schema, path.name, lines=piece_lines(xsd))
     problems = result.problems
     if result.doctype:
         return problems
@@ -1267,7 +1433,7 @@ def validate_pes_file(path: Path, xsd: Path, official: Path | None = None) -> li
                                 record=path.name))
     label = xsd_label(xsd)
     if result.schema_error:
-        errors = _schema_errors(path, schema, label)
+        errors = _schema_errors(path, xsd, label)
         if any(p.rule == f"xml.{label}" for p in errors):
             # not well-formed: its bordereaux' counts are not the file's (lxml 6.2's
             # iterparse ends the elements a file cut short left open, and their
@@ -1291,13 +1457,10 @@ def validate_against(path: Path, xsd: Path, label: str) -> list[Problem]:
                 while el.getprevious() is not None and parent is not None:
                     del parent[0]
     except etree.XMLSyntaxError:
-        return _schema_errors(path, schema, label)
+        return _schema_errors(path, xsd, label)
     except _DoctypeDeclared:
         return [_doctype_problem(path.name)]
     return []
-
-
-_XS = "{http://www.w3.org/2001/XMLSchema}"
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,18 @@ def golden_parts() -> tuple[bytes, bytes, bytes]:
     piece = b"<Piece>" + rest.split(b"</Piece>", 1)[0] + b"</Piece>\n"
     tail = b"</Bordereau>" + golden.split(b"</Bordereau>", 1)[1]
     return head, piece, tail
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as an interactive shell gives it, whoever started the suite: a shell
+    running a command in the background without job control (``nohup pytest … &`` from
+    a script) starts it with SIGINT ignored, and the children it starts inherit that.
+    The tests that send SIGINT (to themselves, or to a ``pesgen`` they started) then
+    waited for an interruption that never came: a write blocked on a full pipe hung the
+    suite. Python's own handler is put back, which its children reset to the default at
+    exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager

@@ -7,34 +7,44 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 
-from pesgen.build import Builder
+import pytest
+
+from pesgen.build import Builder, BuildResult
 from pesgen.export import export
-from pesgen.formats import find_format
+from pesgen.formats import find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.sources import read_invoices
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 from .test_cli import _without_civility_table
 
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
 
 
-def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path):
+@pytest.mark.parametrize("civilities, said", [
+    (["Mme", "M.", "M", "Dr", "Pr", "Me", "Mgr"], "7 civility value(s) sent as written: Mme, M., "
+     "M, Dr, Pr, …"),
+    (["Mme", "M.", "M", "Dr", "Pr"], "5 civility value(s) sent as written: Mme, M., M, Dr, Pr"),
+])
+def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path, civilities,
+                                                                       said):
     """run_notes: without codes.civility, the run's one note counts every civility sent
-    as written and names the first five seen, in input order, then '…'."""
+    as written and names the first five seen, in input order, then '…' if there are
+    more (not when there are five)."""
     mapping, source = _without_civility_table(tmp_path)
     data = json.loads(source.read_text(encoding="utf-8"))
-    titles = iter(["Mme", "M.", "M", "Dr", "Pr", "Me", "Mgr"])
+    titles = iter(civilities)
     for inv in data["invoices"]:
         if inv["payer"]["kind"] == "person" and inv["payer"].get("title"):
             inv["payer"]["title"] = next(titles, "Mme")
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     result = export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
     assert [n.detail for n in result.notes if n.policy == "civility_table"] == [
-        "no codes.civility table: 7 civility value(s) sent as written: Mme, M., M, Dr, Pr, …"]
+        f"no codes.civility table: {said}"]
 
 
 def test_a_title_of_less_than_one_euro_is_a_title(tmp_path):
@@ -120,3 +130,91 @@ def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
 
     assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
         ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
+
+
+def _ormc_bundle(tmp_path, label: str):
+    """A copy of the pes-ormc bundle whose line.label field is ``label``."""
+    bundle = tmp_path / "formats" / "pes-ormc"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("  line.label: {max: 160}\n") == 1
+    spec.write_text(text.replace("  line.label: {max: 160}\n", f"  line.label: {label}\n"),
+                    encoding="utf-8")
+    return load_format(bundle)
+
+
+def _netted_first(tmp_path, fmt, *subs) -> BuildResult:
+    """FA-2026-00101 (a discount netted into its first line) built for ``fmt`` by the
+    example mapping with netted_label: append and the textual substitutions ``subs``."""
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    for old, new in (("text_overflow: refuse", "text_overflow: refuse\n  netted_label: append"),
+                     *subs):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text, encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    src = next(src for src in read_invoices(EXAMPLES / "school-export.json", mapping.input)
+               if src.record["number"] == "FA-2026-00101")
+    return Builder(mapping, fmt).build(src)
+
+
+def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
+    """policies netted_label: append with text_overflow: truncate shortens the label's own
+    text to make room for ' - NET REMISE …'; a format whose line.label limit leaves no
+    character of it (19: the 16-character suffix and ' - ') refuses the line, it does not
+    write the suffix alone."""
+    result = _netted_first(tmp_path, _ormc_bundle(tmp_path, "{max: 19}"),
+                           ("text_overflow: refuse", "text_overflow: truncate"))
+    assert result.title is None
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
+        "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
+        "truncate)")]
+
+
+def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
+    """A format whose line.label charset has no space nor comma (alnum) cannot write
+    ' - NET REMISE 22,75': the invoice is refused, naming the suffix, the line's record
+    and policies.netted_label (without that problem it was left out, said nowhere)."""
+    result = _netted_first(
+        tmp_path, _ormc_bundle(tmp_path, "{max: 160, charset: alnum}"),
+        ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+         "line.student.last_name\"}", "label: {expr: \"line.student.first_name\"}"))
+    assert result.title is None
+    [problem] = result.problems
+    assert (problem.rule, problem.record.rsplit(":", 1)[-1]) == (
+        "text.charset", "$.invoices[0].lines[0]")
+    assert problem.message.startswith("line.label: the netted suffix 'NET REMISE 22,75' ")
+    assert problem.mapping.endswith(": policies.netted_label")
+
+
+def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
+    """A direct debit needs its mandate: a blank RUM is 'missing for a direct debit' at
+    its binding; a mandate value the mapping does not bind (the sequence) is the same
+    problem, at bindings.payment."""
+    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+    assert text.count("    sequence: payment.mandate.sequence\n") == 1
+    mapping_path = tmp_path / "m.yaml"
+    mapping_path.write_text(text.replace("    sequence: payment.mandate.sequence\n", ""),
+                            encoding="utf-8")
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["payment"]["mandate"]["rum"] = " "
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in result.problems] == [
+        ("input.required", "payment.rum is missing for a direct debit", "bindings.payment.rum"),
+        ("input.required", "payment.sequence is missing for a direct debit", "bindings.payment")]
+
+
+def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
+    """A line whose activity code is blank has no imputation: refused, at the line's
+    record, saying the activity is missing (without that problem the invoice was left
+    out with nothing said)."""
+    assert _build_first(tmp_path, lambda inv: inv["lines"][1]["activity"].update(code=" ")) \
+        == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]

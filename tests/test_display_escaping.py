@@ -6,13 +6,15 @@ escaping or its cut is removed:
 * PayFiP's display text (a fault's libellé, client-info's libellés): ``_display.shown``
   in ``payfip reconcile``, ``payfip anomalies``, ``payfip client-info``;
 * libxml2's messages, cut at ``validate.MESSAGE_LIMIT`` (4 000) characters;
-* stderr alone (``cli._echo_err``): an error quoting an input file's value as it is.
+* stderr alone (``_echo.echo_err``): an error quoting an input file's value as it is,
+  in ``pesgen …`` and in ``pesgen payfip …`` (its notes and its log lines).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 
 import httpx
@@ -137,3 +139,37 @@ def test_stderr_escapes_an_input_file_s_value_quoted_as_it_is(tmp_path):
     assert code != 0
     assert _clean(err) and _clean(out)
     assert "civility 'M\\x9b2J\\u202e' is not in codes.civility" in err
+
+
+def test_payfip_s_stderr_lines_are_escaped_as_the_main_command_s(tmp_path):
+    """`payfip payments -o FILE` says on stderr what it wrote: a name holding an escape
+    sequence (ESC's and C1's CSI) reached the terminal as such (payfip printed its stderr
+    lines masked only); now as ``pesgen``'s own errors, escaped."""
+    code, _, err = _export(tmp_path)
+    assert code == 0, err
+    output = tmp_path / f"payments\x1b[2J\x1b]0;{UNSAFE}.csv"
+    code, out, err = _run("payfip", "payments", "-o", str(output))
+    assert code == 0, err
+    assert output.is_file() and out == ""
+    assert "\x1b" not in err and _clean(err)
+    assert err == (f"wrote {tmp_path}/payments\\x1b[2J\\x1b]0;{SHOWN}.csv: "
+                   "0 invoice(s) in 0 row(s)\n")
+
+
+def test_payfip_s_log_lines_are_escaped(capsys):
+    """`payfip serve` logs what a notification gave (an idOp): on stderr, escaped."""
+    from pesgen.payfip.cli import _log_outcomes
+
+    logger = logging.getLogger("pesgen.payfip")
+    before, level = list(logger.handlers), logger.level
+    try:
+        _log_outcomes()
+        logging.getLogger("pesgen.payfip.receiver").info("payfip notification: %s -> %s",
+                                                         f"\x1b[2J{UNSAFE}", "unknown")
+    finally:  # as it was: other tests read what this logger lets through
+        for handler in logger.handlers[len(before):]:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and _clean(err)
+    assert f"payfip notification: \\x1b[2J{SHOWN} -> unknown" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pesgen import _docgen
@@ -126,3 +127,130 @@ def test_a_generated_section_needs_its_markers():
                    _docgen._end("x") + _docgen._begin("x")):
         with pytest.raises(SystemExit, match="docs/p.md: the markers of section x"):
             _docgen.with_section("p.md", broken, "x", make)
+
+
+def _pages() -> list:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _fenced(text: str):
+    """(language, [(line number, line)]) of each fenced block of a page."""
+    lang, body = None, []
+    for n, line in enumerate(text.splitlines(), 1):
+        fence = re.match(r"\s*```(\w*)\s*$", line)
+        if fence and lang is None:
+            lang, body = fence.group(1), []
+        elif fence:
+            yield lang, body
+            lang = None
+        elif lang is not None:
+            body.append((n, line))
+
+
+def _doc_command_lines() -> list[tuple[str, list[str]]]:
+    """Each ``pesgen …`` command the pages show to be typed: the lines of their ```sh
+    blocks (continued by ``\\``, split at ``&&``, comments dropped) and the ``$ pesgen``
+    lines of the other blocks, as (page:line, its words after ``pesgen``); a synopsis'
+    ``[--replace]`` is read as the option it shows."""
+    import shlex
+
+    found = []
+    for page in _pages():
+        for lang, body in _fenced(page.read_text(encoding="utf-8")):
+            typed, joined = [], ""
+            for n, line in body:
+                if lang != "sh":
+                    if line.lstrip().startswith("$ pesgen "):
+                        typed.append((n, line.lstrip()[2:]))
+                    continue
+                joined += line.rstrip().removesuffix("\\")
+                if not line.rstrip().endswith("\\"):
+                    typed.append((n, joined))
+                    joined = ""
+            for n, text in typed:
+                words = shlex.split(text.replace("[", " ").replace("]", " "), comments=True)
+                while words:
+                    part = words[:words.index("&&")] if "&&" in words else words
+                    words = words[len(part) + 1:]
+                    if part and part[0].rsplit("/", 1)[-1] == "pesgen":
+                        found.append((f"{page.name}:{n}", part[1:]))
+    return found
+
+
+@functools.cache
+def _pesgen_command():
+    import typer
+
+    from pesgen.cli import app
+
+    return typer.main.get_command(app)
+
+
+def _command_of(words: list[str]):
+    """The click command ``pesgen WORDS`` runs, and the words left for its parser."""
+    command = _pesgen_command()
+    while words and words[0] in getattr(command, "commands", {}):
+        command, words = command.commands[words[0]], words[1:]
+    return command, words
+
+
+def test_every_command_line_the_docs_show_parses():
+    """The pages' command lines are what a technician types: each names commands and
+    options pesgen has, gives each option its value, and no more arguments than the
+    command takes (nor a subcommand its group lacks). Parsed by pesgen's own click
+    parser, never run. (Checked only by hand until session 24's walk of the docs.)"""
+    lines = _doc_command_lines()
+    assert len(lines) > 30, f"the scan found {len(lines)} command lines: the pattern is broken"
+    broken = []
+    for where, words in lines:
+        command, rest = _command_of(words)
+        context = command.context_class(command, info_name=" ".join(words[:1]))
+        try:
+            _, positional, _ = command.make_parser(context).parse_args(list(rest))
+        except Exception as exc:  # click's NoSuchOption, BadOptionUsage…
+            broken.append(f"{where}: pesgen {' '.join(words)}: {exc}")
+            continue
+        if positional:  # what neither a subcommand, an option nor an argument took
+            broken.append(f"{where}: pesgen {' '.join(words)}: {positional} left over")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_option_named_beside_a_command_in_the_docs_exists():
+    """Inline, a page names a command with its options (`pesgen runs cancel RUN --reason
+    TEXT [--bordereau N]…`, `pesgen export … --dry-run`): each ``--option`` after the
+    command's name must be one of its options."""
+    spans = 0
+    unknown = []
+    for page in _pages():
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"pesgen((?: [a-z][a-z-]*)+)([^`\n]*)", text):
+            command, _ = _command_of(m.group(1).split())
+            if hasattr(command, "commands"):
+                continue
+            spans += 1
+            names = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", m.group(2)):
+                if option not in names:
+                    line = text.count("\n", 0, m.start()) + 1
+                    unknown.append(f"{page.name}:{line}: pesgen{m.group(1)}: {option}")
+    assert spans > 100, f"the scan found {spans} commands named: the pattern is broken"
+    assert not unknown, "\n".join(unknown)
+
+
+def test_every_command_is_named_in_the_docs():
+    """Each command and subcommand of ``pesgen --help`` is named (``pesgen runs
+    cancel``) in README.md or docs/: a command added without a word on it fails here."""
+    pages = "".join(page.read_text(encoding="utf-8") for page in _pages())
+    unnamed, seen = [], 0
+
+    def walk(command, path):
+        nonlocal seen
+        for name, sub in getattr(command, "commands", {}).items():
+            seen += 1
+            if f"pesgen {' '.join([*path, name])}" not in pages:
+                unnamed.append(" ".join([*path, name]))
+            walk(sub, [*path, name])
+
+    walk(_pesgen_command(), [])
+    assert seen > 25, f"the walk found {seen} commands: it is broken"
+    assert not unnamed, unnamed

@@ -19,6 +19,7 @@ from pesgen.validate import (
     TREE_LISTING_MAX_BYTES,
     _parser,
     load_xsd,
+    piece_lines,
     schema_errors_by_piece,
     validate_pes_file,
 )
@@ -26,6 +27,7 @@ from pesgen.validate import (
 from .conftest import MAPPINGS, ROOT, golden_parts, run_cli
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
+LINES = piece_lines(schema_path("pes-ormc/pes-ormc.xsd"))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def _tree_listing(path: Path) -> list[tuple[int, str, str]]:
 
 def _piece_listing(path: Path) -> list[tuple[int, str, str]]:
     out = []
-    for p in schema_errors_by_piece(path, SCHEMA, "pesgen"):
+    for p in schema_errors_by_piece(path, SCHEMA, "pesgen", LINES):
         where, xpath = p.record.split(" ", 1)
         out.append((int(where.rsplit(":", 1)[1]), p.message, xpath))
     return sorted(out)
@@ -99,7 +101,7 @@ def test_not_well_formed_names_the_line(tmp_path, big_valid):
     path = tmp_path / "broken.xml"
     cut = _nth(big_valid, b"<Piece>", 1200)
     path.write_bytes(big_valid[:cut] + b"<Piece><<" + big_valid[cut:])
-    [p] = schema_errors_by_piece(path, SCHEMA, "pesgen")
+    [p] = schema_errors_by_piece(path, SCHEMA, "pesgen", LINES)
     assert p.rule == "xml.pesgen" and "not well-formed" in p.message
     line = big_valid[:cut].count(b"\n") + 1
     assert p.record == f"broken.xml:{line}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -1150,3 +1151,17 @@ def test_new_format_and_its_readme_give_the_same_commands_that_work_from_here(
     assert checked.exit_code == ExitCode.MAPPING, checked.stderr
     assert "unknown output format" not in checked.stderr
     assert "the bundle is not finished" in checked.stderr  # the scaffold's TODOs first
+
+
+def test_new_mapping_s_next_command_keeps_its_formats_dir(tmp_path):
+    """new-mapping --formats-dir DIR --out M said `then pesgen check-mapping M`: run as
+    printed, that is an unknown format (exit 2), since the bundle is in DIR
+    (docs/onboarding.md, step 4); check-mapping's own next commands carry it."""
+    fmts, _ = _new_bundle(tmp_path)
+    out = tmp_path / "my mappings" / "y.yaml"
+    r = _run("new-mapping", "Commune de Y", "--format", "exemple-compta", "--formats-dir",
+             fmts, "--out", out)
+    assert r.exit_code == 0, r.output
+    said = r.stdout.strip().splitlines()[-1]
+    assert said.endswith(f"then pesgen check-mapping '{out}' --formats-dir "
+                         f"{shlex.quote(str(fmts))}"), said

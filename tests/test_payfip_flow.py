@@ -125,6 +125,37 @@ def test_abandoned(flow):
     assert flow.reconcile() == []  # final: no longer asked
 
 
+def test_an_abandon_is_final_from_the_end_of_its_20_minutes_to_the_second(flow, monkeypatch):
+    """The idOp stays payable for 20 minutes after it was made, not through their end:
+    A asked again a second before that time is still pending (saying until when), asked
+    at that time it is final (abandoned)."""
+    from datetime import UTC, datetime, timedelta
+
+    link = flow.link()
+    flow.pay(link, "abandon")
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    with flow.store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == link.id_op).values(
+            created_at=(until - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")))
+
+    def clock(at):
+        monkeypatch.setattr(ledger, "utc_now", lambda: at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    clock(until - timedelta(seconds=1))
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("pending", "pending")
+    assert outcome.message.startswith(
+        f"result A (abandoned) before {until.strftime('%Y-%m-%dT%H:%M:%SZ')}: ")
+    assert _payment(flow.store)["status"] == "pending"
+    # each answer asked is counted: the notification's and this one
+    assert ledger.get_operation(flow.store, link.id_op)["checks"] == 2
+    clock(until)
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("recorded", "abandoned")
+    assert _payment(flow.store)["status"] == "abandoned"
+    assert ledger.get_operation(flow.store, link.id_op)["checks"] == 3
+
+
 def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
     """The family abandons, then goes back and pays through the same idOp (it stays
     active for 20 minutes): the later notification pulls the result again and records
@@ -333,15 +364,19 @@ def test_amount_mismatch_is_an_anomaly_not_a_payment(flow, store):
     assert flow.reconcile() == []  # an anomaly is for a person, not for the sweep
 
 
-def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store):
-    """After an amount-mismatch the invoice stays pending: resolving the anomaly records
-    who decided what and when, in the anomaly and the invoice's history; it records no
-    payment, changes no status, and the invoice can still get a link."""
+def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store, caplog):
+    """After an amount-mismatch (logged as a warning naming its kind) the invoice stays
+    pending: resolving the anomaly records who decided what and when, in the anomaly and
+    the invoice's history; it records no payment, changes no status, and the invoice can
+    still get a link."""
     from pesgen.errors import StateError, UsageError
 
     link = flow.link(mode="W")
     flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
-    flow.pay(link, "card")
+    with caplog.at_level("WARNING", logger="pesgen.payfip"):
+        flow.pay(link, "card")
+    assert f"payfip notification: operation {link.id_op}: anomaly (amount-mismatch)" in [
+        r.getMessage() for r in caplog.records]
     [anomaly] = ledger.list_anomalies(store, open_only=True)
     assert (anomaly["kind"], anomaly["invoice_status"], anomaly["resolved_at"]) == (
         "amount-mismatch", "pending", None)
@@ -352,17 +387,20 @@ def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store)
         ledger.resolve_anomaly(store, anomaly["id"], "alice", "  ")
     with pytest.raises(StateError, match="no anomaly 999"):
         ledger.resolve_anomaly(store, 999, "alice", "x")
+    with pytest.raises(UsageError, match="--by must be 1 to 64 characters"):
+        ledger.resolve_anomaly(store, anomaly["id"], "a" * 65, "x")
     note = "trésorerie: 50,00 EUR collected, 16,00 EUR refunded on 2026-12-02"
-    done = ledger.resolve_anomaly(store, anomaly["id"], "alice", note)
-    assert (done["resolved_by"], done["note"]) == ("alice", note) and done["resolved_at"]
+    alice = "alice " + "x" * 58  # 64 characters: the most resolved_by holds
+    done = ledger.resolve_anomaly(store, anomaly["id"], alice, note)
+    assert (done["resolved_by"], done["note"]) == (alice, note) and done["resolved_at"]
     with pytest.raises(StateError, match=f"anomaly {anomaly['id']} was already resolved on "
-                       f"{done['resolved_at']} by alice"):
+                       f"{done['resolved_at']} by {alice}"):
         ledger.resolve_anomaly(store, anomaly["id"], "bob", "again")
 
     assert ledger.list_anomalies(store, open_only=True) == []
     [closed] = ledger.list_anomalies(store)
     assert (closed["resolved_at"], closed["resolved_by"], closed["note"]) == (
-        done["resolved_at"], "alice", note)
+        done["resolved_at"], alice, note)
     assert _payment(store) == before and before["status"] == "pending"  # nothing paid
     assert before["paid_cents"] is None
     assert ledger.get_operation(store, link.id_op) == op_before

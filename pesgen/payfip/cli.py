@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .._display import json_text, masked_text, shown
+from .._display import escaped_lines, json_text, masked_text, shown
+from .._echo import echo_err as _echo_err
+from .._echo import say as _say
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
 
@@ -29,12 +31,6 @@ EndpointOpt = Annotated[str | None, typer.Option(
          "https://www.payfip.gouv.fr/tpa.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per PayFiP call.")]
 MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (YAML).")]
-
-
-def _say(text: str = "", err: bool = False) -> None:
-    """A line of text: the secrets of the URLs it quotes masked (``masked_text``), as the
-    JSON outputs mask them; a link printed to be followed is printed as it is."""
-    typer.echo(masked_text(text), err=err)
 
 
 def _fail(exc: PesgenError) -> None:
@@ -57,9 +53,12 @@ def _log_outcomes() -> None:
     """Show pesgen.payfip's log lines (idOps and outcomes; never amounts or addresses)."""
     import logging
 
-    class Masked(logging.Formatter):  # a URL quoted (an endpoint): its secrets masked
+    # on standard error as echo_err's lines: a URL quoted (an endpoint), its secrets
+    # masked; a value received (an idOp a notification gave), its control characters
+    # escaped
+    class Masked(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            return masked_text(super().format(record))
+            return escaped_lines(masked_text(super().format(record)))
 
     handler = logging.StreamHandler()
     handler.setFormatter(Masked("%(levelname)s:     %(name)s: %(message)s"))
@@ -130,7 +129,7 @@ def link(
                        f"{result.refdet}, {amount}, saisie {result.saisie})")
             typer.echo(result.url)
             for note in result.notes:
-                _say(f"note: {note}", err=True)
+                _echo_err(f"note: {note}")
             if _stdout_closed():
                 # `| head -2`: the links after it would go nowhere; not made
                 raise BrokenPipeError(32, "standard output closed by its reader")
@@ -143,7 +142,7 @@ def link(
             links.close()  # no link after it; the client closed
         _batch_stopped(batch, invoice, printing, exc)
     if len(invoice) > 1:
-        _say(f"{batch.made} link(s) made", err=True)
+        _echo_err(f"{batch.made} link(s) made")
 
 
 def _stdout_closed() -> bool:
@@ -163,7 +162,7 @@ def _batch_stopped(batch: Any, given: list[str], printing: Any, exc: BaseExcepti
     closed (exit 2, as an OSError) leaves: the invoices that got a link (made and
     recorded; the URL of the one being printed, on standard error), the one whose link
     was being made (PayFiP may have made an operation for it), those not sent."""
-    from ..cli import _echo_err, _Interrupts
+    from ..cli import _Interrupts
     from .service import listed
 
     interrupted = isinstance(exc, KeyboardInterrupt)
@@ -334,32 +333,31 @@ def payments(
         _fail(exc)
         return
     summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
-    _say(f"wrote {output}: {summary}" if output else summary, err=True)
+    _echo_err(f"wrote {output}: {summary}" if output else summary)
     if seen.expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
-        _say(f"note: {seen.expired} invoice(s) expired: PayFiP no longer knows their "
+        _echo_err(f"note: {seen.expired} invoice(s) expired: PayFiP no longer knows their "
                    "operation, so whether the family paid before it expired is not known; "
-                   "check with the trésorerie before sending a new link (docs/payfip.md)",
-                   err=True)
+                   "check with the trésorerie before sending a new link (docs/payfip.md)")
     if seen.undated:
         # PayFiP's answer said paid but gave no dattrans/heurtrans: the payment is sure,
         # its time is not
-        _say(f"note: {seen.undated.count} payment(s) came without PayFiP's transaction "
+        _echo_err(f"note: {seen.undated.count} payment(s) came without PayFiP's transaction "
                    f"date and time (dattrans/heurtrans) ({seen.undated}): their paid_at is "
                    "when pesgen recorded the result, not when the family paid (paid_at_source "
-                   "recorded in --format json; docs/payfip.md)", err=True)
+                   "recorded in --format json; docs/payfip.md)")
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
     if seen.paid_cancelled:
-        _say(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
+        _echo_err(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
                    f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
                    "trésorerie refunds it or applies it to the title exported in its place "
-                   "(docs/payfip.md)", err=True)
+                   "(docs/payfip.md)")
     if seen.still_open:
-        _say(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
+        _echo_err(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
                    f"link open ({seen.still_open}): a payment through it would be an anomaly "
-                   "(run-cancelled), not a payment", err=True)
+                   "(run-cancelled), not a payment")
 
 
 PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
@@ -637,7 +635,7 @@ def tipi_url(
         return
     typer.echo(url)
     for note in notes:
-        _say(f"note: {note}", err=True)
+        _echo_err(f"note: {note}")
 
 
 @payfip_app.command()
@@ -689,24 +687,23 @@ def datamatrix(
                    "acquit FILE` gives the command that cancels the bordereau, then export "
                    "its invoices again" if s.rejected else
                    "a family must not pay a cancelled title")
-            _say(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
-                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})",
-                       err=True)
+            _echo_err(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
+                       f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})")
             if s.earlier is not None:
                 when = (f"the trésorerie rejected IdBord {s.id_bord}" if s.rejected
                         else f"IdBord {s.id_bord} was cancelled")
-                _say(f"warning: {s.earlier} (and its images in "
+                _echo_err(f"warning: {s.earlier} (and its images in "
                            f"{s.earlier.name.removesuffix('.csv')}/) was written before {when}: "
-                           "do not print its Datamatrix", err=True)
+                           "do not print its Datamatrix")
 
         def paid(rows: list[dict[str, Any]]) -> None:
             # paid online already: a Datamatrix would let the family pay it again
-            _say(f"skipped {len(rows)} title(s) of run {full} paid online through "
+            _echo_err(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
                            f"operation {r['id_op']}"
                            + (f", through its cancelled title of run {r['through']}"
-                              if r["through"] else "") + ")" for r in rows), err=True)
+                              if r["through"] else "") + ")" for r in rows))
 
         with store.reads():
             written = write_for_run(store, full, out, code_e,
