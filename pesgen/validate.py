@@ -1053,8 +1053,8 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
     in_pieces: list[tuple[int, int, str, etree._Element, int, str,
                           tuple[_Slices, str, int] | None]] = []
     elsewhere: list[tuple[int, int, str, etree._Element | None, str]] = []
-    placed: dict[etree._Element | None, int] = {}  # pieces read, by parent
-    counts: dict[etree._Element | None, int] = {}  # of the parents read to their end
+    # pieces read, by parent: once the file is read to its end, how many each holds
+    placed: dict[etree._Element | None, int] = {}
     sliced: set[etree._Element] = set()  # pieces listed by slices: theirs alone
     line_step = re.compile("/(" + "|".join(map(re.escape, sorted(lines))) +
                            r")(\[\d+\])?(?=/|$)")
@@ -1133,7 +1133,6 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
                     held = 1
                 continue
             if el.tag == "Bordereau":
-                counts[el] = placed.get(el, 0)
                 continue
             parent = el.getparent()
             index = placed[parent] = placed.get(parent, 0) + 1
@@ -1150,7 +1149,6 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
             held, part = 0, None
         if tree is None:  # no piece and no bordereau: nothing to stream
             return _tree_errors(path, schema, label)
-        counts = placed  # every parent read to its end
         collect(tree, tree.getroot())  # what follows the last piece; bordereaux without one
         stopped = False
     except etree.XMLSyntaxError as exc:
@@ -1162,7 +1160,6 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
         try:
             for _event, el in events:
                 if el.tag == "Bordereau":
-                    counts[el] = placed.get(el, 0)
                     continue
                 if el.tag == "Piece":
                     parent = el.getparent()
@@ -1170,13 +1167,12 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
                     if part is not None and part.piece is el:
                         part.tally()
                 el.clear(keep_tail=True)  # a line stays, empty, for its piece's tally
-            counts = placed
         except etree.XMLSyntaxError as exc:  # as the whole tree says it
             return _not_well_formed(name, exc, label)
     assert tree is not None
     listed: list[tuple[int, int, str, str]] = []
     for line, order, message, parent, k, rest, spot in in_pieces:
-        step = "/Piece" if counts.get(parent) == 1 else f"/Piece[{k}]"
+        step = "/Piece" if placed.get(parent) == 1 else f"/Piece[{k}]"
         if spot is not None:
             part, tag, n = spot
             rest = part.step(tag, n) + rest
