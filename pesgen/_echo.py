@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import typer
 
-from ._display import escaped_lines, masked_text, masked_urls
+from ._display import escaped_lines, masked_text
+
+
+def err_text(text: str) -> str:
+    """``text`` as standard error shows it (``echo_err``, payfip's log lines). An error, a
+    warning or a note may quote a file's text (an XML's value, an acknowledgement's
+    libellé) or a PayFiP answer: no control character of it reaches the terminal as such
+    (``escaped_lines``: tabs and line ends stay); nor the password of a URL it quotes (a
+    store URL given where a file or a date was expected: "postgresql:/u:pw@h/db: no
+    such file")."""
+    return escaped_lines(masked_text(text))
 
 
 def echo_err(text: str, nl: bool = True) -> None:
-    """A line on standard error. An error, a warning or a note may quote a file's text
-    (an XML's value, an acknowledgement's libellé) or a PayFiP answer: no control
-    character of it reaches the terminal as such (``escaped_lines``: tabs and line ends
-    stay); nor the password of a URL it quotes (a store URL given where a file or a date
-    was expected: "postgresql:/u:pw@h/db: no such file")."""
-    typer.echo(escaped_lines(masked_urls(text)), err=True, nl=nl)
+    """A line on standard error, as ``err_text`` shows it."""
+    typer.echo(err_text(text), err=True, nl=nl)
 
 
 def say(text: str = "", nl: bool = True) -> None:

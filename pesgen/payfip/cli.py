@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .._display import escaped_lines, json_text, masked_text, shown
+from .._display import json_text, shown
 from .._echo import echo_err as _echo_err
+from .._echo import err_text
 from .._echo import say as _say
 from .._help import DB_HELP, HelpGroup
 from ..errors import ExitCode, PesgenError, UsageError
@@ -58,7 +59,7 @@ def _log_outcomes() -> None:
     # escaped
     class Masked(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            return escaped_lines(masked_text(super().format(record)))
+            return err_text(super().format(record))
 
     handler = logging.StreamHandler()
     handler.setFormatter(Masked("%(levelname)s:     %(name)s: %(message)s"))
