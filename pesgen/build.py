@@ -11,7 +11,7 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -263,18 +263,25 @@ def _shapes_read(source: str, scope: dict[str, Any]) -> str:
     ' (invoice.payment.method is a list)'; empty when it reads none."""
     found = []
     for root, chain in _expression_chains(source):
-        node = scope.get(root)
-        for part in chain:
-            if isinstance(node, dict) and isinstance(part, str):
-                node = node.get(part)
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            else:
-                node = None
-                break
-        if chain and isinstance(node, (list, dict)):
-            found.append(f"{'.'.join([root, *map(str, chain)])} is {json_kind(node)}")
+        nodes = list(_along(scope.get(root), chain))
+        if chain and len(nodes) > len(chain) and isinstance(nodes[-1], (list, dict)):
+            found.append(f"{'.'.join([root, *map(str, chain)])} is {json_kind(nodes[-1])}")
     return f" ({'; '.join(found)})" if found else ""
+
+
+def _along(node: Any, chain: tuple[str | int, ...]) -> Iterator[Any]:
+    """The values a chain of reads (``payer``, ``address``, ``0``…) passes through in a
+    record: ``node``, then each value read, as far as the chain reaches (a key of an
+    object, an index of a list)."""
+    yield node
+    for part in chain:
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return
+        yield node
 
 
 def _expression_place(source: str, exc: WrongShape,
@@ -283,16 +290,11 @@ def _expression_place(source: str, exc: WrongShape,
     (``invoice.payer.name``) in ``scope``; None when no chain reaches it (a value made
     by the expression, a filter's)."""
     for root, chain in _expression_chains(source):
-        node = scope.get(root)
-        for depth, part in enumerate(chain):
+        # the value before each read (_along gives one more, the last one read)
+        reads = zip(_along(scope.get(root), chain), chain, strict=False)
+        for depth, (node, part) in enumerate(reads):
             if node is exc.value and part == exc.key:
                 return root, chain[:depth]
-            if isinstance(node, dict) and isinstance(part, str):
-                node = node.get(part)
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            else:
-                break
     return None
 
 
