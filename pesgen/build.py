@@ -143,6 +143,14 @@ def _shape(value: Any) -> str | None:
     return json_kind(value)
 
 
+def _refuse_kind(value: Any, what: str, allowed: type | tuple[type, ...] = ()) -> None:
+    """The ``ValueError`` a field's parse gives ``value`` when it is a JSON list, object
+    or true/false (``_shape``) but of ``allowed``: said by its kind, 'an object is not an
+    amount', never by its Python text (the billing data it holds)."""
+    if not isinstance(value, allowed) and (shape := _shape(value)) is not None:
+        raise ValueError(f"{shape} is not {what}")
+
+
 def _stripped(node: Any) -> Any:
     """``node`` with every string in it stripped, as a path binding reads it: the record
     an expression sees, so that ``invoice.payment_method == 'direct_debit'`` and
@@ -543,9 +551,7 @@ class Builder:
                             mapping=binding.where if binding else None, record=origin)
             return None
         try:
-            shape = None if isinstance(value, (str, date)) else _shape(value)
-            if shape is not None:  # a list or an object: its Python text is billing data
-                raise ValueError(f"{shape} is not a date")
+            _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
             ctx.problem("input.date", f"{key}: {exc}", mapping=binding.where if binding else None,
@@ -569,9 +575,7 @@ class Builder:
         if _blank(value):
             return None
         try:
-            shape = None if kind is str else _shape(value)
-            if shape is not None:  # a list or an object: its Python text is billing data
-                raise ValueError(f"{shape} is not an amount")
+            _refuse_kind(value, "an amount")
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
             ctx.problem("input.amount", f"{key}: {exc}",
@@ -1318,9 +1322,7 @@ class Builder:
         if _blank(flag):
             return None
         try:
-            shape = None if type(flag) is bool else _shape(flag)
-            if shape is not None:  # a list or an object: its Python text is billing data
-                raise ValueError(f"{shape} is not a yes/no value")
+            _refuse_kind(flag, "a yes/no value", bool)
             if not parse_bool(flag):
                 return None
         except ValueError as exc:
