@@ -1,4 +1,5 @@
-"""A time limit on each call into a bundle's template: loading it, one macro rendering
+"""A time limit on each call into a bundle's template: its top-level code, run as it is
+loaded (not its compiling, which takes time in its text's size), one macro rendering
 a file's head, one title's piece, or its tail.
 
 The sandbox bounds what one operation may make (``_jinja``), not how long a template

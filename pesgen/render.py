@@ -149,8 +149,10 @@ class FileRenderer:
         self._env = env = template_environment(fmt.folder, writes_none, traced, recorded)
         self.name = f"{fmt.name}/{spec.template}"
         try:
-            # escaping memoised (_Template); its top-level code runs too, watched
-            module = _budget.watched(lambda: env.get_template(spec.template).make_module())
+            # escaping memoised (_Template). Compiling takes time in the text's size, not
+            # watched (a loaded machine's compile of the whole text once passed a test's
+            # short limit); its top-level code, which may loop, runs watched
+            module = _budget.watched(env.get_template(spec.template).make_module)
         except jinja2.TemplateError as exc:
             raise template_error(exc, fmt.name, spec.template, "loading", env) from None
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
