@@ -183,6 +183,9 @@ def test_a_look_alike_is_said_with_the_characters_that_differ():
         "ＦＡ-２０２６-００１０１ is FA-2026-00101 written with other characters "
         "(U+FF26 FULLWIDTH LATIN CAPITAL LETTER F, U+FF21 FULLWIDTH LATIN CAPITAL LETTER A, "
         "U+FF12 FULLWIDTH DIGIT TWO and 3 more)")
+    # an invisible character is shown by its code, a space as a space
+    assert written_otherwise("FA 2026\u00ad", "FA 2026") == (
+        "FA 2026<U+00AD> is FA 2026 written with other characters (U+00AD SOFT HYPHEN)")
     # differing by case or surrounding spaces only: said as before, elsewhere
     assert written_otherwise(" fa-2026-00101", "FA-2026-00101") is None
     assert written_otherwise("FA-2026-00101", "FA-2026-00101") is None
