@@ -168,7 +168,7 @@ def shown(number: str) -> str:
     controls) as <U+00AD>, the rest as written."""
     if number.isprintable():
         return number
-    return "".join(c if c.isprintable() or c == " " else f"<U+{ord(c):04X}>" for c in number)
+    return "".join(c if c.isprintable() else f"<U+{ord(c):04X}>" for c in number)
 
 
 def named(number: str, most: int = 3) -> str:

@@ -240,6 +240,19 @@ def test_a_15_digit_num_dette_is_refused_and_13_digits_pass(tmp_path):
     assert zeros.exit_code == 0, zeros.output
 
 
+def test_the_largest_keyed_num_dette_is_13_nines(tmp_path):
+    """The bound of pes.num-dette-keys is exact: 9999999999999 (13 digits) passes with
+    its keys, 10000000000000 (the first of 14) is refused."""
+    ok = _export(_input(tmp_path, _numbered("FA-9999999999999")), tmp_path / "o13")
+    assert ok.exit_code == 0, ok.output
+    assert '<NumDette V="9999999999999"/>' in (tmp_path / "o13" / XML).read_text("iso-8859-1")
+    over = _export(_input(tmp_path, _numbered("FA-10000000000000"), "in14.json"),
+                   tmp_path / "o14")
+    assert over.exit_code == ExitCode.INPUT, over.output
+    assert "NumDette '10000000000000' has 14 significant digits" in over.output
+    assert "(rule pes.num-dette-keys)" in over.output
+
+
 def test_validate_refuses_cle2_over_a_num_dette_of_14_digits(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr("pesgen.build.DEBT_KEYED_MAX", 10 ** 15)

@@ -7,7 +7,7 @@ weekend, and a --date the calendar does not have is said so."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -174,6 +174,24 @@ def test_runs_list_and_find_name_each_run_s_budget_and_exercise(tmp_path, mappin
 ])
 def test_target2_closing_days(day, why):
     assert target2_closed(date.fromisoformat(day)) == why
+
+
+# Easter Sundays (Gregorian): the years around now, the earliest (22 March, 2285) and
+# latest (25 April, 2038) possible, the computus's exceptions (2049, 2076, 2106: 18 or 19
+# April where the plain rule gives a week later) and the next century (2100, 2116)
+@pytest.mark.parametrize("sunday", [
+    "2008-03-23", "2011-04-24", "2019-04-21", "2020-04-12", "2021-04-04", "2022-04-17",
+    "2023-04-09", "2024-03-31", "2025-04-20", "2029-04-01", "2030-04-21", "2031-04-13",
+    "2032-03-28", "2033-04-17", "2034-04-09", "2035-03-25", "2038-04-25", "2049-04-18",
+    "2076-04-19", "2100-03-28", "2106-04-18", "2116-03-29", "2285-03-22",
+])
+def test_target2_closes_on_good_friday_and_easter_monday_of_each_year(sunday):
+    easter = date.fromisoformat(sunday)
+    assert target2_closed(easter - timedelta(days=2)) == "Good Friday"
+    assert target2_closed(easter + timedelta(days=1)) == "Easter Monday"
+    # the Thursday before and the Tuesday after are business days
+    assert target2_closed(easter - timedelta(days=3)) is None
+    assert target2_closed(easter + timedelta(days=2)) is None
 
 
 def test_a_debit_on_a_target2_holiday_is_noted(tmp_path):

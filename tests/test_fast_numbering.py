@@ -167,6 +167,11 @@ def test_cle1_fast_sum_is_the_digit_loop():
             _reference_cle1(cod, nature, exercise, period, debt, zero)
     # outside the fast path: a non-ASCII digit (int() reads it), a non-digit, too long
     assert keys.cle1("١٢٣", "00", 2026, "1", "5") == _reference_cle1("123", "00", 2026, "1", "5")
+    # the fast path's last length, and one past it: CodCol + nature (2) + exer (2) + Per (1)
+    # + NumDette (13)
+    for digits in (keys._MOD11_MAX, keys._MOD11_MAX + 1):
+        cod = "7" * (digits - 2 - 2 - 1 - 13)
+        assert keys.cle1(cod, "00", 2026, "1", "5") == _reference_cle1(cod, "00", 2026, "1", "5")
     long_cod = "7" * 70
     assert keys.cle1(long_cod, "00", 2026, "1", "5") == _reference_cle1(long_cod, "00", 2026,
                                                                           "1", "5")

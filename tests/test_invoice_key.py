@@ -54,6 +54,7 @@ def test_a_number_written_with_look_alike_characters_has_the_number_s_key(number
     ("FA-\u00b9", "FA-1"),  # superscript one
     ("FA-\u00aa1", "FA-A1"),  # feminine ordinal indicator
     ("FA-\u00b51", "FA-\u03bc1"),  # micro sign, not the Greek letter
+    ("FA-\u00b51", "FA-1"),  # nor nothing: case folding keeps it
 ])
 def test_numbers_a_reader_tells_apart_keep_their_own_keys(a, b):
     assert invoice_key(a) != invoice_key(b)
@@ -182,6 +183,9 @@ def test_a_look_alike_is_said_with_the_characters_that_differ():
         "ＦＡ-２０２６-００１０１ is FA-2026-00101 written with other characters "
         "(U+FF26 FULLWIDTH LATIN CAPITAL LETTER F, U+FF21 FULLWIDTH LATIN CAPITAL LETTER A, "
         "U+FF12 FULLWIDTH DIGIT TWO and 3 more)")
+    # an invisible character is shown by its code, a space as a space
+    assert written_otherwise("FA 2026\u00ad", "FA 2026") == (
+        "FA 2026<U+00AD> is FA 2026 written with other characters (U+00AD SOFT HYPHEN)")
     # differing by case or surrounding spaces only: said as before, elsewhere
     assert written_otherwise(" fa-2026-00101", "FA-2026-00101") is None
     assert written_otherwise("FA-2026-00101", "FA-2026-00101") is None

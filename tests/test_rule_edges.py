@@ -17,7 +17,12 @@ import pytest
 from lxml import etree
 
 from pesgen.build import Builder
-from pesgen.checks import checked_national_id, grid_problem, id_tiers_problems
+from pesgen.checks import (
+    bic_abroad_problem,
+    checked_national_id,
+    grid_problem,
+    id_tiers_problems,
+)
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.mapping import load_mapping
@@ -116,6 +121,27 @@ def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
     """pes.id-tiers: an IdTiers without its NatIdTiers, or the other way round, is the one
     problem 'go together', no key is checked on a missing IdTiers."""
     assert list(id_tiers_problems(national_id, kind)) == ["IdTiers and NatIdTiers go together"]
+
+
+# ------------------------------------------------------------------ sepa.bic-abroad
+
+
+@pytest.mark.parametrize("country", ["FR", "GF", "GP", "MQ", "RE", "YT", "PM", "BL", "MF"])
+def test_sepa_bic_abroad_not_for_an_iban_of_a_bank_in_france(country):
+    """France, the overseas départements and the SEPA-zone collectivités (IBAN country
+    codes of their own in the ISO registry): an account there is no « domiciliation à
+    l'étranger », its BIC may be left out, whatever the case the IBAN is written in."""
+    iban = f"{country}7630006000011234567890189"
+    assert bic_abroad_problem(iban, None) is None
+    assert bic_abroad_problem(iban.lower(), "") is None
+
+
+@pytest.mark.parametrize("iban", ["DE89370400440532013000", "MC5811222000010123456789030"])
+def test_sepa_bic_abroad_an_account_abroad_without_its_bic(iban):
+    assert bic_abroad_problem(iban, None) == (
+        f"an account abroad (IBAN of {iban[:2]}) needs its BIC: without it the DGFiP "
+        "rejects the bordereau")
+    assert bic_abroad_problem(iban, "COBADEFFXXX") is None
 
 
 # ------------------------------------------------------------------ pes.num-dette-keys

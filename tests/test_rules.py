@@ -167,6 +167,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
          "CodRes 1 with CodPays 100 (France)"),
     ],
     "pes.num-dette": [
+        ("missing", lambda t: replace(t, debt_number=None),
+         "NumDette is missing: an ORMC article needs one"),
         ("zero", lambda t: replace(t, debt_number="0"), "NumDette '0'"),
         ("letters", lambda t: replace(t, debt_number="FA2026"), "NumDette 'FA2026'"),
         ("sixteen-digits", lambda t: replace(t, debt_number="1" * 16), "1-15 digits"),

@@ -508,10 +508,18 @@ def test_cle1_is_a_mod11_check_digit(cod_col, nature, exer, per, dette, zero):
         assert (total + int(key)) % 11 == 0
 
 
+def test_cle1_of_the_test_document_of_the_notes():
+    """Notes §16: Cle1 4 for CodCol 123, IdBord 12 (Noethys's input where pesgen's
+    nature_code stands), Exer 2024, Per 9, NumDette 2024000123."""
+    assert cle1("123", "12", 2024, "9", "2024000123") == "4"
+
+
 def test_cle1_zero_remainder_choice():
     # find an input whose weighted sum is a multiple of 11
     for dette in range(1, 200):
         if cle1("123", "00", 2026, "1", str(dette), "Z") == "Z":
+            # '0' unless told otherwise: the legacy ROLMRE format (notes §10.3)
+            assert cle1("123", "00", 2026, "1", str(dette)) == "0"
             assert cle1("123", "00", 2026, "1", str(dette), "0") == "0"
             assert cle1("123", "00", 2026, "1", str(dette), "1") == "1"
             break
