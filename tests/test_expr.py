@@ -33,6 +33,7 @@ FAST = [
     "invoice.number | default('X')",
     "invoice.payer.kind not in 'person'",
     "1 < invoice.count < 5",
+    "invoice.count >= 1 and invoice.count <= 5 and invoice.count > 0",
     "invoice.items",  # a dict method name: the sandbox's getattr decides
     "invoice.number.upper",  # a str method: same
     "invoice.__class__",  # unsafe: the sandbox refuses the same way
@@ -372,3 +373,23 @@ def test_expression_paths_are_whole_chains_from_invoice_or_line(source, paths):
     from pesgen.expr import expression_paths
 
     assert expression_paths(expression_environment(), source) == paths
+
+
+@pytest.mark.parametrize("source, columns, private", [
+    # a constant int and a computed subscript name no column (and do not stop the walk)
+    ("invoice.lines[0].label ~ invoice[line.key]", ("lines", "key"), ()),
+    ("invoice.payer.__class__ ~ line['_x'] ~ invoice['N° facture']",
+     ("payer", "N° facture"), ("__class__", "_x")),
+    # columns read from invoice or line only, each once, in order
+    ("invoice.number ~ invoice.number ~ collectivity.siret ~ line.label",
+     ("number", "label"), ()),
+    ("'{0._y}'.format(invoice.number)", ("number",), ("_y",)),
+    ("invoice._a ~ invoice._a", (), ("_a",)),
+    ("invoice.(", (), ()),  # not an expression: its syntax error comes from Jinja
+])
+def test_expression_reads_names_columns_and_private_names(source, columns, private):
+    """What the mapping loader learns from an expression before any record: the CSV
+    columns it reads and the names starting with '_' it refuses at load."""
+    from pesgen.expr import expression_reads
+
+    assert expression_reads(ENV, source) == (columns, private)
