@@ -63,7 +63,9 @@ def _line(path: Path, start: str) -> int:
     ("MŒ", "holds 'Œ', which charset latin-1 does not allow"),
     ("MADAME  X", "two in a row"),
     ("nc", "is not accepted by Hélios"),
+    ("MŒŸ", "holds 'ŒŸ', which charset latin-1 does not allow"),
     ("M\\tX", "holds the control or invisible character U+0009"),
+    ("M\\r\\nX", "holds the control or invisible character U+000D"),  # the first
     ("M\\u00a0X", "holds the control or invisible character U+00A0"),
     (" MME", "has a space at its start or end"),
 ])
