@@ -128,6 +128,16 @@ def test_example_values() -> None:
         ("value", "X")
 
 
+@pytest.mark.parametrize("count, expected", [(0, False), (1, False), (3, True), (5, False),
+                                             (10, False)])
+def test_a_chained_comparison_is_each_comparison_on_both_paths(count, expected):
+    """``1 < x < 5`` is ``1 < x and x < 5``: the closure goes on past a true first
+    comparison and stops at a false one, as Python and Jinja do."""
+    scope = {"invoice": {"count": count}}
+    assert _fast("1 < invoice.count < 5", scope) == _jinja("1 < invoice.count < 5", scope) == \
+        ("value", expected)
+
+
 @pytest.mark.parametrize("source", [
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method, invoice.method)",
     "invoice.get('method')",
