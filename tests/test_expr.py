@@ -173,6 +173,21 @@ def test_a_get_taking_the_context_sees_the_scope_on_both_paths() -> None:
         ("value", ("k", ["invoice", "line", "range"], True))
 
 
+def test_a_callable_get_whose_call_takes_the_context_sees_the_scope_on_both_paths() -> None:
+    """Context.call looks at the callee's __call__ too: the closure path as well."""
+    class Get:
+        @jinja2.pass_context
+        def __call__(self, context: Any, key: str) -> tuple[str, bool]:
+            return key, "invoice" in context.get_all()
+
+    class Table:
+        get = Get()
+
+    scope = {"invoice": Table(), "line": {}}
+    assert _fast("invoice.get('k')", scope) == _jinja("invoice.get('k')", scope) == \
+        ("value", ("k", True))
+
+
 @pytest.mark.parametrize("source, expected", [
     ("line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ line.student.last_name",
      "Piano -  Dupont"),
