@@ -147,6 +147,9 @@ def test_a_chained_comparison_is_each_comparison_on_both_paths(count, expected):
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method)",
     "{'get': 'x', 'direct_debit': 'yes'}.get(invoice.method)",
     "{1: 'one', none: 'nothing', 'online': none}.get(invoice.method, 'z')",
+    # a code table's get with no argument or three: dict.get's own TypeError on both
+    "{'direct_debit': 'yes'}.get()",
+    "{'direct_debit': 'yes'}.get(invoice.method, 'no', 'extra')",
 ])
 @pytest.mark.parametrize("invoice", [
     {"method": "direct_debit"}, {"method": "online"}, {"method": None}, {},
