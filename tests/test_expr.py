@@ -46,6 +46,8 @@ FAST = [
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.payment.method, "
     "invoice.payment.method)",
     "{'a': invoice.number, invoice.kind: 1}.get('a')",
+    "{'direct_debit': 'yes', 'invoice': 'no'}[invoice.payment.method]",  # constants only
+    "{'a': 1, 'b': 'x'}",
     "invoice.payer.get('name', 'X')",
     "invoice.payer.first_name ~ ' ' ~ invoice.payer.last_name",
     "invoice.number ~ '-' ~ line.amount ~ line.count",
