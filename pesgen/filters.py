@@ -127,9 +127,9 @@ def number(value: Decimal | int | str | None, decimal_sep: str = ".") -> str:
     if value is None:
         return ""
     d = value if isinstance(value, Decimal) else Decimal(str(value))
+    # normalize() drops the trailing zeros (1.50 -> 1.5, 1.00 -> 1), and :f writes a
+    # normalized value without any (1E+2 -> 100, never '100.' or '1.50')
     text = f"{d.normalize():f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
     return text.replace(".", decimal_sep) if decimal_sep != "." else text
 
 

@@ -118,19 +118,10 @@ def transliterate_char(char: str, charset: str) -> str | None:
         candidate = _fallback(char)
     if candidate is None:
         return None
-    if all(_encodable(c, charset) for c in candidate):
-        return candidate
-    # e.g. 'Œ' -> 'OE' is fine; 'é' -> 'e' for SEPA; try once more per character
-    out = []
-    for c in candidate:
-        if _encodable(c, charset):
-            out.append(c)
-            continue
-        sub = _fallback(c)
-        if sub is None or not all(_encodable(x, charset) for x in sub):
-            return None
-        out.append(sub)
-    return "".join(out)
+    # e.g. 'Œ' -> 'OE', 'é' -> 'e' for SEPA. No second try on a character of the
+    # candidate: a table's replacements are ASCII and _fallback's are decomposed already
+    # (NFKD is idempotent), so _fallback has nothing more to give for either.
+    return candidate if all(_encodable(c, charset) for c in candidate) else None
 
 
 def _c1_hint(value: str) -> str:

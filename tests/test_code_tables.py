@@ -63,6 +63,11 @@ def _line(path: Path, start: str) -> int:
     ("MŒ", "holds 'Œ', which charset latin-1 does not allow"),
     ("MADAME  X", "two in a row"),
     ("nc", "is not accepted by Hélios"),
+    ("MŒŸ", "holds 'ŒŸ', which charset latin-1 does not allow"),
+    ("M\\tX", "holds the control or invisible character U+0009"),
+    ("M\\r\\nX", "holds the control or invisible character U+000D"),  # the first
+    ("M\\u00a0X", "holds the control or invisible character U+00A0"),
+    (" MME", "has a space at its start or end"),
 ])
 def test_a_table_code_the_field_cannot_hold_is_refused_by_check_mapping(tmp_path, code, why):
     """Sent as written, a code the format's charset lacks was transliterated (or
@@ -87,3 +92,13 @@ def test_a_default_civility_the_charset_lacks_is_refused_naming_its_line(tmp_pat
     assert problem.mapping == f"{mapping}:{_line(mapping, '  default_civility:')}: " \
                               "policies.default_civility"
     assert re.search(r"'MŒ' holds 'Œ', which charset latin-1 does not allow", problem.message)
+
+
+def test_a_code_over_the_field_s_limit_is_refused_as_written():
+    """The mapping schema holds a civility to 10 characters, every shipped format's
+    field too: a format (--formats-dir) may allow fewer."""
+    from pesgen.text import code_error
+
+    assert code_error("MME", "latin-1", 3) is None
+    assert code_error("Mlle", "latin-1", 3) == "is 4 characters, the target allows 3"
+    assert code_error("Mademoiselle", "latin-1", None) is None

@@ -33,6 +33,7 @@ FAST = [
     "invoice.number | default('X')",
     "invoice.payer.kind not in 'person'",
     "1 < invoice.count < 5",
+    "invoice.count >= 1 and invoice.count <= 5 and invoice.count > 0",
     "invoice.items",  # a dict method name: the sandbox's getattr decides
     "invoice.number.upper",  # a str method: same
     "invoice.__class__",  # unsafe: the sandbox refuses the same way
@@ -45,6 +46,8 @@ FAST = [
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.payment.method, "
     "invoice.payment.method)",
     "{'a': invoice.number, invoice.kind: 1}.get('a')",
+    "{'direct_debit': 'yes', 'invoice': 'no'}[invoice.payment.method]",  # constants only
+    "{'a': 1, 'b': 'x'}",
     "invoice.payer.get('name', 'X')",
     "invoice.payer.first_name ~ ' ' ~ invoice.payer.last_name",
     "invoice.number ~ '-' ~ line.amount ~ line.count",
@@ -127,6 +130,16 @@ def test_example_values() -> None:
         ("value", "X")
 
 
+@pytest.mark.parametrize("count, expected", [(0, False), (1, False), (3, True), (5, False),
+                                             (10, False)])
+def test_a_chained_comparison_is_each_comparison_on_both_paths(count, expected):
+    """``1 < x < 5`` is ``1 < x and x < 5``: the closure goes on past a true first
+    comparison and stops at a false one, as Python and Jinja do."""
+    scope = {"invoice": {"count": count}}
+    assert _fast("1 < invoice.count < 5", scope) == _jinja("1 < invoice.count < 5", scope) == \
+        ("value", expected)
+
+
 @pytest.mark.parametrize("source", [
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method, invoice.method)",
     "invoice.get('method')",
@@ -136,6 +149,9 @@ def test_example_values() -> None:
     "{'direct_debit': 'yes', 'invoice': 'no'}.get(invoice.method)",
     "{'get': 'x', 'direct_debit': 'yes'}.get(invoice.method)",
     "{1: 'one', none: 'nothing', 'online': none}.get(invoice.method, 'z')",
+    # a code table's get with no argument or three: dict.get's own TypeError on both
+    "{'direct_debit': 'yes'}.get()",
+    "{'direct_debit': 'yes'}.get(invoice.method, 'no', 'extra')",
 ])
 @pytest.mark.parametrize("invoice", [
     {"method": "direct_debit"}, {"method": "online"}, {"method": None}, {},
@@ -160,6 +176,21 @@ def test_a_get_taking_the_context_sees_the_scope_on_both_paths() -> None:
     scope = {"invoice": Table(), "line": {}}
     assert _fast("invoice.get('k')", scope) == _jinja("invoice.get('k')", scope) == \
         ("value", ("k", ["invoice", "line", "range"], True))
+
+
+def test_a_callable_get_whose_call_takes_the_context_sees_the_scope_on_both_paths() -> None:
+    """Context.call looks at the callee's __call__ too: the closure path as well."""
+    class Get:
+        @jinja2.pass_context
+        def __call__(self, context: Any, key: str) -> tuple[str, bool]:
+            return key, "invoice" in context.get_all()
+
+    class Table:
+        get = Get()
+
+    scope = {"invoice": Table(), "line": {}}
+    assert _fast("invoice.get('k')", scope) == _jinja("invoice.get('k')", scope) == \
+        ("value", ("k", True))
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -372,3 +403,23 @@ def test_expression_paths_are_whole_chains_from_invoice_or_line(source, paths):
     from pesgen.expr import expression_paths
 
     assert expression_paths(expression_environment(), source) == paths
+
+
+@pytest.mark.parametrize("source, columns, private", [
+    # a constant int and a computed subscript name no column (and do not stop the walk)
+    ("invoice.lines[0].label ~ invoice[line.key]", ("lines", "key"), ()),
+    ("invoice.payer.__class__ ~ line['_x'] ~ invoice['N° facture']",
+     ("payer", "N° facture"), ("__class__", "_x")),
+    # columns read from invoice or line only, each once, in order
+    ("invoice.number ~ invoice.number ~ collectivity.siret ~ line.label",
+     ("number", "label"), ()),
+    ("'{0._y}'.format(invoice.number)", ("number",), ("_y",)),
+    ("invoice._a ~ invoice._a", (), ("_a",)),
+    ("invoice.(", (), ()),  # not an expression: its syntax error comes from Jinja
+])
+def test_expression_reads_names_columns_and_private_names(source, columns, private):
+    """What the mapping loader learns from an expression before any record: the CSV
+    columns it reads and the names starting with '_' it refuses at load."""
+    from pesgen.expr import expression_reads
+
+    assert expression_reads(ENV, source) == (columns, private)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -69,6 +70,12 @@ def test_by_imputation_groups_in_first_seen_order_and_sums():
     assert by_imputation([]) == []
 
 
+def test_by_imputation_keeps_lines_of_two_operations_apart():
+    lines = [_line(1, "FMC1", "85.00"), replace(_line(2, "FMC1", "30.00"), operation="OP12")]
+    assert [(g.fonction, g.operation, g.amount) for g in by_imputation(lines)] == \
+        [("311", None, Decimal("85.00")), ("311", "OP12", Decimal("30.00"))]
+
+
 def test_pricing_keeps_a_consistent_quantity_and_unit_price():
     p = pricing(_line(1, "INST", "142.50", q="3", u="47.50"))
     assert (p.quantity, p.unit_price) == (Decimal("3"), Decimal("47.50"))
@@ -77,5 +84,7 @@ def test_pricing_keeps_a_consistent_quantity_and_unit_price():
     assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))
     p = pricing(_line(1, "FMC1", "62.25"))
     assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))
+    p = pricing(_line(1, "FMC1", "42.50", q="0.5", u="85.00"))  # half a term
+    assert (p.quantity, p.unit_price) == (Decimal("0.5"), Decimal("85.00"))
     p = pricing(_line(1, "FMC1", "62.25", q="0", u="0"))
     assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))

@@ -201,6 +201,19 @@ def test_fixed():
         filters.fixed("abcdef", 5)
 
 
+def test_widths_from_0_to_max_width_are_accepted_and_none_past_them():
+    """A width is bounded (a width computed by mistake would fill memory), not cut
+    short: 0 and MAX_WIDTH are widths, -1 and MAX_WIDTH + 1 are refused by name."""
+    assert filters.fixed("", 0) == "" and filters.zfill("", 0) == ""
+    assert filters.fixed("a", filters.MAX_WIDTH) == "a" + " " * (filters.MAX_WIDTH - 1)
+    assert filters.zfill(7, filters.MAX_WIDTH) == "0" * (filters.MAX_WIDTH - 1) + "7"
+    for width in (-1, filters.MAX_WIDTH + 1, "5"):
+        with pytest.raises(ValueError, match=f"width {width!r} is not between 0 and 10000"):
+            filters.fixed("", width)
+    with pytest.raises(ValueError, match="width 10001 is not between 0 and 10000"):
+        filters.csv_record({1: "a"}, size=filters.MAX_WIDTH + 1)
+
+
 def test_zfill():
     assert filters.zfill(1, 7) == "0000001"
     with pytest.raises(ValueError, match="longer than 2"):
