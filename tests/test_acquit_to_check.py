@@ -356,6 +356,20 @@ def test_a_file_not_well_formed_for_another_reason_is_still_acquit_xml(tmp_path)
     assert "(rule acquit.xml)" in r.stderr and "acquit.encoding" not in r.stderr
 
 
+def test_a_utf16_file_not_well_formed_is_acquit_xml_not_read_as_utf8(tmp_path):
+    """A UTF-16 file (its byte order mark, as XML reads it) is not one "read as UTF-8":
+    not well-formed, it is the parser's finding, never "byte 0xFF is not UTF-8"."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    path = tmp_path / "utf16.xml"
+    path.write_bytes(text.replace('encoding="ISO-8859-1"', 'encoding="UTF-16"', 1)
+                     .replace("</EnTetePES>", "</EnTete>").encode("utf-16"))
+    assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "is not a well-formed XML file" in r.stderr and "(rule acquit.xml)" in r.stderr
+    assert "not UTF-8" not in r.stderr and "acquit.encoding" not in r.stderr
+
+
 @pytest.mark.parametrize(("domain", "bordereau", "kind", "step"), [
     ("3", 5, "other", "the guichet passed the signature of a bordereau (IdBord 5) but names "
      "1 error(s) (above): ask the trésorerie what they mean; if it is a recette of yours, "
