@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pesgen.acquit import AckElement, Acquit, read_acquit, tie
+from pesgen.acquit import AckElement, AckError, Acquit, read_acquit, tie
 from pesgen.errors import ExitCode, InputDataError, UsageError
 from pesgen.store import Bordereau
 
@@ -133,8 +133,6 @@ def test_an_unknown_anomaly_code_is_shown_as_such():
 def test_an_error_without_its_code_is_said_so_before_its_label():
     """An Erreur without NumAnoAck (the XSD allows it): `error (no code): label`, as
     `pesgen acquit` prints it, never a line starting with ': '."""
-    from pesgen.acquit import AckError
-
     assert str(AckError(None, "Le flux est vide")) == "(no code): Le flux est vide"
     assert str(AckError(None, None)) == "(no code)"
 
@@ -319,6 +317,13 @@ def test_a_pj_and_a_market_are_said_not_pesgen_s_by_what_they_name():
     assert said == {
         "attachment": ("accepted: PJ PJ-0087458 (pesgen sends no PJ)", False),
         "market": ("REJECTED: market M-2026-04 (pesgen sends no market)", False)}
+    # a PJ the guichet's technical check (DomaineAck 0) took with an error: not pesgen's
+    # either, so nothing to check (exit 0), whatever its domain
+    checked = AckElement(1, "0", True, None, None, None, "PJ-0087458",
+                         (AckError("ERREUR_PJ", "x"),), ())
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (checked,)),
+               _Store()).elements
+    assert (r.kind, r.ours, r.to_check()) == ("attachment", False, None)
 
 
 @pytest.mark.parametrize(("nom_fic", "tied"), [
