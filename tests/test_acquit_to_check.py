@@ -416,6 +416,28 @@ def test_an_acceptance_of_a_bordereau_cancelled_in_pesgen_is_to_check(one_run, t
     assert _rows(db_url) == (1, 1)  # recorded all the same
 
 
+def test_an_acceptance_with_errors_of_a_cancelled_bordereau_gives_both_reasons():
+    """Accepted with an error that has no code, on a bordereau pesgen holds as cancelled:
+    one entry to check, each reason said in turn and each one's step, the error named
+    '(no code)' at its piece."""
+    from pesgen.acquit import Recorded
+
+    e = AckElement(31, "7", True, 1, 2026, None, None, (), (
+        AckPiece(3, (AckError(None, "Civilité inconnue"),), ()),))
+    run = Recorded("r1", "06", "PESORMC_1.xml", 11, "2527.25", "2026-11-25",
+                   "rejected by phone")
+    check = ElementReport(e, "bordereau", (run,), (PieceReport(e.pieces[0],
+                                                               "FA-2026-00103"),)).to_check()
+    assert check.reasons == ("accepted-with-errors", "accepted-cancelled")
+    assert check.said == (
+        "IdBord 1 exercise 2026 (line 31): accepted, with 1 error(s): (no code) (IdPce 3, "
+        "invoice FA-2026-00103); accepted, but cancelled in pesgen 2026-11-25 (rejected "
+        "by phone)")
+    first, second = check.next_step.split("; tell the trésorerie: ")
+    assert first.startswith("the trésorerie accepted IdBord 1 (its titles are in Hélios)")
+    assert second.startswith("it took titles pesgen holds as cancelled")
+
+
 def test_an_acceptance_of_a_bordereau_the_tresorerie_annulled_stays_0(one_run, tmp_path):
     """Cancelled with --annulled-by-tresorerie: what the acceptance says is known and
     settled; nothing to check."""
