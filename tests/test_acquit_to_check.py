@@ -169,6 +169,20 @@ def test_a_doublon_piece_of_an_unknown_invoice_names_runs_find_by_invoice():
         r._doublon_piece(None)
 
 
+def test_a_doublon_piece_of_a_bordereau_whose_number_is_left_empty_says_the_bordereau():
+    """The acquit leaves NumBord empty: the advice speaks of "the bordereau", not of an
+    IdBord it does not know, and says not to cancel what the trésorerie accepted."""
+    e = AckElement(1, "6", True, None, None, None, None, (),
+                   (AckPiece(3, (AckError("ERREUR_DOUBLON_PIECE", "x"),), (), 40),),
+                   (("NumBord", 35),))
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store()).elements
+    assert r.kind == "unnamed"
+    step = r.next_step()
+    assert step.startswith("Hélios knows a piece of the bordereau already "
+                           "(ERREUR_DOUBLON_PIECE): its title may be at the trésorerie")
+    assert step.endswith(". The trésorerie accepted the bordereau: do not cancel it")
+
+
 # ------------------------------------------------------------------ acceptances not tied
 
 def test_an_acceptance_two_runs_could_answer_is_to_check():
