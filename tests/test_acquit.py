@@ -398,9 +398,11 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
             "somme des pièces") in out
     assert "  IdPce 3 invoice FA-2026-00103:\n    error ERREUR_CODIFICATION: Civilité " \
            "inconnue\n    IdLigne 2:\n      error ERREUR_AUTRE: " in out
-    # a bordereau pesgen has no record of is said so: no error
+    # a bordereau pesgen has no record of is said so (the store has runs of the acquit's
+    # collectivity: another software's, or another store's): no error
     assert ("IdBord 42 exercise 2026 (DomaineAck 6 Recette, line 55): accepted: no run of "
-            "this store holds it") in out
+            "this store holds it (another software's bordereau, or a run recorded in "
+            "another store: --db)\n") in out
     (step,) = [ln for ln in out.splitlines() if ln.startswith("  next: ")]
     assert step.startswith(f"  next: pesgen runs cancel {run_id} --bordereau 1 --reason ")
     assert "export again" in step
