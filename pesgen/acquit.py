@@ -1034,11 +1034,9 @@ class NamedRun:
 
     @property
     def said(self) -> str:
-        """``run … (TypBord 06, IdBord 1-3)``, for messages."""
-        numbers = [b.id_bord for b in self.bordereaux]
-        shown = (f"IdBord {numbers[0]}" if len(numbers) == 1 else
-                 f"IdBord {', '.join(map(str, numbers))}")
-        return f"run {self.run_id} (TypBord {self.typ_bord}, {shown})"
+        """``run … (TypBord 06, IdBord 1, 2, 3)``, for messages."""
+        numbers = ", ".join(str(b.id_bord) for b in self.bordereaux)
+        return f"run {self.run_id} (TypBord {self.typ_bord}, IdBord {numbers})"
 
 
 def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pesgen.acquit import AckElement, Acquit, read_acquit, tie
+from pesgen.acquit import AckElement, AckError, Acquit, read_acquit, tie
 from pesgen.errors import ExitCode, InputDataError, UsageError
 from pesgen.store import Bordereau
 
@@ -130,6 +130,13 @@ def test_an_unknown_anomaly_code_is_shown_as_such():
     assert "not in the DGFiP code list" in str(AckError("ERREUR_INVENTEE", "x"))
 
 
+def test_an_error_without_its_code_is_said_so_before_its_label():
+    """An Erreur without NumAnoAck (the XSD allows it): `error (no code): label`, as
+    `pesgen acquit` prints it, never a line starting with ': '."""
+    assert str(AckError(None, "Le flux est vide")) == "(no code): Le flux est vide"
+    assert str(AckError(None, None)) == "(no code)"
+
+
 def test_without_the_xsd_what_pesgen_reads_is_checked_every_problem_at_its_line(tmp_path):
     text = _head('''    <ElementACQUIT>
       <DomaineAck V="13"/>
@@ -156,6 +163,27 @@ def test_without_the_xsd_what_pesgen_reads_is_checked_every_problem_at_its_line(
     ]
     assert found[0][2].startswith("ack.xml:")
     assert found[3][2].endswith("/ElementACQUIT/NumBord")
+
+
+def test_a_long_wrong_value_is_quoted_by_its_first_20_characters(tmp_path):
+    """What the file gives instead of a code, a number or a date is quoted cut to its
+    first 20 characters (a NumBord or DomaineAck with how long it was), so that a
+    message stays one line a support person can read."""
+    text = _head('''    <ElementACQUIT>
+      <DomaineAck V="RecetteRecetteRecetteRecette"/>
+      <EtatAck V="1"/>
+      <NumBord V="123456789012345678901234567890"/>
+      <ExerciceBord V="2026"/>
+    </ElementACQUIT>
+''').replace('<DteStr V="2026-11-24"/>', '<DteStr V="le 24 novembre 2026 au matin"/>')
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [p.message for p in info.value.problems] == [
+        "DteStr is 'le 24 novembre 2026 ', not a date (YYYY-MM-DD)",
+        "DomaineAck 'RecetteRecetteRecett… (28 characters)' is not a code of the DGFiP "
+        "list (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 99)",
+        "NumBord is '12345678901234567890… (30 characters)', not a number of at most 7 "
+        "digits"]
 
 
 @pytest.mark.parametrize(("make", "said"), [
@@ -266,6 +294,38 @@ def test_the_one_run_of_a_number_is_not_tied_when_the_domain_contradicts_its_typ
         "not tied; if the trésorerie acknowledges this bordereau so, ")
 
 
+def test_every_run_the_domain_contradicts_is_said_each_in_its_own_words():
+    """DomaineAck 7 (Rôle) for a number only a titres (01) and an annulations (02) run
+    hold: neither is tied, and the verdict gives each one's reason, one after the
+    other."""
+    r = _tied("7", "01", "02")
+    first, second = r.set_aside
+    assert (r.found, first.run.run_id, second.run.run_id) == ((), "run-01", "run-02")
+    assert r.verdict == f"REJECTED: {first.why}; {second.why}"
+    assert r.verdict.count("(rule acquit.domain); DomaineAck 7 (Rôle) for a titres "
+                           "bordereau (TypBord 02) of run run-02") == 1
+
+
+def test_a_pj_and_a_market_are_said_not_pesgen_s_by_what_they_name():
+    """An element naming a PJ (IdUnique) or a market (IdMarche), no bordereau: not
+    pesgen's (it sends neither), said so by what it names, never as a bordereau
+    lacking its exercise."""
+    pj = AckElement(1, "4", True, None, None, None, "PJ-0087458", (), ())
+    market = AckElement(9, "11", False, None, None, "M-2026-04", None, (), ())
+    said = {r.kind: (r.verdict, r.ours) for r in tie(
+        Acquit("a.xml", "21450999400015", "00", None, None, (pj, market)), _Store()).elements}
+    assert said == {
+        "attachment": ("accepted: PJ PJ-0087458 (pesgen sends no PJ)", False),
+        "market": ("REJECTED: market M-2026-04 (pesgen sends no market)", False)}
+    # a PJ the guichet's technical check (DomaineAck 0) took with an error: not pesgen's
+    # either, so nothing to check (exit 0), whatever its domain
+    checked = AckElement(1, "0", True, None, None, None, "PJ-0087458",
+                         (AckError("ERREUR_PJ", "x"),), ())
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (checked,)),
+               _Store()).elements
+    assert (r.kind, r.ours, r.to_check()) == ("attachment", False, None)
+
+
 @pytest.mark.parametrize(("nom_fic", "tied"), [
     ("PESALR1_21450999400015_2026_0000005.xml", False),
     ("pesalr1_21450999400015_2026_0000005.xml", False),
@@ -338,9 +398,11 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
             "somme des pièces") in out
     assert "  IdPce 3 invoice FA-2026-00103:\n    error ERREUR_CODIFICATION: Civilité " \
            "inconnue\n    IdLigne 2:\n      error ERREUR_AUTRE: " in out
-    # a bordereau pesgen has no record of is said so: no error
+    # a bordereau pesgen has no record of is said so (the store has runs of the acquit's
+    # collectivity: another software's, or another store's): no error
     assert ("IdBord 42 exercise 2026 (DomaineAck 6 Recette, line 55): accepted: no run of "
-            "this store holds it") in out
+            "this store holds it (another software's bordereau, or a run recorded in "
+            "another store: --db)\n") in out
     (step,) = [ln for ln in out.splitlines() if ln.startswith("  next: ")]
     assert step.startswith(f"  next: pesgen runs cancel {run_id} --bordereau 1 --reason ")
     assert "export again" in step

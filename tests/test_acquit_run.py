@@ -543,6 +543,29 @@ def test_a_file_recorded_with_run_is_said_recorded_without_run(one_run, tmp_path
     assert _rows(db_url) == (1, 1)
 
 
+def test_a_file_recorded_with_run_then_replaced_says_since_when(one_run, tmp_path):
+    """What was recorded from a file read again is said as it stands: its line's status
+    ends at its recording date while it is the bordereau's status, and says when it was
+    replaced once another answer took its place (--replace); never a "replaced since"
+    of a status still in force."""
+    db_url, run_id = one_run
+    path = _ack(tmp_path, "six.xml", _element(1, False, "ERREUR_AUTRE", domain="6"))
+    assert run_cli("acquit", path, "--db", db_url, "--record", "--run",
+                   run_id).exit_code == ExitCode.REJECTED
+    said = (f"REJECTED: recorded already from this file as IdBord 1 of run {run_id} (tied "
+            "by --run): rejected on 2026-11-24 with 1 error(s) (line 31, recorded ")
+    (line,) = [ln for ln in run_cli("acquit", path, "--db", db_url).stdout.splitlines()
+               if said in ln]
+    assert line.endswith(")") and "replaced since" not in line, line
+
+    later = _ack(tmp_path, "later.xml", _element(1, True, domain="6"), day="2026-11-30")
+    done = run_cli("acquit", later, "--db", db_url, "--record", "--run", run_id, "--replace")
+    assert done.exit_code == 0, done.output
+    (line,) = [ln for ln in run_cli("acquit", path, "--db", db_url).stdout.splitlines()
+               if said in ln]
+    assert "; replaced since, 20" in line and line.endswith(")"), line
+
+
 # ------------------------------------------------------------------ another run fits
 
 def test_run_does_not_take_an_element_pesgen_ties_to_another_run(ormc_and_titres, tmp_path):

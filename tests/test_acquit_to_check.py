@@ -169,6 +169,20 @@ def test_a_doublon_piece_of_an_unknown_invoice_names_runs_find_by_invoice():
         r._doublon_piece(None)
 
 
+def test_a_doublon_piece_of_a_bordereau_whose_number_is_left_empty_says_the_bordereau():
+    """The acquit leaves NumBord empty: the advice speaks of "the bordereau", not of an
+    IdBord it does not know, and says not to cancel what the trésorerie accepted."""
+    e = AckElement(1, "6", True, None, None, None, None, (),
+                   (AckPiece(3, (AckError("ERREUR_DOUBLON_PIECE", "x"),), (), 40),),
+                   (("NumBord", 35),))
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store()).elements
+    assert r.kind == "unnamed"
+    step = r.next_step()
+    assert step.startswith("Hélios knows a piece of the bordereau already "
+                           "(ERREUR_DOUBLON_PIECE): its title may be at the trésorerie")
+    assert step.endswith(". The trésorerie accepted the bordereau: do not cancel it")
+
+
 # ------------------------------------------------------------------ acceptances not tied
 
 def test_an_acceptance_two_runs_could_answer_is_to_check():
@@ -356,6 +370,20 @@ def test_a_file_not_well_formed_for_another_reason_is_still_acquit_xml(tmp_path)
     assert "(rule acquit.xml)" in r.stderr and "acquit.encoding" not in r.stderr
 
 
+def test_a_utf16_file_not_well_formed_is_acquit_xml_not_read_as_utf8(tmp_path):
+    """A UTF-16 file (its byte order mark, as XML reads it) is not one "read as UTF-8":
+    not well-formed, it is the parser's finding, never "byte 0xFF is not UTF-8"."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    path = tmp_path / "utf16.xml"
+    path.write_bytes(text.replace('encoding="ISO-8859-1"', 'encoding="UTF-16"', 1)
+                     .replace("</EnTetePES>", "</EnTete>").encode("utf-16"))
+    assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "is not a well-formed XML file" in r.stderr and "(rule acquit.xml)" in r.stderr
+    assert "not UTF-8" not in r.stderr and "acquit.encoding" not in r.stderr
+
+
 @pytest.mark.parametrize(("domain", "bordereau", "kind", "step"), [
     ("3", 5, "other", "the guichet passed the signature of a bordereau (IdBord 5) but names "
      "1 error(s) (above): ask the trésorerie what they mean; if it is a recette of yours, "
@@ -400,6 +428,28 @@ def test_an_acceptance_of_a_bordereau_cancelled_in_pesgen_is_to_check(one_run, t
     assert recorded.stdout.splitlines()[0].endswith(
         ": 1 element(s), all accepted, 1 to check (listed at the end)")
     assert _rows(db_url) == (1, 1)  # recorded all the same
+
+
+def test_an_acceptance_with_errors_of_a_cancelled_bordereau_gives_both_reasons():
+    """Accepted with an error that has no code, on a bordereau pesgen holds as cancelled:
+    one entry to check, each reason said in turn and each one's step, the error named
+    '(no code)' at its piece."""
+    from pesgen.acquit import Recorded
+
+    e = AckElement(31, "7", True, 1, 2026, None, None, (), (
+        AckPiece(3, (AckError(None, "Civilité inconnue"),), ()),))
+    run = Recorded("r1", "06", "PESORMC_1.xml", 11, "2527.25", "2026-11-25",
+                   "rejected by phone")
+    check = ElementReport(e, "bordereau", (run,), (PieceReport(e.pieces[0],
+                                                               "FA-2026-00103"),)).to_check()
+    assert check.reasons == ("accepted-with-errors", "accepted-cancelled")
+    assert check.said == (
+        "IdBord 1 exercise 2026 (line 31): accepted, with 1 error(s): (no code) (IdPce 3, "
+        "invoice FA-2026-00103); accepted, but cancelled in pesgen 2026-11-25 (rejected "
+        "by phone)")
+    first, second = check.next_step.split("; tell the trésorerie: ")
+    assert first.startswith("the trésorerie accepted IdBord 1 (its titles are in Hélios)")
+    assert second.startswith("it took titles pesgen holds as cancelled")
 
 
 def test_an_acceptance_of_a_bordereau_the_tresorerie_annulled_stays_0(one_run, tmp_path):
