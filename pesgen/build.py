@@ -1321,6 +1321,24 @@ class Builder:
         flag = ev(p.get("direct_debit"))
         if _blank(flag):
             return None
+        methods = self.mapping.codes.payment_methods
+        if methods is not None:
+            # the export's payment method, which only the table turns into yes or no: a
+            # JSON true, 1 or 'oui' is no method of it, never read as a yes/no value
+            if not isinstance(flag, str):
+                ctx.problem("codes.payment-method", f"payment.direct_debit: the payment method "
+                            f"is {json_kind(flag)}, not a text of codes.payment_methods",
+                            mapping=p["direct_debit"].where)
+                return None
+            if flag not in methods:
+                ctx.problem("codes.payment-method", f"payment.direct_debit: unknown payment "
+                            f"method '{flag}' (add it to codes.payment_methods: true for a "
+                            "direct debit, false otherwise)",
+                            mapping=self.mapping.where("codes", "payment_methods"))
+                return None
+            if not methods[flag]:
+                return None
+            flag = True
         try:
             _refuse_kind(flag, "a yes/no value", bool)
             if not parse_bool(flag):

@@ -395,14 +395,69 @@ def test_an_expression_reading_a_key_of_a_text_is_one_problem_at_its_path(tmp_pa
     i = _index(data, "FA-2026-00104")
     data["invoices"][i]["payment"] = "invoice"
     inp = _write_json(tmp_path, data)
-    [p] = _refused(tmp_path, JSON_MAPPING, inp).problems
-    line = _mapping_line(JSON_MAPPING, "direct_debit: {expr:")
+    m = _mapping_copy(tmp_path, "direct_debit: payment.method",
+                      'direct_debit: {expr: "invoice.payment.method"}')
+    [p] = _refused(tmp_path, m, inp).problems
+    line = _mapping_line(m, "direct_debit: {expr:")
     assert (p.rule, p.record, p.message) == (
         "input.type", f"{inp}:$.invoices[{i}].payment",
         f"a text where an object is expected: bindings.payment.direct_debit (line {line}) "
         "reads invoice.payment.method")
-    assert p.mapping == _where(JSON_MAPPING, "direct_debit: {expr:",
-                               "bindings.payment.direct_debit")
+    assert p.mapping == _where(m, "direct_debit: {expr:", "bindings.payment.direct_debit")
+
+
+# a method the example mappings' codes.payment_methods does not list: the JSON true, 1
+# and 'oui' were read as a direct debit when the table was an expression's .get(m, m)
+_UNKNOWN_METHODS = [
+    (True, "the payment method is a yes/no value, not a text of codes.payment_methods"),
+    (1, "the payment method is a number, not a text of codes.payment_methods"),
+    (["direct_debit"], "the payment method is a list, not a text of codes.payment_methods"),
+    ({"code": "direct_debit"},
+     "the payment method is an object, not a text of codes.payment_methods"),
+    ("oui", "unknown payment method 'oui' (add it to codes.payment_methods: true for a "
+     "direct debit, false otherwise)"),
+    ("DIRECT_DEBIT", "unknown payment method 'DIRECT_DEBIT' (add it to "
+     "codes.payment_methods: true for a direct debit, false otherwise)"),
+]
+
+
+@pytest.mark.parametrize("method, says", _UNKNOWN_METHODS)
+def test_a_json_payment_method_not_in_the_table_is_refused(tmp_path, method, says):
+    """FA-2026-00101 is paid by direct debit, its mandate given: a method the table does
+    not list is refused, naming the invoice, the binding or the table, and the rule; the
+    JSON true, 1 and 'oui' were exported as a direct debit."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["payment"]["method"] = method
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert exc.exit_code == ExitCode.INPUT
+    [p] = exc.problems
+    assert (p.rule, p.record, p.invoice, p.message) == (
+        "codes.payment-method", f"{inp}:$.invoices[{i}]", "FA-2026-00101",
+        f"payment.direct_debit: {says}")
+    assert p.mapping == (_where(JSON_MAPPING, "direct_debit: payment.method",
+                                "bindings.payment.direct_debit")
+                         if "not a text" in says else
+                         _where(JSON_MAPPING, "  payment_methods: {", "codes.payment_methods"))
+
+
+@pytest.mark.parametrize("method", ["true", "1", "oui", "DIRECT_DEBIT"])
+def test_a_csv_payment_method_not_in_the_table_is_refused(tmp_path, method):
+    rows = _csv_rows()
+    header = rows[0]
+    for row in rows[1:]:
+        if row[header.index("invoice_number")] == "FA-2026-00101":
+            row[header.index("payment_method")] = method
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert exc.exit_code == ExitCode.INPUT
+    [p] = exc.problems
+    assert (p.rule, p.record, p.invoice, p.message) == (
+        "codes.payment-method", f"{inp}:{_csv_line(inp, 'FA-2026-00101')}", "FA-2026-00101",
+        f"payment.direct_debit: unknown payment method '{method}' (add it to "
+        "codes.payment_methods: true for a direct debit, false otherwise)")
+    assert p.mapping == _where(CSV_MAPPING, "  payment_methods: {", "codes.payment_methods")
 
 
 def test_a_missing_or_null_object_is_still_missing_fields(tmp_path):

@@ -135,11 +135,9 @@ def test_an_amount_or_a_date_that_is_a_json_object_or_list_is_refused_unquoted(
 
 def test_a_direct_debit_flag_that_is_a_json_object_is_refused_unquoted(tmp_path):
     """The yes/no value bound to a JSON object was quoted whole too (input.bool)."""
-    text = JSON_MAPPING.read_text(encoding="utf-8")
-    start = text.index("    direct_debit: {expr:")
-    mapping = tmp_path / "flag.yaml"
-    mapping.write_text(text[:start] + "    direct_debit: payment.flag\n"
-                       + text[text.index("\n", start) + 1:], encoding="utf-8")
+    mapping = _mapping_with(tmp_path, JSON_MAPPING, "direct_debit: payment.method",
+                            "direct_debit: payment.flag")
+    mapping = _mapping_with(tmp_path, mapping, "  payment_methods: {", "  # payment_methods: {")
     data = _one_invoice(tmp_path, ("payment", "flag"), {"by": "Dupont"})
     with pytest.raises(InputDataError) as caught:
         export(mapping, data, tmp_path / "out", RUN)
@@ -153,17 +151,20 @@ def test_a_direct_debit_flag_that_is_a_json_object_is_refused_unquoted(tmp_path)
                                               ({"code": "direct_debit"}, "an object")])
 def test_an_expression_failing_on_a_list_or_object_it_reads_names_that_value(
         tmp_path, method, kind):
-    """The example mapping's payment.direct_debit looks the payment method up in a
-    table (``{...}.get(invoice.payment.method, ...)``); a method exported as a list
-    failed as "expression failed: unhashable type: 'list'", Python's words, naming
-    neither the value nor where it is. The problem names what the expression reads
-    that is a list or an object."""
+    """A payment.direct_debit that looks the payment method up in a table written in
+    the expression (``{...}.get(invoice.payment.method, ...)``, as the example mapping
+    did): a method exported as a list failed as "expression failed: unhashable type:
+    'list'", Python's words, naming neither the value nor where it is. The problem names
+    what the expression reads that is a list or an object."""
+    mapping = _mapping_with(tmp_path, JSON_MAPPING, "direct_debit: payment.method",
+                            "direct_debit: {expr: \"{'direct_debit': 'yes', 'invoice': 'no'}"
+                            ".get(invoice.payment.method, invoice.payment.method)\"}")
     data = _one_invoice(tmp_path, ("payment", "method"), method)
     with pytest.raises(InputDataError) as caught:
-        export(JSON_MAPPING, data, tmp_path / "out", RUN)
+        export(mapping, data, tmp_path / "out", RUN)
     [problem] = caught.value.problems
     assert problem.rule == "mapping.expr"
-    assert problem.mapping == f"{JSON_MAPPING}:55: bindings.payment.direct_debit"
+    assert problem.mapping == f"{mapping}:55: bindings.payment.direct_debit"
     assert problem.message.startswith("payment.direct_debit: expression failed: ")
     assert problem.message.endswith(f" (invoice.payment.method is {kind})")
 
