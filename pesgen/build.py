@@ -1345,8 +1345,9 @@ class Builder:
                 return None
         except ValueError as exc:
             ctx.problem("input.bool", f"payment.direct_debit: {exc} (yes/no, true/false, "
-                        "oui/non, o/n, y/n, 1/0; empty: no): translate each payment method "
-                        "of the export to yes or no in the binding (docs/mapping-reference.md, "
+                        "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the export's "
+                        "payment method says which methods are direct debits in "
+                        "codes.payment_methods (docs/mapping-reference.md, "
                         "bindings.payment.direct_debit)", mapping=p["direct_debit"].where)
             return None
         before = len(ctx.problems)
