@@ -51,7 +51,7 @@ def hand_mapper(builder: Any) -> Callable[[Any], tuple[Any, list[Any]]]:
     acts, kinds, civ, seqs = (codes.activities, codes.payer_kinds, codes.civility,
                               codes.sepa_sequences)
     period = b.mapping.payment_reference.period
-    methods = {"direct_debit": "yes", "invoice": "no", "online": "no"}
+    methods = codes.payment_methods or {}
     holder_charset = b._limits["account.holder"].charset
     note = B._make_note
 
@@ -108,7 +108,7 @@ def hand_mapper(builder: Any) -> Callable[[Any], tuple[Any, list[Any]]]:
             first_name=first, complement_name=None, national_id=None, national_id_kind=None,
             birth_date=None, email=None)
         mandate = None
-        if methods.get(pay["method"]) == "yes":
+        if methods.get(pay["method"]) is True:
             m = pay["mandate"]
             iban, _ = checked_bank_code("IBAN", m["iban"])
             bic, _ = checked_bank_code("BIC", m["bic"])

@@ -1321,14 +1321,33 @@ class Builder:
         flag = ev(p.get("direct_debit"))
         if _blank(flag):
             return None
+        methods = self.mapping.codes.payment_methods
+        if methods is not None:
+            # the export's payment method, which only the table turns into yes or no: a
+            # JSON true, 1 or 'oui' is no method of it, never read as a yes/no value
+            if not isinstance(flag, str):
+                ctx.problem("codes.payment-method", f"payment.direct_debit: the payment method "
+                            f"is {json_kind(flag)}, not a text of codes.payment_methods",
+                            mapping=p["direct_debit"].where)
+                return None
+            if flag not in methods:
+                ctx.problem("codes.payment-method", f"payment.direct_debit: unknown payment "
+                            f"method '{flag}' (add it to codes.payment_methods: true for a "
+                            "direct debit, false otherwise)",
+                            mapping=self.mapping.where("codes", "payment_methods"))
+                return None
+            if not methods[flag]:
+                return None
+            flag = True
         try:
             _refuse_kind(flag, "a yes/no value", bool)
             if not parse_bool(flag):
                 return None
         except ValueError as exc:
             ctx.problem("input.bool", f"payment.direct_debit: {exc} (yes/no, true/false, "
-                        "oui/non, o/n, y/n, 1/0; empty: no): translate each payment method "
-                        "of the export to yes or no in the binding (docs/mapping-reference.md, "
+                        "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the export's "
+                        "payment method says which methods are direct debits in "
+                        "codes.payment_methods (docs/mapping-reference.md, "
                         "bindings.payment.direct_debit)", mapping=p["direct_debit"].where)
             return None
         before = len(ctx.problems)

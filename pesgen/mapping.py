@@ -98,6 +98,8 @@ class Codes:
     civility: dict[str, str] | None = None
     countries: dict[str, str] = field(default_factory=dict)
     sepa_sequences: dict[str, str] = field(default_factory=dict)
+    # payment method -> direct debit or not; None: payment.direct_debit reads yes/no
+    payment_methods: dict[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -680,7 +682,9 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                       countries=dict(k.get("countries") or {}) if ok("codes", "countries")
                       else {},
                       sepa_sequences=dict(k.get("sepa_sequences") or DEFAULT_SEPA_SEQUENCES)
-                      if ok("codes", "sepa_sequences") else DEFAULT_SEPA_SEQUENCES)
+                      if ok("codes", "sepa_sequences") else DEFAULT_SEPA_SEQUENCES,
+                      payment_methods=dict(k["payment_methods"]) if "payment_methods" in k
+                      and ok("codes", "payment_methods") else None)
         _check_grid(codes, where, problems)
         _check_countries(codes, where, problems)
 

@@ -33,6 +33,7 @@ from pesgen.errors import (
 from pesgen.export import export
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -395,14 +396,72 @@ def test_an_expression_reading_a_key_of_a_text_is_one_problem_at_its_path(tmp_pa
     i = _index(data, "FA-2026-00104")
     data["invoices"][i]["payment"] = "invoice"
     inp = _write_json(tmp_path, data)
-    [p] = _refused(tmp_path, JSON_MAPPING, inp).problems
-    line = _mapping_line(JSON_MAPPING, "direct_debit: {expr:")
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, (
+        "direct_debit: payment.method", 'direct_debit: {expr: "invoice.payment.method"}'))
+    [p] = _refused(tmp_path, m, inp).problems
     assert (p.rule, p.record, p.message) == (
         "input.type", f"{inp}:$.invoices[{i}].payment",
         f"a text where an object is expected: bindings.payment.direct_debit (line {line}) "
         "reads invoice.payment.method")
-    assert p.mapping == _where(JSON_MAPPING, "direct_debit: {expr:",
-                               "bindings.payment.direct_debit")
+    assert p.mapping == _where(m, "direct_debit: {expr:", "bindings.payment.direct_debit")
+
+
+# a method the example mappings' codes.payment_methods does not list: the JSON true, 1
+# and 'oui' were read as a direct debit when the table was an expression's .get(m, m)
+_UNKNOWN_METHODS = [
+    (True, "the payment method is a yes/no value, not a text of codes.payment_methods"),
+    (1, "the payment method is a number, not a text of codes.payment_methods"),
+    (["direct_debit"], "the payment method is a list, not a text of codes.payment_methods"),
+    ({"code": "direct_debit"},
+     "the payment method is an object, not a text of codes.payment_methods"),
+    ("oui", "unknown payment method 'oui' (add it to codes.payment_methods: true for a "
+     "direct debit, false otherwise)"),
+    ("DIRECT_DEBIT", "unknown payment method 'DIRECT_DEBIT' (add it to "
+     "codes.payment_methods: true for a direct debit, false otherwise)"),
+]
+
+
+def _payment_method_refused(tmp_path: Path, mapping: Path, inp: Path) -> Problem:
+    """The one problem of an export of ``inp`` whose FA-2026-00101 has a payment method
+    ``mapping``'s codes.payment_methods does not list."""
+    exc = _refused(tmp_path, mapping, inp)
+    assert exc.exit_code == ExitCode.INPUT
+    [p] = exc.problems
+    assert (p.rule, p.invoice) == ("codes.payment-method", "FA-2026-00101")
+    return p
+
+
+@pytest.mark.parametrize("method, says", _UNKNOWN_METHODS)
+def test_a_json_payment_method_not_in_the_table_is_refused(tmp_path, method, says):
+    """FA-2026-00101 is paid by direct debit, its mandate given: a method the table does
+    not list is refused, naming the invoice, the binding or the table, and the rule; the
+    JSON true, 1 and 'oui' were exported as a direct debit."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["payment"]["method"] = method
+    inp = _write_json(tmp_path, data)
+    p = _payment_method_refused(tmp_path, JSON_MAPPING, inp)
+    assert (p.record, p.message) == (f"{inp}:$.invoices[{i}]", f"payment.direct_debit: {says}")
+    assert p.mapping == (_where(JSON_MAPPING, "direct_debit: payment.method",
+                                "bindings.payment.direct_debit")
+                         if "not a text" in says else
+                         _where(JSON_MAPPING, "  payment_methods: {", "codes.payment_methods"))
+
+
+@pytest.mark.parametrize("method", ["true", "1", "oui", "DIRECT_DEBIT"])
+def test_a_csv_payment_method_not_in_the_table_is_refused(tmp_path, method):
+    rows = _csv_rows()
+    header = rows[0]
+    for row in rows[1:]:
+        if row[header.index("invoice_number")] == "FA-2026-00101":
+            row[header.index("payment_method")] = method
+    inp = _write_csv(tmp_path, rows)
+    p = _payment_method_refused(tmp_path, CSV_MAPPING, inp)
+    assert (p.record, p.message) == (
+        f"{inp}:{_csv_line(inp, 'FA-2026-00101')}",
+        f"payment.direct_debit: unknown payment method '{method}' (add it to "
+        "codes.payment_methods: true for a direct debit, false otherwise)")
+    assert p.mapping == _where(CSV_MAPPING, "  payment_methods: {", "codes.payment_methods")
 
 
 def test_a_missing_or_null_object_is_still_missing_fields(tmp_path):
@@ -530,7 +589,7 @@ def test_a_binding_on_the_wrong_column_quotes_none_of_its_values(tmp_path, bindi
     the value is like (its length, its kinds of characters), never the IBAN or the name
     (it quoted them, on every invoice); a short amount or date with a typo ('12,5O',
     '31/02/2026') is still quoted."""
-    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, (old, new))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     report = exc.report()
     assert "FR76" not in report and "Dupont" not in report and "DUPONT" not in report
@@ -598,23 +657,14 @@ def test_every_record_with_a_problem_is_listed_in_csv_too(tmp_path):
 # ---------------------------------------------------------------- mappings
 
 
-def _mapping_copy(tmp_path: Path, old: str, new: str, source: Path = JSON_MAPPING) -> Path:
-    text = source.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    path = tmp_path / "mapping.yaml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize("old, new, key, hint", [
     ("    name: {expr", "    nmae: {expr", "bindings.payer.nmae", "name"),
     ("  zero_total: leave_out", "  zero_totl: leave_out", "policies.zero_totl", "zero_total"),
 ])
 def test_mapping_key_typo_says_did_you_mean(tmp_path, old, new, key, hint):
-    m = _mapping_copy(tmp_path, old, new)
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, (old, new))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     assert exc.exit_code == ExitCode.MAPPING == 3
-    line = _mapping_line(m, new)
     unknown = [p for p in exc.problems if "unknown key" in p.message]
     assert len(unknown) == 1, exc.report()
     p = unknown[0]
@@ -625,7 +675,7 @@ def test_mapping_key_typo_says_did_you_mean(tmp_path, old, new, key, hint):
 
 
 def test_mapping_typo_of_a_required_binding_also_says_it_is_missing(tmp_path):
-    m = _mapping_copy(tmp_path, "    name: {expr", "    nmae: {expr")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    name: {expr", "    nmae: {expr"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     required = [p for p in exc.problems if p.message == "'name' is required"]
     assert len(required) == 1
@@ -633,8 +683,8 @@ def test_mapping_typo_of_a_required_binding_also_says_it_is_missing(tmp_path):
 
 
 def test_duplicate_yaml_key_reported_with_both_lines(tmp_path):
-    m = _mapping_copy(tmp_path, "  asap_delay_days: 0\n",
-                      "  asap_delay_days: 0\n  asap_delay_days: 3\n")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  asap_delay_days: 3\n"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     first = _mapping_line(m, "asap_delay_days: 0")
     second = _mapping_line(m, "asap_delay_days: 3")
@@ -649,7 +699,7 @@ def test_duplicate_yaml_key_reported_with_both_lines(tmp_path):
     ('cod_bud: "00"', "cod_bud: 10", "collectivity.cod_bud"),
 ])
 def test_unquoted_numeric_code_must_be_a_string(tmp_path, old, new, key):
-    m = _mapping_copy(tmp_path, old, new)
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (old, new))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     assert len(exc.problems) == 1, exc.report()
     p = exc.problems[0]
@@ -662,7 +712,7 @@ def test_unquoted_code_with_leading_zero_stays_the_string_written(tmp_path):
     # YAML 1.1 would read 00 as the integer 0; pesgen's loader keeps the text.
     from pesgen.mapping import load_mapping
 
-    m = _mapping_copy(tmp_path, 'cod_bud: "00"', "cod_bud: 00")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ('cod_bud: "00"', "cod_bud: 00"))
     assert load_mapping(m).collectivity.cod_bud == "00"
 
 
@@ -683,7 +733,7 @@ def _broken_bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, Path, Path
     text = template.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     template.write_text(text.replace(old, new), encoding="utf-8")
-    mapping = _mapping_copy(tmp_path, "format: pes-ormc", "format: broken-fmt")
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING, ("format: pes-ormc", "format: broken-fmt"))
     return fmts, mapping, template
 
 
@@ -802,7 +852,8 @@ def test_a_mapping_expression_writing_none_into_a_field_names_the_binding(tmp_pa
     expr = ("'CONSERVATOIRE ' ~ {'direct_debit': 'PRELEVEMENT', 'invoice': 'FACTURE'}"
             ".get(invoice.payment.method) ~ ' ' ~ invoice.number")
     shipped = "'CONSERVATOIRE FACTURE ' ~ invoice.number"
-    m = _mapping_copy(tmp_path, f'object: {{expr: "{shipped}"}}', f'object: {{expr: "{expr}"}}')
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (f'object: {{expr: "{shipped}"}}',
+                                                 f'object: {{expr: "{expr}"}}'))
     online = [i for i, inv in enumerate(_example()["invoices"])
               if inv["payment"]["method"] == "online"]
     assert online
@@ -870,8 +921,7 @@ def test_a_template_writing_what_the_encoding_cannot_names_the_record(tmp_path):
 def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     """A typo in a CSV column name would read nothing on every row: refused at the
     first invoice, naming the binding, the header and the column it probably meant."""
-    m = _mapping_copy(tmp_path, "complement: complement", "complement: complemnt",
-                      source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("complement: complement", "complement: complemnt"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     assert exc.exit_code == ExitCode.INPUT
     p = _only(exc, "input.column")
@@ -885,8 +935,8 @@ def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_pat
     """'invoice.number | digits' (the JSON example's) on a CSV export reads a column
     'number': the message says that in an expression `invoice` is the input record,
     read by column name, with the invoice number's own column as the example."""
-    m = _mapping_copy(tmp_path, '{expr: "invoice.invoice_number | digits"}',
-                      '{expr: "invoice.number | digits"}', source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ('{expr: "invoice.invoice_number | digits"}',
+                                                '{expr: "invoice.number | digits"}'))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert p.message.startswith("invoice.debt_number reads column 'number', which is not in "
@@ -899,7 +949,7 @@ def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_pat
 def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
     """'MANDATE_BIC' for 'mandate_bic' (a technician's 'Bic' for the export's 'BIC'):
     difflib's ratio alone finds nothing, the column is named all the same."""
-    m = _mapping_copy(tmp_path, "bic: mandate_bic", "bic: MANDATE_BIC", source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("bic: mandate_bic", "bic: MANDATE_BIC"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert "payment.bic reads column 'MANDATE_BIC', which is not in the header" in p.message
@@ -907,8 +957,8 @@ def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
 
 
 def test_a_group_by_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
-    m = _mapping_copy(tmp_path, "group_by: invoice_number", "group_by: INVOICE_NUMBER",
-                      source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("group_by: invoice_number",
+                                                "group_by: INVOICE_NUMBER"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     p = _only(exc, "input.column")
     assert f"input.group_by reads column 'INVOICE_NUMBER', which is not in the header of " \
@@ -925,7 +975,7 @@ def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
     input's, as for a JSON path no invoice has: the mapping passes check-mapping) and
     the same message, naming the mapping file:line:key and the closest column, whether
     input.group_by or a binding names it (group_by exited 4, a binding 3)."""
-    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, (old, new))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     assert exc.exit_code == ExitCode.INPUT
     p = _only(exc, "input.column")
@@ -941,7 +991,7 @@ def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
 
 
 def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
-    m = _mapping_copy(tmp_path, "    city: city", "    city: commune", source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("    city: city", "    city: commune"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     assert _only(exc, "input.column").message.endswith(
         "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
@@ -970,8 +1020,9 @@ def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
                                         "invoice['_secret']"])
 def test_expression_reading_private_names_is_refused_when_the_mapping_loads(tmp_path,
                                                                             expression):
-    m = _mapping_copy(tmp_path, 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
-                      f'name: {{expr: "{expression}"}}')
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
+        f'name: {{expr: "{expression}"}}'))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     p = _only(exc, "mapping.expr")
     assert "names starting with '_' are not readable in a mapping expression" in p.message
@@ -985,7 +1036,7 @@ def test_expression_reading_private_names_is_refused_when_the_mapping_loads(tmp_
      "'base64' is not a text encoding"),
 ])
 def test_csv_input_settings_are_checked_when_the_mapping_loads(tmp_path, old, new, key, says):
-    m = _mapping_copy(tmp_path, old, new, source=CSV_MAPPING)
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, (old, new))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv", MappingError)
     p = _only(exc, "mapping.input")
     assert says in p.message
@@ -994,8 +1045,8 @@ def test_csv_input_settings_are_checked_when_the_mapping_loads(tmp_path, old, ne
 
 def test_a_mapping_text_the_format_cannot_write_is_a_mapping_error(tmp_path):
     """Written into every file as it is: checked when the mapping meets its format."""
-    m = _mapping_copy(tmp_path, "budget_label: COMMUNE DE VILLENEUVE SUR LOING",
-                      "budget_label: CŒUR DE VILLENEUVE")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        "budget_label: COMMUNE DE VILLENEUVE SUR LOING", "budget_label: CŒUR DE VILLENEUVE"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", MappingError)
     p = _only(exc, "mapping.format")
     assert p.message == ("collectivity.budget_label: 'Œ' cannot be written in ISO-8859-1 "
@@ -1172,8 +1223,9 @@ def test_a_template_making_a_huge_value_is_refused_with_its_line(tmp_path, old, 
 ])
 def test_a_mapping_expression_making_a_huge_value_names_the_binding(tmp_path, expression,
                                                                     says):
-    m = _mapping_copy(tmp_path, 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
-                      f'name: {{expr: "{expression}"}}')
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        'name: {expr: "invoice.payer.last_name or invoice.payer.name"}',
+        f'name: {{expr: "{expression}"}}'))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", InputDataError)
     found = [p for p in exc.problems if p.rule == "mapping.expr"]
     assert found, exc.report()

@@ -16,6 +16,7 @@ from pesgen.checks import target2_closed
 from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 from .test_audit_rules import _input
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -29,13 +30,9 @@ def _mapping(tmp_path: Path, cod_bud: str = "00", exercise: int = 2026,
     """The example mapping with another budget or exercise."""
     source = MAPPINGS / ("villeneuve-sur-loing-titres.yaml" if titres
                          else "villeneuve-sur-loing.yaml")
-    text = source.read_text(encoding="utf-8")
-    assert 'cod_bud: "00"' in text and "  exercise: 2026\n" in text
-    text = text.replace('cod_bud: "00"', f'cod_bud: "{cod_bud}"').replace(
-        "  exercise: 2026\n", f"  exercise: {exercise}\n")
-    path = tmp_path / f"m-{cod_bud}-{exercise}-{source.name}"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, source, ('cod_bud: "00"', f'cod_bud: "{cod_bud}"'),
+                        ("  exercise: 2026\n", f"  exercise: {exercise}\n"),
+                        name=f"m-{cod_bud}-{exercise}-{source.name}")[0]
 
 
 @pytest.fixture

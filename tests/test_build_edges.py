@@ -20,6 +20,7 @@ from pesgen.mapping import load_mapping
 from pesgen.sources import read_invoices
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+from .mapping_support import mapping_copy
 from .test_cli import _without_civility_table
 
 EXAMPLE = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
@@ -147,13 +148,9 @@ def _ormc_bundle(tmp_path, label: str):
 def _netted_first(tmp_path, fmt, *subs) -> BuildResult:
     """FA-2026-00101 (a discount netted into its first line) built for ``fmt`` by the
     example mapping with netted_label: append and the textual substitutions ``subs``."""
-    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
-    for old, new in (("text_overflow: refuse", "text_overflow: refuse\n  netted_label: append"),
-                     *subs):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text(text, encoding="utf-8")
+    mapping_path, _ = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+        ("text_overflow: refuse", "text_overflow: refuse\n  netted_label: append"), *subs)
     mapping = load_mapping(mapping_path)
     src = next(src for src in read_invoices(EXAMPLES / "school-export.json", mapping.input)
                if src.record["number"] == "FA-2026-00101")

@@ -9,24 +9,11 @@ import shutil
 from pathlib import Path
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
+from .mapping_support import mapping_copy
 
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
 JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
 BUNDLE = ROOT / "templates" / "bl-emagnus"
-
-
-def _mapping(tmp_path: Path, source: Path, *edits: tuple[str, str]) -> tuple[Path, list[int]]:
-    """A copy of ``source`` with each (old, new) replaced: its path, and the line of
-    each replacement."""
-    text = source.read_text(encoding="utf-8")
-    lines = []
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-        lines.append(text[:text.index(new)].count("\n") + 1 + new.count("\n"))
-    path = tmp_path / "m.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path, lines
 
 
 def _export(tmp_path: Path, mapping: Path, data: Path = EXAMPLES / "school-export.json",
@@ -45,7 +32,7 @@ def test_an_emagnus_option_outside_its_ascii_charset_is_refused(tmp_path):
     """e.magnus declares charset: ascii (cp1252 files): a tribunal with ’ and é was
     written as cp1252 bytes d\\x92Orl\\xe9ans, exit 0. An option is written as it is (no
     text policy transliterates it, docs/mapping-reference.md): refused, naming its line."""
-    mapping, (line,) = _mapping(tmp_path, EMAGNUS, (
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
         "    service: CONSERVATOIRE",
         "    service: CONSERVATOIRE\n    tribunal: \"le tribunal administratif d’Orléans\""))
     checked = run_cli("check-mapping", mapping)
@@ -63,7 +50,7 @@ def test_an_emagnus_option_outside_its_ascii_charset_is_refused(tmp_path):
 def test_jvs_own_texts_outside_its_latin1_charset_are_refused(tmp_path):
     """JVS writes UTF-8 but declares charset: latin-1: the collectivity's and emitter's
     texts went out as they were (Œ, –, €, “, œ)."""
-    mapping, lines = _mapping(
+    mapping, lines = mapping_copy(
         tmp_path, JVS, ("budget_label: COMMUNE DE VILLENEUVE SUR LOING",
                         "budget_label: \"BUDGET ŒUVRES – €\""),
         ("adresse: pesgen conservatoire VSL", "adresse: \"pesgen “cœur”\""))
@@ -86,7 +73,7 @@ def test_a_mapping_text_no_template_writes_is_not_held_to_the_charset(tmp_path):
     apostrophe and accents ('Villeneuve-l’Évêque') was refused (exit 3) though nothing
     of it goes into the files. Only the texts a template writes are held to the format's
     charset and forbidden characters (the encoding still applies to all)."""
-    mapping, _ = _mapping(
+    mapping, _ = mapping_copy(
         tmp_path, EMAGNUS,
         ("  name: Commune de Villeneuve-sur-Loing", "  name: Commune de Villeneuve-l’Évêque"),
         ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
@@ -97,8 +84,8 @@ def test_a_mapping_text_no_template_writes_is_not_held_to_the_charset(tmp_path):
     assert run.exit_code == 0, run.output
     assert b"VEQUE" not in b"".join(p.read_bytes() for p in out.iterdir())
     # JVS writes its budget label (LibelleColBud): held to latin-1 there
-    jvs, (line,) = _mapping(tmp_path, JVS, ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
-                                            "  budget_label: BUDGET ŒUVRES"))
+    jvs, (line,) = mapping_copy(tmp_path, JVS, ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                                                "  budget_label: BUDGET ŒUVRES"))
     refused = run_cli("check-mapping", jvs)
     assert refused.exit_code == 3, refused.output
     assert f"[mapping {jvs}:{line}: collectivity.budget_label] (rule mapping.format)" \
@@ -218,7 +205,7 @@ def test_guillemets_refused_by_emagnus_say_how_the_binding_drops_them(tmp_path):
         "expression may replace them (Jinja's replace filter)" in run.output
     assert "(rule text.forbidden)" in run.output
     old = 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}'
-    mapping, _ = _mapping(tmp_path, EMAGNUS, (old, old.replace(
+    mapping, _ = mapping_copy(tmp_path, EMAGNUS, (old, old.replace(
         '"}', " | replace('« ', '') | replace(' »', '')\"}").replace(
         'expr: "invoice', 'expr: "(invoice').replace('.name |', '.name) |')))
     again, out = _export(tmp_path / "again", mapping, source)
@@ -227,8 +214,8 @@ def test_guillemets_refused_by_emagnus_say_how_the_binding_drops_them(tmp_path):
 
 
 def test_emagnus_refuses_a_semicolon_in_an_option_naming_its_line(tmp_path):
-    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
-                                                    "    service: \"CONS; MUSIQUE\""))
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                        "    service: \"CONS; MUSIQUE\""))
     checked = run_cli("check-mapping", mapping)
     assert checked.exit_code == 3, checked.output
     assert ("output.options.service: holds ';', which the format's layouts forbid "
@@ -269,8 +256,8 @@ def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
     export exited 6 blaming the first invoice ('WTAMC001.txt:1 invoice FA-2026-00101:
     … column Service (#28): is 21 characters'). Now check-mapping and the export, before
     reading its input, name the option's line and the column."""
-    mapping, (line,) = _mapping(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
-                                                    "    service: CONSERVATOIRE MUSIQUE"))
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, ("    service: CONSERVATOIRE",
+                                                        "    service: CONSERVATOIRE MUSIQUE"))
     said = ("output.options.service is 21 characters, the layout allows 15 (layout.length): "
             "written as it is into WTAMC001.txt, column Service (#28) of layout WTAMC001 "
             f"[mapping {mapping}:{line}: output.options.service] (rule mapping.options)")

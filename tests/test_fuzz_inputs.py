@@ -31,20 +31,13 @@ from pesgen.formats import mapping_format
 from pesgen.mapping import load_mapping
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
 RUN = date(2026, 11, 23)
 _EXAMPLE_JSON = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
 _EXAMPLE_JSON["invoices"] = _EXAMPLE_JSON["invoices"][:3]
-
-
-def _mapping_with(tmp_path: Path, source: Path, old: str, new: str) -> Path:
-    text = source.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    path = tmp_path / source.name
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path
 
 
 def _export(mapping: Path, data: Path, out: Path) -> object:
@@ -61,7 +54,7 @@ def test_a_json_export_not_in_the_utf16_the_mapping_declares_is_refused(tmp_path
     declared input.encoding: utf-16 escaped as 'UnicodeError: UTF-16 stream does not
     start with BOM' from the scan for escaped surrogates: refused as not valid utf-16,
     at the file's line 1 and the mapping's input.encoding, as the CSV reader does."""
-    mapping = _mapping_with(tmp_path, JSON_MAPPING, "encoding: utf-8", "encoding: utf-16")
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING, ("encoding: utf-8", "encoding: utf-16"))
     out = tmp_path / "out"
     r = _export(mapping, EXAMPLES / "school-export.json", out)
     assert r.exit_code == ExitCode.INPUT, r.output
@@ -77,7 +70,7 @@ def test_a_codec_that_reads_no_file_is_refused_with_the_mapping(tmp_path, codec)
     UnicodeError ('Unsupported error handling replace', 'undefined encoding') from the
     first look at the file: the mapping is refused at its input.encoding, before any
     input is read."""
-    mapping = _mapping_with(tmp_path, JSON_MAPPING, "encoding: utf-8", f"encoding: {codec}")
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING, ("encoding: utf-8", f"encoding: {codec}"))
     r = run_cli("check-mapping", mapping)
     assert r.exit_code == ExitCode.MAPPING, r.output
     assert (f"'{codec}' is not the encoding of a file: Python's {codec} codec reads no "
@@ -135,11 +128,9 @@ def test_an_amount_or_a_date_that_is_a_json_object_or_list_is_refused_unquoted(
 
 def test_a_direct_debit_flag_that_is_a_json_object_is_refused_unquoted(tmp_path):
     """The yes/no value bound to a JSON object was quoted whole too (input.bool)."""
-    text = JSON_MAPPING.read_text(encoding="utf-8")
-    start = text.index("    direct_debit: {expr:")
-    mapping = tmp_path / "flag.yaml"
-    mapping.write_text(text[:start] + "    direct_debit: payment.flag\n"
-                       + text[text.index("\n", start) + 1:], encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING,
+                              ("direct_debit: payment.method", "direct_debit: payment.flag"),
+                              ("  payment_methods: {", "  # payment_methods: {"))
     data = _one_invoice(tmp_path, ("payment", "flag"), {"by": "Dupont"})
     with pytest.raises(InputDataError) as caught:
         export(mapping, data, tmp_path / "out", RUN)
@@ -153,17 +144,20 @@ def test_a_direct_debit_flag_that_is_a_json_object_is_refused_unquoted(tmp_path)
                                               ({"code": "direct_debit"}, "an object")])
 def test_an_expression_failing_on_a_list_or_object_it_reads_names_that_value(
         tmp_path, method, kind):
-    """The example mapping's payment.direct_debit looks the payment method up in a
-    table (``{...}.get(invoice.payment.method, ...)``); a method exported as a list
-    failed as "expression failed: unhashable type: 'list'", Python's words, naming
-    neither the value nor where it is. The problem names what the expression reads
-    that is a list or an object."""
+    """A payment.direct_debit that looks the payment method up in a table written in
+    the expression (``{...}.get(invoice.payment.method, ...)``, as the example mapping
+    did): a method exported as a list failed as "expression failed: unhashable type:
+    'list'", Python's words, naming neither the value nor where it is. The problem names
+    what the expression reads that is a list or an object."""
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        "direct_debit: payment.method", "direct_debit: {expr: \"{'direct_debit': 'yes', "
+        "'invoice': 'no'}.get(invoice.payment.method, invoice.payment.method)\"}"))
     data = _one_invoice(tmp_path, ("payment", "method"), method)
     with pytest.raises(InputDataError) as caught:
-        export(JSON_MAPPING, data, tmp_path / "out", RUN)
+        export(mapping, data, tmp_path / "out", RUN)
     [problem] = caught.value.problems
     assert problem.rule == "mapping.expr"
-    assert problem.mapping == f"{JSON_MAPPING}:55: bindings.payment.direct_debit"
+    assert problem.mapping == f"{mapping}:55: bindings.payment.direct_debit"
     assert problem.message.startswith("payment.direct_debit: expression failed: ")
     assert problem.message.endswith(f" (invoice.payment.method is {kind})")
 

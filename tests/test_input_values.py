@@ -16,6 +16,7 @@ from pesgen.export import export
 from pesgen.parse import parse_amount, parse_date
 from pesgen.text import TextPolicy, normalize
 
+from .mapping_support import mapping_copy
 from .test_bad_input import (
     CSV_MAPPING,
     JSON_MAPPING,
@@ -187,22 +188,26 @@ def test_a_direct_debit_with_surrounding_spaces_is_a_direct_debit(tmp_path, meth
 def test_an_unknown_payment_method_is_refused_csv(tmp_path, method):
     inp = _write_csv(tmp_path, _rows_with("FA-2026-00101", payment_method=method))
     exc = _refused(tmp_path, CSV_MAPPING, inp)
-    p = _only(exc, "input.bool")
+    p = _only(exc, "codes.payment-method")
     assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00101')}"
     assert f"'{method}'" in p.message
-    assert p.mapping == _where(CSV_MAPPING, "direct_debit:", "bindings.payment.direct_debit")
+    assert p.mapping == _where(CSV_MAPPING, "  payment_methods: {", "codes.payment_methods")
 
 
 def test_an_unknown_payment_method_says_what_the_binding_reads_and_what_to_do(tmp_path):
-    # a technician binding the export's own method column ('PRELEVEMENT') was told only
-    # that it "is not a yes/no value": neither which values are, nor where to translate
+    # a technician binding the export's own method column ('PRELEVEMENT') with no
+    # codes.payment_methods was told only that it "is not a yes/no value": neither which
+    # values are, nor where to translate
+    mapping, _ = mapping_copy(tmp_path, CSV_MAPPING,
+                              ("  payment_methods: {", "  # payment_methods: {"))
     rows = _rows_with("FA-2026-00101", payment_method="PRELEVEMENT")
-    exc = _refused(tmp_path, CSV_MAPPING, _write_csv(tmp_path, rows))
-    assert _only(exc, "input.bool").message == (
+    exc = _refused(tmp_path, mapping, _write_csv(tmp_path, rows))
+    [p] = [q for q in exc.problems if q.invoice == "FA-2026-00101"]
+    assert (p.rule, p.message) == ("input.bool", (
         "payment.direct_debit: 'PRELEVEMENT' is not a yes/no value (yes/no, true/false, "
-        "oui/non, o/n, y/n, 1/0; empty: no): translate each payment method of the export "
-        "to yes or no in the binding (docs/mapping-reference.md, "
-        "bindings.payment.direct_debit)")
+        "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the export's payment method "
+        "says which methods are direct debits in codes.payment_methods "
+        "(docs/mapping-reference.md, bindings.payment.direct_debit)"))
 
 
 @pytest.mark.parametrize("method", ["DIRECT_DEBIT", "cheque"])
@@ -212,7 +217,7 @@ def test_an_unknown_payment_method_is_refused_json(tmp_path, method):
     data["invoices"][i]["payment"]["method"] = method
     inp = _write_json(tmp_path, data)
     exc = _refused(tmp_path, JSON_MAPPING, inp)
-    p = _only(exc, "input.bool")
+    p = _only(exc, "codes.payment-method")
     assert p.record == f"{inp}:$.invoices[{i}]" and f"'{method}'" in p.message
 
 

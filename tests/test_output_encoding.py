@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from .conftest import MAPPINGS, ROOT, run_cli
+from .mapping_support import mapping_copy
 
 CORAIL_MAPPING = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 TRAIN = '<TrainPiece V="{{ doc.options.train }}"/>'
@@ -94,12 +95,11 @@ def test_an_option_default_the_encoding_cannot_write_names_format_yaml(tmp_path)
 def _mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
     """The Corail mapping writing ISO-8859-1 (output.encoding), ``old`` replaced by
     ``new``, and the line of the replacement's last line."""
-    text = CORAIL_MAPPING.read_text(encoding="utf-8").replace(
-        "  format: cosoluce-corail\n", "  format: cosoluce-corail\n  encoding: ISO-8859-1\n", 1)
-    assert text.count(old) == 1, old
-    path = tmp_path / "m.yaml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path, text[:text.index(old)].count("\n") + 1 + new.count("\n")
+    path, (_, line) = mapping_copy(
+        tmp_path, CORAIL_MAPPING,
+        ("  format: cosoluce-corail\n", "  format: cosoluce-corail\n  encoding: ISO-8859-1\n"),
+        (old, new), name="m.yaml")
+    return path, line
 
 
 def test_a_mapping_option_the_encoding_cannot_write_names_the_mapping_key(tmp_path):

@@ -23,6 +23,7 @@ from pesgen.payfip.server import ServerThread
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .mapping_support import mapping_copy
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
     exported,
@@ -39,15 +40,11 @@ URLCL = "https://e.example.org/r"
 
 def _mapping(tmp_path: Path, cod_bud: str = "00", exercise: int = 2026,
              exer: str | None = None) -> Path:
-    text = MAPPING.read_text(encoding="utf-8")
-    assert 'cod_bud: "00"' in text and "  exercise: 2026\n" in text and "\npayfip:\n" in text
-    text = text.replace('cod_bud: "00"', f'cod_bud: "{cod_bud}"').replace(
-        "  exercise: 2026\n", f"  exercise: {exercise}\n")
+    edits = [('cod_bud: "00"', f'cod_bud: "{cod_bud}"'),
+             ("  exercise: 2026\n", f"  exercise: {exercise}\n")]
     if exer is not None:
-        text = text.replace("\npayfip:\n", f'\npayfip:\n  exer: "{exer}"\n')
-    path = tmp_path / f"m-{cod_bud}-{exercise}-{exer}.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+        edits.append(("\npayfip:\n", f'\npayfip:\n  exer: "{exer}"\n'))
+    return mapping_copy(tmp_path, MAPPING, *edits, name=f"m-{cod_bud}-{exercise}-{exer}.yaml")[0]
 
 
 def _input(tmp_path: Path, prefix: str, name: str, january: bool = False) -> Path:

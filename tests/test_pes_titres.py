@@ -17,6 +17,7 @@ from pesgen.export import export
 from pesgen.validate import load_xsd, official_xsd_path, validate_pes_file
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
@@ -77,14 +78,6 @@ def test_titres_number_in_their_own_sequence(tmp_path):
     assert sequence_key(ormc.mapping, ormc.fmt)[3] == "06"
 
 
-def _variant(tmp_path: Path, source: Path, old: str, new: str) -> Path:
-    text = source.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    path = tmp_path / "m.yaml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path
-
-
 def _refused(mapping: Path, tmp_path: Path) -> MappingError:
     out = tmp_path / "out"
     with pytest.raises(MappingError) as info:
@@ -94,15 +87,16 @@ def _refused(mapping: Path, tmp_path: Path) -> MappingError:
 
 
 def test_ormc_needs_a_debt_number_titres_refuse_one(tmp_path):
-    ormc = _variant(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
-                    '    debt_number: {expr: "invoice.number | digits"}\n', "")
+    ormc, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                           ('    debt_number: {expr: "invoice.number | digits"}\n', ""))
     err = _refused(ormc, tmp_path)
     [p] = err.problems
     assert p.rule == "mapping.format"
     assert "needs bindings.invoice.debt_number" in p.message
     assert p.mapping.endswith(": bindings.invoice")
-    titres = _variant(tmp_path, TITRES, "    number: number\n",
-                      '    number: number\n    debt_number: {expr: "invoice.number | digits"}\n')
+    titres, _ = mapping_copy(tmp_path, TITRES, (
+        "    number: number\n",
+        '    number: number\n    debt_number: {expr: "invoice.number | digits"}\n'))
     [p] = _refused(titres, tmp_path).problems
     assert p.rule == "mapping.format" and "carries no NumDette" in p.message
     assert p.mapping.endswith(": bindings.invoice.debt_number")
@@ -110,7 +104,7 @@ def test_ormc_needs_a_debt_number_titres_refuse_one(tmp_path):
 
 @pytest.mark.parametrize("code", ["01", "02", "03", "06"])
 def test_an_edition_the_format_cannot_carry_is_refused(tmp_path, code):
-    m = _variant(tmp_path, TITRES, 'asap_edition: "04"', f'asap_edition: "{code}"')
+    m, _ = mapping_copy(tmp_path, TITRES, ('asap_edition: "04"', f'asap_edition: "{code}"'))
     [p] = _refused(m, tmp_path).problems
     assert p.rule == "mapping.asap-edition"
     assert f"cannot carry Edition {code} (it supports 04 or none)" in p.message
@@ -118,7 +112,7 @@ def test_an_edition_the_format_cannot_carry_is_refused(tmp_path, code):
 
 
 def test_no_edition_means_the_collectivity_sends_the_asap(tmp_path, official_xsd):
-    m = _variant(tmp_path, TITRES, '  asap_edition: "04"', "")
+    m, _ = mapping_copy(tmp_path, TITRES, ('  asap_edition: "04"', ""))
     result = export(m, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
                     official_xsd=official_xsd)
     doc = etree.parse(str(result.files[0].path))
@@ -135,10 +129,9 @@ def test_every_titre_carries_its_asap_date_not_the_bordereau(tmp_path, official_
     data["invoices"][1]["asap"] = "2026-12-01"
     source = tmp_path / "in.json"
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    m = _variant(tmp_path, TITRES, "  asap_delay_days: 0\n", "  asap_delay_days: 5\n")
-    m.write_text(m.read_text(encoding="utf-8").replace(
-        "    due_date: due_date\n", "    due_date: due_date\n    asap_date: asap\n"),
-        encoding="utf-8")
+    m, _ = mapping_copy(
+        tmp_path, TITRES, ("  asap_delay_days: 0\n", "  asap_delay_days: 5\n"),
+        ("    due_date: due_date\n", "    due_date: due_date\n    asap_date: asap\n"))
     result = export(m, source, tmp_path / "out", RUN, official_xsd=official_xsd)
     path = result.files[0].path
     doc = etree.parse(str(path))
@@ -156,14 +149,14 @@ def test_edition_04_says_no_asap_is_attached(tmp_path):
     [note] = [n for n in result.notes if n.policy == "asap_edition"]
     assert note.invoice == "*" and note.origin.endswith(": output.asap_edition")
     assert note.detail.startswith("Edition 04: ") and "attaches none" in note.detail
-    without = _variant(tmp_path, TITRES, '  asap_edition: "04"', "")
+    without, _ = mapping_copy(tmp_path, TITRES, ('  asap_edition: "04"', ""))
     result = export(without, EXAMPLES / "school-export.json", tmp_path / "out2", RUN)
     assert not [n for n in result.notes if n.policy == "asap_edition"]
 
 
 def test_unknown_format_option_is_named(tmp_path):
-    m = _variant(tmp_path, TITRES, "  asap_delay_days: 0\n",
-                 "  asap_delay_days: 0\n  options: {service: X}\n")
+    m, _ = mapping_copy(tmp_path, TITRES, ("  asap_delay_days: 0\n",
+                                           "  asap_delay_days: 0\n  options: {service: X}\n"))
     [p] = _refused(m, tmp_path).problems
     assert p.rule == "mapping.options" and "has no option 'service' (it has none)" in p.message
 

@@ -17,7 +17,8 @@ from pesgen.errors import InputDataError, MappingError, Problem
 from pesgen.export import export
 
 from .conftest import EXAMPLES, MAPPINGS
-from .test_bad_input import RUN, _example, _mapping_copy, _mapping_line, _refused, _write_json
+from .mapping_support import mapping_copy
+from .test_bad_input import RUN, _example, _refused, _write_json
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
@@ -372,17 +373,17 @@ def test_a_duplicate_column_names_both_positions(tmp_path):
 
 
 def test_an_optional_binding_with_a_typo_is_refused_with_did_you_mean(tmp_path):
-    m = _mapping_copy(tmp_path, "complement: payer.address.complement",
-                      "complement: payer.address.complment")
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, ("complement: payer.address.complement",
+                                                       "complement: payer.address.complment"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
     p = _only(exc, "input.path")
-    assert p.mapping == f"{m}:{_mapping_line(m, 'complment')}: bindings.address.complement"
+    assert p.mapping == f"{m}:{line}: bindings.address.complement"
     assert "did you mean 'complement'" in p.message
     assert "$.invoices[*].payer.address" in p.message
 
 
 def test_a_required_line_binding_matching_nothing_says_so(tmp_path):
-    m = _mapping_copy(tmp_path, "    amount: amount", "    amount: montant")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    amount: amount", "    amount: montant"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
     p = _only(exc, "input.path")
     assert "'montant'" in p.message and "did you mean 'amount'" in p.message

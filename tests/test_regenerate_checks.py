@@ -15,20 +15,14 @@ from pesgen.errors import ExitCode
 from pesgen.store import Store, runs
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 
 _run = run_cli
 
 
 def _mapping(tmp_path: Path, base: str, *edits: tuple[str, str]) -> Path:
     """A copy of a shipped mapping with ``edits`` (old, new) made, each found once."""
-    text = (MAPPINGS / base).read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / "m" / base
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path.resolve()
+    return mapping_copy(tmp_path / "m", MAPPINGS / base, *edits)[0].resolve()
 
 
 def _line(path: Path, fragment: str) -> int:

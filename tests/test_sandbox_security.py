@@ -29,19 +29,10 @@ from pesgen.errors import ExitCode, TemplateError, UsageError
 from pesgen.expr import compile_fast
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+from .mapping_support import mapping_copy
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 OBJECT = """object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}"""
-
-
-def _mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
-    """A copy of the example's mapping with ``old`` made ``new``; the line of ``new``."""
-    text = MAPPING.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    text = text.replace(old, new)
-    path = tmp_path / "m.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path, text[:text.index(new)].count("\n") + 1
 
 
 def _cli(*args: object) -> object:
@@ -177,7 +168,7 @@ def test_concatenation_in_an_expression_is_held_to_the_absolute_bound(source):
 
 
 def test_the_export_refuses_a_chained_binding_naming_the_mapping_key(tmp_path):
-    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{CHAINED}"}}')
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (OBJECT, f'object: {{expr: "{CHAINED}"}}'))
     r = _export(tmp_path, mapping)
     # found evaluating the records, as any failure of an expression (exit 4)
     assert r.exit_code == ExitCode.INPUT, r.output
@@ -196,7 +187,7 @@ DEEP = "(" * 100 + "invoice.number" + ")" * 100
 @pytest.mark.parametrize("command", ["check-mapping", "export"])
 def test_an_expression_nested_too_deeply_is_a_mapping_problem(tmp_path, command):
     """Jinja's parser recursed past Python's limit: a RecursionError traceback, exit 1."""
-    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{DEEP}"}}')
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (OBJECT, f'object: {{expr: "{DEEP}"}}'))
     r = _command(command, tmp_path, mapping)
     assert r.exit_code == ExitCode.MAPPING, r.output
     assert f"expression nested too deeply to be compiled (parentheses, brackets or calls " \
@@ -476,7 +467,7 @@ def test_an_attribute_the_sandbox_refuses_is_an_error_not_an_empty_value(source)
 def test_the_export_refuses_the_binding_naming_the_mapping_key(tmp_path, source, refusal):
     """The reviewer's case: ObjPce missing from the file, exit 0, nothing said. Found
     evaluating the records, as any failure of an expression (exit 4)."""
-    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (OBJECT, f'object: {{expr: "{source}"}}'))
     r = _export(tmp_path, mapping)
     assert r.exit_code == ExitCode.INPUT, r.output
     assert f"access to attribute {refusal} object is unsafe" in r.stderr
@@ -492,7 +483,7 @@ def test_the_export_refuses_the_binding_naming_the_mapping_key(tmp_path, source,
     ("'{0:{1._x}}'.format(invoice.number, 1)", "_x"),
 ])
 def test_a_format_string_reading_a_private_name_is_refused_when_loaded(tmp_path, source, name):
-    mapping, line = _mapping(tmp_path, OBJECT, f'object: {{expr: "{source}"}}')
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (OBJECT, f'object: {{expr: "{source}"}}'))
     r = _check_mapping(mapping)
     assert r.exit_code == ExitCode.MAPPING, r.output
     assert f"expression reads '{name}': names starting with '_' are not readable in a " \

@@ -47,12 +47,25 @@ def _holder(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def _export(db: Path, out: Path, timeout: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _pesgen(db: Path, timeout: str, *args: str,
+            limit: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m pesgen args`` on the store ``db``, waiting at most ``timeout`` seconds
+    for its lock (PESGEN_STORE_LOCK_TIMEOUT), stopped after ``limit`` seconds."""
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT=timeout)
-    return subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING), "-i",
-                           str(EXAMPLES / "school-export.json"), "-o", str(out), "--date",
-                           "2026-11-23", *extra], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=40)
+    return subprocess.run([sys.executable, "-m", "pesgen", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=limit)
+
+
+def _export(db: Path, out: Path, timeout: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _pesgen(db, timeout, "export", "-m", str(MAPPING), "-i",
+                   str(EXAMPLES / "school-export.json"), "-o", str(out), "--date",
+                   "2026-11-23", *extra, limit=40)
+
+
+def _recorded_run(db: Path, out: Path) -> str:
+    """The id of the run the example's export records in a new store ``db``."""
+    assert _export(db, out, "20", "--create-store").returncode == 0
+    return Store(f"sqlite:///{db}").list_runs()[0].id
 
 
 def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
@@ -263,14 +276,11 @@ def test_a_read_runs_while_another_connection_holds_the_write_lock(tmp_path):
 def test_read_commands_answer_while_an_export_holds_the_lock(tmp_path):
     db = tmp_path / "store.sqlite3"
     holder = _holder(db)
-    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
     with _released(holder):
         for command in (["runs", "list"], ["runs", "find", "FA-2026-00101"],
                         ["payfip", "anomalies"]):
             started = time.monotonic()
-            done = subprocess.run([sys.executable, "-m", "pesgen", *command],
-                                  capture_output=True, text=True, env=env, cwd=ROOT,
-                                  timeout=60)
+            done = _pesgen(db, "20", *command)
             assert time.monotonic() - started < 15, command
             assert WAITING not in done.stderr, (command, done.stderr)
             assert done.returncode in (0, 1), (command, done.stderr)  # find: in no run
@@ -347,19 +357,15 @@ def test_payfip_tipi_url_and_datamatrix_read_without_the_lock(tmp_path):
     while an export holds its lock, as the other read commands do (they took the write
     lock, and waited for the export up to store_lock_timeout)."""
     db = tmp_path / "store.sqlite3"
-    assert _export(db, tmp_path / "out", "20", "--create-store").returncode == 0
-    run = Store(f"sqlite:///{db}").list_runs()[0].id
+    run = _recorded_run(db, tmp_path / "out")
     holder = _holder(db)
-    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="20")
     with _released(holder):
         for command in (["tipi-url", "-m", str(MAPPING), "-n", "FA-2026-00101", "--urlcl",
                          "https://ecole.example.org/retour"],
                         ["datamatrix", "--run", run, "--code-etablissement", "123",
                          "--out", str(tmp_path / "dm")]):
             started = time.monotonic()
-            done = subprocess.run([sys.executable, "-m", "pesgen", "payfip", *command],
-                                  capture_output=True, text=True, env=env, cwd=ROOT,
-                                  timeout=60)
+            done = _pesgen(db, "20", "payfip", *command)
             assert time.monotonic() - started < 15, command
             assert WAITING not in done.stderr, (command, done.stderr)
             assert done.returncode == 0, (command, done.stderr)
@@ -605,14 +611,10 @@ def test_a_cancellation_committing_while_a_read_is_under_way_gives_up_as_locked(
     """runs cancel (as acquit --record and the payfip recordings) commits through the
     same wait."""
     db = tmp_path / "store.sqlite3"
-    assert _export(db, tmp_path / "out", "20", "--create-store").returncode == 0
-    run = Store(f"sqlite:///{db}").list_runs()[0].id
+    run = _recorded_run(db, tmp_path / "out")
     reader = _reader(db)
-    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="1")
     with _released(reader):
-        done = subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run,
-                               "--reason", "test"], capture_output=True, text=True,
-                              env=env, cwd=ROOT, timeout=60)
+        done = _pesgen(db, "1", "runs", "cancel", run, "--reason", "test")
     assert done.returncode == 7, done.stderr
     assert "held the state store's lock for 1 s" in done.stderr, done.stderr
     assert "database is locked" not in done.stderr

@@ -24,6 +24,7 @@ from pesgen.resources import data_dir
 from pesgen.validate import load_xsd, official_xsd_path
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
@@ -124,12 +125,10 @@ def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
     by check-mapping's field coverage). As in WTAMC001, it follows the name in
     Designation1; a name too long for it with its complement is refused by the layout,
     never cut."""
-    mapping = tmp_path / "emagnus.yaml"
-    text = EMAGNUS.read_text(encoding="utf-8")
     old = "    name: joint_payer.last_name\n"
-    assert text.count(old) == 1
-    mapping.write_text(text.replace(old, old + "    complement_name: joint_payer.complement\n"),
-                       encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, EMAGNUS,
+                              (old, old + "    complement_name: joint_payer.complement\n"),
+                              name="emagnus.yaml")
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     data["invoices"][0]["joint_payer"] = {
         "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
