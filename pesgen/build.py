@@ -1338,18 +1338,18 @@ class Builder:
                 return None
             if not methods[flag]:
                 return None
-            flag = True
-        try:
-            _refuse_kind(flag, "a yes/no value", bool)
-            if not parse_bool(flag):
+        else:
+            try:
+                _refuse_kind(flag, "a yes/no value", bool)
+                if not parse_bool(flag):
+                    return None
+            except ValueError as exc:
+                ctx.problem("input.bool", f"payment.direct_debit: {exc} (yes/no, true/false, "
+                            "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the "
+                            "export's payment method says which methods are direct debits in "
+                            "codes.payment_methods (docs/mapping-reference.md, "
+                            "bindings.payment.direct_debit)", mapping=p["direct_debit"].where)
                 return None
-        except ValueError as exc:
-            ctx.problem("input.bool", f"payment.direct_debit: {exc} (yes/no, true/false, "
-                        "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the export's "
-                        "payment method says which methods are direct debits in "
-                        "codes.payment_methods (docs/mapping-reference.md, "
-                        "bindings.payment.direct_debit)", mapping=p["direct_debit"].where)
-            return None
         before = len(ctx.problems)
 
         def need(name: str, expected: str = "a text") -> Any:
