@@ -17,6 +17,7 @@ from pesgen.build import Builder
 from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 INPUT = EXAMPLES / "school-export.json"
@@ -308,12 +309,8 @@ def test_preview_says_the_run_is_dated_outside_its_exercise(tmp_path):
 
 
 def _mapping_of_exercise(tmp_path: Path, exercise: int) -> Path:
-    text = MAPPING.read_text(encoding="utf-8")
-    assert "  exercise: 2026\n" in text
-    path = tmp_path / f"exercise-{exercise}.yaml"
-    path.write_text(text.replace("  exercise: 2026\n", f"  exercise: {exercise}\n"),
-                    encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, MAPPING, ("  exercise: 2026\n", f"  exercise: {exercise}\n"),
+                        name=f"exercise-{exercise}.yaml")[0]
 
 
 @pytest.mark.parametrize("command", ["export", "dry-run", "preview"])
