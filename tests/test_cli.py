@@ -27,6 +27,7 @@ from .conftest import (
     generated_input,
     run_cli,
 )
+from .mapping_support import mapping_copy
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 CSV_MAPPING = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
@@ -224,9 +225,8 @@ def test_a_folder_as_input_is_said_to_be_a_folder(tmp_path):
 
 
 def test_mapping_error_on_export_exit_3(tmp_path):
-    m = tmp_path / "m.yaml"
-    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
-        "zero_total: leave_out", "zero_totl: leave_out"), encoding="utf-8")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("zero_total: leave_out", "zero_totl: leave_out"),
+                        name="m.yaml")
     out = tmp_path / "out"
     r = _export(out, mapping=m)
     assert r.exit_code == ExitCode.MAPPING == 3
@@ -245,9 +245,8 @@ def _broken_bundle(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
     text = tpl.read_text(encoding="utf-8")
     assert text.count(old) == 1
     tpl.write_text(text.replace(old, new), encoding="utf-8")
-    m = tmp_path / "m.yaml"
-    m.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
-        "format: pes-ormc", "format: broken-fmt"), encoding="utf-8")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("format: pes-ormc", "format: broken-fmt"),
+                        name="m.yaml")
     return fmts, m
 
 
@@ -356,18 +355,15 @@ def test_check_mapping_says_how_to_check_against_an_export(tmp_path):
 
 
 def test_check_mapping_broken_exit_3_lists_every_problem(tmp_path):
-    text = JSON_MAPPING.read_text(encoding="utf-8")
-    text = text.replace("zero_total: leave_out", "zero_totl: leave_out")
-    text = text.replace("  asap_delay_days: 0", "  asap_delay_days: -1")
-    m = tmp_path / "m.yaml"
-    m.write_text(text, encoding="utf-8")
+    m, (typo, delay) = mapping_copy(tmp_path, JSON_MAPPING,
+                                    ("zero_total: leave_out", "zero_totl: leave_out"),
+                                    ("  asap_delay_days: 0", "  asap_delay_days: -1"),
+                                    name="m.yaml")
     r = _run("check-mapping", m)
     assert r.exit_code == ExitCode.MAPPING == 3
     assert r.stdout == ""
     err = r.stderr
     assert err.startswith(f"error: {m}: invalid mapping\n")
-    typo = _line_of(m, "zero_totl")
-    delay = _line_of(m, "asap_delay_days")
     assert (f"  - unknown key 'zero_totl' (did you mean 'zero_total'?) "
             f"[mapping {m}:{typo}: policies.zero_totl] (rule mapping.schema)") in err
     assert f"[mapping {m}:{delay}: output.asap_delay_days]" in err
@@ -407,10 +403,8 @@ def test_a_mapping_s_unknown_format_is_a_mapping_error(tmp_path, command):
     """`format: pes-ormcc` in a mapping was a usage error (exit 2) naming no mapping
     line: it is the mapping's (exit 3), naming file:line: output.format, with the
     closest known format, wherever the mapping's format is looked up."""
-    m = tmp_path / "m.yaml"
-    text = JSON_MAPPING.read_text(encoding="utf-8")
-    m.write_text(text.replace("format: pes-ormc\n", "format: pes-ormcc\n"), encoding="utf-8")
-    line = next(i for i, s in enumerate(text.splitlines(), 1) if "format: pes-ormc" in s)
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, ("format: pes-ormc", "format: pes-ormcc"),
+                              name="m.yaml")
     data = ["-i", EXAMPLES / "school-export.json", "--date", RUN_DATE]
     args = {"check-mapping": ["check-mapping", m],
             "export": ["export", "-m", m, *data, "-o", tmp_path / "out"],

@@ -27,6 +27,7 @@ from pesgen.runs import bundle_snapshot, export_recorded, regenerate
 from pesgen.store import Store, unpack
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, record_as_older, state_database
+from .mapping_support import mapping_copy
 from .test_invoice_key import LOOKALIKES
 
 RUN = date(2026, 11, 23)
@@ -200,10 +201,9 @@ def test_the_guard_on_a_run_of_several_chunks_lists_its_problems_in_the_input_s_
     from .test_scale import _bench_input
 
     store = Store(db_url)
-    mapping = tmp_path / "split400.yaml"
-    text = MAPPING.read_text(encoding="utf-8")
-    mapping.write_text(text.replace("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 400\n",
-                                    1), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPING, ("\noutput:\n",
+                                                  "\noutput:\n  max_pieces_per_bordereau: 400\n"),
+                              name="split400.yaml")
     source = _bench_input(tmp_path / "a.json", 1200)
     first = export_recorded(lambda: store, mapping, source, tmp_path / "a", RUN)
     assert [f.bordereau for f in first.files if f.bordereau] == [1, 2, 3]
@@ -459,9 +459,8 @@ def test_a_conflict_the_guard_does_not_explain_stays_a_store_error(tmp_path, mon
 def test_two_budgets_racing_on_postgresql_get_the_check_s_refusal(tmp_path, monkeypatch):
     """Exports of other sequences do not wait for each other: on PostgreSQL one can
     record the same invoices between the other's check and its record."""
-    other_budget = tmp_path / "budget-01.yaml"
-    other_budget.write_text(MAPPING.read_text(encoding="utf-8").replace(
-        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    other_budget, _ = mapping_copy(tmp_path, MAPPING, ('cod_bud: "00"', 'cod_bud: "01"'),
+                                   name="budget-01.yaml")
     with state_database("postgresql", tmp_path) as url:
         store = Store(url)
         record_run = Store.record_run
@@ -500,8 +499,7 @@ def test_regenerate_is_byte_identical_after_the_mapping_changed(db_url, tmp_path
     r = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json", tmp_path / "out",
                         RUN)
     original = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
-    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
-        "CONSERVATOIRE - TRIMESTRE 1", "ECOLE - T1"), encoding="utf-8")
+    mapping_copy(tmp_path, mapping, ("CONSERVATOIRE - TRIMESTRE 1", "ECOLE - T1"))
     written = regenerate(store, r.run_id[:8], tmp_path / "regen")
     assert {p.name: p.read_bytes() for p in written} == original
 
@@ -814,9 +812,8 @@ def test_a_run_of_a_pes_bundle_without_its_own_xsd_regenerates(tmp_path, officia
     assert text.count("name: pes-ormc") == 1 and "    xsd: pes-ormc/pes-ormc.xsd\n" in text
     spec.write_text(text.replace("name: pes-ormc", "name: pesx")
                     .replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
-        "format: pes-ormc", "format: pesx"), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPING, ("format: pes-ormc", "format: pesx"),
+                              name="m.yaml")
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json", tmp_path / "a",
                           RUN, official_xsd=official_xsd, formats_dirs=[fmts])
@@ -1352,9 +1349,8 @@ def _shared_key_store(db_url: str, tmp_path: Path, monkeypatch,
     with monkeypatch.context() as patch:
         patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:4])
         old = Store(db_url)
-    budget = tmp_path / "titres-budget-01.yaml"
-    budget.write_text(TITRES.read_text(encoding="utf-8").replace(
-        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
+    budget, _ = mapping_copy(tmp_path, TITRES, ('cod_bud: "00"', 'cod_bud: "01"'),
+                             name="titres-budget-01.yaml")
     donors = [(MAPPING, EXAMPLES / "school-export.json"),
               (TITRES, _invoices({"FA-2026-00101": "fa-2026-00101",
                                   "FA-2026-00104": "fa-2026-00104"}, tmp_path, "lower.json"))]
