@@ -20,6 +20,7 @@ from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 
 INPUT = EXAMPLES / "school-export.json"
 RUN = date.fromisoformat(RUN_DATE)  # the example's debits (2026-12-05) follow it
@@ -133,13 +134,11 @@ def _new_bundle(root: Path) -> tuple[Path, Path]:
                        "lignes.layout.yaml": LIGNES_LAYOUT, "tiers.csv.j2": TIERS_TEMPLATE,
                        "tiers.layout.yaml": TIERS_LAYOUT}.items():
         (bundle / name).write_text(text, encoding="utf-8")
-    mapping = root / "mappings" / "exemple.yaml"
-    mapping.parent.mkdir()
-    text = (MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(encoding="utf-8")
-    text = text.replace("  format: pes-titres\n", "  format: exemple-compta\n"
-                        "  options: {journal: RE}\n  payment_references: false\n")
-    text = text.replace('  asap_edition: "04"', "")
-    mapping.write_text(text, encoding="utf-8")
+    mapping, _ = mapping_copy(
+        root / "mappings", MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+        ("  format: pes-titres\n", "  format: exemple-compta\n"
+         "  options: {journal: RE}\n  payment_references: false\n"),
+        ('  asap_edition: "04"', ""), name="exemple.yaml")
     return fmts, mapping
 
 
@@ -224,8 +223,7 @@ def test_an_option_the_layout_refuses_is_named_by_the_mapping_not_an_invoice(tmp
 
 def test_an_unknown_option_and_a_broken_layout_are_named(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
-    m = mapping.read_text(encoding="utf-8").replace("journal: RE", "jornal: RE")
-    mapping.write_text(m, encoding="utf-8")
+    mapping_copy(mapping.parent, mapping, ("journal: RE", "jornal: RE"))
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.MAPPING
     assert "has no option 'jornal' (did you mean 'journal'?)" in r.stderr
@@ -253,10 +251,7 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
     listed = _run("formats", "--formats-dir", fmts)
     assert re.search(rf"^acme-{kind}\s+draft\s+{kind}\s", listed.stdout, re.MULTILINE)
     # the draft renders the example run and its output passes the draft's own checks
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text((MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(
-        encoding="utf-8").replace("format: pes-titres", f"format: acme-{kind}")
-        .replace('  asap_edition: "04"', ""), encoding="utf-8")
+    mapping = _titres_on(tmp_path, f"acme-{kind}")
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
@@ -264,6 +259,14 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
     # refuses to scaffold over an existing bundle
     again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
     assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
+
+
+def _titres_on(tmp_path: Path, fmt: str) -> Path:
+    """The shipped titres mapping written by format ``fmt`` (and no Edition: a scaffolded
+    format writes none)."""
+    return mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                        ("format: pes-titres", f"format: {fmt}"), ('  asap_edition: "04"', ""),
+                        name="m.yaml")[0]
 
 
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
@@ -292,10 +295,7 @@ def test_the_format_scaffold_shows_its_charset_setting(tmp_path, kind):
     assert load_format(bundle).limit("mandate.rum") == FieldLimit(35, "sepa")
     source.write_text(text.replace("\n# charset: utf-8 ", "\ncharset: latin-1 "),
                       encoding="utf-8")
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text((MAPPINGS / "villeneuve-sur-loing-titres.yaml").read_text(
-        encoding="utf-8").replace("format: pes-titres", f"format: acme-{kind}")
-        .replace('  asap_edition: "04"', ""), encoding="utf-8")
+    mapping = _titres_on(tmp_path, f"acme-{kind}")
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", tmp_path / "out", "--date",
              RUN_DATE, "--formats-dir", fmts)
     assert r.exit_code == 0, r.stderr
@@ -312,7 +312,7 @@ FILL = {
     'cod_col: "TODO"': 'cod_col: "123"', 'cod_bud: "TODO"': 'cod_bud: "00"',
     "exercise: TODO": "exercise: 2026", "number: TODO": "number: number",
     "invoice['TODO']": "invoice['number']",
-    "kind: TODO": "kind: payer.kind", "name: TODO": "name: payer.last_name",
+    "kind: TODO": "kind: payer.kind", "    name: TODO": "    name: payer.last_name",
     "first_name: TODO": "first_name: payer.first_name",
     "street: TODO": "street: payer.address.street",
     "postal_code: TODO": "postal_code: payer.address.postal_code",
@@ -334,11 +334,14 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     unfilled = _run("check-mapping", out)
     assert unfilled.exit_code == ExitCode.MAPPING
     assert "collectivity.siret" in unfilled.stderr
-    for old, new in FILL.items():
-        text = text.replace(old, new)
-    text = text.replace('asap_edition: "TODO"', 'asap_edition: "01"')
+    # the debt number only PES ORMC has, the Edition only Corail asks for
+    edits = [(old, new) for old, new in FILL.items()
+             if name == "pes-ormc" or old != "invoice['TODO']"]
+    if name == "cosoluce-corail":
+        edits.append(('asap_edition: "TODO"', 'asap_edition: "01"'))
+    mapping_copy(out.parent, out, *edits)
+    text = out.read_text(encoding="utf-8")
     assert "TODO" not in "\n".join(ln.split("#")[0] for ln in text.splitlines())
-    out.write_text(text, encoding="utf-8")
     ok = _run("check-mapping", out)
     assert ok.exit_code == 0, ok.stderr
     m = load_mapping(out)
@@ -367,7 +370,7 @@ SMC_FILL = {
     **FILL, "format: json ": "format: csv  ", "records: invoices ": "encoding: cp1252\n"
     "  delimiter: \";\"\n  numbers: fr\n  group_by: \"N° facture\"\n ",
     "number: TODO": 'number: "N° facture"', "invoice['TODO']": "invoice['N° facture']",
-    "kind: TODO": "kind: Type payeur", "name: TODO": "name: Nom",
+    "kind: TODO": "kind: Type payeur", "    name: TODO": "    name: Nom",
     "first_name: TODO": "first_name: Prénom", "# civility: TODO": "civility: Civilité",
     "street: TODO": "street: Adresse", "postal_code: TODO": "postal_code: CP",
     "city: TODO": "city: Ville", "lines: TODO": "lines: {const: rows}",
@@ -376,13 +379,6 @@ SMC_FILL = {
     'TODO: {category: "01", legal_nature: "01"}': 'PART: {category: "01", legal_nature: "01"}',
     "  # transliterate: true": "  transliterate: true",
 }
-
-
-def _filled(text: str, fill: dict[str, str]) -> str:
-    for old, new in fill.items():
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    return text
 
 
 def test_the_scaffold_debt_number_reads_the_invoice_number_of_a_csv_export(tmp_path):
@@ -397,7 +393,7 @@ def test_the_scaffold_debt_number_reads_the_invoice_number_of_a_csv_export(tmp_p
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "debt_number:" in ln)
     assert f"[mapping {out}:{line}: bindings.invoice.debt_number] (rule mapping.todo)" in \
         unfilled.stderr
-    out.write_text(_filled(text, SMC_FILL), encoding="utf-8")
+    mapping_copy(out.parent, out, *SMC_FILL.items())
     source = tmp_path / "export-smc.csv"
     source.write_bytes(SMC_CSV.encode("cp1252"))
     assert _run("check-mapping", out).exit_code == 0
@@ -413,7 +409,6 @@ def test_the_scaffold_shows_the_keys_a_csv_export_needs(tmp_path):
     their defaults; uncommented, they read the onboarding persona's export."""
     out = tmp_path / "m.yaml"
     _run("new-mapping", "Saint-Martin", "--format", "pes-ormc", "-o", out)
-    text = out.read_text(encoding="utf-8")
     fill = {k: v for k, v in SMC_FILL.items() if k != "records: invoices "}
     fill.update({
         "  records: invoices ": "  # records: invoices ",
@@ -423,7 +418,7 @@ def test_the_scaffold_shows_the_keys_a_csv_export_needs(tmp_path):
         "  # numbers: fr ": "  numbers: fr ",
         "  # dates: fr ": "  dates: fr ",
     })
-    out.write_text(_filled(text, fill), encoding="utf-8")
+    mapping_copy(out.parent, out, *fill.items())
     spec = load_mapping(out).input
     assert (spec.format, spec.group_by, spec.encoding, spec.delimiter, spec.numbers,
             spec.dates) == ("csv", "N° facture", "cp1252", ";", "fr", "fr")
@@ -439,13 +434,12 @@ def test_each_commented_policy_of_the_scaffold_uncomments_into_a_valid_mapping(t
     gives a valid mapping; none uncommented is an empty policies:, the defaults."""
     out = tmp_path / "m.yaml"
     _run("new-mapping", "Commune X", "--format", "pes-ormc", "-o", out)
-    text = _filled(out.read_text(encoding="utf-8"), FILL)
+    plain, _ = mapping_copy(tmp_path, out, *FILL.items(), name="plain.yaml")
+    text = plain.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     start = lines.index("policies:\n")
     commented = [i for i in range(start + 1, len(lines)) if lines[i].startswith("  # ")]
     assert len(commented) >= 3
-    plain = tmp_path / "plain.yaml"
-    plain.write_text(text, encoding="utf-8")
     assert load_mapping(plain).policies == load_mapping(plain).policies.__class__()
     for chosen in [[i] for i in commented] + [commented]:
         variant = list(lines)
@@ -495,8 +489,7 @@ def test_preview_lists_problems_and_layout_breaks_and_exits_as_export_would(tmp_
     fmts, mapping = _new_bundle(tmp_path)
     layout = fmts / "exemple-compta" / "lignes.layout.yaml"
     layout.write_text(LIGNES_LAYOUT.replace("length: 60", "length: 20"), encoding="utf-8")
-    text = mapping.read_text(encoding="utf-8").replace("  missing_civility: default\n", "")
-    mapping.write_text(text, encoding="utf-8")
+    mapping_copy(mapping.parent, mapping, ("  missing_civility: default\n", ""))
     r = _run("preview", "-m", mapping, "-i", INPUT, "--limit", "1", "--formats-dir", fmts,
              "--date", RUN_DATE)
     assert r.exit_code == ExitCode.OUTPUT  # a record breaks its layout, as export says
@@ -600,9 +593,8 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     assert "written in UTF-8 but its layout declares ISO-8859-1" in listed.stdout
     # the bundle is consistent again; a mapping overriding the encoding is refused
     fmt_yaml.write_text(FORMAT_YAML, encoding="utf-8")
-    text = mapping.read_text(encoding="utf-8").replace(
-        "  format: exemple-compta\n", "  format: exemple-compta\n  encoding: UTF-8\n")
-    mapping.write_text(text, encoding="utf-8")
+    mapping_copy(mapping.parent, mapping,
+                 ("  format: exemple-compta\n", "  format: exemple-compta\n  encoding: UTF-8\n"))
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
@@ -615,10 +607,8 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
 @pytest.mark.parametrize("name", ["/tmp/elsewhere/pes-ormc", "../templates/pes-ormc",
                                   "pes-ormc/../pes-titres"])
 def test_a_mapping_names_a_format_never_a_path(tmp_path, name):
-    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(text.replace("  format: pes-ormc\n", f"  format: {name}\n"),
-                       encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                              ("  format: pes-ormc\n", f"  format: {name}\n"), name="m.yaml")
     r = _run("check-mapping", mapping)
     assert r.exit_code == ExitCode.MAPPING, r.stderr
     assert "output.format" in r.stderr
@@ -645,10 +635,9 @@ def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
         "{% macro tail(doc) %}{% endmacro %}",
         "{% macro tail(doc) %}FIN|{{ doc.bordereau.lines }}|{{ doc.bordereau.count }}\n"
         "{% endmacro %}"), encoding="utf-8")
-    text = mapping.read_text(encoding="utf-8").replace(
-        "  payment_references: false\n",
-        "  payment_references: false\n  max_pieces_per_bordereau: 5\n")
-    mapping.write_text(text, encoding="utf-8")
+    mapping_copy(mapping.parent, mapping, ("  payment_references: false\n",
+                                           "  payment_references: false\n"
+                                           "  max_pieces_per_bordereau: 5\n"))
     result = export(mapping, INPUT, tmp_path / "out", RUN, formats_dirs=[fmts])
     files = sorted((tmp_path / "out").glob("LIGNES_*.csv"))
     assert len(files) == 3  # 11 titles, 5 per bordereau

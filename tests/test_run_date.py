@@ -24,6 +24,7 @@ from pesgen.mapping import load_mapping
 from pesgen.preview import preview
 
 from .conftest import CLOCK_MODULE, EXAMPLES, FAR_FUTURE, MAPPINGS, ROOT, run_cli, set_clock
+from .mapping_support import mapping_copy
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 INPUT = EXAMPLES / "school-export.json"
@@ -73,15 +74,10 @@ def test_only_the_clock_module_reads_today():
 def _with_zone(folder: Path, zone: str | None, exercise: int = 2026) -> Path:
     """The example's mapping copied into ``folder``, with ``collectivity.timezone: zone``
     (None: without the key) and ``exercise``."""
-    text = MAPPING.read_text(encoding="utf-8")
-    assert text.count(EXERCISE_LINE) == 1
     line = f"  exercise: {exercise}\n"
     if zone is not None:
         line += f'  timezone: "{zone}"\n'
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "mapping.yaml"
-    path.write_text(text.replace(EXERCISE_LINE, line), encoding="utf-8")
-    return path
+    return mapping_copy(folder, MAPPING, (EXERCISE_LINE, line), name="mapping.yaml")[0]
 
 
 def _zone_line(mapping: Path) -> int:
@@ -324,10 +320,6 @@ def test_the_scaffold_shows_the_time_zone_key(tmp_path):
     out = tmp_path / "m.yaml"
     assert run_cli("new-mapping", "Commune X", "--format", "pes-ormc", "--out",
                    out).exit_code == 0
-    text = out.read_text(encoding="utf-8")
-    for old, new in FILL.items():
-        text = text.replace(old, new)
-    assert text.count("\n  # timezone: Europe/Paris ") == 1
-    out.write_text(text.replace("\n  # timezone: Europe/Paris ",
-                                "\n  timezone: America/Guadeloupe "), encoding="utf-8")
+    mapping_copy(out.parent, out, *FILL.items(),
+                 ("\n  # timezone: Europe/Paris ", "\n  timezone: America/Guadeloupe "))
     assert load_mapping(out).zone == "America/Guadeloupe"
