@@ -17,6 +17,7 @@ from pesgen.export import export
 from pesgen.mapping import DEFAULT_SEPA_SEQUENCES, load_mapping
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .mapping_support import mapping_copy
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 TEXT = MAPPING.read_text(encoding="utf-8")
@@ -669,9 +670,8 @@ def test_a_csv_mapping_binding_lines_otherwise_than_const_rows_is_refused(tmp_pa
     `lines: lignes_facture`, a column the file lacks, exported as if it were
     {const: rows}, and check-mapping said nothing. Refused when the mapping loads
     (mapping.csv-lines, exit 3), so check-mapping says it without an input."""
-    text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
-    assert text.count("  lines: {const: rows}\n") == 1
-    path = _write(tmp_path, text.replace("  lines: {const: rows}\n", f"  lines: {lines}\n"))
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-csv.yaml",
+                           ("  lines: {const: rows}\n", f"  lines: {lines}\n"))
     with pytest.raises(PesgenError) as info:
         load_mapping(path)
     assert info.value.exit_code == ExitCode.MAPPING, info.value.report()
@@ -690,10 +690,8 @@ def test_a_csv_mapping_naming_records_is_refused(tmp_path, records):
     scaffold writes records: invoices, which a technician turning its input to csv
     keeps). Refused when the mapping loads (mapping.csv-records, exit 3), check-mapping
     and export too."""
-    text = (MAPPINGS / "villeneuve-sur-loing-csv.yaml").read_text(encoding="utf-8")
-    assert text.count("  format: csv\n") == 1
-    path = _write(tmp_path, text.replace("  format: csv\n",
-                                         f"  format: csv\n  records: {records}\n"))
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-csv.yaml",
+                           ("  format: csv\n", f"  format: csv\n  records: {records}\n"))
     with pytest.raises(PesgenError) as info:
         load_mapping(path)
     assert info.value.exit_code == ExitCode.MAPPING, info.value.report()
