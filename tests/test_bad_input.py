@@ -142,10 +142,9 @@ def test_a_bordereau_total_past_base_montant_names_the_invoice_that_passes_it(tm
     assert "over 999999999999.99" in problem.message
     assert exc.exit_code == ExitCode.INPUT
     # a title that opens a new bordereau (the last one is full) is not held to its total
-    split = tmp_path / "one-piece-per-bordereau.yaml"
-    split.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
-        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n", 1),
-        encoding="utf-8")
+    split, _ = mapping_copy(tmp_path, JSON_MAPPING, (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="one-piece-per-bordereau.yaml")
     assert "max_pieces_per_bordereau: 1" in split.read_text(encoding="utf-8")
     result = export(split, tmp_path / "school-export.json", tmp_path / "split", RUN)
     assert len(result.files) == result.titles == 11

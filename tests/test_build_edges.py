@@ -76,11 +76,9 @@ def test_a_long_text_truncated_on_every_invoice_is_said_on_every_invoice(tmp_pat
         invoice["payer"]["address"]["city"] = city
     path = tmp_path / "in.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
-    assert text.count("text_overflow: refuse") == 1
-    mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text(text.replace("text_overflow: refuse", "text_overflow: truncate"),
-                            encoding="utf-8")
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("text_overflow: refuse", "text_overflow: truncate"),
+                                   name="m.yaml")
     mapping = load_mapping(mapping_path)
     builder = Builder(mapping, find_format("pes-ormc"))
     results = [builder.build(src) for src, _ in zip(read_invoices(path, mapping.input),
@@ -191,11 +189,9 @@ def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     """A direct debit needs its mandate: a blank RUM is 'missing for a direct debit' at
     its binding; a mandate value the mapping does not bind (the sequence) is the same
     problem, at bindings.payment."""
-    text = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
-    assert text.count("    sequence: payment.mandate.sequence\n") == 1
-    mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text(text.replace("    sequence: payment.mandate.sequence\n", ""),
-                            encoding="utf-8")
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("    sequence: payment.mandate.sequence\n", ""),
+                                   name="m.yaml")
     data = copy.deepcopy(EXAMPLE)
     data["invoices"][0]["payment"]["mandate"]["rum"] = " "
     path = tmp_path / "in.json"

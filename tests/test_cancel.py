@@ -19,6 +19,7 @@ from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, record_as_older
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -31,13 +32,9 @@ BORDEREAUX = {1: ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026-00
 
 def split_mapping(tmp_path: Path) -> Path:
     """The example mapping with at most 4 titles per bordereau."""
-    path = tmp_path / "split4.yaml"
-    text = MAPPING.read_text(encoding="utf-8")
-    assert text.count("  asap_delay_days: 0\n") == 1
-    path.write_text(text.replace("  asap_delay_days: 0\n",
-                                 "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"),
-                    encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, MAPPING, (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"),
+        name="split4.yaml")[0]
 
 
 def only(tmp_path: Path, numbers: list[str], name: str) -> Path:

@@ -25,6 +25,7 @@ from pesgen.validate import (
 )
 
 from .conftest import MAPPINGS, ROOT, golden_parts, run_cli
+from .mapping_support import mapping_copy
 
 SCHEMA = load_xsd(schema_path("pes-ormc/pes-ormc.xsd"))
 LINES = piece_lines(schema_path("pes-ormc/pes-ormc.xsd"))
@@ -171,9 +172,8 @@ def test_a_streamed_export_of_a_document_left_unclosed_is_refused(tmp_path):
     tpl = bundle / "pes-aller.xml.j2"
     tpl.write_text(tpl.read_text(encoding="utf-8").replace("</n:PES_Aller>", ""),
                    encoding="utf-8")
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text((MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
-                       .replace("format: pes-ormc", "format: unclosed"), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                              ("format: pes-ormc", "format: unclosed"), name="m.yaml")
     out = tmp_path / "out"
     with pytest.raises(OutputInvalidError) as caught:
         export(mapping, tmp_path / "in.json", out, date(2026, 11, 23),

@@ -24,6 +24,7 @@ from pesgen.formats import load_format
 from pesgen.resources import data_dir
 
 from .conftest import EXAMPLES, MAPPINGS
+from .mapping_support import mapping_copy
 
 runner = CliRunner()
 CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
@@ -105,9 +106,8 @@ def test_a_template_dropping_what_a_split_policy_fills_refuses_the_mapping(
                 "cosoluce-corail reads") in r.stderr
         assert f"[mapping {CORAIL}:{at}: bindings.{key}] (rule mapping.unwritten)" in r.stderr
     # the policy set to refuse: such a value is refused by invoice, nothing is lost
-    refusing = tmp_path / "corail-refuse.yaml"
-    refusing.write_text(CORAIL.read_text(encoding="utf-8").replace(
-        f"{policy}: split", f"{policy}: refuse"), encoding="utf-8")
+    refusing, _ = mapping_copy(tmp_path, CORAIL, (f"{policy}: split", f"{policy}: refuse"),
+                               name="corail-refuse.yaml")
     r = _run("check-mapping", refusing, "--formats-dir", fmts)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "mapping.policy-lost" not in r.stderr

@@ -380,11 +380,9 @@ def test_any_value_at_any_json_path_exports_or_is_refused(tmp_path_factory, wher
 
 @pytest.fixture(scope="module")
 def csv_mappings(tmp_path_factory) -> dict[str, Path]:
-    fr = tmp_path_factory.mktemp("mappings") / "fr.yaml"
-    text = CSV_MAPPING.read_text(encoding="utf-8")
-    assert text.count("numbers: auto") == text.count("dates: auto") == 1
-    fr.write_text(text.replace("numbers: auto", "numbers: fr").replace("dates: auto", "dates: fr"),
-                  encoding="utf-8")
+    fr, _ = mapping_copy(tmp_path_factory.mktemp("mappings"), CSV_MAPPING,
+                         ("numbers: auto", "numbers: fr"), ("dates: auto", "dates: fr"),
+                         name="fr.yaml")
     return {"csv": CSV_MAPPING, "csv-fr": fr}
 
 

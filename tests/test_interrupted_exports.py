@@ -16,6 +16,7 @@ from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, generated_input, run_cli, state_database
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -24,10 +25,8 @@ MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 def _other_budget(tmp_path: Path) -> Path:
     """The example mapping on budget 01: another numbering sequence, whose exports do
     not wait for budget 00's."""
-    path = tmp_path / "budget-01.yaml"
-    path.write_text(MAPPING.read_text(encoding="utf-8").replace(
-        'cod_bud: "00"', 'cod_bud: "01"'), encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, MAPPING, ('cod_bud: "00"', 'cod_bud: "01"'),
+                        name="budget-01.yaml")[0]
 
 
 def test_an_input_held_whole_by_a_run_committed_during_the_guard_is_not_called_partial(

@@ -14,6 +14,7 @@ from pesgen.errors import InputDataError
 from pesgen.export import export
 
 from .conftest import EXAMPLES, MAPPINGS
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 ORMC = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -67,11 +68,8 @@ def test_a_pes_format_s_notes_name_the_pes_element_and_the_field(tmp_path):
 ])
 def test_a_finance_package_s_length_problem_names_its_format_not_helios(
         tmp_path, policy, number, expected):
-    text = CORAIL.read_text(encoding="utf-8")
-    assert policy in text
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(text.replace(policy, policy.replace("split", "refuse")),
-                       encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, CORAIL, (policy, policy.replace("split", "refuse")),
+                              name="m.yaml")
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     data["invoices"] = [i for i in data["invoices"] if i["number"] == number]
     source = tmp_path / "in.json"

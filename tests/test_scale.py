@@ -18,6 +18,7 @@ from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -99,11 +100,9 @@ def test_a_format_of_one_file_per_run_refuses_the_title_past_one_bordereau(tmp_p
     template error (exit 5: 'two bordereaux' files would be named WTAMC001.txt'), which
     names neither the cause nor what to do. It is refused at the title that would open a
     second bordereau, naming it."""
-    mapping = tmp_path / "emagnus.yaml"
-    text = (MAPPINGS / "villeneuve-sur-loing-emagnus.yaml").read_text(encoding="utf-8")
-    assert "\noutput:\n" in text
-    mapping.write_text(text.replace("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 4\n",
-                                    1), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                              ("\noutput:\n", "\noutput:\n  max_pieces_per_bordereau: 4\n"),
+                              name="emagnus.yaml")
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     with pytest.raises(InputDataError) as info:
         export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",

@@ -14,6 +14,7 @@ from pesgen.cli import app
 from pesgen.errors import ExitCode
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .mapping_support import mapping_copy
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 JSON_INPUT = EXAMPLES / "school-export.json"
@@ -424,9 +425,8 @@ def test_a_formats_path_entry_that_does_not_exist_is_a_usage_error(tmp_path, mon
 def test_an_unknown_format_says_where_formats_were_looked_for(tmp_path):
     fmts = tmp_path / "fmts"
     fmts.mkdir()
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(JSON_MAPPING.read_text(encoding="utf-8").replace(
-        "format: pes-ormc", "format: pes-ormc-local"), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, JSON_MAPPING,
+                              ("format: pes-ormc", "format: pes-ormc-local"), name="m.yaml")
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.MAPPING, r.output
     assert "unknown output format 'pes-ormc-local'" in r.stderr

@@ -26,6 +26,7 @@ from pesgen.runs import export_recorded, regenerate
 from pesgen.store import PIECE_SEQUENCE, Store, is_store
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
+from .mapping_support import mapping_copy
 from .test_acquit import ACKS
 from .test_store import _cli
 
@@ -54,13 +55,9 @@ def _tagged(tmp_path: Path, tag: str, keep: int | None = None) -> Path:
 
 def _split(tmp_path: Path, source: Path = TITRES) -> Path:
     """A mapping with at most 4 titles per bordereau (11 titles: 3 bordereaux)."""
-    text = source.read_text(encoding="utf-8")
-    assert text.count("  asap_delay_days: 0\n") == 1
-    path = tmp_path / f"split-{source.name}"
-    path.write_text(text.replace("  asap_delay_days: 0\n",
-                                 "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"),
-                    encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, source, ("  asap_delay_days: 0\n",
+                                           "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"),
+                        name=f"split-{source.name}")[0]
 
 
 def _idpce_sequence(db_url: str) -> tuple[int, int] | None:
