@@ -23,6 +23,7 @@ from pesgen.formats import find_format
 from pesgen.validate import load_xsd, official_xsd_path, validate_pes_file
 
 from .conftest import EXAMPLES, MAPPINGS, OFFICIAL_DIR, OFFICIAL_ENTRY
+from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -66,14 +67,10 @@ BASE = _base_invoice()
 def mappings(tmp_path_factory) -> dict[str, Path]:
     """The example mapping (transliterate, upper case, newlines to spaces) and a strict
     variant of it (no transliteration, case kept, line breaks refused)."""
-    text = MAPPING.read_text(encoding="utf-8")
-    strict = (text.replace("transliterate: true", "transliterate: false")
-                  .replace("case: upper", "case: keep")
-                  .replace("newlines: space", "newlines: refuse"))
-    assert strict.count("transliterate: false") == strict.count("case: keep") == 1
-    assert strict.count("newlines: refuse") == 1
-    path = tmp_path_factory.mktemp("mappings") / "strict.yaml"
-    path.write_text(strict, encoding="utf-8")
+    path, _ = mapping_copy(tmp_path_factory.mktemp("mappings"), MAPPING,
+                           ("transliterate: true", "transliterate: false"),
+                           ("case: upper", "case: keep"), ("newlines: space", "newlines: refuse"),
+                           name="strict.yaml")
     return {"example": MAPPING, "strict": path}
 
 

@@ -27,6 +27,7 @@ from pesgen.payfip.server import ServerThread
 from pesgen.payfip.service import default_factory
 from pesgen.store import Store
 
+from .mapping_support import mapping_copy
 from .payfip_support import INPUT, MAPPING, TIMEOUT
 
 runner = CliRunner()
@@ -472,12 +473,10 @@ def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, 
         "(rule payfip.urlredirect)", "1 problem(s); nothing was written."]
     _nothing_sent(world)
 
-    text = MAPPING.read_text(encoding="utf-8")
     given = "  notify_url: http://127.0.0.1:8765/payfip/notification\n"
-    assert text.count(given) == 1
-    mapping = tmp_path / "long-url.yaml"
     notify = "https://ecole.example.org/" + "n" * 220 + "/payfip/notification"
-    mapping.write_text(text.replace(given, f"  notify_url: {notify}\n"), encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPING, (given, f"  notify_url: {notify}\n"),
+                              name="long-url.yaml")
     line = _binding_line(mapping.read_text(encoding="utf-8"), "notify_url:")
     code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
                           "--endpoint", world["endpoint"])
@@ -489,7 +488,7 @@ def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, 
         f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlredirect)",
         "2 problem(s); nothing was written."]
     returned = f"  return_url: https://ecole.example.org/{'x' * 230}\n"
-    mapping.write_text(text.replace(given, given + returned), encoding="utf-8")
+    mapping_copy(tmp_path, MAPPING, (given, given + returned), name="long-url.yaml")
     code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
                           "--endpoint", world["endpoint"])
     assert (code, out) == (4, ""), err
@@ -504,12 +503,11 @@ def _binding_line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-def _link_refused_with(world, mapping, text: str, tmp_path) -> str:
-    """``payfip link`` of FA-2026-00102 with the mapping ``text`` written to ``mapping``,
-    after the example's run is cancelled and exported again with that mapping (the
-    payer's e-mail is read as the run read its input: with the mapping it recorded):
-    refused as input (exit 4); its standard error."""
-    mapping.write_text(text, encoding="utf-8")
+def _link_refused_with(world, mapping, tmp_path) -> str:
+    """``payfip link`` of FA-2026-00102 with ``mapping``, after the example's run is
+    cancelled and exported again with that mapping (the payer's e-mail is read as the
+    run read its input: with the mapping it recorded): refused as input (exit 4); its
+    standard error."""
     store = world["store"]
     for run in store.list_runs():
         if run.status == "committed":
@@ -537,9 +535,9 @@ def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp
     assert code == 0, err
 
     # a run whose mapping reads no e-mail: it says so, and where to add the binding
-    unbound = tmp_path / "no-email.yaml"
-    err = _link_refused_with(world, unbound, text.replace("    email: payer.email\n", ""),
-                             tmp_path)
+    unbound, _ = mapping_copy(tmp_path, MAPPING, ("    email: payer.email\n", ""),
+                              name="no-email.yaml")
+    err = _link_refused_with(world, unbound, tmp_path)
     assert ("invoice FA-2026-00102: mel: the payer's e-mail address is missing: the mapping "
             "run ") in err
     assert (" recorded binds no payer.email; give one with --mel (or add "
@@ -547,10 +545,10 @@ def test_a_missing_email_names_the_mel_option_and_the_mapping_binding(world, tmp
             f"[mapping {unbound}: bindings.payer.email] (rule payfip.mel)") in err
 
     # an address the run's binding gives that PayFiP refuses: the binding is named too
-    bad = tmp_path / "bad-email.yaml"
-    err = _link_refused_with(world, bad, text.replace("email: payer.email",
-                                                      "email: {const: 'secretariat'}"),
-                             tmp_path)
+    bad, _ = mapping_copy(tmp_path, MAPPING, ("email: payer.email",
+                                              "email: {const: 'secretariat'}"),
+                          name="bad-email.yaml")
+    err = _link_refused_with(world, bad, tmp_path)
     assert ("invoice FA-2026-00102: mel: 'secretariat' is not an e-mail address PayFiP "
             "accepts (6 to 80 characters, one '@', no space); give another with --mel "
             f"[mapping {bad}:{line}: bindings.payer.email] (rule payfip.mel)") in err

@@ -24,6 +24,7 @@ from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
 from pesgen.payfip.tables import events, operations, payments
 from pesgen.store import Store
 
+from .mapping_support import mapping_copy
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
     exported,
@@ -619,13 +620,13 @@ def test_bad_values_are_refused_before_sending(flow, store):
 def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
     from .payfip_support import MAPPING
 
-    text = MAPPING.read_text(encoding="utf-8").replace(
-        'refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "invoice.number"}')
-    text = text.replace("payfip_text\"}", "\"}").replace(
-        "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number) |",
-        "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number)\"}  #")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(text, encoding="utf-8")
+    bad, _ = mapping_copy(
+        tmp_path, MAPPING,
+        ('refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "invoice.number"}'),
+        ("payfip_text\"}", "\"}"),
+        ("objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number) |",
+         "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number)\"}  #"),
+        name="bad.yaml")
     from pesgen.payfip.service import create_link
 
     with pytest.raises(PayfipRequestInvalid) as info:
@@ -706,10 +707,9 @@ def test_a_number_two_active_runs_hold_in_two_cases_is_refused_as_ambiguous(flow
 
     from .payfip_support import MAPPING
 
-    upper = tmp_path / "upper.yaml"
-    upper.write_text(MAPPING.read_text(encoding="utf-8").replace(
-        '{expr: "invoice.number | alnum"}', '{expr: "invoice.number | alnum | upper"}'),
-        encoding="utf-8")
+    upper, _ = mapping_copy(tmp_path, MAPPING, ('{expr: "invoice.number | alnum"}',
+                                                '{expr: "invoice.number | alnum | upper"}'),
+                            name="upper.yaml")
     with pytest.raises(PayfipRequestInvalid) as info:
         create_link(store, upper, "Fa-2026-00105", endpoint=flow.endpoint,
                     notify_url=flow.notify_url, timeout=TIMEOUT)

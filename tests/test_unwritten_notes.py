@@ -21,6 +21,7 @@ import pytest
 from pesgen.resources import data_dir
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .mapping_support import mapping_copy
 
 ORMC = MAPPINGS / "villeneuve-sur-loing.yaml"
 TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
@@ -47,13 +48,8 @@ def _line(path: Path, text: str) -> int:
 
 def _joint_mapping(tmp_path: Path, shipped: Path, extra: str = "") -> Path:
     """The shipped mapping, binding the joint payer (and ``extra`` under output:)."""
-    text = shipped.read_text(encoding="utf-8")
-    assert text.count("  address:\n") == 1 and text.count("output:\n") == 1
-    text = text.replace("  address:\n", JOINT + "  address:\n")
-    text = text.replace("output:\n", "output:\n" + extra)
-    path = tmp_path / shipped.name
-    path.write_text(text, encoding="utf-8")
-    return path
+    return mapping_copy(tmp_path, shipped, ("  address:\n", JOINT + "  address:\n"),
+                        ("output:\n", "output:\n" + extra))[0]
 
 
 def _input(tmp_path: Path, with_joint: tuple[int, ...] = (0,),

@@ -15,6 +15,7 @@ from pesgen.layout import load_layout
 from pesgen.mapping import TODO_MARKER, load_mapping
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
+from .mapping_support import mapping_copy
 
 runner = CliRunner()
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -40,10 +41,8 @@ COLLECTIVITY_ONLY = {
 def test_a_scaffold_with_only_its_collectivity_filled_is_refused_naming_every_todo(tmp_path):
     out = tmp_path / "m.yaml"
     assert _run("new-mapping", "Commune X", "--format", "pes-ormc", "-o", out).exit_code == 0
+    mapping_copy(out.parent, out, *COLLECTIVITY_ONLY.items())
     text = out.read_text(encoding="utf-8")
-    for old, new in COLLECTIVITY_ONLY.items():
-        text = text.replace(old, new)
-    out.write_text(text, encoding="utf-8")
     r = _run("check-mapping", out)
     assert r.exit_code == ExitCode.MAPPING, r.stdout
     listed = [ln for ln in r.stderr.splitlines() if "(rule mapping.todo)" in ln]
@@ -98,21 +97,18 @@ def test_no_shipped_mapping_nor_fixture_holds_the_placeholder():
 
 
 def test_a_typo_in_a_binding_key_gets_a_suggestion(tmp_path):
-    text = JSON_MAPPING.read_text(encoding="utf-8")
-    assert "    number: number\n" in text
-    line = text[:text.index("    number: number\n")].count("\n") + 1
-    bad = tmp_path / "m.yaml"
-    bad.write_text(text.replace("    number: number\n", '    number: {exp: "invoice.number"}\n'),
-                   encoding="utf-8")
+    bad, (line,) = mapping_copy(tmp_path, JSON_MAPPING,
+                                ("    number: number", '    number: {exp: "invoice.number"}'),
+                                name="m.yaml")
     r = _run("check-mapping", bad)
     assert r.exit_code == ExitCode.MAPPING
     assert ("unknown key 'exp' in a binding (did you mean 'expr'?); a binding is a path "
             "string, {path: …}") in r.stderr
     assert f"[mapping {bad}:{line}: bindings.invoice.number.exp]" in r.stderr
     assert "is not valid under any of the given schemas" not in r.stderr
-    both = tmp_path / "both.yaml"
-    both.write_text(text.replace("    number: number\n", "    number: {path: n, const: 1}\n"),
-                    encoding="utf-8")
+    both, _ = mapping_copy(tmp_path, JSON_MAPPING,
+                           ("    number: number", "    number: {path: n, const: 1}"),
+                           name="both.yaml")
     r = _run("check-mapping", both)
     assert "A binding is a path string" in r.stderr and "(this one has path, const)" in r.stderr
 
@@ -167,20 +163,12 @@ def test_preview_names_a_refused_invoice_and_exits_as_export_would(tmp_path):
     assert ok.exit_code == 0 and "0 problem(s)" in ok.stdout
 
 
-def _without(tmp_path: Path, mapping: Path, line: str) -> Path:
-    text = mapping.read_text(encoding="utf-8")
-    assert text.count(line) == 1, line
-    out = tmp_path / mapping.name
-    out.write_text(text.replace(line, ""), encoding="utf-8")
-    return out
-
-
 def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
     """Without bindings.address.country a Berlin family with a 5-digit postcode passes
     as French: preview names the input columns the mapping never reads (informational,
     the exit code is export's)."""
     csv_mapping = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
-    m = _without(tmp_path, csv_mapping, "    country: country\n")
+    m, _ = mapping_copy(tmp_path, csv_mapping, ("    country: country\n", ""))
     r = _run("preview", "-m", m, "-i", EXAMPLES / "school-export.csv", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "\nnot read by the mapping: payer_birth_date, country\n" in r.stdout
@@ -198,7 +186,7 @@ def test_preview_lists_the_csv_columns_no_binding_reads(tmp_path):
 
 
 def test_preview_lists_the_json_paths_no_binding_reads(tmp_path):
-    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    country: payer.address.country\n", ""))
     r = _run("preview", "-m", m, "-i", INPUT, "--limit", "1", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "\nnot read by the mapping: payer.address.country, payer.birth_date\n" in r.stdout
@@ -225,7 +213,7 @@ def test_an_unbound_country_is_said_once_in_the_run_summary(tmp_path):
     """Without bindings.address.country every debtor is written as French: the
     summary says so once for the run (naming the mapping and the key to bind), not
     once per invoice; the dry run and preview say it too."""
-    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    country: payer.address.country\n", ""))
     inp = _french_only(tmp_path)
     db = f"sqlite:///{tmp_path / 'store.db'}"
     for dry in (["--dry-run"], []):
@@ -244,7 +232,7 @@ def test_an_unbound_country_is_said_once_in_the_run_summary(tmp_path):
 
 
 def test_an_unbound_country_names_itself_when_a_foreign_postal_code_is_refused(tmp_path):
-    m = _without(tmp_path, JSON_MAPPING, "    country: payer.address.country\n")
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    country: payer.address.country\n", ""))
     r = _run("export", "-m", m, "-i", INPUT, "-o", tmp_path / "out", "--date", "2026-11-23",
              "--db", f"sqlite:///{tmp_path / 'store.db'}", "--create-store", "--dry-run")
     assert r.exit_code == ExitCode.INPUT

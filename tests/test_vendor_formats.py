@@ -739,11 +739,9 @@ def test_check_format_holds_each_bordereau_of_a_fixture_to_across_files(tmp_path
         assert text.count(old) == 1, old
         text = text.replace(old, f'name: "{name}-{{{{ doc.bordereau.number }}}}.txt"')
     spec.write_text(text, encoding="utf-8")
-    mapping = bundle / "fixture" / "mapping.yaml"
-    text = mapping.read_text(encoding="utf-8")
-    assert text.count("  format: bl-emagnus\n") == 1
-    mapping.write_text(text.replace("  format: bl-emagnus\n", "  format: bl-emagnus\n"
-                                    "  max_pieces_per_bordereau: 6\n"), encoding="utf-8")
+    mapping_copy(bundle / "fixture", bundle / "fixture" / "mapping.yaml",
+                 ("  format: bl-emagnus\n", "  format: bl-emagnus\n"
+                  "  max_pieces_per_bordereau: 6\n"))
     for old in (bundle / "expected").glob("*.txt"):
         old.unlink()
     r = CliRunner().invoke(app, ["check-format", "bl-emagnus", "--formats-dir", str(fmts),
