@@ -73,6 +73,39 @@ def test_values_cut_by_the_end_of_a_chunk_are_read_whole(tmp_path, monkeypatch, 
     assert calls == []
 
 
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_a_number_beside_the_invoices_cut_by_a_chunk_is_read_whole(tmp_path, monkeypatch,
+                                                                   chunk):
+    """A number is the one value that can end with the text decoded so far and go on in
+    the next chunk: the fast reader reads on before it takes it, and does not hand over
+    to the exact reader."""
+    path = _write(tmp_path, json.dumps({"exported": 20261123, **json.loads(EXAMPLE)}))
+    want = _outcome(sources._read_json_exact, path)
+    monkeypatch.setattr(sources, "_CHUNK", chunk)
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path) == want
+    assert calls == []
+    assert len(want) == 12
+
+
+def test_an_invoice_nested_to_the_bound_is_read_by_the_fast_reader(tmp_path, monkeypatch):
+    """An invoice as deep as the exact reader allows (MAX_JSON_DEPTH levels counted from
+    the file's root: the root object and the invoices array, then the invoice's own) is
+    read by the fast reader alone; one level more is refused."""
+    levels = sources.MAX_JSON_DEPTH - 2
+
+    def text(levels: int) -> str:
+        inner = "[" * (levels - 1) + "]" * (levels - 1)
+        return '{"invoices": [{"number": "A", "notes": ' + inner + "}]}"
+
+    path = _write(tmp_path, text(levels))
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path)[0][1] == f"{path}:$.invoices[0]"
+    assert calls == []
+    got = _outcome(sources.read_invoices, _write(tmp_path, text(levels + 1), "deeper.json"))
+    assert got[0] == "refused" and "(rule input.json-depth)" in got[1]
+
+
 def test_a_repeated_key_hands_over_from_the_invoice_reached(tmp_path, monkeypatch):
     data = json.loads(EXAMPLE)
     text = json.dumps(data, ensure_ascii=False)

@@ -195,6 +195,18 @@ def test_header_line(tmp_path):
     assert "the header line is missing: EMPTY.csv is empty" in problems[0].message
 
 
+def test_a_header_line_one_column_short_or_long(tmp_path):
+    text = CSV_LAYOUT.replace("quoting: always\n", "quoting: minimal\nheader: true\n")
+    layout = _layout(tmp_path, text)
+    for header, says in (("Id;Sens;Nom;Date;Montant;Reserve",
+                          "header field 7 is nothing, the layout wants 'Ref'"),
+                         ("Id;Sens;Nom;Date;Montant;Reserve;Ref;X",
+                          "header field 8 is 'X', the layout wants nothing")):
+        problems = _check(tmp_path, layout, f"{header}\r\n1;R;A;;1;;\r\n".encode())
+        assert [(p.rule, p.record, p.message) for p in problems] == [
+            ("layout.header", "OUT.txt:1", says)]
+
+
 def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
     """A name too long, an IBAN breaking a pattern, a name where a number is expected:
     the problem says the length and the kinds of characters, not the value (the file
@@ -271,6 +283,39 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
     assert any("inside the previous column" in str(p) for p in info.value.problems)
     with pytest.raises(MappingError):
         _layout(tmp_path, CSV_LAYOUT.replace("date_format: DD/MM/YYYY", "date_format: %d/%m"))
+
+
+@pytest.mark.parametrize("key", ["start: 1", "width: 5", "align: right", "pad: \"0\""])
+def test_a_fixed_width_key_in_a_csv_layout_is_named(tmp_path, key):
+    text = CSV_LAYOUT.replace("{name: Id, type: integer,", "{name: Id, " + key + ", type: integer,")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    name = key.split(":")[0]
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", f"column 'Id': '{name}' is for fixed layouts",
+         f"13: records[0].columns[0].{name}")]
+
+
+@pytest.mark.parametrize("key", ['delimiter: ";"', "quote_char: \"'\"", "quoting: always",
+                                 "header: true"])
+def test_a_csv_key_in_a_fixed_layout_is_named(tmp_path, key):
+    text = FIXED_LAYOUT.replace("kind: fixed\n", f"kind: fixed\n{key}\n")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    name = key.split(":")[0]
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", f"'{name}' is for csv layouts, this one is fixed", f"4: {name}")]
+
+
+def test_a_record_type_column_no_record_has_is_named(tmp_path):
+    """record_type_column naming a column that the one record type (the default, without
+    `when`) lacks: a layout error, not a validator that finds no such column."""
+    text = CSV_LAYOUT.replace("records:\n", "record_type_column: Nope\nrecords:\n")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", "no record has the column 'Nope' (record_type_column)",
+         "10: record_type_column")]
 
 
 def test_split_csv():
@@ -458,6 +503,8 @@ records:
 
 @pytest.mark.parametrize("group, key, says", [
     ("{key: Nope}", "groups[0].key", "no column 'Nope' in any record"),
+    ("{key: Nope, record: ecriture}", "groups[0].key", "no column 'Nope' in record "
+     "'ecriture'"),
     ("{key: Ref, record: ligne}", "groups[0].record", "no record type 'ligne' (known: "
      "ecriture)"),
     ("{key: Ref, first: {Sens: X}}", "groups[0].first.Sens", "column Sens (#2): 'X' is not "
@@ -466,6 +513,7 @@ records:
      "column 'Nope'"),
     ("{key: Ref, number: Nom}", "groups[0].number", "column Nom (#3) numbers the lines of a "
      "group: it must be an integer column, not text"),
+    ("{key: Ref, number: Nope}", "groups[0].number", "record 'ecriture' has no column 'Nope'"),
     ("{key: Ref, first: {}}", "groups[0].first", ""),
 ])
 def test_a_group_naming_what_its_records_lack_is_a_layout_error(tmp_path, group, key, says):

@@ -74,6 +74,21 @@ def test_a_utf8_file_declared_single_byte_is_refused_at_its_first_utf8_line(tmp_
     assert "utf-8" in p.message and "UTF-8" in p.message
 
 
+def test_a_utf8_line_above_cp1252_ones_is_refused_at_its_line(tmp_path):
+    """A file declared cp1252 (LF line ends) whose first rows are UTF-8 and the later
+    ones cp1252, two exports joined: the UTF-8 row is refused at its line, not read as
+    'Ã©' because a byte further down is no UTF-8."""
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    lines = CSV_TEXT.splitlines()
+    first = next(i for i, line in enumerate(lines, 1) if not line.isascii())
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\n".join(lines[:first]).encode("utf-8") + b"\n"
+                    + "\n".join(lines[first:]).encode("cp1252") + b"\n")
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:{first}"
+    assert "the file is UTF-8 ('è' written as 0xC3 0xA8)" in p.message
+
+
 def test_a_utf8_json_declared_cp1252_is_refused(tmp_path):
     m = _input_key(tmp_path, "encoding", "cp1252", JSON_MAPPING)
     inp = tmp_path / "export.json"
@@ -218,6 +233,17 @@ def test_a_json_file_in_a_single_byte_encoding_is_exported(tmp_path, encoding):
 # ---------------------------------------------------------------- 4. encoding errors
 
 
+def test_delimiter_auto_reads_a_semicolon_file_as_the_comma_one(tmp_path, utf8_csv_xml):
+    m = _input_key(tmp_path, "delimiter", "auto")
+    rows = list(csv.reader(io.StringIO(CSV_TEXT, newline="")))
+    text = io.StringIO(newline="")
+    csv.writer(text, delimiter=";", lineterminator="\r\n").writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(text.getvalue().encode("utf-8"))
+    export(m, inp, tmp_path / "out", RUN)
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
 def test_delimiter_auto_on_a_file_the_encoding_cannot_read_is_an_input_error(tmp_path):
     m = _input_key(tmp_path, "delimiter", "auto")
     inp = tmp_path / "export.csv"
@@ -248,6 +274,21 @@ def test_an_undecodable_json_names_line_and_encoding(tmp_path):
     first = next(i for i, line in enumerate(JSON_TEXT.splitlines(), 1) if not line.isascii())
     assert p.record == f"{inp}:{first}"
     assert p.mapping == _at(JSON_MAPPING, "encoding")
+
+
+def test_a_byte_a_single_byte_json_cannot_hold_names_its_line(tmp_path):
+    """0x81 is no character of Windows-1252: a JSON export declared cp1252 that holds
+    one is refused at its line, not met with a traceback."""
+    m = _input_key(tmp_path, "encoding", "cp1252", JSON_MAPPING)
+    text = JSON_TEXT.replace("’", "'").replace("–", "-").replace("œ", "oe")
+    raw = text.encode("cp1252").replace(b"Montargis", b"\x81Montargis", 1)
+    inp = tmp_path / "export.json"
+    inp.write_bytes(raw)
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    line = raw[:raw.index(b"\x81")].count(b"\n") + 1
+    assert p.record == f"{inp}:{line}"
+    assert p.message.startswith("not valid cp1252: byte 0x81, byte ")
+    assert p.mapping == _at(m, "encoding")
 
 
 # ---------------------------------------------------------------- 5. bounded JSON
@@ -294,6 +335,26 @@ def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[1]"
 
 
+def test_a_huge_value_before_the_invoices_is_refused_at_the_root(tmp_path, monkeypatch):
+    """Past the byte bound before any invoice was read, the value refused is named by
+    the file's root ($), not by an invoice."""
+    monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
+    monkeypatch.setattr(sources, "MAX_JSON_STRING", 1_000_000)  # the bytes' bound first
+    data = {"note": "x" * 600_000, **_example()}
+    p = _only(_refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data)), "input.json-size")
+    assert p.record == f"{tmp_path / 'school-export.json'}:$"
+
+
+def test_a_long_json_path_is_cut_with_an_ellipsis(tmp_path):
+    """A path past 160 characters is cut at 157 and ends with '…', which says so."""
+    key = "k" * 200
+    inp = tmp_path / "export.json"
+    inp.write_text(f'{{"invoices": [{{"number": "A", "{key}": 1, "{key}": 2}}]}}',
+                   encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-duplicate-key")
+    assert p.record == f"{inp}:" + f"$.invoices[0].{key}"[:157] + "…"
+
+
 def test_the_json_reader_reads_what_json_loads_reads(tmp_path):
     data = _example()
     data["invoices"][0]["extra"] = {"a": [1, 2.5, None, True, False, {"b": []}], "c": {}}
@@ -328,6 +389,18 @@ def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     first = next(i for i, line in enumerate(lines, 1) if i > 5 and not line.isascii())
     assert _only(exc, "input.encoding").record == f"{inp}:{first}"
+
+
+def test_an_undecodable_last_byte_without_a_line_break_is_named(tmp_path):
+    """The byte named is the one that does not decode, also when it is the file's last
+    (a Windows-1252 '’', 0x92, read as UTF-8, with no line break after it)."""
+    lines = CSV_TEXT.splitlines()
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\n".join(lines).encode() + b"\x92")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:{len(lines)}"
+    assert p.message == (f"not valid utf-8: byte 0x92, byte {len(lines[-1].encode()) + 1} "
+                         "of the line")
 
 
 def test_a_bom_before_a_quoted_header_is_read(tmp_path):
@@ -460,6 +533,38 @@ def test_a_json_file_given_to_a_csv_mapping(tmp_path):
     assert p.mapping == _at(CSV_MAPPING, "format")
     assert p.message == ("not CSV: the first line looks like JSON (it starts with '{'); the "
                          "mapping says input.format: csv")
+
+
+@pytest.mark.parametrize("before", ["\ufeff", "\n\n", " \t", "\r\n"])
+def test_a_json_file_given_to_a_csv_mapping_after_a_bom_or_blank_lines(tmp_path, before):
+    """What opens the file before its first character (a byte order mark, blank lines,
+    spaces) does not hide that it is JSON."""
+    inp = tmp_path / "export.json"
+    inp.write_text(before + JSON_TEXT, encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.format")
+    assert p.record == f"{inp}:1"
+    assert p.message.startswith("not CSV: the first line looks like JSON (it starts with '{')")
+
+
+@pytest.mark.parametrize(("mapping", "first", "said"), [
+    (CSV_MAPPING, '<?xml version="1.0"?>', "looks like XML (it starts with '<')"),
+    (CSV_MAPPING, "[]", "looks like JSON (it starts with '[')"),
+    (JSON_MAPPING, ",invoice_number,amount", "looks like CSV: 3 fields separated by ','"),
+    (JSON_MAPPING, ";invoice_number;amount", "looks like CSV: 3 fields separated by ';'"),
+    (JSON_MAPPING, '"invoice_number","amount"', "looks like CSV: 2 fields separated by ','"),
+    (JSON_MAPPING, "'invoice_number';'amount'", "looks like CSV: 2 fields separated by ';'"),
+])
+def test_a_first_line_of_the_other_format_by_its_first_sign(tmp_path, mapping, first, said):
+    """The signs that open a line of the other format: '<', '[' ('{' is the example's)
+    for a CSV mapping; a separator or a quote (a letter or a digit: the example's) for
+    a JSON one."""
+    inp = tmp_path / "export.txt"
+    inp.write_text(first + "\n", encoding="utf-8")
+    exc = _refused(tmp_path, mapping, inp)
+    p = _only(exc, "input.format")
+    assert p.record == f"{inp}:1"
+    assert f"the first line {said}" in p.message
+    assert str(exc) == f"{inp}:1: {p.message}; nothing written"
 
 
 def test_a_csv_file_given_to_a_json_mapping(tmp_path):
