@@ -84,7 +84,8 @@ def test_a_conforming_csv_file_has_no_problem(tmp_path):
     ('1;"R";"";"";1;"";""', "layout.required", "Nom (#3)", "is empty"),
     ('1;"R";"A";"2026-11-20";1;"";""', "layout.type", "Date (#4)", "DD/MM/YYYY"),
     ('1;"R";"A";"31/02/2026";1;"";""', "layout.type", "Date (#4)", "not a date"),
-    ('1;"R";"A";"";85.00;"";""', "layout.type", "Montant (#5)", "separator is ','"),
+    ('1;"R";"A";"";85.00;"";""', "layout.type", "Montant (#5)",
+     "(decimal separator is ',', not '.')"),
     ('1;"R";"A";"";85,001;"";""', "layout.type", "Montant (#5)", "at most 2 decimals"),
     ('1;"R";"A";"";1;"x";""', "layout.length", "Reserve (#6)", "must stay empty"),
     ('1;"R";"A";"";1;"";"fam42"', "layout.pattern", "Ref (#7)", "does not match"),
@@ -112,6 +113,10 @@ def test_missing_and_extra_columns(tmp_path):
                                                       ("OUT.txt:2", "layout.columns")]
     assert "has 5 fields, the layout has 7: missing column Reserve (#6)" in problems[0].message
     assert "1 extra field(s) after column Ref (#7)" in problems[1].message
+    problems = _check(tmp_path, layout, b"1\r\n")
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 1 fields, the layout has 7: missing column Sens (#2) and after "
+        "(Sens, Nom, Date, Montant, Reserve, …)"]
 
 
 def test_every_problem_is_reported_not_the_first(tmp_path):
@@ -179,6 +184,31 @@ def test_file_level_rules(tmp_path):
     assert {p.rule for p in problems} >= {"layout.quoting"}
     assert "not closed" in problems[0].message
     assert _check(tmp_path, layout, b"") == []
+    free = _layout(tmp_path, CSV_LAYOUT.replace("line_ending: CRLF\n",
+                                                "line_ending: CRLF\nfinal_newline: false\n"))
+    assert _check(tmp_path, free, no_final.encode("cp1252")) == []
+
+
+def test_decimals_and_a_long_list_of_values(tmp_path):
+    """A column's decimals (3, 0) and decimal separator ('.' here) as the layout says; an
+    allowed-values list past 12 shown cut with '…'."""
+    line = '1;"R";"A";"";%s;"";""\r\n'
+    dot = _layout(tmp_path, CSV_LAYOUT.replace('decimal_separator: ","', 'decimal_separator: "."'))
+    assert [p.message for p in _check(tmp_path, dot, (line % "85,00").encode())] == [
+        "record 'ecriture', column Montant (#5): '85,00' is not a decimal number (decimal "
+        "separator is '.', not ',')"]
+    three = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2", "decimals: 3"))
+    assert _check(tmp_path, three, (line % "0,125").encode()) == []
+    none = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2", "decimals: 0"))
+    assert _check(tmp_path, none, (line % "85").encode()) == []
+    assert [p.message for p in _check(tmp_path, none, (line % "85,0").encode())] == [
+        "record 'ecriture', column Montant (#5): '85,0' is not a decimal number (at most 0 "
+        "decimals)"]
+    letters = ", ".join("ABCDEFGHIJKLM")
+    many = _layout(tmp_path, CSV_LAYOUT.replace("values: [R, D]", f"values: [{letters}]"))
+    (p,) = _check(tmp_path, many, b'1;"X";"A";"";1;"";""\r\n')
+    assert p.message.endswith("'X' is not an allowed value ('A', 'B', 'C', 'D', 'E', 'F', "
+                              "'G', 'H', 'I', 'J', 'K', 'L', …)")
 
 
 def test_header_line(tmp_path):
@@ -253,10 +283,18 @@ def test_fixed_width_records(tmp_path):
     assert ("OUT.txt:1", "layout.columns") in got
     assert "record 'entete' is 11 characters, the layout has 10" in problems[0].message
     assert ("OUT.txt:2", "layout.type") in got
+    assert ("record 'article', column Montant (#2): '  0850' has spaces in a field padded "
+            "with '0'") in [p.message for p in problems if p.record == "OUT.txt:2"]
     assert ("OUT.txt:3", "layout.type") in got
     assert ("OUT.txt:4", "layout.record-type") in got
     missing = [p for p in problems if p.record == "OUT.txt:5" and "missing" in p.message]
     assert missing and "column Nom (#3)" in missing[0].message
+    # one character short: the last column is missing, not read as 7 characters
+    problems = _check(tmp_path, layout, b"02000850DUPONT \n")
+    assert [(p.rule, p.message) for p in problems] == [
+        ("layout.columns", "record 'article' is 15 characters, the layout has 16"),
+        ("layout.columns", "record 'article', column Nom (#3): missing (the line ends at "
+         "character 15, the column spans 9-16)")]
 
 
 def test_layout_errors_name_file_line_and_key(tmp_path):
@@ -323,6 +361,8 @@ def test_split_csv():
         [("a", False), ("b;c", True), ('d"e', True), ("", False)], None)
     assert split_csv('"a"x;b', ";", '"')[1] == "field 1: characters after the closing quote"
     assert split_csv('a"b', ";", '"')[1] == "field 1: quote character inside an unquoted value"
+    assert split_csv('a;"b', ";", '"')[1] == ("field 2: quoted value not closed (a line break "
+                                             "inside a value?)")
 
 
 def test_check_value_is_usable_alone(tmp_path):
@@ -406,6 +446,7 @@ def test_zero_padding_before_the_sign_is_refused(tmp_path):
     problems = _check(tmp_path, layout, b"020-0085DUPONT  \n")
     assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")]
     assert "'0-0085' has the padding '0' before its sign" in problems[0].message
+    assert problems[0].message.endswith("(the sign comes first: '-00085')")
 
 
 def test_a_plus_sign_is_refused_wherever_the_padding_puts_it(tmp_path):
