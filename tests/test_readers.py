@@ -391,9 +391,10 @@ def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
     assert _only(exc, "input.encoding").record == f"{inp}:{first}"
 
 
-def test_an_undecodable_last_byte_without_a_line_break_is_named(tmp_path):
-    """The byte named is the one that does not decode, also when it is the file's last
-    (a Windows-1252 '’', 0x92, read as UTF-8, with no line break after it)."""
+def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
+    """The byte named is the one that does not decode, also when it opens its line or
+    is the file's last (a Windows-1252 '’', 0x92, read as UTF-8, with no line break
+    after it)."""
     lines = CSV_TEXT.splitlines()
     inp = tmp_path / "export.csv"
     inp.write_bytes("\n".join(lines).encode() + b"\x92")
@@ -401,6 +402,10 @@ def test_an_undecodable_last_byte_without_a_line_break_is_named(tmp_path):
     assert p.record == f"{inp}:{len(lines)}"
     assert p.message == (f"not valid utf-8: byte 0x92, byte {len(lines[-1].encode()) + 1} "
                          "of the line")
+    inp.write_bytes("\n".join(lines[:3]).encode() + b"\n\x92" + "\n".join(lines[3:]).encode())
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:4"
+    assert p.message == "not valid utf-8: byte 0x92, byte 1 of the line"
 
 
 def test_a_bom_before_a_quoted_header_is_read(tmp_path):
@@ -565,6 +570,16 @@ def test_a_first_line_of_the_other_format_by_its_first_sign(tmp_path, mapping, f
     assert p.record == f"{inp}:1"
     assert f"the first line {said}" in p.message
     assert str(exc) == f"{inp}:1: {p.message}; nothing written"
+
+
+def test_an_xml_file_given_to_a_json_mapping(tmp_path):
+    """'<' opens no JSON value: the JSON reader's syntax error is told as the file's
+    format, not as invalid JSON."""
+    inp = tmp_path / "export.xml"
+    inp.write_text('<?xml version="1.0"?>\n<PES_Aller/>\n', encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.format")
+    assert (p.record, p.message) == (f"{inp}:1", "not JSON: the first line looks like XML (it "
+                                     "starts with '<'); the mapping says input.format: json")
 
 
 def test_a_csv_file_given_to_a_json_mapping(tmp_path):
