@@ -797,6 +797,9 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                                            list(frame[0]) + [value])
                     frame[1].add(value)
                     frame[3] = value
+                    # a value past the byte bound is named by its key (outside the
+                    # invoices, whose keys _build reads, there are few of them)
+                    stream.where = _jpath(list(frame[0]) + [value])
                     if frame[0] == target[:len(frame[0])] and len(frame[0]) < len(target):
                         seen.setdefault(frame[0], []).append(value)
                     continue
@@ -822,6 +825,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                             _refuse_lone_surrogate(item, list(here))
                         stream.mark = stream.pos
                         reading, last = None, stream.where
+                        stream.where = _jpath(target)  # no longer this invoice
                         count += 1
                         if count > skip:
                             yield SourceInvoice(record=item, lines=None, origin=where)

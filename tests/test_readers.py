@@ -335,14 +335,23 @@ def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[1]"
 
 
-def test_a_huge_value_before_the_invoices_is_refused_at_the_root(tmp_path, monkeypatch):
-    """Past the byte bound before any invoice was read, the value refused is named by
-    the file's root ($), not by an invoice."""
+@pytest.mark.parametrize(("where", "path"), [
+    ("before", "$.note"), ("after", "$.note"), ("inside", "$.school.logo"), ("root", "$")])
+def test_a_huge_value_beside_the_invoices_is_refused_where_it_is(tmp_path, monkeypatch,
+                                                                  where, path):
+    """A value outside the invoices past the byte bound is named by its own path (the
+    file's root for one in a top-level array): a value after the invoices was named by
+    the last invoice read, '$.invoices[11]', which held nothing wrong."""
     monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
     monkeypatch.setattr(sources, "MAX_JSON_STRING", 1_000_000)  # the bytes' bound first
-    data = {"note": "x" * 600_000, **_example()}
-    p = _only(_refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data)), "input.json-size")
-    assert p.record == f"{tmp_path / 'school-export.json'}:$"
+    huge = "x" * 600_000
+    data = {"before": {"note": huge, **_example()}, "after": {**_example(), "note": huge},
+            "inside": {"school": {"logo": huge}, **_example()}}.get(where, _example())
+    inp = _write_json(tmp_path, data)
+    if where == "root":
+        inp.write_text(json.dumps([huge]), encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-size")
+    assert p.record == f"{inp}:{path}"
 
 
 def test_a_long_json_path_is_cut_with_an_ellipsis(tmp_path):
