@@ -438,6 +438,21 @@ def test_unnamed_trailing_columns_are_ignored(tmp_path):
     _same_titles_as_the_example(export(CSV_MAPPING, inp, tmp_path / "out", RUN), tmp_path)
 
 
+def test_unnamed_trailing_columns_are_not_among_the_header_s_columns(tmp_path):
+    """A binding naming a column the file lacks lists the header's 33 named columns, not
+    an unnamed one."""
+    rows = [row + ["", ""] for row in csv.reader(io.StringIO(CSV_TEXT))]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_text(buffer.getvalue(), encoding="utf-8")
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("    city: city", "    city: commune"))
+    assert _only(_refused(tmp_path, m, inp), "input.column").message.endswith(
+        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
+        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
+        "payer_birth_date, payer_email, …)")
+
+
 def _same_titles_as_the_example(result, tmp_path):
     """The file read as the example CSV itself is: the same titles, byte for byte."""
     plain = export(CSV_MAPPING, EXAMPLES / "school-export.csv", tmp_path / "plain", RUN)
@@ -492,6 +507,31 @@ def test_a_records_path_matching_nothing_lists_the_keys_present(tmp_path):
     assert p.mapping == _at(m, "records")
     assert "export, billing_period, invoices" in p.message
     assert "did you mean 'invoices'" in p.message
+
+
+@pytest.mark.parametrize(("text", "detail", "mapped"), [
+    ('{"invoices": {"number": "A"}}',
+     "$.invoices is an object, not an array of invoices (input.records)", True),
+    ('{"invoices": "none"}', "$.invoices is a string, not an array of invoices (input.records)",
+     True),
+    ('{"invoices": []}', "no invoice in the array at $.invoices", False),
+])
+def test_a_records_path_holding_no_invoice_says_what_it_holds(tmp_path, text, detail, mapped):
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert (p.record, p.message) == (str(inp), detail)
+    assert p.mapping == (_at(JSON_MAPPING, "records") if mapped else None)
+
+
+@pytest.mark.parametrize("count", [20, 21])
+def test_the_keys_listed_for_a_records_path_matching_nothing_stop_at_20(tmp_path, count):
+    keys = [f"k{i:02}" for i in range(count)]
+    inp = tmp_path / "export.json"
+    inp.write_text(json.dumps(dict.fromkeys(keys, 1)), encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert p.message == ("no invoice array at $.invoices: the keys at $ are "
+                         + ", ".join(keys[:20]) + (", …" if count > 20 else ""))
 
 
 # ---------------------------------------------------------------- 8. wrong delimiter / format
