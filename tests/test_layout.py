@@ -179,6 +179,9 @@ def test_file_level_rules(tmp_path):
     problems = _check(tmp_path, layout, undefined)
     assert [(p.rule, p.record) for p in problems] == [("layout.encoding", "OUT.txt:2")]
     assert "byte 0x81 at column 9 is not cp1252" in problems[0].message
+    problems = _check(tmp_path, layout, undefined * 2)  # the lines after one are checked
+    assert [(p.rule, p.record) for p in problems] == [("layout.encoding", "OUT.txt:2"),
+                                                      ("layout.encoding", "OUT.txt:4")]
     unclosed = GOOD + '1;"R";"RUE\r\nDES LILAS";"";1;"";""\r\n'
     problems = _check(tmp_path, layout, unclosed.encode("cp1252"))
     assert {p.rule for p in problems} >= {"layout.quoting"}
