@@ -292,6 +292,14 @@ def test_fixed_width_records(tmp_path):
     assert ("OUT.txt:4", "layout.record-type") in got
     missing = [p for p in problems if p.record == "OUT.txt:5" and "missing" in p.message]
     assert missing and "column Nom (#3)" in missing[0].message
+    assert [p.message for p in problems if p.record == "OUT.txt:4"] == [
+        "column Code (#1): '03' is no record type (known: '01' (entete), '02' (article))"]
+    typed = _layout(tmp_path, CSV_LAYOUT.replace(
+        "records:\n  - type: ecriture\n",
+        "record_type_column: Sens\nrecords:\n  - type: ecriture\n    when: [R, D]\n"))
+    problems = _check(tmp_path, typed, b'1;"ABC";"A";"";1;"";""\r\n')
+    assert [p.message for p in problems] == [  # a code, quoted whatever its letters
+        "column Sens (#2): 'ABC' is no record type (known: 'R' (ecriture), 'D' (ecriture))"]
     # one character short: the last column is missing, not read as 7 characters
     problems = _check(tmp_path, layout, b"02000850DUPONT \n")
     assert [(p.rule, p.message) for p in problems] == [
@@ -357,6 +365,33 @@ def test_a_record_type_column_no_record_has_is_named(tmp_path):
     assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
         ("layout.schema", "no record has the column 'Nope' (record_type_column)",
          "10: record_type_column")]
+
+
+def test_two_record_types_need_a_record_type_column(tmp_path):
+    text = FIXED_LAYOUT.replace("record_type_column: Code\n", "")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    assert [(p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("several record types need record_type_column", "5: records")]
+
+
+def test_a_record_type_padded_in_its_column_is_read(tmp_path):
+    """A record type shorter than its column ('1 ' in a column of 2, left-aligned) is
+    read without its padding, as its column's value is."""
+    text = FIXED_LAYOUT.replace('"01", "02"', '"1", "2"').replace('when: "01"', 'when: "1"') \
+        .replace('when: "02"', 'when: "2"')
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b"1 2026    \n2 000850DUPONT  \n") == []
+
+
+def test_a_column_s_own_date_format(tmp_path):
+    text = CSV_LAYOUT.replace("{name: Date, type: date}",
+                              "{name: Date, type: date, date_format: YYYY-MM-DD}")
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b'1;"R";"A";"2026-11-20";1;"";""\r\n') == []
+    assert [p.message for p in _check(tmp_path, layout, b'1;"R";"A";"20/11/2026";1;"";""\r\n')
+            ] == ["record 'ecriture', column Date (#4): '20/11/2026' is not a date in the "
+                  "format YYYY-MM-DD"]
 
 
 def test_split_csv():
@@ -531,6 +566,14 @@ def test_groups_hold_their_first_and_other_lines_and_their_numbering(tmp_path):
         ("OUT.txt:4", "layout.group", "record 'ecriture', column Ref (#7): 'ABC-1' again, "
          "after its group ended at line 2: the lines of a group follow each other"),
     ]
+    # a line with a problem of its own is still in its group
+    bad = '1;"R";"A";"";1,00;"";"ABC-1"\r\n2;"R";"";"";1,00;"";"ABC-1"\r\n'
+    got = [(p.rule, p.message) for p in _check(tmp_path, layout, bad.encode())]
+    assert got == [
+        ("layout.required", "record 'ecriture', column Nom (#3): is empty, the column is "
+         "required"),
+        ("layout.group", "record 'ecriture', column Sens (#2): 'R' on line 2 of group Ref "
+         "'ABC-1'; the layout wants 'D' on the lines after the first")]
 
 
 def test_groups_read_fixed_width_lines_of_their_record_only(tmp_path):
