@@ -75,6 +75,9 @@ GOOD = '1;"R";"DUPONT";"20/11/2026";85,00;"";"FAM-42"\r\n2;"D";"NÉE";"";0,5;"";
 def test_a_conforming_csv_file_has_no_problem(tmp_path):
     layout = _layout(tmp_path, CSV_LAYOUT)
     assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []
+    # ';' is the delimiter of a layout that names none
+    layout = _layout(tmp_path, CSV_LAYOUT.replace('delimiter: ";"\n', ""))
+    assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []
 
 
 @pytest.mark.parametrize(("line", "rule", "column", "words"), [
@@ -319,8 +322,8 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
     text = CSV_LAYOUT.replace("type: code, values: [R, D]", "type: code")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, text)
-    assert any("needs `values`" in str(p) and "records[0].columns[1]" in str(p)
-               for p in info.value.problems)
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", "column 'Sens' of type code needs `values`", "14: records[0].columns[1]")]
     fixed = FIXED_LAYOUT.replace("width: 4, length: 0", "length: 0")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, fixed)
@@ -329,7 +332,9 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
                                    "{name: Exercice, type: integer, start: 2, width: 4")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, overlap)
-    assert any("inside the previous column" in str(p) for p in info.value.problems)
+    assert [(p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("column 'Exercice' starts at 2, inside the previous column (which ends at 2)",
+         "11: records[0].columns[1].start")]
     with pytest.raises(MappingError):
         _layout(tmp_path, CSV_LAYOUT.replace("date_format: DD/MM/YYYY", "date_format: %d/%m"))
 
@@ -408,6 +413,13 @@ def test_check_value_is_usable_alone(tmp_path):
     montant = layout.records[0].columns[4]
     assert check_value(montant, "12,50") == []
     assert check_value(montant, "-1,00")[0][0] == "layout.type"
+    ref = _layout(tmp_path, CSV_LAYOUT.replace('pattern: "[A-Z]{3}-[0-9]+"',
+                                               'pattern: "[A-Z]{3}-[0-9]+", min_length: 5'))
+    column = ref.records[0].columns[6]
+    assert check_value(column, "ABC-1") == []  # as long as the least allowed
+    assert check_value(column, "AB-1") == [
+        ("layout.length", "is 4 characters, the layout wants at least 5"),
+        ("layout.pattern", "'AB-1' does not match [A-Z]{3}-[0-9]+")]
 
 
 HEADER_DETAIL_TRAILER = """\
