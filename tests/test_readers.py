@@ -326,6 +326,14 @@ def test_a_huge_string_is_refused(tmp_path):
     assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[2].payer.email"
 
 
+def test_a_huge_string_in_a_list_is_refused(tmp_path):
+    data = _example()
+    data["invoices"][2]["notes"] = [1, "a" * (sources.MAX_JSON_STRING + 1)]
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    p = _only(exc, "input.json-size")
+    assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[2].notes[1]"
+
+
 def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
     data = _example()
@@ -581,6 +589,24 @@ def test_a_quote_error_in_a_header_with_the_right_delimiter_still_names_the_quot
     assert p.message == "',' expected after '\"'"
 
 
+def test_a_quote_error_in_a_one_field_first_line_names_the_quotes(tmp_path):
+    """A first line read as one field does not look separated by another delimiter:
+    its quote error is the quotes' (input.quotechar)."""
+    inp = tmp_path / "export.csv"
+    inp.write_text('"invoice_number"x\nFA-1\n', encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv")
+    assert p.message == "',' expected after '\"'"
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+
+
+def test_a_header_of_13_columns_is_listed_up_to_12(tmp_path):
+    header = [f"c{i:02}" for i in range(1, 14)]
+    inp = tmp_path / "export.csv"
+    inp.write_text(",".join(header) + "\n" + ",".join("x" * 13) + "\n", encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+    assert p.message.endswith("(the header has 13 columns: " + ", ".join(header[:12]) + ", …)")
+
+
 def test_a_json_file_given_to_a_csv_mapping(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, EXAMPLES / "school-export.json")
     p = _only(exc, "input.format")
@@ -604,6 +630,8 @@ def test_a_json_file_given_to_a_csv_mapping_after_a_bom_or_blank_lines(tmp_path,
     (CSV_MAPPING, '<?xml version="1.0"?>', "looks like XML (it starts with '<')"),
     (CSV_MAPPING, "[]", "looks like JSON (it starts with '[')"),
     (JSON_MAPPING, ",invoice_number,amount", "looks like CSV: 3 fields separated by ','"),
+    (JSON_MAPPING, ",FA-1,85.00", "looks like CSV: 3 fields separated by ',', no header (1 "
+     "field looks like numbers, dates, e-mails or IBANs)"),
     (JSON_MAPPING, ";invoice_number;amount", "looks like CSV: 3 fields separated by ';'"),
     (JSON_MAPPING, '"invoice_number","amount"', "looks like CSV: 2 fields separated by ','"),
     (JSON_MAPPING, "'invoice_number';'amount'", "looks like CSV: 2 fields separated by ';'"),
