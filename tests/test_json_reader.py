@@ -106,6 +106,23 @@ def test_an_invoice_nested_to_the_bound_is_read_by_the_fast_reader(tmp_path, mon
     assert got[0] == "refused" and "(rule input.json-depth)" in got[1]
 
 
+def test_a_byte_order_mark_opens_a_utf8_export(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.encode("utf-8"))
+    for reader in (sources.read_invoices, sources._read_json_exact):
+        assert [r for r, _ in _outcome(reader, path)] == json.loads(EXAMPLE)["invoices"]
+
+
+def test_an_export_in_another_encoding_is_read_past_its_first_block(tmp_path):
+    """The exact reader decodes a cp1252 file as it reads it, block after block."""
+    data = json.loads(EXAMPLE)
+    data["invoices"][-1]["note"] = "é" * 70_000
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="cp1252")
+    spec = sources.InputSpec(format="json", encoding="cp1252")
+    assert [r for r, _ in _outcome(sources._read_json_exact, path, spec)] == data["invoices"]
+
+
 def test_a_repeated_key_hands_over_from_the_invoice_reached(tmp_path, monkeypatch):
     data = json.loads(EXAMPLE)
     text = json.dumps(data, ensure_ascii=False)

@@ -60,6 +60,35 @@ def _at(mapping: Path, key: str) -> str:
 # ---------------------------------------------------------------- 1. UTF-8 read as 8-bit
 
 
+@pytest.mark.parametrize("straddling", ["ascii", "utf-8"])
+def test_a_utf8_file_past_one_block_is_refused_at_its_line(tmp_path, straddling):
+    """The file is scanned in blocks of 1 MiB cut at a line end: a CRLF line end is one
+    line, also when the block's last byte is its CR, and the line across the block's
+    end is read whole (the header is padded so that this line's CR is byte 1 048 576;
+    a UTF-8 letter opens it, or the first one is on the last line)."""
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    lines = CSV_TEXT.splitlines()
+    row = next(line for line in lines[1:] if line.isascii())
+    across = row if straddling == "ascii" else "É" + row[1:]
+    size = len(across.encode())
+    pad = (sources._CHUNK - 1 - size - len(lines[0]) - 2) % (len(row) + 2)
+    before = (sources._CHUNK - 1 - size - len(lines[0]) - 2 - pad) // (len(row) + 2)
+    rows = [lines[0] + "x" * pad] + [row] * before + [across] + [row] * 2000 + [lines[1]]
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\r\n".join(rows).encode("utf-8") + b"\r\n")
+    assert inp.read_bytes()[sources._CHUNK - 1:sources._CHUNK + 1] == b"\r\n"
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:{len(rows) if straddling == 'ascii' else before + 2}"
+
+
+def test_a_utf8_letter_opening_the_file_is_refused_at_line_1(tmp_path):
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    inp = tmp_path / "export.csv"
+    inp.write_text("É" + CSV_TEXT[1:], encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:1"
+
+
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso-8859-15"])
 def test_a_utf8_file_declared_single_byte_is_refused_at_its_first_utf8_line(tmp_path,
                                                                            encoding):
@@ -140,6 +169,15 @@ def test_a_latin9_file_read_as_latin1_or_cp1252_is_refused(tmp_path, encoding):
     assert p.mapping == _at(m, "encoding")
     assert "0xBD" in p.message and "'œ' in ISO-8859-15" in p.message
     assert "set input.encoding: iso-8859-15" in p.message
+
+
+def test_a_latin9_euro_sign_is_told_as_such(tmp_path):
+    m = _input_key(tmp_path, "encoding", "latin-1")
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_LATIN9_TEXT.replace("Formation", "Cours à 10 €", 1).encode("iso-8859-15"))
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.message.startswith("byte 0xA4 in the text reads '¤' in latin-1, '€' in "
+                                "ISO-8859-15: the file is ISO-8859-15 (Latin-9)?")
 
 
 def test_a_latin9_file_read_as_itself_gives_the_utf8_titles(tmp_path):
