@@ -1020,7 +1020,6 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             all_named = len(named) == len(header)
             width = len(header)
             key_index = header.index(spec.group_by)
-            rows = 0
             current: SourceInvoice | None = None
             faults = _RowFaults(shown)
             last_line = reader.line_num
@@ -1071,14 +1070,13 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     yield current
                 # A key met again later is yielded as a new invoice: the duplicate
                 # invoice check downstream reports it (rows must be contiguous).
-                rows += 1
                 current = SourceInvoice(record=values, lines=[values], origin=where,
                                         line_origins=[where], key=key)
             if faults.found:
                 raise faults.error()
             if current is not None:
                 yield current
-            elif not rows:
+            else:
                 raise InputDataError(f"{shown}: no data row", [
                     Problem("input.empty", "no data row", record=shown)])
     except UnicodeError:
