@@ -999,7 +999,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             try:
                 header = next(reader)
             except StopIteration:
-                raise InputDataError(f"{shown}: empty CSV file", [
+                raise InputDataError(f"{shown}: empty CSV file; nothing written", [
                     Problem("input.empty", "empty CSV file", record=shown)]) from None
             header = [h.strip() for h in header]
             if spec.group_by not in header:
@@ -1043,7 +1043,8 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     continue
                 where = f"{shown}:{start}"
                 if len(row) != width:
-                    faults.add(f"{where}: {len(row)} field(s), the header has {width}",
+                    faults.add(f"{where}: {len(row)} field(s), the header has {width}; "
+                               "nothing written",
                                Problem("input.csv-row", f"{len(row)} fields, header has "
                                        f"{width}", record=where))
                     continue
@@ -1077,7 +1078,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             if current is not None:
                 yield current
             else:
-                raise InputDataError(f"{shown}: no data row", [
+                raise InputDataError(f"{shown}: no data row; nothing written", [
                     Problem("input.empty", "no data row", record=shown)])
     except UnicodeError:
         error = _encoding_error(path, spec)

@@ -1157,6 +1157,12 @@ def test_one_csv_row_refused_is_told_alone(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     assert str(exc) == (f"{inp}:7: the header line again: two exports joined into one file? "
                         "remove this line (or export once); nothing written")
+    # one row of the wrong width said nothing of what was written
+    rows = _csv_rows()
+    rows[2] = rows[2] + ["one field too many"]  # line 3
+    exc = _refused(tmp_path, CSV_MAPPING, _write_csv(tmp_path, rows))
+    assert str(exc) == (f"{tmp_path / 'school-export.csv'}:3: {len(rows[0]) + 1} field(s), "
+                        f"the header has {len(rows[0])}; nothing written")
 
 
 @pytest.mark.parametrize("cap", [40, 1000])

@@ -463,6 +463,20 @@ def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
     assert p.message == "not valid utf-8: byte 0x92, byte 1 of the line"
 
 
+@pytest.mark.parametrize(("text", "detail"), [
+    ("", "empty CSV file"), (CSV_TEXT.splitlines()[0] + "\n", "no data row"),
+    (CSV_TEXT.splitlines()[0] + "\n\n,,,\n \n", "no data row")])
+def test_a_csv_without_data_rows_is_refused(tmp_path, text, detail):
+    """An empty file, a header alone (blank rows are none): refused, and said so ('nothing
+    written', as every refusal of the input; these two did not say it)."""
+    inp = tmp_path / "export.csv"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.empty")
+    assert (p.record, p.message) == (str(inp), detail)
+    assert str(exc) == f"{inp}: {detail}; nothing written"
+
+
 def test_a_bom_before_a_quoted_header_is_read(tmp_path):
     rows = list(csv.reader(io.StringIO(CSV_TEXT)))
     buffer = io.StringIO()
