@@ -123,6 +123,33 @@ def test_an_export_in_another_encoding_is_read_past_its_first_block(tmp_path):
     assert [r for r, _ in _outcome(sources._read_json_exact, path, spec)] == data["invoices"]
 
 
+def test_a_long_records_path_gives_each_invoice_its_index(tmp_path):
+    """A records path past 140 characters has its origins made whole by _jpath (which
+    cuts past 160): each invoice still at its own index."""
+    key = "k" * 140
+    path = _write(tmp_path, json.dumps({key: json.loads(EXAMPLE)["invoices"][:3]}))
+    spec = sources.InputSpec(format="json", records=key)
+    got, want = _both(path, spec)
+    assert got == want
+    assert [origin for _, origin in got] == [f"{path}:$.{key}[{i}]" for i in range(3)]
+
+
+def test_the_exact_reader_bounds_a_value_not_the_file(tmp_path, monkeypatch):
+    """The byte bound is of one invoice or one value, counted again from each value
+    read: a file of many invoices and many values beside them is read whole; a string
+    of MAX_JSON_STRING characters beside them is read (one more is refused)."""
+    monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
+    data = json.loads(EXAMPLE)
+    data["invoices"] *= 300
+    data["meta"] = ["x" * 100] * 5000  # 500 kB of small values outside the invoices
+    data["note"] = "a" * sources.MAX_JSON_STRING
+    path = _write(tmp_path, json.dumps(data))
+    assert len(_outcome(sources._read_json_exact, path)) == 3600
+    data["note"] += "a"
+    got = _outcome(sources._read_json_exact, _write(tmp_path, json.dumps(data), "more.json"))
+    assert got[0] == "refused" and "more.json:$.note: a string of 100001 characters" in got[1]
+
+
 def test_a_repeated_key_hands_over_from_the_invoice_reached(tmp_path, monkeypatch):
     data = json.loads(EXAMPLE)
     text = json.dumps(data, ensure_ascii=False)

@@ -168,6 +168,7 @@ def test_a_latin9_file_read_as_latin1_or_cp1252_is_refused(tmp_path, encoding):
     assert p.record == f"{inp}:{first}"
     assert p.mapping == _at(m, "encoding")
     assert "0xBD" in p.message and "'œ' in ISO-8859-15" in p.message
+    assert p.message.startswith(f"byte 0xBD next to a letter reads '½' in {encoding}")
     assert "set input.encoding: iso-8859-15" in p.message
 
 
@@ -408,6 +409,11 @@ def test_a_long_json_path_is_cut_with_an_ellipsis(tmp_path):
                    encoding="utf-8")
     p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-duplicate-key")
     assert p.record == f"{inp}:" + f"$.invoices[0].{key}"[:157] + "…"
+    key = "k" * (160 - len("$.invoices[0]."))  # 160 characters: shown whole
+    inp.write_text(f'{{"invoices": [{{"number": "A", "{key}": 1, "{key}": 2}}]}}',
+                   encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-duplicate-key")
+    assert p.record == f"{inp}:$.invoices[0].{key}"
 
 
 def test_the_json_reader_reads_what_json_loads_reads(tmp_path):
@@ -651,12 +657,14 @@ def test_a_quote_error_in_a_one_field_first_line_names_the_quotes(tmp_path):
     assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
 
 
-def test_a_header_of_13_columns_is_listed_up_to_12(tmp_path):
-    header = [f"c{i:02}" for i in range(1, 14)]
+@pytest.mark.parametrize("count", [12, 13])
+def test_a_header_is_listed_up_to_12_columns(tmp_path, count):
+    header = [f"c{i:02}" for i in range(1, count + 1)]
     inp = tmp_path / "export.csv"
-    inp.write_text(",".join(header) + "\n" + ",".join("x" * 13) + "\n", encoding="utf-8")
+    inp.write_text(",".join(header) + "\n" + ",".join("x" * count) + "\n", encoding="utf-8")
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
-    assert p.message.endswith("(the header has 13 columns: " + ", ".join(header[:12]) + ", …)")
+    assert p.message.endswith(f"(the header has {count} columns: " + ", ".join(header[:12])
+                              + (", …)" if count > 12 else ")"))
 
 
 def test_a_json_file_given_to_a_csv_mapping(tmp_path):
