@@ -83,6 +83,7 @@ def test_a_conforming_csv_file_has_no_problem(tmp_path):
 @pytest.mark.parametrize(("line", "rule", "column", "words"), [
     ('1;"R";"DUPONT-LEFEVRE";"";1;"";""', "layout.length", "Nom (#3)", "14 characters"),
     ('x1;"R";"A";"";1;"";""', "layout.type", "Id (#1)", "not an integer"),
+    ('1,5;"R";"A";"";1;"";""', "layout.type", "Id (#1)", "not an integer"),
     ('1;"X";"A";"";1;"";""', "layout.values", "Sens (#2)", "not an allowed value"),
     ('1;"R";"";"";1;"";""', "layout.required", "Nom (#3)", "is empty"),
     ('1;"R";"A";"2026-11-20";1;"";""', "layout.type", "Date (#4)", "DD/MM/YYYY"),
@@ -116,6 +117,9 @@ def test_missing_and_extra_columns(tmp_path):
                                                       ("OUT.txt:2", "layout.columns")]
     assert "has 5 fields, the layout has 7: missing column Reserve (#6)" in problems[0].message
     assert "1 extra field(s) after column Ref (#7)" in problems[1].message
+    problems = _check(tmp_path, layout, b'1;"R";"A";"";1;""\r\n')
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 6 fields, the layout has 7: missing column Ref (#7)"]
     problems = _check(tmp_path, layout, b"1\r\n")
     assert [p.message for p in problems] == [
         "record 'ecriture' has 1 fields, the layout has 7: missing column Sens (#2) and after "
@@ -210,6 +214,10 @@ def test_decimals_and_a_long_list_of_values(tmp_path):
     assert [p.message for p in _check(tmp_path, none, (line % "85,0").encode())] == [
         "record 'ecriture', column Montant (#5): '85,0' is not a decimal number (at most 0 "
         "decimals)"]
+    two = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2, ", ""))  # 2 by default
+    assert [p.message for p in _check(tmp_path, two, (line % "0,125").encode())] == [
+        "record 'ecriture', column Montant (#5): '0,125' is not a decimal number (at most 2 "
+        "decimals)"]
     letters = ", ".join("ABCDEFGHIJKLM")
     many = _layout(tmp_path, CSV_LAYOUT.replace("values: [R, D]", f"values: [{letters}]"))
     (p,) = _check(tmp_path, many, b'1;"X";"A";"";1;"";""\r\n')
@@ -241,6 +249,20 @@ def test_a_header_line_one_column_short_or_long(tmp_path):
         problems = _check(tmp_path, layout, f"{header}\r\n1;R;A;;1;;\r\n".encode())
         assert [(p.rule, p.record, p.message) for p in problems] == [
             ("layout.header", "OUT.txt:1", says)]
+
+
+def test_a_header_names_the_default_record_s_columns_else_the_first_s(tmp_path):
+    ligne = ("  - type: ligne\n    columns:\n"
+             "      - {name: NUM_FACT, type: text, length: 20, required: true}\n"
+             "      - {name: MONTANT, type: decimal, decimals: 2, required: true}\n")
+    first = ("  - type: ligne0\n    when: [L0]\n    columns:\n"
+             "      - {name: TYPE, type: code, values: [L0]}\n")
+    assert ligne in HEADER_DETAIL_TRAILER
+    text = HEADER_DETAIL_TRAILER.replace(ligne, "").replace("records:\n", "records:\n" + first)
+    layout = _layout(tmp_path, text + ligne)  # the default, ligne, listed last
+    assert _check(tmp_path, layout, b"NUM_FACT;MONTANT\r\nFA-1;1.00\r\n") == []
+    layout = _layout(tmp_path, text)  # no default: the first listed, ligne0
+    assert _check(tmp_path, layout, b"TYPE\r\nFIN;1;1.00\r\n") == []
 
 
 def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
@@ -277,7 +299,7 @@ def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
 
 def test_fixed_width_records(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT)
-    good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n"
+    good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n02000850 DURAND \n"
     assert _check(tmp_path, layout, good.encode("latin-1")) == []
     bad = ("012026    X\n"        # one character too many
            "02  0850DUPONT  \n"   # spaces in a zero-padded number
@@ -287,7 +309,8 @@ def test_fixed_width_records(tmp_path):
     problems = _check(tmp_path, layout, bad.encode("latin-1"))
     got = [(p.record, p.rule) for p in problems]
     assert ("OUT.txt:1", "layout.columns") in got
-    assert "record 'entete' is 11 characters, the layout has 10" in problems[0].message
+    assert problems[0].message == ("record 'entete' is 11 characters, the layout has 10: 1 "
+                                   "character(s) after column Filler (#3)")
     assert ("OUT.txt:2", "layout.type") in got
     assert ("record 'article', column Montant (#2): '  0850' has spaces in a field padded "
             "with '0'") in [p.message for p in problems if p.record == "OUT.txt:2"]
@@ -303,6 +326,10 @@ def test_fixed_width_records(tmp_path):
     problems = _check(tmp_path, typed, b'1;"ABC";"A";"";1;"";""\r\n')
     assert [p.message for p in problems] == [  # a code, quoted whatever its letters
         "column Sens (#2): 'ABC' is no record type (known: 'R' (ecriture), 'D' (ecriture))"]
+    problems = _check(tmp_path, typed, b'1;"R"\r\n')  # the type in the line's last field
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 2 fields, the layout has 7: missing column Nom (#3) and after "
+        "(Nom, Date, Montant, Reserve, Ref)"]
     # one character short: the last column is missing, not read as 7 characters
     problems = _check(tmp_path, layout, b"02000850DUPONT \n")
     assert [(p.rule, p.message) for p in problems] == [
@@ -337,6 +364,18 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
          "11: records[0].columns[1].start")]
     with pytest.raises(MappingError):
         _layout(tmp_path, CSV_LAYOUT.replace("date_format: DD/MM/YYYY", "date_format: %d/%m"))
+    code = '      - {name: Code, type: code, values: ["01", "02"], width: 2}\n'
+    article = FIXED_LAYOUT.index("  - type: article")
+    moved = FIXED_LAYOUT[:article] + FIXED_LAYOUT[article:].replace(code, "") + code
+    for text, said in (
+            (FIXED_LAYOUT.replace("width: 8, required", "width: 8, length: 9, required"),
+             "column 'Nom': length 9 exceeds width 8"),
+            (CSV_LAYOUT.replace('delimiter: ";"', "delimiter: '\"'"),
+             "delimiter and quote_char must differ"),
+            (moved, "column 'Code' must be at the same position in every record type")):
+        with pytest.raises(MappingError) as info:
+            _layout(tmp_path, text)
+        assert [p.message for p in info.value.problems] == [said]
 
 
 @pytest.mark.parametrize("key", ["start: 1", "width: 5", "align: right", "pad: \"0\""])
@@ -588,6 +627,15 @@ def test_groups_hold_their_first_and_other_lines_and_their_numbering(tmp_path):
          "'ABC-1'; the layout wants 'D' on the lines after the first")]
 
 
+def test_a_group_a_line_is_not_in_leaves_the_next_groups_checked(tmp_path):
+    """Reserve (always empty) puts no line in a group of the first check: the second
+    check still reads every line."""
+    layout = _layout(tmp_path, GROUPED.replace("groups:\n", "groups:\n  - {key: Reserve}\n"))
+    bad = '1;"R";"A";"";1,00;"";"ABC-1"\r\n2;"R";"A";"";1,00;"";"ABC-1"\r\n'
+    assert [(p.record, p.rule) for p in _check(tmp_path, layout, bad.encode())] == [
+        ("OUT.txt:2", "layout.group")]
+
+
 def test_groups_read_fixed_width_lines_of_their_record_only(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT.replace("records:\n", """groups:
   - {key: Nom, record: article, number: Montant}
@@ -679,3 +727,5 @@ def test_line_values_reads_a_zero_padded_zero_as_the_checks_do(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT)
     values = {c.name: v for c, v in line_values(layout, "02000000DUPONT  ")}
     assert values == {"Code": "02", "Montant": "0", "Nom": "DUPONT"}
+    short = [(c.name, v) for c, v in line_values(_layout(tmp_path, CSV_LAYOUT), '1;"R"')]
+    assert short == [("Id", "1"), ("Sens", "R")]  # a line short of columns: those it has
