@@ -797,6 +797,9 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                                            list(frame[0]) + [value])
                     frame[1].add(value)
                     frame[3] = value
+                    # a value past the byte bound is named by its key (outside the
+                    # invoices, whose keys _build reads, there are few of them)
+                    stream.where = _jpath(list(frame[0]) + [value])
                     if frame[0] == target[:len(frame[0])] and len(frame[0]) < len(target):
                         seen.setdefault(frame[0], []).append(value)
                     continue
@@ -822,6 +825,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                             _refuse_lone_surrogate(item, list(here))
                         stream.mark = stream.pos
                         reading, last = None, stream.where
+                        stream.where = _jpath(target)  # no longer this invoice
                         count += 1
                         if count > skip:
                             yield SourceInvoice(record=item, lines=None, origin=where)
@@ -995,7 +999,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             try:
                 header = next(reader)
             except StopIteration:
-                raise InputDataError(f"{shown}: empty CSV file", [
+                raise InputDataError(f"{shown}: empty CSV file; nothing written", [
                     Problem("input.empty", "empty CSV file", record=shown)]) from None
             header = [h.strip() for h in header]
             if spec.group_by not in header:
@@ -1016,7 +1020,6 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             all_named = len(named) == len(header)
             width = len(header)
             key_index = header.index(spec.group_by)
-            rows = 0
             current: SourceInvoice | None = None
             faults = _RowFaults(shown)
             last_line = reader.line_num
@@ -1040,7 +1043,8 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     continue
                 where = f"{shown}:{start}"
                 if len(row) != width:
-                    faults.add(f"{where}: {len(row)} field(s), the header has {width}",
+                    faults.add(f"{where}: {len(row)} field(s), the header has {width}; "
+                               "nothing written",
                                Problem("input.csv-row", f"{len(row)} fields, header has "
                                        f"{width}", record=where))
                     continue
@@ -1067,15 +1071,14 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     yield current
                 # A key met again later is yielded as a new invoice: the duplicate
                 # invoice check downstream reports it (rows must be contiguous).
-                rows += 1
                 current = SourceInvoice(record=values, lines=[values], origin=where,
                                         line_origins=[where], key=key)
             if faults.found:
                 raise faults.error()
             if current is not None:
                 yield current
-            elif not rows:
-                raise InputDataError(f"{shown}: no data row", [
+            else:
+                raise InputDataError(f"{shown}: no data row; nothing written", [
                     Problem("input.empty", "no data row", record=shown)])
     except UnicodeError:
         error = _encoding_error(path, spec)

@@ -1149,6 +1149,21 @@ def test_every_csv_row_the_reader_refuses_is_listed(tmp_path):
     assert not out.exists()
 
 
+def test_one_csv_row_refused_is_told_alone(tmp_path):
+    rows = _csv_rows()
+    rows.insert(6, list(rows[0]))  # line 7: the header again
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert str(exc) == (f"{inp}:7: the header line again: two exports joined into one file? "
+                        "remove this line (or export once); nothing written")
+    # one row of the wrong width said nothing of what was written
+    rows = _csv_rows()
+    rows[2] = rows[2] + ["one field too many"]  # line 3
+    exc = _refused(tmp_path, CSV_MAPPING, _write_csv(tmp_path, rows))
+    assert str(exc) == (f"{tmp_path / 'school-export.csv'}:3: {len(rows[0]) + 1} field(s), "
+                        f"the header has {len(rows[0])}; nothing written")
+
+
 @pytest.mark.parametrize("cap", [40, 1000])
 def test_a_listing_of_csv_rows_stops_after_its_maximum(tmp_path, monkeypatch, cap):
     """Past the cap (1 000, as the validator's listings) the rows refused are counted."""

@@ -73,6 +73,83 @@ def test_values_cut_by_the_end_of_a_chunk_are_read_whole(tmp_path, monkeypatch, 
     assert calls == []
 
 
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_a_number_beside_the_invoices_cut_by_a_chunk_is_read_whole(tmp_path, monkeypatch,
+                                                                   chunk):
+    """A number is the one value that can end with the text decoded so far and go on in
+    the next chunk: the fast reader reads on before it takes it, and does not hand over
+    to the exact reader."""
+    path = _write(tmp_path, json.dumps({"exported": 20261123, **json.loads(EXAMPLE)}))
+    want = _outcome(sources._read_json_exact, path)
+    monkeypatch.setattr(sources, "_CHUNK", chunk)
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path) == want
+    assert calls == []
+    assert len(want) == 12
+
+
+def test_an_invoice_nested_to_the_bound_is_read_by_the_fast_reader(tmp_path, monkeypatch):
+    """An invoice as deep as the exact reader allows (MAX_JSON_DEPTH levels counted from
+    the file's root: the root object and the invoices array, then the invoice's own) is
+    read by the fast reader alone; one level more is refused."""
+    levels = sources.MAX_JSON_DEPTH - 2
+
+    def text(levels: int) -> str:
+        inner = "[" * (levels - 1) + "]" * (levels - 1)
+        return '{"invoices": [{"number": "A", "notes": ' + inner + "}]}"
+
+    path = _write(tmp_path, text(levels))
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path)[0][1] == f"{path}:$.invoices[0]"
+    assert calls == []
+    got = _outcome(sources.read_invoices, _write(tmp_path, text(levels + 1), "deeper.json"))
+    assert got[0] == "refused" and "(rule input.json-depth)" in got[1]
+
+
+def test_a_byte_order_mark_opens_a_utf8_export(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.encode("utf-8"))
+    for reader in (sources.read_invoices, sources._read_json_exact):
+        assert [r for r, _ in _outcome(reader, path)] == json.loads(EXAMPLE)["invoices"]
+
+
+def test_an_export_in_another_encoding_is_read_past_its_first_block(tmp_path):
+    """The exact reader decodes a cp1252 file as it reads it, block after block."""
+    data = json.loads(EXAMPLE)
+    data["invoices"][-1]["note"] = "é" * 70_000
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="cp1252")
+    spec = sources.InputSpec(format="json", encoding="cp1252")
+    assert [r for r, _ in _outcome(sources._read_json_exact, path, spec)] == data["invoices"]
+
+
+def test_a_long_records_path_gives_each_invoice_its_index(tmp_path):
+    """A records path past 140 characters has its origins made whole by _jpath (which
+    cuts past 160): each invoice still at its own index."""
+    key = "k" * 140
+    path = _write(tmp_path, json.dumps({key: json.loads(EXAMPLE)["invoices"][:3]}))
+    spec = sources.InputSpec(format="json", records=key)
+    got, want = _both(path, spec)
+    assert got == want
+    assert [origin for _, origin in got] == [f"{path}:$.{key}[{i}]" for i in range(3)]
+
+
+def test_the_exact_reader_bounds_a_value_not_the_file(tmp_path, monkeypatch):
+    """The byte bound is of one invoice or one value, counted again from each value
+    read: a file of many invoices and many values beside them is read whole; a string
+    of MAX_JSON_STRING characters beside them is read (one more is refused)."""
+    monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
+    data = json.loads(EXAMPLE)
+    data["invoices"] *= 300
+    data["meta"] = ["x" * 100] * 5000  # 500 kB of small values outside the invoices
+    data["note"] = "a" * sources.MAX_JSON_STRING
+    path = _write(tmp_path, json.dumps(data))
+    assert len(_outcome(sources._read_json_exact, path)) == 3600
+    data["note"] += "a"
+    got = _outcome(sources._read_json_exact, _write(tmp_path, json.dumps(data), "more.json"))
+    assert got[0] == "refused" and "more.json:$.note: a string of 100001 characters" in got[1]
+
+
 def test_a_repeated_key_hands_over_from_the_invoice_reached(tmp_path, monkeypatch):
     data = json.loads(EXAMPLE)
     text = json.dumps(data, ensure_ascii=False)

@@ -75,16 +75,21 @@ GOOD = '1;"R";"DUPONT";"20/11/2026";85,00;"";"FAM-42"\r\n2;"D";"NÉE";"";0,5;"";
 def test_a_conforming_csv_file_has_no_problem(tmp_path):
     layout = _layout(tmp_path, CSV_LAYOUT)
     assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []
+    # ';' is the delimiter of a layout that names none
+    layout = _layout(tmp_path, CSV_LAYOUT.replace('delimiter: ";"\n', ""))
+    assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []
 
 
 @pytest.mark.parametrize(("line", "rule", "column", "words"), [
     ('1;"R";"DUPONT-LEFEVRE";"";1;"";""', "layout.length", "Nom (#3)", "14 characters"),
     ('x1;"R";"A";"";1;"";""', "layout.type", "Id (#1)", "not an integer"),
+    ('1,5;"R";"A";"";1;"";""', "layout.type", "Id (#1)", "not an integer"),
     ('1;"X";"A";"";1;"";""', "layout.values", "Sens (#2)", "not an allowed value"),
     ('1;"R";"";"";1;"";""', "layout.required", "Nom (#3)", "is empty"),
     ('1;"R";"A";"2026-11-20";1;"";""', "layout.type", "Date (#4)", "DD/MM/YYYY"),
     ('1;"R";"A";"31/02/2026";1;"";""', "layout.type", "Date (#4)", "not a date"),
-    ('1;"R";"A";"";85.00;"";""', "layout.type", "Montant (#5)", "separator is ','"),
+    ('1;"R";"A";"";85.00;"";""', "layout.type", "Montant (#5)",
+     "(decimal separator is ',', not '.')"),
     ('1;"R";"A";"";85,001;"";""', "layout.type", "Montant (#5)", "at most 2 decimals"),
     ('1;"R";"A";"";1;"x";""', "layout.length", "Reserve (#6)", "must stay empty"),
     ('1;"R";"A";"";1;"";"fam42"', "layout.pattern", "Ref (#7)", "does not match"),
@@ -112,6 +117,13 @@ def test_missing_and_extra_columns(tmp_path):
                                                       ("OUT.txt:2", "layout.columns")]
     assert "has 5 fields, the layout has 7: missing column Reserve (#6)" in problems[0].message
     assert "1 extra field(s) after column Ref (#7)" in problems[1].message
+    problems = _check(tmp_path, layout, b'1;"R";"A";"";1;""\r\n')
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 6 fields, the layout has 7: missing column Ref (#7)"]
+    problems = _check(tmp_path, layout, b"1\r\n")
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 1 fields, the layout has 7: missing column Sens (#2) and after "
+        "(Sens, Nom, Date, Montant, Reserve, …)"]
 
 
 def test_every_problem_is_reported_not_the_first(tmp_path):
@@ -174,11 +186,43 @@ def test_file_level_rules(tmp_path):
     problems = _check(tmp_path, layout, undefined)
     assert [(p.rule, p.record) for p in problems] == [("layout.encoding", "OUT.txt:2")]
     assert "byte 0x81 at column 9 is not cp1252" in problems[0].message
+    problems = _check(tmp_path, layout, undefined * 2)  # the lines after one are checked
+    assert [(p.rule, p.record) for p in problems] == [("layout.encoding", "OUT.txt:2"),
+                                                      ("layout.encoding", "OUT.txt:4")]
     unclosed = GOOD + '1;"R";"RUE\r\nDES LILAS";"";1;"";""\r\n'
     problems = _check(tmp_path, layout, unclosed.encode("cp1252"))
     assert {p.rule for p in problems} >= {"layout.quoting"}
     assert "not closed" in problems[0].message
     assert _check(tmp_path, layout, b"") == []
+    free = _layout(tmp_path, CSV_LAYOUT.replace("line_ending: CRLF\n",
+                                                "line_ending: CRLF\nfinal_newline: false\n"))
+    assert _check(tmp_path, free, no_final.encode("cp1252")) == []
+
+
+def test_decimals_and_a_long_list_of_values(tmp_path):
+    """A column's decimals (3, 0) and decimal separator ('.' here) as the layout says; an
+    allowed-values list past 12 shown cut with '…'."""
+    line = '1;"R";"A";"";%s;"";""\r\n'
+    dot = _layout(tmp_path, CSV_LAYOUT.replace('decimal_separator: ","', 'decimal_separator: "."'))
+    assert [p.message for p in _check(tmp_path, dot, (line % "85,00").encode())] == [
+        "record 'ecriture', column Montant (#5): '85,00' is not a decimal number (decimal "
+        "separator is '.', not ',')"]
+    three = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2", "decimals: 3"))
+    assert _check(tmp_path, three, (line % "0,125").encode()) == []
+    none = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2", "decimals: 0"))
+    assert _check(tmp_path, none, (line % "85").encode()) == []
+    assert [p.message for p in _check(tmp_path, none, (line % "85,0").encode())] == [
+        "record 'ecriture', column Montant (#5): '85,0' is not a decimal number (at most 0 "
+        "decimals)"]
+    two = _layout(tmp_path, CSV_LAYOUT.replace("decimals: 2, ", ""))  # 2 by default
+    assert [p.message for p in _check(tmp_path, two, (line % "0,125").encode())] == [
+        "record 'ecriture', column Montant (#5): '0,125' is not a decimal number (at most 2 "
+        "decimals)"]
+    letters = ", ".join("ABCDEFGHIJKLM")
+    many = _layout(tmp_path, CSV_LAYOUT.replace("values: [R, D]", f"values: [{letters}]"))
+    (p,) = _check(tmp_path, many, b'1;"X";"A";"";1;"";""\r\n')
+    assert p.message.endswith("'X' is not an allowed value ('A', 'B', 'C', 'D', 'E', 'F', "
+                              "'G', 'H', 'I', 'J', 'K', 'L', …)")
 
 
 def test_header_line(tmp_path):
@@ -193,6 +237,32 @@ def test_header_line(tmp_path):
     problems = _check(tmp_path, layout, b"", "EMPTY.csv")
     assert [(p.rule, p.record) for p in problems] == [("layout.header", "EMPTY.csv:1")]
     assert "the header line is missing: EMPTY.csv is empty" in problems[0].message
+
+
+def test_a_header_line_one_column_short_or_long(tmp_path):
+    text = CSV_LAYOUT.replace("quoting: always\n", "quoting: minimal\nheader: true\n")
+    layout = _layout(tmp_path, text)
+    for header, says in (("Id;Sens;Nom;Date;Montant;Reserve",
+                          "header field 7 is nothing, the layout wants 'Ref'"),
+                         ("Id;Sens;Nom;Date;Montant;Reserve;Ref;X",
+                          "header field 8 is 'X', the layout wants nothing")):
+        problems = _check(tmp_path, layout, f"{header}\r\n1;R;A;;1;;\r\n".encode())
+        assert [(p.rule, p.record, p.message) for p in problems] == [
+            ("layout.header", "OUT.txt:1", says)]
+
+
+def test_a_header_names_the_default_record_s_columns_else_the_first_s(tmp_path):
+    ligne = ("  - type: ligne\n    columns:\n"
+             "      - {name: NUM_FACT, type: text, length: 20, required: true}\n"
+             "      - {name: MONTANT, type: decimal, decimals: 2, required: true}\n")
+    first = ("  - type: ligne0\n    when: [L0]\n    columns:\n"
+             "      - {name: TYPE, type: code, values: [L0]}\n")
+    assert ligne in HEADER_DETAIL_TRAILER
+    text = HEADER_DETAIL_TRAILER.replace(ligne, "").replace("records:\n", "records:\n" + first)
+    layout = _layout(tmp_path, text + ligne)  # the default, ligne, listed last
+    assert _check(tmp_path, layout, b"NUM_FACT;MONTANT\r\nFA-1;1.00\r\n") == []
+    layout = _layout(tmp_path, text)  # no default: the first listed, ligne0
+    assert _check(tmp_path, layout, b"TYPE\r\nFIN;1;1.00\r\n") == []
 
 
 def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
@@ -229,7 +299,7 @@ def test_a_value_of_the_checked_file_is_described_not_quoted(tmp_path):
 
 def test_fixed_width_records(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT)
-    good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n"
+    good = "012026    \n02000850DUPONT  \n02001000MARTIN  \n02000850 DURAND \n"
     assert _check(tmp_path, layout, good.encode("latin-1")) == []
     bad = ("012026    X\n"        # one character too many
            "02  0850DUPONT  \n"   # spaces in a zero-padded number
@@ -239,12 +309,33 @@ def test_fixed_width_records(tmp_path):
     problems = _check(tmp_path, layout, bad.encode("latin-1"))
     got = [(p.record, p.rule) for p in problems]
     assert ("OUT.txt:1", "layout.columns") in got
-    assert "record 'entete' is 11 characters, the layout has 10" in problems[0].message
+    assert problems[0].message == ("record 'entete' is 11 characters, the layout has 10: 1 "
+                                   "character(s) after column Filler (#3)")
     assert ("OUT.txt:2", "layout.type") in got
+    assert ("record 'article', column Montant (#2): '  0850' has spaces in a field padded "
+            "with '0'") in [p.message for p in problems if p.record == "OUT.txt:2"]
     assert ("OUT.txt:3", "layout.type") in got
     assert ("OUT.txt:4", "layout.record-type") in got
     missing = [p for p in problems if p.record == "OUT.txt:5" and "missing" in p.message]
     assert missing and "column Nom (#3)" in missing[0].message
+    assert [p.message for p in problems if p.record == "OUT.txt:4"] == [
+        "column Code (#1): '03' is no record type (known: '01' (entete), '02' (article))"]
+    typed = _layout(tmp_path, CSV_LAYOUT.replace(
+        "records:\n  - type: ecriture\n",
+        "record_type_column: Sens\nrecords:\n  - type: ecriture\n    when: [R, D]\n"))
+    problems = _check(tmp_path, typed, b'1;"ABC";"A";"";1;"";""\r\n')
+    assert [p.message for p in problems] == [  # a code, quoted whatever its letters
+        "column Sens (#2): 'ABC' is no record type (known: 'R' (ecriture), 'D' (ecriture))"]
+    problems = _check(tmp_path, typed, b'1;"R"\r\n')  # the type in the line's last field
+    assert [p.message for p in problems] == [
+        "record 'ecriture' has 2 fields, the layout has 7: missing column Nom (#3) and after "
+        "(Nom, Date, Montant, Reserve, Ref)"]
+    # one character short: the last column is missing, not read as 7 characters
+    problems = _check(tmp_path, layout, b"02000850DUPONT \n")
+    assert [(p.rule, p.message) for p in problems] == [
+        ("layout.columns", "record 'article' is 15 characters, the layout has 16"),
+        ("layout.columns", "record 'article', column Nom (#3): missing (the line ends at "
+         "character 15, the column spans 9-16)")]
 
 
 def test_layout_errors_name_file_line_and_key(tmp_path):
@@ -258,8 +349,8 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
     text = CSV_LAYOUT.replace("type: code, values: [R, D]", "type: code")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, text)
-    assert any("needs `values`" in str(p) and "records[0].columns[1]" in str(p)
-               for p in info.value.problems)
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", "column 'Sens' of type code needs `values`", "14: records[0].columns[1]")]
     fixed = FIXED_LAYOUT.replace("width: 4, length: 0", "length: 0")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, fixed)
@@ -268,9 +359,83 @@ def test_layout_errors_name_file_line_and_key(tmp_path):
                                    "{name: Exercice, type: integer, start: 2, width: 4")
     with pytest.raises(MappingError) as info:
         _layout(tmp_path, overlap)
-    assert any("inside the previous column" in str(p) for p in info.value.problems)
+    assert [(p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("column 'Exercice' starts at 2, inside the previous column (which ends at 2)",
+         "11: records[0].columns[1].start")]
     with pytest.raises(MappingError):
         _layout(tmp_path, CSV_LAYOUT.replace("date_format: DD/MM/YYYY", "date_format: %d/%m"))
+    code = '      - {name: Code, type: code, values: ["01", "02"], width: 2}\n'
+    article = FIXED_LAYOUT.index("  - type: article")
+    moved = FIXED_LAYOUT[:article] + FIXED_LAYOUT[article:].replace(code, "") + code
+    for text, said in (
+            (FIXED_LAYOUT.replace("width: 8, required", "width: 8, length: 9, required"),
+             "column 'Nom': length 9 exceeds width 8"),
+            (CSV_LAYOUT.replace('delimiter: ";"', "delimiter: '\"'"),
+             "delimiter and quote_char must differ"),
+            (moved, "column 'Code' must be at the same position in every record type")):
+        with pytest.raises(MappingError) as info:
+            _layout(tmp_path, text)
+        assert [p.message for p in info.value.problems] == [said]
+
+
+@pytest.mark.parametrize("key", ["start: 1", "width: 5", "align: right", "pad: \"0\""])
+def test_a_fixed_width_key_in_a_csv_layout_is_named(tmp_path, key):
+    text = CSV_LAYOUT.replace("{name: Id, type: integer,", "{name: Id, " + key + ", type: integer,")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    name = key.split(":")[0]
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", f"column 'Id': '{name}' is for fixed layouts",
+         f"13: records[0].columns[0].{name}")]
+
+
+@pytest.mark.parametrize("key", ['delimiter: ";"', "quote_char: \"'\"", "quoting: always",
+                                 "header: true"])
+def test_a_csv_key_in_a_fixed_layout_is_named(tmp_path, key):
+    text = FIXED_LAYOUT.replace("kind: fixed\n", f"kind: fixed\n{key}\n")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    name = key.split(":")[0]
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", f"'{name}' is for csv layouts, this one is fixed", f"4: {name}")]
+
+
+def test_a_record_type_column_no_record_has_is_named(tmp_path):
+    """record_type_column naming a column that the one record type (the default, without
+    `when`) lacks: a layout error, not a validator that finds no such column."""
+    text = CSV_LAYOUT.replace("records:\n", "record_type_column: Nope\nrecords:\n")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    assert [(p.rule, p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("layout.schema", "no record has the column 'Nope' (record_type_column)",
+         "10: record_type_column")]
+
+
+def test_two_record_types_need_a_record_type_column(tmp_path):
+    text = FIXED_LAYOUT.replace("record_type_column: Code\n", "")
+    with pytest.raises(MappingError) as info:
+        _layout(tmp_path, text)
+    assert [(p.message, p.mapping.split(":", 1)[1]) for p in info.value.problems] == [
+        ("several record types need record_type_column", "5: records")]
+
+
+def test_a_record_type_padded_in_its_column_is_read(tmp_path):
+    """A record type shorter than its column ('1 ' in a column of 2, left-aligned) is
+    read without its padding, as its column's value is."""
+    text = FIXED_LAYOUT.replace('"01", "02"', '"1", "2"').replace('when: "01"', 'when: "1"') \
+        .replace('when: "02"', 'when: "2"')
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b"1 2026    \n2 000850DUPONT  \n") == []
+
+
+def test_a_column_s_own_date_format(tmp_path):
+    text = CSV_LAYOUT.replace("{name: Date, type: date}",
+                              "{name: Date, type: date, date_format: YYYY-MM-DD}")
+    layout = _layout(tmp_path, text)
+    assert _check(tmp_path, layout, b'1;"R";"A";"2026-11-20";1;"";""\r\n') == []
+    assert [p.message for p in _check(tmp_path, layout, b'1;"R";"A";"20/11/2026";1;"";""\r\n')
+            ] == ["record 'ecriture', column Date (#4): '20/11/2026' is not a date in the "
+                  "format YYYY-MM-DD"]
 
 
 def test_split_csv():
@@ -278,6 +443,8 @@ def test_split_csv():
         [("a", False), ("b;c", True), ('d"e', True), ("", False)], None)
     assert split_csv('"a"x;b', ";", '"')[1] == "field 1: characters after the closing quote"
     assert split_csv('a"b', ";", '"')[1] == "field 1: quote character inside an unquoted value"
+    assert split_csv('a;"b', ";", '"')[1] == ("field 2: quoted value not closed (a line break "
+                                             "inside a value?)")
 
 
 def test_check_value_is_usable_alone(tmp_path):
@@ -285,6 +452,13 @@ def test_check_value_is_usable_alone(tmp_path):
     montant = layout.records[0].columns[4]
     assert check_value(montant, "12,50") == []
     assert check_value(montant, "-1,00")[0][0] == "layout.type"
+    ref = _layout(tmp_path, CSV_LAYOUT.replace('pattern: "[A-Z]{3}-[0-9]+"',
+                                               'pattern: "[A-Z]{3}-[0-9]+", min_length: 5'))
+    column = ref.records[0].columns[6]
+    assert check_value(column, "ABC-1") == []  # as long as the least allowed
+    assert check_value(column, "AB-1") == [
+        ("layout.length", "is 4 characters, the layout wants at least 5"),
+        ("layout.pattern", "'AB-1' does not match [A-Z]{3}-[0-9]+")]
 
 
 HEADER_DETAIL_TRAILER = """\
@@ -361,6 +535,7 @@ def test_zero_padding_before_the_sign_is_refused(tmp_path):
     problems = _check(tmp_path, layout, b"020-0085DUPONT  \n")
     assert [(p.rule, p.record) for p in problems] == [("layout.type", "OUT.txt:1")]
     assert "'0-0085' has the padding '0' before its sign" in problems[0].message
+    assert problems[0].message.endswith("(the sign comes first: '-00085')")
 
 
 def test_a_plus_sign_is_refused_wherever_the_padding_puts_it(tmp_path):
@@ -442,6 +617,23 @@ def test_groups_hold_their_first_and_other_lines_and_their_numbering(tmp_path):
         ("OUT.txt:4", "layout.group", "record 'ecriture', column Ref (#7): 'ABC-1' again, "
          "after its group ended at line 2: the lines of a group follow each other"),
     ]
+    # a line with a problem of its own is still in its group
+    bad = '1;"R";"A";"";1,00;"";"ABC-1"\r\n2;"R";"";"";1,00;"";"ABC-1"\r\n'
+    got = [(p.rule, p.message) for p in _check(tmp_path, layout, bad.encode())]
+    assert got == [
+        ("layout.required", "record 'ecriture', column Nom (#3): is empty, the column is "
+         "required"),
+        ("layout.group", "record 'ecriture', column Sens (#2): 'R' on line 2 of group Ref "
+         "'ABC-1'; the layout wants 'D' on the lines after the first")]
+
+
+def test_a_group_a_line_is_not_in_leaves_the_next_groups_checked(tmp_path):
+    """Reserve (always empty) puts no line in a group of the first check: the second
+    check still reads every line."""
+    layout = _layout(tmp_path, GROUPED.replace("groups:\n", "groups:\n  - {key: Reserve}\n"))
+    bad = '1;"R";"A";"";1,00;"";"ABC-1"\r\n2;"R";"A";"";1,00;"";"ABC-1"\r\n'
+    assert [(p.record, p.rule) for p in _check(tmp_path, layout, bad.encode())] == [
+        ("OUT.txt:2", "layout.group")]
 
 
 def test_groups_read_fixed_width_lines_of_their_record_only(tmp_path):
@@ -458,6 +650,8 @@ records:
 
 @pytest.mark.parametrize("group, key, says", [
     ("{key: Nope}", "groups[0].key", "no column 'Nope' in any record"),
+    ("{key: Nope, record: ecriture}", "groups[0].key", "no column 'Nope' in record "
+     "'ecriture'"),
     ("{key: Ref, record: ligne}", "groups[0].record", "no record type 'ligne' (known: "
      "ecriture)"),
     ("{key: Ref, first: {Sens: X}}", "groups[0].first.Sens", "column Sens (#2): 'X' is not "
@@ -466,6 +660,7 @@ records:
      "column 'Nope'"),
     ("{key: Ref, number: Nom}", "groups[0].number", "column Nom (#3) numbers the lines of a "
      "group: it must be an integer column, not text"),
+    ("{key: Ref, number: Nope}", "groups[0].number", "record 'ecriture' has no column 'Nope'"),
     ("{key: Ref, first: {}}", "groups[0].first", ""),
 ])
 def test_a_group_naming_what_its_records_lack_is_a_layout_error(tmp_path, group, key, says):
@@ -532,3 +727,5 @@ def test_line_values_reads_a_zero_padded_zero_as_the_checks_do(tmp_path):
     layout = _layout(tmp_path, FIXED_LAYOUT)
     values = {c.name: v for c, v in line_values(layout, "02000000DUPONT  ")}
     assert values == {"Code": "02", "Montant": "0", "Nom": "DUPONT"}
+    short = [(c.name, v) for c, v in line_values(_layout(tmp_path, CSV_LAYOUT), '1;"R"')]
+    assert short == [("Id", "1"), ("Sens", "R")]  # a line short of columns: those it has

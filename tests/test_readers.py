@@ -60,6 +60,35 @@ def _at(mapping: Path, key: str) -> str:
 # ---------------------------------------------------------------- 1. UTF-8 read as 8-bit
 
 
+@pytest.mark.parametrize("straddling", ["ascii", "utf-8"])
+def test_a_utf8_file_past_one_block_is_refused_at_its_line(tmp_path, straddling):
+    """The file is scanned in blocks of 1 MiB cut at a line end: a CRLF line end is one
+    line, also when the block's last byte is its CR, and the line across the block's
+    end is read whole (the header is padded so that this line's CR is byte 1 048 576;
+    a UTF-8 letter opens it, or the first one is on the last line)."""
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    lines = CSV_TEXT.splitlines()
+    row = next(line for line in lines[1:] if line.isascii())
+    across = row if straddling == "ascii" else "É" + row[1:]
+    size = len(across.encode())
+    pad = (sources._CHUNK - 1 - size - len(lines[0]) - 2) % (len(row) + 2)
+    before = (sources._CHUNK - 1 - size - len(lines[0]) - 2 - pad) // (len(row) + 2)
+    rows = [lines[0] + "x" * pad] + [row] * before + [across] + [row] * 2000 + [lines[1]]
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\r\n".join(rows).encode("utf-8") + b"\r\n")
+    assert inp.read_bytes()[sources._CHUNK - 1:sources._CHUNK + 1] == b"\r\n"
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:{len(rows) if straddling == 'ascii' else before + 2}"
+
+
+def test_a_utf8_letter_opening_the_file_is_refused_at_line_1(tmp_path):
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    inp = tmp_path / "export.csv"
+    inp.write_text("É" + CSV_TEXT[1:], encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:1"
+
+
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso-8859-15"])
 def test_a_utf8_file_declared_single_byte_is_refused_at_its_first_utf8_line(tmp_path,
                                                                            encoding):
@@ -72,6 +101,21 @@ def test_a_utf8_file_declared_single_byte_is_refused_at_its_first_utf8_line(tmp_
     assert p.record == f"{inp}:{first}"
     assert p.mapping == _at(m, "encoding")
     assert "utf-8" in p.message and "UTF-8" in p.message
+
+
+def test_a_utf8_line_above_cp1252_ones_is_refused_at_its_line(tmp_path):
+    """A file declared cp1252 (LF line ends) whose first rows are UTF-8 and the later
+    ones cp1252, two exports joined: the UTF-8 row is refused at its line, not read as
+    'Ã©' because a byte further down is no UTF-8."""
+    m = _input_key(tmp_path, "encoding", "cp1252")
+    lines = CSV_TEXT.splitlines()
+    first = next(i for i, line in enumerate(lines, 1) if not line.isascii())
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\n".join(lines[:first]).encode("utf-8") + b"\n"
+                    + "\n".join(lines[first:]).encode("cp1252") + b"\n")
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:{first}"
+    assert "the file is UTF-8 ('è' written as 0xC3 0xA8)" in p.message
 
 
 def test_a_utf8_json_declared_cp1252_is_refused(tmp_path):
@@ -124,7 +168,17 @@ def test_a_latin9_file_read_as_latin1_or_cp1252_is_refused(tmp_path, encoding):
     assert p.record == f"{inp}:{first}"
     assert p.mapping == _at(m, "encoding")
     assert "0xBD" in p.message and "'œ' in ISO-8859-15" in p.message
+    assert p.message.startswith(f"byte 0xBD next to a letter reads '½' in {encoding}")
     assert "set input.encoding: iso-8859-15" in p.message
+
+
+def test_a_latin9_euro_sign_is_told_as_such(tmp_path):
+    m = _input_key(tmp_path, "encoding", "latin-1")
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_LATIN9_TEXT.replace("Formation", "Cours à 10 €", 1).encode("iso-8859-15"))
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.message.startswith("byte 0xA4 in the text reads '¤' in latin-1, '€' in "
+                                "ISO-8859-15: the file is ISO-8859-15 (Latin-9)?")
 
 
 def test_a_latin9_file_read_as_itself_gives_the_utf8_titles(tmp_path):
@@ -218,6 +272,17 @@ def test_a_json_file_in_a_single_byte_encoding_is_exported(tmp_path, encoding):
 # ---------------------------------------------------------------- 4. encoding errors
 
 
+def test_delimiter_auto_reads_a_semicolon_file_as_the_comma_one(tmp_path, utf8_csv_xml):
+    m = _input_key(tmp_path, "delimiter", "auto")
+    rows = list(csv.reader(io.StringIO(CSV_TEXT, newline="")))
+    text = io.StringIO(newline="")
+    csv.writer(text, delimiter=";", lineterminator="\r\n").writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(text.getvalue().encode("utf-8"))
+    export(m, inp, tmp_path / "out", RUN)
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
 def test_delimiter_auto_on_a_file_the_encoding_cannot_read_is_an_input_error(tmp_path):
     m = _input_key(tmp_path, "delimiter", "auto")
     inp = tmp_path / "export.csv"
@@ -248,6 +313,21 @@ def test_an_undecodable_json_names_line_and_encoding(tmp_path):
     first = next(i for i, line in enumerate(JSON_TEXT.splitlines(), 1) if not line.isascii())
     assert p.record == f"{inp}:{first}"
     assert p.mapping == _at(JSON_MAPPING, "encoding")
+
+
+def test_a_byte_a_single_byte_json_cannot_hold_names_its_line(tmp_path):
+    """0x81 is no character of Windows-1252: a JSON export declared cp1252 that holds
+    one is refused at its line, not met with a traceback."""
+    m = _input_key(tmp_path, "encoding", "cp1252", JSON_MAPPING)
+    text = JSON_TEXT.replace("’", "'").replace("–", "-").replace("œ", "oe")
+    raw = text.encode("cp1252").replace(b"Montargis", b"\x81Montargis", 1)
+    inp = tmp_path / "export.json"
+    inp.write_bytes(raw)
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    line = raw[:raw.index(b"\x81")].count(b"\n") + 1
+    assert p.record == f"{inp}:{line}"
+    assert p.message.startswith("not valid cp1252: byte 0x81, byte ")
+    assert p.mapping == _at(m, "encoding")
 
 
 # ---------------------------------------------------------------- 5. bounded JSON
@@ -285,6 +365,14 @@ def test_a_huge_string_is_refused(tmp_path):
     assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[2].payer.email"
 
 
+def test_a_huge_string_in_a_list_is_refused(tmp_path):
+    data = _example()
+    data["invoices"][2]["notes"] = [1, "a" * (sources.MAX_JSON_STRING + 1)]
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    p = _only(exc, "input.json-size")
+    assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[2].notes[1]"
+
+
 def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
     data = _example()
@@ -292,6 +380,40 @@ def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
     p = _only(exc, "input.json-size")
     assert p.record == f"{tmp_path / 'school-export.json'}:$.invoices[1]"
+
+
+@pytest.mark.parametrize(("where", "path"), [
+    ("before", "$.note"), ("after", "$.note"), ("inside", "$.school.logo"), ("root", "$")])
+def test_a_huge_value_beside_the_invoices_is_refused_where_it_is(tmp_path, monkeypatch,
+                                                                  where, path):
+    """A value outside the invoices past the byte bound is named by its own path (the
+    file's root for one in a top-level array): a value after the invoices was named by
+    the last invoice read, '$.invoices[11]', which held nothing wrong."""
+    monkeypatch.setattr(sources, "MAX_JSON_RECORD_BYTES", 300_000)
+    monkeypatch.setattr(sources, "MAX_JSON_STRING", 1_000_000)  # the bytes' bound first
+    huge = "x" * 600_000
+    data = {"before": {"note": huge, **_example()}, "after": {**_example(), "note": huge},
+            "inside": {"school": {"logo": huge}, **_example()}}.get(where, _example())
+    inp = _write_json(tmp_path, data)
+    if where == "root":
+        inp.write_text(json.dumps([huge]), encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-size")
+    assert p.record == f"{inp}:{path}"
+
+
+def test_a_long_json_path_is_cut_with_an_ellipsis(tmp_path):
+    """A path past 160 characters is cut at 157 and ends with '…', which says so."""
+    key = "k" * 200
+    inp = tmp_path / "export.json"
+    inp.write_text(f'{{"invoices": [{{"number": "A", "{key}": 1, "{key}": 2}}]}}',
+                   encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-duplicate-key")
+    assert p.record == f"{inp}:" + f"$.invoices[0].{key}"[:157] + "…"
+    key = "k" * (160 - len("$.invoices[0]."))  # 160 characters: shown whole
+    inp.write_text(f'{{"invoices": [{{"number": "A", "{key}": 1, "{key}": 2}}]}}',
+                   encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.json-duplicate-key")
+    assert p.record == f"{inp}:$.invoices[0].{key}"
 
 
 def test_the_json_reader_reads_what_json_loads_reads(tmp_path):
@@ -330,6 +452,37 @@ def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
     assert _only(exc, "input.encoding").record == f"{inp}:{first}"
 
 
+def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
+    """The byte named is the one that does not decode, also when it opens its line or
+    is the file's last (a Windows-1252 '’', 0x92, read as UTF-8, with no line break
+    after it)."""
+    lines = CSV_TEXT.splitlines()
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("\n".join(lines).encode() + b"\x92")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:{len(lines)}"
+    assert p.message == (f"not valid utf-8: byte 0x92, byte {len(lines[-1].encode()) + 1} "
+                         "of the line")
+    inp.write_bytes("\n".join(lines[:3]).encode() + b"\n\x92" + "\n".join(lines[3:]).encode())
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:4"
+    assert p.message == "not valid utf-8: byte 0x92, byte 1 of the line"
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    ("", "empty CSV file"), (CSV_TEXT.splitlines()[0] + "\n", "no data row"),
+    (CSV_TEXT.splitlines()[0] + "\n\n,,,\n \n", "no data row")])
+def test_a_csv_without_data_rows_is_refused(tmp_path, text, detail):
+    """An empty file, a header alone (blank rows are none): refused, and said so ('nothing
+    written', as every refusal of the input; these two did not say it)."""
+    inp = tmp_path / "export.csv"
+    inp.write_text(text, encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.empty")
+    assert (p.record, p.message) == (str(inp), detail)
+    assert str(exc) == f"{inp}: {detail}; nothing written"
+
+
 def test_a_bom_before_a_quoted_header_is_read(tmp_path):
     rows = list(csv.reader(io.StringIO(CSV_TEXT)))
     buffer = io.StringIO()
@@ -349,6 +502,21 @@ def test_unnamed_trailing_columns_are_ignored(tmp_path):
     inp.write_text(buffer.getvalue(), encoding="utf-8")
     assert buffer.getvalue().splitlines()[0].endswith(",,")
     _same_titles_as_the_example(export(CSV_MAPPING, inp, tmp_path / "out", RUN), tmp_path)
+
+
+def test_unnamed_trailing_columns_are_not_among_the_header_s_columns(tmp_path):
+    """A binding naming a column the file lacks lists the header's 33 named columns, not
+    an unnamed one."""
+    rows = [row + ["", ""] for row in csv.reader(io.StringIO(CSV_TEXT))]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    inp = tmp_path / "export.csv"
+    inp.write_text(buffer.getvalue(), encoding="utf-8")
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("    city: city", "    city: commune"))
+    assert _only(_refused(tmp_path, m, inp), "input.column").message.endswith(
+        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
+        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
+        "payer_birth_date, payer_email, …)")
 
 
 def _same_titles_as_the_example(result, tmp_path):
@@ -407,6 +575,31 @@ def test_a_records_path_matching_nothing_lists_the_keys_present(tmp_path):
     assert "did you mean 'invoices'" in p.message
 
 
+@pytest.mark.parametrize(("text", "detail", "mapped"), [
+    ('{"invoices": {"number": "A"}}',
+     "$.invoices is an object, not an array of invoices (input.records)", True),
+    ('{"invoices": "none"}', "$.invoices is a string, not an array of invoices (input.records)",
+     True),
+    ('{"invoices": []}', "no invoice in the array at $.invoices", False),
+])
+def test_a_records_path_holding_no_invoice_says_what_it_holds(tmp_path, text, detail, mapped):
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert (p.record, p.message) == (str(inp), detail)
+    assert p.mapping == (_at(JSON_MAPPING, "records") if mapped else None)
+
+
+@pytest.mark.parametrize("count", [20, 21])
+def test_the_keys_listed_for_a_records_path_matching_nothing_stop_at_20(tmp_path, count):
+    keys = [f"k{i:02}" for i in range(count)]
+    inp = tmp_path / "export.json"
+    inp.write_text(json.dumps(dict.fromkeys(keys, 1)), encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert p.message == ("no invoice array at $.invoices: the keys at $ are "
+                         + ", ".join(keys[:20]) + (", …" if count > 20 else ""))
+
+
 # ---------------------------------------------------------------- 8. wrong delimiter / format
 
 
@@ -454,12 +647,76 @@ def test_a_quote_error_in_a_header_with_the_right_delimiter_still_names_the_quot
     assert p.message == "',' expected after '\"'"
 
 
+def test_a_quote_error_in_a_one_field_first_line_names_the_quotes(tmp_path):
+    """A first line read as one field does not look separated by another delimiter:
+    its quote error is the quotes' (input.quotechar)."""
+    inp = tmp_path / "export.csv"
+    inp.write_text('"invoice_number"x\nFA-1\n', encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv")
+    assert p.message == "',' expected after '\"'"
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+
+
+@pytest.mark.parametrize("count", [12, 13])
+def test_a_header_is_listed_up_to_12_columns(tmp_path, count):
+    header = [f"c{i:02}" for i in range(1, count + 1)]
+    inp = tmp_path / "export.csv"
+    inp.write_text(",".join(header) + "\n" + ",".join("x" * count) + "\n", encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+    assert p.message.endswith(f"(the header has {count} columns: " + ", ".join(header[:12])
+                              + (", …)" if count > 12 else ")"))
+
+
 def test_a_json_file_given_to_a_csv_mapping(tmp_path):
     exc = _refused(tmp_path, CSV_MAPPING, EXAMPLES / "school-export.json")
     p = _only(exc, "input.format")
     assert p.mapping == _at(CSV_MAPPING, "format")
     assert p.message == ("not CSV: the first line looks like JSON (it starts with '{'); the "
                          "mapping says input.format: csv")
+
+
+@pytest.mark.parametrize("before", ["\ufeff", "\n\n", " \t", "\r\n"])
+def test_a_json_file_given_to_a_csv_mapping_after_a_bom_or_blank_lines(tmp_path, before):
+    """What opens the file before its first character (a byte order mark, blank lines,
+    spaces) does not hide that it is JSON."""
+    inp = tmp_path / "export.json"
+    inp.write_text(before + JSON_TEXT, encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.format")
+    assert p.record == f"{inp}:1"
+    assert p.message.startswith("not CSV: the first line looks like JSON (it starts with '{')")
+
+
+@pytest.mark.parametrize(("mapping", "first", "said"), [
+    (CSV_MAPPING, '<?xml version="1.0"?>', "looks like XML (it starts with '<')"),
+    (CSV_MAPPING, "[]", "looks like JSON (it starts with '[')"),
+    (JSON_MAPPING, ",invoice_number,amount", "looks like CSV: 3 fields separated by ','"),
+    (JSON_MAPPING, ",FA-1,85.00", "looks like CSV: 3 fields separated by ',', no header (1 "
+     "field looks like numbers, dates, e-mails or IBANs)"),
+    (JSON_MAPPING, ";invoice_number;amount", "looks like CSV: 3 fields separated by ';'"),
+    (JSON_MAPPING, '"invoice_number","amount"', "looks like CSV: 2 fields separated by ','"),
+    (JSON_MAPPING, "'invoice_number';'amount'", "looks like CSV: 2 fields separated by ';'"),
+])
+def test_a_first_line_of_the_other_format_by_its_first_sign(tmp_path, mapping, first, said):
+    """The signs that open a line of the other format: '<', '[' ('{' is the example's)
+    for a CSV mapping; a separator or a quote (a letter or a digit: the example's) for
+    a JSON one."""
+    inp = tmp_path / "export.txt"
+    inp.write_text(first + "\n", encoding="utf-8")
+    exc = _refused(tmp_path, mapping, inp)
+    p = _only(exc, "input.format")
+    assert p.record == f"{inp}:1"
+    assert f"the first line {said}" in p.message
+    assert str(exc) == f"{inp}:1: {p.message}; nothing written"
+
+
+def test_an_xml_file_given_to_a_json_mapping(tmp_path):
+    """'<' opens no JSON value: the JSON reader's syntax error is told as the file's
+    format, not as invalid JSON."""
+    inp = tmp_path / "export.xml"
+    inp.write_text('<?xml version="1.0"?>\n<PES_Aller/>\n', encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.format")
+    assert (p.record, p.message) == (f"{inp}:1", "not JSON: the first line looks like XML (it "
+                                     "starts with '<'); the mapping says input.format: json")
 
 
 def test_a_csv_file_given_to_a_json_mapping(tmp_path):
