@@ -782,6 +782,13 @@ def test_datamatrix_of_a_run(world):
     assert len(rows) == 11
     row = next(r for r in rows if r["invoice"] == "FA-2026-00102")
     assert len(row["payload"]) == 130 and row["payload"].endswith("806    18750")
+    # the title's values as its ORMC file holds them, where notes section 13 puts them:
+    # Per 1, CodProdLoc INST (IN: 8 x 26 + 13 + 1), Exer 2026, Cle2 V (the 20th key
+    # letter), NumDette on 15 digits, IdPost 045012
+    text = row["payload"]
+    assert (row["id_bord"], row["id_pce"]) == ("1", "2")
+    assert (text[67], text[68:71], text[71:75]) == ("1", "222", "0026")
+    assert text[91:115] == "20" + "000000202600102" + "045012" + "4"
     assert (world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.svg").is_file()
     png = world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.png"
     zxingcpp = pytest.importorskip("zxingcpp")

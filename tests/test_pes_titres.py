@@ -211,6 +211,18 @@ def test_rendered_file_checks_triplet_and_edition(tmp_path):
     assert rules["pes.edition"].record.startswith("X.xml:")
 
 
+@pytest.mark.parametrize("edition", ["03", "06"])
+def test_an_ormc_edition_on_a_titre_ordinaire_is_refused(tmp_path, edition):
+    """Edition 03 and 06 are allowed only on TypPce 15 (notes section 11, DT-RA)."""
+    path = tmp_path / "X.xml"
+    lax = ROOT / "schemas" / "pes-ormc" / "pes-ormc.xsd"  # any schema: only rules matter here
+    path.write_bytes(_doc(f'<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>'
+                          f'<Edition V="{edition}"/>'))
+    rules = {p.rule: p for p in validate_pes_file(path, lax)}
+    assert rules["pes.edition"].message == (f"Edition {edition}: allowed only on ORMC titles "
+                                            "(TypPce 15), not on TypPce 01")
+
+
 def test_a_holder_other_than_the_debtor_is_flagged_in_titres_too(tmp_path, official_xsd):
     """TitCpteDiff 1 when the account holder is not the debtor (DT, InfoPrelevementSEPA),
     as in the ORMC; the file stays valid for both XSDs."""
