@@ -294,3 +294,17 @@ def test_direct_debit_lines_without_idligne_are_listed_not_a_crash(tmp_path):
     r = _validate(path)
     assert r.exit_code == ExitCode.OUTPUT, r.output
     assert "Expected is ( IdLigne )" in r.stderr and "(rule xsd.pesgen)" in r.stderr, r.stderr
+
+
+def test_a_bordereau_without_its_header_is_listed_not_a_crash(tmp_path):
+    """BlocBordereau is mandatory (the XSD lists it missing): its pieces have no header
+    to be counted against, and the file is refused with its problem, not an internal
+    error."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove("//Bordereau/BlocBordereau")(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "Expected is ( BlocBordereau )" in r.stderr and "(rule xsd.pesgen)" in r.stderr, \
+        r.stderr
