@@ -819,6 +819,21 @@ def test_datamatrix_into_a_folder_to_make_says_only_what_it_wrote(world, tmp_pat
     assert not list(world["out"].glob("*.datamatrix*"))
 
 
+def test_datamatrix_png_images_are_the_ones_its_csv_names(world, tmp_path):
+    """--image png: each row's image column names its PNG, beside the CSV."""
+    run_id = Store().list_runs()[0].id
+    target = tmp_path / "png"
+    code, _out, err = _run("payfip", "datamatrix", "--run", run_id[:8], "-m", str(MAPPING),
+                           "--image", "png", "--out", str(target))
+    assert code == 0, err
+    stem = "PESORMC_21450999400015_2026_0000001"
+    with (target / f"{stem}.datamatrix.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    assert rows[2][0] == "FA-2026-00102"
+    assert rows[2][5] == f"{stem}.datamatrix/FA-2026-00102.png"
+    assert all((target / row[5]).is_file() for row in rows[1:]) and len(rows) == 12
+
+
 def test_datamatrix_refuses_a_run_it_cannot_lay_out_and_writes_nothing(world):
     """payfip.datamatrix: a code établissement of 4 digits fits no title of the layout
     (3 digits or 2 letters), and a run whose file is gone cannot be read: each is refused
