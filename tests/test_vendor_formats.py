@@ -16,7 +16,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import InputDataError, OutputInvalidError
+from pesgen.errors import InputDataError, OutputInvalidError, UsageError
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
@@ -666,6 +666,19 @@ def test_an_include_beside_the_xsd_in_its_bundle_still_loads(tmp_path):
     result = CliRunner().invoke(app, ["check-format", "cosoluce-corail", "--formats-dir",
                                       str(fmts)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_lone_xsd_reads_nothing_outside_its_own_folder(tmp_path):
+    """An XSD in no bundle, not pesgen's and not laid out as the DGFiP package's entry
+    (PES_V2/Rev0/, whose includes sit beside Rev0) is read from its own folder only."""
+    empty = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n'
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "outside.xsd").write_text(empty, encoding="utf-8")
+    entry = tmp_path / "a" / "b" / "entry.xsd"
+    entry.write_text(empty.replace("/>", '><xs:include schemaLocation="../outside.xsd"/>'
+                                         "</xs:schema>"), encoding="utf-8")
+    with pytest.raises(UsageError, match="it includes or imports '.*outside.xsd', outside "):
+        load_xsd(entry)
 
 
 def test_the_dgfip_package_and_the_shipped_schemas_load_confined(official_xsd):
