@@ -681,6 +681,17 @@ def test_a_lone_xsd_reads_nothing_outside_its_own_folder(tmp_path):
         load_xsd(entry)
 
 
+def test_the_dgfip_package_is_found_from_each_folder_of_it(tmp_path):
+    """--official-xsd takes the entry file, the package folder (the one holding
+    PES_V2/), its PES_V2 folder, or the folder holding one schemas_pes_* package: each
+    leads to PES_V2/Rev0/PES_Aller.xsd (a layout alone: no DGFiP schema is copied)."""
+    entry = tmp_path / "schemas_pes_v5.17" / "PES_V2" / "Rev0" / "PES_Aller.xsd"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("<layout-only/>", encoding="utf-8")
+    for given in (entry, entry.parents[2], entry.parents[1], tmp_path):
+        assert official_xsd_path(given) == entry, given
+
+
 def test_the_dgfip_package_and_the_shipped_schemas_load_confined(official_xsd):
     from pesgen.validate import xsd_root
 
