@@ -206,6 +206,24 @@ def test_no_datamatrix_for_a_title_paid_online(flow, store):
     assert len(written) == 10
 
 
+def test_a_payment_at_another_collectivite_leaves_the_title_its_datamatrix(flow, store):
+    """A payment is a collectivité's: the same invoice number paid at another one (its
+    SIRET, on the same state database) is not this title's, which keeps its Datamatrix."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    with store.engine.begin() as conn:
+        conn.execute(payments.update().where(payments.c.invoice == "FA-2026-00102")
+                     .values(id_coll="21450999400023"))
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert "paid online" not in result.stderr, result.stderr
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in
+                  result.stdout.splitlines() if w.startswith("wrote ")]
+    written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
+                                                        delimiter=";")]
+    assert "FA-2026-00102" in written and len(written) == 11
+
+
 def test_the_one_payment_through_a_cancelled_title_is_named_with_its_run(flow, store,
                                                                         tmp_path):
     """Paid once, through a title cancelled since (its run cancelled despite the

@@ -176,6 +176,9 @@ def _comment_after(xpath: str) -> Callable[[etree._Element], None]:
                  id="resident-with-codpays-100"),
     pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
     pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
+    # MtPrel is compared with MtHT as amounts: 142.5 is the line's 142.50
+    pytest.param(_set("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
+                      "142.5"), id="mtprel-written-otherwise"),
 ])
 def test_tampered_golden_file_still_valid(tmp_path, tamper):
     doc = etree.parse(str(GOLDEN_ORMC))
@@ -278,3 +281,30 @@ def test_a_missing_natjur_is_listed_at_the_infotiers_not_a_crash(tmp_path):
     assert [(p.message, p.record) for p in grid] == [
         ("CatTiers 01 / NatJur None is outside the grid",
          f"t.xml:{info.sourceline} {info.getroottree().getpath(info)}")]
+
+
+def test_direct_debit_lines_without_idligne_are_listed_not_a_crash(tmp_path):
+    """IdLigne is mandatory (the XSD lists it missing); the SEPA blocks of lines without
+    one are still read, their MtPrel compared with no line's MtHT, and the file is
+    refused with its problems, not an internal error."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove(_piece(6, "BlocLignePiece/InfoLignePiece/IdLigne"))(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "Expected is ( IdLigne )" in r.stderr and "(rule xsd.pesgen)" in r.stderr, r.stderr
+
+
+def test_a_bordereau_without_its_header_is_listed_not_a_crash(tmp_path):
+    """BlocBordereau is mandatory (the XSD lists it missing): its pieces have no header
+    to be counted against, and the file is refused with its problem, not an internal
+    error."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove("//Bordereau/BlocBordereau")(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "Expected is ( BlocBordereau )" in r.stderr and "(rule xsd.pesgen)" in r.stderr, \
+        r.stderr

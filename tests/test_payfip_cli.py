@@ -780,6 +780,13 @@ def test_datamatrix_of_a_run(world):
     assert len(rows) == 11
     row = next(r for r in rows if r["invoice"] == "FA-2026-00102")
     assert len(row["payload"]) == 130 and row["payload"].endswith("806    18750")
+    # the title's values as its ORMC file holds them, where notes section 13 puts them:
+    # Per 1, CodProdLoc INST (IN: 8 x 26 + 13 + 1), Exer 2026, Cle2 V (the 20th key
+    # letter), NumDette on 15 digits, IdPost 045012
+    text = row["payload"]
+    assert (row["id_bord"], row["id_pce"]) == ("1", "2")
+    assert (text[67], text[68:71], text[71:75]) == ("1", "222", "0026")
+    assert text[91:115] == "20" + "000000202600102" + "045012" + "4"
     assert (world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.svg").is_file()
     png = world["out"] / f"{stem}.datamatrix" / "FA-2026-00102.png"
     zxingcpp = pytest.importorskip("zxingcpp")
@@ -808,6 +815,21 @@ def test_datamatrix_into_a_folder_to_make_says_only_what_it_wrote(world, tmp_pat
     images = sorted(p.name for p in (target / f"{stem}.datamatrix").iterdir())
     assert len(images) == 11 and all(name.endswith(".svg") for name in images)
     assert not list(world["out"].glob("*.datamatrix*"))
+
+
+def test_datamatrix_png_images_are_the_ones_its_csv_names(world, tmp_path):
+    """--image png: each row's image column names its PNG, beside the CSV."""
+    run_id = Store().list_runs()[0].id
+    target = tmp_path / "png"
+    code, _out, err = _run("payfip", "datamatrix", "--run", run_id[:8], "-m", str(MAPPING),
+                           "--image", "png", "--out", str(target))
+    assert code == 0, err
+    stem = "PESORMC_21450999400015_2026_0000001"
+    with (target / f"{stem}.datamatrix.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    assert rows[2][0] == "FA-2026-00102"
+    assert rows[2][5] == f"{stem}.datamatrix/FA-2026-00102.png"
+    assert all((target / row[5]).is_file() for row in rows[1:]) and len(rows) == 12
 
 
 def test_datamatrix_refuses_a_run_it_cannot_lay_out_and_writes_nothing(world):

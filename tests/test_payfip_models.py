@@ -248,9 +248,27 @@ def test_datamatrix_conversions_and_refusals():
     ("001", "1", "7"),  # 00111430026 mod 11 = 4: 11 - 4 = 7
     ("007", "2", "2"),  # 00721430026 mod 11 = 9: 11 - 9 = 2
     ("007", "1", "1"),  # 00711430026 mod 11 = 10: 11 - 10 = 1
+    ("001", "4", "0"),  # 00141430026 mod 11 = 1: 11 - 1 = 10, its last digit
+    ("001", "5", "1"),  # 00151430026 mod 11 = 0: 11 - 0 = 11, its last digit
 ])
 def test_datamatrix_key_76(code, per, key76):
     assert payload(replace(TITLE, per=per), code)[75] == key76
+
+
+def test_datamatrix_refuses_what_its_layout_cannot_hold():
+    """Positions 77-82 hold a code émetteur of 6 digits, 68 the one digit of Per,
+    65-67 and 69-71 a code of up to 3 digits or 2 letters (notes section 13): anything
+    else is refused, naming the value, never laid out shifted or cut."""
+    for emitter in ("94003", "9400331", "94003A", ""):
+        with pytest.raises(ValueError, match=f"code émetteur '{emitter}' must be 6 digits"):
+            payload(TITLE, "AB", emitter)
+    for per in ("", "12", "A"):
+        with pytest.raises(ValueError, match=f"Per '{per}' must be one digit"):
+            payload(replace(TITLE, per=per), "AB")
+    with pytest.raises(ValueError, match="code établissement 'A1' is neither"):
+        payload(TITLE, "A1")
+    with pytest.raises(ValueError, match="CodProdLoc 'F1' is neither"):
+        payload(replace(TITLE, product="F1MC"), "AB")
 
 
 def test_datamatrix_limits_of_each_part():

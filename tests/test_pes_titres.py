@@ -202,10 +202,25 @@ def test_rendered_file_checks_triplet_and_edition(tmp_path):
     lax = ROOT / "schemas" / "pes-ormc" / "pes-ormc.xsd"  # any schema: only rules matter here
     path.write_bytes(_doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="06"/><Edition V="06"/>'))
     rules = {p.rule: p for p in validate_pes_file(path, lax)}
-    assert "pes.triplet" in rules and "01/01/06 is not allowed" in rules["pes.triplet"].message
+    # the NatPce a titre ordinaire 01/01 allows (DT Annexe 2, notes section 9.2)
+    assert rules["pes.triplet"].message == ("TypBord/TypPce/NatPce 01/01/06 is not allowed "
+                                            "(titre ordinaire 01/01: NatPce 01, 02, 03, 04, "
+                                            "05, 11, 18)")
     assert "pes.edition" in rules
     assert "allowed only on ORMC titles" in rules["pes.edition"].message
     assert rules["pes.edition"].record.startswith("X.xml:")
+
+
+@pytest.mark.parametrize("edition", ["03", "06"])
+def test_an_ormc_edition_on_a_titre_ordinaire_is_refused(tmp_path, edition):
+    """Edition 03 and 06 are allowed only on TypPce 15 (notes section 11, DT-RA)."""
+    path = tmp_path / "X.xml"
+    lax = ROOT / "schemas" / "pes-ormc" / "pes-ormc.xsd"  # any schema: only rules matter here
+    path.write_bytes(_doc(f'<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>'
+                          f'<Edition V="{edition}"/>'))
+    rules = {p.rule: p for p in validate_pes_file(path, lax)}
+    assert rules["pes.edition"].message == (f"Edition {edition}: allowed only on ORMC titles "
+                                            "(TypPce 15), not on TypPce 01")
 
 
 def test_a_holder_other_than_the_debtor_is_flagged_in_titres_too(tmp_path, official_xsd):

@@ -94,6 +94,31 @@ def test_a_long_piece_streamed_finds_what_the_whole_piece_walk_finds(example_fil
                                "pes.address"))
 
 
+def test_a_long_piece_with_an_account_abroad_reads_the_bic_beside_its_iban(
+        example_file, tmp_path, monkeypatch):
+    """sepa.bic-abroad reads the BIC beside the IBAN, in a streamed piece too (its lines
+    dropped, the IBAN kept with its BIC): with its BIC an account abroad goes, without
+    it the account is named once, where it first appears."""
+    path = _long_title(example_file, tmp_path)
+    doc = etree.parse(str(path))
+    for iban in doc.iter("IBAN"):
+        iban.set("V", "DE89370400440532013000")
+    for bic in doc.iter("BIC"):
+        bic.set("V", "COBADEFFXXX")
+    doc.write(str(path), xml_declaration=True, encoding=doc.docinfo.encoding)
+    streamed = _check(path, monkeypatch, 256)
+    assert streamed == _check(path, monkeypatch, 10**9)
+    assert not any(rule in ("sepa.bic-abroad", "sepa.iban") for rule, _, _ in streamed)
+    for bic in list(doc.iter("BIC")):
+        bic.getparent().remove(bic)
+    doc.write(str(path), xml_declaration=True, encoding=doc.docinfo.encoding)
+    streamed = _check(path, monkeypatch, 256)
+    assert streamed == _check(path, monkeypatch, 10**9)
+    abroad = [record for rule, _, record in streamed if rule == "sepa.bic-abroad"]
+    assert len(abroad) == 1 and abroad[0].endswith(
+        "/Piece/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"), abroad
+
+
 def test_a_long_piece_keeps_few_lines_in_memory(example_file, tmp_path, monkeypatch):
     path = _long_title(example_file, tmp_path, lines=1200)
     held: list[int] = []

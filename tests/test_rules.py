@@ -449,6 +449,23 @@ def test_tampered_file(example_file, tmp_path, tamper, rule_id, fragment):
     assert all(p.record and p.record.startswith("t.xml") for p in problems)
 
 
+@pytest.mark.parametrize("per, problems", [("2", []), ("1", [(
+    "pes.num-dette-unique", "NumDette 202600101 (Per 1) appears twice: two titles would share "
+    "one payment reference")])])
+def test_a_num_dette_again_with_another_per_is_another_reference(example_file, tmp_path,
+                                                                 per, problems):
+    """pes.num-dette-unique is on NumDette with Per (docs/rules.md: they make the payment
+    reference): the second title taking the first's NumDette (its Cle2 over them) is
+    another reference with Per 2, the same one with Per 1."""
+    def tamper(root) -> None:
+        debt = root.xpath("(//Piece)[1]/BlocPiece/NumDette/@V")[0]
+        _set(root, "(//Piece)[2]/BlocPiece/NumDette", debt)
+        _set(root, "(//Piece)[2]/BlocPiece/Per", per)
+        _set(root, "(//Piece)[2]/BlocPiece/Cle2", cle2(2026, per, debt))
+    path = _tampered(example_file, tmp_path / "t.xml", tamper)
+    assert [(p.rule, p.message) for p in validate_pes_file(path, OWN_XSD)] == problems
+
+
 def test_typpce_changed(example_file, tmp_path, lax_xsd):
     path = _tampered(example_file, tmp_path / "t.xml",
                      lambda r: _set(r, "(//Piece)[3]/BlocPiece/TypPce", "01"))
@@ -1275,6 +1292,12 @@ def test_a_file_with_an_account_abroad_without_bic_is_refused(example_file, tmp_
     problems = validate_pes_file(path, OWN_XSD)
     assert [p.rule for p in problems] == ["sepa.bic-abroad"]
     assert "IBAN of DE" in problems[0].message
+    # the BIC beside the IBAN is read: with it, the account abroad goes
+    with_bic = _tampered(example_file, tmp_path / "de.xml", lambda root: [
+        (bank.find("IBAN").set("V", "DE89370400440532013000"),
+         bank.find("BIC").set("V", "COBADEFFXXX"))
+        for bank in root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire")])
+    assert validate_pes_file(with_bic, OWN_XSD) == []
     fine = _tampered(example_file, tmp_path / "fr.xml", lambda root: [
         bank.remove(bank.find("BIC")) for bank in
         root.xpath("(//Piece)[1]/LigneDePiece/Tiers/CpteBancaire")])

@@ -16,7 +16,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import InputDataError, OutputInvalidError
+from pesgen.errors import InputDataError, OutputInvalidError, UsageError
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
@@ -666,6 +666,30 @@ def test_an_include_beside_the_xsd_in_its_bundle_still_loads(tmp_path):
     result = CliRunner().invoke(app, ["check-format", "cosoluce-corail", "--formats-dir",
                                       str(fmts)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_lone_xsd_reads_nothing_outside_its_own_folder(tmp_path):
+    """An XSD in no bundle, not pesgen's and not laid out as the DGFiP package's entry
+    (PES_V2/Rev0/, whose includes sit beside Rev0) is read from its own folder only."""
+    empty = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n'
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "outside.xsd").write_text(empty, encoding="utf-8")
+    entry = tmp_path / "a" / "b" / "entry.xsd"
+    entry.write_text(empty.replace("/>", '><xs:include schemaLocation="../outside.xsd"/>'
+                                         "</xs:schema>"), encoding="utf-8")
+    with pytest.raises(UsageError, match="it includes or imports '.*outside.xsd', outside "):
+        load_xsd(entry)
+
+
+def test_the_dgfip_package_is_found_from_each_folder_of_it(tmp_path):
+    """--official-xsd takes the entry file, the package folder (the one holding
+    PES_V2/), its PES_V2 folder, or the folder holding one schemas_pes_* package: each
+    leads to PES_V2/Rev0/PES_Aller.xsd (a layout alone: no DGFiP schema is copied)."""
+    entry = tmp_path / "schemas_pes_v5.17" / "PES_V2" / "Rev0" / "PES_Aller.xsd"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("<layout-only/>", encoding="utf-8")
+    for given in (entry, entry.parents[2], entry.parents[1], tmp_path):
+        assert official_xsd_path(given) == entry, given
 
 
 def test_the_dgfip_package_and_the_shipped_schemas_load_confined(official_xsd):
