@@ -1531,6 +1531,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
                                                   despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
+        # a cancellation writes no file: what it leaves is the run as it was
+        exc.outcome = exc.outcome or "nothing cancelled."
         _fail(exc)
         return
     numbers = ", ".join(map(str, done.bordereaux))
