@@ -377,7 +377,11 @@ def export(
             # the store the run is recorded in: where `runs` and `regenerate` will find it
             _say(f"  store: {shown_store(store.url)}"
                        + (" (created by this run)" if store.created else ""))
-        if official_xsd is not None and not result.fmt.is_pes:
+        if official_xsd is not None and result.fmt.is_pes:
+            # said as the finance package's "not applied" is: --official-xsd may come from
+            # PESGEN_OFFICIAL_XSD or the configuration, which the command line does not show
+            _say(f"  DGFiP XSD: applied ({official_xsd})")
+        elif official_xsd is not None:
             _say(f"  DGFiP XSD: not applied ({result.fmt.name} is a finance package's "
                        "import, not a PES file)")
         wrote = "would write" if dry_run else "wrote"
@@ -1527,6 +1531,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
                                                   despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
+        # a cancellation writes no file: what it leaves is the run as it was
+        exc.outcome = exc.outcome or "nothing cancelled."
         _fail(exc)
         return
     numbers = ", ".join(map(str, done.bordereaux))

@@ -268,7 +268,7 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, _RunTitles(prepared), binding.where if binding else None,
-                   read_digest)
+                   read_digest, exporter.fmt.name)
     return exporter, snapshots[0], key, read_digest, prepared, taken
 
 
@@ -709,9 +709,11 @@ class _Taken:
     those held are kept."""
 
     def __init__(self, store: Store, key: tuple[str, str, int, str], titles: _RunTitles,
-                 debt_where: str | None, input_sha256: str | None = None) -> None:
+                 debt_where: str | None, input_sha256: str | None = None,
+                 fmt: str | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
         self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
+        self.fmt = fmt  # this export's format: a run of another is perhaps a trial's
         self.titles, self.debt_where = titles, debt_where
 
     def refuse(self, conn: Any) -> None:
@@ -743,6 +745,7 @@ class _Taken:
                         self.store.acknowledgements(several, conn=c).items()
                         for id_bord, acks in by_bord.items()}
             inputs = self.store.run_inputs(c, several) if self.input_sha256 else {}
+            formats = self.store.run_formats(c, several) if self.fmt else {}
             recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
                                                  {h[0] for h in held.values()})
         accepted = {held: ack for held, ack in answered.items() if ack.accepted}
@@ -848,6 +851,16 @@ class _Taken:
             message += (". A run of several bordereaux: cancel only those the trésorerie "
                         "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
                         "run with --all if this input replaces it")
+        # every run holding them of another format: a technician trying a finance
+        # package's import (or another format) on the invoices the collectivity exported
+        # already, whom the advice above does not answer
+        others = {formats.get(run) for run in holders}
+        if held and self.fmt and None not in others and self.fmt not in others:
+            message += (f". {'That run is' if len(holders) == 1 else 'Those runs are'} of "
+                        f"format {', '.join(sorted(others))}, this export of {self.fmt}: to "
+                        "try another format on the same invoices (files for a package's test "
+                        "environment), export into a throw-away store, --db "
+                        "/tmp/trial.sqlite3 --create-store (docs/onboarding.md, step 7)")
         if not partial or debts:  # the advice is to cancel: not a run never sent
             for run in sorted(set(placed) - set(elsewhere)):
                 missing = not_in_place({**placed[run], "status": "committed"},

@@ -1318,6 +1318,12 @@ class Store:
                 out[run_id, invoice] = amount
         return out
 
+    def run_formats(self, conn: Connection | None, run_ids: Collection[str]
+                    ) -> dict[str, str]:
+        """The format these runs were exported with: run -> format name."""
+        return {run: fmt for run, (fmt, _typ) in
+                self._run_pairs(conn, run_ids, runs.c.format, runs.c.typ_bord).items()}
+
     def run_inputs(self, conn: Connection | None, run_ids: Collection[str]
                    ) -> dict[str, tuple[str, str]]:
         """The input these runs recorded, and when: run -> (input's sha256, created_at)."""

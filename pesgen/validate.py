@@ -1496,13 +1496,32 @@ def file_typfic(path: Path) -> str | None:
     """A PES file's TypFic (``Parametres/TypFic/@V``), read from its first elements;
     None when there is none before the first bordereau. Raises XMLSyntaxError when the
     file is not well-formed before it."""
+    return _file_head(path)[1]
+
+
+def _file_head(path: Path) -> tuple[str | None, str | None]:
+    """A file's root element (its local name) and TypFic, as ``file_typfic`` reads it."""
+    root = None
     for seen, (_event, el) in enumerate(_iterparse(str(path), events=("start",))):
         name = etree.QName(el).localname
+        root = root or name
         if name == "TypFic":
-            return el.get("V")
+            return root, el.get("V")
         if name in ("Bordereau", "Piece") or seen > 200:
-            return None
-    return None
+            break
+    return root, None
+
+
+@cache
+def xsd_roots(xsd: Path) -> frozenset[str]:
+    """The elements an XSD declares at its top level: the roots a file of it may have
+    (``ImportCosoluce`` for Corail's). Empty when it does not load."""
+    try:
+        root = etree.parse(str(xsd), _parser()).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return frozenset()
+    return frozenset(str(el.get("name")) for el in root.iterchildren(f"{_XS}element")
+                     if el.get("name"))
 
 
 _HEAD_BYTES = 256  # what not_xml looks at
@@ -1545,17 +1564,20 @@ def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[An
     from .formats import list_formats
 
     known: dict[str, tuple[Any, frozenset[str]]] = {}
+    rooted: dict[str, frozenset[str]] = {}  # every format with an XSD: the roots it allows
     for _folder, fmt in list_formats(extra_dirs):  # (a --formats-dir not there is refused)
         if isinstance(fmt, Exception):
             continue
         xsd = next((f.xsd for f in fmt.files if f.xsd), None)
+        if xsd is not None:
+            rooted.setdefault(fmt.name, xsd_roots(xsd))
         if xsd is not None and (values := xsd_typfics(xsd)):
             known[fmt.name] = (fmt, values)
     if declares_doctype(path):  # refused unparsed, as validate_pes_file refuses it
         raise OutputInvalidError(f"{path} is invalid: 1 problem(s)",
                                  [_doctype_problem(path.name)])
     try:
-        typfic = file_typfic(path)
+        root, typfic = _file_head(path)
     except etree.XMLSyntaxError as exc:
         problems = _not_well_formed(path.name, exc, "pesgen")
         raise OutputInvalidError(f"{path} is invalid: {len(problems)} problem(s)",
@@ -1566,7 +1588,19 @@ def format_of_file(path: Path, extra_dirs: list[Path] | None = None) -> tuple[An
     listed = ", ".join(f"{name} ({'/'.join(sorted(values))})"
                        for name, (_fmt, values) in known.items())
     if typfic is None:
-        why = "no TypFic (PES_Aller/EnTetePES/Parametres/TypFic) in its first elements"
+        why = "no TypFic (PES_Aller/Enveloppe/Parametres/TypFic) in its first elements"
+        # a finance package's import has none (Corail's ImportCosoluce): the formats
+        # without TypFic whose XSD allows its root are the ones to name (not guessed: a
+        # root says less than a TypFic, and a bundle copied under another name declares
+        # the same one); a PES root gets the formats by TypFic
+        rooted_by = sorted(name for name, roots in rooted.items()
+                           if root in roots and name not in known)
+        if rooted_by:
+            why += (f"; its root element {root} is one the XSD of "
+                    f"{' and of '.join(rooted_by)} declares")
+            listed = " or ".join(f"--format {name}" for name in rooted_by)
+            raise UsageError(f"{path}: cannot tell which format to validate it against: "
+                             f"{why}: give {listed}")
     elif not fits:
         why = f"its TypFic '{typfic}' is no known format's"
     else:

@@ -88,6 +88,9 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
             f"{pending.id_op}, 66.00, saisie W): paid after the cancellation, it is an "
             "anomaly (run-cancelled)") in refused.output
     assert "FA-2026-00110" not in refused.output
+    # its last line says what the refusal leaves, not the "nothing was written." of a
+    # command writing files
+    assert refused.output.endswith("\n2 problem(s); nothing cancelled.\n"), refused.output
     assert store.get_run(run)["status"] == "committed"
     assert ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id == run
     told = CliRunner().invoke(app, ["runs", "cancel", run[:8], "--reason", "wrong amounts",

@@ -96,6 +96,27 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert f"sha256 {digest[:16]}…" in stdout
 
 
+def test_the_summary_says_the_dgfip_xsd_it_applied(tmp_path, official_xsd, monkeypatch):
+    """A PES export validated against the DGFiP package said nothing of it, though a
+    finance package's export says the package was not applied, and the package may
+    come from PESGEN_OFFICIAL_XSD or the configuration, which the command line does not
+    show: the summary names it, for a dry run too; without it, nothing is said."""
+    store = ("--db", tmp_path / "state.sqlite3", "--create-store")
+    dry = _export(tmp_path / "dry", *store, "--dry-run", "--official-xsd", official_xsd)
+    assert dry.exit_code == 0, dry.output
+    assert f"  DGFiP XSD: applied ({official_xsd})\n" in dry.stdout
+    monkeypatch.setenv("PESGEN_OFFICIAL_XSD", str(official_xsd))
+    r = _export(tmp_path / "out", *store)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[2] == f"  DGFiP XSD: applied ({official_xsd})"  # before the files it wrote
+    assert lines[3].startswith(f"  wrote {tmp_path / 'out' / XML_NAME}  (IdBord 1")
+    monkeypatch.delenv("PESGEN_OFFICIAL_XSD")
+    fresh = _export(tmp_path / "fresh", "--db", tmp_path / "other.sqlite3", "--create-store")
+    assert fresh.exit_code == 0, fresh.output
+    assert "DGFiP XSD" not in fresh.output
+
+
 def test_the_summary_counts_transliterations_by_field_and_names_identifiers_changed(
         tmp_path):
     """Transliterations were only counted ('transliterate ×10'): a mandate reference

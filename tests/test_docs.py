@@ -254,3 +254,27 @@ def test_every_command_is_named_in_the_docs():
     walk(_pesgen_command(), [])
     assert seen > 25, f"the walk found {seen} commands: it is broken"
     assert not unnamed, unnamed
+
+
+def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path):
+    """docs/state.md tells support to try `pesgen acquit` on tests/acquit/accepted.xml
+    and rejected.xml after the README's quick start export: they answer that run."""
+    from .conftest import EXAMPLES, MAPPINGS, run_cli
+
+    text = (ROOT / "docs" / "state.md").read_text(encoding="utf-8")
+    assert "pesgen acquit\ntests/acquit/accepted.xml` reports it accepted (exit 0)" in text
+    db = ("--db", tmp_path / "demo.sqlite3")
+    made = run_cli("export", "--mapping", MAPPINGS / "villeneuve-sur-loing.yaml", "--input",
+                   EXAMPLES / "school-export.json", "--out", tmp_path / "out",
+                   "--date", "2026-11-23", *db, "--create-store")
+    assert made.exit_code == 0, made.output
+    run = made.stdout.split(" run ", 1)[1].split()[0]
+    accepted = run_cli("acquit", ROOT / "tests" / "acquit" / "accepted.xml", *db)
+    assert accepted.exit_code == 0, accepted.output
+    assert f"IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted\n  run {run} " \
+        in accepted.stdout
+    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db, "--record")
+    assert rejected.exit_code == 9, rejected.output
+    assert f"  next: pesgen runs cancel {run} --bordereau 1 " in rejected.stdout
+    listed = run_cli("runs", "list", *db)
+    assert "  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)" in listed.stdout

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import ExitCode
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 from .mapping_support import mapping_copy
 
 JSON_MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
@@ -394,6 +394,30 @@ def test_validate_says_which_format_to_give_when_it_cannot_tell(tmp_path, titres
     r = _run("validate", none)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert "no TypFic" in r.stderr and "--format" in r.stderr
+
+
+
+def test_validate_names_the_format_whose_xsd_declares_the_files_root(tmp_path):
+    """A Corail import has no TypFic: validate said 'no TypFic (PES_Aller/EnTetePES/
+    Parametres/TypFic)' (the TypFic is under Enveloppe) and listed the formats by TypFic,
+    Corail not among them. It names the format whose XSD declares the file's root
+    element, and the --format to give; the file is then valid as it."""
+    [corail] = (ROOT / "templates" / "cosoluce-corail" / "expected").glob("*.xml")
+    r = _run("validate", corail)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr == (f"error: {corail}: cannot tell which format to validate it against: "
+                        "no TypFic (PES_Aller/Enveloppe/Parametres/TypFic) in its first "
+                        "elements; its root element ImportCosoluce is one the XSD of "
+                        "cosoluce-corail declares: give --format cosoluce-corail\n")
+    assert _run("validate", corail, "--format", "cosoluce-corail").exit_code == 0
+    # a root no format without TypFic declares: the formats by TypFic, as before
+    odd = tmp_path / "odd.xml"
+    odd.write_text("<ImportAutre><X/></ImportAutre>", encoding="utf-8")
+    r = _run("validate", odd)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "no TypFic (PES_Aller/Enveloppe/Parametres/TypFic)" in r.stderr
+    assert "give --format NAME (formats by TypFic: " in r.stderr
+    assert "cosoluce-corail" not in r.stderr
 
 
 # ---------------------------------------------------------------- 5. a formats folder not there

@@ -558,6 +558,31 @@ def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, offi
     assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
 
 
+def test_another_formats_duplicate_points_at_a_throw_away_store(tmp_path):
+    """A technician trying a finance package's import on invoices the collectivity
+    exported as a rôle was refused (exit 7) with 'exported from this same input already:
+    nothing to export again', which is no answer to a trial: the refusal now says the
+    runs holding them are of another format and how to try one (a throw-away store,
+    docs/onboarding.md step 7). A duplicate of the same format does not say it."""
+    def run(mapping: Path, out: str):
+        return CliRunner().invoke(app, ["export", "-m", str(mapping), "-i",
+                                        str(EXAMPLES / "school-export.json"), "-o",
+                                        str(tmp_path / out), "--db", str(tmp_path / "s.sqlite3"),
+                                        "--create-store", "--date", RUN.isoformat()])
+
+    assert run(MAPPINGS / "villeneuve-sur-loing.yaml", "ormc").exit_code == 0
+    trial = run(CORAIL, "corail")
+    assert trial.exit_code == 7, trial.output
+    [first] = trial.stderr.splitlines()[:1]
+    assert first.endswith(". That run is of format pes-ormc, this export of cosoluce-corail: "
+                          "to try another format on the same invoices (files for a package's "
+                          "test environment), export into a throw-away store, --db "
+                          "/tmp/trial.sqlite3 --create-store (docs/onboarding.md, step 7)"), first
+    again = run(MAPPINGS / "villeneuve-sur-loing.yaml", "ormc2")
+    assert again.exit_code == 7, again.output
+    assert "nothing to export again" in again.stderr and "throw-away" not in again.stderr
+
+
 def test_validate_applies_the_dgfip_xsd_as_export_does(official_xsd):
     """validate --official-xsd applied the DGFiP package to a finance package's import
     (61 problems for JVS's own expected file, exit 6; Corail's refused the same way),
