@@ -399,7 +399,7 @@ def _v(el: etree._Element | None) -> str | None:
 # it looks for, on every node of the piece.
 _SEPA_KEY = ("NatPrel", "PerPrel", "DtePrel", "SequencePres", "DateSignMandat", "RefUniMdt")
 _DEBIT, _SIGNED = _SEPA_KEY.index("DtePrel"), _SEPA_KEY.index("DateSignMandat")
-_PIECE_WALK = ("BlocPiece", "IdLigne", "MtHT", "InfoPrelevementSEPA", "InfoTiers", "CodRes",
+_PIECE_WALK = ("BlocPiece", "InfoLignePiece", "MtHT", "InfoPrelevementSEPA", "InfoTiers", "CodRes",
                *BANK_RULES)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIGITS = frozenset("0123456789")
@@ -414,6 +414,16 @@ def _next_element(el: Any) -> Any:
     while nxt is not None and not isinstance(nxt.tag, str):
         nxt = nxt.getnext()
     return nxt
+
+
+def _id_ligne(info: Any) -> Any:
+    """A line's IdLigne (its InfoLignePiece's first child where the XSD puts it), or None
+    when the line has none (a file the XSD refuses: its lines are still counted by their
+    InfoLignePiece, each MtHT its own line's)."""
+    first = info[0] if len(info) else None
+    if first is not None and first.tag == "IdLigne":
+        return first
+    return info.find("IdLigne")
 
 
 def _bic_of(iban: Any) -> str | None:
@@ -482,7 +492,7 @@ class _PieceWalk:
         self.piece = piece
         self.bloc: dict[str, str | None] = {}
         self.bloc_el: Any = piece
-        self.line_ids: list[_Spot] = []
+        self.line_ids: list[_Spot | None] = []  # each line's IdLigne (None: none)
         self.amounts: list[Decimal] = []
         self.preleves: list[tuple[_Spot, int, str | None, tuple[str | None, ...]]] = []
         self.debtors: dict[tuple[tuple[str, str | None], ...], _Spot] = {}
@@ -534,9 +544,12 @@ class _PieceWalk:
     def _walk(self, top: etree._Element, line: int | None) -> None:
         for el in top.iter(_PIECE_WALK):
             tag = el.tag
-            if tag == "IdLigne":
-                spot = _Spot(el, line, where=False)
-                spot.parent_line = _line_of(el)
+            if tag == "InfoLignePiece":
+                id_ligne = _id_ligne(el)
+                spot = None
+                if id_ligne is not None:
+                    spot = _Spot(id_ligne, line, where=False)
+                    spot.parent_line = el.sourceline
                 self.line_ids.append(spot)
                 self.amounts.append(_ZERO)
             elif tag == "MtHT":
@@ -580,7 +593,7 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     checked below), then SEPA data and debtors that differ between lines."""
     bloc: dict[str, str | None] = {}
     bloc_el = piece  # the BlocPiece
-    line_ids: list[etree._Element] = []  # each line's IdLigne, in order
+    line_ids: list[etree._Element | None] = []  # each line's IdLigne (None: none), in order
     amounts: list[Decimal] = []  # each line's MtHT
     # each SEPA block, the line it belongs to, its MtPrel and its SEPA data (_SEPA_KEY)
     preleves: list[tuple[etree._Element, int, str | None, tuple[str | None, ...]]] = []
@@ -591,8 +604,8 @@ def _check_piece(piece: etree._Element, bord: _BordereauCheck, seen_ids: set[str
     residences: dict[tuple[str | None, str | None], etree._Element] = {}
     for el in piece.iter(_PIECE_WALK):
         tag = el.tag
-        if tag == "IdLigne":
-            line_ids.append(el)
+        if tag == "InfoLignePiece":
+            line_ids.append(_id_ligne(el))
             amounts.append(_ZERO)
         elif tag == "MtHT":
             mt = el.get("V")
@@ -676,9 +689,11 @@ def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: An
             elif key2 != (expected := cle2(bord.year, per, debt)):
                 _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, "
                         f"Per {per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
-    if len({el.get("V") for el in line_ids}) < len(line_ids):
+    if len({None if el is None else el.get("V") for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
+            if el is None:
+                continue  # no IdLigne (the XSD says so): nothing to compare
             id_ligne = el.get("V")
             if id_ligne in seen_lines:
                 where = _line_of(el)
@@ -692,7 +707,7 @@ def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: An
     for block, line, mt_prel, sepa in preleves:
         amount = amounts[line] if line >= 0 else _ZERO
         if mt_prel is not None and (_AMOUNTS.get(mt_prel) or _amount(mt_prel)) != amount:
-            id_ligne = line_ids[line].get("V") if line >= 0 else None
+            id_ligne = _v(line_ids[line]) if line >= 0 else None
             by_line.append((block.sourceline or 0, Problem(
                 "pes.mt-prel", f"MtPrel differs from MtHT on line {id_ligne} of piece "
                 f"{id_pce}", record=f"{name}:{block.sourceline}")))

@@ -296,6 +296,21 @@ def test_direct_debit_lines_without_idligne_are_listed_not_a_crash(tmp_path):
     assert "Expected is ( IdLigne )" in r.stderr and "(rule xsd.pesgen)" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("piece", [1, 6])
+def test_lines_without_idligne_keep_their_own_amounts(tmp_path, piece):
+    """A line is its InfoLignePiece, with or without its IdLigne: a file whose lines lack
+    IdLigne gets the XSD's problem alone. Counted by IdLigne, a line's MtHT went to the
+    line before (or nowhere for the first), and validate listed an MtBordHt that did not
+    add up and MtPrel differing from MtHT, both false (piece 6: a direct debit)."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _remove(_piece(piece, "BlocLignePiece/InfoLignePiece/IdLigne"))(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    problems = validate_pes_file(path, OWN_XSD)
+    assert problems and {p.rule for p in problems} == {"xsd.pesgen"}, \
+        [(p.rule, p.message) for p in problems]
+
+
 def test_a_bordereau_without_its_header_is_listed_not_a_crash(tmp_path):
     """BlocBordereau is mandatory (the XSD lists it missing): its pieces have no header
     to be counted against, and the file is refused with its problem, not an internal

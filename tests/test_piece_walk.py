@@ -119,6 +119,28 @@ def test_a_long_piece_with_an_account_abroad_reads_the_bic_beside_its_iban(
         "/Piece/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"), abroad
 
 
+def test_a_long_piece_s_lines_without_idligne_keep_their_own_amounts(
+        example_file, tmp_path, monkeypatch):
+    """A line is counted by its InfoLignePiece, with or without IdLigne, in a streamed
+    piece too: lines 1 and 300 without IdLigne (the XSD says so) leave the piece's and
+    the bordereau's sums right and each MtPrel compared with its own line's MtHT (the
+    XSD's problems are listed apart from these)."""
+    path = _long_title(example_file, tmp_path)
+    doc = etree.parse(str(path))
+    lines = doc.getroot().findall(".//LigneDePiece")
+    for n in (0, 299):
+        id_ligne = lines[n].find(".//IdLigne")
+        id_ligne.getparent().remove(id_ligne)
+    doc.write(str(path), xml_declaration=True, encoding=doc.docinfo.encoding)
+    streamed = _check(path, monkeypatch, 256)
+    assert streamed == _check(path, monkeypatch, 10**9)
+    rules = [rule for rule, _, _ in streamed]
+    assert "pes.mt-bord-ht" not in rules, rules
+    assert [message for rule, message, _ in streamed if rule == "pes.mt-prel"] == [
+        "MtPrel differs from MtHT on line 10 of piece 1",
+        "MtPrel differs from MtHT on line 280 of piece 1"]
+
+
 def test_a_long_piece_keeps_few_lines_in_memory(example_file, tmp_path, monkeypatch):
     path = _long_title(example_file, tmp_path, lines=1200)
     held: list[int] = []
