@@ -1009,17 +1009,21 @@ class Builder:
                                    "label": label}))
                 in_file[i] = len(out)
             elif ln.amount == 0:
-                ctx.note("negative_lines", f"input line {ln.number} of amount 0: not in the "
-                         "file")
+                at = f" ({ln.origin})" if ln.origin else ""
+                ctx.note("negative_lines", f"invoice line {ln.number} of amount 0{at}: not "
+                         "in the file")
         # one note a negative line: the lines are renumbered in the file (IdLigne), so
-        # each line is named by the input's numbering and by the file's
+        # each line is named by the invoice's numbering and by the file's, and a line
+        # left out by its input record (a CSV's row: "line 4" of an invoice is not the
+        # file's fourth row)
         for i, into in netted_into.items():
             ln = lines[i]
-            parts = [f"{take} into input line {lines[j].number} "
-                     + (f"(file line {in_file[j]})" if j in in_file else
+            parts = [f"{take} into invoice line {lines[j].number} "
+                     + (f"(line {in_file[j]} in the file)" if j in in_file else
                         "(netted to 0: not in the file)") for j, take in into]
-            ctx.note("negative_lines", f"input line {ln.number} ({ln.amount}, {ln.activity}), "
-                     f"not in the file: netted {'; '.join(parts)}")
+            at = f"; {ln.origin}" if ln.origin else ""
+            ctx.note("negative_lines", f"invoice line {ln.number} ({ln.amount}, "
+                     f"{ln.activity}{at}), not in the file: netted {'; '.join(parts)}")
         return out if ok else None
 
     def _netted_label(self, ctx: _Ctx, ln: Line, netted: Decimal) -> str | None:

@@ -316,8 +316,23 @@ def test_netting_of_the_example(example_export, example_file):
     assert sum(Decimal(a) for a in amounts) == Decimal("282.75")
     notes = [n.detail for n in example_export.notes
              if n.invoice == "FA-2026-00101" and n.policy == "negative_lines"]
-    assert notes == ["input line 4 (-22.75, FM-C1), not in the file: netted 22.75 into "
-                     "input line 1 (file line 1)"]
+    # the line named by where it is read (the input's path as the run names it)
+    assert len(notes) == 1 and re.fullmatch(
+        r"invoice line 4 \(-22\.75, FM-C1; (.*/)?examples/school-export\.json:"
+        r"\$\.invoices\[0\]\.lines\[3\]\), not in the file: netted 22\.75 into invoice "
+        r"line 1 \(line 1 in the file\)", notes[0]), notes
+
+
+def test_the_netting_note_names_the_csv_row_of_the_line_it_leaves_out(tmp_path):
+    """From a CSV, a line is a row: "invoice line 4" of FA-2026-00101 is the file's fifth
+    row (the header first), which the note names, so nobody reads "line 4" as the file's
+    fourth row (another invoice's, in a school's CSV)."""
+    result = export(MAPPINGS / "villeneuve-sur-loing-csv.yaml", EXAMPLES / "school-export.csv",
+                    tmp_path, RUN)
+    [note] = _netting(result)
+    assert note.startswith("invoice line 4 (-22.75, FM-C1; ") and note.endswith(
+        "school-export.csv:5), not in the file: netted 22.75 into invoice line 1 (line 1 "
+        "in the file)"), note
 
 
 def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
@@ -337,11 +352,13 @@ def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
     result = _run(tmp_path, [inv])
     assert [amount for _, amount in _labels(result)] == ["142.50", "70.00"]
     notes = [n.detail for n in result.notes if n.policy == "negative_lines"]
+    at = f"{tmp_path / 'in.json'}:$.invoices[0].lines"
     assert notes == [
-        "input line 4 (-30.00, FM-C1), not in the file: netted 20.00 into input line 1 "
-        "(netted to 0: not in the file); 10.00 into input line 3 (file line 2)",
-        "input line 5 (-5.00, FM-C1), not in the file: netted 5.00 into input line 3 "
-        "(file line 2)"]
+        f"invoice line 4 (-30.00, FM-C1; {at}[3]), not in the file: netted 20.00 into "
+        "invoice line 1 (netted to 0: not in the file); 10.00 into invoice line 3 (line 2 "
+        "in the file)",
+        f"invoice line 5 (-5.00, FM-C1; {at}[4]), not in the file: netted 5.00 into invoice "
+        "line 3 (line 2 in the file)"]
 
 
 def test_cle2_in_the_example_file(example_file):
@@ -657,6 +674,11 @@ def _line(inv: dict, index: int, amount: str) -> dict:
     return line
 
 
+def _line_at(tmp_path: Path, index: int) -> str:
+    """Where ``_run``'s first invoice's line ``index`` (from 0) is read, as notes name it."""
+    return f"{tmp_path / 'in.json'}:$.invoices[0].lines[{index}]"
+
+
 def _netting(result, number: str = "FA-2026-00101") -> list[str]:
     return [n.detail for n in result.notes if n.invoice == number and
             n.policy == "negative_lines"]
@@ -676,8 +698,9 @@ def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
     assert result.total == Decimal("225.50")
     # one note per negative line, in the input's numbering and the file's
     assert _netting(result) == [
-        "input line 4 (-100.00, FM-C1), not in the file: netted 85.00 into input line 1 "
-        "(netted to 0: not in the file); 15.00 into input line 5 (file line 3)"]
+        f"invoice line 4 (-100.00, FM-C1; {_line_at(tmp_path, 3)}), not in the file: netted "
+        "85.00 into invoice line 1 (netted to 0: not in the file); 15.00 into invoice line 5 "
+        "(line 3 in the file)"]
 
 
 def test_netting_into_a_line_under_one_euro_keeps_what_is_left(tmp_path):
@@ -692,8 +715,9 @@ def test_netting_into_a_line_under_one_euro_keeps_what_is_left(tmp_path):
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["0.20", "142.50", "78.00"]
     assert result.total == Decimal("220.70")
-    assert _netting(result) == ["input line 4 (-0.30, FM-C1), not in the file: netted 0.30 "
-                                "into input line 1 (file line 1)"]
+    assert _netting(result) == [f"invoice line 4 (-0.30, FM-C1; {_line_at(tmp_path, 3)}), not "
+                                "in the file: netted 0.30 into invoice line 1 (line 1 in the "
+                                "file)"]
 
 
 def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
@@ -704,8 +728,9 @@ def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00",
                                                              "20.00"]
-    assert _netting(result) == ["input line 4 (-22.75, FM-C1), not in the file: netted "
-                                "22.75 into input line 1 (file line 1)"]
+    assert _netting(result) == [f"invoice line 4 (-22.75, FM-C1; {_line_at(tmp_path, 3)}), not "
+                                "in the file: netted 22.75 into invoice line 1 (line 1 in the "
+                                "file)"]
 
 
 def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
@@ -716,9 +741,11 @@ def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
     result = _run(tmp_path, [inv])
     doc = etree.parse(str(result.files[0].path))
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
-    assert _netting(result) == ["input line 5 of amount 0: not in the file",
-                                "input line 4 (-22.75, FM-C1), not in the file: netted "
-                                "22.75 into input line 1 (file line 1)"]
+    assert _netting(result) == [f"invoice line 5 of amount 0 ({_line_at(tmp_path, 4)}): not "
+                                "in the file",
+                                f"invoice line 4 (-22.75, FM-C1; {_line_at(tmp_path, 3)}), not "
+                                "in the file: netted 22.75 into invoice line 1 (line 1 in the "
+                                "file)"]
     del inv["lines"][3]
     inv["total"] = "305.50"
     again = tmp_path / "refuse"
