@@ -908,6 +908,18 @@ def not_in_place(run: dict[str, Any], active: Collection[int] | None = None) -> 
             if of(f["name"]) in active and not os.path.lexists(folder / f["name"])]
 
 
+def cancelled_in_place(run: dict[str, Any], bordereaux: Collection[int]) -> list[str]:
+    """The files of these cancelled bordereaux of a run (their references CSV too) still
+    in its output folder, as this machine sees it: files not to send, which a new export
+    into that folder would put beside its own."""
+    if not run.get("out_dir"):
+        return []
+    of = bordereau_of(run)
+    folder = Path(run["out_dir"])
+    return [f["name"] for f in run["files"]
+            if of(f["name"]) in bordereaux and os.path.lexists(folder / f["name"])]
+
+
 def files_not_in_place(run_id: str, out_dir: str, missing: list[str]) -> str:
     """What to say of a committed run whose recorded files are not in its folder: sent
     and moved away (normal), or never put in place (an export stopped between recording

@@ -82,18 +82,22 @@ def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_c
     assert rejected.exit_code == 0, rejected.output
     assert rejected.stdout == (f"run {run}: IdBord 2 cancelled: its 4 invoice(s) can be "
                                "exported again; IdBord 1, 3 stay active\n")
-    assert rejected.stderr == ""
+    # no acknowledgement note: only the files of IdBord 2 left in the folder are named
+    assert rejected.stderr.startswith("note: cancelled, still in ") and \
+        rejected.stderr.count("\n") == 1 and "_0000002.xml" in rejected.stderr, rejected.stderr
     assert _active(db_url, 2) == {False}
     silent = run_cli("runs", "cancel", run, "--bordereau", "3", "--reason", "no answer",
                      "--db", db_url)
     assert silent.exit_code == 0, silent.output
     assert silent.stdout == (f"run {run}: IdBord 3 cancelled: its 3 invoice(s) can be "
                              "exported again; IdBord 1 stays active\n")
-    assert silent.stderr == (
+    ack, files = silent.stderr.splitlines()
+    assert ack == (
         "note: no acknowledgement recorded for IdBord 3: check that none came from the "
         "trésorerie (`pesgen acquit FILE --record` records it). If it accepted it, the "
         "titles exist at the trésorerie: exporting their invoices again bills the families "
-        "twice\n")
+        "twice")
+    assert files.startswith("note: cancelled, still in ") and "_0000003.xml" in files, files
     assert _active(db_url, 3) == {False}
 
 
@@ -156,7 +160,10 @@ def test_a_finance_package_run_is_cancelled_without_acknowledgement_note(tmp_pat
     [run] = Store(f"sqlite:///{db}").list_runs()
     r = run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db)
     assert r.exit_code == 0, r.output
-    assert r.stderr == ""
+    # no acknowledgement note: only its files left in the folder are named
+    assert r.stderr == (f"note: cancelled, still in {(tmp_path / 'out').resolve()}: "
+                        "WTAMC001.txt, WTAMC001AS.txt, WTAMC001_TSOL.txt: do not send or "
+                        "import them; move them aside\n"), r.stderr
 
 
 # ------------------------------------------------------------------ acquit, read only

@@ -183,6 +183,35 @@ def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
         "freed (cancelled)")
 
 
+def test_a_cancelled_bordereau_s_files_still_in_place_are_named_not_to_send(db_url, tmp_path):
+    """A new export into the folder of a cancelled run puts its file beside the cancelled
+    one (another IdBord, another name), and nothing there said which not to send: the
+    cancellation names the cancelled files still there, those of the bordereaux it
+    cancels only, not those moved away."""
+    store = Store(db_url)
+    out = tmp_path / "a"
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, out, RUN)
+    names = sorted(p.name for p in out.iterdir())
+    two = [n for n in names if "_0000002.xml" in n] + [n for n in names
+                                                     if "_0000002.references" in n]
+    assert len(two) == 2, names  # the XML, then its references CSV
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected",
+               "--bordereau", "2")
+    assert done.exit_code == 0, done.output
+    note = [ln for ln in done.stderr.splitlines() if ln.startswith("note: cancelled")]
+    assert note == [f"note: cancelled, still in {out.resolve()}: {', '.join(two)}: do not "
+                    "send or import them (nor print the payment references of the CSV); move "
+                    "them aside"]
+    for n in names:
+        if "_0000003." in n:
+            (out / n).unlink()
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected", "--all")
+    assert done.exit_code == 0, done.output
+    [note] = [ln for ln in done.stderr.splitlines() if ln.startswith("note: cancelled")]
+    # IdBord 1 (cancelled now) is there, 3 was moved away, 2 is not said again
+    assert ("_0000001.xml" in note and "_0000003." not in note and "_0000002." not in note), note
+
+
 def split_run_in_store_left_at(schema: int, missing_table: str, db_url: str, tmp_path: Path,
                                monkeypatch) -> tuple[Store, ExportResult]:
     """The example split in bordereaux of 4, recorded in a store pesgen left at
