@@ -272,9 +272,28 @@ def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
     return "", "undecodable bytes"
 
 
+def _reads_as_cp1252(path: Path) -> bool:
+    """Whether every byte of the file is a Windows-1252 character (the five it leaves
+    undefined are not): a file read as UTF-8 in error is most often one, exported on
+    Windows."""
+    for block in _chunks(path):
+        try:
+            block.decode("cp1252")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
+    """Refuse a file that does not decode as the mapping's encoding, naming the first
+    bytes that do not; read as UTF-8, a file that Windows-1252 reads whole says so (a
+    hint: the Latin-9 check then runs on it, ``_refuse_latin9``)."""
     shown = _display(path)
     where, detail = _undecodable(path, spec.encoding)
+    if codecs.lookup(spec.encoding).name in ("utf-8", "utf-8-sig") and \
+            _reads_as_cp1252(path):
+        detail += ("; the whole file reads as cp1252 (Windows' Western European "
+                   "encoding): input.encoding: cp1252?")
     return InputDataError(
         f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
         "nothing written",

@@ -458,15 +458,30 @@ def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
     after it)."""
     lines = CSV_TEXT.splitlines()
     inp = tmp_path / "export.csv"
-    inp.write_bytes("\n".join(lines).encode() + b"\x92")
+    inp.write_bytes("\n".join(lines).encode() + b"\x81")  # (not a cp1252 character)
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:{len(lines)}"
-    assert p.message == (f"not valid utf-8: byte 0x92, byte {len(lines[-1].encode()) + 1} "
+    assert p.message == (f"not valid utf-8: byte 0x81, byte {len(lines[-1].encode()) + 1} "
                          "of the line")
     inp.write_bytes("\n".join(lines[:3]).encode() + b"\n\x92" + "\n".join(lines[3:]).encode())
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:4"
-    assert p.message == "not valid utf-8: byte 0x92, byte 1 of the line"
+    assert p.message.startswith("not valid utf-8: byte 0x92, byte 1 of the line; "), p.message
+
+
+def test_a_file_read_as_utf8_that_reads_whole_as_cp1252_says_so(tmp_path):
+    """A school's CSV exported on Windows (cp1252), read as UTF-8: the refusal says the
+    whole file reads as cp1252, which one byte undefined there (0x81) rules out."""
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(CSV_TEXT.encode("cp1252"))
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.encoding")
+    assert p.message.endswith("; the whole file reads as cp1252 (Windows' Western European "
+                              "encoding): input.encoding: cp1252?"), p.message
+    assert "input.encoding: cp1252?); set input.encoding; nothing written" in str(exc)
+    inp.write_bytes(CSV_TEXT.encode("cp1252") + b"\x81\n")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert "cp1252" not in p.message, p.message
 
 
 @pytest.mark.parametrize(("text", "detail"), [
