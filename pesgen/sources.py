@@ -875,7 +875,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
             if count == 0 and not frames and not number:
                 first = _first_line(path, spec.encoding)
                 if first[:1] not in ("{", "["):
-                    raise _other_format(shown, first, spec, shown) from None
+                    raise _other_format(shown, first, spec, f"{shown}:1") from None
             detail = _NUMBER if number else f"invalid JSON: {_syntax(exc)}"
             if reading is not None:
                 where = f"{shown}:{reading}"

@@ -729,9 +729,12 @@ def test_an_xml_file_given_to_a_json_mapping(tmp_path):
     format, not as invalid JSON."""
     inp = tmp_path / "export.xml"
     inp.write_text('<?xml version="1.0"?>\n<PES_Aller/>\n', encoding="utf-8")
-    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.format")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.format")
     assert (p.record, p.message) == (f"{inp}:1", "not JSON: the first line looks like XML (it "
                                      "starts with '<'); the mapping says input.format: json")
+    # headed by the file's line 1, as the refusal of a first line plainly not JSON is
+    assert str(exc).startswith(f"{inp}:1: not JSON: "), str(exc)
 
 
 def test_a_csv_file_given_to_a_json_mapping(tmp_path):
