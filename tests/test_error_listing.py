@@ -124,6 +124,27 @@ def test_one_piece_bordereau_and_two_bordereaux(tmp_path):
     assert "/Bordereau[2]/Piece/BlocPiece/NatPce" in _tree_listing(path)[0][2]
 
 
+@pytest.mark.parametrize("piecewise", [False, True])
+@pytest.mark.parametrize("pieces, listed, stopped", [(5, 5, False), (6, 5, True)])
+def test_a_listing_of_exactly_its_maximum_is_whole(tmp_path, monkeypatch, piecewise, pieces,
+                                                   listed, stopped):
+    """At its maximum (5 here) the XSD's listing is whole, said as stopped only past it
+    (one violation per bad piece), from one tree and piece by piece."""
+    import pesgen.validate as validate
+
+    monkeypatch.setattr(validate, "MAX_LISTED_VIOLATIONS", 5)
+    if piecewise:
+        monkeypatch.setattr(validate, "TREE_LISTING_MAX_BYTES", 0)
+    head, piece, tail = golden_parts()
+    bad = piece.replace(b'<TypPce V="15"/>', b'<TypPce V="99"/>')
+    path = tmp_path / "bad.xml"
+    path.write_bytes(head + bad * pieces + tail)
+    problems = validate_pes_file(path, schema_path("pes-ormc/pes-ormc.xsd"))
+    schema = [p for p in problems if p.rule == "xsd.pesgen"]
+    said = [p for p in schema if p.message.startswith("listing stopped after 5 violations")]
+    assert (len(schema) - len(said), bool(said)) == (listed, stopped), schema
+
+
 @pytest.mark.parametrize("bad_piece, count", [
     (b"<Piece><Z/></Piece>\n", 1500),  # a small file: listed from one tree
     (None, 1200),  # ~3 MiB of real pieces, each with one bad value: listed piece by piece
