@@ -81,3 +81,17 @@ def test_memoised_escaping_matches_for_any_int_or_markup(tmp_path_factory, value
     a, b, c = values
     assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
     assert memo.render(a=a, b=b, c=c) == plain.render(a=a, b=b, c=c)
+
+
+def test_only_an_xml_template_is_escaped(tmp_path):
+    """A .xml.j2 or .xml template writes '&' and '<' escaped; a flat file's template
+    (.csv.j2, .txt.j2, .j2) writes them as they are: 'Chœur & Harmonie' in a CSV
+    column, never 'Chœur &amp; Harmonie'."""
+    env = template_environment(tmp_path)
+    for name in ("t.xml.j2", "t.xml", "t.csv.j2", "t.txt.j2", "t.j2", "t.xml.j2.csv.j2"):
+        (tmp_path / name).write_text("{{ a }}\n", encoding="utf-8")
+    value = "Chœur & Harmonie <3"
+    for name in ("t.xml.j2", "t.xml"):
+        assert env.get_template(name).render(a=value) == "Chœur &amp; Harmonie &lt;3\n"
+    for name in ("t.csv.j2", "t.txt.j2", "t.j2", "t.xml.j2.csv.j2"):
+        assert env.get_template(name).render(a=value) == "Chœur & Harmonie <3\n"
