@@ -95,3 +95,18 @@ def test_only_an_xml_template_is_escaped(tmp_path):
         assert env.get_template(name).render(a=value) == "Chœur &amp; Harmonie &lt;3\n"
     for name in ("t.csv.j2", "t.txt.j2", "t.j2", "t.xml.j2.csv.j2"):
         assert env.get_template(name).render(a=value) == "Chœur & Harmonie <3\n"
+
+
+def test_memoising_twice_keeps_the_one_memo(tmp_path):
+    """A template compiled by a bundle's environment is memoised already (``_Template``):
+    memoise_escaping again leaves its escape as it is, not a memo wrapped in another
+    (each layer one more call and one more copy of every string written)."""
+    (tmp_path / "t.xml.j2").write_text(TEMPLATE, encoding="utf-8")
+    template = template_environment(tmp_path).get_template("t.xml.j2")
+    namespace = template.root_render_func.__globals__
+    first = namespace["escape"]
+    assert first.memoised is True
+    memoise_escaping(template)
+    memoise_escaping(template)
+    assert namespace["escape"] is first
+    assert template.render(a="&", b="<", c=1) == '<A V="&amp;"/><B V="&lt;"/>1\n'

@@ -222,3 +222,22 @@ def test_a_mapping_expression_refuses_none_as_text(source, route):
         assert "None" not in str(value) and "NONE" not in str(value)
     # a JSON null read by its key is undefined: it adds nothing, as before
     assert compile_fast(ENV, "'X ' ~ invoice.number")({"invoice": {"number": None}}) == "X "
+
+
+@pytest.mark.parametrize("suffix", ["csv.j2", "xml.j2"])
+def test_a_bare_value_of_none_is_refused_and_written_only_as_before(tmp_path, suffix):
+    """``{{ v }}`` of None: refused in a flat file (``_Sandbox.written``) and in an
+    escaped one (its memoised escape), the message saying how to guard it; the legacy
+    mode (``writes_none``) writes 'None' in both, as Jinja did. A set value and a
+    Markup are written as before."""
+    (tmp_path / f"t.{suffix}").write_text("<{{ v }}>\n", encoding="utf-8")
+    template = template_environment(tmp_path).get_template(f"t.{suffix}")
+    with pytest.raises(jinja2.TemplateRuntimeError) as info:
+        template.render(v=None)
+    assert str(info.value).startswith("writes None: a value left unset")
+    assert "default('', true)" in str(info.value)
+    escaped = suffix == "xml.j2"
+    assert template.render(v="a&b") == ("<a&amp;b>\n" if escaped else "<a&b>\n")
+    legacy = template_environment(tmp_path, writes_none=True).get_template(f"t.{suffix}")
+    assert legacy.render(v=None) == "<None>\n"
+    assert legacy.render(v="a&b") == template.render(v="a&b")
