@@ -19,6 +19,7 @@ from jinja2.sandbox import SecurityError
 from typer.testing import CliRunner
 
 from pesgen._jinja import (
+    MAX_OPERAND_SIZE,
     MAX_RESULT_SIZE,
     expression_environment,
     string_environment,
@@ -27,6 +28,7 @@ from pesgen._jinja import (
 from pesgen.cli import app
 from pesgen.errors import ExitCode, TemplateError, UsageError
 from pesgen.expr import compile_fast
+from pesgen.model import Options
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 from .mapping_support import mapping_copy
@@ -600,3 +602,30 @@ def test_a_file_named_as_the_payment_references_csv_is_refused_before_the_run_is
     assert f"[template {spec}:" in r.stderr and ": files[1].name] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
     assert not (tmp_path / "state.sqlite3").exists()
+
+
+def test_a_template_s_concatenation_may_make_exactly_its_bound(tmp_path):
+    """'~' in a template: a result of MAX_OPERAND_SIZE characters is written, one more
+    is refused, naming its size and the bound."""
+    (tmp_path / "t.csv.j2").write_text("{{ a ~ b }}", encoding="utf-8")
+    template = template_environment(tmp_path).get_template("t.csv.j2")
+    half = MAX_OPERAND_SIZE // 2
+    assert len(template.render(a="x" * half, b="y" * (MAX_OPERAND_SIZE - half))) == \
+        MAX_OPERAND_SIZE
+    with pytest.raises(SecurityError, match=f"'~': a result of {MAX_OPERAND_SIZE + 1} "
+                       f"characters refused \\(at most {MAX_OPERAND_SIZE}\\)"):
+        template.render(a="x" * half, b="y" * (MAX_OPERAND_SIZE - half + 1))
+
+
+def test_an_option_read_by_its_key_gives_its_value_or_names_those_there_are(tmp_path):
+    """``doc.options['x']``: the option's value when the format has it (a false one
+    too), else the StrictUndefined refusal naming the options there are."""
+    (tmp_path / "t.csv.j2").write_text("{{ o['journal'] }}|{{ o['zero'] }}\n",
+                                       encoding="utf-8")
+    (tmp_path / "u.csv.j2").write_text("{{ o['journl'] }}\n", encoding="utf-8")
+    env = template_environment(tmp_path)
+    options = Options(journal="VT", zero=0)
+    assert env.get_template("t.csv.j2").render(o=options) == "VT|0\n"
+    with pytest.raises(jinja2.UndefinedError, match=re.escape(
+            "doc.options has no 'journl': did you mean 'journal'? (options: journal, zero)")):
+        env.get_template("u.csv.j2").render(o=options)
