@@ -916,3 +916,14 @@ def test_a_placeholder_left_is_said_once_not_also_by_the_section_s_checks(tmp_pa
     exc = _refused(m)
     assert [(p.rule, p.mapping) for p in exc.problems] == [
         ("mapping.todo", f"{m}:{_line(m, 'siret: TODO')}: collectivity.siret")]
+
+
+def test_a_key_known_at_three_places_is_told_all_three(tmp_path):
+    """name under policies: the schema knows it at three places, each named, joined by
+    'or' (a key known at more than three places gets the keys allowed where it is)."""
+    m = _write(tmp_path, _edit(("  negative_lines: net ", "  name: x\n  negative_lines: net ")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'name: x')}: policies.name",
+         "unknown key 'name' here: it belongs at collectivity.name or bindings.payer.name or "
+         "bindings.joint_payer.name (move it there)")]
