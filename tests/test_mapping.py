@@ -871,3 +871,59 @@ def test_a_schema_problem_anywhere_never_crashes_the_checks_of_the_other_parts(t
             exc = _refused(m)
             if path[:2] not in (("bindings",), ("bindings", "invoice")):
                 assert "mapping.expr" in {p.rule for p in exc.problems}, (path, exc.report())
+
+
+# ------------------------------------------- a failed section, and the others still checked
+
+
+def test_a_duplicate_key_leaves_its_section_unchecked_and_the_others_checked(tmp_path):
+    """The YAML loader's duplicate key fails its own section only (collectivity: its bad
+    SIRET is not said again), and the other sections still get their semantic checks
+    (policies' netted_label without negative_lines: net is listed in the same run)."""
+    m = _write(tmp_path, _edit(
+        ('  cod_col: "123"\n', '  cod_col: "123"\n  cod_col: "124"\n'),
+        ('  siret: "21450999400015"', '  siret: "21450999400016"'),
+        ("  negative_lines: net ", "  netted_label: append\n  negative_lines: refuse "),
+    ))
+    dup = 'cod_col: "124"'
+    exc = _refused(m)
+    got = sorted((p.rule, p.mapping) for p in exc.problems)
+    assert got == [
+        ("mapping.duplicate-key", f"{m}:{_line(m, dup)}: collectivity.cod_col"),
+        ("mapping.policy", f"{m}:{_line(m, 'netted_label: append')}: policies.netted_label"),
+    ]
+
+
+def test_country_keys_one_by_case_with_one_code_load_with_two_codes_are_refused(tmp_path):
+    """codes.countries is read upper-cased: BE and be giving the same code is one
+    country read alike (loaded); giving two codes is refused at the second key."""
+    same = load_mapping(_write(tmp_path, _edit(('    BE: "131"\n',
+                                                '    BE: "131"\n    be: "131"\n'))))
+    assert same.codes.countries["be"] == same.codes.countries["BE"] == "131"
+    m = _write(tmp_path, _edit(('    BE: "131"\n', '    BE: "131"\n    be: "135"\n')),
+               name="two.yaml")
+    second = 'be: "135"'
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("codes.country", f"{m}:{_line(m, second)}: codes.countries.be")]
+    assert "with two INSEE codes: 135 and 131" in exc.problems[0].message
+
+
+def test_a_placeholder_left_is_said_once_not_also_by_the_section_s_checks(tmp_path):
+    """A scaffold's TODO (a problem a rebuild would let through) still fails its section
+    on a load: the SIRET left TODO is said as a placeholder, not also as a bad checksum."""
+    m = _write(tmp_path, _edit(('  siret: "21450999400015"', "  siret: TODO")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.todo", f"{m}:{_line(m, 'siret: TODO')}: collectivity.siret")]
+
+
+def test_a_key_known_at_three_places_is_told_all_three(tmp_path):
+    """name under policies: the schema knows it at three places, each named, joined by
+    'or' (a key known at more than three places gets the keys allowed where it is)."""
+    m = _write(tmp_path, _edit(("  negative_lines: net ", "  name: x\n  negative_lines: net ")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'name: x')}: policies.name",
+         "unknown key 'name' here: it belongs at collectivity.name or bindings.payer.name or "
+         "bindings.joint_payer.name (move it there)")]
