@@ -1528,9 +1528,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     need --despite-payments; a bordereau the trésorerie accepted needs
     --annulled-by-tresorerie. Numbers are not reused (Hélios may already know them)."""
     try:
-        store = _store(db, must_exist=True)
-        done = store.cancel(run, reason, bordereau, whole, despite_payments,
-                            annulled_by_tresorerie)
+        done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
+                                                  despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
         # a cancellation writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing cancelled."
@@ -1584,22 +1583,15 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                   "trésorerie")
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
-    _say_cancelled_in_place(store, done.run.id, done.bordereaux)
+    _say_cancelled_in_place(done.as_recorded, done.bordereaux)
 
 
-def _say_cancelled_in_place(store: Any, run_id: str, bordereaux: tuple[int, ...]) -> None:
-    """Name the cancelled bordereaux' files still in the run's output folder: a new
-    export into that folder writes its own beside them (another IdBord, another name),
-    and nothing there says which not to send."""
+def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> None:
+    """Name the cancelled bordereaux' files still in the run's output folder (``r``: the
+    run as recorded): a new export into that folder writes its own beside them (another
+    IdBord, another name), and nothing there says which not to send."""
     from .runs import REFERENCES_SUFFIX, cancelled_in_place
 
-    try:
-        with store.reads():
-            r = store.get_run(run_id)
-    except PesgenError as exc:  # the cancellation stands: say what was not checked
-        _echo_err(f"note: the run's output folder was not checked for its cancelled files "
-                  f"(the store could not be read again: {exc})")
-        return
     left = cancelled_in_place(r, bordereaux)
     if left:
         them = "it" if len(left) == 1 else "them"

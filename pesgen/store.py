@@ -1838,7 +1838,10 @@ class Store:
         if whole and bordereaux:
             raise UsageError("give --bordereau IDBORD (some bordereaux of the run) or --all "
                              "(the whole run), not both")
-        full = self.get_run(run_id)["id"]
+        # its files and output folder, which the cancellation leaves as they are (the
+        # command names those of the bordereaux cancelled still there)
+        as_recorded = self.get_run(run_id)
+        full = as_recorded["id"]
         now = utc_now()
         if annulled_by_tresorerie:
             confirmed = self._confirm_annulled(full, reason.strip(), bordereaux, now)
@@ -1921,7 +1924,8 @@ class Store:
         record = self._run_record(full)
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
-                            len(every), tuple(online), status, recorded)
+                            len(every), tuple(online), status, recorded,
+                            as_recorded=as_recorded)
 
     def _confirm_annulled(self, full: str, reason: str, bordereaux: Collection[int] | None,
                           now: str) -> Cancellation | None:
@@ -2036,6 +2040,8 @@ class Cancellation:
     # the bordereaux were cancelled already: only the trésorerie's annulment of their
     # titles was recorded (--annulled-by-tresorerie after the acquit accepted them)
     confirmed: bool = False
+    # the run as ``get_run`` read it before the cancellation: its files and output folder
+    as_recorded: dict[str, Any] = field(default_factory=dict)
 
     @property
     def freed(self) -> int:
