@@ -899,13 +899,10 @@ def not_in_place(run: dict[str, Any], active: Collection[int] | None = None) -> 
     those not cancelled) that are not in its output folder, as this machine sees it."""
     if run["status"] != "committed" or not run.get("out_dir"):
         return []
-    of = bordereau_of(run)
     if active is None:
         gone = cancelled_bordereaux(run)
         active = [b for b in {f["id_bord"] for f in run["files"]} if b not in gone]
-    folder = Path(run["out_dir"])
-    return [f["name"] for f in run["files"]
-            if of(f["name"]) in active and not os.path.lexists(folder / f["name"])]
+    return _in_folder(run, active, there=False)
 
 
 def cancelled_in_place(run: dict[str, Any], bordereaux: Collection[int]) -> list[str]:
@@ -914,10 +911,16 @@ def cancelled_in_place(run: dict[str, Any], bordereaux: Collection[int]) -> list
     into that folder would put beside its own."""
     if not run.get("out_dir"):
         return []
+    return _in_folder(run, bordereaux, there=True)
+
+
+def _in_folder(run: dict[str, Any], bordereaux: Collection[int], there: bool) -> list[str]:
+    """The run's files of these bordereaux (each bordereau's file and its references
+    CSV) that are in its output folder (``there``), or that are not."""
     of = bordereau_of(run)
     folder = Path(run["out_dir"])
-    return [f["name"] for f in run["files"]
-            if of(f["name"]) in bordereaux and os.path.lexists(folder / f["name"])]
+    return [f["name"] for f in run["files"] if of(f["name"]) in bordereaux
+            and os.path.lexists(folder / f["name"]) == there]
 
 
 def files_not_in_place(run_id: str, out_dir: str, missing: list[str]) -> str:
