@@ -689,7 +689,7 @@ def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: An
             elif key2 != (expected := cle2(bord.year, per, debt)):
                 _locate(by_line, bord, name, "pes.cle2", f"Cle2 is {key2}, Exer {bord.exer}, "
                         f"Per {per} and NumDette {debt} give {expected}", bloc_el.find("Cle2"))
-    if len({None if el is None else el.get("V") for el in line_ids}) < len(line_ids):
+    if len({_v(el) for el in line_ids}) < len(line_ids):
         seen_lines: set[str] = set()
         for el in line_ids:
             if el is None:
