@@ -1475,13 +1475,22 @@ def validate_against(path: Path, xsd: Path, label: str) -> list[Problem]:
 
 
 @cache
+def _xsd_document(xsd: Path) -> etree._Element | None:
+    """An XSD's root element, parsed once (safe parser) for what ``xsd_typfics`` and
+    ``xsd_roots`` read of it; None when it does not load."""
+    try:
+        return etree.parse(str(xsd), _parser()).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return None
+
+
+@cache
 def xsd_typfics(xsd: Path) -> frozenset[str]:
     """The TypFic values an XSD allows (the enumeration of its ``TypFic`` element's V
     attribute, through named or inline types): what tells a PES file's format. Empty
     when the XSD has no such element."""
-    try:
-        root = etree.parse(str(xsd), _parser()).getroot()
-    except (OSError, etree.XMLSyntaxError):
+    root = _xsd_document(xsd)
+    if root is None:
         return frozenset()
     named = {el.get("name"): el for el in root
              if el.tag in (f"{_XS}complexType", f"{_XS}simpleType")}
@@ -1531,9 +1540,8 @@ def _file_head(path: Path) -> tuple[str | None, str | None]:
 def xsd_roots(xsd: Path) -> frozenset[str]:
     """The elements an XSD declares at its top level: the roots a file of it may have
     (``ImportCosoluce`` for Corail's). Empty when it does not load."""
-    try:
-        root = etree.parse(str(xsd), _parser()).getroot()
-    except (OSError, etree.XMLSyntaxError):
+    root = _xsd_document(xsd)
+    if root is None:
         return frozenset()
     return frozenset(str(el.get("name")) for el in root.iterchildren(f"{_XS}element")
                      if el.get("name"))
