@@ -1291,17 +1291,17 @@ class Store:
     def run_scopes(self, conn: Connection | None, run_ids: Collection[str]
                    ) -> dict[str, tuple[str, int]]:
         """The budget and exercise of these runs: run -> (CodBud, exercise)."""
-        return self._run_pairs(conn, run_ids, runs.c.cod_bud, runs.c.exercise)
+        return self._run_columns(conn, run_ids, runs.c.cod_bud, runs.c.exercise)
 
-    def _run_pairs(self, conn: Connection | None, run_ids: Collection[str],
-                   first: sa.Column[Any], second: sa.Column[Any]) -> dict[str, tuple[Any, Any]]:
-        """Two columns of these runs' records: run -> (first, second)."""
+    def _run_columns(self, conn: Connection | None, run_ids: Collection[str],
+                     *columns: sa.Column[Any]) -> dict[str, tuple[Any, ...]]:
+        """Some columns of these runs' records: run -> (their values, in order)."""
         if not run_ids:
             return {}
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
-            return {run_id: (a, b) for run_id, a, b in c.execute(
-                sa.select(runs.c.id, first, second).where(runs.c.id.in_(sorted(run_ids))))}
+            return {run_id: tuple(values) for run_id, *values in c.execute(
+                sa.select(runs.c.id, *columns).where(runs.c.id.in_(sorted(run_ids))))}
 
     def active_amounts(self, conn: Connection, run_ids: Collection[str],
                        invoices: Collection[str]) -> dict[tuple[str, str], str]:
@@ -1321,13 +1321,13 @@ class Store:
     def run_formats(self, conn: Connection | None, run_ids: Collection[str]
                     ) -> dict[str, str]:
         """The format these runs were exported with: run -> format name."""
-        return {run: fmt for run, (fmt, _typ) in
-                self._run_pairs(conn, run_ids, runs.c.format, runs.c.typ_bord).items()}
+        return {run: fmt for run, (fmt,) in
+                self._run_columns(conn, run_ids, runs.c.format).items()}
 
     def run_inputs(self, conn: Connection | None, run_ids: Collection[str]
                    ) -> dict[str, tuple[str, str]]:
         """The input these runs recorded, and when: run -> (input's sha256, created_at)."""
-        return self._run_pairs(conn, run_ids, runs.c.input_sha256, runs.c.created_at)
+        return self._run_columns(conn, run_ids, runs.c.input_sha256, runs.c.created_at)
 
     def recorded_files(self, conn: Connection | None, run_ids: Collection[str]
                        ) -> dict[str, dict[str, Any]]:
