@@ -352,13 +352,12 @@ def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
     result = _run(tmp_path, [inv])
     assert [amount for _, amount in _labels(result)] == ["142.50", "70.00"]
     notes = [n.detail for n in result.notes if n.policy == "negative_lines"]
-    at = f"{tmp_path / 'in.json'}:$.invoices[0].lines"
     assert notes == [
-        f"invoice line 4 (-30.00, FM-C1; {at}[3]), not in the file: netted 20.00 into "
-        "invoice line 1 (netted to 0: not in the file); 10.00 into invoice line 3 (line 2 "
-        "in the file)",
-        f"invoice line 5 (-5.00, FM-C1; {at}[4]), not in the file: netted 5.00 into invoice "
-        "line 3 (line 2 in the file)"]
+        f"invoice line 4 (-30.00, FM-C1; {_line_at(tmp_path, 3)}), not in the file: netted "
+        "20.00 into invoice line 1 (netted to 0: not in the file); 10.00 into invoice line 3 "
+        "(line 2 in the file)",
+        f"invoice line 5 (-5.00, FM-C1; {_line_at(tmp_path, 4)}), not in the file: netted "
+        "5.00 into invoice line 3 (line 2 in the file)"]
 
 
 def test_cle2_in_the_example_file(example_file):
