@@ -1200,6 +1200,18 @@ class Builder:
             return value
         sent = self._text(ctx, "debtor.civility", value, binding)
         if sent is not None and not coded:
+            error = None if self.recorded else not_taken(sent, self.fmt, "debtor.civility")
+            if error:  # (a recorded run is rebuilt as it was: its XSD passed it)
+                same = same_but_case(sent, self.fmt.limit("debtor.civility").values or ())
+                changed = f" (exported as {raw!r}, changed by the text policies)" \
+                    if sent != raw else ""
+                ctx.problem("codes.civility", f"the civility {sent!r}{changed} {error}: "
+                            "without a codes.civility table each civility is sent as "
+                            "exported; add the table, giving each civility of the export "
+                            "one the format takes, sent as written"
+                            + (f" ({raw!r}: {same!r})" if same else ""),
+                            mapping=binding.where if binding else None)
+                return None
             self.uncoded_civilities[raw] = None
         return sent
 
@@ -1452,6 +1464,24 @@ class Builder:
         return code
 
 
+def same_but_case(value: str, values: tuple[str, ...]) -> str | None:
+    """The first of ``values`` that differs from ``value`` by case alone, or None."""
+    return next((v for v in values if v.casefold() == value.casefold()), None)
+
+
+def not_taken(value: str, fmt: Format, key: str) -> str | None:
+    """What to say of ``value`` when it is not one of the values ``fmt`` takes in its
+    field ``key`` (format.yaml fields.<key>.values, as written, case included), or None
+    (it is, or the format lists none)."""
+    limit = fmt.limit(key)
+    if limit.values is None or value in limit.values:
+        return None
+    same = same_but_case(value, limit.values)
+    hint = f"did you mean {same!r}? " if same else ""
+    return (f"is not one format {fmt.name} takes in {key} ({hint}it takes "
+            f"{', '.join(limit.values)}, case included: {limit.values_at})")
+
+
 def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Problem]:
     """What a mapping asks that its format cannot give, or lacks that the format needs:
     NumDette for ORMC, the ASAP Edition code, format options, its own texts written as
@@ -1504,11 +1534,14 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
     for keys, value in codes:
         error = code_error(str(value), limit.charset, limit.max)
         if error:
+            error += f" (format {fmt.name}, debtor.civility)"
+        elif not recorded:  # a recorded run is rebuilt as it was (its XSD passed it)
+            error = not_taken(str(value), fmt, "debtor.civility")
+        if error:
             problems.append(Problem(
                 "codes.civility", f"{'.'.join(map(str, keys))}: the civility {str(value)!r} "
-                f"{error} (format {fmt.name}, debtor.civility): a code of the mapping is "
-                "sent as written, the text policies (case, transliterate) do not change it",
-                mapping=mapping.where(*keys)))
+                f"{error}: a code of the mapping is sent as written, the text policies "
+                "(case, transliterate) do not change it", mapping=mapping.where(*keys)))
     # the mapping's options go into every file as they are (no text policy
     # transliterates them): they must be writable, and within the format's charset
     # (the characters its text is held to: e.magnus's ascii in cp1252 files, JVS's

@@ -19,7 +19,7 @@ from .across import compile_across
 from .errors import FormatNotFound, MappingError, PesgenError, Problem
 from .layout import forbidden_characters, load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
-from .text import charset_chars, outside_charset
+from .text import charset_chars, code_error, outside_charset
 from .validate import load_xsd
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ class FileSpec:
 class FieldLimit:
     max: int | None
     charset: str
+    # the values the target accepts, as written (format.yaml fields.<field>.values; None:
+    # any), and where format.yaml lists them ('format.yaml:line: fields.<field>.values')
+    values: tuple[str, ...] | None = None
+    values_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,25 @@ def option_problems(defaults: Any, encoding: str, source: Path,
                 # (its ``options`` still the YAML's), which would name line 0
                 mapping=f"{source}:{line_of(options, [key])}: "
                 f"defaults.options.{key}"))
+    return problems
+
+
+def values_problems(data: Any, source: Path, charset: str) -> list[Problem]:
+    """The values format.yaml lists for a field (``fields.<field>.values``) that the
+    field itself cannot hold as written (its charset and max, as a code of the mapping
+    is held to them: ``code_error``), each naming its format.yaml line: a mapping could
+    then give no value the format takes."""
+    problems = []
+    for key, spec in (data.get("fields") or {}).items():
+        for i, value in enumerate(spec.get("values") or ()):
+            error = code_error(value, spec.get("charset", charset), spec.get("max"))
+            if error:
+                problems.append(Problem(
+                    "format.schema", f"the value {value!r} {error} (fields.{key}: max "
+                    f"{spec.get('max', 'none')}, charset {spec.get('charset', charset)}): "
+                    "a value the format takes must fit its field as written",
+                    mapping=f"{source}:{line_of(data, ['fields', key, 'values', i])}: "
+                    f"fields.{key}.values[{i}]"))
     return problems
 
 
@@ -410,6 +433,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     if not recorded:
         problems = option_problems(data.get("defaults") or {}, encoding, source,
                                    charset=charset)
+        problems += values_problems(data, source, charset)
         if problems:
             raise _invalid(source, problems)
     files = []
@@ -478,7 +502,10 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     problems += wrong
     if problems:
         raise _invalid(source, problems)
-    fields = {k: FieldLimit(v.get("max"), v.get("charset", charset))
+    fields = {k: FieldLimit(v.get("max"), v.get("charset", charset)) if "values" not in v
+              else FieldLimit(v.get("max"), v.get("charset", charset), tuple(v["values"]),
+                              f"{source}:{line_of(data, ['fields', k, 'values'])}: "
+                              f"fields.{k}.values")
               for k, v in (data.get("fields") or {}).items()}
     return Format(
         name=data["name"], folder=folder, title=data["title"], kind=data["kind"],

@@ -314,7 +314,9 @@ TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
         "kind": "the payer kind as exported (person, organization…)",
         "ref": "the debtor's reference in the school software (RefTiers), or nothing",
         "civility": "civility (Civilite): the value codes.civility gives, as written, "
-                    "or the one exported (policies.default_civility when none); or nothing",
+                    "or the one exported (policies.default_civility when none), one of "
+                    "format.yaml fields.debtor.civility.values when the format lists "
+                    "them; or nothing",
         "first_name": "first name (Prenom), or nothing",
         "complement_name": "name complement (ComplNom), or nothing",
         "national_id": "SIRET or SIREN of an organisation (IdTiers), or nothing",
