@@ -211,6 +211,9 @@ fields:
   # a field may have its own charset (latin-1, cp1252, ascii, sepa, utf-8, alnum), e.g.
   # the SEPA set for a mandate reference:
   # mandate.rum: {{max: 35, charset: sepa}}
+  # the civilities the file takes, as written, when its XSD or layout lists them (a
+  # mapping's civility code outside them is refused by check-mapping):
+  # debtor.civility: {{max: 10, values: [Mr, Mme]}}
 # What a mapping may bind that the file has no place for, each with the reason (the
 # publisher's document): check-mapping renders the templates on sample titles and
 # warns of a bound field no template reads (rule mapping.unwritten), but for these.
