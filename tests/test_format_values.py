@@ -63,16 +63,22 @@ def test_a_civility_code_the_format_does_not_take_is_refused_naming_its_line(
     assert "(rule codes.civility)" in run.output
 
 
+def _without_table(tmp_path: Path, *edits: tuple[str, str]) -> tuple[Path, list[int]]:
+    """The Corail mapping without its codes.civility table, then ``edits`` made
+    (``mapping_copy``)."""
+    text = CORAIL.read_text(encoding="utf-8")
+    table = text[text.index("  civility:                      # Corail"):
+                 text.index("  countries:")]
+    return mapping_copy(tmp_path, CORAIL, (table, ""), *edits)
+
+
 def test_an_invoice_whose_civility_the_format_does_not_take_is_refused_without_a_table(
         tmp_path):
     """Without codes.civility each civility is sent as exported: 'Madame' went into
     Corail's file and only its XSD refused it (exit 6), naming neither the invoice's
     record nor the mapping."""
-    text = CORAIL.read_text(encoding="utf-8")
-    table = text[text.index("  civility:                      # Corail"):
-                 text.index("  countries:")]
-    mapping, (_, _, line) = mapping_copy(
-        tmp_path, CORAIL, (table, ""), ("  case: upper ", "  case: keep  "),
+    mapping, (_, _, line) = _without_table(
+        tmp_path, ("  case: upper ", "  case: keep  "),
         ("    civility: payer.title", "    civility: payer.title"))
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     for invoice in data["invoices"]:
@@ -97,10 +103,7 @@ def test_an_invoice_whose_civility_the_format_does_not_take_is_refused_without_a
 def test_the_case_policy_s_civility_is_held_to_the_values_too(tmp_path):
     """Under case: upper the exported 'Mme' goes out 'MME': refused, saying so, with
     the table entry that sends it as Corail writes it."""
-    text = CORAIL.read_text(encoding="utf-8")
-    table = text[text.index("  civility:                      # Corail"):
-                 text.index("  countries:")]
-    mapping, _ = mapping_copy(tmp_path, CORAIL, (table, ""))
+    mapping, _ = _without_table(tmp_path)
     with pytest.raises(InputDataError) as info:
         export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
     first = info.value.problems[0]
