@@ -927,3 +927,28 @@ def test_a_key_known_at_three_places_is_told_all_three(tmp_path):
         ("mapping.schema", f"{m}:{_line(m, 'name: x')}: policies.name",
          "unknown key 'name' here: it belongs at collectivity.name or bindings.payer.name or "
          "bindings.joint_payer.name (move it there)")]
+
+
+# ------------------------------------------------------ Mademoiselle, however it is written
+
+
+@pytest.mark.parametrize("written", ["Mlle.", "Mle", "Melle."])
+def test_a_mademoiselle_default_civility_is_refused_at_its_key_however_written(tmp_path,
+                                                                               written):
+    """default_civility 'Mlle.' (or 'Mle') passed check-mapping, then the export refused
+    each invoice without a civility (rule pes.civility, as the file's rule reads it): the
+    mapping's own value is refused when it loads, at policies.default_civility."""
+    m = _write(tmp_path, _edit(("  default_civility: MME", f'  default_civility: "{written}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("pes.civility", f"{m}:{_line(m, 'default_civility')}: policies.default_civility",
+         "'Mademoiselle' is rejected by Hélios")]
+
+
+@pytest.mark.parametrize("sent", ["Mlle.", "Mle", "MLLE"])
+def test_a_civility_table_sending_mademoiselle_is_refused_at_its_key(tmp_path, sent):
+    m = _write(tmp_path, _edit(('"Mlle": MME', f'"Mlle": "{sent}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("pes.civility", f"{m}:{_line(m, 'Mlle')}: codes.civility.Mlle",
+         f"'Mlle' maps to '{sent}': Hélios rejects 'Mademoiselle' (map it to MME)")]
