@@ -164,24 +164,23 @@ def test_the_prolog_scan(text, declared, encoding):
     data = text.encode(encoding)
     assert declares_doctype(data) is declared
     if len(data) < 2000:  # fed a byte at a time: the same answer
-        scan, found = _PrologScan(), None
-        for i in range(len(data)):
-            found = scan.feed(data[i:i + 1])
-            if found is not None:
-                break
-        assert (found if found is not None else scan.feed(b"", final=True)) is declared
+        assert _fed_a_byte_at_a_time(data) is declared
+
+
+def _fed_a_byte_at_a_time(data: bytes) -> bool | None:
+    scan, found = _PrologScan(), None
+    for i in range(len(data)):
+        found = scan.feed(data[i:i + 1])
+        if found is not None:
+            return found
+    return scan.feed(b"", final=True)
 
 
 def _scanned(data: bytes) -> bool:
     """declares_doctype on the whole bytes, and the scan fed a byte at a time: one
     answer."""
     whole = declares_doctype(data)
-    scan, found = _PrologScan(), None
-    for i in range(len(data)):
-        found = scan.feed(data[i:i + 1])
-        if found is not None:
-            break
-    assert (found if found is not None else scan.feed(b"", final=True)) is whole
+    assert _fed_a_byte_at_a_time(data) is whole
     return whole
 
 
