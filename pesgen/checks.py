@@ -36,11 +36,17 @@ CAT_NAT_GRID: dict[str, frozenset[str]] = {
 _MADEMOISELLE = re.compile(r"^(mlle|melle|mademoiselle|mle)\.?$", re.IGNORECASE)
 
 
+def is_mademoiselle(civility: str) -> bool:
+    """Whether a civility says Mademoiselle (Mlle, Mlle., Melle, Mle...), which Hélios
+    rejects: the file's rule and the mapping's check of its own civilities read it alike."""
+    return _MADEMOISELLE.match(civility.strip()) is not None
+
+
 def civility_problem(category: str | None, civility: str | None) -> str | None:
     """pes.civility on a debtor's CatTiers and Civilite."""
     if category == "01" and not civility:
         return "a person (CatTiers 01) needs a civility"
-    if civility and _MADEMOISELLE.match(civility.strip()):
+    if civility and is_mademoiselle(civility):
         return f"civility '{civility}' (Mademoiselle) is rejected by Hélios"
     return None
 

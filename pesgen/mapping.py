@@ -18,7 +18,7 @@ import jinja2
 from . import __version__, _schema
 from ._jinja import WrongShape, close_filter, expression_environment
 from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
-from .checks import CAT_NAT_GRID
+from .checks import CAT_NAT_GRID, is_mademoiselle
 from .clock import DEFAULT_TIMEZONE, zone_problem
 from .errors import MappingError, Problem
 from .expr import compile_fast, expression_reads
@@ -700,13 +700,12 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             problems.append(Problem("mapping.policy", "netted_label: append needs "
                                     "negative_lines: net (no line is netted otherwise)",
                                     mapping=where("policies", "netted_label")))
-        if policies.default_civility and policies.default_civility.lower() in (
-                "mlle", "melle", "mademoiselle"):
+        if policies.default_civility and is_mademoiselle(policies.default_civility):
             problems.append(Problem("pes.civility", "'Mademoiselle' is rejected by Hélios",
                                     mapping=where("policies", "default_civility")))
     if codes is not None and codes.civility:
         for raw, sent in codes.civility.items():
-            if sent.lower().rstrip(".") in ("mlle", "melle", "mademoiselle"):
+            if is_mademoiselle(sent):
                 problems.append(Problem("pes.civility", f"'{raw}' maps to '{sent}': Hélios "
                                         "rejects 'Mademoiselle' (map it to MME)",
                                         mapping=where("codes", "civility", raw)))

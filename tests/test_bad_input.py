@@ -1033,6 +1033,8 @@ def test_expression_reading_private_names_is_refused_when_the_mapping_loads(tmp_
      "delimiter must be one character or auto, not '\\\\t'"),
     ("  encoding: utf-8", "  encoding: base64", "input.encoding",
      "'base64' is not a text encoding"),
+    ("  encoding: utf-8", "  encoding: windows1252", "input.encoding",
+     "unknown encoding 'windows1252'; did you mean 'cp1252'?"),
 ])
 def test_csv_input_settings_are_checked_when_the_mapping_loads(tmp_path, old, new, key, says):
     m, _ = mapping_copy(tmp_path, CSV_MAPPING, (old, new))

@@ -8,6 +8,7 @@ attempt or a billion laughs, are never read."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,12 @@ KINDS = {
 }
 
 
+def _utf7_hidden(text: str) -> bytes:
+    """``text`` in UTF-7 as one base64 run, no '<' or '!' left in its bytes: what hides
+    the markup from a reading of the bytes (Python's utf-7 codec writes '<' as it is)."""
+    return b"+" + base64.b64encode(text.encode("utf-16-be")).rstrip(b"=") + b"-"
+
+
 def _doctyped(text: str, root: str, kind: str, secret: Path) -> bytes:
     """``text`` (an ISO-8859-1 document whose root element is ``root``, its Enveloppe
     first inside) given the DOCTYPE of ``kind``, its entity used in the Enveloppe."""
@@ -61,7 +68,7 @@ def _doctyped(text: str, root: str, kind: str, secret: Path) -> bytes:
     if encoding == "UTF-16":
         return text.encode("utf-16")  # with its byte order mark
     declaration, body = text.split("\n", 1)  # UTF-7: the declaration is ASCII
-    return declaration.encode("ascii") + b"\n" + body.encode("utf-7")
+    return declaration.encode("ascii") + b"\n" + _utf7_hidden(body)
 
 
 @pytest.fixture
@@ -146,18 +153,64 @@ D = '<!DOCTYPE r [<!ENTITY e "x">]>'
     ("", False), ("<", False), ("<!DOC", False), ("  \n", False),  # too short
     (f"{D}<r/>", True),
     ("<!-- " + "a" * 200_000, False),  # a prolog never ended
+    # '<!-->' does not close the comment it opens: what follows is still in it
+    (f"<!-->{D}<r/>", False),
 ], ids=["declared", "none", "in-a-comment", "after-comment-and-pi", "long-comment",
         "long-pi", "pi-cut-at-a-chunk", "after-the-root", "empty", "lt", "cut", "blanks",
-        "no-declaration", "unclosed-comment"])
+        "no-declaration", "unclosed-comment", "comment-opener-then-gt"])
 @pytest.mark.parametrize("encoding", ["iso-8859-1", "utf-8-sig", "utf-16", "utf-16-le",
                                       "utf-16-be", "utf-32"])
 def test_the_prolog_scan(text, declared, encoding):
     data = text.encode(encoding)
     assert declares_doctype(data) is declared
     if len(data) < 2000:  # fed a byte at a time: the same answer
-        scan, found = _PrologScan(), None
-        for i in range(len(data)):
-            found = scan.feed(data[i:i + 1])
-            if found is not None:
-                break
-        assert (found if found is not None else scan.feed(b"", final=True)) is declared
+        assert _fed_a_byte_at_a_time(data) is declared
+
+
+def _fed_a_byte_at_a_time(data: bytes) -> bool | None:
+    scan, found = _PrologScan(), None
+    for i in range(len(data)):
+        found = scan.feed(data[i:i + 1])
+        if found is not None:
+            return found
+    return scan.feed(b"", final=True)
+
+
+def _scanned(data: bytes) -> bool:
+    """declares_doctype on the whole bytes, and the scan fed a byte at a time: one
+    answer."""
+    whole = declares_doctype(data)
+    assert _fed_a_byte_at_a_time(data) is whole
+    return whole
+
+
+_UTF7 = _utf7_hidden(D)
+
+
+@pytest.mark.parametrize(("data", "declared"), [
+    (b'<?xml version="1.0" encoding="UTF-7"?>' + _UTF7 + b"<r/>", True),
+    (b"<?xml version='1.0' encoding='utf-7'?>\n" + _UTF7 + b"<r/>", True),
+    # the declaration cut by the first read (64 KiB): read whole before the encoding
+    (b'<?xml version="1.0"' + b" " * 2**16 + b'encoding="UTF-7"?>' + _UTF7 + b"<r/>", True),
+    # bytes the declared encoding cannot read, before the DOCTYPE: read past, replaced
+    (b'<?xml version="1.0" encoding="UTF-8"?><!-- \xff\xfe -->' + D.encode() + b"<r/>",
+     True),
+    # UTF-16 declared on bytes that are ASCII (no byte order mark): read as ASCII
+    (b'<?xml version="1.0" encoding="UTF-16"?>' + D.encode() + b"<r/>", True),
+    (b'<?xml version="1.0" encoding="no-such-codec"?>' + D.encode() + b"<r/>", True),
+], ids=["utf-7", "utf-7-single-quotes", "declaration-cut-at-a-chunk", "undecodable-bytes",
+        "utf-16-declared-on-ascii", "unknown-encoding"])
+def test_the_prolog_scan_reads_the_encoding_the_declaration_names(data, declared):
+    assert _scanned(data) is declared
+
+
+def test_a_utf7_doctype_hidden_past_a_long_declaration_is_refused_by_validate(tmp_path,
+                                                                              secret):
+    """The declaration naming UTF-7 longer than the first read: still read whole before
+    the prolog is, so the DOCTYPE its encoding hides is refused, its entity unread."""
+    text = GOLDEN_ORMC.read_text(encoding="iso-8859-1").replace(
+        'encoding="ISO-8859-1"', " " * 2**16 + 'encoding="ISO-8859-1"', 1)
+    path = tmp_path / "t.xml"
+    path.write_bytes(_doctyped(text, "n:PES_Aller", "utf-7", secret))
+    assert [(p.rule, p.record) for p in validate_pes_file(path, OWN_XSD)] == [
+        ("xml.doctype", "t.xml:1")]

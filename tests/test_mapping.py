@@ -829,7 +829,10 @@ def test_a_path_through_a_value_of_another_kind_raises_wrong_shape():
     assert (info.value.parts, info.value.key, info.value.expected) == (("lines",), 0, "a list")
     with pytest.raises(WrongShape) as info:
         get({"lines": ["3"]}, {})
-    assert (info.value.parts, info.value.key) == (("lines", 0), "amount")
+    assert (info.value.parts, info.value.key, info.value.expected) == (
+        ("lines", 0), "amount", "an object")
+    # an index written as its own step reads the same, never a key '' (read as missing)
+    assert _json_getter("lines.[1].amount")({"lines": [{}, {"amount": 3}]}, {}) == 3
 
 
 def test_a_recorded_mapping_reads_a_value_of_another_kind_as_it_was_read():
@@ -927,3 +930,52 @@ def test_a_key_known_at_three_places_is_told_all_three(tmp_path):
         ("mapping.schema", f"{m}:{_line(m, 'name: x')}: policies.name",
          "unknown key 'name' here: it belongs at collectivity.name or bindings.payer.name or "
          "bindings.joint_payer.name (move it there)")]
+
+
+# ------------------------------------------------------ Mademoiselle, however it is written
+
+
+@pytest.mark.parametrize("written", ["Mlle.", "Mle", "Melle."])
+def test_a_mademoiselle_default_civility_is_refused_at_its_key_however_written(tmp_path,
+                                                                               written):
+    """default_civility 'Mlle.' (or 'Mle') passed check-mapping, then the export refused
+    each invoice without a civility (rule pes.civility, as the file's rule reads it): the
+    mapping's own value is refused when it loads, at policies.default_civility."""
+    m = _write(tmp_path, _edit(("  default_civility: MME", f'  default_civility: "{written}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("pes.civility", f"{m}:{_line(m, 'default_civility')}: policies.default_civility",
+         "'Mademoiselle' is rejected by Hélios")]
+
+
+@pytest.mark.parametrize("sent", ["Mlle.", "Mle", "MLLE"])
+def test_a_civility_table_sending_mademoiselle_is_refused_at_its_key(tmp_path, sent):
+    m = _write(tmp_path, _edit(('"Mlle": MME', f'"Mlle": "{sent}"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping, p.message) for p in exc.problems] == [
+        ("pes.civility", f"{m}:{_line(m, 'Mlle')}: codes.civility.Mlle",
+         f"'Mlle' maps to '{sent}': Hélios rejects 'Mademoiselle' (map it to MME)")]
+
+
+def test_a_placeholder_left_inside_a_list_is_named_at_its_index(tmp_path):
+    """A TODO is found wherever it sits, a list's item included (a binding's default or
+    const may be a list): named by its index, at its line."""
+    m = _write(tmp_path, _edit(("    email: payer.email\n",
+                                "    email: {path: payer.email, default: [x, TODO]}\n")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.todo", f"{m}:{_line(m, 'default: [x, TODO]')}: "
+                         "bindings.payer.email.default[1]")]
+
+
+def test_without_asap_delay_days_the_asap_date_is_the_run_date(tmp_path):
+    """asap_delay_days defaults to 0 (the schema's description): leaving it out writes
+    the file that asap_delay_days: 0 writes, DteAsp the run date."""
+    m = _write(tmp_path, _edit(("  asap_delay_days: 0\n", "")))
+    with_zero = export(MAPPING, EXAMPLES / "school-export.json", tmp_path / "zero",
+                       date(2026, 11, 23))
+    without = export(m, EXAMPLES / "school-export.json", tmp_path / "without",
+                     date(2026, 11, 23))
+    [left_out], [zero] = without.files, with_zero.files
+    assert '<DteAsp V="2026-11-23"/>' in left_out.path.read_text(encoding="iso-8859-1")
+    assert left_out.path.read_bytes() == zero.path.read_bytes()

@@ -211,6 +211,19 @@ def test_rendered_file_checks_triplet_and_edition(tmp_path):
     assert rules["pes.edition"].record.startswith("X.xml:")
 
 
+def test_a_titre_of_another_type_is_not_held_to_the_ordinaire_natpce(tmp_path, official_xsd):
+    """In a bordereau de titres (TypBord 01) each TypPce has its own NatPce column (DT
+    Annexe 2, notes section 9.2): a titre correctif 02 / complémentaire 07 is allowed,
+    though NatPce 07 is not one of the titre ordinaire's (01/01/07, refused)."""
+    official = official_xsd_path(official_xsd)
+    path = tmp_path / "X.xml"
+    path.write_bytes(_doc('<IdPce V="1"/><TypPce V="02"/><NatPce V="07"/>'))
+    assert validate_pes_file(path, official) == []
+    path.write_bytes(_doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="07"/>'))
+    assert [(p.rule, p.record) for p in validate_pes_file(path, official)] == [
+        ("pes.triplet", "X.xml:10")]
+
+
 @pytest.mark.parametrize("edition", ["03", "06"])
 def test_an_ormc_edition_on_a_titre_ordinaire_is_refused(tmp_path, edition):
     """Edition 03 and 06 are allowed only on TypPce 15 (notes section 11, DT-RA)."""

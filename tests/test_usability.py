@@ -315,8 +315,12 @@ def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
     second.write_text("<x/>", encoding="utf-8")
     from pesgen.errors import UsageError
 
-    with pytest.raises(UsageError, match="2 DGFiP schema packages here"):
+    with pytest.raises(UsageError) as info:
         official_xsd_path(parent)
+    # both named, and the command to give one of them (the last listed) said whole
+    assert str(info.value) == (
+        f"{parent}: 2 DGFiP schema packages here (schemas_pes_v5.17, schemas_pes_v5.18): "
+        f"give the one to use, e.g. --official-xsd {parent / 'schemas_pes_v5.18'}")
     with pytest.raises(UsageError, match="schemas_pes_\\* folder"):
         official_xsd_path(tmp_path)
 

@@ -693,6 +693,33 @@ def test_an_include_beside_the_xsd_in_its_bundle_still_loads(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("host", ["", "localhost"])
+def test_an_include_inside_the_bundle_written_as_a_file_url_still_loads(tmp_path, host):
+    """file:///… (or file://localhost/…) naming a file inside the bundle is read as that
+    file; only a file URL elsewhere, or on another host, is refused."""
+    inside = tmp_path / "fmts" / "cosoluce-corail" / "extra" / "inside.xsd"
+    fmts = _corail_including(tmp_path, f"file://{host}{inside.resolve().as_uri()[7:]}")
+    inside.parent.mkdir()
+    inside.write_text('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(app, ["check-format", "cosoluce-corail", "--formats-dir",
+                                      str(fmts)])
+    assert result.exit_code == 0, result.output
+
+
+def test_an_xsd_in_a_folder_whose_name_holds_a_percent_escape_loads(tmp_path):
+    """A folder named 'schemas%20v5' is read as named (libxml2 gives its path as it is),
+    not as 'schemas v5', which is not there."""
+    empty = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n'
+    folder = tmp_path / "schemas%20v5"
+    folder.mkdir()
+    (folder / "inside.xsd").write_text(empty, encoding="utf-8")
+    entry = folder / "entry.xsd"
+    entry.write_text(empty.replace("/>", '><xs:include schemaLocation="inside.xsd"/>'
+                                         "</xs:schema>"), encoding="utf-8")
+    load_xsd(entry)
+
+
 def test_a_lone_xsd_reads_nothing_outside_its_own_folder(tmp_path):
     """An XSD in no bundle, not pesgen's and not laid out as the DGFiP package's entry
     (PES_V2/Rev0/, whose includes sit beside Rev0) is read from its own folder only."""
