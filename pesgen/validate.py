@@ -345,6 +345,12 @@ class _ConfinedResolver(etree.Resolver):
                           "put what it includes beside it)")
 
 
+def _by_version(package: Path) -> tuple[tuple[int, ...], str]:
+    """A package folder's sort key: its version's numbers (schemas_pes_v5.9 before
+    schemas_pes_v5.17, which a sort by name puts first), then its name."""
+    return tuple(int(n) for n in re.findall(r"\d+", package.name)), package.name
+
+
 def official_xsd_path(location: Path) -> Path:
     """Accept the DGFiP package folder, its PES_V2 folder, the entry file itself, or the
     folder holding exactly one package (``schemas_pes_*``)."""
@@ -355,14 +361,14 @@ def official_xsd_path(location: Path) -> Path:
         if candidate.is_file():
             return candidate
     # the folder that holds the package (schemas_pes_v5.17/ beside the DGFiP's documents)
-    packages = sorted(p for p in location.glob("schemas_pes_*")
-                      if p.joinpath(*OFFICIAL_ENTRY).is_file())
+    packages = sorted((p for p in location.glob("schemas_pes_*")
+                       if p.joinpath(*OFFICIAL_ENTRY).is_file()), key=_by_version)
     if len(packages) == 1:
         return packages[0].joinpath(*OFFICIAL_ENTRY)
     if packages:
         raise UsageError(f"{location}: {len(packages)} DGFiP schema packages here "
                          f"({', '.join(p.name for p in packages)}): give the one to use, "
-                         f"e.g. --official-xsd {packages[-1]}")
+                         f"e.g. --official-xsd {packages[-1]} (the newest)")
     raise UsageError(f"{location}: no {'/'.join(OFFICIAL_ENTRY)} in this folder nor in a "
                      "schemas_pes_* folder of it (give the DGFiP PES V2 schema package, "
                      "the folder holding PES_V2/)")

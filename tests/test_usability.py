@@ -317,10 +317,21 @@ def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
 
     with pytest.raises(UsageError) as info:
         official_xsd_path(parent)
-    # both named, and the command to give one of them (the last listed) said whole
+    # both named, and the command to give one of them (the newest) said whole
     assert str(info.value) == (
         f"{parent}: 2 DGFiP schema packages here (schemas_pes_v5.17, schemas_pes_v5.18): "
-        f"give the one to use, e.g. --official-xsd {parent / 'schemas_pes_v5.18'}")
+        f"give the one to use, e.g. --official-xsd {parent / 'schemas_pes_v5.18'} "
+        "(the newest)")
+    # versions are compared as numbers: v5.9 is older than v5.17 (a name sort says newer)
+    third = parent / "schemas_pes_v5.9" / Path(*OFFICIAL_ENTRY)
+    third.parent.mkdir(parents=True)
+    third.write_text("<x/>", encoding="utf-8")
+    with pytest.raises(UsageError) as info:
+        official_xsd_path(parent)
+    assert str(info.value) == (
+        f"{parent}: 3 DGFiP schema packages here (schemas_pes_v5.9, schemas_pes_v5.17, "
+        f"schemas_pes_v5.18): give the one to use, e.g. --official-xsd "
+        f"{parent / 'schemas_pes_v5.18'} (the newest)")
     with pytest.raises(UsageError, match="schemas_pes_\\* folder"):
         official_xsd_path(tmp_path)
 
