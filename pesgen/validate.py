@@ -49,6 +49,26 @@ ORMC_TRIPLET = ("06", "15", "01")
 # Titres ordinaires (TypBord 01, TypPce 01): the NatPce the grid allows (DT Annexe 2).
 TITRE_NATPCE = frozenset({"01", "02", "03", "04", "05", "11", "18"})
 EDITION_01_NATPCE = frozenset({"01", "02", "03", "04", "11", "18"})
+# DT v5.19 Annexe 2 (Recette), notes section 9.2: each TypBord Hélios takes, each TypPce
+# it takes and the NatPce allowed with that TypPce; any other triplet is rejected. The
+# XSD also lists TypBord 04 (rejected: DT PES_RecetteAller_codes TTypBordAller) and 05
+# (in no triplet of the grid)
+RECETTE_TRIPLETS: dict[str, dict[str, frozenset[str]]] = {
+    "01": {"01": TITRE_NATPCE,                              # titre ordinaire
+           "02": frozenset({"07", "08", "09"}),             # titre correctif
+           "03": frozenset({"01", "02", "03", "04", "18"}),  # d'ordre budgétaire
+           "04": frozenset({"01", "02", "03", "04"}),       # d'ordre mixte
+           "05": frozenset({"01", "02", "03", "04", "05"}),  # émis après encaissement
+           "06": frozenset({"01"}),                         # récapitulatif avec rôle
+           "07": frozenset({"01"}),                         # récapitulatif sans rôle
+           "10": frozenset({"01", "02"}),                   # en plusieurs années
+           "11": frozenset({"01", "02", "04"}),             # de rattachement
+           "14": frozenset({"01"})},                        # produits constatés d'avance
+    "02": {"02": frozenset({"06", "10"}), "04": frozenset({"06"}),   # annulation
+           "06": frozenset({"06"}), "14": frozenset({"06"})},
+    "03": {"12": frozenset({"01", "02", "11"})},            # ordre de recette ordonnateur
+    "06": {"15": frozenset({"01"})},                        # ORMC (multi créanciers)
+}
 
 
 # what a problem's message shows at most: libxml2 echoes a value whole (an XML's value
@@ -659,16 +679,10 @@ def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: An
                                     "payment reference", record=f"{name}:{piece.sourceline}"))
         bord.debts.add(key)
     triplet = (bord.typ_bord, bloc.get("TypPce"), bloc.get("NatPce"))
-    if bord.typ_bord == "06" and triplet != ORMC_TRIPLET:
-        shown = "/".join(map(str, triplet))
-        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
-                                " is not allowed (ORMC: 06/15/01)",
-                                record=f"{name}:{piece.sourceline}"))
-    if bord.typ_bord == "01" and triplet[1] == "01" and triplet[2] not in TITRE_NATPCE:
-        shown = "/".join(map(str, triplet))
-        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce {shown}"
-                                " is not allowed (titre ordinaire 01/01: NatPce "
-                                f"{', '.join(sorted(TITRE_NATPCE))})",
+    said = _triplet_problem(*triplet)
+    if said:
+        problems.append(Problem("pes.triplet", f"TypBord/TypPce/NatPce "
+                                f"{'/'.join(map(str, triplet))} is not allowed ({said})",
                                 record=f"{name}:{piece.sourceline}"))
     edition = bloc.get("Edition")
     if edition is not None:
@@ -853,6 +867,33 @@ def _line_of(id_ligne: Any) -> int | None:
         return id_ligne.parent_line
     parent = id_ligne.getparent()
     return (parent if parent is not None else id_ligne).sourceline
+
+
+def _triplet_problem(typ_bord: str | None, typ_pce: str | None,
+                     nat_pce: str | None) -> str | None:
+    """What DT Annexe 2 allows instead of this triplet, or None when it allows it (or
+    the bordereau's TypBord is not one it has: said once, by the bordereau's check)."""
+    takes = RECETTE_TRIPLETS.get(typ_bord or "")
+    if takes is None:
+        return None
+    if typ_bord == "06":
+        return None if (typ_pce, nat_pce) == ORMC_TRIPLET[1:] else "ORMC: 06/15/01"
+    nat = takes.get(typ_pce or "")
+    if nat is None:
+        return f"TypBord {typ_bord} takes TypPce {', '.join(takes)}; DT Annexe 2"
+    if nat_pce in nat:
+        return None
+    if (typ_bord, typ_pce) == ("01", "01"):
+        return f"titre ordinaire 01/01: NatPce {', '.join(sorted(nat))}"
+    return f"{typ_bord}/{typ_pce}: NatPce {', '.join(sorted(nat))}; DT Annexe 2"
+
+
+def _typ_bord_problem(typ_bord: str | None) -> str | None:
+    """A TypBord Hélios rejects, whatever its pieces (04, 05: the XSD lists them)."""
+    if typ_bord is None or typ_bord in RECETTE_TRIPLETS:
+        return None
+    return (f"TypBord {typ_bord} is not a Recette bordereau Hélios takes (01, 02, 03 or "
+            "06: DT Annexe 2; 04 is rejected: DT TTypBordAller)")
 
 
 def _edition_problem(edition: str, typ_pce: str | None, nat_pce: str | None) -> str | None:
@@ -1278,6 +1319,10 @@ def stream_check(source: Any, schema: etree.XMLSchema, name: str,
                     issue_date=_v(el.find("DteBordEm")), asap_date=_v(el.find("DteAsp")),
                     typ_bord=_v(el.find("TypBord")), exer=exer, year=int(exer) if exer and
                     exer.isascii() and exer.isdigit() else None, element=el.getparent())
+                said = _typ_bord_problem(bord.typ_bord)
+                if said:  # (said once for the bordereau, at its TypBord)
+                    problems.append(Problem("pes.triplet", said, record=f"{name}:"
+                                            f"{el.find('TypBord').sourceline}"))
                 result.declared_count = bord.declared_count
                 result.declared_total = bord.declared_total
                 seen_ids = set()

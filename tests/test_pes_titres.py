@@ -5,6 +5,7 @@ NatPce 01) with the ASAP Edition choice, valid for the DGFiP; the mapping/format
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -249,3 +250,97 @@ def test_a_holder_other_than_the_debtor_is_flagged_in_titres_too(tmp_path, offic
                if p.find(".//InfoPrelevementSEPA/TitCpteDiff") is not None}
     assert flagged == {"1"}
     assert validate_pes_file(result.files[0].path, OWN_XSD, official_xsd) == []
+
+
+# ------------------------------------- the TypBord/TypPce/NatPce grid (DT Annexe 2)
+
+ANNEXES = ROOT.parent / "shared" / "reference" / "pes-v2" / "dostech-v5.19-text" / "Annexes.txt"
+# the annex's footnotes 1 to 4 name the TypBord a cross stands for
+_FOOTNOTE_TYP_BORD = {"1": "01", "2": "02", "3": "03", "4": "06"}
+
+
+def _annex_2_grid() -> set[tuple[str, str, str]]:
+    """The triplets the DGFiP's Annexe 2 (Recette) allows, read from the documentation's
+    text beside the project (not from pesgen): a row per TypPce, a column per NatPce,
+    each cross with the footnote naming its TypBord."""
+    if not ANNEXES.is_file():
+        pytest.skip("the DGFiP documentation is not beside the project (../shared)")
+    text = ANNEXES.read_text(encoding="utf-8")
+    section = text[text.index("Annexe 2 - "):text.index("Annexe 3 - ")]
+    lines = section.splitlines()
+    header = next(line for line in lines if line.startswith("TypPce |"))
+    # 'TypPce', then 'Fonctionnement 01', … 'Marché 11'
+    nat_pces = [cell.strip().rsplit(" ", 1)[1] for cell in header.split("|")[1:]
+                if cell.strip()]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in lines if line.startswith("|  ") and not line.startswith("|  NatPce")]
+    grid = set()
+    for row in rows:
+        typ_pce = row[0].rsplit(" ", 1)[1]
+        for nat_pce, cell in zip(nat_pces, row[1:], strict=False):
+            for note in re.findall(r"\((\d)\)", cell):
+                if note in _FOOTNOTE_TYP_BORD:
+                    grid.add((_FOOTNOTE_TYP_BORD[note], typ_pce, nat_pce))
+    return grid
+
+
+def test_the_triplet_rule_is_the_dgfip_grid():
+    """Every TypBord/TypPce/NatPce of the XSD's lists: pes.triplet refuses exactly what
+    the documentation's Annexe 2 does not allow (its 41 crosses, counted by hand)."""
+    from pesgen.validate import _triplet_problem
+
+    grid = _annex_2_grid()
+    assert len(grid) == 41 and ("01", "02", "07") in grid and ("02", "02", "06") in grid
+    typ_pces = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12",
+                "13", "14", "15"]
+    nat_pces = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "18"]
+    wrong = [(b, p, n) for b in ("01", "02", "03", "06") for p in typ_pces for n in nat_pces
+             if (_triplet_problem(b, p, n) is None) != ((b, p, n) in grid)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("typ_bord, piece, message", [
+    ("01", '<TypPce V="02"/><NatPce V="06"/>',
+     "TypBord/TypPce/NatPce 01/02/06 is not allowed (01/02: NatPce 07, 08, 09; DT Annexe 2)"),
+    ("01", '<TypPce V="12"/><NatPce V="01"/>',
+     "TypBord/TypPce/NatPce 01/12/01 is not allowed (TypBord 01 takes TypPce 01, 02, 03, "
+     "04, 05, 06, 07, 10, 11, 14; DT Annexe 2)"),
+    ("02", '<TypPce V="01"/><NatPce V="01"/>',
+     "TypBord/TypPce/NatPce 02/01/01 is not allowed (TypBord 02 takes TypPce 02, 04, 06, "
+     "14; DT Annexe 2)"),
+    ("03", '<TypPce V="12"/><NatPce V="03"/>',
+     "TypBord/TypPce/NatPce 03/12/03 is not allowed (03/12: NatPce 01, 02, 11; DT Annexe 2)"),
+])
+def test_a_triplet_outside_the_grid_is_refused_naming_what_it_allows(tmp_path, typ_bord,
+                                                                     piece, message):
+    path = tmp_path / "X.xml"
+    lax = ROOT / "schemas" / "pes-ormc" / "pes-ormc.xsd"  # any schema: only rules matter here
+    path.write_bytes(_doc(f'<IdPce V="1"/>{piece}', typ_bord))
+    assert [(p.rule, p.message, p.record) for p in validate_pes_file(path, lax)
+            if p.rule.startswith("pes.")] == [("pes.triplet", message, "X.xml:10")]
+
+
+@pytest.mark.parametrize("typ_bord, piece", [
+    ("02", '<TypPce V="02"/><NatPce V="06"/>'),   # an annulation
+    ("02", '<TypPce V="14"/><NatPce V="06"/>'),
+    ("03", '<TypPce V="12"/><NatPce V="11"/>'),   # an ordre de recette ordonnateur
+    ("01", '<TypPce V="11"/><NatPce V="04"/>'),   # a titre de rattachement
+])
+def test_a_triplet_of_the_grid_passes_the_rules_and_the_dgfip_xsd(tmp_path, official_xsd,
+                                                                   typ_bord, piece):
+    path = tmp_path / "X.xml"
+    path.write_bytes(_doc(f'<IdPce V="1"/>{piece}', typ_bord))
+    assert validate_pes_file(path, official_xsd_path(official_xsd)) == []
+
+
+@pytest.mark.parametrize("typ_bord", ["04", "05"])
+def test_a_typbord_helios_rejects_is_said_once_for_the_bordereau(tmp_path, official_xsd,
+                                                                typ_bord):
+    """The XSD lists TypBord 04 and 05; Hélios rejects 04 (DT TTypBordAller) and the
+    grid has no triplet for either: one problem, at the BlocBordereau, not one a piece."""
+    path = tmp_path / "X.xml"
+    path.write_bytes(_doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>', typ_bord))
+    assert [(p.rule, p.message, p.record)
+            for p in validate_pes_file(path, official_xsd_path(official_xsd))] == [
+        ("pes.triplet", f"TypBord {typ_bord} is not a Recette bordereau Hélios takes (01, "
+         "02, 03 or 06: DT Annexe 2; 04 is rejected: DT TTypBordAller)", "X.xml:9")]
