@@ -160,6 +160,7 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         '    TODO: {category: "01", legal_nature: "01"}  # 01/01: a private person',
         "  # payment_methods:      # payment method -> direct debit (true) or not (false)",
         "  #   TODO: true",
+        *_civility_lines(fmt),
         "",
         "# Every transformation is explicit and reported; the defaults refuse (uncomment",
         "# a line to choose it).",
@@ -168,9 +169,29 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "  # case: upper",
         "  # negative_lines: net   # discounts net into the same imputation "
         "(netted_label: append says so in that line's label)",
+        "  # missing_civility: default   # a person without civility gets default_civility",
+        f"  # default_civility: {_civility_example(fmt)}",
         "",
     ]
     return "\n".join(out)
+
+
+def _civility_example(fmt: Format) -> str:
+    """A civility the format takes (the last of format.yaml's list: Corail's Mme), or
+    the examples' MME when it lists none (the PES formats: the DGFiP's list is
+    unconfirmed)."""
+    values = fmt.limit("debtor.civility").values
+    return values[-1] if values else "MME"
+
+
+def _civility_lines(fmt: Format) -> list[str]:
+    """The commented codes.civility table, saying which civilities the format takes
+    when its format.yaml lists them (sent as written, case included)."""
+    values = fmt.limit("debtor.civility").values
+    said = (f"one {fmt.name} takes, as written: {', '.join(values)}" if values else
+            "the civility sent (Hélios rejects Mademoiselle: Mlle -> MME)")
+    return [f"  # civility:             # civility as exported -> {said}",
+            f"  #   TODO: {_civility_example(fmt)}"]
 
 
 _FORMAT_YAML = """\
