@@ -1456,6 +1456,8 @@ class Store:
             row = self._sequence_row(conn, k)
             conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                 next_number=row.next_number + used))
+        if conn.dialect.name == "postgresql":
+            _analyze_titles(conn)
 
     # -------------------------------------------------------------- queries
 
@@ -2208,6 +2210,20 @@ def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
     if conn.dialect.name == "postgresql":
         kind = "_shared" if shared else ""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock{kind}({_ACK_LOCK})")
+
+
+def _analyze_titles(conn: Connection) -> None:
+    """PostgreSQL: the planner's statistics of ``run_invoices`` read again, the titles a
+    run is recording included (ANALYZE counts its own transaction's rows), committed with
+    them. The duplicate guard's plan (``Store._held``: 500 numbers an ``IN``) follows
+    what they say of the collectivity: a store never analyzed, or a collectivity they do
+    not know yet, looks like a few rows, and the plan reads every title of the
+    collectivity for each 500 numbers (a refused export of 20 000 invoices: 30 s in the
+    store, 1 s with the statistics; docs/performance.md, "The store and PayFiP on
+    PostgreSQL"). autovacuum reads them again only once a tenth of the table has
+    changed, a minute later at best. ANALYZE reads a sample (at most 30 000 rows,
+    whatever the store's size); its lock waits for no write, only for another ANALYZE."""
+    conn.exec_driver_sql("ANALYZE run_invoices")
 
 # what `runs cancel --annulled-by-tresorerie` adds to the reason it records
 ANNULLED_MARK = "[annulled by the trésorerie, confirmed with --annulled-by-tresorerie"
