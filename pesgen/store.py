@@ -2214,15 +2214,18 @@ def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
 
 def _analyze_titles(conn: Connection) -> None:
     """PostgreSQL: the planner's statistics of ``run_invoices`` read again, the titles a
-    run is recording included (ANALYZE counts its own transaction's rows), committed with
-    them. The duplicate guard's plan (``Store._held``: 500 numbers an ``IN``) follows
-    what they say of the collectivity: a store never analyzed, or a collectivity they do
-    not know yet, looks like a few rows, and the plan reads every title of the
-    collectivity for each 500 numbers (a refused export of 20 000 invoices: 30 s in the
-    store, 1 s with the statistics; docs/performance.md, "The store and PayFiP on
-    PostgreSQL"). autovacuum reads them again only once a tenth of the table has
-    changed, a minute later at best. ANALYZE reads a sample (at most 30 000 rows,
-    whatever the store's size); its lock waits for no write, only for another ANALYZE."""
+    run is recording (or ``copy_store`` copying) included (ANALYZE counts its own
+    transaction's rows), committed with them. The duplicate guard's plan
+    (``Store._held``: 500 numbers an ``IN``) follows what they say of the collectivity:
+    in a store never analyzed, or for a collectivity they do not know yet, it looks like
+    a few rows, and once the statement is prepared (its generic plan) each chunk reads
+    every title of the collectivity and compares it with each of the 500 numbers (a
+    refused export of 20 000 invoices: 30 s in the store, 1 s with the statistics;
+    docs/performance.md, "The store and PayFiP on PostgreSQL"). autovacuum reads them
+    again a minute later at best, and only once a tenth of the table has changed.
+    ANALYZE reads a sample (at most 30 000 rows, whatever the store's size); its lock,
+    held to the commit, waits for no write, only for another ANALYZE (another export
+    recording at the same moment)."""
     conn.exec_driver_sql("ANALYZE run_invoices")
 
 # what `runs cancel --annulled-by-tresorerie` adds to the reason it records
@@ -2402,4 +2405,6 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
                     dst.execute(sa.text(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
                         f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"))
+        if dst.dialect.name == "postgresql":
+            _analyze_titles(dst)  # the first export's guard plans with them
     return counts
