@@ -2181,21 +2181,26 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
 def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem], now: str,
                            reason: str) -> None:
     """A ``title-cancelled`` event in the PayFiP history of each invoice cancelled with
-    its payments (``payfip payments --history`` shows it beside them)."""
+    its payments (``payfip payments --history`` shows it beside them), in the invoices'
+    order. Their payments are read 500 invoices a query and the events written in one
+    ``executemany`` (a SELECT and an INSERT per invoice before: 36 000 statements for
+    a run of 18 000 payments, each a round trip to a PostgreSQL server)."""
     from .payfip.tables import events, payments
 
-    for invoice in dict.fromkeys(p.invoice for p in online):
-        pay = conn.execute(sa.select(payments.c.id_coll, payments.c.status, payments.c.id_op,
-                                     payments.c.last_id_op).where(
-            payments.c.invoice == invoice,
-            payments.c.id_coll == sa.select(runs.c.id_coll).where(runs.c.id == run_id)
-            .scalar_subquery())).first()
-        if pay is None:
-            continue
-        conn.execute(events.insert().values(
-            id_coll=pay.id_coll, invoice=invoice, id_op=pay.id_op or pay.last_id_op, at=now,
-            event="title-cancelled", source="cancel", status=pay.status,
-            detail=json.dumps({"run": run_id, "reason": reason}, sort_keys=True)))
+    detail = json.dumps({"run": run_id, "reason": reason}, sort_keys=True)
+    id_coll = sa.select(runs.c.id_coll).where(runs.c.id == run_id).scalar_subquery()
+    rows = []
+    for chunk in _batches(dict.fromkeys(p.invoice for p in online), _LOOKED_UP):
+        paid = {pay.invoice: pay for pay in conn.execute(  # one payment an invoice
+            sa.select(payments.c.invoice, payments.c.id_coll, payments.c.status,
+                      payments.c.id_op, payments.c.last_id_op).where(
+                payments.c.invoice.in_(chunk), payments.c.id_coll == id_coll))}
+        rows += [{"id_coll": pay.id_coll, "invoice": invoice,
+                  "id_op": pay.id_op or pay.last_id_op, "at": now, "event": "title-cancelled",
+                  "source": "cancel", "status": pay.status, "detail": detail}
+                 for invoice in chunk if (pay := paid.get(invoice)) is not None]
+    if rows:
+        conn.execute(events.insert(), rows)
 
 
 # the PostgreSQL advisory lock that puts in turn the recordings of acknowledgements and
