@@ -2,9 +2,10 @@
 session)". Runs with any pesgen since the nineteenth session (the code before a change
 has no batch of links nor KeptClients: the steps that need them say so).
 
-    python benchmarks/bench_payfip.py setup DIR --invoices 20000
+    python benchmarks/bench_payfip.py setup DIR --invoices 20000 [--db URL]
         bench_export.generate's invoices, each with a payer e-mail, exported with the CLI
-        into DIR/store.sqlite3 (--date 2026-11-23)
+        into DIR/store.sqlite3 (--date 2026-11-23), or into the store at URL (a new
+        PostgreSQL database: postgresql://…)
     python benchmarks/bench_payfip.py links STORE --endpoint URL --count 200 [--one-by-one]
         link the first COUNT invoices: one batch (service.create_links), or create_link
         per invoice (the code before)
@@ -14,6 +15,10 @@ has no batch of links nor KeptClients: the steps that need them say so).
     python benchmarks/bench_payfip.py notified STORE --endpoint URL --count 500
         COUNT operations made on the fake (saisie T, the fake's notifications off) and
         paid there: what `notify` asks about
+    python benchmarks/bench_payfip.py conclude STORE --endpoint URL
+        every open operation concluded on the fake's payment page, its notification lost
+        (`--no-notify`): 10 in 20 paid by card, 2 by direct debit, 2 refused, 1
+        abandoned, 5 left unpaid; what `payfip reconcile` then asks about
     python benchmarks/bench_payfip.py notify STORE --count 500 [--per-notification]
         the receiver (`payfip serve`'s app) on loopback, sent a notification of each open
         operation, one after another: its clients kept (KeptClients) or made per
@@ -26,8 +31,9 @@ has no batch of links nor KeptClients: the steps that need them say so).
         open operations (open_operation_ids, the reconcile sweep's list) REPEAT times,
         and abandoned_active of INVOICES invoices (once per link made)
 
-The fake runs apart: `pesgen payfip fake --no-notify --port 8700` (endpoint
-http://127.0.0.1:8700/tpa). Each step prints one JSON line: wall and CPU seconds, peak RSS.
+STORE is a SQLite file or a database URL (postgresql://…). The fake runs apart:
+`pesgen payfip fake --no-notify --port 8700` (endpoint http://127.0.0.1:8700/tpa).
+Each step prints one JSON line: wall and CPU seconds, peak RSS.
 """
 
 from __future__ import annotations
@@ -56,7 +62,12 @@ def _report(step: str, started: float, cpu: float, **extra: object) -> None:
                       "peak_mib": round(peak, 1), **extra}))
 
 
-def setup(folder: Path, invoices: int) -> None:
+def _url(store: str) -> str:
+    """A store given as a file is SQLite's; a URL is used as it is."""
+    return store if "://" in store else f"sqlite:///{store}"
+
+
+def setup(folder: Path, invoices: int, db: str | None) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_export import generate
 
@@ -71,7 +82,7 @@ def setup(folder: Path, invoices: int) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING), "-i",
                     str(data), "-o", str(folder / "out"), "--date", "2026-11-23", "-q",
-                    "--db", str(folder / "store.sqlite3"), "--create-store"], check=True)
+                    "--db", db or str(folder / "store.sqlite3"), "--create-store"], check=True)
     _report("setup", started, cpu, invoices=invoices)
 
 
@@ -82,11 +93,11 @@ def _numbers(store: object, count: int) -> list[str]:
     return [t.invoice for t in titles[:count]]
 
 
-def links(db: Path, endpoint: str, count: int, one_by_one: bool) -> None:
+def links(db: str, endpoint: str, count: int, one_by_one: bool) -> None:
     from pesgen.payfip import service
     from pesgen.store import Store
 
-    store = Store(f"sqlite:///{db}")
+    store = Store(_url(db))
     invoices = _numbers(store, count)
     started, cpu = time.perf_counter(), time.process_time()
     if one_by_one:
@@ -99,7 +110,7 @@ def links(db: Path, endpoint: str, count: int, one_by_one: bool) -> None:
     _report("links", started, cpu, links=len(made), one_by_one=one_by_one)
 
 
-def ledger_of(db: Path, copies: int) -> None:
+def ledger_of(db: str, copies: int) -> None:
     """Bulk rows, in the tables' own shape: what the listing reads, not a real history."""
     import sqlalchemy as sa
 
@@ -107,7 +118,7 @@ def ledger_of(db: Path, copies: int) -> None:
     from pesgen.payfip.tables import events, operations, payments
     from pesgen.store import Store, run_invoices
 
-    store = Store(f"sqlite:///{db}")
+    store = Store(_url(db))
     rnd = random.Random(2026)
     started, cpu = time.perf_counter(), time.process_time()
     with store.engine.begin() as conn:
@@ -157,13 +168,13 @@ def ledger_of(db: Path, copies: int) -> None:
     _report("ledger", started, cpu, titles=len(every), payments=len(pays))
 
 
-def notified(db: Path, endpoint: str, count: int) -> None:
+def notified(db: str, endpoint: str, count: int) -> None:
     import httpx
 
     from pesgen.payfip import service
     from pesgen.store import Store
 
-    store = Store(f"sqlite:///{db}")
+    store = Store(_url(db))
     invoices = _numbers(store, count)
     started, cpu = time.perf_counter(), time.process_time()
     made = list(service.create_links(store, MAPPING, invoices, endpoint=endpoint,
@@ -176,7 +187,30 @@ def notified(db: Path, endpoint: str, count: int) -> None:
     _report("notified", started, cpu, operations=len(made))
 
 
-def notify(db: Path, count: int, per_notification: bool) -> None:
+CONCLUDED = ["card"] * 10 + ["debit"] * 2 + ["refuse"] * 2 + ["abandon"] + [None] * 5
+
+
+def conclude(db: str, endpoint: str) -> None:
+    import httpx
+
+    from pesgen.payfip import ledger
+    from pesgen.store import Store
+
+    ids = ledger.open_operation_ids(Store(_url(db)))
+    done: dict[str, int] = {}
+    started, cpu = time.perf_counter(), time.process_time()
+    with httpx.Client(timeout=TIMEOUT) as http:
+        for n, id_op in enumerate(ids):
+            action = CONCLUDED[n % len(CONCLUDED)]
+            if action is not None:
+                answer = http.post(f"{endpoint}/paiementws.web",
+                                   data={"idop": id_op, "action": action})
+                answer.raise_for_status()
+            done[action or "unpaid"] = done.get(action or "unpaid", 0) + 1
+    _report("conclude", started, cpu, operations=len(ids), concluded=done)
+
+
+def notify(db: str, count: int, per_notification: bool) -> None:
     import httpx
 
     from pesgen.payfip import ledger, service
@@ -184,7 +218,7 @@ def notify(db: Path, count: int, per_notification: bool) -> None:
     from pesgen.payfip.server import ServerThread
     from pesgen.store import Store
 
-    store = Store(f"sqlite:///{db}")
+    store = Store(_url(db))
     ids = ledger.open_operation_ids(store)[:count]
     factory = service.default_factory(timeout=TIMEOUT)
     kept = getattr(service, "KeptClients", None)
@@ -205,7 +239,7 @@ def notify(db: Path, count: int, per_notification: bool) -> None:
         factory.close()
 
 
-def queries(db: Path, repeat: int, invoices: int) -> None:
+def queries(db: str, repeat: int, invoices: int) -> None:
     """Each read timed alone (the store warm: each is run once first), then its plan."""
     import sqlalchemy as sa
 
@@ -213,7 +247,7 @@ def queries(db: Path, repeat: int, invoices: int) -> None:
     from pesgen.payfip.tables import operations
     from pesgen.store import Store
 
-    store = Store(f"sqlite:///{db}")
+    store = Store(_url(db))
     with store.engine.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(operations)).scalar()
         # the collectivity's own PayFiP client (the ledger step writes 012345)
@@ -261,33 +295,39 @@ def main() -> None:
     p = sub.add_parser("setup")
     p.add_argument("folder", type=Path)
     p.add_argument("--invoices", type=int, default=20000)
+    p.add_argument("--db", help="a database URL instead of DIR/store.sqlite3")
     for name in ("links", "notified"):
         p = sub.add_parser(name)
-        p.add_argument("store", type=Path)
+        p.add_argument("store")
         p.add_argument("--endpoint", default="http://127.0.0.1:8700/tpa")
         p.add_argument("--count", type=int, default=200)
         if name == "links":
             p.add_argument("--one-by-one", action="store_true")
+    p = sub.add_parser("conclude")
+    p.add_argument("store")
+    p.add_argument("--endpoint", default="http://127.0.0.1:8700/tpa")
     p = sub.add_parser("ledger")
-    p.add_argument("store", type=Path)
+    p.add_argument("store")
     p.add_argument("--copies", type=int, default=0)
     p = sub.add_parser("notify")
-    p.add_argument("store", type=Path)
+    p.add_argument("store")
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--per-notification", action="store_true")
     p = sub.add_parser("queries")
-    p.add_argument("store", type=Path)
+    p.add_argument("store")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--invoices", type=int, default=1000)
     a = parser.parse_args()
     if a.step == "setup":
-        setup(a.folder, a.invoices)
+        setup(a.folder, a.invoices, a.db)
     elif a.step == "links":
         links(a.store, a.endpoint, a.count, a.one_by_one)
     elif a.step == "ledger":
         ledger_of(a.store, a.copies)
     elif a.step == "queries":
         queries(a.store, a.repeat, a.invoices)
+    elif a.step == "conclude":
+        conclude(a.store, a.endpoint)
     elif a.step == "notified":
         notified(a.store, a.endpoint, a.count)
     else:

@@ -753,3 +753,48 @@ def test_payments_since_lists_an_invoice_exported_again_since(store, exported, t
     # the same on the day after the export again: nothing changed since
     later = date.fromisoformat(store.get_run(new)["created_at"][:10]) + timedelta(days=1)
     assert ledger.list_payments(store, later) == []
+
+
+def test_the_cancelled_titles_are_noted_in_the_payments_history_a_chunk_at_a_time(
+        db_url, tmp_path, monkeypatch):
+    """`runs cancel --despite-payments` notes each title paid online in its payment's
+    history (a title-cancelled event): its payments read 500 invoices a query (3 here)
+    and the events written in one executemany, in the invoices' order. A SELECT and an
+    INSERT per invoice made 36 000 statements for 18 000 payments, each a round trip to
+    a PostgreSQL server (docs/performance.md, "The store and PayFiP on PostgreSQL")."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import operations
+
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "out", date(2026, 11, 23))
+    with store.engine.begin() as conn:
+        titles = conn.execute(sa.select(st.run_invoices.c.invoice, st.run_invoices.c.amount)
+                              .where(st.run_invoices.c.run_id == run.run_id)
+                              .order_by(st.run_invoices.c.invoice)).all()
+        at = "2026-11-24T10:00:00Z"
+        conn.execute(operations.insert(), [
+            {"id_op": f"op-{t.invoice}", "id_coll": "21450999400015", "invoice": t.invoice,
+             "run_id": run.run_id, "numcli": "012345", "exer": "2026", "refdet": f"R{n}",
+             "amount_cents": 100, "mel": "famille@example.org", "objet": "FACTURE",
+             "saisie": "W", "endpoint": "http://127.0.0.1:9/tpa", "created_at": at,
+             "status": "paid", "result_code": "P", "transaction_at": at}
+            for n, t in enumerate(titles)])
+        conn.execute(payments.insert(), [
+            {"id_coll": "21450999400015", "invoice": t.invoice, "status": "paid",
+             "amount_cents": 100, "paid_cents": 100, "method": "card", "paid_at": at,
+             "id_op": f"op-{t.invoice}", "last_id_op": f"op-{t.invoice}", "refdet": f"R{n}",
+             "created_at": at, "updated_at": at} for n, t in enumerate(titles)])
+    monkeypatch.setattr(st, "_LOOKED_UP", 4)
+    seen: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda _c, _cu, statement, *_: seen.append(statement))
+    done = store.cancel(run.run_id, "wrong amounts", despite_payments=True)
+    assert len(done.payments) == len(titles) == 11
+    assert len([s for s in seen if "payfip_payments" in s]) == 3, seen
+    assert len([s for s in seen if "INSERT INTO payfip_events" in s]) == 1, seen
+    with store.engine.connect() as conn:
+        noted = conn.execute(sa.select(events).order_by(events.c.id)).all()
+    assert [(n.invoice, n.id_op, n.event, n.source, n.status, n.at[:4]) for n in noted] == [
+        (p.invoice, f"op-{p.invoice}", "title-cancelled", "cancel", "paid", "2026")
+        for p in done.payments]
+    assert {json.loads(n.detail)["run"] for n in noted} == {run.run_id}
