@@ -2233,6 +2233,7 @@ def _analyze_titles(conn: Connection) -> None:
     recording at the same moment)."""
     conn.exec_driver_sql("ANALYZE run_invoices")
 
+
 # what `runs cancel --annulled-by-tresorerie` adds to the reason it records
 ANNULLED_MARK = "[annulled by the trésorerie, confirmed with --annulled-by-tresorerie"
 
