@@ -23,6 +23,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from lxml import etree
 
@@ -300,10 +301,44 @@ def load_xsd(path: Path) -> etree.XMLSchema:
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
         if resolver.refused:
             raise resolver.error(path) from None
+        if "could not build an URI" in str(exc):  # libxml2 names neither file nor line
+            said = "; ".join(f"{where}: schemaLocation {location!r} is not a URI (write "
+                             f"{quote(location, safe=_URI_SAFE)!r})"
+                             for where, location in _not_uris(path))
+            if said:
+                raise UsageError(f"{path}: cannot load XML schema: {said}") from None
         raise UsageError(f"{path}: cannot load XML schema: {exc}") from None
     if resolver.refused:
         raise resolver.error(path)
     return schema
+
+
+# what a schemaLocation keeps as it is, written as a URI (a space is %20)
+_URI_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _not_uris(path: Path, seen: set[Path] | None = None) -> list[tuple[str, str]]:
+    """('file:line', schemaLocation) of each include, import or redefine of the XSD at
+    ``path``, and of the XSDs it reaches, whose schemaLocation is no URI (a space, a
+    backslash…), which libxml2 refuses without naming it."""
+    seen = set() if seen is None else seen
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    try:
+        root = etree.parse(str(path), _parser()).getroot()
+    except etree.XMLSyntaxError:
+        return []
+    found = []
+    for el in root.iter(f"{_XS}include", f"{_XS}import", f"{_XS}redefine"):
+        location = el.get("schemaLocation")
+        if not location:
+            continue
+        if quote(location, safe=_URI_SAFE) != location:
+            found.append((f"{path}:{el.sourceline}", location))
+        elif "://" not in location:
+            found += _not_uris((path.parent / unquote(location)).resolve(), seen)
+    return found
 
 
 def xsd_root(path: Path) -> Path:

@@ -720,6 +720,41 @@ def test_an_xsd_in_a_folder_whose_name_holds_a_percent_escape_loads(tmp_path):
     load_xsd(entry)
 
 
+def test_an_include_whose_location_is_no_uri_is_named_with_its_line(tmp_path):
+    """libxml2 refuses a schemaLocation with a space ('could not build an URI'), naming
+    neither the file nor the include: pesgen names each, with the URI to write, in the
+    XSD itself or in one it includes."""
+    empty = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>\n'
+    (tmp_path / "extra dir").mkdir()
+    (tmp_path / "extra dir" / "inside.xsd").write_text(empty, encoding="utf-8")
+    entry = tmp_path / "entry.xsd"
+    entry.write_text(empty.replace("/>", '>\n<xs:include schemaLocation="extra dir/inside.xsd"/>'
+                                         "</xs:schema>"), encoding="utf-8")
+    with pytest.raises(UsageError) as info:
+        load_xsd(entry)
+    assert str(info.value) == (
+        f"{entry}: cannot load XML schema: {entry}:2: schemaLocation 'extra dir/inside.xsd' "
+        "is not a URI (write 'extra%20dir/inside.xsd')")
+    # written so, it loads; a bad one further down is named in its own file
+    entry.write_text(empty.replace("/>", '><xs:include schemaLocation="middle.xsd"/>'
+                                         "</xs:schema>"), encoding="utf-8")
+    middle = tmp_path / "middle.xsd"
+    middle.write_text(empty.replace("/>", '><xs:include '
+                                          'schemaLocation="extra%20dir/inside.xsd"/>'
+                                          "</xs:schema>"), encoding="utf-8")
+    load_xsd(entry)
+    middle.write_text(empty.replace("/>", '>\n\n<xs:include '
+                                          'schemaLocation="extra dir\\inside.xsd"/>'
+                                          "</xs:schema>"), encoding="utf-8")
+    again = tmp_path / "again.xsd"  # (load_xsd remembers entry.xsd's schema)
+    again.write_bytes(entry.read_bytes())
+    with pytest.raises(UsageError) as info:
+        load_xsd(again)
+    assert str(info.value) == (
+        f"{again}: cannot load XML schema: {middle}:3: schemaLocation "
+        "'extra dir\\\\inside.xsd' is not a URI (write 'extra%20dir%5Cinside.xsd')")
+
+
 def test_a_lone_xsd_reads_nothing_outside_its_own_folder(tmp_path):
     """An XSD in no bundle, not pesgen's and not laid out as the DGFiP package's entry
     (PES_V2/Rev0/, whose includes sit beside Rev0) is read from its own folder only."""
