@@ -1482,6 +1482,22 @@ def not_taken(value: str, fmt: Format, key: str) -> str | None:
             f"{', '.join(limit.values)}, case included: {limit.values_at})")
 
 
+def format_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
+    """What check-mapping warns of, the mapping fitting its format: a civility bound
+    without a codes.civility table when the format takes a list of civilities (each is
+    then sent as exported, and an invoice whose civility is not one of them refused)."""
+    values = fmt.limit("debtor.civility").values
+    if not values or mapping.codes.civility is not None:
+        return []
+    return [Problem("codes.civility", f"format {fmt.name} takes {', '.join(values)} in "
+                    "debtor.civility (case included): without a codes.civility table each "
+                    "civility is sent as exported, after the text policies, and an invoice "
+                    "whose civility is not one of them is refused; add the table",
+                    mapping=binding.where)
+            for group in ("payer", "joint_payer")
+            if (binding := mapping.bindings.get(group, {}).get("civility")) is not None]
+
+
 def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Problem]:
     """What a mapping asks that its format cannot give, or lacks that the format needs:
     NumDette for ORMC, the ASAP Edition code, format options, its own texts written as

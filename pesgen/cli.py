@@ -520,7 +520,7 @@ def check_mapping(
     format, and its format's templates rendered once on two sample titles; a bound
     field no template writes is a warning, a value a split policy fills that none
     writes refuses the mapping."""
-    from .build import format_fit
+    from .build import format_fit, format_warnings
     from .errors import MappingError
     from .formats import mapping_format
     from .mapping import load_mapping
@@ -543,7 +543,10 @@ def check_mapping(
         if misfits:
             raise MappingError(f"{mapping}: the mapping does not fit format {fmt.name}",
                                misfits)
-        sample, found = check_coverage(m, fmt, warnings.append if as_json else _warn,
+        warn = warnings.append if as_json else _warn
+        for problem in format_warnings(m, fmt):
+            warn(problem)
+        sample, found = check_coverage(m, fmt, warn,
                                        f"{mapping}: a policy of the mapping fills a value "
                                        f"no template of format {fmt.name} writes")
     except PesgenError as exc:

@@ -237,3 +237,26 @@ def test_each_value_a_bundle_lists_passes_its_xsd_and_another_does_not(tmp_path,
     rules = {p.rule for p in info.value.problems}
     assert rules and rules <= {"xsd.bundle", "layout.value", "layout.code"}, rules
     assert any(outside in p.message for p in info.value.problems)
+
+
+def test_check_mapping_warns_of_a_civility_bound_without_the_table_the_format_needs(
+        tmp_path):
+    """check-mapping reads no export: it cannot know the civilities, but it can say
+    that, the format taking a list, each will be held to it as exported (the payer's and
+    the joint payer's bindings, each with its line); with the table, no warning."""
+    mapping, lines = _without_table(tmp_path, ("    civility: payer.title",
+                                                "    civility: payer.title"),
+                                    ("    civility: joint_payer.title",
+                                     "    civility: joint_payer.title"))
+    run = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert run.exit_code == 0, run.output
+    said = ("warning: format cosoluce-corail takes Mr, Mme in debtor.civility (case "
+            "included): without a codes.civility table each civility is sent as exported, "
+            "after the text policies, and an invoice whose civility is not one of them is "
+            "refused; add the table [mapping {where}] (rule codes.civility)")
+    warned = [ln for ln in run.stderr.splitlines() if "codes.civility" in ln]
+    assert warned == [
+        said.format(where=f"{mapping}:{lines[1]}: bindings.payer.civility"),
+        said.format(where=f"{mapping}:{lines[2]}: bindings.joint_payer.civility")]
+    table = CliRunner().invoke(app, ["check-mapping", str(CORAIL)])
+    assert table.exit_code == 0 and "codes.civility" not in table.stderr
