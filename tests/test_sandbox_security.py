@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -629,3 +630,113 @@ def test_an_option_read_by_its_key_gives_its_value_or_names_those_there_are(tmp_
     with pytest.raises(jinja2.UndefinedError, match=re.escape(
             "doc.options has no 'journl': did you mean 'journal'? (options: journal, zero)")):
         env.get_template("u.csv.j2").render(o=options)
+
+
+# ------------------------------------------------ str.format, '~' and '**' at their bounds
+
+def _peak_memory(run) -> int:
+    """The most memory Python allocated while ``run()`` ran, in bytes."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("source, size", [
+    ("'{:>50000000}'.format(n)", 50000000),
+    # the spec resolved, then counted: the width's own field wrote 8 characters
+    ("'{:>{w}}'.format(n, w=50000000)", 50000008),
+    ("'{:.50000000f}'.format(1.5)", 50000000),
+    ("'{a:^30000000.20000000}'.format_map({'a': n})", 50000000),
+])
+def test_a_format_width_is_refused_before_its_field_is_made(source, size):
+    """str.format counts a field's width and precision before Python pads the field:
+    50 million characters are refused without being made (not made, then refused)."""
+    env = expression_environment()
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match=f"^str.format: a result of about {size} "
+                                                "characters refused"):
+            env.compile_expression(source)(n="FA-1")
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("width, counted", [
+    ("999999999", 999999999),  # nine digits: the width itself
+    ("1000000000", 10**9),  # ten and more: counted as 10**9, refused all the same
+    ("9999999999", 10**9),
+    ("9" * 5000, 10**9),  # longer than Python reads as a number (4300 digits)
+])
+def test_a_huge_format_width_is_refused_with_its_size(width, counted):
+    env = expression_environment()
+    source = "'{:>" + width + "}'.format(n)"
+    with pytest.raises(SecurityError, match=f"^str.format: a result of about {counted} "
+                                            "characters refused"):
+        env.compile_expression(source)(n="FA-1")
+
+
+def test_the_text_of_a_format_s_last_field_is_bounded_too():
+    """A field's text is counted once made: a list written by '{}' whose text is past
+    the bound is refused, though no width was asked and it is the format's only field."""
+    env = expression_environment()
+    items = "['x' * 100] * 1000"  # written as 1000 quoted texts: 104000 characters
+    assert len(env.compile_expression(f"'{{}}'.format(({items})[:900])")()) == 93600
+    with pytest.raises(SecurityError, match=r"^str.format: a result of about 104000 "
+                                            r"characters refused \(at most 100020\)$"):
+        env.compile_expression(f"'{{}}'.format({items})")()
+
+
+def test_a_format_method_called_again_counts_each_call_on_its_own(tmp_path):
+    """``{% set f = '...'.format %}``: each call of ``f`` is bounded by itself, not by
+    what the calls before it made."""
+    (tmp_path / "t.csv.j2").write_text(
+        "{% set f = '{:>40000}'.format %}"
+        "{{ f(1) | length }} {{ f(2) | length }} {{ f(3) | length }}", encoding="utf-8")
+    assert template_environment(tmp_path).get_template("t.csv.j2").render() == \
+        "40000 40000 40000"
+
+
+def test_format_map_takes_one_mapping_and_no_keywords():
+    env = expression_environment()
+    assert env.compile_expression("'{a}'.format_map({'a': 1})")() == "1"
+    with pytest.raises(TypeError, match=r"^format_map\(\) takes no keyword arguments$"):
+        env.compile_expression("'{a}'.format_map({'a': 1}, a=2)")()
+    with pytest.raises(TypeError, match=r"^format_map\(\) takes exactly one argument "
+                                        r"\(2 given\)$"):
+        env.compile_expression("'{a}'.format_map({'a': 1}, {'a': 2})")()
+
+
+@pytest.mark.parametrize("source", ["invoice.a ~ invoice.b", "invoice.a ~ '' ~ invoice.b"])
+def test_an_expression_s_concatenation_may_make_exactly_its_bound(source):
+    """'~' in a mapping expression: MAX_RESULT_SIZE characters are made, one more is
+    refused, naming its size and the bound (through Jinja and the fast path alike)."""
+    env = expression_environment()
+    half = MAX_RESULT_SIZE // 2
+    fast = compile_fast(env, source)
+    runs = [env.compile_expression(source), lambda **scope: fast(scope)]
+    for run in runs:
+        at = {"invoice": {"a": "x" * half, "b": "y" * (MAX_RESULT_SIZE - half)}}
+        assert len(run(**at)) == MAX_RESULT_SIZE
+        past = {"invoice": {"a": "x" * half, "b": "y" * (MAX_RESULT_SIZE - half + 1)}}
+        with pytest.raises(SecurityError, match=f"^'~': a result of {MAX_RESULT_SIZE + 1} "
+                           f"characters refused \\(at most {MAX_RESULT_SIZE}\\)$"):
+            run(**past)
+
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+def test_a_power_may_reach_its_bound_and_not_pass_it(make):
+    """``a ** b`` is estimated at ``b`` times ``a``'s bits before it is computed: 2 has
+    two bits, so ``2 ** 50000`` is at the bound (MAX_OPERAND_SIZE bits) and made, and
+    ``2 ** 50001`` is refused; ``9 ** (9 ** 9)`` is refused at once. Jinja's ``**``
+    groups from the left, as Python's does not: ``9 ** 9 ** 9`` is ``(9 ** 9) ** 9``."""
+    env = make()
+    assert env.compile_expression("(2 ** 50000) % 1000")() == 376
+    with pytest.raises(SecurityError, match=f"^a power of about 100002 bits refused "
+                                            f"\\(at most {MAX_OPERAND_SIZE}\\)$"):
+        env.compile_expression("2 ** 50001")()
+    with pytest.raises(SecurityError, match=r"^a power of about 1549681956 bits refused"):
+        env.compile_expression("9 ** (9 ** 9)")()
+    assert env.compile_expression("9 ** 9 ** 9")() == (9 ** 9) ** 9
