@@ -740,3 +740,55 @@ def test_a_power_may_reach_its_bound_and_not_pass_it(make):
     with pytest.raises(SecurityError, match=r"^a power of about 1549681956 bits refused"):
         env.compile_expression("9 ** (9 ** 9)")()
     assert env.compile_expression("9 ** 9 ** 9")() == (9 ** 9) ** 9
+
+
+# ------------------------------------------------------- numbers and bytes: held too
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+@pytest.mark.parametrize("source, says", [
+    # squaring doubles a number's bits: ten squarings of 2 ** 50000 are 6 GB
+    ("(2 ** 50000) * (2 ** 50000)", "a product of about 100002 bits refused"),
+    ("(2 ** 40000) * (2 ** 40000) * (2 ** 40000)", "a product of about 120002 bits refused"),
+    ("(2 ** 49999) * (2 ** 50000)", "a product of about 100001 bits refused"),
+    # bytes, from a text's encode(): as a text's repetition, '%' and methods
+    ("('x' * 100000).encode() * 100000", "repetition to 10000000000 items refused"),
+    ("'%999999999d'.encode() % 1", "'%' formatting: a result of about 1000000010 "),
+    ("('%s' * 1000).encode() % ((('x' * 100000).encode(),) * 1000)",
+     "'%' formatting: a result of about 100002000 "),
+    ("'x'.encode().ljust(10**9)", "bytes.ljust: a result of about 1000000000 "),
+    ("'x'.encode().zfill(10**9)", "bytes.zfill: a result of about 1000000000 "),
+    ("('\t' * 100000).encode().expandtabs(100000)", "bytes.expandtabs: a result of about "),
+    ("('x' * 100000).encode().replace('x'.encode(), ('y' * 100000).encode())",
+     "bytes.replace: a result of about 10000000000 "),
+    ("('x' * 100000).encode().join(['a'.encode()] * 100000)", "bytes.join: a result of "),
+    ("(1).to_bytes(10**9, 'big')", "int.to_bytes: a result of about 1000000000 bytes "),
+    ("(1).to_bytes(length=10**9, byteorder='big')", "int.to_bytes: a result of about "),
+])
+def test_a_huge_number_or_bytes_is_refused_before_it_is_made(make, source, says):
+    """The operators and methods that make a number or bytes are bounded as those
+    making a text are: refused at once, without making the value."""
+    env = make()
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match="^" + re.escape(says)):
+            env.compile_expression(source)()
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("source, expected", [
+    # factors of 49999 and 50001 bits: 100000, the bound, made; one more bit refused
+    ("((2 ** 49998) * (2 ** 50000)) % 1000", 2 ** 99998 % 1000),
+    ("12 * 3", 36),
+    ("((2 ** 30) * (2 ** 30)) % 1000", (2 ** 60) % 1000),
+    ("'ab'.encode() * 3", b"ababab"),
+    ("'%05d'.encode() % 42", b"00042"),
+    ("'x'.encode().rjust(4, '.'.encode())", b"...x"),
+    ("'a\tb'.encode().expandtabs(4)", b"a   b"),
+    ("'aXa'.encode().replace('a'.encode(), 'bb'.encode())", b"bbXbb"),
+    ("', '.encode().join(['a'.encode(), 'b'.encode()])", b"a, b"),
+    ("(258).to_bytes(2, 'big')", b"\x01\x02"),
+    ("(1).to_bytes(100000, 'big') | length", 100000),
+])
+def test_small_numbers_and_bytes_are_made_as_before(source, expected):
+    assert expression_environment().compile_expression(source)() == expected
