@@ -211,6 +211,35 @@ def test_a_json_null_reads_as_a_missing_key_on_both_paths(source: str, expected:
     assert str(fast(scope)) == str(jinja(**scope)) == expected
 
 
+@pytest.mark.parametrize("source, expected", [
+    ("invoice['number']", "FA-1"),
+    ("invoice['payer']['name'] ~ '|' ~ invoice['payer'].kind", "Dupont|person"),
+    ("invoice['lines'][1]", "b"),
+    ("invoice['note'] | default('-')", "-"),  # a JSON null: undefined, as invoice.note is
+    ("invoice['missing'] | default('-')", "-"),  # a key the record lacks: the same
+])
+def test_a_key_read_by_subscript_is_read_as_by_dot_on_both_paths(source: str,
+                                                                   expected: str) -> None:
+    scope = {"invoice": {"number": "FA-1", "note": None, "lines": ["a", "b"],
+                         "payer": {"name": "Dupont", "kind": "person"}}}
+    fast = compile_fast(ENV, source)
+    assert fast is not None
+    assert fast(scope) == ENV.compile_expression(source)(**scope) == expected
+
+
+@pytest.mark.parametrize("source", ["invoice['lines']['x']", "invoice['number']['x']"])
+def test_a_key_read_by_subscript_of_a_list_or_a_text_is_a_wrong_shape(source: str) -> None:
+    from pesgen._jinja import WrongShape
+
+    scope = {"invoice": {"number": "FA-1", "lines": ["a", "b"]}}
+    kind = "a list" if "lines" in source else "a text"
+    for run in (compile_fast(ENV, source), lambda s: ENV.compile_expression(source)(**s)):
+        assert run is not None
+        with pytest.raises(WrongShape, match=f"^reads 'x' of {kind}, where an object is "
+                                             "expected$"):
+            run(scope)
+
+
 @pytest.mark.parametrize("source", ["'a' * 10**9", "10 * ['x'] * 100000", "10**100000",
                                     "((10**64)**64)**64", "invoice.number | fixed(10**9)",
                                     "invoice.number | zfill(10**9)"])
