@@ -426,9 +426,13 @@ def _refusing_none(env: jinja2.Environment, name: str, func: Callable[..., Any],
     return update_wrapper(refuses_none, func)
 
 
+# what '*' repeats and '+' joins: bounded by their length
+_SEQUENCES = (str, bytes, list, tuple)
+
+
 class _Bounded(SandboxedEnvironment):
     """A sandbox whose operators, built-in filters and string methods cannot make a
-    huge value: repetition, product and power, and what can grow from a width or a
+    huge value: repetition, sum, product and power, and what can grow from a width or a
     count (``center``, ``indent``, ``wordwrap``, ``format`` and ``%``, ``str.format``,
     ``join``, ``replace``, ``batch``, ``slice``, ``sum``, ``lipsum``, the string
     methods ``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``replace``,
@@ -440,7 +444,7 @@ class _Bounded(SandboxedEnvironment):
     A None that ``~``, ``%``, ``str.format`` or a filter would write as text is refused
     (``refuse_none``) in a bundle's templates and in mapping expressions."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     # what a None written as text is refused with (``refuse_none``), or None: Jinja's
     # 'None' written as it is (file-name strings)
@@ -517,8 +521,21 @@ class _Bounded(SandboxedEnvironment):
                                 f"most {MAX_RESULT_SIZE})")
         return text
 
+    def sum_bound(self) -> int | None:
+        """The longest text, bytes, list or tuple ``+`` may make: as ``~``
+        (``concat_result``), MAX_RESULT_SIZE."""
+        return MAX_RESULT_SIZE
+
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
                    right: object) -> object:
+        if operator == "+" and isinstance(left, _SEQUENCES) and \
+                isinstance(right, _SEQUENCES):
+            # counted before it is made: a loop doubling a list or a text with '+'
+            # ({% set ns.s = ns.s + ns.s %}) would grow it past any memory
+            size, limit = len(left) + len(right), self.sum_bound()
+            if limit is not None and size > limit:
+                raise SecurityError(f"'+': a result of {size} items refused (at most "
+                                    f"{limit})")
         if operator == "**" and isinstance(left, int) and isinstance(right, int) and \
                 right > 0 and left.bit_length() * right > MAX_OPERAND_SIZE:
             raise SecurityError(f"a power of about {left.bit_length() * right} "
@@ -531,7 +548,7 @@ class _Bounded(SandboxedEnvironment):
                 raise SecurityError(f"a product of about {left.bit_length() + right.bit_length()}"
                                     f" bits refused (at most {MAX_OPERAND_SIZE})")
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, bytes, list, tuple)) and isinstance(count, int) and \
+                if isinstance(seq, _SEQUENCES) and isinstance(count, int) and \
                         len(seq) * count > MAX_OPERAND_SIZE:
                     raise SecurityError(
                         f"repetition to {len(seq) * count} items refused (at most "
@@ -742,6 +759,10 @@ class _Sandbox(_Bounded):
             raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
                                 f"most {MAX_OPERAND_SIZE})")
         return text
+
+    def sum_bound(self) -> int | None:
+        """``+`` of texts, bytes, lists or tuples, as ``~`` (``concat_result``)."""
+        return None if self.writes_none else MAX_OPERAND_SIZE
 
     def written(self, value: object) -> str:
         """What a template that is not escaped writes for ``{{ value }}``: ``str(value)``,

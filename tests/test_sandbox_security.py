@@ -792,3 +792,48 @@ def test_a_huge_number_or_bytes_is_refused_before_it_is_made(make, source, says)
 ])
 def test_small_numbers_and_bytes_are_made_as_before(source, expected):
     assert expression_environment().compile_expression(source)() == expected
+
+
+def test_a_template_doubling_a_list_with_plus_is_stopped(tmp_path):
+    """'+' of two texts, bytes, lists or tuples is bounded as '~' is, counted before it
+    is made: a loop doubling a list (ten doublings of 100 000 items are 100 million) is
+    stopped at the first result over MAX_OPERAND_SIZE; numbers add as before."""
+    (tmp_path / "t.csv.j2").write_text(
+        "{% set ns = namespace(s=['x'] * 1000) %}{% for i in range(30) %}"
+        "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}", encoding="utf-8")
+    with pytest.raises(SecurityError, match=f"^'\\+': a result of 128000 items refused "
+                                            f"\\(at most {MAX_OPERAND_SIZE}\\)$"):
+        template_environment(tmp_path).get_template("t.csv.j2").render()
+    (tmp_path / "n.csv.j2").write_text("{{ 1 + 2 }}|{{ 1.5 + x }}|{{ 'a' + 'b' }}|{{ [1] + [2] }}",
+                                       encoding="utf-8")
+    assert template_environment(tmp_path).get_template("n.csv.j2").render(x=2) == \
+        "3|3.5|ab|[1, 2]"
+
+
+@pytest.mark.parametrize("make, bound", [
+    (lambda: template_environment(Path(__file__).parent), MAX_OPERAND_SIZE),
+    (string_environment, MAX_OPERAND_SIZE),
+    (expression_environment, MAX_RESULT_SIZE),
+], ids=["template", "file-name", "expression"])
+@pytest.mark.parametrize("kind", ["text", "list", "bytes"])
+def test_a_sum_may_make_exactly_its_bound(make, bound, kind):
+    """As '~': MAX_OPERAND_SIZE in a template, MAX_RESULT_SIZE in a mapping expression;
+    exactly the bound is made, one more refused."""
+    env = make()
+    half = bound // 2
+    make_value = {"text": lambda n: "x" * n, "list": lambda n: ["x"] * n,
+                  "bytes": lambda n: b"x" * n}[kind]
+    run = env.compile_expression("a + b")
+    assert len(run(a=make_value(half), b=make_value(bound - half))) == bound
+    with pytest.raises(SecurityError, match=f"^'\\+': a result of {bound + 1} items "
+                                            f"refused \\(at most {bound}\\)$"):
+        run(a=make_value(half), b=make_value(bound - half + 1))
+
+
+def test_a_run_recorded_before_the_bound_of_plus_is_rebuilt_as_it_rendered(tmp_path):
+    """``writes_none`` (a run recorded before 2026-12-01, rebuilt): '+' unbounded, as
+    '~' is there, as pesgen rendered then."""
+    (tmp_path / "t.csv.j2").write_text("{{ (a + a) | length }}", encoding="utf-8")
+    env = template_environment(tmp_path, writes_none=True)
+    assert env.get_template("t.csv.j2").render(a="x" * MAX_OPERAND_SIZE) == \
+        str(2 * MAX_OPERAND_SIZE)
