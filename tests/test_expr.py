@@ -287,8 +287,10 @@ HUGE = [
     ("n.ljust(10**9)", "str.ljust"),
     ("n.rjust(10**9)", "str.rjust"),
     ("n.center(10**9)", "str.center"),
+    ("n.center(10**9, '-')", "str.center"),  # the width, not the fill character
     ("n.zfill(10**9)", "str.zfill"),
     ("('\t' * 100000).expandtabs(100000)", "str.expandtabs"),
+    ("('\t' * 100000).expandtabs(tabsize=100000)", "str.expandtabs"),
     ("('x' * 100000).replace('x', 'y' * 100000)", "str.replace"),
     ("('x' * 100000).join(['a'] * 100000)", "str.join"),
     ("('a' * 100000).translate({97: 'x' * 100000})", "str.translate"),
@@ -331,9 +333,11 @@ NORMAL = [
     ("n.rjust(10000) | length", 10000),
     ("'1'.zfill(3)", "001"),
     ("'a\tb'.expandtabs(4)", "a   b"),
+    ("(('x' * 10000 ~ '\t').expandtabs(100)) | length", 10100),  # one tab: one tab's width
     ("', '.join(['a', 'b'])", "a, b"),
     ("'abc'.translate({97: 'xy'})", "xybc"),
     ("n.replace('A', 'AA')", "FAA-1"),
+    ("(('x' * 100000).replace('x', 'y' * 100000, 1)) | length", 199999),  # once, as asked
     ("(lipsum(1, false, 5, 6) | length) > 0", True),
 ]
 
@@ -452,3 +456,8 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     from pesgen.expr import expression_reads
 
     assert expression_reads(ENV, source) == (columns, private)
+
+
+def test_a_string_method_called_wrong_fails_as_python_says() -> None:
+    with pytest.raises(TypeError, match=r"^replace expected at least 2 arguments, got 1$"):
+        ENV.compile_expression("n.replace('A')")(n="FA-1")
