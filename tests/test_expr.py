@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2.sandbox import SecurityError
 
 from pesgen._jinja import expression_environment
 from pesgen.expr import compile_fast
@@ -338,6 +340,7 @@ NORMAL = [
     ("'abc'.translate({97: 'xy'})", "xybc"),
     ("n.replace('A', 'AA')", "FAA-1"),
     ("(('x' * 100000).replace('x', 'y' * 100000, 1)) | length", 199999),  # once, as asked
+    ("(('x' * 100000).replace('x', 'y' * 100000, 0)) | length", 100000),  # never
     ("(lipsum(1, false, 5, 6) | length) > 0", True),
 ]
 
@@ -458,6 +461,22 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     assert expression_reads(ENV, source) == (columns, private)
 
 
-def test_a_string_method_called_wrong_fails_as_python_says() -> None:
-    with pytest.raises(TypeError, match=r"^replace expected at least 2 arguments, got 1$"):
-        ENV.compile_expression("n.replace('A')")(n="FA-1")
+@pytest.mark.parametrize("source, says", [
+    ("n.replace('A')", "replace expected at least 2 arguments, got 1"),
+    ("n.replace('A', 1)", "replace() argument 2 must be str, not int"),
+    ("n.replace(1, 'A')", "replace() argument 1 must be str, not int"),
+])
+def test_a_string_method_called_wrong_fails_as_python_says(source: str, says: str) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(says)}$"):
+        ENV.compile_expression(source)(n="FA-1")
+
+
+def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
+    """``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of
+    99 990 characters gets 99 991 tens, 1 099 900 characters, exactly its bound (100 000
+    plus ten times the text); one character more is refused."""
+    run = ENV.compile_expression("(('x' * size).replace('', 'y' * 10)) | length")
+    assert run(size=99990) == 1099900
+    with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
+                                            r"characters refused \(at most 1099910\)$"):
+        run(size=99991)
