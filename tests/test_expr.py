@@ -278,6 +278,7 @@ HUGE = [
     ("('{0}' * 1000).format('x' * 100000)", "str.format"),
     ("('%s' * 1000) % (('x' * 100000,) * 1000)", "'%' formatting"),
     ("('%(a)s' * 1000) % {'a': 'x' * 100000}", "'%' formatting"),
+    ("('%((a))s' * 1000) % {'(a)': 'x' * 100000}", "'%' formatting"),  # a key's parentheses
     ("('%s' * 1000) | format(*(('x' * 100000,) * 1000))", "filter format"),
     ("(['x' * 100000] * 100000) | join", "filter join"),
     ("range(100000) | join('x' * 100000)", "filter join"),
@@ -465,9 +466,10 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     ("n.replace('A')", "replace expected at least 2 arguments, got 1"),
     ("n.replace('A', 1)", "replace() argument 2 must be str, not int"),
     ("n.replace(1, 'A')", "replace() argument 1 must be str, not int"),
+    ("'%(a' % {'a': 1}", "incomplete format key"),  # a key's parenthesis left open
 ])
-def test_a_string_method_called_wrong_fails_as_python_says(source: str, says: str) -> None:
-    with pytest.raises(TypeError, match=f"^{re.escape(says)}$"):
+def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
         ENV.compile_expression(source)(n="FA-1")
 
 
