@@ -266,6 +266,7 @@ HUGE = [
     ("'a b c' | wordwrap(1, wrapstring='x' * 100000)", "filter wordwrap"),
     ("'%999999999d' | format(1)", "filter format"),
     ("'%999999999d' % 1", "'%' formatting"),
+    ("'%-0 999999999d' % 1", "'%' formatting"),  # the width after its flags
     ("'%.999999999f' % 1", "'%' formatting"),
     ("'%*d' % (999999999, 1)", "'%' formatting"),
     ("'%(a)999999999s' % {'a': n}", "'%' formatting"),
@@ -467,6 +468,7 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     ("n.replace('A', 1)", "replace() argument 2 must be str, not int"),
     ("n.replace(1, 'A')", "replace() argument 1 must be str, not int"),
     ("'%(a' % {'a': 1}", "incomplete format key"),  # a key's parenthesis left open
+    ("'%-' % 1", "incomplete format"),  # a conversion ending on its flags
 ])
 def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
     with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
