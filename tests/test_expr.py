@@ -469,6 +469,8 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     ("n.replace(1, 'A')", "replace() argument 1 must be str, not int"),
     ("'%(a' % {'a': 1}", "incomplete format key"),  # a key's parenthesis left open
     ("'%-' % 1", "incomplete format"),  # a conversion ending on its flags
+    ("'%5' % 1", "incomplete format"),  # ... on its width
+    ("'%*d' % ()", "not enough arguments for format string"),  # a '*' without its number
 ])
 def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
     with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
@@ -484,3 +486,14 @@ def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
     with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
                                             r"characters refused \(at most 1099910\)$"):
         run(size=99991)
+
+
+@pytest.mark.parametrize("source, size", [
+    ("'%-0 999999999d' % 1", 1000000013),  # the format's 14 characters and the width
+    ("'%.999999999f' % 1", 1000000011),
+    ("'%*.*f' % (1, 999999999, 1.5)", 1000000005),  # each '*' takes the next argument
+])
+def test_a_printf_width_is_refused_with_its_size(source: str, size: int) -> None:
+    with pytest.raises(SecurityError, match=f"^'%' formatting: a result of about {size} "
+                                            "characters refused"):
+        ENV.compile_expression(source)()
