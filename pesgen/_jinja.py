@@ -177,7 +177,7 @@ def _printf_padding(fmt: str, values: object) -> tuple[int, bool]:
             else:
                 value = args[arg] if arg < len(args) else _NO_VALUE
                 arg += 1
-            total += len(value) if isinstance(value, str) else 0
+            total += len(value) if isinstance(value, (str, bytes)) else 0
             takes_none = takes_none or value is None
         i = fmt.find("%", j + 1)
     return total, takes_none
@@ -186,9 +186,11 @@ def _printf_padding(fmt: str, values: object) -> tuple[int, bool]:
 _NO_VALUE = object()  # a conversion without its value: Python's '%' says so
 
 
-def _check_printf(what: str, fmt: str, values: object) -> bool:
-    """Refuse a huge result of ``fmt % values``; whether a conversion takes None."""
-    padding, takes_none = _printf_padding(fmt, values)
+def _check_printf(what: str, fmt: str | bytes, values: object) -> bool:
+    """Refuse a huge result of ``fmt % values`` (``fmt`` a text, or bytes: ``%`` is
+    the same for both); whether a conversion takes None."""
+    padding, takes_none = _printf_padding(
+        fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt, values)
     _bound(what, len(fmt) + padding, len(fmt) + _args_size(values))
     return takes_none
 
@@ -197,7 +199,7 @@ def _args_size(values: object) -> int:
     """What the arguments of a format bring by themselves: each distinct string once."""
     items = (values.values() if isinstance(values, Mapping) else
              values if isinstance(values, (tuple, list)) else [values])
-    return _distinct_size(items, str)
+    return _distinct_size(items, (str, bytes))
 
 
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type]
@@ -239,16 +241,17 @@ class _BoundedEscapeFormatter(_BoundedFormatter, SandboxedEscapeFormatter):
     pass
 
 
-def _check_str_call(name: str, text: str, args: tuple[Any, ...],
+def _check_str_call(name: str, text: str | bytes, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Refuse a call of a string method whose result would be huge; return its
-    arguments (an iterable to join is read here, once)."""
+    """Refuse a call of a string method (of a text, or of bytes: ``'x'.encode()``)
+    whose result would be huge; return its arguments (an iterable to join is read
+    here, once)."""
     size, made_from = 0, len(text)
     if name in ("center", "ljust", "rjust", "zfill") and args:
         size = _int(args[0])
     elif name == "expandtabs":
-        size = len(text) + text.count("\t") * _int(args[0] if args else
-                                                    kwargs.get("tabsize", 8))
+        tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+        size = len(text) + tabs * _int(args[0] if args else kwargs.get("tabsize", 8))
     elif name == "replace" and len(args) >= 2:
         size = _replaced_size(text, args[0], args[1],
                               args[2] if len(args) > 2 else kwargs.get("count", -1))
@@ -263,12 +266,13 @@ def _check_str_call(name: str, text: str, args: tuple[Any, ...],
             except (LookupError, TypeError):
                 to = char
             size += n * (len(to) if isinstance(to, str) else 1)
-    _bound(f"str.{name}", size, made_from)
+    _bound(f"{'str' if isinstance(text, str) else 'bytes'}.{name}", size, made_from)
     return args
 
 
-def _replaced_size(text: str, old: object, new: object, count: object) -> int:
-    if not isinstance(old, str) or not isinstance(new, str):
+def _replaced_size(text: str | bytes, old: object, new: object, count: object) -> int:
+    kind = str if isinstance(text, str) else bytes
+    if not isinstance(old, kind) or not isinstance(new, kind):
         return 0
     found = text.count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
@@ -422,20 +426,25 @@ def _refusing_none(env: jinja2.Environment, name: str, func: Callable[..., Any],
     return update_wrapper(refuses_none, func)
 
 
+# what '*' repeats and '+' joins: bounded by their length
+_SEQUENCES = (str, bytes, list, tuple)
+
+
 class _Bounded(SandboxedEnvironment):
     """A sandbox whose operators, built-in filters and string methods cannot make a
-    huge value: repetition and power, and what can grow from a width or a count
-    (``center``, ``indent``, ``wordwrap``, ``format`` and ``%``, ``str.format``,
-    ``join``, ``replace``, ``batch``, ``slice``, ``sum``, ``lipsum``, and the string
+    huge value: repetition, sum, product and power, and what can grow from a width or a
+    count (``center``, ``indent``, ``wordwrap``, ``format`` and ``%``, ``str.format``,
+    ``join``, ``replace``, ``batch``, ``slice``, ``sum``, ``lipsum``, the string
     methods ``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``replace``,
-    ``join``, ``translate``); in a template, ``~`` too (``_Sandbox.concat_result``).
+    ``join``, ``translate``, of a text or of bytes (``'x'.encode()``), and
+    ``int.to_bytes``); in a template, ``~`` too (``_Sandbox.concat_result``).
     ``truncate`` only ever shortens. A refusal is a ``SecurityError``: a template error
     naming the template and line, or a mapping problem naming the binding.
 
     A None that ``~``, ``%``, ``str.format`` or a filter would write as text is refused
     (``refuse_none``) in a bundle's templates and in mapping expressions."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     # what a None written as text is refused with (``refuse_none``), or None: Jinja's
     # 'None' written as it is (file-name strings)
@@ -512,20 +521,39 @@ class _Bounded(SandboxedEnvironment):
                                 f"most {MAX_RESULT_SIZE})")
         return text
 
+    def sum_bound(self) -> int | None:
+        """The longest text, bytes, list or tuple ``+`` may make: as ``~``
+        (``concat_result``), MAX_RESULT_SIZE."""
+        return MAX_RESULT_SIZE
+
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
                    right: object) -> object:
+        if operator == "+" and isinstance(left, _SEQUENCES) and \
+                isinstance(right, _SEQUENCES):
+            # counted before it is made: a loop doubling a list or a text with '+'
+            # ({% set ns.s = ns.s + ns.s %}) would grow it past any memory
+            size, limit = len(left) + len(right), self.sum_bound()
+            if limit is not None and size > limit:
+                raise SecurityError(f"'+': a result of {size} items refused (at most "
+                                    f"{limit})")
         if operator == "**" and isinstance(left, int) and isinstance(right, int) and \
                 right > 0 and left.bit_length() * right > MAX_OPERAND_SIZE:
             raise SecurityError(f"a power of about {left.bit_length() * right} "
                                 f"bits refused (at most {MAX_OPERAND_SIZE})")
         if operator == "*":
+            if isinstance(left, int) and isinstance(right, int) and \
+                    left.bit_length() + right.bit_length() > MAX_OPERAND_SIZE:
+                # a product has at most the bits of its factors: x * x doubles them, so
+                # a loop squaring a number would grow it past any memory
+                raise SecurityError(f"a product of about {left.bit_length() + right.bit_length()}"
+                                    f" bits refused (at most {MAX_OPERAND_SIZE})")
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and \
+                if isinstance(seq, _SEQUENCES) and isinstance(count, int) and \
                         len(seq) * count > MAX_OPERAND_SIZE:
                     raise SecurityError(
                         f"repetition to {len(seq) * count} items refused (at most "
                         f"{MAX_OPERAND_SIZE})")
-        if operator == "%" and isinstance(left, str) and \
+        if operator == "%" and isinstance(left, (str, bytes)) and \
                 _check_printf("'%' formatting", left, right):
             self.refuse_none("'%' formatting")
         return super().call_binop(context, operator, left, right)
@@ -533,8 +561,12 @@ class _Bounded(SandboxedEnvironment):
     def call(__self, __context: jinja2.runtime.Context, __obj: Any,
              *args: Any, **kwargs: Any) -> Any:
         text = getattr(__obj, "__self__", None)
-        if isinstance(text, str) and isinstance(__obj, (MethodType, BuiltinMethodType)):
+        if isinstance(text, (str, bytes)) and isinstance(__obj, (MethodType, BuiltinMethodType)):
             args = _check_str_call(__obj.__name__, text, args, kwargs)
+        elif isinstance(text, int) and isinstance(__obj, BuiltinMethodType) and \
+                __obj.__name__ == "to_bytes":  # (1).to_bytes(10**9, 'big'): a gigabyte
+            _bound("int.to_bytes", _int(args[0] if args else kwargs.get("length", 1)),
+                   unit="bytes")
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -727,6 +759,10 @@ class _Sandbox(_Bounded):
             raise SecurityError(f"'~': a result of {len(text)} characters refused (at "
                                 f"most {MAX_OPERAND_SIZE})")
         return text
+
+    def sum_bound(self) -> int | None:
+        """``+`` of texts, bytes, lists or tuples, as ``~`` (``concat_result``)."""
+        return None if self.writes_none else MAX_OPERAND_SIZE
 
     def written(self, value: object) -> str:
         """What a template that is not escaped writes for ``{{ value }}``: ``str(value)``,

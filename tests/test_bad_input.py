@@ -1218,6 +1218,10 @@ def test_a_byte_the_declared_encoding_cannot_read_is_named_with_its_line(tmp_pat
      "'%' formatting: a result of about 1000000010 characters refused (at most 100110)"),
     ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ \'{:>999999999}\'.format(t.cle2) }}"/>',
      "str.format: a result of about 999999999 characters refused"),
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ (\'x\' * 60000) + (\'y\' * 60000) }}"/>',
+     "'+': a result of 120000 items refused (at most 100000)"),
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ ((2 ** 50000) * (2 ** 50000)) % 7 }}"/>',
+     "a product of about 100002 bits refused (at most 100000)"),
 ])
 def test_a_template_making_a_huge_value_is_refused_with_its_line(tmp_path, old, new, says):
     fmts, m, template = _broken_bundle(tmp_path, old, new)

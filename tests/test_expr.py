@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2.sandbox import SecurityError
 
 from pesgen._jinja import expression_environment
 from pesgen.expr import compile_fast
@@ -211,6 +213,35 @@ def test_a_json_null_reads_as_a_missing_key_on_both_paths(source: str, expected:
     assert str(fast(scope)) == str(jinja(**scope)) == expected
 
 
+@pytest.mark.parametrize("source, expected", [
+    ("invoice['number']", "FA-1"),
+    ("invoice['payer']['name'] ~ '|' ~ invoice['payer'].kind", "Dupont|person"),
+    ("invoice['lines'][1]", "b"),
+    ("invoice['note'] | default('-')", "-"),  # a JSON null: undefined, as invoice.note is
+    ("invoice['missing'] | default('-')", "-"),  # a key the record lacks: the same
+])
+def test_a_key_read_by_subscript_is_read_as_by_dot_on_both_paths(source: str,
+                                                                   expected: str) -> None:
+    scope = {"invoice": {"number": "FA-1", "note": None, "lines": ["a", "b"],
+                         "payer": {"name": "Dupont", "kind": "person"}}}
+    fast = compile_fast(ENV, source)
+    assert fast is not None
+    assert fast(scope) == ENV.compile_expression(source)(**scope) == expected
+
+
+@pytest.mark.parametrize("source", ["invoice['lines']['x']", "invoice['number']['x']"])
+def test_a_key_read_by_subscript_of_a_list_or_a_text_is_a_wrong_shape(source: str) -> None:
+    from pesgen._jinja import WrongShape
+
+    scope = {"invoice": {"number": "FA-1", "lines": ["a", "b"]}}
+    kind = "a list" if "lines" in source else "a text"
+    for run in (compile_fast(ENV, source), lambda s: ENV.compile_expression(source)(**s)):
+        assert run is not None
+        with pytest.raises(WrongShape, match=f"^reads 'x' of {kind}, where an object is "
+                                             "expected$"):
+            run(scope)
+
+
 @pytest.mark.parametrize("source", ["'a' * 10**9", "10 * ['x'] * 100000", "10**100000",
                                     "((10**64)**64)**64", "invoice.number | fixed(10**9)",
                                     "invoice.number | zfill(10**9)"])
@@ -235,6 +266,7 @@ HUGE = [
     ("'a b c' | wordwrap(1, wrapstring='x' * 100000)", "filter wordwrap"),
     ("'%999999999d' | format(1)", "filter format"),
     ("'%999999999d' % 1", "'%' formatting"),
+    ("'%-0 999999999d' % 1", "'%' formatting"),  # the width after its flags
     ("'%.999999999f' % 1", "'%' formatting"),
     ("'%*d' % (999999999, 1)", "'%' formatting"),
     ("'%(a)999999999s' % {'a': n}", "'%' formatting"),
@@ -247,6 +279,7 @@ HUGE = [
     ("('{0}' * 1000).format('x' * 100000)", "str.format"),
     ("('%s' * 1000) % (('x' * 100000,) * 1000)", "'%' formatting"),
     ("('%(a)s' * 1000) % {'a': 'x' * 100000}", "'%' formatting"),
+    ("('%((a))s' * 1000) % {'(a)': 'x' * 100000}", "'%' formatting"),  # a key's parentheses
     ("('%s' * 1000) | format(*(('x' * 100000,) * 1000))", "filter format"),
     ("(['x' * 100000] * 100000) | join", "filter join"),
     ("range(100000) | join('x' * 100000)", "filter join"),
@@ -258,8 +291,10 @@ HUGE = [
     ("n.ljust(10**9)", "str.ljust"),
     ("n.rjust(10**9)", "str.rjust"),
     ("n.center(10**9)", "str.center"),
+    ("n.center(10**9, '-')", "str.center"),  # the width, not the fill character
     ("n.zfill(10**9)", "str.zfill"),
     ("('\t' * 100000).expandtabs(100000)", "str.expandtabs"),
+    ("('\t' * 100000).expandtabs(tabsize=100000)", "str.expandtabs"),
     ("('x' * 100000).replace('x', 'y' * 100000)", "str.replace"),
     ("('x' * 100000).join(['a'] * 100000)", "str.join"),
     ("('a' * 100000).translate({97: 'x' * 100000})", "str.translate"),
@@ -302,9 +337,12 @@ NORMAL = [
     ("n.rjust(10000) | length", 10000),
     ("'1'.zfill(3)", "001"),
     ("'a\tb'.expandtabs(4)", "a   b"),
+    ("(('x' * 10000 ~ '\t').expandtabs(100)) | length", 10100),  # one tab: one tab's width
     ("', '.join(['a', 'b'])", "a, b"),
     ("'abc'.translate({97: 'xy'})", "xybc"),
     ("n.replace('A', 'AA')", "FAA-1"),
+    ("(('x' * 100000).replace('x', 'y' * 100000, 1)) | length", 199999),  # once, as asked
+    ("(('x' * 100000).replace('x', 'y' * 100000, 0)) | length", 100000),  # never
     ("(lipsum(1, false, 5, 6) | length) > 0", True),
 ]
 
@@ -423,3 +461,39 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     from pesgen.expr import expression_reads
 
     assert expression_reads(ENV, source) == (columns, private)
+
+
+@pytest.mark.parametrize("source, says", [
+    ("n.replace('A')", "replace expected at least 2 arguments, got 1"),
+    ("n.replace('A', 1)", "replace() argument 2 must be str, not int"),
+    ("n.replace(1, 'A')", "replace() argument 1 must be str, not int"),
+    ("'%(a' % {'a': 1}", "incomplete format key"),  # a key's parenthesis left open
+    ("'%-' % 1", "incomplete format"),  # a conversion ending on its flags
+    ("'%5' % 1", "incomplete format"),  # ... on its width
+    ("'%*d' % ()", "not enough arguments for format string"),  # a '*' without its number
+])
+def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
+        ENV.compile_expression(source)(n="FA-1")
+
+
+def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
+    """``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of
+    99 990 characters gets 99 991 tens, 1 099 900 characters, exactly its bound (100 000
+    plus ten times the text); one character more is refused."""
+    run = ENV.compile_expression("(('x' * size).replace('', 'y' * 10)) | length")
+    assert run(size=99990) == 1099900
+    with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
+                                            r"characters refused \(at most 1099910\)$"):
+        run(size=99991)
+
+
+@pytest.mark.parametrize("source, size", [
+    ("'%-0 999999999d' % 1", 1000000013),  # the format's 14 characters and the width
+    ("'%.999999999f' % 1", 1000000011),
+    ("'%*.*f' % (1, 999999999, 1.5)", 1000000005),  # each '*' takes the next argument
+])
+def test_a_printf_width_is_refused_with_its_size(source: str, size: int) -> None:
+    with pytest.raises(SecurityError, match=f"^'%' formatting: a result of about {size} "
+                                            "characters refused"):
+        ENV.compile_expression(source)()

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -629,3 +630,210 @@ def test_an_option_read_by_its_key_gives_its_value_or_names_those_there_are(tmp_
     with pytest.raises(jinja2.UndefinedError, match=re.escape(
             "doc.options has no 'journl': did you mean 'journal'? (options: journal, zero)")):
         env.get_template("u.csv.j2").render(o=options)
+
+
+# ------------------------------------------------ str.format, '~' and '**' at their bounds
+
+def _peak_memory(run) -> int:
+    """The most memory Python allocated while ``run()`` ran, in bytes."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("source, size", [
+    ("'{:>50000000}'.format(n)", 50000000),
+    # the spec resolved, then counted: the width's own field wrote 8 characters
+    ("'{:>{w}}'.format(n, w=50000000)", 50000008),
+    ("'{:.50000000f}'.format(1.5)", 50000000),
+    ("'{a:^30000000.20000000}'.format_map({'a': n})", 50000000),
+])
+def test_a_format_width_is_refused_before_its_field_is_made(source, size):
+    """str.format counts a field's width and precision before Python pads the field:
+    50 million characters are refused without being made (not made, then refused)."""
+    env = expression_environment()
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match=f"^str.format: a result of about {size} "
+                                                "characters refused"):
+            env.compile_expression(source)(n="FA-1")
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("width, counted", [
+    ("999999999", 999999999),  # nine digits: the width itself
+    ("1000000000", 10**9),  # ten and more: counted as 10**9, refused all the same
+    ("9999999999", 10**9),
+    ("9" * 5000, 10**9),  # longer than Python reads as a number (4300 digits)
+])
+def test_a_huge_format_width_is_refused_with_its_size(width, counted):
+    env = expression_environment()
+    source = "'{:>" + width + "}'.format(n)"
+    with pytest.raises(SecurityError, match=f"^str.format: a result of about {counted} "
+                                            "characters refused"):
+        env.compile_expression(source)(n="FA-1")
+
+
+def test_the_text_of_a_format_s_last_field_is_bounded_too():
+    """A field's text is counted once made: a list written by '{}' whose text is past
+    the bound is refused, though no width was asked and it is the format's only field."""
+    env = expression_environment()
+    items = "['x' * 100] * 1000"  # written as 1000 quoted texts: 104000 characters
+    assert len(env.compile_expression(f"'{{}}'.format(({items})[:900])")()) == 93600
+    with pytest.raises(SecurityError, match=r"^str.format: a result of about 104000 "
+                                            r"characters refused \(at most 100020\)$"):
+        env.compile_expression(f"'{{}}'.format({items})")()
+
+
+def test_a_format_method_called_again_counts_each_call_on_its_own(tmp_path):
+    """``{% set f = '...'.format %}``: each call of ``f`` is bounded by itself, not by
+    what the calls before it made."""
+    (tmp_path / "t.csv.j2").write_text(
+        "{% set f = '{:>40000}'.format %}"
+        "{{ f(1) | length }} {{ f(2) | length }} {{ f(3) | length }}", encoding="utf-8")
+    assert template_environment(tmp_path).get_template("t.csv.j2").render() == \
+        "40000 40000 40000"
+
+
+def test_format_map_takes_one_mapping_and_no_keywords():
+    env = expression_environment()
+    assert env.compile_expression("'{a}'.format_map({'a': 1})")() == "1"
+    with pytest.raises(TypeError, match=r"^format_map\(\) takes no keyword arguments$"):
+        env.compile_expression("'{a}'.format_map({'a': 1}, a=2)")()
+    with pytest.raises(TypeError, match=r"^format_map\(\) takes exactly one argument "
+                                        r"\(2 given\)$"):
+        env.compile_expression("'{a}'.format_map({'a': 1}, {'a': 2})")()
+
+
+@pytest.mark.parametrize("source", ["invoice.a ~ invoice.b", "invoice.a ~ '' ~ invoice.b"])
+def test_an_expression_s_concatenation_may_make_exactly_its_bound(source):
+    """'~' in a mapping expression: MAX_RESULT_SIZE characters are made, one more is
+    refused, naming its size and the bound (through Jinja and the fast path alike)."""
+    env = expression_environment()
+    half = MAX_RESULT_SIZE // 2
+    fast = compile_fast(env, source)
+    runs = [env.compile_expression(source), lambda **scope: fast(scope)]
+    for run in runs:
+        at = {"invoice": {"a": "x" * half, "b": "y" * (MAX_RESULT_SIZE - half)}}
+        assert len(run(**at)) == MAX_RESULT_SIZE
+        past = {"invoice": {"a": "x" * half, "b": "y" * (MAX_RESULT_SIZE - half + 1)}}
+        with pytest.raises(SecurityError, match=f"^'~': a result of {MAX_RESULT_SIZE + 1} "
+                           f"characters refused \\(at most {MAX_RESULT_SIZE}\\)$"):
+            run(**past)
+
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+def test_a_power_may_reach_its_bound_and_not_pass_it(make):
+    """``a ** b`` is estimated at ``b`` times ``a``'s bits before it is computed: 2 has
+    two bits, so ``2 ** 50000`` is at the bound (MAX_OPERAND_SIZE bits) and made, and
+    ``2 ** 50001`` is refused; ``9 ** (9 ** 9)`` is refused at once. Jinja's ``**``
+    groups from the left, as Python's does not: ``9 ** 9 ** 9`` is ``(9 ** 9) ** 9``."""
+    env = make()
+    assert env.compile_expression("(2 ** 50000) % 1000")() == 376
+    with pytest.raises(SecurityError, match=f"^a power of about 100002 bits refused "
+                                            f"\\(at most {MAX_OPERAND_SIZE}\\)$"):
+        env.compile_expression("2 ** 50001")()
+    with pytest.raises(SecurityError, match=r"^a power of about 1549681956 bits refused"):
+        env.compile_expression("9 ** (9 ** 9)")()
+    assert env.compile_expression("9 ** 9 ** 9")() == (9 ** 9) ** 9
+
+
+# ------------------------------------------------------- numbers and bytes: held too
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment])
+@pytest.mark.parametrize("source, says", [
+    # squaring doubles a number's bits: ten squarings of 2 ** 50000 are 6 GB
+    ("(2 ** 50000) * (2 ** 50000)", "a product of about 100002 bits refused"),
+    ("(2 ** 40000) * (2 ** 40000) * (2 ** 40000)", "a product of about 120002 bits refused"),
+    ("(2 ** 49999) * (2 ** 50000)", "a product of about 100001 bits refused"),
+    # bytes, from a text's encode(): as a text's repetition, '%' and methods
+    ("('x' * 100000).encode() * 100000", "repetition to 10000000000 items refused"),
+    ("'%999999999d'.encode() % 1", "'%' formatting: a result of about 1000000010 "),
+    ("('%s' * 1000).encode() % ((('x' * 100000).encode(),) * 1000)",
+     "'%' formatting: a result of about 100002000 "),
+    ("'x'.encode().ljust(10**9)", "bytes.ljust: a result of about 1000000000 "),
+    ("'x'.encode().zfill(10**9)", "bytes.zfill: a result of about 1000000000 "),
+    ("('\t' * 100000).encode().expandtabs(100000)", "bytes.expandtabs: a result of about "),
+    ("('x' * 100000).encode().replace('x'.encode(), ('y' * 100000).encode())",
+     "bytes.replace: a result of about 10000000000 "),
+    ("('x' * 100000).encode().join(['a'.encode()] * 100000)", "bytes.join: a result of "),
+    ("(1).to_bytes(10**9, 'big')", "int.to_bytes: a result of about 1000000000 bytes "),
+    ("(1).to_bytes(length=10**9, byteorder='big')", "int.to_bytes: a result of about "),
+])
+def test_a_huge_number_or_bytes_is_refused_before_it_is_made(make, source, says):
+    """The operators and methods that make a number or bytes are bounded as those
+    making a text are: refused at once, without making the value."""
+    env = make()
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match="^" + re.escape(says)):
+            env.compile_expression(source)()
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("source, expected", [
+    # factors of 49999 and 50001 bits: 100000, the bound, made; one more bit refused
+    ("((2 ** 49998) * (2 ** 50000)) % 1000", 2 ** 99998 % 1000),
+    ("12 * 3", 36),
+    ("((2 ** 30) * (2 ** 30)) % 1000", (2 ** 60) % 1000),
+    ("'ab'.encode() * 3", b"ababab"),
+    ("'%05d'.encode() % 42", b"00042"),
+    ("'x'.encode().rjust(4, '.'.encode())", b"...x"),
+    ("'a\tb'.encode().expandtabs(4)", b"a   b"),
+    ("'aXa'.encode().replace('a'.encode(), 'bb'.encode())", b"bbXbb"),
+    ("', '.encode().join(['a'.encode(), 'b'.encode()])", b"a, b"),
+    ("(258).to_bytes(2, 'big')", b"\x01\x02"),
+    ("(1).to_bytes(100000, 'big') | length", 100000),
+])
+def test_small_numbers_and_bytes_are_made_as_before(source, expected):
+    assert expression_environment().compile_expression(source)() == expected
+
+
+def test_a_template_doubling_a_list_with_plus_is_stopped(tmp_path):
+    """'+' of two texts, bytes, lists or tuples is bounded as '~' is, counted before it
+    is made: a loop doubling a list (ten doublings of 100 000 items are 100 million) is
+    stopped at the first result over MAX_OPERAND_SIZE; numbers add as before."""
+    (tmp_path / "t.csv.j2").write_text(
+        "{% set ns = namespace(s=['x'] * 1000) %}{% for i in range(30) %}"
+        "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}", encoding="utf-8")
+    with pytest.raises(SecurityError, match=f"^'\\+': a result of 128000 items refused "
+                                            f"\\(at most {MAX_OPERAND_SIZE}\\)$"):
+        template_environment(tmp_path).get_template("t.csv.j2").render()
+    (tmp_path / "n.csv.j2").write_text("{{ 1 + 2 }}|{{ 1.5 + x }}|{{ 'a' + 'b' }}|{{ [1] + [2] }}",
+                                       encoding="utf-8")
+    assert template_environment(tmp_path).get_template("n.csv.j2").render(x=2) == \
+        "3|3.5|ab|[1, 2]"
+
+
+@pytest.mark.parametrize("make, bound", [
+    (lambda: template_environment(Path(__file__).parent), MAX_OPERAND_SIZE),
+    (string_environment, MAX_OPERAND_SIZE),
+    (expression_environment, MAX_RESULT_SIZE),
+], ids=["template", "file-name", "expression"])
+@pytest.mark.parametrize("kind", ["text", "list", "bytes"])
+def test_a_sum_may_make_exactly_its_bound(make, bound, kind):
+    """As '~': MAX_OPERAND_SIZE in a template, MAX_RESULT_SIZE in a mapping expression;
+    exactly the bound is made, one more refused."""
+    env = make()
+    half = bound // 2
+    make_value = {"text": lambda n: "x" * n, "list": lambda n: ["x"] * n,
+                  "bytes": lambda n: b"x" * n}[kind]
+    run = env.compile_expression("a + b")
+    assert len(run(a=make_value(half), b=make_value(bound - half))) == bound
+    with pytest.raises(SecurityError, match=f"^'\\+': a result of {bound + 1} items "
+                                            f"refused \\(at most {bound}\\)$"):
+        run(a=make_value(half), b=make_value(bound - half + 1))
+
+
+def test_a_run_recorded_before_the_bound_of_plus_is_rebuilt_as_it_rendered(tmp_path):
+    """``writes_none`` (a run recorded before 2026-12-01, rebuilt): '+' unbounded, as
+    '~' is there, as pesgen rendered then."""
+    (tmp_path / "t.csv.j2").write_text("{{ (a + a) | length }}", encoding="utf-8")
+    env = template_environment(tmp_path, writes_none=True)
+    assert env.get_template("t.csv.j2").render(a="x" * MAX_OPERAND_SIZE) == \
+        str(2 * MAX_OPERAND_SIZE)

@@ -1,0 +1,79 @@
+"""What a bundle's template environment makes of a template's text: a block tag on a
+line of its own writes nothing there (neither its indent nor its line break), the file's
+last line break is kept; and a template is read once (edited while a run renders, the
+run goes on with what it read). A file name's template (string_environment) and a
+mapping expression escape nothing: a file's template escapes its values once, when it
+writes them."""
+
+from __future__ import annotations
+
+import os
+
+import jinja2
+import pytest
+
+from pesgen._jinja import expression_environment, string_environment, template_environment
+
+
+def test_a_block_tag_on_its_own_line_writes_no_line(tmp_path):
+    (tmp_path / "t.csv.j2").write_text(
+        "A\n"
+        "  {% for x in xs %}\n"
+        "    {% if x %}\n"
+        "{{ x }};\n"
+        "    {% endif %}\n"
+        "  {% endfor %}\n"
+        "Z\n", encoding="utf-8")
+    text = template_environment(tmp_path).get_template("t.csv.j2").render(xs=["1", "", "2"])
+    assert text == "A\n1;\n2;\nZ\n"
+
+
+def test_a_template_edited_after_it_was_read_renders_as_it_was_read(tmp_path):
+    path = tmp_path / "t.csv.j2"
+    path.write_text("old {{ x }}\n", encoding="utf-8")
+    env = template_environment(tmp_path)
+    assert env.get_template("t.csv.j2").render(x=1) == "old 1\n"
+    path.write_text("new {{ x }}\n", encoding="utf-8")
+    later = os.stat(path).st_mtime + 10
+    os.utime(path, (later, later))  # seen as changed, whatever the clock's resolution
+    assert env.get_template("t.csv.j2").render(x=2) == "old 2\n"
+
+
+def test_a_file_name_template_escapes_nothing_and_refuses_none():
+    env = string_environment()
+    assert env.from_string("{{ a }}_{{ a | replace('-', '<') }}").render(a="a&b-1") == \
+        "a&b-1_a&b<1"
+    for source in ("{{ v }}", "{{ v | upper }}", "{{ 'x' ~ v }}"):
+        with pytest.raises(jinja2.TemplateRuntimeError, match="writes None"):
+            env.from_string(source).render(v=None)
+
+
+def test_a_file_name_template_rebuilding_an_old_run_writes_none_as_it_did():
+    env = string_environment(writes_none=True)
+    assert env.from_string("{{ v }}_{{ v | upper }}_{{ v | zfill(5) }}").render(v=None) == \
+        "None_NONE_0None"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("invoice.name | replace('-', '<')", "A&B<1"),
+    ("invoice.name ~ ('<' | safe)", "A&B-1<"),  # a text beside a value marked safe
+    ("[invoice.name, '<' | safe] | join('/')", "A&B-1/<"),
+])
+def test_a_mapping_expression_escapes_nothing(source, expected):
+    """Its value is written by the file's template, which escapes it: escaped here too,
+    '&' would be written '&amp;amp;'."""
+    value = expression_environment().compile_expression(source)(invoice={"name": "A&B-1"})
+    assert (value, type(value)) == (expected, str)
+
+
+@pytest.mark.parametrize("as_before, expected", [(False, None), (True, "NONE|0None")])
+def test_a_mapping_expression_s_filters_refuse_none_unless_rebuilding(as_before, expected):
+    """A None given to a filter making text (a code table's get of a key it lacks) is
+    refused; a mapping recorded before that refusal is rebuilt as it ran then."""
+    run = expression_environment(as_before=as_before).compile_expression(
+        "({'cb': 'carte'}.get(m) | upper) ~ '|' ~ ({'cb': 'carte'}.get(m) | zfill(5))")
+    if expected is None:
+        with pytest.raises(jinja2.TemplateRuntimeError, match="^filter upper writes None"):
+            run(m="zz")
+    else:
+        assert run(m="zz") == expected
