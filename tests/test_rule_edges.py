@@ -287,9 +287,15 @@ def test_edition_of_a_titre_follows_its_typpce_and_natpce(tmp_path, code, typ_pc
                                                           problem):
     """DT BlocPiece/Edition and Annexe 2: Edition 01 on a titre (TypPce 01) of NatPce 01,
     02, 03, 04, 11 or 18, or on TypPce 10 of NatPce 01 or 02; 05 on TypPce 01 / NatPce 01
-    only; 03 and 06 on ORMC titles only."""
-    assert _with_edition(tmp_path, code, typ_pce, nat_pce) == \
+    only; 03 and 06 on ORMC titles only. (TypPce 10 with NatPce 03 is outside Annexe 2's
+    grid too: each of the file's 11 pieces is also a pes.triplet problem.)"""
+    found = _with_edition(tmp_path, code, typ_pce, nat_pce)
+    assert [p for p in found if p[0] == "pes.edition"] == \
         ([("pes.edition", problem)] if problem else [])
+    outside = (typ_pce, nat_pce) == ("10", "03")
+    assert [p for p in found if p[0] != "pes.edition"] == (11 * [(
+        "pes.triplet", "TypBord/TypPce/NatPce 01/10/03 is not allowed (01/10: NatPce 01, 02; "
+        "DT Annexe 2)")] if outside else [])
 
 
 # ------------------------------------------------------------------ pes.max-pieces
