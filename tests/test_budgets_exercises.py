@@ -175,8 +175,12 @@ def test_target2_closing_days(day, why):
 
 # Easter Sundays (Gregorian): the years around now, the earliest (22 March, 2285) and
 # latest (25 April, 2038) possible, the computus's exceptions (2049, 2076, 2106: 18 or 19
-# April where the plain rule gives a week later) and the next century (2100, 2116)
+# April where the plain rule gives a week later), the next century (2100, 2116), and every
+# other Easter on 22 March (1598, 1693, 1761, 1818) or 25 April (1666, 1734, 1886, 1943)
+# of the Gregorian calendar: the computus's century terms show there
 @pytest.mark.parametrize("sunday", [
+    "1598-03-22", "1693-03-22", "1761-03-22", "1818-03-22",
+    "1666-04-25", "1734-04-25", "1886-04-25", "1943-04-25",
     "2008-03-23", "2011-04-24", "2019-04-21", "2020-04-12", "2021-04-04", "2022-04-17",
     "2023-04-09", "2024-03-31", "2025-04-20", "2029-04-01", "2030-04-21", "2031-04-13",
     "2032-03-28", "2033-04-17", "2034-04-09", "2035-03-25", "2038-04-25", "2049-04-18",
