@@ -301,34 +301,35 @@ def test_the_readme_lists_every_command():
 
 
 def test_official_xsd_accepts_the_folder_holding_one_package(tmp_path):
+    from pesgen.errors import UsageError
     from pesgen.validate import OFFICIAL_ENTRY, official_xsd_path
 
     parent = tmp_path / "pes-v2"
-    entry = parent / "schemas_pes_v5.17" / Path(*OFFICIAL_ENTRY)
-    entry.parent.mkdir(parents=True)
-    entry.write_text("<x/>", encoding="utf-8")
+
+    def package(name: str) -> Path:
+        entry = parent / name / Path(*OFFICIAL_ENTRY)
+        entry.parent.mkdir(parents=True)
+        entry.write_text("<x/>", encoding="utf-8")
+        return entry
+
+    def refusal() -> str:
+        with pytest.raises(UsageError) as info:
+            official_xsd_path(parent)
+        return str(info.value)
+
+    entry = package("schemas_pes_v5.17")
     (parent / "dostech-v5.19").mkdir()
     assert official_xsd_path(parent) == entry
     assert official_xsd_path(parent / "schemas_pes_v5.17") == entry
-    second = parent / "schemas_pes_v5.18" / Path(*OFFICIAL_ENTRY)
-    second.parent.mkdir(parents=True)
-    second.write_text("<x/>", encoding="utf-8")
-    from pesgen.errors import UsageError
-
-    with pytest.raises(UsageError) as info:
-        official_xsd_path(parent)
+    package("schemas_pes_v5.18")
     # both named, and the command to give one of them (the newest) said whole
-    assert str(info.value) == (
+    assert refusal() == (
         f"{parent}: 2 DGFiP schema packages here (schemas_pes_v5.17, schemas_pes_v5.18): "
         f"give the one to use, e.g. --official-xsd {parent / 'schemas_pes_v5.18'} "
         "(the newest)")
     # versions are compared as numbers: v5.9 is older than v5.17 (a name sort says newer)
-    third = parent / "schemas_pes_v5.9" / Path(*OFFICIAL_ENTRY)
-    third.parent.mkdir(parents=True)
-    third.write_text("<x/>", encoding="utf-8")
-    with pytest.raises(UsageError) as info:
-        official_xsd_path(parent)
-    assert str(info.value) == (
+    package("schemas_pes_v5.9")
+    assert refusal() == (
         f"{parent}: 3 DGFiP schema packages here (schemas_pes_v5.9, schemas_pes_v5.17, "
         f"schemas_pes_v5.18): give the one to use, e.g. --official-xsd "
         f"{parent / 'schemas_pes_v5.18'} (the newest)")
