@@ -7,7 +7,8 @@
   ``None`` instead of an error, since export rows legitimately omit optional fields.
 * All three (templates, expressions, file-name strings) are bounded: no operator,
   built-in filter or string method makes a huge value from a width or a count
-  (``_Bounded``).
+  (``_Bounded``), nor text of a container whose text is huge (a list holding one list
+  twice, doubled in a loop: ``_Bounded.check_text``).
 * Templates and expressions never write a None value as text (``{{ x }}``, ``~``,
   ``%``, ``str.format``, a filter such as ``upper``): ``_Bounded.refuse_none``. Not
   checked: a literal ``none`` Jinja joins at compile time, and containers or model
@@ -42,7 +43,7 @@ from jinja2.sandbox import (
     SecurityError,
     modifies_known_mutable,
 )
-from jinja2.utils import _PassArg, generate_lorem_ipsum, object_type_repr
+from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum, object_type_repr
 from markupsafe import Markup, soft_str
 
 from . import model
@@ -134,6 +135,77 @@ def _distinct_size(items: Iterable[Any], kinds: type | tuple[type, ...]) -> int:
     return sum({id(x): len(x) for x in items if isinstance(x, kinds)}.values())
 
 
+# What holds other values and writes their text in its own (``str()`` of a list is the
+# ``repr`` of each item): a list holding one list twice, doubled in a loop, is tiny, but
+# its text doubles at each level (``_text_size``).
+_ITEMS = type({}.items())
+_CONTAINERS = (list, tuple, dict, set, frozenset, Namespace, type({}.keys()),
+               type({}.values()), _ITEMS)
+
+
+class _Kinds(dict[type, bool]):
+    """{type: whether it is one of ``_CONTAINERS`` or a subclass}, filled as types are
+    met: one dict lookup, where ``isinstance(value, _CONTAINERS)`` of a number reads its
+    ``__class__`` once per container type (0.2 µs of each value written)."""
+
+    def __missing__(self, kind: type) -> bool:
+        self[kind] = found = issubclass(kind, _CONTAINERS)
+        return found
+
+
+_IS_CONTAINER = _Kinds()
+# what a container writes around its items ('[' and ']'); the others write their name
+# too ('frozenset({' and '})', 'dict_keys([' and '])')
+_BRACKETS = {list: 2, tuple: 2, set: 2, dict: 2}
+
+
+def _text_size(value: object, cap: int) -> int:
+    """How long ``str(value)`` is (exactly for the built-in containers; about, a few
+    characters off, for a subclass with its own ``repr``), counted without making it:
+    a container is walked once, however many times it is held (``[x, x]`` counts
+    ``x``'s size twice, by addition), and the count stops once past ``cap`` (what it
+    gives then is over ``cap``, not the whole size). Anything that holds nothing counts
+    its ``repr``, as a container writes it."""
+    sizes: dict[int, int] = {}
+
+    def size(x: object) -> int:
+        if not _IS_CONTAINER[type(x)]:
+            return len(repr(x))
+        known = sizes.get(id(x))  # every container walked is held by ``value``: its
+        if known is not None:     # id is its own for the whole count
+            return known
+        sizes[id(x)] = 5  # held by itself: written '[...]'
+        kind = type(x)
+        n = len(object.__getattribute__(x, "_Namespace__attrs") if kind is Namespace
+                else x)  # type: ignore[arg-type]
+        total = _BRACKETS.get(kind, len(kind.__name__) + 4) + 2 * max(n - 1, 0)
+        if not n:  # 'set()', 'frozenset()'
+            total += 3 if kind is set else -2 if kind is frozenset else 0
+        elif n == 1 and kind is tuple:  # '(x,)'
+            total += 1
+        if kind is Namespace:  # '<Namespace {...}>'
+            total = 12 + size(object.__getattribute__(x, "_Namespace__attrs"))
+        elif isinstance(x, dict):
+            for key, item in x.items():
+                total += size(key) + size(item) + 2  # ': '
+                if total > cap:
+                    break
+        elif isinstance(x, _ITEMS):  # its pairs are made as it is read: not kept
+            for key, item in x:
+                total += size(key) + size(item) + 4  # '(', ', ', ')'
+                if total > cap:
+                    break
+        else:
+            for item in x:  # type: ignore[attr-defined]
+                total += size(item)
+                if total > cap:
+                    break
+        sizes[id(x)] = total
+        return total
+
+    return size(value)
+
+
 def _printf_padding(fmt: str, values: object) -> tuple[int, bool]:
     """The sum of the widths and precisions in a printf-style format (``%5d``,
     ``%.3f``, ``%*d`` with its argument), parsed as Python's ``%`` operator does; and
@@ -177,7 +249,8 @@ def _printf_padding(fmt: str, values: object) -> tuple[int, bool]:
             else:
                 value = args[arg] if arg < len(args) else _NO_VALUE
                 arg += 1
-            total += len(value) if isinstance(value, (str, bytes)) else 0
+            total += len(value) if isinstance(value, (str, bytes)) else \
+                _text_size(value, MAX_RESULT_SIZE) if _IS_CONTAINER[type(value)] else 0
             takes_none = takes_none or value is None
         i = fmt.find("%", j + 1)
     return total, takes_none
@@ -221,6 +294,9 @@ class _BoundedFormatter(SandboxedFormatter):
     def convert_field(self, value: object, conversion: str | None) -> Any:
         if value is None:  # '{}', '{!s}' and '{!r}' write the word
             _refuse_none(self._env, "str.format")
+        if _IS_CONTAINER[type(value)]:  # its text, counted before it is made
+            _bound("str.format", self.padding + _text_size(value, MAX_RESULT_SIZE),
+                   self.source)
         return super().convert_field(value, conversion)
 
     def format_field(self, value: object, format_spec: str) -> Any:
@@ -282,13 +358,15 @@ def _replaced_size(text: str | bytes, old: object, new: object, count: object) -
 
 def _joined_size(items: list[Any], sep: str, made_from: int) -> int:
     """The length of ``sep.join(map(str, items))``, counted up to just past the limit
-    (the items beyond are not converted)."""
+    (the items beyond are not converted; a container's text is counted without making
+    it)."""
     limit = _limit(made_from)
     size = len(sep) * max(len(items) - 1, 0)
     for x in items:
         if size > limit:
             break
-        size += len(x) if isinstance(x, str) else len(str(x))
+        size += len(x) if isinstance(x, str) else \
+            _text_size(x, limit) if _IS_CONTAINER[type(x)] else len(str(x))
     return size
 
 
@@ -407,20 +485,34 @@ _TEXT_FILTERS: dict[str, Callable[..., bool] | None] = {
     # str(old) and str(new): 'x' | replace('x', none) writes it
     "replace": lambda s, old=0, new=0, *rest, **kwargs: old is None or new is None,
 }
+# ... and those that make text of a container but not of None (JSON's null; an
+# attribute left out)
+_CONTAINER_TEXT_FILTERS = ("tojson", "xmlattr")
 
 
-def _refusing_none(env: jinja2.Environment, name: str, func: Callable[..., Any],
-                   also: Callable[..., bool] | None) -> Callable[..., Any]:
+def _refusing_none(env: _Bounded, name: str, func: Callable[..., Any],
+                   also: Callable[..., bool] | None, none: bool = True) -> Callable[..., Any]:
     """Filter ``func`` registered as ``name``, refusing a None value (and what ``also``
-    finds in its arguments) before Jinja writes it as text. Its Jinja markers (the
-    context, environment or evaluation context it takes) are kept."""
+    finds in its arguments; not when ``none`` is false) before Jinja writes it as text,
+    and a container (its value or an argument) whose text is over the environment's
+    bound (``_Bounded.check_text``) before it is made. Its Jinja markers (the context,
+    environment or evaluation context it takes) are kept."""
     skip = 1 if _PassArg.from_obj(func) is not None else 0
     what = f"filter {name}"
+    check = env.check_text
 
     def refuses_none(*args: Any, **kwargs: Any) -> Any:
-        if len(args) > skip and (args[skip] is None or (
-                also is not None and also(*args[skip:], **kwargs))):
-            _refuse_none(env, what)
+        if len(args) > skip:
+            value = args[skip]
+            if none and (value is None or (
+                    also is not None and also(*args[skip:], **kwargs))):
+                _refuse_none(env, what)
+            if _IS_CONTAINER[type(value)]:
+                check(what, value)
+            if len(args) > skip + 1 or kwargs:  # 'x' | replace('x', a_list)
+                for arg in (*args[skip + 1:], *kwargs.values()):
+                    if _IS_CONTAINER[type(arg)]:
+                        check(what, arg)
         return func(*args, **kwargs)
 
     return update_wrapper(refuses_none, func)
@@ -438,7 +530,11 @@ class _Bounded(SandboxedEnvironment):
     methods ``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``replace``,
     ``join``, ``translate``, of a text or of bytes (``'x'.encode()``), and
     ``int.to_bytes``); in a template, ``~`` too (``_Sandbox.concat_result``).
-    ``truncate`` only ever shortens. A refusal is a ``SecurityError``: a template error
+    ``truncate`` only ever shortens. The text of a list, a tuple, a dict, a set or a
+    namespace (which may be exponentially longer than the container: ``[x, x]``
+    doubled) is sized before it is made wherever it would be: a template's output,
+    ``~``, ``%``, ``str.format``, ``join`` and the filters that make text
+    (``check_text``). A refusal is a ``SecurityError``: a template error
     naming the template and line, or a mapping problem naming the binding.
 
     A None that ``~``, ``%``, ``str.format`` or a filter would write as text is refused
@@ -494,23 +590,59 @@ class _Bounded(SandboxedEnvironment):
             raise jinja2.TemplateRuntimeError(f"{what} {self.none_refusal}")
 
     def refuse_none_in_filters(self) -> None:
-        """Jinja's filters that make text of None (``_TEXT_FILTERS``) refuse it; call
-        once the environment's filters are registered."""
+        """Jinja's filters that make text of None (``_TEXT_FILTERS``) refuse it, and
+        they and those that make text of a container (``_CONTAINER_TEXT_FILTERS``)
+        refuse one whose text is over the bound (``check_text``); call once the
+        environment's filters are registered (not to rebuild a template's run recorded
+        before these bounds, ``writes_none``: as pesgen rendered then)."""
         for name, also in _TEXT_FILTERS.items():
             func = self.filters.get(name)
             if func is not None:
                 self.filters[name] = _refusing_none(self, name, func, also)
+        for name in _CONTAINER_TEXT_FILTERS:
+            func = self.filters.get(name)
+            if func is not None:
+                self.filters[name] = _refusing_none(self, name, func, None, none=False)
+
+    def check_text(self, what: str, value: object) -> None:
+        """Refuse, before it is made, the text of ``value`` (a list, a tuple, a dict, a
+        set, a namespace: ``_CONTAINERS``) when it would be over the bound of ``~``
+        (``sum_bound``): a list holding one list twice, doubled twenty times, is a few
+        dozen objects, but its text is 40 million characters, made in one ``str()``
+        (in a template's output, ``~``, ``%``, ``str.format``, ``join`` or a filter)
+        which no time limit stops. Sized by ``_text_size``, which walks each container
+        once."""
+        bound = self.sum_bound()
+        if bound is not None:
+            size = _text_size(value, bound)
+            if size > bound:
+                raise SecurityError(
+                    f"{what}: the text of a {type(value).__name__} of about {size} "
+                    f"characters or more refused (at most {bound})")
+
+    def text_of(self, value: object) -> str:
+        """``str(value)``, a container's text bounded first (``check_text``): what
+        ``~`` joins."""
+        if _IS_CONTAINER[type(value)]:
+            self.check_text("'~'", value)
+        return str(value)
 
     def str_concat(self, parts: tuple[Any, ...]) -> str:
         """``a ~ b`` where nothing is escaped: Jinja's ``str_join``, None refused."""
         if None in parts:
             self.refuse_none("'~'")
+        for part in parts:
+            if _IS_CONTAINER[type(part)]:
+                self.check_text("'~'", part)
         return self.concat_result(str_join(parts))
 
     def markup_concat(self, parts: tuple[Any, ...]) -> str:
         """``a ~ b`` in an escaped template: Jinja's ``markup_join``, None refused."""
         if None in parts:
             self.refuse_none("'~'")
+        for part in parts:
+            if _IS_CONTAINER[type(part)]:
+                self.check_text("'~'", part)
         return self.concat_result(markup_join(parts))
 
     def concat_result(self, text: str) -> str:
@@ -769,6 +901,8 @@ class _Sandbox(_Bounded):
         as Jinja's own code, but never the word None."""
         if value is None and not self.writes_none:
             raise jinja2.TemplateRuntimeError(NONE_WRITTEN)
+        if _IS_CONTAINER[type(value)]:
+            self.check_text("output", value)  # bounded before str() makes it
         return str(value)
 
     def getattr(self, obj: object, attribute: str) -> object:
@@ -1084,11 +1218,14 @@ def memoise_escaping(template: jinja2.Template) -> None:
     markupsafe's ``Markup(value.__html__())`` is a copy of it. Anything else (bools,
     other numbers, ``Markup`` subclasses, objects with ``__html__``, undefined values)
     still goes to markupsafe every time; None is refused (``NONE_WRITTEN``): the word
-    "None" is no value of a file. Every template of a bundle's environment gets this as
-    it is compiled (``_Template``), the templates it imports included."""
+    "None" is no value of a file; a container (a list...) whose text is over the bound
+    is refused before markupsafe makes it (``_Bounded.check_text``). Every template of
+    a bundle's environment gets this as it is compiled (``_Template``), the templates it
+    imports included."""
     namespace = template.root_render_func.__globals__
     env = template.environment
     escape = namespace.get("escape")
+    check = getattr(env, "check_text", None)
     if escape is None or getattr(escape, "memoised", False):
         return  # not Jinja's usual module (nothing to memoise), or done already
     memo: dict[str | int, Markup] = {}
@@ -1106,6 +1243,8 @@ def memoise_escaping(template: jinja2.Template) -> None:
             return value
         if value is None and not getattr(env, "writes_none", False):
             raise jinja2.TemplateRuntimeError(NONE_WRITTEN)  # markupsafe writes 'None'
+        if _IS_CONTAINER[type(value)] and check is not None:
+            check("output", value)  # its text bounded before markupsafe makes it
         return escape(value)
 
     memoised.memoised = True  # type: ignore[attr-defined]

@@ -267,9 +267,12 @@ class _Compiler:
         refuse = self.env.refuse_none  # type: ignore[attr-defined]
         # a result over MAX_RESULT_SIZE is refused by concat_result (it raises)
         too_long = self.env.concat_result  # type: ignore[attr-defined]
+        # str() of an operand, a container's text bounded before it is made
+        text_of = self.env.text_of  # type: ignore[attr-defined]
         limit = MAX_RESULT_SIZE
         # _Bounded.str_concat, inline: operands evaluated in order, then None refused,
-        # then str() of each joined, then the result bounded; the common lengths unrolled
+        # then str() of each joined (text_of of any but a text), then the result
+        # bounded; the common lengths unrolled
         # (no comprehension frame per call): 'X ' ~ a, a ~ ' ' ~ b, the shipped line label
         # a ~ ' - ' ~ b ~ ' ' ~ c
         if len(parts) == 2:
@@ -279,7 +282,8 @@ class _Compiler:
                 a, b = p1(scope), p2(scope)
                 if a is None or b is None:
                     refuse("'~'")
-                text = "".join((str(a), str(b)))
+                text = "".join((a if type(a) is str else text_of(a),
+                                b if type(b) is str else text_of(b)))
                 return too_long(text) if len(text) > limit else text
 
             return concat2
@@ -290,7 +294,9 @@ class _Compiler:
                 a, b, c = p1(scope), p2(scope), p3(scope)
                 if a is None or b is None or c is None:
                     refuse("'~'")
-                text = "".join((str(a), str(b), str(c)))
+                text = "".join((a if type(a) is str else text_of(a),
+                                b if type(b) is str else text_of(b),
+                                c if type(c) is str else text_of(c)))
                 return too_long(text) if len(text) > limit else text
 
             return concat3
@@ -301,7 +307,11 @@ class _Compiler:
                 a, b, c, d, e = p1(scope), p2(scope), p3(scope), p4(scope), p5(scope)
                 if a is None or b is None or c is None or d is None or e is None:
                     refuse("'~'")
-                text = "".join((str(a), str(b), str(c), str(d), str(e)))
+                text = "".join((a if type(a) is str else text_of(a),
+                                b if type(b) is str else text_of(b),
+                                c if type(c) is str else text_of(c),
+                                d if type(d) is str else text_of(d),
+                                e if type(e) is str else text_of(e)))
                 return too_long(text) if len(text) > limit else text
 
             return concat5
@@ -310,7 +320,7 @@ class _Compiler:
             values = [p(scope) for p in parts]
             if None in values:
                 refuse("'~'")
-            text = "".join([str(x) for x in values])
+            text = "".join([x if type(x) is str else text_of(x) for x in values])
             return too_long(text) if len(text) > limit else text
 
         return concat_n

@@ -837,3 +837,163 @@ def test_a_run_recorded_before_the_bound_of_plus_is_rebuilt_as_it_rendered(tmp_p
     env = template_environment(tmp_path, writes_none=True)
     assert env.get_template("t.csv.j2").render(a="x" * MAX_OPERAND_SIZE) == \
         str(2 * MAX_OPERAND_SIZE)
+
+
+# ------------------------------------------- containers whose text doubles at each level
+
+# A list holding one list twice, doubled in a loop: a few dozen objects, but its text
+# doubles at each level (N = 22: 42 million characters in one str(); N = 30 ran out of
+# memory, which no time limit stops)
+DOUBLING = ("{% set ns = namespace(x=['ab']) %}{% for i in range(30) %}"
+            "{% set ns.x = [ns.x, ns.x] %}{% endfor %}")
+# the same in a mapping expression, each level ten times the one below: seven levels
+# made 62 million characters before '~' refused them, nine ran out of memory
+NESTED = "[" * 9 + "'ab'" + "] * 10" * 9
+
+
+def _doubled(levels: int) -> list:
+    nested: list = ["ab"]
+    for _ in range(levels):
+        nested = [nested, nested]
+    return nested
+
+
+@pytest.mark.parametrize("name", ["t.csv.j2", "t.xml.j2"])
+@pytest.mark.parametrize("write, what", [("{{ ns.x }}", "output"),
+                                         ("{{ ns.x ~ '' }}", "'~'"),
+                                         ("{{ ns.x | string }}", "filter string"),
+                                         ("{{ '%s' % (ns.x,) }}", "'%' formatting"),
+                                         ("{{ [ns.x] | join }}", "filter join")])
+def test_a_template_writing_a_list_whose_text_doubles_is_refused_before_it_is_made(
+        tmp_path, name, write, what):
+    """Refused at once, naming what would write it and the bound, in a flat template
+    (``_Sandbox.written``) and an XML one (its memoised escape), without making the
+    text: the list is sized walking each of its sub-lists once."""
+    (tmp_path / name).write_text(DOUBLING + write, encoding="utf-8")
+    template = template_environment(tmp_path).get_template(name)
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match=f"^{re.escape(what)}: .*refused"):
+            template.render()
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("command", ["check-mapping", "export"])
+def test_a_list_whose_text_doubles_is_a_template_error_naming_its_line(tmp_path, command):
+    fmts, line = _bundle(tmp_path, NOM, DOUBLING + "{{ ns.x }}" + NOM)
+    r = _command(command, tmp_path, MAPPING, fmts)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: output: "
+                               "the text of a list of about "), r.stderr
+    assert f"characters or more refused (at most {MAX_OPERAND_SIZE})" in r.stderr
+    assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("make", [expression_environment, string_environment],
+                         ids=["expression", "file-name"])
+@pytest.mark.parametrize("source, what", [
+    ("'' ~ " + NESTED, "'~'"),
+    ("'' ~ big", "'~'"),
+    ("'x' ~ big ~ 'y'", "'~'"),
+    ("(big,) ~ ''", "'~'"),
+    ("{'k': big} ~ ''", "'~'"),
+    ("namespace(x=big) ~ ''", "'~'"),
+    ("'%s' % (big,)", "'%' formatting"),
+    ("'%s' % big", "'%' formatting"),
+    ("'{}'.format(big)", "str.format"),
+    ("'{0!r}'.format(big)", "str.format"),
+    ("'{k}'.format_map({'k': big})", "str.format"),
+    ("[big] | join", "filter join"),
+    ("'-'.join([big])", "str.join"),
+    ("big | string", "filter string"),
+    ("big | tojson", "filter tojson"),
+    ("big | pprint", "filter pprint"),
+    ("big | upper", "filter upper"),
+    ("big | e", "filter e"),
+    ("big | center(10)", "filter center"),
+    ("'%s' | format(big)", "filter format"),
+    ("'x' | replace('x', big)", "filter replace"),
+    ("{'k': big} | xmlattr", "filter xmlattr"),
+    ("{'k': big}.items() | string", "filter string"),
+])
+def test_an_expression_making_text_of_a_list_whose_text_doubles_is_refused(
+        make, source, what):
+    """Every route that makes text of a value (``~``, ``%``, ``str.format``, ``join``,
+    the filters that make text) sizes a container first, refusing it at once over the
+    bound of ``~``, its memory bounded (``big``: 30 doublings, 10 GB of text)."""
+    env = make()
+    run_it = env.compile_expression(source)
+
+    def run() -> None:
+        with pytest.raises(SecurityError, match=f"^{re.escape(what)}: .*refused \\(at "
+                                                f"most \\d+\\)$"):
+            run_it(big=_doubled(30))
+
+    assert _peak_memory(run) < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("source", ["'' ~ invoice.a", "invoice.b ~ ' ' ~ invoice.a",
+                                    "invoice.b ~ invoice.a ~ invoice.b ~ '-' ~ invoice.b",
+                                    "invoice.b ~ invoice.a ~ invoice.b ~ '-'"])
+def test_a_mapping_binding_joining_a_list_whose_text_doubles_is_refused(source):
+    """The compiled closures of '~' (``pesgen.expr``) as Jinja's: sized first."""
+    env = expression_environment()
+    fast = compile_fast(env, source)
+    assert fast is not None
+    record = {"invoice": {"a": _doubled(30), "b": "x"}}
+    slow = env.compile_expression(source)
+    for run_it in (lambda: slow(**record), lambda: fast(record)):
+        assert _peak_memory(lambda run_it=run_it: _refused_as_doubled(run_it)) < \
+            5 * 1024 * 1024
+
+
+def _refused_as_doubled(run_it) -> None:
+    with pytest.raises(SecurityError, match="^'~': the text of a list of about \\d+ "
+                                            "characters or more refused \\(at most "
+                                            f"{MAX_RESULT_SIZE}\\)$"):
+        run_it()
+
+
+@pytest.mark.parametrize("make, bound", [
+    (lambda: template_environment(Path(__file__).parent), MAX_OPERAND_SIZE),
+    (string_environment, MAX_OPERAND_SIZE),
+    (expression_environment, MAX_RESULT_SIZE),
+], ids=["template", "file-name", "expression"])
+def test_a_list_s_text_may_be_exactly_its_bound(make, bound):
+    """As '~' (whose bound it is): MAX_OPERAND_SIZE characters in a template,
+    MAX_RESULT_SIZE in a mapping expression; one more refused, its size said exactly."""
+    run = make().compile_expression("'' ~ a")
+    assert len(run(a=["x" * (bound - 4)])) == bound  # "['x…x']"
+    with pytest.raises(SecurityError, match=f"^'~': the text of a list of about {bound + 1} "
+                                            f"characters or more refused \\(at most {bound}\\)$"):
+        run(a=["x" * (bound - 3)])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("t.csv.j2", "[['ab', 1], ('c',), {'k': {2}}]|[['ab', 1], ('c',), {'k': {2}}]x|"
+                 "[[\"ab\", 1], [\"c\"], {\"k\": [2]}]"),
+    ("t.xml.j2", "[[&#39;ab&#39;, 1], (&#39;c&#39;,), {&#39;k&#39;: {2}}]|"
+                 "[[&#39;ab&#39;, 1], (&#39;c&#39;,), {&#39;k&#39;: {2}}]x|"
+                 "[[\"ab\", 1], [\"c\"], {\"k\": [2]}]"),
+])
+def test_a_small_list_is_written_as_before(tmp_path, name, expected):
+    (tmp_path / name).write_text("{{ a }}|{{ a ~ 'x' }}|{{ b | tojson }}", encoding="utf-8")
+    a = [["ab", 1], ("c",), {"k": {2}}]
+    assert template_environment(tmp_path).get_template(name).render(
+        a=a, b=[["ab", 1], ["c"], {"k": [2]}]) == expected
+    assert expression_environment().compile_expression("'%s|' % (a,) ~ a")(a=a) == \
+        f"{a}|{a}"
+
+
+def test_a_run_recorded_before_the_bound_of_a_list_s_text_is_rebuilt_as_it_rendered(
+        tmp_path):
+    """``writes_none`` (a run recorded before 2026-12-01, rebuilt): a list's text is
+    not bounded in its output, '~' and filters, as '~' and '+' are not there."""
+    (tmp_path / "t.csv.j2").write_text("{{ a }}|{{ a ~ '' }}|{{ a | string }}",
+                                       encoding="utf-8")
+    a = ["x" * MAX_OPERAND_SIZE]
+    assert template_environment(tmp_path, writes_none=True).get_template("t.csv.j2").render(
+        a=a) == "|".join([str(a)] * 3)
+    with pytest.raises(SecurityError, match="^output: the text of a list of about"):
+        template_environment(tmp_path).get_template("t.csv.j2").render(a=a)
