@@ -1456,8 +1456,7 @@ class Store:
             row = self._sequence_row(conn, k)
             conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                 next_number=row.next_number + used))
-        if conn.dialect.name == "postgresql":
-            _analyze_titles(conn)
+        _analyze_titles(conn)
 
     # -------------------------------------------------------------- queries
 
@@ -2230,8 +2229,9 @@ def _analyze_titles(conn: Connection) -> None:
     again a minute later at best, and only once a tenth of the table has changed.
     ANALYZE reads a sample (at most 30 000 rows, whatever the store's size); its lock,
     held to the commit, waits for no write, only for another ANALYZE (another export
-    recording at the same moment)."""
-    conn.exec_driver_sql("ANALYZE run_invoices")
+    recording at the same moment). SQLite: nothing (its plans need no statistics)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE run_invoices")
 
 
 # what `runs cancel --annulled-by-tresorerie` adds to the reason it records
@@ -2411,6 +2411,5 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
                     dst.execute(sa.text(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
                         f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"))
-        if dst.dialect.name == "postgresql":
-            _analyze_titles(dst)  # the first export's guard plans with them
+        _analyze_titles(dst)  # the first export's guard plans with them
     return counts
