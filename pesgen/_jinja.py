@@ -176,16 +176,16 @@ def _text_size(value: object, cap: int) -> int:
             return known
         sizes[id(x)] = 5  # held by itself: written '[...]'
         kind = type(x)
-        n = len(object.__getattribute__(x, "_Namespace__attrs") if kind is Namespace
-                else x)  # type: ignore[arg-type]
+        if kind is Namespace:  # '<Namespace {...}>'
+            sizes[id(x)] = total = 12 + size(object.__getattribute__(x, "_Namespace__attrs"))
+            return total
+        n = len(x)  # type: ignore[arg-type]
         total = _BRACKETS.get(kind, len(kind.__name__) + 4) + 2 * max(n - 1, 0)
         if not n:  # 'set()', 'frozenset()'
             total += 3 if kind is set else -2 if kind is frozenset else 0
         elif n == 1 and kind is tuple:  # '(x,)'
             total += 1
-        if kind is Namespace:  # '<Namespace {...}>'
-            total = 12 + size(object.__getattribute__(x, "_Namespace__attrs"))
-        elif isinstance(x, dict):
+        if isinstance(x, dict):
             for key, item in x.items():
                 total += size(key) + size(item) + 2  # ': '
                 if total > cap:
@@ -627,22 +627,23 @@ class _Bounded(SandboxedEnvironment):
             self.check_text("'~'", value)
         return str(value)
 
-    def str_concat(self, parts: tuple[Any, ...]) -> str:
-        """``a ~ b`` where nothing is escaped: Jinja's ``str_join``, None refused."""
+    def _check_parts(self, parts: tuple[Any, ...]) -> None:
+        """What ``~`` refuses of its operands before joining them: None, and a container
+        whose text is over the bound (``check_text``)."""
         if None in parts:
             self.refuse_none("'~'")
         for part in parts:
             if _IS_CONTAINER[type(part)]:
                 self.check_text("'~'", part)
+
+    def str_concat(self, parts: tuple[Any, ...]) -> str:
+        """``a ~ b`` where nothing is escaped: Jinja's ``str_join``, None refused."""
+        self._check_parts(parts)
         return self.concat_result(str_join(parts))
 
     def markup_concat(self, parts: tuple[Any, ...]) -> str:
         """``a ~ b`` in an escaped template: Jinja's ``markup_join``, None refused."""
-        if None in parts:
-            self.refuse_none("'~'")
-        for part in parts:
-            if _IS_CONTAINER[type(part)]:
-                self.check_text("'~'", part)
+        self._check_parts(parts)
         return self.concat_result(markup_join(parts))
 
     def concat_result(self, text: str) -> str:
