@@ -325,9 +325,8 @@ def _not_uris(path: Path, seen: set[Path] | None = None) -> list[tuple[str, str]
     if path in seen or not path.is_file():
         return []
     seen.add(path)
-    try:
-        root = etree.parse(str(path), _parser()).getroot()
-    except etree.XMLSyntaxError:
+    root = _xsd_document(path)
+    if root is None:
         return []
     found = []
     for el in root.iter(f"{_XS}include", f"{_XS}import", f"{_XS}redefine"):
