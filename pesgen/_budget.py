@@ -1,6 +1,8 @@
 """A time limit on each call into a bundle's template: its top-level code, run as it is
 loaded (not its compiling, which takes time in its text's size), one macro rendering
-a file's head, one title's piece, or its tail.
+a file's head, one title's piece, or its tail; and on building each invoice's title
+(``build.Builder.build``: its bindings' expressions), stopped as ``MappingStopped``
+naming the binding whose expression ran (rule mapping.time).
 
 The sandbox bounds what one operation may make (``_jinja``), not how long a template
 runs: two nested ``range(100000)`` loops, or a macro's loop over every line of a large
@@ -16,6 +18,9 @@ looks once a second and, past the limit, sends SIGALRM to the main thread, whose
 handler raises ``RenderTimeout`` there, in the template's code. Only where that can
 work: the main thread of a POSIX process whose SIGALRM nobody else handles; elsewhere
 (another thread, Windows, an application's own SIGALRM handler) calls run unwatched.
+Python runs the handler between two of its bytecodes: a call spending its time inside
+one C function (``==`` or ``sort`` of two lists built to hold themselves many times over)
+is stopped only once that function returns.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any
 
+from . import _budget
 from ._csv import FORMULA_START
 from ._jinja import WrongShape, expression_environment, json_kind
 from .checks import (
@@ -30,7 +31,7 @@ from .checks import (
     debit_date_problem,
     target2_closed,
 )
-from .errors import InputDataError, MappingError, Problem
+from .errors import InputDataError, MappingError, MappingStopped, Problem
 from .expr import expression_paths
 from .formats import Format, forbidden_in, option_problems, text_misfit
 from .keys import (
@@ -212,6 +213,9 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
     except WrongShape as exc:  # said once per value, when the invoice is built
         _wrong_shape(ctx, exc, binding, origin or ctx.origin, scope)
         return None
+    except _budget.RenderTimeout:
+        raise _stopped(ctx, f"{binding.key}: the expression", origin,
+                       binding.where) from None
     except Exception as exc:  # a Jinja error inside a user expression
         said = _shapes_read(binding.text, scope) if isinstance(exc, TypeError) else ""
         ctx.problem("mapping.expr", f"{binding.key}: expression failed: {exc}{said}",
@@ -221,6 +225,22 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
         value = value.strip()
         return value or None
     return value
+
+
+def _stopped(ctx: _Ctx, what: str, origin: str | None = None,
+             where: str | None = None) -> MappingStopped:
+    """The command stopped: ``what`` (a binding's expression, or building the title)
+    ran past ``_budget.LIMIT`` on the invoice ``ctx`` builds (rule mapping.time)."""
+    message = (f"{what} ran for more than {_budget.LIMIT:g} seconds on this invoice "
+               "and was stopped: a filter over far more items than an invoice holds, or "
+               "a loop that does not end? The next invoices would each hold the "
+               "command as long again")
+    record = origin or ctx.origin
+    problem = Problem("mapping.time", message, record=record, mapping=where,
+                      invoice=ctx.invoice)
+    return MappingStopped(f"{where.split(': ', 1)[0] + ': ' if where else ''}{what} ran for "
+                          f"more than {_budget.LIMIT:g} seconds on {record} and was "
+                          "stopped", [problem])
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,8 +704,17 @@ class Builder:
         return f"; in an expression, invoice is the input record, its columns read by name{example}"
 
     def build(self, src: SourceInvoice) -> BuildResult:
+        """The invoice's title, or why not; the building stopped past the time limit
+        (``_budget``: an expression's filter over millions of items) is MappingStopped."""
         ctx = _Ctx(src.origin)
-        result = self._build(src, ctx)
+        watching = _budget.start()
+        try:
+            result = self._build(src, ctx)
+        except _budget.RenderTimeout:  # it came between two expressions
+            raise _stopped(ctx, "building the title") from None
+        finally:
+            if watching:
+                _budget.stop()
         if ctx.shapes is not None:
             self._shapes_said(ctx, result)
         return result

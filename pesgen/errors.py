@@ -140,6 +140,14 @@ class MappingError(PesgenError):
     default_message = "the mapping file is invalid"
 
 
+class MappingStopped(MappingError):
+    """Building one invoice's title (its bindings' expressions) ran past the time limit
+    (``pesgen._budget``) and was stopped: the command stops there, as the next invoices
+    would each hold it as long again (rule mapping.time)."""
+
+    default_message = "a mapping expression ran past its time limit"
+
+
 class InputDataError(PesgenError):
     exit_code = ExitCode.INPUT
     default_message = "the input data is invalid"

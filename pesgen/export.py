@@ -38,6 +38,7 @@ from .build import Builder, LeftOut, PolicyNote
 from .errors import (
     InputDataError,
     MappingError,
+    MappingStopped,
     OutputInvalidError,
     PesgenError,
     Problem,
@@ -494,6 +495,8 @@ class Exporter:
         problems: list[Problem] = []
         try:
             seen = self._loop(input_path, prepared, problems)
+        except MappingStopped as exc:  # the problems found before it are listed too
+            raise MappingStopped(str(exc), problems + exc.problems) from None
         except InputDataError as exc:
             if not problems:
                 raise

@@ -418,6 +418,110 @@ def test_a_call_within_its_time_limit_is_not_stopped(monkeypatch):
     assert _budget._started == [0.0]
 
 
+# ten thousand million filter calls, each list within the sandbox's bounds (100 000
+# items): hours of Python, in a few kilobytes
+SLOW = ("(([[1] * 100000] * 100000) | map('map', 'string') | map('join') | map('length') "
+        "| sum)")
+
+
+def _run_on_example(command: str, tmp_path: Path, mapping: Path):
+    if command == "preview":
+        return _cli("preview", "-m", mapping, "-i", EXAMPLES / "school-export.json",
+                    "--date", RUN_DATE)
+    return _cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json",
+                "-o", tmp_path / "out", "--date", RUN_DATE,
+                "--db", f"sqlite:///{tmp_path / 'state.sqlite3'}", "--create-store",
+                *(["--dry-run"] if command == "dry-run" else []))
+
+
+@pytest.mark.parametrize("command", ["export", "dry-run", "preview"])
+def test_a_mapping_expression_past_the_time_limit_stops_the_command(tmp_path, monkeypatch,
+                                                                    command):
+    """A binding's expression running past the limit (pesgen._budget.LIMIT, 60 s; 0.5 s
+    here) on an invoice is stopped there: a mapping error (exit 3) naming the mapping's
+    line and key, the record and rule mapping.time, nothing written, and the expression
+    is evaluated on no other invoice. It ran for hours on each invoice: only the
+    templates were watched."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (
+        OBJECT, f'''object: {{expr: "'CONSERVATOIRE FACTURE ' ~ {SLOW}"}}'''))
+    r = _run_on_example(command, tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    record = r"\S*examples/school-export\.json:\$\.invoices\[0\]"
+    assert re.match(rf"error: {re.escape(str(mapping))}:{line}: invoice\.object: the "
+                    rf"expression ran for more than 0\.5 seconds on {record} and was stopped\n",
+                    r.stderr), r.stderr
+    assert re.search(rf"\n  - {record} invoice FA-2026-00101: invoice\.object: the expression "
+                     r"ran for more than 0\.5 seconds on this invoice and was stopped: a "
+                     r"filter over far more items than an invoice holds", r.stderr), r.stderr
+    assert f"[mapping {mapping}:{line}: bindings.invoice.object] (rule mapping.time)" in \
+        r.stderr
+    assert r.stderr.count("(rule mapping.time)") == 1, r.stderr
+    assert _nothing_written(tmp_path)
+    assert _budget._started == [0.0]
+
+
+def test_the_problems_before_a_stopped_expression_are_listed_too(tmp_path, monkeypatch):
+    """The export stopped on the third invoice lists what it found on the first ones
+    (a division by zero there, rule mapping.expr), not only the expression stopped."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    expr = (f"'F ' ~ ({SLOW} if invoice.number == 'FA-2026-00103' else "
+            "(1 / 0 if invoice.number == 'FA-2026-00101' else ''))")
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (OBJECT, f'''object: {{expr: "{expr}"}}'''))
+    r = _run_on_example("export", tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    listed = [x for x in r.stderr.splitlines() if x.startswith("  - ")]
+    assert re.match(r"  - \S*school-export\.json:\$\.invoices\[0\] invoice FA-2026-00101: "
+                    r"invoice\.object: expression failed: division by zero", listed[0]), listed
+    assert listed[0].endswith("(rule mapping.expr)"), listed
+    assert re.match(r"  - \S*school-export\.json:\$\.invoices\[2\] invoice FA-2026-00103: "
+                    r"invoice\.object: the expression ran for more than 0\.5 seconds",
+                    listed[1]), listed
+    assert listed[1].endswith(f"[mapping {mapping}:{line}: bindings.invoice.object] "
+                              "(rule mapping.time)"), listed
+    assert len(listed) == 2 and "2 problem(s); nothing was written." in r.stderr, r.stderr
+    assert _nothing_written(tmp_path)
+
+
+def test_an_invoice_built_past_the_time_limit_outside_an_expression_is_stopped(monkeypatch):
+    """The limit watches the whole of an invoice's building: stopped between two
+    expressions (here: a busy loop before the lines are built), the error names the invoice, no
+    binding, rule mapping.time."""
+    import time
+
+    from pesgen import _budget, build
+    from pesgen.errors import MappingStopped
+    from pesgen.formats import mapping_format
+    from pesgen.mapping import load_mapping
+    from pesgen.sources import read_invoices
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.3)
+    mapping = load_mapping(MAPPING)
+    builder = build.Builder(mapping, mapping_format(mapping), issue_date=date(2026, 11, 23))
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    real = builder._lines
+
+    def slow_lines(*args):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pass
+        return real(*args)
+
+    monkeypatch.setattr(builder, "_lines", slow_lines)
+    with pytest.raises(MappingStopped) as info:
+        builder.build(src)
+    (problem,) = info.value.problems
+    assert problem.rule == "mapping.time" and problem.mapping is None
+    assert problem.record.endswith("school-export.json:$.invoices[0]"), problem.record
+    assert problem.message.startswith("building the title ran for more than 0.3 seconds on "
+                                      "this invoice and was stopped"), problem.message
+    assert _budget._started == [0.0]
+
+
 def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
     fmts, line = _bundle(tmp_path, NOM, "{{ 10.0 ** 400 }}" + NOM)
     r = _export(tmp_path, MAPPING, fmts)
