@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
-from . import clock
+from . import _budget, clock
 from ._csv import text_cell
 from ._jinja import json_kind
 from .across import check_across
@@ -363,7 +363,12 @@ class Exporter:
                  "run": {"date": self.run_date, "exercise": self.mapping.collectivity.exercise}}
         # no input record is read: a failure is the mapping's, whatever the input
         try:
-            value = binding.evaluate({}, scope)
+            value = _budget.watched(binding.evaluate, {}, scope)
+        except _budget.RenderTimeout:
+            message = (f"the expression ran for more than {_budget.LIMIT:g} seconds and was "
+                       "stopped: a filter over far more items than it needs?")
+            raise MappingStopped(f"{binding.where}: {message}", [
+                Problem("mapping.time", message, mapping=binding.where)]) from None
         except Exception as exc:
             raise MappingError(f"{binding.where}: expression failed: {exc}") from None
         # as a title's fields (input.type); a recorded run's is rebuilt as it was written

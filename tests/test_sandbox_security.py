@@ -487,6 +487,26 @@ def test_the_problems_before_a_stopped_expression_are_listed_too(tmp_path, monke
     assert _nothing_written(tmp_path)
 
 
+def test_the_bordereau_object_past_the_time_limit_stops_the_export(tmp_path, monkeypatch):
+    """output.bordereau_object, evaluated once a run, is watched too: exit 3 naming its
+    line, rule mapping.time, nothing written."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, (
+        'bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}',
+        f'''bordereau_object: {{expr: "'CONSERVATOIRE ' ~ {SLOW}"}}'''))
+    r = _run_on_example("export", tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert r.stderr.startswith(f"error: {mapping}:{line}: output.bordereau_object: the "
+                               "expression ran for more than 0.5 seconds and was stopped"), \
+        r.stderr
+    assert f"[mapping {mapping}:{line}: output.bordereau_object] (rule mapping.time)" in \
+        r.stderr, r.stderr
+    assert _nothing_written(tmp_path)
+    assert _budget._started == [0.0]
+
+
 def test_an_invoice_built_past_the_time_limit_outside_an_expression_is_stopped(monkeypatch):
     """The limit watches the whole of an invoice's building: stopped between two
     expressions (here: a busy loop before the lines are built), the error names the invoice, no
