@@ -641,6 +641,39 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
     assert flow.fake_operations() == []
 
 
+def test_a_rule_past_the_time_limit_stops_the_batch_before_sending(flow, store, tmp_path,
+                                                                   monkeypatch):
+    """payfip.refdet's expression running past the limit (pesgen._budget.LIMIT, 60 s;
+    0.5 s here) is stopped on the first invoice of a batch: a mapping error naming the
+    rule's line (rule mapping.time), the next invoices not evaluated, nothing sent. Each
+    invoice's refdet ran for hours; a stopped one would have been refused with the next
+    invoice evaluated as long again."""
+    from pesgen import _budget
+    from pesgen.errors import MappingStopped
+    from pesgen.payfip.service import create_links
+
+    from .payfip_support import MAPPING
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    slow = ("(([[1] * 100000] * 100000) | map('map', 'string') | map('join') "
+            "| map('length') | sum)")
+    path, (line,) = mapping_copy(
+        tmp_path, MAPPING,
+        ('refdet: {expr: "invoice.number | alnum"}',
+         f'refdet: {{expr: "(invoice.number | alnum) ~ {slow}"}}'), name="slow.yaml")
+    with pytest.raises(MappingStopped) as info:
+        list(create_links(store, path, ["FA-2026-00102", "FA-2026-00103"],
+                          endpoint=flow.endpoint, notify_url=flow.notify_url,
+                          timeout=TIMEOUT))
+    [problem] = info.value.problems
+    assert (problem.rule, problem.mapping) == ("mapping.time", f"{path}:{line}: payfip.refdet")
+    assert str(info.value) == (f"{path}:{line}: payfip.refdet: the expression ran for more "
+                               "than 0.5 seconds and was stopped: a filter over far more "
+                               "items than it needs?")
+    assert flow.fake_operations() == [] and _count(store, operations) == 0
+    assert _budget._started == [0.0]
+
+
 def test_invoice_not_exported_is_refused(flow):
     from pesgen.errors import StateError
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MappingError, PesgenError, Problem, StateError, UsageError
+from ..errors import MappingError, MappingStopped, PesgenError, Problem, StateError, UsageError
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, unpack
@@ -217,6 +217,8 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     for name, rule in (("refdet", settings.refdet), ("objet", settings.objet)):
         try:
             value = rule(scope)
+        except MappingStopped:
+            raise
         except Exception as exc:  # a Jinja error inside the mapping's expression
             problems.append(Problem(f"payfip.{name}", f"{name}: expression failed: {exc}",
                                     invoice=invoice, mapping=rule.where))
@@ -302,6 +304,8 @@ class RefdetIndex:
                     "number": t.invoice, "amount": str(t.amount), "exercise": int(t.exercise),
                     "id_bord": t.id_bord, "id_pce": t.id_pce, "run": t.run_id},
                     "collectivity": scope_c})
+            except MappingStopped:
+                raise
             except Exception:  # the rule fails on that title: said when it is paid
                 continue
             if value is not None:
@@ -524,6 +528,8 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
         try:
             prepared.append(build_request(mapping, settings, store, given, mel, notify_url,
                                           return_url, lookups=lookups))
+        except MappingStopped:  # the next invoices would each hold the batch as long
+            raise
         except PesgenError as exc:
             if len(invoices) == 1:
                 raise

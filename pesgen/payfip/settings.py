@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _budget
 from .._jinja import expression_environment
-from ..errors import Problem
+from ..errors import MappingStopped, Problem
 from ..mapping import Mapping
 from .endpoint import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipConfigError
@@ -38,7 +39,19 @@ class Rule:
     compiled: Any
 
     def __call__(self, scope: dict[str, Any]) -> Any:
-        return self.compiled(**scope)
+        """The rule's value on ``scope``; one running past the time limit (``_budget``)
+        is stopped: MappingStopped naming the rule's line (rule mapping.time)."""
+        watching = _budget.start()
+        try:
+            return self.compiled(**scope)
+        except _budget.RenderTimeout:
+            message = (f"the expression ran for more than {_budget.LIMIT:g} seconds and was "
+                       "stopped: a filter over far more items than it needs?")
+            raise MappingStopped(f"{self.where}: {message}", [
+                Problem("mapping.time", message, mapping=self.where)]) from None
+        finally:
+            if watching:
+                _budget.stop()
 
 
 @dataclass(frozen=True)
