@@ -21,6 +21,7 @@ import builtins
 import difflib
 import keyword
 import os
+import pprint
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -455,9 +456,38 @@ def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str
     return generate_lorem_ipsum(n, html, min, max)
 
 
+class _Written:
+    """A stream ``pprint`` writes to, refusing (SecurityError) what would take it past
+    ``bound`` characters before it is kept."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound, self.size, self.parts = bound, 0, []
+
+    def write(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > self.bound + 1:  # pprint ends with a line break, left out
+            raise SecurityError(f"filter pprint: a result of more than {self.bound} "
+                                f"characters refused (at most {self.bound})")
+        self.parts.append(text)
+
+
+@jinja2.pass_environment
+def _pprint(env: jinja2.Environment, value: Any) -> str:
+    """Jinja's ``pprint`` (``pformat``), held to the environment's bound as it is
+    written: its indentation (a level's, a dict key's width) is not in the value's text
+    (``check_text``), and a list nested a few hundred deep wrote each of its items on a
+    line of its own indented as deep, a hundred times its text."""
+    bound = getattr(env, "sum_bound", lambda: None)()
+    if bound is None:
+        return jinja_filters.do_pprint(value)
+    out = _Written(bound)
+    pprint.PrettyPrinter(stream=out).pprint(value)
+    return "".join(out.parts)[:-1]
+
+
 _BOUNDED_FILTERS = {"center": _center, "indent": _indent, "wordwrap": _wordwrap,
                     "format": _format, "join": _join, "replace": _replace, "batch": _batch,
-                    "slice": _slice, "sum": _sum}
+                    "slice": _slice, "sum": _sum, "pprint": _pprint}
 
 
 def _refuse_none(env: jinja2.Environment, what: str) -> None:

@@ -1110,6 +1110,67 @@ def test_a_small_list_is_written_as_before(tmp_path, name, expected):
         f"{a}|{a}"
 
 
+def _nested(items: int, depth: int) -> list:
+    value: list = [1] * items
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_pprint_s_indentation_is_bounded_in_a_template(tmp_path):
+    """A list of 10 000 items nested 30 deep: its text, 30 060 characters, is within the
+    template's bound, but pprint writes each item on a line of its own indented 30 deep
+    (340 029 characters): refused as it is written, not made whole first."""
+    import pprint
+
+    value = _nested(10_000, 30)
+    assert len(str(value)) < MAX_OPERAND_SIZE < len(pprint.pformat(value))
+    (tmp_path / "t.csv.j2").write_text("{{ a | pprint }}", encoding="utf-8")
+    template = template_environment(tmp_path).get_template("t.csv.j2")
+    with pytest.raises(SecurityError, match=f"^filter pprint: a result of more than "
+                                            f"{MAX_OPERAND_SIZE} characters refused"):
+        template.render(a=value)
+
+
+def test_pprint_s_indentation_is_bounded_in_a_mapping_expression():
+    """A dict's value is indented by its key's width: a key of 50 000 characters before
+    a list of 100 items is 5 million characters of pprint (its text: 50 304), over the
+    expression's bound; the peak memory stays near the bound, not the whole result."""
+    import pprint
+
+    value = {"k" * 50_000: list(range(100))}
+    assert len(str(value)) < MAX_RESULT_SIZE < len(pprint.pformat(value))
+    run = expression_environment().compile_expression("a | pprint")
+    with pytest.raises(SecurityError, match=f"^filter pprint: a result of more than "
+                                            f"{MAX_RESULT_SIZE} characters refused"):
+        run(a=value)
+
+
+def test_a_run_recorded_before_the_bounds_is_rebuilt_with_pprint_unbounded(tmp_path):
+    """``writes_none`` (a run recorded before 2026-12-01, rebuilt as it rendered)."""
+    import pprint
+
+    value = _nested(10_000, 30)
+    (tmp_path / "t.csv.j2").write_text("{{ a | pprint }}", encoding="utf-8")
+    assert template_environment(tmp_path, writes_none=True).get_template("t.csv.j2").render(
+        a=value) == pprint.pformat(value)
+
+
+@pytest.mark.parametrize("make, bound", [
+    (lambda: template_environment(Path(__file__).parent), MAX_OPERAND_SIZE),
+    (expression_environment, MAX_RESULT_SIZE),
+], ids=["template", "expression"])
+def test_pprint_writes_what_pformat_writes_up_to_its_bound(make, bound):
+    import pprint
+
+    run = make().compile_expression("a | pprint")
+    for value in ({"b": [1, 2, {"z": (3, "é")}], "a": None}, list(range(40)),
+                  _nested(30, 4), "x" * (bound - 2)):
+        assert run(a=value) == pprint.pformat(value)
+    with pytest.raises(SecurityError, match="^filter pprint: a result of more than"):
+        run(a="x" * (bound - 1))
+
+
 def test_a_run_recorded_before_the_bound_of_a_list_s_text_is_rebuilt_as_it_rendered(
         tmp_path):
     """``writes_none`` (a run recorded before 2026-12-01, rebuilt): a list's text is
