@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 import jinja2
@@ -497,3 +498,84 @@ def test_a_printf_width_is_refused_with_its_size(source: str, size: int) -> None
     with pytest.raises(SecurityError, match=f"^'%' formatting: a result of about {size} "
                                             "characters refused"):
         ENV.compile_expression(source)()
+
+
+# What the closures compute, checked value by value against Jinja's path (the Hypothesis
+# test above draws few records that reach each of these)
+
+@pytest.mark.parametrize("source, invoice, expected", [
+    ("invoice.payer.kind in 'person organization'", {"payer": {"kind": "person"}}, True),
+    ("invoice.payer.kind in 'person organization'", {"payer": {"kind": "school"}}, False),
+    ("invoice.payer.kind not in 'person'", {"payer": {"kind": "person"}}, False),
+    ("invoice.payer.kind not in 'person'", {"payer": {"kind": "organization"}}, True),
+    # 'and' gives its last operand, not a yes/no
+    ("invoice.payment.method != 'invoice' and invoice.total",
+     {"payment": {"method": "cheque"}, "total": 12}, 12),
+    ("not invoice.payer", {"payer": {}}, True),
+    ("not invoice.payer", {"payer": {"name": "N"}}, False),
+    ("invoice.payer.name if invoice.payer.kind == 'organization' else invoice.payer.last_name",
+     {"payer": {"kind": "person", "name": "Verreries", "last_name": "Dupont"}}, "Dupont"),
+    ("invoice.payer.name if invoice.payer.kind == 'organization' else invoice.payer.last_name",
+     {"payer": {"kind": "organization", "name": "Verreries", "last_name": "Dupont"}},
+     "Verreries"),
+])
+def test_membership_and_logic_give_what_jinja_gives(source: str, invoice: dict[str, Any],
+                                                    expected: object) -> None:
+    scope = {"invoice": invoice, "line": {}, "collectivity": {}}
+    fast, jinja = _fast(source, scope), _jinja(source, scope)
+    assert fast == jinja == ("value", expected)
+    assert type(fast[1]) is type(expected)
+
+
+@pytest.mark.parametrize("source, expected", [
+    # three and five operands (the unrolled joins), none of them a text
+    ("line.count ~ line.amount ~ line.count", "23.502"),
+    ("line.count ~ '-' ~ line.amount ~ line.count ~ line.amount", "2-3.5023.50"),
+    ("line.nothing ~ '-' ~ line.count ~ line.nothing ~ line.count", "-22"),  # undefined: ''
+    # a name neither in the scope nor a global is undefined: '' in a text, as in Jinja
+    ("'X' ~ missing_name", "X"),
+    ("missing_name ~ line.count ~ '/'", "2/"),
+])
+def test_a_concatenation_of_numbers_or_undefined_values_gives_what_jinja_gives(
+        source: str, expected: str) -> None:
+    scope = {"invoice": {}, "line": {"count": 2, "amount": Decimal("3.50")}}
+    assert _fast(source, scope) == _jinja(source, scope) == ("value", expected)
+
+
+def test_a_global_s_attribute_is_read_from_the_global_on_both_paths() -> None:
+    """``dict`` is one of Jinja's globals, not a record: its attribute is the sandbox's
+    getattr of it, on the closure path as on Jinja's."""
+    scope = {"invoice": {}, "line": {}}
+    source = "dict.fromkeys and 'read'"
+    assert _fast(source, scope) == _jinja(source, scope) == ("value", "read")
+
+
+@pytest.mark.parametrize("payer", ["a name", 5, ["name"]])
+def test_a_key_read_of_a_text_a_number_or_a_list_is_a_wrong_shape_on_both_paths(
+        payer: object) -> None:
+    """``invoice.payer.name`` where the payer is no object: WrongShape on both paths, also
+    for a text or a list that holds the key's name."""
+    from pesgen._jinja import WrongShape
+
+    scope = {"invoice": {"payer": payer}, "line": {}}
+    assert _fast("invoice.payer.name", scope) == _jinja("invoice.payer.name", scope) == \
+        ("raise", WrongShape)
+
+
+@pytest.mark.parametrize("source", ["invoice.items", "invoice.payer.items",
+                                    "invoice.payer.name ~ '-' ~ invoice.number",
+                                    "invoice.number ~ invoice.payer.name"])
+def test_an_environment_of_jinja_s_own_gets_what_it_computes(source: str) -> None:
+    """compile_fast in an environment that is not pesgen's record sandbox calls that
+    environment's getattr and Jinja's join, not the record sandbox's shortcuts: a dict's
+    method is the method, not the key of that name."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=jinja2.ChainableUndefined)
+    scope = {"invoice": {"items": "key", "number": 7,
+                         "payer": {"items": "key", "name": "Dupont"}}}
+    fast = compile_fast(env, source)
+    assert fast is not None
+    value = fast(scope)
+    assert value == env.compile_expression(source, undefined_to_none=False)(**scope)
+    assert value != "key"

@@ -17,7 +17,8 @@ def test_csv_record_quoting_modes():
     assert csv_record(["1", "x", "2,5"], quoting="always", unquoted=[1, 3]) == '1;"x";2,5'
     assert csv_record(["a", "b"], delimiter="|") == "a|b"
     assert csv_record(["a|b"], delimiter="|") == '"a|b"'
-    with pytest.raises(ValueError, match="may not be quoted"):
+    with pytest.raises(ValueError, match=r"^csv_record: value 'a;b' at position 1 holds the "
+                       "delimiter, the quote or a line break and may not be quoted$"):
         csv_record(["a;b"], quoting="never")
     with pytest.raises(ValueError, match="may not be quoted"):
         csv_record(["x", "a;b"], quoting="always", unquoted=[2])
@@ -29,7 +30,10 @@ def test_csv_record_by_position():
         csv_record({1: "a"})
     with pytest.raises(ValueError, match=r"positions \[6\] are outside 1..5"):
         csv_record({6: "a"}, size=5)
-    with pytest.raises(ValueError, match="3 values, the record has 2 columns"):
+    # positions count from 1: 0 is no column (not the last one, as a list index would be)
+    with pytest.raises(ValueError, match=r"^csv_record: positions \[0\] are outside 1..5$"):
+        csv_record({0: "a"}, size=5)
+    with pytest.raises(ValueError, match="^csv_record: 3 values, the record has 2 columns$"):
         csv_record(["a", "b", "c"], size=2)
 
 
@@ -39,7 +43,7 @@ def test_fixed_zero_fill_puts_the_sign_first():
     assert fixed(12, 8, "right", "0") == "00000012"
     assert fixed(-12, 8, "right") == "     -12"
     assert fixed(-12, 8, "left", "0") == "-1200000"
-    with pytest.raises(ValueError, match="longer than 2"):
+    with pytest.raises(ValueError, match="^'-12' is longer than 2 characters$"):
         fixed(-12, 2, "right", "0")
 
 
@@ -88,3 +92,25 @@ def test_pricing_keeps_a_consistent_quantity_and_unit_price():
     assert (p.quantity, p.unit_price) == (Decimal("0.5"), Decimal("85.00"))
     p = pricing(_line(1, "FMC1", "62.25", q="0", u="0"))
     assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("62.25"))
+    # a free line: 0 x 85.00 is its amount, but a quantity is positive (1 x 0.00)
+    p = pricing(_line(1, "FMC1", "0.00", q="0", u="85.00"))
+    assert (p.quantity, p.unit_price) == (Decimal(1), Decimal("0.00"))
+
+
+@pytest.mark.parametrize(("source", "value", "text"), [
+    ("v | cents", Decimal("62.25"), "6225"),
+    ("v | yesno", True, "1"),
+    ("v | yesno", 0, "0"),
+    ("v | csv_field", "a;b", '"a;b"'),
+    ("v | csv_field", 'say "hi"', '"say ""hi"""'),
+    ("v | number", Decimal("1.50"), "1.5"),  # '.' unless told otherwise
+    ("v | number(',')", Decimal("1.50"), "1,5"),
+])
+def test_the_documented_filters_are_there_by_name(source, value, text, tmp_path):
+    """The filters docs/onboarding.md lists, by the names it gives, in a template and in
+    a mapping expression."""
+    from pesgen._jinja import expression_environment, template_environment
+
+    assert str(expression_environment().compile_expression(source)(v=value)) == text
+    template = template_environment(tmp_path).from_string("{{ " + source + " }}")
+    assert template.render(v=value) == text

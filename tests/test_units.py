@@ -166,7 +166,7 @@ def test_amount_filter():
 
 @pytest.mark.parametrize("value", [Decimal("12.345"), "1.005", Decimal("0.001"), "10.999"])
 def test_amount_filter_refuses_three_decimals(value):
-    with pytest.raises(ValueError, match="more than 2 decimals"):
+    with pytest.raises(ValueError, match=f"^amount {value} has more than 2 decimals$"):
         filters.amount(value)
     with pytest.raises(ValueError, match="more than 2 decimals"):  # not memoised
         filters.amount(value)
@@ -391,6 +391,22 @@ def test_spaces_collapsed_and_trimmed_without_report():
 
 
 @pytest.mark.parametrize("raw, expected", [
+    ("a  b", "a b"), (" ab", "ab"), ("ab ", "ab"),  # plain ASCII
+    ("Léa  Martin", "Léa Martin"), (" Léa", "Léa"), ("Léa ", "Léa"),  # Latin-1
+])
+@pytest.mark.parametrize("charset", ["latin-1", "cp1252", "utf-8"])
+@pytest.mark.parametrize("policy", [STRICT, TextPolicy(case="upper")], ids=["keep", "upper"])
+def test_spaces_of_plain_text_are_collapsed_and_trimmed_too(raw, expected, charset, policy):
+    """Plain ASCII or Latin-1 text, as most values are, is no exception: a run of spaces
+    inside is one space, a space at either end is removed, without report."""
+    r = normalize(raw, charset, policy)
+    if policy.case == "upper":
+        expected = expected.upper()
+    assert r.value == expected and r.error is None
+    assert r.applied == (("case",) if policy.case == "upper" else ())
+
+
+@pytest.mark.parametrize("raw, expected", [
     ("Hélène Müller", "Helene Muller"), ("Æsir", "AEsir"), ("Straße", "Strasse"),
     ("Cœur", "Coeur"), ("façade n°3", "facade no3"), ("Ø", "O"),
 ])
@@ -426,6 +442,13 @@ def test_characters_without_transliteration_are_refused(raw):
     assert r.error is not None and "no transliteration" in r.error
 
 
+def test_the_refusal_names_the_first_character_without_transliteration():
+    """'é' has one ('e' in ASCII); of '中' and '文', neither has: the first is named."""
+    r = normalize("é中x文", "ascii", UPPER_TRANSLIT)
+    assert r.error == "character '中' (U+4E2D) has no transliteration in ascii"
+    assert r.value == "é中x文"  # the value as given, nothing half-transliterated
+
+
 def test_cp1252_keeps_what_windows_1252_writes_and_transliterates_the_rest():
     """charset cp1252: ISO-8859-1 plus the 27 characters Windows-1252 puts in place of
     the C1 controls (which stay refused: a wrong input.encoding)."""
@@ -440,6 +463,20 @@ def test_cp1252_keeps_what_windows_1252_writes_and_transliterates_the_rest():
     assert charset_chars("cp1252").encode("cp1252").decode("cp1252") == \
         charset_chars("cp1252")
     assert len(charset_chars("cp1252")) == len(charset_chars("latin-1")) + 27
+
+
+def test_cp1252_transliterates_to_a_character_only_windows_1252_writes():
+    """A character's compatibility decomposition (NFKD) is its transliteration when the
+    target writes all of it: U+FE31, the vertical form of the em dash, decomposes to the
+    em dash U+2014, which Windows-1252 writes (0x97) and ISO-8859-1 does not; half-width
+    katakana KA (U+FF76) decomposes to katakana KA (U+30AB), which neither writes."""
+    policy = TextPolicy(transliterate=True)
+    assert normalize("A\ufe31B", "cp1252", policy) == \
+        Normalized("A\u2014B", ("transliterate",), "\ufe31→\u2014")
+    assert normalize("A\ufe31B", "latin-1", policy).error == \
+        "character '\ufe31' (U+FE31) has no transliteration in latin-1"
+    assert normalize("A\uff76B", "cp1252", policy).error == \
+        "character '\uff76' (U+FF76) has no transliteration in cp1252"
 
 
 @pytest.mark.parametrize("charset", CHARSETS)
@@ -460,6 +497,14 @@ def test_charset_chars_are_what_normalize_lets_through(charset):
                                         ("A", False), ("..", False), ("n", False)])
 def test_pes_text_error(value, bad):
     assert (pes_text_error(value) is not None) is bad
+
+
+@pytest.mark.parametrize("value", ["0", "000", "nc", "Nc", ".", " "])
+def test_a_pes_placeholder_is_refused_quoting_it(value):
+    """Base_Texte refuses a value that is only zeros, 'nc', '.' or a space: the message
+    quotes the value so that a space or a dot can be seen."""
+    assert pes_text_error(value) == \
+        f"'{value}' is not accepted by Hélios (only zeros, 'nc', '.' or space)"
 
 
 def test_wrap_and_truncate_words():
