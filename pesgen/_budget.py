@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .errors import MappingStopped, Problem
+
 T = TypeVar("T")
 
 # seconds one call into a template may take: a title's piece takes well under a
@@ -106,3 +108,13 @@ def _watch() -> None:
         time.sleep(min(1.0, LIMIT / 4))
         if _over():
             signal.pthread_kill(main, signal.SIGALRM)
+
+
+def expression_stopped(where: str) -> MappingStopped:
+    """The error of a mapping expression evaluated on its own (not in an invoice's
+    building, which says its record: ``build``) stopped past ``LIMIT``: naming its
+    mapping line and key ``where`` (rule mapping.time)."""
+    message = (f"the expression ran for more than {LIMIT:g} seconds and was stopped: a "
+               "filter over far more items than it needs?")
+    return MappingStopped(f"{where}: {message}", [Problem("mapping.time", message,
+                                                          mapping=where)])

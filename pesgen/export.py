@@ -365,10 +365,7 @@ class Exporter:
         try:
             value = _budget.watched(binding.evaluate, {}, scope)
         except _budget.RenderTimeout:
-            message = (f"the expression ran for more than {_budget.LIMIT:g} seconds and was "
-                       "stopped: a filter over far more items than it needs?")
-            raise MappingStopped(f"{binding.where}: {message}", [
-                Problem("mapping.time", message, mapping=binding.where)]) from None
+            raise _budget.expression_stopped(binding.where) from None
         except Exception as exc:
             raise MappingError(f"{binding.where}: expression failed: {exc}") from None
         # as a title's fields (input.type); a recorded run's is rebuilt as it was written

@@ -434,3 +434,39 @@ def test_the_payer_email_is_the_exact_invoice_s_not_a_look_alike_s(tmp_path):
     assert emails.email("FA\u20102026\u201000103") == "other.family@example.org"
     # a number only its look-alikes hold, several: none of their e-mails
     assert emails.email("fa-2026-00103") is None
+
+
+def test_a_payer_email_binding_past_the_time_limit_stops_the_link(tmp_path, monkeypatch):
+    """The payer's e-mail is read from the run's input with the recorded mapping's
+    bindings: one running past the limit (pesgen._budget.LIMIT, 60 s; 0.5 s here) is
+    stopped, naming its line (rule mapping.time), not read as "no e-mail" for that
+    record and evaluated on the next one as long again."""
+    from datetime import date
+
+    from pesgen import _budget
+    from pesgen.errors import MappingStopped
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.service import PayerEmails
+    from pesgen.runs import export_recorded
+    from pesgen.store import Store
+
+    from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+    from .mapping_support import mapping_copy
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    mapping_path = MAPPINGS / "villeneuve-sur-loing.yaml"
+    done = export_recorded(lambda: store, mapping_path, EXAMPLES / "school-export.json",
+                           tmp_path / "out", date.fromisoformat(RUN_DATE))
+    slow = ("(([[1] * 100000] * 100000) | map('map', 'string') | map('join') "
+            "| map('length') | sum)")
+    path, (line,) = mapping_copy(tmp_path / "m", mapping_path, (
+        "    email: payer.email", f'    email: {{expr: "invoice.payer.email ~ {slow}"}}'))
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    with pytest.raises(MappingStopped) as info:
+        PayerEmails(store, done.run_id, load_mapping(path))
+    [problem] = info.value.problems
+    assert (problem.rule, problem.mapping) == ("mapping.time",
+                                               f"{path}:{line}: bindings.payer.email")
+    assert str(info.value).startswith(f"{path}:{line}: bindings.payer.email: the expression "
+                                      "ran for more than 0.5 seconds and was stopped")
+    assert _budget._started == [0.0]

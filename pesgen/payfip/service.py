@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _budget
 from ..errors import MappingError, MappingStopped, PesgenError, Problem, StateError, UsageError
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
@@ -366,11 +367,15 @@ class PayerEmails:
             for src in read_invoices(path, recorded.input):
                 scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
                 try:
-                    written = str(number.evaluate(src.record, scope) or "").strip()
+                    written = str(_watched(number, src.record, scope) or "").strip()
+                except MappingStopped:
+                    raise
                 except Exception:
                     return
                 try:
-                    value = binding.evaluate(src.record, scope)
+                    value = _watched(binding, src.record, scope)
+                except MappingStopped:
+                    raise
                 except Exception:
                     value = _FAILED
                 found.setdefault(invoice_key(written), []).append((written, value))
@@ -395,6 +400,15 @@ class PayerEmails:
 
 
 _FAILED = object()  # a record whose payer.email binding failed
+
+
+def _watched(binding: Any, record: dict[str, Any], scope: dict[str, Any]) -> Any:
+    """``binding``'s value on ``record``; one running past the time limit (``_budget``)
+    is stopped, MappingStopped naming the binding (rule mapping.time)."""
+    try:
+        return _budget.watched(binding.evaluate, record, scope)
+    except _budget.RenderTimeout:
+        raise _budget.expression_stopped(binding.where) from None
 
 
 class Lookups:

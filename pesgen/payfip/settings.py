@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _budget
 from .._jinja import expression_environment
-from ..errors import MappingStopped, Problem
+from ..errors import Problem
 from ..mapping import Mapping
 from .endpoint import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipConfigError
@@ -45,10 +45,7 @@ class Rule:
         try:
             return self.compiled(**scope)
         except _budget.RenderTimeout:
-            message = (f"the expression ran for more than {_budget.LIMIT:g} seconds and was "
-                       "stopped: a filter over far more items than it needs?")
-            raise MappingStopped(f"{self.where}: {message}", [
-                Problem("mapping.time", message, mapping=self.where)]) from None
+            raise _budget.expression_stopped(self.where) from None
         finally:
             if watching:
                 _budget.stop()
