@@ -19,6 +19,12 @@ has no batch of links nor KeptClients: the steps that need them say so).
         every open operation concluded on the fake's payment page, its notification lost
         (`--no-notify`): 10 in 20 paid by card, 2 by direct debit, 2 refused, 1
         abandoned, 5 left unpaid; what `payfip reconcile` then asks about
+    python benchmarks/bench_payfip.py sweep STORE [--endpoint URL] [--split]
+        `payfip reconcile`'s sweep (service.reconcile_each) in this process: its CPU, its
+        statements, commits and compiled-cache misses; with --split, the CPU of its parts
+        (time.process_time around the SOAP lookup, the store's calls, the driver's
+        execute, the connection's checkout, its pre-ping and its checkin). Sweep a copy:
+        it records the results
     python benchmarks/bench_payfip.py notify STORE --count 500 [--per-notification]
         the receiver (`payfip serve`'s app) on loopback, sent a notification of each open
         operation, one after another: its clients kept (KeptClients) or made per
@@ -239,6 +245,61 @@ def notify(db: str, count: int, per_notification: bool) -> None:
         factory.close()
 
 
+def sweep(db: str, endpoint: str | None, split: bool) -> None:
+    import sqlalchemy as sa
+
+    from pesgen.payfip import ledger, service
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.store import Store
+
+    store = Store(_url(db))
+    engine, counts = store.engine, {"statements": 0, "commits": 0, "cache_misses": 0}
+
+    def executed(conn, cursor, statement, parameters, context, many):  # noqa: ANN001
+        counts["statements"] += 1
+        counts["cache_misses"] += context.cache_hit == context.dialect.CACHE_MISS
+
+    sa.event.listen(engine, "after_cursor_execute", executed)
+    sa.event.listen(engine, "commit", lambda conn: counts.update(commits=counts["commits"] + 1))
+    parts: dict[str, float] = {}
+    undo: list[tuple[object, str, object]] = []  # (owner, name, its own attribute or None)
+
+    def timed(owner: object, name: str, part: str) -> None:
+        fn = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[part] = parts.get(part, 0.0) + time.process_time() - started
+        undo.append((owner, name, vars(owner).get(name)))
+        setattr(owner, name, wrapper)
+
+    if split:
+        timed(service, "handle", "operation (handle)")
+        timed(PayfipClient, "recuperer_detail_paiement_securise", "SOAP lookup")
+        for name in ("get_operation", "apply_detail", "note_check", "expire", "refused_lookup"):
+            timed(ledger, name, "store")
+        timed(engine.dialect, "do_execute", "store: driver execute")
+        timed(engine.dialect, "do_ping", "store: pre-ping")
+        timed(engine, "connect", "store: checkout (pre-ping included)")
+        timed(sa.engine.Connection, "close", "store: checkin (reset)")
+    started, cpu = time.perf_counter(), time.process_time()
+    outcomes: dict[str, int] = {}
+    try:
+        for o in service.reconcile_each(store, service.default_factory(endpoint, TIMEOUT)):
+            outcomes[o.action] = outcomes.get(o.action, 0) + 1
+    finally:
+        for owner, name, own in reversed(undo):
+            if own is None:  # an instance's method, its class's: the wrapper goes
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own)
+    _report("sweep", started, cpu, dialect=engine.dialect.name, outcomes=outcomes, **counts,
+            split_cpu_s={k: round(v, 2) for k, v in sorted(parts.items())})
+
+
 def queries(db: str, repeat: int, invoices: int) -> None:
     """Each read timed alone (the store warm: each is run once first), then its plan."""
     import sqlalchemy as sa
@@ -313,6 +374,10 @@ def main() -> None:
     p.add_argument("store")
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--per-notification", action="store_true")
+    p = sub.add_parser("sweep")
+    p.add_argument("store")
+    p.add_argument("--endpoint", help="ask this PayFiP instead of each operation's own")
+    p.add_argument("--split", action="store_true")
     p = sub.add_parser("queries")
     p.add_argument("store")
     p.add_argument("--repeat", type=int, default=5)
@@ -328,6 +393,8 @@ def main() -> None:
         queries(a.store, a.repeat, a.invoices)
     elif a.step == "conclude":
         conclude(a.store, a.endpoint)
+    elif a.step == "sweep":
+        sweep(a.store, a.endpoint, a.split)
     elif a.step == "notified":
         notified(a.store, a.endpoint, a.count)
     else:
