@@ -461,7 +461,8 @@ class _Written:
     ``bound`` characters before it is kept."""
 
     def __init__(self, bound: int) -> None:
-        self.bound, self.size, self.parts = bound, 0, []
+        self.bound, self.size = bound, 0
+        self.parts: list[str] = []
 
     def write(self, text: str) -> None:
         self.size += len(text)
