@@ -311,6 +311,7 @@ NORMAL = [
     ("(('line of text ' * 4 ~ '\n') * 1800) | indent(4) | length", 102596),
     ("'a b c' | wordwrap(1, wrapstring='|')", "a|b|c"),
     ("'aaa bb' | wordwrap(3)", "aaa\nbb"),
+    ("'aaa bbb' | wordwrap(3, wrapstring='')", "aaabbb"),  # an empty separator joins them
     ("'%05d' | format(42)", "00042"),
     ("'%(x)s!' | format(x=n)", "FA-1!"),
     ("'%5d|%-3s|%.2f|%d%%' % (42, 'a', 1.5, 5)", "   42|a  |1.50|5%"),
@@ -332,6 +333,7 @@ NORMAL = [
     ("range(5) | slice(2) | list", [[0, 1, 2], [3, 4]]),
     ("[[1], [2]] | sum(start=[])", [1, 2]),
     ("[1, 2] | sum", 3),
+    ("[{'a': 1}, {'a': 2}] | sum(attribute='a')", 3),
     ("'foo bar baz' | truncate(10**9)", "foo bar baz"),
     ("'foo bar baz' | truncate(9, leeway=0)", "foo..."),
     ("n.ljust(6, '.')", "FA-1.."),
@@ -487,6 +489,50 @@ def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
     with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
                                             r"characters refused \(at most 1099910\)$"):
         run(size=99991)
+
+
+# A width filter's result may be exactly its bound, 100 000 plus ten times what it is
+# made from (docs/onboarding.md), one character more is refused: the lengths below are
+# those Jinja's own filters make.
+
+def test_an_indent_may_make_exactly_its_bound() -> None:
+    """``'\n' | indent(w, true, true)`` writes 2 w + 1 characters (the line before the
+    break and the empty one after it, each indented, and the break): from one
+    character, at most 100 010."""
+    run = ENV.compile_expression("('\n' | indent(width, true, true)) | length")
+    assert run(width=50004) == 100009
+    with pytest.raises(SecurityError, match=r"^filter indent: a result of about 100011 "
+                                            r"characters refused \(at most 100010\)$"):
+        run(width=50005)
+
+
+def test_a_wordwrap_may_make_exactly_its_bound() -> None:
+    """n one-letter words wrapped at 1 with a separator of l characters are
+    n + (n - 1) l characters, from a text of 2 n - 1."""
+    run = ENV.compile_expression("(text | wordwrap(1, wrapstring=sep)) | length")
+    assert run(text=" ".join(["x"] * 638), sep="-" * 176) == 112750  # 100 000 + 10 * 1275
+    with pytest.raises(SecurityError, match=r"^filter wordwrap: a result of about 114611 "
+                                            r"characters refused \(at most 114610\)$"):
+        run(text=" ".join(["x"] * 731), sep="-" * 156)
+
+
+@pytest.mark.parametrize("count, size, sep, length", [
+    (193, 556, "-", 107500),  # 100 000 + 10 * (193 items + 556 + 1): exactly the bound
+    (53, 2335, "---", 123911),  # one more than 100 000 + 10 * (53 + 2335 + 3)
+    (34, 4777, "-", 162451),  # 31 items and their separators are exactly the bound
+])
+def test_a_join_may_make_exactly_its_bound(count: int, size: int, sep: str, length: int) -> None:
+    """A list repeating one text joins to count * size + (count - 1) * len(sep)
+    characters; it is made from its items, the one text they hold and the separator."""
+    run = ENV.compile_expression("(items | join(sep)) | length")
+    items = ["x" * size] * count
+    bound = 100000 + 10 * (count + size + len(sep))
+    if length <= bound:
+        assert run(items=items, sep=sep) == length
+        return
+    with pytest.raises(SecurityError, match=r"^filter join: a result of about \d+ characters "
+                                            rf"refused \(at most {bound}\)$"):
+        run(items=items, sep=sep)
 
 
 @pytest.mark.parametrize("source, size", [

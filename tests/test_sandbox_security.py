@@ -1038,6 +1038,7 @@ def test_a_list_whose_text_doubles_is_a_template_error_naming_its_line(tmp_path,
     ("big | center(10)", "filter center"),
     ("'%s' | format(big)", "filter format"),
     ("'x' | replace('x', big)", "filter replace"),
+    ("'x' | replace(big, 'y')", "filter replace"),  # the text it looks for, made too
     ("{'k': big} | xmlattr", "filter xmlattr"),
     ("{'k': big}.items() | string", "filter string"),
 ])
