@@ -474,6 +474,12 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     ("'%-' % 1", "incomplete format"),  # a conversion ending on its flags
     ("'%5' % 1", "incomplete format"),  # ... on its width
     ("'%*d' % ()", "not enough arguments for format string"),  # a '*' without its number
+    ("'%s %s' % ('a',)", "not enough arguments for format string"),  # a value missing
+    # '%%' writes '%' and takes no value: none is not written, Python refuses it
+    ("'%%' % none", "not all arguments converted during string formatting"),
+    ("'%%s' % none", "not all arguments converted during string formatting"),
+    # a length modifier (h, l, L) is no conversion: the '%' after it is one, unknown
+    ("'%l%' % none", "unsupported format character '%' (0x25) at index 2"),
 ])
 def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
     with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
