@@ -202,6 +202,8 @@ EXPRESSIONS = [
     ("{'cb': 'carte'}.get(invoice.m) | upper", "filter upper"),
     ("invoice.tags | join(',')", "filter join"),
     ("'%s' % invoice.get('number')", "'%' formatting"),
+    ("'%ls' % invoice.get('number')", "'%' formatting"),  # 'l' is ignored: '%s'
+    ("'%(k)5s' % {'k': invoice.get('number')}", "'%' formatting"),
     ("'{}'.format(invoice.tags[0])", "str.format"),
 ]
 
