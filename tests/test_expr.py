@@ -541,6 +541,18 @@ def test_a_join_may_make_exactly_its_bound(count: int, size: int, sep: str, leng
         run(items=items, sep=sep)
 
 
+@pytest.mark.parametrize("source, what", [
+    ("[1] | batch(10**9, 0)", "filter batch"),
+    ("[1] | slice(10**9)", "filter slice"),
+    ("([[1] * 100000] * 100) | sum(start=[])", "filter sum"),
+])
+def test_a_filter_making_a_list_is_refused_counting_its_items(source: str, what: str) -> None:
+    """The bound of a list is counted in items, and its refusal says so."""
+    with pytest.raises(SecurityError, match=f"^{what}: a result of about \\d+ items refused "
+                                            "\\(at most \\d+\\)$"):
+        ENV.compile_expression(source)()
+
+
 @pytest.mark.parametrize("source, size", [
     ("'%-0 999999999d' % 1", 1000000013),  # the format's 14 characters and the width
     ("'%.999999999f' % 1", 1000000011),
