@@ -486,40 +486,31 @@ def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, 
         ENV.compile_expression(source)(n="FA-1")
 
 
-def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
-    """``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of
-    99 990 characters gets 99 991 tens, 1 099 900 characters, exactly its bound (100 000
-    plus ten times the text); one character more is refused."""
-    run = ENV.compile_expression("(('x' * size).replace('', 'y' * 10)) | length")
-    assert run(size=99990) == 1099900
-    with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
-                                            r"characters refused \(at most 1099910\)$"):
-        run(size=99991)
-
-
-# A width filter's result may be exactly its bound, 100 000 plus ten times what it is
-# made from (docs/onboarding.md), one character more is refused: the lengths below are
-# those Jinja's own filters make.
-
-def test_an_indent_may_make_exactly_its_bound() -> None:
-    """``'\n' | indent(w, true, true)`` writes 2 w + 1 characters (the line before the
-    break and the empty one after it, each indented, and the break): from one
-    character, at most 100 010."""
-    run = ENV.compile_expression("('\n' | indent(width, true, true)) | length")
-    assert run(width=50004) == 100009
-    with pytest.raises(SecurityError, match=r"^filter indent: a result of about 100011 "
-                                            r"characters refused \(at most 100010\)$"):
-        run(width=50005)
-
-
-def test_a_wordwrap_may_make_exactly_its_bound() -> None:
-    """n one-letter words wrapped at 1 with a separator of l characters are
-    n + (n - 1) l characters, from a text of 2 n - 1."""
-    run = ENV.compile_expression("(text | wordwrap(1, wrapstring=sep)) | length")
-    assert run(text=" ".join(["x"] * 638), sep="-" * 176) == 112750  # 100 000 + 10 * 1275
-    with pytest.raises(SecurityError, match=r"^filter wordwrap: a result of about 114611 "
-                                            r"characters refused \(at most 114610\)$"):
-        run(text=" ".join(["x"] * 731), sep="-" * 156)
+# A result may be exactly its bound, 100 000 plus ten times what it is made from
+# (docs/onboarding.md), one character more is refused: the lengths are those Python's
+# and Jinja's own make.
+# - ``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of 99 990
+#   characters gets 99 991 tens, 1 099 900 characters;
+# - ``'\n' | indent(w, true, true)`` writes 2 w + 1 characters (the line before the break
+#   and the empty one after it, each indented, and the break), from one character;
+# - n one-letter words wrapped at 1 with a separator of l characters are n + (n - 1) l
+#   characters, from a text of 2 n - 1.
+@pytest.mark.parametrize("source, fits, length, over, what, size", [
+    ("(('x' * size).replace('', 'y' * 10)) | length", {"size": 99990}, 1099900,
+     {"size": 99991}, "str.replace", 1099911),
+    ("('\n' | indent(width, true, true)) | length", {"width": 50004}, 100009,
+     {"width": 50005}, "filter indent", 100011),
+    ("(text | wordwrap(1, wrapstring=sep)) | length",
+     {"text": " ".join(["x"] * 638), "sep": "-" * 176}, 112750,  # 100 000 + 10 * 1275
+     {"text": " ".join(["x"] * 731), "sep": "-" * 156}, "filter wordwrap", 114611),
+], ids=["str.replace", "indent", "wordwrap"])
+def test_a_result_may_be_exactly_its_bound(source: str, fits: dict[str, Any], length: int,
+                                           over: dict[str, Any], what: str, size: int) -> None:
+    run = ENV.compile_expression(source)
+    assert run(**fits) == length
+    with pytest.raises(SecurityError, match=f"^{re.escape(what)}: a result of about {size} "
+                                            f"characters refused \\(at most {size - 1}\\)$"):
+        run(**over)
 
 
 @pytest.mark.parametrize("count, size, sep, length", [
