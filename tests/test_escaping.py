@@ -110,3 +110,19 @@ def test_memoising_twice_keeps_the_one_memo(tmp_path):
     memoise_escaping(template)
     assert namespace["escape"] is first
     assert template.render(a="&", b="<", c=1) == '<A V="&amp;"/><B V="&lt;"/>1\n'
+
+
+def test_a_concatenation_escapes_as_jinja_s_does(tmp_path):
+    """``~`` in an escaped template keeps a Markup operand and escapes the other; in a
+    flat one it escapes nothing; in an ``{% autoescape %}`` block it is decided as the
+    template renders: Jinja's own output (jinja2.Environment(autoescape=...))."""
+    source = "{{ (x | safe) ~ y }}|{{ x ~ y }}"
+    block = "{% autoescape esc %}" + source + "{% endautoescape %}"
+    for name, text in (("t.xml.j2", source), ("t.txt.j2", source), ("b.txt.j2", block)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    env = template_environment(tmp_path)
+    assert env.get_template("t.xml.j2").render(x="<b>", y="<") == "<b>&lt;|&lt;b&gt;&lt;"
+    assert env.get_template("t.txt.j2").render(x="<b>", y="<") == "<b><|<b><"
+    assert env.get_template("b.txt.j2").render(x="<b>", y="<", esc=False) == "<b><|<b><"
+    assert env.get_template("b.txt.j2").render(x="<b>", y="<", esc=True) == \
+        "&lt;b&gt;&lt;|&lt;b&gt;&lt;"

@@ -311,6 +311,7 @@ NORMAL = [
     ("(('line of text ' * 4 ~ '\n') * 1800) | indent(4) | length", 102596),
     ("'a b c' | wordwrap(1, wrapstring='|')", "a|b|c"),
     ("'aaa bb' | wordwrap(3)", "aaa\nbb"),
+    ("'aaa bbb' | wordwrap(3, wrapstring='')", "aaabbb"),  # an empty separator joins them
     ("'%05d' | format(42)", "00042"),
     ("'%(x)s!' | format(x=n)", "FA-1!"),
     ("'%5d|%-3s|%.2f|%d%%' % (42, 'a', 1.5, 5)", "   42|a  |1.50|5%"),
@@ -332,6 +333,7 @@ NORMAL = [
     ("range(5) | slice(2) | list", [[0, 1, 2], [3, 4]]),
     ("[[1], [2]] | sum(start=[])", [1, 2]),
     ("[1, 2] | sum", 3),
+    ("[{'a': 1}, {'a': 2}] | sum(attribute='a')", 3),
     ("'foo bar baz' | truncate(10**9)", "foo bar baz"),
     ("'foo bar baz' | truncate(9, leeway=0)", "foo..."),
     ("n.ljust(6, '.')", "FA-1.."),
@@ -472,21 +474,74 @@ def test_expression_reads_names_columns_and_private_names(source, columns, priva
     ("'%-' % 1", "incomplete format"),  # a conversion ending on its flags
     ("'%5' % 1", "incomplete format"),  # ... on its width
     ("'%*d' % ()", "not enough arguments for format string"),  # a '*' without its number
+    ("'%s %s' % ('a',)", "not enough arguments for format string"),  # a value missing
+    # '%%' writes '%' and takes no value: none is not written, Python refuses it
+    ("'%%' % none", "not all arguments converted during string formatting"),
+    ("'%%s' % none", "not all arguments converted during string formatting"),
+    # a length modifier (h, l, L) is no conversion: the '%' after it is one, unknown
+    ("'%l%' % none", "unsupported format character '%' (0x25) at index 2"),
 ])
 def test_a_string_method_or_format_used_wrong_fails_as_python_says(source: str, says: str) -> None:
     with pytest.raises((TypeError, ValueError), match=f"^{re.escape(says)}$"):
         ENV.compile_expression(source)(n="FA-1")
 
 
-def test_replacing_the_empty_text_may_make_exactly_its_bound() -> None:
-    """``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of
-    99 990 characters gets 99 991 tens, 1 099 900 characters, exactly its bound (100 000
-    plus ten times the text); one character more is refused."""
-    run = ENV.compile_expression("(('x' * size).replace('', 'y' * 10)) | length")
-    assert run(size=99990) == 1099900
-    with pytest.raises(SecurityError, match=r"^str\.replace: a result of about 1099911 "
-                                            r"characters refused \(at most 1099910\)$"):
-        run(size=99991)
+# A result may be exactly its bound, 100 000 plus ten times what it is made from
+# (docs/onboarding.md), one character more is refused: the lengths are those Python's
+# and Jinja's own make.
+# - ``s.replace('', t)`` writes ``t`` at each of the len(s) + 1 places: a text of 99 990
+#   characters gets 99 991 tens, 1 099 900 characters;
+# - ``'\n' | indent(w, true, true)`` writes 2 w + 1 characters (the line before the break
+#   and the empty one after it, each indented, and the break), from one character;
+# - n one-letter words wrapped at 1 with a separator of l characters are n + (n - 1) l
+#   characters, from a text of 2 n - 1.
+@pytest.mark.parametrize("source, fits, length, over, what, size", [
+    ("(('x' * size).replace('', 'y' * 10)) | length", {"size": 99990}, 1099900,
+     {"size": 99991}, "str.replace", 1099911),
+    ("('\n' | indent(width, true, true)) | length", {"width": 50004}, 100009,
+     {"width": 50005}, "filter indent", 100011),
+    ("(text | wordwrap(1, wrapstring=sep)) | length",
+     {"text": " ".join(["x"] * 638), "sep": "-" * 176}, 112750,  # 100 000 + 10 * 1275
+     {"text": " ".join(["x"] * 731), "sep": "-" * 156}, "filter wordwrap", 114611),
+], ids=["str.replace", "indent", "wordwrap"])
+def test_a_result_may_be_exactly_its_bound(source: str, fits: dict[str, Any], length: int,
+                                           over: dict[str, Any], what: str, size: int) -> None:
+    run = ENV.compile_expression(source)
+    assert run(**fits) == length
+    with pytest.raises(SecurityError, match=f"^{re.escape(what)}: a result of about {size} "
+                                            f"characters refused \\(at most {size - 1}\\)$"):
+        run(**over)
+
+
+@pytest.mark.parametrize("count, size, sep, length", [
+    (193, 556, "-", 107500),  # 100 000 + 10 * (193 items + 556 + 1): exactly the bound
+    (53, 2335, "---", 123911),  # one more than 100 000 + 10 * (53 + 2335 + 3)
+    (34, 4777, "-", 162451),  # 31 items and their separators are exactly the bound
+])
+def test_a_join_may_make_exactly_its_bound(count: int, size: int, sep: str, length: int) -> None:
+    """A list repeating one text joins to count * size + (count - 1) * len(sep)
+    characters; it is made from its items, the one text they hold and the separator."""
+    run = ENV.compile_expression("(items | join(sep)) | length")
+    items = ["x" * size] * count
+    bound = 100000 + 10 * (count + size + len(sep))
+    if length <= bound:
+        assert run(items=items, sep=sep) == length
+        return
+    with pytest.raises(SecurityError, match=r"^filter join: a result of about \d+ characters "
+                                            rf"refused \(at most {bound}\)$"):
+        run(items=items, sep=sep)
+
+
+@pytest.mark.parametrize("source, what", [
+    ("[1] | batch(10**9, 0)", "filter batch"),
+    ("[1] | slice(10**9)", "filter slice"),
+    ("([[1] * 100000] * 100) | sum(start=[])", "filter sum"),
+])
+def test_a_filter_making_a_list_is_refused_counting_its_items(source: str, what: str) -> None:
+    """The bound of a list is counted in items, and its refusal says so."""
+    with pytest.raises(SecurityError, match=f"^{what}: a result of about \\d+ items refused "
+                                            "\\(at most \\d+\\)$"):
+        ENV.compile_expression(source)()
 
 
 @pytest.mark.parametrize("source, size", [

@@ -202,6 +202,8 @@ EXPRESSIONS = [
     ("{'cb': 'carte'}.get(invoice.m) | upper", "filter upper"),
     ("invoice.tags | join(',')", "filter join"),
     ("'%s' % invoice.get('number')", "'%' formatting"),
+    ("'%ls' % invoice.get('number')", "'%' formatting"),  # 'l' is ignored: '%s'
+    ("'%(k)5s' % {'k': invoice.get('number')}", "'%' formatting"),
     ("'{}'.format(invoice.tags[0])", "str.format"),
 ]
 
@@ -241,3 +243,12 @@ def test_a_bare_value_of_none_is_refused_and_written_only_as_before(tmp_path, su
     legacy = template_environment(tmp_path, writes_none=True).get_template(f"t.{suffix}")
     assert legacy.render(v=None) == "<None>\n"
     assert legacy.render(v="a&b") == template.render(v="a&b")
+
+
+def test_tojson_writes_none_as_json_s_null(tmp_path):
+    """``tojson`` makes JSON of a value, None included (``null``), as Jinja's does: not
+    refused as text, in a template and in a mapping expression."""
+    source = "v | tojson ~ '|' ~ ({'a': v} | tojson)"
+    assert template_environment(tmp_path).from_string("{{ " + source + " }}").render(
+        v=None) == 'null|{"a": null}'
+    assert expression_environment().compile_expression(source)(v=None) == 'null|{"a": null}'

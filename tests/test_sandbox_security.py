@@ -1038,6 +1038,7 @@ def test_a_list_whose_text_doubles_is_a_template_error_naming_its_line(tmp_path,
     ("big | center(10)", "filter center"),
     ("'%s' | format(big)", "filter format"),
     ("'x' | replace('x', big)", "filter replace"),
+    ("'x' | replace(big, 'y')", "filter replace"),  # the text it looks for, made too
     ("{'k': big} | xmlattr", "filter xmlattr"),
     ("{'k': big}.items() | string", "filter string"),
 ])
@@ -1092,6 +1093,47 @@ def test_a_list_s_text_may_be_exactly_its_bound(make, bound):
     with pytest.raises(SecurityError, match=f"^'~': the text of a list of about {bound + 1} "
                                             f"characters or more refused \\(at most {bound}\\)$"):
         run(a=["x" * (bound - 3)])
+
+
+def _shapes() -> dict[str, object]:
+    itself: list = [1]
+    itself.append(itself)  # written '[1, [...]]'
+    shared = ["ab", (1,)]
+    pairs = {"k": (1,), 2: [None, 1.5]}
+    return {"namespace": jinja2.utils.Namespace(a=1, b=["x"]), "empty set": set(),
+            "empty frozenset": frozenset(), "set": {7}, "frozenset": frozenset({"a"}),
+            "one-item tuple": ("x",), "empty tuple": (), "empty list": [],
+            "empty dict": {}, "dict": pairs, "holding itself": itself,
+            "one list twice": [shared, shared], "items": pairs.items(),
+            "keys": pairs.keys(), "values": pairs.values(), "bytes": [b"\x00b"]}
+
+
+@pytest.mark.parametrize("shape", sorted(_shapes()))
+def test_a_container_s_text_may_be_exactly_its_bound_whatever_it_holds(shape):
+    """The text of any container (a namespace, a set, a tuple of one, a dict view, a list
+    holding itself...) is sized as Python writes it: a list of a text and that value
+    whose text is exactly MAX_OPERAND_SIZE characters is written, one more refused."""
+    value = _shapes()[shape]
+    run = string_environment().compile_expression("'' ~ a")
+    fill = MAX_OPERAND_SIZE - len(str(["", value]))
+    assert run(a=["x" * fill, value]) == str(["x" * fill, value])
+    with pytest.raises(SecurityError, match="^'~': the text of a list of about \\d+ "
+                                            "characters or more refused"):
+        run(a=["x" * (fill + 1), value])
+
+
+@pytest.mark.parametrize("value", [
+    ["x" * (MAX_OPERAND_SIZE - 6), "y"],
+    {"a": "x" * (MAX_OPERAND_SIZE - 11), "b": "y"},
+    {"a": "x" * (MAX_OPERAND_SIZE - 25), "b": "y"}.items(),
+], ids=["list", "dict", "items"])
+def test_a_container_filling_its_bound_before_its_last_item_is_refused(value):
+    """Its first item (or pair) and the brackets and separators fill the bound exactly:
+    the item after it is still counted, a text a few characters over the bound refused."""
+    assert len(str(value)) > MAX_OPERAND_SIZE
+    with pytest.raises(SecurityError, match="^'~': the text of a .* refused "
+                                            f"\\(at most {MAX_OPERAND_SIZE}\\)$"):
+        string_environment().compile_expression("'' ~ a")(a=value)
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import jinja2
 import pytest
 from typer.testing import CliRunner
 
@@ -81,3 +82,20 @@ def test_a_model_field_tested_with_is_defined_still_renders():
     text = env.from_string("{{ 'y' if a.floor is defined else 'n' }}{{ a.city }}").render(
         a=address)
     assert text == "nMONTARGIS"
+
+
+def test_a_french_field_name_with_its_accents_is_told_the_model_s_name():
+    """'prénom' (or 'prènom') is the model's first_name, as 'prenom' is: no close
+    match of its letters would say so."""
+    from pesgen._jinja import template_environment
+
+    env = template_environment(ROOT / "templates" / "pes-ormc")
+    debtor = model.Debtor(name="DUPONT", category="01", legal_nature="01",
+                          address=model.Address(street="1 RUE", postal_code="45200",
+                                                city="MONTARGIS"))
+    for name in ("prénom", "prènom"):
+        with pytest.raises(jinja2.UndefinedError) as info:
+            env.from_string("{{ d." + name + " }}").render(d=debtor)
+        assert str(info.value).startswith(
+            f"'pesgen.model.Debtor object' has no attribute '{name}': did you mean "
+            "'first_name'? (Debtor fields: address, birth_date, "), str(info.value)
