@@ -417,3 +417,111 @@ def test_a_write_that_fails_after_the_store_is_created_says_it_is_removed(
         f"removed the state store {tmp_path / 's.db'} this export created: nothing was "
         "recorded in it"]
     assert os.listdir(tmp_path) == []
+
+
+def test_write_folder_makes_its_parents_and_a_folder_of_the_umask_s_mode(tmp_path):
+    """A new bundle or mapping folder (``write_folder``) is made with its missing parents
+    and its sub-folders, with the modes a mkdir gives under the umask (not mkdtemp's
+    private 0700), and leaves the process's umask as it found it: a file written after
+    it follows the umask too."""
+    before = os.umask(0o022)
+    try:
+        made = write_folder(tmp_path / "a" / "b" / "bundle",
+                            {"x.txt": "x", "sub/deeper/y.txt": "y"})
+        after = write_file(tmp_path / "after.txt", "z")
+        umask_then = os.umask(0o022)
+    finally:
+        os.umask(before)
+    assert umask_then == 0o022
+    assert _tree(tmp_path) == {"a/b/bundle/x.txt": b"x", "a/b/bundle/sub/deeper/y.txt": b"y",
+                               "after.txt": b"z"}
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode)
+             for p in [made, made / "sub", made / "sub" / "deeper", made / "x.txt", after]}
+    assert modes == {"a/b/bundle": 0o755, "a/b/bundle/sub": 0o755,
+                     "a/b/bundle/sub/deeper": 0o755, "a/b/bundle/x.txt": 0o644,
+                     "after.txt": 0o644}
+
+
+def test_write_folder_refuses_a_folder_that_is_there_even_empty(tmp_path):
+    """A rename replaces an empty folder silently: one made since the caller's check
+    (another new-format into the same name) is refused, left as it is, and nothing of
+    the new one stays beside it."""
+    from pesgen.errors import UsageError
+
+    there = tmp_path / "bundle"
+    there.mkdir()
+    with pytest.raises(UsageError, match="bundle appeared meanwhile; nothing written"):
+        write_folder(there, {"a.txt": "a"})
+    assert list(there.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_without_hard_links_a_name_taken_is_still_never_overwritten(tmp_path, monkeypatch):
+    """A file system without hard links (some network or FAT ones): a new name is checked
+    free, then renamed to; a file there (one that appeared since the caller's check) is
+    refused and kept, and the temporary file removed."""
+    from pesgen.errors import UsageError
+
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(
+        PermissionError("no hard links here")))
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("mine", encoding="utf-8")
+    with pytest.raises(UsageError, match="m.yaml appeared meanwhile; pesgen never overwrites"):
+        write_file(mapping, "scaffold", new=True)
+    assert mapping.read_text(encoding="utf-8") == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.yaml"]
+    assert write_file(tmp_path / "n.yaml", "scaffold", new=True).read_text() == "scaffold"
+
+
+def test_a_leftover_is_named_with_its_process_running_or_not_and_that_process_untouched(
+        tmp_path, monkeypatch):
+    """``left_by_others`` tells whether the process in a leftover's name runs on this
+    machine (a process of another user, which cannot be signalled, runs too), asking
+    without signalling it: a run still writing there is never disturbed."""
+    import subprocess
+    import sys
+
+    from pesgen.atomic import left_by_others
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for pid in (gone.pid, alive.pid):
+            (tmp_path / f".pesgen-{pid}-0123abcd-x.part").write_bytes(b"<PES_Aller>")
+        (tmp_path / ".pesgen-regen-k2x9").mkdir()
+        (tmp_path / "PES.xml").write_bytes(b"kept")
+        found = dict(left_by_others(tmp_path))
+        with pytest.raises(subprocess.TimeoutExpired):
+            alive.wait(timeout=0.5)  # still running: asked, not signalled
+    finally:
+        alive.kill()
+        alive.wait()
+    assert found == {f".pesgen-{gone.pid}-0123abcd-x.part":
+                     f"process {gone.pid}, not running on this machine",
+                     f".pesgen-{alive.pid}-0123abcd-x.part":
+                     f"process {alive.pid}, running on this machine",
+                     ".pesgen-regen-k2x9": "process unknown"}
+
+    def not_ours(pid, _sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_ours)
+    (tmp_path / ".pesgen-1-0123abcd-x.part").write_bytes(b"")  # a container's first process
+    found = dict(left_by_others(tmp_path))
+    assert [found[f".pesgen-{pid}-0123abcd-x.part"] for pid in (gone.pid, 1)] == \
+        [f"process {gone.pid}, running on this machine", "process 1, running on this machine"]
+    assert left_by_others(tmp_path / "no-such-folder") == []
+
+
+def test_commit_refusing_a_name_taken_removes_every_temporary_file(tmp_path):
+    """A final name taken when the files are put in place (another export into the same
+    folder): refused, that file kept, and none of the staged files left behind."""
+    from pesgen.errors import UsageError
+
+    temps = [(write_temp(tmp_path, [b"ours %d" % i])[0], tmp_path / f"PES{i}.xml")
+             for i in range(2)]
+    (tmp_path / "PES1.xml").write_bytes(b"theirs")
+    with pytest.raises(UsageError, match="PES1.xml appeared during the export; nothing written"):
+        commit(temps)
+    assert _tree(tmp_path) == {"PES1.xml": b"theirs"}

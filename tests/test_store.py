@@ -114,6 +114,35 @@ def test_failed_exports_consume_no_number_and_write_nothing(db_url, tmp_path):
     assert ok.first_number == 1
 
 
+def test_a_file_taking_a_name_before_the_commit_refuses_the_run_and_records_nothing(
+        db_url, tmp_path):
+    """The names are checked free again right before the run is committed: a file that
+    took one meanwhile (another export into the same folder) refuses the run, nothing
+    recorded, no number used, and that file left as it is (else the run would be
+    recorded, then its files refused: a recorded run with nothing in place)."""
+    import re
+
+    other = Store(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    names = [f.path.name for f in export_recorded(
+        lambda: other, MAPPING, EXAMPLES / "school-export.json", tmp_path / "other",
+        RUN).files]
+    store = Store(db_url)
+    out = tmp_path / "out"
+
+    def arrives() -> None:
+        (out / names[0]).write_bytes(b"theirs")
+
+    with pytest.raises(UsageError, match=re.escape(
+            f"{out / names[0]} appeared during the export; nothing written")):
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN,
+                        before_commit=arrives)
+    assert _files(out) == [names[0]]
+    assert (out / names[0]).read_bytes() == b"theirs"
+    assert store.list_runs() == []
+    assert export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                           tmp_path / "again", RUN).first_number == 1
+
+
 def test_a_crash_after_the_commit_leaves_a_recorded_run_that_regenerate_completes(
         db_url, tmp_path):
     """Recorded, then renamed into place: a crash in between never leaves a file whose
