@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pesgen.errors import ExitCode, InputDataError, MappingError, StateError
+from pesgen.errors import ExitCode, InputDataError, MappingError, StateError, UsageError
 from pesgen.export import Exporter, export
 from pesgen.formats import load_format
 from pesgen.runs import export_recorded, regenerate
@@ -373,6 +373,28 @@ def test_titre_numbers_past_base_num8_are_refused_taking_none(tmp_path):
     assert _pieces(tmp_path / "o2") == [list(range(99_999_990, 100_000_000))]
 
 
+def test_a_sequence_can_start_at_its_last_number(tmp_path):
+    """The largest IdBord (Base_Num7: 9999999) and titre number (Base_Num8: 99999999)
+    are starts like any other: a collectivity whose finance package is there gives them
+    to its next run's bordereau and titre."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    key, pkey = ("21450999400015", "00", 2026, "01"), ("21450999400015", "00", 2026, "IdPce")
+    # one past them is refused by the store itself (not only by the CLI), nothing set
+    with pytest.raises(UsageError, match="the starting number must be between 1 and 9999999$"):
+        store.set_start(key, 10_000_000)
+    with pytest.raises(UsageError, match=r"titre number \(IdPce\) must be between 1 and 99999999$"):
+        store.set_start(key, 5, (pkey, 100_000_000))
+    assert _sequences(db) == []
+    store.set_start(key, 9_999_999, (pkey, 99_999_999))
+    result = export_recorded(lambda: store, TITRES, _tagged(tmp_path, "B", keep=1),
+                             tmp_path / "o", RUN)
+    assert result.first_number == 9_999_999
+    assert [re.findall(rb'<IdBord V="(\d+)"/>', p.read_bytes()) for p in
+            sorted((tmp_path / "o").glob("*.xml"))] == [[b"9999999"]]
+    assert _pieces(tmp_path / "o") == [[99_999_999]]
+
+
 def test_the_first_titres_export_says_it_opens_the_titre_numbers(tmp_path):
     db = f"sqlite:///{tmp_path / 's.db'}"
     r = run_cli("export", "-m", TITRES, "-i", EXAMPLE, "-o", tmp_path / "o1", "--date",
@@ -453,6 +475,26 @@ def test_set_start_sets_the_exercise_given(tmp_path):
     assert r.exit_code == 0, r.output
     assert "exercise 2027 TypBord 01 starts at 12" in r.output
     assert _sequences(db) == [(2027, "01", 12, 12), (2027, "IdPce", 300, 300)]
+
+
+def test_a_second_start_is_refused_naming_the_sequence_and_where_it_stands(tmp_path):
+    """A start is set once: the refusal names the sequence (SIRET, budget, exercise, and
+    TypBord or titre numbers) and where it stands, the store unchanged."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    r = run_cli("numbering", "set-start", "--mapping", TITRES, "--start", "12",
+                "--start-titre", "300", "--db", db, "--create-store")
+    assert r.exit_code == 0, r.output
+    again = run_cli("numbering", "set-start", "--mapping", TITRES, "--start", "20",
+                    "--db", db)
+    assert again.exit_code == ExitCode.STATE, again.output
+    assert ("the numbering of 21450999400015 budget 00 exercise 2026 TypBord 01 has already "
+            "started at 12 (next 12); a start can be set once, before any export") in again.output
+    again = run_cli("numbering", "set-start", "--mapping", TITRES, "--start-titre", "400",
+                    "--db", db)
+    assert again.exit_code == ExitCode.STATE, again.output
+    assert ("the titre numbers (IdPce) of 21450999400015 budget 00 exercise 2026 has already "
+            "started at 300 (next 300); a start can be set once") in again.output
+    assert _sequences(db) == [(2026, "01", 12, 12), (2026, "IdPce", 300, 300)]
 
 
 def test_an_explicit_start_of_1_counts_as_set(tmp_path):
