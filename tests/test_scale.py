@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 
 import pesgen.validate as validate
-from pesgen.errors import ExitCode, InputDataError
+from pesgen.errors import ExitCode, InputDataError, StateError
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
@@ -242,3 +242,20 @@ def test_the_guard_on_the_store_makes_nothing_per_invoice(tmp_path, monkeypatch)
     assert per_thousand < 0.1, (
         f"{per_thousand:.2f} MiB more per 1 000 invoices (the stage's peak over what the "
         f"prepared run held: {grew[0] / 2**20:.2f} and {grew[1] / 2**20:.2f} MiB)")
+
+
+def test_a_run_of_more_than_a_batch_of_titles_holds_every_invoice(tmp_path):
+    """A run's invoices are recorded 5 000 rows a statement: a run of 5 001 holds all of
+    them, each once (an export of the same input is refused for every one of them, the
+    last of the first batch and the one after it included)."""
+    source = _bench_input(tmp_path / "in.json", 5001)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    done = export_recorded(lambda: store, MAPPING, source, tmp_path / "out", RUN)
+    assert done.titles == 5001
+    numbers = [inv["number"] for inv in json.loads(source.read_text(encoding="utf-8"))[
+        "invoices"]]
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, source, tmp_path / "again", RUN)
+    assert str(info.value).startswith(
+        f"5001 invoice(s) already exported by run(s) {done.run_id}; nothing written")
+    assert [p.invoice for p in info.value.problems] == numbers

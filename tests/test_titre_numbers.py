@@ -526,6 +526,9 @@ def test_titres_recorded_before_the_titre_sequence_are_never_numbered_again(db_u
     with pytest.raises(StateError, match="hold titre numbers up to 11; a start must be 12"):
         store.set_start(("21450999400015", "00", 2026, "01"), None,
                         pieces=(("21450999400015", "00", 2026, "IdPce"), 5))
+    # the first number after theirs is a start it takes
+    store.set_start(("21450999400015", "00", 2026, "01"), None,
+                    pieces=(("21450999400015", "00", 2026, "IdPce"), 12))
     second = export_recorded(lambda: store, TITRES, _tagged(tmp_path, "B"), tmp_path / "o2",
                              RUN)
     assert _pieces(tmp_path / "o2") == [list(range(12, 23))]
