@@ -108,6 +108,17 @@ def test_ormc_still_numbers_its_articles_in_each_bordereau(db_url, tmp_path):
     assert load_format(ROOT / "templates" / "pes-titres").pieces == "per-exercise"
 
 
+def test_an_ormc_run_after_a_titres_run_numbers_its_bordereaux_from_1(db_url, tmp_path):
+    """Only the titre numbers continue after older titres runs' IdPce: a TypBord's
+    bordereau numbering (here ORMC's, after a titres run took IdPce 1-11) starts at 1."""
+    store = Store(db_url)
+    export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    ormc = export_recorded(lambda: store, ORMC, _tagged(tmp_path, "B"), tmp_path / "o2", RUN)
+    assert ormc.first_number == 1
+    assert [re.findall(rb'<IdBord V="(\d+)"/>', p.read_bytes())
+            for p in sorted((tmp_path / "o2").glob("*.xml"))] == [[b"1"]]
+
+
 def test_refused_and_dry_runs_take_no_titre_number_a_cancelled_run_s_are_not_given_again(
         db_url, tmp_path):
     store = Store(db_url)
