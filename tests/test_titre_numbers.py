@@ -356,6 +356,11 @@ def test_set_start_titre_is_refused_where_it_means_nothing_or_cannot_be(tmp_path
         r = run_cli("numbering", "set-start", "--mapping", TITRES, "--start-titre", bad,
                     "--db", db, "--create-store")
         assert r.exit_code == ExitCode.USAGE and "99999999" in r.output, r.output
+    # an IdBord past Base_Num7 is refused as one, before the store is made
+    r = run_cli("numbering", "set-start", "--mapping", TITRES, "--start", "10000000", "--db",
+                db, "--create-store")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "the starting number must be between 1 and 9999999" in r.output, r.output
     none = run_cli("numbering", "set-start", "--mapping", TITRES, "--db", db,
                    "--create-store")
     assert none.exit_code == ExitCode.USAGE, none.output
