@@ -123,6 +123,25 @@ def test_seen_invoices_never_take_a_hash_collision_for_a_duplicate(monkeypatch):
         seen["FA-40"]
 
 
+def test_seen_invoices_find_a_num_dette_of_every_form():
+    """A NumDette kept as a number (its digits: "0", leading zeros) or as its text (19
+    nines, past a machine integer; letters, which a format's rules may let through) is
+    found again by its key, beside invoices that have none: the run's second title with
+    it is refused (pes.num-dette-unique)."""
+    seen = SeenInvoices(invoice_key, debt_key)
+    debts = {"FA-1": None, "FA-2": "AB-12", "FA-3": "0", "FA-4": "000123",
+             "FA-5": "9" * 19, "FA-6": None}
+    for i, (number, debt) in enumerate(debts.items()):
+        index = seen.add(invoice_key(number), number, f"in.json:$.invoices[{i}]")
+        if debt is not None:
+            assert seen.debt_holder(debt_key(debt)) is None
+            seen.add_debt(index, debt_key(debt), debt)
+    assert [seen.debt_holder(debt_key(d)) for d in ("AB-12", "00", "123", "9" * 19)] == [
+        ("FA-2", "in.json:$.invoices[1]"), ("FA-3", "in.json:$.invoices[2]"),
+        ("FA-4", "in.json:$.invoices[3]"), ("FA-5", "in.json:$.invoices[4]")]
+    assert [seen.debt_holder(debt_key(d)) for d in ("AB-13", "1", "12", "-1")] == [None] * 4
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=12), max_size=80))
 def test_seen_invoices_find_what_a_dict_of_keys_finds(numbers):
