@@ -503,6 +503,14 @@ def test_a_leftover_is_named_with_its_process_running_or_not_and_that_process_un
                      f"process {alive.pid}, running on this machine",
                      ".pesgen-regen-k2x9": "process unknown"}
 
+    # a temporary file pesgen wrote, as another process sees it: named with its process
+    ours = os.getpid()
+    mine, _ = write_temp(tmp_path, [b"x"])
+    monkeypatch.setattr(os, "getpid", lambda: ours + 1)
+    assert dict(left_by_others(tmp_path))[mine.name] == f"process {ours}, running on this machine"
+    monkeypatch.setattr(os, "getpid", lambda: ours)
+    mine.unlink()
+
     def not_ours(pid, _sig):
         raise PermissionError(1, "Operation not permitted")
 

@@ -108,15 +108,22 @@ def test_ormc_still_numbers_its_articles_in_each_bordereau(db_url, tmp_path):
     assert load_format(ROOT / "templates" / "pes-titres").pieces == "per-exercise"
 
 
-def test_an_ormc_run_after_a_titres_run_numbers_its_bordereaux_from_1(db_url, tmp_path):
+def test_ormc_and_titres_runs_take_none_of_each_other_s_numbers(db_url, tmp_path):
     """Only the titre numbers continue after older titres runs' IdPce: a TypBord's
-    bordereau numbering (here ORMC's, after a titres run took IdPce 1-11) starts at 1."""
+    bordereau numbering (here ORMC's, after a titres run took IdPce 1-11) starts at 1,
+    and ORMC runs' article numbers are not titre numbers."""
     store = Store(db_url)
     export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
     ormc = export_recorded(lambda: store, ORMC, _tagged(tmp_path, "B"), tmp_path / "o2", RUN)
     assert ormc.first_number == 1
     assert [re.findall(rb'<IdBord V="(\d+)"/>', p.read_bytes())
             for p in sorted((tmp_path / "o2").glob("*.xml"))] == [[b"1"]]
+    # nor are ORMC's article numbers (IdPce 1-11 of each bordereau) titre numbers: the
+    # first titres run of a store holding only ORMC runs numbers its titres from 1
+    other = Store(f"sqlite:///{tmp_path / 'ormc-first.db'}")
+    export_recorded(lambda: other, ORMC, EXAMPLE, tmp_path / "o3", RUN)
+    export_recorded(lambda: other, TITRES, _tagged(tmp_path, "C"), tmp_path / "o4", RUN)
+    assert _pieces(tmp_path / "o4") == [list(range(1, 12))]
 
 
 def test_refused_and_dry_runs_take_no_titre_number_a_cancelled_run_s_are_not_given_again(
