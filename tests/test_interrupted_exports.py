@@ -611,6 +611,35 @@ def test_a_run_committed_whose_answer_was_lost_is_said_recorded(tmp_path, monkey
     store.engine.dispose()
 
 
+def test_files_failing_after_an_answered_commit_say_the_run_recorded_store_unreachable(
+        tmp_path, monkeypatch):
+    """The commit answered, then the files could not be put in place and the store went
+    away: pesgen knows the run is recorded (it need not ask the store again) and says so,
+    never "whether the run is recorded is not known"."""
+    import errno
+
+    import pesgen.runs as runs_mod
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    out = tmp_path / "out"
+
+    def disk_full(_temps):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def unreachable(_self, _run_id):
+        raise sa.exc.OperationalError("SELECT", None, Exception("server closed the connection"))
+
+    monkeypatch.setattr(runs_mod, "commit", disk_full)
+    monkeypatch.setattr(Store, "get_run", unreachable)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", out, RUN)
+    monkeypatch.undo()
+    [run] = store.list_runs()
+    assert str(info.value).startswith(f"run {run.id} is recorded (IdBord 1), but its files "
+                                      f"could not be put in {out}: [Errno 28] No space left")
+    assert [p.rule for p in info.value.problems] == ["run.publish"]
+
+
 def test_the_cli_says_a_run_whose_commit_answer_was_lost_is_recorded(tmp_path, monkeypatch):
     """The same through the command: exit 7, the run named, and a last line that says
     it is recorded (it said "1 problem(s); nothing was written.")."""
