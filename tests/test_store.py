@@ -811,6 +811,30 @@ def test_an_input_that_changes_during_the_export_is_refused(tmp_path, monkeypatc
     assert _files(tmp_path / "out") == []
 
 
+def test_a_cancelled_run_is_regenerated_only_when_asked_and_then_under_cancelled_names(
+        db_url, tmp_path):
+    """Its invoices may be in another run since: regenerate refuses a cancelled run,
+    naming it, when and why it was cancelled, writing nothing (not even the folder);
+    asked with --cancelled, it writes its files under CANCELLED- names, the folder and
+    its missing parents made."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    store.cancel(first.run_id, "rejected by the trésorerie")
+    at = store.get_run(first.run_id)["cancelled_at"]
+    with pytest.raises(StateError) as info:
+        regenerate(store, first.run_id, tmp_path / "b")
+    assert str(info.value) == (
+        f"run {first.run_id} was cancelled on {at} (rejected by the trésorerie): its invoices "
+        "may be in another run since, and its files must not be sent again. To look at "
+        "them, regenerate it with --cancelled (written as CANCELLED-<name>)")
+    assert not (tmp_path / "b").exists()
+    written = regenerate(store, first.run_id, tmp_path / "c" / "d" / "e", cancelled=True)
+    exported = {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()}
+    assert {p.name: p.read_bytes() for p in written} == {
+        f"CANCELLED-{name}": data for name, data in exported.items()}
+
+
 def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     out = tmp_path / "out"
