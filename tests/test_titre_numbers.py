@@ -86,6 +86,23 @@ def test_two_titres_runs_number_their_titres_on_not_again(db_url, tmp_path):
     assert _idpce_sequence(db_url) == (23, 1)
 
 
+def test_a_titres_run_exported_again_is_refused_by_the_guard_taking_no_number(
+        db_url, tmp_path):
+    """A titre has no NumDette: the guard refuses its invoices held by an active run on
+    their own, naming the run (not the store's unique index, after the numbers were
+    taken), and the next run takes the numbers that follow."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o2", RUN)
+    assert str(info.value).startswith(
+        f"11 invoice(s) already exported by run(s) {first.run_id}; nothing written")
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    assert not (tmp_path / "o2").exists()
+    second = export_recorded(lambda: store, TITRES, _tagged(tmp_path, "B"), tmp_path / "o3", RUN)
+    assert second.first_number == 2 and _pieces(tmp_path / "o3") == [list(range(12, 23))]
+
+
 def test_a_run_of_several_bordereaux_numbers_on_from_one_to_the_next(db_url, tmp_path):
     store = Store(db_url)
     mapping = _split(tmp_path)
