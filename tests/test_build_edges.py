@@ -169,6 +169,20 @@ def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
         "truncate)")]
 
 
+def test_a_netted_suffix_leaving_one_character_keeps_one_character_of_the_label(tmp_path):
+    """The limit one above (20): one character of the label's own text fits before
+    ' - NET REMISE 22,75', and is kept, with the text_overflow note."""
+    result = _netted_first(tmp_path, _ormc_bundle(tmp_path, "{max: 20}"),
+                           ("text_overflow: refuse", "text_overflow: truncate"))
+    assert result.problems == []
+    assert result.title.lines[0].label == "F - NET REMISE 22,75"
+    # (each label was first truncated to 20 on its own, as text_overflow: truncate does)
+    assert [n.detail for n in result.notes if n.policy == "text_overflow"
+            and "netted" in n.detail] == [
+        "line.label: 37 characters with the netted suffix: the label shortened to 1 before "
+        "' - NET REMISE 22,75' (limit 20)"]
+
+
 def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
     """A format whose line.label charset has no space nor comma (alnum) cannot write
     ' - NET REMISE 22,75': the invoice is refused, naming the suffix, the line's record

@@ -998,6 +998,9 @@ def test_foreign_address_refused_by_default(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00105")], mapping)
     assert [p.rule for p in problems] == ["pes.foreign-address"]
     assert "'BE'" in problems[0].message
+    # at the binding the country was read by, the line to look at
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    country:')}: " \
+        "bindings.address.country"
 
 
 def test_foreign_address_postal_code_in_city(tmp_path):
@@ -1073,6 +1076,18 @@ def test_long_street_with_a_complement_refused(tmp_path):
     assert "Adr1 already holds the complement" in problems[0].message
 
 
+def test_long_street_with_a_complement_refused_by_policy_says_the_policy(tmp_path):
+    """street_overflow: refuse refuses a long street because of the policy, whether or
+    not the address has a complement: the message names the policy, not Adr1."""
+    inv = _invoice("FA-2026-00104")
+    inv["payer"]["address"]["complement"] = "Bâtiment B"
+    mapping = _mapping(tmp_path, {"street_overflow": None})
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert problem.rule == "text.length"
+    assert problem.message == ("address.street is 54 characters, Hélios allows 38 (policy "
+                               "street_overflow: refuse)")
+
+
 @pytest.mark.parametrize("street", [
     "X" * 38 + " 0",  # a word split would leave Adr2 = '0' (not a Base_Texte)
     "X" * 38 + " .",
@@ -1092,6 +1107,8 @@ def test_long_name_refused_by_default(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00108")], mapping)
     assert [p.rule for p in problems] == ["text.length"]
     assert "debtor.name is 40 characters, Hélios allows 38" in problems[0].message
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    name:')}: " \
+        "bindings.payer.name"
 
 
 def test_long_name_split_into_nom_and_complnom(tmp_path):
