@@ -225,3 +225,22 @@ def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
     out with nothing said)."""
     assert _build_first(tmp_path, lambda inv: inv["lines"][1]["activity"].update(code=" ")) \
         == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]
+
+
+def test_an_expression_failing_on_a_method_of_a_list_is_its_mapping_expr_problem(tmp_path):
+    """An expression failing on a type (TypeError) is told which of its reads are a list
+    or an object; a read that goes on past a list by a name (``invoice.lines.count``, the
+    list's method) is followed no further: the expression's own problem, naming its
+    binding, not a crash."""
+    mapping_path, (line,) = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+        ("    email: payer.email", '    email: {expr: "invoice.lines.count + 1"}'))
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    [problem] = result.problems
+    assert (problem.rule, problem.mapping) == (
+        "mapping.expr", f"{mapping_path}:{line}: bindings.payer.email")
+    assert problem.message.startswith("payer.email: expression failed: unsupported operand")
+    assert problem.message.endswith("'builtin_function_or_method' and 'int'")
