@@ -227,20 +227,38 @@ def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
         == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]
 
 
-def test_an_expression_failing_on_a_method_of_a_list_is_its_mapping_expr_problem(tmp_path):
+@pytest.mark.parametrize(("expr", "failed"), [
+    # a read going on past a list by a name (the list's method): followed no further
+    ("invoice.lines.count + 1", "unsupported operand type(s) for +: "
+                                "'builtin_function_or_method' and 'int'"),
+    # a read that reaches a text: no list nor object to name
+    ("invoice.number + 1", 'can only concatenate str (not "int") to str'),
+])
+def test_an_expression_failing_on_a_type_names_no_list_it_did_not_read(tmp_path, expr,
+                                                                       failed):
     """An expression failing on a type (TypeError) is told which of its reads are a list
-    or an object; a read that goes on past a list by a name (``invoice.lines.count``, the
-    list's method) is followed no further: the expression's own problem, naming its
-    binding, not a crash."""
+    or an object (' (invoice.payment.method is a list)'); one whose reads reach none is
+    its mapping.expr problem as Python words it, naming its binding, nothing added (and
+    no crash)."""
     mapping_path, (line,) = mapping_copy(
         tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
-        ("    email: payer.email", '    email: {expr: "invoice.lines.count + 1"}'))
+        ("    email: payer.email", f'    email: {{expr: "{expr}"}}'))
     mapping = load_mapping(mapping_path)
     src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
     result = Builder(mapping, find_format("pes-ormc")).build(src)
     assert result.title is None
-    [problem] = result.problems
-    assert (problem.rule, problem.mapping) == (
-        "mapping.expr", f"{mapping_path}:{line}: bindings.payer.email")
-    assert problem.message.startswith("payer.email: expression failed: unsupported operand")
-    assert problem.message.endswith("'builtin_function_or_method' and 'int'")
+    assert [(p.rule, p.mapping, p.message) for p in result.problems] == [(
+        "mapping.expr", f"{mapping_path}:{line}: bindings.payer.email",
+        f"payer.email: expression failed: {failed}")]
+
+
+def test_the_unbound_country_note_points_at_the_address_bindings(tmp_path):
+    """The run's note that address.country is not bound is recorded at the mapping's
+    bindings.address, where the key would go (the store keeps each note's record)."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("    country: payer.address.country\n", ""))
+    builder = Builder(load_mapping(mapping_path), find_format("pes-ormc"))
+    [note] = [n for n in builder.run_notes("run") if n.policy == "country"]
+    [line] = [i for i, text in enumerate(mapping_path.read_text(encoding="utf-8").splitlines(), 1)
+              if text == "  address:"]
+    assert note.origin == f"{mapping_path}:{line}: bindings.address"
