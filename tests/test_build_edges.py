@@ -262,3 +262,15 @@ def test_the_unbound_country_note_points_at_the_address_bindings(tmp_path):
     [line] = [i for i, text in enumerate(mapping_path.read_text(encoding="utf-8").splitlines(), 1)
               if text == "  address:"]
     assert note.origin == f"{mapping_path}:{line}: bindings.address"
+
+
+def test_an_expression_giving_a_float_is_a_number(tmp_path):
+    """A number an expression writes (``1.5``: a float, not the JSON reader's Decimal) is
+    a number: a quantity of 1.50, never refused as a value of another kind."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("    quantity: quantity\n", '    quantity: {expr: "1.5"}\n'))
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.problems == []
+    assert {ln.quantity for ln in result.title.lines} == {Decimal("1.50")}
