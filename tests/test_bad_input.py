@@ -298,7 +298,7 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
     data["invoices"][0]["lines"] = "oops"
     data["invoices"][1]["lines"] = {"a": 1}
     data["invoices"][2]["lines"] = [3]
-    data["invoices"][3]["lines"] = [None, ["FM-C1"], True]
+    data["invoices"][3]["lines"] = [None, ["FM-C1"], True, "FM-C1"]
     inp = _write_json(tmp_path, data)
     exc = _refused(tmp_path, JSON_MAPPING, inp)
     said = sorted((p.record, p.message) for p in exc.problems if p.rule == "input.lines")
@@ -309,9 +309,10 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number"),
         (f"{inp}:$.invoices[3].lines[0]", "a line must be an object, not null"),
         (f"{inp}:$.invoices[3].lines[1]", "a line must be an object, not a list"),
-        (f"{inp}:$.invoices[3].lines[2]", "a line must be an object, not a yes/no value")]
+        (f"{inp}:$.invoices[3].lines[2]", "a line must be an object, not a yes/no value"),
+        (f"{inp}:$.invoices[3].lines[3]", "a line must be an object, not a text")]
     # a line that is no object is that one problem: its bindings are not read in it
-    assert [p.rule for p in exc.problems] == ["input.lines"] * 6
+    assert [p.rule for p in exc.problems] == ["input.lines"] * 7
 
 
 def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):

@@ -274,3 +274,14 @@ def test_an_expression_giving_a_float_is_a_number(tmp_path):
     result = Builder(mapping, find_format("pes-ormc")).build(src)
     assert result.problems == []
     assert {ln.quantity for ln in result.title.lines} == {Decimal("1.50")}
+
+
+def test_a_run_that_upper_cased_nothing_has_no_case_note(tmp_path):
+    """policies.case: keep upper-cases nothing: the run has no case note (not '0
+    value(s) upper-cased')."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("  case: upper ", "  case: keep  "))
+    result = export(mapping_path, EXAMPLES / "school-export.json", tmp_path / "out",
+                    date.fromisoformat(RUN_DATE))
+    assert result.titles > 0
+    assert [n for n in result.notes if n.policy == "case"] == []

@@ -1082,6 +1082,32 @@ def test_long_street_split_at_a_word_boundary(tmp_path):
         "address.street"]
 
 
+@pytest.mark.parametrize(("street", "adr1", "adr2"), [
+    # of two commas that both split it into halves of 38, the last
+    ("Bâtiment A, Résidence Les Jardins, 2 rue Haute", "BÂTIMENT A, RÉSIDENCE LES JARDINS",
+     "2 RUE HAUTE"),
+    # a comma whose head is over 38: split at a word boundary instead
+    ("Résidence Les Jardins De La Grande Roseraie, Apt 4", "RÉSIDENCE LES JARDINS DE LA GRANDE",
+     "ROSERAIE, APT 4"),
+    # a one-letter half is a half
+    ("Résidence Les Grands Chênes Bâtiment, B", "RÉSIDENCE LES GRANDS CHÊNES BÂTIMENT", "B"),
+    # the line starting with the street number (one digit) goes to Adr2
+    ("7 avenue du Général Leclerc\nRésidence Les Jardins", "RÉSIDENCE LES JARDINS",
+     "7 AVENUE DU GÉNÉRAL LECLERC"),
+    # both lines start with a number: kept in the export's order
+    ("12 rue des Lilas prolongée du Parc\n3 escalier B", "12 RUE DES LILAS PROLONGÉE DU PARC",
+     "3 ESCALIER B"),
+])
+def test_long_street_split_where_it_fits(tmp_path, street, adr1, adr2):
+    """street_overflow: split: at the export's line break, else after the last comma
+    leaving two halves that fit, else at a word boundary; the half starting with the
+    street number is Adr2 (postal norm: number and street), unless both do."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["street"] = street
+    adr = _tiers(_run(tmp_path, [inv])).find("Adresse")
+    assert (_v(adr, "Adr1"), _v(adr, "Adr2")) == (adr1, adr2)
+
+
 def test_long_street_with_a_complement_refused(tmp_path):
     inv = _invoice("FA-2026-00104")
     inv["payer"]["address"]["complement"] = "Bâtiment B"
