@@ -285,3 +285,23 @@ def test_a_run_that_upper_cased_nothing_has_no_case_note(tmp_path):
                     date.fromisoformat(RUN_DATE))
     assert result.titles > 0
     assert [n for n in result.notes if n.policy == "case"] == []
+
+
+def test_a_foreign_city_refused_gives_no_foreign_address_note(tmp_path):
+    """A foreign address whose 'postal code city' is refused (over Hélios's 38 with
+    text_overflow: refuse) is that problem: no foreign_address note saying how it was
+    written (preview shows a refused invoice's notes)."""
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00105"]
+    assert invoice["payer"]["address"]["country"] == "BE"
+    # 36 characters: the city fits on its own, '1040 ' and the city do not
+    invoice["payer"]["address"]["city"] = "Woluwe-Saint-Pierre-Sint-Pieters-Wol"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"invoices": [invoice]}, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    assert [(p.rule, p.message.split(",")[0]) for p in result.problems] == [
+        ("text.length", "address.city is 41 characters")]
+    assert [n.policy for n in result.notes if n.policy == "foreign_address"] == []
