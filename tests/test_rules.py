@@ -1068,21 +1068,10 @@ def test_long_street_split_at_the_line_break_number_in_adr2(tmp_path):
     assert _v(adr, "Adr2") == "27 AVENUE DU GÉNÉRAL LECLERC"
 
 
-def test_long_street_split_at_a_word_boundary(tmp_path):
-    """Neither a line break nor a comma: the street is split at the last word boundary
-    that fits Adr1's 38 characters, the rest in Adr2."""
-    inv = _invoice("FA-2026-00102")
-    inv["payer"]["address"]["street"] = "Résidence des Grands Chênes Bâtiment A Escalier 4"
-    result = _run(tmp_path, [inv])
-    adr = _tiers(result).find("Adresse")
-    assert _v(adr, "Adr1") == "RÉSIDENCE DES GRANDS CHÊNES BÂTIMENT A"
-    assert _v(adr, "Adr2") == "ESCALIER 4"
-    assert [n.detail for n in result.notes if n.policy == "street_overflow"] == [
-        "street of 49 characters split into Adr1 (38) + Adr2 (10): address.complement + "
-        "address.street"]
-
-
 @pytest.mark.parametrize(("street", "adr1", "adr2"), [
+    # neither a line break nor a comma: at the last word boundary Adr1's 38 allow
+    ("Résidence des Grands Chênes Bâtiment A Escalier 4",
+     "RÉSIDENCE DES GRANDS CHÊNES BÂTIMENT A", "ESCALIER 4"),
     # of two commas that both split it into halves of 38, the last
     ("Bâtiment A, Résidence Les Jardins, 2 rue Haute", "BÂTIMENT A, RÉSIDENCE LES JARDINS",
      "2 RUE HAUTE"),
