@@ -656,6 +656,19 @@ def test_negative_line_of_an_imputation_absent_from_the_invoice(tmp_path):
     assert "(ORCH) by 22.75" in problems[0].message
 
 
+def test_a_discount_exceeding_its_imputation_by_less_than_one_euro_is_refused(tmp_path):
+    """Any part of a discount its imputation's lines cannot take refuses the invoice,
+    50 cents as much as the whole: never dropped, the title would then not be the
+    invoice's total."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "-85.50"  # FM-C1: 85.00
+    inv["total"] = "220.00"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message) == (
+        "pes.netting", "line 4 (-85.50) exceeds the positive lines of the same imputation "
+        "(FM-C1) by 0.50")
+
+
 def test_netting_to_zero_leaves_the_line_out(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["lines"][3]["amount"] = "-85.00"
