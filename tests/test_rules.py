@@ -1322,6 +1322,19 @@ def test_a_refused_debtor_is_not_also_a_missing_account_holder(tmp_path, change,
     assert [p.rule for p in problems] == [rule], [p.message for p in problems]
 
 
+def test_a_refused_debtor_s_account_holder_is_still_checked(tmp_path):
+    """The debtor refused, an account holder the export does give is checked all the
+    same: both problems are reported (every problem found, not the first)."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Madame"
+    inv["payment"]["mandate"]["holder"] = "Association des parents d'élèves du conservatoire"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.mapping.rsplit(": ", 1)[-1]) for p in problems] == [
+        ("codes.civility", "codes.civility"), ("text.length", "bindings.payment.holder")]
+    assert problems[1].message.startswith("account.holder is 49 characters, the target "
+                                          "allows 32")
+
+
 @pytest.mark.parametrize("holder, differs", [
     (None, False),  # the example's: 'Dupont-Lefèvre Hélène'
     ("Hélène DUPONT LEFEVRE", False),  # the same words, another order and spelling
