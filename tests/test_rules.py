@@ -1335,6 +1335,18 @@ def test_a_refused_debtor_s_account_holder_is_still_checked(tmp_path):
                                           "allows 32")
 
 
+def test_a_placeholder_account_holder_refuses_the_direct_debit(tmp_path):
+    """A direct debit's account holder is required: one Hélios takes for no value ('nc')
+    is refused (pes.text), not left out as an optional placeholder would be, which
+    would send the invoice without its mandate."""
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["holder"] = "nc"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message, problem.mapping.rsplit(": ", 1)[-1]) == (
+        "pes.text", "account.holder 'NC' is not accepted by Hélios (only zeros, 'nc', '.' or "
+        "space)", "bindings.payment.holder")
+
+
 @pytest.mark.parametrize("holder, differs", [
     (None, False),  # the example's: 'Dupont-Lefèvre Hélène'
     ("Hélène DUPONT LEFEVRE", False),  # the same words, another order and spelling
