@@ -995,6 +995,16 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     assert p.mapping == _where(m, "complement: complemnt", "bindings.address.complement")
 
 
+def test_a_missing_csv_column_names_a_file_whose_name_holds_a_colon(tmp_path):
+    """The header's record is the file's line 1, named by the whole file name, a ':' in
+    it included ('export 12:30.csv')."""
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("complement: complement", "complement: complemnt"))
+    inp = tmp_path / "export 12:30.csv"
+    shutil.copyfile(EXAMPLES / "school-export.csv", inp)
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert p.record == f"{inp}:1"
+
+
 def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_path):
     """'invoice.number | digits' (the JSON example's) on a CSV export reads a column
     'number': the message says that in an expression `invoice` is the input record,

@@ -305,3 +305,18 @@ def test_a_foreign_city_refused_gives_no_foreign_address_note(tmp_path):
     assert [(p.rule, p.message.split(",")[0]) for p in result.problems] == [
         ("text.length", "address.city is 41 characters")]
     assert [n.policy for n in result.notes if n.policy == "foreign_address"] == []
+
+
+def test_a_json_integer_seen_again_is_the_same_number(tmp_path):
+    """Integers the JSON reader gives (a quantity of 2) are parsed once and taken from
+    memory after: the second line's 2 is 2.00 as the first's is."""
+    data = copy.deepcopy(EXAMPLE)
+    lines = data["invoices"][0]["lines"]
+    for line in lines[:2]:
+        line["quantity"] = 2
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert [ln.quantity for ln in result.title.lines[:2]] == [Decimal("2.00")] * 2
