@@ -320,3 +320,21 @@ def test_a_json_integer_seen_again_is_the_same_number(tmp_path):
     src = next(iter(read_invoices(path, mapping.input)))
     result = Builder(mapping, find_format("pes-ormc")).build(src)
     assert [ln.quantity for ln in result.title.lines[:2]] == [Decimal("2.00")] * 2
+
+
+
+def test_an_expression_reads_a_line_s_texts_stripped(tmp_path):
+    """An expression reads the record as a path binding does, its texts stripped (the
+    lines' too): a line's activity code written 'FM-C1 ' is 'FM-C1' to it."""
+    old = ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+           "line.student.last_name\"}")
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        old, "label: {expr: \"'solfege' if line.activity.code == 'FM-C1' else 'autre'\"}"))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["lines"][0]["activity"]["code"] = "FM-C1 "
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert [ln.label for ln in result.title.lines[:2]] == ["SOLFEGE", "AUTRE"]
