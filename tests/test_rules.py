@@ -669,6 +669,17 @@ def test_a_discount_exceeding_its_imputation_by_less_than_one_euro_is_refused(tm
         "(FM-C1) by 0.50")
 
 
+def test_an_expression_s_value_is_read_stripped(tmp_path):
+    """An expression's value is stripped as a path's is: a code joined with an optional
+    part the line lacks ('FM-C1' ~ ' ' ~ '') is the code codes.activities knows."""
+    mapping = _mapping(tmp_path, subs=((
+        "    activity: activity.code\n",
+        "    activity: {expr: \"line.activity.code ~ ' ' ~ (line.activity.variant or '')\"}\n"),))
+    result = _run(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
+
+
 def test_netting_to_zero_leaves_the_line_out(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["lines"][3]["amount"] = "-85.00"
@@ -849,6 +860,8 @@ def test_zero_total_refused(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
     assert [p.rule for p in problems] == ["pes.zero-total"]
     assert "zero_total: refuse" in problems[0].message
+    # at the policies, where zero_total: leave_out would go
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
 
 def test_zero_total_left_out(tmp_path):
