@@ -121,14 +121,16 @@ def test_an_expression_giving_a_list_names_the_expression_and_the_invoice(tmp_pa
 
 def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
     """A date or an amount that is a JSON list or object is one problem each, at its
-    record (texts, dates and amounts seen before are taken from memory: only a string
-    or a number is looked up there, a list cannot be)."""
+    record, said by its kind, never by its Python text (the billing data it holds);
+    texts, dates and amounts seen before are taken from memory: only a string or a
+    number is looked up there, a list cannot be."""
     def edit(inv):
         inv["due_date"] = ["2026-12-20"]
         inv["lines"][0]["amount"] = {"v": "85.00"}
 
-    assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
-        ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
+    assert _build_first(tmp_path, edit) == [
+        ("input.amount", "$.invoices[0].lines[0]", "line.amount: an object is not an amount"),
+        ("input.date", "$.invoices[0]", "invoice.due_date: a list is not a date")]
 
 
 def _ormc_bundle(tmp_path, label: str):
@@ -338,3 +340,19 @@ def test_an_expression_reads_a_line_s_texts_stripped(tmp_path):
     src = next(iter(read_invoices(path, mapping.input)))
     result = Builder(mapping, find_format("pes-ormc")).build(src)
     assert [ln.label for ln in result.title.lines[:2]] == ["SOLFEGE", "AUTRE"]
+
+
+def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
+    """For a format other than PES, the refusal of a long street that cannot be split
+    (the complement already there) names the mapping's fields, not Hélios's Adr1."""
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    invoice["payer"]["address"]["complement"] = "Bâtiment B"
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"invoices": [invoice]}, ensure_ascii=False), encoding="utf-8")
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing-corail.yaml")
+    src = next(iter(read_invoices(path, mapping.input)))
+    result = Builder(mapping, find_format("cosoluce-corail")).build(src)
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", "address.street is 54 characters, format cosoluce-corail allows 38 "
+        "(address.complement already holds the complement)")]
