@@ -1096,13 +1096,14 @@ def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
         "payer_birth_date, payer_email, …)")
 
 
-def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
+@pytest.mark.parametrize("invoice", ["FA-2026-00101", "FA-2026-00102"])  # 4 rows, 2 rows
+def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path, invoice):
     """payer_last_name is read through an expression (name: {expr: ...}); a second row
-    naming another payer is one invoice with two debtors."""
+    naming another payer is one invoice with two debtors, whatever its number of rows."""
     rows = _csv_rows()
     header = rows[0]
     number, last = header.index("invoice_number"), header.index("payer_last_name")
-    second = [i for i, r in enumerate(rows) if r[number] == "FA-2026-00101"][1]
+    second = [i for i, r in enumerate(rows) if r[number] == invoice][1]
     rows[second][last] = "MARTIN"
     inp = _write_csv(tmp_path, rows)
     exc = _refused(tmp_path, CSV_MAPPING, inp)
