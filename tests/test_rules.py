@@ -1049,6 +1049,15 @@ def test_foreign_country_without_insee_code(tmp_path):
         "codes.countries"
 
 
+def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["kind"] = "family"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message, problem.mapping) == (
+        "codes.payer-kind", "unknown payer kind 'family' (add it to codes.payer_kinds)",
+        f"{MAPPING}:{_line_of(MAPPING, '  payer_kinds:')}: codes.payer_kinds")
+
+
 def test_an_unknown_sepa_sequence_points_at_codes_sepa_sequences(tmp_path):
     inv = _invoice("FA-2026-00101")
     inv["payment"]["mandate"]["sequence"] = "RECURRENT"
