@@ -103,6 +103,15 @@ def _build_first(tmp_path, edit) -> list:
     return [(p.rule, p.record.rsplit(":", 1)[-1], p.message) for p in result.problems]
 
 
+def _built(tmp_path, data, mapping=MAPPINGS / "villeneuve-sur-loing.yaml",
+           fmt: str = "pes-ormc") -> BuildResult:
+    """The first invoice of ``data`` (an export's JSON) built by ``mapping`` for ``fmt``."""
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    loaded = load_mapping(mapping)
+    return Builder(loaded, find_format(fmt)).build(next(iter(read_invoices(path, loaded.input))))
+
+
 def test_a_payer_without_kind_is_refused_not_dropped(tmp_path):
     """An invoice whose payer.kind is empty gives no debtor: refused, saying the kind
     is missing (without that problem its build gives no title and no problem)."""
@@ -298,11 +307,7 @@ def test_a_foreign_city_refused_gives_no_foreign_address_note(tmp_path):
     assert invoice["payer"]["address"]["country"] == "BE"
     # 36 characters: the city fits on its own, '1040 ' and the city do not
     invoice["payer"]["address"]["city"] = "Woluwe-Saint-Pierre-Sint-Pieters-Wol"
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps({"invoices": [invoice]}, ensure_ascii=False), encoding="utf-8")
-    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
-    src = next(iter(read_invoices(path, mapping.input)))
-    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    result = _built(tmp_path, {"invoices": [invoice]})
     assert result.title is None
     assert [(p.rule, p.message.split(",")[0]) for p in result.problems] == [
         ("text.length", "address.city is 41 characters")]
@@ -316,14 +321,8 @@ def test_a_json_integer_seen_again_is_the_same_number(tmp_path):
     lines = data["invoices"][0]["lines"]
     for line in lines[:2]:
         line["quantity"] = 2
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
-    src = next(iter(read_invoices(path, mapping.input)))
-    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    result = _built(tmp_path, data)
     assert [ln.quantity for ln in result.title.lines[:2]] == [Decimal("2.00")] * 2
-
-
 
 def test_an_expression_reads_a_line_s_texts_stripped(tmp_path):
     """An expression reads the record as a path binding does, its texts stripped (the
@@ -334,11 +333,7 @@ def test_an_expression_reads_a_line_s_texts_stripped(tmp_path):
         old, "label: {expr: \"'solfege' if line.activity.code == 'FM-C1' else 'autre'\"}"))
     data = copy.deepcopy(EXAMPLE)
     data["invoices"][0]["lines"][0]["activity"]["code"] = "FM-C1 "
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    mapping = load_mapping(mapping_path)
-    src = next(iter(read_invoices(path, mapping.input)))
-    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    result = _built(tmp_path, data, mapping_path)
     assert [ln.label for ln in result.title.lines[:2]] == ["SOLFEGE", "AUTRE"]
 
 
@@ -348,11 +343,8 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
     data = copy.deepcopy(EXAMPLE)
     [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
     invoice["payer"]["address"]["complement"] = "Bâtiment B"
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps({"invoices": [invoice]}, ensure_ascii=False), encoding="utf-8")
-    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing-corail.yaml")
-    src = next(iter(read_invoices(path, mapping.input)))
-    result = Builder(mapping, find_format("cosoluce-corail")).build(src)
+    result = _built(tmp_path, {"invoices": [invoice]},
+                    MAPPINGS / "villeneuve-sur-loing-corail.yaml", "cosoluce-corail")
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "address.street is 54 characters, format cosoluce-corail allows 38 "
         "(address.complement already holds the complement)")]
