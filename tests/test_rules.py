@@ -614,6 +614,7 @@ def test_negative_line_refused(tmp_path):
     assert "negative_lines: refuse" in problems[0].message
     assert problems[0].invoice == "FA-2026-00101"
     assert problems[0].record.endswith("$.invoices[0].lines[3]")
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
 
 @pytest.mark.parametrize(("amount", "total", "by"), [
@@ -1056,6 +1057,32 @@ def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
     assert (problem.rule, problem.message, problem.mapping) == (
         "codes.payer-kind", "unknown payer kind 'family' (add it to codes.payer_kinds)",
         f"{MAPPING}:{_line_of(MAPPING, '  payer_kinds:')}: codes.payer_kinds")
+
+
+def test_an_unknown_civility_points_at_codes_civility(tmp_path):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["title"] = "Madame"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.mapping) == (
+        "codes.civility", f"{MAPPING}:{_line_of(MAPPING, '  civility:')}: codes.civility")
+
+
+def test_an_invoice_without_a_payment_method_is_no_direct_debit(tmp_path):
+    """A blank payment method is no method of codes.payment_methods to refuse: the
+    invoice is simply not a direct debit (no mandate asked for)."""
+    inv = _invoice("FA-2026-00103")
+    inv["payment"]["method"] = " "
+    result = _run(tmp_path, [inv])
+    assert result.titles == 1
+    assert b"RefUniMdt" not in result.files[0].path.read_bytes()
+
+
+def test_a_street_of_exactly_38_characters_is_written_whole(tmp_path):
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["street"] = "Résidence des Grands Chênes Bâtiment A"  # 38
+    result = _run(tmp_path, [inv])
+    assert _v(_tiers(result).find("Adresse"), "Adr2") == "RÉSIDENCE DES GRANDS CHÊNES BÂTIMENT A"
+    assert not [n for n in result.notes if n.policy == "street_overflow"]
 
 
 def test_an_unknown_sepa_sequence_points_at_codes_sepa_sequences(tmp_path):
