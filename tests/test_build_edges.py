@@ -348,3 +348,18 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "address.street is 54 characters, format cosoluce-corail allows 38 "
         "(address.complement already holds the complement)")]
+
+
+def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path):
+    """For a format other than PES, the refusal of a long name that cannot be split
+    (its complement already bound and given) names the mapping's field, not ComplNom."""
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-corail.yaml", (
+        "    first_name: payer.first_name\n",
+        "    first_name: payer.first_name\n    complement_name: payer.complement\n"))
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00108"]
+    invoice["payer"]["complement"] = "Section Loiret"
+    result = _built(tmp_path, {"invoices": [invoice]}, mapping, "cosoluce-corail")
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", "debtor.name is 40 characters, format cosoluce-corail allows 38 "
+        "(debtor.complement_name already used)")]
