@@ -363,3 +363,33 @@ def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "debtor.name is 40 characters, format cosoluce-corail allows 38 "
         "(debtor.complement_name already used)")]
+
+
+def test_a_line_without_its_own_label_takes_its_activity_s(tmp_path):
+    """codes.activities' label is the default line label: a line whose label binding
+    gives nothing is labelled by its activity (upper-cased as any text), the others keep
+    their own."""
+    old = ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+           "line.student.last_name\"}")
+    mapping, _ = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (old, "label: activity.label"),
+        ('    FM-C1:       {product: FMC1, nature: "7062", fonction: "311"}',
+         '    FM-C1:       {product: FMC1, nature: "7062", fonction: "311", '
+         'label: "Solfège"}'))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["lines"][0]["activity"]["label"] = " "
+    result = _built(tmp_path, data, mapping)
+    assert [ln.label for ln in result.title.lines[:2]] == [
+        "SOLFÈGE", "PIANO - COURS INDIVIDUEL 30 MIN"]
+
+
+def test_a_line_s_student_is_its_reference_as_a_text(tmp_path):
+    """line.student is the student's reference, as a text; one that is a list is
+    refused at its JSON path (input.type), never written as Python would ("['ELV']")."""
+    data = copy.deepcopy(EXAMPLE)
+    assert _built(tmp_path, data).title.lines[0].student == "ELV-0101"
+    data["invoices"][0]["lines"][0]["student"]["ref"] = ["ELV-0101"]
+    result = _built(tmp_path, data)
+    assert result.title is None
+    assert [(p.rule, p.record.rsplit(":", 1)[-1]) for p in result.problems] == [
+        ("input.type", "$.invoices[0].lines[0].student.ref")]
