@@ -1077,6 +1077,16 @@ def test_an_invoice_without_a_payment_method_is_no_direct_debit(tmp_path):
     assert b"RefUniMdt" not in result.files[0].path.read_bytes()
 
 
+def test_a_french_postal_code_not_of_5_digits_names_it_and_no_unbound_country(tmp_path):
+    """address.country bound (the example's): the refusal says the postal code must be 5
+    digits in France, without the note for a mapping that does not bind the country."""
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["address"]["postal_code"] = "4520"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message) == (
+        "pes.postal-code", "postal code '4520' must be 5 digits in France")
+
+
 def test_a_street_of_exactly_38_characters_is_written_whole(tmp_path):
     inv = _invoice("FA-2026-00102")
     inv["payer"]["address"]["street"] = "Résidence des Grands Chênes Bâtiment A"  # 38
