@@ -393,3 +393,20 @@ def test_a_line_s_student_is_its_reference_as_a_text(tmp_path):
     assert result.title is None
     assert [(p.rule, p.record.rsplit(":", 1)[-1]) for p in result.problems] == [
         ("input.type", "$.invoices[0].lines[0].student.ref")]
+
+
+def test_a_debtor_s_optional_values_are_the_export_s(tmp_path):
+    """The values a debtor may have when bound: a person's birth date and email, the
+    address's locality (lieu-dit), each as the export gives it (the texts after the
+    policies)."""
+    mapping, _ = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+        ("    email: payer.email\n",
+         "    email: payer.email\n    birth_date: payer.birth_date\n"),
+        ("    city: payer.address.city\n",
+         "    city: payer.address.city\n    locality: payer.address.locality\n"))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["payer"]["address"]["locality"] = "Hameau des Bois"
+    debtor = _built(tmp_path, data, mapping).title.debtor
+    assert (debtor.birth_date, debtor.email, debtor.address.locality) == (
+        date(1984, 3, 12), "helene.dupont@example.org", "HAMEAU DES BOIS")
