@@ -874,12 +874,14 @@ def test_zero_total_left_out(tmp_path):
                                                                      "zero_total")]
 
 
-def test_negative_total_refused(tmp_path):
+@pytest.mark.parametrize(("amount", "total"), [("-90.00", "-5.00"), ("-85.50", "-0.50")])
+def test_negative_total_refused(tmp_path, amount, total):
     inv = _invoice("FA-2026-00106")
-    inv["lines"][1]["amount"] = "-90.00"
-    inv["total"] = "-5.00"
+    inv["lines"][1]["amount"] = amount
+    inv["total"] = total
     problems = _refused(tmp_path, [inv])
-    assert [p.rule for p in problems] == ["pes.negative-total"]
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.negative-total", f"total is {total}: a credit cannot be a title")]
 
 
 def test_a_total_under_one_euro_is_a_title(tmp_path):
@@ -1394,16 +1396,18 @@ def test_a_refused_debtor_s_account_holder_is_still_checked(tmp_path):
                                           "allows 32")
 
 
-def test_a_placeholder_account_holder_refuses_the_direct_debit(tmp_path):
-    """A direct debit's account holder is required: one Hélios takes for no value ('nc')
-    is refused (pes.text), not left out as an optional placeholder would be, which
-    would send the invoice without its mandate."""
+@pytest.mark.parametrize(("key", "field", "binding"), [
+    ("holder", "account.holder", "holder"), ("rum", "mandate.rum", "rum")])
+def test_a_placeholder_mandate_value_refuses_the_direct_debit(tmp_path, key, field, binding):
+    """A direct debit's account holder and RUM are required: one Hélios takes for no
+    value ('nc') is refused (pes.text), not left out as an optional placeholder would
+    be, which would send the invoice without its mandate."""
     inv = _invoice("FA-2026-00101")
-    inv["payment"]["mandate"]["holder"] = "nc"
+    inv["payment"]["mandate"][key] = "nc"
     [problem] = _refused(tmp_path, [inv])
     assert (problem.rule, problem.message, problem.mapping.rsplit(": ", 1)[-1]) == (
-        "pes.text", "account.holder 'NC' is not accepted by Hélios (only zeros, 'nc', '.' or "
-        "space)", "bindings.payment.holder")
+        "pes.text", f"{field} 'NC' is not accepted by Hélios (only zeros, 'nc', '.' or "
+        "space)", f"bindings.payment.{binding}")
 
 
 @pytest.mark.parametrize("holder, differs", [
