@@ -350,19 +350,23 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
         "(address.complement already holds the complement)")]
 
 
-def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path):
+@pytest.mark.parametrize(("policy", "why"), [
+    ("split", "debtor.complement_name already used"),
+    ("refuse", "policy name_overflow: refuse")])
+def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path, policy, why):
     """For a format other than PES, the refusal of a long name that cannot be split
-    (its complement already bound and given) names the mapping's field, not ComplNom."""
+    (its complement already bound and given) names the mapping's field, not ComplNom;
+    under name_overflow: refuse, the policy."""
     mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-corail.yaml", (
         "    first_name: payer.first_name\n",
-        "    first_name: payer.first_name\n    complement_name: payer.complement\n"))
+        "    first_name: payer.first_name\n    complement_name: payer.complement\n"),
+        ("  name_overflow: split ", f"  name_overflow: {policy} "))
     data = copy.deepcopy(EXAMPLE)
     [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00108"]
     invoice["payer"]["complement"] = "Section Loiret"
     result = _built(tmp_path, {"invoices": [invoice]}, mapping, "cosoluce-corail")
     assert [(p.rule, p.message) for p in result.problems] == [(
-        "text.length", "debtor.name is 40 characters, format cosoluce-corail allows 38 "
-        "(debtor.complement_name already used)")]
+        "text.length", f"debtor.name is 40 characters, format cosoluce-corail allows 38 ({why})")]
 
 
 def test_a_line_without_its_own_label_takes_its_activity_s(tmp_path):
@@ -410,3 +414,13 @@ def test_a_debtor_s_optional_values_are_the_export_s(tmp_path):
     debtor = _built(tmp_path, data, mapping).title.debtor
     assert (debtor.birth_date, debtor.email, debtor.address.locality) == (
         date(1984, 3, 12), "helene.dupont@example.org", "HAMEAU DES BOIS")
+
+
+def test_an_invoice_without_its_optional_dates_is_a_title(tmp_path):
+    """The invoice's dates are optional (a binding may give nothing): a blank due date is
+    no problem, the title simply has none."""
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["due_date"] = " "
+    result = _built(tmp_path, data)
+    assert result.problems == []
+    assert result.title.due_date is None
