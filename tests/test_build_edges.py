@@ -424,3 +424,18 @@ def test_an_invoice_without_its_optional_dates_is_a_title(tmp_path):
     result = _built(tmp_path, data)
     assert result.problems == []
     assert result.title.due_date is None
+
+
+def test_a_format_writing_an_edition_in_every_file_needs_the_mapping_s(tmp_path):
+    """Corail writes an Edition in every file (asap_edition_required): a mapping without
+    output.asap_edition is refused, naming its output block and the Editions it takes."""
+    from pesgen.build import format_fit
+
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-corail.yaml",
+                              ('  asap_edition: "01"', '  # asap_edition: "01"'))
+    [problem] = format_fit(load_mapping(mapping), find_format("cosoluce-corail"))
+    line = mapping.read_text(encoding="utf-8").splitlines().index("output:") + 1
+    assert (problem.rule, problem.mapping) == ("mapping.asap-edition",
+                                               f"{mapping}:{line}: output")
+    assert problem.message.startswith("format cosoluce-corail writes an Edition in every "
+                                      "file: set output.asap_edition (01; ")
