@@ -995,6 +995,20 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     assert p.mapping == _where(m, "complement: complemnt", "bindings.address.complement")
 
 
+def test_a_csv_expression_reading_a_key_of_a_column_names_the_row_and_column(tmp_path):
+    """A CSV cell is a text: an expression reading a key of it is one problem at the
+    row and the column, naming the binding and what it read."""
+    m, (line,) = mapping_copy(tmp_path, CSV_MAPPING, (
+        '{expr: "invoice.payer_last_name or invoice.payer_name"}',
+        '{expr: "invoice.payer_last_name.upper_name or invoice.payer_name"}'))
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    first = exc.problems[0]
+    assert first.record.endswith("school-export.csv:2 column 'payer_last_name'")
+    assert (first.rule, first.message) == (
+        "input.type", "a text where an object is expected: bindings.payer.name (line "
+        f"{line}) reads invoice.payer_last_name.upper_name")
+
+
 def test_a_missing_csv_column_names_a_file_whose_name_holds_a_colon(tmp_path):
     """The header's record is the file's line 1, named by the whole file name, a ':' in
     it included ('export 12:30.csv')."""
