@@ -298,7 +298,7 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
     data["invoices"][0]["lines"] = "oops"
     data["invoices"][1]["lines"] = {"a": 1}
     data["invoices"][2]["lines"] = [3]
-    data["invoices"][3]["lines"] = [None, ["FM-C1"], True]
+    data["invoices"][3]["lines"] = [None, ["FM-C1"], True, "FM-C1"]
     inp = _write_json(tmp_path, data)
     exc = _refused(tmp_path, JSON_MAPPING, inp)
     said = sorted((p.record, p.message) for p in exc.problems if p.rule == "input.lines")
@@ -309,7 +309,10 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[2].lines[0]", "a line must be an object, not a number"),
         (f"{inp}:$.invoices[3].lines[0]", "a line must be an object, not null"),
         (f"{inp}:$.invoices[3].lines[1]", "a line must be an object, not a list"),
-        (f"{inp}:$.invoices[3].lines[2]", "a line must be an object, not a yes/no value")]
+        (f"{inp}:$.invoices[3].lines[2]", "a line must be an object, not a yes/no value"),
+        (f"{inp}:$.invoices[3].lines[3]", "a line must be an object, not a text")]
+    # a line that is no object is that one problem: its bindings are not read in it
+    assert [p.rule for p in exc.problems] == ["input.lines"] * 7
 
 
 def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):
@@ -362,6 +365,68 @@ def test_a_payer_that_is_no_object_is_one_problem_at_its_path(tmp_path, value, k
     assert f"bindings.payer.name (line {name_line}) reads invoice.payer.last_name" in p.message
     # the first eight named, then how many more
     assert p.message.count(") reads ") == 8 and p.message.endswith(", and 4 more")
+
+
+@pytest.mark.parametrize(("dropped", "last", "more"), [
+    # 8 bindings: all named, the last by line the country
+    (("email", "national_id", "first_name", "civility"), "country", ""),
+    # 9: eight named (by line: to the city), the ninth counted
+    (("email", "national_id", "first_name"), "city", ", and 1 more"),
+])
+def test_a_payer_that_is_no_object_names_eight_bindings_then_counts(tmp_path, dropped, last,
+                                                                    more):
+    """The bindings reading through a value of the wrong kind are named up to eight, in
+    the mapping's order; a ninth and more are counted ('and 1 more'), never 'and 0
+    more'."""
+    reads = {"email": "payer.email", "national_id": "payer.siret",
+             "first_name": "payer.first_name", "civility": "payer.title"}
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING,
+                        *((f"    {key}: {reads[key]}\n", "") for key in dropped))
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"] = ["x"]
+    inp = _write_json(tmp_path, data)
+    # (the other invoices' persons have no first name now: refused for it)
+    p = _only(_refused(tmp_path, m, inp), "input.type")
+    assert p.record == f"{inp}:$.invoices[{i}].payer"
+    assert p.message.startswith(f"a list where an object is expected: {12 - len(dropped)} "
+                                "bindings read through it: bindings.payer.ref (line ")
+    assert p.message.count(") reads ") == 8
+    assert p.message.endswith(f"bindings.address.{last} (line {_mapping_line(m, f'    {last}:')})"
+                              f" reads payer.address.{last}{more}")
+
+
+def test_an_expression_reading_a_key_of_a_value_it_made_names_the_expression(tmp_path):
+    """A key read of a value the expression made itself (no path of the input's holds
+    it): one problem at the invoice, naming the expression, what it read and of what."""
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, (
+        "    email: payer.email", "    email: {expr: \"(invoice.payer.email ~ '').domain\"}"))
+    inp = _write_json(tmp_path, _example())
+    exc = _refused(tmp_path, m, inp)
+    said = [p for p in exc.problems if p.invoice == "FA-2026-00101"]
+    assert [(p.rule, p.record, p.mapping, p.message) for p in said] == [(
+        "input.type", f"{inp}:$.invoices[0]",
+        _where(m, "    email: {expr:", "bindings.payer.email"),
+        f"a text where an object is expected: the expression of bindings.payer.email (line "
+        f"{line}) reads 'domain' of a value made in `(invoice.payer.email ~ '').domain`")]
+
+
+def test_an_expression_s_value_of_the_wrong_kind_is_found_by_the_read_that_met_it(tmp_path):
+    """Of an expression's reads, the one that met the text is named (invoice.payment.method,
+    at $.invoices[i].payment), not an earlier read of a key of the same name
+    (invoice.method, which the invoice does not have)."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payment"] = "invoice"
+    inp = _write_json(tmp_path, data)
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, (
+        "direct_debit: payment.method",
+        'direct_debit: {expr: "invoice.method or invoice.payment.method"}'))
+    [p] = _refused(tmp_path, m, inp).problems
+    assert (p.rule, p.record, p.message) == (
+        "input.type", f"{inp}:$.invoices[{i}].payment",
+        f"a text where an object is expected: bindings.payment.direct_debit (line {line}) "
+        "reads invoice.payment.method")
 
 
 def test_a_line_value_that_is_no_object_is_one_problem_at_its_path(tmp_path):
@@ -930,6 +995,30 @@ def test_csv_binding_naming_a_column_the_file_lacks_is_refused(tmp_path):
     assert p.mapping == _where(m, "complement: complemnt", "bindings.address.complement")
 
 
+def test_a_csv_expression_reading_a_key_of_a_column_names_the_row_and_column(tmp_path):
+    """A CSV cell is a text: an expression reading a key of it is one problem at the
+    row and the column, naming the binding and what it read."""
+    m, (line,) = mapping_copy(tmp_path, CSV_MAPPING, (
+        '{expr: "invoice.payer_last_name or invoice.payer_name"}',
+        '{expr: "invoice.payer_last_name.upper_name or invoice.payer_name"}'))
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
+    first = exc.problems[0]
+    assert first.record.endswith("school-export.csv:2 column 'payer_last_name'")
+    assert (first.rule, first.message) == (
+        "input.type", "a text where an object is expected: bindings.payer.name (line "
+        f"{line}) reads invoice.payer_last_name.upper_name")
+
+
+def test_a_missing_csv_column_names_a_file_whose_name_holds_a_colon(tmp_path):
+    """The header's record is the file's line 1, named by the whole file name, a ':' in
+    it included ('export 12:30.csv')."""
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("complement: complement", "complement: complemnt"))
+    inp = tmp_path / "export 12:30.csv"
+    shutil.copyfile(EXAMPLES / "school-export.csv", inp)
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert p.record == f"{inp}:1"
+
+
 def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_path):
     """'invoice.number | digits' (the JSON example's) on a CSV export reads a column
     'number': the message says that in an expression `invoice` is the input record,
@@ -943,6 +1032,29 @@ def test_an_expression_reading_a_missing_csv_column_says_what_invoice_is(tmp_pat
     assert p.message.endswith("; in an expression, invoice is the input record, its columns "
                               "read by name: invoice['invoice_number'] is the invoice number "
                               "(bindings.invoice.number)")
+
+
+@pytest.mark.parametrize(("edit", "key", "column", "hint"), [
+    # a line's expression: invoice and line are the rows
+    (("~ ' - ' ~ line.student_first_name", "~ ' - ' ~ line.student_firstname"),
+     "line.label", "student_firstname", "; in an expression, invoice and line are the "
+     "input's rows, their columns read by name: invoice['invoice_number'] is the invoice "
+     "number (bindings.invoice.number)"),
+    # the invoice number itself an expression: no column of it to show
+    (("    number: invoice_number\n", "    number: {expr: \"invoice.invoice_number\"}\n"
+      "    service_from: {expr: \"invoice.period_start\"}\n"),
+     "invoice.service_from", "period_start", "; in an expression, invoice is the input "
+     "record, its columns read by name: invoice['<column>']"),
+])
+def test_an_expression_reading_a_missing_csv_column_says_what_its_names_are(
+        tmp_path, edit, key, column, hint):
+    """The hint after a CSV expression's missing column: a line's binding is told that
+    invoice and line are the input's rows; with an invoice number bound by an
+    expression, the example is invoice['<column>'] (no column of the number to name)."""
+    m, _ = mapping_copy(tmp_path, CSV_MAPPING, edit)
+    p = _only(_refused(tmp_path, m, EXAMPLES / "school-export.csv"), "input.column")
+    assert p.message.startswith(f"{key} reads column '{column}', which is not in the header")
+    assert p.message.endswith(hint)
 
 
 def test_a_csv_column_named_in_another_case_gets_a_did_you_mean(tmp_path):
@@ -998,13 +1110,14 @@ def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
         "payer_birth_date, payer_email, …)")
 
 
-def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path):
+@pytest.mark.parametrize("invoice", ["FA-2026-00101", "FA-2026-00102"])  # 4 rows, 2 rows
+def test_csv_expression_columns_must_agree_on_every_row_of_an_invoice(tmp_path, invoice):
     """payer_last_name is read through an expression (name: {expr: ...}); a second row
-    naming another payer is one invoice with two debtors."""
+    naming another payer is one invoice with two debtors, whatever its number of rows."""
     rows = _csv_rows()
     header = rows[0]
     number, last = header.index("invoice_number"), header.index("payer_last_name")
-    second = [i for i, r in enumerate(rows) if r[number] == "FA-2026-00101"][1]
+    second = [i for i, r in enumerate(rows) if r[number] == invoice][1]
     rows[second][last] = "MARTIN"
     inp = _write_csv(tmp_path, rows)
     exc = _refused(tmp_path, CSV_MAPPING, inp)

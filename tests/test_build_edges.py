@@ -103,6 +103,15 @@ def _build_first(tmp_path, edit) -> list:
     return [(p.rule, p.record.rsplit(":", 1)[-1], p.message) for p in result.problems]
 
 
+def _built(tmp_path, data, mapping=MAPPINGS / "villeneuve-sur-loing.yaml",
+           fmt: str = "pes-ormc") -> BuildResult:
+    """The first invoice of ``data`` (an export's JSON) built by ``mapping`` for ``fmt``."""
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    loaded = load_mapping(mapping)
+    return Builder(loaded, find_format(fmt)).build(next(iter(read_invoices(path, loaded.input))))
+
+
 def test_a_payer_without_kind_is_refused_not_dropped(tmp_path):
     """An invoice whose payer.kind is empty gives no debtor: refused, saying the kind
     is missing (without that problem its build gives no title and no problem)."""
@@ -121,14 +130,16 @@ def test_an_expression_giving_a_list_names_the_expression_and_the_invoice(tmp_pa
 
 def test_a_list_or_an_object_given_as_a_date_or_an_amount_is_refused(tmp_path):
     """A date or an amount that is a JSON list or object is one problem each, at its
-    record (texts, dates and amounts seen before are taken from memory: only a string
-    or a number is looked up there, a list cannot be)."""
+    record, said by its kind, never by its Python text (the billing data it holds);
+    texts, dates and amounts seen before are taken from memory: only a string or a
+    number is looked up there, a list cannot be."""
     def edit(inv):
         inv["due_date"] = ["2026-12-20"]
         inv["lines"][0]["amount"] = {"v": "85.00"}
 
-    assert [(rule, record) for rule, record, _ in _build_first(tmp_path, edit)] == [
-        ("input.amount", "$.invoices[0].lines[0]"), ("input.date", "$.invoices[0]")]
+    assert _build_first(tmp_path, edit) == [
+        ("input.amount", "$.invoices[0].lines[0]", "line.amount: an object is not an amount"),
+        ("input.date", "$.invoices[0]", "invoice.due_date: a list is not a date")]
 
 
 def _ormc_bundle(tmp_path, label: str):
@@ -167,6 +178,20 @@ def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
         "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
         "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
         "truncate)")]
+
+
+def test_a_netted_suffix_leaving_one_character_keeps_one_character_of_the_label(tmp_path):
+    """The limit one above (20): one character of the label's own text fits before
+    ' - NET REMISE 22,75', and is kept, with the text_overflow note."""
+    result = _netted_first(tmp_path, _ormc_bundle(tmp_path, "{max: 20}"),
+                           ("text_overflow: refuse", "text_overflow: truncate"))
+    assert result.problems == []
+    assert result.title.lines[0].label == "F - NET REMISE 22,75"
+    # (each label was first truncated to 20 on its own, as text_overflow: truncate does)
+    assert [n.detail for n in result.notes if n.policy == "text_overflow"
+            and "netted" in n.detail] == [
+        "line.label: 37 characters with the netted suffix: the label shortened to 1 before "
+        "' - NET REMISE 22,75' (limit 20)"]
 
 
 def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
@@ -211,3 +236,206 @@ def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
     out with nothing said)."""
     assert _build_first(tmp_path, lambda inv: inv["lines"][1]["activity"].update(code=" ")) \
         == [("input.required", "$.invoices[0].lines[1]", "line.activity is missing")]
+
+
+@pytest.mark.parametrize(("expr", "failed"), [
+    # a read going on past a list by a name (the list's method): followed no further
+    ("invoice.lines.count + 1", "unsupported operand type(s) for +: "
+                                "'builtin_function_or_method' and 'int'"),
+    # a read that reaches a text: no list nor object to name
+    ("invoice.number + 1", 'can only concatenate str (not "int") to str'),
+])
+def test_an_expression_failing_on_a_type_names_no_list_it_did_not_read(tmp_path, expr,
+                                                                       failed):
+    """An expression failing on a type (TypeError) is told which of its reads are a list
+    or an object (' (invoice.payment.method is a list)'); one whose reads reach none is
+    its mapping.expr problem as Python words it, naming its binding, nothing added (and
+    no crash)."""
+    mapping_path, (line,) = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+        ("    email: payer.email", f'    email: {{expr: "{expr}"}}'))
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.title is None
+    assert [(p.rule, p.mapping, p.message) for p in result.problems] == [(
+        "mapping.expr", f"{mapping_path}:{line}: bindings.payer.email",
+        f"payer.email: expression failed: {failed}")]
+
+
+def test_the_unbound_country_note_points_at_the_address_bindings(tmp_path):
+    """The run's note that address.country is not bound is recorded at the mapping's
+    bindings.address, where the key would go (the store keeps each note's record)."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("    country: payer.address.country\n", ""))
+    builder = Builder(load_mapping(mapping_path), find_format("pes-ormc"))
+    [note] = [n for n in builder.run_notes("run") if n.policy == "country"]
+    [line] = [i for i, text in enumerate(mapping_path.read_text(encoding="utf-8").splitlines(), 1)
+              if text == "  address:"]
+    assert note.origin == f"{mapping_path}:{line}: bindings.address"
+
+
+def test_an_expression_giving_a_float_is_a_number(tmp_path):
+    """A number an expression writes (``1.5``: a float, not the JSON reader's Decimal) is
+    a number: a quantity of 1.50, never refused as a value of another kind."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("    quantity: quantity\n", '    quantity: {expr: "1.5"}\n'))
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    assert result.problems == []
+    assert {ln.quantity for ln in result.title.lines} == {Decimal("1.50")}
+
+
+def test_a_run_that_upper_cased_nothing_has_no_case_note(tmp_path):
+    """policies.case: keep upper-cases nothing: the run has no case note (not '0
+    value(s) upper-cased')."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                   ("  case: upper ", "  case: keep  "))
+    result = export(mapping_path, EXAMPLES / "school-export.json", tmp_path / "out",
+                    date.fromisoformat(RUN_DATE))
+    assert result.titles > 0
+    assert [n for n in result.notes if n.policy == "case"] == []
+
+
+def test_a_foreign_city_refused_gives_no_foreign_address_note(tmp_path):
+    """A foreign address whose 'postal code city' is refused (over Hélios's 38 with
+    text_overflow: refuse) is that problem: no foreign_address note saying how it was
+    written (preview shows a refused invoice's notes)."""
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00105"]
+    assert invoice["payer"]["address"]["country"] == "BE"
+    # 36 characters: the city fits on its own, '1040 ' and the city do not
+    invoice["payer"]["address"]["city"] = "Woluwe-Saint-Pierre-Sint-Pieters-Wol"
+    result = _built(tmp_path, {"invoices": [invoice]})
+    assert result.title is None
+    assert [(p.rule, p.message.split(",")[0]) for p in result.problems] == [
+        ("text.length", "address.city is 41 characters")]
+    assert [n.policy for n in result.notes if n.policy == "foreign_address"] == []
+
+
+def test_a_json_integer_seen_again_is_the_same_number(tmp_path):
+    """Integers the JSON reader gives (a quantity of 2) are parsed once and taken from
+    memory after: the second line's 2 is 2.00 as the first's is."""
+    data = copy.deepcopy(EXAMPLE)
+    lines = data["invoices"][0]["lines"]
+    for line in lines[:2]:
+        line["quantity"] = 2
+    result = _built(tmp_path, data)
+    assert [ln.quantity for ln in result.title.lines[:2]] == [Decimal("2.00")] * 2
+
+def test_an_expression_reads_a_line_s_texts_stripped(tmp_path):
+    """An expression reads the record as a path binding does, its texts stripped (the
+    lines' too): a line's activity code written 'FM-C1 ' is 'FM-C1' to it."""
+    old = ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+           "line.student.last_name\"}")
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        old, "label: {expr: \"'solfege' if line.activity.code == 'FM-C1' else 'autre'\"}"))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["lines"][0]["activity"]["code"] = "FM-C1 "
+    result = _built(tmp_path, data, mapping_path)
+    assert [ln.label for ln in result.title.lines[:2]] == ["SOLFEGE", "AUTRE"]
+
+
+def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
+    """For a format other than PES, the refusal of a long street that cannot be split
+    (the complement already there) names the mapping's fields, not Hélios's Adr1."""
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    invoice["payer"]["address"]["complement"] = "Bâtiment B"
+    result = _built(tmp_path, {"invoices": [invoice]},
+                    MAPPINGS / "villeneuve-sur-loing-corail.yaml", "cosoluce-corail")
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", "address.street is 54 characters, format cosoluce-corail allows 38 "
+        "(address.complement already holds the complement)")]
+
+
+@pytest.mark.parametrize(("policy", "why"), [
+    ("split", "debtor.complement_name already used"),
+    ("refuse", "policy name_overflow: refuse")])
+def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path, policy, why):
+    """For a format other than PES, the refusal of a long name that cannot be split
+    (its complement already bound and given) names the mapping's field, not ComplNom;
+    under name_overflow: refuse, the policy."""
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-corail.yaml", (
+        "    first_name: payer.first_name\n",
+        "    first_name: payer.first_name\n    complement_name: payer.complement\n"),
+        ("  name_overflow: split ", f"  name_overflow: {policy} "))
+    data = copy.deepcopy(EXAMPLE)
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00108"]
+    invoice["payer"]["complement"] = "Section Loiret"
+    result = _built(tmp_path, {"invoices": [invoice]}, mapping, "cosoluce-corail")
+    assert [(p.rule, p.message) for p in result.problems] == [(
+        "text.length", f"debtor.name is 40 characters, format cosoluce-corail allows 38 ({why})")]
+
+
+def test_a_line_without_its_own_label_takes_its_activity_s(tmp_path):
+    """codes.activities' label is the default line label: a line whose label binding
+    gives nothing is labelled by its activity (upper-cased as any text), the others keep
+    their own."""
+    old = ("label: {expr: \"line.activity.label ~ ' - ' ~ line.student.first_name ~ ' ' ~ "
+           "line.student.last_name\"}")
+    mapping, _ = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (old, "label: activity.label"),
+        ('    FM-C1:       {product: FMC1, nature: "7062", fonction: "311"}',
+         '    FM-C1:       {product: FMC1, nature: "7062", fonction: "311", '
+         'label: "Solfège"}'))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["lines"][0]["activity"]["label"] = " "
+    result = _built(tmp_path, data, mapping)
+    assert [ln.label for ln in result.title.lines[:2]] == [
+        "SOLFÈGE", "PIANO - COURS INDIVIDUEL 30 MIN"]
+
+
+def test_a_line_s_student_is_its_reference_as_a_text(tmp_path):
+    """line.student is the student's reference, as a text; one that is a list is
+    refused at its JSON path (input.type), never written as Python would ("['ELV']")."""
+    data = copy.deepcopy(EXAMPLE)
+    assert _built(tmp_path, data).title.lines[0].student == "ELV-0101"
+    data["invoices"][0]["lines"][0]["student"]["ref"] = ["ELV-0101"]
+    result = _built(tmp_path, data)
+    assert result.title is None
+    assert [(p.rule, p.record.rsplit(":", 1)[-1]) for p in result.problems] == [
+        ("input.type", "$.invoices[0].lines[0].student.ref")]
+
+
+def test_a_debtor_s_optional_values_are_the_export_s(tmp_path):
+    """The values a debtor may have when bound: a person's birth date and email, the
+    address's locality (lieu-dit), each as the export gives it (the texts after the
+    policies)."""
+    mapping, _ = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+        ("    email: payer.email\n",
+         "    email: payer.email\n    birth_date: payer.birth_date\n"),
+        ("    city: payer.address.city\n",
+         "    city: payer.address.city\n    locality: payer.address.locality\n"))
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["payer"]["address"]["locality"] = "Hameau des Bois"
+    debtor = _built(tmp_path, data, mapping).title.debtor
+    assert (debtor.birth_date, debtor.email, debtor.address.locality) == (
+        date(1984, 3, 12), "helene.dupont@example.org", "HAMEAU DES BOIS")
+
+
+def test_an_invoice_without_its_optional_dates_is_a_title(tmp_path):
+    """The invoice's dates are optional (a binding may give nothing): a blank due date is
+    no problem, the title simply has none."""
+    data = copy.deepcopy(EXAMPLE)
+    data["invoices"][0]["due_date"] = " "
+    result = _built(tmp_path, data)
+    assert result.problems == []
+    assert result.title.due_date is None
+
+
+def test_a_format_writing_an_edition_in_every_file_needs_the_mapping_s(tmp_path):
+    """Corail writes an Edition in every file (asap_edition_required): a mapping without
+    output.asap_edition is refused, naming its output block and the Editions it takes."""
+    from pesgen.build import format_fit
+
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-corail.yaml",
+                              ('  asap_edition: "01"', '  # asap_edition: "01"'))
+    [problem] = format_fit(load_mapping(mapping), find_format("cosoluce-corail"))
+    line = mapping.read_text(encoding="utf-8").splitlines().index("output:") + 1
+    assert (problem.rule, problem.mapping) == ("mapping.asap-edition",
+                                               f"{mapping}:{line}: output")
+    assert problem.message.startswith("format cosoluce-corail writes an Edition in every "
+                                      "file: set output.asap_edition (01; ")

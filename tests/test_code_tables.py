@@ -92,6 +92,11 @@ def test_a_default_civility_the_charset_lacks_is_refused_naming_its_line(tmp_pat
     assert problem.mapping == f"{mapping}:{_line(mapping, '  default_civility:')}: " \
                               "policies.default_civility"
     assert re.search(r"'MŒ' holds 'Œ', which charset latin-1 does not allow", problem.message)
+    # whose field it does not fit, the format's (another format may take it)
+    assert problem.message == (
+        "policies.default_civility: the civility 'MŒ' holds 'Œ', which charset latin-1 does "
+        "not allow (format pes-ormc, debtor.civility): a code of the mapping is sent as "
+        "written, the text policies (case, transliterate) do not change it")
 
 
 def test_a_code_over_the_field_s_limit_is_refused_as_written():

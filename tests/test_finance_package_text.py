@@ -194,6 +194,20 @@ def test_emagnus_refuses_a_semicolon_or_a_quote_in_a_text_naming_record_and_bind
     assert not out.exists()
 
 
+def test_a_quote_the_export_wrote_is_not_blamed_on_the_transliterate_policy(tmp_path):
+    """A '"' the export's own text holds is refused as it is, even when the policy
+    transliterated another character of the text (è): the refusal does not say the
+    policy wrote it."""
+    source = _example_with(tmp_path, last_name='Lefèvre "Lulu"')
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 4, run.output
+    assert ("debtor.name holds '\"', which format bl-emagnus forbids in its values (its "
+            "layouts' forbidden_characters); the binding's expression may replace them") \
+        in run.output
+    assert "after the transliterate policy" not in run.output
+    assert not out.exists()
+
+
 def test_guillemets_refused_by_emagnus_say_how_the_binding_drops_them(tmp_path):
     """« » become '"' by the transliterate policy, which e.magnus forbids: the refusal
     says so and that the binding's expression may replace them (review: an association

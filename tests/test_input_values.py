@@ -6,6 +6,7 @@ policy, never written silently."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -208,6 +209,26 @@ def test_an_unknown_payment_method_says_what_the_binding_reads_and_what_to_do(tm
         "oui/non, o/n, y/n, 1/0; empty: no): a binding reading the export's payment method "
         "says which methods are direct debits in codes.payment_methods "
         "(docs/mapping-reference.md, bindings.payment.direct_debit)"))
+
+
+def test_a_yes_no_direct_debit_flag_without_a_table_says_which_titles_are_debited(tmp_path):
+    """Without codes.payment_methods, payment.direct_debit is read as yes/no: 'oui' is a
+    direct debit (its mandate written: RefUniMdt), 'non' is not (no mandate asked for:
+    those invoices have none)."""
+    mapping, _ = mapping_copy(tmp_path, CSV_MAPPING,
+                              ("  payment_methods: {", "  # payment_methods: {"))
+    rows = _csv_rows()
+    col = rows[0].index("payment_method")
+    # the RUMs of the export's direct debits, one per invoice, in the file's order
+    rums = list(dict.fromkeys(r[rows[0].index("mandate_rum")] for r in rows[1:]
+                              if r[col] == "direct_debit"))
+    assert len(rums) > 1 and len(rums) < len({r[0] for r in rows[1:]})
+    for r in rows[1:]:
+        r[col] = "oui" if r[col] == "direct_debit" else "non"
+    result = export(mapping, _write_csv(tmp_path, rows), tmp_path / "out", RUN)
+    xml = result.files[0].path.read_text(encoding="iso-8859-1")
+    # (each line of a debited title carries its mandate)
+    assert list(dict.fromkeys(re.findall(r'<RefUniMdt V="([^"]*)"/>', xml))) == rums
 
 
 @pytest.mark.parametrize("method", ["DIRECT_DEBIT", "cheque"])

@@ -160,6 +160,9 @@ def test_unknown_format_option_is_named(tmp_path):
                                            "  asap_delay_days: 0\n  options: {service: X}\n"))
     [p] = _refused(m, tmp_path).problems
     assert p.rule == "mapping.options" and "has no option 'service' (it has none)" in p.message
+    # at the option's own line (the one after asap_delay_days)
+    line = m.read_text(encoding="utf-8").splitlines().index("  asap_delay_days: 0") + 2
+    assert p.mapping == f"{m}:{line}: output.options.service"
 
 
 def _doc(piece: str, typ_bord: str = "01") -> bytes:

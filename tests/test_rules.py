@@ -614,6 +614,7 @@ def test_negative_line_refused(tmp_path):
     assert "negative_lines: refuse" in problems[0].message
     assert problems[0].invoice == "FA-2026-00101"
     assert problems[0].record.endswith("$.invoices[0].lines[3]")
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
 
 @pytest.mark.parametrize(("amount", "total", "by"), [
@@ -654,6 +655,30 @@ def test_negative_line_of_an_imputation_absent_from_the_invoice(tmp_path):
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["pes.netting"]
     assert "(ORCH) by 22.75" in problems[0].message
+
+
+def test_a_discount_exceeding_its_imputation_by_less_than_one_euro_is_refused(tmp_path):
+    """Any part of a discount its imputation's lines cannot take refuses the invoice,
+    50 cents as much as the whole: never dropped, the title would then not be the
+    invoice's total."""
+    inv = _invoice("FA-2026-00101")
+    inv["lines"][3]["amount"] = inv["lines"][3]["unit_price"] = "-85.50"  # FM-C1: 85.00
+    inv["total"] = "220.00"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message) == (
+        "pes.netting", "line 4 (-85.50) exceeds the positive lines of the same imputation "
+        "(FM-C1) by 0.50")
+
+
+def test_an_expression_s_value_is_read_stripped(tmp_path):
+    """An expression's value is stripped as a path's is: a code joined with an optional
+    part the line lacks ('FM-C1' ~ ' ' ~ '') is the code codes.activities knows."""
+    mapping = _mapping(tmp_path, subs=((
+        "    activity: activity.code\n",
+        "    activity: {expr: \"line.activity.code ~ ' ' ~ (line.activity.variant or '')\"}\n"),))
+    result = _run(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    doc = etree.parse(str(result.files[0].path))
+    assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00"]
 
 
 def test_netting_to_zero_leaves_the_line_out(tmp_path):
@@ -836,6 +861,8 @@ def test_zero_total_refused(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
     assert [p.rule for p in problems] == ["pes.zero-total"]
     assert "zero_total: refuse" in problems[0].message
+    # at the policies, where zero_total: leave_out would go
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
 
 def test_zero_total_left_out(tmp_path):
@@ -847,12 +874,14 @@ def test_zero_total_left_out(tmp_path):
                                                                      "zero_total")]
 
 
-def test_negative_total_refused(tmp_path):
+@pytest.mark.parametrize(("amount", "total"), [("-90.00", "-5.00"), ("-85.50", "-0.50")])
+def test_negative_total_refused(tmp_path, amount, total):
     inv = _invoice("FA-2026-00106")
-    inv["lines"][1]["amount"] = "-90.00"
-    inv["total"] = "-5.00"
+    inv["lines"][1]["amount"] = amount
+    inv["total"] = total
     problems = _refused(tmp_path, [inv])
-    assert [p.rule for p in problems] == ["pes.negative-total"]
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.negative-total", f"total is {total}: a credit cannot be a title")]
 
 
 def test_a_total_under_one_euro_is_a_title(tmp_path):
@@ -998,6 +1027,9 @@ def test_foreign_address_refused_by_default(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00105")], mapping)
     assert [p.rule for p in problems] == ["pes.foreign-address"]
     assert "'BE'" in problems[0].message
+    # at the binding the country was read by, the line to look at
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    country:')}: " \
+        "bindings.address.country"
 
 
 def test_foreign_address_postal_code_in_city(tmp_path):
@@ -1018,6 +1050,51 @@ def test_foreign_country_without_insee_code(tmp_path):
     # the problem points at the table to complete, not at 'codes:'
     assert problems[0].mapping == f"{MAPPING}:{_line_of(MAPPING, '  countries:')}: " \
         "codes.countries"
+
+
+def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["kind"] = "family"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message, problem.mapping) == (
+        "codes.payer-kind", "unknown payer kind 'family' (add it to codes.payer_kinds)",
+        f"{MAPPING}:{_line_of(MAPPING, '  payer_kinds:')}: codes.payer_kinds")
+
+
+def test_an_unknown_civility_points_at_codes_civility(tmp_path):
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["title"] = "Madame"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.mapping) == (
+        "codes.civility", f"{MAPPING}:{_line_of(MAPPING, '  civility:')}: codes.civility")
+
+
+def test_an_invoice_without_a_payment_method_is_no_direct_debit(tmp_path):
+    """A blank payment method is no method of codes.payment_methods to refuse: the
+    invoice is simply not a direct debit (no mandate asked for)."""
+    inv = _invoice("FA-2026-00103")
+    inv["payment"]["method"] = " "
+    result = _run(tmp_path, [inv])
+    assert result.titles == 1
+    assert b"RefUniMdt" not in result.files[0].path.read_bytes()
+
+
+def test_a_french_postal_code_not_of_5_digits_names_it_and_no_unbound_country(tmp_path):
+    """address.country bound (the example's): the refusal says the postal code must be 5
+    digits in France, without the note for a mapping that does not bind the country."""
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["address"]["postal_code"] = "4520"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message) == (
+        "pes.postal-code", "postal code '4520' must be 5 digits in France")
+
+
+def test_a_street_of_exactly_38_characters_is_written_whole(tmp_path):
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["street"] = "Résidence des Grands Chênes Bâtiment A"  # 38
+    result = _run(tmp_path, [inv])
+    assert _v(_tiers(result).find("Adresse"), "Adr2") == "RÉSIDENCE DES GRANDS CHÊNES BÂTIMENT A"
+    assert not [n for n in result.notes if n.policy == "street_overflow"]
 
 
 def test_an_unknown_sepa_sequence_points_at_codes_sepa_sequences(tmp_path):
@@ -1065,12 +1142,53 @@ def test_long_street_split_at_the_line_break_number_in_adr2(tmp_path):
     assert _v(adr, "Adr2") == "27 AVENUE DU GÉNÉRAL LECLERC"
 
 
+@pytest.mark.parametrize(("street", "adr1", "adr2"), [
+    # neither a line break nor a comma: at the last word boundary Adr1's 38 allow
+    ("Résidence des Grands Chênes Bâtiment A Escalier 4",
+     "RÉSIDENCE DES GRANDS CHÊNES BÂTIMENT A", "ESCALIER 4"),
+    # of two commas that both split it into halves of 38, the last
+    ("Bâtiment A, Résidence Les Jardins, 2 rue Haute", "BÂTIMENT A, RÉSIDENCE LES JARDINS",
+     "2 RUE HAUTE"),
+    # a comma whose head is over 38: split at a word boundary instead
+    ("Résidence Les Jardins De La Grande Roseraie, Apt 4", "RÉSIDENCE LES JARDINS DE LA GRANDE",
+     "ROSERAIE, APT 4"),
+    # a one-letter half is a half
+    ("Résidence Les Grands Chênes Bâtiment, B", "RÉSIDENCE LES GRANDS CHÊNES BÂTIMENT", "B"),
+    # the line starting with the street number (one digit) goes to Adr2
+    ("7 avenue du Général Leclerc\nRésidence Les Jardins", "RÉSIDENCE LES JARDINS",
+     "7 AVENUE DU GÉNÉRAL LECLERC"),
+    # both lines start with a number: kept in the export's order
+    ("12 rue des Lilas prolongée du Parc\n3 escalier B", "12 RUE DES LILAS PROLONGÉE DU PARC",
+     "3 ESCALIER B"),
+])
+def test_long_street_split_where_it_fits(tmp_path, street, adr1, adr2):
+    """street_overflow: split: at the export's line break, else after the last comma
+    leaving two halves that fit, else at a word boundary; the half starting with the
+    street number is Adr2 (postal norm: number and street), unless both do."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["address"]["street"] = street
+    adr = _tiers(_run(tmp_path, [inv])).find("Adresse")
+    assert (_v(adr, "Adr1"), _v(adr, "Adr2")) == (adr1, adr2)
+
+
 def test_long_street_with_a_complement_refused(tmp_path):
     inv = _invoice("FA-2026-00104")
     inv["payer"]["address"]["complement"] = "Bâtiment B"
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == ["text.length"]
     assert "Adr1 already holds the complement" in problems[0].message
+
+
+def test_long_street_with_a_complement_refused_by_policy_says_the_policy(tmp_path):
+    """street_overflow: refuse refuses a long street because of the policy, whether or
+    not the address has a complement: the message names the policy, not Adr1."""
+    inv = _invoice("FA-2026-00104")
+    inv["payer"]["address"]["complement"] = "Bâtiment B"
+    mapping = _mapping(tmp_path, {"street_overflow": None})
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert problem.rule == "text.length"
+    assert problem.message == ("address.street is 54 characters, Hélios allows 38 (policy "
+                               "street_overflow: refuse)")
 
 
 @pytest.mark.parametrize("street", [
@@ -1092,6 +1210,8 @@ def test_long_name_refused_by_default(tmp_path):
     problems = _refused(tmp_path, [_invoice("FA-2026-00108")], mapping)
     assert [p.rule for p in problems] == ["text.length"]
     assert "debtor.name is 40 characters, Hélios allows 38" in problems[0].message
+    assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    name:')}: " \
+        "bindings.payer.name"
 
 
 def test_long_name_split_into_nom_and_complnom(tmp_path):
@@ -1261,6 +1381,33 @@ def test_a_refused_debtor_is_not_also_a_missing_account_holder(tmp_path, change,
             inv["payer"][key] = value
     problems = _refused(tmp_path, [inv])
     assert [p.rule for p in problems] == [rule], [p.message for p in problems]
+
+
+def test_a_refused_debtor_s_account_holder_is_still_checked(tmp_path):
+    """The debtor refused, an account holder the export does give is checked all the
+    same: both problems are reported (every problem found, not the first)."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Madame"
+    inv["payment"]["mandate"]["holder"] = "Association des parents d'élèves du conservatoire"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.mapping.rsplit(": ", 1)[-1]) for p in problems] == [
+        ("codes.civility", "codes.civility"), ("text.length", "bindings.payment.holder")]
+    assert problems[1].message.startswith("account.holder is 49 characters, the target "
+                                          "allows 32")
+
+
+@pytest.mark.parametrize(("key", "field", "binding"), [
+    ("holder", "account.holder", "holder"), ("rum", "mandate.rum", "rum")])
+def test_a_placeholder_mandate_value_refuses_the_direct_debit(tmp_path, key, field, binding):
+    """A direct debit's account holder and RUM are required: one Hélios takes for no
+    value ('nc') is refused (pes.text), not left out as an optional placeholder would
+    be, which would send the invoice without its mandate."""
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"][key] = "nc"
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message, problem.mapping.rsplit(": ", 1)[-1]) == (
+        "pes.text", f"{field} 'NC' is not accepted by Hélios (only zeros, 'nc', '.' or "
+        "space)", f"bindings.payment.{binding}")
 
 
 @pytest.mark.parametrize("holder, differs", [

@@ -542,6 +542,26 @@ def test_an_invoice_built_past_the_time_limit_outside_an_expression_is_stopped(m
     assert _budget._started == [0.0]
 
 
+def test_an_invoice_built_in_time_leaves_nothing_watched(monkeypatch):
+    """Building a title is watched while it runs only: what the command does after it
+    (validating, writing the files: unwatched) is never stopped by the limit, however
+    long it takes."""
+    import time
+
+    from pesgen import _budget, build
+    from pesgen.formats import mapping_format
+    from pesgen.mapping import load_mapping
+    from pesgen.sources import read_invoices
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.3)
+    mapping = load_mapping(MAPPING)
+    builder = build.Builder(mapping, mapping_format(mapping), issue_date=date(2026, 11, 23))
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    assert builder.build(src).title is not None
+    time.sleep(1.5)  # past the limit, and the watchdog's look once a second
+    assert _budget._started == [0.0]
+
+
 def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
     fmts, line = _bundle(tmp_path, NOM, "{{ 10.0 ** 400 }}" + NOM)
     r = _export(tmp_path, MAPPING, fmts)

@@ -641,6 +641,20 @@ def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping)
     assert not [n for n in pes.notes if n.policy == "pricing"]
 
 
+def test_a_negative_quantity_and_price_giving_the_amount_are_noted(tmp_path):
+    """A quantity below 0 is no quantity the pricing filter writes, even when the unit
+    price's sign makes the product the amount (-0.5 x -285.00 = 142.50): noted."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = next(i for i in data["invoices"] if i["number"] == "FA-2026-00102")
+    invoice["lines"][0].update(quantity="-0.5", unit_price="-285.00")
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out", date(2026, 11, 23))
+    assert ("FA-2026-00102", "line 1: quantity × unit price (-0.50 × -285.00) is not its "
+            "amount (142.50): the pricing filter gives 1 × 142.50") in [
+        (n.invoice, n.detail) for n in result.notes if n.policy == "pricing"]
+
+
 def _corail_including(tmp_path: Path, location: str) -> Path:
     """A copy of the corail bundle whose XSD includes ``location``."""
     fmts = tmp_path / "fmts"
