@@ -110,11 +110,15 @@ def _watch() -> None:
             signal.pthread_kill(main, signal.SIGALRM)
 
 
-def expression_stopped(where: str) -> MappingStopped:
-    """The error of a mapping expression evaluated on its own (not in an invoice's
-    building, which says its record: ``build``) stopped past ``LIMIT``: naming its
-    mapping line and key ``where`` (rule mapping.time)."""
-    message = (f"the expression ran for more than {LIMIT:g} seconds and was stopped: a "
-               "filter over far more items than it needs?")
-    return MappingStopped(f"{where}: {message}", [Problem("mapping.time", message,
-                                                          mapping=where)])
+def evaluated(where: str, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, a mapping expression evaluated on its own (not in an invoice's
+    building, which says its record: ``build``), watched: one running past ``LIMIT`` is
+    stopped, MappingStopped naming its mapping line and key ``where`` (rule
+    mapping.time)."""
+    try:
+        return watched(call, *args)
+    except RenderTimeout:
+        message = (f"the expression ran for more than {LIMIT:g} seconds and was stopped: "
+                   "a filter over far more items than it needs?")
+        raise MappingStopped(f"{where}: {message}", [Problem("mapping.time", message,
+                                                             mapping=where)]) from None

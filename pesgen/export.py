@@ -363,9 +363,9 @@ class Exporter:
                  "run": {"date": self.run_date, "exercise": self.mapping.collectivity.exercise}}
         # no input record is read: a failure is the mapping's, whatever the input
         try:
-            value = _budget.watched(binding.evaluate, {}, scope)
-        except _budget.RenderTimeout:
-            raise _budget.expression_stopped(binding.where) from None
+            value = _budget.evaluated(binding.where, binding.evaluate, {}, scope)
+        except MappingStopped:
+            raise
         except Exception as exc:
             raise MappingError(f"{binding.where}: expression failed: {exc}") from None
         # as a title's fields (input.type); a recorded run's is rebuilt as it was written

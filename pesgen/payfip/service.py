@@ -367,13 +367,15 @@ class PayerEmails:
             for src in read_invoices(path, recorded.input):
                 scope: dict[str, Any] = {"invoice": src.record, "collectivity": scope_c}
                 try:
-                    written = str(_watched(number, src.record, scope) or "").strip()
+                    written = str(_budget.evaluated(number.where, number.evaluate, src.record,
+                                                     scope) or "").strip()
                 except MappingStopped:
                     raise
                 except Exception:
                     return
                 try:
-                    value = _watched(binding, src.record, scope)
+                    value = _budget.evaluated(binding.where, binding.evaluate, src.record,
+                                              scope)
                 except MappingStopped:
                     raise
                 except Exception:
@@ -400,15 +402,6 @@ class PayerEmails:
 
 
 _FAILED = object()  # a record whose payer.email binding failed
-
-
-def _watched(binding: Any, record: dict[str, Any], scope: dict[str, Any]) -> Any:
-    """``binding``'s value on ``record``; one running past the time limit (``_budget``)
-    is stopped, MappingStopped naming the binding (rule mapping.time)."""
-    try:
-        return _budget.watched(binding.evaluate, record, scope)
-    except _budget.RenderTimeout:
-        raise _budget.expression_stopped(binding.where) from None
 
 
 class Lookups:

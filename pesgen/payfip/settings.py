@@ -41,14 +41,7 @@ class Rule:
     def __call__(self, scope: dict[str, Any]) -> Any:
         """The rule's value on ``scope``; one running past the time limit (``_budget``)
         is stopped: MappingStopped naming the rule's line (rule mapping.time)."""
-        watching = _budget.start()
-        try:
-            return self.compiled(**scope)
-        except _budget.RenderTimeout:
-            raise _budget.expression_stopped(self.where) from None
-        finally:
-            if watching:
-                _budget.stop()
+        return _budget.evaluated(self.where, lambda: self.compiled(**scope))
 
 
 @dataclass(frozen=True)
