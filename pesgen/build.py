@@ -760,7 +760,12 @@ class Builder:
         if self._columns_to_check is not None:
             self.check_columns(src)
         if self.paths is not None and self.paths.pending:
-            self.paths.see(src.record)
+            try:  # it evaluates bindings.lines, when an expression
+                self.paths.see(src.record)
+            except _budget.RenderTimeout:
+                lines = self.mapping.lines
+                raise _stopped(ctx, f"{lines.key}: the expression", None,
+                               lines.where) from None
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)

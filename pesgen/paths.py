@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._budget import RenderTimeout
 from ._jinja import expression_environment
 from .errors import Problem
 from .expr import expression_paths
@@ -82,6 +83,8 @@ class PathWatch:
                 if rows is None:
                     try:
                         got = self._rows(record)
+                    except RenderTimeout:  # the time limit, raised once: the build's to say
+                        raise
                     except Exception:  # noqa: BLE001 - the build reports a bad lines binding
                         got = None
                     rows = got if isinstance(got, list) else []

@@ -507,6 +507,39 @@ def test_the_bordereau_object_past_the_time_limit_stops_the_export(tmp_path, mon
     assert _budget._started == [0.0]
 
 
+def test_a_lines_expression_past_the_time_limit_is_stopped_at_its_line(tmp_path, monkeypatch):
+    """bindings.lines as an expression is evaluated a first time to see which line
+    bindings' JSON paths the invoice answers (pesgen/paths.py), then for the lines: the
+    first evaluation past the limit stops the export at the lines' mapping line (exit 3,
+    rule mapping.time, nothing written). That first evaluation took any error for "no
+    lines", the time limit's too: the limit, raised once, was spent, and the second
+    evaluation ran unwatched to its end (hours, for an expression like SLOW), the export
+    going on."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.3)
+    # a couple of seconds of filter calls, on the first invoice only: past the limit,
+    # and short enough that the code before this test's fix finished (exit 0)
+    busy = "(([[1] * 1000] * 600) | map('map', 'string') | map('join') | map('length') | sum)"
+    expr = f"invoice.lines if invoice.number != 'FA-2026-00101' or {busy} > 0 else []"
+    mapping, (line,) = mapping_copy(tmp_path, MAPPING, ("  lines: lines",
+                                                        f'  lines: {{expr: "{expr}"}}'))
+    r = _run_on_example("export", tmp_path, mapping)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    # before its invoice number is read: named by its record
+    assert re.match(rf"error: {re.escape(str(mapping))}:{line}: lines: the expression ran "
+                    r"for more than 0\.3 seconds on \S*school-export\.json:\$\.invoices\[0\] "
+                    r"and was stopped\n", r.stderr), r.stderr
+    assert re.search(r"\n  - \S*school-export\.json:\$\.invoices\[0\]: "
+                     r"lines: the expression ran for more than 0\.3 seconds on this invoice "
+                     r"and was stopped", r.stderr), r.stderr
+    assert f"[mapping {mapping}:{line}: bindings.lines] (rule mapping.time)" in r.stderr, \
+        r.stderr
+    assert r.stderr.count("(rule mapping.time)") == 1, r.stderr
+    assert _nothing_written(tmp_path)
+    assert _budget._started == [0.0]
+
+
 def test_an_invoice_built_past_the_time_limit_outside_an_expression_is_stopped(monkeypatch):
     """The limit watches the whole of an invoice's building: stopped between two
     expressions (here: a busy loop before the lines are built), the error names the invoice, no
