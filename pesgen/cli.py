@@ -1779,6 +1779,105 @@ def numbering_set_start(
                    f"start at {start_titre}{created}")
 
 
+ExerciseOpt = Annotated[int | None, typer.Option(
+    "--exercise", help="Exercise, 2000-2999 (default: the mapping's).")]
+
+
+def _sequence_keys(mapping: Path, exercise: int | None, formats_dir: list[Path] | None,
+                   titres: bool) -> tuple[Any, Any]:
+    """The mapping's numbering sequence and, for a format numbering its titres over the
+    exercise, its titre numbers' (else None; ``titres``: asked for, refused then)."""
+    from .formats import mapping_format
+    from .mapping import load_mapping
+    from .runs import check_exercise, piece_key, sequence_key
+
+    check_exercise(exercise)
+    m = load_mapping(mapping)
+    fmt = mapping_format(m, formats_dir)
+    pieces = piece_key(m, fmt, exercise)
+    if titres and pieces is None:
+        raise UsageError(f"format {fmt.name} numbers its pieces within each bordereau "
+                         "(numbering.pieces: per-bordereau): it has no titre numbers over "
+                         "the exercise; the titre options are for a format numbering them "
+                         "so (pes-titres)")
+    return sequence_key(m, fmt, exercise), pieces
+
+
+@numbering_app.command("move")
+def numbering_move(
+    mapping: MappingOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
+    to: Annotated[int | None, typer.Option(
+        "--to", help="The next IdBord to allocate: the one after the last rôle the "
+        "collectivity issued this exercise.")] = None,
+    to_titre: Annotated[int | None, typer.Option(
+        "--to-titre", help="The next titre number (IdPce) to allocate, for a format "
+        "numbering its titres over the exercise (pes-titres).")] = None,
+    exercise: ExerciseOpt = None,
+    db: DbOpt = None,
+    formats_dir: FormatsOpt = None,
+) -> None:
+    """Support: move a started numbering sequence to N, when the collectivity's numbering
+    went on outside pesgen (rôles or titres its finance package issued this exercise,
+    which pesgen would number again: Hélios rejects a number it knows). Never to a number
+    a recorded run took, cancelled runs' included; recorded with its reason (numbering
+    show). Before any export, use set-start."""
+    from .store import Store
+
+    try:
+        if to is None and to_titre is None:
+            raise UsageError("give --to N (the next IdBord), --to-titre T (the next titre "
+                             "number), or both")
+        key, pieces = _sequence_keys(mapping, exercise, formats_dir, to_titre is not None)
+        if to is not None:
+            Store.check_start(to)
+        if to_titre is not None:
+            Store.check_start(to_titre, pieces=True)
+        wanted = ([] if to is None else [(key, to)]) + \
+            ([] if to_titre is None else [(pieces, to_titre)])
+        moved = _store(db, must_exist=True).move(wanted, reason)
+    except PesgenError as exc:
+        exc.outcome = exc.outcome or "nothing moved."
+        _fail(exc)
+        return
+    for m in moved:
+        what = "titre number (IdPce)" if m.key == pieces else "IdBord"
+        _say(f"{Store.sequence_label(m.key)}: next {what} moved from {m.from_number} to "
+             f"{m.to_number} (recorded {m.moved_at}: {m.reason})")
+        if m.to_number > m.from_number + 1:
+            _say(f"  pesgen will not give {what} {m.from_number} to {m.to_number - 1}: "
+                 "they are left to the numbers issued outside pesgen")
+
+
+@numbering_app.command("show")
+def numbering_show(mapping: MappingOpt, exercise: ExerciseOpt = None, db: DbOpt = None,
+                   formats_dir: FormatsOpt = None) -> None:
+    """The mapping's numbering sequence (and its titre numbers', pes-titres) in the
+    store: where it started, the next number, the largest one its runs took, and its
+    moves with their reasons."""
+    from .store import Store
+
+    try:
+        key, pieces = _sequence_keys(mapping, exercise, formats_dir, False)
+        store = _store(db, must_exist=True)
+        states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    for k, state in states:
+        what = "titre number (IdPce)" if k == pieces else "IdBord"
+        if state is None:
+            _say(f"{Store.sequence_label(k)}: not started in this store (no run, no "
+                 f"set-start): its first export takes {what} 1, unless set-start sets it")
+            continue
+        took = (f"runs of this store took up to {state.given_up_to}" if state.given_up_to
+                else "no run of this store took a number from it")
+        _say(f"{Store.sequence_label(k)}: started at {state.start}, next {what} "
+             f"{state.next_number}; {took}")
+        for m in state.moves:
+            _say(f"  moved {m.moved_at}: next {m.from_number} -> {m.to_number} ({m.reason})")
+
+
 def _payfip_app() -> typer.Typer:
     from .payfip.cli import payfip_app  # typer only: its commands import what they need
 

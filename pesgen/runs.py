@@ -311,25 +311,31 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
                 f"{mapping_path} --start N` (same --db) before the first export continues "
                 "them")
     else:
-        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` (N: the "
-                   "number after the last rôle issued, same --db)")
+        meaning = "N: the number after the last rôle issued"
+        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` "
+                   f"({meaning}, same --db)")
         said = (f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
                 f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no "
                 f"earlier run in this store): it {took} IdBord {first}, the rôle number in "
                 "Hélios, which rejects a bordereau whose number it already knows (doublon). "
                 "If the collectivity issued rôles this exercise already, "
-                f"{_set_start_advice(command, dry_run)}")
+                f"{_set_start_advice(command, dry_run, mapping_path, '--to N', meaning)}")
     prepared.result.notes.append(PolicyNote("numbering", "*", str(mapping_path),
                                             f"{said} (see docs/state.md, Numbering)"))
 
 
-def _set_start_advice(command: str, dry_run: bool) -> str:
+def _set_start_advice(command: str, dry_run: bool, mapping_path: Path, to: str,
+                      meaning: str) -> str:
     """What a numbering note tells to do with ``command`` (a set-start): run it first
-    (a dry run), or, the sequence started by this run, not to send its files."""
+    (a dry run), or, the sequence started by this run, not to send its files but to
+    cancel the run and move the sequence (``to``: the move's options, ``meaning``
+    what their numbers are)."""
     if dry_run:
         return f"run {command} before exporting"
-    return ("do not send these files: the sequence has started with this run, and "
-            f"{command} sets a start only before a sequence's first export")
+    return ("do not send these files: the sequence has started with this run, so cancel "
+            "it (`pesgen runs cancel RUN --reason ...`, RUN as this summary names it), "
+            f"move the sequence (`pesgen numbering move --mapping {mapping_path} {to} "
+            f"--reason ...` ({meaning}, same --db)) and export again")
 
 
 def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
@@ -342,7 +348,8 @@ def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
                "issued" if new_bordereaux else "T: the number after the last titre issued")
     command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}` ({meaning} "
                "this exercise, same --db)")
-    then = _set_start_advice(command, dry_run)
+    then = _set_start_advice(command, dry_run, mapping_path, "--to N --to-titre T"
+                             if new_bordereaux else "--to-titre T", meaning)
     opens = (f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
              "and its titre numbers" if new_bordereaux else
              f"the titre numbers of {pieces[0]} budget {pieces[1]} exercise {pieces[2]}")

@@ -248,6 +248,29 @@ def _acquits_v9(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
 acquits, acquit_bordereaux = _acquits_v9(metadata)
 
 
+# From migration 12: a started sequence moved by `pesgen numbering move` (support, when
+# the collectivity's numbering went on elsewhere: its finance package issued rôles or
+# titres pesgen's sequence would give again): one row per move, the history of why a
+# sequence jumps
+def _sequence_moves_v12(meta: sa.MetaData) -> sa.Table:
+    """``sequence_moves`` as migration 12 created it, frozen."""
+    return sa.Table(
+        "sequence_moves", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("cod_bud", sa.String(2), nullable=False),
+        sa.Column("exercise", sa.Integer, nullable=False),
+        sa.Column("typ_bord", sa.String(TYP_BORD_MAX), nullable=False),
+        sa.Column("from_number", sa.Integer, nullable=False),  # the next number before
+        sa.Column("to_number", sa.Integer, nullable=False),  # the next number since
+        sa.Column("moved_at", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+
+
+sequence_moves = _sequence_moves_v12(metadata)
+
+
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
     """``sequences`` as migration 1 created it, frozen."""
     return sa.Table(
@@ -489,10 +512,15 @@ def _migration_11(conn: Connection) -> None:
     _titles_v11(_run_invoices_v5(sa.MetaData())).create(conn)
 
 
+def _migration_12(conn: Connection) -> None:
+    # the moves of a started sequence from now on; nothing to fill in: none was possible
+    _sequence_moves_v12(sa.MetaData()).create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
-                                                  _migration_10, _migration_11]
+                                                  _migration_10, _migration_11, _migration_12]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -1255,6 +1283,78 @@ class Store:
                 conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                     next_number=n, start_number=n))
 
+    def _given_up_to(self, conn: Connection, key: tuple[str, str, int, str]) -> int:
+        """The largest number a recorded run of this store took from the sequence, its
+        runs cancelled since included (their numbers are never given again); 0: none.
+        For the titre numbers, any titres run's IdPce of the SIRET, budget and exercise
+        (as ``_first``)."""
+        if key[3] == PIECE_SEQUENCE:
+            return self._first(conn, key) - 1
+        top = conn.execute(sa.select(sa.func.max(runs.c.first_number + runs.c.bordereaux - 1))
+                           .where(runs.c.id_coll == key[0], runs.c.cod_bud == key[1],
+                                  runs.c.exercise == key[2], runs.c.typ_bord == key[3])
+                           ).scalar()
+        return max(int(top or 0), 0)
+
+    def move(self, wanted: list[tuple[tuple[str, str, int, str], int]],
+             reason: str) -> list[SequenceMove]:
+        """Move started sequences' next numbers to the numbers ``wanted`` gives ((key,
+        next)), recorded with ``reason``: support's answer to a numbering that went on
+        outside pesgen (the collectivity's finance package issued the rôles or titres
+        pesgen would give next). Only a sequence that has a row (started by a run or
+        ``set_start``); never to a number a recorded run took (cancelled runs' included),
+        nor to the number it is at. All or none, in one transaction that waits for an
+        export of the sequence under way."""
+        if not reason.strip():
+            raise UsageError("give the reason for the move (--reason): it is recorded")
+        for k, n in wanted:
+            self.check_start(n, pieces=k[3] == PIECE_SEQUENCE)
+        moved: list[SequenceMove] = []
+        with self.transaction() as conn:
+            for k, n in wanted:  # IdBord's first, the order exports lock them in
+                row = conn.execute(sa.select(sequences).where(self._sequence_is(k))
+                                   .with_for_update()).one_or_none()
+                what = "titre number" if k[3] == PIECE_SEQUENCE else "IdBord"
+                if row is None:
+                    raise StateError(
+                        f"{self.sequence_label(k)} has not started (no run, no set-start "
+                        "in this store): set its first number with `pesgen numbering "
+                        "set-start`; nothing moved")
+                given = self._given_up_to(conn, k)
+                if n <= given:
+                    raise StateError(
+                        f"{self.sequence_label(k)}: runs recorded in this store took "
+                        f"{what}s up to {given} (cancelled ones included: Hélios may know "
+                        f"them), and a number is never given twice; the next {what} can "
+                        f"be {given + 1} or more; nothing moved")
+                if n == row.next_number:
+                    raise StateError(f"{self.sequence_label(k)}: the next {what} is "
+                                     f"{n} already; nothing moved")
+                conn.execute(sequences.update().where(sequences.c.id == row.id).values(
+                    next_number=n))
+                now = utc_now()
+                conn.execute(sequence_moves.insert().values(
+                    id_coll=k[0], cod_bud=k[1], exercise=k[2], typ_bord=k[3],
+                    from_number=row.next_number, to_number=n, moved_at=now,
+                    reason=reason.strip()))
+                moved.append(SequenceMove(k, row.next_number, n, now, reason.strip()))
+        return moved
+
+    def sequence(self, key: tuple[str, str, int, str]) -> SequenceState | None:
+        """What the store holds of a sequence: its start, next number, the largest number
+        its runs took, and its moves (oldest first); None when it has not started."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(sequences).where(self._sequence_is(key))).one_or_none()
+            if row is None:
+                return None
+            moves = [SequenceMove(key, m.from_number, m.to_number, m.moved_at, m.reason)
+                     for m in conn.execute(sa.select(sequence_moves).where(
+                         sequence_moves.c.id_coll == key[0], sequence_moves.c.cod_bud == key[1],
+                         sequence_moves.c.exercise == key[2],
+                         sequence_moves.c.typ_bord == key[3]).order_by(sequence_moves.c.id))]
+            return SequenceState(key, int(row.start_number), int(row.next_number),
+                                 self._given_up_to(conn, key), moves)
+
     # -------------------------------------------------------------- duplicates
 
     def holders(self, conn: Connection | None, id_coll: str,
@@ -2001,6 +2101,26 @@ class Store:
             conn.execute(run_invoices.update().where(
                 run_invoices.c.id.in_(heirs[start:start + 500])).values(key_shared=False))
         return held
+
+
+@dataclass(frozen=True)
+class SequenceMove:
+    """A started sequence's next number moved (``pesgen numbering move``)."""
+    key: tuple[str, str, int, str]
+    from_number: int
+    to_number: int
+    moved_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    """A sequence as the store holds it (``pesgen numbering show``)."""
+    key: tuple[str, str, int, str]
+    start: int
+    next_number: int
+    given_up_to: int  # the largest number a recorded run took; 0: none
+    moves: list[SequenceMove]
 
 
 @dataclass(frozen=True)

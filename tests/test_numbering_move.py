@@ -1,0 +1,200 @@
+"""``pesgen numbering move`` and ``numbering show`` (docs/state.md, Numbering): a started
+sequence moved to the number after those the collectivity issued outside pesgen, never
+to a number a recorded run took (a cancelled run's included), all or none, recorded
+with its reason; and the export's first-run note pointing to it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import ExitCode, StateError, UsageError
+from pesgen.runs import export_recorded
+from pesgen.store import PIECE_SEQUENCE, Store
+
+from .conftest import EXAMPLES, MAPPINGS, run_cli
+
+RUN = date(2026, 11, 23)
+ORMC = MAPPINGS / "villeneuve-sur-loing.yaml"
+TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+SIRET = "21450999400015"
+ORMC_KEY = (SIRET, "00", 2026, "06")
+TITRES_KEY = (SIRET, "00", 2026, "01")
+PIECES_KEY = (SIRET, "00", 2026, PIECE_SEQUENCE)
+LABEL = f"the numbering of {SIRET} budget 00 exercise 2026 TypBord 06"
+
+
+def _sequences(db: str) -> list[tuple[str, int, int]]:
+    """(typ_bord, start, next) of every sequence of the store, and the moves' rows."""
+    with Store(db).engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT typ_bord, start_number, next_number FROM sequences ORDER BY typ_bord"))]
+
+
+def _moves(db: str) -> list[tuple[str, int, int, str]]:
+    with Store(db).engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT typ_bord, from_number, to_number, reason FROM sequence_moves ORDER BY id"))]
+
+
+def _ormc_run(db: str, out: Path):
+    return export_recorded(lambda: Store(db), ORMC, EXAMPLE, out, RUN)
+
+
+def _move(db: str, *args: object, mapping: Path = ORMC):
+    return run_cli("numbering", "move", "--mapping", mapping, "--db", db, *args)
+
+
+def test_a_started_numbering_moved_past_the_collectivity_s_rôles_exports_on_from_there(
+        db_url, tmp_path):
+    """The first run took IdBord 1 where the collectivity had issued rôles 1 to 11: the
+    run cancelled, the sequence moved to 12, the export again is rôle 12; the move is
+    recorded with its reason and `numbering show` lists it."""
+    first = _ormc_run(db_url, tmp_path / "o1")
+    assert first.first_number == 1
+    Store(db_url).cancel(first.run_id, "IdBord 1 is the finance package's")
+    reason = "rôles 1-11 issued by the finance package (the comptable, 2026-12-04)"
+    r = _move(db_url, "--to", "12", "--reason", reason)
+    assert r.exit_code == 0, r.output
+    assert re.match(rf"{LABEL}: next IdBord moved from 2 to 12 \(recorded "
+                    rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ: {re.escape(reason)}\)\n  pesgen will "
+                    r"not give IdBord 2 to 11: they are left to the numbers issued outside "
+                    r"pesgen\n$", r.stdout), r.stdout
+    assert _sequences(db_url) == [("06", 1, 12)]
+    assert _moves(db_url) == [("06", 2, 12, reason)]
+
+    again = _ormc_run(db_url, tmp_path / "o2")
+    assert again.first_number == 12 and again.titles == 11
+    (xml,) = (tmp_path / "o2").glob("*.xml")
+    assert '<IdBord V="12"/>' in xml.read_text(encoding="iso-8859-1")
+    assert _sequences(db_url) == [("06", 1, 13)]
+
+    shown = run_cli("numbering", "show", "--mapping", ORMC, "--db", db_url)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == (f"{LABEL}: started at 1, next IdBord 13; runs of this store took up "
+                        "to 12"), lines
+    assert re.fullmatch(rf"  moved \S+Z: next 2 -> 12 \({re.escape(reason)}\)", lines[1]), lines
+    assert len(lines) == 2, lines
+
+
+def test_a_move_never_gives_a_number_a_recorded_run_took(db_url, tmp_path):
+    """Below or at the largest IdBord a run took, a cancelled run's included (Hélios may
+    know it), at the next number already, on a sequence not started, without a reason:
+    refused, and nothing moved nor recorded."""
+    first = _ormc_run(db_url, tmp_path / "o1")
+    Store(db_url).cancel(first.run_id, "test")
+    before = _sequences(db_url)
+    for to in ("1", "0"):
+        r = _move(db_url, "--to", to, "--reason", "why")
+        if to == "0":
+            assert r.exit_code == ExitCode.USAGE, r.output
+            continue
+        assert r.exit_code == ExitCode.STATE, r.output
+        assert (f"{LABEL}: runs recorded in this store took IdBords up to 1 (cancelled ones "
+                "included: Hélios may know them), and a number is never given twice; the "
+                "next IdBord can be 2 or more; nothing moved") in r.stderr, r.stderr
+    same = _move(db_url, "--to", "2", "--reason", "why")
+    assert same.exit_code == ExitCode.STATE, same.output
+    assert f"{LABEL}: the next IdBord is 2 already; nothing moved" in same.stderr
+    blank = _move(db_url, "--to", "12", "--reason", "  ")
+    assert blank.exit_code == ExitCode.USAGE and "--reason" in blank.stderr, blank.output
+    other = _move(db_url, "--to", "12", "--reason", "why", "--exercise", "2027")
+    assert other.exit_code == ExitCode.STATE, other.output
+    assert ("exercise 2027 TypBord 06 has not started (no run, no set-start in this "
+            "store): set its first number with `pesgen numbering set-start`") in other.stderr
+    neither = _move(db_url, "--reason", "why")
+    assert neither.exit_code == ExitCode.USAGE and "--to N" in neither.stderr, neither.output
+    titre = _move(db_url, "--to-titre", "5", "--reason", "why")
+    assert titre.exit_code == ExitCode.USAGE and "per-bordereau" in titre.stderr, titre.output
+    assert _sequences(db_url) == before and _moves(db_url) == []
+
+
+def test_a_sequence_only_set_may_move_back_as_no_number_was_given(tmp_path):
+    """A start set too high (set-start 21 where 12 was meant), no export since: no number
+    of it was given, so the move may go back; the next export takes 12."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    r = run_cli("numbering", "set-start", "--mapping", ORMC, "--start", "21", "--db", db,
+                "--create-store")
+    assert r.exit_code == 0, r.output
+    r = _move(db, "--to", "12", "--reason", "set-start 21 was a typo for 12")
+    assert r.exit_code == 0, r.output
+    assert "next IdBord moved from 21 to 12" in r.stdout
+    assert "will not give" not in r.stdout  # backwards: nothing skipped
+    assert _ormc_run(db, tmp_path / "o").first_number == 12
+
+
+def test_titre_numbers_move_with_the_bordereaux_all_or_none(db_url, tmp_path):
+    """pes-titres: --to and --to-titre move both sequences; one of them refused, neither
+    moves. The next titres run takes IdBord 5 and IdPce 342 on."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    assert first.first_number == 1
+    before = _sequences(db_url)
+    assert before == [("01", 1, 2), (PIECE_SEQUENCE, 1, 12)]
+    r = _move(db_url, "--to", "5", "--to-titre", "11", "--reason", "why", mapping=TITRES)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert "took titre numbers up to 11" in r.stderr and "can be 12 or more" in r.stderr
+    assert _sequences(db_url) == before and _moves(db_url) == []
+
+    store.cancel(first.run_id, "the finance package's numbers go on")
+    r = _move(db_url, "--to", "5", "--to-titre", "342", "--reason", "finance package",
+              mapping=TITRES)
+    assert r.exit_code == 0, r.output
+    assert "titre numbers (IdPce) of 21450999400015 budget 00 exercise 2026: next titre " \
+        "number (IdPce) moved from 12 to 342" in r.stdout
+    assert _moves(db_url) == [("01", 2, 5, "finance package"),
+                              (PIECE_SEQUENCE, 12, 342, "finance package")]
+    again = export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o2", RUN)
+    assert again.first_number == 5
+    (xml,) = (tmp_path / "o2").glob("*.xml")
+    text = xml.read_text(encoding="iso-8859-1")
+    assert re.findall(r'<IdPce V="(\d+)"/>', text) == [str(n) for n in range(342, 353)]
+    shown = run_cli("numbering", "show", "--mapping", TITRES, "--db", db_url)
+    assert shown.exit_code == 0, shown.output
+    assert ("the titre numbers (IdPce) of 21450999400015 budget 00 exercise 2026: started "
+            "at 1, next titre number (IdPce) 353; runs of this store took up to 352") \
+        in shown.stdout, shown.stdout
+
+
+def test_the_store_refuses_a_move_before_touching_anything():
+    """Store.move checks every number before its transaction, as set_start."""
+    store = Store("sqlite://")
+    with pytest.raises(UsageError, match="between 1 and 9999999"):
+        store.move([(ORMC_KEY, 10_000_000)], "why")
+    with pytest.raises(UsageError, match="between 1 and 99999999"):
+        store.move([(PIECES_KEY, 0)], "why")
+    with pytest.raises(StateError, match="has not started"):
+        store.move([(TITRES_KEY, 3)], "why")
+    assert store.sequence(TITRES_KEY) is None
+
+
+def test_numbering_show_on_a_sequence_not_started(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    Store(db).migrate()
+    r = run_cli("numbering", "show", "--mapping", ORMC, "--db", db)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (f"{LABEL}: not started in this store (no run, no set-start): its "
+                        "first export takes IdBord 1, unless set-start sets it\n")
+    missing = run_cli("numbering", "show", "--mapping", ORMC, "--db",
+                      f"sqlite:///{tmp_path / 'none.db'}")
+    assert missing.exit_code == ExitCode.STATE, missing.output
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_the_first_run_s_note_says_to_cancel_and_move(tmp_path):
+    """The note of a run opening a sequence nobody set says, if the collectivity had
+    issued rôles, not to send its files but to cancel the run and move the numbering
+    (before: set-start, which refuses a started sequence)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    result = export_recorded(lambda: Store(db), ORMC, EXAMPLE, tmp_path / "o", RUN)
+    (note,) = [n.detail for n in result.notes if n.policy == "numbering"]
+    assert (f"do not send these files: the sequence has started with this run, so cancel it "
+            "(`pesgen runs cancel RUN --reason ...`, RUN as this summary names it), move the "
+            f"sequence (`pesgen numbering move --mapping {ORMC} --to N --reason ...` (N: the "
+            "number after the last rôle issued, same --db)) and export again") in note, note
