@@ -198,3 +198,42 @@ def test_the_first_run_s_note_says_to_cancel_and_move(tmp_path):
             "(`pesgen runs cancel RUN --reason ...`, RUN as this summary names it), move the "
             f"sequence (`pesgen numbering move --mapping {ORMC} --to N --reason ...` (N: the "
             "number after the last rôle issued, same --db)) and export again") in note, note
+
+
+def _other_run(tmp_path: Path) -> Path:
+    """The example export with other invoice numbers, so other NumDettes (another
+    billing run)."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace('"FA-2026-00', '"FA-2026-50')
+    assert text != EXAMPLE.read_text(encoding="utf-8")
+    path = tmp_path / "other-run.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("mapping", [ORMC, TITRES], ids=["ormc", "titres"])
+def test_a_move_while_an_export_prepares_is_the_numbering_it_records(db_url, tmp_path,
+                                                                      mapping):
+    """The sequence moved while an export reads and renders (before it locks the
+    sequence): the export numbers its bordereau, and its titres, from where the move put
+    them, as after another run recorded meanwhile; nothing taken twice."""
+    first = export_recorded(lambda: Store(db_url), mapping, EXAMPLE, tmp_path / "o1", RUN)
+    titres = mapping == TITRES
+    moved: list[int] = []
+
+    def meanwhile(_read: int) -> None:
+        if not moved:
+            moved.append(1)
+            wanted = [((TITRES_KEY if titres else ORMC_KEY), 12)]
+            if titres:
+                wanted.append((PIECES_KEY, 342))
+            Store(db_url).move(wanted, "the finance package's numbers")
+
+    second = export_recorded(lambda: Store(db_url), mapping, _other_run(tmp_path),
+                             tmp_path / "o2", RUN, progress=meanwhile)
+    assert moved and first.first_number == 1 and second.first_number == 12
+    (xml,) = (tmp_path / "o2").glob("*.xml")
+    text = xml.read_text(encoding="iso-8859-1")
+    assert re.findall(r'<IdBord V="(\d+)"/>', text) == ["12"]
+    if titres:
+        assert re.findall(r'<IdPce V="(\d+)"/>', text) == [str(n) for n in range(342, 353)]
+    assert xml.name.endswith("_2026_0000012.xml"), xml.name  # its name says it too
