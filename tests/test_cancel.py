@@ -369,6 +369,40 @@ def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
     assert active(target, "FA-2026-00105") == [(2, False)]
 
 
+@pytest.mark.parametrize("size", [254, 255, 256])
+def test_a_cancelled_run_s_name_of_255_bytes_with_its_prefix_is_written(tmp_path, size):
+    """The bound is the file systems' own: CANCELLED-<name> of 255 bytes is written (and
+    is the original's bytes), of 256 refused, nothing written."""
+    import shutil
+
+    from .conftest import ROOT
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "bl-emagnus", fmts / "bl-emagnus")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    pad = "X" * (size - len("CANCELLED-WTAMC001.txt"))
+    spec.write_text(text.replace('name: "WTAMC001.txt"', f'name: "{pad}WTAMC001.txt"'),
+                    encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    run = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                          EXAMPLE, tmp_path / "a", RUN, formats_dirs=[fmts])
+    name = run.files[0].path.name
+    assert len(("CANCELLED-" + name).encode()) == size
+    assert cli(db, "runs", "cancel", run.run_id, "--reason", "test").exit_code == 0
+    regen = CliRunner().invoke(app, ["regenerate", run.run_id, "--out", str(tmp_path / "r"),
+                                     "--cancelled", "--db", db])
+    if size > 255:
+        assert regen.exit_code == 2, regen.output
+        assert f"makes a name of {size} bytes, and file systems take at most 255" in \
+            regen.output, regen.output
+        assert not (tmp_path / "r").exists()
+        return
+    assert regen.exit_code == 0, regen.output
+    assert (tmp_path / "r" / f"CANCELLED-{name}").read_bytes() == run.files[0].path.read_bytes()
+
+
 def test_a_cancelled_run_whose_names_the_prefix_makes_too_long_is_refused_clearly(
         db_url, tmp_path):
     """The reviewer's case: a file named in 250 bytes is written, but its run, once

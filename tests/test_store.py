@@ -835,6 +835,27 @@ def test_a_cancelled_run_is_regenerated_only_when_asked_and_then_under_cancelled
         f"CANCELLED-{name}": data for name, data in exported.items()}
 
 
+@pytest.mark.parametrize("present", [10, 11, 13])
+def test_files_in_the_way_are_named_ten_and_counted_past_ten(tmp_path, present):
+    """A run of many bordereaux regenerated into a folder holding its files: all named up
+    to ten, then the first ten and how many more (in the run's order), the count always
+    whole."""
+    from pesgen.runs import in_the_way
+
+    names = [f"PESALR1_21450999400015_2026_{n:07d}.xml" for n in range(1, 15)]
+    for name in names[:present]:
+        (tmp_path / name).write_text("there")
+    with pytest.raises(UsageError) as info:
+        in_the_way({"id": "run-1"}, tmp_path, names)
+    more = [] if present <= 10 else [f"… {present - 10} more"]
+    assert str(info.value) == (
+        f"{tmp_path} already holds {present} of the 14 file(s) run run-1 would write: "
+        f"{', '.join([*names[:min(present, 10)], *more])}; pesgen never overwrites a file. "
+        "Regenerate into a new, empty folder (--out NEW_DIR), or move those files away; "
+        "nothing written")
+    in_the_way({"id": "run-1"}, tmp_path, names[present:])  # none there: nothing said
+
+
 def test_regenerate_into_a_folder_holding_a_file_of_the_run_says_it_exists(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     out = tmp_path / "out"
