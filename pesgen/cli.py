@@ -1850,22 +1850,36 @@ def numbering_move(
 
 
 @numbering_app.command("show")
-def numbering_show(mapping: MappingOpt, exercise: ExerciseOpt = None, db: DbOpt = None,
+def numbering_show(mapping: Annotated[Path | None, typer.Option(
+                       "--mapping", "-m", help="Mapping file (YAML): its sequences only.")
+                   ] = None,
+                   exercise: ExerciseOpt = None, db: DbOpt = None,
                    formats_dir: FormatsOpt = None) -> None:
-    """The mapping's numbering sequence (and its titre numbers', pes-titres) in the
-    store: where it started, the next number, the largest one its runs took, and its
-    moves with their reasons."""
-    from .store import Store
+    """The numbering sequences of the store (--mapping: the mapping's, and its titre
+    numbers' for pes-titres): where each started, the next number, the largest one its
+    runs took, and its moves with their reasons."""
+    from .runs import check_exercise
+    from .store import PIECE_SEQUENCE, Store
 
     try:
-        key, pieces = _sequence_keys(mapping, exercise, formats_dir, False)
-        store = _store(db, must_exist=True)
-        states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
+        if mapping is None:
+            check_exercise(exercise)
+            store = _store(db, must_exist=True)
+            states = [(s.key, s) for s in store.sequences()
+                      if exercise is None or s.key[2] == exercise]
+            if not states:
+                _say("no numbering sequence in this store" + (
+                    f" for exercise {exercise}" if exercise is not None else "") +
+                    " (no run, no set-start)")
+        else:
+            key, pieces = _sequence_keys(mapping, exercise, formats_dir, False)
+            store = _store(db, must_exist=True)
+            states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
     except PesgenError as exc:
         _fail(exc)
         return
     for k, state in states:
-        what = "titre number (IdPce)" if k == pieces else "IdBord"
+        what = "titre number (IdPce)" if k[3] == PIECE_SEQUENCE else "IdBord"
         if state is None:
             _say(f"{Store.sequence_label(k)}: not started in this store (no run, no "
                  f"set-start): its first export takes {what} 1, unless set-start sets it")

@@ -1343,17 +1343,30 @@ class Store:
     def sequence(self, key: tuple[str, str, int, str]) -> SequenceState | None:
         """What the store holds of a sequence: its start, next number, the largest number
         its runs took, and its moves (oldest first); None when it has not started."""
+        found = self.sequences(key)
+        return found[0] if found else None
+
+    def sequences(self, key: tuple[str, str, int, str] | None = None) -> list[SequenceState]:
+        """``sequence`` of every sequence the store holds (``key``: of that one), by
+        SIRET, budget, exercise and TypBord (the titre numbers after a budget's
+        bordereaux)."""
         with self.reading() as conn:
-            row = conn.execute(sa.select(sequences).where(self._sequence_is(key))).one_or_none()
-            if row is None:
-                return None
-            moves = [SequenceMove(key, m.from_number, m.to_number, m.moved_at, m.reason)
-                     for m in conn.execute(sa.select(sequence_moves).where(
-                         sequence_moves.c.id_coll == key[0], sequence_moves.c.cod_bud == key[1],
-                         sequence_moves.c.exercise == key[2],
-                         sequence_moves.c.typ_bord == key[3]).order_by(sequence_moves.c.id))]
-            return SequenceState(key, int(row.start_number), int(row.next_number),
-                                 self._given_up_to(conn, key), moves)
+            query = sa.select(sequences).order_by(
+                sequences.c.id_coll, sequences.c.cod_bud, sequences.c.exercise,
+                sequences.c.typ_bord == PIECE_SEQUENCE, sequences.c.typ_bord)
+            if key is not None:
+                query = query.where(self._sequence_is(key))
+            moves: dict[tuple[str, str, int, str], list[SequenceMove]] = {}
+            for m in conn.execute(sa.select(sequence_moves).order_by(sequence_moves.c.id)):
+                k = (m.id_coll, m.cod_bud, int(m.exercise), m.typ_bord)
+                moves.setdefault(k, []).append(SequenceMove(k, m.from_number, m.to_number,
+                                                            m.moved_at, m.reason))
+            found = []
+            for row in conn.execute(query).all():
+                k = (row.id_coll, row.cod_bud, int(row.exercise), row.typ_bord)
+                found.append(SequenceState(k, int(row.start_number), int(row.next_number),
+                                           self._given_up_to(conn, k), moves.get(k, [])))
+            return found
 
     # -------------------------------------------------------------- duplicates
 

@@ -237,3 +237,38 @@ def test_a_move_while_an_export_prepares_is_the_numbering_it_records(db_url, tmp
     if titres:
         assert re.findall(r'<IdPce V="(\d+)"/>', text) == [str(n) for n in range(342, 353)]
     assert xml.name.endswith("_2026_0000012.xml"), xml.name  # its name says it too
+
+
+def test_numbering_show_without_a_mapping_lists_every_sequence_of_the_store(tmp_path):
+    """Support may not know which mapping: without --mapping, every sequence of the
+    store, by SIRET, budget, exercise and TypBord, the titre numbers after their
+    budget's bordereaux; --exercise keeps one exercise."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o", RUN)
+    store.set_start(ORMC_KEY, 7)
+    store.set_start((SIRET, "00", 2027, "06"), 3)
+    store.move([(PIECES_KEY, 40)], "titres 12-39 issued by the finance package")
+    r = run_cli("numbering", "show", "--db", db)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines if not ln.startswith("  ")] == [
+        f"the numbering of {SIRET} budget 00 exercise 2026 TypBord 01",
+        f"the numbering of {SIRET} budget 00 exercise 2026 TypBord 06",
+        f"the titre numbers (IdPce) of {SIRET} budget 00 exercise 2026",
+        f"the numbering of {SIRET} budget 00 exercise 2027 TypBord 06"], lines
+    assert lines[1].endswith("started at 7, next IdBord 7; no run of this store took a "
+                             "number from it"), lines
+    assert lines[2].endswith("started at 1, next titre number (IdPce) 40; runs of this "
+                             "store took up to 11"), lines
+    assert re.fullmatch(r"  moved \S+Z: next 12 -> 40 \(titres 12-39 issued by the finance "
+                        r"package\)", lines[3]), lines
+    one = run_cli("numbering", "show", "--db", db, "--exercise", "2027")
+    assert one.exit_code == 0 and one.stdout == (
+        f"the numbering of {SIRET} budget 00 exercise 2027 TypBord 06: started at 3, next "
+        "IdBord 3; no run of this store took a number from it\n"), one.output
+    none = run_cli("numbering", "show", "--db", db, "--exercise", "2025")
+    assert none.exit_code == 0 and none.stdout == (
+        "no numbering sequence in this store for exercise 2025 (no run, no set-start)\n")
+    bad = run_cli("numbering", "show", "--db", db, "--exercise", "202")
+    assert bad.exit_code == ExitCode.USAGE, bad.output
