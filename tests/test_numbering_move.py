@@ -272,3 +272,24 @@ def test_numbering_show_without_a_mapping_lists_every_sequence_of_the_store(tmp_
         "no numbering sequence in this store for exercise 2025 (no run, no set-start)\n")
     bad = run_cli("numbering", "show", "--db", db, "--exercise", "202")
     assert bad.exit_code == ExitCode.USAGE, bad.output
+
+
+def test_store_copy_keeps_the_moves_and_a_move_after_it(db_url, tmp_path):
+    """`pesgen store copy` (SQLite into the target) copies the moves with the sequences;
+    on the copy, numbering show lists them, and a move after it is recorded after them
+    (PostgreSQL: the moves' id sequence set past the copied rows)."""
+    from pesgen.store import copy_store
+
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    _ormc_run(source, tmp_path / "o1")
+    Store(source).move([(ORMC_KEY, 12)], "rôles 1-11 issued elsewhere")
+    counts = copy_store(source, db_url)
+    assert counts["sequence_moves"] == 1 and counts["sequences"] == 1
+    target = Store(db_url)
+    [state] = target.sequences()
+    assert (state.start, state.next_number, state.given_up_to) == (1, 12, 1)
+    assert [(m.from_number, m.to_number, m.reason) for m in state.moves] == [
+        (2, 12, "rôles 1-11 issued elsewhere")]
+    target.move([(ORMC_KEY, 20)], "again")
+    assert [(m.from_number, m.to_number) for m in target.sequence(ORMC_KEY).moves] == [
+        (2, 12), (12, 20)]
