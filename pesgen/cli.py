@@ -1844,9 +1844,11 @@ def numbering_move(
         what = "titre number (IdPce)" if m.key == pieces else "IdBord"
         _say(f"{Store.sequence_label(m.key)}: next {what} moved from {m.from_number} to "
              f"{m.to_number} (recorded {m.moved_at}: {m.reason})")
-        if m.to_number > m.from_number + 1:
-            _say(f"  pesgen will not give {what} {m.from_number} to {m.to_number - 1}: "
-                 "they are left to the numbers issued outside pesgen")
+        if m.to_number > m.from_number:  # forward: the numbers between are skipped
+            skipped = (f"{what} {m.from_number}: it is" if m.to_number == m.from_number + 1
+                       else f"{what} {m.from_number} to {m.to_number - 1}: they are")
+            _say(f"  pesgen will not give {skipped} left to the numbers issued outside "
+                 "pesgen")
 
 
 @numbering_app.command("show")

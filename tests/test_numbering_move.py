@@ -127,6 +127,12 @@ def test_a_sequence_only_set_may_move_back_as_no_number_was_given(tmp_path):
     assert "next IdBord moved from 21 to 12" in r.stdout
     assert "will not give" not in r.stdout  # backwards: nothing skipped
     assert _ormc_run(db, tmp_path / "o").first_number == 12
+    # forward by one: the one number skipped is said
+    r = _move(db, "--to", "14", "--reason", "rôle 13 issued by the finance package")
+    assert r.exit_code == 0, r.output
+    assert "next IdBord moved from 13 to 14 (recorded " in r.stdout, r.stdout
+    assert r.stdout.endswith("\n  pesgen will not give IdBord 13: it is left to the numbers "
+                             "issued outside pesgen\n"), r.stdout
 
 
 def test_titre_numbers_move_with_the_bordereaux_all_or_none(db_url, tmp_path):
