@@ -1830,9 +1830,9 @@ def numbering_move(
                              "number), or both")
         key, pieces = _sequence_keys(mapping, exercise, formats_dir, to_titre is not None)
         if to is not None:
-            Store.check_start(to)
+            Store.check_start(to, which="next")
         if to_titre is not None:
-            Store.check_start(to_titre, pieces=True)
+            Store.check_start(to_titre, pieces=True, which="next")
         wanted = ([] if to is None else [(key, to)]) + \
             ([] if to_titre is None else [(pieces, to_titre)])
         moved = _store(db, must_exist=True).move(wanted, reason)

@@ -1241,12 +1241,12 @@ class Store:
         return cls._first(conn, key) if found is None else found
 
     @staticmethod
-    def check_start(start: int, pieces: bool = False) -> None:
-        """Refuse a starting number no IdBord (``pieces``: no IdPce) can be (before a
-        store is opened)."""
+    def check_start(start: int, pieces: bool = False, which: str = "starting") -> None:
+        """Refuse a starting number (``which``: the ``next`` of a move) no IdBord
+        (``pieces``: no IdPce) can be (before a store is opened)."""
         what, top = ("titre number (IdPce)", ID_PCE_MAX) if pieces else ("number", ID_BORD_MAX)
         if not 1 <= start <= top:
-            raise UsageError(f"the starting {what} must be between 1 and {top}")
+            raise UsageError(f"the {which} {what} must be between 1 and {top}")
 
     @staticmethod
     def sequence_label(key: tuple[str, str, int, str]) -> str:
@@ -1308,7 +1308,7 @@ class Store:
         if not reason.strip():
             raise UsageError("give the reason for the move (--reason): it is recorded")
         for k, n in wanted:
-            self.check_start(n, pieces=k[3] == PIECE_SEQUENCE)
+            self.check_start(n, pieces=k[3] == PIECE_SEQUENCE, which="next")
         moved: list[SequenceMove] = []
         with self.transaction() as conn:
             for k, n in wanted:  # IdBord's first, the order exports lock them in

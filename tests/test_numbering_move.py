@@ -90,10 +90,11 @@ def test_a_move_never_gives_a_number_a_recorded_run_took(db_url, tmp_path):
     first = _ormc_run(db_url, tmp_path / "o1")
     Store(db_url).cancel(first.run_id, "test")
     before = _sequences(db_url)
-    for to in ("1", "0"):
+    for to in ("1", "0", "10000000"):
         r = _move(db_url, "--to", to, "--reason", "why")
-        if to == "0":
+        if to != "1":
             assert r.exit_code == ExitCode.USAGE, r.output
+            assert "the next number must be between 1 and 9999999" in r.stderr, r.stderr
             continue
         assert r.exit_code == ExitCode.STATE, r.output
         assert (f"{LABEL}: runs recorded in this store took IdBords up to 1 (cancelled ones "
@@ -171,9 +172,10 @@ def test_titre_numbers_move_with_the_bordereaux_all_or_none(db_url, tmp_path):
 def test_the_store_refuses_a_move_before_touching_anything():
     """Store.move checks every number before its transaction, as set_start."""
     store = Store("sqlite://")
-    with pytest.raises(UsageError, match="between 1 and 9999999"):
+    with pytest.raises(UsageError, match="^the next number must be between 1 and 9999999$"):
         store.move([(ORMC_KEY, 10_000_000)], "why")
-    with pytest.raises(UsageError, match="between 1 and 99999999"):
+    with pytest.raises(UsageError, match=r"^the next titre number \(IdPce\) must be between 1 "
+                       "and 99999999$"):
         store.move([(PIECES_KEY, 0)], "why")
     with pytest.raises(StateError, match="has not started"):
         store.move([(TITRES_KEY, 3)], "why")
