@@ -1839,7 +1839,6 @@ def numbering_move(
     except PesgenError as exc:
         exc.outcome = exc.outcome or "nothing moved."
         _fail(exc)
-        return
     for m in moved:
         what = "titre number (IdPce)" if m.key == pieces else "IdBord"
         _say(f"{Store.sequence_label(m.key)}: next {what} moved from {m.from_number} to "
@@ -1878,8 +1877,7 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
             store = _store(db, must_exist=True)
             states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
     except PesgenError as exc:
-        _fail(exc)
-        return
+        _fail(exc, written=False)  # a listing: nothing to write
     for k, state in states:
         what = "titre number (IdPce)" if k[3] == PIECE_SEQUENCE else "IdBord"
         if state is None:

@@ -301,3 +301,30 @@ def test_store_copy_keeps_the_moves_and_a_move_after_it(db_url, tmp_path):
     target.move([(ORMC_KEY, 20)], "again")
     assert [(m.from_number, m.to_number) for m in target.sequence(ORMC_KEY).moves] == [
         (2, 12), (12, 20)]
+
+
+def test_move_and_show_refuse_what_they_can_before_the_store(tmp_path):
+    """A number out of range, or an exercise no mapping can have, is a usage error (exit
+    2) before the store is opened (none is made); a mapping refused lists its problems
+    and says nothing moved (show: nothing of a write)."""
+    missing = tmp_path / "none.db"
+    r = _move(f"sqlite:///{missing}", "--to", "0", "--reason", "why")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr == "error: the next number must be between 1 and 9999999\n", r.stderr
+    for args in (["numbering", "move", "--to", "12", "--reason", "why"],
+                 ["numbering", "show"]):
+        r = run_cli(*args, "--mapping", ORMC, "--exercise", "202", "--db",
+                    f"sqlite:///{missing}")
+        assert r.exit_code == ExitCode.USAGE and "2000" in r.stderr, r.output
+    assert not missing.exists()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(ORMC.read_text(encoding="utf-8").replace("bindings:", "bindngs:", 1),
+                      encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    Store(db).migrate()
+    moved = _move(db, "--to", "12", "--reason", "why", mapping=broken)
+    assert moved.exit_code == ExitCode.MAPPING, moved.output
+    assert re.search(r"\n\d+ problem\(s\); nothing moved\.\n$", moved.stderr), moved.stderr
+    shown = run_cli("numbering", "show", "--mapping", broken, "--db", db)
+    assert shown.exit_code == ExitCode.MAPPING, shown.output
+    assert re.search(r"\n\d+ problem\(s\)\.\n$", shown.stderr), shown.stderr
