@@ -430,6 +430,7 @@ def test_a_pj_and_a_market_are_said_not_pesgen_s_by_what_they_name():
     ("PESORMC_21450999400015_2026_0000004.xml", True),  # a kind, not a number, is read
     ("pescg291201703030412001", True),  # a name telling no PES file type: not read
     ("PESALR2_21450999400015_2026_0000005.xml", True),
+    ("PESALR1", True),  # the type alone, no file name after it: not read
     (None, True),
 ])
 def test_a_nomfic_of_another_kind_than_the_run_s_file_refuses_the_tie(nom_fic, tied):
