@@ -146,6 +146,26 @@ def test_a_dgfip_package_without_the_acquit_xsd_is_refused_as_usage(tmp_path):
     assert "no PES_V2_Acquit_Autonome_V2.xsd beside PES_Aller.xsd" in r.output
 
 
+def test_each_domain_and_anomaly_code_is_the_dgfip_xsd_s(official_xsd):
+    """DomaineAck's label, which every verdict shows, is the DGFiP's documentation of
+    its code (TDomaineAck, CommunAck.xsd), code by code."""
+    from lxml import etree
+
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    xsd = etree.parse(str(official_xsd / "PES_V2" / "CommunAck.xsd"))
+    (domains,) = [t for t in xsd.iter(f"{xs}complexType") if t.get("name") == "TDomaineAck"]
+    documented = {v.get("value"): v.findtext(f".//{xs}documentation").strip()
+                  for v in domains.iter(f"{xs}enumeration")}
+    assert len(documented) == 14
+    for code, label in documented.items():
+        e = AckElement(1, code, True, None, None, None, None, (), ())
+        assert e.domain_label == label, code
+    # and each anomaly code of its TNumAnoAck is known, never said "not in the list"
+    (codes,) = [t for t in xsd.iter(f"{xs}complexType") if t.get("name") == "TNumAnoAck"]
+    listed = [v.get("value") for v in codes.iter(f"{xs}enumeration")]
+    assert listed and [c for c in listed if not AckError(c, "x").known] == []
+
+
 def test_an_unknown_anomaly_code_is_shown_as_such():
     from pesgen.acquit import AckError
 
@@ -211,6 +231,17 @@ def test_a_value_left_out_or_blank_where_one_is_required_is_a_problem_at_its_lin
          "/n:PES_ACQUIT/ACQUIT/ElementACQUIT/DomaineAck"),
         ("NumAnoAck has no value (attribute V)",
          "/n:PES_ACQUIT/ACQUIT/ElementACQUIT/Erreur/NumAnoAck")]
+
+
+def test_an_idcoll_longer_than_a_siret_is_a_problem(tmp_path):
+    """IdColl is a Base_Num14_Light: 15 digits are no collectivity's, a problem at its
+    line, never compared with the runs' IdColl."""
+    text = _head(_element_text("6", "1", "5")).replace('<IdColl V="21450999400015"/>',
+                                                        '<IdColl V="214509994000150"/>')
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [p.message for p in info.value.problems] == [
+        "IdColl is '214509994000150', not a number of at most 14 digits"]
 
 
 def test_an_acquit_without_its_header_is_a_problem_not_an_acquit_of_no_one(tmp_path):
