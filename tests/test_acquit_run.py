@@ -492,6 +492,29 @@ def test_the_rest_of_a_file_recorded_in_part_with_run_is_recorded_later(db_url, 
     assert _rows(db_url) == (1, 2)
 
 
+def test_what_only_run_tied_is_said_recorded_already_when_the_rest_is_recorded(db_url,
+                                                                              tmp_path):
+    """IdBord 1 acknowledged with DomaineAck 6 (a rôle: tied by --run only) is recorded
+    with `--run --bordereau 1`; `--record` alone then records IdBord 2 and says IdBord 1
+    recorded already from this file, tied by --run, never "not recorded"."""
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    path = _ack(tmp_path, "split.xml", _element(1, False, "ERREUR_AUTRE", domain="6"),
+                _element(2, True))
+    first = run_cli("acquit", path, "--db", db_url, "--record", "--run", run,
+                    "--bordereau", "1")
+    assert first.exit_code == ExitCode.REJECTED, first.output
+    rest = run_cli("acquit", path, "--db", db_url, "--record")
+    assert rest.exit_code == ExitCode.REJECTED, rest.output
+    lines = rest.stdout.splitlines()
+    assert lines[-2].startswith(
+        f"  recorded already: IdBord 1 exercise 2026 (line 31) of run {run} (tied by --run): "
+        "rejected on 2026-11-24 with 1 error(s), from this file (line 31, recorded ")
+    assert lines[-1] == (f"  recorded: IdBord 2 exercise 2026 (line 41) of run {run}: "
+                         "accepted on 2026-11-24")
+    assert _recorded(db_url, run) == {1: (False, "6"), 2: (True, "7")}
+
+
 def test_following_the_advice_for_an_element_set_aside_records_it(db_url, tmp_path):
     """`--record` records IdBord 2 (DomaineAck 7) and sets IdBord 1 aside (DomaineAck 6
     for a rôle), saying `record it with --record --run RUN`; doing so records it, IdBord 2

@@ -348,6 +348,7 @@ def test_an_empty_idcoll_exits_10_ties_nothing_and_refuses_run(one_run, tmp_path
     data = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
     assert (data["id_coll"], data["id_coll_empty_line"]) == (None, 22)
     assert [x["reasons"] for x in data["to_check"]] == [["id-coll-empty"], ["untied"]]
+    assert [x["line"] for x in data["to_check"]] == [22, 31]  # the IdColl's, the element's
 
     recorded = run_cli("acquit", path, "--db", db_url, "--record")
     assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output
