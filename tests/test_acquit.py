@@ -244,6 +244,55 @@ def test_an_idcoll_longer_than_a_siret_is_a_problem(tmp_path):
         "IdColl is '214509994000150', not a number of at most 14 digits"]
 
 
+@pytest.mark.parametrize(("tag", "value", "said"), [
+    ("ExerciceBord", "20260", "ExerciceBord is '20260', not a number of at most 4 digits"),
+    ("NumPiece", "1" * 14, f"NumPiece is '{'1' * 14}', not a number of at most 13 digits"),
+    ("NumLigne", "2" * 14, f"NumLigne is '{'2' * 14}', not a number of at most 13 digits"),
+    ("EtatAck", "acceptée par le comptable",
+     "EtatAck is 'acceptée par le comp… (25 characters)', not 1 (accepted) nor 0 "
+     "(rejected)"),
+], ids=["exercise", "piece", "line", "state"])
+def test_a_number_longer_than_its_xsd_type_is_a_problem(tmp_path, tag, value, said):
+    """ExerciceBord is a Base_Num4_Light, NumPiece and NumLigne Base_Num13_Light: one
+    digit more is no identifier of pesgen's, a problem (never a number compared with
+    the store's); a wrong EtatAck is quoted by its first 20 characters."""
+    values = {"EtatAck": "0", "ExerciceBord": "2026", "NumPiece": "3", "NumLigne": "2",
+              tag: value}
+    text = _head(f"""    <ElementACQUIT>
+      <DomaineAck V="6"/>
+      <EtatAck V="{values['EtatAck']}"/>
+      <NumBord V="5"/>
+      <ExerciceBord V="{values['ExerciceBord']}"/>
+      <DetailPiece>
+        <NumPiece V="{values['NumPiece']}"/>
+        <DetailLigne>
+          <NumLigne V="{values['NumLigne']}"/>
+        </DetailLigne>
+      </DetailPiece>
+    </ElementACQUIT>
+""")
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [p.message for p in info.value.problems] == [said]
+
+
+def test_a_market_element_is_read_as_a_market_not_an_element_naming_nothing(tmp_path):
+    """An ElementACQUIT naming a market (IdMarche, XSD choice n°2) is read as one: not
+    pesgen's, never "naming no bordereau" (whose run support would be sent to look for)."""
+    text = _head("""    <ElementACQUIT>
+      <DomaineAck V="11"/>
+      <EtatAck V="0"/>
+      <IdMarche V="M-2026-04"/>
+    </ElementACQUIT>
+""")
+    a = read_acquit(_write(tmp_path, text))
+    (e,) = a.elements
+    assert (e.market, e.attachment, e.bordereau) == ("M-2026-04", None, None)
+    (r,) = tie(a, _Store()).elements
+    assert (r.kind, r.verdict) == ("market", "REJECTED: market M-2026-04 (pesgen sends no "
+                                   "market)")
+
+
 def test_an_acquit_without_its_header_is_a_problem_not_an_acquit_of_no_one(tmp_path):
     """Without EnTetePES nothing says whose acquit it is (IdColl, CodBud): a problem at
     the root, never an acquit read with no collectivity."""
@@ -279,6 +328,11 @@ def test_without_the_xsd_what_pesgen_only_shows_may_be_missing(tmp_path):
     assert (a.id_post, a.coll_label, a.id_coll, a.cod_bud) == (None, None, "21450999400015",
                                                                "00")
     assert a.collectivity == "IdColl 21450999400015 budget 00"
+    # an IdColl given has no "empty" line (--json's id_coll_empty_line is null)
+    assert a.id_coll_empty_at is None
+    # nor is NomFic needed (it only ever refuses a tie): none is read as none
+    start, end = text.index("  <Enveloppe>"), text.index("  <EnTetePES>")
+    assert read_acquit(_write(tmp_path, text[:start] + text[end:])).nom_fic is None
     assert read_acquit(ACKS / "accepted.xml").collectivity == (
         "IdColl 21450999400015 budget 00 (IdPost 045012, COMMUNE DE VILLENEUVE SUR LOING)")
 
