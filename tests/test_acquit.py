@@ -32,6 +32,14 @@ def _head(element: str) -> str:
     return text[:start] + element + text[end:]
 
 
+def _element_text(domain: str, state: str, bordereau: str) -> str:
+    """An ElementACQUIT of DomaineAck ``domain``, EtatAck ``state``, NumBord ``bordereau``
+    of 2026 (the V attributes as given)."""
+    return (f'    <ElementACQUIT>\n      <DomaineAck V="{domain}"/>\n      <EtatAck V="{state}"/>'
+            f'\n      <NumBord V="{bordereau}"/>\n      <ExerciceBord V="2026"/>\n'
+            "    </ElementACQUIT>\n")
+
+
 def _write(tmp_path: Path, text: str, name: str = "ack.xml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="iso-8859-1")
@@ -123,6 +131,41 @@ def test_the_official_xsd_refuses_what_it_forbids(tmp_path, official_xsd):
     assert "IdVer" in info.value.problems[0].message
 
 
+def test_a_dgfip_package_without_the_acquit_xsd_is_refused_as_usage(tmp_path):
+    """--official-xsd names a package (here its PES_Aller.xsd itself) with no
+    PES_V2_Acquit_Autonome_V2.xsd beside it: refused as usage, never read as if it had
+    been validated."""
+    entry = tmp_path / "PES_Aller.xsd"
+    entry.write_text("<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'/>")
+    with pytest.raises(UsageError) as info:
+        read_acquit(ACKS / "accepted.xml", entry)
+    assert str(info.value) == (f"{entry}: no PES_V2_Acquit_Autonome_V2.xsd beside "
+                               "PES_Aller.xsd in this DGFiP package (PES_V2/Rev0/)")
+    r = run_cli("acquit", ACKS / "accepted.xml", "--official-xsd", entry)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "no PES_V2_Acquit_Autonome_V2.xsd beside PES_Aller.xsd" in r.output
+
+
+def test_each_domain_and_anomaly_code_is_the_dgfip_xsd_s(official_xsd):
+    """DomaineAck's label, which every verdict shows, is the DGFiP's documentation of
+    its code (TDomaineAck, CommunAck.xsd), code by code."""
+    from lxml import etree
+
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    xsd = etree.parse(str(official_xsd / "PES_V2" / "CommunAck.xsd"))
+    (domains,) = [t for t in xsd.iter(f"{xs}complexType") if t.get("name") == "TDomaineAck"]
+    documented = {v.get("value"): v.findtext(f".//{xs}documentation").strip()
+                  for v in domains.iter(f"{xs}enumeration")}
+    assert len(documented) == 14
+    for code, label in documented.items():
+        e = AckElement(1, code, True, None, None, None, None, (), ())
+        assert e.domain_label == label, code
+    # and each anomaly code of its TNumAnoAck is known, never said "not in the list"
+    (codes,) = [t for t in xsd.iter(f"{xs}complexType") if t.get("name") == "TNumAnoAck"]
+    listed = [v.get("value") for v in codes.iter(f"{xs}enumeration")]
+    assert listed and [c for c in listed if not AckError(c, "x").known] == []
+
+
 def test_an_unknown_anomaly_code_is_shown_as_such():
     from pesgen.acquit import AckError
 
@@ -163,6 +206,145 @@ def test_without_the_xsd_what_pesgen_reads_is_checked_every_problem_at_its_line(
     ]
     assert found[0][2].startswith("ack.xml:")
     assert found[3][2].endswith("/ElementACQUIT/NumBord")
+
+
+def test_a_value_left_out_or_blank_where_one_is_required_is_a_problem_at_its_line(tmp_path):
+    """A V attribute left out, or empty or blank where the XSD's type takes no empty
+    value (CodBud, DomaineAck, the codes of an Erreur), is a problem: never read as a
+    budget "" nor a domain; an empty V is a value only where the XSD's *_Light type
+    allows it (IdColl, NumBord…, read as not given)."""
+    text = _head('''    <ElementACQUIT>
+      <DomaineAck V="  "/>
+      <EtatAck V="0"/>
+      <NumBord V="5"/>
+      <ExerciceBord V="2026"/>
+      <Erreur>
+        <NumAnoAck/>
+      </Erreur>
+    </ElementACQUIT>
+''').replace('<CodBud V="00"/>', '<CodBud V=""/>')
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [(p.message, p.record.split(" ")[1]) for p in info.value.problems] == [
+        ("CodBud has no value (attribute V)", "/n:PES_ACQUIT/EnTetePES/CodBud"),
+        ("DomaineAck has no value (attribute V)",
+         "/n:PES_ACQUIT/ACQUIT/ElementACQUIT/DomaineAck"),
+        ("NumAnoAck has no value (attribute V)",
+         "/n:PES_ACQUIT/ACQUIT/ElementACQUIT/Erreur/NumAnoAck")]
+
+
+def test_an_idcoll_longer_than_a_siret_is_a_problem(tmp_path):
+    """IdColl is a Base_Num14_Light: 15 digits are no collectivity's, a problem at its
+    line, never compared with the runs' IdColl."""
+    text = _head(_element_text("6", "1", "5")).replace('<IdColl V="21450999400015"/>',
+                                                        '<IdColl V="214509994000150"/>')
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [p.message for p in info.value.problems] == [
+        "IdColl is '214509994000150', not a number of at most 14 digits"]
+
+
+@pytest.mark.parametrize(("tag", "value", "said"), [
+    ("ExerciceBord", "20260", "ExerciceBord is '20260', not a number of at most 4 digits"),
+    ("NumPiece", "1" * 14, f"NumPiece is '{'1' * 14}', not a number of at most 13 digits"),
+    ("NumLigne", "2" * 14, f"NumLigne is '{'2' * 14}', not a number of at most 13 digits"),
+    ("EtatAck", "acceptée par le comptable",
+     "EtatAck is 'acceptée par le comp… (25 characters)', not 1 (accepted) nor 0 "
+     "(rejected)"),
+], ids=["exercise", "piece", "line", "state"])
+def test_a_number_longer_than_its_xsd_type_is_a_problem(tmp_path, tag, value, said):
+    """ExerciceBord is a Base_Num4_Light, NumPiece and NumLigne Base_Num13_Light: one
+    digit more is no identifier of pesgen's, a problem (never a number compared with
+    the store's); a wrong EtatAck is quoted by its first 20 characters."""
+    values = {"EtatAck": "0", "ExerciceBord": "2026", "NumPiece": "3", "NumLigne": "2",
+              tag: value}
+    text = _head(f"""    <ElementACQUIT>
+      <DomaineAck V="6"/>
+      <EtatAck V="{values['EtatAck']}"/>
+      <NumBord V="5"/>
+      <ExerciceBord V="{values['ExerciceBord']}"/>
+      <DetailPiece>
+        <NumPiece V="{values['NumPiece']}"/>
+        <DetailLigne>
+          <NumLigne V="{values['NumLigne']}"/>
+        </DetailLigne>
+      </DetailPiece>
+    </ElementACQUIT>
+""")
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [p.message for p in info.value.problems] == [said]
+
+
+def test_a_market_element_is_read_as_a_market_not_an_element_naming_nothing(tmp_path):
+    """An ElementACQUIT naming a market (IdMarche, XSD choice n°2) is read as one: not
+    pesgen's, never "naming no bordereau" (whose run support would be sent to look for)."""
+    text = _head("""    <ElementACQUIT>
+      <DomaineAck V="11"/>
+      <EtatAck V="0"/>
+      <IdMarche V="M-2026-04"/>
+    </ElementACQUIT>
+""")
+    a = read_acquit(_write(tmp_path, text))
+    (e,) = a.elements
+    assert (e.market, e.attachment, e.bordereau) == ("M-2026-04", None, None)
+    (r,) = tie(a, _Store()).elements
+    assert (r.kind, r.verdict) == ("market", "REJECTED: market M-2026-04 (pesgen sends no "
+                                   "market)")
+
+
+def test_an_acquit_without_its_header_is_a_problem_not_an_acquit_of_no_one(tmp_path):
+    """Without EnTetePES nothing says whose acquit it is (IdColl, CodBud): a problem at
+    the root, never an acquit read with no collectivity."""
+    text = _head(_element_text("6", "1", "5"))
+    start, end = text.index("  <EnTetePES>"), text.index("  <ACQUIT>")
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text[:start] + text[end:]))
+    assert [(p.message, p.record.split(" ")[1]) for p in info.value.problems] == [
+        ("no EnTetePES (IdColl and CodBud name the collectivity's budget)", "/n:PES_ACQUIT")]
+
+
+@pytest.mark.parametrize(("cut", "where"), [
+    (("    <ElementACQUIT>", "  </ACQUIT>"), "/n:PES_ACQUIT/ACQUIT"),
+    (("  <ACQUIT>", "</n:PES_ACQUIT>"), "/n:PES_ACQUIT")], ids=["no-element", "no-acquit"])
+def test_an_acquit_answering_nothing_is_a_problem_never_all_accepted(tmp_path, cut, where):
+    """No ElementACQUIT (or no ACQUIT at all): nothing is acknowledged, which is a
+    problem at its place, never an acquit of no rejection (exit 0)."""
+    text = _head(_element_text("6", "1", "5"))
+    text = text[:text.index(cut[0])] + text[text.index(cut[1]):]
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [(p.message, p.record.split(" ")[1]) for p in info.value.problems] == [
+        ("no ACQUIT/ElementACQUIT", where)]
+
+
+def test_without_the_xsd_what_pesgen_only_shows_may_be_missing(tmp_path):
+    """Without --official-xsd, only what pesgen reads to tie is required: an acquit
+    without IdPost nor LibelleColBud (shown, never compared) is read, and names its
+    collectivity by IdColl and budget only."""
+    text = (_head(_element_text("6", "1", "5")).replace('    <IdPost V="045012"/>\n', "")
+            .replace('    <LibelleColBud V="COMMUNE DE VILLENEUVE SUR LOING"/>\n', ""))
+    a = read_acquit(_write(tmp_path, text))
+    assert (a.id_post, a.coll_label, a.id_coll, a.cod_bud) == (None, None, "21450999400015",
+                                                               "00")
+    assert a.collectivity == "IdColl 21450999400015 budget 00"
+    # an IdColl given has no "empty" line (--json's id_coll_empty_line is null)
+    assert a.id_coll_empty_at is None
+    # nor is NomFic needed (it only ever refuses a tie): none is read as none
+    start, end = text.index("  <Enveloppe>"), text.index("  <EnTetePES>")
+    assert read_acquit(_write(tmp_path, text[:start] + text[end:])).nom_fic is None
+    assert read_acquit(ACKS / "accepted.xml").collectivity == (
+        "IdColl 21450999400015 budget 00 (IdPost 045012, COMMUNE DE VILLENEUVE SUR LOING)")
+
+
+@pytest.mark.parametrize(("state", "accepted"), [
+    ("1", True), ("true", True), ("0", False), ("false", False), (" false ", False)])
+def test_etat_ack_is_read_as_the_xs_boolean_it_is(tmp_path, state, accepted):
+    """EtatAck is a Base_Booleen (V_Booleen: xs:boolean, whose lexical forms are 1, true,
+    0, false, whitespace collapsed): "false" is a rejection as "0" is, never an
+    acceptance nor a structure problem."""
+    (e,) = read_acquit(_write(tmp_path, _head(_element_text("6", state, "5")))).elements
+    assert (e.accepted, e.bordereau) == (accepted, 5)
 
 
 def test_a_long_wrong_value_is_quoted_by_its_first_20_characters(tmp_path):
@@ -333,6 +515,7 @@ def test_a_pj_and_a_market_are_said_not_pesgen_s_by_what_they_name():
     ("PESORMC_21450999400015_2026_0000004.xml", True),  # a kind, not a number, is read
     ("pescg291201703030412001", True),  # a name telling no PES file type: not read
     ("PESALR2_21450999400015_2026_0000005.xml", True),
+    ("PESALR1", True),  # the type alone, no file name after it: not read
     (None, True),
 ])
 def test_a_nomfic_of_another_kind_than_the_run_s_file_refuses_the_tie(nom_fic, tied):

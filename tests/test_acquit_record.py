@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from pesgen.acquit import Recording, read_acquit, record, tie
-from pesgen.errors import ExitCode
+from pesgen.errors import ExitCode, StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store, copy_store
 
@@ -200,7 +200,7 @@ def test_another_file_saying_the_same_is_not_recorded_again(one_run, tmp_path):
 
 
 def test_a_contradicting_answer_is_refused_unless_replace_which_keeps_the_history(
-        one_run):
+        one_run, tmp_path):
     db_url, run_id = one_run
     assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
     refused = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
@@ -221,8 +221,19 @@ def test_a_contradicting_answer_is_refused_unless_replace_which_keeps_the_histor
     assert (f"  recorded: IdBord 1 exercise 2026 (line 31) of run {run_id}: accepted on "
             "2026-11-24, replacing rejected on 2026-11-24 with 3 error(s) (from rejected.xml, "
             "recorded ") in done.stdout
+    # a status replaced is a bordereau recorded
+    assert ": 1 bordereau(x)" in done.stdout
     assert _rows(db_url) == (2, 2)
     assert _helios(db_url) == ["  Hélios: IdBord 1 accepted on 2026-11-24"]
+    # record() replaces only when told, as --record does without --replace
+    later = _ack(tmp_path, "later.xml", _element(1, False, "ERREUR_AUTRE"))
+    store = Store(db_url)
+    try:
+        with pytest.raises(StateError):
+            record(tie(read_acquit(later), store), store)
+    finally:
+        store.engine.dispose()
+    assert _rows(db_url) == (2, 2)
     shown = _shown(db_url, run_id)
     assert shown[0].startswith("  Hélios      IdBord 1 accepted on 2026-11-24  (accepted.xml "
                                "line 31, ")
@@ -307,6 +318,7 @@ def test_a_bordereau_answered_twice_by_the_file_is_refused(one_run, tmp_path):
     assert r.exit_code == ExitCode.INPUT, r.output
     assert (f"twice.xml:37: IdBord 1 exercise 2026 (run {run_id}) is answered at lines 31, "
             "37 (rule acquit.bordereau-twice)") in r.stderr
+    assert "twice.xml:31:" not in r.stderr  # the first answer is not the one too many
     assert _rows(db_url) == (0, 0)
     # the dry reading still reads it
     assert run_cli("acquit", path, "--db", db_url).exit_code == 0

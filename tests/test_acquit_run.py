@@ -12,13 +12,22 @@ import json
 
 import pytest
 
-from pesgen.acquit import read_acquit, record, tie
-from pesgen.errors import ExitCode, StateError
+from pesgen.acquit import (
+    AckElement,
+    AckError,
+    AckPiece,
+    Acquit,
+    NamedRun,
+    read_acquit,
+    record,
+    tie,
+)
+from pesgen.errors import ExitCode, InputDataError, StateError, UsageError
 from pesgen.runs import export_recorded
-from pesgen.store import Store
+from pesgen.store import Bordereau, Store
 
 from .conftest import MAPPINGS, run_cli
-from .test_acquit import ACKS, _write
+from .test_acquit import ACKS, _Store, _write
 from .test_acquit_record import (  # noqa: F401 - fixtures
     EXAMPLE,
     ORMC_NAME,
@@ -483,6 +492,29 @@ def test_the_rest_of_a_file_recorded_in_part_with_run_is_recorded_later(db_url, 
     assert _rows(db_url) == (1, 2)
 
 
+def test_what_only_run_tied_is_said_recorded_already_when_the_rest_is_recorded(db_url,
+                                                                              tmp_path):
+    """IdBord 1 acknowledged with DomaineAck 6 (a rôle: tied by --run only) is recorded
+    with `--run --bordereau 1`; `--record` alone then records IdBord 2 and says IdBord 1
+    recorded already from this file, tied by --run, never "not recorded"."""
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    path = _ack(tmp_path, "split.xml", _element(1, False, "ERREUR_AUTRE", domain="6"),
+                _element(2, True))
+    first = run_cli("acquit", path, "--db", db_url, "--record", "--run", run,
+                    "--bordereau", "1")
+    assert first.exit_code == ExitCode.REJECTED, first.output
+    rest = run_cli("acquit", path, "--db", db_url, "--record")
+    assert rest.exit_code == ExitCode.REJECTED, rest.output
+    lines = rest.stdout.splitlines()
+    assert lines[-2].startswith(
+        f"  recorded already: IdBord 1 exercise 2026 (line 31) of run {run} (tied by --run): "
+        "rejected on 2026-11-24 with 1 error(s), from this file (line 31, recorded ")
+    assert lines[-1] == (f"  recorded: IdBord 2 exercise 2026 (line 41) of run {run}: "
+                         "accepted on 2026-11-24")
+    assert _recorded(db_url, run) == {1: (False, "6"), 2: (True, "7")}
+
+
 def test_following_the_advice_for_an_element_set_aside_records_it(db_url, tmp_path):
     """`--record` records IdBord 2 (DomaineAck 7) and sets IdBord 1 aside (DomaineAck 6
     for a rôle), saying `record it with --record --run RUN`; doing so records it, IdBord 2
@@ -591,6 +623,98 @@ def test_run_does_not_take_an_element_pesgen_ties_to_another_run(ormc_and_titres
     assert plain.exit_code == 0, plain.output
     assert _recorded(db_url, titres) == {1: (True, "6")}
     assert _recorded(db_url, ormc) == {}
+
+
+class _Runs(_Store):
+    """_Store (runs ``run-TYPBORD`` holding IdBord 5 of 2026), whose IdPce 3 of it is
+    invoice FA-2026-00103."""
+
+    def piece_invoices(self, run_id, id_bord):
+        return {3: "FA-2026-00103"}
+
+
+def _named(typ_bord: str, *numbers: int, files: tuple[tuple[str, int], ...] = (),
+           only: int | None = None) -> NamedRun:
+    """The run ``run-TYPBORD`` of 2026 named with --run, holding IdBord ``numbers``."""
+    return NamedRun(f"run-{typ_bord}", typ_bord, 2026, tuple(
+        Bordereau(i, 1, "10.00", f"F{typ_bord}-{i}.xml") for i in numbers), files, only)
+
+
+def _tie_run(named: NamedRun, store: _Store, *elements: AckElement):
+    return tie(Acquit("a.xml", "21450999400015", "00", None, None, elements), store, named)
+
+
+def test_run_ties_a_number_two_runs_of_its_domain_hold_to_the_run_named():
+    """Titres (01) and annulations (02) number apart: DomaineAck 6 fits both, which
+    pesgen will not choose between; --run names one: tied to it, nothing to check (the
+    other run fitting too is no reason to refuse it)."""
+    e = AckElement(1, "6", True, 5, 2026, None, None, (), ())
+    report = _tie_run(_named("01", 5), _Store("01", "02"), e)
+    (r,) = report.elements
+    assert (r.run.run_id, r.untied, r.tie_note) == ("run-01", None, "tied by --run")
+    assert report.to_check() == []
+
+
+def test_run_does_not_take_a_number_two_other_runs_of_its_domain_hold():
+    """--run names the rôle, DomaineAck 6 fits the titres and annulations runs holding
+    that number: not tied, both said."""
+    e = AckElement(1, "6", True, 5, 2026, None, None, (), ())
+    (r,) = _tie_run(_named("06", 5), _Store("06", "01", "02"), e).elements
+    assert (r.run, r.untied) == (None, "not tied: run run-01 (TypBord 01), run run-02 "
+                                 "(TypBord 02) hold IdBord 5 and its DomaineAck 6 fits them")
+
+
+def test_run_names_the_invoice_of_each_piece_of_the_bordereau_it_ties():
+    e = AckElement(1, "7", False, 5, 2026, None, None, (), (
+        AckPiece(3, (AckError("ERREUR_CODIFICATION", "x"),), (), 40),))
+    (r,) = _tie_run(_named("06", 5), _Runs("06"), e).elements
+    assert r.run.run_id == "run-06"
+    assert r.errors_named() == ["ERREUR_CODIFICATION (IdPce 3, invoice FA-2026-00103)"]
+
+
+def test_bordereau_leaves_the_other_bordereaux_out_not_to_check():
+    """--bordereau 1: an acceptance of IdBord 2 is left out on purpose (nothing to
+    check); one of IdBord 1 of another exercise is not tied, to check."""
+    other = AckElement(1, "7", True, 2, 2026, None, None, (), ())
+    wrong_year = AckElement(2, "7", True, 1, 2025, None, None, (), ())
+    report = _tie_run(_named("06", 1, 2, only=1), _Store("06"), other, wrong_year)
+    assert [(r.untied, r.restricted) for r in report.elements] == [
+        ("not IdBord 1, the bordereau --bordereau names: not tied", True),
+        ("exercise 2025, run run-06 (--run) is of exercise 2026: not tied", False)]
+    assert [(x.line, x.reasons) for x in report.to_check()] == [(2, ("untied",))]
+
+
+def test_a_whole_file_rejection_of_a_file_of_two_bordereaux_needs_bordereau():
+    """One file of the run holds IdBord 1 and 2: which one the whole-file rejection
+    answers is not guessed (the first one is not taken); --bordereau names it."""
+    e = AckElement(1, "0", False, None, None, None, None, (AckError("ERREUR_AUTRE", "x"),),
+                   ())
+    files = (("F.xml", 1), ("F.xml", 2))
+    with pytest.raises(UsageError) as info:
+        _tie_run(_named("06", 1, 2, files=files), _Store(), e)
+    assert info.value.problems[0].message == (
+        "the whole file (DomaineAck 0 Technique, no NumBord) answers one file; run run-06 "
+        "(TypBord 06, IdBord 1, 2) wrote 1 file(s) (F.xml (IdBord 1); F.xml (IdBord 2))")
+    # a run that recorded no file of a bordereau: none to tie it to, said so
+    with pytest.raises(UsageError) as info:
+        _tie_run(_named("06", 1), _Store(), e)
+    assert info.value.problems[0].message.endswith(
+        "run run-06 (TypBord 06, IdBord 1) wrote 0 file(s) (none)")
+    (r,) = _tie_run(_named("06", 1, 2, files=files, only=2), _Store(), e).elements
+    assert (r.kind, r.run.run_id, r.bordereau) == ("file", "run-06", 2)
+
+
+def test_two_whole_file_rejections_tied_by_run_to_one_bordereau_are_refused():
+    """The technical check and the signature check (DomaineAck 0 and 1) both reject the
+    file: tied with --run, both answer the one bordereau of its file, which pesgen
+    records once per file: refused, naming the bordereau (no exercise: none is given)."""
+    e = [AckElement(line, domain, False, None, None, None, None, (), ())
+         for line, domain in ((31, "0"), (40, "1"))]
+    report = _tie_run(_named("06", 1, files=(("F.xml", 1),)), _Store(), *e)
+    with pytest.raises(InputDataError) as info:
+        record(report, None)
+    assert [(p.message, p.record) for p in info.value.problems] == [
+        ("IdBord 1 (run run-06) is answered at lines 31, 40", "a.xml:40")]
 
 
 # ------------------------------------------------------------------ a cancelled bordereau

@@ -20,13 +20,14 @@ from pesgen.acquit import (
     AckPiece,
     Acquit,
     ElementReport,
+    NamedRun,
     PieceReport,
     read_acquit,
     tie,
 )
 from pesgen.errors import ExitCode
 from pesgen.runs import export_recorded
-from pesgen.store import Store
+from pesgen.store import Bordereau, Store
 
 from .conftest import run_cli
 from .test_acquit import ACKS, _head, _Store, _write
@@ -240,6 +241,65 @@ def test_an_acquit_read_with_a_store_of_no_run_is_to_check(tmp_path):
         "holds it: this store holds no run (see above); next: check that this is the store")
 
 
+class _Held(_Store):
+    """_Store, of runs of the acquit's collectivity and budget, IdPce 3 being INVOICE."""
+
+    def piece_invoices(self, run_id, id_bord):
+        return {3: INVOICE}
+
+    def collectivities(self):
+        return [("21450999400015", "00", 1, "villeneuve-sur-loing")]
+
+
+def test_what_is_not_pesgen_s_has_no_identifier_to_check_nor_errors_of_its_own():
+    """A market, even under a check domain (0), is not pesgen's: its errors are nothing
+    to check; nor is a piece left without its number in a bordereau pesgen ties to no
+    run (a Dépense, another software's recette): only a tied bordereau's pieces are
+    pesgen's to identify (exit 0 for both)."""
+    market = AckElement(1, "0", True, None, None, "M-2026-04", None,
+                        (AckError("ERREUR_AUTRE", "x"),), ())
+    blank = AckPiece(None, (AckError("ERREUR_CODIFICATION", "x"),), (), 41)
+    depense = AckElement(2, "5", True, 5, 2026, None, None, (), (blank,))
+    nobody = AckElement(3, "6", True, 5, 2026, None, None, (), (blank,))
+    report = tie(Acquit("a.xml", "21450999400015", "00", None, None,
+                        (market, depense, nobody)), _Held())
+    assert [(r.kind, r.ours, r.unidentified) for r in report.elements] == [
+        ("market", False, ()), ("other", False, ()), ("bordereau", False, ())]
+    assert report.to_check() == []
+    # the same piece in the bordereau one run holds: left empty, never guessed
+    (tied,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (nobody,)),
+                  _Held("01")).elements
+    assert tied.unidentified == ("NumPiece is empty (line 41)",)
+
+
+def test_an_acceptance_with_errors_of_a_recette_without_its_exercise_is_ours_to_check():
+    """No ExerciceBord: no run is looked up, but the recette bordereau may be pesgen's:
+    its errors are to check beside the exercise left out, never dropped as another
+    software's."""
+    e = AckElement(1, "6", True, 5, None, None, None, (AckError("ERREUR_AUTRE", "x"),), ())
+    (r,) = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store()).elements
+    assert (r.kind, r.found, r.ours) == ("bordereau", (), True)
+    assert r.to_check().reasons == ("accepted-with-errors", "unidentified")
+
+
+def test_an_acceptance_without_its_exercise_under_run_is_to_check_once_as_unidentified():
+    """--run names a run, the accepted element leaves out ExerciceBord: not tied, and
+    to check for the identifier left out only, not a second time as an acceptance pesgen
+    cannot tie (whose advice, --run, is what was done)."""
+    e = AckElement(1, "6", True, 5, None, None, None, (), ())
+    named = NamedRun("run-01", "01", 2026, (Bordereau(5, 1, "10.00", "F01.xml"),),
+                     (("F01.xml", 5),))
+    report = tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)), _Store("01"),
+                 named)
+    (r,) = report.elements
+    assert (r.run, r.untied) == (None, "no ExerciceBord: pesgen cannot tell that it is the "
+                                 "exercise 2026 of run run-01 (--run): not tied")
+    (check,) = report.to_check()
+    assert check.reasons == ("unidentified",)
+    assert check.said == ("IdBord 5 (line 1): left empty or out by the acquit, never "
+                          "guessed: no ExerciceBord")
+
+
 # ------------------------------------------------------------------ IdColl left empty
 
 def _empty_id_coll(tmp_path: Path, element: str | None = None) -> Path:
@@ -288,6 +348,7 @@ def test_an_empty_idcoll_exits_10_ties_nothing_and_refuses_run(one_run, tmp_path
     data = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
     assert (data["id_coll"], data["id_coll_empty_line"]) == (None, 22)
     assert [x["reasons"] for x in data["to_check"]] == [["id-coll-empty"], ["untied"]]
+    assert [x["line"] for x in data["to_check"]] == [22, 31]  # the IdColl's, the element's
 
     recorded = run_cli("acquit", path, "--db", db_url, "--record")
     assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output

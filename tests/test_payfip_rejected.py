@@ -157,6 +157,20 @@ def test_recording_a_rejection_names_the_payfip_links_open_on_its_titles(db_url,
     assert "FA-2026-00105 (operation op-105" in entry["said"]
     # without --record, nothing is looked up (the rejection is read, not recorded)
     assert "payfip" not in run_cli("acquit", ack, "--db", db_url).stdout.lower()
+    # accepted since (--replace): this file read again lists no link of IdBord 2
+    ok = _ack(tmp_path, "ok.xml", _element(2, True))
+    assert run_cli("acquit", ok, "--db", db_url, "--record", "--replace").exit_code == 0
+    replaced = run_cli("acquit", ack, "--db", db_url, "--record")
+    assert replaced.exit_code == ExitCode.REJECTED, replaced.output
+    assert "to check" not in replaced.stdout and "op-105" not in replaced.stdout
+    # rejected again, then the bordereau cancelled: its links are run-cancelled's
+    no = _ack(tmp_path, "no.xml", _element(2, False, "ERREUR_AUTRE"))
+    assert "op-105" in run_cli("acquit", no, "--db", db_url, "--record",
+                               "--replace").stdout
+    store.cancel(run, "trésorerie rejected IdBord 2", [2], despite_payments=True)
+    cancelled = run_cli("acquit", no, "--db", db_url, "--record")
+    assert cancelled.exit_code == ExitCode.REJECTED, cancelled.output
+    assert "op-105" not in cancelled.stdout
     # the link resolved: nothing open, nothing to check beside the rejection
     ledger.expire(store, "op-105", "reconcile", "P1")
     again = run_cli("acquit", ack, "--db", db_url, "--record")
