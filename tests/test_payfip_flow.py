@@ -1246,3 +1246,102 @@ def test_the_history_of_a_test_payment_says_its_mode(store, exported, saisie, st
     last = row["history"][-1]
     assert last["event"] == status
     assert last["detail"].get("saisie") == (saisie if saisie == "T" else None)
+
+
+# ---------------------------------------------------------------------- handle, one idOp
+
+
+class _Answering:
+    """A PayFiP client whose every result lookup gives one answer (a detail, or raises a
+    fault); it counts the lookups and its closings."""
+
+    endpoint = "http://payfip.invalid/tpa"
+
+    def __init__(self, answer):
+        self.answer, self.asked, self.closed = answer, [], 0
+
+    def recuperer_detail_paiement_securise(self, id_op):
+        self.asked.append(id_op)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def close(self):
+        self.closed += 1
+
+
+def _paid_detail(id_op):
+    from pesgen.payfip.models import PaymentDetail
+
+    return PaymentDetail(idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102",
+                         numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000")
+
+
+def test_an_idop_with_a_final_result_is_not_asked_again_and_only_a_notification_counts(
+        store, exported):
+    """A final operation (paid here) is answered from the store: PayFiP is not asked
+    again, and only a notification is counted on it, not the family's return nor the
+    sweep."""
+    from pesgen.payfip.service import handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(_paid_detail(id_op))
+    assert handle(store, id_op, "reconcile", lambda endpoint: client).action == "recorded"
+    assert (client.asked, client.closed) == ([id_op], 1)
+    for source in ("return", "reconcile", "notification"):
+        outcome = handle(store, id_op, source, lambda endpoint: client)
+        assert outcome == ledger.Outcome(id_op, "already", "paid", "FA-2026-00102")
+    assert client.asked == [id_op]  # asked once: for the result, never after
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["notifications"]) == ("paid", 1, 1)
+
+
+@pytest.mark.parametrize("kind, code, action, status", [
+    ("FonctionnelleErreur", "P5", "pending", "pending"),
+    ("FonctionnelleErreur", "P1", "expired", "expired"),
+    ("FonctionnelleErreur", "P4", "anomaly", "anomaly"),
+    ("TechDysfonctionnementErreur", "P4", "error", "unknown"),
+    ("TechIndisponibiliteErreur", "P5", "pending", "pending"),
+])
+def test_a_fault_on_the_result_lookup_is_read_by_its_code_then_its_kind(
+        store, exported, kind, code, action, status):
+    """P5: no result yet; P1: PayFiP no longer knows the operation; another business
+    (Fonctionnelle) fault goes to a person; a technical one is asked again later. The
+    client a plain factory gives is closed after the lookup."""
+    from pesgen.payfip.service import handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(PayfipFault(kind=kind, code=code, libelle="libellé"))
+    outcome = handle(store, id_op, "reconcile", lambda endpoint: client)
+    assert (outcome.action, outcome.status) == (action, status)
+    assert ledger.get_operation(store, id_op)["status"] == status
+    assert client.closed == 1
+
+
+def test_a_kept_client_stays_open_after_a_lookup_and_is_closed_with_the_keeper(
+        store, exported):
+    from pesgen.payfip.service import KeptClients, handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(PayfipFault(kind="FonctionnelleErreur", code="P5"))
+    with KeptClients(lambda endpoint: client) as kept:
+        handle(store, id_op, "reconcile", kept)
+        handle(store, id_op, "reconcile", kept)
+        assert (client.asked, client.closed) == ([id_op, id_op], 0)
+    assert client.closed == 1
+
+
+def test_an_idop_never_issued_is_an_anomaly_unless_the_flood_limit_says_not_to_record_it(
+        store, exported):
+    from pesgen.payfip.service import handle
+
+    def factory(endpoint):
+        raise AssertionError("PayFiP is not asked about an idOp pesgen never issued")
+
+    unknown = "0d1a5c3e-0000-4000-8000-0000000000f0"
+    assert handle(store, unknown, "notification", factory, record_unknown=False) == \
+        ledger.Outcome(unknown, "unknown-idop", message="not recorded (rate limit)")
+    assert ledger.list_anomalies(store) == []
+    assert handle(store, unknown, "notification", factory).action == "unknown-idop"
+    assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
+        ("unknown-idop", unknown)]
