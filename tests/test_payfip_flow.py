@@ -192,6 +192,31 @@ def test_already_paid_invoice_gets_no_new_link(flow):
     assert len(flow.fake_operations()) == 1
 
 
+def test_a_paid_invoice_is_said_paid_the_amount_paid_not_the_amount_due_since(flow, store):
+    """The refusal names the amount the family paid: an operation recorded since for
+    another amount (a title exported again, a link made while the payment came) changes
+    the amount due, not what was paid."""
+    from pesgen.errors import StateError
+
+    link = flow.link(mode="W")
+    flow.pay(link, "debit")
+    due = ledger.invoice_due(store, "21450999400015", "FA-2026-00102")
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-0000000000a8", "id_coll": "21450999400015",
+        "invoice": due.invoice, "run_id": due.run_id, "numcli": "012345", "exer": "2026",
+        "refdet": "FA202600102", "amount_cents": 15000, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": "W", "endpoint": flow.endpoint})
+    paid = _payment(store)
+    assert (paid["amount_cents"], paid["paid_cents"]) == (15000, 18750)
+    with pytest.raises(StateError) as info:
+        flow.link(mode="W")
+    assert str(info.value).startswith(
+        f"invoice FA-2026-00102: already paid through PayFiP: 187.50 by direct debit on "
+        f"{paid['paid_at']} (operation {link.id_op}); no new link")
+    [problem] = info.value.problems
+    assert problem.message.startswith(f"paid 187.50 on {paid['paid_at']} through PayFiP ")
+
+
 class _PayingMeanwhileClient:
     """A PayFiP client during whose creerPaiementSecurise the family pays the invoice
     through an earlier link, its notification recorded (refuse_paid came before)."""
