@@ -304,6 +304,57 @@ def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store
         "paid", earlier.id_op, client.id_op)
 
 
+def test_a_link_made_while_its_invoice_is_paid_names_the_amount_paid(flow, store):
+    """Paid meanwhile, and an operation for another amount recorded meanwhile too: the
+    refusal names what the family paid, not the amount that operation set due."""
+    from pesgen.errors import StateError
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    class AnotherAmountToo(_PayingMeanwhileClient):
+        def creer_paiement_securise(self, request):
+            id_op = super().creer_paiement_securise(request)
+            due = ledger.invoice_due(store, "21450999400015", "FA-2026-00102")
+            ledger.record_operation(store, {
+                "id_op": "0d1a5c3e-0000-4000-8000-0000000000a8", "id_coll": "21450999400015",
+                "invoice": due.invoice, "run_id": due.run_id, "numcli": "012345",
+                "exer": "2026", "refdet": "FA202600102", "amount_cents": 15000,
+                "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+                "endpoint": self.endpoint})
+            return id_op
+
+    earlier = flow.link(mode="W")
+    client = AnotherAmountToo(flow, earlier)
+    with pytest.raises(StateError) as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url=flow.notify_url)
+    paid = _payment(store)
+    assert (paid["amount_cents"], paid["paid_cents"]) == (18750, 18750)  # the link's own
+    assert str(info.value).startswith(
+        f"invoice FA-2026-00102: paid through PayFiP while PayFiP made operation "
+        f"{client.id_op}: 187.50 on {paid['paid_at']} (operation {earlier.id_op})")
+
+
+def test_an_operation_payfip_made_but_not_recorded_gives_no_link(flow, store, monkeypatch):
+    """The store fails as the operation is recorded: PayFiP made it, nothing says so in
+    the store, so its link must not go out (exit 7, naming the idOp)."""
+    from pesgen.errors import StateError
+
+    def failing(store, op):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ledger, "record_operation", failing)
+    with pytest.raises(StateError) as info:
+        flow.link(mode="W")
+    [made] = flow.fake_operations()
+    assert str(info.value) == (
+        f"invoice FA-2026-00102: PayFiP issued operation {made['idOp']} but it could not be "
+        "recorded (OSError); do not send its link")
+    assert info.value.exit_code == 7
+    assert _payment(store) is None
+
+
 # ---------------------------------------------------------------------- lost and late
 
 
