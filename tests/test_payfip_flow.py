@@ -717,6 +717,30 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
     assert flow.fake_operations() == []
 
 
+def test_no_numcli_and_a_refdet_every_invoice_shares_but_out_of_format(flow, store, tmp_path):
+    """No PayFiP client number: one problem that says where to set one (the mapping), not
+    the empty numcli's format. A refdet out of format is refused for its format only:
+    the same bad refdet the rule gives every other invoice is no clash to report too."""
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    bad, _ = mapping_copy(
+        tmp_path, MAPPING, ('  payfip_client: "012345"\n', ""),
+        ('refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "\'fa-1\'"}'),
+        name="bad.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, bad, "FA-2026-00102", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    problems = {p.rule: p for p in info.value.problems}
+    assert sorted(problems) == ["payfip.numcli", "payfip.refdet"]
+    assert problems["payfip.numcli"].message == (
+        "numcli: no PayFiP client number (set payfip.numcli or collectivity.payfip_client)")
+    assert problems["payfip.numcli"].mapping == str(bad)
+    assert problems["payfip.refdet"].message.startswith("refdet: 'fa-1' must be 6 to 30 ")
+    assert flow.fake_operations() == []
+
+
 def test_a_rule_past_the_time_limit_stops_the_batch_before_sending(flow, store, tmp_path,
                                                                    monkeypatch):
     """payfip.refdet's expression running past the limit (pesgen._budget.LIMIT, 60 s;
