@@ -741,6 +741,36 @@ def test_no_numcli_and_a_refdet_every_invoice_shares_but_out_of_format(flow, sto
     assert flow.fake_operations() == []
 
 
+def test_a_link_needs_a_notification_url_and_a_tipi_link_has_only_its_urlcl(flow, store,
+                                                                           tmp_path):
+    """Without --notify-url nor payfip.notify_url, a link is a configuration error (exit
+    2) saying where to set one, nothing sent. A TIPI link's request takes its one URL,
+    urlcl, for both URLs, whatever the mapping's notify_url, and needs none."""
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.errors import PayfipConfigError
+    from pesgen.payfip.service import build_request, create_link
+    from pesgen.payfip.settings import load_settings
+
+    from .payfip_support import MAPPING
+
+    bare, _ = mapping_copy(tmp_path, MAPPING, (
+        "  notify_url: http://127.0.0.1:8765/payfip/notification\n", ""), name="bare.yaml")
+    with pytest.raises(PayfipConfigError) as info:
+        create_link(store, bare, "FA-2026-00102", endpoint=flow.endpoint, timeout=TIMEOUT)
+    assert str(info.value).startswith("no notification URL: give --notify-url or set "
+                                      "payfip.notify_url")
+    assert info.value.exit_code == 2
+    assert flow.fake_operations() == []
+    urlcl = "https://ecole.example.org/tipi/retour"
+    for path in (MAPPING, bare):
+        mapping = load_mapping(path)
+        request, due, _ = build_request(mapping, load_settings(mapping), store,
+                                        "FA-2026-00102", "famille@example.org", None, None,
+                                        what="TIPI link", urlcl=urlcl)
+        assert (request.urlnotif, request.urlredirect) == (urlcl, urlcl)
+        assert due.invoice == "FA-2026-00102"
+
+
 def test_a_rule_past_the_time_limit_stops_the_batch_before_sending(flow, store, tmp_path,
                                                                    monkeypatch):
     """payfip.refdet's expression running past the limit (pesgen._budget.LIMIT, 60 s;
