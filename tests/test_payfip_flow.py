@@ -771,6 +771,28 @@ def test_a_link_needs_a_notification_url_and_a_tipi_link_has_only_its_urlcl(flow
         assert due.invoice == "FA-2026-00102"
 
 
+def test_a_refdet_rule_that_fails_is_one_problem_at_its_line(flow, store, tmp_path):
+    """payfip.refdet's expression raising on an invoice: one problem, the expression's,
+    at the rule's line (not also the empty refdet's format); nothing sent."""
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    bad, [line] = mapping_copy(
+        tmp_path, MAPPING,
+        ('refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "invoice.number + 1"}'),
+        name="bad.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, bad, "FA-2026-00102", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    [refdet] = info.value.problems
+    assert refdet.rule == "payfip.refdet"
+    assert refdet.message.startswith("refdet: expression failed: ")
+    assert refdet.mapping.startswith(f"{bad}:{line}")
+    assert refdet.invoice == "FA-2026-00102"
+    assert flow.fake_operations() == []
+
+
 def test_a_rule_past_the_time_limit_stops_the_batch_before_sending(flow, store, tmp_path,
                                                                    monkeypatch):
     """payfip.refdet's expression running past the limit (pesgen._budget.LIMIT, 60 s;
