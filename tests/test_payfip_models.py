@@ -96,6 +96,12 @@ def test_amounts_become_exact_cents():
     with pytest.raises(PayfipRequestInvalid) as info:
         to_cents("abc", "FA-1")
     assert info.value.problems[0].invoice == "FA-1"
+    # the message names the invoice when there is one, and only then
+    assert str(info.value) == "invoice FA-1: montant: 'abc' is not an amount in whole cents"
+    with pytest.raises(PayfipRequestInvalid) as info:
+        to_cents("abc")
+    assert str(info.value) == "montant: 'abc' is not an amount in whole cents"
+    assert info.value.problems[0].invoice is None
 
 
 def test_mapping_filters():
