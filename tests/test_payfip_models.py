@@ -99,6 +99,26 @@ def test_each_limit_itself_passes(field, value):
     assert replace(GOOD, **{field: value}).problems() == []
 
 
+def test_the_upper_case_hint_is_for_a_refdet_only_its_lower_case_spoils():
+    """'| upper' is offered when upper-casing would give a good refdet (6 to 30 letters
+    and digits), never otherwise; a refdet that is not text has 0 characters."""
+    from pesgen.payfip.models import check_refdet
+
+    hint = "and upper case: no lower-case letter (add '| upper' to the rule)"
+    for value in ("fa2026", "a" * 30):
+        [problem] = check_refdet(value)
+        assert hint in problem.message
+    for value in ("fa202", "a" * 31, "fa-2026", "FA 2026 00102"):
+        [problem] = check_refdet(value)
+        assert hint not in problem.message
+        assert f"(got {len(value)} characters; " in problem.message
+    for value in (None, 202600102):
+        [problem] = check_refdet(value)
+        assert problem.message == (f"refdet: {value!r} must be 6 to 30 characters of "
+                                   "[A-Z0-9] (got 0 characters; no '-', '/', '_' or space): "
+                                   "check the mapping's payfip.refdet rule")
+
+
 def test_every_problem_is_reported_at_once():
     bad = replace(GOOD, numcli="1", refdet="x", montant=1, mel="nope", objet="é" * 101)
     rules = [p.rule for p in bad.problems()]
