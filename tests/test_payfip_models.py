@@ -63,6 +63,7 @@ def test_a_good_request_passes():
     ("objet", "A" * 101, "objet: is 101 characters long, PayFiP allows 100"),
     ("objet", "", "objet: is empty: the mapping's payfip.objet must give the label"),
     ("objet", "   ", "objet: is empty"),
+    ("objet", None, "objet: None must be text"),
     ("saisie", "P", "saisie: 'P' must be one of T (test), X (activation), W (production)"),
     ("saisie", "A", "must be one of T"),
     ("exer", "26", "exer: '26' must be a 4-digit year"),
