@@ -192,6 +192,31 @@ def test_already_paid_invoice_gets_no_new_link(flow):
     assert len(flow.fake_operations()) == 1
 
 
+def test_a_paid_invoice_is_said_paid_the_amount_paid_not_the_amount_due_since(flow, store):
+    """The refusal names the amount the family paid: an operation recorded since for
+    another amount (a title exported again, a link made while the payment came) changes
+    the amount due, not what was paid."""
+    from pesgen.errors import StateError
+
+    link = flow.link(mode="W")
+    flow.pay(link, "debit")
+    due = ledger.invoice_due(store, "21450999400015", "FA-2026-00102")
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-0000000000a8", "id_coll": "21450999400015",
+        "invoice": due.invoice, "run_id": due.run_id, "numcli": "012345", "exer": "2026",
+        "refdet": "FA202600102", "amount_cents": 15000, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": "W", "endpoint": flow.endpoint})
+    paid = _payment(store)
+    assert (paid["amount_cents"], paid["paid_cents"]) == (15000, 18750)
+    with pytest.raises(StateError) as info:
+        flow.link(mode="W")
+    assert str(info.value).startswith(
+        f"invoice FA-2026-00102: already paid through PayFiP: 187.50 by direct debit on "
+        f"{paid['paid_at']} (operation {link.id_op}); no new link")
+    [problem] = info.value.problems
+    assert problem.message.startswith(f"paid 187.50 on {paid['paid_at']} through PayFiP ")
+
+
 class _PayingMeanwhileClient:
     """A PayFiP client during whose creerPaiementSecurise the family pays the invoice
     through an earlier link, its notification recorded (refuse_paid came before)."""
@@ -277,6 +302,57 @@ def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store
     pay = _payment(store)
     assert (pay["status"], pay["id_op"], pay["last_id_op"]) == (
         "paid", earlier.id_op, client.id_op)
+
+
+def test_a_link_made_while_its_invoice_is_paid_names_the_amount_paid(flow, store):
+    """Paid meanwhile, and an operation for another amount recorded meanwhile too: the
+    refusal names what the family paid, not the amount that operation set due."""
+    from pesgen.errors import StateError
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    class AnotherAmountToo(_PayingMeanwhileClient):
+        def creer_paiement_securise(self, request):
+            id_op = super().creer_paiement_securise(request)
+            due = ledger.invoice_due(store, "21450999400015", "FA-2026-00102")
+            ledger.record_operation(store, {
+                "id_op": "0d1a5c3e-0000-4000-8000-0000000000a8", "id_coll": "21450999400015",
+                "invoice": due.invoice, "run_id": due.run_id, "numcli": "012345",
+                "exer": "2026", "refdet": "FA202600102", "amount_cents": 15000,
+                "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+                "endpoint": self.endpoint})
+            return id_op
+
+    earlier = flow.link(mode="W")
+    client = AnotherAmountToo(flow, earlier)
+    with pytest.raises(StateError) as info:
+        create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
+                    notify_url=flow.notify_url)
+    paid = _payment(store)
+    assert (paid["amount_cents"], paid["paid_cents"]) == (18750, 18750)  # the link's own
+    assert str(info.value).startswith(
+        f"invoice FA-2026-00102: paid through PayFiP while PayFiP made operation "
+        f"{client.id_op}: 187.50 on {paid['paid_at']} (operation {earlier.id_op})")
+
+
+def test_an_operation_payfip_made_but_not_recorded_gives_no_link(flow, store, monkeypatch):
+    """The store fails as the operation is recorded: PayFiP made it, nothing says so in
+    the store, so its link must not go out (exit 7, naming the idOp)."""
+    from pesgen.errors import StateError
+
+    def failing(store, op):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ledger, "record_operation", failing)
+    with pytest.raises(StateError) as info:
+        flow.link(mode="W")
+    [made] = flow.fake_operations()
+    assert str(info.value) == (
+        f"invoice FA-2026-00102: PayFiP issued operation {made['idOp']} but it could not be "
+        "recorded (OSError); do not send its link")
+    assert info.value.exit_code == 7
+    assert _payment(store) is None
 
 
 # ---------------------------------------------------------------------- lost and late
@@ -638,6 +714,82 @@ def test_bad_mapping_rule_is_refused_before_sending(flow, store, tmp_path):
         str(rules["payfip.refdet"])
     assert "bad.yaml:" in rules["payfip.refdet"].mapping
     assert "'-'" in rules["payfip.objet"].message
+    assert flow.fake_operations() == []
+
+
+def test_no_numcli_and_a_refdet_every_invoice_shares_but_out_of_format(flow, store, tmp_path):
+    """No PayFiP client number: one problem that says where to set one (the mapping), not
+    the empty numcli's format. A refdet out of format is refused for its format only:
+    the same bad refdet the rule gives every other invoice is no clash to report too."""
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    bad, _ = mapping_copy(
+        tmp_path, MAPPING, ('  payfip_client: "012345"\n', ""),
+        ('refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "\'fa-1\'"}'),
+        name="bad.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, bad, "FA-2026-00102", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    problems = {p.rule: p for p in info.value.problems}
+    assert sorted(problems) == ["payfip.numcli", "payfip.refdet"]
+    assert problems["payfip.numcli"].message == (
+        "numcli: no PayFiP client number (set payfip.numcli or collectivity.payfip_client)")
+    assert problems["payfip.numcli"].mapping == str(bad)
+    assert problems["payfip.refdet"].message.startswith("refdet: 'fa-1' must be 6 to 30 ")
+    assert flow.fake_operations() == []
+
+
+def test_a_link_needs_a_notification_url_and_a_tipi_link_has_only_its_urlcl(flow, store,
+                                                                           tmp_path):
+    """Without --notify-url nor payfip.notify_url, a link is a configuration error (exit
+    2) saying where to set one, nothing sent. A TIPI link's request takes its one URL,
+    urlcl, for both URLs, whatever the mapping's notify_url, and needs none."""
+    from pesgen.mapping import load_mapping
+    from pesgen.payfip.errors import PayfipConfigError
+    from pesgen.payfip.service import build_request, create_link
+    from pesgen.payfip.settings import load_settings
+
+    from .payfip_support import MAPPING
+
+    bare, _ = mapping_copy(tmp_path, MAPPING, (
+        "  notify_url: http://127.0.0.1:8765/payfip/notification\n", ""), name="bare.yaml")
+    with pytest.raises(PayfipConfigError) as info:
+        create_link(store, bare, "FA-2026-00102", endpoint=flow.endpoint, timeout=TIMEOUT)
+    assert str(info.value).startswith("no notification URL: give --notify-url or set "
+                                      "payfip.notify_url")
+    assert info.value.exit_code == 2
+    assert flow.fake_operations() == []
+    urlcl = "https://ecole.example.org/tipi/retour"
+    for path in (MAPPING, bare):
+        mapping = load_mapping(path)
+        request, due, _ = build_request(mapping, load_settings(mapping), store,
+                                        "FA-2026-00102", "famille@example.org", None, None,
+                                        what="TIPI link", urlcl=urlcl)
+        assert (request.urlnotif, request.urlredirect) == (urlcl, urlcl)
+        assert due.invoice == "FA-2026-00102"
+
+
+def test_a_refdet_rule_that_fails_is_one_problem_at_its_line(flow, store, tmp_path):
+    """payfip.refdet's expression raising on an invoice: one problem, the expression's,
+    at the rule's line (not also the empty refdet's format); nothing sent."""
+    from pesgen.payfip.service import create_link
+
+    from .payfip_support import MAPPING
+
+    bad, [line] = mapping_copy(
+        tmp_path, MAPPING,
+        ('refdet: {expr: "invoice.number | alnum"}', 'refdet: {expr: "invoice.number + 1"}'),
+        name="bad.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        create_link(store, bad, "FA-2026-00102", endpoint=flow.endpoint,
+                    notify_url=flow.notify_url, timeout=TIMEOUT)
+    [refdet] = info.value.problems
+    assert refdet.rule == "payfip.refdet"
+    assert refdet.message.startswith("refdet: expression failed: ")
+    assert refdet.mapping.startswith(f"{bad}:{line}")
+    assert refdet.invoice == "FA-2026-00102"
     assert flow.fake_operations() == []
 
 
@@ -1246,3 +1398,102 @@ def test_the_history_of_a_test_payment_says_its_mode(store, exported, saisie, st
     last = row["history"][-1]
     assert last["event"] == status
     assert last["detail"].get("saisie") == (saisie if saisie == "T" else None)
+
+
+# ---------------------------------------------------------------------- handle, one idOp
+
+
+class _Answering:
+    """A PayFiP client whose every result lookup gives one answer (a detail, or raises a
+    fault); it counts the lookups and its closings."""
+
+    endpoint = "http://payfip.invalid/tpa"
+
+    def __init__(self, answer):
+        self.answer, self.asked, self.closed = answer, [], 0
+
+    def recuperer_detail_paiement_securise(self, id_op):
+        self.asked.append(id_op)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def close(self):
+        self.closed += 1
+
+
+def _paid_detail(id_op):
+    from pesgen.payfip.models import PaymentDetail
+
+    return PaymentDetail(idOp=id_op, resultrans="P", montant="18750", refdet="FA202600102",
+                         numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000")
+
+
+def test_an_idop_with_a_final_result_is_not_asked_again_and_only_a_notification_counts(
+        store, exported):
+    """A final operation (paid here) is answered from the store: PayFiP is not asked
+    again, and only a notification is counted on it, not the family's return nor the
+    sweep."""
+    from pesgen.payfip.service import handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(_paid_detail(id_op))
+    assert handle(store, id_op, "reconcile", lambda endpoint: client).action == "recorded"
+    assert (client.asked, client.closed) == ([id_op], 1)
+    for source in ("return", "reconcile", "notification"):
+        outcome = handle(store, id_op, source, lambda endpoint: client)
+        assert outcome == ledger.Outcome(id_op, "already", "paid", "FA-2026-00102")
+    assert client.asked == [id_op]  # asked once: for the result, never after
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["notifications"]) == ("paid", 1, 1)
+
+
+@pytest.mark.parametrize("kind, code, action, status", [
+    ("FonctionnelleErreur", "P5", "pending", "pending"),
+    ("FonctionnelleErreur", "P1", "expired", "expired"),
+    ("FonctionnelleErreur", "P4", "anomaly", "anomaly"),
+    ("TechDysfonctionnementErreur", "P4", "error", "unknown"),
+    ("TechIndisponibiliteErreur", "P5", "pending", "pending"),
+])
+def test_a_fault_on_the_result_lookup_is_read_by_its_code_then_its_kind(
+        store, exported, kind, code, action, status):
+    """P5: no result yet; P1: PayFiP no longer knows the operation; another business
+    (Fonctionnelle) fault goes to a person; a technical one is asked again later. The
+    client a plain factory gives is closed after the lookup."""
+    from pesgen.payfip.service import handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(PayfipFault(kind=kind, code=code, libelle="libellé"))
+    outcome = handle(store, id_op, "reconcile", lambda endpoint: client)
+    assert (outcome.action, outcome.status) == (action, status)
+    assert ledger.get_operation(store, id_op)["status"] == status
+    assert client.closed == 1
+
+
+def test_a_kept_client_stays_open_after_a_lookup_and_is_closed_with_the_keeper(
+        store, exported):
+    from pesgen.payfip.service import KeptClients, handle
+
+    id_op = _link_recorded(store)
+    client = _Answering(PayfipFault(kind="FonctionnelleErreur", code="P5"))
+    with KeptClients(lambda endpoint: client) as kept:
+        handle(store, id_op, "reconcile", kept)
+        handle(store, id_op, "reconcile", kept)
+        assert (client.asked, client.closed) == ([id_op, id_op], 0)
+    assert client.closed == 1
+
+
+def test_an_idop_never_issued_is_an_anomaly_unless_the_flood_limit_says_not_to_record_it(
+        store, exported):
+    from pesgen.payfip.service import handle
+
+    def factory(endpoint):
+        raise AssertionError("PayFiP is not asked about an idOp pesgen never issued")
+
+    unknown = "0d1a5c3e-0000-4000-8000-0000000000f0"
+    assert handle(store, unknown, "notification", factory, record_unknown=False) == \
+        ledger.Outcome(unknown, "unknown-idop", message="not recorded (rate limit)")
+    assert ledger.list_anomalies(store) == []
+    assert handle(store, unknown, "notification", factory).action == "unknown-idop"
+    assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
+        ("unknown-idop", unknown)]

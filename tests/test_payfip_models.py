@@ -55,6 +55,7 @@ def test_a_good_request_passes():
     ("mel", "", "mel: the payer's e-mail address is missing"),
     ("mel", "a@b.c", "mel: 'a@b.c' is not an e-mail address"),  # 5 characters
     ("mel", "famille example.org", "is not an e-mail address"),
+    ("mel", "famille@example.org et autre", "is not an e-mail address"),
     ("mel", "a@@example.org", "is not an e-mail address"),
     ("mel", "x" * 75 + "@example.org", "(6 to 80 characters"),
     ("objet", "Facture n°102", "objet: only ASCII letters, digits and spaces are safe "
@@ -62,12 +63,16 @@ def test_a_good_request_passes():
     ("objet", "A" * 101, "objet: is 101 characters long, PayFiP allows 100"),
     ("objet", "", "objet: is empty: the mapping's payfip.objet must give the label"),
     ("objet", "   ", "objet: is empty"),
+    ("objet", None, "objet: None must be text"),
     ("saisie", "P", "saisie: 'P' must be one of T (test), X (activation), W (production)"),
     ("saisie", "A", "must be one of T"),
     ("exer", "26", "exer: '26' must be a 4-digit year"),
     ("urlnotif", "/payfip/notification", "urlnotif: '/payfip/notification' must be an "
      "absolute http(s) URL"),
     ("urlredirect", "https://e.org/" + "x" * 250, "urlredirect: is 264 characters long"),
+    ("urlnotif", "https://e.org/" + "x" * 237, "urlnotif: is 251 characters long, PayFiP "
+     "allows 250"),
+    ("mel", "x" * 69 + "@example.org", "(6 to 80 characters"),  # 81
 ])
 def test_each_rule_names_the_invoice_and_the_field(field, value, text):
     bad = replace(GOOD, **{field: value})
@@ -78,6 +83,41 @@ def test_each_rule_names_the_invoice_and_the_field(field, value, text):
     assert text in problem.message
     assert str(problem).startswith(f"invoice FA-2026-00102: {field}: ")
     assert info.value.exit_code == 4
+
+
+@pytest.mark.parametrize("field, value", [
+    ("numcli", "000000"), ("exer", "0000"),
+    ("refdet", "A" * 6), ("refdet", "0" * 30),
+    ("montant", 100), ("montant", 10_000_000),
+    ("mel", "a@b.co"), ("mel", "x" * 68 + "@example.org"),  # 6 and 80 characters
+    ("objet", "A"), ("objet", "A" * 100), ("objet", " A "),
+    ("saisie", "T"), ("saisie", "X"), ("saisie", "W"),
+    ("urlnotif", "http://e.org"), ("urlredirect", "https://e.org/" + "x" * 236),  # 250
+])
+def test_each_limit_itself_passes(field, value):
+    """The rules' bounds are PayFiP's own (docs/payfip.md, "Parameter rules"): a value
+    at a bound is sent, one past it refused (test_each_rule_names_the_invoice_and_the_field)."""
+    assert replace(GOOD, **{field: value}).problems() == []
+
+
+def test_the_upper_case_hint_is_for_a_refdet_only_its_lower_case_spoils():
+    """'| upper' is offered when upper-casing would give a good refdet (6 to 30 letters
+    and digits), never otherwise; a refdet that is not text has 0 characters."""
+    from pesgen.payfip.models import check_refdet
+
+    hint = "and upper case: no lower-case letter (add '| upper' to the rule)"
+    for value in ("fa2026", "a" * 30):
+        [problem] = check_refdet(value)
+        assert hint in problem.message
+    for value in ("fa202", "a" * 31, "fa-2026", "FA 2026 00102"):
+        [problem] = check_refdet(value)
+        assert hint not in problem.message
+        assert f"(got {len(value)} characters; " in problem.message
+    for value in (None, 202600102):
+        [problem] = check_refdet(value)
+        assert problem.message == (f"refdet: {value!r} must be 6 to 30 characters of "
+                                   "[A-Z0-9] (got 0 characters; no '-', '/', '_' or space): "
+                                   "check the mapping's payfip.refdet rule")
 
 
 def test_every_problem_is_reported_at_once():
@@ -96,6 +136,12 @@ def test_amounts_become_exact_cents():
     with pytest.raises(PayfipRequestInvalid) as info:
         to_cents("abc", "FA-1")
     assert info.value.problems[0].invoice == "FA-1"
+    # the message names the invoice when there is one, and only then
+    assert str(info.value) == "invoice FA-1: montant: 'abc' is not an amount in whole cents"
+    with pytest.raises(PayfipRequestInvalid) as info:
+        to_cents("abc")
+    assert str(info.value) == "montant: 'abc' is not an amount in whole cents"
+    assert info.value.problems[0].invoice is None
 
 
 def test_mapping_filters():
@@ -312,6 +358,7 @@ def test_datamatrix_image_decodes_to_the_payload(tmp_path: Path):
 @pytest.mark.parametrize("pattern, value", [
     ("IDOP_RE", "abc\n"), ("NUMCLI_RE", "123456\n"), ("REFDET_RE", "FA202600101\n"),
     ("EXER_RE", "2026\n"), ("URL_RE", "https://example.org/x\n"),
+    ("MEL_RE", "famille@example.org\n"), ("OBJET_RE", "FACTURE\n"),
 ])
 def test_a_trailing_newline_never_passes_a_pattern(pattern, value):
     """'$' matches before a final newline: a notification's idOp 'abc\\n' split the
