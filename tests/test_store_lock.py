@@ -644,3 +644,37 @@ def test_writes_beyond_the_cache_do_not_wait_for_reads_under_way(tmp_path):
     assert waited < 12, waited  # the commit's 2 s; before, 2 s per spill tried
     with sqlite3.connect(db, timeout=5) as conn:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'big'").fetchall() == []
+
+
+def test_numbering_move_waits_for_the_lock_then_moves_or_gives_up_moving_nothing(tmp_path):
+    """`numbering move` takes the store's write lock as an export does: held by another
+    run (an export in its finishing step), it says once that it waits; past the timeout
+    it gives up (exit 7), nothing moved; let go, it moves the sequence."""
+    db = tmp_path / "store.sqlite3"
+    _recorded_run(db, tmp_path / "out")
+    move = ["numbering", "move", "-m", str(MAPPING), "--to", "12", "--reason", "rôles 1-11"]
+    holder = _holder(db)
+    with _released(holder):
+        done = _pesgen(db, "2", *move)
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert "another pesgen run held the state store's lock for 2 s" in done.stderr
+    assert Store(f"sqlite:///{db}").sequences()[0].next_number == 2
+    holder = _holder(db)
+    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
+    proc = subprocess.Popen([sys.executable, "-m", "pesgen", *move], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # let go once it says it waits
+        holder.rollback()
+        stdout, rest = proc.communicate(timeout=60)
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, first + rest
+    assert WAITING in first, first + rest
+    assert "next IdBord moved from 2 to 12" in stdout, stdout
+    [state] = Store(f"sqlite:///{db}").sequences()
+    assert state.next_number == 12 and [m.to_number for m in state.moves] == [12]
