@@ -86,17 +86,15 @@ def test_an_export_gives_up_after_store_lock_timeout_and_says_why(tmp_path):
     assert Store(f"sqlite:///{db}").list_runs() == []
 
 
-def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
-    db = tmp_path / "store.sqlite3"
+def _released_once_waiting(db: Path, *args: str) -> tuple[int, str, str]:
+    """``python -m pesgen args`` on the store ``db`` while another run holds its lock,
+    let go once the command says it waits (not after a fixed delay, which a busy
+    machine's slow start would outlast: the command would then never wait): (exit code,
+    standard output, standard error)."""
     holder = _holder(db)
     env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
-    # the lock is let go once the export says it waits (not after a fixed delay, which a
-    # busy machine's slow start would outlast: the export would then never wait)
-    proc = subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
-                             "-i", str(EXAMPLES / "school-export.json"), "-o",
-                             str(tmp_path / "out"), "--date", "2026-11-23"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "pesgen", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()
@@ -106,8 +104,15 @@ def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
         holder.close()
         if proc.poll() is None:
             proc.kill()
-    stderr = first + rest
-    assert proc.returncode == 0, stderr
+    return proc.returncode, stdout, first + rest
+
+
+def test_an_export_waits_for_the_lock_and_then_records_its_run(tmp_path):
+    db = tmp_path / "store.sqlite3"
+    code, stdout, stderr = _released_once_waiting(
+        db, "export", "-m", str(MAPPING), "-i", str(EXAMPLES / "school-export.json"), "-o",
+        str(tmp_path / "out"), "--date", "2026-11-23")
+    assert code == 0, stderr
     assert stderr.count(WAITING) == 1, stderr
     assert "wrote" in stdout
     [run] = Store(f"sqlite:///{db}").list_runs()
@@ -660,21 +665,9 @@ def test_numbering_move_waits_for_the_lock_then_moves_or_gives_up_moving_nothing
     assert done.stderr.count(WAITING) == 1, done.stderr
     assert "another pesgen run held the state store's lock for 2 s" in done.stderr
     assert Store(f"sqlite:///{db}").sequences()[0].next_number == 2
-    holder = _holder(db)
-    env = dict(os.environ, PESGEN_DB=str(db), PESGEN_STORE_LOCK_TIMEOUT="60")
-    proc = subprocess.Popen([sys.executable, "-m", "pesgen", *move], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()  # let go once it says it waits
-        holder.rollback()
-        stdout, rest = proc.communicate(timeout=60)
-    finally:
-        holder.close()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, first + rest
-    assert WAITING in first, first + rest
+    code, stdout, stderr = _released_once_waiting(db, *move)
+    assert code == 0, stderr
+    assert stderr.count(WAITING) == 1, stderr
     assert "next IdBord moved from 2 to 12" in stdout, stdout
     [state] = Store(f"sqlite:///{db}").sequences()
     assert state.next_number == 12 and [m.to_number for m in state.moves] == [12]
