@@ -1739,25 +1739,15 @@ def numbering_set_start(
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise; with --start-titre, the titre
     numbers too (once, before any export of theirs)."""
-    from .formats import mapping_format
-    from .mapping import load_mapping
-    from .runs import check_exercise, piece_key, sequence_key
     from .store import Store, shown_store
 
     try:
         if start is None and start_titre is None:
             raise UsageError("give --start N (the next IdBord), --start-titre T (the next "
                              "titre number), or both")
-        check_exercise(exercise)
-        m = load_mapping(mapping)
-        fmt = mapping_format(m, formats_dir)
-        key = sequence_key(m, fmt, exercise)
-        pieces = piece_key(m, fmt, exercise)
-        if start_titre is not None and pieces is None:
-            raise UsageError(f"format {fmt.name} numbers its pieces within each bordereau "
-                             "(numbering.pieces: per-bordereau): it has no titre numbers "
-                             "to start; --start-titre is for a format numbering them over "
-                             "the exercise (pes-titres)")
+        key, pieces = _sequence_keys(mapping, exercise, formats_dir, start_titre is not None,
+                                     "to start; --start-titre is for a format numbering "
+                                     "them over the exercise (pes-titres)")
         # before a store --create-store would make
         if start is not None:
             Store.check_start(start)
@@ -1784,9 +1774,11 @@ ExerciseOpt = Annotated[int | None, typer.Option(
 
 
 def _sequence_keys(mapping: Path, exercise: int | None, formats_dir: list[Path] | None,
-                   titres: bool) -> tuple[Any, Any]:
+                   titres: bool, refused: str = "over the exercise; the titre options are "
+                   "for a format numbering them so (pes-titres)") -> tuple[Any, Any]:
     """The mapping's numbering sequence and, for a format numbering its titres over the
-    exercise, its titre numbers' (else None; ``titres``: asked for, refused then)."""
+    exercise, its titre numbers' (else None; ``titres``: asked for, refused then, the
+    message ending with ``refused``)."""
     from .formats import mapping_format
     from .mapping import load_mapping
     from .runs import check_exercise, piece_key, sequence_key
@@ -1797,9 +1789,8 @@ def _sequence_keys(mapping: Path, exercise: int | None, formats_dir: list[Path] 
     pieces = piece_key(m, fmt, exercise)
     if titres and pieces is None:
         raise UsageError(f"format {fmt.name} numbers its pieces within each bordereau "
-                         "(numbering.pieces: per-bordereau): it has no titre numbers over "
-                         "the exercise; the titre options are for a format numbering them "
-                         "so (pes-titres)")
+                         f"(numbering.pieces: per-bordereau): it has no titre numbers "
+                         f"{refused}")
     return sequence_key(m, fmt, exercise), pieces
 
 
