@@ -845,9 +845,10 @@ class ElementReport:
                          "invoices may be exported again (billed twice); if it annuls them, "
                          "record it with `pesgen runs cancel "
                          f"{cancelled.run_id}{option} --bordereau {e.bordereau} "
-                         "--annulled-by-tresorerie --reason TEXT`; if it keeps them, export "
-                         "none of their invoices again (`pesgen runs show "
-                         f"{cancelled.run_id}{option}`)")
+                         "--annulled-by-tresorerie --reason TEXT`; if it keeps them, "
+                         "reinstate them, so that none of their invoices is exported again: "
+                         f"`pesgen runs reinstate {cancelled.run_id}{option} --bordereau "
+                         f"{e.bordereau} --reason TEXT`")
         return ToCheck(e.line, e.bordereau, e.exercise, tuple(reasons),
                        f"{_element_name(self)}: " + "; ".join(said),
                        "; ".join(x for x in steps if x) or None)

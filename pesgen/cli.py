@@ -1378,6 +1378,9 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     if r["status"] == "cancelled":
         which = "" if not r["cancelled_bordereaux"] else "the others "
         _say(f"  cancelled   {which}{r['cancelled_at']}: {r['cancel_reason']}")
+    for x in r["reinstatements"]:  # the cancellations undone (`runs reinstate`)
+        _say(f"  reinstated  IdBord {x['id_bord']} {x['reinstated_at']}: {x['reason']} "
+             f"(cancelled {x['cancelled_at']}: {x['cancel_reason']})")
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
             _show_helios(number, acks.get(number, []), r["typ_bord"])
@@ -1587,6 +1590,57 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
+
+
+@runs_app.command("reinstate")
+def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+                   reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
+                   bordereau: Annotated[list[int] | None, typer.Option(
+                       "--bordereau", metavar="<idbord>",
+                       help="Reinstate only this cancelled bordereau of the run "
+                       "(repeatable): the others stay cancelled.")] = None,
+                   whole: Annotated[bool, typer.Option(
+                       "--all", help="Reinstate every cancelled bordereau of the run.")
+                   ] = False,
+                   db: DbOpt = None) -> None:
+    """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
+    acquit came and it kept the titles: the invoices are held again, so an export of them
+    is refused. Refused when one of them was exported again since, when the trésorerie
+    rejected the bordereau, or annulled its titles (--annulled-by-tresorerie). The run's
+    numbers do not change; the cancellation undone is recorded (`runs show`)."""
+    from .runs import files_not_in_place, not_in_place
+
+    try:
+        store = _store(db, must_exist=True)
+        done = store.reinstate(run, reason, bordereau, whole)
+        after = store.get_run(done.run.id)
+    except PesgenError as exc:
+        # a reinstatement writes no file: what it leaves is the run as it was
+        exc.outcome = exc.outcome or "nothing reinstated."
+        _fail(exc)
+        return
+    numbers = ", ".join(map(str, done.bordereaux))
+    if done.as_recorded["status"] == "cancelled" and not done.still_cancelled:
+        many = len(done.bordereaux) > 1
+        head = f"run {done.run.id} reinstated" + (f" (IdBord {numbers})" if many else "")
+        its = "its"
+    else:
+        head = f"run {done.run.id}: IdBord {numbers} reinstated"
+        its = "its" if len(done.bordereaux) == 1 else "their"
+    tail = (f"; IdBord {', '.join(map(str, done.still_cancelled))} "
+            f"{'stays' if len(done.still_cancelled) == 1 else 'stay'} cancelled"
+            if done.still_cancelled else "")
+    _say(f"{head}: {its} {done.invoices} invoice(s) are held again (an export of them is "
+         f"refused), under the same numbers{tail}")
+    if done.run.pes:
+        unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+        if unknown:
+            _echo_err(f"note: no acknowledgement recorded for IdBord "
+                      f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
+                      "took (`pesgen acquit FILE --record` records its acknowledgement)")
+    missing = not_in_place(after, done.bordereaux)
+    if missing:
+        _echo_err(f"note: {files_not_in_place(after['id'], after['out_dir'], missing)}")
 
 
 def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> None:

@@ -271,6 +271,28 @@ def _sequence_moves_v12(meta: sa.MetaData) -> sa.Table:
 sequence_moves = _sequence_moves_v12(metadata)
 
 
+# From migration 13: the cancellations undone by `pesgen runs reinstate` (support, when a
+# bordereau was cancelled by mistake, or before the trésorerie's acquit came and it kept
+# the titles): one row per bordereau reinstated, with the cancellation it undid, the
+# history a cancellation's own rows no longer hold once undone
+def _reinstatements_v13(meta: sa.MetaData) -> sa.Table:
+    """``reinstatements`` as migration 13 created it, frozen."""
+    return sa.Table(
+        "reinstatements", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(36), sa.ForeignKey(runs.c.id), nullable=False,
+                  index=True),
+        sa.Column("id_bord", sa.Integer, nullable=False),
+        sa.Column("cancelled_at", sa.String(32), nullable=False),  # the cancellation undone
+        sa.Column("cancel_reason", sa.Text, nullable=False),
+        sa.Column("reinstated_at", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+
+
+reinstatements = _reinstatements_v13(metadata)
+
+
 def _sequences_v1(meta: sa.MetaData) -> sa.Table:
     """``sequences`` as migration 1 created it, frozen."""
     return sa.Table(
@@ -517,10 +539,16 @@ def _migration_12(conn: Connection) -> None:
     _sequence_moves_v12(sa.MetaData()).create(conn)
 
 
+def _migration_13(conn: Connection) -> None:
+    # the cancellations undone from now on; nothing to fill in: none was possible
+    _reinstatements_v13(sa.MetaData()).create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
-                                                  _migration_10, _migration_11, _migration_12]
+                                                  _migration_10, _migration_11, _migration_12,
+                                                  _migration_13]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -1626,10 +1654,15 @@ class Store:
                      for r in conn.execute(sa.select(cancelled_bordereaux).where(
                          cancelled_bordereaux.c.run_id == row["id"])
                          .order_by(cancelled_bordereaux.c.id_bord))}
+            undone = [{k: r._mapping[k] for k in ("id_bord", "cancelled_at", "cancel_reason",
+                                                   "reinstated_at", "reason")}
+                      for r in conn.execute(sa.select(reinstatements).where(
+                          reinstatements.c.run_id == row["id"]).order_by(reinstatements.c.id))]
         # first_piece: its first title's IdPce, where a format numbering its titres over
         # the exercise (numbering.pieces: per-exercise) started them (regenerate)
         return {**dict(row), "files": files, "invoice_count": count,
-                "first_piece": first_piece, "cancelled_bordereaux": parts}
+                "first_piece": first_piece, "cancelled_bordereaux": parts,
+                "reinstatements": undone}
 
     def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
         """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
@@ -2085,6 +2118,149 @@ class Store:
                             tuple(b.id_bord for b in every if b.cancelled_at is None),
                             len(every), (), status, recorded, confirmed=True)
 
+    def reinstate(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
+                  whole: bool = False) -> Reinstatement:
+        """Undo the cancellation of a run, or of some of its cancelled bordereaux
+        (``bordereaux``; a run of several cancelled ones needs them named, or ``whole``):
+        their invoices and NumDettes are held again, so an export of them is refused, and
+        the run is committed again when it was cancelled (its other bordereaux staying
+        cancelled, each on its own). Its numbers do not change (they were never given
+        again). Each bordereau reinstated is recorded, with the cancellation it undid.
+
+        Refused, nothing changed, every reason said together: a bordereau whose
+        cancellation confirmed the trésorerie's annulment (``--annulled-by-tresorerie``:
+        its titles are annulled in Hélios), one whose Hélios status is rejected (its
+        titles do not exist there), and invoices or NumDettes an active run holds now
+        (exported again since the cancellation: both would be billed)."""
+        if not reason.strip():
+            raise UsageError("a reinstatement needs a reason (--reason)")
+        if whole and bordereaux:
+            raise UsageError("give --bordereau IDBORD (some bordereaux of the run) or --all "
+                             "(every cancelled one), not both")
+        as_recorded = self.get_run(run_id)
+        full = as_recorded["id"]
+        now = utc_now()
+        with self.transaction() as conn:
+            query = sa.select(runs).where(runs.c.id == full)
+            if conn.dialect.name == "postgresql":  # as cancel: one after the other
+                lock_acknowledgements(conn)
+                query = query.with_for_update()
+            row = conn.execute(query).one()
+            every = self.bordereaux(conn, full)
+            gone = [b for b in every if b.cancelled_at is not None]
+            if bordereaux:
+                known = {b.id_bord: b for b in every}
+                unknown = sorted(set(bordereaux) - set(known))
+                if unknown:
+                    raise UsageError(
+                        f"run {full} has no bordereau {', '.join(map(str, unknown))}; its "
+                        f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; "
+                        "nothing reinstated")
+                live = sorted(i for i in set(bordereaux) if known[i].cancelled_at is None)
+                if live:
+                    raise StateError(
+                        f"IdBord {', '.join(map(str, live))} of run {full} "
+                        f"{'is' if len(live) == 1 else 'are'} not cancelled; nothing "
+                        "reinstated")
+                targets = [b for b in gone if b.id_bord in set(bordereaux)]
+            elif not gone:
+                raise StateError(f"run {full} is not cancelled, nor any of its bordereaux; "
+                                 "nothing reinstated")
+            elif len(gone) > 1 and not whole:
+                raise UsageError(
+                    f"run {full} has {len(gone)} cancelled bordereaux; nothing reinstated. "
+                    "Give --bordereau IDBORD (repeatable) for each one to reinstate (the "
+                    "trésorerie took it), or --all for every one\n"
+                    + "\n".join(f"  {b}  cancelled {b.cancelled_at}: {b.reason}"
+                                for b in gone))
+            else:
+                targets = gone
+            numbers = [b.id_bord for b in targets]
+            status = ({i: acks[0] for i, acks in self.acknowledgements(
+                [full], conn=conn).get(full, {}).items() if i in numbers}
+                if pes_typ_bord(row.typ_bord) else {})
+            problems = [Problem(
+                "run.reinstate-annulled", f"IdBord {b.id_bord} was cancelled confirming the "
+                f"trésorerie's annulment of its titles ({b.cancelled_at}: {b.reason}): they "
+                "no longer exist at the trésorerie") for b in targets
+                if ANNULLED_MARK in (b.reason or "")]
+            problems += [Problem(
+                "run.reinstate-rejected", f"IdBord {i} {status[i].outcome} by the trésorerie "
+                f"(recorded {status[i].recorded_at} from {status[i].file}): its titles do "
+                "not exist at the trésorerie", record=f"{status[i].file}:{status[i].line}")
+                for i in numbers if i in status and not status[i].accepted]
+            problems += self._taken_since(conn, full, row.id_coll, numbers)
+            if problems:
+                raise StateError(
+                    f"run {full}: IdBord {', '.join(map(str, numbers))} cannot be "
+                    "reinstated; nothing reinstated", problems)
+            conn.execute(reinstatements.insert(), [
+                {"run_id": full, "id_bord": b.id_bord, "cancelled_at": b.cancelled_at,
+                 "cancel_reason": b.reason or "", "reinstated_at": now,
+                 "reason": reason.strip()} for b in targets])
+            own = set(conn.execute(sa.select(cancelled_bordereaux.c.id_bord).where(
+                cancelled_bordereaux.c.run_id == full)).scalars())
+            conn.execute(cancelled_bordereaux.delete().where(
+                cancelled_bordereaux.c.run_id == full,
+                cancelled_bordereaux.c.id_bord.in_(numbers)))
+            if row.status == "cancelled":
+                # the run's other bordereaux, cancelled with it, stay cancelled on their own
+                conn.execute(runs.update().where(runs.c.id == full).values(
+                    status="committed", cancelled_at=None, cancel_reason=None))
+                rest = [{"run_id": full, "id_bord": b.id_bord, "cancelled_at": b.cancelled_at,
+                         "reason": b.reason or ""} for b in gone
+                        if b not in targets and b.id_bord not in own]
+                if rest:
+                    conn.execute(cancelled_bordereaux.insert(), rest)
+            mine = sa.and_(run_invoices.c.run_id == full, run_invoices.c.id_bord.in_(numbers))
+            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices)
+                                 .where(mine)).scalar() or 0
+            try:
+                # no active row shares their keys (_taken_since): each holds its index
+                conn.execute(run_invoices.update().where(mine).values(active=True,
+                                                                      key_shared=False))
+            except sa.exc.IntegrityError as exc:
+                conn.rollback()  # PostgreSQL: an export recorded one of them meanwhile
+                raise StateError(f"run {full}: the store refused to reinstate IdBord "
+                                 f"{', '.join(map(str, numbers))}: {exc.orig} (an export "
+                                 "recorded one of their invoices meanwhile?); nothing "
+                                 "reinstated") from None
+            _note_reinstated_titles(conn, full, numbers, now, reason.strip())
+        record = self._run_record(full)
+        return Reinstatement(record, int(count), tuple(numbers),
+                             tuple(b.id_bord for b in gone if b not in targets), status,
+                             as_recorded=as_recorded)
+
+    def _taken_since(self, conn: Connection, run_id: str, id_coll: str,
+                     bordereaux: list[int]) -> list[Problem]:
+        """The invoices and NumDettes of these (cancelled) bordereaux of ``run_id`` an
+        active run holds now, compared as the duplicate guard compares them: each a
+        ``run.reinstate-taken`` problem naming the holder."""
+        rows = conn.execute(sa.select(run_invoices.c.invoice, run_invoices.c.id_bord,
+                                      run_invoices.c.debt_number)
+                            .where(run_invoices.c.run_id == run_id,
+                                   run_invoices.c.id_bord.in_(bordereaux))
+                            .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+        by_invoice = self.holders(conn, id_coll, (r.invoice for r in rows))
+        by_debt = self.debt_holders(conn, id_coll,
+                                    (r.debt_number for r in rows if r.debt_number))
+        out = []
+        for invoice, id_bord, debt in rows:
+            if invoice in by_invoice:
+                other, run, other_bord, name = by_invoice[invoice]
+                as_ = f" (as {other})" if other != invoice else ""
+                out.append(Problem(
+                    "run.reinstate-taken", f"IdBord {id_bord}: exported again since{as_}, by "
+                    f"run {run} in {name} (IdBord {other_bord}), which holds it",
+                    invoice=invoice))
+            elif debt and debt in by_debt:
+                other, run, other_bord, name = by_debt[debt]
+                out.append(Problem(
+                    "run.reinstate-taken", f"IdBord {id_bord}: its NumDette {debt} is held "
+                    f"by invoice {other} of run {run} in {name} (IdBord {other_bord})",
+                    invoice=invoice))
+        return out
+
     @staticmethod
     def _still_held(conn: Connection, run_id: str,
                     bordereaux: list[int]) -> dict[str, dict[str, str]]:
@@ -2181,6 +2357,21 @@ class Cancellation:
     def freed(self) -> int:
         """How many of the run's invoices may be exported again."""
         return self.invoices - len({inv for invs in self.held.values() for inv in invs})
+
+
+@dataclass(frozen=True)
+class Reinstatement:
+    """A cancellation undone: the run (afterwards), how many invoices it holds again, the
+    bordereaux reinstated, those of the run still cancelled, the Hélios status of the
+    bordereaux reinstated that have one recorded, and the run as ``get_run`` read it
+    before (its files and output folder)."""
+
+    run: RunRecord
+    invoices: int
+    bordereaux: tuple[int, ...]
+    still_cancelled: tuple[int, ...] = ()
+    acknowledgements: dict[int, Acknowledgement] = field(default_factory=dict)
+    as_recorded: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -2330,6 +2521,33 @@ def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem],
         rows += [{"id_coll": pay.id_coll, "invoice": invoice,
                   "id_op": pay.id_op or pay.last_id_op, "at": now, "event": "title-cancelled",
                   "source": "cancel", "status": pay.status, "detail": detail}
+                 for invoice in chunk if (pay := paid.get(invoice)) is not None]
+    if rows:
+        conn.execute(events.insert(), rows)
+
+
+def _note_reinstated_titles(conn: Connection, run_id: str, bordereaux: list[int], now: str,
+                            reason: str) -> None:
+    """A ``title-reinstated`` event in the PayFiP history of each invoice of these
+    bordereaux that PayFiP knows (a payment row: a link was made for it), after the
+    ``title-cancelled`` its cancellation may have written."""
+    from .payfip.tables import events, payments
+
+    detail = json.dumps({"run": run_id, "reason": reason}, sort_keys=True)
+    id_coll = conn.execute(sa.select(runs.c.id_coll).where(runs.c.id == run_id)).scalar()
+    invoices = conn.execute(sa.select(run_invoices.c.invoice).where(
+        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux))
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).scalars().all()
+    rows = []
+    for chunk in _batches(invoices, _LOOKED_UP):
+        paid = {pay.invoice: pay for pay in conn.execute(
+            sa.select(payments.c.invoice, payments.c.status, payments.c.id_op,
+                      payments.c.last_id_op).where(
+                payments.c.invoice.in_(chunk), payments.c.id_coll == id_coll))}
+        rows += [{"id_coll": id_coll, "invoice": invoice,
+                  "id_op": pay.id_op or pay.last_id_op, "at": now,
+                  "event": "title-reinstated", "source": "reinstate", "status": pay.status,
+                  "detail": detail}
                  for invoice in chunk if (pay := paid.get(invoice)) is not None]
     if rows:
         conn.execute(events.insert(), rows)

@@ -483,7 +483,9 @@ def test_an_acceptance_of_a_bordereau_cancelled_in_pesgen_is_to_check(one_run, t
     assert "(rejected by phone)" in check["said"]
     assert (f"`pesgen runs cancel {run_id} --db {shlex.quote(db_url)} --bordereau 1 "
             "--annulled-by-tresorerie --reason TEXT`") in check["next_step"]
-    assert "export none of their invoices again" in check["next_step"]
+    assert ("if it keeps them, reinstate them, so that none of their invoices is exported "
+            f"again: `pesgen runs reinstate {run_id} --db {shlex.quote(db_url)} --bordereau 1 "
+            "--reason TEXT`") in check["next_step"]
     recorded = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record")
     assert recorded.exit_code == ExitCode.TO_CHECK, recorded.output
     assert recorded.stdout.splitlines()[0].endswith(
