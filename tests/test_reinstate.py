@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pesgen.errors import ExitCode, StateError, UsageError
 from pesgen.payfip import ledger
 from pesgen.payfip.tables import events
-from pesgen.runs import export_recorded
+from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, run_cli
@@ -82,6 +82,10 @@ def test_a_cancelled_run_reinstated_holds_its_invoices_again(db_url, tmp_path):
     assert (f"  reinstated  IdBord 1 {record['reinstatements'][0]['reinstated_at']}: the "
             f"right file after all (cancelled {at}: wrong file picked)\n") in shown.stdout
     assert "  cancelled   " not in shown.stdout
+    # its files are rebuilt as any committed run's, under their own names
+    written = regenerate(store, run, tmp_path / "again")
+    assert sorted(w.name for w in written) == sorted(
+        f["name"] for f in store.get_run(run)["files"])
 
 
 def test_one_bordereau_reinstated_the_others_stay_cancelled_each_on_its_own(db_url, tmp_path):

@@ -671,3 +671,26 @@ def test_numbering_move_waits_for_the_lock_then_moves_or_gives_up_moving_nothing
     assert "next IdBord moved from 2 to 12" in stdout, stdout
     [state] = Store(f"sqlite:///{db}").sequences()
     assert state.next_number == 12 and [m.to_number for m in state.moves] == [12]
+
+
+def test_runs_reinstate_waits_for_the_lock_then_reinstates_or_gives_up_changing_nothing(
+        tmp_path):
+    """`runs reinstate` takes the store's write lock as `runs cancel` does: held by another
+    run, it says once that it waits; past the timeout it gives up (exit 7), the run still
+    cancelled; let go, it reinstates the run."""
+    db = tmp_path / "store.sqlite3"
+    run = _recorded_run(db, tmp_path / "out")
+    Store(f"sqlite:///{db}").cancel(run, "by mistake")
+    reinstate = ["runs", "reinstate", run, "--reason", "undone"]
+    holder = _holder(db)
+    with _released(holder):
+        done = _pesgen(db, "2", *reinstate)
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count(WAITING) == 1, done.stderr
+    assert "another pesgen run held the state store's lock for 2 s" in done.stderr
+    assert Store(f"sqlite:///{db}").list_runs()[0].status == "cancelled"
+    code, stdout, stderr = _released_once_waiting(db, *reinstate)
+    assert code == 0, stderr
+    assert stderr.count(WAITING) == 1, stderr
+    assert f"run {run} reinstated: its 11 invoice(s) are held again" in stdout, stdout
+    assert Store(f"sqlite:///{db}").list_runs()[0].status == "committed"
