@@ -1382,10 +1382,16 @@ class Store:
             query = sa.select(sequences).order_by(
                 sequences.c.id_coll, sequences.c.cod_bud, sequences.c.exercise,
                 sequences.c.typ_bord == PIECE_SEQUENCE, sequences.c.typ_bord)
+            moved = sa.select(sequence_moves).order_by(sequence_moves.c.id)
             if key is not None:
                 query = query.where(self._sequence_is(key))
+                id_coll, cod_bud, exercise, typ_bord = key
+                moved = moved.where(sequence_moves.c.id_coll == id_coll,
+                                    sequence_moves.c.cod_bud == cod_bud,
+                                    sequence_moves.c.exercise == exercise,
+                                    sequence_moves.c.typ_bord == typ_bord)
             moves: dict[tuple[str, str, int, str], list[SequenceMove]] = {}
-            for m in conn.execute(sa.select(sequence_moves).order_by(sequence_moves.c.id)):
+            for m in conn.execute(moved):
                 k = (m.id_coll, m.cod_bud, int(m.exercise), m.typ_bord)
                 moves.setdefault(k, []).append(SequenceMove(k, m.from_number, m.to_number,
                                                             m.moved_at, m.reason))

@@ -328,3 +328,21 @@ def test_move_and_show_refuse_what_they_can_before_the_store(tmp_path):
     shown = run_cli("numbering", "show", "--mapping", broken, "--db", db)
     assert shown.exit_code == ExitCode.MAPPING, shown.output
     assert re.search(r"\n\d+ problem\(s\)\.\n$", shown.stderr), shown.stderr
+
+
+@pytest.mark.parametrize("which", [ORMC_KEY, PIECES_KEY, (SIRET, "00", 2027, "06")])
+def test_one_sequence_is_read_with_its_own_moves_only(tmp_path, which):
+    """`Store.sequence(key)` (what move and an export's numbering read) gives that
+    sequence's moves, whatever the other sequences of the store moved: each of the three
+    sequences here differs from the others by one part of its key."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o", RUN)
+    store.set_start(ORMC_KEY, 7)
+    store.set_start((SIRET, "00", 2027, "06"), 3)
+    for key, to in [(ORMC_KEY, 9), (PIECES_KEY, 40), ((SIRET, "00", 2027, "06"), 5)]:
+        store.move([(key, to)], f"moved to {to}")
+    state = store.sequence(which)
+    assert state is not None and state.key == which
+    assert [m.key for m in state.moves] == [which]
+    assert [m.reason for m in state.moves] == [
+        f"moved to {state.next_number}"]
