@@ -322,3 +322,36 @@ def test_a_title_reinstated_is_paid_online_as_any_and_its_history_says_both(flow
     assert [(n.event, n.source, json.loads(n.detail)) for n in noted] == [
         ("title-cancelled", "cancel", {"run": run, "reason": "wrong amounts"}),
         ("title-reinstated", "reinstate", {"run": run, "reason": "amounts were right"})]
+
+
+@pytest.mark.parametrize("command", ["cancel", "reinstate"])
+def test_on_postgresql_both_wait_for_an_acknowledgement_being_recorded(db_url, tmp_path,
+                                                                      command):
+    """`acquit --record` holds the acknowledgements' lock while it records: a
+    cancellation or a reinstatement, which decide on the Hélios status, waits for it (a
+    rejection recorded meanwhile is then seen), and goes on once it is let go."""
+    import threading
+
+    from pesgen.store import lock_acknowledgements
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's advisory lock (SQLite: one writer at a time)")
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    if command == "reinstate":
+        store.cancel(run, "by mistake")
+    before = store.get_run(run)["status"]
+    done: list[object] = []
+    with store.engine.connect() as holder:
+        holder.begin()
+        lock_acknowledgements(holder)
+        worker = threading.Thread(
+            target=lambda: done.append(getattr(Store(db_url), command)(run, "why")))
+        worker.start()
+        worker.join(3)
+        assert worker.is_alive() and not done
+        assert store.get_run(run)["status"] == before
+        holder.rollback()
+    worker.join(30)
+    assert not worker.is_alive() and len(done) == 1
+    assert store.get_run(run)["status"] != before
