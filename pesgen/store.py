@@ -2227,8 +2227,9 @@ class Store:
                                                                       key_shared=False))
             except sa.exc.IntegrityError as exc:
                 conn.rollback()  # PostgreSQL: an export recorded one of them meanwhile
+                said = " ".join(str(exc.orig).split())  # PostgreSQL's DETAIL: a line
                 raise StateError(f"run {full}: the store refused to reinstate IdBord "
-                                 f"{', '.join(map(str, numbers))}: {exc.orig} (an export "
+                                 f"{', '.join(map(str, numbers))}: {said} (an export "
                                  "recorded one of their invoices meanwhile?); nothing "
                                  "reinstated") from None
             _note_reinstated_titles(conn, full, numbers, now, reason.strip())

@@ -315,13 +315,37 @@ def test_a_title_reinstated_is_paid_online_as_any_and_its_history_says_both(flow
     assert ledger.payment_of(store, "21450999400015", "FA-2026-00104")["status"] == "paid"
     assert ledger.list_anomalies(store) == []
     with store.engine.connect() as conn:
-        noted = conn.execute(sa.select(events.c.event, events.c.source, events.c.detail)
+        noted = conn.execute(sa.select(events.c.event, events.c.source, events.c.detail,
+                                       events.c.id_op)
                              .where(events.c.invoice == "FA-2026-00104",
                                     events.c.event.like("title-%"))
                              .order_by(events.c.id)).all()
     assert [(n.event, n.source, json.loads(n.detail)) for n in noted] == [
         ("title-cancelled", "cancel", {"run": run, "reason": "wrong amounts"}),
         ("title-reinstated", "reinstate", {"run": run, "reason": "amounts were right"})]
+    # the operation open when both happened (nothing paid it yet)
+    assert [n.id_op for n in noted] == [link.id_op, link.id_op]
+
+
+def test_the_unique_indexes_back_the_check_of_what_was_exported_again(db_url, tmp_path,
+                                                                      monkeypatch):
+    """Should the check of what active runs hold miss an invoice (or, on PostgreSQL, an
+    export record it between the check and the update), the store's unique index refuses
+    the reinstatement: said, nothing reinstated, the holder untouched."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    store.cancel(run, "wrong amounts")
+    again = export_recorded(lambda: store, MAPPING, only(tmp_path, ["FA-2026-00103"], "one.json"),
+                            tmp_path / "b", RUN)
+    monkeypatch.setattr(Store, "_taken_since", lambda *a: [])
+    with pytest.raises(StateError, match=f"run {run}: the store refused to reinstate IdBord 1: "
+                       r".*; nothing reinstated") as info:
+        store.reinstate(run, "amounts were right")
+    assert info.value.exit_code == ExitCode.STATE
+    assert _state(store, run)[0] == "cancelled"
+    assert sorted(active(store, "FA-2026-00103")) == [(1, False), (2, True)]
+    assert store.get_run(run)["reinstatements"] == []
+    assert [r.id for r in store.list_runs() if r.status == "committed"] == [again.run_id]
 
 
 @pytest.mark.parametrize("command", ["cancel", "reinstate"])
