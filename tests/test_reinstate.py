@@ -379,3 +379,21 @@ def test_on_postgresql_both_wait_for_an_acknowledgement_being_recorded(db_url, t
     worker.join(30)
     assert not worker.is_alive() and len(done) == 1
     assert store.get_run(run)["status"] != before
+
+
+def test_a_run_cancelled_in_two_steps_keeps_each_step_s_date_and_reason(db_url, tmp_path):
+    """IdBord 2 cancelled alone, then 1 and 3 (the run cancelled): reinstating 1 leaves 2
+    cancelled with its own reason and 3 with the run's; reinstating 2 then leaves 3."""
+    store = Store(db_url)
+    run = _split(db_url, tmp_path)
+    store.cancel(run, "IdBord 2 rejected", [2])
+    store.cancel(run, "the rest resent", [1, 3])
+    assert _state(store, run)[:2] == ("cancelled", {2: "IdBord 2 rejected"})
+    store.reinstate(run, "IdBord 1 kept", [1])
+    assert _state(store, run) == ("committed", {2: "IdBord 2 rejected", 3: "the rest resent"},
+                                  {1: {True}, 2: {False}, 3: {False}})
+    store.reinstate(run, "IdBord 2 kept", [2])
+    assert _state(store, run) == ("committed", {3: "the rest resent"},
+                                  {1: {True}, 2: {True}, 3: {False}})
+    assert [(x["id_bord"], x["cancel_reason"]) for x in store.get_run(run)["reinstatements"]] \
+        == [(1, "the rest resent"), (2, "IdBord 2 rejected")]
