@@ -1,0 +1,213 @@
+"""The state store's guard against billing twice, under any sequence of exports,
+cancellations and reinstatements (Hypothesis, stateful): checked against a model of
+which run and bordereau holds each invoice.
+
+What must hold after every step:
+* an export is refused exactly when one of its invoices is held by an active title,
+  and then changes nothing;
+* a cancellation frees exactly its bordereaux' invoices; a reinstatement holds them
+  again, and is refused exactly when one of them is held elsewhere now;
+* each invoice is held by at most one active title, as the model says; a run is
+  cancelled exactly when all its bordereaux are;
+* bordereau numbers are given once, in order: a refused export, a cancellation or a
+  reinstatement takes or gives back none.
+
+On SQLite (PostgreSQL runs the same code paths, its locks aside: test_reinstate)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from pesgen.errors import StateError
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS
+from .mapping_support import mapping_copy
+
+RUN = date(2026, 11, 23)
+EXAMPLE = EXAMPLES / "school-export.json"
+# six of the example's invoices (none left out), in the input's order
+POOL = ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026-00104",
+        "FA-2026-00105", "FA-2026-00107"]
+PER_BORDEREAU = 2
+
+
+class StoreStates(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="pesgen-states-"))
+        self.store = Store(f"sqlite:///{self.folder / 'store.sqlite3'}")
+        self.mapping = mapping_copy(self.folder, MAPPINGS / "villeneuve-sur-loing.yaml", (
+            "  asap_delay_days: 0\n",
+            f"  asap_delay_days: 0\n  max_pieces_per_bordereau: {PER_BORDEREAU}\n"),
+            name="split.yaml")[0]
+        self.data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+        # the model: each run's bordereaux -> their invoices, the cancelled bordereaux,
+        # and which (run, IdBord) holds each invoice
+        self.runs: dict[str, dict[int, list[str]]] = {}
+        self.cancelled: set[tuple[str, int]] = set()
+        self.holder: dict[str, tuple[str, int]] = {}
+        self.next_bord = 1
+        self.exports = 0
+
+    def teardown(self) -> None:
+        self.store.engine.dispose()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _input(self, invoices: list[str]) -> Path:
+        path = self.folder / f"in-{self.exports}.json"
+        path.write_text(json.dumps(dict(self.data, invoices=[
+            inv for inv in self.data["invoices"] if inv["number"] in invoices]),
+            ensure_ascii=False), encoding="utf-8")
+        return path
+
+    @rule(chosen=st.sets(st.sampled_from(POOL), min_size=1))
+    def export(self, chosen: set[str]) -> None:
+        self._export([inv for inv in POOL if inv in chosen])
+
+    @precondition(lambda self: self.cancelled)
+    @rule(data=st.data())
+    def export_again(self, data: st.DataObject) -> None:
+        """Some invoices of a cancelled bordereau exported again (what the cancellation
+        was for), with others perhaps: what a reinstatement must then refuse."""
+        run, id_bord = data.draw(st.sampled_from(self._in_order(self.cancelled)))
+        some = data.draw(st.sets(st.sampled_from(self.runs[run][id_bord]), min_size=1))
+        more = data.draw(st.sets(st.sampled_from(POOL)))
+        self._export([inv for inv in POOL if inv in some | more])
+
+    def _export(self, invoices: list[str]) -> None:
+        held = [inv for inv in invoices if inv in self.holder]
+        self.exports += 1
+        try:
+            result = export_recorded(lambda: self.store, self.mapping, self._input(invoices),
+                                     self.folder / f"out-{self.exports}", RUN)
+        except StateError as exc:
+            assert held, exc
+            assert sorted(p.invoice for p in exc.problems) == sorted(held)
+            event("export refused")
+            return
+        assert not held
+        event("export")
+        count = -(-len(invoices) // PER_BORDEREAU)
+        assert [f.bordereau for f in result.files] == list(
+            range(self.next_bord, self.next_bord + count))
+        self.next_bord += count
+        bordereaux: dict[int, list[str]] = {}
+        for t in self.store.run_titles(result.run_id):
+            bordereaux.setdefault(t["id_bord"], []).append(t["invoice"])
+        assert sorted(inv for invs in bordereaux.values() for inv in invs) == invoices
+        self.runs[result.run_id] = bordereaux
+        for id_bord, invs in bordereaux.items():
+            for inv in invs:
+                self.holder[inv] = (result.run_id, id_bord)
+
+    def _in_order(self, bordereaux: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Bordereaux in the order their runs were made (their ids are random: sorted by
+        them, a replayed example would draw other ones)."""
+        order = {run: k for k, run in enumerate(self.runs)}
+        return sorted(bordereaux, key=lambda b: (order[b[0]], b[1]))
+
+    def _pick(self, data: st.DataObject) -> tuple[str, list[int] | None]:
+        """A run of the model, and one of its bordereaux or None (all of them)."""
+        run = data.draw(st.sampled_from(list(self.runs)))  # as made: ids are random
+        which = data.draw(st.none() | st.sampled_from(sorted(self.runs[run])))
+        return run, None if which is None else [which]
+
+    @precondition(lambda self: self.runs)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        run, which = self._pick(data)
+        every = sorted(self.runs[run])
+        live = [b for b in every if (run, b) not in self.cancelled]
+        targets = live if which is None else which
+        try:
+            done = self.store.cancel(run, "model", which, whole=which is None)
+        except StateError as exc:
+            # a run cancelled whole, or the bordereau named cancelled already
+            assert not live or (which is not None and (run, which[0]) in self.cancelled), exc
+            event("cancel refused")
+            return
+        event("cancel")
+        assert live and all((run, b) not in self.cancelled for b in targets)
+        assert list(done.bordereaux) == targets
+        for b in targets:
+            self.cancelled.add((run, b))
+            for inv in self.runs[run][b]:
+                assert self.holder.pop(inv) == (run, b)
+
+    @precondition(lambda self: self.runs)
+    @rule(data=st.data())
+    def reinstate(self, data: st.DataObject) -> None:
+        run, which = self._pick(data)
+        self._reinstate(run, which)
+
+    @precondition(lambda self: self.cancelled)
+    @rule(data=st.data())
+    def reinstate_a_cancelled_one(self, data: st.DataObject) -> None:
+        """One cancelled bordereau reinstated, its invoices perhaps exported again."""
+        run, id_bord = data.draw(st.sampled_from(self._in_order(self.cancelled)))
+        self._reinstate(run, [id_bord])
+
+    def _reinstate(self, run: str, which: list[int] | None) -> None:
+        gone = [b for b in sorted(self.runs[run]) if (run, b) in self.cancelled]
+        targets = gone if which is None else which
+        taken = [inv for b in targets for inv in self.runs[run][b] if inv in self.holder]
+        try:
+            done = self.store.reinstate(run, "model", which, whole=which is None)
+        except StateError as exc:
+            assert (not gone or any((run, b) not in self.cancelled for b in targets)
+                    or taken), exc
+            if gone and taken and all((run, b) in self.cancelled for b in targets):
+                assert sorted(p.invoice for p in exc.problems) == sorted(taken)
+                event("reinstate refused: taken")
+            else:
+                event("reinstate refused: nothing to reinstate")
+            return
+        event("reinstate")
+        assert gone and not taken and all((run, b) in self.cancelled for b in targets)
+        assert list(done.bordereaux) == targets
+        for b in targets:
+            self.cancelled.discard((run, b))
+            for inv in self.runs[run][b]:
+                self.holder[inv] = (run, b)
+
+    @invariant()
+    def the_store_holds_what_the_model_does(self) -> None:
+        for run, bordereaux in self.runs.items():
+            for t in self.store.run_titles(run):
+                assert t["active"] == (self.holder.get(t["invoice"]) == (run, t["id_bord"]))
+            record = self.store.get_run(run)
+            all_cancelled = all((run, b) in self.cancelled for b in bordereaux)
+            assert record["status"] == ("cancelled" if all_cancelled else "committed")
+            if not all_cancelled:
+                assert sorted(record["cancelled_bordereaux"]) == sorted(
+                    b for b in bordereaux if (run, b) in self.cancelled)
+        for inv in POOL:
+            found = [f for f in self.store.find_invoice(inv) if f["active"]]
+            assert [(f["run_id"], f["id_bord"]) for f in found] == (
+                [self.holder[inv]] if inv in self.holder else [])
+
+    @invariant()
+    def numbers_are_given_once_in_order(self) -> None:
+        states = self.store.sequences()
+        if self.next_bord == 1:
+            assert states == []
+        else:
+            [state] = states
+            assert (state.next_number, state.given_up_to) == (self.next_bord,
+                                                               self.next_bord - 1)
+
+
+StoreStates.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=12, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+TestStoreStates = StoreStates.TestCase
