@@ -62,8 +62,10 @@ def test_a_cancelled_run_reinstated_holds_its_invoices_again(db_url, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stdout == (f"run {run} reinstated: its 11 invoice(s) are held again (an export "
                         "of them is refused), under the same numbers\n")
-    assert "note: no acknowledgement recorded for IdBord 1: reinstate only what the " \
-        "trésorerie took" in r.stderr
+    # its files are in its folder: only the acknowledgement is noted
+    assert r.stderr == ("note: no acknowledgement recorded for IdBord 1: reinstate only what "
+                        "the trésorerie took (`pesgen acquit FILE --record` records its "
+                        "acknowledgement)\n"), r.stderr
     record = store.get_run(run)
     assert (record["status"], record["cancelled_at"], record["cancel_reason"]) == (
         "committed", None, None)
@@ -113,9 +115,16 @@ def test_one_bordereau_reinstated_the_others_stay_cancelled_each_on_its_own(db_u
     assert r.exit_code == 0, r.output
     assert r.stdout == (f"run {run}: IdBord 1, 3 reinstated: their 7 invoice(s) are held "
                         "again (an export of them is refused), under the same numbers\n")
+    # a run of several bordereaux cancelled whole, reinstated whole: said of the run
+    store.cancel(run, "all resent again", whole=True)
+    r = run_cli("runs", "reinstate", run, "--all", "--reason", "kept", "--db", db_url)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (f"run {run} reinstated (IdBord 1, 2, 3): its 11 invoice(s) are held "
+                        "again (an export of them is refused), under the same numbers\n")
     assert _state(store, run) == ("committed", {}, {1: {True}, 2: {True}, 3: {True}})
     assert [(x["id_bord"], x["reason"]) for x in store.get_run(run)["reinstatements"]] == [
-        (2, "the trésorerie took IdBord 2"), (1, "all taken"), (3, "all taken")]
+        (2, "the trésorerie took IdBord 2"), (1, "all taken"), (3, "all taken"),
+        (1, "kept"), (2, "kept"), (3, "kept")]
 
 
 def test_a_bordereau_cancelled_alone_is_reinstated_and_the_run_says_which_stay(db_url,
@@ -181,6 +190,7 @@ def test_invoices_exported_again_since_are_named_and_nothing_is_reinstated(db_ur
                 f"{again.run_id} in {name} (IdBord 2), which holds it (rule "
                 "run.reinstate-taken)") in r.stderr
     assert r.stderr.count("run.reinstate-taken") == 2
+    assert r.stderr.endswith("\n2 problem(s); nothing reinstated.\n"), r.stderr
     assert _state(store, run)[0] == "cancelled"
     assert sorted(active(store, "FA-2026-00103")) == [(1, False), (2, True)]
     store.cancel(again.run_id, "sent by mistake")
@@ -397,3 +407,18 @@ def test_a_run_cancelled_in_two_steps_keeps_each_step_s_date_and_reason(db_url, 
                                   {1: {True}, 2: {True}, 3: {False}})
     assert [(x["id_bord"], x["cancel_reason"]) for x in store.get_run(run)["reinstatements"]] \
         == [(1, "the rest resent"), (2, "IdBord 2 rejected")]
+
+
+def test_a_finance_package_run_is_reinstated_without_acknowledgement_note(tmp_path):
+    """A finance package sends its own PES: no Hélios acknowledgement is asked for."""
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
+                   "--create-store")
+    assert made.exit_code == 0, made.output
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db).exit_code == 0
+    r = run_cli("runs", "reinstate", run.id, "--reason", "imported after all", "--db", db)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"run {run.id} reinstated: its 11 invoice(s) are held again")
+    assert r.stderr == ""
