@@ -422,3 +422,15 @@ def test_a_finance_package_run_is_reinstated_without_acknowledgement_note(tmp_pa
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith(f"run {run.id} reinstated: its 11 invoice(s) are held again")
     assert r.stderr == ""
+
+
+def test_a_run_of_two_bordereaux_reinstated_whole_names_both(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    six = only(tmp_path, EVERY[:6], "six.json")
+    run = export_recorded(lambda: Store(db), split_mapping(tmp_path), six, tmp_path / "o",
+                          RUN).run_id
+    Store(db).cancel(run, "resent", whole=True)
+    r = run_cli("runs", "reinstate", run, "--all", "--reason", "kept", "--db", db)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"run {run} reinstated (IdBord 1, 2): its 6 invoice(s) are "
+                               "held again"), r.stdout
