@@ -2195,11 +2195,21 @@ class Store:
                 f"(recorded {status[i].recorded_at} from {status[i].file}): its titles do "
                 "not exist at the trésorerie", record=f"{status[i].file}:{status[i].line}")
                 for i in numbers if i in status and not status[i].accepted]
-            problems += self._taken_since(conn, full, row.id_coll, numbers)
+            taken, holders = self._taken_since(conn, full, row.id_coll, numbers)
+            problems += taken
             if problems:
-                raise StateError(
-                    f"run {full}: IdBord {', '.join(map(str, numbers))} cannot be "
-                    "reinstated; nothing reinstated", problems)
+                message = (f"run {full}: IdBord {', '.join(map(str, numbers))} cannot be "
+                           "reinstated; nothing reinstated")
+                if holders:
+                    them = "; ".join(f"pesgen runs cancel {run} --bordereau "
+                                     f"{' --bordereau '.join(map(str, sorted(bords)))}"
+                                     for run, bords in holders.items())
+                    message += (f". {len({p.invoice for p in taken})} of their invoices were "
+                                "exported again since: both titles would bill them. If the "
+                                "trésorerie keeps these bordereaux, cancel what holds them "
+                                f"now first, if it should not have gone out ({them}); if "
+                                "it took both, ask it to annul one of the two titles")
+                raise StateError(message, problems)
             conn.execute(reinstatements.insert(), [
                 {"run_id": full, "id_bord": b.id_bord, "cancelled_at": b.cancelled_at,
                  "cancel_reason": b.reason or "", "reinstated_at": now,
@@ -2239,10 +2249,11 @@ class Store:
                              as_recorded=as_recorded)
 
     def _taken_since(self, conn: Connection, run_id: str, id_coll: str,
-                     bordereaux: list[int]) -> list[Problem]:
+                     bordereaux: list[int]) -> tuple[list[Problem], dict[str, set[int]]]:
         """The invoices and NumDettes of these (cancelled) bordereaux of ``run_id`` an
         active run holds now, compared as the duplicate guard compares them: each a
-        ``run.reinstate-taken`` problem naming the holder."""
+        ``run.reinstate-taken`` problem naming the holder; and the holders, {run:
+        IdBords}, oldest problem first."""
         rows = conn.execute(sa.select(run_invoices.c.invoice, run_invoices.c.id_bord,
                                       run_invoices.c.debt_number)
                             .where(run_invoices.c.run_id == run_id,
@@ -2252,9 +2263,11 @@ class Store:
         by_debt = self.debt_holders(conn, id_coll,
                                     (r.debt_number for r in rows if r.debt_number))
         out = []
+        holders: dict[str, set[int]] = {}
         for invoice, id_bord, debt in rows:
             if invoice in by_invoice:
                 other, run, other_bord, name = by_invoice[invoice]
+                holders.setdefault(run, set()).add(other_bord)
                 as_ = f" (as {other})" if other != invoice else ""
                 out.append(Problem(
                     "run.reinstate-taken", f"IdBord {id_bord}: exported again since{as_}, by "
@@ -2262,11 +2275,12 @@ class Store:
                     invoice=invoice))
             elif debt and debt in by_debt:
                 other, run, other_bord, name = by_debt[debt]
+                holders.setdefault(run, set()).add(other_bord)
                 out.append(Problem(
                     "run.reinstate-taken", f"IdBord {id_bord}: its NumDette {debt} is held "
                     f"by invoice {other} of run {run} in {name} (IdBord {other_bord})",
                     invoice=invoice))
-        return out
+        return out, holders
 
     @staticmethod
     def _still_held(conn: Connection, run_id: str,

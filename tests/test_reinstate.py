@@ -183,7 +183,11 @@ def test_invoices_exported_again_since_are_named_and_nothing_is_reinstated(db_ur
                             tmp_path / "b", RUN)
     r = run_cli("runs", "reinstate", run, "--reason", "amounts were right", "--db", db_url)
     assert r.exit_code == ExitCode.STATE, r.output
-    assert (f"error: run {run}: IdBord 1 cannot be reinstated; nothing reinstated") in r.stderr
+    assert (f"error: run {run}: IdBord 1 cannot be reinstated; nothing reinstated. 2 of "
+            "their invoices were exported again since: both titles would bill them. If the "
+            "trésorerie keeps these bordereaux, cancel what holds them now first, if it "
+            f"should not have gone out (pesgen runs cancel {again.run_id} --bordereau 2); if "
+            "it took both, ask it to annul one of the two titles\n") in r.stderr
     name = again.files[0].path.name
     for invoice in ("FA-2026-00103", "FA-2026-00111"):
         assert (f"  - invoice {invoice}: IdBord 1: exported again since, by run "
@@ -221,6 +225,9 @@ def test_an_invoice_written_otherwise_or_a_numdette_taken_since_is_named(db_url,
         ("run.reinstate-taken", "FA-2026-00104", "IdBord 1: its NumDette 202600104 is held "
          f"by invoice FB-2026-00104 of run {again.run_id} in {name} (IdBord 2)")]
     assert _state(store, run)[0] == "cancelled"
+    # the command to cancel what holds them names its bordereau
+    r = run_cli("runs", "reinstate", run, "--reason", "x", "--db", db_url)
+    assert (f"(pesgen runs cancel {again.run_id} --bordereau 2)") in r.stderr, r.stderr
 
 
 def test_a_rejected_or_annulled_bordereau_is_not_reinstated_an_unanswered_one_is(
@@ -347,7 +354,7 @@ def test_the_unique_indexes_back_the_check_of_what_was_exported_again(db_url, tm
     store.cancel(run, "wrong amounts")
     again = export_recorded(lambda: store, MAPPING, only(tmp_path, ["FA-2026-00103"], "one.json"),
                             tmp_path / "b", RUN)
-    monkeypatch.setattr(Store, "_taken_since", lambda *a: [])
+    monkeypatch.setattr(Store, "_taken_since", lambda *a: ([], {}))
     with pytest.raises(StateError, match=f"run {run}: the store refused to reinstate IdBord 1: "
                        r".*; nothing reinstated") as info:
         store.reinstate(run, "amounts were right")
@@ -434,3 +441,19 @@ def test_a_run_of_two_bordereaux_reinstated_whole_names_both(tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith(f"run {run} reinstated (IdBord 1, 2): its 6 invoice(s) are "
                                "held again"), r.stdout
+
+
+def test_invoices_held_by_two_bordereaux_since_name_both_in_the_command(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    store.cancel(run, "wrong amounts")
+    again = export_recorded(lambda: store, split_mapping(tmp_path),
+                            only(tmp_path, EVERY[:6], "six.json"), tmp_path / "b", RUN)
+    assert [f.bordereau for f in again.files] == [2, 3]
+    r = run_cli("runs", "reinstate", run, "--reason", "x", "--db", db)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert (f". 6 of their invoices were exported again since: both titles would bill them. "
+            "If the trésorerie keeps these bordereaux, cancel what holds them now first, if it "
+            f"should not have gone out (pesgen runs cancel {again.run_id} --bordereau 2 "
+            "--bordereau 3); if it took both") in r.stderr, r.stderr
