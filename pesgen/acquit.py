@@ -583,6 +583,11 @@ class ElementReport:
     unchecked: str | None = None
     # not the bordereau --bordereau names: left out on purpose, not a thing to check
     restricted: bool = False
+    # an acceptance of a bordereau cancelled in pesgen (cancelled_acceptance): how many of
+    # its invoices active runs hold now (exported again since) and which, ((run, IdBords),
+    # …): the trésorerie may bill them twice
+    again: int = 0
+    again_by: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def from_file_said(self) -> str | None:
         """``recorded already from this file as IdBord 1 of run … (tied by --run):
@@ -829,6 +834,11 @@ class ElementReport:
             reasons.append("accepted-cancelled")
             said.append(f"accepted, but cancelled in pesgen {cancelled.cancelled_at} "
                         f"({cancelled.cancel_reason})")
+            if self.again:
+                said.append(f"{self.again} of its invoices were exported again since, by "
+                            + ", ".join(f"run {run} (IdBord {', '.join(map(str, bords))})"
+                                        for run, bords in self.again_by)
+                            + ": the trésorerie may bill them twice")
         if not reasons:
             return None
         steps = []
@@ -841,14 +851,22 @@ class ElementReport:
                          "guess (docs/state.md, Identifiers left empty)")
         if cancelled is not None:
             option = _db_option(db)
+            keep = ("reinstate them, so that none of their invoices is exported again: "
+                    f"`pesgen runs reinstate {cancelled.run_id}{option} --bordereau "
+                    f"{e.bordereau} --reason TEXT`")
+            if self.again:
+                # the invoices went out again: reinstating is refused while that holds
+                keep = ("cancel what holds their invoices now, if it was not sent (`"
+                        + "`, `".join(f"pesgen runs cancel {run}{option} --bordereau "
+                                      + " --bordereau ".join(map(str, bords))
+                                      + " --reason TEXT" for run, bords in self.again_by)
+                        + "`), then " + keep + "; if it took both, it annuls one of the "
+                        "two titles")
             steps.append("tell the trésorerie: it took titles pesgen holds as cancelled, whose "
                          "invoices may be exported again (billed twice); if it annuls them, "
                          "record it with `pesgen runs cancel "
                          f"{cancelled.run_id}{option} --bordereau {e.bordereau} "
-                         "--annulled-by-tresorerie --reason TEXT`; if it keeps them, "
-                         "reinstate them, so that none of their invoices is exported again: "
-                         f"`pesgen runs reinstate {cancelled.run_id}{option} --bordereau "
-                         f"{e.bordereau} --reason TEXT`")
+                         f"--annulled-by-tresorerie --reason TEXT`; if it keeps them, {keep}")
         return ToCheck(e.line, e.bordereau, e.exercise, tuple(reasons),
                        f"{_element_name(self)}: " + "; ".join(said),
                        "; ".join(x for x in steps if x) or None)
@@ -1260,6 +1278,9 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
         status = store.acknowledgements(tied)
         out = [r if r.run is None else replace(r, recorded=status.get(r.run.run_id, {}).get(
             r.bordereau or 0, [None])[0]) for r in out]
+    # an acceptance of a bordereau cancelled in pesgen whose invoices went out again
+    out = [r if (c := r.cancelled_acceptance) is None or r.bordereau is None
+           else _with_again(r, *store.exported_again(c.run_id, [r.bordereau])) for r in out]
     # what was recorded from this file before, by line, whatever is tied now (--run)
     mine = store.acquit_elements(acquit.sha256)
     if mine:
@@ -1279,6 +1300,12 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
                                                                              strict=True)]
             return AcquitReport(acquit, tuple(out), named, stranger, known)
     return AcquitReport(acquit, tuple(out), named)
+
+
+def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> ElementReport:
+    """``r`` with what holds its cancelled bordereau's invoices now (``exported_again``)."""
+    return replace(r, again=count, again_by=tuple((run, tuple(sorted(bords)))
+                                                  for run, bords in holders.items()))
 
 
 # how many of the store's collectivities a report names (a shared store may hold many)

@@ -1927,6 +1927,19 @@ class Store:
         with self.engine.connect() as conn:
             return self.bordereaux(conn, run_id)
 
+    def exported_again(self, run_id: str, bordereaux: list[int]
+                       ) -> tuple[int, dict[str, set[int]]]:
+        """Of these cancelled bordereaux of a run: how many of their invoices an active
+        run holds now (exported again since, or their NumDettes taken), and the holders,
+        {run: IdBords} (what ``runs reinstate`` would refuse: `pesgen acquit` says it of an
+        acceptance of a bordereau cancelled in pesgen, which the trésorerie may now bill
+        twice)."""
+        with self.engine.connect() as conn:
+            id_coll = conn.execute(sa.select(runs.c.id_coll).where(runs.c.id == run_id)
+                                   ).scalar_one()
+            taken, holders = self._taken_since(conn, run_id, id_coll, bordereaux)
+        return len({p.invoice for p in taken}), holders
+
     def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
         """IdPce -> the invoice number as written, for a bordereau of a run."""
         with self.engine.connect() as conn:

@@ -457,3 +457,35 @@ def test_invoices_held_by_two_bordereaux_since_name_both_in_the_command(tmp_path
             "If the trésorerie keeps these bordereaux, cancel what holds them now first, if it "
             f"should not have gone out (pesgen runs cancel {again.run_id} --bordereau 2 "
             "--bordereau 3); if it took both") in r.stderr, r.stderr
+
+
+def test_an_acceptance_of_a_cancelled_bordereau_whose_invoices_went_out_again_says_so(
+        db_url, tmp_path):
+    """Cancelled before the acquit came, two of its invoices exported again since, then
+    the acquit accepts it: the trésorerie may bill those twice. The acquit says so, with
+    the holder, and what to do (cancel it, if not sent, then reinstate); done, all fine."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    store.cancel(run, "rejected by phone")
+    again = export_recorded(lambda: store, MAPPING,
+                            only(tmp_path, ["FA-2026-00103", "FA-2026-00111"], "two.json"),
+                            tmp_path / "b", RUN).run_id
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    (check,) = json.loads(r.stdout)["to_check"]
+    assert check["reasons"] == ["accepted-cancelled"]
+    assert check["said"].endswith(f"; 2 of its invoices were exported again since, by run "
+                                  f"{again} (IdBord 2): the trésorerie may bill them twice")
+    db = shlex.quote(db_url)
+    assert check["next_step"].endswith(
+        f"if it keeps them, cancel what holds their invoices now, if it was not sent "
+        f"(`pesgen runs cancel {again} --db {db} --bordereau 2 --reason TEXT`), then "
+        "reinstate them, so that none of their invoices is exported again: `pesgen runs "
+        f"reinstate {run} --db {db} --bordereau 1 --reason TEXT`; if it took both, it annuls "
+        "one of the two titles"), check["next_step"]
+    # done as said: nothing left to check
+    assert run_cli("runs", "cancel", again, "--reason", "not sent", "--db",
+                   db_url).exit_code == 0
+    assert run_cli("runs", "reinstate", run, "--bordereau", "1", "--reason", "kept", "--db",
+                   db_url).exit_code == 0
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url).exit_code == 0
