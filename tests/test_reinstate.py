@@ -253,6 +253,10 @@ def test_a_rejected_or_annulled_bordereau_is_not_reinstated_an_unanswered_one_is
     assert "from ack.xml): its titles do not exist at the trésorerie (rule " \
         "run.reinstate-rejected)" in r.stderr
     assert _state(store, run)[0] == "cancelled"
+    with pytest.raises(StateError) as info:
+        store.reinstate(run, "x", [1, 2])
+    assert [p.rule for p in info.value.problems] == ["run.reinstate-annulled",
+                                                     "run.reinstate-rejected"]
     r = run_cli("runs", "reinstate", run, "--bordereau", "3", "--reason", "not sent twice",
                 "--db", db_url)
     assert r.exit_code == 0, r.output
