@@ -1,12 +1,16 @@
 """The state store's guard against billing twice, under any sequence of exports,
-cancellations and reinstatements (Hypothesis, stateful): checked against a model of
-which run and bordereau holds each invoice.
+cancellations, reinstatements and the trésorerie's acknowledgements (Hypothesis,
+stateful): checked against a model of which run and bordereau holds each invoice, and
+of what Hélios answered for each bordereau.
 
 What must hold after every step:
 * an export is refused exactly when one of its invoices is held by an active title,
   and then changes nothing;
-* a cancellation frees exactly its bordereaux' invoices; a reinstatement holds them
-  again, and is refused exactly when one of them is held elsewhere now;
+* a cancellation frees exactly its bordereaux' invoices, and is refused exactly when the
+  trésorerie accepted one of them and did not annul it (`--annulled-by-tresorerie`); a
+  reinstatement holds them again, and is refused exactly when one of them is held
+  elsewhere now, or the trésorerie rejected the bordereau or annulled its titles;
+* each bordereau's Hélios status is the last acknowledgement recorded for it;
 * each invoice is held by at most one active title, as the model says; a run is
   cancelled exactly when all its bordereaux are;
 * bordereau numbers are given once, in order: a refused export, a cancellation or a
@@ -30,8 +34,9 @@ from pesgen.errors import StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS, run_cli
 from .mapping_support import mapping_copy
+from .test_acquit_record import _ack, _element
 
 RUN = date(2026, 11, 23)
 EXAMPLE = EXAMPLES / "school-export.json"
@@ -58,6 +63,11 @@ class StoreStates(RuleBasedStateMachine):
         self.holder: dict[str, tuple[str, int]] = {}
         self.next_bord = 1
         self.exports = 0
+        # the Hélios status last recorded for a bordereau (True: accepted), and the
+        # bordereaux cancelled confirming the trésorerie's annulment of their titles
+        self.ack: dict[tuple[str, int], bool] = {}
+        self.annulled: set[tuple[str, int]] = set()
+        self.acquits = 0
 
     def teardown(self) -> None:
         self.store.engine.dispose()
@@ -123,26 +133,67 @@ class StoreStates(RuleBasedStateMachine):
         return run, None if which is None else [which]
 
     @precondition(lambda self: self.runs)
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), annulled=st.booleans())
+    def cancel(self, data: st.DataObject, annulled: bool) -> None:
         run, which = self._pick(data)
         every = sorted(self.runs[run])
+        chosen = which or every
+        if annulled and all((run, b) in self.cancelled and (run, b) not in self.annulled
+                            for b in chosen):
+            # cancelled already: only the trésorerie's annulment is recorded
+            done = self.store.cancel(run, "model", which, whole=which is None,
+                                     annulled_by_tresorerie=True)
+            assert done.confirmed and list(done.bordereaux) == chosen
+            self.annulled.update((run, b) for b in chosen)
+            event("annulment confirmed")
+            return
         live = [b for b in every if (run, b) not in self.cancelled]
         targets = live if which is None else which
+        accepted = [b for b in targets if self.ack.get((run, b))]
         try:
-            done = self.store.cancel(run, "model", which, whole=which is None)
+            done = self.store.cancel(run, "model", which, whole=which is None,
+                                     annulled_by_tresorerie=annulled)
         except StateError as exc:
-            # a run cancelled whole, or the bordereau named cancelled already
-            assert not live or (which is not None and (run, which[0]) in self.cancelled), exc
-            event("cancel refused")
+            if not live or (which is not None and (run, which[0]) in self.cancelled):
+                event("cancel refused: cancelled already")
+            else:
+                assert accepted and not annulled, exc
+                assert [p.rule for p in exc.problems] == ["run.cancel-accepted"] * len(accepted)
+                event("cancel refused: accepted")
             return
-        event("cancel")
         assert live and all((run, b) not in self.cancelled for b in targets)
+        assert not accepted or annulled
         assert list(done.bordereaux) == targets
+        event("cancel")
         for b in targets:
             self.cancelled.add((run, b))
+            if annulled:
+                self.annulled.add((run, b))
             for inv in self.runs[run][b]:
                 assert self.holder.pop(inv) == (run, b)
+
+    @precondition(lambda self: self.runs)
+    @rule(data=st.data(), accepted=st.booleans())
+    def acknowledge(self, data: st.DataObject, accepted: bool) -> None:
+        """The trésorerie's acquit of one bordereau, recorded (replacing what was)."""
+        run = data.draw(st.sampled_from(list(self.runs)))
+        id_bord = data.draw(st.sampled_from(sorted(self.runs[run])))
+        [name] = [f["name"] for f in self.store.get_run(run)["files"]
+                  if f["id_bord"] == id_bord]
+        self.acquits += 1
+        path = _ack(self.folder, f"ack-{self.acquits}.xml",
+                    _element(id_bord, accepted, None if accepted else "ERREUR_AUTRE"),
+                    nom_fic=name)
+        # each file its own (a file recorded once is known by its sha256)
+        path.write_text(path.read_text(encoding="utf-8") + f"<!-- {self.acquits} -->\n",
+                        encoding="utf-8")
+        r = run_cli("acquit", path, "--record", "--replace", "--db", self.store.url)
+        cancelled = (run, id_bord) in self.cancelled
+        assert r.exit_code == (9 if not accepted else
+                               10 if cancelled and (run, id_bord) not in self.annulled
+                               else 0), r.output
+        self.ack[run, id_bord] = accepted
+        event("acquit accepted" if accepted else "acquit rejected")
 
     @precondition(lambda self: self.runs)
     @rule(data=st.data())
@@ -161,19 +212,27 @@ class StoreStates(RuleBasedStateMachine):
         gone = [b for b in sorted(self.runs[run]) if (run, b) in self.cancelled]
         targets = gone if which is None else which
         taken = [inv for b in targets for inv in self.runs[run][b] if inv in self.holder]
+        annulled = [b for b in targets if (run, b) in self.annulled]
+        rejected = [b for b in targets if self.ack.get((run, b)) is False]
         try:
             done = self.store.reinstate(run, "model", which, whole=which is None)
         except StateError as exc:
-            assert (not gone or any((run, b) not in self.cancelled for b in targets)
-                    or taken), exc
-            if gone and taken and all((run, b) in self.cancelled for b in targets):
-                assert sorted(p.invoice for p in exc.problems) == sorted(taken)
-                event("reinstate refused: taken")
-            else:
+            if not gone or any((run, b) not in self.cancelled for b in targets):
                 event("reinstate refused: nothing to reinstate")
+                return
+            assert taken or annulled or rejected, exc
+            rules = [p.rule for p in exc.problems]
+            assert rules == (["run.reinstate-annulled"] * len(annulled)
+                             + ["run.reinstate-rejected"] * len(rejected)
+                             + ["run.reinstate-taken"] * len(taken)), rules
+            assert sorted(p.invoice for p in exc.problems if p.invoice) == sorted(taken)
+            event("reinstate refused: " + ", ".join(
+                why for why, some in [("taken", taken), ("annulled", annulled),
+                                      ("rejected", rejected)] if some))
             return
         event("reinstate")
-        assert gone and not taken and all((run, b) in self.cancelled for b in targets)
+        assert gone and all((run, b) in self.cancelled for b in targets)
+        assert not taken and not annulled and not rejected
         assert list(done.bordereaux) == targets
         for b in targets:
             self.cancelled.discard((run, b))
@@ -195,6 +254,12 @@ class StoreStates(RuleBasedStateMachine):
             found = [f for f in self.store.find_invoice(inv) if f["active"]]
             assert [(f["run_id"], f["id_bord"]) for f in found] == (
                 [self.holder[inv]] if inv in self.holder else [])
+
+    @invariant()
+    def each_bordereau_s_helios_status_is_the_last_recorded(self) -> None:
+        status = self.store.acknowledgements(list(self.runs))
+        assert {(run, b): acks[0].accepted for run, by_bord in status.items()
+                for b, acks in by_bord.items()} == self.ack
 
     @invariant()
     def numbers_are_given_once_in_order(self) -> None:
