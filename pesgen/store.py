@@ -2014,25 +2014,13 @@ class Store:
             if confirmed is not None:
                 return confirmed
         with self.transaction() as conn:
-            query = sa.select(runs).where(runs.c.id == full)
-            if conn.dialect.name == "postgresql":
-                # an acknowledgement recorded meanwhile (`acquit --record`) is seen, or
-                # is recorded after this cancellation and says it is cancelled
-                lock_acknowledgements(conn)
-                query = query.with_for_update()  # two cancellations of one run: in turn
-            row = conn.execute(query).one()
+            row = _locked_run(conn, full)
             if row.status == "cancelled":
                 raise StateError(f"run {full} is already cancelled ({row.cancel_reason})")
             every = self.bordereaux(conn, full)
             active = [b for b in every if b.cancelled_at is None]
             if bordereaux:
-                known = {b.id_bord: b for b in every}
-                unknown = sorted(set(bordereaux) - set(known))
-                if unknown:
-                    raise UsageError(
-                        f"run {full} has no bordereau {', '.join(map(str, unknown))}; its "
-                        f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; "
-                        "nothing cancelled")
+                known = _named(full, every, bordereaux, "nothing cancelled")
                 done = sorted(i for i in set(bordereaux) if known[i].cancelled_at is not None)
                 if done:
                     raise StateError("; ".join(
@@ -2052,9 +2040,7 @@ class Store:
             numbers = [b.id_bord for b in targets]
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it (a
             # finance package's run has none: the package sends its own PES)
-            status = ({i: acks[0] for i, acks in self.acknowledgements(
-                [full], conn=conn).get(full, {}).items() if i in numbers}
-                if pes_typ_bord(row.typ_bord) else {})
+            status = self._helios_status(conn, row, numbers)
             accepted = [status[i] for i in numbers if i in status and status[i].accepted]
             online = _online_payments(conn, full, numbers)
             if accepted and not annulled_by_tresorerie:
@@ -2102,11 +2088,7 @@ class Store:
         when they were cancelled). None, and ``cancel`` goes on as usual, when one of them
         is active or is confirmed already (``bordereaux`` none: every one of the run)."""
         with self.transaction() as conn:
-            query = sa.select(runs).where(runs.c.id == full)
-            if conn.dialect.name == "postgresql":  # as cancel: one after the other
-                lock_acknowledgements(conn)
-                query = query.with_for_update()
-            row = conn.execute(query).one()
+            row = _locked_run(conn, full)
             every = self.bordereaux(conn, full)
             chosen = ([b for b in every if b.id_bord in set(bordereaux)] if bordereaux
                       else every)
@@ -2115,9 +2097,7 @@ class Store:
                            for b in chosen)):
                 return None
             numbers = [b.id_bord for b in chosen]
-            status = ({i: acks[0] for i, acks in self.acknowledgements(
-                [full], conn=conn).get(full, {}).items() if i in numbers}
-                if pes_typ_bord(row.typ_bord) else {})
+            status = self._helios_status(conn, row, numbers)
             accepted = [status[i] for i in numbers if i in status and status[i].accepted]
             parts = set(conn.execute(sa.select(cancelled_bordereaux.c.id_bord).where(
                 cancelled_bordereaux.c.run_id == full)).scalars())
@@ -2160,21 +2140,11 @@ class Store:
         full = as_recorded["id"]
         now = utc_now()
         with self.transaction() as conn:
-            query = sa.select(runs).where(runs.c.id == full)
-            if conn.dialect.name == "postgresql":  # as cancel: one after the other
-                lock_acknowledgements(conn)
-                query = query.with_for_update()
-            row = conn.execute(query).one()
+            row = _locked_run(conn, full)
             every = self.bordereaux(conn, full)
             gone = [b for b in every if b.cancelled_at is not None]
             if bordereaux:
-                known = {b.id_bord: b for b in every}
-                unknown = sorted(set(bordereaux) - set(known))
-                if unknown:
-                    raise UsageError(
-                        f"run {full} has no bordereau {', '.join(map(str, unknown))}; its "
-                        f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; "
-                        "nothing reinstated")
+                known = _named(full, every, bordereaux, "nothing reinstated")
                 live = sorted(i for i in set(bordereaux) if known[i].cancelled_at is None)
                 if live:
                     raise StateError(
@@ -2195,9 +2165,7 @@ class Store:
             else:
                 targets = gone
             numbers = [b.id_bord for b in targets]
-            status = ({i: acks[0] for i, acks in self.acknowledgements(
-                [full], conn=conn).get(full, {}).items() if i in numbers}
-                if pes_typ_bord(row.typ_bord) else {})
+            status = self._helios_status(conn, row, numbers)
             problems = [Problem(
                 "run.reinstate-annulled", f"IdBord {b.id_bord} was cancelled confirming the "
                 f"trésorerie's annulment of its titles ({b.cancelled_at}: {b.reason}): they "
@@ -2260,6 +2228,16 @@ class Store:
         return Reinstatement(record, int(count), tuple(numbers),
                              tuple(b.id_bord for b in gone if b not in targets), status,
                              as_recorded=as_recorded)
+
+    def _helios_status(self, conn: Connection, row: Any,
+                       numbers: Collection[int]) -> dict[int, Acknowledgement]:
+        """The Hélios status of these bordereaux of the run ``row`` (IdBord -> its
+        acknowledgement, as `pesgen acquit --record` recorded it), those that have one; a
+        finance package's run has none (the package sends its own PES)."""
+        if not pes_typ_bord(row.typ_bord):
+            return {}
+        return {i: acks[0] for i, acks in self.acknowledgements(
+            [row.id], conn=conn).get(row.id, {}).items() if i in numbers}
 
     def _taken_since(self, conn: Connection, run_id: str, id_coll: str,
                      bordereaux: list[int]) -> tuple[list[Problem], dict[str, set[int]]]:
@@ -2558,6 +2536,31 @@ def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem],
                  for invoice in chunk if (pay := paid.get(invoice)) is not None]
     if rows:
         conn.execute(events.insert(), rows)
+
+
+def _locked_run(conn: Connection, run_id: str) -> Any:
+    """The row of a run a cancellation or reinstatement changes. PostgreSQL: read for
+    update, so that two of them on one run go in turn, after taking the acknowledgements'
+    lock: an acknowledgement recorded meanwhile (`acquit --record`) is seen, or is
+    recorded after and sees the change (SQLite: the transaction holds the write lock)."""
+    query = sa.select(runs).where(runs.c.id == run_id)
+    if conn.dialect.name == "postgresql":
+        lock_acknowledgements(conn)
+        query = query.with_for_update()
+    return conn.execute(query).one()
+
+
+def _named(run_id: str, every: list[Bordereau], named: Collection[int],
+           undone: str) -> dict[int, Bordereau]:
+    """The run's bordereaux by IdBord; a UsageError naming those of ``named`` it does
+    not have, and its own, ending with what was not done (``undone``)."""
+    known = {b.id_bord: b for b in every}
+    unknown = sorted(set(named) - set(known))
+    if unknown:
+        raise UsageError(
+            f"run {run_id} has no bordereau {', '.join(map(str, unknown))}; its "
+            f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; {undone}")
+    return known
 
 
 def _note_reinstated_titles(conn: Connection, run_id: str, bordereaux: list[int], now: str,
