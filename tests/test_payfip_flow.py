@@ -1289,11 +1289,11 @@ def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_pa
     flow.link("FA-2026-00102", mode="W")
 
 
-def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W") -> str:
+def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W",
+                   id_op: str = "0d1a5c3e-0000-4000-8000-0000000000c1") -> str:
     """An operation (production: saisie W) for the invoice's active title, recorded as
     `payfip link` records it (no PayFiP asked): its idOp."""
     due = ledger.invoice_due(store, "21450999400015", invoice)
-    id_op = "0d1a5c3e-0000-4000-8000-0000000000c1"
     ledger.record_operation(store, {
         "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
         "run_id": due.run_id, "numcli": "012345", "exer": "2026",
@@ -1497,3 +1497,40 @@ def test_an_idop_never_issued_is_an_anomaly_unless_the_flood_limit_says_not_to_r
     assert handle(store, unknown, "notification", factory).action == "unknown-idop"
     assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
         ("unknown-idop", unknown)]
+
+
+def test_reconcile_since_a_day_asks_only_the_operations_made_on_or_after_it(
+        store, exported):
+    """`payfip reconcile --since DAY`: an open operation made the second before that day
+    is left for another sweep; one made at its first second is asked, as is every open
+    one without --since."""
+    from pesgen.payfip.service import reconcile
+
+    before = _link_recorded(store, "FA-2026-00101", id_op="0d1a5c3e-0000-4000-8000-0000000000d1")
+    on = _link_recorded(store, "FA-2026-00103", id_op="0d1a5c3e-0000-4000-8000-0000000000d2")
+    for id_op, at in ((before, "2026-11-30T23:59:59Z"), (on, "2026-12-01T00:00:00Z")):
+        with store.engine.begin() as conn:
+            conn.execute(operations.update().where(operations.c.id_op == id_op)
+                         .values(created_at=at))
+    client = _Answering(PayfipFault(kind="FonctionnelleErreur", code="P5"))
+    assert [o.id_op for o in reconcile(store, lambda endpoint: client, "2026-12-01")] == [on]
+    assert client.asked == [on]
+    assert [o.id_op for o in reconcile(store, lambda endpoint: client)] == [before, on]
+
+
+@pytest.mark.parametrize("late", ["expire", "refused_lookup"])
+def test_a_lookup_fault_coming_after_the_result_was_recorded_changes_nothing(
+        store, exported, late):
+    """P1 (purged) or another business fault answered to a lookup that raced the
+    notification which recorded the payment: the operation is final already, so it is
+    neither expired nor sent to the anomalies, and the invoice stays paid."""
+    id_op = _link_recorded(store)
+    assert ledger.apply_detail(store, id_op, _paid_detail(id_op), "notification").status == "paid"
+    outcome = getattr(ledger, late)(store, id_op, "reconcile", "P1 opération inconnue")
+    assert outcome == ledger.Outcome(id_op, "already", "paid")
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["last_error"]) == ("paid", 1, None)
+    assert _payment(store)["status"] == "paid"
+    assert ledger.list_anomalies(store) == []
+    assert [e[0] for e in _events(store)] == ["created", "paid"]
+
