@@ -1379,6 +1379,8 @@ def test_a_refusal_is_recorded_as_it_came(store, exported):
         idOp=id_op, resultrans="R", montant="18750", refdet="FA202600102", numcli="012345",
         saisie="W"), "reconcile")
     assert outcome == ledger.Outcome(id_op, "recorded", "refused", "FA-2026-00102")
+    # no numauto given: none recorded (NULL, as on the payment), not an empty one
+    assert ledger.get_operation(store, id_op)["numauto"] is None
     [row] = [r for r in ledger.list_payments(store, history=True)
              if r["invoice"] == "FA-2026-00102"]
     assert (row["status"], row["history"][-1]["event"]) == ("refused", "refused")
@@ -1534,3 +1536,34 @@ def test_a_lookup_fault_coming_after_the_result_was_recorded_changes_nothing(
     assert ledger.list_anomalies(store) == []
     assert [e[0] for e in _events(store)] == ["created", "paid"]
 
+
+
+@pytest.mark.parametrize("saisie, resultrans, kinds", [
+    ("W", "P", ["amount-mismatch", "double-payment"]),
+    ("W", "R", ["amount-mismatch"]),  # a refusal moved no money: no second payment
+    ("T", "P", ["amount-mismatch"]),  # nor did a test payment
+])
+def test_a_wrong_result_on_a_paid_invoice_is_a_double_payment_only_when_money_was_paid(
+        store, exported, saisie, resultrans, kinds):
+    """The invoice is paid (its first link); a result of a second link for another amount
+    is an anomaly, and also a double payment when it says production money was paid:
+    not when it is a refusal, nor a payment in test mode."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    second = _link_recorded(store, saisie=saisie, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    outcome = ledger.apply_detail(store, second, PaymentDetail(
+        idOp=second, resultrans=resultrans, montant="18751", refdet="FA202600102",
+        numcli="012345", saisie=saisie, dattrans="01122026", heurtrans="1000"), "reconcile")
+    assert (outcome.action, outcome.message) == ("anomaly", ", ".join(kinds))
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
+
+
+def test_the_title_of_an_operation_never_issued_is_not_said_cancelled(store, exported):
+    """The return page asks whether the title of the idOp it was given is cancelled: an
+    idOp pesgen never issued has no title, active or cancelled."""
+    assert ledger.title_cancelled(store, "0d1a5c3e-0000-4000-8000-0000000000ff") is None
+    assert ledger.title_cancelled(store, _link_recorded(store)) is None  # active
