@@ -1567,3 +1567,39 @@ def test_the_title_of_an_operation_never_issued_is_not_said_cancelled(store, exp
     idOp pesgen never issued has no title, active or cancelled."""
     assert ledger.title_cancelled(store, "0d1a5c3e-0000-4000-8000-0000000000ff") is None
     assert ledger.title_cancelled(store, _link_recorded(store)) is None  # active
+
+
+@pytest.mark.parametrize("resultrans, status", [("R", "refused"), ("Z", "refused"),
+                                                ("P", "test-paid")])
+def test_a_result_of_a_later_link_that_moved_no_money_leaves_the_paid_invoice_paid(
+        store, exported, resultrans, status):
+    """The invoice is paid (its first link); a link made after it (so the latest), then
+    refused, or paid in test mode, is that link's result only: the invoice stays paid."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    saisie = "T" if status == "test-paid" else "W"
+    later = _link_recorded(store, saisie=saisie, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    assert _payment(store)["last_id_op"] == later
+    outcome = ledger.apply_detail(store, later, PaymentDetail(
+        idOp=later, resultrans=resultrans, montant="18750", refdet="FA202600102",
+        numcli="012345", saisie=saisie), "reconcile")
+    assert (outcome.action, outcome.status) == ("recorded", status)
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
+    assert _events(store)[-1] == (status, "reconcile", "paid")
+    assert ledger.list_anomalies(store) == []
+
+
+def test_a_payment_answered_without_numauto_records_none(store, exported):
+    """A paid result whose answer has no numauto records the payment without one (NULL,
+    as a refusal's), not an empty authorisation number."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="V", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie="W", dattrans="01122026", heurtrans="1000"), "reconcile")
+    pay = _payment(store)
+    assert (pay["status"], pay["method"], pay["numauto"]) == ("paid", "direct_debit", None)
