@@ -1603,3 +1603,51 @@ def test_a_payment_answered_without_numauto_records_none(store, exported):
         saisie="W", dattrans="01122026", heurtrans="1000"), "reconcile")
     pay = _payment(store)
     assert (pay["status"], pay["method"], pay["numauto"]) == ("paid", "direct_debit", None)
+
+
+@pytest.mark.parametrize("resultrans, status", [("R", "pending"), ("P", "paid")])
+def test_a_new_link_reopens_an_unpaid_invoice_and_never_a_paid_one(
+        store, exported, resultrans, status):
+    """A link made after a refusal reopens the invoice's payment (pending, in its history
+    too); one made after a payment leaves it paid, and its history says so."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, PaymentDetail(
+        idOp=first, resultrans=resultrans, montant="18750", refdet="FA202600102",
+        numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000"), "reconcile")
+    _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    assert _payment(store)["status"] == status
+    assert _events(store)[-1] == ("created", "link", status)
+
+
+@pytest.mark.parametrize("expiring, status", [("latest", "paid"), ("older", "pending")])
+def test_an_expired_link_expires_the_invoice_only_when_it_is_its_latest_and_unpaid(
+        store, exported, expiring, status):
+    """P1 (PayFiP purged the operation) speaks for the invoice only as the result of its
+    latest link, and never over a payment: the older link paid, the latest one expiring
+    leaves the invoice paid; nothing paid, the older one expiring leaves the latest one
+    open (pending)."""
+    older = _link_recorded(store)
+    if status == "paid":
+        ledger.apply_detail(store, older, _paid_detail(older), "notification")
+    latest = _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    id_op = latest if expiring == "latest" else older
+    outcome = ledger.expire(store, id_op, "reconcile", "P1 opération inconnue")
+    assert (outcome.action, outcome.status) == ("expired", "expired")
+    assert ledger.get_operation(store, id_op)["status"] == "expired"
+    pay = _payment(store)
+    assert (pay["status"], pay["last_id_op"]) == (status, latest)
+    assert _events(store)[-1] == ("expired", "reconcile", status)
+
+
+def test_a_lookup_fault_for_an_idop_the_store_does_not_hold_records_nothing(store, exported):
+    unknown = "0d1a5c3e-0000-4000-8000-0000000000ff"
+    assert ledger.expire(store, unknown, "reconcile", "P1") == \
+        ledger.Outcome(unknown, "already")
+    assert ledger.refused_lookup(store, unknown, "reconcile", "P4") == \
+        ledger.Outcome(unknown, "already")
+    assert ledger.note_check(store, unknown, "reconcile", "unknown", "down") == \
+        ledger.Outcome(unknown, "error", message="down")
+    assert ledger.list_anomalies(store) == []
+    assert _count(store, operations) == 0 and _count(store, events) == 0
