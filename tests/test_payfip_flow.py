@@ -913,7 +913,9 @@ def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow
         with pytest.raises(StateError) as info:
             flow.link(typed)
         message = str(info.value)
-        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} (")
+        # a committed run is named by its time alone (a cancelled one would add its status)
+        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} "
+                                  f"({run.created_at}) from ")
         assert "school-export.json:$.invoices[5]: total is 0.00 (policy zero_total)" in message
         assert "export it first" not in message and "leaves it out again" in message
     assert flow.fake_operations() == []
@@ -1649,5 +1651,7 @@ def test_a_lookup_fault_for_an_idop_the_store_does_not_hold_records_nothing(stor
         ledger.Outcome(unknown, "already")
     assert ledger.note_check(store, unknown, "reconcile", "unknown", "down") == \
         ledger.Outcome(unknown, "error", message="down")
+    assert ledger.note_check(store, unknown, "reconcile", "pending") == \
+        ledger.Outcome(unknown, "pending", message="")
     assert ledger.list_anomalies(store) == []
     assert _count(store, operations) == 0 and _count(store, events) == 0
