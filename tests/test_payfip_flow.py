@@ -913,7 +913,9 @@ def test_a_left_out_invoice_is_refused_saying_which_run_left_it_out_and_why(flow
         with pytest.raises(StateError) as info:
             flow.link(typed)
         message = str(info.value)
-        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} (")
+        # a committed run is named by its time alone (a cancelled one would add its status)
+        assert message.startswith(f"invoice {typed}: not exported: left out by run {run.id} "
+                                  f"({run.created_at}) from ")
         assert "school-export.json:$.invoices[5]: total is 0.00 (policy zero_total)" in message
         assert "export it first" not in message and "leaves it out again" in message
     assert flow.fake_operations() == []
@@ -1289,11 +1291,11 @@ def test_a_refdet_another_invoice_has_is_refused_naming_both(flow, store, tmp_pa
     flow.link("FA-2026-00102", mode="W")
 
 
-def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W") -> str:
+def _link_recorded(store, invoice: str = "FA-2026-00102", saisie: str = "W",
+                   id_op: str = "0d1a5c3e-0000-4000-8000-0000000000c1") -> str:
     """An operation (production: saisie W) for the invoice's active title, recorded as
     `payfip link` records it (no PayFiP asked): its idOp."""
     due = ledger.invoice_due(store, "21450999400015", invoice)
-    id_op = "0d1a5c3e-0000-4000-8000-0000000000c1"
     ledger.record_operation(store, {
         "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
         "run_id": due.run_id, "numcli": "012345", "exer": "2026",
@@ -1379,6 +1381,8 @@ def test_a_refusal_is_recorded_as_it_came(store, exported):
         idOp=id_op, resultrans="R", montant="18750", refdet="FA202600102", numcli="012345",
         saisie="W"), "reconcile")
     assert outcome == ledger.Outcome(id_op, "recorded", "refused", "FA-2026-00102")
+    # no numauto given: none recorded (NULL, as on the payment), not an empty one
+    assert ledger.get_operation(store, id_op)["numauto"] is None
     [row] = [r for r in ledger.list_payments(store, history=True)
              if r["invoice"] == "FA-2026-00102"]
     assert (row["status"], row["history"][-1]["event"]) == ("refused", "refused")
@@ -1497,3 +1501,157 @@ def test_an_idop_never_issued_is_an_anomaly_unless_the_flood_limit_says_not_to_r
     assert handle(store, unknown, "notification", factory).action == "unknown-idop"
     assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
         ("unknown-idop", unknown)]
+
+
+def test_reconcile_since_a_day_asks_only_the_operations_made_on_or_after_it(
+        store, exported):
+    """`payfip reconcile --since DAY`: an open operation made the second before that day
+    is left for another sweep; one made at its first second is asked, as is every open
+    one without --since."""
+    from pesgen.payfip.service import reconcile
+
+    before = _link_recorded(store, "FA-2026-00101", id_op="0d1a5c3e-0000-4000-8000-0000000000d1")
+    on = _link_recorded(store, "FA-2026-00103", id_op="0d1a5c3e-0000-4000-8000-0000000000d2")
+    for id_op, at in ((before, "2026-11-30T23:59:59Z"), (on, "2026-12-01T00:00:00Z")):
+        with store.engine.begin() as conn:
+            conn.execute(operations.update().where(operations.c.id_op == id_op)
+                         .values(created_at=at))
+    client = _Answering(PayfipFault(kind="FonctionnelleErreur", code="P5"))
+    assert [o.id_op for o in reconcile(store, lambda endpoint: client, "2026-12-01")] == [on]
+    assert client.asked == [on]
+    assert [o.id_op for o in reconcile(store, lambda endpoint: client)] == [before, on]
+
+
+@pytest.mark.parametrize("late", ["expire", "refused_lookup"])
+def test_a_lookup_fault_coming_after_the_result_was_recorded_changes_nothing(
+        store, exported, late):
+    """P1 (purged) or another business fault answered to a lookup that raced the
+    notification which recorded the payment: the operation is final already, so it is
+    neither expired nor sent to the anomalies, and the invoice stays paid."""
+    id_op = _link_recorded(store)
+    assert ledger.apply_detail(store, id_op, _paid_detail(id_op), "notification").status == "paid"
+    outcome = getattr(ledger, late)(store, id_op, "reconcile", "P1 opération inconnue")
+    assert outcome == ledger.Outcome(id_op, "already", "paid")
+    op = ledger.get_operation(store, id_op)
+    assert (op["status"], op["checks"], op["last_error"]) == ("paid", 1, None)
+    assert _payment(store)["status"] == "paid"
+    assert ledger.list_anomalies(store) == []
+    assert [e[0] for e in _events(store)] == ["created", "paid"]
+
+
+
+@pytest.mark.parametrize("saisie, resultrans, kinds", [
+    ("W", "P", ["amount-mismatch", "double-payment"]),
+    ("W", "R", ["amount-mismatch"]),  # a refusal moved no money: no second payment
+    ("T", "P", ["amount-mismatch"]),  # nor did a test payment
+])
+def test_a_wrong_result_on_a_paid_invoice_is_a_double_payment_only_when_money_was_paid(
+        store, exported, saisie, resultrans, kinds):
+    """The invoice is paid (its first link); a result of a second link for another amount
+    is an anomaly, and also a double payment when it says production money was paid:
+    not when it is a refusal, nor a payment in test mode."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    second = _link_recorded(store, saisie=saisie, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    outcome = ledger.apply_detail(store, second, PaymentDetail(
+        idOp=second, resultrans=resultrans, montant="18751", refdet="FA202600102",
+        numcli="012345", saisie=saisie, dattrans="01122026", heurtrans="1000"), "reconcile")
+    assert (outcome.action, outcome.message) == ("anomaly", ", ".join(kinds))
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
+
+
+def test_the_title_of_an_operation_never_issued_is_not_said_cancelled(store, exported):
+    """The return page asks whether the title of the idOp it was given is cancelled: an
+    idOp pesgen never issued has no title, active or cancelled."""
+    assert ledger.title_cancelled(store, "0d1a5c3e-0000-4000-8000-0000000000ff") is None
+    assert ledger.title_cancelled(store, _link_recorded(store)) is None  # active
+
+
+@pytest.mark.parametrize("resultrans, status", [("R", "refused"), ("Z", "refused"),
+                                                ("P", "test-paid")])
+def test_a_result_of_a_later_link_that_moved_no_money_leaves_the_paid_invoice_paid(
+        store, exported, resultrans, status):
+    """The invoice is paid (its first link); a link made after it (so the latest), then
+    refused, or paid in test mode, is that link's result only: the invoice stays paid."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    saisie = "T" if status == "test-paid" else "W"
+    later = _link_recorded(store, saisie=saisie, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    assert _payment(store)["last_id_op"] == later
+    outcome = ledger.apply_detail(store, later, PaymentDetail(
+        idOp=later, resultrans=resultrans, montant="18750", refdet="FA202600102",
+        numcli="012345", saisie=saisie), "reconcile")
+    assert (outcome.action, outcome.status) == ("recorded", status)
+    pay = _payment(store)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
+    assert _events(store)[-1] == (status, "reconcile", "paid")
+    assert ledger.list_anomalies(store) == []
+
+
+def test_a_payment_answered_without_numauto_records_none(store, exported):
+    """A paid result whose answer has no numauto records the payment without one (NULL,
+    as a refusal's), not an empty authorisation number."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="V", montant="18750", refdet="FA202600102", numcli="012345",
+        saisie="W", dattrans="01122026", heurtrans="1000"), "reconcile")
+    pay = _payment(store)
+    assert (pay["status"], pay["method"], pay["numauto"]) == ("paid", "direct_debit", None)
+
+
+@pytest.mark.parametrize("resultrans, status", [("R", "pending"), ("P", "paid")])
+def test_a_new_link_reopens_an_unpaid_invoice_and_never_a_paid_one(
+        store, exported, resultrans, status):
+    """A link made after a refusal reopens the invoice's payment (pending, in its history
+    too); one made after a payment leaves it paid, and its history says so."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, PaymentDetail(
+        idOp=first, resultrans=resultrans, montant="18750", refdet="FA202600102",
+        numcli="012345", saisie="W", dattrans="01122026", heurtrans="1000"), "reconcile")
+    _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    assert _payment(store)["status"] == status
+    assert _events(store)[-1] == ("created", "link", status)
+
+
+@pytest.mark.parametrize("expiring, status", [("latest", "paid"), ("older", "pending")])
+def test_an_expired_link_expires_the_invoice_only_when_it_is_its_latest_and_unpaid(
+        store, exported, expiring, status):
+    """P1 (PayFiP purged the operation) speaks for the invoice only as the result of its
+    latest link, and never over a payment: the older link paid, the latest one expiring
+    leaves the invoice paid; nothing paid, the older one expiring leaves the latest one
+    open (pending)."""
+    older = _link_recorded(store)
+    if status == "paid":
+        ledger.apply_detail(store, older, _paid_detail(older), "notification")
+    latest = _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    id_op = latest if expiring == "latest" else older
+    outcome = ledger.expire(store, id_op, "reconcile", "P1 opération inconnue")
+    assert (outcome.action, outcome.status) == ("expired", "expired")
+    assert ledger.get_operation(store, id_op)["status"] == "expired"
+    pay = _payment(store)
+    assert (pay["status"], pay["last_id_op"]) == (status, latest)
+    assert _events(store)[-1] == ("expired", "reconcile", status)
+
+
+def test_a_lookup_fault_for_an_idop_the_store_does_not_hold_records_nothing(store, exported):
+    unknown = "0d1a5c3e-0000-4000-8000-0000000000ff"
+    assert ledger.expire(store, unknown, "reconcile", "P1") == \
+        ledger.Outcome(unknown, "already")
+    assert ledger.refused_lookup(store, unknown, "reconcile", "P4") == \
+        ledger.Outcome(unknown, "already")
+    assert ledger.note_check(store, unknown, "reconcile", "unknown", "down") == \
+        ledger.Outcome(unknown, "error", message="down")
+    assert ledger.note_check(store, unknown, "reconcile", "pending") == \
+        ledger.Outcome(unknown, "pending", message="")
+    assert ledger.list_anomalies(store) == []
+    assert _count(store, operations) == 0 and _count(store, events) == 0
