@@ -231,6 +231,42 @@ def test_hostile_xml_is_refused():
         soap.parse(b"not xml")
 
 
+def _answer_with(doctype: str, id_op: str) -> bytes:
+    """A creerPaiementSecurise answer as a peer may send it, behind ``doctype``."""
+    good = soap.response("creerPaiementSecurise", [("idOp", "@ID@")])
+    body = good.split(b"?>", 1)[1].replace(b"@ID@", id_op.encode())
+    return b'<?xml version="1.0"?>' + doctype.encode() + body
+
+
+def test_an_external_entity_in_an_answer_is_never_read(tmp_path):
+    """XXE: an answer declaring an entity on a local file gets the reference, never the
+    file's content, in what is read (and so in what could be recorded or logged)."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not-for-the-peer", encoding="utf-8")
+    answer = _answer_with(f'<!DOCTYPE e [<!ENTITY x SYSTEM "{secret.as_uri()}">]>', "&x;")
+    element = soap.parse(answer)
+    assert soap.values(element, "return") == {"idOp": ""}
+    assert b"not-for-the-peer" not in etree.tostring(element)
+
+
+def test_an_answer_s_external_dtd_is_never_loaded(tmp_path):
+    """The DTD an answer names is not fetched: a broken one at that address changes
+    nothing (loading it would fail the parse)."""
+    dtd = tmp_path / "broken.dtd"
+    dtd.write_text("<!ELEMENT e (((", encoding="utf-8")
+    element = soap.parse(_answer_with(f'<!DOCTYPE e SYSTEM "{dtd.as_uri()}">',
+                                      "cc0cb210-1cd4-11ea"))
+    assert soap.values(element, "return") == {"idOp": "cc0cb210-1cd4-11ea"}
+
+
+def test_an_answer_nested_past_the_parser_s_limit_is_refused():
+    """No huge_tree: past libxml2's 256 levels the answer is not XML for pesgen."""
+    deep = "<a>" * 300 + "</a>" * 300
+    answer = _answer_with("", "").replace(b"<idOp></idOp>", deep.encode())
+    with pytest.raises(soap.EnvelopeError, match="^not XML: .*depth"):
+        soap.parse(answer)
+
+
 # ---------------------------------------------------------------------- TIPI
 
 
