@@ -212,6 +212,91 @@ def test_our_schema_catches_the_known_spelling_traps():
         soap.request("recupererDetailClient", [("numcli", "012345")])  # numCli
 
 
+def test_our_requests_have_the_authored_requests_shape():
+    """Header, Body, the operation in the service's namespace, arg0's children in the
+    same order and the same values: what the authored samples (notes payfip.md §4) send."""
+    folder = REFERENCE / "samples" / "soap" / "authored"
+    if not folder.is_dir():
+        pytest.skip("the PayFiP reference samples are not beside the project")
+    for path in sorted(folder.glob("*_request.xml")):
+        sample = etree.parse(str(path), etree.XMLParser(remove_comments=True)).getroot()
+        operation = soap.parse(path.read_bytes())
+        ours = etree.fromstring(soap.request(
+            soap.local(operation), list(soap.values(operation, "arg0").items())))
+        assert [e.tag for e in ours.iter()] == [e.tag for e in sample.iter()], path.name
+        assert [(e.text or "").strip() for e in ours.iter()] == [
+            (e.text or "").strip() for e in sample.iter()], path.name
+
+
+def _fault_with(detail: str, faultstring: str) -> bytes:
+    return (f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}"><soapenv:Body><soapenv:Fault>'
+            f"<faultcode>soapenv:Server</faultcode><faultstring>{faultstring}</faultstring>"
+            f'{detail}</soapenv:Fault></soapenv:Body></soapenv:Envelope>').encode()
+
+
+def test_a_fault_says_what_the_live_service_s_says_and_is_read_back_whole():
+    fault = soap.parse(soap.fault("TechIndisponibiliteErreur", " T1 ", " Service indisponible ",
+                                  "descriptif", "message", severite=3))
+    assert soap.is_fault(fault)
+    assert soap.fault_info(fault) == {
+        "faultcode": "soapenv:Server",
+        "faultstring": "fr.gouv.finances.cp.tpa.webservice.exceptions."
+                       "TechIndisponibiliteErreur",
+        "kind": "TechIndisponibiliteErreur", "code": "T1", "libelle": "Service indisponible",
+        "descriptif": "descriptif", "message": "message", "severite": 3}
+
+
+@pytest.mark.parametrize("severite, read", [
+    ("2", 2), (" 3 ", 3), ("-1", -1), ("", None), ("grave", None), ("1.5", None)])
+def test_a_fault_s_severite_is_an_integer_or_none(severite, read):
+    detail = soap.fault("FonctionnelleErreur", "P5", "x").replace(
+        b"<severite>2</severite>", f"<severite>{severite}</severite>".encode())
+    assert soap.fault_info(soap.parse(detail))["severite"] == read
+
+
+def test_a_fault_s_kind_is_its_first_known_detail_else_the_class_its_faultstring_names():
+    ns = f'xmlns:ns2="{soap.TNS}"'
+    detail = (f"<detail><ns2:AutreErreur {ns}><code>X9</code></ns2:AutreErreur>"
+              f"<ns2:FonctionnelleErreur {ns}><code>P1</code></ns2:FonctionnelleErreur>"
+              f"<ns2:TechDysfonctionnementErreur {ns}><code>999</code>"
+              "</ns2:TechDysfonctionnementErreur></detail>")
+    info = soap.fault_info(soap.parse(_fault_with(detail, "TechIndisponibiliteErreur")))
+    assert (info["kind"], info["code"]) == ("FonctionnelleErreur", "P1")
+    # without a known detail: the faultstring's class, with or without its package
+    for faultstring, kind in [
+            ("fr.gouv.finances.cp.tpa.webservice.exceptions.TechProtocolaireErreur",
+             "TechProtocolaireErreur"),
+            ("TechDysfonctionnementErreur", "TechDysfonctionnementErreur"),  # samples' form
+            ("request too large", "SOAP")]:
+        for envelope in (soap.bare_fault("soapenv:Client", faultstring),
+                         _fault_with(f"<detail><ns2:AutreErreur {ns}/></detail>", faultstring)):
+            info = soap.fault_info(soap.parse(envelope))
+            assert (info["kind"], info["code"], info["severite"]) == (kind, "", None)
+            assert info["faultstring"] == faultstring
+
+
+def test_values_are_the_wrapper_s_children_stripped():
+    element = soap.parse(soap.response("recupererDetailClient", [
+        ("libelleN1", "  ECOLE DE MUSIQUE "), ("libelleN2", ""), ("numcli", "012345")]))
+    assert soap.values(element, "return") == {"libelleN1": "ECOLE DE MUSIQUE",
+                                              "libelleN2": "", "numcli": "012345"}
+    assert soap.values(element, "arg0") == {}  # an answer has no arg0
+
+
+def test_only_a_soap_1_1_envelope_with_something_in_its_body_is_read():
+    good = soap.request("recupererDetailClient", [("numCli", "012345")])
+    assert soap.local(soap.parse(good)) == "recupererDetailClient"
+    soap12 = good.replace(soap.SOAP_ENV.encode(), b"http://www.w3.org/2003/05/soap-envelope")
+    with pytest.raises(soap.EnvelopeError, match=r"^not a SOAP 1\.1 envelope \(root "):
+        soap.parse(soap12)
+    head = f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}">'
+    for envelope in (head + "<soapenv:Header/></soapenv:Envelope>",
+                     head + "<soapenv:Body/></soapenv:Envelope>",
+                     head + "<soapenv:Body>  </soapenv:Body></soapenv:Envelope>"):
+        with pytest.raises(soap.EnvelopeError, match="^the envelope has no Body content$"):
+            soap.parse(envelope.encode())
+
+
 def test_faults_from_the_reference_samples_are_read():
     folder = REFERENCE / "samples" / "soap"
     if not folder.is_dir():
