@@ -367,6 +367,47 @@ def test_tipi_url_uses_the_url_protocol_letters_and_limits():
                                                      "payfip.urlcl"]
 
 
+TIPI = TipiRequest("FA-2026-00102", "012345", "2026", "FA202600102", 18750,
+                   "famille@example.org", "CONSERVATOIRE FACTURE FA 2026 00102", "T",
+                   "https://ecole.example.org/tipi/retour?a=1&b=2")
+
+
+def test_a_tipi_url_carries_every_field_in_the_protocol_s_order_and_no_other():
+    from urllib.parse import parse_qsl, urlsplit
+
+    url = tipi_url(TIPI)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "www.payfip.gouv.fr",
+                                                        "/tpa/paiement.web")
+    assert parse_qsl(parts.query, keep_blank_values=True) == [
+        ("numcli", "012345"), ("exer", "2026"), ("refdet", "FA202600102"),
+        ("objet", "CONSERVATOIRE FACTURE FA 2026 00102"), ("montant", "18750"),
+        ("mel", "famille@example.org"), ("urlcl", "https://ecole.example.org/tipi/retour?a=1&b=2"),
+        ("saisie", "T")]
+    assert "invoice" not in parts.query and "FA-2026-00102" not in url
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("numcli", "12345", "payfip.numcli"), ("exer", "26", "payfip.exer"),
+    ("refdet", "FA-2026-00102", "payfip.refdet"), ("montant", 99, "payfip.montant"),
+    ("montant", 1_000_000, "payfip.montant"),  # the URL protocol's 9 999,99 EUR
+    ("mel", "famille", "payfip.mel"), ("objet", "Facture n°102", "payfip.objet"),
+    ("saisie", "W", "payfip.saisie"),  # the web service's production letter
+    ("saisie", "", "payfip.saisie"), ("urlcl", "/tipi/retour", "payfip.urlcl"),
+])
+def test_a_tipi_url_is_refused_for_any_field_out_of_its_rule(field, value, rule):
+    with pytest.raises(PayfipRequestInvalid) as info:
+        tipi_url(replace(TIPI, **{field: value}))
+    assert str(info.value).startswith("invoice FA-2026-00102: the TIPI link is invalid")
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [(rule, "FA-2026-00102")]
+
+
+@pytest.mark.parametrize("saisie", ["T", "X", "A"])
+def test_a_tipi_url_takes_the_url_protocol_s_three_letters(saisie):
+    assert tipi_url(replace(TIPI, saisie=saisie, montant=999_999)).endswith(
+        f"&saisie={saisie}")
+
+
 # ---------------------------------------------------------------------- Datamatrix
 
 TITLE = DatamatrixTitle(invoice="FA-2026-00102", exercise=2026, id_bord=1, id_pce=2,
