@@ -982,6 +982,124 @@ def test_a_flood_of_forged_idops_is_limited_but_known_ones_always_pass(flow, sto
         assert len(ledger.list_anomalies(store)) == 4
 
 
+def test_the_flood_limit_counts_each_address_s_unknown_idops_within_its_window():
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=2, window=60, clock=clock)
+    for _ in range(2):
+        assert limiter.allows("192.0.2.1")
+        limiter.unknown("192.0.2.1")
+    assert not limiter.allows("192.0.2.1")
+    assert limiter.allows("192.0.2.2")  # per address
+    clock.now += 60  # the window's last second: still in it
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 0.5
+    assert limiter.allows("192.0.2.1")
+    # one warning per window for the idOps not recorded, the first of each
+    assert [limiter.dropped("192.0.2.1") for _ in range(2)] == [True, False]
+    clock.now += 60
+    assert not limiter.dropped("192.0.2.1")
+    clock.now += 0.5
+    assert [limiter.dropped("192.0.2.1"), limiter.dropped("192.0.2.2")] == [True, True]
+
+
+def test_the_flood_limit_forgets_addresses_out_of_their_window_past_10000():
+    """Forged idOps from many addresses: once more than 10 000 are known, those with
+    nothing left in their window are forgotten, with their warning's time."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=1, window=60, clock=clock)
+    for n in range(10_001):
+        limiter.unknown(f"10.0.{n // 256}.{n % 256}")
+    limiter.dropped("10.0.0.0")
+    clock.now += 30
+    limiter.unknown("192.0.2.1")  # within its window when the others are forgotten
+    clock.now += 31
+    assert limiter.allows("192.0.2.2")
+    assert sorted(limiter._seen) == ["192.0.2.1", "192.0.2.2"]
+    assert limiter._dropped_since == {}
+    assert not limiter.allows("192.0.2.1")
+
+
+def test_the_idop_is_read_once_from_the_query_or_a_form_body_of_at_most_4096_bytes(flow,
+                                                                                      store):
+    link = flow.link()
+    url = flow.notify_url
+
+    def post(body: str = "", **kw) -> int:
+        return httpx.post(url, content=body.encode(), timeout=TIMEOUT, headers={
+            "Content-Type": "application/x-www-form-urlencoded"}, **kw).status_code
+
+    assert post(params={"IdOp": link.id_op}) == 200  # the query's, any case, on a POST
+    assert post(f"idop={link.id_op}", params={"idop": link.id_op}) == 200  # the same: one
+    assert post(f"idop={link.id_op}&IDOP={uuid.uuid4()}") == 400  # two: none
+    assert post("") == 400
+    # a GET's body is not read: urlredirect's idop comes in its query
+    assert httpx.request("GET", url, content=f"idop={link.id_op}".encode(),
+                         timeout=TIMEOUT).status_code == 400
+    whole = f"idop={link.id_op}&x="
+    assert post(whole + "a" * (4096 - len(whole))) == 200
+    assert post(whole + "a" * (4097 - len(whole))) == 400
+    assert ledger.get_operation(store, link.id_op)["notifications"] == 3
+    health = httpx.get(f"{flow.receiver.url}/healthz", timeout=TIMEOUT)
+    assert (health.status_code, health.text) == (200, "OK")
+
+
+_SAID = {"paid": "Votre paiement a été enregistré. Merci.",
+         "test-paid": "Paiement de test (mode test ou activation)",
+         "refused": "Le paiement a été refusé. Vous pouvez réessayer avec un nouveau lien.",
+         "abandoned": "Le paiement a été abandonné.",
+         "pending": "Le résultat du paiement n&#x27;est pas encore connu",
+         "anomaly": "Le paiement n&#x27;a pas été enregistré ; la régie vérifiera"}
+
+
+@pytest.mark.parametrize("mode, action, said", [
+    ("W", "card", "paid"), ("T", "card", "test-paid"), ("W", "refuse", "refused"),
+    ("W", "abandon", "abandoned"), ("W", None, "pending"),  # not paid yet: P5
+    ("W", "tamper", "anomaly"), ("W", "fault", "pending"),  # PayFiP not answering
+])
+def test_the_return_page_says_each_outcome_in_its_own_words(flow, store, mode, action, said):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link(mode=mode)
+    if action == "tamper":
+        flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "100"}})
+    if action == "fault":
+        flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
+                               "kind": "TechDysfonctionnementErreur", "code": "999"})
+    if action is not None:
+        flow.pay(link, "card" if action in ("tamper", "fault") else action)
+    if action == "abandon":
+        _made_minutes_ago(store, link.id_op, 21)  # final only once its 20 minutes are over
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert [k for k, text in _SAID.items() if text in page.text] == [said]
+
+
+def test_the_return_page_of_an_idop_refused_says_only_that_it_is_unknown(flow, store):
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+
+    none_recorded = UnknownLimiter(limit=0)
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT),
+                                 none_recorded)) as server:
+        back = f"{server.url}/payfip/retour"
+        for query, code in [({}, 400), ({"idop": "<b>"}, 400),
+                            ({"idop": str(uuid.uuid4())}, 429)]:
+            page = httpx.get(back, params=query, timeout=TIMEOUT)
+            assert (page.status_code, page.headers["content-type"]) == (
+                code, "text/html; charset=utf-8")
+            assert "<p>Opération inconnue.</p>" in page.text
+    forged = str(uuid.uuid4())
+    page = httpx.get(f"{flow.receiver.url}/payfip/retour", params={"idop": forged},
+                     timeout=TIMEOUT)
+    assert page.status_code == 404 and "<p>Opération inconnue.</p>" in page.text
+    assert [a["id_op"] for a in ledger.list_anomalies(store)] == [forged]
+
+
 def _reexported(flow, store, tmp_path, total: str | None) -> None:
     """Cancel the example's run; re-export FA-2026-00102 (at another total, if given)."""
     import json
