@@ -982,6 +982,40 @@ def test_a_flood_of_forged_idops_is_limited_but_known_ones_always_pass(flow, sto
         assert len(ledger.list_anomalies(store)) == 4
 
 
+def test_the_flood_limit_is_counted_per_client_address(store, exported):
+    """A flood from one address (127.0.0.2, loopback too) leaves another one's unknown
+    idOps recorded."""
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+
+    limiter = UnknownLimiter(limit=1, window=60, clock=_Clock())
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT), limiter)) as server, \
+            httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+                         timeout=TIMEOUT) as other:
+        url = f"{server.url}/payfip/notification"
+        forged = [str(uuid.uuid4()) for _ in range(3)]
+        assert [other.post(url, data={"idop": x}).status_code for x in forged[:2]] == [404, 429]
+        assert httpx.post(url, data={"idop": forged[2]}, timeout=TIMEOUT).status_code == 404
+    assert sorted(a["id_op"] for a in ledger.list_anomalies(store)) == sorted(
+        [forged[0], forged[2]])
+
+
+def test_the_receiver_logs_each_idop_and_its_outcome_where_serve_shows_them(flow, store,
+                                                                            caplog):
+    """`payfip serve` shows the records of the logger pesgen.payfip at INFO (cli's
+    _log_outcomes): the receiver's lines are among them, an idOp and an outcome each."""
+    link = flow.link()
+    forged = str(uuid.uuid4())
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        assert flow.notify(link.id_op).status_code == 200
+        assert flow.notify(forged).status_code == 404
+    said = [r.getMessage() for r in caplog.records if r.name == "pesgen.payfip"
+            and " -> " in r.getMessage()]
+    assert said == [f"payfip notification: {link.id_op} -> pending",
+                    f"payfip notification: {forged} -> unknown-idop"]
+
+
 def test_the_flood_limit_counts_each_address_s_unknown_idops_within_its_window():
     from pesgen.payfip.receiver import UnknownLimiter
 
