@@ -1038,6 +1038,22 @@ def test_the_flood_limit_counts_each_address_s_unknown_idops_within_its_window()
     assert [limiter.dropped("192.0.2.1"), limiter.dropped("192.0.2.2")] == [True, True]
 
 
+def test_the_flood_limit_is_by_default_30_unknown_idops_within_60_seconds():
+    """docs/payfip.md: more than 30 unknown idOps within 60 s get 429."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(clock=clock)
+    for _ in range(30):
+        assert limiter.allows("192.0.2.1")
+        limiter.unknown("192.0.2.1")
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 60
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 0.5
+    assert limiter.allows("192.0.2.1")
+
+
 def test_the_flood_limit_forgets_addresses_out_of_their_window_past_10000():
     """Forged idOps from many addresses: once more than 10 000 are known, those with
     nothing left in their window are forgotten, with their warning's time."""
