@@ -251,7 +251,9 @@ def test_a_fault_says_what_the_live_service_s_says_and_is_read_back_whole():
 def test_a_fault_s_severite_is_an_integer_or_none(severite, read):
     detail = soap.fault("FonctionnelleErreur", "P5", "x").replace(
         b"<severite>2</severite>", f"<severite>{severite}</severite>".encode())
-    assert soap.fault_info(soap.parse(detail))["severite"] == read
+    info = soap.fault_info(soap.parse(detail))
+    # the fake's faults: no descriptif nor message unless given
+    assert (info["severite"], info["descriptif"], info["message"]) == (read, "", "")
 
 
 def test_a_fault_s_kind_is_its_first_known_detail_else_the_class_its_faultstring_names():
@@ -273,6 +275,12 @@ def test_a_fault_s_kind_is_its_first_known_detail_else_the_class_its_faultstring
             info = soap.fault_info(soap.parse(envelope))
             assert (info["kind"], info["code"], info["severite"]) == (kind, "", None)
             assert info["faultstring"] == faultstring
+    # a peer's fault without faultcode nor faultstring is still read
+    bare = soap.parse(soap.bare_fault("x", "y").replace(b"<faultcode>x</faultcode>", b"")
+                      .replace(b"<faultstring>y</faultstring>", b""))
+    assert soap.fault_info(bare) == {"faultcode": "", "faultstring": "", "kind": "SOAP",
+                                     "code": "", "libelle": "", "descriptif": "",
+                                     "message": "", "severite": None}
 
 
 def test_values_are_the_wrapper_s_children_stripped():
