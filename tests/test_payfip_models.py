@@ -228,6 +228,14 @@ def test_our_requests_have_the_authored_requests_shape():
             (e.text or "").strip() for e in sample.iter()], path.name
 
 
+def test_an_answer_is_checked_against_the_contract_on_its_way_out_too():
+    """The fake's answers (soap.response) are schema-checked as pesgen's requests are: a
+    misspelt idOp never leaves it."""
+    with pytest.raises(soap.EnvelopeError,
+                       match="^recupererDetailPaiementSecuriseResponse: line 1: .*idop"):
+        soap.response("recupererDetailPaiementSecurise", [("idop", "cc0cb210-1cd4-11ea")])
+
+
 def _fault_with(detail: str, faultstring: str) -> bytes:
     return (f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}"><soapenv:Body><soapenv:Fault>'
             f"<faultcode>soapenv:Server</faultcode><faultstring>{faultstring}</faultstring>"
@@ -270,11 +278,13 @@ def test_a_fault_s_kind_is_its_first_known_detail_else_the_class_its_faultstring
              "TechProtocolaireErreur"),
             ("TechDysfonctionnementErreur", "TechDysfonctionnementErreur"),  # samples' form
             ("request too large", "SOAP")]:
-        for envelope in (soap.bare_fault("soapenv:Client", faultstring),
-                         _fault_with(f"<detail><ns2:AutreErreur {ns}/></detail>", faultstring)):
+        for envelope, faultcode in [
+                (soap.bare_fault("soapenv:Client", faultstring), "soapenv:Client"),
+                (_fault_with(f"<detail><ns2:AutreErreur {ns}/></detail>", faultstring),
+                 "soapenv:Server")]:
             info = soap.fault_info(soap.parse(envelope))
             assert (info["kind"], info["code"], info["severite"]) == (kind, "", None)
-            assert info["faultstring"] == faultstring
+            assert (info["faultcode"], info["faultstring"]) == (faultcode, faultstring)
     # a peer's fault without faultcode nor faultstring is still read
     bare = soap.parse(soap.bare_fault("x", "y").replace(b"<faultcode>x</faultcode>", b"")
                       .replace(b"<faultstring>y</faultstring>", b""))
