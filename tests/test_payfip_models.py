@@ -255,7 +255,8 @@ def test_a_fault_says_what_the_live_service_s_says_and_is_read_back_whole():
 
 
 @pytest.mark.parametrize("severite, read", [
-    ("2", 2), (" 3 ", 3), ("-1", -1), ("", None), ("grave", None), ("1.5", None)])
+    ("2", 2), (" 3 ", 3), ("-1", -1), ("", None), ("grave", None), ("1.5", None),
+    ("X3", None)])
 def test_a_fault_s_severite_is_an_integer_or_none(severite, read):
     detail = soap.fault("FonctionnelleErreur", "P5", "x").replace(
         b"<severite>2</severite>", f"<severite>{severite}</severite>".encode())
