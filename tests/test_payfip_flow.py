@@ -984,6 +984,174 @@ def test_a_flood_of_forged_idops_is_limited_but_known_ones_always_pass(flow, sto
         assert len(ledger.list_anomalies(store)) == 4
 
 
+def test_the_flood_limit_is_counted_per_client_address(store, exported):
+    """A flood from one address (127.0.0.2, loopback too) leaves another one's unknown
+    idOps recorded."""
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+
+    limiter = UnknownLimiter(limit=1, window=60, clock=_Clock())
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT), limiter)) as server, \
+            httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+                         timeout=TIMEOUT) as other:
+        url = f"{server.url}/payfip/notification"
+        forged = [str(uuid.uuid4()) for _ in range(3)]
+        assert [other.post(url, data={"idop": x}).status_code for x in forged[:2]] == [404, 429]
+        assert httpx.post(url, data={"idop": forged[2]}, timeout=TIMEOUT).status_code == 404
+    assert sorted(a["id_op"] for a in ledger.list_anomalies(store)) == sorted(
+        [forged[0], forged[2]])
+
+
+def test_the_receiver_logs_each_idop_and_its_outcome_where_serve_shows_them(flow, store,
+                                                                            caplog):
+    """`payfip serve` shows the records of the logger pesgen.payfip at INFO (cli's
+    _log_outcomes): the receiver's lines are among them, an idOp and an outcome each."""
+    link = flow.link()
+    forged = str(uuid.uuid4())
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        assert flow.notify(link.id_op).status_code == 200
+        assert flow.notify(forged).status_code == 404
+    said = [r.getMessage() for r in caplog.records if r.name == "pesgen.payfip"
+            and " -> " in r.getMessage()]
+    assert said == [f"payfip notification: {link.id_op} -> pending",
+                    f"payfip notification: {forged} -> unknown-idop"]
+
+
+def test_the_flood_limit_counts_each_address_s_unknown_idops_within_its_window():
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=2, window=60, clock=clock)
+    for _ in range(2):
+        assert limiter.allows("192.0.2.1")
+        limiter.unknown("192.0.2.1")
+    assert not limiter.allows("192.0.2.1")
+    assert limiter.allows("192.0.2.2")  # per address
+    clock.now += 60  # the window's last second: still in it
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 0.5
+    assert limiter.allows("192.0.2.1")
+    # one warning per window for the idOps not recorded, the first of each
+    assert [limiter.dropped("192.0.2.1") for _ in range(2)] == [True, False]
+    clock.now += 60
+    assert not limiter.dropped("192.0.2.1")
+    clock.now += 0.5
+    assert [limiter.dropped("192.0.2.1"), limiter.dropped("192.0.2.2")] == [True, True]
+
+
+def test_the_flood_limit_is_by_default_30_unknown_idops_within_60_seconds():
+    """docs/payfip.md: more than 30 unknown idOps within 60 s get 429."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(clock=clock)
+    for _ in range(30):
+        assert limiter.allows("192.0.2.1")
+        limiter.unknown("192.0.2.1")
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 60
+    assert not limiter.allows("192.0.2.1")
+    clock.now += 0.5
+    assert limiter.allows("192.0.2.1")
+
+
+def test_the_flood_limit_forgets_addresses_out_of_their_window_past_10000():
+    """Forged idOps from many addresses: once more than 10 000 are known, those with
+    nothing left in their window are forgotten, with their warning's time."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=1, window=60, clock=clock)
+    for n in range(10_001):
+        limiter.unknown(f"10.0.{n // 256}.{n % 256}")
+    limiter.dropped("10.0.0.0")
+    clock.now += 30
+    limiter.unknown("192.0.2.1")  # within its window when the others are forgotten
+    clock.now += 31
+    assert limiter.allows("192.0.2.2")
+    assert sorted(limiter._seen) == ["192.0.2.1", "192.0.2.2"]
+    assert limiter._dropped_since == {}
+    assert not limiter.allows("192.0.2.1")
+
+
+def test_the_idop_is_read_once_from_the_query_or_a_form_body_of_at_most_4096_bytes(flow,
+                                                                                      store):
+    link = flow.link()
+    url = flow.notify_url
+
+    def post(body: str = "", **kw) -> int:
+        return httpx.post(url, content=body.encode(), timeout=TIMEOUT, headers={
+            "Content-Type": "application/x-www-form-urlencoded"}, **kw).status_code
+
+    assert post(params={"IdOp": link.id_op}) == 200  # the query's, any case, on a POST
+    assert post(f"idop={link.id_op}", params={"idop": link.id_op}) == 200  # the same: one
+    assert post(f"idop={link.id_op}&IDOP={uuid.uuid4()}") == 400  # two: none
+    assert post("") == 400
+    # a GET's body is not read: urlredirect's idop comes in its query
+    assert httpx.request("GET", url, content=f"idop={link.id_op}".encode(),
+                         timeout=TIMEOUT).status_code == 400
+    whole = f"idop={link.id_op}&x="
+    assert post(whole + "a" * (4096 - len(whole))) == 200
+    assert post(whole + "a" * (4097 - len(whole))) == 400
+    assert ledger.get_operation(store, link.id_op)["notifications"] == 3
+    health = httpx.get(f"{flow.receiver.url}/healthz", timeout=TIMEOUT)
+    assert (health.status_code, health.text) == (200, "OK")
+
+
+_SAID = {"paid": "Votre paiement a été enregistré. Merci.",
+         "test-paid": "Paiement de test (mode test ou activation)",
+         "refused": "Le paiement a été refusé. Vous pouvez réessayer avec un nouveau lien.",
+         "abandoned": "Le paiement a été abandonné.",
+         "pending": "Le résultat du paiement n&#x27;est pas encore connu",
+         "anomaly": "Le paiement n&#x27;a pas été enregistré ; la régie vérifiera"}
+
+
+@pytest.mark.parametrize("mode, action, said", [
+    ("W", "card", "paid"), ("T", "card", "test-paid"), ("W", "refuse", "refused"),
+    ("W", "abandon", "abandoned"), ("W", None, "pending"),  # not paid yet: P5
+    ("W", "tamper", "anomaly"), ("W", "fault", "pending"),  # PayFiP not answering
+])
+def test_the_return_page_says_each_outcome_in_its_own_words(flow, store, mode, action, said):
+    flow.control("notifications", {"enabled": False})
+    link = flow.link(mode=mode)
+    if action == "tamper":
+        flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "100"}})
+    if action == "fault":
+        flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
+                               "kind": "TechDysfonctionnementErreur", "code": "999"})
+    if action is not None:
+        flow.pay(link, "card" if action in ("tamper", "fault") else action)
+    if action == "abandon":
+        _made_minutes_ago(store, link.id_op, 21)  # final only once its 20 minutes are over
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert [k for k, text in _SAID.items() if text in page.text] == [said]
+
+
+def test_the_return_page_of_an_idop_refused_says_only_that_it_is_unknown(flow, store):
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+
+    none_recorded = UnknownLimiter(limit=0)
+    with ServerThread(create_app(store, default_factory(timeout=TIMEOUT),
+                                 none_recorded)) as server:
+        back = f"{server.url}/payfip/retour"
+        for query, code in [({}, 400), ({"idop": "<b>"}, 400),
+                            ({"idop": str(uuid.uuid4())}, 429)]:
+            page = httpx.get(back, params=query, timeout=TIMEOUT)
+            assert (page.status_code, page.headers["content-type"]) == (
+                code, "text/html; charset=utf-8")
+            assert "<p>Opération inconnue.</p>" in page.text
+    forged = str(uuid.uuid4())
+    page = httpx.get(f"{flow.receiver.url}/payfip/retour", params={"idop": forged},
+                     timeout=TIMEOUT)
+    assert page.status_code == 404 and "<p>Opération inconnue.</p>" in page.text
+    assert [a["id_op"] for a in ledger.list_anomalies(store)] == [forged]
+
+
 def _reexported(flow, store, tmp_path, total: str | None) -> None:
     """Cancel the example's run; re-export FA-2026-00102 (at another total, if given)."""
     import json

@@ -212,6 +212,110 @@ def test_our_schema_catches_the_known_spelling_traps():
         soap.request("recupererDetailClient", [("numcli", "012345")])  # numCli
 
 
+def test_our_requests_have_the_authored_requests_shape():
+    """Header, Body, the operation in the service's namespace, arg0's children in the
+    same order and the same values: what the authored samples (notes payfip.md §4) send."""
+    folder = REFERENCE / "samples" / "soap" / "authored"
+    if not folder.is_dir():
+        pytest.skip("the PayFiP reference samples are not beside the project")
+    for path in sorted(folder.glob("*_request.xml")):
+        sample = etree.parse(str(path), etree.XMLParser(remove_comments=True)).getroot()
+        operation = soap.parse(path.read_bytes())
+        ours = etree.fromstring(soap.request(
+            soap.local(operation), list(soap.values(operation, "arg0").items())))
+        assert [e.tag for e in ours.iter()] == [e.tag for e in sample.iter()], path.name
+        assert [(e.text or "").strip() for e in ours.iter()] == [
+            (e.text or "").strip() for e in sample.iter()], path.name
+
+
+def test_an_answer_is_checked_against_the_contract_on_its_way_out_too():
+    """The fake's answers (soap.response) are schema-checked as pesgen's requests are: a
+    misspelt idOp never leaves it."""
+    with pytest.raises(soap.EnvelopeError,
+                       match="^recupererDetailPaiementSecuriseResponse: line 1: .*idop"):
+        soap.response("recupererDetailPaiementSecurise", [("idop", "cc0cb210-1cd4-11ea")])
+
+
+def _fault_with(detail: str, faultstring: str) -> bytes:
+    return (f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}"><soapenv:Body><soapenv:Fault>'
+            f"<faultcode>soapenv:Server</faultcode><faultstring>{faultstring}</faultstring>"
+            f'{detail}</soapenv:Fault></soapenv:Body></soapenv:Envelope>').encode()
+
+
+def test_a_fault_says_what_the_live_service_s_says_and_is_read_back_whole():
+    fault = soap.parse(soap.fault("TechIndisponibiliteErreur", " T1 ", " Service indisponible ",
+                                  "descriptif", "message", severite=3))
+    assert soap.is_fault(fault)
+    assert soap.fault_info(fault) == {
+        "faultcode": "soapenv:Server",
+        "faultstring": "fr.gouv.finances.cp.tpa.webservice.exceptions."
+                       "TechIndisponibiliteErreur",
+        "kind": "TechIndisponibiliteErreur", "code": "T1", "libelle": "Service indisponible",
+        "descriptif": "descriptif", "message": "message", "severite": 3}
+
+
+@pytest.mark.parametrize("severite, read", [
+    ("2", 2), (" 3 ", 3), ("-1", -1), ("", None), ("grave", None), ("1.5", None),
+    ("X3", None)])
+def test_a_fault_s_severite_is_an_integer_or_none(severite, read):
+    detail = soap.fault("FonctionnelleErreur", "P5", "x").replace(
+        b"<severite>2</severite>", f"<severite>{severite}</severite>".encode())
+    info = soap.fault_info(soap.parse(detail))
+    # the fake's faults: no descriptif nor message unless given
+    assert (info["severite"], info["descriptif"], info["message"]) == (read, "", "")
+
+
+def test_a_fault_s_kind_is_its_first_known_detail_else_the_class_its_faultstring_names():
+    ns = f'xmlns:ns2="{soap.TNS}"'
+    detail = (f"<detail><ns2:AutreErreur {ns}><code>X9</code></ns2:AutreErreur>"
+              f"<ns2:FonctionnelleErreur {ns}><code>P1</code></ns2:FonctionnelleErreur>"
+              f"<ns2:TechDysfonctionnementErreur {ns}><code>999</code>"
+              "</ns2:TechDysfonctionnementErreur></detail>")
+    info = soap.fault_info(soap.parse(_fault_with(detail, "TechIndisponibiliteErreur")))
+    assert (info["kind"], info["code"]) == ("FonctionnelleErreur", "P1")
+    # without a known detail: the faultstring's class, with or without its package
+    for faultstring, kind in [
+            ("fr.gouv.finances.cp.tpa.webservice.exceptions.TechProtocolaireErreur",
+             "TechProtocolaireErreur"),
+            ("TechDysfonctionnementErreur", "TechDysfonctionnementErreur"),  # samples' form
+            ("request too large", "SOAP")]:
+        for envelope, faultcode in [
+                (soap.bare_fault("soapenv:Client", faultstring), "soapenv:Client"),
+                (_fault_with(f"<detail><ns2:AutreErreur {ns}/></detail>", faultstring),
+                 "soapenv:Server")]:
+            info = soap.fault_info(soap.parse(envelope))
+            assert (info["kind"], info["code"], info["severite"]) == (kind, "", None)
+            assert (info["faultcode"], info["faultstring"]) == (faultcode, faultstring)
+    # a peer's fault without faultcode nor faultstring is still read
+    bare = soap.parse(soap.bare_fault("x", "y").replace(b"<faultcode>x</faultcode>", b"")
+                      .replace(b"<faultstring>y</faultstring>", b""))
+    assert soap.fault_info(bare) == {"faultcode": "", "faultstring": "", "kind": "SOAP",
+                                     "code": "", "libelle": "", "descriptif": "",
+                                     "message": "", "severite": None}
+
+
+def test_values_are_the_wrapper_s_children_stripped():
+    element = soap.parse(soap.response("recupererDetailClient", [
+        ("libelleN1", "  ECOLE DE MUSIQUE "), ("libelleN2", ""), ("numcli", "012345")]))
+    assert soap.values(element, "return") == {"libelleN1": "ECOLE DE MUSIQUE",
+                                              "libelleN2": "", "numcli": "012345"}
+    assert soap.values(element, "arg0") == {}  # an answer has no arg0
+
+
+def test_only_a_soap_1_1_envelope_with_something_in_its_body_is_read():
+    good = soap.request("recupererDetailClient", [("numCli", "012345")])
+    assert soap.local(soap.parse(good)) == "recupererDetailClient"
+    soap12 = good.replace(soap.SOAP_ENV.encode(), b"http://www.w3.org/2003/05/soap-envelope")
+    with pytest.raises(soap.EnvelopeError, match=r"^not a SOAP 1\.1 envelope \(root "):
+        soap.parse(soap12)
+    head = f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}">'
+    for envelope in (head + "<soapenv:Header/></soapenv:Envelope>",
+                     head + "<soapenv:Body/></soapenv:Envelope>",
+                     head + "<soapenv:Body>  </soapenv:Body></soapenv:Envelope>"):
+        with pytest.raises(soap.EnvelopeError, match="^the envelope has no Body content$"):
+            soap.parse(envelope.encode())
+
+
 def test_faults_from_the_reference_samples_are_read():
     folder = REFERENCE / "samples" / "soap"
     if not folder.is_dir():
@@ -231,6 +335,46 @@ def test_hostile_xml_is_refused():
         soap.parse(b"not xml")
 
 
+def _answer_with(doctype: str, id_op: str) -> bytes:
+    """A creerPaiementSecurise answer as a peer may send it, behind ``doctype``."""
+    good = soap.response("creerPaiementSecurise", [("idOp", "@ID@")])
+    body = good.split(b"?>", 1)[1].replace(b"@ID@", id_op.encode())
+    return b'<?xml version="1.0"?>' + doctype.encode() + body
+
+
+def test_an_external_entity_in_an_answer_is_never_read(tmp_path):
+    """XXE: an answer declaring an entity on a local file gets the reference, never the
+    file's content, in what is read (and so in what could be recorded or logged); no
+    entity is substituted."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not-for-the-peer", encoding="utf-8")
+    answer = _answer_with(f'<!DOCTYPE e [<!ENTITY x SYSTEM "{secret.as_uri()}">]>', "&x;")
+    element = soap.parse(answer)
+    assert soap.values(element, "return") == {"idOp": ""}
+    assert b"not-for-the-peer" not in etree.tostring(element)
+    # nor an internal one (lxml's default parser substitutes those)
+    inside = _answer_with('<!DOCTYPE e [<!ENTITY x "cc0cb210-1cd4-11ea">]>', "&x;")
+    assert soap.values(soap.parse(inside), "return") == {"idOp": ""}
+
+
+def test_an_answer_s_external_dtd_is_never_loaded(tmp_path):
+    """The DTD an answer names is not fetched: a broken one at that address changes
+    nothing (loading it would fail the parse)."""
+    dtd = tmp_path / "broken.dtd"
+    dtd.write_text("<!ELEMENT e (((", encoding="utf-8")
+    element = soap.parse(_answer_with(f'<!DOCTYPE e SYSTEM "{dtd.as_uri()}">',
+                                      "cc0cb210-1cd4-11ea"))
+    assert soap.values(element, "return") == {"idOp": "cc0cb210-1cd4-11ea"}
+
+
+def test_an_answer_nested_past_the_parser_s_limit_is_refused():
+    """No huge_tree: past libxml2's 256 levels the answer is not XML for pesgen."""
+    deep = "<a>" * 300 + "</a>" * 300
+    answer = _answer_with("", "").replace(b"<idOp></idOp>", deep.encode())
+    with pytest.raises(soap.EnvelopeError, match="^not XML: .*depth"):
+        soap.parse(answer)
+
+
 # ---------------------------------------------------------------------- TIPI
 
 
@@ -244,6 +388,47 @@ def test_tipi_url_uses_the_url_protocol_letters_and_limits():
         tipi_url(replace(req, saisie="W", montant=1_000_000, urlcl="ftp://x"))
     assert [p.rule for p in info.value.problems] == ["payfip.montant", "payfip.saisie",
                                                      "payfip.urlcl"]
+
+
+TIPI = TipiRequest("FA-2026-00102", "012345", "2026", "FA202600102", 18750,
+                   "famille@example.org", "CONSERVATOIRE FACTURE FA 2026 00102", "T",
+                   "https://ecole.example.org/tipi/retour?a=1&b=2")
+
+
+def test_a_tipi_url_carries_every_field_in_the_protocol_s_order_and_no_other():
+    from urllib.parse import parse_qsl, urlsplit
+
+    url = tipi_url(TIPI)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "www.payfip.gouv.fr",
+                                                        "/tpa/paiement.web")
+    assert parse_qsl(parts.query, keep_blank_values=True) == [
+        ("numcli", "012345"), ("exer", "2026"), ("refdet", "FA202600102"),
+        ("objet", "CONSERVATOIRE FACTURE FA 2026 00102"), ("montant", "18750"),
+        ("mel", "famille@example.org"), ("urlcl", "https://ecole.example.org/tipi/retour?a=1&b=2"),
+        ("saisie", "T")]
+    assert "invoice" not in parts.query and "FA-2026-00102" not in url
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("numcli", "12345", "payfip.numcli"), ("exer", "26", "payfip.exer"),
+    ("refdet", "FA-2026-00102", "payfip.refdet"), ("montant", 99, "payfip.montant"),
+    ("montant", 1_000_000, "payfip.montant"),  # the URL protocol's 9 999,99 EUR
+    ("mel", "famille", "payfip.mel"), ("objet", "Facture n°102", "payfip.objet"),
+    ("saisie", "W", "payfip.saisie"),  # the web service's production letter
+    ("saisie", "", "payfip.saisie"), ("urlcl", "/tipi/retour", "payfip.urlcl"),
+])
+def test_a_tipi_url_is_refused_for_any_field_out_of_its_rule(field, value, rule):
+    with pytest.raises(PayfipRequestInvalid) as info:
+        tipi_url(replace(TIPI, **{field: value}))
+    assert str(info.value).startswith("invoice FA-2026-00102: the TIPI link is invalid")
+    assert [(p.rule, p.invoice) for p in info.value.problems] == [(rule, "FA-2026-00102")]
+
+
+@pytest.mark.parametrize("saisie", ["T", "X", "A"])
+def test_a_tipi_url_takes_the_url_protocol_s_three_letters(saisie):
+    assert tipi_url(replace(TIPI, saisie=saisie, montant=999_999)).endswith(
+        f"&saisie={saisie}")
 
 
 # ---------------------------------------------------------------------- Datamatrix
