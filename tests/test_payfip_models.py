@@ -343,28 +343,49 @@ def _answer_with(doctype: str, id_op: str) -> bytes:
 
 
 def test_an_external_entity_in_an_answer_is_never_read(tmp_path):
-    """XXE: an answer declaring an entity on a local file gets the reference, never the
-    file's content, in what is read (and so in what could be recorded or logged); no
-    entity is substituted."""
+    """XXE: an answer declaring an entity on a local file is refused whole (SOAP 1.1 §3: no
+    document type declaration), naming nothing of the file; and the parser under that
+    refusal never substitutes one, external or internal (lxml's default parser
+    substitutes the internal ones)."""
     secret = tmp_path / "secret.txt"
     secret.write_text("not-for-the-peer", encoding="utf-8")
     answer = _answer_with(f'<!DOCTYPE e [<!ENTITY x SYSTEM "{secret.as_uri()}">]>', "&x;")
-    element = soap.parse(answer)
-    assert soap.values(element, "return") == {"idOp": ""}
+    with pytest.raises(soap.EnvelopeError, match="no document type declaration") as info:
+        soap.parse(answer)
+    assert "not-for-the-peer" not in str(info.value)
+    element = etree.fromstring(answer, soap._parser())
     assert b"not-for-the-peer" not in etree.tostring(element)
-    # nor an internal one (lxml's default parser substitutes those)
     inside = _answer_with('<!DOCTYPE e [<!ENTITY x "cc0cb210-1cd4-11ea">]>', "&x;")
-    assert soap.values(soap.parse(inside), "return") == {"idOp": ""}
+    with pytest.raises(soap.EnvelopeError, match="no document type declaration"):
+        soap.parse(inside)
+    assert b"cc0cb210" not in etree.tostring(etree.fromstring(inside, soap._parser()))
 
 
 def test_an_answer_s_external_dtd_is_never_loaded(tmp_path):
     """The DTD an answer names is not fetched: a broken one at that address changes
-    nothing (loading it would fail the parse)."""
+    nothing to the parser (loading it would fail the parse); the answer itself is refused
+    for naming one."""
     dtd = tmp_path / "broken.dtd"
     dtd.write_text("<!ELEMENT e (((", encoding="utf-8")
-    element = soap.parse(_answer_with(f'<!DOCTYPE e SYSTEM "{dtd.as_uri()}">',
-                                      "cc0cb210-1cd4-11ea"))
-    assert soap.values(element, "return") == {"idOp": "cc0cb210-1cd4-11ea"}
+    answer = _answer_with(f'<!DOCTYPE e SYSTEM "{dtd.as_uri()}">', "cc0cb210-1cd4-11ea")
+    root = etree.fromstring(answer, soap._parser())
+    assert root.tag == f"{{{soap.SOAP_ENV}}}Envelope"
+    with pytest.raises(soap.EnvelopeError, match="no document type declaration"):
+        soap.parse(answer)
+
+
+@pytest.mark.parametrize("where", ["before", "inside"])
+def test_an_answer_with_a_processing_instruction_is_refused(where):
+    """SOAP 1.1 §3: no processing instruction, before the envelope or in it."""
+    good = _answer_with("", "cc0cb210-1cd4-11ea")
+    pi = b'<?xml-stylesheet href="x.xsl"?>'
+    answer = (good.replace(b"?>", b"?>" + pi, 1) if where == "before"
+              else good.replace(b"<idOp>", pi + b"<idOp>"))
+    assert answer != good
+    with pytest.raises(soap.EnvelopeError, match="no processing instruction"):
+        soap.parse(answer)
+    # the same answer without it is read
+    assert soap.values(soap.parse(good), "return") == {"idOp": "cc0cb210-1cd4-11ea"}
 
 
 def test_an_answer_nested_past_the_parser_s_limit_is_refused():

@@ -116,6 +116,15 @@ def parse(data: bytes) -> etree._Element:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise EnvelopeError(f"not XML: {exc}") from None
+    # SOAP 1.1 §3: a message MUST NOT contain a Document Type Declaration, nor Processing
+    # Instructions. Its entities are never substituted (_parser), but nothing that
+    # declares any is read further.
+    if root.getroottree().docinfo.doctype:
+        raise EnvelopeError("a SOAP message has no document type declaration (SOAP 1.1 §3): "
+                            "refused, nothing read from it")
+    if root.getroottree().xpath("//processing-instruction()"):
+        raise EnvelopeError("a SOAP message has no processing instruction (SOAP 1.1 §3): "
+                            "refused, nothing read from it")
     if root.tag != f"{{{SOAP_ENV}}}Envelope":
         raise EnvelopeError(f"not a SOAP 1.1 envelope (root {root.tag})")
     body = root.find(f"{{{SOAP_ENV}}}Body")
