@@ -857,6 +857,11 @@ def test_payments_of_titles_still_due_look_up_no_new_title_nor_unasked_history(
         (invoice, "paid" if invoice == PAID_AFTER_CANCEL[0] else "pending", exported.run_id)
         for invoice in PAID_AFTER_CANCEL]
     assert not any("history" in r for r in rows)
+    # the columns the school software imports (a CSV's header), in their order
+    assert [list(r) for r in rows] == [[
+        "invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
+        "paid_at", "paid_at_source", "id_op", "last_id_op", "numauto", "refdet",
+        "updated_at", "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]] * 5
     assert count == 2
     assert not any("history" in r for r in ledger.iter_payments(store))  # not asked
     count, rows = _queries(store, lambda: ledger.list_payments(store, history=True))
