@@ -798,3 +798,75 @@ def test_the_cancelled_titles_are_noted_in_the_payments_history_a_chunk_at_a_tim
         (p.invoice, f"op-{p.invoice}", "title-cancelled", "cancel", "paid", "2026")
         for p in done.payments]
     assert {json.loads(n.detail)["run"] for n in noted} == {run.run_id}
+
+
+def test_payments_since_leaves_out_an_invoice_exported_again_before_it(store, exported,
+                                                                        tmp_path):
+    """FA-2026-00102 paid, its title cancelled and the invoice exported again, all long
+    ago; a run of another invoice made since changes nothing of it: `--since` leaves it
+    out (only the run that holds its new title counts, not any run made since)."""
+    _paid(store, _recorded_link(store, "FA-2026-00102", 1))
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    invoices = data["invoices"]
+    data["invoices"] = [i for i in invoices if i["number"] == "FA-2026-00102"]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    with store.engine.begin() as conn:  # all of it long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
+                             "WHERE cancelled_at IS NOT NULL"))
+        conn.execute(sa.text("UPDATE runs SET created_at = '2026-01-03T00:00:00Z' "
+                             "WHERE id = :id"), {"id": new})
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    data["invoices"] = [i for i in invoices if i["number"] == "FA-2026-00104"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export_recorded(lambda: store, MAPPING, other, tmp_path / "other", date(2026, 11, 24))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    # the listing without --since has both of its rows, the new title's in its run, and
+    # neither has a history when none is asked
+    rows = ledger.list_payments(store)
+    assert [(r["invoice"], r["status"], r["run"]) for r in rows] == [
+        ("FA-2026-00102", "cancelled", exported.run_id), ("FA-2026-00102", "pending", new)]
+    assert "history" not in rows[0] and set(rows[1]) == set(rows[0])
+
+
+def test_payments_of_titles_still_due_look_up_no_new_title_nor_unasked_history(
+        store, exported):
+    """No title cancelled: `payfip payments` reads the payments' ids and their rows, no
+    new title (only a cancelled title's invoice can have one) and, without --history, no
+    history; --history reads the histories in one more query. `payfip anomalies` reads
+    the anomalies, and no new title either."""
+    from pesgen.payfip.models import PaymentDetail
+
+    ops = [_recorded_link(store, invoice, n) for n, invoice in enumerate(PAID_AFTER_CANCEL)]
+    _paid(store, ops[0])
+    op = ledger.get_operation(store, ops[1])  # paid another amount than the one asked
+    ledger.apply_detail(store, ops[1], PaymentDetail(
+        idOp=ops[1], resultrans="P", montant="100", refdet=op["refdet"], numcli=op["numcli"],
+        saisie="W", dattrans="01122026", heurtrans="1000", numauto="A55A"), "reconcile")
+    count, found = _queries(store, lambda: ledger.list_anomalies(store))
+    assert [(a["kind"], a["invoice"], a["invoice_status"], a["again_run"]) for a in found] == [
+        ("amount-mismatch", PAID_AFTER_CANCEL[1], "pending", None)]
+    assert count == 1
+    count, rows = _queries(store, lambda: ledger.list_payments(store))
+    assert sorted((r["invoice"], r["status"], r["run"]) for r in rows) == [
+        (invoice, "paid" if invoice == PAID_AFTER_CANCEL[0] else "pending", exported.run_id)
+        for invoice in PAID_AFTER_CANCEL]
+    assert not any("history" in r for r in rows)
+    # the columns the school software imports (a CSV's header), in their order
+    assert [list(r) for r in rows] == [[
+        "invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
+        "paid_at", "paid_at_source", "id_op", "last_id_op", "numauto", "refdet",
+        "updated_at", "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]] * 5
+    assert count == 2
+    assert not any("history" in r for r in ledger.iter_payments(store))  # not asked
+    count, rows = _queries(store, lambda: ledger.list_payments(store, history=True))
+    assert {r["invoice"]: [e["event"] for e in r["history"]] for r in rows} == {
+        invoice: {PAID_AFTER_CANCEL[0]: ["created", "paid"],
+                  PAID_AFTER_CANCEL[1]: ["created", "anomaly"]}.get(invoice, ["created"])
+        for invoice in PAID_AFTER_CANCEL}
+    assert count == 3

@@ -13,6 +13,7 @@ such payments as paid are corrected by migration 4.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -179,8 +180,16 @@ def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
     assert (pay["status"], pay["id_op"], pay["numauto"]) == ("paid", link.id_op, "LATE0001")
     # the new link paid too: a double payment, never counted
     flow.pay(again, "card")
-    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["double-payment"]
+    [double] = ledger.list_anomalies(store)
+    assert double["kind"] == "double-payment"
     assert _payment(store)["id_op"] == link.id_op
+    # resolving it notes in the history the invoice's status then (paid), who and what
+    ledger.resolve_anomaly(store, double["id"], "bob", "the trésorerie refunds the second")
+    assert _events(store)[-1] == ("anomaly-resolved", "support", "paid")
+    with store.engine.connect() as conn:
+        noted = conn.execute(sa.select(events.c.detail).order_by(events.c.id.desc())).first()
+    assert json.loads(noted.detail) == {"anomaly": double["id"], "kind": "double-payment",
+                                        "by": "bob"}
 
 
 def test_already_paid_invoice_gets_no_new_link(flow):
@@ -466,6 +475,8 @@ def test_resolving_an_anomaly_records_the_decision_and_pays_nothing(flow, store,
         ledger.resolve_anomaly(store, 999, "alice", "x")
     with pytest.raises(UsageError, match="--by must be 1 to 64 characters"):
         ledger.resolve_anomaly(store, anomaly["id"], "a" * 65, "x")
+    with pytest.raises(UsageError, match="--by must be 1 to 64 characters"):
+        ledger.resolve_anomaly(store, anomaly["id"], " \t", "x")  # blank: nobody
     note = "trésorerie: 50,00 EUR collected, 16,00 EUR refunded on 2026-12-02"
     alice = "alice " + "x" * 58  # 64 characters: the most resolved_by holds
     done = ledger.resolve_anomaly(store, anomaly["id"], alice, note)
