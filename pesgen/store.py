@@ -1201,11 +1201,11 @@ class Store:
         conn.commit()  # SQLAlchemy's end of it (SQLite: nothing left to commit)
 
     @staticmethod
-    def _sequence_is(key: tuple[str, str, int, str]) -> Any:
-        """The WHERE clause of a numbering sequence's row."""
+    def _sequence_is(key: tuple[str, str, int, str], table: sa.Table = sequences) -> Any:
+        """The WHERE clause of a numbering sequence's row (``table``: of its moves)."""
         id_coll, cod_bud, exercise, typ_bord = key
-        return sa.and_(sequences.c.id_coll == id_coll, sequences.c.cod_bud == cod_bud,
-                       sequences.c.exercise == exercise, sequences.c.typ_bord == typ_bord)
+        return sa.and_(table.c.id_coll == id_coll, table.c.cod_bud == cod_bud,
+                       table.c.exercise == exercise, table.c.typ_bord == typ_bord)
 
     def _sequence_row(self, conn: Connection, key: tuple[str, str, int, str]) -> Any:
         return self._locked_row(conn, key)[0]
@@ -1385,11 +1385,7 @@ class Store:
             moved = sa.select(sequence_moves).order_by(sequence_moves.c.id)
             if key is not None:
                 query = query.where(self._sequence_is(key))
-                id_coll, cod_bud, exercise, typ_bord = key
-                moved = moved.where(sequence_moves.c.id_coll == id_coll,
-                                    sequence_moves.c.cod_bud == cod_bud,
-                                    sequence_moves.c.exercise == exercise,
-                                    sequence_moves.c.typ_bord == typ_bord)
+                moved = moved.where(self._sequence_is(key, sequence_moves))
             moves: dict[tuple[str, str, int, str], list[SequenceMove]] = {}
             for m in conn.execute(moved):
                 k = (m.id_coll, m.cod_bud, int(m.exercise), m.typ_bord)
@@ -1937,7 +1933,8 @@ class Store:
         with self.engine.connect() as conn:
             id_coll = conn.execute(sa.select(runs.c.id_coll).where(runs.c.id == run_id)
                                    ).scalar_one()
-            taken, holders = self._taken_since(conn, run_id, id_coll, bordereaux)
+            taken, holders = self._taken_since(
+                conn, id_coll, _bordereau_titles(conn, run_id, bordereaux))
         return len({p.invoice for p in taken}), holders
 
     def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
@@ -2072,7 +2069,9 @@ class Store:
                                  .where(mine)).scalar() or 0
             conn.execute(run_invoices.update().where(mine).values(active=False))
             held = self._still_held(conn, full, numbers)
-            _note_cancelled_titles(conn, full, online, now, reason.strip())
+            # each title cancelled with its payments (despite_payments)
+            _note_titles(conn, full, (p.invoice for p in online), "title-cancelled", "cancel",
+                         now, reason.strip())
         record = self._run_record(full)
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
@@ -2176,7 +2175,8 @@ class Store:
                 f"(recorded {status[i].recorded_at} from {status[i].file}): its titles do "
                 "not exist at the trésorerie", record=f"{status[i].file}:{status[i].line}")
                 for i in numbers if i in status and not status[i].accepted]
-            taken, holders = self._taken_since(conn, full, row.id_coll, numbers)
+            titles = _bordereau_titles(conn, full, numbers)
+            taken, holders = self._taken_since(conn, row.id_coll, titles)
             problems += taken
             if problems:
                 message = (f"run {full}: IdBord {', '.join(map(str, numbers))} cannot be "
@@ -2210,8 +2210,6 @@ class Store:
                 if rest:
                     conn.execute(cancelled_bordereaux.insert(), rest)
             mine = sa.and_(run_invoices.c.run_id == full, run_invoices.c.id_bord.in_(numbers))
-            count = conn.execute(sa.select(sa.func.count()).select_from(run_invoices)
-                                 .where(mine)).scalar() or 0
             try:
                 # no active row shares their keys (_taken_since): each holds its index
                 conn.execute(run_invoices.update().where(mine).values(active=True,
@@ -2223,9 +2221,10 @@ class Store:
                                  f"{', '.join(map(str, numbers))}: {said} (an export "
                                  "recorded one of their invoices meanwhile?); nothing "
                                  "reinstated") from None
-            _note_reinstated_titles(conn, full, numbers, now, reason.strip())
+            _note_titles(conn, full, (t.invoice for t in titles), "title-reinstated",
+                         "reinstate", now, reason.strip())
         record = self._run_record(full)
-        return Reinstatement(record, int(count), tuple(numbers),
+        return Reinstatement(record, len(titles), tuple(numbers),
                              tuple(b.id_bord for b in gone if b not in targets), status,
                              as_recorded=as_recorded)
 
@@ -2239,17 +2238,12 @@ class Store:
         return {i: acks[0] for i, acks in self.acknowledgements(
             [row.id], conn=conn).get(row.id, {}).items() if i in numbers}
 
-    def _taken_since(self, conn: Connection, run_id: str, id_coll: str,
-                     bordereaux: list[int]) -> tuple[list[Problem], dict[str, set[int]]]:
-        """The invoices and NumDettes of these (cancelled) bordereaux of ``run_id`` an
-        active run holds now, compared as the duplicate guard compares them: each a
-        ``run.reinstate-taken`` problem naming the holder; and the holders, {run:
-        IdBords}, oldest problem first."""
-        rows = conn.execute(sa.select(run_invoices.c.invoice, run_invoices.c.id_bord,
-                                      run_invoices.c.debt_number)
-                            .where(run_invoices.c.run_id == run_id,
-                                   run_invoices.c.id_bord.in_(bordereaux))
-                            .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    def _taken_since(self, conn: Connection, id_coll: str, rows: list[Any]
+                     ) -> tuple[list[Problem], dict[str, set[int]]]:
+        """Of these titles of (cancelled) bordereaux (``_bordereau_titles``), the invoices
+        and NumDettes an active run holds now, compared as the duplicate guard compares
+        them: each a ``run.reinstate-taken`` problem naming the holder; and the holders,
+        {run: IdBords}, oldest problem first."""
         by_invoice = self.holders(conn, id_coll, (r.invoice for r in rows))
         by_debt = self.debt_holders(conn, id_coll,
                                     (r.debt_number for r in rows if r.debt_number))
@@ -2513,29 +2507,41 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     return out
 
 
-def _note_cancelled_titles(conn: Connection, run_id: str, online: list[Problem], now: str,
-                           reason: str) -> None:
-    """A ``title-cancelled`` event in the PayFiP history of each invoice cancelled with
-    its payments (``payfip payments --history`` shows it beside them), in the invoices'
-    order. Their payments are read 500 invoices a query and the events written in one
-    ``executemany`` (a SELECT and an INSERT per invoice before: 36 000 statements for
-    a run of 18 000 payments, each a round trip to a PostgreSQL server)."""
+def _note_titles(conn: Connection, run_id: str, invoices: Iterable[str], event: str,
+                 source: str, now: str, reason: str) -> None:
+    """An ``event`` (``title-cancelled``, ``title-reinstated``) in the PayFiP history of
+    each of these invoices of the run that PayFiP knows (a payment row: a link was made
+    for it), in their order, with the run and ``reason``; ``payfip payments --history``
+    shows it beside the payments. They are read 500 invoices a query and the events
+    written in one ``executemany`` (a SELECT and an INSERT per invoice before: 36 000
+    statements for a cancellation of 18 000 payments, each a round trip to a PostgreSQL
+    server)."""
     from .payfip.tables import events, payments
 
     detail = json.dumps({"run": run_id, "reason": reason}, sort_keys=True)
     id_coll = sa.select(runs.c.id_coll).where(runs.c.id == run_id).scalar_subquery()
     rows = []
-    for chunk in _batches(dict.fromkeys(p.invoice for p in online), _LOOKED_UP):
+    for chunk in _batches(dict.fromkeys(invoices), _LOOKED_UP):
         paid = {pay.invoice: pay for pay in conn.execute(  # one payment an invoice
             sa.select(payments.c.invoice, payments.c.id_coll, payments.c.status,
                       payments.c.id_op, payments.c.last_id_op).where(
                 payments.c.invoice.in_(chunk), payments.c.id_coll == id_coll))}
         rows += [{"id_coll": pay.id_coll, "invoice": invoice,
-                  "id_op": pay.id_op or pay.last_id_op, "at": now, "event": "title-cancelled",
-                  "source": "cancel", "status": pay.status, "detail": detail}
+                  "id_op": pay.id_op or pay.last_id_op, "at": now, "event": event,
+                  "source": source, "status": pay.status, "detail": detail}
                  for invoice in chunk if (pay := paid.get(invoice)) is not None]
     if rows:
         conn.execute(events.insert(), rows)
+
+
+def _bordereau_titles(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Any]:
+    """The titles of these bordereaux of a run, in bordereau and IdPce order: invoice as
+    written, IdBord, NumDette (as keys.debt_key gives it)."""
+    return conn.execute(sa.select(run_invoices.c.invoice, run_invoices.c.id_bord,
+                                  run_invoices.c.debt_number)
+                        .where(run_invoices.c.run_id == run_id,
+                               run_invoices.c.id_bord.in_(bordereaux))
+                        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
 
 
 def _locked_run(conn: Connection, run_id: str) -> Any:
@@ -2561,33 +2567,6 @@ def _named(run_id: str, every: list[Bordereau], named: Collection[int],
             f"run {run_id} has no bordereau {', '.join(map(str, unknown))}; its "
             f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; {undone}")
     return known
-
-
-def _note_reinstated_titles(conn: Connection, run_id: str, bordereaux: list[int], now: str,
-                            reason: str) -> None:
-    """A ``title-reinstated`` event in the PayFiP history of each invoice of these
-    bordereaux that PayFiP knows (a payment row: a link was made for it), after the
-    ``title-cancelled`` its cancellation may have written."""
-    from .payfip.tables import events, payments
-
-    detail = json.dumps({"run": run_id, "reason": reason}, sort_keys=True)
-    id_coll = conn.execute(sa.select(runs.c.id_coll).where(runs.c.id == run_id)).scalar()
-    invoices = conn.execute(sa.select(run_invoices.c.invoice).where(
-        run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux))
-        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).scalars().all()
-    rows = []
-    for chunk in _batches(invoices, _LOOKED_UP):
-        paid = {pay.invoice: pay for pay in conn.execute(
-            sa.select(payments.c.invoice, payments.c.status, payments.c.id_op,
-                      payments.c.last_id_op).where(
-                payments.c.invoice.in_(chunk), payments.c.id_coll == id_coll))}
-        rows += [{"id_coll": id_coll, "invoice": invoice,
-                  "id_op": pay.id_op or pay.last_id_op, "at": now,
-                  "event": "title-reinstated", "source": "reinstate", "status": pay.status,
-                  "detail": detail}
-                 for invoice in chunk if (pay := paid.get(invoice)) is not None]
-    if rows:
-        conn.execute(events.insert(), rows)
 
 
 # the PostgreSQL advisory lock that puts in turn the recordings of acknowledgements and
