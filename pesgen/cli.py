@@ -1613,7 +1613,6 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     try:
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole)
-        after = store.get_run(done.run.id)
     except PesgenError as exc:
         # a reinstatement writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing reinstated."
@@ -1638,9 +1637,11 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             _echo_err(f"note: no acknowledgement recorded for IdBord "
                       f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
                       "took (`pesgen acquit FILE --record` records its acknowledgement)")
+    # its files and folder as read before (a reinstatement changes neither), committed now
+    after = {**done.as_recorded, "status": done.run.status}
     missing = not_in_place(after, done.bordereaux)
     if missing:
-        _echo_err(f"note: {files_not_in_place(after['id'], after['out_dir'], missing)}")
+        _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
 
 
 def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> None:
