@@ -158,6 +158,17 @@ def set_clock(monkeypatch, instant: datetime) -> None:
     monkeypatch.setattr(importlib.import_module(CLOCK_MODULE), "now", lambda: instant)
 
 
+def package_store(tmp_path: Path) -> Path:
+    """A new SQLite store holding one run: the example exported for BL e.magnus (a
+    finance package's run: the package sends its own PES), by the CLI: its path."""
+    db = tmp_path / "store.sqlite3"
+    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
+                   EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date",
+                   RUN_DATE, "--db", db, "--create-store")
+    assert made.exit_code == 0, made.output
+    return db
+
+
 def run_cli(*args: str | Path):
     """Run pesgen's CLI in-process: every failure must be a clean exit with a code,
     never an escaped exception nor a traceback in its output."""

@@ -14,7 +14,7 @@ from pesgen.errors import ExitCode, StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .conftest import EXAMPLES, MAPPINGS, package_store, run_cli
 from .test_acquit import ACKS
 from .test_acquit_record import _ack, _element
 from .test_cancel import BORDEREAUX, split_mapping
@@ -152,11 +152,7 @@ def test_an_accepted_bordereau_later_rejected_with_replace_cancels_as_rejected(
 def test_a_finance_package_run_is_cancelled_without_acknowledgement_note(tmp_path):
     """A finance package sends its own PES: pesgen records no acknowledgement of its
     runs, and does not ask for one."""
-    db = tmp_path / "store.sqlite3"
-    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
-                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
-                   "--create-store")
-    assert made.exit_code == 0, made.output
+    db = package_store(tmp_path)
     [run] = Store(f"sqlite:///{db}").list_runs()
     r = run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db)
     assert r.exit_code == 0, r.output

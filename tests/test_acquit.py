@@ -17,7 +17,7 @@ from pesgen.acquit import AckElement, AckError, Acquit, read_acquit, tie
 from pesgen.errors import ExitCode, InputDataError, UsageError
 from pesgen.store import Bordereau
 
-from .conftest import EXAMPLES, GOLDEN_ORMC, MAPPINGS, ROOT, RUN_DATE, run_cli
+from .conftest import EXAMPLES, GOLDEN_ORMC, MAPPINGS, ROOT, RUN_DATE, package_store, run_cli
 
 ACKS = ROOT / "tests" / "acquit"
 SAMPLE = (ROOT.parent / "shared" / "reference" / "vendors" / "dgfip-pes-v2" / "samples" /
@@ -660,11 +660,7 @@ def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
 def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau(tmp_path):
     """e.magnus numbers its runs 1, 2… too, for the same collectivity, budget and
     exercise: its file goes to the finance package, which sends its own PES."""
-    db = tmp_path / "store.sqlite3"
-    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
-                   EXAMPLES / "school-export.json", "-o", tmp_path / "out", "--date",
-                   RUN_DATE, "--db", db, "--create-store")
-    assert made.exit_code == 0, made.output
+    db = package_store(tmp_path)
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db)
     assert r.exit_code == ExitCode.OK
     assert "accepted: no run of this store holds it" in r.output

@@ -18,7 +18,7 @@ from pesgen.errors import ExitCode, StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store, copy_store
 
-from .conftest import EXAMPLES, MAPPINGS, run_cli, state_database
+from .conftest import EXAMPLES, MAPPINGS, package_store, run_cli, state_database
 from .test_acquit import ACKS, _head, _write
 from .test_cancel import split_mapping, split_run_in_store_left_at
 
@@ -286,11 +286,7 @@ def test_a_bordereau_of_a_cancelled_run_is_recorded_and_said_cancelled(one_run):
 def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     """A finance package's run (it sends its own PES) is no bordereau of the acquit: nothing
     is tied, nothing recorded, and its runs have no Hélios line."""
-    db = tmp_path / "store.sqlite3"
-    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
-                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
-                   "--create-store")
-    assert made.exit_code == 0, made.output
+    db = package_store(tmp_path)
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record")
     assert r.exit_code == 0, r.output
     digest = hashlib.sha256((ACKS / "accepted.xml").read_bytes()).hexdigest()

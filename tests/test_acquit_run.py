@@ -26,7 +26,7 @@ from pesgen.errors import ExitCode, InputDataError, StateError, UsageError
 from pesgen.runs import export_recorded
 from pesgen.store import Bordereau, Store
 
-from .conftest import MAPPINGS, run_cli
+from .conftest import package_store, run_cli
 from .test_acquit import ACKS, _Store, _write
 from .test_acquit_record import (  # noqa: F401 - fixtures
     EXAMPLE,
@@ -322,11 +322,7 @@ def test_run_of_another_collectivity_or_budget_is_refused(one_run, tmp_path):
 
 
 def test_run_of_a_finance_package_run_or_of_no_run_is_refused(tmp_path):
-    db = tmp_path / "store.sqlite3"
-    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
-                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
-                   "--create-store")
-    assert made.exit_code == 0, made.output
+    db = package_store(tmp_path)
     run_id = run_cli("runs", "list", "--db", db).stdout.split()[0]
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record", "--run", run_id)
     assert r.exit_code == ExitCode.STATE, r.output

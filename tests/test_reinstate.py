@@ -20,7 +20,7 @@ from pesgen.payfip.tables import events
 from pesgen.runs import export_recorded, regenerate
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .conftest import EXAMPLES, MAPPINGS, package_store, run_cli
 from .payfip_support import exported, fake, flow, receiver, store  # noqa: F401 - fixtures
 from .test_ack_cancel import acknowledged  # noqa: F401 - a fixture
 from .test_acquit import ACKS
@@ -422,11 +422,7 @@ def test_a_run_cancelled_in_two_steps_keeps_each_step_s_date_and_reason(db_url, 
 
 def test_a_finance_package_run_is_reinstated_without_acknowledgement_note(tmp_path):
     """A finance package sends its own PES: no Hélios acknowledgement is asked for."""
-    db = tmp_path / "store.sqlite3"
-    made = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml", "-i",
-                   EXAMPLE, "-o", tmp_path / "out", "--date", "2026-11-23", "--db", db,
-                   "--create-store")
-    assert made.exit_code == 0, made.output
+    db = package_store(tmp_path)
     [run] = Store(f"sqlite:///{db}").list_runs()
     assert run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db).exit_code == 0
     r = run_cli("runs", "reinstate", run.id, "--reason", "imported after all", "--db", db)
