@@ -513,6 +513,18 @@ def test_set_start_refuses_an_exercise_the_mapping_schema_refuses(tmp_path, exer
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.parametrize("exercise", [2000, 2999])
+def test_set_start_takes_the_first_and_last_exercise_the_mapping_schema_takes(tmp_path,
+                                                                             exercise):
+    """The bounds of collectivity.exercise are exercises --exercise takes (the refusal's
+    comparisons are inclusive, as the schema's minimum and maximum)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    r = run_cli("numbering", "set-start", "--mapping", ORMC, "--start", "12", "--exercise",
+                str(exercise), "--db", db, "--create-store")
+    assert r.exit_code == 0, r.output
+    assert _sequences(db) == [(exercise, "06", 12, 12)]
+
+
 def test_set_start_sets_the_exercise_given(tmp_path):
     db = f"sqlite:///{tmp_path / 's.db'}"
     r = run_cli("numbering", "set-start", "--mapping", TITRES, "--start", "12",
