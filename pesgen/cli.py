@@ -1973,7 +1973,12 @@ class _ClosedPipeSafe(io.BufferedWriter):
     writes past itself, and a signal cutting it partway lost what it had not written
     yet. Such a write is copied whole into a buffer of its size first (``_long``), then
     written from there as the buffer writes its own, its rest kept if a signal cuts
-    it, written before anything else: each byte once, in order."""
+    it, written before anything else: each byte once, in order.
+
+    A write of the buffer's size or more goes that way too, into a buffer one byte
+    larger: on an empty buffer, Python 3.13's writes one of its size or more straight
+    to the file (3.11 and 3.12 copy one of exactly its size), where a signal cutting it
+    lost its rest as above."""
 
     _SIZE = io.DEFAULT_BUFFER_SIZE  # the buffer's
 
@@ -1994,13 +1999,13 @@ class _ClosedPipeSafe(io.BufferedWriter):
     def _write(self, data: Any) -> int:
         self._flush_long()  # a long write's rest first; cut: this one is not taken
         size = memoryview(data).nbytes
-        if size <= self._SIZE:
+        if size < self._SIZE:  # copied into the buffer, on every Python
             return super().write(data)
         super().flush()  # what the buffer holds goes before it
         # copied whole, nothing written yet (a signal before: not taken, nothing of it
         # written; after: taken, its rest written by the next write or flush)
         self._long = io.BufferedWriter(io.FileIO(self.raw.fileno(), "w", closefd=False),
-                                       buffer_size=size)
+                                       buffer_size=size + 1)
         self._long.write(data)
         self._flush_long()
         return size
