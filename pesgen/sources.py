@@ -260,6 +260,10 @@ def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
             try:
                 decoder.decode(raw)
             except UnicodeDecodeError as exc:
+                if exc.reason == "Stream does not start with BOM":
+                    # Python 3.13's UTF-16 decoder; 3.11's and 3.12's say it in these
+                    # words, as a UnicodeError (below)
+                    return f":{number}", f"{exc.encoding.upper()} stream does not start with BOM"
                 at = max(0, min(exc.start, len(raw) - 1))
                 return f":{number}", f"byte 0x{raw[at]:02X}, byte {at + 1} of the line"
             except UnicodeError as exc:
