@@ -287,10 +287,17 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
     return Binding(key, where, "path", path, getter, columns)
 
 
+# Python's text codecs that are no file's encoding: idna and undefined refuse to replace
+# what they cannot read (punycode too, before Python 3.13; since, it decodes any bytes,
+# as nonsense: b"hello-world" is "h\u0e64\u0e66ello\u0e65")
+_NOT_FILE_CODECS = frozenset({"idna", "punycode", "undefined"})
+
+
 def _reads_files(codec: str) -> bool:
     """Whether the text codec ``codec`` decodes any bytes, those it cannot read replaced
-    (as the readers tell where a file breaks): not idna, punycode or undefined, which
-    refuse the replacement itself."""
+    (as the readers tell where a file breaks): not idna, punycode or undefined."""
+    if codec in _NOT_FILE_CODECS:
+        return False
     try:
         bytes(range(256)).decode(codec, "replace")
     except UnicodeError:
