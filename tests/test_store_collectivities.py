@@ -1,0 +1,266 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""One state store shared by two collectivities (another SIRET), or by two budgets of one
+(another CodBud): each keeps its own numbers; the duplicate guard is the collectivity's
+(docs/state.md, "Nothing twice": an active run of the same SIRET, across its budgets and
+exercises), so another collectivity's same invoice numbers and NumDettes are not
+duplicates; cancelling or reinstating one's run frees or holds only its own invoices;
+`runs list --mapping` lists one's runs; an acquit ties to its own collectivity's
+bordereau only; PayFiP's payments, left-out invoices and reconcile keep each
+collectivity's apart. On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pesgen.errors import ExitCode, StateError
+from pesgen.store import Store
+
+from .collectivity_support import (
+    INPUT,
+    MAPPING,
+    OTHER_SIRET,
+    SIRET,
+    example_input,
+    export,
+    other_budget,
+    other_collectivity,
+    two_budgets,
+    two_collectivities,
+)
+from .conftest import ROOT, run_cli
+from .test_cancel import BORDEREAUX
+
+ACCEPTED = ROOT / "tests" / "acquit" / "accepted.xml"  # IdColl A's IdBord 1 of 2026, accepted
+EVERY = sorted(inv for invoices in BORDEREAUX.values() for inv in invoices)
+
+
+def _held(store: Store, invoice: str) -> list[tuple[str, str, bool]]:
+    """The titles of an invoice, every collectivity's: (IdColl, run, active)."""
+    return sorted((t["id_coll"], t["run_id"], t["active"]) for t in store.find_invoice(invoice))
+
+
+def _next(store: Store) -> dict[tuple[str, str], int]:
+    """The next IdBord of each sequence of the store, by (SIRET, CodBud)."""
+    return {(s.key[0], s.key[1]): s.next_number for s in store.sequences()}
+
+
+def _refused(store: Store, mapping, input_path, out) -> StateError:
+    with pytest.raises(StateError) as info:
+        export(store, mapping, input_path, out)
+    return info.value
+
+
+# ------------------------------------------------------------------ numbering
+
+
+def test_each_collectivity_and_budget_numbers_its_own_bordereaux(db_url, tmp_path):
+    """IdBord is per (SIRET, CodBud, exercise, TypBord): another collectivity's first
+    rôle, and another budget's, is IdBord 1 too, and each one's next run goes on from
+    its own sequence, not from the other's."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    b01 = export(store, other_budget(tmp_path / "b01"),
+                 example_input(tmp_path, "b01.json", "CO-"), tmp_path / "out-01")
+    assert {run: store.get_run(run)["first_number"] for run in (a, b, b01)} == {
+        a: 1, b: 1, b01: 1}
+    assert _next(store) == {(SIRET, "00"): 2, (OTHER_SIRET, "00"): 2, (SIRET, "01"): 2}
+    # B's second run (new invoices) takes B's IdBord 2; A's and budget 01's stay at 2
+    again = export(store, other_collectivity(tmp_path / "b"),
+                   example_input(tmp_path, "b2.json", "NB-"), tmp_path / "out-b2")
+    assert store.get_run(again)["first_number"] == 2
+    assert _next(store) == {(SIRET, "00"): 2, (OTHER_SIRET, "00"): 3, (SIRET, "01"): 2}
+    # and A's next run IdBord 2, whatever B took
+    more = export(store, MAPPING, example_input(tmp_path, "a2.json", "NA-", "60"), tmp_path / "a2")
+    assert store.get_run(more)["first_number"] == 2
+
+
+# ------------------------------------------------------------------ the duplicate guard
+
+
+def test_another_collectivity_s_same_invoices_and_numdettes_are_no_duplicates(
+        db_url, tmp_path):
+    """The guard is the collectivity's (an active run of the same SIRET): B exports
+    FA-2026-00101… with their NumDettes though A's run holds them, and both stay
+    active; B's input again is refused, naming B's run, never A's."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    for invoice in EVERY:
+        assert _held(store, invoice) == sorted([(SIRET, a, True), (OTHER_SIRET, b, True)])
+    refused = _refused(store, other_collectivity(tmp_path / "b"), INPUT, tmp_path / "again")
+    assert sorted(p.invoice for p in refused.problems) == EVERY
+    assert b in str(refused) and a not in str(refused)
+    assert all(b in p.message and a not in p.message for p in refused.problems)
+
+
+def test_another_budget_s_same_invoice_is_refused_naming_its_own_collectivity_s_run(
+        db_url, tmp_path):
+    """Across a collectivity's budgets the guard holds (docs/state.md: invoice numbers and
+    NumDettes are the collectivity's, whatever the budget): budget 01 exporting
+    FA-2026-00101… is refused by budget 00's run of the same SIRET, never by the other
+    collectivity's run holding the same numbers."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    refused = _refused(store, other_budget(tmp_path / "b01"), INPUT, tmp_path / "out-01")
+    assert sorted(p.invoice for p in refused.problems
+                  if p.rule == "run.duplicate") == EVERY
+    assert all("budget 00, exercise 2026" in p.message and a in p.message
+               and b not in p.message for p in refused.problems)
+    # another series of numbers whose digits are A's NumDettes: refused by A's only
+    same_debts = example_input(tmp_path, "co.json", "CO-", "00")
+    refused = _refused(store, other_budget(tmp_path / "b01"), same_debts, tmp_path / "o1")
+    assert {p.rule for p in refused.problems} == {"run.num-dette-taken"}
+    assert len(refused.problems) == len(EVERY)
+    assert all(a in p.message and b not in p.message for p in refused.problems)
+    # the renumbered series, other digits: budget 01 exports, IdBord 1 of its own
+    b01 = export(store, other_budget(tmp_path / "b01"),
+                 example_input(tmp_path, "b01.json", "CO-"), tmp_path / "out-01")
+    assert store.get_run(b01)["first_number"] == 1
+
+
+# ------------------------------------------------------------------ cancel and reinstate
+
+
+def test_cancelling_one_collectivity_s_run_frees_its_invoices_only(db_url, tmp_path):
+    """A's run cancelled: A's invoices are free (A exports them again), B's stay held (B's
+    input again is still refused); the cancellation says every invoice of A's run is
+    free, none held by B's run, which is another collectivity's."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    done = run_cli("runs", "cancel", a, "--reason", "wrong file", "--db", db_url)
+    assert done.exit_code == 0, done.output
+    assert f"run {a} cancelled: its 11 invoice(s) can be exported again" in done.stdout
+    assert b not in done.output
+    for invoice in EVERY:
+        assert _held(store, invoice) == sorted([(SIRET, a, False), (OTHER_SIRET, b, True)])
+    a2 = export(store, MAPPING, INPUT, tmp_path / "out-a2")
+    assert store.get_run(a2)["first_number"] == 2
+    refused = _refused(store, other_collectivity(tmp_path / "b"), INPUT, tmp_path / "again")
+    assert sorted(p.invoice for p in refused.problems) == EVERY
+    assert all(b in p.message and a2 not in p.message for p in refused.problems)
+
+
+def test_reinstating_one_collectivity_s_run_is_not_refused_by_the_other_s(db_url, tmp_path):
+    """A's run cancelled, then reinstated: B's run holding the same numbers (another
+    collectivity's) does not refuse it, and A's invoices are held again; once A exported
+    them again meanwhile, the reinstatement is refused naming A's new run only."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    store.cancel(a, "wrong file")
+    done = store.reinstate(a, "the right file after all")
+    assert (done.invoices, done.run.status) == (len(EVERY), "committed")
+    for invoice in EVERY:
+        assert _held(store, invoice) == sorted([(SIRET, a, True), (OTHER_SIRET, b, True)])
+    # cancelled again, exported again by A: A's new run refuses it, B's is not named
+    store.cancel(a, "wrong file again")
+    a2 = export(store, MAPPING, INPUT, tmp_path / "out-a2")
+    assert store.exported_again(a, [1]) == (len(EVERY), {a2: {2}})
+    with pytest.raises(StateError) as info:
+        store.reinstate(a, "no")
+    assert {p.rule for p in info.value.problems} == {"run.reinstate-taken"}
+    assert len(info.value.problems) == len(EVERY)
+    assert all(a2 in p.message and b not in p.message for p in info.value.problems)
+    assert b not in str(info.value)
+
+
+def test_cancelling_and_reinstating_another_collectivity_s_run_leaves_a_s_alone(
+        db_url, tmp_path):
+    """B's run cancelled then reinstated: A's titles stay active throughout, and B's
+    reinstatement is refused only by B's own export again, not by A's run."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    store.cancel(b, "wrong file")
+    assert store.exported_again(b, [1]) == (0, {})
+    for invoice in EVERY:
+        assert _held(store, invoice) == sorted([(SIRET, a, True), (OTHER_SIRET, b, False)])
+    store.reinstate(b, "the right file after all")
+    for invoice in EVERY:
+        assert _held(store, invoice) == sorted([(SIRET, a, True), (OTHER_SIRET, b, True)])
+
+
+# ------------------------------------------------------------------ runs list
+
+
+def test_runs_list_of_a_mapping_lists_its_collectivity_s_runs_only(db_url, tmp_path):
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    every = run_cli("runs", "list", "--db", db_url)
+    assert every.exit_code == 0, every.output
+    assert [line.split()[0] for line in every.stdout.splitlines()
+            if not line.startswith(" ")] == [a, b]
+    for mapping, run, other in ((MAPPING, a, b),
+                                (tmp_path / "b" / "saint-ailleurs.yaml", b, a)):
+        listed = run_cli("runs", "list", "--mapping", mapping, "--db", db_url)
+        assert listed.exit_code == 0, listed.output
+        assert [line.split()[0] for line in listed.stdout.splitlines()
+                if not line.startswith(" ")] == [run]
+        assert other not in listed.stdout
+
+
+# ------------------------------------------------------------------ acquit
+
+
+def _acquit(folder, name: str, accepted: bool, *edits: tuple[str, str]):
+    """tests/acquit/accepted.xml (A's IdBord 1 of 2026, budget 00), accepted or rejected,
+    with ``edits`` made: another collectivity's or budget's header and file name."""
+    text = ACCEPTED.read_text(encoding="iso-8859-1")
+    for old, new in (*edits, *(() if accepted else (('<EtatAck V="1"/>',
+                                                      '<EtatAck V="0"/>'),))):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = folder / name
+    path.write_text(text, encoding="iso-8859-1")
+    return path
+
+
+B_HEAD = ((f'<IdColl V="{SIRET}"/>', f'<IdColl V="{OTHER_SIRET}"/>'),
+          ('<IdPost V="045012"/>', '<IdPost V="075001"/>'),
+          ('<CodCol V="123"/>', '<CodCol V="456"/>'),
+          ("COMMUNE DE VILLENEUVE SUR LOING", "COMMUNE DE SAINT-AILLEURS"),
+          (f"PESORMC_{SIRET}_2026", f"PESORMC_{OTHER_SIRET}_2026"))
+
+
+def _status(store: Store) -> dict[str, dict[int, bool]]:
+    """Each run's recorded Hélios status: {run: {IdBord: accepted}}."""
+    return {run: {i: acks[0].accepted for i, acks in by_bord.items()}
+            for run, by_bord in store.acknowledgements().items()}
+
+
+def test_an_acquit_ties_to_its_own_collectivity_s_bordereau_only(db_url, tmp_path):
+    """A and B both hold IdBord 1 of 2026, budget 00: A's acquit (IdColl A) is recorded
+    on A's run only, B's (IdColl B, rejecting it) on B's only; neither is a
+    contradiction of the other (another bordereau), and each report names its own run."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    r = run_cli("acquit", ACCEPTED, "--db", db_url, "--record")
+    assert r.exit_code == 0, r.output
+    assert f"recorded: IdBord 1 exercise 2026 (line 31) of run {a}" in r.stdout
+    assert b not in r.output
+    assert _status(store) == {a: {1: True}}
+    rejected = _acquit(tmp_path, "b.xml", False, *B_HEAD)
+    r = run_cli("acquit", rejected, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert f"recorded: IdBord 1 exercise 2026 (line 31) of run {b}" in r.stdout
+    assert f"pesgen runs cancel {b} " in r.stdout
+    assert a not in r.output
+    assert _status(store) == {a: {1: True}, b: {1: False}}
+    # B's rejected bordereau cancels; A's accepted one is still refused
+    assert store.cancel(b, "rejected").run.status == "cancelled"
+    refused = run_cli("runs", "cancel", a, "--reason", "no", "--db", db_url)
+    assert refused.exit_code == ExitCode.STATE, refused.output
+    assert "the trésorerie accepted IdBord 1; nothing cancelled" in refused.stderr
+
+
+def test_an_acquit_of_the_other_budget_ties_to_that_budget_s_run_only(db_url, tmp_path):
+    store = Store(db_url)
+    b00, b01 = two_budgets(store, tmp_path)
+    ack = _acquit(tmp_path, "b01.xml", False, ('<CodBud V="00"/>', '<CodBud V="01"/>'),
+                  (f"PESORMC_{SIRET}_2026", f"PESORMC_{SIRET}_B01_2026"))
+    r = run_cli("acquit", ack, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert f"of run {b01}" in r.stdout and b00 not in r.output
+    assert _status(store) == {b01: {1: False}}
+    # --run of the other budget's run: refused, nothing recorded
+    other = _acquit(tmp_path, "b00.xml", True)
+    r = run_cli("acquit", other, "--db", db_url, "--record", "--run", b01)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert _status(store) == {b01: {1: False}}
