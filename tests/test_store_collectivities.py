@@ -10,15 +10,26 @@ collectivity's apart. On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from pesgen.errors import ExitCode, StateError
+from pesgen.payfip import ledger
+from pesgen.payfip.service import Link, create_link, default_factory, reconcile
+from pesgen.payfip.tables import events
+from pesgen.runs import export_recorded
 from pesgen.store import Store
 
 from .collectivity_support import (
     INPUT,
     MAPPING,
+    OTHER_NUMCLI,
     OTHER_SIRET,
+    RUN,
     SIRET,
     example_input,
     export,
@@ -28,6 +39,7 @@ from .collectivity_support import (
     two_collectivities,
 )
 from .conftest import ROOT, run_cli
+from .payfip_support import TIMEOUT, fake, receiver, store  # noqa: F401 - fixtures
 from .test_cancel import BORDEREAUX
 
 ACCEPTED = ROOT / "tests" / "acquit" / "accepted.xml"  # IdColl A's IdBord 1 of 2026, accepted
@@ -264,3 +276,165 @@ def test_an_acquit_of_the_other_budget_ties_to_that_budget_s_run_only(db_url, tm
     r = run_cli("acquit", other, "--db", db_url, "--record", "--run", b01)
     assert r.exit_code == ExitCode.STATE, r.output
     assert _status(store) == {b01: {1: False}}
+
+
+# ------------------------------------------------------------------ PayFiP
+
+
+@dataclass
+class Shared:
+    """A store holding A's and B's runs of the example, the fake PayFiP and the receiver."""
+
+    store: Store
+    fake: object
+    receiver: object
+    folder: Path
+    a: str
+    b: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.fake.url}/tpa"
+
+    def mapping(self, whose: str) -> Path:
+        return MAPPING if whose == "A" else self.folder / "b" / "saint-ailleurs.yaml"
+
+    def link(self, whose: str, invoice: str = "FA-2026-00102", **kw) -> Link:
+        """A link for the invoice of A's or B's title, in production (saisie W: a payment
+        through it pays the invoice)."""
+        kw.setdefault("mode", "W")
+        return create_link(self.store, self.mapping(whose), invoice, endpoint=self.endpoint,
+                           notify_url=f"{self.receiver.url}/payfip/notification",
+                           timeout=TIMEOUT, **kw)
+
+    def pay(self, link: Link, action: str = "card") -> None:
+        """The family on the payment page (the fake notifies the receiver)."""
+        answer = httpx.post(f"{self.endpoint}/paiementws.web",
+                            data={"idop": link.id_op, "action": action}, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+
+    def tamper(self, link: Link, **fields: str) -> None:
+        answer = httpx.post(f"{self.fake.url}/_fake/tamper",
+                            json={"idop": link.id_op, "fields": fields}, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def shared(store, fake, receiver, tmp_path):
+    return Shared(store, fake, receiver, tmp_path, *two_collectivities(store, tmp_path))
+
+
+def _payments(store: Store, invoice: str = "FA-2026-00102") -> dict[str, tuple]:
+    """`payfip payments`' rows of an invoice, by collectivity: (status, run, id_op)."""
+    rows = [r for r in ledger.list_payments(store) if r["invoice"] == invoice]
+    out = {r["collectivity"]: (r["status"], r["run"], r["id_op"]) for r in rows}
+    assert len(out) == len(rows), rows
+    return out
+
+
+def _events(store: Store, id_coll: str) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(events.c.event).where(
+            events.c.id_coll == id_coll).order_by(events.c.id)).scalars())
+
+
+def test_each_collectivity_s_link_and_payment_is_its_own(shared):
+    """FA-2026-00102 is A's and B's: each gets a link of its own PayFiP client (numcli),
+    paying A's title leaves B's due (B still gets a link, and pays it: no
+    double-payment), and `payfip payments` lists one row each, of its own run."""
+    store, a, b = shared.store, shared.a, shared.b
+    link_a = shared.link("A")
+    shared.pay(link_a)
+    assert _payments(store) == {SIRET: ("paid", a, link_a.id_op)}
+    # B's title is not paid: a link is made for it, with B's numcli and B's run
+    link_b = shared.link("B")
+    op_b = ledger.get_operation(store, link_b.id_op)
+    assert (op_b["id_coll"], op_b["numcli"], op_b["run_id"]) == (OTHER_SIRET, OTHER_NUMCLI, b)
+    assert _payments(store) == {SIRET: ("paid", a, link_a.id_op),
+                                OTHER_SIRET: ("pending", b, None)}
+    # reconcile asks B's open operation only (A's is resolved), and leaves it pending
+    assert [(o.id_op, o.action) for o in reconcile(store, default_factory(timeout=TIMEOUT))
+            ] == [(link_b.id_op, "pending")]
+    shared.pay(link_b)
+    assert _payments(store) == {SIRET: ("paid", a, link_a.id_op),
+                                OTHER_SIRET: ("paid", b, link_b.id_op)}
+    assert ledger.list_anomalies(store) == []
+    # A's invoice paid: A's second link is refused, said paid by A's operation
+    with pytest.raises(StateError, match=link_a.id_op):
+        shared.link("A")
+
+
+def test_an_anomaly_shows_its_own_collectivity_s_invoice_status(shared):
+    """A's FA-2026-00102 paid, B's link answered another amount: one anomaly, shown with
+    B's invoice status (pending), not A's (paid)."""
+    store = shared.store
+    shared.pay(shared.link("A"))
+    link_b = shared.link("B")
+    shared.tamper(link_b, montant="100")
+    shared.pay(link_b)
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["id_op"], anomaly["invoice_status"],
+            anomaly["title_run"]) == ("amount-mismatch", link_b.id_op, "pending", shared.b)
+    assert _payments(store)[OTHER_SIRET][0] == "pending"
+
+
+def test_cancelling_and_reinstating_b_leaves_a_s_payfip_history_alone(shared):
+    """A's FA-2026-00102 has a link open: B's run is cancelled without --despite-payments
+    (the link is A's title's), and neither B's cancellation nor its reinstatement writes
+    an event in A's PayFiP history."""
+    store = shared.store
+    shared.link("A")
+    before = _events(store, SIRET)
+    assert store.cancel(shared.b, "wrong file").run.status == "cancelled"
+    store.reinstate(shared.b, "the right file after all")
+    assert _events(store, SIRET) == before == ["created"]
+    assert _events(store, OTHER_SIRET) == []
+
+
+def test_a_payment_of_a_s_cancelled_title_is_not_noted_in_b_s_export(shared):
+    """A's FA-2026-00102 paid online, then A's run cancelled (--despite-payments): A's
+    export again notes the payment; B's export of its own FA-2026-00102 (its run
+    cancelled, exported again) does not: the payment is A's."""
+    store = shared.store
+    shared.pay(shared.link("A"))
+    store.cancel(shared.a, "wrong amounts", despite_payments=True)
+    store.cancel(shared.b, "wrong amounts")
+    again_b = export_recorded(lambda: store, shared.mapping("B"), INPUT,
+                              shared.folder / "b2", RUN)
+    assert [n for n in again_b.notes if n.policy == "payfip"] == []
+    again_a = export_recorded(lambda: store, MAPPING, INPUT, shared.folder / "a2", RUN)
+    assert [n.invoice for n in again_a.notes if n.policy == "payfip"] == ["FA-2026-00102"]
+
+
+def test_a_left_out_invoice_is_said_of_its_own_collectivity_s_run(db_url, tmp_path):
+    """FA-2026-00106 (a zero total) is left out by B's run, then by A's: asked a payment,
+    each collectivity is told of its own run leaving it out, not of the latest of the
+    store; a collectivity whose runs never saw it is told it is in none of its runs."""
+    store = Store(db_url)
+    b = export(store, other_collectivity(tmp_path / "b"), INPUT, tmp_path / "out-b")
+    a = export(store, MAPPING, INPUT, tmp_path / "out-a")
+    for id_coll, run, other in ((OTHER_SIRET, b, a), (SIRET, a, b)):
+        with pytest.raises(StateError) as info:
+            ledger.invoice_due(store, id_coll, "FA-2026-00106")
+        assert f"not exported: left out by run {run} " in str(info.value)
+        assert other not in str(info.value)
+    third = "21450999400023"  # a third IdColl, of no run
+    with pytest.raises(StateError) as info:
+        ledger.invoice_due(store, third, "FA-2026-00106")
+    assert str(info.value).startswith(
+        f"invoice FA-2026-00106: in no active run of collectivity {third};")
+
+
+def test_a_refdet_of_another_collectivity_s_invoice_is_no_clash(shared, tmp_path):
+    """The refdet must name one invoice of the collectivity, or of its PayFiP client
+    (docs/payfip.md): A's FA-2026-00103 (refdet FA202600103, a link made) does not
+    refuse B's FA-202600103, another collectivity's of another numcli."""
+    store = shared.store
+    shared.link("A", "FA-2026-00103")
+    store.cancel(shared.b, "renumbered")
+    data = example_input(tmp_path, "b-renumbered.json")
+    data.write_text(data.read_text(encoding="utf-8").replace(
+        '"FA-2026-00103"', '"FA-202600103"'), encoding="utf-8")
+    export(store, shared.mapping("B"), data, tmp_path / "out-b2")
+    link = shared.link("B", "FA-202600103")
+    assert ledger.get_operation(store, link.id_op)["refdet"] == "FA202600103"
