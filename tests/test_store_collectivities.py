@@ -86,6 +86,25 @@ def test_each_collectivity_and_budget_numbers_its_own_bordereaux(db_url, tmp_pat
     assert store.get_run(more)["first_number"] == 2
 
 
+def test_set_start_and_move_of_one_collectivity_s_sequence_ignore_the_other_s(
+        db_url, tmp_path):
+    """`numbering set-start` and `numbering move` read the runs of their own sequence
+    only: B's first IdBord can be set though A's runs used A's, and B's sequence moves
+    past B's numbers whatever A's runs took."""
+    store = Store(db_url)
+    key_a, key_b = (SIRET, "00", 2026, "06"), (OTHER_SIRET, "00", 2026, "06")
+    store.set_start(key_a, 10)
+    a = export(store, MAPPING, INPUT, tmp_path / "out-a")
+    store.set_start(key_b, 3)
+    b = export(store, other_collectivity(tmp_path / "b"), INPUT, tmp_path / "out-b")
+    assert (store.get_run(a)["first_number"], store.get_run(b)["first_number"]) == (10, 3)
+    [moved] = store.move([(key_b, 5)], "IdBord 4 issued by the finance package")
+    assert (moved.from_number, moved.to_number) == (4, 5)
+    assert _next(store) == {(SIRET, "00"): 11, (OTHER_SIRET, "00"): 5}
+    assert {s.key[0]: s.given_up_to for s in store.sequences()} == {SIRET: 10,
+                                                                     OTHER_SIRET: 3}
+
+
 # ------------------------------------------------------------------ the duplicate guard
 
 
@@ -438,3 +457,20 @@ def test_a_refdet_of_another_collectivity_s_invoice_is_no_clash(shared, tmp_path
     export(store, shared.mapping("B"), data, tmp_path / "out-b2")
     link = shared.link("B", "FA-202600103")
     assert ledger.get_operation(store, link.id_op)["refdet"] == "FA202600103"
+
+
+def test_a_s_online_payment_leaves_b_s_title_in_b_s_datamatrix(shared, tmp_path):
+    """A's FA-2026-00102 paid online: A's Datamatrix leaves it out (the family would pay
+    it again at the tobacconist's), B's prints it: B's title is not paid."""
+    from pesgen.payfip.datamatrix import write_for_run
+
+    shared.pay(shared.link("A"))
+    told: dict[str, list[str]] = {}
+    for whose, run in (("A", shared.a), ("B", shared.b)):
+        [written] = write_for_run(shared.store, run, tmp_path / whose, "001", image="svg",
+                                  on_paid=lambda paid, w=whose: told.setdefault(
+                                      w, [p["invoice"] for p in paid]))
+        told.setdefault(whose, [])
+        printed = written.csv.read_text(encoding="utf-8")
+        assert ("FA-2026-00102" in printed) == (whose == "B"), whose
+    assert told == {"A": ["FA-2026-00102"], "B": []}
