@@ -28,12 +28,13 @@ OTHER_SIRET = "21750001600019"
 OTHER_NUMCLI = "054321"
 
 
-def other_collectivity(folder: Path) -> Path:
-    """The example mapping for another collectivity: every identifier of it in the
-    files (IdColl, IdPost, CodCol, LibelleColBud) and its PayFiP client are its own; its
-    budget (00), exercise, format and bindings are the example's."""
+def other_collectivity(folder: Path, source: Path = MAPPING) -> Path:
+    """The example mapping (``source``: another of the example's, e.g. its titres one)
+    for another collectivity: every identifier of it in the files (IdColl, IdPost,
+    CodCol, LibelleColBud) and its PayFiP client are its own; its budget (00), exercise,
+    format and bindings are the example's."""
     return mapping_copy(
-        folder, MAPPING,
+        folder, source,
         ("name: Commune de Villeneuve-sur-Loing", "name: Commune de Saint-Ailleurs"),
         (f'siret: "{SIRET}"', f'siret: "{OTHER_SIRET}"'),
         ('id_post: "045012"', 'id_post: "075001"'),
@@ -41,7 +42,8 @@ def other_collectivity(folder: Path) -> Path:
         ("budget_label: COMMUNE DE VILLENEUVE SUR LOING",
          "budget_label: COMMUNE DE SAINT-AILLEURS"),
         ('payfip_client: "012345"', f'payfip_client: "{OTHER_NUMCLI}"'),
-        name="saint-ailleurs.yaml")[0]
+        name="saint-ailleurs.yaml" if source == MAPPING else f"saint-ailleurs-{source.name}"
+    )[0]
 
 
 def other_budget(folder: Path, cod_bud: str = "01") -> Path:

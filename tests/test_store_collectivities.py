@@ -290,10 +290,15 @@ def test_an_acquit_of_the_other_budget_ties_to_that_budget_s_run_only(db_url, tm
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert f"of run {b01}" in r.stdout and b00 not in r.output
     assert _status(store) == {b01: {1: False}}
-    # --run of the other budget's run: refused, nothing recorded
-    other = _acquit(tmp_path, "b00.xml", True)
-    r = run_cli("acquit", other, "--db", db_url, "--record", "--run", b01)
+    # --run of the other budget's run: refused, nothing recorded, though the acquit's
+    # NomFic is that run's file (budget 00 in its header)
+    other = _acquit(tmp_path, "b00.xml", True,
+                    (f"PESORMC_{SIRET}_2026", f"PESORMC_{SIRET}_B01_2026"))
+    r = run_cli("acquit", other, "--db", db_url, "--record", "--replace", "--run", b01)
     assert r.exit_code == ExitCode.STATE, r.output
+    assert (f"error: b00.xml is of IdColl {SIRET} budget 00, run {b01} of IdColl {SIRET} "
+            "budget 01: --run ties no acknowledgement to another collectivity's or "
+            "budget's run; nothing recorded") in r.stderr
     assert _status(store) == {b01: {1: False}}
 
 
@@ -474,3 +479,82 @@ def test_a_s_online_payment_leaves_b_s_title_in_b_s_datamatrix(shared, tmp_path)
         printed = written.csv.read_text(encoding="utf-8")
         assert ("FA-2026-00102" in printed) == (whose == "B"), whose
     assert told == {"A": ["FA-2026-00102"], "B": []}
+
+
+def test_payments_since_a_day_list_a_cancelled_title_exported_again_by_its_own_collectivity(
+        shared):
+    """`payfip payments --since DAY` lists a cancelled title's payment when its invoice
+    was exported again since DAY by a run of its collectivity; another collectivity's
+    run holding the same number since then is not its export again."""
+    from datetime import date
+
+    from pesgen.payfip.tables import payments
+    from pesgen.store import runs
+
+    store = shared.store
+    shared.link("B")
+    store.cancel(shared.b, "wrong file", despite_payments=True)
+    with store.engine.begin() as conn:  # changed and cancelled long before DAY
+        conn.execute(payments.update().values(updated_at="2000-01-01T00:00:00Z"))
+        conn.execute(runs.update().where(runs.c.id == shared.b).values(
+            cancelled_at="2000-01-01T00:00:00Z"))
+    day = date.fromisoformat(store.get_run(shared.a)["created_at"][:10])
+    assert [r["collectivity"] for r in ledger.list_payments(store)] == [OTHER_SIRET]
+    assert ledger.list_payments(store, since=day) == []
+    # B exports it again: B's cancelled title's payment is listed, then B's new title
+    again = export(store, shared.mapping("B"), INPUT, shared.folder / "b2")
+    assert [(r["collectivity"], r["status"], r["run"])
+            for r in ledger.list_payments(store, since=day)] == [
+        (OTHER_SIRET, "cancelled", shared.b), (OTHER_SIRET, "pending", again)]
+
+
+def test_an_abandoned_link_of_another_collectivity_is_not_noted(shared):
+    """A's link of FA-2026-00102 abandoned a moment ago stays payable: A's next link says
+    so, B's link of its own FA-2026-00102 does not (A's operation pays A's title)."""
+    abandoned = shared.link("A")
+    shared.pay(abandoned, "abandon")
+    assert ledger.get_operation(shared.store, abandoned.id_op)["result_code"] == "A"
+    assert shared.link("B").notes == ()
+    assert [n for n in shared.link("A").notes if abandoned.id_op in n]
+
+
+def test_titre_numbers_of_runs_before_the_sequence_are_each_collectivity_s(db_url, tmp_path):
+    """A store whose titres runs were recorded before pesgen numbered titres over the
+    exercise (no titre sequence row) starts each collectivity's titre numbers after its
+    own runs' largest IdPce, not after the other's."""
+    from pesgen.store import PIECE_SEQUENCE, sequences
+
+    store = Store(db_url)
+    titres = MAPPING.with_name("villeneuve-sur-loing-titres.yaml")
+    other = other_collectivity(tmp_path / "b", titres)
+    export(store, titres, INPUT, tmp_path / "a1")
+    export(store, titres, example_input(tmp_path, "a2.json", "NA-"), tmp_path / "a2")
+    export(store, other, INPUT, tmp_path / "b1")
+    with store.engine.begin() as conn:  # as a pesgen before the titre sequence left it
+        conn.execute(sequences.delete().where(sequences.c.typ_bord == PIECE_SEQUENCE))
+    b2 = export(store, other, example_input(tmp_path, "b2.json", "NB-"), tmp_path / "b2")
+    a3 = export(store, titres, example_input(tmp_path, "a3.json", "NC-", "60"),
+                tmp_path / "a3")
+    assert store.get_run(b2)["first_piece"] == 12  # after B's 1-11, not A's 12-22
+    assert store.get_run(a3)["first_piece"] == 23
+
+
+def test_numdettes_recorded_before_schema_3_are_noted_to_their_own_collectivity(
+        db_url, tmp_path):
+    """Active ORMC titles recorded before the store kept NumDettes are noted to an export
+    of their collectivity (their NumDettes are not checked), not to another's."""
+    from pesgen.store import run_invoices, schema_table
+
+    store = Store(db_url)
+    export(store, MAPPING, INPUT, tmp_path / "a1")
+    with store.engine.begin() as conn:  # as recorded by a pesgen before migration 3
+        conn.execute(run_invoices.update().values(debt_number=None))
+        conn.execute(schema_table.update().where(schema_table.c.version == 3).values(
+            applied_at="2999-01-01T00:00:00Z"))
+    b = export_recorded(lambda: store, other_collectivity(tmp_path / "b"), INPUT,
+                        tmp_path / "b1", RUN)
+    assert [n for n in b.notes if n.policy == "store"] == []
+    a = export_recorded(lambda: store, MAPPING, example_input(tmp_path, "a2.json", "NA-"),
+                        tmp_path / "a2", RUN)
+    [note] = [n for n in a.notes if n.policy == "store"]
+    assert note.detail.startswith("11 active invoice(s) were recorded before this store")
