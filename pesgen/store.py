@@ -2107,9 +2107,19 @@ class Store:
                         cancelled_bordereaux.c.run_id == full,
                         cancelled_bordereaux.c.id_bord == b.id_bord).values(
                         reason=(b.reason or "") + note))
-            if any(b.id_bord not in parts for b in chosen):  # cancelled with its run
+            # the bordereaux cancelled with their run (none while it is committed)
+            with_run = [b for b in every if b.id_bord not in parts and b.cancelled_at]
+            if with_run and all(b in chosen for b in with_run):
                 conn.execute(runs.update().where(runs.c.id == full).values(
                     cancel_reason=(row.cancel_reason or "") + note))
+            elif any(b in with_run for b in chosen):
+                # some of the bordereaux cancelled with their run: the run's reason is
+                # the others' too, which the trésorerie did not annul (reinstating them
+                # would be refused, their acceptance said annulled): each chosen one gets
+                # its own, the run's cancellation confirmed
+                conn.execute(cancelled_bordereaux.insert(), [
+                    {"run_id": full, "id_bord": b.id_bord, "cancelled_at": b.cancelled_at,
+                     "reason": (b.reason or "") + note} for b in chosen if b in with_run])
             recorded = (chosen[0].reason or "") + note
         record = self._run_record(full)
         return Cancellation(record, 0, {}, tuple(numbers),

@@ -46,6 +46,15 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def require_postgresql() -> None:
+    """Skip the test when no PostgreSQL server is given (PESGEN_TEST_PG_URL); under CI a
+    missing server is a failure, not a skip."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
+
+
 @contextmanager
 def state_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty state-store URL: a SQLite file, or a new database on the
@@ -54,10 +63,7 @@ def state_database(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
         return
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("PESGEN_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
-        pytest.skip("no PostgreSQL server (set PESGEN_TEST_PG_URL)")
+    require_postgresql()
     import sqlalchemy as sa
 
     name = f"pesgen_{uuid.uuid4().hex[:12]}"

@@ -238,6 +238,40 @@ def test_acquit_of_an_accepted_bordereau_annulled_then_cancelled_says_so(db_url,
     assert "tell the trésorerie, which took it" not in r.stdout
 
 
+def test_annulment_confirmed_for_one_bordereau_of_a_run_cancelled_whole_is_that_one_s(
+        db_url, tmp_path):
+    """A run cancelled whole before the acquit came, which accepted IdBord 1 and 3: the
+    annulment of IdBord 1 confirmed is IdBord 1's only. Recorded in the run's reason
+    (every bordereau cancelled with the run reads it), IdBord 3 read as annulled too:
+    its acceptance said annulled (exit 0), and its reinstatement was refused
+    (run.reinstate-annulled), though the trésorerie holds its titles."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN).run_id
+    store.cancel(run, "before the acquit", whole=True)
+    ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"),
+               _element(3, True))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    done = store.cancel(run, "titres annulés", [1], annulled_by_tresorerie=True)
+    assert done.confirmed and done.bordereaux == (1,)
+    reasons = {b.id_bord: b.reason for b in store.run_bordereaux(run)}
+    assert reasons[1] == done.reason and "titres annulés" in done.reason
+    assert reasons[2] == reasons[3] == "before the acquit"
+    # the acquit of IdBord 3's acceptance still asks what the trésorerie does of it
+    again = run_cli("acquit", ack, "--db", db_url)
+    assert again.exit_code == 9, again.output
+    [said] = [line for line in again.stdout.splitlines()
+              if line.startswith("IdBord 3 exercise 2026 (DomaineAck 7 Rôle, line ")]
+    assert ": accepted, but cancelled in pesgen " in said
+    assert "annulled" not in said
+    assert store.get_run(run)["status"] == "cancelled"
+    with pytest.raises(StateError) as refused:
+        store.reinstate(run, "the trésorerie keeps IdBord 1", [1])
+    assert [p.rule for p in refused.value.problems] == ["run.reinstate-annulled"]
+    assert store.reinstate(run, "the trésorerie keeps IdBord 3", [3]).bordereaux == (3,)
+    assert _active(db_url, 3) == {True} and _active(db_url, 1) == {False}
+
+
 def test_an_accepted_bordereau_with_a_payfip_link_open_names_both_in_one_refusal(
         acknowledged):
     """Every problem found, not the first: the acceptance and the PayFiP link; each needs
