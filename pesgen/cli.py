@@ -1267,7 +1267,9 @@ def runs_list(
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
         if r.cancelled_bordereaux and r.status != "cancelled":
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
-        _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  budget {r.cod_bud}  "
+        # the SIRET: a store may hold several collectivities' runs
+        _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  SIRET {r.id_coll} "
+                   f"budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
@@ -1497,7 +1499,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
         odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
             else f"  (written with other characters: {named(number)})"
         _say(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
-                   f"budget {f['cod_bud']} exer {f['exercise']}  IdBord {f['id_bord']} "
+                   f"SIRET {f['id_coll']} budget {f['cod_bud']} exer {f['exercise']}  "
+                   f"IdBord {f['id_bord']} "
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"

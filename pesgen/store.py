@@ -847,6 +847,7 @@ class RunRecord:
     cancelled_bordereaux: tuple[int, ...] = ()
     typ_bord: str = ""
     cod_bud: str = ""
+    id_coll: str = ""  # the collectivity's SIRET (a store may hold several)
 
     @property
     def pes(self) -> bool:
@@ -2662,7 +2663,8 @@ def _acknowledgement(r: Any) -> Acknowledgement:
 # the columns of runs a RunRecord is made of (list_runs reads only these)
 _RECORD_COLUMNS = ("id", "created_at", "status", "format", "exercise", "first_number",
                    "bordereaux", "titles", "total", "mapping_path", "input_name", "run_date",
-                   "out_dir", "pesgen_version", "cancel_reason", "typ_bord", "cod_bud")
+                   "out_dir", "pesgen_version", "cancel_reason", "typ_bord", "cod_bud",
+                   "id_coll")
 
 
 def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
@@ -2672,7 +2674,7 @@ def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
                      pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
                      cancelled_bordereaux=tuple(cancelled), typ_bord=r.typ_bord,
-                     cod_bud=r.cod_bud)
+                     cod_bud=r.cod_bud, id_coll=r.id_coll)
 
 
 def new_run_id() -> str:

@@ -155,7 +155,7 @@ def test_runs_list_and_find_name_each_run_s_budget_and_exercise(tmp_path, mappin
     assert "budget 00  exer 2026" in lines[0] and "budget 01  exer 2026" in lines[1]
     found = run_cli("runs", "find", "CO-2026-50101")
     assert found.exit_code == 0, found.output
-    assert f"{NAME_01}  budget 01 exer 2026  IdBord 1" in found.stdout
+    assert f"{NAME_01}  SIRET 21450999400015 budget 01 exer 2026  IdBord 1" in found.stdout
 
 
 # ------------------------------------------------------------------ TARGET2 holidays

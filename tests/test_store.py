@@ -1333,7 +1333,8 @@ def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, 
         # the number as the run wrote it, its invisible character shown and named
         assert found.stdout == (
             f"FA<U+00AD>-2026-00101: run {held.run_id}  {row['created_at']}  "
-            f"{held.files[0].path.name}  budget 00 exer 2026  IdBord 1 IdPce 1  "
+            f"{held.files[0].path.name}  SIRET 21450999400015 budget 00 exer 2026  "
+            "IdBord 1 IdPce 1  "
             f"{row['amount']}  active  (written "
             "with other characters: U+00AD SOFT HYPHEN)\n"), found.stdout
 

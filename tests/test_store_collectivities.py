@@ -227,6 +227,25 @@ def test_runs_list_of_a_mapping_lists_its_collectivity_s_runs_only(db_url, tmp_p
         assert other not in listed.stdout
 
 
+def test_runs_list_and_find_name_each_run_s_collectivity(db_url, tmp_path):
+    """In a store of two collectivities, the same invoice number held by each, and
+    their runs listed together, are told apart by their SIRET (not only by a path or a
+    file name, which a finance package's format need not make of it)."""
+    store = Store(db_url)
+    a, b = two_collectivities(store, tmp_path)
+    every = run_cli("runs", "list", "--db", db_url)
+    assert every.exit_code == 0, every.output
+    runs_ = {line.split()[0]: line for line in every.stdout.splitlines()
+             if not line.startswith(" ")}
+    assert f"  SIRET {SIRET} budget 00  exer 2026  IdBord 1  " in runs_[a]
+    assert f"  SIRET {OTHER_SIRET} budget 00  exer 2026  IdBord 1  " in runs_[b]
+    found = run_cli("runs", "find", "FA-2026-00101", "--db", db_url)
+    assert found.exit_code == 0, found.output
+    held = {line.split()[2]: line for line in found.stdout.splitlines()}
+    assert f"  SIRET {SIRET} budget 00 exer 2026  IdBord 1 " in held[a]
+    assert f"  SIRET {OTHER_SIRET} budget 00 exer 2026  IdBord 1 " in held[b]
+
+
 # ------------------------------------------------------------------ acquit
 
 
