@@ -7,7 +7,6 @@ and exercises)."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS
 from .mapping_support import mapping_copy
+from .test_audit_rules import _input
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 INPUT = EXAMPLES / "school-export.json"
@@ -54,22 +54,29 @@ def other_budget(folder: Path, cod_bud: str = "01") -> Path:
                         name=f"villeneuve-b{cod_bud}.yaml")[0]
 
 
+def renumbered(prefix: str, series: str = "50"):
+    """An edit of the example's invoices (``test_audit_rules._input``): their numbers in
+    another series (``FA-2026-00101`` -> ``CO-2026-50101``, ``series`` the two digits
+    after the year: other digits too, the NumDette is made of them, and a NumDette is
+    unique in the collectivity)."""
+    def edit(invoices):
+        for inv in invoices:
+            inv["number"] = inv["number"].replace("FA-2026-00", f"{prefix}2026-{series}")
+    return edit
+
+
 def example_input(folder: Path, name: str, prefix: str | None = None, series: str = "50",
                   keep=lambda number: True) -> Path:
     """The example input written to ``folder/name``: with ``prefix``, its invoices
-    renumbered into another series (``FA-2026-00101`` -> ``CO-2026-50101``, ``series``
-    the two digits after the year: other digits too, the NumDette is made of them, and
-    a NumDette is unique in the collectivity); ``keep``: only the invoices whose number (as
-    the example writes it) it keeps."""
-    data = json.loads(INPUT.read_text(encoding="utf-8"))
-    data["invoices"] = [inv for inv in data["invoices"] if keep(inv["number"])]
-    if prefix is not None:
-        for inv in data["invoices"]:
-            inv["number"] = inv["number"].replace("FA-2026-00", f"{prefix}2026-{series}")
+    renumbered (``renumbered``); ``keep``: only the invoices whose number (as the example
+    writes it) it keeps."""
+    def edit(invoices):
+        invoices[:] = [inv for inv in invoices if keep(inv["number"])]
+        if prefix is not None:
+            renumbered(prefix, series)(invoices)
+
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return path
+    return _input(folder, edit, name)
 
 
 def export(store: Store, mapping: Path, input_path: Path, out: Path) -> str:

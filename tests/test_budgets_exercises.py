@@ -15,6 +15,7 @@ import pytest
 from pesgen.checks import target2_closed
 from pesgen.errors import ExitCode
 
+from .collectivity_support import renumbered
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 from .mapping_support import mapping_copy
 from .test_audit_rules import _input
@@ -40,15 +41,6 @@ def mappings(tmp_path):
     return lambda **kw: _mapping(tmp_path, **kw)
 
 
-def _renumbered(prefix: str):
-    """Invoice numbers of another series (other digits too: the NumDette is made of
-    them, and a NumDette is unique for the collectivity)."""
-    def edit(invoices):
-        for inv in invoices:
-            inv["number"] = inv["number"].replace("FA-2026-00", prefix + "2026-50")
-    return edit
-
-
 def _export(mapping: Path, input_path: Path, out: Path | None, *extra: str,
             date_: str = RUN_DATE):
     args = ["export", "-m", mapping, "-i", input_path, "--date", date_, *extra]
@@ -70,7 +62,7 @@ def test_two_budgets_files_have_names_of_their_own_in_one_folder(tmp_path, mappi
     first = _export(mappings(titres=titres), _input(tmp_path), out)
     assert first.exit_code == 0, first.output
     second = _export(mappings(cod_bud="01", titres=titres),
-                     _input(tmp_path, _renumbered("CO-"), "b01.json"), out)
+                     _input(tmp_path, renumbered("CO-"), "b01.json"), out)
     assert second.exit_code == 0, second.output
     prefix = "PESALR1" if titres else "PESORMC"
     names = sorted(p.name for p in out.iterdir() if p.suffix == ".xml")
@@ -146,7 +138,7 @@ def test_partial_duplicates_are_listed_in_the_input_s_order(tmp_path):
 
 def test_runs_list_and_find_name_each_run_s_budget_and_exercise(tmp_path, mappings):
     assert _export(mappings(), _input(tmp_path), tmp_path / "a").exit_code == 0
-    assert _export(mappings(cod_bud="01"), _input(tmp_path, _renumbered("CO-"), "b.json"),
+    assert _export(mappings(cod_bud="01"), _input(tmp_path, renumbered("CO-"), "b.json"),
                    tmp_path / "b").exit_code == 0
     listed = run_cli("runs", "list")
     assert listed.exit_code == 0, listed.output
