@@ -604,7 +604,8 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 problems.append(Problem(
                     "mapping.input", f"'{input_spec.encoding}' is not the encoding of a "
                     f"file: Python's {codec.name} codec reads no file's bytes as text (it "
-                    "fails on the bytes it cannot decode, instead of naming them); a "
+                    "fails on the bytes it cannot decode, instead of naming them, or, "
+                    "punycode since Python 3.13, reads any bytes as other text); a "
                     "file's encoding is utf-8, cp1252, iso-8859-15…",
                     mapping=where("input", "encoding")))
         except LookupError:
