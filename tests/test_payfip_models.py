@@ -151,6 +151,20 @@ def test_mapping_filters():
     assert len(ascii_label("x " * 80)) <= 100
 
 
+@pytest.mark.parametrize(("label", "shown"), [
+    # a letter NFKD does not decompose takes the text policies' transliteration (a
+    # music school's "chœur" was shown to the family as "ch ur")
+    ("Cours de chœur", "Cours de choeur"), ("ŒUVRES", "OEUVRES"), ("Æolien", "AEolien"),
+    ("Straße", "Strasse"), ("Øre", "Ore"), ("Łódź", "Lodz"), ("ﬁn", "fin"),
+    # signs stay signs (spaces), even those the SEPA table writes as a letter
+    ("n°12", "n 12"), ("l’été", "l ete"), ("3×2", "3 2"),
+    # a letter with no ASCII form is dropped, as before
+    ("Ωmega 中", "mega"),
+])
+def test_payfip_text_transliterates_letters(label, shown):
+    assert ascii_label(label) == shown
+
+
 def test_detail_statuses_and_time():
     detail = PaymentDetail(resultrans="V", dattrans="03082026", heurtrans="0912")
     assert (detail.status, detail.method) == ("paid", "direct_debit")
