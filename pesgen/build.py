@@ -51,6 +51,7 @@ from .seen import SeenInvoices
 from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
 from .text import (
     Normalized,
+    ascii_letters,
     code_error,
     normalize,
     pes_text_error,
@@ -1677,13 +1678,14 @@ _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
 
 
 def _words(text: str | None) -> tuple[str, ...]:
-    """The words of ``text``, sorted, without case, accents or punctuation; memoised
-    (names and holders repeat across a run's invoices)."""
+    """The words of ``text``, sorted, without case, accents or punctuation, letters
+    outside ASCII as ASCII (``Sæther`` as a PES name keeps, ``SAETHER`` as a bank writes
+    it: the same words); memoised (names and holders repeat across a run's invoices)."""
     if not text:
         return ()
     known = _WORDS.get(text)
     if known is None:
-        folded = unicodedata.normalize("NFKD", text.casefold())
+        folded = unicodedata.normalize("NFKD", ascii_letters(text).casefold())
         bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
         known = tuple(sorted(w for w in re.split(r"[\W_]+", bare) if w))
         remember(_WORDS, text, known)

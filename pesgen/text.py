@@ -124,6 +124,17 @@ def transliterate_char(char: str, charset: str) -> str | None:
     return candidate if all(_encodable(c, charset) for c in candidate) else None
 
 
+def ascii_letters(text: str) -> str:
+    """``text`` with each letter outside ASCII that has an ASCII transliteration written
+    so (``œ`` -> ``oe``, ``Æ`` -> ``AE``, ``é`` -> ``e``, ``ß`` -> ``ss``); anything else,
+    signs included (``°``, ``’``), as it is. For comparing and labelling, not a policy:
+    the text policies' own path is ``normalize``."""
+    if text.isascii():
+        return text
+    return "".join(c if c.isascii() or not unicodedata.category(c).startswith("L")
+                   else transliterate_char(c, "ascii") or c for c in text)
+
+
 def _c1_hint(value: str) -> str:
     """What a U+0080-U+009F character says about the file's encoding: UTF-8 read as
     latin-1 ('’' as 'â\x80\x99') or Windows-1252 read as latin-1 ('’' as '\x92')."""

@@ -1429,6 +1429,29 @@ def test_titcptediff_says_when_the_holder_is_not_the_debtor(tmp_path, holder, di
     assert flags == ["1" if differs else None] * len(flags) and flags
 
 
+@pytest.mark.parametrize("last_name, first_name, holder", [
+    # ISO-8859-1 keeps Æ, Ø, Ð, Þ in the debtor's name; the SEPA charset writes them
+    # AE, O, D, TH in TitCpte: the same person
+    ("Sæther", "Øystein", None), ("SÆTHER", "Øystein", "SAETHER OYSTEIN"),
+    ("Þórsdóttir", "Ðóra", None),
+    # œ is in neither: OE in both, the debtor's name by the transliterate policy
+    ("Lecœur", "Hélène", None), ("Lecœur", "Hélène", "LECOEUR HELENE"),
+])
+def test_titcptediff_reads_a_transliterated_holder_as_the_debtor(tmp_path, last_name,
+                                                                first_name, holder):
+    """The holder's words are compared with the debtor's letter for letter as each
+    charset writes them (æ in a PES name, AE in a SEPA one): a holder TitCpte writes
+    SAETHER for a debtor Sæther is the debtor, not another holder (TitCpteDiff 1 said
+    so before)."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["last_name"], inv["payer"]["first_name"] = last_name, first_name
+    inv["payment"]["mandate"]["holder"] = holder or f"{last_name} {first_name}"
+    result = _run(tmp_path, [inv])
+    root = etree.parse(str(result.files[0].path)).getroot()
+    assert root.findall(".//InfoPrelevementSEPA") and \
+        root.findall(".//InfoPrelevementSEPA/TitCpteDiff") == []
+
+
 def test_titcptediff_is_valid_for_the_dgfip(tmp_path, official_xsd):
     inv = _invoice("FA-2026-00101")
     inv["payment"]["mandate"]["holder"] = "Dupont Marc"

@@ -21,6 +21,7 @@ from pesgen.text import (
     Normalized,
     TextPolicy,
     _normalize,
+    ascii_letters,
     charset_chars,
     normalize,
     pes_text_error,
@@ -505,6 +506,15 @@ def test_a_pes_placeholder_is_refused_quoting_it(value):
     quotes the value so that a space or a dot can be seen."""
     assert pes_text_error(value) == \
         f"'{value}' is not accepted by Hélios (only zeros, 'nc', '.' or space)"
+
+
+def test_ascii_letters_writes_letters_only():
+    # letters as the transliteration table and NFKD give them; signs and letters with no
+    # ASCII form left as they are (the callers make them spaces or drop them)
+    assert ascii_letters("Lecœur SÆTHER Øre Straße Łódź Ðóra Þór") == \
+        "Lecoeur SAETHER Ore Strasse Lodz Dora THor"
+    assert ascii_letters("n°12 l’été 3×2 Ωmega") == "n°12 l’ete 3×2 Ωmega"
+    assert ascii_letters("plain ASCII") == "plain ASCII"
 
 
 def test_wrap_and_truncate_words():

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._display import shown_repr
 from ..errors import Problem
-from ..text import transliterate_char
+from ..text import ascii_letters
 from .errors import PayfipRequestInvalid
 
 # saisie: web service (creerPaiementSecurise) and legacy URL protocol (paiement.web)
@@ -82,25 +82,16 @@ def cents_text(cents: int) -> str:
 def ascii_label(value: Any, limit: int = OBJET_MAX) -> str:
     """The safe objet subset: accents removed, other letters transliterated as the text
     policies do (``Chœur`` -> ``Choeur``, ``Æ`` -> ``AE``, ``ß`` -> ``ss``, ``Ł`` -> ``L``:
-    ``text.transliterate_char`` to ASCII), other signs as spaces, collapsed, cut.
+    ``text.ascii_letters``), other signs as spaces, collapsed, cut.
 
     Offered to mapping expressions as the ``payfip_text`` filter; validation still
     refuses anything else, so a label is never changed silently behind the mapping.
     """
-    text = "".join(map(_ascii_letter, "" if value is None else str(value)))
-    text = unicodedata.normalize("NFKD", text)
+    text = unicodedata.normalize("NFKD", ascii_letters("" if value is None else str(value)))
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = re.sub(r"[^A-Za-z0-9 ]", " ", text)
     text = re.sub(r" +", " ", text).strip()
     return text[:limit].rstrip()
-
-
-def _ascii_letter(char: str) -> str:
-    """A letter outside ASCII as ASCII letters when it has a transliteration (only
-    letters: a sign such as ``°`` stays a sign, made a space below)."""
-    if char.isascii() or not unicodedata.category(char).startswith("L"):
-        return char
-    return transliterate_char(char, "ascii") or char
 
 
 def _problem(invoice: str | None, name: str, message: str) -> Problem:
