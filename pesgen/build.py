@@ -45,7 +45,7 @@ from .keys import (
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
-from .parse import parse_amount, parse_bool, parse_date
+from .parse import is_date_and_time, parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .seen import SeenInvoices
 from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
@@ -575,8 +575,10 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            ctx.problem("input.date", f"{key}: {exc}", mapping=binding.where if binding else None,
-                        record=origin)
+            hint = _first_ten(binding) if type(value) is str and \
+                is_date_and_time(value.strip()) else ""
+            ctx.problem("input.date", f"{key}: {exc}{hint}",
+                        mapping=binding.where if binding else None, record=origin)
             return None
         if type(value) is str:
             remember(self._dates, value, parsed)
@@ -1665,6 +1667,18 @@ def own_text_misfits(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> li
 # policies.netted_label: append: what ends the label of a line discounts were netted
 # into (French, as the debtor reads it; the amount with a decimal comma)
 NETTED_SUFFIX = "NET REMISE {amount}"
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _first_ten(binding: Binding | None) -> str:
+    """How to bind the date of a date and time (``2026-11-20T08:15:00``): the binding's
+    own path in an expression taking its first 10 characters, when it is a plain path."""
+    if binding is not None and binding.kind == "path" and _DOTTED.match(binding.text):
+        record = "line" if binding.key.startswith("line.") else "invoice"
+        return f', e.g. {{expr: "{record}.{binding.text}[:10]"}}'
+    return ", e.g. an expression taking its first 10 characters ([:10])"
 
 
 def _fields(obj: Any) -> dict[str, Any]:

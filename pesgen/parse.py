@@ -19,6 +19,11 @@ _SPACE_GROUPS = " \u00a0\u202f\u2009\u2007"
 # not $, which lets a final newline through
 _ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
 _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
+# a date followed by a time of day, as databases and spreadsheets export them
+# ('2026-11-20T08:15:00', '2026-11-20 00:00:00.000', '20/11/2026 08:15'): refused, with how
+# to bind the date alone (dropping the time is the mapping's to write, not pesgen's to guess)
+_DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
+                            r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
 # 1 to 3 (not starting with 0) joined by one grouping character (captured)
 _INTEGER = re.compile(r"^(?:[0-9]+|[1-9][0-9]{0,2}(?:([^0-9])[0-9]{3})(?:\1[0-9]{3})*)\Z")
@@ -126,13 +131,21 @@ def parse_date(value: object, style: str = "auto") -> date:
         if not m:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
-            raise ValueError(f"{shown_value(value)} is not a date ({expected})")
+            hint = ("; it is a date followed by a time of day: bind the date alone"
+                    if is_date_and_time(text) else "")
+            raise ValueError(f"{shown_value(value)} is not a date ({expected}){hint}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
         parsed = date(y, mo, d)
     except ValueError:
         raise ValueError(f"{shown_value(value)} is not a valid calendar date") from None
     return _in_window(parsed, value)
+
+
+def is_date_and_time(text: str) -> bool:
+    """Whether ``text`` (stripped) is a date followed by a time of day, which parse_date
+    refuses (``2026-11-20T08:15:00``, ``20/11/2026 08:15``)."""
+    return _DATE_AND_TIME.match(text) is not None
 
 
 def _in_window(day: date, value: object) -> date:

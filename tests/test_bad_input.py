@@ -605,6 +605,44 @@ def test_malformed_debit_date(tmp_path, value, says):
                                "bindings.payment.debit_date")
 
 
+def test_a_date_with_a_time_says_the_expression_that_binds_its_date(tmp_path):
+    """Databases export a date as a date and time ('2026-11-20T00:00:00',
+    '2026-12-05 08:30:00'): refused (pesgen does not drop a time on its own), saying the
+    expression that binds the date alone, from the binding's own path; the mapping
+    edited as it says exports."""
+    data = _example()
+    i, j = _index(data, "FA-2026-00101"), _index(data, "FA-2026-00102")
+    data["invoices"][i]["date"] = "2026-11-20T00:00:00"
+    data["invoices"][j]["date"] = "20/11/2026 00:00"
+    data["invoices"][i]["payment"]["debit_date"] = "2026-12-05 08:30:00"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    said = sorted((p.invoice, p.message.split(": ", 1)[0], p.message.rsplit("; ", 1)[-1])
+                  for p in exc.problems if p.rule == "input.date")
+    assert said == [
+        ("FA-2026-00101", "invoice.date", "it is a date followed by a time of day: bind the "
+         'date alone, e.g. {expr: "invoice.date[:10]"}'),
+        ("FA-2026-00101", "payment.debit_date", "it is a date followed by a time of day: "
+         'bind the date alone, e.g. {expr: "invoice.payment.debit_date[:10]"}'),
+        ("FA-2026-00102", "invoice.date", "it is a date followed by a time of day: bind the "
+         'date alone, e.g. {expr: "invoice.date[:10]"}')] and len(exc.problems) == 3
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
+                        ("    date: date\n", '    date: {expr: "invoice.date[:10]"}\n'),
+                        ("debit_date: payment.debit_date",
+                         'debit_date: {expr: "invoice.payment.debit_date[:10]"}'))
+    result = export(m, inp, tmp_path / "out", RUN)
+    assert result.files[0].titles == 11
+
+
+def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
+                        ("    date: date\n", '    date: {expr: "invoice.date ~ \' 10:00\'"}\n'))
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
+    assert {p.message.rsplit("; ", 1)[-1] for p in exc.problems} == {
+        "it is a date followed by a time of day: bind the date alone, e.g. an expression "
+        "taking its first 10 characters ([:10])"}
+
+
 def test_malformed_mandate_signature_date(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00107")

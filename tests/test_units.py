@@ -139,6 +139,26 @@ def test_parse_date_refuses(raw, style, match):
         parse_date(raw, style)
 
 
+@pytest.mark.parametrize("raw, style", [
+    ("2026-11-20T10:15:00", "auto"), ("2026-11-20 00:00:00.000", "auto"),
+    ("2026-11-20T08:15:00+01:00", "iso"), ("20/11/2026 08:15", "auto"),
+    ("1/12/2026 8h15", "fr"),
+])
+def test_a_date_with_a_time_says_how_to_bind_the_date(raw, style):
+    with pytest.raises(ValueError) as info:
+        parse_date(raw, style)
+    assert str(info.value).endswith(
+        "; it is a date followed by a time of day: bind the date alone")
+
+
+@pytest.mark.parametrize("raw", ["2026-11-20T", "2026-11-2010:15", "demain 10:15",
+                                 "20-11-2026 10:15", "2026/11/20 10:15"])
+def test_no_time_hint_without_a_date_and_a_time(raw):
+    with pytest.raises(ValueError) as info:
+        parse_date(raw)
+    assert "time of day" not in str(info.value)
+
+
 @pytest.mark.parametrize("raw, expected", [
     (True, True), (False, False), (1, True), (0, False), ("oui", True), ("Non", False),
     (" yes ", True), ("0", False), ("", False),
