@@ -45,7 +45,7 @@ from .keys import (
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
-from .parse import is_date_and_time, parse_amount, parse_bool, parse_date
+from .parse import currency_sign, is_date_and_time, parse_amount, parse_bool, parse_date
 from .paths import PathWatch
 from .seen import SeenInvoices
 from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
@@ -601,7 +601,9 @@ class Builder:
             _refuse_kind(value, "an amount")
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
-            ctx.problem("input.amount", f"{key}: {exc}",
+            currency = currency_sign(value, self.mapping.input.numbers) if kind is str else None
+            hint = "" if currency is None else _without_currency(binding, currency)
+            ctx.problem("input.amount", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None
         if amount != amount.quantize(_CENT):
@@ -1672,13 +1674,25 @@ NETTED_SUFFIX = "NET REMISE {amount}"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
-def _first_ten(binding: Binding | None) -> str:
-    """How to bind the date of a date and time (``2026-11-20T08:15:00``): the binding's
-    own path in an expression taking its first 10 characters, when it is a plain path."""
+def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
+    """How to bind a value's useful part (a refusal's hint): the binding's own path in an
+    expression ending with ``tail`` when the binding is a plain path, else ``otherwise``."""
     if binding is not None and binding.kind == "path" and _DOTTED.match(binding.text):
         record = "line" if binding.key.startswith("line.") else "invoice"
-        return f', e.g. {{expr: "{record}.{binding.text}[:10]"}}'
-    return ", e.g. an expression taking its first 10 characters ([:10])"
+        return f', e.g. {{expr: "{record}.{binding.text}{tail}"}}'
+    return f", e.g. {otherwise}"
+
+
+def _first_ten(binding: Binding | None) -> str:
+    """How to bind the date of a date and time (``2026-11-20T08:15:00``): its first 10
+    characters."""
+    return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
+
+
+def _without_currency(binding: Binding | None, currency: str) -> str:
+    """How to bind an amount written with its currency sign (``85,00 €``)."""
+    return _bound_so(binding, f" | replace('{currency}', '')",
+                     f"an expression ending with | replace('{currency}', '')")
 
 
 def _fields(obj: Any) -> dict[str, Any]:

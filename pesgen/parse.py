@@ -61,6 +61,36 @@ def parse_amount(value: object, style: str = "auto") -> Decimal:
         return _sized(Decimal(repr(value)), value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an amount")
+    try:
+        return _amount_text(value, style)
+    except ValueError:
+        currency = currency_sign(value, style)
+        if currency is None:
+            raise
+    raise ValueError(f"{shown_value(value)} is not an amount: it holds the currency sign "
+                     f"{currency!r}; bind the amount without it")
+
+
+# what a spreadsheet's currency format writes beside an amount ('85,00 €', '€85.00')
+_CURRENCY_SIGNS = ("€", "EUR")
+
+
+def currency_sign(value: str, style: str = "auto") -> str | None:
+    """The currency sign an amount refused starts or ends with (``85,00 €``, ``€85.00``,
+    ``85.00 EUR``), when what is left is an amount; else None."""
+    text = value.strip()
+    for currency in _CURRENCY_SIGNS:
+        for rest in (text.removeprefix(currency), text.removesuffix(currency)):
+            if rest != text:
+                try:
+                    _amount_text(rest, style)
+                except ValueError:
+                    continue
+                return currency
+    return None
+
+
+def _amount_text(value: str, style: str) -> Decimal:
     text = value.strip()
     sign = ""
     if text[:1] in ("-", "+"):

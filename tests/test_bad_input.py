@@ -704,6 +704,28 @@ def test_a_binding_on_the_wrong_column_quotes_none_of_its_values(tmp_path, bindi
             "(YYYY-MM-DD or DD/MM/YYYY)" in said
 
 
+def test_an_amount_with_its_currency_sign_says_the_expression_that_binds_it(tmp_path):
+    """'85,00 €' as a spreadsheet writes it: refused, naming the expression that drops the
+    sign from the binding's own path; the mapping edited as it says exports."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["lines"][0]["amount"] = "85,00 €"
+    data["invoices"][i]["lines"][0]["unit_price"] = "85,00 €"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    assert sorted(p.message for p in exc.problems) == [
+        f"line.{key}: '85,00 €' is not an amount: it holds the currency sign '€'; bind the "
+        f"amount without it, e.g. {{expr: \"line.{key} | replace('€', '')\"}}"
+        for key in ("amount", "unit_price")]
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
+                        ("    amount: amount\n",
+                         "    amount: {expr: \"line.amount | replace('€', '')\"}\n"),
+                        ("    unit_price: unit_price\n",
+                         "    unit_price: {expr: \"line.unit_price | replace('€', '')\"}\n"))
+    result = export(m, inp, tmp_path / "out", RUN)
+    assert result.files[0].titles == 11 and result.files[0].total == Decimal("2527.25")
+
+
 def test_malformed_amount_csv_names_the_row(tmp_path):
     rows = _csv_rows()
     header = rows[0]

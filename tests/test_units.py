@@ -85,6 +85,31 @@ def test_parse_amount_refuses(raw, style):
         parse_amount(raw, style)
 
 
+@pytest.mark.parametrize("raw, style, currency", [
+    ("85,00 €", "auto", "€"), ("85,00€", "fr", "€"), ("€85.00", "iso", "€"),
+    ("1 234,50 €", "auto", "€"), ("-12,50 €", "auto", "€"), ("85.00 EUR", "auto", "EUR"),
+    ("EUR 85", "auto", "EUR"),
+])
+def test_an_amount_with_its_currency_sign_says_so(raw, style, currency):
+    """A spreadsheet's currency format ('85,00 €') is refused (pesgen drops nothing on its
+    own), saying the sign is what is in the way, not the separators."""
+    with pytest.raises(ValueError) as info:
+        parse_amount(raw, style)
+    assert str(info.value).endswith(f" is not an amount: it holds the currency sign "
+                                    f"{currency!r}; bind the amount without it")
+
+
+@pytest.mark.parametrize("raw, style", [
+    ("€", "auto"), ("EUR", "auto"), ("85 $", "auto"), ("85,00 € 12", "auto"),
+    ("12,50 €", "iso"),  # without the sign, still not an amount in iso
+    ("€€85", "auto"), ("85 EURO", "auto"),
+])
+def test_no_currency_hint_when_the_sign_is_not_all_that_is_wrong(raw, style):
+    with pytest.raises(ValueError) as info:
+        parse_amount(raw, style)
+    assert "currency" not in str(info.value)
+
+
 @pytest.mark.parametrize("raw", ["1.500", "45,000", "-1.500", "100.000", "+999,999"])
 def test_parse_amount_refuses_a_separator_that_could_be_either_in_auto(raw):
     """One separator before exactly three digits: 1.5 or 1 500? Only the mapping knows."""
