@@ -1677,10 +1677,20 @@ _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
     """How to bind a value's useful part (a refusal's hint): the binding's own path in an
     expression ending with ``tail`` when the binding is a plain path, else ``otherwise``."""
-    if binding is not None and binding.kind == "path" and _DOTTED.match(binding.text):
+    ref = None
+    if binding is not None and binding.kind == "path":
         record = "line" if binding.key.startswith("line.") else "invoice"
-        return f', e.g. {{expr: "{record}.{binding.text}{tail}"}}'
-    return f", e.g. {otherwise}"
+        if binding.columns:  # a CSV column, whatever its name holds: one key
+            [column] = binding.columns
+            if _DOTTED.match(column) and "." not in column:
+                ref = f"{record}.{column}"
+            elif not any(c in column for c in "'\"\\"):
+                ref = f"{record}['{column}']"
+        elif _DOTTED.match(binding.text):
+            ref = f"{record}.{binding.text}"
+    if ref is None:
+        return f", e.g. {otherwise}"
+    return f', e.g. {{expr: "{ref}{tail}"}}'
 
 
 def _first_ten(binding: Binding | None) -> str:

@@ -634,6 +634,29 @@ def test_a_date_with_a_time_says_the_expression_that_binds_its_date(tmp_path):
     assert result.files[0].titles == 11
 
 
+@pytest.mark.parametrize("column, expr", [
+    ("invoice_date", "invoice.invoice_date[:10]"),
+    ("Date facture", "invoice['Date facture'][:10]"),  # not a name: a key
+    ("facture.date", "invoice['facture.date'][:10]"),  # a CSV column: one key, dots or not
+])
+def test_a_csv_date_with_a_time_says_the_expression_of_its_column(tmp_path, column, expr):
+    rows = _csv_rows()
+    header = rows[0]
+    at = header.index("invoice_date")
+    header[at] = column
+    for row in rows[1:]:
+        row[at] = f"{row[at]} 00:00:00"
+    inp = _write_csv(tmp_path, rows)
+    m, _ = mapping_copy(tmp_path / "m", CSV_MAPPING,
+                        ("    date: invoice_date\n", f'    date: "{column}"\n'))
+    exc = _refused(tmp_path, m, inp)
+    assert {p.message.rsplit("; ", 1)[-1] for p in exc.problems} == {
+        f'it is a date followed by a time of day: bind the date alone, e.g. {{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
 def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
     m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
                         ("    date: date\n", '    date: {expr: "invoice.date ~ \' 10:00\'"}\n'))
