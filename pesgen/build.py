@@ -607,7 +607,8 @@ class Builder:
                         mapping=binding.where if binding else None, record=origin)
             return None
         if amount != amount.quantize(_CENT):
-            ctx.problem("pes.amount-decimals", f"{key}: {value} has more than 2 decimals",
+            ctx.problem("pes.amount-decimals", f"{key}: {value} has more than 2 decimals"
+                        f"{_float_noise(amount)}",
                         mapping=binding.where if binding else None, record=origin)
             return None
         amount = amount.quantize(_CENT)
@@ -1691,6 +1692,20 @@ def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
     if ref is None:
         return f", e.g. {otherwise}"
     return f', e.g. {{expr: "{ref}{tail}"}}'
+
+
+# further from a cent than this, an amount is not a binary floating-point sum's noise
+_NOISE = Decimal("1e-9")
+
+
+def _float_noise(amount: Decimal) -> str:
+    """What an amount a hair from a cent most likely is (85.00000000000001: a sum made in
+    binary floating point, 0.1 + 0.2), said beside its refusal; pesgen rounds nothing."""
+    cents = amount.quantize(_CENT)
+    if abs(amount - cents) >= _NOISE:
+        return ""
+    return (f" (a binary floating-point artefact of {cents}? the school software should "
+            "write amounts with 2 decimals; pesgen does not round them)")
 
 
 def _first_ten(binding: Binding | None) -> str:

@@ -705,6 +705,27 @@ def test_malformed_amount(tmp_path, value, rule, says):
     assert p.mapping == _where(JSON_MAPPING, "amount: amount", "bindings.line.amount")
 
 
+@pytest.mark.parametrize("value, cents", [
+    ("85.00000000000001", "85.00"), ("142.49999999999997", "142.50"),
+    ("-22.749999999999996", "-22.75"), ('"85.00000000000001"', "85.00"),
+])
+def test_an_amount_a_hair_from_a_cent_is_refused_naming_its_likely_cause(tmp_path, value,
+                                                                          cents):
+    """A JSON number as a binary floating-point sum leaves it (0.1 + 0.2): still refused
+    (pesgen rounds nothing), saying what it most likely is."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["lines"][0]["amount"] = "@@"
+    inp = tmp_path / "school-export.json"
+    inp.write_text(json.dumps(data, ensure_ascii=False).replace('"@@"', value),
+                   encoding="utf-8")
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "pes.amount-decimals")
+    assert p.message == (f"line.amount: {value.strip(chr(34))} has more than 2 decimals (a "
+                         f"binary floating-point artefact of {cents}? the school software "
+                         "should write amounts with 2 decimals; pesgen does not round them)")
+
+
 @pytest.mark.parametrize("binding, old, new", [
     ("line.amount", "amount: amount", "amount: mandate_iban"),
     ("invoice.date", "date: invoice_date", "date: payer_last_name"),
