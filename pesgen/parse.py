@@ -7,7 +7,7 @@ the user ("'1.234,5x' is not an amount"); callers attach the record and mapping 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from .errors import shown_value
@@ -121,6 +121,17 @@ def _amount_text(value: str, style: str) -> Decimal:
     return _sized(Decimal(f"{sign}{digits}.{fraction}" if mark else f"{sign}{digits}"), value)
 
 
+def _shown(value: object) -> str:
+    """A value refused, as a message shows it: a text by ``shown_value`` (quoted when
+    short and plain, else described), a JSON number as written (``46346.5``, not its
+    Python repr ``Decimal('46346.5')``), anything else by its repr."""
+    if isinstance(value, str):
+        return shown_value(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return repr(value)
+
+
 def _hint(text: str, style: str) -> str:
     """Why a text with separators is not an amount: what the style reads them as."""
     if not any(c in text for c in ",." + _SPACE_GROUPS + "'"):
@@ -135,7 +146,7 @@ def _hint(text: str, style: str) -> str:
 def _sized(amount: Decimal, value: object) -> Decimal:
     """``amount``, unless it is not finite or has more integer digits than any amount."""
     if not amount.is_finite():
-        raise ValueError(f"{value!r} is not an amount")
+        raise ValueError(f"{_shown(value)} is not an amount")
     if amount and amount.adjusted() >= _MAX_INTEGER_DIGITS:
         shown = value if isinstance(value, str) and len(value) <= 40 else f"{amount:.3E}"
         raise ValueError(f"'{shown}' is too large for an amount (more than "
@@ -151,7 +162,7 @@ def parse_date(value: object, style: str = "auto") -> date:
     if isinstance(value, date):
         return _in_window(value, value)
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a date")
+        raise ValueError(f"{_shown(value)} is not a date{_serial_hint(value)}")
     text = value.strip()
     m = _ISO_DATE.match(text) if style in ("auto", "iso") else None
     if m:
@@ -162,7 +173,7 @@ def parse_date(value: object, style: str = "auto") -> date:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
             hint = ("; it is a date followed by a time of day: bind the date alone"
-                    if is_date_and_time(text) else "")
+                    if is_date_and_time(text) else _serial_hint(text))
             raise ValueError(f"{shown_value(value)} is not a date ({expected}){hint}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
@@ -170,6 +181,26 @@ def parse_date(value: object, style: str = "auto") -> date:
     except ValueError:
         raise ValueError(f"{shown_value(value)} is not a valid calendar date") from None
     return _in_window(parsed, value)
+
+
+# the day a spreadsheet's serial date 0 stands for (1900 date system, after its 29
+# February 1900 that never was)
+_SERIAL_EPOCH = date(1899, 12, 30)
+_SERIAL = re.compile(r"^([0-9]{5})(?:\.[0-9]+)?\Z")
+
+
+def _serial_hint(value: object) -> str:
+    """What a number of five digits refused as a date most likely is: a spreadsheet's
+    serial date (46346 is 2026-11-20), said with the day it would be; never read as one."""
+    m = _SERIAL.match(str(value).strip()) if isinstance(value, (str, int, Decimal)) and \
+        not isinstance(value, bool) else None
+    if m is None:
+        return ""
+    day = _SERIAL_EPOCH + timedelta(days=int(m[1]))
+    if not YEAR_MIN <= day.year <= YEAR_MAX:
+        return ""
+    return (f"; a spreadsheet's serial date ({m[1]} would be {day.isoformat()})? the export "
+            "should write the date as text, YYYY-MM-DD or DD/MM/YYYY")
 
 
 def is_date_and_time(text: str) -> bool:
@@ -197,4 +228,4 @@ def parse_bool(value: object) -> bool:
             return True
         if low in ("0", "false", "no", "non", "n", ""):
             return False
-    raise ValueError(f"{value!r} is not a yes/no value")
+    raise ValueError(f"{_shown(value)} is not a yes/no value")

@@ -176,6 +176,36 @@ def test_a_date_with_a_time_says_how_to_bind_the_date(raw, style):
         "; it is a date followed by a time of day: bind the date alone")
 
 
+@pytest.mark.parametrize("raw, said", [
+    ("46346", "'46346' is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+    (" 46346.5 ", "' 46346.5 ' is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+    (46346, "46346 is not a date"),
+    (Decimal("46346.5"), "46346.5 is not a date"),  # a JSON number, not Decimal('…')
+])
+def test_a_spreadsheet_serial_date_is_refused_saying_the_day_it_would_be(raw, said):
+    with pytest.raises(ValueError) as info:
+        parse_date(raw)
+    assert str(info.value) == (f"{said}; a spreadsheet's serial date (46346 would be "
+                               "2026-11-20)? the export should write the date as text, "
+                               "YYYY-MM-DD or DD/MM/YYYY")
+
+
+@pytest.mark.parametrize("raw", ["4634", "463460", 99999, "1234a", True, 46346.0, "-46346"])
+def test_no_serial_date_hint_but_for_five_digits_of_a_year_pesgen_takes(raw):
+    # 99999 would be 2173; a float is no value pesgen's readers give
+    with pytest.raises(ValueError) as info:
+        parse_date(raw)
+    assert "serial" not in str(info.value)
+
+
+def test_a_json_number_refused_is_shown_as_written():
+    for parse, value, said in [(parse_bool, Decimal("2.50"), "2.50 is not a yes/no value"),
+                               (parse_amount, Decimal("NaN"), "NaN is not an amount")]:
+        with pytest.raises(ValueError) as info:
+            parse(value)
+        assert str(info.value) == said
+
+
 @pytest.mark.parametrize("raw", ["2026-11-20T", "2026-11-2010:15", "demain 10:15",
                                  "20-11-2026 10:15", "2026/11/20 10:15"])
 def test_no_time_hint_without_a_date_and_a_time(raw):
