@@ -873,7 +873,9 @@ class Builder:
                         "(policy zero_total: refuse)", mapping=self.mapping.where("policies"))
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
         if total < 0:
-            ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title")
+            # the total is the lines' sum: named by the binding their amounts come from
+            ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title",
+                        mapping=self._line_bindings[1].where)
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
         lines = self._net(ctx, lines)
@@ -942,7 +944,7 @@ class Builder:
             if not isinstance(row, dict):
                 what = "null" if row is None else _shape(row) or _text_kind(row)  # JSON null
                 ctx.problem("input.lines", f"a line must be an object, not {what}",
-                            record=origin)
+                            record=origin, mapping=self.mapping.lines.where)
                 ok = False
                 continue
             scope = {"invoice": record, "line": row, "collectivity": collectivity}
@@ -1034,7 +1036,8 @@ class Builder:
             if due > 0:
                 ctx.problem("pes.netting", f"line {ln.number} ({ln.amount}) exceeds the "
                             f"positive lines of the same imputation ({ln.activity}) by {due}",
-                            record=ln.origin)
+                            record=ln.origin,
+                            mapping=self.mapping.where("policies", "negative_lines"))
                 return None
         out = []
         ok = True

@@ -313,6 +313,9 @@ def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
         (f"{inp}:$.invoices[3].lines[3]", "a line must be an object, not a text")]
     # a line that is no object is that one problem: its bindings are not read in it
     assert [p.rule for p in exc.problems] == ["input.lines"] * 7
+    # each names the binding that gives the lines
+    assert {p.mapping for p in exc.problems} == {
+        _where(JSON_MAPPING, "  lines: lines", "bindings.lines")}
 
 
 def test_a_declared_total_other_than_its_lines_is_refused_naming_the_invoice(tmp_path):

@@ -668,6 +668,11 @@ def test_a_discount_exceeding_its_imputation_by_less_than_one_euro_is_refused(tm
     assert (problem.rule, problem.message) == (
         "pes.netting", "line 4 (-85.50) exceeds the positive lines of the same imputation "
         "(FM-C1) by 0.50")
+    # the policy that nets is named, with the record of the line it could not net
+    assert problem.record.endswith("$.invoices[0].lines[3]")
+    assert problem.mapping.endswith(
+        f"villeneuve-sur-loing.yaml:{_line_of(MAPPING, '  negative_lines:')}: "
+        "policies.negative_lines")
 
 
 def test_an_expression_s_value_is_read_stripped(tmp_path):
@@ -880,8 +885,9 @@ def test_negative_total_refused(tmp_path, amount, total):
     inv["lines"][1]["amount"] = amount
     inv["total"] = total
     problems = _refused(tmp_path, [inv])
-    assert [(p.rule, p.message) for p in problems] == [
-        ("pes.negative-total", f"total is {total}: a credit cannot be a title")]
+    assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in problems] == [
+        ("pes.negative-total", f"total is {total}: a credit cannot be a title",
+         "bindings.line.amount")]
 
 
 def test_a_total_under_one_euro_is_a_title(tmp_path):
