@@ -355,7 +355,8 @@ class Builder:
         # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
-        # lacks, in a '~'), as Jinja does
+        # lacks, in a '~'), as Jinja does; and a holder's words were compared with the
+        # debtor's letters outside ASCII as they are, before 2026-12-05 (_words)
         self.legacy = legacy
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
@@ -1481,7 +1482,7 @@ class Builder:
             text_in, charset = str(holder_raw), self._limits["account.holder"].charset
             as_exported = self._normalized.get((text_in, charset)) or \
                 normalize(text_in, charset, self.text_policy)
-            differs = not _holder_is_debtor(as_exported.value, debtor)
+            differs = not _holder_is_debtor(as_exported.value, debtor, self.legacy)
         return _make_mandate(rum=rum, signed_on=signed, sequence=sequence, debit_date=debit,
                              account=_make_account(iban=iban, holder=holder, bic=bic),
                              label=label, holder_differs=differs)
@@ -1733,32 +1734,39 @@ def _fields(obj: Any) -> dict[str, Any]:
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
 
 
-def _words(text: str | None) -> tuple[str, ...]:
+def _words(text: str | None, before: bool = False) -> tuple[str, ...]:
     """The words of ``text``, sorted, without case, accents or punctuation, letters
     outside ASCII as ASCII (``Sæther`` as a PES name keeps, ``SAETHER`` as a bank writes
-    it: the same words); memoised (names and holders repeat across a run's invoices)."""
+    it: the same words); memoised (names and holders repeat across a run's invoices).
+    ``before``: as pesgen compared them before 2026-12-05, those letters as they are
+    (a rebuild of a run recorded then, Builder.legacy)."""
     if not text:
         return ()
-    known = _WORDS.get(text)
+    memo = _WORDS_BEFORE if before else _WORDS
+    known = memo.get(text)
     if known is None:
-        folded = unicodedata.normalize("NFKD", ascii_letters(text).casefold())
+        folded = unicodedata.normalize("NFKD", (text if before else ascii_letters(text))
+                                       .casefold())
         bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
         known = tuple(sorted(w for w in re.split(r"[\W_]+", bare) if w))
-        remember(_WORDS, text, known)
+        remember(memo, text, known)
     return known
 
 
 _WORDS: dict[str, tuple[str, ...]] = {}
+_WORDS_BEFORE: dict[str, tuple[str, ...]] = {}
 
 
-def _holder_is_debtor(holder: str, debtor: Debtor) -> bool:
+def _holder_is_debtor(holder: str, debtor: Debtor, before: bool = False) -> bool:
     """TitCpte names the debtor: the words of its name (with or without its complement,
     ComplNom), with or without its first name, in any order ('DUPONT-LEFEVRE HELENE',
     'Hélène Dupont Lefèvre'). Anything else (another person, 'M OU MME DUPONT') is
-    another holder: TitCpteDiff 1 (DT, InfoPrelevementSEPA)."""
-    words = _words(holder)
+    another holder: TitCpteDiff 1 (DT, InfoPrelevementSEPA). ``before``: the words as
+    compared before 2026-12-05 (``_words``)."""
+    words = _words(holder, before)
     d = debtor
-    name, complement, first = _words(d.name), _words(d.complement_name), _words(d.first_name)
+    name, complement, first = (_words(d.name, before), _words(d.complement_name, before),
+                               _words(d.first_name, before))
     return any(words == tuple(sorted(variant)) for variant in (
         name + complement + first, name + complement, name + first, name))
 

@@ -682,3 +682,34 @@ def test_a_csv_run_whose_recorded_mapping_names_records_is_rebuilt(tmp_path):
     line = text.splitlines().index("  records: factures") + 1
     assert (f"[mapping {mapping}:{line}: input.records] (rule mapping.csv-records)"
             in r.stderr), r.stderr
+
+
+def test_a_run_whose_titcptediff_read_ae_as_another_letter_is_rebuilt(tmp_path, monkeypatch):
+    """Before 2026-12-05 a holder's words kept a letter outside ASCII (a debtor Sæther,
+    a bank's SAETHER: TitCpteDiff 1). A run recorded then is rebuilt as it was, byte for
+    byte (the legacy rebuild compares the words so); a new export writes no TitCpteDiff."""
+    import json
+
+    import pesgen.build
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == "FA-2026-00101"]
+    inv["payer"]["last_name"], inv["payer"]["first_name"] = "Sæther", "Øystein"
+    inv["payment"]["mandate"]["holder"] = "SAETHER OYSTEIN"
+    input_path = tmp_path / "school-export.json"
+    input_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    words = pesgen.build._words
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(pesgen.build, "_words", lambda t, b=False:
+                                         words(t, True)), mapping, out, input_path)
+    [xml] = out.glob("*.xml")
+    assert xml.read_bytes().count(b'<TitCpteDiff V="1"/>') == 3  # FA-2026-00101's lines
+    _rebuilt(tmp_path, run_id, out)
+    today = tmp_path / "today"
+    again = _run("export", "-m", mapping, "-i", input_path, "-o", today, "--date", RUN_DATE,
+                 "--db", f"sqlite:///{tmp_path / 'today.sqlite3'}", "--create-store")
+    assert again.exit_code == 0, again.output
+    assert b"TitCpteDiff" not in next(today.glob("*.xml")).read_bytes()
+
