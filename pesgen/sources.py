@@ -897,12 +897,17 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                           "input.json", _NUMBER, shown) from None
     if count == 0:
         yield from ()
-        _no_records(shown, json_path, target, seen, met if not found else "", spec)
+        # a file that is an array itself, read for an array under a key (only the
+        # root's opening bracket is looked at: the file is valid JSON, read whole)
+        root_array = bool(target) and not found and \
+            _first_line(path, spec.encoding)[:1] == "["
+        _no_records(shown, json_path, target, seen, met if not found else "", spec,
+                    root_array)
 
 
 def _no_records(shown: str, json_path: str, target: tuple[str, ...],
                 seen: dict[tuple[str, ...], list[str]], met: str | None,
-                spec: InputSpec) -> None:
+                spec: InputSpec, root_array: bool = False) -> None:
     if met == "":
         detail = f"no invoice in the array at {json_path}"
     elif met is not None:
@@ -910,7 +915,11 @@ def _no_records(shown: str, json_path: str, target: tuple[str, ...],
     else:
         deepest = max((level for level in seen if target[:len(level)] == level),
                       key=len, default=None)
-        if deepest is None:
+        if deepest is None and root_array:
+            detail = (f"no invoice array at {json_path}: the file is an array itself; if it "
+                      "is the array of invoices, set input.records to \"\" (the file's "
+                      "top level)")
+        elif deepest is None:
             detail = f"no invoice array at {json_path}: the file holds no object there"
         else:
             keys = seen[deepest]

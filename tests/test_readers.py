@@ -605,6 +605,31 @@ def test_a_records_path_holding_no_invoice_says_what_it_holds(tmp_path, text, de
     assert p.mapping == (_at(JSON_MAPPING, "records") if mapped else None)
 
 
+@pytest.mark.parametrize("text", ["[\n", "\ufeff  ["])
+def test_a_file_that_is_the_invoice_array_itself_says_how_to_read_it(tmp_path, text):
+    """An export whose top level is the invoices' array, read for the array under
+    'invoices': refused saying the file is an array and input.records "" reads it (it
+    said "the file holds no object there"); the mapping so set exports it."""
+    invoices = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))[
+        "invoices"]
+    inp = tmp_path / "export.json"
+    inp.write_text(text + json.dumps(invoices, ensure_ascii=False)[1:], encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert (p.message, p.mapping) == (
+        'no invoice array at $.invoices: the file is an array itself; if it is the array of '
+        'invoices, set input.records to "" (the file\'s top level)',
+        _at(JSON_MAPPING, "records"))
+    m = _input_key(tmp_path, "records", '""', JSON_MAPPING)
+    assert export(m, inp, tmp_path / "out", RUN).titles == 11
+
+
+def test_an_object_without_the_records_key_is_not_said_an_array(tmp_path):
+    inp = tmp_path / "export.json"
+    inp.write_text('{"factures": [1]}', encoding="utf-8")
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.empty")
+    assert "array itself" not in p.message and "the keys at $ are factures" in p.message
+
+
 @pytest.mark.parametrize("count", [20, 21])
 def test_the_keys_listed_for_a_records_path_matching_nothing_stop_at_20(tmp_path, count):
     keys = [f"k{i:02}" for i in range(count)]
