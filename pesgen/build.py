@@ -1215,9 +1215,14 @@ class Builder:
             raw = str(raw)
             if table is not None:
                 if raw not in table:
+                    # a table entry would give every couple one civility, whoever the
+                    # payer named is
+                    couple = ("; a couple's civility names two persons, and a title has one "
+                              "debtor: the export should give the civility of the payer it "
+                              "names (first name included)" if _COUPLE.search(raw) else "")
                     ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility "
                                 f"(add it to codes.civility: '{raw}': the civility to "
-                                "send, as the table's other entries)",
+                                f"send, as the table's other entries){couple}",
                                 mapping=self.mapping.where("codes", "civility"))
                     return None
                 value = table[raw]
@@ -1676,6 +1681,8 @@ def own_text_misfits(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> li
 NETTED_SUFFIX = "NET REMISE {amount}"
 
 
+# a civility of two persons: 'M. et Mme', 'M et Mme', 'Mr & Mme', 'M./Mme'
+_COUPLE = re.compile(r"\w\.?\s*(?:\bet\b|&|/)\s*\w", re.IGNORECASE)
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 

@@ -758,6 +758,32 @@ def test_a_bordereau_object_the_format_refuses_is_the_mappings_error(tmp_path, w
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize(("civility", "couple"), [
+    ("M. et Mme", True), ("Mr & Mme", True), ("M./Mme", True), ("MME ET M", True),
+    ("Monsieur", False), ("Dr", False), ("Mademoiselle", False),
+])
+def test_a_couple_s_civility_missing_from_the_table_says_a_title_has_one_debtor(
+        tmp_path, civility, couple):
+    """'M. et Mme', frequent as a family's title, is no person's civility: adding it to
+    codes.civility would give every couple one civility, whoever the payer named is."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["title"] = civility
+    inp = tmp_path / "export.json"
+    inp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(PesgenError) as info:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", inp, tmp_path / "out",
+               date(2026, 11, 23))
+    [problem] = info.value.problems
+    said = (f"civility '{civility}' is not in codes.civility (add it to codes.civility: "
+            f"'{civility}': the civility to send, as the table's other entries)")
+    assert problem.message == said + (
+        "; a couple's civility names two persons, and a title has one debtor: the export "
+        "should give the civility of the payer it names (first name included)"
+        if couple else "")
+
+
 def test_a_code_missing_from_a_table_says_which_table_to_add_it_to(tmp_path):
     """A civility not in codes.civility, no INSEE code for 'BE', an unknown SEPA
     sequence 'RCUR' said what was missing, not where to add it (as 'add it to
