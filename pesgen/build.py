@@ -1323,7 +1323,8 @@ class Builder:
                 unbound = "" if "country" in a else (
                     " (bindings.address.country is not bound: every address is taken as French)")
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in "
-                            f"France{unbound}", mapping=a["postal_code"].where)
+                            f"France{unbound or _postal_hint(postal)}",
+                            mapping=a["postal_code"].where)
                 return None
             return _make_address(street=street, postal_code=postal, city=city,
                                  complement=complement, locality=locality, country=home)
@@ -1679,6 +1680,19 @@ def own_text_misfits(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> li
 # policies.netted_label: append: what ends the label of a line discounts were netted
 # into (French, as the debtor reads it; the amount with a decimal comma)
 NETTED_SUFFIX = "NET REMISE {amount}"
+
+
+def _postal_hint(postal: str) -> str:
+    """What a French postal code refused most likely went through: a spreadsheet that
+    read it as a number (01000 as 1000: the départements 01 to 09), a space between its
+    digits. Said, never mended: the same mending would change a code abroad."""
+    if len(postal) == 4 and postal.isascii() and postal.isdigit():
+        return (f" (0{postal} with its leading zero dropped, as a spreadsheet reading it as "
+                "a number does? the export should write postal codes as text)")
+    digits = postal.replace(" ", "").replace("\u00a0", "")
+    if digits != postal and len(digits) == 5 and digits.isascii() and digits.isdigit():
+        return " (written with a space: the export should write its 5 digits alone)"
+    return ""
 
 
 # a civility of two persons: 'M. et Mme', 'M et Mme', 'Mr & Mme', 'M./Mme'

@@ -1089,10 +1089,29 @@ def test_a_french_postal_code_not_of_5_digits_names_it_and_no_unbound_country(tm
     """address.country bound (the example's): the refusal says the postal code must be 5
     digits in France, without the note for a mapping that does not bind the country."""
     inv = _invoice("FA-2026-00103")
-    inv["payer"]["address"]["postal_code"] = "4520"
+    inv["payer"]["address"]["postal_code"] = "452"
     [problem] = _refused(tmp_path, [inv])
     assert (problem.rule, problem.message) == (
-        "pes.postal-code", "postal code '4520' must be 5 digits in France")
+        "pes.postal-code", "postal code '452' must be 5 digits in France")
+
+
+@pytest.mark.parametrize(("postal", "hint"), [
+    ("1000", " (01000 with its leading zero dropped, as a spreadsheet reading it as a "
+     "number does? the export should write postal codes as text)"),
+    ("45 200", " (written with a space: the export should write its 5 digits alone)"),
+    ("45\u00a0200", " (written with a space: the export should write its 5 digits alone)"),
+    ("45 20", ""), ("F-45200", ""), ("452000", ""),
+])
+def test_a_french_postal_code_refused_says_what_it_likely_went_through(tmp_path, postal,
+                                                                        hint):
+    """A spreadsheet drops the leading zero of the départements 01 to 09 (01000 as 1000);
+    a code is typed with a space: said, never mended (the same mending would change a
+    code abroad: Belgium's 1040 is four digits)."""
+    inv = _invoice("FA-2026-00103")
+    inv["payer"]["address"]["postal_code"] = postal
+    [problem] = _refused(tmp_path, [inv])
+    assert (problem.rule, problem.message) == (
+        "pes.postal-code", f"postal code '{postal}' must be 5 digits in France{hint}")
 
 
 def test_a_street_of_exactly_38_characters_is_written_whole(tmp_path):
