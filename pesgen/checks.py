@@ -145,6 +145,13 @@ NATIONAL_ID_KINDS = {14: ("01", "SIRET", std_siret), 9: ("02", "SIREN", std_sire
 _ID_TIERS_KEYS = {code: (name, module) for code, name, module in NATIONAL_ID_KINDS.values()}
 
 
+# a number as a spreadsheet writes a long one it took for a number: 2,14501E+13
+_SCIENTIFIC = re.compile(r"^[0-9]+(?:[.,][0-9]*)?[eE]\+?[0-9]+\Z")
+_SCIENTIFIC_HINT = (" (a number in scientific notation, as a spreadsheet writes a long "
+                    "number it took for one, its last digits lost: the export should write "
+                    "it as text)")
+
+
 def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
     """pes.siret on a debtor's national identifier as the export gives it: (the value
     without spaces or dots, its NatIdTiers, None) for a SIRET (14 digits, 01) or a SIREN
@@ -154,7 +161,8 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
         else None
     if known is None:
         return value, None, (f"payer national id {shown_value(value)} is neither a SIRET "
-                             "(14 digits, NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)")
+                             "(14 digits, NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02)"
+                             + (_SCIENTIFIC_HINT if _SCIENTIFIC.match(value) else ""))
     code, name, module = known
     if not module.is_valid(value):
         return value, None, f"payer {name} {shown_value(value)} is invalid (checksum)"

@@ -1016,6 +1016,14 @@ def test_payer_siren_is_sent_as_a_siren(tmp_path, official_xsd):
     ("7752216580", "payer national id '7752216580' is neither a SIRET (14 digits, NatIdTiers "
                    "01) nor a SIREN (9 digits, NatIdTiers 02)"),
     ("FR40775221658", "payer national id 'FR40775221658' is neither a SIRET"),
+    # a SIRET a spreadsheet took for a number and wrote in scientific notation
+    ("7,75222E+13", "payer national id '7,75222E+13' is neither a SIRET (14 digits, "
+                    "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02) (a number in "
+                    "scientific notation, as a spreadsheet writes a long number it took for "
+                    "one, its last digits lost: the export should write it as text)"),
+    ("7.7522166E13", "payer national id '77522166E13' is neither a SIRET (14 digits, "
+                     "NatIdTiers 01) nor a SIREN (9 digits, NatIdTiers 02) (a number in "
+                     "scientific notation"),
     # a long value (a name or an address bound to the wrong column): described, not quoted
     ("Association des parents d'élèves " * 3, "payer national id a text of 87 characters "
                                               "(letters, \"'\") is neither a SIRET"),
@@ -1026,6 +1034,7 @@ def test_payer_national_id_neither_siret_nor_siren_is_refused(tmp_path, value, m
     [p] = _refused(tmp_path, [inv])
     assert p.rule == "pes.siret" and message in p.message
     assert p.mapping.endswith(": bindings.payer.national_id")
+    assert ("scientific notation" in p.message) == ("E" in value)
 
 
 def test_foreign_address_refused_by_default(tmp_path):
