@@ -1697,7 +1697,16 @@ def _postal_hint(postal: str) -> str:
 
 # a civility of two persons: 'M. et Mme', 'M et Mme', 'Mr & Mme', 'M./Mme'
 _COUPLE = re.compile(r"\w\.?\s*(?:\bet\b|&|/)\s*\w", re.IGNORECASE)
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# what an expression cannot write after a '.': Jinja's keywords and constants
+_NOT_NAMES = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none",
+                        "True", "False", "None"})
+
+
+def _named(key: str) -> bool:
+    """Whether an expression can read ``key`` as ``.key`` (else ``['key']``)."""
+    return _NAME.match(key) is not None and key not in _NOT_NAMES
+
 
 
 def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
@@ -1708,11 +1717,11 @@ def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
         record = "line" if binding.key.startswith("line.") else "invoice"
         if binding.columns:  # a CSV column, whatever its name holds: one key
             [column] = binding.columns
-            if _DOTTED.match(column) and "." not in column:
+            if _named(column):
                 ref = f"{record}.{column}"
             elif not any(c in column for c in "'\"\\"):
                 ref = f"{record}['{column}']"
-        elif _DOTTED.match(binding.text):
+        elif all(_named(part) for part in binding.text.split(".")):
             ref = f"{record}.{binding.text}"
     if ref is None:
         return f", e.g. {otherwise}"

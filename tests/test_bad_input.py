@@ -641,6 +641,7 @@ def test_a_date_with_a_time_says_the_expression_that_binds_its_date(tmp_path):
     ("invoice_date", "invoice.invoice_date[:10]"),
     ("Date facture", "invoice['Date facture'][:10]"),  # not a name: a key
     ("facture.date", "invoice['facture.date'][:10]"),  # a CSV column: one key, dots or not
+    ("if", "invoice['if'][:10]"),  # a keyword of the expressions, no name after a '.'
 ])
 def test_a_csv_date_with_a_time_says_the_expression_of_its_column(tmp_path, column, expr):
     rows = _csv_rows()
