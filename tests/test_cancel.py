@@ -285,7 +285,13 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     assert f"(11 of 12): remove those from the input to export the others " \
         f"({', '.join(numbers[:10])}, … 1 more); cancel a run" in str(info.value)
     assert len(info.value.problems) == 11  # every one, with its record
-    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    # ten held: all ten listed, none counted
+    ten = _with_new(tmp_path, numbers[:10], "ten.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, ten, tmp_path / "e", RUN)
+    assert f"(10 of 11): remove those from the input to export the others " \
+        f"({', '.join(numbers[:10])}); cancel a run" in str(info.value)
+    assert not any((tmp_path / d).exists() for d in ("b", "c", "e"))
 
 
 def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_cancel(
@@ -324,6 +330,17 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                             tmp_path / "c", RUN)
     assert again.first_number == 4
+    # two of its bordereaux stand: still one bordereau of several to cancel, not the run
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[1], "one.json"),
+                        tmp_path / "e", RUN)
+    assert info.value.problems[0].message.endswith(
+        f"(IdBord 1); cancel that bordereau first (pesgen runs cancel {first.run_id} "
+        "--bordereau 1) to export it again")
+    assert str(info.value).endswith(
+        ". A run of several bordereaux: cancel only those the trésorerie rejected (pesgen "
+        "runs cancel RUN --bordereau IDBORD), or the whole run with --all if this input "
+        "replaces it")
 
 
 def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
