@@ -138,6 +138,14 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert [line for line in shown if line.startswith("  cancelled")] == [
         f"  cancelled   IdBord 2 {store.get_run(rid)['cancelled_bordereaux'][2]['cancelled_at']}"
         ": IdBord 2 rejected"]
+    # the cancelled bordereau's files moved away (not to send): not said missing
+    moved = [p for p in (tmp_path / "a").iterdir() if "0000002" in p.name]
+    for p in moved:
+        p.rename(tmp_path / p.name)
+    shown_now = cli(db_url, "runs", "show", rid[:8]).output
+    assert "not there" not in shown_now and "not in the output dir" not in shown_now, shown_now
+    for p in moved:
+        (tmp_path / p.name).rename(p)
     found = cli(db_url, "runs", "find", "FA-2026-00105").output
     assert found.rstrip().endswith("IdBord 2 IdPce 1 NumDette 202600105  237.50  freed "
                                    "(IdBord 2 cancelled)")
@@ -172,6 +180,25 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
         "IdBord 2 rejected", "the rest"]
     with pytest.raises(StateError, match="--cancelled"):
         regenerate(store, rid, tmp_path / "r2")
+
+
+def test_runs_show_names_three_files_not_in_place_and_counts_the_others(db_url, tmp_path):
+    """A run's recorded files not in its folder: three named, the others counted."""
+    store = Store(db_url)
+    rid = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a",
+                          RUN).run_id
+    names = [f["name"] for f in store.get_run(rid)["files"]]
+    assert len(names) == 6  # three bordereaux, each with its references CSV
+    for name in names[:3]:
+        (tmp_path / "a" / name).unlink()
+    shown = cli(db_url, "runs", "show", rid[:8]).output
+    assert f"Run {rid}'s recorded file(s) {', '.join(names[:3])} are not in " in shown, shown
+    for gone, more in ((4, 1), (6, 3)):
+        for name in names[3:gone]:
+            (tmp_path / "a" / name).unlink(missing_ok=True)
+        shown = cli(db_url, "runs", "show", rid[:8]).output
+        assert (f"Run {rid}'s recorded file(s) {', '.join(names[:3])}, … {more} more are "
+                "not in ") in shown, shown
 
 
 def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
