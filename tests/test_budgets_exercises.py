@@ -27,13 +27,18 @@ NAME_01 = "PESORMC_21450999400015_B01_2026_0000001.xml"
 
 
 def _mapping(tmp_path: Path, cod_bud: str = "00", exercise: int = 2026,
-             titres: bool = False) -> Path:
-    """The example mapping with another budget or exercise."""
+             titres: bool = False, split: bool = False) -> Path:
+    """The example mapping with another budget or exercise (``split``: in bordereaux of
+    4 titles)."""
     source = MAPPINGS / ("villeneuve-sur-loing-titres.yaml" if titres
                          else "villeneuve-sur-loing.yaml")
-    return mapping_copy(tmp_path, source, ('cod_bud: "00"', f'cod_bud: "{cod_bud}"'),
-                        ("  exercise: 2026\n", f"  exercise: {exercise}\n"),
-                        name=f"m-{cod_bud}-{exercise}-{source.name}")[0]
+    edits = [('cod_bud: "00"', f'cod_bud: "{cod_bud}"'),
+             ("  exercise: 2026\n", f"  exercise: {exercise}\n")]
+    if split:
+        edits.append(("  asap_delay_days: 0\n",
+                      "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"))
+    return mapping_copy(tmp_path, source, *edits,
+                        name=f"m-{cod_bud}-{exercise}-{split}-{source.name}")[0]
 
 
 @pytest.fixture
@@ -75,12 +80,14 @@ def test_two_budgets_files_have_names_of_their_own_in_one_folder(tmp_path, mappi
 # ------------------------------------------------------------------ duplicates
 
 
+@pytest.mark.parametrize("split", [False, True])
 def test_a_duplicate_held_by_another_budget_never_advises_cancelling_that_run(
-        tmp_path, mappings):
+        tmp_path, mappings, split):
+    """Nor one of its bordereaux, when that run has several."""
     data = _input(tmp_path)
-    first = _export(mappings(), data, tmp_path / "a")
+    first = _export(mappings(split=split), data, tmp_path / "a")
     assert first.exit_code == 0, first.output
-    r = _export(mappings(cod_bud="01"), data, tmp_path / "b")
+    r = _export(mappings(cod_bud="01", split=split), data, tmp_path / "b")
     assert r.exit_code == ExitCode.STATE, r.output
     assert f"in {NAME_00} (IdBord 1, budget 00, exercise 2026)" in r.output
     assert "that run is of another budget" in r.output

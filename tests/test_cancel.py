@@ -138,6 +138,14 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert [line for line in shown if line.startswith("  cancelled")] == [
         f"  cancelled   IdBord 2 {store.get_run(rid)['cancelled_bordereaux'][2]['cancelled_at']}"
         ": IdBord 2 rejected"]
+    # the cancelled bordereau's files moved away (not to send): not said missing
+    moved = [p for p in (tmp_path / "a").iterdir() if "0000002" in p.name]
+    for p in moved:
+        p.rename(tmp_path / p.name)
+    shown_now = cli(db_url, "runs", "show", rid[:8]).output
+    assert "not there" not in shown_now and "not in the output dir" not in shown_now, shown_now
+    for p in moved:
+        (tmp_path / p.name).rename(p)
     found = cli(db_url, "runs", "find", "FA-2026-00105").output
     assert found.rstrip().endswith("IdBord 2 IdPce 1 NumDette 202600105  237.50  freed "
                                    "(IdBord 2 cancelled)")
@@ -172,6 +180,25 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
         "IdBord 2 rejected", "the rest"]
     with pytest.raises(StateError, match="--cancelled"):
         regenerate(store, rid, tmp_path / "r2")
+
+
+def test_runs_show_names_three_files_not_in_place_and_counts_the_others(db_url, tmp_path):
+    """A run's recorded files not in its folder: three named, the others counted."""
+    store = Store(db_url)
+    rid = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "a",
+                          RUN).run_id
+    names = [f["name"] for f in store.get_run(rid)["files"]]
+    assert len(names) == 6  # three bordereaux, each with its references CSV
+    for name in names[:3]:
+        (tmp_path / "a" / name).unlink()
+    shown = cli(db_url, "runs", "show", rid[:8]).output
+    assert f"Run {rid}'s recorded file(s) {', '.join(names[:3])} are not in " in shown, shown
+    for gone, more in ((4, 1), (6, 3)):
+        for name in names[3:gone]:
+            (tmp_path / "a" / name).unlink(missing_ok=True)
+        shown = cli(db_url, "runs", "show", rid[:8]).output
+        assert (f"Run {rid}'s recorded file(s) {', '.join(names[:3])}, … {more} more are "
+                "not in ") in shown, shown
 
 
 def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
@@ -285,7 +312,13 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     assert f"(11 of 12): remove those from the input to export the others " \
         f"({', '.join(numbers[:10])}, … 1 more); cancel a run" in str(info.value)
     assert len(info.value.problems) == 11  # every one, with its record
-    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    # ten held: all ten listed, none counted
+    ten = _with_new(tmp_path, numbers[:10], "ten.json")
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, ten, tmp_path / "e", RUN)
+    assert f"(10 of 11): remove those from the input to export the others " \
+        f"({', '.join(numbers[:10])}); cancel a run" in str(info.value)
+    assert not any((tmp_path / d).exists() for d in ("b", "c", "e"))
 
 
 def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_cancel(
@@ -324,6 +357,17 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
                             tmp_path / "c", RUN)
     assert again.first_number == 4
+    # two of its bordereaux stand: still one bordereau of several to cancel, not the run
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[1], "one.json"),
+                        tmp_path / "e", RUN)
+    assert info.value.problems[0].message.endswith(
+        f"(IdBord 1); cancel that bordereau first (pesgen runs cancel {first.run_id} "
+        "--bordereau 1) to export it again")
+    assert str(info.value).endswith(
+        ". A run of several bordereaux: cancel only those the trésorerie rejected (pesgen "
+        "runs cancel RUN --bordereau IDBORD), or the whole run with --all if this input "
+        "replaces it")
 
 
 def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):

@@ -126,6 +126,46 @@ def test_a_run_recorded_whose_files_were_never_put_in_place_is_said_so(tmp_path)
     assert "rebuilds them" not in shown.output and "not in the output dir" not in shown.output
 
 
+def test_a_refusal_looks_for_the_files_of_so_many_holding_runs_at_most(tmp_path, monkeypatch):
+    """Looking for a run's files is a few file checks: an input held by more runs than
+    runs._MOST_RUNS_LOOKED_AT says of that many runs' files whether they are in place,
+    not of every run (the bound made 2 here, three runs holding the input); and of none
+    when only some of the input is held."""
+    import pesgen.runs as runs_mod
+
+    from .test_store import _invoices
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    numbers = ["FA-2026-00101", "FA-2026-00102", "FA-2026-00103"]
+    held = []
+    for n in numbers:
+        out = tmp_path / f"out-{n}"
+        done = export_recorded(lambda: store, MAPPING, _invoices({n: n}, tmp_path, f"{n}.json"),
+                               out, RUN)
+        for f in done.files:  # sent, then moved away: not in its folder any more
+            f.path.unlink()
+        held.append(done.run_id)
+    monkeypatch.setattr(runs_mod, "_MOST_RUNS_LOOKED_AT", 2)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING,
+                        _invoices({n: n for n in numbers}, tmp_path, "all.json"),
+                        tmp_path / "again", RUN)
+    message = str(info.value)
+    assert message.startswith(f"3 invoice(s) already exported by run(s) "
+                              f"{', '.join(sorted(held))}; nothing written"), message
+    said = [run for run in held if f"Run {run}'s recorded file(s) " in message]
+    assert len(said) == 2, message
+    assert message.count("are not in ") == 2, message
+    # only some of an input held: the advice is to remove them from it, not to cancel a
+    # run, so its files are not looked for
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING,
+                        _invoices({numbers[0]: numbers[0], "FA-2026-00104": "NEW-1"},
+                                  tmp_path, "partial.json"), tmp_path / "partial", RUN)
+    assert "Only some of this input's invoices are (1 of 2)" in str(info.value)
+    assert "recorded file(s)" not in str(info.value)
+
+
 # a child process exporting budget 00 while its record_run lets budget 01's export
 # record the same invoices first (the race the unique indexes refuse): pytest's own
 # logging handlers are not there to hide what a library logs to standard error

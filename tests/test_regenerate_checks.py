@@ -330,6 +330,29 @@ def test_a_rebuild_refused_by_its_format_bundle_names_the_bundle_the_run_recorde
         in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("where", ["above the bundle's folder", "an absolute path"])
+def test_a_recorded_bundle_path_outside_its_folder_is_refused_and_nothing_written(
+        tmp_path, where):
+    """The rebuild writes the recorded bundle's files under a temporary folder by the
+    paths the run recorded: one leading out of the bundle's folder (a store edited, or
+    damaged) is refused, never written where it leads, and no file of the run is put in
+    the output folder."""
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    escaped = tmp_path / "escaped.txt"
+    rel = "../../escaped.txt" if where == "above the bundle's folder" else str(escaped)
+    _recorded_otherwise(run_id, bundle={rel: "not the bundle's\n"})
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert r.stderr.startswith(f"error: run {run_id}: bad path in the recorded bundle: "
+                               f"{rel}"), r.stderr
+    assert not escaped.exists()
+    assert not (tmp_path / "regen").exists()
+
+
 # ------------------------------------------- rendered as pesgen did before 2026-12-01
 
 

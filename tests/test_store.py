@@ -344,6 +344,9 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
         export_recorded(lambda: store, MAPPING, third, tmp_path / "d", RUN)
     [debt] = info.value.problems
     assert debt.rule == "run.num-dette-taken" and second.run_id in debt.message
+    # a NumDette alone held: not said to be "only some of this input's invoices"
+    assert str(info.value) == (f"1 NumDette(s) already used by run(s) {second.run_id}; "
+                               "nothing written")
     # leading zeros make no other NumDette: 0202600104 is paid with 202600104's reference
     zeros = _invoices({"FA-2026-00104": "FD-02026-00104"}, tmp_path, "zeros.json")
     with pytest.raises(StateError) as info:

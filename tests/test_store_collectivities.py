@@ -142,6 +142,11 @@ def test_another_budget_s_same_invoice_is_refused_naming_its_own_collectivity_s_
     assert {p.rule for p in refused.problems} == {"run.num-dette-taken"}
     assert len(refused.problems) == len(EVERY)
     assert all(a in p.message and b not in p.message for p in refused.problems)
+    # another budget's run: said of that budget, never to be cancelled for it
+    assert all(p.message.endswith(
+        "(IdBord 1, budget 00, exercise 2026): two active titles would share one payment "
+        "reference; give this invoice another NumDette") for p in refused.problems), \
+        refused.problems[0].message
     # the renumbered series, other digits: budget 01 exports, IdBord 1 of its own
     b01 = export(store, other_budget(tmp_path / "b01"),
                  example_input(tmp_path, "b01.json", "CO-"), tmp_path / "out-01")

@@ -583,6 +583,28 @@ def test_another_formats_duplicate_points_at_a_throw_away_store(tmp_path):
     assert "nothing to export again" in again.stderr and "throw-away" not in again.stderr
 
 
+def test_invoices_two_runs_of_another_format_hold_name_those_runs(tmp_path):
+    """The example exported as a rôle in two runs, then tried as a finance package's
+    import: the refusal says it of both runs, "Those runs are"."""
+    from .test_cancel import BORDEREAUX, only
+
+    def run(mapping: Path, input_path: Path, out: str):
+        return CliRunner().invoke(app, ["export", "-m", str(mapping), "-i", str(input_path),
+                                        "-o", str(tmp_path / out), "--db",
+                                        str(tmp_path / "s.sqlite3"), "--create-store",
+                                        "--date", RUN.isoformat()])
+
+    first = only(tmp_path, BORDEREAUX[1], "first.json")
+    rest = only(tmp_path, BORDEREAUX[2] + BORDEREAUX[3], "rest.json")
+    assert run(MAPPINGS / "villeneuve-sur-loing.yaml", first, "ormc1").exit_code == 0
+    assert run(MAPPINGS / "villeneuve-sur-loing.yaml", rest, "ormc2").exit_code == 0
+    trial = run(CORAIL, EXAMPLES / "school-export.json", "corail")
+    assert trial.exit_code == 7, trial.output
+    [said] = trial.stderr.splitlines()[:1]
+    assert ". Those runs are of format pes-ormc, this export of cosoluce-corail: to try " \
+        "another format on the same invoices" in said, said
+
+
 def test_validate_applies_the_dgfip_xsd_as_export_does(official_xsd):
     """validate --official-xsd applied the DGFiP package to a finance package's import
     (61 problems for JVS's own expected file, exit 6; Corail's refused the same way),
