@@ -298,6 +298,26 @@ def test_a_reinstated_run_s_files_not_in_its_folder_are_said(db_url, tmp_path):
     assert f"`pesgen regenerate {run.run_id} --out DIR` rebuilds them" in r.stderr
 
 
+def test_the_files_said_missing_after_a_reinstatement_are_the_reinstated_ones(db_url,
+                                                                            tmp_path):
+    """A split run whose files were all sent and moved away, IdBord 2 cancelled and then
+    reinstated: the note names IdBord 2's files only, not those of 1 and 3, which were
+    never cancelled (their absence says nothing of this reinstatement)."""
+    store = Store(db_url)
+    run = _split(db_url, tmp_path)
+    out = tmp_path / "o"
+    names = sorted(p.name for p in out.iterdir())
+    for path in out.iterdir():
+        path.unlink()
+    store.cancel(run, "wrong amounts", bordereaux=[2])
+    r = run_cli("runs", "reinstate", run, "--bordereau", "2", "--reason", "kept",
+                "--db", db_url)
+    assert r.exit_code == 0, r.output
+    [note] = [ln for ln in r.stderr.splitlines() if ln.startswith("note: Run ")]
+    said = note.split("recorded file(s) ", 1)[1].split(" are not in ", 1)[0].split(", ")
+    assert sorted(said) == [n for n in names if "_0000002." in n] and len(said) == 2, said
+
+
 def test_store_copy_keeps_the_reinstatements(db_url, tmp_path):
     from pesgen.store import copy_store
 
