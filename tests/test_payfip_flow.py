@@ -1924,3 +1924,21 @@ def test_the_history_of_a_payment_says_its_result_method_and_transaction_time(
         "paid", "notification", "paid", id_op)
     assert last["detail"] == {"result": "P", "method": "card",
                               "transaction_at": "2026-12-01T10:00:00+01:00"}
+
+
+def test_a_payment_without_its_time_is_logged_with_its_idop_and_outcome_only(
+        store, exported, caplog):
+    """docs/payfip.md: a paid answer without dattrans/heurtrans is recorded, and a warning
+    says so with the idOp only; the outcome is logged too (idOp and status, no amount)."""
+    from dataclasses import replace
+
+    id_op = _link_recorded(store)
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        outcome = ledger.apply_detail(store, id_op, replace(
+            _paid_detail(id_op), dattrans="", heurtrans=""), "notification")
+    assert (outcome.action, outcome.status) == ("recorded", "paid")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "pesgen.payfip"] == [
+        ("INFO", f"payfip notification: operation {id_op}: paid"),
+        ("WARNING", f"payfip notification: operation {id_op}: no dattrans/heurtrans in the "
+                    "result")]
