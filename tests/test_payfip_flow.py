@@ -1086,6 +1086,23 @@ def test_the_flood_limit_forgets_addresses_out_of_their_window_past_10000():
     assert not limiter.allows("192.0.2.1")
 
 
+def test_the_flood_limit_forgets_addresses_only_past_10000_known():
+    """Addresses are forgotten once more than 10 000 are known, not at 10 000: a
+    flood's warning time is kept until then (one warning per window)."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=1, window=60, clock=clock)
+    for n in range(10_000):
+        limiter.unknown(f"10.0.{n // 256}.{n % 256}")
+    assert limiter.dropped("10.0.0.0")
+    clock.now += 61  # every address's idOps out of their window
+    assert limiter.allows("192.0.2.2")  # 10 000 known: none forgotten
+    assert len(limiter._seen) == 10_001 and "10.0.0.0" in limiter._dropped_since
+    assert limiter.allows("192.0.2.3")  # 10 001 known: those out of their window go
+    assert sorted(limiter._seen) == ["192.0.2.3"] and limiter._dropped_since == {}
+
+
 def test_the_idop_is_read_once_from_the_query_or_a_form_body_of_at_most_4096_bytes(flow,
                                                                                       store):
     link = flow.link()
