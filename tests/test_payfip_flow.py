@@ -1086,6 +1086,23 @@ def test_the_flood_limit_forgets_addresses_out_of_their_window_past_10000():
     assert not limiter.allows("192.0.2.1")
 
 
+def test_the_flood_limit_forgets_addresses_only_past_10000_known():
+    """Addresses are forgotten once more than 10 000 are known, not at 10 000: a
+    flood's warning time is kept until then (one warning per window)."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    clock = _Clock()
+    limiter = UnknownLimiter(limit=1, window=60, clock=clock)
+    for n in range(10_000):
+        limiter.unknown(f"10.0.{n // 256}.{n % 256}")
+    assert limiter.dropped("10.0.0.0")
+    clock.now += 61  # every address's idOps out of their window
+    assert limiter.allows("192.0.2.2")  # 10 000 known: none forgotten
+    assert len(limiter._seen) == 10_001 and "10.0.0.0" in limiter._dropped_since
+    assert limiter.allows("192.0.2.3")  # 10 001 known: those out of their window go
+    assert sorted(limiter._seen) == ["192.0.2.3"] and limiter._dropped_since == {}
+
+
 def test_the_idop_is_read_once_from_the_query_or_a_form_body_of_at_most_4096_bytes(flow,
                                                                                       store):
     link = flow.link()
@@ -1834,3 +1851,111 @@ def test_a_lookup_fault_for_an_idop_the_store_does_not_hold_records_nothing(stor
         ledger.Outcome(unknown, "pending", message="")
     assert ledger.list_anomalies(store) == []
     assert _count(store, operations) == 0 and _count(store, events) == 0
+
+
+# ---------------------------------------------------------------------- apply_detail, edges
+
+
+@pytest.mark.parametrize("resultrans", ["P", "A", "R"])
+def test_a_result_for_an_operation_recorded_meanwhile_is_already_and_changes_nothing(
+        store, exported, resultrans):
+    """A result pulled for an operation another path (the notification, the return, the
+    sweep) has recorded meanwhile is `already`, with the status recorded: nothing of it
+    is recorded, and an abandon (A) within the idOp's 20 minutes does not say a paid
+    operation pending."""
+    from dataclasses import replace
+
+    id_op = _link_recorded(store)
+    ledger.apply_detail(store, id_op, _paid_detail(id_op), "notification")
+    before = (_payment(store), _events(store), ledger.get_operation(store, id_op))
+    outcome = ledger.apply_detail(store, id_op, replace(_paid_detail(id_op),
+                                                        resultrans=resultrans), "reconcile")
+    assert outcome == ledger.Outcome(id_op, "already", "paid", "FA-2026-00102")
+    assert (_payment(store), _events(store), ledger.get_operation(store, id_op)) == before
+    assert ledger.list_anomalies(store) == []
+
+
+@pytest.mark.parametrize("resultrans, status", [("R", "refused"), ("A", "abandoned")])
+def test_a_result_that_moved_no_money_through_a_cancelled_title_s_link_is_as_it_came(
+        store, exported, resultrans, status):
+    """Only money paid through the link of a cancelled title is for the trésorerie to
+    settle (run-cancelled); a refusal or a final abandon through it moved none: recorded
+    as it came, no anomaly."""
+    from pesgen.payfip.models import PaymentDetail
+
+    id_op = _link_recorded(store)
+    store.cancel(ledger.get_operation(store, id_op)["run_id"], "rejected by the trésorerie",
+                 despite_payments=True)
+    _made_minutes_ago(store, id_op, 21)  # an abandon is final once its 20 minutes are over
+    outcome = ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans=resultrans, montant="18750", refdet="FA202600102",
+        numcli="012345", saisie="W"), "reconcile")
+    assert outcome == ledger.Outcome(id_op, "recorded", status, "FA-2026-00102")
+    assert ledger.get_operation(store, id_op)["status"] == status
+    assert ledger.list_anomalies(store) == []
+
+
+def test_a_payment_through_an_operation_without_a_recorded_title_is_a_payment(
+        store, exported):
+    """An operation recorded without its title's run (``run_id`` None: nothing to say its
+    title was cancelled) paid is the invoice's payment, not a run-cancelled anomaly."""
+    id_op = "0d1a5c3e-0000-4000-8000-0000000000e1"
+    due = ledger.invoice_due(store, "21450999400015", "FA-2026-00102")
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": "21450999400015", "invoice": due.invoice,
+        "run_id": None, "numcli": "012345", "exer": "2026", "refdet": "FA202600102",
+        "amount_cents": due.amount_cents, "mel": "famille@example.org", "objet": "FACTURE",
+        "saisie": "W", "endpoint": "http://payfip.invalid/tpa"})
+    outcome = ledger.apply_detail(store, id_op, _paid_detail(id_op), "reconcile")
+    assert outcome == ledger.Outcome(id_op, "recorded", "paid", "FA-2026-00102")
+    assert ledger.list_anomalies(store) == []
+    assert (_payment(store)["status"], _payment(store)["id_op"]) == ("paid", id_op)
+
+
+def test_a_payment_through_an_operation_whose_run_the_store_lacks_is_an_anomaly(
+        store, exported):
+    """An operation naming a run the store does not hold: its title cannot be said due,
+    so money paid through it is a run-cancelled anomaly saying the run is missing."""
+    id_op = _link_recorded(store)
+    with store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == id_op).values(
+            run_id="00000000-0000-4000-8000-000000000000"))
+    outcome = ledger.apply_detail(store, id_op, _paid_detail(id_op), "reconcile")
+    assert (outcome.action, outcome.message) == ("anomaly", "run-cancelled")
+    assert [(a["kind"], a["expected"], a["got"]) for a in ledger.list_anomalies(store)] == [
+        ("run-cancelled", "run 00000000-0000-4000-8000-000000000000 active",
+         "run 00000000-0000-4000-8000-000000000000 missing")]
+    assert _payment(store)["status"] == "pending"
+
+
+def test_the_history_of_a_payment_says_its_result_method_and_transaction_time(
+        store, exported):
+    """The invoice's `paid` event keeps what PayFiP answered: its result code, the method
+    it means (P: card) and the transaction's time (dattrans/heurtrans, Europe/Paris)."""
+    id_op = _link_recorded(store)
+    ledger.apply_detail(store, id_op, _paid_detail(id_op), "notification")
+    [row] = [r for r in ledger.list_payments(store, history=True)
+             if r["invoice"] == "FA-2026-00102"]
+    last = row["history"][-1]
+    assert (last["event"], last["source"], last["status"], last["id_op"]) == (
+        "paid", "notification", "paid", id_op)
+    assert last["detail"] == {"result": "P", "method": "card",
+                              "transaction_at": "2026-12-01T10:00:00+01:00"}
+
+
+def test_a_payment_without_its_time_is_logged_with_its_idop_and_outcome_only(
+        store, exported, caplog):
+    """docs/payfip.md: a paid answer without dattrans/heurtrans is recorded, and a warning
+    says so with the idOp only; the outcome is logged too (idOp and status, no amount)."""
+    from dataclasses import replace
+
+    id_op = _link_recorded(store)
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        outcome = ledger.apply_detail(store, id_op, replace(
+            _paid_detail(id_op), dattrans="", heurtrans=""), "notification")
+    assert (outcome.action, outcome.status) == ("recorded", "paid")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "pesgen.payfip"] == [
+        ("INFO", f"payfip notification: operation {id_op}: paid"),
+        ("WARNING", f"payfip notification: operation {id_op}: no dattrans/heurtrans in the "
+                    "result")]
