@@ -228,4 +228,7 @@ def parse_bool(value: object) -> bool:
             return True
         if low in ("0", "false", "no", "non", "n", ""):
             return False
-    raise ValueError(f"{_shown(value)} is not a yes/no value")
+    # a text quoted as it is (a payment method bound as a flag: 'PRELEVEMENT'), a JSON
+    # number as written
+    raise ValueError(f"{value if isinstance(value, Decimal) else repr(value)} is not a "
+                     "yes/no value")
