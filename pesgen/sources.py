@@ -801,6 +801,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     seen: dict[tuple[str, ...], list[str]] = {}
     met: str | None = None  # what the records path holds, when not an array
     found = False  # the records array was met (empty, then)
+    root: str | None = None  # the file's top level: its first event
     reading: str | None = None  # the JSON path of the invoice being read
     last: str | None = None  # the JSON path of the last invoice read
     with path.open("rb") as handle:
@@ -854,7 +855,7 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                             yield SourceInvoice(record=item, lines=None, origin=where)
                         continue
                 else:
-                    here = ()
+                    here, root = (), event
                 if here == target and event != "start_array":
                     met = _KINDS[event]
                 if event == "start_map" or event == "start_array":
@@ -897,17 +898,14 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                           "input.json", _NUMBER, shown) from None
     if count == 0:
         yield from ()
-        # a file that is an array itself, read for an array under a key (only the
-        # root's opening bracket is looked at: the file is valid JSON, read whole)
-        root_array = bool(target) and not found and \
-            _first_line(path, spec.encoding)[:1] == "["
+        # a file that is an array itself, read for an array under a key
         _no_records(shown, json_path, target, seen, met if not found else "", spec,
-                    root_array)
+                    bool(target) and root == "start_array")
 
 
 def _no_records(shown: str, json_path: str, target: tuple[str, ...],
                 seen: dict[tuple[str, ...], list[str]], met: str | None,
-                spec: InputSpec, root_array: bool = False) -> None:
+                spec: InputSpec, root_array: bool) -> None:
     if met == "":
         detail = f"no invoice in the array at {json_path}"
     elif met is not None:
