@@ -45,7 +45,13 @@ from .keys import (
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
-from .parse import currency_sign, is_date_and_time, parse_amount, parse_bool, parse_date
+from .parse import (
+    AmountWithCurrency,
+    DateWithTime,
+    parse_amount,
+    parse_bool,
+    parse_date,
+)
 from .paths import PathWatch
 from .seen import SeenInvoices
 from .sources import SourceInvoice, json_path, missing_column, missing_columns_message
@@ -576,8 +582,7 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            hint = _first_ten(binding) if type(value) is str and \
-                is_date_and_time(value.strip()) else ""
+            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None
@@ -602,8 +607,8 @@ class Builder:
             _refuse_kind(value, "an amount")
             amount = parse_amount(value, self.mapping.input.numbers)
         except ValueError as exc:
-            currency = currency_sign(value, self.mapping.input.numbers) if kind is str else None
-            hint = "" if currency is None else _without_currency(binding, currency)
+            hint = _without_currency(binding, exc.currency) \
+                if isinstance(exc, AmountWithCurrency) else ""
             ctx.problem("input.amount", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None

@@ -42,6 +42,20 @@ _MAX_INTEGER_DIGITS = 15
 YEAR_MIN, YEAR_MAX = 1900, 2099
 
 
+class DateWithTime(ValueError):
+    """parse_date's refusal of a date followed by a time of day (``2026-11-20T08:15:00``,
+    ``20/11/2026 08:15``): its caller may say how to bind the date alone."""
+
+
+class AmountWithCurrency(ValueError):
+    """parse_amount's refusal of an amount written with its currency sign (``85,00 €``):
+    ``currency``, for its caller to say how to bind the amount without it."""
+
+    def __init__(self, message: str, currency: str) -> None:
+        super().__init__(message)
+        self.currency = currency
+
+
 def parse_amount(value: object, style: str = "auto") -> Decimal:
     """An amount from text or number. ``1 234,50``, ``1234.50``, ``1.234,50`` (auto/fr).
 
@@ -64,18 +78,18 @@ def parse_amount(value: object, style: str = "auto") -> Decimal:
     try:
         return _amount_text(value, style)
     except ValueError:
-        currency = currency_sign(value, style)
+        currency = _currency_sign(value, style)
         if currency is None:
             raise
-    raise ValueError(f"{shown_value(value)} is not an amount: it holds the currency sign "
-                     f"{currency!r}; bind the amount without it")
+    raise AmountWithCurrency(f"{shown_value(value)} is not an amount: it holds the currency "
+                             f"sign {currency!r}; bind the amount without it", currency)
 
 
 # what a spreadsheet's currency format writes beside an amount ('85,00 €', '€85.00')
 _CURRENCY_SIGNS = ("€", "EUR")
 
 
-def currency_sign(value: str, style: str = "auto") -> str | None:
+def _currency_sign(value: str, style: str) -> str | None:
     """The currency sign an amount refused starts or ends with (``85,00 €``, ``€85.00``,
     ``85.00 EUR``), when what is left is an amount; else None."""
     text = value.strip()
@@ -172,9 +186,11 @@ def parse_date(value: object, style: str = "auto") -> date:
         if not m:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
-            hint = ("; it is a date followed by a time of day: bind the date alone"
-                    if is_date_and_time(text) else _serial_hint(text))
-            raise ValueError(f"{shown_value(value)} is not a date ({expected}){hint}")
+            said = f"{shown_value(value)} is not a date ({expected})"
+            if _DATE_AND_TIME.match(text):
+                raise DateWithTime(f"{said}; it is a date followed by a time of day: bind "
+                                   "the date alone")
+            raise ValueError(f"{said}{_serial_hint(text)}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
         parsed = date(y, mo, d)
@@ -201,12 +217,6 @@ def _serial_hint(value: object) -> str:
         return ""
     return (f"; a spreadsheet's serial date ({m[1]} would be {day.isoformat()})? the export "
             "should write the date as text, YYYY-MM-DD or DD/MM/YYYY")
-
-
-def is_date_and_time(text: str) -> bool:
-    """Whether ``text`` (stripped) is a date followed by a time of day, which parse_date
-    refuses (``2026-11-20T08:15:00``, ``20/11/2026 08:15``)."""
-    return _DATE_AND_TIME.match(text) is not None
 
 
 def _in_window(day: date, value: object) -> date:
