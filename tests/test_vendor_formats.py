@@ -558,6 +558,15 @@ def test_the_dgfip_xsd_is_not_applied_to_a_finance_package_import(tmp_path, offi
     assert "DGFiP XSD: not applied (jvs-millesime is a finance package's import" in r.stdout
 
 
+def _export_in_one_store(tmp_path: Path, mapping: Path, out: str,
+                         input_path: Path = EXAMPLES / "school-export.json"):
+    """``pesgen export`` into tmp_path/out, every call of a test with the same store."""
+    return CliRunner().invoke(app, ["export", "-m", str(mapping), "-i", str(input_path),
+                                    "-o", str(tmp_path / out), "--db",
+                                    str(tmp_path / "s.sqlite3"), "--create-store",
+                                    "--date", RUN.isoformat()])
+
+
 def test_another_formats_duplicate_points_at_a_throw_away_store(tmp_path):
     """A technician trying a finance package's import on invoices the collectivity
     exported as a rôle was refused (exit 7) with 'exported from this same input already:
@@ -565,10 +574,7 @@ def test_another_formats_duplicate_points_at_a_throw_away_store(tmp_path):
     runs holding them are of another format and how to try one (a throw-away store,
     docs/onboarding.md step 7). A duplicate of the same format does not say it."""
     def run(mapping: Path, out: str):
-        return CliRunner().invoke(app, ["export", "-m", str(mapping), "-i",
-                                        str(EXAMPLES / "school-export.json"), "-o",
-                                        str(tmp_path / out), "--db", str(tmp_path / "s.sqlite3"),
-                                        "--create-store", "--date", RUN.isoformat()])
+        return _export_in_one_store(tmp_path, mapping, out)
 
     assert run(MAPPINGS / "villeneuve-sur-loing.yaml", "ormc").exit_code == 0
     trial = run(CORAIL, "corail")
@@ -589,10 +595,7 @@ def test_invoices_two_runs_of_another_format_hold_name_those_runs(tmp_path):
     from .test_cancel import BORDEREAUX, only
 
     def run(mapping: Path, input_path: Path, out: str):
-        return CliRunner().invoke(app, ["export", "-m", str(mapping), "-i", str(input_path),
-                                        "-o", str(tmp_path / out), "--db",
-                                        str(tmp_path / "s.sqlite3"), "--create-store",
-                                        "--date", RUN.isoformat()])
+        return _export_in_one_store(tmp_path, mapping, out, input_path)
 
     first = only(tmp_path, BORDEREAUX[1], "first.json")
     rest = only(tmp_path, BORDEREAUX[2] + BORDEREAUX[3], "rest.json")
