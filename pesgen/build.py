@@ -1713,7 +1713,6 @@ def _named(key: str) -> bool:
     return _NAME.match(key) is not None and key not in _NOT_NAMES
 
 
-
 def _bound_so(binding: Binding | None, tail: str, otherwise: str) -> str:
     """How to bind a value's useful part (a refusal's hint): the binding's own path in an
     expression ending with ``tail`` when the binding is a plain path, else ``otherwise``."""
