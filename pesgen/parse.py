@@ -238,7 +238,7 @@ def parse_bool(value: object) -> bool:
             return True
         if low in ("0", "false", "no", "non", "n", ""):
             return False
-    # a text quoted as it is (a payment method bound as a flag: 'PRELEVEMENT'), a JSON
-    # number as written
-    raise ValueError(f"{value if isinstance(value, Decimal) else repr(value)} is not a "
+    # a text quoted as it is (a payment method bound as a flag: 'PRELEVEMENT'), not
+    # described as _shown describes texts
+    raise ValueError(f"{repr(value) if isinstance(value, str) else _shown(value)} is not a "
                      "yes/no value")
