@@ -87,8 +87,11 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
         if path.is_dir():
             raise InputDataError(f"{path}: is a folder; --input takes the billing export file")
         raise InputDataError(f"{path}: input file not found")
-    # the file's kind first: a JSON file given to a CSV mapping is told so, not that
-    # its encoding is not the mapping's (which fixing would not make it CSV)
+    # a UTF-16 or UTF-32 file first: read in another encoding its first line is no
+    # text to judge its kind by. Then the file's kind: a JSON file given to a CSV
+    # mapping is told so, not that its encoding is not the mapping's (which fixing
+    # would not make it CSV)
+    _refuse_wide(path, spec)
     _refuse_other_format(path, spec)
     if _single_byte(spec.encoding):
         _refuse_utf8(path, spec)
@@ -226,6 +229,50 @@ def _refuse_latin9(path: Path, spec: InputSpec) -> None:
                   spec.at("encoding"))
 
 
+# UTF-16 and UTF-32 by their byte order mark (UTF-32 LE's first: it starts with UTF-16
+# LE's), with the input.encoding values that read each: what a spreadsheet's "Unicode
+# text" export (UTF-16 LE, tab-separated) is
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32 LE", ("utf-32", "utf-32-le")),
+              (codecs.BOM_UTF32_BE, "UTF-32 BE", ("utf-32", "utf-32-be")),
+              (codecs.BOM_UTF16_LE, "UTF-16 LE", ("utf-16", "utf-16-le")),
+              (codecs.BOM_UTF16_BE, "UTF-16 BE", ("utf-16", "utf-16-be")))
+
+
+def _wide(head: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """(what the file is, the input.encoding values that read it) for a UTF-16 or
+    UTF-32 file: by its byte order mark, or without one by its NUL bytes, every second
+    byte's a NUL (an export's text is mostly ASCII, and no export holds a NUL)."""
+    for bom, name, reads in _WIDE_BOMS:
+        if head.startswith(bom):
+            return f"{name} (it starts with the byte order mark {bom.hex(' ').upper()})", reads
+    pairs = head[:len(head) - len(head) % 2]
+    if len(pairs) < 8 or b"\x00" not in pairs:
+        return None
+    even, odd = pairs[0::2], pairs[1::2]
+    for nuls, others, name in ((odd, even, "UTF-16 LE"), (even, odd, "UTF-16 BE")):
+        if nuls.count(0) * 2 >= len(nuls) and others.count(0) == 0:
+            return (f"{name} without a byte order mark (every second byte is a NUL)",
+                    (name.lower().replace(" ", "-"),))
+    return None
+
+
+def _refuse_wide(path: Path, spec: InputSpec) -> None:
+    """Refuse a UTF-16 or UTF-32 file (``_wide``) that the mapping's input.encoding does
+    not read as such: read as UTF-8 it is undecodable and as an 8-bit encoding a NUL
+    between letters, in either case never the cp1252 or delimiter a later check would
+    suggest."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    found = _wide(head)
+    if found is None or codecs.lookup(spec.encoding).name in found[1]:
+        return
+    what, reads = found
+    where = f"{_display(path)}:1"
+    detail = (f"the file is {what}, not {spec.encoding}; set input.encoding: {reads[0]}")
+    raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
+                  spec.at("encoding"))
+
+
 def _refuse_other_format(path: Path, spec: InputSpec) -> None:
     """Refuse a file whose first line is plainly not of the mapping's input.format: JSON
     or XML for CSV, a line starting with a letter, a digit or a quote for JSON (a line
@@ -276,13 +323,13 @@ def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
     return "", "undecodable bytes"
 
 
-def _reads_as_cp1252(path: Path) -> bool:
-    """Whether every byte of the file is a Windows-1252 character (the five it leaves
-    undefined are not): a file read as UTF-8 in error is most often one, exported on
-    Windows."""
+def _reads_as(path: Path, encoding: str) -> bool:
+    """Whether the whole file decodes as ``encoding`` (cp1252: every byte a Windows-1252
+    character, the five it leaves undefined not; a file read as UTF-8 in error is most
+    often one, exported on Windows)."""
     for block in _chunks(path):
         try:
-            block.decode("cp1252")
+            block.decode(encoding)
         except UnicodeDecodeError:
             return False
     return True
@@ -291,13 +338,16 @@ def _reads_as_cp1252(path: Path) -> bool:
 def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
     """Refuse a file that does not decode as the mapping's encoding, naming the first
     bytes that do not; read as UTF-8, a file that Windows-1252 reads whole says so (a
-    hint: the Latin-9 check then runs on it, ``_refuse_latin9``)."""
+    hint: the Latin-9 check then runs on it, ``_refuse_latin9``), read as another
+    encoding, one that UTF-8 reads whole (a UTF-8 file declared utf-16)."""
     shown = _display(path)
     where, detail = _undecodable(path, spec.encoding)
-    if codecs.lookup(spec.encoding).name in ("utf-8", "utf-8-sig") and \
-            _reads_as_cp1252(path):
-        detail += ("; the whole file reads as cp1252 (Windows' Western European "
-                   "encoding): input.encoding: cp1252?")
+    if codecs.lookup(spec.encoding).name in ("utf-8", "utf-8-sig"):
+        if _reads_as(path, "cp1252"):
+            detail += ("; the whole file reads as cp1252 (Windows' Western European "
+                       "encoding): input.encoding: cp1252?")
+    elif _reads_as(path, "utf-8"):
+        detail += "; the whole file reads as UTF-8: input.encoding: utf-8?"
     return InputDataError(
         f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
         "nothing written",

@@ -59,7 +59,8 @@ def test_a_json_export_not_in_the_utf16_the_mapping_declares_is_refused(tmp_path
     r = _export(mapping, EXAMPLES / "school-export.json", out)
     assert r.exit_code == ExitCode.INPUT, r.output
     assert (f"school-export.json:1: not valid utf-16: UTF-16 stream does not start with "
-            f"BOM [mapping {mapping}:27: input.encoding] (rule input.encoding)") in r.output
+            "BOM; the whole file reads as UTF-8: input.encoding: utf-8? "
+            f"[mapping {mapping}:27: input.encoding] (rule input.encoding)") in r.output
     assert not out.exists()
 
 

@@ -302,6 +302,80 @@ def test_utf16_declared_for_a_utf8_file_is_an_input_error(tmp_path):
     p = _only(exc, "input.encoding")
     assert p.record == f"{inp}:1"
     assert p.mapping == _at(m, "encoding")
+    assert p.message == ("not valid utf-16: UTF-16 stream does not start with BOM; the whole "
+                         "file reads as UTF-8: input.encoding: utf-8?")
+
+
+def _unicode_text(text: str) -> bytes:
+    """``text`` (CSV, comma-separated) as a spreadsheet saves it as "Unicode text"
+    (Excel's Texte Unicode): tab-separated, CRLF, UTF-16 LE after its byte order mark."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    out = io.StringIO(newline="")
+    csv.writer(out, delimiter="\t", lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode("utf-16")  # the BOM, then little-endian on this machine
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "latin-1", "utf-16-be"])
+@pytest.mark.parametrize("delimiter", ['","', '"\\t"'])
+def test_a_spreadsheet_s_unicode_text_save_is_told_to_be_utf16(tmp_path, encoding,
+                                                                delimiter):
+    """Read as UTF-8, a UTF-16 file was said to read whole as cp1252 (its bytes do);
+    as cp1252 or latin-1 with the right delimiter its header's columns were NULs between
+    letters ('did you mean ÿþi\\x00n\\x00…'), with a comma a tab-separated header
+    (after its NULs were dropped): each time the wrong fix. Refused at line 1 with the
+    encoding that reads it, whatever else the mapping says."""
+    m = _input_key(tmp_path, "encoding", encoding)
+    m = _input_key(tmp_path, "delimiter", delimiter, m)
+    inp = tmp_path / "export.txt"
+    inp.write_bytes(_unicode_text(CSV_TEXT))
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:1"
+    assert p.mapping == _at(m, "encoding")
+    assert p.message == ("the file is UTF-16 LE (it starts with the byte order mark FF FE), "
+                         f"not {encoding}; set input.encoding: utf-16")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "UTF16"])
+def test_a_unicode_text_save_declared_utf16_gives_the_utf8_file_s_xml(tmp_path, encoding,
+                                                                       utf8_csv_xml):
+    m = _input_key(tmp_path, "encoding", encoding)
+    m = _input_key(tmp_path, "delimiter", '"\\t"', m)
+    inp = tmp_path / "export.txt"
+    inp.write_bytes(_unicode_text(CSV_TEXT))
+    export(m, inp, tmp_path / "out", RUN)
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
+@pytest.mark.parametrize(("codec", "what", "reads"), [
+    ("utf-16-be", "UTF-16 BE without a byte order mark (every second byte is a NUL)",
+     "utf-16-be"),
+    ("utf-16-le", "UTF-16 LE without a byte order mark (every second byte is a NUL)",
+     "utf-16-le"),
+    ("utf-32", "UTF-32 LE (it starts with the byte order mark FF FE 00 00)", "utf-32"),
+])
+def test_a_json_export_in_utf16_or_utf32_names_the_encoding_that_reads_it(
+        tmp_path, codec, what, reads):
+    inp = tmp_path / "export.json"
+    inp.write_bytes(JSON_TEXT.encode(codec))
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:1"
+    assert p.message == f"the file is {what}, not utf-8; set input.encoding: {reads}"
+    assert p.mapping == _at(JSON_MAPPING, "encoding")
+    # and the encoding named reads it as the example itself
+    m = _input_key(tmp_path, "encoding", reads, JSON_MAPPING)
+    export(m, inp, tmp_path / "out", RUN)
+    export(JSON_MAPPING, EXAMPLES / "school-export.json", tmp_path / "utf8", RUN)
+    assert _written_xml(tmp_path / "out") == _written_xml(tmp_path / "utf8")
+
+
+@pytest.mark.parametrize("head", [
+    b"",  # empty
+    b"a\x00b\x00c",  # too short to judge
+    "Prénom;Nom\r\n".encode("cp1252") + b"\x00" + b"x;y\r\n" * 20,  # one stray NUL
+    "Ā;Ȁ;a;b;c;d".encode("utf-16-le"),  # NULs on both sides: not the pattern
+])
+def test_a_file_is_wide_only_by_its_bom_or_a_nul_every_second_byte(head):
+    assert sources._wide(head) is None
 
 
 def test_an_undecodable_json_names_line_and_encoding(tmp_path):
