@@ -691,7 +691,8 @@ class Builder:
             text = missing_column(bnd.key, column, header, shown)
             if bnd.kind == "expr":
                 text += self._expression_hint(bnd)
-            problems.append(Problem("input.column", text, record=f"{shown}:1",
+            problems.append(Problem("input.column", text,
+                                    record=f"{shown}:{self.mapping.input.header_line}",
                                     mapping=bnd.where))
         if problems and self.recorded:
             # before this check such a binding read nothing, as it does still
@@ -700,7 +701,8 @@ class Builder:
             # the input's (exit 4), as for input.group_by and a JSON path no invoice has:
             # the mapping is valid (check-mapping passes it), this file is not the one
             # it reads
-            raise InputDataError(missing_columns_message(shown, len(problems)), problems)
+            raise InputDataError(missing_columns_message(
+                shown, len(problems), self.mapping.input.header_line), problems)
 
     def _expression_hint(self, bnd: Binding) -> str:
         """What an expression reading a column the header lacks may have missed: its

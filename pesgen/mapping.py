@@ -581,8 +581,10 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
             encoding=i.get("encoding", "utf-8"), delimiter=i.get("delimiter", ","),
             quotechar=i.get("quotechar", '"'), group_by=i.get("group_by"),
             numbers=i.get("numbers", "auto"), dates=i.get("dates", "auto"),
+            header_line=i.get("header_line", 1),
             where=tuple((k, where("input", k)) for k in ("format", "records", "encoding",
-                                                          "delimiter", "quotechar", "group_by")))
+                                                          "delimiter", "quotechar", "group_by",
+                                                          "header_line")))
         if input_spec.format == "csv" and not input_spec.group_by:
             problems.append(Problem("mapping.input", "CSV input needs group_by (the invoice "
                                     "number column)", mapping=where("input")))
@@ -593,6 +595,11 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
                 "it applies to JSON input only (the dotted path of the invoice array); a "
                 "CSV file's rows are the invoices' lines, grouped by input.group_by: "
                 "remove it", mapping=where("input", "records")))
+        if input_spec.format != "csv" and "header_line" in i:
+            problems.append(Problem(
+                "mapping.input", "input.header_line applies to CSV input only (the line of "
+                "its header); a JSON export is read from input.records: remove it",
+                mapping=where("input", "header_line")))
         try:
             import codecs
 

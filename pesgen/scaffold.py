@@ -114,6 +114,7 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "  # group_by: TODO         # CSV only (required): the invoice number column",
         "  # encoding: cp1252       # the file's encoding (default utf-8)",
         "  # delimiter: \";\"         # CSV (default ','; or auto)",
+        "  # header_line: 3         # CSV: the header's line, if a title is above it (default 1)",
         "  # numbers: fr            # amounts: fr '1 234,50', iso '1234.50' (default auto)",
         "  # dates: fr              # fr '20/11/2026', iso '2026-11-20' (default auto)",
         "",

@@ -62,6 +62,7 @@ class InputSpec:
     group_by: str | None = None  # CSV: column whose value identifies the invoice
     numbers: str = "auto"
     dates: str = "auto"
+    header_line: int = 1  # CSV: the header's line; the lines above it are not read
     # where each input.<key> is set: (("encoding", "m.yaml:27: input.encoding"), ...)
     where: tuple[tuple[str, str], ...] = ()
 
@@ -277,24 +278,33 @@ def _refuse_other_format(path: Path, spec: InputSpec) -> None:
     """Refuse a file whose first line is plainly not of the mapping's input.format: JSON
     or XML for CSV, a line starting with a letter, a digit or a quote for JSON (a line
     that does not decode, a UTF-16 file, an empty file: left to the readers, which say
-    what is wrong with them)."""
-    first = _first_line(path, spec.encoding)
+    what is wrong with them). A CSV file is judged by its header's line
+    (input.header_line: a title above it may read as anything)."""
+    line = spec.header_line if spec.format == "csv" else 1
+    first = _first_line(path, spec.encoding, line)
     start = first[:1]
     if (spec.format == "csv" and start in ("{", "[", "<")) or (
             spec.format == "json" and (start.isalnum() or start in ("\"", "'", ";", ","))):
         shown = _display(path)
-        raise _other_format(shown, first, spec, f"{shown}:1")
+        raise _other_format(shown, first, spec, f"{shown}:{line}", line)
 
 
-def _other_format(shown: str, first: str, spec: InputSpec, said_at: str) -> InputDataError:
-    """The refusal of a file whose first line (``first``) is not of the mapping's
-    input.format: the line described, never quoted (it may be a billing row); the
-    problem at the file's line 1 and the mapping's input.format, the message headed by
-    ``said_at``."""
-    detail = (f"not {spec.format.upper()}: the first line {describe_first_line(first)}; "
+def _other_format(shown: str, first: str, spec: InputSpec, said_at: str,
+                  line: int = 1) -> InputDataError:
+    """The refusal of a file whose first line (``first``; the header's, ``line``) is not
+    of the mapping's input.format: the line described, never quoted (it may be a billing
+    row); the problem at that line of the file and the mapping's input.format, the
+    message headed by ``said_at``."""
+    detail = (f"not {spec.format.upper()}: {_line_named(line)} {describe_first_line(first)}; "
               f"the mapping says input.format: {spec.format}")
     return _refuse(f"{said_at}: {detail}; nothing written", "input.format", detail,
-                   f"{shown}:1", spec.at("format"))
+                   f"{shown}:{line}", spec.at("format"))
+
+
+def _line_named(line: int) -> str:
+    """How a message names the header's line: 'the first line', or 'line 3 (input.
+    header_line)' below a title."""
+    return "the first line" if line == 1 else f"line {line} (input.header_line)"
 
 
 def _undecodable(path: Path, encoding: str) -> tuple[str, str]:
@@ -355,13 +365,28 @@ def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
                  record=f"{shown}{where}", mapping=spec.at("encoding"))])
 
 
-def _first_line(path: Path, encoding: str = "utf-8") -> str:
+def _first_line(path: Path, encoding: str = "utf-8", line: int = 1) -> str:
     """The file's first line (of its first 4 KiB), to describe, never to show: it may be
-    a billing row (a name, an IBAN)."""
+    a billing row (a name, an IBAN). With ``line`` (input.header_line), that line of the
+    file (of its first 64 KiB; '' past them)."""
+    if line == 1:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+        text = head.decode(encoding, "replace").lstrip("\ufeff \t\r\n")
+        return re.split(r"[\r\n]", text, maxsplit=1)[0]
+    lines = _head_lines(path, encoding)
+    return lines[line - 1].lstrip(" \t") if len(lines) >= line else ""
+
+
+def _head_lines(path: Path, encoding: str) -> list[str]:
+    """The whole lines of the file's first 64 KiB (a line ends with CR, LF or CRLF), at
+    most 101: where a header below a title is looked for."""
     with path.open("rb") as handle:
-        head = handle.read(4096)
-    text = head.decode(encoding, "replace").lstrip("\ufeff \t\r\n")
-    return re.split(r"[\r\n]", text, maxsplit=1)[0]
+        head = handle.read(65536)
+    lines = re.split(r"\r\n|\r|\n", head.decode(encoding, "replace").removeprefix("\ufeff"))
+    if len(head) == 65536:
+        lines.pop()  # (it may be cut)
+    return lines[:101]
 
 
 _DELIMITERS = (",", ";", "\t", "|")
@@ -987,6 +1012,8 @@ def _no_records(shown: str, json_path: str, target: tuple[str, ...],
 
 def _sniff_delimiter(path: Path, spec: InputSpec) -> str:
     with path.open(encoding=spec.encoding, newline="") as handle:
+        for _ in range(spec.header_line - 1):
+            handle.readline()
         sample = handle.read(65536)
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -1016,26 +1043,52 @@ def close_column(name: str, header: list[str]) -> str | None:
 def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                     spec: InputSpec) -> InputDataError:
     """The group_by column is not in the header: say what was read, and what to fix."""
-    where = f"{shown}:1"
-    first = _first_line(path, spec.encoding)
+    line = spec.header_line
+    where = f"{shown}:{line}"
+    named = _line_named(line)
+    below = _header_elsewhere(path, spec, delimiter)
+    if below is not None:
+        # a title above the header (an export's name, its date): the line that names
+        # the group_by column, said by its number only (the others may be billing rows)
+        detail = (f"input.group_by reads column '{spec.group_by}', which {named} does not "
+                  f"name; line {below} does: it is the header? set input.header_line: "
+                  f"{below}{' (the lines above it are not read)' if below > 1 else ''}")
+        return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                       spec.at("header_line") or spec.at("group_by"))
+    first = _first_line(path, spec.encoding, line)
     # (a first line opening JSON or XML was refused before: _refuse_other_format)
     if len(header) == 1:
-        detail = (f"the first line reads as one column with delimiter {delimiter!r}; it "
+        detail = (f"{named} reads as one column with delimiter {delimiter!r}; it "
                   f"{describe_first_line(first)}; check input.delimiter")
         return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
                        spec.at("delimiter"))
     found = _data_fields(header)
     if found:
         # no header: its columns (and a did-you-mean among them) would be a billing row
-        detail = (f"input.group_by reads column '{spec.group_by}', and the first line of "
+        detail = (f"input.group_by reads column '{spec.group_by}', and {named} of "
                   f"{shown} is no header naming it: {len(header)} fields, {found} of them "
                   "look like numbers, dates, e-mails or IBANs; the export needs a header "
                   "line naming its columns")
         return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
                        spec.at("group_by"))
     detail = missing_column("input.group_by", str(spec.group_by), header, shown)
-    return _refuse(missing_columns_message(shown, 1), "input.column", detail, where,
+    return _refuse(missing_columns_message(shown, 1, line), "input.column", detail, where,
                    spec.at("group_by"))
+
+
+def _header_elsewhere(path: Path, spec: InputSpec, delimiter: str) -> int | None:
+    """The line, among the file's first 100 and other than input.header_line, that
+    names the group_by column as one of its fields, read with ``delimiter``, and looks
+    like a header (no field a number, a date, an e-mail or an IBAN: a billing row may
+    hold a value spelt as the column, 'invoice'): the header, below a title the mapping
+    does not skip (or above the line it names)."""
+    for number, text in enumerate(_head_lines(path, spec.encoding), start=1):
+        if number == spec.header_line or str(spec.group_by) not in text:
+            continue
+        fields = [f.strip() for f in _split(text, delimiter)]
+        if spec.group_by in fields and not _data_fields(fields):
+            return number
+    return None
 
 
 def missing_column(key: str, column: str, header: list[str], shown: str) -> str:
@@ -1051,11 +1104,12 @@ def missing_column(key: str, column: str, header: list[str], shown: str) -> str:
     return f"{key} reads column '{column}', which is not in the header of {shown}{hint}"
 
 
-def missing_columns_message(shown: str, count: int) -> str:
+def missing_columns_message(shown: str, count: int, line: int = 1) -> str:
     """The message of the error that refuses a file lacking columns the mapping reads:
-    the same for input.group_by and for the bindings (exit 4, input)."""
-    return (f"{shown}:1: the mapping reads {count} column(s) that the file does not have; "
-            "nothing written")
+    the same for input.group_by and for the bindings (exit 4, input), at the header's
+    ``line``."""
+    return (f"{shown}:{line}: the mapping reads {count} column(s) that the file does not "
+            "have; nothing written")
 
 
 def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
@@ -1074,11 +1128,22 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             # name, and must not hide the quotes around it from the CSV parser
             if handle.read(1) != "\ufeff":
                 handle.seek(0)
+            # the lines above the header (input.header_line: a title, a date), whole
+            # physical lines, not read; a row's line in the file counts them
+            skipped = 0
+            while skipped < spec.header_line - 1 and handle.readline():
+                skipped += 1
+            last_line = skipped
             reader = csv.reader(handle, delimiter=delimiter, quotechar=spec.quotechar,
                                 strict=True)
             try:
                 header = next(reader)
             except StopIteration:
+                if spec.header_line > 1:
+                    detail = (f"no header: the file has {skipped} line(s), and "
+                              f"input.header_line is {spec.header_line}")
+                    raise _refuse(f"{shown}: {detail}; nothing written", "input.empty",
+                                  detail, shown, spec.at("header_line")) from None
                 raise InputDataError(f"{shown}: empty CSV file; nothing written", [
                     Problem("input.empty", "empty CSV file", record=shown)]) from None
             header = [h.strip() for h in header]
@@ -1092,8 +1157,9 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                      for name, at in positions.items() if len(at) > 1]
             if dupes:
                 detail = f"duplicate column(s) {'; '.join(dupes)}"
-                raise _refuse(f"{shown}:1: {detail}; nothing written", "input.column", detail,
-                              f"{shown}:1")
+                where = f"{shown}:{spec.header_line}"
+                raise _refuse(f"{where}: {detail}; nothing written", "input.column", detail,
+                              where)
             # unnamed columns (a trailing separator, Excel's empty columns) are not read:
             # no binding can name them
             named = [(i, h) for i, h in enumerate(header) if h]
@@ -1102,7 +1168,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
             key_index = header.index(spec.group_by)
             current: SourceInvoice | None = None
             faults = _RowFaults(shown)
-            last_line = reader.line_num
+            last_line = skipped + reader.line_num
             while True:
                 start = last_line + 1
                 try:
@@ -1112,13 +1178,13 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                 except csv.Error as exc:
                     # the reader drops the rest of the line and goes on: the rows after
                     # it are still checked, not read as invoices
-                    last_line = reader.line_num
+                    last_line = skipped + reader.line_num
                     detail = _csv_error(exc, start)
                     faults.add(f"{shown}:{start}: CSV error: {detail}; nothing written",
                                Problem("input.csv", detail, record=f"{shown}:{start}",
                                        mapping=spec.at("quotechar")))
                     continue
-                last_line = reader.line_num
+                last_line = skipped + reader.line_num
                 if not any(cell.strip() for cell in row):
                     continue
                 where = f"{shown}:{start}"
@@ -1170,7 +1236,7 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
         start = last_line + 1
         detail = _csv_error(exc, start)
         key = "quotechar"
-        if start == 1:
+        if start == spec.header_line:
             misread = _header_delimiter_problem(exc, path, spec)
             if misread:
                 detail, key = misread, "delimiter"
@@ -1188,11 +1254,11 @@ def _header_delimiter_problem(exc: csv.Error, path: Path, spec: InputSpec) -> st
     delimiter = spec.delimiter if spec.delimiter != "auto" else None
     if delimiter is None or str(exc) != f"'{delimiter}' expected after '{spec.quotechar}'":
         return None
-    looks = describe_first_line(_first_line(path, spec.encoding))
+    looks = describe_first_line(_first_line(path, spec.encoding, spec.header_line))
     if not looks.startswith("looks like CSV") or f"separated by {delimiter!r}" in looks:
         return None
-    return (f"the first line does not read with delimiter {delimiter!r} ({exc}); it "
-            f"{looks}; check input.delimiter")
+    return (f"{_line_named(spec.header_line)} does not read with delimiter {delimiter!r} "
+            f"({exc}); it {looks}; check input.delimiter")
 
 
 def _csv_error(exc: csv.Error, start: int) -> str:

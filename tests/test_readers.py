@@ -914,6 +914,116 @@ def test_a_csv_without_header_given_to_a_csv_mapping_quotes_none_of_its_first_ro
     _quotes_no_billing_row(exc)
 
 
+# ---------------------------------------------------------------- 8b. a title above the header
+
+
+_TITLE = "Export des factures - Conservatoire\r\n\r\n"  # 2 lines above the header
+
+
+def _titled(tmp_path: Path, text: str = CSV_TEXT, title: str = _TITLE) -> Path:
+    inp = tmp_path / "export.csv"
+    inp.write_text(title + text, encoding="utf-8", newline="")
+    return inp
+
+
+def test_a_title_above_the_header_is_skipped_with_input_header_line(tmp_path, utf8_csv_xml):
+    m = _input_key(tmp_path, "header_line", "3")
+    export(m, _titled(tmp_path), tmp_path / "out", RUN)
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
+def test_a_title_above_the_header_names_the_line_of_the_header(tmp_path):
+    """Read from line 1, a title of one field was a header of one column: the message
+    said to check input.delimiter, which was right. It names the line that holds the
+    group_by column, by its number only, and input.header_line (where to add it)."""
+    inp = _titled(tmp_path)
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+    assert p.record == f"{inp}:1"
+    assert p.message == ("input.group_by reads column 'invoice_number', which the first "
+                         "line does not name; line 3 does: it is the header? set "
+                         "input.header_line: 3 (the lines above it are not read)")
+    lines = CSV_MAPPING.read_text(encoding="utf-8").splitlines()
+    assert p.mapping == f"{CSV_MAPPING}:{lines.index('input:') + 1}: input.header_line"
+    # a title in the export's own delimiter, and set too low: the same
+    inp = _titled(tmp_path, title="Export;des;factures\n;;\n;;\n")
+    m = _input_key(tmp_path, "header_line", "2")
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert p.record == f"{inp}:2"
+    assert p.message.startswith("input.group_by reads column 'invoice_number', which line 2 "
+                                "(input.header_line) does not name; line 4 does: ")
+    assert p.mapping == _at(m, "header_line")
+
+
+def test_input_header_line_below_the_header_names_line_1(tmp_path):
+    m = _input_key(tmp_path, "header_line", "3")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert p.record == f"{inp}:3"
+    assert p.message == ("input.group_by reads column 'invoice_number', which line 3 "
+                         "(input.header_line) does not name; line 1 does: it is the header? "
+                         "set input.header_line: 1")
+
+
+def test_a_value_spelt_as_the_column_is_no_header_below(tmp_path):
+    """group_by: invoice (the column is invoice_number) is a value of payment_method on
+    the example's rows: a row holding it, with its dates and amounts, is not said to be
+    the header."""
+    assert ",invoice," in CSV_TEXT
+    m = _input_key(tmp_path, "group_by", "invoice")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT, encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert p.message == ("input.group_by reads column 'invoice', which is not in the header "
+                         f"of {inp} (did you mean 'invoice_date'?)")
+
+
+def test_below_a_title_problems_name_the_line_in_the_file(tmp_path):
+    """A row is named by its line in the file, the skipped lines counted: a row's, a
+    column the header lacks (at the header's line), a repeated column."""
+    m = _input_key(tmp_path, "header_line", "3")
+    iban = "FR7630006000011234567890189"
+    assert CSV_TEXT.splitlines()[1].count(iban) == 1
+    inp = _titled(tmp_path, CSV_TEXT.replace(iban, iban[:-1] + "8", 1))
+    p = _only(_refused(tmp_path, m, inp), "sepa.iban")
+    assert p.record == f"{inp}:4"  # the first row: line 2 of the export, 2 lines above it
+    inp = _titled(tmp_path, CSV_TEXT.replace("invoice_date", "Invoice_Date", 1))
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert (p.record, p.message) == (
+        f"{inp}:3", f"invoice.date reads column 'invoice_date', which is not in the header "
+        f"of {inp} (did you mean 'Invoice_Date'?)")
+    inp = _titled(tmp_path, CSV_TEXT.replace("due_date", "invoice_date", 1))
+    p = _only(_refused(tmp_path, m, inp), "input.column")
+    assert (p.record, p.message) == (
+        f"{inp}:3", "duplicate column(s) 'invoice_date' at columns 2 and 3")
+
+
+def test_a_file_shorter_than_input_header_line_has_no_header(tmp_path):
+    m = _input_key(tmp_path, "header_line", "3")
+    inp = _titled(tmp_path, "")
+    p = _only(_refused(tmp_path, m, inp), "input.empty")
+    assert p.message == "no header: the file has 2 line(s), and input.header_line is 3"
+    assert p.mapping == _at(m, "header_line")
+
+
+def test_delimiter_auto_reads_below_the_title(tmp_path, utf8_csv_xml):
+    """The title (no ',' in it, a ';' and a '|') is not what the delimiter is guessed
+    from."""
+    m = _input_key(tmp_path, "delimiter", "auto")
+    m = _input_key(tmp_path, "header_line", "3", m)
+    export(m, _titled(tmp_path, title="Export | factures ; 2026\n\n"), tmp_path / "out", RUN)
+    assert _written_xml(tmp_path / "out") == utf8_csv_xml
+
+
+def test_input_header_line_in_a_json_mapping_is_refused(tmp_path):
+    m = _input_key(tmp_path, "header_line", "3", JSON_MAPPING)
+    with pytest.raises(MappingError) as info:
+        export(m, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    p = _only(info.value, "mapping.input")
+    assert p.message.startswith("input.header_line applies to CSV input only")
+    assert p.mapping == _at(m, "header_line")
+
+
 # ---------------------------------------------------------------- 9. JSON syntax errors
 
 
