@@ -48,6 +48,7 @@ from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum, object_type_
 from markupsafe import Markup, soft_str
 
 from . import model
+from ._wide import wide
 from ._yaml import byte_position
 from .errors import UsageError
 from .filters import FILTERS, zfill_as_before
@@ -986,6 +987,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             source, filename, uptodate = super().get_source(environment, template)
         except UnicodeDecodeError as exc:  # at its line, as a YAML file's (_yaml._not_utf8)
             data = bytes(exc.object)
+            self._refuse_wide(data, template)
             line, column = byte_position(data, exc.start)
             raise jinja2.TemplateSyntaxError(
                 f"not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, column {column} "
@@ -994,7 +996,20 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         if not inside(self.folder, Path(filename)):
             raise jinja2.TemplateNotFound(
                 f"{template} (a link to a file outside the format bundle's folder)")
+        if "\x00" in source:  # UTF-16 without a byte order mark reads as UTF-8
+            with open(filename, "rb") as handle:
+                self._refuse_wide(handle.read(4096), template)
         return source, filename, uptodate
+
+    @staticmethod
+    def _refuse_wide(head: bytes, template: str) -> None:
+        """Refuse a template saved as UTF-16 or UTF-32 (``_wide.wide``), at its line 1:
+        read as UTF-8 its bytes have no line or column to name."""
+        found = wide(head)
+        if found:
+            raise jinja2.TemplateSyntaxError(
+                f"not UTF-8: the template is {found[0]}; a template is read as UTF-8: "
+                "save it so", 1, template)
 
 
 def refusal(folder: Path, template: str) -> str | None:

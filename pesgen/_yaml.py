@@ -19,6 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from ._display import escaped, shown
+from ._wide import wide
 from .errors import MappingError, Problem
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
@@ -353,6 +354,10 @@ def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem
         data = path.read_bytes()
     except FileNotFoundError:
         raise MappingError(f"{path}: file not found") from None
+    found = wide(data[:4096])
+    if found:  # (UTF-8 reads one without a byte order mark, as NULs between letters)
+        raise MappingError(f"{path}:1:1: not UTF-8: the file is {found[0]}: save it as "
+                           "UTF-8 (in Notepad: Save as, Encoding UTF-8)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -371,7 +376,8 @@ def byte_position(data: bytes, at: int) -> tuple[int, int]:
 
 def _not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError) -> str:
     """Where a file stops being UTF-8, as ``file:line:column``, and what to do: a file
-    saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case."""
+    saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case (one in
+    UTF-16, Notepad's "Unicode", is refused before: ``load_yaml_file``)."""
     line, column = byte_position(data, exc.start)
     return (f"{path}:{line}:{column}: not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, "
             f"column {column} ({exc.reason}); the file was likely saved in another encoding "

@@ -539,6 +539,25 @@ def test_merge_keys_are_refused(tmp_path):
     assert p.mapping == f"{m}:{_line(m, '<<')}: codes.payer_kinds.<<"
 
 
+@pytest.mark.parametrize(("codec", "what"), [
+    ("utf-16", "UTF-16 LE (it starts with the byte order mark FF FE)"),
+    ("utf-16-le", "UTF-16 LE without a byte order mark (every second byte is a NUL)"),
+    ("utf-16-be", "UTF-16 BE without a byte order mark (every second byte is a NUL)"),
+])
+@pytest.mark.parametrize("ascii_only", [False, True])
+def test_a_mapping_saved_as_utf16_is_told_so(tmp_path, codec, what, ascii_only):
+    """Notepad's "Unicode" save: said to be cp1252 at a byte of no meaning (0xFF at
+    1:1, 0xE9 at 2:56), or, all ASCII and without a byte order mark, a YAML error on a
+    NUL at 'position 1'."""
+    text = TEXT.encode("ascii", "replace").decode() if ascii_only else TEXT
+    m = tmp_path / "unicode.yaml"
+    m.write_bytes(text.encode(codec))
+    with pytest.raises(MappingError) as info:
+        load_mapping(m)
+    assert str(info.value) == (f"{m}:1:1: not UTF-8: the file is {what}: save it as UTF-8 "
+                               "(in Notepad: Save as, Encoding UTF-8)")
+
+
 def test_non_utf8_mapping(tmp_path):
     m = tmp_path / "latin1.yaml"
     m.write_bytes(TEXT.encode("latin-1", errors="replace"))

@@ -1095,6 +1095,18 @@ def _only_readme(fixture: Path) -> None:
      ["template cosoluce-corail/corail.xml.j2:4: syntax error: not UTF-8: byte 0xE9 at line "
       "4, column 8 (invalid continuation byte)", "[template cosoluce-corail/corail.xml.j2:4] "
       "(rule template.syntax)"]),
+    # a template saved as UTF-16, with and without its byte order mark: told to be
+    # cp1252 at a byte of no meaning, or, read as UTF-8, rendered with NULs in it
+    (lambda b: (b / "corail.xml.j2").write_bytes(
+        (b / "corail.xml.j2").read_text(encoding="utf-8").encode("utf-16")), ExitCode.TEMPLATE,
+     ["template cosoluce-corail/corail.xml.j2:1: syntax error: not UTF-8: the template is "
+      "UTF-16 LE (it starts with the byte order mark FF FE); a template is read as UTF-8: "
+      "save it so", "(rule template.syntax)"]),
+    (lambda b: (b / "corail.xml.j2").write_bytes(
+        (b / "corail.xml.j2").read_text(encoding="utf-8").encode("ascii", "replace")
+        .decode().encode("utf-16-le")), ExitCode.TEMPLATE,
+     ["template cosoluce-corail/corail.xml.j2:1: syntax error: not UTF-8: the template is "
+      "UTF-16 LE without a byte order mark (every second byte is a NUL)"]),
     # a misspelt macro: the one defined is named with its line
     (lambda b: _edit(b / "corail.xml.j2", "{% macro piece(t, doc) -%}",
                      "{% macro pieces(t, doc) -%}"),

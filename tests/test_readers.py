@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pesgen import sources
+from pesgen import _wide, sources
 from pesgen.errors import InputDataError, MappingError, Problem
 from pesgen.export import export
 
@@ -375,7 +375,7 @@ def test_a_json_export_in_utf16_or_utf32_names_the_encoding_that_reads_it(
     "Ā;Ȁ;a;b;c;d".encode("utf-16-le"),  # NULs on both sides: not the pattern
 ])
 def test_a_file_is_wide_only_by_its_bom_or_a_nul_every_second_byte(head):
-    assert sources._wide(head) is None
+    assert _wide.wide(head) is None
 
 
 def test_an_undecodable_json_names_line_and_encoding(tmp_path):
