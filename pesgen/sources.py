@@ -98,6 +98,7 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     if _single_byte(spec.encoding):
         _refuse_utf8(path, spec)
         _refuse_latin9(path, spec)
+        _refuse_oem(path, spec)
     if spec.format == "json":
         yield from _read_json(path, spec)
     elif spec.format == "csv":
@@ -231,6 +232,85 @@ def _refuse_latin9(path: Path, spec: InputSpec) -> None:
                   spec.at("encoding"))
 
 
+# Excel's "CSV (MS-DOS)" save writes cp850, its "CSV (Macintosh)" Mac Roman: both put
+# the French small letters (é è à ç ê ô…) in bytes 0x80-0x9F, where Windows-1252 has
+# signs ('‚' '‡' 'ˆ' '“'…; five bytes are none of its characters) and ISO-8859-1/15
+# control characters. Read as either, such a file gives wrong letters without an error
+# ('LefŠvre', 'H‚lŠne'). Its signs: a byte of those between two ASCII letters that
+# Windows-1252 reads as no letter, or as a capital (Š Œ Ž Ÿ) between two small ones;
+# not the quotes and dashes a word may hold in Windows-1252 (’ ‘ – —: l’école) nor its
+# small letters (š œ ž: cœur).
+_OEM_SIGN = re.compile(
+    rb"(?<=[A-Za-z])[\x80-\x89\x8b\x8d\x8f\x90\x93-\x95\x98\x99\x9b\x9d](?=[A-Za-z])"
+    rb"|(?<=[a-z])[\x8a\x8c\x8e\x9f](?=[a-z])")
+_OEM = (("cp850", 'Excel\'s "CSV (MS-DOS)"'), ("mac_roman", 'Excel\'s "CSV (Macintosh)"'))
+_FRENCH_LETTERS = frozenset("éèàçêâôîûùëïüÉÈÀÇÊÂÔÎÛÙËÏÜ")
+
+
+def _oem_signs(path: Path) -> tuple[int, int, str, str] | None:
+    """(line, byte, encoding, what writes it) of the first sign (``_OEM_SIGN``) of a
+    cp850 or Mac Roman file, the encoding being the one that reads more of the file's
+    first 200 signs as French letters of the next letter's case; None without a sign
+    that either reads as one."""
+    first: tuple[int, int] | None = None
+    counts = {name: 0 for name, _ in _OEM}
+    seen = 0
+    line = 1
+    for block in _chunks(path):
+        for m in _OEM_SIGN.finditer(block):
+            byte = block[m.start()]
+            # a small letter before a small one, a capital before a capital ('Forêt':
+            # Mac Roman's 'ê', not cp850's 'É')
+            small = chr(block[m.end()]).islower()
+            letters = [name for name in counts
+                       if (char := bytes([byte]).decode(name)) in _FRENCH_LETTERS
+                       and char.islower() == small]
+            for name in letters:
+                counts[name] += 1
+            if letters and first is None:
+                first = (line + _breaks(block[:m.start()]), byte)
+            seen += 1
+            if seen == 200:
+                break
+        if seen == 200:
+            break
+        line += _breaks(block)
+    if first is None:
+        return None
+    name, said = max(_OEM, key=lambda e: counts[e[0]])  # a tie: cp850, first
+    return first[0], first[1], name, said
+
+
+def _refuse_oem(path: Path, spec: InputSpec) -> None:
+    """Refuse a file read as Windows-1252 or ISO-8859-1/15 that shows the bytes of a
+    cp850 or Mac Roman one (``_oem_signs``): it would give wrong letters without a
+    decoding error, or fail at a byte Windows-1252 leaves undefined, naming no cause."""
+    if codecs.lookup(spec.encoding).name not in ("iso8859-1", "iso8859-15", "cp1252"):
+        return
+    found = _oem_signs(path)
+    if found is None:
+        return
+    line, byte, name, said = found
+    where = f"{_display(path)}:{line}"
+    detail = (f"byte 0x{byte:02X} between two letters {_read_as(byte, spec.encoding)} in "
+              f"{spec.encoding}, '{bytes([byte]).decode(name)}' in {name} ({said}): the file "
+              f"is {name}? set input.encoding: {name}")
+    raise _refuse(f"{where}: {detail}; nothing written", "input.encoding", detail, where,
+                  spec.at("encoding"))
+
+
+def _read_as(byte: int, encoding: str) -> str:
+    """How ``encoding`` reads ``byte``: "reads '‚'", "reads U+0082 (a control
+    character)", "is no character"."""
+    try:
+        char = bytes([byte]).decode(encoding)
+    except UnicodeDecodeError:
+        return "is no character"
+    if 0x80 <= ord(char) <= 0x9F:
+        return f"reads U+{ord(char):04X} (a control character)"
+    return f"reads '{char}'"
+
+
 def _refuse_wide(path: Path, spec: InputSpec) -> None:
     """Refuse a UTF-16 or UTF-32 file (``wide``) that the mapping's input.encoding does
     not read as such: read as UTF-8 it is undecodable and as an 8-bit encoding a NUL
@@ -327,7 +407,11 @@ def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
     shown = _display(path)
     where, detail = _undecodable(path, spec.encoding)
     if codecs.lookup(spec.encoding).name in ("utf-8", "utf-8-sig"):
-        if _reads_as(path, "cp1252"):
+        oem = _oem_signs(path)
+        if oem is not None:
+            detail += (f"; its bytes between letters read as French letters in {oem[2]} "
+                       f"({oem[3]}): input.encoding: {oem[2]}?")
+        elif _reads_as(path, "cp1252"):
             detail += ("; the whole file reads as cp1252 (Windows' Western European "
                        "encoding): input.encoding: cp1252?")
     elif _reads_as(path, "utf-8"):

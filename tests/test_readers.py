@@ -227,6 +227,98 @@ def test_the_c1_control_hint_says_utf8_when_the_bytes_are_utf8():
     assert error is not None and "cp1252" in error
 
 
+# ---------------------------------------------------------------- 1c. cp850, Mac Roman as cp1252
+
+
+# the characters neither cp850 nor Mac Roman has, in the example
+_OEM_TEXT = CSV_TEXT.replace("–", "-").replace("’", "'").replace("œ", "oe")
+_OEM_SAVES = [("cp850", 'Excel\'s "CSV (MS-DOS)"'), ("mac_roman", 'Excel\'s "CSV (Macintosh)"')]
+
+
+@pytest.mark.parametrize(("codec", "said"), _OEM_SAVES)
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso-8859-15"])
+def test_a_dos_or_mac_csv_save_read_as_cp1252_or_latin1_is_refused(tmp_path, codec, said,
+                                                                   encoding):
+    """cp850 writes 'è' as 0x8A, which Windows-1252 reads as 'Š' without an error:
+    'Dupont-Lefèvre' went to the trésorerie as DUPONT-LEFSVRE, 'Šv' transliterated."""
+    m = _input_key(tmp_path, "encoding", encoding)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_OEM_TEXT.encode(codec))
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.record == f"{inp}:2"  # Lefèvre, on the first row
+    assert p.mapping == _at(m, "encoding")
+    byte = "è".encode(codec)[0]
+    read = "è".encode(codec).decode(encoding, "replace")
+    read_as = {"\ufffd": "is no character"}.get(read, f"reads '{read}'")
+    if 0x80 <= ord(read) <= 0x9F:
+        read_as = f"reads U+{ord(read):04X} (a control character)"
+    assert p.message == (f"byte 0x{byte:02X} between two letters {read_as} in {encoding}, "
+                         f"'è' in {codec} ({said}): the file is {codec}? set input.encoding: "
+                         f"{codec}")
+
+
+@pytest.mark.parametrize(("codec", "said"), _OEM_SAVES)
+def test_a_dos_or_mac_csv_save_read_as_utf8_names_its_encoding(tmp_path, codec, said):
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_OEM_TEXT.encode(codec))
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
+    assert p.record == f"{inp}:2"
+    assert p.message.endswith(f"; its bytes between letters read as French letters in {codec} "
+                              f"({said}): input.encoding: {codec}?")
+
+
+@pytest.mark.parametrize(("codec", "said"), _OEM_SAVES)
+def test_a_dos_or_mac_save_read_as_itself_gives_the_utf8_titles(tmp_path, codec, said):
+    m = _input_key(tmp_path, "encoding", codec)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes(_OEM_TEXT.encode(codec))
+    export(m, inp, tmp_path / "out", RUN)
+    same = tmp_path / "utf8.csv"
+    same.write_text(_OEM_TEXT, encoding="utf-8")
+    export(CSV_MAPPING, same, tmp_path / "out8", RUN)
+    written = _written_xml(tmp_path / "out")
+    assert written == _written_xml(tmp_path / "out8")
+    assert "DUPONT-LEFÈVRE".encode("iso-8859-1") in written  # the file's encoding
+
+
+def test_a_json_export_in_cp850_read_as_cp1252_is_refused(tmp_path):
+    m = _input_key(tmp_path, "encoding", "cp1252", JSON_MAPPING)
+    text = JSON_TEXT.replace("–", "-").replace("’", "'").replace("œ", "oe")
+    inp = tmp_path / "export.json"
+    inp.write_bytes(text.encode("cp850"))
+    p = _only(_refused(tmp_path, m, inp), "input.encoding")
+    assert p.message.endswith("the file is cp850? set input.encoding: cp850")
+
+
+@pytest.mark.parametrize("text", [
+    "l’école",  # ’ 0x92: an apostrophe
+    "l‘ecole",  # ‘ 0x91: an apostrophe typed so
+    "Saint–Denis",  # – 0x96
+    "Piano—Solfege",  # — 0x97
+    "cœur",  # œ 0x9C
+    "Kašpar", "Žižek",  # š 0x9A, ž 0x9E
+    "ŠKODA", "CŒUR",  # Š Œ between capitals
+    "10 €",  # € apart from letters
+    "“Bonjour”",  # quotes around a word
+])
+def test_what_a_cp1252_word_holds_is_no_sign_of_cp850(tmp_path, text):
+    inp = tmp_path / "x.csv"
+    inp.write_bytes(f"a;b\n1;{text}\n".encode("cp1252"))
+    assert sources._oem_signs(inp) is None
+
+
+@pytest.mark.parametrize(("word", "codec"), [
+    ("H\u00e9l\u00e8ne", "cp850"), ("Fran\u00e7ois", "cp850"), ("For\u00eat", "mac_roman"),
+    ("No\u00ebl", "cp850"), ("H\u00c9L\u00c8NE", "cp850"), ("CL\u00c9MENT", "mac_roman"),
+])
+def test_a_french_letter_of_cp850_or_mac_roman_between_letters_is_found(tmp_path, word, codec):
+    inp = tmp_path / "x.csv"
+    inp.write_bytes(b"a;b\n1;x\n2;" + word.encode(codec) + b"\n")
+    found = sources._oem_signs(inp)
+    assert found is not None and found[0] == 3
+    assert bytes([found[1]]).decode(found[2]) in word
+
+
 # ---------------------------------------------------------------- 2. duplicate JSON keys
 
 
