@@ -585,6 +585,24 @@ def _syntax(exc: Exception) -> str:
     return first if _YAJL_MESSAGE.fullmatch(first) else "syntax error"
 
 
+def _json_lines(path: Path, encoding: str) -> bool:
+    """Whether the file's first two lines that are not blank are each a JSON object (of
+    its first 64 KiB): JSON Lines, a JSON document a line."""
+    found = 0
+    for text in _head_lines(path, encoding):
+        if not text.strip():
+            continue
+        try:
+            if not isinstance(json.loads(text), dict):
+                return False
+        except ValueError:
+            return False
+        found += 1
+        if found == 2:
+            return True
+    return False
+
+
 class _JsonRefused(Exception):
     def __init__(self, rule: str, detail: str, parts: list[str | int]) -> None:
         super().__init__(detail)
@@ -1017,6 +1035,11 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                 if first[:1] not in ("{", "["):
                     raise _other_format(shown, first, spec, f"{shown}:1") from None
             detail = _NUMBER if number else f"invalid JSON: {_syntax(exc)}"
+            if not number and not frames and "trailing garbage" in detail and \
+                    _json_lines(path, spec.encoding):
+                detail += ("; the file is JSON Lines (one JSON object a line), pesgen reads "
+                           "one JSON document: the invoices in an array, the file's own or "
+                           "under a key (input.records)")
             if reading is not None:
                 where = f"{shown}:{reading}"
                 detail += " (in this invoice)"

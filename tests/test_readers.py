@@ -1149,6 +1149,26 @@ def test_a_syntax_error_between_invoices_names_the_one_before(tmp_path):
     assert "(after this invoice)" in p.message
 
 
+@pytest.mark.parametrize("records", ["invoices", '""'])
+def test_a_json_lines_export_is_told_to_be_one(tmp_path, records):
+    """One invoice a line (JSON Lines) was 'invalid JSON: parse error: trailing
+    garbage', the file's first object read as the whole document."""
+    m = _input_key(tmp_path, "records", records, JSON_MAPPING)
+    inp = tmp_path / "export.jsonl"
+    inp.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n"
+                           for item in _example()["invoices"]), encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.json")
+    assert p.message == ("invalid JSON: parse error: trailing garbage; the file is JSON "
+                         "Lines (one JSON object a line), pesgen reads one JSON document: the "
+                         "invoices in an array, the file's own or under a key "
+                         "(input.records)")
+    # two documents that are not one a line are only invalid JSON
+    inp.write_text(json.dumps(_example(), indent=1) * 2, encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.json")
+    assert p.message.startswith("invalid JSON: parse error: trailing garbage")
+    assert "JSON Lines" not in p.message
+
+
 def test_only_a_known_syntax_message_is_quoted():
     assert sources._syntax(ValueError("parse error: premature EOF\n  FR76 ...\n ^")) == \
         "parse error: premature EOF"
