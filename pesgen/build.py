@@ -815,7 +815,9 @@ class Builder:
                 if other != number:
                     hint = f" as {other} (invoice numbers are compared ignoring case and spaces)"
                 else:
-                    hint = " (rows of one invoice must be contiguous)" if self.csv else ""
+                    hint = (" (rows of one invoice must be contiguous: sort the export by "
+                            f"its column '{self.mapping.input.group_by}', input.group_by)"
+                            if self.csv else "")
                 text = f"invoice number {number} already appears at {self.seen[other]}{hint}"
             ctx.problem("input.duplicate-invoice", text, mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
