@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pesgen import _wide, sources
 from pesgen.errors import InputDataError, MappingError, Problem
@@ -214,6 +216,61 @@ def test_which_latin1_signs_say_latin9(tmp_path, text, refused):
     assert (found is not None) is refused
     if refused:
         assert found[0] == 2
+
+
+# The signs of a Latin-9 or a cp850 / Mac Roman file, in words, byte by byte: what the
+# readers' patterns must find (the first one, by its line), on any bytes
+_LETTER = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") | \
+    set(range(0xC0, 0xD7)) | set(range(0xD8, 0xF7)) | set(range(0xF8, 0x100))
+_ASCII_LETTER = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SMALL = set(b"abcdefghijklmnopqrstuvwxyz")
+
+
+def _latin9_sign(data: bytes, i: int) -> bool:
+    def letter(j: int) -> bool:
+        return 0 <= j < len(data) and data[j] in _LETTER
+    b = data[i]
+    return b == 0xA4 or (b in (0xA6, 0xA8) and (letter(i - 1) or letter(i + 1))) or (
+        0xBC <= b <= 0xBE and ((letter(i + 1) and letter(i + 2))
+                               or (letter(i - 1) and letter(i + 1))))
+
+
+def _oem_sign(data: bytes, i: int) -> bool:
+    if not 0 < i < len(data) - 1:
+        return False
+    b, before, after = data[i], data[i - 1], data[i + 1]
+    if b in (0x8A, 0x8C, 0x8E, 0x9F):  # Š Œ Ž Ÿ: between small letters only
+        return before in _SMALL and after in _SMALL
+    return (0x80 <= b <= 0x9D and b not in (0x8A, 0x8C, 0x8E, 0x91, 0x92, 0x96, 0x97, 0x9A,
+                                            0x9C) and before in _ASCII_LETTER
+            and after in _ASCII_LETTER)
+
+
+def _first_line_of(data: bytes, sign) -> int | None:
+    for i in range(len(data)):
+        if sign(data, i):
+            return 1 + data[:i].count(b"\n") + data[:i].count(b"\r") - data[:i].count(b"\r\n")
+    return None
+
+
+_AROUND = b"aZ\xe9\xd7 1\n\r"  # small, capital, Latin-1 letter, sign, space, digit, breaks
+_SIGNS = bytes(range(0x80, 0xA0)) + b"\xa4\xa6\xa8\xbc\xbd\xbe"
+# runs of a byte between two others (each sign meets each neighbour), one after another
+_BYTES = st.lists(st.tuples(st.sampled_from(_AROUND), st.sampled_from(_SIGNS),
+                            st.sampled_from(_AROUND + _SIGNS)).map(bytes), max_size=4) \
+    .map(b"".join)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_BYTES)
+def test_the_latin9_and_cp850_signs_are_found_as_said(tmp_path, data):
+    inp = tmp_path / "x.csv"
+    inp.write_bytes(data)
+    found = sources._latin9_line(inp)
+    assert (found[0] if found else None) == _first_line_of(data, _latin9_sign)
+    signs = [m.start() for m in sources._OEM_SIGN.finditer(data)]
+    assert signs == [i for i in range(len(data)) if _oem_sign(data, i)]
 
 
 def test_the_c1_control_hint_says_utf8_when_the_bytes_are_utf8():
