@@ -1164,6 +1164,36 @@ def test_delimiter_auto_reads_below_the_title(tmp_path, utf8_csv_xml):
     assert _written_xml(tmp_path / "out") == utf8_csv_xml
 
 
+_TITLE_LINE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                      max_size=40)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(titles=st.lists(_TITLE_LINE, min_size=1, max_size=4),
+       ending=st.sampled_from(["\n", "\r\n", "\r"]))
+def test_whatever_the_lines_above_the_header_hold_the_rows_read_the_same(tmp_path, titles,
+                                                                          ending):
+    """Quotes, delimiters, a byte order mark's character, a header's own name: the
+    lines above input.header_line are not read, and each row keeps its line."""
+    spec = sources.InputSpec(format="csv", group_by="invoice_number")
+    plain = tmp_path / "plain.csv"
+    plain.write_text(CSV_TEXT.replace("\n", ending), encoding="utf-8", newline="")
+    titled = tmp_path / "titled.csv"
+    titled.write_text("".join(t + ending for t in titles) + CSV_TEXT.replace("\n", ending),
+                      encoding="utf-8", newline="")
+    below = sources.InputSpec(format="csv", group_by="invoice_number",
+                              header_line=len(titles) + 1)
+    read = list(sources.read_invoices(plain, spec))
+    again = list(sources.read_invoices(titled, below))
+    assert [(s.record, s.lines) for s in again] == [(s.record, s.lines) for s in read]
+
+    def shifted(origin: str) -> str:
+        return f"{titled}:{int(origin.rsplit(':', 1)[1]) + len(titles)}"
+    assert [s.line_origins for s in again] == \
+        [[shifted(o) for o in s.line_origins] for s in read]
+
+
 def test_input_header_line_in_a_json_mapping_is_refused(tmp_path):
     m = _input_key(tmp_path, "header_line", "3", JSON_MAPPING)
     with pytest.raises(MappingError) as info:
