@@ -1304,6 +1304,17 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                 # invoice check downstream reports it (rows must be contiguous).
                 current = SourceInvoice(record=values, lines=[values], origin=where,
                                         line_origins=[where], key=key)
+            if current is not None and not current.key and not faults.found:
+                # a spreadsheet's totals under the rows (a sum under the amounts), not
+                # an invoice without its number (a row inside the file: build says so)
+                count = len(current.line_origins)
+                rows = "row has" if count == 1 else f"{count} rows have"
+                detail = (f"the file's last {rows} no value in column '{spec.group_by}' "
+                          "(input.group_by): a totals line? an export's rows are invoice "
+                          "lines only: remove it from the export")
+                faults.add(f"{current.origin}: {detail}; nothing written",
+                           Problem("input.csv-row", detail, record=current.origin,
+                                   mapping=spec.at("group_by")))
             if faults.found:
                 raise faults.error()
             if current is not None:

@@ -675,6 +675,34 @@ def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
     assert _only(exc, "input.encoding").record == f"{inp}:{first}"
 
 
+def test_a_totals_line_under_the_rows_is_told_to_be_one(tmp_path):
+    """A spreadsheet's sum under the amounts was 'invoice.number is missing' at its line,
+    an invoice without its number; an empty row after it changes nothing."""
+    width = CSV_TEXT.splitlines()[0].count(",")
+    lines = CSV_TEXT.count("\n")
+    inp = tmp_path / "export.csv"
+    inp.write_text(CSV_TEXT + "," * width + "2527.25\n", encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv-row")
+    assert p.record == f"{inp}:{lines + 1}"
+    assert p.message == ("the file's last row has no value in column 'invoice_number' "
+                         "(input.group_by): a totals line? an export's rows are invoice lines "
+                         "only: remove it from the export")
+    assert p.mapping == _at(CSV_MAPPING, "group_by")
+    inp.write_text(CSV_TEXT + "," * width + "2527.25\n" + "," * (width - 1) + "n,11\n\n",
+                   encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv-row")
+    assert p.record == f"{inp}:{lines + 1}"
+    assert p.message.startswith("the file's last 2 rows have no value in column ")
+    # a row without its number inside the file is an invoice without one, as before
+    rows = CSV_TEXT.splitlines(keepends=True)
+    assert rows[2].startswith("FA-2026-00101,")
+    rows.insert(2, "," * width + "1.00\n")
+    inp.write_text("".join(rows), encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert not [p for p in exc.problems if p.rule == "input.csv-row"]
+    assert any(p.rule == "input.required" and p.record == f"{inp}:3" for p in exc.problems)
+
+
 def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
     """The byte named is the one that does not decode, also when it opens its line or
     is the file's last (a Windows-1252 '’', 0x92, read as UTF-8, with no line break
