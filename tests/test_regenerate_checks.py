@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pesgen import __version__
 from pesgen.errors import ExitCode
 from pesgen.store import Store, runs
 
@@ -242,13 +243,34 @@ def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(t
     regen = tmp_path / "regen"
     r = _run("regenerate", run_id, "--out", regen)
     assert r.exit_code == ExitCode.MAPPING, r.output
-    assert r.stderr.startswith(f"error: run {run_id} cannot be rebuilt: the mapping it recorded "
-                               "fails a check of this pesgen that decides what is rendered"), \
-        r.stderr
+    # the problems say what is wrong: the message does not say it again after the run's
+    assert r.stderr.splitlines()[0] == (
+        f"error: run {run_id} cannot be rebuilt: the mapping it recorded fails a check of "
+        "this pesgen that decides what is rendered, so its files cannot be made again as "
+        f"they were (the run was made by pesgen {__version__}; the lines are those of the "
+        f"text it recorded of {mapping})"), r.stderr
     line = text.splitlines().index("  missing_civility: default") + 1
     assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
             in r.stderr), r.stderr
     assert not regen.exists()
+
+
+def test_a_recorded_mapping_refused_without_problems_says_why_after_the_run(tmp_path):
+    """A recorded mapping text that is not a YAML mapping is refused with no problem to
+    list: the refusal's own message follows the run's, else nothing would say why."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    _as_recorded(run_id, "- a list, not a mapping\n")
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert r.stderr.startswith(f"error: run {run_id} cannot be rebuilt: "), r.stderr
+    assert (f"the lines are those of the text it recorded of {mapping}): {mapping}: a mapping "
+            "file is a YAML mapping (key: value)\n") in r.stderr, r.stderr
+    assert not (tmp_path / "regen").exists()
 
 
 # ------------------------------------- what a rebuild's messages name: the run's records
