@@ -400,6 +400,26 @@ def test_the_checks_that_render_nothing_are_said_when_the_rebuild_is_refused_aft
     assert not (tmp_path / "regen").exists()
 
 
+def test_a_copy_spelt_both_ways_under_the_working_folder_is_named_as_recorded(tmp_path,
+                                                                            monkeypatch):
+    """Under the working folder a rebuild's copy is spelt two ways, absolute and relative
+    (as the input readers show it), the relative one the end of the absolute one: either
+    becomes the name the run recorded, never the working folder followed by that name
+    (the longer spelling is replaced first, whatever order the spellings came in)."""
+    from pesgen.runs import _AsRecorded
+
+    monkeypatch.chdir(tmp_path)
+    run = {"id": "run-1", "input_name": "school-export.json", "format": "pes-ormc"}
+    for n in range(16):  # each folder's spellings come out of a set in an order of their own
+        base = tmp_path / f"pesgen-regen-{n}"
+        recorded = _AsRecorded(run, base)
+        for copy, shown in ((base / "input" / "school-export.json", "school-export.json"),
+                            (base / "formats" / "pes-ormc" / "format.yaml",
+                             "pes-ormc/format.yaml")):
+            text = f"{copy}:4: refused; {copy.relative_to(tmp_path)}:5: refused"
+            assert recorded.text(text) == f"{shown}:4: refused; {shown}:5: refused", n
+
+
 @pytest.mark.parametrize("where", ["above the bundle's folder", "an absolute path"])
 def test_a_recorded_bundle_path_outside_its_folder_is_refused_and_nothing_written(
         tmp_path, where):
