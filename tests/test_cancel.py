@@ -176,6 +176,10 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
                            "is cancelled\n")
     shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
     assert shown[0] == f"run {rid} (cancelled)"
+    # every file of the cancelled run is one not to send: IdBord 1 and 3, cancelled with
+    # the run, as IdBord 2, cancelled on its own before
+    files = [line for line in shown if line.startswith("  file ")]
+    assert len(files) == 6 and all(line.endswith("  cancelled") for line in files), files
     assert [line.split(": ", 1)[1] for line in shown if line.startswith("  cancelled")] == [
         "IdBord 2 rejected", "the rest"]
     with pytest.raises(StateError, match="--cancelled"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pesgen import __version__
 from pesgen.errors import ExitCode
 from pesgen.store import Store, runs
 
@@ -225,6 +226,30 @@ def test_an_encoding_override_recorded_before_the_layout_clash_check(tmp_path, m
     assert f"[mapping {where}] (rule mapping.format)" in checked.stderr
 
 
+def test_the_library_gives_the_waived_checks_to_warn_once_and_runs_without_it(tmp_path,
+                                                                              monkeypatch):
+    """``regenerate`` gives the checks of this pesgen the recorded mapping fails that
+    render nothing to ``warn``, in one call, and never calls it for a run that fails
+    none; a caller that gives no ``warn`` gets the files all the same."""
+    from pesgen.runs import regenerate
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ("budget_label: COMMUNE DE VILLENEUVE SUR LOING", "budget_label: TODO"))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _todo_unchecked, mapping, out)
+    regenerate(Store(), run_id, tmp_path / "quiet")  # no warn
+    _same_files(tmp_path / "quiet", out)
+    told: list = []
+    regenerate(Store(), run_id, tmp_path / "told", warn=told.append)
+    assert [[p.rule for p in problems] for problems in told] == [["mapping.todo"]]
+
+    assert run_cli("runs", "cancel", run_id, "--reason", "test").exit_code == 0
+    plain = _export(MAPPINGS / "villeneuve-sur-loing.yaml", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    regenerate(Store(), _run_id(plain.stdout), tmp_path / "plain-again", warn=told.append)
+    assert len(told) == 1  # nothing to say: not called
+
+
 # ----------------------------------------------------------- a check that renders
 
 
@@ -242,13 +267,34 @@ def test_a_recorded_mapping_failing_a_check_that_decides_the_output_is_refused(t
     regen = tmp_path / "regen"
     r = _run("regenerate", run_id, "--out", regen)
     assert r.exit_code == ExitCode.MAPPING, r.output
-    assert r.stderr.startswith(f"error: run {run_id} cannot be rebuilt: the mapping it recorded "
-                               "fails a check of this pesgen that decides what is rendered"), \
-        r.stderr
+    # the problems say what is wrong: the message does not say it again after the run's
+    assert r.stderr.splitlines()[0] == (
+        f"error: run {run_id} cannot be rebuilt: the mapping it recorded fails a check of "
+        "this pesgen that decides what is rendered, so its files cannot be made again as "
+        f"they were (the run was made by pesgen {__version__}; the lines are those of the "
+        f"text it recorded of {mapping})"), r.stderr
     line = text.splitlines().index("  missing_civility: default") + 1
     assert (f"[mapping {mapping}:{line}: policies.missing_civility] (rule mapping.policy)"
             in r.stderr), r.stderr
     assert not regen.exists()
+
+
+def test_a_recorded_mapping_refused_without_problems_says_why_after_the_run(tmp_path):
+    """A recorded mapping text that is not a YAML mapping is refused with no problem to
+    list: the refusal's own message follows the run's, else nothing would say why."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    out = tmp_path / "out"
+    first = _export(mapping, out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    _as_recorded(run_id, "- a list, not a mapping\n")
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert r.stderr.startswith(f"error: run {run_id} cannot be rebuilt: "), r.stderr
+    assert (f"the lines are those of the text it recorded of {mapping}): {mapping}: a mapping "
+            "file is a YAML mapping (key: value)\n") in r.stderr, r.stderr
+    assert not (tmp_path / "regen").exists()
 
 
 # ------------------------------------- what a rebuild's messages name: the run's records
@@ -330,6 +376,50 @@ def test_a_rebuild_refused_by_its_format_bundle_names_the_bundle_the_run_recorde
         in r.stderr, r.stderr
 
 
+def test_the_checks_that_render_nothing_are_said_when_the_rebuild_is_refused_after(
+        tmp_path, monkeypatch):
+    """The checks of this pesgen the recorded mapping fails that render nothing are said
+    even when the rebuild is refused after they were found (here by the recorded format
+    bundle): support sees both."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ("budget_label: COMMUNE DE VILLENEUVE SUR LOING", "budget_label: TODO"))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _todo_unchecked, mapping, out)
+    text = (MAPPINGS.parent / "templates" / "pes-ormc" / "format.yaml").read_text(
+        encoding="utf-8")
+    _recorded_otherwise(run_id, bundle={"format.yaml": text + "retired_key: 1\n"})
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert r.stderr.startswith(f"warning: the mapping run {run_id} recorded fails 1 check of "
+                               "this pesgen"), r.stderr
+    where = f"{mapping}:{_line(mapping, 'budget_label:')}: collectivity.budget_label"
+    assert f"[mapping {where}] (rule mapping.todo)" in r.stderr, r.stderr
+    assert (f"error: run {run_id}, rebuilt from what it recorded (input school-export.json, "
+            "format pes-ormc): pes-ormc/format.yaml: invalid format bundle") in r.stderr
+    assert not (tmp_path / "regen").exists()
+
+
+def test_a_copy_spelt_both_ways_under_the_working_folder_is_named_as_recorded(tmp_path,
+                                                                            monkeypatch):
+    """Under the working folder a rebuild's copy is spelt two ways, absolute and relative
+    (as the input readers show it), the relative one the end of the absolute one: either
+    becomes the name the run recorded, never the working folder followed by that name
+    (the longer spelling is replaced first, whatever order the spellings came in)."""
+    from pesgen.runs import _AsRecorded
+
+    monkeypatch.chdir(tmp_path)
+    run = {"id": "run-1", "input_name": "school-export.json", "format": "pes-ormc"}
+    for n in range(16):  # each folder's spellings come out of a set in an order of their own
+        base = tmp_path / f"pesgen-regen-{n}"
+        recorded = _AsRecorded(run, base)
+        for copy, shown in ((base / "input" / "school-export.json", "school-export.json"),
+                            (base / "formats" / "pes-ormc" / "format.yaml",
+                             "pes-ormc/format.yaml")):
+            text = f"{copy}:4: refused; {copy.relative_to(tmp_path)}:5: refused"
+            assert recorded.text(text) == f"{shown}:4: refused; {shown}:5: refused", n
+
+
 @pytest.mark.parametrize("where", ["above the bundle's folder", "an absolute path"])
 def test_a_recorded_bundle_path_outside_its_folder_is_refused_and_nothing_written(
         tmp_path, where):
@@ -391,6 +481,34 @@ def test_a_run_recorded_with_a_civility_table_the_case_policy_changed_is_rebuilt
     assert b'<Civilite V="Mme"/>' in next((tmp_path / "today").glob("*.xml")).read_bytes()
     again = run_cli("regenerate", _run_id(today.stdout), "--out", tmp_path / "regen-today")
     assert again.exit_code == 0, again.output
+
+
+def test_a_csv_run_rebuilt_as_before_says_its_missing_column_once(tmp_path, monkeypatch):
+    """The rebuild as pesgen rendered before 2026-12-01 reads the input again: a binding
+    of a column the CSV lacks, waived (it read nothing then too), is said once all the
+    same, as one check the recorded mapping fails."""
+    import pesgen.build as build_mod
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing-csv.yaml",
+                       ("email: payer_email", "email: payer_mail"),
+                       ('    "Mme": MME\n', '    "Mme": Mme\n'),
+                       ("  default_civility: MME\n", "  default_civility: Mme\n"))
+    out = tmp_path / "out"
+
+    def before(m) -> None:
+        m.setattr(build_mod.Builder, "check_columns", lambda self, src: None)
+        _as_before_code_tables(m)
+
+    run_id = _recorded_unchecked(monkeypatch, before, mapping, out,
+                                 EXAMPLES / "school-export.csv")
+    # as rendered then; today's rendering (Mme) differs, so the rebuild is made as before
+    assert b'<Civilite V="MME"/>' in next(out.glob("*.xml")).read_bytes()
+
+    r = _rebuilt(tmp_path, run_id, out)
+    where = f"{mapping}:{_line(mapping, 'email: payer_mail')}: bindings.payer.email"
+    assert r.stderr.count(f"[mapping {where}] (rule input.column)") == 1, r.stderr
+    assert r.stderr.startswith(f"warning: the mapping run {run_id} recorded fails 1 check of "
+                               "this pesgen"), r.stderr
 
 
 def _as_before_expressions(m) -> None:

@@ -982,8 +982,70 @@ def test_the_payment_references_are_recorded_and_checked_by_regenerate(tmp_path,
     monkeypatch.setattr(export_mod, "_references_csv",
                         lambda *a, **k: (t.replace("FA-2026-00101", "FA-2026-00999")
                                          for t in real(*a, **k)))
-    with pytest.raises(StateError, match=r"differ from the recorded ones \(.*references\.csv"):
+    with pytest.raises(StateError) as info:
         regenerate(store, run.run_id, tmp_path / "regen")
+    # the file that differs, not the XML that came out as recorded
+    assert f"differ from the recorded ones ({references.name}); pesgen " in str(info.value)
+
+
+def test_a_run_recorded_before_its_references_were_gets_them_again_unchecked(tmp_path):
+    """A run recorded before pesgen kept its payment references CSV (no file of it in
+    run_files): regenerate checks the XML and writes the CSV again beside it, unchecked
+    (there is no sha256 to compare it with) rather than refusing the run."""
+    from pesgen.store import run_files
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN)
+    [references] = run.references
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(run_files).where(run_files.c.run_id == run.run_id,
+                                                run_files.c.name == references.name))
+    assert [f["name"] for f in store.get_run(run.run_id)["files"]] == [run.files[0].path.name]
+    written = regenerate(store, run.run_id, tmp_path / "regen")
+    assert sorted(p.name for p in written) == sorted([run.files[0].path.name, references.name])
+    assert (tmp_path / "regen" / references.name).read_bytes() == references.read_bytes()
+
+
+def test_regenerate_closes_the_files_it_spooled_the_titles_in(tmp_path):
+    """The rebuild spools the rendered titles in temporary files: closed once its files
+    are assembled, none left open for the garbage collector to find (ResourceWarning)."""
+    import gc
+    import warnings
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN)
+    gc.collect()  # what earlier tests left: not this rebuild's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert regenerate(store, run.run_id, tmp_path / "regen")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_staging_folder_left_behind_does_not_fail_a_rebuild_in_place(tmp_path,
+                                                                      monkeypatch):
+    """The rebuilt files are staged in a folder of their own inside the output folder,
+    removed once they are put in place: a removal refused then (by the file system)
+    leaves that folder behind, but the files are in place and regenerate succeeds."""
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    run = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN)
+    real = os.rmdir
+
+    def refused(path, *args, **kwargs):
+        if ".pesgen-regen-" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", refused)
+    written = regenerate(store, run.run_id, tmp_path / "regen")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in written} == {
+        p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert [p.name.startswith(".pesgen-regen-") for p in (tmp_path / "regen").iterdir()
+            if p not in written] == [True]
 
 
 @pytest.mark.parametrize("signal", [KeyboardInterrupt, KeyboardInterrupt("signal 15")])
