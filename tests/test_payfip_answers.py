@@ -153,3 +153,32 @@ def test_an_idop_out_of_its_format_is_refused_and_no_operation_recorded(store, e
         "(rule payfip.answer)")
     assert _count(store, operations) == 0
     assert ledger.payment_of(store, COLL, "FA-2026-00102") is None
+
+
+# the required fields of a paid answer, each in its format: the base every case changes
+ANSWER = {"resultrans": "P", "montant": "18750", "refdet": "FA202600102", "numcli": "012345"}
+
+
+@pytest.mark.parametrize("field, value, taken", [
+    # refdet: 6 to 30 of [A-Za-z0-9], any case (one sent before pesgen upper-cased it
+    # comes back as sent, and its operation must still be answered)
+    ("refdet", "fa2026", True), ("refdet", "Ab3" * 10, True),
+    ("refdet", "FA202", False), ("refdet", "A" * 31, False),
+    ("refdet", "FA-2026-00102", False), ("refdet", "FA2026\n", False),
+    # idOp: letters, digits and '-', the first a letter or a digit (either case), <= 64
+    ("idOp", "a", True), ("idOp", "B-1", True), ("idOp", "7e2f-c0", True),
+    ("idOp", "a" + "-" * 63, True), ("idOp", "a" * 65, False), ("idOp", "-a", False),
+])
+def test_an_answer_field_is_taken_up_to_the_limits_of_its_documented_format(
+        field, value, taken):
+    """The limits themselves pass and one past them is refused (docs/payfip.md, "What
+    comes back from PayFiP"): a refdet of 6 or 30 characters, in lower case too, an idOp
+    of 1 to 64 characters whose first is a letter of either case or a digit."""
+    from pesgen.payfip.models import answer_problems
+
+    problems = answer_problems({**ANSWER, field: value})
+    if taken:
+        assert problems == []
+    else:
+        [said] = problems
+        assert said.startswith(f"{field} ") and " is not " in said

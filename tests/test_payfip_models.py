@@ -158,6 +158,9 @@ def test_mapping_filters():
     ("Straße", "Strasse"), ("Øre", "Ore"), ("Łódź", "Lodz"), ("ﬁn", "fin"),
     # signs stay signs (spaces), even those the SEPA table writes as a letter
     ("n°12", "n 12"), ("l’été", "l ete"), ("3×2", "3 2"),
+    # an accent typed as its own combining mark (decomposed text, as a macOS file name
+    # gives it) goes with its letter, never a space in the word
+    ("Re\u0301gie", "Regie"), ("Cafe\u0301 x\u0308y", "Cafe xy"),
     # a letter with no ASCII form is dropped, as before
     ("Ωmega 中", "mega"),
 ])

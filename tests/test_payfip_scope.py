@@ -222,6 +222,10 @@ def test_an_exer_that_is_no_4_digit_year_is_never_sent(tmp_path):
     ("fam\u202eille@ex.org", "U+202E"),  # right-to-left override
     ("fam\u200bille@ex.org", "U+200B"),  # zero-width space
     ("famille@ex.org\n", "U+000A"),
+    # a surrogate, a private-use, an unassigned character, a line or paragraph separator
+    ("fam\ud800ille@ex.org", "U+D800"), ("fam\ue000ille@ex.org", "U+E000"),
+    ("fam\u0378ille@ex.org", "U+0378"), ("fam\u2028ille@ex.org", "U+2028"),
+    ("fam\u2029ille@ex.org", "U+2029"),
 ])
 def test_an_email_holding_a_control_or_format_character_is_refused(mel, code):
     [problem] = check_mel(mel, "FA-2026-00102")
