@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import itertools
 import json
 import re
 import sys
@@ -204,14 +205,25 @@ _LATIN9_SIGN = re.compile(
     rb"|[\xbc-\xbe](?:(?=" + _L + _L + rb")|(?<=" + _L + rb".)(?=" + _L + rb"))", re.DOTALL)
 
 
-def _latin9_line(path: Path) -> tuple[int, int] | None:
-    """(line, byte) of the first sign of an ISO-8859-15 file (``_LATIN9_SIGN``)."""
+def _matches(path: Path, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, re.Match[bytes]]]:
+    """Each match of ``pattern`` in the file, read in blocks of whole lines (the match's
+    ``string``), with the line its block starts on: the match's own is
+    ``_line(start, m)``, counted only for a match a message places."""
     line = 1
     for block in _chunks(path):
-        m = _LATIN9_SIGN.search(block)
-        if m:
-            return line + _breaks(block[:m.start()]), block[m.start()]
+        for m in pattern.finditer(block):
+            yield line, m
         line += _breaks(block)
+
+
+def _line(start: int, m: re.Match[bytes]) -> int:
+    return start + _breaks(m.string[:m.start()])
+
+
+def _latin9_line(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first sign of an ISO-8859-15 file (``_LATIN9_SIGN``)."""
+    for start, m in _matches(path, _LATIN9_SIGN):
+        return _line(start, m), m.string[m.start()]
     return None
 
 
@@ -258,27 +270,18 @@ def _oem_signs(path: Path) -> tuple[int, int, str, str] | None:
     that either reads as one."""
     first: tuple[int, int] | None = None
     counts = {name: 0 for name, _ in _OEM}
-    seen = 0
-    line = 1
-    for block in _chunks(path):
-        for m in _OEM_SIGN.finditer(block):
-            byte = block[m.start()]
-            # a small letter before a small one, a capital before a capital ('Forêt':
-            # Mac Roman's 'ê', not cp850's 'É')
-            small = chr(block[m.end()]).islower()
-            letters = [name for name in counts
-                       if (char := bytes([byte]).decode(name)) in _FRENCH_LETTERS
-                       and char.islower() == small]
-            for name in letters:
-                counts[name] += 1
-            if letters and first is None:
-                first = (line + _breaks(block[:m.start()]), byte)
-            seen += 1
-            if seen == 200:
-                break
-        if seen == 200:
-            break
-        line += _breaks(block)
+    for start, m in itertools.islice(_matches(path, _OEM_SIGN), 200):
+        byte = m.string[m.start()]
+        # a small letter before a small one, a capital before a capital ('Forêt':
+        # Mac Roman's 'ê', not cp850's 'É')
+        small = chr(m.string[m.end()]).islower()
+        letters = [name for name in counts
+                   if (char := bytes([byte]).decode(name)) in _FRENCH_LETTERS
+                   and char.islower() == small]
+        for name in letters:
+            counts[name] += 1
+        if letters and first is None:
+            first = (_line(start, m), byte)
     if first is None:
         return None
     name, said = max(_OEM, key=lambda e: counts[e[0]])  # a tie: cp850, first
