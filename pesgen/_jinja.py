@@ -997,8 +997,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             raise jinja2.TemplateNotFound(
                 f"{template} (a link to a file outside the format bundle's folder)")
         if "\x00" in source:  # UTF-16 without a byte order mark reads as UTF-8
-            with open(filename, "rb") as handle:
-                self._refuse_wide(handle.read(4096), template)
+            self._refuse_wide(source[:4096].encode("utf-8"), template)  # (its bytes again)
         return source, filename, uptodate
 
     @staticmethod
