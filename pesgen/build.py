@@ -1072,7 +1072,7 @@ class Builder:
         for i, into in netted_into.items():
             ln = lines[i]
             parts = [f"{take} into invoice line {lines[j].number} "
-                     + (f"(line {in_file[j]} in the file)" if j in in_file else
+                     + (f"(line {in_file[j]} of the title in the file)" if j in in_file else
                         "(netted to 0: not in the file)") for j, take in into]
             at = f"; {ln.origin}" if ln.origin else ""
             ctx.note("negative_lines", f"invoice line {ln.number} ({ln.amount}, "

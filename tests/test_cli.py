@@ -89,7 +89,8 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert counts["missing_civility"] == "1"
     assert re.search(r"^  - FA-2026-00101: negative_lines: invoice line 4 \(-22\.75, FM-C1; "
                      r"\S*school-export\.json:\$\.invoices\[0\]\.lines\[3\]\), not in "
-                     r"the file: netted 22\.75 into invoice line 1 \(line 1 in the file\)$",
+                     r"the file: netted 22\.75 into invoice line 1 "
+                     r"\(line 1 of the title in the file\)$",
                      stdout, re.M), stdout
     assert "  - FA-2026-00105: foreign_address: BE: CP 99999" in stdout
     # the file written is the one announced: its checksum prefix is printed

@@ -320,7 +320,7 @@ def test_netting_of_the_example(example_export, example_file):
     assert len(notes) == 1 and re.fullmatch(
         r"invoice line 4 \(-22\.75, FM-C1; (.*/)?examples/school-export\.json:"
         r"\$\.invoices\[0\]\.lines\[3\]\), not in the file: netted 22\.75 into invoice "
-        r"line 1 \(line 1 in the file\)", notes[0]), notes
+        r"line 1 \(line 1 of the title in the file\)", notes[0]), notes
 
 
 def test_the_netting_note_names_the_csv_row_of_the_line_it_leaves_out(tmp_path):
@@ -331,8 +331,8 @@ def test_the_netting_note_names_the_csv_row_of_the_line_it_leaves_out(tmp_path):
                     tmp_path, RUN)
     [note] = _netting(result)
     assert note.startswith("invoice line 4 (-22.75, FM-C1; ") and note.endswith(
-        "school-export.csv:5), not in the file: netted 22.75 into invoice line 1 (line 1 "
-        "in the file)"), note
+        "school-export.csv:5), not in the file: netted 22.75 into invoice line 1 "
+        "(line 1 of the title in the file)"), note
 
 
 def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
@@ -355,9 +355,9 @@ def test_one_netting_note_per_negative_line_in_both_numberings(tmp_path):
     assert notes == [
         f"invoice line 4 (-30.00, FM-C1; {_line_at(tmp_path, 3)}), not in the file: netted "
         "20.00 into invoice line 1 (netted to 0: not in the file); 10.00 into invoice line 3 "
-        "(line 2 in the file)",
+        "(line 2 of the title in the file)",
         f"invoice line 5 (-5.00, FM-C1; {_line_at(tmp_path, 4)}), not in the file: netted "
-        "5.00 into invoice line 3 (line 2 in the file)"]
+        "5.00 into invoice line 3 (line 2 of the title in the file)"]
 
 
 def test_cle2_in_the_example_file(example_file):
@@ -729,7 +729,7 @@ def test_netting_spreads_over_the_lines_of_the_imputation_in_order(tmp_path):
     assert _netting(result) == [
         f"invoice line 4 (-100.00, FM-C1; {_line_at(tmp_path, 3)}), not in the file: netted "
         "85.00 into invoice line 1 (netted to 0: not in the file); 15.00 into invoice line 5 "
-        "(line 3 in the file)"]
+        "(line 3 of the title in the file)"]
 
 
 def test_netting_into_a_line_under_one_euro_keeps_what_is_left(tmp_path):
@@ -745,8 +745,8 @@ def test_netting_into_a_line_under_one_euro_keeps_what_is_left(tmp_path):
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["0.20", "142.50", "78.00"]
     assert result.total == Decimal("220.70")
     assert _netting(result) == [f"invoice line 4 (-0.30, FM-C1; {_line_at(tmp_path, 3)}), not "
-                                "in the file: netted 0.30 into invoice line 1 (line 1 in the "
-                                "file)"]
+                                "in the file: netted 0.30 into invoice line 1 (line 1 of the "
+                                "title in the file)"]
 
 
 def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
@@ -758,8 +758,8 @@ def test_netting_stops_at_the_first_line_that_covers_the_discount(tmp_path):
     assert [e.get("V") for e in doc.iterfind(".//MtHT")] == ["62.25", "142.50", "78.00",
                                                              "20.00"]
     assert _netting(result) == [f"invoice line 4 (-22.75, FM-C1; {_line_at(tmp_path, 3)}), not "
-                                "in the file: netted 22.75 into invoice line 1 (line 1 in the "
-                                "file)"]
+                                "in the file: netted 22.75 into invoice line 1 (line 1 of the "
+                                "title in the file)"]
 
 
 def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
@@ -773,8 +773,8 @@ def test_a_line_of_amount_0_is_left_out_when_netting(tmp_path):
     assert _netting(result) == [f"invoice line 5 of amount 0 ({_line_at(tmp_path, 4)}): not "
                                 "in the file",
                                 f"invoice line 4 (-22.75, FM-C1; {_line_at(tmp_path, 3)}), not "
-                                "in the file: netted 22.75 into invoice line 1 (line 1 in the "
-                                "file)"]
+                                "in the file: netted 22.75 into invoice line 1 (line 1 of the "
+                                "title in the file)"]
     del inv["lines"][3]
     inv["total"] = "305.50"
     again = tmp_path / "refuse"
