@@ -604,6 +604,33 @@ def test_an_integer_too_long_for_python_is_text_the_schema_refuses(tmp_path):
     assert "is not of type 'integer'" in p.message
 
 
+@pytest.mark.parametrize("imputation, key", [
+    ('nature: "0", fonction: "311"', "nature"),
+    ('nature: "0000", fonction: "311"', "nature"),
+    ('nature: "7062", fonction: "311", operation: "000"', "operation"),
+])
+def test_an_imputation_of_zeros_only_is_refused_when_the_mapping_loads(tmp_path, imputation,
+                                                                       key):
+    """Nature is a Base_Num12 (a number > 0: DT v5.19 Dictionnaire des données « Numérique
+    Positif ... strictement positif ») and Operation a Base_Alphanum10 (« ne peut pas
+    contenir la valeur « 0 », « n fois 0 »). A code table giving one of zeros passed
+    check-mapping, and every export of an activity it names was refused by the XSD, one
+    problem per line: the mapping is refused as it loads, at the activity's line."""
+    m = _write(tmp_path, _edit(
+        ('ORCH:        {product: ORCH, nature: "7062", fonction: "311"}',
+         f"ORCH:        {{product: ORCH, {imputation}}}")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'ORCH:')}: codes.activities.ORCH.{key}")]
+    assert "does not match" in exc.problems[0].message
+    # a leading zero is no zero value: Nature 07062 is Base_Num12's 7062
+    ok = _write(tmp_path, _edit(
+        ('ORCH:        {product: ORCH, nature: "7062", fonction: "311"}',
+         'ORCH:        {product: ORCH, nature: "07062", fonction: "311", operation: "0A"}')),
+        "ok.yaml")
+    assert load_mapping(ok).codes.activities["ORCH"]["nature"] == "07062"
+
+
 def test_a_yaml_file_too_big_is_refused_before_it_is_parsed(tmp_path):
     # a 59 MB mapping took 5 minutes and 5 GB of memory to be told "YAML aliases expand
     # to more than 100000 values (an alias bomb?)": it had no alias
