@@ -347,3 +347,32 @@ def test_a_typbord_helios_rejects_is_said_once_for_the_bordereau(tmp_path, offic
             for p in validate_pes_file(path, official_xsd_path(official_xsd))] == [
         ("pes.triplet", f"TypBord {typ_bord} is not a Recette bordereau Hélios takes (01, "
          "02, 03 or 06: DT Annexe 2; 04 is rejected: DT TTypBordAller)", "X.xml:9")]
+
+
+def test_a_mapping_text_helios_refuses_is_refused_when_the_mapping_meets_the_format(
+        tmp_path):
+    """LibelleColBud, LibellePoste, Sigle and Adresse are Base_TexteX: « ne peut pas
+    contenir la valeur « nc », « 0 », « n fois 0 » » (DT v5.19 Dictionnaire des données),
+    nor be '.' or a space (V_BaseString). The mapping's own texts are written as they are:
+    check-mapping said OK to them and every export was refused by the XSD; now the
+    mapping is refused at each one's line, before any input is read."""
+    m, lines = mapping_copy(
+        tmp_path, TITRES,
+        ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+         '  budget_label: "nc"\n  poste_label: "."'),
+        ("    sigle: PESGEN", '    sigle: "000"'))
+    err = _refused(m, tmp_path)
+    text = m.read_text(encoding="utf-8").splitlines()
+    at = {key: text.index(line) + 1 for key, line in (
+        ("collectivity.budget_label", '  budget_label: "nc"'),
+        ("collectivity.poste_label", '  poste_label: "."'),
+        ("output.emitter.sigle", '    sigle: "000"'))}
+    assert sorted((p.rule, p.mapping) for p in err.problems) == sorted(
+        ("mapping.format", f"{m}:{line}: {key}") for key, line in at.items())
+    [said] = [p.message for p in err.problems if p.mapping.endswith("sigle")]
+    assert said.startswith("output.emitter.sigle: '000' is not accepted by Hélios")
+    # zeros and more is a text: '00 PESGEN' is written
+    ok, _ = mapping_copy(tmp_path, TITRES, ("    sigle: PESGEN", '    sigle: "00 PESGEN"'),
+                         name="ok.yaml")
+    result = export(ok, EXAMPLES / "school-export.json", tmp_path / "ok", RUN)
+    assert b'<Sigle V="00 PESGEN"/>' in result.files[0].path.read_bytes()
