@@ -391,8 +391,9 @@ def template_model_reference() -> str:
 WAIVED_ELSEWHERE: list[tuple[str, str, str, str]] = [
     ("mapping.schema", "on `collectivity.sepa_creditor_id` (upper case, no spaces)",
      "the ICS is written as it is", "mapping._renders_nothing"),
-    ("mapping.schema", "on a `codes.activities` nature or operation of zeros only",
-     "it is written as it is (e.magnus' Article took one)", "mapping._renders_nothing"),
+    ("mapping.schema", "on a `codes.activities` nature or operation, or a `codes.countries` "
+     "code, of zeros only", "it is written as it is (e.magnus' Article took one)",
+     "mapping._renders_nothing"),
     ("input.column", "(a CSV binding of a column the file lacks)",
      "it read nothing before the check, as it does still", "build.Builder.check_columns"),
     ("mapping.format", "on `output.encoding` against a layout's encoding",

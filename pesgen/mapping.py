@@ -370,9 +370,10 @@ RENDERS_NOTHING = {
 # a mapping.schema problem that renders nothing either: the ICS's pattern (upper case,
 # no spaces), the value being a string, written as it is
 _ICS_KEY = "collectivity.sepa_creditor_id"
-# and a codes.activities nature or operation of zeros only (refused since 2026-12-05:
-# Base_Num12 > 0, Base_Alphanum10), a string written as it is where a bundle took it
-# (e.magnus' Article, '[0-9]+'); one of other characters was refused before too
+# and a codes.activities nature or operation, or a codes.countries code, of zeros only
+# (refused since 2026-12-05: Base_Num12 and Base_Num3 > 0, Base_Alphanum10), a string
+# written as it is where a bundle took it (e.magnus' Article, '[0-9]+'); one of other
+# characters was refused before too
 _ZEROS_KEYS = (("nature", re.compile(r"0{1,12}")), ("operation", re.compile(r"0{1,10}")))
 
 
@@ -405,10 +406,15 @@ def _renders_nothing(problem: Problem, data: Any) -> bool:
 
 def _zeros_written(where: str, data: Any) -> bool:
     """Whether ``where`` (file:line: key) names a codes.activities nature or operation
-    whose value is a string of zeros only (``_ZEROS_KEYS``)."""
+    (``_ZEROS_KEYS``), or a codes.countries code, whose value is a string of zeros only."""
     codes = data.get("codes")
-    activities = codes.get("activities") if isinstance(codes, dict) else None
+    if not isinstance(codes, dict):
+        return False
+    activities = codes.get("activities")
     key = where.rsplit(": ", 1)[-1]
+    countries = codes.get("countries")
+    if key.startswith("codes.countries.") and isinstance(countries, dict):
+        return countries.get(key[len("codes.countries."):]) == "000"
     if not isinstance(activities, dict) or not key.startswith("codes.activities."):
         return False
     for name, zeros in _ZEROS_KEYS:
