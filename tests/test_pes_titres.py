@@ -376,3 +376,27 @@ def test_a_mapping_text_helios_refuses_is_refused_when_the_mapping_meets_the_for
                          name="ok.yaml")
     result = export(ok, EXAMPLES / "school-export.json", tmp_path / "ok", RUN)
     assert b'<Sigle V="00 PESGEN"/>' in result.files[0].path.read_bytes()
+
+
+@pytest.mark.parametrize("born, category, rejected", [
+    ('<DteNaissance V="1984-03-12"/>', "50", True),
+    ('<DteNaissance V="1984-03-12"/>', "01", False),
+])
+def test_a_birth_date_is_for_a_person_only(tmp_path, official_xsd, born, category, rejected):
+    """DT v5.19 InfoTiers/DteNaissance: « A ne renseigner que pour les tiers « personne
+    physique » CatTiers = 01 [...], toute autre catégorie de tiers aboutira au rejet du
+    bordereau ». Both XSDs take it on any CatTiers: the bordereau rules refuse it, for a
+    file pesgen did not write (pesgen writes a birth date for a person only)."""
+    person = ('<Civilite V="MME"/>' if category == "01" else "")
+    doc = _doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>').decode()
+    doc = doc.replace('<InfoTiers><CatTiers V="50"/><NatJur V="03"/><TypTiers V="01"/>\n'
+                      '<Nom V="ACME"/>',
+                      f'<InfoTiers>{born}<CatTiers V="{category}"/><NatJur V="'
+                      f'{"01" if category == "01" else "03"}"/><TypTiers V="01"/>\n'
+                      f'{person}<Nom V="ACME"/>' + ('<Prenom V="ANNE"/>' if person else ""))
+    assert born in doc
+    path = tmp_path / "X.xml"
+    path.write_bytes(doc.encode())
+    problems = [(p.rule, p.message) for p in validate_pes_file(path, OWN_XSD, official_xsd)]
+    assert problems == ([("pes.birth-date", "DteNaissance is for a person (CatTiers 01) "
+                          "only, not CatTiers 50")] if rejected else [])
