@@ -58,6 +58,14 @@ def first_name_problem(category: str | None, first_name: str | None) -> str | No
     return None
 
 
+def birth_problem(category: str | None, born: str | None) -> str | None:
+    """pes.birth-date on a debtor's CatTiers and the birth element it has (DteNaissance or
+    LieuNaissance; None: neither): a person's only (DT v5.19 InfoTiers)."""
+    if born is not None and category != "01":
+        return f"{born} is for a person (CatTiers 01) only, not CatTiers {category}"
+    return None
+
+
 def grid_problem(category: str | None, legal_nature: str | None) -> str | None:
     """pes.cat-nat-grid on a debtor's CatTiers and NatJur (``CAT_NAT_GRID``)."""
     allowed = CAT_NAT_GRID.get(category or "")

@@ -370,6 +370,11 @@ RENDERS_NOTHING = {
 # a mapping.schema problem that renders nothing either: the ICS's pattern (upper case,
 # no spaces), the value being a string, written as it is
 _ICS_KEY = "collectivity.sepa_creditor_id"
+# and a codes.activities nature or operation, or a codes.countries code, of zeros only
+# (refused since 2026-12-05: Base_Num12 and Base_Num3 > 0, Base_Alphanum10), a string
+# written as it is where a bundle took it (e.magnus' Article, '[0-9]+'); one of other
+# characters was refused before too
+_ZEROS_KEYS = (("nature", re.compile(r"0{1,12}")), ("operation", re.compile(r"0{1,10}")))
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -391,10 +396,33 @@ def load_recorded_mapping(text: str, shown: str, as_before: bool = False) -> Map
 def _renders_nothing(problem: Problem, data: Any) -> bool:
     if problem.rule in RENDERS_NOTHING:
         return True
+    if problem.rule != "mapping.schema" or problem.mapping is None:
+        return False
     c = data.get("collectivity")
-    return (problem.rule == "mapping.schema" and problem.mapping is not None and
-            problem.mapping.endswith(f": {_ICS_KEY}") and isinstance(c, dict) and
-            isinstance(c.get("sepa_creditor_id"), str))
+    if problem.mapping.endswith(f": {_ICS_KEY}"):
+        return isinstance(c, dict) and isinstance(c.get("sepa_creditor_id"), str)
+    return _zeros_written(problem.mapping, data)
+
+
+def _zeros_written(where: str, data: Any) -> bool:
+    """Whether ``where`` (file:line: key) names a codes.activities nature or operation
+    (``_ZEROS_KEYS``), or a codes.countries code, whose value is a string of zeros only."""
+    codes = data.get("codes")
+    if not isinstance(codes, dict):
+        return False
+    activities = codes.get("activities")
+    key = where.rsplit(": ", 1)[-1]
+    countries = codes.get("countries")
+    if key.startswith("codes.countries.") and isinstance(countries, dict):
+        return countries.get(key[len("codes.countries."):]) == "000"
+    if not isinstance(activities, dict) or not key.startswith("codes.activities."):
+        return False
+    for name, zeros in _ZEROS_KEYS:
+        if key.endswith(f".{name}"):
+            entry = activities.get(key[len("codes.activities."):-len(name) - 1])
+            value = entry.get(name) if isinstance(entry, dict) else None
+            return isinstance(value, str) and zeros.fullmatch(value) is not None
+    return False
 
 
 def _refused(shown: str, problems: list[Problem], recorded: bool, data: Any,

@@ -31,6 +31,7 @@ from ._display import shown
 from .checks import (
     BANK_RULES,
     bic_abroad_problem,
+    birth_problem,
     checked_bank_code,
     civility_problem,
     debit_date_problem,
@@ -778,7 +779,8 @@ def _judge_piece(piece: etree._Element, bloc: dict[str, str | None], bloc_el: An
     for debtor, info in debtors.items():
         values = dict(debtor)
         codes = (values.get("CatTiers"), values.get("NatJur"), values.get("Civilite"),
-                 not values.get("Prenom"), values.get("IdTiers"), values.get("NatIdTiers"))
+                 not values.get("Prenom"), values.get("IdTiers"), values.get("NatIdTiers"),
+                 _born(values))
         verdict = _DEBTOR_VERDICTS.get(codes)
         if verdict is None:
             verdict = _debtor_verdict(values)
@@ -830,11 +832,19 @@ def _debtor_verdict(values: dict[str, str | None]) -> tuple[tuple[str, str, str 
         found.append(("pes.first-name", message, None))
     if message := grid_problem(category, values.get("NatJur")):
         found.append(("pes.cat-nat-grid", message, "NatJur"))
+    born = _born(values)
+    if message := birth_problem(category, born):
+        found.append(("pes.birth-date", message, born))
     if id_tiers is not None or kind is not None:
         target = "IdTiers" if id_tiers is not None else "NatIdTiers"
         found += [("pes.id-tiers", message, target)
                   for message in id_tiers_problems(id_tiers, kind)]
     return tuple(found)
+
+
+def _born(values: dict[str, str | None]) -> str | None:
+    """The birth element an InfoTiers has (DteNaissance, else LieuNaissance), or None."""
+    return next((tag for tag in ("DteNaissance", "LieuNaissance") if tag in values), None)
 
 
 def _locate(by_line: list[tuple[int, Problem]], bord: _BordereauCheck, name: str, rule: str,

@@ -604,6 +604,54 @@ def test_an_integer_too_long_for_python_is_text_the_schema_refuses(tmp_path):
     assert "is not of type 'integer'" in p.message
 
 
+@pytest.mark.parametrize("imputation, key", [
+    ('nature: "0", fonction: "311"', "nature"),
+    ('nature: "0000", fonction: "311"', "nature"),
+    ('nature: "7062", fonction: "311", operation: "000"', "operation"),
+])
+def test_an_imputation_of_zeros_only_is_refused_when_the_mapping_loads(tmp_path, imputation,
+                                                                       key):
+    """Nature is a Base_Num12 (a number > 0: DT v5.19 Dictionnaire des données « Numérique
+    Positif ... strictement positif ») and Operation a Base_Alphanum10 (« ne peut pas
+    contenir la valeur « 0 », « n fois 0 »). A code table giving one of zeros passed
+    check-mapping, and every export of an activity it names was refused by the XSD, one
+    problem per line: the mapping is refused as it loads, at the activity's line."""
+    m = _write(tmp_path, _edit(
+        ('ORCH:        {product: ORCH, nature: "7062", fonction: "311"}',
+         f"ORCH:        {{product: ORCH, {imputation}}}")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'ORCH:')}: codes.activities.ORCH.{key}")]
+    assert "does not match" in exc.problems[0].message
+    # a leading zero is no zero value: Nature 07062 is Base_Num12's 7062
+    ok = _write(tmp_path, _edit(
+        ('ORCH:        {product: ORCH, nature: "7062", fonction: "311"}',
+         'ORCH:        {product: ORCH, nature: "07062", fonction: "311", operation: "0A"}')),
+        "ok.yaml")
+    assert load_mapping(ok).codes.activities["ORCH"]["nature"] == "07062"
+
+
+def test_a_country_code_of_zeros_is_refused_and_waived_for_a_recorded_run(tmp_path):
+    """CodPays is a Base_Num3, a number > 0: 000 passed the mapping and every foreign
+    address of the country was refused by the XSD. Refused as the mapping loads; a run
+    recorded with it (a bundle that took it wrote it as it is) is still rebuilt, the
+    problem waived."""
+    from pesgen.mapping import load_recorded_mapping
+
+    m = _write(tmp_path, _edit(('    BE: "131"', '    BE: "000"')))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'BE:')}: codes.countries.BE")]
+    recorded = load_recorded_mapping(m.read_text(encoding="utf-8"), str(m))
+    assert recorded.codes.countries["BE"] == "000"
+    assert [(p.rule, p.mapping) for p in recorded.waived] == [
+        ("mapping.schema", f"{m}:{_line(m, 'BE:')}: codes.countries.BE")]
+    # a code that is not 3 digits is still refused, recorded or not
+    bad = _write(tmp_path, _edit(('    BE: "131"', '    BE: "13"')), "bad.yaml")
+    with pytest.raises(MappingError):
+        load_recorded_mapping(bad.read_text(encoding="utf-8"), str(bad))
+
+
 def test_a_yaml_file_too_big_is_refused_before_it_is_parsed(tmp_path):
     # a 59 MB mapping took 5 minutes and 5 GB of memory to be told "YAML aliases expand
     # to more than 100000 values (an alias bomb?)": it had no alias

@@ -347,3 +347,56 @@ def test_a_typbord_helios_rejects_is_said_once_for_the_bordereau(tmp_path, offic
             for p in validate_pes_file(path, official_xsd_path(official_xsd))] == [
         ("pes.triplet", f"TypBord {typ_bord} is not a Recette bordereau Hélios takes (01, "
          "02, 03 or 06: DT Annexe 2; 04 is rejected: DT TTypBordAller)", "X.xml:9")]
+
+
+def test_a_mapping_text_helios_refuses_is_refused_when_the_mapping_meets_the_format(
+        tmp_path):
+    """LibelleColBud, LibellePoste, Sigle and Adresse are Base_TexteX: « ne peut pas
+    contenir la valeur « nc », « 0 », « n fois 0 » » (DT v5.19 Dictionnaire des données),
+    nor be '.' or a space (V_BaseString). The mapping's own texts are written as they are:
+    check-mapping said OK to them and every export was refused by the XSD; now the
+    mapping is refused at each one's line, before any input is read."""
+    m, lines = mapping_copy(
+        tmp_path, TITRES,
+        ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+         '  budget_label: "nc"\n  poste_label: "."'),
+        ("    sigle: PESGEN", '    sigle: "000"'))
+    err = _refused(m, tmp_path)
+    text = m.read_text(encoding="utf-8").splitlines()
+    at = {key: text.index(line) + 1 for key, line in (
+        ("collectivity.budget_label", '  budget_label: "nc"'),
+        ("collectivity.poste_label", '  poste_label: "."'),
+        ("output.emitter.sigle", '    sigle: "000"'))}
+    assert sorted((p.rule, p.mapping) for p in err.problems) == sorted(
+        ("mapping.format", f"{m}:{line}: {key}") for key, line in at.items())
+    [said] = [p.message for p in err.problems if p.mapping.endswith("sigle")]
+    assert said.startswith("output.emitter.sigle: '000' is not accepted by Hélios")
+    # zeros and more is a text: '00 PESGEN' is written
+    ok, _ = mapping_copy(tmp_path, TITRES, ("    sigle: PESGEN", '    sigle: "00 PESGEN"'),
+                         name="ok.yaml")
+    result = export(ok, EXAMPLES / "school-export.json", tmp_path / "ok", RUN)
+    assert b'<Sigle V="00 PESGEN"/>' in result.files[0].path.read_bytes()
+
+
+@pytest.mark.parametrize("born, category, rejected", [
+    ('<DteNaissance V="1984-03-12"/>', "50", True),
+    ('<DteNaissance V="1984-03-12"/>', "01", False),
+])
+def test_a_birth_date_is_for_a_person_only(tmp_path, official_xsd, born, category, rejected):
+    """DT v5.19 InfoTiers/DteNaissance: « A ne renseigner que pour les tiers « personne
+    physique » CatTiers = 01 [...], toute autre catégorie de tiers aboutira au rejet du
+    bordereau ». Both XSDs take it on any CatTiers: the bordereau rules refuse it, for a
+    file pesgen did not write (pesgen writes a birth date for a person only)."""
+    person = ('<Civilite V="MME"/>' if category == "01" else "")
+    doc = _doc('<IdPce V="1"/><TypPce V="01"/><NatPce V="01"/>').decode()
+    doc = doc.replace('<InfoTiers><CatTiers V="50"/><NatJur V="03"/><TypTiers V="01"/>\n'
+                      '<Nom V="ACME"/>',
+                      f'<InfoTiers>{born}<CatTiers V="{category}"/><NatJur V="'
+                      f'{"01" if category == "01" else "03"}"/><TypTiers V="01"/>\n'
+                      f'{person}<Nom V="ACME"/>' + ('<Prenom V="ANNE"/>' if person else ""))
+    assert born in doc
+    path = tmp_path / "X.xml"
+    path.write_bytes(doc.encode())
+    problems = [(p.rule, p.message) for p in validate_pes_file(path, OWN_XSD, official_xsd)]
+    assert problems == ([("pes.birth-date", "DteNaissance is for a person (CatTiers 01) "
+                          "only, not CatTiers 50")] if rejected else [])

@@ -93,6 +93,18 @@ def _ics_format_unchecked(monkeypatch) -> None:
     monkeypatch.setattr(schema, "check", check)
 
 
+def _zeros_unchecked(monkeypatch) -> None:
+    import pesgen._schema as schema
+
+    real = schema.check
+
+    def check(data, name, source, rule, failed=None):
+        return [p for p in real(data, name, source, rule, failed)
+                if not (p.mapping or "").endswith(".nature")]
+
+    monkeypatch.setattr(schema, "check", check)
+
+
 def _todo_unchecked(monkeypatch) -> None:
     import pesgen.mapping as mapping_mod
 
@@ -147,6 +159,35 @@ def test_a_run_recorded_before_a_check_that_renders_nothing_is_rebuilt(tmp_path,
     assert again.exit_code == ExitCode.MAPPING, again.output
     assert f"[mapping {where}] (rule {rule})" in again.stderr
     assert not (tmp_path / "again").exists()
+
+
+def test_a_run_recorded_with_a_nature_of_zeros_is_rebuilt(tmp_path, monkeypatch):
+    """codes.activities natures of zeros only are refused since Base_Num12 (> 0) was held
+    to at load: e.magnus' Article (its layout: '[0-9]+') took one, written as it is, so a
+    run recorded before is rebuilt byte for byte, the schema problem said as a warning;
+    an export with that mapping is refused."""
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing-emagnus.yaml",
+                       ('FM-C1:       {product: FMC1, nature: "7062"',
+                        'FM-C1:       {product: FMC1, nature: "0000"'))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(monkeypatch, _zeros_unchecked, mapping, out)
+    assert any(b';"0000";' in p.read_bytes() for p in out.iterdir())  # as it is
+    r = _rebuilt(tmp_path, run_id, out)
+    where = f"{mapping}:{_line(mapping, 'FM-C1:')}: codes.activities.FM-C1.nature"
+    warning = [ln for ln in r.stderr.splitlines() if where in ln]
+    assert len(warning) == 1 and warning[0].endswith("(rule mapping.schema)"), r.stderr
+    again = _export(mapping, tmp_path / "again")
+    assert again.exit_code == ExitCode.MAPPING, again.output
+    assert f"[mapping {where}] (rule mapping.schema)" in again.stderr
+    # a nature that is not zeros only is no less refused by a rebuild than before
+    bad = _mapping(tmp_path, "villeneuve-sur-loing-emagnus.yaml",
+                   ('FM-C1:       {product: FMC1, nature: "7062"',
+                    'FM-C1:       {product: FMC1, nature: "70A2"'))
+    from pesgen.errors import MappingError
+    from pesgen.mapping import load_recorded_mapping
+
+    with pytest.raises(MappingError):
+        load_recorded_mapping(bad.read_text(encoding="utf-8"), str(bad))
 
 
 def test_country_keys_one_by_case_read_as_the_pesgen_that_recorded_the_run(tmp_path):
