@@ -130,6 +130,12 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
 
     recorded = unpack_notes(json.loads(store.get_run(result.run_id)["policies"]))
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
+    # and `runs show` says it whole, for support reading the run later (an export with
+    # --quiet printed no summary), not only as `payfip ×1` among the policies' counts
+    shown = CliRunner().invoke(app, ["runs", "show", result.run_id[:8], "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    [line] = [x for x in shown.output.splitlines() if x.startswith("  payfip ")]
+    assert line == f"  payfip      FA-2026-00102: {note.detail}"
 
 
 def test_a_paid_title_since_cancelled_gets_no_link_said_paid_before_in_no_active_run(
