@@ -377,6 +377,31 @@ def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow
         "pending", "66.00", new.run_id, None)
 
 
+def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flow, store):
+    """FA-2026-00104's production link open, its run cancelled (knowing it), then the
+    family pays through it: an anomaly (run-cancelled), which changes no status, so the
+    invoice's row still says pending. The note said the link was still open and that a
+    payment through it "would be" an anomaly, of money already collected; it says what
+    the link's operation says now."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
+    link = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    open_note = ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): "
+                 "a payment through it would be an anomaly (run-cancelled), not a payment")
+    assert open_note in _payments(store).stderr
+    flow.pay(link, "debit")
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    result = _payments(store)
+    [row] = csv.DictReader(io.StringIO(result.stdout), delimiter=";")
+    assert (row["invoice"], row["status"], row["payfip_status"], row["amount_paid"]) == (
+        "FA-2026-00104", "cancelled", "pending", "")
+    assert "link open" not in result.stderr
+    assert ("note: 1 cancelled title(s) were answered through their PayFiP link after the "
+            "cancellation (FA-2026-00104): an anomaly, not a payment (money may have been "
+            "collected for a cancelled title); `pesgen payfip anomalies` says what to do"
+            ) in result.stderr
+
+
 def test_payments_since_lists_a_title_cancelled_since(flow, store):
     """The school software asks for what changed since its last import: a title
     cancelled since is listed again (its payment row itself did not change)."""
