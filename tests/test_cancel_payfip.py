@@ -385,17 +385,23 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
     the link's operation says now."""
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
     link = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    test = flow.link("FA-2026-00110")  # saisie T: a test, which collects nothing
     store.cancel(run, "wrong amounts", despite_payments=True)
-    open_note = ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): "
-                 "a payment through it would be an anomaly (run-cancelled), not a payment")
+    open_note = ("note: 2 cancelled title(s) still have a PayFiP link open (FA-2026-00104, "
+                 "FA-2026-00110): a payment through it would be an anomaly (run-cancelled), "
+                 "not a payment")
     assert open_note in _payments(store).stderr
     flow.pay(link, "debit")
+    flow.pay(test, "card")
     assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    assert ledger.get_operation(store, test.id_op)["status"] == "anomaly"
     result = _payments(store)
-    [row] = csv.DictReader(io.StringIO(result.stdout), delimiter=";")
-    assert (row["invoice"], row["status"], row["payfip_status"], row["amount_paid"]) == (
-        "FA-2026-00104", "cancelled", "pending", "")
+    rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter=";"))
+    assert [(r["invoice"], r["status"], r["payfip_status"], r["amount_paid"]) for r in rows
+            ] == [("FA-2026-00104", "cancelled", "pending", ""),
+                  ("FA-2026-00110", "cancelled", "pending", "")]
     assert "link open" not in result.stderr
+    assert "FA-2026-00110" not in result.stderr  # the test link: closed, nothing collected
     assert ("note: 1 cancelled title(s) were answered through their PayFiP link after the "
             "cancellation (FA-2026-00104): an anomaly, not a payment (money may have been "
             "collected for a cancelled title); `pesgen payfip anomalies` says what to do"

@@ -360,12 +360,12 @@ def payments(
         # change: whether the link is still open is its operation's status
         from .ledger import OPEN, operation_statuses
 
-        now = operation_statuses(store, {op for _, op in seen.pending_cancelled})
+        now = operation_statuses(store, {x[1] for x in seen.pending_cancelled})
         still_open, answered = _Some(), _Some()
-        for invoice, op in seen.pending_cancelled:
+        for invoice, op, saisie in seen.pending_cancelled:
             if now.get(op) in OPEN:
                 still_open.add(invoice)
-            elif now.get(op) == "anomaly":
+            elif now.get(op) == "anomaly" and saisie != "T":  # a test collects nothing
                 answered.add(invoice)
         if still_open:
             _echo_err(f"note: {still_open.count} cancelled title(s) still have a PayFiP "
@@ -445,9 +445,10 @@ class _Seen:
     def __init__(self) -> None:
         self.rows = self.invoices = self.expired = 0
         self.undated, self.paid_cancelled = _Some(), _Some()
-        # (invoice, its last link's idOp) of each cancelled title PayFiP shows pending:
+        # (invoice, its last link's idOp and saisie) of each cancelled title PayFiP shows
+        # pending:
         # its link open, or answered since as an anomaly (the status stays pending)
-        self.pending_cancelled: list[tuple[str, str]] = []
+        self.pending_cancelled: list[tuple[str, str, str | None]] = []
 
     def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for r in rows:
@@ -463,7 +464,7 @@ class _Seen:
                 self.paid_cancelled.add(r["invoice"])
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
                     and r["last_id_op"]:
-                self.pending_cancelled.append((r["invoice"], r["last_id_op"]))
+                self.pending_cancelled.append((r["invoice"], r["last_id_op"], r["saisie"]))
             yield r
 
 
