@@ -960,8 +960,24 @@ class ElementReport:
             return self._accepted_step(db)
         r = self.run
         if self.kind == "file" and r is None:
-            return ("every bordereau of the file sent is rejected: `pesgen runs list` for the "
-                    "run that wrote it, `pesgen runs cancel RUN --all`, fix, export again")
+            # pesgen writes one file per bordereau: the file rejected is one bordereau of
+            # its run, whose other files the trésorerie may have taken (`runs cancel RUN
+            # --all` would free their invoices, to be billed twice)
+            option = _db_option(db)
+            if (a := self.from_file) is not None:  # tied by --run when it was recorded
+                reason = shlex.quote(f"trésorerie rejected the file of IdBord {a.id_bord}")
+                return (f"it is recorded as the rejection of IdBord {a.id_bord} of run "
+                        f"{a.run_id}: cancel that bordereau only, if not done already "
+                        f"(`pesgen runs show {a.run_id}{option}` says), `pesgen runs cancel "
+                        f"{a.run_id} --bordereau {a.id_bord} --reason {reason}{option}`, "
+                        "fix, export again")
+            return ("the file sent is rejected whole, and with it its bordereau (pesgen "
+                    "writes one file per bordereau): record it on the run that wrote it, "
+                    "`pesgen acquit FILE --record --run RUN --bordereau "
+                    f"IDBORD{option}` (RUN from `pesgen runs list{option}`, IDBORD the "
+                    "bordereau of the file sent), then cancel that bordereau only, as the "
+                    "report then says, fix, export again; not the whole run: its other files "
+                    "are other bordereaux, which the trésorerie may have taken")
         if r is None:
             return None
         if r.cancelled_at is not None:

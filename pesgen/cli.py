@@ -1375,6 +1375,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         for n in notes:
             if n["policy"] == "unwritten":  # data the mapping reads that no file holds
                 _say(f"  unwritten   {n['detail']}")
+            elif n["policy"] == "payfip":
+                # money paid online through a cancelled title, which this run bills again:
+                # for the trésorerie to settle, said whole after the run (an export run
+                # with --quiet never printed it)
+                _say(f"  payfip      {n['invoice']}: {n['detail']}")
     for id_bord, part in r["cancelled_bordereaux"].items():
         _say(f"  cancelled   IdBord {id_bord} {part['cancelled_at']}: {part['reason']}")
     if r["status"] == "cancelled":

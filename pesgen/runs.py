@@ -849,8 +849,8 @@ class _Taken:
             listed = sorted(held, key=found.order.__getitem__)
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
             message += (f". Only some of this input's invoices are ({len(held)} of "
-                        f"{titles}): remove those from the input to export the "
-                        f"others ({', '.join(shown)}); "
+                        f"{titles}): remove those from the input ({', '.join(shown)}) "
+                        "to export the others; "
                         "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
                         "and this input replaces it whole")
         elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}

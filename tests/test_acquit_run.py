@@ -9,6 +9,7 @@ is refused. On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL)."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -181,6 +182,22 @@ def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url
     run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
                           tmp_path / "o", RUN)
     path = ACKS / "file-rejected.xml"
+    # read without --run, its next step records it on the file's one bordereau and cancels
+    # that one only: never `runs cancel RUN --all`, which would free the invoices of the
+    # run's other files, which the trésorerie may have taken (billed twice once exported
+    # again)
+    db = shlex.quote(db_url)
+    read = run_cli("acquit", path, "--db", db_url)
+    assert read.exit_code == ExitCode.REJECTED, read.output
+    [step] = [x for x in read.stdout.splitlines() if x.startswith("  next: ")]
+    assert "--all" not in step
+    assert step == (
+        "  next: the file sent is rejected whole, and with it its bordereau (pesgen writes "
+        "one file per bordereau): record it on the run that wrote it, `pesgen acquit FILE "
+        f"--record --run RUN --bordereau IDBORD --db {db}` (RUN from `pesgen runs list "
+        f"--db {db}`, IDBORD the bordereau of the file sent), then cancel that bordereau "
+        "only, as the report then says, fix, export again; not the whole run: its other "
+        "files are other bordereaux, which the trésorerie may have taken")
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert r.stdout == ""
@@ -206,6 +223,21 @@ def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url
     assert _recorded(db_url, run.run_id) == {2: (False, "0")}
     assert _helios(db_url) == ["  Hélios: IdBord 1, 3 no acknowledgement recorded; IdBord 2 "
                                "rejected on 2026-11-24 with 1 error(s) (whole file)"]
+    # read again, without --run: the bordereau it was recorded as is the one to cancel
+    again = run_cli("acquit", path, "--db", db_url)
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    [step] = [x for x in again.stdout.splitlines() if x.startswith("  next: ")]
+    cancel = (f"pesgen runs cancel {run.run_id} --bordereau 2 --reason 'trésorerie rejected "
+              f"the file of IdBord 2' --db {db}")
+    assert step == (
+        f"  next: it is recorded as the rejection of IdBord 2 of run {run.run_id}: cancel "
+        f"that bordereau only, if not done already (`pesgen runs show {run.run_id} --db "
+        f"{db}` says), `{cancel}`, fix, export again")
+    # the command given cancels that bordereau, the run's others stay active
+    done = run_cli(*shlex.split(cancel)[1:])
+    assert done.exit_code == 0, done.output
+    assert f"run {run.run_id}: IdBord 2 cancelled: its 4 invoice(s) can be exported again; " \
+           "IdBord 1, 3 stay active" in done.output
 
 
 def test_bordereau_restricts_the_elements_tied_to_that_bordereau(db_url, tmp_path):

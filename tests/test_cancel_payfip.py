@@ -130,6 +130,12 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
 
     recorded = unpack_notes(json.loads(store.get_run(result.run_id)["policies"]))
     assert [n["invoice"] for n in recorded if n["policy"] == "payfip"] == ["FA-2026-00102"]
+    # and `runs show` says it whole, for support reading the run later (an export with
+    # --quiet printed no summary), not only as `payfip ×1` among the policies' counts
+    shown = CliRunner().invoke(app, ["runs", "show", result.run_id[:8], "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    [line] = [x for x in shown.output.splitlines() if x.startswith("  payfip ")]
+    assert line == f"  payfip      FA-2026-00102: {note.detail}"
 
 
 def test_a_paid_title_since_cancelled_gets_no_link_said_paid_before_in_no_active_run(
@@ -369,6 +375,37 @@ def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow
     row = {r["invoice"]: r for r in ledger.list_payments(store)}["FA-2026-00104"]
     assert (row["status"], row["amount_due"], row["run"], row["cancelled_at"]) == (
         "pending", "66.00", new.run_id, None)
+
+
+def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flow, store):
+    """FA-2026-00104's production link open, its run cancelled (knowing it), then the
+    family pays through it: an anomaly (run-cancelled), which changes no status, so the
+    invoice's row still says pending. The note said the link was still open and that a
+    payment through it "would be" an anomaly, of money already collected; it says what
+    the link's operation says now."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
+    link = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    test = flow.link("FA-2026-00110")  # saisie T: a test, which collects nothing
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    open_note = ("note: 2 cancelled title(s) still have a PayFiP link open (FA-2026-00104, "
+                 "FA-2026-00110): a payment through it would be an anomaly (run-cancelled), "
+                 "not a payment")
+    assert open_note in _payments(store).stderr
+    flow.pay(link, "debit")
+    flow.pay(test, "card")
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    assert ledger.get_operation(store, test.id_op)["status"] == "anomaly"
+    result = _payments(store)
+    rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter=";"))
+    assert [(r["invoice"], r["status"], r["payfip_status"], r["amount_paid"]) for r in rows
+            ] == [("FA-2026-00104", "cancelled", "pending", ""),
+                  ("FA-2026-00110", "cancelled", "pending", "")]
+    assert "link open" not in result.stderr
+    assert "FA-2026-00110" not in result.stderr  # the test link: closed, nothing collected
+    assert ("note: 1 cancelled title(s) were answered through their PayFiP link after the "
+            "cancellation (FA-2026-00104): an anomaly, not a payment (money may have been "
+            "collected for a cancelled title); `pesgen payfip anomalies` says what to do"
+            ) in result.stderr
 
 
 def test_payments_since_lists_a_title_cancelled_since(flow, store):

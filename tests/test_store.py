@@ -268,7 +268,7 @@ def test_the_guard_on_a_run_of_several_chunks_lists_its_problems_in_the_input_s_
     assert [(p.rule, p.invoice) for p in some.problems] == [
         ("run.duplicate", n) for n in held]
     assert (f"Only some of this input's invoices are (1200 of 1300): remove those from the "
-            f"input to export the others ({', '.join(held[:10])}, … 1190 more)") in str(some)
+            f"input ({', '.join(held[:10])}, … 1190 more) to export the others") in str(some)
     # other invoices, the same NumDettes (the mapping's: the number's digits)
     others = [dict(inv, number=inv["number"].replace("FB-", "FC-")) for inv in data["invoices"]]
     debts = refused(others, "others.json")
@@ -301,8 +301,8 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
                                    f"{first.files[0].path.name} (IdBord 1)")
     assert str(info.value) == (f"1 invoice(s) already exported and 1 NumDette(s) already used "
                                f"by run(s) {first.run_id}; nothing written. Only some of this "
-                               "input's invoices are (1 of 3): remove those from the input to "
-                               "export the others (FA-2026-00101); cancel a run (pesgen runs "
+                               "input's invoices are (1 of 3): remove those from the input "
+                               "(FA-2026-00101) to export the others; cancel a run (pesgen runs "
                                "cancel) only if the trésorerie rejected it and this input "
                                "replaces it whole")
     assert info.value.exit_code == 7

@@ -355,10 +355,27 @@ def payments(
                    f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
                    "trésorerie refunds it or applies it to the title exported in its place "
                    "(docs/payfip.md)")
-    if seen.still_open:
-        _echo_err(f"note: {seen.still_open.count} cancelled title(s) still have a PayFiP "
-                   f"link open ({seen.still_open}): a payment through it would be an anomaly "
-                   "(run-cancelled), not a payment")
+    if seen.pending_cancelled:
+        # the row's payfip_status (pending) is the invoice's, which an anomaly does not
+        # change: whether the link is still open is its operation's status
+        from .ledger import OPEN, operation_statuses
+
+        now = operation_statuses(store, {x[1] for x in seen.pending_cancelled})
+        still_open, answered = _Some(), _Some()
+        for invoice, op, saisie in seen.pending_cancelled:
+            if now.get(op) in OPEN:
+                still_open.add(invoice)
+            elif now.get(op) == "anomaly" and saisie != "T":  # a test collects nothing
+                answered.add(invoice)
+        if still_open:
+            _echo_err(f"note: {still_open.count} cancelled title(s) still have a PayFiP "
+                       f"link open ({still_open}): a payment through it would be an anomaly "
+                       "(run-cancelled), not a payment")
+        if answered:
+            _echo_err(f"note: {answered.count} cancelled title(s) were answered through "
+                       f"their PayFiP link after the cancellation ({answered}): an anomaly, "
+                       "not a payment (money may have been collected for a cancelled title); "
+                       "`pesgen payfip anomalies` says what to do")
 
 
 PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
@@ -427,7 +444,11 @@ class _Seen:
 
     def __init__(self) -> None:
         self.rows = self.invoices = self.expired = 0
-        self.undated, self.paid_cancelled, self.still_open = _Some(), _Some(), _Some()
+        self.undated, self.paid_cancelled = _Some(), _Some()
+        # (invoice, its last link's idOp and saisie) of each cancelled title PayFiP shows
+        # pending:
+        # its link open, or answered since as an anomaly (the status stays pending)
+        self.pending_cancelled: list[tuple[str, str, str | None]] = []
 
     def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for r in rows:
@@ -441,8 +462,9 @@ class _Seen:
                 self.undated.add(r["invoice"])
             if r["status"] == "cancelled" and r["amount_paid"]:
                 self.paid_cancelled.add(r["invoice"])
-            if r["status"] == "cancelled" and r["payfip_status"] == "pending":
-                self.still_open.add(r["invoice"])
+            if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
+                    and r["last_id_op"]:
+                self.pending_cancelled.append((r["invoice"], r["last_id_op"], r["saisie"]))
             yield r
 
 

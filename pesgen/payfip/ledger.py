@@ -238,6 +238,20 @@ def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
+def operation_statuses(store: Store, ids: Collection[str], chunk: int = 500
+                       ) -> dict[str, str]:
+    """id_op -> the operation's status now (``pending``, ``unknown``, ``anomaly``…), for
+    the ids given, ``chunk`` a query; an id no operation has is left out."""
+    ids = list(ids)
+    out: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            out.update((r.id_op, r.status) for r in conn.execute(
+                sa.select(operations.c.id_op, operations.c.status).where(
+                    operations.c.id_op.in_(ids[start:start + chunk]))))
+    return out
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What ``record_operation`` found while recording an operation: the cancellation
