@@ -1326,6 +1326,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             r = store.get_run(run)
             titles = list(store.run_titles(r["id"])) if invoices else []
             acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
+            # the invoice of each IdPce an error names, as `pesgen acquit` names it: support
+            # reading the run tells the family's invoice without the acquit file
+            pieces = {number: store.piece_invoices(r["id"], number)
+                      for number, found in acks.items()
+                      if any(x["piece"] not in (None, "") for x in found[0].errors)}
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -1390,15 +1395,17 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
              f"(cancelled {x['cancelled_at']}: {x['cancel_reason']})")
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
-            _show_helios(number, acks.get(number, []), r["typ_bord"])
+            _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
     if invoices:
         _show_invoices(titles)
 
 
-def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
+def _show_helios(number: int, acks: list[Any], typ_bord: str,
+                 invoices: dict[int, str]) -> None:
     """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
-    recorded), its errors, and the ones it replaced; ``(whole file)`` or ``(tied by
-    --run)`` after one so recorded (its DomaineAck says it)."""
+    recorded), its errors, each piece's with its invoice (``invoices``: IdPce -> invoice
+    of the bordereau), and the ones it replaced; ``(whole file)`` or ``(tied by --run)``
+    after one so recorded (its DomaineAck says it)."""
     from .acquit import AckError, recorded_tie
 
     if not acks:
@@ -1411,6 +1418,7 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
     for x in now.errors:
         # "": the acquit left its number empty
         where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
+                        + (_piece_invoice(x[key], invoices) if key == "piece" else "")
                         for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
         _say(f"                {where}error {AckError(x['code'], x['label'])}")
@@ -1419,6 +1427,17 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
                    f"({old.file} line {old.line}, "
                    f"sha256 {old.sha256[:16]}…, recorded {old.recorded_at}, replaced "
                    f"{old.superseded_at})")
+
+
+def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
+    """What follows ``IdPce N `` in an error `runs show` lists: the invoice of that title
+    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it; nothing
+    for a piece the acquit left empty (not guessed)."""
+    if piece == "":
+        return ""
+    if piece in invoices:
+        return f"invoice {invoices[piece]} "
+    return "(no title of the bordereau has this IdPce) "
 
 
 def _show_invoices(titles: list[dict[str, Any]]) -> None:
