@@ -1251,6 +1251,8 @@ def runs_list(
     db: DbOpt = None,
 ) -> None:
     """List recorded runs, oldest first."""
+    from decimal import Decimal
+
     try:
         store = _store(db, must_exist=True)
         with store.reads():  # not waiting for an export to finish (docs/state.md)
@@ -1267,11 +1269,17 @@ def runs_list(
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
         if r.cancelled_bordereaux and r.status != "cancelled":
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
+        # the run's titles and total as recorded; with bordereaux cancelled on their own,
+        # what stands of them and what was freed
+        part = "" if r.cancelled_figures is None or r.status == "cancelled" else (
+            f" (active {r.titles - r.cancelled_figures[0]} title(s), "
+            f"{Decimal(r.total) - Decimal(r.cancelled_figures[1]):.2f}; cancelled "
+            f"{r.cancelled_figures[0]} title(s), {r.cancelled_figures[1]})")
         # the SIRET: a store may hold several collectivities' runs
         _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  SIRET {r.id_coll} "
                    f"budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
-                   f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
+                   f"IdBord {numbers}  {r.titles} title(s)  {r.total}{part}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
             said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
             _say(f"  Hélios: {said}")
