@@ -1745,6 +1745,11 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
             record = store.get_run(run)
             written = do_regenerate(store, run, out, cancelled=cancelled,
                                     warn=waived.extend, on_place=interrupts.hold)
+            gone = cancelled_bordereaux(record)
+            # of the cancelled bordereaux written: which of their invoices an active run
+            # holds now (what `runs reinstate` checks), said with the warning
+            again = store.exported_again(record["id"], sorted(gone)) if cancelled and gone \
+                else None
     except KeyboardInterrupt:
         # before the files were put in place (from then on interrupts are held): the
         # rebuilt files and the output folder regenerate created are gone
@@ -1757,7 +1762,6 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     _say_waived(record["id"], waived)
     for path in written:
         _say(f"wrote {path}")
-    gone = cancelled_bordereaux(record)
     if not cancelled:  # a run some of whose bordereaux are cancelled: the others' files
         of = bordereau_of(record)
         for f in record["files"]:
@@ -1771,14 +1775,30 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     if record["status"] == "cancelled":
         _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
-                  "trésorerie")
+                  f"trésorerie{_held_since(again, 'its')}")
     elif cancelled and gone:
         _echo_err(f"warning: IdBord {', '.join(map(str, sorted(gone)))} of run {record['id']} "
                   f"{'is' if len(gone) == 1 else 'are'} cancelled: "
                   f"{'its' if len(gone) == 1 else 'their'} files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
-                  "trésorerie")
+                  f"trésorerie{_held_since(again, 'its' if len(gone) == 1 else 'their')}")
     interrupts.say_held()
+
+
+def _held_since(again: tuple[int, dict[str, set[int]]] | None, its: str) -> str:
+    """What ``regenerate --cancelled``'s warning adds of the cancelled bordereaux'
+    invoices (``Store.exported_again``): how many an active run holds now (exported
+    again since, the file written would bill them twice), and by which run and IdBord
+    (in IdBord order); or that none is."""
+    if again is None:
+        return ""
+    count, holders = again
+    if not count:
+        return f"; none of {its} invoices is in an active run now"
+    return (f"; {count} of {its} invoices were exported again since, by "
+            + ", ".join(f"run {run} (IdBord {', '.join(map(str, sorted(bords)))})"
+                        for run, bords in sorted(holders.items(),
+                                                 key=lambda held: (min(held[1]), held[0]))))
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")
