@@ -204,9 +204,7 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
         for problem in stopped:
             _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s)"
-                  + (f"; {exc.outcome}" if exc.outcome else
-                     "; nothing was written." if written else "."))
+        _echo_err(exc.count_line(written))
     if then:
         _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
