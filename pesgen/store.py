@@ -2686,23 +2686,28 @@ def _record(r: Any, cancelled: Collection[int] = (),
 def _cancelled_figures(conn: Connection, run_id: str | None = None
                        ) -> dict[str, tuple[int, str]]:
     """Per run still committed (``run_id``: that one only), the titles and total of its
-    bordereaux cancelled on their own, from its titles (one row each, its amount): what
-    of the run's recorded figures the trésorerie no longer holds. A wholly cancelled run
-    is left out: its status says it all."""
-    query = (sa.select(run_invoices.c.run_id, run_invoices.c.amount)
+    bordereaux cancelled on their own: what of the run's recorded figures the trésorerie
+    no longer holds. Each bordereau's are its first file's, as ``bordereaux`` reads them
+    (every file of a bordereau records its titles and total): a few rows, whatever the
+    size of the run. A wholly cancelled run is left out: its status says it all."""
+    query = (sa.select(run_files.c.run_id, run_files.c.id_bord, run_files.c.titles,
+                       run_files.c.total)
              .join(cancelled_bordereaux, sa.and_(
-                 cancelled_bordereaux.c.run_id == run_invoices.c.run_id,
-                 cancelled_bordereaux.c.id_bord == run_invoices.c.id_bord))
-             .join(runs, runs.c.id == run_invoices.c.run_id)
-             .where(runs.c.status != "cancelled"))
+                 cancelled_bordereaux.c.run_id == run_files.c.run_id,
+                 cancelled_bordereaux.c.id_bord == run_files.c.id_bord))
+             .join(runs, runs.c.id == run_files.c.run_id)
+             .where(runs.c.status != "cancelled")
+             .order_by(run_files.c.id))
     if run_id is not None:
-        query = query.where(run_invoices.c.run_id == run_id)
-    sums: dict[str, list[Any]] = {}
-    for r in conn.execute(query):
-        found = sums.setdefault(r.run_id, [0, Decimal(0)])
-        found[0] += 1
-        found[1] += Decimal(r.amount)
-    return {run: (count, f"{total:.2f}") for run, (count, total) in sums.items()}
+        query = query.where(run_files.c.run_id == run_id)
+    firsts: dict[tuple[str, int], Any] = {}
+    for f in conn.execute(query):
+        firsts.setdefault((f.run_id, f.id_bord), f)
+    sums: dict[str, tuple[int, Decimal]] = {}
+    for (run, _id_bord), f in firsts.items():
+        titles, total = sums.get(run, (0, Decimal(0)))
+        sums[run] = (titles + f.titles, total + Decimal(f.total))
+    return {run: (titles, f"{total:.2f}") for run, (titles, total) in sums.items()}
 
 
 def new_run_id() -> str:
