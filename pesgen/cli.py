@@ -1741,13 +1741,14 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         store = _store(db, must_exist=True)
         with store.reads():  # it records nothing
             record = store.get_run(run)
-            written = do_regenerate(store, run, out, cancelled=cancelled,
-                                    warn=waived.extend, on_place=interrupts.hold)
             gone = cancelled_bordereaux(record)
-            # of the cancelled bordereaux written: which of their invoices an active run
-            # holds now (what `runs reinstate` checks), said with the warning
+            # of the cancelled bordereaux to write: which of their invoices an active run
+            # holds now (what `runs reinstate` checks), said with the warning; read before
+            # the files are put in place, so that nothing fails once they are
             again = store.exported_again(record["id"], sorted(gone)) if cancelled and gone \
                 else None
+            written = do_regenerate(store, run, out, cancelled=cancelled,
+                                    warn=waived.extend, on_place=interrupts.hold)
     except KeyboardInterrupt:
         # before the files were put in place (from then on interrupts are held): the
         # rebuilt files and the output folder regenerate created are gone
