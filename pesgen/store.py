@@ -2686,10 +2686,11 @@ def _record(r: Any, cancelled: Collection[int] = (),
 def _cancelled_figures(conn: Connection, run_id: str | None = None
                        ) -> dict[str, tuple[int, str]]:
     """Per run still committed (``run_id``: that one only), the titles and total of its
-    bordereaux cancelled on their own: what of the run's recorded figures the trésorerie
-    no longer holds. Each bordereau's are its first file's, as ``bordereaux`` reads them
-    (every file of a bordereau records its titles and total): a few rows, whatever the
-    size of the run. A wholly cancelled run is left out: its status says it all."""
+    bordereaux cancelled on their own: the part of the run's recorded figures freed (its
+    invoices may be exported again). Each bordereau's are its first file's, as
+    ``bordereaux`` reads them (every file of a bordereau records its titles and total): a
+    few rows, whatever the size of the run. A wholly cancelled run is left out: its
+    status says it all."""
     query = (sa.select(run_files.c.run_id, run_files.c.id_bord, run_files.c.titles,
                        run_files.c.total)
              .join(cancelled_bordereaux, sa.and_(
