@@ -204,9 +204,7 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
         for problem in stopped:
             _echo_err(f"  - {problem}")
     if exc.problems:
-        _echo_err(f"{len(exc.problems)} problem(s)"
-                  + (f"; {exc.outcome}" if exc.outcome else
-                     "; nothing was written." if written else "."))
+        _echo_err(exc.count_line(written))
     if then:
         _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
@@ -1251,6 +1249,8 @@ def runs_list(
     db: DbOpt = None,
 ) -> None:
     """List recorded runs, oldest first."""
+    from decimal import Decimal
+
     try:
         store = _store(db, must_exist=True)
         with store.reads():  # not waiting for an export to finish (docs/state.md)
@@ -1267,11 +1267,17 @@ def runs_list(
         numbers = f"{r.first_number}" if last == r.first_number else f"{r.first_number}-{last}"
         if r.cancelled_bordereaux and r.status != "cancelled":
             numbers += f" ({', '.join(map(str, r.cancelled_bordereaux))} cancelled)"
+        # the run's titles and total as recorded; with bordereaux cancelled on their own,
+        # what stands of them and what was freed
+        part = "" if r.cancelled_figures is None or r.status == "cancelled" else (
+            f" (active {r.titles - r.cancelled_figures[0]} title(s), "
+            f"{Decimal(r.total) - Decimal(r.cancelled_figures[1]):.2f}; cancelled "
+            f"{r.cancelled_figures[0]} title(s), {r.cancelled_figures[1]})")
         # the SIRET: a store may hold several collectivities' runs
         _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  SIRET {r.id_coll} "
                    f"budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
-                   f"IdBord {numbers}  {r.titles} title(s)  {r.total}  {r.mapping_path}")
+                   f"IdBord {numbers}  {r.titles} title(s)  {r.total}{part}  {r.mapping_path}")
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
             said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
             _say(f"  Hélios: {said}")
@@ -1326,6 +1332,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             r = store.get_run(run)
             titles = list(store.run_titles(r["id"])) if invoices else []
             acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
+            # the invoice of each IdPce an error names, as `pesgen acquit` names it: support
+            # reading the run tells the family's invoice without the acquit file
+            pieces = {number: store.piece_invoices(r["id"], number)
+                      for number, found in acks.items()
+                      if any(x["piece"] not in (None, "") for x in found[0].errors)}
     except PesgenError as exc:
         _fail(exc, written=False)
         return
@@ -1390,15 +1401,17 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
              f"(cancelled {x['cancelled_at']}: {x['cancel_reason']})")
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
-            _show_helios(number, acks.get(number, []), r["typ_bord"])
+            _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
     if invoices:
         _show_invoices(titles)
 
 
-def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
+def _show_helios(number: int, acks: list[Any], typ_bord: str,
+                 invoices: dict[int, str]) -> None:
     """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
-    recorded), its errors, and the ones it replaced; ``(whole file)`` or ``(tied by
-    --run)`` after one so recorded (its DomaineAck says it)."""
+    recorded), its errors, each piece's with its invoice (``invoices``: IdPce -> invoice
+    of the bordereau), and the ones it replaced; ``(whole file)`` or ``(tied by --run)``
+    after one so recorded (its DomaineAck says it)."""
     from .acquit import AckError, recorded_tie
 
     if not acks:
@@ -1411,6 +1424,7 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
     for x in now.errors:
         # "": the acquit left its number empty
         where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
+                        + (_piece_invoice(x[key], invoices) if key == "piece" else "")
                         for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
         _say(f"                {where}error {AckError(x['code'], x['label'])}")
@@ -1419,6 +1433,17 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str) -> None:
                    f"({old.file} line {old.line}, "
                    f"sha256 {old.sha256[:16]}…, recorded {old.recorded_at}, replaced "
                    f"{old.superseded_at})")
+
+
+def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
+    """What follows ``IdPce N `` in an error `runs show` lists: the invoice of that title
+    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it; nothing
+    for a piece the acquit left empty (not guessed)."""
+    if piece == "":
+        return ""
+    if piece in invoices:
+        return f"invoice {invoices[piece]} "
+    return "(no title of the bordereau has this IdPce) "
 
 
 def _show_invoices(titles: list[dict[str, Any]]) -> None:
@@ -1716,6 +1741,12 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         store = _store(db, must_exist=True)
         with store.reads():  # it records nothing
             record = store.get_run(run)
+            gone = cancelled_bordereaux(record)
+            # of the cancelled bordereaux to write: which of their invoices an active run
+            # holds now (what `runs reinstate` checks), said with the warning; read before
+            # the files are put in place, so that nothing fails once they are
+            again = store.exported_again(record["id"], sorted(gone)) if cancelled and gone \
+                else None
             written = do_regenerate(store, run, out, cancelled=cancelled,
                                     warn=waived.extend, on_place=interrupts.hold)
     except KeyboardInterrupt:
@@ -1730,7 +1761,6 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     _say_waived(record["id"], waived)
     for path in written:
         _say(f"wrote {path}")
-    gone = cancelled_bordereaux(record)
     if not cancelled:  # a run some of whose bordereaux are cancelled: the others' files
         of = bordereau_of(record)
         for f in record["files"]:
@@ -1744,14 +1774,30 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
     if record["status"] == "cancelled":
         _echo_err(f"warning: run {record['id']} is cancelled: its files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
-                  "trésorerie")
+                  f"trésorerie{_held_since(again, 'its')}")
     elif cancelled and gone:
         _echo_err(f"warning: IdBord {', '.join(map(str, sorted(gone)))} of run {record['id']} "
                   f"{'is' if len(gone) == 1 else 'are'} cancelled: "
                   f"{'its' if len(gone) == 1 else 'their'} files are written as "
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
-                  "trésorerie")
+                  f"trésorerie{_held_since(again, 'its' if len(gone) == 1 else 'their')}")
     interrupts.say_held()
+
+
+def _held_since(again: tuple[int, dict[str, set[int]]] | None, its: str) -> str:
+    """What ``regenerate --cancelled``'s warning adds of the cancelled bordereaux'
+    invoices (``Store.exported_again``): how many an active run holds now (exported
+    again since, the file written would bill them twice), and by which run and IdBord
+    (in IdBord order); or that none is."""
+    if again is None:
+        return ""
+    count, holders = again
+    if not count:
+        return f"; none of {its} invoices is in an active run now"
+    return (f"; {count} of {its} invoices were exported again since, by "
+            + ", ".join(f"run {run} (IdBord {', '.join(map(str, sorted(bords)))})"
+                        for run, bords in sorted(holders.items(),
+                                                 key=lambda held: (min(held[1]), held[0]))))
 
 
 store_app = typer.Typer(no_args_is_help=True, cls=HelpGroup, help="The state database itself.")

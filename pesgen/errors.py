@@ -117,16 +117,23 @@ class PesgenError(Exception):
         self.problems: list[Problem] = list(problems or [])
         # what the command leaves, said after the count of problems: "nothing was
         # written." unless the error says otherwise (a run recorded, its files not in
-        # place)
+        # place); "": its message says it already (PayFiP's "nothing was sent"), the
+        # count ends there
         self.outcome = outcome
         super().__init__(message or self.default_message)
+
+    def count_line(self, written: bool = True) -> str:
+        """The line after the problems: their count and what the command leaves
+        (``written``: a command that would have written files says nothing was)."""
+        left = (self.outcome if self.outcome is not None else
+                "nothing was written." if written else "")
+        return f"{len(self.problems)} problem(s)" + (f"; {left}" if left else ".")
 
     def report(self) -> str:
         lines = [str(self)]
         lines.extend(f"  - {p}" for p in self.problems)
         if self.problems:
-            lines.append(f"{len(self.problems)} problem(s); "
-                         f"{self.outcome or 'nothing was written.'}")
+            lines.append(self.count_line())
         return "\n".join(lines)
 
 

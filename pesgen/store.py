@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -845,6 +846,8 @@ class RunRecord:
     cancel_reason: str | None
     # the bordereaux cancelled while others of the run stayed active (migration 8)
     cancelled_bordereaux: tuple[int, ...] = ()
+    # their titles and total, the part of ``titles`` and ``total`` freed (None: none)
+    cancelled_figures: tuple[int, str] | None = None
     typ_bord: str = ""
     cod_bud: str = ""
     id_coll: str = ""  # the collectivity's SIRET (a store may hold several)
@@ -1621,7 +1624,9 @@ class Store:
                     sa.select(cancelled_bordereaux.c.run_id, cancelled_bordereaux.c.id_bord)
                     .order_by(cancelled_bordereaux.c.id_bord)):
                 parts.setdefault(run_id, []).append(id_bord)
-            return [_record(r, parts.get(r.id, ())) for r in conn.execute(query)]
+            figures = _cancelled_figures(conn)
+            return [_record(r, parts.get(r.id, ()), figures.get(r.id))
+                    for r in conn.execute(query)]
 
     def _run_record(self, full: str) -> RunRecord:
         """The record of the run ``full`` (its whole id) as ``list_runs`` gives it, read
@@ -1633,7 +1638,7 @@ class Store:
                 .order_by(cancelled_bordereaux.c.id_bord)).scalars())
             row = conn.execute(sa.select(*(runs.c[name] for name in _RECORD_COLUMNS))
                                .where(runs.c.id == full)).one()
-            return _record(row, parts)
+            return _record(row, parts, _cancelled_figures(conn, full).get(full))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -2667,14 +2672,43 @@ _RECORD_COLUMNS = ("id", "created_at", "status", "format", "exercise", "first_nu
                    "id_coll")
 
 
-def _record(r: Any, cancelled: Collection[int] = ()) -> RunRecord:
+def _record(r: Any, cancelled: Collection[int] = (),
+            figures: tuple[int, str] | None = None) -> RunRecord:
     return RunRecord(id=r.id, created_at=r.created_at, status=r.status, format=r.format,
                      exercise=r.exercise, first_number=r.first_number, bordereaux=r.bordereaux,
                      titles=r.titles, total=r.total, mapping_path=r.mapping_path,
                      input_name=r.input_name, run_date=r.run_date, out_dir=r.out_dir,
                      pesgen_version=r.pesgen_version, cancel_reason=r.cancel_reason,
                      cancelled_bordereaux=tuple(cancelled), typ_bord=r.typ_bord,
-                     cod_bud=r.cod_bud, id_coll=r.id_coll)
+                     cod_bud=r.cod_bud, id_coll=r.id_coll, cancelled_figures=figures)
+
+
+def _cancelled_figures(conn: Connection, run_id: str | None = None
+                       ) -> dict[str, tuple[int, str]]:
+    """Per run still committed (``run_id``: that one only), the titles and total of its
+    bordereaux cancelled on their own: the part of the run's recorded figures freed (its
+    invoices may be exported again). Each bordereau's are its first file's, as
+    ``bordereaux`` reads them (every file of a bordereau records its titles and total): a
+    few rows, whatever the size of the run. A wholly cancelled run is left out: its
+    status says it all."""
+    query = (sa.select(run_files.c.run_id, run_files.c.id_bord, run_files.c.titles,
+                       run_files.c.total)
+             .join(cancelled_bordereaux, sa.and_(
+                 cancelled_bordereaux.c.run_id == run_files.c.run_id,
+                 cancelled_bordereaux.c.id_bord == run_files.c.id_bord))
+             .join(runs, runs.c.id == run_files.c.run_id)
+             .where(runs.c.status != "cancelled")
+             .order_by(run_files.c.id))
+    if run_id is not None:
+        query = query.where(run_files.c.run_id == run_id)
+    firsts: dict[tuple[str, int], Any] = {}
+    for f in conn.execute(query):
+        firsts.setdefault((f.run_id, f.id_bord), f)
+    sums: dict[str, tuple[int, Decimal]] = {}
+    for (run, _id_bord), f in firsts.items():
+        titles, total = sums.get(run, (0, Decimal(0)))
+        sums[run] = (titles + f.titles, total + Decimal(f.total))
+    return {run: (titles, f"{total:.2f}") for run, (titles, total) in sums.items()}
 
 
 def new_run_id() -> str:

@@ -925,7 +925,10 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
     shown = run_cli("runs", "show", run_id, "--db", store).output
     assert "IdBord 1 rejected on 2026-11-24 with 2 error(s)" in shown
     assert "IdPce ? (empty in the acquit) error ERREUR_CODIFICATION" in shown
-    assert "IdPce 3 IdLigne ? (empty in the acquit) error ERREUR_AUTRE" in shown
+    # a piece the acquit numbers is named with its invoice, as the acquit's report names
+    # it; one it left empty with none (not guessed)
+    assert "IdPce 3 invoice FA-2026-00103 IdLigne ? (empty in the acquit) error " \
+        "ERREUR_AUTRE" in shown
 
 
 def test_an_accepted_bordereau_of_empty_numbord_exits_10_and_records_nothing(store,

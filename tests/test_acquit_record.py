@@ -148,12 +148,47 @@ def test_a_rejection_is_recorded_and_shown_by_runs_list_and_show(one_run):
     assert shown[1:] == [
         "                error ERREUR_CUMUL_MONTANTS: Le montant du bordereau ne correspond "
         "pas à la somme des pièces",
-        "                IdPce 3 error ERREUR_CODIFICATION: Civilité inconnue",
-        "                IdPce 3 IdLigne 2 error ERREUR_AUTRE: Fonction absente de la "
-        "nomenclature"]
+        "                IdPce 3 invoice FA-2026-00103 error ERREUR_CODIFICATION: Civilité "
+        "inconnue",
+        "                IdPce 3 invoice FA-2026-00103 IdLigne 2 error ERREUR_AUTRE: Fonction "
+        "absente de la nomenclature"]
     [[ack]] = Store(db_url).acknowledgements()[run_id].values()
     assert (ack.file, ack.sha256, ack.issued_on, ack.accepted, ack.error_count) == (
         "rejected.xml", digest, "2026-11-24", False, 3)
+
+
+def test_runs_show_names_the_invoice_of_each_piece_of_its_own_bordereau(db_url, tmp_path):
+    """`runs show` names each piece an error of the acknowledgement names with its
+    invoice, as `pesgen acquit` does, so that support reading the run tells the family's
+    invoice without the acquit file: the title of that IdPce in that bordereau (IdPce 2
+    of IdBord 2 is FA-2026-00107, not IdBord 1's FA-2026-00102), also once the bordereau
+    is cancelled; a NumPiece no title of the bordereau has is said so, never another
+    bordereau's invoice."""
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN)
+    titles = {(t["id_bord"], t["id_pce"]): t["invoice"]
+              for t in Store(db_url).run_titles(run.run_id)}
+    assert (titles[(1, 2)], titles[(2, 2)], (2, 9) in titles) == (
+        "FA-2026-00102", "FA-2026-00107", False)
+    piece = ('      <DetailPiece>\n        <NumPiece V="{n}"/>\n        <Erreur>\n'
+             '          <NumAnoAck V="ERREUR_CODIFICATION"/>\n'
+             '          <LibelleAnoAck V="Civilité inconnue"/>\n        </Erreur>\n'
+             '      </DetailPiece>\n')
+    element = _element(2, False).replace(
+        "    </ElementACQUIT>\n", piece.format(n=2) + piece.format(n=9) + "    </ElementACQUIT>\n")
+    r = run_cli("acquit", _ack(tmp_path, "ack.xml", element), "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "  IdPce 2 invoice FA-2026-00107:" in r.stdout.splitlines()
+    said = [
+        "                IdPce 2 invoice FA-2026-00107 error ERREUR_CODIFICATION: Civilité "
+        "inconnue",
+        "                IdPce 9 (no title of the bordereau has this IdPce) error "
+        "ERREUR_CODIFICATION: Civilité inconnue"]
+    assert _shown(db_url, run.run_id)[2:4] == said
+    cancelled = run_cli("runs", "cancel", run.run_id[:8], "--bordereau", "2", "--reason",
+                        "trésorerie rejected IdBord 2", "--db", db_url)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert _shown(db_url, run.run_id)[2:4] == said
 
 
 def test_the_same_file_again_records_nothing_and_says_so(one_run, tmp_path):

@@ -186,6 +186,86 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
         regenerate(store, rid, tmp_path / "r2")
 
 
+def test_runs_list_says_what_stands_of_a_run_some_of_whose_bordereaux_are_cancelled(
+        db_url, tmp_path):
+    """`runs list` keeps a run's titles and total as recorded, and, while some of its
+    bordereaux are cancelled on their own, says what stands (active) and what was freed
+    (cancelled): the titles and total of those bordereaux' files. Reinstated, a
+    bordereau counts as active again; a run cancelled whole says nothing more than its
+    status."""
+    store = Store(db_url)
+    mapping = split_mapping(tmp_path)
+    run = export_recorded(lambda: store, mapping, EXAMPLE, tmp_path / "a", RUN)
+    rid = run.run_id
+    by_bord = {f.bordereau: (f.titles, f.total) for f in run.files}
+    assert sorted(by_bord) == [1, 2, 3]
+
+    def line() -> str:
+        [said] = [ln for ln in cli(db_url, "runs", "list").output.splitlines()
+                  if ln.startswith(rid)]
+        return said
+
+    def part(cancelled: list[int]) -> str:
+        gone = (sum(by_bord[b][0] for b in cancelled), sum(by_bord[b][1] for b in cancelled))
+        return (f"  11 title(s)  {run.total:.2f} (active {11 - gone[0]} title(s), "
+                f"{run.total - gone[1]:.2f}; cancelled {gone[0]} title(s), {gone[1]:.2f})  ")
+
+    assert f"  11 title(s)  {run.total:.2f}  {mapping}" in line()
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
+               "--bordereau", "2").exit_code == 0
+    assert f"IdBord 1-3 (2 cancelled){part([2])}" in line()
+    assert store.list_runs()[0].cancelled_figures == (4, f"{by_bord[2][1]:.2f}")
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 3 rejected",
+               "--bordereau", "3").exit_code == 0
+    assert f"IdBord 1-3 (2, 3 cancelled){part([2, 3])}" in line()
+    back = cli(db_url, "runs", "reinstate", rid[:8], "--reason", "kept by the trésorerie",
+               "--bordereau", "2")
+    assert back.exit_code == 0, back.output
+    assert f"IdBord 1-3 (3 cancelled){part([3])}" in line()
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest",
+               "--bordereau", "1", "--bordereau", "2").exit_code == 0
+    assert "  cancelled  pes-ormc  " in line()
+    assert f"IdBord 1-3  11 title(s)  {run.total:.2f}  {mapping}" in line()
+
+
+def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path):
+    """`regenerate --cancelled`'s warning says whether the cancelled bordereaux'
+    invoices are in another run since (docs/state.md): none while no active run holds
+    them, then how many and which run and IdBord holds them (what `runs reinstate`
+    checks), for a bordereau cancelled on its own and for a run cancelled whole."""
+    store = Store(db_url)
+    mapping = split_mapping(tmp_path)
+    run = export_recorded(lambda: store, mapping, EXAMPLE, tmp_path / "a", RUN)
+    rid = run.run_id
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
+               "--bordereau", "2").exit_code == 0
+
+    def warning(out: str) -> str:
+        r = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / out), "--cancelled")
+        assert r.exit_code == 0, r.output
+        [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+        return said
+
+    head = (f"warning: IdBord 2 of run {rid} is cancelled: its files are written as "
+            "CANCELLED-<name>, for reading only; do not send them to the trésorerie; ")
+    assert warning("r1") == head + "none of its invoices is in an active run now"
+    # two of IdBord 2's invoices billed again, in a new rôle
+    again = export_recorded(lambda: store, mapping,
+                            only(tmp_path, BORDEREAUX[2][1:3], "two.json"), tmp_path / "b", RUN)
+    assert again.first_number == 4
+    assert warning("r2") == head + (f"2 of its invoices were exported again since, by run "
+                                    f"{again.run_id} (IdBord 4)")
+    # the run cancelled whole: every bordereau's invoices, IdBord 1's among them
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest",
+               "--bordereau", "1", "--bordereau", "3").exit_code == 0
+    more = export_recorded(lambda: store, mapping, only(tmp_path, BORDEREAUX[1][:1], "one.json"),
+                           tmp_path / "c", RUN)
+    assert warning("r3") == (
+        f"warning: run {rid} is cancelled: its files are written as CANCELLED-<name>, for "
+        "reading only; do not send them to the trésorerie; 3 of its invoices were exported "
+        f"again since, by run {again.run_id} (IdBord 4), run {more.run_id} (IdBord 5)")
+
+
 def test_runs_show_names_three_files_not_in_place_and_counts_the_others(db_url, tmp_path):
     """A run's recorded files not in its folder: three named, the others counted."""
     store = Store(db_url)

@@ -283,6 +283,9 @@ def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
     assert out == ""
     assert ("error: 3 of 3 invoice(s) refused: FA-2026-00102, FA-2099-99999, "
             "FA-2026-00103; nothing was sent\n") in err
+    # said once, for the batch: not again for each invoice, nor after the count
+    assert "  invoice FA-2026-00102: the PayFiP request is invalid\n" in err
+    assert err.count("nothing was") == 1 and err.endswith("\n2 problem(s).\n"), err
     assert "FA-2099-99999: in no active run" in err
     assert "invoice FA-2026-00103: saisie: 'P' must be one of" in err
     code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103")
@@ -461,16 +464,18 @@ def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, 
                           "--endpoint", world["endpoint"], "--notify-url",
                           "/payfip/notification")
     assert (code, out) == (4, ""), err
+    # said once, first: the count of problems adds no "nothing was written." to it
+    assert err.splitlines()[0] == "error: the PayFiP request is invalid; nothing was sent"
     assert err.splitlines()[1:] == [
         "  - invoice FA-2026-00102: urlnotif: '/payfip/notification' must be an absolute "
-        "http(s) URL (rule payfip.urlnotif)", "1 problem(s); nothing was written."]
+        "http(s) URL (rule payfip.urlnotif)", "1 problem(s)."]
     long = "https://ecole.example.org/" + "r" * 230
     code, out, err = _link(world, "FA-2026-00102", "--return-url", long)
     assert (code, out) == (4, ""), err
     assert err.splitlines() == [
         "error: invoice FA-2026-00102: the PayFiP request is invalid; nothing was sent",
         "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
-        "(rule payfip.urlredirect)", "1 problem(s); nothing was written."]
+        "(rule payfip.urlredirect)", "1 problem(s)."]
     _nothing_sent(world)
 
     given = "  notify_url: http://127.0.0.1:8765/payfip/notification\n"
@@ -486,7 +491,7 @@ def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, 
         f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlnotif)",
         "  - invoice FA-2026-00102: urlredirect: is 260 characters long, PayFiP allows 250 "
         f"[mapping {mapping}:{line}: payfip.notify_url] (rule payfip.urlredirect)",
-        "2 problem(s); nothing was written."]
+        "2 problem(s)."]
     returned = f"  return_url: https://ecole.example.org/{'x' * 230}\n"
     mapping_copy(tmp_path, MAPPING, (given, given + returned), name="long-url.yaml")
     code, out, err = _run("payfip", "link", "-m", str(mapping), "-n", "FA-2026-00102",
@@ -495,7 +500,7 @@ def test_link_refuses_a_notification_or_return_url_payfip_would_not_take(world, 
     assert err.splitlines()[1:] == [
         "  - invoice FA-2026-00102: urlredirect: is 256 characters long, PayFiP allows 250 "
         f"[mapping {mapping}:{line + 1}: payfip.return_url] (rule payfip.urlredirect)",
-        "1 problem(s); nothing was written."]
+        "1 problem(s)."]
     _nothing_sent(world)
 
 

@@ -1079,7 +1079,8 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
                             tmp_path / "a", RUN)
     store.cancel(first.run_id, "trésorerie rejected the rôle")
-    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "b", RUN)
+    second = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                             tmp_path / "b", RUN)
     with pytest.raises(StateError, match="was cancelled on .* \\(trésorerie rejected the rôle\\)"
                        ) as info:
         regenerate(store, first.run_id, tmp_path / "r1")
@@ -1097,7 +1098,8 @@ def test_a_cancelled_run_is_regenerated_only_when_asked(tmp_path):
     assert "identical to the recorded files" in asked.stdout
     assert asked.stderr == (
         f"warning: run {first.run_id} is cancelled: its files are written as "
-        "CANCELLED-<name>, for reading only; do not send them to the trésorerie\n")
+        "CANCELLED-<name>, for reading only; do not send them to the trésorerie; 11 of its "
+        f"invoices were exported again since, by run {second.run_id} (IdBord 2)\n")
     originals = [f.path for f in first.files] + first.references
     assert _files(tmp_path / "r3") == sorted(f"CANCELLED-{p.name}" for p in originals)
     for original in originals:

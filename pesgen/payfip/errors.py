@@ -6,11 +6,22 @@ from collections.abc import Callable
 
 from ..errors import InputDataError, PesgenError, Problem, RemoteServiceError, UsageError
 
+# what a refusal before anything reached PayFiP says
+SENT_NOTHING = "nothing was sent"
+
 
 class PayfipRequestInvalid(InputDataError):
     """A request that breaks PayFiP's parameter rules: refused before sending."""
 
     default_message = "the PayFiP request is invalid; nothing was sent"
+
+    def __init__(self, message: str | None = None,
+                 problems: list[Problem] | None = None) -> None:
+        # a message saying that nothing was sent says what the command leaves: the count
+        # of problems after it ends there (a "nothing was written." beside it read as a
+        # second, other outcome)
+        said = (message or self.default_message).endswith(SENT_NOTHING)
+        super().__init__(message, problems, outcome="" if said else None)
 
 
 class PayfipConfigError(UsageError):
@@ -83,6 +94,7 @@ class LinksRefused(PesgenError):
                     "without the refused ones)" if others else "")]
         problems: list[Problem] = []
         for _given, exc in refused:
-            lines.append(f"  {exc}")
+            # the first line says that nothing was sent, for any invoice: not again for each
+            lines.append(f"  {str(exc).removesuffix('; ' + SENT_NOTHING)}")
             problems += exc.problems
-        super().__init__("\n".join(lines), problems)
+        super().__init__("\n".join(lines), problems, outcome="")
