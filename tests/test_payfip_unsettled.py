@@ -247,3 +247,21 @@ def test_a_payment_through_the_cancelled_title_while_the_link_is_made_withholds_
     assert "the operation is recorded, but do not send its link" in str(info.value)
     [made] = [o for o in flow.fake_operations() if o["idOp"] != old.id_op]
     assert ledger.get_operation(store, made["idOp"])["run_id"] == new.run_id
+
+
+def test_the_amount_said_is_the_one_payfip_reported(flow, store, tmp_path):
+    """Paid through the cancelled title at another amount than the one asked (an
+    amount-mismatch beside the run-cancelled anomaly): the refusal says what PayFiP
+    reported collected, 50.00, not the 187.50 asked."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "5000"}})
+    flow.pay(old, "card")
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "amount-mismatch", "run-cancelled"]
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    with pytest.raises(StateError) as info:
+        flow.link("FA-2026-00102", mode="W")
+    assert str(info.value).startswith("invoice FA-2026-00102: paid online 50.00 by card on ")
+    assert [p.rule for p in info.value.problems] == ["payfip.unsettled"]
