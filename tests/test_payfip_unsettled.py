@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import ExitCode, StateError
 from pesgen.payfip import ledger
+from pesgen.payfip.tables import operations
 from pesgen.runs import export_recorded
 
 from .payfip_support import (  # noqa: F401 - fixtures
@@ -151,6 +152,9 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     code, out, err = _datamatrix(store, new.run_id)
     assert code == 0, out + err
     assert "FA-2026-00102" not in err
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in out.splitlines()
+                  if w.startswith("wrote ")]
+    assert "FA-2026-00102" in csv_path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("mode, action", [("T", "card"), ("W", "refuse")])
@@ -265,3 +269,15 @@ def test_the_amount_said_is_the_one_payfip_reported(flow, store, tmp_path):
         flow.link("FA-2026-00102", mode="W")
     assert str(info.value).startswith("invoice FA-2026-00102: paid online 50.00 by card on ")
     assert [p.rule for p in info.value.problems] == ["payfip.unsettled"]
+
+
+def test_a_payment_at_another_collectivite_holds_back_nothing_here(flow, store, tmp_path):
+    """An anomaly is its operation's collectivité's: the same invoice number paid through
+    a cancelled title at another one (its SIRET, on the same state database) does not
+    hold back this one's link."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(operations.update().where(operations.c.id_op == old.id_op)
+                     .values(id_coll="21450999400023"))
+    made = flow.link("FA-2026-00102", mode="W")
+    assert ledger.get_operation(store, made.id_op)["run_id"] == new.run_id
