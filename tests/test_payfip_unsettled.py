@@ -138,6 +138,13 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     Datamatrix are made as before."""
     run, old, new = _cancel_then_pay(flow, store, tmp_path)
     number, _ = _said(store, run, old)
+    code, out, err = _cli(store, "payfip", "anomalies")
+    assert code == 0, out + err
+    assert ("    what to do: paid through the link of a cancelled title: tell the trésorerie, "
+            "which applies the money to the new title or refunds it; until this anomaly is "
+            "resolved, the invoice gets no new link, TIPI link nor Datamatrix (the family "
+            "would pay twice; a test link, saisie T, collected nothing and holds back none)"
+            ) in out
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note",
                           "trésorerie: refunded on 2026-12-03", "--by", "support")
     assert code == 0, out + err
