@@ -591,12 +591,19 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
                 conn: Any = None) -> list[PolicyNote]:
     """A note per invoice of the run that PayFiP shows paid through a title since
     cancelled: the new title bills the family again, which the trésorerie must settle
-    (the export goes on: the title is the one due; pesgen cannot tell what was agreed)."""
+    (the export goes on: the title is the one due; pesgen cannot tell what was agreed).
+    And one per invoice paid through the link of its cancelled title after the
+    cancellation (a `run-cancelled` anomaly not resolved yet: ``payfip.service``
+    refuses its new title a link until it is), in the words `payfip link` refuses it."""
+    from .payfip.ledger import unsettled_payments, unsettled_words
     from .payfip.models import cents_text
 
     titles = _RunTitles(prepared)
     found = store.paid_online(id_coll, titles.invoices(), conn)
-    amounts = titles.found(found, ()).amounts if found else {}
+    unsettled = unsettled_payments(store, id_coll, conn)  # open anomalies: few
+    owed = {inv: unsettled[key] for inv in titles.invoices()
+            if inv not in found and (key := invoice_key(inv)) in unsettled} if unsettled else {}
+    amounts = titles.found({*found, *owed}, ()).amounts if found or owed else {}
     notes = []
     for inv, paid in found.items():
         notes.append(PolicyNote(
@@ -604,7 +611,14 @@ def paid_online(store: Store, id_coll: str, prepared: Any,
             f"already paid online {cents_text(paid['paid_cents'] or 0)} on {paid['paid_at']} "
             f"(PayFiP operation {paid['id_op']}) through its cancelled title (run "
             f"{paid['run_id']}, IdBord {paid['id_bord']}); this title bills "
-            f"{amounts[inv]:.2f} again: tell the trésorerie, which settles the payment"))
+            f"{amounts[inv]:.2f} again: tell the trésorerie, which settles the payment; "
+            "send the family no new payment for it (`payfip link` refuses it: it would pay "
+            "twice)"))
+    for inv, each in owed.items():
+        happened, advice = unsettled_words(each)
+        notes.append(PolicyNote("payfip", inv, prepared.origins.get(inv, ""),
+                                f"{happened}; this title bills {amounts[inv]:.2f} again: "
+                                f"{advice}"))
     return notes
 
 

@@ -125,7 +125,8 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     assert note.detail.startswith("already paid online 187.50 on ")
     assert note.detail.endswith(f"through its cancelled title (run {run}, IdBord 1); this "
                                 "title bills 150.00 again: tell the trésorerie, which settles "
-                                "the payment")
+                                "the payment; send the family no new payment for it (`payfip "
+                                "link` refuses it: it would pay twice)")
     from pesgen.store import unpack_notes
 
     recorded = unpack_notes(json.loads(store.get_run(result.run_id)["policies"]))

@@ -84,6 +84,7 @@ class Op:
     bord: int
     status: str = "pending"
     kinds: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()  # the kinds of its anomalies a person resolved
 
 
 class StoreStates(RuleBasedStateMachine):
@@ -389,6 +390,9 @@ class PayfipStates(StoreStates):
       (reinstated since its cancellation included), and the invoice was not paid: through
       a cancelled title it is a `run-cancelled` anomaly (beside a `double-payment` one when
       the invoice was paid), through an active one of a paid invoice a `double-payment`;
+    * while a payment through a cancelled title (its `run-cancelled` anomaly) is not
+      resolved, the invoice gets no link (payfip.unsettled), whatever title holds it;
+      resolving the anomaly (its invoice's `anomaly-resolved` event) lifts that;
     * a cancellation of titles with payments, made or pending (a refused one collects
       nothing), is refused without --despite-payments, each named; with it, each of
       those invoices gets a `title-cancelled` event; a reinstatement gives each invoice
@@ -436,6 +440,9 @@ class PayfipStates(StoreStates):
             if invoice in self.paid:  # through this title or a cancelled one
                 assert rules == ["payfip.paid"], exc
                 event("link refused: paid")
+            elif self._unsettled(invoice):
+                assert rules == ["payfip.unsettled"], exc
+                event("link refused: paid through a cancelled title, not resolved")
             elif held is None:
                 assert not rules and "in no active run" in str(exc), exc
                 event("link refused: no active title")
@@ -444,11 +451,35 @@ class PayfipStates(StoreStates):
                 event("link refused: rejected")
             return
         assert invoice not in self.paid and held is not None and self.ack.get(held) is not False
+        assert not self._unsettled(invoice)
         op = ledger.get_operation(self.store, made.id_op)
         assert (made.invoice, op["run_id"], op["saisie"]) == (invoice, held[0], "W")
         self.ops[made.id_op] = Op(invoice, *held)
         self.history.setdefault(invoice, []).append(("created", None))
         event("link")
+
+    def _unsettled(self, invoice: str) -> bool:
+        """Whether money paid through a cancelled title of the invoice is not settled."""
+        return any(op.invoice == invoice and "run-cancelled" in op.kinds
+                   and "run-cancelled" not in op.resolved for op in self.ops.values())
+
+    @precondition(lambda self: any(set(op.kinds) - set(op.resolved)
+                                   for op in self.ops.values()))
+    @rule(data=st.data())
+    def resolve(self, data: st.DataObject) -> None:
+        """A person resolves an open anomaly (`payfip anomalies resolve`)."""
+        id_op, kind = data.draw(st.sampled_from([
+            (i, k) for i, op in self.ops.items() for k in op.kinds if k not in op.resolved]))
+        self._resolve(id_op, kind)
+
+    def _resolve(self, id_op: str, kind: str) -> None:
+        [number] = [a["id"] for a in ledger.list_anomalies(self.store, open_only=True)
+                    if (a["id_op"], a["kind"]) == (id_op, kind)]
+        ledger.resolve_anomaly(self.store, number, "support", "told the trésorerie")
+        op = self.ops[id_op]
+        op.resolved += (kind,)
+        self.history[op.invoice].append(("anomaly-resolved", None))
+        event(f"resolved: {kind}")
 
     @precondition(lambda self: any(op.status == "pending" for op in self.ops.values()))
     @rule(data=st.data())
@@ -487,8 +518,9 @@ class PayfipStates(StoreStates):
                 sa.select(operations.c.id_op, operations.c.invoice, operations.c.run_id,
                           operations.c.status))}
         assert recorded == {i: (op.invoice, op.run, op.status) for i, op in self.ops.items()}
-        assert sorted((a["id_op"], a["kind"]) for a in ledger.list_anomalies(self.store)) == (
-            sorted((i, kind) for i, op in self.ops.items() for kind in op.kinds))
+        assert sorted((a["id_op"], a["kind"], a["resolved_at"] is not None)
+                      for a in ledger.list_anomalies(self.store)) == sorted(
+            (i, kind, kind in op.resolved) for i, op in self.ops.items() for kind in op.kinds)
         for inv in POOL:
             pay = ledger.payment_of(self.store, ID_COLL, inv)
             assert (pay is not None) == (inv in self.history)
@@ -528,8 +560,10 @@ def test_payfip_states_through_paths_hypothesis_seldom_takes(monkeypatch) -> Non
     """PayfipStates' model and invariants along sequences a run of the machine seldom
     draws (each needs three or four steps in one order; 100 examples missed the first
     two): a second payment through an active title, a payment through a title of a
-    bordereau cancelled alone and then reinstated, through a run cancelled whole, and a
-    link for an invoice paid through its cancelled title, exported again."""
+    bordereau cancelled alone and then reinstated (no new link until its anomaly is
+    resolved), through a run cancelled whole, and a link for an invoice paid through its
+    cancelled title, exported again: before the cancellation (none), after it (none
+    until its anomaly is resolved)."""
     monkeypatch.setattr(f"{__name__}.event", lambda *a: None)  # outside a Hypothesis run
     m = PayfipStates()
 
@@ -557,8 +591,12 @@ def test_payfip_states_through_paths_hypothesis_seldom_takes(monkeypatch) -> Non
         m._pay(op103, "card")  # through IdBord 2, cancelled alone, its run committed
         checked()
         assert m.ops[op103].kinds == ("run-cancelled",)
-        m._reinstate(run, [2])  # payable again: a new link, paid
-        m._link("FA-2026-00103")
+        m._reinstate(run, [2])  # payable again, but paid through it while cancelled:
+        m._link("FA-2026-00103")  # no link until the anomaly is resolved
+        assert len(m.ops) == 4
+        m._resolve(op103, "run-cancelled")
+        m._link("FA-2026-00103")  # then a new link, paid
+        assert len(m.ops) == 5
         m._pay(list(m.ops)[-1], "card")
         checked()
         assert m.paid["FA-2026-00103"] == list(m.ops)[-1]
@@ -566,10 +604,16 @@ def test_payfip_states_through_paths_hypothesis_seldom_takes(monkeypatch) -> Non
         m._pay(op102, "card")  # through a run cancelled whole
         checked()
         assert m.ops[op102].kinds == ("run-cancelled",)
-        m._export(["FA-2026-00101"])  # paid through its cancelled title: no new link
-        m._link("FA-2026-00101")
+        m._export(["FA-2026-00101", "FA-2026-00102"])  # each paid through its cancelled
+        m._link("FA-2026-00101")  # title: no new link, paid before the cancellation
+        m._link("FA-2026-00102")  # nor after it (run-cancelled), until resolved
         checked()
+        assert len(m.ops) == 5
         assert [h for h, _ in m.history["FA-2026-00101"]] == [
             "created", "created", "paid", "double-payment", "title-cancelled"]
+        m._resolve(op102, "run-cancelled")
+        m._link("FA-2026-00102")
+        checked()
+        assert len(m.ops) == 6 and m.ops[list(m.ops)[-1]].run == list(m.runs)[-1]
     finally:
         m.teardown()

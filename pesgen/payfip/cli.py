@@ -683,6 +683,7 @@ def datamatrix(
     try:
         _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
+        from .ledger import Unsettled, unsettled_words
         from .models import cents_text
         from .settings import DEFAULT_CODE_EMETTEUR
 
@@ -728,10 +729,17 @@ def datamatrix(
                            + (f", through its cancelled title of run {r['through']}"
                               if r["through"] else "") + ")" for r in rows))
 
+        def unsettled(invoice: str, found: list[Unsettled]) -> None:
+            # paid through its cancelled title's link after the cancellation: the
+            # trésorerie may apply that money to this title (as `payfip link` refuses it)
+            happened, advice = unsettled_words(found)
+            _echo_err(f"skipped {invoice} of run {full}: {happened}; no Datamatrix: {advice}")
+
         with store.reads():
             written = write_for_run(store, full, out, code_e,
                                     code_m or DEFAULT_CODE_EMETTEUR, layout, image,
-                                    on_skipped=skipped, on_paid=paid)
+                                    on_skipped=skipped, on_paid=paid,
+                                    on_unsettled=unsettled)
     except PesgenError as exc:
         _fail(exc)
         return

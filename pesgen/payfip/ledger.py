@@ -253,6 +253,88 @@ def operation_statuses(store: Store, ids: Collection[str], chunk: int = 500
 
 
 @dataclass(frozen=True)
+class Unsettled:
+    """Money paid through the link of a cancelled title after its cancellation (a
+    `run-cancelled` anomaly nobody resolved yet), for the trésorerie to apply to the
+    title due or refund: what ``unsettled_payments`` finds of an invoice."""
+
+    anomaly: int  # its number (`pesgen payfip anomalies`)
+    invoice: str  # as the cancelled title's run wrote it
+    id_op: str
+    cents: int  # what PayFiP reported collected (the amount asked, unless it said another)
+    result_code: str | None
+    paid_at: str | None  # PayFiP's transaction time, else when pesgen recorded it
+    run_id: str | None
+    id_bord: int | None
+    saisie: str
+
+    def happened(self) -> str:
+        """What was paid, through which title, and the anomaly, in words."""
+        how = {"P": " by card", "V": " by direct debit"}.get(self.result_code or "", "")
+        what = ("paid online" if self.saisie != "X" else
+                "paid in activation mode (saisie X: whether it debits the family is not "
+                "confirmed)")
+        title = (f"IdBord {self.id_bord} of run {self.run_id}" if self.id_bord is not None
+                 else f"run {self.run_id}")
+        return (f"{what} {cents_text(self.cents)}{how} on {self.paid_at} through its "
+                f"cancelled title ({title}), after the cancellation (PayFiP operation "
+                f"{self.id_op}; anomaly #{self.anomaly}, run-cancelled, not resolved)")
+
+
+def unsettled_words(found: list[Unsettled]) -> tuple[str, str]:
+    """What happened (each payment: ``Unsettled.happened``) and what to do, in the words
+    `payfip link`, `tipi-url`, `datamatrix` and the export's note share."""
+    numbers = [u.anomaly for u in found]
+    resolve = (f"`pesgen payfip anomalies resolve {numbers[0]} --note TEXT`" if len(numbers) == 1
+               else "`pesgen payfip anomalies resolve ID --note TEXT` for each (" + ", ".join(
+                   f"#{n}" for n in numbers) + ")")
+    return ("; ".join(u.happened() for u in found),
+            "tell the trésorerie, which applies that money to the title due or refunds it, "
+            "and send the family no new payment until it answers (it would pay twice); once "
+            f"it has, record its answer: {resolve}")
+
+
+def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = None
+                       ) -> dict[str, list[Unsettled]]:
+    """The collectivity's open `run-cancelled` anomalies of operations that may have
+    collected money (a test link, saisie T, collects none; an activation one, X, may:
+    whether it debits the family is not confirmed; a refusal or an abandon is never a
+    `run-cancelled` anomaly), by the invoice's key (``keys.invoice_key``: the invoice
+    exported again is found however its new run writes it), oldest first. The amount is
+    the one PayFiP reported when it said another than the one asked (amount-mismatch).
+    ``conn``: read in that transaction. Open anomalies are few: read in one query."""
+    reported = anomalies.alias("reported")
+    said = (sa.select(reported.c.got).where(reported.c.id_op == anomalies.c.id_op,
+                                           reported.c.kind == "amount-mismatch")
+            .limit(1).scalar_subquery())
+    query = (sa.select(anomalies.c.id, anomalies.c.invoice, operations.c.id_op,
+                       operations.c.amount_cents, operations.c.result_code,
+                       operations.c.transaction_at, operations.c.resolved_at,
+                       operations.c.run_id, operations.c.saisie, run_invoices.c.id_bord,
+                       said.label("reported"))
+             .select_from(anomalies.join(operations, operations.c.id_op == anomalies.c.id_op)
+                          .outerjoin(run_invoices, sa.and_(
+                              run_invoices.c.run_id == operations.c.run_id,
+                              run_invoices.c.invoice == operations.c.invoice)))
+             .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
+                    operations.c.id_coll == id_coll, operations.c.saisie != "T")
+             .order_by(anomalies.c.id))
+    out: dict[str, list[Unsettled]] = {}
+    if conn is None:
+        with store.engine.connect() as own:
+            rows = own.execute(query).all()
+    else:
+        rows = conn.execute(query).all()
+    for r in rows:
+        cents = (int(r.reported) if r.reported is not None and r.reported.isdigit()
+                 else r.amount_cents)
+        out.setdefault(invoice_key(r.invoice), []).append(Unsettled(
+            r.id, r.invoice, r.id_op, cents, r.result_code, r.transaction_at or r.resolved_at,
+            r.run_id, None if r.id_bord is None else int(r.id_bord), r.saisie))
+    return out
+
+
+@dataclass(frozen=True)
 class Recorded:
     """What ``record_operation`` found while recording an operation: the cancellation
     of its title (``cancelled``, in words), or the payment of its invoice (``paid``: the
@@ -769,7 +851,10 @@ ANOMALY_ADVICE = {
     "unknown-result": "a result code pesgen does not know: ask the trésorerie what it means "
                       "and whether money was collected",
     "run-cancelled": "paid through the link of a cancelled title: tell the trésorerie, which "
-                     "applies the money to the new title or refunds it",
+                     "applies the money to the new title or refunds it; until this anomaly "
+                     "is resolved, the invoice gets no new link, TIPI link nor Datamatrix "
+                     "(the family would pay twice; a test link, saisie T, collected nothing "
+                     "and holds back none)",
     "amount-due-changed": "paid the old amount of an invoice exported again at another: "
                           "settle the difference with the trésorerie",
     "double-payment": "the invoice was already paid: ask the trésorerie to refund one payment",

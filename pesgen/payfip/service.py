@@ -119,6 +119,31 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
                  f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])
 
 
+def refuse_unsettled(unsettled: dict[str, list[ledger.Unsettled]], invoice: str,
+                     what: str) -> None:
+    """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) for an invoice
+    whose cancelled title was paid through its link after the cancellation (a
+    `run-cancelled` anomaly of an operation that may have collected money, not resolved
+    yet: ``ledger.unsettled_payments``): the trésorerie applies that money to the title
+    due or refunds it, and until it has answered a new payment could make the family pay
+    twice (docs/payfip.md, anomaly table). Names each payment, its title, the anomaly
+    and what to do (rule payfip.unsettled, exit 7, as payfip.paid). Resolving the
+    anomaly (`pesgen payfip anomalies resolve`) lifts it. ``unsettled``: the
+    collectivity's, by invoice key (``Lookups.unsettled``)."""
+    found = unsettled.get(invoice_key(invoice))
+    if found:
+        raise _unsettled(invoice, found, f"no {what}")
+
+
+def _unsettled(invoice: str, found: list[ledger.Unsettled], done: str) -> StateError:
+    happened, advice = ledger.unsettled_words(found)
+    return StateError(f"invoice {invoice}: {happened}; {done}: {advice}", [Problem(
+        "payfip.unsettled", f"anomaly #{u.anomaly} (run-cancelled) not resolved: "
+        f"{cents_text(u.cents)} paid through a cancelled title (run {u.run_id}, PayFiP "
+        f"operation {u.id_op}): {done} until the trésorerie answers", invoice=invoice)
+        for u in found])
+
+
 def refuse_rejected(title: Any, rejected: dict[int, Any], what: str) -> None:
     """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) of a title whose
     bordereau the trésorerie rejected (its Hélios status, `pesgen acquit --record`;
@@ -188,8 +213,10 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     validated (every problem at once, naming the invoice and the field), the title's due
     and notes to show (exer: ``exer_of``). A title of another budget than the mapping's
     is refused first (``refuse_other_budget``), then an invoice already paid
-    (``refuse_paid``; ``what`` the payment it would start), then a title of a bordereau
-    the trésorerie rejected (``refuse_rejected``). ``urlcl``: for the legacy
+    (``refuse_paid``; ``what`` the payment it would start), then one paid through its
+    cancelled title's link after the cancellation, the trésorerie's answer not recorded
+    yet (``refuse_unsettled``), then a title of a bordereau the trésorerie rejected
+    (``refuse_rejected``). ``urlcl``: for the legacy
     TIPI URL protocol, whose one URL is urlcl (no urlnotif, no urlredirect) and whose
     maximum amount is its own; the request's URLs are then urlcl, checked as such.
     ``lookups``: what a batch of links reads once for all its invoices (``Lookups``)."""
@@ -201,6 +228,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     # the payment records follow the number as the invoice's run recorded it (as given
     # when no active run holds it: a paid title since cancelled is said paid)
     refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
+    # paid through a cancelled title's link after its cancellation, not settled yet: the
+    # trésorerie may apply that money to this title (said before "in no active run")
+    refuse_unsettled(lookups.unsettled(), invoice if title is None else title.invoice, what)
     # a title of a bordereau the trésorerie rejected is not in Hélios (no active title:
     # due_of says why below)
     refuse_rejected(title, {} if title is None else lookups.rejected(title.run_id), what)
@@ -407,8 +437,9 @@ _FAILED = object()  # a record whose payer.email binding failed
 class Lookups:
     """What links read of the store and of the runs' inputs, read once for a batch of
     invoices: the refdets in use (``RefdetIndex``, made when a refdet is first checked),
-    each run's recorded mapping and payer e-mails (``PayerEmails``), and the bordereaux
-    of each run the trésorerie rejected."""
+    each run's recorded mapping and payer e-mails (``PayerEmails``), the bordereaux of
+    each run the trésorerie rejected, and the payments through cancelled titles not
+    settled yet (``ledger.unsettled_payments``)."""
 
     def __init__(self, store: Store, settings: PayfipSettings, id_coll: str) -> None:
         self.store, self.settings, self.id_coll = store, settings, id_coll
@@ -416,6 +447,7 @@ class Lookups:
         self._mappings: dict[str, Mapping | None] = {}
         self._emails: dict[str, PayerEmails] = {}
         self._rejected: dict[str, dict[int, Any]] = {}
+        self._unsettled: dict[str, list[ledger.Unsettled]] | None = None
 
     def refdets(self, scope_c: dict[str, Any]) -> RefdetIndex:
         if self._refdets is None:
@@ -432,6 +464,13 @@ class Lookups:
         if run_id not in self._rejected:
             self._rejected[run_id] = ledger.rejected_bordereaux(self.store, run_id)
         return self._rejected[run_id]
+
+    def unsettled(self) -> dict[str, list[ledger.Unsettled]]:
+        """The collectivity's payments through cancelled titles not settled yet, by
+        invoice key (``ledger.unsettled_payments``), read once for the batch."""
+        if self._unsettled is None:
+            self._unsettled = ledger.unsettled_payments(self.store, self.id_coll)
+        return self._unsettled
 
     def payer_emails(self, run_id: str) -> PayerEmails:
         if run_id not in self._emails:
@@ -657,6 +696,12 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
+    if unsettled := ledger.unsettled_payments(store, mapping.collectivity.siret).get(
+            invoice_key(invoice)):
+        # the family paid through the cancelled title's link while PayFiP made this
+        # operation (refuse_unsettled came too early to see it)
+        raise _unsettled(invoice, unsettled, f"PayFiP made operation {id_op} meanwhile; "
+                         "the operation is recorded, but do not send its link")
     if recorded.rejected:
         # `acquit --record` recorded the trésorerie's rejection of the title's bordereau
         # while PayFiP made the operation: the trésorerie does not hold the title
