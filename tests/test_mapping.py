@@ -708,14 +708,14 @@ def test_a_recorded_mapping_s_key_given_twice_is_refused_whatever_its_value(tmp_
      "collectivity.sepa_creditor_id"),  # an ICS that is no string: not written as it is
     (('cod_col: "',  'cod_col: "X'), "collectivity.cod_col"),  # no code of a table
     # an activity's key written flat: no activity of that name holds the nature
-    (('ORCH:        {product: ORCH,', '"ORCH.nature": "000"\n    ORCH:        {product: ORCH,'),
-     "codes.activities.ORCH.nature"),
+    (('ORCH:        {product: ORCH,', '"TUBA.nature": "000"\n    ORCH:        {product: ORCH,'),
+     "codes.activities.TUBA.nature"),
 ])
 def test_a_recorded_mapping_s_other_schema_problems_are_not_waived(tmp_path, edit, key):
     """Next to the waived ones (the ICS's pattern, a nature, an operation or a country
     code of zeros only), the schema's other problems of a recorded mapping are refused:
     a CodProdLoc of zeros (refused before those checks existed), an ICS not a string, a
-    CodCol that is not 3 digits, an activity named 'ORCH.nature' (not ORCH's nature)."""
+    CodCol that is not 3 digits, an activity named 'TUBA.nature' (no activity TUBA's nature)."""
     from pesgen.mapping import load_recorded_mapping
 
     m = _write(tmp_path, _edit(edit))
