@@ -1670,16 +1670,18 @@ def own_text_misfits(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> li
     """The mapping's own texts that a template of ``fmt`` writes (``reads``: what the
     templates read on the sample titles) holding a character outside the format's
     charset or one its layouts forbid (e.magnus: ascii, no ';' nor '"'), or, in a PES
-    file, a value no Base_TexteX takes (only zeros, 'nc', '.' or a space: Hélios'
-    XSD refuses the file): written as they are, no text policy changes them. One a
-    template does not write is not held to it."""
+    file or one a finance package turns into PES titles (rules: pes-common, as the
+    invoices' texts are), a value no Base_TexteX takes (only zeros, 'nc', '.' or a
+    space: Hélios' XSD refuses the file, JVS Millésime's own XSD 'nc', '.' and ' '):
+    written as they are, no text policy changes them. One a template does not write is
+    not held to it."""
     encoding = mapping.output.encoding or fmt.encoding
     problems = []
     for (keys, value), (_, read_as) in zip(own_texts(mapping), OWN_TEXTS, strict=True):
         if not value or read_as not in reads:
             continue
         said = text_misfit(value, encoding, fmt.charset, fmt.forbidden)
-        if said is None and fmt.is_pes:
+        if said is None and (fmt.is_pes or "pes-common" in fmt.rules):
             said = pes_text_error(value)
         if said is not None:
             problems.append(Problem(

@@ -215,8 +215,10 @@ def test_runs_list_says_what_stands_of_a_run_some_of_whose_bordereaux_are_cancel
                "--bordereau", "2").exit_code == 0
     assert f"IdBord 1-3 (2 cancelled){part([2])}" in line()
     assert store.list_runs()[0].cancelled_figures == (4, f"{by_bord[2][1]:.2f}")
-    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 3 rejected",
-               "--bordereau", "3").exit_code == 0
+    # the record a cancellation gives has them too, the run's own (not another's)
+    done = store.cancel(rid, "IdBord 3 rejected", bordereaux=[3])
+    assert done.run.cancelled_figures == (
+        by_bord[2][0] + by_bord[3][0], f"{by_bord[2][1] + by_bord[3][1]:.2f}")
     assert f"IdBord 1-3 (2, 3 cancelled){part([2, 3])}" in line()
     back = cli(db_url, "runs", "reinstate", rid[:8], "--reason", "kept by the trésorerie",
                "--bordereau", "2")
@@ -226,6 +228,7 @@ def test_runs_list_says_what_stands_of_a_run_some_of_whose_bordereaux_are_cancel
                "--bordereau", "1", "--bordereau", "2").exit_code == 0
     assert "  cancelled  pes-ormc  " in line()
     assert f"IdBord 1-3  11 title(s)  {run.total:.2f}  {mapping}" in line()
+    assert store.list_runs()[0].cancelled_figures is None  # its status says it all
 
 
 def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path):

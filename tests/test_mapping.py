@@ -652,6 +652,94 @@ def test_a_country_code_of_zeros_is_refused_and_waived_for_a_recorded_run(tmp_pa
         load_recorded_mapping(bad.read_text(encoding="utf-8"), str(bad))
 
 
+@pytest.mark.parametrize("imputation, waived", [
+    ('nature: "000", fonction: "311", operation: "00"', ["nature", "operation"]),
+    ('nature: "0000000000000", fonction: "311"', None),  # 13 digits: refused before too
+    ('nature: "7062", fonction: "311", operation: "00000000000"', None),
+    ("nature: 0, fonction: \"311\"", None),  # not a string: refused before too
+    ('nature: "000", nature: "000", fonction: "311"', None),  # given twice
+])
+def test_a_recorded_mapping_s_imputation_of_zeros_only_is_waived_nothing_else(
+        tmp_path, imputation, waived):
+    """A run recorded with a nature or operation of zeros only (a bundle took it, written
+    as it is) is rebuilt, the schema problem waived (mapping._renders_nothing); a value
+    the schema refused before the zeros check (13 digits, 11 characters, a number), or
+    a key given twice (mapping.duplicate-key, at the same key), is refused still."""
+    from pesgen.mapping import load_recorded_mapping
+
+    m = _write(tmp_path, _edit(
+        ('ORCH:        {product: ORCH, nature: "7062", fonction: "311"}',
+         f"ORCH:        {{product: ORCH, {imputation}}}")))
+    at = f"{m}:{_line(m, 'ORCH:')}: codes.activities.ORCH."
+    text = m.read_text(encoding="utf-8")
+    if waived is None:
+        with pytest.raises(MappingError) as info:
+            load_recorded_mapping(text, str(m))
+        assert [p.mapping for p in info.value.problems] == [
+            at + ("operation" if "operation" in imputation else "nature")]
+        return
+    recorded = load_recorded_mapping(text, str(m))
+    assert recorded.codes.activities["ORCH"]["nature"] == "000"
+    assert [(p.rule, p.mapping) for p in recorded.waived] == [
+        ("mapping.schema", at + key) for key in waived]
+
+
+@pytest.mark.parametrize("edit", [
+    ("  sepa_creditor_id: FR72ZZZ123456\n",  # the ICS given twice: not its pattern
+     "  sepa_creditor_id: FR72ZZZ123456\n  sepa_creditor_id: FR72ZZZ123456\n"),
+    ("    BE: \"131\"\n", "    BE: \"000\"\n    BE: \"000\"\n"),  # a country given twice
+])
+def test_a_recorded_mapping_s_key_given_twice_is_refused_whatever_its_value(tmp_path, edit):
+    """The waivers of a recorded mapping (the ICS's pattern, codes of zeros only) are
+    for the schema's problem at the key, not for another rule's at the same key: a key
+    given twice (mapping.duplicate-key) is refused, as it was before they existed."""
+    from pesgen.mapping import load_recorded_mapping
+
+    m = _write(tmp_path, _edit(edit))
+    with pytest.raises(MappingError) as info:
+        load_recorded_mapping(m.read_text(encoding="utf-8"), str(m))
+    assert [p.rule for p in info.value.problems] == ["mapping.duplicate-key"]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (('ORCH:        {product: ORCH,', 'ORCH:        {product: "0000",'),
+     "codes.activities.ORCH.product"),  # CodProdLoc of zeros: refused before the natures
+    (("sepa_creditor_id: FR72ZZZ123456", "sepa_creditor_id: 654321"),
+     "collectivity.sepa_creditor_id"),  # an ICS that is no string: not written as it is
+    (('cod_col: "',  'cod_col: "X'), "collectivity.cod_col"),  # no code of a table
+    # an activity's key written flat: no activity of that name holds the nature
+    (('ORCH:        {product: ORCH,', '"TUBA.nature": "000"\n    ORCH:        {product: ORCH,'),
+     "codes.activities.TUBA.nature"),
+])
+def test_a_recorded_mapping_s_other_schema_problems_are_not_waived(tmp_path, edit, key):
+    """Next to the waived ones (the ICS's pattern, a nature, an operation or a country
+    code of zeros only), the schema's other problems of a recorded mapping are refused:
+    a CodProdLoc of zeros (refused before those checks existed), an ICS not a string, a
+    CodCol that is not 3 digits, an activity named 'TUBA.nature' (no activity TUBA's nature)."""
+    from pesgen.mapping import load_recorded_mapping
+
+    m = _write(tmp_path, _edit(edit))
+    with pytest.raises(MappingError) as info:
+        load_recorded_mapping(m.read_text(encoding="utf-8"), str(m))
+    assert [(p.rule, p.mapping.rsplit(": ", 1)[1]) for p in info.value.problems] == [
+        ("mapping.schema", key)]
+
+
+def test_a_recorded_mapping_whose_codes_are_no_table_is_refused_as_such(tmp_path):
+    """`codes: []` in a recorded mapping: a schema problem at `codes`, said as the
+    mapping's error, not a crash of the waivers that read the code tables."""
+    from pesgen.mapping import load_recorded_mapping
+
+    lines = TEXT.splitlines(keepends=True)
+    start = lines.index("codes:\n")
+    end = next(n for n in range(start + 1, len(lines)) if lines[n][:1] not in " \n#")
+    m = _write(tmp_path, "".join(lines[:start]) + "codes: []\n" + "".join(lines[end:]))
+    with pytest.raises(MappingError) as info:
+        load_recorded_mapping(m.read_text(encoding="utf-8"), str(m))
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [
+        ("mapping.schema", f"{m}:{_line(m, 'codes: []')}: codes")]
+
+
 def test_a_yaml_file_too_big_is_refused_before_it_is_parsed(tmp_path):
     # a 59 MB mapping took 5 minutes and 5 GB of memory to be told "YAML aliases expand
     # to more than 100000 values (an alias bomb?)": it had no alias

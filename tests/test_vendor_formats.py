@@ -156,6 +156,28 @@ def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
                for p in info.value.problems), info.value.problems
 
 
+def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
+        tmp_path):
+    """JVS Millésime's file is PES-like XML: its own XSD takes LibelleColBud and Sigle as
+    Base_TexteX, refusing 'nc', '.' or a space, and the package turns it into PES titles
+    (rules: pes-common). check-mapping said OK to budget_label 'nc' and every export was
+    refused by the XSD (exit 6, an output problem); now the mapping is refused at the
+    text's line (exit 3), as for a PES format, and nothing is written."""
+    from pesgen.errors import ExitCode, MappingError
+
+    mapping, [line] = mapping_copy(
+        tmp_path, JVS, ("  budget_label: COMMUNE DE VILLENEUVE SUR LOING",
+                        '  budget_label: "nc"'))
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert f"[mapping {mapping}:{line}: collectivity.budget_label] (rule mapping.format)" \
+        in r.stderr, r.stderr
+    assert "'nc' is not accepted by Hélios" in r.stderr
+    with pytest.raises(MappingError):
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def test_jvs_is_valid_against_its_own_xsd_and_carries_invoice_lines(tmp_path, official_xsd):
     result = export(JVS, EXAMPLES / "school-export.json", tmp_path, RUN)
     [f] = result.files
