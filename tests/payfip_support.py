@@ -89,6 +89,19 @@ class Flow:
         return httpx.post(f"{self.endpoint}/paiementws.web",
                           data={"idop": link.id_op, "action": action}, timeout=TIMEOUT)
 
+    def pay_cancelled(self, montant: str, invoice: str = "FA-2026-00102") -> Link:
+        """The family pays by card ``montant`` cents (PayFiP reporting another amount
+        than the one asked) through the link of ``invoice``'s title, cancelled
+        ``--despite-payments`` after the link was made."""
+        from pesgen.payfip import ledger
+
+        run = ledger.invoice_due(self.store, "21450999400015", invoice).run_id
+        link = self.link(invoice, mode="W")
+        self.store.cancel(run, "wrong amounts", despite_payments=True)
+        self.control("tamper", {"idop": link.id_op, "fields": {"montant": montant}})
+        self.pay(link, "card")
+        return link
+
     def control(self, path: str, payload: dict) -> dict:
         answer = httpx.post(f"{self.fake.url}/_fake/{path}", json=payload, timeout=TIMEOUT)
         assert answer.status_code == 200, answer.text
