@@ -345,15 +345,19 @@ class Recorded:
     # the rejection of the title's bordereau by the trésorerie, recorded since (`pesgen
     # acquit --record`), in words
     rejected: str | None = None
+    # the invoice's payments through its cancelled title's link after the cancellation,
+    # not settled (``unsettled_payments``): one may have come in since it was found due
+    unsettled: list[Unsettled] | None = None
 
 
 def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
     Says (``Recorded``) when the title was cancelled, its bordereau rejected by the
-    trésorerie, or the invoice paid, since it was found due (while PayFiP made the
-    operation): the operation is recorded all the same (a payment through it is then an
-    anomaly: run-cancelled, double-payment; or listed by `acquit --record` as a link
-    open on a rejected bordereau), but its link must not be given."""
+    trésorerie, or the invoice paid, or paid through its cancelled title's link and not
+    settled, since it was found due (while PayFiP made the operation): the operation is
+    recorded all the same (a payment through it is then an anomaly: run-cancelled,
+    double-payment; or listed by `acquit --record` as a link open on a rejected
+    bordereau), but its link must not be given."""
     now = utc_now()
     with store.transaction() as conn:
         # a rejection recorded meanwhile (`acquit --record`, under this lock) is seen
@@ -361,6 +365,8 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
         lock_acknowledgements(conn, shared=True)
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
         rejected = _title_rejected(store, conn, op.get("run_id"), op["invoice"])
+        unsettled = unsettled_payments(store, op["id_coll"], conn).get(
+            invoice_key(op["invoice"]))
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
@@ -377,7 +383,7 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
     return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
-                    rejected)
+                    rejected, unsettled)
 
 
 def _title_rejected(store: Store, conn: Connection, run_id: str | None,

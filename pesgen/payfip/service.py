@@ -696,11 +696,10 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             f"({cancelled}); the operation is recorded, but do not send its link: no link",
             [Problem("payfip.cancelled", f"title {cancelled}: a payment through operation "
                      f"{id_op} would be an anomaly (run-cancelled)", invoice=invoice)])
-    if unsettled := ledger.unsettled_payments(store, mapping.collectivity.siret).get(
-            invoice_key(invoice)):
+    if recorded.unsettled:
         # the family paid through the cancelled title's link while PayFiP made this
         # operation (refuse_unsettled came too early to see it)
-        raise _unsettled(invoice, unsettled, f"PayFiP made operation {id_op} meanwhile; "
+        raise _unsettled(invoice, recorded.unsettled, f"PayFiP made operation {id_op} meanwhile; "
                          "the operation is recorded, but do not send its link")
     if recorded.rejected:
         # `acquit --record` recorded the trésorerie's rejection of the title's bordereau
