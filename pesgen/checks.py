@@ -16,6 +16,7 @@ from typing import Any
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.fr import nir as std_nir
 from stdnum.fr import siren as std_siren
 from stdnum.fr import siret as std_siret
 
@@ -149,8 +150,18 @@ def residence_problem(resident: bool, country_code: str | None) -> str | None:
 # Siret", and "la clé de l'identifiant doit être valide [...] sinon, rejet du bordereau"
 # (DT v5.19 InfoTiers/IdTiers). {length: (NatIdTiers, name, python-stdnum module)}
 NATIONAL_ID_KINDS = {14: ("01", "SIRET", std_siret), 9: ("02", "SIREN", std_siren)}
-# {NatIdTiers: (name, module)} of the kinds whose key is checked (pes.id-tiers)
-_ID_TIERS_KEYS = {code: (name, module) for code, name, module in NATIONAL_ID_KINDS.values()}
+# The kinds of IdTiers the DGFiP checks (pes.id-tiers on a file from anywhere): "Pour les
+# seuls identifiants de type SIRET, SIREN, FINESS et NIR, des contrôles de validité sont
+# effectués. La clé de l'identifiant doit être valide, et les longueurs possibles sont 9
+# pour le Siren et le finess géo, 14 pour le Siret et 15 pour le Nir, sinon, rejet du
+# bordereau" (DT v5.19 InfoTiers/IdTiers). The NIR's key is INSEE's (97 - the first 13
+# characters modulo 97, Corsica's 2A and 2B read as 19 and 18: python-stdnum fr.nir).
+# No public description of the FINESS key was found: its length only is checked.
+# {NatIdTiers: (name, length, python-stdnum module checking the key, or None)}
+_ID_TIERS_CHECKED: dict[str, tuple[str, int, Any]] = {
+    **{code: (name, length, module)
+       for length, (code, name, module) in NATIONAL_ID_KINDS.items()},
+    "03": ("FINESS", 9, None), "04": ("NIR", 15, std_nir)}
 
 
 # a number as a spreadsheet writes a long one it took for a number: 2,14501E+13
@@ -178,11 +189,19 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
 
 
 def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
-    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01) or a
-    SIREN (02; the other kinds are not checked), and the two given together."""
-    checked = _ID_TIERS_KEYS.get(kind or "")
-    if national_id and checked and not checked[1].is_valid(national_id):
-        yield f"{checked[0]} '{national_id}' is invalid"
+    """pes.id-tiers on IdTiers and NatIdTiers: the length of a SIRET (NatIdTiers 01, 14
+    characters), a SIREN (02, 9), a FINESS (03, 9) or a NIR (04, 15), the key of each but
+    the FINESS (the other kinds are not checked), and the two given together."""
+    checked = _ID_TIERS_CHECKED.get(kind or "")
+    if national_id and checked:
+        name, length, module = checked
+        # a NIR (a person's social security number) is not repeated in the message
+        shown = name if kind == "04" else f"{name} '{national_id}'"
+        if len(national_id) != length:
+            yield (f"{shown} has {len(national_id)} characters, not {length}: the DGFiP "
+                   "rejects the bordereau")
+        elif module is not None and not module.is_valid(national_id):
+            yield f"{shown} is invalid" + (" (characters or key)" if kind == "04" else "")
     if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
 

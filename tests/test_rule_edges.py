@@ -123,6 +123,94 @@ def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
     assert list(id_tiers_problems(national_id, kind)) == ["IdTiers and NatIdTiers go together"]
 
 
+# ------------------------------------------------------------------ pes.id-tiers
+
+
+def _nir(body: str) -> str:
+    """A NIR of 13 characters ``body`` with its key, computed here as INSEE states it
+    (97 minus the 13-digit number modulo 97; Corsica's départements 2A and 2B, the 6th
+    and 7th characters, counted as 19 and 18), not by the code under test."""
+    number = body[:5] + {"2A": "19", "2B": "18"}.get(body[5:7], body[5:7]) + body[7:]
+    return f"{body}{97 - int(number) % 97:02d}"
+
+
+NIR = _nir("1850775123456")
+
+
+def _wrong_key(nir: str) -> str:
+    return nir[:13] + f"{(int(nir[13:]) % 97) + 1:02d}"
+
+
+# (NIR's key is 08: two digits, the first a 0)
+@pytest.mark.parametrize("nir", [NIR, _nir("2951099126111"), _nir("253072A073004"),
+                                 _nir("253072B073004")])
+def test_id_tiers_a_nir_of_15_characters_and_its_key_passes(nir):
+    assert len(nir) == 15
+    assert list(id_tiers_problems(nir, "04")) == []
+
+
+def test_id_tiers_the_corsican_keys_differ():
+    """2A and 2B are counted as 19 and 18: the same number in the other Corsican
+    département has another key (a check reading both as 20, or the letters as 0, passes
+    one of them)."""
+    south, north = _nir("253072A073004"), _nir("253072B073004")
+    assert south[13:] != north[13:]
+    for swapped in (south[:13] + north[13:], north[:13] + south[13:]):
+        assert list(id_tiers_problems(swapped, "04")) == ["NIR is invalid (characters or key)"]
+
+
+@pytest.mark.parametrize("nir, problem", [
+    (_wrong_key(NIR), "NIR is invalid (characters or key)"),
+    (_wrong_key(_nir("253072A073004")), "NIR is invalid (characters or key)"),
+    # 2C is no département: a letter there is no NIR whatever the key
+    (_nir("253072B073004").replace("2B", "2C"), "NIR is invalid (characters or key)"),
+    (NIR[:14], "NIR has 14 characters, not 15"),
+    (NIR + "0", "NIR has 16 characters, not 15"),
+    # python-stdnum would read it without its spaces: the DGFiP counts 17 characters
+    (f"{NIR[:1]} {NIR[1:5]} {NIR[5:]}", "NIR has 17 characters, not 15"),
+])
+def test_id_tiers_a_nir_of_another_length_or_key_is_refused(nir, problem):
+    """The DGFiP checks a NIR's (NatIdTiers 04) length, 15, and its key (DT v5.19
+    InfoTiers/IdTiers); the message does not repeat the person's number."""
+    problems = list(id_tiers_problems(nir, "04"))
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    assert nir not in problems[0] and nir[:13] not in problems[0]
+
+
+@pytest.mark.parametrize("finess", ["750100232", "2A0000012", "2B0000013", "970000010",
+                                    "750100233"])
+def test_id_tiers_a_finess_of_9_characters_passes_its_key_unchecked(finess):
+    """A FINESS (NatIdTiers 03) is 9 characters (the DT: « 9 pour [...] le finess géo »;
+    Corsica's start with 2A or 2B). Its key is not checked: no public description of it
+    was found, so any last character passes (750100232 and 750100233 alike)."""
+    assert list(id_tiers_problems(finess, "03")) == []
+
+
+@pytest.mark.parametrize("finess", ["75010023", "7501002320", "2A000001", "75 0100 232"])
+def test_id_tiers_a_finess_of_another_length_is_refused(finess):
+    assert list(id_tiers_problems(finess, "03")) == [
+        f"FINESS '{finess}' has {len(finess)} characters, not 9: the DGFiP rejects the "
+        "bordereau"]
+
+
+@pytest.mark.parametrize("national_id, kind, length", [
+    ("775 221 658 00013", "01", 14), ("775.221.658.00013", "01", 14),
+    ("7752216580001", "01", 14), ("775 221 658", "02", 9), ("7752216580", "02", 9)])
+def test_id_tiers_a_siret_or_siren_is_counted_as_written(national_id, kind, length):
+    """A SIRET or SIREN with spaces or dots has a valid key for python-stdnum, which
+    removes them; the DGFiP counts the characters as written (14 for a SIRET, 9 for a
+    SIREN, « sinon, rejet du bordereau »)."""
+    name = {"01": "SIRET", "02": "SIREN"}[kind]
+    assert list(id_tiers_problems(national_id, kind)) == [
+        f"{name} '{national_id}' has {len(national_id)} characters, not {length}: the DGFiP "
+        "rejects the bordereau"]
+
+
+@pytest.mark.parametrize("kind", ["05", "06", "07", "08", "09", "10", "11", "12"])
+def test_id_tiers_the_other_kinds_have_no_key_checked(kind):
+    assert list(id_tiers_problems(NIR[:14], kind)) == []
+
+
 # ------------------------------------------------------------------ sepa.bic-abroad
 
 
