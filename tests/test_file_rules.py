@@ -73,6 +73,27 @@ def _piece(n: int, inside: str) -> str:
     return f"(//Piece)[{n}]/LigneDePiece/{inside}"
 
 
+def _id_tiers(n: int, kind: str, value: str) -> Callable[[etree._Element], None]:
+    """Give the debtor of piece ``n`` (on every line) the IdTiers ``value`` of NatIdTiers
+    ``kind``: set them where it has them, else add them first in its InfoTiers (the XSD's
+    order: IdTiers, DteNaissance, NatIdTiers)."""
+    def tamper(root: etree._Element) -> None:
+        infos = root.xpath(_piece(n, "Tiers/InfoTiers"))
+        assert infos
+        for info in infos:
+            for tag, v in (("IdTiers", value), ("NatIdTiers", kind)):
+                el = info.find(tag)
+                if el is None and tag == "IdTiers":
+                    el = etree.Element(tag)
+                    info.insert(0, el)
+                elif el is None:
+                    el = etree.Element(tag)
+                    born = info.find("DteNaissance")
+                    (info.find("IdTiers") if born is None else born).addnext(el)
+                el.set("V", v)
+    return tamper
+
+
 # (case, golden file, tamper, rule, fragment of the message, the element it points to)
 CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] = [
     ("civility-missing", GOLDEN_ORMC, _remove(_piece(2, "Tiers/InfoTiers/Civilite")),
@@ -103,6 +124,17 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
     ("kind-without-id-tiers", GOLDEN_ORMC, _remove(_piece(3, "Tiers/InfoTiers/IdTiers")),
      "pes.id-tiers", "IdTiers and NatIdTiers go together",
      "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/NatIdTiers"),
+    # the DGFiP checks the length of a FINESS (9) and of a NIR (15), and a NIR's key
+    ("finess-length", GOLDEN_ORMC, _id_tiers(3, "03", "75010023"),
+     "pes.id-tiers", "FINESS '75010023' has 8 characters, not 9: the DGFiP rejects",
+     "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
+    # 1850775123456's key is 08; 253072A073004's is 43 (2A counted as 19)
+    ("nir-key", GOLDEN_ORMC, _id_tiers(1, "04", "185077512345609"),
+     "pes.id-tiers", "NIR is invalid (characters or key)",
+     "(//Piece)[1]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
+    ("nir-length", GOLDEN_ORMC, _id_tiers(4, "04", "253072A0730044"),
+     "pes.id-tiers", "NIR has 14 characters, not 15: the DGFiP rejects",
+     "(//Piece)[4]/LigneDePiece/Tiers/InfoTiers/IdTiers"),
     ("iban-checksum", GOLDEN_ORMC,
      _set(_piece(1, "Tiers/CpteBancaire/IBAN"), "FR7630006000011234567890188"),
      "sepa.iban", "IBAN is invalid (The number's checksum or check digit is invalid.)",
@@ -176,6 +208,8 @@ def _comment_after(xpath: str) -> Callable[[etree._Element], None]:
                  id="resident-with-codpays-100"),
     pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
     pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
+    # a FINESS's key is not checked: 9 characters pass, Corsica's too
+    pytest.param(_id_tiers(3, "03", "2A0000012"), id="finess-of-9-characters"),
     # MtPrel is compared with MtHT as amounts: 142.5 is the line's 142.50
     pytest.param(_set("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
                       "142.5"), id="mtprel-written-otherwise"),
