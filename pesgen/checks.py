@@ -9,7 +9,7 @@ one rule, one wording, whether pesgen wrote the file or not. This module stays l
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -164,6 +164,32 @@ _ID_TIERS_CHECKED: dict[str, tuple[str, int, Any]] = {
     "03": ("FINESS", 9, None), "04": ("NIR", 15, std_nir)}
 
 
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+# The forms the DT states for the other kinds: "Les longueurs possibles sont: entre 4 et
+# 18 caractères pour TVA intracommunautaire, 9 caractères pour le TAHITI, entre 9 à 10
+# chiffres pour le RIDET, au maximum 18 caractères commençant par FRWF pour FRWF, au plus
+# 18 caractères pour Hors UE, 13 chiffres pour le NFP, jusqu'à 80 caractères et commençant
+# par 5 chiffres pour l'IREP, sinon rejet du bordereau" (DT v5.19 InfoTiers/IdTiers); none
+# for 09 (en cours d'immatriculation). {NatIdTiers: (name, the form, its test)}
+_ID_TIERS_FORMS: dict[str, tuple[str, str, Callable[[str], bool]]] = {
+    "05": ("TVA intracommunautaire", "4 to 18 characters", lambda v: 4 <= len(v) <= 18),
+    "06": ("Hors UE", "at most 18 characters", lambda v: len(v) <= 18),
+    "07": ("TAHITI", "9 characters", lambda v: len(v) == 9),
+    "08": ("RIDET", "9 or 10 digits", lambda v: 9 <= len(v) <= 10 and _digits(v)),
+    "10": ("FRWF", "at most 18 characters starting with FRWF",
+           lambda v: len(v) <= 18 and v.startswith("FRWF")),
+    "11": ("IREP", "at most 80 characters starting with 5 digits",
+           lambda v: len(v) <= 80 and len(v) >= 5 and _digits(v[:5])),
+    "12": ("NFP", "13 digits", lambda v: len(v) == 13 and _digits(v)),
+}
+# the kinds the DT reserves to natural persons (« Les identifiants NIR, NFP et IREP sont
+# réservés aux débiteurs « Personne physique » »): their value is not repeated in a message
+_PERSONAL_ID_KINDS = frozenset({"04", "11", "12"})
+
+
 # a number as a spreadsheet writes a long one it took for a number: 2,14501E+13
 _SCIENTIFIC = re.compile(r"^[0-9]+(?:[.,][0-9]*)?[eE]\+?[0-9]+\Z")
 _SCIENTIFIC_HINT = (" (a number in scientific notation, as a spreadsheet writes a long "
@@ -190,20 +216,34 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
 
 def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
     """pes.id-tiers on IdTiers and NatIdTiers: the length of a SIRET (NatIdTiers 01, 14
-    characters), a SIREN (02, 9), a FINESS (03, 9) or a NIR (04, 15), the key of each but
-    the FINESS (the other kinds are not checked), and the two given together."""
-    checked = _ID_TIERS_CHECKED.get(kind or "")
-    if national_id and checked:
-        name, length, module = checked
-        # a NIR (a person's social security number) is not repeated in the message
-        shown = name if kind == "04" else f"{name} '{national_id}'"
-        if len(national_id) != length:
-            yield (f"{shown} has {len(national_id)} characters, not {length}: the DGFiP "
-                   "rejects the bordereau")
-        elif module is not None and not module.is_valid(national_id):
-            yield f"{shown} is invalid" + (" (characters or key)" if kind == "04" else "")
+    characters), a SIREN (02, 9), a FINESS (03, 9) or a NIR (04, 15) and the key of each
+    but the FINESS; the form the DT states for the other kinds but 09; the two given
+    together."""
+    if national_id and kind and (message := _id_tiers_value_problem(national_id, kind)):
+        yield message
     if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
+
+
+def _id_tiers_value_problem(national_id: str, kind: str) -> str | None:
+    """What the DGFiP refuses in an IdTiers of NatIdTiers ``kind``, or None."""
+    if kind in _ID_TIERS_CHECKED:
+        name, length, module = _ID_TIERS_CHECKED[kind]
+        if len(national_id) != length:
+            problem = f"has {len(national_id)} characters, not {length}"
+        elif module is not None and not module.is_valid(national_id):
+            problem = "is invalid" + (" (characters or key)" if kind == "04" else "")
+        else:
+            return None
+    elif kind in _ID_TIERS_FORMS:
+        name, form, test = _ID_TIERS_FORMS[kind]
+        if test(national_id):
+            return None
+        problem = f"is not {form}"
+    else:
+        return None
+    shown = name if kind in _PERSONAL_ID_KINDS else f"{name} '{national_id}'"
+    return f"{shown} {problem}: the DGFiP rejects the bordereau"
 
 
 # IBAN countries of banks in France: a BIC is mandatory for any other (an account

@@ -135,6 +135,10 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
     ("nir-length", GOLDEN_ORMC, _id_tiers(4, "04", "253072A0730044"),
      "pes.id-tiers", "NIR has 14 characters, not 15: the DGFiP rejects",
      "(//Piece)[4]/LigneDePiece/Tiers/InfoTiers/IdTiers"),
+    # and the form of the other kinds: 13 digits for an NFP
+    ("nfp-form", GOLDEN_ORMC, _id_tiers(2, "12", "123456789012"),
+     "pes.id-tiers", "NFP is not 13 digits: the DGFiP rejects the bordereau",
+     "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
     ("iban-checksum", GOLDEN_ORMC,
      _set(_piece(1, "Tiers/CpteBancaire/IBAN"), "FR7630006000011234567890188"),
      "sepa.iban", "IBAN is invalid (The number's checksum or check digit is invalid.)",
@@ -210,6 +214,8 @@ def _comment_after(xpath: str) -> Callable[[etree._Element], None]:
     pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
     # a FINESS's key is not checked: 9 characters pass, Corsica's too
     pytest.param(_id_tiers(3, "03", "2A0000012"), id="finess-of-9-characters"),
+    pytest.param(_id_tiers(3, "05", "FR40303265045"), id="tva-intra-of-13-characters"),
+    pytest.param(_id_tiers(2, "12", "1234567890123"), id="nfp-of-13-digits"),
     # MtPrel is compared with MtHT as amounts: 142.5 is the line's 142.50
     pytest.param(_set("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
                       "142.5"), id="mtprel-written-otherwise"),

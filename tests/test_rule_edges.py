@@ -135,6 +135,7 @@ def _nir(body: str) -> str:
 
 
 NIR = _nir("1850775123456")
+INVALID_NIR = "NIR is invalid (characters or key): the DGFiP rejects the bordereau"
 
 
 def _wrong_key(nir: str) -> str:
@@ -156,7 +157,7 @@ def test_id_tiers_the_corsican_keys_differ():
     south, north = _nir("253072A073004"), _nir("253072B073004")
     assert south[13:] != north[13:]
     for swapped in (south[:13] + north[13:], north[:13] + south[13:]):
-        assert list(id_tiers_problems(swapped, "04")) == ["NIR is invalid (characters or key)"]
+        assert list(id_tiers_problems(swapped, "04")) == [INVALID_NIR]
 
 
 @pytest.mark.parametrize("nir, problem", [
@@ -206,9 +207,48 @@ def test_id_tiers_a_siret_or_siren_is_counted_as_written(national_id, kind, leng
         "rejects the bordereau"]
 
 
-@pytest.mark.parametrize("kind", ["05", "06", "07", "08", "09", "10", "11", "12"])
-def test_id_tiers_the_other_kinds_have_no_key_checked(kind):
-    assert list(id_tiers_problems(NIR[:14], kind)) == []
+# (NatIdTiers, the shortest and longest values of the form the DT states, a value just
+# outside it); 09, en cours d'immatriculation, has none
+OTHER_KINDS = [
+    ("05", ["FR12", "DE" + "1" * 16], ["FR1", "DE" + "1" * 17]),  # TVA intra: 4 to 18
+    ("06", ["X1234", "A" * 18], ["A" * 19]),  # Hors UE: at most 18
+    ("07", ["A12345678"], ["A1234567", "A123456789"]),  # TAHITI: 9 characters
+    ("08", ["123456789", "1234567890"], ["12345678", "12345678901", "12345678A"]),  # RIDET
+    ("10", ["FRWF", "FRWF" + "1" * 14], ["FRWF" + "1" * 15, "FRWX12345", "frwf12345"]),
+    ("11", ["12345", "12345" + "A" * 75], ["1234A6789", "12345" + "A" * 76]),  # IREP
+    ("12", ["1234567890123"], ["123456789012", "12345678901234", "123456789012A"]),  # NFP
+]
+
+
+@pytest.mark.parametrize("kind, good, bad", OTHER_KINDS, ids=[k[0] for k in OTHER_KINDS])
+def test_id_tiers_the_other_kinds_have_the_form_the_dt_states(kind, good, bad):
+    """DT v5.19 InfoTiers/IdTiers: « entre 4 et 18 caractères pour TVA intracommunautaire,
+    9 caractères pour le TAHITI, entre 9 à 10 chiffres pour le RIDET, au maximum 18
+    caractères commençant par FRWF pour FRWF, au plus 18 caractères pour Hors UE, 13
+    chiffres pour le NFP, jusqu'à 80 caractères et commençant par 5 chiffres pour l'IREP,
+    sinon rejet du bordereau »."""
+    for value in good:
+        assert list(id_tiers_problems(value, kind)) == [], value
+    for value in bad:
+        problems = list(id_tiers_problems(value, kind))
+        assert len(problems) == 1 and problems[0].endswith(
+            ": the DGFiP rejects the bordereau"), (value, problems)
+        # an NFP or IREP (a natural person's, as a NIR) is not repeated in the message
+        assert (value in problems[0]) == (kind not in ("11", "12")), (value, problems)
+
+
+def test_id_tiers_the_forms_messages():
+    assert list(id_tiers_problems("A" * 19, "06")) == [
+        f"Hors UE '{'A' * 19}' is not at most 18 characters: the DGFiP rejects the bordereau"]
+    assert list(id_tiers_problems("12345678901", "08")) == [
+        "RIDET '12345678901' is not 9 or 10 digits: the DGFiP rejects the bordereau"]
+    assert list(id_tiers_problems("123456789012", "12")) == [
+        "NFP is not 13 digits: the DGFiP rejects the bordereau"]
+
+
+def test_id_tiers_09_has_no_form():
+    for value in ("1234", "A" * 80):
+        assert list(id_tiers_problems(value, "09")) == []
 
 
 # ------------------------------------------------------------------ sepa.bic-abroad
