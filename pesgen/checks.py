@@ -185,6 +185,14 @@ _ID_TIERS_FORMS: dict[str, tuple[str, str, Callable[[str], bool]]] = {
            lambda v: len(v) <= 80 and len(v) >= 5 and _digits(v[:5])),
     "12": ("NFP", "13 digits", lambda v: len(v) == 13 and _digits(v)),
 }
+# « l'utilisation du n° de sécurité sociale est réservée au domaine hospitalier.et seulement
+# en nomenclature M21 M22 sinon rejet du bordereau » (DT v5.19 InfoTiers/IdTiers). pesgen
+# writes no hospital's file, and its XSDs take none: they refuse FinJur, which the DT
+# makes mandatory in M21 and M22 (EnTetePES/FinJur), and InfoAssure. So a NIR is refused
+# whatever its key.
+NIR_HOSPITALS_ONLY = ("a NIR (NatIdTiers 04) is for the budgets of hospitals only "
+                      "(nomenclatures M21, M22, whose files have a FinJur): the DGFiP rejects "
+                      "the bordereau of any other")
 # the kinds the DT reserves to natural persons (« Les identifiants NIR, NFP et IREP sont
 # réservés aux débiteurs « Personne physique » »): their value is not repeated in a message
 _PERSONAL_ID_KINDS = frozenset({"04", "11", "12"})
@@ -217,10 +225,12 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
 def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
     """pes.id-tiers on IdTiers and NatIdTiers: the length of a SIRET (NatIdTiers 01, 14
     characters), a SIREN (02, 9), a FINESS (03, 9) or a NIR (04, 15) and the key of each
-    but the FINESS; the form the DT states for the other kinds but 09; the two given
-    together."""
+    but the FINESS; the form the DT states for the other kinds but 09; a NIR at all (a
+    hospital's only); the two given together."""
     if national_id and kind and (message := _id_tiers_value_problem(national_id, kind)):
         yield message
+    if national_id and kind == "04":
+        yield NIR_HOSPITALS_ONLY
     if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
 

@@ -128,13 +128,7 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
     ("finess-length", GOLDEN_ORMC, _id_tiers(3, "03", "75010023"),
      "pes.id-tiers", "FINESS '75010023' has 8 characters, not 9: the DGFiP rejects",
      "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
-    # 1850775123456's key is 08; 253072A073004's is 43 (2A counted as 19)
-    ("nir-key", GOLDEN_ORMC, _id_tiers(1, "04", "185077512345609"),
-     "pes.id-tiers", "NIR is invalid (characters or key)",
-     "(//Piece)[1]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
-    ("nir-length", GOLDEN_ORMC, _id_tiers(4, "04", "253072A0730044"),
-     "pes.id-tiers", "NIR has 14 characters, not 15: the DGFiP rejects",
-     "(//Piece)[4]/LigneDePiece/Tiers/InfoTiers/IdTiers"),
+    # (a NIR: test_a_nir_is_refused_its_length_and_key_said_too)
     # and the form of the other kinds: 13 digits for an NFP
     ("nfp-form", GOLDEN_ORMC, _id_tiers(2, "12", "123456789012"),
      "pes.id-tiers", "NFP is not 13 digits: the DGFiP rejects the bordereau",
@@ -248,6 +242,38 @@ def test_tampered_golden_file_is_refused(tmp_path, src, tamper, rule, fragment, 
     assert problems == [f"  - {where}: {problems[0].split(': ', 1)[1]}"], r.stderr
     assert problems[0].endswith(f"(rule {rule})"), problems
     assert fragment in problems[0], problems
+
+
+@pytest.mark.parametrize("nir, problem", [
+    # 1850775123456's key is 08; 253072A073004's is 43 (Corsica's 2A counted as 19)
+    ("185077512345608", None), ("253072A07300443", None),
+    ("185077512345609", "NIR is invalid (characters or key): the DGFiP rejects"),
+    ("253072A0730044", "NIR has 14 characters, not 15: the DGFiP rejects"),
+])
+def test_a_nir_is_refused_its_length_and_key_said_too(tmp_path, nir, problem):
+    """pesgen validate refuses a debtor's NIR (NatIdTiers 04), whatever its key: the DGFiP
+    takes one in a hospital's budget only (M21, M22), and pesgen's XSD takes no hospital's
+    file (FinJur). A wrong key or length is said too, first, at the same IdTiers; the
+    person's number is not repeated."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _id_tiers(1, "04", nir)(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    at = etree.parse(str(path)).xpath("(//Piece)[1]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers")
+    assert len(at) == 1
+    where = f"{path.name}:{at[0].sourceline} {at[0].getroottree().getpath(at[0])}"
+
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    problems = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    expected = [*([problem] if problem else []), "a NIR (NatIdTiers 04) is for the budgets "
+                "of hospitals only (nomenclatures M21, M22, whose files have a FinJur): the "
+                "DGFiP rejects the bordereau of any other (rule pes.id-tiers)"]
+    assert len(problems) == len(expected), r.stderr
+    for line, fragment in zip(problems, expected, strict=True):
+        assert line.startswith(f"  - {where}: ") and fragment in line, (line, fragment)
+        assert line.endswith("(rule pes.id-tiers)")
+    assert nir not in r.stderr and nir[:13] not in r.stderr
 
 
 def _civility_paths(doc: bytes, tmp_path: Path) -> tuple[list[str], list[str]]:

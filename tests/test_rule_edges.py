@@ -18,6 +18,7 @@ from lxml import etree
 
 from pesgen.build import Builder
 from pesgen.checks import (
+    NIR_HOSPITALS_ONLY,
     bic_abroad_problem,
     checked_national_id,
     grid_problem,
@@ -145,9 +146,22 @@ def _wrong_key(nir: str) -> str:
 # (NIR's key is 08: two digits, the first a 0)
 @pytest.mark.parametrize("nir", [NIR, _nir("2951099126111"), _nir("253072A073004"),
                                  _nir("253072B073004")])
-def test_id_tiers_a_nir_of_15_characters_and_its_key_passes(nir):
+def test_id_tiers_a_nir_of_15_characters_and_its_key_is_refused_as_a_nir_only(nir):
+    """A NIR's key and length pass; it is refused as a NIR, a hospital's only."""
     assert len(nir) == 15
-    assert list(id_tiers_problems(nir, "04")) == []
+    assert list(id_tiers_problems(nir, "04")) == [NIR_HOSPITALS_ONLY]
+
+
+def test_id_tiers_a_nir_is_a_hospitals_only():
+    """« l'utilisation du n° de sécurité sociale est réservée au domaine hospitalier.et
+    seulement en nomenclature M21 M22 sinon rejet du bordereau » (DT v5.19
+    InfoTiers/IdTiers); the other kinds are not refused as such."""
+    assert NIR_HOSPITALS_ONLY.startswith("a NIR (NatIdTiers 04) is for the budgets of "
+                                         "hospitals only (nomenclatures M21, M22")
+    assert NIR_HOSPITALS_ONLY.endswith(": the DGFiP rejects the bordereau of any other")
+    for kind, value in (("01", "77522165800013"), ("02", "775221658"), ("03", "750100232"),
+                        ("12", "1234567890123")):
+        assert list(id_tiers_problems(value, kind)) == []
 
 
 def test_id_tiers_the_corsican_keys_differ():
@@ -157,7 +171,7 @@ def test_id_tiers_the_corsican_keys_differ():
     south, north = _nir("253072A073004"), _nir("253072B073004")
     assert south[13:] != north[13:]
     for swapped in (south[:13] + north[13:], north[:13] + south[13:]):
-        assert list(id_tiers_problems(swapped, "04")) == [INVALID_NIR]
+        assert list(id_tiers_problems(swapped, "04")) == [INVALID_NIR, NIR_HOSPITALS_ONLY]
 
 
 @pytest.mark.parametrize("nir, problem", [
@@ -174,7 +188,8 @@ def test_id_tiers_a_nir_of_another_length_or_key_is_refused(nir, problem):
     """The DGFiP checks a NIR's (NatIdTiers 04) length, 15, and its key (DT v5.19
     InfoTiers/IdTiers); the message does not repeat the person's number."""
     problems = list(id_tiers_problems(nir, "04"))
-    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    assert len(problems) == 2 and problems[0].startswith(problem), problems
+    assert problems[1] == NIR_HOSPITALS_ONLY
     assert nir not in problems[0] and nir[:13] not in problems[0]
 
 

@@ -195,6 +195,8 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
          "NIR is invalid"),
         ("nir-length", _debtor(national_id="18507751234560", national_id_kind="04"),
          "NIR has 14 characters, not 15"),
+        ("nir-at-all", _debtor(national_id="185077512345608", national_id_kind="04"),
+         "a NIR (NatIdTiers 04) is for the budgets of hospitals only"),
     ],
     "sepa.mandate": [
         ("iban-checksum", _account(iban="FR7630006000011234567890188"), "IBAN is invalid"),
