@@ -117,7 +117,7 @@ def test_siret_and_siren_of_valid_keys_pass(value, kind):
 
 
 @pytest.mark.parametrize("national_id, kind", [(None, "01"), (None, "02"), ("", "01"),
-                                               ("77522165800013", None)])
+                                               ("77522165800013", None), (None, "04")])
 def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
     """pes.id-tiers: an IdTiers without its NatIdTiers, or the other way round, is the one
     problem 'go together', no key is checked on a missing IdTiers."""
@@ -230,12 +230,17 @@ OTHER_KINDS = [
     ("07", ["A12345678"], ["A1234567", "A123456789"]),  # TAHITI: 9 characters
     ("08", ["123456789", "1234567890"], ["12345678", "12345678901", "12345678A"]),  # RIDET
     ("10", ["FRWF", "FRWF" + "1" * 14], ["FRWF" + "1" * 15, "FRWX12345", "frwf12345"]),
-    ("11", ["12345", "12345" + "A" * 75], ["1234A6789", "12345" + "A" * 76]),  # IREP
+    ("11", ["12345", "12345" + "A" * 75], ["1234", "1234A6789", "12345" + "A" * 76]),  # IREP
     ("12", ["1234567890123"], ["123456789012", "12345678901234", "123456789012A"]),  # NFP
+    # digits are ASCII ones: not a superscript, an Arabic-Indic or a fullwidth digit
+    ("08", [], ["12345678\u00b2", "12345678\u0669"]),
+    ("11", [], ["1234\uff15ABC"]),
+    ("12", [], ["123456789012\u00b2"]),
 ]
 
 
-@pytest.mark.parametrize("kind, good, bad", OTHER_KINDS, ids=[k[0] for k in OTHER_KINDS])
+@pytest.mark.parametrize("kind, good, bad", OTHER_KINDS,
+                         ids=[f"{k[0]}-{i}" for i, k in enumerate(OTHER_KINDS)])
 def test_id_tiers_the_other_kinds_have_the_form_the_dt_states(kind, good, bad):
     """DT v5.19 InfoTiers/IdTiers: « entre 4 et 18 caractères pour TVA intracommunautaire,
     9 caractères pour le TAHITI, entre 9 à 10 chiffres pour le RIDET, au maximum 18
