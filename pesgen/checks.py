@@ -9,13 +9,14 @@ one rule, one wording, whether pesgen wrote the file or not. This module stays l
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.fr import nir as std_nir
 from stdnum.fr import siren as std_siren
 from stdnum.fr import siret as std_siret
 
@@ -149,8 +150,52 @@ def residence_problem(resident: bool, country_code: str | None) -> str | None:
 # Siret", and "la clé de l'identifiant doit être valide [...] sinon, rejet du bordereau"
 # (DT v5.19 InfoTiers/IdTiers). {length: (NatIdTiers, name, python-stdnum module)}
 NATIONAL_ID_KINDS = {14: ("01", "SIRET", std_siret), 9: ("02", "SIREN", std_siren)}
-# {NatIdTiers: (name, module)} of the kinds whose key is checked (pes.id-tiers)
-_ID_TIERS_KEYS = {code: (name, module) for code, name, module in NATIONAL_ID_KINDS.values()}
+# The kinds of IdTiers the DGFiP checks (pes.id-tiers on a file from anywhere): "Pour les
+# seuls identifiants de type SIRET, SIREN, FINESS et NIR, des contrôles de validité sont
+# effectués. La clé de l'identifiant doit être valide, et les longueurs possibles sont 9
+# pour le Siren et le finess géo, 14 pour le Siret et 15 pour le Nir, sinon, rejet du
+# bordereau" (DT v5.19 InfoTiers/IdTiers). The NIR's key is INSEE's (97 - the first 13
+# characters modulo 97, Corsica's 2A and 2B read as 19 and 18: python-stdnum fr.nir).
+# No public description of the FINESS key was found: its length only is checked.
+# {NatIdTiers: (name, length, python-stdnum module checking the key, or None)}
+_ID_TIERS_CHECKED: dict[str, tuple[str, int, Any]] = {
+    **{code: (name, length, module)
+       for length, (code, name, module) in NATIONAL_ID_KINDS.items()},
+    "03": ("FINESS", 9, None), "04": ("NIR", 15, std_nir)}
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+# The forms the DT states for the other kinds: "Les longueurs possibles sont: entre 4 et
+# 18 caractères pour TVA intracommunautaire, 9 caractères pour le TAHITI, entre 9 à 10
+# chiffres pour le RIDET, au maximum 18 caractères commençant par FRWF pour FRWF, au plus
+# 18 caractères pour Hors UE, 13 chiffres pour le NFP, jusqu'à 80 caractères et commençant
+# par 5 chiffres pour l'IREP, sinon rejet du bordereau" (DT v5.19 InfoTiers/IdTiers); none
+# for 09 (en cours d'immatriculation). {NatIdTiers: (name, the form, its test)}
+_ID_TIERS_FORMS: dict[str, tuple[str, str, Callable[[str], bool]]] = {
+    "05": ("TVA intracommunautaire", "4 to 18 characters", lambda v: 4 <= len(v) <= 18),
+    "06": ("Hors UE", "at most 18 characters", lambda v: len(v) <= 18),
+    "07": ("TAHITI", "9 characters", lambda v: len(v) == 9),
+    "08": ("RIDET", "9 or 10 digits", lambda v: 9 <= len(v) <= 10 and _digits(v)),
+    "10": ("FRWF", "at most 18 characters starting with FRWF",
+           lambda v: len(v) <= 18 and v.startswith("FRWF")),
+    "11": ("IREP", "at most 80 characters starting with 5 digits",
+           lambda v: len(v) <= 80 and len(v) >= 5 and _digits(v[:5])),
+    "12": ("NFP", "13 digits", lambda v: len(v) == 13 and _digits(v)),
+}
+# « l'utilisation du n° de sécurité sociale est réservée au domaine hospitalier.et seulement
+# en nomenclature M21 M22 sinon rejet du bordereau » (DT v5.19 InfoTiers/IdTiers). pesgen
+# writes no hospital's file, and its XSDs take none: they refuse FinJur, which the DT
+# makes mandatory in M21 and M22 (EnTetePES/FinJur), and InfoAssure. So a NIR is refused
+# whatever its key.
+NIR_HOSPITALS_ONLY = ("a NIR (NatIdTiers 04) is for the budgets of hospitals only "
+                      "(nomenclatures M21, M22, whose files have a FinJur): the DGFiP rejects "
+                      "the bordereau of any other")
+# the kinds the DT reserves to natural persons (« Les identifiants NIR, NFP et IREP sont
+# réservés aux débiteurs « Personne physique » »): their value is not repeated in a message
+_PERSONAL_ID_KINDS = frozenset({"04", "11", "12"})
 
 
 # a number as a spreadsheet writes a long one it took for a number: 2,14501E+13
@@ -178,13 +223,37 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
 
 
 def id_tiers_problems(national_id: str | None, kind: str | None) -> Iterator[str]:
-    """pes.id-tiers on IdTiers and NatIdTiers: the key of a SIRET (NatIdTiers 01) or a
-    SIREN (02; the other kinds are not checked), and the two given together."""
-    checked = _ID_TIERS_KEYS.get(kind or "")
-    if national_id and checked and not checked[1].is_valid(national_id):
-        yield f"{checked[0]} '{national_id}' is invalid"
+    """pes.id-tiers on IdTiers and NatIdTiers: the length of a SIRET (NatIdTiers 01, 14
+    characters), a SIREN (02, 9), a FINESS (03, 9) or a NIR (04, 15) and the key of each
+    but the FINESS; the form the DT states for the other kinds but 09; a NIR at all (a
+    hospital's only); the two given together."""
+    if national_id and kind and (message := _id_tiers_value_problem(national_id, kind)):
+        yield message
+    if national_id and kind == "04":
+        yield NIR_HOSPITALS_ONLY
     if bool(national_id) != bool(kind):
         yield "IdTiers and NatIdTiers go together"
+
+
+def _id_tiers_value_problem(national_id: str, kind: str) -> str | None:
+    """What the DGFiP refuses in an IdTiers of NatIdTiers ``kind``, or None."""
+    if kind in _ID_TIERS_CHECKED:
+        name, length, module = _ID_TIERS_CHECKED[kind]
+        if len(national_id) != length:
+            problem = f"has {len(national_id)} characters, not {length}"
+        elif module is not None and not module.is_valid(national_id):
+            problem = "is invalid" + (" (characters or key)" if kind == "04" else "")
+        else:
+            return None
+    elif kind in _ID_TIERS_FORMS:
+        name, form, test = _ID_TIERS_FORMS[kind]
+        if test(national_id):
+            return None
+        problem = f"is not {form}"
+    else:
+        return None
+    shown = name if kind in _PERSONAL_ID_KINDS else f"{name} '{national_id}'"
+    return f"{shown} {problem}: the DGFiP rejects the bordereau"
 
 
 # IBAN countries of banks in France: a BIC is mandatory for any other (an account

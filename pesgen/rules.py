@@ -189,10 +189,19 @@ def _asap(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield f"DteAsp {t.asap_date} is before DteBordEm {ctx.issue_date}"
 
 
-@rule("pes.id-tiers", "An organisation's SIRET (IdTiers, NatIdTiers 01) or SIREN "
-      "(NatIdTiers 02) has a valid key.",
-      "DT v5.19 InfoTiers/IdTiers; DT-AQ lists ERREUR_SIRET (a name only: its link to this "
-      "rule is pesgen's reading)")
+@rule("pes.id-tiers", "A debtor's IdTiers has the length of its NatIdTiers (14 characters "
+      "for a SIRET, 01; 9 for a SIREN, 02, or a FINESS, 03; 15 for a NIR, 04) and a valid key "
+      "(not the FINESS's, unchecked: no public description of it was found); the other kinds "
+      "have the form the DT states (05-08, 10-12; none for 09). A NIR is refused whatever its "
+      "key: a hospital's only (M21, M22).",
+      "DT v5.19 InfoTiers/IdTiers (« Pour les seuls identifiants de type SIRET, SIREN, FINESS "
+      "et NIR [...] La clé de l'identifiant doit être valide, et les longueurs possibles sont "
+      "9 pour le Siren et le finess géo, 14 pour le Siret et 15 pour le Nir, sinon, rejet du "
+      "bordereau »; « Les longueurs possibles sont [...] sinon rejet du bordereau »; « "
+      "l'utilisation du n° de sécurité sociale est réservée au domaine hospitalier.et "
+      "seulement en nomenclature M21 M22 sinon rejet du bordereau »); the "
+      "NIR's key: python-stdnum fr.nir; DT-AQ lists ERREUR_SIRET (a name only: its link to "
+      "this rule is pesgen's reading)")
 def _siret(t: Title, ctx: RuleContext) -> Iterator[str]:
     return id_tiers_problems(t.debtor.national_id, t.debtor.national_id_kind)
 

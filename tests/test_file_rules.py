@@ -73,6 +73,27 @@ def _piece(n: int, inside: str) -> str:
     return f"(//Piece)[{n}]/LigneDePiece/{inside}"
 
 
+def _id_tiers(n: int, kind: str, value: str) -> Callable[[etree._Element], None]:
+    """Give the debtor of piece ``n`` (on every line) the IdTiers ``value`` of NatIdTiers
+    ``kind``: set them where it has them, else add them first in its InfoTiers (the XSD's
+    order: IdTiers, DteNaissance, NatIdTiers)."""
+    def tamper(root: etree._Element) -> None:
+        infos = root.xpath(_piece(n, "Tiers/InfoTiers"))
+        assert infos
+        for info in infos:
+            for tag, v in (("IdTiers", value), ("NatIdTiers", kind)):
+                el = info.find(tag)
+                if el is None and tag == "IdTiers":
+                    el = etree.Element(tag)
+                    info.insert(0, el)
+                elif el is None:
+                    el = etree.Element(tag)
+                    born = info.find("DteNaissance")
+                    (info.find("IdTiers") if born is None else born).addnext(el)
+                el.set("V", v)
+    return tamper
+
+
 # (case, golden file, tamper, rule, fragment of the message, the element it points to)
 CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] = [
     ("civility-missing", GOLDEN_ORMC, _remove(_piece(2, "Tiers/InfoTiers/Civilite")),
@@ -103,6 +124,15 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
     ("kind-without-id-tiers", GOLDEN_ORMC, _remove(_piece(3, "Tiers/InfoTiers/IdTiers")),
      "pes.id-tiers", "IdTiers and NatIdTiers go together",
      "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/NatIdTiers"),
+    # the DGFiP checks the length of a FINESS (9) and of a NIR (15), and a NIR's key
+    ("finess-length", GOLDEN_ORMC, _id_tiers(3, "03", "75010023"),
+     "pes.id-tiers", "FINESS '75010023' has 8 characters, not 9: the DGFiP rejects",
+     "(//Piece)[3]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
+    # (a NIR: test_a_nir_is_refused_its_length_and_key_said_too)
+    # and the form of the other kinds: 13 digits for an NFP
+    ("nfp-form", GOLDEN_ORMC, _id_tiers(2, "12", "123456789012"),
+     "pes.id-tiers", "NFP is not 13 digits: the DGFiP rejects the bordereau",
+     "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
     ("iban-checksum", GOLDEN_ORMC,
      _set(_piece(1, "Tiers/CpteBancaire/IBAN"), "FR7630006000011234567890188"),
      "sepa.iban", "IBAN is invalid (The number's checksum or check digit is invalid.)",
@@ -176,6 +206,10 @@ def _comment_after(xpath: str) -> Callable[[etree._Element], None]:
                  id="resident-with-codpays-100"),
     pytest.param(_set(_piece(2, "Tiers/InfoTiers/Civilite"), "MR"), id="civility-mr"),
     pytest.param(_set(_piece(7, "Tiers/InfoTiers/NatJur"), "03"), id="organisation-natjur-03"),
+    # a FINESS's key is not checked: 9 characters pass, Corsica's too
+    pytest.param(_id_tiers(3, "03", "2A0000012"), id="finess-of-9-characters"),
+    pytest.param(_id_tiers(3, "05", "FR40303265045"), id="tva-intra-of-13-characters"),
+    pytest.param(_id_tiers(2, "12", "1234567890123"), id="nfp-of-13-digits"),
     # MtPrel is compared with MtHT as amounts: 142.5 is the line's 142.50
     pytest.param(_set("(//Piece)[1]/LigneDePiece[2]/BlocLignePiece/InfoPrelevementSEPA/MtPrel",
                       "142.5"), id="mtprel-written-otherwise"),
@@ -208,6 +242,38 @@ def test_tampered_golden_file_is_refused(tmp_path, src, tamper, rule, fragment, 
     assert problems == [f"  - {where}: {problems[0].split(': ', 1)[1]}"], r.stderr
     assert problems[0].endswith(f"(rule {rule})"), problems
     assert fragment in problems[0], problems
+
+
+@pytest.mark.parametrize("nir, problem", [
+    # 1850775123456's key is 08; 253072A073004's is 43 (Corsica's 2A counted as 19)
+    ("185077512345608", None), ("253072A07300443", None),
+    ("185077512345609", "NIR is invalid (characters or key): the DGFiP rejects"),
+    ("253072A0730044", "NIR has 14 characters, not 15: the DGFiP rejects"),
+])
+def test_a_nir_is_refused_its_length_and_key_said_too(tmp_path, nir, problem):
+    """pesgen validate refuses a debtor's NIR (NatIdTiers 04), whatever its key: the DGFiP
+    takes one in a hospital's budget only (M21, M22), and pesgen's XSD takes no hospital's
+    file (FinJur). A wrong key or length is said too, first, at the same IdTiers; the
+    person's number is not repeated."""
+    doc = etree.parse(str(GOLDEN_ORMC))
+    _id_tiers(1, "04", nir)(doc.getroot())
+    path = tmp_path / GOLDEN_ORMC.name
+    doc.write(str(path), xml_declaration=True, encoding="ISO-8859-1")
+    at = etree.parse(str(path)).xpath("(//Piece)[1]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers")
+    assert len(at) == 1
+    where = f"{path.name}:{at[0].sourceline} {at[0].getroottree().getpath(at[0])}"
+
+    r = _validate(path)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    problems = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    expected = [*([problem] if problem else []), "a NIR (NatIdTiers 04) is for the budgets "
+                "of hospitals only (nomenclatures M21, M22, whose files have a FinJur): the "
+                "DGFiP rejects the bordereau of any other (rule pes.id-tiers)"]
+    assert len(problems) == len(expected), r.stderr
+    for line, fragment in zip(problems, expected, strict=True):
+        assert line.startswith(f"  - {where}: ") and fragment in line, (line, fragment)
+        assert line.endswith("(rule pes.id-tiers)")
+    assert nir not in r.stderr and nir[:13] not in r.stderr
 
 
 def _civility_paths(doc: bytes, tmp_path: Path) -> tuple[list[str], list[str]]:

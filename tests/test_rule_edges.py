@@ -18,6 +18,7 @@ from lxml import etree
 
 from pesgen.build import Builder
 from pesgen.checks import (
+    NIR_HOSPITALS_ONLY,
     bic_abroad_problem,
     checked_national_id,
     grid_problem,
@@ -116,11 +117,158 @@ def test_siret_and_siren_of_valid_keys_pass(value, kind):
 
 
 @pytest.mark.parametrize("national_id, kind", [(None, "01"), (None, "02"), ("", "01"),
-                                               ("77522165800013", None)])
+                                               ("77522165800013", None), (None, "04")])
 def test_id_tiers_one_without_the_other_is_that_problem_only(national_id, kind):
     """pes.id-tiers: an IdTiers without its NatIdTiers, or the other way round, is the one
     problem 'go together', no key is checked on a missing IdTiers."""
     assert list(id_tiers_problems(national_id, kind)) == ["IdTiers and NatIdTiers go together"]
+
+
+# ------------------------------------------------------------------ pes.id-tiers
+
+
+def _nir(body: str) -> str:
+    """A NIR of 13 characters ``body`` with its key, computed here as INSEE states it
+    (97 minus the 13-digit number modulo 97; Corsica's départements 2A and 2B, the 6th
+    and 7th characters, counted as 19 and 18), not by the code under test."""
+    number = body[:5] + {"2A": "19", "2B": "18"}.get(body[5:7], body[5:7]) + body[7:]
+    return f"{body}{97 - int(number) % 97:02d}"
+
+
+NIR = _nir("1850775123456")
+INVALID_NIR = "NIR is invalid (characters or key): the DGFiP rejects the bordereau"
+
+
+def _wrong_key(nir: str) -> str:
+    return nir[:13] + f"{(int(nir[13:]) % 97) + 1:02d}"
+
+
+# (NIR's key is 08: two digits, the first a 0)
+@pytest.mark.parametrize("nir", [NIR, _nir("2951099126111"), _nir("253072A073004"),
+                                 _nir("253072B073004")])
+def test_id_tiers_a_nir_of_15_characters_and_its_key_is_refused_as_a_nir_only(nir):
+    """A NIR's key and length pass; it is refused as a NIR, a hospital's only."""
+    assert len(nir) == 15
+    assert list(id_tiers_problems(nir, "04")) == [NIR_HOSPITALS_ONLY]
+
+
+def test_id_tiers_a_nir_is_a_hospitals_only():
+    """« l'utilisation du n° de sécurité sociale est réservée au domaine hospitalier.et
+    seulement en nomenclature M21 M22 sinon rejet du bordereau » (DT v5.19
+    InfoTiers/IdTiers); the other kinds are not refused as such."""
+    assert NIR_HOSPITALS_ONLY.startswith("a NIR (NatIdTiers 04) is for the budgets of "
+                                         "hospitals only (nomenclatures M21, M22")
+    assert NIR_HOSPITALS_ONLY.endswith(": the DGFiP rejects the bordereau of any other")
+    for kind, value in (("01", "77522165800013"), ("02", "775221658"), ("03", "750100232"),
+                        ("12", "1234567890123")):
+        assert list(id_tiers_problems(value, kind)) == []
+
+
+def test_id_tiers_the_corsican_keys_differ():
+    """2A and 2B are counted as 19 and 18: the same number in the other Corsican
+    département has another key (a check reading both as 20, or the letters as 0, passes
+    one of them)."""
+    south, north = _nir("253072A073004"), _nir("253072B073004")
+    assert south[13:] != north[13:]
+    for swapped in (south[:13] + north[13:], north[:13] + south[13:]):
+        assert list(id_tiers_problems(swapped, "04")) == [INVALID_NIR, NIR_HOSPITALS_ONLY]
+
+
+@pytest.mark.parametrize("nir, problem", [
+    (_wrong_key(NIR), "NIR is invalid (characters or key)"),
+    (_wrong_key(_nir("253072A073004")), "NIR is invalid (characters or key)"),
+    # 2C is no département: a letter there is no NIR whatever the key
+    (_nir("253072B073004").replace("2B", "2C"), "NIR is invalid (characters or key)"),
+    (NIR[:14], "NIR has 14 characters, not 15"),
+    (NIR + "0", "NIR has 16 characters, not 15"),
+    # python-stdnum would read it without its spaces: the DGFiP counts 17 characters
+    (f"{NIR[:1]} {NIR[1:5]} {NIR[5:]}", "NIR has 17 characters, not 15"),
+])
+def test_id_tiers_a_nir_of_another_length_or_key_is_refused(nir, problem):
+    """The DGFiP checks a NIR's (NatIdTiers 04) length, 15, and its key (DT v5.19
+    InfoTiers/IdTiers); the message does not repeat the person's number."""
+    problems = list(id_tiers_problems(nir, "04"))
+    assert len(problems) == 2 and problems[0].startswith(problem), problems
+    assert problems[1] == NIR_HOSPITALS_ONLY
+    assert nir not in problems[0] and nir[:13] not in problems[0]
+
+
+@pytest.mark.parametrize("finess", ["750100232", "2A0000012", "2B0000013", "970000010",
+                                    "750100233"])
+def test_id_tiers_a_finess_of_9_characters_passes_its_key_unchecked(finess):
+    """A FINESS (NatIdTiers 03) is 9 characters (the DT: « 9 pour [...] le finess géo »;
+    Corsica's start with 2A or 2B). Its key is not checked: no public description of it
+    was found, so any last character passes (750100232 and 750100233 alike)."""
+    assert list(id_tiers_problems(finess, "03")) == []
+
+
+@pytest.mark.parametrize("finess", ["75010023", "7501002320", "2A000001", "75 0100 232"])
+def test_id_tiers_a_finess_of_another_length_is_refused(finess):
+    assert list(id_tiers_problems(finess, "03")) == [
+        f"FINESS '{finess}' has {len(finess)} characters, not 9: the DGFiP rejects the "
+        "bordereau"]
+
+
+@pytest.mark.parametrize("national_id, kind, length", [
+    ("775 221 658 00013", "01", 14), ("775.221.658.00013", "01", 14),
+    ("7752216580001", "01", 14), ("775 221 658", "02", 9), ("7752216580", "02", 9)])
+def test_id_tiers_a_siret_or_siren_is_counted_as_written(national_id, kind, length):
+    """A SIRET or SIREN with spaces or dots has a valid key for python-stdnum, which
+    removes them; the DGFiP counts the characters as written (14 for a SIRET, 9 for a
+    SIREN, « sinon, rejet du bordereau »)."""
+    name = {"01": "SIRET", "02": "SIREN"}[kind]
+    assert list(id_tiers_problems(national_id, kind)) == [
+        f"{name} '{national_id}' has {len(national_id)} characters, not {length}: the DGFiP "
+        "rejects the bordereau"]
+
+
+# (NatIdTiers, the shortest and longest values of the form the DT states, a value just
+# outside it); 09, en cours d'immatriculation, has none
+OTHER_KINDS = [
+    ("05", ["FR12", "DE" + "1" * 16], ["FR1", "DE" + "1" * 17]),  # TVA intra: 4 to 18
+    ("06", ["X1234", "A" * 18], ["A" * 19]),  # Hors UE: at most 18
+    ("07", ["A12345678"], ["A1234567", "A123456789"]),  # TAHITI: 9 characters
+    ("08", ["123456789", "1234567890"], ["12345678", "12345678901", "12345678A"]),  # RIDET
+    ("10", ["FRWF", "FRWF" + "1" * 14], ["FRWF" + "1" * 15, "FRWX12345", "frwf12345"]),
+    ("11", ["12345", "12345" + "A" * 75], ["1234", "1234A6789", "12345" + "A" * 76]),  # IREP
+    ("12", ["1234567890123"], ["123456789012", "12345678901234", "123456789012A"]),  # NFP
+    # digits are ASCII ones: not a superscript, an Arabic-Indic or a fullwidth digit
+    ("08", [], ["12345678\u00b2", "12345678\u0669"]),
+    ("11", [], ["1234\uff15ABC"]),
+    ("12", [], ["123456789012\u00b2"]),
+]
+
+
+@pytest.mark.parametrize("kind, good, bad", OTHER_KINDS,
+                         ids=[f"{k[0]}-{i}" for i, k in enumerate(OTHER_KINDS)])
+def test_id_tiers_the_other_kinds_have_the_form_the_dt_states(kind, good, bad):
+    """DT v5.19 InfoTiers/IdTiers: « entre 4 et 18 caractères pour TVA intracommunautaire,
+    9 caractères pour le TAHITI, entre 9 à 10 chiffres pour le RIDET, au maximum 18
+    caractères commençant par FRWF pour FRWF, au plus 18 caractères pour Hors UE, 13
+    chiffres pour le NFP, jusqu'à 80 caractères et commençant par 5 chiffres pour l'IREP,
+    sinon rejet du bordereau »."""
+    for value in good:
+        assert list(id_tiers_problems(value, kind)) == [], value
+    for value in bad:
+        problems = list(id_tiers_problems(value, kind))
+        assert len(problems) == 1 and problems[0].endswith(
+            ": the DGFiP rejects the bordereau"), (value, problems)
+        # an NFP or IREP (a natural person's, as a NIR) is not repeated in the message
+        assert (value in problems[0]) == (kind not in ("11", "12")), (value, problems)
+
+
+def test_id_tiers_the_forms_messages():
+    assert list(id_tiers_problems("A" * 19, "06")) == [
+        f"Hors UE '{'A' * 19}' is not at most 18 characters: the DGFiP rejects the bordereau"]
+    assert list(id_tiers_problems("12345678901", "08")) == [
+        "RIDET '12345678901' is not 9 or 10 digits: the DGFiP rejects the bordereau"]
+    assert list(id_tiers_problems("123456789012", "12")) == [
+        "NFP is not 13 digits: the DGFiP rejects the bordereau"]
+
+
+def test_id_tiers_09_has_no_form():
+    for value in ("1234", "A" * 80):
+        assert list(id_tiers_problems(value, "09")) == []
 
 
 # ------------------------------------------------------------------ sepa.bic-abroad

@@ -188,6 +188,15 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
          "SIREN '775221659' is invalid"),
         ("id-without-kind", _org(national_id_kind=None), "go together"),
         ("kind-without-id", _org(national_id=None), "go together"),
+        ("finess-length", _org(national_id="75010023", national_id_kind="03"),
+         "FINESS '75010023' has 8 characters, not 9"),
+        # 1850775123456 has the key 08 (97 - 1850775123456 modulo 97)
+        ("nir-key", _debtor(national_id="185077512345607", national_id_kind="04"),
+         "NIR is invalid"),
+        ("nir-length", _debtor(national_id="18507751234560", national_id_kind="04"),
+         "NIR has 14 characters, not 15"),
+        ("nir-at-all", _debtor(national_id="185077512345608", national_id_kind="04"),
+         "a NIR (NatIdTiers 04) is for the budgets of hospitals only"),
     ],
     "sepa.mandate": [
         ("iban-checksum", _account(iban="FR7630006000011234567890188"), "IBAN is invalid"),
