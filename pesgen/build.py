@@ -38,6 +38,7 @@ from .keys import (
     DEBT_KEYED_DIGITS,
     DEBT_KEYED_MAX,
     INVOICE_NUMBER_MAX,
+    Held,
     debt_key,
     invoice_key,
     written_otherwise,
@@ -378,6 +379,10 @@ class Builder:
         # (invoice_key: 'FA-1' and 'fa-1' are one invoice) and by NumDette (debt_key);
         # as a mapping, invoice number -> its input record
         self.seen = SeenInvoices(_as_is if recorded else invoice_key, debt_key)
+        # policies.already_exported: leave_out: the invoices active runs of the budget,
+        # exercise and format hold, by the key ``seen`` gives (runs._prepared sets it from
+        # the store; a recorded run rebuilt, from the invoices it left out so)
+        self.exported: dict[str, Held] | None = None
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
@@ -733,6 +738,17 @@ class Builder:
             self._shapes_said(ctx, result)
         return result
 
+    @staticmethod
+    def _left_as_held(src: SourceInvoice, number: str, held: Held) -> BuildResult:
+        """An invoice an active run holds at the same amount, left out of this one
+        (policies.already_exported: leave_out), with no problem or note of its own."""
+        if held.amount is None:
+            reason = "exported already by another run, left out by this one"
+        else:
+            reason = (f"exported already by run {held.run} in {held.file} (IdBord "
+                      f"{held.id_bord}), at the same amount {held.amount:.2f}")
+        return BuildResult(left_out=LeftOut(number, src.origin, reason, "already_exported"))
+
     def _shapes_said(self, ctx: _Ctx, result: BuildResult) -> None:
         """One ``input.type`` problem per value of another kind than the bindings reading
         through it need (a list or a text where an object is expected), at its JSON path,
@@ -826,7 +842,15 @@ class Builder:
         if self.csv and src.lines and len(src.lines) > 1:
             self._check_csv_consistency(ctx, src)
 
+        held = None if self.exported is None else self.exported.get(key)
+        if held is not None and held.amount is None:  # a recorded run left it out so
+            return self._left_as_held(src, number, held)
         lines = self._lines(ctx, src, record)
+        if held is not None and lines is not None and \
+                sum((ln.amount for ln in lines), _ZERO) == held.amount:
+            # its own problems (a direct debit date passed since it was billed) do not
+            # count: it is not exported; at another amount it is refused (run.duplicate)
+            return self._left_as_held(src, number, held)
         debtor = self._debtor(ctx, ev)
         mandate = self._mandate(ctx, ev, debtor)
         joint = self._joint_debtor(ctx, ev)

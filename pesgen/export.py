@@ -48,7 +48,7 @@ from .errors import (
 )
 from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
-from .keys import cle1, cle2
+from .keys import Held, cle1, cle2
 from .layout import load_layout, validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
@@ -257,6 +257,9 @@ class Exporter:
         self._legacy = legacy and vouched
         self.builder = Builder(mapping, fmt, recorded=vouched, legacy=self._legacy,
                                issue_date=run_date)
+        # policies.already_exported: leave_out: the invoices active runs hold, by key
+        # (runs._prepared, from the store; a recorded run rebuilt: those it left out so)
+        self.exported: dict[str, Held] | None = None
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
         # pesgen's own settings, which a format option cannot shadow
@@ -469,6 +472,7 @@ class Exporter:
         # Registered first, called last: it sees what closing a spool raised
         spools = self._spools()
         stack.push(lambda _type, exc, _tb: name_error(exc, spools))
+        self.builder.exported = self.exported
         prepared = Prepared(result, [], stack, self.builder.seen, first_piece=first_piece)
         try:
             with _fewer_collections(), naming(spools):

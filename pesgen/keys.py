@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from functools import cache
 from operator import mul
+from typing import NamedTuple
 
 from .text import transliterate_char
 
@@ -24,6 +26,17 @@ _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
 # them over the longer number (a run recorded before the rule is rebuilt as it was).
 DEBT_KEYED_DIGITS = 13
 DEBT_KEYED_MAX = 10 ** DEBT_KEYED_DIGITS - 1
+
+
+class Held(NamedTuple):
+    """An invoice an active run holds (``Store.held_in_scope``): as that run wrote it,
+    the run, its IdBord, the bordereau's first file, the title's amount (None: not
+    compared, a recorded run rebuilt)."""
+    invoice: str
+    run: str
+    id_bord: int
+    file: str
+    amount: Decimal | None
 
 
 def cle2(exercise: int, period: str, debt_number: str) -> str:

@@ -53,6 +53,7 @@ class Policies:
     negative_lines: str = "refuse"
     netted_label: str = "keep"
     zero_total: str = "refuse"
+    already_exported: str = "refuse"
     transliterate: bool = False
     case: str = "keep"
     newlines: str = "refuse"

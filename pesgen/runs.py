@@ -46,7 +46,7 @@ from .errors import (
 from .export import Exporter, ExportResult, Prepared, open_exporter
 from .figures import RunInvoices, TitleFigures
 from .formats import Format, load_format
-from .keys import debt_key, invoice_key, written_otherwise
+from .keys import Held, debt_key, invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
 from .render import MAX_FILE_NAME
 from .resources import inside
@@ -247,10 +247,17 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
     pieces = piece_key(exporter.mapping, exporter.fmt)
     # (a missing input is reported by prepare, with its own message)
     read_digest = _file_digest(Path(input_path)) if Path(input_path).is_file() else None
-    if store_first or (pieces is not None and not (creates_store and creates_store())):
+    # policies.already_exported: leave_out: what active runs of the scope hold is read
+    # before the input (none in a store the export creates)
+    leave = exporter.mapping.policies.already_exported == "leave_out"
+    if store_first or ((pieces is not None or leave)
+                       and not (creates_store and creates_store())):
         # a dry run's store, open already, or a store there: the next titre number is
         # read first, and the titles (whose pieces are rendered with it) prepared once
         store = open_store()
+        if leave:
+            exporter.exported = store.held_in_scope(None, key[0], key[1], key[2],
+                                                    exporter.fmt.name)
         prepared = exporter.prepare(Path(input_path),
                                     _next_piece(store, pieces) if pieces else 1)
     else:
@@ -268,8 +275,29 @@ def _prepared(open_store: Callable[[], Store], mapping_path: Path, input_path: P
             raise
     binding = exporter.mapping.bindings.get("invoice", {}).get("debt_number")
     taken = _Taken(store, key, _RunTitles(prepared), binding.where if binding else None,
-                   read_digest, exporter.fmt.name)
+                   read_digest, exporter.fmt.name,
+                   None if leave else exporter.mapping.where("policies"))
     return exporter, snapshots[0], key, read_digest, prepared, taken
+
+
+def _refuse_freed(store: Store, conn: Any, id_coll: str, prepared: Prepared) -> None:
+    """Refuse the run if an invoice it left out as exported already (policies.
+    already_exported: leave_out) is no longer held by an active run: that run, or its
+    bordereau, cancelled since it was read, the invoice would be billed nowhere."""
+    left = {lo.invoice: lo for lo in prepared.result.left_out
+            if lo.policy == "already_exported"}
+    if not left:
+        return
+    held = store.holders(conn, id_coll, left)
+    freed = [lo for inv, lo in left.items() if inv not in held]
+    if freed:
+        raise StateError(
+            f"{len(freed)} invoice(s) left out as exported already (policies.already_exported: "
+            "leave_out) are no longer held by an active run: cancelled while this export "
+            "ran; nothing written, no number used. Export again: they are exported this time",
+            [Problem("run.left-out-freed", f"left out as {lo.reason}, but no active run "
+                     "holds it now", record=lo.origin, invoice=lo.invoice)
+             for lo in freed])
 
 
 def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
@@ -410,6 +438,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                                    pieces=pieces, helios=exporter.fmt.is_pes,
                                    written=exporter.writes_number())
                 taken.refuse(conn)
+                _refuse_freed(store, conn, key[0], prepared)
                 temps = exporter.finish(prepared, first)
                 try:
                     if bundle_snapshot(exporter.fmt) != bundle:
@@ -731,8 +760,12 @@ class _Taken:
 
     def __init__(self, store: Store, key: tuple[str, str, int, str], titles: _RunTitles,
                  debt_where: str | None, input_sha256: str | None = None,
-                 fmt: str | None = None) -> None:
+                 fmt: str | None = None, refusing: str | None = None) -> None:
         self.store, self.id_coll, self.scope = store, key[0], (key[1], key[2])
+        # where the mapping's policies are, when already_exported is refuse: the refusal
+        # of an input holding some invoices exported already names the policy that leaves
+        # them out
+        self.refusing = refusing
         self.input_sha256 = input_sha256  # the input's, as read: a run that recorded it
         self.fmt = fmt  # this export's format: a run of another is perhaps a trial's
         self.titles, self.debt_where = titles, debt_where
@@ -864,9 +897,18 @@ class _Taken:
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
             message += (f". Only some of this input's invoices are ({len(held)} of "
                         f"{titles}): remove those from the input ({', '.join(shown)}) "
-                        "to export the others; "
-                        "cancel a run (pesgen runs cancel) only if the trésorerie rejected it "
-                        "and this input replaces it whole")
+                        "to export the others")
+            # each held by a run of this budget, exercise and format, at the same amount:
+            # what the policy leaves out
+            if self.refusing and self.fmt and not debts and all(
+                    run not in elsewhere and formats.get(run) == self.fmt
+                    and (was := recorded.get((run, other))) is not None
+                    and Decimal(was) == amounts.get(inv)
+                    for inv, (other, run, _b, _n) in held.items()):
+                message += (", or have them left out and reported: policies.already_exported: "
+                            f"leave_out in the mapping ({self.refusing})")
+            message += ("; cancel a run (pesgen runs cancel) only if the trésorerie rejected "
+                        "it and this input replaces it whole")
         elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}
                  if run not in elsewhere):
             message += (". A run of several bordereaux: cancel only those the trésorerie "
@@ -1122,6 +1164,11 @@ def _rebuild_files(run: dict[str, Any], mapping: Any, fmt: Any, staging: Path,
         # a format numbering its titres over the exercise: from the number the run took
         # (a run recorded before the format said so numbered them per bordereau, as the
         # format.yaml it recorded says)
+        # the invoices the run left out as exported already, left out again
+        left = [lo["invoice"] for lo in json.loads(run["policies"]).get("left_out", [])
+                if lo.get("policy") == "already_exported"]
+        if left:
+            exporter.exported = {inv: Held(inv, "", 0, "", None) for inv in left}
         prepared = exporter.prepare(input_path, run["first_piece"] or 1)
     finally:
         waived += [p for p in exporter.builder.waived if p not in waived]

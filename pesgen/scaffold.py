@@ -171,6 +171,8 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "  # negative_lines: net   # discounts net into the same imputation "
         "(netted_label: append says so in that line's label)",
         "  # missing_civility: default   # a person without civility gets default_civility",
+        "  # already_exported: leave_out   # invoices an earlier run billed at the same amount "
+        "(a whole year's export) are left out and reported",
         f"  # default_civility: {_civility_example(fmt)}",
         "",
     ]

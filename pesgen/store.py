@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from ._display import masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
-from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, debt_key, invoice_key
+from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, Held, debt_key, invoice_key
 from .notes import Notes, pack_json
 
 metadata = sa.MetaData()
@@ -1449,6 +1449,36 @@ class Store:
               else self.engine.connect()) as c:
             return {run_id: tuple(values) for run_id, *values in c.execute(
                 sa.select(runs.c.id, *columns).where(runs.c.id.in_(sorted(run_ids))))}
+
+    def held_in_scope(self, conn: Connection | None, id_coll: str, cod_bud: str,
+                      exercise: int, fmt: str) -> dict[str, Held]:
+        """Every invoice an active run of this budget, exercise and format holds, by its
+        key (keys.invoice_key), with the run, IdBord, the bordereau's first file and the
+        title's amount: what an export with policies.already_exported: leave_out leaves
+        out of its input. Read once before the input; one row a title of the scope."""
+        query = (sa.select(run_invoices.c.invoice_key, run_invoices.c.invoice,
+                           run_invoices.c.run_id, run_invoices.c.id_bord,
+                           run_invoices.c.amount)
+                 .join(runs, runs.c.id == run_invoices.c.run_id)
+                 .where(run_invoices.c.id_coll == id_coll, run_invoices.c.active,
+                        run_invoices.c.invoice_key.is_not(None), runs.c.cod_bud == cod_bud,
+                        runs.c.exercise == exercise, runs.c.format == fmt))
+        out: dict[str, Held] = {}
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            rows = c.execute(query).all()
+            bordereaux = sorted({(run_id, int(id_bord)) for _k, _i, run_id, id_bord, _a in rows})
+            names: dict[tuple[str, int], str] = {}
+            for run_id in sorted({run_id for run_id, _ in bordereaux}):
+                for id_bord, name in c.execute(
+                        sa.select(run_files.c.id_bord, run_files.c.name)
+                        .where(run_files.c.run_id == run_id, run_files.c.id_bord.is_not(None))
+                        .order_by(run_files.c.id)):
+                    names.setdefault((run_id, int(id_bord)), name)
+        for key, inv, run_id, id_bord, amount in rows:
+            out[key] = Held(inv, run_id, int(id_bord), names.get((run_id, int(id_bord)), "?"),
+                            Decimal(amount))
+        return out
 
     def active_amounts(self, conn: Connection, run_ids: Collection[str],
                        invoices: Collection[str]) -> dict[tuple[str, str], str]:

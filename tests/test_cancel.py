@@ -386,8 +386,9 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     assert str(info.value) == (
         f"1 invoice(s) already exported by run(s) {first.run_id}; nothing written. Only some "
         "of this input's invoices are (1 of 2): remove those from the input (FA-2026-00112) to "
-        "export the others; cancel a run (pesgen runs cancel) only if the trésorerie "
-        "rejected it and this input replaces it whole")
+        "export the others, or have them left out and reported: policies.already_exported: "
+        f"leave_out in the mapping ({MAPPING}:106: policies); cancel a run (pesgen runs cancel) "
+        "only if the trésorerie rejected it and this input replaces it whole")
     [problem] = info.value.problems
     assert problem.message == (f"already exported by run {first.run_id} in "
                                f"{first.files[0].path.name} (IdBord 1); remove it from this "
@@ -397,7 +398,7 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     with pytest.raises(StateError) as info:
         export_recorded(lambda: store, MAPPING, many, tmp_path / "c", RUN)
     assert f"(11 of 12): remove those from the input " \
-        f"({', '.join(numbers[:10])}, … 1 more) to export the others; cancel a run" \
+        f"({', '.join(numbers[:10])}, … 1 more) to export the others, or have them left " \
         in str(info.value)
     assert len(info.value.problems) == 11  # every one, with its record
     # ten held: all ten listed, none counted
@@ -405,7 +406,7 @@ def test_an_input_that_only_partly_overlaps_a_run_is_told_to_lose_those_invoices
     with pytest.raises(StateError) as info:
         export_recorded(lambda: store, MAPPING, ten, tmp_path / "e", RUN)
     assert f"(10 of 11): remove those from the input " \
-        f"({', '.join(numbers[:10])}) to export the others; cancel a run" in str(info.value)
+        f"({', '.join(numbers[:10])}) to export the others, or have them left" in str(info.value)
     # the invoices listed are those to remove, said before "the others", which are the new
     # ones: the list used to follow "to export the others", read as the ones to export
     assert "to export the others (" not in str(info.value)

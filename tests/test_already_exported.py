@@ -1,0 +1,258 @@
+"""policies.already_exported: leave_out — an input holding invoices an active run of the
+same budget, exercise and format holds at the same amount (a school software exporting
+every invoice of the year for its second term) exports the others and reports those,
+recorded with the run; anything else the guard refuses is still refused
+(docs/state.md, "Leaving out what was exported already")."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import pesgen.export as export_module
+from pesgen.cli import app
+from pesgen.errors import InputDataError, MappingError, StateError
+from pesgen.mapping import load_mapping
+from pesgen.runs import export_recorded, regenerate
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS
+from .mapping_support import mapping_copy
+
+RUN = date(2026, 11, 23)
+TERM2 = date(2026, 12, 15)  # after the first term's direct debit date (2026-12-05)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+POLICY = ("  zero_total: leave_out", "  zero_total: leave_out\n  already_exported: leave_out")
+TITRES = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+
+
+def _leaving(tmp_path: Path, source: Path = MAPPING) -> Path:
+    """The mapping with policies.already_exported: leave_out."""
+    return mapping_copy(tmp_path / "m", source, POLICY)[0]
+
+
+def _example() -> dict:
+    return json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+
+
+def _term2(tmp_path: Path, *changes, new: bool = True) -> Path:
+    """The example's invoices again, each (number, key, value) change made to the
+    invoice of that number (its first line's amount: key 'amount0'), and a new invoice
+    FA-2026-00201 (FA-2026-00101's family, debited in January) when ``new``."""
+    data = _example()
+    by_number = {inv["number"]: inv for inv in data["invoices"]}
+    for number, key, value in changes:
+        inv = by_number[number]
+        if key == "amount0":  # the invoice's total follows
+            inv["total"] = str(Decimal(inv["total"]) - Decimal(inv["lines"][0]["amount"])
+                               + Decimal(value))
+            inv["lines"][0] = {**inv["lines"][0], "unit_price": value, "amount": value}
+        else:
+            inv[key] = value
+    if new:
+        added = json.loads(json.dumps(by_number["FA-2026-00101"]))
+        added["number"] = "FA-2026-00201"
+        added["payment"]["debit_date"] = "2027-01-05"
+        data["invoices"].append(added)
+    path = tmp_path / "term2.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_the_invoices_exported_already_are_left_out_and_the_new_one_exported(db_url, tmp_path):
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    term2 = _term2(tmp_path)
+    second = export_recorded(lambda: store, _leaving(tmp_path), term2, tmp_path / "b", TERM2)
+    assert second.titles == 1 and second.first_number == 2
+    assert [inv for inv, *_ in second.invoices] == ["FA-2026-00201"]
+    held = {lo.invoice: lo for lo in second.left_out if lo.policy == "already_exported"}
+    # the first run's eleven titles, each at its input record, with the run, file, IdBord
+    assert sorted(held) == sorted(inv for inv, *_ in first.invoices)
+    name = first.files[0].path.name
+    assert held["FA-2026-00101"].origin == f"{term2}:$.invoices[0]"
+    assert held["FA-2026-00101"].reason == (
+        f"exported already by run {first.run_id} in {name} (IdBord 1), at the same amount "
+        "282.75")
+    # the zero total is left out by its own policy, not as exported (no run holds it)
+    assert [(lo.invoice, lo.policy) for lo in second.left_out
+            if lo.policy != "already_exported"] == [("FA-2026-00106", "zero_total")]
+    # their direct debit date (2026-12-05), passed by TERM2, refuses nothing: they are
+    # not exported. Without the policy it refuses the run (docs/state.md)
+    with pytest.raises(InputDataError) as info:
+        export_recorded(lambda: store, MAPPING, term2, tmp_path / "c", TERM2)
+    assert {p.rule for p in info.value.problems} == {"sepa.debit-date"}
+    # recorded: runs find says which run left it out, and why
+    [left] = store.find_left_out("FA-2026-00104")
+    assert left["run_id"] == second.run_id and left["policy"] == "already_exported"
+    assert left["reason"].startswith(f"exported already by run {first.run_id}")
+
+
+def test_the_policy_leaves_out_no_invoice_of_another_amount_budget_or_format(db_url, tmp_path):
+    """Left out only at the same amount, in the same budget, exercise and format: a
+    corrected invoice, a number given again, a trial of another format are for a person
+    to decide, and refused as before (run.duplicate), the others left out all the same."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    # FA-2026-00110's first line at 90.00 instead of 85.00 (a corrected invoice)
+    term2 = _term2(tmp_path, ("FA-2026-00110", "amount0", "90.00"))
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, _leaving(tmp_path), term2, tmp_path / "b", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("run.duplicate", "FA-2026-00110")
+    assert first.run_id in problem.message and "this one of" in problem.message
+    assert not (tmp_path / "b").exists()
+    # a run of another format (pes-titres, the same SIRET, budget and exercise) holds them
+    store2 = Store(f"sqlite:///{tmp_path / 'titres.db'}")
+    export_recorded(lambda: store2, TITRES, EXAMPLES / "school-export.json", tmp_path / "t",
+                    RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store2, _leaving(tmp_path), _term2(tmp_path), tmp_path / "c",
+                        RUN)
+    assert len(info.value.problems) == 11
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    assert "of format pes-titres" in str(info.value)
+
+
+def test_the_policy_leaves_out_no_invoice_of_another_exercise(db_url, tmp_path):
+    """The school's numbers may start again each year: an invoice of the same number in
+    last exercise's rôle is refused, with that run's exercise named."""
+    store = Store(db_url)
+    last_year = mapping_copy(tmp_path / "y", MAPPING, ("exercise: 2026", "exercise: 2025"))[0]
+    export_recorded(lambda: store, last_year, EXAMPLES / "school-export.json", tmp_path / "a",
+                    RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path, new=False),
+                        tmp_path / "b", RUN)
+    assert {p.rule for p in info.value.problems} == {"run.duplicate"}
+    assert len(info.value.problems) == 11
+    assert "exercise 2025" in info.value.problems[0].message
+
+
+def test_an_invoice_twice_in_the_input_is_refused_left_out_or_not(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a",
+                    RUN)
+    data = _example()
+    data["invoices"].append(data["invoices"][2])  # FA-2026-00103, held, and twice here
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        export_recorded(lambda: store, _leaving(tmp_path), twice, tmp_path / "b", RUN)
+    [problem] = info.value.problems
+    assert problem.rule == "input.duplicate-invoice" and problem.invoice == "FA-2026-00103"
+    assert problem.record == f"{twice}:$.invoices[12]"
+
+
+def test_regenerate_leaves_out_what_the_run_left_out_after_its_holder_is_cancelled(
+        db_url, tmp_path):
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    second = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                             tmp_path / "b", TERM2)
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    # the store no longer holds them: the rebuild reads the run's record, not the store
+    files = regenerate(store, second.run_id, tmp_path / "r")
+    recorded = {f.path.name: f.path.read_bytes() for f in second.files}
+    assert {p.name: p.read_bytes() for p in files if p.name in recorded} == recorded
+    # the same input exported again now exports the freed invoices, and leaves out the
+    # new one, which the second run holds
+    third = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                            tmp_path / "c", RUN)
+    assert sorted(inv for inv, *_ in third.invoices) == sorted(inv for inv, *_ in first.invoices)
+    assert [lo.invoice for lo in third.left_out if lo.policy == "already_exported"] == [
+        "FA-2026-00201"]
+
+
+def test_a_holder_cancelled_while_the_export_runs_refuses_it(db_url, tmp_path, monkeypatch):
+    """Read before the input, the store may change before the commit: an invoice left
+    out as exported already, whose run is cancelled meanwhile, would be billed nowhere."""
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    prepare = export_module.Exporter.prepare
+
+    def cancelled_meanwhile(self, *args, **kwargs):
+        prepared = prepare(self, *args, **kwargs)
+        store.cancel(first.run_id, "cancelled by another technician meanwhile")
+        return prepared
+
+    monkeypatch.setattr(export_module.Exporter, "prepare", cancelled_meanwhile)
+    term2 = _term2(tmp_path)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, _leaving(tmp_path), term2, tmp_path / "b", TERM2)
+    assert info.value.exit_code == 7
+    assert {p.rule for p in info.value.problems} == {"run.left-out-freed"}
+    assert len(info.value.problems) == 11
+    assert "nothing written, no number used" in str(info.value)
+    assert {p.record for p in info.value.problems} >= {f"{term2}:$.invoices[0]"}
+    assert not (tmp_path / "b").exists()
+    monkeypatch.undo()
+    # no number used: the next run takes IdBord 2
+    again = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path, new=False),
+                            tmp_path / "c", RUN)
+    assert again.first_number == 2 and again.titles == 11
+
+
+def test_the_refusal_names_the_policy_when_it_would_leave_them_out(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a",
+                    RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, _term2(tmp_path), tmp_path / "b", RUN)
+    where = load_mapping(MAPPING).where("policies")
+    assert (f"or have them left out and reported: policies.already_exported: leave_out in the "
+            f"mapping ({where})") in str(info.value)
+    # one of them at another amount: the policy would not leave it out, nor is it named
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, _term2(tmp_path, ("FA-2026-00110", "amount0",
+                                                                  "90.00")),
+                        tmp_path / "b", RUN)
+    assert "Only some of this input's invoices" in str(info.value)
+    assert "already_exported" not in str(info.value)
+
+
+def test_a_dry_run_leaves_them_out_too_and_records_nothing(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a",
+                    RUN)
+    dry = export_recorded(lambda: Store(store.url, read_only=True), _leaving(tmp_path),
+                          _term2(tmp_path), None, TERM2, dry_run=True)
+    assert dry.titles == 1 and dry.run_id is None
+    assert sum(lo.policy == "already_exported" for lo in dry.left_out) == 11
+    assert len(store.list_runs()) == 1
+
+
+def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    first = runner.invoke(app, ["export", "-m", str(MAPPING), "-i",
+                                str(EXAMPLES / "school-export.json"), "--out",
+                                str(tmp_path / "a"), "--date", "2026-11-23", "--db", db,
+                                "--create-store"])
+    assert first.exit_code == 0, first.output
+    result = runner.invoke(app, ["export", "-m", str(_leaving(tmp_path)), "-i",
+                                 str(_term2(tmp_path)), "--out", str(tmp_path / "b"),
+                                 "--date", "2026-12-15", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "titles: 1, total 282.75" in result.output
+    assert "left out: 12" in result.output
+    assert (":$.invoices[3]): exported already by run " in result.output
+            and "(IdBord 1), at the same amount 66.00 (policy already_exported)"
+            in result.output)
+
+
+def test_the_policy_takes_refuse_or_leave_out_only(tmp_path):
+    bad = mapping_copy(tmp_path, MAPPING, (POLICY[0], POLICY[0] + "\n  already_exported: skip"))
+    with pytest.raises(MappingError) as info:
+        load_mapping(bad[0])
+    assert f":{bad[1][0]}:" in str(info.value.problems[0])
+    assert "policies.already_exported" in str(info.value.problems[0])
