@@ -1616,6 +1616,7 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                       "trésorerie (`pesgen acquit FILE --record` records it). If it accepted "
                       f"{'it' if len(unknown) == 1 else 'them'}, the titles exist at the "
                       "trésorerie: exporting their invoices again bills the families twice")
+    _say_left_out_as_held(db, done.run.id, done.bordereaux)
     if done.payments:
         _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "
                   "or pending: they stay attached to the cancelled titles; tell the "
@@ -1623,6 +1624,24 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
+
+
+def _say_left_out_as_held(db: str | None, run_id: str, bordereaux: list[int]) -> None:
+    """After a cancellation: the later runs that left out invoices of the cancelled
+    bordereaux as exported already (policies.already_exported: leave_out), which no
+    active run bills now."""
+    try:
+        later = _store(db, must_exist=True).left_out_as_held(run_id, bordereaux)
+    except PesgenError as exc:  # the cancellation is recorded: not failed for a note
+        _echo_err(f"note: which later runs left out these invoices as exported already "
+                  f"could not be read: {exc}")
+        return
+    for other, invoices in later.items():
+        _echo_err(f"note: run {other} left out {len(invoices)} of these invoice(s) as "
+                  f"exported already (policy already_exported): "
+                  f"{', '.join(_listed(invoices))}. No active run bills them now: export them "
+                  "again (the same input with that mapping exports them, and leaves out what "
+                  "is still held)")
 
 
 @runs_app.command("reinstate")

@@ -1738,6 +1738,30 @@ class Store:
                                     "status": r.status, **lo})
         return out
 
+    def left_out_as_held(self, run_id: str, id_bords: Collection[int]) -> dict[str, list[str]]:
+        """The committed runs that left out invoices of these bordereaux of ``run_id`` as
+        held by it (policies.already_exported: leave_out; their reason names the run):
+        run -> those invoices, as the run's input wrote them. Cancelled, the bordereaux no
+        longer bill them, and those runs did not either."""
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            held = {invoice_key(inv) for (inv,) in conn.execute(
+                sa.select(run_invoices.c.invoice)
+                .where(run_invoices.c.run_id == run_id,
+                       run_invoices.c.id_bord.in_(sorted(id_bords))))}
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.policies)
+                .where(runs.c.status == "committed",
+                       runs.c.policies.contains('"policy": "already_exported"', autoescape=True),
+                       runs.c.policies.contains(f"run {run_id} ", autoescape=True))
+                .order_by(runs.c.created_at))
+            for later, policies in rows:
+                for lo in json.loads(policies).get("left_out", []):
+                    if lo.get("policy") == "already_exported" and \
+                            f"run {run_id} " in lo["reason"] and invoice_key(lo["invoice"]) in held:
+                        out.setdefault(later, []).append(lo["invoice"])
+        return out
+
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
         """The titles recorded for an invoice number (compared like the guard: case and
         surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared

@@ -256,3 +256,36 @@ def test_the_policy_takes_refuse_or_leave_out_only(tmp_path):
         load_mapping(bad[0])
     assert f":{bad[1][0]}:" in str(info.value.problems[0])
     assert "policies.already_exported" in str(info.value.problems[0])
+
+
+def test_cancelling_the_holder_names_the_runs_that_left_its_invoices_out(tmp_path):
+    """Cancelled, the first run bills them no more, and the run that left them out as
+    exported already never did: `runs cancel` says so, naming that run and the invoices."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    second = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                             tmp_path / "b", TERM2)
+    # a run of another holder's invoices says nothing of them
+    third = export_recorded(lambda: store, MAPPING, _other(tmp_path), tmp_path / "c", RUN)
+    result = CliRunner().invoke(app, ["runs", "cancel", third.run_id, "--reason", "test",
+                                      "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "left out" not in result.output
+    result = CliRunner().invoke(app, ["runs", "cancel", first.run_id, "--reason",
+                                      "rejected by the trésorerie", "--db", db])
+    assert result.exit_code == 0, result.output
+    held = sorted(inv for inv, *_ in first.invoices)
+    assert (f"note: run {second.run_id} left out 11 of these invoice(s) as exported already "
+            f"(policy already_exported): {', '.join(held[:5])}, … 6 more. No active run bills "
+            "them now: export them again") in " ".join(result.output.split())
+
+
+def _other(tmp_path: Path) -> Path:
+    """FA-2026-00102 alone, numbered FB-2026-00202: an invoice no other run holds."""
+    data = _example()
+    data["invoices"] = [dict(data["invoices"][1], number="FB-2026-00202")]
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
