@@ -1224,6 +1224,11 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
                   on_place: Callable[[], None] | None = None) -> list[Path]:
     """The run's files rebuilt from its records, written to ``base`` (a temporary
     folder), and put in ``out_dir``."""
+    # the folders the records are written into are named by the run's records too: each
+    # must stay one name (a store edited by hand: '../..', an absolute path)
+    for field, what in (("format", "format"), ("input_name", "input name")):
+        if not _plain_name(run[field]):
+            raise StateError(f"run {run['id']}: bad {what} in the record: {run[field]!r}")
     bundle = json.loads(unpack(run["format_bundle"]))
     folder = base / "formats" / run["format"]
     for rel, entry in bundle.items():
