@@ -1552,6 +1552,8 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     its mapping as its text was, its input (input/NAME) and its format bundle
     (formats/FORMAT/), each checked against the run's sha256; and print the dry run that
     checks the same input with them, writing nothing."""
+    import json
+
     from .runs import extract_run, refusal_of_extracted
 
     try:
@@ -1613,6 +1615,10 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
          f"titles and total are to compare with the run's: {r['titles']} title(s), total "
          f"{r['total']}. The run's own files, byte for byte: pesgen regenerate {r['id']} "
          "--out NEW_DIR")
+    official = json.loads(r["validation"]).get("official_xsd")
+    if official:  # a folder of the machine that made the run: maybe not there on this one
+        _say(f"  the run was also checked against the DGFiP XSD in {official}: add "
+             "--official-xsd with that package's folder on this machine to check it so")
     if r["pesgen_version"] != __version__:
         _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
              f"{__version__}: a check added since may refuse what the run passed")

@@ -192,6 +192,32 @@ def test_a_recorded_mapping_this_pesgen_refuses_gets_no_command(store, exported,
     assert f"pesgen regenerate {exported.run_id} --out NEW_DIR" in r.stdout
 
 
+def test_a_cancelled_run_is_extracted_as_any_other(store, exported, tmp_path):  # noqa: F811
+    """Support explains a cancelled run too: what it recorded stays in the store."""
+    done = _cli("runs", "cancel", exported.run_id, "--reason", "rejected", "--db", store.url)
+    assert done.exit_code == 0, done.output
+    out = tmp_path / "support"
+    r = _extract(store, exported.run_id, out)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"run {exported.run_id} (cancelled), made ")
+    assert _tree(out)["input/school-export.json"] == INPUT.read_bytes()
+
+
+def test_a_run_checked_against_the_dgfip_xsd_says_so_beside_the_command(
+        store, exported, tmp_path):  # noqa: F811
+    """The printed command applies the DGFiP package only as this machine is configured:
+    a run that applied one (its folder recorded) says which, for --official-xsd."""
+    r = _extract(store, exported.run_id, tmp_path / "plain")
+    assert "DGFiP XSD" not in r.stdout
+    validation = json.loads(store.get_run(exported.run_id)["validation"])
+    _recorded_otherwise(store, exported.run_id, validation=json.dumps(
+        {**validation, "official_xsd": "/srv/dgfip/schemas_pes_v5.17"}))
+    r = _extract(store, exported.run_id, tmp_path / "official")
+    assert r.exit_code == 0, r.output
+    assert "checked against the DGFiP XSD in /srv/dgfip/schemas_pes_v5.17: add " \
+        "--official-xsd" in r.stdout
+
+
 # ---------------------------------------------------------------- what it refuses
 
 
