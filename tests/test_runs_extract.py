@@ -331,6 +331,25 @@ def test_a_failure_while_writing_leaves_no_folder(store, exported, tmp_path, mon
         INPUT.read_bytes()
 
 
+def test_an_interrupt_while_writing_leaves_no_folder(store, exported, tmp_path, monkeypatch):  # noqa: F811
+    """Ctrl-C or SIGTERM (KeyboardInterrupt) as the input is synced: exit 130, said, and
+    neither the folder nor its parent it made, nor a temporary file, is left."""
+    real, calls = os.fsync, [0]
+
+    def interrupted(fd):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt("signal 15")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    before = sorted(os.listdir(tmp_path))
+    r = _extract(store, exported.run_id, tmp_path / "new" / "support")
+    assert r.exit_code == 130, r.output
+    assert r.stderr == "interrupted: nothing written\n"
+    assert sorted(os.listdir(tmp_path)) == before and _leftovers(tmp_path) == []
+
+
 def test_an_unreadable_record_is_the_store_s_error(store, exported, tmp_path):  # noqa: F811
     _recorded_otherwise(store, exported.run_id, input_blob=b"not zlib")
     run = store.get_run(exported.run_id)
