@@ -1583,6 +1583,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
          f"{done.bundle_sha256} verified (over its files)")
     for f in bundle:
         _say(f"           {f.path}  {f.size} bytes  sha256 {f.sha256}")
+    _say_since(done)
     refused = refusal_of_extracted(done)
     if refused is not None:
         _say(f"not given: the command that checks this input again (export --dry-run) is "
@@ -1622,6 +1623,35 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     if r["pesgen_version"] != __version__:
         _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
              f"{__version__}: a check added since may refuse what the run passed")
+
+
+def _say_since(done: Any) -> None:
+    """What `runs extract` says of the run's mapping and format as this machine holds them
+    now: unchanged, changed (with the diff to run), or not found."""
+    import shlex
+
+    from .runs import format_since, mapping_since
+
+    r = done.run
+    _say("since the run, on this machine:")
+    mapping = mapping_since(r)
+    if mapping.found is None:
+        _say(f"  mapping  {r['mapping_path']}: {mapping.error}")
+    elif mapping.same:
+        _say(f"  mapping  {mapping.found}: unchanged (the same sha256)")
+    else:
+        _say(f"  mapping  {mapping.found}: changed (diff {shlex.quote(str(done.mapping))} "
+             f"{shlex.quote(str(mapping.found))})")
+    fmt = format_since(r)
+    head = f"  format   {r['format']}, as found without --formats-dir"
+    if fmt.found is None:
+        _say(f"{head}: {fmt.error}")
+    elif fmt.same:
+        _say(f"{head} ({fmt.found}): unchanged (the same files)")
+    else:
+        parts = [f"{what} {', '.join(rels)}" for what, rels in (
+            ("changed", fmt.changed), ("added", fmt.added), ("not there", fmt.removed)) if rels]
+        _say(f"{head} ({fmt.found}): {'; '.join(parts)}")
 
 
 @runs_app.command("cancel")

@@ -1457,3 +1457,51 @@ def refusal_of_extracted(extracted: Extracted) -> PesgenError | None:
                             f"{exporter.fmt.name}, is not the run's format ({run['format']}), "
                             "whose bundle is extracted")
     return None
+
+
+class Since(NamedTuple):
+    """What became since the run of a file or bundle it read, as found on this machine
+    now: ``found`` (the mapping's file at the path the run recorded, or the bundle's
+    folder as pesgen finds it by name without --formats-dir; None: not found, ``error``
+    says why), and the files that differ from the run's (``changed``, ``added``,
+    ``removed``: a mapping's own name when its bytes changed)."""
+
+    found: Path | None
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+    error: str | None = None
+
+    @property
+    def same(self) -> bool:
+        return self.found is not None and not (self.changed or self.added or self.removed)
+
+
+def mapping_since(run: dict[str, Any]) -> Since:
+    """The mapping file at the path the run recorded, compared with the recorded text."""
+    path = Path(run["mapping_path"])
+    try:
+        if not path.is_file():
+            return Since(None, [], [], [], "not there on this machine")
+        same = _file_digest(path) == run["mapping_sha256"]
+    except OSError as exc:
+        return Since(None, [], [], [], exc.strerror or str(exc))
+    return Since(path, [] if same else [path.name], [], [])
+
+
+def format_since(run: dict[str, Any]) -> Since:
+    """The run's format as pesgen finds it now by its name (PESGEN_FORMATS_PATH, the
+    shipped bundles; a --formats-dir the run was given is not recorded), its files
+    compared with those the run recorded."""
+    from .formats import find_format
+
+    try:
+        fmt = find_format(run["format"])
+        now = bundle_snapshot(fmt)
+    except PesgenError as exc:
+        return Since(None, [], [], [], str(exc))
+    recorded = json.loads(unpack(run["format_bundle"]))
+    changed = [rel for rel in sorted(set(now) & set(recorded))
+               if _bundle_bytes(now[rel]) != _bundle_bytes(recorded[rel])]
+    return Since(fmt.folder, changed, sorted(set(now) - set(recorded)),
+                 sorted(set(recorded) - set(now)))

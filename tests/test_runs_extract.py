@@ -92,6 +92,10 @@ def test_the_folder_holds_the_mapping_input_and_bundle_the_run_read(
     recorded = store.get_run(exported.run_id)
     assert f"sha256 {recorded['format_sha256']} verified" in r.stdout
     assert f"(the run read {recorded['mapping_path']})" in r.stdout
+    # the mapping and the shipped bundle are as the run read them
+    assert f"  mapping  {MAPPING}: unchanged (the same sha256)" in r.stdout
+    assert (f"  format   pes-ormc, as found without --formats-dir "
+            f"({ROOT / 'templates' / 'pes-ormc'}): unchanged (the same files)") in r.stdout
 
 
 def test_runs_show_names_the_command_with_the_inputs(store, exported):  # noqa: F811
@@ -165,12 +169,41 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "formats" / "pes-ormc" / "pes-aller.xml.j2").read_text(
         encoding="utf-8").endswith("<!-- ours -->\n{% endmacro %}\n")
+    # today's bundle of that name, the shipped one, differs from the run's by its template
+    assert (f"  format   pes-ormc, as found without --formats-dir "
+            f"({ROOT / 'templates' / 'pes-ormc'}): changed pes-aller.xml.j2\n") in r.stdout
     dry = _cli(*_printed_command(r.stdout))
     assert dry.exit_code == 0, dry.output
     [xml] = [f for f in db.get_run(result.run_id)["files"] if f["id_bord"] is not None]
     assert (out / "formats" / "pes-ormc" / "fixture").exists() is False
     assert f"would write {xml['name']}  (IdBord 1, " in dry.stdout
     assert f"sha256 {xml['sha256'][:16]}…)" in dry.stdout, dry.stdout
+    db.engine.dispose()
+
+
+def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tmp_path):
+    """"What changed in the mapping since?": the file at the path the run recorded,
+    compared with the recorded text; the diff to run between the two is printed."""
+    import shutil
+    from datetime import date
+
+    from pesgen.runs import export_recorded
+    from pesgen.store import Store
+
+    mapping = tmp_path / "m" / "villeneuve.yaml"
+    mapping.parent.mkdir()
+    shutil.copy(MAPPING, mapping)
+    db = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    result = export_recorded(lambda: db, mapping, INPUT, tmp_path / "out", date(2026, 11, 23))
+    mapping.write_text(MAPPING.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    r = _extract(db, result.run_id, tmp_path / "one")
+    assert r.exit_code == 0, r.output
+    assert (f"  mapping  {mapping}: changed (diff {tmp_path / 'one' / 'villeneuve.yaml'} "
+            f"{mapping})") in r.stdout.splitlines()
+    mapping.unlink()
+    r = _extract(db, result.run_id, tmp_path / "two")
+    assert r.exit_code == 0, r.output
+    assert f"  mapping  {mapping}: not there on this machine" in r.stdout.splitlines()
     db.engine.dispose()
 
 
