@@ -1,5 +1,5 @@
 """Recorded exports: allocate numbers, guard against duplicates, keep what each run
-used, and regenerate a run byte for byte.
+used, regenerate a run byte for byte, and write out what it used (``extract_run``).
 
 ``export_recorded`` wraps the export's second phase in one store transaction:
 lock the sequence, check no active run holds the invoices, assemble and validate
@@ -1303,9 +1303,10 @@ def copy_input(store: Store, run_id: str, target: Path) -> Path:
 # --------------------------------------------------------------- extract
 
 class ExtractedFile(NamedTuple):
-    """A file ``runs extract`` wrote: where, its size and sha256, and what that sha256
-    was checked against (``checked``: the run's recorded sha256 of the mapping or the
-    input; "" for a file of the bundle, checked with the others by the bundle's)."""
+    """A file ``runs extract`` wrote: where, its size and sha256, and what it is
+    (``checked``: "mapping" or "input", its sha256 checked against the one the run
+    recorded of it; "" for a file of the bundle, checked with the others by the
+    bundle's)."""
 
     path: Path
     size: int
