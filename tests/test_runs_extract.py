@@ -160,6 +160,9 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     assert text.count("</n:PES_Aller>\n") == 1
     template.write_text(text.replace("</n:PES_Aller>\n", "</n:PES_Aller>\n<!-- ours -->\n"),
                         encoding="utf-8")
+    spec = b"%PDF-1.4\n\xff\xfe\x00 not UTF-8"  # a file of bytes: recorded in base64
+    (bundles / "pes-ormc" / "doc").mkdir()
+    (bundles / "pes-ormc" / "doc" / "spec.pdf").write_bytes(spec)
     db = Store(f"sqlite:///{tmp_path / 'state.db'}")
     result = export_recorded(lambda: db, MAPPING, INPUT, tmp_path / "out", date(2026, 11, 23),
                              formats_dirs=[bundles])
@@ -169,9 +172,12 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "formats" / "pes-ormc" / "pes-aller.xml.j2").read_text(
         encoding="utf-8").endswith("<!-- ours -->\n{% endmacro %}\n")
-    # today's bundle of that name, the shipped one, differs from the run's by its template
+    assert (out / "formats" / "pes-ormc" / "doc" / "spec.pdf").read_bytes() == spec
+    # today's bundle of that name, the shipped one, differs from the run's by its
+    # template, and has no spec.pdf
     assert (f"  format   pes-ormc, as found without --formats-dir "
-            f"({ROOT / 'templates' / 'pes-ormc'}): changed pes-aller.xml.j2\n") in r.stdout
+            f"({ROOT / 'templates' / 'pes-ormc'}): changed pes-aller.xml.j2; not there "
+            "doc/spec.pdf\n") in r.stdout
     dry = _cli(*_printed_command(r.stdout))
     assert dry.exit_code == 0, dry.output
     [xml] = [f for f in db.get_run(result.run_id)["files"] if f["id_bord"] is not None]
@@ -182,9 +188,8 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
 
 
 def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tmp_path):
-    """"What changed in the mapping since?": the file at the path the run recorded,
+    """'What changed in the mapping since?': the file at the path the run recorded,
     compared with the recorded text; the diff to run between the two is printed."""
-    import shutil
     from datetime import date
 
     from pesgen.runs import export_recorded
@@ -192,12 +197,14 @@ def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tm
 
     mapping = tmp_path / "m" / "villeneuve.yaml"
     mapping.parent.mkdir()
-    shutil.copy(MAPPING, mapping)
+    crlf = MAPPING.read_bytes().replace(b"\n", b"\r\n")  # saved on Windows
+    mapping.write_bytes(crlf)
     db = Store(f"sqlite:///{tmp_path / 'state.db'}")
     result = export_recorded(lambda: db, mapping, INPUT, tmp_path / "out", date(2026, 11, 23))
-    mapping.write_text(MAPPING.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    mapping.write_bytes(crlf + b"# edited\r\n")
     r = _extract(db, result.run_id, tmp_path / "one")
     assert r.exit_code == 0, r.output
+    assert (tmp_path / "one" / "villeneuve.yaml").read_bytes() == crlf  # line ends kept
     assert (f"  mapping  {mapping}: changed (diff {tmp_path / 'one' / 'villeneuve.yaml'} "
             f"{mapping})") in r.stdout.splitlines()
     mapping.unlink()
