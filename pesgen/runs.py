@@ -1338,12 +1338,12 @@ def _plain_name(name: Any) -> bool:
 
 def _bundle_path(rel: Any) -> bool:
     """A recorded bundle file's path (format.yaml, pes-ormc/pes-ormc.xsd) that stays in
-    the bundle's folder: relative, without '..' (nor a Windows drive)."""
+    the bundle's folder: relative (no drive either, as format.yaml's paths), without '..'.
+    (What this system reads otherwise, a Windows '\\', is refused as it is written.)"""
     if not isinstance(rel, str) or not rel or "\0" in rel:
         return False
-    parts = rel.split("/")
-    return not rel.startswith("/") and ":" not in parts[0] and \
-        all(part not in ("", ".", "..") for part in parts)
+    return not (Path(rel).is_absolute() or Path(rel).drive or rel.startswith("/")) and \
+        all(part not in ("", ".", "..") for part in rel.split("/"))
 
 
 def recorded_mapping_name(mapping_path: str) -> str:

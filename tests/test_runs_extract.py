@@ -161,8 +161,8 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     template.write_text(text.replace("</n:PES_Aller>\n", "</n:PES_Aller>\n<!-- ours -->\n"),
                         encoding="utf-8")
     spec = b"%PDF-1.4\n\xff\xfe\x00 not UTF-8"  # a file of bytes: recorded in base64
-    (bundles / "pes-ormc" / "doc").mkdir()
-    (bundles / "pes-ormc" / "doc" / "spec.pdf").write_bytes(spec)
+    # named with a colon, which a POSIX file name may hold (no drive here)
+    (bundles / "pes-ormc" / "spec:v2.pdf").write_bytes(spec)
     db = Store(f"sqlite:///{tmp_path / 'state.db'}")
     result = export_recorded(lambda: db, MAPPING, INPUT, tmp_path / "out", date(2026, 11, 23),
                              formats_dirs=[bundles])
@@ -172,12 +172,12 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "formats" / "pes-ormc" / "pes-aller.xml.j2").read_text(
         encoding="utf-8").endswith("<!-- ours -->\n{% endmacro %}\n")
-    assert (out / "formats" / "pes-ormc" / "doc" / "spec.pdf").read_bytes() == spec
+    assert (out / "formats" / "pes-ormc" / "spec:v2.pdf").read_bytes() == spec
     # today's bundle of that name, the shipped one, differs from the run's by its
-    # template, and has no spec.pdf
+    # template, and has no spec:v2.pdf
     assert (f"  format   pes-ormc, as found without --formats-dir "
             f"({ROOT / 'templates' / 'pes-ormc'}): changed pes-aller.xml.j2; not there "
-            "doc/spec.pdf\n") in r.stdout
+            "spec:v2.pdf\n") in r.stdout
     dry = _cli(*_printed_command(r.stdout))
     assert dry.exit_code == 0, dry.output
     [xml] = [f for f in db.get_run(result.run_id)["files"] if f["id_bord"] is not None]
