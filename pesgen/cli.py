@@ -1584,6 +1584,10 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     for f in bundle:
         _say(f"           {f.path}  {f.size} bytes  sha256 {f.sha256}")
     _say_since(done)
+    # the store keeps the input compressed in the database it protects; here it is a file
+    _echo_err(f"note: {done.input} is the school's export, billing data (names, "
+              "addresses, IBANs): keep the folder as private as the exports and the state "
+              "store, and remove it once done")
     refused = refusal_of_extracted(done)
     if refused is not None:
         _say(f"not given: the command that checks this input again (export --dry-run) is "

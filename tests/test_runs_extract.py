@@ -92,6 +92,10 @@ def test_the_folder_holds_the_mapping_input_and_bundle_the_run_read(
     recorded = store.get_run(exported.run_id)
     assert f"sha256 {recorded['format_sha256']} verified" in r.stdout
     assert f"(the run read {recorded['mapping_path']})" in r.stdout
+    assert r.stderr == (f"note: {out / 'input' / 'school-export.json'} is the school's "
+                        "export, billing data (names, addresses, IBANs): keep the folder as "
+                        "private as the exports and the state store, and remove it once "
+                        "done\n")
     # the mapping and the shipped bundle are as the run read them
     assert f"  mapping  {MAPPING}: unchanged (the same sha256)" in r.stdout
     assert (f"  format   pes-ormc, as found without --formats-dir "
