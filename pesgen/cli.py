@@ -1609,9 +1609,10 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
                         "--date", r["run_date"], "--dry-run",
                         "--db", shlex.quote(str(scratch)), "--create-store"])
     numbers = _ranges(list(range(r["first_number"], r["first_number"] + r["bordereaux"])))
+    held = ", this run's among them" if r["status"] != "cancelled" else ""
     _say("to check the same input with the same mapping and format again, writing "
-         "nothing (on an empty scratch store, which the dry run does not create: this "
-         "store holds the run's invoices, and its duplicate guard refuses them):")
+         "nothing (on an empty scratch store, which the dry run does not create: in this "
+         f"store, the duplicate guard refuses the invoices an active run holds{held}):")
     _say(f"  {command}")
     pieces = f", titre numbers (IdPce) from {r['first_piece']}" \
         if r["first_piece"] not in (None, 1) else ""

@@ -126,6 +126,7 @@ def test_the_printed_dry_run_runs_on_the_extracted_files(store, exported, tmp_pa
     out = tmp_path / "my dir"  # a space: the printed paths are quoted for the shell
     r = _extract(store, exported.run_id, out)
     assert r.exit_code == 0, r.output
+    assert "refuses the invoices an active run holds, this run's among them):" in r.stdout
     command = _printed_command(r.stdout)
     assert command[command.index("--mapping") + 1] == str(out / "villeneuve-sur-loing.yaml")
     assert "--dry-run" in command and "--create-store" in command
@@ -244,6 +245,7 @@ def test_a_cancelled_run_is_extracted_as_any_other(store, exported, tmp_path):  
     r = _extract(store, exported.run_id, out)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith(f"run {exported.run_id} (cancelled), made ")
+    assert "refuses the invoices an active run holds):" in r.stdout  # not this one's
     assert _tree(out)["input/school-export.json"] == INPUT.read_bytes()
 
 
