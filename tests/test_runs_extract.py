@@ -192,6 +192,16 @@ def test_the_printed_dry_run_reads_the_run_s_bundle_not_today_s(tmp_path):
     db.engine.dispose()
 
 
+def test_the_run_s_own_numbers_are_said_beside_the_scratch_store_s(store, exported, tmp_path):  # noqa: F811
+    """The scratch store numbers from 1: the run's IdBord are said, to tell why the file
+    names and sha256 of the dry run differ from the run's."""
+    _recorded_otherwise(store, exported.run_id, first_number=41, bordereaux=2)
+    r = _extract(store, exported.run_id, tmp_path / "support")
+    assert r.exit_code == 0, r.output
+    assert "  the empty store numbers it from 1; the run took IdBord 41-42: where those " \
+        "differ, so do the file names and sha256 the dry run shows" in r.stdout
+
+
 def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tmp_path):
     """'What changed in the mapping since?': the file at the path the run recorded,
     compared with the recorded text; the diff to run between the two is printed."""
