@@ -10,7 +10,8 @@ a power cut can leave a ``.pesgen-*.part`` file, and never under the final name.
 
 ``write_file`` writes one file. A writer of several files stages them with ``stage``
 and puts them in place together with ``commit`` (or throws them away with
-``discard``); ``write_folder`` creates a new folder whole.
+``discard``); ``write_folder`` creates a new folder whole; ``filled_folder`` fills a
+new or empty one whole.
 """
 
 from __future__ import annotations
@@ -258,6 +259,61 @@ def write_folder(folder: Path, files: dict[str, str]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def refuse_filled(folder: Path, then: str = "nothing written") -> None:
+    """Refuse a ``folder`` that is not a folder, or that holds anything (a hidden file
+    too), naming it and what it holds: a command that fills a folder whole
+    (``filled_folder``) takes a new or an empty one."""
+    folder = Path(folder)
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder: give a new or an empty folder; {then}")
+    held = sorted(os.listdir(folder))
+    if held:
+        shown = ", ".join(held if len(held) <= 5 else [*held[:5], f"… {len(held) - 5} more"])
+        raise UsageError(f"{folder} is not empty (it holds {shown}): give a new or an empty "
+                         f"folder; {then}")
+
+
+@contextlib.contextmanager
+def filled_folder(folder: Path) -> Iterator[Path]:
+    """Fill ``folder``, new or empty, whole or not at all. The block writes into the
+    staging folder it is given (``.pesgen-*.part``, inside ``folder``: one file system
+    with it, even where ``folder`` is a mount point, and ``folder`` itself is never
+    replaced, be it the working folder), whose entries are then renamed into ``folder``,
+    none replacing one that appeared meanwhile. A failure or an interrupt removes the
+    staging folder, the entries renamed already, and ``folder`` with the parents the
+    call created (``removed_if_refused``). A ``folder`` that is not a folder, or holds
+    anything, is refused first, nothing written (``refuse_filled``)."""
+    folder = Path(folder)
+    refuse_filled(folder)
+    with removed_if_refused(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=_own_prefix(), suffix=TEMP_SUFFIX))
+        done: list[Path] = []
+        try:
+            yield staging
+            for entry in sorted(staging.iterdir()):
+                final = folder / entry.name
+                if not entry.is_dir() or entry.is_symlink():
+                    _place_new(entry, final)
+                elif final.exists() or final.is_symlink():  # a folder: no hard link
+                    raise UsageError(f"{final} appeared meanwhile; pesgen never overwrites "
+                                     "it, nothing written")
+                else:
+                    os.rename(entry, final)
+                done.append(final)
+        except BaseException:
+            for path in reversed(done):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _umask() -> int:

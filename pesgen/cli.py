@@ -1352,6 +1352,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
     _say(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
+    _say(f"              (`pesgen runs extract {r['id']} --out DIR` writes this mapping, "
+         "input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
                f"TypBord {r['typ_bord']}")
     _say(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
@@ -1539,6 +1541,122 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
                    f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
         raise typer.Exit(1)
+
+
+@runs_app.command("extract")
+def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+                 out: Annotated[Path, typer.Option(
+                     "--out", "-o", help="Folder to write into: a new or an empty one.")],
+                 db: DbOpt = None) -> None:
+    """Write what a run recorded into a new or empty folder, to read it or check it again:
+    its mapping as its text was, its input (input/NAME) and its format bundle
+    (formats/FORMAT/), each checked against the run's sha256; and print the dry run that
+    checks the same input with them, writing nothing."""
+    import json
+
+    from .runs import extract_run, refusal_of_extracted
+
+    try:
+        store = _store(db, must_exist=True)
+        with store.reads():  # it records nothing
+            record = store.get_run(run)
+        done = extract_run(record, out)
+    except KeyboardInterrupt:
+        # the folder's staging area, and the folder if the command made it, are gone
+        _echo_err("interrupted: nothing written")
+        _Interrupts.said = True
+        raise typer.Exit(130) from None
+    except PesgenError as exc:
+        _fail(exc)
+        return
+    r = done.run
+    _say(f"run {r['id']} ({r['status']}), made {r['created_at']} by pesgen "
+         f"{r['pesgen_version']}, run date {r['run_date']}: extracted into {done.folder}")
+    for f in done.files:
+        if f.checked == "mapping":
+            _say(f"  mapping  {f.path}  {f.size} bytes  sha256 {f.sha256} verified (the run "
+                 f"read {r['mapping_path']})")
+        elif f.checked == "input":
+            _say(f"  input    {f.path}  {f.size} bytes  sha256 {f.sha256} verified")
+    bundle = [f for f in done.files if not f.checked]
+    _say(f"  format   {done.formats / r['format']}  {len(bundle)} file(s)  sha256 "
+         f"{done.bundle_sha256} verified (over its files)")
+    for f in bundle:
+        _say(f"           {f.path}  {f.size} bytes  sha256 {f.sha256}")
+    _say_since(done)
+    # the store keeps the input compressed in the database it protects; here it is a file
+    _echo_err(f"note: {done.input} is the school's export, billing data (names, "
+              "addresses, IBANs): keep the folder as private as the exports and the state "
+              "store, and remove it once done")
+    refused = refusal_of_extracted(done)
+    if refused is not None:
+        _say(f"not given: the command that checks this input again (export --dry-run) is "
+             f"refused by pesgen {__version__} before it reads the input:")
+        _say(f"  {refused}")
+        for problem in refused.problems[:MAX_LISTED]:
+            _say(f"    - {problem}")
+        _say(f"  (the run was made by pesgen {r['pesgen_version']}). `pesgen regenerate "
+             f"{r['id']} --out NEW_DIR` rebuilds its files from these records all the same "
+             "when such a check changes nothing of what is rendered (docs/state.md, A run "
+             "recorded before a check)")
+        return
+    import shlex
+
+    scratch = done.folder / "scratch.sqlite3"
+    command = " ".join(["pesgen export", "--mapping", shlex.quote(str(done.mapping)),
+                        "--input", shlex.quote(str(done.input)),
+                        "--formats-dir", shlex.quote(str(done.formats)),
+                        "--date", r["run_date"], "--dry-run",
+                        "--db", shlex.quote(str(scratch)), "--create-store"])
+    numbers = _ranges(list(range(r["first_number"], r["first_number"] + r["bordereaux"])))
+    held = ", this run's among them" if r["status"] != "cancelled" else ""
+    _say("to check the same input with the same mapping and format again, writing "
+         "nothing (on an empty scratch store, which the dry run does not create: in this "
+         f"store, the duplicate guard refuses the invoices an active run holds{held}):")
+    _say(f"  {command}")
+    pieces = f", titre numbers (IdPce) from {r['first_piece']}" \
+        if r["first_piece"] not in (None, 1) else ""
+    _say(f"  the empty store numbers it from 1; the run took IdBord {numbers}{pieces}: "
+         "where those differ, so do the file names and sha256 the dry run shows. Its "
+         f"titles and total are to compare with the run's: {r['titles']} title(s), total "
+         f"{r['total']}. The run's own files, byte for byte: pesgen regenerate {r['id']} "
+         "--out NEW_DIR")
+    official = json.loads(r["validation"]).get("official_xsd")
+    if official:  # a folder of the machine that made the run: maybe not there on this one
+        _say(f"  the run was also checked against the DGFiP XSD in {official}: add "
+             "--official-xsd with that package's folder on this machine to check it so")
+    if r["pesgen_version"] != __version__:
+        _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
+             f"{__version__}: a check added since may refuse what the run passed")
+
+
+def _say_since(done: Any) -> None:
+    """What `runs extract` says of the run's mapping and format as this machine holds them
+    now: unchanged, changed (with the diff to run), or not found."""
+    import shlex
+
+    from .runs import format_since, mapping_since
+
+    r = done.run
+    _say("since the run, on this machine:")
+    mapping = mapping_since(r)
+    if mapping.found is None:
+        _say(f"  mapping  {r['mapping_path']}: {mapping.error}")
+    elif mapping.same:
+        _say(f"  mapping  {mapping.found}: unchanged (the same sha256)")
+    else:
+        _say(f"  mapping  {mapping.found}: changed (diff {shlex.quote(str(done.mapping))} "
+             f"{shlex.quote(str(mapping.found))})")
+    fmt = format_since(r)
+    head = f"  format   {r['format']}, as found without --formats-dir"
+    if fmt.found is None:
+        _say(f"{head}: {fmt.error}")
+    elif fmt.same:
+        _say(f"{head} ({fmt.found}): unchanged (the same files)")
+    else:
+        parts = [f"{what} {', '.join(rels)}" for what, rels in (
+            ("changed", fmt.changed), ("added", fmt.added), ("not there", fmt.removed)) if rels]
+        _say(f"{head} ({fmt.found}): {'; '.join(parts)}")
 
 
 @runs_app.command("cancel")

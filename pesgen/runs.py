@@ -1,5 +1,5 @@
 """Recorded exports: allocate numbers, guard against duplicates, keep what each run
-used, and regenerate a run byte for byte.
+used, regenerate a run byte for byte, and write out what it used (``extract_run``).
 
 ``export_recorded`` wraps the export's second phase in one store transaction:
 lock the sequence, check no active run holds the invoices, assemble and validate
@@ -19,8 +19,10 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from datetime import date
@@ -29,7 +31,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import __version__
-from .atomic import check_free, commit, discard, removed_if_refused, write_file
+from .atomic import (
+    check_free,
+    commit,
+    discard,
+    filled_folder,
+    refuse_filled,
+    removed_if_refused,
+    write_file,
+)
 from .build import PolicyNote
 from .errors import (
     InputDataError,
@@ -1261,6 +1271,11 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
                   on_place: Callable[[], None] | None = None) -> list[Path]:
     """The run's files rebuilt from its records, written to ``base`` (a temporary
     folder), and put in ``out_dir``."""
+    # the folders the records are written into are named by the run's records too: each
+    # must stay one name (a store edited by hand: '../..', an absolute path)
+    for field, what in (("format", "format"), ("input_name", "input name")):
+        if not _plain_name(run[field]):
+            raise StateError(f"run {run['id']}: bad {what} in the record: {run[field]!r}")
     bundle = json.loads(unpack(run["format_bundle"]))
     folder = base / "formats" / run["format"]
     for rel, entry in bundle.items():
@@ -1331,3 +1346,210 @@ def copy_input(store: Store, run_id: str, target: Path) -> Path:
     run = store.get_run(run_id)
     return write_file(Path(target), unpack(run["input_blob"]))
 
+
+# --------------------------------------------------------------- extract
+
+class ExtractedFile(NamedTuple):
+    """A file ``runs extract`` wrote: where, its size and sha256, and what it is
+    (``checked``: "mapping" or "input", its sha256 checked against the one the run
+    recorded of it; "" for a file of the bundle, checked with the others by the
+    bundle's)."""
+
+    path: Path
+    size: int
+    sha256: str
+    checked: str
+
+
+class Extracted(NamedTuple):
+    """What ``extract_run`` wrote of a run: its mapping, its input, the folder of format
+    bundles holding its format's (``formats``, for ``--formats-dir``), each file, and the
+    bundle's sha256 over its files, checked against the recorded one."""
+
+    run: dict[str, Any]
+    folder: Path
+    mapping: Path
+    input: Path
+    formats: Path
+    files: list[ExtractedFile]
+    bundle_sha256: str
+
+
+# names a run records for a file it wrote or read must stay such a name, one file of the
+# folder they are written into: a record saying "../x" (a store written to by hand) is
+# refused, never followed
+def _plain_name(name: Any) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+            and not any(sep in name for sep in ("/", os.sep, os.altsep or "/")))
+
+
+def _bundle_path(rel: Any) -> bool:
+    """A recorded bundle file's path (format.yaml, pes-ormc/pes-ormc.xsd) that stays in
+    the bundle's folder: relative (no drive either, as format.yaml's paths), without '..'.
+    (What this system reads otherwise, a Windows '\\', is refused as it is written.)"""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        return False
+    return not (Path(rel).is_absolute() or Path(rel).drive or rel.startswith("/")) and \
+        all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def recorded_mapping_name(mapping_path: str) -> str:
+    """The file name of the mapping a run recorded, from the path it recorded (absolute,
+    on the machine that made the run: a Windows one's too)."""
+    windows = re.match(r"[A-Za-z]:\\|\\\\", mapping_path) is not None or \
+        ("\\" in mapping_path and "/" not in mapping_path)
+    name = (mapping_path.replace("\\", "/") if windows else mapping_path).rsplit("/", 1)[-1]
+    # a name the other entries of the folder take, or no name: the mapping's role
+    return name if _plain_name(name) and name not in ("input", "formats") else "mapping.yaml"
+
+
+def _damaged(run: dict[str, Any], what: str, detail: str) -> StateError:
+    return StateError(f"run {run['id']}: {what} {detail}: the store's record of the run is "
+                      "damaged (restore the store from a backup); nothing written")
+
+
+def extract_run(run: dict[str, Any], out_dir: Path) -> Extracted:
+    """Write what ``run`` (as ``Store.get_run`` gives it) recorded into ``out_dir``, a
+    new or an empty folder (else refused, UsageError): its mapping's text under the
+    mapping's file name, its input under ``input/<name>``, its format bundle under
+    ``formats/<format>/``, whole or not at all (``atomic.filled_folder``). Each is checked
+    against what the run recorded: the mapping's and the input's sha256, the bundle's
+    over its files; a name or a bundle path leading out of its folder, or a record that
+    does not match its sha256, is the store's error (StateError), nothing written."""
+    out_dir = Path(out_dir)
+    refuse_filled(out_dir)
+    mapping_bytes = run["mapping_text"].encode("utf-8")
+    if hashlib.sha256(mapping_bytes).hexdigest() != run["mapping_sha256"]:
+        raise _damaged(run, f"the recorded mapping ({run['mapping_path']})",
+                       f"does not match its recorded sha256 {run['mapping_sha256']}")
+    if not _plain_name(run["input_name"]):
+        raise _damaged(run, "the recorded input's name", f"{run['input_name']!r} is not the "
+                       "name of a file")
+    if not _plain_name(run["format"]):
+        raise _damaged(run, "the recorded format's name", f"{run['format']!r} is not the "
+                       "name of a folder")
+    try:
+        bundle = json.loads(unpack(run["format_bundle"]))
+        files = {rel: _bundle_bytes(entry) for rel, entry in bundle.items()}
+    except (zlib.error, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _damaged(run, f"the recorded bundle of format {run['format']}",
+                       f"cannot be read ({exc})") from None
+    escaping = sorted(rel for rel in files if not _bundle_path(rel))
+    if escaping:
+        raise _damaged(run, f"the recorded bundle of format {run['format']}",
+                       f"names a path out of its folder: {', '.join(map(repr, escaping))}")
+    bundle_sha256 = _digest(bundle)
+    if bundle_sha256 != run["format_sha256"]:
+        raise _damaged(run, f"the recorded bundle of format {run['format']}",
+                       f"does not match its recorded sha256 {run['format_sha256']}")
+    mapping_name = recorded_mapping_name(run["mapping_path"])
+    written: list[ExtractedFile] = []
+    with filled_folder(out_dir) as staging:
+        write_file(staging / mapping_name, mapping_bytes)
+        written.append(ExtractedFile(out_dir / mapping_name, len(mapping_bytes),
+                                     run["mapping_sha256"], "mapping"))
+        (staging / "input").mkdir()
+        digest, size = hashlib.sha256(), [0]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                for chunk in unpacked(run["input_blob"]):
+                    digest.update(chunk)
+                    size[0] += len(chunk)
+                    yield chunk
+            except zlib.error as exc:
+                raise _damaged(run, f"the recorded input ({run['input_name']})",
+                               f"cannot be read ({exc})") from None
+
+        write_file(staging / "input" / run["input_name"], chunks())
+        if digest.hexdigest() != run["input_sha256"]:
+            raise _damaged(run, f"the recorded input ({run['input_name']})",
+                           f"does not match its recorded sha256 {run['input_sha256']} "
+                           f"(its bytes give {digest.hexdigest()})")
+        written.append(ExtractedFile(out_dir / "input" / run["input_name"], size[0],
+                                     run["input_sha256"], "input"))
+        folder = staging / "formats" / run["format"]
+        for rel in sorted(files):
+            target = folder / rel
+            # a name this system reads otherwise ('a\\..\\..' on Windows), a link met
+            if not inside(folder, target):
+                raise _damaged(run, f"the recorded bundle of format {run['format']}",
+                               f"names a path out of its folder: {rel!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_file(target, files[rel])
+            written.append(ExtractedFile(out_dir / "formats" / run["format"] / rel,
+                                         len(files[rel]),
+                                         hashlib.sha256(files[rel]).hexdigest(), ""))
+    return Extracted(run, out_dir, out_dir / mapping_name,
+                     out_dir / "input" / run["input_name"], out_dir / "formats", written,
+                     bundle_sha256)
+
+
+
+def refusal_of_extracted(extracted: Extracted) -> PesgenError | None:
+    """What an export (its dry run) of this pesgen would refuse in the mapping and the
+    bundle ``extract_run`` wrote, before it reads any input: the mapping's checks (one
+    added since the run, which ``regenerate`` lets through when it renders nothing), its
+    format found in the extracted folder of bundles and its fit with it. None: taken."""
+    run = extracted.run
+    try:
+        # a dry run's work folder: nothing is rendered in it here
+        with tempfile.TemporaryDirectory(prefix="pesgen-dry-run-") as work:
+            exporter = open_exporter(extracted.mapping, None,
+                                     date.fromisoformat(run["run_date"]), None,
+                                     [extracted.formats], None, work_dir=Path(work))
+    except PesgenError as exc:
+        return exc
+    if not inside(extracted.formats, exporter.fmt.folder / "format.yaml"):
+        return MappingError(f"{extracted.mapping}: its output.format, "
+                            f"{exporter.fmt.name}, is not the run's format ({run['format']}), "
+                            "whose bundle is extracted")
+    return None
+
+
+class Since(NamedTuple):
+    """What became since the run of a file or bundle it read, as found on this machine
+    now: ``found`` (the mapping's file at the path the run recorded, or the bundle's
+    folder as pesgen finds it by name without --formats-dir; None: not found, ``error``
+    says why), and the files that differ from the run's (``changed``, ``added``,
+    ``removed``: a mapping's own name when its bytes changed)."""
+
+    found: Path | None
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+    error: str | None = None
+
+    @property
+    def same(self) -> bool:
+        return self.found is not None and not (self.changed or self.added or self.removed)
+
+
+def mapping_since(run: dict[str, Any]) -> Since:
+    """The mapping file at the path the run recorded, compared with the recorded text."""
+    path = Path(run["mapping_path"])
+    try:
+        if not path.is_file():
+            return Since(None, [], [], [], "not there on this machine")
+        same = _file_digest(path) == run["mapping_sha256"]
+    except OSError as exc:
+        return Since(None, [], [], [], exc.strerror or str(exc))
+    return Since(path, [] if same else [path.name], [], [])
+
+
+def format_since(run: dict[str, Any]) -> Since:
+    """The run's format as pesgen finds it now by its name (PESGEN_FORMATS_PATH, the
+    shipped bundles; a --formats-dir the run was given is not recorded), its files
+    compared with those the run recorded."""
+    from .formats import find_format
+
+    try:
+        fmt = find_format(run["format"])
+        now = bundle_snapshot(fmt)
+    except PesgenError as exc:
+        return Since(None, [], [], [], str(exc))
+    recorded = json.loads(unpack(run["format_bundle"]))
+    changed = [rel for rel in sorted(set(now) & set(recorded))
+               if _bundle_bytes(now[rel]) != _bundle_bytes(recorded[rel])]
+    return Since(fmt.folder, changed, sorted(set(now) - set(recorded)),
+                 sorted(set(recorded) - set(now)))

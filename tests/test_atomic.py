@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pesgen import atomic
-from pesgen.atomic import commit, write_file, write_folder, write_temp
+from pesgen.atomic import commit, filled_folder, write_file, write_folder, write_temp
 from pesgen.bundles import regenerate_expected
 from pesgen.cli import app
+from pesgen.errors import UsageError
 from pesgen.export import export
 from pesgen.payfip.datamatrix import write_for_run
 from pesgen.runs import copy_input
@@ -130,6 +131,63 @@ def test_write_folder_failing_midway_leaves_no_folder(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     write_folder(tmp_path / "bundle", {"a.txt": "a", "sub/b.txt": "b"})
     assert _tree(tmp_path) == {"bundle/a.txt": b"a", "bundle/sub/b.txt": b"b"}
+
+
+
+def _fill(staging: Path) -> None:
+    write_file(staging / "m.yaml", "m")
+    (staging / "input").mkdir()
+    write_file(staging / "input" / "x.json", "x")
+
+
+@pytest.mark.parametrize("exc", FAILURES, ids=["disk-full", "sigterm"])
+@pytest.mark.parametrize("there", [False, True], ids=["new", "empty"])
+def test_filled_folder_failing_midway_leaves_it_as_it_was(tmp_path, monkeypatch, exc, there):
+    """A folder filled whole (``filled_folder``, `runs extract`): a failure on its second
+    file leaves no file nor temporary one, the folder and parents it made removed, an
+    empty folder that was there kept; then it fills."""
+    folder = tmp_path / "a" / "out"
+    if there:
+        folder.mkdir(parents=True)
+    _fail_on(monkeypatch, 2, exc)
+    with pytest.raises(type(exc)), filled_folder(folder) as staging:
+        _fill(staging)
+    assert _tree(tmp_path) == {} and _leftovers(tmp_path) == []
+    assert folder.is_dir() is there and (tmp_path / "a").exists() is there
+    monkeypatch.undo()
+    with filled_folder(folder) as staging:
+        _fill(staging)
+    assert _tree(tmp_path) == {"a/out/m.yaml": b"m", "a/out/input/x.json": b"x"}
+    assert _leftovers(tmp_path) == []
+
+
+def test_filled_folder_fills_the_working_folder_without_replacing_it(tmp_path, monkeypatch):
+    """`--out .` in an empty folder: its entries are renamed into it; the folder itself
+    (the working one, or a mount point) is never replaced by another."""
+    monkeypatch.chdir(tmp_path)
+    inode = os.stat(tmp_path).st_ino
+    with filled_folder(Path(".")) as staging:
+        _fill(staging)
+    assert os.stat(tmp_path).st_ino == inode and Path.cwd() == tmp_path
+    assert _tree(tmp_path) == {"m.yaml": b"m", "input/x.json": b"x"}
+
+
+def test_filled_folder_refuses_a_folder_holding_anything_and_an_entry_made_meanwhile(
+        tmp_path):
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / ".keep").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"held is not empty \(it holds \.keep\)"), \
+            filled_folder(held) as staging:
+        raise AssertionError("not reached")
+    assert _tree(held) == {".keep": b""}
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="m.yaml appeared meanwhile"), \
+            filled_folder(out) as staging:
+        _fill(staging)
+        (out / "m.yaml").write_bytes(b"theirs")  # another program's, as the block wrote
+    # theirs kept; input/, renamed in before it, taken back
+    assert _tree(out) == {"m.yaml": b"theirs"} and _leftovers(tmp_path) == []
 
 
 # ---------------------------------------------------------------- each writer

@@ -6,6 +6,8 @@ rebuilt and why; a normal export with such a mapping is refused as before."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -478,6 +480,34 @@ def test_a_recorded_bundle_path_outside_its_folder_is_refused_and_nothing_writte
                                f"{rel}"), r.stderr
     assert not escaped.exists()
     assert not (tmp_path / "regen").exists()
+
+
+@pytest.mark.parametrize("field", ["format", "input_name"])
+def test_a_recorded_name_leading_out_of_the_rebuild_s_folder_is_refused(
+        tmp_path, monkeypatch, field):
+    """The rebuild writes the bundle under formats/<format>/ and the input under
+    input/<input_name> of its temporary folder: a recorded format or input name leading
+    out of it (a store edited, or damaged: '../../escaped', an absolute path) is refused
+    as the bundle's paths are, never written where it leads. The bundle's paths were
+    confined to formats/<format>/ while that folder itself followed the format's name."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "out"
+    first = _export(MAPPINGS / "villeneuve-sur-loing.yaml", out)
+    assert first.exit_code == 0, first.output
+    run_id = _run_id(first.stdout)
+    escaped = tmp_path / "tmp" / "escaped"
+    value = "../../escaped" if field == "format" else str(escaped / "school-export.json")
+    with Store().engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values({field: value}))
+
+    r = _run("regenerate", run_id, "--out", tmp_path / "regen")
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"error: run {run_id}: bad {field.replace('_', ' ')} in the record: " \
+        f"{value!r}" in r.stderr, r.stderr
+    assert not escaped.exists()
+    assert not (tmp_path / "regen").exists()
+    assert os.listdir(tmp_path / "tmp") == []
 
 
 # ------------------------------------------- rendered as pesgen did before 2026-12-01
