@@ -1621,6 +1621,12 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
          f"titles and total are to compare with the run's: {r['titles']} title(s), total "
          f"{r['total']}. The run's own files, byte for byte: pesgen regenerate {r['id']} "
          "--out NEW_DIR")
+    held_then = sum(lo.get("policy") == "already_exported"
+                    for lo in json.loads(r["policies"]).get("left_out", []))
+    if held_then:  # read from the run's store, which the scratch one is not
+        _say(f"  the run left out {held_then} invoice(s) as exported already (policy "
+             "already_exported: other runs of its store held them): the empty store holds "
+             "none, so the dry run exports them too (`pesgen runs show` lists them)")
     official = json.loads(r["validation"]).get("official_xsd")
     if official:  # a folder of the machine that made the run: maybe not there on this one
         _say(f"  the run was also checked against the DGFiP XSD in {official}: add "

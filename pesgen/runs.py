@@ -1485,7 +1485,6 @@ def extract_run(run: dict[str, Any], out_dir: Path) -> Extracted:
                      bundle_sha256)
 
 
-
 def refusal_of_extracted(extracted: Extracted) -> PesgenError | None:
     """What an export (its dry run) of this pesgen would refuse in the mapping and the
     bundle ``extract_run`` wrote, before it reads any input: the mapping's checks (one

@@ -289,3 +289,18 @@ def _other(tmp_path: Path) -> Path:
     path = tmp_path / "other.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def test_runs_extract_says_the_scratch_store_s_dry_run_exports_what_the_run_left_out(
+        tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a", RUN)
+    second = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                             tmp_path / "b", TERM2)
+    result = CliRunner().invoke(app, ["runs", "extract", second.run_id, "--out",
+                                      str(tmp_path / "x"), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert ("the run left out 11 invoice(s) as exported already (policy already_exported: "
+            "other runs of its store held them): the empty store holds none, so the dry run "
+            "exports them too") in " ".join(result.output.split())
