@@ -395,7 +395,11 @@ def export(
         if not dry_run:
             _say_left_by_others(out)
         if result.left_out:
-            _say(f"left out: {len(result.left_out)}")
+            policies = Counter(lo.policy for lo in result.left_out)
+            # by policy when there are two: the zero totals among hundreds billed already
+            by = (" (" + ", ".join(f"{k} ×{v}" for k, v in sorted(policies.items())) + ")"
+                  if len(policies) > 1 else "")
+            _say(f"left out: {len(result.left_out)}{by}")
             for lo in result.left_out:
                 _say(f"  - {lo.invoice} ({lo.origin}): {lo.reason} (policy {lo.policy})")
         if result.notes:

@@ -244,7 +244,7 @@ def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
                                  "--date", "2026-12-15", "--db", db])
     assert result.exit_code == 0, result.output
     assert "titles: 1, total 282.75" in result.output
-    assert "left out: 12" in result.output
+    assert "left out: 12 (already_exported ×11, zero_total ×1)" in result.output
     assert (":$.invoices[3]): exported already by run " in result.output
             and "(IdBord 1), at the same amount 66.00 (policy already_exported)"
             in result.output)
