@@ -810,6 +810,7 @@ class _Taken:
                         for id_bord, acks in by_bord.items()}
             inputs = self.store.run_inputs(c, several) if self.input_sha256 else {}
             formats = self.store.run_formats(c, several) if self.fmt else {}
+            pes = self.store.pes_runs(c, several)
             recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
                                                  {h[0] for h in held.values()})
         accepted = {held: ack for held, ack in answered.items() if ack.accepted}
@@ -844,7 +845,17 @@ class _Taken:
                 return ("exported from this same input already: nothing to export again "
                         "(cancel that run only if its files are rejected: by the trésorerie, "
                         "or the finance package they went to)")
-            return f"{cancel_first(run, id_bord)} to export it again"
+            # cancelled, the invoices go out again: only when what the run sent did not
+            # stand, which an acknowledgement recorded tells
+            if (run, id_bord) in answered:  # rejected (an acceptance is answered above)
+                return (f"{cancel_first(run, id_bord)} to export it again (IdBord {id_bord} "
+                        f"was {answered[run, id_bord].outcome} by the trésorerie)")
+            if run in pes:
+                return (f"{cancel_first(run, id_bord)} to export it again, if the trésorerie "
+                        f"rejected it or it was never sent (no acknowledgement of IdBord "
+                        f"{id_bord} is recorded: pesgen acquit FILE --record)")
+            return (f"{cancel_first(run, id_bord)} to export it again, if its files were "
+                    "rejected or never imported")
 
         # numbers are compared by their keys: say how the holder wrote it, and which
         # characters differ when more than case and spaces do

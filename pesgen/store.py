@@ -1504,6 +1504,13 @@ class Store:
                 out[run_id, invoice] = amount
         return out
 
+    def pes_runs(self, conn: Connection | None, run_ids: Collection[str]) -> set[str]:
+        """Those of these runs that wrote PES files (a TypBord, not a finance package's
+        format name): the trésorerie answers them with an acknowledgement."""
+        return {run for run, (typ_bord,) in
+                self._run_columns(conn, run_ids, runs.c.typ_bord).items()
+                if pes_typ_bord(typ_bord)}
+
     def run_formats(self, conn: Connection | None, run_ids: Collection[str]
                     ) -> dict[str, str]:
         """The format these runs were exported with: run -> format name."""

@@ -471,5 +471,6 @@ def test_the_same_input_exported_twice_by_accident_is_said_so(db_url, tmp_path):
     with pytest.raises(StateError) as info:
         export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "c", RUN)
     assert "This input is the file" not in str(info.value)
-    assert info.value.problems[0].message.endswith("(IdBord 1); cancel that run first to "
-                                                   "export it again")
+    assert info.value.problems[0].message.endswith(
+        "(IdBord 1); cancel that run first to export it again (IdBord 1 was rejected on "
+        "2026-11-24 with 1 error(s) by the trésorerie)")

@@ -428,7 +428,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     assert info.value.problems[0].message == (
         f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
         f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
-        "export it again")
+        "export it again, if the trésorerie rejected it or it was never sent (no "
+        "acknowledgement of IdBord 2 is recorded: pesgen acquit FILE --record)")
     # another invoice with the NumDette of a title of IdBord 3 (the mapping's NumDette is
     # the number's digits): that bordereau is named too
     data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
@@ -455,7 +456,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
                         tmp_path / "e", RUN)
     assert info.value.problems[0].message.endswith(
         f"(IdBord 1); cancel that bordereau first (pesgen runs cancel {first.run_id} "
-        "--bordereau 1) to export it again")
+        "--bordereau 1) to export it again, if the trésorerie rejected it or it was never "
+        "sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record)")
     assert str(info.value).endswith(
         ". A run of several bordereaux: cancel only those the trésorerie rejected (pesgen "
         "runs cancel RUN --bordereau IDBORD), or the whole run with --all if this input "
@@ -568,3 +570,31 @@ def test_a_cancelled_run_whose_names_the_prefix_makes_too_long_is_refused_clearl
            "makes a name of 260 bytes, and file systems take at most 255: its files " \
            "cannot be written as a cancelled run's; nothing was written" in regen.output
     assert not (tmp_path / "r").exists()
+
+
+def test_the_advice_to_cancel_says_when_by_what_the_run_s_answer_is(db_url, tmp_path):
+    """'cancel that run first to export it again' read the same whether the trésorerie
+    rejected the rôle or nobody knows yet: cancelled while it is on its way, its invoices
+    go out twice. A PES run with no acknowledgement says to cancel only if it was rejected
+    or never sent; a finance package's run (no acknowledgement comes back to pesgen),
+    only if its files were rejected or never imported."""
+    store = Store(db_url)
+    numbers = ["FA-2026-00101", "FA-2026-00102"]
+    rule = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, only(tmp_path, numbers, "two.json"),
+                        tmp_path / "b", RUN)
+    assert info.value.problems[0].message.endswith(
+        "(IdBord 1); cancel that run first to export it again, if the trésorerie rejected it "
+        "or it was never sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE "
+        "--record)")
+    store.cancel(rule.run_id, "test")
+    package = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                              EXAMPLE, tmp_path / "c", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                        only(tmp_path, numbers, "two-again.json"), tmp_path / "d", RUN)
+    assert info.value.problems[0].message == (
+        f"already exported by run {package.run_id} in {package.files[0].path.name} (IdBord 1); "
+        "cancel that run first to export it again, if its files were rejected or never "
+        "imported")

@@ -1285,7 +1285,9 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
     assert problem.record == f"{lower}:$.invoices[0]"
     assert problem.message == (
         f"already exported (as FA-2026-00101) by run {first.run_id} in "
-        f"{first.files[0].path.name} (IdBord 1); cancel that run first to export it again")
+        f"{first.files[0].path.name} (IdBord 1); cancel that run first to export it again, if "
+        "the trésorerie rejected it or it was never sent (no acknowledgement of IdBord 1 is "
+        "recorded: pesgen acquit FILE --record)")
     assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
     # runs find, whatever the case and spaces
     for asked in ("FA-2026-00101", "fa-2026-00101", "  Fa-2026-00101 "):
@@ -1363,7 +1365,8 @@ def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
     assert problem.message == (
         f"already exported by run {first.run_id} in {first.files[0].path.name} (IdBord 1): "
         f"invoice number {written_otherwise(number, 'FA-2026-00101')}; cancel that run "
-        "first to export it again")
+        "first to export it again, if the trésorerie rejected it or it was never sent (no "
+        "acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record)")
     assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
     # runs find, asked with the look-alike, finds the run holding the invoice
     assert [h["run_id"] for h in store.find_invoice(number)] == [first.run_id]
