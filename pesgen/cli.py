@@ -1540,9 +1540,11 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
-        _say(f"{lo['invoice']}: not exported: left out by run {lo['run_id']} "
-                   f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} "
-                   f"(policy {lo['policy']})")
+        # left out as billed by another run: not 'not exported', which that run did
+        said = "" if lo["policy"] == "already_exported" else " not exported:"
+        _say(f"{lo['invoice']}:{said} left out by run {lo['run_id']} "
+             f"({lo['created_at']}{status}) from {lo['origin']}: {lo['reason']} "
+             f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
         raise typer.Exit(1)
 

@@ -92,6 +92,15 @@ def test_the_invoices_exported_already_are_left_out_and_the_new_one_exported(db_
     [left] = store.find_left_out("FA-2026-00104")
     assert left["run_id"] == second.run_id and left["policy"] == "already_exported"
     assert left["reason"].startswith(f"exported already by run {first.run_id}")
+    found = CliRunner().invoke(app, ["runs", "find", "FA-2026-00104", "--db", db_url])
+    assert found.exit_code == 0, found.output  # a run holds it
+    lines = found.output.splitlines()
+    assert lines[0].startswith(f"FA-2026-00104: run {first.run_id} ")
+    # not 'not exported': the first run exported it
+    assert lines[1].startswith(f"FA-2026-00104: left out by run {second.run_id} (")
+    assert lines[1].endswith(f"from {term2}:$.invoices[3]: exported already by run "
+                             f"{first.run_id} in {name} (IdBord 1), at the same amount 66.00 "
+                             "(policy already_exported)")
 
 
 def test_the_policy_leaves_out_no_invoice_of_another_amount_budget_or_format(db_url, tmp_path):
