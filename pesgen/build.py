@@ -845,11 +845,14 @@ class Builder:
         held = None if self.exported is None else self.exported.get(key)
         if held is not None and held.amount is None:  # a recorded run left it out so
             return self._left_as_held(src, number, held)
+        # the values the case policy changes are counted for the run: not a left-out one's
+        cased = None if held is None else self.cased.copy()
         lines = self._lines(ctx, src, record)
         if held is not None and lines is not None and \
                 sum((ln.amount for ln in lines), _ZERO) == held.amount:
             # its own problems (a direct debit date passed since it was billed) do not
             # count: it is not exported; at another amount it is refused (run.duplicate)
+            self.cased = cased  # type: ignore[assignment]
             return self._left_as_held(src, number, held)
         debtor = self._debtor(ctx, ev)
         mandate = self._mandate(ctx, ev, debtor)

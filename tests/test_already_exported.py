@@ -313,3 +313,28 @@ def test_runs_extract_says_the_scratch_store_s_dry_run_exports_what_the_run_left
     assert ("the run left out 11 invoice(s) as exported already (policy already_exported: "
             "other runs of its store held them): the empty store holds none, so the dry run "
             "exports them too") in " ".join(result.output.split())
+
+
+def test_the_values_of_the_invoices_left_out_are_not_counted_in_the_case_note(tmp_path):
+    """policies.case: upper says how many values it upper-cased in the run: those of an
+    invoice left out as exported already are not in its files, nor in that count."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "a",
+                    RUN)
+    term2 = _term2(tmp_path)
+    left = export_recorded(lambda: store, _leaving(tmp_path), term2, tmp_path / "b", TERM2)
+    # the same run's invoices alone (the new one, and the zero total), in a store of none
+    data = json.loads(term2.read_text(encoding="utf-8"))
+    data["invoices"] = [inv for inv in data["invoices"]
+                        if inv["number"] in ("FA-2026-00106", "FA-2026-00201")]
+    alone = tmp_path / "alone.json"
+    alone.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    fresh = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    expected = export_recorded(lambda: fresh, MAPPING, alone, tmp_path / "c", TERM2)
+
+    def case_note(result):
+        [note] = [n.detail for n in result.notes if n.policy == "case"]
+        return note
+
+    assert case_note(left) == case_note(expected)
+    assert "line.label ×6" in case_note(left)  # 4 lines of the new one, 2 of the zero total
