@@ -231,11 +231,13 @@ def test_runs_list_says_what_stands_of_a_run_some_of_whose_bordereaux_are_cancel
     assert store.list_runs()[0].cancelled_figures is None  # its status says it all
 
 
-def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path):
+def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path,
+                                                                        monkeypatch):
     """`regenerate --cancelled`'s warning says whether the cancelled bordereaux'
     invoices are in another run since (docs/state.md): none while no active run holds
     them, then how many and which run and IdBord holds them (what `runs reinstate`
-    checks), for a bordereau cancelled on its own and for a run cancelled whole."""
+    checks), for a bordereau cancelled on its own and for a run cancelled whole; the
+    holders in IdBord order, not their run ids'."""
     store = Store(db_url)
     mapping = split_mapping(tmp_path)
     run = export_recorded(lambda: store, mapping, EXAMPLE, tmp_path / "a", RUN)
@@ -261,8 +263,11 @@ def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, t
     # the run cancelled whole: every bordereau's invoices, IdBord 1's among them
     assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest",
                "--bordereau", "1", "--bordereau", "3").exit_code == 0
+    # the later holder (IdBord 5) with a run id sorting before the earlier one's
+    monkeypatch.setattr("pesgen.runs.new_run_id", lambda: "00000000-0000-4000-8000-000000000005")
     more = export_recorded(lambda: store, mapping, only(tmp_path, BORDEREAUX[1][:1], "one.json"),
                            tmp_path / "c", RUN)
+    assert more.run_id < again.run_id
     assert warning("r3") == (
         f"warning: run {rid} is cancelled: its files are written as CANCELLED-<name>, for "
         "reading only; do not send them to the trésorerie; 3 of its invoices were exported "
