@@ -159,6 +159,7 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == kept
     assert f"not written: {run.files[1].path.name} (IdBord 2 cancelled " in regen.output
     assert f"--cancelled writes it as CANCELLED-{run.files[1].path.name}" in regen.output
+    assert "warning" not in regen.stderr  # nothing written not to send
     asked = CliRunner().invoke(app, ["regenerate", rid[:8], "--out", str(tmp_path / "c"),
                                      "--cancelled", "--db", db_url])
     assert asked.exit_code == 0, asked.output
@@ -242,12 +243,19 @@ def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, t
     mapping = split_mapping(tmp_path)
     run = export_recorded(lambda: store, mapping, EXAMPLE, tmp_path / "a", RUN)
     rid = run.run_id
+    # nothing cancelled: --cancelled writes the run's files as they are, with no warning
+    plain = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / "r0"), "--cancelled")
+    assert plain.exit_code == 0, plain.output
+    assert "CANCELLED-" not in plain.stdout and "warning" not in plain.stderr, plain.output
     assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
                "--bordereau", "2").exit_code == 0
 
     def warning(out: str) -> str:
         r = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / out), "--cancelled")
         assert r.exit_code == 0, r.output
+        # the cancelled bordereaux' files are written, not said left out
+        assert f"wrote {tmp_path / out / 'CANCELLED-'}" in r.stdout, r.stdout
+        assert "not written" not in r.stdout
         [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
         return said
 
