@@ -268,9 +268,16 @@ def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, t
     assert again.first_number == 4
     assert warning("r2") == head + (f"2 of its invoices were exported again since, by run "
                                     f"{again.run_id} (IdBord 4)")
+    # two bordereaux cancelled on their own: said of both
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 1 rejected",
+               "--bordereau", "1").exit_code == 0
+    assert warning("r2b") == (
+        f"warning: IdBord 1, 2 of run {rid} are cancelled: their files are written as "
+        "CANCELLED-<name>, for reading only; do not send them to the trésorerie; 2 of their "
+        f"invoices were exported again since, by run {again.run_id} (IdBord 4)")
     # the run cancelled whole: every bordereau's invoices, IdBord 1's among them
     assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest",
-               "--bordereau", "1", "--bordereau", "3").exit_code == 0
+               "--bordereau", "3").exit_code == 0
     # the later holder (IdBord 5) with a run id sorting before the earlier one's
     monkeypatch.setattr("pesgen.runs.new_run_id", lambda: "00000000-0000-4000-8000-000000000005")
     more = export_recorded(lambda: store, mapping, only(tmp_path, BORDEREAUX[1][:1], "one.json"),
