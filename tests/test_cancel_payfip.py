@@ -404,6 +404,7 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
     link = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
     test = flow.link("FA-2026-00110")  # saisie T: a test, which collects nothing
+    assert "link open" not in _payments(store).stderr  # open on titles still due: no note
     store.cancel(run, "wrong amounts", despite_payments=True)
     open_note = ("note: 2 cancelled title(s) still have a PayFiP link open (FA-2026-00104, "
                  "FA-2026-00110): a payment through it would be an anomaly (run-cancelled), "
