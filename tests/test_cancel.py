@@ -159,6 +159,7 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == kept
     assert f"not written: {run.files[1].path.name} (IdBord 2 cancelled " in regen.output
     assert f"--cancelled writes it as CANCELLED-{run.files[1].path.name}" in regen.output
+    assert "warning" not in regen.stderr  # nothing written not to send
     asked = CliRunner().invoke(app, ["regenerate", rid[:8], "--out", str(tmp_path / "c"),
                                      "--cancelled", "--db", db_url])
     assert asked.exit_code == 0, asked.output
@@ -231,21 +232,30 @@ def test_runs_list_says_what_stands_of_a_run_some_of_whose_bordereaux_are_cancel
     assert store.list_runs()[0].cancelled_figures is None  # its status says it all
 
 
-def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path):
+def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, tmp_path,
+                                                                        monkeypatch):
     """`regenerate --cancelled`'s warning says whether the cancelled bordereaux'
     invoices are in another run since (docs/state.md): none while no active run holds
     them, then how many and which run and IdBord holds them (what `runs reinstate`
-    checks), for a bordereau cancelled on its own and for a run cancelled whole."""
+    checks), for a bordereau cancelled on its own and for a run cancelled whole; the
+    holders in IdBord order, not their run ids'."""
     store = Store(db_url)
     mapping = split_mapping(tmp_path)
     run = export_recorded(lambda: store, mapping, EXAMPLE, tmp_path / "a", RUN)
     rid = run.run_id
+    # nothing cancelled: --cancelled writes the run's files as they are, with no warning
+    plain = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / "r0"), "--cancelled")
+    assert plain.exit_code == 0, plain.output
+    assert "CANCELLED-" not in plain.stdout and "warning" not in plain.stderr, plain.output
     assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 2 rejected",
                "--bordereau", "2").exit_code == 0
 
     def warning(out: str) -> str:
         r = cli(db_url, "regenerate", rid[:8], "--out", str(tmp_path / out), "--cancelled")
         assert r.exit_code == 0, r.output
+        # the cancelled bordereaux' files are written, not said left out
+        assert f"wrote {tmp_path / out / 'CANCELLED-'}" in r.stdout, r.stdout
+        assert "not written" not in r.stdout
         [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
         return said
 
@@ -258,11 +268,21 @@ def test_regenerate_cancelled_says_which_invoices_went_out_again_since(db_url, t
     assert again.first_number == 4
     assert warning("r2") == head + (f"2 of its invoices were exported again since, by run "
                                     f"{again.run_id} (IdBord 4)")
+    # two bordereaux cancelled on their own: said of both
+    assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "IdBord 1 rejected",
+               "--bordereau", "1").exit_code == 0
+    assert warning("r2b") == (
+        f"warning: IdBord 1, 2 of run {rid} are cancelled: their files are written as "
+        "CANCELLED-<name>, for reading only; do not send them to the trésorerie; 2 of their "
+        f"invoices were exported again since, by run {again.run_id} (IdBord 4)")
     # the run cancelled whole: every bordereau's invoices, IdBord 1's among them
     assert cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest",
-               "--bordereau", "1", "--bordereau", "3").exit_code == 0
+               "--bordereau", "3").exit_code == 0
+    # the later holder (IdBord 5) with a run id sorting before the earlier one's
+    monkeypatch.setattr("pesgen.runs.new_run_id", lambda: "00000000-0000-4000-8000-000000000005")
     more = export_recorded(lambda: store, mapping, only(tmp_path, BORDEREAUX[1][:1], "one.json"),
                            tmp_path / "c", RUN)
+    assert more.run_id < again.run_id
     assert warning("r3") == (
         f"warning: run {rid} is cancelled: its files are written as CANCELLED-<name>, for "
         "reading only; do not send them to the trésorerie; 3 of its invoices were exported "

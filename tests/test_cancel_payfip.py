@@ -272,6 +272,23 @@ def test_a_paid_title_is_left_out_beside_a_paid_title_of_a_cancelled_bordereau(f
     assert written == ["FA-2026-00107", "FA-2026-00108", "FA-2026-00110"]
 
 
+def test_a_title_of_a_cancelled_bordereau_paid_since_is_said_cancelled_only(flow, store,
+                                                                            tmp_path):
+    """FA-2026-00101 (IdBord 2) paid through its link after IdBord 2 was cancelled: a
+    run-cancelled anomaly not resolved. The run's Datamatrix skips IdBord 2, saying it
+    cancelled; the title is not told again as one held back by the payment (that is said
+    of the title due in its place, which this run does not hold)."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    link = flow.link("FA-2026-00101", mode="W")
+    store.cancel(run, "wrong amounts", [2], despite_payments=True)
+    flow.pay(link, "card")
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["run-cancelled"]
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert f"skipped IdBord 2 of run {run}, cancelled on " in result.stderr
+    assert "FA-2026-00101 of run" not in result.stderr, result.stderr
+
+
 def test_every_file_of_the_run_not_found_is_named(store, tmp_path):
     """The files of two bordereaux gone: the refusal names both, nothing written."""
     out = tmp_path / "split"
@@ -387,11 +404,14 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
     link = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
     test = flow.link("FA-2026-00110")  # saisie T: a test, which collects nothing
+    assert "link open" not in _payments(store).stderr  # open on titles still due: no note
     store.cancel(run, "wrong amounts", despite_payments=True)
     open_note = ("note: 2 cancelled title(s) still have a PayFiP link open (FA-2026-00104, "
                  "FA-2026-00110): a payment through it would be an anomaly (run-cancelled), "
                  "not a payment")
-    assert open_note in _payments(store).stderr
+    first = _payments(store).stderr
+    assert open_note in first
+    assert "answered" not in first  # none yet
     flow.pay(link, "debit")
     flow.pay(test, "card")
     assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
@@ -407,6 +427,12 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
             "cancellation (FA-2026-00104): an anomaly, not a payment (money may have been "
             "collected for a cancelled title); `pesgen payfip anomalies` says what to do"
             ) in result.stderr
+    # what the notes read: each operation's status now, ``chunk`` ids a query; an id no
+    # operation has left out
+    for chunk in (1, 2, 500):
+        assert ledger.operation_statuses(store, [link.id_op, "no-such-op", test.id_op],
+                                         chunk=chunk) == {link.id_op: "anomaly",
+                                                          test.id_op: "anomaly"}
 
 
 def test_payments_since_lists_a_title_cancelled_since(flow, store):

@@ -461,6 +461,9 @@ def test_a_tipi_url_is_refused_for_any_field_out_of_its_rule(field, value, rule)
         tipi_url(replace(TIPI, **{field: value}))
     assert str(info.value).startswith("invoice FA-2026-00102: the TIPI link is invalid")
     assert [(p.rule, p.invoice) for p in info.value.problems] == [(rule, "FA-2026-00102")]
+    # its message says nothing of sending: the count after the problems says what is left
+    # (a refusal saying "nothing was sent" ends the count there)
+    assert info.value.count_line() == "1 problem(s); nothing was written."
 
 
 @pytest.mark.parametrize("saisie", ["T", "X", "A"])

@@ -130,6 +130,11 @@ def test_the_export_summary_and_the_datamatrix_say_it_too(flow, store, tmp_path)
     written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
                                                         delimiter=";")]
     assert "FA-2026-00102" not in written and len(written) == 10
+    # a caller told of nothing (no on_unsettled) gets the same CSV all the same
+    from pesgen.payfip.datamatrix import write_for_run
+
+    [quiet] = write_for_run(store, new.run_id, tmp_path / "quiet", "001", image="svg")
+    assert quiet.csv.read_text(encoding="utf-8") == csv_path.read_text(encoding="utf-8")
 
 
 def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_path):
@@ -284,3 +289,56 @@ def test_a_payment_at_another_collectivite_holds_back_nothing_here(flow, store, 
                      .values(id_coll="21450999400023"))
     made = flow.link("FA-2026-00102", mode="W")
     assert ledger.get_operation(store, made.id_op)["run_id"] == new.run_id
+
+
+def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp_path):
+    """Two links of the cancelled title, each paid after the cancellation (by card, by
+    direct debit): the refusal says both payments, oldest first, and asks to resolve each
+    anomaly; one resolved, the other still holds the link back, said alone."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(card, "card")
+    flow.pay(debit, "debit")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    first, second = found[card.id_op], found[debit.id_op]
+    assert first < second
+
+    def paid(link, how: str, number: int) -> str:
+        op = ledger.get_operation(store, link.id_op)
+        return (f"paid online 187.50 {how} on {op['transaction_at']} through its cancelled "
+                f"title (IdBord 1 of run {run}), after the cancellation (PayFiP operation "
+                f"{link.id_op}; anomaly #{number}, run-cancelled, not resolved)")
+
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+    said = " ".join(err.split())
+    assert (f"error: invoice FA-2026-00102: {paid(card, 'by card', first)}; "
+            f"{paid(debit, 'by direct debit', second)}; no new link: ") in said
+    assert (f"record its answer: `pesgen payfip anomalies resolve ID --note TEXT` for each "
+            f"(#{first}, #{second})") in said
+    assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.unsettled"] * 2, err
+    code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(first), "--note",
+                          "trésorerie: applied to the new title", "--by", "support")
+    assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+    said = " ".join(err.split())
+    assert (f"error: invoice FA-2026-00102: {paid(debit, 'by direct debit', second)}; no new "
+            f"link: {_advice(second)}") in said
+    assert card.id_op not in said
+
+
+def test_a_payment_whose_title_is_not_found_names_its_run_only():
+    """An operation whose title its run does not hold (no IdBord found: the outer join of
+    unsettled_payments) is said through its run; a result code pesgen does not map to a
+    means of payment says none."""
+    found = ledger.Unsettled(anomaly=4, invoice="FA-2026-00102", id_op="OP-4", cents=1200,
+                             result_code=None, paid_at="2026-12-01 10:00:00", run_id="RUN",
+                             id_bord=None, saisie="W")
+    assert found.happened() == (
+        "paid online 12.00 on 2026-12-01 10:00:00 through its cancelled title (run RUN), "
+        "after the cancellation (PayFiP operation OP-4; anomaly #4, run-cancelled, not "
+        "resolved)")
