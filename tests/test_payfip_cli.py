@@ -82,6 +82,8 @@ def test_link_pay_and_export_payments(world):
     rows = list(csv.DictReader(io.StringIO(out), delimiter=";"))
     assert [(r["invoice"], r["status"], r["amount_paid"]) for r in rows] == [
         ("FA-2026-00102", "paid", "187.50")]
+    # paid on its title, which stands: not one of the cancelled titles paid online
+    assert "cancelled title(s) were paid online" not in err
     code, out, _ = _run("payfip", "payments", "--since", "2999-01-01")
     assert out.strip().splitlines()[1:] == []
 
