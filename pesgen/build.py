@@ -86,6 +86,9 @@ class LeftOut:
     origin: str
     reason: str
     policy: str
+    # policy already_exported: the run holding the invoice (its record is read by
+    # ``Store.left_out_as_held``, not the reason's words)
+    holder: str | None = None
 
 
 def _as_is(number: str) -> str:
@@ -747,7 +750,8 @@ class Builder:
         else:
             reason = (f"exported already by run {held.run} in {held.file} (IdBord "
                       f"{held.id_bord}), at the same amount {held.amount:.2f}")
-        return BuildResult(left_out=LeftOut(number, src.origin, reason, "already_exported"))
+        return BuildResult(left_out=LeftOut(number, src.origin, reason, "already_exported",
+                                            held.run or None))
 
     def _shapes_said(self, ctx: _Ctx, result: BuildResult) -> None:
         """One ``input.type`` problem per value of another kind than the bindings reading

@@ -1467,14 +1467,12 @@ class Store:
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
             rows = c.execute(query).all()
-            bordereaux = sorted({(run_id, int(id_bord)) for _k, _i, run_id, id_bord, _a in rows})
+            # each bordereau's first file, as the duplicate guard names it
             names: dict[tuple[str, int], str] = {}
-            for run_id in sorted({run_id for run_id, _ in bordereaux}):
-                for id_bord, name in c.execute(
-                        sa.select(run_files.c.id_bord, run_files.c.name)
-                        .where(run_files.c.run_id == run_id, run_files.c.id_bord.is_not(None))
-                        .order_by(run_files.c.id)):
-                    names.setdefault((run_id, int(id_bord)), name)
+            for run_id, placed in self.recorded_files(c, {row[2] for row in rows}).items():
+                for f in placed["files"]:
+                    if f["id_bord"] is not None:
+                        names.setdefault((run_id, int(f["id_bord"])), f["name"])
         # one object per run id and per amount, not one per title (a school bills a few
         # prices): the dictionary of 100 000 titles held 42 MiB and took 2.3 s to read with
         # one of each per title, 24 MiB and 1.2 s so (docs/state.md)
@@ -1756,7 +1754,7 @@ class Store:
 
     def left_out_as_held(self, run_id: str, id_bords: Collection[int]) -> dict[str, list[str]]:
         """The committed runs that left out invoices of these bordereaux of ``run_id`` as
-        held by it (policies.already_exported: leave_out; their reason names the run):
+        held by it (policies.already_exported: leave_out; recorded with ``holder`` it):
         run -> those invoices, as the run's input wrote them. Cancelled, the bordereaux no
         longer bill them, and those runs did not either."""
         out: dict[str, list[str]] = {}
@@ -1769,12 +1767,11 @@ class Store:
                 sa.select(runs.c.id, runs.c.policies)
                 .where(runs.c.status == "committed",
                        runs.c.policies.contains('"policy": "already_exported"', autoescape=True),
-                       runs.c.policies.contains(f"run {run_id} ", autoescape=True))
+                       runs.c.policies.contains(run_id, autoescape=True))
                 .order_by(runs.c.created_at))
             for later, policies in rows:
                 for lo in json.loads(policies).get("left_out", []):
-                    if lo.get("policy") == "already_exported" and \
-                            f"run {run_id} " in lo["reason"] and invoice_key(lo["invoice"]) in held:
+                    if lo.get("holder") == run_id and invoice_key(lo["invoice"]) in held:
                         out.setdefault(later, []).append(lo["invoice"])
         return out
 
