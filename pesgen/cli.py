@@ -278,9 +278,16 @@ def export(
         "--dry-run", help="Check the whole run as the export would, the state store's "
         "checks included, and print its summary: nothing written, recorded or created, "
         "no number used. Exits as the export would.")] = False,
+    output: Annotated[Output, typer.Option(
+        "--format", case_sensitive=False,
+        help="text (the default), or json: the summary, or the refusal with every "
+        "problem (rule, input record, file, line, key, message), as one JSON document on "
+        "standard output, for the school software or CI; the same exit codes.")
+    ] = Output.text,
 ) -> None:
     """Export a billing run: allocate the rôle number, write the file(s), record the run
     and print a summary (with --dry-run: check it all, write nothing)."""
+    as_json = output is Output.json
     interrupts = _Interrupts()
     left: str | None = None  # what became of a store the refused export created
     line_open = [False]  # a progress line printed, not ended yet
@@ -293,7 +300,7 @@ def export(
             official_xsd = _official(official_xsd)
             fixed = _parse_date(run_date)
             progress = None
-            if not quiet and sys.stderr.isatty():
+            if not quiet and not as_json and sys.stderr.isatty():
                 def progress(n: int) -> None:
                     # pesgen's own text: its \r must reach the terminal as such
                     typer.echo(f"\r{n} invoice(s) read…", err=True, nl=False)
@@ -343,20 +350,31 @@ def export(
         except StoreLocked as exc:
             from .store import store_locked
 
-            _fail(store_locked(exc.url, exc.seconds, "the export stopped waiting for it; nothing "
-                               "written, no number used"), then=left)
+            locked = store_locked(exc.url, exc.seconds, "the export stopped waiting for it; "
+                                  "nothing written, no number used")
+            if as_json:
+                _export_refused_json(locked, int(locked.exit_code), dry_run, left)
+            _fail(locked, then=left)
             return
         except PesgenError as exc:
+            if as_json:
+                _export_refused_json(exc, int(exc.exit_code), dry_run, left)
             _fail(exc, then=left)
             return
         except Exception as exc:
             failure = _machine_failure(exc)
             if failure is None:
                 raise
+            if as_json:
+                _export_refused_json(failure[0], int(failure[1]), dry_run, left)
             _echo_err(failure[0])
             if left:  # as a refusal's last line: what became of the store it created
                 _echo_err(left)
             raise typer.Exit(int(failure[1])) from None
+        if as_json:
+            _export_json(result, store, mapping, out, official_xsd, dry_run)
+            interrupts.say_held()
+            return
         if quiet:
             interrupts.say_held()
             return
@@ -407,12 +425,7 @@ def export(
             _say("policies applied: "
                        + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
             fields: Counter[str] = Counter()  # the notes are unpacked once, as they go
-            for n in result.notes:
-                if n.policy == "transliterate":
-                    fields[n.detail.split(":", 1)[0]] += 1
-                if n.policy == "civility" or (n.policy == "transliterate" and
-                                              not n.detail.startswith(_IDENTIFIERS)):
-                    continue
+            for n in _shown_notes(result.notes, fields):
                 _say(f"  - {n.invoice}: {n.policy}: {n.detail}")
             if fields:
                 _say(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
@@ -421,6 +434,81 @@ def export(
         interrupts.say_held()
     finally:
         interrupts.release()
+
+
+def _shown_notes(notes: Any, transliterated: Counter[str]) -> Any:
+    """The policy notes an export's summary lists one by one, as they are unpacked: not
+    the civility table's (counted only), nor a transliteration of a value that
+    identifies nothing outside pesgen, counted per field in ``transliterated`` instead
+    (said once: `*: transliterate: N value(s)…`)."""
+    for n in notes:
+        if n.policy == "transliterate":
+            transliterated[n.detail.split(":", 1)[0]] += 1
+        if n.policy == "civility" or (n.policy == "transliterate" and
+                                      not n.detail.startswith(_IDENTIFIERS)):
+            continue
+        yield n
+
+
+def _export_json(result: Any, store: Any, mapping: Path, out: Path | None,
+                 official_xsd: Path | None, dry_run: bool) -> None:
+    """An export's summary as ``--format json`` gives it: what the text summary says,
+    each item a field (amounts as text with two decimals, as in the files)."""
+    from .atomic import left_by_others
+    from .store import shown_store
+
+    transliterated: Counter[str] = Counter()
+    notes = [{"invoice": n.invoice, "policy": n.policy, "origin": n.origin,
+              "detail": n.detail} for n in _shown_notes(result.notes, transliterated)]
+    report = {
+        "command": "export", "ok": True, "exit_code": 0, "error": None,
+        "dry_run": dry_run, "run": None if dry_run else result.run_id,
+        "format": result.fmt.name, "mapping": str(mapping),
+        "run_date": result.run_date.isoformat(),
+        "store": {"url": shown_store(store.url),
+                  # a dry run: what it found there, and the migrations the export would
+                  # apply first to a store (None: no store yet, the export would make one)
+                  **({"found": store.found, "pending_migrations":
+                      store.pending_migrations if store.found == "store" else None}
+                     if dry_run else {"created": bool(store.created)})},
+        "official_xsd": None if official_xsd is None else {
+            "folder": str(official_xsd), "applied": bool(result.fmt.is_pes)},
+        "files": [{"path": str(f.path), "id_bord": f.bordereau, "titles": f.titles,
+                   "total": f"{f.total:.2f}", "sha256": f.sha256} for f in result.files],
+        "references": [str(ref) for ref in result.references],
+        "skipped": list(result.skipped),
+        "titles": result.titles, "total": f"{result.total:.2f}",
+        # holder: the run holding an invoice left out as exported already
+        "left_out": [{"invoice": lo.invoice, "origin": lo.origin, "reason": lo.reason,
+                      "policy": lo.policy, "holder": lo.holder} for lo in result.left_out],
+        "policies": dict(sorted(result.notes.counts().items())),
+        "notes": notes,
+        "transliterated": dict(sorted(transliterated.items())),
+        "left_by_others": [] if dry_run or out is None else [
+            {"file": name, "about": about} for name, about in left_by_others(out)],
+        "problems": [],
+    }
+    typer.echo(json_text(report))
+
+
+def _export_refused_json(error: PesgenError | str, code: int, dry_run: bool,
+                         left: str | None) -> None:
+    """A refused export as ``--format json`` gives it, then its exit: the error, every
+    problem (``errors.problem_json``), what the refusal leaves (``outcome``: the text's
+    last line, "nothing was written." unless the run was recorded before it failed) and
+    what became of a store it created (``store``)."""
+    from .errors import problem_json
+
+    if isinstance(error, PesgenError):
+        message, problems = str(error), error.problems
+        outcome = error.outcome if error.outcome is not None else "nothing was written."
+    else:  # a failure of the machine or the store, said whole in its line
+        message, problems, outcome = error.removeprefix("error: "), [], None
+    typer.echo(json_text({
+        "command": "export", "ok": False, "exit_code": code, "error": message,
+        "dry_run": dry_run, "outcome": outcome,
+        "problems": [problem_json(p) for p in problems], "store": left}))
+    raise typer.Exit(code)
 
 
 def _say_left_by_others(folder: Path | None) -> None:
