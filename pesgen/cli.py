@@ -1339,6 +1339,10 @@ def runs_list(
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m",
                                                  help="Only runs of this mapping file.")] = None,
     db: DbOpt = None,
+    output: Annotated[Output, typer.Option(
+        "--format", case_sensitive=False,
+        help="text (the default), or json: one JSON document on standard output.")
+    ] = Output.text,
 ) -> None:
     """List recorded runs, oldest first."""
     from decimal import Decimal
@@ -1350,7 +1354,12 @@ def runs_list(
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
             acks = store.acknowledgements({r.id for r in records if r.pes})
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs list", exc=exc)
         _fail(exc, written=False)
+        return
+    if output is Output.json:
+        _runs_json("runs list", runs=[_run_json(r, acks.get(r.id, {})) for r in records])
         return
     if not records:
         _say("no run recorded")
@@ -1373,6 +1382,46 @@ def runs_list(
         if r.pes and r.bordereaux:  # a finance package's run: the package sends its PES
             said = _helios(r.first_number, r.bordereaux, acks.get(r.id, {}), r.typ_bord)
             _say(f"  Hélios: {said}")
+
+
+def _runs_json(command: str, exc: PesgenError | None = None, code: int = 0,
+               **fields: Any) -> None:
+    """A ``runs`` command's JSON report (``--format json``), then its exit: ``fields``,
+    or ``exc``'s message and problems; ``code``: the exit of a result that is no error
+    (`runs find`: 1 when no run exported the invoice)."""
+    from .errors import problem_json
+
+    if exc is not None:
+        code = int(exc.exit_code)
+        fields = {"problems": [problem_json(p) for p in exc.problems]}
+    typer.echo(json_text({"command": command, "ok": code == 0, "exit_code": code,
+                          "error": None if exc is None else str(exc), **fields}))
+    if code:
+        raise typer.Exit(code)
+
+
+def _run_json(r: Any, acks: dict[int, list[Any]]) -> dict[str, Any]:
+    """One run of `runs list --format json`: what its text line says, each a field, and
+    each bordereau's Hélios status as `pesgen acquit --record` recorded it (a finance
+    package's run has none: the package sends its own PES)."""
+    bordereaux = []
+    for number in range(r.first_number, r.first_number + r.bordereaux):
+        found = acks.get(number)
+        bordereaux.append({
+            "id_bord": number, "cancelled": number in r.cancelled_bordereaux
+            or r.status == "cancelled",
+            "helios": None if not r.pes else {"status": "not recorded"} if not found
+            else {"status": "accepted" if found[0].accepted else "rejected",
+                  "on": found[0].issued_on, "errors": found[0].error_count,
+                  "file": found[0].file, "domain": found[0].domain}})
+    cancelled = None if r.cancelled_figures is None or r.status == "cancelled" else {
+        "titles": r.cancelled_figures[0], "total": r.cancelled_figures[1]}
+    return {"run": r.id, "created_at": r.created_at, "status": r.status, "format": r.format,
+            "id_coll": r.id_coll, "cod_bud": r.cod_bud, "exercise": r.exercise,
+            "typ_bord": r.typ_bord, "titles": r.titles, "total": r.total,
+            "cancelled_part": cancelled, "bordereaux": bordereaux,
+            "mapping": r.mapping_path, "input": r.input_name, "run_date": r.run_date,
+            "out_dir": r.out_dir, "cancel_reason": r.cancel_reason}
 
 
 def _helios(first: int, count: int, acks: dict[int, list[Any]], typ_bord: str) -> str:
@@ -1592,7 +1641,11 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
               debt: Annotated[bool, typer.Option(
                   "--debt", help="Find by NumDette, the debt number of a family's payment "
                   "reference (leading zeros do not count).")] = False,
-              db: DbOpt = None) -> None:
+              db: DbOpt = None,
+              output: Annotated[Output, typer.Option(
+                  "--format", case_sensitive=False,
+                  help="text (the default), or json: one JSON document on standard "
+                  "output; the same exit codes.")] = Output.text) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
     invoice out (exit 1 when no run exported it)."""
     from .keys import invoice_key, named, shown, written_otherwise
@@ -1605,7 +1658,28 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
             # unknown
             left_out = [] if debt else store.find_left_out(invoice)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs find", exc=exc)
         _fail(exc, written=False)
+        return
+    if output is Output.json:
+        # like grep: 0 only when a run holds (exported) the invoice
+        _runs_json("runs find", code=0 if found else 1, searched=invoice, by_debt=debt,
+                   titles=[{
+                       "invoice": f["invoice"], "run": f["run_id"],
+                       "created_at": f["created_at"], "file": f["file"],
+                       "id_coll": f["id_coll"], "cod_bud": f["cod_bud"],
+                       "exercise": f["exercise"], "id_bord": f["id_bord"],
+                       "id_pce": f["id_pce"], "debt_number": f["debt_number"] or None,
+                       "amount": f["amount"], "active": bool(f["active"]),
+                       "run_status": f["status"],
+                       "bordereau_cancelled_at": f["bordereau_cancelled_at"]}
+                       for f in found],
+                   left_out=[{"invoice": lo["invoice"], "run": lo["run_id"],
+                              "created_at": lo["created_at"], "run_status": lo["status"],
+                              "origin": lo["origin"], "reason": lo["reason"],
+                              "policy": lo["policy"], "holder": lo.get("holder")}
+                             for lo in left_out])
         return
     if not found and not left_out:
         _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")

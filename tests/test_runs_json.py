@@ -1,0 +1,113 @@
+"""`pesgen runs list` and `pesgen runs find` with `--format json`: what their text lines
+say, each a field, for the school software asking whether an invoice was exported (and
+where), or a support script; the same exit codes (`runs find`: 1 when no run exported the
+invoice, as `grep`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+from pesgen.errors import ExitCode
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .test_acquit import ACKS
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+
+
+def _total(number: str) -> str:
+    """The invoice's total as the school's export writes it (the title's amount)."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [total] = [inv["total"] for inv in data["invoices"] if inv["number"] == number]
+    return f"{Decimal(total):.2f}"
+
+
+def _json(*args) -> tuple[int, dict]:
+    r = run_cli(*args, "--format", "json")
+    assert r.stderr == ""
+    return r.exit_code, json.loads(r.stdout)
+
+
+def test_runs_list_gives_each_run_with_its_bordereaux_hélios_status(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    code, report = _json("runs", "list", "--db", db_url)
+    assert code == 0 and report["ok"] and report["error"] is None
+    [listed] = report["runs"]
+    assert listed["bordereaux"] == [{"id_bord": 1, "cancelled": False,
+                                     "helios": {"status": "not recorded"}}]
+    assert (listed["run"], listed["status"], listed["format"], listed["typ_bord"]) == (
+        run.run_id, "committed", "pes-ormc", "06")
+    assert (listed["id_coll"], listed["cod_bud"], listed["exercise"]) == (
+        "21450999400015", "00", 2026)
+    assert (listed["titles"], listed["total"], listed["run_date"]) == (11, "2527.25",
+                                                                      "2026-11-23")
+    assert listed["input"] == "school-export.json" and listed["cancel_reason"] is None
+    # the text line of the same run says the same
+    text = run_cli("runs", "list", "--db", db_url).stdout.splitlines()[0]
+    assert text.startswith(f"{listed['run']}  {listed['created_at']}  committed  pes-ormc "
+                           f" SIRET 21450999400015 budget 00  exer 2026  IdBord 1  11 "
+                           f"title(s)  2527.25")
+
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code \
+        == ExitCode.REJECTED
+    assert run_cli("runs", "cancel", run.run_id, "--reason", "rejected: civility",
+                   "--db", db_url).exit_code == 0
+    _code, report = _json("runs", "list", "--db", db_url)
+    [listed] = report["runs"]
+    assert listed["status"] == "cancelled" and listed["cancel_reason"] == "rejected: civility"
+    [bordereau] = listed["bordereaux"]
+    assert bordereau["cancelled"] is True
+    assert {k: v for k, v in bordereau["helios"].items() if k != "domain"} == {
+        "status": "rejected", "on": "2026-11-24", "errors": 3, "file": "rejected.xml"}
+
+
+def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    code, report = _json("runs", "find", " fa-2026-00103 ", "--db", db_url)
+    assert code == 0 and report["ok"] and report["searched"] == " fa-2026-00103 "
+    [title] = report["titles"]
+    assert title == {"invoice": "FA-2026-00103", "run": run.run_id,
+                     "created_at": title["created_at"],
+                     "file": "PESORMC_21450999400015_2026_0000001.xml",
+                     "id_coll": "21450999400015", "cod_bud": "00", "exercise": 2026,
+                     "id_bord": 1, "id_pce": 3, "debt_number": "202600103",
+                     "amount": _total("FA-2026-00103"),
+                     "active": True, "run_status": "committed",
+                     "bordereau_cancelled_at": None}
+    assert report["left_out"] == []
+
+    # by NumDette, leading zeros not counting
+    code, report = _json("runs", "find", "0202600103", "--debt", "--db", db_url)
+    assert code == 0 and [t["invoice"] for t in report["titles"]] == ["FA-2026-00103"]
+
+    # a zero total: left out by the run, in none of its files: exit 1, as grep
+    code, report = _json("runs", "find", "FA-2026-00106", "--db", db_url)
+    assert code == 1 and report["ok"] is False and report["error"] is None
+    assert report["titles"] == []
+    [left] = report["left_out"]
+    assert (left["invoice"], left["run"], left["policy"], left["reason"], left["holder"]) == (
+        "FA-2026-00106", run.run_id, "zero_total", "total is 0.00", None)
+    assert left["origin"].endswith("school-export.json:$.invoices[5]")
+
+    code, report = _json("runs", "find", "FA-1999-1", "--db", db_url)
+    assert code == 1 and report["titles"] == [] and report["left_out"] == []
+
+    assert run_cli("runs", "cancel", run.run_id, "--reason", "test", "--db",
+                   db_url).exit_code == 0
+    code, report = _json("runs", "find", "FA-2026-00103", "--db", db_url)
+    [title] = report["titles"]
+    assert code == 0 and (title["active"], title["run_status"]) == (False, "cancelled")
+
+
+def test_a_store_that_is_not_there_is_refused_as_json(tmp_path):
+    for args in (("runs", "list"), ("runs", "find", "FA-2026-00101")):
+        code, report = _json(*args, "--db", tmp_path / "none.sqlite3")
+        assert code == ExitCode.STATE == report["exit_code"]
+        assert report["ok"] is False and report["error"].startswith("no pesgen store at ")
+        assert not (tmp_path / "none.sqlite3").exists()
