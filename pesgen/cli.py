@@ -1460,7 +1460,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
               invoices: Annotated[bool, typer.Option(
                   "--invoices", help="Also list the run's invoices: IdBord, IdPce, NumDette, "
                   "amount, active or cancelled.")] = False,
-              db: DbOpt = None) -> None:
+              db: DbOpt = None,
+              output: Annotated[Output, typer.Option(
+                  "--format", case_sensitive=False,
+                  help="text (the default), or json: one JSON document on standard "
+                  "output.")] = Output.text) -> None:
     """Show one run: numbers, files and checksums, inputs, policies applied; with
     --invoices, its invoices."""
     import json
@@ -1479,6 +1483,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
                       for number, found in acks.items()
                       if any(x["piece"] not in (None, "") for x in found[0].errors)}
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs show", exc=exc)
         _fail(exc, written=False)
         return
     from .runs import bordereau_of, cancelled_bordereaux, files_not_in_place, not_in_place
@@ -1486,6 +1492,10 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     gone = cancelled_bordereaux(r)
     of = bordereau_of(r)
     missing = not_in_place(r)
+    if output is Output.json:
+        _runs_json("runs show", run=_shown_run_json(r, gone, of, missing, acks, pieces,
+                                                     titles if invoices else None))
+        return
     partly = "" if r["status"] == "cancelled" or not gone else \
         f"; IdBord {', '.join(map(str, sorted(gone)))} cancelled"
     _say(f"run {r['id']} ({r['status']}{partly})")
@@ -1547,6 +1557,68 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
     if invoices:
         _show_invoices(titles)
+
+
+def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
+                    acks: dict[int, list[Any]], pieces: dict[int, dict[int, str]],
+                    titles: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """One run as `runs show --format json` gives it: what its text says, each a field
+    (``gone``: its cancelled bordereaux, ``of``: a file name's bordereau, ``missing``: the
+    files not in its output folder, ``acks``: each bordereau's acknowledgements, latest
+    first, ``pieces``: the invoice of each IdPce their errors name; ``titles``: with
+    --invoices)."""
+    import json
+
+    from .store import pes_typ_bord, unpack_notes
+
+    pol = json.loads(r["policies"])
+    notes = unpack_notes(pol)
+    checks = json.loads(r["validation"])
+
+    def ack(x: Any, number: int) -> dict[str, Any]:
+        return {"status": "accepted" if x.accepted else "rejected", "on": x.issued_on,
+                "domain": x.domain, "file": x.file, "line": x.line, "sha256": x.sha256,
+                "recorded_at": x.recorded_at, "replaced_at": x.superseded_at,
+                "errors": [{**e, "invoice": pieces.get(number, {}).get(e["piece"])}
+                           for e in x.errors]}
+
+    helios = None if not pes_typ_bord(r["typ_bord"]) else [
+        {"id_bord": number,
+         "acknowledgements": [ack(x, number) for x in acks.get(number, [])]}
+        for number in range(r["first_number"], r["first_number"] + r["bordereaux"])]
+    return {
+        "run": r["id"], "status": r["status"], "created_at": r["created_at"],
+        "pesgen_version": r["pesgen_version"],
+        "format": {"name": r["format"], "sha256": r["format_sha256"]},
+        "mapping": {"path": r["mapping_path"], "sha256": r["mapping_sha256"]},
+        "input": {"name": r["input_name"], "sha256": r["input_sha256"]},
+        "id_coll": r["id_coll"], "cod_bud": r["cod_bud"], "exercise": r["exercise"],
+        "typ_bord": r["typ_bord"], "run_date": r["run_date"], "titles": r["titles"],
+        "total": r["total"], "invoice_count": r["invoice_count"], "out_dir": r["out_dir"],
+        "files": [{"name": f["name"], "id_bord": f["id_bord"], "titles": f["titles"],
+                   "total": f["total"], "sha256": f["sha256"],
+                   "cancelled": of(f["name"]) in gone,
+                   "in_place": f["name"] not in missing} for f in r["files"]],
+        "validation": checks, "skipped_files": pol.get("skipped_files", []),
+        "left_out": pol.get("left_out", []),
+        "policies": dict(sorted(Counter(n["policy"] for n in notes).items())),
+        # the notes the text prints whole: data no file holds, PayFiP money to settle
+        "notes": [{"policy": n["policy"], "invoice": n["invoice"], "detail": n["detail"]}
+                  for n in notes if n["policy"] in ("unwritten", "payfip")],
+        "cancelled_bordereaux": [{"id_bord": int(id_bord), "at": part["cancelled_at"],
+                                  "reason": part["reason"]}
+                                 for id_bord, part in r["cancelled_bordereaux"].items()],
+        "cancelled": None if r["status"] != "cancelled" else {
+            "at": r["cancelled_at"], "reason": r["cancel_reason"]},
+        "reinstatements": [{"id_bord": x["id_bord"], "at": x["reinstated_at"],
+                            "reason": x["reason"], "cancelled_at": x["cancelled_at"],
+                            "cancel_reason": x["cancel_reason"]} for x in r["reinstatements"]],
+        "helios": helios,
+        "invoices": None if titles is None else [
+            {"invoice": t["invoice"], "id_bord": t["id_bord"], "id_pce": t["id_pce"],
+             "debt_number": t["debt_number"] or None, "amount": t["amount"],
+             "active": bool(t["active"])} for t in titles],
+    }
 
 
 def _show_helios(number: int, acks: list[Any], typ_bord: str,

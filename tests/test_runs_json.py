@@ -106,8 +106,78 @@ def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
 
 
 def test_a_store_that_is_not_there_is_refused_as_json(tmp_path):
-    for args in (("runs", "list"), ("runs", "find", "FA-2026-00101")):
+    for args in (("runs", "list"), ("runs", "find", "FA-2026-00101"), ("runs", "show", "abcd")):
         code, report = _json(*args, "--db", tmp_path / "none.sqlite3")
         assert code == ExitCode.STATE == report["exit_code"]
         assert report["ok"] is False and report["error"].startswith("no pesgen store at ")
         assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_runs_show_gives_the_run_its_files_checks_and_hélios_errors_by_invoice(db_url,
+                                                                            tmp_path):
+    import hashlib
+
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code \
+        == ExitCode.REJECTED
+    code, report = _json("runs", "show", run.run_id[:8], "--invoices", "--db", db_url)
+    assert code == 0
+    shown = report["run"]
+    assert (shown["run"], shown["status"], shown["titles"], shown["total"]) == (
+        run.run_id, "committed", 11, "2527.25")
+    assert shown["input"] == {"name": "school-export.json", "sha256": hashlib.sha256(
+        EXAMPLE.read_bytes()).hexdigest()}
+    assert shown["mapping"]["sha256"] == hashlib.sha256(MAPPING.read_bytes()).hexdigest()
+    xml, refs = shown["files"]
+    written = run.files[0].path
+    assert (xml["name"], xml["id_bord"], xml["titles"], xml["sha256"]) == (
+        written.name, 1, 11, hashlib.sha256(written.read_bytes()).hexdigest())
+    assert (refs["id_bord"], refs["in_place"], refs["cancelled"]) == (None, True, False)
+    assert shown["validation"]["files"][written.name]["bordereau_rules"] is True
+    assert [lo["invoice"] for lo in shown["left_out"]] == ["FA-2026-00106"]
+    assert shown["policies"]["negative_lines"] == 1
+    # each error of the rejection with the invoice of the piece it names, as the text
+    [bordereau] = shown["helios"]
+    [ack] = bordereau["acknowledgements"]
+    assert (ack["status"], ack["on"], ack["file"], ack["line"]) == (
+        "rejected", "2026-11-24", "rejected.xml", 31)
+    assert [(e["code"], e["piece"], e["invoice"]) for e in ack["errors"]] == [
+        ("ERREUR_CUMUL_MONTANTS", None, None), ("ERREUR_CODIFICATION", 3, "FA-2026-00103"),
+        ("ERREUR_AUTRE", 3, "FA-2026-00103")]
+    assert len(shown["invoices"]) == 11
+    assert shown["invoices"][2] == {"invoice": "FA-2026-00103", "id_bord": 1, "id_pce": 3,
+                                    "debt_number": "202600103",
+                                    "amount": _total("FA-2026-00103"), "active": True}
+    _code, report = _json("runs", "show", run.run_id, "--db", db_url)
+    assert report["run"]["invoices"] is None  # without --invoices
+
+
+def test_runs_show_says_which_bordereau_was_cancelled_and_which_file_is_not_there(
+        db_url, tmp_path):
+    from .test_cancel import split_mapping
+
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "out", RUN)
+    assert run_cli("runs", "cancel", run.run_id, "--bordereau", "2", "--reason",
+                   "rejected", "--db", db_url).exit_code == 0
+    run.files[0].path.unlink()
+    _code, report = _json("runs", "show", run.run_id, "--db", db_url)
+    shown = report["run"]
+    assert shown["status"] == "committed" and shown["cancelled"] is None
+    [part] = shown["cancelled_bordereaux"]
+    assert (part["id_bord"], part["reason"]) == (2, "rejected")
+    by_name = {f["name"]: f for f in shown["files"]}
+    cancelled = sorted(name for name, f in by_name.items() if f["cancelled"])
+    assert len(cancelled) == 2 and all("0000002" in name for name in cancelled)  # xml, csv
+    assert by_name[run.files[0].path.name]["in_place"] is False
+    assert sum(not f["in_place"] for f in shown["files"]) == 1
+    assert [b["id_bord"] for b in shown["helios"]] == [1, 2, 3]
+    assert run_cli("runs", "reinstate", run.run_id, "--bordereau", "2", "--reason",
+                   "cancelled by mistake", "--db", db_url).exit_code == 0
+    _code, report = _json("runs", "show", run.run_id, "--db", db_url)
+    shown = report["run"]
+    assert shown["cancelled_bordereaux"] == []
+    [undone] = shown["reinstatements"]
+    assert (undone["id_bord"], undone["reason"], undone["cancel_reason"]) == (
+        2, "cancelled by mistake", "rejected")
+    assert not any(f["cancelled"] for f in shown["files"])
