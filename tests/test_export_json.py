@@ -172,3 +172,21 @@ def test_an_invoice_left_out_as_exported_already_names_its_holder(tmp_path):
     assert len(held) == 11 and {lo["holder"] for lo in held} == {holder}
     [zero] = [lo for lo in report["left_out"] if lo["policy"] == "zero_total"]
     assert zero["holder"] is None
+
+
+def test_temporary_files_another_run_left_are_named_not_removed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".pesgen-regen-k2x9").mkdir()  # regenerate's folder: no process id in its name
+    r = _export(tmp_path, "s.sqlite3", "--create-store", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert _report(r)["left_by_others"] == [{"file": ".pesgen-regen-k2x9",
+                                             "about": "process unknown"}]
+    assert (out / ".pesgen-regen-k2x9").is_dir()
+
+
+def test_the_dgfip_package_applied_is_said(tmp_path, official_xsd):
+    r = _export(tmp_path, "s.sqlite3", "--create-store", "--format", "json",
+                "--official-xsd", official_xsd)
+    assert r.exit_code == 0, r.output
+    assert _report(r)["official_xsd"] == {"folder": str(official_xsd), "applied": True}
