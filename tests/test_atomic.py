@@ -445,12 +445,9 @@ def test_a_store_that_fails_as_it_is_created_says_it_is_removed(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_a_write_that_fails_after_the_store_is_created_says_it_is_removed(
-        tmp_path, monkeypatch):
-    """The disk fills as the references CSV is written, after the export created its
-    store and took its numbers: exit 2 as for any refusal of the machine, nothing
-    written, and the new store, with nothing recorded in it, is removed and said so (the
-    OSError went past the export's handling: the line was missing)."""
+def disk_full_at_references(monkeypatch) -> None:
+    """The disk fills as an export writes its payment references CSV (ENOSPC), after its
+    XML file was staged and its store created."""
     import errno
 
     from pesgen import export as export_module
@@ -463,6 +460,15 @@ def test_a_write_that_fails_after_the_store_is_created_says_it_is_removed(
         return real(temps, final, chunks, folder=folder)
 
     monkeypatch.setattr(export_module, "stage", full)
+
+
+def test_a_write_that_fails_after_the_store_is_created_says_it_is_removed(
+        tmp_path, monkeypatch):
+    """The disk fills as the references CSV is written, after the export created its
+    store and took its numbers: exit 2 as for any refusal of the machine, nothing
+    written, and the new store, with nothing recorded in it, is removed and said so (the
+    OSError went past the export's handling: the line was missing)."""
+    disk_full_at_references(monkeypatch)
     out = tmp_path / "out"
     r = runner.invoke(app, ["export", "-m", str(MAPPINGS / "villeneuve-sur-loing.yaml"),
                             "-i", str(EXAMPLES / "school-export.json"), "-o", str(out),

@@ -131,19 +131,11 @@ def test_a_failure_of_the_machine_as_json_says_what_became_of_the_new_store(
     """The disk fills as the references CSV is written, after the export created its
     store: exit 2, nothing written, and the new store, with nothing recorded in it,
     removed: the JSON says all of it, as the text's two lines do."""
-    import errno
     import os
 
-    from pesgen import export as export_module
+    from .test_atomic import disk_full_at_references
 
-    real = export_module.stage
-
-    def full(temps, final, chunks, folder=None):
-        if final.name.endswith(".references.csv"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
-        return real(temps, final, chunks, folder=folder)
-
-    monkeypatch.setattr(export_module, "stage", full)
+    disk_full_at_references(monkeypatch)
     r = _export(tmp_path, "s.sqlite3", "--create-store", "--format", "json")
     assert r.exit_code == ExitCode.USAGE == 2
     assert r.stderr == ""
