@@ -683,6 +683,10 @@ def validate(
         "--format", help="Format whose XSD to use (default: the one whose XSD allows the "
         "file's TypFic).")] = None,
     formats_dir: FormatsOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the verdict as one JSON document on standard output (the "
+        "file, its format, the checks, every problem with its rule, line and XPath), for "
+        "CI; the same exit codes.")] = False,
 ) -> None:
     """Validate an XML file against its format's XSD (pesgen's for PES, a bundle's own),
     the PES bordereau rules when the file has bordereaux and, with --official-xsd, the
@@ -690,6 +694,7 @@ def validate(
     from .formats import find_format, list_formats
     from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
+    fmt = None
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
@@ -741,9 +746,32 @@ def validate(
                                      f"({checks}): {len(problems)} problem(s){hint}",
                                      problems)
     except PesgenError as exc:
+        if as_json:
+            result = _json_result(exc, [], file=str(file),
+                                  format=None if fmt is None else fmt.name)
+            result["problems"] = [_xml_place(p, file.name) for p in result["problems"]]
+            _json_report("validate", "files", [result], exc)
         _fail(exc, written=False)
         return
-    _say(f"{file}: valid as {chosen}: {_xsd_checks(fmt, xsd, official_xsd)}")
+    checks = _xsd_checks(fmt, xsd, official_xsd)
+    if as_json:
+        _json_report("validate", "files", [{**_json_result(
+            None, [], file=str(file), format=fmt.name), "checks": checks}])
+        return
+    _say(f"{file}: valid as {chosen}: {checks}")
+
+
+def _xml_place(problem: dict[str, Any], name: str) -> dict[str, Any]:
+    """A problem of `validate --json` with where it is in the file taken apart from its
+    record (``NAME:LINE XPATH``): ``xml_line`` and ``xpath`` (None where the record does
+    not say them: a problem of the whole file)."""
+    line = xpath = None
+    record = problem["record"] or ""
+    if record.startswith(f"{name}:"):
+        head, _, rest = record[len(name) + 1:].partition(" ")
+        if head.isascii() and head.isdigit():
+            line, xpath = int(head), rest or None
+    return {**problem, "xml_line": line, "xpath": xpath}
 
 
 _NOT_WELL_FORMED = ("not well-formed XML: checked up to its first fault only, no XSD "
