@@ -1500,7 +1500,8 @@ def _show_validation(recorded: str) -> None:
 
 
 @runs_app.command("find")
-def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or NumDette).")],
+def runs_find(invoice: Annotated[str, typer.Argument(
+                  help="Invoice number (or NumDette, with --debt).")],
               debt: Annotated[bool, typer.Option(
                   "--debt", help="Find by NumDette, the debt number of a family's payment "
                   "reference (leading zeros do not count).")] = False,
@@ -1516,11 +1517,18 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
             # an invoice a run left out (a zero total…) is in no run's files, but not
             # unknown
             left_out = [] if debt else store.find_left_out(invoice)
+            # the number a family reads from its payment reference, given without --debt
+            as_debt = [] if debt or found or left_out or not invoice.strip().isdigit() \
+                else store.find_invoice(invoice, by_debt=True)
     except PesgenError as exc:
         _fail(exc, written=False)
         return
     if not found and not left_out:
         _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")
+        if as_debt:
+            held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
+            _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
+                 f"{invoice.strip()}")
         raise typer.Exit(1)
     for f in found:
         if f["active"]:

@@ -345,6 +345,24 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
                                f"{_run_id(first.stdout)} (")
 
 
+def test_runs_find_of_a_numdette_without_debt_points_to_debt(tmp_path):
+    """Support staff give runs find the number a family reads from its payment reference
+    (the NumDette, 202600101 for FA-2026-00101): without --debt it is looked up as an
+    invoice number, in no run, still exit 1; the answer says which invoice holds it as
+    its NumDette and gives the --debt command, where a bare 'in no run' read as 'never
+    exported'."""
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    found = _run("runs", "find", "202600101")
+    assert found.exit_code == 1, found.output
+    assert found.stdout.splitlines() == [
+        "202600101: in no run",
+        "  202600101 is the NumDette of FA-2026-00101: pesgen runs find --debt 202600101"]
+    # a number no title holds either way is only in no run, as before
+    assert _run("runs", "find", "999999").stdout == "999999: in no run\n"
+    assert _run("runs", "find", "--debt", "202600101").exit_code == 0
+
+
 # ---------------------------------------------------------------- 4. validate a user's file
 
 
