@@ -1463,7 +1463,12 @@ class Builder:
             if not self._scalar(ctx, f"payment.{name}", value, p.get(name), expected=expected):
                 return None
             if _blank(value):
-                ctx.problem("input.required", f"payment.{name} is missing for a direct debit",
+                # a value the mapping does not bind is no value the export lacks: say so
+                unbound = "" if name in p else (
+                    f": bindings.payment.{name} is not bound (bind it to the export's column "
+                    "or key, or give it as {const: ...})")
+                ctx.problem("input.required",
+                            f"payment.{name} is missing for a direct debit{unbound}",
                             mapping=p[name].where if name in p else self.mapping.where("bindings",
                                                                                       "payment"))
                 return None

@@ -213,7 +213,9 @@ def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
 def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     """A direct debit needs its mandate: a blank RUM is 'missing for a direct debit' at
     its binding; a mandate value the mapping does not bind (the sequence) is the same
-    problem, at bindings.payment."""
+    problem, at bindings.payment, saying which key is not bound there (a technician
+    whose export has no sequence column read 'missing' as a value the export lacked, and
+    looked in the file)."""
     mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
                                    ("    sequence: payment.mandate.sequence\n", ""),
                                    name="m.yaml")
@@ -227,7 +229,9 @@ def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     assert result.title is None
     assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in result.problems] == [
         ("input.required", "payment.rum is missing for a direct debit", "bindings.payment.rum"),
-        ("input.required", "payment.sequence is missing for a direct debit", "bindings.payment")]
+        ("input.required", "payment.sequence is missing for a direct debit: "
+         "bindings.payment.sequence is not bound (bind it to the export's column or key, "
+         "or give it as {const: ...})", "bindings.payment")]
 
 
 def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
