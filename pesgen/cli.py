@@ -589,7 +589,9 @@ def check_mapping(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="A PES_Aller XML file.")],
+    file: Annotated[Path, typer.Argument(
+        help="The XML file: a PES_Aller, or a finance package's XML import (give --format "
+        "for one without TypFic, such as Corail's).")],
     official_xsd: OfficialOpt = None,
     format_name: Annotated[str | None, typer.Option(
         "--format", help="Format whose XSD to use (default: the one whose XSD allows the "

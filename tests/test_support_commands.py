@@ -439,6 +439,19 @@ def test_validate_names_the_format_whose_xsd_declares_the_files_root(tmp_path):
     assert "cosoluce-corail" not in r.stderr
 
 
+def test_validate_help_says_its_file_may_be_a_finance_package_import():
+    """validate checks a finance package's XML import too (the Corail file above, with
+    --format): its FILE argument's help said 'A PES_Aller XML file.', which sent a
+    technician holding a Corail or JVS import to look for another command."""
+    import re
+
+    text = runner.invoke(app, ["validate", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert "A PES_Aller XML file." not in words
+    assert ("The XML file: a PES_Aller, or a finance package's XML import (give --format "
+            "for one without TypFic, such as Corail's).") in words, words
+
+
 # ---------------------------------------------------------------- 5. a formats folder not there
 
 
