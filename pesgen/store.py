@@ -1308,10 +1308,13 @@ class Store:
                         f"numbers up to {row.next_number - 1}; a start must be "
                         f"{row.next_number} or more")
                 if used or not made:
+                    move = "--to-titre T" if k[3] == PIECE_SEQUENCE else "--to N"
                     raise StateError(
                         f"{self.sequence_label(k)} has already started at "
                         f"{row.start_number} (next {row.next_number}); a start can be set "
-                        "once, before any export")
+                        "once, before any export: a started sequence is moved past the "
+                        f"numbers issued outside pesgen with pesgen numbering move {move} "
+                        "--reason TEXT (docs/state.md, \"Moving a started sequence\")")
                 conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                     next_number=n, start_number=n))
 
