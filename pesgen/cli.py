@@ -1263,10 +1263,19 @@ def runs_list(
             records = store.list_runs(str(mapping) if mapping else None)
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
             acks = store.acknowledgements({r.id for r in records if r.pes})
+            # a --mapping matching no run: which mapping files the store's runs name
+            others = store.mapping_paths() if mapping and not records else (0, [])
     except PesgenError as exc:
         _fail(exc, written=False)
         return
-    if not records:
+    if not records and others[0]:
+        # a path typed from another folder read as 'no run recorded', the store full
+        count, paths = others
+        more = ", …" if count > len(paths) else ""
+        _say(f"no run of mapping {Path(mapping or '').expanduser().resolve()} in this store: "
+             f"its runs are of {count} other mapping file(s): {', '.join(paths)}{more} "
+             "(pesgen runs list lists them all)")
+    elif not records:
         _say("no run recorded")
     for r in records:
         last = r.first_number + r.bordereaux - 1

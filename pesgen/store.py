@@ -1675,6 +1675,18 @@ class Store:
             return [_record(r, parts.get(r.id, ()), figures.get(r.id))
                     for r in conn.execute(query)]
 
+    def mapping_paths(self, limit: int = 5) -> tuple[int, list[str]]:
+        """How many mapping files this store's runs were made with, and the first
+        ``limit`` of their paths as recorded (sorted): for a ``runs list --mapping``
+        that matches none (a path typed from another folder)."""
+        with self.engine.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count(sa.distinct(runs.c.mapping_path))
+                                           )).scalar() or 0
+            paths = [p for (p,) in conn.execute(
+                sa.select(runs.c.mapping_path).distinct().order_by(runs.c.mapping_path)
+                .limit(limit))]
+        return int(count), paths
+
     def _run_record(self, full: str) -> RunRecord:
         """The record of the run ``full`` (its whole id) as ``list_runs`` gives it, read
         alone."""

@@ -160,6 +160,28 @@ def test_export_names_an_existing_store(tmp_path, _isolated_state):
     assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
 
 
+def test_runs_list_of_a_mapping_no_run_used_names_the_mappings_the_store_holds(
+        tmp_path, monkeypatch):
+    """`runs list --mapping m.yaml` typed in another folder than the export's matches no
+    run (runs record the mapping's absolute path): it said 'no run recorded' of a store
+    holding runs, read by support as 'nothing was exported'. It names the path it
+    looked for and the mapping files the store's runs were made with."""
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    listed = _run("runs", "list", "-m", JSON_MAPPING.name)
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout == (
+        f"no run of mapping {elsewhere.resolve() / JSON_MAPPING.name} in this store: its "
+        f"runs are of 1 other mapping file(s): {JSON_MAPPING.resolve()} (pesgen runs list "
+        "lists them all)\n")
+    # the mapping the run was made with lists it, as before
+    mine = _run("runs", "list", "-m", JSON_MAPPING)
+    assert mine.stdout.startswith(_run_id(r.stdout)), mine.stdout
+
+
 # ---------------------------------------------------------------- 2. the validation recorded
 
 
