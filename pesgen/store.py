@@ -1707,7 +1707,12 @@ class Store:
             rows = conn.execute(sa.select(runs).where(
                 runs.c.id.startswith(run_id, autoescape=True))).all()
             if not rows:
-                raise StateError(f"no run {run_id}")
+                # the id of a run another store recorded (the collectivity's own store,
+                # the default one) reads the same: say which store was read
+                where = _sqlite_file(self.url) or shown_url(self.url)
+                raise StateError(f"no run {run_id} in the store {where}: pesgen runs list "
+                                 "lists its runs (a run another store recorded: give that "
+                                 "store with --db or PESGEN_DB)")
             if len(rows) > 1:
                 raise StateError(f"run id prefix {run_id} is ambiguous")
             row = rows[0]._mapping

@@ -182,6 +182,23 @@ def test_runs_list_of_a_mapping_no_run_used_names_the_mappings_the_store_holds(
     assert mine.stdout.startswith(_run_id(r.stdout)), mine.stdout
 
 
+@pytest.mark.parametrize("command", [("runs", "show"), ("regenerate",), ("runs", "extract")],
+                         ids=lambda c: " ".join(c))
+def test_a_run_id_the_store_does_not_hold_names_the_store_read(tmp_path, _isolated_state,
+                                                              command):
+    """A run id copied from another store's listing (the collectivity's own store, given
+    to the export by PESGEN_DB, and a later `runs show` without it) was answered 'no
+    run ID' alone: it names the store it read and how to list or name another."""
+    assert _export(tmp_path / "out").exit_code == 0
+    extra = ("--out", str(tmp_path / "new")) if command[-1] != "show" else ()
+    r = _run(*command, "abcd1234", *extra)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert r.stderr == (f"error: no run abcd1234 in the store {_isolated_state}: pesgen "
+                        "runs list lists its runs (a run another store recorded: give that "
+                        "store with --db or PESGEN_DB)\n"), r.stderr
+    assert not (tmp_path / "new").exists()
+
+
 # ---------------------------------------------------------------- 2. the validation recorded
 
 
