@@ -1369,8 +1369,14 @@ class Builder:
             return _make_address(street=street, postal_code=postal, city=city,
                                  complement=complement, locality=locality, country=home)
         if self.policies.foreign_address != "postal_code_in_city":
+            written = self._naming(
+                "CP 99999, the postal code before the city, CodRes 1, CodPays from "
+                "codes.countries", "address.postal_code 99999, the postal code before "
+                "address.city, address.country_code from codes.countries")
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
-                        "refuse)", mapping=a["country"].where if "country" in a else None)
+                        f"refuse): to write it as an address abroad ({written}), set "
+                        "policies.foreign_address: postal_code_in_city",
+                        mapping=a["country"].where if "country" in a else None)
             return None
         insee = self._countries.get(country)
         if insee is None:

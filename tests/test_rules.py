@@ -1050,7 +1050,12 @@ def test_foreign_address_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"foreign_address": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00105")], mapping)
     assert [p.rule for p in problems] == ["pes.foreign-address"]
-    assert "'BE'" in problems[0].message
+    # what to change to export it: the policy's key and value, and what it writes (the
+    # message named the policy's default alone: a technician went to the reference)
+    assert problems[0].message == (
+        "address in 'BE' (policy foreign_address: refuse): to write it as an address "
+        "abroad (CP 99999, the postal code before the city, CodRes 1, CodPays from "
+        "codes.countries), set policies.foreign_address: postal_code_in_city")
     # at the binding the country was read by, the line to look at
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    country:')}: " \
         "bindings.address.country"
