@@ -911,7 +911,9 @@ class Builder:
                 return BuildResult(left_out=LeftOut(number, src.origin, "total is 0.00",
                                                     "zero_total"), notes=ctx.notes)
             ctx.problem("pes.zero-total", "total is 0.00: a title must be > 0 "
-                        "(policy zero_total: refuse)", mapping=self.mapping.where("policies"))
+                        "(policy zero_total: refuse): to leave it out of the export and "
+                        "report it, set policies.zero_total: leave_out",
+                        mapping=self.mapping.where("policies"))
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
         if total < 0:
             # the total is the lines' sum: named by the binding their amounts come from
@@ -1276,7 +1278,9 @@ class Builder:
                 ctx.note("missing_civility", f"no civility: '{value}' used")
             else:
                 ctx.problem("pes.civility", "a person (CatTiers 01) needs a civility "
-                            "(policy missing_civility: refuse)",
+                            "(policy missing_civility: refuse): to send a civility of your "
+                            "choice for a person without one, set policies.missing_civility: "
+                            "default and policies.default_civility",
                             mapping=binding.where if binding else None)
                 return None
         if value is None:

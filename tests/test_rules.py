@@ -874,7 +874,10 @@ def test_zero_total_refused(tmp_path):
     mapping = _mapping(tmp_path, {"zero_total": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
     assert [p.rule for p in problems] == ["pes.zero-total"]
-    assert "zero_total: refuse" in problems[0].message
+    # the policy's default, and the setting that exports the run without the invoice
+    assert problems[0].message == (
+        "total is 0.00: a title must be > 0 (policy zero_total: refuse): to leave it out "
+        "of the export and report it, set policies.zero_total: leave_out")
     # at the policies, where zero_total: leave_out would go
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
@@ -938,7 +941,11 @@ def test_missing_civility_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"missing_civility": None, "default_civility": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00107")], mapping)
     assert [p.rule for p in problems] == ["pes.civility"]
-    assert "missing_civility: refuse" in problems[0].message
+    # the policy's default, and the two settings that send a civility instead
+    assert problems[0].message == (
+        "a person (CatTiers 01) needs a civility (policy missing_civility: refuse): to send "
+        "a civility of your choice for a person without one, set "
+        "policies.missing_civility: default and policies.default_civility")
     assert "bindings.payer.civility" in problems[0].mapping
 
 
