@@ -1053,7 +1053,10 @@ class Builder:
             for ln in lines:
                 if ln.amount <= 0:
                     ctx.problem("pes.line-amount", f"line {ln.number} amount is {ln.amount}: "
-                                "PES amounts must be > 0 (policy negative_lines: refuse)",
+                                "PES amounts must be > 0 (policy negative_lines: refuse): to "
+                                "net a discount into the positive lines of the same "
+                                "imputation, and leave a line of 0 out of the file, set "
+                                "policies.negative_lines: net",
                                 record=ln.origin, mapping=self.mapping.where("policies"))
             return None
         amounts = [ln.amount for ln in lines]

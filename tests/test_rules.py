@@ -619,8 +619,12 @@ def test_negative_line_refused(tmp_path):
     mapping = _mapping(tmp_path, {"negative_lines": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00101")], mapping)
     assert [p.rule for p in problems] == ["pes.line-amount"]
-    assert "line 4 amount is -22.75" in problems[0].message
-    assert "negative_lines: refuse" in problems[0].message
+    # the policy's default, and the setting that nets the discount (a line of 0 is left
+    # out by it too: test_a_line_of_amount_0_is_left_out_when_netting)
+    assert problems[0].message == (
+        "line 4 amount is -22.75: PES amounts must be > 0 (policy negative_lines: refuse): "
+        "to net a discount into the positive lines of the same imputation, and leave a line "
+        "of 0 out of the file, set policies.negative_lines: net")
     assert problems[0].invoice == "FA-2026-00101"
     assert problems[0].record.endswith("$.invoices[0].lines[3]")
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
