@@ -561,8 +561,9 @@ class Builder:
                 text = short
             else:
                 ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
-                            f"{limit.max} (policy text_overflow: refuse)", mapping=where,
-                            record=origin)
+                            f"{limit.max} (policy text_overflow: refuse: set "
+                            "policies.text_overflow: truncate to shorten it at a word "
+                            "boundary, reported)", mapping=where, record=origin)
                 return None
         err = pes_text_error(text)
         if err:
@@ -1245,7 +1246,9 @@ class Builder:
         why = (f"{self._naming('ComplNom', 'debtor.complement_name')} already used"
                if complement is not None and
                self.policies.name_overflow == "split" else
-               "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
+               "policy name_overflow: refuse: set policies.name_overflow: split to put its "
+               f"end into {self._naming('ComplNom', 'debtor.complement_name')} when that is "
+               "empty" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
         ctx.problem("text.length", f"debtor.name is {len(name)} characters, {self._target} "
                     "allows "
@@ -1359,7 +1362,9 @@ class Builder:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
                        "complement" if complement is not None and
                        self.policies.street_overflow == "split"
-                       else "policy street_overflow: refuse")
+                       else "policy street_overflow: refuse: set policies.street_overflow: "
+                       "split to put its start into "
+                       f"{self._naming('Adr1', 'address.complement')} when that is empty")
                 ctx.problem("text.length", f"address.street is {len(street)} characters, "
                             f"{self._target} "
                             f"allows {limit} ({why})", mapping=a["street"].where)

@@ -389,7 +389,8 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
 
 @pytest.mark.parametrize(("policy", "why"), [
     ("split", "debtor.complement_name already used"),
-    ("refuse", "policy name_overflow: refuse")])
+    ("refuse", "policy name_overflow: refuse: set policies.name_overflow: split to put its "
+               "end into debtor.complement_name when that is empty")])
 def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path, policy, why):
     """For a format other than PES, the refusal of a long name that cannot be split
     (its complement already bound and given) names the mapping's field, not ComplNom;

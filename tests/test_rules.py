@@ -1181,7 +1181,9 @@ def test_long_street_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"street_overflow": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00104")], mapping)
     assert [p.rule for p in problems] == ["text.length"]
-    assert "address.street is 54 characters, Hélios allows 38" in problems[0].message
+    assert problems[0].message == (
+        "address.street is 54 characters, Hélios allows 38 (policy street_overflow: refuse: "
+        "set policies.street_overflow: split to put its start into Adr1 when that is empty)")
 
 
 def test_long_street_split(tmp_path):
@@ -1246,8 +1248,10 @@ def test_long_street_with_a_complement_refused_by_policy_says_the_policy(tmp_pat
     mapping = _mapping(tmp_path, {"street_overflow": None})
     [problem] = _refused(tmp_path, [inv], mapping)
     assert problem.rule == "text.length"
+    # the policy, and the setting that exports it (the message named the default alone)
     assert problem.message == ("address.street is 54 characters, Hélios allows 38 (policy "
-                               "street_overflow: refuse)")
+                               "street_overflow: refuse: set policies.street_overflow: split "
+                               "to put its start into Adr1 when that is empty)")
 
 
 @pytest.mark.parametrize("street", [
@@ -1311,7 +1315,10 @@ def test_line_label_of_161_characters_refused(tmp_path):
     inv["lines"][0]["activity"]["label"] = "L" * 161
     problems = _refused(tmp_path, [inv], mapping)
     assert [p.rule for p in problems] == ["text.length"]
-    assert "line.label is 161 characters, the target allows 160" in problems[0].message
+    # the policy, and the setting that exports it (the message named the default alone)
+    assert problems[0].message == (
+        "line.label is 161 characters, the target allows 160 (policy text_overflow: refuse: "
+        "set policies.text_overflow: truncate to shorten it at a word boundary, reported)")
     assert problems[0].record.endswith("$.invoices[0].lines[0]")
 
 
