@@ -186,7 +186,8 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     if _CONTROL.search(text):
         if policy.newlines != "space":
             return Normalized(value, (), error="contains a line break or a tab "
-                              "(policy newlines: refuse)")
+                              "(policy newlines: refuse: set policies.newlines: space to "
+                              "write a space in its place)")
         text = _CONTROL.sub(" ", text)
         applied.append("newlines")
     if not unicodedata.is_normalized("NFC", text):

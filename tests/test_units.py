@@ -850,6 +850,20 @@ def test_upper_case_keeps_a_letter_whose_capital_the_charset_lacks():
         Normalized("5 µG", ("case",))
 
 
+@pytest.mark.parametrize("text", ["12 rue des Lilas\nBâtiment B", "Piano\tcycle 1",
+                                  "a\r\nb"])
+def test_a_line_break_or_tab_is_refused_naming_the_setting_that_takes_it(text):
+    """newlines: refuse (the default) refuses a text holding a line break or a tab (an
+    address typed on two lines in the school software), saying the setting that writes
+    a space instead; no test pinned that refusal's words."""
+    assert normalize(text, "latin-1", STRICT).error == (
+        "contains a line break or a tab (policy newlines: refuse: set policies.newlines: "
+        "space to write a space in its place)")
+    spaced = normalize(text, "latin-1", TextPolicy(newlines="space"))
+    assert spaced.error is None and "\n" not in spaced.value and "\t" not in spaced.value
+    assert spaced.applied == ("newlines",)
+
+
 def test_every_invisible_character_is_named_in_the_refusal():
     r = normalize("a\u00a0b\u00adc\u00a0", "latin-1", STRICT)
     assert r.error == ("contains the invisible character(s) U+00A0 (no-break space), "
