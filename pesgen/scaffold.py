@@ -89,7 +89,8 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         '  cod_bud: "TODO"          # Hélios budget code (CodBud), e.g. "00"',
         "  exercise: TODO           # budget year, e.g. 2026",
         "  # budget_label: TODO     # LibelleColBud, at most 38 characters",
-        "  # sepa_creditor_id: TODO # the collectivity's ICS, for direct debits",
+        "  # sepa_creditor_id: TODO # the collectivity's ICS, for a format that writes it "
+        "(docs/mapping-reference.md)",
         "  # timezone: Europe/Paris # runs without --date: today there (America/Guadeloupe…)",
         "",
         "output:",
