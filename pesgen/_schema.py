@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -158,6 +159,12 @@ def check(data: Any, schema_name: str, source: str, rule: str,
                 error.schema.get("type") == "string":
             message = (f"{shown_repr(error.instance)} must be a string: quote it in YAML "
                        f"(codes keep their leading zeros only as strings)")
+        elif error.validator == "type" and error.schema.get("type") == "integer" and \
+                isinstance(error.instance, str) and re.fullmatch(r"[0-9]{1,18}", error.instance) \
+                and path and isinstance(path[-1], str):
+            # the reverse slip: a number quoted as the codes around it are (exercise: "2026")
+            message = (f"{_message(error)}: write the number without quotes in YAML "
+                       f"({path[-1]}: {error.instance})")
         else:
             message = _message(error)
         where = f"{source}:{line_of(data, path)}: {_dotted(path)}"

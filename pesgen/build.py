@@ -561,8 +561,9 @@ class Builder:
                 text = short
             else:
                 ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
-                            f"{limit.max} (policy text_overflow: refuse)", mapping=where,
-                            record=origin)
+                            f"{limit.max} (policy text_overflow: refuse: set "
+                            "policies.text_overflow: truncate to shorten it at a word "
+                            "boundary, reported)", mapping=where, record=origin)
                 return None
         err = pes_text_error(text)
         if err:
@@ -911,7 +912,9 @@ class Builder:
                 return BuildResult(left_out=LeftOut(number, src.origin, "total is 0.00",
                                                     "zero_total"), notes=ctx.notes)
             ctx.problem("pes.zero-total", "total is 0.00: a title must be > 0 "
-                        "(policy zero_total: refuse)", mapping=self.mapping.where("policies"))
+                        "(policy zero_total: refuse): to leave it out of the export and "
+                        "report it, set policies.zero_total: leave_out",
+                        mapping=self.mapping.where("policies"))
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
         if total < 0:
             # the total is the lines' sum: named by the binding their amounts come from
@@ -1051,7 +1054,10 @@ class Builder:
             for ln in lines:
                 if ln.amount <= 0:
                     ctx.problem("pes.line-amount", f"line {ln.number} amount is {ln.amount}: "
-                                "PES amounts must be > 0 (policy negative_lines: refuse)",
+                                "PES amounts must be > 0 (policy negative_lines: refuse): to "
+                                "net a discount into the positive lines of the same "
+                                "imputation, and leave a line of 0 out of the file, set "
+                                "policies.negative_lines: net",
                                 record=ln.origin, mapping=self.mapping.where("policies"))
             return None
         amounts = [ln.amount for ln in lines]
@@ -1240,7 +1246,9 @@ class Builder:
         why = (f"{self._naming('ComplNom', 'debtor.complement_name')} already used"
                if complement is not None and
                self.policies.name_overflow == "split" else
-               "policy name_overflow: refuse" if self.policies.name_overflow != "split" else
+               "policy name_overflow: refuse: set policies.name_overflow: split to put its "
+               f"end into {self._naming('ComplNom', 'debtor.complement_name')} when that is "
+               "empty" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
         ctx.problem("text.length", f"debtor.name is {len(name)} characters, {self._target} "
                     "allows "
@@ -1276,7 +1284,9 @@ class Builder:
                 ctx.note("missing_civility", f"no civility: '{value}' used")
             else:
                 ctx.problem("pes.civility", "a person (CatTiers 01) needs a civility "
-                            "(policy missing_civility: refuse)",
+                            "(policy missing_civility: refuse): to send a civility of your "
+                            "choice for a person without one, set policies.missing_civility: "
+                            "default and policies.default_civility",
                             mapping=binding.where if binding else None)
                 return None
         if value is None:
@@ -1352,7 +1362,9 @@ class Builder:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
                        "complement" if complement is not None and
                        self.policies.street_overflow == "split"
-                       else "policy street_overflow: refuse")
+                       else "policy street_overflow: refuse: set policies.street_overflow: "
+                       "split to put its start into "
+                       f"{self._naming('Adr1', 'address.complement')} when that is empty")
                 ctx.problem("text.length", f"address.street is {len(street)} characters, "
                             f"{self._target} "
                             f"allows {limit} ({why})", mapping=a["street"].where)
@@ -1369,8 +1381,14 @@ class Builder:
             return _make_address(street=street, postal_code=postal, city=city,
                                  complement=complement, locality=locality, country=home)
         if self.policies.foreign_address != "postal_code_in_city":
+            written = self._naming(
+                "CP 99999, the postal code before the city, CodRes 1, CodPays from "
+                "codes.countries", "address.postal_code 99999, the postal code before "
+                "address.city, address.country_code from codes.countries")
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
-                        "refuse)", mapping=a["country"].where if "country" in a else None)
+                        f"refuse): to write it as an address abroad ({written}), set "
+                        "policies.foreign_address: postal_code_in_city",
+                        mapping=a["country"].where if "country" in a else None)
             return None
         insee = self._countries.get(country)
         if insee is None:
@@ -1463,7 +1481,12 @@ class Builder:
             if not self._scalar(ctx, f"payment.{name}", value, p.get(name), expected=expected):
                 return None
             if _blank(value):
-                ctx.problem("input.required", f"payment.{name} is missing for a direct debit",
+                # a value the mapping does not bind is no value the export lacks: say so
+                unbound = "" if name in p else (
+                    f": bindings.payment.{name} is not bound (bind it to the export's column "
+                    "or key, or give it as {const: ...})")
+                ctx.problem("input.required",
+                            f"payment.{name} is missing for a direct debit{unbound}",
                             mapping=p[name].where if name in p else self.mapping.where("bindings",
                                                                                       "payment"))
                 return None

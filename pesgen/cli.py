@@ -677,7 +677,9 @@ def check_mapping(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="A PES_Aller XML file.")],
+    file: Annotated[Path, typer.Argument(
+        help="The XML file: a PES_Aller, or a finance package's XML import (give --format "
+        "for one without TypFic, such as Corail's).")],
     official_xsd: OfficialOpt = None,
     format_name: Annotated[str | None, typer.Option(
         "--format", help="Format whose XSD to use (default: the one whose XSD allows the "
@@ -1381,15 +1383,27 @@ def runs_list(
             records = store.list_runs(str(mapping) if mapping else None)
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
             acks = store.acknowledgements({r.id for r in records if r.pes})
+            # a --mapping matching no run: which mapping files the store's runs name
+            others = store.mapping_paths() if mapping and not records else (0, [])
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs list", exc=exc)
         _fail(exc, written=False)
         return
     if output is Output.json:
-        _runs_json("runs list", runs=[_run_json(r, acks.get(r.id, {})) for r in records])
+        _runs_json("runs list", runs=[_run_json(r, acks.get(r.id, {})) for r in records],
+                   # a --mapping matching no run of a store that holds runs
+                   other_mappings=None if not others[0] else {
+                       "count": others[0], "paths": others[1]})
         return
-    if not records:
+    if not records and others[0]:
+        # a path typed from another folder read as 'no run recorded', the store full
+        count, paths = others
+        more = ", …" if count > len(paths) else ""
+        _say(f"no run of mapping {Path(mapping or '').expanduser().resolve()} in this store: "
+             f"its runs are of {count} other mapping file(s): {', '.join(paths)}{more} "
+             "(pesgen runs list lists them all)")
+    elif not records:
         _say("no run recorded")
     for r in records:
         last = r.first_number + r.bordereaux - 1
@@ -1737,7 +1751,8 @@ def _show_validation(recorded: str) -> None:
 
 
 @runs_app.command("find")
-def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or NumDette).")],
+def runs_find(invoice: Annotated[str, typer.Argument(
+                  help="Invoice number (or NumDette, with --debt).")],
               debt: Annotated[bool, typer.Option(
                   "--debt", help="Find by NumDette, the debt number of a family's payment "
                   "reference (leading zeros do not count).")] = False,
@@ -1757,6 +1772,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
             # an invoice a run left out (a zero total…) is in no run's files, but not
             # unknown
             left_out = [] if debt else store.find_left_out(invoice)
+            # the number a family reads from its payment reference, given without --debt
+            as_debt = [] if debt or found or left_out or not invoice.strip().isdigit() \
+                else store.find_invoice(invoice, by_debt=True)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs find", exc=exc)
@@ -1779,10 +1797,16 @@ def runs_find(invoice: Annotated[str, typer.Argument(help="Invoice number (or Nu
                               "created_at": lo["created_at"], "run_status": lo["status"],
                               "origin": lo["origin"], "reason": lo["reason"],
                               "policy": lo["policy"], "holder": lo.get("holder")}
-                             for lo in left_out])
+                             for lo in left_out],
+                   # a NumDette given without --debt: the invoices holding it as theirs
+                   numdette_of=list(dict.fromkeys(f["invoice"] for f in as_debt)))
         return
     if not found and not left_out:
         _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")
+        if as_debt:
+            held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
+            _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
+                 f"{invoice.strip()}")
         raise typer.Exit(1)
     for f in found:
         if f["active"]:

@@ -89,7 +89,8 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         '  cod_bud: "TODO"          # Hélios budget code (CodBud), e.g. "00"',
         "  exercise: TODO           # budget year, e.g. 2026",
         "  # budget_label: TODO     # LibelleColBud, at most 38 characters",
-        "  # sepa_creditor_id: TODO # the collectivity's ICS, for direct debits",
+        "  # sepa_creditor_id: TODO # the collectivity's ICS, for a format that writes it "
+        "(docs/mapping-reference.md)",
         "  # timezone: Europe/Paris # runs without --date: today there (America/Guadeloupe…)",
         "",
         "output:",
@@ -148,6 +149,13 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "    # country: TODO        # ISO alpha-2, empty means FR",
         "  # payment:               # SEPA direct debit, see docs/mapping-reference.md",
         "  #   direct_debit: TODO   # the payment method, translated by codes.payment_methods",
+        # what a direct debit requires (empty or not bound: refused, input.required)
+        "  #   rum: TODO            # a direct debit requires rum, mandate_signed_on,",
+        "  #   mandate_signed_on: TODO   # debit_date, iban and sequence",
+        "  #   debit_date: TODO",
+        "  #   iban: TODO",
+        "  #   sequence: TODO       # FRST/RCUR/…, translated by codes.sepa_sequences",
+        "  #   bic: TODO            # optional in France, required for an account abroad",
         "  lines: TODO              # JSON: the invoice's line array; CSV: {const: rows}",
         "  line:",
         "    activity: TODO         # translated by codes.activities",

@@ -1308,10 +1308,13 @@ class Store:
                         f"numbers up to {row.next_number - 1}; a start must be "
                         f"{row.next_number} or more")
                 if used or not made:
+                    move = "--to-titre T" if k[3] == PIECE_SEQUENCE else "--to N"
                     raise StateError(
                         f"{self.sequence_label(k)} has already started at "
                         f"{row.start_number} (next {row.next_number}); a start can be set "
-                        "once, before any export")
+                        "once, before any export: a started sequence is moved past the "
+                        f"numbers issued outside pesgen with pesgen numbering move {move} "
+                        "--reason TEXT (docs/state.md, \"Moving a started sequence\")")
                 conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                     next_number=n, start_number=n))
 
@@ -1672,6 +1675,18 @@ class Store:
             return [_record(r, parts.get(r.id, ()), figures.get(r.id))
                     for r in conn.execute(query)]
 
+    def mapping_paths(self, limit: int = 5) -> tuple[int, list[str]]:
+        """How many mapping files this store's runs were made with, and the first
+        ``limit`` of their paths as recorded (sorted): for a ``runs list --mapping``
+        that matches none (a path typed from another folder)."""
+        with self.engine.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count(sa.distinct(runs.c.mapping_path))
+                                           )).scalar() or 0
+            paths = [p for (p,) in conn.execute(
+                sa.select(runs.c.mapping_path).distinct().order_by(runs.c.mapping_path)
+                .limit(limit))]
+        return int(count), paths
+
     def _run_record(self, full: str) -> RunRecord:
         """The record of the run ``full`` (its whole id) as ``list_runs`` gives it, read
         alone."""
@@ -1692,7 +1707,12 @@ class Store:
             rows = conn.execute(sa.select(runs).where(
                 runs.c.id.startswith(run_id, autoescape=True))).all()
             if not rows:
-                raise StateError(f"no run {run_id}")
+                # the id of a run another store recorded (the collectivity's own store,
+                # the default one) reads the same: say which store was read
+                where = _sqlite_file(self.url) or shown_url(self.url)
+                raise StateError(f"no run {run_id} in the store {where}: pesgen runs list "
+                                 "lists its runs (a run another store recorded: give that "
+                                 "store with --db or PESGEN_DB)")
             if len(rows) > 1:
                 raise StateError(f"run id prefix {run_id} is ambiguous")
             row = rows[0]._mapping

@@ -186,7 +186,8 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     if _CONTROL.search(text):
         if policy.newlines != "space":
             return Normalized(value, (), error="contains a line break or a tab "
-                              "(policy newlines: refuse)")
+                              "(policy newlines: refuse: set policies.newlines: space to "
+                              "write a space in its place)")
         text = _CONTROL.sub(" ", text)
         applied.append("newlines")
     if not unicodedata.is_normalized("NFC", text):
@@ -200,7 +201,9 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                           for c in dict.fromkeys(invisible))
         if not policy.transliterate:
             return Normalized(value, tuple(applied), error=f"contains the invisible "
-                              f"character(s) {found} (policy transliterate: false)")
+                              f"character(s) {found} (policy transliterate: false: set "
+                              "policies.transliterate: true to write a space for a no-break "
+                              "one and drop a soft hyphen)")
         text = _INVISIBLE.sub(lambda m: _INVISIBLE_SUB[m.group(0)], text)
         notes.update((c, _INVISIBLE_SUB[c]) for c in invisible)
     text = _SPACES.sub(" ", text.strip(" "))
@@ -219,9 +222,16 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     if disallowed.search(text):
         if not policy.transliterate:
             chars = "".join(dict.fromkeys(disallowed.findall(text)))
+            # the setting that exports it, shown on a character it would replace (none
+            # when no character has a transliteration: it would refuse them all the same)
+            subs = ((c, transliterate_char(c, charset)) for c in chars)
+            example = next(((c, sub) for c, sub in subs if sub is not None), None)
+            how = "" if example is None else (
+                f": set policies.transliterate: true to replace it ({example[0]!r} -> "
+                f"{example[1]!r})")
             return Normalized(value, tuple(applied),
                               error=f"character(s) {chars!r} not allowed in {charset} "
-                                    "(policy transliterate: false)")
+                                    f"(policy transliterate: false{how})")
         failed: list[str] = []
 
         def substitute(match: re.Match[str]) -> str:

@@ -213,7 +213,9 @@ def test_a_netted_suffix_the_label_s_charset_cannot_hold_is_refused(tmp_path):
 def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     """A direct debit needs its mandate: a blank RUM is 'missing for a direct debit' at
     its binding; a mandate value the mapping does not bind (the sequence) is the same
-    problem, at bindings.payment."""
+    problem, at bindings.payment, saying which key is not bound there (a technician
+    whose export has no sequence column read 'missing' as a value the export lacked, and
+    looked in the file)."""
     mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
                                    ("    sequence: payment.mandate.sequence\n", ""),
                                    name="m.yaml")
@@ -227,7 +229,42 @@ def test_a_direct_debit_without_its_mandate_values_names_each_binding(tmp_path):
     assert result.title is None
     assert [(p.rule, p.message, p.mapping.rsplit(": ", 1)[-1]) for p in result.problems] == [
         ("input.required", "payment.rum is missing for a direct debit", "bindings.payment.rum"),
-        ("input.required", "payment.sequence is missing for a direct debit", "bindings.payment")]
+        ("input.required", "payment.sequence is missing for a direct debit: "
+         "bindings.payment.sequence is not bound (bind it to the export's column or key, "
+         "or give it as {const: ...})", "bindings.payment")]
+
+
+def test_the_mapping_reference_says_which_payment_values_a_direct_debit_requires(tmp_path):
+    """A direct debit whose mandate values are not bound is refused for each of them
+    (above); the mapping reference, the technician's list of keys, said none of them was
+    required (new-mapping's scaffold shows only direct_debit under payment): each one
+    the builder requires is said required for a direct debit, in bindings.payment's
+    description and its own, and the optional ones (bic, holder, label) are not."""
+    import re
+
+    from pesgen._schema import load_schema
+
+    mapping_path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "    debit_date: payment.debit_date\n    rum: payment.mandate.rum\n"
+        "    mandate_signed_on: payment.mandate.signed_on\n    iban: payment.mandate.iban\n",
+        ""), ("    sequence: payment.mandate.sequence\n", ""), name="m.yaml")
+    mapping = load_mapping(mapping_path)
+    src = next(iter(read_invoices(EXAMPLES / "school-export.json", mapping.input)))
+    result = Builder(mapping, find_format("pes-ormc")).build(src)
+    required = {m.group(1) for p in result.problems
+                if (m := re.match(r"payment\.(\w+) is missing for a direct debit", p.message))}
+    assert required == {"debit_date", "rum", "mandate_signed_on", "iban", "sequence"}
+    payment = load_schema("mapping.schema.json")["properties"]["bindings"]["properties"]["payment"]
+    said = payment["description"]
+    assert "For a direct debit, " in said and " are required" in said, said
+    listed = set(re.split(r", | and ", said.split("For a direct debit, ", 1)[1].split(
+        " are required", 1)[0]))
+    assert listed == required, said
+    for name, prop in payment["properties"].items():
+        if name == "direct_debit":
+            continue
+        assert (name in required) == prop["description"].endswith(
+            " Required for a direct debit."), (name, prop["description"])
 
 
 def test_a_line_without_activity_code_is_refused_at_the_line(tmp_path):
@@ -352,7 +389,8 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
 
 @pytest.mark.parametrize(("policy", "why"), [
     ("split", "debtor.complement_name already used"),
-    ("refuse", "policy name_overflow: refuse")])
+    ("refuse", "policy name_overflow: refuse: set policies.name_overflow: split to put its "
+               "end into debtor.complement_name when that is empty")])
 def test_a_long_name_beside_a_name_complement_names_the_format_s_fields(tmp_path, policy, why):
     """For a format other than PES, the refusal of a long name that cannot be split
     (its complement already bound and given) names the mapping's field, not ComplNom;

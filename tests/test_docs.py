@@ -278,3 +278,39 @@ def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path)
     assert f"  next: pesgen runs cancel {run} --bordereau 1 " in rejected.stdout
     listed = run_cli("runs", "list", *db)
     assert "  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)" in listed.stdout
+
+
+def test_the_reference_names_the_shipped_formats_that_write_the_creditor_id(tmp_path):
+    """collectivity.sepa_creditor_id said 'for formats that carry it', and onboarding
+    asks for the ICS whenever families pay by direct debit: a technician onboarding a
+    pes-ormc collectivity filled it, and its files came out the same bytes without it.
+    Each shipped mapping's example export, with the ICS changed, shows which formats
+    write it; the reference names exactly those, and says the PES files do not."""
+    from datetime import date
+
+    from pesgen._schema import load_schema
+    from pesgen.export import export
+    from pesgen.mapping import load_mapping
+
+    from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
+    from .mapping_support import mapping_copy
+
+    writes: set[str] = set()
+    for mapping in sorted(MAPPINGS.glob("*.yaml")):
+        source = EXAMPLES / ("school-export.csv" if "csv" in mapping.name
+                             else "school-export.json")
+        other, _ = mapping_copy(tmp_path / mapping.stem, mapping, (
+            "sepa_creditor_id: FR72ZZZ123456", "sepa_creditor_id: FR19ZZZ654321"))
+        files = []
+        for m, out in ((mapping, tmp_path / mapping.stem / "a"),
+                       (other, tmp_path / mapping.stem / "b")):
+            export(m, source, out, date.fromisoformat(RUN_DATE))
+            files.append({p.name: p.read_bytes() for p in out.iterdir()})
+        if files[0] != files[1]:
+            writes.add(load_mapping(mapping).output.format)
+    assert writes == {"bl-emagnus"}
+    said = load_schema("mapping.schema.json")["properties"]["collectivity"]["properties"][
+        "sepa_creditor_id"]["description"]
+    named = set(re.findall(r"of the shipped formats only ([a-z-]+) writes it", said))
+    assert named == writes, said
+    assert "pes-ormc and pes-titres have no place for it" in said, said

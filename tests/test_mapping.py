@@ -74,6 +74,23 @@ def test_three_independent_schema_mistakes_give_three_problems(tmp_path):
     assert "-1 is less than the minimum of 0" in by_key["output.asap_delay_days"]
 
 
+@pytest.mark.parametrize("old, new, key", [
+    ("  exercise: 2026", '  exercise: "2026"', "collectivity.exercise"),
+    ("  asap_delay_days: 0", "  asap_delay_days: '0'", "output.asap_delay_days"),
+])
+def test_a_number_written_in_quotes_says_to_write_it_without(tmp_path, old, new, key):
+    """A code written unquoted is told 'quote it in YAML' (above); the reverse slip, a
+    number quoted as a technician quotes the codes around it (exercise: "2026"), was
+    only jsonschema's "'2026' is not of type 'integer'": it says to write it without
+    quotes, with the key and the number."""
+    m = _write(tmp_path, _edit((old, new)))
+    (p,) = _refused(m).problems
+    name, number = key.rsplit(".", 1)[1], new.split(":")[1].strip(" '\"")
+    assert (p.rule, p.mapping) == ("mapping.schema", f"{m}:{_line(m, name + ':')}: {key}")
+    assert p.message == (f"'{number}' is not of type 'integer': write the number without "
+                         f"quotes in YAML ({name}: {number})")
+
+
 def test_yaml_problems_and_schema_problems_are_listed_together(tmp_path):
     m = _write(tmp_path, _edit(
         ("  asap_delay_days: 0\n", "  asap_delay_days: 0\n  asap_delay_days: 2\n"),

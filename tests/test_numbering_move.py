@@ -50,6 +50,33 @@ def _move(db: str, *args: object, mapping: Path = ORMC):
     return run_cli("numbering", "move", "--mapping", mapping, "--db", db, *args)
 
 
+@pytest.mark.parametrize("mapping, args, label, move", [
+    (ORMC, ("--start", "12"), LABEL, "--to N"),
+    (TITRES, ("--start-titre", "300"),
+     f"the titre numbers (IdPce) of {SIRET} budget 00 exercise 2026", "--to-titre T"),
+])
+def test_set_start_after_an_export_names_numbering_move(db_url, tmp_path, mapping, args,
+                                                       label, move):
+    """A technician learns of the rôles (or titres) issued this exercise after the first
+    export and runs set-start, as the onboarding steps say to before it: the refusal
+    said 'a start can be set once, before any export' and nothing of what to do now; it
+    names numbering move, with the option for that sequence, and where the docs tell
+    it. The command it names then moves the sequence."""
+    first = export_recorded(lambda: Store(db_url), mapping, EXAMPLE, tmp_path / "o1", RUN)
+    r = run_cli("numbering", "set-start", "--mapping", mapping, *args, "--db", db_url)
+    assert r.exit_code == ExitCode.STATE, r.output
+    after = 2 if move == "--to N" else first.titles + 1  # one rôle, or its titres
+    assert (f"{label} has already started at 1 (next {after}); a start can be set once, "
+            "before any export: a started sequence is moved "
+            f"past the numbers issued outside pesgen with pesgen numbering move {move} "
+            "--reason TEXT (docs/state.md, \"Moving a started sequence\")") in " ".join(
+                r.stderr.split()), r.stderr
+    Store(db_url).cancel(first.run_id, "numbers issued by the finance package")
+    to = "--to" if move == "--to N" else "--to-titre"
+    assert _move(db_url, to, "400", "--reason", "issued outside", mapping=mapping).exit_code \
+        == 0
+
+
 def test_a_started_numbering_moved_past_the_collectivity_s_rôles_exports_on_from_there(
         db_url, tmp_path):
     """The first run took IdBord 1 where the collectivity had issued rôles 1 to 11: the

@@ -358,6 +358,54 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
 
 
+def test_the_scaffold_s_payment_block_names_what_a_direct_debit_requires(tmp_path):
+    """new-mapping showed only direct_debit under payment: a technician binding it got
+    five refusals per direct debit (rum, mandate_signed_on, debit_date, iban, sequence
+    not bound) at the first preview. The commented block names each value a direct debit
+    requires (bindings.payment in the mapping reference, which the builder's refusals
+    pin) and bic; uncommented and filled, it builds the example's direct debit."""
+    from pesgen._schema import load_schema
+    from pesgen.sources import read_invoices
+
+    out = tmp_path / "m.yaml"
+    assert _run("new-mapping", "X", "--format", "pes-ormc", "-o", out).exit_code == 0
+    text = out.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = lines.index(next(ln for ln in lines if ln.startswith("  # payment:")))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith("  #   "):
+            break
+        block.append(line)
+    keys = [ln[len("  #   "):].split(":")[0] for ln in block[1:]]
+    said = load_schema("mapping.schema.json")["properties"]["bindings"]["properties"][
+        "payment"]["description"]
+    required = said.split("For a direct debit, ", 1)[1].split(" are required", 1)[0]
+    assert set(keys) == {"direct_debit", "bic", *re.split(r", | and ", required)}, keys
+    paths = {"direct_debit": "payment.method", "rum": "payment.mandate.rum",
+             "mandate_signed_on": "payment.mandate.signed_on",
+             "debit_date": "payment.debit_date", "iban": "payment.mandate.iban",
+             "sequence": "payment.mandate.sequence", "bic": "payment.mandate.bic"}
+    filled = ["  payment:", *(f"    {k}: {paths[k]}" for k in keys)]
+    text = text.replace("\n".join(block), "\n".join(filled)).replace(
+        "  # payment_methods:      # payment method -> direct debit (true) or not (false)\n"
+        "  #   TODO: true",
+        "  payment_methods: {direct_debit: true, invoice: false, online: false}")
+    out.write_text(text, encoding="utf-8")
+    mapping_copy(out.parent, out, *FILL.items(), (  # the example's first invoice's codes
+        'FM-C1: {product: FMC1, nature: "7062"}', 'FM-C1: {product: FMC1, nature: "7062"}\n'
+        '    INST-PIANO: {product: INST, nature: "7062"}\n'
+        '    DANSE-CLASS: {product: DANS, nature: "7062"}'),
+        ("    # civility: TODO ", "    civility: payer.title "),
+        ("  # negative_lines: net ", "  negative_lines: net "))
+    mapping = load_mapping(out)
+    src = next(iter(read_invoices(INPUT, mapping.input)))
+    result = build.Builder(mapping, find_format("pes-ormc")).build(src)
+    assert [p.message for p in result.problems if "payment" in p.message] == []
+    assert result.title is not None and result.title.mandate is not None
+    assert result.title.mandate.rum == "CRCVSL000042"
+
+
 # A school's CSV export as the onboarding persona had it: cp1252, ';', French column
 # names with spaces, accents and a degree sign.
 SMC_CSV = (

@@ -61,10 +61,12 @@ def test_a_pes_format_s_notes_name_the_pes_element_and_the_field(tmp_path):
 @pytest.mark.parametrize("policy, number, expected", [
     ("street_overflow: split", "FA-2026-00104",
      "address.street is 54 characters, format cosoluce-corail allows 38 (policy "
-     "street_overflow: refuse)"),
+     "street_overflow: refuse: set policies.street_overflow: split to put its start into "
+     "address.complement when that is empty)"),
     ("name_overflow: split", "FA-2026-00108",
      "debtor.name is 40 characters, format cosoluce-corail allows 38 (policy "
-     "name_overflow: refuse)"),
+     "name_overflow: refuse: set policies.name_overflow: split to put its end into "
+     "debtor.complement_name when that is empty)"),
 ])
 def test_a_finance_package_s_length_problem_names_its_format_not_helios(
         tmp_path, policy, number, expected):

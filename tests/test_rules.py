@@ -619,8 +619,12 @@ def test_negative_line_refused(tmp_path):
     mapping = _mapping(tmp_path, {"negative_lines": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00101")], mapping)
     assert [p.rule for p in problems] == ["pes.line-amount"]
-    assert "line 4 amount is -22.75" in problems[0].message
-    assert "negative_lines: refuse" in problems[0].message
+    # the policy's default, and the setting that nets the discount (a line of 0 is left
+    # out by it too: test_a_line_of_amount_0_is_left_out_when_netting)
+    assert problems[0].message == (
+        "line 4 amount is -22.75: PES amounts must be > 0 (policy negative_lines: refuse): "
+        "to net a discount into the positive lines of the same imputation, and leave a line "
+        "of 0 out of the file, set policies.negative_lines: net")
     assert problems[0].invoice == "FA-2026-00101"
     assert problems[0].record.endswith("$.invoices[0].lines[3]")
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
@@ -874,7 +878,10 @@ def test_zero_total_refused(tmp_path):
     mapping = _mapping(tmp_path, {"zero_total": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00106")], mapping)
     assert [p.rule for p in problems] == ["pes.zero-total"]
-    assert "zero_total: refuse" in problems[0].message
+    # the policy's default, and the setting that exports the run without the invoice
+    assert problems[0].message == (
+        "total is 0.00: a title must be > 0 (policy zero_total: refuse): to leave it out "
+        "of the export and report it, set policies.zero_total: leave_out")
     # at the policies, where zero_total: leave_out would go
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, 'policies:')}: policies"
 
@@ -938,7 +945,11 @@ def test_missing_civility_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"missing_civility": None, "default_civility": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00107")], mapping)
     assert [p.rule for p in problems] == ["pes.civility"]
-    assert "missing_civility: refuse" in problems[0].message
+    # the policy's default, and the two settings that send a civility instead
+    assert problems[0].message == (
+        "a person (CatTiers 01) needs a civility (policy missing_civility: refuse): to send "
+        "a civility of your choice for a person without one, set "
+        "policies.missing_civility: default and policies.default_civility")
     assert "bindings.payer.civility" in problems[0].mapping
 
 
@@ -1050,7 +1061,12 @@ def test_foreign_address_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"foreign_address": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00105")], mapping)
     assert [p.rule for p in problems] == ["pes.foreign-address"]
-    assert "'BE'" in problems[0].message
+    # what to change to export it: the policy's key and value, and what it writes (the
+    # message named the policy's default alone: a technician went to the reference)
+    assert problems[0].message == (
+        "address in 'BE' (policy foreign_address: refuse): to write it as an address "
+        "abroad (CP 99999, the postal code before the city, CodRes 1, CodPays from "
+        "codes.countries), set policies.foreign_address: postal_code_in_city")
     # at the binding the country was read by, the line to look at
     assert problems[0].mapping == f"{mapping}:{_line_of(mapping, '    country:')}: " \
         "bindings.address.country"
@@ -1165,7 +1181,9 @@ def test_long_street_refused_by_default(tmp_path):
     mapping = _mapping(tmp_path, {"street_overflow": None})
     problems = _refused(tmp_path, [_invoice("FA-2026-00104")], mapping)
     assert [p.rule for p in problems] == ["text.length"]
-    assert "address.street is 54 characters, Hélios allows 38" in problems[0].message
+    assert problems[0].message == (
+        "address.street is 54 characters, Hélios allows 38 (policy street_overflow: refuse: "
+        "set policies.street_overflow: split to put its start into Adr1 when that is empty)")
 
 
 def test_long_street_split(tmp_path):
@@ -1230,8 +1248,10 @@ def test_long_street_with_a_complement_refused_by_policy_says_the_policy(tmp_pat
     mapping = _mapping(tmp_path, {"street_overflow": None})
     [problem] = _refused(tmp_path, [inv], mapping)
     assert problem.rule == "text.length"
+    # the policy, and the setting that exports it (the message named the default alone)
     assert problem.message == ("address.street is 54 characters, Hélios allows 38 (policy "
-                               "street_overflow: refuse)")
+                               "street_overflow: refuse: set policies.street_overflow: split "
+                               "to put its start into Adr1 when that is empty)")
 
 
 @pytest.mark.parametrize("street", [
@@ -1295,7 +1315,10 @@ def test_line_label_of_161_characters_refused(tmp_path):
     inv["lines"][0]["activity"]["label"] = "L" * 161
     problems = _refused(tmp_path, [inv], mapping)
     assert [p.rule for p in problems] == ["text.length"]
-    assert "line.label is 161 characters, the target allows 160" in problems[0].message
+    # the policy, and the setting that exports it (the message named the default alone)
+    assert problems[0].message == (
+        "line.label is 161 characters, the target allows 160 (policy text_overflow: refuse: "
+        "set policies.text_overflow: truncate to shorten it at a word boundary, reported)")
     assert problems[0].record.endswith("$.invoices[0].lines[0]")
 
 

@@ -181,3 +181,18 @@ def test_runs_show_says_which_bordereau_was_cancelled_and_which_file_is_not_ther
     assert (undone["id_bord"], undone["reason"], undone["cancel_reason"]) == (
         2, "cancelled by mistake", "rejected")
     assert not any(f["cancelled"] for f in shown["files"])
+
+
+def test_a_numdette_given_without_debt_and_a_mapping_of_no_run_are_said_in_json(
+        db_url, tmp_path):
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    code, report = _json("runs", "find", "202600103", "--db", db_url)
+    assert code == 1 and report["titles"] == [] and report["left_out"] == []
+    assert report["numdette_of"] == ["FA-2026-00103"]
+    code, report = _json("runs", "find", "FA-2026-00103", "--db", db_url)
+    assert code == 0 and report["numdette_of"] == []
+    code, report = _json("runs", "list", "--mapping", tmp_path / "other.yaml", "--db", db_url)
+    assert code == 0 and report["runs"] == []
+    assert report["other_mappings"] == {"count": 1, "paths": [str(MAPPING)]}
+    _code, report = _json("runs", "list", "--db", db_url)
+    assert report["other_mappings"] is None

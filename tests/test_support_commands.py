@@ -160,6 +160,45 @@ def test_export_names_an_existing_store(tmp_path, _isolated_state):
     assert f"  store: {_isolated_state}" in r.stdout.splitlines(), r.stdout
 
 
+def test_runs_list_of_a_mapping_no_run_used_names_the_mappings_the_store_holds(
+        tmp_path, monkeypatch):
+    """`runs list --mapping m.yaml` typed in another folder than the export's matches no
+    run (runs record the mapping's absolute path): it said 'no run recorded' of a store
+    holding runs, read by support as 'nothing was exported'. It names the path it
+    looked for and the mapping files the store's runs were made with."""
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    listed = _run("runs", "list", "-m", JSON_MAPPING.name)
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout == (
+        f"no run of mapping {elsewhere.resolve() / JSON_MAPPING.name} in this store: its "
+        f"runs are of 1 other mapping file(s): {JSON_MAPPING.resolve()} (pesgen runs list "
+        "lists them all)\n")
+    # the mapping the run was made with lists it, as before
+    mine = _run("runs", "list", "-m", JSON_MAPPING)
+    assert mine.stdout.startswith(_run_id(r.stdout)), mine.stdout
+
+
+@pytest.mark.parametrize("command", [("runs", "show"), ("regenerate",), ("runs", "extract")],
+                         ids=lambda c: " ".join(c))
+def test_a_run_id_the_store_does_not_hold_names_the_store_read(tmp_path, _isolated_state,
+                                                              command):
+    """A run id copied from another store's listing (the collectivity's own store, given
+    to the export by PESGEN_DB, and a later `runs show` without it) was answered 'no
+    run ID' alone: it names the store it read and how to list or name another."""
+    assert _export(tmp_path / "out").exit_code == 0
+    extra = ("--out", str(tmp_path / "new")) if command[-1] != "show" else ()
+    r = _run(*command, "abcd1234", *extra)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert r.stderr == (f"error: no run abcd1234 in the store {_isolated_state}: pesgen "
+                        "runs list lists its runs (a run another store recorded: give that "
+                        "store with --db or PESGEN_DB)\n"), r.stderr
+    assert not (tmp_path / "new").exists()
+
+
 # ---------------------------------------------------------------- 2. the validation recorded
 
 
@@ -345,6 +384,24 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
                                f"{_run_id(first.stdout)} (")
 
 
+def test_runs_find_of_a_numdette_without_debt_points_to_debt(tmp_path):
+    """Support staff give runs find the number a family reads from its payment reference
+    (the NumDette, 202600101 for FA-2026-00101): without --debt it is looked up as an
+    invoice number, in no run, still exit 1; the answer says which invoice holds it as
+    its NumDette and gives the --debt command, where a bare 'in no run' read as 'never
+    exported'."""
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    found = _run("runs", "find", "202600101")
+    assert found.exit_code == 1, found.output
+    assert found.stdout.splitlines() == [
+        "202600101: in no run",
+        "  202600101 is the NumDette of FA-2026-00101: pesgen runs find --debt 202600101"]
+    # a number no title holds either way is only in no run, as before
+    assert _run("runs", "find", "999999").stdout == "999999: in no run\n"
+    assert _run("runs", "find", "--debt", "202600101").exit_code == 0
+
+
 # ---------------------------------------------------------------- 4. validate a user's file
 
 
@@ -419,6 +476,19 @@ def test_validate_names_the_format_whose_xsd_declares_the_files_root(tmp_path):
     assert "no TypFic (PES_Aller/Enveloppe/Parametres/TypFic)" in r.stderr
     assert "give --format NAME (formats by TypFic: " in r.stderr
     assert "cosoluce-corail" not in r.stderr
+
+
+def test_validate_help_says_its_file_may_be_a_finance_package_import():
+    """validate checks a finance package's XML import too (the Corail file above, with
+    --format): its FILE argument's help said 'A PES_Aller XML file.', which sent a
+    technician holding a Corail or JVS import to look for another command."""
+    import re
+
+    text = runner.invoke(app, ["validate", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert "A PES_Aller XML file." not in words
+    assert ("The XML file: a PES_Aller, or a finance package's XML import (give --format "
+            "for one without TypFic, such as Corail's).") in words, words
 
 
 # ---------------------------------------------------------------- 5. a formats folder not there

@@ -534,7 +534,13 @@ def test_cp1252_keeps_what_windows_1252_writes_and_transliterates_the_rest():
     assert normalize("ÿ", "cp1252", UPPER_TRANSLIT).value == "Ÿ"  # in cp1252, not Latin-1
     assert normalize("Œuvre", "cp1252", STRICT) == Normalized("Œuvre", ())
     refused = normalize("Łódź", "cp1252", STRICT)
-    assert refused.error == "character(s) 'Łź' not allowed in cp1252 (policy transliterate: false)"
+    # the policy, and the setting that exports it, shown on a character it replaces
+    assert refused.error == ("character(s) 'Łź' not allowed in cp1252 (policy transliterate: "
+                             "false: set policies.transliterate: true to replace it ('Ł' -> "
+                             "'L'))")
+    # none of them has a transliteration: the setting would refuse them too, not said
+    assert normalize("\u4e2d", "cp1252", STRICT).error == (
+        "character(s) '\u4e2d' not allowed in cp1252 (policy transliterate: false)")
     assert "U+0092" in (normalize("l\x92été", "cp1252", UPPER_TRANSLIT).error or "")
     assert charset_chars("cp1252").encode("cp1252").decode("cp1252") == \
         charset_chars("cp1252")
@@ -844,10 +850,26 @@ def test_upper_case_keeps_a_letter_whose_capital_the_charset_lacks():
         Normalized("5 µG", ("case",))
 
 
+@pytest.mark.parametrize("text", ["12 rue des Lilas\nBâtiment B", "Piano\tcycle 1",
+                                  "a\r\nb"])
+def test_a_line_break_or_tab_is_refused_naming_the_setting_that_takes_it(text):
+    """newlines: refuse (the default) refuses a text holding a line break or a tab (an
+    address typed on two lines in the school software), saying the setting that writes
+    a space instead; no test pinned that refusal's words."""
+    assert normalize(text, "latin-1", STRICT).error == (
+        "contains a line break or a tab (policy newlines: refuse: set policies.newlines: "
+        "space to write a space in its place)")
+    spaced = normalize(text, "latin-1", TextPolicy(newlines="space"))
+    assert spaced.error is None and "\n" not in spaced.value and "\t" not in spaced.value
+    assert spaced.applied == ("newlines",)
+
+
 def test_every_invisible_character_is_named_in_the_refusal():
     r = normalize("a\u00a0b\u00adc\u00a0", "latin-1", STRICT)
     assert r.error == ("contains the invisible character(s) U+00A0 (no-break space), "
-                       "U+00AD (soft hyphen) (policy transliterate: false)")
+                       "U+00AD (soft hyphen) (policy transliterate: false: set "
+                       "policies.transliterate: true to write a space for a no-break one and "
+                       "drop a soft hyphen)")
     assert pes_text_error("") == "is empty"
 
 
