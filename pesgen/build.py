@@ -389,6 +389,9 @@ class Builder:
         # values the case policy changed, per field: one note for the whole run, not one
         # per value (millions on a large run)
         self.cased: Counter[str] = Counter()
+        # policies.zero_total: leave_out (an invoice whose lines add up to 0.00 is left out
+        # once its lines are read)
+        self._zero_left_out = self.policies.zero_total == "leave_out"
         # civilities sent as exported for want of a codes.civility table, in the order
         # first seen: one note for the run too (see run_notes)
         self.uncoded_civilities: dict[str, None] = {}
@@ -850,15 +853,30 @@ class Builder:
         held = None if self.exported is None else self.exported.get(key)
         if held is not None and held.amount is None:  # a recorded run left it out so
             return self._left_as_held(src, number, held)
-        # the values the case policy changes are counted for the run: not a left-out one's
-        cased = None if held is None else self.cased.copy()
+        # the values the case policy changes are counted for the run: not those of an
+        # invoice left out (held already, or of a zero total), whose lines are read first
+        cased = dict(self.cased) if held is not None or self._zero_left_out else None
         lines = self._lines(ctx, src, record)
         if held is not None and lines is not None and \
                 sum((ln.amount for ln in lines), _ZERO) == held.amount:
             # its own problems (a direct debit date passed since it was billed) do not
             # count: it is not exported; at another amount it is refused (run.duplicate)
-            self.cased = cased  # type: ignore[assignment]
+            self.cased = Counter(cased)
             return self._left_as_held(src, number, held)
+        if self._zero_left_out and lines is not None and not ctx.problems and \
+                sum((ln.amount for ln in lines), _ZERO) == 0:
+            # policy zero_total: leave_out, its lines read and adding up to 0.00: left out
+            # before its debtor, payment and dates are checked (none of them is written:
+            # a family's missing civility does not refuse the run), with no note of its
+            # own; its total as the export gives it is still checked (input.total)
+            declared = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
+                                    self.inv.get("total"))
+            if ctx.problems:
+                return BuildResult(problems=ctx.problems)
+            if declared is None or declared == 0:
+                self.cased = Counter(cased)
+                return BuildResult(left_out=LeftOut(number, src.origin, "total is 0.00",
+                                                    "zero_total"))
         debtor = self._debtor(ctx, ev)
         mandate = self._mandate(ctx, ev, debtor)
         joint = self._joint_debtor(ctx, ev)
@@ -907,10 +925,7 @@ class Builder:
             ctx.problem("input.total", f"the lines add up to {total}, the invoice total is "
                         f"{declared_total}", mapping=self.inv["total"].where)
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
-        if total == 0:
-            if self.policies.zero_total == "leave_out":
-                return BuildResult(left_out=LeftOut(number, src.origin, "total is 0.00",
-                                                    "zero_total"), notes=ctx.notes)
+        if total == 0:  # policy refuse (leave_out left it out once its lines were read)
             ctx.problem("pes.zero-total", "total is 0.00: a title must be > 0 "
                         "(policy zero_total: refuse): to leave it out of the export and "
                         "report it, set policies.zero_total: leave_out",

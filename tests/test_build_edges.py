@@ -40,7 +40,9 @@ def test_the_civility_note_names_five_values_then_says_there_are_more(tmp_path, 
     data = json.loads(source.read_text(encoding="utf-8"))
     titles = iter(civilities)
     for inv in data["invoices"]:
-        if inv["payer"]["kind"] == "person" and inv["payer"].get("title"):
+        # not the zero total's (left out before its debtor is read: its civility unseen)
+        if inv["payer"]["kind"] == "person" and inv["payer"].get("title") and \
+                inv["total"] != "0.00":
             inv["payer"]["title"] = next(titles, "Mme")
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     result = export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
@@ -477,3 +479,65 @@ def test_a_format_writing_an_edition_in_every_file_needs_the_mapping_s(tmp_path)
                                                f"{mapping}:{line}: output")
     assert problem.message.startswith("format cosoluce-corail writes an Edition in every "
                                       "file: set output.asap_edition (01; ")
+
+
+def _zero_total_changed(tmp_path, change) -> object:
+    """The example with its zero-total invoice (FA-2026-00106) changed by ``change``."""
+    data = copy.deepcopy(EXAMPLE)
+    zero = data["invoices"][5]
+    assert zero["number"] == "FA-2026-00106" and zero["total"] == "0.00"
+    change(zero)
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_a_zero_total_left_out_is_not_refused_for_its_debtor_or_its_debit(tmp_path):
+    """policies.zero_total: leave_out leaves the invoice out once its lines are read and
+    add up to 0.00: its debtor, payment and dates, which no file holds, are not checked
+    (a family with no name, an IBAN failing its key, a debit date passed), and it makes
+    no note of its own (its long street split, its civility looked up)."""
+    def broken(zero):
+        zero["payer"]["last_name"] = ""
+        zero["payer"]["address"]["street"] = "8 place de la République, " * 3
+        zero["payment"] = {"method": "direct_debit", "debit_date": "2026-01-05",
+                           "mandate": {"rum": "R-1", "signed_on": "2025-09-03",
+                                       "iban": "FR7630006000011234567890188",
+                                       "bic": "AGRIFRPP848", "sequence": "RCUR"}}
+
+    result = export(MAPPINGS / "villeneuve-sur-loing.yaml", _zero_total_changed(tmp_path, broken),
+                    tmp_path / "out", date.fromisoformat(RUN_DATE))
+    assert result.titles == 11 and result.total == Decimal("2527.25")
+    assert [(lo.invoice, lo.policy, lo.reason) for lo in result.left_out] == [
+        ("FA-2026-00106", "zero_total", "total is 0.00")]
+    assert [n for n in result.notes if n.invoice == "FA-2026-00106"] == []
+
+
+@pytest.mark.parametrize("change, rule", [
+    # a line's problem: its total is not known to be 0.00
+    (lambda zero: zero["lines"][0]["activity"].update(code="BASSON"), "codes.activity"),
+    # the export's own total says otherwise
+    (lambda zero: zero.update(total="85.00"), "input.total"),
+])
+def test_a_zero_total_whose_lines_or_total_are_wrong_is_still_refused(tmp_path, change, rule):
+    from pesgen.errors import InputDataError
+
+    with pytest.raises(InputDataError) as err:
+        export(MAPPINGS / "villeneuve-sur-loing.yaml", _zero_total_changed(tmp_path, change),
+               tmp_path / "out", date.fromisoformat(RUN_DATE))
+    assert [(p.rule, p.invoice) for p in err.value.problems] == [(rule, "FA-2026-00106")]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_zero_total_under_refuse_is_refused_with_its_debtor_checked(tmp_path):
+    """zero_total: refuse: the invoice is built whole, as before: its debtor's problems
+    refuse it (before its total would)."""
+    from pesgen.errors import InputDataError
+
+    mapping = mapping_copy(tmp_path / "m", MAPPINGS / "villeneuve-sur-loing.yaml",
+                           ("zero_total: leave_out", "zero_total: refuse"))[0]
+    source = _zero_total_changed(tmp_path, lambda z: z["payer"].update(last_name=""))
+    with pytest.raises(InputDataError) as err:
+        export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
+    rules = [p.rule for p in err.value.problems if p.invoice == "FA-2026-00106"]
+    assert "input.required" in rules
