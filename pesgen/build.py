@@ -1610,10 +1610,42 @@ def not_taken(value: str, fmt: Format, key: str) -> str | None:
             f"{', '.join(limit.values)}, case included: {limit.values_at})")
 
 
+# what a direct debit needs bound beside payment.direct_debit (Builder._mandate refuses
+# each invoice paid so without one of them: input.required)
+DIRECT_DEBIT_NEEDS = ("rum", "mandate_signed_on", "debit_date", "iban", "sequence")
+
+
 def format_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
     """What check-mapping warns of, the mapping fitting its format: a civility bound
     without a codes.civility table when the format takes a list of civilities (each is
-    then sent as exported, and an invoice whose civility is not one of them refused)."""
+    then sent as exported, and an invoice whose civility is not one of them refused);
+    payment.direct_debit bound without the values a direct debit needs (each invoice
+    paid so would be refused)."""
+    return _unbound_mandate(mapping) + _civility_warnings(mapping, fmt)
+
+
+def _unbound_mandate(mapping: Mapping) -> list[Problem]:
+    payment = mapping.bindings.get("payment", {})
+    flag = payment.get("direct_debit")
+    if flag is None:
+        return []
+    if flag.kind == "const":
+        try:  # a constant "no": no invoice is paid by direct debit
+            if not parse_bool(flag.evaluate({}, {})):
+                return []
+        except (ValueError, TypeError):
+            pass
+    missing = [f"payment.{name}" for name in DIRECT_DEBIT_NEEDS if name not in payment]
+    if not missing:
+        return []
+    return [Problem("input.required", f"payment.direct_debit is bound but {', '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not: every invoice paid by direct "
+                    "debit would be refused (a direct debit needs its RUM, mandate date, debit "
+                    "date, IBAN and sequence); bind them to the export's columns or keys, or "
+                    "give them as {const: ...}", mapping=flag.where)]
+
+
+def _civility_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
     values = fmt.limit("debtor.civility").values
     if not values or mapping.codes.civility is not None:
         return []

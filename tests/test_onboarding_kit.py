@@ -1250,3 +1250,44 @@ def test_the_scaffold_s_civility_table_gives_a_civility_its_format_takes(tmp_pat
     assert m.policies.default_civility == example
     ok = _run("check-mapping", filled)
     assert ok.exit_code == 0, ok.stderr
+
+
+@pytest.mark.parametrize("edits, missing", [
+    # direct_debit alone, as a scaffold's payment block showed it
+    ([("    debit_date: payment.debit_date\n", ""), ("    rum: payment.mandate.rum\n", ""),
+      ("    mandate_signed_on: payment.mandate.signed_on\n", ""),
+      ("    iban: payment.mandate.iban\n", ""), ("    sequence: payment.mandate.sequence\n", "")],
+     "payment.rum, payment.mandate_signed_on, payment.debit_date, payment.iban, "
+     "payment.sequence are"),
+    ([("    sequence: payment.mandate.sequence\n", "")], "payment.sequence is"),
+])
+def test_check_mapping_warns_of_a_direct_debit_bound_without_its_mandate(tmp_path, edits,
+                                                                          missing):
+    """check-mapping reads no export, but a direct debit needing RUM, mandate date, debit
+    date, IBAN and sequence is the mapping's: payment.direct_debit bound without them is
+    a warning naming each one and the binding's line (the export would refuse every
+    invoice paid so, input.required); the shipped mapping binds them all."""
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", *edits)
+    line = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("    direct_debit: "))
+    r = _run("check-mapping", mapping)
+    assert r.exit_code == 0, r.output
+    warned = [ln for ln in r.stderr.splitlines() if "payment.direct_debit is bound" in ln]
+    assert warned == [
+        f"warning: payment.direct_debit is bound but {missing} not: every invoice paid by "
+        "direct debit would be refused (a direct debit needs its RUM, mandate date, debit "
+        "date, IBAN and sequence); bind them to the export's columns or keys, or give them "
+        f"as {{const: ...}} [mapping {mapping}:{line}: bindings.payment.direct_debit] "
+        "(rule input.required)"]
+    shipped = _run("check-mapping", MAPPINGS / "villeneuve-sur-loing.yaml")
+    assert shipped.exit_code == 0 and "payment.direct_debit is bound" not in shipped.stderr
+
+
+def test_a_direct_debit_bound_to_a_constant_no_needs_no_mandate(tmp_path):
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                              ("    direct_debit: payment.method\n",
+                               "    direct_debit: {const: false}\n"),
+                              ("    sequence: payment.mandate.sequence\n", ""))
+    r = _run("check-mapping", mapping)
+    assert r.exit_code == 0, r.output
+    assert "payment.direct_debit is bound" not in r.stderr
