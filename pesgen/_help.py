@@ -15,7 +15,8 @@ from ._display import masked_urls
 from .text import transliterate_char
 
 # how the store is chosen: cli._store, then store.default_url
-DB_HELP = ("State store: a SQLite file or a postgresql:// URL. Default: PESGEN_DB, else db "
+DB_HELP = ("State store: a SQLite file (or sqlite:/// URL) or a postgresql:// URL. Default: "
+           "PESGEN_DB, else db "
            "in the configuration file, else pesgen.sqlite3 in $XDG_DATA_HOME/pesgen "
            "(~/.local/share/pesgen).")
 

@@ -710,8 +710,15 @@ def validate(
         start = not_xml(file)
         if start is not None:
             # a CSV or fixed-width file (a layout format's): no XML parse error for it
+            from .runs import REFERENCES_SUFFIX
+
             if format_name is not None:
                 hint = f"format {fmt.name}'s files are XML"
+            elif file.name.endswith(REFERENCES_SUFFIX):
+                # pesgen's own side file, no format's: no layout checks it
+                hint = ("this is the payment references file an export writes beside its "
+                        "PES file (NumDette, Per, Cle1, Cle2 per title, for the school "
+                        "software), checked by no layout: validate the PES file beside it")
             else:
                 flat = [f.name for _, f in list_formats(formats_dir)
                         if not isinstance(f, Exception) and any(s.layout for s in f.files)]

@@ -552,6 +552,21 @@ def test_validate_a_file_that_is_not_xml_says_so(tmp_path, head):
         in r.stderr
 
 
+def test_validate_given_the_payment_references_csv_says_what_it_is(tmp_path, example_xml):
+    """The references CSV an export writes beside its file is pesgen's own, no format's:
+    validate says so and points to the PES file, not to check-layout and formats whose
+    layouts have nothing to do with it (the onboard37 helper's walk)."""
+    refs = example_xml.parent / REFS_NAME
+    assert refs.is_file()
+    r = _run("validate", refs)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.strip() == (
+        f"error: {refs} is not XML (its first character is 'i', not '<'): pesgen validate "
+        "checks XML files; this is the payment references file an export writes beside its "
+        "PES file (NumDette, Per, Cle1, Cle2 per title, for the school software), checked by "
+        "no layout: validate the PES file beside it")
+
+
 # ---------------------------------------------------------------- formats, version
 
 
