@@ -248,6 +248,8 @@ def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
                                 str(tmp_path / "a"), "--date", "2026-11-23", "--db", db,
                                 "--create-store"])
     assert first.exit_code == 0, first.output
+    # one policy at work (the zero total): counted, not broken down
+    assert "left out: 1" in first.output.splitlines()
     result = runner.invoke(app, ["export", "-m", str(_leaving(tmp_path)), "-i",
                                  str(_term2(tmp_path)), "--out", str(tmp_path / "b"),
                                  "--date", "2026-12-15", "--db", db])
@@ -257,6 +259,12 @@ def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
     assert (":$.invoices[3]): exported already by run " in result.output
             and "(IdBord 1), at the same amount 66.00 (policy already_exported)"
             in result.output)
+    # nothing left out: no count at all
+    none = runner.invoke(app, ["export", "-m", str(_leaving(tmp_path)), "-i",
+                               str(_other(tmp_path)), "--out", str(tmp_path / "c"),
+                               "--date", "2026-11-23", "--db", db])
+    assert none.exit_code == 0, none.output
+    assert "titles: 1, " in none.output and "left out" not in none.output
 
 
 def test_the_policy_takes_refuse_or_leave_out_only(tmp_path):
@@ -338,3 +346,27 @@ def test_the_values_of_the_invoices_left_out_are_not_counted_in_the_case_note(tm
 
     assert case_note(left) == case_note(expected)
     assert "line.label ×6" in case_note(left)  # 4 lines of the new one, 2 of the zero total
+
+
+def test_cancelling_one_bordereau_names_only_its_invoices_left_out(tmp_path):
+    """The holder split in three bordereaux of 4 titles, the trésorerie rejected IdBord 2:
+    cancelled alone, it frees its own invoices only; the later run's note names those,
+    not the invoices of IdBord 1 and 3, which stay billed."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    split = mapping_copy(tmp_path / "s", MAPPING, (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"))[0]
+    first = export_recorded(lambda: store, split, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    assert [f.bordereau for f in first.files] == [1, 2, 3]
+    second = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                             tmp_path / "b", TERM2)
+    assert sum(lo.policy == "already_exported" for lo in second.left_out) == 11
+    result = CliRunner().invoke(app, ["runs", "cancel", first.run_id, "--bordereau", "2",
+                                      "--reason", "rejected by the trésorerie", "--db", db])
+    assert result.exit_code == 0, result.output
+    # IdBord 2 held the example's 5th, 7th, 8th and 10th titles (FA-2026-00106, a zero
+    # total, is in none)
+    assert (f"note: run {second.run_id} left out 4 of these invoice(s) as exported already "
+            "(policy already_exported): FA-2026-00105, FA-2026-00107, FA-2026-00108, "
+            "FA-2026-00110. No active run bills them now") in " ".join(result.output.split())
