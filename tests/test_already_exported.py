@@ -370,3 +370,24 @@ def test_cancelling_one_bordereau_names_only_its_invoices_left_out(tmp_path):
     assert (f"note: run {second.run_id} left out 4 of these invoice(s) as exported already "
             "(policy already_exported): FA-2026-00105, FA-2026-00107, FA-2026-00108, "
             "FA-2026-00110. No active run bills them now") in " ".join(result.output.split())
+
+
+def test_the_cancellation_stands_when_the_runs_that_left_out_its_invoices_cannot_be_read(
+        tmp_path, monkeypatch):
+    """The note is read after the cancellation is recorded: a store that cannot be read
+    for it (locked meanwhile) is said in a note, and the cancellation stands (exit 0)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+
+    def unreadable(self, run_id, id_bords):
+        raise StateError("the state store is locked")
+
+    monkeypatch.setattr(Store, "left_out_as_held", unreadable)
+    result = CliRunner().invoke(app, ["runs", "cancel", first.run_id, "--reason",
+                                      "rejected by the trésorerie", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert ("note: which later runs left out these invoices as exported already could not "
+            "be read: the state store is locked") in " ".join(result.output.split())
+    assert store.get_run(first.run_id)["status"] == "cancelled"

@@ -509,6 +509,14 @@ def test_an_unreadable_record_is_the_store_s_error(store, exported, tmp_path):  
     assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
 
 
+def test_an_unreadable_bundle_is_the_store_s_error(store, exported, tmp_path):  # noqa: F811
+    _recorded_otherwise(store, exported.run_id, format_bundle=b"not zlib")
+    run = store.get_run(exported.run_id)
+    with pytest.raises(StateError, match="recorded bundle of format pes-ormc cannot be read"):
+        extract_run(run, tmp_path / "support")
+    assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("recorded,name", [
     ("/srv/pesgen/villeneuve.yaml", "villeneuve.yaml"),
     ("mappings/villeneuve.yaml", "villeneuve.yaml"),  # recorded as typed, before 0.1
