@@ -436,7 +436,7 @@ def test_a_tampered_bundle_is_refused_by_its_sha256(store, exported, tmp_path): 
 
 @pytest.mark.parametrize("rel", ["../../escaped.txt", "/tmp/escaped.txt", "a/../../x.txt",
                                  # out of no folder, but not a path format.yaml writes
-                                 "a/../x.txt", "./x.txt"])
+                                 "a/../x.txt", "./x.txt", "a\0b.txt"])
 def test_a_bundle_path_out_of_its_folder_is_refused(store, exported, tmp_path, rel):  # noqa: F811
     """A recorded bundle naming a file out of formats/<format>/ (its sha256 made to
     match: the path refuses it) is refused before anything is written."""
