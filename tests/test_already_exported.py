@@ -248,6 +248,8 @@ def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
                                 str(tmp_path / "a"), "--date", "2026-11-23", "--db", db,
                                 "--create-store"])
     assert first.exit_code == 0, first.output
+    # one policy at work (the zero total): counted, not broken down
+    assert "left out: 1" in first.output.splitlines()
     result = runner.invoke(app, ["export", "-m", str(_leaving(tmp_path)), "-i",
                                  str(_term2(tmp_path)), "--out", str(tmp_path / "b"),
                                  "--date", "2026-12-15", "--db", db])
@@ -257,6 +259,12 @@ def test_the_cli_summary_lists_each_left_out_invoice_with_its_holder(tmp_path):
     assert (":$.invoices[3]): exported already by run " in result.output
             and "(IdBord 1), at the same amount 66.00 (policy already_exported)"
             in result.output)
+    # nothing left out: no count at all
+    none = runner.invoke(app, ["export", "-m", str(_leaving(tmp_path)), "-i",
+                               str(_other(tmp_path)), "--out", str(tmp_path / "c"),
+                               "--date", "2026-11-23", "--db", db])
+    assert none.exit_code == 0, none.output
+    assert "titles: 1, " in none.output and "left out" not in none.output
 
 
 def test_the_policy_takes_refuse_or_leave_out_only(tmp_path):
@@ -339,3 +347,48 @@ def test_the_values_of_the_invoices_left_out_are_not_counted_in_the_case_note(tm
     assert case_note(left) == case_note(expected)
     # the 4 lines of the new one: the zero total's are not counted either (left out)
     assert "line.label ×4" in case_note(left)
+
+
+def test_cancelling_one_bordereau_names_only_its_invoices_left_out(tmp_path):
+    """The holder split in three bordereaux of 4 titles, the trésorerie rejected IdBord 2:
+    cancelled alone, it frees its own invoices only; the later run's note names those,
+    not the invoices of IdBord 1 and 3, which stay billed."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    split = mapping_copy(tmp_path / "s", MAPPING, (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 4\n"))[0]
+    first = export_recorded(lambda: store, split, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    assert [f.bordereau for f in first.files] == [1, 2, 3]
+    second = export_recorded(lambda: store, _leaving(tmp_path), _term2(tmp_path),
+                             tmp_path / "b", TERM2)
+    assert sum(lo.policy == "already_exported" for lo in second.left_out) == 11
+    result = CliRunner().invoke(app, ["runs", "cancel", first.run_id, "--bordereau", "2",
+                                      "--reason", "rejected by the trésorerie", "--db", db])
+    assert result.exit_code == 0, result.output
+    # IdBord 2 held the example's 5th, 7th, 8th and 10th titles (FA-2026-00106, a zero
+    # total, is in none)
+    assert (f"note: run {second.run_id} left out 4 of these invoice(s) as exported already "
+            "(policy already_exported): FA-2026-00105, FA-2026-00107, FA-2026-00108, "
+            "FA-2026-00110. No active run bills them now") in " ".join(result.output.split())
+
+
+def test_the_cancellation_stands_when_the_runs_that_left_out_its_invoices_cannot_be_read(
+        tmp_path, monkeypatch):
+    """The note is read after the cancellation is recorded: a store that cannot be read
+    for it (locked meanwhile) is said in a note, and the cancellation stands (exit 0)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+
+    def unreadable(self, run_id, id_bords):
+        raise StateError("the state store is locked")
+
+    monkeypatch.setattr(Store, "left_out_as_held", unreadable)
+    result = CliRunner().invoke(app, ["runs", "cancel", first.run_id, "--reason",
+                                      "rejected by the trésorerie", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert ("note: which later runs left out these invoices as exported already could not "
+            "be read: the state store is locked") in " ".join(result.output.split())
+    assert store.get_run(first.run_id)["status"] == "cancelled"

@@ -190,6 +190,60 @@ def test_filled_folder_refuses_a_folder_holding_anything_and_an_entry_made_meanw
     assert _tree(out) == {"m.yaml": b"theirs"} and _leftovers(tmp_path) == []
 
 
+def test_filled_folder_replaces_no_empty_folder_made_meanwhile(tmp_path):
+    """A folder of the block's (input/) is renamed in only if its name is free: an empty
+    folder of that name made meanwhile, which a rename would silently replace, is
+    refused and kept; a.txt, put in place before it (in name order), is taken back."""
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="input appeared meanwhile"), \
+            filled_folder(out) as staging:
+        write_file(staging / "a.txt", "a")
+        _fill(staging)
+        (out / "input").mkdir()  # another program's
+    assert sorted(os.listdir(out)) == ["input"] and list((out / "input").iterdir()) == []
+    assert _leftovers(tmp_path) == []
+
+
+def test_filled_folder_replaces_no_file_made_as_it_is_put_in_place(tmp_path, monkeypatch):
+    """A file of the block's is put in place by a hard link, which fails on a taken name:
+    one made by another program between the check and the placing is kept, and the fill
+    refused (a rename would replace it)."""
+    out = tmp_path / "out"
+    real_link, real_rename = os.link, os.rename
+
+    def theirs_first(real):
+        def placing(src, dst):
+            if Path(src).is_file() and not Path(dst).exists():
+                Path(dst).write_bytes(b"theirs")  # made just now, after any check
+            return real(src, dst)
+        return placing
+
+    monkeypatch.setattr(os, "link", theirs_first(real_link))
+    monkeypatch.setattr(os, "rename", theirs_first(real_rename))
+    with pytest.raises(UsageError, match="m.yaml appeared meanwhile"), \
+            filled_folder(out) as staging:
+        _fill(staging)
+    assert _tree(out) == {"m.yaml": b"theirs"} and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("count, shown", [
+    (5, "a1, a2, a3, a4, a5"),  # five are all named
+    (6, "a1, a2, a3, a4, a5, … 1 more"),  # the sixth counted
+])
+def test_filled_folder_names_five_of_what_a_folder_holds_and_counts_the_others(
+        tmp_path, count, shown):
+    """The refusal names what the folder holds in name order, the first five only (a
+    folder of thousands of files is not listed whole), and counts the others."""
+    held = tmp_path / "held"
+    held.mkdir()
+    for i in reversed(range(1, count + 1)):
+        (held / f"a{i}").write_bytes(b"")
+    with pytest.raises(UsageError) as info, filled_folder(held):
+        raise AssertionError("not reached")
+    assert str(info.value) == (f"{held} is not empty (it holds {shown}): give a new or an "
+                               "empty folder; nothing written")
+
+
 # ---------------------------------------------------------------- each writer
 
 

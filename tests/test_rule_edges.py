@@ -222,6 +222,16 @@ def test_id_tiers_a_siret_or_siren_is_counted_as_written(national_id, kind, leng
         "rejects the bordereau"]
 
 
+@pytest.mark.parametrize("national_id, kind", [("77522165800014", "01"), ("775221659", "02")])
+def test_id_tiers_a_siret_or_siren_of_a_wrong_key_is_said_with_its_number(national_id, kind):
+    """A SIRET or SIREN of its length whose key is wrong (77522165800013 and 775221658
+    are valid, the last digit changed here): the number is repeated (a company's, not a
+    person's), and the message is the key's, not the NIR's 'characters or key'."""
+    name = {"01": "SIRET", "02": "SIREN"}[kind]
+    assert list(id_tiers_problems(national_id, kind)) == [
+        f"{name} '{national_id}' is invalid: the DGFiP rejects the bordereau"]
+
+
 # (NatIdTiers, the shortest and longest values of the form the DT states, a value just
 # outside it); 09, en cours d'immatriculation, has none
 OTHER_KINDS = [
@@ -264,6 +274,18 @@ def test_id_tiers_the_forms_messages():
         "RIDET '12345678901' is not 9 or 10 digits: the DGFiP rejects the bordereau"]
     assert list(id_tiers_problems("123456789012", "12")) == [
         "NFP is not 13 digits: the DGFiP rejects the bordereau"]
+    # each kind by the name the DT gives it
+    assert list(id_tiers_problems("FR1", "05")) == [
+        "TVA intracommunautaire 'FR1' is not 4 to 18 characters: the DGFiP rejects the "
+        "bordereau"]
+    assert list(id_tiers_problems("A1234567", "07")) == [
+        "TAHITI 'A1234567' is not 9 characters: the DGFiP rejects the bordereau"]
+    assert list(id_tiers_problems("FRWX12345", "10")) == [
+        "FRWF 'FRWX12345' is not at most 18 characters starting with FRWF: the DGFiP "
+        "rejects the bordereau"]
+    assert list(id_tiers_problems("1234A6789", "11")) == [
+        "IREP is not at most 80 characters starting with 5 digits: the DGFiP rejects the "
+        "bordereau"]
 
 
 def test_id_tiers_09_has_no_form():

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import ExitCode, StateError
 from pesgen.runs import _digest, extract_run
-from pesgen.store import pack, runs, unpack
+from pesgen.store import pack, run_invoices, runs, unpack
 
 from .conftest import ROOT
 from .payfip_support import INPUT, MAPPING, exported, store  # noqa: F401 - fixtures
@@ -92,6 +92,17 @@ def test_the_folder_holds_the_mapping_input_and_bundle_the_run_read(
     recorded = store.get_run(exported.run_id)
     assert f"sha256 {recorded['format_sha256']} verified" in r.stdout
     assert f"(the run read {recorded['mapping_path']})" in r.stdout
+    # the input checked by its own sha256, the bundle's three files by the bundle's
+    data = INPUT.read_bytes()
+    assert (f"  input    {out / 'input' / 'school-export.json'}  {len(data)} bytes  sha256 "
+            f"{hashlib.sha256(data).hexdigest()} verified") in r.stdout.splitlines()
+    assert (f"  format   {out / 'formats' / 'pes-ormc'}  3 file(s)  sha256 "
+            f"{recorded['format_sha256']} verified (over its files)") in r.stdout.splitlines()
+    assert [line for line in r.stdout.splitlines() if line.startswith("  input ")] == [
+        f"  input    {out / 'input' / 'school-export.json'}  {len(data)} bytes  sha256 "
+        f"{hashlib.sha256(data).hexdigest()} verified"]
+    assert "since the run, on this machine:" in r.stdout.splitlines()
+    assert "as exported already" not in r.stdout  # it left none out so
     assert r.stderr == (f"note: {out / 'input' / 'school-export.json'} is the school's "
                         "export, billing data (names, addresses, IBANs): keep the folder as "
                         "private as the exports and the state store, and remove it once "
@@ -200,6 +211,16 @@ def test_the_run_s_own_numbers_are_said_beside_the_scratch_store_s(store, export
     assert r.exit_code == 0, r.output
     assert "  the empty store numbers it from 1; the run took IdBord 41-42: where those " \
         "differ, so do the file names and sha256 the dry run shows" in r.stdout
+    # a format numbering its titres over the exercise: the run's first titre number (its
+    # titles' lowest IdPce) too
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(run_invoices).where(run_invoices.c.run_id == exported.run_id)
+                     .values(id_pce=run_invoices.c.id_pce + 11))
+    assert store.get_run(exported.run_id)["first_piece"] == 12
+    r = _extract(store, exported.run_id, tmp_path / "pieces")
+    assert r.exit_code == 0, r.output
+    assert "  the empty store numbers it from 1; the run took IdBord 41-42, titre numbers " \
+        "(IdPce) from 12: where those differ" in r.stdout
 
 
 def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tmp_path):
@@ -229,6 +250,32 @@ def test_a_mapping_changed_or_gone_since_the_run_is_said_with_the_diff_to_run(tm
     db.engine.dispose()
 
 
+def test_a_file_today_s_bundle_has_and_the_run_s_had_not_is_said_added(
+        store, exported, tmp_path):  # noqa: F811
+    """The run's bundle without the XSD (recorded so, its sha256 made to match): the
+    shipped bundle found today has it, said added."""
+    bundle = _bundle(store, exported.run_id)
+    del bundle["pes-ormc/pes-ormc.xsd"]
+    _recorded_otherwise(store, exported.run_id, format_sha256=_digest(bundle),
+                        format_bundle=pack(json.dumps(bundle).encode("utf-8")))
+    r = _extract(store, exported.run_id, tmp_path / "support")
+    assert r.exit_code == 0, r.output
+    assert (f"  format   pes-ormc, as found without --formats-dir "
+            f"({ROOT / 'templates' / 'pes-ormc'}): added pes-ormc/pes-ormc.xsd"
+            ) in r.stdout.splitlines()
+
+
+def test_a_format_this_machine_does_not_find_is_said_so(store, exported, tmp_path):  # noqa: F811
+    """A run's format this machine's pesgen does not find by name (one of a --formats-dir
+    the run was given, not recorded): said with why, not compared with anything."""
+    _recorded_otherwise(store, exported.run_id, format="ours-ormc")
+    r = _extract(store, exported.run_id, tmp_path / "support")
+    assert r.exit_code == 0, r.output
+    [line] = [line for line in r.stdout.splitlines() if line.startswith("  format   ours-")]
+    assert line.startswith("  format   ours-ormc, as found without --formats-dir: unknown "
+                           "output format 'ours-ormc'"), line
+
+
 def test_a_recorded_mapping_this_pesgen_refuses_gets_no_command(store, exported, tmp_path):  # noqa: F811
     """A check added since the run (a SIRET's checksum: it renders nothing, regenerate
     lets it through) refuses the mapping in an export: the dry run would fail before
@@ -245,6 +292,21 @@ def test_a_recorded_mapping_this_pesgen_refuses_gets_no_command(store, exported,
     assert "pesgen export" not in r.stdout
     assert "not given:" in r.stdout and "(rule collectivity.siret)" in r.stdout
     assert f"pesgen regenerate {exported.run_id} --out NEW_DIR" in r.stdout
+
+
+def test_a_recorded_mapping_of_another_format_gets_no_command(store, exported, tmp_path):  # noqa: F811
+    """A run whose recorded mapping names another format than the run's (a store edited
+    by hand): the printed command would check the input with that format, found among
+    the shipped bundles, not the run's extracted one; it is not given, and why is said."""
+    text = (ROOT / "mappings" / "villeneuve-sur-loing-titres.yaml").read_text(encoding="utf-8")
+    _recorded_otherwise(store, exported.run_id, mapping_text=text,
+                        mapping_sha256=hashlib.sha256(text.encode()).hexdigest())
+    out = tmp_path / "support"
+    r = _extract(store, exported.run_id, out)
+    assert r.exit_code == 0, r.output
+    assert "pesgen export" not in r.stdout and "not given:" in r.stdout
+    assert (f"{out / 'villeneuve-sur-loing.yaml'}: its output.format, pes-titres, is not the "
+            "run's format (pes-ormc), whose bundle is extracted") in r.stdout
 
 
 def test_a_cancelled_run_is_extracted_as_any_other(store, exported, tmp_path):  # noqa: F811
@@ -274,6 +336,19 @@ def test_a_run_checked_against_the_dgfip_xsd_says_so_beside_the_command(
         "--official-xsd" in r.stdout
 
 
+def test_a_run_made_by_another_pesgen_says_so_beside_the_command(
+        store, exported, tmp_path):  # noqa: F811
+    from pesgen import __version__
+
+    r = _extract(store, exported.run_id, tmp_path / "same")
+    assert "a check added since" not in r.stdout  # made by this pesgen
+    _recorded_otherwise(store, exported.run_id, pesgen_version="0.0.1")
+    r = _extract(store, exported.run_id, tmp_path / "older")
+    assert r.exit_code == 0, r.output
+    assert (f"  the run was made by pesgen 0.0.1, this is pesgen {__version__}: a check "
+            "added since may refuse what the run passed") in r.stdout.splitlines()
+
+
 # ---------------------------------------------------------------- what it refuses
 
 
@@ -287,6 +362,21 @@ def test_a_folder_holding_anything_is_refused_and_left_as_it_was(
     assert r.exit_code == ExitCode.USAGE, r.output
     assert f"{out} is not empty (it holds {held})" in r.stderr, r.stderr
     assert _tree(out) == {held: b"mine"} and _leftovers(tmp_path) == []
+
+
+def test_a_folder_holding_anything_is_refused_before_the_record_is_read(
+        store, exported, tmp_path):  # noqa: F811
+    """The folder, the user's choice, is refused first (a usage error, exit 2), before
+    the run's record is read and checked: a damaged record is not said for it."""
+    text = MAPPING.read_text(encoding="utf-8").replace("21450999400015", "21450999400023")
+    _recorded_otherwise(store, exported.run_id, mapping_text=text)  # its sha256 not matched
+    out = tmp_path / "support"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    r = _extract(store, exported.run_id, out)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"{out} is not empty (it holds notes.txt)" in r.stderr
+    assert "sha256" not in r.stderr and _tree(out) == {"notes.txt": b"mine"}
 
 
 def test_a_file_given_as_the_folder_is_refused(store, exported, tmp_path):  # noqa: F811
@@ -344,7 +434,9 @@ def test_a_tampered_bundle_is_refused_by_its_sha256(store, exported, tmp_path): 
                    "pes-ormc does not match its recorded sha256")
 
 
-@pytest.mark.parametrize("rel", ["../../escaped.txt", "/tmp/escaped.txt", "a/../../x.txt"])
+@pytest.mark.parametrize("rel", ["../../escaped.txt", "/tmp/escaped.txt", "a/../../x.txt",
+                                 # out of no folder, but not a path format.yaml writes
+                                 "a/../x.txt", "./x.txt", "a\0b.txt"])
 def test_a_bundle_path_out_of_its_folder_is_refused(store, exported, tmp_path, rel):  # noqa: F811
     """A recorded bundle naming a file out of formats/<format>/ (its sha256 made to
     match: the path refuses it) is refused before anything is written."""
@@ -356,9 +448,14 @@ def test_a_bundle_path_out_of_its_folder_is_refused(store, exported, tmp_path, r
 
 
 @pytest.mark.parametrize("field,value", [("input_name", "../school-export.json"),
-                                         ("format", "../pes-ormc")])
+                                         ("format", "../pes-ormc"),
+                                         # a name that is the folder itself, or its parent
+                                         ("input_name", ".."), ("format", "."),
+                                         ("format", ".."), ("input_name", "school\0.json")])
 def test_a_recorded_name_leading_out_of_its_folder_is_refused(
         store, exported, tmp_path, field, value):  # noqa: F811
+    if "\0" in value and store.url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's text holds no NUL: no record can name it so there")
     _recorded_otherwise(store, exported.run_id, **{field: value})
     _refused_whole(store, exported.run_id, tmp_path, f"{value!r} is not the name of a")
 
@@ -410,6 +507,14 @@ def test_an_unreadable_record_is_the_store_s_error(store, exported, tmp_path):  
     _recorded_otherwise(store, exported.run_id, input_blob=b"not zlib")
     run = store.get_run(exported.run_id)
     with pytest.raises(StateError, match="recorded input .* cannot be read"):
+        extract_run(run, tmp_path / "support")
+    assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
+
+
+def test_an_unreadable_bundle_is_the_store_s_error(store, exported, tmp_path):  # noqa: F811
+    _recorded_otherwise(store, exported.run_id, format_bundle=b"not zlib")
+    run = store.get_run(exported.run_id)
+    with pytest.raises(StateError, match="recorded bundle of format pes-ormc cannot be read"):
         extract_run(run, tmp_path / "support")
     assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
 
