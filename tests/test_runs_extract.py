@@ -503,18 +503,14 @@ def test_an_interrupt_while_writing_leaves_no_folder(store, exported, tmp_path, 
     assert sorted(os.listdir(tmp_path)) == before and _leftovers(tmp_path) == []
 
 
-def test_an_unreadable_record_is_the_store_s_error(store, exported, tmp_path):  # noqa: F811
-    _recorded_otherwise(store, exported.run_id, input_blob=b"not zlib")
+@pytest.mark.parametrize("column,said", [
+    ("input_blob", "recorded input .* cannot be read"),
+    ("format_bundle", "recorded bundle of format pes-ormc cannot be read")])
+def test_an_unreadable_record_is_the_store_s_error(store, exported, tmp_path,  # noqa: F811
+                                                   column, said):
+    _recorded_otherwise(store, exported.run_id, **{column: b"not zlib"})
     run = store.get_run(exported.run_id)
-    with pytest.raises(StateError, match="recorded input .* cannot be read"):
-        extract_run(run, tmp_path / "support")
-    assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
-
-
-def test_an_unreadable_bundle_is_the_store_s_error(store, exported, tmp_path):  # noqa: F811
-    _recorded_otherwise(store, exported.run_id, format_bundle=b"not zlib")
-    run = store.get_run(exported.run_id)
-    with pytest.raises(StateError, match="recorded bundle of format pes-ormc cannot be read"):
+    with pytest.raises(StateError, match=said):
         extract_run(run, tmp_path / "support")
     assert not (tmp_path / "support").exists() and _leftovers(tmp_path) == []
 
