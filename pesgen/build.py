@@ -857,14 +857,14 @@ class Builder:
         # invoice left out (held already, or of a zero total), whose lines are read first
         cased = dict(self.cased) if held is not None or self._zero_left_out else None
         lines = self._lines(ctx, src, record)
-        if held is not None and lines is not None and \
-                sum((ln.amount for ln in lines), _ZERO) == held.amount:
+        # the lines' sum, once: the invoice's total (lines netted later keep it)
+        total = None if lines is None else sum((ln.amount for ln in lines), _ZERO)
+        if held is not None and total == held.amount:
             # its own problems (a direct debit date passed since it was billed) do not
             # count: it is not exported; at another amount it is refused (run.duplicate)
             self.cased = Counter(cased)
             return self._left_as_held(src, number, held)
-        if self._zero_left_out and lines is not None and not ctx.problems and \
-                sum((ln.amount for ln in lines), _ZERO) == 0:
+        if self._zero_left_out and total == 0 and not ctx.problems:
             # policy zero_total: leave_out, its lines read and adding up to 0.00: left out
             # before its debtor, payment and dates are checked (none of them is written:
             # a family's missing civility does not refuse the run), with no note of its
@@ -920,7 +920,6 @@ class Builder:
         if lines is None or ctx.problems:
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
-        total = sum((ln.amount for ln in lines), _ZERO)
         if declared_total is not None and declared_total != total:
             ctx.problem("input.total", f"the lines add up to {total}, the invoice total is "
                         f"{declared_total}", mapping=self.inv["total"].where)
