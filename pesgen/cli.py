@@ -230,9 +230,15 @@ def _json_report(command: str, key: str, results: list[dict[str, Any]],
     the text output would: ``error``'s, else the first failed result's, else 0."""
     code = int(error.exit_code) if error is not None else next(
         (r["exit_code"] for r in results if r["exit_code"]), 0)
+    _json_exit(command, code, str(error) if error is not None else None, **{key: results})
+
+
+def _json_exit(command: str, code: int = 0, error: str | None = None, **fields: Any) -> None:
+    """Print a JSON report (``--format json``, ``--json``): the head every one has
+    (``command``, ``ok``, ``exit_code``, ``error``), then ``fields``; then exit with
+    ``code`` when it is not 0."""
     typer.echo(json_text({"command": command, "ok": code == 0, "exit_code": code,
-                          "error": str(error) if error is not None else None,
-                          key: results}))
+                          "error": error, **fields}))
     if code:
         raise typer.Exit(code)
 
@@ -460,35 +466,31 @@ def _export_json(result: Any, store: Any, mapping: Path, out: Path | None,
     transliterated: Counter[str] = Counter()
     notes = [{"invoice": n.invoice, "policy": n.policy, "origin": n.origin,
               "detail": n.detail} for n in _shown_notes(result.notes, transliterated)]
-    report = {
-        "command": "export", "ok": True, "exit_code": 0, "error": None,
-        "dry_run": dry_run, "run": None if dry_run else result.run_id,
-        "format": result.fmt.name, "mapping": str(mapping),
-        "run_date": result.run_date.isoformat(),
-        "store": {"url": shown_store(store.url),
-                  # a dry run: what it found there, and the migrations the export would
-                  # apply first to a store (None: no store yet, the export would make one)
-                  **({"found": store.found, "pending_migrations":
-                      store.pending_migrations if store.found == "store" else None}
-                     if dry_run else {"created": bool(store.created)})},
-        "official_xsd": None if official_xsd is None else {
+    _json_exit(
+        "export", dry_run=dry_run, run=None if dry_run else result.run_id,
+        format=result.fmt.name, mapping=str(mapping), run_date=result.run_date.isoformat(),
+        store={"url": shown_store(store.url),
+               # a dry run: what it found there, and the migrations the export would
+               # apply first to a store (None: no store yet, the export would make one)
+               **({"found": store.found, "pending_migrations":
+                   store.pending_migrations if store.found == "store" else None}
+                  if dry_run else {"created": bool(store.created)})},
+        official_xsd=None if official_xsd is None else {
             "folder": str(official_xsd), "applied": bool(result.fmt.is_pes)},
-        "files": [{"path": str(f.path), "id_bord": f.bordereau, "titles": f.titles,
-                   "total": f"{f.total:.2f}", "sha256": f.sha256} for f in result.files],
-        "references": [str(ref) for ref in result.references],
-        "skipped": list(result.skipped),
-        "titles": result.titles, "total": f"{result.total:.2f}",
+        files=[{"path": str(f.path), "id_bord": f.bordereau, "titles": f.titles,
+                "total": f"{f.total:.2f}", "sha256": f.sha256} for f in result.files],
+        references=[str(ref) for ref in result.references],
+        skipped=list(result.skipped),
+        titles=result.titles, total=f"{result.total:.2f}",
         # holder: the run holding an invoice left out as exported already
-        "left_out": [{"invoice": lo.invoice, "origin": lo.origin, "reason": lo.reason,
-                      "policy": lo.policy, "holder": lo.holder} for lo in result.left_out],
-        "policies": dict(sorted(result.notes.counts().items())),
-        "notes": notes,
-        "transliterated": dict(sorted(transliterated.items())),
-        "left_by_others": [] if dry_run or out is None else [
+        left_out=[{"invoice": lo.invoice, "origin": lo.origin, "reason": lo.reason,
+                   "policy": lo.policy, "holder": lo.holder} for lo in result.left_out],
+        policies=dict(sorted(result.notes.counts().items())),
+        notes=notes,
+        transliterated=dict(sorted(transliterated.items())),
+        left_by_others=[] if dry_run or out is None else [
             {"file": name, "about": about} for name, about in left_by_others(out)],
-        "problems": [],
-    }
-    typer.echo(json_text(report))
+        problems=[])
 
 
 def _export_refused_json(error: PesgenError | str, code: int, dry_run: bool,
@@ -504,11 +506,8 @@ def _export_refused_json(error: PesgenError | str, code: int, dry_run: bool,
         outcome = error.outcome if error.outcome is not None else "nothing was written."
     else:  # a failure of the machine or the store, said whole in its line
         message, problems, outcome = error.removeprefix("error: "), [], None
-    typer.echo(json_text({
-        "command": "export", "ok": False, "exit_code": code, "error": message,
-        "dry_run": dry_run, "outcome": outcome,
-        "problems": [problem_json(p) for p in problems], "store": left}))
-    raise typer.Exit(code)
+    _json_exit("export", code, message, dry_run=dry_run, outcome=outcome,
+               problems=[problem_json(p) for p in problems], store=left)
 
 
 def _say_left_by_others(folder: Path | None) -> None:
@@ -1441,12 +1440,9 @@ def _runs_json(command: str, exc: PesgenError | None = None, code: int = 0,
     from .errors import problem_json
 
     if exc is not None:
-        code = int(exc.exit_code)
-        fields = {"problems": [problem_json(p) for p in exc.problems]}
-    typer.echo(json_text({"command": command, "ok": code == 0, "exit_code": code,
-                          "error": None if exc is None else str(exc), **fields}))
-    if code:
-        raise typer.Exit(code)
+        _json_exit(command, int(exc.exit_code), str(exc),
+                   problems=[problem_json(p) for p in exc.problems])
+    _json_exit(command, code, None, **fields)
 
 
 def _run_json(r: Any, acks: dict[int, list[Any]]) -> dict[str, Any]:
