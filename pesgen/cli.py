@@ -1457,7 +1457,7 @@ def _run_json(r: Any, acks: dict[int, list[Any]]) -> dict[str, Any]:
             or r.status == "cancelled",
             "helios": None if not r.pes else {"status": "not recorded"} if not found
             else {"status": "accepted" if found[0].accepted else "rejected",
-                  "on": found[0].issued_on, "errors": found[0].error_count,
+                  "on": found[0].issued_on, "error_count": found[0].error_count,
                   "file": found[0].file, "domain": found[0].domain}})
     cancelled = None if r.cancelled_figures is None or r.status == "cancelled" else {
         "titles": r.cancelled_figures[0], "total": r.cancelled_figures[1]}

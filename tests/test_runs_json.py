@@ -64,7 +64,7 @@ def test_runs_list_gives_each_run_with_its_bordereaux_hélios_status(db_url, tmp
     [bordereau] = listed["bordereaux"]
     assert bordereau["cancelled"] is True
     assert {k: v for k, v in bordereau["helios"].items() if k != "domain"} == {
-        "status": "rejected", "on": "2026-11-24", "errors": 3, "file": "rejected.xml"}
+        "status": "rejected", "on": "2026-11-24", "error_count": 3, "file": "rejected.xml"}
 
 
 def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
