@@ -160,7 +160,8 @@ def _charset(data: Any, source: Path) -> str:
             f"'{encoding}' writes: set charset: ({choices}), the characters text fields "
             "are checked and transliterated to, to a set the encoding writes whole",
             mapping=at("encoding"))])
-    declared = [(charset, ("charset",) if data.get("charset") else ("encoding",))]
+    declared: list[tuple[str, tuple[str, ...]]] = [
+        (charset, ("charset",) if data.get("charset") else ("encoding",))]
     declared += [(v["charset"], ("fields", k, "charset"))
                  for k, v in (data.get("fields") or {}).items() if "charset" in v]
     problems = []
