@@ -817,7 +817,7 @@ class _Text:
     def peek(self) -> str:
         """The next character after any whitespace ('' at the end of the file)."""
         while True:
-            self.i = _WS.match(self.buf, self.i).end()  # type: ignore[union-attr]
+            self.i = _WS.match(self.buf, self.i).end()  # type: ignore[union-attr]  # * matches
             if self.i < len(self.buf) or self.eof:
                 return self.buf[self.i:self.i + 1]
             self._more()
