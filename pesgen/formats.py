@@ -524,10 +524,11 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     )
 
 
-def list_formats(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Format | Exception]]:
+def list_formats(extra_dirs: list[Path] | None = None
+                 ) -> list[tuple[Path, Format | MappingError]]:
     """Every bundle found, first one of each name wins; broken bundles are listed too."""
     seen: set[str] = set()
-    out: list[tuple[Path, Format | Exception]] = []
+    out: list[tuple[Path, Format | MappingError]] = []
     for base in format_dirs(extra_dirs):
         for folder in sorted(p for p in base.iterdir() if (p / "format.yaml").is_file()):
             if folder.name in seen:
