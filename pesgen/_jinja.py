@@ -24,7 +24,7 @@ import os
 import pprint
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterable, Mapping, Sequence, Sized
 from decimal import Decimal
 from functools import update_wrapper
 from pathlib import Path
@@ -132,7 +132,8 @@ def _own_size(items: list[Any]) -> int:
     return len(items) + _distinct_size(items, (str, list, tuple))
 
 
-def _distinct_size(items: Iterable[Any], kinds: type | tuple[type, ...]) -> int:
+def _distinct_size(items: Iterable[Any],
+                   kinds: type[Sized] | tuple[type[Sized], ...]) -> int:
     """The lengths of the distinct objects of ``kinds`` among ``items``, each once."""
     return sum({id(x): len(x) for x in items if isinstance(x, kinds)}.values())
 
@@ -140,9 +141,9 @@ def _distinct_size(items: Iterable[Any], kinds: type | tuple[type, ...]) -> int:
 # What holds other values and writes their text in its own (``str()`` of a list is the
 # ``repr`` of each item): a list holding one list twice, doubled in a loop, is tiny, but
 # its text doubles at each level (``_text_size``).
-_ITEMS = type({}.items())
-_CONTAINERS = (list, tuple, dict, set, frozenset, Namespace, type({}.keys()),
-               type({}.values()), _ITEMS)
+_ITEMS: type[ItemsView[Any, Any]] = type({}.items())
+_CONTAINERS: tuple[type, ...] = (list, tuple, dict, set, frozenset, Namespace,
+                                 type({}.keys()), type({}.values()), _ITEMS)
 
 
 class _Kinds(dict[type, bool]):
@@ -158,7 +159,7 @@ class _Kinds(dict[type, bool]):
 _IS_CONTAINER = _Kinds()
 # what a container writes around its items ('[' and ']'); the others write their name
 # too ('frozenset({' and '})', 'dict_keys([' and '])')
-_BRACKETS = {list: 2, tuple: 2, set: 2, dict: 2}
+_BRACKETS: dict[type, int] = {list: 2, tuple: 2, set: 2, dict: 2}
 
 
 def _text_size(value: object, cap: int) -> int:
@@ -181,6 +182,7 @@ def _text_size(value: object, cap: int) -> int:
         if kind is Namespace:  # '<Namespace {...}>'
             sizes[id(x)] = total = 12 + size(object.__getattribute__(x, "_Namespace__attrs"))
             return total
+        # x is a container (_IS_CONTAINER), sized and iterable: mypy sees an object
         n = len(x)  # type: ignore[arg-type]
         total = _BRACKETS.get(kind, len(kind.__name__) + 4) + 2 * max(n - 1, 0)
         if not n:  # 'set()', 'frozenset()'
@@ -287,7 +289,7 @@ class _BoundedFormatter(SandboxedFormatter):
 
     padding = 0
 
-    def vformat(self, format_string: str, args: Sequence[Any],  # type: ignore[override]
+    def vformat(self, format_string: str, args: Sequence[Any],
                 kwargs: Mapping[str, Any]) -> str:
         self.padding = 0
         self.source = len(format_string) + _args_size(tuple(args) + tuple(kwargs.values()))
@@ -339,8 +341,8 @@ def _check_str_call(name: str, text: str | bytes, args: tuple[Any, ...],
         size = _joined_size(args[0], text, made_from)
     elif name == "translate" and len(args) == 1:
         for char, n in Counter(text).items():
-            try:
-                to = args[0][ord(char)]
+            try:  # a byte of bytes is an int: ord refuses it (TypeError), as meant
+                to = args[0][ord(char)]  # type: ignore[arg-type]
             except (LookupError, TypeError):
                 to = char
             size += n * (len(to) if isinstance(to, str) else 1)
@@ -349,16 +351,18 @@ def _check_str_call(name: str, text: str | bytes, args: tuple[Any, ...],
 
 
 def _replaced_size(text: str | bytes, old: object, new: object, count: object) -> int:
-    kind = str if isinstance(text, str) else bytes
-    if not isinstance(old, kind) or not isinstance(new, kind):
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
+        found = text.count(old) if old else len(text) + 1
+    elif isinstance(text, bytes) and isinstance(old, bytes) and isinstance(new, bytes):
+        found = text.count(old) if old else len(text) + 1
+    else:  # not of the text's kind: replace refuses it
         return 0
-    found = text.count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * (len(new) - len(old))
 
 
-def _joined_size(items: list[Any], sep: str, made_from: int) -> int:
+def _joined_size(items: list[Any], sep: str | bytes, made_from: int) -> int:
     """The length of ``sep.join(map(str, items))``, counted up to just past the limit
     (the items beyond are not converted; a container's text is counted without making
     it)."""
@@ -483,7 +487,8 @@ def _pprint(env: jinja2.Environment, value: Any) -> str:
     if bound is None:
         return jinja_filters.do_pprint(value)
     out = _Written(bound)
-    pprint.PrettyPrinter(stream=out).pprint(value)
+    # pprint only writes to its stream: _Written has what it calls, not all of IO[str]
+    pprint.PrettyPrinter(stream=out).pprint(value)  # type: ignore[arg-type]
     return "".join(out.parts)[:-1]
 
 
@@ -842,7 +847,7 @@ def _no_option(options: object, name: object) -> str | None:
     """What to say of ``doc.options`` lacking ``name``: the names it has."""
     if type(options) is not model.Options:
         return None
-    have = sorted(str(k) for k in options)  # type: ignore[attr-defined]
+    have = sorted(str(k) for k in options)
     close = difflib.get_close_matches(str(name), have, n=1)
     return (f"doc.options has no '{name}'" + (f": did you mean '{close[0]}'?" if close else "")
             + f" (options: {', '.join(have) or 'none'})")
@@ -950,7 +955,7 @@ class _Sandbox(_Bounded):
                                       hint=_no_field(obj, attribute))
         if type(obj) in _DICTS and attribute not in _DICT_NAMES:
             # what the sandbox does, without the AttributeError it raises and catches
-            # first: the key's value, or undefined
+            # first: the key's value, or undefined (obj is a dict: its type in _DICTS)
             if attribute in obj:  # type: ignore[operator]
                 return obj[attribute]  # type: ignore[index]
             return self.undefined(obj=obj, name=attribute, hint=_no_option(obj, attribute))
@@ -959,12 +964,14 @@ class _Sandbox(_Bounded):
     def getitem(self, obj: object, argument: object) -> object:
         value = super().getitem(obj, argument)
         if type(obj) is model.Options and isinstance(value, jinja2.Undefined):
-            return self.undefined(obj=obj, name=argument, hint=_no_option(obj, argument))
+            # any key, as Jinja's own getitem names it (its annotation says a str only)
+            return self.undefined(obj=obj, name=argument,  # type: ignore[arg-type]
+                                  hint=_no_option(obj, argument))
         return value
 
 
 def _autoescape(name: str | None) -> bool:
-    return bool(name) and (name.endswith(".xml.j2") or name.endswith(".xml"))
+    return name is not None and (name.endswith(".xml.j2") or name.endswith(".xml"))
 
 
 class _ConfinedLoader(jinja2.FileSystemLoader):
@@ -1139,7 +1146,7 @@ def template_environment(folder: Path, writes_none: bool = False,
         env.filters["zfill"] = zfill_as_before
     else:
         env.refuse_none_in_filters()
-    if traced:
+    if isinstance(env, _Tracing):  # traced
         env.filters.update({name: _recording_filter(env.filters[name], env.record)
                             for name in FILTERS})
     return env
@@ -1277,22 +1284,23 @@ def memoise_escaping(template: jinja2.Template) -> None:
     memo: dict[str | int, Markup] = {}
     get = memo.get
 
+    # value's type is tested once, as ``kind``, which mypy does not narrow ``value`` by
     def memoised(value: object) -> Markup:
         kind = type(value)
         if kind is str or kind is int:  # never equal to each other: one memo
-            known = get(value)
+            known = get(value)  # type: ignore[call-overload]
             if known is None:
                 known = escape(value)
                 remember(memo, value, known)
             return known
         if kind is Markup:  # markupsafe makes Markup(value.__html__()): the same text
-            return value
+            return value  # type: ignore[return-value]
         if value is None and not getattr(env, "writes_none", False):
             raise jinja2.TemplateRuntimeError(NONE_WRITTEN)  # markupsafe writes 'None'
         if _IS_CONTAINER[type(value)] and check is not None:
             check("output", value)  # its text bounded before markupsafe makes it
         return escape(value)
 
-    memoised.memoised = True  # type: ignore[attr-defined]
+    memoised.memoised = True  # type: ignore[attr-defined]  # a mark, read with getattr
     namespace["escape"] = memoised
 

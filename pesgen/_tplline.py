@@ -203,11 +203,10 @@ def _fault(exc: BaseException, callees: list[FrameType],
         if owner is not None and not isinstance(owner, ModuleType):
             return "attr", frozenset([getattr(called, "__name__", None)])
         # a global (lipsum) by the name it is registered under, a macro by its own
-        names = {n for n, v in env.globals.items() if v is called}
-        names.add(getattr(called, "name", None) if isinstance(called, Macro) else
-                  getattr(called, "__name__", None))
-        names.discard(None)
-        return "name", frozenset(names)
+        spelled: set[str | None] = {n for n, v in env.globals.items() if v is called}
+        spelled.add(getattr(called, "name", None) if isinstance(called, Macro) else
+                    getattr(called, "__name__", None))
+        return "name", frozenset(n for n in spelled if n is not None)
     for frame in callees:  # an attribute the sandbox refuses (_Bounded.unsafe_undefined)
         if frame.f_code.co_name == "unsafe_undefined" and \
                 isinstance(frame.f_locals.get("self"), jinja2.Environment):

@@ -327,7 +327,7 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
 def _source(data: bytes, path: Path) -> io.BytesIO:
     """``data`` for lxml to read as ``path`` (its messages name the file)."""
     source = io.BytesIO(data)
-    source.name = str(path)  # type: ignore[attr-defined]
+    source.name = str(path)
     return source
 
 
@@ -1160,8 +1160,9 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
             why = (f"not tied: {held} hold{'s' if len(fits) == 1 else ''} IdBord "
                    f"{e.bordereau} and its DomaineAck {e.domain} fits "
                    f"{'it: record it without --run' if len(fits) == 1 else 'them'}")
-    aside = None if why is not None else _set_aside(acquit, e, r, by_run=True)
-    if why is not None or aside is not None:  # a NomFic contradicting its file: never forced
+    # (r is None only when why is not); a NomFic contradicting its file: never forced
+    aside = None if why is not None or r is None else _set_aside(acquit, e, r, by_run=True)
+    if why is not None or r is None or aside is not None:
         return ElementReport(e, "bordereau", pieces=tuple(PieceReport(p, None)
                                                            for p in e.pieces), untied=why,
                              set_aside=() if aside is None else (aside,),
@@ -1471,6 +1472,7 @@ class RecordedElement:
             return (f"recorded already: {what} of run {b.run_id}{tie_said}: {b.outcome}, "
                     f"from this file (line {b.line}, recorded {b.recorded_at})")
         run = r.run
+        assert run is not None  # recorded (new, the same, replaced): tied to one run
         what += f" of run {run.run_id}" + (f" ({r.tie_note})" if r.tie_note else "")
         said = ("accepted" if e.accepted else "rejected") + (
             f" on {self.issued_on}" if self.issued_on else " (the acquit gives no date)") + \
@@ -1567,10 +1569,10 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     unless ``replace``; one that says the same is not recorded again. A bordereau named
     twice by the file refuses it (InputDataError), each at its line."""
     a = report.acquit
-    tied = [r for r in report.elements if r.run is not None]
-    seen: dict[tuple[str, int], list[ElementReport]] = {}
-    for r in tied:
-        seen.setdefault((r.run.run_id, r.bordereau or 0), []).append(r)
+    tied = [(r, run) for r in report.elements if (run := r.run) is not None]
+    seen: dict[tuple[str, int], list[tuple[ElementReport, Recorded]]] = {}
+    for r, run in tied:
+        seen.setdefault((run.run_id, r.bordereau or 0), []).append((r, run))
     twice = [group for group in seen.values() if len(group) > 1]
     if twice:
         raise InputDataError(
@@ -1579,12 +1581,14 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
                 "acquit.bordereau-twice",
                 f"IdBord {r.bordereau}" + (f" exercise {r.element.exercise}" if
                                            r.element.exercise is not None else "") +
-                f" (run {r.run.run_id}) is answered at lines "
-                f"{', '.join(str(x.element.line) for x in group)}",
-                record=f"{a.name}:{r.element.line}") for group in twice for r in group[1:]])
-    items = [{"run_id": r.run.run_id, "id_bord": r.bordereau,
+                f" (run {run.run_id}) is answered at lines "
+                f"{', '.join(str(x.element.line) for x, _ in group)}",
+                record=f"{a.name}:{r.element.line}")
+            for group in twice for r, run in group[1:]])
+    items = [{"run_id": run.run_id, "id_bord": r.bordereau,
               "line": r.element.line, "domain": r.element.domain,
-              "accepted": r.element.accepted, "errors": _errors_of(r.element)} for r in tied]
+              "accepted": r.element.accepted, "errors": _errors_of(r.element)}
+             for r, run in tied]
     done = None
     if items:
         done = store.record_acknowledgements(
@@ -1652,7 +1656,8 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
 
 def _errors_of(e: AckElement) -> list[dict[str, Any]]:
     """The element's errors, its pieces' and their lines', as the store records them."""
-    out = [{"piece": None, "line": None, "code": x.code, "label": x.label} for x in e.errors]
+    out: list[dict[str, str | int | None]] = [
+        {"piece": None, "line": None, "code": x.code, "label": x.label} for x in e.errors]
     for p in e.pieces:
         # a piece or line the acquit names with an empty number: "" (None would make its
         # errors the bordereau's own)
@@ -1665,6 +1670,17 @@ def _errors_of(e: AckElement) -> list[dict[str, Any]]:
     return out
 
 
+def _recorded_run_id(x: RecordedElement) -> str | None:
+    """The run an element of ``--record`` is recorded on (or was, ``already``)."""
+    if x.outcome == "already":
+        return x.before.run_id
+    if x.outcome == "not recorded":
+        return None
+    run = x.report.run
+    assert run is not None  # recorded (new, the same, replaced): tied to one run
+    return run.run_id
+
+
 def recording_json(done: Recording) -> dict[str, Any]:
     """``--record``'s part of ``pesgen acquit --json``."""
     return {
@@ -1674,8 +1690,7 @@ def recording_json(done: Recording) -> dict[str, Any]:
         "elements": [{
             "line": x.report.element.line,
             "bordereau": x.before.id_bord if x.outcome == "already" else x.report.bordereau,
-            "run": (x.before.run_id if x.outcome == "already" else None
-                    if x.outcome == "not recorded" else x.report.run.run_id),
+            "run": _recorded_run_id(x),
             "tied_by_run": (x.outcome not in ("not recorded", "already")
                             and x.report.tie_note is not None),
             "outcome": x.outcome, "why": x.why,

@@ -130,9 +130,9 @@ def _keyed(found: tuple[Path, str, Path] | None, specs: list[tuple[str, str | No
     # per record type: for each spec, the key's and the amount's column (None: the
     # record type lacks the key column)
     places: dict[str, list[tuple[Any, Column, Column | None] | None]] = {}
-    for rec in layout.records:
-        by_name = {c.name: c for c in rec.columns}
-        places[rec.type] = [
+    for record in layout.records:
+        by_name = {c.name: c for c in record.columns}
+        places[record.type] = [
             (spec, by_name[spec[0]], by_name.get(spec[1]) if spec[1] else None)
             if spec[0] in by_name else None for spec in specs]
     with path.open("r", encoding=layout.encoding or encoding, errors="replace",

@@ -801,9 +801,9 @@ class Builder:
             try:  # it evaluates bindings.lines, when an expression
                 self.paths.see(src.record)
             except _budget.RenderTimeout:
-                lines = self.mapping.lines
-                raise _stopped(ctx, f"{lines.key}: the expression", None,
-                               lines.where) from None
+                lines_binding = self.mapping.lines
+                raise _stopped(ctx, f"{lines_binding.key}: the expression", None,
+                               lines_binding.where) from None
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)
@@ -930,10 +930,13 @@ class Builder:
                         "report it, set policies.zero_total: leave_out",
                         mapping=self.mapping.where("policies"))
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
-        if total < 0:
+        # total is None only when lines is, returned above (no check per invoice for mypy)
+        if total < 0:  # type: ignore[operator]
             # the total is the lines' sum: named by the binding their amounts come from
+            amount_binding = self._line_bindings[1]
+            assert amount_binding is not None  # required: the lines were read with it
             ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title",
-                        mapping=self._line_bindings[1].where)
+                        mapping=amount_binding.where)
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
         lines = self._net(ctx, lines)
@@ -944,15 +947,15 @@ class Builder:
         if debt is not None:
             # '0202600101' and '202600101' are one NumDette (a number: Cle1, Cle2 and the
             # payment reference read it as one), whatever zeros the file carries
-            key = debt_key(debt)
-            other = self.seen.debt_holder(key)
-            if other is not None:
+            debt_keyed = debt_key(debt)
+            holder = self.seen.debt_holder(debt_keyed)
+            if holder is not None:
                 ctx.problem("pes.num-dette-unique", f"NumDette {debt} is already the debt "
-                            f"number of invoice {other[0]} ({other[1]}): two titles would "
+                            f"number of invoice {holder[0]} ({holder[1]}): two titles would "
                             "share one payment reference",
                             mapping=self.inv["debt_number"].where)
                 return BuildResult(problems=ctx.problems, notes=ctx.notes)
-            self.seen.add_debt(index, key, debt)
+            self.seen.add_debt(index, debt_keyed, debt)
 
         title = _make_title(
             invoice_number=number, debt_number=debt, debtor=debtor, lines=tuple(lines),
@@ -1100,7 +1103,7 @@ class Builder:
                             record=ln.origin,
                             mapping=self.mapping.where("policies", "negative_lines"))
                 return None
-        out = []
+        out: list[Line] = []
         ok = True
         in_file: dict[int, int] = {}  # a line's index -> its number in the file
         for i, (ln, amount, netted) in enumerate(zip(lines, amounts, taken, strict=True)):
@@ -1702,8 +1705,9 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
     # the codes the mapping's tables give are sent as written (no text policy changes
     # them): each must fit the field as it is, checked here once, not per invoice
     limit = fmt.limit("debtor.civility")
-    codes = [(("codes", "civility", key), value)
-             for key, value in (mapping.codes.civility or {}).items()]
+    codes: list[tuple[tuple[str, ...], str]] = [
+        (("codes", "civility", key), value)
+        for key, value in (mapping.codes.civility or {}).items()]
     if mapping.policies.default_civility is not None:
         codes.append((("policies", "default_civility"), mapping.policies.default_civility))
     for keys, value in codes:
@@ -1740,8 +1744,8 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
     # writes no collectivity name): here, that the encoding can write them; the charset
     # and forbidden characters of those a template reads, by ``own_text_misfits`` on
     # the sample titles' rendering
-    for keys, value in own_texts(mapping):
-        said = text_misfit(value, encoding, None) if value else None
+    for keys, text in own_texts(mapping):
+        said = text_misfit(text, encoding, None) if text else None
         if said is not None:
             problems.append(Problem(
                 "mapping.format", f"{'.'.join(keys)}: {said} (format {fmt.name}; the "
@@ -1759,8 +1763,8 @@ OWN_TEXTS = ((("collectivity", "name"), "doc.collectivity.name"),
              (("output", "emitter", "adresse"), "doc.emitter.adresse"))
 
 
-def own_texts(mapping: Mapping) -> list[tuple[tuple[str, ...], str]]:
-    """(keys, value) of the mapping's own texts (OWN_TEXTS)."""
+def own_texts(mapping: Mapping) -> list[tuple[tuple[str, ...], str | None]]:
+    """(keys, value) of the mapping's own texts (OWN_TEXTS); None where one is not set."""
     c, o = mapping.collectivity, mapping.output
     values = (c.name, c.budget_label, c.poste_label, o.sigle, o.adresse)
     return [(keys, value) for (keys, _), value in zip(OWN_TEXTS, values, strict=True)]

@@ -350,6 +350,7 @@ def unused_parts(fmt: Format) -> list[Problem]:
 
     def parse(name: str) -> jinja2.nodes.Template | None:
         try:
+            # a bundle's environment has its loader (_ConfinedLoader)
             text = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
             return env.parse(text, name)
         except (jinja2.TemplateError, OSError, RecursionError):

@@ -132,15 +132,16 @@ def residence_problem(resident: bool, country_code: str | None) -> str | None:
     without CodPays, and CodRes 0 with a CodPays other than 100. CodRes 1 with CodPays 100
     says both "abroad" and "France": pesgen refuses it too, its own check (the DT does not
     name that pair)."""
-    if not resident and not country_code:
-        return "a non-resident address needs CodPays"
-    if not resident and len(country_code) != 3:
-        return (f"CodPays '{country_code}' of a non-resident address is not an INSEE country "
-                "code (3 digits, e.g. 131 for Belgium; pesgen refuses the others)")
-    if not resident and country_code == FRANCE_INSEE:
-        return ("CodRes 1 with CodPays 100 (France): a non-resident address is abroad "
-                "(pesgen refuses this pair)")
-    if resident and country_code not in (None, "100"):
+    if not resident:
+        if not country_code:
+            return "a non-resident address needs CodPays"
+        if len(country_code) != 3:
+            return (f"CodPays '{country_code}' of a non-resident address is not an INSEE "
+                    "country code (3 digits, e.g. 131 for Belgium; pesgen refuses the others)")
+        if country_code == FRANCE_INSEE:
+            return ("CodRes 1 with CodPays 100 (France): a non-resident address is abroad "
+                    "(pesgen refuses this pair)")
+    elif country_code not in (None, "100"):
         return "a resident address has CodPays absent or 100"
     return None
 

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,9 @@ from .errors import (
     UsageError,
     says_listing_stopped,
 )
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without them
+    from .formats import Format
 
 # pretty_exceptions_show_locals off whatever typer's default (True in typer 0.12.0, the
 # oldest pyproject.toml allowed; False in recent ones): the traceback of an unexpected
@@ -695,12 +698,13 @@ def validate(
     from .formats import find_format, list_formats
     from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
-    fmt = None
+    known: Format | None = None  # the format, once found (for the error's JSON)
     try:
         if not file.is_file():
             raise UsageError(f"{file}: no such file")
         if format_name is not None:
             fmt, chosen = find_format(format_name, formats_dir), format_name
+            known = fmt
             if not any(f.xsd for f in fmt.files):
                 layouts = [str(f.layout) for f in fmt.files if f.layout]
                 raise UsageError(f"format {fmt.name} has no XSD" + (
@@ -730,6 +734,7 @@ def validate(
                              f"checks XML files; {hint}")
         if format_name is None:
             fmt, typfic = format_of_file(file, formats_dir)
+            known = fmt
             chosen = f"{fmt.name} (TypFic {typfic})"
         xsd = next(f.xsd for f in fmt.files if f.xsd)
         official_xsd = _official(official_xsd)
@@ -741,11 +746,11 @@ def validate(
             # (a file declaring a DOCTYPE is not parsed for it: refused unread)
             if format_name is not None and problems[0].rule != "xml.doctype":
                 try:
-                    typfic = file_typfic(file)
+                    file_typ: str | None = file_typfic(file)
                 except Exception:  # the problems listed say why
-                    typfic = None
-                hint = f" (its TypFic is {typfic}: without --format, pesgen picks the " \
-                       "format from it)" if typfic else ""
+                    file_typ = None
+                hint = f" (its TypFic is {file_typ}: without --format, pesgen picks the " \
+                       "format from it)" if file_typ else ""
             # a file that is not well-formed stops every pass at its first fault: the
             # header does not name the checks as run (the DGFiP package's is not)
             checks = (_NOT_WELL_FORMED if any(p.rule.startswith("xml.") for p in problems)
@@ -756,7 +761,7 @@ def validate(
     except PesgenError as exc:
         if as_json:
             result = _json_result(exc, [], file=str(file),
-                                  format=None if fmt is None else fmt.name)
+                                  format=None if known is None else known.name)
             result["problems"] = [_xml_place(p, file.name) for p in result["problems"]]
             _json_report("validate", "files", [result], exc)
         _fail(exc, written=False)
@@ -2473,6 +2478,7 @@ class _ClosedPipeSafe(io.BufferedWriter):
     lost its rest as above."""
 
     _SIZE = io.DEFAULT_BUFFER_SIZE  # the buffer's
+    raw: io.FileIO  # the one __init__ makes (typeshed's raw stream has no fileno)
 
     def __init__(self, fd: int) -> None:
         super().__init__(io.FileIO(fd, "w", closefd=False), self._SIZE)

@@ -263,9 +263,10 @@ class Exporter:
         self.rule_ctx = RuleContext(fmt=fmt, issue_date=run_date)
         # format parameters (defaults from format.yaml, overridden by the mapping), then
         # pesgen's own settings, which a format option cannot shadow
-        self.options = {**{k: str(v) for k, v in (fmt.defaults.get("options") or {}).items()},
-                        **mapping.output.options, "tiers_on": mapping.output.tiers_on,
-                        "encoding": self.encoding, "edition": mapping.output.asap_edition}
+        self.options: dict[str, object] = {
+            **{k: str(v) for k, v in (fmt.defaults.get("options") or {}).items()},
+            **mapping.output.options, "tiers_on": mapping.output.tiers_on,
+            "encoding": self.encoding, "edition": mapping.output.asap_edition}
         self.asap_date = run_date + timedelta(days=mapping.output.asap_delay_days)
         self.bordereau_object = self._bordereau_object()
         # the bound fields no template writes (check_fields): said in the run summary,
@@ -705,7 +706,7 @@ class Exporter:
         result = prepared.result
         for offset, b in enumerate(prepared.bordereaux):
             number = first_number + offset
-            names = []
+            names: list[str] = []
             written: dict[str, tuple[Path, str, Path]] = {}  # across_files reads them
             before = len(problems)
             for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
@@ -850,7 +851,7 @@ _LINE = re.compile(r"(\d+)\b")
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,
-              lines: _PieceLines, titles: Sequence[tuple[Any, ...]],
+              lines: _PieceLines, titles: TitleFigures | Sequence[tuple[Any, ...]],
               origins: SeenInvoices | dict[str, str]) -> list[Problem]:
     """Name the invoice and the input record behind each problem found at a line of
     the written file ``name``: the piece that line belongs to alone. A line of the

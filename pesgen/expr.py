@@ -31,7 +31,7 @@ returns ``None`` from :func:`compile_fast`, and the binding keeps the Jinja path
 
 from __future__ import annotations
 
-import _string  # type: ignore[import-not-found]
+import _string  # type: ignore[import-not-found]  # CPython's, behind string.Formatter
 import operator
 import string
 from collections.abc import Callable
@@ -158,7 +158,7 @@ class _Unsupported(Exception):
     """This node is outside the subset: keep the Jinja path for the expression."""
 
 
-def compile_fast(env: Environment, source: str) -> Fn | None:
+def compile_fast(env: SandboxedEnvironment, source: str) -> Fn | None:
     """A closure ``scope -> value`` equivalent to ``env.compile_expression(source)``
     (before its undefined-to-None step), or None when the expression is outside the
     subset. ``source`` must already compile with Jinja (syntax errors come from there)."""
@@ -173,7 +173,7 @@ def compile_fast(env: Environment, source: str) -> Fn | None:
 
 
 class _Compiler:
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: SandboxedEnvironment) -> None:
         self.env = env
         self.globals = dict(env.globals)
 
@@ -181,7 +181,7 @@ class _Compiler:
         method = getattr(self, "_" + type(n).__name__, None)
         if method is None:
             raise _Unsupported(type(n).__name__)
-        return method(n)  # type: ignore[no-any-return]
+        return method(n)
 
     def _Const(self, n: nodes.Const) -> Fn:
         value = n.value
@@ -258,12 +258,16 @@ class _Compiler:
         except nodes.Impossible:
             pass
         concat = getattr(self.env, "str_concat", None)
-        if concat is None or type(self.env).str_concat is not _Bounded.str_concat or \
-                type(self.env).concat_result is not _Bounded.concat_result:
+        # str_concat found: its class has it and concat_result (a _Bounded's, or its
+        # own); mypy knows a SandboxedEnvironment's attributes only
+        if (concat is None
+                or type(self.env).str_concat is not _Bounded.str_concat  # type: ignore[attr-defined]
+                or type(self.env).concat_result is not _Bounded.concat_result):  # type: ignore[attr-defined]
             # Jinja's str_join, or an environment's own join: called as the generated
             # code calls it, every operand evaluated first
             join = str_join if concat is None else concat
             return lambda scope: join(tuple([p(scope) for p in parts]))
+        # the environment is a _Bounded from here (its str_concat found above)
         refuse = self.env.refuse_none  # type: ignore[attr-defined]
         # a result over MAX_RESULT_SIZE is refused by concat_result (it raises)
         too_long = self.env.concat_result  # type: ignore[attr-defined]
@@ -428,13 +432,14 @@ class _Compiler:
         environment's ``call`` is the sandbox's, which calls it as it is). The table is
         not copied per call: ``dict.get`` cannot change it. None otherwise (the general
         path)."""
-        target = n.node.node  # type: ignore[attr-defined]
+        target = n.node.node  # type: ignore[attr-defined]  # n.node: _Call's Getattr
         if not isinstance(target, nodes.Dict) or not 1 <= len(n.args) <= 2 or \
                 type(self.env).call not in _PLAIN_CALLS or \
                 type(self.env).is_safe_callable is not SandboxedEnvironment.is_safe_callable:
             return None
-        items = [(p.key, p.value) for p in target.items]
-        if not all(isinstance(x, nodes.Const) for pair in items for x in pair):
+        items = [(p.key, p.value) for p in target.items
+                 if isinstance(p.key, nodes.Const) and isinstance(p.value, nodes.Const)]
+        if len(items) != len(target.items):  # a key or value not a constant
             return None
         try:
             table = {key.value: value.value for key, value in items}

@@ -157,6 +157,7 @@ class TitleFigures:
                       map(self._cle1.values.__getitem__, self._cle1.codes[start:stop]),
                       map(self._cle2.values.__getitem__, self._cle2.codes[start:stop]),
                       strict=True)
+        amount: Decimal | None  # a miss of ``amounts`` is made below
         for k, (inv, piece, value, digits, coefficient, exponent, per, cle1,
                 cle2) in enumerate(columns, start):
             debt = None if value == _NONE else str(value).zfill(digits)
@@ -206,7 +207,7 @@ class RunInvoices:
         if not isinstance(index, slice) or index.step not in (None, 1):
             raise TypeError("RunInvoices take a slice (start:stop) only")
         start, stop, _ = index.indices(len(self))
-        out = []
+        out: list[tuple[str, int, int, str | None, Decimal]] = []
         base = 0
         for id_bord, titles in self._parts:
             n = len(titles)

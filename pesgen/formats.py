@@ -160,7 +160,8 @@ def _charset(data: Any, source: Path) -> str:
             f"'{encoding}' writes: set charset: ({choices}), the characters text fields "
             "are checked and transliterated to, to a set the encoding writes whole",
             mapping=at("encoding"))])
-    declared = [(charset, ("charset",) if data.get("charset") else ("encoding",))]
+    declared: list[tuple[str, tuple[str, ...]]] = [
+        (charset, ("charset",) if data.get("charset") else ("encoding",))]
     declared += [(v["charset"], ("fields", k, "charset"))
                  for k, v in (data.get("fields") or {}).items() if "charset" in v]
     problems = []
@@ -523,10 +524,11 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     )
 
 
-def list_formats(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Format | Exception]]:
+def list_formats(extra_dirs: list[Path] | None = None
+                 ) -> list[tuple[Path, Format | MappingError]]:
     """Every bundle found, first one of each name wins; broken bundles are listed too."""
     seen: set[str] = set()
-    out: list[tuple[Path, Format | Exception]] = []
+    out: list[tuple[Path, Format | MappingError]] = []
     for base in format_dirs(extra_dirs):
         for folder in sorted(p for p in base.iterdir() if (p / "format.yaml").is_file()):
             if folder.name in seen:

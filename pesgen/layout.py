@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from . import _schema
 from ._yaml import line_of, load_yaml_file
@@ -501,7 +501,7 @@ def forbidden_characters(layout: Layout) -> str:
                                  for c in col.forbidden))
 
 
-def _acceptor(col: Column) -> Callable[[str], bool]:
+def _acceptor(col: Column) -> Callable[[str], object]:
     """``Column.accepts``: the checks of ``check_value`` as one compiled regex (length,
     forbidden characters, the syntax of a number), then the column's pattern and date;
     a code column's allowed values that pass its other checks, as a set."""
@@ -790,6 +790,14 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
     return rec, values
 
 
+class _Running(TypedDict):
+    """A ``groups`` check's group running: its key (None before the first), its lines so
+    far, its last line's number."""
+    key: str | None
+    n: int
+    last: int
+
+
 class _Groups:
     """The ``groups`` checks of a file, fed its lines in order (``line``). Holds, per
     check, the key of each group ended (one entry per group of the file)."""
@@ -798,7 +806,8 @@ class _Groups:
         self.report = report
         # per check: the group running (key, lines so far, its last line), the keys of
         # the groups ended with their last line and their count of lines
-        self.checks = [(g, {"key": None, "n": 0, "last": 0}, {}) for g in groups]
+        self.checks: list[tuple[Group, _Running, dict[str, tuple[int, int]]]] = [
+            (g, {"key": None, "n": 0, "last": 0}, {}) for g in groups]
         self.columns: dict[str, dict[str, Column]] = {}  # per record type, by name
 
     def line(self, number: int, rec: RecordType, values: list[str]) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from . import __version__, _schema
 from ._jinja import WrongShape, close_filter, expression_environment
-from ._yaml import LineDict, line_of, load_yaml_file, load_yaml_text
+from ._yaml import line_of, load_yaml_file, load_yaml_text
 from .checks import CAT_NAT_GRID, is_mademoiselle
 from .clock import DEFAULT_TIMEZONE, zone_problem
 from .errors import MappingError, Problem
@@ -108,7 +109,7 @@ class Mapping:
     path: Path
     text: str
     sha256: str
-    data: LineDict
+    data: dict[str, Any]  # as loaded: LineDicts, whose lines line_of reads
     collectivity: Collectivity
     output: OutputSettings
     input: InputSpec
@@ -169,10 +170,11 @@ def _json_getter(path: str, wrong_shapes: bool = True) -> Callable[[dict[str, An
 
         return get1
 
-    if len(parts) in (2, 3) and all(isinstance(x, str) for x in parts) and wrong_shapes:
+    keys = [x for x in parts if isinstance(x, str)]  # its keys, without its indexes
+    if len(parts) in (2, 3) and len(keys) == len(parts) and wrong_shapes:
         # the common shapes (payer.name, payer.address.city), unrolled
-        first, second = parts[0], parts[1]
-        third = parts[2] if len(parts) == 3 else None
+        first, second = keys[0], keys[1]
+        third = keys[2] if len(keys) == 3 else None
 
         def get_keys(record: dict[str, Any], scope: dict[str, Any]) -> Any:
             node = record.get(first)
@@ -221,7 +223,7 @@ def _with_default(getter: Callable[..., Any], default: Any) -> Callable[..., Any
 
 
 def _compile_binding(spec: Any, key: str, where: str, input_format: str,
-                     env: jinja2.Environment, problems: list[Problem]) -> Binding | None:
+                     env: SandboxedEnvironment, problems: list[Problem]) -> Binding | None:
     if isinstance(spec, str):
         spec = {"path": spec}
     if "const" in spec:
@@ -249,7 +251,7 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
                 "starting with '_' are not readable in a mapping expression", mapping=where))
             return None
         columns = read if input_format == "csv" else ()
-        template = compiled._template  # type: ignore[attr-defined]
+        template = compiled._template
         render = template.root_render_func
         env_globals = dict(env.globals)
 
@@ -273,13 +275,15 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
             return Binding(key, where, "expr", source, run_fast, columns)
         return Binding(key, where, "expr", source, run, columns)
     path = spec["path"]
+    getter: Callable[[dict[str, Any], dict[str, Any]], Any]
     if input_format == "csv":
         column = path
 
-        def getter(record: dict[str, Any], scope: dict[str, Any]) -> Any:
+        def get_column(record: dict[str, Any], scope: dict[str, Any]) -> Any:
             return record.get(column)
 
-        columns: tuple[str, ...] = (column,)
+        getter = get_column
+        columns = (column,)
     else:
         getter = _json_getter(path, getattr(env, "wrong_shapes", True))
         columns = ()
@@ -548,7 +552,7 @@ def todo_problems(data: Any, shown: str,
     return problems
 
 
-def _compile(path: Path, data: LineDict, text: str, recorded: bool,
+def _compile(path: Path, data: dict[str, Any], text: str, recorded: bool,
              waived: list[Problem], as_before: bool = False,
              before: list[Problem] | None = None,
              failed: list[tuple[Any, ...]] | None = None) -> Mapping:
@@ -662,6 +666,7 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
 
     env = expression_environment(as_before)
     # a recorded run is rebuilt as it was read: a key read of a list or a text was None
+    # (pesgen's own attributes on the environment, read with getattr: not Jinja's)
     env.wrong_shapes = not recorded  # type: ignore[attr-defined]
     env.changes_allowed = recorded  # type: ignore[attr-defined]
     bindings: dict[str, dict[str, Binding]] = {}
@@ -763,11 +768,11 @@ def _compile(path: Path, data: LineDict, text: str, recorded: bool,
     # past _refused, nothing failed (else it raised): every part was read
     assert not refused and collectivity is not None and input_spec is not None and \
         output is not None and codes is not None and policies is not None and \
-        payment_reference is not None
+        payment_reference is not None and lines is not None
     return Mapping(
         path=path, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         data=data, collectivity=collectivity, output=output, input=input_spec,
-        bindings=bindings, lines=lines,  # type: ignore[arg-type]
+        bindings=bindings, lines=lines,
         codes=codes, policies=policies, payment_reference=payment_reference,
         recorded=recorded, waived=tuple(waived), timezone=timezone)
 

@@ -371,7 +371,7 @@ TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
 
 def public_names(cls: type) -> list[str]:
     """A model class's fields and properties a template reads, in declaration order."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls)]
     names += sorted(name for name, value in vars(cls).items()
                     if isinstance(value, property) and not name.startswith("_"))
     return names

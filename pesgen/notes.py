@@ -21,7 +21,10 @@ from functools import cache
 from itertools import chain, islice
 from json.encoder import encode_basestring  # json.dumps' for a text (not ASCII-escaped)
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def _default(o: Any) -> Any:
@@ -53,7 +56,7 @@ def _texts_of(notes: list[Any]) -> list[bytes]:
     return [_note_text(n).encode("utf-8") for n in notes]
 
 
-def _note_text(note: Any) -> str:
+def _note_text(note: DataclassInstance) -> str:
     """One note's JSON, as ``_encode`` writes it."""
     names, keys = _fields(type(note))
     values = [getattr(note, name) for name in names]
@@ -62,7 +65,7 @@ def _note_text(note: Any) -> str:
     return _encode(dict(zip(names, values, strict=True)))
 
 
-def _batch_texts(notes: list[Any]) -> list[bytes] | None:
+def _batch_texts(notes: list[DataclassInstance]) -> list[bytes] | None:
     """The JSON of notes of one class, each field a text, as ``_note_text`` writes each:
     their fields read and escaped in one pass over the batch; None if a field is not a
     text (``encode_basestring`` refuses it; a subclass of ``str`` it escapes as json
@@ -84,7 +87,7 @@ _TEXT = {str}
 
 
 @cache
-def _fields(kind: type) -> tuple[list[str], list[str]]:
+def _fields(kind: type[DataclassInstance]) -> tuple[list[str], list[str]]:
     """A dataclass's field names in the order ``_encode`` writes them (sorted), and each
     as it writes it before its value (``"name": ``)."""
     names = sorted(kind.__dataclass_fields__)
@@ -92,7 +95,7 @@ def _fields(kind: type) -> tuple[list[str], list[str]]:
 
 
 @cache
-def _template(kind: type) -> tuple[list[str], str]:
+def _template(kind: type[DataclassInstance]) -> tuple[list[str], str]:
     """A dataclass's field names (sorted) and the ``%`` template of its JSON when every
     field is a text: ``{"a": %s, "b": %s}``, each ``%s`` the field's escaped text."""
     names, keys = _fields(kind)

@@ -73,7 +73,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     exporter = Exporter(mapping, fmt, Path("."), run_date)
     exporter.check_fields()
     items: list[PreviewItem] = []
-    titles = []
+    titles: list[Title] = []
     not_read: list[str] = []
     for src in read_invoices(Path(input_path), mapping.input):
         if len(items) >= limit:

@@ -158,10 +158,12 @@ class FileRenderer:
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
             raise template_error(exc, fmt.name, spec.template, "loading") from None
         _check_macros(module, self.name, _source(env, spec.template))
-        self._head: Callable[..., Any] = module.head
-        self._piece: Callable[..., Any] = module.piece
-        self._tail: Callable[..., Any] = module.tail
+        # the template's macros, attributes of its module (_check_macros found them)
+        self._head: Callable[..., Any] = module.head  # type: ignore[attr-defined]
+        self._piece: Callable[..., Any] = module.piece  # type: ignore[attr-defined]
+        self._tail: Callable[..., Any] = module.tail  # type: ignore[attr-defined]
         names = string_environment(writes_none)
+        # pesgen's own attribute on the environment, read with getattr: not Jinja's
         names.changes_allowed = recorded  # type: ignore[attr-defined]
         try:
             self._name = names.from_string(spec.name)
@@ -192,6 +194,7 @@ class FileRenderer:
             if name in found:
                 continue
             try:
+                # a bundle's environment has its loader (_ConfinedLoader)
                 source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
                 todo.extend(_imported(env, name, source))
             except jinja2.TemplateError:
@@ -306,9 +309,12 @@ def _imported(env: jinja2.Environment, name: str, source: str) -> tuple[str, ...
     known = _IMPORTS.get(key)
     if known is None:
         tree = env.parse(source, name)
-        known = tuple(node.template.value for node in tree.find_all(
-            (nodes.Import, nodes.FromImport, nodes.Include))
-            if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str))
+        # each node of those three kinds has a template (find_all is typed as giving
+        # their common base, Stmt, which has none)
+        templates = [node.template for node in tree.find_all(  # type: ignore[attr-defined]
+            (nodes.Import, nodes.FromImport, nodes.Include))]
+        known = tuple(t.value for t in templates
+                      if isinstance(t, nodes.Const) and isinstance(t.value, str))
         remember(_IMPORTS, key, known)
     return known
 

@@ -143,6 +143,7 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
     for ln in t.lines:
         if ln.amount <= 0:
             yield f"line {ln.number} amount {ln.amount} is not > 0"
+        # a finite amount (read as one): its exponent is an int, not 'n', 'N' or 'F'
         if ln.amount.as_tuple().exponent < -2:  # type: ignore[operator]
             yield f"line {ln.number} amount {ln.amount} has more than 2 decimals"
     if sum((ln.amount for ln in t.lines), Decimal(0)) != t.total:

@@ -939,9 +939,10 @@ class _Taken:
         # package's import (or another format) on the invoices the collectivity exported
         # already, whom the advice above does not answer
         others = {formats.get(run) for run in holders}
+        named = sorted(f for f in others if f is not None)
         if held and self.fmt and None not in others and self.fmt not in others:
             message += (f". {'That run is' if len(holders) == 1 else 'Those runs are'} of "
-                        f"format {', '.join(sorted(others))}, this export of {self.fmt}: to "
+                        f"format {', '.join(named)}, this export of {self.fmt}: to "
                         "try another format on the same invoices (files for a package's test "
                         "environment), export into a throw-away store, --db "
                         "/tmp/trial.sqlite3 --create-store (docs/onboarding.md, step 7)")

@@ -633,7 +633,7 @@ def _python_backend(path: Path, encoding: str) -> bool:
     utf8 = _utf8(encoding)
     with path.open("rb") as handle:
         read: Callable[[int], Any] = handle.read if utf8 else codecs.getreader(encoding)(
-            handle, errors="replace").read  # another encoding: decoded as it is read
+            handle, "replace").read  # another encoding: decoded as it is read
         tail = b""
         while block := read(_CHUNK):
             tail += block if utf8 else block.encode("utf-8", "surrogatepass")
@@ -817,7 +817,7 @@ class _Text:
     def peek(self) -> str:
         """The next character after any whitespace ('' at the end of the file)."""
         while True:
-            self.i = _WS.match(self.buf, self.i).end()  # type: ignore[union-attr]
+            self.i = _WS.match(self.buf, self.i).end()  # type: ignore[union-attr]  # * matches
             if self.i < len(self.buf) or self.eof:
                 return self.buf[self.i:self.i + 1]
             self._more()

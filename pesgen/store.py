@@ -21,13 +21,13 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -40,6 +40,15 @@ from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, Held, debt_key, invoice_k
 from .notes import Notes, pack_json
 
 metadata = sa.MetaData()
+
+
+class SlicedRows(Protocol):
+    """Rows ``Store.record_run`` inserts a slice at a time: a list, or rows made a slice
+    at a time (``runs._InvoiceRows``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> list[dict[str, Any]]: ...
 
 # The IdBord a new sequence starts at (numbering set-start may set another, once)
 _FIRST_NUMBER = 1
@@ -414,8 +423,8 @@ def _migration_5(conn: Connection) -> None:
     # TypBord is the format's name when its bundle gives no defaults.typ_bord
     # (bl-emagnus): VARCHAR(2) refused it on PostgreSQL (SQLite enforces no length)
     if conn.dialect.name == "postgresql":
-        for table in ("sequences", "runs"):
-            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN typ_bord TYPE VARCHAR(64)")
+        for name in ("sequences", "runs"):
+            conn.exec_driver_sql(f"ALTER TABLE {name} ALTER COLUMN typ_bord TYPE VARCHAR(64)")
     # invoice numbers compared ignoring case and surrounding spaces: the key is computed
     # here in Python, as keys.invoice_key did then (frozen here: migration 6 keys the
     # numbers again as it does now)
@@ -797,7 +806,8 @@ class _LockWait:
         for that instant, or waits for the reads under way to end, new ones waiting
         behind it). The shared lock, kept to the transaction's end, makes no statement
         after it wait: the wait is here, in turns, not in a query's busy handler."""
-        if not conn.connection.driver_connection.in_transaction:
+        # an open connection has its driver's (SQLAlchemy types it optional)
+        if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
             # (SQLAlchemy rolls back the transaction a failed turn had begun)
             conn.exec_driver_sql("BEGIN DEFERRED")
         conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(wait)}")
@@ -936,7 +946,8 @@ class Store:
             else:
                 removed = False
             if removed:  # an export says so (cli._new_store_left): the caller has no Store
-                exc.pesgen_removed_store = self.url  # type: ignore[union-attr]
+                # a mark on the exception itself (any kind: mypy knows no such attribute)
+                exc.pesgen_removed_store = self.url  # type: ignore[attr-defined]
             raise
 
     def discard_unused(self) -> str:
@@ -1626,7 +1637,7 @@ class Store:
     # -------------------------------------------------------------- recording
 
     def record_run(self, conn: Connection, values: dict[str, Any],
-                   files: list[dict[str, Any]], invoices: list[dict[str, Any]],
+                   files: list[dict[str, Any]], invoices: SlicedRows,
                    key: tuple[str, str, int, str], bordereaux: int,
                    pieces: tuple[tuple[str, str, int, str], int] | None = None) -> None:
         """Record a run, its files and invoices, and advance its sequence (and
@@ -1956,12 +1967,13 @@ class Store:
                 return AckRecording(None, earlier, tuple(outcomes))
             try:
                 # a file recorded in part before: its elements tied now are added to its
-                # row (the file's name and date stay those of its first recording)
+                # row (the file's name and date stay those of its first recording); a
+                # one-row insert has its key (SQLAlchemy types it optional)
                 acquit_id = known.id if known is not None else conn.execute(
                     acquits.insert().values(
                         **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
                                                   "nom_fic", "issued_on")},
-                        recorded_at=now)).inserted_primary_key[0]
+                        recorded_at=now)).inserted_primary_key[0]  # type: ignore[index]
                 for item, errors, done in new:
                     if done == "replaced":
                         conn.execute(acquit_bordereaux.update().where(
@@ -2045,10 +2057,10 @@ class Store:
         ids = conn.execute(sa.select(run_invoices.c.id_bord).where(
             run_invoices.c.run_id == run_id).distinct()).scalars().all()
         files: dict[int, Any] = {}
-        for f in conn.execute(sa.select(run_files).where(
+        for row in conn.execute(sa.select(run_files).where(
                 run_files.c.run_id == run_id, run_files.c.id_bord.is_not(None))
                 .order_by(run_files.c.id)):
-            files.setdefault(f.id_bord, f)
+            files.setdefault(row.id_bord, row)
         parts = {r.id_bord: r for r in conn.execute(sa.select(cancelled_bordereaux).where(
             cancelled_bordereaux.c.run_id == run_id))}
         out = []
@@ -2163,8 +2175,9 @@ class Store:
             conn.execute(run_invoices.update().where(mine).values(active=False))
             held = self._still_held(conn, full, numbers)
             # each title cancelled with its payments (despite_payments)
-            _note_titles(conn, full, (p.invoice for p in online), "title-cancelled", "cancel",
-                         now, reason.strip())
+            # (each problem of _online_payments names its invoice)
+            _note_titles(conn, full, (p.invoice for p in online if p.invoice is not None),
+                         "title-cancelled", "cancel", now, reason.strip())
         record = self._run_record(full)
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
@@ -2341,7 +2354,7 @@ class Store:
         return {i: acks[0] for i, acks in self.acknowledgements(
             [row.id], conn=conn).get(row.id, {}).items() if i in numbers}
 
-    def _taken_since(self, conn: Connection, id_coll: str, rows: list[Any]
+    def _taken_since(self, conn: Connection, id_coll: str, rows: Sequence[Any]
                      ) -> tuple[list[Problem], dict[str, set[int]]]:
         """Of these titles of (cancelled) bordereaux (``_bordereau_titles``), the invoices
         and NumDettes an active run holds now, compared as the duplicate guard compares
@@ -2637,7 +2650,8 @@ def _note_titles(conn: Connection, run_id: str, invoices: Iterable[str], event: 
         conn.execute(events.insert(), rows)
 
 
-def _bordereau_titles(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Any]:
+def _bordereau_titles(conn: Connection, run_id: str, bordereaux: list[int]
+                      ) -> Sequence[Any]:
     """The titles of these bordereaux of a run, in bordereau and IdPce order: invoice as
     written, IdBord, NumDette (as keys.debt_key gives it)."""
     return conn.execute(sa.select(run_invoices.c.invoice, run_invoices.c.id_bord,

@@ -127,9 +127,10 @@ class _PrologScan:
         None: the bytes so far end inside the prolog (``final``: there are no more)."""
         if self._decode is None:
             self._raw += data
-            data = self._start(final)
-            if data is None:
+            started = self._start(final)
+            if started is None:
                 return None
+            data = started
         self._text += self._decode(data, final)
         text, pos = self._text, 0
         while True:
@@ -1211,6 +1212,7 @@ def schema_errors_by_piece(path: Path, schema: etree.XMLSchema, label: str,
         live tree's end is checked with again, and finds them listed."""
         piece = part.piece
         if not part.broken:
+            assert tree is not None  # cut is called once the loop below has read an element
             collect(_up_to(piece, list(piece[:upto])), tree.getroot(), piece, index, part,
                     last=following is None)
         if following is None:

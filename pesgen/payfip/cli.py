@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 
@@ -547,7 +547,14 @@ def _group_db(ctx: typer.Context, db: str | None) -> str | None:
     return db
 
 
-def _on_command_line(ctx: typer.Context) -> bool:
+class _Sourced(Protocol):
+    """A click context of typer's own click (``typer.Context`` and its parent, of the
+    class it derives from, which typer names nowhere public)."""
+
+    def get_parameter_source(self, name: str) -> object: ...
+
+
+def _on_command_line(ctx: _Sourced) -> bool:
     """Whether ``ctx``'s --db was given on the command line (not PESGEN_DB, nor left
     out). By the source's name: typer parses with a click of its own, whose
     ParameterSource is not click's (compared with click's, it was never COMMANDLINE, and

@@ -313,8 +313,8 @@ class FakePayfip:
         if action not in ("card", "refuse", "abandon") or _tipi_error(form):
             return _page("TIPI (fake)", "<p>Requête invalide.</p>", 400)
         now = _paris_now()
-        back = {k: form[k] for k in ("numcli", "exer", "refdet", "objet", "montant", "mel",
-                                     "saisie") if k in form}
+        back: dict[str, str] = {k: form[k] for k in ("numcli", "exer", "refdet", "objet",
+                                                     "montant", "mel", "saisie") if k in form}
         back["resultrans"] = ACTIONS[action]
         if action == "card":
             back["numauto"] = f"FAKE{self._rng.randrange(10**8):08d}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -97,7 +97,7 @@ class Due:
     cod_bud: str = ""  # the budget (CodBud) of its run
 
 
-def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
+def _active_titles(store: Store, id_coll: str, invoice: str) -> Sequence[Any]:
     """The active titles of an invoice, found like the duplicate guard and `runs find`
     find it (through ``keys.invoice_key``: case and surrounding spaces aside)."""
     with store.engine.connect() as conn:
@@ -109,7 +109,7 @@ def _active_titles(store: Store, id_coll: str, invoice: str) -> list[Any]:
             .order_by(runs.c.created_at, run_invoices.c.id)).all()
 
 
-def _one_title(titles: list[Any], invoice: str) -> Any:
+def _one_title(titles: Sequence[Any], invoice: str) -> Any:
     """The title the number given means: the one written exactly so, else the only one.
     Several written otherwise (active runs holding it in two cases, which a store
     migrated from before schema 5 may have) are for a person to choose between."""
@@ -181,7 +181,7 @@ def refdets_used(store: Store, id_coll: str, numcli: str) -> list[tuple[str, str
             .order_by(operations.c.created_at, operations.c.id_op))]
 
 
-def active_titles(store: Store, id_coll: str) -> list[Any]:
+def active_titles(store: Store, id_coll: str) -> Sequence[Any]:
     """Every active title of the collectivity, with its run's exercise: what a refdet
     rule reads (``payfip.service``)."""
     with store.engine.connect() as conn:
@@ -205,7 +205,8 @@ def rejected_bordereaux(store: Store, run_id: str, bordereaux: Collection[int] |
             if not acks[0].accepted and (bordereaux is None or b in bordereaux)}
 
 
-def open_links(store: Store, run_id: str, bordereaux: Collection[int]) -> list[Any]:
+def open_links(store: Store, run_id: str, bordereaux: Collection[int]
+               ) -> Sequence[Any]:
     """The PayFiP links still open (operations pending or unknown) of a run's active titles
     in ``bordereaux``, test links (saisie T) aside: a family may still pay through them.
     Each with its title's IdBord, by IdBord, invoice and age. Operations are keyed by the
@@ -505,6 +506,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         double = (detail.status == "paid" and not test and pay is not None
                   and pay["status"] == "paid" and pay["id_op"] != id_op)
         if double and mismatches:
+            assert pay is not None  # double: a payment of it was made
             mismatches.append(("double-payment", pay["id_op"], id_op))
         new = "anomaly" if mismatches else detail.status
         until = active_until(op["created_at"])
@@ -792,12 +794,12 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
         with store.engine.connect() as conn:
             rows = sorted((dict(row._mapping) for row in conn.execute(
                 sa.select(_payments_with_titles(part)))), key=lambda p: place[p["id"]])
-            again = _titles_again(store, conn, {(p["id_coll"], p["invoice"]) for p in rows
-                                                if _cancelled(p)})
+            titles_again = _titles_again(store, conn, {(p["id_coll"], p["invoice"])
+                                                       for p in rows if _cancelled(p)})
             histories = _histories(conn, {(p["id_coll"], p["invoice"]) for p in rows}
                                    ) if history else {}
         for p in rows:
-            yield from _payment_rows(p, again, histories, history)
+            yield from _payment_rows(p, titles_again, histories, history)
 
 
 def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]],

@@ -11,7 +11,7 @@ import logging
 import shlex
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -528,7 +528,7 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
                  return_url: str | None = None, endpoint: str | None = None,
                  mode: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  client: PayfipClient | None = None, batch: Batch | None = None
-                 ) -> Iterator[Link]:
+                 ) -> Generator[Link, None, None]:
     """``create_link`` of each invoice, in the order given, each link as soon as it is
     made and recorded (the CLI prints it then). Every invoice is checked first, the runs'
     inputs read once and the refdets in use looked up in one index (``Lookups``): when

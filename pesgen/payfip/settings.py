@@ -60,7 +60,7 @@ class PayfipSettings:
     code_emetteur: str
 
 
-def _environment():  # type: ignore[no-untyped-def]
+def _environment():
     env = expression_environment()
     env.filters["alnum"] = alnum
     env.filters["payfip_text"] = ascii_label

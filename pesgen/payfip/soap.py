@@ -55,7 +55,7 @@ def schema_errors(element: etree._Element) -> list[str]:
     schema = _schema()
     if schema.validate(doc):
         return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]
 
 
 def _envelope(body_child: etree._Element) -> bytes:
