@@ -62,11 +62,17 @@ def active_until(created_at: str) -> str:
 def abandoned_active(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
     """The invoice's operations PayFiP answered A (abandoned) that are still active (the
     family may still pay through them), with ``until``: when that ends."""
+    return [op for op in open_operations_of(store, id_coll, invoice) if op["result_code"] == "A"]
+
+
+def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's operations still open (pending or unknown: the family may still pay
+    through them, an abandoned one, result A, within its 20 minutes), oldest first, each
+    with ``until``: when it stops being payable once abandoned."""
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(operations).where(
             operations.c.id_coll == id_coll, operations.c.invoice == invoice,
-            operations.c.status.in_(OPEN), operations.c.result_code == "A")
-            .order_by(operations.c.created_at)).all()
+            operations.c.status.in_(OPEN)).order_by(operations.c.created_at)).all()
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
