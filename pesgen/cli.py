@@ -2119,13 +2119,20 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
     """Name the cancelled bordereaux' files still in the run's output folder (``r``: the
     run as recorded): a new export into that folder writes its own beside them (another
     IdBord, another name), and nothing there says which not to send."""
+    from .payfip.datamatrix import drawn_in_place
     from .runs import REFERENCES_SUFFIX, cancelled_in_place
 
-    left = cancelled_in_place(r, bordereaux)
+    # the Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
+    # tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
+    # leaves what it wrote before)
+    drawn = drawn_in_place(r, bordereaux)
+    left = cancelled_in_place(r, bordereaux) + drawn
     if left:
         them = "it" if len(left) == 1 else "them"
-        refs = (" (nor print the payment references of the CSV)"
-                if any(n.endswith(REFERENCES_SUFFIX) for n in left) else "")
+        printed = (["the payment references of the CSV"]
+                   if any(n.endswith(REFERENCES_SUFFIX) for n in left) else []) + (
+                   ["the Datamatrix"] if drawn else [])
+        refs = f" (nor print {', nor '.join(printed)})" if printed else ""
         _echo_err(f"note: cancelled, still in {r['out_dir']}: {', '.join(_listed(left))}: "
                   f"do not send or import {them}{refs}; move {them} aside")
 
