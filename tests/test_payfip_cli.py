@@ -643,11 +643,16 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
                     r"\(notification\): result P not recorded as a payment \[expected 18750, "
                     r"got 5000\]$", lines[0]), lines[0]
     number = re.match(r"#(\d+)", lines[0])[1]
-    assert lines[1] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
+    # what PayFiP says was collected, for support to tell the trésorerie: the amount it
+    # reported, the one asked beside, how and when
+    paid_at = ledger.get_operation(world["store"], id_op)["transaction_at"]
+    assert paid_at and lines[1] == (f"    PayFiP answered P: 50.00 paid by card on {paid_at} "
+                                    "(saisie W, 187.50 asked)")
+    assert lines[2] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
                         "and changed no status")
-    assert lines[2].startswith("    what to do: PayFiP reports another amount than the one "
+    assert lines[3].startswith("    what to do: PayFiP reports another amount than the one "
                                "asked: ask the trésorerie what was collected")
-    assert lines[3] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
+    assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
                         "TEXT` (it records the decision; it pays nothing)")
 
     code, out, err = _run("payfip", "anomalies", "resolve", number, "--note",
@@ -663,11 +668,24 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     code, out, _ = _run("payfip", "anomalies", "--all")
     lines = out.strip().splitlines()
     assert lines[0].startswith(f"#{number}  ") and re.match(
-        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[2])
-    assert len(lines) == 3  # nothing open: no summary line
+        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[3])
+    assert len(lines) == 4  # nothing open: no summary line
     code, out, _ = _run("payfip", "payments", "--since", "2020-01-01")
     [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
     assert (row["status"], row["amount_paid"]) == ("pending", "")
+
+
+@pytest.mark.parametrize("saisie, mode", [
+    ("T", "saisie T: a test, nothing collected"),
+    ("X", "saisie X: whether it debits the family is not confirmed"),
+    ("W", "saisie W")])
+def test_an_anomaly_s_payment_says_its_mode(saisie, mode):
+    from pesgen.payfip.cli import _collected
+
+    row = {"op_result": "P", "op_amount_cents": 18750, "op_reported": None,
+           "op_saisie": saisie, "op_paid_at": "2026-12-05T17:08:00+01:00"}
+    assert _collected(row) == (f"PayFiP answered P: 187.50 paid by card on "
+                               f"2026-12-05T17:08:00+01:00 ({mode})")
 
 
 def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():

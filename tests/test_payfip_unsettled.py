@@ -141,10 +141,14 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     """Resolving the anomaly records the trésorerie's answer (no payment, no status: the
     invoice stays pending) and lifts the refusal: the link, the TIPI URL and the
     Datamatrix are made as before."""
-    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, action="debit")
     number, _ = _said(store, run, old)
     code, out, err = _cli(store, "payfip", "anomalies")
     assert code == 0, out + err
+    # what PayFiP answered collected, for support to tell the trésorerie
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    assert (f"\n    PayFiP answered V: 187.50 paid by direct debit on {paid_at} (saisie W)\n"
+            "    invoice FA-2026-00102: cancelled (") in out, out
     assert ("    what to do: paid through the link of a cancelled title: tell the trésorerie, "
             "which applies the money to the new title or refunds it; until this anomaly is "
             "resolved, the invoice gets no new link, TIPI link nor Datamatrix (the family "

@@ -513,6 +513,8 @@ def anomalies(
                    f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
                    + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
                       if r['expected'] is not None else ""))
+        if r["op_result"] in ("P", "V"):
+            _say(f"    {_collected(r)}")
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
             if r["invoice_status"] == "cancelled":
@@ -536,6 +538,24 @@ def anomalies(
                    "--note TEXT` (it records the decision; it pays nothing)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
+
+
+def _collected(r: dict[str, Any]) -> str:
+    """What PayFiP answered paid for an anomaly's operation: the amount it reported (and
+    the one asked, when another), how, when and in which mode, for support to tell the
+    trésorerie what to refund or apply."""
+    from .models import cents_text
+
+    asked = r["op_amount_cents"]
+    got = r["op_reported"]
+    cents = int(got) if got is not None and got.isdigit() else asked
+    how = "by card" if r["op_result"] == "P" else "by direct debit"
+    other = f", {cents_text(asked)} asked" if cents != asked else ""
+    mode = {"T": "saisie T: a test, nothing collected",
+            "X": "saisie X: whether it debits the family is not confirmed"}.get(
+                r["op_saisie"], f"saisie {r['op_saisie']}")
+    return (f"PayFiP answered {r['op_result']}: {cents_text(cents)} paid {how} on "
+            f"{r['op_paid_at']} ({mode}{other})")
 
 
 def _group_db(ctx: typer.Context, db: str | None) -> str | None:

@@ -879,6 +879,10 @@ ANOMALY_ADVICE = {
 
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
+    its operation's result (``op_result``), amount asked (``op_amount_cents``), the
+    amount PayFiP reported when it said another (``op_reported``, cents as text), its
+    saisie and its transaction time (``op_paid_at``, else when it was recorded), None
+    without an operation; and
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
     ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
@@ -886,9 +890,20 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either."""
     p_ = _payments_with_titles()
+    # what PayFiP reported collected, when it said another amount than the one asked
+    reported = anomalies.alias("reported")
+    said = (sa.select(reported.c.got).where(reported.c.id_op == anomalies.c.id_op,
+                                           reported.c.kind == "amount-mismatch")
+            .limit(1).scalar_subquery())
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
                        p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
-                       operations.c.id_coll.label("op_coll"))
+                       operations.c.id_coll.label("op_coll"),
+                       operations.c.result_code.label("op_result"),
+                       operations.c.amount_cents.label("op_amount_cents"),
+                       operations.c.saisie.label("op_saisie"),
+                       sa.func.coalesce(operations.c.transaction_at,
+                                        operations.c.resolved_at).label("op_paid_at"),
+                       said.label("op_reported"))
              .select_from(anomalies.outerjoin(
                  operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
                  p_, sa.and_(p_.c.id_coll == operations.c.id_coll,
