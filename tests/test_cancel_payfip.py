@@ -535,6 +535,23 @@ def test_a_link_made_while_its_title_is_cancelled_is_recorded_not_given(store, e
     assert (row["status"], row["payfip_status"]) == ("cancelled", "pending")
 
 
+def test_payfip_link_cancelled_meanwhile_says_the_operation_is_recorded_not_nothing_written(
+        store, exported, monkeypatch):
+    """`payfip link` refused after PayFiP made the operation: its message says the
+    operation is recorded; the count of problems adds nothing to it (it said "nothing was
+    written.", as an export's refusal, beside "the operation is recorded")."""
+    import pesgen.payfip.client
+
+    monkeypatch.setattr(pesgen.payfip.client, "PayfipClient",
+                        lambda endpoint, timeout: _CancellingClient(store, exported.run_id))
+    result = CliRunner().invoke(app, [
+        "payfip", "link", "-m", str(MAPPING), "-n", "FA-2026-00102", "--mode", "W",
+        "--notify-url", "https://ecole.example.org/payfip/notification", "--db", store.url])
+    assert result.exit_code == 7, result.output
+    assert "the operation is recorded, but do not send its link" in result.stderr
+    assert result.stderr.endswith("\n1 problem(s).\n"), result.stderr
+
+
 @pytest.mark.parametrize("action", ["refuse", "card"])
 def test_the_return_page_of_a_cancelled_title_says_it_is_cancelled(flow, store, action):
     """The family comes back from PayFiP through the link of a title cancelled since: the

@@ -103,6 +103,8 @@ def test_no_link_nor_tipi_url_while_money_paid_through_the_cancelled_title_is_un
     assert f"error: invoice FA-2026-00102: {happened}; no new link: {_advice(number)}" \
         in " ".join(err.split())
     assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.unsettled"], err
+    # what the refusal leaves: nothing sent (a link writes no file)
+    assert err.endswith("\n1 problem(s); nothing was sent.\n"), err
     assert len(flow.fake_operations()) == 1  # the old link only: nothing sent
     code, out, err = _tipi(flow, store, "fa-2026-00102")
     assert code == ExitCode.STATE, out + err

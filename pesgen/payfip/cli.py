@@ -136,6 +136,11 @@ def link(
                 raise BrokenPipeError(32, "standard output closed by its reader")
             printing = None
     except PesgenError as exc:
+        if exc.outcome is None:
+            # what the refusal leaves, after the count of problems: a link writes no file
+            # ("nothing was written." read as if something else had been done); refused
+            # while sending, its message says what was made and recorded already
+            exc.outcome = "nothing was sent." if batch.sending is None else ""
         _fail(exc)
         return
     except (KeyboardInterrupt, BrokenPipeError) as exc:
