@@ -299,6 +299,21 @@ def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
     _nothing_sent(world)
 
 
+def test_an_invoice_of_a_batch_refused_for_its_e_mail_says_to_link_it_alone_with_mel(world):
+    """FA-2026-00104's payer has no e-mail in the example: its problem says "give one with
+    --mel", which a batch refuses; the batch's error says how (on its own)."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00104")
+    assert code == ExitCode.INPUT, err
+    assert ("  invoice FA-2026-00104: the PayFiP request is invalid (--mel takes one "
+            "invoice: link it on its own, -n FA-2026-00104 --mel ADDRESS)\n") in err, err
+    assert "(rule payfip.mel)" in err
+    code, out, err = _link(world, "FA-2026-00104", "--mel", "famille@example.org")
+    assert code == 0, err
+    # refused for another reason, no such hint
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999")
+    assert "--mel takes one invoice" not in err, err
+
+
 def test_the_same_invoice_twice_or_one_mel_for_several_is_a_usage_error(world):
     code, out, err = _links(world, "FA-2026-00102", " fa-2026-00102")
     assert code == ExitCode.USAGE
