@@ -1812,6 +1812,21 @@ def test_a_wrong_result_on_a_paid_invoice_is_a_double_payment_only_when_money_wa
     assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
 
 
+def test_a_double_payment_is_logged_as_an_anomaly(store, exported, caplog):
+    """The receiver's log said "operation …: paid" for the second payment of a paid
+    invoice, as for a payment: it is an anomaly, logged as a warning naming its kind as
+    the others are."""
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    second = _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        ledger.apply_detail(store, second, _paid_detail(second), "notification")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("WARNING", f"payfip notification: operation {second}: paid, anomaly "
+                                "(double-payment)")], said
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["double-payment"]
+
+
 def test_the_title_of_an_operation_never_issued_is_not_said_cancelled(store, exported):
     """The return page asks whether the title of the idOp it was given is cancelled: an
     idOp pesgen never issued has no title, active or cancelled."""

@@ -577,7 +577,12 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if event == "double-payment":
             result["paid_by"] = pay["id_op"] if pay else None
         _event(conn, op, event, source, pay_status, result)
-    log.info("payfip %s: operation %s: %s", source, id_op, new)
+    if event == "double-payment":
+        # the operation is paid, but it pays nothing: an anomaly, said as the others are
+        # (a log read for "anomaly" finds it)
+        log.warning("payfip %s: operation %s: paid, anomaly (double-payment)", source, id_op)
+    else:
+        log.info("payfip %s: operation %s: %s", source, id_op, new)
     if undated:
         # the payment is PayFiP's word (result, amount, refdet, numcli checked), only its
         # time is missing: recorded, with paid_at the time of recording, and said so
