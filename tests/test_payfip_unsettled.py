@@ -159,6 +159,14 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note",
                           "trésorerie: refunded on 2026-12-03", "--by", "support")
     assert code == 0, out + err
+    # what it releases, and what to do when the trésorerie applied the money (pesgen
+    # records no payment for it, and would make the link)
+    assert err == (
+        "note: invoice FA-2026-00102: no longer held back: `payfip link`, `tipi-url` and "
+        "`payfip datamatrix` give it a payment again. If the trésorerie applied the money to "
+        "the title due, that title is paid: enter the payment in the school software by "
+        "hand, and send the family no link nor Datamatrix for it; if it refunded the "
+        "family, send the new link (docs/payfip.md)\n"), err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "pending"
     code, out, err = _link(flow, store)
     assert code == 0, out + err
@@ -329,6 +337,9 @@ def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(first), "--note",
                           "trésorerie: applied to the new title", "--by", "support")
     assert code == 0, out + err
+    assert err == (f"note: invoice FA-2026-00102: still held back by anomaly #{second} "
+                   "(run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
+                   "until it is resolved\n"), err
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
     said = " ".join(err.split())

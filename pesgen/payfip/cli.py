@@ -610,6 +610,30 @@ def anomalies_resolve(
     invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
     _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
                f"{row['resolved_by']}; no payment was recorded")
+    if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
+        _say_released(store, row)
+
+
+def _say_released(store: Any, row: dict[str, Any]) -> None:
+    """After a run-cancelled anomaly is resolved: whether its invoice gets a payment
+    again (no other such anomaly of it open), and what to do when the trésorerie applied
+    the money to the title due (pesgen keeps no notion of the decision: it would make a
+    link and a Datamatrix for a title paid that way)."""
+    from ..keys import invoice_key
+    from .ledger import unsettled_payments
+
+    still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
+    if still:
+        _echo_err(f"note: invoice {row['invoice']}: still held back by "
+                  + ", ".join(f"anomaly #{u.anomaly}" for u in still)
+                  + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
+                  "until it is resolved")
+        return
+    _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
+              "`tipi-url` and `payfip datamatrix` give it a payment again. If the trésorerie "
+              "applied the money to the title due, that title is paid: enter the payment in "
+              "the school software by hand, and send the family no link nor Datamatrix for "
+              "it; if it refunded the family, send the new link (docs/payfip.md)")
 
 
 @payfip_app.command("client-info")

@@ -941,7 +941,9 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[s
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
-    invoice's history gets an ``anomaly-resolved`` event (source ``support``)."""
+    invoice's history gets an ``anomaly-resolved`` event (source ``support``). Returns
+    the anomaly as resolved, with its operation's ``saisie`` and ``id_coll`` (None
+    without one)."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
@@ -969,7 +971,8 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[s
                    pay["status"] if pay else "pending",
                    {"anomaly": anomaly_id, "kind": row.kind, "by": by})
     log.info("payfip anomaly %s (%s) resolved", anomaly_id, row.kind)
-    return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note}
+    return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
+            "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
 
 
 # ---------------------------------------------------------------------- in-transaction
