@@ -635,6 +635,12 @@ def check_mapping(
         warn = warnings.append if as_json else _warn
         for problem in format_warnings(m, fmt):
             warn(problem)
+        from .payfip.settings import sample_problems
+
+        # the payfip section's refdet and objet rules on a sample title: a misspelt field
+        # gives an empty refdet, and every link would be refused
+        for problem in sample_problems(m):
+            warn(problem)
         sample, found = check_coverage(m, fmt, warn,
                                        f"{mapping}: a policy of the mapping fills a value "
                                        f"no template of format {fmt.name} writes")

@@ -703,6 +703,31 @@ def test_an_anomaly_s_payment_says_its_mode(saisie, mode):
                                f"2026-12-05T17:08:00+01:00 ({mode})")
 
 
+def test_check_mapping_warns_of_a_payfip_rule_every_link_would_refuse(tmp_path):
+    """A misspelt field in payfip.refdet gives an empty refdet for every invoice, and a
+    rule keeping the dashes one PayFiP refuses: check-mapping said OK, and the first
+    `payfip link` was refused. It evaluates the rules on a sample title and warns,
+    naming the rule's line; the shipped mapping's rules give no warning."""
+    code, out, err = _run("check-mapping", str(MAPPING))
+    assert code == 0 and "payfip" not in err, err
+    rule = '  refdet: {expr: "invoice.number | alnum"}'
+    for expr, said in (("invoice.numbr | alnum", "refdet: '' must be 6 to 30 characters"),
+                       ("invoice.number", "refdet: 'SAMPLE-1' must be 6 to 30 characters")):
+        mapping, [line] = mapping_copy(tmp_path, MAPPING, (rule, f'  refdet: {{expr: "{expr}"}}'))
+        code, out, err = _run("check-mapping", str(mapping))
+        assert code == 0, err  # a warning: the exit code is unchanged
+        [warning] = [w for w in err.splitlines() if w.startswith("warning:")]
+        assert warning.startswith(f"warning: on a sample title (SAMPLE-1): {said}"), warning
+        assert warning.endswith(f"`payfip link` would refuse such a value [mapping {mapping}:"
+                                f"{line}: payfip.refdet] (rule payfip.refdet)"), warning
+    mapping, _ = mapping_copy(tmp_path, MAPPING, ("invoice.number) | payfip_text",
+                                                  "invoice.number) | paifip_text"))
+    code, out, err = _run("check-mapping", str(mapping), "--format", "json")
+    assert code == 0, err
+    [warning] = json.loads(out)["mappings"][0]["warnings"]
+    assert (warning["rule"], warning["key"]) == ("mapping.expr", "payfip.objet"), warning
+
+
 def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
     from pathlib import Path
 
