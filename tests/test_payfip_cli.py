@@ -59,6 +59,23 @@ def _link(world, invoice="FA-2026-00102", *extra):
                 world["endpoint"], "--notify-url", world["notify"], "--timeout", "5", *extra)
 
 
+def test_a_test_link_says_what_saisie_t_means(world):
+    """The example mapping's mode is T: its links, sent to families, collect nothing.
+    The link said "saisie T" alone; a note says what it means, once for the batch; a
+    production link (W) gets none."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00103", extra=())
+    assert code == 0, err
+    assert err == ("note: saisie T: test link(s): a payment through them is recorded as a "
+                   "test (test-paid), never as a payment of the invoice; links for families "
+                   "to pay are production ones, saisie W (payfip.mode: W in the mapping, or "
+                   "--mode W) (docs/payfip.md, Test and activation mode)\n2 link(s) made\n"), err
+    code, out, err = _link(world, "FA-2026-00105", "--mode", "X")
+    assert code == 0 and err.startswith(
+        "note: saisie X: activation link(s): a payment through them is recorded as a test"), err
+    code, out, err = _link(world, "FA-2026-00107", "--mode", "W")
+    assert code == 0 and "saisie" not in err, err
+
+
 def test_link_pay_and_export_payments(world):
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     assert code == 0, err

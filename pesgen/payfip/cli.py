@@ -114,6 +114,7 @@ def link(
     batch = Batch()
     links = None
     printing = None  # the link being printed: its lines may not have reached the reader
+    tests: set[str] = set()  # the test or activation modes of the links made
     try:
         _need_extras()
         from .service import create_links
@@ -131,6 +132,8 @@ def link(
             typer.echo(result.url)
             for note in result.notes:
                 _echo_err(f"note: {note}")
+            if result.saisie in ("T", "X"):
+                tests.add(result.saisie)
             if _stdout_closed():
                 # `| head -2`: the links after it would go nowhere; not made
                 raise BrokenPipeError(32, "standard output closed by its reader")
@@ -147,6 +150,16 @@ def link(
         if links is not None:
             links.close()  # no link after it; the client closed
         _batch_stopped(batch, invoice, printing, exc)
+    if tests:
+        # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T,
+        # and its links sent to families collect nothing
+        _echo_err(f"note: saisie {'/'.join(sorted(tests))}: "
+                  f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
+                  "link(s): a payment "
+                  "through them is recorded as a test (test-paid), never as a payment of the "
+                  "invoice; links for families to pay are production ones, saisie W "
+                  "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
+                  "activation mode)")
     if len(invoice) > 1:
         _echo_err(f"{batch.made} link(s) made")
 
