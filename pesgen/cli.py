@@ -638,6 +638,12 @@ def check_mapping(
         warn = warnings.append if as_json else _warn
         for problem in format_warnings(m, fmt):
             warn(problem)
+        from .payfip.settings import sample_problems
+
+        # the payfip section's refdet and objet rules on a sample title: a misspelt field
+        # gives an empty refdet, and every link would be refused
+        for problem in sample_problems(m):
+            warn(problem)
         sample, found = check_coverage(m, fmt, warn,
                                        f"{mapping}: a policy of the mapping fills a value "
                                        f"no template of format {fmt.name} writes")
@@ -2124,13 +2130,20 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
     """Name the cancelled bordereaux' files still in the run's output folder (``r``: the
     run as recorded): a new export into that folder writes its own beside them (another
     IdBord, another name), and nothing there says which not to send."""
+    from .payfip.datamatrix import drawn_in_place
     from .runs import REFERENCES_SUFFIX, cancelled_in_place
 
-    left = cancelled_in_place(r, bordereaux)
+    # the Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
+    # tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
+    # leaves what it wrote before)
+    drawn = drawn_in_place(r, bordereaux)
+    left = cancelled_in_place(r, bordereaux) + drawn
     if left:
         them = "it" if len(left) == 1 else "them"
-        refs = (" (nor print the payment references of the CSV)"
-                if any(n.endswith(REFERENCES_SUFFIX) for n in left) else "")
+        printed = (["the payment references of the CSV"]
+                   if any(n.endswith(REFERENCES_SUFFIX) for n in left) else []) + (
+                   ["the Datamatrix"] if drawn else [])
+        refs = f" (nor print {', nor '.join(printed)})" if printed else ""
         _echo_err(f"note: cancelled, still in {r['out_dir']}: {', '.join(_listed(left))}: "
                   f"do not send or import {them}{refs}; move {them} aside")
 

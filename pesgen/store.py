@@ -2577,8 +2577,12 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     reported = (sa.select(anomalies.c.got).where(anomalies.c.id_op == operations.c.id_op,
                                                  anomalies.c.kind == "amount-mismatch")
                 .limit(1).scalar_subquery())
+    # a second payment of the invoice: paid, and a double-payment anomaly
+    double = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
+                               anomalies.c.kind == "double-payment")
     rows = conn.execute(
-        sa.select(operations, titles.c.id_bord, reported.label("reported"))
+        sa.select(operations, titles.c.id_bord, reported.label("reported"),
+                  double.label("double"))
         .join(titles, titles.c.invoice == operations.c.invoice)
         .where(operations.c.run_id == run_id, money)
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
@@ -2591,9 +2595,11 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
                     if op.reported.isdigit() else
                     f"PayFiP reported {op.reported!r}, {amount} asked")
         if op.status == "paid":
+            again = (", a second payment of the invoice (a double-payment anomaly, `pesgen "
+                     "payfip anomalies`: the trésorerie refunds one)" if op.double else "")
             what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
-                    f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}); "
-                    "the payment stays attached to this title")
+                    f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op})"
+                    f"{again}; the payment stays attached to this title")
         elif op.status == "test-paid":
             what = (f"paid in activation mode (saisie X) {amount} by "
                     f"{_METHODS.get(op.result_code or '', 'PayFiP')} on "

@@ -346,6 +346,43 @@ def test_a_cancelled_bordereau_s_files_still_in_place_are_named_not_to_send(db_u
     assert ("_0000001.xml" in note and "_0000003." not in note and "_0000002." not in note), note
 
 
+def test_a_cancelled_bordereau_s_datamatrix_still_in_place_is_named_not_to_print(
+        db_url, tmp_path):
+    """`payfip datamatrix` writes each bordereau's Datamatrix CSV and images beside its
+    file: once the bordereau is cancelled, a family paying one of them pays a cancelled
+    title. The cancellation names them with the files not to send, those of the
+    bordereaux it cancels only."""
+    pytest.importorskip("pystrich")
+    store = Store(db_url)
+    out = tmp_path / "a"
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, out, RUN)
+    made = cli(db_url, "payfip", "datamatrix", "--run", run.run_id, "--code-etablissement",
+               "001")
+    assert made.exit_code == 0, made.output
+    two = sorted(p.name for p in out.iterdir() if "_0000002." in p.name)
+    stem = two[0].split(".")[0]
+    assert two == [f"{stem}.datamatrix", f"{stem}.datamatrix.csv", f"{stem}.references.csv",
+                   f"{stem}.xml"], two
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected",
+               "--bordereau", "2")
+    assert done.exit_code == 0, done.output
+    note = [ln for ln in done.stderr.splitlines() if ln.startswith("note: cancelled")]
+    assert note == [f"note: cancelled, still in {out.resolve()}: {stem}.xml, "
+                    f"{stem}.references.csv, {stem}.datamatrix.csv, {stem}.datamatrix/: do "
+                    "not send or import them (nor print the payment references of the CSV, "
+                    "nor the Datamatrix); move them aside"]
+    # the Datamatrix alone left (the bordereau's file sent and moved away)
+    for n in (f"{stem}.xml", f"{stem}.references.csv"):
+        (out / n).rename(tmp_path / n)
+    store.reinstate(run.run_id, "by mistake", bordereaux=[2])
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected",
+               "--bordereau", "2")
+    note = [ln for ln in done.stderr.splitlines() if ln.startswith("note: cancelled")]
+    assert note == [f"note: cancelled, still in {out.resolve()}: {stem}.datamatrix.csv, "
+                    f"{stem}.datamatrix/: do not send or import them (nor print the "
+                    "Datamatrix); move them aside"]
+
+
 def split_run_in_store_left_at(schema: int, missing_table: str, db_url: str, tmp_path: Path,
                                monkeypatch) -> tuple[Store, ExportResult]:
     """The example split in bordereaux of 4, recorded in a store pesgen left at

@@ -67,6 +67,25 @@ def test_a_payment_through_the_link_of_a_title_of_a_cancelled_bordereau_is_an_an
     assert ledger.payment_of(store, "21450999400015", "FA-2026-00101")["status"] == "paid"
 
 
+def test_cancelling_a_title_paid_twice_says_which_payment_is_the_second(flow, store):
+    """FA-2026-00102 paid through two links: both are listed as paid (each stays attached
+    to the title); the second says it is a double payment, for the trésorerie to refund,
+    where the two lines read the same."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    first, second = flow.link(mode="W"), flow.link(mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    refused = CliRunner().invoke(app, ["runs", "cancel", run[:8], "--reason", "wrong amounts",
+                                       "--db", store.url])
+    assert refused.exit_code == 7, refused.output
+    lines = [ln for ln in refused.output.splitlines() if "FA-2026-00102" in ln]
+    assert len(lines) == 2, refused.output
+    assert f"(PayFiP operation {first.id_op}); the payment stays attached" in lines[0]
+    assert (f"(PayFiP operation {second.id_op}), a second payment of the invoice (a "
+            "double-payment anomaly, `pesgen payfip anomalies`: the trésorerie refunds one); "
+            "the payment stays attached to this title") in lines[1], lines[1]
+
+
 def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, store,
                                                                           tmp_path):
     """FA-2026-00102 paid by card, FA-2026-00104's link still open (production), a test
@@ -533,6 +552,23 @@ def test_a_link_made_while_its_title_is_cancelled_is_recorded_not_given(store, e
     assert (op["status"], op["run_id"]) == ("pending", exported.run_id)
     [row] = ledger.list_payments(store)
     assert (row["status"], row["payfip_status"]) == ("cancelled", "pending")
+
+
+def test_payfip_link_cancelled_meanwhile_says_the_operation_is_recorded_not_nothing_written(
+        store, exported, monkeypatch):
+    """`payfip link` refused after PayFiP made the operation: its message says the
+    operation is recorded; the count of problems adds nothing to it (it said "nothing was
+    written.", as an export's refusal, beside "the operation is recorded")."""
+    import pesgen.payfip.client
+
+    monkeypatch.setattr(pesgen.payfip.client, "PayfipClient",
+                        lambda endpoint, timeout: _CancellingClient(store, exported.run_id))
+    result = CliRunner().invoke(app, [
+        "payfip", "link", "-m", str(MAPPING), "-n", "FA-2026-00102", "--mode", "W",
+        "--notify-url", "https://ecole.example.org/payfip/notification", "--db", store.url])
+    assert result.exit_code == 7, result.output
+    assert "the operation is recorded, but do not send its link" in result.stderr
+    assert result.stderr.endswith("\n1 problem(s).\n"), result.stderr
 
 
 @pytest.mark.parametrize("action", ["refuse", "card"])

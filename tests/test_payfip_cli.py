@@ -59,6 +59,23 @@ def _link(world, invoice="FA-2026-00102", *extra):
                 world["endpoint"], "--notify-url", world["notify"], "--timeout", "5", *extra)
 
 
+def test_a_test_link_says_what_saisie_t_means(world):
+    """The example mapping's mode is T: its links, sent to families, collect nothing.
+    The link said "saisie T" alone; a note says what it means, once for the batch; a
+    production link (W) gets none."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00103", extra=())
+    assert code == 0, err
+    assert err == ("note: saisie T: test link(s): a payment through them is recorded as a "
+                   "test (test-paid), never as a payment of the invoice; links for families "
+                   "to pay are production ones, saisie W (payfip.mode: W in the mapping, or "
+                   "--mode W) (docs/payfip.md, Test and activation mode)\n2 link(s) made\n"), err
+    code, out, err = _link(world, "FA-2026-00105", "--mode", "X")
+    assert code == 0 and err.startswith(
+        "note: saisie X: activation link(s): a payment through them is recorded as a test"), err
+    code, out, err = _link(world, "FA-2026-00107", "--mode", "W")
+    assert code == 0 and "saisie" not in err, err
+
+
 def test_link_pay_and_export_payments(world):
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     assert code == 0, err
@@ -297,6 +314,21 @@ def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
             "refused ones)") in err
     assert "  invoice FA-2099-99999: in no active run of collectivity" in err
     _nothing_sent(world)
+
+
+def test_an_invoice_of_a_batch_refused_for_its_e_mail_says_to_link_it_alone_with_mel(world):
+    """FA-2026-00104's payer has no e-mail in the example: its problem says "give one with
+    --mel", which a batch refuses; the batch's error says how (on its own)."""
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00104")
+    assert code == ExitCode.INPUT, err
+    assert ("  invoice FA-2026-00104: the PayFiP request is invalid (--mel takes one "
+            "invoice: link it on its own, -n FA-2026-00104 --mel ADDRESS)\n") in err, err
+    assert "(rule payfip.mel)" in err
+    code, out, err = _link(world, "FA-2026-00104", "--mel", "famille@example.org")
+    assert code == 0, err
+    # refused for another reason, no such hint
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999")
+    assert "--mel takes one invoice" not in err, err
 
 
 def test_the_same_invoice_twice_or_one_mel_for_several_is_a_usage_error(world):
@@ -643,11 +675,16 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
                     r"\(notification\): result P not recorded as a payment \[expected 18750, "
                     r"got 5000\]$", lines[0]), lines[0]
     number = re.match(r"#(\d+)", lines[0])[1]
-    assert lines[1] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
+    # what PayFiP says was collected, for support to tell the trésorerie: the amount it
+    # reported, the one asked beside, how and when
+    paid_at = ledger.get_operation(world["store"], id_op)["transaction_at"]
+    assert paid_at and lines[1] == (f"    PayFiP answered P: 50.00 paid by card on {paid_at} "
+                                    "(saisie W, 187.50 asked)")
+    assert lines[2] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
                         "and changed no status")
-    assert lines[2].startswith("    what to do: PayFiP reports another amount than the one "
+    assert lines[3].startswith("    what to do: PayFiP reports another amount than the one "
                                "asked: ask the trésorerie what was collected")
-    assert lines[3] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
+    assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
                         "TEXT` (it records the decision; it pays nothing)")
 
     code, out, err = _run("payfip", "anomalies", "resolve", number, "--note",
@@ -663,11 +700,49 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     code, out, _ = _run("payfip", "anomalies", "--all")
     lines = out.strip().splitlines()
     assert lines[0].startswith(f"#{number}  ") and re.match(
-        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[2])
-    assert len(lines) == 3  # nothing open: no summary line
+        r"    resolved \S+ by alice: trésorerie: 50,00 collected, 16,00 refunded$", lines[3])
+    assert len(lines) == 4  # nothing open: no summary line
     code, out, _ = _run("payfip", "payments", "--since", "2020-01-01")
     [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))
     assert (row["status"], row["amount_paid"]) == ("pending", "")
+
+
+@pytest.mark.parametrize("saisie, mode", [
+    ("T", "saisie T: a test, nothing collected"),
+    ("X", "saisie X: whether it debits the family is not confirmed"),
+    ("W", "saisie W")])
+def test_an_anomaly_s_payment_says_its_mode(saisie, mode):
+    from pesgen.payfip.cli import _collected
+
+    row = {"op_result": "P", "op_amount_cents": 18750, "op_reported": None,
+           "op_saisie": saisie, "op_paid_at": "2026-12-05T17:08:00+01:00"}
+    assert _collected(row) == (f"PayFiP answered P: 187.50 paid by card on "
+                               f"2026-12-05T17:08:00+01:00 ({mode})")
+
+
+def test_check_mapping_warns_of_a_payfip_rule_every_link_would_refuse(tmp_path):
+    """A misspelt field in payfip.refdet gives an empty refdet for every invoice, and a
+    rule keeping the dashes one PayFiP refuses: check-mapping said OK, and the first
+    `payfip link` was refused. It evaluates the rules on a sample title and warns,
+    naming the rule's line; the shipped mapping's rules give no warning."""
+    code, out, err = _run("check-mapping", str(MAPPING))
+    assert code == 0 and "payfip" not in err, err
+    rule = '  refdet: {expr: "invoice.number | alnum"}'
+    for expr, said in (("invoice.numbr | alnum", "refdet: '' must be 6 to 30 characters"),
+                       ("invoice.number", "refdet: 'SAMPLE-1' must be 6 to 30 characters")):
+        mapping, [line] = mapping_copy(tmp_path, MAPPING, (rule, f'  refdet: {{expr: "{expr}"}}'))
+        code, out, err = _run("check-mapping", str(mapping))
+        assert code == 0, err  # a warning: the exit code is unchanged
+        [warning] = [w for w in err.splitlines() if w.startswith("warning:")]
+        assert warning.startswith(f"warning: on a sample title (SAMPLE-1): {said}"), warning
+        assert warning.endswith(f"`payfip link` would refuse such a value [mapping {mapping}:"
+                                f"{line}: payfip.refdet] (rule payfip.refdet)"), warning
+    mapping, _ = mapping_copy(tmp_path, MAPPING, ("invoice.number) | payfip_text",
+                                                  "invoice.number) | paifip_text"))
+    code, out, err = _run("check-mapping", str(mapping), "--format", "json")
+    assert code == 0, err
+    [warning] = json.loads(out)["mappings"][0]["warnings"]
+    assert (warning["rule"], warning["key"]) == ("mapping.expr", "payfip.objet"), warning
 
 
 def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():

@@ -192,6 +192,58 @@ def test_paid_after_an_abandon_within_20_minutes_is_recorded(flow, store):
                                         "by": "bob"}
 
 
+def test_a_new_link_beside_a_production_link_still_open_says_so(flow, store):
+    """The régisseur sends a second link while the first is not answered (the family
+    lost the e-mail): the first stays payable at PayFiP, so the new link's notes say so,
+    and both paid, the second is a double-payment anomaly. A test link beside it (saisie
+    T), or a production one beside a test one, collects nothing twice: no note."""
+    first = flow.link(mode="W")
+    made = ledger.get_operation(store, first.id_op)["created_at"]
+    again = flow.link(mode="W")
+    assert again.notes == (
+        f"invoice FA-2026-00102: operation {first.id_op} (made {made}, saisie W) is still "
+        "open (pending): the family may still pay through it; if the family pays both, the "
+        "second is a double-payment anomaly, for the trésorerie to refund (docs/payfip.md, "
+        "a link still open)",)
+    assert flow.link(mode="T").notes == ()  # a test link: nothing collected through it
+    flow.pay(first, "card")
+    flow.pay(again, "card")
+    [double] = ledger.list_anomalies(store)
+    assert (double["kind"], double["id_op"]) == ("double-payment", again.id_op)
+
+
+def test_a_test_link_still_open_beside_a_production_one_is_not_noted(flow):
+    flow.link(mode="T")
+    assert flow.link(mode="W").notes == ()
+
+
+def test_a_new_link_beside_its_cancelled_titles_link_still_open_says_so(flow, store,
+                                                                        tmp_path):
+    """The invoice exported again after its run was cancelled: the link of the
+    cancelled title stays payable, and a payment through it is a run-cancelled anomaly,
+    not a payment of the new title: the new link's notes say that, not a double
+    payment."""
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, MAPPING, RUN_DATE
+
+    first = flow.link(mode="W")
+    old_run = ledger.get_operation(store, first.id_op)["run_id"]
+    store.cancel(old_run, "wrong amounts", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, INPUT, tmp_path / "again", RUN_DATE)
+    made = ledger.get_operation(store, first.id_op)["created_at"]
+    again = flow.link(mode="W")
+    assert again.notes == (
+        f"invoice FA-2026-00102: operation {first.id_op} (made {made}, saisie W) is still "
+        f"open (pending): the family may still pay through it; its title then (run "
+        f"{old_run}) is cancelled: a payment through it is a run-cancelled anomaly, not a "
+        "payment of this title, for the trésorerie to refund or apply; tell the family "
+        "which link to use (docs/payfip.md, a link still open)",)
+    flow.pay(first, "card")
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["id_op"]) == ("run-cancelled", first.id_op)
+
+
 def test_already_paid_invoice_gets_no_new_link(flow):
     flow.pay(flow.link(mode="W"), "card")
     from pesgen.errors import StateError
@@ -1758,6 +1810,21 @@ def test_a_wrong_result_on_a_paid_invoice_is_a_double_payment_only_when_money_wa
     assert [a["kind"] for a in ledger.list_anomalies(store)] == kinds
     pay = _payment(store)
     assert (pay["status"], pay["id_op"], pay["paid_cents"]) == ("paid", first, 18750)
+
+
+def test_a_double_payment_is_logged_as_an_anomaly(store, exported, caplog):
+    """The receiver's log said "operation …: paid" for the second payment of a paid
+    invoice, as for a payment: it is an anomaly, logged as a warning naming its kind as
+    the others are."""
+    first = _link_recorded(store)
+    ledger.apply_detail(store, first, _paid_detail(first), "notification")
+    second = _link_recorded(store, id_op="0d1a5c3e-0000-4000-8000-0000000000c2")
+    with caplog.at_level("INFO", logger="pesgen.payfip"):
+        ledger.apply_detail(store, second, _paid_detail(second), "notification")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("WARNING", f"payfip notification: operation {second}: paid, anomaly "
+                                "(double-payment)")], said
+    assert [a["kind"] for a in ledger.list_anomalies(store)] == ["double-payment"]
 
 
 def test_the_title_of_an_operation_never_issued_is_not_said_cancelled(store, exported):

@@ -103,6 +103,8 @@ def test_no_link_nor_tipi_url_while_money_paid_through_the_cancelled_title_is_un
     assert f"error: invoice FA-2026-00102: {happened}; no new link: {_advice(number)}" \
         in " ".join(err.split())
     assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.unsettled"], err
+    # what the refusal leaves: nothing sent (a link writes no file)
+    assert err.endswith("\n1 problem(s); nothing was sent.\n"), err
     assert len(flow.fake_operations()) == 1  # the old link only: nothing sent
     code, out, err = _tipi(flow, store, "fa-2026-00102")
     assert code == ExitCode.STATE, out + err
@@ -141,10 +143,14 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     """Resolving the anomaly records the trésorerie's answer (no payment, no status: the
     invoice stays pending) and lifts the refusal: the link, the TIPI URL and the
     Datamatrix are made as before."""
-    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, action="debit")
     number, _ = _said(store, run, old)
     code, out, err = _cli(store, "payfip", "anomalies")
     assert code == 0, out + err
+    # what PayFiP answered collected, for support to tell the trésorerie
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    assert (f"\n    PayFiP answered V: 187.50 paid by direct debit on {paid_at} (saisie W)\n"
+            "    invoice FA-2026-00102: cancelled (") in out, out
     assert ("    what to do: paid through the link of a cancelled title: tell the trésorerie, "
             "which applies the money to the new title or refunds it; until this anomaly is "
             "resolved, the invoice gets no new link, TIPI link nor Datamatrix (the family "
@@ -153,6 +159,14 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note",
                           "trésorerie: refunded on 2026-12-03", "--by", "support")
     assert code == 0, out + err
+    # what it releases, and what to do when the trésorerie applied the money (pesgen
+    # records no payment for it, and would make the link)
+    assert err == (
+        "note: invoice FA-2026-00102: no longer held back: `payfip link`, `tipi-url` and "
+        "`payfip datamatrix` give it a payment again. If the trésorerie applied the money to "
+        "the title due, that title is paid: enter the payment in the school software by "
+        "hand, and send the family no link nor Datamatrix for it; if it refunded the "
+        "family, send the new link (docs/payfip.md)\n"), err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "pending"
     code, out, err = _link(flow, store)
     assert code == 0, out + err
@@ -323,6 +337,9 @@ def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(first), "--note",
                           "trésorerie: applied to the new title", "--by", "support")
     assert code == 0, out + err
+    assert err == (f"note: invoice FA-2026-00102: still held back by anomaly #{second} "
+                   "(run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
+                   "until it is resolved\n"), err
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
     said = " ".join(err.split())

@@ -114,6 +114,7 @@ def link(
     batch = Batch()
     links = None
     printing = None  # the link being printed: its lines may not have reached the reader
+    tests: set[str] = set()  # the test or activation modes of the links made
     try:
         _need_extras()
         from .service import create_links
@@ -131,17 +132,34 @@ def link(
             typer.echo(result.url)
             for note in result.notes:
                 _echo_err(f"note: {note}")
+            if result.saisie in ("T", "X"):
+                tests.add(result.saisie)
             if _stdout_closed():
                 # `| head -2`: the links after it would go nowhere; not made
                 raise BrokenPipeError(32, "standard output closed by its reader")
             printing = None
     except PesgenError as exc:
+        if exc.outcome is None:
+            # what the refusal leaves, after the count of problems: a link writes no file
+            # ("nothing was written." read as if something else had been done); refused
+            # while sending, its message says what was made and recorded already
+            exc.outcome = "nothing was sent." if batch.sending is None else ""
         _fail(exc)
         return
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         if links is not None:
             links.close()  # no link after it; the client closed
         _batch_stopped(batch, invoice, printing, exc)
+    if tests:
+        # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T,
+        # and its links sent to families collect nothing
+        _echo_err(f"note: saisie {'/'.join(sorted(tests))}: "
+                  f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
+                  "link(s): a payment "
+                  "through them is recorded as a test (test-paid), never as a payment of the "
+                  "invoice; links for families to pay are production ones, saisie W "
+                  "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
+                  "activation mode)")
     if len(invoice) > 1:
         _echo_err(f"{batch.made} link(s) made")
 
@@ -513,6 +531,8 @@ def anomalies(
                    f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
                    + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
                       if r['expected'] is not None else ""))
+        if r["op_result"] in ("P", "V"):
+            _say(f"    {_collected(r)}")
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
             if r["invoice_status"] == "cancelled":
@@ -536,6 +556,24 @@ def anomalies(
                    "--note TEXT` (it records the decision; it pays nothing)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
+
+
+def _collected(r: dict[str, Any]) -> str:
+    """What PayFiP answered paid for an anomaly's operation: the amount it reported (and
+    the one asked, when another), how, when and in which mode, for support to tell the
+    trésorerie what to refund or apply."""
+    from .models import cents_text
+
+    asked = r["op_amount_cents"]
+    got = r["op_reported"]
+    cents = int(got) if got is not None and got.isdigit() else asked
+    how = "by card" if r["op_result"] == "P" else "by direct debit"
+    other = f", {cents_text(asked)} asked" if cents != asked else ""
+    mode = {"T": "saisie T: a test, nothing collected",
+            "X": "saisie X: whether it debits the family is not confirmed"}.get(
+                r["op_saisie"], f"saisie {r['op_saisie']}")
+    return (f"PayFiP answered {r['op_result']}: {cents_text(cents)} paid {how} on "
+            f"{r['op_paid_at']} ({mode}{other})")
 
 
 def _group_db(ctx: typer.Context, db: str | None) -> str | None:
@@ -592,6 +630,30 @@ def anomalies_resolve(
     invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
     _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
                f"{row['resolved_by']}; no payment was recorded")
+    if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
+        _say_released(store, row)
+
+
+def _say_released(store: Any, row: dict[str, Any]) -> None:
+    """After a run-cancelled anomaly is resolved: whether its invoice gets a payment
+    again (no other such anomaly of it open), and what to do when the trésorerie applied
+    the money to the title due (pesgen keeps no notion of the decision: it would make a
+    link and a Datamatrix for a title paid that way)."""
+    from ..keys import invoice_key
+    from .ledger import unsettled_payments
+
+    still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
+    if still:
+        _echo_err(f"note: invoice {row['invoice']}: still held back by "
+                  + ", ".join(f"anomaly #{u.anomaly}" for u in still)
+                  + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
+                  "until it is resolved")
+        return
+    _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
+              "`tipi-url` and `payfip datamatrix` give it a payment again. If the trésorerie "
+              "applied the money to the title due, that title is paid: enter the payment in "
+              "the school software by hand, and send the family no link nor Datamatrix for "
+              "it; if it refunded the family, send the new link (docs/payfip.md)")
 
 
 @payfip_app.command("client-info")

@@ -37,7 +37,7 @@ import contextlib
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ from .ledger import Unsettled, rejected_bordereaux, unsettled_payments
 from .models import to_cents
 
 LATEST = 1
+# what `payfip datamatrix` writes per bordereau file <stem>: the CSV, the images' folder
+CSV_SUFFIX = ".datamatrix.csv"
+IMAGES_SUFFIX = ".datamatrix"
 _CLE2_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXY"
 
 
@@ -353,7 +356,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
         stems = {f["id_bord"]: Path(f["name"]).stem for f in run["files"]
                  if f["id_bord"] is not None}
         for s in skipped:
-            earlier = target / f"{stems.get(s.id_bord, '?')}.datamatrix.csv"
+            earlier = target / f"{stems.get(s.id_bord, '?')}{CSV_SUFFIX}"
             on_skipped(Skipped(s.id_bord, s.invoices, s.cover,
                                earlier if s.id_bord in stems and earlier.is_file() else None,
                                s.rejected))
@@ -364,14 +367,14 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             on_unsettled(invoice, owed[invoice])
     # every file staged first, then all renamed into place: a failure leaves the files
     # of an earlier call as they were (or none) and no temporary file
-    created = [d for d in (target, *(target / f"{stem}.datamatrix" for stem, _ in plans))
+    created = [d for d in (target, *(target / f"{stem}{IMAGES_SUFFIX}" for stem, _ in plans))
                if not d.exists()]
     temps: list[tuple[Path, Path]] = []
     written = []
     try:
         target.mkdir(parents=True, exist_ok=True)
         for stem, rows in plans:
-            folder = target / f"{stem}.datamatrix"
+            folder = target / f"{stem}{IMAGES_SUFFIX}"
             folder.mkdir(exist_ok=True)
             buffer = io.StringIO()
             out = csv.writer(buffer, delimiter=";", lineterminator="\n")
@@ -390,7 +393,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                 out.writerow([text_cell(t.invoice), t.id_bord, t.id_pce,
                               f"{version} (UNCONFIRMED)", text, text_cell(
                                   f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}")])
-            path = target / f"{stem}.datamatrix.csv"
+            path = target / f"{stem}{CSV_SUFFIX}"
             stage(temps, path, [buffer.getvalue().encode("utf-8")], like=path)
             written.append(Written(path, images))
         commit(temps, overwrite=True)
@@ -401,3 +404,26 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                 folder.rmdir()
         raise
     return written
+
+
+def drawn_in_place(run: dict[str, Any], bordereaux: Collection[int]) -> list[str]:
+    """The Datamatrix CSV and image folders of these bordereaux of a run still in its
+    output folder (where `payfip datamatrix` writes them unless ``-o``), as this machine
+    sees it: printed, they let a family pay a title that is cancelled. Folders end with
+    ``/``."""
+    if not run.get("out_dir"):
+        return []
+    folder = Path(run["out_dir"])
+    found = []
+    for f in run["files"]:
+        if f["id_bord"] is None or f["id_bord"] not in bordereaux:
+            continue
+        stem = Path(f["name"]).stem
+        for name, there in ((f"{stem}{CSV_SUFFIX}", Path.is_file),
+                            (f"{stem}{IMAGES_SUFFIX}", Path.is_dir)):
+            try:
+                if there(folder / name):
+                    found.append(name + ("/" if there is Path.is_dir else ""))
+            except OSError:  # a name the suffix makes too long (255 bytes): never written
+                continue
+    return found

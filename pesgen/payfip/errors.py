@@ -93,8 +93,14 @@ class LinksRefused(PesgenError):
                  + (f", for them nor for the others ({listed(others)}: give them again "
                     "without the refused ones)" if others else "")]
         problems: list[Problem] = []
-        for _given, exc in refused:
+        for given, exc in refused:
             # the first line says that nothing was sent, for any invoice: not again for each
-            lines.append(f"  {str(exc).removesuffix('; ' + SENT_NOTHING)}")
+            said = str(exc).removesuffix("; " + SENT_NOTHING)
+            if any(p.rule == "payfip.mel" for p in exc.problems):
+                # its problem says "give one with --mel", which a batch refuses (one
+                # address for several families): the way to give it
+                said += (f" (--mel takes one invoice: link it on its own, -n {given.strip()} "
+                         "--mel ADDRESS)")
+            lines.append(f"  {said}")
             problems += exc.problems
         super().__init__("\n".join(lines), problems, outcome="")

@@ -62,11 +62,17 @@ def active_until(created_at: str) -> str:
 def abandoned_active(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
     """The invoice's operations PayFiP answered A (abandoned) that are still active (the
     family may still pay through them), with ``until``: when that ends."""
+    return [op for op in open_operations_of(store, id_coll, invoice) if op["result_code"] == "A"]
+
+
+def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's operations still open (pending or unknown: the family may still pay
+    through them, an abandoned one, result A, within its 20 minutes), oldest first, each
+    with ``until``: when it stops being payable once abandoned."""
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(operations).where(
             operations.c.id_coll == id_coll, operations.c.invoice == invoice,
-            operations.c.status.in_(OPEN), operations.c.result_code == "A")
-            .order_by(operations.c.created_at)).all()
+            operations.c.status.in_(OPEN)).order_by(operations.c.created_at)).all()
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
@@ -573,7 +579,12 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if event == "double-payment":
             result["paid_by"] = pay["id_op"] if pay else None
         _event(conn, op, event, source, pay_status, result)
-    log.info("payfip %s: operation %s: %s", source, id_op, new)
+    if event == "double-payment":
+        # the operation is paid, but it pays nothing: an anomaly, said as the others are
+        # (a log read for "anomaly" finds it)
+        log.warning("payfip %s: operation %s: paid, anomaly (double-payment)", source, id_op)
+    else:
+        log.info("payfip %s: operation %s: %s", source, id_op, new)
     if undated:
         # the payment is PayFiP's word (result, amount, refdet, numcli checked), only its
         # time is missing: recorded, with paid_at the time of recording, and said so
@@ -875,6 +886,10 @@ ANOMALY_ADVICE = {
 
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
+    its operation's result (``op_result``), amount asked (``op_amount_cents``), the
+    amount PayFiP reported when it said another (``op_reported``, cents as text), its
+    saisie and its transaction time (``op_paid_at``, else when it was recorded), None
+    without an operation; and
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
     ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
@@ -882,9 +897,20 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either."""
     p_ = _payments_with_titles()
+    # what PayFiP reported collected, when it said another amount than the one asked
+    reported = anomalies.alias("reported")
+    said = (sa.select(reported.c.got).where(reported.c.id_op == anomalies.c.id_op,
+                                           reported.c.kind == "amount-mismatch")
+            .limit(1).scalar_subquery())
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
                        p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
-                       operations.c.id_coll.label("op_coll"))
+                       operations.c.id_coll.label("op_coll"),
+                       operations.c.result_code.label("op_result"),
+                       operations.c.amount_cents.label("op_amount_cents"),
+                       operations.c.saisie.label("op_saisie"),
+                       sa.func.coalesce(operations.c.transaction_at,
+                                        operations.c.resolved_at).label("op_paid_at"),
+                       said.label("op_reported"))
              .select_from(anomalies.outerjoin(
                  operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
                  p_, sa.and_(p_.c.id_coll == operations.c.id_coll,
@@ -917,7 +943,9 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[s
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
-    invoice's history gets an ``anomaly-resolved`` event (source ``support``)."""
+    invoice's history gets an ``anomaly-resolved`` event (source ``support``). Returns
+    the anomaly as resolved, with its operation's ``saisie`` and ``id_coll`` (None
+    without one)."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
@@ -945,7 +973,8 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[s
                    pay["status"] if pay else "pending",
                    {"anomaly": anomaly_id, "kind": row.kind, "by": by})
     log.info("payfip anomaly %s (%s) resolved", anomaly_id, row.kind)
-    return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note}
+    return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
+            "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
 
 
 # ---------------------------------------------------------------------- in-transaction

@@ -713,17 +713,48 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
                      f"{id_op} would pay a title the trésorerie does not hold",
                      invoice=invoice)])
-    # an earlier link abandoned a moment ago may still be paid (the idOp stays active):
-    # both paid, the second is recorded as a double payment, never counted
-    for other in ledger.abandoned_active(store, mapping.collectivity.siret, invoice):
-        if other["id_op"] != id_op:
-            notes.append(f"invoice {invoice}: operation {other['id_op']} was abandoned but "
-                         f"stays payable until {other['until']}: if the family pays both, "
-                         "the second is a double-payment anomaly, for the trésorerie to "
-                         "refund (docs/payfip.md, abandoned)")
+    notes.extend(_still_open(store, mapping.collectivity.siret, invoice, id_op, due,
+                             request.saisie))
     log.info("payfip link: operation %s created", id_op)
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie,
                 request.exer, tuple(notes))
+
+
+def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledger.Due,
+                saisie: str) -> list[str]:
+    """What to say of the invoice's earlier links still open beside the new one
+    ``id_op``: the family may pay through any of them. An abandoned one stays payable for
+    its 20 minutes; a production one not answered yet, as long as PayFiP keeps it (a
+    family asking for a new link often has the first one still). Both paid, the second
+    is a double-payment anomaly; paid through a cancelled title's, a run-cancelled one:
+    the money is never counted twice, but the trésorerie has to refund it. A test link
+    (saisie T) collects nothing; an activation payment (X) is recorded as a test, so
+    only a production link beside a production one says so, an abandoned one always."""
+    notes = []
+    for other in ledger.open_operations_of(store, id_coll, invoice):
+        abandoned = other["result_code"] == "A"
+        if other["id_op"] == id_op or not (
+                abandoned or (other["saisie"] == "W" and saisie == "W")):
+            continue
+        if other["run_id"] is not None and other["run_id"] != due.run_id:
+            # the link of a cancelled title (the run or bordereau that held the invoice
+            # when it was made): a payment through it pays nothing of the title due
+            then = (f"its title then (run {other['run_id']}) is cancelled: a payment through "
+                    "it is a run-cancelled anomaly, not a payment of this title, for the "
+                    "trésorerie to refund or apply; tell the family which link to use")
+        else:
+            then = ("if the family pays both, the second is a double-payment anomaly, for "
+                    "the trésorerie to refund")
+        if abandoned:
+            notes.append(f"invoice {invoice}: operation {other['id_op']} was abandoned but "
+                         f"stays payable until {other['until']}: {then} (docs/payfip.md, "
+                         "abandoned)")
+        else:
+            notes.append(f"invoice {invoice}: operation {other['id_op']} (made "
+                         f"{other['created_at']}, saisie {other['saisie']}) is still open "
+                         f"({other['status']}): the family may still pay through it; "
+                         f"{then} (docs/payfip.md, a link still open)")
+    return notes
 
 
 def handle(store: Store, id_op: str, source: str, factory: ClientFactory,

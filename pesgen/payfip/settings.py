@@ -20,7 +20,7 @@ from ..errors import Problem
 from ..mapping import Mapping
 from .endpoint import DEFAULT_ENDPOINT, check_endpoint
 from .errors import PayfipConfigError
-from .models import SAISIE_WS, ascii_label
+from .models import SAISIE_WS, ascii_label, check_objet, check_refdet
 
 DEFAULT_REFDET = "invoice.number | alnum"
 DEFAULT_OBJET = "('FACTURE ' ~ invoice.number) | payfip_text"
@@ -109,3 +109,42 @@ def load_settings(mapping: Mapping) -> PayfipSettings:
         notify_url=data.get("notify_url"), return_url=data.get("return_url"),
         code_etablissement=dm.get("code_etablissement"),
         code_emetteur=dm.get("code_emetteur", DEFAULT_CODE_EMETTEUR))
+
+
+# the title check-mapping evaluates the rules on (the sample titles' first number)
+SAMPLE_INVOICE = "SAMPLE-1"
+
+
+def sample_problems(mapping: Mapping) -> list[Problem]:
+    """The payfip section's refdet and objet rules evaluated on a sample title, as `payfip
+    link` evaluates them on each invoice, and checked as it checks them: a rule that
+    fails, or that gives a value PayFiP's rules refuse whatever the invoice (a misspelt
+    field gives nothing), is found by check-mapping before the first link is refused.
+    Each problem names the rule's line. A mapping without a payfip section: none."""
+    if not mapping.data.get("payfip"):
+        return []
+    try:
+        settings = load_settings(mapping)
+    except PayfipConfigError as exc:
+        return exc.problems
+    c = mapping.collectivity
+    scope = {"invoice": {"number": SAMPLE_INVOICE, "amount": "187.50",
+                         "exercise": c.exercise, "id_bord": 1, "id_pce": 1,
+                         "run": "00000000-0000-4000-8000-000000000000"},
+             "collectivity": {"name": c.name, "siret": c.siret, "exercise": c.exercise,
+                              "cod_col": c.cod_col, "cod_bud": c.cod_bud,
+                              "id_post": c.id_post}}
+    problems: list[Problem] = []
+    for name, rule, check in (("refdet", settings.refdet, check_refdet),
+                              ("objet", settings.objet, check_objet)):
+        try:
+            value = rule(scope)
+        except Exception as exc:  # a Jinja error inside the mapping's expression
+            problems.append(Problem(f"payfip.{name}", f"{name}: the rule failed on a sample "
+                                    f"title ({SAMPLE_INVOICE}): {exc}", mapping=rule.where))
+            continue
+        for p in check("" if value is None else str(value).strip(), None):
+            problems.append(Problem(p.rule, f"on a sample title ({SAMPLE_INVOICE}): "
+                                    f"{p.message}; `payfip link` would refuse such a value",
+                                    mapping=rule.where))
+    return problems
