@@ -167,6 +167,17 @@ def held_by(name: str) -> Callable[[Any], bool] | None:
     return lambda title: holds(title, parts)
 
 
+# bound fields pesgen reads beside the templates: `payfip link` takes the payer's e-mail
+# (PayFiP's mel) from the run's recorded input
+PAYFIP_READS = frozenset({"payer.email"})
+
+
+def _payfip_used(mapping: Mapping) -> bool:
+    """Whether the mapping sets up PayFiP: a payfip section, or the collectivity's PayFiP
+    client number (the section's numcli by default)."""
+    return bool(mapping.data.get("payfip") or mapping.collectivity.payfip_client)
+
+
 def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     """Compare what ``mapping`` binds and its split policies fill with the model fields
     the templates of ``fmt`` read on the sample titles (``reads``)."""
@@ -180,12 +191,18 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             continue
         shown = " or ".join(CARRIED_BY[name])
         key = binding.where.rsplit(": ", 1)[-1]
+        declare = f"declare it in {fmt.folder / 'format.yaml'} (not_carried: {{{name}: why}})"
+        if name in PAYFIP_READS and _payfip_used(mapping):
+            # unbinding it would leave `payfip link` without the payer's address
+            advice = (f"pesgen payfip link reads it from the run's recorded input (the "
+                      f"mapping sets up PayFiP): keep it bound. If the format has no place "
+                      f"for it, {declare}")
+        else:
+            advice = f"If the format has no place for it, unbind it, or {declare}"
         warning = Problem(
             "mapping.unwritten", f"{key} is bound, but no template of format {fmt.name} "
-            f"reads {shown}: the value is in none of its files. If the format has no place "
-            f"for it, unbind it, or declare it in {fmt.folder / 'format.yaml'} (not_carried: "
-            f"{{{name}: why}}); else write it in a template",
-            mapping=binding.where)
+            f"reads {shown}: the value is in none of its files. {advice}; else write it in "
+            "a template", mapping=binding.where)
         result.warnings.append(warning)
         result.unwritten.append((name, warning))
     for name, (_, where) in fmt.not_carried.items():

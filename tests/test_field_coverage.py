@@ -170,13 +170,30 @@ def test_a_bound_field_no_template_reads_is_a_warning_unless_declared_not_carrie
     r = _run("check-mapping", CORAIL, "--formats-dir", fmts)
     assert r.exit_code == 0, r.stderr
     line = _line(CORAIL, "email: payer.email")
+    # the mapping sets up PayFiP (collectivity.payfip_client), whose links read the e-mail
+    # from the run's recorded input: never told to unbind it
+    assert (f"warning: bindings.payer.email is bound, but no template of format "
+            f"cosoluce-corail reads t.debtor.email: the value is in none of its files. "
+            f"pesgen payfip link reads it from the run's recorded input (the mapping sets up "
+            f"PayFiP): keep it bound. If the format has no place for it, declare it in "
+            f"{bundle / 'format.yaml'} (not_carried: {{payer.email: why}}); else write it in "
+            f"a template [mapping {CORAIL}:{line}: bindings.payer.email] (rule "
+            "mapping.unwritten)") in r.stderr
+    assert r.stderr.count("warning:") == 1
+    assert ": OK (format cosoluce-corail" in r.stdout
+    # a mapping without PayFiP (no payfip section, no client number): unbinding is offered
+    text = CORAIL.read_text(encoding="utf-8")
+    assert '  payfip_client: "012345"\n' in text and "\npayfip:" not in text
+    plain = tmp_path / "no-payfip.yaml"
+    plain.write_text(text.replace('  payfip_client: "012345"\n', ""), encoding="utf-8")
+    r = _run("check-mapping", plain, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
     assert (f"warning: bindings.payer.email is bound, but no template of format "
             f"cosoluce-corail reads t.debtor.email: the value is in none of its files. If the "
             f"format has no place for it, unbind it, or declare it in {bundle / 'format.yaml'} "
             "(not_carried: {payer.email: why}); else write it in a template [mapping "
-            f"{CORAIL}:{line}: bindings.payer.email] (rule mapping.unwritten)") in r.stderr
-    assert r.stderr.count("warning:") == 1
-    assert ": OK (format cosoluce-corail" in r.stdout
+            f"{plain}:{_line(plain, 'email: payer.email')}: bindings.payer.email] (rule "
+            "mapping.unwritten)") in r.stderr
     # check-format warns of it too, with the fixture's mapping, and passes
     fixture = bundle / "fixture" / "mapping.yaml"
     r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
