@@ -176,8 +176,8 @@ def test_reconcile_counts_test_payments_apart(world):
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[-1] == "reconciled 3 operation(s): recorded 1, test-paid 2"
-    assert sum("  FA-2026-00102  recorded  test-paid" in line for line in lines) == 1
-    assert sum("  FA-2026-00103  recorded  paid" in line for line in lines) == 1
+    assert sum("  FA-2026-00102  recorded, now test-paid" in line for line in lines) == 1
+    assert sum("  FA-2026-00103  recorded, now paid" in line for line in lines) == 1
 
 
 def _three_paid_unnotified(world) -> list[str]:
@@ -234,7 +234,7 @@ def test_a_sweep_stopped_midway_has_said_what_it_recorded(world, monkeypatch):
     code, out, err = _run("payfip", "reconcile")
     assert code == ExitCode.STATE
     [first] = handled
-    assert out.splitlines() == [f"{first}  {invoices[first]}  recorded  paid"]
+    assert out.splitlines() == [f"{first}  {invoices[first]}  recorded, now paid"]
     assert "the store went away" in err
     assert ledger.get_operation(world["store"], first)["status"] == "paid"
 
@@ -626,10 +626,12 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     code, out, _ = _link(world)
     id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
     code, out, _ = _run("payfip", "reconcile")
-    assert code == 0 and f"{id_op}  FA-2026-00102  pending  pending" in out
+    assert code == 0 and f"{id_op}  FA-2026-00102  pending\n" in out
     world["fake"].stop()
     code, out, _ = _run("payfip", "reconcile", "--timeout", "2")
     assert code == 8 and "error 1" in out
+    # what was done, then the status it left: PayFiP unreachable, the operation unknown
+    assert f"{id_op}  FA-2026-00102  error, now unknown (" in out
 
 
 def test_anomalies_resolve_takes_the_db_given_before_it(world, tmp_path, monkeypatch):
@@ -769,7 +771,7 @@ def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     assert code == 0 and "expired" not in err
     world["payfip"].operations.clear()  # the night purge
     code, out, err = _run("payfip", "reconcile")
-    assert code == 0 and "  FA-2026-00102  expired  expired (P1" in out, out
+    assert code == 0 and "  FA-2026-00102  expired (P1" in out, out
     code, out, err = _run("payfip", "payments")
     assert code == 0, err
     [row] = list(csv.DictReader(io.StringIO(out), delimiter=";"))

@@ -292,7 +292,10 @@ def reconcile(
         for o in reconcile_each(_store(db), default_factory(endpoint, timeout),
                                 day.isoformat() if day else None):
             extra = f" ({shown(o.message)})" if o.message else ""
-            _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}  {o.status or '-'}{extra}")
+            # what was done, then the operation's status when it says more: `recorded,
+            # now paid`, `error, now unknown`; `pending`, `expired` alone
+            now = "" if o.status in (None, o.action) else f", now {o.status}"
+            _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{extra}")
             counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
                    else o.action] += 1
     except PesgenError as exc:
