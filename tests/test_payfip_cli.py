@@ -689,7 +689,13 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
                         "TEXT` (it records the decision; it pays nothing)")
 
-    code, out, err = _run("payfip", "anomalies", "resolve", number, "--note",
+    # not a number: refused as usage, nothing resolved
+    for wrong in ("x3", "#", "3.0", "٣"):
+        code, out, err = _run("payfip", "anomalies", "resolve", wrong, "--note", "n")
+        assert code == 2 and f"error: anomaly '{wrong}': not an anomaly's number (3, or " \
+            "'#3' as `pesgen payfip anomalies` lists it)" in err, (wrong, err)
+    # the number as the list writes it, #3 (quoted in a shell)
+    code, out, err = _run("payfip", "anomalies", "resolve", f"#{number}", "--note",
                           "trésorerie: 50,00 collected, 16,00 refunded", "--by", "alice")
     assert code == 0, err
     assert re.match(rf"anomaly #{number} amount-mismatch \(invoice FA-2026-00102\): resolved "

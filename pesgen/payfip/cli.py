@@ -606,7 +606,8 @@ def _on_command_line(ctx: _Sourced) -> bool:
 @anomalies_app.command("resolve")
 def anomalies_resolve(
     ctx: typer.Context,
-    anomaly: Annotated[int, typer.Argument(help="The anomaly's number (#ID in the list).")],
+    anomaly_id: Annotated[str, typer.Argument(
+        metavar="ID", help="The anomaly's number, as the list gives it: 3 or '#3'.")],
     note: Annotated[str, typer.Option("--note", help="What was decided, and with whom "
                                       "(recorded).")],
     by: Annotated[str | None, typer.Option(
@@ -620,6 +621,12 @@ def anomalies_resolve(
     try:
         from .ledger import resolve_anomaly
 
+        # the list writes #3: taken as written (quoted: the shell reads # as a comment)
+        digits = anomaly_id.strip().removeprefix("#")
+        if not (digits.isascii() and digits.isdigit()):
+            raise UsageError(f"anomaly '{shown(anomaly_id)}': not an anomaly's number (3, or "
+                             "'#3' as `pesgen payfip anomalies` lists it)")
+        anomaly = int(digits)
         if by is None:
             try:
                 by = getpass.getuser()
