@@ -446,6 +446,21 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
             "cancellation (FA-2026-00104): an anomaly, not a payment (money may have been "
             "collected for a cancelled title); `pesgen payfip anomalies` says what to do"
             ) in result.stderr
+    assert "resolved since" not in result.stderr
+    # once a person has resolved its anomaly: still said (money for a cancelled title),
+    # but as decided, not as what to do
+    [anomaly] = [a for a in ledger.list_anomalies(store, open_only=True)
+                 if a["id_op"] == link.id_op]
+    ledger.resolve_anomaly(store, anomaly["id"], "alice", "refunded by the trésorerie")
+    result = _payments(store)
+    assert "were answered through their PayFiP link after the cancellation (" \
+        not in result.stderr
+    assert ("note: 1 cancelled title(s) were answered through their PayFiP link after the "
+            "cancellation, their anomaly resolved since (FA-2026-00104): the money stays "
+            "with the cancelled title; the decision is recorded (`pesgen payfip anomalies "
+            "--all`)") in result.stderr
+    assert ledger.open_anomaly_ops(store, [link.id_op, test.id_op, "no-such-op"],
+                                   chunk=1) == {test.id_op}
     # what the notes read: each operation's status now, ``chunk`` ids a query; an id no
     # operation has left out
     for chunk in (1, 2, 500):

@@ -379,15 +379,18 @@ def payments(
     if seen.pending_cancelled:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
         # change: whether the link is still open is its operation's status
-        from .ledger import OPEN, operation_statuses
+        from .ledger import OPEN, open_anomaly_ops, operation_statuses
 
-        now = operation_statuses(store, {x[1] for x in seen.pending_cancelled})
-        still_open, answered = _Some(), _Some()
+        ops = {x[1] for x in seen.pending_cancelled}
+        now = operation_statuses(store, ops)
+        unresolved = open_anomaly_ops(store, {op for op in ops if now.get(op) == "anomaly"})
+        still_open, answered, resolved = _Some(), _Some(), _Some()
         for invoice, op, saisie in seen.pending_cancelled:
             if now.get(op) in OPEN:
                 still_open.add(invoice)
             elif now.get(op) == "anomaly" and saisie != "T":  # a test collects nothing
-                answered.add(invoice)
+                # a person decided already (resolved): said apart, not as work to do
+                (answered if op in unresolved else resolved).add(invoice)
         if still_open:
             _echo_err(f"note: {still_open.count} cancelled title(s) still have a PayFiP "
                        f"link open ({still_open}): a payment through it would be an anomaly "
@@ -397,6 +400,11 @@ def payments(
                        f"their PayFiP link after the cancellation ({answered}): an anomaly, "
                        "not a payment (money may have been collected for a cancelled title); "
                        "`pesgen payfip anomalies` says what to do")
+        if resolved:
+            _echo_err(f"note: {resolved.count} cancelled title(s) were answered through "
+                       f"their PayFiP link after the cancellation, their anomaly resolved "
+                       f"since ({resolved}): the money stays with the cancelled title; the "
+                       "decision is recorded (`pesgen payfip anomalies --all`)")
 
 
 PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_paid", "method",

@@ -259,6 +259,19 @@ def operation_statuses(store: Store, ids: Collection[str], chunk: int = 500
     return out
 
 
+def open_anomaly_ops(store: Store, ids: Collection[str], chunk: int = 500) -> set[str]:
+    """Of the operations given, those with an anomaly nobody resolved yet, ``chunk`` ids
+    a query."""
+    ids = list(ids)
+    out: set[str] = set()
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            out.update(conn.execute(sa.select(anomalies.c.id_op).where(
+                anomalies.c.id_op.in_(ids[start:start + chunk]),
+                anomalies.c.resolved_at.is_(None))).scalars())
+    return out
+
+
 @dataclass(frozen=True)
 class Unsettled:
     """Money paid through the link of a cancelled title after its cancellation (a
