@@ -73,7 +73,7 @@ def test_a_payfip_fault_s_libelle_is_shown_escaped_and_cut_and_stored_exact(tmp_
     # shown: escaped, cut at 200 characters, its length said
     assert _clean(out)
     [line] = [ln for ln in out.splitlines() if ln.startswith(id_op)]
-    assert line.startswith(f"{id_op}  FA-2026-00102  anomaly  anomaly (P4 {SHOWN}AAA")
+    assert line.startswith(f"{id_op}  FA-2026-00102  anomaly (P4 {SHOWN}AAA")
     assert line.endswith(f"A… ({len(libelle) + 3} characters))")
     # stored: exact
     [anomaly] = ledger.list_anomalies(Store())
