@@ -1,0 +1,184 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""What a user relies on in a PayFiP request (``service.build_request`` and the checks it
+calls), in the ledger's ``note_check`` and in the receiver (``receiver.create_app``) that
+no other test held: each test here was written for a change of the code the rest of the
+suite let through (a mutation run, session 38), and fails on it. The requests are built
+straight from the store, no PayFiP asked."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import StateError
+from pesgen.mapping import load_mapping
+from pesgen.payfip import ledger
+from pesgen.payfip.errors import PayfipRequestInvalid
+from pesgen.payfip.models import PaymentDetail
+from pesgen.payfip.service import PayerEmails, build_request
+from pesgen.payfip.settings import load_settings
+from pesgen.store import runs
+
+from .mapping_support import mapping_copy
+from .payfip_support import MAPPING, exported, store  # noqa: F401 - fixtures
+
+SIRET = "21450999400015"
+NOTIFY = "https://ecole.example.org/payfip/notification"
+MEL = "famille@example.org"
+
+
+def _request(store, invoice="FA-2026-00102", mapping_path=MAPPING, **kw):
+    mapping = load_mapping(mapping_path)
+    kw.setdefault("mel", MEL)
+    kw.setdefault("notify_url", NOTIFY)
+    kw.setdefault("return_url", None)
+    return build_request(mapping, load_settings(mapping), store, invoice, **kw)
+
+
+def _recorded(store, invoice="FA-2026-00102", id_op="0d1a5c3e-0000-4000-8000-0000000000e1"):
+    """An operation (production) for the invoice's active title, recorded as `payfip
+    link` records it: its idOp."""
+    due = ledger.invoice_due(store, SIRET, invoice)
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": SIRET, "invoice": due.invoice, "run_id": due.run_id,
+        "numcli": "012345", "exer": "2026", "refdet": due.invoice.replace("-", ""),
+        "amount_cents": due.amount_cents, "mel": MEL, "objet": "FACTURE", "saisie": "W",
+        "endpoint": "http://payfip.invalid/tpa"})
+    return id_op
+
+
+def _paid(store, id_op, resultrans="P", montant="18750"):
+    detail = PaymentDetail(idOp=id_op, resultrans=resultrans, montant=montant,
+                           refdet="FA202600102", numcli="012345", saisie="W",
+                           dattrans="01122026", heurtrans="1000")
+    return ledger.apply_detail(store, id_op, detail, "notification")
+
+
+# ---------------------------------------------------------------------- refuse_paid
+
+
+def test_a_paid_invoice_s_refusal_names_the_payment_in_its_problem(store, exported):
+    """The problem (rule payfip.paid) a listing shows: amount, date, operation, and that
+    no link is made for a paid invoice."""
+    id_op = _recorded(store)
+    _paid(store, id_op)
+    paid_at = ledger.payment_of(store, SIRET, "FA-2026-00102")["paid_at"]
+    with pytest.raises(StateError) as info:
+        _request(store, what="TIPI link")
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice) == ("payfip.paid", "FA-2026-00102")
+    assert problem.message == (f"paid 187.50 on {paid_at} through PayFiP operation {id_op}: "
+                               "no TIPI link for a paid invoice")
+    assert str(info.value) == (
+        f"invoice FA-2026-00102: already paid through PayFiP: 187.50 by card on {paid_at} "
+        f"(operation {id_op}); no TIPI link: the family would pay twice (`pesgen payfip "
+        "payments --history` shows the payment)")
+
+
+# ---------------------------------------------------------------------- the payer's e-mail
+
+
+def test_no_mel_and_a_recorded_mapping_this_pesgen_cannot_load_asks_for_one(store, exported):
+    """Without --mel the address is read from the run's input with the mapping the run
+    recorded; when this pesgen cannot load that mapping, the mel problem says so and
+    asks for --mel (no mapping line to name)."""
+    run_id = ledger.invoice_due(store, SIRET, "FA-2026-00102").run_id
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(
+            mapping_text="collectivity: [\n"))
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, mel=None)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice, problem.mapping) == (
+        "payfip.mel", "FA-2026-00102", None)
+    assert problem.message == (
+        f"mel: the payer's e-mail address is missing: the mapping run {run_id} recorded "
+        "cannot be loaded by this pesgen to read the payer's e-mail from its input "
+        "(`pesgen regenerate` says why); give one with --mel")
+    # given, the address is not read from the input: the run's mapping is not needed
+    request, _, _ = _request(store, mel=MEL)
+    assert request.mel == MEL
+
+
+def test_an_e_mail_binding_that_fails_on_a_record_gives_no_address_for_it(store, exported,
+                                                                         tmp_path):
+    """The payer's e-mail read from a run's input: a record whose payer.email binding
+    fails gives none (never another record's), the others theirs; an invoice.number
+    binding that fails gives none for any (which record is which is not known)."""
+    run_id = ledger.invoice_due(store, SIRET, "FA-2026-00102").run_id
+    failing, _ = mapping_copy(tmp_path, MAPPING, (
+        "    email: payer.email\n",
+        "    email: {expr: \"invoice.payer.email if invoice.number != 'FA-2026-00103' "
+        "else invoice.number + 1\"}\n"), name="failing-email.yaml")
+    emails = PayerEmails(store, run_id, load_mapping(failing))
+    assert emails.email("FA-2026-00102") == "jf.ndiaye@example.org"
+    assert emails.email("FA-2026-00103") is None
+    assert emails.email("FA-2026-00101") == "helene.dupont@example.org"
+    numberless, _ = mapping_copy(tmp_path, MAPPING, (
+        "    number: number\n", "    number: {expr: \"invoice.number + 1\"}\n"),
+        name="failing-number.yaml")
+    emails = PayerEmails(store, run_id, load_mapping(numberless))
+    assert [emails.email(n) for n in ("FA-2026-00101", "FA-2026-00102")] == [None, None]
+    # the example mapping: every record's address
+    emails = PayerEmails(store, run_id, load_mapping(MAPPING))
+    assert emails.email("FA-2026-00103") is not None
+
+
+# ---------------------------------------------------------------------- refdet unique
+
+
+def test_a_refdet_rule_that_fails_on_another_title_does_not_stop_this_one_s_link(
+        store, exported, tmp_path):
+    """The refdets the rule gives the other active titles are read to refuse a clash;
+    a title the rule fails on is left out there (it is refused when its own link is
+    asked), and the link of the invoice asked is made."""
+    mapping_path, _ = mapping_copy(tmp_path, MAPPING, (
+        'refdet: {expr: "invoice.number | alnum"}',
+        "refdet: {expr: \"invoice.number | alnum if invoice.number != 'FA-2026-00103' "
+        "else invoice.number + 1\"}"), name="refdet.yaml")
+    request, _, _ = _request(store, "FA-2026-00102", mapping_path=mapping_path)
+    assert request.refdet == "FA202600102"
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, "FA-2026-00103", mapping_path=mapping_path)
+    assert [p.rule for p in info.value.problems] == ["payfip.refdet"]
+
+
+SLOW = ("(([[1] * 100000] * 100000) | map('map', 'string') | map('join') | map('length') "
+        "| sum)")
+
+
+def test_a_refdet_rule_past_the_time_limit_on_another_title_stops_the_request(
+        store, exported, tmp_path, monkeypatch):
+    """The rule running past the limit (pesgen._budget.LIMIT; 0.5 s here) on another
+    active title, read for the refdet clash check, stops the request naming the rule's
+    line (rule mapping.time): not taken for a rule that fails on that title."""
+    from pesgen import _budget
+    from pesgen.errors import MappingStopped
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    mapping_path, (line,) = mapping_copy(tmp_path, MAPPING, (
+        'refdet: {expr: "invoice.number | alnum"}',
+        "refdet: {expr: \"invoice.number | alnum if invoice.number == 'FA-2026-00102' "
+        f"else {SLOW}\"}}"), name="slow.yaml")
+    with pytest.raises(MappingStopped) as info:
+        _request(store, "FA-2026-00102", mapping_path=mapping_path)
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [
+        ("mapping.time", f"{mapping_path}:{line}: payfip.refdet")]
+
+
+def test_an_invoice_number_binding_past_the_time_limit_stops_the_e_mail_lookup(
+        store, exported, tmp_path, monkeypatch):
+    """The run's invoice.number binding, read to find the payer's e-mail, running past
+    the limit: stopped naming its line (rule mapping.time), not read as "no e-mail"."""
+    from pesgen import _budget
+    from pesgen.errors import MappingStopped
+
+    run_id = ledger.invoice_due(store, SIRET, "FA-2026-00102").run_id
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    slow, (line,) = mapping_copy(tmp_path, MAPPING, (
+        "    number: number\n", f'    number: {{expr: "invoice.number ~ {SLOW}"}}\n'),
+        name="slow-number.yaml")
+    with pytest.raises(MappingStopped) as info:
+        PayerEmails(store, run_id, load_mapping(slow))
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [
+        ("mapping.time", f"{slow}:{line - 1}: bindings.invoice.number")]
