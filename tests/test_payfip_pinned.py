@@ -182,3 +182,44 @@ def test_an_invoice_number_binding_past_the_time_limit_stops_the_e_mail_lookup(
         PayerEmails(store, run_id, load_mapping(slow))
     assert [(p.rule, p.mapping) for p in info.value.problems] == [
         ("mapping.time", f"{slow}:{line - 1}: bindings.invoice.number")]
+
+
+# ---------------------------------------------------------------------- ledger.note_check
+
+
+def test_a_check_that_teaches_nothing_final_counts_the_check_and_only_a_notification(
+        store, exported):
+    """A lookup answered P5 (pending) or failing (PayFiP unreachable: unknown) records the
+    check on the operation: its status, one more check, the error (none for P5: an
+    earlier one is cleared); only a notification counts as one, not the sweep's nor the
+    family's return."""
+    id_op = _recorded(store)
+
+    def state():
+        op = ledger.get_operation(store, id_op)
+        return op["status"], op["checks"], op["notifications"], op["last_error"]
+
+    assert ledger.note_check(store, id_op, "reconcile", "unknown", "PayFiP down") == \
+        ledger.Outcome(id_op, "error", "unknown", "FA-2026-00102", "PayFiP down")
+    assert state() == ("unknown", 1, 0, "PayFiP down")
+    assert ledger.note_check(store, id_op, "return", "pending") == \
+        ledger.Outcome(id_op, "pending", "pending", "FA-2026-00102", "")
+    assert state() == ("pending", 2, 0, None)
+    assert ledger.note_check(store, id_op, "notification", "pending").action == "pending"
+    assert state() == ("pending", 3, 1, None)
+
+
+def test_an_objet_rule_giving_nothing_is_an_empty_objet_not_the_word_none(store, exported,
+                                                                          tmp_path):
+    """payfip.objet's expression giving nothing (a field the scope does not have) is an
+    empty objet, refused naming the rule: never the text 'None' sent as the label the
+    family is shown."""
+    mapping_path, (line,) = mapping_copy(tmp_path, MAPPING, (
+        "objet: {expr: \"('CONSERVATOIRE VSL FACTURE ' ~ invoice.number) | payfip_text\"}",
+        'objet: {expr: "invoice.label"}'), name="objet.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, mapping_path=mapping_path)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.mapping) == ("payfip.objet",
+                                               f"{mapping_path}:{line}: payfip.objet")
+    assert problem.message.startswith("objet: is empty: ")
