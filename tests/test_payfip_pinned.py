@@ -223,3 +223,20 @@ def test_an_objet_rule_giving_nothing_is_an_empty_objet_not_the_word_none(store,
     assert (problem.rule, problem.mapping) == ("payfip.objet",
                                                f"{mapping_path}:{line}: payfip.objet")
     assert problem.message.startswith("objet: is empty: ")
+
+
+def test_a_url_given_on_the_command_line_is_refused_without_naming_the_mapping(store,
+                                                                               exported):
+    """A notification or return URL given (--notify-url, --return-url) that PayFiP would
+    not take is refused as given: the problem names no mapping line, though the mapping
+    sets payfip.notify_url (the return URL made from a given notification URL: none
+    either)."""
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, notify_url="/payfip/notification")
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [
+        ("payfip.urlnotif", None), ("payfip.urlredirect", None)]
+    assert info.value.problems[1].message == (
+        "urlredirect: '/payfip/retour' must be an absolute http(s) URL")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, return_url="retour")
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [("payfip.urlredirect", None)]
