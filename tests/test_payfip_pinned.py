@@ -225,8 +225,8 @@ def test_an_objet_rule_giving_nothing_is_an_empty_objet_not_the_word_none(store,
     assert problem.message.startswith("objet: is empty: ")
 
 
-def test_a_url_given_on_the_command_line_is_refused_without_naming_the_mapping(store,
-                                                                               exported):
+def test_a_url_given_on_the_command_line_is_refused_without_naming_the_mapping(
+        store, exported, tmp_path):
     """A notification or return URL given (--notify-url, --return-url) that PayFiP would
     not take is refused as given: the problem names no mapping line, though the mapping
     sets payfip.notify_url (the return URL made from a given notification URL: none
@@ -240,3 +240,37 @@ def test_a_url_given_on_the_command_line_is_refused_without_naming_the_mapping(s
     with pytest.raises(PayfipRequestInvalid) as info:
         _request(store, return_url="retour")
     assert [(p.rule, p.mapping) for p in info.value.problems] == [("payfip.urlredirect", None)]
+    # as given when the mapping sets payfip.return_url too
+    returned, _ = mapping_copy(tmp_path, MAPPING, (
+        "  notify_url: http://127.0.0.1:8765/payfip/notification\n",
+        "  notify_url: http://127.0.0.1:8765/payfip/notification\n"
+        "  return_url: https://ecole.example.org/retour\n"), name="returned.yaml")
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, mapping_path=returned, return_url="retour")
+    assert [(p.rule, p.mapping) for p in info.value.problems] == [("payfip.urlredirect", None)]
+
+
+def test_a_tipi_link_has_the_url_protocol_s_own_maximum(store, tmp_path):
+    """The legacy URL protocol (TIPI, urlcl) takes at most 9 999,99 EUR, the web service
+    100 000,00: an invoice of 12 000,00 gets a link, and no TIPI link (rule
+    payfip.montant, naming the URL protocol's maximum), nothing else said."""
+    import json
+
+    from pesgen.runs import export_recorded
+
+    from .payfip_support import INPUT, RUN_DATE
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [big] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    [line] = big["lines"]
+    line["unit_price"] = line["amount"] = big["total"] = "12000.00"
+    source = tmp_path / "big.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    export_recorded(lambda: store, MAPPING, source, tmp_path / "out", RUN_DATE)
+    request, _, _ = _request(store, "FA-2026-00104")
+    assert request.montant == 1_200_000
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, "FA-2026-00104", what="TIPI link",
+                 urlcl="https://ecole.example.org/tipi/retour")
+    assert [(p.rule, p.message) for p in info.value.problems] == [
+        ("payfip.montant", "montant: 1200000 cents is above PayFiP's maximum of 999999 cents")]
