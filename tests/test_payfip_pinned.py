@@ -274,3 +274,31 @@ def test_a_tipi_link_has_the_url_protocol_s_own_maximum(store, tmp_path):
                  urlcl="https://ecole.example.org/tipi/retour")
     assert [(p.rule, p.message) for p in info.value.problems] == [
         ("payfip.montant", "montant: 1200000 cents is above PayFiP's maximum of 999999 cents")]
+
+
+def test_a_tipi_link_s_bad_urlcl_is_said_with_the_request_s_other_problems(store, exported):
+    """Every problem at once: a TIPI link's urlcl PayFiP would not take is said beside
+    the request's other problems (a bad e-mail here), not after they are fixed."""
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store, mel="no-address", what="TIPI link", urlcl="ftp://x/y")
+    assert [p.rule for p in info.value.problems] == ["payfip.mel", "payfip.urlcl"]
+    assert info.value.problems[1].message == "urlcl: 'ftp://x/y' must be an absolute http(s) URL"
+
+
+def test_a_refdet_another_collectivity_of_the_same_payfip_client_used_is_refused(store,
+                                                                                exported):
+    """refdet unique per PayFiP client (numcli, the régie): an operation another
+    collectivity made with the same numcli and refdet makes the refdet ambiguous in
+    PayFiP's results (rule payfip.refdet-unique, naming that invoice and operation)."""
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-0000000000e9", "id_coll": "21450999400099",
+        "invoice": "FA/2026/00102", "run_id": None, "numcli": "012345", "exer": "2026",
+        "refdet": "FA202600102", "amount_cents": 1000, "mel": MEL, "objet": "FACTURE",
+        "saisie": "W", "endpoint": "http://payfip.invalid/tpa"})
+    with pytest.raises(PayfipRequestInvalid) as info:
+        _request(store)
+    [problem] = info.value.problems
+    assert problem.rule == "payfip.refdet-unique"
+    assert problem.message.startswith(
+        "refdet: 'FA202600102' is also invoice FA/2026/00102's (PayFiP operation "
+        "0d1a5c3e-0000-4000-8000-0000000000e9 was made for it with it)")
