@@ -302,3 +302,48 @@ def test_a_refdet_another_collectivity_of_the_same_payfip_client_used_is_refused
     assert problem.message.startswith(
         "refdet: 'FA202600102' is also invoice FA/2026/00102's (PayFiP operation "
         "0d1a5c3e-0000-4000-8000-0000000000e9 was made for it with it)")
+
+
+# ---------------------------------------------------------------------- receiver.create_app
+
+
+def _asgi(app, path: str, body: bytes) -> list[dict]:
+    """One POST to the ASGI app as a server that gives no client address (a Unix socket,
+    some proxies) calls it: the messages the app sent back."""
+    import asyncio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": None, "server": ("x", 80),
+             "headers": [(b"host", b"x"),
+                         (b"content-type", b"application/x-www-form-urlencoded")]}
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_notification_without_a_client_address_is_answered(store, exported):
+    """A server that gives the receiver no client address: the notification is still
+    processed (an unknown idOp: 404, recorded as an anomaly), its flood limit counted
+    for an unknown sender, not a server error."""
+    from pesgen.payfip.receiver import UnknownLimiter, create_app
+
+    def factory(endpoint):
+        raise AssertionError("PayFiP is not asked about an idOp pesgen never issued")
+
+    limiter = UnknownLimiter(limit=1)
+    app = create_app(store, factory, limiter)
+    forged = "0d1a5c3e-0000-4000-8000-0000000000ee"
+    sent = _asgi(app, "/payfip/notification", f"idop={forged}".encode())
+    assert sent[0]["status"] == 404
+    assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
+        ("unknown-idop", forged)]
+    assert not limiter.allows("?")
