@@ -347,3 +347,20 @@ def test_a_notification_without_a_client_address_is_answered(store, exported):
     assert [(a["kind"], a["id_op"]) for a in ledger.list_anomalies(store)] == [
         ("unknown-idop", forged)]
     assert not limiter.allows("?")
+
+
+def test_the_flood_limit_slides_each_unknown_idop_out_of_its_window_on_its_own():
+    """The window slides: an unknown idOp older than the window no longer counts though
+    a later one, still within it, does (not all kept until the latest is out)."""
+    from pesgen.payfip.receiver import UnknownLimiter
+
+    now = [0.0]
+    limiter = UnknownLimiter(limit=2, window=60, clock=lambda: now[0])
+    limiter.unknown("203.0.113.9")
+    now[0] = 50.0
+    limiter.unknown("203.0.113.9")
+    assert not limiter.allows("203.0.113.9")  # 2 within the last 60 s
+    now[0] = 70.0  # the first is 70 s old: 1 left
+    assert limiter.allows("203.0.113.9")
+    limiter.unknown("203.0.113.9")
+    assert not limiter.allows("203.0.113.9")
