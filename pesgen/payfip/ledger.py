@@ -59,12 +59,6 @@ def active_until(created_at: str) -> str:
     return (made + ABANDON_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def abandoned_active(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
-    """The invoice's operations PayFiP answered A (abandoned) that are still active (the
-    family may still pay through them), with ``until``: when that ends."""
-    return [op for op in open_operations_of(store, id_coll, invoice) if op["result_code"] == "A"]
-
-
 def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
     """The invoice's operations still open (pending or unknown: the family may still pay
     through them, an abandoned one, result A, within its 20 minutes), oldest first, each
