@@ -67,6 +67,11 @@ OutputOpt = Annotated[Output, typer.Option(
     help="text (the default), or json: one JSON document on standard output, each "
          "result with its problems and warnings (rule, file, line, key, message), for "
          "CI; the same exit codes.")]
+# the runs commands' (runs list, show, find): a report of the store, not of checks
+RunsOutputOpt = Annotated[Output, typer.Option(
+    "--format", case_sensitive=False,
+    help="text (the default), or json: one JSON document on standard output; the same "
+         "exit codes.")]
 
 
 def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = None,
@@ -1386,10 +1391,7 @@ def runs_list(
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m",
                                                  help="Only runs of this mapping file.")] = None,
     db: DbOpt = None,
-    output: Annotated[Output, typer.Option(
-        "--format", case_sensitive=False,
-        help="text (the default), or json: one JSON document on standard output.")
-    ] = Output.text,
+    output: RunsOutputOpt = Output.text,
 ) -> None:
     """List recorded runs, oldest first."""
     from decimal import Decimal
@@ -1517,10 +1519,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
                   "--invoices", help="Also list the run's invoices: IdBord, IdPce, NumDette, "
                   "amount, active or cancelled.")] = False,
               db: DbOpt = None,
-              output: Annotated[Output, typer.Option(
-                  "--format", case_sensitive=False,
-                  help="text (the default), or json: one JSON document on standard "
-                  "output.")] = Output.text) -> None:
+              output: RunsOutputOpt = Output.text) -> None:
     """Show one run: numbers, files and checksums, inputs, policies applied; with
     --invoices, its invoices."""
     import json
@@ -1771,10 +1770,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                   "--debt", help="Find by NumDette, the debt number of a family's payment "
                   "reference (leading zeros do not count).")] = False,
               db: DbOpt = None,
-              output: Annotated[Output, typer.Option(
-                  "--format", case_sensitive=False,
-                  help="text (the default), or json: one JSON document on standard "
-                  "output; the same exit codes.")] = Output.text) -> None:
+              output: RunsOutputOpt = Output.text) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
     invoice out (exit 1 when no run exported it)."""
     from .keys import invoice_key, named, shown, written_otherwise
