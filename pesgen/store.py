@@ -2561,7 +2561,9 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     reported when it was not the one asked. One problem each, by invoice. Operations
     are keyed by the run and the invoice as that run wrote it."""
     from .payfip.models import cents_text
-    from .payfip.tables import anomalies, operations  # the PayFiP tables: migration 2
+
+    # the PayFiP tables: migration 2
+    from .payfip.tables import anomalies, operations, reported_amount
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2574,9 +2576,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
                        operations.c.result_code.is_(None),
                        operations.c.result_code.not_in(("R", "Z", "A")))))
     # the amount PayFiP reported, where it was not the one asked (an amount-mismatch)
-    reported = (sa.select(anomalies.c.got).where(anomalies.c.id_op == operations.c.id_op,
-                                                 anomalies.c.kind == "amount-mismatch")
-                .limit(1).scalar_subquery())
+    reported = reported_amount(operations.c.id_op)
     # a second payment of the invoice: paid, and a double-payment anomaly
     double = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
                                anomalies.c.kind == "double-payment")

@@ -574,10 +574,10 @@ def _collected(r: dict[str, Any]) -> str:
     the one asked, when another), how, when and in which mode, for support to tell the
     trésorerie what to refund or apply."""
     from .models import cents_text
+    from .tables import reported_cents
 
     asked = r["op_amount_cents"]
-    got = r["op_reported"]
-    cents = int(got) if got is not None and got.isdigit() else asked
+    cents = reported_cents(r["op_reported"], asked)
     how = "by card" if r["op_result"] == "P" else "by direct debit"
     other = f", {cents_text(asked)} asked" if cents != asked else ""
     mode = {"T": "saisie T: a test, nothing collected",

@@ -33,7 +33,15 @@ from ..store import (
     utc_now,
 )
 from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
-from .tables import RESOLVED_BY_MAX, anomalies, events, operations, payments
+from .tables import (
+    RESOLVED_BY_MAX,
+    anomalies,
+    events,
+    operations,
+    payments,
+    reported_amount,
+    reported_cents,
+)
 
 log = logging.getLogger("pesgen.payfip")
 
@@ -317,10 +325,7 @@ def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = Non
     exported again is found however its new run writes it), oldest first. The amount is
     the one PayFiP reported when it said another than the one asked (amount-mismatch).
     ``conn``: read in that transaction. Open anomalies are few: read in one query."""
-    reported = anomalies.alias("reported")
-    said = (sa.select(reported.c.got).where(reported.c.id_op == anomalies.c.id_op,
-                                           reported.c.kind == "amount-mismatch")
-            .limit(1).scalar_subquery())
+    said = reported_amount(anomalies.c.id_op)
     query = (sa.select(anomalies.c.id, anomalies.c.invoice, operations.c.id_op,
                        operations.c.amount_cents, operations.c.result_code,
                        operations.c.transaction_at, operations.c.resolved_at,
@@ -340,8 +345,7 @@ def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = Non
     else:
         rows = conn.execute(query).all()
     for r in rows:
-        cents = (int(r.reported) if r.reported is not None and r.reported.isdigit()
-                 else r.amount_cents)
+        cents = reported_cents(r.reported, r.amount_cents)
         out.setdefault(invoice_key(r.invoice), []).append(Unsettled(
             r.id, r.invoice, r.id_op, cents, r.result_code, r.transaction_at or r.resolved_at,
             r.run_id, None if r.id_bord is None else int(r.id_bord), r.saisie))
@@ -905,10 +909,7 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     never changes either."""
     p_ = _payments_with_titles()
     # what PayFiP reported collected, when it said another amount than the one asked
-    reported = anomalies.alias("reported")
-    said = (sa.select(reported.c.got).where(reported.c.id_op == anomalies.c.id_op,
-                                           reported.c.kind == "amount-mismatch")
-            .limit(1).scalar_subquery())
+    said = reported_amount(anomalies.c.id_op)
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
                        p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
                        operations.c.id_coll.label("op_coll"),

@@ -105,6 +105,22 @@ def _anomalies_v2(meta: sa.MetaData) -> sa.Table:
 RESOLVED_BY_MAX = 64
 
 anomalies = _anomalies_v2(metadata)
+
+
+def reported_amount(id_op: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    """The amount PayFiP reported for the operation ``id_op`` names (cents, as text), where
+    it was not the one asked (its amount-mismatch anomaly), else NULL: a scalar subquery
+    correlated to that column (``operations.c.id_op``, ``anomalies.c.id_op``)."""
+    reported = anomalies.alias("reported")
+    return (sa.select(reported.c.got).where(reported.c.id_op == id_op,
+                                            reported.c.kind == "amount-mismatch")
+            .limit(1).scalar_subquery())
+
+
+def reported_cents(reported: str | None, asked: int) -> int:
+    """What PayFiP reported collected, in cents: ``reported_amount``'s value when it is a
+    number, else the amount asked."""
+    return int(reported) if reported is not None and reported.isdigit() else asked
 # migration 7: a person's decision closes an anomaly; open while resolved_at is NULL
 anomalies.append_column(sa.Column("resolved_at", sa.String(32)))
 anomalies.append_column(sa.Column("resolved_by", sa.String(RESOLVED_BY_MAX)))
