@@ -32,7 +32,7 @@ from .models import (
     check_refdet,
     check_url,
 )
-from .settings import PayfipSettings, load_settings
+from .settings import PayfipSettings, collectivity_scope, load_settings, rule_scope
 
 if TYPE_CHECKING:  # the client needs httpx (the [payfip] extra): imported where used
     from .client import PayfipClient
@@ -236,13 +236,9 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     refuse_rejected(title, {} if title is None else lookups.rejected(title.run_id), what)
     due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
-    scope_c = {"name": c.name, "siret": c.siret, "exercise": c.exercise,
-               "cod_col": c.cod_col, "cod_bud": c.cod_bud, "id_post": c.id_post}
-    scope = {
-        "invoice": {"number": invoice, "amount": due.amount, "exercise": due.exercise,
-                    "id_bord": due.id_bord, "id_pce": due.id_pce, "run": due.run_id},
-        "collectivity": scope_c,
-    }
+    scope_c = collectivity_scope(c)
+    scope = rule_scope(scope_c, invoice, due.amount, due.exercise, due.id_bord, due.id_pce,
+                       due.run_id)
     problems: list[Problem] = []
     values: dict[str, str] = {}
     for name, rule in (("refdet", settings.refdet), ("objet", settings.objet)):
@@ -331,10 +327,9 @@ class RefdetIndex:
         self.titles: dict[str, list[Any]] = {}  # refdet -> active titles the rule gives it
         for t in ledger.active_titles(store, scope_c["siret"]):
             try:
-                value = settings.refdet({"invoice": {
-                    "number": t.invoice, "amount": str(t.amount), "exercise": int(t.exercise),
-                    "id_bord": t.id_bord, "id_pce": t.id_pce, "run": t.run_id},
-                    "collectivity": scope_c})
+                value = settings.refdet(rule_scope(
+                    scope_c, t.invoice, str(t.amount), int(t.exercise), t.id_bord, t.id_pce,
+                    t.run_id))
             except MappingStopped:
                 raise
             except Exception:  # the rule fails on that title: said when it is paid

@@ -111,6 +111,22 @@ def load_settings(mapping: Mapping) -> PayfipSettings:
         code_emetteur=dm.get("code_emetteur", DEFAULT_CODE_EMETTEUR))
 
 
+def collectivity_scope(c: Any) -> dict[str, Any]:
+    """What the refdet and objet rules read of the mapping's collectivity
+    (``collectivity.*``)."""
+    return {"name": c.name, "siret": c.siret, "exercise": c.exercise, "cod_col": c.cod_col,
+            "cod_bud": c.cod_bud, "id_post": c.id_post}
+
+
+def rule_scope(collectivity: dict[str, Any], number: str, amount: str, exercise: int,
+               id_bord: int, id_pce: int, run: str) -> dict[str, Any]:
+    """What the refdet and objet rules are evaluated on: a title (``invoice.*``) and
+    ``collectivity_scope``."""
+    return {"invoice": {"number": number, "amount": amount, "exercise": exercise,
+                        "id_bord": id_bord, "id_pce": id_pce, "run": run},
+            "collectivity": collectivity}
+
+
 # the title check-mapping evaluates the rules on (the sample titles' first number)
 SAMPLE_INVOICE = "SAMPLE-1"
 
@@ -128,12 +144,8 @@ def sample_problems(mapping: Mapping) -> list[Problem]:
     except PayfipConfigError as exc:
         return exc.problems
     c = mapping.collectivity
-    scope = {"invoice": {"number": SAMPLE_INVOICE, "amount": "187.50",
-                         "exercise": c.exercise, "id_bord": 1, "id_pce": 1,
-                         "run": "00000000-0000-4000-8000-000000000000"},
-             "collectivity": {"name": c.name, "siret": c.siret, "exercise": c.exercise,
-                              "cod_col": c.cod_col, "cod_bud": c.cod_bud,
-                              "id_post": c.id_post}}
+    scope = rule_scope(collectivity_scope(c), SAMPLE_INVOICE, "187.50", c.exercise, 1, 1,
+                       "00000000-0000-4000-8000-000000000000")
     problems: list[Problem] = []
     for name, rule, check in (("refdet", settings.refdet, check_refdet),
                               ("objet", settings.objet, check_objet)):
