@@ -573,12 +573,12 @@ def _collected(r: dict[str, Any]) -> str:
     """What PayFiP answered paid for an anomaly's operation: the amount it reported (and
     the one asked, when another), how, when and in which mode, for support to tell the
     trésorerie what to refund or apply."""
-    from .models import cents_text
+    from .models import METHOD_WORDS, RESULTS, cents_text
     from .tables import reported_cents
 
     asked = r["op_amount_cents"]
     cents = reported_cents(r["op_reported"], asked)
-    how = "by card" if r["op_result"] == "P" else "by direct debit"
+    how = METHOD_WORDS[RESULTS[r["op_result"]][1] or ""]  # P or V: a method
     other = f", {cents_text(asked)} asked" if cents != asked else ""
     mode = {"T": "saisie T: a test, nothing collected",
             "X": "saisie X: whether it debits the family is not confirmed"}.get(

@@ -59,6 +59,8 @@ RESULTS = {
     "Z": ("refused", "direct_debit"),
     "A": ("abandoned", None),
 }
+# a payment's method (RESULTS), in words: "paid 187.50 by card"
+METHOD_WORDS = {"card": "by card", "direct_debit": "by direct debit"}
 
 
 def to_cents(amount: Decimal | str | int, invoice: str | None = None) -> int:

@@ -26,6 +26,7 @@ from .endpoint import DEFAULT_TIMEOUT
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
 from .models import (
     MAX_CENTS_URL,
+    METHOD_WORDS,
     PaymentRequest,
     cents_text,
     check_montant,
@@ -97,9 +98,6 @@ class Link:
     notes: tuple[str, ...] = ()  # to show beside the link (the exer sent, when not the usual)
 
 
-_METHODS = {"card": "by card", "direct_debit": "by direct debit"}
-
-
 def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
     """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) for an invoice
     PayFiP has paid: the family would pay twice, and the trésorerie refund one. Names
@@ -110,7 +108,7 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
         return  # test-paid, refused, abandoned, expired, pending: not a payment
     cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
     amount = cents_text(cents)
-    method = f" {_METHODS[paid['method']]}" if paid["method"] in _METHODS else ""
+    method = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
     raise StateError(
         f"invoice {invoice}: already paid through PayFiP: {amount}{method} on "
         f"{paid['paid_at']} (operation {paid['id_op']}); no {what}: the family would pay "
