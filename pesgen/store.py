@@ -554,11 +554,19 @@ def _migration_13(conn: Connection) -> None:
     _reinstatements_v13(sa.MetaData()).create(conn)
 
 
+def _migration_14(conn: Connection) -> None:
+    # what the trésorerie did with money paid through a cancelled title; nothing to fill
+    # in: an anomaly resolved before keeps its note alone
+    from .payfip.tables import migration_14
+
+    migration_14(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
-                                                  _migration_13]
+                                                  _migration_13, _migration_14]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -1558,14 +1566,15 @@ class Store:
         only those found kept) that PayFiP shows paid by a title no longer active (its
         run or bordereau cancelled): invoice as given -> amount paid (cents), when,
         operation, and the run and IdBord of the title it paid."""
-        from .payfip.tables import operations, payments
+        from .payfip.tables import operations, paid_title_run, payments
 
         out: dict[str, dict[str, Any]] = {}
         query = (sa.select(run_invoices.c.invoice_key, payments.c.paid_cents,
                            payments.c.paid_at, payments.c.id_op, run_invoices.c.run_id,
                            run_invoices.c.id_bord)
                  .join(operations, operations.c.id_op == payments.c.id_op)
-                 .join(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                 .join(run_invoices, sa.and_(run_invoices.c.run_id == paid_title_run(
+                                                 operations.c.run_id),
                                              run_invoices.c.invoice == operations.c.invoice))
                  .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
                         sa.not_(run_invoices.c.active),
@@ -2586,7 +2595,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
         .join(titles, titles.c.invoice == operations.c.invoice)
         .where(operations.c.run_id == run_id, money)
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
-    out = []
+    out: list[tuple[int, str, Problem]] = []
     for op in rows:
         amount = cents_text(op.amount_cents)
         said = amount
@@ -2624,8 +2633,40 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
             what = (f"PayFiP link pending since {op.created_at} (operation {op.id_op}, "
                     f"{amount}, saisie {op.saisie}){state}: paid after the cancellation, it "
                     "is an anomaly (run-cancelled), money collected for a cancelled title")
-        out.append(Problem("run.cancel-payfip", f"IdBord {op.id_bord}: {what}",
-                           invoice=op.invoice))
+        out.append((int(op.id_bord), op.invoice, Problem(
+            "run.cancel-payfip", f"IdBord {op.id_bord}: {what}", invoice=op.invoice)))
+    applied = _applied_payments(conn, run_id, titles)
+    if applied:  # by bordereau and invoice (stable: an invoice's operations stay in order)
+        out = sorted(out + applied, key=lambda t: (t[0], t[1]))
+    return [problem for *_, problem in out]
+
+
+def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
+                      ) -> list[tuple[int, str, Problem]]:
+    """The payments of these titles of a run that the trésorerie applied to them: money
+    paid through the link of a cancelled title, its anomaly resolved ``--applied`` (the
+    operation is the cancelled title's run's, so ``_online_payments`` does not see it)."""
+    from .payfip.models import METHOD_WORDS, cents_text
+    from .payfip.tables import operations, payments
+
+    rows = conn.execute(
+        sa.select(payments.c.invoice, payments.c.paid_cents, payments.c.method,
+                  payments.c.paid_at, payments.c.id_op, operations.c.run_id.label("from_run"),
+                  titles.c.id_bord)
+        .join(titles, titles.c.invoice == payments.c.invoice)
+        .outerjoin(operations, operations.c.id_op == payments.c.id_op)
+        .where(payments.c.applied_run == run_id, payments.c.status == "paid",
+               payments.c.id_coll == sa.select(runs.c.id_coll).where(
+                   runs.c.id == run_id).scalar_subquery())).all()
+    out = []
+    for r in rows:
+        how = f" {METHOD_WORDS[r.method]}" if r.method in METHOD_WORDS else ""
+        out.append((int(r.id_bord), r.invoice, Problem(
+            "run.cancel-payfip",
+            f"IdBord {r.id_bord}: paid online {cents_text(r.paid_cents or 0)}{how} on "
+            f"{r.paid_at} (PayFiP operation {r.id_op}) through the cancelled title of run "
+            f"{r.from_run}, applied to this title by the trésorerie (`pesgen payfip anomalies "
+            "--all`); the payment stays attached to this title", invoice=r.invoice)))
     return out
 
 

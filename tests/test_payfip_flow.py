@@ -580,6 +580,43 @@ def test_a_schema_6_store_s_anomalies_are_migrated_open(schema_3_url, monkeypatc
     store.engine.dispose()
 
 
+def test_a_schema_13_store_keeps_its_resolutions_and_payments_as_they_were(schema_3_url,
+                                                                           monkeypatch):
+    """Migration 14 adds an anomaly's outcome (what the trésorerie did with money paid
+    through a cancelled title) and the run a payment was applied to: an anomaly resolved
+    before keeps its note alone (no outcome), a payment the title of its operation."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:13])
+        old = Store(schema_3_url)
+    with old.engine.begin() as conn:
+        found = sa.Table("payfip_anomalies", sa.MetaData(), autoload_with=conn)
+        paid = sa.Table("payfip_payments", sa.MetaData(), autoload_with=conn)
+        assert "outcome" not in found.c and "applied_run" not in paid.c
+        conn.execute(found.insert().values(
+            at="2026-11-23T18:00:00Z", kind="unknown-idop", id_op="forged-1",
+            source="notification", detail="never issued", resolved_at="2026-11-24T09:00:00Z",
+            resolved_by="alice", note="not ours"))
+        conn.execute(paid.insert().values(
+            id_coll="21450999400015", invoice="FA-2026-00102", status="paid",
+            amount_cents=18750, paid_cents=18750, method="card", paid_at="2026-11-23",
+            id_op="op-1", last_id_op="op-1", refdet="FA202600102",
+            created_at="2026-11-23T18:00:00Z", updated_at="2026-11-23T18:00:00Z"))
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(st.schema_table.c.version)).scalars()) == \
+            list(range(1, len(st.MIGRATIONS) + 1))
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["resolved_by"], anomaly["note"], anomaly["outcome"]) == (
+        "alice", "not ours", None)
+    pay = ledger.payment_of(store, "21450999400015", "FA-2026-00102")
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("paid", "op-1", None)
+    store.engine.dispose()
+
+
 def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
     link = flow.link()
     flow.control("tamper", {"idop": link.id_op,
@@ -1442,8 +1479,10 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
         # a production payment: untouched
         _recorded_before(conn, "FA-2026-00101", 28275, [("w3", "W", "paid", "P")], "w3", "w3")
     with old.engine.connect() as conn:
-        before = dict(conn.execute(sa.select(payments).where(
-            payments.c.invoice == "FA-2026-00101")).one()._mapping)
+        # the table as it was then (the columns of later migrations are not there yet)
+        then = sa.Table("payfip_payments", sa.MetaData(), autoload_with=conn)
+        before = dict(conn.execute(sa.select(then).where(
+            then.c.invoice == "FA-2026-00101")).one()._mapping)
     old.engine.dispose()
 
     store = Store(schema_3_url)
@@ -1455,7 +1494,7 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
             payments.c.invoice == "FA-2026-00101")).one()._mapping)
     assert ops == {"t1": "test-paid", "x1": "test-paid", "w1": "paid", "t2": "test-paid",
                    "w2": "pending", "w3": "paid"}
-    assert after == before
+    assert after == {**before, "applied_run": None}
 
     pay = _payment(store)
     assert (pay["status"], pay["paid_cents"], pay["id_op"], pay["method"], pay["paid_at"],

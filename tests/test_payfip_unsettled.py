@@ -84,8 +84,8 @@ def _said(store, run: str, old) -> tuple[int, str]:
 def _advice(number: int) -> str:
     return ("tell the trésorerie, which applies that money to the title due or refunds it, "
             "and send the family no new payment until it answers (it would pay twice); once "
-            f"it has, record its answer: `pesgen payfip anomalies resolve {number} --note "
-            "TEXT`")
+            f"it has, record its answer: `pesgen payfip anomalies resolve {number} --applied "
+            "--note TEXT` (the title due is then recorded paid) or `--refunded`")
 
 
 def test_no_link_nor_tipi_url_while_money_paid_through_the_cancelled_title_is_unsettled(
@@ -154,8 +154,9 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     assert ("    what to do: paid through the link of a cancelled title: tell the trésorerie, "
             "which applies the money to the new title or refunds it; until this anomaly is "
             "resolved, the invoice gets no new link, TIPI link nor Datamatrix (the family "
-            "would pay twice; a test link, saisie T, collected nothing and holds back none)"
-            ) in out
+            "would pay twice; a test link, saisie T, collected nothing and holds back none); "
+            "resolve it with --applied (the new title is then recorded paid) or --refunded, as "
+            "the trésorerie answers") in out
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note",
                           "trésorerie: refunded on 2026-12-03", "--by", "support")
     assert code == 0, out + err
@@ -163,10 +164,11 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
     # records no payment for it, and would make the link)
     assert err == (
         "note: invoice FA-2026-00102: no longer held back: `payfip link`, `tipi-url` and "
-        "`payfip datamatrix` give it a payment again. If the trésorerie applied the money to "
-        "the title due, that title is paid: enter the payment in the school software by "
-        "hand, and send the family no link nor Datamatrix for it; if it refunded the "
-        "family, send the new link (docs/payfip.md)\n"), err
+        "`payfip datamatrix` give it a payment again. The trésorerie's answer was not "
+        "recorded (--applied or --refunded): if it applied the money to the title due, that "
+        "title is paid: enter the payment in the school software by hand, and send the "
+        "family no link nor Datamatrix for it; if it refunded the family, send the new link "
+        "(docs/payfip.md)\n"), err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "pending"
     code, out, err = _link(flow, store)
     assert code == 0, out + err
@@ -331,8 +333,8 @@ def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp
     said = " ".join(err.split())
     assert (f"error: invoice FA-2026-00102: {paid(card, 'by card', first)}; "
             f"{paid(debit, 'by direct debit', second)}; no new link: ") in said
-    assert (f"record its answer: `pesgen payfip anomalies resolve ID --note TEXT` for each "
-            f"(#{first}, #{second})") in said
+    assert (f"record its answer: `pesgen payfip anomalies resolve ID --applied --note TEXT` "
+            f"or `--refunded` for each (#{first}, #{second})") in said
     assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.unsettled"] * 2, err
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(first), "--note",
                           "trésorerie: applied to the new title", "--by", "support")
@@ -359,3 +361,227 @@ def test_a_payment_whose_title_is_not_found_names_its_run_only():
         "paid online 12.00 on 2026-12-01 10:00:00 through its cancelled title (run RUN), "
         "after the cancellation (PayFiP operation OP-4; anomaly #4, run-cancelled, not "
         "resolved)")
+
+
+# ------------------------------------------------ the trésorerie's answer, recorded
+
+
+def _resolve(store, number: int, *flags: str):
+    return _cli(store, "payfip", "anomalies", "resolve", str(number), *flags, "--note",
+                "trésorerie: answered on 2026-12-03", "--by", "support")
+
+
+def _payments(store) -> list[dict]:
+    import json
+
+    code, out, err = _cli(store, "payfip", "payments", "--format", "json", "--history")
+    assert code == 0, out + err
+    return [p for p in json.loads(out) if p["invoice"] == "FA-2026-00102"]
+
+
+def test_applied_money_pays_the_title_due_and_nothing_more_is_sent(flow, store, tmp_path):
+    """The trésorerie applied the money paid through the cancelled title to the title
+    exported in its place: `resolve --applied` records that title paid (the operation,
+    the amount, the method, PayFiP's time) and closes the anomaly; then `link` and
+    `tipi-url` refuse it as a paid title (rule payfip.paid), the Datamatrix leaves it out,
+    and `payfip payments` lists one row for it: paid, on the new title. Before, pesgen kept
+    no notion of the answer and made the link."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    [title] = [t for t in ledger.active_titles(store, ID_COLL)
+               if t.invoice == "FA-2026-00102"]
+    assert title.run_id == new.run_id
+    assert out.startswith(f"anomaly #{number} run-cancelled (invoice FA-2026-00102): resolved ")
+    assert out.endswith(
+        " by support (applied); invoice FA-2026-00102 recorded paid: 187.50 by card on "
+        f"{paid_at} (PayFiP operation {old.id_op}), applied to its title IdBord "
+        f"{title.id_bord} of run {new.run_id}\n"), out
+    assert err == ("note: invoice FA-2026-00102: paid: `payfip link`, `tipi-url` and `payfip "
+                   "datamatrix` refuse it as any paid title, and `payfip payments` lists it "
+                   "paid on that title, for the school software\n"), err
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["paid_cents"], pay["amount_cents"], pay["method"],
+            pay["paid_at"], pay["id_op"], pay["applied_run"]) == (
+        "paid", 18750, 18750, "card", paid_at, old.id_op, new.run_id)
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert (anomaly["outcome"], anomaly["resolved_by"], anomaly["invoice_status"],
+            anomaly["title_run"]) == ("applied", "support", "paid", new.run_id)
+
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+    assert (f"error: invoice FA-2026-00102: already paid through PayFiP: 187.50 by card on "
+            f"{paid_at} (operation {old.id_op}, through a cancelled title, applied by the "
+            f"trésorerie to the title of run {new.run_id}); no new link: the family would pay "
+            "twice") in " ".join(err.split())
+    assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.paid"], err
+    code, out, err = _tipi(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    assert len(flow.fake_operations()) == 1  # nothing sent since the old link
+    code, out, err = _datamatrix(store, new.run_id)
+    assert code == 0, out + err
+    [csv_path] = [Path(w.split("  ")[0].removeprefix("wrote ")) for w in out.splitlines()
+                  if w.startswith("wrote ")]
+    written = [row["invoice"] for row in csv.DictReader(csv_path.open(encoding="utf-8"),
+                                                        delimiter=";")]
+    assert "FA-2026-00102" not in written and len(written) == 10
+
+    # one row, paid, on the title the money was applied to; its history says so
+    [row] = _payments(store)
+    assert (row["status"], row["amount_due"], row["amount_paid"], row["method"], row["run"],
+            row["id_bord"], row["id_op"], row["cancelled_at"]) == (
+        "paid", "187.50", "187.50", "card", new.run_id, title.id_bord, old.id_op, None)
+    applied = [e for e in row["history"] if e["source"] == "support"]
+    assert [(e["event"], e["status"]) for e in applied] == [
+        ("paid", "paid"), ("anomaly-resolved", "paid")]
+    assert (applied[0]["detail"]["anomaly"], applied[0]["detail"]["applied_to_run"],
+            applied[0]["detail"]["from_run"]) == (number, new.run_id, run)
+
+    # the list says what was decided, and what the invoice is now
+    code, out, err = _cli(store, "payfip", "anomalies", "--all")
+    assert code == 0, out + err
+    assert (f"    invoice FA-2026-00102: paid (IdBord {title.id_bord} of run {new.run_id}): "
+            "the trésorerie applied this money to it\n") in out, out
+    assert " by support (applied): trésorerie: answered on 2026-12-03\n" in out, out
+
+
+def test_refunded_is_recorded_and_the_title_due_gets_its_link(flow, store, tmp_path):
+    """`resolve --refunded`: the outcome recorded with the anomaly, nothing paid, and the
+    new title gets its link again (the note says to send it)."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    assert out.endswith(" by support (refunded); no payment was recorded\n"), out
+    assert err == ("note: invoice FA-2026-00102: no longer held back: `payfip link`, "
+                   "`tipi-url` and `payfip datamatrix` give it a payment again; send the "
+                   "family the new link\n"), err
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert (anomaly["outcome"], anomaly["invoice_status"]) == ("refunded", "cancelled")
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["applied_run"]) == ("pending", None)
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+def _still_open(store, number: int) -> None:
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert (anomaly["resolved_at"], anomaly["outcome"]) == (None, None)
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["applied_run"]) != ("paid", None) or pay["applied_run"] is None
+
+
+def test_applied_is_refused_when_the_amount_collected_is_not_the_amount_due(
+        flow, store, tmp_path):
+    """50.00 collected (PayFiP reported another amount than the one asked) cannot pay a
+    title of 187.50: refused, exit 7, nothing recorded; the anomaly stays open."""
+    flow.pay_cancelled("5000")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert out == ""
+    assert (f"error: anomaly #{number}: --applied refused for invoice FA-2026-00102: 50.00 was "
+            "collected through the cancelled title, and its title due (IdBord ") in err, err
+    assert "is 187.50: pesgen records a payment of the whole amount due only" in err, err
+    _still_open(store, number)
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
+
+
+def test_applied_is_refused_while_no_active_title_holds_the_invoice(flow, store):
+    """Paid through the cancelled title, not exported again: no title to apply it to."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(old, "card")
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert (f"error: anomaly #{number}: --applied refused for invoice FA-2026-00102: no active "
+            "title holds it, so there is no title to apply the money to: export the invoice "
+            "again first") in err, err
+    _still_open(store, number)
+
+
+def test_applied_is_refused_when_the_title_due_was_paid_meanwhile(flow, store, tmp_path):
+    """The new title got its link while the cancelled title's was still open, and was paid
+    through it; then the family paid the cancelled one too: that money is one payment too
+    many (refund), not the title's payment."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    fresh = flow.link("FA-2026-00102", mode="W")
+    flow.pay(fresh, "card")
+    flow.pay(old, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert (f"--applied refused for invoice FA-2026-00102: it is already paid (187.50 on ")\
+        in err, err
+    assert f"operation {fresh.id_op}): the money paid through the cancelled title is one " \
+        "payment too many, for the trésorerie to refund; resolve with --refunded" in \
+        " ".join(err.split()), err
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert anomaly["resolved_at"] is None
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["id_op"] == fresh.id_op
+
+
+@pytest.mark.parametrize("flags", [["--applied"], ["--refunded"]])
+def test_an_outcome_is_refused_for_a_test_link_or_another_kind(flow, store, tmp_path, flags):
+    """A test link (saisie T) collected nothing; an amount-mismatch is not money paid
+    through a cancelled title: --applied and --refunded are refused as usage (exit 2),
+    nothing recorded."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, mode="T")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, *flags)
+    assert code == ExitCode.USAGE, out + err
+    assert (f"error: anomaly #{number}: operation {old.id_op} is a test link (saisie T): it "
+            "collected nothing") in " ".join(err.split()), err
+    assert ledger.list_anomalies(store, open_only=True)[0]["id"] == number
+    flow.pay_cancelled("5000", invoice="FA-2026-00101")
+    [other] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "amount-mismatch"]
+    code, out, err = _resolve(store, other, *flags)
+    assert code == ExitCode.USAGE, out + err
+    assert (f"error: anomaly #{other} is amount-mismatch: {flags[0]} records what the "
+            "trésorerie did with money paid through a cancelled title") in " ".join(
+                err.split()), err
+
+
+def test_applied_and_refunded_together_are_refused(flow, store, tmp_path):
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied", "--refunded")
+    assert code == ExitCode.USAGE, out + err
+    assert "--applied or --refunded: the trésorerie did one or the other" in err
+    _still_open(store, number)
+
+
+def test_the_title_paid_by_applied_money_is_cancelled_only_despite_payments(
+        flow, store, tmp_path):
+    """A title paid by money the trésorerie applied to it is a paid title for `runs
+    cancel` too: refused without --despite-payments (rule run.cancel-payfip), naming the
+    payment and where it came from; cancelled with it, the payment stays with that title
+    (`payfip payments`: cancelled, the money shown), as a title paid through its own link."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    with pytest.raises(StateError, match="--despite-payments") as info:
+        store.cancel(new.run_id, "wrong again", whole=True)
+    said = [(p.rule, p.invoice, p.message) for p in info.value.problems
+            if p.invoice == "FA-2026-00102"]
+    [(rule, _, message)] = said
+    assert rule == "run.cancel-payfip"
+    assert message.endswith(
+        f": paid online 187.50 by card on {paid_at} (PayFiP operation {old.id_op}) through "
+        f"the cancelled title of run {run}, applied to this title by the trésorerie (`pesgen "
+        "payfip anomalies --all`); the payment stays attached to this title"), message
+    done = store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    assert "FA-2026-00102" in [p.invoice for p in done.payments]
+    [row] = _payments(store)
+    assert (row["status"], row["amount_paid"], row["run"], row["id_op"]) == (
+        "cancelled", "187.50", new.run_id, old.id_op)

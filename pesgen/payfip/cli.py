@@ -555,16 +555,24 @@ def anomalies(
                     # the title exported in its place
                     state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
                               f"{r['again_run']}, on which nothing is paid")
-            _say(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
-                       "payment and changed no status")
+            if r["outcome"] == "applied":
+                # its resolution recorded the payment of the title it was applied to
+                _say(f"    invoice {r['invoice']}: {state} (IdBord {r['title_id_bord']} of "
+                     f"run {r['title_run']}): the trésorerie applied this money to it")
+            else:
+                _say(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
+                     "payment and changed no status")
         if r["resolved_at"] is not None:
-            _say(f"    resolved {r['resolved_at']} by {r['resolved_by']}: {r['note']}")
+            outcome = f" ({r['outcome']})" if r["outcome"] else ""
+            _say(f"    resolved {r['resolved_at']} by {r['resolved_by']}{outcome}: "
+                 f"{r['note']}")
         else:
             _say(f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}")
     open_count = sum(r["resolved_at"] is None for r in rows)
     if open_count:
         _say(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
-                   "--note TEXT` (it records the decision; it pays nothing)"
+                   "--note TEXT` (it records the decision; it pays nothing but with "
+                   "--applied)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
 
@@ -620,14 +628,26 @@ def anomalies_resolve(
                                       "(recorded).")],
     by: Annotated[str | None, typer.Option(
         "--by", help="Who decided (default: the login name).")] = None,
+    applied: Annotated[bool, typer.Option(
+        "--applied", help="A run-cancelled anomaly: the trésorerie applied the money paid "
+        "through the cancelled title to the title exported in its place, which is then "
+        "recorded paid (no link, TIPI link nor Datamatrix for it).")] = False,
+    refunded: Annotated[bool, typer.Option(
+        "--refunded", help="A run-cancelled anomaly: the trésorerie refunded the family "
+        "(recorded; the title due gets its payment links again).")] = False,
     db: DbOpt = None,
 ) -> None:
     """Record a person's decision on an anomaly (who, when, the note) and close it. It
-    records no payment and changes no invoice's status."""
+    records no payment and changes no invoice's status, but with --applied: then the
+    title the trésorerie applied the money to is recorded paid."""
     import getpass
 
     try:
         from .ledger import resolve_anomaly
+
+        if applied and refunded:
+            raise UsageError("--applied or --refunded: the trésorerie did one or the other")
+        outcome = "applied" if applied else "refunded" if refunded else None
 
         # the list writes #3: taken as written (quoted: the shell reads # as a comment)
         digits = anomaly_id.strip().removeprefix("#")
@@ -641,13 +661,29 @@ def anomalies_resolve(
             except Exception:  # no login name (a container without one): say who with --by
                 raise UsageError("who resolves it? give --by NAME") from None
         store = _store(_group_db(ctx, db))
-        row = resolve_anomaly(store, anomaly, by, note)
+        row = resolve_anomaly(store, anomaly, by, note, outcome)
     except PesgenError as exc:
         _fail(exc)
         return
     invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
-    _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
-               f"{row['resolved_by']}; no payment was recorded")
+    done = row["applied"]
+    if done is None:
+        _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
+             f"{row['resolved_by']}" + (f" ({outcome})" if outcome else "")
+             + "; no payment was recorded")
+    else:
+        from .models import METHOD_WORDS, cents_text
+
+        how = f" {METHOD_WORDS[done['method']]}" if done["method"] in METHOD_WORDS else ""
+        _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
+             f"{row['resolved_by']} (applied); invoice {row['invoice']} recorded paid: "
+             f"{cents_text(done['cents'])}{how} on {done['paid_at']} (PayFiP operation "
+             f"{done['id_op']}), applied to its title IdBord {done['id_bord']} of run "
+             f"{done['run_id']}")
+        _echo_err(f"note: invoice {row['invoice']}: paid: `payfip link`, `tipi-url` and "
+                  "`payfip datamatrix` refuse it as any paid title, and `payfip payments` "
+                  "lists it paid on that title, for the school software")
+        return
     if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
         _say_released(store, row)
 
@@ -667,11 +703,17 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
                   + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
                   "until it is resolved")
         return
+    if row["outcome"] == "refunded":
+        _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
+                  "`tipi-url` and `payfip datamatrix` give it a payment again; send the "
+                  "family the new link")
+        return
     _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
-              "`tipi-url` and `payfip datamatrix` give it a payment again. If the trésorerie "
-              "applied the money to the title due, that title is paid: enter the payment in "
-              "the school software by hand, and send the family no link nor Datamatrix for "
-              "it; if it refunded the family, send the new link (docs/payfip.md)")
+              "`tipi-url` and `payfip datamatrix` give it a payment again. The trésorerie's "
+              "answer was not recorded (--applied or --refunded): if it applied the money "
+              "to the title due, that title is paid: enter the payment in the school "
+              "software by hand, and send the family no link nor Datamatrix for it; if it "
+              "refunded the family, send the new link (docs/payfip.md)")
 
 
 @payfip_app.command("client-info")

@@ -220,11 +220,11 @@ def _paid_online(store: Store, run: dict[str, Any], invoices: list[str]
     the title it paid, when not this one: a cancelled title's, the invoice exported
     again since). A payment through a cancelled title is the family's money all the
     same: a Datamatrix of the title exported in its place would let it pay again."""
-    from .tables import operations, payments
+    from .tables import operations, paid_title_run, payments
 
     keys = {invoice_key(i): i for i in invoices}
     query = (sa.select(payments.c.invoice, payments.c.paid_cents, payments.c.paid_at,
-                       payments.c.id_op, operations.c.run_id)
+                       payments.c.id_op, paid_title_run(operations.c.run_id).label("run_id"))
              .select_from(payments.outerjoin(operations,
                                              operations.c.id_op == payments.c.id_op))
              .where(payments.c.status == "paid", payments.c.id_coll == run["id_coll"]))

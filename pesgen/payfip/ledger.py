@@ -32,12 +32,14 @@ from ..store import (
     runs,
     utc_now,
 )
-from .models import SAISIE_TEST, PaymentDetail, cents_text, to_cents
+from .models import RESULTS, SAISIE_TEST, PaymentDetail, cents_text, to_cents
 from .tables import (
+    OUTCOMES,
     RESOLVED_BY_MAX,
     anomalies,
     events,
     operations,
+    paid_title_run,
     payments,
     reported_amount,
     reported_cents,
@@ -307,9 +309,10 @@ def unsettled_words(found: list[Unsettled]) -> tuple[str, str]:
     """What happened (each payment: ``Unsettled.happened``) and what to do, in the words
     `payfip link`, `tipi-url`, `datamatrix` and the export's note share."""
     numbers = [u.anomaly for u in found]
-    resolve = (f"`pesgen payfip anomalies resolve {numbers[0]} --note TEXT`" if len(numbers) == 1
-               else "`pesgen payfip anomalies resolve ID --note TEXT` for each (" + ", ".join(
-                   f"#{n}" for n in numbers) + ")")
+    resolve = (f"`pesgen payfip anomalies resolve {numbers[0]} --applied --note TEXT` (the "
+               "title due is then recorded paid) or `--refunded`" if len(numbers) == 1
+               else "`pesgen payfip anomalies resolve ID --applied --note TEXT` or "
+               "`--refunded` for each (" + ", ".join(f"#{n}" for n in numbers) + ")")
     return ("; ".join(u.happened() for u in found),
             "tell the trésorerie, which applies that money to the title due or refunds it, "
             "and send the family no new payment until it answers (it would pay twice); once "
@@ -703,7 +706,7 @@ def _payments_with_titles(ids: list[int] | None = None) -> sa.Subquery:
     ).select_from(payments.outerjoin(
         source, source.c.id_op == sa.case((payments.c.status == "paid", payments.c.id_op),
                                           else_=payments.c.last_id_op)).outerjoin(
-        title, sa.and_(title.c.run_id == source.c.run_id,
+        title, sa.and_(title.c.run_id == paid_title_run(source.c.run_id),
                        title.c.invoice == source.c.invoice)).outerjoin(
         runs, runs.c.id == title.c.run_id).outerjoin(
         cancelled_bordereaux, sa.and_(cancelled_bordereaux.c.run_id == title.c.run_id,
@@ -884,7 +887,8 @@ ANOMALY_ADVICE = {
                      "applies the money to the new title or refunds it; until this anomaly "
                      "is resolved, the invoice gets no new link, TIPI link nor Datamatrix "
                      "(the family would pay twice; a test link, saisie T, collected nothing "
-                     "and holds back none)",
+                     "and holds back none); resolve it with --applied (the new title is "
+                     "then recorded paid) or --refunded, as the trésorerie answers",
     "amount-due-changed": "paid the old amount of an invoice exported again at another: "
                           "settle the difference with the trésorerie",
     "double-payment": "the invoice was already paid: ask the trésorerie to refund one payment",
@@ -947,19 +951,36 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     return rows
 
 
-def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[str, Any]:
+def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
+                    outcome: str | None = None) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
     invoice's history gets an ``anomaly-resolved`` event (source ``support``). Returns
     the anomaly as resolved, with its operation's ``saisie`` and ``id_coll`` (None
-    without one)."""
+    without one).
+
+    ``outcome`` (a `run-cancelled` anomaly of money collected only: ``OUTCOMES``) is what
+    the trésorerie did with the money paid through the cancelled title, recorded with
+    the anomaly. ``refunded``: nothing more. ``applied``: it applied the money to the
+    title exported in the cancelled one's place, which is then paid: the invoice's
+    payment becomes that operation's (``paid``, the amount collected, its method and
+    time) on that title (``applied_run``: `payfip payments` lists it paid there, `link`,
+    `tipi-url` and `datamatrix` refuse it as any paid title), and its history gets a
+    ``paid`` event (source ``support``, with the anomaly and the title). Refused
+    (StateError, nothing recorded) unless an active title holds the invoice, in a
+    bordereau the trésorerie did not reject, for the whole amount collected, and no
+    other payment was recorded for it; the result then has ``applied``: that title's
+    run, IdBord, the cents and the method."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
     if not by or len(by) > RESOLVED_BY_MAX:
         raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise UsageError(f"outcome '{outcome}': one of {', '.join(OUTCOMES)}")
     now = utc_now()
+    applied: dict[str, Any] | None = None
     with store.transaction() as conn:
         query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
         if conn.dialect.name == "postgresql":
@@ -971,18 +992,105 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str) -> dict[s
         if row.resolved_at is not None:
             raise StateError(f"anomaly {anomaly_id} was already resolved on {row.resolved_at} "
                              f"by {row.resolved_by}: {row.note}")
+        op = _operation_row(conn, row.id_op) if row.id_op else None
+        if outcome is not None:
+            _may_have_outcome(row, op, outcome)
+        if outcome == "applied" and op is not None:
+            applied = _apply(store, conn, row, op, by, now)
         conn.execute(anomalies.update().where(
             anomalies.c.id == anomaly_id, anomalies.c.resolved_at.is_(None)).values(
-            resolved_at=now, resolved_by=by, note=note))
-        op = _operation_row(conn, row.id_op) if row.id_op else None
+            resolved_at=now, resolved_by=by, note=note, outcome=outcome))
         if op is not None and row.invoice:
             pay = _payment_row(conn, op["id_coll"], row.invoice)
+            detail: dict[str, Any] = {"anomaly": anomaly_id, "kind": row.kind, "by": by}
+            if outcome is not None:
+                detail["outcome"] = outcome
             _event(conn, {**op, "invoice": row.invoice}, "anomaly-resolved", "support",
-                   pay["status"] if pay else "pending",
-                   {"anomaly": anomaly_id, "kind": row.kind, "by": by})
-    log.info("payfip anomaly %s (%s) resolved", anomaly_id, row.kind)
+                   pay["status"] if pay else "pending", detail)
+    log.info("payfip anomaly %s (%s) resolved%s", anomaly_id, row.kind,
+             f" ({outcome})" if outcome else "")
     return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
+            "outcome": outcome, "applied": applied,
             "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
+
+
+def _may_have_outcome(row: Any, op: dict[str, Any] | None, outcome: str) -> None:
+    """Refuse an outcome for an anomaly that is not money paid through a cancelled title:
+    another kind, or a test link's (saisie T collects nothing)."""
+    flag = f"--{outcome}"
+    if row.kind != "run-cancelled" or op is None or not row.invoice:
+        raise UsageError(
+            f"anomaly #{row.id} is {row.kind}: {flag} records what the trésorerie did with "
+            "money paid through a cancelled title (a run-cancelled anomaly); say what was "
+            "decided in --note alone")
+    if op["saisie"] == "T":
+        raise UsageError(
+            f"anomaly #{row.id}: operation {op['id_op']} is a test link (saisie T): it "
+            f"collected nothing, so there is nothing to have {outcome}; resolve it with "
+            "--note alone")
+
+
+def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str,
+           now: str) -> dict[str, Any]:
+    """Record money paid through a cancelled title as the payment of the title exported in
+    its place (``resolve_anomaly``'s ``applied``), after checking it may be: the title
+    active, in a bordereau not rejected, due the amount collected, the invoice paid by no
+    other operation. Returns that title's run, IdBord, the cents and the method."""
+    invoice = row.invoice
+    why = f"anomaly #{row.id}: --applied refused for invoice {invoice}"
+    titles = conn.execute(
+        sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
+                  run_invoices.c.amount)
+        .join(runs, runs.c.id == run_invoices.c.run_id)
+        .where(run_invoices.c.invoice_key == invoice_key(invoice),
+               run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
+        .order_by(runs.c.created_at, run_invoices.c.id)).all()
+    if not titles:
+        raise StateError(f"{why}: no active title holds it, so there is no title to apply "
+                         "the money to: export the invoice again first (`pesgen runs find "
+                         f"{invoice}`), or resolve with --refunded or --note alone")
+    if len(titles) > 1 or titles[0].invoice != invoice:
+        held = ", ".join(f"{t.invoice} (run {t.run_id})" for t in titles)
+        raise StateError(f"{why}: the title due writes the number otherwise ({held}) than "
+                         "the cancelled title did: pesgen cannot record the payment on it; "
+                         "resolve with --note alone and enter the payment in the school "
+                         "software by hand")
+    title = titles[0]
+    rejected = rejected_bordereaux(store, title.run_id, [int(title.id_bord)], conn=conn)
+    if rejected:
+        raise StateError(f"{why}: its title (IdBord {title.id_bord} of run {title.run_id}) "
+                         "is in a bordereau the trésorerie rejected: not in Hélios, so "
+                         "nothing can be applied to it")
+    reported = conn.execute(sa.select(reported_amount(sa.literal(op["id_op"])))).scalar()
+    cents = reported_cents(reported, op["amount_cents"])
+    due = to_cents(title.amount, invoice)
+    if cents != due:
+        raise StateError(
+            f"{why}: {cents_text(cents)} was collected through the cancelled title, and its "
+            f"title due (IdBord {title.id_bord} of run {title.run_id}) is "
+            f"{cents_text(due)}: pesgen records a payment of the whole amount due only; "
+            "resolve with --note alone, settle the difference with the trésorerie and "
+            "enter what was applied in the school software by hand")
+    pay = _payment_row(conn, op["id_coll"], invoice)
+    if pay is None:
+        raise StateError(f"{why}: no PayFiP payment record for it")
+    if pay["status"] == "paid":
+        raise StateError(
+            f"{why}: it is already paid ({cents_text(pay['paid_cents'] or 0)} on "
+            f"{pay['paid_at']}, operation {pay['id_op']}): the money paid through the "
+            "cancelled title is one payment too many, for the trésorerie to refund; "
+            "resolve with --refunded")
+    method = RESULTS.get(op["result_code"] or "", (None, None))[1]
+    paid_at = op["transaction_at"] or op["resolved_at"]
+    conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
+        status="paid", amount_cents=due, paid_cents=cents, method=method, paid_at=paid_at,
+        id_op=op["id_op"], numauto=op["numauto"], applied_run=title.run_id, updated_at=now))
+    _event(conn, {**op, "invoice": invoice}, "paid", "support", "paid",
+           {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
+            "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
+            "transaction_at": op["transaction_at"]})
+    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
+            "method": method, "paid_at": paid_at, "id_op": op["id_op"]}
 
 
 # ---------------------------------------------------------------------- in-transaction

@@ -109,9 +109,12 @@ def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
     cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
     amount = cents_text(cents)
     method = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
+    # money paid through a cancelled title that the trésorerie applied to this one
+    applied = (f", through a cancelled title, applied by the trésorerie to the title of run "
+               f"{paid['applied_run']}" if paid["applied_run"] else "")
     raise StateError(
         f"invoice {invoice}: already paid through PayFiP: {amount}{method} on "
-        f"{paid['paid_at']} (operation {paid['id_op']}); no {what}: the family would pay "
+        f"{paid['paid_at']} (operation {paid['id_op']}{applied}); no {what}: the family would pay "
         "twice (`pesgen payfip payments --history` shows the payment)",
         [Problem("payfip.paid", f"paid {amount} on {paid['paid_at']} through PayFiP "
                  f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])

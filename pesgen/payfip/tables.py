@@ -13,7 +13,9 @@
 
 These definitions are frozen with migration 2: a later change needs a new migration.
 Migration 4 changes no table: it corrects rows (test payments recorded as payments).
-Migration 7 adds the resolution columns of ``payfip_anomalies``.
+Migration 7 adds the resolution columns of ``payfip_anomalies``; migration 14 its
+``outcome`` and ``payfip_payments.applied_run`` (money paid through a cancelled title
+that the trésorerie applied to the title exported in its place).
 """
 
 from __future__ import annotations
@@ -52,24 +54,31 @@ operations = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
-payments = sa.Table(
-    "payfip_payments", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id_coll", sa.String(14), nullable=False),
-    sa.Column("invoice", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending|paid|refused|abandoned|expired
-    sa.Column("amount_cents", sa.Integer, nullable=False),  # due, from the active run
-    sa.Column("paid_cents", sa.Integer),
-    sa.Column("method", sa.String(16)),  # card | direct_debit
-    sa.Column("paid_at", sa.String(32)),
-    sa.Column("id_op", sa.String(64)),  # the operation that paid
-    sa.Column("last_id_op", sa.String(64), nullable=False),  # the latest operation issued
-    sa.Column("numauto", sa.String(64)),
-    sa.Column("refdet", sa.String(30), nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False, index=True),
-    sa.UniqueConstraint("id_coll", "invoice", name="uq_payfip_payment"),
-)
+def _payments_v2(meta: sa.MetaData) -> sa.Table:
+    """``payfip_payments`` as migration 2 created it, frozen: the columns later
+    migrations add are theirs to create."""
+    return sa.Table(
+        "payfip_payments", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id_coll", sa.String(14), nullable=False),
+        sa.Column("invoice", sa.String(64), nullable=False),
+        # pending | paid | refused | abandoned | expired
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("amount_cents", sa.Integer, nullable=False),  # due, from the active run
+        sa.Column("paid_cents", sa.Integer),
+        sa.Column("method", sa.String(16)),  # card | direct_debit
+        sa.Column("paid_at", sa.String(32)),
+        sa.Column("id_op", sa.String(64)),  # the operation that paid
+        sa.Column("last_id_op", sa.String(64), nullable=False),  # the latest operation issued
+        sa.Column("numauto", sa.String(64)),
+        sa.Column("refdet", sa.String(30), nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.String(32), nullable=False, index=True),
+        sa.UniqueConstraint("id_coll", "invoice", name="uq_payfip_payment"),
+    )
+
+
+payments = _payments_v2(metadata)
 
 events = sa.Table(
     "payfip_events", metadata,
@@ -125,11 +134,26 @@ def reported_cents(reported: str | None, asked: int) -> int:
 anomalies.append_column(sa.Column("resolved_at", sa.String(32)))
 anomalies.append_column(sa.Column("resolved_by", sa.String(RESOLVED_BY_MAX)))
 anomalies.append_column(sa.Column("note", sa.Text))
+# migration 14: what the trésorerie did with money paid through a cancelled title
+# (`anomalies resolve --applied` / `--refunded`; NULL: the decision is in the note only),
+# and the run of the title such money was applied to (the payment then follows that
+# title, not its operation's: ``paid_title_run``)
+anomalies.append_column(sa.Column("outcome", sa.String(16)))
+payments.append_column(sa.Column("applied_run", sa.String(36)))
+OUTCOMES = ("applied", "refunded")
+
+
+def paid_title_run(operation_run: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The run of the title a payment row's money paid: the run the trésorerie applied
+    it to (``applied_run``), else that of the operation that paid (``operation_run``, a
+    column of ``operations`` or an alias of it)."""
+    return sa.func.coalesce(payments.c.applied_run, operation_run)
 
 
 def migration_2(conn: Connection) -> None:
     """Create the PayFiP tables (schema version 2)."""
-    metadata.create_all(conn, tables=[operations, payments, events])
+    metadata.create_all(conn, tables=[operations, events])
+    _payments_v2(sa.MetaData()).create(conn)
     _anomalies_v2(sa.MetaData()).create(conn)
 
 
@@ -139,6 +163,15 @@ def migration_7(conn: Connection) -> None:
     for column in ("resolved_at VARCHAR(32)", f"resolved_by VARCHAR({RESOLVED_BY_MAX})",
                    "note TEXT"):
         conn.exec_driver_sql(f"ALTER TABLE payfip_anomalies ADD COLUMN {column}")
+
+
+def migration_14(conn: Connection) -> None:
+    """What the trésorerie did with money paid through a cancelled title (schema version
+    14): the anomaly's outcome, and the run of the title a payment was applied to. Every
+    anomaly resolved before keeps its note alone (outcome NULL), every payment its
+    operation's title (applied_run NULL)."""
+    conn.exec_driver_sql("ALTER TABLE payfip_anomalies ADD COLUMN outcome VARCHAR(16)")
+    conn.exec_driver_sql("ALTER TABLE payfip_payments ADD COLUMN applied_run VARCHAR(36)")
 
 
 def migration_4(conn: Connection, now: str) -> None:
@@ -154,6 +187,7 @@ def migration_4(conn: Connection, now: str) -> None:
     The values are frozen here: they must not follow later code.
     """
     test, methods = ("T", "X"), {"P": "card", "V": "direct_debit"}
+    payments = _payments_v2(sa.MetaData())  # as it was then (no column of a later migration)
     from_latest = {"test-paid", "refused", "abandoned", "expired"}  # else: pending
     was_test = sa.and_(operations.c.status == "paid", operations.c.saisie.in_(test))
     corrected = conn.execute(sa.select(payments, operations.c.saisie.label("test_saisie"))
