@@ -470,7 +470,7 @@ def _still_open(store, number: int) -> None:
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     assert (anomaly["resolved_at"], anomaly["outcome"]) == (None, None)
     pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
-    assert (pay["status"], pay["applied_run"]) != ("paid", None) or pay["applied_run"] is None
+    assert (pay["status"], pay["applied_run"], pay["paid_cents"]) == ("pending", None, None)
 
 
 def test_applied_is_refused_when_the_amount_collected_is_not_the_amount_due(
@@ -487,7 +487,6 @@ def test_applied_is_refused_when_the_amount_collected_is_not_the_amount_due(
             "collected through the cancelled title, and its title due (IdBord ") in err, err
     assert "is 187.50: pesgen records a payment of the whole amount due only" in err, err
     _still_open(store, number)
-    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
 
 
 def test_applied_is_refused_while_no_active_title_holds_the_invoice(flow, store):
@@ -519,7 +518,7 @@ def test_applied_is_refused_when_the_title_due_was_paid_meanwhile(flow, store, t
     [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
     code, out, err = _resolve(store, number, "--applied")
     assert code == ExitCode.STATE, out + err
-    assert (f"--applied refused for invoice FA-2026-00102: it is already paid (187.50 on ")\
+    assert ("--applied refused for invoice FA-2026-00102: it is already paid (187.50 on ")\
         in err, err
     assert f"operation {fresh.id_op}): the money paid through the cancelled title is one " \
         "payment too many, for the trésorerie to refund; resolve with --refunded" in \
@@ -585,3 +584,50 @@ def test_the_title_paid_by_applied_money_is_cancelled_only_despite_payments(
     [row] = _payments(store)
     assert (row["status"], row["amount_paid"], row["run"], row["id_op"]) == (
         "cancelled", "187.50", new.run_id, old.id_op)
+
+
+def test_applied_is_refused_when_the_title_due_writes_the_number_otherwise(
+        flow, store, tmp_path):
+    """Exported again as `fa-2026-00102` (the same invoice for the guard): the payment
+    records follow the number as the cancelled title wrote it, so pesgen cannot record the
+    payment on that title; refused, nothing recorded."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(old, "card")
+    number, _ = _said(store, run, old)
+    lower = tmp_path / "school-export.json"
+    lower.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00102"', '"fa-2026-00102"'), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, lower, tmp_path / "again",
+                          date(2026, 11, 24))
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert (f"--applied refused for invoice FA-2026-00102: the title due writes the number "
+            f"otherwise (fa-2026-00102 (run {new.run_id})) than the cancelled title did") \
+        in " ".join(err.split()), err
+    _still_open(store, number)
+
+
+def test_applied_is_refused_for_a_title_of_a_rejected_bordereau(flow, store, tmp_path,
+                                                                 monkeypatch):
+    """The title due is in a bordereau the trésorerie rejected (as `acquit --record`
+    recorded it): not in Hélios, nothing can be applied to it; refused."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    [title] = [t for t in ledger.active_titles(store, ID_COLL)
+               if t.invoice == "FA-2026-00102"]
+    asked = []
+
+    def rejected(store_, run_id, bordereaux=None, conn=None):
+        asked.append((run_id, list(bordereaux or [])))
+        return {int(title.id_bord): object()}
+
+    monkeypatch.setattr(ledger, "rejected_bordereaux", rejected)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert asked == [(new.run_id, [int(title.id_bord)])]
+    assert (f"its title (IdBord {title.id_bord} of run {new.run_id}) is in a bordereau the "
+            "trésorerie rejected: not in Hélios, so nothing can be applied to it") in \
+        " ".join(err.split()), err
+    _still_open(store, number)
