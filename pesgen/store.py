@@ -2557,9 +2557,6 @@ class AckRecording:
     outcomes: tuple[tuple[str, Acknowledgement | None], ...]
 
 
-_METHODS = {"P": "card", "V": "direct debit"}
-
-
 def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> list[Problem]:
     """The PayFiP operations of a run's titles in ``bordereaux`` that moved money or may
     have, each with its state: paid; test-paid in activation mode (saisie X: whether it
@@ -2569,7 +2566,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     V, an unknown code, or a result PayFiP would not give), with the amount PayFiP
     reported when it was not the one asked. One problem each, by invoice. Operations
     are keyed by the run and the invoice as that run wrote it."""
-    from .payfip.models import cents_text
+    from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
     from .payfip.tables import anomalies, operations, reported_amount
@@ -2606,12 +2603,12 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
         if op.status == "paid":
             again = (", a second payment of the invoice (a double-payment anomaly, `pesgen "
                      "payfip anomalies`: the trésorerie refunds one)" if op.double else "")
-            what = (f"paid online {amount} by {_METHODS.get(op.result_code or '', 'PayFiP')} "
+            what = (f"paid online {amount} {paid_by(op.result_code) or 'by PayFiP'} "
                     f"on {op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op})"
                     f"{again}; the payment stays attached to this title")
         elif op.status == "test-paid":
-            what = (f"paid in activation mode (saisie X) {amount} by "
-                    f"{_METHODS.get(op.result_code or '', 'PayFiP')} on "
+            what = (f"paid in activation mode (saisie X) {amount} "
+                    f"{paid_by(op.result_code) or 'by PayFiP'} on "
                     f"{op.transaction_at or op.resolved_at} (PayFiP operation {op.id_op}): "
                     "whether an activation payment debits the family is not confirmed")
         elif op.status == "anomaly" and op.result_code in ("P", "V"):

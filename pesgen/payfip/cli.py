@@ -581,12 +581,12 @@ def _collected(r: dict[str, Any]) -> str:
     """What PayFiP answered paid for an anomaly's operation: the amount it reported (and
     the one asked, when another), how, when and in which mode, for support to tell the
     trésorerie what to refund or apply."""
-    from .models import METHOD_WORDS, RESULTS, cents_text
+    from .models import cents_text, paid_by
     from .tables import reported_cents
 
     asked = r["op_amount_cents"]
     cents = reported_cents(r["op_reported"], asked)
-    how = METHOD_WORDS[RESULTS[r["op_result"]][1] or ""]  # P or V: a method
+    how = paid_by(r["op_result"])  # P or V: a method
     other = f", {cents_text(asked)} asked" if cents != asked else ""
     mode = {"T": "saisie T: a test, nothing collected",
             "X": "saisie X: whether it debits the family is not confirmed"}.get(

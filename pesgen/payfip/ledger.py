@@ -32,7 +32,7 @@ from ..store import (
     runs,
     utc_now,
 )
-from .models import RESULTS, SAISIE_TEST, PaymentDetail, cents_text, to_cents
+from .models import RESULTS, SAISIE_TEST, PaymentDetail, cents_text, paid_by, to_cents
 from .tables import (
     OUTCOMES,
     RESOLVED_BY_MAX,
@@ -294,7 +294,7 @@ class Unsettled:
 
     def happened(self) -> str:
         """What was paid, through which title, and the anomaly, in words."""
-        how = {"P": " by card", "V": " by direct debit"}.get(self.result_code or "", "")
+        how = f" {words}" if (words := paid_by(self.result_code)) else ""
         what = ("paid online" if self.saisie != "X" else
                 "paid in activation mode (saisie X: whether it debits the family is not "
                 "confirmed)")

@@ -63,6 +63,13 @@ RESULTS = {
 METHOD_WORDS = {"card": "by card", "direct_debit": "by direct debit"}
 
 
+def paid_by(result_code: str | None) -> str | None:
+    """How a paid result (P, V) was paid, in words (``METHOD_WORDS``: "by card"); None for
+    any other code (a refusal, an abandon, a code pesgen does not know, none)."""
+    status, method = RESULTS.get(result_code or "", (None, None))
+    return METHOD_WORDS[method] if status == "paid" and method else None
+
+
 def to_cents(amount: Decimal | str | int, invoice: str | None = None) -> int:
     """An amount in euros (``Decimal('187.50')`` or ``'187.50'``) as exact integer cents."""
     head = f"invoice {invoice}: " if invoice else ""
