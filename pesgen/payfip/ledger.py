@@ -253,27 +253,28 @@ def operation_statuses(store: Store, ids: Collection[str], chunk: int = 500
                        ) -> dict[str, str]:
     """id_op -> the operation's status now (``pending``, ``unknown``, ``anomaly``…), for
     the ids given, ``chunk`` a query; an id no operation has is left out."""
-    ids = list(ids)
-    out: dict[str, str] = {}
-    with store.engine.connect() as conn:
-        for start in range(0, len(ids), chunk):
-            out.update((r.id_op, r.status) for r in conn.execute(
-                sa.select(operations.c.id_op, operations.c.status).where(
-                    operations.c.id_op.in_(ids[start:start + chunk]))))
-    return out
+    query = sa.select(operations.c.id_op, operations.c.status).where(
+        operations.c.id_op.in_(sa.bindparam("ids", expanding=True)))
+    return {r.id_op: r.status for r in _by_chunk(store, query, ids, chunk)}
 
 
 def open_anomaly_ops(store: Store, ids: Collection[str], chunk: int = 500) -> set[str]:
     """Of the operations given, those with an anomaly nobody resolved yet, ``chunk`` ids
     a query."""
+    query = sa.select(anomalies.c.id_op).where(
+        anomalies.c.id_op.in_(sa.bindparam("ids", expanding=True)),
+        anomalies.c.resolved_at.is_(None))
+    return {r.id_op for r in _by_chunk(store, query, ids, chunk)}
+
+
+def _by_chunk(store: Store, query: sa.Select[Any], ids: Collection[str], chunk: int
+              ) -> list[Any]:
+    """The rows of ``query`` (its ``ids`` an expanding parameter) for the ids given,
+    ``chunk`` ids a query, in one connection."""
     ids = list(ids)
-    out: set[str] = set()
     with store.engine.connect() as conn:
-        for start in range(0, len(ids), chunk):
-            out.update(conn.execute(sa.select(anomalies.c.id_op).where(
-                anomalies.c.id_op.in_(ids[start:start + chunk]),
-                anomalies.c.resolved_at.is_(None))).scalars())
-    return out
+        return [row for start in range(0, len(ids), chunk)
+                for row in conn.execute(query, {"ids": ids[start:start + chunk]})]
 
 
 @dataclass(frozen=True)
