@@ -631,3 +631,26 @@ def test_applied_is_refused_for_a_title_of_a_rejected_bordereau(flow, store, tmp
             "trésorerie rejected: not in Hélios, so nothing can be applied to it") in \
         " ".join(err.split()), err
     _still_open(store, number)
+
+
+def test_applied_names_a_link_of_the_title_still_open(flow, store, tmp_path):
+    """The title due got its link while the cancelled one's was still open, and the family
+    paid the cancelled one: once the money is applied, the title's own link is still open
+    and a payment through it would pay twice: `resolve --applied` says so."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    fresh = flow.link("FA-2026-00102", mode="W")
+    flow.link("FA-2026-00102", mode="T")  # a test link collects nothing: not named
+    flow.pay(old, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    made = ledger.get_operation(store, fresh.id_op)["created_at"]
+    assert err.splitlines()[1:] == [
+        f"note: invoice FA-2026-00102: its title's link made on {made} (operation "
+        f"{fresh.id_op}) is still open (pending): a payment through it would pay the title "
+        "twice (a double-payment anomaly, for the trésorerie to refund); tell the family not "
+        "to use it"], err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["id_op"] == old.id_op

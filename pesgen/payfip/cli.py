@@ -683,6 +683,12 @@ def anomalies_resolve(
         _echo_err(f"note: invoice {row['invoice']}: paid: `payfip link`, `tipi-url` and "
                   "`payfip datamatrix` refuse it as any paid title, and `payfip payments` "
                   "lists it paid on that title, for the school software")
+        for link in done["still_open"]:
+            _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
+                      f"{link['created_at']} (operation {link['id_op']}) is still open "
+                      f"({link['status']}): a payment through it would pay the title twice "
+                      "(a double-payment anomaly, for the trésorerie to refund); tell the "
+                      "family not to use it")
         return
     if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
         _say_released(store, row)
