@@ -363,15 +363,15 @@ def _replaced_size(text: str | bytes, old: object, new: object, count: object) -
 
 
 def _joined_size(items: list[Any], sep: str | bytes, made_from: int) -> int:
-    """The length of ``sep.join(map(str, items))``, counted up to just past the limit
-    (the items beyond are not converted; a container's text is counted without making
-    it)."""
+    """The length of ``sep.join(items)``, counted up to just past the limit (the items
+    beyond are not converted; a text or bytes item is its length, another its ``str``'s,
+    a container's text counted without making it)."""
     limit = _limit(made_from)
     size = len(sep) * max(len(items) - 1, 0)
     for x in items:
         if size > limit:
             break
-        size += len(x) if isinstance(x, str) else \
+        size += len(x) if isinstance(x, (str, bytes)) else \
             _text_size(x, limit) if _IS_CONTAINER[type(x)] else len(str(x))
     return size
 

@@ -1277,3 +1277,13 @@ def test_a_run_recorded_before_the_bound_of_a_list_s_text_is_rebuilt_as_it_rende
         a=a) == "|".join([str(a)] * 3)
     with pytest.raises(SecurityError, match="^output: the text of a list of about"):
         template_environment(tmp_path).get_template("t.csv.j2").render(a=a)
+
+
+def test_a_join_of_bytes_is_counted_by_its_bytes():
+    """The size guard of ``sep.join`` counts a bytes item by its length, not its repr's
+    (``b'ab'``: 5): a join of bytes just under the limit is not refused early."""
+    from pesgen._jinja import _joined_size
+
+    assert _joined_size([b"ab", b"cd"], b"-", 0) == 5
+    assert _joined_size(["ab", "cd"], "-", 0) == 5
+    assert _joined_size([12, "cd"], "-", 0) == 5
