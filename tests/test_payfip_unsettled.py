@@ -654,3 +654,39 @@ def test_applied_names_a_link_of_the_title_still_open(flow, store, tmp_path):
         "twice (a double-payment anomaly, for the trésorerie to refund); tell the family not "
         "to use it"], err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["id_op"] == old.id_op
+
+
+def test_anomalies_as_json_say_what_the_text_says(flow, store, tmp_path):
+    """`payfip anomalies --format json` (monitoring): the report's head, the counts, and
+    each anomaly listed with PayFiP's answer, its invoice's state and what to do while
+    open; resolved --applied, its outcome and the title it paid (with --all)."""
+    import json
+
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, action="debit")
+    number, _ = _said(store, run, old)
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["open"], report["resolved"]) == ("payfip anomalies", True, 0, None, 1, 0)
+    [listed] = report["anomalies"]
+    assert (listed["id"], listed["kind"], listed["id_op"], listed["invoice"], listed["open"],
+            listed["invoice_status"], listed["title_run"], listed["again_run"],
+            listed["outcome"]) == (number, "run-cancelled", old.id_op, "FA-2026-00102", True,
+                                   "cancelled", run, new.run_id, None)
+    assert listed["payfip_answer"] == {"result": "V", "saisie": "W", "amount_asked": "187.50",
+                                       "amount_paid": "187.50", "method": "direct_debit",
+                                       "paid_at": paid_at}
+    assert listed["what_to_do"] == ledger.ANOMALY_ADVICE["run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json")
+    assert (code, json.loads(out)["anomalies"], json.loads(out)["resolved"]) == (0, [], 1)
+    code, out, err = _cli(store, "payfip", "anomalies", "--all", "--format", "json")
+    [listed] = json.loads(out)["anomalies"]
+    assert (listed["open"], listed["what_to_do"], listed["outcome"], listed["resolved_by"],
+            listed["invoice_status"], listed["title_run"]) == (
+        False, None, "applied", "support", "paid", new.run_id)
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "xml")
+    assert code == ExitCode.USAGE and "--format must be text or json, got 'xml'" in err

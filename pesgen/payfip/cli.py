@@ -514,23 +514,37 @@ payfip_app.add_typer(anomalies_app, name="anomalies")
 def anomalies(
     ctx: typer.Context,
     every: Annotated[bool, typer.Option("--all", help="Also the resolved anomalies.")] = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "open, resolved and the anomalies listed, each a field a value), for monitoring."
+    )] = "text",
     db: DbOpt = None,
 ) -> None:
     """List the open anomalies, with the state of each one's invoice and what to do
     (docs/payfip.md, "Anomalies: what support does"). An anomaly never pays an invoice."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..cli import _json_exit
+
     try:
         from .ledger import ANOMALY_ADVICE, list_anomalies
 
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         store = _store(db)
         with store.reads():
             rows = list_anomalies(store)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip anomalies", int(exc.exit_code), str(exc))
         _fail(exc)
         return
     listed = [r for r in rows if every or r["resolved_at"] is None]
     resolved = sum(r["resolved_at"] is not None for r in rows)
+    if fmt == "json":
+        _json_exit("payfip anomalies", 0, None, open=len(rows) - resolved, resolved=resolved,
+                   anomalies=[_anomaly_json(r, ANOMALY_ADVICE) for r in listed])
+        return
     if not rows:
         _say("no anomaly")
         return
@@ -575,6 +589,35 @@ def anomalies(
                    "--applied)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
+
+
+def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
+    """One anomaly of `payfip anomalies --format json`: what its text lines say, each a
+    field (amounts as decimal text, as `payfip payments` writes them)."""
+    from .models import RESULTS, cents_text
+    from .tables import reported_cents
+
+    answer = None
+    if r["op_amount_cents"] is not None:  # an operation pesgen issued
+        asked = r["op_amount_cents"]
+        collected = r["op_result"] in ("P", "V")
+        answer = {"result": r["op_result"], "saisie": r["op_saisie"],
+                  "amount_asked": cents_text(asked),
+                  "amount_paid": cents_text(reported_cents(r["op_reported"], asked))
+                  if collected else None,
+                  "method": RESULTS[r["op_result"]][1] if collected else None,
+                  "paid_at": r["op_paid_at"] if collected else None}
+    is_open = r["resolved_at"] is None
+    return {"id": r["id"], "at": r["at"], "kind": r["kind"], "source": r["source"],
+            "id_op": r["id_op"], "invoice": r["invoice"], "detail": r["detail"],
+            "expected": r["expected"], "got": r["got"], "payfip_answer": answer,
+            "invoice_status": r["invoice_status"], "payfip_status": r["payfip_status"],
+            "title_run": r["title_run"], "title_id_bord": r["title_id_bord"],
+            "cancelled_at": r["cancelled_at"], "again_run": r["again_run"],
+            "again_id_bord": r["again_id_bord"], "open": is_open,
+            "what_to_do": advice.get(r["kind"], "see docs/payfip.md") if is_open else None,
+            "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
+            "note": r["note"], "outcome": r["outcome"]}
 
 
 def _collected(r: dict[str, Any]) -> str:
