@@ -634,6 +634,31 @@ def test_reconcile_reports_and_alerts_on_errors(world):
     assert f"{id_op}  FA-2026-00102  error, now unknown (" in out
 
 
+def test_reconcile_as_json_reports_each_operation_and_alerts_on_errors(world):
+    """`payfip reconcile --format json` (a cron job's monitoring): one report once the
+    sweep is over, each operation asked with what was done and its status, the counts;
+    PayFiP unreachable: exit 8, ok false, the error said, the operation left unknown."""
+    code, out, _ = _link(world)
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    code, out, err = _run("payfip", "reconcile", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["counts"]) == ("payfip reconcile", True, 0, None, {"pending": 1})
+    assert report["operations"] == [{"id_op": id_op, "invoice": "FA-2026-00102",
+                                     "action": "pending", "status": "pending",
+                                     "message": None}]
+    world["fake"].stop()
+    code, out, _ = _run("payfip", "reconcile", "--timeout", "2", "--format", "json")
+    assert code == 8
+    report = json.loads(out)
+    assert (report["ok"], report["exit_code"], report["error"], report["counts"]) == (
+        False, 8, "1 operation(s) could not be asked their result", {"error": 1})
+    [asked] = report["operations"]
+    assert (asked["id_op"], asked["action"], asked["status"]) == (id_op, "error", "unknown")
+    assert asked["message"]
+
+
 def test_anomalies_resolve_takes_the_db_given_before_it(world, tmp_path, monkeypatch):
     """`anomalies --db STORE resolve ID` resolves in STORE (here the default store),
     PESGEN_DB naming another; the subcommand's own --db, given too, wins. The group's

@@ -273,15 +273,23 @@ def reconcile(
         "--endpoint", help="Ask this PayFiP base URL instead of each operation's own.")
     ] = None,
     timeout: TimeoutOpt = 15.0,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "counts and each operation asked), printed once the sweep is over.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Ask PayFiP about every pending or unknown operation: records results whose
     notification never arrived; P1 (purged) operations expire."""
     from collections import Counter
 
+    from ..cli import _json_exit
+
     # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
     counts: Counter[str] = Counter()
+    asked: list[dict[str, Any]] = []
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras()
         from ..cli import _parse_date
         from .service import default_factory, reconcile_each
@@ -291,20 +299,34 @@ def reconcile(
         # one interrupted has said what it recorded
         for o in reconcile_each(_store(db), default_factory(endpoint, timeout),
                                 day.isoformat() if day else None):
-            extra = f" ({shown(o.message)})" if o.message else ""
-            # what was done, then the operation's status when it says more: `recorded,
-            # now paid`, `error, now unknown`; `pending`, `expired` alone
-            now = "" if o.status in (None, o.action) else f", now {o.status}"
-            _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{extra}")
+            if fmt == "json":
+                asked.append({"id_op": o.id_op, "invoice": o.invoice, "action": o.action,
+                              "status": o.status, "message": o.message or None})
+            else:
+                extra = f" ({shown(o.message)})" if o.message else ""
+                # what was done, then the operation's status when it says more:
+                # `recorded, now paid`, `error, now unknown`; `pending`, `expired` alone
+                now = "" if o.status in (None, o.action) else f", now {o.status}"
+                _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{extra}")
             counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
                    else o.action] += 1
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
+                       counts=dict(sorted(counts.items())), operations=asked)
         _fail(exc)
+        return
+    # some results could not be asked: alert (exit 8)
+    code = int(ExitCode.REMOTE) if counts.get("error") else 0
+    if fmt == "json":
+        _json_exit("payfip reconcile", code, None if not code else
+                   f"{counts['error']} operation(s) could not be asked their result",
+                   counts=dict(sorted(counts.items())), operations=asked)
         return
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
     _say(f"reconciled {counts.total()} operation(s): {summary}")
-    if counts.get("error"):
-        raise typer.Exit(int(ExitCode.REMOTE))  # some results could not be asked: alert
+    if code:
+        raise typer.Exit(code)
 
 
 @payfip_app.command()
