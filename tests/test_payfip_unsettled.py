@@ -654,3 +654,33 @@ def test_applied_names_a_link_of_the_title_still_open(flow, store, tmp_path):
         "twice (a double-payment anomaly, for the trésorerie to refund); tell the family not "
         "to use it"], err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["id_op"] == old.id_op
+
+
+@pytest.mark.parametrize("flags", [["--refunded"], []])
+def test_a_second_payment_resolved_after_the_first_was_applied_says_the_invoice_paid(
+        flow, store, tmp_path, flags):
+    """Two links of the cancelled title paid after the cancellation: the trésorerie
+    applies the first payment to the title due and refunds the second. Resolving the
+    second, `resolve` says the invoice is paid and gets no link (as `link` refuses it),
+    never that it gets a payment again and to send the family the new link. Before, it
+    said so (the note of an invoice left unpaid)."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(card, "card")
+    flow.pay(debit, "debit")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    code, out, err = _resolve(store, found[card.id_op], "--applied")
+    assert code == 0, out + err
+    paid_at = ledger.get_operation(store, card.id_op)["transaction_at"]
+    code, out, err = _resolve(store, found[debit.id_op], *flags)
+    assert code == 0, out + err
+    assert out.endswith("; no payment was recorded\n"), out
+    assert err == (
+        "note: invoice FA-2026-00102: no longer held back, but paid: 187.50 by card on "
+        f"{paid_at} (PayFiP operation {card.id_op}): `payfip link`, `tipi-url` and `payfip "
+        "datamatrix` refuse it as any paid title; send the family no link for it\n"), err
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err

@@ -695,12 +695,15 @@ def anomalies_resolve(
 
 
 def _say_released(store: Any, row: dict[str, Any]) -> None:
-    """After a run-cancelled anomaly is resolved: whether its invoice gets a payment
-    again (no other such anomaly of it open), and what to do when the trésorerie applied
-    the money to the title due (pesgen keeps no notion of the decision: it would make a
-    link and a Datamatrix for a title paid that way)."""
+    """After a run-cancelled anomaly is resolved without --applied: whether its invoice
+    gets a payment again (no other such anomaly of it open, and not paid: another
+    payment through the cancelled title applied to the title due, or its own link's,
+    is refused a link as any), and, resolved with the note alone, what to do when the
+    trésorerie applied the money to the title due (the answer was not recorded: pesgen
+    would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
-    from .ledger import unsettled_payments
+    from .ledger import payment_of, unsettled_payments
+    from .models import METHOD_WORDS, cents_text
 
     still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
     if still:
@@ -708,6 +711,14 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
                   + ", ".join(f"anomaly #{u.anomaly}" for u in still)
                   + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
                   "until it is resolved")
+        return
+    paid = payment_of(store, row["id_coll"], row["invoice"])
+    if paid is not None and paid["status"] == "paid":
+        how = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
+        _echo_err(f"note: invoice {row['invoice']}: no longer held back, but paid: "
+                  f"{cents_text(paid['paid_cents'] or 0)}{how} on {paid['paid_at']} (PayFiP "
+                  f"operation {paid['id_op']}): `payfip link`, `tipi-url` and `payfip "
+                  "datamatrix` refuse it as any paid title; send the family no link for it")
         return
     if row["outcome"] == "refunded":
         _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
