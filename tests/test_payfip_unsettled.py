@@ -684,3 +684,33 @@ def test_a_second_payment_resolved_after_the_first_was_applied_says_the_invoice_
         "datamatrix` refuse it as any paid title; send the family no link for it\n"), err
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+
+
+def test_money_applied_to_the_reinstated_title_it_was_paid_through_is_one_payment_to_cancel(
+        flow, store, tmp_path):
+    """The run cancelled by mistake, paid through its link after the cancellation, then
+    reinstated: the trésorerie applies the money to that same title. `runs cancel` of
+    the run again names that payment once, as applied to the title (through its own link
+    while it was cancelled), not also as an anomaly that may have collected money. Before,
+    the one payment was listed twice, the second time 'through the cancelled title of
+    run' the run itself."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(old, "card")
+    store.reinstate(run, "the trésorerie kept the titles")
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["applied_run"] == run
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    with pytest.raises(StateError, match="--despite-payments") as info:
+        store.cancel(run, "wrong again")
+    [message] = [p.message for p in info.value.problems if p.invoice == "FA-2026-00102"]
+    assert message == (
+        f"IdBord 1: paid online 187.50 by card on {paid_at} (PayFiP operation {old.id_op}) "
+        "through this title's link while it was cancelled, applied to this title by the "
+        "trésorerie (`pesgen payfip anomalies --all`); the payment stays attached to this "
+        "title"), message
+    done = store.cancel(run, "wrong again", despite_payments=True)
+    assert [p.invoice for p in done.payments].count("FA-2026-00102") == 1
