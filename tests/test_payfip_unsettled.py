@@ -714,3 +714,30 @@ def test_money_applied_to_the_reinstated_title_it_was_paid_through_is_one_paymen
         "title"), message
     done = store.cancel(run, "wrong again", despite_payments=True)
     assert [p.invoice for p in done.payments].count("FA-2026-00102") == 1
+
+
+def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_since(
+        flow, store, tmp_path):
+    """Money applied to the title due, that title cancelled since (despite its payment)
+    and the invoice exported a third time: `anomalies --all` says the money was applied
+    to the title now cancelled, and that nothing is paid on the third. Before, the line
+    ran on from the third title to '(IdBord 2 of run …): the trésorerie applied this money
+    to it', as though it were the third's."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    third = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "third",
+                            date(2026, 11, 25))
+    [title] = [t for t in ledger.active_titles(store, ID_COLL)
+               if t.invoice == "FA-2026-00102"]
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    code, out, err = _cli(store, "payfip", "anomalies", "--all")
+    assert code == 0, out + err
+    [line] = [w for w in out.splitlines() if w.startswith("    invoice FA-2026-00102: ")]
+    assert line == (
+        f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 of run {new.run_id}, "
+        f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
+        f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
+        "nothing is paid; the trésorerie had applied this money to that cancelled title"), line

@@ -555,7 +555,11 @@ def anomalies(
                     # the title exported in its place
                     state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
                               f"{r['again_run']}, on which nothing is paid")
-            if r["outcome"] == "applied":
+            if r["outcome"] == "applied" and r["invoice_status"] == "cancelled":
+                # the title it was applied to, cancelled since: the state names it
+                _say(f"    invoice {r['invoice']}: {state}; the trésorerie had applied this "
+                     "money to that cancelled title")
+            elif r["outcome"] == "applied":
                 # its resolution recorded the payment of the title it was applied to
                 _say(f"    invoice {r['invoice']}: {state} (IdBord {r['title_id_bord']} of "
                      f"run {r['title_run']}): the trésorerie applied this money to it")
