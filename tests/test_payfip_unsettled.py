@@ -741,3 +741,41 @@ def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_
         f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
         f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
         "nothing is paid; the trésorerie had applied this money to that cancelled title"), line
+
+
+def test_a_cancellation_while_the_money_is_applied_sees_the_payment(flow, store, tmp_path,
+                                                                      monkeypatch):
+    """`runs cancel` of the title due while `resolve --applied` records its payment: the
+    cancellation waits for it (the run's row locked, as a link's recording locks it), and
+    then refuses without --despite-payments, naming the payment. Before, on PostgreSQL,
+    the cancellation went through unseen, and the money was applied to a title it had
+    just cancelled (SQLite's transactions were in turn already)."""
+    import threading
+
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    original, outcome = ledger.rejected_bordereaux, {}
+
+    def cancel() -> None:
+        try:
+            outcome["done"] = store.cancel(new.run_id, "wrong again", whole=True)
+        except StateError as exc:
+            outcome["refused"] = exc
+
+    def meanwhile(*args, **kwargs):
+        # the cancellation comes while the application's transaction is open
+        thread = threading.Thread(target=cancel)
+        thread.start()
+        thread.join(timeout=2)
+        outcome["waited"] = thread.is_alive()
+        outcome["thread"] = thread
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "rejected_bordereaux", meanwhile)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    outcome["thread"].join(timeout=30)
+    assert outcome["waited"] and "done" not in outcome, outcome
+    assert "--despite-payments" in str(outcome["refused"]), outcome
+    assert [t.run_id for t in ledger.active_titles(store, ID_COLL)
+            if t.invoice == "FA-2026-00102"] == [new.run_id]

@@ -1040,13 +1040,22 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     other operation. Returns that title's run, IdBord, the cents and the method."""
     invoice = row.invoice
     why = f"anomaly #{row.id}: --applied refused for invoice {invoice}"
-    titles = conn.execute(
-        sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
-                  run_invoices.c.amount)
-        .join(runs, runs.c.id == run_invoices.c.run_id)
-        .where(run_invoices.c.invoice_key == invoice_key(invoice),
-               run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
-        .order_by(runs.c.created_at, run_invoices.c.id)).all()
+    query = (sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
+                       run_invoices.c.amount)
+             .join(runs, runs.c.id == run_invoices.c.run_id)
+             .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                    run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
+             .order_by(runs.c.created_at, run_invoices.c.id))
+    titles = conn.execute(query).all()
+    if titles and conn.dialect.name == "postgresql":
+        # as a link's recording does (record_operation): the runs' rows locked, as `runs
+        # cancel` locks its run, so that a cancellation of the title either sees this
+        # payment (and asks for --despite-payments) or comes before and is seen here
+        # (SQLite: the transactions are in turn)
+        lock_acknowledgements(conn, shared=True)
+        conn.execute(sa.select(runs.c.id).where(
+            runs.c.id.in_(sorted({t.run_id for t in titles}))).with_for_update()).all()
+        titles = conn.execute(query).all()
     if not titles:
         raise StateError(f"{why}: no active title holds it, so there is no title to apply "
                          "the money to: export the invoice again first (`pesgen runs find "
