@@ -779,3 +779,27 @@ def test_a_cancellation_while_the_money_is_applied_sees_the_payment(flow, store,
     assert "--despite-payments" in str(outcome["refused"]), outcome
     assert [t.run_id for t in ledger.active_titles(store, ID_COLL)
             if t.invoice == "FA-2026-00102"] == [new.run_id]
+
+
+def test_applied_names_another_link_of_the_cancelled_title_still_open(flow, store, tmp_path):
+    """Two links of the title made before its cancellation, the family paying through one
+    after it: once that money is applied to the title due, the other link is still open,
+    and a payment through it would be a second payment of the invoice, as through the
+    title due's own: `resolve --applied` names it too. Before, only the title due's own
+    links were named."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    paid, other = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(paid, "card")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    made = ledger.get_operation(store, other.id_op)["created_at"]
+    assert err.splitlines()[1:] == [
+        f"note: invoice FA-2026-00102: the link of its cancelled title (IdBord 1 of run "
+        f"{run}) made on {made} (operation {other.id_op}) is still open (pending): a payment "
+        "through it would pay the invoice twice (an anomaly, for the trésorerie to refund); "
+        "tell the family not to use it"], err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["applied_run"] == new.run_id

@@ -688,11 +688,19 @@ def anomalies_resolve(
                   "`payfip datamatrix` refuse it as any paid title, and `payfip payments` "
                   "lists it paid on that title, for the school software")
         for link in done["still_open"]:
-            _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
-                      f"{link['created_at']} (operation {link['id_op']}) is still open "
-                      f"({link['status']}): a payment through it would pay the title twice "
-                      "(a double-payment anomaly, for the trésorerie to refund); tell the "
-                      "family not to use it")
+            if link["run_id"] == done["run_id"]:
+                _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
+                          f"{link['created_at']} (operation {link['id_op']}) is still open "
+                          f"({link['status']}): a payment through it would pay the title "
+                          "twice (a double-payment anomaly, for the trésorerie to refund); "
+                          "tell the family not to use it")
+            else:
+                _echo_err(f"note: invoice {row['invoice']}: the link of its cancelled title "
+                          f"(IdBord {link['id_bord']} of run {link['run_id']}) made on "
+                          f"{link['created_at']} (operation {link['id_op']}) is still open "
+                          f"({link['status']}): a payment through it would pay the invoice "
+                          "twice (an anomaly, for the trésorerie to refund); tell the family "
+                          "not to use it")
         return
     if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
         _say_released(store, row)

@@ -972,8 +972,10 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     (StateError, nothing recorded) unless an active title holds the invoice, in a
     bordereau the trésorerie did not reject, for the whole amount collected, and no
     other payment was recorded for it; the result then has ``applied``: that title's
-    run, IdBord, the cents and the method, and its own links still open (``still_open``:
-    made while the cancelled title's was; a payment through one would pay it twice)."""
+    run, IdBord, the cents and the method, and the invoice's links still open
+    (``still_open``, each with its title's ``run_id`` and ``id_bord``: that title's own,
+    made while the cancelled title's was, and the cancelled title's others; a payment
+    through one would pay it twice)."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
@@ -1100,13 +1102,16 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
            {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
             "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
             "transaction_at": op["transaction_at"]})
-    # the title's own links made before (while the cancelled one's was still open): a
-    # payment through one now pays it twice
+    # the invoice's links still open: the title's own, made before (while the cancelled
+    # one's was still open), and the cancelled title's others: a payment through one now
+    # pays it twice (each with its title's run and IdBord)
     still_open = conn.execute(
-        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status)
+        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
+                  operations.c.run_id, run_invoices.c.id_bord)
+        .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                         run_invoices.c.invoice == operations.c.invoice))
         .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
-               operations.c.run_id == title.run_id, operations.c.saisie != "T",
-               operations.c.status.in_(OPEN))
+               operations.c.saisie != "T", operations.c.status.in_(OPEN))
         .order_by(operations.c.created_at, operations.c.id_op)).all()
     return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
             "method": method, "paid_at": paid_at, "id_op": op["id_op"],
