@@ -803,3 +803,36 @@ def test_applied_names_another_link_of_the_cancelled_title_still_open(flow, stor
         "through it would pay the invoice twice (an anomaly, for the trésorerie to refund); "
         "tell the family not to use it"], err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["applied_run"] == new.run_id
+
+
+def test_a_paid_invoice_exported_again_written_otherwise_gets_no_link(flow, store, tmp_path):
+    """Money applied to the title due, that title cancelled since despite it, and the
+    invoice exported a third time written otherwise (`fa-2026-00102`: the same invoice
+    for the guard): `link` and `tipi-url` refuse it as paid (rule payfip.paid), as the
+    Datamatrix leaves it out. Before, the payment was looked up by the number as the
+    third title writes it, found none, and the link was made: the family paid twice."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    lower = tmp_path / "school-export.json"
+    lower.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00102"', '"fa-2026-00102"'), encoding="utf-8")
+    # a refdet rule that takes the number written in lower case
+    mapping = tmp_path / "upper.yaml"
+    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'invoice.number | alnum"}', 'invoice.number | alnum | upper"}'), encoding="utf-8")
+    export_recorded(lambda: store, mapping, lower, tmp_path / "third", date(2026, 11, 25))
+    code, out, err = _cli(store, "payfip", "link", "-m", str(mapping), "-n", "fa-2026-00102",
+                          "--mode", "W", "--endpoint", flow.endpoint, "--notify-url",
+                          flow.notify_url, "--timeout", "5")
+    assert code == ExitCode.STATE, out + err
+    assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.paid"], err
+    assert f"(operation {old.id_op}, through a cancelled title, applied by the trésorerie " \
+        f"to the title of run {new.run_id})" in " ".join(err.split()), err
+    code, out, err = _cli(store, "payfip", "tipi-url", "-m", str(mapping), "-n",
+                          "fa-2026-00102", "--urlcl", "https://ecole.example.org/tipi/retour",
+                          "--endpoint", flow.endpoint)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    assert len(flow.fake_operations()) == 1  # the old link only: nothing sent

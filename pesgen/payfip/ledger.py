@@ -243,6 +243,22 @@ def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
+def paid_by_key(store: Store, id_coll: str) -> dict[str, dict[str, Any]]:
+    """The collectivity's payments PayFiP recorded paid, by their invoice's key
+    (``keys.invoice_key``, as the guard compares numbers: a paid title cancelled and
+    exported again written otherwise, ``fa-1`` for ``FA-1``, is the same invoice, whose
+    payment row keeps the number its operation was made with); the earliest paid of a
+    key. One query, read once for a batch of links (``service.Lookups.paid``), as the
+    Datamatrix reads them."""
+    out: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(sa.select(payments).where(
+                payments.c.id_coll == id_coll, payments.c.status == "paid").order_by(
+                payments.c.paid_at, payments.c.id)):
+            out.setdefault(invoice_key(row.invoice), dict(row._mapping))
+    return out
+
+
 def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(operations).where(operations.c.id_op == id_op)).first()
