@@ -2569,7 +2569,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
-    from .payfip.tables import anomalies, operations, reported_amount
+    from .payfip.tables import anomalies, operations, payments, reported_amount
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2586,11 +2586,16 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     # a second payment of the invoice: paid, and a double-payment anomaly
     double = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
                                anomalies.c.kind == "double-payment")
+    # paid through a title of this run while it was cancelled, and applied to it since
+    # it was reinstated: ``_applied_payments`` says it, once
+    applied_here = sa.exists().where(payments.c.id_op == operations.c.id_op,
+                                     payments.c.applied_run == run_id,
+                                     payments.c.status == "paid")
     rows = conn.execute(
         sa.select(operations, titles.c.id_bord, reported.label("reported"),
                   double.label("double"))
         .join(titles, titles.c.invoice == operations.c.invoice)
-        .where(operations.c.run_id == run_id, money)
+        .where(operations.c.run_id == run_id, money, sa.not_(applied_here))
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
     out: list[tuple[int, str, Problem]] = []
     for op in rows:
@@ -2642,7 +2647,9 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
                       ) -> list[tuple[int, str, Problem]]:
     """The payments of these titles of a run that the trésorerie applied to them: money
     paid through the link of a cancelled title, its anomaly resolved ``--applied`` (the
-    operation is the cancelled title's run's, so ``_online_payments`` does not see it)."""
+    operation is the cancelled title's run's, so ``_online_payments`` does not see it; or
+    this title's own, paid while it was cancelled and applied to it once reinstated:
+    ``_online_payments`` leaves it to this)."""
     from .payfip.models import METHOD_WORDS, cents_text
     from .payfip.tables import operations, payments
 
@@ -2658,12 +2665,14 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
     out = []
     for r in rows:
         how = f" {METHOD_WORDS[r.method]}" if r.method in METHOD_WORDS else ""
+        through = ("this title's link while it was cancelled" if r.from_run == run_id
+                   else f"the cancelled title of run {r.from_run}")
         out.append((int(r.id_bord), r.invoice, Problem(
             "run.cancel-payfip",
             f"IdBord {r.id_bord}: paid online {cents_text(r.paid_cents or 0)}{how} on "
-            f"{r.paid_at} (PayFiP operation {r.id_op}) through the cancelled title of run "
-            f"{r.from_run}, applied to this title by the trésorerie (`pesgen payfip anomalies "
-            "--all`); the payment stays attached to this title", invoice=r.invoice)))
+            f"{r.paid_at} (PayFiP operation {r.id_op}) through {through}, applied to this "
+            "title by the trésorerie (`pesgen payfip anomalies --all`); the payment stays "
+            "attached to this title", invoice=r.invoice)))
     return out
 
 

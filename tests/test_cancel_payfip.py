@@ -902,10 +902,12 @@ def test_the_cancelled_titles_are_noted_in_the_payments_history_a_chunk_at_a_tim
     done = store.cancel(run.run_id, "wrong amounts", despite_payments=True)
     assert len(done.payments) == len(titles) == 11
     # 11 invoices, 4 a query: 3 reads of their payments for the notes (and one query
-    # for the whole run of the payments applied to its titles, `resolve --applied`)
+    # for the whole run of the payments applied to its titles, `resolve --applied`,
+    # beside the one of its operations, which leaves those out)
     assert len([s for s in seen if "payfip_payments" in s and "applied_run =" not in s]
                ) == 3, seen
-    assert len([s for s in seen if "payfip_payments.applied_run =" in s]) == 1, seen
+    assert len([s for s in seen if "payfip_payments.applied_run =" in s
+                and "FROM payfip_payments JOIN" in s]) == 1, seen
     assert len([s for s in seen if "INSERT INTO payfip_events" in s]) == 1, seen
     with store.engine.connect() as conn:
         noted = conn.execute(sa.select(events).order_by(events.c.id)).all()

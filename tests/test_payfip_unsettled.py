@@ -690,3 +690,185 @@ def test_anomalies_as_json_say_what_the_text_says(flow, store, tmp_path):
         False, None, "applied", "support", "paid", new.run_id)
     code, out, err = _cli(store, "payfip", "anomalies", "--format", "xml")
     assert code == ExitCode.USAGE and "--format must be text or json, got 'xml'" in err
+
+
+@pytest.mark.parametrize("flags", [["--refunded"], []])
+def test_a_second_payment_resolved_after_the_first_was_applied_says_the_invoice_paid(
+        flow, store, tmp_path, flags):
+    """Two links of the cancelled title paid after the cancellation: the trésorerie
+    applies the first payment to the title due and refunds the second. Resolving the
+    second, `resolve` says the invoice is paid and gets no link (as `link` refuses it),
+    never that it gets a payment again and to send the family the new link. Before, it
+    said so (the note of an invoice left unpaid)."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(card, "card")
+    flow.pay(debit, "debit")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    code, out, err = _resolve(store, found[card.id_op], "--applied")
+    assert code == 0, out + err
+    paid_at = ledger.get_operation(store, card.id_op)["transaction_at"]
+    code, out, err = _resolve(store, found[debit.id_op], *flags)
+    assert code == 0, out + err
+    assert out.endswith("; no payment was recorded\n"), out
+    assert err == (
+        "note: invoice FA-2026-00102: no longer held back, but paid: 187.50 by card on "
+        f"{paid_at} (PayFiP operation {card.id_op}): `payfip link`, `tipi-url` and `payfip "
+        "datamatrix` refuse it as any paid title; send the family no link for it\n"), err
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+
+
+def test_money_applied_to_the_reinstated_title_it_was_paid_through_is_one_payment_to_cancel(
+        flow, store, tmp_path):
+    """The run cancelled by mistake, paid through its link after the cancellation, then
+    reinstated: the trésorerie applies the money to that same title. `runs cancel` of
+    the run again names that payment once, as applied to the title (through its own link
+    while it was cancelled), not also as an anomaly that may have collected money. Before,
+    the one payment was listed twice, the second time 'through the cancelled title of
+    run' the run itself."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(old, "card")
+    store.reinstate(run, "the trésorerie kept the titles")
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["applied_run"] == run
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    with pytest.raises(StateError, match="--despite-payments") as info:
+        store.cancel(run, "wrong again")
+    [message] = [p.message for p in info.value.problems if p.invoice == "FA-2026-00102"]
+    assert message == (
+        f"IdBord 1: paid online 187.50 by card on {paid_at} (PayFiP operation {old.id_op}) "
+        "through this title's link while it was cancelled, applied to this title by the "
+        "trésorerie (`pesgen payfip anomalies --all`); the payment stays attached to this "
+        "title"), message
+    done = store.cancel(run, "wrong again", despite_payments=True)
+    assert [p.invoice for p in done.payments].count("FA-2026-00102") == 1
+
+
+def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_since(
+        flow, store, tmp_path):
+    """Money applied to the title due, that title cancelled since (despite its payment)
+    and the invoice exported a third time: `anomalies --all` says the money was applied
+    to the title now cancelled, and that nothing is paid on the third. Before, the line
+    ran on from the third title to '(IdBord 2 of run …): the trésorerie applied this money
+    to it', as though it were the third's."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    third = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "third",
+                            date(2026, 11, 25))
+    [title] = [t for t in ledger.active_titles(store, ID_COLL)
+               if t.invoice == "FA-2026-00102"]
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    code, out, err = _cli(store, "payfip", "anomalies", "--all")
+    assert code == 0, out + err
+    [line] = [w for w in out.splitlines() if w.startswith("    invoice FA-2026-00102: ")]
+    assert line == (
+        f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 of run {new.run_id}, "
+        f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
+        f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
+        "nothing is paid; the trésorerie had applied this money to that cancelled title"), line
+
+
+def test_a_cancellation_while_the_money_is_applied_sees_the_payment(flow, store, tmp_path,
+                                                                      monkeypatch):
+    """`runs cancel` of the title due while `resolve --applied` records its payment: the
+    cancellation waits for it (the run's row locked, as a link's recording locks it), and
+    then refuses without --despite-payments, naming the payment. Before, on PostgreSQL,
+    the cancellation went through unseen, and the money was applied to a title it had
+    just cancelled (SQLite's transactions were in turn already)."""
+    import threading
+
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    original, outcome = ledger.rejected_bordereaux, {}
+
+    def cancel() -> None:
+        try:
+            outcome["done"] = store.cancel(new.run_id, "wrong again", whole=True)
+        except StateError as exc:
+            outcome["refused"] = exc
+
+    def meanwhile(*args, **kwargs):
+        # the cancellation comes while the application's transaction is open
+        thread = threading.Thread(target=cancel)
+        thread.start()
+        thread.join(timeout=2)
+        outcome["waited"] = thread.is_alive()
+        outcome["thread"] = thread
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "rejected_bordereaux", meanwhile)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    outcome["thread"].join(timeout=30)
+    assert outcome["waited"] and "done" not in outcome, outcome
+    assert "--despite-payments" in str(outcome["refused"]), outcome
+    assert [t.run_id for t in ledger.active_titles(store, ID_COLL)
+            if t.invoice == "FA-2026-00102"] == [new.run_id]
+
+
+def test_applied_names_another_link_of_the_cancelled_title_still_open(flow, store, tmp_path):
+    """Two links of the title made before its cancellation, the family paying through one
+    after it: once that money is applied to the title due, the other link is still open,
+    and a payment through it would be a second payment of the invoice, as through the
+    title due's own: `resolve --applied` names it too. Before, only the title due's own
+    links were named."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    paid, other = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(paid, "card")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    made = ledger.get_operation(store, other.id_op)["created_at"]
+    assert err.splitlines()[1:] == [
+        f"note: invoice FA-2026-00102: the link of its cancelled title (IdBord 1 of run "
+        f"{run}) made on {made} (operation {other.id_op}) is still open (pending): a payment "
+        "through it would pay the invoice twice (an anomaly, for the trésorerie to refund); "
+        "tell the family not to use it"], err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["applied_run"] == new.run_id
+
+
+def test_a_paid_invoice_exported_again_written_otherwise_gets_no_link(flow, store, tmp_path):
+    """Money applied to the title due, that title cancelled since despite it, and the
+    invoice exported a third time written otherwise (`fa-2026-00102`: the same invoice
+    for the guard): `link` and `tipi-url` refuse it as paid (rule payfip.paid), as the
+    Datamatrix leaves it out. Before, the payment was looked up by the number as the
+    third title writes it, found none, and the link was made: the family paid twice."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    lower = tmp_path / "school-export.json"
+    lower.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00102"', '"fa-2026-00102"'), encoding="utf-8")
+    # a refdet rule that takes the number written in lower case
+    mapping = tmp_path / "upper.yaml"
+    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'invoice.number | alnum"}', 'invoice.number | alnum | upper"}'), encoding="utf-8")
+    export_recorded(lambda: store, mapping, lower, tmp_path / "third", date(2026, 11, 25))
+    code, out, err = _cli(store, "payfip", "link", "-m", str(mapping), "-n", "fa-2026-00102",
+                          "--mode", "W", "--endpoint", flow.endpoint, "--notify-url",
+                          flow.notify_url, "--timeout", "5")
+    assert code == ExitCode.STATE, out + err
+    assert re.findall(r"\(rule (payfip\.[a-z-]+)\)", err) == ["payfip.paid"], err
+    assert f"(operation {old.id_op}, through a cancelled title, applied by the trésorerie " \
+        f"to the title of run {new.run_id})" in " ".join(err.split()), err
+    code, out, err = _cli(store, "payfip", "tipi-url", "-m", str(mapping), "-n",
+                          "fa-2026-00102", "--urlcl", "https://ecole.example.org/tipi/retour",
+                          "--endpoint", flow.endpoint)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    assert len(flow.fake_operations()) == 1  # the old link only: nothing sent

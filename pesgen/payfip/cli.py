@@ -591,7 +591,11 @@ def anomalies(
                     # the title exported in its place
                     state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
                               f"{r['again_run']}, on which nothing is paid")
-            if r["outcome"] == "applied":
+            if r["outcome"] == "applied" and r["invoice_status"] == "cancelled":
+                # the title it was applied to, cancelled since: the state names it
+                _say(f"    invoice {r['invoice']}: {state}; the trésorerie had applied this "
+                     "money to that cancelled title")
+            elif r["outcome"] == "applied":
                 # its resolution recorded the payment of the title it was applied to
                 _say(f"    invoice {r['invoice']}: {state} (IdBord {r['title_id_bord']} of "
                      f"run {r['title_run']}): the trésorerie applied this money to it")
@@ -749,23 +753,34 @@ def anomalies_resolve(
                   "`payfip datamatrix` refuse it as any paid title, and `payfip payments` "
                   "lists it paid on that title, for the school software")
         for link in done["still_open"]:
-            _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
-                      f"{link['created_at']} (operation {link['id_op']}) is still open "
-                      f"({link['status']}): a payment through it would pay the title twice "
-                      "(a double-payment anomaly, for the trésorerie to refund); tell the "
-                      "family not to use it")
+            if link["run_id"] == done["run_id"]:
+                _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
+                          f"{link['created_at']} (operation {link['id_op']}) is still open "
+                          f"({link['status']}): a payment through it would pay the title "
+                          "twice (a double-payment anomaly, for the trésorerie to refund); "
+                          "tell the family not to use it")
+            else:
+                _echo_err(f"note: invoice {row['invoice']}: the link of its cancelled title "
+                          f"(IdBord {link['id_bord']} of run {link['run_id']}) made on "
+                          f"{link['created_at']} (operation {link['id_op']}) is still open "
+                          f"({link['status']}): a payment through it would pay the invoice "
+                          "twice (an anomaly, for the trésorerie to refund); tell the family "
+                          "not to use it")
         return
     if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
         _say_released(store, row)
 
 
 def _say_released(store: Any, row: dict[str, Any]) -> None:
-    """After a run-cancelled anomaly is resolved: whether its invoice gets a payment
-    again (no other such anomaly of it open), and what to do when the trésorerie applied
-    the money to the title due (pesgen keeps no notion of the decision: it would make a
-    link and a Datamatrix for a title paid that way)."""
+    """After a run-cancelled anomaly is resolved without --applied: whether its invoice
+    gets a payment again (no other such anomaly of it open, and not paid: another
+    payment through the cancelled title applied to the title due, or its own link's,
+    is refused a link as any), and, resolved with the note alone, what to do when the
+    trésorerie applied the money to the title due (the answer was not recorded: pesgen
+    would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
-    from .ledger import unsettled_payments
+    from .ledger import payment_of, unsettled_payments
+    from .models import METHOD_WORDS, cents_text
 
     still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
     if still:
@@ -773,6 +788,14 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
                   + ", ".join(f"anomaly #{u.anomaly}" for u in still)
                   + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
                   "until it is resolved")
+        return
+    paid = payment_of(store, row["id_coll"], row["invoice"])
+    if paid is not None and paid["status"] == "paid":
+        how = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
+        _echo_err(f"note: invoice {row['invoice']}: no longer held back, but paid: "
+                  f"{cents_text(paid['paid_cents'] or 0)}{how} on {paid['paid_at']} (PayFiP "
+                  f"operation {paid['id_op']}): `payfip link`, `tipi-url` and `payfip "
+                  "datamatrix` refuse it as any paid title; send the family no link for it")
         return
     if row["outcome"] == "refunded":
         _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "

@@ -243,6 +243,22 @@ def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
+def paid_by_key(store: Store, id_coll: str) -> dict[str, dict[str, Any]]:
+    """The collectivity's payments PayFiP recorded paid, by their invoice's key
+    (``keys.invoice_key``, as the guard compares numbers: a paid title cancelled and
+    exported again written otherwise, ``fa-1`` for ``FA-1``, is the same invoice, whose
+    payment row keeps the number its operation was made with); the earliest paid of a
+    key. One query, read once for a batch of links (``service.Lookups.paid``), as the
+    Datamatrix reads them."""
+    out: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(sa.select(payments).where(
+                payments.c.id_coll == id_coll, payments.c.status == "paid").order_by(
+                payments.c.paid_at, payments.c.id)):
+            out.setdefault(invoice_key(row.invoice), dict(row._mapping))
+    return out
+
+
 def get_operation(store: Store, id_op: str) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(operations).where(operations.c.id_op == id_op)).first()
@@ -972,8 +988,10 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     (StateError, nothing recorded) unless an active title holds the invoice, in a
     bordereau the trésorerie did not reject, for the whole amount collected, and no
     other payment was recorded for it; the result then has ``applied``: that title's
-    run, IdBord, the cents and the method, and its own links still open (``still_open``:
-    made while the cancelled title's was; a payment through one would pay it twice)."""
+    run, IdBord, the cents and the method, and the invoice's links still open
+    (``still_open``, each with its title's ``run_id`` and ``id_bord``: that title's own,
+    made while the cancelled title's was, and the cancelled title's others; a payment
+    through one would pay it twice)."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
@@ -1040,13 +1058,22 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     other operation. Returns that title's run, IdBord, the cents and the method."""
     invoice = row.invoice
     why = f"anomaly #{row.id}: --applied refused for invoice {invoice}"
-    titles = conn.execute(
-        sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
-                  run_invoices.c.amount)
-        .join(runs, runs.c.id == run_invoices.c.run_id)
-        .where(run_invoices.c.invoice_key == invoice_key(invoice),
-               run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
-        .order_by(runs.c.created_at, run_invoices.c.id)).all()
+    query = (sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
+                       run_invoices.c.amount)
+             .join(runs, runs.c.id == run_invoices.c.run_id)
+             .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                    run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
+             .order_by(runs.c.created_at, run_invoices.c.id))
+    titles = conn.execute(query).all()
+    if titles and conn.dialect.name == "postgresql":
+        # as a link's recording does (record_operation): the runs' rows locked, as `runs
+        # cancel` locks its run, so that a cancellation of the title either sees this
+        # payment (and asks for --despite-payments) or comes before and is seen here
+        # (SQLite: the transactions are in turn)
+        lock_acknowledgements(conn, shared=True)
+        conn.execute(sa.select(runs.c.id).where(
+            runs.c.id.in_(sorted({t.run_id for t in titles}))).with_for_update()).all()
+        titles = conn.execute(query).all()
     if not titles:
         raise StateError(f"{why}: no active title holds it, so there is no title to apply "
                          "the money to: export the invoice again first (`pesgen runs find "
@@ -1091,13 +1118,16 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
            {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
             "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
             "transaction_at": op["transaction_at"]})
-    # the title's own links made before (while the cancelled one's was still open): a
-    # payment through one now pays it twice
+    # the invoice's links still open: the title's own, made before (while the cancelled
+    # one's was still open), and the cancelled title's others: a payment through one now
+    # pays it twice (each with its title's run and IdBord)
     still_open = conn.execute(
-        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status)
+        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
+                  operations.c.run_id, run_invoices.c.id_bord)
+        .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                         run_invoices.c.invoice == operations.c.invoice))
         .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
-               operations.c.run_id == title.run_id, operations.c.saisie != "T",
-               operations.c.status.in_(OPEN))
+               operations.c.saisie != "T", operations.c.status.in_(OPEN))
         .order_by(operations.c.created_at, operations.c.id_op)).all()
     return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
             "method": method, "paid_at": paid_at, "id_op": op["id_op"],

@@ -98,13 +98,13 @@ class Link:
     notes: tuple[str, ...] = ()  # to show beside the link (the exer sent, when not the usual)
 
 
-def refuse_paid(store: Store, id_coll: str, invoice: str, what: str) -> None:
+def refuse_paid(paid: dict[str, Any] | None, invoice: str, what: str) -> None:
     """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) for an invoice
-    PayFiP has paid: the family would pay twice, and the trésorerie refund one. Names
+    PayFiP has paid (``paid``: its payment recorded paid, however a run wrote its number:
+    ``Lookups.paid``): the family would pay twice, and the trésorerie refund one. Names
     the payment recorded: amount, date, operation (rule payfip.paid, exit 7). There is
     no override: a payment to undo is the trésorerie's to settle, not a new link's."""
-    paid = ledger.payment_of(store, id_coll, invoice)
-    if not paid or paid["status"] != "paid":
+    if not paid:
         return  # test-paid, refused, abandoned, expired, pending: not a payment
     cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
     amount = cents_text(cents)
@@ -228,7 +228,8 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     refuse_other_budget(mapping, title, what)
     # the payment records follow the number as the invoice's run recorded it (as given
     # when no active run holds it: a paid title since cancelled is said paid)
-    refuse_paid(store, c.siret, invoice if title is None else title.invoice, what)
+    refuse_paid(lookups.paid(invoice if title is None else title.invoice),
+                invoice if title is None else title.invoice, what)
     # paid through a cancelled title's link after its cancellation, not settled yet: the
     # trésorerie may apply that money to this title (said before "in no active run")
     refuse_unsettled(lookups.unsettled(), invoice if title is None else title.invoice, what)
@@ -434,8 +435,9 @@ class Lookups:
     """What links read of the store and of the runs' inputs, read once for a batch of
     invoices: the refdets in use (``RefdetIndex``, made when a refdet is first checked),
     each run's recorded mapping and payer e-mails (``PayerEmails``), the bordereaux of
-    each run the trésorerie rejected, and the payments through cancelled titles not
-    settled yet (``ledger.unsettled_payments``)."""
+    each run the trésorerie rejected, the payments recorded paid (``ledger.paid_by_key``)
+    and the payments through cancelled titles not settled yet
+    (``ledger.unsettled_payments``)."""
 
     def __init__(self, store: Store, settings: PayfipSettings, id_coll: str) -> None:
         self.store, self.settings, self.id_coll = store, settings, id_coll
@@ -444,6 +446,7 @@ class Lookups:
         self._emails: dict[str, PayerEmails] = {}
         self._rejected: dict[str, dict[int, Any]] = {}
         self._unsettled: dict[str, list[ledger.Unsettled]] | None = None
+        self._paid: dict[str, dict[str, Any]] | None = None
 
     def refdets(self, scope_c: dict[str, Any]) -> RefdetIndex:
         if self._refdets is None:
@@ -460,6 +463,13 @@ class Lookups:
         if run_id not in self._rejected:
             self._rejected[run_id] = ledger.rejected_bordereaux(self.store, run_id)
         return self._rejected[run_id]
+
+    def paid(self, invoice: str) -> dict[str, Any] | None:
+        """The invoice's payment PayFiP recorded paid, however a run wrote its number
+        (``ledger.paid_by_key``, read once for the batch), or None."""
+        if self._paid is None:
+            self._paid = ledger.paid_by_key(self.store, self.id_coll)
+        return self._paid.get(invoice_key(invoice))
 
     def unsettled(self) -> dict[str, list[ledger.Unsettled]]:
         """The collectivity's payments through cancelled titles not settled yet, by
