@@ -2650,7 +2650,7 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
     operation is the cancelled title's run's, so ``_online_payments`` does not see it; or
     this title's own, paid while it was cancelled and applied to it once reinstated:
     ``_online_payments`` leaves it to this)."""
-    from .payfip.models import METHOD_WORDS, cents_text
+    from .payfip.models import cents_text, method_said
     from .payfip.tables import operations, payments
 
     rows = conn.execute(
@@ -2664,9 +2664,10 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
                    runs.c.id == run_id).scalar_subquery())).all()
     out = []
     for r in rows:
-        how = f" {METHOD_WORDS[r.method]}" if r.method in METHOD_WORDS else ""
+        how = method_said(r.method)
         through = ("this title's link while it was cancelled" if r.from_run == run_id
-                   else f"the cancelled title of run {r.from_run}")
+                   else f"the cancelled title of run {r.from_run}" if r.from_run
+                   else "a cancelled title")  # its operation's row gone: never by pesgen
         out.append((int(r.id_bord), r.invoice, Problem(
             "run.cancel-payfip",
             f"IdBord {r.id_bord}: paid online {cents_text(r.paid_cents or 0)}{how} on "

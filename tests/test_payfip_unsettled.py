@@ -872,3 +872,25 @@ def test_a_paid_invoice_exported_again_written_otherwise_gets_no_link(flow, stor
                           "--endpoint", flow.endpoint)
     assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
     assert len(flow.fake_operations()) == 1  # the old link only: nothing sent
+
+
+def test_applied_is_refused_while_several_active_titles_hold_the_invoice(flow, store,
+                                                                          tmp_path):
+    """A store migrated from before schema 5 may hold a number in two active titles
+    (docs/state.md): which one the money was applied to is for a person to say."""
+    import pesgen.store as st
+
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    with store.engine.begin() as conn:  # the cancelled title active again, beside,
+        # written otherwise (as such a store holds them)
+        conn.execute(st.run_invoices.update().where(
+            st.run_invoices.c.run_id == run, st.run_invoices.c.invoice == "FA-2026-00102")
+            .values(active=True, key_shared=True, debt_number=None, invoice="fa-2026-00102"))
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == ExitCode.STATE, out + err
+    assert (f"--applied refused for invoice FA-2026-00102: several active titles hold it "
+            f"(fa-2026-00102 (run {run}), FA-2026-00102 (run {new.run_id})): which one the "
+            "trésorerie applied the money to is for a person to say") in " ".join(
+                err.split()), err
+    _still_open(store, number)

@@ -741,9 +741,9 @@ def anomalies_resolve(
              f"{row['resolved_by']}" + (f" ({outcome})" if outcome else "")
              + "; no payment was recorded")
     else:
-        from .models import METHOD_WORDS, cents_text
+        from .models import cents_text, method_said
 
-        how = f" {METHOD_WORDS[done['method']]}" if done["method"] in METHOD_WORDS else ""
+        how = method_said(done["method"])
         _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
              f"{row['resolved_by']} (applied); invoice {row['invoice']} recorded paid: "
              f"{cents_text(done['cents'])}{how} on {done['paid_at']} (PayFiP operation "
@@ -780,7 +780,7 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
     would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
     from .ledger import payment_of, unsettled_payments
-    from .models import METHOD_WORDS, cents_text
+    from .models import cents_text, method_said
 
     still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
     if still:
@@ -791,7 +791,7 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
         return
     paid = payment_of(store, row["id_coll"], row["invoice"])
     if paid is not None and paid["status"] == "paid":
-        how = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
+        how = method_said(paid["method"])
         _echo_err(f"note: invoice {row['invoice']}: no longer held back, but paid: "
                   f"{cents_text(paid['paid_cents'] or 0)}{how} on {paid['paid_at']} (PayFiP "
                   f"operation {paid['id_op']}): `payfip link`, `tipi-url` and `payfip "

@@ -927,7 +927,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
     ``again_id_bord`` the title that holds the invoice when it was exported again since,
     on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
-    never changes either."""
+    never changes either. A resolved anomaly has its ``resolved_at``, ``resolved_by``,
+    ``note`` and ``outcome`` (``OUTCOMES``, or None: the note alone)."""
     p_ = _payments_with_titles()
     # what PayFiP reported collected, when it said another amount than the one asked
     said = reported_amount(anomalies.c.id_op)
@@ -1078,8 +1079,13 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
         raise StateError(f"{why}: no active title holds it, so there is no title to apply "
                          "the money to: export the invoice again first (`pesgen runs find "
                          f"{invoice}`), or resolve with --refunded or --note alone")
-    if len(titles) > 1 or titles[0].invoice != invoice:
-        held = ", ".join(f"{t.invoice} (run {t.run_id})" for t in titles)
+    held = ", ".join(f"{t.invoice} (run {t.run_id})" for t in titles)
+    if len(titles) > 1:  # a store migrated from before schema 5 may hold such numbers
+        raise StateError(f"{why}: several active titles hold it ({held}): which one the "
+                         "trésorerie applied the money to is for a person to say; resolve "
+                         "with --note alone and enter the payment in the school software by "
+                         "hand")
+    if titles[0].invoice != invoice:
         raise StateError(f"{why}: the title due writes the number otherwise ({held}) than "
                          "the cancelled title did: pesgen cannot record the payment on it; "
                          "resolve with --note alone and enter the payment in the school "

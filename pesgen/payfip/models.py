@@ -63,6 +63,12 @@ RESULTS = {
 METHOD_WORDS = {"card": "by card", "direct_debit": "by direct debit"}
 
 
+def method_said(method: str | None) -> str:
+    """A payment's method (``card``, ``direct_debit``) as a sentence says it after the
+    amount, with its leading space (" by card"); nothing for none or another."""
+    return f" {METHOD_WORDS[method]}" if method in METHOD_WORDS else ""
+
+
 def paid_by(result_code: str | None) -> str | None:
     """How a paid result (P, V) was paid, in words (``METHOD_WORDS``: "by card"); None for
     any other code (a refusal, an abandon, a code pesgen does not know, none)."""

@@ -26,12 +26,12 @@ from .endpoint import DEFAULT_TIMEOUT
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
 from .models import (
     MAX_CENTS_URL,
-    METHOD_WORDS,
     PaymentRequest,
     cents_text,
     check_montant,
     check_refdet,
     check_url,
+    method_said,
 )
 from .settings import PayfipSettings, collectivity_scope, load_settings, rule_scope
 
@@ -108,7 +108,7 @@ def refuse_paid(paid: dict[str, Any] | None, invoice: str, what: str) -> None:
         return  # test-paid, refused, abandoned, expired, pending: not a payment
     cents = paid["paid_cents"] if paid["paid_cents"] is not None else paid["amount_cents"]
     amount = cents_text(cents)
-    method = f" {METHOD_WORDS[paid['method']]}" if paid["method"] in METHOD_WORDS else ""
+    method = method_said(paid["method"])
     # money paid through a cancelled title that the trésorerie applied to this one
     applied = (f", through a cancelled title, applied by the trésorerie to the title of run "
                f"{paid['applied_run']}" if paid["applied_run"] else "")
