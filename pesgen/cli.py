@@ -67,7 +67,8 @@ OutputOpt = Annotated[Output, typer.Option(
     help="text (the default), or json: one JSON document on standard output, each "
          "result with its problems and warnings (rule, file, line, key, message), for "
          "CI; the same exit codes.")]
-# the runs commands' (runs list, show, find): a report of the store, not of checks
+# the runs commands' (runs list, show, find, cancel…), regenerate's and numbering's:
+# a report of the store, not of checks
 RunsOutputOpt = Annotated[Output, typer.Option(
     "--format", case_sensitive=False,
     help="text (the default), or json: one JSON document on standard output; the same "
@@ -1447,14 +1448,15 @@ def runs_list(
 
 def _runs_json(command: str, exc: PesgenError | None = None, code: int = 0,
                **fields: Any) -> None:
-    """A ``runs`` command's JSON report (``--format json``), then its exit: ``fields``,
-    or ``exc``'s message and problems; ``code``: the exit of a result that is no error
-    (`runs find`: 1 when no run exported the invoice)."""
+    """A ``runs`` command's JSON report (``--format json``; regenerate's and numbering's
+    too), then its exit: ``fields``, or ``exc``'s message and problems (with ``fields``:
+    what a refusal says besides); ``code``: the exit of a result that is no error (`runs
+    find`: 1 when no run exported the invoice)."""
     from .errors import problem_json
 
     if exc is not None:
         _json_exit(command, int(exc.exit_code), str(exc),
-                   problems=[problem_json(p) for p in exc.problems])
+                   problems=[problem_json(p) for p in exc.problems], **fields)
     _json_exit(command, code, None, **fields)
 
 
@@ -2170,19 +2172,20 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                cancelled: Annotated[bool, typer.Option(
                    "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
                    "files are written as CANCELLED-<name> and must not be sent again.")
-               ] = False) -> None:
+               ] = False,
+               output: RunsOutputOpt = Output.text) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
     interrupts = _Interrupts("interrupt received once the files were being put in place: "
                              "they are in place (the output above is whole)")
     try:
-        _regenerate_command(run, out, db, cancelled, interrupts)
+        _regenerate_command(run, out, db, cancelled, interrupts, output is Output.json)
     finally:
         interrupts.release()
 
 
 def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
-                        interrupts: _Interrupts) -> None:
+                        interrupts: _Interrupts, as_json: bool = False) -> None:
     waived: list[Problem] = []
     try:
         # imported here: Ctrl-C while pesgen loads is said as any other before the files
@@ -2207,8 +2210,14 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         _say_interrupted("regenerate")
         raise typer.Exit(130) from None
     except PesgenError as exc:
+        if as_json:
+            _runs_json("regenerate", exc=exc, waived_checks=_problems_json(waived))
         _say_waived(run, waived)
         _fail(exc)
+        return
+    if as_json:
+        _regenerate_json(record, out, written, cancelled, gone, again, waived)
+        interrupts.say_held()
         return
     _say_waived(record["id"], waived)
     for path in written:
@@ -2234,6 +2243,57 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
                   f"trésorerie{_held_since(again, 'its' if len(gone) == 1 else 'their')}")
     interrupts.say_held()
+
+
+def _regenerate_json(record: dict[str, Any], out: Path, written: list[Path], cancelled: bool,
+                     gone: dict[int, tuple[str, str]],
+                     again: tuple[int, dict[str, set[int]]] | None,
+                     waived: list[Problem]) -> None:
+    """`regenerate --format json`'s report: what its text says, each a field: the files
+    written (under the name written, with the recorded name, IdBord and sha256, which
+    the rebuilt bytes matched), the cancelled bordereaux' files not written, when and why
+    they were cancelled, with --cancelled how many of their invoices an active run holds
+    now (``Store.exported_again``), the mapping's checks waived, and the temporary files
+    another run left in the folder."""
+    from .atomic import left_by_others
+    from .runs import CANCELLED_PREFIX, bordereau_of
+
+    of = bordereau_of(record)
+    by_name = {f["name"]: f for f in record["files"]}
+
+    def is_gone(name: str) -> bool:
+        return record["status"] == "cancelled" or of(name) in gone
+
+    files = []
+    for path in written:
+        # a cancelled bordereau's file is written as CANCELLED-<its name>
+        name = path.name if path.name in by_name and not is_gone(path.name) \
+            else path.name.removeprefix(CANCELLED_PREFIX)
+        f = by_name[name]
+        files.append({"path": str(path), "name": name, "id_bord": f["id_bord"],
+                      "sha256": f["sha256"], "cancelled": is_gone(name)})
+    count, holders = again if again is not None else (0, {})
+    _json_exit(
+        "regenerate", run=record["id"], status=record["status"], out_dir=str(out),
+        identical=True, files=files,
+        not_written=[] if cancelled else [
+            {"name": f["name"], "id_bord": of(f["name"])} for f in record["files"]
+            if of(f["name"]) in gone],
+        cancelled_bordereaux=[{"id_bord": id_bord, "cancelled_at": when, "reason": why}
+                              for id_bord, (when, why) in sorted(gone.items())],
+        exported_again=None if again is None else {
+            "count": count,
+            "runs": [{"run": run, "id_bords": sorted(bords)} for run, bords in sorted(
+                holders.items(), key=lambda held: (min(held[1]), held[0]))]},
+        waived_checks=_problems_json(waived),
+        left_by_others=[{"file": name, "about": about}
+                        for name, about in left_by_others(out)])
+
+
+def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    from .errors import problem_json
+
+    return [problem_json(p) for p in problems]
 
 
 def _held_since(again: tuple[int, dict[str, set[int]]] | None, its: str) -> str:

@@ -1,0 +1,158 @@
+"""The run-maintenance commands with `--format json`: `regenerate`, `runs cancel`, `runs
+reinstate`, `runs extract`, `numbering show` (and `set-start`, `move`): what their text
+says on standard output and standard error, each fact a field of one JSON document on
+standard output, for support's and CI's scripts; a refusal gives `ok` false, the error
+and its problems, and the exit code the text output has."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+from pesgen.errors import ExitCode
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .test_cancel import only, split_mapping
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+
+
+def _json(*args) -> tuple[int, dict]:
+    """The command's exit code and its JSON report: standard error says nothing."""
+    r = run_cli(*args, "--format", "json")
+    assert r.stderr == "", r.stderr
+    return r.exit_code, json.loads(r.stdout)
+
+
+def _refused(report: dict, code: int, starts: str) -> None:
+    """A refusal's head: not ok, its exit code, the error's message."""
+    assert report["ok"] is False and report["exit_code"] == code, report
+    assert report["error"].startswith(starts), report["error"]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _split_run(db_url: str, tmp_path: Path):
+    """A run of three bordereaux (IdBord 1-3, 4 titles at most each), its bordereau 2
+    cancelled."""
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "out", RUN)
+    assert run_cli("runs", "cancel", run.run_id, "--bordereau", "2", "--reason", "rejected",
+                   "--db", db_url).exit_code == 0
+    return run
+
+
+# ------------------------------------------------------------------ regenerate
+
+
+def test_regenerate_gives_the_files_written_and_those_of_a_cancelled_bordereau_not(
+        db_url, tmp_path):
+    run = _split_run(db_url, tmp_path)
+    regen = tmp_path / "regen"
+    code, report = _json("regenerate", run.run_id[:8], "--out", regen, "--db", db_url)
+    assert code == 0 and report["ok"] and report["error"] is None
+    assert (report["run"], report["status"], report["out_dir"], report["identical"]) == (
+        run.run_id, "committed", str(regen), True)
+    written = {Path(f["path"]).name: f for f in report["files"]}
+    assert sorted(written) == sorted(p.name for p in regen.iterdir())
+    assert sorted(f["id_bord"] for f in report["files"] if f["id_bord"]) == [1, 3]
+    for name, f in written.items():
+        assert (f["name"], f["sha256"], f["cancelled"]) == (
+            name, _sha256(tmp_path / "out" / name), False)
+    assert sorted(f["id_bord"] for f in report["not_written"]) == [2, 2]  # XML and CSV
+    assert all("0000002" in f["name"] for f in report["not_written"])
+    [gone] = report["cancelled_bordereaux"]
+    assert (gone["id_bord"], gone["reason"]) == (2, "rejected") and gone["cancelled_at"]
+    assert report["exported_again"] is None
+    assert report["waived_checks"] == [] and report["left_by_others"] == []
+    # the text says the same of the same run
+    text = run_cli("regenerate", run.run_id, "--out", tmp_path / "text", "--db", db_url)
+    assert text.exit_code == 0
+    assert sum(ln.startswith("not written: ") for ln in text.stdout.splitlines()) == 2
+
+    # with --cancelled: the cancelled bordereau's files as CANCELLED-<name>, and how many
+    # of its invoices an active run holds now
+    code, report = _json("regenerate", run.run_id, "--out", tmp_path / "all", "--cancelled",
+                         "--db", db_url)
+    assert code == 0 and report["not_written"] == []
+    cancelled = [f for f in report["files"] if f["cancelled"]]
+    assert len(cancelled) == 2
+    for f in cancelled:
+        assert Path(f["path"]).name == "CANCELLED-" + f["name"]
+        assert f["sha256"] == _sha256(Path(f["path"])) == _sha256(tmp_path / "out" / f["name"])
+    assert report["exported_again"] == {"count": 0, "runs": []}
+
+
+def test_regenerate_of_a_cancelled_run_gives_what_went_out_again_since(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    assert run_cli("runs", "cancel", run.run_id, "--reason", "rejected", "--db",
+                   db_url).exit_code == 0
+    # refused without --cancelled, as the text is: exit 7, the problem, nothing written
+    code, report = _json("regenerate", run.run_id, "--out", tmp_path / "r1", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {run.run_id} was cancelled on ")
+    assert [p["rule"] for p in report["problems"]] == ["run.cancelled"]
+    assert report["waived_checks"] == [] and not (tmp_path / "r1").exists()
+
+    again = export_recorded(lambda: Store(db_url), MAPPING,
+                            only(tmp_path, ["FA-2026-00101", "FA-2026-00103"], "two.json"),
+                            tmp_path / "again", RUN)
+    code, report = _json("regenerate", run.run_id, "--out", tmp_path / "r2", "--cancelled",
+                         "--db", db_url)
+    assert code == 0 and report["status"] == "cancelled"
+    assert all(f["cancelled"] for f in report["files"]) and len(report["files"]) == 2
+    assert [b["id_bord"] for b in report["cancelled_bordereaux"]] == [1]
+    assert report["cancelled_bordereaux"][0]["reason"] == "rejected"
+    assert report["exported_again"] == {"count": 2, "runs": [{"run": again.run_id,
+                                                              "id_bords": [2]}]}
+
+
+def test_regenerate_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    # a folder holding the run's files
+    code, report = _json("regenerate", run.run_id, "--out", tmp_path / "out", "--db", db_url)
+    assert code == ExitCode.USAGE
+    _refused(report, ExitCode.USAGE, f"{tmp_path / 'out'} already holds 2 of the 2 file(s)")
+    assert report["problems"] == []
+    # an unknown run, a prefix too short
+    code, report = _json("regenerate", "0000ffff", "--out", tmp_path / "r", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, "no run 0000ffff in the store ")
+    code, report = _json("regenerate", "ab", "--out", tmp_path / "r", "--db", db_url)
+    _refused(report, ExitCode.STATE, "'ab' is not a run id")
+    assert not (tmp_path / "r").exists()
+
+
+def test_regenerate_gives_the_checks_of_the_recorded_mapping_it_waived(tmp_path, monkeypatch):
+    from .test_regenerate_checks import (
+        _mapping,
+        _recorded_otherwise,
+        _recorded_unchecked,
+        _todo_unchecked,
+    )
+
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (
+        "budget_label: COMMUNE DE VILLENEUVE SUR LOING", "budget_label: TODO"))
+    run_id = _recorded_unchecked(monkeypatch, _todo_unchecked, mapping, tmp_path / "out")
+    code, report = _json("regenerate", run_id, "--out", tmp_path / "regen")
+    assert code == 0 and report["identical"] is True
+    [waived] = report["waived_checks"]
+    assert (waived["rule"], waived["file"], waived["key"]) == (
+        "mapping.todo", str(mapping), "collectivity.budget_label")
+    # the rebuild refused after them (by the recorded bundle): said with the refusal
+    text = (MAPPINGS.parent / "templates" / "pes-ormc" / "format.yaml").read_text(
+        encoding="utf-8")
+    _recorded_otherwise(run_id, bundle={"format.yaml": text + "retired_key: 1\n"})
+    code, report = _json("regenerate", run_id, "--out", tmp_path / "again")
+    assert code == ExitCode.MAPPING
+    _refused(report, ExitCode.MAPPING, f"run {run_id}, rebuilt from what it recorded ")
+    assert [w["rule"] for w in report["waived_checks"]] == ["mapping.todo"]
+    assert not (tmp_path / "again").exists()
