@@ -1988,7 +1988,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                     "accepted (`pesgen acquit --record`), confirming that it annulled its "
                     "titles on its side (a bordereau d'annulation/réduction in Hélios): "
                     "recorded with the reason.")] = False,
-                db: DbOpt = None) -> None:
+                db: DbOpt = None,
+                output: RunsOutputOpt = Output.text) -> None:
     """Record the cancellation of a run, or of some of its bordereaux: their invoices may
     be exported again, except those another active run holds too. A run of several
     bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
@@ -1998,9 +1999,14 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
                                                   despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs cancel", exc=exc)
         # a cancellation writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing cancelled."
         _fail(exc)
+        return
+    if output is Output.json:
+        _cancel_json(done, db)
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.confirmed:
@@ -2054,15 +2060,50 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
 
 
+def _cancel_json(done: Any, db: str | None) -> None:
+    """`runs cancel --format json`'s report: what its text says on standard output and
+    standard error, each a field (every invoice and file named, where the text names
+    five)."""
+    unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+    later, unread = ({}, None) if done.confirmed else _left_out_as_held(
+        db, done.run.id, done.bordereaux)
+    files, drawn = ([], []) if done.confirmed else _cancelled_left(done.as_recorded,
+                                                                     done.bordereaux)
+    _runs_json(
+        "runs cancel", run=done.run.id, status=done.run.status,
+        bordereaux=list(done.bordereaux), run_cancelled=done.run.status == "cancelled",
+        still_active=list(done.still_active), confirmed=done.confirmed, reason=done.reason,
+        invoices=done.invoices, freed=done.freed,
+        held=[{"run": holder, "invoices": [{"invoice": mine, "held_as": theirs}
+                                           for mine, theirs in invs.items()]}
+              for holder, invs in done.held.items()],
+        no_acknowledgement=None if not done.run.pes else [] if done.confirmed else unknown,
+        left_out_as_held=None if later is None else [
+            {"run": other, "invoices": invoices} for other, invoices in later.items()],
+        left_out_as_held_error=unread,
+        payments=_problems_json(list(done.payments)),
+        still_in_place={"folder": done.as_recorded.get("out_dir") if files or drawn
+                        else None, "files": files, "datamatrix": drawn})
+
+
+def _left_out_as_held(db: str | None, run_id: str, bordereaux: Any
+                      ) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The later runs that left out invoices of these cancelled bordereaux as exported
+    already, {run: invoices}, or None and why they could not be read."""
+    try:
+        return _store(db, must_exist=True).left_out_as_held(run_id, bordereaux), None
+    except PesgenError as exc:  # the cancellation is recorded: not failed for a note
+        return None, str(exc)
+
+
 def _say_left_out_as_held(db: str | None, run_id: str, bordereaux: list[int]) -> None:
     """After a cancellation: the later runs that left out invoices of the cancelled
     bordereaux as exported already (policies.already_exported: leave_out), which no
     active run bills now."""
-    try:
-        later = _store(db, must_exist=True).left_out_as_held(run_id, bordereaux)
-    except PesgenError as exc:  # the cancellation is recorded: not failed for a note
+    later, unread = _left_out_as_held(db, run_id, bordereaux)
+    if later is None:
         _echo_err(f"note: which later runs left out these invoices as exported already "
-                  f"could not be read: {exc}")
+                  f"could not be read: {unread}")
         return
     for other, invoices in later.items():
         _echo_err(f"note: run {other} left out {len(invoices)} of these invoice(s) as "
@@ -2128,14 +2169,10 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
     """Name the cancelled bordereaux' files still in the run's output folder (``r``: the
     run as recorded): a new export into that folder writes its own beside them (another
     IdBord, another name), and nothing there says which not to send."""
-    from .payfip.datamatrix import drawn_in_place
-    from .runs import REFERENCES_SUFFIX, cancelled_in_place
+    from .runs import REFERENCES_SUFFIX
 
-    # the Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
-    # tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
-    # leaves what it wrote before)
-    drawn = drawn_in_place(r, bordereaux)
-    left = cancelled_in_place(r, bordereaux) + drawn
+    files, drawn = _cancelled_left(r, bordereaux)
+    left = files + drawn
     if left:
         them = "it" if len(left) == 1 else "them"
         printed = (["the payment references of the CSV"]
@@ -2144,6 +2181,18 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
         refs = f" (nor print {', nor '.join(printed)})" if printed else ""
         _echo_err(f"note: cancelled, still in {r['out_dir']}: {', '.join(_listed(left))}: "
                   f"do not send or import {them}{refs}; move {them} aside")
+
+
+def _cancelled_left(r: dict[str, Any], bordereaux: tuple[int, ...]
+                    ) -> tuple[list[str], list[str]]:
+    """The cancelled bordereaux' files still in the run's output folder, and the
+    Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
+    tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
+    leaves what it wrote before)."""
+    from .payfip.datamatrix import drawn_in_place
+    from .runs import cancelled_in_place
+
+    return cancelled_in_place(r, bordereaux), drawn_in_place(r, bordereaux)
 
 
 def _listed(values: list[str], most: int = 5) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pesgen.runs import export_recorded
 from pesgen.store import Store
 
 from .conftest import EXAMPLES, MAPPINGS, run_cli
+from .payfip_support import exported, fake, flow, receiver, store  # noqa: F401 - fixtures
 from .test_cancel import only, split_mapping
 
 RUN = date(2026, 11, 23)
@@ -156,3 +158,162 @@ def test_regenerate_gives_the_checks_of_the_recorded_mapping_it_waived(tmp_path,
     _refused(report, ExitCode.MAPPING, f"run {run_id}, rebuilt from what it recorded ")
     assert [w["rule"] for w in report["waived_checks"]] == ["mapping.todo"]
     assert not (tmp_path / "again").exists()
+
+
+# ------------------------------------------------------------------ runs cancel
+
+
+def test_runs_cancel_gives_the_bordereaux_invoices_and_what_is_left_to_do(db_url, tmp_path):
+    from .test_already_exported import TERM2, _leaving, _term2
+    from .test_cancel import BORDEREAUX
+
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "out", RUN)
+    # a later run that left out the example's invoices as exported already
+    later = export_recorded(lambda: Store(db_url), _leaving(tmp_path), _term2(tmp_path),
+                            tmp_path / "later", TERM2)
+    # the Datamatrix `payfip datamatrix` drew beside the bordereau's file
+    from pesgen.payfip.datamatrix import IMAGES_SUFFIX
+
+    drawn = "PESORMC_21450999400015_2026_0000002" + IMAGES_SUFFIX
+    (tmp_path / "out" / drawn).mkdir()
+    code, report = _json("runs", "cancel", run.run_id[:8], "--bordereau", "2", "--reason",
+                         " rejected ", "--db", db_url)
+    assert code == 0 and report["ok"] and report["error"] is None
+    assert (report["run"], report["status"], report["bordereaux"], report["run_cancelled"],
+            report["still_active"], report["confirmed"], report["reason"]) == (
+        run.run_id, "committed", [2], False, [1, 3], False, "rejected")
+    assert (report["invoices"], report["freed"], report["held"]) == (4, 4, [])
+    # a PES run: no acknowledgement recorded for it, to check
+    assert report["no_acknowledgement"] == [2]
+    assert report["left_out_as_held"] == [{"run": later.run_id, "invoices": BORDEREAUX[2]}]
+    assert report["left_out_as_held_error"] is None and report["payments"] == []
+    # its XML and references CSV, still in the run's folder: not to send
+    names = ["PESORMC_21450999400015_2026_0000002.xml",
+             "PESORMC_21450999400015_2026_0000002.references.csv"]  # as recorded
+    assert report["still_in_place"] == {"folder": str(tmp_path / "out"), "files": names,
+                                        "datamatrix": [drawn + "/"]}
+
+    # the other two: the run is cancelled; nothing left in place, nothing left out since
+    shutil.rmtree(tmp_path / "out")
+    code, report = _json("runs", "cancel", run.run_id, "--all", "--reason", "all of it",
+                         "--db", db_url)
+    assert code == 0
+    assert (report["status"], report["bordereaux"], report["run_cancelled"],
+            report["still_active"], report["invoices"]) == ("cancelled", [1, 3], True, [], 7)
+    assert report["still_in_place"] == {"folder": None, "files": [], "datamatrix": []}
+
+
+def test_runs_cancel_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_path,
+                                                                 monkeypatch):
+    import pesgen.runs
+
+    # two runs whose ids start alike
+    ids = iter(["abcd0000-0000-4000-8000-000000000001", "abcd0000-0000-4000-8000-000000000002"])
+    monkeypatch.setattr(pesgen.runs, "new_run_id", lambda: next(ids))
+    one = export_recorded(lambda: Store(db_url), MAPPING,
+                          only(tmp_path, ["FA-2026-00101"], "one.json"), tmp_path / "a", RUN)
+    export_recorded(lambda: Store(db_url), MAPPING,
+                    only(tmp_path, ["FA-2026-00102"], "two.json"), tmp_path / "b", RUN)
+    monkeypatch.undo()
+    # an ambiguous prefix, an unknown run
+    code, report = _json("runs", "cancel", "abcd0000", "--reason", "x", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, "run id prefix abcd0000 is ambiguous")
+    assert report["problems"] == []
+    code, report = _json("runs", "cancel", "ffff0000", "--reason", "x", "--db", db_url)
+    _refused(report, ExitCode.STATE, "no run ffff0000 in the store ")
+    # a run cancelled already
+    assert run_cli("runs", "cancel", one.run_id, "--reason", "x", "--db", db_url).exit_code == 0
+    code, report = _json("runs", "cancel", one.run_id, "--reason", "again", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {one.run_id} is already cancelled (x)")
+
+    # a run of several bordereaux, without --bordereau nor --all: usage, exit 2
+    numbers = [inv["number"] for inv in json.loads(EXAMPLE.read_text(encoding="utf-8"))[
+        "invoices"] if inv["number"] not in ("FA-2026-00101", "FA-2026-00102")]
+    split = export_recorded(lambda: Store(db_url), split_mapping(tmp_path),
+                            only(tmp_path, numbers, "rest.json"), tmp_path / "c", RUN)
+    code, report = _json("runs", "cancel", split.run_id, "--reason", "x", "--db", db_url)
+    assert code == ExitCode.USAGE
+    _refused(report, ExitCode.USAGE, f"run {split.run_id} has 3 active bordereaux; nothing "
+             "cancelled")
+
+
+def test_runs_cancel_gives_the_tresorerie_s_answers_and_its_annulment_confirmed(
+        db_url, tmp_path):
+    from .test_acquit_record import _ack, _element
+
+    run = export_recorded(lambda: Store(db_url), split_mapping(tmp_path), EXAMPLE,
+                          tmp_path / "o", RUN).run_id
+    # IdBord 1 cancelled before the acquit came, which accepted it; IdBord 2 rejected
+    assert run_cli("runs", "cancel", run, "--bordereau", "1", "--reason", "early", "--db",
+                   db_url).exit_code == 0
+    ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"),
+               _element(3, True))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    code, report = _json("runs", "cancel", run, "--bordereau", "2", "--reason", "rejected",
+                         "--db", db_url)
+    assert code == 0 and report["no_acknowledgement"] == []  # its rejection is recorded
+    # an accepted one: refused, exit 7, its acceptance the problem
+    code, report = _json("runs", "cancel", run, "--bordereau", "3", "--reason", "x",
+                         "--db", db_url)
+    assert code == ExitCode.STATE and report["ok"] is False
+    assert report["problems"] and all("IdBord 3" in p["message"] for p in report["problems"])
+    # the annulment confirmed of the one cancelled before: recorded, nothing else changed
+    code, report = _json("runs", "cancel", run, "--bordereau", "1", "--annulled-by-tresorerie",
+                         "--reason", "titres annulés", "--db", db_url)
+    assert code == 0
+    assert (report["confirmed"], report["bordereaux"], report["invoices"], report["freed"],
+            report["still_active"], report["status"]) == (True, [1], 0, 0, [3], "committed")
+    assert report["reason"] == ("early (confirmed " + report["reason"].split("(confirmed ")[1])
+    assert "titres annulés" in report["reason"]
+    assert "IdBord 1 accepted on 2026-11-24 (ack.xml)" in report["reason"]
+
+
+def test_runs_cancel_notes_it_could_not_read_the_runs_that_left_out_its_invoices(
+        tmp_path, monkeypatch):
+    from pesgen.errors import StateError
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    run = export_recorded(lambda: Store(db), MAPPING, EXAMPLE, tmp_path / "a", RUN)
+
+    def unreadable(self, run_id, id_bords):
+        raise StateError("the state store is locked")
+
+    monkeypatch.setattr(Store, "left_out_as_held", unreadable)
+    code, report = _json("runs", "cancel", run.run_id, "--reason", "x", "--db", db)
+    assert code == 0 and report["status"] == "cancelled"
+    assert report["left_out_as_held"] is None
+    assert report["left_out_as_held_error"] == "the state store is locked"
+
+
+def test_runs_cancel_gives_the_invoices_another_active_run_still_holds(db_url, tmp_path,
+                                                                       monkeypatch):
+    from .test_store import _shared_key_store
+
+    _store, (first, second) = _shared_key_store(db_url, tmp_path, monkeypatch)
+    code, report = _json("runs", "cancel", first.run_id, "--reason", "rejected", "--db", db_url)
+    assert code == 0 and (report["invoices"], report["freed"]) == (11, 9)
+    assert report["held"] == [{"run": second.run_id, "invoices": [
+        {"invoice": "FA-2026-00101", "held_as": "fa-2026-00101"},
+        {"invoice": "FA-2026-00104", "held_as": "fa-2026-00104"}]}]
+
+
+def test_runs_cancel_gives_the_payfip_payments_it_cancelled_despite(flow, store):  # noqa: F811
+    from pesgen.payfip import ledger
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    code, report = _json("runs", "cancel", run, "--reason", "x", "--db", store.url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {run}: 1 invoice(s) of IdBord 1 have PayFiP "
+             "payments, made or pending; nothing cancelled.")
+    assert [(p["rule"], p["invoice"]) for p in report["problems"]] == [
+        (report["problems"][0]["rule"], "FA-2026-00102")]
+    code, report = _json("runs", "cancel", run, "--reason", "x", "--despite-payments",
+                         "--db", store.url)
+    assert code == 0 and report["status"] == "cancelled"
+    [paid] = report["payments"]
+    assert paid["invoice"] == "FA-2026-00102"
+    assert paid["message"].startswith("IdBord 1: paid online 187.50 by card on "), paid
