@@ -2123,7 +2123,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                    whole: Annotated[bool, typer.Option(
                        "--all", help="Reinstate every cancelled bordereau of the run.")
                    ] = False,
-                   db: DbOpt = None) -> None:
+                   db: DbOpt = None,
+                   output: RunsOutputOpt = Output.text) -> None:
     """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
     acquit came and it kept the titles: the invoices are held again, so an export of them
     is refused. Refused when one of them was exported again since, when the trésorerie
@@ -2135,9 +2136,25 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs reinstate", exc=exc)
         # a reinstatement writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing reinstated."
         _fail(exc)
+        return
+    # its files and folder as read before (a reinstatement changes neither), committed now
+    after = {**done.as_recorded, "status": done.run.status}
+    missing = not_in_place(after, done.bordereaux)
+    unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+    if output is Output.json:
+        _runs_json(
+            "runs reinstate", run=done.run.id, status=done.run.status,
+            bordereaux=list(done.bordereaux),
+            run_reinstated=done.as_recorded["status"] == "cancelled"
+            and not done.still_cancelled,
+            still_cancelled=list(done.still_cancelled), invoices=done.invoices,
+            no_acknowledgement=unknown if done.run.pes else None,
+            not_in_place={"folder": after["out_dir"] if missing else None, "files": missing})
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.as_recorded["status"] == "cancelled" and not done.still_cancelled:
@@ -2152,15 +2169,10 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             if done.still_cancelled else "")
     _say(f"{head}: {its} {done.invoices} invoice(s) are held again (an export of them is "
          f"refused), under the same numbers{tail}")
-    if done.run.pes:
-        unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
-        if unknown:
-            _echo_err(f"note: no acknowledgement recorded for IdBord "
-                      f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
-                      "took (`pesgen acquit FILE --record` records its acknowledgement)")
-    # its files and folder as read before (a reinstatement changes neither), committed now
-    after = {**done.as_recorded, "status": done.run.status}
-    missing = not_in_place(after, done.bordereaux)
+    if done.run.pes and unknown:
+        _echo_err(f"note: no acknowledgement recorded for IdBord "
+                  f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
+                  "took (`pesgen acquit FILE --record` records its acknowledgement)")
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
 

@@ -317,3 +317,80 @@ def test_runs_cancel_gives_the_payfip_payments_it_cancelled_despite(flow, store)
     [paid] = report["payments"]
     assert paid["invoice"] == "FA-2026-00102"
     assert paid["message"].startswith("IdBord 1: paid online 187.50 by card on "), paid
+
+
+# ------------------------------------------------------------------ runs reinstate
+
+
+def test_runs_reinstate_gives_the_bordereaux_held_again_and_the_files_not_in_place(
+        db_url, tmp_path):
+    run = _split_run(db_url, tmp_path)
+    assert run_cli("runs", "cancel", run.run_id, "--bordereau", "3", "--reason", "too",
+                   "--db", db_url).exit_code == 0
+    names = ["PESORMC_21450999400015_2026_0000002.xml",
+             "PESORMC_21450999400015_2026_0000002.references.csv"]  # as recorded
+    for name in names:
+        (tmp_path / "out" / name).unlink()
+    code, report = _json("runs", "reinstate", run.run_id[:8], "--bordereau", "2", "--reason",
+                         "by mistake", "--db", db_url)
+    assert code == 0 and report["ok"] and report["error"] is None
+    assert (report["run"], report["status"], report["bordereaux"], report["run_reinstated"],
+            report["still_cancelled"], report["invoices"]) == (
+        run.run_id, "committed", [2], False, [3], 4)
+    assert report["no_acknowledgement"] == [2]
+    assert report["not_in_place"] == {"folder": str(tmp_path / "out"), "files": names}
+    # the last one: the run is whole again, its files in place
+    code, report = _json("runs", "reinstate", run.run_id, "--reason", "by mistake", "--db",
+                         db_url)
+    assert code == 0
+    assert (report["bordereaux"], report["run_reinstated"], report["still_cancelled"],
+            report["invoices"]) == ([3], False, [], 3)
+    assert report["not_in_place"] == {"folder": None, "files": []}
+
+
+def test_runs_reinstate_of_a_run_the_tresorerie_annulled_is_refused(db_url, tmp_path):
+    from .test_acquit import ACKS
+
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    assert run_cli("acquit", ACKS / "accepted.xml", "--db", db_url, "--record").exit_code == 0
+    assert run_cli("runs", "cancel", run.run_id, "--reason", "x", "--annulled-by-tresorerie",
+                   "--db", db_url).exit_code == 0
+    # its titles annulled by the trésorerie: refused, exit 7, its problem
+    code, report = _json("runs", "reinstate", run.run_id, "--reason", "y", "--db", db_url)
+    assert code == ExitCode.STATE and report["ok"] is False
+    assert [p["rule"] for p in report["problems"]] == ["run.reinstate-annulled"]
+
+
+def test_runs_reinstate_of_a_finance_package_s_run_asks_no_acknowledgement(tmp_path):
+    from .conftest import package_store
+
+    db = package_store(tmp_path)
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db).exit_code == 0
+    code, report = _json("runs", "reinstate", run.id, "--reason", "imported", "--db", db)
+    assert code == 0
+    assert (report["run_reinstated"], report["status"], report["invoices"]) == (
+        True, "committed", 11)
+    assert report["no_acknowledgement"] is None
+
+
+def test_runs_reinstate_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    code, report = _json("runs", "reinstate", run.run_id, "--reason", "x", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {run.run_id} is not cancelled, nor any of its "
+             "bordereaux; nothing reinstated")
+    code, report = _json("runs", "reinstate", run.run_id, "--bordereau", "7", "--reason", "x",
+                         "--db", db_url)
+    assert code == ExitCode.USAGE
+    _refused(report, ExitCode.USAGE, f"run {run.run_id} has no bordereau 7")
+    # two of its invoices exported again since: each named, nothing reinstated
+    assert run_cli("runs", "cancel", run.run_id, "--reason", "x", "--db", db_url).exit_code == 0
+    export_recorded(lambda: Store(db_url), MAPPING,
+                    only(tmp_path, ["FA-2026-00103", "FA-2026-00111"], "two.json"),
+                    tmp_path / "b", RUN)
+    code, report = _json("runs", "reinstate", run.run_id, "--reason", "x", "--db", db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {run.run_id}: IdBord 1 cannot be reinstated")
+    assert [(p["rule"], p["invoice"]) for p in report["problems"]] == [
+        ("run.reinstate-taken", "FA-2026-00103"), ("run.reinstate-taken", "FA-2026-00111")]
