@@ -1851,7 +1851,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(
 def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                  out: Annotated[Path, typer.Option(
                      "--out", "-o", help="Folder to write into: a new or an empty one.")],
-                 db: DbOpt = None) -> None:
+                 db: DbOpt = None,
+                 output: RunsOutputOpt = Output.text) -> None:
     """Write what a run recorded into a new or empty folder, to read it or check it again:
     its mapping as its text was, its input (input/NAME) and its format bundle
     (formats/FORMAT/), each checked against the run's sha256; and print the dry run that
@@ -1871,9 +1872,14 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         _Interrupts.said = True
         raise typer.Exit(130) from None
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs extract", exc=exc)
         _fail(exc)
         return
     r = done.run
+    if output is Output.json:
+        _extract_json(done)
+        return
     _say(f"run {r['id']} ({r['status']}), made {r['created_at']} by pesgen "
          f"{r['pesgen_version']}, run date {r['run_date']}: extracted into {done.folder}")
     for f in done.files:
@@ -1889,9 +1895,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         _say(f"           {f.path}  {f.size} bytes  sha256 {f.sha256}")
     _say_since(done)
     # the store keeps the input compressed in the database it protects; here it is a file
-    _echo_err(f"note: {done.input} is the school's export, billing data (names, "
-              "addresses, IBANs): keep the folder as private as the exports and the state "
-              "store, and remove it once done")
+    _echo_err(f"note: {_extracted_private(done)}")
     refused = refusal_of_extracted(done)
     if refused is not None:
         _say(f"not given: the command that checks this input again (export --dry-run) is "
@@ -1906,12 +1910,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         return
     import shlex
 
-    scratch = done.folder / "scratch.sqlite3"
-    command = " ".join(["pesgen export", "--mapping", shlex.quote(str(done.mapping)),
-                        "--input", shlex.quote(str(done.input)),
-                        "--formats-dir", shlex.quote(str(done.formats)),
-                        "--date", r["run_date"], "--dry-run",
-                        "--db", shlex.quote(str(scratch)), "--create-store"])
+    command = shlex.join(_extracted_dry_run(done))
     numbers = _ranges(list(range(r["first_number"], r["first_number"] + r["bordereaux"])))
     held = ", this run's among them" if r["status"] != "cancelled" else ""
     _say("to check the same input with the same mapping and format again, writing "
@@ -1925,8 +1924,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
          f"titles and total are to compare with the run's: {r['titles']} title(s), total "
          f"{r['total']}. The run's own files, byte for byte: pesgen regenerate {r['id']} "
          "--out NEW_DIR")
-    held_then = sum(lo.get("policy") == "already_exported"
-                    for lo in json.loads(r["policies"]).get("left_out", []))
+    held_then = _held_then(r)
     if held_then:  # read from the run's store, which the scratch one is not
         _say(f"  the run left out {held_then} invoice(s) as exported already (policy "
              "already_exported: other runs of its store held them): the empty store holds "
@@ -1938,6 +1936,82 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     if r["pesgen_version"] != __version__:
         _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
              f"{__version__}: a check added since may refuse what the run passed")
+
+
+def _extracted_private(done: Any) -> str:
+    return (f"{done.input} is the school's export, billing data (names, addresses, IBANs): "
+            "keep the folder as private as the exports and the state store, and remove it "
+            "once done")
+
+
+def _extracted_dry_run(done: Any) -> list[str]:
+    """The `export --dry-run` that checks the extracted input with the extracted mapping
+    and format, on a scratch store in the folder."""
+    return ["pesgen", "export", "--mapping", str(done.mapping), "--input", str(done.input),
+            "--formats-dir", str(done.formats), "--date", done.run["run_date"], "--dry-run",
+            "--db", str(done.folder / "scratch.sqlite3"), "--create-store"]
+
+
+def _held_then(r: dict[str, Any]) -> int:
+    """How many invoices the run left out as exported already (other runs of its store
+    held them)."""
+    import json
+
+    return sum(lo.get("policy") == "already_exported"
+               for lo in json.loads(r["policies"]).get("left_out", []))
+
+
+def _extract_json(done: Any) -> None:
+    """`runs extract --format json`'s report: what its text says, each a field: the files
+    written with their size and sha256 (verified against the run's), the mapping and
+    format as this machine holds them now, and the dry run to check the input again, or
+    why this pesgen refuses it."""
+    import json
+    import shlex
+
+    from .errors import problem_json
+    from .runs import format_since, mapping_since, refusal_of_extracted
+
+    r = done.run
+    mapping = mapping_since(r)
+    fmt = format_since(r)
+
+    def file_json(f: Any) -> dict[str, Any]:
+        return {"path": str(f.path), "size": f.size, "sha256": f.sha256}
+
+    [mapping_file] = [f for f in done.files if f.checked == "mapping"]
+    [input_file] = [f for f in done.files if f.checked == "input"]
+    refused = refusal_of_extracted(done)
+    official = json.loads(r["validation"]).get("official_xsd")
+    _runs_json(
+        "runs extract", run=r["id"], status=r["status"], created_at=r["created_at"],
+        pesgen_version=r["pesgen_version"], run_date=r["run_date"], folder=str(done.folder),
+        mapping={**file_json(mapping_file), "verified": True,
+                 "recorded_path": r["mapping_path"]},
+        input={**file_json(input_file), "verified": True},
+        format={"name": r["format"], "folder": str(done.formats / r["format"]),
+                "formats_dir": str(done.formats), "sha256": done.bundle_sha256,
+                "verified": True,
+                "files": [file_json(f) for f in done.files if not f.checked]},
+        since={"mapping": {"found": None if mapping.found is None else str(mapping.found),
+                           "same": None if mapping.found is None else mapping.same,
+                           "error": mapping.error},
+               "format": {"found": None if fmt.found is None else str(fmt.found),
+                          "same": None if fmt.found is None else fmt.same,
+                          "changed": fmt.changed, "added": fmt.added,
+                          "removed": fmt.removed, "error": fmt.error}},
+        notes=[_extracted_private(done)],
+        dry_run=None if refused is not None else {
+            "command": shlex.join(_extracted_dry_run(done)),
+            "argv": _extracted_dry_run(done),
+            "scratch_store": str(done.folder / "scratch.sqlite3"),
+            "id_bords": list(range(r["first_number"], r["first_number"] + r["bordereaux"])),
+            "first_piece": r["first_piece"], "titles": r["titles"], "total": r["total"],
+            "left_out_as_exported": _held_then(r), "official_xsd": official or None},
+        dry_run_refused=None if refused is None else {
+            "error": str(refused), "exit_code": int(refused.exit_code),
+            "problems": [problem_json(p) for p in refused.problems]},
+        pesgen_version_differs=r["pesgen_version"] != __version__)
 
 
 def _say_since(done: Any) -> None:

@@ -394,3 +394,144 @@ def test_runs_reinstate_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_
     _refused(report, ExitCode.STATE, f"run {run.run_id}: IdBord 1 cannot be reinstated")
     assert [(p["rule"], p["invoice"]) for p in report["problems"]] == [
         ("run.reinstate-taken", "FA-2026-00103"), ("run.reinstate-taken", "FA-2026-00111")]
+
+
+# ------------------------------------------------------------------ runs extract
+
+
+def _recorded_otherwise(db_url: str, run_id: str, **values) -> None:
+    """The run's record with ``values`` instead (a store written by hand, an older
+    pesgen's run)."""
+    import sqlalchemy as sa
+
+    from pesgen.store import runs
+
+    with Store(db_url).engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def test_runs_extract_gives_the_files_what_changed_since_and_the_dry_run(db_url, tmp_path):
+    from pesgen import __version__
+
+    from .conftest import ROOT
+
+    mapping = tmp_path / "m" / "villeneuve.yaml"
+    mapping.parent.mkdir()
+    shutil.copyfile(MAPPING, mapping)
+    run = export_recorded(lambda: Store(db_url), mapping, EXAMPLE, tmp_path / "out", RUN)
+    out = tmp_path / "support"
+    code, report = _json("runs", "extract", run.run_id[:8], "--out", out, "--db", db_url)
+    assert code == 0 and report["ok"] and report["error"] is None
+    assert (report["run"], report["status"], report["pesgen_version"], report["run_date"],
+            report["folder"], report["pesgen_version_differs"]) == (
+        run.run_id, "committed", __version__, "2026-11-23", str(out), False)
+    assert report["mapping"] == {"path": str(out / "villeneuve.yaml"),
+                                 "size": mapping.stat().st_size, "sha256": _sha256(mapping),
+                                 "verified": True, "recorded_path": str(mapping)}
+    assert report["input"] == {"path": str(out / "input" / "school-export.json"),
+                               "size": EXAMPLE.stat().st_size, "sha256": _sha256(EXAMPLE),
+                               "verified": True}
+    fmt = report["format"]
+    assert (fmt["name"], fmt["folder"], fmt["formats_dir"], fmt["verified"]) == (
+        "pes-ormc", str(out / "formats" / "pes-ormc"), str(out / "formats"), True)
+    assert sorted(Path(f["path"]).relative_to(out / "formats" / "pes-ormc").as_posix()
+                  for f in fmt["files"]) == ["format.yaml", "pes-aller.xml.j2",
+                                             "pes-ormc/pes-ormc.xsd"]
+    for f in fmt["files"]:
+        assert (f["sha256"], f["size"]) == (_sha256(Path(f["path"])),
+                                            Path(f["path"]).stat().st_size)
+    assert report["since"] == {
+        "mapping": {"found": str(mapping), "same": True, "error": None},
+        "format": {"found": str(ROOT / "templates" / "pes-ormc"), "same": True,
+                   "changed": [], "added": [], "removed": [], "error": None}}
+    [note] = report["notes"]
+    assert note.startswith(f"{out / 'input' / 'school-export.json'} is the school's export")
+    dry = report["dry_run"]
+    assert report["dry_run_refused"] is None
+    assert dry["argv"] == [
+        "pesgen", "export", "--mapping", str(out / "villeneuve.yaml"), "--input",
+        str(out / "input" / "school-export.json"), "--formats-dir", str(out / "formats"),
+        "--date", "2026-11-23", "--dry-run", "--db", str(out / "scratch.sqlite3"),
+        "--create-store"]
+    assert (dry["scratch_store"], dry["id_bords"], dry["first_piece"], dry["titles"],
+            dry["total"], dry["left_out_as_exported"], dry["official_xsd"]) == (
+        str(out / "scratch.sqlite3"), [1], 1, 11, "2527.25", 0, None)
+    # the text prints the same command
+    text = run_cli("runs", "extract", run.run_id, "--out", tmp_path / "text", "--db", db_url)
+    assert f"  {dry['command'].replace(str(out), str(tmp_path / 'text'))}" in \
+        text.stdout.splitlines()
+    # and it runs: the same titles, nothing created
+    checked = run_cli(*dry["argv"][1:])
+    assert checked.exit_code == 0, checked.output
+    assert "titles: 11, total 2527.25" in checked.stdout
+    assert not (out / "scratch.sqlite3").exists()
+
+    # the mapping edited since, then gone
+    mapping.write_bytes(mapping.read_bytes() + b"# edited\n")
+    _code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "two", "--db",
+                          db_url)
+    assert report["since"]["mapping"] == {"found": str(mapping), "same": False, "error": None}
+    mapping.unlink()
+    _code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "three", "--db",
+                          db_url)
+    assert report["since"]["mapping"] == {"found": None, "same": None,
+                                          "error": "not there on this machine"}
+
+
+def test_runs_extract_of_a_mapping_this_pesgen_refuses_gives_why_not_the_dry_run(
+        db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    recorded = Store(db_url).get_run(run.run_id)
+    text = recorded["mapping_text"].replace("21450999400015", "21450999400016")
+    _recorded_otherwise(db_url, run.run_id, mapping_text=text,
+                        mapping_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                        pesgen_version="0.0.1", format="ours-ormc")
+    # extracted all the same (exit 0): the dry run is not given, and why
+    code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "s", "--db", db_url)
+    assert code == 0 and report["ok"] is True
+    assert report["dry_run"] is None
+    refused = report["dry_run_refused"]
+    assert refused["exit_code"] == ExitCode.MAPPING
+    assert "collectivity.siret" in [p["rule"] for p in refused["problems"]]
+    assert report["pesgen_version_differs"] is True and report["pesgen_version"] == "0.0.1"
+    # a format this machine does not find by its name
+    since = report["since"]["format"]
+    assert since["found"] is None and since["same"] is None
+    assert since["error"].startswith("unknown output format 'ours-ormc'")
+
+
+def test_runs_extract_gives_the_dgfip_xsd_and_the_invoices_left_out_as_exported(db_url,
+                                                                               tmp_path):
+    from .test_already_exported import TERM2, _leaving, _term2
+
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    # a later run that left out the example's 11 invoices as exported already
+    run = export_recorded(lambda: Store(db_url), _leaving(tmp_path), _term2(tmp_path),
+                          tmp_path / "later", TERM2)
+    validation = json.loads(Store(db_url).get_run(run.run_id)["validation"])
+    _recorded_otherwise(db_url, run.run_id, validation=json.dumps(
+        {**validation, "official_xsd": "/srv/dgfip/schemas_pes_v5.17"}))
+    code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "s", "--db", db_url)
+    assert code == 0 and report["dry_run"]["official_xsd"] == "/srv/dgfip/schemas_pes_v5.17"
+    assert report["dry_run"]["left_out_as_exported"] == 11
+    assert report["dry_run"]["id_bords"] == [2]
+
+
+def test_runs_extract_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_path):
+    from pesgen.store import pack
+
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    out = tmp_path / "support"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    code, report = _json("runs", "extract", run.run_id, "--out", out, "--db", db_url)
+    assert code == ExitCode.USAGE
+    _refused(report, ExitCode.USAGE, f"{out} is not empty (it holds notes.txt)")
+    assert report["problems"] == [] and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    code, report = _json("runs", "extract", "0000ffff", "--out", tmp_path / "x", "--db", db_url)
+    _refused(report, ExitCode.STATE, "no run 0000ffff in the store ")
+    _recorded_otherwise(db_url, run.run_id, input_blob=pack(b'{"invoices": []}'))
+    code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "x", "--db", db_url)
+    _refused(report, ExitCode.STATE, f"run {run.run_id}: the recorded input "
+             "(school-export.json) does not match its recorded sha256")
+    assert not (tmp_path / "x").exists()
