@@ -2602,7 +2602,8 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
                        "--mapping", "-m", help="Mapping file (YAML): its sequences only.")
                    ] = None,
                    exercise: ExerciseOpt = None, db: DbOpt = None,
-                   formats_dir: FormatsOpt = None) -> None:
+                   formats_dir: FormatsOpt = None,
+                   output: RunsOutputOpt = Output.text) -> None:
     """The numbering sequences of the store (--mapping: the mapping's, and its titre
     numbers' for pes-titres): where each started, the next number, the largest one its
     runs took, and its moves with their reasons."""
@@ -2615,16 +2616,22 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
             store = _store(db, must_exist=True)
             states = [(s.key, s) for s in store.sequences()
                       if exercise is None or s.key[2] == exercise]
-            if not states:
-                _say("no numbering sequence in this store" + (
-                    f" for exercise {exercise}" if exercise is not None else "") +
-                    " (no run, no set-start)")
         else:
             key, pieces = _sequence_keys(mapping, exercise, formats_dir, False)
             store = _store(db, must_exist=True)
             states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering show", exc=exc)
         _fail(exc, written=False)  # a listing: nothing to write
+    if output is Output.json:
+        _runs_json("numbering show", sequences=[_sequence_json(k, state)
+                                                for k, state in states])
+        return
+    if mapping is None and not states:
+        _say("no numbering sequence in this store" + (
+            f" for exercise {exercise}" if exercise is not None else "") +
+            " (no run, no set-start)")
     for k, state in states:
         what = "titre number (IdPce)" if k[3] == PIECE_SEQUENCE else "IdBord"
         if state is None:
@@ -2637,6 +2644,23 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
              f"{state.next_number}; {took}")
         for m in state.moves:
             _say(f"  moved {m.moved_at}: next {m.from_number} -> {m.to_number} ({m.reason})")
+
+
+def _sequence_json(k: tuple[str, str, int, str], state: Any) -> dict[str, Any]:
+    """One sequence of `numbering show --format json`: its key, which numbers it gives,
+    where it started, its next number (1 for one not started: its first export's), the
+    largest one its runs took (None: none), and its moves."""
+    from .store import PIECE_SEQUENCE
+
+    return {"id_coll": k[0], "cod_bud": k[1], "exercise": k[2], "typ_bord": k[3],
+            "numbers": "id_pce" if k[3] == PIECE_SEQUENCE else "id_bord",
+            "started": state is not None,
+            "start": None if state is None else state.start,
+            "next": 1 if state is None else state.next_number,
+            "given_up_to": state.given_up_to or None if state is not None else None,
+            "moves": [] if state is None else [
+                {"moved_at": m.moved_at, "from": m.from_number, "to": m.to_number,
+                 "reason": m.reason} for m in state.moves]}
 
 
 def _payfip_app() -> typer.Typer:

@@ -535,3 +535,69 @@ def test_runs_extract_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_pa
     _refused(report, ExitCode.STATE, f"run {run.run_id}: the recorded input "
              "(school-export.json) does not match its recorded sha256")
     assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------ numbering
+
+
+def test_numbering_show_gives_each_sequence_its_start_next_number_and_moves(tmp_path):
+    from pesgen.store import PIECE_SEQUENCE
+
+    from .test_numbering_move import ORMC, ORMC_KEY, PIECES_KEY, SIRET, TITRES
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    held = Store(db)
+    export_recorded(lambda: held, TITRES, EXAMPLE, tmp_path / "o", RUN)
+    held.set_start(ORMC_KEY, 7)
+    held.set_start((SIRET, "00", 2027, "06"), 3)
+    held.move([(PIECES_KEY, 40)], "titres 12-39 issued by the finance package")
+    code, report = _json("numbering", "show", "--db", db)
+    assert code == 0 and report["ok"] and report["error"] is None
+    head = {"id_coll": SIRET, "cod_bud": "00"}
+    titres, ormc, pieces, later = report["sequences"]
+    assert titres == {**head, "exercise": 2026, "typ_bord": "01", "numbers": "id_bord",
+                      "started": True, "start": 1, "next": 2, "given_up_to": 1, "moves": []}
+    assert ormc == {**head, "exercise": 2026, "typ_bord": "06", "numbers": "id_bord",
+                    "started": True, "start": 7, "next": 7, "given_up_to": None, "moves": []}
+    [moved] = pieces.pop("moves")
+    assert pieces == {**head, "exercise": 2026, "typ_bord": PIECE_SEQUENCE,
+                      "numbers": "id_pce", "started": True, "start": 1, "next": 40,
+                      "given_up_to": 11}
+    assert (moved["from"], moved["to"], moved["reason"]) == (
+        12, 40, "titres 12-39 issued by the finance package")
+    assert moved["moved_at"].endswith("Z")
+    assert (later["exercise"], later["start"], later["next"]) == (2027, 3, 3)
+    # --exercise: that one's only; none, an empty list
+    _code, report = _json("numbering", "show", "--db", db, "--exercise", "2027")
+    assert report["sequences"] == [later]
+    code, report = _json("numbering", "show", "--db", db, "--exercise", "2025")
+    assert code == 0 and report["sequences"] == []
+    # a mapping's sequence not started: its first export takes 1
+    other = tmp_path / "other.yaml"
+    other.write_text(ORMC.read_text(encoding="utf-8").replace("exercise: 2026",
+                                                              "exercise: 2025"),
+                     encoding="utf-8")
+    code, report = _json("numbering", "show", "--mapping", other, "--db", db)
+    assert code == 0 and report["sequences"] == [
+        {**head, "exercise": 2025, "typ_bord": "06", "numbers": "id_bord", "started": False,
+         "start": None, "next": 1, "given_up_to": None, "moves": []}]
+
+
+def test_numbering_show_refusals_are_json_with_the_text_s_exit_code(tmp_path):
+    from .test_numbering_move import ORMC
+
+    missing = tmp_path / "none.db"
+    code, report = _json("numbering", "show", "--db", f"sqlite:///{missing}")
+    _refused(report, ExitCode.STATE, "no pesgen store at ")
+    assert not missing.exists()
+    code, report = _json("numbering", "show", "--exercise", "202", "--db",
+                         f"sqlite:///{missing}")
+    assert code == ExitCode.USAGE and report["ok"] is False and "2000" in report["error"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(ORMC.read_text(encoding="utf-8").replace("bindings:", "bindngs:", 1),
+                      encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    Store(db).migrate()
+    code, report = _json("numbering", "show", "--mapping", broken, "--db", db)
+    assert code == ExitCode.MAPPING and report["ok"] is False
+    assert "mapping.schema" in {p["rule"] for p in report["problems"]}
