@@ -2491,6 +2491,7 @@ def numbering_set_start(
     create_store: Annotated[bool, typer.Option(
         "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
         "configuration if it is not there, as export does.")] = False,
+    output: RunsOutputOpt = Output.text,
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise; with --start-titre, the titre
@@ -2513,7 +2514,15 @@ def numbering_set_start(
         store.set_start(key, start, None if start_titre is None or pieces is None
                         else (pieces, start_titre))
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering set-start", exc=exc)
         _fail(exc)
+        return
+    if output is Output.json:
+        _runs_json("numbering set-start", store={"url": shown_store(store.url),
+                                                 "created": bool(store.created)},
+                   sequences=[{**_sequence_head(k), "start": n} for k, n in (
+                       (key, start), (pieces, start_titre)) if n is not None])
         return
     created = f" (store {shown_store(store.url)}, created)" if store.created else ""
     if start is not None:
@@ -2563,6 +2572,7 @@ def numbering_move(
     exercise: ExerciseOpt = None,
     db: DbOpt = None,
     formats_dir: FormatsOpt = None,
+    output: RunsOutputOpt = Output.text,
 ) -> None:
     """Support: move a started numbering sequence to N, when the collectivity's numbering
     went on outside pesgen (rôles or titres its finance package issued this exercise,
@@ -2584,8 +2594,18 @@ def numbering_move(
             ([] if to_titre is None else [(pieces, to_titre)])
         moved = _store(db, must_exist=True).move(wanted, reason)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering move", exc=exc)
         exc.outcome = exc.outcome or "nothing moved."
         _fail(exc)
+    if output is Output.json:
+        # forward, the numbers between are skipped: left to those issued outside pesgen
+        _runs_json("numbering move", moved=[
+            {**_sequence_head(m.key), "from": m.from_number, "to": m.to_number,
+             "moved_at": m.moved_at, "reason": m.reason,
+             "skipped": {"from": m.from_number, "to": m.to_number - 1}
+             if m.to_number > m.from_number else None} for m in moved])
+        return
     for m in moved:
         what = "titre number (IdPce)" if m.key == pieces else "IdBord"
         _say(f"{Store.sequence_label(m.key)}: next {what} moved from {m.from_number} to "
@@ -2646,15 +2666,21 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
             _say(f"  moved {m.moved_at}: next {m.from_number} -> {m.to_number} ({m.reason})")
 
 
+def _sequence_head(k: tuple[str, str, int, str]) -> dict[str, Any]:
+    """A sequence's key in the numbering commands' JSON reports, and which numbers it
+    gives: IdBord, or the titre numbers (IdPce) of a format numbering them over the
+    exercise."""
+    from .store import PIECE_SEQUENCE
+
+    return {"id_coll": k[0], "cod_bud": k[1], "exercise": k[2], "typ_bord": k[3],
+            "numbers": "id_pce" if k[3] == PIECE_SEQUENCE else "id_bord"}
+
+
 def _sequence_json(k: tuple[str, str, int, str], state: Any) -> dict[str, Any]:
     """One sequence of `numbering show --format json`: its key, which numbers it gives,
     where it started, its next number (1 for one not started: its first export's), the
     largest one its runs took (None: none), and its moves."""
-    from .store import PIECE_SEQUENCE
-
-    return {"id_coll": k[0], "cod_bud": k[1], "exercise": k[2], "typ_bord": k[3],
-            "numbers": "id_pce" if k[3] == PIECE_SEQUENCE else "id_bord",
-            "started": state is not None,
+    return {**_sequence_head(k), "started": state is not None,
             "start": None if state is None else state.start,
             "next": 1 if state is None else state.next_number,
             "given_up_to": state.given_up_to or None if state is not None else None,

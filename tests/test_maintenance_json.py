@@ -601,3 +601,61 @@ def test_numbering_show_refusals_are_json_with_the_text_s_exit_code(tmp_path):
     code, report = _json("numbering", "show", "--mapping", broken, "--db", db)
     assert code == ExitCode.MAPPING and report["ok"] is False
     assert "mapping.schema" in {p["rule"] for p in report["problems"]}
+
+
+def test_numbering_set_start_gives_the_sequences_started_and_the_store(tmp_path):
+    from pesgen.store import PIECE_SEQUENCE
+
+    from .test_numbering_move import SIRET, TITRES
+
+    path = tmp_path / "new.db"
+    # a store named on purpose that is not there: refused, nothing created
+    code, report = _json("numbering", "set-start", "--mapping", TITRES, "--start", "5",
+                         "--db", path)
+    _refused(report, ExitCode.STATE, "no pesgen store at ")
+    assert code == ExitCode.STATE and not path.exists()
+    code, report = _json("numbering", "set-start", "--mapping", TITRES, "--start", "5",
+                         "--start-titre", "300", "--db", path, "--create-store")
+    assert code == 0 and report["ok"] and report["store"] == {"url": str(path),
+                                                             "created": True}
+    head = {"id_coll": SIRET, "cod_bud": "00", "exercise": 2026}
+    assert report["sequences"] == [
+        {**head, "typ_bord": "01", "numbers": "id_bord", "start": 5},
+        {**head, "typ_bord": PIECE_SEQUENCE, "numbers": "id_pce", "start": 300}]
+    # once: a started sequence is moved, not started again
+    code, report = _json("numbering", "set-start", "--mapping", TITRES, "--start", "6",
+                         "--db", path)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"the numbering of {SIRET} budget 00 exercise 2026 "
+             "TypBord 01 has already started at 5")
+    code, report = _json("numbering", "set-start", "--mapping", TITRES, "--db", path)
+    _refused(report, ExitCode.USAGE, "give --start N")
+
+
+def test_numbering_move_gives_each_sequence_moved_and_the_numbers_skipped(tmp_path):
+    from .test_numbering_move import ORMC, SIRET
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    export_recorded(lambda: Store(db), ORMC, EXAMPLE, tmp_path / "o", RUN)
+    code, report = _json("numbering", "move", "--mapping", ORMC, "--to", "12", "--reason",
+                         "rôles 2-11 issued by the finance package", "--db", db)
+    assert code == 0 and report["ok"]
+    [moved] = report["moved"]
+    assert moved["moved_at"].endswith("Z")
+    assert {k: v for k, v in moved.items() if k != "moved_at"} == {
+        "id_coll": SIRET, "cod_bud": "00", "exercise": 2026, "typ_bord": "06",
+        "numbers": "id_bord", "from": 2, "to": 12,
+        "reason": "rôles 2-11 issued by the finance package",
+        "skipped": {"from": 2, "to": 11}}
+    # back: nothing skipped
+    code, report = _json("numbering", "move", "--mapping", ORMC, "--to", "3", "--reason",
+                         "too far", "--db", db)
+    assert code == 0
+    assert [(m["from"], m["to"], m["skipped"]) for m in report["moved"]] == [(12, 3, None)]
+    # never to a number a run took
+    code, report = _json("numbering", "move", "--mapping", ORMC, "--to", "1", "--reason",
+                         "x", "--db", db)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"the numbering of {SIRET} budget 00 exercise 2026 "
+             "TypBord 06: runs recorded in this store took IdBords up to 1")
+    assert report["problems"] == []
