@@ -659,3 +659,14 @@ def test_numbering_move_gives_each_sequence_moved_and_the_numbers_skipped(tmp_pa
     _refused(report, ExitCode.STATE, f"the numbering of {SIRET} budget 00 exercise 2026 "
              "TypBord 06: runs recorded in this store took IdBords up to 1")
     assert report["problems"] == []
+
+
+def test_a_password_a_reason_quotes_is_masked_in_the_reports(db_url, tmp_path):
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    code, report = _json("runs", "cancel", run.run_id, "--reason",
+                         "moved to postgresql://pesgen:s3cret@db/pesgen", "--db", db_url)
+    assert code == 0 and report["reason"] == "moved to postgresql://pesgen:***@db/pesgen"
+    code, report = _json("regenerate", run.run_id, "--out", tmp_path / "r", "--cancelled",
+                         "--db", db_url)
+    assert code == 0 and [b["reason"] for b in report["cancelled_bordereaux"]] == [
+        "moved to postgresql://pesgen:***@db/pesgen"]
