@@ -670,3 +670,49 @@ def test_a_password_a_reason_quotes_is_masked_in_the_reports(db_url, tmp_path):
                          "--db", db_url)
     assert code == 0 and [b["reason"] for b in report["cancelled_bordereaux"]] == [
         "moved to postgresql://pesgen:***@db/pesgen"]
+
+
+# ------------------------------------------------------------------ interrupts
+
+
+def test_regenerate_interrupted_once_its_files_are_placed_prints_its_report_whole(tmp_path):
+    """Held as the text output is (test_cli): the report whole on standard output, exit
+    0, the interrupt said on standard error only."""
+    import signal
+
+    from .test_cli import _signalled
+
+    db = tmp_path / "store.sqlite3"
+    run = export_recorded(lambda: Store(f"sqlite:///{db}"), MAPPING, EXAMPLE, tmp_path / "out",
+                          RUN)
+    r = _signalled(signal.SIGINT, "_Interrupts.hold", "regenerate", run.run_id, "-o",
+                   tmp_path / "regen", "--db", db, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    sent, report = r.stdout.split("\n", 1)
+    assert sent == "signals sent"  # the test's own line, as the signals are sent
+    report = json.loads(report)
+    assert report["ok"] is True and len(report["files"]) == 2
+    assert r.stderr == ("interrupt received once the files were being put in place: they "
+                        "are in place (the output above is whole)\n")
+
+
+def test_an_interrupt_before_anything_is_placed_prints_no_report(tmp_path, monkeypatch):
+    """regenerate and runs extract stopped by Ctrl-C before their files are in place:
+    exit 130, said on standard error, nothing on standard output (as export --format
+    json)."""
+    import pesgen.runs as runs_module
+
+    run = export_recorded(lambda: Store(f"sqlite:///{tmp_path / 's.db'}"), MAPPING, EXAMPLE,
+                          tmp_path / "out", RUN)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs_module, "_rebuild_files", interrupted)
+    monkeypatch.setattr(runs_module, "extract_run", interrupted)
+    for args in (("regenerate", run.run_id, "-o", tmp_path / "regen"),
+                 ("runs", "extract", run.run_id, "-o", tmp_path / "regen")):
+        r = run_cli(*args, "--db", tmp_path / "s.db", "--format", "json")
+        assert (r.exit_code, r.stdout) == (130, "")
+        assert r.stderr == "interrupted: nothing written\n"
+        assert not (tmp_path / "regen").exists()
