@@ -2137,12 +2137,11 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
 def _cancel_json(done: Any, db: str | None) -> None:
     """`runs cancel --format json`'s report: what its text says on standard output and
     standard error, each a field (every invoice and file named, where the text names
-    five)."""
+    five); an annulment confirmed (``done.confirmed``) gets the same fields, read as for
+    any cancellation, though its text says only the reason recorded."""
     unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
-    later, unread = ({}, None) if done.confirmed else _left_out_as_held(
-        db, done.run.id, done.bordereaux)
-    files, drawn = ([], []) if done.confirmed else _cancelled_left(done.as_recorded,
-                                                                     done.bordereaux)
+    later, unread = _left_out_as_held(db, done.run.id, done.bordereaux)
+    files, drawn = _cancelled_left(done.as_recorded, done.bordereaux)
     _runs_json(
         "runs cancel", run=done.run.id, status=done.run.status,
         bordereaux=list(done.bordereaux), run_cancelled=done.run.status == "cancelled",
@@ -2151,7 +2150,7 @@ def _cancel_json(done: Any, db: str | None) -> None:
         held=[{"run": holder, "invoices": [{"invoice": mine, "held_as": theirs}
                                            for mine, theirs in invs.items()]}
               for holder, invs in done.held.items()],
-        no_acknowledgement=None if not done.run.pes else [] if done.confirmed else unknown,
+        no_acknowledgement=unknown if done.run.pes else None,
         left_out_as_held=None if later is None else [
             {"run": other, "invoices": invoices} for other, invoices in later.items()],
         left_out_as_held_error=unread,

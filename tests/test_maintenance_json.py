@@ -269,6 +269,11 @@ def test_runs_cancel_gives_the_tresorerie_s_answers_and_its_annulment_confirmed(
     assert report["reason"] == ("early (confirmed " + report["reason"].split("(confirmed ")[1])
     assert "titres annulés" in report["reason"]
     assert "IdBord 1 accepted on 2026-11-24 (ack.xml)" in report["reason"]
+    # the rest read as for any cancellation: its acceptance recorded, its files still there
+    assert report["no_acknowledgement"] == [] and report["left_out_as_held"] == []
+    assert report["still_in_place"] == {"folder": str(tmp_path / "o"), "files": [
+        "PESORMC_21450999400015_2026_0000001.xml",
+        "PESORMC_21450999400015_2026_0000001.references.csv"], "datamatrix": []}
 
 
 def test_runs_cancel_notes_it_could_not_read_the_runs_that_left_out_its_invoices(
