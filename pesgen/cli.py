@@ -67,7 +67,8 @@ OutputOpt = Annotated[Output, typer.Option(
     help="text (the default), or json: one JSON document on standard output, each "
          "result with its problems and warnings (rule, file, line, key, message), for "
          "CI; the same exit codes.")]
-# the runs commands' (runs list, show, find): a report of the store, not of checks
+# the runs commands' (runs list, show, find, cancel…), regenerate's and numbering's:
+# a report of the store, not of checks
 RunsOutputOpt = Annotated[Output, typer.Option(
     "--format", case_sensitive=False,
     help="text (the default), or json: one JSON document on standard output; the same "
@@ -1447,14 +1448,15 @@ def runs_list(
 
 def _runs_json(command: str, exc: PesgenError | None = None, code: int = 0,
                **fields: Any) -> None:
-    """A ``runs`` command's JSON report (``--format json``), then its exit: ``fields``,
-    or ``exc``'s message and problems; ``code``: the exit of a result that is no error
-    (`runs find`: 1 when no run exported the invoice)."""
+    """A ``runs`` command's JSON report (``--format json``; regenerate's and numbering's
+    too), then its exit: ``fields``, or ``exc``'s message and problems (with ``fields``:
+    what a refusal says besides); ``code``: the exit of a result that is no error (`runs
+    find`: 1 when no run exported the invoice)."""
     from .errors import problem_json
 
     if exc is not None:
         _json_exit(command, int(exc.exit_code), str(exc),
-                   problems=[problem_json(p) for p in exc.problems])
+                   problems=[problem_json(p) for p in exc.problems], **fields)
     _json_exit(command, code, None, **fields)
 
 
@@ -1849,7 +1851,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(
 def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                  out: Annotated[Path, typer.Option(
                      "--out", "-o", help="Folder to write into: a new or an empty one.")],
-                 db: DbOpt = None) -> None:
+                 db: DbOpt = None,
+                 output: RunsOutputOpt = Output.text) -> None:
     """Write what a run recorded into a new or empty folder, to read it or check it again:
     its mapping as its text was, its input (input/NAME) and its format bundle
     (formats/FORMAT/), each checked against the run's sha256; and print the dry run that
@@ -1869,9 +1872,14 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         _Interrupts.said = True
         raise typer.Exit(130) from None
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs extract", exc=exc)
         _fail(exc)
         return
     r = done.run
+    if output is Output.json:
+        _extract_json(done)
+        return
     _say(f"run {r['id']} ({r['status']}), made {r['created_at']} by pesgen "
          f"{r['pesgen_version']}, run date {r['run_date']}: extracted into {done.folder}")
     for f in done.files:
@@ -1887,9 +1895,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         _say(f"           {f.path}  {f.size} bytes  sha256 {f.sha256}")
     _say_since(done)
     # the store keeps the input compressed in the database it protects; here it is a file
-    _echo_err(f"note: {done.input} is the school's export, billing data (names, "
-              "addresses, IBANs): keep the folder as private as the exports and the state "
-              "store, and remove it once done")
+    _echo_err(f"note: {_extracted_private(done)}")
     refused = refusal_of_extracted(done)
     if refused is not None:
         _say(f"not given: the command that checks this input again (export --dry-run) is "
@@ -1904,12 +1910,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
         return
     import shlex
 
-    scratch = done.folder / "scratch.sqlite3"
-    command = " ".join(["pesgen export", "--mapping", shlex.quote(str(done.mapping)),
-                        "--input", shlex.quote(str(done.input)),
-                        "--formats-dir", shlex.quote(str(done.formats)),
-                        "--date", r["run_date"], "--dry-run",
-                        "--db", shlex.quote(str(scratch)), "--create-store"])
+    command = shlex.join(_extracted_dry_run(done))
     numbers = _ranges(list(range(r["first_number"], r["first_number"] + r["bordereaux"])))
     held = ", this run's among them" if r["status"] != "cancelled" else ""
     _say("to check the same input with the same mapping and format again, writing "
@@ -1923,8 +1924,7 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
          f"titles and total are to compare with the run's: {r['titles']} title(s), total "
          f"{r['total']}. The run's own files, byte for byte: pesgen regenerate {r['id']} "
          "--out NEW_DIR")
-    held_then = sum(lo.get("policy") == "already_exported"
-                    for lo in json.loads(r["policies"]).get("left_out", []))
+    held_then = _held_then(r)
     if held_then:  # read from the run's store, which the scratch one is not
         _say(f"  the run left out {held_then} invoice(s) as exported already (policy "
              "already_exported: other runs of its store held them): the empty store holds "
@@ -1936,6 +1936,82 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     if r["pesgen_version"] != __version__:
         _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
              f"{__version__}: a check added since may refuse what the run passed")
+
+
+def _extracted_private(done: Any) -> str:
+    return (f"{done.input} is the school's export, billing data (names, addresses, IBANs): "
+            "keep the folder as private as the exports and the state store, and remove it "
+            "once done")
+
+
+def _extracted_dry_run(done: Any) -> list[str]:
+    """The `export --dry-run` that checks the extracted input with the extracted mapping
+    and format, on a scratch store in the folder."""
+    return ["pesgen", "export", "--mapping", str(done.mapping), "--input", str(done.input),
+            "--formats-dir", str(done.formats), "--date", done.run["run_date"], "--dry-run",
+            "--db", str(done.folder / "scratch.sqlite3"), "--create-store"]
+
+
+def _held_then(r: dict[str, Any]) -> int:
+    """How many invoices the run left out as exported already (other runs of its store
+    held them)."""
+    import json
+
+    return sum(lo.get("policy") == "already_exported"
+               for lo in json.loads(r["policies"]).get("left_out", []))
+
+
+def _extract_json(done: Any) -> None:
+    """`runs extract --format json`'s report: what its text says, each a field: the files
+    written with their size and sha256 (verified against the run's), the mapping and
+    format as this machine holds them now, and the dry run to check the input again, or
+    why this pesgen refuses it."""
+    import json
+    import shlex
+
+    from .errors import problem_json
+    from .runs import format_since, mapping_since, refusal_of_extracted
+
+    r = done.run
+    mapping = mapping_since(r)
+    fmt = format_since(r)
+
+    def file_json(f: Any) -> dict[str, Any]:
+        return {"path": str(f.path), "size": f.size, "sha256": f.sha256}
+
+    [mapping_file] = [f for f in done.files if f.checked == "mapping"]
+    [input_file] = [f for f in done.files if f.checked == "input"]
+    refused = refusal_of_extracted(done)
+    official = json.loads(r["validation"]).get("official_xsd")
+    _runs_json(
+        "runs extract", run=r["id"], status=r["status"], created_at=r["created_at"],
+        pesgen_version=r["pesgen_version"], run_date=r["run_date"], folder=str(done.folder),
+        mapping={**file_json(mapping_file), "verified": True,
+                 "recorded_path": r["mapping_path"]},
+        input={**file_json(input_file), "verified": True},
+        format={"name": r["format"], "folder": str(done.formats / r["format"]),
+                "formats_dir": str(done.formats), "sha256": done.bundle_sha256,
+                "verified": True,
+                "files": [file_json(f) for f in done.files if not f.checked]},
+        since={"mapping": {"found": None if mapping.found is None else str(mapping.found),
+                           "same": None if mapping.found is None else mapping.same,
+                           "error": mapping.error},
+               "format": {"found": None if fmt.found is None else str(fmt.found),
+                          "same": None if fmt.found is None else fmt.same,
+                          "changed": fmt.changed, "added": fmt.added,
+                          "removed": fmt.removed, "error": fmt.error}},
+        notes=[_extracted_private(done)],
+        dry_run=None if refused is not None else {
+            "command": shlex.join(_extracted_dry_run(done)),
+            "argv": _extracted_dry_run(done),
+            "scratch_store": str(done.folder / "scratch.sqlite3"),
+            "id_bords": list(range(r["first_number"], r["first_number"] + r["bordereaux"])),
+            "first_piece": r["first_piece"], "titles": r["titles"], "total": r["total"],
+            "left_out_as_exported": _held_then(r), "official_xsd": official or None},
+        dry_run_refused=None if refused is None else {
+            "error": str(refused), "exit_code": int(refused.exit_code),
+            "problems": [problem_json(p) for p in refused.problems]},
+        pesgen_version_differs=r["pesgen_version"] != __version__)
 
 
 def _say_since(done: Any) -> None:
@@ -1986,7 +2062,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                     "accepted (`pesgen acquit --record`), confirming that it annulled its "
                     "titles on its side (a bordereau d'annulation/réduction in Hélios): "
                     "recorded with the reason.")] = False,
-                db: DbOpt = None) -> None:
+                db: DbOpt = None,
+                output: RunsOutputOpt = Output.text) -> None:
     """Record the cancellation of a run, or of some of its bordereaux: their invoices may
     be exported again, except those another active run holds too. A run of several
     bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
@@ -1996,9 +2073,14 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
                                                   despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs cancel", exc=exc)
         # a cancellation writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing cancelled."
         _fail(exc)
+        return
+    if output is Output.json:
+        _cancel_json(done, db)
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.confirmed:
@@ -2052,15 +2134,49 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
 
 
+def _cancel_json(done: Any, db: str | None) -> None:
+    """`runs cancel --format json`'s report: what its text says on standard output and
+    standard error, each a field (every invoice and file named, where the text names
+    five); an annulment confirmed (``done.confirmed``) gets the same fields, read as for
+    any cancellation, though its text says only the reason recorded."""
+    unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+    later, unread = _left_out_as_held(db, done.run.id, done.bordereaux)
+    files, drawn = _cancelled_left(done.as_recorded, done.bordereaux)
+    _runs_json(
+        "runs cancel", run=done.run.id, status=done.run.status,
+        bordereaux=list(done.bordereaux), run_cancelled=done.run.status == "cancelled",
+        still_active=list(done.still_active), confirmed=done.confirmed, reason=done.reason,
+        invoices=done.invoices, freed=done.freed,
+        held=[{"run": holder, "invoices": [{"invoice": mine, "held_as": theirs}
+                                           for mine, theirs in invs.items()]}
+              for holder, invs in done.held.items()],
+        no_acknowledgement=unknown if done.run.pes else None,
+        left_out_as_held=None if later is None else [
+            {"run": other, "invoices": invoices} for other, invoices in later.items()],
+        left_out_as_held_error=unread,
+        payments=_problems_json(list(done.payments)),
+        still_in_place={"folder": done.as_recorded.get("out_dir") if files or drawn
+                        else None, "files": files, "datamatrix": drawn})
+
+
+def _left_out_as_held(db: str | None, run_id: str, bordereaux: Any
+                      ) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The later runs that left out invoices of these cancelled bordereaux as exported
+    already, {run: invoices}, or None and why they could not be read."""
+    try:
+        return _store(db, must_exist=True).left_out_as_held(run_id, bordereaux), None
+    except PesgenError as exc:  # the cancellation is recorded: not failed for a note
+        return None, str(exc)
+
+
 def _say_left_out_as_held(db: str | None, run_id: str, bordereaux: list[int]) -> None:
     """After a cancellation: the later runs that left out invoices of the cancelled
     bordereaux as exported already (policies.already_exported: leave_out), which no
     active run bills now."""
-    try:
-        later = _store(db, must_exist=True).left_out_as_held(run_id, bordereaux)
-    except PesgenError as exc:  # the cancellation is recorded: not failed for a note
+    later, unread = _left_out_as_held(db, run_id, bordereaux)
+    if later is None:
         _echo_err(f"note: which later runs left out these invoices as exported already "
-                  f"could not be read: {exc}")
+                  f"could not be read: {unread}")
         return
     for other, invoices in later.items():
         _echo_err(f"note: run {other} left out {len(invoices)} of these invoice(s) as "
@@ -2080,7 +2196,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                    whole: Annotated[bool, typer.Option(
                        "--all", help="Reinstate every cancelled bordereau of the run.")
                    ] = False,
-                   db: DbOpt = None) -> None:
+                   db: DbOpt = None,
+                   output: RunsOutputOpt = Output.text) -> None:
     """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
     acquit came and it kept the titles: the invoices are held again, so an export of them
     is refused. Refused when one of them was exported again since, when the trésorerie
@@ -2092,9 +2209,25 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("runs reinstate", exc=exc)
         # a reinstatement writes no file: what it leaves is the run as it was
         exc.outcome = exc.outcome or "nothing reinstated."
         _fail(exc)
+        return
+    # its files and folder as read before (a reinstatement changes neither), committed now
+    after = {**done.as_recorded, "status": done.run.status}
+    missing = not_in_place(after, done.bordereaux)
+    unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
+    if output is Output.json:
+        _runs_json(
+            "runs reinstate", run=done.run.id, status=done.run.status,
+            bordereaux=list(done.bordereaux),
+            run_reinstated=done.as_recorded["status"] == "cancelled"
+            and not done.still_cancelled,
+            still_cancelled=list(done.still_cancelled), invoices=done.invoices,
+            no_acknowledgement=unknown if done.run.pes else None,
+            not_in_place={"folder": after["out_dir"] if missing else None, "files": missing})
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.as_recorded["status"] == "cancelled" and not done.still_cancelled:
@@ -2109,15 +2242,10 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             if done.still_cancelled else "")
     _say(f"{head}: {its} {done.invoices} invoice(s) are held again (an export of them is "
          f"refused), under the same numbers{tail}")
-    if done.run.pes:
-        unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
-        if unknown:
-            _echo_err(f"note: no acknowledgement recorded for IdBord "
-                      f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
-                      "took (`pesgen acquit FILE --record` records its acknowledgement)")
-    # its files and folder as read before (a reinstatement changes neither), committed now
-    after = {**done.as_recorded, "status": done.run.status}
-    missing = not_in_place(after, done.bordereaux)
+    if done.run.pes and unknown:
+        _echo_err(f"note: no acknowledgement recorded for IdBord "
+                  f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
+                  "took (`pesgen acquit FILE --record` records its acknowledgement)")
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
 
@@ -2126,14 +2254,10 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
     """Name the cancelled bordereaux' files still in the run's output folder (``r``: the
     run as recorded): a new export into that folder writes its own beside them (another
     IdBord, another name), and nothing there says which not to send."""
-    from .payfip.datamatrix import drawn_in_place
-    from .runs import REFERENCES_SUFFIX, cancelled_in_place
+    from .runs import REFERENCES_SUFFIX
 
-    # the Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
-    # tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
-    # leaves what it wrote before)
-    drawn = drawn_in_place(r, bordereaux)
-    left = cancelled_in_place(r, bordereaux) + drawn
+    files, drawn = _cancelled_left(r, bordereaux)
+    left = files + drawn
     if left:
         them = "it" if len(left) == 1 else "them"
         printed = (["the payment references of the CSV"]
@@ -2142,6 +2266,18 @@ def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> N
         refs = f" (nor print {', nor '.join(printed)})" if printed else ""
         _echo_err(f"note: cancelled, still in {r['out_dir']}: {', '.join(_listed(left))}: "
                   f"do not send or import {them}{refs}; move {them} aside")
+
+
+def _cancelled_left(r: dict[str, Any], bordereaux: tuple[int, ...]
+                    ) -> tuple[list[str], list[str]]:
+    """The cancelled bordereaux' files still in the run's output folder, and the
+    Datamatrix `payfip datamatrix` wrote beside them: a family paying one at the
+    tobacconist's pays a cancelled title (a later `payfip datamatrix` skips it, but
+    leaves what it wrote before)."""
+    from .payfip.datamatrix import drawn_in_place
+    from .runs import cancelled_in_place
+
+    return cancelled_in_place(r, bordereaux), drawn_in_place(r, bordereaux)
 
 
 def _listed(values: list[str], most: int = 5) -> list[str]:
@@ -2170,19 +2306,20 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                cancelled: Annotated[bool, typer.Option(
                    "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
                    "files are written as CANCELLED-<name> and must not be sent again.")
-               ] = False) -> None:
+               ] = False,
+               output: RunsOutputOpt = Output.text) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,
     numbers) and check they are byte-identical to the originals."""
     interrupts = _Interrupts("interrupt received once the files were being put in place: "
                              "they are in place (the output above is whole)")
     try:
-        _regenerate_command(run, out, db, cancelled, interrupts)
+        _regenerate_command(run, out, db, cancelled, interrupts, output is Output.json)
     finally:
         interrupts.release()
 
 
 def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
-                        interrupts: _Interrupts) -> None:
+                        interrupts: _Interrupts, as_json: bool = False) -> None:
     waived: list[Problem] = []
     try:
         # imported here: Ctrl-C while pesgen loads is said as any other before the files
@@ -2207,8 +2344,14 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
         _say_interrupted("regenerate")
         raise typer.Exit(130) from None
     except PesgenError as exc:
+        if as_json:
+            _runs_json("regenerate", exc=exc, waived_checks=_problems_json(waived))
         _say_waived(run, waived)
         _fail(exc)
+        return
+    if as_json:
+        _regenerate_json(record, out, written, cancelled, gone, again, waived)
+        interrupts.say_held()
         return
     _say_waived(record["id"], waived)
     for path in written:
@@ -2234,6 +2377,57 @@ def _regenerate_command(run: str, out: Path, db: str | None, cancelled: bool,
                   f"{CANCELLED_PREFIX}<name>, for reading only; do not send them to the "
                   f"trésorerie{_held_since(again, 'its' if len(gone) == 1 else 'their')}")
     interrupts.say_held()
+
+
+def _regenerate_json(record: dict[str, Any], out: Path, written: list[Path], cancelled: bool,
+                     gone: dict[int, tuple[str, str]],
+                     again: tuple[int, dict[str, set[int]]] | None,
+                     waived: list[Problem]) -> None:
+    """`regenerate --format json`'s report: what its text says, each a field: the files
+    written (under the name written, with the recorded name, IdBord and sha256, which
+    the rebuilt bytes matched), the cancelled bordereaux' files not written, when and why
+    they were cancelled, with --cancelled how many of their invoices an active run holds
+    now (``Store.exported_again``), the mapping's checks waived, and the temporary files
+    another run left in the folder."""
+    from .atomic import left_by_others
+    from .runs import CANCELLED_PREFIX, bordereau_of
+
+    of = bordereau_of(record)
+    by_name = {f["name"]: f for f in record["files"]}
+
+    def is_gone(name: str) -> bool:
+        return record["status"] == "cancelled" or of(name) in gone
+
+    files = []
+    for path in written:
+        # a cancelled bordereau's file is written as CANCELLED-<its name>
+        name = path.name if path.name in by_name and not is_gone(path.name) \
+            else path.name.removeprefix(CANCELLED_PREFIX)
+        f = by_name[name]
+        files.append({"path": str(path), "name": name, "id_bord": f["id_bord"],
+                      "sha256": f["sha256"], "cancelled": is_gone(name)})
+    count, holders = again if again is not None else (0, {})
+    _json_exit(
+        "regenerate", run=record["id"], status=record["status"], out_dir=str(out),
+        identical=True, files=files,
+        not_written=[] if cancelled else [
+            {"name": f["name"], "id_bord": of(f["name"])} for f in record["files"]
+            if of(f["name"]) in gone],
+        cancelled_bordereaux=[{"id_bord": id_bord, "cancelled_at": when, "reason": why}
+                              for id_bord, (when, why) in sorted(gone.items())],
+        exported_again=None if again is None else {
+            "count": count,
+            "runs": [{"run": run, "id_bords": sorted(bords)} for run, bords in sorted(
+                holders.items(), key=lambda held: (min(held[1]), held[0]))]},
+        waived_checks=_problems_json(waived),
+        left_by_others=[{"file": name, "about": about}
+                        for name, about in left_by_others(out)])
+
+
+def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    from .errors import problem_json
+
+    return [problem_json(p) for p in problems]
 
 
 def _held_since(again: tuple[int, dict[str, set[int]]] | None, its: str) -> str:
@@ -2296,6 +2490,7 @@ def numbering_set_start(
     create_store: Annotated[bool, typer.Option(
         "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
         "configuration if it is not there, as export does.")] = False,
+    output: RunsOutputOpt = Output.text,
 ) -> None:
     """Onboarding: start a numbering sequence at N (once, before any export), when the
     collectivity already issued rôles this exercise; with --start-titre, the titre
@@ -2318,7 +2513,15 @@ def numbering_set_start(
         store.set_start(key, start, None if start_titre is None or pieces is None
                         else (pieces, start_titre))
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering set-start", exc=exc)
         _fail(exc)
+        return
+    if output is Output.json:
+        _runs_json("numbering set-start", store={"url": shown_store(store.url),
+                                                 "created": bool(store.created)},
+                   sequences=[{**_sequence_head(k), "start": n} for k, n in (
+                       (key, start), (pieces, start_titre)) if n is not None])
         return
     created = f" (store {shown_store(store.url)}, created)" if store.created else ""
     if start is not None:
@@ -2368,6 +2571,7 @@ def numbering_move(
     exercise: ExerciseOpt = None,
     db: DbOpt = None,
     formats_dir: FormatsOpt = None,
+    output: RunsOutputOpt = Output.text,
 ) -> None:
     """Support: move a started numbering sequence to N, when the collectivity's numbering
     went on outside pesgen (rôles or titres its finance package issued this exercise,
@@ -2389,8 +2593,18 @@ def numbering_move(
             ([] if to_titre is None else [(pieces, to_titre)])
         moved = _store(db, must_exist=True).move(wanted, reason)
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering move", exc=exc)
         exc.outcome = exc.outcome or "nothing moved."
         _fail(exc)
+    if output is Output.json:
+        # forward, the numbers between are skipped: left to those issued outside pesgen
+        _runs_json("numbering move", moved=[
+            {**_sequence_head(m.key), "from": m.from_number, "to": m.to_number,
+             "moved_at": m.moved_at, "reason": m.reason,
+             "skipped": {"from": m.from_number, "to": m.to_number - 1}
+             if m.to_number > m.from_number else None} for m in moved])
+        return
     for m in moved:
         what = "titre number (IdPce)" if m.key == pieces else "IdBord"
         _say(f"{Store.sequence_label(m.key)}: next {what} moved from {m.from_number} to "
@@ -2407,7 +2621,8 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
                        "--mapping", "-m", help="Mapping file (YAML): its sequences only.")
                    ] = None,
                    exercise: ExerciseOpt = None, db: DbOpt = None,
-                   formats_dir: FormatsOpt = None) -> None:
+                   formats_dir: FormatsOpt = None,
+                   output: RunsOutputOpt = Output.text) -> None:
     """The numbering sequences of the store (--mapping: the mapping's, and its titre
     numbers' for pes-titres): where each started, the next number, the largest one its
     runs took, and its moves with their reasons."""
@@ -2420,16 +2635,22 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
             store = _store(db, must_exist=True)
             states = [(s.key, s) for s in store.sequences()
                       if exercise is None or s.key[2] == exercise]
-            if not states:
-                _say("no numbering sequence in this store" + (
-                    f" for exercise {exercise}" if exercise is not None else "") +
-                    " (no run, no set-start)")
         else:
             key, pieces = _sequence_keys(mapping, exercise, formats_dir, False)
             store = _store(db, must_exist=True)
             states = [(k, store.sequence(k)) for k in (key, pieces) if k is not None]
     except PesgenError as exc:
+        if output is Output.json:
+            _runs_json("numbering show", exc=exc)
         _fail(exc, written=False)  # a listing: nothing to write
+    if output is Output.json:
+        _runs_json("numbering show", sequences=[_sequence_json(k, state)
+                                                for k, state in states])
+        return
+    if mapping is None and not states:
+        _say("no numbering sequence in this store" + (
+            f" for exercise {exercise}" if exercise is not None else "") +
+            " (no run, no set-start)")
     for k, state in states:
         what = "titre number (IdPce)" if k[3] == PIECE_SEQUENCE else "IdBord"
         if state is None:
@@ -2442,6 +2663,29 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
              f"{state.next_number}; {took}")
         for m in state.moves:
             _say(f"  moved {m.moved_at}: next {m.from_number} -> {m.to_number} ({m.reason})")
+
+
+def _sequence_head(k: tuple[str, str, int, str]) -> dict[str, Any]:
+    """A sequence's key in the numbering commands' JSON reports, and which numbers it
+    gives: IdBord, or the titre numbers (IdPce) of a format numbering them over the
+    exercise."""
+    from .store import PIECE_SEQUENCE
+
+    return {"id_coll": k[0], "cod_bud": k[1], "exercise": k[2], "typ_bord": k[3],
+            "numbers": "id_pce" if k[3] == PIECE_SEQUENCE else "id_bord"}
+
+
+def _sequence_json(k: tuple[str, str, int, str], state: Any) -> dict[str, Any]:
+    """One sequence of `numbering show --format json`: its key, which numbers it gives,
+    where it started, its next number (1 for one not started: its first export's), the
+    largest one its runs took (None: none), and its moves."""
+    return {**_sequence_head(k), "started": state is not None,
+            "start": None if state is None else state.start,
+            "next": 1 if state is None else state.next_number,
+            "given_up_to": state.given_up_to or None if state is not None else None,
+            "moves": [] if state is None else [
+                {"moved_at": m.moved_at, "from": m.from_number, "to": m.to_number,
+                 "reason": m.reason} for m in state.moves]}
 
 
 def _payfip_app() -> typer.Typer:

@@ -2121,7 +2121,8 @@ class Store:
         full = as_recorded["id"]
         now = utc_now()
         if annulled_by_tresorerie:
-            confirmed = self._confirm_annulled(full, reason.strip(), bordereaux, now)
+            confirmed = self._confirm_annulled(full, reason.strip(), bordereaux, now,
+                                               as_recorded)
             if confirmed is not None:
                 return confirmed
         with self.transaction() as conn:
@@ -2194,13 +2195,14 @@ class Store:
                             as_recorded=as_recorded)
 
     def _confirm_annulled(self, full: str, reason: str, bordereaux: Collection[int] | None,
-                          now: str) -> Cancellation | None:
+                          now: str, as_recorded: dict[str, Any]) -> Cancellation | None:
         """``cancel`` with ``annulled_by_tresorerie`` of bordereaux cancelled already
         without it (a cancellation before the trésorerie's acquit came, which accepted
         them: ``pesgen acquit`` lists it to check, and advises this): the confirmation is
         added to their recorded reason, nothing else changes (their invoices were freed
         when they were cancelled). None, and ``cancel`` goes on as usual, when one of them
-        is active or is confirmed already (``bordereaux`` none: every one of the run)."""
+        is active or is confirmed already (``bordereaux`` none: every one of the run).
+        ``as_recorded``: the run as ``cancel`` read it (its files and folder)."""
         with self.transaction() as conn:
             row = _locked_run(conn, full)
             every = self.bordereaux(conn, full)
@@ -2239,7 +2241,8 @@ class Store:
         record = self._run_record(full)
         return Cancellation(record, 0, {}, tuple(numbers),
                             tuple(b.id_bord for b in every if b.cancelled_at is None),
-                            len(every), (), status, recorded, confirmed=True)
+                            len(every), (), status, recorded, confirmed=True,
+                            as_recorded=as_recorded)
 
     def reinstate(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
                   whole: bool = False) -> Reinstatement:
