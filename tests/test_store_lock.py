@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -426,18 +426,44 @@ def _signalled_once_waiting(proc: subprocess.Popen, signum: int, held: Any
     return first, out, rest, stopped
 
 
-def _interrupting(sent: list[float]) -> Callable[[float], None]:
+class _Interrupting:
     """An ``on_wait`` that sends Ctrl-C to the main thread (``_thread.interrupt_main``)
-    from another one, noting when in ``sent``."""
-    import _thread
+    from another one, noting when in ``sent``. A Ctrl-C that lands while the main thread
+    runs a garbage collector's callback is lost ("Exception ignored in …": Python's, as
+    for a real Ctrl-C; a person presses it again), so one not heard within
+    ``AGAIN`` s is sent again, once: a wait deaf to Ctrl-C (in SQLite's busy handler, in
+    C, for the whole timeout) hears neither. ``stop`` once the main thread has stopped:
+    a second Ctrl-C crossing its stop is taken there, not left to a later statement."""
 
-    def interrupt(_timeout: float) -> None:
+    AGAIN = 5.0
+
+    def __init__(self) -> None:
+        self.sent: list[float] = []
+        self.heard = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, _timeout: float) -> None:
+        import _thread
+
         def send() -> None:
-            sent.append(time.monotonic())
+            self.sent.append(time.monotonic())
             _thread.interrupt_main()
-        threading.Thread(target=send).start()
+            if not self.heard.wait(self.AGAIN):
+                self.sent.append(time.monotonic())
+                _thread.interrupt_main()
 
-    return interrupt
+        thread = threading.Thread(target=send)
+        self.threads.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        self.heard.set()
+        try:
+            for thread in self.threads:
+                thread.join()
+            time.sleep(0.05)  # a Ctrl-C sent again as the first was heard lands here
+        except KeyboardInterrupt:
+            pass
 
 
 def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
@@ -447,8 +473,7 @@ def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
     in C, deaf to it, for the whole store_lock_timeout."""
     db = tmp_path / "store.sqlite3"
     holder = _committing(db)
-    sent: list[float] = []
-    interrupt = _interrupting(sent)
+    interrupt = _Interrupting()
 
     with _released(holder):
         store = None
@@ -457,8 +482,10 @@ def test_a_read_waiting_for_a_commit_hears_ctrl_c(tmp_path):
             with store.reads():
                 store.list_runs()
         stopped = time.monotonic()
+        interrupt.stop()
+    sent = interrupt.sent
     assert store is None  # stopped opening it (reading its schema's version)
-    assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
+    assert 1 <= len(sent) <= 2 and stopped - sent[0] < 15, (sent, stopped)
     # nothing left held: the store reads at once
     assert Store(f"sqlite:///{db}", lock_timeout=1).list_runs() == []
 
@@ -557,15 +584,16 @@ def test_a_commit_waiting_for_reads_commits_once_they_end(tmp_path):
 def test_a_commit_waiting_for_reads_hears_ctrl_c(tmp_path):
     db = tmp_path / "store.sqlite3"
     reader = _reader(db)
-    sent: list[float] = []
-    interrupt = _interrupting(sent)
+    interrupt = _Interrupting()
 
     with _released(reader):
         store = Store(f"sqlite:///{db}", lock_timeout=30, on_wait=interrupt)
         with pytest.raises(KeyboardInterrupt), store.transaction() as conn:
             _put_sequence(conn)
         stopped = time.monotonic()
-    assert len(sent) == 1 and stopped - sent[0] < 15, (sent, stopped)
+        interrupt.stop()
+    sent = interrupt.sent
+    assert 1 <= len(sent) <= 2 and stopped - sent[0] < 15, (sent, stopped)
     assert _sequences_in(db) == 0
 
 
