@@ -562,11 +562,39 @@ def _migration_14(conn: Connection) -> None:
     migration_14(conn)
 
 
+def _migration_15(conn: Connection) -> None:
+    """A paid title cancelled is a ``paid-cancelled`` anomaly from schema 15 on (``runs
+    cancel --despite-payments`` records it): each payment of a title cancelled before
+    gets one (source ``migration``), open, so that support can record what the
+    trésorerie did with the money. The tables as they were then (read from the store)."""
+    meta = sa.MetaData()
+    pays, ops, titles, found = (sa.Table(name, meta, autoload_with=conn) for name in (
+        "payfip_payments", "payfip_operations", "run_invoices", "payfip_anomalies"))
+    paid_run = sa.func.coalesce(pays.c.applied_run, ops.c.run_id)
+    rows = conn.execute(
+        sa.select(pays.c.invoice, pays.c.id_op, pays.c.paid_cents, titles.c.run_id,
+                  titles.c.id_bord)
+        .join(ops, ops.c.id_op == pays.c.id_op)
+        .join(titles, sa.and_(titles.c.run_id == paid_run,
+                              titles.c.invoice == pays.c.invoice))
+        .where(pays.c.status == "paid", sa.not_(titles.c.active))
+        .order_by(pays.c.id)).all()
+    if rows:
+        now = utc_now()
+        conn.execute(found.insert(), [
+            {"at": now, "kind": "paid-cancelled", "id_op": r.id_op, "invoice": r.invoice,
+             "source": "migration", "expected": None, "got": None,
+             "detail": f"its title, paid {(r.paid_cents or 0) // 100}."
+                       f"{(r.paid_cents or 0) % 100:02d}, cancelled (IdBord {r.id_bord} of "
+                       f"run {r.run_id}) before this pesgen recorded such anomalies"}
+            for r in rows])
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
-                                                  _migration_13, _migration_14]
+                                                  _migration_13, _migration_14, _migration_15]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -2188,6 +2216,10 @@ class Store:
             # (each problem of _online_payments names its invoice)
             _note_titles(conn, full, (p.invoice for p in online if p.invoice is not None),
                          "title-cancelled", "cancel", now, reason.strip())
+            if online:
+                # a paid title cancelled: the trésorerie's answer (applied to the title
+                # exported in its place, or refunded) is a person's to record
+                _paid_cancelled(conn, full, numbers, now, reason.strip())
         record = self._run_record(full)
         return Cancellation(record, int(count), held, tuple(numbers),
                             tuple(b.id_bord for b in active if b not in targets),
@@ -2678,6 +2710,34 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
             "title by the trésorerie (`pesgen payfip anomalies --all`); the payment stays "
             "attached to this title", invoice=r.invoice)))
     return out
+
+
+def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: str,
+                    reason: str) -> None:
+    """A ``paid-cancelled`` anomaly (source ``cancel``) for each title of these bordereaux
+    of a run that PayFiP shows paid (its payment's title, ``paid_title_run``, this one's),
+    now cancelled: the money is the trésorerie's to apply to the title exported in its
+    place or to refund, and `payfip anomalies resolve --applied | --refunded` records
+    which (docs/payfip.md)."""
+    from .payfip.models import cents_text
+    from .payfip.tables import anomalies, operations, paid_title_run, payments
+
+    rows = conn.execute(
+        sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
+                  run_invoices.c.id_bord)
+        .join(operations, operations.c.id_op == payments.c.id_op)
+        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
+                                    run_invoices.c.invoice == payments.c.invoice))
+        .where(payments.c.status == "paid", paid_title_run(operations.c.run_id) == run_id,
+               run_invoices.c.id_bord.in_(bordereaux),
+               payments.c.id_coll == run_invoices.c.id_coll)
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    if rows:
+        conn.execute(anomalies.insert(), [
+            {"at": now, "kind": "paid-cancelled", "id_op": r.id_op, "invoice": r.invoice,
+             "source": "cancel", "expected": None, "got": None,
+             "detail": f"its title, paid {cents_text(r.paid_cents or 0)}, cancelled (IdBord "
+                       f"{r.id_bord} of run {run_id}): {reason}"} for r in rows])
 
 
 def _note_titles(conn: Connection, run_id: str, invoices: Iterable[str], event: str,

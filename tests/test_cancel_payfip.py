@@ -391,7 +391,8 @@ def test_payments_show_a_cancelled_title_as_cancelled_with_what_it_received(flow
                                                  run)
     assert ("note: 1 cancelled title(s) were paid online (FA-2026-00102): the money stays "
             "with the cancelled title; the trésorerie refunds it or applies it to the title "
-            "exported in its place (docs/payfip.md)") in result.stderr
+            "exported in its place; record its answer on the title's paid-cancelled anomaly "
+            "(`pesgen payfip anomalies`)") in result.stderr
     assert ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): a "
             "payment through it would be an anomaly (run-cancelled), not a payment"
             ) in result.stderr
@@ -631,9 +632,13 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
     assert [(r["status"], r["amount_paid"], r["run"]) for r in listed] == [
         ("cancelled", "187.50", run), ("pending", "", new)]
 
-    [anomaly] = ledger.list_anomalies(store)
-    assert (anomaly["kind"], anomaly["invoice_status"], anomaly["again_run"]) == (
-        "double-payment", "cancelled", new)
+    # the second payment, and the cancellation of the paid title (for a person to record
+    # what the trésorerie did with the money)
+    double, cancelled = ledger.list_anomalies(store)
+    assert (double["kind"], double["id_op"], double["invoice_status"], double["again_run"]) == (
+        "double-payment", second.id_op, "cancelled", new)
+    assert (cancelled["kind"], cancelled["id_op"], cancelled["source"]) == (
+        "paid-cancelled", first.id_op, "cancel")
     shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert shown.exit_code == 0, shown.output
     assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 of run {run}, "
@@ -903,9 +908,11 @@ def test_the_cancelled_titles_are_noted_in_the_payments_history_a_chunk_at_a_tim
     assert len(done.payments) == len(titles) == 11
     # 11 invoices, 4 a query: 3 reads of their payments for the notes (and one query
     # for the whole run of the payments applied to its titles, `resolve --applied`,
-    # beside the one of its operations, which leaves those out)
-    assert len([s for s in seen if "payfip_payments" in s and "applied_run =" not in s]
-               ) == 3, seen
+    # beside the one of its operations, which leaves those out; and one for the whole
+    # run of its paid titles, each a paid-cancelled anomaly)
+    assert len([s for s in seen if "payfip_payments" in s and "applied_run =" not in s
+                and "coalesce(" not in s]) == 3, seen
+    assert len([s for s in seen if "INSERT INTO payfip_anomalies" in s]) == 1, seen
     assert len([s for s in seen if "payfip_payments.applied_run =" in s
                 and "FROM payfip_payments JOIN" in s]) == 1, seen
     assert len([s for s in seen if "INSERT INTO payfip_events" in s]) == 1, seen

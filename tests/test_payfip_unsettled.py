@@ -545,7 +545,8 @@ def test_an_outcome_is_refused_for_a_test_link_or_another_kind(flow, store, tmp_
     code, out, err = _resolve(store, other, *flags)
     assert code == ExitCode.USAGE, out + err
     assert (f"error: anomaly #{other} is amount-mismatch: {flags[0]} records what the "
-            "trésorerie did with money paid through a cancelled title") in " ".join(
+            "trésorerie did with money paid for a cancelled title (a run-cancelled or "
+            "paid-cancelled anomaly)") in " ".join(
                 err.split()), err
 
 
@@ -771,12 +772,16 @@ def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     code, out, err = _cli(store, "payfip", "anomalies", "--all")
     assert code == 0, out + err
-    [line] = [w for w in out.splitlines() if w.startswith("    invoice FA-2026-00102: ")]
-    assert line == (
+    # (the cancellation of the title it paid recorded a paid-cancelled anomaly beside)
+    lines = [w for w in out.splitlines() if w.startswith("    invoice FA-2026-00102: ")]
+    assert (
         f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 of run {new.run_id}, "
         f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
         f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
-        "nothing is paid; the trésorerie had applied this money to that cancelled title"), line
+        "nothing is paid; the trésorerie had applied this money to that cancelled title"
+    ) in lines, lines
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
+        "paid-cancelled", "run-cancelled"]
 
 
 def test_a_cancellation_while_the_money_is_applied_sees_the_payment(flow, store, tmp_path,
@@ -894,3 +899,130 @@ def test_applied_is_refused_while_several_active_titles_hold_the_invoice(flow, s
             "trésorerie applied the money to is for a person to say") in " ".join(
                 err.split()), err
     _still_open(store, number)
+
+
+# ---------------------------- a paid title cancelled: the trésorerie's answer recorded
+
+
+def _paid_then_cancelled(flow, store, tmp_path, action="card"):
+    """FA-2026-00102 paid through its link, its run cancelled despite it (a paid-cancelled
+    anomaly), the example exported again: the cancelled run, the link, the new run, the
+    anomaly's number."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, action)
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "paid"
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    assert (anomaly["id_op"], anomaly["invoice"], anomaly["source"], anomaly["resolved_at"],
+            anomaly["invoice_status"], anomaly["again_run"]) == (
+        link.id_op, "FA-2026-00102", "cancel", None, "cancelled", new.run_id)
+    assert anomaly["detail"] == (f"its title, paid 187.50, cancelled (IdBord 1 of run {run}): "
+                                 "wrong amounts")
+    return run, link, new, anomaly["id"]
+
+
+def test_a_paid_title_cancelled_is_an_anomaly_and_refunded_gives_the_new_title_its_link(
+        flow, store, tmp_path):
+    """A title paid online, cancelled despite it: `runs cancel` records a paid-cancelled
+    anomaly (the trésorerie applies the money to the title exported in its place or
+    refunds it). Until it answers the invoice is paid for pesgen (no link). Resolved
+    --refunded: the payment is recorded refunded, the new title gets its link, and the
+    refunded payment leaves the row once it does. Before, nothing could record the
+    refund: the new title never got a link again."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    code, out, err = _cli(store, "payfip", "payments")
+    assert ("note: 1 cancelled title(s) were paid online (FA-2026-00102): the money stays "
+            "with the cancelled title; the trésorerie refunds it or applies it to the title "
+            "exported in its place; record its answer on the title's paid-cancelled anomaly "
+            "(`pesgen payfip anomalies`)") in err, err
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    assert out.endswith(" by support (refunded); its payment is recorded refunded (no longer "
+                        "a payment of the invoice)\n"), out
+    assert err == ("note: invoice FA-2026-00102: no longer held back: `payfip link`, "
+                   "`tipi-url` and `payfip datamatrix` give it a payment again; send the "
+                   "family the new link\n"), err
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["paid_cents"], pay["id_op"]) == ("refunded", 18750, link.id_op)
+    [row, due] = _payments(store)
+    assert (row["status"], row["payfip_status"], row["amount_paid"], row["run"]) == (
+        "cancelled", "refunded", "187.50", run)
+    assert [(e["event"], e["source"], e["status"]) for e in row["history"]][-2:] == [
+        ("refunded", "support", "refunded"), ("anomaly-resolved", "support", "refunded")]
+    assert (due["status"], due["run"], due["amount_paid"]) == ("pending", new.run_id, None)
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0 and "were paid online" not in err, err  # settled: nothing to do
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["paid_cents"], pay["method"], pay["paid_at"], pay["id_op"]) == (
+        "pending", None, None, None, None)
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["amount_paid"]) == ("pending", new.run_id, None)
+
+
+def test_a_paid_title_cancelled_applied_pays_the_new_title(flow, store, tmp_path):
+    """Resolved --applied: the payment follows the title exported in its place (one row,
+    paid, on it), which gets no link."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path, action="debit")
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    assert " by support (applied); invoice FA-2026-00102 recorded paid: 187.50 by direct " \
+        "debit on " in out, out
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("paid", link.id_op,
+                                                                 new.run_id)
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["amount_paid"]) == ("paid", new.run_id, "187.50")
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "applied by the trésorerie to the title of run " \
+        f"{new.run_id}" in " ".join(err.split()), out + err
+
+
+def test_a_paid_title_cancelled_resolved_with_a_note_alone_stays_paid(flow, store, tmp_path):
+    """Resolved with the note alone: the answer is not recorded, the invoice stays paid
+    for pesgen (no link), said on stderr."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    assert "no longer held back, but paid: 187.50 by card on " in err, err
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "paid"
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+
+
+def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path):
+    """Migration 15: a store whose paid title was cancelled before `runs cancel` recorded
+    paid-cancelled anomalies gets one for it (source migration), open, so that the
+    trésorerie's answer can be recorded (here --refunded, then the new title's link)."""
+    import sqlalchemy as sa
+
+    import pesgen.store as st
+    from pesgen.payfip.tables import anomalies
+    from pesgen.store import Store
+
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    with store.engine.begin() as conn:  # as a store of schema 14 held it
+        conn.execute(anomalies.delete().where(anomalies.c.id == number))
+        conn.execute(st.schema_table.delete().where(st.schema_table.c.version == 15))
+    store.engine.dispose()
+    again = Store(store.url)
+    [anomaly] = ledger.list_anomalies(again)
+    assert (anomaly["kind"], anomaly["id_op"], anomaly["invoice"], anomaly["source"],
+            anomaly["resolved_at"]) == ("paid-cancelled", link.id_op, "FA-2026-00102",
+                                        "migration", None)
+    assert anomaly["detail"] == (f"its title, paid 187.50, cancelled (IdBord 1 of run {run}) "
+                                 "before this pesgen recorded such anomalies")
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(st.schema_table.c.version))).scalar() == \
+            len(st.MIGRATIONS)
+    code, out, err = _resolve(again, anomaly["id"], "--refunded")
+    assert code == 0, out + err
+    code, out, err = _link(flow, again)
+    assert code == 0, out + err
+    again.engine.dispose()

@@ -246,6 +246,11 @@ class StoreStates(RuleBasedStateMachine):
         # each invoice with payments, made or pending, gets a title-cancelled event
         for inv in dict.fromkeys(online):
             self.history[inv].append(("title-cancelled", run))
+        # a paid title cancelled: a paid-cancelled anomaly of its payment, for a person
+        # to record what the trésorerie did with the money (applied or refunded)
+        for id_op in self.paid.values():
+            if (self.ops[id_op].run, self.ops[id_op].bord) in {(run, b) for b in targets}:
+                self.ops[id_op].kinds += ("paid-cancelled",)
         for b in targets:
             self.cancelled.add((run, b))
             if annulled:
@@ -395,7 +400,8 @@ class PayfipStates(StoreStates):
       resolving the anomaly (its invoice's `anomaly-resolved` event) lifts that;
     * a cancellation of titles with payments, made or pending (a refused one collects
       nothing), is refused without --despite-payments, each named; with it, each of
-      those invoices gets a `title-cancelled` event; a reinstatement gives each invoice
+      those invoices gets a `title-cancelled` event, and each paid title a
+      `paid-cancelled` anomaly of its payment; a reinstatement gives each invoice
       PayFiP knows a `title-reinstated` one, and nothing else writes either."""
 
     def __init__(self) -> None:

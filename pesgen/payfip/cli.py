@@ -396,8 +396,9 @@ def payments(
     if seen.paid_cancelled:
         _echo_err(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
                    f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
-                   "trésorerie refunds it or applies it to the title exported in its place "
-                   "(docs/payfip.md)")
+                   "trésorerie refunds it or applies it to the title exported in its place; "
+                   "record its answer on the title's paid-cancelled anomaly (`pesgen payfip "
+                   "anomalies`)")
     if seen.pending_cancelled:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
         # change: whether the link is still open is its operation's status
@@ -511,7 +512,8 @@ class _Seen:
             self.expired += r["payfip_status"] == "expired"
             if r["paid_at_source"] == "recorded":
                 self.undated.add(r["invoice"])
-            if r["status"] == "cancelled" and r["amount_paid"]:
+            # (a payment the trésorerie refunded, recorded so, needs nobody)
+            if r["status"] == "cancelled" and r["payfip_status"] == "paid":
                 self.paid_cancelled.add(r["invoice"])
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
                     and r["last_id_op"]:
@@ -712,7 +714,7 @@ def anomalies_resolve(
     import getpass
 
     try:
-        from .ledger import resolve_anomaly
+        from .ledger import SETTLED, resolve_anomaly
 
         if applied and refunded:
             raise UsageError("--applied or --refunded: the trésorerie did one or the other")
@@ -737,9 +739,12 @@ def anomalies_resolve(
     invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
     done = row["applied"]
     if done is None:
+        # a paid title's payment refunded is no longer its payment: said so
+        done_to_pay = ("; its payment is recorded refunded (no longer a payment of the "
+                       "invoice)" if (row["kind"], outcome) == ("paid-cancelled", "refunded")
+                       else "; no payment was recorded")
         _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
-             f"{row['resolved_by']}" + (f" ({outcome})" if outcome else "")
-             + "; no payment was recorded")
+             f"{row['resolved_by']}" + (f" ({outcome})" if outcome else "") + done_to_pay)
     else:
         from .models import cents_text, method_said
 
@@ -767,7 +772,7 @@ def anomalies_resolve(
                           "twice (an anomaly, for the trésorerie to refund); tell the family "
                           "not to use it")
         return
-    if row["kind"] == "run-cancelled" and row["invoice"] and row["saisie"] not in (None, "T"):
+    if row["kind"] in SETTLED and row["invoice"] and row["saisie"] not in (None, "T"):
         _say_released(store, row)
 
 

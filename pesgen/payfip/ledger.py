@@ -51,6 +51,11 @@ log = logging.getLogger("pesgen.payfip")
 NO_TRANSACTION_TIME = ("PayFiP gave no transaction date and time (dattrans/heurtrans): "
                        "paid_at is when pesgen recorded the result")
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
+# the anomalies of money paid for a title cancelled since: through its link after the
+# cancellation (run-cancelled), or before it (paid-cancelled, recorded by `runs cancel
+# --despite-payments`): the trésorerie applies it to the title due or refunds it
+PAID_CANCELLED = "paid-cancelled"
+SETTLED = ("run-cancelled", PAID_CANCELLED)
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
 
 
@@ -417,6 +422,9 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
                                       "amount_cents": op["amount_cents"], "updated_at": now}
             if pay["status"] != "paid":
                 values["status"] = "pending"
+            if pay["status"] == "refunded":  # the refunded payment is no longer the row's
+                values.update(paid_cents=None, method=None, paid_at=None, id_op=None,
+                              numauto=None, applied_run=None)
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
@@ -900,6 +908,12 @@ ANOMALY_ADVICE = {
                        "trésorerie whether money was collected, and check payfip.mode",
     "unknown-result": "a result code pesgen does not know: ask the trésorerie what it means "
                       "and whether money was collected",
+    "paid-cancelled": "a title paid online was cancelled since (`runs cancel "
+                      "--despite-payments`): tell the trésorerie, which applies the money to "
+                      "the title exported in its place or refunds it; until then the invoice "
+                      "is paid for pesgen (no link, TIPI link nor Datamatrix); resolve it with "
+                      "--applied (the new title is then recorded paid) or --refunded (the new "
+                      "title gets its links)",
     "run-cancelled": "paid through the link of a cancelled title: tell the trésorerie, which "
                      "applies the money to the new title or refunds it; until this anomaly "
                      "is resolved, the invoice gets no new link, TIPI link nor Datamatrix "
@@ -1018,6 +1032,8 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             _may_have_outcome(row, op, outcome)
         if outcome == "applied" and op is not None:
             applied = _apply(store, conn, row, op, by, now)
+        elif outcome == "refunded" and op is not None and row.kind == PAID_CANCELLED:
+            _refunded(conn, row, op, by, now)
         conn.execute(anomalies.update().where(
             anomalies.c.id == anomaly_id, anomalies.c.resolved_at.is_(None)).values(
             resolved_at=now, resolved_by=by, note=note, outcome=outcome))
@@ -1036,14 +1052,15 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
 
 
 def _may_have_outcome(row: Any, op: dict[str, Any] | None, outcome: str) -> None:
-    """Refuse an outcome for an anomaly that is not money paid through a cancelled title:
-    another kind, or a test link's (saisie T collects nothing)."""
+    """Refuse an outcome for an anomaly that is not money paid for a cancelled title
+    (through its link after the cancellation, or before it: ``SETTLED``): another kind,
+    or a test link's (saisie T collects nothing)."""
     flag = f"--{outcome}"
-    if row.kind != "run-cancelled" or op is None or not row.invoice:
+    if row.kind not in SETTLED or op is None or not row.invoice:
         raise UsageError(
             f"anomaly #{row.id} is {row.kind}: {flag} records what the trésorerie did with "
-            "money paid through a cancelled title (a run-cancelled anomaly); say what was "
-            "decided in --note alone")
+            "money paid for a cancelled title (a run-cancelled or paid-cancelled anomaly); "
+            "say what was decided in --note alone")
     if op["saisie"] == "T":
         raise UsageError(
             f"anomaly #{row.id}: operation {op['id_op']} is a test link (saisie T): it "
@@ -1109,7 +1126,7 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     pay = _payment_row(conn, op["id_coll"], invoice)
     if pay is None:
         raise StateError(f"{why}: no PayFiP payment record for it")
-    if pay["status"] == "paid":
+    if pay["status"] == "paid" and pay["id_op"] != op["id_op"]:
         raise StateError(
             f"{why}: it is already paid ({cents_text(pay['paid_cents'] or 0)} on "
             f"{pay['paid_at']}, operation {pay['id_op']}): the money paid through the "
@@ -1142,6 +1159,21 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
 
 # ---------------------------------------------------------------------- in-transaction
 
+
+
+def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str) -> None:
+    """The trésorerie refunded the payment of a title cancelled since (a paid-cancelled
+    anomaly resolved ``--refunded``): the invoice's payment becomes ``refunded`` (no
+    longer a payment: its title due gets links again; the amount, method and time stay
+    on the row until a new link is made), with a ``refunded`` event (source support).
+    Nothing is changed when the payment is another operation's by now."""
+    pay = _payment_row(conn, op["id_coll"], row.invoice)
+    if pay is None or pay["status"] != "paid" or pay["id_op"] != op["id_op"]:
+        return
+    conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
+        status="refunded", updated_at=now))
+    _event(conn, {**op, "invoice": row.invoice}, "refunded", "support", "refunded",
+           {"anomaly": row.id, "refunded_by": by, "paid_cents": pay["paid_cents"]})
 
 def _operation_row(conn: Connection, id_op: str) -> dict[str, Any] | None:
     query = sa.select(operations).where(operations.c.id_op == id_op)
