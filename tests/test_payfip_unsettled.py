@@ -935,6 +935,13 @@ def test_a_paid_title_cancelled_is_an_anomaly_and_refunded_gives_the_new_title_i
     run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    # the refusal says where to record the trésorerie's answer
+    assert ("(`pesgen payfip payments --history` shows the payment); its title was "
+            f"cancelled since (anomaly #{number}, paid-cancelled, not resolved): once the "
+            "trésorerie has answered, record it: `pesgen payfip anomalies resolve "
+            f"{number} --applied --note TEXT` (the money applied to the title due) or "
+            "`--refunded` (refunded: the title due then gets its link)") in " ".join(
+                err.split()), err
     code, out, err = _cli(store, "payfip", "payments")
     assert ("note: 1 cancelled title(s) were paid online (FA-2026-00102): the money stays "
             "with the cancelled title; the trésorerie refunds it or applies it to the title "
@@ -994,6 +1001,7 @@ def test_a_paid_title_cancelled_resolved_with_a_note_alone_stays_paid(flow, stor
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "paid"
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
+    assert "paid-cancelled, not resolved" not in err  # resolved: nothing to record
 
 
 def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path):

@@ -253,14 +253,22 @@ def paid_by_key(store: Store, id_coll: str) -> dict[str, dict[str, Any]]:
     (``keys.invoice_key``, as the guard compares numbers: a paid title cancelled and
     exported again written otherwise, ``fa-1`` for ``FA-1``, is the same invoice, whose
     payment row keeps the number its operation was made with); the earliest paid of a
-    key. One query, read once for a batch of links (``service.Lookups.paid``), as the
-    Datamatrix reads them."""
+    key, with ``open_settlement``: the number of its open paid-cancelled anomaly (None:
+    none). Two queries, read once for a batch of links (``service.Lookups.paid``), as
+    the Datamatrix reads them."""
     out: dict[str, dict[str, Any]] = {}
     with store.engine.connect() as conn:
+        # the open paid-cancelled anomalies (a paid title cancelled since, the
+        # trésorerie's answer not recorded): each payment gets its number, or None
+        open_ = dict(conn.execute(sa.select(anomalies.c.id_op, sa.func.min(anomalies.c.id))
+                                  .where(anomalies.c.kind == PAID_CANCELLED,
+                                         anomalies.c.resolved_at.is_(None))
+                                  .group_by(anomalies.c.id_op)).all())
         for row in conn.execute(sa.select(payments).where(
                 payments.c.id_coll == id_coll, payments.c.status == "paid").order_by(
                 payments.c.paid_at, payments.c.id)):
-            out.setdefault(invoice_key(row.invoice), dict(row._mapping))
+            out.setdefault(invoice_key(row.invoice),
+                           {**row._mapping, "open_settlement": open_.get(row.id_op)})
     return out
 
 

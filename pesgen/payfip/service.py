@@ -112,10 +112,17 @@ def refuse_paid(paid: dict[str, Any] | None, invoice: str, what: str) -> None:
     # money paid through a cancelled title that the trésorerie applied to this one
     applied = (f", through a cancelled title, applied by the trésorerie to the title of run "
                f"{paid['applied_run']}" if paid["applied_run"] else "")
+    # its title cancelled since, the trésorerie's answer not recorded: where to record it
+    number = paid.get("open_settlement")
+    settle = (f"; its title was cancelled since (anomaly #{number}, paid-cancelled, not "
+              "resolved): once the trésorerie has answered, record it: `pesgen payfip "
+              f"anomalies resolve {number} --applied --note TEXT` (the money applied to the "
+              "title due) or `--refunded` (refunded: the title due then gets its link)"
+              if number is not None else "")
     raise StateError(
         f"invoice {invoice}: already paid through PayFiP: {amount}{method} on "
         f"{paid['paid_at']} (operation {paid['id_op']}{applied}); no {what}: the family would pay "
-        "twice (`pesgen payfip payments --history` shows the payment)",
+        f"twice (`pesgen payfip payments --history` shows the payment){settle}",
         [Problem("payfip.paid", f"paid {amount} on {paid['paid_at']} through PayFiP "
                  f"operation {paid['id_op']}: no {what} for a paid invoice", invoice=invoice)])
 
