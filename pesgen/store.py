@@ -2720,7 +2720,7 @@ def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: s
     place or to refund, and `payfip anomalies resolve --applied | --refunded` records
     which (docs/payfip.md)."""
     from .payfip.models import cents_text
-    from .payfip.tables import anomalies, operations, paid_title_run, payments
+    from .payfip.tables import PAID_CANCELLED, anomalies, operations, paid_title_run, payments
 
     rows = conn.execute(
         sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
@@ -2734,7 +2734,7 @@ def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: s
         .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
     if rows:
         conn.execute(anomalies.insert(), [
-            {"at": now, "kind": "paid-cancelled", "id_op": r.id_op, "invoice": r.invoice,
+            {"at": now, "kind": PAID_CANCELLED, "id_op": r.id_op, "invoice": r.invoice,
              "source": "cancel", "expected": None, "got": None,
              "detail": f"its title, paid {cents_text(r.paid_cents or 0)}, cancelled (IdBord "
                        f"{r.id_bord} of run {run_id}): {reason}"} for r in rows])

@@ -700,12 +700,13 @@ def anomalies_resolve(
     by: Annotated[str | None, typer.Option(
         "--by", help="Who decided (default: the login name).")] = None,
     applied: Annotated[bool, typer.Option(
-        "--applied", help="A run-cancelled anomaly: the trésorerie applied the money paid "
-        "through the cancelled title to the title exported in its place, which is then "
-        "recorded paid (no link, TIPI link nor Datamatrix for it).")] = False,
+        "--applied", help="A run-cancelled or paid-cancelled anomaly: the trésorerie applied "
+        "the money paid for the cancelled title to the title exported in its place, which "
+        "is then recorded paid (no link, TIPI link nor Datamatrix for it).")] = False,
     refunded: Annotated[bool, typer.Option(
-        "--refunded", help="A run-cancelled anomaly: the trésorerie refunded the family "
-        "(recorded; the title due gets its payment links again).")] = False,
+        "--refunded", help="A run-cancelled or paid-cancelled anomaly: the trésorerie "
+        "refunded the family (recorded; the title due gets its payment links again).")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Record a person's decision on an anomaly (who, when, the note) and close it. It
@@ -777,12 +778,12 @@ def anomalies_resolve(
 
 
 def _say_released(store: Any, row: dict[str, Any]) -> None:
-    """After a run-cancelled anomaly is resolved without --applied: whether its invoice
-    gets a payment again (no other such anomaly of it open, and not paid: another
-    payment through the cancelled title applied to the title due, or its own link's,
-    is refused a link as any), and, resolved with the note alone, what to do when the
-    trésorerie applied the money to the title due (the answer was not recorded: pesgen
-    would make a link and a Datamatrix for a title paid that way)."""
+    """After a run-cancelled or paid-cancelled anomaly is resolved without --applied:
+    whether its invoice gets a payment again (no other such anomaly of it open, and not
+    paid: another payment through the cancelled title applied to the title due, or its
+    own link's, is refused a link as any), and, resolved with the note alone, what to do
+    when the trésorerie applied the money to the title due (the answer was not recorded:
+    pesgen would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
     from .ledger import payment_of, unsettled_payments
     from .models import cents_text, method_said

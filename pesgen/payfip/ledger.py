@@ -35,6 +35,7 @@ from ..store import (
 from .models import RESULTS, SAISIE_TEST, PaymentDetail, cents_text, paid_by, to_cents
 from .tables import (
     OUTCOMES,
+    PAID_CANCELLED,
     RESOLVED_BY_MAX,
     anomalies,
     events,
@@ -54,7 +55,6 @@ OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
 # the anomalies of money paid for a title cancelled since: through its link after the
 # cancellation (run-cancelled), or before it (paid-cancelled, recorded by `runs cancel
 # --despite-payments`): the trésorerie applies it to the title due or refunds it
-PAID_CANCELLED = "paid-cancelled"
 SETTLED = ("run-cancelled", PAID_CANCELLED)
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
 
@@ -112,16 +112,20 @@ class Due:
     cod_bud: str = ""  # the budget (CodBud) of its run
 
 
-def _active_titles(store: Store, id_coll: str, invoice: str) -> Sequence[Any]:
+def _active_titles(store: Store, id_coll: str, invoice: str,
+                   conn: Connection | None = None) -> Sequence[Any]:
     """The active titles of an invoice, found like the duplicate guard and `runs find`
-    find it (through ``keys.invoice_key``: case and surrounding spaces aside)."""
-    with store.engine.connect() as conn:
-        return conn.execute(
-            sa.select(run_invoices, runs.c.exercise, runs.c.cod_bud, runs.c.created_at)
-            .join(runs, runs.c.id == run_invoices.c.run_id)
-            .where(run_invoices.c.invoice_key == invoice_key(invoice),
-                   run_invoices.c.id_coll == id_coll, run_invoices.c.active)
-            .order_by(runs.c.created_at, run_invoices.c.id)).all()
+    find it (through ``keys.invoice_key``: case and surrounding spaces aside), oldest
+    run first. ``conn``: read in that transaction."""
+    query = (sa.select(run_invoices, runs.c.exercise, runs.c.cod_bud, runs.c.created_at)
+             .join(runs, runs.c.id == run_invoices.c.run_id)
+             .where(run_invoices.c.invoice_key == invoice_key(invoice),
+                    run_invoices.c.id_coll == id_coll, run_invoices.c.active)
+             .order_by(runs.c.created_at, run_invoices.c.id))
+    if conn is not None:
+        return conn.execute(query).all()
+    with store.engine.connect() as own:
+        return own.execute(query).all()
 
 
 def _one_title(titles: Sequence[Any], invoice: str) -> Any:
@@ -1000,10 +1004,12 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     the anomaly as resolved, with its operation's ``saisie`` and ``id_coll`` (None
     without one).
 
-    ``outcome`` (a `run-cancelled` anomaly of money collected only: ``OUTCOMES``) is what
-    the trésorerie did with the money paid through the cancelled title, recorded with
-    the anomaly. ``refunded``: nothing more. ``applied``: it applied the money to the
-    title exported in the cancelled one's place, which is then paid: the invoice's
+    ``outcome`` (an anomaly of money collected for a title cancelled since, ``SETTLED``:
+    run-cancelled or paid-cancelled; ``OUTCOMES``) is what the trésorerie did with that
+    money, recorded with the anomaly. ``refunded``: nothing more for a run-cancelled
+    one; a paid-cancelled one's payment becomes ``refunded`` (``_refunded``).
+    ``applied``: it applied the money to the title exported in the cancelled one's
+    place, which is then paid: the invoice's
     payment becomes that operation's (``paid``, the amount collected, its method and
     time) on that title (``applied_run``: `payfip payments` lists it paid there, `link`,
     `tipi-url` and `datamatrix` refuse it as any paid title), and its history gets a
@@ -1084,13 +1090,7 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     other operation. Returns that title's run, IdBord, the cents and the method."""
     invoice = row.invoice
     why = f"anomaly #{row.id}: --applied refused for invoice {invoice}"
-    query = (sa.select(run_invoices.c.run_id, run_invoices.c.invoice, run_invoices.c.id_bord,
-                       run_invoices.c.amount)
-             .join(runs, runs.c.id == run_invoices.c.run_id)
-             .where(run_invoices.c.invoice_key == invoice_key(invoice),
-                    run_invoices.c.id_coll == op["id_coll"], run_invoices.c.active)
-             .order_by(runs.c.created_at, run_invoices.c.id))
-    titles = conn.execute(query).all()
+    titles = _active_titles(store, op["id_coll"], invoice, conn)
     if titles and conn.dialect.name == "postgresql":
         # as a link's recording does (record_operation): the runs' rows locked, as `runs
         # cancel` locks its run, so that a cancellation of the title either sees this
@@ -1099,7 +1099,7 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
         lock_acknowledgements(conn, shared=True)
         conn.execute(sa.select(runs.c.id).where(
             runs.c.id.in_(sorted({t.run_id for t in titles}))).with_for_update()).all()
-        titles = conn.execute(query).all()
+        titles = _active_titles(store, op["id_coll"], invoice, conn)
     if not titles:
         raise StateError(f"{why}: no active title holds it, so there is no title to apply "
                          "the money to: export the invoice again first (`pesgen runs find "
@@ -1165,10 +1165,6 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
             "still_open": [dict(r._mapping) for r in still_open]}
 
 
-# ---------------------------------------------------------------------- in-transaction
-
-
-
 def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str) -> None:
     """The trésorerie refunded the payment of a title cancelled since (a paid-cancelled
     anomaly resolved ``--refunded``): the invoice's payment becomes ``refunded`` (no
@@ -1182,6 +1178,10 @@ def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str)
         status="refunded", updated_at=now))
     _event(conn, {**op, "invoice": row.invoice}, "refunded", "support", "refunded",
            {"anomaly": row.id, "refunded_by": by, "paid_cents": pay["paid_cents"]})
+
+
+# ---------------------------------------------------------------------- in-transaction
+
 
 def _operation_row(conn: Connection, id_op: str) -> dict[str, Any] | None:
     query = sa.select(operations).where(operations.c.id_op == id_op)

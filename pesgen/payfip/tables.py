@@ -62,7 +62,8 @@ def _payments_v2(meta: sa.MetaData) -> sa.Table:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("id_coll", sa.String(14), nullable=False),
         sa.Column("invoice", sa.String(64), nullable=False),
-        # pending | paid | refused | abandoned | expired
+        # pending | paid | refused | abandoned | expired (test-paid from schema 4,
+        # refunded from schema 15: values, not columns)
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("amount_cents", sa.Integer, nullable=False),  # due, from the active run
         sa.Column("paid_cents", sa.Integer),
@@ -141,6 +142,10 @@ anomalies.append_column(sa.Column("note", sa.Text))
 anomalies.append_column(sa.Column("outcome", sa.String(16)))
 payments.append_column(sa.Column("applied_run", sa.String(36)))
 OUTCOMES = ("applied", "refunded")
+# the anomaly of a title paid and then cancelled (`runs cancel --despite-payments`, from
+# schema 15): the trésorerie applies the money to the title exported in its place or
+# refunds it (``OUTCOMES``); a payment refunded so has the status ``refunded``
+PAID_CANCELLED = "paid-cancelled"
 
 
 def paid_title_run(operation_run: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
