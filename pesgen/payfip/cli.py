@@ -40,6 +40,14 @@ def _fail(exc: PesgenError) -> None:
     fail(exc)
 
 
+def _problems_json(exc: PesgenError) -> list[dict[str, Any]]:
+    """A refusal's problems as the JSON reports give them (``errors.problem_json``: the
+    rule, the file, line and key, the input record and invoice, the message)."""
+    from ..errors import problem_json
+
+    return [problem_json(p) for p in exc.problems]
+
+
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
     """The state store. It must exist for the commands that work on exported runs or on
     recorded payments (a mistyped --db must not answer "nothing" from a new, empty
@@ -313,7 +321,8 @@ def reconcile(
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
-                       counts=dict(sorted(counts.items())), operations=asked)
+                       problems=_problems_json(exc), counts=dict(sorted(counts.items())),
+                       operations=asked)
         _fail(exc)
         return
     # some results could not be asked: alert (exit 8)
@@ -560,7 +569,8 @@ def anomalies(
             rows = list_anomalies(store)
     except PesgenError as exc:
         if fmt == "json":
-            _json_exit("payfip anomalies", int(exc.exit_code), str(exc))
+            _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc))
         _fail(exc)
         return
     listed = [r for r in rows if every or r["resolved_at"] is None]
