@@ -11,7 +11,14 @@ import json
 from pesgen.errors import ExitCode, Problem, StateError
 from pesgen.store import Store
 
-from .test_payfip_cli import _run, world  # noqa: F401 - the fixture
+from .test_payfip_cli import (  # noqa: F401 - the fixture
+    BATCH,
+    _linked,
+    _links,
+    _nothing_sent,
+    _run,
+    world,
+)
 
 
 def _report(args: tuple[str, ...]) -> tuple[int, dict, str]:
@@ -63,3 +70,111 @@ def test_anomalies_and_reconcile_refused_give_their_problems(world, monkeypatch,
         assert (code, report["problems"]) == (ExitCode.STATE, []), report
         assert report["error"].startswith(f"no pesgen store at {missing}"), report
     assert Store().list_runs()  # the example's store is untouched
+
+
+def _links_json(world, *invoices: str, extra: tuple[str, ...] = ("--mode", "W")):
+    code, out, err = _links(world, *invoices, extra=(*extra, "--format", "json"))
+    return code, json.loads(out), err
+
+
+def test_link_as_json_gives_each_link_made_once_the_batch_is_over(world):
+    """`payfip link --format json`: one document, each link with its invoice, operation,
+    refdet, amount (decimal text and cents), saisie, URL and notes, the count; a test
+    link's note as a field; standard error says nothing."""
+    code, report, err = _links_json(world, *BATCH[:2])
+    assert (code, err) == (0, "")
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["made"], report["not_sent"], report["stopped_at"],
+            report["mode_note"]) == ("payfip link", True, 0, None, 2, [], None, None)
+    sent = {op.request["refdet"]: op for op in world["payfip"].operations.values()}
+    first, second = report["links"]
+    op = sent["FA202600102"]
+    assert first == {"invoice": "FA-2026-00102", "id_op": op.id_op, "refdet": "FA202600102",
+                     "amount": "187.50", "amount_cents": 18750, "saisie": "W",
+                     "exer": "2026", "url": first["url"], "notes": []}
+    assert first["url"].endswith(f"idop={op.id_op}")
+    assert (second["invoice"], second["id_op"]) == ("FA-2026-00103",
+                                                    sent["FA202600103"].id_op)
+    assert _linked(world) == ["FA-2026-00102", "FA-2026-00103"]
+    # the example mapping's mode, T: the note the text says on stderr, as a field
+    code, report, err = _links_json(world, "FA-2026-00105", extra=())
+    assert (code, err, report["links"][0]["saisie"]) == (0, "", "T")
+    assert report["mode_note"].startswith("saisie T: test link(s): a payment through them "
+                                          "is recorded as a test (test-paid)")
+
+
+def test_link_as_json_refused_gives_its_problems_and_sends_nothing(world):
+    """One invoice of the batch refused: nothing sent, the report says so (no link, every
+    invoice not sent) with each problem and the text's exit code."""
+    code, report, err = _links_json(world, "FA-2026-00102", "FA-2026-00104")
+    assert code == ExitCode.INPUT, report
+    assert (report["ok"], report["exit_code"], report["links"], report["made"],
+            report["not_sent"], report["stopped_at"]) == (
+        False, ExitCode.INPUT, [], 0, ["FA-2026-00102", "FA-2026-00104"], None)
+    assert report["error"].startswith("1 of 2 invoice(s) refused: FA-2026-00104; nothing was "
+                                      "sent")
+    assert [p["rule"] for p in report["problems"]] == ["payfip.mel"]
+    assert report["problems"][0]["key"] is not None  # the mapping's binding named
+    _nothing_sent(world)
+    code, out, err = _links(world, "FA-2026-00102", extra=("--format", "xml"))
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert "--format must be text or json, got 'xml'" in err
+    _nothing_sent(world)
+
+
+def test_link_as_json_stopped_by_payfip_after_one_link_gives_it(world, monkeypatch):
+    """PayFiP fails on the second link of three: the report, ok false with PayFiP's error
+    (exit 8, as the text), still gives the link made and recorded (a family may get it),
+    the invoice whose link failed and the one not sent."""
+    from pesgen.payfip.client import PayfipClient
+    from pesgen.payfip.errors import PayfipFault
+
+    calls: list[int] = []
+    real = PayfipClient.creer_paiement_securise
+
+    def failing(self, request):
+        calls.append(1)
+        if len(calls) == 2:
+            raise PayfipFault("PayFiP creerPaiementSecurise: TechDysfonctionnementErreur "
+                              "999: Erreur technique", kind="TechDysfonctionnementErreur",
+                              code="999")
+        return real(self, request)
+
+    monkeypatch.setattr(PayfipClient, "creer_paiement_securise", failing)
+    code, report, err = _links_json(world, *BATCH)
+    assert (code, err) == (ExitCode.REMOTE, ""), err
+    assert (report["ok"], report["exit_code"], report["made"], report["stopped_at"],
+            report["not_sent"]) == (False, ExitCode.REMOTE, 1, "FA-2026-00103",
+                                    ["FA-2026-00105"])
+    [made] = report["links"]
+    [op] = world["payfip"].operations.values()
+    assert (made["invoice"], made["id_op"]) == ("FA-2026-00102", op.id_op)
+    assert report["error"].startswith("invoice FA-2026-00103: PayFiP creerPaiementSecurise")
+    assert "the batch stopped there: 1 link(s) made before it (FA-2026-00102)" in report[
+        "error"]
+    assert report["problems"] == []
+    assert _linked(world) == ["FA-2026-00102"]
+
+
+def test_link_as_json_stopped_by_ctrl_c_gives_the_links_made(world, monkeypatch):
+    """Ctrl-C while the second link is being made: exit 130 and one document, the link
+    made, the invoice stopped at, the one not sent; stopped while checking, none sent."""
+    from pesgen.payfip import service
+
+    from .test_payfip_cli import _interrupted_on_call
+
+    _interrupted_on_call(monkeypatch, 2)
+    code, report, err = _links_json(world, *BATCH)
+    assert code == 130, err
+    assert (report["ok"], report["exit_code"], report["error"], report["made"],
+            report["stopped_at"], report["not_sent"]) == (
+        False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"])
+    assert [m["invoice"] for m in report["links"]] == ["FA-2026-00102"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(service, "build_request", interrupted)
+    code, report, err = _links_json(world, "FA-2026-00107", "FA-2026-00108")
+    assert (code, report["links"], report["stopped_at"], report["not_sent"]) == (
+        130, [], None, ["FA-2026-00107", "FA-2026-00108"])

@@ -110,6 +110,10 @@ def link(
     ] = None,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: one report once the batch is over (command, ok, "
+        "exit_code, error, then the links made, made, not_sent, stopped_at, mode_note; a "
+        "refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Create a PayFiP payment for each exported invoice given (amount from its active
@@ -123,7 +127,10 @@ def link(
     links = None
     printing = None  # the link being printed: its lines may not have reached the reader
     tests: set[str] = set()  # the test or activation modes of the links made
+    made: list[Any] = []  # --format json: the links made, said once the batch is over
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras()
         from .service import create_links
 
@@ -131,6 +138,12 @@ def link(
                              return_url=return_url, endpoint=endpoint, mode=mode,
                              timeout=timeout, batch=batch)
         for result in links:
+            if fmt == "json":
+                # nothing printed until the batch is over: each link kept for the report
+                made.append(result)
+                if result.saisie in ("T", "X"):
+                    tests.add(result.saisie)
+                continue
             # each link as soon as it is recorded: a batch stopped midway has printed
             # every link it made
             printing = result
@@ -147,6 +160,8 @@ def link(
                 raise BrokenPipeError(32, "standard output closed by its reader")
             printing = None
     except PesgenError as exc:
+        if fmt == "json":
+            _link_json(batch, invoice, made, tests, exc)
         if exc.outcome is None:
             # what the refusal leaves, after the count of problems: a link writes no file
             # ("nothing was written." read as if something else had been done); refused
@@ -157,19 +172,57 @@ def link(
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         if links is not None:
             links.close()  # no link after it; the client closed
+        if fmt == "json" and isinstance(exc, KeyboardInterrupt):
+            _link_json(batch, invoice, made, tests, exc)
         _batch_stopped(batch, invoice, printing, exc)
+    if fmt == "json":
+        _link_json(batch, invoice, made, tests)
+        return
     if tests:
-        # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T,
-        # and its links sent to families collect nothing
-        _echo_err(f"note: saisie {'/'.join(sorted(tests))}: "
-                  f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
-                  "link(s): a payment "
-                  "through them is recorded as a test (test-paid), never as a payment of the "
-                  "invoice; links for families to pay are production ones, saisie W "
-                  "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
-                  "activation mode)")
+        _echo_err(f"note: {_mode_note(tests)}")
     if len(invoice) > 1:
         _echo_err(f"{batch.made} link(s) made")
+
+
+def _mode_note(tests: set[str]) -> str:
+    """What the test or activation mode (``tests``: T, X) of links made means."""
+    # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T, and
+    # its links sent to families collect nothing
+    return (f"saisie {'/'.join(sorted(tests))}: "
+            f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
+            "link(s): a payment through them is recorded as a test (test-paid), never as a "
+            "payment of the invoice; links for families to pay are production ones, saisie W "
+            "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
+            "activation mode)")
+
+
+def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
+               stopped: BaseException | None = None) -> None:
+    """`payfip link --format json`'s report, then its exit (the text's code): every link
+    made and recorded, also when the batch stopped after some (a family may get them);
+    the invoices nothing was sent for; the one whose link was being made when it stopped
+    (``stopped``: a refusal or PayFiP's error, Ctrl-C or SIGTERM); a refusal's problems."""
+    from ..cli import _Interrupts, _json_exit
+    from .models import cents_text
+
+    if batch.sending is None:  # refused or stopped while checking them: nothing sent
+        not_sent, stopped_at = (list(given) if stopped is not None else []), None
+    else:
+        not_sent, stopped_at = batch.not_sent(), batch.stopping()
+    fields: dict[str, Any] = {
+        "links": [{"invoice": m.invoice, "id_op": m.id_op, "refdet": m.refdet,
+                   "amount": cents_text(m.amount_cents), "amount_cents": m.amount_cents,
+                   "saisie": m.saisie, "exer": m.exer or None, "url": m.url,
+                   "notes": list(m.notes)} for m in made],
+        "made": len(made), "not_sent": not_sent, "stopped_at": stopped_at,
+        "mode_note": _mode_note(tests) if tests else None}
+    if isinstance(stopped, PesgenError):
+        _json_exit("payfip link", int(stopped.exit_code), str(stopped),
+                   problems=_problems_json(stopped), **fields)
+    if stopped is not None:  # Ctrl-C or SIGTERM: said here, not again by ``main``
+        _Interrupts.said = True
+        _json_exit("payfip link", 130, "interrupted", problems=[], **fields)
+    _json_exit("payfip link", 0, None, **fields)
 
 
 def _stdout_closed() -> bool:
