@@ -7,10 +7,12 @@ exit_code, error), then the command's fields; a refusal gives its problems
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pesgen.errors import ExitCode, Problem, StateError
 from pesgen.store import Store
 
+from .payfip_support import MAPPING
 from .test_payfip_cli import (  # noqa: F401 - the fixture
     BATCH,
     _linked,
@@ -178,3 +180,102 @@ def test_link_as_json_stopped_by_ctrl_c_gives_the_links_made(world, monkeypatch)
     code, report, err = _links_json(world, "FA-2026-00107", "FA-2026-00108")
     assert (code, report["links"], report["stopped_at"], report["not_sent"]) == (
         130, [], None, ["FA-2026-00107", "FA-2026-00108"])
+
+
+def test_client_info_as_json(world):
+    """`payfip client-info --format json`: PayFiP's libellés as fields; a client number
+    PayFiP would refuse: its problem, exit 4, nothing asked."""
+    code, report, err = _report(("payfip", "client-info", "-m", str(MAPPING), "--endpoint",
+                                 world["endpoint"], "--format", "json"))
+    assert (code, err) == (0, "")
+    assert {k: report[k] for k in ("command", "ok", "exit_code", "error", "numcli",
+                                   "libelle_n1", "libelle_n2", "libelle_n3",
+                                   "endpoint")} == {
+        "command": "payfip client-info", "ok": True, "exit_code": 0, "error": None,
+        "numcli": "012345", "libelle_n1": "COLLECTIVITE DE TEST",
+        "libelle_n2": "REGIE DE TEST", "libelle_n3": "PAYFIP FAKE",
+        "endpoint": world["endpoint"]}
+    code, report, err = _report(("payfip", "client-info", "--numcli", "12345", "--endpoint",
+                                 world["endpoint"], "--format", "json"))
+    assert (code, report["ok"], report["exit_code"], report["numcli"]) == (
+        ExitCode.INPUT, False, ExitCode.INPUT, "12345"), report
+    assert [p["rule"] for p in report["problems"]] == ["payfip.numcli"]
+
+
+def _tipi(world, invoice: str, *extra: str):
+    return _report(("payfip", "tipi-url", "-m", str(MAPPING), "-n", invoice, "--urlcl",
+                    "https://ecole.example.org/tipi/retour", "--endpoint", world["endpoint"],
+                    "--format", "json", *extra))
+
+
+def test_tipi_url_as_json(world):
+    """`payfip tipi-url --format json`: the URL and what it asks; refused (a bad urlcl,
+    an invoice paid already): the problems and the text's exit code, no URL."""
+    code, report, err = _tipi(world, "FA-2026-00102")
+    assert (code, err) == (0, "")
+    assert {k: report[k] for k in ("command", "ok", "invoice", "refdet", "amount",
+                                   "amount_cents", "exer", "saisie", "notes")} == {
+        "command": "payfip tipi-url", "ok": True, "invoice": "FA-2026-00102",
+        "refdet": "FA202600102", "amount": "187.50", "amount_cents": 18750, "exer": "2026",
+        "saisie": "T", "notes": []}
+    assert report["url"].startswith(f"{world['endpoint']}/paiement.web?numcli=012345&")
+    assert "refdet=FA202600102" in report["url"] and report["url"].endswith("&saisie=T")
+    code, report, err = _tipi(world, "FA-2026-00103", "--saisie", "X")
+    assert (code, report["saisie"], report["refdet"]) == (0, "X", "FA202600103")
+    assert report["url"].endswith("&saisie=X")
+    code, report, err = _report(("payfip", "tipi-url", "-m", str(MAPPING), "-n",
+                                 "FA-2026-00102", "--urlcl", "ftp://x/y", "--format", "json"))
+    assert (code, report["ok"], report["error"], report["invoice"]) == (
+        ExitCode.INPUT, False, "invoice FA-2026-00102: the PayFiP request is invalid; "
+        "nothing was sent", "FA-2026-00102"), report
+    [problem] = report["problems"]
+    assert (problem["rule"], problem["message"]) == (
+        "payfip.urlcl", "urlcl: 'ftp://x/y' must be an absolute http(s) URL")
+    assert "url" not in report
+    code, report, err = _tipi(world, "FA-2099-99999")
+    assert (code, report["ok"]) == (ExitCode.STATE, False)
+    assert report["error"].startswith("invoice FA-2099-99999: in no active run")
+
+
+def test_datamatrix_as_json_says_what_it_wrote_and_left_out(world, tmp_path):
+    """`payfip datamatrix --format json`: each file written with its images and the
+    titles drawn; a title paid online left out, with its payment; refused: every problem,
+    exit 6, nothing written."""
+    import httpx
+
+    from .payfip_support import TIMEOUT
+
+    code, out, err = _links(world, "FA-2026-00102")
+    id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
+    httpx.post(f"{world['endpoint']}/paiementws.web", data={"idop": id_op, "action": "card"},
+               timeout=TIMEOUT)
+    run_id = Store().list_runs()[0].id
+    target = tmp_path / "dm"
+    code, report, err = _report(("payfip", "datamatrix", "--run", run_id[:8], "-m",
+                                 str(MAPPING), "--out", str(target), "--image", "both",
+                                 "--format", "json"))
+    assert (code, err) == (0, ""), err
+    stem = "PESORMC_21450999400015_2026_0000001"
+    assert (report["command"], report["ok"], report["run"], report["layout"],
+            report["unconfirmed"], report["image"]) == (
+        "payfip datamatrix", True, run_id, 1, True, "both")
+    [written] = report["files"]
+    assert written["csv"] == str(target / f"{stem}.datamatrix.csv")
+    assert written["images_folder"] == str(target / f"{stem}.datamatrix")
+    assert len(written["titles"]) == 10 and "FA-2026-00102" not in written["titles"]
+    assert written["titles"][0] == "FA-2026-00101"
+    assert written["images"][:2] == [str(target / f"{stem}.datamatrix" / f"FA-2026-00101.{x}")
+                                      for x in ("svg", "png")]
+    assert len(written["images"]) == 20 and all(Path(p).is_file() for p in written["images"])
+    [paid] = report["paid_online"]
+    assert (paid["invoice"], paid["amount"], paid["id_op"], paid["through"]) == (
+        "FA-2026-00102", "187.50", id_op, None)
+    assert (report["skipped_bordereaux"], report["unsettled"]) == ([], [])
+    code, report, err = _report(("payfip", "datamatrix", "--run", run_id[:8],
+                                 "--code-etablissement", "0001", "--out",
+                                 str(tmp_path / "none"), "--format", "json"))
+    assert (code, report["ok"], report["error"], report["files"]) == (
+        ExitCode.OUTPUT, False, f"run {run_id}: Datamatrix not written", [])
+    assert len(report["problems"]) == 10 and {p["rule"] for p in report["problems"]} == {
+        "payfip.datamatrix"}
+    assert not (tmp_path / "none").exists()

@@ -886,9 +886,17 @@ def client_info(
     numcli: Annotated[str | None, typer.Option("--numcli", help="Client number.")] = None,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "numcli, its libellés and the endpoint asked); the same exit codes.")] = "text",
 ) -> None:
     """Ask PayFiP what it knows of a client number (recupererDetailClient)."""
+    from ..cli import _json_exit
+
+    base: str | None = None
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras()
         from .client import DEFAULT_ENDPOINT, PayfipClient
 
@@ -905,7 +913,16 @@ def client_info(
         with PayfipClient(base, timeout=timeout) as client:
             detail = client.recuperer_detail_client(numcli)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip client-info", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), numcli=numcli, endpoint=base)
         _fail(exc)
+        return
+    if fmt == "json":
+        # PayFiP's words as it sent them (json_text escapes what a terminal acts on)
+        _json_exit("payfip client-info", 0, None, numcli=detail.numcli,
+                   libelle_n1=detail.libelleN1, libelle_n2=detail.libelleN2,
+                   libelle_n3=detail.libelleN3, endpoint=base)
         return
     # PayFiP's words: escaped and cut for the terminal
     _say(f"numcli {shown(detail.numcli)}: {shown(detail.libelleN1)} / "
@@ -922,11 +939,19 @@ def tipi_url(
         "--saisie", help="T test, X activation, A production (default: from the mapping's "
         "mode, W -> A).")] = None,
     endpoint: EndpointOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "the invoice, the url and what it asks, its notes; a refusal's problems); the same "
+        "exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Build a legacy TIPI ``paiement.web`` link (its return is unsigned: pesgen records
     nothing from it)."""
+    from ..cli import _json_exit
+
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         from ..mapping import load_mapping
         from .service import build_request
         from .settings import load_settings
@@ -946,7 +971,18 @@ def tipi_url(
                                 req.mel, req.objet, letter, urlcl),
                     endpoint or settings.endpoint)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip tipi-url", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), invoice=invoice)
         _fail(exc)
+        return
+    if fmt == "json":
+        from .models import cents_text
+
+        _json_exit("payfip tipi-url", 0, None, invoice=req.invoice, url=url,
+                   refdet=req.refdet, amount=cents_text(req.montant),
+                   amount_cents=req.montant, exer=req.exer, saisie=letter,
+                   notes=list(notes))
         return
     typer.echo(url)
     for note in notes:
@@ -968,11 +1004,23 @@ def datamatrix(
     ] = None,
     layout: Annotated[int, typer.Option("--layout", help="Payload layout version.")] = 1,
     image: Annotated[str, typer.Option("--image", help="svg, png or both.")] = "svg",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then the "
+        "files written, each with its images and titles drawn, and the titles left out and "
+        "why; a refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
+    from ..cli import _json_exit
+
+    full = None
+    # --format json: what stderr says of the titles left out, each a field
+    left_out: dict[str, list[dict[str, Any]]] = {"skipped_bordereaux": [], "paid_online": [],
+                                                 "unsettled": []}
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
         from .ledger import Unsettled, unsettled_words
@@ -1003,6 +1051,12 @@ def datamatrix(
                    "acquit FILE` gives the command that cancels the bordereau, then export "
                    "its invoices again" if s.rejected else
                    "a family must not pay a cancelled title")
+            if fmt == "json":
+                left_out["skipped_bordereaux"].append({
+                    "id_bord": s.id_bord, "cover": s.cover, "rejected": s.rejected,
+                    "invoices": list(s.invoices), "why": why,
+                    "earlier": str(s.earlier) if s.earlier is not None else None})
+                return
             _echo_err(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
                        f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})")
             if s.earlier is not None:
@@ -1014,6 +1068,12 @@ def datamatrix(
 
         def paid(rows: list[dict[str, Any]]) -> None:
             # paid online already: a Datamatrix would let the family pay it again
+            if fmt == "json":
+                left_out["paid_online"] += [
+                    {"invoice": r["invoice"], "amount": cents_text(r["paid_cents"]),
+                     "paid_at": r["paid_at"], "id_op": r["id_op"], "through": r["through"]}
+                    for r in rows]
+                return
             _echo_err(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
@@ -1025,6 +1085,11 @@ def datamatrix(
             # paid through its cancelled title's link after the cancellation: the
             # trésorerie may apply that money to this title (as `payfip link` refuses it)
             happened, advice = unsettled_words(found)
+            if fmt == "json":
+                left_out["unsettled"].append({
+                    "invoice": invoice, "anomalies": [u.anomaly for u in found],
+                    "happened": happened, "what_to_do": advice})
+                return
             _echo_err(f"skipped {invoice} of run {full}: {happened}; no Datamatrix: {advice}")
 
         with store.reads():
@@ -1033,7 +1098,18 @@ def datamatrix(
                                     on_skipped=skipped, on_paid=paid,
                                     on_unsettled=unsettled)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip datamatrix", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), run=full or run, files=[])
         _fail(exc)
+        return
+    if fmt == "json":
+        _json_exit("payfip datamatrix", 0, None, run=full, layout=layout,
+                   unconfirmed=True, image=image, files=[
+                       {"csv": str(w.csv), "images_folder":
+                        str(w.csv.with_name(w.csv.name.removesuffix(".csv"))),
+                        "images": [str(i) for i in w.images], "titles": list(w.invoices)}
+                       for w in written], **left_out)
         return
     for w in written:
         _say(f"wrote {w.csv}  ({len(w.images)} image(s) in "
