@@ -12,7 +12,7 @@ from pathlib import Path
 from pesgen.errors import ExitCode, Problem, StateError
 from pesgen.store import Store
 
-from .payfip_support import MAPPING
+from .payfip_support import MAPPING, RUN_DATE
 from .test_payfip_cli import (  # noqa: F401 - the fixture
     BATCH,
     _linked,
@@ -279,3 +279,50 @@ def test_datamatrix_as_json_says_what_it_wrote_and_left_out(world, tmp_path):
     assert len(report["problems"]) == 10 and {p["rule"] for p in report["problems"]} == {
         "payfip.datamatrix"}
     assert not (tmp_path / "none").exists()
+
+
+def test_datamatrix_as_json_names_the_bordereaux_it_skipped(db_url, tmp_path):
+    """The example in bordereaux of 4: IdBord 2 rejected by the trésorerie after its
+    Datamatrix was written, IdBord 3 cancelled: the report gives each one skipped, in
+    order, with what covers it, its titles and the CSV written before (not to print); the
+    files written are IdBord 1's alone. IdBord 1 cancelled too: refused, exit 7, each
+    bordereau a problem by its own rule."""
+    from pesgen.runs import export_recorded
+
+    from .test_acquit_record import _ack, _element
+    from .test_cancel import BORDEREAUX, EXAMPLE, split_mapping
+
+    store = Store(db_url)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN_DATE).run_id
+    args = ("payfip", "datamatrix", "--run", run[:8], "--code-etablissement", "001", "--db",
+            db_url, "--format", "json")
+    code, report, err = _report(args)
+    assert code == 0 and len(report["files"]) == 3, err
+    ack = _ack(tmp_path, "ack.xml", _element(2, False, "ERREUR_AUTRE"))
+    assert _run("acquit", str(ack), "--db", db_url, "--record")[0] == 9
+    store.cancel(run, "wrong amounts", [3])
+    code, report, err = _report(args)
+    assert (code, err) == (0, ""), err
+    stems = [f"PESORMC_21450999400015_2026_000000{i}" for i in (1, 2, 3)]
+    [written] = report["files"]
+    assert (written["csv"], written["titles"]) == (
+        str(tmp_path / "o" / f"{stems[0]}.datamatrix.csv"), BORDEREAUX[1])
+    rejected, cancelled = report["skipped_bordereaux"]
+    assert (rejected["id_bord"], rejected["rejected"], rejected["invoices"],
+            rejected["earlier"]) == (2, True, BORDEREAUX[2],
+                                     str(tmp_path / "o" / f"{stems[1]}.datamatrix.csv"))
+    assert rejected["cover"] == ("rejected by the trésorerie: rejected on 2026-11-24 with 1 "
+                                 "error(s) (ack.xml), not cancelled yet")
+    assert rejected["why"].startswith("a family must not pay a title the trésorerie does "
+                                      "not hold")
+    assert (cancelled["id_bord"], cancelled["rejected"], cancelled["invoices"],
+            cancelled["why"]) == (3, False, BORDEREAUX[3],
+                                  "a family must not pay a cancelled title")
+    assert cancelled["cover"].startswith("cancelled on ")
+    store.cancel(run, "wrong amounts", [1])
+    code, report, err = _report(args)
+    assert (code, report["ok"], report["run"], report["files"]) == (
+        ExitCode.STATE, False, run, []), err
+    assert [(p["rule"], p["message"].split()[1]) for p in report["problems"]] == [
+        ("payfip.cancelled", "1"), ("payfip.rejected", "2"), ("payfip.cancelled", "3")]
