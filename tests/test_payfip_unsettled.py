@@ -139,6 +139,25 @@ def test_the_export_summary_and_the_datamatrix_say_it_too(flow, store, tmp_path)
     assert quiet.csv.read_text(encoding="utf-8") == csv_path.read_text(encoding="utf-8")
 
 
+def test_the_datamatrix_as_json_gives_the_unsettled_title_left_out(flow, store, tmp_path):
+    """`payfip datamatrix --format json`: the title left out while money paid through its
+    cancelled title is unsettled is a field (its anomaly, what happened, what to do), as
+    the text says it on stderr; the other titles are written."""
+    import json
+
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, happened = _said(store, run, old)
+    code, out, err = _cli(store, "payfip", "datamatrix", "--run", new.run_id[:8],
+                          "--code-etablissement", "001", "--format", "json")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert report["unsettled"] == [{"invoice": "FA-2026-00102", "anomalies": [number],
+                                    "happened": happened, "what_to_do": _advice(number)}]
+    assert (report["paid_online"], report["skipped_bordereaux"]) == ([], [])
+    [written] = report["files"]
+    assert "FA-2026-00102" not in written["titles"] and len(written["titles"]) == 10
+
+
 def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_path):
     """Resolving the anomaly records the trésorerie's answer (no payment, no status: the
     invoice stays pending) and lifts the refusal: the link, the TIPI URL and the

@@ -40,6 +40,14 @@ def _fail(exc: PesgenError) -> None:
     fail(exc)
 
 
+def _problems_json(exc: PesgenError) -> list[dict[str, Any]]:
+    """A refusal's problems as the JSON reports give them (``errors.problem_json``: the
+    rule, the file, line and key, the input record and invoice, the message)."""
+    from ..errors import problem_json
+
+    return [problem_json(p) for p in exc.problems]
+
+
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
     """The state store. It must exist for the commands that work on exported runs or on
     recorded payments (a mistyped --db must not answer "nothing" from a new, empty
@@ -102,6 +110,10 @@ def link(
     ] = None,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: one report once the batch is over (command, ok, "
+        "exit_code, error, then the links made, made, not_sent, stopped_at, mode_note; a "
+        "refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Create a PayFiP payment for each exported invoice given (amount from its active
@@ -115,7 +127,10 @@ def link(
     links = None
     printing = None  # the link being printed: its lines may not have reached the reader
     tests: set[str] = set()  # the test or activation modes of the links made
+    made: list[Any] = []  # --format json: the links made, said once the batch is over
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras()
         from .service import create_links
 
@@ -123,6 +138,12 @@ def link(
                              return_url=return_url, endpoint=endpoint, mode=mode,
                              timeout=timeout, batch=batch)
         for result in links:
+            if fmt == "json":
+                # nothing printed until the batch is over: each link kept for the report
+                made.append(result)
+                if result.saisie in ("T", "X"):
+                    tests.add(result.saisie)
+                continue
             # each link as soon as it is recorded: a batch stopped midway has printed
             # every link it made
             printing = result
@@ -139,6 +160,8 @@ def link(
                 raise BrokenPipeError(32, "standard output closed by its reader")
             printing = None
     except PesgenError as exc:
+        if fmt == "json":
+            _link_json(batch, invoice, made, tests, exc)
         if exc.outcome is None:
             # what the refusal leaves, after the count of problems: a link writes no file
             # ("nothing was written." read as if something else had been done); refused
@@ -149,19 +172,57 @@ def link(
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         if links is not None:
             links.close()  # no link after it; the client closed
+        if fmt == "json" and isinstance(exc, KeyboardInterrupt):
+            _link_json(batch, invoice, made, tests, exc)
         _batch_stopped(batch, invoice, printing, exc)
+    if fmt == "json":
+        _link_json(batch, invoice, made, tests)
+        return
     if tests:
-        # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T,
-        # and its links sent to families collect nothing
-        _echo_err(f"note: saisie {'/'.join(sorted(tests))}: "
-                  f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
-                  "link(s): a payment "
-                  "through them is recorded as a test (test-paid), never as a payment of the "
-                  "invoice; links for families to pay are production ones, saisie W "
-                  "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
-                  "activation mode)")
+        _echo_err(f"note: {_mode_note(tests)}")
     if len(invoice) > 1:
         _echo_err(f"{batch.made} link(s) made")
+
+
+def _mode_note(tests: set[str]) -> str:
+    """What the test or activation mode (``tests``: T, X) of links made means."""
+    # "saisie T" alone says nothing to a régisseur: the example mapping's mode is T, and
+    # its links sent to families collect nothing
+    return (f"saisie {'/'.join(sorted(tests))}: "
+            f"{ {'T': 'test', 'X': 'activation'}.get(''.join(tests), 'test or activation')} "
+            "link(s): a payment through them is recorded as a test (test-paid), never as a "
+            "payment of the invoice; links for families to pay are production ones, saisie W "
+            "(payfip.mode: W in the mapping, or --mode W) (docs/payfip.md, Test and "
+            "activation mode)")
+
+
+def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
+               stopped: BaseException | None = None) -> None:
+    """`payfip link --format json`'s report, then its exit (the text's code): every link
+    made and recorded, also when the batch stopped after some (a family may get them);
+    the invoices nothing was sent for; the one whose link was being made when it stopped
+    (``stopped``: a refusal or PayFiP's error, Ctrl-C or SIGTERM); a refusal's problems."""
+    from ..cli import _Interrupts, _json_exit
+    from .models import cents_text
+
+    if batch.sending is None:  # refused or stopped while checking them: nothing sent
+        not_sent, stopped_at = (list(given) if stopped is not None else []), None
+    else:
+        not_sent, stopped_at = batch.not_sent(), batch.stopping()
+    fields: dict[str, Any] = {
+        "links": [{"invoice": m.invoice, "id_op": m.id_op, "refdet": m.refdet,
+                   "amount": cents_text(m.amount_cents), "amount_cents": m.amount_cents,
+                   "saisie": m.saisie, "exer": m.exer or None, "url": m.url,
+                   "notes": list(m.notes)} for m in made],
+        "made": len(made), "not_sent": not_sent, "stopped_at": stopped_at,
+        "mode_note": _mode_note(tests) if tests else None}
+    if isinstance(stopped, PesgenError):
+        _json_exit("payfip link", int(stopped.exit_code), str(stopped),
+                   problems=_problems_json(stopped), **fields)
+    if stopped is not None:  # Ctrl-C or SIGTERM: said here, not again by ``main``
+        _Interrupts.said = True
+        _json_exit("payfip link", 130, "interrupted", problems=[], **fields)
+    _json_exit("payfip link", 0, None, **fields)
 
 
 def _stdout_closed() -> bool:
@@ -313,7 +374,8 @@ def reconcile(
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
-                       counts=dict(sorted(counts.items())), operations=asked)
+                       problems=_problems_json(exc), counts=dict(sorted(counts.items())),
+                       operations=asked)
         _fail(exc)
         return
     # some results could not be asked: alert (exit 8)
@@ -560,7 +622,8 @@ def anomalies(
             rows = list_anomalies(store)
     except PesgenError as exc:
         if fmt == "json":
-            _json_exit("payfip anomalies", int(exc.exit_code), str(exc))
+            _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc))
         _fail(exc)
         return
     listed = [r for r in rows if every or r["resolved_at"] is None]
@@ -823,9 +886,17 @@ def client_info(
     numcli: Annotated[str | None, typer.Option("--numcli", help="Client number.")] = None,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "numcli, its libellés and the endpoint asked); the same exit codes.")] = "text",
 ) -> None:
     """Ask PayFiP what it knows of a client number (recupererDetailClient)."""
+    from ..cli import _json_exit
+
+    base: str | None = None
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras()
         from .client import DEFAULT_ENDPOINT, PayfipClient
 
@@ -842,7 +913,16 @@ def client_info(
         with PayfipClient(base, timeout=timeout) as client:
             detail = client.recuperer_detail_client(numcli)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip client-info", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), numcli=numcli, endpoint=base)
         _fail(exc)
+        return
+    if fmt == "json":
+        # PayFiP's words as it sent them (json_text escapes what a terminal acts on)
+        _json_exit("payfip client-info", 0, None, numcli=detail.numcli,
+                   libelle_n1=detail.libelleN1, libelle_n2=detail.libelleN2,
+                   libelle_n3=detail.libelleN3, endpoint=base)
         return
     # PayFiP's words: escaped and cut for the terminal
     _say(f"numcli {shown(detail.numcli)}: {shown(detail.libelleN1)} / "
@@ -859,11 +939,19 @@ def tipi_url(
         "--saisie", help="T test, X activation, A production (default: from the mapping's "
         "mode, W -> A).")] = None,
     endpoint: EndpointOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then "
+        "the invoice, the url and what it asks, its notes; a refusal's problems); the same "
+        "exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Build a legacy TIPI ``paiement.web`` link (its return is unsigned: pesgen records
     nothing from it)."""
+    from ..cli import _json_exit
+
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         from ..mapping import load_mapping
         from .service import build_request
         from .settings import load_settings
@@ -883,7 +971,18 @@ def tipi_url(
                                 req.mel, req.objet, letter, urlcl),
                     endpoint or settings.endpoint)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip tipi-url", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), invoice=invoice)
         _fail(exc)
+        return
+    if fmt == "json":
+        from .models import cents_text
+
+        _json_exit("payfip tipi-url", 0, None, invoice=req.invoice, url=url,
+                   refdet=req.refdet, amount=cents_text(req.montant),
+                   amount_cents=req.montant, exer=req.exer, saisie=letter,
+                   notes=list(notes))
         return
     typer.echo(url)
     for note in notes:
@@ -905,11 +1004,23 @@ def datamatrix(
     ] = None,
     layout: Annotated[int, typer.Option("--layout", help="Payload layout version.")] = 1,
     image: Annotated[str, typer.Option("--image", help="svg, png or both.")] = "svg",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then the "
+        "files written, each with its images and titles drawn, and the titles left out and "
+        "why; a refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Write the paiement-de-proximité Datamatrix of every title of a run (payload CSV
     and images). The layout is UNCONFIRMED by the DGFiP: see docs/payfip.md."""
+    from ..cli import _json_exit
+
+    full = None
+    # --format json: what stderr says of the titles left out, each a field
+    left_out: dict[str, list[dict[str, Any]]] = {"skipped_bordereaux": [], "paid_online": [],
+                                                 "unsettled": []}
     try:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
         from .ledger import Unsettled, unsettled_words
@@ -940,6 +1051,12 @@ def datamatrix(
                    "acquit FILE` gives the command that cancels the bordereau, then export "
                    "its invoices again" if s.rejected else
                    "a family must not pay a cancelled title")
+            if fmt == "json":
+                left_out["skipped_bordereaux"].append({
+                    "id_bord": s.id_bord, "cover": s.cover, "rejected": s.rejected,
+                    "invoices": list(s.invoices), "why": why,
+                    "earlier": str(s.earlier) if s.earlier is not None else None})
+                return
             _echo_err(f"skipped IdBord {s.id_bord} of run {full}, {s.cover}: no Datamatrix "
                        f"for its {len(s.invoices)} title(s): {', '.join(s.invoices)} ({why})")
             if s.earlier is not None:
@@ -951,6 +1068,12 @@ def datamatrix(
 
         def paid(rows: list[dict[str, Any]]) -> None:
             # paid online already: a Datamatrix would let the family pay it again
+            if fmt == "json":
+                left_out["paid_online"] += [
+                    {"invoice": r["invoice"], "amount": cents_text(r["paid_cents"]),
+                     "paid_at": r["paid_at"], "id_op": r["id_op"], "through": r["through"]}
+                    for r in rows]
+                return
             _echo_err(f"skipped {len(rows)} title(s) of run {full} paid online through "
                        "PayFiP: no Datamatrix (the family would pay again): " + ", ".join(
                            f"{r['invoice']} ({cents_text(r['paid_cents'])} on {r['paid_at']}, "
@@ -962,6 +1085,11 @@ def datamatrix(
             # paid through its cancelled title's link after the cancellation: the
             # trésorerie may apply that money to this title (as `payfip link` refuses it)
             happened, advice = unsettled_words(found)
+            if fmt == "json":
+                left_out["unsettled"].append({
+                    "invoice": invoice, "anomalies": [u.anomaly for u in found],
+                    "happened": happened, "what_to_do": advice})
+                return
             _echo_err(f"skipped {invoice} of run {full}: {happened}; no Datamatrix: {advice}")
 
         with store.reads():
@@ -970,7 +1098,18 @@ def datamatrix(
                                     on_skipped=skipped, on_paid=paid,
                                     on_unsettled=unsettled)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip datamatrix", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), run=full or run, files=[])
         _fail(exc)
+        return
+    if fmt == "json":
+        _json_exit("payfip datamatrix", 0, None, run=full, layout=layout,
+                   unconfirmed=True, image=image, files=[
+                       {"csv": str(w.csv), "images_folder":
+                        str(w.csv.with_name(w.csv.name.removesuffix(".csv"))),
+                        "images": [str(i) for i in w.images], "titles": list(w.invoices)}
+                       for w in written], **left_out)
         return
     for w in written:
         _say(f"wrote {w.csv}  ({len(w.images)} image(s) in "

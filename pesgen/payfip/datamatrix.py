@@ -187,6 +187,7 @@ def titles_of_file(path: Path, invoices: dict[tuple[int, int], tuple[str, str]]
 class Written:
     csv: Path
     images: list[Path]
+    invoices: tuple[str, ...] = ()  # the titles drawn, in the CSV's order
 
 
 @dataclass(frozen=True)
@@ -395,7 +396,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
                                   f"{folder.name}/{name}.{'png' if image == 'png' else 'svg'}")])
             path = target / f"{stem}{CSV_SUFFIX}"
             stage(temps, path, [buffer.getvalue().encode("utf-8")], like=path)
-            written.append(Written(path, images))
+            written.append(Written(path, images, tuple(t.invoice for t, _ in rows)))
         commit(temps, overwrite=True)
     except BaseException:
         discard(temps)
