@@ -1053,3 +1053,207 @@ def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, t
     code, out, err = _link(flow, again)
     assert code == 0, out + err
     again.engine.dispose()
+
+
+# ------------------------------------- `anomalies resolve --format json`: support's tools
+
+
+def _resolve_json(store, number, *flags: str, note: str = "trésorerie: answered on 2026-12-03"):
+    import json
+
+    code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), *flags,
+                          "--note", note, "--by", "support", "--format", "json")
+    assert err == "", err  # nothing on standard error: its notes are fields
+    return code, json.loads(out)
+
+
+def _head(report: dict, number, code: int = 0, error=None) -> None:
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["id"]) == ("payfip anomalies resolve", code == 0, code, error, number)
+
+
+PAID_ADVICE = ("`payfip link`, `tipi-url` and `payfip datamatrix` refuse it as any paid "
+               "title, and `payfip payments` lists it paid on that title, for the school "
+               "software")
+AGAIN = "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment again"
+
+
+def test_resolve_applied_as_json_gives_the_payment_recorded_and_the_links_still_open(
+        flow, store, tmp_path):
+    """`resolve --applied --format json`: one document, nothing on stderr: the anomaly,
+    its resolution, the payment recorded on the title due (amount as decimal text and
+    cents, method, PayFiP's time, the operation, that title's run and IdBord), the
+    invoice paid, and each link still open with its title (the title due's own, the
+    cancelled title's other) as fields, the text's notes beside. Before, a script read
+    them in the text's sentences, the notes on standard error."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old, other = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    fresh = flow.link("FA-2026-00102", mode="W")
+    flow.link("FA-2026-00102", mode="T")  # a test link collects nothing: not named
+    flow.pay(old, "card")
+    number, _ = _said(store, run, old)
+    [title] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    paid_at = ledger.get_operation(store, old.id_op)["transaction_at"]
+    code, report = _resolve_json(store, number, "--applied")
+    assert code == 0, report
+    _head(report, number)
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert (report["kind"], report["invoice"], report["id_op"], report["resolved_at"],
+            report["resolved_by"], report["outcome"], report["note"], report["recorded"]) == (
+        "run-cancelled", "FA-2026-00102", old.id_op, anomaly["resolved_at"], "support",
+        "applied", "trésorerie: answered on 2026-12-03", "paid")
+    payment = {"amount": "187.50", "amount_cents": 18750, "method": "card",
+               "paid_at": paid_at, "id_op": old.id_op}
+    assert report["applied"] == {**payment, "run": new.run_id, "id_bord": int(title.id_bord)}
+    assert (report["invoice_state"], report["held_back_by"], report["paid"],
+            report["advice"]) == ("paid", [], payment, PAID_ADVICE)
+    made = {link.id_op: ledger.get_operation(store, link.id_op)["created_at"]
+            for link in (other, fresh)}
+    assert report["still_open"] == [
+        {"id_op": other.id_op, "created_at": made[other.id_op], "status": "pending",
+         "run": run, "id_bord": 1, "title": "cancelled"},
+        {"id_op": fresh.id_op, "created_at": made[fresh.id_op], "status": "pending",
+         "run": new.run_id, "id_bord": int(title.id_bord), "title": "due"}]
+    assert report["notes"] == [
+        f"invoice FA-2026-00102: paid: {PAID_ADVICE}",
+        f"invoice FA-2026-00102: the link of its cancelled title (IdBord 1 of run {run}) made "
+        f"on {made[other.id_op]} (operation {other.id_op}) is still open (pending): a payment "
+        "through it would pay the invoice twice (an anomaly, for the trésorerie to refund); "
+        "tell the family not to use it",
+        f"invoice FA-2026-00102: its title's link made on {made[fresh.id_op]} (operation "
+        f"{fresh.id_op}) is still open (pending): a payment through it would pay the title "
+        "twice (a double-payment anomaly, for the trésorerie to refund); tell the family not "
+        "to use it"]
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("paid", old.id_op, new.run_id)
+
+
+def test_resolve_refunded_as_json_says_the_payment_refunded_and_the_title_released(
+        flow, store, tmp_path):
+    """A paid title cancelled, resolved `--refunded --format json`: its payment recorded
+    refunded (`recorded`), no payment applied, the invoice released (the title due gets
+    its link: the advice says to send it)."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, report = _resolve_json(store, number, "--refunded", note="refunded by the DGFiP")
+    assert code == 0, report
+    _head(report, number)
+    assert (report["kind"], report["id_op"], report["outcome"], report["note"],
+            report["recorded"], report["applied"], report["still_open"]) == (
+        "paid-cancelled", link.id_op, "refunded", "refunded by the DGFiP", "refunded", None,
+        [])
+    assert (report["invoice_state"], report["held_back_by"], report["paid"],
+            report["advice"]) == ("released", [], None, f"{AGAIN}; send the family the new "
+                                                         "link")
+    assert report["notes"] == [f"invoice FA-2026-00102: no longer held back: {AGAIN}; send "
+                               "the family the new link"]
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "refunded"
+
+
+def test_resolve_with_a_note_alone_as_json_says_what_still_holds_the_invoice_back(
+        flow, store, tmp_path):
+    """Two payments through the cancelled title; the first resolved with the note alone:
+    no payment recorded, the invoice still held back by the second anomaly (its number a
+    field); the second resolved so too: released, the answer not recorded (the advice
+    says what to do either way)."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(card, "card")
+    flow.pay(debit, "debit")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    first, second = found[card.id_op], found[debit.id_op]
+    code, report = _resolve_json(store, first)
+    assert code == 0, report
+    _head(report, first)
+    held = "no new link, TIPI link nor Datamatrix until it is resolved"
+    assert (report["outcome"], report["recorded"], report["applied"], report["paid"],
+            report["invoice_state"], report["held_back_by"], report["advice"]) == (
+        None, None, None, None, "held_back", [second], held)
+    assert report["notes"] == [f"invoice FA-2026-00102: still held back by anomaly #{second} "
+                               f"(run-cancelled, not resolved): {held}"]
+    code, report = _resolve_json(store, second)
+    assert code == 0, report
+    assert (report["id"], report["id_op"], report["invoice_state"], report["held_back_by"],
+            report["recorded"]) == (second, debit.id_op, "released_unrecorded", [], None)
+    assert report["advice"].startswith(f"{AGAIN}. The trésorerie's answer was not recorded "
+                                       "(--applied or --refunded): if it applied the money")
+    assert report["notes"] == [f"invoice FA-2026-00102: no longer held back: "
+                               f"{report['advice']}"]
+
+
+def test_resolve_of_a_paid_title_with_a_note_alone_as_json_gives_its_payment(
+        flow, store, tmp_path):
+    """A paid title cancelled, resolved with the note alone: the invoice stays paid, its
+    payment a field (amount, method, time, operation), as the text's note says it."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path, action="debit")
+    code, report = _resolve_json(store, number)
+    assert code == 0, report
+    paid_at = ledger.payment_of(store, ID_COLL, "FA-2026-00102")["paid_at"]
+    assert (report["invoice_state"], report["recorded"], report["applied"]) == (
+        "paid", None, None)
+    assert report["paid"] == {"amount": "187.50", "amount_cents": 18750,
+                              "method": "direct_debit", "paid_at": paid_at,
+                              "id_op": link.id_op}
+    assert report["notes"] == [
+        f"invoice FA-2026-00102: no longer held back, but paid: 187.50 by direct debit on "
+        f"{paid_at} (PayFiP operation {link.id_op}): `payfip link`, `tipi-url` and `payfip "
+        "datamatrix` refuse it as any paid title; send the family no link for it"]
+
+
+def test_resolve_refused_as_json_gives_the_error_and_the_texts_exit_code(flow, store,
+                                                                        tmp_path):
+    """A refusal in JSON: ok false, the error as the text says it, its problems, the
+    anomaly's number as given (null when it is none), the text's exit code, nothing on
+    standard error and nothing recorded: --applied refused (the amount collected is not
+    the amount due, exit 7), --applied with --refunded (given as the group's `anomalies
+    --format json resolve '#N'`, exit 2), no such anomaly and one resolved already (exit
+    7), not a number (exit 2). An amount-mismatch resolved: nothing said of its invoice."""
+    import json
+
+    flow.pay_cancelled("5000")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, report = _resolve_json(store, number, "--applied")
+    _head(report, number, ExitCode.STATE, report["error"])
+    assert code == ExitCode.STATE, report
+    assert report["error"].startswith(f"anomaly #{number}: --applied refused for invoice "
+                                      "FA-2026-00102: 50.00 was collected through the "
+                                      "cancelled title, and its title due (IdBord "), report
+    assert report["problems"] == []
+    assert "applied" not in report and "invoice_state" not in report
+    _still_open(store, number)
+    # the group's --format, before the subcommand, counts (as its --db does)
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json", "resolve",
+                          f"#{number}", "--applied", "--refunded", "--note", "n")
+    assert (code, err) == (ExitCode.USAGE, ""), out + err
+    _head(json.loads(out), number, ExitCode.USAGE,
+          "--applied or --refunded: the trésorerie did one or the other")
+    _still_open(store, number)
+    code, report = _resolve_json(store, 9999)
+    assert code == ExitCode.STATE, report
+    _head(report, 9999, ExitCode.STATE, "no anomaly 9999 (`pesgen payfip anomalies --all` "
+                                        "lists them)")
+    code, report = _resolve_json(store, number)
+    assert (code, report["invoice_state"]) == (0, "released_unrecorded"), report
+    # the amount-mismatch beside: nothing said of what its invoice gets (the text says none)
+    [other] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "amount-mismatch"]
+    code, report = _resolve_json(store, other)
+    assert (code, report["kind"], report["invoice_state"], report["held_back_by"],
+            report["paid"], report["advice"], report["notes"], report["recorded"]) == (
+        0, "amount-mismatch", None, [], None, None, [], None), report
+    code, report = _resolve_json(store, number, note="again")
+    assert code == ExitCode.STATE, report
+    _head(report, number, ExitCode.STATE, report["error"])
+    assert report["error"].startswith(f"anomaly {number} was already resolved on "), report
+    code, report = _resolve_json(store, "x3")
+    assert code == ExitCode.USAGE, report
+    _head(report, None, ExitCode.USAGE, "anomaly 'x3': not an anomaly's number (3, or '#3' "
+                                        "as `pesgen payfip anomalies` lists it)")
+    code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note", "n",
+                          "--format", "xml")
+    assert code == ExitCode.USAGE and "--format must be text or json, got 'xml'" in err

@@ -602,8 +602,8 @@ def anomalies(
     every: Annotated[bool, typer.Option("--all", help="Also the resolved anomalies.")] = False,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
-        "open, resolved and the anomalies listed, each a field a value), for monitoring."
-    )] = "text",
+        "open, resolved and the anomalies listed, each a field a value), for monitoring; "
+        "given before `resolve`, its report.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """List the open anomalies, with the state of each one's invoice and what to do
@@ -729,13 +729,15 @@ def _collected(r: dict[str, Any]) -> str:
             f"{r['op_paid_at']} ({mode}{other})")
 
 
-def _group_db(ctx: typer.Context, db: str | None) -> str | None:
-    """``--db`` given before the subcommand (``anomalies --db X resolve …``) counts,
-    unless the subcommand's own was given on the command line too."""
+def _group_option(ctx: typer.Context, name: str, value: Any) -> Any:
+    """An option of the ``anomalies`` group given before the subcommand (``anomalies --db
+    X resolve …``, ``anomalies --format json resolve …``) counts, unless the
+    subcommand's own was given on the command line too."""
     parent = ctx.parent
-    if (not _on_command_line(ctx) and parent is not None and _on_command_line(parent)):
-        return parent.params.get("db")
-    return db
+    if (not _on_command_line(ctx, name) and parent is not None
+            and _on_command_line(parent, name)):
+        return parent.params.get(name)
+    return value
 
 
 class _Sourced(Protocol):
@@ -745,12 +747,12 @@ class _Sourced(Protocol):
     def get_parameter_source(self, name: str) -> object: ...
 
 
-def _on_command_line(ctx: _Sourced) -> bool:
-    """Whether ``ctx``'s --db was given on the command line (not PESGEN_DB, nor left
-    out). By the source's name: typer parses with a click of its own, whose
-    ParameterSource is not click's (compared with click's, it was never COMMANDLINE, and
-    the group's --db was ignored)."""
-    return getattr(ctx.get_parameter_source("db"), "name", None) == "COMMANDLINE"
+def _on_command_line(ctx: _Sourced, name: str) -> bool:
+    """Whether ``ctx``'s option ``name`` (its parameter's name: ``db``, ``fmt``) was given
+    on the command line (not PESGEN_DB, nor left out). By the source's name: typer parses
+    with a click of its own, whose ParameterSource is not click's (compared with click's,
+    it was never COMMANDLINE, and the group's --db was ignored)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
 
 
 @anomalies_app.command("resolve")
@@ -770,6 +772,10 @@ def anomalies_resolve(
         "--refunded", help="A run-cancelled or paid-cancelled anomaly: the trésorerie "
         "refunded the family (recorded; the title due gets its payment links again).")
     ] = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="text, or json: a report (command, ok, exit_code, error, then the "
+        "anomaly, its resolution, the payment recorded and what its invoice gets now, as the "
+        "text says them; a refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Record a person's decision on an anomaly (who, when, the note) and close it. It
@@ -777,70 +783,93 @@ def anomalies_resolve(
     title the trésorerie applied the money to is recorded paid."""
     import getpass
 
-    try:
-        from .ledger import SETTLED, resolve_anomaly
+    from ..cli import _json_exit
 
+    fmt = _group_option(ctx, "fmt", fmt)
+    anomaly: int | None = None
+    try:
+        from .ledger import resolve_anomaly
+
+        # the list writes #3: taken as written (quoted: the shell reads # as a comment);
+        # read first, for a refusal's report to name it
+        digits = anomaly_id.strip().removeprefix("#")
+        if digits.isascii() and digits.isdigit():
+            anomaly = int(digits)
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
         if applied and refunded:
             raise UsageError("--applied or --refunded: the trésorerie did one or the other")
         outcome = "applied" if applied else "refunded" if refunded else None
-
-        # the list writes #3: taken as written (quoted: the shell reads # as a comment)
-        digits = anomaly_id.strip().removeprefix("#")
-        if not (digits.isascii() and digits.isdigit()):
+        if anomaly is None:
             raise UsageError(f"anomaly '{shown(anomaly_id)}': not an anomaly's number (3, or "
                              "'#3' as `pesgen payfip anomalies` lists it)")
-        anomaly = int(digits)
         if by is None:
             try:
                 by = getpass.getuser()
             except Exception:  # no login name (a container without one): say who with --by
                 raise UsageError("who resolves it? give --by NAME") from None
-        store = _store(_group_db(ctx, db))
+        store = _store(_group_option(ctx, "db", db))
         row = resolve_anomaly(store, anomaly, by, note, outcome)
     except PesgenError as exc:
+        if fmt == "json":
+            _json_exit("payfip anomalies resolve", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc), id=anomaly)
         _fail(exc)
         return
-    invoice = f" (invoice {row['invoice']})" if row["invoice"] else ""
-    done = row["applied"]
-    if done is None:
-        # a paid title's payment refunded is no longer its payment: said so
-        done_to_pay = ("; its payment is recorded refunded (no longer a payment of the "
-                       "invoice)" if (row["kind"], outcome) == ("paid-cancelled", "refunded")
-                       else "; no payment was recorded")
-        _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
-             f"{row['resolved_by']}" + (f" ({outcome})" if outcome else "") + done_to_pay)
-    else:
-        from .models import cents_text, method_said
-
-        how = method_said(done["method"])
-        _say(f"anomaly #{anomaly} {row['kind']}{invoice}: resolved {row['resolved_at']} by "
-             f"{row['resolved_by']} (applied); invoice {row['invoice']} recorded paid: "
-             f"{cents_text(done['cents'])}{how} on {done['paid_at']} (PayFiP operation "
-             f"{done['id_op']}), applied to its title IdBord {done['id_bord']} of run "
-             f"{done['run_id']}")
-        _echo_err(f"note: invoice {row['invoice']}: paid: `payfip link`, `tipi-url` and "
-                  "`payfip datamatrix` refuse it as any paid title, and `payfip payments` "
-                  "lists it paid on that title, for the school software")
-        for link in done["still_open"]:
-            if link["run_id"] == done["run_id"]:
-                _echo_err(f"note: invoice {row['invoice']}: its title's link made on "
-                          f"{link['created_at']} (operation {link['id_op']}) is still open "
-                          f"({link['status']}): a payment through it would pay the title "
-                          "twice (a double-payment anomaly, for the trésorerie to refund); "
-                          "tell the family not to use it")
-            else:
-                _echo_err(f"note: invoice {row['invoice']}: the link of its cancelled title "
-                          f"(IdBord {link['id_bord']} of run {link['run_id']}) made on "
-                          f"{link['created_at']} (operation {link['id_op']}) is still open "
-                          f"({link['status']}): a payment through it would pay the invoice "
-                          "twice (an anomaly, for the trésorerie to refund); tell the family "
-                          "not to use it")
+    facts = _resolution(store, row)
+    if fmt == "json":
+        _json_exit("payfip anomalies resolve", 0, None, **facts)
         return
-    if row["kind"] in SETTLED and row["invoice"] and row["saisie"] not in (None, "T"):
-        _say_released(store, row)
+    _say(_resolved_line(facts))
+    for said in facts["notes"]:
+        _echo_err(f"note: {said}")
 
 
-def _say_released(store: Any, row: dict[str, Any]) -> None:
+def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """What `payfip anomalies resolve` says of an anomaly it resolved (``row``:
+    ``ledger.resolve_anomaly``'s), each a field of its JSON report, which its text reads
+    too (``_resolved_line``; ``notes``: its lines on standard error, as the text says
+    them): the anomaly, its resolution, the payment recorded (``recorded``: paid with
+    --applied, ``applied`` then that payment and the title it pays, ``still_open`` the
+    invoice's links a payment through which would pay it twice; refunded: a paid title's
+    payment, paid-cancelled --refunded) and, of a run-cancelled or paid-cancelled
+    anomaly of money collected, what its invoice gets now (``invoice_state``,
+    ``held_back_by``, ``paid``, ``advice``)."""
+    from .ledger import SETTLED
+    from .models import cents_text
+
+    outcome, invoice, done = row["outcome"], row["invoice"], row["applied"]
+    facts: dict[str, Any] = {
+        "id": row["id"], "kind": row["kind"], "invoice": invoice, "id_op": row["id_op"],
+        "resolved_at": row["resolved_at"], "resolved_by": row["resolved_by"],
+        "outcome": outcome, "note": row["note"],
+        # a paid title's payment refunded is no longer its payment
+        "recorded": "paid" if done is not None else "refunded"
+        if (row["kind"], outcome) == ("paid-cancelled", "refunded") else None,
+        "applied": None, "still_open": [], "invoice_state": None, "held_back_by": [],
+        "paid": None, "advice": None, "notes": []}
+    if done is not None:
+        payment = {"amount": cents_text(done["cents"]), "amount_cents": done["cents"],
+                   "method": done["method"], "paid_at": done["paid_at"],
+                   "id_op": done["id_op"]}
+        facts.update(
+            applied={**payment, "run": done["run_id"], "id_bord": done["id_bord"]},
+            still_open=[{"id_op": link["id_op"], "created_at": link["created_at"],
+                         "status": link["status"], "run": link["run_id"],
+                         "id_bord": link["id_bord"],
+                         "title": "due" if link["run_id"] == done["run_id"]
+                         else "cancelled"} for link in done["still_open"]],
+            invoice_state="paid", paid=payment,
+            advice="`payfip link`, `tipi-url` and `payfip datamatrix` refuse it as any paid "
+                   "title, and `payfip payments` lists it paid on that title, for the school "
+                   "software")
+    elif row["kind"] in SETTLED and invoice and row["saisie"] not in (None, "T"):
+        facts.update(_released(store, row))
+    facts["notes"] = _resolved_notes(facts)
+    return facts
+
+
+def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     """After a run-cancelled or paid-cancelled anomaly is resolved without --applied:
     whether its invoice gets a payment again (no other such anomaly of it open, and not
     paid: another payment through the cancelled title applied to the title due, or its
@@ -849,34 +878,87 @@ def _say_released(store: Any, row: dict[str, Any]) -> None:
     pesgen would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
     from .ledger import payment_of, unsettled_payments
-    from .models import cents_text, method_said
+    from .models import cents_text
 
     still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
     if still:
-        _echo_err(f"note: invoice {row['invoice']}: still held back by "
-                  + ", ".join(f"anomaly #{u.anomaly}" for u in still)
-                  + " (run-cancelled, not resolved): no new link, TIPI link nor Datamatrix "
-                  "until it is resolved")
-        return
+        return {"invoice_state": "held_back", "held_back_by": [u.anomaly for u in still],
+                "advice": "no new link, TIPI link nor Datamatrix until it is resolved"}
     paid = payment_of(store, row["id_coll"], row["invoice"])
     if paid is not None and paid["status"] == "paid":
-        how = method_said(paid["method"])
-        _echo_err(f"note: invoice {row['invoice']}: no longer held back, but paid: "
-                  f"{cents_text(paid['paid_cents'] or 0)}{how} on {paid['paid_at']} (PayFiP "
-                  f"operation {paid['id_op']}): `payfip link`, `tipi-url` and `payfip "
-                  "datamatrix` refuse it as any paid title; send the family no link for it")
-        return
+        cents = paid["paid_cents"] or 0
+        return {"invoice_state": "paid",
+                "paid": {"amount": cents_text(cents), "amount_cents": cents,
+                         "method": paid["method"], "paid_at": paid["paid_at"],
+                         "id_op": paid["id_op"]},
+                "advice": "`payfip link`, `tipi-url` and `payfip datamatrix` refuse it as any "
+                          "paid title; send the family no link for it"}
+    again = "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment again"
     if row["outcome"] == "refunded":
-        _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
-                  "`tipi-url` and `payfip datamatrix` give it a payment again; send the "
-                  "family the new link")
-        return
-    _echo_err(f"note: invoice {row['invoice']}: no longer held back: `payfip link`, "
-              "`tipi-url` and `payfip datamatrix` give it a payment again. The trésorerie's "
-              "answer was not recorded (--applied or --refunded): if it applied the money "
-              "to the title due, that title is paid: enter the payment in the school "
-              "software by hand, and send the family no link nor Datamatrix for it; if it "
-              "refunded the family, send the new link (docs/payfip.md)")
+        return {"invoice_state": "released", "advice": f"{again}; send the family the new link"}
+    return {"invoice_state": "released_unrecorded",
+            "advice": f"{again}. The trésorerie's answer was not recorded (--applied or "
+                      "--refunded): if it applied the money to the title due, that title is "
+                      "paid: enter the payment in the school software by hand, and send the "
+                      "family no link nor Datamatrix for it; if it refunded the family, send "
+                      "the new link (docs/payfip.md)"}
+
+
+def _resolved_line(facts: dict[str, Any]) -> str:
+    """`payfip anomalies resolve`'s line on standard output, from its facts."""
+    invoice = f" (invoice {facts['invoice']})" if facts["invoice"] else ""
+    head = (f"anomaly #{facts['id']} {facts['kind']}{invoice}: resolved "
+            f"{facts['resolved_at']} by {facts['resolved_by']}")
+    done = facts["applied"]
+    if done is not None:
+        from .models import method_said
+
+        return (f"{head} (applied); invoice {facts['invoice']} recorded paid: "
+                f"{done['amount']}{method_said(done['method'])} on {done['paid_at']} (PayFiP "
+                f"operation {done['id_op']}), applied to its title IdBord {done['id_bord']} "
+                f"of run {done['run']}")
+    outcome = f" ({facts['outcome']})" if facts["outcome"] else ""
+    if facts["recorded"] == "refunded":
+        return (f"{head}{outcome}; its payment is recorded refunded (no longer a payment of "
+                "the invoice)")
+    return f"{head}{outcome}; no payment was recorded"
+
+
+def _resolved_notes(facts: dict[str, Any]) -> list[str]:
+    """What `payfip anomalies resolve` says on standard error (each line without its
+    ``note: ``), from its facts: what its invoice gets now, then each link still open."""
+    from .models import method_said
+
+    state, invoice = facts["invoice_state"], facts["invoice"]
+    if state is None:
+        return []
+    if facts["applied"] is not None:
+        said = [f"invoice {invoice}: paid: {facts['advice']}"]
+    elif state == "held_back":
+        said = [f"invoice {invoice}: still held back by "
+                + ", ".join(f"anomaly #{number}" for number in facts["held_back_by"])
+                + f" (run-cancelled, not resolved): {facts['advice']}"]
+    elif state == "paid":
+        paid = facts["paid"]
+        said = [f"invoice {invoice}: no longer held back, but paid: {paid['amount']}"
+                f"{method_said(paid['method'])} on {paid['paid_at']} (PayFiP operation "
+                f"{paid['id_op']}): {facts['advice']}"]
+    else:
+        said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
+    for link in facts["still_open"]:
+        if link["title"] == "due":
+            said.append(f"invoice {invoice}: its title's link made on {link['created_at']} "
+                        f"(operation {link['id_op']}) is still open ({link['status']}): a "
+                        "payment through it would pay the title twice (a double-payment "
+                        "anomaly, for the trésorerie to refund); tell the family not to use it")
+        else:
+            said.append(f"invoice {invoice}: the link of its cancelled title (IdBord "
+                        f"{link['id_bord']} of run {link['run']}) made on "
+                        f"{link['created_at']} (operation {link['id_op']}) is still open "
+                        f"({link['status']}): a payment through it would pay the invoice "
+                        "twice (an anomaly, for the trésorerie to refund); tell the family "
+                        "not to use it")
+    return said
 
 
 @payfip_app.command("client-info")
