@@ -954,7 +954,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     ``again_id_bord`` the title that holds the invoice when it was exported again since,
     on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either. A resolved anomaly has its ``resolved_at``, ``resolved_by``,
-    ``note`` and ``outcome`` (``OUTCOMES``, or None: the note alone)."""
+    ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a paid-cancelled one that
+    `runs reinstate` resolved, its title paid again; or None: the note alone)."""
     p_ = _payments_with_titles()
     # what PayFiP reported collected, when it said another amount than the one asked
     said = reported_amount(anomalies.c.id_op)

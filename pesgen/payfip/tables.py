@@ -141,7 +141,7 @@ anomalies.append_column(sa.Column("note", sa.Text))
 # title, not its operation's: ``paid_title_run``)
 anomalies.append_column(sa.Column("outcome", sa.String(16)))
 payments.append_column(sa.Column("applied_run", sa.String(36)))
-OUTCOMES = ("applied", "refunded")
+OUTCOMES = ("applied", "refunded")  # and "reinstated": `runs reinstate` records it
 # the anomaly of a title paid and then cancelled (`runs cancel --despite-payments`, from
 # schema 15): the trésorerie applies the money to the title exported in its place or
 # refunds it (``OUTCOMES``); a payment refunded so has the status ``refunded``
