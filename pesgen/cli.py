@@ -2238,7 +2238,11 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             not_in_place={"folder": after["out_dir"] if missing else None, "files": missing},
             settled=[{"anomaly": s["anomaly"], "invoice": s["invoice"], "id_op": s["id_op"],
                       "id_bord": s["id_bord"], "amount_paid": cents_text(s["paid_cents"] or 0),
-                      "method": s["method"], "paid_at": s["paid_at"]} for s in done.settled])
+                      "method": s["method"], "paid_at": s["paid_at"]} for s in done.settled],
+            due_again=[{"invoice": d["invoice"], "id_op": d["id_op"], "id_bord": d["id_bord"],
+                        "amount_refunded": cents_text(d["paid_cents"] or 0),
+                        "method": d["method"], "paid_at": d["paid_at"]}
+                       for d in done.due_again])
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.as_recorded["status"] == "cancelled" and not done.still_cancelled:
@@ -2267,6 +2271,13 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                   f"and the payment its own: anomaly #{s['anomaly']} (paid-cancelled) "
                   "resolved (reinstated); if the trésorerie was told of the cancellation, "
                   "tell it the title stands, paid")
+    for d in done.due_again:
+        # paid, cancelled, refunded, reinstated: the family has its money back
+        _echo_err(f"note: invoice {d['invoice']}: paid online "
+                  f"{cents_text(d['paid_cents'] or 0)}{method_said(d['method'])} on "
+                  f"{d['paid_at']} (PayFiP operation {d['id_op']}), refunded by the "
+                  "trésorerie while its title was cancelled: the title is due again; send "
+                  "the family a new link")
 
 
 def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> None:

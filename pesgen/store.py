@@ -2333,7 +2333,8 @@ class Store:
         A title reinstated that PayFiP shows paid (its payment follows it) and whose
         cancellation left a ``paid-cancelled`` anomaly open is paid again, nothing left for
         the trésorerie to apply or refund: the anomaly is resolved (outcome
-        ``reinstated``, ``by``, a note naming the run), said in ``settled``."""
+        ``reinstated``, ``by``, a note naming the run), said in ``settled``. One whose
+        payment the trésorerie refunded (``--refunded``) is due again: ``due_again``."""
         if not reason.strip():
             raise UsageError("a reinstatement needs a reason (--reason)")
         if whole and bordereaux:
@@ -2428,10 +2429,12 @@ class Store:
             _note_titles(conn, full, (t.invoice for t in titles), "title-reinstated",
                          "reinstate", now, reason.strip())
             settled = _paid_reinstated(conn, full, numbers, now, by, reason.strip())
+            due_again = _refunded_reinstated(conn, full, numbers)
         record = self._run_record(full)
         return Reinstatement(record, len(titles), tuple(numbers),
                              tuple(b.id_bord for b in gone if b not in targets), status,
-                             as_recorded=as_recorded, settled=tuple(settled))
+                             as_recorded=as_recorded, settled=tuple(settled),
+                             due_again=tuple(due_again))
 
     def _helios_status(self, conn: Connection, row: Any,
                        numbers: Collection[int]) -> dict[int, Acknowledgement]:
@@ -2586,6 +2589,10 @@ class Reinstatement:
     # the paid-cancelled anomalies the reinstatement resolved (``_paid_reinstated``): each
     # anomaly, invoice, id_op, id_bord, paid_cents, method, paid_at
     settled: tuple[dict[str, Any], ...] = ()
+    # the titles reinstated whose payment the trésorerie refunded while they were
+    # cancelled, due again (``_refunded_reinstated``): invoice, id_op, id_bord,
+    # paid_cents, method, paid_at
+    due_again: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -2647,12 +2654,14 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     use), expired (PayFiP purged it: whether the family paid first is not known), test
     links (saisie T) aside; an anomaly whose result was not a refusal or an abandon (P,
     V, an unknown code, or a result PayFiP would not give), with the amount PayFiP
-    reported when it was not the one asked. One problem each, by invoice. Operations
-    are keyed by the run and the invoice as that run wrote it."""
+    reported when it was not the one asked; money the trésorerie refunded (a
+    run-cancelled or paid-cancelled anomaly resolved ``--refunded``) aside: the family has
+    it back. One problem each, by invoice. Operations are keyed by the run and the
+    invoice as that run wrote it."""
     from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
-    from .payfip.tables import anomalies, operations, payments, reported_amount
+    from .payfip.tables import PAID_CANCELLED, anomalies, operations, payments, reported_amount
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2674,11 +2683,18 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     applied_here = sa.exists().where(payments.c.id_op == operations.c.id_op,
                                      payments.c.applied_run == run_id,
                                      payments.c.status == "paid")
+    # money of a cancelled title that the trésorerie refunded (its run-cancelled or
+    # paid-cancelled anomaly resolved --refunded): no longer a payment, the title (since
+    # reinstated) is due again
+    refunded = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
+                                 anomalies.c.kind.in_(("run-cancelled", PAID_CANCELLED)),
+                                 anomalies.c.outcome == "refunded")
     rows = conn.execute(
         sa.select(operations, titles.c.id_bord, reported.label("reported"),
                   double.label("double"))
         .join(titles, titles.c.invoice == operations.c.invoice)
-        .where(operations.c.run_id == run_id, money, sa.not_(applied_here))
+        .where(operations.c.run_id == run_id, money, sa.not_(applied_here),
+               sa.not_(refunded))
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
     out: list[tuple[int, str, Problem]] = []
     for op in rows:
@@ -2843,6 +2859,29 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
     return [{"anomaly": r.id, "invoice": r.invoice, "id_op": r.id_op,
              "id_bord": int(r.id_bord), "paid_cents": r.paid_cents, "method": r.method,
              "paid_at": r.paid_at} for r in rows]
+
+
+def _refunded_reinstated(conn: Connection, run_id: str, bordereaux: list[int]
+                         ) -> list[dict[str, Any]]:
+    """The titles of these bordereaux of a run, just reinstated, whose payment the
+    trésorerie refunded while they were cancelled (a paid-cancelled anomaly resolved
+    ``--refunded``: the payment's status ``refunded``, its money this run's title's): due
+    again, by IdBord and IdPce."""
+    from .payfip.tables import operations, paid_title_run, payments
+
+    rows = conn.execute(
+        sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
+                  payments.c.method, payments.c.paid_at, run_invoices.c.id_bord)
+        .join(operations, operations.c.id_op == payments.c.id_op)
+        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
+                                    run_invoices.c.invoice == payments.c.invoice,
+                                    run_invoices.c.id_coll == payments.c.id_coll))
+        .where(payments.c.status == "refunded", paid_title_run(operations.c.run_id) == run_id,
+               run_invoices.c.id_bord.in_(bordereaux))
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    return [{"invoice": r.invoice, "id_op": r.id_op, "id_bord": int(r.id_bord),
+             "paid_cents": r.paid_cents, "method": r.method, "paid_at": r.paid_at}
+            for r in rows]
 
 
 def _note_titles(conn: Connection, run_id: str, invoices: Iterable[str], event: str,

@@ -1333,3 +1333,66 @@ def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_w
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
     assert f"(anomaly #{second}, paid-cancelled, not resolved)" in " ".join(err.split()), err
+
+
+def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, store, tmp_path):
+    """Paid, cancelled despite it, the payment refunded by the trésorerie (--refunded),
+    then the run reinstated: the family got its money back, so the title is due again.
+    `runs reinstate` says so; `payfip payments` lists it due (pending, nothing paid, its
+    PayFiP status refunded, its history saying paid, cancelled, refunded, reinstated);
+    `runs cancel` counts no payment of it (cancelled and reinstated again, it needs no
+    --despite-payments); the Datamatrix and `link` give it a payment. Before, `payments`
+    listed it `refunded` with 187.50 paid, and `runs cancel` refused it as paid online."""
+    import json
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
+    assert code == 0, out + err
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    said = (f"invoice FA-2026-00102: paid online 187.50 by card on {paid_at} (PayFiP "
+            f"operation {link.id_op}), refunded by the trésorerie while its title was "
+            "cancelled: the title is due again; send the family a new link")
+    assert f"note: {said}\n" in err, err
+    [row] = _payments(store)
+    assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
+            row["method"], row["paid_at"], row["id_op"], row["run"]) == (
+        "pending", "refunded", "187.50", None, None, None, None, run)
+    assert [e["event"] for e in row["history"]] == [
+        "created", "paid", "title-cancelled", "refunded", "anomaly-resolved",
+        "title-reinstated"]
+    [anomaly] = ledger.list_anomalies(store)
+    assert anomaly["invoice_status"] == "pending"
+    assert store.cancel(run, "wrong again").payments == ()
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--format", "json")
+    assert code == 0, out + err
+    assert json.loads(out)["due_again"] == [{
+        "invoice": "FA-2026-00102", "id_op": link.id_op, "id_bord": 1,
+        "amount_refunded": "187.50", "method": "card", "paid_at": paid_at}]
+    code, out, err = _datamatrix(store, run)
+    assert code == 0 and "FA-2026-00102" not in err, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+def test_money_through_a_cancelled_title_refunded_is_no_payment_for_runs_cancel(
+        flow, store, tmp_path):
+    """Paid through the link of the run cancelled by mistake (a run-cancelled anomaly),
+    refunded by the trésorerie (--refunded), the run reinstated: cancelling it again
+    needs no --despite-payments, the refunded operation is no payment of its titles.
+    Before, it was named as money that may have been collected for the title."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(old, "card")
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    store.reinstate(run, "the trésorerie kept the titles")
+    assert store.cancel(run, "wrong again").payments == ()

@@ -758,6 +758,13 @@ def _cancelled(row: dict[str, Any]) -> bool:
     return row["title_active"] is not None and not row["title_active"]
 
 
+def _due_again(row: dict[str, Any]) -> bool:
+    """Whether a payment's title is due again though PayFiP shows it paid: the trésorerie
+    refunded the payment (``refunded``) while the title was cancelled, and the title was
+    reinstated since (active): nothing of that payment is its."""
+    return row["status"] == "refunded" and not _cancelled(row)
+
+
 def _titles_again(store: Store, conn: Connection, cancelled: set[tuple[str, str]]
                   ) -> dict[tuple[str, str], tuple[str, int, str]]:
     """The active titles of invoices whose PayFiP title was cancelled, when exported
@@ -820,7 +827,9 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``, and so does its invoice's export again.
+    counts as a change for ``since``, and so does its invoice's export again. A title
+    reinstated since whose payment the trésorerie refunded (``refunded``) is due again:
+    ``pending``, nothing paid shown (``payfip_status`` stays ``refunded``).
 
     An invoice exported again since its title was cancelled (and no link made for its
     new title since) is listed twice: first the cancelled title's row as above (the
@@ -872,7 +881,7 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
     cancelled = _cancelled(p)
     item = {
         "invoice": p["invoice"], "collectivity": p["id_coll"],
-        "status": "cancelled" if cancelled else p["status"],
+        "status": "cancelled" if cancelled else "pending" if _due_again(p) else p["status"],
         "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
         "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
         else None,
@@ -887,6 +896,10 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
         "payfip_status": p["status"], "run": p["title_run"],
         "id_bord": p["title_id_bord"],
         "cancelled_at": p["cancelled_at"] if cancelled else None}
+    if _due_again(p):
+        # refunded, then reinstated: due, nothing paid (the history says what was)
+        item.update(amount_paid=None, method=None, paid_at=None, paid_at_source=None,
+                    id_op=None, numauto=None)
     if history:
         item["history"] = histories.get((p["id_coll"], p["invoice"]), [])
     yield item
@@ -952,7 +965,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     (None without one; ``cancelled`` when the title its payment follows is, with
     ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
     ``again_id_bord`` the title that holds the invoice when it was exported again since,
-    on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
+    on which nothing is paid; ``pending`` when its payment was refunded and its title
+    reinstated since), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either. A resolved anomaly has its ``resolved_at``, ``resolved_by``,
     ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a paid-cancelled one that
     `runs reinstate` resolved, its title paid again; or None: the note alone)."""
@@ -989,7 +1003,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
         op_coll = row.pop("op_coll")
         new = again.get((op_coll, row["invoice"])) if cancelled else None
         row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
-        row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
+        row["invoice_status"] = ("cancelled" if cancelled else "pending" if _due_again(
+            {**row, "status": row["payfip_status"]}) else row["payfip_status"])
         if not cancelled:
             row["cancelled_at"] = None
         del row["title_active"]
