@@ -484,6 +484,27 @@ def test_payments_since_lists_a_title_cancelled_since(flow, store):
         "FA-2026-00102", "cancelled", "2026-01-01T00:00:00Z")
 
 
+def test_payments_since_lists_a_title_reinstated_since(flow, store):
+    """The school software imported FA-2026-00102 `cancelled` long ago; its run is
+    reinstated since: `--since` lists it again, paid (its row was no change: the
+    software kept it cancelled, the payment nobody's)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(run, "kept by the trésorerie")
+    [row] = ledger.list_payments(store, date(2026, 6, 1))
+    assert (row["invoice"], row["status"], row["run"], row["updated_at"]) == (
+        "FA-2026-00102", "paid", run, "2026-01-01T00:00:00Z")
+    # the same on the day after the reinstatement: nothing changed since
+    [undone] = store.get_run(run)["reinstatements"]
+    later = date.fromisoformat(undone["reinstated_at"][:10]) + timedelta(days=1)
+    assert ledger.list_payments(store, later) == []
+
+
 def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
                                                                        tmp_path):
     """A payment through the link of a title of a cancelled bordereau: the anomaly's

@@ -28,6 +28,7 @@ from ..store import (
     Store,
     cancelled_bordereaux,
     lock_acknowledgements,
+    reinstatements,
     run_invoices,
     runs,
     utc_now,
@@ -827,7 +828,8 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``, and so does its invoice's export again. A title
+    counts as a change for ``since``, and so do its invoice's export again and its
+    reinstatement (``runs reinstate``: the title active again). A title
     reinstated since whose payment the trésorerie refunded (``refunded``) is due again:
     ``pending``, nothing paid shown (``payfip_status`` stays ``refunded``).
 
@@ -855,8 +857,14 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
         exported_again = sa.exists().where(
             again.c.id_coll == p_.c.id_coll, again.c.invoice_key == p_.c.title_key,
             again.c.active, again_run.c.id == again.c.run_id, again_run.c.created_at >= day)
+        # its title reinstated since: due or paid again, though neither its payment nor
+        # a cancellation changed (the software kept it cancelled)
+        reinstated = sa.exists().where(reinstatements.c.run_id == p_.c.title_run,
+                                       reinstatements.c.id_bord == p_.c.title_id_bord,
+                                       reinstatements.c.reinstated_at >= day)
         query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
-                                   sa.and_(sa.not_(p_.c.title_active), exported_again)))
+                                   sa.and_(sa.not_(p_.c.title_active), exported_again),
+                                   sa.and_(p_.c.title_active, reinstated)))
     with store.engine.connect() as conn:
         ids = list(conn.execute(query).scalars())
     for start in range(0, len(ids), chunk):
