@@ -628,12 +628,19 @@ def _migration_16(conn: Connection) -> None:
         for r in rows])
 
 
+def _migration_17(conn: Connection) -> None:
+    # each payment's invoice key, indexed: a link reads its invoices' payments only
+    from .payfip.tables import migration_17
+
+    migration_17(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
                                                   _migration_13, _migration_14, _migration_15,
-                                                  _migration_16]
+                                                  _migration_16, _migration_17]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

@@ -1045,7 +1045,8 @@ def test_reinstating_one_bordereau_resolves_the_paid_cancelled_anomalies_of_its_
 
 
 def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow, store,
-                                                                         tmp_path):
+                                                                         tmp_path,
+                                                                         monkeypatch):
     """Migration 16: a store whose paid title was cancelled and then reinstated under
     schema 15 (its paid-cancelled anomaly left open) gets that anomaly resolved (outcome
     reinstated, by migration, an anomaly-resolved event of source migration); the
@@ -1063,8 +1064,10 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
         conn.execute(anomalies.update().where(anomalies.c.id == settled["anomaly"]).values(
             resolved_at=None, resolved_by=None, note=None, outcome=None))
         conn.execute(events.delete().where(events.c.event == "anomaly-resolved"))
-        conn.execute(st.schema_table.delete().where(st.schema_table.c.version == 16))
+        conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 16))
     store.engine.dispose()
+    # migrated again up to 16 (the later ones' columns are there already)
+    monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:16])
     again = Store(store.url)
     try:
         found = {a["invoice"]: a for a in ledger.list_anomalies(again)}

@@ -1023,7 +1023,8 @@ def test_a_paid_title_cancelled_resolved_with_a_note_alone_stays_paid(flow, stor
     assert "paid-cancelled, not resolved" not in err  # resolved: nothing to record
 
 
-def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path):
+def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path,
+                                                                  monkeypatch):
     """Migration 15: a store whose paid title was cancelled before `runs cancel` recorded
     paid-cancelled anomalies gets one for it (source migration), open, so that the
     trésorerie's answer can be recorded (here --refunded, then the new title's link)."""
@@ -1038,6 +1039,8 @@ def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, t
         conn.execute(anomalies.delete().where(anomalies.c.id == number))
         conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 15))
     store.engine.dispose()
+    # migrated again up to 15 (the later ones' tables and columns are there already)
+    monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:15])
     again = Store(store.url)
     [anomaly] = ledger.list_anomalies(again)
     assert (anomaly["kind"], anomaly["id_op"], anomaly["invoice"], anomaly["source"],

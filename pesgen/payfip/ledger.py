@@ -253,25 +253,47 @@ def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
-def paid_by_key(store: Store, id_coll: str) -> dict[str, dict[str, Any]]:
-    """The collectivity's payments PayFiP recorded paid, by their invoice's key
-    (``keys.invoice_key``, as the guard compares numbers: a paid title cancelled and
-    exported again written otherwise, ``fa-1`` for ``FA-1``, is the same invoice, whose
-    payment row keeps the number its operation was made with); the earliest paid of a
-    key, with ``open_settlement``: the number of its open paid-cancelled anomaly (None:
-    none). Two queries, read once for a batch of links (``service.Lookups.paid``), as
-    the Datamatrix reads them."""
-    out: dict[str, dict[str, Any]] = {}
+def paid_by_key(store: Store, id_coll: str, invoices: Collection[str],
+                chunk: int = 500) -> dict[str, dict[str, Any]]:
+    """The collectivity's payments PayFiP recorded paid of these invoices, by their
+    invoice's key (``keys.invoice_key``, as the guard compares numbers: a paid title
+    cancelled and exported again written otherwise, ``fa-1`` for ``FA-1``, is the same
+    invoice, whose payment row keeps the number its operation was made with); the
+    earliest paid of a key, with ``open_settlement``: the number of its open
+    paid-cancelled anomaly (None: none). The payments are looked up by key in an index
+    (``invoice_key`` with the collectivity: migration 17), ``chunk`` keys a query, and
+    those with no key recorded (none but a row written otherwise than by
+    ``record_operation``) in one query more, keyed here; then their open anomalies,
+    ``chunk`` operations a query: read once for a batch of links
+    (``service.Lookups.paid``). Before, every paid payment of the collectivity was read,
+    for each link command."""
+    keys = sorted({invoice_key(i) for i in invoices})
+    paid = sa.select(payments).where(payments.c.id_coll == id_coll,
+                                     payments.c.status == "paid")
+    # two queries, each one search of the index (an OR of both made SQLite, without
+    # statistics, read every payment of the collectivity)
+    by_key = paid.where(payments.c.invoice_key.in_(sa.bindparam("keys", expanding=True)))
+    unkeyed = paid.where(payments.c.invoice_key.is_(None))
+    # the open paid-cancelled anomalies (a paid title cancelled since, the trésorerie's
+    # answer not recorded) of the payments found: each gets its number, or None
+    settlements = (sa.select(anomalies.c.id_op, sa.func.min(anomalies.c.id))
+                   .where(anomalies.c.kind == PAID_CANCELLED,
+                          anomalies.c.resolved_at.is_(None),
+                          anomalies.c.id_op.in_(sa.bindparam("ids", expanding=True)))
+                   .group_by(anomalies.c.id_op))
+    wanted = set(keys)
     with store.engine.connect() as conn:
-        # the open paid-cancelled anomalies (a paid title cancelled since, the
-        # trésorerie's answer not recorded): each payment gets its number, or None
-        open_ = dict(conn.execute(sa.select(anomalies.c.id_op, sa.func.min(anomalies.c.id))
-                                  .where(anomalies.c.kind == PAID_CANCELLED,
-                                         anomalies.c.resolved_at.is_(None))
-                                  .group_by(anomalies.c.id_op)).all())
-        for row in conn.execute(sa.select(payments).where(
-                payments.c.id_coll == id_coll, payments.c.status == "paid").order_by(
-                payments.c.paid_at, payments.c.id)):
+        rows = [row for row in conn.execute(unkeyed) if invoice_key(row.invoice) in wanted]
+        for start in range(0, len(keys), chunk):
+            rows += conn.execute(by_key, {"keys": keys[start:start + chunk]}).all()
+        open_: dict[str, int] = {}
+        ids = sorted({row.id_op for row in rows if row.id_op is not None})
+        for start in range(0, len(ids), chunk):
+            open_.update(conn.execute(settlements, {"ids": ids[start:start + chunk]}).all())
+    out: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r.paid_at or "", r.id)):
+        # the earliest paid of a key (a row keyed otherwise than it is now aside)
+        if invoice_key(row.invoice) in wanted:
             out.setdefault(invoice_key(row.invoice),
                            {**row._mapping, "open_settlement": open_.get(row.id_op)})
     return out
@@ -427,7 +449,8 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
             conn.execute(payments.insert().values(
-                id_coll=op["id_coll"], invoice=op["invoice"], status="pending",
+                id_coll=op["id_coll"], invoice=op["invoice"],
+                invoice_key=invoice_key(op["invoice"]), status="pending",
                 amount_cents=op["amount_cents"], last_id_op=op["id_op"], refdet=op["refdet"],
                 created_at=now, updated_at=now))
         else:
