@@ -1399,3 +1399,23 @@ def test_money_through_a_cancelled_title_refunded_is_no_payment_for_runs_cancel(
     assert code == 0, out + err
     store.reinstate(run, "the trésorerie kept the titles")
     assert store.cancel(run, "wrong again").payments == ()
+
+
+def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp_path):
+    """Two links, the first paid, the run cancelled despite it, the payment refunded
+    (--refunded), the run reinstated (due again), then the family refuses the second
+    link: `payfip payments` lists the title refused, nothing paid. Before, the row kept
+    the refunded payment (187.50 paid, its operation) beside the status refused."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    first, second = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    flow.pay(first, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    store.reinstate(run, "kept by the trésorerie")
+    flow.pay(second, "refuse")
+    [row] = _payments(store)
+    assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
+            row["method"], row["paid_at"], row["id_op"], row["numauto"]) == (
+        "refused", "refused", "187.50", None, None, None, None, None), row

@@ -927,8 +927,10 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
         "payfip_status": p["status"], "run": p["title_run"],
         "id_bord": p["title_id_bord"],
         "cancelled_at": p["cancelled_at"] if cancelled else None}
-    if _due_again(p):
-        # refunded, then reinstated: due, nothing paid (the history says what was)
+    if not cancelled and p["status"] != "paid" and p["id_op"] is not None:
+        # a payment refunded, its title reinstated since: due, nothing paid (the history
+        # says what was), its status refunded, or its last link's result since (refused,
+        # expired…: the refunded payment stays on the row until a new link is made)
         item.update(amount_paid=None, method=None, paid_at=None, paid_at_source=None,
                     id_op=None, numauto=None)
     if history:
