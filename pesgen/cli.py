@@ -2203,11 +2203,19 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     is refused. Refused when one of them was exported again since, when the trésorerie
     rejected the bordereau, or annulled its titles (--annulled-by-tresorerie). The run's
     numbers do not change; the cancellation undone is recorded (`runs show`)."""
+    import getpass
+
+    from .payfip.models import cents_text, method_said
     from .runs import files_not_in_place, not_in_place
 
     try:
+        # who resolves the paid-cancelled anomalies the reinstatement settles
+        by = getpass.getuser()
+    except Exception:  # no login name (a container without one): the command's
+        by = "runs reinstate"
+    try:
         store = _store(db, must_exist=True)
-        done = store.reinstate(run, reason, bordereau, whole)
+        done = store.reinstate(run, reason, bordereau, whole, by=by)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs reinstate", exc=exc)
@@ -2227,7 +2235,14 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             and not done.still_cancelled,
             still_cancelled=list(done.still_cancelled), invoices=done.invoices,
             no_acknowledgement=unknown if done.run.pes else None,
-            not_in_place={"folder": after["out_dir"] if missing else None, "files": missing})
+            not_in_place={"folder": after["out_dir"] if missing else None, "files": missing},
+            settled=[{"anomaly": s["anomaly"], "invoice": s["invoice"], "id_op": s["id_op"],
+                      "id_bord": s["id_bord"], "amount_paid": cents_text(s["paid_cents"] or 0),
+                      "method": s["method"], "paid_at": s["paid_at"]} for s in done.settled],
+            due_again=[{"invoice": d["invoice"], "id_op": d["id_op"], "id_bord": d["id_bord"],
+                        "amount_refunded": cents_text(d["paid_cents"] or 0),
+                        "method": d["method"], "paid_at": d["paid_at"]}
+                       for d in done.due_again])
         return
     numbers = ", ".join(map(str, done.bordereaux))
     if done.as_recorded["status"] == "cancelled" and not done.still_cancelled:
@@ -2248,6 +2263,21 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                   "took (`pesgen acquit FILE --record` records its acknowledgement)")
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
+    for s in done.settled:
+        # paid, cancelled, reinstated: the payment is the title's again
+        _echo_err(f"note: invoice {s['invoice']}: paid online "
+                  f"{cents_text(s['paid_cents'] or 0)}{method_said(s['method'])} on "
+                  f"{s['paid_at']} (PayFiP operation {s['id_op']}): its title is active again "
+                  f"and the payment its own: anomaly #{s['anomaly']} (paid-cancelled) "
+                  "resolved (reinstated); if the trésorerie was told of the cancellation, "
+                  "tell it the title stands, paid")
+    for d in done.due_again:
+        # paid, cancelled, refunded, reinstated: the family has its money back
+        _echo_err(f"note: invoice {d['invoice']}: paid online "
+                  f"{cents_text(d['paid_cents'] or 0)}{method_said(d['method'])} on "
+                  f"{d['paid_at']} (PayFiP operation {d['id_op']}), refunded by the "
+                  "trésorerie while its title was cancelled: the title is due again; send "
+                  "the family a new link")
 
 
 def _say_cancelled_in_place(r: dict[str, Any], bordereaux: tuple[int, ...]) -> None:

@@ -132,7 +132,9 @@ def invoice_key(number: str) -> str:
     micro sign, which stays ``\u00b5``); NFC. Repeated until nothing changes (NFC can
     compose a letter and a combining accent into a letter that is transliterated in
     turn), so a key is its own key. An ASCII number's key is what it always was:
-    ``number.strip().casefold()`` (stores hold such keys)."""
+    ``number.strip().casefold()`` (stores hold such keys: run_invoices.invoice_key, and
+    payfip_payments.invoice_key from schema 17; a change here keys both again, as
+    migration 6 did the titles)."""
     if number.isascii():  # nearly every number: what the general path gives, faster
         return number.strip().casefold()
     return _unicode_key(number)

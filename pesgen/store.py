@@ -590,11 +590,57 @@ def _migration_15(conn: Connection) -> None:
             for r in rows])
 
 
+def _migration_16(conn: Connection) -> None:
+    """A paid title reinstated is paid again, and from schema 16 on `runs reinstate`
+    resolves the ``paid-cancelled`` anomaly its cancellation left open: each one still
+    open whose payment (paid, by the operation it names) follows an active title, a
+    title reinstated under schema 15, is resolved so (outcome ``reinstated``, by
+    ``migration``), with an ``anomaly-resolved`` event (source ``migration``). The
+    tables as they were then (read from the store), the values frozen here."""
+    meta = sa.MetaData()
+    pays, ops, titles, found, events_ = (sa.Table(name, meta, autoload_with=conn) for name in (
+        "payfip_payments", "payfip_operations", "run_invoices", "payfip_anomalies",
+        "payfip_events"))
+    paid_run = sa.func.coalesce(pays.c.applied_run, ops.c.run_id)
+    rows = conn.execute(
+        sa.select(found.c.id, pays.c.id_coll, pays.c.invoice, pays.c.id_op, titles.c.run_id,
+                  titles.c.id_bord)
+        .join(pays, sa.and_(pays.c.id_op == found.c.id_op, pays.c.invoice == found.c.invoice))
+        .join(ops, ops.c.id_op == pays.c.id_op)
+        .join(titles, sa.and_(titles.c.run_id == paid_run, titles.c.invoice == pays.c.invoice,
+                              titles.c.id_coll == pays.c.id_coll))
+        .where(found.c.kind == "paid-cancelled", found.c.resolved_at.is_(None),
+               pays.c.status == "paid", titles.c.active)
+        .order_by(found.c.id)).all()
+    if not rows:
+        return
+    now = utc_now()
+    for r in rows:
+        conn.execute(found.update().where(found.c.id == r.id).values(
+            resolved_at=now, resolved_by="migration", outcome="reinstated",
+            note=f"its title (IdBord {r.id_bord} of run {r.run_id}) was reinstated before "
+                 "this pesgen resolved such anomalies: active again, paid by this payment"))
+    conn.execute(events_.insert(), [
+        {"id_coll": r.id_coll, "invoice": r.invoice, "id_op": r.id_op, "at": now,
+         "event": "anomaly-resolved", "source": "migration", "status": "paid",
+         "detail": json.dumps({"anomaly": r.id, "kind": "paid-cancelled", "by": "migration",
+                               "outcome": "reinstated", "run": r.run_id}, sort_keys=True)}
+        for r in rows])
+
+
+def _migration_17(conn: Connection) -> None:
+    # each payment's invoice key, indexed: a link reads its invoices' payments only
+    from .payfip.tables import migration_17
+
+    migration_17(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
-                                                  _migration_13, _migration_14, _migration_15]
+                                                  _migration_13, _migration_14, _migration_15,
+                                                  _migration_16, _migration_17]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -2277,7 +2323,7 @@ class Store:
                             as_recorded=as_recorded)
 
     def reinstate(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
-                  whole: bool = False) -> Reinstatement:
+                  whole: bool = False, by: str = "runs reinstate") -> Reinstatement:
         """Undo the cancellation of a run, or of some of its cancelled bordereaux
         (``bordereaux``; a run of several cancelled ones needs them named, or ``whole``):
         their invoices and NumDettes are held again, so an export of them is refused, and
@@ -2289,7 +2335,13 @@ class Store:
         cancellation confirmed the trésorerie's annulment (``--annulled-by-tresorerie``:
         its titles are annulled in Hélios), one whose Hélios status is rejected (its
         titles do not exist there), and invoices or NumDettes an active run holds now
-        (exported again since the cancellation: both would be billed)."""
+        (exported again since the cancellation: both would be billed).
+
+        A title reinstated that PayFiP shows paid (its payment follows it) and whose
+        cancellation left a ``paid-cancelled`` anomaly open is paid again, nothing left for
+        the trésorerie to apply or refund: the anomaly is resolved (outcome
+        ``reinstated``, ``by``, a note naming the run), said in ``settled``. One whose
+        payment the trésorerie refunded (``--refunded``) is due again: ``due_again``."""
         if not reason.strip():
             raise UsageError("a reinstatement needs a reason (--reason)")
         if whole and bordereaux:
@@ -2383,10 +2435,13 @@ class Store:
                                  "reinstated") from None
             _note_titles(conn, full, (t.invoice for t in titles), "title-reinstated",
                          "reinstate", now, reason.strip())
+            settled = _paid_reinstated(conn, full, numbers, now, by, reason.strip())
+            due_again = _refunded_reinstated(conn, full, numbers)
         record = self._run_record(full)
         return Reinstatement(record, len(titles), tuple(numbers),
                              tuple(b.id_bord for b in gone if b not in targets), status,
-                             as_recorded=as_recorded)
+                             as_recorded=as_recorded, settled=tuple(settled),
+                             due_again=tuple(due_again))
 
     def _helios_status(self, conn: Connection, row: Any,
                        numbers: Collection[int]) -> dict[int, Acknowledgement]:
@@ -2538,6 +2593,13 @@ class Reinstatement:
     still_cancelled: tuple[int, ...] = ()
     acknowledgements: dict[int, Acknowledgement] = field(default_factory=dict)
     as_recorded: dict[str, Any] = field(default_factory=dict)
+    # the paid-cancelled anomalies the reinstatement resolved (``_paid_reinstated``): each
+    # anomaly, invoice, id_op, id_bord, paid_cents, method, paid_at
+    settled: tuple[dict[str, Any], ...] = ()
+    # the titles reinstated whose payment the trésorerie refunded while they were
+    # cancelled, due again (``_refunded_reinstated``): invoice, id_op, id_bord,
+    # paid_cents, method, paid_at
+    due_again: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -2599,12 +2661,14 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     use), expired (PayFiP purged it: whether the family paid first is not known), test
     links (saisie T) aside; an anomaly whose result was not a refusal or an abandon (P,
     V, an unknown code, or a result PayFiP would not give), with the amount PayFiP
-    reported when it was not the one asked. One problem each, by invoice. Operations
-    are keyed by the run and the invoice as that run wrote it."""
+    reported when it was not the one asked; money the trésorerie refunded (a
+    run-cancelled or paid-cancelled anomaly resolved ``--refunded``) aside: the family has
+    it back. One problem each, by invoice. Operations are keyed by the run and the
+    invoice as that run wrote it."""
     from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
-    from .payfip.tables import anomalies, operations, payments, reported_amount
+    from .payfip.tables import PAID_CANCELLED, anomalies, operations, payments, reported_amount
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2626,11 +2690,18 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     applied_here = sa.exists().where(payments.c.id_op == operations.c.id_op,
                                      payments.c.applied_run == run_id,
                                      payments.c.status == "paid")
+    # money of a cancelled title that the trésorerie refunded (its run-cancelled or
+    # paid-cancelled anomaly resolved --refunded): no longer a payment, the title (since
+    # reinstated) is due again
+    refunded = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
+                                 anomalies.c.kind.in_(("run-cancelled", PAID_CANCELLED)),
+                                 anomalies.c.outcome == "refunded")
     rows = conn.execute(
         sa.select(operations, titles.c.id_bord, reported.label("reported"),
                   double.label("double"))
         .join(titles, titles.c.invoice == operations.c.invoice)
-        .where(operations.c.run_id == run_id, money, sa.not_(applied_here))
+        .where(operations.c.run_id == run_id, money, sa.not_(applied_here),
+               sa.not_(refunded))
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
     out: list[tuple[int, str, Problem]] = []
     for op in rows:
@@ -2738,6 +2809,86 @@ def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: s
              "source": "cancel", "expected": None, "got": None,
              "detail": f"its title, paid {cents_text(r.paid_cents or 0)}, cancelled (IdBord "
                        f"{r.id_bord} of run {run_id}): {reason}"} for r in rows])
+
+
+def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: str,
+                     by: str, reason: str) -> list[dict[str, Any]]:
+    """After these bordereaux of a run were reinstated: the open ``paid-cancelled``
+    anomalies of their titles that PayFiP shows paid by the operation the anomaly names
+    (the payment follows this run's title, ``paid_title_run``) are resolved, outcome
+    ``reinstated``: the title is active again and that payment its own, nothing left for
+    the trésorerie to apply or refund. Each gets an ``anomaly-resolved`` event (source
+    ``reinstate``). An anomaly whose answer was recorded already (``--applied``, the
+    payment following another title; ``--refunded``, no longer paid) is not one; nor is
+    one of a payment that follows another run's title (applied to it, then cancelled
+    too: its anomaly is that title's). Returns what was resolved, by IdBord and IdPce."""
+    from .payfip.tables import (
+        PAID_CANCELLED,
+        RESOLVED_BY_MAX,
+        anomalies,
+        events,
+        operations,
+        paid_title_run,
+        payments,
+    )
+
+    rows = conn.execute(
+        sa.select(anomalies.c.id, payments.c.invoice, payments.c.id_coll, payments.c.id_op,
+                  payments.c.paid_cents, payments.c.method, payments.c.paid_at,
+                  payments.c.status, run_invoices.c.id_bord)
+        .join(payments, sa.and_(payments.c.id_op == anomalies.c.id_op,
+                                payments.c.invoice == anomalies.c.invoice))
+        .join(operations, operations.c.id_op == payments.c.id_op)
+        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
+                                    run_invoices.c.invoice == payments.c.invoice,
+                                    run_invoices.c.id_coll == payments.c.id_coll))
+        .where(anomalies.c.kind == PAID_CANCELLED, anomalies.c.resolved_at.is_(None),
+               payments.c.status == "paid", paid_title_run(operations.c.run_id) == run_id,
+               run_invoices.c.id_bord.in_(bordereaux))
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce, anomalies.c.id)).all()
+    if not rows:
+        return []
+    by = by.strip()[:RESOLVED_BY_MAX] or "runs reinstate"
+    # (PostgreSQL: one resolved meanwhile by `payfip anomalies resolve` is left to it)
+    rows = [r for r in rows if conn.execute(anomalies.update().where(
+        anomalies.c.id == r.id, anomalies.c.resolved_at.is_(None)).values(
+        resolved_at=now, resolved_by=by, outcome="reinstated",
+        note=f"run {run_id} reinstated (IdBord {r.id_bord}): {reason}: its title is "
+             "active again, paid by this payment")).rowcount == 1]
+    if not rows:
+        return []
+    conn.execute(events.insert(), [
+        {"id_coll": r.id_coll, "invoice": r.invoice, "id_op": r.id_op, "at": now,
+         "event": "anomaly-resolved", "source": "reinstate", "status": r.status,
+         "detail": json.dumps({"anomaly": r.id, "kind": PAID_CANCELLED, "by": by,
+                               "outcome": "reinstated", "run": run_id}, sort_keys=True)}
+        for r in rows])
+    return [{"anomaly": r.id, "invoice": r.invoice, "id_op": r.id_op,
+             "id_bord": int(r.id_bord), "paid_cents": r.paid_cents, "method": r.method,
+             "paid_at": r.paid_at} for r in rows]
+
+
+def _refunded_reinstated(conn: Connection, run_id: str, bordereaux: list[int]
+                         ) -> list[dict[str, Any]]:
+    """The titles of these bordereaux of a run, just reinstated, whose payment the
+    trésorerie refunded while they were cancelled (a paid-cancelled anomaly resolved
+    ``--refunded``: the payment's status ``refunded``, its money this run's title's): due
+    again, by IdBord and IdPce."""
+    from .payfip.tables import operations, paid_title_run, payments
+
+    rows = conn.execute(
+        sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
+                  payments.c.method, payments.c.paid_at, run_invoices.c.id_bord)
+        .join(operations, operations.c.id_op == payments.c.id_op)
+        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
+                                    run_invoices.c.invoice == payments.c.invoice,
+                                    run_invoices.c.id_coll == payments.c.id_coll))
+        .where(payments.c.status == "refunded", paid_title_run(operations.c.run_id) == run_id,
+               run_invoices.c.id_bord.in_(bordereaux))
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    return [{"invoice": r.invoice, "id_op": r.id_op, "id_bord": int(r.id_bord),
+             "paid_cents": r.paid_cents, "method": r.method, "paid_at": r.paid_at}
+            for r in rows]
 
 
 def _note_titles(conn: Connection, run_id: str, invoices: Iterable[str], event: str,

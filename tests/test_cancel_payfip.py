@@ -484,6 +484,27 @@ def test_payments_since_lists_a_title_cancelled_since(flow, store):
         "FA-2026-00102", "cancelled", "2026-01-01T00:00:00Z")
 
 
+def test_payments_since_lists_a_title_reinstated_since(flow, store):
+    """The school software imported FA-2026-00102 `cancelled` long ago; its run is
+    reinstated since: `--since` lists it again, paid (its row was no change: the
+    software kept it cancelled, the payment nobody's)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(run, "kept by the trésorerie")
+    [row] = ledger.list_payments(store, date(2026, 6, 1))
+    assert (row["invoice"], row["status"], row["run"], row["updated_at"]) == (
+        "FA-2026-00102", "paid", run, "2026-01-01T00:00:00Z")
+    # the same on the day after the reinstatement: nothing changed since
+    [undone] = store.get_run(run)["reinstatements"]
+    later = date.fromisoformat(undone["reinstated_at"][:10]) + timedelta(days=1)
+    assert ledger.list_payments(store, later) == []
+
+
 def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
                                                                        tmp_path):
     """A payment through the link of a title of a cancelled bordereau: the anomaly's
@@ -994,3 +1015,73 @@ def test_payments_of_titles_still_due_look_up_no_new_title_nor_unasked_history(
                   PAID_AFTER_CANCEL[1]: ["created", "anomaly"]}.get(invoice, ["created"])
         for invoice in PAID_AFTER_CANCEL}
     assert count == 3
+
+
+def test_reinstating_one_bordereau_resolves_the_paid_cancelled_anomalies_of_its_titles_only(
+        flow, store, tmp_path):
+    """FA-2026-00101 (IdBord 2) and FA-2026-00105 (IdBord 3) paid online, both bordereaux
+    cancelled despite it (a paid-cancelled anomaly each): reinstating IdBord 2 resolves
+    FA-2026-00101's (outcome reinstated), FA-2026-00105's stays open while its title is
+    cancelled, and is resolved once IdBord 3 is reinstated too."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    first, second = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    store.cancel(run, "wrong amounts", [2, 3], despite_payments=True)
+
+    def state():
+        return sorted((a["invoice"], a["outcome"], a["resolved_at"] is not None)
+                      for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled")
+
+    assert state() == [("FA-2026-00101", None, False), ("FA-2026-00105", None, False)]
+    done = store.reinstate(run, "the trésorerie took IdBord 2", [2], by="support")
+    assert [(s["invoice"], s["id_bord"], s["id_op"]) for s in done.settled] == [
+        ("FA-2026-00101", 2, first.id_op)]
+    assert state() == [("FA-2026-00101", "reinstated", True), ("FA-2026-00105", None, False)]
+    done = store.reinstate(run, "and IdBord 3", [3], by="support")
+    assert [s["invoice"] for s in done.settled] == ["FA-2026-00105"]
+    assert state() == [("FA-2026-00101", "reinstated", True),
+                       ("FA-2026-00105", "reinstated", True)]
+
+
+def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow, store,
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    """Migration 16: a store whose paid title was cancelled and then reinstated under
+    schema 15 (its paid-cancelled anomaly left open) gets that anomaly resolved (outcome
+    reinstated, by migration, an anomaly-resolved event of source migration); the
+    anomaly of a paid title still cancelled stays open."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import anomalies
+
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    first, second = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    store.cancel(run, "wrong amounts", [2, 3], despite_payments=True)
+    [settled] = store.reinstate(run, "the trésorerie took IdBord 2", [2]).settled
+    with store.engine.begin() as conn:  # as a store of schema 15 left it
+        conn.execute(anomalies.update().where(anomalies.c.id == settled["anomaly"]).values(
+            resolved_at=None, resolved_by=None, note=None, outcome=None))
+        conn.execute(events.delete().where(events.c.event == "anomaly-resolved"))
+        conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 16))
+    store.engine.dispose()
+    # migrated again up to 16 (the later ones' columns are there already)
+    monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:16])
+    again = Store(store.url)
+    try:
+        found = {a["invoice"]: a for a in ledger.list_anomalies(again)}
+        assert (found["FA-2026-00101"]["outcome"], found["FA-2026-00101"]["resolved_by"],
+                found["FA-2026-00105"]["resolved_at"]) == ("reinstated", "migration", None)
+        assert found["FA-2026-00101"]["note"] == (
+            f"its title (IdBord 2 of run {run}) was reinstated before this pesgen resolved "
+            "such anomalies: active again, paid by this payment")
+        with again.engine.connect() as conn:
+            [event] = conn.execute(sa.select(events).where(
+                events.c.event == "anomaly-resolved")).all()
+        assert (event.invoice, event.source, json.loads(event.detail)) == (
+            "FA-2026-00101", "migration",
+            {"anomaly": settled["anomaly"], "kind": "paid-cancelled", "by": "migration",
+             "outcome": "reinstated", "run": run})
+    finally:
+        again.engine.dispose()

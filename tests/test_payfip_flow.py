@@ -20,6 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from pesgen.errors import StateError
 from pesgen.payfip import ledger
 from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
 from pesgen.payfip.tables import events, operations, payments
@@ -615,6 +616,61 @@ def test_a_schema_13_store_keeps_its_resolutions_and_payments_as_they_were(schem
     pay = ledger.payment_of(store, "21450999400015", "FA-2026-00102")
     assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("paid", "op-1", None)
     store.engine.dispose()
+
+
+def test_a_schema_16_store_gets_its_payments_keyed(schema_3_url, monkeypatch):
+    """Migration 17 keys each payment's invoice (``keys.invoice_key``, as the titles'),
+    indexed with its collectivity: `link` then reads the payments of its invoices' keys
+    only, and finds one written otherwise (`` fa-2026-00103 `` for FA-2026-00103)."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:16])
+        old = Store(schema_3_url)
+    with old.engine.begin() as conn:
+        paid = sa.Table("payfip_payments", sa.MetaData(), autoload_with=conn)
+        assert "invoice_key" not in paid.c
+        conn.execute(paid.insert(), [
+            {"id_coll": "21450999400015", "invoice": invoice, "status": "paid",
+             "amount_cents": 18750, "paid_cents": 18750, "method": "card",
+             "paid_at": "2026-11-23", "id_op": f"op-{n}", "last_id_op": f"op-{n}",
+             "refdet": f"FA20260010{n}", "created_at": "2026-11-23T18:00:00Z",
+             "updated_at": "2026-11-23T18:00:00Z"}
+            for n, invoice in enumerate(["FA-2026-00102", " fa-2026-00103 "])])
+    old.engine.dispose()
+
+    store = Store(schema_3_url)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(payments.c.invoice, payments.c.invoice_key)
+                            .order_by(payments.c.id)).all() == [
+            ("FA-2026-00102", "fa-2026-00102"), (" fa-2026-00103 ", "fa-2026-00103")]
+        indexes = {i["name"]: i["column_names"]
+                   for i in sa.inspect(conn).get_indexes("payfip_payments")}
+    assert indexes["ix_payfip_payment_key"] == ["id_coll", "invoice_key"]
+    found = ledger.paid_by_key(store, "21450999400015", ["FA-2026-00103"])
+    assert {k: p["id_op"] for k, p in found.items()} == {"fa-2026-00103": "op-1"}
+    store.engine.dispose()
+
+
+def test_a_link_reads_the_payments_of_its_invoices_only(flow, store):
+    """`link` (Lookups.paid) reads the payments recorded paid of the invoices it is
+    given, by key, through the index (not every paid payment of the collectivity, as it
+    did, a query a command): FA-2026-00101 paid, a link for FA-2026-00102 reads no row
+    of it, and a link for FA-2026-00101 is refused as paid (rule payfip.paid)."""
+    flow.pay(flow.link("FA-2026-00101", mode="W"), "card")
+    seen: list[tuple[str, object]] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda _c, _cu, statement, params, *_: seen.append((statement, params)))
+    flow.link("FA-2026-00102", mode="W")
+    read = [(st_, p) for st_, p in seen if "FROM payfip_payments" in st_
+            and "payfip_payments.status =" in st_]
+    # its key's, and any written without a key (none here)
+    assert [("payfip_payments.invoice_key IN" in st_, "invoice_key IS NULL" in st_)
+            for st_, _ in read] == [(False, True), (True, False)], read
+    assert "fa-2026-00101" not in str(read) and "fa-2026-00102" in str(read[1][1]), read
+    with pytest.raises(StateError) as info:
+        flow.link("FA-2026-00101", mode="W")
+    assert [p.rule for p in info.value.problems] == ["payfip.paid"]
 
 
 def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
@@ -1494,7 +1550,7 @@ def test_a_store_that_recorded_test_payments_as_paid_is_corrected(schema_3_url, 
             payments.c.invoice == "FA-2026-00101")).one()._mapping)
     assert ops == {"t1": "test-paid", "x1": "test-paid", "w1": "paid", "t2": "test-paid",
                    "w2": "pending", "w3": "paid"}
-    assert after == {**before, "applied_run": None}
+    assert after == {**before, "applied_run": None, "invoice_key": "fa-2026-00101"}
 
     pay = _payment(store)
     assert (pay["status"], pay["paid_cents"], pay["id_op"], pay["method"], pay["paid_at"],

@@ -1023,7 +1023,8 @@ def test_a_paid_title_cancelled_resolved_with_a_note_alone_stays_paid(flow, stor
     assert "paid-cancelled, not resolved" not in err  # resolved: nothing to record
 
 
-def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path):
+def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, tmp_path,
+                                                                  monkeypatch):
     """Migration 15: a store whose paid title was cancelled before `runs cancel` recorded
     paid-cancelled anomalies gets one for it (source migration), open, so that the
     trésorerie's answer can be recorded (here --refunded, then the new title's link)."""
@@ -1036,8 +1037,10 @@ def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, t
     run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
     with store.engine.begin() as conn:  # as a store of schema 14 held it
         conn.execute(anomalies.delete().where(anomalies.c.id == number))
-        conn.execute(st.schema_table.delete().where(st.schema_table.c.version == 15))
+        conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 15))
     store.engine.dispose()
+    # migrated again up to 15 (the later ones' tables and columns are there already)
+    monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:15])
     again = Store(store.url)
     [anomaly] = ledger.list_anomalies(again)
     assert (anomaly["kind"], anomaly["id_op"], anomaly["invoice"], anomaly["source"],
@@ -1257,3 +1260,162 @@ def test_resolve_refused_as_json_gives_the_error_and_the_texts_exit_code(flow, s
     code, out, err = _cli(store, "payfip", "anomalies", "resolve", str(number), "--note", "n",
                           "--format", "xml")
     assert code == ExitCode.USAGE and "--format must be text or json, got 'xml'" in err
+
+
+def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tmp_path):
+    """A title paid online, cancelled despite it (a paid-cancelled anomaly), then
+    reinstated: the title is active and paid again, nothing is left for the trésorerie
+    to decide, so the reinstatement resolves the anomaly (outcome reinstated, by the
+    login name, the note naming the run, an anomaly-resolved event of source reinstate)
+    and says so, text and JSON; `link` refuses the title as paid without naming an
+    anomaly to resolve. Cancelled and reinstated a second time: the second anomaly is
+    resolved as the first. Before, the anomaly stayed open for support, and `link`'s
+    refusal asked for the trésorerie's answer on it."""
+    import getpass
+    import json
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    for turn, fmt in ((1, "text"), (2, "json")):
+        store.cancel(run, "wrong amounts", despite_payments=True)
+        [number] = [a["id"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+        code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason",
+                              f"kept by the trésorerie ({turn})", "--format", fmt)
+        assert code == 0, out + err
+        said = (f"invoice FA-2026-00102: paid online 187.50 by card on {paid_at} (PayFiP "
+                f"operation {link.id_op}): its title is active again and the payment its "
+                f"own: anomaly #{number} (paid-cancelled) resolved (reinstated); if the "
+                "trésorerie was told of the cancellation, tell it the title stands, paid")
+        if fmt == "text":
+            assert f"note: {said}\n" in err, err
+        else:
+            report = json.loads(out)
+            assert err == ""
+            assert report["settled"] == [{
+                "anomaly": number, "invoice": "FA-2026-00102", "id_op": link.id_op,
+                "id_bord": 1, "amount_paid": "187.50", "method": "card",
+                "paid_at": paid_at}], report
+        [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+        assert (anomaly["kind"], anomaly["outcome"], anomaly["resolved_by"],
+                anomaly["invoice_status"]) == (
+            "paid-cancelled", "reinstated", getpass.getuser(), "paid")
+        assert anomaly["note"] == (f"run {run} reinstated (IdBord 1): kept by the trésorerie "
+                                   f"({turn}): its title is active again, paid by this "
+                                   "payment")
+        code, out, err = _link(flow, store)
+        assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+        assert "anomaly #" not in err, err
+    assert all(a["resolved_at"] for a in ledger.list_anomalies(store))
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["amount_paid"]) == ("paid", run, "187.50")
+    assert [(e["event"], e["source"]) for e in row["history"]][-2:] == [
+        ("title-reinstated", "reinstate"), ("anomaly-resolved", "reinstate")]
+    assert row["history"][-1]["detail"] == {
+        "anomaly": 2, "kind": "paid-cancelled", "by": getpass.getuser(),
+        "outcome": "reinstated", "run": run}
+
+
+def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_was_applied_to(
+        flow, store, tmp_path):
+    """Paid, cancelled, the money applied by the trésorerie to the title exported in its
+    place (--applied), that title cancelled in turn (a second paid-cancelled anomaly,
+    the payment following it), then the first run reinstated: the payment follows the
+    second title, still cancelled, so its anomaly stays open (the trésorerie applies the
+    money to the reinstated title or refunds it), and `link` still names it."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
+    [second] = [a["id"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    done = store.reinstate(run, "kept by the trésorerie")
+    assert done.settled == ()
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == second]
+    assert (anomaly["resolved_at"], anomaly["outcome"]) == (None, None)
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+    assert f"(anomaly #{second}, paid-cancelled, not resolved)" in " ".join(err.split()), err
+
+
+def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, store, tmp_path):
+    """Paid, cancelled despite it, the payment refunded by the trésorerie (--refunded),
+    then the run reinstated: the family got its money back, so the title is due again.
+    `runs reinstate` says so; `payfip payments` lists it due (pending, nothing paid, its
+    PayFiP status refunded, its history saying paid, cancelled, refunded, reinstated);
+    `runs cancel` counts no payment of it (cancelled and reinstated again, it needs no
+    --despite-payments); the Datamatrix and `link` give it a payment. Before, `payments`
+    listed it `refunded` with 187.50 paid, and `runs cancel` refused it as paid online."""
+    import json
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
+    assert code == 0, out + err
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    said = (f"invoice FA-2026-00102: paid online 187.50 by card on {paid_at} (PayFiP "
+            f"operation {link.id_op}), refunded by the trésorerie while its title was "
+            "cancelled: the title is due again; send the family a new link")
+    assert f"note: {said}\n" in err, err
+    [row] = _payments(store)
+    assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
+            row["method"], row["paid_at"], row["id_op"], row["run"]) == (
+        "pending", "refunded", "187.50", None, None, None, None, run)
+    assert [e["event"] for e in row["history"]] == [
+        "created", "paid", "title-cancelled", "refunded", "anomaly-resolved",
+        "title-reinstated"]
+    [anomaly] = ledger.list_anomalies(store)
+    assert anomaly["invoice_status"] == "pending"
+    assert store.cancel(run, "wrong again").payments == ()
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--format", "json")
+    assert code == 0, out + err
+    assert json.loads(out)["due_again"] == [{
+        "invoice": "FA-2026-00102", "id_op": link.id_op, "id_bord": 1,
+        "amount_refunded": "187.50", "method": "card", "paid_at": paid_at}]
+    code, out, err = _datamatrix(store, run)
+    assert code == 0 and "FA-2026-00102" not in err, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+def test_money_through_a_cancelled_title_refunded_is_no_payment_for_runs_cancel(
+        flow, store, tmp_path):
+    """Paid through the link of the run cancelled by mistake (a run-cancelled anomaly),
+    refunded by the trésorerie (--refunded), the run reinstated: cancelling it again
+    needs no --despite-payments, the refunded operation is no payment of its titles.
+    Before, it was named as money that may have been collected for the title."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(old, "card")
+    number, _ = _said(store, run, old)
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    store.reinstate(run, "the trésorerie kept the titles")
+    assert store.cancel(run, "wrong again").payments == ()
+
+
+def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp_path):
+    """Two links, the first paid, the run cancelled despite it, the payment refunded
+    (--refunded), the run reinstated (due again), then the family refuses the second
+    link: `payfip payments` lists the title refused, nothing paid. Before, the row kept
+    the refunded payment (187.50 paid, its operation) beside the status refused."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    first, second = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    flow.pay(first, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    store.reinstate(run, "kept by the trésorerie")
+    flow.pay(second, "refuse")
+    [row] = _payments(store)
+    assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
+            row["method"], row["paid_at"], row["id_op"], row["numauto"]) == (
+        "refused", "refused", "187.50", None, None, None, None, None), row

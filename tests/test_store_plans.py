@@ -136,6 +136,31 @@ def test_a_payfip_title_is_looked_up_by_its_run_and_invoice_in_an_index(db_url, 
         assert "Seq Scan on run_invoices" not in plan, plan
 
 
+def test_a_link_looks_the_payments_of_its_invoices_up_in_an_index(db_url, tmp_path):
+    """`payfip link` reads the payments recorded paid of its invoices by key
+    (``ledger.paid_by_key``): each query a search of ix_payfip_payment_key (migration
+    17) by the collectivity and the key, not every payment of the collectivity, which
+    it read for each command before (SQLite took the collectivity's unique index alone
+    for a query with an OR of the keys and of a NULL key)."""
+    from pesgen.payfip import ledger
+
+    store = _store_of_some_size(db_url, tmp_path, titles=10)
+    with store.engine.connect() as conn:
+        read = [(statement, parameters) for statement, parameters in _statements(
+            store, lambda: ledger.paid_by_key(store, ID_COLL, ["FA-2026-00101", "fa-1"]))
+            if "FROM payfip_payments" in statement]
+        assert len(read) == 2, read
+        for statement, parameters in read:
+            plan = _plan(conn, statement, parameters)
+            if conn.dialect.name == "sqlite":
+                assert ("SEARCH payfip_payments USING INDEX ix_payfip_payment_key "
+                        "(id_coll=? AND invoice_key=?)") in plan, plan
+            else:
+                assert " ix_payfip_payment_key " in plan, plan
+            assert "SCAN payfip_payments" not in plan, plan
+            assert "Seq Scan on payfip_payments" not in plan, plan
+
+
 def test_a_schema_10_store_gets_the_index_of_the_titles_by_run_and_invoice(db_url,
                                                                           monkeypatch):
     """Migration 11 creates the index of the titles by run and invoice, in a store an

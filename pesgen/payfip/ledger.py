@@ -28,6 +28,7 @@ from ..store import (
     Store,
     cancelled_bordereaux,
     lock_acknowledgements,
+    reinstatements,
     run_invoices,
     runs,
     utc_now,
@@ -252,25 +253,47 @@ def payment_of(store: Store, id_coll: str, invoice: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
-def paid_by_key(store: Store, id_coll: str) -> dict[str, dict[str, Any]]:
-    """The collectivity's payments PayFiP recorded paid, by their invoice's key
-    (``keys.invoice_key``, as the guard compares numbers: a paid title cancelled and
-    exported again written otherwise, ``fa-1`` for ``FA-1``, is the same invoice, whose
-    payment row keeps the number its operation was made with); the earliest paid of a
-    key, with ``open_settlement``: the number of its open paid-cancelled anomaly (None:
-    none). Two queries, read once for a batch of links (``service.Lookups.paid``), as
-    the Datamatrix reads them."""
-    out: dict[str, dict[str, Any]] = {}
+def paid_by_key(store: Store, id_coll: str, invoices: Collection[str],
+                chunk: int = 500) -> dict[str, dict[str, Any]]:
+    """The collectivity's payments PayFiP recorded paid of these invoices, by their
+    invoice's key (``keys.invoice_key``, as the guard compares numbers: a paid title
+    cancelled and exported again written otherwise, ``fa-1`` for ``FA-1``, is the same
+    invoice, whose payment row keeps the number its operation was made with); the
+    earliest paid of a key, with ``open_settlement``: the number of its open
+    paid-cancelled anomaly (None: none). The payments are looked up by key in an index
+    (``invoice_key`` with the collectivity: migration 17), ``chunk`` keys a query, and
+    those with no key recorded (none but a row written otherwise than by
+    ``record_operation``) in one query more, keyed here; then their open anomalies,
+    ``chunk`` operations a query: read once for a batch of links
+    (``service.Lookups.paid``). Before, every paid payment of the collectivity was read,
+    for each link command."""
+    keys = sorted({invoice_key(i) for i in invoices})
+    paid = sa.select(payments).where(payments.c.id_coll == id_coll,
+                                     payments.c.status == "paid")
+    # two queries, each one search of the index (an OR of both made SQLite, without
+    # statistics, read every payment of the collectivity)
+    by_key = paid.where(payments.c.invoice_key.in_(sa.bindparam("keys", expanding=True)))
+    unkeyed = paid.where(payments.c.invoice_key.is_(None))
+    # the open paid-cancelled anomalies (a paid title cancelled since, the trésorerie's
+    # answer not recorded) of the payments found: each gets its number, or None
+    settlements = (sa.select(anomalies.c.id_op, sa.func.min(anomalies.c.id))
+                   .where(anomalies.c.kind == PAID_CANCELLED,
+                          anomalies.c.resolved_at.is_(None),
+                          anomalies.c.id_op.in_(sa.bindparam("ids", expanding=True)))
+                   .group_by(anomalies.c.id_op))
+    wanted = set(keys)
     with store.engine.connect() as conn:
-        # the open paid-cancelled anomalies (a paid title cancelled since, the
-        # trésorerie's answer not recorded): each payment gets its number, or None
-        open_ = dict(conn.execute(sa.select(anomalies.c.id_op, sa.func.min(anomalies.c.id))
-                                  .where(anomalies.c.kind == PAID_CANCELLED,
-                                         anomalies.c.resolved_at.is_(None))
-                                  .group_by(anomalies.c.id_op)).all())
-        for row in conn.execute(sa.select(payments).where(
-                payments.c.id_coll == id_coll, payments.c.status == "paid").order_by(
-                payments.c.paid_at, payments.c.id)):
+        rows = [row for row in conn.execute(unkeyed) if invoice_key(row.invoice) in wanted]
+        for start in range(0, len(keys), chunk):
+            rows += conn.execute(by_key, {"keys": keys[start:start + chunk]}).all()
+        open_: dict[str, int] = {}
+        ids = sorted({row.id_op for row in rows if row.id_op is not None})
+        for start in range(0, len(ids), chunk):
+            open_.update(conn.execute(settlements, {"ids": ids[start:start + chunk]}).all())
+    out: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r.paid_at or "", r.id)):
+        # the earliest paid of a key (a row keyed otherwise than it is now aside)
+        if invoice_key(row.invoice) in wanted:
             out.setdefault(invoice_key(row.invoice),
                            {**row._mapping, "open_settlement": open_.get(row.id_op)})
     return out
@@ -426,7 +449,8 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
             conn.execute(payments.insert().values(
-                id_coll=op["id_coll"], invoice=op["invoice"], status="pending",
+                id_coll=op["id_coll"], invoice=op["invoice"],
+                invoice_key=invoice_key(op["invoice"]), status="pending",
                 amount_cents=op["amount_cents"], last_id_op=op["id_op"], refdet=op["refdet"],
                 created_at=now, updated_at=now))
         else:
@@ -758,6 +782,13 @@ def _cancelled(row: dict[str, Any]) -> bool:
     return row["title_active"] is not None and not row["title_active"]
 
 
+def _due_again(row: dict[str, Any]) -> bool:
+    """Whether a payment's title is due again though PayFiP shows it paid: the trésorerie
+    refunded the payment (``refunded``) while the title was cancelled, and the title was
+    reinstated since (active): nothing of that payment is its."""
+    return row["status"] == "refunded" and not _cancelled(row)
+
+
 def _titles_again(store: Store, conn: Connection, cancelled: set[tuple[str, str]]
                   ) -> dict[tuple[str, str], tuple[str, int, str]]:
     """The active titles of invoices whose PayFiP title was cancelled, when exported
@@ -820,7 +851,10 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``, and so does its invoice's export again.
+    counts as a change for ``since``, and so do its invoice's export again and its
+    reinstatement (``runs reinstate``: the title active again). A title
+    reinstated since whose payment the trésorerie refunded (``refunded``) is due again:
+    ``pending``, nothing paid shown (``payfip_status`` stays ``refunded``).
 
     An invoice exported again since its title was cancelled (and no link made for its
     new title since) is listed twice: first the cancelled title's row as above (the
@@ -846,8 +880,14 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
         exported_again = sa.exists().where(
             again.c.id_coll == p_.c.id_coll, again.c.invoice_key == p_.c.title_key,
             again.c.active, again_run.c.id == again.c.run_id, again_run.c.created_at >= day)
+        # its title reinstated since: due or paid again, though neither its payment nor
+        # a cancellation changed (the software kept it cancelled)
+        reinstated = sa.exists().where(reinstatements.c.run_id == p_.c.title_run,
+                                       reinstatements.c.id_bord == p_.c.title_id_bord,
+                                       reinstatements.c.reinstated_at >= day)
         query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
-                                   sa.and_(sa.not_(p_.c.title_active), exported_again)))
+                                   sa.and_(sa.not_(p_.c.title_active), exported_again),
+                                   sa.and_(p_.c.title_active, reinstated)))
     with store.engine.connect() as conn:
         ids = list(conn.execute(query).scalars())
     for start in range(0, len(ids), chunk):
@@ -872,7 +912,7 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
     cancelled = _cancelled(p)
     item = {
         "invoice": p["invoice"], "collectivity": p["id_coll"],
-        "status": "cancelled" if cancelled else p["status"],
+        "status": "cancelled" if cancelled else "pending" if _due_again(p) else p["status"],
         "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
         "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
         else None,
@@ -887,6 +927,12 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
         "payfip_status": p["status"], "run": p["title_run"],
         "id_bord": p["title_id_bord"],
         "cancelled_at": p["cancelled_at"] if cancelled else None}
+    if not cancelled and p["status"] != "paid" and p["id_op"] is not None:
+        # a payment refunded, its title reinstated since: due, nothing paid (the history
+        # says what was), its status refunded, or its last link's result since (refused,
+        # expired…: the refunded payment stays on the row until a new link is made)
+        item.update(amount_paid=None, method=None, paid_at=None, paid_at_source=None,
+                    id_op=None, numauto=None)
     if history:
         item["history"] = histories.get((p["id_coll"], p["invoice"]), [])
     yield item
@@ -952,9 +998,11 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     (None without one; ``cancelled`` when the title its payment follows is, with
     ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
     ``again_id_bord`` the title that holds the invoice when it was exported again since,
-    on which nothing is paid), and ``payfip_status``, what PayFiP says of it; an anomaly
+    on which nothing is paid; ``pending`` when its payment was refunded and its title
+    reinstated since), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either. A resolved anomaly has its ``resolved_at``, ``resolved_by``,
-    ``note`` and ``outcome`` (``OUTCOMES``, or None: the note alone)."""
+    ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a paid-cancelled one that
+    `runs reinstate` resolved, its title paid again; or None: the note alone)."""
     p_ = _payments_with_titles()
     # what PayFiP reported collected, when it said another amount than the one asked
     said = reported_amount(anomalies.c.id_op)
@@ -988,7 +1036,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
         op_coll = row.pop("op_coll")
         new = again.get((op_coll, row["invoice"])) if cancelled else None
         row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
-        row["invoice_status"] = "cancelled" if cancelled else row["payfip_status"]
+        row["invoice_status"] = ("cancelled" if cancelled else "pending" if _due_again(
+            {**row, "status": row["payfip_status"]}) else row["payfip_status"])
         if not cancelled:
             row["cancelled_at"] = None
         del row["title_active"]

@@ -230,7 +230,7 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     ``lookups``: what a batch of links reads once for all its invoices (``Lookups``)."""
     c = mapping.collectivity
     if lookups is None:
-        lookups = Lookups(store, settings, c.siret)
+        lookups = Lookups(store, settings, c.siret, [invoice])
     title = ledger.active_title(store, c.siret, invoice)  # (a number ambiguous: refused)
     refuse_other_budget(mapping, title, what)
     # the payment records follow the number as the invoice's run recorded it (as given
@@ -442,12 +442,15 @@ class Lookups:
     """What links read of the store and of the runs' inputs, read once for a batch of
     invoices: the refdets in use (``RefdetIndex``, made when a refdet is first checked),
     each run's recorded mapping and payer e-mails (``PayerEmails``), the bordereaux of
-    each run the trésorerie rejected, the payments recorded paid (``ledger.paid_by_key``)
-    and the payments through cancelled titles not settled yet
-    (``ledger.unsettled_payments``)."""
+    each run the trésorerie rejected, the payments recorded paid of the batch's invoices
+    (``invoices``, as given: ``ledger.paid_by_key``) and the payments through cancelled
+    titles not settled yet (``ledger.unsettled_payments``)."""
 
-    def __init__(self, store: Store, settings: PayfipSettings, id_coll: str) -> None:
+    def __init__(self, store: Store, settings: PayfipSettings, id_coll: str,
+                 invoices: Sequence[str] = ()) -> None:
         self.store, self.settings, self.id_coll = store, settings, id_coll
+        self._invoices = list(invoices)
+        self._paid_keys: set[str] = set()  # the keys whose payments were read
         self._refdets: RefdetIndex | None = None
         self._mappings: dict[str, Mapping | None] = {}
         self._emails: dict[str, PayerEmails] = {}
@@ -473,10 +476,18 @@ class Lookups:
 
     def paid(self, invoice: str) -> dict[str, Any] | None:
         """The invoice's payment PayFiP recorded paid, however a run wrote its number
-        (``ledger.paid_by_key``, read once for the batch), or None."""
+        (``ledger.paid_by_key``, read once for the batch's invoices; an invoice outside
+        it, read then), or None."""
+        key = invoice_key(invoice)
         if self._paid is None:
-            self._paid = ledger.paid_by_key(self.store, self.id_coll)
-        return self._paid.get(invoice_key(invoice))
+            self._paid, wanted = {}, [*self._invoices, invoice]
+        elif key in self._paid_keys:
+            return self._paid.get(key)
+        else:
+            wanted = [invoice]
+        self._paid.update(ledger.paid_by_key(self.store, self.id_coll, wanted))
+        self._paid_keys |= {invoice_key(i) for i in wanted}
+        return self._paid.get(key)
 
     def unsettled(self) -> dict[str, list[ledger.Unsettled]]:
         """The collectivity's payments through cancelled titles not settled yet, by
@@ -578,7 +589,7 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
         bad = check_url("urlnotif", notify_url, invoices[0] if len(invoices) == 1 else None)
         if bad:
             raise PayfipRequestInvalid(problems=bad)
-    lookups = Lookups(store, settings, mapping.collectivity.siret)
+    lookups = Lookups(store, settings, mapping.collectivity.siret, invoices)
     # every invoice first: a paid one is refused there (refuse_paid), before anything
     # is sent for any of them
     prepared: list[tuple[PaymentRequest, ledger.Due, list[str]]] = []

@@ -15,7 +15,8 @@ These definitions are frozen with migration 2: a later change needs a new migrat
 Migration 4 changes no table: it corrects rows (test payments recorded as payments).
 Migration 7 adds the resolution columns of ``payfip_anomalies``; migration 14 its
 ``outcome`` and ``payfip_payments.applied_run`` (money paid through a cancelled title
-that the trésorerie applied to the title exported in its place).
+that the trésorerie applied to the title exported in its place); migration 17
+``payfip_payments.invoice_key``, indexed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from ..keys import INVOICE_KEY_MAX, invoice_key
 
 metadata = sa.MetaData()
 
@@ -141,11 +144,18 @@ anomalies.append_column(sa.Column("note", sa.Text))
 # title, not its operation's: ``paid_title_run``)
 anomalies.append_column(sa.Column("outcome", sa.String(16)))
 payments.append_column(sa.Column("applied_run", sa.String(36)))
-OUTCOMES = ("applied", "refunded")
+OUTCOMES = ("applied", "refunded")  # and "reinstated": `runs reinstate` records it
 # the anomaly of a title paid and then cancelled (`runs cancel --despite-payments`, from
 # schema 15): the trésorerie applies the money to the title exported in its place or
 # refunds it (``OUTCOMES``); a payment refunded so has the status ``refunded``
 PAID_CANCELLED = "paid-cancelled"
+
+
+# migration 17: the invoice's key (``keys.invoice_key``, as run_invoices.invoice_key),
+# indexed with the collectivity, so that a link reads the payments of its invoices' keys
+# only (``ledger.paid_by_key``); a later change of the key function keys them again, as
+# migration 6 did the titles
+payments.append_column(sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX)))
 
 
 def paid_title_run(operation_run: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -177,6 +187,33 @@ def migration_14(conn: Connection) -> None:
     operation's title (applied_run NULL)."""
     conn.exec_driver_sql("ALTER TABLE payfip_anomalies ADD COLUMN outcome VARCHAR(16)")
     conn.exec_driver_sql("ALTER TABLE payfip_payments ADD COLUMN applied_run VARCHAR(36)")
+
+
+def migration_17(conn: Connection) -> None:
+    """Each payment's invoice key (schema version 17), indexed with its collectivity: a
+    link looks up the payments of its invoices' keys only, where it read every paid
+    payment of the collectivity. The keys are computed here as ``keys.invoice_key`` does
+    now (the titles' keys, migration 6, alike), 5 000 rows a query."""
+    conn.exec_driver_sql("ALTER TABLE payfip_payments ADD COLUMN invoice_key "
+                         f"VARCHAR({INVOICE_KEY_MAX})")
+    table = sa.Table("payfip_payments", sa.MetaData(),
+                     sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("invoice", sa.String(64)),
+                     sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX)))
+    update = table.update().where(table.c.id == sa.bindparam("row_id")).values(
+        invoice_key=sa.bindparam("key"))
+    last = None
+    while True:
+        query = sa.select(table.c.id, table.c.invoice).order_by(table.c.id).limit(5000)
+        if last is not None:
+            query = query.where(table.c.id > last)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        conn.execute(update, [{"row_id": i, "key": invoice_key(inv)} for i, inv in rows])
+        last = rows[-1][0]
+    conn.exec_driver_sql("CREATE INDEX ix_payfip_payment_key ON payfip_payments "
+                         "(id_coll, invoice_key)")
 
 
 def migration_4(conn: Connection, now: str) -> None:
