@@ -155,6 +155,10 @@ def test_a_link_looks_the_payments_of_its_invoices_up_in_an_index(db_url, tmp_pa
             if conn.dialect.name == "sqlite":
                 assert ("SEARCH payfip_payments USING INDEX ix_payfip_payment_key "
                         "(id_coll=? AND invoice_key=?)") in plan, plan
+            elif "IS NULL" in statement:
+                # the rows with no key (none written by this pesgen): on a table this
+                # small PostgreSQL may take the collectivity's unique index instead
+                assert "Index" in plan, plan
             else:
                 assert " ix_payfip_payment_key " in plan, plan
             assert "SCAN payfip_payments" not in plan, plan
