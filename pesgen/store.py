@@ -399,6 +399,23 @@ def _migration_4(conn: Connection) -> None:
     migration_4(conn, utc_now())
 
 
+def in_batches(conn: Connection, table: sa.Table, *columns: sa.Column[Any],
+               size: int = 5000) -> Iterator[Sequence[Any]]:
+    """Every row of ``table`` (its ``id``, then ``columns``), ``size`` rows a query in
+    the order of their ids, each batch read after the one before was used: a migration
+    rewriting a column of a large table holds one batch at a time."""
+    last = None
+    while True:
+        query = sa.select(table.c.id, *columns).order_by(table.c.id).limit(size)
+        if last is not None:
+            query = query.where(table.c.id > last)
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
 def _run_invoices_v5(meta: sa.MetaData) -> sa.Table:
     """What migration 5 reads and writes of ``run_invoices`` and ``runs``, frozen."""
     sa.Table("runs", meta, sa.Column("id", sa.String(36), primary_key=True),
@@ -433,17 +450,9 @@ def _migration_5(conn: Connection) -> None:
                          "DEFAULT FALSE")
     table = _run_invoices_v5(sa.MetaData())
     update = table.update().where(table.c.id == sa.bindparam("row_id"))
-    last = None
-    while True:
-        query = sa.select(table.c.id, table.c.invoice).order_by(table.c.id).limit(5000)
-        if last is not None:
-            query = query.where(table.c.id > last)
-        rows = conn.execute(query).all()
-        if not rows:
-            break
+    for rows in in_batches(conn, table, table.c.invoice):
         conn.execute(update.values(invoice_key=sa.bindparam("key")),
                      [{"row_id": i, "key": inv.strip().casefold()} for i, inv in rows])
-        last = rows[-1][0]
     # Active rows whose numbers differ only by case or spaces (FA-1 in one run, fa-1 in
     # another, which the guard let through before): the migration does not fail on them
     # nor cancel either. Both stay active and keep refusing the invoice; the oldest holds
@@ -476,20 +485,11 @@ def _migration_6(conn: Connection) -> None:
                              f"VARCHAR({INVOICE_KEY_MAX})")
     table = _run_invoices_v5(sa.MetaData())  # what migration 5 read and wrote, still
     changed: list[dict[str, Any]] = []
-    last = None
-    while True:
-        query = (sa.select(table.c.id, table.c.id_coll, table.c.invoice, table.c.invoice_key)
-                 .order_by(table.c.id).limit(5000))
-        if last is not None:
-            query = query.where(table.c.id > last)
-        rows = conn.execute(query).all()
-        if not rows:
-            break
+    for rows in in_batches(conn, table, table.c.id_coll, table.c.invoice, table.c.invoice_key):
         for row_id, id_coll, inv, old in rows:
             key = invoice_key(inv)
             if key != old:
                 changed.append({"row_id": row_id, "id_coll": id_coll, "key": key})
-        last = rows[-1][0]
     if not changed:
         return
     [index] = table.indexes  # uq_active_invoice_key: two rows may hold one key meanwhile

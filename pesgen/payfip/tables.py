@@ -202,16 +202,10 @@ def migration_17(conn: Connection) -> None:
                      sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX)))
     update = table.update().where(table.c.id == sa.bindparam("row_id")).values(
         invoice_key=sa.bindparam("key"))
-    last = None
-    while True:
-        query = sa.select(table.c.id, table.c.invoice).order_by(table.c.id).limit(5000)
-        if last is not None:
-            query = query.where(table.c.id > last)
-        rows = conn.execute(query).all()
-        if not rows:
-            break
+    from ..store import in_batches
+
+    for rows in in_batches(conn, table, table.c.invoice):
         conn.execute(update, [{"row_id": i, "key": invoice_key(inv)} for i, inv in rows])
-        last = rows[-1][0]
     conn.exec_driver_sql("CREATE INDEX ix_payfip_payment_key ON payfip_payments "
                          "(id_coll, invoice_key)")
 
