@@ -326,10 +326,10 @@ def test_a_payment_at_another_collectivite_holds_back_nothing_here(flow, store, 
     assert ledger.get_operation(store, made.id_op)["run_id"] == new.run_id
 
 
-def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp_path):
-    """Two links of the cancelled title, each paid after the cancellation (by card, by
-    direct debit): the refusal says both payments, oldest first, and asks to resolve each
-    anomaly; one resolved, the other still holds the link back, said alone."""
+def _two_paid_through_the_cancelled_title(flow, store, tmp_path):
+    """Two links of FA-2026-00102's title, its run cancelled, each paid after (by card, by
+    direct debit), the input exported again: both links, and the numbers of their
+    run-cancelled anomalies, oldest first; the run cancelled first."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
     card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
     store.cancel(run, "wrong amounts", despite_payments=True)
@@ -338,7 +338,15 @@ def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp
     export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
     found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
              if a["kind"] == "run-cancelled"}
-    first, second = found[card.id_op], found[debit.id_op]
+    return run, card, debit, found[card.id_op], found[debit.id_op]
+
+
+def test_two_payments_through_the_cancelled_title_are_each_said(flow, store, tmp_path):
+    """Two links of the cancelled title, each paid after the cancellation (by card, by
+    direct debit): the refusal says both payments, oldest first, and asks to resolve each
+    anomaly; one resolved, the other still holds the link back, said alone."""
+    run, card, debit, first, second = _two_paid_through_the_cancelled_title(flow, store,
+                                                                           tmp_path)
     assert first < second
 
     def paid(link, how: str, number: int) -> str:
@@ -1161,15 +1169,8 @@ def test_resolve_with_a_note_alone_as_json_says_what_still_holds_the_invoice_bac
     no payment recorded, the invoice still held back by the second anomaly (its number a
     field); the second resolved so too: released, the answer not recorded (the advice
     says what to do either way)."""
-    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
-    store.cancel(run, "wrong amounts", despite_payments=True)
-    flow.pay(card, "card")
-    flow.pay(debit, "debit")
-    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
-    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
-             if a["kind"] == "run-cancelled"}
-    first, second = found[card.id_op], found[debit.id_op]
+    _, card, debit, first, second = _two_paid_through_the_cancelled_title(flow, store,
+                                                                         tmp_path)
     code, report = _resolve_json(store, first)
     assert code == 0, report
     _head(report, first)
