@@ -1420,3 +1420,40 @@ def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp
     assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
             row["method"], row["paid_at"], row["id_op"], row["numauto"]) == (
         "refused", "refused", "187.50", None, None, None, None, None), row
+
+
+def test_resolved_says_paid_an_invoice_paid_under_its_number_written_otherwise(
+        flow, store, tmp_path):
+    """A link of the cancelled title still open; the invoice exported again written
+    otherwise (`fa-2026-00102`, the same invoice for the guard), paid through the new
+    title's link, then the old link paid too (a run-cancelled anomaly). Resolved with the
+    note alone, the invoice is said paid, by the new link's payment, as `payfip link`
+    refuses it (rule payfip.paid). Before, the payment was looked up by the number as the
+    cancelled title wrote it, none was found, and the note said the invoice got a payment
+    again: support would have sent a link pesgen refuses, or told the family to pay."""
+    from pesgen.payfip.service import create_link
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    lower = tmp_path / "school-export.json"
+    lower.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '"FA-2026-00102"', '"fa-2026-00102"'), encoding="utf-8")
+    mapping = tmp_path / "upper.yaml"  # a refdet rule that takes the number in lower case
+    mapping.write_text(MAPPING.read_text(encoding="utf-8").replace(
+        'invoice.number | alnum"}', 'invoice.number | alnum | upper"}'), encoding="utf-8")
+    export_recorded(lambda: store, mapping, lower, tmp_path / "again", date(2026, 11, 24))
+    new = create_link(store, mapping, "fa-2026-00102", endpoint=flow.endpoint, timeout=5,
+                      notify_url=flow.notify_url, mode="W")
+    flow.pay(new, "card")
+    flow.pay(old, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, report = _resolve_json(store, number)
+    assert code == 0, report
+    assert (report["invoice_state"], report["paid"]["id_op"], report["paid"]["amount"]) == (
+        "paid", new.id_op, "187.50"), report
+    code, out, err = _cli(store, "payfip", "link", "-m", str(mapping), "-n", "fa-2026-00102",
+                          "--mode", "W", "--endpoint", flow.endpoint, "--notify-url",
+                          flow.notify_url, "--timeout", "5")
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    assert f"(operation {new.id_op})" in err, err

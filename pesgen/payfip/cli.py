@@ -877,15 +877,17 @@ def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     when the trésorerie applied the money to the title due (the answer was not recorded:
     pesgen would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
-    from .ledger import payment_of, unsettled_payments
+    from .ledger import paid_by_key, unsettled_payments
     from .models import cents_text
 
-    still = unsettled_payments(store, row["id_coll"]).get(invoice_key(row["invoice"]), [])
+    key = invoice_key(row["invoice"])
+    still = unsettled_payments(store, row["id_coll"]).get(key, [])
     if still:
         return {"invoice_state": "held_back", "held_back_by": [u.anomaly for u in still],
                 "advice": "no new link, TIPI link nor Datamatrix until it is resolved"}
-    paid = payment_of(store, row["id_coll"], row["invoice"])
-    if paid is not None and paid["status"] == "paid":
+    # paid as `payfip link` reads it (rule payfip.paid): however a title wrote the number
+    paid = paid_by_key(store, row["id_coll"], [row["invoice"]]).get(key)
+    if paid is not None:
         cents = paid["paid_cents"] or 0
         return {"invoice_state": "paid",
                 "paid": {"amount": cents_text(cents), "amount_cents": cents,
