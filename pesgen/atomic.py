@@ -96,10 +96,18 @@ def write_file(path: Path, data: str | bytes | Iterable[bytes], encoding: str = 
     """Write ``data`` to ``path`` atomically (``data`` may come in pieces: bytes as they
     are made, the file put in place once whole). A file already there is replaced whole
     and its permissions are kept (a payments file the user made private stays so); with
-    ``new``, a file already there (even one that appears meanwhile) is refused."""
+    ``new``, a file already there (even one that appears meanwhile) is refused. A device
+    or a pipe (``-o /dev/null``, ``/dev/stdout``, a FIFO) is written to as it is: a rename
+    onto it would replace the device itself with a file (run as root: /dev/null gone
+    for every program of the machine)."""
     path = Path(path)
     chunks = ([data.encode(encoding)] if isinstance(data, str) else
               [data] if isinstance(data, bytes) else data)
+    if not new and _special(path):
+        with naming(path), open(path, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return path
     with naming(path):
         tmp, _ = write_temp(path.parent, chunks, like=path)
     try:
@@ -111,6 +119,16 @@ def write_file(path: Path, data: str | bytes | Iterable[bytes], encoding: str = 
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _special(path: Path) -> bool:
+    """Whether ``path`` is there and neither a file nor a folder: a device, a pipe, a
+    socket (followed through a symbolic link: ``/dev/stdout``)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def check_free(temps: Staged) -> None:

@@ -651,3 +651,22 @@ def test_commit_refusing_a_name_taken_removes_every_temporary_file(tmp_path):
     with pytest.raises(UsageError, match="PES1.xml appeared during the export; nothing written"):
         commit(temps)
     assert _tree(tmp_path) == {"PES1.xml": b"theirs"}
+
+
+def test_a_pipe_or_a_device_is_written_to_not_replaced(tmp_path):
+    """`-o /dev/null` or a FIFO: the data goes through it, and it stays what it was. A
+    rename onto it replaced the device with a file: run as root, pesgen payfip payments
+    -o /dev/null left /dev/null a regular file for every program of the machine (seen
+    in this project's own CI). Tested on a FIFO, never on /dev/null."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert write_file(fifo, iter([b"invoice;status\n", b"FA-1;paid\n"])) == fifo
+    reader.join(10)
+    assert got == [b"invoice;status\nFA-1;paid\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary file left
