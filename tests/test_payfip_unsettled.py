@@ -1034,3 +1034,48 @@ def test_a_paid_title_cancelled_before_schema_15_gets_its_anomaly(flow, store, t
     code, out, err = _link(flow, again)
     assert code == 0, out + err
     again.engine.dispose()
+
+
+# ------------------------------------- pinned by a mutation run (session 40, mut40)
+
+
+def test_a_second_paid_cancelled_anomaly_refunded_leaves_the_new_payment_paid(
+        flow, store, tmp_path):
+    """A paid title cancelled, reinstated and cancelled again has two paid-cancelled
+    anomalies of one payment. The first resolved --refunded, the invoice exported again
+    and paid through the new title's link: the second resolved --refunded leaves that new
+    payment paid (it is another operation's), so the new title gets no link (the family
+    would pay twice), and the first payment's refund is in its history once."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    store.reinstate(run, "cancelled by mistake")
+    store.cancel(run, "wrong amounts after all", despite_payments=True)
+    first, second = [a["id"] for a in ledger.list_anomalies(store)
+                     if a["kind"] == "paid-cancelled" and a["id_op"] == link.id_op]
+    with pytest.MonkeyPatch.context() as mp:  # resolved later than anything else changed
+        mp.setattr(ledger, "utc_now", lambda: "2099-12-09T08:00:00Z")
+        code, out, err = _resolve(store, first, "--refunded")
+    assert code == 0, out + err
+    # the payment changed then: `payfip payments --since` lists it from that day on
+    code, out, err = _cli(store, "payfip", "payments", "--since", "2099-12-09")
+    assert code == 0, out + err
+    [row] = list(csv.DictReader(out.splitlines(), delimiter=";"))
+    assert (row["invoice"], row["payfip_status"], row["updated_at"]) == (
+        "FA-2026-00102", "refunded", "2099-12-09T08:00:00Z")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    fresh = flow.link("FA-2026-00102", mode="W")
+    flow.pay(fresh, "card")
+    code, out, err = _resolve(store, second, "--refunded")
+    assert code == 0, out + err
+    assert "no longer held back, but paid: 187.50 by card on " in err, err
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"]) == ("paid", fresh.id_op)
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    [row] = [r for r in _payments(store) if r["run"] == new.run_id]
+    assert row["status"] == "paid"
+    refunds = [e for r in _payments(store) for e in r["history"] if e["event"] == "refunded"]
+    assert len(refunds) == 1, refunds
