@@ -397,3 +397,24 @@ def test_anomalies_and_reconcile_as_json_report_their_refusal_as_json(tmp_path):
         "command": "payfip reconcile", "ok": False, "exit_code": int(ExitCode.USAGE),
         "error": "--since: 2026-13-01 is not a day of the calendar (YYYY-MM-DD)",
         "counts": {}, "operations": []}
+
+
+def test_resolve_without_by_where_no_login_name_is_known_asks_for_by(tmp_path, monkeypatch):
+    """`anomalies resolve` records who decided: without --by, the login name; where none
+    is known (a container without one), it is refused asking for --by (exit 2), before
+    any store is opened, not recorded by nobody."""
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.errors import ExitCode
+
+    def no_login() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_login)
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "resolve", "1", "--note",
+                                      "refunded", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "error: who resolves it? give --by NAME" in result.stderr, result.stderr
