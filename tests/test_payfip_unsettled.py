@@ -1079,3 +1079,57 @@ def test_a_second_paid_cancelled_anomaly_refunded_leaves_the_new_payment_paid(
     assert row["status"] == "paid"
     refunds = [e for r in _payments(store) for e in r["history"] if e["event"] == "refunded"]
     assert len(refunds) == 1, refunds
+
+
+def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_path):
+    """`payfip anomalies --format json`, every field a monitoring script reads: PayFiP's
+    answer with the amount it reported beside the one asked, the expected and got of a
+    mismatch, the cancelled title and the one exported in its place (run and IdBord), the
+    invoice's PayFiP status; an anomaly of no operation pesgen issued has no answer, no
+    invoice and none of its fields."""
+    import json
+
+    link = flow.pay_cancelled("5000")
+    run = ledger.get_operation(store, link.id_op)["run_id"]
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    [again] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    unknown = "0d1a5c3e-0000-4000-8000-00000000dead"
+    flow.notify(unknown)
+    recorded = {a["id"]: a for a in ledger.list_anomalies(store)}
+    mismatch, cancelled, forged = sorted(recorded)
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert (report["open"], report["resolved"]) == (3, 0)
+    first, _, third = report["anomalies"]
+    assert first == {
+        "id": mismatch, "at": recorded[mismatch]["at"], "kind": "amount-mismatch",
+        "source": "notification", "id_op": link.id_op, "invoice": "FA-2026-00102",
+        "detail": "result P not recorded as a payment", "expected": "18750", "got": "5000",
+        "payfip_answer": {"result": "P", "saisie": "W", "amount_asked": "187.50",
+                          "amount_paid": "50.00", "method": "card", "paid_at": paid_at},
+        "invoice_status": "cancelled", "payfip_status": "pending", "title_run": run,
+        "title_id_bord": 1, "cancelled_at": recorded[mismatch]["cancelled_at"],
+        "again_run": new.run_id, "again_id_bord": again.id_bord, "open": True,
+        "what_to_do": ledger.ANOMALY_ADVICE["amount-mismatch"], "resolved_at": None,
+        "resolved_by": None, "note": None, "outcome": None}
+    assert first["cancelled_at"] is not None and again.id_bord != 1
+    assert third == {
+        "id": forged, "at": recorded[forged]["at"], "kind": "unknown-idop",
+        "source": "notification", "id_op": unknown, "invoice": None,
+        "detail": "notification for an operation pesgen never issued; rejected",
+        "expected": None, "got": None, "payfip_answer": None, "invoice_status": None,
+        "payfip_status": None, "title_run": None, "title_id_bord": None,
+        "cancelled_at": None, "again_run": None, "again_id_bord": None, "open": True,
+        "what_to_do": ledger.ANOMALY_ADVICE["unknown-idop"], "resolved_at": None,
+        "resolved_by": None, "note": None, "outcome": None}
+    code, out, err = _resolve(store, forged)
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "anomalies", "--all", "--format", "json")
+    [resolved] = [a for a in json.loads(out)["anomalies"] if a["id"] == forged]
+    assert (resolved["open"], resolved["what_to_do"], resolved["resolved_by"],
+            resolved["note"], resolved["outcome"]) == (
+        False, None, "support", "trésorerie: answered on 2026-12-03", None)
+    assert resolved["resolved_at"] is not None
