@@ -1133,3 +1133,25 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
             resolved["note"], resolved["outcome"]) == (
         False, None, "support", "trésorerie: answered on 2026-12-03", None)
     assert resolved["resolved_at"] is not None
+
+
+def test_applied_money_is_the_payment_with_its_authorisation_and_change_time(
+        flow, store, tmp_path):
+    """Once --applied, the invoice's payment row is the collecting operation's in every
+    column the school software reads: its authorisation number (numauto), and updated_at,
+    the resolution's time, so that `payfip payments --since` lists the title newly paid
+    from that day on."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    numauto = ledger.get_operation(store, old.id_op)["numauto"]
+    assert numauto
+    with pytest.MonkeyPatch.context() as mp:  # resolved later than anything else changed
+        mp.setattr(ledger, "utc_now", lambda: "2099-12-09T08:00:00Z")
+        code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments", "--since", "2099-12-09")
+    assert code == 0, out + err
+    [row] = list(csv.DictReader(out.splitlines(), delimiter=";"))
+    assert (row["invoice"], row["status"], row["run"], row["id_op"], row["numauto"],
+            row["updated_at"]) == ("FA-2026-00102", "paid", new.run_id, old.id_op, numauto,
+                                   "2099-12-09T08:00:00Z")
