@@ -1155,3 +1155,32 @@ def test_applied_money_is_the_payment_with_its_authorisation_and_change_time(
     assert (row["invoice"], row["status"], row["run"], row["id_op"], row["numauto"],
             row["updated_at"]) == ("FA-2026-00102", "paid", new.run_id, old.id_op, numauto,
                                    "2099-12-09T08:00:00Z")
+
+
+def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store, tmp_path):
+    """The cancelled title billed 187.50; exported again at 150.00, and the trésorerie
+    applied the 150.00 PayFiP collected through the cancelled title's link to it: the
+    payment is the new title's, due 150.00 and paid 150.00, not the 187.50 the old link
+    asked (what `payfip payments` gives the school software)."""
+    import json
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
+    invoice["total"] = "150.00"
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
+                          date(2026, 11, 24))
+    flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "15000"}})
+    flow.pay(old, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    assert " recorded paid: 150.00 by card on " in out, out
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["amount_due"], row["amount_paid"]) == (
+        "paid", new.run_id, "150.00", "150.00")
