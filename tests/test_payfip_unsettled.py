@@ -1127,8 +1127,15 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "resolved_by": None, "note": None, "outcome": None}
     code, out, err = _resolve(store, forged)
     assert code == 0, out + err
+    # an amount-mismatch resolved: nothing said of the invoice's links (its run-cancelled
+    # anomaly, open, is what holds them back)
+    code, out, err = _resolve(store, mismatch)
+    assert (code, err) == (0, ""), out + err
+    assert out.endswith("; no payment was recorded\n"), out
     code, out, err = _cli(store, "payfip", "anomalies", "--all", "--format", "json")
-    [resolved] = [a for a in json.loads(out)["anomalies"] if a["id"] == forged]
+    report = json.loads(out)
+    assert (report["open"], report["resolved"], len(report["anomalies"])) == (1, 2, 3)
+    [resolved] = [a for a in report["anomalies"] if a["id"] == forged]
     assert (resolved["open"], resolved["what_to_do"], resolved["resolved_by"],
             resolved["note"], resolved["outcome"]) == (
         False, None, "support", "trésorerie: answered on 2026-12-03", None)
