@@ -1078,7 +1078,9 @@ def test_a_second_paid_cancelled_anomaly_refunded_leaves_the_new_payment_paid(
     [row] = [r for r in _payments(store) if r["run"] == new.run_id]
     assert row["status"] == "paid"
     refunds = [e for r in _payments(store) for e in r["history"] if e["event"] == "refunded"]
-    assert len(refunds) == 1, refunds
+    assert [(e["source"], e["status"], e["detail"]) for e in refunds] == [
+        ("support", "refunded", {"anomaly": first, "refunded_by": "support",
+                                 "paid_cents": 18750})], refunds
 
 
 def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_path):
