@@ -1164,6 +1164,14 @@ def test_applied_money_is_the_payment_with_its_authorisation_and_change_time(
     assert (row["invoice"], row["status"], row["run"], row["id_op"], row["numauto"],
             row["updated_at"]) == ("FA-2026-00102", "paid", new.run_id, old.id_op, numauto,
                                    "2099-12-09T08:00:00Z")
+    # its history's paid event says who applied it, to which title, from which, and how
+    [title] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    [paid] = [e for e in _payments(store)[0]["history"]
+              if (e["event"], e["source"]) == ("paid", "support")]
+    assert paid["detail"] == {
+        "anomaly": number, "applied_by": "support", "applied_to_run": new.run_id,
+        "id_bord": title.id_bord, "from_run": run, "method": "card",
+        "transaction_at": ledger.get_operation(store, old.id_op)["transaction_at"]}, paid
 
 
 def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store, tmp_path):
