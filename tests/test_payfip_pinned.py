@@ -364,3 +364,58 @@ def test_the_flood_limit_slides_each_unknown_idop_out_of_its_window_on_its_own()
     assert limiter.allows("203.0.113.9")
     limiter.unknown("203.0.113.9")
     assert not limiter.allows("203.0.113.9")
+
+
+# ------------------------------------- JSON reports of a refusal (mutation run, session 40)
+
+
+def test_anomalies_and_reconcile_as_json_report_their_refusal_as_json(tmp_path):
+    """`payfip anomalies --format json` and `payfip reconcile --format json` refused (no
+    store there; a --since no calendar has) print the JSON report a monitoring script
+    reads, ok false with the error, its problems (json40: none for these) and the text's
+    exit code, and nothing on stderr; reconcile's with its counts and operations empty
+    (nothing was asked)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.errors import ExitCode
+
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
+                                      "--db", missing])
+    assert (result.exit_code, result.stderr) == (ExitCode.STATE, ""), result.output
+    report = json.loads(result.stdout)
+    assert (report["command"], report["ok"], report["exit_code"]) == (
+        "payfip anomalies", False, int(ExitCode.STATE))
+    assert report["error"].startswith(f"no pesgen store at {tmp_path / 'none.db'} "), report
+    assert not (tmp_path / "none.db").exists()
+    result = CliRunner().invoke(app, ["payfip", "reconcile", "--format", "json", "--since",
+                                      "2026-13-01", "--db", missing])
+    assert (result.exit_code, result.stderr) == (ExitCode.USAGE, ""), result.output
+    assert json.loads(result.stdout) == {
+        "command": "payfip reconcile", "ok": False, "exit_code": int(ExitCode.USAGE),
+        "error": "--since: 2026-13-01 is not a day of the calendar (YYYY-MM-DD)",
+        "problems": [], "counts": {}, "operations": []}
+
+
+def test_resolve_without_by_where_no_login_name_is_known_asks_for_by(tmp_path, monkeypatch):
+    """`anomalies resolve` records who decided: without --by, the login name; where none
+    is known (a container without one), it is refused asking for --by (exit 2), before
+    any store is opened, not recorded by nobody."""
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from pesgen.cli import app
+    from pesgen.errors import ExitCode
+
+    def no_login() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_login)
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "resolve", "1", "--note",
+                                      "refunded", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "error: who resolves it? give --by NAME" in result.stderr, result.stderr

@@ -1457,3 +1457,174 @@ def test_resolved_says_paid_an_invoice_paid_under_its_number_written_otherwise(
                           flow.notify_url, "--timeout", "5")
     assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
     assert f"(operation {new.id_op})" in err, err
+
+
+# ------------------------------------- pinned by a mutation run (session 40, mut40)
+
+
+def test_a_paid_title_cancelled_again_after_its_reinstatement_is_refunded_once(
+        flow, store, tmp_path):
+    """A paid title cancelled, reinstated (its first paid-cancelled anomaly resolved so,
+    outcome reinstated: reinst40) and cancelled again: a second anomaly of the same
+    payment, open. Resolved --refunded: the payment changes then (`payments --since` lists
+    it), the invoice exported again gets its link; paid through it, the new payment is
+    the invoice's (the new title gets no link: the family would pay twice), and the
+    refund is in the history once, by the second anomaly. The first cannot be resolved
+    again."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    store.reinstate(run, "cancelled by mistake")
+    store.cancel(run, "wrong amounts after all", despite_payments=True)
+    found = [a for a in ledger.list_anomalies(store)
+             if a["kind"] == "paid-cancelled" and a["id_op"] == link.id_op]
+    assert [(a["outcome"], a["resolved_at"] is None) for a in found] == [
+        ("reinstated", False), (None, True)]
+    first, second = (a["id"] for a in found)
+    code, out, err = _resolve(store, first, "--refunded")
+    assert code == ExitCode.STATE and "was already resolved" in err, out + err
+    with pytest.MonkeyPatch.context() as mp:  # resolved later than anything else changed
+        mp.setattr(ledger, "utc_now", lambda: "2099-12-09T08:00:00Z")
+        code, out, err = _resolve(store, second, "--refunded")
+    assert code == 0, out + err
+    # the payment changed then: `payfip payments --since` lists it from that day on
+    code, out, err = _cli(store, "payfip", "payments", "--since", "2099-12-09")
+    assert code == 0, out + err
+    [row] = list(csv.DictReader(out.splitlines(), delimiter=";"))
+    assert (row["invoice"], row["payfip_status"], row["updated_at"]) == (
+        "FA-2026-00102", "refunded", "2099-12-09T08:00:00Z")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    fresh = flow.link("FA-2026-00102", mode="W")
+    flow.pay(fresh, "card")
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"]) == ("paid", fresh.id_op)
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+    [row] = [r for r in _payments(store) if r["run"] == new.run_id]
+    assert row["status"] == "paid"
+    refunds = [e for r in _payments(store) for e in r["history"] if e["event"] == "refunded"]
+    assert [(e["source"], e["status"], e["detail"]) for e in refunds] == [
+        ("support", "refunded", {"anomaly": second, "refunded_by": "support",
+                                 "paid_cents": 18750})], refunds
+
+
+def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_path):
+    """`payfip anomalies --format json`, every field a monitoring script reads: PayFiP's
+    answer with the amount it reported beside the one asked, the expected and got of a
+    mismatch, the cancelled title and the one exported in its place (run and IdBord), the
+    invoice's PayFiP status; an anomaly of no operation pesgen issued has no answer, no
+    invoice and none of its fields."""
+    import json
+
+    link = flow.pay_cancelled("5000")
+    run = ledger.get_operation(store, link.id_op)["run_id"]
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    [again] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    unknown = "0d1a5c3e-0000-4000-8000-00000000dead"
+    flow.notify(unknown)
+    recorded = {a["id"]: a for a in ledger.list_anomalies(store)}
+    mismatch, cancelled, forged = sorted(recorded)
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert (report["open"], report["resolved"]) == (3, 0)
+    first, _, third = report["anomalies"]
+    assert first == {
+        "id": mismatch, "at": recorded[mismatch]["at"], "kind": "amount-mismatch",
+        "source": "notification", "id_op": link.id_op, "invoice": "FA-2026-00102",
+        "detail": "result P not recorded as a payment", "expected": "18750", "got": "5000",
+        "payfip_answer": {"result": "P", "saisie": "W", "amount_asked": "187.50",
+                          "amount_paid": "50.00", "method": "card", "paid_at": paid_at},
+        "invoice_status": "cancelled", "payfip_status": "pending", "title_run": run,
+        "title_id_bord": 1, "cancelled_at": recorded[mismatch]["cancelled_at"],
+        "again_run": new.run_id, "again_id_bord": again.id_bord, "open": True,
+        "what_to_do": ledger.ANOMALY_ADVICE["amount-mismatch"], "resolved_at": None,
+        "resolved_by": None, "note": None, "outcome": None}
+    assert first["cancelled_at"] is not None and again.id_bord != 1
+    assert third == {
+        "id": forged, "at": recorded[forged]["at"], "kind": "unknown-idop",
+        "source": "notification", "id_op": unknown, "invoice": None,
+        "detail": "notification for an operation pesgen never issued; rejected",
+        "expected": None, "got": None, "payfip_answer": None, "invoice_status": None,
+        "payfip_status": None, "title_run": None, "title_id_bord": None,
+        "cancelled_at": None, "again_run": None, "again_id_bord": None, "open": True,
+        "what_to_do": ledger.ANOMALY_ADVICE["unknown-idop"], "resolved_at": None,
+        "resolved_by": None, "note": None, "outcome": None}
+    code, out, err = _resolve(store, forged)
+    assert code == 0, out + err
+    # an amount-mismatch resolved: nothing said of the invoice's links (its run-cancelled
+    # anomaly, open, is what holds them back)
+    code, out, err = _resolve(store, mismatch)
+    assert (code, err) == (0, ""), out + err
+    assert out.endswith("; no payment was recorded\n"), out
+    code, out, err = _cli(store, "payfip", "anomalies", "--all", "--format", "json")
+    report = json.loads(out)
+    assert (report["open"], report["resolved"], len(report["anomalies"])) == (1, 2, 3)
+    [resolved] = [a for a in report["anomalies"] if a["id"] == forged]
+    assert (resolved["open"], resolved["what_to_do"], resolved["resolved_by"],
+            resolved["note"], resolved["outcome"]) == (
+        False, None, "support", "trésorerie: answered on 2026-12-03", None)
+    assert resolved["resolved_at"] is not None
+
+
+def test_applied_money_is_the_payment_with_its_authorisation_and_change_time(
+        flow, store, tmp_path):
+    """Once --applied, the invoice's payment row is the collecting operation's in every
+    column the school software reads: its authorisation number (numauto), and updated_at,
+    the resolution's time, so that `payfip payments --since` lists the title newly paid
+    from that day on."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number, _ = _said(store, run, old)
+    numauto = ledger.get_operation(store, old.id_op)["numauto"]
+    assert numauto
+    with pytest.MonkeyPatch.context() as mp:  # resolved later than anything else changed
+        mp.setattr(ledger, "utc_now", lambda: "2099-12-09T08:00:00Z")
+        code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments", "--since", "2099-12-09")
+    assert code == 0, out + err
+    [row] = list(csv.DictReader(out.splitlines(), delimiter=";"))
+    assert (row["invoice"], row["status"], row["run"], row["id_op"], row["numauto"],
+            row["updated_at"]) == ("FA-2026-00102", "paid", new.run_id, old.id_op, numauto,
+                                   "2099-12-09T08:00:00Z")
+    # its history's paid event says who applied it, to which title, from which, and how
+    [title] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    [paid] = [e for e in _payments(store)[0]["history"]
+              if (e["event"], e["source"]) == ("paid", "support")]
+    assert paid["detail"] == {
+        "anomaly": number, "applied_by": "support", "applied_to_run": new.run_id,
+        "id_bord": title.id_bord, "from_run": run, "method": "card",
+        "transaction_at": ledger.get_operation(store, old.id_op)["transaction_at"]}, paid
+
+
+def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store, tmp_path):
+    """The cancelled title billed 187.50; exported again at 150.00, and the trésorerie
+    applied the 150.00 PayFiP collected through the cancelled title's link to it: the
+    payment is the new title's, due 150.00 and paid 150.00, not the 187.50 the old link
+    asked (what `payfip payments` gives the school software)."""
+    import json
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    old = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
+    invoice["total"] = "150.00"
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
+                          date(2026, 11, 24))
+    flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "15000"}})
+    flow.pay(old, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _resolve(store, number, "--applied")
+    assert code == 0, out + err
+    assert " recorded paid: 150.00 by card on " in out, out
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["amount_due"], row["amount_paid"]) == (
+        "paid", new.run_id, "150.00", "150.00")
