@@ -27,6 +27,21 @@ RUN_DATE = date(2026, 11, 23)
 TIMEOUT = 5.0
 
 
+def example_102_at(tmp_path: Path, total: str = "150.00") -> Path:
+    """The example's input with FA-2026-00102 billed ``total`` (its second line at 7.50;
+    187.50 in the example): an invoice exported again at another amount. Written to
+    ``tmp_path / "again.json"``."""
+    import json
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
+    invoice["total"] = total
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return again
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     with state_database(request.param, tmp_path) as url:

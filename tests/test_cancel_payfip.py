@@ -24,6 +24,7 @@ from pesgen.store import Store
 
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
+    example_102_at,
     exported,
     fake,
     flow,
@@ -126,12 +127,7 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
                                                       ("FA-2026-00104", "pending")]
     assert json.loads(noted[0].detail) == {"run": run, "reason": "wrong amounts"}
     # exported again, at another amount: the summary says what PayFiP collected already
-    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
-    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
-    invoice["total"] = "150.00"
-    again = tmp_path / "again.json"
-    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    again = example_102_at(tmp_path)
     # a dry run says it too, from its rolled-back reading of the store
     dry = export_recorded(lambda: Store(store.url, read_only=True), MAPPING, again, None,
                           date(2026, 11, 24), dry_run=True)

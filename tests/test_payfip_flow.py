@@ -29,6 +29,7 @@ from pesgen.store import Store
 from .mapping_support import mapping_copy
 from .payfip_support import (  # noqa: F401 - fixtures
     TIMEOUT,
+    example_102_at,
     exported,
     fake,
     flow,
@@ -1327,23 +1328,17 @@ def test_the_return_page_of_an_idop_refused_says_only_that_it_is_unknown(flow, s
 
 def _reexported(flow, store, tmp_path, total: str | None) -> None:
     """Cancel the example's run; re-export FA-2026-00102 (at another total, if given)."""
-    import json
     from datetime import date
 
     from pesgen.runs import export_recorded
 
-    from .payfip_support import INPUT, MAPPING
+    from .payfip_support import MAPPING
 
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
     store.cancel(run, "rejected by the trésorerie")
     if total is None:
         return
-    data = json.loads(INPUT.read_text(encoding="utf-8"))
-    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
-    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
-    invoice["total"] = total
-    again = tmp_path / "again.json"
-    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    again = example_102_at(tmp_path, total)
     export_recorded(lambda: store, MAPPING, again, tmp_path / "again", date(2026, 11, 24))
 
 

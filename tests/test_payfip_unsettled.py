@@ -23,6 +23,7 @@ from pesgen.runs import export_recorded
 
 from .payfip_support import (  # noqa: F401 - fixtures
     MAPPING,
+    example_102_at,
     exported,
     fake,
     flow,
@@ -1606,17 +1607,11 @@ def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store
     applied the 150.00 PayFiP collected through the cancelled title's link to it: the
     payment is the new title's, due 150.00 and paid 150.00, not the 187.50 the old link
     asked (what `payfip payments` gives the school software)."""
-    import json
 
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
     old = flow.link("FA-2026-00102", mode="W")
     store.cancel(run, "wrong amounts", despite_payments=True)
-    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    [invoice] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
-    invoice["lines"][1]["unit_price"] = invoice["lines"][1]["amount"] = "7.50"
-    invoice["total"] = "150.00"
-    again = tmp_path / "again.json"
-    again.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    again = example_102_at(tmp_path)
     new = export_recorded(lambda: store, MAPPING, again, tmp_path / "again",
                           date(2026, 11, 24))
     flow.control("tamper", {"idop": old.id_op, "fields": {"montant": "15000"}})
