@@ -2668,7 +2668,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
-    from .payfip.tables import PAID_CANCELLED, anomalies, operations, payments, reported_amount
+    from .payfip.tables import SETTLED, anomalies, operations, payments, reported_amount
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2694,7 +2694,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     # paid-cancelled anomaly resolved --refunded): no longer a payment, the title (since
     # reinstated) is due again
     refunded = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
-                                 anomalies.c.kind.in_(("run-cancelled", PAID_CANCELLED)),
+                                 anomalies.c.kind.in_(SETTLED),
                                  anomalies.c.outcome == "refunded")
     rows = conn.execute(
         sa.select(operations, titles.c.id_bord, reported.label("reported"),
@@ -2783,6 +2783,26 @@ def _applied_payments(conn: Connection, run_id: str, titles: sa.Subquery
     return out
 
 
+def _title_payments(run_id: str, bordereaux: list[int], status: str,
+                    *columns: Any) -> sa.Select[Any]:
+    """The PayFiP payments of ``status`` whose money is a title of these bordereaux of a
+    run (the title the payment follows, ``paid_title_run``, is this run's, the invoice as
+    it wrote it, in its collectivity): ``columns`` and the title's IdBord, by IdBord and
+    IdPce. What a cancellation (``_paid_cancelled``) and a reinstatement
+    (``_paid_reinstated``, ``_refunded_reinstated``) read of the payments."""
+    from .payfip.tables import operations, paid_title_run, payments
+
+    return (sa.select(*columns, run_invoices.c.id_bord)
+            .select_from(payments)
+            .join(operations, operations.c.id_op == payments.c.id_op)
+            .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
+                                        run_invoices.c.invoice == payments.c.invoice,
+                                        run_invoices.c.id_coll == payments.c.id_coll))
+            .where(payments.c.status == status, paid_title_run(operations.c.run_id) == run_id,
+                   run_invoices.c.id_bord.in_(bordereaux))
+            .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
+
+
 def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: str,
                     reason: str) -> None:
     """A ``paid-cancelled`` anomaly (source ``cancel``) for each title of these bordereaux
@@ -2791,18 +2811,10 @@ def _paid_cancelled(conn: Connection, run_id: str, bordereaux: list[int], now: s
     place or to refund, and `payfip anomalies resolve --applied | --refunded` records
     which (docs/payfip.md)."""
     from .payfip.models import cents_text
-    from .payfip.tables import PAID_CANCELLED, anomalies, operations, paid_title_run, payments
+    from .payfip.tables import PAID_CANCELLED, anomalies, payments
 
-    rows = conn.execute(
-        sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
-                  run_invoices.c.id_bord)
-        .join(operations, operations.c.id_op == payments.c.id_op)
-        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
-                                    run_invoices.c.invoice == payments.c.invoice))
-        .where(payments.c.status == "paid", paid_title_run(operations.c.run_id) == run_id,
-               run_invoices.c.id_bord.in_(bordereaux),
-               payments.c.id_coll == run_invoices.c.id_coll)
-        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    rows = conn.execute(_title_payments(run_id, bordereaux, "paid", payments.c.invoice,
+                                        payments.c.id_op, payments.c.paid_cents)).all()
     if rows:
         conn.execute(anomalies.insert(), [
             {"at": now, "kind": PAID_CANCELLED, "id_op": r.id_op, "invoice": r.invoice,
@@ -2822,30 +2834,16 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
     payment following another title; ``--refunded``, no longer paid) is not one; nor is
     one of a payment that follows another run's title (applied to it, then cancelled
     too: its anomaly is that title's). Returns what was resolved, by IdBord and IdPce."""
-    from .payfip.tables import (
-        PAID_CANCELLED,
-        RESOLVED_BY_MAX,
-        anomalies,
-        events,
-        operations,
-        paid_title_run,
-        payments,
-    )
+    from .payfip.tables import PAID_CANCELLED, RESOLVED_BY_MAX, anomalies, events, payments
 
     rows = conn.execute(
-        sa.select(anomalies.c.id, payments.c.invoice, payments.c.id_coll, payments.c.id_op,
-                  payments.c.paid_cents, payments.c.method, payments.c.paid_at,
-                  payments.c.status, run_invoices.c.id_bord)
-        .join(payments, sa.and_(payments.c.id_op == anomalies.c.id_op,
-                                payments.c.invoice == anomalies.c.invoice))
-        .join(operations, operations.c.id_op == payments.c.id_op)
-        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
-                                    run_invoices.c.invoice == payments.c.invoice,
-                                    run_invoices.c.id_coll == payments.c.id_coll))
-        .where(anomalies.c.kind == PAID_CANCELLED, anomalies.c.resolved_at.is_(None),
-               payments.c.status == "paid", paid_title_run(operations.c.run_id) == run_id,
-               run_invoices.c.id_bord.in_(bordereaux))
-        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce, anomalies.c.id)).all()
+        _title_payments(run_id, bordereaux, "paid", anomalies.c.id, payments.c.invoice,
+                        payments.c.id_coll, payments.c.id_op, payments.c.paid_cents,
+                        payments.c.method, payments.c.paid_at, payments.c.status)
+        .join(anomalies, sa.and_(anomalies.c.id_op == payments.c.id_op,
+                                 anomalies.c.invoice == payments.c.invoice))
+        .where(anomalies.c.kind == PAID_CANCELLED, anomalies.c.resolved_at.is_(None))
+        .order_by(anomalies.c.id)).all()
     if not rows:
         return []
     by = by.strip()[:RESOLVED_BY_MAX] or "runs reinstate"
@@ -2874,18 +2872,11 @@ def _refunded_reinstated(conn: Connection, run_id: str, bordereaux: list[int]
     trésorerie refunded while they were cancelled (a paid-cancelled anomaly resolved
     ``--refunded``: the payment's status ``refunded``, its money this run's title's): due
     again, by IdBord and IdPce."""
-    from .payfip.tables import operations, paid_title_run, payments
+    from .payfip.tables import payments
 
-    rows = conn.execute(
-        sa.select(payments.c.invoice, payments.c.id_op, payments.c.paid_cents,
-                  payments.c.method, payments.c.paid_at, run_invoices.c.id_bord)
-        .join(operations, operations.c.id_op == payments.c.id_op)
-        .join(run_invoices, sa.and_(run_invoices.c.run_id == run_id,
-                                    run_invoices.c.invoice == payments.c.invoice,
-                                    run_invoices.c.id_coll == payments.c.id_coll))
-        .where(payments.c.status == "refunded", paid_title_run(operations.c.run_id) == run_id,
-               run_invoices.c.id_bord.in_(bordereaux))
-        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce)).all()
+    rows = conn.execute(_title_payments(run_id, bordereaux, "refunded", payments.c.invoice,
+                                        payments.c.id_op, payments.c.paid_cents,
+                                        payments.c.method, payments.c.paid_at)).all()
     return [{"invoice": r.invoice, "id_op": r.id_op, "id_bord": int(r.id_bord),
              "paid_cents": r.paid_cents, "method": r.method, "paid_at": r.paid_at}
             for r in rows]

@@ -835,8 +835,8 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     payment, paid-cancelled --refunded) and, of a run-cancelled or paid-cancelled
     anomaly of money collected, what its invoice gets now (``invoice_state``,
     ``held_back_by``, ``paid``, ``advice``)."""
-    from .ledger import SETTLED
     from .models import cents_text
+    from .tables import SETTLED
 
     outcome, invoice, done = row["outcome"], row["invoice"], row["applied"]
     facts: dict[str, Any] = {

@@ -38,6 +38,7 @@ from .tables import (
     OUTCOMES,
     PAID_CANCELLED,
     RESOLVED_BY_MAX,
+    SETTLED,
     anomalies,
     events,
     operations,
@@ -53,10 +54,6 @@ log = logging.getLogger("pesgen.payfip")
 NO_TRANSACTION_TIME = ("PayFiP gave no transaction date and time (dattrans/heurtrans): "
                        "paid_at is when pesgen recorded the result")
 OPEN = ("pending", "unknown")  # operations whose result is still to be learnt
-# the anomalies of money paid for a title cancelled since: through its link after the
-# cancellation (run-cancelled), or before it (paid-cancelled, recorded by `runs cancel
-# --despite-payments`): the trésorerie applies it to the title due or refunds it
-SETTLED = ("run-cancelled", PAID_CANCELLED)
 FINAL = ("paid", "test-paid", "refused", "abandoned", "expired", "anomaly")
 
 

@@ -149,6 +149,10 @@ OUTCOMES = ("applied", "refunded")  # and "reinstated": `runs reinstate` records
 # schema 15): the trésorerie applies the money to the title exported in its place or
 # refunds it (``OUTCOMES``); a payment refunded so has the status ``refunded``
 PAID_CANCELLED = "paid-cancelled"
+# the anomalies of money paid for a title cancelled since: through its link after the
+# cancellation (run-cancelled), or before it (paid-cancelled, recorded by `runs cancel
+# --despite-payments`): the trésorerie applies it to the title due or refunds it
+SETTLED = ("run-cancelled", PAID_CANCELLED)
 
 
 # migration 17: the invoice's key (``keys.invoice_key``, as run_invoices.invoice_key),
