@@ -40,6 +40,12 @@ def _fail(exc: PesgenError) -> None:
     fail(exc)
 
 
+def _check_format(fmt: str) -> None:
+    """Refuse a ``--format`` other than text or json (the PayFiP commands' reports)."""
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+
+
 def _problems_json(exc: PesgenError) -> list[dict[str, Any]]:
     """A refusal's problems as the JSON reports give them (``errors.problem_json``: the
     rule, the file, line and key, the input record and invoice, the message)."""
@@ -129,8 +135,7 @@ def link(
     tests: set[str] = set()  # the test or activation modes of the links made
     made: list[Any] = []  # --format json: the links made, said once the batch is over
     try:
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         _need_extras()
         from .service import create_links
 
@@ -349,8 +354,7 @@ def reconcile(
     counts: Counter[str] = Counter()
     asked: list[dict[str, Any]] = []
     try:
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         _need_extras()
         from ..cli import _parse_date
         from .service import default_factory, reconcile_each
@@ -615,8 +619,7 @@ def anomalies(
     try:
         from .ledger import ANOMALY_ADVICE, list_anomalies
 
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         store = _store(db)
         with store.reads():
             rows = list_anomalies(store)
@@ -795,8 +798,7 @@ def anomalies_resolve(
         digits = anomaly_id.strip().removeprefix("#")
         if digits.isascii() and digits.isdigit():
             anomaly = int(digits)
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         if applied and refunded:
             raise UsageError("--applied or --refunded: the trésorerie did one or the other")
         outcome = "applied" if applied else "refunded" if refunded else None
@@ -979,8 +981,7 @@ def client_info(
 
     base: str | None = None
     try:
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         _need_extras()
         from .client import DEFAULT_ENDPOINT, PayfipClient
 
@@ -1034,8 +1035,7 @@ def tipi_url(
     from ..cli import _json_exit
 
     try:
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         from ..mapping import load_mapping
         from .service import build_request
         from .settings import load_settings
@@ -1103,8 +1103,7 @@ def datamatrix(
     left_out: dict[str, list[dict[str, Any]]] = {"skipped_bordereaux": [], "paid_online": [],
                                                  "unsettled": []}
     try:
-        if fmt not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, got '{shown(fmt)}'")
+        _check_format(fmt)
         _need_extras("pystrich")  # draws the images
         from .datamatrix import Skipped, write_for_run
         from .ledger import Unsettled, unsettled_words
