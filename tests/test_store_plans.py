@@ -165,6 +165,32 @@ def test_a_link_looks_the_payments_of_its_invoices_up_in_an_index(db_url, tmp_pa
             assert "Seq Scan on payfip_payments" not in plan, plan
 
 
+def test_a_run_s_datamatrix_looks_the_payments_of_its_titles_up_in_an_index(db_url,
+                                                                           tmp_path):
+    """`payfip datamatrix` leaves out the titles PayFiP shows paid: it reads their
+    payments as `payfip link` does (``ledger.paid_by_key``, a search of
+    ix_payfip_payment_key by the collectivity and the key), where it read every paid
+    payment of the collectivity for each run before."""
+    from pesgen.payfip import datamatrix
+
+    store = _store_of_some_size(db_url, tmp_path, titles=10)
+    run = {"id": "r", "id_coll": ID_COLL}
+    with store.engine.connect() as conn:
+        read = [(statement, parameters) for statement, parameters in _statements(
+            store, lambda: datamatrix._paid_online(store, run, ["FA-2026-00101", "fa-1"]))
+            if "FROM payfip_payments" in statement]
+        assert len(read) == 2, read
+        for statement, parameters in read:
+            plan = _plan(conn, statement, parameters)
+            if conn.dialect.name == "sqlite":
+                assert ("SEARCH payfip_payments USING INDEX ix_payfip_payment_key "
+                        "(id_coll=? AND invoice_key=?)") in plan, plan
+            elif "IS NULL" not in statement:  # the unkeyed rows' query: as link's test
+                assert " ix_payfip_payment_key " in plan, plan
+            assert "SCAN payfip_payments" not in plan, plan
+            assert "Seq Scan on payfip_payments" not in plan, plan
+
+
 def test_a_schema_10_store_gets_the_index_of_the_titles_by_run_and_invoice(db_url,
                                                                           monkeypatch):
     """Migration 11 creates the index of the titles by run and invoice, in a store an

@@ -50,7 +50,7 @@ from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem, StateError, UsageError
 from ..keys import invoice_key
 from ..store import Store, run_invoices
-from .ledger import Unsettled, rejected_bordereaux, unsettled_payments
+from .ledger import Unsettled, paid_by_key, rejected_bordereaux, unsettled_payments
 from .models import to_cents
 
 LATEST = 1
@@ -74,6 +74,9 @@ class DatamatrixTitle:
     product: str  # CodProdLoc of the title's first line
     id_post: str
     amount_cents: int
+
+
+_CHUNK = 500  # values a query (invoice keys, operations)
 
 
 def letter_pair(code: str, what: str) -> str:
@@ -220,24 +223,34 @@ def _paid_online(store: Store, run: dict[str, Any], invoices: list[str]
     paid: invoice -> the payment (amount, when, operation, and ``through``: the run of
     the title it paid, when not this one: a cancelled title's, the invoice exported
     again since). A payment through a cancelled title is the family's money all the
-    same: a Datamatrix of the title exported in its place would let it pay again."""
-    from .tables import operations, paid_title_run, payments
+    same: a Datamatrix of the title exported in its place would let it pay again. The
+    payments are those ``payfip link`` reads (``ledger.paid_by_key``: looked up by
+    their invoice's key in an index, the earliest paid of a key), then the run of each
+    one's operation, ``_CHUNK`` operations a query. Before, every paid payment of the
+    collectivity was read for each run's Datamatrix, and of two paid rows of one key
+    (an invoice written otherwise) whichever the database gave last was said."""
+    from .tables import operations
 
-    keys = {invoice_key(i): i for i in invoices}
-    query = (sa.select(payments.c.invoice, payments.c.paid_cents, payments.c.paid_at,
-                       payments.c.id_op, paid_title_run(operations.c.run_id).label("run_id"))
-             .select_from(payments.outerjoin(operations,
-                                             operations.c.id_op == payments.c.id_op))
-             .where(payments.c.status == "paid", payments.c.id_coll == run["id_coll"]))
-    out: dict[str, dict[str, Any]] = {}
+    found = paid_by_key(store, run["id_coll"], invoices, chunk=_CHUNK)
+    ids = sorted({p["id_op"] for p in found.values() if p["id_op"] is not None})
+    query = sa.select(operations.c.id_op, operations.c.run_id).where(
+        operations.c.id_op.in_(sa.bindparam("ids", expanding=True)))
+    run_of: dict[str, str] = {}
     with store.engine.connect() as conn:
-        for r in conn.execute(query):
-            written = keys.get(invoice_key(r.invoice))
-            if written is None:
-                continue
-            out[written] = {"invoice": written, "paid_cents": r.paid_cents,
-                            "paid_at": r.paid_at, "id_op": r.id_op,
-                            "through": None if r.run_id == run["id"] else r.run_id}
+        for start in range(0, len(ids), _CHUNK):
+            run_of.update(conn.execute(query, {"ids": ids[start:start + _CHUNK]}).all())
+    out: dict[str, dict[str, Any]] = {}
+    for written in invoices:
+        p = found.get(invoice_key(written))
+        if p is None:
+            continue
+        # the title the money paid: the one the trésorerie applied it to, else the
+        # operation's (``tables.paid_title_run``, here in Python)
+        paid_run = p["applied_run"] if p["applied_run"] is not None else run_of.get(
+            p["id_op"])
+        out[written] = {"invoice": written, "paid_cents": p["paid_cents"],
+                        "paid_at": p["paid_at"], "id_op": p["id_op"],
+                        "through": None if paid_run == run["id"] else paid_run}
     return out
 
 
