@@ -231,6 +231,30 @@ def test_no_datamatrix_for_a_title_paid_online(flow, store):
     assert len(written) == 10
 
 
+def test_of_two_payments_of_one_invoice_written_otherwise_the_earliest_is_said(flow, store):
+    """Two rows recorded paid of one invoice written two ways (the title's
+    ``FA-2026-00102``, paid through its link, and a later one, ``fa-2026-00102``, added
+    after it): the Datamatrix leaves the title out naming the earliest payment, as
+    `payfip link` reads it (``ledger.paid_by_key``), not whichever row the database
+    gives last (the later one, here)."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = flow.link("FA-2026-00102", mode="W")
+    flow.pay(paid, "card")
+    with store.engine.begin() as conn:
+        row = dict(conn.execute(sa.select(payments).where(
+            payments.c.invoice == "FA-2026-00102")).one()._mapping)
+        del row["id"]
+        conn.execute(payments.insert().values({
+            **row, "invoice": "fa-2026-00102", "paid_cents": 1000,
+            "paid_at": "2099-01-01T09:00:00+01:00", "id_op": "later-op",
+            "last_id_op": "later-op"}))
+    result = _datamatrix(store, run)
+    assert result.exit_code == 0, result.output
+    assert ("paid online through PayFiP: no Datamatrix (the family would pay again): "
+            f"FA-2026-00102 (187.50 on {row['paid_at']}, operation {paid.id_op})"
+            in result.stderr), result.stderr
+
+
 def test_a_payment_at_another_collectivite_leaves_the_title_its_datamatrix(flow, store):
     """A payment is a collectivité's: the same invoice number paid at another one (its
     SIRET, on the same state database) is not this title's, which keeps its Datamatrix."""
