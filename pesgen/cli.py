@@ -2196,6 +2196,10 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                    whole: Annotated[bool, typer.Option(
                        "--all", help="Reinstate every cancelled bordereau of the run.")
                    ] = False,
+                   by: Annotated[str | None, typer.Option(
+                       "--by", help="Who reinstates: recorded on the paid-cancelled "
+                       "anomalies of titles paid online that it resolves (default: the "
+                       "login name).")] = None,
                    db: DbOpt = None,
                    output: RunsOutputOpt = Output.text) -> None:
     """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
@@ -2206,14 +2210,18 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     import getpass
 
     from .payfip.models import cents_text, method_said
+    from .payfip.tables import RESOLVED_BY_MAX
     from .runs import files_not_in_place, not_in_place
 
     try:
         # who resolves the paid-cancelled anomalies the reinstatement settles
-        by = getpass.getuser()
-    except Exception:  # no login name (a container without one): the command's
-        by = "runs reinstate"
-    try:
+        if by is None:
+            try:
+                by = getpass.getuser()
+            except Exception:  # no login name (a container without one): the command's
+                by = "runs reinstate"
+        elif not by.strip() or len(by.strip()) > RESOLVED_BY_MAX:
+            raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole, by=by)
     except PesgenError as exc:

@@ -1319,6 +1319,28 @@ def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tm
         "outcome": "reinstated", "run": run}
 
 
+def test_runs_reinstate_by_names_who_resolved_the_paid_cancelled_anomaly(flow, store):
+    """`runs reinstate --by NAME` records NAME as who resolved the paid-cancelled anomaly
+    the reinstatement settles (a support person working under a shared account), as
+    `payfip anomalies resolve --by` does; an empty or over-long name is refused (exit 2),
+    nothing reinstated."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    for bad in ("  ", "x" * 65):
+        code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                              "--by", bad)
+        assert code == ExitCode.USAGE, out + err
+        assert "error: --by must be 1 to 64 characters" in err, err
+        assert store.get_run(run)["status"] == "cancelled"
+        assert all(a["resolved_at"] is None for a in ledger.list_anomalies(store))
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--by", "Alice (régie)")
+    assert code == 0, out + err
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "Alice (régie)")
+
+
 def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_was_applied_to(
         flow, store, tmp_path):
     """Paid, cancelled, the money applied by the trésorerie to the title exported in its
