@@ -2212,6 +2212,7 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     from .payfip.models import cents_text, method_said
     from .payfip.tables import RESOLVED_BY_MAX
     from .runs import files_not_in_place, not_in_place
+    from .store import REINSTATED_BY
 
     try:
         # who resolves the paid-cancelled anomalies the reinstatement settles
@@ -2219,7 +2220,7 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             try:
                 by = getpass.getuser()
             except Exception:  # no login name (a container without one): the command's
-                by = "runs reinstate"
+                by = REINSTATED_BY
         elif not by.strip() or len(by.strip()) > RESOLVED_BY_MAX:
             raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
         store = _store(db, must_exist=True)

@@ -66,6 +66,9 @@ PIECE_SEQUENCE = "IdPce"
 # the largest IdBord (DT v5.19 BlocBordereau/IdBord, 7 digits) and IdPce (Base_Num8)
 ID_BORD_MAX = 9_999_999
 ID_PCE_MAX = 99_999_999
+# who resolves the paid-cancelled anomalies a reinstatement settles, when no one is named
+# (no --by, no login name) or the name is blank
+REINSTATED_BY = "runs reinstate"
 
 schema_table = sa.Table(
     "pesgen_schema", metadata,
@@ -2323,7 +2326,7 @@ class Store:
                             as_recorded=as_recorded)
 
     def reinstate(self, run_id: str, reason: str, bordereaux: Collection[int] | None = None,
-                  whole: bool = False, by: str = "runs reinstate") -> Reinstatement:
+                  whole: bool = False, by: str = REINSTATED_BY) -> Reinstatement:
         """Undo the cancellation of a run, or of some of its cancelled bordereaux
         (``bordereaux``; a run of several cancelled ones needs them named, or ``whole``):
         their invoices and NumDettes are held again, so an export of them is refused, and
@@ -2846,7 +2849,7 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
         .order_by(anomalies.c.id)).all()
     if not rows:
         return []
-    by = by.strip()[:RESOLVED_BY_MAX] or "runs reinstate"
+    by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
     # (PostgreSQL: one resolved meanwhile by `payfip anomalies resolve` is left to it)
     rows = [r for r in rows if conn.execute(anomalies.update().where(
         anomalies.c.id == r.id, anomalies.c.resolved_at.is_(None)).values(

@@ -1341,6 +1341,25 @@ def test_runs_reinstate_by_names_who_resolved_the_paid_cancelled_anomaly(flow, s
     assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "Alice (régie)")
 
 
+def test_runs_reinstate_without_a_login_name_records_the_command(flow, store, monkeypatch):
+    """No --by and no login name (a container without one): the paid-cancelled anomaly
+    the reinstatement resolves is recorded resolved by `runs reinstate`, the command,
+    not refused (a reinstatement is not a person's answer on the anomaly)."""
+    import getpass
+
+    def no_login() -> str:
+        raise OSError("No username set in the environment")
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    monkeypatch.setattr(getpass, "getuser", no_login)
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
+    assert code == 0, out + err
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "runs reinstate")
+
+
 def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_was_applied_to(
         flow, store, tmp_path):
     """Paid, cancelled, the money applied by the trésorerie to the title exported in its
