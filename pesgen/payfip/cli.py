@@ -837,7 +837,6 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     payment, paid-cancelled --refunded) and, of a run-cancelled or paid-cancelled
     anomaly of money collected, what its invoice gets now (``invoice_state``,
     ``held_back_by``, ``paid``, ``advice``)."""
-    from .models import cents_text
     from .tables import SETTLED
 
     outcome, invoice, done = row["outcome"], row["invoice"], row["applied"]
@@ -851,9 +850,7 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
         "applied": None, "still_open": [], "invoice_state": None, "held_back_by": [],
         "paid": None, "advice": None, "notes": []}
     if done is not None:
-        payment = {"amount": cents_text(done["cents"]), "amount_cents": done["cents"],
-                   "method": done["method"], "paid_at": done["paid_at"],
-                   "id_op": done["id_op"]}
+        payment = _payment_json(done["cents"], done["method"], done["paid_at"], done["id_op"])
         facts.update(
             applied={**payment, "run": done["run_id"], "id_bord": done["id_bord"]},
             still_open=[{"id_op": link["id_op"], "created_at": link["created_at"],
@@ -871,6 +868,16 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def _payment_json(cents: int, method: str | None, paid_at: str | None,
+                  id_op: str | None) -> dict[str, Any]:
+    """A payment as `anomalies resolve --format json` gives it (``applied``, ``paid``):
+    the amount as decimal text and in cents, the method, when, the operation."""
+    from .models import cents_text
+
+    return {"amount": cents_text(cents), "amount_cents": cents, "method": method,
+            "paid_at": paid_at, "id_op": id_op}
+
+
 def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     """After a run-cancelled or paid-cancelled anomaly is resolved without --applied:
     whether its invoice gets a payment again (no other such anomaly of it open, and not
@@ -880,7 +887,6 @@ def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     pesgen would make a link and a Datamatrix for a title paid that way)."""
     from ..keys import invoice_key
     from .ledger import paid_by_key, unsettled_payments
-    from .models import cents_text
 
     key = invoice_key(row["invoice"])
     still = unsettled_payments(store, row["id_coll"]).get(key, [])
@@ -890,11 +896,9 @@ def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     # paid as `payfip link` reads it (rule payfip.paid): however a title wrote the number
     paid = paid_by_key(store, row["id_coll"], [row["invoice"]]).get(key)
     if paid is not None:
-        cents = paid["paid_cents"] or 0
         return {"invoice_state": "paid",
-                "paid": {"amount": cents_text(cents), "amount_cents": cents,
-                         "method": paid["method"], "paid_at": paid["paid_at"],
-                         "id_op": paid["id_op"]},
+                "paid": _payment_json(paid["paid_cents"] or 0, paid["method"],
+                                      paid["paid_at"], paid["id_op"]),
                 "advice": "`payfip link`, `tipi-url` and `payfip datamatrix` refuse it as any "
                           "paid title; send the family no link for it"}
     again = "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment again"
