@@ -2197,9 +2197,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                        "--all", help="Reinstate every cancelled bordereau of the run.")
                    ] = False,
                    by: Annotated[str | None, typer.Option(
-                       "--by", help="Who reinstates: recorded on the paid-cancelled "
-                       "anomalies of titles paid online that it resolves (default: the "
-                       "login name).")] = None,
+                       "--by", help="Who reinstates: recorded on the anomalies of titles "
+                       "paid online that it resolves (default: the login name).")] = None,
                    db: DbOpt = None,
                    output: RunsOutputOpt = Output.text) -> None:
     """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
@@ -2245,9 +2244,13 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
             still_cancelled=list(done.still_cancelled), invoices=done.invoices,
             no_acknowledgement=unknown if done.run.pes else None,
             not_in_place={"folder": after["out_dir"] if missing else None, "files": missing},
-            settled=[{"anomaly": s["anomaly"], "invoice": s["invoice"], "id_op": s["id_op"],
-                      "id_bord": s["id_bord"], "amount_paid": cents_text(s["paid_cents"] or 0),
+            settled=[{"anomaly": s["anomaly"], "kind": s["kind"], "invoice": s["invoice"],
+                      "id_op": s["id_op"], "id_bord": s["id_bord"],
+                      "amount_paid": cents_text(s["paid_cents"] or 0),
                       "method": s["method"], "paid_at": s["paid_at"]} for s in done.settled],
+            left_open=[{"anomaly": o["anomaly"], "kind": o["kind"], "invoice": o["invoice"],
+                        "id_op": o["id_op"], "id_bord": o["id_bord"], "why": o["why"]}
+                       for o in done.left_open],
             due_again=[{"invoice": d["invoice"], "id_op": d["id_op"], "id_bord": d["id_bord"],
                         "amount_refunded": cents_text(d["paid_cents"] or 0),
                         "method": d["method"], "paid_at": d["paid_at"]}
@@ -2273,13 +2276,23 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
     for s in done.settled:
-        # paid, cancelled, reinstated: the payment is the title's again
+        # paid, cancelled, reinstated (or paid through its link while cancelled): the
+        # payment is the title's
+        through = (" through its link while it was cancelled" if s["kind"] == "run-cancelled"
+                   else "")
         _echo_err(f"note: invoice {s['invoice']}: paid online "
                   f"{cents_text(s['paid_cents'] or 0)}{method_said(s['method'])} on "
-                  f"{s['paid_at']} (PayFiP operation {s['id_op']}): its title is active again "
-                  f"and the payment its own: anomaly #{s['anomaly']} (paid-cancelled) "
-                  "resolved (reinstated); if the trésorerie was told of the cancellation, "
-                  "tell it the title stands, paid")
+                  f"{s['paid_at']}{through} (PayFiP operation {s['id_op']}): its title is "
+                  f"active again and the payment its own: anomaly #{s['anomaly']} "
+                  f"({s['kind']}) resolved (reinstated); if the trésorerie was told of the "
+                  "cancellation, tell it the title stands, paid")
+    for o in done.left_open:
+        # paid through its link while cancelled, and not recordable as its payment
+        _echo_err(f"warning: invoice {o['invoice']}: paid through its link while its title "
+                  f"was cancelled (PayFiP operation {o['id_op']}): {o['why']}; the invoice "
+                  "gets no new link until the anomaly is resolved (`pesgen payfip anomalies "
+                  f"resolve {o['anomaly']} --note TEXT`, with --applied or --refunded as "
+                  "the trésorerie answers)")
     for d in done.due_again:
         # paid, cancelled, refunded, reinstated: the family has its money back
         _echo_err(f"note: invoice {d['invoice']}: paid online "

@@ -66,8 +66,8 @@ PIECE_SEQUENCE = "IdPce"
 # the largest IdBord (DT v5.19 BlocBordereau/IdBord, 7 digits) and IdPce (Base_Num8)
 ID_BORD_MAX = 9_999_999
 ID_PCE_MAX = 99_999_999
-# who resolves the paid-cancelled anomalies a reinstatement settles, when no one is named
-# (no --by, no login name) or the name is blank
+# who resolves the anomalies a reinstatement settles (paid-cancelled, run-cancelled), when
+# no one is named (no --by, no login name) or the name is blank
 REINSTATED_BY = "runs reinstate"
 
 schema_table = sa.Table(
@@ -2439,12 +2439,19 @@ class Store:
             _note_titles(conn, full, (t.invoice for t in titles), "title-reinstated",
                          "reinstate", now, reason.strip())
             settled = _paid_reinstated(conn, full, numbers, now, by, reason.strip())
+            # then the money paid through their own links while they were cancelled
+            # (after the paid-cancelled ones: a second payment of an invoice is left open)
+            from .payfip.ledger import settle_reinstated
+
+            through, left_open = settle_reinstated(self, conn, full, numbers, now, by,
+                                                   reason.strip())
+            settled = sorted(settled + through, key=lambda s: s["anomaly"])
             due_again = _refunded_reinstated(conn, full, numbers)
         record = self._run_record(full)
         return Reinstatement(record, len(titles), tuple(numbers),
                              tuple(b.id_bord for b in gone if b not in targets), status,
                              as_recorded=as_recorded, settled=tuple(settled),
-                             due_again=tuple(due_again))
+                             due_again=tuple(due_again), left_open=tuple(left_open))
 
     def _helios_status(self, conn: Connection, row: Any,
                        numbers: Collection[int]) -> dict[int, Acknowledgement]:
@@ -2596,13 +2603,19 @@ class Reinstatement:
     still_cancelled: tuple[int, ...] = ()
     acknowledgements: dict[int, Acknowledgement] = field(default_factory=dict)
     as_recorded: dict[str, Any] = field(default_factory=dict)
-    # the paid-cancelled anomalies the reinstatement resolved (``_paid_reinstated``): each
-    # anomaly, invoice, id_op, id_bord, paid_cents, method, paid_at
+    # the anomalies of titles paid online the reinstatement resolved, their payment the
+    # title's again: each anomaly, kind (paid-cancelled: paid before the cancellation,
+    # ``_paid_reinstated``; run-cancelled: through its link while it was cancelled,
+    # ``ledger.settle_reinstated``), invoice, id_op, id_bord, paid_cents, method, paid_at
     settled: tuple[dict[str, Any], ...] = ()
     # the titles reinstated whose payment the trésorerie refunded while they were
     # cancelled, due again (``_refunded_reinstated``): invoice, id_op, id_bord,
     # paid_cents, method, paid_at
     due_again: tuple[dict[str, Any], ...] = ()
+    # the run-cancelled anomalies of the titles reinstated left open, their money not
+    # recorded as the title's payment (``ledger.settle_reinstated``: another amount, the
+    # invoice paid otherwise…): anomaly, invoice, id_op, id_bord, why
+    left_open: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -2864,9 +2877,9 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
          "detail": json.dumps({"anomaly": r.id, "kind": PAID_CANCELLED, "by": by,
                                "outcome": "reinstated", "run": run_id}, sort_keys=True)}
         for r in rows])
-    return [{"anomaly": r.id, "invoice": r.invoice, "id_op": r.id_op,
-             "id_bord": int(r.id_bord), "paid_cents": r.paid_cents, "method": r.method,
-             "paid_at": r.paid_at} for r in rows]
+    return [{"anomaly": r.id, "kind": PAID_CANCELLED, "invoice": r.invoice,
+             "id_op": r.id_op, "id_bord": int(r.id_bord), "paid_cents": r.paid_cents,
+             "method": r.method, "paid_at": r.paid_at} for r in rows]
 
 
 def _refunded_reinstated(conn: Connection, run_id: str, bordereaux: list[int]

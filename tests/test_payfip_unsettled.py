@@ -752,18 +752,21 @@ def test_a_second_payment_resolved_after_the_first_was_applied_says_the_invoice_
 
 
 def test_money_applied_to_the_reinstated_title_it_was_paid_through_is_one_payment_to_cancel(
-        flow, store, tmp_path):
+        flow, store, tmp_path, monkeypatch):
     """The run cancelled by mistake, paid through its link after the cancellation, then
-    reinstated: the trésorerie applies the money to that same title. `runs cancel` of
-    the run again names that payment once, as applied to the title (through its own link
-    while it was cancelled), not also as an anomaly that may have collected money. Before,
-    the one payment was listed twice, the second time 'through the cancelled title of
-    run' the run itself."""
+    reinstated by a pesgen that left the run-cancelled anomaly open (before
+    ``ledger.settle_reinstated``): the trésorerie applies the money to that same title.
+    `runs cancel` of the run again names that payment once, as applied to the title
+    (through its own link while it was cancelled), not also as an anomaly that may have
+    collected money. Before, the one payment was listed twice, the second time 'through
+    the cancelled title of run' the run itself."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
     old = flow.link("FA-2026-00102", mode="W")
     store.cancel(run, "by mistake", despite_payments=True)
     flow.pay(old, "card")
-    store.reinstate(run, "the trésorerie kept the titles")
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger, "settle_reinstated", lambda *args: ([], []))
+        store.reinstate(run, "the trésorerie kept the titles")
     number, _ = _said(store, run, old)
     code, out, err = _resolve(store, number, "--applied")
     assert code == 0, out + err
@@ -1296,7 +1299,8 @@ def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tm
             report = json.loads(out)
             assert err == ""
             assert report["settled"] == [{
-                "anomaly": number, "invoice": "FA-2026-00102", "id_op": link.id_op,
+                "anomaly": number, "kind": "paid-cancelled", "invoice": "FA-2026-00102",
+                "id_op": link.id_op,
                 "id_bord": 1, "amount_paid": "187.50", "method": "card",
                 "paid_at": paid_at}], report
         [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]

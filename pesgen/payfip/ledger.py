@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
 from ..store import (
+    REINSTATED_BY,
     Acknowledgement,
     Store,
     cancelled_bordereaux,
@@ -1111,6 +1112,74 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
 
 
+def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: list[int],
+                      now: str, by: str, reason: str
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """After these bordereaux of a run were reinstated (in that transaction, ``conn``):
+    the open ``run-cancelled`` anomalies of money paid through one of their titles' own
+    links while it was cancelled (the operation this run's, its invoice a title of these
+    bordereaux; not a test link's, saisie T, which collected nothing). The title is
+    active again and the trésorerie kept it: the money is its payment. Each that
+    ``_applicable`` allows (the whole amount due collected, the invoice paid by no other
+    operation…) is recorded so: the invoice's payment becomes the operation's, on its own
+    title (``applied_run`` None), the operation ``paid`` (it was ``anomaly``), with a
+    ``paid`` event, and the anomaly is resolved,
+    outcome ``reinstated``, with an ``anomaly-resolved`` event (both source
+    ``reinstate``). Returns those settled (anomaly, invoice, id_op, id_bord, paid_cents,
+    method, paid_at, by IdBord and IdPce) and those left open for a person to decide, each
+    with ``why`` (the check's words)."""
+    rows = conn.execute(
+        sa.select(anomalies.c.id, anomalies.c.invoice, anomalies.c.id_op,
+                  run_invoices.c.id_bord)
+        .select_from(anomalies.join(operations, operations.c.id_op == anomalies.c.id_op)
+                     .join(run_invoices, sa.and_(
+                         run_invoices.c.run_id == operations.c.run_id,
+                         run_invoices.c.invoice == operations.c.invoice,
+                         run_invoices.c.id_coll == operations.c.id_coll)))
+        .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
+               operations.c.run_id == run_id, operations.c.saisie != "T",
+               run_invoices.c.id_bord.in_(bordereaux))
+        .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce, anomalies.c.id)).all()
+    settled: list[dict[str, Any]] = []
+    left: list[dict[str, Any]] = []
+    by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
+    for row in rows:
+        op = _operation_row(conn, row.id_op)
+        if op is None:  # (the join found it)
+            continue
+        said = {"anomaly": row.id, "kind": "run-cancelled", "invoice": row.invoice,
+                "id_op": row.id_op, "id_bord": int(row.id_bord)}
+        try:
+            title, cents, due, pay = _applicable(
+                store, conn, row, op, f"anomaly #{row.id} (run-cancelled) left open")
+        except StateError as exc:
+            left.append({**said, "why": str(exc)})
+            continue
+        if conn.execute(anomalies.update().where(
+                anomalies.c.id == row.id, anomalies.c.resolved_at.is_(None)).values(
+                resolved_at=now, resolved_by=by, outcome="reinstated",
+                note=f"run {run_id} reinstated (IdBord {row.id_bord}): {reason}: its title "
+                     "is active again, paid by this payment (made through its link while "
+                     "it was cancelled)")).rowcount != 1:
+            continue  # (PostgreSQL: resolved meanwhile by `payfip anomalies resolve`)
+        _record_paid(conn, pay, op, due, cents, None, now)
+        # the operation paid its title, as a notification would have recorded it (`runs
+        # cancel` then names it as any payment of the title)
+        conn.execute(operations.update().where(operations.c.id_op == op["id_op"])
+                     .values(status="paid"))
+        method = RESULTS.get(op["result_code"] or "", (None, None))[1]
+        paid_at = op["transaction_at"] or op["resolved_at"]
+        mine = {**op, "invoice": row.invoice}
+        _event(conn, mine, "paid", "reinstate", "paid",
+               {"anomaly": row.id, "run": run_id, "id_bord": int(title.id_bord),
+                "method": method, "transaction_at": op["transaction_at"]})
+        _event(conn, mine, "anomaly-resolved", "reinstate", "paid",
+               {"anomaly": row.id, "kind": "run-cancelled", "by": by,
+                "outcome": "reinstated", "run": run_id})
+        settled.append({**said, "paid_cents": cents, "method": method, "paid_at": paid_at})
+    return settled, left
+
+
 def _may_have_outcome(row: Any, op: dict[str, Any] | None, outcome: str) -> None:
     """Refuse an outcome for an anomaly that is not money paid for a cancelled title
     (through its link after the cancellation, or before it: ``SETTLED``): another kind,
@@ -1131,11 +1200,43 @@ def _may_have_outcome(row: Any, op: dict[str, Any] | None, outcome: str) -> None
 def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str,
            now: str) -> dict[str, Any]:
     """Record money paid through a cancelled title as the payment of the title exported in
-    its place (``resolve_anomaly``'s ``applied``), after checking it may be: the title
-    active, in a bordereau not rejected, due the amount collected, the invoice paid by no
-    other operation. Returns that title's run, IdBord, the cents and the method."""
+    its place (``resolve_anomaly``'s ``applied``), after checking it may be
+    (``_applicable``). Returns that title's run, IdBord, the cents and the method."""
     invoice = row.invoice
-    why = f"anomaly #{row.id}: --applied refused for invoice {invoice}"
+    title, cents, due, pay = _applicable(
+        store, conn, row, op, f"anomaly #{row.id}: --applied refused for invoice {invoice}")
+    method = RESULTS.get(op["result_code"] or "", (None, None))[1]
+    paid_at = op["transaction_at"] or op["resolved_at"]
+    _record_paid(conn, pay, op, due, cents, title.run_id, now)
+    _event(conn, {**op, "invoice": invoice}, "paid", "support", "paid",
+           {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
+            "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
+            "transaction_at": op["transaction_at"]})
+    # the invoice's links still open: the title's own, made before (while the cancelled
+    # one's was still open), and the cancelled title's others: a payment through one now
+    # pays it twice (each with its title's run and IdBord)
+    still_open = conn.execute(
+        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
+                  operations.c.run_id, run_invoices.c.id_bord)
+        .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
+                                         run_invoices.c.invoice == operations.c.invoice))
+        .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
+               operations.c.saisie != "T", operations.c.status.in_(OPEN))
+        .order_by(operations.c.created_at, operations.c.id_op)).all()
+    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
+            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
+            "still_open": [dict(r._mapping) for r in still_open]}
+
+
+def _applicable(store: Store, conn: Connection, row: Any, op: dict[str, Any], why: str
+                ) -> tuple[Any, int, int, dict[str, Any]]:
+    """Whether the money of an anomaly (``row``, its operation ``op``) paid through a
+    title cancelled since may be recorded as the payment of the invoice's active title:
+    one active title, writing the number as the cancelled one did, in a bordereau the
+    trésorerie did not reject, due the amount collected, the invoice paid by no other
+    operation. Returns that title, the cents collected, the cents due and the invoice's
+    payment row; else StateError, its message starting with ``why``."""
+    invoice = row.invoice
     titles = _active_titles(store, op["id_coll"], invoice, conn)
     if titles and conn.dialect.name == "postgresql":
         # as a link's recording does (record_operation): the runs' rows locked, as `runs
@@ -1186,29 +1287,19 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
             f"{pay['paid_at']}, operation {pay['id_op']}): the money paid through the "
             "cancelled title is one payment too many, for the trésorerie to refund; "
             "resolve with --refunded")
-    method = RESULTS.get(op["result_code"] or "", (None, None))[1]
-    paid_at = op["transaction_at"] or op["resolved_at"]
+    return title, cents, due, pay
+
+
+def _record_paid(conn: Connection, pay: dict[str, Any], op: dict[str, Any], due: int,
+                 cents: int, applied_run: str | None, now: str) -> None:
+    """The invoice's payment row (``pay``) becomes the payment of ``op``: paid, the
+    amount collected, the method and time PayFiP gave; ``applied_run``, the title the
+    trésorerie applied it to (None: the operation's own title)."""
     conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
-        status="paid", amount_cents=due, paid_cents=cents, method=method, paid_at=paid_at,
-        id_op=op["id_op"], numauto=op["numauto"], applied_run=title.run_id, updated_at=now))
-    _event(conn, {**op, "invoice": invoice}, "paid", "support", "paid",
-           {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
-            "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
-            "transaction_at": op["transaction_at"]})
-    # the invoice's links still open: the title's own, made before (while the cancelled
-    # one's was still open), and the cancelled title's others: a payment through one now
-    # pays it twice (each with its title's run and IdBord)
-    still_open = conn.execute(
-        sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
-                  operations.c.run_id, run_invoices.c.id_bord)
-        .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
-                                         run_invoices.c.invoice == operations.c.invoice))
-        .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
-               operations.c.saisie != "T", operations.c.status.in_(OPEN))
-        .order_by(operations.c.created_at, operations.c.id_op)).all()
-    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
-            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
-            "still_open": [dict(r._mapping) for r in still_open]}
+        status="paid", amount_cents=due, paid_cents=cents,
+        method=RESULTS.get(op["result_code"] or "", (None, None))[1],
+        paid_at=op["transaction_at"] or op["resolved_at"], id_op=op["id_op"],
+        numauto=op["numauto"], applied_run=applied_run, updated_at=now))
 
 
 def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str) -> None:

@@ -1,0 +1,218 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""A run reinstated after a family paid through its title's own link while it was
+cancelled (a `run-cancelled` anomaly): the trésorerie kept the title, so the money is
+its payment (``ledger.settle_reinstated``), recorded so and the anomaly resolved, unless
+a check says a person must decide (docs/payfip.md, *Cancelled titles*)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from pesgen.errors import ExitCode, StateError
+from pesgen.payfip import ledger
+from pesgen.payfip.tables import payments
+
+from .payfip_support import (  # noqa: F401 - fixtures
+    exported,
+    fake,
+    flow,
+    receiver,
+    store,
+)
+from .test_payfip_unsettled import ID_COLL, _cli, _link, _payments
+
+
+def _cancel_then_pay(flow, store):
+    """FA-2026-00102's link made, its run cancelled by mistake, then paid through it."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(link, "card")
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["resolved_at"]) == ("run-cancelled", None)
+    return run, link, anomaly["id"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_paid_through_its_link_while_cancelled_the_reinstated_title_is_paid(flow, store, fmt):
+    """The reinstatement records the money as the title's payment (paid, on its own
+    title: no applied_run), resolves the anomaly (outcome reinstated, who, a note naming
+    the run and the reason), writes a `paid` and an `anomaly-resolved` event (source
+    reinstate), and says so, text and JSON. `link` then refuses the invoice as paid (rule
+    payfip.paid), no longer as held back by the anomaly. Before, the anomaly stayed open
+    and `link` told support to ask the trésorerie about money paid 'through its cancelled
+    title' of a run active again."""
+    run, link, number = _cancel_then_pay(flow, store)
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--by", "alice", "--format", fmt)
+    assert code == 0, out + err
+    if fmt == "text":
+        assert (f"note: invoice FA-2026-00102: paid online 187.50 by card on {paid_at} "
+                f"through its link while it was cancelled (PayFiP operation {link.id_op}): "
+                f"its title is active again and the payment its own: anomaly #{number} "
+                "(run-cancelled) resolved (reinstated); if the trésorerie was told of the "
+                "cancellation, tell it the title stands, paid\n") in err, err
+        assert "warning" not in err, err
+    else:
+        assert err == ""
+        report = json.loads(out)
+        assert report["settled"] == [{
+            "anomaly": number, "kind": "run-cancelled", "invoice": "FA-2026-00102",
+            "id_op": link.id_op, "id_bord": 1, "amount_paid": "187.50", "method": "card",
+            "paid_at": paid_at}], report
+        assert report["left_open"] == [], report
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["outcome"], anomaly["resolved_by"], anomaly["note"]) == (
+        "reinstated", "alice", f"run {run} reinstated (IdBord 1): kept: its title is active "
+        "again, paid by this payment (made through its link while it was cancelled)")
+    assert ledger.get_operation(store, link.id_op)["status"] == "paid"
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"], pay["paid_cents"], pay["amount_cents"],
+            pay["method"], pay["paid_at"], pay["applied_run"]) == (
+        "paid", link.id_op, 18750, 18750, "card", paid_at, None)
+    [row] = _payments(store)
+    assert (row["status"], row["run"], row["id_bord"]) == ("paid", run, 1)
+    assert [(e["event"], e["source"]) for e in row["history"]][-2:] == [
+        ("paid", "reinstate"), ("anomaly-resolved", "reinstate")]
+    assert row["history"][-1]["detail"] == {
+        "anomaly": number, "kind": "run-cancelled", "by": "alice", "outcome": "reinstated",
+        "run": run}
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE, out + err
+    assert "(rule payfip.paid)" in err and "payfip.unsettled" not in err, err
+    # cancelled again: the payment is the title's, named as any paid title's
+    with pytest.raises(StateError, match="--despite-payments") as info:
+        store.cancel(run, "wrong again")
+    [said] = [p.message for p in info.value.problems if p.invoice == "FA-2026-00102"]
+    assert said.startswith(f"IdBord 1: paid online 187.50 by card on {paid_at} (PayFiP "
+                           f"operation {link.id_op})"), said
+    assert "while it was cancelled" not in said and "trésorerie" not in said, said
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_another_amount_collected_leaves_the_anomaly_open_and_says_why(flow, store, fmt):
+    """PayFiP reported 50.00 collected of the 187.50 due: pesgen records a payment of the
+    whole amount only, so the reinstatement leaves the anomaly open, nothing recorded,
+    and says why and what to do (a warning; JSON `left_open`); `link` still refuses the
+    invoice as held back (rule payfip.unsettled)."""
+    link = flow.pay_cancelled("5000")
+    run = ledger.get_operation(store, link.id_op)["run_id"]
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--format", fmt)
+    assert code == 0, out + err
+    why = (f"anomaly #{number} (run-cancelled) left open: 50.00 was collected through the "
+           f"cancelled title, and its title due (IdBord 1 of run {run}) is 187.50: pesgen "
+           "records a payment of the whole amount due only; resolve with --note alone, "
+           "settle the difference with the trésorerie and enter what was applied in the "
+           "school software by hand")
+    if fmt == "text":
+        assert (f"warning: invoice FA-2026-00102: paid through its link while its title was "
+                f"cancelled (PayFiP operation {link.id_op}): {why}; the invoice gets no new "
+                "link until the anomaly is resolved (`pesgen payfip anomalies resolve "
+                f"{number} --note TEXT`, with --applied or --refunded as the trésorerie "
+                "answers)\n") in err, err
+    else:
+        report = json.loads(out)
+        assert (report["settled"], report["left_open"]) == ([], [{
+            "anomaly": number, "kind": "run-cancelled", "invoice": "FA-2026-00102",
+            "id_op": link.id_op, "id_bord": 1, "why": why}]), report
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert anomaly["resolved_at"] is None
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
+
+
+def test_paid_before_the_cancellation_and_again_through_it_the_second_stays_open(flow, store):
+    """Paid through a first link before the cancellation (paid-cancelled), then again
+    through a second link made before it, after it (run-cancelled): the reinstatement
+    gives the title its first payment back (that anomaly resolved) and leaves the second
+    payment's anomaly open, one payment too many for the trésorerie to refund."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    first = flow.link("FA-2026-00102", mode="W")
+    second = flow.link("FA-2026-00102", mode="W")
+    flow.pay(first, "card")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(second, "card")
+    kinds = {a["kind"]: a["id"] for a in ledger.list_anomalies(store)}
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert [(s["anomaly"], s["kind"], s["id_op"]) for s in report["settled"]] == [
+        (kinds["paid-cancelled"], "paid-cancelled", first.id_op)], report
+    [left] = report["left_open"]
+    assert (left["anomaly"], left["id_op"]) == (kinds["run-cancelled"], second.id_op), left
+    assert "it is already paid (187.50 on " in left["why"], left
+    assert f"operation {first.id_op}): the money paid through the cancelled title is one " \
+        "payment too many, for the trésorerie to refund; resolve with --refunded" in \
+        left["why"], left
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"]) == ("paid", first.id_op)
+    assert ledger.get_operation(store, second.id_op)["status"] == "anomaly"
+    # and the double payment PayFiP's notification saw, for support
+    still = [a for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert [a["id"] for a in still] == [kinds["run-cancelled"], kinds["double-payment"]]
+
+
+def test_a_test_link_s_payment_while_cancelled_is_left_as_it_is(flow, store):
+    """A test link (saisie T) collects nothing: its run-cancelled anomaly holds nothing
+    back and the reinstatement records no payment for it, nor resolves it."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="T")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(link, "card")
+    before = [(a["id"], a["kind"], a["resolved_at"]) for a in ledger.list_anomalies(store)
+              if a["id_op"] == link.id_op]
+    assert [kind for _, kind, _ in before] == ["run-cancelled"], before
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert (report["settled"], report["left_open"]) == ([], []), report
+    assert [(a["id"], a["kind"], a["resolved_at"]) for a in ledger.list_anomalies(store)
+            if a["id_op"] == link.id_op] == before
+    with store.engine.connect() as conn:
+        status = conn.execute(sa.select(payments.c.status).where(
+            payments.c.invoice == "FA-2026-00102")).scalar()
+    assert status != "paid"
+
+
+def test_only_the_bordereaux_reinstated_have_their_money_recorded(flow, store, tmp_path):
+    """Paid through their links while their bordereaux (IdBord 2 and 3 of a run) were
+    cancelled, IdBord 2 alone reinstated: its title's money is recorded, the anomaly of
+    IdBord 3's title (still cancelled) stays open."""
+    from .test_cancel_payfip import _split_run
+
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    kept, other = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    store.cancel(run, "by mistake", [2, 3], despite_payments=True)
+    flow.pay(kept, "card")
+    flow.pay(other, "card")
+    number = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)}
+    done = store.reinstate(run, "the trésorerie took IdBord 2", [2])
+    assert [(s["anomaly"], s["invoice"], s["id_bord"]) for s in done.settled] == [
+        (number[kept.id_op], "FA-2026-00101", 2)]
+    assert done.left_open == ()
+    still = [a["id_op"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert still == [other.id_op]
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00105")["status"] != "paid"
+
+
+def test_an_anomaly_resolved_before_the_reinstatement_is_left_as_resolved(flow, store):
+    """Another amount collected, the anomaly resolved already (--note, the difference
+    settled with the trésorerie): the reinstatement neither records the money nor says
+    the anomaly is left open."""
+    link = flow.pay_cancelled("5000")
+    run = ledger.get_operation(store, link.id_op)["run_id"]
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    ledger.resolve_anomaly(store, number, "bob", "50.00 applied by hand")
+    done = store.reinstate(run, "kept")
+    assert (done.settled, done.left_open) == ((), ())
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    assert (anomaly["resolved_by"], anomaly["outcome"]) == ("bob", None)
