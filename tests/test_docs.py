@@ -314,3 +314,122 @@ def test_the_reference_names_the_shipped_formats_that_write_the_creditor_id(tmp_
     named = set(re.findall(r"of the shipped formats only ([a-z-]+) writes it", said))
     assert named == writes, said
     assert "pes-ormc and pes-titres have no place for it" in said, said
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# run-specific values a doc writes as they were on the day it was run: masked on both sides
+_RUN_SPECIFIC = [(re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d)"), "<time>"),
+                 (re.compile(r"FAKE\d+"), "<numauto>")]
+
+
+class _Ids:
+    """The UUIDs of a text in order of first appearance: the doc's n-th is pesgen's n-th
+    (``<id n>`` on both sides, so an id said twice must be the same one twice)."""
+
+    def __init__(self):
+        self.seen: dict[str, int] = {}
+
+    def mask(self, text: str) -> str:
+        for found in _UUID.findall(text):
+            self.seen.setdefault(found, len(self.seen))
+        text = _UUID.sub(lambda m: f"<id {self.seen[m.group()]}>", text)
+        for pattern, shown in _RUN_SPECIFIC:
+            text = pattern.sub(shown, text)
+        return text
+
+
+def _demo_steps(page: str) -> list[tuple[str, list[str]]]:
+    """The ``$ command`` lines of the page's "Demo (real output)" block, each with the
+    lines shown after it."""
+    section = page.split("## Demo (real output)", 1)[1].split("\n## ", 1)[0]
+    [block] = [body for lang, body in _fenced(section) if body and body[0][1].startswith("$ ")]
+    steps: list[tuple[str, list[str]]] = []
+    for _, line in block:
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
+    """docs/payfip.md's demo says "real output": support shows it to explain a test
+    payment, a production one and two lost notifications. Each of its commands is run
+    (the example exported, the fake PayFiP and the receiver on ephemeral ports, curl as
+    the family's browser) and prints what the page shows, ids, times and numauto aside.
+    The export's summary had lost a line (transliterate) since it was written."""
+    import json
+    import shlex
+    import shutil
+
+    import httpx
+
+    from pesgen.payfip.fake import FakePayfip
+    from pesgen.payfip.receiver import create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+    from pesgen.store import Store
+
+    from .conftest import EXAMPLES, MAPPINGS, run_cli
+    from .payfip_support import TIMEOUT
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    steps = _demo_steps(page)
+    assert len(steps) > 15, steps
+    (tmp_path / "examples").mkdir()
+    shutil.copy(EXAMPLES / "school-export.json", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"  # the default store: `serve` creates it before the export
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    doc_ids, real_ids = _Ids(), _Ids()
+    with ServerThread(FakePayfip().app) as fake, \
+            ServerThread(create_app(Store(), default_factory(timeout=TIMEOUT))) as receiver:
+        (tmp_path / "mappings").mkdir()
+        mapping = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+        assert "http://127.0.0.1:8765/payfip/notification" in mapping
+        (tmp_path / "mappings" / "villeneuve-sur-loing.yaml").write_text(
+            mapping.replace("http://127.0.0.1:8765", receiver.url), encoding="utf-8")
+
+        def real(text: str) -> str:  # as the page's machine would have printed it
+            return (text.replace(fake.url, "http://127.0.0.1:8700")
+                    .replace(str(data), "/home/ecole/.local/share")
+                    .replace(str(tmp_path), "/tmp/demo"))
+
+        def typed(command: str) -> list[str]:  # the doc's ids made this run's
+            ids = {doc: n for doc, n in doc_ids.seen.items()}
+            mine = {n: id_ for id_, n in real_ids.seen.items()}
+            for doc, n in ids.items():
+                command = command.replace(doc, mine[n]).replace(doc[:8], mine[n][:8])
+            return shlex.split(command.replace("http://127.0.0.1:8700", fake.url))
+
+        for command, shown in steps:
+            words, grep = typed(command), None
+            if "|" in words:
+                words, grep = words[:words.index("|")], words[words.index("|") + 1:]
+            if words[0] == "export":
+                name, value = words[1].split("=", 1)
+                monkeypatch.setenv(name, typed(value)[0])
+                printed = ""
+            elif words[0] == "pesgen":
+                result = run_cli(*words[1:])
+                assert result.exit_code == 0, (command, result.output)
+                printed = result.output
+            elif words[0] == "curl":
+                form = words[words.index("-d") + 1] if "-d" in words else None
+                if form is None:
+                    answer = httpx.get(words[-1], timeout=TIMEOUT)
+                elif form.startswith("{"):
+                    answer = httpx.post(words[-1], json=json.loads(form), timeout=TIMEOUT)
+                else:
+                    answer = httpx.post(words[-1], content=form, timeout=TIMEOUT, headers={
+                        "Content-Type": "application/x-www-form-urlencoded"})
+                printed = answer.text
+            else:
+                assert words[:2] == ["grep", "-c"], command
+                lines = (tmp_path / words[3]).read_text(encoding="utf-8").splitlines()
+                printed = f"{sum(words[2] in line for line in lines)}\n"
+            if grep is not None:
+                assert grep[:2] == ["grep", "-o"], command
+                printed = "".join(f"{m}\n" for m in re.findall(grep[2], printed))
+            expected = doc_ids.mask("\n".join(shown))
+            assert real_ids.mask(real(printed).rstrip("\n")) == expected, command
