@@ -338,15 +338,16 @@ class _Ids:
         return text
 
 
-def _demo_steps(page: str) -> list[tuple[str, list[str]]]:
-    """The ``$ command`` lines of the page's "Demo (real output)" block, each with the
-    lines shown after it."""
-    section = page.split("## Demo (real output)", 1)[1].split("\n## ", 1)[0]
+def _shown_steps(page: str, heading: str, code: int) -> list[tuple[str, list[str], int]]:
+    """The ``$ command`` lines of the block of the page's section ``heading`` that shows
+    commands, each with the lines shown after it and the exit code it is said to end
+    with."""
+    section = page.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     [block] = [body for lang, body in _fenced(section) if body and body[0][1].startswith("$ ")]
-    steps: list[tuple[str, list[str]]] = []
+    steps: list[tuple[str, list[str], int]] = []
     for _, line in block:
         if line.startswith("$ "):
-            steps.append((line[2:], []))
+            steps.append((line[2:], [], code))
         else:
             steps[-1][1].append(line)
     return steps
@@ -357,7 +358,8 @@ def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
     payment, a production one and two lost notifications. Each of its commands is run
     (the example exported, the fake PayFiP and the receiver on ephemeral ports, curl as
     the family's browser) and prints what the page shows, ids, times and numauto aside.
-    The export's summary had lost a line (transliterate) since it was written."""
+    The export's summary had lost a line (transliterate) since it was written. Then the
+    refusal "A paid invoice gets no new payment" shows, of the invoice the demo paid."""
     import json
     import shlex
     import shutil
@@ -374,8 +376,9 @@ def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
     from .payfip_support import TIMEOUT
 
     page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
-    steps = _demo_steps(page)
+    steps = _shown_steps(page, "Demo (real output)", 0)
     assert len(steps) > 15, steps
+    steps += _shown_steps(page, "A paid invoice gets no new payment", 7)
     (tmp_path / "examples").mkdir()
     shutil.copy(EXAMPLES / "school-export.json", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
@@ -402,7 +405,7 @@ def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
                 command = command.replace(doc, mine[n]).replace(doc[:8], mine[n][:8])
             return shlex.split(command.replace("http://127.0.0.1:8700", fake.url))
 
-        for command, shown in steps:
+        for command, shown, code in steps:
             words, grep = typed(command), None
             if "|" in words:
                 words, grep = words[:words.index("|")], words[words.index("|") + 1:]
@@ -412,7 +415,7 @@ def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
                 printed = ""
             elif words[0] == "pesgen":
                 result = run_cli(*words[1:])
-                assert result.exit_code == 0, (command, result.output)
+                assert result.exit_code == code, (command, result.output)
                 printed = result.output
             elif words[0] == "curl":
                 form = words[words.index("-d") + 1] if "-d" in words else None
