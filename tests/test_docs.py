@@ -256,6 +256,20 @@ def test_every_command_is_named_in_the_docs():
     assert not unnamed, unnamed
 
 
+def _shown_as(shown: list[str], printed: str) -> bool:
+    """Whether ``printed`` is, line for line, the ``shown`` lines of a page, each ``…``
+    in them standing for any text of its line (what the page abbreviates), and an id's
+    first digits before it (``5d324a3f-…``) for any id."""
+    lines = printed.rstrip("\n").split("\n")
+    patterns = [re.compile(".*?".join(map(re.escape, re.sub(r"\b[0-9a-f]{8}-…", "…",
+                                                            line).split("…"))))
+                for line in shown]
+    assert len(lines) == len(patterns), (shown, lines)
+    for pattern, line in zip(patterns, lines, strict=True):
+        assert pattern.fullmatch(line), (pattern.pattern, line)
+    return True
+
+
 def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path):
     """docs/state.md tells support to try `pesgen acquit` on tests/acquit/accepted.xml
     and rejected.xml after the README's quick start export: they answer that run."""
@@ -273,9 +287,19 @@ def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path)
     assert accepted.exit_code == 0, accepted.output
     assert f"IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted\n  run {run} " \
         in accepted.stdout
-    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db, "--record")
+    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db)
     assert rejected.exit_code == 9, rejected.output
     assert f"  next: pesgen runs cancel {run} --bordereau 1 " in rejected.stdout
+    # the report the page shows after those words is the one printed, … standing for
+    # what it leaves out (the run's id, the NomFic, the end of a line); the page's store
+    # is the quick start's, the default one, so the command it gives names no --db
+    [shown] = [[line for _, line in body] for _, body in _fenced(text.split(
+        "tests/acquit/rejected.xml`", 1)[1])][:1]
+    assert shown[0].startswith("rejected.xml: PES_ACQUIT"), shown
+    printed = rejected.stdout.replace(str(ROOT / "tests" / "acquit") + "/", "")
+    assert _shown_as(shown, printed.replace(f" --db {db[1]}", ""))
+    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db, "--record")
+    assert rejected.exit_code == 9, rejected.output
     listed = run_cli("runs", "list", *db)
     assert "  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)" in listed.stdout
 
