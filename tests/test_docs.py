@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
 """The reference docs are generated from the code and may not drift from it."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import re
 from pesgen import _docgen
 
 from .conftest import ROOT
+from .payfip_support import exported, fake, flow, receiver, store  # noqa: F401 - fixtures
 
 _RULE_CALL = re.compile(r'(?:Problem|\.problem)\(\s*"([a-z0-9][a-z0-9.-]*)"')
 
@@ -259,10 +261,16 @@ def test_every_command_is_named_in_the_docs():
 def _shown_as(shown: list[str], printed: str) -> bool:
     """Whether ``printed`` is, line for line, the ``shown`` lines of a page, each ``…``
     in them standing for any text of its line (what the page abbreviates), and an id's
-    first digits before it (``5d324a3f-…``) for any id."""
-    lines = printed.rstrip("\n").split("\n")
-    patterns = [re.compile(".*?".join(map(re.escape, re.sub(r"\b[0-9a-f]{8}-…", "…",
-                                                            line).split("…"))))
+    first digits before it (``5d324a3f-…``) for any id; times are masked on both sides."""
+
+    def masked(text: str) -> str:
+        for pattern, said in _RUN_SPECIFIC:
+            text = pattern.sub(said, text)
+        return text
+
+    lines = masked(printed.rstrip("\n")).split("\n")
+    patterns = [re.compile(".*?".join(map(re.escape, re.sub(r"\b[0-9a-f]+-?…", "…",
+                                                            masked(line)).split("…"))))
                 for line in shown]
     assert len(lines) == len(patterns), (shown, lines)
     for pattern, line in zip(patterns, lines, strict=True):
@@ -375,6 +383,23 @@ def _shown_steps(page: str, heading: str, code: int) -> list[tuple[str, list[str
         else:
             steps[-1][1].append(line)
     return steps
+
+
+def test_the_payfip_anomalies_list_is_what_pesgen_prints(flow, store):
+    """docs/payfip.md's "Anomalies: what support does" opens on the list support reads
+    first: an amount-mismatch (PayFiP reported 50.00 of the 187.50 asked). It is what
+    `pesgen payfip anomalies` prints of one, ids and times aside."""
+    from .conftest import run_cli
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = page.split("\n## Anomalies: what support does\n", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    listed = run_cli("payfip", "anomalies", "--db", store.url)
+    assert listed.exit_code == 0, listed.output
+    assert _shown_as(shown, listed.stdout)
 
 
 def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
