@@ -402,6 +402,30 @@ def test_the_payfip_anomalies_list_is_what_pesgen_prints(flow, store):
     assert _shown_as(shown, listed.stdout)
 
 
+def test_the_unsettled_refusal_is_what_payfip_link_prints(flow, store, tmp_path):
+    """docs/payfip.md's "Paid through a cancelled title, not settled yet" shows the
+    refusal support meets most since session 39: the family paid through the link of a
+    title cancelled since, the invoice exported again, a new link asked. It is what
+    `payfip link` prints, ids and times aside."""
+    import textwrap
+
+    from pesgen.runs import export_recorded
+
+    from .conftest import run_cli
+    from .payfip_support import INPUT, MAPPING, RUN_DATE
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = page.split("\n## Paid through a cancelled title, not settled yet\n", 1)[1]
+    [body] = [body for _, body in _fenced(section)][:1]
+    shown = textwrap.dedent("\n".join(line for _, line in body)).split("\n")
+    flow.pay_cancelled("18750")
+    export_recorded(lambda: store, MAPPING, INPUT, tmp_path / "again", RUN_DATE)
+    refused = run_cli("payfip", "link", "-m", MAPPING, "-n", "FA-2026-00102", "--db",
+                      store.url, "--endpoint", flow.endpoint)
+    assert refused.exit_code == 7, refused.output
+    assert _shown_as(shown, refused.stderr)
+
+
 def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
     """docs/payfip.md's demo says "real output": support shows it to explain a test
     payment, a production one and two lost notifications. Each of its commands is run
