@@ -490,6 +490,43 @@ def test_a_cancelled_title_paid_through_its_link_is_not_said_to_have_it_open(flo
                                                           test.id_op: "anomaly"}
 
 
+def test_a_cancelled_titles_earlier_link_still_open_is_said_whatever_its_last_one_says(
+        flow, store):
+    """FA-2026-00104 got two production links; its run was cancelled (knowing it); the
+    family refused the payment on the second. The row takes the last link's status
+    (refused), and the note of links still open read that link only: nothing said that
+    the first one is still payable, which `runs cancel` had listed (a payment through it
+    is money for a cancelled title). Once the family pays through the first (an
+    anomaly), no link is open and none is said."""
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
+    first = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    second = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    refused = flow.link("FA-2026-00110", mode="W")  # its only link: closed, not said
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(second, "refuse")
+    flow.pay(refused, "refuse")
+    result = _payments(store)
+    rows = {r["invoice"]: r for r in csv.DictReader(io.StringIO(result.stdout),
+                                                     delimiter=";")}
+    assert (rows["FA-2026-00104"]["payfip_status"], rows["FA-2026-00104"]["last_id_op"]) == (
+        "refused", second.id_op)
+    assert ("note: 1 cancelled title(s) still have a PayFiP link open (FA-2026-00104): a "
+            "payment through it would be an anomaly (run-cancelled), not a payment"
+            ) in result.stderr
+    # a title is its collectivity, invoice and run: another run's or collectivity's
+    # title of the same number has no link open
+    title = ("21450999400015", "FA-2026-00104", run)
+    assert ledger.titles_with_open_links(store, [
+        title, ("21450999400015", "FA-2026-00104", "another-run"),
+        ("99999999999999", "FA-2026-00104", run), ("21450999400015", "FA-2026-00110", run)],
+        chunk=1) == {title}
+    assert ledger.titles_with_open_links(store, [
+        ("21450999400015", "FA-2026-00104", "another-run")]) == set()
+    flow.pay(first, "card")
+    assert ledger.get_operation(store, first.id_op)["status"] == "anomaly"
+    assert "link open" not in _payments(store).stderr
+
+
 def test_payments_since_lists_a_title_cancelled_since(flow, store):
     """The school software asks for what changed since its last import: a title
     cancelled since is listed again (its payment row itself did not change)."""

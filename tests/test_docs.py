@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
 """The reference docs are generated from the code and may not drift from it."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import re
 from pesgen import _docgen
 
 from .conftest import ROOT
+from .payfip_support import exported, fake, flow, receiver, store  # noqa: F401 - fixtures
 
 _RULE_CALL = re.compile(r'(?:Problem|\.problem)\(\s*"([a-z0-9][a-z0-9.-]*)"')
 
@@ -256,6 +258,26 @@ def test_every_command_is_named_in_the_docs():
     assert not unnamed, unnamed
 
 
+def _shown_as(shown: list[str], printed: str) -> bool:
+    """Whether ``printed`` is, line for line, the ``shown`` lines of a page, each ``…``
+    in them standing for any text of its line (what the page abbreviates), and an id's
+    first digits before it (``5d324a3f-…``) for any id; times are masked on both sides."""
+
+    def masked(text: str) -> str:
+        for pattern, said in _RUN_SPECIFIC:
+            text = pattern.sub(said, text)
+        return text
+
+    lines = masked(printed.rstrip("\n")).split("\n")
+    patterns = [re.compile(".*?".join(map(re.escape, re.sub(r"\b[0-9a-f]+-?…", "…",
+                                                            masked(line)).split("…"))))
+                for line in shown]
+    assert len(lines) == len(patterns), (shown, lines)
+    for pattern, line in zip(patterns, lines, strict=True):
+        assert pattern.fullmatch(line), (pattern.pattern, line)
+    return True
+
+
 def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path):
     """docs/state.md tells support to try `pesgen acquit` on tests/acquit/accepted.xml
     and rejected.xml after the README's quick start export: they answer that run."""
@@ -273,9 +295,19 @@ def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path)
     assert accepted.exit_code == 0, accepted.output
     assert f"IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted\n  run {run} " \
         in accepted.stdout
-    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db, "--record")
+    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db)
     assert rejected.exit_code == 9, rejected.output
     assert f"  next: pesgen runs cancel {run} --bordereau 1 " in rejected.stdout
+    # the report the page shows after those words is the one printed, … standing for
+    # what it leaves out (the run's id, the NomFic, the end of a line); the page's store
+    # is the quick start's, the default one, so the command it gives names no --db
+    [shown] = [[line for _, line in body] for _, body in _fenced(text.split(
+        "tests/acquit/rejected.xml`", 1)[1])][:1]
+    assert shown[0].startswith("rejected.xml: PES_ACQUIT"), shown
+    printed = rejected.stdout.replace(str(ROOT / "tests" / "acquit") + "/", "")
+    assert _shown_as(shown, printed.replace(f" --db {db[1]}", ""))
+    rejected = run_cli("acquit", ROOT / "tests" / "acquit" / "rejected.xml", *db, "--record")
+    assert rejected.exit_code == 9, rejected.output
     listed = run_cli("runs", "list", *db)
     assert "  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)" in listed.stdout
 
@@ -314,3 +346,166 @@ def test_the_reference_names_the_shipped_formats_that_write_the_creditor_id(tmp_
     named = set(re.findall(r"of the shipped formats only ([a-z-]+) writes it", said))
     assert named == writes, said
     assert "pes-ormc and pes-titres have no place for it" in said, said
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# run-specific values a doc writes as they were on the day it was run: masked on both sides
+_RUN_SPECIFIC = [(re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d)"), "<time>"),
+                 (re.compile(r"FAKE\d+"), "<numauto>")]
+
+
+class _Ids:
+    """The UUIDs of a text in order of first appearance: the doc's n-th is pesgen's n-th
+    (``<id n>`` on both sides, so an id said twice must be the same one twice)."""
+
+    def __init__(self):
+        self.seen: dict[str, int] = {}
+
+    def mask(self, text: str) -> str:
+        for found in _UUID.findall(text):
+            self.seen.setdefault(found, len(self.seen))
+        text = _UUID.sub(lambda m: f"<id {self.seen[m.group()]}>", text)
+        for pattern, shown in _RUN_SPECIFIC:
+            text = pattern.sub(shown, text)
+        return text
+
+
+def _shown_steps(page: str, heading: str, code: int) -> list[tuple[str, list[str], int]]:
+    """The ``$ command`` lines of the block of the page's section ``heading`` that shows
+    commands, each with the lines shown after it and the exit code it is said to end
+    with."""
+    section = page.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    [block] = [body for lang, body in _fenced(section) if body and body[0][1].startswith("$ ")]
+    steps: list[tuple[str, list[str], int]] = []
+    for _, line in block:
+        if line.startswith("$ "):
+            steps.append((line[2:], [], code))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def test_the_payfip_anomalies_list_is_what_pesgen_prints(flow, store):
+    """docs/payfip.md's "Anomalies: what support does" opens on the list support reads
+    first: an amount-mismatch (PayFiP reported 50.00 of the 187.50 asked). It is what
+    `pesgen payfip anomalies` prints of one, ids and times aside."""
+    from .conftest import run_cli
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = page.split("\n## Anomalies: what support does\n", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    listed = run_cli("payfip", "anomalies", "--db", store.url)
+    assert listed.exit_code == 0, listed.output
+    assert _shown_as(shown, listed.stdout)
+
+
+def test_the_unsettled_refusal_is_what_payfip_link_prints(flow, store, tmp_path):
+    """docs/payfip.md's "Paid through a cancelled title, not settled yet" shows the
+    refusal support meets most since session 39: the family paid through the link of a
+    title cancelled since, the invoice exported again, a new link asked. It is what
+    `payfip link` prints, ids and times aside."""
+    import textwrap
+
+    from pesgen.runs import export_recorded
+
+    from .conftest import run_cli
+    from .payfip_support import INPUT, MAPPING, RUN_DATE
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    section = page.split("\n## Paid through a cancelled title, not settled yet\n", 1)[1]
+    [body] = [body for _, body in _fenced(section)][:1]
+    shown = textwrap.dedent("\n".join(line for _, line in body)).split("\n")
+    flow.pay_cancelled("18750")
+    export_recorded(lambda: store, MAPPING, INPUT, tmp_path / "again", RUN_DATE)
+    refused = run_cli("payfip", "link", "-m", MAPPING, "-n", "FA-2026-00102", "--db",
+                      store.url, "--endpoint", flow.endpoint)
+    assert refused.exit_code == 7, refused.output
+    assert _shown_as(shown, refused.stderr)
+
+
+def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
+    """docs/payfip.md's demo says "real output": support shows it to explain a test
+    payment, a production one and two lost notifications. Each of its commands is run
+    (the example exported, the fake PayFiP and the receiver on ephemeral ports, curl as
+    the family's browser) and prints what the page shows, ids, times and numauto aside.
+    The export's summary had lost a line (transliterate) since it was written. Then the
+    refusal "A paid invoice gets no new payment" shows, of the invoice the demo paid."""
+    import json
+    import shlex
+    import shutil
+
+    import httpx
+
+    from pesgen.payfip.fake import FakePayfip
+    from pesgen.payfip.receiver import create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import default_factory
+    from pesgen.store import Store
+
+    from .conftest import EXAMPLES, MAPPINGS, run_cli
+    from .payfip_support import TIMEOUT
+
+    page = (ROOT / "docs" / "payfip.md").read_text(encoding="utf-8")
+    steps = _shown_steps(page, "Demo (real output)", 0)
+    assert len(steps) > 15, steps
+    steps += _shown_steps(page, "A paid invoice gets no new payment", 7)
+    (tmp_path / "examples").mkdir()
+    shutil.copy(EXAMPLES / "school-export.json", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"  # the default store: `serve` creates it before the export
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    doc_ids, real_ids = _Ids(), _Ids()
+    with ServerThread(FakePayfip().app) as fake, \
+            ServerThread(create_app(Store(), default_factory(timeout=TIMEOUT))) as receiver:
+        (tmp_path / "mappings").mkdir()
+        mapping = (MAPPINGS / "villeneuve-sur-loing.yaml").read_text(encoding="utf-8")
+        assert "http://127.0.0.1:8765/payfip/notification" in mapping
+        (tmp_path / "mappings" / "villeneuve-sur-loing.yaml").write_text(
+            mapping.replace("http://127.0.0.1:8765", receiver.url), encoding="utf-8")
+
+        def real(text: str) -> str:  # as the page's machine would have printed it
+            return (text.replace(fake.url, "http://127.0.0.1:8700")
+                    .replace(str(data), "/home/ecole/.local/share")
+                    .replace(str(tmp_path), "/tmp/demo"))
+
+        def typed(command: str) -> list[str]:  # the doc's ids made this run's
+            ids = {doc: n for doc, n in doc_ids.seen.items()}
+            mine = {n: id_ for id_, n in real_ids.seen.items()}
+            for doc, n in ids.items():
+                command = command.replace(doc, mine[n]).replace(doc[:8], mine[n][:8])
+            return shlex.split(command.replace("http://127.0.0.1:8700", fake.url))
+
+        for command, shown, code in steps:
+            words, grep = typed(command), None
+            if "|" in words:
+                words, grep = words[:words.index("|")], words[words.index("|") + 1:]
+            if words[0] == "export":
+                name, value = words[1].split("=", 1)
+                monkeypatch.setenv(name, typed(value)[0])
+                printed = ""
+            elif words[0] == "pesgen":
+                result = run_cli(*words[1:])
+                assert result.exit_code == code, (command, result.output)
+                printed = result.output
+            elif words[0] == "curl":
+                form = words[words.index("-d") + 1] if "-d" in words else None
+                if form is None:
+                    answer = httpx.get(words[-1], timeout=TIMEOUT)
+                elif form.startswith("{"):
+                    answer = httpx.post(words[-1], json=json.loads(form), timeout=TIMEOUT)
+                else:
+                    answer = httpx.post(words[-1], content=form, timeout=TIMEOUT, headers={
+                        "Content-Type": "application/x-www-form-urlencoded"})
+                printed = answer.text
+            else:
+                assert words[:2] == ["grep", "-c"], command
+                lines = (tmp_path / words[3]).read_text(encoding="utf-8").splitlines()
+                printed = f"{sum(words[2] in line for line in lines)}\n"
+            if grep is not None:
+                assert grep[:2] == ["grep", "-o"], command
+                printed = "".join(f"{m}\n" for m in re.findall(grep[2], printed))
+            expected = doc_ids.mask("\n".join(shown))
+            assert real_ids.mask(real(printed).rstrip("\n")) == expected, command

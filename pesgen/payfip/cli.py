@@ -465,21 +465,29 @@ def payments(
                    "trésorerie refunds it or applies it to the title exported in its place; "
                    "record its answer on the title's paid-cancelled anomaly (`pesgen payfip "
                    "anomalies`)")
-    if seen.pending_cancelled:
+    if seen.cancelled_titles:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
-        # change: whether the link is still open is its operation's status
-        from .ledger import OPEN, open_anomaly_ops, operation_statuses
+        # change: whether the link is still open is its operation's status; and an
+        # earlier link of the title may be open still whatever its last one says (answered,
+        # refused): any of them is payable
+        from .ledger import OPEN, open_anomaly_ops, operation_statuses, titles_with_open_links
 
         ops = {x[1] for x in seen.pending_cancelled}
         now = operation_statuses(store, ops)
         unresolved = open_anomaly_ops(store, {op for op in ops if now.get(op) == "anomaly"})
-        still_open, answered, resolved = _Some(), _Some(), _Some()
+        last_open: set[str] = set()  # its last link open (one recorded without its run too)
+        answered, resolved = _Some(), _Some()
         for invoice, op, saisie in seen.pending_cancelled:
             if now.get(op) in OPEN:
-                still_open.add(invoice)
+                last_open.add(invoice)
             elif now.get(op) == "anomaly" and saisie != "T":  # a test collects nothing
                 # a person decided already (resolved): said apart, not as work to do
                 (answered if op in unresolved else resolved).add(invoice)
+        linked = titles_with_open_links(store, seen.cancelled_titles)
+        still_open = _Some()
+        for title in seen.cancelled_titles:
+            if title[1] in last_open or title in linked:
+                still_open.add(title[1])
         if still_open:
             _echo_err(f"note: {still_open.count} cancelled title(s) still have a PayFiP "
                        f"link open ({still_open}): a payment through it would be an anomaly "
@@ -567,6 +575,9 @@ class _Seen:
         # pending:
         # its link open, or answered since as an anomaly (the status stays pending)
         self.pending_cancelled: list[tuple[str, str, str | None]] = []
+        # (collectivity, invoice, run) of each cancelled title PayFiP has a record of:
+        # any of its links may be open still
+        self.cancelled_titles: list[tuple[str, str, str]] = []
 
     def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for r in rows:
@@ -581,6 +592,8 @@ class _Seen:
             # (a payment the trésorerie refunded, recorded so, needs nobody)
             if r["status"] == "cancelled" and r["payfip_status"] == "paid":
                 self.paid_cancelled.add(r["invoice"])
+            if r["status"] == "cancelled" and r["payfip_status"] is not None:
+                self.cancelled_titles.append((r["collectivity"], r["invoice"], r["run"]))
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
                     and r["last_id_op"]:
                 self.pending_cancelled.append((r["invoice"], r["last_id_op"], r["saisie"]))

@@ -321,6 +321,20 @@ def open_anomaly_ops(store: Store, ids: Collection[str], chunk: int = 500) -> se
     return {r.id_op for r in _by_chunk(store, query, ids, chunk)}
 
 
+def titles_with_open_links(store: Store, titles: Collection[tuple[str, str, str]],
+                           chunk: int = 500) -> set[tuple[str, str, str]]:
+    """Of the titles given as (collectivity, invoice, run), those with a link still open
+    (an operation pending or unknown made for the invoice while that run held it: the
+    family may still pay through it), whichever of the invoice's links it is, ``chunk``
+    invoices a query."""
+    query = sa.select(operations.c.id_coll, operations.c.invoice, operations.c.run_id).where(
+        operations.c.invoice.in_(sa.bindparam("ids", expanding=True)),
+        operations.c.status.in_(OPEN))
+    wanted = set(titles)
+    found = _by_chunk(store, query, {invoice for _, invoice, _ in wanted}, chunk)
+    return {(r.id_coll, r.invoice, r.run_id) for r in found} & wanted
+
+
 def _by_chunk(store: Store, query: sa.Select[Any], ids: Collection[str], chunk: int
               ) -> list[Any]:
     """The rows of ``query`` (its ``ids`` an expanding parameter) for the ids given,
