@@ -101,6 +101,7 @@ def test_another_amount_collected_leaves_the_anomaly_open_and_says_why(flow, sto
     invoice as held back (rule payfip.unsettled)."""
     link = flow.pay_cancelled("5000")
     run = ledger.get_operation(store, link.id_op)["run_id"]
+    paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
     [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
     code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
                           "--format", fmt)
@@ -126,6 +127,11 @@ def test_another_amount_collected_leaves_the_anomaly_open_and_says_why(flow, sto
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
+    # its title active again: not said 'cancelled' any more
+    assert (f"paid online 50.00 by card on {paid_at} through its title (IdBord 1 of run "
+            f"{run}) while it was cancelled (reinstated since) (PayFiP operation "
+            f"{link.id_op}; anomaly #{number}, run-cancelled, not resolved)") in err, err
+    assert "through its cancelled title" not in err, err
 
 
 def test_paid_before_the_cancellation_and_again_through_it_the_second_stays_open(flow, store):

@@ -360,6 +360,9 @@ class Unsettled:
     run_id: str | None
     id_bord: int | None
     saisie: str
+    # that title active again since (`runs reinstate` left the anomaly open: another
+    # amount, the invoice paid otherwise; or a pesgen before ``settle_reinstated``)
+    reinstated: bool = False
 
     def happened(self) -> str:
         """What was paid, through which title, and the anomaly, in words."""
@@ -369,9 +372,12 @@ class Unsettled:
                 "confirmed)")
         title = (f"IdBord {self.id_bord} of run {self.run_id}" if self.id_bord is not None
                  else f"run {self.run_id}")
-        return (f"{what} {cents_text(self.cents)}{how} on {self.paid_at} through its "
-                f"cancelled title ({title}), after the cancellation (PayFiP operation "
-                f"{self.id_op}; anomaly #{self.anomaly}, run-cancelled, not resolved)")
+        through = (f"through its title ({title}) while it was cancelled (reinstated since)"
+                   if self.reinstated else
+                   f"through its cancelled title ({title}), after the cancellation")
+        return (f"{what} {cents_text(self.cents)}{how} on {self.paid_at} {through} (PayFiP "
+                f"operation {self.id_op}; anomaly #{self.anomaly}, run-cancelled, not "
+                "resolved)")
 
 
 def unsettled_words(found: list[Unsettled]) -> tuple[str, str]:
@@ -402,7 +408,7 @@ def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = Non
                        operations.c.amount_cents, operations.c.result_code,
                        operations.c.transaction_at, operations.c.resolved_at,
                        operations.c.run_id, operations.c.saisie, run_invoices.c.id_bord,
-                       said.label("reported"))
+                       run_invoices.c.active, said.label("reported"))
              .select_from(anomalies.join(operations, operations.c.id_op == anomalies.c.id_op)
                           .outerjoin(run_invoices, sa.and_(
                               run_invoices.c.run_id == operations.c.run_id,
@@ -420,7 +426,8 @@ def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = Non
         cents = reported_cents(r.reported, r.amount_cents)
         out.setdefault(invoice_key(r.invoice), []).append(Unsettled(
             r.id, r.invoice, r.id_op, cents, r.result_code, r.transaction_at or r.resolved_at,
-            r.run_id, None if r.id_bord is None else int(r.id_bord), r.saisie))
+            r.run_id, None if r.id_bord is None else int(r.id_bord), r.saisie,
+            bool(r.active)))
     return out
 
 
