@@ -1144,11 +1144,11 @@ def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: l
     ``_applicable`` allows (the whole amount due collected, the invoice paid by no other
     operation…) is recorded so: the invoice's payment becomes the operation's, on its own
     title (``applied_run`` None), the operation ``paid`` (it was ``anomaly``), with a
-    ``paid`` event, and the anomaly is resolved,
-    outcome ``reinstated``, with an ``anomaly-resolved`` event (both source
-    ``reinstate``). Returns those settled (anomaly, invoice, id_op, id_bord, paid_cents,
-    method, paid_at, by IdBord and IdPce) and those left open for a person to decide, each
-    with ``why`` (the check's words)."""
+    ``paid`` event, and the anomaly is resolved, outcome ``reinstated``, with an
+    ``anomaly-resolved`` event (both source ``reinstate``). Returns those settled
+    (anomaly, kind, invoice, id_op, id_bord, paid_cents, method, paid_at, by IdBord and
+    IdPce) and those left open for a person to decide, each with ``why`` (the check's
+    words)."""
     rows = conn.execute(
         sa.select(anomalies.c.id, anomalies.c.invoice, anomalies.c.id_op,
                   run_invoices.c.id_bord)
@@ -1183,13 +1183,11 @@ def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: l
                      "is active again, paid by this payment (made through its link while "
                      "it was cancelled)")).rowcount != 1:
             continue  # (PostgreSQL: resolved meanwhile by `payfip anomalies resolve`)
-        _record_paid(conn, pay, op, due, cents, None, now)
+        method, paid_at = _record_paid(conn, pay, op, due, cents, None, now)
         # the operation paid its title, as a notification would have recorded it (`runs
         # cancel` then names it as any payment of the title)
         conn.execute(operations.update().where(operations.c.id_op == op["id_op"])
                      .values(status="paid"))
-        method = RESULTS.get(op["result_code"] or "", (None, None))[1]
-        paid_at = op["transaction_at"] or op["resolved_at"]
         mine = {**op, "invoice": row.invoice}
         _event(conn, mine, "paid", "reinstate", "paid",
                {"anomaly": row.id, "run": run_id, "id_bord": int(title.id_bord),
@@ -1226,9 +1224,7 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     invoice = row.invoice
     title, cents, due, pay = _applicable(
         store, conn, row, op, f"anomaly #{row.id}: --applied refused for invoice {invoice}")
-    method = RESULTS.get(op["result_code"] or "", (None, None))[1]
-    paid_at = op["transaction_at"] or op["resolved_at"]
-    _record_paid(conn, pay, op, due, cents, title.run_id, now)
+    method, paid_at = _record_paid(conn, pay, op, due, cents, title.run_id, now)
     _event(conn, {**op, "invoice": invoice}, "paid", "support", "paid",
            {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
             "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
@@ -1312,15 +1308,17 @@ def _applicable(store: Store, conn: Connection, row: Any, op: dict[str, Any], wh
 
 
 def _record_paid(conn: Connection, pay: dict[str, Any], op: dict[str, Any], due: int,
-                 cents: int, applied_run: str | None, now: str) -> None:
+                 cents: int, applied_run: str | None, now: str) -> tuple[str | None, str]:
     """The invoice's payment row (``pay``) becomes the payment of ``op``: paid, the
     amount collected, the method and time PayFiP gave; ``applied_run``, the title the
-    trésorerie applied it to (None: the operation's own title)."""
+    trésorerie applied it to (None: the operation's own title). Returns the method and
+    the time."""
+    method = RESULTS.get(op["result_code"] or "", (None, None))[1]
+    paid_at = op["transaction_at"] or op["resolved_at"]
     conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
-        status="paid", amount_cents=due, paid_cents=cents,
-        method=RESULTS.get(op["result_code"] or "", (None, None))[1],
-        paid_at=op["transaction_at"] or op["resolved_at"], id_op=op["id_op"],
-        numauto=op["numauto"], applied_run=applied_run, updated_at=now))
+        status="paid", amount_cents=due, paid_cents=cents, method=method, paid_at=paid_at,
+        id_op=op["id_op"], numauto=op["numauto"], applied_run=applied_run, updated_at=now))
+    return method, paid_at
 
 
 def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str) -> None:
