@@ -460,11 +460,29 @@ def payments(
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
     if seen.paid_cancelled:
-        _echo_err(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
-                   f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
-                   "trésorerie refunds it or applies it to the title exported in its place; "
-                   "record its answer on the title's paid-cancelled anomaly (`pesgen payfip "
-                   "anomalies`)")
+        from .ledger import open_anomaly_ops
+        from .tables import PAID_CANCELLED
+
+        # its paid-cancelled anomaly (the paying operation's) open: the answer is still to
+        # record; resolved (with --note alone: --refunded makes the payment refunded, and
+        # --applied moves it to the new title), the decision is recorded already
+        unanswered = open_anomaly_ops(store, {op for _, op in seen.paid_cancelled},
+                                      kind=PAID_CANCELLED)
+        paid_open, paid_resolved = _Some(), _Some()
+        for invoice, op in seen.paid_cancelled:
+            (paid_open if op in unanswered else paid_resolved).add(invoice)
+        if paid_open:
+            _echo_err(f"note: {paid_open.count} cancelled title(s) were paid online "
+                       f"({paid_open}): the money stays with the cancelled title; the "
+                       "trésorerie refunds it or applies it to the title exported in its "
+                       "place; record its answer on the title's paid-cancelled anomaly "
+                       "(`pesgen payfip anomalies`)")
+        if paid_resolved:
+            _echo_err(f"note: {paid_resolved.count} cancelled title(s) were paid online, "
+                       f"their paid-cancelled anomaly resolved since ({paid_resolved}): the "
+                       "money stays with the cancelled title, and the invoice paid for "
+                       "pesgen (no link for the title exported in its place); the decision "
+                       "is recorded (`pesgen payfip anomalies --all`)")
     if seen.cancelled_titles:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
         # change: whether the link is still open is its operation's status; and an
@@ -570,7 +588,9 @@ class _Seen:
 
     def __init__(self) -> None:
         self.rows = self.invoices = self.expired = 0
-        self.undated, self.paid_cancelled = _Some(), _Some()
+        self.undated = _Some()
+        # (invoice, its paying operation) of each cancelled title PayFiP shows paid
+        self.paid_cancelled: list[tuple[str, str]] = []
         # (invoice, its last link's idOp and saisie) of each cancelled title PayFiP shows
         # pending:
         # its link open, or answered since as an anomaly (the status stays pending)
@@ -591,7 +611,7 @@ class _Seen:
                 self.undated.add(r["invoice"])
             # (a payment the trésorerie refunded, recorded so, needs nobody)
             if r["status"] == "cancelled" and r["payfip_status"] == "paid":
-                self.paid_cancelled.add(r["invoice"])
+                self.paid_cancelled.append((r["invoice"], r["id_op"]))
             if r["status"] == "cancelled" and r["payfip_status"] is not None:
                 self.cancelled_titles.append((r["collectivity"], r["invoice"], r["run"]))
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \

@@ -1,0 +1,38 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""What support reads walking docs/payfip.md against pesgen's output (session 41's docs
+walk): notes and summaries that contradicted what the store held, or each other. On
+SQLite and PostgreSQL, over real HTTP on loopback (test_payfip_flow)."""
+
+from __future__ import annotations
+
+from .payfip_support import (  # noqa: F401 - fixtures
+    exported,
+    fake,
+    flow,
+    receiver,
+    store,
+)
+from .test_payfip_unsettled import _cli, _paid_then_cancelled, _resolve
+
+
+def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded(
+        flow, store, tmp_path):
+    """A paid title cancelled, its paid-cancelled anomaly resolved with the note alone:
+    `payfip payments` no longer asks to record the trésorerie's answer on it (a resolved
+    anomaly cannot be resolved again), but says the decision is recorded and the invoice
+    still paid for pesgen, as it does of a run-cancelled anomaly resolved since."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0, err
+    assert "record its answer on the title's paid-cancelled anomaly" in err, err
+    assert "resolved since" not in err, err
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0, err
+    assert "record its answer" not in err, err
+    assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
+            "resolved since (FA-2026-00102): the money stays with the cancelled title, and "
+            "the invoice paid for pesgen (no link for the title exported in its place); the "
+            "decision is recorded (`pesgen payfip anomalies --all`)\n") in err, err
+
