@@ -36,3 +36,28 @@ def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded
             "the invoice paid for pesgen (no link for the title exported in its place); the "
             "decision is recorded (`pesgen payfip anomalies --all`)\n") in err, err
 
+
+def test_resolve_of_a_paid_cancelled_anomaly_says_paid_not_held_back(flow, store, tmp_path):
+    """A paid-cancelled anomaly never held its invoice back (its payment made it paid):
+    resolved with the note alone, `resolve` says the invoice is still paid by that
+    payment, the answer not recorded; resolved --refunded, that it is no longer paid.
+    Neither says "held back", the run-cancelled anomaly's word."""
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    assert "held back" not in err, err
+    assert ("note: invoice FA-2026-00102: still paid for pesgen, by its cancelled title's "
+            "payment: 187.50 by card on ") in err, err
+    assert (f"(PayFiP operation {link.id_op}); the trésorerie's answer was not recorded "
+            "(--applied or --refunded): `payfip link`, `tipi-url` and `payfip datamatrix` "
+            "refuse it as any paid title; send the family no link for it\n") in err, err
+
+
+def test_resolve_of_a_paid_cancelled_anomaly_refunded_says_no_longer_paid(
+        flow, store, tmp_path):
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    assert err == ("note: invoice FA-2026-00102: no longer paid, its payment refunded: "
+                   "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment "
+                   "again; send the family the new link\n"), err

@@ -969,6 +969,7 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     """What `payfip anomalies resolve` says on standard error (each line without its
     ``note: ``), from its facts: what its invoice gets now, then each link still open."""
     from .models import method_said
+    from .tables import PAID_CANCELLED
 
     state, invoice = facts["invoice_state"], facts["invoice"]
     if state is None:
@@ -981,9 +982,23 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 + f" (run-cancelled, not resolved): {facts['advice']}"]
     elif state == "paid":
         paid = facts["paid"]
-        said = [f"invoice {invoice}: no longer held back, but paid: {paid['amount']}"
-                f"{method_said(paid['method'])} on {paid['paid_at']} (PayFiP operation "
-                f"{paid['id_op']}): {facts['advice']}"]
+        how = (f"{paid['amount']}{method_said(paid['method'])} on {paid['paid_at']} (PayFiP "
+               f"operation {paid['id_op']})")
+        if facts["kind"] != PAID_CANCELLED:
+            said = [f"invoice {invoice}: no longer held back, but paid: {how}: "
+                    f"{facts['advice']}"]
+        elif paid["id_op"] == facts["id_op"] and facts["outcome"] is None:
+            # a paid-cancelled anomaly never held the invoice back: its payment made it
+            # paid, and resolved with the note alone, it still is
+            said = [f"invoice {invoice}: still paid for pesgen, by its cancelled title's "
+                    f"payment: {how}; the trésorerie's answer was not recorded (--applied "
+                    f"or --refunded): {facts['advice']}"]
+        else:  # its payment refunded, another one pays the invoice
+            said = [f"invoice {invoice}: paid by another payment: {how}: {facts['advice']}"]
+    elif facts["kind"] == PAID_CANCELLED and facts["outcome"] == "refunded":
+        # its payment recorded refunded: the invoice it made paid is due again
+        said = [f"invoice {invoice}: no longer paid, its payment refunded: "
+                f"{facts['advice']}"]
     else:
         said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
     for link in facts["still_open"]:
