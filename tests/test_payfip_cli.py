@@ -712,8 +712,8 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     assert lines[3].startswith("    what to do: PayFiP reports another amount than the one "
                                "asked: ask the trésorerie what was collected")
     assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
-                        "TEXT` (it records the decision; it pays nothing but with "
-                        "--applied)")
+                        "TEXT` (it records the decision; it records a payment only with "
+                        "--applied, and a refund only with --refunded)")
 
     # not a number: refused as usage, nothing resolved
     for wrong in ("x3", "#", "3.0", "٣"):

@@ -712,8 +712,8 @@ def anomalies(
     open_count = sum(r["resolved_at"] is None for r in rows)
     if open_count:
         _say(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
-                   "--note TEXT` (it records the decision; it pays nothing but with "
-                   "--applied)"
+                   "--note TEXT` (it records the decision; it records a payment only with "
+                   "--applied, and a refund only with --refunded)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
 
