@@ -36,7 +36,12 @@ MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file 
 
 def _fail(exc: PesgenError) -> None:
     from ..cli import _fail as fail
+    from .errors import LinksRefused
 
+    if isinstance(exc, LinksRefused):
+        # a batch's refusal: each invoice's problems under it, not all after them
+        _echo_err(f"error: {exc.report()}")
+        raise typer.Exit(int(exc.exit_code))
     fail(exc)
 
 
