@@ -61,3 +61,24 @@ def test_resolve_of_a_paid_cancelled_anomaly_refunded_says_no_longer_paid(
     assert err == ("note: invoice FA-2026-00102: no longer paid, its payment refunded: "
                    "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment "
                    "again; send the family the new link\n"), err
+
+
+def test_formats_sizes_its_name_column_from_the_longest_name(tmp_path):
+    """A bundle scaffolded under a name longer than the 16 characters the name column
+    had (ciril-civil-multifacturation, 28: docs/onboarding.md's step 1 in a scratch
+    folder) pushed its row's status, kind and title out of line with the shipped ones'.
+    Each row's status now starts in the same column, one space after the longest name."""
+    import re
+
+    from .conftest import run_cli
+
+    name = "ciril-civil-multifacturation"
+    made = run_cli("new-format", name, "--kind", "csv", "--dir", tmp_path / "formats")
+    assert made.exit_code == 0, made.output
+    listed = run_cli("formats", "--formats-dir", tmp_path / "formats")
+    assert listed.exit_code == 0, listed.output
+    rows = [line for line in listed.stdout.splitlines() if not line.startswith(" ")]
+    assert any(row.startswith(f"{name} draft ") for row in rows), rows
+    assert any(row.startswith("pes-ormc ") for row in rows), rows
+    starts = {re.search(r" (draft|stable|reconstructed) ", row).start() for row in rows}
+    assert starts == {len(name)}, rows
