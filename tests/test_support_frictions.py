@@ -5,6 +5,8 @@ SQLite and PostgreSQL, over real HTTP on loopback (test_payfip_flow)."""
 
 from __future__ import annotations
 
+from pesgen.payfip import ledger
+
 from .payfip_support import (  # noqa: F401 - fixtures
     exported,
     fake,
@@ -12,7 +14,7 @@ from .payfip_support import (  # noqa: F401 - fixtures
     receiver,
     store,
 )
-from .test_payfip_unsettled import _cli, _paid_then_cancelled, _resolve
+from .test_payfip_unsettled import ID_COLL, _cli, _paid_then_cancelled, _resolve
 
 
 def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded(
@@ -82,3 +84,37 @@ def test_formats_sizes_its_name_column_from_the_longest_name(tmp_path):
     assert any(row.startswith("pes-ormc ") for row in rows), rows
     starts = {re.search(r" (draft|stable|reconstructed) ", row).start() for row in rows}
     assert starts == {len(name)}, rows
+
+
+def test_a_test_link_abandoned_beside_a_new_one_says_no_double_payment(flow, store):
+    """An abandoned link stays payable for its 20 minutes, so a new link says so, also
+    beside a test link (service._still_open: "an abandoned one always"); but it said
+    "if the family pays both, the second is a double-payment anomaly", where a test
+    link's payment is recorded as a test: paid both, no anomaly. The note now says
+    which of the two pays the invoice."""
+    until = ledger.active_until
+    test = flow.link(mode="T")
+    flow.pay(test, "abandon")
+    again = flow.link(mode="W")
+    made = ledger.get_operation(store, test.id_op)["created_at"]
+    assert again.notes == (
+        f"invoice FA-2026-00102: operation {test.id_op} was abandoned but stays payable "
+        f"until {until(made)}: it is a test link (saisie T): a payment through it is "
+        "recorded as a test (test-paid), never as a payment of the invoice; tell the family "
+        "which link to use (docs/payfip.md, abandoned)",)
+    # paid both: the test one is a test, the production one pays; nothing is twice
+    flow.control("tamper", {"idop": test.id_op, "fields": {"resultrans": "P"}})
+    flow.control("notify", {"idop": test.id_op})
+    flow.pay(again, "card")
+    assert ledger.list_anomalies(store) == []
+    assert ledger.get_operation(store, test.id_op)["status"] == "test-paid"
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["id_op"] == again.id_op
+
+    production = flow.link("FA-2026-00103", mode="W")
+    flow.pay(production, "abandon")
+    made = ledger.get_operation(store, production.id_op)["created_at"]
+    assert flow.link("FA-2026-00103", mode="T").notes == (
+        f"invoice FA-2026-00103: operation {production.id_op} was abandoned but stays "
+        f"payable until {until(made)}: a payment through it pays the invoice, where one "
+        "through this link (saisie T) is recorded as a test (test-paid), never as a payment "
+        "of the invoice (docs/payfip.md, abandoned)",)
