@@ -1067,16 +1067,20 @@ def formats(formats_dir: FormatsOpt = None, output: OutputOpt = Output.text) -> 
                      MappingError(_broken(broken)) if broken else None)
         return
     broken = []
+    # the name column as wide as the longest name (16 at least, as the shipped ones
+    # are listed): a bundle of a longer name pushed its row's columns out of line
+    width = max([16] + [len(folder.name if isinstance(fmt, Exception) else fmt.name)
+                        for folder, fmt in found])
     for folder, fmt in found:
         if isinstance(fmt, Exception):
             broken.append(folder.name)
-            _say(f"{folder.name:<16} BROKEN   {fmt}")
+            _say(f"{folder.name:<{width}} BROKEN   {fmt}")
             _bundle_problems(getattr(fmt, "problems", []), "    - ")
             continue
         note = ""
         if fmt.status == "reconstructed":
             note = "  [layout reconstructed from public integrations: confirm with the publisher]"
-        _say(f"{fmt.name:<16} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
+        _say(f"{fmt.name:<{width}} {fmt.status:<13} {fmt.kind:<5} {fmt.title}{note}")
         # a draft's TODOs left, a README saying another status: check-format refuses
         _bundle_problems(unfinished(fmt), "    - not finished: ")
     if broken:

@@ -304,7 +304,8 @@ def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
             "FA-2026-00103; nothing was sent\n") in err
     # said once, for the batch: not again for each invoice, nor after the count
     assert "  invoice FA-2026-00102: the PayFiP request is invalid\n" in err
-    assert err.count("nothing was") == 1 and err.endswith("\n2 problem(s).\n"), err
+    assert err.count("nothing was") == 1, err
+    assert err.endswith("\n2 problem(s), of 2 of the 3 refused invoice(s).\n"), err
     assert "FA-2099-99999: in no active run" in err
     assert "invoice FA-2026-00103: saisie: 'P' must be one of" in err
     code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00103")
@@ -314,6 +315,32 @@ def test_an_invoice_refused_in_a_batch_refuses_it_all_naming_each(world):
             "refused ones)") in err
     assert "  invoice FA-2099-99999: in no active run of collectivity" in err
     _nothing_sent(world)
+
+
+def test_a_batch_refusal_lists_each_invoices_problems_under_it_and_counts_them_so(world):
+    """Two of three invoices refused, one for a problem (no e-mail), one for none (in no
+    active run): the problem is listed under its own invoice, not after every invoice's
+    line, and the count says of how many refused invoices its problems are (it said
+    "2 of 3 invoice(s) refused", then "1 problem(s)."). The JSON report keeps its fields:
+    the error without the problems, the problems apart."""
+    import json
+
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00104")
+    assert code == ExitCode.STATE, err
+    lines = err.splitlines()
+    assert lines[0].startswith("error: 2 of 3 invoice(s) refused: FA-2099-99999, "
+                               "FA-2026-00104; nothing was sent"), err
+    assert lines[1].startswith("  invoice FA-2099-99999: in no active run"), err
+    assert lines[2].startswith("  invoice FA-2026-00104: the PayFiP request is invalid"), err
+    assert lines[3].startswith("    - invoice FA-2026-00104: mel: the payer's e-mail "), err
+    assert lines[3].endswith("(rule payfip.mel)"), err
+    assert lines[4:] == ["1 problem(s), of 1 of the 2 refused invoice(s)."], err
+    code, out, err = _links(world, "FA-2026-00102", "FA-2099-99999", "FA-2026-00104",
+                            extra=("--mode", "W", "--format", "json"))
+    report = json.loads(out)
+    assert code == ExitCode.STATE and err == "", err
+    assert report["error"] == "\n".join(lines[:3]).removeprefix("error: "), report
+    assert [p["rule"] for p in report["problems"]] == ["payfip.mel"], report
 
 
 def test_an_invoice_of_a_batch_refused_for_its_e_mail_says_to_link_it_alone_with_mel(world):
@@ -712,8 +739,8 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     assert lines[3].startswith("    what to do: PayFiP reports another amount than the one "
                                "asked: ask the trésorerie what was collected")
     assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "
-                        "TEXT` (it records the decision; it pays nothing but with "
-                        "--applied)")
+                        "TEXT` (it records the decision; it records a payment only with "
+                        "--applied, and a refund only with --refunded)")
 
     # not a number: refused as usage, nothing resolved
     for wrong in ("x3", "#", "3.0", "٣"):

@@ -982,9 +982,9 @@ def test_a_paid_title_cancelled_is_an_anomaly_and_refunded_gives_the_new_title_i
     assert code == 0, out + err
     assert out.endswith(" by support (refunded); its payment is recorded refunded (no longer "
                         "a payment of the invoice)\n"), out
-    assert err == ("note: invoice FA-2026-00102: no longer held back: `payfip link`, "
-                   "`tipi-url` and `payfip datamatrix` give it a payment again; send the "
-                   "family the new link\n"), err
+    assert err == ("note: invoice FA-2026-00102: no longer paid, its payment refunded: "
+                   "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment "
+                   "again; send the family the new link\n"), err
     pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
     assert (pay["status"], pay["paid_cents"], pay["id_op"]) == ("refunded", 18750, link.id_op)
     [row, due] = _payments(store)
@@ -1028,7 +1028,8 @@ def test_a_paid_title_cancelled_resolved_with_a_note_alone_stays_paid(flow, stor
     run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
     code, out, err = _resolve(store, number)
     assert code == 0, out + err
-    assert "no longer held back, but paid: 187.50 by card on " in err, err
+    assert "still paid for pesgen, by its cancelled title's payment: 187.50 by card on " \
+        in err, err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "paid"
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
@@ -1162,8 +1163,8 @@ def test_resolve_refunded_as_json_says_the_payment_refunded_and_the_title_releas
     assert (report["invoice_state"], report["held_back_by"], report["paid"],
             report["advice"]) == ("released", [], None, f"{AGAIN}; send the family the new "
                                                          "link")
-    assert report["notes"] == [f"invoice FA-2026-00102: no longer held back: {AGAIN}; send "
-                               "the family the new link"]
+    assert report["notes"] == [f"invoice FA-2026-00102: no longer paid, its payment "
+                               f"refunded: {AGAIN}; send the family the new link"]
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "refunded"
 
 
@@ -1208,9 +1209,11 @@ def test_resolve_of_a_paid_title_with_a_note_alone_as_json_gives_its_payment(
                               "method": "direct_debit", "paid_at": paid_at,
                               "id_op": link.id_op}
     assert report["notes"] == [
-        f"invoice FA-2026-00102: no longer held back, but paid: 187.50 by direct debit on "
-        f"{paid_at} (PayFiP operation {link.id_op}): `payfip link`, `tipi-url` and `payfip "
-        "datamatrix` refuse it as any paid title; send the family no link for it"]
+        f"invoice FA-2026-00102: still paid for pesgen, by its cancelled title's payment: "
+        f"187.50 by direct debit on {paid_at} (PayFiP operation {link.id_op}); the "
+        "trésorerie's answer was not recorded (--applied or --refunded): `payfip link`, "
+        "`tipi-url` and `payfip datamatrix` refuse it as any paid title; send the family no "
+        "link for it"]
 
 
 def test_resolve_refused_as_json_gives_the_error_and_the_texts_exit_code(flow, store,

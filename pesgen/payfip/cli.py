@@ -36,7 +36,12 @@ MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file 
 
 def _fail(exc: PesgenError) -> None:
     from ..cli import _fail as fail
+    from .errors import LinksRefused
 
+    if isinstance(exc, LinksRefused):
+        # a batch's refusal: each invoice's problems under it, not all after them
+        _echo_err(f"error: {exc.report()}")
+        raise typer.Exit(int(exc.exit_code))
     fail(exc)
 
 
@@ -460,11 +465,29 @@ def payments(
     # a cancelled title is not due: money it received, or a link still open on it, is
     # for support and the trésorerie (the school software sees status cancelled)
     if seen.paid_cancelled:
-        _echo_err(f"note: {seen.paid_cancelled.count} cancelled title(s) were paid online "
-                   f"({seen.paid_cancelled}): the money stays with the cancelled title; the "
-                   "trésorerie refunds it or applies it to the title exported in its place; "
-                   "record its answer on the title's paid-cancelled anomaly (`pesgen payfip "
-                   "anomalies`)")
+        from .ledger import open_anomaly_ops
+        from .tables import PAID_CANCELLED
+
+        # its paid-cancelled anomaly (the paying operation's) open: the answer is still to
+        # record; resolved (with --note alone: --refunded makes the payment refunded, and
+        # --applied moves it to the new title), the decision is recorded already
+        unanswered = open_anomaly_ops(store, {op for _, op in seen.paid_cancelled},
+                                      kind=PAID_CANCELLED)
+        paid_open, paid_resolved = _Some(), _Some()
+        for invoice, op in seen.paid_cancelled:
+            (paid_open if op in unanswered else paid_resolved).add(invoice)
+        if paid_open:
+            _echo_err(f"note: {paid_open.count} cancelled title(s) were paid online "
+                       f"({paid_open}): the money stays with the cancelled title; the "
+                       "trésorerie refunds it or applies it to the title exported in its "
+                       "place; record its answer on the title's paid-cancelled anomaly "
+                       "(`pesgen payfip anomalies`)")
+        if paid_resolved:
+            _echo_err(f"note: {paid_resolved.count} cancelled title(s) were paid online, "
+                       f"their paid-cancelled anomaly resolved since ({paid_resolved}): the "
+                       "money stays with the cancelled title, and the invoice paid for "
+                       "pesgen (no link for the title exported in its place); the decision "
+                       "is recorded (`pesgen payfip anomalies --all`)")
     if seen.cancelled_titles:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
         # change: whether the link is still open is its operation's status; and an
@@ -570,7 +593,9 @@ class _Seen:
 
     def __init__(self) -> None:
         self.rows = self.invoices = self.expired = 0
-        self.undated, self.paid_cancelled = _Some(), _Some()
+        self.undated = _Some()
+        # (invoice, its paying operation) of each cancelled title PayFiP shows paid
+        self.paid_cancelled: list[tuple[str, str]] = []
         # (invoice, its last link's idOp and saisie) of each cancelled title PayFiP shows
         # pending:
         # its link open, or answered since as an anomaly (the status stays pending)
@@ -591,7 +616,7 @@ class _Seen:
                 self.undated.add(r["invoice"])
             # (a payment the trésorerie refunded, recorded so, needs nobody)
             if r["status"] == "cancelled" and r["payfip_status"] == "paid":
-                self.paid_cancelled.add(r["invoice"])
+                self.paid_cancelled.append((r["invoice"], r["id_op"]))
             if r["status"] == "cancelled" and r["payfip_status"] is not None:
                 self.cancelled_titles.append((r["collectivity"], r["invoice"], r["run"]))
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
@@ -692,8 +717,8 @@ def anomalies(
     open_count = sum(r["resolved_at"] is None for r in rows)
     if open_count:
         _say(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
-                   "--note TEXT` (it records the decision; it pays nothing but with "
-                   "--applied)"
+                   "--note TEXT` (it records the decision; it records a payment only with "
+                   "--applied, and a refund only with --refunded)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
 
@@ -949,6 +974,7 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     """What `payfip anomalies resolve` says on standard error (each line without its
     ``note: ``), from its facts: what its invoice gets now, then each link still open."""
     from .models import method_said
+    from .tables import PAID_CANCELLED
 
     state, invoice = facts["invoice_state"], facts["invoice"]
     if state is None:
@@ -961,9 +987,23 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 + f" (run-cancelled, not resolved): {facts['advice']}"]
     elif state == "paid":
         paid = facts["paid"]
-        said = [f"invoice {invoice}: no longer held back, but paid: {paid['amount']}"
-                f"{method_said(paid['method'])} on {paid['paid_at']} (PayFiP operation "
-                f"{paid['id_op']}): {facts['advice']}"]
+        how = (f"{paid['amount']}{method_said(paid['method'])} on {paid['paid_at']} (PayFiP "
+               f"operation {paid['id_op']})")
+        if facts["kind"] != PAID_CANCELLED:
+            said = [f"invoice {invoice}: no longer held back, but paid: {how}: "
+                    f"{facts['advice']}"]
+        elif paid["id_op"] == facts["id_op"] and facts["outcome"] is None:
+            # a paid-cancelled anomaly never held the invoice back: its payment made it
+            # paid, and resolved with the note alone, it still is
+            said = [f"invoice {invoice}: still paid for pesgen, by its cancelled title's "
+                    f"payment: {how}; the trésorerie's answer was not recorded (--applied "
+                    f"or --refunded): {facts['advice']}"]
+        else:  # its payment refunded, another one pays the invoice
+            said = [f"invoice {invoice}: paid by another payment: {how}: {facts['advice']}"]
+    elif facts["kind"] == PAID_CANCELLED and facts["outcome"] == "refunded":
+        # its payment recorded refunded: the invoice it made paid is due again
+        said = [f"invoice {invoice}: no longer paid, its payment refunded: "
+                f"{facts['advice']}"]
     else:
         said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
     for link in facts["still_open"]:

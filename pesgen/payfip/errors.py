@@ -81,7 +81,9 @@ class PayfipUnavailable(PayfipFault):
 class LinksRefused(PesgenError):
     """Invoices of a batch of links (``payfip link -n A -n B …``) refused before anything
     was sent: nothing was sent for any invoice of the batch. Its exit code is the first
-    refused invoice's; each one's error is said, and its problems listed."""
+    refused invoice's; each one's error is said, its problems listed under it
+    (``report``: the message holds the errors only, as the JSON report's ``error``), and
+    the count says of how many of the refused invoices they are."""
 
     default_message = "invoices refused; nothing was sent"
 
@@ -93,6 +95,8 @@ class LinksRefused(PesgenError):
                  + (f", for them nor for the others ({listed(others)}: give them again "
                     "without the refused ones)" if others else "")]
         problems: list[Problem] = []
+        # each refused invoice's line, then its problems: said under it by ``report``
+        self.grouped: list[tuple[str, list[Problem]]] = []
         for given, exc in refused:
             # the first line says that nothing was sent, for any invoice: not again for each
             said = str(exc).removesuffix("; " + SENT_NOTHING)
@@ -103,4 +107,21 @@ class LinksRefused(PesgenError):
                          "--mel ADDRESS)")
             lines.append(f"  {said}")
             problems += exc.problems
+            self.grouped.append((f"  {said}", list(exc.problems)))
+        self.head = lines[0]
         super().__init__("\n".join(lines), problems, outcome="")
+
+    def report(self) -> str:
+        """The message with each refused invoice's problems under its own line, then
+        their count, of how many refused invoices (a problem is one invoice's; an
+        invoice refused for no listed problem, in no active run, has its line alone)."""
+        lines = [self.head]
+        for said, problems in self.grouped:
+            lines.append(said)
+            lines.extend(f"    - {p}" for p in problems)
+        if self.problems:
+            having = sum(bool(problems) for _, problems in self.grouped)
+            of = ("the" if having == len(self.grouped) else f"{having} of the")
+            lines.append(f"{len(self.problems)} problem(s), of {of} {len(self.grouped)} "
+                         "refused invoice(s).")
+        return "\n".join(lines)

@@ -312,12 +312,15 @@ def operation_statuses(store: Store, ids: Collection[str], chunk: int = 500
     return {r.id_op: r.status for r in _by_chunk(store, query, ids, chunk)}
 
 
-def open_anomaly_ops(store: Store, ids: Collection[str], chunk: int = 500) -> set[str]:
-    """Of the operations given, those with an anomaly nobody resolved yet, ``chunk`` ids
-    a query."""
+def open_anomaly_ops(store: Store, ids: Collection[str], chunk: int = 500,
+                     kind: str | None = None) -> set[str]:
+    """Of the operations given, those with an anomaly nobody resolved yet (of ``kind``
+    only, when given), ``chunk`` ids a query."""
     query = sa.select(anomalies.c.id_op).where(
         anomalies.c.id_op.in_(sa.bindparam("ids", expanding=True)),
         anomalies.c.resolved_at.is_(None))
+    if kind is not None:
+        query = query.where(anomalies.c.kind == kind)
     return {r.id_op for r in _by_chunk(store, query, ids, chunk)}
 
 

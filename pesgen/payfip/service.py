@@ -753,7 +753,9 @@ def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledge
     is a double-payment anomaly; paid through a cancelled title's, a run-cancelled one:
     the money is never counted twice, but the trésorerie has to refund it. A test link
     (saisie T) collects nothing; an activation payment (X) is recorded as a test, so
-    only a production link beside a production one says so, an abandoned one always."""
+    only a production link beside a production one says so, an abandoned one always
+    (the family may go back to it), saying, when either link is a test one, which of
+    the two pays the invoice: no double payment then."""
     notes = []
     for other in ledger.open_operations_of(store, id_coll, invoice):
         abandoned = other["result_code"] == "A"
@@ -766,9 +768,18 @@ def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledge
             then = (f"its title then (run {other['run_id']}) is cancelled: a payment through "
                     "it is a run-cancelled anomaly, not a payment of this title, for the "
                     "trésorerie to refund or apply; tell the family which link to use")
-        else:
+        elif other["saisie"] == "W" and saisie == "W":
             then = ("if the family pays both, the second is a double-payment anomaly, for "
                     "the trésorerie to refund")
+        elif other["saisie"] != "W":
+            # only an abandoned one gets here: a test one beside this link
+            then = (f"it is a test link (saisie {other['saisie']}): a payment through it is "
+                    "recorded as a test (test-paid), never as a payment of the invoice; "
+                    "tell the family which link to use")
+        else:  # abandoned, production, beside this test link
+            then = (f"a payment through it pays the invoice, where one through this link "
+                    f"(saisie {saisie}) is recorded as a test (test-paid), never as a "
+                    "payment of the invoice")
         if abandoned:
             notes.append(f"invoice {invoice}: operation {other['id_op']} was abandoned but "
                          f"stays payable until {other['until']}: {then} (docs/payfip.md, "
