@@ -186,9 +186,10 @@ def test_once_the_anomaly_is_resolved_the_link_is_made_again(flow, store, tmp_pa
         "note: invoice FA-2026-00102: no longer held back: `payfip link`, `tipi-url` and "
         "`payfip datamatrix` give it a payment again. The trésorerie's answer was not "
         "recorded (--applied or --refunded): if it applied the money to the title due, that "
-        "title is paid: enter the payment in the school software by hand, and send the "
-        "family no link nor Datamatrix for it; if it refunded the family, send the new link "
-        "(docs/payfip.md)\n"), err
+        "title is paid: send the family no link nor Datamatrix for it, and record that "
+        f"answer (`pesgen payfip anomalies resolve {number} --applied --note TEXT`: the "
+        "title is then recorded paid); if it refunded the family, send the new link (and "
+        "record it with --refunded) (docs/payfip.md)\n"), err
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] == "pending"
     code, out, err = _link(flow, store)
     assert code == 0, out + err
@@ -1213,7 +1214,8 @@ def test_resolve_of_a_paid_title_with_a_note_alone_as_json_gives_its_payment(
         f"187.50 by direct debit on {paid_at} (PayFiP operation {link.id_op}); the "
         "trésorerie's answer was not recorded (--applied or --refunded): `payfip link`, "
         "`tipi-url` and `payfip datamatrix` refuse it as any paid title; send the family no "
-        "link for it"]
+        f"link for it; once it answers, record it: `pesgen payfip anomalies resolve {number} "
+        "--applied --note TEXT` or `--refunded`"]
 
 
 def test_resolve_refused_as_json_gives_the_error_and_the_texts_exit_code(flow, store,

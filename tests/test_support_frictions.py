@@ -52,7 +52,9 @@ def test_resolve_of_a_paid_cancelled_anomaly_says_paid_not_held_back(flow, store
             "payment: 187.50 by card on ") in err, err
     assert (f"(PayFiP operation {link.id_op}); the trésorerie's answer was not recorded "
             "(--applied or --refunded): `payfip link`, `tipi-url` and `payfip datamatrix` "
-            "refuse it as any paid title; send the family no link for it\n") in err, err
+            "refuse it as any paid title; send the family no link for it; once it answers, "
+            f"record it: `pesgen payfip anomalies resolve {number} --applied --note TEXT` or "
+            "`--refunded`\n") in err, err
 
 
 def test_resolve_of_a_paid_cancelled_anomaly_refunded_says_no_longer_paid(

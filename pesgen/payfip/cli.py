@@ -882,6 +882,9 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"], "kind": row["kind"], "invoice": invoice, "id_op": row["id_op"],
         "resolved_at": row["resolved_at"], "resolved_by": row["resolved_by"],
         "outcome": outcome, "note": row["note"],
+        # resolved before with a note alone: that resolution (resolved_at, resolved_by,
+        # note), which this one's outcome completes
+        "earlier": row.get("earlier"),
         # a paid title's payment refunded is no longer its payment
         "recorded": "paid" if done is not None else "refunded"
         if (row["kind"], outcome) == ("paid-cancelled", "refunded") else None,
@@ -945,9 +948,10 @@ def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     return {"invoice_state": "released_unrecorded",
             "advice": f"{again}. The trésorerie's answer was not recorded (--applied or "
                       "--refunded): if it applied the money to the title due, that title is "
-                      "paid: enter the payment in the school software by hand, and send the "
-                      "family no link nor Datamatrix for it; if it refunded the family, send "
-                      "the new link (docs/payfip.md)"}
+                      "paid: send the family no link nor Datamatrix for it, and record that "
+                      f"answer (`pesgen payfip anomalies resolve {row['id']} --applied --note "
+                      "TEXT`: the title is then recorded paid); if it refunded the family, "
+                      "send the new link (and record it with --refunded) (docs/payfip.md)"}
 
 
 def _resolved_line(facts: dict[str, Any]) -> str:
@@ -977,8 +981,13 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     from .tables import PAID_CANCELLED
 
     state, invoice = facts["invoice_state"], facts["invoice"]
+    first = facts.get("earlier")
+    amended = ([f"anomaly #{facts['id']} was resolved on {first['resolved_at']} by "
+                f"{first['resolved_by']} with a note alone ({first['note']}): the "
+                f"trésorerie's answer ({facts['outcome']}) is recorded now, that resolution "
+                "kept in the invoice's history"] if first else [])
     if state is None:
-        return []
+        return amended
     if facts["applied"] is not None:
         said = [f"invoice {invoice}: paid: {facts['advice']}"]
     elif state == "held_back":
@@ -997,7 +1006,9 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
             # paid, and resolved with the note alone, it still is
             said = [f"invoice {invoice}: still paid for pesgen, by its cancelled title's "
                     f"payment: {how}; the trésorerie's answer was not recorded (--applied "
-                    f"or --refunded): {facts['advice']}"]
+                    f"or --refunded): {facts['advice']}; once it answers, record it: "
+                    f"`pesgen payfip anomalies resolve {facts['id']} --applied --note TEXT` "
+                    "or `--refunded`"]
         else:  # its payment refunded, another one pays the invoice
             said = [f"invoice {invoice}: paid by another payment: {how}: {facts['advice']}"]
     elif facts["kind"] == PAID_CANCELLED and facts["outcome"] == "refunded":
@@ -1019,7 +1030,7 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                         f"({link['status']}): a payment through it would pay the invoice "
                         "twice (an anomaly, for the trésorerie to refund); tell the family "
                         "not to use it")
-    return said
+    return amended + said
 
 
 @payfip_app.command("client-info")

@@ -1091,7 +1091,13 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     run, IdBord, the cents and the method, and the invoice's links still open
     (``still_open``, each with its title's ``run_id`` and ``id_bord``: that title's own,
     made while the cancelled title's was, and the cancelled title's others; a payment
-    through one would pay it twice)."""
+    through one would pay it twice).
+
+    An anomaly resolved already is refused (StateError), but one of those resolved with a
+    note alone, which takes its ``outcome`` later, when the trésorerie answers: the
+    resolution is then this one (who, when, the note, the outcome), and the result's
+    ``earlier`` (None otherwise) and its ``anomaly-resolved`` event keep the first one's
+    time, author and note."""
     note, by = note.strip(), by.strip()
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
@@ -1109,9 +1115,21 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         if row is None:
             raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
                              "lists them)")
+        # resolved with a note alone, a run-cancelled or paid-cancelled anomaly takes the
+        # trésorerie's answer later (--applied, --refunded): the first resolution is kept
+        # in the invoice's history (its anomaly-resolved event)
+        earlier = None
         if row.resolved_at is not None:
-            raise StateError(f"anomaly {anomaly_id} was already resolved on {row.resolved_at} "
-                             f"by {row.resolved_by}: {row.note}")
+            if outcome is None or row.outcome is not None or row.kind not in SETTLED:
+                later = (" (its outcome can still be recorded: --applied or --refunded, with "
+                         "the trésorerie's answer)" if row.outcome is None
+                         and row.kind in SETTLED and outcome is None else "")
+                raise StateError(f"anomaly {anomaly_id} was already resolved on "
+                                 f"{row.resolved_at} by {row.resolved_by}"
+                                 + (f" ({row.outcome})" if row.outcome else "")
+                                 + f": {row.note}{later}")
+            earlier = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
+                       "note": row.note}
         op = _operation_row(conn, row.id_op) if row.id_op else None
         if outcome is not None:
             _may_have_outcome(row, op, outcome)
@@ -1120,19 +1138,22 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         elif outcome == "refunded" and op is not None and row.kind == PAID_CANCELLED:
             _refunded(conn, row, op, by, now)
         conn.execute(anomalies.update().where(
-            anomalies.c.id == anomaly_id, anomalies.c.resolved_at.is_(None)).values(
+            anomalies.c.id == anomaly_id, anomalies.c.resolved_at.is_(None)
+            if earlier is None else anomalies.c.outcome.is_(None)).values(
             resolved_at=now, resolved_by=by, note=note, outcome=outcome))
         if op is not None and row.invoice:
             pay = _payment_row(conn, op["id_coll"], row.invoice)
             detail: dict[str, Any] = {"anomaly": anomaly_id, "kind": row.kind, "by": by}
             if outcome is not None:
                 detail["outcome"] = outcome
+            if earlier is not None:
+                detail["earlier"] = earlier
             _event(conn, {**op, "invoice": row.invoice}, "anomaly-resolved", "support",
                    pay["status"] if pay else "pending", detail)
     log.info("payfip anomaly %s (%s) resolved%s", anomaly_id, row.kind,
              f" ({outcome})" if outcome else "")
     return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
-            "outcome": outcome, "applied": applied,
+            "outcome": outcome, "applied": applied, "earlier": earlier,
             "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
 
 
