@@ -20,9 +20,10 @@ from .test_payfip_unsettled import ID_COLL, _cli, _paid_then_cancelled, _resolve
 def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded(
         flow, store, tmp_path):
     """A paid title cancelled, its paid-cancelled anomaly resolved with the note alone:
-    `payfip payments` no longer asks to record the trésorerie's answer on it (a resolved
-    anomaly cannot be resolved again), but says the decision is recorded and the invoice
-    still paid for pesgen, as it does of a run-cancelled anomaly resolved since."""
+    `payfip payments` no longer asks to record the trésorerie's answer on its open
+    anomaly, but says the decision is recorded and the invoice still paid for pesgen, as
+    it does of a run-cancelled anomaly resolved since, and that the answer can still be
+    recorded (an outcome after a note alone)."""
     run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
     code, out, err = _cli(store, "payfip", "payments")
     assert code == 0, err
@@ -36,7 +37,9 @@ def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded
     assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
             "resolved since (FA-2026-00102): the money stays with the cancelled title, and "
             "the invoice paid for pesgen (no link for the title exported in its place); the "
-            "decision is recorded (`pesgen payfip anomalies --all`)\n") in err, err
+            "decision is recorded (`pesgen payfip anomalies --all`), and the trésorerie's "
+            "answer can still be (`pesgen payfip anomalies resolve ID --refunded` or "
+            "`--applied`, with `--note TEXT`)\n") in err, err
 
 
 def test_resolve_of_a_paid_cancelled_anomaly_says_paid_not_held_back(flow, store, tmp_path):

@@ -470,7 +470,8 @@ def payments(
 
         # its paid-cancelled anomaly (the paying operation's) open: the answer is still to
         # record; resolved (with --note alone: --refunded makes the payment refunded, and
-        # --applied moves it to the new title), the decision is recorded already
+        # --applied moves it to the new title), the decision is recorded already, and the
+        # answer may still come (an outcome on a resolution with a note alone)
         unanswered = open_anomaly_ops(store, {op for _, op in seen.paid_cancelled},
                                       kind=PAID_CANCELLED)
         paid_open, paid_resolved = _Some(), _Some()
@@ -487,7 +488,9 @@ def payments(
                        f"their paid-cancelled anomaly resolved since ({paid_resolved}): the "
                        "money stays with the cancelled title, and the invoice paid for "
                        "pesgen (no link for the title exported in its place); the decision "
-                       "is recorded (`pesgen payfip anomalies --all`)")
+                       "is recorded (`pesgen payfip anomalies --all`), and the trésorerie's "
+                       "answer can still be (`pesgen payfip anomalies resolve ID --refunded` "
+                       "or `--applied`, with `--note TEXT`)")
     if seen.cancelled_titles:
         # the row's payfip_status (pending) is the invoice's, which an anomaly does not
         # change: whether the link is still open is its operation's status; and an
