@@ -1623,3 +1623,31 @@ def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store
     [row] = _payments(store)
     assert (row["status"], row["run"], row["amount_due"], row["amount_paid"]) == (
         "paid", new.run_id, "150.00", "150.00")
+
+
+# ------------------------------------- pinned by a mutation run (session 41, mut41)
+
+
+def test_a_paid_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(
+        flow, store, tmp_path):
+    """PostgreSQL: `payfip anomalies resolve` may resolve the paid-cancelled anomaly
+    between the reinstatement's read of it and its update (which changes only an anomaly
+    still open): then the reinstatement resolves nothing, records no anomaly-resolved
+    event, settles nothing, and succeeds. Simulated on SQLite by a trigger that leaves
+    every anomaly's update undone."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the race is simulated by a SQLite trigger")
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER resolved_meanwhile BEFORE UPDATE ON "
+                             "payfip_anomalies BEGIN SELECT RAISE(IGNORE); END")
+    done = store.reinstate(run, "kept by the trésorerie")
+    assert done.settled == () and done.invoices == 11
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["resolved_at"]) == ("paid-cancelled", None)
+    [row] = _payments(store)
+    assert [e["event"] for e in row["history"]][-2:] == ["title-cancelled",
+                                                         "title-reinstated"]
