@@ -1366,8 +1366,9 @@ def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, st
     assert f"note: {said}\n" in err, err
     [row] = _payments(store)
     assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
-            row["method"], row["paid_at"], row["id_op"], row["run"]) == (
-        "pending", "refunded", "187.50", None, None, None, None, run)
+            row["method"], row["paid_at"], row["paid_at_source"], row["id_op"], row["numauto"],
+            row["run"]) == ("pending", "refunded", "187.50", None, None, None, None, None,
+                            None, run)
     assert [e["event"] for e in row["history"]] == [
         "created", "paid", "title-cancelled", "refunded", "anomaly-resolved",
         "title-reinstated"]
@@ -1419,8 +1420,9 @@ def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp
     flow.pay(second, "refuse")
     [row] = _payments(store)
     assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
-            row["method"], row["paid_at"], row["id_op"], row["numauto"]) == (
-        "refused", "refused", "187.50", None, None, None, None, None), row
+            row["method"], row["paid_at"], row["paid_at_source"], row["id_op"],
+            row["numauto"]) == (
+        "refused", "refused", "187.50", None, None, None, None, None, None), row
 
 
 def test_resolved_says_paid_an_invoice_paid_under_its_number_written_otherwise(
