@@ -172,8 +172,8 @@ def test_link_as_json_stopped_by_ctrl_c_gives_the_links_made(world, monkeypatch)
     code, report, err = _links_json(world, *BATCH)
     assert code == 130 and _Interrupts.said, err
     assert (report["ok"], report["exit_code"], report["error"], report["made"],
-            report["stopped_at"], report["not_sent"]) == (
-        False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"])
+            report["stopped_at"], report["not_sent"], report["problems"]) == (
+        False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"], [])
     assert [m["invoice"] for m in report["links"]] == ["FA-2026-00102"]
 
     def interrupted(*args, **kwargs):
