@@ -200,8 +200,8 @@ def test_client_info_as_json(world):
         "endpoint": world["endpoint"]}
     code, report, err = _report(("payfip", "client-info", "--numcli", "12345", "--endpoint",
                                  world["endpoint"], "--format", "json"))
-    assert (code, report["ok"], report["exit_code"], report["numcli"]) == (
-        ExitCode.INPUT, False, ExitCode.INPUT, "12345"), report
+    assert (code, report["ok"], report["exit_code"], report["numcli"], report["endpoint"]) == (
+        ExitCode.INPUT, False, ExitCode.INPUT, "12345", world["endpoint"]), report
     assert [p["rule"] for p in report["problems"]] == ["payfip.numcli"]
 
 
