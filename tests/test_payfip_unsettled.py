@@ -1317,6 +1317,8 @@ def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tm
     assert row["history"][-1]["detail"] == {
         "anomaly": 2, "kind": "paid-cancelled", "by": getpass.getuser(),
         "outcome": "reinstated", "run": run}
+    # the event is the payment's: its operation, the invoice paid again
+    assert (row["history"][-1]["id_op"], row["history"][-1]["status"]) == (link.id_op, "paid")
 
 
 def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_was_applied_to(
