@@ -1680,3 +1680,17 @@ def test_reinstating_without_a_login_name_resolves_the_anomaly_as_runs_reinstate
     assert code == 0, out + err
     [anomaly] = ledger.list_anomalies(store)
     assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "runs reinstate")
+
+
+def test_a_test_link_s_run_cancelled_anomaly_resolved_says_nothing_of_its_invoice(
+        flow, store, tmp_path):
+    """A test link (saisie T) paid after its run was cancelled collected nothing: resolved
+    with the note alone, the report gives no state of its invoice, no advice and no note
+    (nothing was held back by it)."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, mode="T")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, report = _resolve_json(store, number)
+    assert code == 0, report
+    assert (report["recorded"], report["invoice_state"], report["held_back_by"],
+            report["paid"], report["advice"], report["notes"]) == (
+        None, None, [], None, None, []), report
