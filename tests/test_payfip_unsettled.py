@@ -1694,3 +1694,22 @@ def test_a_test_link_s_run_cancelled_anomaly_resolved_says_nothing_of_its_invoic
     assert (report["recorded"], report["invoice_state"], report["held_back_by"],
             report["paid"], report["advice"], report["notes"]) == (
         None, None, [], None, None, []), report
+
+
+def test_an_anomaly_of_no_invoice_resolved_names_none(flow, store):
+    """A forged notification (an idop pesgen never made: unknown-idop, no invoice)
+    resolved with a note: its line names the anomaly, no invoice, and says no payment was
+    recorded; nothing on standard error."""
+    import uuid
+
+    flow.link("FA-2026-00102", mode="W")
+    forged = str(uuid.uuid4())
+    assert flow.notify(forged).status_code == 404
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["invoice"]) == ("unknown-idop", None)
+    code, out, err = _resolve(store, anomaly["id"])
+    assert code == 0, out + err
+    [resolved] = ledger.list_anomalies(store)
+    assert out == (f"anomaly #{anomaly['id']} unknown-idop: resolved {resolved['resolved_at']} "
+                   "by support; no payment was recorded\n"), out
+    assert err == ""
