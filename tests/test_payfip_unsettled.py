@@ -1713,3 +1713,21 @@ def test_an_anomaly_of_no_invoice_resolved_names_none(flow, store):
     assert out == (f"anomaly #{anomaly['id']} unknown-idop: resolved {resolved['resolved_at']} "
                    "by support; no payment was recorded\n"), out
     assert err == ""
+
+
+def test_an_invoice_still_held_back_by_two_anomalies_names_both(flow, store, tmp_path):
+    """Three links of the cancelled title, each paid after the cancellation: one
+    run-cancelled anomaly resolved with a note, the invoice is still held back by the two
+    others, both named in the note, oldest first."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    links = [flow.link("FA-2026-00102", mode="W") for _ in range(3)]
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    for link in links:
+        flow.pay(link, "card")
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    first, second, third = (found[link.id_op] for link in links)
+    code, out, err = _resolve(store, first)
+    assert code == 0, out + err
+    assert (f"note: invoice FA-2026-00102: still held back by anomaly #{second}, anomaly "
+            f"#{third} (run-cancelled, not resolved): ") in err, err
