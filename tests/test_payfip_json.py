@@ -110,9 +110,10 @@ def test_link_as_json_refused_gives_its_problems_and_sends_nothing(world):
     invoice not sent) with each problem and the text's exit code."""
     code, report, err = _links_json(world, "FA-2026-00102", "FA-2026-00104")
     assert code == ExitCode.INPUT, report
-    assert (report["ok"], report["exit_code"], report["links"], report["made"],
-            report["not_sent"], report["stopped_at"]) == (
-        False, ExitCode.INPUT, [], 0, ["FA-2026-00102", "FA-2026-00104"], None)
+    assert (report["command"], report["ok"], report["exit_code"], report["links"],
+            report["made"], report["not_sent"], report["stopped_at"]) == (
+        "payfip link", False, ExitCode.INPUT, [], 0, ["FA-2026-00102", "FA-2026-00104"],
+        None)
     assert report["error"].startswith("1 of 2 invoice(s) refused: FA-2026-00104; nothing was "
                                       "sent")
     assert [p["rule"] for p in report["problems"]] == ["payfip.mel"]
@@ -171,9 +172,9 @@ def test_link_as_json_stopped_by_ctrl_c_gives_the_links_made(world, monkeypatch)
     monkeypatch.setattr(_Interrupts, "said", False)
     code, report, err = _links_json(world, *BATCH)
     assert code == 130 and _Interrupts.said, err
-    assert (report["ok"], report["exit_code"], report["error"], report["made"],
-            report["stopped_at"], report["not_sent"], report["problems"]) == (
-        False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"], [])
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["made"], report["stopped_at"], report["not_sent"], report["problems"]) == (
+        "payfip link", False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"], [])
     assert [m["invoice"] for m in report["links"]] == ["FA-2026-00102"]
 
     def interrupted(*args, **kwargs):
