@@ -103,6 +103,10 @@ def test_link_as_json_gives_each_link_made_once_the_batch_is_over(world):
     assert (code, err, report["links"][0]["saisie"]) == (0, "", "T")
     assert report["mode_note"].startswith("saisie T: test link(s): a payment through them "
                                           "is recorded as a test (test-paid)")
+    # an activation link (saisie X): its note too
+    code, report, err = _links_json(world, "FA-2026-00107", extra=("--mode", "X"))
+    assert (code, err, [m["saisie"] for m in report["links"]]) == (0, "", ["X"]), report
+    assert report["mode_note"].startswith("saisie X: activation link(s): "), report
 
 
 def test_link_as_json_refused_gives_its_problems_and_sends_nothing(world):
@@ -272,8 +276,11 @@ def test_datamatrix_as_json_says_what_it_wrote_and_left_out(world, tmp_path):
                                       for x in ("svg", "png")]
     assert len(written["images"]) == 20 and all(Path(p).is_file() for p in written["images"])
     [paid] = report["paid_online"]
-    assert (paid["invoice"], paid["amount"], paid["id_op"], paid["through"]) == (
-        "FA-2026-00102", "187.50", id_op, None)
+    from pesgen.payfip import ledger
+
+    paid_at = ledger.payment_of(Store(), "21450999400015", "FA-2026-00102")["paid_at"]
+    assert (paid["invoice"], paid["amount"], paid["paid_at"], paid["id_op"],
+            paid["through"]) == ("FA-2026-00102", "187.50", paid_at, id_op, None)
     assert (report["skipped_bordereaux"], report["unsettled"]) == ([], [])
     code, report, err = _report(("payfip", "datamatrix", "--run", run_id[:8],
                                  "--code-etablissement", "0001", "--out",
