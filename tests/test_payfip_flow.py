@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from pesgen.errors import StateError
 from pesgen.payfip import ledger
 from pesgen.payfip.errors import PayfipFault, PayfipRequestInvalid
-from pesgen.payfip.tables import events, operations, payments
+from pesgen.payfip.tables import anomalies, events, operations, payments
 from pesgen.store import Store
 
 from .mapping_support import mapping_copy
@@ -2116,3 +2116,48 @@ def test_a_payment_without_its_time_is_logged_with_its_idop_and_outcome_only(
         ("INFO", f"payfip notification: operation {id_op}: paid"),
         ("WARNING", f"payfip notification: operation {id_op}: no dattrans/heurtrans in the "
                     "result")]
+
+
+def test_paid_by_key_gives_the_earliest_paid_of_each_key_asked_with_its_open_settlement(
+        store):
+    """``ledger.paid_by_key``: the payments recorded paid of the invoices asked, by key,
+    a key's earliest paid (by PayFiP's time, not by the row's number), keyed rows and
+    unkeyed ones alike (a row written otherwise than by record_operation has no key), a
+    few keys a query (``chunk``); each with the number of its open paid-cancelled anomaly
+    (a resolved one, or another kind, is none). Neither a payment of another invoice,
+    nor one not paid, nor another collectivity's."""
+    coll = "21450999400015"
+
+    def row(invoice: str, key: str | None, at: str, id_op: str, status: str = "paid",
+            id_coll: str = coll) -> dict:
+        return {"id_coll": id_coll, "invoice": invoice, "invoice_key": key, "status": status,
+                "amount_cents": 18750, "paid_cents": 18750, "method": "card",
+                "paid_at": at, "id_op": id_op, "last_id_op": id_op, "refdet": "R",
+                "created_at": "2026-11-23T18:00:00Z", "updated_at": "2026-11-23T18:00:00Z"}
+
+    def anomaly(id_op: str, kind: str = "paid-cancelled", resolved: str | None = None):
+        return {"at": "2026-12-03T08:00:00Z", "kind": kind, "id_op": id_op,
+                "invoice": "FA-1", "source": "cancel", "resolved_at": resolved}
+
+    with store.engine.begin() as conn:
+        conn.execute(payments.insert(), [
+            row("FA-1", "fa-1", "2026-12-02T10:00:00Z", "op-late"),
+            row(" fa-1 ", "fa-1", "2026-12-01T10:00:00Z", "op-early"),
+            row("FA-2", None, "2026-12-01T11:00:00Z", "op-2"),
+            row("FA-3", None, "2026-12-01T12:00:00Z", "op-3"),
+            row("FA-4", "fa-4", "2026-12-01T13:00:00Z", "op-4", status="refunded"),
+            row("FA-5", "fa-5", "2026-12-01T14:00:00Z", "op-5", id_coll="21450999400099"),
+            row("FA-6", "fa-6", "2026-12-01T15:00:00Z", "op-6")])
+        conn.execute(anomalies.insert(), [
+            anomaly("op-early", resolved="2026-12-04T08:00:00Z"), anomaly("op-early"),
+            anomaly("op-early"), anomaly("op-2", kind="run-cancelled"), anomaly("op-6")])
+        numbers = conn.execute(sa.select(anomalies.c.id)
+                               .order_by(anomalies.c.id)).scalars().all()
+    asked = ["FA-1", "fa-2", "FA-4", "FA-5", "FA-6", "FA-7"]
+    for chunk in (500, 1):
+        found = ledger.paid_by_key(store, coll, asked, chunk=chunk)
+        assert {k: (p["id_op"], p["invoice"], p["open_settlement"])
+                for k, p in found.items()} == {
+            "fa-1": ("op-early", " fa-1 ", numbers[1]), "fa-2": ("op-2", "FA-2", None),
+            "fa-6": ("op-6", "FA-6", numbers[4])}, chunk
+    assert ledger.paid_by_key(store, coll, []) == {}

@@ -103,6 +103,10 @@ def test_link_as_json_gives_each_link_made_once_the_batch_is_over(world):
     assert (code, err, report["links"][0]["saisie"]) == (0, "", "T")
     assert report["mode_note"].startswith("saisie T: test link(s): a payment through them "
                                           "is recorded as a test (test-paid)")
+    # an activation link (saisie X): its note too
+    code, report, err = _links_json(world, "FA-2026-00107", extra=("--mode", "X"))
+    assert (code, err, [m["saisie"] for m in report["links"]]) == (0, "", ["X"]), report
+    assert report["mode_note"].startswith("saisie X: activation link(s): "), report
 
 
 def test_link_as_json_refused_gives_its_problems_and_sends_nothing(world):
@@ -110,9 +114,10 @@ def test_link_as_json_refused_gives_its_problems_and_sends_nothing(world):
     invoice not sent) with each problem and the text's exit code."""
     code, report, err = _links_json(world, "FA-2026-00102", "FA-2026-00104")
     assert code == ExitCode.INPUT, report
-    assert (report["ok"], report["exit_code"], report["links"], report["made"],
-            report["not_sent"], report["stopped_at"]) == (
-        False, ExitCode.INPUT, [], 0, ["FA-2026-00102", "FA-2026-00104"], None)
+    assert (report["command"], report["ok"], report["exit_code"], report["links"],
+            report["made"], report["not_sent"], report["stopped_at"]) == (
+        "payfip link", False, ExitCode.INPUT, [], 0, ["FA-2026-00102", "FA-2026-00104"],
+        None)
     assert report["error"].startswith("1 of 2 invoice(s) refused: FA-2026-00104; nothing was "
                                       "sent")
     assert [p["rule"] for p in report["problems"]] == ["payfip.mel"]
@@ -160,17 +165,20 @@ def test_link_as_json_stopped_by_payfip_after_one_link_gives_it(world, monkeypat
 
 def test_link_as_json_stopped_by_ctrl_c_gives_the_links_made(world, monkeypatch):
     """Ctrl-C while the second link is being made: exit 130 and one document, the link
-    made, the invoice stopped at, the one not sent; stopped while checking, none sent."""
+    made, the invoice stopped at, the one not sent; stopped while checking, none sent.
+    The report says the interruption: ``main`` is told not to say it again on stderr."""
+    from pesgen.cli import _Interrupts
     from pesgen.payfip import service
 
     from .test_payfip_cli import _interrupted_on_call
 
     _interrupted_on_call(monkeypatch, 2)
+    monkeypatch.setattr(_Interrupts, "said", False)
     code, report, err = _links_json(world, *BATCH)
-    assert code == 130, err
-    assert (report["ok"], report["exit_code"], report["error"], report["made"],
-            report["stopped_at"], report["not_sent"]) == (
-        False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"])
+    assert code == 130 and _Interrupts.said, err
+    assert (report["command"], report["ok"], report["exit_code"], report["error"],
+            report["made"], report["stopped_at"], report["not_sent"], report["problems"]) == (
+        "payfip link", False, 130, "interrupted", 1, "FA-2026-00103", ["FA-2026-00105"], [])
     assert [m["invoice"] for m in report["links"]] == ["FA-2026-00102"]
 
     def interrupted(*args, **kwargs):
@@ -197,8 +205,8 @@ def test_client_info_as_json(world):
         "endpoint": world["endpoint"]}
     code, report, err = _report(("payfip", "client-info", "--numcli", "12345", "--endpoint",
                                  world["endpoint"], "--format", "json"))
-    assert (code, report["ok"], report["exit_code"], report["numcli"]) == (
-        ExitCode.INPUT, False, ExitCode.INPUT, "12345"), report
+    assert (code, report["ok"], report["exit_code"], report["numcli"], report["endpoint"]) == (
+        ExitCode.INPUT, False, ExitCode.INPUT, "12345", world["endpoint"]), report
     assert [p["rule"] for p in report["problems"]] == ["payfip.numcli"]
 
 
@@ -268,8 +276,11 @@ def test_datamatrix_as_json_says_what_it_wrote_and_left_out(world, tmp_path):
                                       for x in ("svg", "png")]
     assert len(written["images"]) == 20 and all(Path(p).is_file() for p in written["images"])
     [paid] = report["paid_online"]
-    assert (paid["invoice"], paid["amount"], paid["id_op"], paid["through"]) == (
-        "FA-2026-00102", "187.50", id_op, None)
+    from pesgen.payfip import ledger
+
+    paid_at = ledger.payment_of(Store(), "21450999400015", "FA-2026-00102")["paid_at"]
+    assert (paid["invoice"], paid["amount"], paid["paid_at"], paid["id_op"],
+            paid["through"]) == ("FA-2026-00102", "187.50", paid_at, id_op, None)
     assert (report["skipped_bordereaux"], report["unsettled"]) == ([], [])
     code, report, err = _report(("payfip", "datamatrix", "--run", run_id[:8],
                                  "--code-etablissement", "0001", "--out",

@@ -1117,6 +1117,11 @@ def test_resolve_applied_as_json_gives_the_payment_recorded_and_the_links_still_
     code, report = _resolve_json(store, number, "--applied")
     assert code == 0, report
     _head(report, number)
+    # every field, in the order the report gives them (the head first), and no other
+    assert list(report) == [
+        "command", "ok", "exit_code", "error", "id", "kind", "invoice", "id_op",
+        "resolved_at", "resolved_by", "outcome", "note", "recorded", "applied", "still_open",
+        "invoice_state", "held_back_by", "paid", "advice", "notes"], list(report)
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     assert (report["kind"], report["invoice"], report["id_op"], report["resolved_at"],
             report["resolved_by"], report["outcome"], report["note"], report["recorded"]) == (
@@ -1326,6 +1331,8 @@ def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tm
     assert row["history"][-1]["detail"] == {
         "anomaly": 2, "kind": "paid-cancelled", "by": getpass.getuser(),
         "outcome": "reinstated", "run": run}
+    # the event is the payment's: its operation, the invoice paid again
+    assert (row["history"][-1]["id_op"], row["history"][-1]["status"]) == (link.id_op, "paid")
 
 
 def test_runs_reinstate_by_names_who_resolved_the_paid_cancelled_anomaly(flow, store):
@@ -1416,8 +1423,9 @@ def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, st
     assert f"note: {said}\n" in err, err
     [row] = _payments(store)
     assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
-            row["method"], row["paid_at"], row["id_op"], row["run"]) == (
-        "pending", "refunded", "187.50", None, None, None, None, run)
+            row["method"], row["paid_at"], row["paid_at_source"], row["id_op"], row["numauto"],
+            row["run"]) == ("pending", "refunded", "187.50", None, None, None, None, None,
+                            None, run)
     assert [e["event"] for e in row["history"]] == [
         "created", "paid", "title-cancelled", "refunded", "anomaly-resolved",
         "title-reinstated"]
@@ -1469,8 +1477,9 @@ def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp
     flow.pay(second, "refuse")
     [row] = _payments(store)
     assert (row["status"], row["payfip_status"], row["amount_due"], row["amount_paid"],
-            row["method"], row["paid_at"], row["id_op"], row["numauto"]) == (
-        "refused", "refused", "187.50", None, None, None, None, None), row
+            row["method"], row["paid_at"], row["paid_at_source"], row["id_op"],
+            row["numauto"]) == (
+        "refused", "refused", "187.50", None, None, None, None, None, None), row
 
 
 def test_resolved_says_paid_an_invoice_paid_under_its_number_written_otherwise(
@@ -1673,3 +1682,102 @@ def test_applied_money_pays_a_title_exported_again_at_another_amount(flow, store
     [row] = _payments(store)
     assert (row["status"], row["run"], row["amount_due"], row["amount_paid"]) == (
         "paid", new.run_id, "150.00", "150.00")
+
+
+# ------------------------------------- pinned by a mutation run (session 41, mut41)
+
+
+def test_a_paid_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(
+        flow, store, tmp_path):
+    """PostgreSQL: `payfip anomalies resolve` may resolve the paid-cancelled anomaly
+    between the reinstatement's read of it and its update (which changes only an anomaly
+    still open): then the reinstatement resolves nothing, records no anomaly-resolved
+    event, settles nothing, and succeeds. Simulated on SQLite by a trigger that leaves
+    every anomaly's update undone."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the race is simulated by a SQLite trigger")
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER resolved_meanwhile BEFORE UPDATE ON "
+                             "payfip_anomalies BEGIN SELECT RAISE(IGNORE); END")
+    done = store.reinstate(run, "kept by the trésorerie")
+    assert done.settled == () and done.invoices == 11
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["resolved_at"]) == ("paid-cancelled", None)
+    [row] = _payments(store)
+    assert [e["event"] for e in row["history"]][-2:] == ["title-cancelled",
+                                                         "title-reinstated"]
+
+
+def test_reinstating_without_a_login_name_resolves_the_anomaly_as_runs_reinstate(
+        flow, store, tmp_path, monkeypatch):
+    """`runs reinstate` in a container without a login name (getpass fails): the
+    paid-cancelled anomaly it settles is resolved all the same, by ``runs reinstate``
+    (the command's name, as Store.reinstate's default), not refused."""
+    import getpass
+
+    def nobody() -> str:
+        raise OSError("no login name")
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    monkeypatch.setattr(getpass, "getuser", nobody)
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
+    assert code == 0, out + err
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "runs reinstate")
+
+
+def test_a_test_link_s_run_cancelled_anomaly_resolved_says_nothing_of_its_invoice(
+        flow, store, tmp_path):
+    """A test link (saisie T) paid after its run was cancelled collected nothing: resolved
+    with the note alone, the report gives no state of its invoice, no advice and no note
+    (nothing was held back by it)."""
+    run, old, new = _cancel_then_pay(flow, store, tmp_path, mode="T")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    code, report = _resolve_json(store, number)
+    assert code == 0, report
+    assert (report["recorded"], report["invoice_state"], report["held_back_by"],
+            report["paid"], report["advice"], report["notes"]) == (
+        None, None, [], None, None, []), report
+
+
+def test_an_anomaly_of_no_invoice_resolved_names_none(flow, store):
+    """A forged notification (an idop pesgen never made: unknown-idop, no invoice)
+    resolved with a note: its line names the anomaly, no invoice, and says no payment was
+    recorded; nothing on standard error."""
+    import uuid
+
+    flow.link("FA-2026-00102", mode="W")
+    forged = str(uuid.uuid4())
+    assert flow.notify(forged).status_code == 404
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["kind"], anomaly["invoice"]) == ("unknown-idop", None)
+    code, out, err = _resolve(store, anomaly["id"])
+    assert code == 0, out + err
+    [resolved] = ledger.list_anomalies(store)
+    assert out == (f"anomaly #{anomaly['id']} unknown-idop: resolved {resolved['resolved_at']} "
+                   "by support; no payment was recorded\n"), out
+    assert err == ""
+
+
+def test_an_invoice_still_held_back_by_two_anomalies_names_both(flow, store, tmp_path):
+    """Three links of the cancelled title, each paid after the cancellation: one
+    run-cancelled anomaly resolved with a note, the invoice is still held back by the two
+    others, both named in the note, oldest first."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    links = [flow.link("FA-2026-00102", mode="W") for _ in range(3)]
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    for link in links:
+        flow.pay(link, "card")
+    found = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+             if a["kind"] == "run-cancelled"}
+    first, second, third = (found[link.id_op] for link in links)
+    code, out, err = _resolve(store, first)
+    assert code == 0, out + err
+    assert (f"note: invoice FA-2026-00102: still held back by anomaly #{second}, anomaly "
+            f"#{third} (run-cancelled, not resolved): ") in err, err
