@@ -1712,26 +1712,6 @@ def test_a_paid_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(
                                                          "title-reinstated"]
 
 
-def test_reinstating_without_a_login_name_resolves_the_anomaly_as_runs_reinstate(
-        flow, store, tmp_path, monkeypatch):
-    """`runs reinstate` in a container without a login name (getpass fails): the
-    paid-cancelled anomaly it settles is resolved all the same, by ``runs reinstate``
-    (the command's name, as Store.reinstate's default), not refused."""
-    import getpass
-
-    def nobody() -> str:
-        raise OSError("no login name")
-
-    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
-    store.cancel(run, "wrong amounts", despite_payments=True)
-    monkeypatch.setattr(getpass, "getuser", nobody)
-    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
-    assert code == 0, out + err
-    [anomaly] = ledger.list_anomalies(store)
-    assert (anomaly["outcome"], anomaly["resolved_by"]) == ("reinstated", "runs reinstate")
-
-
 def test_a_test_link_s_run_cancelled_anomaly_resolved_says_nothing_of_its_invoice(
         flow, store, tmp_path):
     """A test link (saisie T) paid after its run was cancelled collected nothing: resolved
