@@ -222,3 +222,27 @@ def test_an_anomaly_resolved_before_the_reinstatement_is_left_as_resolved(flow, 
     assert (done.settled, done.left_open) == ((), ())
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     assert (anomaly["resolved_by"], anomaly["outcome"]) == ("bob", None)
+
+
+def test_a_reinstatement_resolves_its_payment_s_anomaly_not_another_of_the_number(flow,
+                                                                                  store):
+    """Paid, cancelled (a paid-cancelled anomaly of that operation), then reinstated: the
+    reinstatement resolves that anomaly only, not another open one of the same invoice
+    number and another operation (another collectivité's, on the same state database):
+    the anomaly is read by its operation and its invoice together."""
+    from pesgen.payfip.tables import anomalies
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "by mistake", despite_payments=True)
+    with store.engine.begin() as conn:
+        other = conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind="paid-cancelled", id_op="another-op",
+            invoice="FA-2026-00102", source="cancel", expected=None, got=None,
+            detail="its title, paid 10.00, cancelled (another collectivité)")
+        ).inserted_primary_key[0]
+    done = store.reinstate(run, "kept")
+    assert [(s["kind"], s["id_op"]) for s in done.settled] == [("paid-cancelled", link.id_op)]
+    still = [a["id"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert still == [other]
