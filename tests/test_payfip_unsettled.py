@@ -1120,8 +1120,8 @@ def test_resolve_applied_as_json_gives_the_payment_recorded_and_the_links_still_
     # every field, in the order the report gives them (the head first), and no other
     assert list(report) == [
         "command", "ok", "exit_code", "error", "id", "kind", "invoice", "id_op",
-        "resolved_at", "resolved_by", "outcome", "note", "recorded", "applied", "still_open",
-        "invoice_state", "held_back_by", "paid", "advice", "notes"], list(report)
+        "resolved_at", "resolved_by", "outcome", "note", "earlier", "recorded", "applied",
+        "still_open", "invoice_state", "held_back_by", "paid", "advice", "notes"], list(report)
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     assert (report["kind"], report["invoice"], report["id_op"], report["resolved_at"],
             report["resolved_by"], report["outcome"], report["note"], report["recorded"]) == (
