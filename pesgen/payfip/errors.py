@@ -94,7 +94,6 @@ class LinksRefused(PesgenError):
                  f"{listed([given for given, _ in refused])}; nothing was sent"
                  + (f", for them nor for the others ({listed(others)}: give them again "
                     "without the refused ones)" if others else "")]
-        problems: list[Problem] = []
         # each refused invoice's line, then its problems: said under it by ``report``
         self.grouped: list[tuple[str, list[Problem]]] = []
         for given, exc in refused:
@@ -106,10 +105,10 @@ class LinksRefused(PesgenError):
                 said += (f" (--mel takes one invoice: link it on its own, -n {given.strip()} "
                          "--mel ADDRESS)")
             lines.append(f"  {said}")
-            problems += exc.problems
             self.grouped.append((f"  {said}", list(exc.problems)))
         self.head = lines[0]
-        super().__init__("\n".join(lines), problems, outcome="")
+        super().__init__("\n".join(lines), [p for _, some in self.grouped for p in some],
+                         outcome="")
 
     def report(self) -> str:
         """The message with each refused invoice's problems under its own line, then
