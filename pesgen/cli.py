@@ -2212,8 +2212,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     numbers do not change; the cancellation undone is recorded (`runs show`)."""
     import getpass
 
+    from .payfip.ledger import resolver
     from .payfip.models import cents_text, method_said
-    from .payfip.tables import RESOLVED_BY_MAX
     from .runs import files_not_in_place, not_in_place
     from .store import REINSTATED_BY
 
@@ -2224,8 +2224,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                 by = getpass.getuser()
             except Exception:  # no login name (a container without one): the command's
                 by = REINSTATED_BY
-        elif not by.strip() or len(by.strip()) > RESOLVED_BY_MAX:
-            raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
+        else:
+            resolver(by)  # (as `payfip anomalies resolve --by`)
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole, by=by)
     except PesgenError as exc:

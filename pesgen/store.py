@@ -2350,6 +2350,11 @@ class Store:
         if whole and bordereaux:
             raise UsageError("give --bordereau IDBORD (some bordereaux of the run) or --all "
                              "(every cancelled one), not both")
+        from .payfip.tables import RESOLVED_BY_MAX
+
+        # who resolves the anomalies it settles, as recorded: cut to the column, the
+        # command's name when blank (the CLI refuses a --by too long or blank)
+        by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
         as_recorded = self.get_run(run_id)
         full = as_recorded["id"]
         now = utc_now()
@@ -2850,7 +2855,7 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
     payment following another title; ``--refunded``, no longer paid) is not one; nor is
     one of a payment that follows another run's title (applied to it, then cancelled
     too: its anomaly is that title's). Returns what was resolved, by IdBord and IdPce."""
-    from .payfip.tables import PAID_CANCELLED, RESOLVED_BY_MAX, anomalies, events, payments
+    from .payfip.tables import PAID_CANCELLED, anomalies, events, payments
 
     rows = conn.execute(
         _title_payments(run_id, bordereaux, "paid", anomalies.c.id, payments.c.invoice,
@@ -2862,7 +2867,6 @@ def _paid_reinstated(conn: Connection, run_id: str, bordereaux: list[int], now: 
         .order_by(anomalies.c.id)).all()
     if not rows:
         return []
-    by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
     # (PostgreSQL: one resolved meanwhile by `payfip anomalies resolve` is left to it)
     rows = [r for r in rows if conn.execute(anomalies.update().where(
         anomalies.c.id == r.id, anomalies.c.resolved_at.is_(None)).values(

@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection
 from ..errors import StateError, UsageError
 from ..keys import invoice_key
 from ..store import (
-    REINSTATED_BY,
     Acknowledgement,
     Store,
     cancelled_bordereaux,
@@ -1066,6 +1065,15 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     return rows
 
 
+def resolver(by: str) -> str:
+    """Who resolves an anomaly (``--by``), as recorded: stripped, 1 to RESOLVED_BY_MAX
+    characters, else UsageError."""
+    by = by.strip()
+    if not by or len(by) > RESOLVED_BY_MAX:
+        raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
+    return by
+
+
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
                     outcome: str | None = None) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
@@ -1098,11 +1106,9 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     resolution is then this one (who, when, the note, the outcome), and the result's
     ``earlier`` (None otherwise) and its ``anomaly-resolved`` event keep the first one's
     time, author and note."""
-    note, by = note.strip(), by.strip()
+    note, by = note.strip(), resolver(by)
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
-    if not by or len(by) > RESOLVED_BY_MAX:
-        raise UsageError(f"--by must be 1 to {RESOLVED_BY_MAX} characters")
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"outcome '{outcome}': one of {', '.join(OUTCOMES)}")
     now = utc_now()
@@ -1187,7 +1193,6 @@ def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: l
         .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce, anomalies.c.id)).all()
     settled: list[dict[str, Any]] = []
     left: list[dict[str, Any]] = []
-    by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
     for row in rows:
         op = _operation_row(conn, row.id_op)
         if op is None:  # (the join found it)
