@@ -702,13 +702,14 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
     assert [(r["status"], r["amount_due"], r["amount_paid"], r["method"], r["id_op"],
              r["payfip_status"], r["run"], r["cancelled_at"]) for r in rows] == [
         ("cancelled", "0.00", "187.50", "card", first.id_op, "paid", run, cancelled_at),
-        ("pending", "187.50", None, None, None, None, new, None)]
+        # held back: the family paid through the cancelled title (not to be asked again)
+        ("held-back", "187.50", None, None, None, None, new, None)]
     result = _payments(store)
     assert "note: 1 cancelled title(s) were paid online (FA-2026-00102)" in result.stderr
     listed = [r for r in csv.DictReader(io.StringIO(result.stdout), delimiter=";")
               if r["invoice"] == "FA-2026-00102"]
     assert [(r["status"], r["amount_paid"], r["run"]) for r in listed] == [
-        ("cancelled", "187.50", run), ("pending", "", new)]
+        ("cancelled", "187.50", run), ("held-back", "", new)]
 
     # the second payment, and the cancellation of the paid title (for a person to record
     # what the trésorerie did with the money)
@@ -860,12 +861,12 @@ def test_payments_and_anomalies_of_titles_exported_again_take_a_few_queries(
     count, rows = _queries(store, lambda: ledger.list_payments(store, history=True))
     assert [(r["invoice"], r["status"], r["run"]) for r in rows] == [
         (invoice, status, run) for invoice in PAID_AFTER_CANCEL
-        for status, run in (("cancelled", exported.run_id), ("pending", new))]
+        for status, run in (("cancelled", exported.run_id), ("held-back", new))]
     assert [[e["event"] for e in r["history"]] for r in rows] == [
         ["created", "title-cancelled", "anomaly"], []] * len(PAID_AFTER_CANCEL)
-    # the payments' ids, their rows, the new titles, their amounts, the histories (a
-    # chunk of 500 invoices: ledger.iter_payments)
-    assert count <= 5
+    # the payments' ids, the invoices held back, their rows, the new titles, their
+    # amounts, the histories (a chunk of 500 invoices: ledger.iter_payments)
+    assert count <= 6
     count, found = _queries(store, lambda: ledger.list_anomalies(store))
     assert [(a["kind"], a["invoice_status"], a["again_run"]) for a in found] == [
         ("run-cancelled", "cancelled", new)] * len(PAID_AFTER_CANCEL)
@@ -943,7 +944,7 @@ def test_payments_since_lists_an_invoice_exported_again_since(store, exported, t
     assert [(r["invoice"], r["status"], r["amount_due"], r["amount_paid"], r["run"])
             for r in ledger.list_payments(store, date(2026, 6, 1))] == [
         ("FA-2026-00102", "cancelled", "0.00", "187.50", exported.run_id),
-        ("FA-2026-00102", "pending", "187.50", None, new)]
+        ("FA-2026-00102", "held-back", "187.50", None, new)]
     # the same on the day after the export again: nothing changed since
     later = date.fromisoformat(store.get_run(new)["created_at"][:10]) + timedelta(days=1)
     assert ledger.list_payments(store, later) == []
@@ -1032,16 +1033,17 @@ def test_payments_since_leaves_out_an_invoice_exported_again_before_it(store, ex
     # neither has a history when none is asked
     rows = ledger.list_payments(store)
     assert [(r["invoice"], r["status"], r["run"]) for r in rows] == [
-        ("FA-2026-00102", "cancelled", exported.run_id), ("FA-2026-00102", "pending", new)]
+        ("FA-2026-00102", "cancelled", exported.run_id), ("FA-2026-00102", "held-back", new)]
     assert "history" not in rows[0] and set(rows[1]) == set(rows[0])
 
 
 def test_payments_of_titles_still_due_look_up_no_new_title_nor_unasked_history(
         store, exported):
-    """No title cancelled: `payfip payments` reads the payments' ids and their rows, no
-    new title (only a cancelled title's invoice can have one) and, without --history, no
-    history; --history reads the histories in one more query. `payfip anomalies` reads
-    the anomalies, and no new title either."""
+    """No title cancelled: `payfip payments` reads the payments' ids, the invoices held
+    back (one query for the whole listing) and their rows, no new title (only a
+    cancelled title's invoice can have one) and, without --history, no history;
+    --history reads the histories in one more query. `payfip anomalies` reads the
+    anomalies, and no new title either."""
     from pesgen.payfip.models import PaymentDetail
 
     ops = [_recorded_link(store, invoice, n) for n, invoice in enumerate(PAID_AFTER_CANCEL)]
@@ -1064,14 +1066,14 @@ def test_payments_of_titles_still_due_look_up_no_new_title_nor_unasked_history(
         "invoice", "collectivity", "status", "amount_due", "amount_paid", "method",
         "paid_at", "paid_at_source", "id_op", "last_id_op", "numauto", "refdet",
         "updated_at", "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]] * 5
-    assert count == 2
+    assert count == 3  # the payments' ids, the invoices held back (none), the rows
     assert not any("history" in r for r in ledger.iter_payments(store))  # not asked
     count, rows = _queries(store, lambda: ledger.list_payments(store, history=True))
     assert {r["invoice"]: [e["event"] for e in r["history"]] for r in rows} == {
         invoice: {PAID_AFTER_CANCEL[0]: ["created", "paid"],
                   PAID_AFTER_CANCEL[1]: ["created", "anomaly"]}.get(invoice, ["created"])
         for invoice in PAID_AFTER_CANCEL}
-    assert count == 3
+    assert count == 4
 
 
 def test_reinstating_one_bordereau_resolves_the_paid_cancelled_anomalies_of_its_titles_only(

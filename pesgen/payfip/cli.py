@@ -416,7 +416,9 @@ def payments(
     school software. Status test-paid: paid in test or activation mode (saisie T or X),
     not a payment of the invoice. Status cancelled: the title was cancelled (runs
     cancel), nothing is due on it; a payment it received stays shown (amount_paid…) and
-    payfip_status keeps what PayFiP says."""
+    payfip_status keeps what PayFiP says. Status held-back: a title due whose family paid
+    through its cancelled title, the trésorerie's answer awaited: no link, and the family
+    is not to be asked for it."""
     try:
         from ..cli import _parse_date
         from .ledger import iter_payments

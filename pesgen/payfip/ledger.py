@@ -884,6 +884,13 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     (``payfip_status``, ``id_op``, ``last_id_op``, ``refdet``, ``saisie`` empty) until a
     link is made for it. ``history`` (the invoice's events) goes with the first row.
 
+    ``held-back`` (``HELD_BACK``) instead of ``pending`` (or of what PayFiP says of an
+    unpaid title due): the family paid through the invoice's cancelled title, money the
+    trésorerie has still to apply or refund (its `paid-cancelled` anomaly unanswered: the
+    cancelled title's payment is ``paid``; or a `run-cancelled` anomaly open,
+    ``_held_back``): `payfip link` refuses the title, and the family is not to be asked
+    for it.
+
     The rows come ``chunk`` invoices at a time: the payments' ids are read first, in
     their order (the listing is of the payments there then), then each chunk's rows,
     titles exported again and histories in a query each, so memory grows by an id per
@@ -911,6 +918,7 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
                                    sa.and_(p_.c.title_active, reinstated)))
     with store.engine.connect() as conn:
         ids = list(conn.execute(query).scalars())
+        held = _held_back(conn)
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
         place = {id_: n for n, id_ in enumerate(part)}
@@ -922,18 +930,39 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
             histories = _histories(conn, {(p["id_coll"], p["invoice"]) for p in rows}
                                    ) if history else {}
         for p in rows:
-            yield from _payment_rows(p, titles_again, histories, history)
+            yield from _payment_rows(p, titles_again, histories, history, held)
+
+
+def _held_back(conn: Connection) -> set[tuple[str, str]]:
+    """The invoices (collectivity, ``keys.invoice_key``) held back by money paid through
+    the link of a cancelled title, its `run-cancelled` anomaly open: what
+    ``unsettled_payments`` finds (a test link's, saisie T, collected nothing and holds back
+    none), for every collectivity in one query (open anomalies are few)."""
+    query = (sa.select(operations.c.id_coll, anomalies.c.invoice)
+             .select_from(anomalies.join(operations, operations.c.id_op == anomalies.c.id_op))
+             .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
+                    operations.c.saisie != "T"))
+    return {(r.id_coll, invoice_key(r.invoice)) for r in conn.execute(query)}
+
+
+HELD_BACK = "held-back"  # payments' status of a title due that gets no payment yet
 
 
 def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]],
-                  histories: dict[tuple[str, str], list[dict[str, Any]]], history: bool
+                  histories: dict[tuple[str, str], list[dict[str, Any]]], history: bool,
+                  held: Collection[tuple[str, str]] = ()
                   ) -> Iterator[dict[str, Any]]:
     """The rows ``iter_payments`` gives of one payment: its own, then its new title's
-    when its invoice was exported again since its title was cancelled."""
+    when its invoice was exported again since its title was cancelled. ``held``: the
+    invoices held back by money paid through a cancelled title (``_held_back``)."""
     cancelled = _cancelled(p)
+    # money collected that the trésorerie has still to apply or refund: the title due
+    # gets no payment (`payfip link` refuses it), and the family is not to be asked for it
+    held_back = (p["id_coll"], invoice_key(p["invoice"])) in held
     item = {
         "invoice": p["invoice"], "collectivity": p["id_coll"],
-        "status": "cancelled" if cancelled else "pending" if _due_again(p) else p["status"],
+        "status": "cancelled" if cancelled else HELD_BACK if held_back and p["status"] != "paid"
+        else "pending" if _due_again(p) else p["status"],
         "amount_due": cents_text(0 if cancelled else p["amount_cents"]),
         "amount_paid": cents_text(p["paid_cents"]) if p["paid_cents"] is not None
         else None,
@@ -962,9 +991,12 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
     new = again.get((p["id_coll"], p["invoice"])) if cancelled else None
     if new is not None:
         run_id, id_bord, due = new
+        # paid before its cancellation (its paid-cancelled anomaly not answered: the
+        # invoice stays paid for pesgen), or through its link since: held back
         yield {
             **{k: None for k in item}, "invoice": p["invoice"],
-            "collectivity": p["id_coll"], "status": "pending",
+            "collectivity": p["id_coll"],
+            "status": HELD_BACK if held_back or p["status"] == "paid" else "pending",
             "amount_due": cents_text(to_cents(due)), "updated_at": p["updated_at"],
             "run": run_id, "id_bord": id_bord,
             **({"history": []} if history else {})}

@@ -1,0 +1,136 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""`payfip payments` lists a title due whose family paid through its cancelled title
+`held-back`, not `pending`: pesgen gives it no link while the trésorerie has that money
+to apply or refund, and the school software is not to ask the family for it. On SQLite
+and PostgreSQL, no PayFiP asked (operations recorded as `payfip link` records them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.payfip import ledger
+from pesgen.payfip.models import PaymentDetail
+from pesgen.runs import export_recorded
+
+from .payfip_support import exported, store  # noqa: F401 - fixtures
+from .test_cancel import EXAMPLE, MAPPING
+
+ID_COLL = "21450999400015"
+INVOICE = "FA-2026-00102"
+
+
+def _link(store, n: int, saisie: str = "W") -> str:
+    """An operation for INVOICE's active title, recorded as `payfip link` records it."""
+    due = ledger.invoice_due(store, ID_COLL, INVOICE)
+    id_op = f"7e1d0c2a-0000-4000-8000-{n:012d}"
+    ledger.record_operation(store, {
+        "id_op": id_op, "id_coll": ID_COLL, "invoice": due.invoice, "run_id": due.run_id,
+        "numcli": "012345", "exer": "2026", "refdet": due.invoice.replace("-", ""),
+        "amount_cents": due.amount_cents, "mel": "famille@example.org",
+        "objet": "FACTURE", "saisie": saisie, "endpoint": "http://payfip.invalid/tpa"})
+    return id_op
+
+
+def _paid(store, id_op: str) -> None:
+    """PayFiP's result for the operation: paid by card, as asked, in its own mode."""
+    op = ledger.get_operation(store, id_op)
+    ledger.apply_detail(store, id_op, PaymentDetail(
+        idOp=id_op, resultrans="P", montant=str(op["amount_cents"]), refdet=op["refdet"],
+        numcli=op["numcli"], saisie=op["saisie"], dattrans="01122026", heurtrans="1000",
+        numauto="A55A"), "reconcile")
+
+
+def _again(store, tmp_path) -> str:
+    """The example exported again (after its run was cancelled): the new run's id."""
+    return export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                           date(2026, 11, 24)).run_id
+
+
+def _rows(store) -> list[tuple[str, str, str | None]]:
+    """INVOICE's rows in `payfip payments`: (status, amount due, run)."""
+    return [(r["status"], r["amount_due"], r["run"]) for r in ledger.list_payments(store)
+            if r["invoice"] == INVOICE]
+
+
+def _anomaly(store, kind: str) -> int:
+    [number] = [a["id"] for a in ledger.list_anomalies(store, open_only=True)
+                if a["kind"] == kind and a["invoice"] == INVOICE]
+    return number
+
+
+def test_a_title_exported_in_place_of_a_paid_one_is_held_back_until_the_answer(
+        store, exported, tmp_path):
+    """Paid, then cancelled despite the payment, exported again: the new title is
+    `held-back` (the invoice is paid for pesgen: `payfip link` refuses it), through a
+    resolution with a note alone too; the trésorerie's refund recorded, it is `pending`."""
+    _paid(store, _link(store, 1))
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    new = _again(store, tmp_path)
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("held-back", "187.50", new)]
+    number = _anomaly(store, "paid-cancelled")
+    ledger.resolve_anomaly(store, number, "support", "told the trésorerie")
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("held-back", "187.50", new)]
+    ledger.resolve_anomaly(store, number, "support", "refunded on 2026-12-04", "refunded")
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("pending", "187.50", new)]
+
+
+def test_a_title_exported_in_place_of_one_paid_since_its_cancellation_is_held_back(
+        store, exported, tmp_path):
+    """Paid through the cancelled title's link after the cancellation (a run-cancelled
+    anomaly, open), exported again: the new title is `held-back`, in the CSV too; the
+    anomaly resolved with a note alone lifts the hold: `pending`."""
+    id_op = _link(store, 2)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    _paid(store, id_op)
+    new = _again(store, tmp_path)
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("held-back", "187.50", new)]
+    result = CliRunner().invoke(app, ["payfip", "payments", "--db", store.url])
+    assert result.exit_code == 0, result.output
+    assert [(r["status"], r["amount_due"], r["amount_paid"], r["run"])
+            for r in csv.DictReader(io.StringIO(result.stdout), delimiter=";")
+            if r["invoice"] == INVOICE] == [("cancelled", "0.00", "", exported.run_id),
+                                            ("held-back", "187.50", "", new)]
+    ledger.resolve_anomaly(store, _anomaly(store, "run-cancelled"), "support",
+                           "the trésorerie will tell")
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("pending", "187.50", new)]
+
+
+def test_a_test_payment_through_a_cancelled_title_holds_nothing_back(
+        store, exported, tmp_path):
+    """A test link (saisie T) paid after the cancellation collected nothing: the new
+    title is `pending`, as `payfip link` gives it a link."""
+    id_op = _link(store, 3, saisie="T")
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    _paid(store, id_op)
+    new = _again(store, tmp_path)
+    assert [a["kind"] for a in ledger.list_anomalies(store, open_only=True)
+            if a["invoice"] == INVOICE] == ["run-cancelled"]
+    assert _rows(store) == [("cancelled", "0.00", exported.run_id),
+                            ("pending", "187.50", new)]
+
+
+def test_the_new_titles_own_row_is_held_back_by_a_payment_through_the_old_link(
+        store, exported, tmp_path):
+    """A link made for the new title (the invoice's one row then follows it), then the
+    family pays through the cancelled title's link, still open: the new title's row is
+    `held-back` (its link must not be paid too), whatever PayFiP says of its own link."""
+    old = _link(store, 4)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    new = _again(store, tmp_path)
+    _link(store, 5)
+    assert _rows(store) == [("pending", "187.50", new)]
+    _paid(store, old)
+    assert _rows(store) == [("held-back", "187.50", new)]
+    ledger.resolve_anomaly(store, _anomaly(store, "run-cancelled"), "support", "refunded",
+                           "refunded")
+    assert _rows(store) == [("pending", "187.50", new)]
