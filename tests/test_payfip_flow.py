@@ -219,6 +219,38 @@ def test_a_test_link_still_open_beside_a_production_one_is_not_noted(flow):
     assert flow.link(mode="W").notes == ()
 
 
+@pytest.mark.parametrize("kind", ["lookup-refused", "unknown-result"])
+def test_a_new_link_beside_a_link_whose_result_is_not_known_says_so(flow, store, kind):
+    """PayFiP would not give an earlier production link's result (P4…), or gave a code
+    pesgen does not know: the family may have paid through it, so the new link's notes
+    say to ask the trésorerie before sending it. A test link gets no such note (it
+    collects nothing), nor a link once the anomaly is resolved."""
+    from pesgen.payfip.models import PaymentDetail
+
+    first = flow.link(mode="W")
+    op = ledger.get_operation(store, first.id_op)
+    if kind == "lookup-refused":
+        ledger.refused_lookup(store, first.id_op, "reconcile", "P4")
+        why = "PayFiP would not give its result"
+    else:
+        ledger.apply_detail(store, first.id_op, PaymentDetail(
+            idOp=first.id_op, resultrans="Q", montant=str(op["amount_cents"]),
+            refdet=op["refdet"], numcli=op["numcli"], saisie="W", dattrans="01122026",
+            heurtrans="1000", numauto="A55A"), "reconcile")
+        why = "PayFiP answered a result code pesgen does not know"
+    [anomaly] = [a for a in ledger.list_anomalies(store, open_only=True) if a["kind"] == kind]
+    again = flow.link(mode="W")
+    assert again.notes == (
+        f"invoice FA-2026-00102: whether the family paid through operation {first.id_op} "
+        f"(made {op['created_at']}, saisie W) is not known: {why} (anomaly "
+        f"#{anomaly['id']}, {kind}, not resolved); ask the trésorerie before sending this "
+        "link: if the family paid, it would pay twice; if not, send it and resolve the "
+        "anomaly (docs/payfip.md, a link still open)",)
+    assert flow.link(mode="T").notes == ()
+    ledger.resolve_anomaly(store, anomaly["id"], "support", "not paid, says the trésorerie")
+    assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
+
+
 def test_a_new_link_beside_its_cancelled_titles_link_still_open_says_so(flow, store,
                                                                         tmp_path):
     """The invoice exported again after its run was cancelled: the link of the

@@ -83,6 +83,29 @@ def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[st
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
+# anomalies of an operation whose result is not known: the family may have paid through it
+RESULT_UNKNOWN = ("lookup-refused", "unknown-result")
+
+
+def unknown_results_of(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's operations whose result is not known, their anomaly open
+    (``RESULT_UNKNOWN``: PayFiP would not give the result, or gave a code pesgen does not
+    know): the family may have paid through them. A test operation (saisie T) collects
+    nothing and is left out. Oldest first, each with its anomaly's number (``anomaly``)
+    and ``kind``."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(anomalies.c.id.label("anomaly"), anomalies.c.kind, operations.c.id_op,
+                      operations.c.created_at, operations.c.saisie)
+            .select_from(anomalies.join(operations,
+                                        operations.c.id_op == anomalies.c.id_op))
+            .where(operations.c.id_coll == id_coll, operations.c.invoice == invoice,
+                   operations.c.saisie != "T", anomalies.c.kind.in_(RESULT_UNKNOWN),
+                   anomalies.c.resolved_at.is_(None))
+            .order_by(anomalies.c.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What handling one idOp did. ``action``: recorded (a result was applied),

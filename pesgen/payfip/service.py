@@ -739,6 +739,8 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
                      invoice=invoice)])
     notes.extend(_still_open(store, mapping.collectivity.siret, invoice, id_op, due,
                              request.saisie))
+    if request.saisie == "W":  # a test link collects nothing: no second payment
+        notes.extend(_result_unknown(store, mapping.collectivity.siret, invoice))
     log.info("payfip link: operation %s created", id_op)
     return Link(id_op, url, invoice, request.refdet, request.montant, request.saisie,
                 request.exer, tuple(notes))
@@ -790,6 +792,21 @@ def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledge
                          f"({other['status']}): the family may still pay through it; "
                          f"{then} (docs/payfip.md, a link still open)")
     return notes
+
+
+def _result_unknown(store: Store, id_coll: str, invoice: str) -> list[str]:
+    """What to say of the invoice's earlier operations whose result is not known (an open
+    `lookup-refused` or `unknown-result` anomaly): the family may have paid through one,
+    and this link would then pay twice. Only the trésorerie knows: support asks it before
+    sending the link (the anomaly's advice), then resolves the anomaly."""
+    why = {"lookup-refused": "PayFiP would not give its result",
+           "unknown-result": "PayFiP answered a result code pesgen does not know"}
+    return [f"invoice {invoice}: whether the family paid through operation {op['id_op']} "
+            f"(made {op['created_at']}, saisie {op['saisie']}) is not known: "
+            f"{why[op['kind']]} (anomaly #{op['anomaly']}, {op['kind']}, not resolved); ask "
+            "the trésorerie before sending this link: if the family paid, it would pay "
+            "twice; if not, send it and resolve the anomaly (docs/payfip.md, a link still "
+            "open)" for op in ledger.unknown_results_of(store, id_coll, invoice)]
 
 
 def handle(store: Store, id_op: str, source: str, factory: ClientFactory,
