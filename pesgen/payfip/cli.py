@@ -909,7 +909,19 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
                    "title, and `payfip payments` lists it paid on that title, for the school "
                    "software")
     elif row["kind"] in SETTLED and invoice and row["saisie"] not in (None, "T"):
-        facts.update(_released(store, row))
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            facts.update(_released(store, row))
+        except DBAPIError as exc:
+            # the resolution is recorded (its transaction committed): the store failing
+            # now must not read as a refusal, which a person or a tool would try again
+            # (`resolved already`); what the invoice gets is read again later
+            said = " ".join(str(exc.orig).split())
+            facts.update(invoice_state="unread", advice=(
+                "the resolution is recorded, but what its invoice gets now could not be "
+                f"read (the state store failed: {said}); `pesgen payfip anomalies --all` "
+                "and `pesgen payfip payments` say it once the store answers"))
     facts["notes"] = _resolved_notes(facts)
     return facts
 
@@ -995,6 +1007,8 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
         return amended
     if facts["applied"] is not None:
         said = [f"invoice {invoice}: paid: {facts['advice']}"]
+    elif state == "unread":
+        said = [f"invoice {invoice}: {facts['advice']}"]
     elif state == "held_back":
         said = [f"invoice {invoice}: still held back by "
                 + ", ".join(f"anomaly #{number}" for number in facts["held_back_by"])
