@@ -307,7 +307,16 @@ def rules_reference() -> str:
         "pesgen's own rule or reading, not the DT's.",
         "",
         "A rule that fails refuses the whole export: nothing is written and every problem "
-        "is listed with the input record, the mapping file:line:key and the rule.",
+        "is listed with the input record, the mapping file:line:key (where a binding or a "
+        "code table is the cause) and the rule.",
+        "",
+        "The PES fields named below, briefly: IdBord, the bordereau's number (for an ORMC "
+        "rôle, the rôle number); IdPce, a title's number in it (a rôle's article); "
+        "NumDette, the debt number, which with Per, Cle1 and Cle2 makes the payment "
+        "reference; CatTiers and NatJur, the debtor's category and legal nature; "
+        "DteBordEm, the bordereau's date; DtePrel, a direct debit's; DteAsp, the ASAP's "
+        "(the bill the debtor receives). PayFiP's refdet, numcli and saisie (the debt's "
+        "reference, the régie's client number, the mode): docs/payfip.md.",
         "",
         "## On each title (canonical model), `pesgen/rules.py`",
         "",
