@@ -509,3 +509,62 @@ def test_the_payfip_demo_is_what_pesgen_prints(tmp_path, monkeypatch):
                 printed = "".join(f"{m}\n" for m in re.findall(grep[2], printed))
             expected = doc_ids.mask("\n".join(shown))
             assert real_ids.mask(real(printed).rstrip("\n")) == expected, command
+
+
+def _onboarding() -> str:
+    return (ROOT / "docs" / "onboarding.md").read_text(encoding="utf-8")
+
+
+def test_the_template_error_onboarding_shows_is_what_preview_prints(tmp_path, monkeypatch):
+    """docs/onboarding.md's template error is the scaffold's own template (new-format)
+    with t.debtor.name mistyped, previewed: its file, line and listing are what pesgen
+    prints. The page showed lignes.csv.j2:60, a template the scaffold has not, and the
+    error line alone, without the listing and the count under it."""
+    from .conftest import EXAMPLES, MAPPINGS, run_cli
+    from .mapping_support import mapping_copy
+
+    section = _onboarding().split("**A template error names the file and the line**", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    assert shown[0].startswith("$ pesgen preview "), shown
+    monkeypatch.chdir(tmp_path)
+    made = run_cli("new-format", "ciril-civil-finance", "--kind", "csv", "--dir", "formats")
+    assert made.exit_code == 0, made.output
+    template = tmp_path / "formats" / "ciril-civil-finance" / "ciril-civil-finance.csv.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count("t.debtor.name,") == 1
+    template.write_text(text.replace("t.debtor.name,", "t.debtor.nom,"), encoding="utf-8")
+    mapping_copy(tmp_path / "mappings", MAPPINGS / "villeneuve-sur-loing.yaml",
+                 ("format: pes-ormc", "format: ciril-civil-finance"),
+                 name="villeneuve-ciril.yaml")
+    (tmp_path / "export.json").write_bytes((EXAMPLES / "school-export.json").read_bytes())
+    # the example's debits fall on 2026-12-05: dated as it was billed (see the quick start)
+    words = [*shown[0][len("$ pesgen "):].split(), "--date", "2026-11-23"]
+    previewed = run_cli(*words)
+    assert previewed.exit_code == 5, previewed.output
+    assert previewed.stdout == ""
+    assert _shown_as(shown[1:], previewed.stderr)
+
+
+def test_the_todo_onboarding_quotes_is_the_scaffold_mappings(tmp_path, monkeypatch):
+    """docs/onboarding.md step 4 quotes check-mapping's refusal of the scaffold's TODO
+    invoice number, at its line: new-mapping's scaffold, with the page's command, has it
+    there (the page said line 35 when the scaffold had it on 36). Step 1's bundle scaffolded
+first, as the page's commands go."""
+    from .conftest import run_cli
+
+    quoted = re.search(r"\(`(still the scaffold's placeholder TODO: .*?mapping\.todo\))`\)",
+                       " ".join(_onboarding().split()))
+    assert quoted, "the quote of mapping.todo's message is gone from step 4"
+    monkeypatch.chdir(tmp_path)
+    made = run_cli("new-format", "ciril-civil-finance", "--kind", "csv", "--dir", "formats")
+    assert made.exit_code == 0, made.output
+    made = run_cli("new-mapping", "Commune de Villeneuve-sur-Loing", "--format",
+                   "ciril-civil-finance", "--formats-dir", "formats",
+                   "--out", "mappings/villeneuve-ciril.yaml")
+    assert made.exit_code == 0, made.output
+    checked = run_cli("check-mapping", "mappings/villeneuve-ciril.yaml", "--formats-dir", "formats")
+    assert checked.exit_code == 3, checked.output
+    said = [line.removeprefix("  - ") for line in checked.stderr.splitlines()
+            if "bindings.invoice.number]" in line]
+    assert len(said) == 1, checked.stderr
+    assert _shown_as([quoted.group(1)], said[0])

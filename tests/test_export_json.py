@@ -182,3 +182,21 @@ def test_the_dgfip_package_applied_is_said(tmp_path, official_xsd):
                 "--official-xsd", official_xsd)
     assert r.exit_code == 0, r.output
     assert _report(r)["official_xsd"] == {"folder": str(official_xsd), "applied": True}
+
+
+def test_an_export_interrupted_before_its_commit_prints_no_document(tmp_path, monkeypatch):
+    """docs/flow.md, "The summary as JSON": Ctrl-C or SIGTERM before the run's commit
+    ends the export 130 with standard output empty (no document, which a caller would
+    read as a refusal with its problems) and the text's line on standard error."""
+    import pesgen.runs as runs_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs_module, "export_recorded", interrupted)
+    for extra in ((), ("--dry-run",)):
+        r = _export(tmp_path, "s.sqlite3", "--create-store", "--format", "json", *extra)
+        assert (r.exit_code, r.stdout) == (130, ""), r.output
+        assert r.stderr == "interrupted: nothing written, no number used\n"
+        assert not (tmp_path / "out").exists()
+        assert not (tmp_path / "s.sqlite3").exists()
