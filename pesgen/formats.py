@@ -8,8 +8,9 @@ import codecs
 import difflib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -390,6 +391,40 @@ def typ_bord_problems(fmt: Format, paths: list[Path]) -> list[Problem]:
     return problems
 
 
+def _at(source: Path, data: Any, i: int, key: str) -> str:
+    """Where ``files[i].key`` is written in format.yaml: file:line: key."""
+    return f"{source}:{line_of(data, ['files', i, key])}: files[{i}].{key}"
+
+
+def _file_paths(folder: Path, spec: dict[str, Any], at: Callable[[str], str]
+                ) -> tuple[list[Problem], dict[str, Path | None] | None]:
+    """The files one entry of format.yaml's ``files`` names, looked for in the bundle:
+    the problems (a path outside the bundle, a file not found, each at its line through
+    ``at``) and the XSD and layout found (None: not given or not found); None for them
+    when a path is outside the bundle (nothing else looked for)."""
+    problems: list[Problem] = []
+    found: dict[str, Path | None] = {"xsd": None, "layout": None}
+    outside = [key for key in ("template", "xsd", "layout")
+               if spec.get(key) and _outside(folder, spec[key], key != "template")]
+    for key in outside:
+        problems.append(Problem("format.file", f"{key} '{spec[key]}' is outside the "
+                                "bundle: give a path in the bundle's folder"
+                                + ("" if key == "template" else " (or under the shipped "
+                                   "schemas/)"), mapping=at(key)))
+    if outside:
+        return problems, None
+    if not _is_file(folder / spec["template"]):
+        problems.append(Problem("format.file", _not_found(
+            folder, spec["template"], "template", (".j2",)), mapping=at("template")))
+    for key, suffixes in (("xsd", (".xsd",)), ("layout", (".yaml", ".yml"))):
+        if spec.get(key):
+            found[key] = _resolve_data_file(folder, spec[key])
+            if found[key] is None:
+                problems.append(Problem("format.file", _not_found(
+                    folder, spec[key], key, suffixes), mapping=at(key)))
+    return problems, found
+
+
 def load_format(folder: Path, recorded: bool = False) -> Format:
     """The bundle in ``folder``. ``recorded``: a bundle as a run recorded it, loaded to
     rebuild that run's files, which are then compared byte for byte with the ones
@@ -403,7 +438,9 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             for key in ("xsd", "layout"):
                 if isinstance(spec, dict) and spec.get(key) == "":
                     del spec[key]
-    checked = _schema.check(data, "format.schema.json", str(source), "format.schema")
+    failed: list[tuple[Any, ...]] = []
+    checked = _schema.check(data, "format.schema.json", str(source), "format.schema",
+                            failed)
     if recorded:  # recorded before unknown keys under defaults were refused: not read
         checked = [p for p in checked if not (isinstance(p, _schema.UnknownKey)
                                               and tuple(p.path) == ("defaults",))]
@@ -420,6 +457,12 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         problems += [Problem(p.rule, f"{p.message}, or set status: draft (status: "
                              f"{data['status']} says the bundle is finished)", mapping=p.mapping)
                      for p in todos]
+    if problems and checked and not recorded and not any(
+            path[:1] in ((), ("files",)) for path in failed):
+        # the files list is well formed: its files missing are said now too, not on the
+        # run after the schema's problems are fixed
+        for i, spec in enumerate(data["files"]):
+            problems += _file_paths(folder, spec, partial(_at, source, data, i))[0]
     if problems:
         raise MappingError(f"{source}: invalid format bundle", problems)
     encoding = data["encoding"]
@@ -443,29 +486,15 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
     layouts: dict[str, Any] = {}  # by template: across_files checks their columns
 
     def at(i: int, key: str) -> str:
-        return f"{source}:{line_of(data, ['files', i, key])}: files[{i}].{key}"
+        return _at(source, data, i, key)
 
     for i, spec in enumerate(data["files"]):
         # every file format.yaml names is looked for, each one missing named by its line
-        found: dict[str, Path | None] = {"xsd": None, "layout": None}
-        outside = [key for key in ("template", "xsd", "layout")
-                   if spec.get(key) and _outside(folder, spec[key], key != "template")]
-        for key in outside:
-            problems.append(Problem("format.file", f"{key} '{spec[key]}' is outside the "
-                                    "bundle: give a path in the bundle's folder"
-                                    + ("" if key == "template" else " (or under the shipped "
-                                       "schemas/)"), mapping=at(i, key)))
-        if outside:
+        wrong, paths = _file_paths(folder, spec, partial(at, i))
+        problems += wrong
+        if paths is None:
             continue
-        if not _is_file(folder / spec["template"]):
-            problems.append(Problem("format.file", _not_found(
-                folder, spec["template"], "template", (".j2",)), mapping=at(i, "template")))
-        for key, suffixes in (("xsd", (".xsd",)), ("layout", (".yaml", ".yml"))):
-            if spec.get(key):
-                found[key] = _resolve_data_file(folder, spec[key])
-                if found[key] is None:
-                    problems.append(Problem("format.file", _not_found(
-                        folder, spec[key], key, suffixes), mapping=at(i, key)))
+        found = paths
         files.append(FileSpec(
             template=spec["template"], name=spec["name"], xsd=found["xsd"],
             layout=found["layout"], when_empty=spec.get("when_empty", "write"),

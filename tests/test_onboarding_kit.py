@@ -1128,6 +1128,14 @@ def _only_readme(fixture: Path) -> None:
     (lambda b: _edit(b / "format.yaml", "xsd: corail.xsd", "xsd: coral.xsd"),
      ExitCode.MAPPING, ["xsd 'coral.xsd' not found in the bundle's folder nor in schemas/ "
                         "(did you mean 'corail.xsd'?)", "format.yaml:18: files[0].xsd]"]),
+    # a schema problem and a template not found: both said at once (the template was
+    # said only on the run after the key was fixed)
+    (lambda b: (_edit(b / "format.yaml", "  address.city: {max: 38}",
+                      "  address.cty: {max: 38}"),
+                _edit(b / "format.yaml", "template: corail.xml.j2", "template: coral.xml.j2")),
+     ExitCode.MAPPING, ["unknown key 'address.cty' (did you mean 'address.city'?)",
+                        "template 'coral.xml.j2' not found in the bundle's folder (did you "
+                        "mean 'corail.xml.j2'?)", "format.yaml:16: files[0].template]"]),
     # a name longer than the system looks up (ENAMETOOLONG): a traceback in check-format,
     # exit 2 'File name too long' in export; not found, by its line
     (lambda b: _edit(b / "format.yaml", "template: corail.xml.j2",
