@@ -134,3 +134,34 @@ def test_the_new_titles_own_row_is_held_back_by_a_payment_through_the_old_link(
     ledger.resolve_anomaly(store, _anomaly(store, "run-cancelled"), "support", "refunded",
                            "refunded")
     assert _rows(store) == [("pending", "187.50", new)]
+
+
+def test_payments_since_lists_an_invoice_held_back_or_released_since(
+        store, exported, tmp_path):
+    """The school software imports `payments --since` its last import: a run-cancelled
+    anomaly recorded since holds the new title back, and one resolved since releases it,
+    though neither changes the invoice's payment (its updated_at): both list the invoice
+    again, with its new status. A day with no such change lists nothing."""
+    import sqlalchemy as sa
+
+    from pesgen.payfip.tables import anomalies, payments
+
+    id_op = _link(store, 6)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    new = _again(store, tmp_path)
+    with store.engine.begin() as conn:  # all of it long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
+                             "WHERE cancelled_at IS NOT NULL"))
+        conn.execute(sa.text("UPDATE runs SET created_at = '2026-01-03T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    _paid(store, id_op)  # through the cancelled title's link: held back
+    since = [(r["status"], r["run"]) for r in ledger.list_payments(store, date(2026, 6, 1))]
+    assert since == [("cancelled", exported.run_id), ("held-back", new)]
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(anomalies).values(at="2026-01-04T00:00:00Z"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    ledger.resolve_anomaly(store, _anomaly(store, "run-cancelled"), "support",
+                           "the trésorerie will tell")
+    since = [(r["status"], r["run"]) for r in ledger.list_payments(store, date(2026, 6, 1))]
+    assert since == [("cancelled", exported.run_id), ("pending", new)]

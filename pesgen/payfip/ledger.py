@@ -895,8 +895,9 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     is ``cancelled``, ``amount_due`` 0.00, and what PayFiP says stays in
     ``payfip_status``, with any payment received (``amount_paid``, ``method``…: money
     to refund or apply to another title); ``cancelled_at`` says when. Its cancellation
-    counts as a change for ``since``, and so do its invoice's export again and its
-    reinstatement (``runs reinstate``: the title active again). A title
+    counts as a change for ``since``, and so do its invoice's export again, its
+    reinstatement (``runs reinstate``: the title active again) and a `run-cancelled`
+    anomaly of its invoice recorded or resolved (``held-back``, then not). A title
     reinstated since whose payment the trésorerie refunded (``refunded``) is due again:
     ``pending``, nothing paid shown (``payfip_status`` stays ``refunded``).
 
@@ -936,9 +937,19 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
         reinstated = sa.exists().where(reinstatements.c.run_id == p_.c.title_run,
                                        reinstatements.c.id_bord == p_.c.title_id_bord,
                                        reinstatements.c.reinstated_at >= day)
+        # held back or released since (held-back, then pending again): a run-cancelled
+        # anomaly of money collected recorded or resolved since, though the invoice's
+        # payment did not change; not correlated: read once, not for each payment (an
+        # unknown-idop flood may make the anomalies many)
+        held_op = operations.alias("held_op")
+        hold_changed = sa.tuple_(p_.c.id_coll, p_.c.invoice).in_(
+            sa.select(held_op.c.id_coll, held_op.c.invoice)
+            .select_from(anomalies.join(held_op, held_op.c.id_op == anomalies.c.id_op))
+            .where(anomalies.c.kind == "run-cancelled", held_op.c.saisie != "T",
+                   sa.or_(anomalies.c.at >= day, anomalies.c.resolved_at >= day)))
         query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
                                    sa.and_(sa.not_(p_.c.title_active), exported_again),
-                                   sa.and_(p_.c.title_active, reinstated)))
+                                   sa.and_(p_.c.title_active, reinstated), hold_changed))
     with store.engine.connect() as conn:
         ids = list(conn.execute(query).scalars())
         held = _held_back(conn)
