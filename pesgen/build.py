@@ -1429,8 +1429,12 @@ class Builder:
 
     def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,
-        else after a comma, else at a word boundary; the part that starts with the street
-        number goes to Adr2 (postal norm: number and street), the other to Adr1."""
+        else after a comma, else at a word boundary. Split at a line break or a comma, the
+        street is two parts of an address: the one that starts with the street number
+        goes to Adr2 (postal norm: number and street), the other to Adr1. Cut at a word
+        boundary, it is one street too long for a line: its start goes to Adr1 and the
+        rest to Adr2, so that the lines read in order ('123 AVENUE DU MARECHAL DE LATTRE
+        DE' then 'TASSIGNY PROLONGEE', never the end of the street's name first)."""
         def fits(part: str) -> bool:  # each half is a valid Base_Texte38 on its own
             return 0 < len(part) <= limit and pes_text_error(part) is None
 
@@ -1451,6 +1455,7 @@ class Builder:
             parts = wrap_words(street, limit)
             if len(parts) != 2 or not all(fits(x) for x in parts):
                 return None
+            return parts[0], parts[1]
         first, second = parts
         if first[:1].isdigit() and not second[:1].isdigit():
             return second, first

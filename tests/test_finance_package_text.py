@@ -148,6 +148,25 @@ def test_emagnus_address_lines_read_in_order(tmp_path):
     assert joint[5:8] == ["BATIMENT C", "4 PLACE DU MARCHE", ""]
 
 
+def test_emagnus_street_cut_at_a_word_boundary_reads_in_order(tmp_path):
+    """A street over e.magnus' 50 characters with no line break nor comma, its number
+    first, is cut at a word boundary: AdrLig1 was the end of the street's name, 'PROLONGEE
+    BIS', and AdrLig2 its number and start (the split gave the part starting with a
+    digit to the street line). Its start now comes first, as README.md says."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][1]["payer"]["address"]["street"] = \
+        "123 avenue du Maréchal de Lattre de Tassigny prolongée bis"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 0, run.output
+    lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
+    assert lines["FA-2026-00102"] == ["123 AVENUE DU MARECHAL DE LATTRE DE TASSIGNY",
+                                      "PROLONGEE BIS", ""]
+
+
 # ------------------------------------------------------- e.magnus: no ';' nor '"'
 
 
