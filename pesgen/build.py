@@ -366,7 +366,9 @@ class Builder:
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
         # lacks, in a '~'), as Jinja does; and a holder's words were compared with the
-        # debtor's letters outside ASCII as they are, before 2026-12-05 (_words)
+        # debtor's letters outside ASCII as they are, before 2026-12-05 (_words); and a
+        # street cut at a word boundary gave its part starting with a digit to Adr2,
+        # before 2026-12-06 (_street_order)
         self.legacy = legacy
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
@@ -1455,11 +1457,8 @@ class Builder:
             parts = wrap_words(street, limit)
             if len(parts) != 2 or not all(fits(x) for x in parts):
                 return None
-            return parts[0], parts[1]
-        first, second = parts
-        if first[:1].isdigit() and not second[:1].isdigit():
-            return second, first
-        return first, second
+            return _street_order(parts[0], parts[1], cut=True, before=self.legacy)
+        return _street_order(parts[0], parts[1], cut=False, before=self.legacy)
 
     def _mandate(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  debtor: Debtor | None) -> Mandate | None:
@@ -1938,3 +1937,18 @@ _TEXT_FIELDS = (
     "debtor.civility", "debtor.ref", "address.street", "address.complement", "address.locality",
     "address.city", "account.holder", "mandate.rum", "mandate.label", "bordereau.object",
 )
+
+
+def _street_order(first: str, second: str, cut: bool, before: bool = False
+                  ) -> tuple[str, str]:
+    """(Adr1, Adr2) of a street split in two, ``first`` and ``second`` in the export's
+    order: two parts of an address (``cut`` false: split at a line break or a comma), the
+    one starting with the street number is Adr2 unless both do; one street cut at a word
+    boundary (``cut``), in its order. ``before``: as pesgen split before 2026-12-06, the
+    part starting with a digit in Adr2 however it was split (a rebuild of a run recorded
+    then, Builder.legacy)."""
+    if cut and not before:
+        return first, second
+    if first[:1].isdigit() and not second[:1].isdigit():
+        return second, first
+    return first, second

@@ -921,3 +921,37 @@ def test_a_run_whose_titcptediff_read_ae_as_another_letter_is_rebuilt(tmp_path, 
     assert again.exit_code == 0, again.output
     assert b"TitCpteDiff" not in next(today.glob("*.xml")).read_bytes()
 
+
+
+def test_a_run_whose_street_cut_at_a_word_boundary_went_number_first_is_rebuilt(
+        tmp_path, monkeypatch):
+    """Before 2026-12-06 a street cut at a word boundary gave its part starting with a
+    digit to Adr2 ('TASSIGNY PROLONGEE' in Adr1, '123 AVENUE DU MARECHAL DE LATTRE DE' in
+    Adr2). A run recorded then is rebuilt as it was, byte for byte (the legacy rebuild
+    splits so); a new export writes the street in its order."""
+    import json
+
+    import pesgen.build
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    inv["payer"]["address"]["street"] = "123 avenue du Maréchal de Lattre de Tassigny prolongée"
+    input_path = tmp_path / "school-export.json"
+    input_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml")
+    order = pesgen.build._street_order
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(pesgen.build, "_street_order",
+                                         lambda a, b, cut, before=False:
+                                         order(a, b, cut, True)), mapping, out, input_path)
+    [xml] = out.glob("*.xml")
+    assert '<Adr1 V="TASSIGNY PROLONGÉE"/>'.encode("iso-8859-1") in xml.read_bytes()
+    _rebuilt(tmp_path, run_id, out)
+    today = tmp_path / "today"
+    again = _run("export", "-m", mapping, "-i", input_path, "-o", today, "--date", RUN_DATE,
+                 "--db", f"sqlite:///{tmp_path / 'today.sqlite3'}", "--create-store")
+    assert again.exit_code == 0, again.output
+    written = next(today.glob("*.xml")).read_bytes().decode("iso-8859-1")
+    assert ('<Adr1 V="123 AVENUE DU MARÉCHAL DE LATTRE DE"/>\n<Adr2 V="TASSIGNY PROLONGÉE"/>'
+            in written)
