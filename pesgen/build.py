@@ -1391,8 +1391,11 @@ class Builder:
         if in_france:
             assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
+                # the joint debtor's address is bound under bindings.joint_payer
+                country_key = "address.country" if addr is None else "joint_payer.country"
                 unbound = "" if "country" in a else (
-                    " (bindings.address.country is not bound: every address is taken as French)")
+                    f" (bindings.{country_key} is not bound: every address is taken as "
+                    "French)")
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in "
                             f"France{unbound or _postal_hint(postal)}",
                             mapping=a["postal_code"].where)
