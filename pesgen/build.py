@@ -348,7 +348,8 @@ class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
     def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False,
-                 legacy: bool = False, issue_date: date | None = None) -> None:
+                 legacy: bool = False, issue_date: date | None = None,
+                 street_before: bool = False) -> None:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
@@ -366,10 +367,13 @@ class Builder:
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
         # lacks, in a '~'), as Jinja does; and a holder's words were compared with the
-        # debtor's letters outside ASCII as they are, before 2026-12-05 (_words); and a
-        # street cut at a word boundary gave its part starting with a digit to Adr2,
-        # before 2026-12-06 (_street_order)
+        # debtor's letters outside ASCII as they are, before 2026-12-05 (_words)
         self.legacy = legacy
+        # a recorded run rebuilt as pesgen split a street cut at a word boundary before
+        # 2026-12-06, its part starting with a digit in Adr2 (_street_order): with the
+        # rest as before 2026-12-01 (legacy), or as today (street_before alone: a run
+        # recorded between the two, whose code-table civilities today's rules send)
+        self.street_before = legacy or street_before
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []
@@ -1460,8 +1464,8 @@ class Builder:
             parts = wrap_words(street, limit)
             if len(parts) != 2 or not all(fits(x) for x in parts):
                 return None
-            return _street_order(parts[0], parts[1], cut=True, before=self.legacy)
-        return _street_order(parts[0], parts[1], cut=False, before=self.legacy)
+            return _street_order(parts[0], parts[1], cut=True, before=self.street_before)
+        return _street_order(parts[0], parts[1], cut=False, before=self.street_before)
 
     def _mandate(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  debtor: Debtor | None) -> Mandate | None:
@@ -1949,7 +1953,7 @@ def _street_order(first: str, second: str, cut: bool, before: bool = False
     one starting with the street number is Adr2 unless both do; one street cut at a word
     boundary (``cut``), in its order. ``before``: as pesgen split before 2026-12-06, the
     part starting with a digit in Adr2 however it was split (a rebuild of a run recorded
-    then, Builder.legacy)."""
+    then, Builder.street_before)."""
     if cut and not before:
         return first, second
     if first[:1].isdigit() and not second[:1].isdigit():
