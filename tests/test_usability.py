@@ -242,7 +242,7 @@ def test_an_unbound_country_names_itself_when_a_foreign_postal_code_is_refused(t
 
 def test_an_unbound_joint_payer_country_names_its_own_key(tmp_path):
     """A joint debtor's foreign postal code refused as not French names the key to bind,
-    bindings.joint_payer.country (the e.magnus mapping binds address.country, not it),
+    bindings.joint_payer.country (the e.magnus mapping without it binds address.country),
     where it said bindings.address.country is not bound, of a mapping binding it."""
     import json
 
@@ -253,7 +253,8 @@ def test_an_unbound_joint_payer_country_names_its_own_key(tmp_path):
                     "city": "Bruxelles", "country": "BE"}}
     inp = tmp_path / "joint.json"
     inp.write_text(json.dumps(data), encoding="utf-8")
-    m = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+    m, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                        ("    country: joint_payer.address.country\n", ""))
     r = _run("export", "-m", m, "-i", inp, "-o", tmp_path / "out", "--date", "2026-11-23",
              "--db", f"sqlite:///{tmp_path / 'store.db'}", "--create-store", "--dry-run")
     assert r.exit_code == ExitCode.INPUT, r.stdout + r.stderr
