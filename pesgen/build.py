@@ -348,7 +348,8 @@ class Builder:
     """Builds titles from source invoices for one mapping and one output format."""
 
     def __init__(self, mapping: Mapping, fmt: Format, recorded: bool = False,
-                 legacy: bool = False, issue_date: date | None = None) -> None:
+                 legacy: bool = False, issue_date: date | None = None,
+                 street_before: bool = False) -> None:
         """``recorded``: the input of a recorded run, rebuilt by ``regenerate`` (its files'
         sha256 vouch for it): the input checks pesgen added since it can have been
         recorded (invoice numbers over INVOICE_NUMBER_MAX, numbers differing only by
@@ -368,6 +369,11 @@ class Builder:
         # lacks, in a '~'), as Jinja does; and a holder's words were compared with the
         # debtor's letters outside ASCII as they are, before 2026-12-05 (_words)
         self.legacy = legacy
+        # a recorded run rebuilt as pesgen split a street cut at a word boundary before
+        # 2026-12-06, its part starting with a digit in Adr2 (_street_order): with the
+        # rest as before 2026-12-01 (legacy), or as today (street_before alone: a run
+        # recorded between the two, whose code-table civilities today's rules send)
+        self.street_before = legacy or street_before
         # of a recorded run: what a check of the mapping that changes nothing of what is
         # rendered found, let through (check_columns), said as a warning by regenerate
         self.waived: list[Problem] = []
@@ -1389,8 +1395,11 @@ class Builder:
         if in_france:
             assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
+                # the joint debtor's address is bound under bindings.joint_payer
+                country_key = "address.country" if addr is None else "joint_payer.country"
                 unbound = "" if "country" in a else (
-                    " (bindings.address.country is not bound: every address is taken as French)")
+                    f" (bindings.{country_key} is not bound: every address is taken as "
+                    "French)")
                 ctx.problem("pes.postal-code", f"postal code '{postal}' must be 5 digits in "
                             f"France{unbound or _postal_hint(postal)}",
                             mapping=a["postal_code"].where)
@@ -1429,8 +1438,12 @@ class Builder:
 
     def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,
-        else after a comma, else at a word boundary; the part that starts with the street
-        number goes to Adr2 (postal norm: number and street), the other to Adr1."""
+        else after a comma, else at a word boundary. Split at a line break or a comma, the
+        street is two parts of an address: the one that starts with the street number
+        goes to Adr2 (postal norm: number and street), the other to Adr1. Cut at a word
+        boundary, it is one street too long for a line: its start goes to Adr1 and the
+        rest to Adr2, so that the lines read in order ('123 AVENUE DU MARECHAL DE LATTRE
+        DE' then 'TASSIGNY PROLONGEE', never the end of the street's name first)."""
         def fits(part: str) -> bool:  # each half is a valid Base_Texte38 on its own
             return 0 < len(part) <= limit and pes_text_error(part) is None
 
@@ -1451,10 +1464,8 @@ class Builder:
             parts = wrap_words(street, limit)
             if len(parts) != 2 or not all(fits(x) for x in parts):
                 return None
-        first, second = parts
-        if first[:1].isdigit() and not second[:1].isdigit():
-            return second, first
-        return first, second
+            return _street_order(parts[0], parts[1], cut=True, before=self.street_before)
+        return _street_order(parts[0], parts[1], cut=False, before=self.street_before)
 
     def _mandate(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  debtor: Debtor | None) -> Mandate | None:
@@ -1933,3 +1944,18 @@ _TEXT_FIELDS = (
     "debtor.civility", "debtor.ref", "address.street", "address.complement", "address.locality",
     "address.city", "account.holder", "mandate.rum", "mandate.label", "bordereau.object",
 )
+
+
+def _street_order(first: str, second: str, cut: bool, before: bool = False
+                  ) -> tuple[str, str]:
+    """(Adr1, Adr2) of a street split in two, ``first`` and ``second`` in the export's
+    order: two parts of an address (``cut`` false: split at a line break or a comma), the
+    one starting with the street number is Adr2 unless both do; one street cut at a word
+    boundary (``cut``), in its order. ``before``: as pesgen split before 2026-12-06, the
+    part starting with a digit in Adr2 however it was split (a rebuild of a run recorded
+    then, Builder.street_before)."""
+    if cut and not before:
+        return first, second
+    if first[:1].isdigit() and not second[:1].isdigit():
+        return second, first
+    return first, second

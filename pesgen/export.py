@@ -184,7 +184,8 @@ class Exporter:
                  official_xsd: Path | None = None, progress: ProgressFn | None = None,
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
                  references: bool = False, work_dir: Path | None = None,
-                 legacy: bool = False, traced: bool = False) -> None:
+                 legacy: bool = False, traced: bool = False,
+                 street_before: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
@@ -255,8 +256,11 @@ class Exporter:
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
         self._legacy = legacy and vouched
+        # street_before: a rebuild (vouched) splitting a street cut at a word boundary as
+        # pesgen did before 2026-12-06 (Builder.street_before), the rest as today
+        self._street_before = street_before and vouched
         self.builder = Builder(mapping, fmt, recorded=vouched, legacy=self._legacy,
-                               issue_date=run_date)
+                               issue_date=run_date, street_before=self._street_before)
         # policies.already_exported: leave_out: the invoices active runs hold, by key
         # (runs._prepared, from the store; a recorded run rebuilt: those it left out so)
         self.exported: dict[str, Held] | None = None
@@ -492,7 +496,8 @@ class Exporter:
         later = prepared.result.notes[prepared.prepared_notes:]
         prepared.close()
         self.builder = Builder(self.mapping, self.fmt, recorded=self.vouched,
-                               legacy=self._legacy, issue_date=self.run_date)
+                               legacy=self._legacy, issue_date=self.run_date,
+                               street_before=self._street_before)
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again

@@ -1172,13 +1172,14 @@ class _Differ(StateError):
 
 def _rebuild_files(run: dict[str, Any], mapping: Any, fmt: Any, staging: Path,
                    input_path: Path, recorded_refs: bool, waived: list[Problem],
-                   legacy: bool) -> list[tuple[Path, Path]]:
+                   legacy: bool, street_before: bool = False) -> list[tuple[Path, Path]]:
     """Render, number and assemble the run's files into ``staging``, and compare them
     with the recorded sha256: the staged (temporary, final) pairs, or _Differ (nothing
     left staged)."""
     try:
         exporter = Exporter(mapping, fmt, staging, date.fromisoformat(run["run_date"]),
-                            vouched=True, references=recorded_refs, legacy=legacy)
+                            vouched=True, references=recorded_refs, legacy=legacy,
+                            street_before=street_before)
     except MappingError as exc:  # the mapping against its format
         raise _not_rebuilt(run, exc) from None
     waived += [p for p in exporter.waived if p not in waived]
@@ -1339,7 +1340,14 @@ def _rebuilt_from(run: dict[str, Any], base: Path, out_dir: Path,
                 temps = _rebuild_files(run, before, fmt, staging, input_path,
                                        recorded_refs, waived, legacy=True)
             except (_Differ, TemplateError, InputDataError, MappingError):
-                raise exc from None
+                # recorded between 2026-12-01 and 2026-12-06: as today, but a street cut
+                # at a word boundary split as then (Builder.street_before)
+                try:
+                    temps = _rebuild_files(run, mapping, fmt, staging, input_path,
+                                           recorded_refs, waived, legacy=False,
+                                           street_before=True)
+                except (_Differ, TemplateError, InputDataError, MappingError):
+                    raise exc from None
         placed = []
         for temp, final in temps:
             name = target(final.name)

@@ -24,10 +24,10 @@ from pathlib import Path
 from .build import own_text_misfits
 from .coverage import Coverage
 from .coverage import check as coverage
-from .errors import MappingError, Problem
+from .errors import MappingError, Problem, TemplateError
 from .export import Exporter
 from .formats import Format
-from .layout import check_value, line_values, load_layout
+from .layout import Column, check_value, line_values, load_layout
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -134,8 +134,9 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     holders = _holders(titles, docs)
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
-    return SampleRendering(len(traced), reads, tuple(option_misfits(mapping, rendered)
-                                                     + own_text_misfits(mapping, fmt, reads)))
+    misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
+               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True))))
+    return SampleRendering(len(traced), reads, tuple(misfits))
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]
@@ -170,6 +171,58 @@ def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str
     return problems
 
 
+# the codes of an activity (codes.activities), each marked in a sample line's field
+_CODES = ("product", "nature", "fonction", "operation")
+
+
+def code_misfits(mapping: Mapping, title: Title,
+                 rendered: list[tuple[FileRenderer, Document]]) -> list[Problem]:
+    """The codes of the mapping's activities (codes.activities: product, nature,
+    fonction, operation) that a template writes as they are into a column of a layout
+    that refuses them (e.magnus' Article takes 10 characters, where the mapping's schema
+    lets a nature have the PES' 12): found by rendering ``title``, its line holding a
+    mark in each code, in each file with a layout (``rendered``: its renderer and
+    document), as the columns a mark lands in, and each activity's code checked against
+    them; named by the code's key and line, not by the first invoice of an export using
+    it. A template that does not write a code as it is (or fails on a mark) checks
+    nothing."""
+    activities = mapping.codes.activities
+    if not activities or not title.lines:
+        return []
+    marks = {key: f"PESGEN{key.upper()}MARK" for key in _CODES}
+    line = replace(title.lines[0], product_code=marks["product"], nature=marks["nature"],
+                   fonction=marks["fonction"], operation=marks["operation"])
+    marked = replace(title, lines=(line,), total=line.amount)
+    problems: list[Problem] = []
+    for renderer, doc in rendered:
+        if renderer.spec.layout is None:
+            continue
+        layout = load_layout(renderer.spec.layout)
+        try:
+            text = renderer.piece(marked, doc)
+        except TemplateError:
+            continue
+        columns: dict[str, dict[str, Column]] = {}
+        for text_line in text.split("\n"):
+            for col, value in line_values(layout, text_line.rstrip("\r")):
+                for key, mark in marks.items():
+                    if value == mark:
+                        columns.setdefault(key, {})[col.label] = col
+        for activity, codes in activities.items():
+            for key, cols in columns.items():
+                code = codes.get(key)
+                if code is None:
+                    continue
+                for col in cols.values():
+                    for rule, message in check_value(col, str(code)):
+                        problems.append(Problem(
+                            "mapping.code-fit", f"codes.activities.{activity}.{key} {message} "
+                            f"({rule}): written as it is into {doc.file_name}, {col.label} of "
+                            f"layout {layout.name}",
+                            mapping=mapping.where("codes", "activities", activity, key)))
+    return problems
+
+
 def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
                    refusal: str, sample: SampleRendering | None = None
                    ) -> tuple[SampleRendering, Coverage]:
@@ -182,8 +235,8 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
     if sample is None:
         sample = check_templates(mapping, fmt)
     if sample.misfits:
-        raise MappingError(f"{mapping.path}: a text of the mapping (an option, its own "
-                           f"texts) does not fit where format {fmt.name} writes it",
+        raise MappingError(f"{mapping.path}: a text of the mapping (an option, a code, its "
+                           f"own texts) does not fit where format {fmt.name} writes it",
                            list(sample.misfits))
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:

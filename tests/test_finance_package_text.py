@@ -148,6 +148,25 @@ def test_emagnus_address_lines_read_in_order(tmp_path):
     assert joint[5:8] == ["BATIMENT C", "4 PLACE DU MARCHE", ""]
 
 
+def test_emagnus_street_cut_at_a_word_boundary_reads_in_order(tmp_path):
+    """A street over e.magnus' 50 characters with no line break nor comma, its number
+    first, is cut at a word boundary: AdrLig1 was the end of the street's name, 'PROLONGEE
+    BIS', and AdrLig2 its number and start (the split gave the part starting with a
+    digit to the street line). Its start now comes first, as README.md says."""
+    import json
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][1]["payer"]["address"]["street"] = \
+        "123 avenue du Maréchal de Lattre de Tassigny prolongée bis"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    run, out = _export(tmp_path, EMAGNUS, source)
+    assert run.exit_code == 0, run.output
+    lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
+    assert lines["FA-2026-00102"] == ["123 AVENUE DU MARECHAL DE LATTRE DE TASSIGNY",
+                                      "PROLONGEE BIS", ""]
+
+
 # ------------------------------------------------------- e.magnus: no ';' nor '"'
 
 
@@ -300,3 +319,33 @@ def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_pa
             f"(forbidden_characters) (an option is written as it is: no text policy "
             f"transliterates it) [format {spec}:{line}: defaults.options.tribunal]"
             ) in run.output
+
+
+def test_an_emagnus_code_its_layout_refuses_is_refused_naming_its_line(tmp_path):
+    """A nature of 11 digits passes the mapping's schema (the PES' Nature takes 12) but
+    not e.magnus' Article (10 characters): check-mapping said OK and the export refused
+    each invoice using it in its rendered WTAMC001 (layout.length), naming no line of the
+    mapping. Refused now by check-mapping and before the export reads its input (rule
+    mapping.code-fit), naming the code's line and key, an activity no invoice uses too."""
+    mapping, (line, unused) = mapping_copy(
+        tmp_path, EMAGNUS,
+        ('FM-C1:       {product: FMC1, nature: "7062"',
+         'FM-C1:       {product: FMC1, nature: "70621234567"'),
+        ('THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}',
+         'THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}\n'
+         '    UNUSED:      {product: UNUS, nature: "706212345678", fonction: "311"}'))
+    said = ("codes.activities.FM-C1.nature is 11 characters, the layout allows 10 "
+            "(layout.length): written as it is into WTAMC001.txt, column Article (#26) of "
+            f"layout WTAMC001 [mapping {mapping}:{line}: codes.activities.FM-C1.nature] "
+            "(rule mapping.code-fit)")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    assert ("codes.activities.UNUSED.nature is 12 characters, the layout allows 10 "
+            "(layout.length): written as it is into WTAMC001.txt, column Article (#26) of "
+            f"layout WTAMC001 [mapping {mapping}:{unused}: codes.activities.UNUSED.nature] "
+            "(rule mapping.code-fit)") in checked.output
+    run, out = _export(tmp_path, mapping)
+    assert run.exit_code == 3, run.output
+    assert said in run.output
+    assert not out.exists()

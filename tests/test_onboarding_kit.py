@@ -187,19 +187,30 @@ def test_a_new_csv_bundle_and_mapping_as_files_are_listed_rendered_and_validated
 def test_the_new_bundle_refuses_output_breaking_its_layout(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     layout = fmts / "exemple-compta" / "lignes.layout.yaml"
-    layout.write_text(LIGNES_LAYOUT.replace('pattern: "7[0-9]+"', 'pattern: "6[0-9]+"'),
+    layout.write_text(LIGNES_LAYOUT.replace("date_format: YYYYMMDD", "date_format: DD/MM/YYYY"),
                       encoding="utf-8")
     out = tmp_path / "out"
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT
     # each break names the output line, and the invoice and input record behind it
-    assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Compte "
-            "(#5): '7062' does not match 6[0-9]+ (rendered from "
-            "examples/school-export.json:$.invoices[0]) (rule layout.pattern)") in r.stderr
-    assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Compte "
-            "(#5): '7062' does not match 6[0-9]+ (rendered from "
-            "examples/school-export.json:$.invoices[1]) (rule layout.pattern)") in r.stderr
+    assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Date "
+            "(#8): '20261123' is not a date in the format DD/MM/YYYY (rendered from "
+            "examples/school-export.json:$.invoices[0]) (rule layout.type)") in r.stderr
+    assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Date "
+            "(#8): '20261123' is not a date in the format DD/MM/YYYY (rendered from "
+            "examples/school-export.json:$.invoices[1]) (rule layout.type)") in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    # a code of the mapping the layout refuses (the nature, as the account) is the
+    # mapping's, refused before the input is read, naming its line (mapping.code-fit)
+    layout.write_text(LIGNES_LAYOUT.replace('pattern: "7[0-9]+"', 'pattern: "6[0-9]+"'),
+                      encoding="utf-8")
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert ("codes.activities.FM-C1.nature '7062' does not match 6[0-9]+ (layout.pattern): "
+            "written as it is into LIGNES_2026_0001.csv, column Compte (#5) of layout LIGNES "
+            f"[mapping {mapping}:") in r.stderr, r.stderr
     assert not out.exists() or list(out.iterdir()) == []
 
 

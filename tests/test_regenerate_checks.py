@@ -921,3 +921,45 @@ def test_a_run_whose_titcptediff_read_ae_as_another_letter_is_rebuilt(tmp_path, 
     assert again.exit_code == 0, again.output
     assert b"TitCpteDiff" not in next(today.glob("*.xml")).read_bytes()
 
+
+@pytest.mark.parametrize(("base", "encoding", "then", "today"), [
+    ("villeneuve-sur-loing.yaml", "iso-8859-1", '<Adr1 V="TASSIGNY PROLONGÉE"/>',
+     '<Adr1 V="123 AVENUE DU MARÉCHAL DE LATTRE DE"/>\n<Adr2 V="TASSIGNY PROLONGÉE"/>'),
+    # its code-table civilities (Mr, Mme) sent as today's rules send them, which the
+    # rebuild as before 2026-12-01 (case: upper) would not: the street alone as then
+    ("villeneuve-sur-loing-corail.yaml", "utf-8", '<Complement V="TASSIGNY PROLONGÉE"/>',
+     '<Complement V="123 AVENUE DU MARÉCHAL DE LATTRE DE"/>\n'
+     '<Rue V="TASSIGNY PROLONGÉE"/>'),
+], ids=["pes-ormc", "cosoluce-corail"])
+def test_a_run_whose_street_cut_at_a_word_boundary_went_number_first_is_rebuilt(
+        tmp_path, monkeypatch, base, encoding, then, today):
+    """Before 2026-12-06 a street cut at a word boundary gave its part starting with a
+    digit to the street line ('TASSIGNY PROLONGEE' in Adr1, '123 AVENUE DU MARECHAL DE
+    LATTRE DE' in Adr2). A run recorded then is rebuilt as it was, byte for byte (the
+    rebuild splits so, with the rest as before 2026-12-01 or as today); a new export
+    writes the street in its order."""
+    import json
+
+    import pesgen.build
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    inv["payer"]["address"]["street"] = "123 avenue du Maréchal de Lattre de Tassigny prolongée"
+    input_path = tmp_path / "school-export.json"
+    input_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = _mapping(tmp_path, base)
+    order = pesgen.build._street_order
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(pesgen.build, "_street_order",
+                                         lambda a, b, cut, before=False:
+                                         order(a, b, cut, True)), mapping, out, input_path)
+    [xml] = out.glob("*.xml")
+    assert then in xml.read_bytes().decode(encoding)
+    _rebuilt(tmp_path, run_id, out)
+    again = _run("export", "-m", mapping, "-i", input_path, "-o", tmp_path / "today",
+                 "--date", RUN_DATE, "--db", f"sqlite:///{tmp_path / 'today.sqlite3'}",
+                 "--create-store")
+    assert again.exit_code == 0, again.output
+    written = next((tmp_path / "today").glob("*.xml")).read_bytes().decode(encoding)
+    assert today in written and then not in written

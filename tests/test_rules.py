@@ -1221,11 +1221,16 @@ def test_long_street_split_at_the_line_break_number_in_adr2(tmp_path):
     # both lines start with a number: kept in the export's order
     ("12 rue des Lilas prolongée du Parc\n3 escalier B", "12 RUE DES LILAS PROLONGÉE DU PARC",
      "3 ESCALIER B"),
+    # one street cut at a word boundary, its number first: read in order (Adr1 held the
+    # end of the street's name, 'TASSIGNY PROLONGÉE', and Adr2 its number and start)
+    ("123 avenue du Maréchal de Lattre de Tassigny prolongée",
+     "123 AVENUE DU MARÉCHAL DE LATTRE DE", "TASSIGNY PROLONGÉE"),
 ])
 def test_long_street_split_where_it_fits(tmp_path, street, adr1, adr2):
     """street_overflow: split: at the export's line break, else after the last comma
     leaving two halves that fit, else at a word boundary; the half starting with the
-    street number is Adr2 (postal norm: number and street), unless both do."""
+    street number is Adr2 (postal norm: number and street), unless both do; a street cut
+    at a word boundary keeps its order (its start in Adr1)."""
     inv = _invoice("FA-2026-00102")
     inv["payer"]["address"]["street"] = street
     adr = _tiers(_run(tmp_path, [inv])).find("Adresse")

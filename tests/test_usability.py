@@ -240,6 +240,31 @@ def test_an_unbound_country_names_itself_when_a_foreign_postal_code_is_refused(t
         "bound: every address is taken as French)" in r.stderr
 
 
+def test_an_unbound_joint_payer_country_names_its_own_key(tmp_path):
+    """A joint debtor's foreign postal code refused as not French names the key to bind,
+    bindings.joint_payer.country (the e.magnus mapping without it binds address.country),
+    where it said bindings.address.country is not bound, of a mapping binding it."""
+    import json
+
+    data = json.loads(INPUT.read_text(encoding="utf-8"))
+    data["invoices"][1]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Peeters", "first_name": "Jan",
+        "address": {"street": "Rue de la Loi 16", "postal_code": "1000",
+                    "city": "Bruxelles", "country": "BE"}}
+    inp = tmp_path / "joint.json"
+    inp.write_text(json.dumps(data), encoding="utf-8")
+    m, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+                        ("    country: joint_payer.address.country\n", ""))
+    r = _run("export", "-m", m, "-i", inp, "-o", tmp_path / "out", "--date", "2026-11-23",
+             "--db", f"sqlite:///{tmp_path / 'store.db'}", "--create-store", "--dry-run")
+    assert r.exit_code == ExitCode.INPUT, r.stdout + r.stderr
+    line = m.read_text(encoding="utf-8").splitlines().index(
+        "    postal_code: joint_payer.address.postal_code") + 1
+    assert ("postal code '1000' must be 5 digits in France (bindings.joint_payer.country is "
+            f"not bound: every address is taken as French) [mapping {m}:{line}: "
+            "bindings.joint_payer.postal_code] (rule pes.postal-code)") in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("mapping", sorted(MAPPINGS.glob("*.yaml")) + sorted(
     (ROOT / "templates").glob("*/fixture/mapping.yaml")),
     ids=lambda p: f"{p.parent.name}/{p.name}")

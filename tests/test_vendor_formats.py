@@ -119,6 +119,25 @@ def test_emagnus_joint_debtor_side_file(tmp_path):
     assert p.mapping.endswith(": bindings.joint_payer.first_name")
 
 
+def test_emagnus_joint_debtor_abroad_is_written_as_the_pes_writes_one(tmp_path):
+    """The e.magnus mapping binds joint_payer.country: a joint debtor in Brussels was
+    refused, its postal code 1000 read as a French one (the mapping bound the debtor's
+    country only). WTAMC001_TSOL has no country column: its Codepostal is 99999 and its
+    Ville the postal code and city (foreign_address: postal_code_in_city)."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "M.", "last_name": "Peeters", "first_name": "Jan",
+        "address": {"street": "Rue de la Loi 16", "postal_code": "1000", "city": "Bruxelles",
+                    "country": "BE"}}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out", RUN)
+    tsol = next(f.path for f in result.files if f.path.name == "WTAMC001_TSOL.txt")
+    [row] = _records(tsol)
+    assert row[3:10] == ["PEETERS", "JAN", "RUE DE LA LOI 16", "", "", "99999",
+                         "1000 BRUXELLES"]
+
+
 def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
     """WTAMC001_TSOL wrote the joint debtor's name alone: the name complement the mapping
     binds, or the end of a long name name_overflow: split moved there, was lost (found
