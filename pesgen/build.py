@@ -24,11 +24,13 @@ from ._jinja import WrongShape, expression_environment, json_kind
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
+    MAX_AMOUNT,
     bic_abroad_problem,
     checked_bank_code,
     checked_national_id,
     civility_problem,
     debit_date_problem,
+    mandate_date_problem,
     target2_closed,
 )
 from .errors import InputDataError, MappingError, MappingStopped, Problem
@@ -938,6 +940,15 @@ class Builder:
             ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title",
                         mapping=amount_binding.where)
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if total > MAX_AMOUNT:  # type: ignore[operator]
+            # MtHT and MtBordHt are Base_Montant: the title rule (pes.amounts) says so too,
+            # but knows no mapping; named here by the binding the amounts come from
+            amount_binding = self._line_bindings[1]
+            assert amount_binding is not None
+            ctx.problem("pes.amounts", f"total {total} exceeds {MAX_AMOUNT} (Base_Montant: "
+                        "14 digits, 12 before the decimal point); check the amounts' unit",
+                        mapping=amount_binding.where)
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
         lines = self._net(ctx, lines)
         if lines is None or debtor is None:
@@ -1520,6 +1531,10 @@ class Builder:
                            p.get("debit_date"))
         if debit is not None and not self.recorded:
             self._check_debit_date(ctx, debit, p["debit_date"])
+        if signed is not None and debit is not None and not self.recorded and \
+                (message := mandate_date_problem(signed, debit)) is not None:
+            # the title rule (sepa.mandate) says so too, but knows no mapping
+            ctx.problem("sepa.mandate", message, mapping=p["mandate_signed_on"].where)
         raw_seq = need("sequence")
         sequence = None
         if raw_seq is not None:

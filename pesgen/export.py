@@ -540,6 +540,12 @@ class Exporter:
                 return renderer, name
         return None
 
+    def _amount_where(self) -> str | None:
+        """The mapping file:line: key of the binding the lines' amounts come from (a
+        refusal of an amount the title rules knew no mapping to name)."""
+        binding = self.mapping.bindings.get("line", {}).get("amount")
+        return None if binding is None else binding.where
+
     def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> int:
         """Read, map, check and render every invoice; returns how many were read."""
         result = prepared.result
@@ -591,7 +597,7 @@ class Exporter:
                     f"{current.total + built.title.total} with this title, over "
                     f"{MAX_AMOUNT} (Base_Montant: 12 digits before the decimal point); "
                     "check the amounts' unit", record=built.title.origin,
-                    invoice=built.title.invoice_number))
+                    mapping=self._amount_where(), invoice=built.title.invoice_number))
                 continue
             if next_piece is None:
                 title = self.numbered(built.title, current.count + 1)

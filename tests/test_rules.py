@@ -1721,3 +1721,33 @@ def test_text_limits_looked_up_once_find_what_each_lookup_finds(name, example_ti
         assert got == want
         checked += len(want)
     assert checked  # the listed texts break some limits on every format
+
+
+def test_mandate_signed_after_the_debit_date_names_its_binding(tmp_path):
+    """A mandate signed after its debit date is refused at export naming the record, the
+    mapping's bindings.payment.mandate_signed_on (file:line: key) and rule sepa.mandate:
+    the title rule alone, which knows no mapping, named none."""
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["signed_on"] = "2026-12-06"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.message) for p in problems] == [
+        ("sepa.mandate", "mandate signed 2026-12-06, after the debit date 2026-12-05")]
+    assert problems[0].record.endswith("$.invoices[0]")
+    line = MAPPING.read_text(encoding="utf-8").splitlines().index(
+        "    mandate_signed_on: payment.mandate.signed_on") + 1
+    assert problems[0].mapping == f"{MAPPING}:{line}: bindings.payment.mandate_signed_on"
+
+
+def test_title_total_over_base_montant_names_the_amount_binding(tmp_path):
+    """A title whose total passes Base_Montant (999 999 999 999.99; the input reads
+    amounts of up to 15 integer digits) is refused naming the record, the mapping's
+    bindings.line.amount and rule pes.amounts, as a negative total is."""
+    inv = _invoice("FA-2026-00102")
+    del inv["total"]
+    inv["lines"] = inv["lines"][:1]
+    inv["lines"][0]["amount"] = inv["lines"][0]["unit_price"] = "1000000000000.00"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.amounts"]
+    assert problems[0].message.startswith("total 1000000000000.00 exceeds 999999999999.99")
+    line = MAPPING.read_text(encoding="utf-8").splitlines().index("    amount: amount") + 1
+    assert problems[0].mapping == f"{MAPPING}:{line}: bindings.line.amount"
