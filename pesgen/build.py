@@ -559,6 +559,12 @@ class Builder:
                 self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
+            if key in _NEVER_TRUNCATED:
+                ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
+                            f"{limit.max}: an identifier is never truncated (policy "
+                            "text_overflow: truncate shortens labels and names only)",
+                            mapping=where, record=origin)
+                return None
             if self.policies.text_overflow == "truncate":
                 short = truncate_words(text, limit.max)
                 ctx.note("text_overflow", f"{key}: {len(text)} characters truncated to "
@@ -1941,6 +1947,9 @@ _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "cou
 
 # Fields whose overflow has its own split policy (street_overflow, name_overflow).
 _SPLITTABLE = ("address.street", "debtor.name")
+# identifiers text_overflow: truncate never shortens: the RUM cut is another mandate's
+# reference (the debtor's bank matches the debit against the mandate's RUM)
+_NEVER_TRUNCATED = frozenset({"mandate.rum"})
 
 # Canonical text fields a format may limit (format.yaml `fields:`).
 _TEXT_FIELDS = (

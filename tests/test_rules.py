@@ -1751,3 +1751,28 @@ def test_title_total_over_base_montant_names_the_amount_binding(tmp_path):
     assert problems[0].message.startswith("total 1000000000000.00 exceeds 999999999999.99")
     line = MAPPING.read_text(encoding="utf-8").splitlines().index("    amount: amount") + 1
     assert problems[0].mapping == f"{MAPPING}:{line}: bindings.line.amount"
+
+
+def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
+    """policies.text_overflow: truncate shortens labels and names, never the RUM: the
+    mandate's unique reference cut to 35 characters is another mandate's reference (two
+    long RUMs sharing their first 35 characters become one), which the bank matches the
+    debit against. Refused naming the record, bindings.payment.rum and rule text.length;
+    a label of the same invoice is still truncated."""
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"})
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["rum"] = "R" * 36
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "mandate.rum is 36 characters, the target allows 35: an identifier "
+         "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
+    line = mapping.read_text(encoding="utf-8").splitlines().index(
+        "    rum: payment.mandate.rum") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.payment.rum"
+    inv["payment"]["mandate"]["rum"] = "R" * 35
+    inv["lines"][0]["activity"]["label"] = "L " * 90
+    result = _run(tmp_path, [inv], mapping)
+    rum = etree.parse(str(result.files[0].path)).getroot().find(".//RefUniMdt").get("V")
+    assert rum == "R" * 35
+    assert any(n.policy == "text_overflow" and n.detail.startswith("line.label")
+               for n in result.notes)
