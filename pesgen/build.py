@@ -1213,11 +1213,12 @@ class Builder:
                             mapping=self.mapping.where("codes", "payer_kinds"))
         is_person = entry is not None and entry["category"] == "01"
         name = self._text(ctx, "debtor.name", ev(p.get("name")), p.get("name"), required=True)
+        said = len(ctx.problems)
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
                                 p.get("first_name"))
-        if is_person and first_name is None and not any(
-                pr.rule in ("text.charset", "text.forbidden", "input.type")
-                for pr in ctx.problems[before:]):
+        # a first name refused for its own value (its length, charset, kind) is that one
+        # problem, not a missing one too; the name's problems say nothing of it
+        if is_person and first_name is None and len(ctx.problems) == said:
             ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
                         mapping=p["first_name"].where if "first_name" in p else None)
         raw_civility = ev(p.get("civility"))

@@ -979,6 +979,24 @@ def test_person_without_first_name(tmp_path, first_name):
     assert "bindings.payer.first_name" in problems[0].mapping
 
 
+def test_a_first_name_too_long_is_one_problem_not_a_missing_one(tmp_path):
+    """A person's first name of 39 characters is refused by its length alone: before,
+    pes.first-name said too that the person had no first name. A first name missing is
+    still said when it is the debtor's name that has a problem (the name's text.charset
+    hid it: the check looked at every problem of the debtor so far)."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["first_name"] = "B" * 39
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "bindings.payer.first_name" in problems[0].mapping
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["last_name"] = "Dup\x01ont"
+    del inv["payer"]["first_name"]
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.charset", "pes.first-name"]
+    assert "bindings.payer.first_name" in problems[1].mapping
+
+
 def test_organisation_without_first_name_is_fine(tmp_path):
     result = _run(tmp_path, [_invoice("FA-2026-00103")])
     tiers = _tiers(result)
