@@ -921,6 +921,11 @@ class Builder:
         invoice_date, due_date, service_from, service_to, asap_date = [
             None if binding is None else self._date(ctx, key, ev(binding), binding)
             for key, binding in self._invoice_dates]
+        if asap_date is not None and self.issue_date is not None and not self.recorded and \
+                asap_date < self.issue_date:
+            # the title rule (pes.asap-date) says so too, but knows no mapping
+            ctx.problem("pes.asap-date", f"DteAsp {asap_date} is before DteBordEm "
+                        f"{self.issue_date}", mapping=self.inv["asap_date"].where)
         obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
         declared_total = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
                                       self.inv.get("total"))

@@ -1794,3 +1794,17 @@ def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
     assert rum == "R" * 35
     assert any(n.policy == "text_overflow" and n.detail.startswith("line.label")
                for n in result.notes)
+
+
+def test_an_asap_date_before_the_bordereau_names_its_binding(tmp_path):
+    """bindings.invoice.asap_date giving a DteAsp before DteBordEm is refused naming the
+    record, the binding's mapping line and key, and rule pes.asap-date: the title rule
+    alone, which knows no mapping, named none."""
+    mapping = _mapping(tmp_path, subs=(("    due_date: due_date\n",
+                                        "    due_date: due_date\n    asap_date: date\n"),))
+    problems = _refused(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.asap-date", "DteAsp 2026-11-20 is before DteBordEm 2026-11-23")]
+    assert problems[0].record.endswith("$.invoices[0]")
+    line = mapping.read_text(encoding="utf-8").splitlines().index("    asap_date: date") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.invoice.asap_date"
