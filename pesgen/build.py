@@ -559,9 +559,9 @@ class Builder:
                 self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
-            if key in _NEVER_TRUNCATED:
+            if (kind := _NEVER_TRUNCATED.get(key)) is not None:
                 ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
-                            f"{limit.max}: an identifier is never truncated (policy "
+                            f"{limit.max}: {kind} is never truncated (policy "
                             "text_overflow: truncate shortens labels and names only)",
                             mapping=where, record=origin)
                 return None
@@ -1318,6 +1318,12 @@ class Builder:
                     ctx.note("civility", f"'{raw}' sent as '{value}'")
             else:
                 value = raw
+                if (message := civility_problem(None, raw)) is not None:
+                    # said of the civility as exported, before a text policy (a length
+                    # one included) could make it another value
+                    ctx.problem("pes.civility", message,
+                                mapping=binding.where if binding else None)
+                    return None
         if value is None and is_person:
             if self.policies.missing_civility == "default":
                 value = self.policies.default_civility
@@ -1953,9 +1959,10 @@ _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "cou
 
 # Fields whose overflow has its own split policy (street_overflow, name_overflow).
 _SPLITTABLE = ("address.street", "debtor.name")
-# identifiers text_overflow: truncate never shortens: the RUM cut is another mandate's
-# reference (the debtor's bank matches the debit against the mandate's RUM)
-_NEVER_TRUNCATED = frozenset({"mandate.rum"})
+# what text_overflow: truncate never shortens: the RUM cut is another mandate's
+# reference (the debtor's bank matches the debit against the mandate's RUM); a civility
+# sent as exported cut is another value of a closed list ('MADEMOISEL')
+_NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.civility": "a code"}
 
 # Canonical text fields a format may limit (format.yaml `fields:`).
 _TEXT_FIELDS = (

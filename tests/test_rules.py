@@ -1808,3 +1808,40 @@ def test_an_asap_date_before_the_bordereau_names_its_binding(tmp_path):
     assert problems[0].record.endswith("$.invoices[0]")
     line = mapping.read_text(encoding="utf-8").splitlines().index("    asap_date: date") + 1
     assert problems[0].mapping == f"{mapping}:{line}: bindings.invoice.asap_date"
+
+
+CIVILITY_TABLE = ('  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+                  '    "Mlle": MME    # Hélios rejects Mademoiselle\n')
+
+
+@pytest.mark.parametrize("policy", ["refuse", "truncate"])
+@pytest.mark.parametrize("title", ["Mlle", "Melle.", "Mademoiselle", "mademoiselle"])
+def test_mademoiselle_without_civility_table_is_refused_naming_its_binding(
+        tmp_path, policy, title):
+    """Without codes.civility, a civility saying Mademoiselle is refused naming the
+    record, bindings.payer.civility and rule pes.civility, whatever text_overflow says:
+    before, the title rule alone refused Mlle, naming no mapping key, and text_overflow:
+    truncate cut 'Mademoiselle' (12 characters, Civilite 10) to 'MADEMOISEL', which no
+    rule knew, and wrote it."""
+    mapping = _mapping(tmp_path, {"text_overflow": policy}, subs=((CIVILITY_TABLE, ""),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = title
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios")]
+    line = mapping.read_text(encoding="utf-8").splitlines().index(
+        "    civility: payer.title") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.civility"
+
+
+def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):
+    """A civility sent as exported (no codes.civility) is a code: cut to Civilite's 10
+    characters it is another value (the DGFiP's list is closed); refused, as the RUM."""
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"},
+                       subs=((CIVILITY_TABLE, ""),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Monseigneur"
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "debtor.civility is 11 characters, the target allows 10: a code is "
+         "never truncated (policy text_overflow: truncate shortens labels and names only)")]
