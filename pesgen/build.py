@@ -24,11 +24,13 @@ from ._jinja import WrongShape, expression_environment, json_kind
 from .checks import (
     BANK_RULES,
     FRANCE_INSEE,
+    MAX_AMOUNT,
     bic_abroad_problem,
     checked_bank_code,
     checked_national_id,
     civility_problem,
     debit_date_problem,
+    mandate_date_problem,
     target2_closed,
 )
 from .errors import InputDataError, MappingError, MappingStopped, Problem
@@ -563,6 +565,12 @@ class Builder:
                 self.cased[key] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
+            if (kind := _NEVER_TRUNCATED.get(key)) is not None:
+                ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
+                            f"{limit.max}: {kind} is never truncated (policy "
+                            "text_overflow: truncate shortens labels and names only)",
+                            mapping=where, record=origin)
+                return None
             if self.policies.text_overflow == "truncate":
                 short = truncate_words(text, limit.max)
                 ctx.note("text_overflow", f"{key}: {len(text)} characters truncated to "
@@ -919,6 +927,11 @@ class Builder:
         invoice_date, due_date, service_from, service_to, asap_date = [
             None if binding is None else self._date(ctx, key, ev(binding), binding)
             for key, binding in self._invoice_dates]
+        if asap_date is not None and self.issue_date is not None and not self.recorded and \
+                asap_date < self.issue_date:
+            # the title rule (pes.asap-date) says so too, but knows no mapping
+            ctx.problem("pes.asap-date", f"DteAsp {asap_date} is before DteBordEm "
+                        f"{self.issue_date}", mapping=self.inv["asap_date"].where)
         obj = self._text(ctx, "title.object", ev(self.inv.get("object")), self.inv.get("object"))
         declared_total = self._amount(ctx, "invoice.total", ev(self.inv.get("total")),
                                       self.inv.get("total"))
@@ -942,6 +955,15 @@ class Builder:
             amount_binding = self._line_bindings[1]
             assert amount_binding is not None  # required: the lines were read with it
             ctx.problem("pes.negative-total", f"total is {total}: a credit cannot be a title",
+                        mapping=amount_binding.where)
+            return BuildResult(problems=ctx.problems, notes=ctx.notes)
+        if total > MAX_AMOUNT:  # type: ignore[operator]
+            # MtHT and MtBordHt are Base_Montant: the title rule (pes.amounts) says so too,
+            # but knows no mapping; named here by the binding the amounts come from
+            amount_binding = self._line_bindings[1]
+            assert amount_binding is not None
+            ctx.problem("pes.amounts", f"total {total} exceeds {MAX_AMOUNT} (Base_Montant: "
+                        "14 digits, 12 before the decimal point); check the amounts' unit",
                         mapping=amount_binding.where)
             return BuildResult(problems=ctx.problems, notes=ctx.notes)
 
@@ -1202,11 +1224,12 @@ class Builder:
                             mapping=self.mapping.where("codes", "payer_kinds"))
         is_person = entry is not None and entry["category"] == "01"
         name = self._text(ctx, "debtor.name", ev(p.get("name")), p.get("name"), required=True)
+        said = len(ctx.problems)
         first_name = self._text(ctx, "debtor.first_name", ev(p.get("first_name")),
                                 p.get("first_name"))
-        if is_person and first_name is None and not any(
-                pr.rule in ("text.charset", "text.forbidden", "input.type")
-                for pr in ctx.problems[before:]):
+        # a first name refused for its own value (its length, charset, kind) is that one
+        # problem, not a missing one too; the name's problems say nothing of it
+        if is_person and first_name is None and len(ctx.problems) == said:
             ctx.problem("pes.first-name", "a person (CatTiers 01) needs a first name (Prenom)",
                         mapping=p["first_name"].where if "first_name" in p else None)
         raw_civility = ev(p.get("civility"))
@@ -1301,6 +1324,12 @@ class Builder:
                     ctx.note("civility", f"'{raw}' sent as '{value}'")
             else:
                 value = raw
+                if (message := civility_problem(None, raw)) is not None:
+                    # said of the civility as exported, before a text policy (a length
+                    # one included) could make it another value
+                    ctx.problem("pes.civility", message,
+                                mapping=binding.where if binding else None)
+                    return None
         if value is None and is_person:
             if self.policies.missing_civility == "default":
                 value = self.policies.default_civility
@@ -1531,6 +1560,10 @@ class Builder:
                            p.get("debit_date"))
         if debit is not None and not self.recorded:
             self._check_debit_date(ctx, debit, p["debit_date"])
+        if signed is not None and debit is not None and not self.recorded and \
+                (message := mandate_date_problem(signed, debit)) is not None:
+            # the title rule (sepa.mandate) says so too, but knows no mapping
+            ctx.problem("sepa.mandate", message, mapping=p["mandate_signed_on"].where)
         raw_seq = need("sequence")
         sequence = None
         if raw_seq is not None:
@@ -1937,6 +1970,10 @@ _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "cou
 
 # Fields whose overflow has its own split policy (street_overflow, name_overflow).
 _SPLITTABLE = ("address.street", "debtor.name")
+# what text_overflow: truncate never shortens: the RUM cut is another mandate's
+# reference (the debtor's bank matches the debit against the mandate's RUM); a civility
+# sent as exported cut is another value of a closed list ('MADEMOISEL')
+_NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.civility": "a code"}
 
 # Canonical text fields a format may limit (format.yaml `fields:`).
 _TEXT_FIELDS = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from stdnum import bic as std_bic
@@ -22,6 +23,8 @@ from stdnum.fr import siret as std_siret
 
 from .errors import shown_value
 from .memo import bank_code
+
+MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 
 # CatTiers x NatJur pairs allowed (DGFiP dossier technique, Annexe 3).
 CAT_NAT_GRID: dict[str, frozenset[str]] = {

@@ -59,7 +59,7 @@ from .rules import MAX_AMOUNT, RuleContext, check_title
 from .seen import SeenInvoices
 from .sources import read_invoices
 from .streamcheck import StreamValidator
-from .text import normalize
+from .text import normalize, pes_text_error
 from .validate import (
     declares_bordereaux,
     load_xsd,
@@ -272,6 +272,8 @@ class Exporter:
             **mapping.output.options, "tiers_on": mapping.output.tiers_on,
             "encoding": self.encoding, "edition": mapping.output.asap_edition}
         self.asap_date = run_date + timedelta(days=mapping.output.asap_delay_days)
+        # the text policies' notes of the bordereau object (run_notes)
+        self.object_notes: list[PolicyNote] = []
         self.bordereau_object = self._bordereau_object()
         # the bound fields no template writes (check_fields): said in the run summary,
         # with how many of the run's titles held a value for each (counted in _loop)
@@ -386,8 +388,31 @@ class Exporter:
         limit = self.fmt.limit("bordereau.object")
         result = normalize(str(value), limit.charset, self.mapping.policies.text)
         if result.error or (limit.max and len(result.value) > limit.max):
-            raise MappingError(f"{binding.where}: bordereau object "
-                                 f"{result.error or f'longer than {limit.max}'}")
+            says = result.error or f"longer than {limit.max}"
+            raise MappingError(f"{binding.where}: bordereau object {says}", [Problem(
+                "text.charset" if result.error else "text.length", f"bordereau.object {says}"
+                + ("" if result.error else f" ({len(result.value)} characters)"),
+                mapping=binding.where)])
+        # the text policies a title's texts are noted for (build._text), said once for the
+        # run: the object is written as they made it
+        where = binding.where
+        if "transliterate" in result.applied:
+            self.object_notes.append(PolicyNote("transliterate", "*", where,
+                                                f"bordereau.object: {result.changed}"))
+        if "newlines" in result.applied:
+            self.object_notes.append(PolicyNote(
+                "newlines", "*", where, "bordereau.object: line break or tab replaced by a "
+                "space"))
+        if "case" in result.applied:
+            self.builder.cased["bordereau.object"] += 1
+        if (err := pes_text_error(result.value)) and not (self.vouched and
+                                                          self.mapping.recorded):
+            # an optional text Hélios refuses ('nc' upper-cased 'NC', '0', '.'): left out,
+            # as a title's optional placeholder (rule pes.text), and said so; a recorded
+            # run's is rebuilt as it was written
+            self.object_notes.append(PolicyNote("placeholder", "*", where,
+                                                f"bordereau.object: {err}, left out"))
+            return None
         return result.value
 
     def document(self, number: int, count: int, total: Decimal, file_name: str = "",
@@ -443,6 +468,7 @@ class Exporter:
         if self.dated_in is not None:
             notes.append(self._run_date_note())
         notes += self.builder.run_notes(str(input_path))
+        notes += self.object_notes
         exercise = self.mapping.collectivity.exercise
         if self.run_date.year != exercise:  # a mapping left at last year's exercise?
             notes.append(PolicyNote(
@@ -545,6 +571,12 @@ class Exporter:
                 return renderer, name
         return None
 
+    def _amount_where(self) -> str | None:
+        """The mapping file:line: key of the binding the lines' amounts come from (a
+        refusal of an amount the title rules knew no mapping to name)."""
+        binding = self.mapping.bindings.get("line", {}).get("amount")
+        return None if binding is None else binding.where
+
     def _loop(self, input_path: Path, prepared: Prepared, problems: list[Problem]) -> int:
         """Read, map, check and render every invoice; returns how many were read."""
         result = prepared.result
@@ -596,7 +628,7 @@ class Exporter:
                     f"{current.total + built.title.total} with this title, over "
                     f"{MAX_AMOUNT} (Base_Montant: 12 digits before the decimal point); "
                     "check the amounts' unit", record=built.title.origin,
-                    invoice=built.title.invoice_number))
+                    mapping=self._amount_where(), invoice=built.title.invoice_number))
                 continue
             if next_piece is None:
                 title = self.numbered(built.title, current.count + 1)

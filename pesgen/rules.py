@@ -23,6 +23,7 @@ from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 
 from .checks import (
+    MAX_AMOUNT,
     civility_problem,
     first_name_problem,
     grid_problem,
@@ -36,7 +37,6 @@ from .memo import bank_code
 from .model import Title
 from .text import sepa_bad_chars
 
-MAX_AMOUNT = Decimal("999999999999.99")  # Base_Montant: 14 digits, 2 decimals
 _BEYOND_LATIN1 = re.compile(r"[^\x00-\xff]")
 # the text fields pes.text-length checks
 _TEXT_FIELDS = ("title.object", "debtor.name", "debtor.first_name", "debtor.complement_name",

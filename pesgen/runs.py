@@ -62,6 +62,7 @@ from .render import MAX_FILE_NAME
 from .resources import inside
 from .store import (
     _FIRST_NUMBER,
+    ID_BORD_MAX,
     ID_PCE_MAX,
     PIECE_SEQUENCE,
     Acknowledgement,
@@ -120,6 +121,19 @@ def _next_piece(store: Store, key: SequenceKey) -> int:
     """The next titre number of a sequence, read without locking nor creating it."""
     with store.reading() as conn:
         return store.next_number(conn, key)
+
+
+def _refuse_past_bordereaux(key: SequenceKey, first: int, bordereaux: int) -> None:
+    """Refuse a run whose bordereaux would take IdBord (the rôle number) past Base_Num7
+    (nothing written, no number used), rather than leave the file name's template or
+    the XSD to refuse the number, blaming the format."""
+    last = first + bordereaux - 1
+    if last > ID_BORD_MAX:
+        message = (f"{Store.sequence_label(key)} would reach {last} with this run's "
+                   f"{bordereaux} bordereau(x) from {first}, over {ID_BORD_MAX} (IdBord, "
+                   "Base_Num7)")
+        raise StateError(f"{message}; nothing written, no number used",
+                         [Problem("run.bordereau-numbers", message)])
 
 
 def _refuse_past_pieces(key: SequenceKey, first: int, titles: int) -> None:
@@ -433,6 +447,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             with store.transaction() as conn:
                 opened = store.recorded_next(conn, key) is not None
                 first = store.peek_next(conn, key)  # locks the sequence until commit
+                _refuse_past_bordereaux(key, first, len(prepared.bordereaux))
                 pieces = None
                 if pkey is not None:  # locked after IdBord's: one order, no deadlock
                     pieces = (pkey, store.recorded_next(conn, pkey) is not None,
@@ -597,6 +612,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                     prepared = exporter.renumbered(prepared, Path(input_path), pieces[2])
                     taken.titles = _RunTitles(prepared)  # the titles read again
                 _refuse_past_pieces(pieces[0], pieces[2], prepared.titles)
+            _refuse_past_bordereaux(key, first, len(prepared.bordereaux))
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
                                pieces=pieces, helios=exporter.fmt.is_pes,
                                written=exporter.writes_number())

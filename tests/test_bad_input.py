@@ -140,6 +140,8 @@ def test_a_bordereau_total_past_base_montant_names_the_invoice_that_passes_it(tm
     second = _index(data, "FA-2026-00102")
     assert problem.record == f"{tmp_path / 'school-export.json'}:$.invoices[{second}]"
     assert "over 999999999999.99" in problem.message
+    # and the binding the amounts come from, as pes.amounts and pes.negative-total do
+    assert problem.mapping == _where(JSON_MAPPING, "    amount: amount", "bindings.line.amount")
     assert exc.exit_code == ExitCode.INPUT
     # a title that opens a new bordereau (the last one is full) is not held to its total
     split, _ = mapping_copy(tmp_path, JSON_MAPPING, (

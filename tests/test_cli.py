@@ -1182,7 +1182,8 @@ def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_
     # Mademoiselle is refused (pes.civility), so not listed as sent
     refused = _run("preview", "-m", mapping, "-i", JSON_INPUT, "--limit", "5", "--date",
                    RUN_DATE)
-    assert "civility 'MLLE' (Mademoiselle) is rejected by Hélios" in refused.stdout
+    # (said of the civility as exported, naming its binding)
+    assert "civility 'Mlle' (Mademoiselle) is rejected by Hélios [mapping " in refused.stdout
     assert "sent as written: Mme, M.\n" in refused.stdout
     # with the table, no such note
     plain = export(JSON_MAPPING, JSON_INPUT, tmp_path / "plain", date.fromisoformat(RUN_DATE))

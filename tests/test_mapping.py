@@ -930,6 +930,56 @@ def test_a_bordereau_object_the_format_refuses_is_the_mappings_error(tmp_path, w
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("written, rule, message", [
+    ('"' + "A" * 161 + '"', "text.length",
+     "bordereau.object longer than 160 (161 characters)"),
+    ('"TRIMESTRE \U0001F600"', "text.charset",
+     "bordereau.object character '\U0001F600' (U+1F600) has no transliteration in latin-1"),
+])
+def test_a_bordereau_object_refused_names_its_rule(tmp_path, written, rule, message):
+    """The bordereau object too long, or of a character the output cannot write, is a
+    problem with its rule and its mapping line and key, as every refusal lists: before,
+    the error's message alone said it, naming no rule."""
+    path = _write(tmp_path, _edit((BORDEREAU_OBJECT, f"  bordereau_object: {{const: "
+                                                     f"{written}}}\n")))
+    with pytest.raises(MappingError) as info:
+        export(path, EXAMPLES / "school-export.json", tmp_path / "out", date(2026, 11, 23))
+    where = f"{path}:{_line(path, 'bordereau_object:')}: output.bordereau_object"
+    assert [(p.rule, p.message, p.mapping) for p in info.value.problems] == [
+        (rule, message, where)]
+    assert info.value.report().endswith(f"(rule {rule})\n1 problem(s); nothing was written.")
+
+
+@pytest.mark.parametrize("written, objet, note", [
+    # 'nc' upper-cased by policies.case: 'NC', which pesgen holds Hélios refuses in any
+    # other text (rule pes.text; the DGFiP XSD refuses 'nc' only): left out, as a title's
+    # optional placeholder is, and said so
+    ('"nc"', None, ("placeholder", "bordereau.object: 'NC' is not accepted by Hélios (only "
+                    "zeros, 'nc', '.' or space), left out")),
+    # '0' and '.', which both XSDs refuse: left out before rendering, not refused by the
+    # XSD at the file's line (exit 6) naming no mapping key
+    ('"0"', None, ("placeholder", "bordereau.object: '0' is not accepted by Hélios (only "
+                   "zeros, 'nc', '.' or space), left out")),
+    ('"."', None, ("placeholder", "bordereau.object: '.' is not accepted by Hélios (only "
+                   "zeros, 'nc', '.' or space), left out")),
+    # the text policies that change it are noted, as a title's texts' are
+    ('"Trimestre \u2013 1 \u20ac"', "TRIMESTRE - 1 EUR",
+     ("transliterate", "bordereau.object: \u2013\u2192-, \u20ac\u2192EUR")),
+    ('"Trimestre\\n1"', "TRIMESTRE 1",  # YAML's escape: a line break in the text
+     ("newlines", "bordereau.object: line break or tab replaced by a space")),
+])
+def test_a_bordereau_object_changed_by_a_policy_is_noted(tmp_path, written, objet, note):
+    path = _write(tmp_path, _edit((BORDEREAU_OBJECT, f"  bordereau_object: {{const: "
+                                                     f"{written}}}\n")))
+    result = export(path, EXAMPLES / "school-export.json", tmp_path / "out",
+                    date(2026, 11, 23))
+    text = result.files[0].path.read_text(encoding="iso-8859-1")
+    found = re.findall(r'<Objet V="([^"]*)"/>', text)
+    assert found == ([] if objet is None else [objet])
+    where = f"{path}:{_line(path, 'bordereau_object:')}: output.bordereau_object"
+    assert [(n.policy, n.detail) for n in result.notes if n.origin == where] == [note]
+
+
 @pytest.mark.parametrize(("civility", "couple"), [
     ("M. et Mme", True), ("Mr & Mme", True), ("M./Mme", True), ("MME ET M", True),
     ("Monsieur", False), ("Dr", False), ("Mademoiselle", False),

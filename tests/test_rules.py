@@ -979,6 +979,24 @@ def test_person_without_first_name(tmp_path, first_name):
     assert "bindings.payer.first_name" in problems[0].mapping
 
 
+def test_a_first_name_too_long_is_one_problem_not_a_missing_one(tmp_path):
+    """A person's first name of 39 characters is refused by its length alone: before,
+    pes.first-name said too that the person had no first name. A first name missing is
+    still said when it is the debtor's name that has a problem (the name's text.charset
+    hid it: the check looked at every problem of the debtor so far)."""
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["first_name"] = "B" * 39
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.length"]
+    assert "bindings.payer.first_name" in problems[0].mapping
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["last_name"] = "Dup\x01ont"
+    del inv["payer"]["first_name"]
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["text.charset", "pes.first-name"]
+    assert "bindings.payer.first_name" in problems[1].mapping
+
+
 def test_organisation_without_first_name_is_fine(tmp_path):
     result = _run(tmp_path, [_invoice("FA-2026-00103")])
     tiers = _tiers(result)
@@ -1726,3 +1744,109 @@ def test_text_limits_looked_up_once_find_what_each_lookup_finds(name, example_ti
         assert got == want
         checked += len(want)
     assert checked  # the listed texts break some limits on every format
+
+
+def test_mandate_signed_after_the_debit_date_names_its_binding(tmp_path):
+    """A mandate signed after its debit date is refused at export naming the record, the
+    mapping's bindings.payment.mandate_signed_on (file:line: key) and rule sepa.mandate:
+    the title rule alone, which knows no mapping, named none."""
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["signed_on"] = "2026-12-06"
+    problems = _refused(tmp_path, [inv])
+    assert [(p.rule, p.message) for p in problems] == [
+        ("sepa.mandate", "mandate signed 2026-12-06, after the debit date 2026-12-05")]
+    assert problems[0].record.endswith("$.invoices[0]")
+    line = MAPPING.read_text(encoding="utf-8").splitlines().index(
+        "    mandate_signed_on: payment.mandate.signed_on") + 1
+    assert problems[0].mapping == f"{MAPPING}:{line}: bindings.payment.mandate_signed_on"
+
+
+def test_title_total_over_base_montant_names_the_amount_binding(tmp_path):
+    """A title whose total passes Base_Montant (999 999 999 999.99; the input reads
+    amounts of up to 15 integer digits) is refused naming the record, the mapping's
+    bindings.line.amount and rule pes.amounts, as a negative total is."""
+    inv = _invoice("FA-2026-00102")
+    del inv["total"]
+    inv["lines"] = inv["lines"][:1]
+    inv["lines"][0]["amount"] = inv["lines"][0]["unit_price"] = "1000000000000.00"
+    problems = _refused(tmp_path, [inv])
+    assert [p.rule for p in problems] == ["pes.amounts"]
+    assert problems[0].message.startswith("total 1000000000000.00 exceeds 999999999999.99")
+    line = MAPPING.read_text(encoding="utf-8").splitlines().index("    amount: amount") + 1
+    assert problems[0].mapping == f"{MAPPING}:{line}: bindings.line.amount"
+
+
+def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
+    """policies.text_overflow: truncate shortens labels and names, never the RUM: the
+    mandate's unique reference cut to 35 characters is another mandate's reference (two
+    long RUMs sharing their first 35 characters become one), which the bank matches the
+    debit against. Refused naming the record, bindings.payment.rum and rule text.length;
+    a label of the same invoice is still truncated."""
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"})
+    inv = _invoice("FA-2026-00101")
+    inv["payment"]["mandate"]["rum"] = "R" * 36
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "mandate.rum is 36 characters, the target allows 35: an identifier "
+         "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
+    line = mapping.read_text(encoding="utf-8").splitlines().index(
+        "    rum: payment.mandate.rum") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.payment.rum"
+    inv["payment"]["mandate"]["rum"] = "R" * 35
+    inv["lines"][0]["activity"]["label"] = "L " * 90
+    result = _run(tmp_path, [inv], mapping)
+    rum = etree.parse(str(result.files[0].path)).getroot().find(".//RefUniMdt").get("V")
+    assert rum == "R" * 35
+    assert any(n.policy == "text_overflow" and n.detail.startswith("line.label")
+               for n in result.notes)
+
+
+def test_an_asap_date_before_the_bordereau_names_its_binding(tmp_path):
+    """bindings.invoice.asap_date giving a DteAsp before DteBordEm is refused naming the
+    record, the binding's mapping line and key, and rule pes.asap-date: the title rule
+    alone, which knows no mapping, named none."""
+    mapping = _mapping(tmp_path, subs=(("    due_date: due_date\n",
+                                        "    due_date: due_date\n    asap_date: date\n"),))
+    problems = _refused(tmp_path, [_invoice("FA-2026-00101")], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.asap-date", "DteAsp 2026-11-20 is before DteBordEm 2026-11-23")]
+    assert problems[0].record.endswith("$.invoices[0]")
+    line = mapping.read_text(encoding="utf-8").splitlines().index("    asap_date: date") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.invoice.asap_date"
+
+
+CIVILITY_TABLE = ('  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+                  '    "Mlle": MME    # Hélios rejects Mademoiselle\n')
+
+
+@pytest.mark.parametrize("policy", ["refuse", "truncate"])
+@pytest.mark.parametrize("title", ["Mlle", "Melle.", "Mademoiselle", "mademoiselle"])
+def test_mademoiselle_without_civility_table_is_refused_naming_its_binding(
+        tmp_path, policy, title):
+    """Without codes.civility, a civility saying Mademoiselle is refused naming the
+    record, bindings.payer.civility and rule pes.civility, whatever text_overflow says:
+    before, the title rule alone refused Mlle, naming no mapping key, and text_overflow:
+    truncate cut 'Mademoiselle' (12 characters, Civilite 10) to 'MADEMOISEL', which no
+    rule knew, and wrote it."""
+    mapping = _mapping(tmp_path, {"text_overflow": policy}, subs=((CIVILITY_TABLE, ""),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = title
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios")]
+    line = mapping.read_text(encoding="utf-8").splitlines().index(
+        "    civility: payer.title") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.civility"
+
+
+def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):
+    """A civility sent as exported (no codes.civility) is a code: cut to Civilite's 10
+    characters it is another value (the DGFiP's list is closed); refused, as the RUM."""
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"},
+                       subs=((CIVILITY_TABLE, ""),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Monseigneur"
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "debtor.civility is 11 characters, the target allows 10: a code is "
+         "never truncated (policy text_overflow: truncate shortens labels and names only)")]

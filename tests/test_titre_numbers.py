@@ -435,6 +435,33 @@ def test_a_sequence_can_start_at_its_last_number(tmp_path):
     assert _pieces(tmp_path / "o") == [[99_999_999]]
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_rôle_numbers_past_base_num7_are_refused_taking_none(tmp_path, dry_run):
+    """A run whose bordereaux would take IdBord past 9999999 (Base_Num7) is refused by
+    its rule, naming the sequence, nothing written, no number used (its dry run says it
+    too): before, the file name's template refused it ('10000000' is longer than 7,
+    exit 5, rule template), as if the format were broken."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    key = ("21450999400015", "00", 2026, "06")
+    store.set_start(key, 9_999_998)
+    split = _split(tmp_path, ORMC)  # 11 titles: 3 bordereaux, IdBord 9999998 to 10000000
+    with pytest.raises(StateError) as info:
+        export_recorded((lambda: Store(db, read_only=True)) if dry_run else (lambda: store),
+                        split, EXAMPLE, tmp_path / "o1", RUN, dry_run=dry_run)
+    assert [(p.rule, p.message) for p in info.value.problems] == [(
+        "run.bordereau-numbers", "the numbering of 21450999400015 budget 00 exercise 2026 "
+        "TypBord 06 would reach 10000000 with this run's 3 bordereau(x) from 9999998, over "
+        "9999999 (IdBord, Base_Num7)")]
+    assert info.value.exit_code == ExitCode.STATE
+    assert not (tmp_path / "o1").exists()
+    assert _sequences(db) == [(2026, "06", 9_999_998, 9_999_998)]
+    # two bordereaux fit: 9999998 and 9999999
+    result = export_recorded(lambda: store, split, _tagged(tmp_path, "B", keep=8),
+                             tmp_path / "o2", RUN)
+    assert result.first_number == 9_999_998 and len(result.files) == 2
+
+
 def test_the_first_titres_export_says_it_opens_the_titre_numbers(tmp_path):
     db = f"sqlite:///{tmp_path / 's.db'}"
     r = run_cli("export", "-m", TITRES, "-i", EXAMPLE, "-o", tmp_path / "o1", "--date",
