@@ -804,27 +804,27 @@ PAID_AFTER_CANCEL = ("FA-2026-00101", "FA-2026-00102", "FA-2026-00103", "FA-2026
                      "FA-2026-00105")
 
 
-def _recorded_link(store, invoice: str, n: int) -> str:
-    """A production operation for the invoice's active title, recorded as `payfip link`
-    records it (no PayFiP asked): its idOp."""
+def _recorded_link(store, invoice: str, n: int, saisie: str = "W") -> str:
+    """An operation for the invoice's active title (production unless ``saisie`` says
+    otherwise), recorded as `payfip link` records it (no PayFiP asked): its idOp."""
     due = ledger.invoice_due(store, ID_COLL, invoice)
     id_op = f"0d1a5c3e-0000-4000-8000-{n:012d}"
     ledger.record_operation(store, {
         "id_op": id_op, "id_coll": ID_COLL, "invoice": due.invoice, "run_id": due.run_id,
         "numcli": "012345", "exer": "2026", "refdet": due.invoice.replace("-", ""),
         "amount_cents": due.amount_cents, "mel": "famille@example.org",
-        "objet": "FACTURE", "saisie": "W", "endpoint": "http://payfip.invalid/tpa"})
+        "objet": "FACTURE", "saisie": saisie, "endpoint": "http://payfip.invalid/tpa"})
     return id_op
 
 
 def _paid(store, id_op: str) -> None:
-    """PayFiP's result for the operation: paid by card, as asked."""
+    """PayFiP's result for the operation: paid by card, as asked, in its own mode."""
     from pesgen.payfip.models import PaymentDetail
 
     op = ledger.get_operation(store, id_op)
     ledger.apply_detail(store, id_op, PaymentDetail(
         idOp=id_op, resultrans="P", montant=str(op["amount_cents"]), refdet=op["refdet"],
-        numcli=op["numcli"], saisie="W", dattrans="01122026", heurtrans="1000",
+        numcli=op["numcli"], saisie=op["saisie"], dattrans="01122026", heurtrans="1000",
         numauto="A55A"), "reconcile")
 
 

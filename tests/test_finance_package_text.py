@@ -5,8 +5,11 @@ e.magnus address lines read in order."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, run_cli
 from .mapping_support import mapping_copy
@@ -14,6 +17,16 @@ from .mapping_support import mapping_copy
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
 JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
 BUNDLE = ROOT / "templates" / "bl-emagnus"
+
+
+def _example_changed(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The example's JSON export, changed by ``change`` (its data, in place), written in
+    ``tmp_path``: its path."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    change(data)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return source
 
 
 def _export(tmp_path: Path, mapping: Path, data: Path = EXAMPLES / "school-export.json",
@@ -128,16 +141,13 @@ def test_emagnus_address_lines_read_in_order(tmp_path):
     'Résidence les Jardins de la Roseraie, appartement 1204' as AdrLig1 'APPARTEMENT
     1204', AdrLig2 'RESIDENCE LES JARDINS DE LA ROSERAIE'. The lines now read in order
     (complement, street, locality, packed from AdrLig1), the joint debtor's too."""
-    import json
+    def joint(data: dict[str, Any]) -> None:
+        data["invoices"][0]["joint_payer"] = {
+            "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+            "address": {"street": "4 place du Marché", "complement": "Bâtiment C",
+                        "postal_code": "45200", "city": "Montargis"}}
 
-    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    data["invoices"][0]["joint_payer"] = {
-        "kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
-        "address": {"street": "4 place du Marché", "complement": "Bâtiment C",
-                    "postal_code": "45200", "city": "Montargis"}}
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    run, out = _export(tmp_path, EMAGNUS, source)
+    run, out = _export(tmp_path, EMAGNUS, _example_changed(tmp_path, joint))
     assert run.exit_code == 0, run.output
     lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
     assert lines["FA-2026-00104"] == ["RESIDENCE LES JARDINS DE LA ROSERAIE",
@@ -153,14 +163,11 @@ def test_emagnus_street_cut_at_a_word_boundary_reads_in_order(tmp_path):
     first, is cut at a word boundary: AdrLig1 was the end of the street's name, 'PROLONGEE
     BIS', and AdrLig2 its number and start (the split gave the part starting with a
     digit to the street line). Its start now comes first, as README.md says."""
-    import json
+    def street(data: dict[str, Any]) -> None:
+        data["invoices"][1]["payer"]["address"]["street"] = \
+            "123 avenue du Maréchal de Lattre de Tassigny prolongée bis"
 
-    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    data["invoices"][1]["payer"]["address"]["street"] = \
-        "123 avenue du Maréchal de Lattre de Tassigny prolongée bis"
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    run, out = _export(tmp_path, EMAGNUS, source)
+    run, out = _export(tmp_path, EMAGNUS, _example_changed(tmp_path, street))
     assert run.exit_code == 0, run.output
     lines = {r[110]: r[11:14] for r in _rows(out / "WTAMC001.txt")}
     assert lines["FA-2026-00102"] == ["123 AVENUE DU MARECHAL DE LATTRE DE TASSIGNY",
@@ -171,13 +178,7 @@ def test_emagnus_street_cut_at_a_word_boundary_reads_in_order(tmp_path):
 
 
 def _example_with(tmp_path: Path, **payer: str) -> Path:
-    import json
-
-    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
-    data["invoices"][0]["payer"].update(payer)
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return source
+    return _example_changed(tmp_path, lambda data: data["invoices"][0]["payer"].update(payer))
 
 
 def _line_of(path: Path, text: str) -> int:

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from pesgen.cli import app
 from pesgen.payfip import ledger
-from pesgen.payfip.models import PaymentDetail
 from pesgen.runs import export_recorded
 
 from .payfip_support import exported, store  # noqa: F401 - fixtures
 from .test_cancel import EXAMPLE, MAPPING
+from .test_cancel_payfip import _paid, _recorded_link
 
 ID_COLL = "21450999400015"
 INVOICE = "FA-2026-00102"
@@ -26,23 +26,7 @@ INVOICE = "FA-2026-00102"
 
 def _link(store, n: int, saisie: str = "W") -> str:
     """An operation for INVOICE's active title, recorded as `payfip link` records it."""
-    due = ledger.invoice_due(store, ID_COLL, INVOICE)
-    id_op = f"7e1d0c2a-0000-4000-8000-{n:012d}"
-    ledger.record_operation(store, {
-        "id_op": id_op, "id_coll": ID_COLL, "invoice": due.invoice, "run_id": due.run_id,
-        "numcli": "012345", "exer": "2026", "refdet": due.invoice.replace("-", ""),
-        "amount_cents": due.amount_cents, "mel": "famille@example.org",
-        "objet": "FACTURE", "saisie": saisie, "endpoint": "http://payfip.invalid/tpa"})
-    return id_op
-
-
-def _paid(store, id_op: str) -> None:
-    """PayFiP's result for the operation: paid by card, as asked, in its own mode."""
-    op = ledger.get_operation(store, id_op)
-    ledger.apply_detail(store, id_op, PaymentDetail(
-        idOp=id_op, resultrans="P", montant=str(op["amount_cents"]), refdet=op["refdet"],
-        numcli=op["numcli"], saisie=op["saisie"], dattrans="01122026", heurtrans="1000",
-        numauto="A55A"), "reconcile")
+    return _recorded_link(store, INVOICE, n, saisie)
 
 
 def _again(store, tmp_path) -> str:
