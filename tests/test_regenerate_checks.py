@@ -963,3 +963,31 @@ def test_a_run_whose_street_cut_at_a_word_boundary_went_number_first_is_rebuilt(
     assert again.exit_code == 0, again.output
     written = next((tmp_path / "today").glob("*.xml")).read_bytes().decode(encoding)
     assert today in written and then not in written
+
+
+def test_a_run_whose_debtors_reference_was_truncated_is_rebuilt(tmp_path, monkeypatch):
+    """Before 2026-12-06 policies.text_overflow: truncate cut a RefTiers too long (and
+    a RUM, a civility sent as exported); an export now refuses it (an identifier cut is
+    another's). A run recorded then is rebuilt as it was, byte for byte."""
+    import json
+
+    import pesgen.build
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == "FA-2026-00102"]
+    inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
+    input_path = tmp_path / "school-export.json"
+    input_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml",
+                       ("  text_overflow: refuse", "  text_overflow: truncate"))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(pesgen.build, "_NEVER_TRUNCATED", {}), mapping, out,
+        input_path)
+    [xml] = out.glob("*.xml")
+    assert b'<RefTiers V="FAMILLE-0000000000000000000000"/>' in xml.read_bytes()
+    _rebuilt(tmp_path, run_id, out)
+    again = _export(mapping, tmp_path / "today", input_path)
+    assert again.exit_code == 4, again.output
+    assert "debtor.ref is 31 characters, the target allows 30: an identifier is never " \
+           "truncated" in again.output

@@ -1776,6 +1776,22 @@ def test_title_total_over_base_montant_names_the_amount_binding(tmp_path):
     assert problems[0].mapping == f"{MAPPING}:{line}: bindings.line.amount"
 
 
+def test_text_overflow_truncate_never_cuts_the_debtors_reference(tmp_path):
+    """policies.text_overflow: truncate never cuts RefTiers either: Hélios groups a
+    debtor's debts by it, and two long references sharing their first 30 characters
+    would become one family's. Refused naming the record, bindings.payer.ref and rule
+    text.length."""
+    mapping = _mapping(tmp_path, {"text_overflow": "truncate"})
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "debtor.ref is 31 characters, the target allows 30: an identifier "
+         "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
+    line = mapping.read_text(encoding="utf-8").splitlines().index("    ref: payer.ref") + 1
+    assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.ref"
+
+
 def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
     """policies.text_overflow: truncate shortens labels and names, never the RUM: the
     mandate's unique reference cut to 35 characters is another mandate's reference (two
