@@ -246,3 +246,26 @@ def test_a_reinstatement_resolves_its_payment_s_anomaly_not_another_of_the_numbe
     assert [(s["kind"], s["id_op"]) for s in done.settled] == [("paid-cancelled", link.id_op)]
     still = [a["id"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
     assert still == [other]
+
+
+def test_a_run_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(flow, store):
+    """PostgreSQL: `payfip anomalies resolve` may resolve the run-cancelled anomaly
+    between the reinstatement's read of it and its update (which changes only an anomaly
+    still open): then the reinstatement records no payment for it (the operation stays
+    an anomaly, no `paid` nor `anomaly-resolved` event), settles nothing, leaves nothing
+    said open, and succeeds. Simulated on SQLite by a trigger that leaves every anomaly's
+    update undone."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the race is simulated by a SQLite trigger")
+    run, link, number = _cancel_then_pay(flow, store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER resolved_meanwhile BEFORE UPDATE ON "
+                             "payfip_anomalies BEGIN SELECT RAISE(IGNORE); END")
+    done = store.reinstate(run, "kept")
+    assert (done.settled, done.left_open) == ((), ())
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["id"], anomaly["resolved_at"]) == (number, None)
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
+    [row] = _payments(store)
+    assert [e["event"] for e in row["history"]][-1] == "title-reinstated", row["history"]
