@@ -70,6 +70,33 @@ def test_resolve_of_a_paid_cancelled_anomaly_refunded_says_no_longer_paid(
                    "again; send the family the new link\n"), err
 
 
+def test_resolve_of_a_paid_cancelled_anomaly_names_the_payment_that_pays_the_invoice(
+        flow, store, tmp_path):
+    """A paid-cancelled anomaly resolved with the note alone while another payment pays
+    the invoice (an earlier one of its number written otherwise: a row no link of this
+    pesgen wrote, a store from before the numbers' keys): `resolve` says the invoice paid
+    by that other payment, as `payfip link` reads it, not "still paid by its cancelled
+    title's payment", and gives no answer to record for it."""
+    import sqlalchemy as sa
+
+    from pesgen.payfip.tables import payments
+
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(payments.insert().values(
+            id_coll=ID_COLL, invoice=" fa-2026-00102 ", invoice_key="fa-2026-00102",
+            status="paid", amount_cents=18750, paid_cents=18750, method="card",
+            paid_at="2026-01-05T10:00:00Z", id_op="op-earlier", last_id_op="op-earlier",
+            refdet="R", created_at="2026-01-05T10:00:00Z", updated_at="2026-01-05T10:00:00Z"))
+        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 2
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    assert err == ("note: invoice FA-2026-00102: paid by another payment: 187.50 by card on "
+                   "2026-01-05T10:00:00Z (PayFiP operation op-earlier): `payfip link`, "
+                   "`tipi-url` and `payfip datamatrix` refuse it as any paid title; send the "
+                   "family no link for it\n"), err
+
+
 def test_formats_sizes_its_name_column_from_the_longest_name(tmp_path):
     """A bundle scaffolded under a name longer than the 16 characters the name column
     had (ciril-civil-multifacturation, 28: docs/onboarding.md's step 1 in a scratch
