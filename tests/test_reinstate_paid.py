@@ -269,3 +269,24 @@ def test_a_run_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(fl
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
     [row] = _payments(store)
     assert [e["event"] for e in row["history"]][-1] == "title-reinstated", row["history"]
+
+
+def test_a_title_paid_before_and_another_paid_while_cancelled_are_both_settled(flow, store):
+    """One reinstatement settles a paid-cancelled anomaly (FA-2026-00101, paid before the
+    cancellation) and a run-cancelled one (FA-2026-00102, paid through its link while
+    cancelled): both in ``settled``, by anomaly number, each its kind, nothing left
+    open."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    before = flow.link("FA-2026-00101", mode="W")
+    flow.pay(before, "card")
+    during = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(during, "card")
+    number = {a["kind"]: a["id"] for a in ledger.list_anomalies(store)}
+    done = store.reinstate(run, "kept")
+    assert [(s["anomaly"], s["kind"], s["invoice"], s["id_op"]) for s in done.settled] == [
+        (number["paid-cancelled"], "paid-cancelled", "FA-2026-00101", before.id_op),
+        (number["run-cancelled"], "run-cancelled", "FA-2026-00102", during.id_op)]
+    assert number["paid-cancelled"] < number["run-cancelled"]
+    assert done.left_open == ()
+    assert [a["resolved_at"] is not None for a in ledger.list_anomalies(store)] == [True, True]
