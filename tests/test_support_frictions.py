@@ -42,6 +42,30 @@ def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded
             "`--applied`, with `--note TEXT`)\n") in err, err
 
 
+def test_payments_reads_the_paid_cancelled_anomaly_of_the_payment_not_another_kind(
+        flow, store, tmp_path):
+    """The paying operation's paid-cancelled anomaly resolved with the note alone, while
+    an anomaly of another kind of that operation is still open (a double-payment one, as
+    money applied after the first payment's refund leaves it, written here into the
+    store): `payfip payments` says the decision recorded, as it reads the paid-cancelled
+    anomaly only, not "record its answer"."""
+    from pesgen.payfip.tables import anomalies
+
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind="double-payment", id_op=link.id_op,
+            invoice="FA-2026-00102", source="notification", expected="another-op",
+            got=link.id_op, detail="the invoice was already paid by another operation"))
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0, err
+    assert "record its answer" not in err, err
+    assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
+            "resolved since (FA-2026-00102)") in err, err
+
+
 def test_resolve_of_a_paid_cancelled_anomaly_says_paid_not_held_back(flow, store, tmp_path):
     """A paid-cancelled anomaly never held its invoice back (its payment made it paid):
     resolved with the note alone, `resolve` says the invoice is still paid by that
