@@ -1147,6 +1147,8 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
         with again.engine.connect() as conn:
             [event] = conn.execute(sa.select(events).where(
                 events.c.event == "anomaly-resolved")).all()
+        assert (event.invoice, event.id_op, event.status) == ("FA-2026-00101", first.id_op,
+                                                              "paid")
         assert (event.invoice, event.source, json.loads(event.detail)) == (
             "FA-2026-00101", "migration",
             {"anomaly": settled["anomaly"], "kind": "paid-cancelled", "by": "migration",
