@@ -1128,6 +1128,15 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
             invoice="FA-2026-00101", source="cancel", expected=None, got=None,
             detail="its title, paid 10.00, cancelled (another collectivité)")
         ).inserted_primary_key[0]
+        # of this payment's operation: one of another kind open, and one resolved by a
+        # person already: neither is the migration's to resolve
+        kept = [conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind=kind, id_op=first.id_op, invoice="FA-2026-00101",
+            source="cancel", expected=None, got=None, detail="written here",
+            resolved_at=at, resolved_by=by, note=note)).inserted_primary_key[0]
+            for kind, at, by, note in [
+                ("double-payment", None, None, None),
+                ("paid-cancelled", "2026-12-02T09:00:00Z", "bob", "seen")]]
         conn.execute(events.delete().where(events.c.event == "anomaly-resolved"))
         conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 16))
     store.engine.dispose()
@@ -1135,7 +1144,10 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
     monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:16])
     again = Store(store.url)
     try:
-        found = {a["invoice"]: a for a in ledger.list_anomalies(again) if a["id"] != other}
+        found = {a["invoice"]: a for a in ledger.list_anomalies(again)
+                 if a["id"] not in [other, *kept]}
+        assert [(a["resolved_at"], a["resolved_by"]) for a in ledger.list_anomalies(again)
+                if a["id"] in kept] == [(None, None), ("2026-12-02T09:00:00Z", "bob")]
         assert (found["FA-2026-00101"]["outcome"], found["FA-2026-00101"]["resolved_by"],
                 found["FA-2026-00105"]["resolved_at"]) == ("reinstated", "migration", None)
         assert found["FA-2026-00101"]["resolved_at"] is not None
