@@ -81,6 +81,10 @@ def test_paid_through_its_link_while_cancelled_the_reinstated_title_is_paid(flow
     assert row["history"][-1]["detail"] == {
         "anomaly": number, "kind": "run-cancelled", "by": "alice", "outcome": "reinstated",
         "run": run}
+    assert row["history"][-2]["detail"] == {
+        "anomaly": number, "run": run, "id_bord": 1, "method": "card",
+        "transaction_at": paid_at}
+    assert [e["status"] for e in row["history"]][-2:] == ["paid", "paid"]
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
     assert "(rule payfip.paid)" in err and "payfip.unsettled" not in err, err
