@@ -1115,6 +1115,7 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
 
     run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
     first, second = flow.link("FA-2026-00101", mode="W"), flow.link("FA-2026-00105", mode="W")
+    flow.link("FA-2026-00102", mode="W")  # another operation of the run, not paid
     flow.pay(first, "card")
     flow.pay(second, "card")
     store.cancel(run, "wrong amounts", [2, 3], despite_payments=True)
@@ -1122,6 +1123,22 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
     with store.engine.begin() as conn:  # as a store of schema 15 left it
         conn.execute(anomalies.update().where(anomalies.c.id == settled["anomaly"]).values(
             resolved_at=None, resolved_by=None, note=None, outcome=None))
+        # a paid-cancelled anomaly of the same number and another operation (another
+        # collectivité's): not this payment's, left open
+        other = conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind="paid-cancelled", id_op="another-op",
+            invoice="FA-2026-00101", source="cancel", expected=None, got=None,
+            detail="its title, paid 10.00, cancelled (another collectivité)")
+        ).inserted_primary_key[0]
+        # of this payment's operation: one of another kind open, and one resolved by a
+        # person already: neither is the migration's to resolve
+        kept = [conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind=kind, id_op=first.id_op, invoice="FA-2026-00101",
+            source="cancel", expected=None, got=None, detail="written here",
+            resolved_at=at, resolved_by=by, note=note)).inserted_primary_key[0]
+            for kind, at, by, note in [
+                ("double-payment", None, None, None),
+                ("paid-cancelled", "2026-12-02T09:00:00Z", "bob", "seen")]]
         conn.execute(events.delete().where(events.c.event == "anomaly-resolved"))
         conn.execute(st.schema_table.delete().where(st.schema_table.c.version >= 16))
     store.engine.dispose()
@@ -1129,15 +1146,23 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
     monkeypatch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:16])
     again = Store(store.url)
     try:
-        found = {a["invoice"]: a for a in ledger.list_anomalies(again)}
+        found = {a["invoice"]: a for a in ledger.list_anomalies(again)
+                 if a["id"] not in [other, *kept]}
+        assert [(a["resolved_at"], a["resolved_by"]) for a in ledger.list_anomalies(again)
+                if a["id"] in kept] == [(None, None), ("2026-12-02T09:00:00Z", "bob")]
         assert (found["FA-2026-00101"]["outcome"], found["FA-2026-00101"]["resolved_by"],
                 found["FA-2026-00105"]["resolved_at"]) == ("reinstated", "migration", None)
+        assert found["FA-2026-00101"]["resolved_at"] is not None
+        [still] = [a for a in ledger.list_anomalies(again) if a["id"] == other]
+        assert (still["resolved_at"], still["outcome"]) == (None, None)
         assert found["FA-2026-00101"]["note"] == (
             f"its title (IdBord 2 of run {run}) was reinstated before this pesgen resolved "
             "such anomalies: active again, paid by this payment")
         with again.engine.connect() as conn:
             [event] = conn.execute(sa.select(events).where(
                 events.c.event == "anomaly-resolved")).all()
+        assert (event.invoice, event.id_op, event.status) == ("FA-2026-00101", first.id_op,
+                                                              "paid")
         assert (event.invoice, event.source, json.loads(event.detail)) == (
             "FA-2026-00101", "migration",
             {"anomaly": settled["anomaly"], "kind": "paid-cancelled", "by": "migration",

@@ -81,6 +81,10 @@ def test_paid_through_its_link_while_cancelled_the_reinstated_title_is_paid(flow
     assert row["history"][-1]["detail"] == {
         "anomaly": number, "kind": "run-cancelled", "by": "alice", "outcome": "reinstated",
         "run": run}
+    assert row["history"][-2]["detail"] == {
+        "anomaly": number, "run": run, "id_bord": 1, "method": "card",
+        "transaction_at": paid_at}
+    assert [e["status"] for e in row["history"]][-2:] == ["paid", "paid"]
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE, out + err
     assert "(rule payfip.paid)" in err and "payfip.unsettled" not in err, err
@@ -246,3 +250,47 @@ def test_a_reinstatement_resolves_its_payment_s_anomaly_not_another_of_the_numbe
     assert [(s["kind"], s["id_op"]) for s in done.settled] == [("paid-cancelled", link.id_op)]
     still = [a["id"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
     assert still == [other]
+
+
+def test_a_run_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(flow, store):
+    """PostgreSQL: `payfip anomalies resolve` may resolve the run-cancelled anomaly
+    between the reinstatement's read of it and its update (which changes only an anomaly
+    still open): then the reinstatement records no payment for it (the operation stays
+    an anomaly, no `paid` nor `anomaly-resolved` event), settles nothing, leaves nothing
+    said open, and succeeds. Simulated on SQLite by a trigger that leaves every anomaly's
+    update undone."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the race is simulated by a SQLite trigger")
+    run, link, number = _cancel_then_pay(flow, store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER resolved_meanwhile BEFORE UPDATE ON "
+                             "payfip_anomalies BEGIN SELECT RAISE(IGNORE); END")
+    done = store.reinstate(run, "kept")
+    assert (done.settled, done.left_open) == ((), ())
+    [anomaly] = ledger.list_anomalies(store)
+    assert (anomaly["id"], anomaly["resolved_at"]) == (number, None)
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
+    [row] = _payments(store)
+    assert [e["event"] for e in row["history"]][-1] == "title-reinstated", row["history"]
+
+
+def test_a_title_paid_before_and_another_paid_while_cancelled_are_both_settled(flow, store):
+    """One reinstatement settles a paid-cancelled anomaly (FA-2026-00101, paid before the
+    cancellation) and a run-cancelled one (FA-2026-00102, paid through its link while
+    cancelled): both in ``settled``, by anomaly number, each its kind, nothing left
+    open."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    before = flow.link("FA-2026-00101", mode="W")
+    flow.pay(before, "card")
+    during = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(during, "card")
+    number = {a["kind"]: a["id"] for a in ledger.list_anomalies(store)}
+    done = store.reinstate(run, "kept")
+    assert [(s["anomaly"], s["kind"], s["invoice"], s["id_op"]) for s in done.settled] == [
+        (number["paid-cancelled"], "paid-cancelled", "FA-2026-00101", before.id_op),
+        (number["run-cancelled"], "run-cancelled", "FA-2026-00102", during.id_op)]
+    assert number["paid-cancelled"] < number["run-cancelled"]
+    assert done.left_open == ()
+    assert [a["resolved_at"] is not None for a in ledger.list_anomalies(store)] == [True, True]

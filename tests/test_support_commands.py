@@ -44,6 +44,7 @@ READ_COMMANDS = [
     ("runs", "find", "FA-2026-00101"),
     ("runs", "find", "--debt", "202600101"),
     ("runs", "cancel", "0123abcd", "--reason", "rejected"),
+    ("runs", "reinstate", "0123abcd", "--reason", "kept"),
     ("runs", "extract", "0123abcd", "--out", "OUT"),
     ("regenerate", "0123abcd", "--out", "OUT"),
     ("payfip", "payments"),

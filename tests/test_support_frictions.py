@@ -42,6 +42,30 @@ def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded
             "`--applied`, with `--note TEXT`)\n") in err, err
 
 
+def test_payments_reads_the_paid_cancelled_anomaly_of_the_payment_not_another_kind(
+        flow, store, tmp_path):
+    """The paying operation's paid-cancelled anomaly resolved with the note alone, while
+    an anomaly of another kind of that operation is still open (a double-payment one, as
+    money applied after the first payment's refund leaves it, written here into the
+    store): `payfip payments` says the decision recorded, as it reads the paid-cancelled
+    anomaly only, not "record its answer"."""
+    from pesgen.payfip.tables import anomalies
+
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(anomalies.insert().values(
+            at="2026-12-01T09:00:00Z", kind="double-payment", id_op=link.id_op,
+            invoice="FA-2026-00102", source="notification", expected="another-op",
+            got=link.id_op, detail="the invoice was already paid by another operation"))
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0, err
+    assert "record its answer" not in err, err
+    assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
+            "resolved since (FA-2026-00102)") in err, err
+
+
 def test_resolve_of_a_paid_cancelled_anomaly_says_paid_not_held_back(flow, store, tmp_path):
     """A paid-cancelled anomaly never held its invoice back (its payment made it paid):
     resolved with the note alone, `resolve` says the invoice is still paid by that
@@ -68,6 +92,33 @@ def test_resolve_of_a_paid_cancelled_anomaly_refunded_says_no_longer_paid(
     assert err == ("note: invoice FA-2026-00102: no longer paid, its payment refunded: "
                    "`payfip link`, `tipi-url` and `payfip datamatrix` give it a payment "
                    "again; send the family the new link\n"), err
+
+
+def test_resolve_of_a_paid_cancelled_anomaly_names_the_payment_that_pays_the_invoice(
+        flow, store, tmp_path):
+    """A paid-cancelled anomaly resolved with the note alone while another payment pays
+    the invoice (an earlier one of its number written otherwise: a row no link of this
+    pesgen wrote, a store from before the numbers' keys): `resolve` says the invoice paid
+    by that other payment, as `payfip link` reads it, not "still paid by its cancelled
+    title's payment", and gives no answer to record for it."""
+    import sqlalchemy as sa
+
+    from pesgen.payfip.tables import payments
+
+    run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    with store.engine.begin() as conn:
+        conn.execute(payments.insert().values(
+            id_coll=ID_COLL, invoice=" fa-2026-00102 ", invoice_key="fa-2026-00102",
+            status="paid", amount_cents=18750, paid_cents=18750, method="card",
+            paid_at="2026-01-05T10:00:00Z", id_op="op-earlier", last_id_op="op-earlier",
+            refdet="R", created_at="2026-01-05T10:00:00Z", updated_at="2026-01-05T10:00:00Z"))
+        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar() == 2
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    assert err == ("note: invoice FA-2026-00102: paid by another payment: 187.50 by card on "
+                   "2026-01-05T10:00:00Z (PayFiP operation op-earlier): `payfip link`, "
+                   "`tipi-url` and `payfip datamatrix` refuse it as any paid title; send the "
+                   "family no link for it\n"), err
 
 
 def test_formats_sizes_its_name_column_from_the_longest_name(tmp_path):
