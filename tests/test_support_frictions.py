@@ -17,6 +17,17 @@ from .payfip_support import (  # noqa: F401 - fixtures
 from .test_payfip_unsettled import ID_COLL, _cli, _paid_then_cancelled, _resolve
 
 
+def _payments_once_resolved(store, number: int) -> str:
+    """The anomaly resolved with the note alone, then `payfip payments`: its standard
+    error, which no longer asks to record the answer on an open anomaly."""
+    code, out, err = _resolve(store, number)
+    assert code == 0, out + err
+    code, out, err = _cli(store, "payfip", "payments")
+    assert code == 0, err
+    assert "record its answer" not in err, err
+    return err
+
+
 def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded(
         flow, store, tmp_path):
     """A paid title cancelled, its paid-cancelled anomaly resolved with the note alone:
@@ -29,11 +40,7 @@ def test_payments_says_a_paid_cancelled_anomaly_resolved_with_a_note_is_recorded
     assert code == 0, err
     assert "record its answer on the title's paid-cancelled anomaly" in err, err
     assert "resolved since" not in err, err
-    code, out, err = _resolve(store, number)
-    assert code == 0, out + err
-    code, out, err = _cli(store, "payfip", "payments")
-    assert code == 0, err
-    assert "record its answer" not in err, err
+    err = _payments_once_resolved(store, number)
     assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
             "resolved since (FA-2026-00102): the money stays with the cancelled title, and "
             "the invoice paid for pesgen (no link for the title exported in its place); the "
@@ -57,11 +64,7 @@ def test_payments_reads_the_paid_cancelled_anomaly_of_the_payment_not_another_ki
             at="2026-12-01T09:00:00Z", kind="double-payment", id_op=link.id_op,
             invoice="FA-2026-00102", source="notification", expected="another-op",
             got=link.id_op, detail="the invoice was already paid by another operation"))
-    code, out, err = _resolve(store, number)
-    assert code == 0, out + err
-    code, out, err = _cli(store, "payfip", "payments")
-    assert code == 0, err
-    assert "record its answer" not in err, err
+    err = _payments_once_resolved(store, number)
     assert ("note: 1 cancelled title(s) were paid online, their paid-cancelled anomaly "
             "resolved since (FA-2026-00102)") in err, err
 
