@@ -127,24 +127,27 @@ def _refuse_past_bordereaux(key: SequenceKey, first: int, bordereaux: int) -> No
     """Refuse a run whose bordereaux would take IdBord (the rôle number) past Base_Num7
     (nothing written, no number used), rather than leave the file name's template or
     the XSD to refuse the number, blaming the format."""
-    last = first + bordereaux - 1
-    if last > ID_BORD_MAX:
-        message = (f"{Store.sequence_label(key)} would reach {last} with this run's "
-                   f"{bordereaux} bordereau(x) from {first}, over {ID_BORD_MAX} (IdBord, "
-                   "Base_Num7)")
-        raise StateError(f"{message}; nothing written, no number used",
-                         [Problem("run.bordereau-numbers", message)])
+    _refuse_past(key, first, bordereaux, "bordereau(x)", ID_BORD_MAX, "IdBord, Base_Num7",
+                 "run.bordereau-numbers")
 
 
 def _refuse_past_pieces(key: SequenceKey, first: int, titles: int) -> None:
     """Refuse a run whose titre numbers would pass Base_Num8 (nothing written, no
     number used)."""
-    last = first + titles - 1
-    if last > ID_PCE_MAX:
+    _refuse_past(key, first, titles, "title(s)", ID_PCE_MAX, "IdPce, Base_Num8",
+                 "run.piece-numbers")
+
+
+def _refuse_past(key: SequenceKey, first: int, count: int, counted: str, limit: int,
+                 field: str, rule: str) -> None:
+    """Refuse a run whose ``count`` numbers from ``first`` in ``key``'s sequence would
+    pass ``limit``, the largest its field takes: StateError naming the sequence."""
+    last = first + count - 1
+    if last > limit:
         message = (f"{Store.sequence_label(key)} would reach {last} with this run's "
-                   f"{titles} title(s) from {first}, over {ID_PCE_MAX} (IdPce, Base_Num8)")
+                   f"{count} {counted} from {first}, over {limit} ({field})")
         raise StateError(f"{message}; nothing written, no number used",
-                         [Problem("run.piece-numbers", message)])
+                         [Problem(rule, message)])
 
 
 # A recorded bundle file: its text (UTF-8 files, as read with universal newlines), or
