@@ -419,6 +419,15 @@ def unsettled_words(found: list[Unsettled]) -> tuple[str, str]:
             f"it has, record its answer: {resolve}")
 
 
+def _collected_through_cancelled(op: Any) -> sa.ColumnElement[bool]:
+    """A `run-cancelled` anomaly (``anomalies`` joined with ``op``, the operations table
+    or an alias of it) of an operation that may have collected money: paid through the
+    link of a cancelled title; a test link (saisie T) collected none. What holds an
+    invoice back while open (``unsettled_payments``, ``_held_back``), what a reinstatement
+    settles (``settle_reinstated``)."""
+    return sa.and_(anomalies.c.kind == "run-cancelled", op.c.saisie != "T")
+
+
 def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = None
                        ) -> dict[str, list[Unsettled]]:
     """The collectivity's open `run-cancelled` anomalies of operations that may have
@@ -438,8 +447,8 @@ def unsettled_payments(store: Store, id_coll: str, conn: Connection | None = Non
                           .outerjoin(run_invoices, sa.and_(
                               run_invoices.c.run_id == operations.c.run_id,
                               run_invoices.c.invoice == operations.c.invoice)))
-             .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
-                    operations.c.id_coll == id_coll, operations.c.saisie != "T")
+             .where(_collected_through_cancelled(operations), anomalies.c.resolved_at.is_(None),
+                    operations.c.id_coll == id_coll)
              .order_by(anomalies.c.id))
     out: dict[str, list[Unsettled]] = {}
     if conn is None:
@@ -945,7 +954,7 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
         hold_changed = sa.tuple_(p_.c.id_coll, p_.c.invoice).in_(
             sa.select(held_op.c.id_coll, held_op.c.invoice)
             .select_from(anomalies.join(held_op, held_op.c.id_op == anomalies.c.id_op))
-            .where(anomalies.c.kind == "run-cancelled", held_op.c.saisie != "T",
+            .where(_collected_through_cancelled(held_op),
                    sa.or_(anomalies.c.at >= day, anomalies.c.resolved_at >= day)))
         query = query.where(sa.or_(p_.c.updated_at >= day, p_.c.cancelled_at >= day,
                                    sa.and_(sa.not_(p_.c.title_active), exported_again),
@@ -974,8 +983,8 @@ def _held_back(conn: Connection) -> set[tuple[str, str]]:
     none), for every collectivity in one query (open anomalies are few)."""
     query = (sa.select(operations.c.id_coll, anomalies.c.invoice)
              .select_from(anomalies.join(operations, operations.c.id_op == anomalies.c.id_op))
-             .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
-                    operations.c.saisie != "T"))
+             .where(_collected_through_cancelled(operations),
+                    anomalies.c.resolved_at.is_(None)))
     return {(r.id_coll, invoice_key(r.invoice)) for r in conn.execute(query)}
 
 
@@ -992,7 +1001,7 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
     cancelled = _cancelled(p)
     # money collected that the trésorerie has still to apply or refund: the title due
     # gets no payment (`payfip link` refuses it), and the family is not to be asked for it
-    held_back = (p["id_coll"], invoice_key(p["invoice"])) in held
+    held_back = bool(held) and (p["id_coll"], invoice_key(p["invoice"])) in held
     item = {
         "invoice": p["invoice"], "collectivity": p["id_coll"],
         "status": "cancelled" if cancelled else HELD_BACK if held_back and p["status"] != "paid"
@@ -1253,9 +1262,8 @@ def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: l
                          run_invoices.c.run_id == operations.c.run_id,
                          run_invoices.c.invoice == operations.c.invoice,
                          run_invoices.c.id_coll == operations.c.id_coll)))
-        .where(anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None),
-               operations.c.run_id == run_id, operations.c.saisie != "T",
-               run_invoices.c.id_bord.in_(bordereaux))
+        .where(_collected_through_cancelled(operations), anomalies.c.resolved_at.is_(None),
+               operations.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux))
         .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce, anomalies.c.id)).all()
     settled: list[dict[str, Any]] = []
     left: list[dict[str, Any]] = []
