@@ -2952,7 +2952,9 @@ def _machine_failure(exc: Exception) -> tuple[str, ExitCode] | None:
 
 def _store_failure(exc: Any) -> str:
     """The error line of a state-store failure (``exc``: a DBAPIError)."""
-    said = " ".join(str(exc.orig).split())  # psycopg's runs over lines: one
+    from .store import db_said
+
+    said = db_said(exc)
     if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DBMOVED":
         # another pesgen made this store, its export was refused with nothing
         # recorded, and it removed the store while this command had it open

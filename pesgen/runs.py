@@ -67,6 +67,7 @@ from .store import (
     PIECE_SEQUENCE,
     Acknowledgement,
     Store,
+    db_said,
     fields_of,
     new_run_id,
     pack,
@@ -700,8 +701,7 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     if isinstance(exc, sa_exc.DBAPIError):
-        # psycopg's message runs over lines ("…\n\tThis probably means…"): one line
-        return "the state store failed: " + " ".join(str(exc.orig).split()).rstrip(".")
+        return "the state store failed: " + db_said(exc).rstrip(".")
     return str(exc)
 
 

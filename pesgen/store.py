@@ -918,6 +918,13 @@ def _quiet_logger(name: str) -> None:
         logger.addHandler(logging.NullHandler())
 
 
+def db_said(exc: Any) -> str:
+    """What the database said of a failure (``exc``: a DBAPIError), on one line:
+    PostgreSQL's messages run over lines (its DETAIL, psycopg's "This probably
+    means…")."""
+    return " ".join(str(exc.orig).split())
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -2436,7 +2443,7 @@ class Store:
                                                                       key_shared=False))
             except sa.exc.IntegrityError as exc:
                 conn.rollback()  # PostgreSQL: an export recorded one of them meanwhile
-                said = " ".join(str(exc.orig).split())  # PostgreSQL's DETAIL: a line
+                said = db_said(exc)
                 raise StateError(f"run {full}: the store refused to reinstate IdBord "
                                  f"{', '.join(map(str, numbers))}: {said} (an export "
                                  "recorded one of their invoices meanwhile?); nothing "

@@ -917,7 +917,9 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
             # the resolution is recorded (its transaction committed): the store failing
             # now must not read as a refusal, which a person or a tool would try again
             # (`resolved already`); what the invoice gets is read again later
-            said = " ".join(str(exc.orig).split())
+            from ..store import db_said
+
+            said = db_said(exc)
             facts.update(invoice_state="unread", advice=(
                 "the resolution is recorded, but what its invoice gets now could not be "
                 f"read (the state store failed: {said}); `pesgen payfip anomalies --all` "
