@@ -15,11 +15,15 @@ of a layout that refuses it is found there (``option_misfits``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+from lxml import etree
 
 from .build import own_text_misfits
 from .coverage import Coverage
@@ -31,6 +35,7 @@ from .layout import Column, check_value, line_values, load_layout
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
+from .validate import load_xsd, xsd_label
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -135,7 +140,8 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
     misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
-               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True))))
+               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True)),
+                              exporter.encoding))
     return SampleRendering(len(traced), reads, tuple(misfits))
 
 
@@ -176,16 +182,20 @@ _CODES = ("product", "nature", "fonction", "operation")
 
 
 def code_misfits(mapping: Mapping, title: Title,
-                 rendered: list[tuple[FileRenderer, Document]]) -> list[Problem]:
+                 rendered: list[tuple[FileRenderer, Document]],
+                 encoding: str = "utf-8") -> list[Problem]:
     """The codes of the mapping's activities (codes.activities: product, nature,
-    fonction, operation) that a template writes as they are into a column of a layout
-    that refuses them (e.magnus' Article takes 10 characters, where the mapping's schema
+    fonction, operation) that a template writes as they are into a column of a layout,
+    or an element or attribute of an XML file with an XSD, that refuses them (e.magnus'
+    Article takes 10 characters, Corail's Article 10 digits, where the mapping's schema
     lets a nature have the PES' 12): found by rendering ``title``, its line holding a
-    mark in each code, in each file with a layout (``rendered``: its renderer and
-    document), as the columns a mark lands in, and each activity's code checked against
-    them; named by the code's key and line, not by the first invoice of an export using
-    it. A template that does not write a code as it is (or fails on a mark) checks
-    nothing."""
+    mark in each code, in each file with a layout or an XSD (``rendered``: its renderer
+    and document), as the columns (the XML values) a mark lands in, and each activity's
+    code checked against them (the layout's column rules; the XSD's facets, by
+    validating the sample file with the code in the mark's place); named by the code's
+    key and line, not by the first invoice of an export using it. A template that does
+    not write a code as it is (or fails on a mark) checks nothing. ``encoding``: the
+    files' (an XML file is parsed as it is written)."""
     activities = mapping.codes.activities
     if not activities or not title.lines:
         return []
@@ -196,6 +206,8 @@ def code_misfits(mapping: Mapping, title: Title,
     problems: list[Problem] = []
     for renderer, doc in rendered:
         if renderer.spec.layout is None:
+            if renderer.spec.xsd is not None:
+                problems += _xsd_code_misfits(mapping, renderer, doc, marked, marks, encoding)
             continue
         layout = load_layout(renderer.spec.layout)
         try:
@@ -220,6 +232,78 @@ def code_misfits(mapping: Mapping, title: Title,
                             f"({rule}): written as it is into {doc.file_name}, {col.label} of "
                             f"layout {layout.name}",
                             mapping=mapping.where("codes", "activities", activity, key)))
+    return problems
+
+
+# where libxml2 says an error is: "Element 'Article', attribute 'V': " before its words
+_XSD_PLACE = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: ")
+
+
+def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
+                      marked: Title, marks: dict[str, str], encoding: str) -> list[Problem]:
+    """``code_misfits`` for a file checked by an XSD: the elements (text) and attributes
+    (Corail's and the PES' V) whose value is a mark, in the file rendered on ``marked``
+    alone; then, per activity, the file rendered with its codes in the marks' places
+    validated, and the XSD's refusals at those places kept (the sample's made-up values
+    are not the mapping's: what the XSD says of them elsewhere is not)."""
+    assert renderer.spec.xsd is not None
+    try:
+        head, piece, tail = (renderer.head(doc), renderer.piece(marked, doc),
+                             renderer.tail(doc))
+    except TemplateError:
+        return []
+    text = head + piece + tail
+    try:
+        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
+    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        return []
+    tree = root.getroottree()
+    # key -> {(XPath of the element, attribute or None for its text)}
+    places: dict[str, set[tuple[str, str | None]]] = {}
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        found = [(name, value) for name, value in el.attrib.items()]
+        found.append((None, el.text))
+        for name, value in found:
+            for key, mark in marks.items():
+                if value == mark:
+                    places.setdefault(key, set()).add((tree.getpath(el), name))
+    if not places:
+        return []
+    schema = load_xsd(renderer.spec.xsd)
+    label = xsd_label(renderer.spec.xsd)
+    problems: list[Problem] = []
+    for activity, codes in mapping.codes.activities.items():
+        given = {key: str(codes[key]) for key in places if codes.get(key) is not None}
+        if not given:
+            continue
+        filled = text
+        for key, code in given.items():
+            filled = filled.replace(marks[key], escape(code, {'"': "&quot;"}))
+        try:
+            checked = etree.fromstring(filled.encode(encoding),
+                                       etree.XMLParser(resolve_entities=False))
+        except (etree.XMLSyntaxError, UnicodeEncodeError):
+            continue
+        schema.validate(checked.getroottree())
+        said: set[tuple[str, str]] = set()
+        for error in schema.error_log:
+            m = _XSD_PLACE.match(error.message)
+            attribute = m[2] if m else None
+            for key in given:
+                if (error.path, attribute) not in places[key] or (key, error.path) in said:
+                    continue
+                said.add((key, error.path))
+                words = error.message[m.end():] if m else error.message
+                shown = re.sub(r"\[\d+\]", "", error.path)
+                where = f"{shown}/@{attribute}" if attribute else shown
+                problems.append(Problem(
+                    "mapping.code-fit", f"codes.activities.{activity}.{key} {given[key]!r} "
+                    f"is refused by {renderer.spec.xsd.name} (xsd.{label}: "
+                    f"{words.strip().rstrip('.')}): written as it is into {doc.file_name}, "
+                    f"{where}",
+                    mapping=mapping.where("codes", "activities", activity, key)))
     return problems
 
 

@@ -16,6 +16,7 @@ from .mapping_support import mapping_copy
 
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
 JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 BUNDLE = ROOT / "templates" / "bl-emagnus"
 
 
@@ -303,6 +304,67 @@ def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
     assert run.exit_code == 3, run.output
     assert said in run.output and "invoice" not in run.output
     assert not out.exists()
+
+
+def test_a_corail_code_its_xsd_refuses_is_refused_naming_its_line(tmp_path):
+    """A nature of 11 digits passes the mapping's schema (the PES' Nature takes 12) but
+    not Corail's Article (corail.xsd: 1 to 10 digits): check-mapping said OK (rule
+    mapping.code-fit checked the layouts' columns only) and the export refused each
+    invoice using it by the XSD (xsd.bundle), naming no line of the mapping. Refused now
+    by check-mapping and before the export reads its input, from the XSD's own facet,
+    naming the code's line and key, an activity no invoice uses too."""
+    mapping, (line, unused) = mapping_copy(
+        tmp_path, CORAIL,
+        ('FM-C1:       {product: FMC1, nature: "7062"',
+         'FM-C1:       {product: FMC1, nature: "70621234567"'),
+        ('THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}',
+         'THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}\n'
+         '    UNUSED:      {product: UNUS, nature: "706212345678", fonction: "311"}'))
+    name = "CORAIL_21450999400015_2026_0000001.xml"
+    said = ("codes.activities.FM-C1.nature '70621234567' is refused by corail.xsd (xsd.bundle: "
+            "[facet 'pattern'] The value '70621234567' is not accepted by the pattern "
+            f"'[0-9]{{1,10}}'): written as it is into {name}, "
+            "/ImportCosoluce/TypePieceImport/Piece/LignePiece/Article/@V "
+            f"[mapping {mapping}:{line}: codes.activities.FM-C1.nature] (rule mapping.code-fit)")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    assert ("codes.activities.UNUSED.nature '706212345678' is refused by corail.xsd" in
+            checked.output)
+    assert f"[mapping {mapping}:{unused}: codes.activities.UNUSED.nature] (rule " \
+        "mapping.code-fit)" in checked.output
+    assert checked.output.count("(rule mapping.code-fit)") == 2  # no other code, no twice
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output
+    assert not out.exists()
+
+
+def test_a_code_an_xml_bundles_xsd_refuses_is_found_by_its_facets_not_per_vendor(tmp_path):
+    """The check is the bundle's XSD, not code per package: a copy of the JVS bundle
+    whose XSD takes three characters of CodProdLoc (maxLength) refuses the mapping's
+    four-character products, by their lines."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "jvs-millesime", fmts / "jvs-millesime")
+    xsd = fmts / "jvs-millesime" / "jvs-millesime.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    old = '<xs:pattern value="[0-9a-zA-Z]{1,4}"/></xs:restriction>'
+    assert text.count(old) == 1
+    xsd.write_text(text.replace(old, '<xs:maxLength value="3"/></xs:restriction>'),
+                   encoding="utf-8")
+    mapping, (line,) = mapping_copy(
+        tmp_path, JVS, ('FM-C1:       {product: FMC1,', 'FM-C1:       {product: FMC1,'))
+    checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert checked.exit_code == 3, checked.output
+    assert ("codes.activities.FM-C1.product 'FMC1' is refused by jvs-millesime.xsd "
+            "(xsd.bundle: [facet 'maxLength'] The value 'FMC1' has a length of '4'; this "
+            "exceeds the allowed maximum length of '3'): written as it is into JVS_") \
+        in checked.output
+    assert ("/n:PES_Aller/PES_RecetteAller/Bordereau/Piece/LigneDePiece/BlocLignePiece/"
+            f"InfoLignePiece/CodProdLoc/@V [mapping {mapping}:{line}: "
+            "codes.activities.FM-C1.product] (rule mapping.code-fit)") in checked.output
+    # the nature (Num12) still fits: only the products are named
+    assert "codes.activities.FM-C1.nature" not in checked.output
 
 
 def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):
