@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from .build import own_text_misfits
-from .coverage import Coverage
+from .coverage import SPLITS, Coverage, bound
 from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError
 from .export import Exporter
@@ -141,7 +141,9 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
     misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
                + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True)),
-                              exporter.encoding))
+                              exporter.encoding)
+               + split_misfits(mapping, fmt, titles[0], list(zip(traced, docs, strict=True)),
+                               exporter.encoding))
     return SampleRendering(len(traced), reads, tuple(misfits))
 
 
@@ -307,6 +309,116 @@ def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
     return problems
 
 
+# what each split policy splits, as the model holds it: (the field it splits, the field
+# it fills) -> (where in a title: the debtor or the joint debtor, its address or not;
+# the kept part's model field, the filled part's)
+_SPLIT_FIELDS = {
+    ("payer.name", "payer.complement_name"): ("debtor", False, "name", "complement_name"),
+    ("joint_payer.name", "joint_payer.complement_name"):
+        ("joint_debtor", False, "name", "complement_name"),
+    ("address.street", "address.complement"): ("debtor", True, "street", "complement"),
+    ("joint_payer.street", "joint_payer.complement"): ("joint_debtor", True, "street",
+                                                       "complement"),
+}
+
+
+def split_misfits(mapping: Mapping, fmt: Format, title: Title,
+                  rendered: list[tuple[FileRenderer, Document]],
+                  encoding: str = "utf-8") -> list[Problem]:
+    """A split policy of the mapping (name_overflow, street_overflow: split) whose two
+    parts a template writes joined again into one column of a layout, or one XML value,
+    that refuses the shortest value the policy can split (one character over the
+    format's limit): every value it splits would be refused there, by invoice, naming
+    no binding (e.magnus has no ComplNom column: a name complement follows the name in
+    Designation1, 50 characters, the limit the name is split at). Found by rendering
+    ``title`` with the split's kept part one character short of the limit and its
+    filled part one character, in each file with a layout or an XSD (``rendered``: its
+    renderer and document), and checking the value holding both parts, as the layout
+    or the XSD does; refused by the policy's line. A format that writes the parts
+    apart, or joined where they fit, is not concerned."""
+    fields = bound(mapping)
+    problems: list[Problem] = []
+    for policy, limited, splits, part in SPLITS:
+        limit = fmt.limit(limited).max
+        if getattr(mapping.policies, policy) != "split" or limit is None or limit < 2:
+            continue
+        for source, filled in splits:
+            holder, in_address, kept_field, filled_field = _SPLIT_FIELDS[(source, filled)]
+            debtor = getattr(title, holder)
+            if source not in fields or debtor is None:
+                continue
+            kept, rest = "Q" * (limit - 1), "Z"
+            if in_address:
+                debtor = replace(debtor, address=replace(
+                    debtor.address, **{kept_field: kept, filled_field: rest}))
+            else:
+                debtor = replace(debtor, **{kept_field: kept, filled_field: rest})
+            split = replace(title, **{holder: debtor})
+            found = _joined_refusal(split, kept, rest, rendered, encoding)
+            if found is None:
+                continue
+            file_name, place, said = found
+            problems.append(Problem(
+                "mapping.policy-fit", f"policies.{policy}: split puts {part.format(limit=limit)} "
+                f"into {filled}, which format {fmt.name} writes joined again to {source} in "
+                f"{file_name}, {place}: the shortest value the policy splits, joined again "
+                f"there, {said}; every value it splits would be refused there, by invoice, "
+                f"naming no binding. Set {policy}: refuse (such a value "
+                "is then refused by invoice, naming its binding)",
+                mapping=mapping.where("policies", policy)))
+    return problems
+
+
+def _joined_refusal(title: Title, kept: str, rest: str,
+                    rendered: list[tuple[FileRenderer, Document]], encoding: str
+                    ) -> tuple[str, str, str] | None:
+    """(file name, where, what is said) of the first refusal of a value holding both
+    ``kept`` and ``rest`` in the files ``rendered`` on ``title``: by a layout's column
+    rules, or by the file's XSD at that element or attribute; None when none refuses."""
+    def joined(value: str | None) -> bool:
+        return value is not None and kept in value and rest in value.replace(kept, "")
+
+    for renderer, doc in rendered:
+        spec = renderer.spec
+        if spec.layout is None and spec.xsd is None:
+            continue
+        try:
+            text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+        except TemplateError:
+            continue
+        if spec.layout is not None:
+            layout = load_layout(spec.layout)
+            lines = text.split("\n")
+            for text_line in lines[1:] if layout.header else lines:
+                for col, value in line_values(layout, text_line.rstrip("\r")):
+                    if joined(value):
+                        for rule, message in check_value(col, value):
+                            return (doc.file_name, f"{col.label} of layout {layout.name}",
+                                    f"{message} ({rule})")
+            continue
+        assert spec.xsd is not None
+        try:
+            root = etree.fromstring(text.encode(encoding),
+                                    etree.XMLParser(resolve_entities=False))
+        except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+            continue
+        tree = root.getroottree()
+        places = {(tree.getpath(el), name) for el in root.iter() if isinstance(el.tag, str)
+                  for name, value in [*el.attrib.items(), (None, el.text)] if joined(value)}
+        schema = load_xsd(spec.xsd)
+        schema.validate(tree)
+        for error in schema.error_log:
+            m = _XSD_PLACE.match(error.message)
+            attribute = m[2] if m else None
+            if (error.path, attribute) in places:
+                words = (error.message[m.end():] if m else error.message).strip().rstrip(".")
+                shown = re.sub(r"\[\d+\]", "", error.path)
+                where = f"{shown}/@{attribute}" if attribute else shown
+                return (doc.file_name, where,
+                        f"is refused by {spec.xsd.name} (xsd.{xsd_label(spec.xsd)}: {words})")
+    return None
+
+
 def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
                    refusal: str, sample: SampleRendering | None = None
                    ) -> tuple[SampleRendering, Coverage]:
@@ -320,7 +432,8 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
         sample = check_templates(mapping, fmt)
     if sample.misfits:
         raise MappingError(f"{mapping.path}: a text of the mapping (an option, a code, its "
-                           f"own texts) does not fit where format {fmt.name} writes it",
+                           f"own texts) or a split policy does not fit where format "
+                           f"{fmt.name} writes it",
                            list(sample.misfits))
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:

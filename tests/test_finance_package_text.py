@@ -367,6 +367,66 @@ def test_a_code_an_xml_bundles_xsd_refuses_is_found_by_its_facets_not_per_vendor
     assert "codes.activities.FM-C1.nature" not in checked.output
 
 
+def test_an_emagnus_name_split_is_refused_as_its_parts_are_joined_again(tmp_path):
+    """e.magnus has no ComplNom column: a name complement follows the name in
+    Designation1 (50 characters, the limit name_overflow splits at). A name split there
+    was joined again and refused by the layout at the billing run, by invoice, naming no
+    key of the mapping (layout.length), while check-mapping said OK. Refused now by
+    check-mapping (rule mapping.policy-fit), naming the policy's line, for the debtor
+    (WTAMC001) and the joint debtor (WTAMC001_TSOL), and by an export before its input."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "  name_overflow: refuse", "  name_overflow: split"))
+    where = f"[mapping {mapping}:{line}: policies.name_overflow] (rule mapping.policy-fit)"
+    said = ("policies.name_overflow: split puts the end of a name longer than 50 characters "
+            "into payer.complement_name, which format bl-emagnus writes joined again to "
+            "payer.name in WTAMC001.txt, column Designation1 (#10) of layout WTAMC001: the "
+            "shortest value the policy splits, joined again there, is 51 characters, the "
+            "layout allows 50 (layout.length); every value it splits would be refused there, "
+            "by invoice, naming no binding. Set name_overflow: refuse (such a value is then "
+            f"refused by invoice, naming its binding) {where}")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    assert ("into joint_payer.complement_name, which format bl-emagnus writes joined again to "
+            "joint_payer.name in WTAMC001_TSOL.txt, column Designation1 (#4) of layout "
+            "WTAMC001_TSOL: ") in checked.output
+    assert checked.output.count(where) == 2
+    # street_overflow: split is not concerned: AdrLig1 and AdrLig2 are two columns
+    assert "policies.street_overflow" not in checked.output
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output.replace("by invoice", "")
+    assert not out.exists()
+
+
+def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
+    """The same found by a bundle's XSD, no code per package: Corail writes the name, its
+    complement and the first name joined in RaisonSociale (77 characters: a split at 38
+    fits, check-mapping says OK); a copy whose RaisonSociale takes 38 refuses the
+    policy."""
+    mapping, (line,) = mapping_copy(tmp_path, CORAIL, (
+        "  name_overflow: split", "  name_overflow: split"))
+    assert run_cli("check-mapping", mapping).exit_code == 0
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    xsd = fmts / "cosoluce-corail" / "corail.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    old = '<xs:element name="RaisonSociale" type="V_Texte77"/>'
+    assert text.count(old) == 1
+    xsd.write_text(text.replace(old, '<xs:element name="RaisonSociale" type="V_Texte38"/>'),
+                   encoding="utf-8")
+    checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert checked.exit_code == 3, checked.output
+    assert ("policies.name_overflow: split puts the end of a name longer than 38 characters "
+            "into payer.complement_name, which format cosoluce-corail writes joined again to "
+            "payer.name in CORAIL_21450999400015_2026_0000001.xml, /ImportCosoluce/"
+            "TypePieceImport/Piece/InfoPiece/Tiers/InfoTiers/RaisonSociale/@V: the shortest "
+            "value the policy splits, joined again there, is refused by corail.xsd "
+            "(xsd.bundle: [facet 'maxLength'] The value ") in checked.output
+    assert f"[mapping {mapping}:{line}: policies.name_overflow] (rule mapping.policy-fit)" \
+        in checked.output
+
+
 def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):
     fmts = tmp_path / "fmts"
     shutil.copytree(BUNDLE, fmts / "bl-emagnus")

@@ -161,18 +161,21 @@ def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
     tsol = next(f.path for f in result.files if f.path.name == "WTAMC001_TSOL.txt")
     [row] = _records(tsol)
     assert row[3:5] == ["LEFEVRE EPOUX DUPONT", "MARC"]
-    # a joint debtor's name over 50 characters, split by the shipped mapping's policy
-    # (name_overflow: split): its end is written after it, and the layout refuses the
-    # record (Designation1 holds 50), naming the file, the line and the column
+    # a joint debtor's name over 50 characters: split, its end would be written after it
+    # and the layout would refuse the record (Designation1 holds 50), naming no binding;
+    # so the shipped mapping refuses such a name (name_overflow: refuse; split is
+    # refused by check-mapping, mapping.policy-fit), by invoice, naming its binding
     long_name = "Lefèvre de la Tour d'Auvergne et de Montmorency-Laval"
     assert len(long_name) > 50
     data["invoices"][0]["joint_payer"]["last_name"] = long_name
     del data["invoices"][0]["joint_payer"]["complement"]
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(OutputInvalidError) as info:
+    with pytest.raises(InputDataError) as info:
         export(EMAGNUS, source, tmp_path / "out2", RUN)
-    assert any("WTAMC001_TSOL.txt" in str(p) and "Designation1" in str(p)
-               for p in info.value.problems), info.value.problems
+    [problem] = info.value.problems
+    assert problem.rule == "text.length" and problem.invoice == "FA-2026-00101"
+    assert problem.mapping is not None
+    assert problem.mapping.endswith(": bindings.joint_payer.name"), problem
 
 
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
