@@ -285,6 +285,8 @@ class Exporter:
         # the model fields the templates read on the sample titles (check_fields; None:
         # not rendered)
         self.sample_reads: frozenset[str] | None = None
+        # {template: where the bound values land in its XML file} (_bindings_of)
+        self._places: dict[str, dict[tuple[str, str | None], str]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -776,6 +778,7 @@ class Exporter:
                                       self._encode(renderer.head(doc), renderer, "head"),
                                       self._encode(renderer.tail(doc), renderer, "tail"),
                                       b.piece_lines[index], b.titles, prepared.origins)
+                    found = self._bindings_of(found, renderer, doc)
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -801,6 +804,36 @@ class Exporter:
                                          folder=self.work_dir)
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
+
+    def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
+                     doc: Document) -> list[Problem]:
+        """The XSD's refusals of an invoice's value, each given the mapping's binding
+        whose value the element holds (``sample.xml_binding_places``, worked out on the
+        error path only, once per file kind): JVS_FAC_NumeroFacture over 20 characters
+        names bindings.invoice.number, as a text field over its format.yaml limit does
+        before rendering. A refusal naming no invoice, or at an element no single bound
+        value fills, is left as it is."""
+        if renderer.spec.xsd is None or not any(
+                p.invoice and p.mapping is None and p.rule.startswith("xsd.")
+                for p in problems):
+            return problems
+        from .sample import sample_titles, xml_binding_places  # it renders through here
+
+        places = self._places.get(renderer.spec.template)
+        if places is None:
+            title = self.numbered(sample_titles(self.mapping, self.fmt)[0], 1)
+            places = self._places[renderer.spec.template] = xml_binding_places(
+                self.mapping, title, renderer, doc, self.encoding)
+        out = []
+        for p in problems:
+            if p.invoice and p.mapping is None and p.rule.startswith("xsd.") and p.record:
+                xpath = p.record.rsplit(" ", 1)[-1]
+                m = _XSD_ATTRIBUTE.match(p.message)
+                where = places.get((re.sub(r"\[\d+\]", "", xpath), m[1] if m else None))
+                if where is not None:
+                    p = replace(p, mapping=where)
+            out.append(p)
+        return out
 
     def _final(self, name: str) -> Path:
         """Where a file of the run goes: in the output folder; a dry run without one
@@ -885,6 +918,8 @@ def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
 
 
 _LINE = re.compile(r"(\d+)\b")
+# libxml2's words on a value refused in an attribute: "Element 'X', attribute 'V': …"
+_XSD_ATTRIBUTE = re.compile(r"Element '[^']*'(?:, attribute '([^']*)')?: ")
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -307,6 +308,74 @@ def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
                     f"{where}",
                     mapping=mapping.where("codes", "activities", activity, key)))
     return problems
+
+
+# the bound fields whose values an XML file's element may hold as they are, and where
+# a title holds them (its attributes, "lines" its first line): what an XSD's refusal at
+# an export names (``xml_binding_places``)
+_PLACED = (
+    ("invoice.number", ("invoice_number",)), ("invoice.object", ("object",)),
+    *((f"payer.{k}", ("debtor", k)) for k in ("name", "first_name", "complement_name", "ref")),
+    *((f"address.{k}", ("debtor", "address", k))
+      for k in ("street", "complement", "locality", "city", "postal_code")),
+    *((f"joint_payer.{k}", ("joint_debtor", k))
+      for k in ("name", "first_name", "complement_name", "ref")),
+    *((f"joint_payer.{k}", ("joint_debtor", "address", k))
+      for k in ("street", "complement", "locality", "city", "postal_code")),
+    ("payment.rum", ("mandate", "rum")), ("payment.label", ("mandate", "label")),
+    ("payment.holder", ("mandate", "account", "holder")),
+    ("line.label", ("lines", "label")),
+)
+
+
+def _marked(obj: Any, path: tuple[str, ...], value: str) -> Any:
+    """``obj`` with the field at ``path`` set to ``value`` ("lines": its first line)."""
+    if obj is None:
+        return None
+    if path[0] == "lines":
+        first = _marked(obj.lines[0], path[1:], value)
+        return replace(obj, lines=(first, *obj.lines[1:]))
+    if len(path) == 1:
+        return replace(obj, **{path[0]: value})
+    return replace(obj, **{path[0]: _marked(getattr(obj, path[0]), path[1:], value)})
+
+
+def xml_binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
+                       doc: Document, encoding: str) -> dict[tuple[str, str | None], str]:
+    """{(XPath without positions, attribute or None for the element's text): the
+    mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
+    that hold one bound field alone, as it is or within a text (Corail's
+    LibPieceJustificative 'FACTURE <number>'): found by rendering ``title`` with a mark in
+    each (``_PLACED``), so that the XSD's refusal at an export, by invoice, names the
+    binding whose value it refused (JVS_FAC_NumeroFacture: bindings.invoice.number). A
+    value holding two marks (Corail's RaisonSociale: name, complement, first name) names
+    none; {} when the marked title does not render or parse."""
+    fields = bound(mapping)
+    marks: dict[str, str] = {}
+    for i, (name, path) in enumerate(_PLACED):
+        if name in fields:
+            mark = f"PESGENPLACE{i:02d}MARK"
+            changed = _marked(title, path, mark)
+            if changed is not None and changed is not title:
+                title, marks[mark] = changed, name
+    if not marks:
+        return {}
+    try:
+        text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
+    except (TemplateError, etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        return {}
+    tree = root.getroottree()
+    places: dict[tuple[str, str | None], str] = {}
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for attribute, value in [*el.attrib.items(), (None, el.text)]:
+            held = [mark for mark in marks if value and mark in value]
+            if len(held) == 1:
+                path = re.sub(r"\[\d+\]", "", tree.getpath(el))
+                places[(path, attribute)] = fields[marks[held[0]]].where
+    return places
 
 
 # what each split policy splits, as the model holds it: (the field it splits, the field

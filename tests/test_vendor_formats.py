@@ -178,6 +178,38 @@ def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
     assert problem.mapping.endswith(": bindings.joint_payer.name"), problem
 
 
+def test_a_jvs_invoice_number_its_xsd_refuses_names_the_binding(tmp_path):
+    """JVS_FAC_NumeroFacture takes 20 characters (jvs-millesime.xsd Texte20), pesgen's
+    invoice numbers 64: a longer one is only the invoice's, refused by the XSD at the
+    export, by invoice and line, which named no key of the mapping (support had to know
+    which binding fills JVS_FAC_NumeroFacture). It names bindings.invoice.number now; a
+    Corail refusal at RaisonSociale, which joins three bound values, names none."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-2026-00101-ABCDEFGHIJ"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(JVS.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "number: number")
+    with pytest.raises(OutputInvalidError) as info:
+        export(JVS, source, tmp_path / "out", RUN)
+    problems = info.value.problems
+    assert len(problems) == 3  # one per LigneDePiece (its discount netted into a line)
+    for problem in problems:
+        assert problem.rule == "xsd.bundle" and problem.invoice == data["invoices"][0]["number"]
+        assert "JVS_FAC_NumeroFacture" in problem.record and "maxLength" in problem.message
+        assert problem.mapping == f"{JVS}:{line}: bindings.invoice.number", problem
+    # a value joining several bound values names none of them
+    corail = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["first_name"] = "Marie-Christine-Alexandra-Josephine"
+    data["invoices"][0]["payer"]["last_name"] = "de la Rochefoucauld-Montmorency de Saint-Aubin"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(corail, source, tmp_path / "out2", RUN)
+    [problem] = info.value.problems
+    assert "RaisonSociale" in problem.record and problem.mapping is None, problem
+
+
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
         tmp_path):
     """JVS Millésime's file is PES-like XML: its own XSD takes LibelleColBud and Sigle as
