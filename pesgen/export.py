@@ -285,6 +285,8 @@ class Exporter:
         # the model fields the templates read on the sample titles (check_fields; None:
         # not rendered)
         self.sample_reads: frozenset[str] | None = None
+        # the split policies check_fields found the format would refuse (Builder's)
+        self._unfit_splits: frozenset[str] = frozenset()
         # {template: where the bound values land in its XML file} (_bindings_of)
         self._places: dict[str, dict[tuple[str, str | None], str]] = {}
 
@@ -317,6 +319,8 @@ class Exporter:
             self.fields_unchecked = str(exc)
             return
         self.sample_reads = sample.reads
+        # a refusal by invoice does not advise a split the format would refuse
+        self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -526,6 +530,7 @@ class Exporter:
         self.builder = Builder(self.mapping, self.fmt, recorded=self.vouched,
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
+        self.builder.unfit_splits = self._unfit_splits
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again

@@ -105,6 +105,10 @@ class SampleRendering:
     # them (``option_misfits``), its own texts a template writes outside the format's
     # charset (``own_text_misfits``): ``check_coverage`` refuses the mapping
     misfits: tuple[Problem, ...] = ()
+    # the split policies the mapping leaves at refuse that the format would refuse set
+    # to split (``split_misfits``: e.magnus' name_overflow): a refusal by invoice does
+    # not advise them
+    unfit_splits: frozenset[str] = frozenset()
 
 
 def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
@@ -145,7 +149,13 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
                               exporter.encoding)
                + split_misfits(mapping, fmt, titles[0], list(zip(traced, docs, strict=True)),
                                exporter.encoding))
-    return SampleRendering(len(traced), reads, tuple(misfits))
+    pairs = list(zip(traced, docs, strict=True))
+    unfit = frozenset(
+        policy for policy, *_ in SPLITS if getattr(mapping.policies, policy) != "split"
+        and split_misfits(replace(mapping, policies=replace(mapping.policies,
+                                                             **{policy: "split"})),
+                          fmt, titles[0], pairs, exporter.encoding))
+    return SampleRendering(len(traced), reads, tuple(misfits), unfit)
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]

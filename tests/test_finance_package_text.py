@@ -399,6 +399,33 @@ def test_an_emagnus_name_split_is_refused_as_its_parts_are_joined_again(tmp_path
     assert not out.exists()
 
 
+def test_an_emagnus_name_over_its_limit_is_refused_without_advising_split(tmp_path):
+    """With name_overflow: refuse, a name over e.magnus' 50 characters was refused
+    advising to set name_overflow: split, which check-mapping refuses for e.magnus
+    (mapping.policy-fit): the refusal says split would not help, and why; a PES
+    format's (Nom and ComplNom apart) still advises it."""
+    long_name = "De La Rochefoucauld-Montmorency-Laval de Saint-Aubin"
+    assert len(long_name) > 50
+
+    def longer(data: dict[str, Any]) -> None:
+        data["invoices"][1]["payer"]["last_name"] = long_name
+
+    source = _example_changed(tmp_path, longer)
+    run, out = _export(tmp_path, EMAGNUS, source, "--dry-run")
+    assert run.exit_code == 4, run.output
+    assert ("invoice FA-2026-00102: debtor.name is 52 characters, format bl-emagnus allows 50 "
+            "(policy name_overflow: refuse; split would not help: format bl-emagnus writes "
+            "debtor.complement_name joined again to the name, where the two do not fit "
+            "either (rule mapping.policy-fit): shorten it in the school software) [mapping "
+            f"{EMAGNUS}:") in run.output
+    pes, _ = mapping_copy(tmp_path / "pes", MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                          ("  name_overflow: split", "  name_overflow: refuse"))
+    run, _ = _export(tmp_path / "pes", pes, source, "--dry-run")
+    assert run.exit_code == 4, run.output
+    assert "set policies.name_overflow: split to put its end into ComplNom" in run.output
+    assert "split would not help" not in run.output
+
+
 def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
     """The same found by a bundle's XSD, no code per package: Corail writes the name, its
     complement and the first name joined in RaisonSociale (77 characters: a split at 38
