@@ -812,31 +812,39 @@ class Exporter:
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
                      doc: Document) -> list[Problem]:
-        """The XSD's refusals of an invoice's value, each given the mapping's binding
-        whose value the element holds (``sample.xml_binding_places``, worked out on the
-        error path only, once per file kind): JVS_FAC_NumeroFacture over 20 characters
-        names bindings.invoice.number, as a text field over its format.yaml limit does
+        """The XSD's (a layout's) refusals of an invoice's value, each given the
+        mapping's binding whose value the element (the column) holds
+        (``sample.binding_places``, worked out on the error path only, once per file
+        kind): JVS_FAC_NumeroFacture over 20 characters (e.magnus' NumeroFacture over
+        50) names bindings.invoice.number, as a text field over its format.yaml limit does
         before rendering. A refusal naming no invoice, or at an element no single bound
         value fills, is left as it is."""
-        if renderer.spec.xsd is None or not any(
-                p.invoice and p.mapping is None and p.rule.startswith("xsd.")
-                for p in problems):
+        def concerned(p: Problem) -> bool:
+            return bool(p.invoice and p.mapping is None and p.record
+                        and p.rule.startswith(("xsd.", "layout.")))
+
+        if not any(concerned(p) for p in problems):
             return problems
-        from .sample import sample_titles, xml_binding_places  # it renders through here
+        from .sample import binding_places, sample_titles  # it renders through here
 
         places = self._places.get(renderer.spec.template)
         if places is None:
             title = self.numbered(sample_titles(self.mapping, self.fmt)[0], 1)
-            places = self._places[renderer.spec.template] = xml_binding_places(
+            places = self._places[renderer.spec.template] = binding_places(
                 self.mapping, title, renderer, doc, self.encoding)
         out = []
         for p in problems:
-            if p.invoice and p.mapping is None and p.rule.startswith("xsd.") and p.record:
-                xpath = p.record.rsplit(" ", 1)[-1]
-                m = _XSD_ATTRIBUTE.match(p.message)
-                where = places.get((re.sub(r"\[\d+\]", "", xpath), m[1] if m else None))
+            if concerned(p):
+                assert p.record is not None
+                if p.rule.startswith("xsd."):
+                    xpath = p.record.rsplit(" ", 1)[-1]
+                    m = _XSD_ATTRIBUTE.match(p.message)
+                    key = (re.sub(r"\[\d+\]", "", xpath), m[1] if m else None)
+                else:  # a layout's: "record 'R', column C (#n): …"
+                    key = (p.message.split(": ", 1)[0], None)
+                where = places.get(key)
                 if where is not None:
-                    p = replace(p, mapping=where)
+                    p = replace(p, mapping=where, source="mapping")
             out.append(p)
         return out
 

@@ -32,7 +32,8 @@ from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError
 from .export import Exporter
 from .formats import Format
-from .layout import Column, check_value, line_values, load_layout
+from .keys import INVOICE_NUMBER_MAX
+from .layout import Column, check_value, line_values, load_layout, record_values
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -109,6 +110,9 @@ class SampleRendering:
     # to split (``split_misfits``: e.magnus' name_overflow): a refusal by invoice does
     # not advise them
     unfit_splits: frozenset[str] = frozenset()
+    # where the format refuses an invoice number as long as pesgen takes, and what it
+    # says (``number_refusal``): check-mapping's notice
+    number_refused: tuple[str, str, str] | None = None
 
 
 def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
@@ -155,7 +159,8 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
         and split_misfits(replace(mapping, policies=replace(mapping.policies,
                                                              **{policy: "split"})),
                           fmt, titles[0], pairs, exporter.encoding))
-    return SampleRendering(len(traced), reads, tuple(misfits), unfit)
+    return SampleRendering(len(traced), reads, tuple(misfits), unfit,
+                           number_refusal(titles[0], pairs, exporter.encoding))
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]
@@ -320,9 +325,9 @@ def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
     return problems
 
 
-# the bound fields whose values an XML file's element may hold as they are, and where
-# a title holds them (its attributes, "lines" its first line): what an XSD's refusal at
-# an export names (``xml_binding_places``)
+# the bound fields whose values a file's element (column) may hold as they are, and
+# where a title holds them (its attributes, "lines" its first line): what an XSD's (a
+# layout's) refusal at an export names (``binding_places``)
 _PLACED = (
     ("invoice.number", ("invoice_number",)), ("invoice.object", ("object",)),
     *((f"payer.{k}", ("debtor", k)) for k in ("name", "first_name", "complement_name", "ref")),
@@ -350,16 +355,28 @@ def _marked(obj: Any, path: tuple[str, ...], value: str) -> Any:
     return replace(obj, **{path[0]: _marked(getattr(obj, path[0]), path[1:], value)})
 
 
-def xml_binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
-                       doc: Document, encoding: str) -> dict[tuple[str, str | None], str]:
+def _held(marks: dict[str, str], value: str | None) -> str | None:
+    """The one mark ``value`` holds once (alone, or within the template's own text),
+    else None: a value holding two (RaisonSociale: name, complement, first name), or
+    one twice (a template writing it twice), is not one binding's."""
+    held = [mark for mark in marks if value and mark in value]
+    if len(held) != 1 or value is None or value.count(held[0]) != 1:
+        return None
+    return held[0]
+
+
+def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
+                   doc: Document, encoding: str) -> dict[tuple[str, str | None], str]:
     """{(XPath without positions, attribute or None for the element's text): the
     mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
-    that hold one bound field alone, as it is or within a text (Corail's
-    LibPieceJustificative 'FACTURE <number>'): found by rendering ``title`` with a mark in
-    each (``_PLACED``), so that the XSD's refusal at an export, by invoice, names the
-    binding whose value it refused (JVS_FAC_NumeroFacture: bindings.invoice.number). A
-    value holding two marks (Corail's RaisonSociale: name, complement, first name) names
-    none; {} when the marked title does not render or parse."""
+    (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
+    problem starts) that hold one bound field alone, as it is or within a text
+    (Corail's LibPieceJustificative 'FACTURE <number>'): found by rendering ``title``
+    with a mark in each (``_PLACED``), so that the XSD's (the layout's) refusal at an
+    export, by invoice, names the binding whose value it refused (JVS_FAC_NumeroFacture,
+    e.magnus' NumeroFacture: bindings.invoice.number). A value holding two marks
+    (Corail's RaisonSociale: name, complement, first name), or one twice, names none
+    (``_held``); {} when the marked title does not render or parse."""
     fields = bound(mapping)
     marks: dict[str, str] = {}
     for i, (name, path) in enumerate(_PLACED):
@@ -372,19 +389,33 @@ def xml_binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
         return {}
     try:
         text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+    except TemplateError:
+        return {}
+    places: dict[tuple[str, str | None], str] = {}
+    if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
+        layout = load_layout(renderer.spec.layout)
+        lines = text.split("\n")
+        for text_line in lines[1:] if layout.header else lines:
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            for col, value in zip(rec.columns if rec else (), values, strict=False):
+                held = _held(marks, value)
+                if held:
+                    places[(f"record '{rec.type}', {col.label}", None)] = \
+                        fields[marks[held]].where
+        return places
+    try:
         root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
-    except (TemplateError, etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
         return {}
     tree = root.getroottree()
-    places: dict[tuple[str, str | None], str] = {}
     for el in root.iter():
         if not isinstance(el.tag, str):
             continue
         for attribute, value in [*el.attrib.items(), (None, el.text)]:
-            held = [mark for mark in marks if value and mark in value]
-            if len(held) == 1:
+            held = _held(marks, value)
+            if held:
                 path = re.sub(r"\[\d+\]", "", tree.getpath(el))
-                places[(path, attribute)] = fields[marks[held[0]]].where
+                places[(path, attribute)] = fields[marks[held]].where
     return places
 
 
@@ -433,7 +464,9 @@ def split_misfits(mapping: Mapping, fmt: Format, title: Title,
             else:
                 debtor = replace(debtor, **{kept_field: kept, filled_field: rest})
             split = replace(title, **{holder: debtor})
-            found = _joined_refusal(split, kept, rest, rendered, encoding)
+            found = _refusal(
+                split, lambda v, kept=kept, rest=rest: v is not None and kept in v
+                and rest in v.replace(kept, ""), rendered, encoding)
             if found is None:
                 continue
             file_name, place, said = found
@@ -448,15 +481,23 @@ def split_misfits(mapping: Mapping, fmt: Format, title: Title,
     return problems
 
 
-def _joined_refusal(title: Title, kept: str, rest: str,
-                    rendered: list[tuple[FileRenderer, Document]], encoding: str
-                    ) -> tuple[str, str, str] | None:
-    """(file name, where, what is said) of the first refusal of a value holding both
-    ``kept`` and ``rest`` in the files ``rendered`` on ``title``: by a layout's column
-    rules, or by the file's XSD at that element or attribute; None when none refuses."""
-    def joined(value: str | None) -> bool:
-        return value is not None and kept in value and rest in value.replace(kept, "")
+def number_refusal(title: Title, rendered: list[tuple[FileRenderer, Document]],
+                   encoding: str) -> tuple[str, str, str] | None:
+    """Where the format refuses an invoice number as long as pesgen takes
+    (INVOICE_NUMBER_MAX): (file name, where, what is said), found on ``title`` as
+    ``split_misfits`` finds a split's refusal; None when it takes one (or writes none).
+    Only the export's invoice numbers can break it: check-mapping says it, a notice."""
+    number = ("FA-2026-" + "0" * INVOICE_NUMBER_MAX)[:INVOICE_NUMBER_MAX]
+    return _refusal(replace(title, invoice_number=number),
+                    lambda v: v is not None and number in v, rendered, encoding)
 
+
+def _refusal(title: Title, joined: Callable[[str | None], bool],
+             rendered: list[tuple[FileRenderer, Document]], encoding: str
+             ) -> tuple[str, str, str] | None:
+    """(file name, where, what is said) of the first refusal of a value ``joined`` says
+    is the one looked at, in the files ``rendered`` on ``title``: by a layout's column
+    rules, or by the file's XSD at that element or attribute; None when none refuses."""
     for renderer, doc in rendered:
         spec = renderer.spec
         if spec.layout is None and spec.xsd is None:

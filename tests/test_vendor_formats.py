@@ -210,6 +210,49 @@ def test_a_jvs_invoice_number_its_xsd_refuses_names_the_binding(tmp_path):
     assert "RaisonSociale" in problem.record and problem.mapping is None, problem
 
 
+def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
+    """e.magnus' NumeroFacture (column 111) takes 50 characters, pesgen's invoice
+    numbers 64: a longer one was refused by the layout, by invoice and line, naming no
+    key of the mapping. It names bindings.invoice.number now; check-mapping, which reads
+    no invoice, says beforehand where the format refuses an invoice number pesgen takes
+    (a notice, not a warning: only the export's numbers can break it), in its JSON
+    too; a format that takes one (PES titres) says nothing."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "    object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}",
+        "    object: {expr: \"'CONSERVATOIRE'\"}"))
+    number_line = next(i for i, text in enumerate(
+        mapping.read_text(encoding="utf-8").splitlines(), 1) if text.strip() == "number: number")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-2026-00101-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
+    for problem in info.value.problems:
+        assert str(problem).endswith(
+            "record 'ecriture', column NumeroFacture (#111): is 54 characters, the layout "
+            f"allows 50 (rendered from {source}:$.invoices[0]) [mapping {mapping}:"
+            f"{number_line}: bindings.invoice.number] (rule layout.length)"), problem
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stdout.split())
+    assert (f"Invoice numbers: format bl-emagnus writes the invoice number ({mapping}:"
+            f"{number_line}: bindings.invoice.number) into WTAMC001.txt, column NumeroFacture "
+            "(#111) of layout WTAMC001, where one of 64 characters (pesgen's limit) is 64 "
+            "characters, the layout allows 50 (layout.length): an invoice of the export whose "
+            "number the format refuses is refused at the billing run, by invoice, naming the "
+            "binding; check the school's numbering") in said
+    assert "warning" not in r.stderr
+    r = CliRunner().invoke(app, ["check-mapping", str(JVS), "--format", "json"])
+    [report] = json.loads(r.stdout)["mappings"]
+    assert "JVS_FAC_NumeroFacture/@V, where one of 64 characters (pesgen's limit) is " \
+        "refused by jvs-millesime.xsd (xsd.bundle: [facet 'maxLength']" in report["invoice_number"]
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    r = CliRunner().invoke(app, ["check-mapping", str(titres)])
+    assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
+
+
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
         tmp_path):
     """JVS Millésime's file is PES-like XML: its own XSD takes LibelleColBud and Sigle as
