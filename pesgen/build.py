@@ -385,6 +385,9 @@ class Builder:
         self._priced = "line.quantity" not in fmt.not_carried and all(
             key in (mapping.bindings.get("line") or {}) for key in ("quantity", "unit_price"))
         self.policies = mapping.policies
+        # the split policies the format would refuse (the exporter's check_fields,
+        # mapping.policy-fit): a value over its limit is refused without advising them
+        self.unfit_splits: frozenset[str] = frozenset()
         self.text_policy = mapping.policies.text
         # the invoice numbers read, as written, with their input records, found by key
         # (invoice_key: 'FA-1' and 'fa-1' are one invoice) and by NumDette (debt_key);
@@ -1275,6 +1278,13 @@ class Builder:
         ComplNom or CodPays."""
         return pes if self._pes else other
 
+    def _unfit(self, policy: str, filled: str, what: str) -> str:
+        """Why a value over its limit is refused when splitting it would not help: the
+        format writes ``filled`` joined again to ``what`` (mapping.policy-fit)."""
+        return (f"policy {policy}: refuse; split would not help: format {self.fmt.name} "
+                f"writes {filled} joined again to {what}, where the two do not fit either "
+                "(rule mapping.policy-fit): shorten it in the school software")
+
     def _split_name(self, ctx: _Ctx, name: str, complement: str | None,
                     binding: Binding | None) -> tuple[str | None, str | None]:
         limit = self._limits["debtor.name"].max
@@ -1293,6 +1303,8 @@ class Builder:
         why = (f"{self._naming('ComplNom', 'debtor.complement_name')} already used"
                if complement is not None and
                self.policies.name_overflow == "split" else
+               self._unfit("name_overflow", "debtor.complement_name", "the name")
+               if "name_overflow" in self.unfit_splits else
                "policy name_overflow: refuse: set policies.name_overflow: split to put its "
                f"end into {self._naming('ComplNom', 'debtor.complement_name')} when that is "
                "empty" if self.policies.name_overflow != "split" else
@@ -1415,6 +1427,8 @@ class Builder:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
                        "complement" if complement is not None and
                        self.policies.street_overflow == "split"
+                       else self._unfit("street_overflow", "address.complement", "the street")
+                       if "street_overflow" in self.unfit_splits
                        else "policy street_overflow: refuse: set policies.street_overflow: "
                        "split to put its start into "
                        f"{self._naming('Adr1', 'address.complement')} when that is empty")

@@ -658,10 +658,13 @@ def check_mapping(
             _json_report("check-mapping", "mappings", [result(exc)])
         _fail(exc, written=False)
         return
+    notice = _number_notice(m, fmt, sample.number_refused)
     if as_json:
-        # bound, but declared not carried by the format (format.yaml not_carried)
+        # bound, but declared not carried by the format (format.yaml not_carried); what
+        # the format refuses of an invoice number pesgen takes (null: nothing)
         _json_report("check-mapping", "mappings",
-                     [{**result(None), "not_carried": found.declared}])
+                     [{**result(None), "not_carried": found.declared,
+                       "invoice_number": notice}])
         return
     _say(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
@@ -680,13 +683,34 @@ def check_mapping(
                "    the whole file and every check (a JSON path no invoice has among them), "
                "the\n    store's included (--create-store when there is none yet: read as "
                "empty):\n    nothing written, no number used")
+    import textwrap
+
+    if notice is not None:  # only the export's numbers can break it: no warning
+        _say(textwrap.fill(notice, 80, subsequent_indent="  ", break_on_hyphens=False,
+                           break_long_words=False))
     if found.declared:  # warned of by no one else: said, with where the reasons are
-        import textwrap
 
         _say(textwrap.fill(f"Bound, but not carried by format {fmt.name} (the "
                                  f"reasons: not_carried in its format.yaml): "
                                  f"{', '.join(found.declared)}", 80,
                                  subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _number_notice(m: Any, fmt: Any, refused: tuple[str, str, str] | None) -> str | None:
+    """check-mapping's notice of an invoice number pesgen takes that the format refuses
+    (``SampleRendering.number_refused``), naming the binding; None when it takes one."""
+    if refused is None:
+        return None
+    from .keys import INVOICE_NUMBER_MAX
+
+    file_name, place, said = refused
+    binding = m.bindings.get("invoice", {}).get("number")
+    where = f" ({binding.where})" if binding is not None else ""
+    return (f"Invoice numbers: format {fmt.name} writes the invoice number{where} into "
+            f"{file_name}, {place}, where one of {INVOICE_NUMBER_MAX} characters (pesgen's "
+            f"limit) {said}: an invoice of the export whose number the format refuses is "
+            "refused at the billing run, by invoice, naming the binding; check the school's "
+            "numbering")
 
 
 @app.command()

@@ -105,7 +105,7 @@ CARRIED_BY: dict[str, tuple[str, ...]] = {
 # What each split policy fills: (policy, the format's field whose limit makes it split,
 # [(the field it splits, the field it fills)] for the debtor and the joint debtor, what
 # the filled part is)
-_SPLITS = (
+SPLITS = (
     ("street_overflow", "address.street",
      (("address.street", "address.complement"), ("joint_payer.street", "joint_payer.complement")),
      "the first part of a street longer than {limit} characters"),
@@ -212,7 +212,7 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
                 "format.not-carried", f"{name} is declared not carried, but a template of "
                 f"format {fmt.name} reads {read}: remove it from not_carried",
                 mapping=where))
-    for policy, limited, splits, part in _SPLITS:
+    for policy, limited, splits, part in SPLITS:
         limit = fmt.limit(limited).max
         if getattr(mapping.policies, policy) != "split" or limit is None:
             continue  # refuse: an over-long value is refused; no limit: never split

@@ -285,6 +285,10 @@ class Exporter:
         # the model fields the templates read on the sample titles (check_fields; None:
         # not rendered)
         self.sample_reads: frozenset[str] | None = None
+        # the split policies check_fields found the format would refuse (Builder's)
+        self._unfit_splits: frozenset[str] = frozenset()
+        # {template: where the bound values land in its XML file} (_bindings_of)
+        self._places: dict[str, dict[tuple[str, str | None], str]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -315,6 +319,8 @@ class Exporter:
             self.fields_unchecked = str(exc)
             return
         self.sample_reads = sample.reads
+        # a refusal by invoice does not advise a split the format would refuse
+        self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -524,6 +530,7 @@ class Exporter:
         self.builder = Builder(self.mapping, self.fmt, recorded=self.vouched,
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
+        self.builder.unfit_splits = self._unfit_splits
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again
@@ -776,6 +783,7 @@ class Exporter:
                                       self._encode(renderer.head(doc), renderer, "head"),
                                       self._encode(renderer.tail(doc), renderer, "tail"),
                                       b.piece_lines[index], b.titles, prepared.origins)
+                    found = self._bindings_of(found, renderer, doc)
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -801,6 +809,44 @@ class Exporter:
                                          folder=self.work_dir)
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
+
+    def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
+                     doc: Document) -> list[Problem]:
+        """The XSD's (a layout's) refusals of an invoice's value, each given the
+        mapping's binding whose value the element (the column) holds
+        (``sample.binding_places``, worked out on the error path only, once per file
+        kind): JVS_FAC_NumeroFacture over 20 characters (e.magnus' NumeroFacture over
+        50) names bindings.invoice.number, as a text field over its format.yaml limit does
+        before rendering. A refusal naming no invoice, or at an element no single bound
+        value fills, is left as it is."""
+        def concerned(p: Problem) -> bool:
+            return bool(p.invoice and p.mapping is None and p.record
+                        and p.rule.startswith(("xsd.", "layout.")))
+
+        if not any(concerned(p) for p in problems):
+            return problems
+        from .sample import binding_places, sample_titles  # it renders through here
+
+        places = self._places.get(renderer.spec.template)
+        if places is None:
+            title = self.numbered(sample_titles(self.mapping, self.fmt)[0], 1)
+            places = self._places[renderer.spec.template] = binding_places(
+                self.mapping, title, renderer, doc, self.encoding)
+        out = []
+        for p in problems:
+            if concerned(p):
+                assert p.record is not None
+                if p.rule.startswith("xsd."):
+                    xpath = p.record.rsplit(" ", 1)[-1]
+                    m = _XSD_ATTRIBUTE.match(p.message)
+                    key = (re.sub(r"\[\d+\]", "", xpath), m[1] if m else None)
+                else:  # a layout's: "record 'R', column C (#n): …"
+                    key = (p.message.split(": ", 1)[0], None)
+                where = places.get(key)
+                if where is not None:
+                    p = replace(p, mapping=where, source="mapping")
+            out.append(p)
+        return out
 
     def _final(self, name: str) -> Path:
         """Where a file of the run goes: in the output folder; a dry run without one
@@ -885,6 +931,8 @@ def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
 
 
 _LINE = re.compile(r"(\d+)\b")
+# libxml2's words on a value refused in an attribute: "Element 'X', attribute 'V': …"
+_XSD_ATTRIBUTE = re.compile(r"Element '[^']*'(?:, attribute '([^']*)')?: ")
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,

@@ -15,22 +15,29 @@ of a layout that refuses it is found there (``option_misfits``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from lxml import etree
 
 from .build import own_text_misfits
-from .coverage import Coverage
+from .coverage import SPLITS, Coverage, bound
 from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError
 from .export import Exporter
 from .formats import Format
-from .layout import Column, check_value, line_values, load_layout
+from .keys import INVOICE_NUMBER_MAX
+from .layout import Column, check_value, line_values, load_layout, record_values
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
+from .validate import load_xsd, xsd_label
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -99,6 +106,13 @@ class SampleRendering:
     # them (``option_misfits``), its own texts a template writes outside the format's
     # charset (``own_text_misfits``): ``check_coverage`` refuses the mapping
     misfits: tuple[Problem, ...] = ()
+    # the split policies the mapping leaves at refuse that the format would refuse set
+    # to split (``split_misfits``: e.magnus' name_overflow): a refusal by invoice does
+    # not advise them
+    unfit_splits: frozenset[str] = frozenset()
+    # where the format refuses an invoice number as long as pesgen takes, and what it
+    # says (``number_refusal``): check-mapping's notice
+    number_refused: tuple[str, str, str] | None = None
 
 
 def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
@@ -135,8 +149,18 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
     misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
-               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True))))
-    return SampleRendering(len(traced), reads, tuple(misfits))
+               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True)),
+                              exporter.encoding)
+               + split_misfits(mapping, fmt, titles[0], list(zip(traced, docs, strict=True)),
+                               exporter.encoding))
+    pairs = list(zip(traced, docs, strict=True))
+    unfit = frozenset(
+        policy for policy, *_ in SPLITS if getattr(mapping.policies, policy) != "split"
+        and split_misfits(replace(mapping, policies=replace(mapping.policies,
+                                                             **{policy: "split"})),
+                          fmt, titles[0], pairs, exporter.encoding))
+    return SampleRendering(len(traced), reads, tuple(misfits), unfit,
+                           number_refusal(titles[0], pairs, exporter.encoding))
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]
@@ -176,16 +200,20 @@ _CODES = ("product", "nature", "fonction", "operation")
 
 
 def code_misfits(mapping: Mapping, title: Title,
-                 rendered: list[tuple[FileRenderer, Document]]) -> list[Problem]:
+                 rendered: list[tuple[FileRenderer, Document]],
+                 encoding: str = "utf-8") -> list[Problem]:
     """The codes of the mapping's activities (codes.activities: product, nature,
-    fonction, operation) that a template writes as they are into a column of a layout
-    that refuses them (e.magnus' Article takes 10 characters, where the mapping's schema
+    fonction, operation) that a template writes as they are into a column of a layout,
+    or an element or attribute of an XML file with an XSD, that refuses them (e.magnus'
+    Article takes 10 characters, Corail's Article 10 digits, where the mapping's schema
     lets a nature have the PES' 12): found by rendering ``title``, its line holding a
-    mark in each code, in each file with a layout (``rendered``: its renderer and
-    document), as the columns a mark lands in, and each activity's code checked against
-    them; named by the code's key and line, not by the first invoice of an export using
-    it. A template that does not write a code as it is (or fails on a mark) checks
-    nothing."""
+    mark in each code, in each file with a layout or an XSD (``rendered``: its renderer
+    and document), as the columns (the XML values) a mark lands in, and each activity's
+    code checked against them (the layout's column rules; the XSD's facets, by
+    validating the sample file with the code in the mark's place); named by the code's
+    key and line, not by the first invoice of an export using it. A template that does
+    not write a code as it is (or fails on a mark) checks nothing. ``encoding``: the
+    files' (an XML file is parsed as it is written)."""
     activities = mapping.codes.activities
     if not activities or not title.lines:
         return []
@@ -196,6 +224,8 @@ def code_misfits(mapping: Mapping, title: Title,
     problems: list[Problem] = []
     for renderer, doc in rendered:
         if renderer.spec.layout is None:
+            if renderer.spec.xsd is not None:
+                problems += _xsd_code_misfits(mapping, renderer, doc, marked, marks, encoding)
             continue
         layout = load_layout(renderer.spec.layout)
         try:
@@ -223,6 +253,292 @@ def code_misfits(mapping: Mapping, title: Title,
     return problems
 
 
+# where libxml2 says an error is: "Element 'Article', attribute 'V': " before its words
+_XSD_PLACE = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: ")
+
+
+def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
+                      marked: Title, marks: dict[str, str], encoding: str) -> list[Problem]:
+    """``code_misfits`` for a file checked by an XSD: the elements (text) and attributes
+    (Corail's and the PES' V) whose value is a mark, in the file rendered on ``marked``
+    alone; then, per activity, the file rendered with its codes in the marks' places
+    validated, and the XSD's refusals at those places kept (the sample's made-up values
+    are not the mapping's: what the XSD says of them elsewhere is not)."""
+    assert renderer.spec.xsd is not None
+    try:
+        head, piece, tail = (renderer.head(doc), renderer.piece(marked, doc),
+                             renderer.tail(doc))
+    except TemplateError:
+        return []
+    text = head + piece + tail
+    try:
+        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
+    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        return []
+    tree = root.getroottree()
+    # key -> {(XPath of the element, attribute or None for its text)}
+    places: dict[str, set[tuple[str, str | None]]] = {}
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        found = [(name, value) for name, value in el.attrib.items()]
+        found.append((None, el.text))
+        for name, value in found:
+            for key, mark in marks.items():
+                if value == mark:
+                    places.setdefault(key, set()).add((tree.getpath(el), name))
+    if not places:
+        return []
+    schema = load_xsd(renderer.spec.xsd)
+    label = xsd_label(renderer.spec.xsd)
+    problems: list[Problem] = []
+    for activity, codes in mapping.codes.activities.items():
+        given = {key: str(codes[key]) for key in places if codes.get(key) is not None}
+        if not given:
+            continue
+        filled = text
+        for key, code in given.items():
+            filled = filled.replace(marks[key], escape(code, {'"': "&quot;"}))
+        try:
+            checked = etree.fromstring(filled.encode(encoding),
+                                       etree.XMLParser(resolve_entities=False))
+        except (etree.XMLSyntaxError, UnicodeEncodeError):
+            continue
+        schema.validate(checked.getroottree())
+        said: set[tuple[str, str]] = set()
+        for error in schema.error_log:
+            m = _XSD_PLACE.match(error.message)
+            attribute = m[2] if m else None
+            for key in given:
+                if (error.path, attribute) not in places[key] or (key, error.path) in said:
+                    continue
+                said.add((key, error.path))
+                words = error.message[m.end():] if m else error.message
+                shown = re.sub(r"\[\d+\]", "", error.path)
+                where = f"{shown}/@{attribute}" if attribute else shown
+                problems.append(Problem(
+                    "mapping.code-fit", f"codes.activities.{activity}.{key} {given[key]!r} "
+                    f"is refused by {renderer.spec.xsd.name} (xsd.{label}: "
+                    f"{words.strip().rstrip('.')}): written as it is into {doc.file_name}, "
+                    f"{where}",
+                    mapping=mapping.where("codes", "activities", activity, key)))
+    return problems
+
+
+# the bound fields whose values a file's element (column) may hold as they are, and
+# where a title holds them (its attributes, "lines" its first line): what an XSD's (a
+# layout's) refusal at an export names (``binding_places``)
+_PLACED = (
+    ("invoice.number", ("invoice_number",)), ("invoice.object", ("object",)),
+    *((f"payer.{k}", ("debtor", k)) for k in ("name", "first_name", "complement_name", "ref")),
+    *((f"address.{k}", ("debtor", "address", k))
+      for k in ("street", "complement", "locality", "city", "postal_code")),
+    *((f"joint_payer.{k}", ("joint_debtor", k))
+      for k in ("name", "first_name", "complement_name", "ref")),
+    *((f"joint_payer.{k}", ("joint_debtor", "address", k))
+      for k in ("street", "complement", "locality", "city", "postal_code")),
+    ("payment.rum", ("mandate", "rum")), ("payment.label", ("mandate", "label")),
+    ("payment.holder", ("mandate", "account", "holder")),
+    ("line.label", ("lines", "label")),
+)
+
+
+def _marked(obj: Any, path: tuple[str, ...], value: str) -> Any:
+    """``obj`` with the field at ``path`` set to ``value`` ("lines": its first line)."""
+    if obj is None:
+        return None
+    if path[0] == "lines":
+        first = _marked(obj.lines[0], path[1:], value)
+        return replace(obj, lines=(first, *obj.lines[1:]))
+    if len(path) == 1:
+        return replace(obj, **{path[0]: value})
+    return replace(obj, **{path[0]: _marked(getattr(obj, path[0]), path[1:], value)})
+
+
+def _held(marks: dict[str, str], value: str | None) -> str | None:
+    """The one mark ``value`` holds once (alone, or within the template's own text),
+    else None: a value holding two (RaisonSociale: name, complement, first name), or
+    one twice (a template writing it twice), is not one binding's."""
+    held = [mark for mark in marks if value and mark in value]
+    if len(held) != 1 or value is None or value.count(held[0]) != 1:
+        return None
+    return held[0]
+
+
+def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
+                   doc: Document, encoding: str) -> dict[tuple[str, str | None], str]:
+    """{(XPath without positions, attribute or None for the element's text): the
+    mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
+    (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
+    problem starts) that hold one bound field alone, as it is or within a text
+    (Corail's LibPieceJustificative 'FACTURE <number>'): found by rendering ``title``
+    with a mark in each (``_PLACED``), so that the XSD's (the layout's) refusal at an
+    export, by invoice, names the binding whose value it refused (JVS_FAC_NumeroFacture,
+    e.magnus' NumeroFacture: bindings.invoice.number). A value holding two marks
+    (Corail's RaisonSociale: name, complement, first name), or one twice, names none
+    (``_held``); {} when the marked title does not render or parse."""
+    fields = bound(mapping)
+    marks: dict[str, str] = {}
+    for i, (name, path) in enumerate(_PLACED):
+        if name in fields:
+            mark = f"PESGENPLACE{i:02d}MARK"
+            changed = _marked(title, path, mark)
+            if changed is not None and changed is not title:
+                title, marks[mark] = changed, name
+    if not marks:
+        return {}
+    try:
+        text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+    except TemplateError:
+        return {}
+    places: dict[tuple[str, str | None], str] = {}
+    if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
+        layout = load_layout(renderer.spec.layout)
+        lines = text.split("\n")
+        for text_line in lines[1:] if layout.header else lines:
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            for col, value in zip(rec.columns if rec else (), values, strict=False):
+                held = _held(marks, value)
+                if held:
+                    places[(f"record '{rec.type}', {col.label}", None)] = \
+                        fields[marks[held]].where
+        return places
+    try:
+        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
+    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        return {}
+    tree = root.getroottree()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for attribute, value in [*el.attrib.items(), (None, el.text)]:
+            held = _held(marks, value)
+            if held:
+                path = re.sub(r"\[\d+\]", "", tree.getpath(el))
+                places[(path, attribute)] = fields[marks[held]].where
+    return places
+
+
+# what each split policy splits, as the model holds it: (the field it splits, the field
+# it fills) -> (where in a title: the debtor or the joint debtor, its address or not;
+# the kept part's model field, the filled part's)
+_SPLIT_FIELDS = {
+    ("payer.name", "payer.complement_name"): ("debtor", False, "name", "complement_name"),
+    ("joint_payer.name", "joint_payer.complement_name"):
+        ("joint_debtor", False, "name", "complement_name"),
+    ("address.street", "address.complement"): ("debtor", True, "street", "complement"),
+    ("joint_payer.street", "joint_payer.complement"): ("joint_debtor", True, "street",
+                                                       "complement"),
+}
+
+
+def split_misfits(mapping: Mapping, fmt: Format, title: Title,
+                  rendered: list[tuple[FileRenderer, Document]],
+                  encoding: str = "utf-8") -> list[Problem]:
+    """A split policy of the mapping (name_overflow, street_overflow: split) whose two
+    parts a template writes joined again into one column of a layout, or one XML value,
+    that refuses the shortest value the policy can split (one character over the
+    format's limit): every value it splits would be refused there, by invoice, naming
+    no binding (e.magnus has no ComplNom column: a name complement follows the name in
+    Designation1, 50 characters, the limit the name is split at). Found by rendering
+    ``title`` with the split's kept part one character short of the limit and its
+    filled part one character, in each file with a layout or an XSD (``rendered``: its
+    renderer and document), and checking the value holding both parts, as the layout
+    or the XSD does; refused by the policy's line. A format that writes the parts
+    apart, or joined where they fit, is not concerned."""
+    fields = bound(mapping)
+    problems: list[Problem] = []
+    for policy, limited, splits, part in SPLITS:
+        limit = fmt.limit(limited).max
+        if getattr(mapping.policies, policy) != "split" or limit is None or limit < 2:
+            continue
+        for source, filled in splits:
+            holder, in_address, kept_field, filled_field = _SPLIT_FIELDS[(source, filled)]
+            debtor = getattr(title, holder)
+            if source not in fields or debtor is None:
+                continue
+            kept, rest = "Q" * (limit - 1), "Z"
+            if in_address:
+                debtor = replace(debtor, address=replace(
+                    debtor.address, **{kept_field: kept, filled_field: rest}))
+            else:
+                debtor = replace(debtor, **{kept_field: kept, filled_field: rest})
+            split = replace(title, **{holder: debtor})
+            found = _refusal(
+                split, lambda v, kept=kept, rest=rest: v is not None and kept in v
+                and rest in v.replace(kept, ""), rendered, encoding)
+            if found is None:
+                continue
+            file_name, place, said = found
+            problems.append(Problem(
+                "mapping.policy-fit", f"policies.{policy}: split puts {part.format(limit=limit)} "
+                f"into {filled}, which format {fmt.name} writes joined again to {source} in "
+                f"{file_name}, {place}: the shortest value the policy splits, joined again "
+                f"there, {said}; every value it splits would be refused there, by invoice, "
+                f"naming no binding. Set {policy}: refuse (such a value "
+                "is then refused by invoice, naming its binding)",
+                mapping=mapping.where("policies", policy)))
+    return problems
+
+
+def number_refusal(title: Title, rendered: list[tuple[FileRenderer, Document]],
+                   encoding: str) -> tuple[str, str, str] | None:
+    """Where the format refuses an invoice number as long as pesgen takes
+    (INVOICE_NUMBER_MAX): (file name, where, what is said), found on ``title`` as
+    ``split_misfits`` finds a split's refusal; None when it takes one (or writes none).
+    Only the export's invoice numbers can break it: check-mapping says it, a notice."""
+    number = ("FA-2026-" + "0" * INVOICE_NUMBER_MAX)[:INVOICE_NUMBER_MAX]
+    return _refusal(replace(title, invoice_number=number),
+                    lambda v: v is not None and number in v, rendered, encoding)
+
+
+def _refusal(title: Title, joined: Callable[[str | None], bool],
+             rendered: list[tuple[FileRenderer, Document]], encoding: str
+             ) -> tuple[str, str, str] | None:
+    """(file name, where, what is said) of the first refusal of a value ``joined`` says
+    is the one looked at, in the files ``rendered`` on ``title``: by a layout's column
+    rules, or by the file's XSD at that element or attribute; None when none refuses."""
+    for renderer, doc in rendered:
+        spec = renderer.spec
+        if spec.layout is None and spec.xsd is None:
+            continue
+        try:
+            text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+        except TemplateError:
+            continue
+        if spec.layout is not None:
+            layout = load_layout(spec.layout)
+            lines = text.split("\n")
+            for text_line in lines[1:] if layout.header else lines:
+                for col, value in line_values(layout, text_line.rstrip("\r")):
+                    if joined(value):
+                        for rule, message in check_value(col, value):
+                            return (doc.file_name, f"{col.label} of layout {layout.name}",
+                                    f"{message} ({rule})")
+            continue
+        assert spec.xsd is not None
+        try:
+            root = etree.fromstring(text.encode(encoding),
+                                    etree.XMLParser(resolve_entities=False))
+        except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+            continue
+        tree = root.getroottree()
+        places = {(tree.getpath(el), name) for el in root.iter() if isinstance(el.tag, str)
+                  for name, value in [*el.attrib.items(), (None, el.text)] if joined(value)}
+        schema = load_xsd(spec.xsd)
+        schema.validate(tree)
+        for error in schema.error_log:
+            m = _XSD_PLACE.match(error.message)
+            attribute = m[2] if m else None
+            if (error.path, attribute) in places:
+                words = (error.message[m.end():] if m else error.message).strip().rstrip(".")
+                shown = re.sub(r"\[\d+\]", "", error.path)
+                where = f"{shown}/@{attribute}" if attribute else shown
+                return (doc.file_name, where,
+                        f"is refused by {spec.xsd.name} (xsd.{xsd_label(spec.xsd)}: {words})")
+    return None
+
+
 def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None],
                    refusal: str, sample: SampleRendering | None = None
                    ) -> tuple[SampleRendering, Coverage]:
@@ -236,7 +552,8 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
         sample = check_templates(mapping, fmt)
     if sample.misfits:
         raise MappingError(f"{mapping.path}: a text of the mapping (an option, a code, its "
-                           f"own texts) does not fit where format {fmt.name} writes it",
+                           f"own texts) or a split policy does not fit where format "
+                           f"{fmt.name} writes it",
                            list(sample.misfits))
     found = coverage(mapping, fmt, sample.reads)
     for problem in found.warnings:

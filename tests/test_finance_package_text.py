@@ -16,6 +16,7 @@ from .mapping_support import mapping_copy
 
 EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
 JVS = MAPPINGS / "villeneuve-sur-loing-jvs.yaml"
+CORAIL = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
 BUNDLE = ROOT / "templates" / "bl-emagnus"
 
 
@@ -303,6 +304,154 @@ def test_an_option_too_long_for_its_column_is_the_mapping_s_problem(tmp_path):
     assert run.exit_code == 3, run.output
     assert said in run.output and "invoice" not in run.output
     assert not out.exists()
+
+
+def test_a_corail_code_its_xsd_refuses_is_refused_naming_its_line(tmp_path):
+    """A nature of 11 digits passes the mapping's schema (the PES' Nature takes 12) but
+    not Corail's Article (corail.xsd: 1 to 10 digits): check-mapping said OK (rule
+    mapping.code-fit checked the layouts' columns only) and the export refused each
+    invoice using it by the XSD (xsd.bundle), naming no line of the mapping. Refused now
+    by check-mapping and before the export reads its input, from the XSD's own facet,
+    naming the code's line and key, an activity no invoice uses too."""
+    mapping, (line, unused) = mapping_copy(
+        tmp_path, CORAIL,
+        ('FM-C1:       {product: FMC1, nature: "7062"',
+         'FM-C1:       {product: FMC1, nature: "70621234567"'),
+        ('THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}',
+         'THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}\n'
+         '    UNUSED:      {product: UNUS, nature: "706212345678", fonction: "311"}'))
+    name = "CORAIL_21450999400015_2026_0000001.xml"
+    said = ("codes.activities.FM-C1.nature '70621234567' is refused by corail.xsd (xsd.bundle: "
+            "[facet 'pattern'] The value '70621234567' is not accepted by the pattern "
+            f"'[0-9]{{1,10}}'): written as it is into {name}, "
+            "/ImportCosoluce/TypePieceImport/Piece/LignePiece/Article/@V "
+            f"[mapping {mapping}:{line}: codes.activities.FM-C1.nature] (rule mapping.code-fit)")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    assert ("codes.activities.UNUSED.nature '706212345678' is refused by corail.xsd" in
+            checked.output)
+    assert f"[mapping {mapping}:{unused}: codes.activities.UNUSED.nature] (rule " \
+        "mapping.code-fit)" in checked.output
+    assert checked.output.count("(rule mapping.code-fit)") == 2  # no other code, no twice
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output
+    assert not out.exists()
+
+
+def test_a_code_an_xml_bundles_xsd_refuses_is_found_by_its_facets_not_per_vendor(tmp_path):
+    """The check is the bundle's XSD, not code per package: a copy of the JVS bundle
+    whose XSD takes three characters of CodProdLoc (maxLength) refuses the mapping's
+    four-character products, by their lines."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "jvs-millesime", fmts / "jvs-millesime")
+    xsd = fmts / "jvs-millesime" / "jvs-millesime.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    old = '<xs:pattern value="[0-9a-zA-Z]{1,4}"/></xs:restriction>'
+    assert text.count(old) == 1
+    xsd.write_text(text.replace(old, '<xs:maxLength value="3"/></xs:restriction>'),
+                   encoding="utf-8")
+    mapping, (line,) = mapping_copy(
+        tmp_path, JVS, ('FM-C1:       {product: FMC1,', 'FM-C1:       {product: FMC1,'))
+    checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert checked.exit_code == 3, checked.output
+    assert ("codes.activities.FM-C1.product 'FMC1' is refused by jvs-millesime.xsd "
+            "(xsd.bundle: [facet 'maxLength'] The value 'FMC1' has a length of '4'; this "
+            "exceeds the allowed maximum length of '3'): written as it is into JVS_") \
+        in checked.output
+    assert ("/n:PES_Aller/PES_RecetteAller/Bordereau/Piece/LigneDePiece/BlocLignePiece/"
+            f"InfoLignePiece/CodProdLoc/@V [mapping {mapping}:{line}: "
+            "codes.activities.FM-C1.product] (rule mapping.code-fit)") in checked.output
+    # the nature (Num12) still fits: only the products are named
+    assert "codes.activities.FM-C1.nature" not in checked.output
+
+
+def test_an_emagnus_name_split_is_refused_as_its_parts_are_joined_again(tmp_path):
+    """e.magnus has no ComplNom column: a name complement follows the name in
+    Designation1 (50 characters, the limit name_overflow splits at). A name split there
+    was joined again and refused by the layout at the billing run, by invoice, naming no
+    key of the mapping (layout.length), while check-mapping said OK. Refused now by
+    check-mapping (rule mapping.policy-fit), naming the policy's line, for the debtor
+    (WTAMC001) and the joint debtor (WTAMC001_TSOL), and by an export before its input."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "  name_overflow: refuse", "  name_overflow: split"))
+    where = f"[mapping {mapping}:{line}: policies.name_overflow] (rule mapping.policy-fit)"
+    said = ("policies.name_overflow: split puts the end of a name longer than 50 characters "
+            "into payer.complement_name, which format bl-emagnus writes joined again to "
+            "payer.name in WTAMC001.txt, column Designation1 (#10) of layout WTAMC001: the "
+            "shortest value the policy splits, joined again there, is 51 characters, the "
+            "layout allows 50 (layout.length); every value it splits would be refused there, "
+            "by invoice, naming no binding. Set name_overflow: refuse (such a value is then "
+            f"refused by invoice, naming its binding) {where}")
+    checked = run_cli("check-mapping", mapping)
+    assert checked.exit_code == 3, checked.output
+    assert said in checked.output
+    assert ("into joint_payer.complement_name, which format bl-emagnus writes joined again to "
+            "joint_payer.name in WTAMC001_TSOL.txt, column Designation1 (#4) of layout "
+            "WTAMC001_TSOL: ") in checked.output
+    assert checked.output.count(where) == 2
+    # street_overflow: split is not concerned: AdrLig1 and AdrLig2 are two columns
+    assert "policies.street_overflow" not in checked.output
+    run, out = _export(tmp_path, mapping, tmp_path / "no-such-export.json")
+    assert run.exit_code == 3, run.output
+    assert said in run.output and "invoice" not in run.output.replace("by invoice", "")
+    assert not out.exists()
+
+
+def test_an_emagnus_name_over_its_limit_is_refused_without_advising_split(tmp_path):
+    """With name_overflow: refuse, a name over e.magnus' 50 characters was refused
+    advising to set name_overflow: split, which check-mapping refuses for e.magnus
+    (mapping.policy-fit): the refusal says split would not help, and why; a PES
+    format's (Nom and ComplNom apart) still advises it."""
+    long_name = "De La Rochefoucauld-Montmorency-Laval de Saint-Aubin"
+    assert len(long_name) > 50
+
+    def longer(data: dict[str, Any]) -> None:
+        data["invoices"][1]["payer"]["last_name"] = long_name
+
+    source = _example_changed(tmp_path, longer)
+    run, out = _export(tmp_path, EMAGNUS, source, "--dry-run")
+    assert run.exit_code == 4, run.output
+    assert ("invoice FA-2026-00102: debtor.name is 52 characters, format bl-emagnus allows 50 "
+            "(policy name_overflow: refuse; split would not help: format bl-emagnus writes "
+            "debtor.complement_name joined again to the name, where the two do not fit "
+            "either (rule mapping.policy-fit): shorten it in the school software) [mapping "
+            f"{EMAGNUS}:") in run.output
+    pes, _ = mapping_copy(tmp_path / "pes", MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                          ("  name_overflow: split", "  name_overflow: refuse"))
+    run, _ = _export(tmp_path / "pes", pes, source, "--dry-run")
+    assert run.exit_code == 4, run.output
+    assert "set policies.name_overflow: split to put its end into ComplNom" in run.output
+    assert "split would not help" not in run.output
+
+
+def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
+    """The same found by a bundle's XSD, no code per package: Corail writes the name, its
+    complement and the first name joined in RaisonSociale (77 characters: a split at 38
+    fits, check-mapping says OK); a copy whose RaisonSociale takes 38 refuses the
+    policy."""
+    mapping, (line,) = mapping_copy(tmp_path, CORAIL, (
+        "  name_overflow: split", "  name_overflow: split"))
+    assert run_cli("check-mapping", mapping).exit_code == 0
+    fmts = tmp_path / "fmts"
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
+    xsd = fmts / "cosoluce-corail" / "corail.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    old = '<xs:element name="RaisonSociale" type="V_Texte77"/>'
+    assert text.count(old) == 1
+    xsd.write_text(text.replace(old, '<xs:element name="RaisonSociale" type="V_Texte38"/>'),
+                   encoding="utf-8")
+    checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert checked.exit_code == 3, checked.output
+    assert ("policies.name_overflow: split puts the end of a name longer than 38 characters "
+            "into payer.complement_name, which format cosoluce-corail writes joined again to "
+            "payer.name in CORAIL_21450999400015_2026_0000001.xml, /ImportCosoluce/"
+            "TypePieceImport/Piece/InfoPiece/Tiers/InfoTiers/RaisonSociale/@V: the shortest "
+            "value the policy splits, joined again there, is refused by corail.xsd "
+            "(xsd.bundle: [facet 'maxLength'] The value ") in checked.output
+    assert f"[mapping {mapping}:{line}: policies.name_overflow] (rule mapping.policy-fit)" \
+        in checked.output
 
 
 def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):

@@ -161,18 +161,96 @@ def test_emagnus_joint_debtor_keeps_its_name_complement(tmp_path):
     tsol = next(f.path for f in result.files if f.path.name == "WTAMC001_TSOL.txt")
     [row] = _records(tsol)
     assert row[3:5] == ["LEFEVRE EPOUX DUPONT", "MARC"]
-    # a joint debtor's name over 50 characters, split by the shipped mapping's policy
-    # (name_overflow: split): its end is written after it, and the layout refuses the
-    # record (Designation1 holds 50), naming the file, the line and the column
+    # a joint debtor's name over 50 characters: split, its end would be written after it
+    # and the layout would refuse the record (Designation1 holds 50), naming no binding;
+    # so the shipped mapping refuses such a name (name_overflow: refuse; split is
+    # refused by check-mapping, mapping.policy-fit), by invoice, naming its binding
     long_name = "Lefèvre de la Tour d'Auvergne et de Montmorency-Laval"
     assert len(long_name) > 50
     data["invoices"][0]["joint_payer"]["last_name"] = long_name
     del data["invoices"][0]["joint_payer"]["complement"]
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(OutputInvalidError) as info:
+    with pytest.raises(InputDataError) as info:
         export(EMAGNUS, source, tmp_path / "out2", RUN)
-    assert any("WTAMC001_TSOL.txt" in str(p) and "Designation1" in str(p)
-               for p in info.value.problems), info.value.problems
+    [problem] = info.value.problems
+    assert problem.rule == "text.length" and problem.invoice == "FA-2026-00101"
+    assert problem.mapping is not None
+    assert problem.mapping.endswith(": bindings.joint_payer.name"), problem
+
+
+def test_a_jvs_invoice_number_its_xsd_refuses_names_the_binding(tmp_path):
+    """JVS_FAC_NumeroFacture takes 20 characters (jvs-millesime.xsd Texte20), pesgen's
+    invoice numbers 64: a longer one is only the invoice's, refused by the XSD at the
+    export, by invoice and line, which named no key of the mapping (support had to know
+    which binding fills JVS_FAC_NumeroFacture). It names bindings.invoice.number now; a
+    Corail refusal at RaisonSociale, which joins three bound values, names none."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-2026-00101-ABCDEFGHIJ"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(JVS.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "number: number")
+    with pytest.raises(OutputInvalidError) as info:
+        export(JVS, source, tmp_path / "out", RUN)
+    problems = info.value.problems
+    assert len(problems) == 3  # one per LigneDePiece (its discount netted into a line)
+    for problem in problems:
+        assert problem.rule == "xsd.bundle" and problem.invoice == data["invoices"][0]["number"]
+        assert "JVS_FAC_NumeroFacture" in problem.record and "maxLength" in problem.message
+        assert problem.mapping == f"{JVS}:{line}: bindings.invoice.number", problem
+    # a value joining several bound values names none of them
+    corail = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["first_name"] = "Marie-Christine-Alexandra-Josephine"
+    data["invoices"][0]["payer"]["last_name"] = "de la Rochefoucauld-Montmorency de Saint-Aubin"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(corail, source, tmp_path / "out2", RUN)
+    [problem] = info.value.problems
+    assert "RaisonSociale" in problem.record and problem.mapping is None, problem
+
+
+def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
+    """e.magnus' NumeroFacture (column 111) takes 50 characters, pesgen's invoice
+    numbers 64: a longer one was refused by the layout, by invoice and line, naming no
+    key of the mapping. It names bindings.invoice.number now; check-mapping, which reads
+    no invoice, says beforehand where the format refuses an invoice number pesgen takes
+    (a notice, not a warning: only the export's numbers can break it), in its JSON
+    too; a format that takes one (PES titres) says nothing."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "    object: {expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}",
+        "    object: {expr: \"'CONSERVATOIRE'\"}"))
+    number_line = next(i for i, text in enumerate(
+        mapping.read_text(encoding="utf-8").splitlines(), 1) if text.strip() == "number: number")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-2026-00101-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
+    for problem in info.value.problems:
+        assert str(problem).endswith(
+            "record 'ecriture', column NumeroFacture (#111): is 54 characters, the layout "
+            f"allows 50 (rendered from {source}:$.invoices[0]) [mapping {mapping}:"
+            f"{number_line}: bindings.invoice.number] (rule layout.length)"), problem
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stdout.split())
+    assert (f"Invoice numbers: format bl-emagnus writes the invoice number ({mapping}:"
+            f"{number_line}: bindings.invoice.number) into WTAMC001.txt, column NumeroFacture "
+            "(#111) of layout WTAMC001, where one of 64 characters (pesgen's limit) is 64 "
+            "characters, the layout allows 50 (layout.length): an invoice of the export whose "
+            "number the format refuses is refused at the billing run, by invoice, naming the "
+            "binding; check the school's numbering") in said
+    assert "warning" not in r.stderr
+    r = CliRunner().invoke(app, ["check-mapping", str(JVS), "--format", "json"])
+    [report] = json.loads(r.stdout)["mappings"]
+    assert "JVS_FAC_NumeroFacture/@V, where one of 64 characters (pesgen's limit) is " \
+        "refused by jvs-millesime.xsd (xsd.bundle: [facet 'maxLength']" in report["invoice_number"]
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    r = CliRunner().invoke(app, ["check-mapping", str(titres)])
+    assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
 
 
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
