@@ -12,6 +12,14 @@ has no batch of links nor KeptClients: the steps that need them say so).
     python benchmarks/bench_payfip.py ledger STORE --copies 4
         a ledger to list: the run's titles copied COPIES times under other numbers, and a
         payment of each title (operations, payments, two events each) written in bulk
+    python benchmarks/bench_payfip.py held STORE --paid 2000 --resolved 1000 [--flood 0]
+        after `ledger`, `runs cancel --despite-payments` of its run and its input exported
+        again: PAID pending production operations of the cancelled titles paid through
+        them (ledger.apply_detail, PayFiP's answer P: a run-cancelled anomaly each, what
+        holds the invoice back), RESOLVED of those anomalies resolved (resolve_anomaly:
+        one in two --refunded, the others --applied to the title exported again), and
+        FLOOD unknown-idop anomalies written in bulk (a flood of made-up idOps); what
+        `payfip payments`' held-back status reads
     python benchmarks/bench_payfip.py notified STORE --endpoint URL --count 500
         COUNT operations made on the fake (saisie T, the fake's notifications off) and
         paid there: what `notify` asks about
@@ -172,6 +180,52 @@ def ledger_of(db: str, copies: int) -> None:
             for start in range(0, len(rows), 5000):
                 conn.execute(table.insert(), rows[start:start + 5000])
     _report("ledger", started, cpu, titles=len(every), payments=len(pays))
+
+
+def held(db: str, paid: int, resolved: int, flood: int) -> None:
+    import sqlalchemy as sa
+
+    from pesgen.payfip import ledger
+    from pesgen.payfip.models import PaymentDetail
+    from pesgen.payfip.tables import anomalies, operations
+    from pesgen.store import Store, run_invoices
+
+    store = Store(_url(db))
+    started, cpu = time.perf_counter(), time.process_time()
+    with store.engine.connect() as conn:
+        ops = conn.execute(
+            sa.select(operations).join(run_invoices, sa.and_(
+                run_invoices.c.run_id == operations.c.run_id,
+                run_invoices.c.invoice == operations.c.invoice))
+            .where(operations.c.status == "pending", operations.c.saisie != "T",
+                   sa.not_(run_invoices.c.active))
+            .order_by(operations.c.id_op).limit(paid)).all()
+    outcomes: dict[str, int] = {}
+    for n, op in enumerate(ops):
+        detail = PaymentDetail(idOp=op.id_op, resultrans="P", montant=str(op.amount_cents),
+                               refdet=op.refdet, numcli=op.numcli, mel=op.mel,
+                               objet=op.objet, saisie=op.saisie, exer=op.exer,
+                               dattrans="30112026", heurtrans=f"{n % 24:02d}{n % 60:02d}",
+                               numauto=f"H{n:09d}")
+        o = ledger.apply_detail(store, op.id_op, detail, "reconcile")
+        outcomes[o.action] = outcomes.get(o.action, 0) + 1
+    with store.engine.connect() as conn:
+        found = list(conn.execute(sa.select(anomalies.c.id).where(
+            anomalies.c.kind == "run-cancelled", anomalies.c.resolved_at.is_(None))
+            .order_by(anomalies.c.id).limit(resolved)).scalars())
+    for n, anomaly in enumerate(found):
+        outcome = "refunded" if n % 2 else "applied"
+        ledger.resolve_anomaly(store, anomaly, "bench", f"the trésorerie: {outcome}", outcome)
+    rnd = random.Random(43)
+    with store.engine.begin() as conn:
+        for start in range(0, flood, 5000):
+            conn.execute(anomalies.insert(), [
+                {"at": f"2026-11-{24 + n % 7:02d}T{n % 24:02d}:00:00Z", "kind": "unknown-idop",
+                 "id_op": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                 "invoice": None, "source": "notification",
+                 "detail": "a result for an operation pesgen never issued"}
+                for n in range(start, min(flood, start + 5000))])
+    _report("held", started, cpu, paid=outcomes, resolved=len(found), flood=flood)
 
 
 def notified(db: str, endpoint: str, count: int) -> None:
@@ -370,6 +424,11 @@ def main() -> None:
     p = sub.add_parser("ledger")
     p.add_argument("store")
     p.add_argument("--copies", type=int, default=0)
+    p = sub.add_parser("held")
+    p.add_argument("store")
+    p.add_argument("--paid", type=int, default=2000)
+    p.add_argument("--resolved", type=int, default=1000)
+    p.add_argument("--flood", type=int, default=0)
     p = sub.add_parser("notify")
     p.add_argument("store")
     p.add_argument("--count", type=int, default=500)
@@ -389,6 +448,8 @@ def main() -> None:
         links(a.store, a.endpoint, a.count, a.one_by_one)
     elif a.step == "ledger":
         ledger_of(a.store, a.copies)
+    elif a.step == "held":
+        held(a.store, a.paid, a.resolved, a.flood)
     elif a.step == "queries":
         queries(a.store, a.repeat, a.invoices)
     elif a.step == "conclude":

@@ -2696,7 +2696,7 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     from .payfip.models import cents_text, paid_by
 
     # the PayFiP tables: migration 2
-    from .payfip.tables import SETTLED, anomalies, operations, payments, reported_amount
+    from .payfip.tables import SETTLED, anomalies, operations, payments
 
     titles = sa.select(run_invoices.c.invoice, run_invoices.c.id_bord).where(
         run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(bordereaux)).subquery()
@@ -2708,37 +2708,55 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
                    sa.and_(operations.c.status == "anomaly", sa.or_(
                        operations.c.result_code.is_(None),
                        operations.c.result_code.not_in(("R", "Z", "A")))))
-    # the amount PayFiP reported, where it was not the one asked (an amount-mismatch)
-    reported = reported_amount(operations.c.id_op)
+    # Each of these is a list read once for the statement (SQLite: a LIST SUBQUERY), not a
+    # subquery correlated to each operation: neither payfip_anomalies.id_op nor
+    # payfip_payments.id_op is indexed, so a correlated one read the whole table again
+    # for each operation of the run (111 s of CPU for 20 000 titles and 13 000 anomalies:
+    # docs/performance.md, "held-back at scale"). NULL ids are left out of the lists: a
+    # NULL in one would make NOT IN unknown for every operation not in it.
+    def ops_of(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        return sa.select(table.c.id_op).where(table.c.id_op.is_not(None), *where)
+
+    # the amount PayFiP reported, where it was not the one asked (an amount-mismatch):
+    # flagged here, read below for the operations flagged only
+    mismatch = operations.c.id_op.in_(ops_of(anomalies, anomalies.c.kind == "amount-mismatch"))
     # a second payment of the invoice: paid, and a double-payment anomaly
-    double = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
-                               anomalies.c.kind == "double-payment")
+    double = operations.c.id_op.in_(ops_of(anomalies, anomalies.c.kind == "double-payment"))
     # paid through a title of this run while it was cancelled, and applied to it since
     # it was reinstated: ``_applied_payments`` says it, once
-    applied_here = sa.exists().where(payments.c.id_op == operations.c.id_op,
-                                     payments.c.applied_run == run_id,
-                                     payments.c.status == "paid")
+    applied_here = operations.c.id_op.in_(ops_of(payments, payments.c.applied_run == run_id,
+                                                 payments.c.status == "paid"))
     # money of a cancelled title that the trésorerie refunded (its run-cancelled or
     # paid-cancelled anomaly resolved --refunded): no longer a payment, the title (since
     # reinstated) is due again
-    refunded = sa.exists().where(anomalies.c.id_op == operations.c.id_op,
-                                 anomalies.c.kind.in_(SETTLED),
-                                 anomalies.c.outcome == "refunded")
+    refunded = operations.c.id_op.in_(ops_of(anomalies, anomalies.c.kind.in_(SETTLED),
+                                             anomalies.c.outcome == "refunded"))
     rows = conn.execute(
-        sa.select(operations, titles.c.id_bord, reported.label("reported"),
+        sa.select(operations, titles.c.id_bord, mismatch.label("mismatch"),
                   double.label("double"))
         .join(titles, titles.c.invoice == operations.c.invoice)
         .where(operations.c.run_id == run_id, money, sa.not_(applied_here),
                sa.not_(refunded))
         .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
+    # what PayFiP reported for each operation flagged (its first amount-mismatch, as
+    # ``reported_amount`` reads it), 500 a query: each query reads the anomalies once
+    flagged = sorted({op.id_op for op in rows if op.mismatch})
+    reported: dict[str, str | None] = {}
+    for start in range(0, len(flagged), 500):
+        for id_op, got in conn.execute(
+                sa.select(anomalies.c.id_op, anomalies.c.got)
+                .where(anomalies.c.kind == "amount-mismatch",
+                       anomalies.c.id_op.in_(flagged[start:start + 500]))
+                .order_by(anomalies.c.id)):
+            reported.setdefault(id_op, got)
     out: list[tuple[int, str, Problem]] = []
     for op in rows:
         amount = cents_text(op.amount_cents)
         said = amount
-        if op.reported is not None:
-            said = (f"PayFiP reported {cents_text(int(op.reported))}, {amount} asked"
-                    if op.reported.isdigit() else
-                    f"PayFiP reported {op.reported!r}, {amount} asked")
+        got = reported.get(op.id_op)
+        if got is not None:
+            said = (f"PayFiP reported {cents_text(int(got))}, {amount} asked"
+                    if got.isdigit() else f"PayFiP reported {got!r}, {amount} asked")
         if op.status == "paid":
             again = (", a second payment of the invoice (a double-payment anomaly, `pesgen "
                      "payfip anomalies`: the trésorerie refunds one)" if op.double else "")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import StateError
 from pesgen.payfip import ledger
-from pesgen.payfip.tables import events, payments
+from pesgen.payfip.tables import anomalies, events, payments
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
@@ -1169,3 +1169,31 @@ def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow,
              "outcome": "reinstated", "run": run})
     finally:
         again.engine.dispose()
+
+
+@pytest.mark.parametrize("without_op", ["paid-cancelled refunded", "payment applied"])
+def test_cancel_lists_the_open_links_whatever_rows_without_an_operation_say(
+        store, exported, without_op):
+    """`runs cancel` leaves out the operations whose money was refunded or applied to
+    this title, read once as lists of operations (``store._online_payments``); a row
+    naming none (id_op NULL) is left out of those lists. A NULL in a list makes ``NOT
+    IN`` unknown for every operation not in it: the open link went unsaid, and the run
+    was cancelled without --despite-payments."""
+    id_op = _recorded_link(store, "FA-2026-00104", 1)
+    with store.engine.begin() as conn:
+        if without_op == "payment applied":
+            conn.execute(payments.insert().values(
+                id_coll=ID_COLL, invoice="FA-2026-00199", status="paid", amount_cents=100,
+                created_at="2026-12-01T10:00:00Z", updated_at="2026-12-01T10:00:00Z",
+                last_id_op="0d1a5c3e-0000-4000-8000-999999999999", refdet="FA202600199",
+                applied_run=exported.run_id))
+        else:
+            kind, _, outcome = without_op.partition(" ")
+            conn.execute(anomalies.insert().values(
+                at="2026-12-01T10:00:00Z", kind=kind, invoice="FA-2026-00199",
+                source="cancel", got="100", outcome=outcome or None))
+    with pytest.raises(StateError) as info:
+        store.cancel(exported.run_id, "wrong amounts")
+    [problem] = info.value.problems
+    assert problem.invoice == "FA-2026-00104" and f"(operation {id_op}, 66.00, saisie W)" in (
+        problem.message), problem.message

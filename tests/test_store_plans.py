@@ -254,3 +254,30 @@ def test_a_store_copied_to_postgresql_has_the_statistics_of_its_titles(db_url, t
     titles = copy_store(source, db_url)["run_invoices"]
     with target.engine.connect() as conn:
         _statistics_count(conn, titles)
+
+
+def test_runs_cancel_reads_the_anomalies_and_payments_once_not_per_operation(db_url,
+                                                                             tmp_path):
+    """`runs cancel` lists the PayFiP operations of the titles it would cancel
+    (``store._online_payments``) with what the anomalies and payments say of each (an
+    amount-mismatch, a second payment, money applied to this title or refunded): each
+    read once for the statement, as a list (SQLite's LIST SUBQUERY). Neither
+    payfip_anomalies nor payfip_payments is indexed by operation: subqueries correlated
+    to each operation read both tables whole again for each one, 120 s of CPU for a run
+    of 20 000 titles in a store of 13 000 anomalies (docs/performance.md, "held-back at
+    scale")."""
+    from pesgen import store as st
+
+    store = _store_of_some_size(db_url, tmp_path, titles=10)
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan read the tables per operation; PostgreSQL's was not "
+                    "measured at size")
+    with store.engine.connect() as conn:
+        run_id = conn.execute(sa.text("SELECT id FROM runs")).scalar_one()
+        [(statement, parameters)] = [
+            (statement, parameters) for statement, parameters in _statements(
+                store, lambda: st._online_payments(conn, run_id, [1]))
+            if "FROM payfip_operations" in statement]
+        plan = _plan(conn, statement, parameters)
+    assert "CORRELATED" not in plan, plan
+    assert plan.count("LIST SUBQUERY") == 4, plan
