@@ -712,8 +712,10 @@ def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
     inp.write_bytes("\n".join(lines).encode() + b"\x81")  # (not a cp1252 character)
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:{len(lines)}"
-    assert p.message == (f"not valid utf-8: byte 0x81, byte {len(lines[-1].encode()) + 1} "
-                         "of the line")
+    # (the other lines are UTF-8: the file mixes encodings, said after the byte)
+    assert p.message.startswith(f"not valid utf-8: byte 0x81, byte "
+                                f"{len(lines[-1].encode()) + 1} of the line; yet line 2 is "
+                                "UTF-8"), p.message
     inp.write_bytes("\n".join(lines[:3]).encode() + b"\n\x92" + "\n".join(lines[3:]).encode())
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:4"
@@ -733,6 +735,30 @@ def test_a_file_read_as_utf8_that_reads_whole_as_cp1252_says_so(tmp_path):
     inp.write_bytes(CSV_TEXT.encode("cp1252") + b"\x81\n")
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert "cp1252" not in p.message, p.message
+
+
+@pytest.mark.parametrize(("name", "source"), [("export.csv", CSV_MAPPING),
+                                              ("export.json", JSON_MAPPING)])
+def test_a_utf8_file_holding_a_cp1252_value_is_said_to_mix_encodings(tmp_path, name, source):
+    """A UTF-8 export with one value written in Windows-1252 ('Bernard' typed 'Bernérd'
+    in a legacy screen, 0xE9): no encoding reads it. It was told "the whole file reads as
+    cp1252: input.encoding: cp1252?", and read as cp1252 it is refused as UTF-8 ("set
+    input.encoding: utf-8"): a circle. It now says the file mixes two encodings, names a
+    UTF-8 line, and names no mapping key (no setting fixes it)."""
+    text = CSV_TEXT if name.endswith(".csv") else JSON_TEXT
+    inp = tmp_path / name
+    inp.write_bytes(text.encode("utf-8").replace(b"Bernard", b"Bern\xe9rd", 1))
+    exc = _refused(tmp_path, source, inp)
+    p = _only(exc, "input.encoding")
+    line = text[:text.index("Bernard")].count("\n") + 1
+    first = next(i for i, row in enumerate(text.splitlines(), 1) if not row.isascii())
+    assert p.record == f"{inp}:{line}"
+    assert f"; yet line {first} is UTF-8 ('" in p.message, p.message
+    assert p.message.endswith(": the file mixes two encodings, which no input.encoding "
+                              "reads; correct this line's value in the export"), p.message
+    assert "cp1252" not in p.message
+    assert p.mapping is None
+    assert str(exc).endswith("in the export); nothing written"), str(exc)
 
 
 @pytest.mark.parametrize(("text", "detail"), [
