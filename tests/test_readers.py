@@ -761,6 +761,36 @@ def test_a_utf8_file_holding_a_cp1252_value_is_said_to_mix_encodings(tmp_path, n
     assert str(exc).endswith("in the export); nothing written"), str(exc)
 
 
+def _twice(text: str) -> bytes:
+    """``text`` UTF-8 encoded twice: read as Windows-1252 and written as UTF-8 again."""
+    return text.encode("utf-8").decode("cp1252").encode("utf-8")
+
+
+@pytest.mark.parametrize(("name", "source"), [("export.csv", CSV_MAPPING),
+                                              ("export.json", JSON_MAPPING)])
+def test_a_utf8_export_encoded_twice_is_refused(tmp_path, name, source):
+    """A UTF-8 export whose text went once more through Windows-1252 ('Ã¨' for 'è', a
+    spreadsheet opened in the wrong encoding and saved as UTF-8) is valid UTF-8: it was
+    written as 'DUPONT-LEFÃ¨VRE' ('HÃ‰LÃˆNE' refused only for its '‰', which Latin-1
+    lacks). Each text holding it is refused, naming its record, binding and rule."""
+    text = CSV_TEXT if name.endswith(".csv") else JSON_TEXT
+    inp = tmp_path / name
+    inp.write_bytes(_twice(text))
+    exc = _refused(tmp_path, source, inp)
+    name_problems = [p for p in exc.problems if p.message.startswith("debtor.name holds ")]
+    first = name_problems[0]
+    assert first.rule == "text.charset"
+    assert first.invoice == "FA-2026-00101"
+    assert first.record == (f"{inp}:2" if name.endswith(".csv") else f"{inp}:$.invoices[0]")
+    assert first.mapping is not None and first.mapping.endswith(": bindings.payer.name")
+    assert first.message == (
+        "debtor.name holds 'Ã¨', which is 'è' encoded in UTF-8 twice (a UTF-8 text read as "
+        "Windows-1252 and saved as UTF-8 again, by a spreadsheet or a conversion): the "
+        "export's text is wrong as it is, and no input.encoding reads it right; correct "
+        "it in the export")
+    assert {p.rule for p in exc.problems} == {"text.charset"}
+
+
 @pytest.mark.parametrize(("text", "detail"), [
     ("", "empty CSV file"), (CSV_TEXT.splitlines()[0] + "\n", "no data row"),
     (CSV_TEXT.splitlines()[0] + "\n\n,,,\n \n", "no data row")])
