@@ -1158,6 +1158,15 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                        spec.at("header_line") or spec.at("group_by"))
     first = _first_line(path, spec.encoding, line)
     # (a first line opening JSON or XML was refused before: _refuse_other_format)
+    if not any(header):
+        # a blank line, spaces or delimiters alone: no column named (neither a
+        # delimiter to check nor a header of 0 columns to list)
+        detail = (f"input.group_by reads column '{spec.group_by}', and {named} of {shown} "
+                  "names no column (it is blank, or delimiters alone); the export needs a "
+                  "header line there naming its columns (input.header_line: the header's "
+                  "line, below a title)")
+        return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                       spec.at("header_line") or spec.at("group_by"))
     if len(header) == 1:
         detail = (f"{named} reads as one column with delimiter {delimiter!r}; it "
                   f"{describe_first_line(first)}; check input.delimiter")

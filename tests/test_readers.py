@@ -791,6 +791,24 @@ def test_a_utf8_export_encoded_twice_is_refused(tmp_path, name, source):
     assert {p.rule for p in exc.problems} == {"text.charset"}
 
 
+@pytest.mark.parametrize("first", ["", "   ", ",,,", " , , "])
+def test_a_blank_header_line_is_said_to_name_no_column(tmp_path, first):
+    """A header line that is blank, spaces or delimiters alone, above the rows (the
+    header dropped) or alone: it names no column. It was told "the header has 0
+    columns: " (a blank line), "4 columns: , , , ", or, for spaces, that it reads as one
+    column: check input.delimiter, which is not the cause."""
+    rows = CSV_TEXT.splitlines(keepends=True)
+    for text in (first + "\n" + "".join(rows[1:]), first + "\n\n"):
+        inp = tmp_path / "export.csv"
+        inp.write_text(text, encoding="utf-8")
+        p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+        assert p.record == f"{inp}:1"
+        assert p.message == (f"input.group_by reads column 'invoice_number', and the first "
+                             f"line of {inp} names no column (it is blank, or delimiters "
+                             "alone); the export needs a header line there naming its "
+                             "columns (input.header_line: the header's line, below a title)")
+
+
 @pytest.mark.parametrize(("text", "detail"), [
     ("", "empty CSV file"), (CSV_TEXT.splitlines()[0] + "\n", "no data row"),
     (CSV_TEXT.splitlines()[0] + "\n\n,,,\n \n", "no data row")])
