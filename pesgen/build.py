@@ -570,7 +570,8 @@ class Builder:
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
                 # (a recorded run is rebuilt as it was written, its sha256 says so)
-                ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
+                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                            f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max}: {kind} is never truncated (policy "
                             "text_overflow: truncate shortens labels and names only)",
                             mapping=where, record=origin)
@@ -581,7 +582,8 @@ class Builder:
                          f"{len(short)} (limit {limit.max})")
                 text = short
             else:
-                ctx.problem("text.length", f"{key} is {len(text)} characters, the target allows "
+                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                            f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max} (policy text_overflow: refuse: set "
                             "policies.text_overflow: truncate to shorten it at a word "
                             "boundary, reported)", mapping=where, record=origin)
@@ -1243,7 +1245,7 @@ class Builder:
         complement = None if b_complement is None else \
             self._text(ctx, "debtor.complement_name", ev(b_complement), b_complement)
         if name is not None:
-            name, complement = self._split_name(ctx, name, complement, p.get("name"))
+            name, complement = self._split_name(ctx, name, complement, p.get("name"), ev)
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
         national_id = ev(p.get("national_id"))
         id_kind = None  # NatIdTiers: told by the identifier's length
@@ -1286,7 +1288,11 @@ class Builder:
                 "(rule mapping.policy-fit): shorten it in the school software")
 
     def _split_name(self, ctx: _Ctx, name: str, complement: str | None,
-                    binding: Binding | None) -> tuple[str | None, str | None]:
+                    binding: Binding | None, ev: Callable[[Binding | None], Any] | None = None,
+                    ) -> tuple[str | None, str | None]:
+        """``name`` split by policy name_overflow, or refused; ``ev`` reads the name as
+        exported (``binding``), for a refusal to say what upper-casing made of its
+        length."""
         limit = self._limits["debtor.name"].max
         if limit is None or len(name) <= limit:
             return name, complement
@@ -1309,9 +1315,10 @@ class Builder:
                f"end into {self._naming('ComplNom', 'debtor.complement_name')} when that is "
                "empty" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
-        ctx.problem("text.length", f"debtor.name is {len(name)} characters, {self._target} "
-                    "allows "
-                    f"{limit} ({why})", mapping=binding.where if binding else None)
+        grown = _case_grown(ev and ev(binding), self.text_policy.case)
+        ctx.problem("text.length", f"debtor.name is {len(name)} characters{grown}, "
+                    f"{self._target} allows {limit} ({why})",
+                    mapping=binding.where if binding else None)
         return None, complement
 
     def _civility(self, ctx: _Ctx, raw: Any, binding: Binding | None,
@@ -1432,9 +1439,10 @@ class Builder:
                        else "policy street_overflow: refuse: set policies.street_overflow: "
                        "split to put its start into "
                        f"{self._naming('Adr1', 'address.complement')} when that is empty")
-                ctx.problem("text.length", f"address.street is {len(street)} characters, "
-                            f"{self._target} "
-                            f"allows {limit} ({why})", mapping=a["street"].where)
+                grown = _case_grown(ev(a.get("street")), self.text_policy.case)
+                ctx.problem("text.length", f"address.street is {len(street)} characters"
+                            f"{grown}, {self._target} allows {limit} ({why})",
+                            mapping=a["street"].where)
                 return None
         if in_france:
             assert postal is not None
@@ -1879,6 +1887,19 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # what an expression cannot write after a '.': Jinja's keywords and constants
 _NOT_NAMES = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none",
                         "True", "False", "None"})
+
+
+def _case_grown(raw: Any, case: str) -> str:
+    """What a text's length said by a problem owes to the case policy: ' once
+    upper-cased (policy case: upper: 'ß' is 'SS')' for a text holding a letter whose
+    capital is longer (ß, ŉ, the ligatures ﬁ ﬂ), else ''. Said on a problem's path only."""
+    if case != "upper" or not isinstance(raw, str) or raw.isascii():
+        return ""
+    grown = [c for c in dict.fromkeys(raw) if len(c.upper()) > 1]
+    if not grown:
+        return ""
+    said = ", ".join(f"'{c}' is '{c.upper()}'" for c in grown)
+    return f" once upper-cased (policy case: upper: {said})"
 
 
 def _named(key: str) -> bool:

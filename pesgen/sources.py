@@ -409,13 +409,24 @@ def _reads_as(path: Path, encoding: str) -> bool:
 def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
     """Refuse a file that does not decode as the mapping's encoding, naming the first
     bytes that do not; read as UTF-8, a file that Windows-1252 reads whole says so (a
-    hint: the Latin-9 check then runs on it, ``_refuse_latin9``), read as another
-    encoding, one that UTF-8 reads whole (a UTF-8 file declared utf-16)."""
+    hint: the Latin-9 check then runs on it, ``_refuse_latin9``), unless other lines are
+    UTF-8 (a file mixing two encodings, which no setting reads: said so, naming no
+    mapping key), read as another encoding, one that UTF-8 reads whole (a UTF-8 file
+    declared utf-16)."""
     shown = _display(path)
     where, detail = _undecodable(path, spec.encoding)
+    mixed: tuple[int, str] | None = None
     if codecs.lookup(spec.encoding).name in ("utf-8", "utf-8-sig"):
-        oem = _oem_signs(path)
-        if oem is not None:
+        mixed = _utf8_line(path)
+        oem = _oem_signs(path) if mixed is None else None
+        if mixed is not None:
+            # a UTF-8 file with a value written in another encoding: read as cp1252 (or
+            # cp850), its UTF-8 letters are refused in turn (_refuse_utf8); no encoding
+            # reads it, the export is to correct
+            detail += (f"; yet line {mixed[0]} is UTF-8 ({mixed[1]}): the file mixes two "
+                       "encodings, which no input.encoding reads; correct this line's "
+                       "value in the export")
+        elif oem is not None:
             detail += (f"; its bytes between letters read as French letters in {oem[2]} "
                        f"({oem[3]}): input.encoding: {oem[2]}?")
         elif _reads_as(path, "cp1252"):
@@ -423,11 +434,13 @@ def _encoding_error(path: Path, spec: InputSpec) -> InputDataError:
                        "encoding): input.encoding: cp1252?")
     elif _reads_as(path, "utf-8"):
         detail += "; the whole file reads as UTF-8: input.encoding: utf-8?"
+    # (a mixed file: no setting of the mapping fixes it, the export is to correct)
+    fix = "" if mixed is not None else " set input.encoding;"
     return InputDataError(
-        f"{shown}{where}: not valid {spec.encoding} ({detail}); set input.encoding; "
-        "nothing written",
+        f"{shown}{where}: not valid {spec.encoding} ({detail});{fix} nothing written",
         [Problem("input.encoding", f"not valid {spec.encoding}: {detail}",
-                 record=f"{shown}{where}", mapping=spec.at("encoding"))])
+                 record=f"{shown}{where}",
+                 mapping=spec.at("encoding") if mixed is None else None)])
 
 
 def _first_line(path: Path, encoding: str = "utf-8", line: int = 1) -> str:
@@ -1145,6 +1158,15 @@ def _header_problem(shown: str, path: Path, header: list[str], delimiter: str,
                        spec.at("header_line") or spec.at("group_by"))
     first = _first_line(path, spec.encoding, line)
     # (a first line opening JSON or XML was refused before: _refuse_other_format)
+    if not any(header):
+        # a blank line, spaces or delimiters alone: no column named (neither a
+        # delimiter to check nor a header of 0 columns to list)
+        detail = (f"input.group_by reads column '{spec.group_by}', and {named} of {shown} "
+                  "names no column (it is blank, or delimiters alone); the export needs a "
+                  "header line there naming its columns (input.header_line: the header's "
+                  "line, below a title)")
+        return _refuse(f"{where}: {detail}; nothing written", "input.column", detail, where,
+                       spec.at("header_line") or spec.at("group_by"))
     if len(header) == 1:
         detail = (f"{named} reads as one column with delimiter {delimiter!r}; it "
                   f"{describe_first_line(first)}; check input.delimiter")

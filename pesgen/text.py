@@ -146,6 +146,38 @@ def _c1_hint(value: str) -> str:
     return ": UTF-8 text read with another encoding? (check input.encoding: utf-8)"
 
 
+# A UTF-8 text read once as Windows-1252 and saved as UTF-8 again (a spreadsheet opening
+# the export in the wrong encoding, a database column converted twice) reads 'Ã©' for
+# 'é', 'Ã¨' for 'è', 'Â«' for '«', 'Å“' for 'œ', 'â€™' for '’': valid text, every such
+# character Latin-1 but for a few, that went into the files as the export wrote it. Its
+# sign: the lead byte of a 2- or 3-byte UTF-8 character read as 'Â', 'Ã', 'Ä', 'Å' or
+# 'â', followed by a character Windows-1252 writes as a byte 0x80-0xBF (the second byte
+# of a UTF-8 character); the match undone (_twice_utf8) must give one character of a
+# Latin text or its punctuation. 'Ã' is no French letter, 'Â' is no capital before a sign.
+_TWICE_UTF8 = re.compile("[\u00c2-\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178"
+                         "\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a"
+                         "\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+_TWICE_PLAUSIBLE = re.compile("[\u00a0-\u024f\u2010-\u20cf]")
+
+
+def _twice_utf8(value: str) -> str | None:
+    """The error of a text holding UTF-8 encoded twice (``_TWICE_UTF8``), else None."""
+    for m in _TWICE_UTF8.finditer(value):
+        for size in (3, 2):
+            read = value[m.start():m.start() + size]
+            try:
+                char = read.encode("cp1252").decode("utf-8")
+            except UnicodeError:
+                continue
+            if len(char) == 1 and _TWICE_PLAUSIBLE.fullmatch(char):
+                shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in read)
+                return (f"holds '{shown}', which is '{char}' encoded in UTF-8 twice (a UTF-8 "
+                        "text read as Windows-1252 and saved as UTF-8 again, by a "
+                        "spreadsheet or a conversion): the export's text is wrong as it is, "
+                        "and no input.encoding reads it right; correct it in the export")
+    return None
+
+
 # the charsets that allow all of ASCII, and all of ISO-8859-1: normalize's fast paths
 _FAST_CHARSETS = ("latin-1", "cp1252", "ascii", "utf-8")
 _LATIN1_FAST_CHARSETS = ("latin-1", "cp1252", "utf-8")
@@ -161,7 +193,8 @@ def normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                 return Normalized(upper, ("case",))
         return Normalized(value, ())
     if charset in _LATIN1_FAST_CHARSETS and value.isprintable() and "  " not in value and \
-            value[:1] != " " and value[-1:] != " " and not _NOT_LATIN1.search(value):
+            value[:1] != " " and value[-1:] != " " and not _NOT_LATIN1.search(value) and \
+            not _TWICE_UTF8.search(value):
         # the next common case: Latin-1 text ('Hélène', 'Léa'). Printable, so no control
         # character, line break, tab, no-break space or soft hyphen; within the charset,
         # so nothing to transliterate: only the case policy can change it, as below,
@@ -183,6 +216,10 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
         code = ord(bad.group(0))
         hint = _c1_hint(value) if 0x80 <= code <= 0x9F else ""
         return Normalized(value, (), error=f"contains the control character U+{code:04X}{hint}")
+    # (after the control characters: UTF-8 read as Latin-1, 'â\x80\x99' for '’', is said
+    # so by its U+0080-U+009F)
+    if _TWICE_UTF8.search(text) and (twice := _twice_utf8(text)) is not None:
+        return Normalized(value, (), error=twice)
     if _CONTROL.search(text):
         if policy.newlines != "space":
             return Normalized(value, (), error="contains a line break or a tab "

@@ -712,8 +712,10 @@ def test_an_undecodable_first_or_last_byte_of_a_line_is_named(tmp_path):
     inp.write_bytes("\n".join(lines).encode() + b"\x81")  # (not a cp1252 character)
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:{len(lines)}"
-    assert p.message == (f"not valid utf-8: byte 0x81, byte {len(lines[-1].encode()) + 1} "
-                         "of the line")
+    # (the other lines are UTF-8: the file mixes encodings, said after the byte)
+    assert p.message.startswith(f"not valid utf-8: byte 0x81, byte "
+                                f"{len(lines[-1].encode()) + 1} of the line; yet line 2 is "
+                                "UTF-8"), p.message
     inp.write_bytes("\n".join(lines[:3]).encode() + b"\n\x92" + "\n".join(lines[3:]).encode())
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert p.record == f"{inp}:4"
@@ -733,6 +735,78 @@ def test_a_file_read_as_utf8_that_reads_whole_as_cp1252_says_so(tmp_path):
     inp.write_bytes(CSV_TEXT.encode("cp1252") + b"\x81\n")
     p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.encoding")
     assert "cp1252" not in p.message, p.message
+
+
+@pytest.mark.parametrize(("name", "source"), [("export.csv", CSV_MAPPING),
+                                              ("export.json", JSON_MAPPING)])
+def test_a_utf8_file_holding_a_cp1252_value_is_said_to_mix_encodings(tmp_path, name, source):
+    """A UTF-8 export with one value written in Windows-1252 ('Bernard' typed 'Bernérd'
+    in a legacy screen, 0xE9): no encoding reads it. It was told "the whole file reads as
+    cp1252: input.encoding: cp1252?", and read as cp1252 it is refused as UTF-8 ("set
+    input.encoding: utf-8"): a circle. It now says the file mixes two encodings, names a
+    UTF-8 line, and names no mapping key (no setting fixes it)."""
+    text = CSV_TEXT if name.endswith(".csv") else JSON_TEXT
+    inp = tmp_path / name
+    inp.write_bytes(text.encode("utf-8").replace(b"Bernard", b"Bern\xe9rd", 1))
+    exc = _refused(tmp_path, source, inp)
+    p = _only(exc, "input.encoding")
+    line = text[:text.index("Bernard")].count("\n") + 1
+    first = next(i for i, row in enumerate(text.splitlines(), 1) if not row.isascii())
+    assert p.record == f"{inp}:{line}"
+    assert f"; yet line {first} is UTF-8 ('" in p.message, p.message
+    assert p.message.endswith(": the file mixes two encodings, which no input.encoding "
+                              "reads; correct this line's value in the export"), p.message
+    assert "cp1252" not in p.message
+    assert p.mapping is None
+    assert str(exc).endswith("in the export); nothing written"), str(exc)
+
+
+def _twice(text: str) -> bytes:
+    """``text`` UTF-8 encoded twice: read as Windows-1252 and written as UTF-8 again."""
+    return text.encode("utf-8").decode("cp1252").encode("utf-8")
+
+
+@pytest.mark.parametrize(("name", "source"), [("export.csv", CSV_MAPPING),
+                                              ("export.json", JSON_MAPPING)])
+def test_a_utf8_export_encoded_twice_is_refused(tmp_path, name, source):
+    """A UTF-8 export whose text went once more through Windows-1252 ('Ã¨' for 'è', a
+    spreadsheet opened in the wrong encoding and saved as UTF-8) is valid UTF-8: it was
+    written as 'DUPONT-LEFÃ¨VRE' ('HÃ‰LÃˆNE' refused only for its '‰', which Latin-1
+    lacks). Each text holding it is refused, naming its record, binding and rule."""
+    text = CSV_TEXT if name.endswith(".csv") else JSON_TEXT
+    inp = tmp_path / name
+    inp.write_bytes(_twice(text))
+    exc = _refused(tmp_path, source, inp)
+    name_problems = [p for p in exc.problems if p.message.startswith("debtor.name holds ")]
+    first = name_problems[0]
+    assert first.rule == "text.charset"
+    assert first.invoice == "FA-2026-00101"
+    assert first.record == (f"{inp}:2" if name.endswith(".csv") else f"{inp}:$.invoices[0]")
+    assert first.mapping is not None and first.mapping.endswith(": bindings.payer.name")
+    assert first.message == (
+        "debtor.name holds 'Ã¨', which is 'è' encoded in UTF-8 twice (a UTF-8 text read as "
+        "Windows-1252 and saved as UTF-8 again, by a spreadsheet or a conversion): the "
+        "export's text is wrong as it is, and no input.encoding reads it right; correct "
+        "it in the export")
+    assert {p.rule for p in exc.problems} == {"text.charset"}
+
+
+@pytest.mark.parametrize("first", ["", "   ", ",,,", " , , "])
+def test_a_blank_header_line_is_said_to_name_no_column(tmp_path, first):
+    """A header line that is blank, spaces or delimiters alone, above the rows (the
+    header dropped) or alone: it names no column. It was told "the header has 0
+    columns: " (a blank line), "4 columns: , , , ", or, for spaces, that it reads as one
+    column: check input.delimiter, which is not the cause."""
+    rows = CSV_TEXT.splitlines(keepends=True)
+    for text in (first + "\n" + "".join(rows[1:]), first + "\n\n"):
+        inp = tmp_path / "export.csv"
+        inp.write_text(text, encoding="utf-8")
+        p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+        assert p.record == f"{inp}:1"
+        assert p.message == (f"input.group_by reads column 'invoice_number', and the first "
+                             f"line of {inp} names no column (it is blank, or delimiters "
+                             "alone); the export needs a header line there naming its "
+                             "columns (input.header_line: the header's line, below a title)")
 
 
 @pytest.mark.parametrize(("text", "detail"), [

@@ -1300,6 +1300,26 @@ def test_long_name_refused_by_default(tmp_path):
         "bindings.payer.name"
 
 
+def test_a_text_grown_by_upper_casing_says_so(tmp_path):
+    """A name of 32 characters as exported is 40 once upper-cased ('ß' is 'SS'): the
+    refusal's length, which the export's own does not show, says where it comes from
+    (reject42 left the message to judge). The same for a first name and a street; a
+    text without such a letter keeps its message (test_long_name_refused_by_default)."""
+    mapping = _mapping(tmp_path, {"name_overflow": None, "street_overflow": None})
+    inv = _invoice("FA-2026-00111")
+    inv["payer"]["last_name"] = "Groß" * 8
+    inv["payer"]["first_name"] = "ß" * 20
+    inv["payer"]["address"]["street"] = "12 Große Straße Weißß Große Straße"  # 34
+    problems = _refused(tmp_path, [inv], mapping)
+    grown = "once upper-cased (policy case: upper: 'ß' is 'SS')"
+    assert sorted((p.rule, p.message.split(" (policy name_overflow")[0]
+                   .split(" (policy text_overflow")[0].split(" (policy street_overflow")[0])
+                  for p in problems) == [
+        ("text.length", f"address.street is 40 characters {grown}, Hélios allows 38"),
+        ("text.length", f"debtor.first_name is 40 characters {grown}, the target allows 38"),
+        ("text.length", f"debtor.name is 40 characters {grown}, Hélios allows 38")]
+
+
 def test_long_name_split_into_nom_and_complnom(tmp_path):
     result = _run(tmp_path, [_invoice("FA-2026-00108")])
     info = _tiers(result).find("InfoTiers")

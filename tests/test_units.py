@@ -893,5 +893,33 @@ def test_control_character_errors_hint_at_the_encoding_only_for_c1():
                                 "input.encoding, e.g. cp1252)")
 
 
+@pytest.mark.parametrize(("value", "read", "char"), [
+    ("LefÃ¨vre", "Ã¨", "è"), ("HÃ‰LÃˆNE", "Ã‰", "É"), ("allÃ©e", "Ã©", "é"),
+    ("CÅ“ur", "Å“", "œ"), ("lâ€™école", "â€™", "’"), ("Piano â€“ 30 min", "â€“", "–"),
+    ("Ã\u00a0 Paris", "Ã\\u00a0", "à"), ("Â« Les Lilas Â»", "Â«", "«"),
+    ("12 Â°", "Â°", "°")])
+def test_utf8_encoded_twice_is_refused(value, read, char):
+    """A UTF-8 text read as Windows-1252 and saved as UTF-8 again is refused, whatever
+    the policies (it was written as it is, every such character but a few being
+    Latin-1), naming what it holds and what that stands for."""
+    for policy in (STRICT, TextPolicy(transliterate=True, case="upper", newlines="space")):
+        r = normalize(value, "latin-1", policy)
+        assert r.error == (f"holds '{read}', which is '{char}' encoded in UTF-8 twice (a "
+                           "UTF-8 text read as Windows-1252 and saved as UTF-8 again, by a "
+                           "spreadsheet or a conversion): the export's text is wrong as it "
+                           "is, and no input.encoding reads it right; correct it in the "
+                           "export"), value
+
+
+@pytest.mark.parametrize("value", [
+    "Château-Renard", "CHÂTEAU-RENARD", "Bâtiment B", "JOÃO ASSUNÇÃO", "São Tomé",
+    "« Les Lilas »", "l’école – 30 min", "Ångström", "Ä", "Â", "ÂGE", "Gâ€", "Â.",
+    "Ãx", "Côte-d’Or"])
+def test_text_that_is_no_utf8_encoded_twice_is_read(value):
+    """A capital with a tilde or a circumflex before a letter, 'â' in a word, the signs
+    themselves: no sign of a text encoded twice."""
+    assert normalize(value, "cp1252", TextPolicy(transliterate=True)).error is None, value
+
+
 def test_sepa_bad_chars_lists_each_character_once_in_order():
     assert sepa_bad_chars("é&x_é&") == "é&_"
