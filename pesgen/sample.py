@@ -156,9 +156,8 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     pairs = list(zip(traced, docs, strict=True))
     unfit = frozenset(
         policy for policy, *_ in SPLITS if getattr(mapping.policies, policy) != "split"
-        and split_misfits(replace(mapping, policies=replace(mapping.policies,
-                                                             **{policy: "split"})),
-                          fmt, titles[0], pairs, exporter.encoding))
+        and split_misfits(_split_on(mapping, policy), fmt, titles[0], pairs,
+                          exporter.encoding))
     return SampleRendering(len(traced), reads, tuple(misfits), unfit,
                            number_refusal(titles[0], pairs, exporter.encoding))
 
@@ -397,7 +396,9 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
         lines = text.split("\n")
         for text_line in lines[1:] if layout.header else lines:
             rec, values = record_values(layout, text_line.rstrip("\r"))
-            for col, value in zip(rec.columns if rec else (), values, strict=False):
+            if rec is None:
+                continue
+            for col, value in zip(rec.columns, values, strict=False):
                 held = _held(marks, value)
                 if held:
                     places[(f"record '{rec.type}', {col.label}", None)] = \
@@ -414,8 +415,8 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
         for attribute, value in [*el.attrib.items(), (None, el.text)]:
             held = _held(marks, value)
             if held:
-                path = re.sub(r"\[\d+\]", "", tree.getpath(el))
-                places[(path, attribute)] = fields[marks[held]].where
+                xpath = re.sub(r"\[\d+\]", "", tree.getpath(el))
+                places[(xpath, attribute)] = fields[marks[held]].where
     return places
 
 
@@ -464,9 +465,7 @@ def split_misfits(mapping: Mapping, fmt: Format, title: Title,
             else:
                 debtor = replace(debtor, **{kept_field: kept, filled_field: rest})
             split = replace(title, **{holder: debtor})
-            found = _refusal(
-                split, lambda v, kept=kept, rest=rest: v is not None and kept in v
-                and rest in v.replace(kept, ""), rendered, encoding)
+            found = _refusal(split, _joined(kept, rest), rendered, encoding)
             if found is None:
                 continue
             file_name, place, said = found
@@ -490,6 +489,19 @@ def number_refusal(title: Title, rendered: list[tuple[FileRenderer, Document]],
     number = ("FA-2026-" + "0" * INVOICE_NUMBER_MAX)[:INVOICE_NUMBER_MAX]
     return _refusal(replace(title, invoice_number=number),
                     lambda v: v is not None and number in v, rendered, encoding)
+
+
+def _split_on(mapping: Mapping, policy: str) -> Mapping:
+    """``mapping`` with its split ``policy`` (name_overflow, street_overflow) at split."""
+    changes: dict[str, Any] = {policy: "split"}
+    return replace(mapping, policies=replace(mapping.policies, **changes))
+
+
+def _joined(kept: str, rest: str) -> Callable[[str | None], bool]:
+    """Whether a value holds a split's two parts, ``kept`` and ``rest``, joined again."""
+    def joined(value: str | None) -> bool:
+        return value is not None and kept in value and rest in value.replace(kept, "")
+    return joined
 
 
 def _refusal(title: Title, joined: Callable[[str | None], bool],
