@@ -154,6 +154,22 @@ def _amounts(t: Title, ctx: RuleContext) -> Iterator[str]:
         yield "a title needs at least one line"
 
 
+# IdLigne, a line's number in its title, is a Base_Num6: 1 to 999 999
+MAX_LINES = 999_999
+
+
+@rule("pes.line-count", "A title has at most 999 999 lines: IdLigne, a line's number in its "
+      "title (renumbered from 1 after netting), has 6 digits. Without this rule the XSD "
+      "would refuse the file at the first line past it, naming no invoice.",
+      "DT v5.19 InfoLignePiece/IdLigne; XSD v5.17 Base_Num6", sets=("pes-ormc", "pes-titres"))
+def _line_count(t: Title, ctx: RuleContext) -> Iterator[str]:
+    if len(t.lines) > MAX_LINES:
+        most = f"{MAX_LINES:,}".replace(",", " ")
+        yield (f"{len(t.lines)} lines: IdLigne, a line's number in its title, has 6 digits "
+               f"(at most {most} lines, after netting): split the invoice in the school "
+               "software")
+
+
 @rule("pes.address", "CP has 5 digits (99999 abroad); a non-resident (CodRes 1) has a "
       "CodPays, a resident (CodRes 0) none or 100 (the DT's rejections); pesgen also refuses "
       "CodRes 1 with CodPays 100, France's INSEE code (its own, stricter check: the DT does "

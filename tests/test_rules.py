@@ -178,6 +178,14 @@ CASES: dict[str, list[tuple[str, object, str]]] = {
         ("period-two-digits", lambda t: replace(t, period="12"), "Per '12' is not one digit"),
         ("period-letter", lambda t: replace(t, period="A"), "Per 'A'"),
     ],
+    "pes.line-count": [
+        # a million lines (one Line object a million times: 8 MB), numbered past IdLigne's
+        # 6 digits; 999 999 lines pass (test_line_count_at_its_limit)
+        ("a-million-lines", lambda t: replace(
+            t, lines=t.lines[:1] * 1_000_000, total=t.lines[0].amount * 1_000_000),
+         "1000000 lines: IdLigne, a line's number in its title, has 6 digits (at most "
+         "999 999 lines, after netting)"),
+    ],
     "pes.asap-date": [
         ("before-issue", lambda t: replace(t, asap_date=date(2026, 11, 22)),
          "DteAsp 2026-11-22 is before DteBordEm 2026-11-23"),
@@ -251,6 +259,20 @@ def test_rule_breaks_on_example_title(rule_id, mutate, fragment, example_titles)
     problems = check_title(mutate(title), CTX)
     assert {p.rule for p in problems} == {rule_id}, [str(p) for p in problems]
     assert any(fragment in p.message for p in problems)
+
+
+def test_line_count_at_its_limit():
+    """999 999 lines, IdLigne's last number, pass pes.line-count (the million of CASES do
+    not); the rule is the PES formats' (a finance package's format has its own limits)."""
+    line = TITLE.lines[0]
+    at_limit = replace(TITLE, lines=(line,) * 999_999, total=line.amount * 999_999)
+    assert [p.rule for p in check_title(at_limit, CTX)] == []
+    over = replace(at_limit, lines=(line,) * 1_000_000, total=line.amount * 1_000_000)
+    assert [p.rule for p in check_title(over, CTX)] == ["pes.line-count"]
+    titres = RuleContext(fmt=find_format("pes-titres"), issue_date=RUN)
+    assert "pes.line-count" in [p.rule for p in check_title(over, titres)]
+    corail = RuleContext(fmt=find_format("cosoluce-corail"), issue_date=RUN)
+    assert "pes.line-count" not in [r.id for r in corail.active]
 
 
 @pytest.mark.parametrize("rule_id", [r.id for r in RULES])
