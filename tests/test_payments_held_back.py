@@ -77,6 +77,11 @@ def test_a_title_exported_in_place_of_one_paid_since_its_cancellation_is_held_ba
     new = _again(store, tmp_path)
     assert _rows(store) == [("cancelled", "0.00", exported.run_id),
                             ("held-back", "187.50", new)]
+    # what holds the collectivity's invoice back; another collectivity's invoice of the
+    # same number is not held back by it
+    assert [u.id_op for found in ledger.unsettled_payments(store, ID_COLL).values()
+            for u in found] == [id_op]
+    assert ledger.unsettled_payments(store, "21450999400023") == {}
     result = CliRunner().invoke(app, ["payfip", "payments", "--db", store.url])
     assert result.exit_code == 0, result.output
     assert [(r["status"], r["amount_due"], r["amount_paid"], r["run"])
