@@ -256,6 +256,17 @@ def test_a_new_link_beside_a_link_whose_result_is_not_known_says_so(flow, store,
     assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
 
 
+def test_a_test_link_whose_result_is_not_known_is_not_noted_beside_a_new_link(flow, store):
+    """A test link (saisie T) collects nothing: PayFiP refusing its result lookup leaves
+    an anomaly, but the family cannot have paid through it, so a production link made
+    after it says nothing of it."""
+    first = flow.link(mode="T")
+    ledger.refused_lookup(store, first.id_op, "reconcile", "P4")
+    assert [a["id_op"] for a in ledger.list_anomalies(store, open_only=True)
+            if a["kind"] == "lookup-refused"] == [first.id_op]
+    assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
+
+
 def test_a_new_link_beside_its_cancelled_titles_link_still_open_says_so(flow, store,
                                                                         tmp_path):
     """The invoice exported again after its run was cancelled: the link of the
