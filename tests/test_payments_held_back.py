@@ -82,6 +82,8 @@ def test_a_title_exported_in_place_of_one_paid_since_its_cancellation_is_held_ba
     assert [u.id_op for found in ledger.unsettled_payments(store, ID_COLL).values()
             for u in found] == [id_op]
     assert ledger.unsettled_payments(store, "21450999400023") == {}
+    # its result is known (paid): its open anomaly is no unknown result
+    assert ledger.unknown_results_of(store, ID_COLL, INVOICE) == []
     # the hold is that invoice's: another of the new run, its link made, stays pending
     _recorded_link(store, "FA-2026-00103", 8)
     assert [r["status"] for r in ledger.list_payments(store)
