@@ -160,3 +160,17 @@ def test_payments_since_lists_an_invoice_held_back_or_released_since(
                            "the trésorerie will tell")
     since = [(r["status"], r["run"]) for r in ledger.list_payments(store, date(2026, 6, 1))]
     assert since == [("cancelled", exported.run_id), ("pending", new)]
+
+
+def test_a_held_back_title_paid_through_its_own_link_too_is_paid(store, exported, tmp_path):
+    """The family paid through the cancelled title's link, then through the new title's
+    own: the new title is paid, not held back (`held-back` is of a title due; the
+    run-cancelled anomaly of the old link's money stays open for the trésorerie)."""
+    old = _link(store, 9)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    new = _again(store, tmp_path)
+    own = _link(store, 10)
+    _paid(store, old)
+    assert _rows(store) == [("held-back", "187.50", new)]
+    _paid(store, own)
+    assert _rows(store) == [("paid", "187.50", new)]
