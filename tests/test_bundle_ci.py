@@ -222,6 +222,21 @@ def test_a_path_outside_the_bundle_is_its_files_one_problem(tmp_path):
     assert "not found" not in r.stderr, r.stderr
 
 
+def test_a_files_list_the_schema_refuses_is_not_looked_for_files(tmp_path):
+    """A files list the schema refuses (here an entry's when_empty) is said alone: its
+    files are not looked for until it is well formed (a missing template is said then,
+    not now)."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: missing.txt.j2")
+    _edit(source, '    name: "WTAMC001AS.txt"\n',
+          '    name: "WTAMC001AS.txt"\n    when_empty: sometimes\n')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "when_empty" in r.stderr and "format.schema" in r.stderr, r.stderr
+    assert "not found" not in r.stderr, r.stderr
+
+
 def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out(tmp_path):
     """formats exited 0 with a BROKEN bundle, and cut its problem list at 10 silently."""
     fmts, folder = _copy(tmp_path, "cosoluce-corail")
