@@ -144,6 +144,8 @@ def test_payments_since_lists_an_invoice_held_back_or_released_since(
     id_op = _link(store, 6)
     store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
     new = _again(store, tmp_path)
+    # another invoice's link: the anomaly recorded since is not its change
+    _recorded_link(store, "FA-2026-00103", 12)
     with store.engine.begin() as conn:  # all of it long ago, imported since
         conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
         conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
