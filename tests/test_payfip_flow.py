@@ -253,6 +253,8 @@ def test_a_new_link_beside_a_link_whose_result_is_not_known_says_so(flow, store,
         store, "21450999400015", "FA-2026-00102")] == [first.id_op]
     assert ledger.unknown_results_of(store, "21450999400023", "FA-2026-00102") == []
     assert ledger.unknown_results_of(store, "21450999400015", "FA-2026-00103") == []
+    # not known is not paid through a cancelled title: nothing holds the invoice back
+    assert ledger.unsettled_payments(store, "21450999400015") == {}
     ledger.resolve_anomaly(store, anomaly["id"], "support", "not paid, says the trésorerie")
     assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
 
