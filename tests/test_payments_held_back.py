@@ -176,3 +176,20 @@ def test_a_held_back_title_paid_through_its_own_link_too_is_paid(store, exported
     assert _rows(store) == [("held-back", "187.50", new)]
     _paid(store, own)
     assert _rows(store) == [("paid", "187.50", new)]
+
+
+def test_another_collectivitys_invoice_of_the_same_number_is_not_held_back(store, exported):
+    """The hold is the collectivity's invoice's: another collectivity's invoice of the
+    same number, its link made, stays pending while this one's run-cancelled anomaly is
+    open."""
+    id_op = _link(store, 13)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    _paid(store, id_op)
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-000000000014", "id_coll": "21450999400023",
+        "invoice": INVOICE, "run_id": None, "numcli": "012345", "exer": "2026",
+        "refdet": INVOICE.replace("-", ""), "amount_cents": 18750,
+        "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+        "endpoint": "http://payfip.invalid/tpa"})
+    assert [r["status"] for r in ledger.list_payments(store)
+            if r["collectivity"] == "21450999400023"] == ["pending"]
