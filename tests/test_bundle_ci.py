@@ -197,6 +197,64 @@ def test_a_template_or_layout_outside_the_bundle_is_refused_when_it_loads(tmp_pa
     assert listed.exit_code == ExitCode.MAPPING
 
 
+def test_a_path_outside_the_bundle_is_its_files_one_problem(tmp_path):
+    """A template named through '../schemas/' is outside the bundle (only an XSD or a
+    layout may be taken from the shipped schemas/, where a layout so named is looked
+    for): that one problem, the file's other paths not looked for (no 'not found' of
+    the template nor of its layout). An XSD at an absolute path is outside too."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: ../schemas/outside.txt.j2")
+    _edit(source, "layout: wtamc001as.layout.yaml", "layout: ../schemas/missing.layout.yaml")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    said = [line for line in r.stderr.splitlines() if "(rule format.file)" in line]
+    assert said == [
+        "  - template '../schemas/outside.txt.j2' is outside the bundle: give a path in "
+        f"the bundle's folder [format {source}:19: files[1].template] (rule format.file)"
+    ], r.stderr
+    fmts, folder = _copy(tmp_path / "xsd", "pes-ormc")
+    source = folder / "format.yaml"
+    _edit(source, "xsd: pes-ormc/pes-ormc.xsd", f"xsd: {tmp_path / 'pes-ormc.xsd'}")
+    r = _check(fmts, "pes-ormc")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert f"xsd '{tmp_path / 'pes-ormc.xsd'}' is outside the bundle" in r.stderr, r.stderr
+    assert "not found" not in r.stderr, r.stderr
+
+
+def test_a_template_and_a_layout_not_found_name_their_rule_and_closest_file(tmp_path):
+    """A template and a layout format.yaml names that are not in the bundle are each a
+    format.file problem at its line, with the bundle's file of that kind whose name is
+    closest (a layout's among its .yaml files)."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: wtamc001az.txt.j2")
+    _edit(source, "layout: wtamc001as.layout.yaml", "layout: wtamc001az.layout.yaml")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert ("template 'wtamc001az.txt.j2' not found in the bundle's folder (did you mean "
+            f"'wtamc001as.txt.j2'?) [format {source}:19: files[1].template] "
+            "(rule format.file)") in r.stderr, r.stderr
+    assert ("layout 'wtamc001az.layout.yaml' not found in the bundle's folder nor in "
+            "schemas/ (did you mean 'wtamc001as.layout.yaml'?) "
+            f"[format {source}:21: files[1].layout] (rule format.file)") in r.stderr, r.stderr
+
+
+def test_a_files_list_the_schema_refuses_is_not_looked_for_files(tmp_path):
+    """A files list the schema refuses (here an entry's when_empty) is said alone: its
+    files are not looked for until it is well formed (a missing template is said then,
+    not now)."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    _edit(source, "template: wtamc001as.txt.j2", "template: missing.txt.j2")
+    _edit(source, '    name: "WTAMC001AS.txt"\n',
+          '    name: "WTAMC001AS.txt"\n    when_empty: sometimes\n')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "when_empty" in r.stderr and "(rule format.schema)" in r.stderr, r.stderr
+    assert "not found" not in r.stderr, r.stderr
+
+
 def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out(tmp_path):
     """formats exited 0 with a BROKEN bundle, and cut its problem list at 10 silently."""
     fmts, folder = _copy(tmp_path, "cosoluce-corail")

@@ -499,3 +499,37 @@ def test_an_emagnus_code_its_layout_refuses_is_refused_naming_its_line(tmp_path)
     assert run.exit_code == 3, run.output
     assert said in run.output
     assert not out.exists()
+
+
+def test_a_product_fonction_or_operation_code_its_layout_refuses_is_refused(tmp_path):
+    """mapping.code-fit checks each code an activity gives, not the nature alone: in a
+    bundle whose layout narrows CPL to 3 characters, Fonction and Operation to 2, the
+    product, fonction and operation codes that pass the mapping's schema are each
+    refused, named by their key."""
+    from pesgen.formats import load_format
+    from pesgen.mapping import load_mapping
+    from pesgen.resources import data_dir
+    from pesgen.sample import check_templates
+
+    folder = tmp_path / "fmts" / "bl-emagnus"
+    shutil.copytree(data_dir("templates") / "bl-emagnus", folder)
+    layout = folder / "wtamc001.layout.yaml"
+    text = layout.read_text(encoding="utf-8")
+    for old, new in (("{name: Operation, type: text, length: 10}",
+                      "{name: Operation, type: text, length: 2}"),
+                     ("{name: Fonction, type: text, length: 10,",
+                      "{name: Fonction, type: text, length: 2,"),
+                     ("{name: CPL, type: text, length: 4,", "{name: CPL, type: text, length: 3,")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    layout.write_text(text, encoding="utf-8")
+    mapping, _ = mapping_copy(
+        tmp_path, EMAGNUS,
+        ('THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}',
+         'THEA-ADO:    {product: THEA, nature: "7062", fonction: "312", operation: "OP123"}'))
+    misfits = check_templates(load_mapping(mapping), load_format(folder)).misfits
+    assert {p.rule for p in misfits} == {"mapping.code-fit"}
+    said = {p.message.split(" is ", 1)[0] for p in misfits}
+    assert {"codes.activities.THEA-ADO.product", "codes.activities.THEA-ADO.fonction",
+            "codes.activities.THEA-ADO.operation"} <= said, said
+    assert "codes.activities.THEA-ADO.nature" not in said

@@ -980,6 +980,18 @@ def test_a_bordereau_object_changed_by_a_policy_is_noted(tmp_path, written, obje
     assert [(n.policy, n.detail) for n in result.notes if n.origin == where] == [note]
 
 
+def test_a_bordereau_object_upper_cased_is_counted_in_the_case_note(tmp_path):
+    """policies.case: upper upper-cases the bordereau object as a title's texts: the
+    run's case note counts it with theirs."""
+    path = _write(tmp_path, _edit((BORDEREAU_OBJECT,
+                                   '  bordereau_object: {const: "Trimestre 1"}\n')))
+    result = export(path, EXAMPLES / "school-export.json", tmp_path / "out",
+                    date(2026, 11, 23))
+    assert '<Objet V="TRIMESTRE 1"/>' in result.files[0].path.read_text(encoding="iso-8859-1")
+    [case] = [n.detail for n in result.notes if n.policy == "case"]
+    assert "bordereau.object ×1" in case.split(": ", 1)[1].split(", ")
+
+
 @pytest.mark.parametrize(("civility", "couple"), [
     ("M. et Mme", True), ("Mr & Mme", True), ("M./Mme", True), ("MME ET M", True),
     ("Monsieur", False), ("Dr", False), ("Mademoiselle", False),

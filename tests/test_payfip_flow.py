@@ -247,7 +247,26 @@ def test_a_new_link_beside_a_link_whose_result_is_not_known_says_so(flow, store,
         "link: if the family paid, it would pay twice; if not, send it and resolve the "
         "anomaly (docs/payfip.md, a link still open)",)
     assert flow.link(mode="T").notes == ()
+    # the invoice is the collectivity's: another's invoice of the same number has no
+    # operation whose result is not known
+    assert [op["id_op"] for op in ledger.unknown_results_of(
+        store, "21450999400015", "FA-2026-00102")] == [first.id_op]
+    assert ledger.unknown_results_of(store, "21450999400023", "FA-2026-00102") == []
+    assert ledger.unknown_results_of(store, "21450999400015", "FA-2026-00103") == []
+    # not known is not paid through a cancelled title: nothing holds the invoice back
+    assert ledger.unsettled_payments(store, "21450999400015") == {}
     ledger.resolve_anomaly(store, anomaly["id"], "support", "not paid, says the trésorerie")
+    assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
+
+
+def test_a_test_link_whose_result_is_not_known_is_not_noted_beside_a_new_link(flow, store):
+    """A test link (saisie T) collects nothing: PayFiP refusing its result lookup leaves
+    an anomaly, but the family cannot have paid through it, so a production link made
+    after it says nothing of it."""
+    first = flow.link(mode="T")
+    ledger.refused_lookup(store, first.id_op, "reconcile", "P4")
+    assert [a["id_op"] for a in ledger.list_anomalies(store, open_only=True)
+            if a["kind"] == "lookup-refused"] == [first.id_op]
     assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
 
 

@@ -77,6 +77,17 @@ def test_a_title_exported_in_place_of_one_paid_since_its_cancellation_is_held_ba
     new = _again(store, tmp_path)
     assert _rows(store) == [("cancelled", "0.00", exported.run_id),
                             ("held-back", "187.50", new)]
+    # what holds the collectivity's invoice back; another collectivity's invoice of the
+    # same number is not held back by it
+    assert [u.id_op for found in ledger.unsettled_payments(store, ID_COLL).values()
+            for u in found] == [id_op]
+    assert ledger.unsettled_payments(store, "21450999400023") == {}
+    # its result is known (paid): its open anomaly is no unknown result
+    assert ledger.unknown_results_of(store, ID_COLL, INVOICE) == []
+    # the hold is that invoice's: another of the new run, its link made, stays pending
+    _recorded_link(store, "FA-2026-00103", 8)
+    assert [r["status"] for r in ledger.list_payments(store)
+            if r["invoice"] == "FA-2026-00103"] == ["pending"]
     result = CliRunner().invoke(app, ["payfip", "payments", "--db", store.url])
     assert result.exit_code == 0, result.output
     assert [(r["status"], r["amount_due"], r["amount_paid"], r["run"])
@@ -133,6 +144,8 @@ def test_payments_since_lists_an_invoice_held_back_or_released_since(
     id_op = _link(store, 6)
     store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
     new = _again(store, tmp_path)
+    # another invoice's link: the anomaly recorded since is not its change
+    _recorded_link(store, "FA-2026-00103", 12)
     with store.engine.begin() as conn:  # all of it long ago, imported since
         conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
         conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
@@ -149,3 +162,34 @@ def test_payments_since_lists_an_invoice_held_back_or_released_since(
                            "the trésorerie will tell")
     since = [(r["status"], r["run"]) for r in ledger.list_payments(store, date(2026, 6, 1))]
     assert since == [("cancelled", exported.run_id), ("pending", new)]
+
+
+def test_a_held_back_title_paid_through_its_own_link_too_is_paid(store, exported, tmp_path):
+    """The family paid through the cancelled title's link, then through the new title's
+    own: the new title is paid, not held back (`held-back` is of a title due; the
+    run-cancelled anomaly of the old link's money stays open for the trésorerie)."""
+    old = _link(store, 9)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    new = _again(store, tmp_path)
+    own = _link(store, 10)
+    _paid(store, old)
+    assert _rows(store) == [("held-back", "187.50", new)]
+    _paid(store, own)
+    assert _rows(store) == [("paid", "187.50", new)]
+
+
+def test_another_collectivitys_invoice_of_the_same_number_is_not_held_back(store, exported):
+    """The hold is the collectivity's invoice's: another collectivity's invoice of the
+    same number, its link made, stays pending while this one's run-cancelled anomaly is
+    open."""
+    id_op = _link(store, 13)
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    _paid(store, id_op)
+    ledger.record_operation(store, {
+        "id_op": "0d1a5c3e-0000-4000-8000-000000000014", "id_coll": "21450999400023",
+        "invoice": INVOICE, "run_id": None, "numcli": "012345", "exer": "2026",
+        "refdet": INVOICE.replace("-", ""), "amount_cents": 18750,
+        "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+        "endpoint": "http://payfip.invalid/tpa"})
+    assert [r["status"] for r in ledger.list_payments(store)
+            if r["collectivity"] == "21450999400023"] == ["pending"]

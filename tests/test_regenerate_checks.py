@@ -963,6 +963,11 @@ def test_a_run_whose_street_cut_at_a_word_boundary_went_number_first_is_rebuilt(
     assert again.exit_code == 0, again.output
     written = next((tmp_path / "today").glob("*.xml")).read_bytes().decode(encoding)
     assert today in written and then not in written
+    # a run recorded today is rebuilt in today's order, byte for byte
+    regen = _run("regenerate", _run_id(again.stdout), "--out", tmp_path / "regen-today",
+                 "--db", f"sqlite:///{tmp_path / 'today.sqlite3'}")
+    assert regen.exit_code == 0, regen.output
+    _same_files(tmp_path / "regen-today", tmp_path / "today")
 
 
 def test_a_run_whose_debtors_reference_was_truncated_is_rebuilt(tmp_path, monkeypatch):

@@ -1834,6 +1834,20 @@ def test_text_overflow_truncate_never_cuts_the_debtors_reference(tmp_path):
     assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.ref"
 
 
+def test_a_debtors_reference_too_long_is_one_problem_under_text_overflow_refuse(tmp_path):
+    """Under policies.text_overflow: refuse too, a RefTiers too long is the one problem
+    of an identifier never truncated, naming the record: not that one and the refuse
+    policy's too, said of the same value."""
+    mapping = _mapping(tmp_path, {"text_overflow": "refuse"})
+    inv = _invoice("FA-2026-00102")
+    inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
+    problems = _refused(tmp_path, [inv], mapping)
+    assert [(p.rule, p.message) for p in problems] == [
+        ("text.length", "debtor.ref is 31 characters, the target allows 30: an identifier "
+         "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
+    assert problems[0].record.endswith("$.invoices[0]")
+
+
 def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
     """policies.text_overflow: truncate shortens labels and names, never the RUM: the
     mandate's unique reference cut to 35 characters is another mandate's reference (two
