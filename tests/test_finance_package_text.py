@@ -107,14 +107,26 @@ def test_a_mapping_text_no_template_writes_is_not_held_to_the_charset(tmp_path):
     assert "whose templates write it as doc.collectivity.budget_label" in refused.output
 
 
-def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
+def _bundle_with(tmp_path: Path, bundle: str, file: str,
+                 *changes: tuple[str, str]) -> tuple[Path, Path, str]:
+    """A copy of shipped ``bundle`` in tmp_path/fmts whose ``file`` has each (old, new)
+    of ``changes`` made (old found once): (the formats folder, the file, its text
+    before)."""
     fmts = tmp_path / "fmts"
-    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
-    spec = fmts / "bl-emagnus" / "format.yaml"
-    text = spec.read_text(encoding="utf-8")
+    shutil.copytree(ROOT / "templates" / bundle, fmts / bundle)
+    path = fmts / bundle / file
+    before = text = path.read_text(encoding="utf-8")
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    return fmts, path, before
+
+
+def test_a_format_option_default_outside_its_charset_is_refused(tmp_path):
     old = 'tribunal: "le tribunal administratif"'
-    assert text.count(old) == 1
-    spec.write_text(text.replace(old, 'tribunal: "le tribunal d’Orléans"'), encoding="utf-8")
+    fmts, _, text = _bundle_with(tmp_path, "bl-emagnus", "format.yaml",
+                                 (old, 'tribunal: "le tribunal d’Orléans"'))
     line = text[:text.index(old)].count("\n") + 1
     run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
     assert run.exit_code == 3, run.output
@@ -344,14 +356,10 @@ def test_a_code_an_xml_bundles_xsd_refuses_is_found_by_its_facets_not_per_vendor
     """The check is the bundle's XSD, not code per package: a copy of the JVS bundle
     whose XSD takes three characters of CodProdLoc (maxLength) refuses the mapping's
     four-character products, by their lines."""
-    fmts = tmp_path / "fmts"
-    shutil.copytree(ROOT / "templates" / "jvs-millesime", fmts / "jvs-millesime")
-    xsd = fmts / "jvs-millesime" / "jvs-millesime.xsd"
-    text = xsd.read_text(encoding="utf-8")
-    old = '<xs:pattern value="[0-9a-zA-Z]{1,4}"/></xs:restriction>'
-    assert text.count(old) == 1
-    xsd.write_text(text.replace(old, '<xs:maxLength value="3"/></xs:restriction>'),
-                   encoding="utf-8")
+    fmts, _, _ = _bundle_with(
+        tmp_path, "jvs-millesime", "jvs-millesime.xsd",
+        ('<xs:pattern value="[0-9a-zA-Z]{1,4}"/></xs:restriction>',
+         '<xs:maxLength value="3"/></xs:restriction>'))
     mapping, (line,) = mapping_copy(
         tmp_path, JVS, ('FM-C1:       {product: FMC1,', 'FM-C1:       {product: FMC1,'))
     checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
@@ -434,14 +442,10 @@ def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
     mapping, (line,) = mapping_copy(tmp_path, CORAIL, (
         "  name_overflow: split", "  name_overflow: split"))
     assert run_cli("check-mapping", mapping).exit_code == 0
-    fmts = tmp_path / "fmts"
-    shutil.copytree(ROOT / "templates" / "cosoluce-corail", fmts / "cosoluce-corail")
-    xsd = fmts / "cosoluce-corail" / "corail.xsd"
-    text = xsd.read_text(encoding="utf-8")
-    old = '<xs:element name="RaisonSociale" type="V_Texte77"/>'
-    assert text.count(old) == 1
-    xsd.write_text(text.replace(old, '<xs:element name="RaisonSociale" type="V_Texte38"/>'),
-                   encoding="utf-8")
+    fmts, _, _ = _bundle_with(
+        tmp_path, "cosoluce-corail", "corail.xsd",
+        ('<xs:element name="RaisonSociale" type="V_Texte77"/>',
+         '<xs:element name="RaisonSociale" type="V_Texte38"/>'))
     checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
     assert checked.exit_code == 3, checked.output
     assert ("policies.name_overflow: split puts the end of a name longer than 38 characters "
@@ -455,13 +459,9 @@ def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
 
 
 def test_a_format_option_default_holding_a_forbidden_character_is_refused(tmp_path):
-    fmts = tmp_path / "fmts"
-    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
-    spec = fmts / "bl-emagnus" / "format.yaml"
-    text = spec.read_text(encoding="utf-8")
     old = 'tribunal: "le tribunal administratif"'
-    spec.write_text(text.replace(old, 'tribunal: "le tribunal; administratif"'),
-                    encoding="utf-8")
+    fmts, spec, text = _bundle_with(tmp_path, "bl-emagnus", "format.yaml",
+                                    (old, 'tribunal: "le tribunal; administratif"'))
     line = text[:text.index(old)].count("\n") + 1
     run = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
     assert run.exit_code == 3, run.output
@@ -508,21 +508,14 @@ def test_a_product_fonction_or_operation_code_its_layout_refuses_is_refused(tmp_
     refused, named by their key."""
     from pesgen.formats import load_format
     from pesgen.mapping import load_mapping
-    from pesgen.resources import data_dir
     from pesgen.sample import check_templates
 
-    folder = tmp_path / "fmts" / "bl-emagnus"
-    shutil.copytree(data_dir("templates") / "bl-emagnus", folder)
-    layout = folder / "wtamc001.layout.yaml"
-    text = layout.read_text(encoding="utf-8")
-    for old, new in (("{name: Operation, type: text, length: 10}",
-                      "{name: Operation, type: text, length: 2}"),
-                     ("{name: Fonction, type: text, length: 10,",
-                      "{name: Fonction, type: text, length: 2,"),
-                     ("{name: CPL, type: text, length: 4,", "{name: CPL, type: text, length: 3,")):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    layout.write_text(text, encoding="utf-8")
+    _, layout, _ = _bundle_with(
+        tmp_path, "bl-emagnus", "wtamc001.layout.yaml",
+        ("{name: Operation, type: text, length: 10}", "{name: Operation, type: text, length: 2}"),
+        ("{name: Fonction, type: text, length: 10,", "{name: Fonction, type: text, length: 2,"),
+        ("{name: CPL, type: text, length: 4,", "{name: CPL, type: text, length: 3,"))
+    folder = layout.parent
     mapping, _ = mapping_copy(
         tmp_path, EMAGNUS,
         ('THEA-ADO:    {product: THEA, nature: "7062", fonction: "312"}',

@@ -1818,12 +1818,14 @@ def test_title_total_over_base_montant_names_the_amount_binding(tmp_path):
     assert problems[0].mapping == f"{MAPPING}:{line}: bindings.line.amount"
 
 
-def test_text_overflow_truncate_never_cuts_the_debtors_reference(tmp_path):
+@pytest.mark.parametrize("overflow", ["truncate", "refuse"])
+def test_text_overflow_never_cuts_the_debtors_reference(tmp_path, overflow):
     """policies.text_overflow: truncate never cuts RefTiers either: Hélios groups a
     debtor's debts by it, and two long references sharing their first 30 characters
     would become one family's. Refused naming the record, bindings.payer.ref and rule
-    text.length."""
-    mapping = _mapping(tmp_path, {"text_overflow": "truncate"})
+    text.length; under refuse too, as the one problem of an identifier never truncated,
+    not that one and the refuse policy's too, said of the same value."""
+    mapping = _mapping(tmp_path, {"text_overflow": overflow})
     inv = _invoice("FA-2026-00102")
     inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
     problems = _refused(tmp_path, [inv], mapping)
@@ -1832,19 +1834,6 @@ def test_text_overflow_truncate_never_cuts_the_debtors_reference(tmp_path):
          "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
     line = mapping.read_text(encoding="utf-8").splitlines().index("    ref: payer.ref") + 1
     assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.ref"
-
-
-def test_a_debtors_reference_too_long_is_one_problem_under_text_overflow_refuse(tmp_path):
-    """Under policies.text_overflow: refuse too, a RefTiers too long is the one problem
-    of an identifier never truncated, naming the record: not that one and the refuse
-    policy's too, said of the same value."""
-    mapping = _mapping(tmp_path, {"text_overflow": "refuse"})
-    inv = _invoice("FA-2026-00102")
-    inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
-    problems = _refused(tmp_path, [inv], mapping)
-    assert [(p.rule, p.message) for p in problems] == [
-        ("text.length", "debtor.ref is 31 characters, the target allows 30: an identifier "
-         "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
     assert problems[0].record.endswith("$.invoices[0]")
 
 
