@@ -1421,6 +1421,11 @@ def _long_field(exc: csv.Error, path: Path, spec: InputSpec, delimiter: str, sta
         while text := handle.readline():
             if found is None and in_quote and text.count(delimiter) >= wanted:
                 rows_inside += 1  # a line begun inside the quotes
+            if in_quote and quote not in text and (found is not None
+                                                    or size + len(text) <= limit):
+                size += len(text)  # a whole line inside the quotes (a long document's)
+                line += 1
+                continue
             for char in text:
                 if in_quote:
                     if char == quote:

@@ -692,6 +692,20 @@ def test_a_quote_left_open_past_the_field_limit_names_where_it_opens(tmp_path, n
     assert "45200" not in exc.report() and "Montargis" not in exc.report()
 
 
+def test_a_quote_left_open_in_the_header_past_the_field_limit_is_said_so(tmp_path):
+    """The header's line, read before any row (no column known to name): its line and
+    column, input.quotechar."""
+    rows = _unquoted_rows()
+    lines = ['"' + rows[0]] + rows[1:] * (2 * csv.field_size_limit() // len("".join(rows)))
+    inp = tmp_path / "export.csv"
+    inp.write_text("".join(lines), encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv")
+    assert p.record == f"{inp}:1"
+    assert p.message.startswith("a quoted field opened on line 1, column 1 is never closed: "
+                                "it runs past the CSV field limit (131072 characters) over ")
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+
+
 @pytest.mark.parametrize("quoted", [True, False])
 def test_a_field_longer_than_the_limit_is_not_blamed_on_the_quotes(tmp_path, quoted):
     """A comment column holding a pasted document (200 000 characters, quoted with its
