@@ -105,6 +105,11 @@ _make_line, _make_title, _make_debtor = maker(Line), maker(Title), maker(Debtor)
 _make_address, _make_mandate, _make_account = maker(Address), maker(Mandate), maker(BankAccount)
 
 
+# the rules on an invoice's lines taken together (its total, its discounts netted): an
+# invoice whose CSV rows are split has them broken on its first rows alone
+_SPLIT_RULES = frozenset({"pes.netting", "pes.negative-total", "pes.zero-total"})
+
+
 @dataclass
 class BuildResult:
     title: Title | None = None
@@ -424,6 +429,12 @@ class Builder:
         self._line_bindings = tuple(self.line.get(name) for name in (
             "activity", "amount", "label", "quantity", "unit_price", "student"))
         self.csv = mapping.input.format == "csv"
+        # CSV: the problems of an invoice's total and netting (_SPLIT_RULES) by its
+        # number: its rows met again further down (not contiguous), those were its first
+        # rows' alone, a consequence: withdrawn (``withdrawn``), the duplicate refusal
+        # saying so. Refusals only: nothing is kept for an invoice without them.
+        self._sums_refused: dict[str, list[Problem]] = {}
+        self.withdrawn: list[Problem] = []
         # invoice-level CSV columns must hold the same value on every row of an invoice
         # {column an invoice-level binding reads: the first binding reading it}, by name
         readers: dict[str, Binding] = {}
@@ -763,7 +774,18 @@ class Builder:
                 _budget.stop()
         if ctx.shapes is not None:
             self._shapes_said(ctx, result)
+        if self.csv and result.problems and ctx.invoice:
+            said = [p for p in result.problems if p.rule in _SPLIT_RULES]
+            if said:
+                self._sums_refused[ctx.invoice] = said
         return result
+
+    def drop_withdrawn(self, problems: list[Problem]) -> None:
+        """Remove from ``problems`` those of an invoice's first rows alone whose rows
+        are not contiguous (``withdrawn``): the duplicate refusal says the cause."""
+        if self.withdrawn:
+            gone = {id(p) for p in self.withdrawn}
+            problems[:] = [p for p in problems if id(p) not in gone]
 
     @staticmethod
     def _left_as_held(src: SourceInvoice, number: str, held: Held) -> BuildResult:
@@ -859,9 +881,18 @@ class Builder:
                 if other != number:
                     hint = f" as {other} (invoice numbers are compared ignoring case and spaces)"
                 else:
+                    withdrawn = self._sums_refused.pop(number, None) if self.csv else None
+                    also = ""
+                    if withdrawn:
+                        # its total and netting, checked on its first rows alone: checked
+                        # again on all its rows once sorted
+                        self.withdrawn += withdrawn
+                        rules = " and ".join(dict.fromkeys(p.rule for p in withdrawn))
+                        also = (f"; {rules}, said of its rows above alone, is left out: "
+                                "checked on all its rows once sorted")
                     hint = (" (rows of one invoice must be contiguous: sort the export by "
-                            f"its column '{self.mapping.input.group_by}', input.group_by)"
-                            if self.csv else "")
+                            f"its column '{self.mapping.input.group_by}', input.group_by"
+                            f"{also})" if self.csv else "")
                 text = f"invoice number {number} already appears at {self.seen[other]}{hint}"
             ctx.problem("input.duplicate-invoice", text, mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)

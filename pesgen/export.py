@@ -539,7 +539,12 @@ class Exporter:
         result = prepared.result
         problems: list[Problem] = []
         try:
-            seen = self._loop(input_path, prepared, problems)
+            try:
+                seen = self._loop(input_path, prepared, problems)
+            finally:
+                # a total refused on an invoice's first rows alone, its rows not
+                # contiguous: the duplicate refusal says so
+                self.builder.drop_withdrawn(problems)
         except MappingStopped as exc:  # the problems found before it are listed too
             raise MappingStopped(str(exc), problems + exc.problems) from None
         except InputDataError as exc:

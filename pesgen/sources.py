@@ -1289,10 +1289,19 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
                     # the reader drops the rest of the line and goes on: the rows after
                     # it are still checked, not read as invoices
                     last_line = skipped + reader.line_num
-                    detail = _csv_error(exc, start)
-                    faults.add(f"{shown}:{start}: CSV error: {detail}; nothing written",
-                               Problem("input.csv", detail, record=f"{shown}:{start}",
-                                       mapping=spec.at("quotechar")))
+                    long = _long_field(exc, path, spec, delimiter, start, header)
+                    fix: str | None
+                    if long is None:
+                        detail, fix, record = _csv_error(exc, start), "quotechar", start
+                    else:
+                        detail, fix, record, end = long
+                        # a long quoted field that closes: its lines are no rows
+                        while end is not None and last_line < end and handle.readline():
+                            skipped += 1
+                            last_line += 1
+                    faults.add(f"{shown}:{record}: CSV error: {detail}; nothing written",
+                               Problem("input.csv", detail, record=f"{shown}:{record}",
+                                       mapping=spec.at(fix) if fix else None))
                     continue
                 last_line = skipped + reader.line_num
                 if not any(cell.strip() for cell in row):
@@ -1356,14 +1365,17 @@ def _read_csv(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     except csv.Error as exc:  # the header's line
         start = last_line + 1
         detail = _csv_error(exc, start)
-        key = "quotechar"
-        if start == spec.header_line:
+        fix = "quotechar"
+        long = _long_field(exc, path, spec, delimiter, start, None)
+        if long is not None:
+            detail, fix, start, _ = long
+        elif start == spec.header_line:
             misread = _header_delimiter_problem(exc, path, spec)
             if misread:
-                detail, key = misread, "delimiter"
+                detail, fix = misread, "delimiter"
         raise InputDataError(f"{shown}:{start}: CSV error: {detail}; nothing written",
                              [Problem("input.csv", detail, record=f"{shown}:{start}",
-                                      mapping=spec.at(key))]) from None
+                                      mapping=spec.at(fix) if fix else None)]) from None
 
 
 def _header_delimiter_problem(exc: csv.Error, path: Path, spec: InputSpec) -> str | None:
@@ -1380,6 +1392,86 @@ def _header_delimiter_problem(exc: csv.Error, path: Path, spec: InputSpec) -> st
         return None
     return (f"{_line_named(spec.header_line)} does not read with delimiter {delimiter!r} "
             f"({exc}); it {looks}; check input.delimiter")
+
+
+def _long_field(exc: csv.Error, path: Path, spec: InputSpec, delimiter: str, start: int,
+                header: list[str] | None) -> tuple[str, str | None, int, int | None] | None:
+    """A field past the CSV reader's limit ("field larger than field limit"): a quote
+    never closed that swallowed the rows after it, or a field that is long indeed (a
+    comment column holding a pasted document). Read again from the record's first line
+    ``start``, the field is found: where it starts (line, column), whether it is quoted,
+    and the lines inside it that read as rows (as many delimiters as the header). Returns
+    (detail, the input key that fixes it or None, the line the field starts on, the line
+    its record ends on when a long quoted field closes, else None); None for another
+    error. Says none of the field's text (a name or an IBAN)."""
+    if not str(exc).startswith("field larger than field limit"):
+        return None
+    limit = csv.field_size_limit()
+    quote = spec.quotechar
+    wanted = max(len(header) - 1, 1) if header else 1
+    line, column, size = start, 1, 0
+    field_line, quoted, in_quote, closed = start, False, False, False
+    rows_inside = 0  # whole lines inside the quoted field reading as a row
+    found: tuple[int, int, bool] | None = None  # the long field's line, column, quoted
+    with path.open(encoding=spec.encoding, newline="") as handle:
+        if handle.read(1) != "\ufeff":
+            handle.seek(0)
+        for _ in range(start - 1):
+            handle.readline()
+        while text := handle.readline():
+            if found is None and in_quote and text.count(delimiter) >= wanted:
+                rows_inside += 1  # a line begun inside the quotes
+            if in_quote and quote not in text and (found is not None
+                                                    or size + len(text) <= limit):
+                size += len(text)  # a whole line inside the quotes (a long document's)
+                line += 1
+                continue
+            for char in text:
+                if in_quote:
+                    if char == quote:
+                        in_quote, closed = False, True
+                        continue
+                elif closed and char == quote:  # a doubled quote: one, inside
+                    in_quote, closed = True, False
+                elif char in "\r\n":  # the line's end (readline's), the record's
+                    if found is not None:  # the long quoted field closed on this line
+                        return _long_said(found, header, start, limit, 0, line)
+                    column, size, quoted, closed, field_line = 1, 0, False, False, line + 1
+                    break
+                elif char == delimiter:
+                    column, size, quoted, closed, field_line = column + 1, 0, False, False, line
+                    continue
+                elif size == 0 and not quoted and char == quote:
+                    in_quote = quoted = True
+                    continue
+                size += 1
+                if found is None and size > limit:
+                    found = (field_line, column, quoted)
+                    if not quoted:
+                        return _long_said(found, header, start, limit, 0, None)
+                    if rows_inside:
+                        return _long_said(found, header, start, limit, rows_inside, None)
+            line += 1
+    if found is None:
+        return None
+    return _long_said(found, header, start, limit, rows_inside, None)
+
+
+def _long_said(found: tuple[int, int, bool], header: list[str] | None, start: int,
+               limit: int, rows_inside: int,
+               end: int | None) -> tuple[str, str | None, int, int | None]:
+    """_long_field's answer for the field ``found`` (its line, column, quoted)."""
+    field_line, column, quoted = found
+    name = header[column - 1] if header and column <= len(header) else None
+    where = f"line {field_line}, column {column}" + (f" ('{name}')" if name else "")
+    if quoted and rows_inside:
+        return (f"a quoted field opened on {where} is never closed: it runs past the CSV "
+                f"field limit ({limit} characters) over {rows_inside} line(s) that read as "
+                "rows; check the quotes (input.quotechar)", "quotechar", field_line, None)
+    record = "" if field_line == start else f" (in the record starting on line {start})"
+    return (f"the field starting on {where}{record} is longer than the CSV field limit "
+            f"({limit} characters): a document pasted into a cell? shorten it in the "
+            "export (no quote is left open)", None, field_line, end)
 
 
 def _csv_error(exc: csv.Error, start: int) -> str:

@@ -249,6 +249,38 @@ def test_csv_rows_of_one_invoice_not_contiguous(tmp_path):
     assert p.mapping == _where(CSV_MAPPING, "number: invoice_number", "bindings.invoice.number")
 
 
+@pytest.mark.parametrize(("order", "rule"), [
+    ((2, 4, 5, 6, 1, 3), "pes.netting"),  # the piano line and the FM-C1 discount first
+    ((4, 5, 6, 1, 2, 3), "pes.negative-total"),  # the discount alone first
+])
+def test_csv_rows_not_contiguous_are_refused_once_not_for_their_first_rows_total(
+        tmp_path, order, rule):
+    """An invoice's rows split by another's were refused as a duplicate, and its first
+    rows, read alone, for their total too (a discount with no positive line of its
+    imputation before it: pes.netting; alone: pes.negative-total), a consequence beside
+    the cause: now the duplicate alone, saying it leaves that out. Another invoice's own
+    problem is still said."""
+    rows = _csv_rows()
+    col = rows[0].index("invoice_number")
+    assert [rows[i][col] for i in range(1, 7)] == ["FA-2026-00101"] * 4 + [
+        "FA-2026-00102"] * 2
+    assert rows[4][rows[0].index("amount")] == "-22.75"
+    rows = rows[:1] + [rows[i] for i in order] + rows[7:]
+    for row in rows:
+        if row[col] == "FA-2026-00103":
+            row[rows[0].index("postal_code")] = ""
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert [p.rule for p in exc.problems] == ["input.duplicate-invoice", "input.required"]
+    p = _only(exc, "input.duplicate-invoice")
+    # its rows after FA-2026-00102's two, the header on line 1
+    assert p.record == f"{inp}:{order.index(5) + 4}"
+    assert p.message == (f"invoice number FA-2026-00101 already appears at {inp}:2 (rows of "
+                         "one invoice must be contiguous: sort the export by its column "
+                         f"'invoice_number', input.group_by; {rule}, said of its rows above "
+                         "alone, is left out: checked on all its rows once sorted)")
+
+
 def test_missing_postal_code(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00104")

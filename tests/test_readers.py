@@ -665,6 +665,77 @@ def test_an_unterminated_quote_names_the_line_it_opens_on(tmp_path):
     assert "never closed" in p.message
 
 
+def _unquoted_rows() -> list[str]:
+    return [line for line in CSV_TEXT.splitlines(keepends=True) if '"' not in line]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_quote_left_open_past_the_field_limit_names_where_it_opens(tmp_path, newline):
+    """A quote never closed in a file longer than the CSV reader's field limit was "field
+    larger than field limit (131072)", the same as a long comment: now the line and
+    column it opens on, and the rows it swallowed, quoting none of them."""
+    rows = _unquoted_rows()
+    lines = rows[:1] + rows[1:] * (2 * csv.field_size_limit() // len("".join(rows)) + 1)
+    assert ",45200," in lines[2]
+    lines[2] = lines[2].replace(",45200,", ',"45200,', 1)
+    inp = tmp_path / "export.csv"
+    inp.write_bytes("".join(lines).replace("\n", newline).encode())
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.csv")
+    assert p.record == f"{inp}:3"
+    assert p.message.startswith("a quoted field opened on line 3, column 15 ('postal_code') "
+                                "is never closed: it runs past the CSV field limit (131072 "
+                                "characters) over ")
+    assert p.message.endswith(" line(s) that read as rows; check the quotes "
+                              "(input.quotechar)")
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+    assert "45200" not in exc.report() and "Montargis" not in exc.report()
+
+
+def test_a_quote_left_open_in_the_header_past_the_field_limit_is_said_so(tmp_path):
+    """The header's line, read before any row (no column known to name): its line and
+    column, input.quotechar."""
+    rows = _unquoted_rows()
+    lines = ['"' + rows[0]] + rows[1:] * (2 * csv.field_size_limit() // len("".join(rows)))
+    inp = tmp_path / "export.csv"
+    inp.write_text("".join(lines), encoding="utf-8")
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.csv")
+    assert p.record == f"{inp}:1"
+    assert p.message.startswith("a quoted field opened on line 1, column 1 is never closed: "
+                                "it runs past the CSV field limit (131072 characters) over ")
+    assert p.mapping is not None and p.mapping.endswith(": input.quotechar")
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+def test_a_field_longer_than_the_limit_is_not_blamed_on_the_quotes(tmp_path, quoted):
+    """A comment column holding a pasted document (200 000 characters, quoted with its
+    line breaks and commas, or one long word) was keyed to input.quotechar: now its line
+    and column, no mapping key; the rows after a quoted one are checked from its end,
+    not its lines read as rows of 2 fields."""
+    header = CSV_TEXT.splitlines()[0].split(",")
+    column = header.index("activity_label")
+    rows = _unquoted_rows()
+    cells = rows[3].rstrip("\n").split(",")
+    text = "Lorem ipsum, dolor\n" * 10_600 if quoted else "x" * 200_000
+    cells[column] = f'"{text}"' if quoted else text
+    rows[3] = ",".join(cells) + "\n"
+    assert rows[6].count(",") == len(header) - 1
+    rows[6] = "a,b\n"
+    inp = tmp_path / "export.csv"
+    inp.write_text("".join(rows), encoding="utf-8")
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    p = _only(exc, "input.csv")
+    assert p.record == f"{inp}:4"
+    assert p.message == ("the field starting on line 4, column 30 ('activity_label') is "
+                         "longer than the CSV field limit (131072 characters): a document "
+                         "pasted into a cell? shorten it in the export (no quote is left "
+                         "open)")
+    assert p.mapping is None
+    after = 7 + (text.count("\n") if quoted else 0)
+    assert [q.record for q in exc.problems] == [f"{inp}:4", f"{inp}:{after}"]
+    assert "Lorem" not in exc.report()
+
+
 def test_an_encoding_error_in_a_cr_only_file_names_its_line(tmp_path):
     lines = CSV_TEXT.splitlines()
     inp = tmp_path / "export.csv"
