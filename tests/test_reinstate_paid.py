@@ -294,6 +294,11 @@ def test_a_title_paid_before_and_another_paid_while_cancelled_are_both_settled(f
     assert number["paid-cancelled"] < number["run-cancelled"]
     assert done.left_open == ()
     assert [a["resolved_at"] is not None for a in ledger.list_anomalies(store)] == [True, True]
+    # each invoice's payment row its own operation's: recording FA-2026-00102's leaves
+    # FA-2026-00101's as it was
+    assert [(p["invoice"], p["id_op"], p["status"]) for p in (
+        ledger.payment_of(store, ID_COLL, n) for n in ("FA-2026-00101", "FA-2026-00102"))
+    ] == [("FA-2026-00101", before.id_op, "paid"), ("FA-2026-00102", during.id_op, "paid")]
 
 
 def test_money_paid_while_cancelled_without_payfip_s_time_is_dated_when_it_was_recorded(
