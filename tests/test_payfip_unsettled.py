@@ -1444,6 +1444,25 @@ def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, st
     assert code == 0, out + err
 
 
+def test_a_refunded_title_cancelled_again_beside_a_paid_one_gets_no_anomaly(flow, store):
+    """The run of a title whose payment was refunded (--refunded) and reinstated is
+    cancelled again despite another title's payment: that payment gets its paid-cancelled
+    anomaly, the refunded money none (it is no longer a payment)."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    store.reinstate(run, "kept")
+    other = flow.link("FA-2026-00101", mode="W")
+    flow.pay(other, "card")
+    store.cancel(run, "wrong again", despite_payments=True)
+    assert [(a["kind"], a["invoice"], a["id_op"]) for a in ledger.list_anomalies(store)
+            if a["id"] != number] == [("paid-cancelled", "FA-2026-00101", other.id_op)]
+
+
 def test_money_through_a_cancelled_title_refunded_is_no_payment_for_runs_cancel(
         flow, store, tmp_path):
     """Paid through the link of the run cancelled by mistake (a run-cancelled anomaly),

@@ -294,3 +294,29 @@ def test_a_title_paid_before_and_another_paid_while_cancelled_are_both_settled(f
     assert number["paid-cancelled"] < number["run-cancelled"]
     assert done.left_open == ()
     assert [a["resolved_at"] is not None for a in ledger.list_anomalies(store)] == [True, True]
+    # each invoice's payment row its own operation's: recording FA-2026-00102's leaves
+    # FA-2026-00101's as it was
+    assert [(p["invoice"], p["id_op"], p["status"]) for p in (
+        ledger.payment_of(store, ID_COLL, n) for n in ("FA-2026-00101", "FA-2026-00102"))
+    ] == [("FA-2026-00101", before.id_op, "paid"), ("FA-2026-00102", during.id_op, "paid")]
+
+
+def test_money_paid_while_cancelled_without_payfip_s_time_is_dated_when_it_was_recorded(
+        flow, store):
+    """PayFiP answered P without dattrans/heurtrans for the payment made through the link
+    of the cancelled title: the reinstatement records it (as any payment without them)
+    at the time pesgen recorded the result, the operation's resolved_at, in the payment
+    row, ``settled`` and the `paid` event."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.control("tamper", {"idop": link.id_op, "fields": {"dattrans": "", "heurtrans": ""}})
+    flow.pay(link, "card")
+    op = ledger.get_operation(store, link.id_op)
+    assert op["transaction_at"] is None and op["resolved_at"], op
+    done = store.reinstate(run, "kept")
+    assert [(s["id_op"], s["paid_at"]) for s in done.settled] == [
+        (link.id_op, op["resolved_at"])]
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"], pay["paid_at"]) == (
+        "paid", link.id_op, op["resolved_at"])
