@@ -1397,6 +1397,19 @@ def test_reinstating_the_title_paid_leaves_open_the_anomaly_of_the_title_money_w
     assert f"(anomaly #{second}, paid-cancelled, not resolved)" in " ".join(err.split()), err
 
 
+def _paid_cancelled_refunded(flow, store):
+    """FA-2026-00102 paid by card, its run cancelled despite it, the paid-cancelled
+    anomaly resolved --refunded: (the run, the link, the anomaly's number)."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store)]
+    code, out, err = _resolve(store, number, "--refunded")
+    assert code == 0, out + err
+    return run, link, number
+
+
 def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, store, tmp_path):
     """Paid, cancelled despite it, the payment refunded by the trésorerie (--refunded),
     then the run reinstated: the family got its money back, so the title is due again.
@@ -1407,13 +1420,7 @@ def test_a_title_reinstated_after_its_payment_was_refunded_is_due_again(flow, st
     listed it `refunded` with 187.50 paid, and `runs cancel` refused it as paid online."""
     import json
 
-    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    link = flow.link("FA-2026-00102", mode="W")
-    flow.pay(link, "card")
-    store.cancel(run, "wrong amounts", despite_payments=True)
-    [number] = [a["id"] for a in ledger.list_anomalies(store)]
-    code, out, err = _resolve(store, number, "--refunded")
-    assert code == 0, out + err
+    run, link, _ = _paid_cancelled_refunded(flow, store)
     code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept")
     assert code == 0, out + err
     paid_at = ledger.get_operation(store, link.id_op)["transaction_at"]
@@ -1448,13 +1455,7 @@ def test_a_refunded_title_cancelled_again_beside_a_paid_one_gets_no_anomaly(flow
     """The run of a title whose payment was refunded (--refunded) and reinstated is
     cancelled again despite another title's payment: that payment gets its paid-cancelled
     anomaly, the refunded money none (it is no longer a payment)."""
-    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    link = flow.link("FA-2026-00102", mode="W")
-    flow.pay(link, "card")
-    store.cancel(run, "wrong amounts", despite_payments=True)
-    [number] = [a["id"] for a in ledger.list_anomalies(store)]
-    code, out, err = _resolve(store, number, "--refunded")
-    assert code == 0, out + err
+    run, _, number = _paid_cancelled_refunded(flow, store)
     store.reinstate(run, "kept")
     other = flow.link("FA-2026-00101", mode="W")
     flow.pay(other, "card")
