@@ -61,10 +61,12 @@ from .sources import read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize, pes_text_error
 from .validate import (
+    XSD_PLACE,
     declares_bordereaux,
     load_xsd,
     official_xsd_path,
     stream_check,
+    unpositioned,
     validate_against,
     validate_pes_file,
     xsd_label,
@@ -843,8 +845,8 @@ class Exporter:
                 assert p.record is not None
                 if p.rule.startswith("xsd."):
                     xpath = p.record.rsplit(" ", 1)[-1]
-                    m = _XSD_ATTRIBUTE.match(p.message)
-                    key = (re.sub(r"\[\d+\]", "", xpath), m[1] if m else None)
+                    m = XSD_PLACE.match(p.message)
+                    key = (unpositioned(xpath), m[2] if m else None)
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
@@ -936,8 +938,6 @@ def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
 
 
 _LINE = re.compile(r"(\d+)\b")
-# libxml2's words on a value refused in an attribute: "Element 'X', attribute 'V': …"
-_XSD_ATTRIBUTE = re.compile(r"Element '[^']*'(?:, attribute '([^']*)')?: ")
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,

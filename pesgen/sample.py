@@ -15,8 +15,7 @@ of a layout that refuses it is found there (``option_misfits``).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -37,7 +36,7 @@ from .layout import Column, check_value, line_values, load_layout, record_values
 from .mapping import Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
-from .validate import load_xsd, xsd_label
+from .validate import XSD_PLACE, load_xsd, unpositioned, xsd_label
 
 SAMPLE_ORIGIN = "check-mapping's sample title"
 
@@ -148,12 +147,10 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     holders = _holders(titles, docs)
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
-    misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
-               + code_misfits(mapping, titles[-1], list(zip(traced, docs, strict=True)),
-                              exporter.encoding)
-               + split_misfits(mapping, fmt, titles[0], list(zip(traced, docs, strict=True)),
-                               exporter.encoding))
     pairs = list(zip(traced, docs, strict=True))
+    misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
+               + code_misfits(mapping, titles[-1], pairs, exporter.encoding)
+               + split_misfits(mapping, fmt, titles[0], pairs, exporter.encoding))
     unfit = frozenset(
         policy for policy, *_ in SPLITS if getattr(mapping.policies, policy) != "split"
         and split_misfits(_split_on(mapping, policy), fmt, titles[0], pairs,
@@ -252,8 +249,42 @@ def code_misfits(mapping: Mapping, title: Title,
     return problems
 
 
-# where libxml2 says an error is: "Element 'Article', attribute 'V': " before its words
-_XSD_PLACE = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: ")
+def _rendered(renderer: FileRenderer, doc: Document, title: Title) -> str | None:
+    """The whole file ``renderer`` writes of ``title`` alone, None when a template fails
+    on it (the sample's marks)."""
+    try:
+        return renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
+    except TemplateError:
+        return None
+
+
+def _parsed(text: str, encoding: str) -> Any:
+    """``text`` parsed as the XML file it is written as (``encoding``; no entity
+    resolved), None when it is not one."""
+    try:
+        return etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
+    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        return None
+
+
+def _values(root: Any) -> Iterator[tuple[Any, str | None, str | None]]:
+    """(element, attribute or None for its text, value) of each value of an XML file."""
+    for el in root.iter():
+        if isinstance(el.tag, str):
+            for attribute, value in [*el.attrib.items(), (None, el.text)]:
+                yield el, attribute, value
+
+
+def _xsd_said(message: str) -> tuple[str | None, str]:
+    """(the attribute, or None, and the words) of libxml2's message of an XSD error."""
+    m = XSD_PLACE.match(message)
+    return (m[2], message[m.end():]) if m else (None, message)
+
+
+def _where(path: str, attribute: str | None) -> str:
+    """An XSD error's place as said: its XPath without positions, /@attribute."""
+    shown = unpositioned(path)
+    return f"{shown}/@{attribute}" if attribute else shown
 
 
 def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
@@ -264,28 +295,17 @@ def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
     validated, and the XSD's refusals at those places kept (the sample's made-up values
     are not the mapping's: what the XSD says of them elsewhere is not)."""
     assert renderer.spec.xsd is not None
-    try:
-        head, piece, tail = (renderer.head(doc), renderer.piece(marked, doc),
-                             renderer.tail(doc))
-    except TemplateError:
-        return []
-    text = head + piece + tail
-    try:
-        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
-    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+    text = _rendered(renderer, doc, marked)
+    root = None if text is None else _parsed(text, encoding)
+    if text is None or root is None:
         return []
     tree = root.getroottree()
     # key -> {(XPath of the element, attribute or None for its text)}
     places: dict[str, set[tuple[str, str | None]]] = {}
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        found = [(name, value) for name, value in el.attrib.items()]
-        found.append((None, el.text))
-        for name, value in found:
-            for key, mark in marks.items():
-                if value == mark:
-                    places.setdefault(key, set()).add((tree.getpath(el), name))
+    for el, name, value in _values(root):
+        for key, mark in marks.items():
+            if value == mark:
+                places.setdefault(key, set()).add((tree.getpath(el), name))
     if not places:
         return []
     schema = load_xsd(renderer.spec.xsd)
@@ -306,20 +326,16 @@ def _xsd_code_misfits(mapping: Mapping, renderer: FileRenderer, doc: Document,
         schema.validate(checked.getroottree())
         said: set[tuple[str, str]] = set()
         for error in schema.error_log:
-            m = _XSD_PLACE.match(error.message)
-            attribute = m[2] if m else None
+            attribute, words = _xsd_said(error.message)
             for key in given:
                 if (error.path, attribute) not in places[key] or (key, error.path) in said:
                     continue
                 said.add((key, error.path))
-                words = error.message[m.end():] if m else error.message
-                shown = re.sub(r"\[\d+\]", "", error.path)
-                where = f"{shown}/@{attribute}" if attribute else shown
                 problems.append(Problem(
                     "mapping.code-fit", f"codes.activities.{activity}.{key} {given[key]!r} "
                     f"is refused by {renderer.spec.xsd.name} (xsd.{label}: "
                     f"{words.strip().rstrip('.')}): written as it is into {doc.file_name}, "
-                    f"{where}",
+                    f"{_where(error.path, attribute)}",
                     mapping=mapping.where("codes", "activities", activity, key)))
     return problems
 
@@ -384,11 +400,8 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             changed = _marked(title, path, mark)
             if changed is not None and changed is not title:
                 title, marks[mark] = changed, name
-    if not marks:
-        return {}
-    try:
-        text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
-    except TemplateError:
+    text = _rendered(renderer, doc, title) if marks else None
+    if text is None:
         return {}
     places: dict[tuple[str, str | None], str] = {}
     if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
@@ -404,19 +417,15 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
                     places[(f"record '{rec.type}', {col.label}", None)] = \
                         fields[marks[held]].where
         return places
-    try:
-        root = etree.fromstring(text.encode(encoding), etree.XMLParser(resolve_entities=False))
-    except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+    root = _parsed(text, encoding)
+    if root is None:
         return {}
     tree = root.getroottree()
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        for attribute, value in [*el.attrib.items(), (None, el.text)]:
-            held = _held(marks, value)
-            if held:
-                xpath = re.sub(r"\[\d+\]", "", tree.getpath(el))
-                places[(xpath, attribute)] = fields[marks[held]].where
+    for el, attribute, xml_value in _values(root):
+        held = _held(marks, xml_value)
+        if held:
+            xpath = unpositioned(tree.getpath(el))
+            places[(xpath, attribute)] = fields[marks[held]].where
     return places
 
 
@@ -514,9 +523,8 @@ def _refusal(title: Title, joined: Callable[[str | None], bool],
         spec = renderer.spec
         if spec.layout is None and spec.xsd is None:
             continue
-        try:
-            text = renderer.head(doc) + renderer.piece(title, doc) + renderer.tail(doc)
-        except TemplateError:
+        text = _rendered(renderer, doc, title)
+        if text is None:
             continue
         if spec.layout is not None:
             layout = load_layout(spec.layout)
@@ -529,25 +537,20 @@ def _refusal(title: Title, joined: Callable[[str | None], bool],
                                     f"{message} ({rule})")
             continue
         assert spec.xsd is not None
-        try:
-            root = etree.fromstring(text.encode(encoding),
-                                    etree.XMLParser(resolve_entities=False))
-        except (etree.XMLSyntaxError, UnicodeEncodeError, LookupError):
+        root = _parsed(text, encoding)
+        if root is None:
             continue
         tree = root.getroottree()
-        places = {(tree.getpath(el), name) for el in root.iter() if isinstance(el.tag, str)
-                  for name, value in [*el.attrib.items(), (None, el.text)] if joined(value)}
+        places = {(tree.getpath(el), name) for el, name, value in _values(root)
+                  if joined(value)}
         schema = load_xsd(spec.xsd)
         schema.validate(tree)
         for error in schema.error_log:
-            m = _XSD_PLACE.match(error.message)
-            attribute = m[2] if m else None
+            attribute, words = _xsd_said(error.message)
             if (error.path, attribute) in places:
-                words = (error.message[m.end():] if m else error.message).strip().rstrip(".")
-                shown = re.sub(r"\[\d+\]", "", error.path)
-                where = f"{shown}/@{attribute}" if attribute else shown
-                return (doc.file_name, where,
-                        f"is refused by {spec.xsd.name} (xsd.{xsd_label(spec.xsd)}: {words})")
+                return (doc.file_name, _where(error.path, attribute),
+                        f"is refused by {spec.xsd.name} (xsd.{xsd_label(spec.xsd)}: "
+                        f"{words.strip().rstrip('.')})")
     return None
 
 

@@ -102,6 +102,15 @@ _SIGNATURES = ((codecs.BOM_UTF32_LE, "utf-32-le", 4), (codecs.BOM_UTF32_BE, "utf
 _XML_DECLARATION = re.compile(rb"<\?xml[ \t\r\n][^>]*?\?>")
 _DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _PROLOG_BLANKS = re.compile(r"[ \t\r\n]+")
+# where libxml2 says an XSD error is, before its words: "Element 'Article', attribute
+# 'V': " (the element's name, the attribute's when it is one)
+XSD_PLACE = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: ")
+_POSITIONS = re.compile(r"\[\d+\]")
+
+
+def unpositioned(xpath: str) -> str:
+    """An XPath as lxml gives it, without its positions: /A/B[2]/C[1] is /A/B/C."""
+    return _POSITIONS.sub("", xpath)
 _PROLOG_PARTS = (("<!--", "-->"), ("<?", "?>"))  # comments, processing instructions
 _PROLOG_CHUNK = 1 << 16
 
