@@ -32,6 +32,7 @@ from typing import Any
 
 from ._wide import wide
 from .errors import InputDataError, Problem
+from .text import PLAUSIBLE_UTF8
 
 # Bounds of the JSON reader: an invoice nested 64 levels deep, holding a 100 000
 # character string or weighing 16 MiB is not a school's billing export.
@@ -122,9 +123,6 @@ def _single_byte(encoding: str) -> bool:
 
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}"
                             rb"|[\xf0-\xf4][\x80-\xbf]{3}")
-# what a UTF-8 sequence in a French export decodes to: Latin letters and signs, typographic
-# punctuation (’ « – …), the euro sign, a byte order mark
-_PLAUSIBLE = re.compile("[\u00a0-\u024f\u2010-\u20cf\ufeff]")
 
 
 def _breaks(data: bytes) -> int:
@@ -169,7 +167,7 @@ def _utf8_line(path: Path) -> tuple[int, str] | None:
                 text = block[start:end].decode("utf-8")
             except UnicodeDecodeError:
                 continue  # bytes of a real 8-bit file that happen to look like UTF-8
-            if _PLAUSIBLE.search(text):
+            if PLAUSIBLE_UTF8.search(text):
                 char = m.group(0).decode("utf-8")
                 shown = " ".join(f"0x{b:02X}" for b in m.group(0))
                 return line + _breaks(block[:start]), f"'{char}' written as {shown}"

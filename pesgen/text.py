@@ -157,7 +157,11 @@ def _c1_hint(value: str) -> str:
 _TWICE_UTF8 = re.compile("[\u00c2-\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178"
                          "\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a"
                          "\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
-_TWICE_PLAUSIBLE = re.compile("[\u00a0-\u024f\u2010-\u20cf]")
+# what a UTF-8 sequence in a French export decodes to: Latin letters and signs,
+# typographic punctuation (’ « – …), the euro sign, a byte order mark (sources reads a
+# file's bytes with it; _twice_utf8 a text's, where a mark cannot arise: its lead, 'ï',
+# is none of _TWICE_UTF8's)
+PLAUSIBLE_UTF8 = re.compile("[\u00a0-\u024f\u2010-\u20cf\ufeff]")
 
 
 def _twice_utf8(value: str) -> str | None:
@@ -169,7 +173,7 @@ def _twice_utf8(value: str) -> str | None:
                 char = read.encode("cp1252").decode("utf-8")
             except UnicodeError:
                 continue
-            if len(char) == 1 and _TWICE_PLAUSIBLE.fullmatch(char):
+            if len(char) == 1 and PLAUSIBLE_UTF8.fullmatch(char):
                 shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in read)
                 return (f"holds '{shown}', which is '{char}' encoded in UTF-8 twice (a UTF-8 "
                         "text read as Windows-1252 and saved as UTF-8 again, by a "
