@@ -689,7 +689,6 @@ def check_mapping(
         _say(textwrap.fill(notice, 80, subsequent_indent="  ", break_on_hyphens=False,
                            break_long_words=False))
     if found.declared:  # warned of by no one else: said, with where the reasons are
-
         _say(textwrap.fill(f"Bound, but not carried by format {fmt.name} (the "
                                  f"reasons: not_carried in its format.yaml): "
                                  f"{', '.join(found.declared)}", 80,
