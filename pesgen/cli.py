@@ -1846,6 +1846,12 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
             _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
                  f"{invoice.strip()}")
+        elif not debt:
+            # "in no run" alone read as "never sent, nothing refused it": a refused export
+            # records nothing, so the school's file is where its reason is said again
+            _say("  no run of this store exported it or left it out: an export refused, a "
+                 "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
+                 "-i FILE on the school's file holding it says what refuses it")
         raise typer.Exit(1)
     for f in found:
         if f["active"]:
