@@ -2389,8 +2389,9 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
                db: DbOpt = None,
                cancelled: Annotated[bool, typer.Option(
-                   "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
-                   "files are written as CANCELLED-<name> and must not be sent again.")
+                   "--cancelled", help="Also rebuild a cancelled run, or a run's cancelled "
+                   "bordereaux (a rejected one), to look at them: their files are written "
+                   "as CANCELLED-<name>, the bytes sent, and must not be sent again.")
                ] = False,
                output: RunsOutputOpt = Output.text) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,

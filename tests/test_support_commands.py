@@ -501,6 +501,20 @@ def test_validate_help_says_its_file_may_be_a_finance_package_import():
             "for one without TypFic, such as Corail's).") in words, words
 
 
+def test_regenerate_help_says_cancelled_covers_a_cancelled_bordereau():
+    """regenerate --cancelled also writes the cancelled bordereaux of a run that stands
+    (the one the trésorerie rejected, which an auditor asks for with the others); its
+    help said 'a cancelled run' only, so support rebuilding a run of one rejected
+    bordereau did not know the option was theirs."""
+    import re
+
+    text = runner.invoke(app, ["regenerate", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert ("Also rebuild a cancelled run, or a run's cancelled bordereaux (a rejected "
+            "one), to look at them: their files are written as CANCELLED-<name>, the bytes "
+            "sent, and must not be sent again.") in words, words
+
+
 # ---------------------------------------------------------------- 5. a formats folder not there
 
 
