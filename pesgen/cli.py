@@ -1846,6 +1846,12 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
             _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
                  f"{invoice.strip()}")
+        elif not debt:
+            # "in no run" alone read as "never sent, nothing refused it": a refused export
+            # records nothing, so the school's file is where its reason is said again
+            _say("  no run of this store exported it or left it out: an export refused, a "
+                 "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
+                 "-i FILE on the school's file holding it says what refuses it")
         raise typer.Exit(1)
     for f in found:
         if f["active"]:
@@ -2383,8 +2389,9 @@ def regenerate(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
                db: DbOpt = None,
                cancelled: Annotated[bool, typer.Option(
-                   "--cancelled", help="Also rebuild a cancelled run, to look at it: its "
-                   "files are written as CANCELLED-<name> and must not be sent again.")
+                   "--cancelled", help="Also rebuild a cancelled run, or a run's cancelled "
+                   "bordereaux (a rejected one), to look at them: their files are written "
+                   "as CANCELLED-<name>, the bytes sent, and must not be sent again.")
                ] = False,
                output: RunsOutputOpt = Output.text) -> None:
     """Rebuild a run's files from what it recorded (mapping, templates, input, date,

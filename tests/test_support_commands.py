@@ -347,6 +347,10 @@ def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path
 
 # ---------------------------------------------------------------- 3. an invoice left out
 
+NO_RUN_NEXT = ("  no run of this store exported it or left it out: an export refused, a dry "
+               "run and a preview record nothing; pesgen export --dry-run -m MAPPING -i FILE "
+               "on the school's file holding it says what refuses it")
+
 
 def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
     r = _export(tmp_path / "out")
@@ -360,7 +364,9 @@ def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
     assert line.startswith(f"FA-2026-00106: not exported: left out by run {run_id} ("), line
     assert line.endswith("examples/school-export.json:$.invoices[5]: total is 0.00 "
                          "(policy zero_total)"), line
-    assert _run("runs", "find", "FA-2026-09999").stdout == "FA-2026-09999: in no run\n"
+    # in no run: what support does next is said, since a refused export records nothing
+    assert _run("runs", "find", "FA-2026-09999").stdout.splitlines() == [
+        "FA-2026-09999: in no run", NO_RUN_NEXT]
 
 
 def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path):
@@ -398,8 +404,11 @@ def test_runs_find_of_a_numdette_without_debt_points_to_debt(tmp_path):
     assert found.stdout.splitlines() == [
         "202600101: in no run",
         "  202600101 is the NumDette of FA-2026-00101: pesgen runs find --debt 202600101"]
-    # a number no title holds either way is only in no run, as before
-    assert _run("runs", "find", "999999").stdout == "999999: in no run\n"
+    # a number no title holds either way is in no run, with what to do next
+    assert _run("runs", "find", "999999").stdout.splitlines() == [
+        "999999: in no run", NO_RUN_NEXT]
+    # by --debt it is a NumDette no title has: no export to dry-run for it
+    assert _run("runs", "find", "--debt", "999999").stdout == "NumDette 999999: in no run\n"
     assert _run("runs", "find", "--debt", "202600101").exit_code == 0
 
 
@@ -490,6 +499,20 @@ def test_validate_help_says_its_file_may_be_a_finance_package_import():
     assert "A PES_Aller XML file." not in words
     assert ("The XML file: a PES_Aller, or a finance package's XML import (give --format "
             "for one without TypFic, such as Corail's).") in words, words
+
+
+def test_regenerate_help_says_cancelled_covers_a_cancelled_bordereau():
+    """regenerate --cancelled also writes the cancelled bordereaux of a run that stands
+    (the one the trésorerie rejected, which an auditor asks for with the others); its
+    help said 'a cancelled run' only, so support rebuilding a run of one rejected
+    bordereau did not know the option was theirs."""
+    import re
+
+    text = runner.invoke(app, ["regenerate", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert ("Also rebuild a cancelled run, or a run's cancelled bordereaux (a rejected "
+            "one), to look at them: their files are written as CANCELLED-<name>, the bytes "
+            "sent, and must not be sent again.") in words, words
 
 
 # ---------------------------------------------------------------- 5. a formats folder not there
