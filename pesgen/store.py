@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -400,6 +400,27 @@ def _migration_4(conn: Connection) -> None:
     from .payfip.tables import migration_4  # test payments (saisie T, X) recorded as paid
 
     migration_4(conn, utc_now())
+
+
+IN_LIST = 500  # values one statement's IN (…) list holds at most (a round trip each)
+
+_Slice = TypeVar("_Slice", covariant=True)
+
+
+class _Sliced(Protocol[_Slice]):
+    """What ``chunks`` slices: a list, or ``SlicedRows``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> _Slice: ...
+
+
+def chunks(values: _Sliced[_Slice], size: int = IN_LIST) -> Iterator[_Slice]:
+    """``values`` in slices of ``size``, in their order: the IN (…) lists of the
+    statements that read or write rows by many values (a statement a slice), the rows
+    ``record_run`` inserts."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def in_batches(conn: Connection, table: sa.Table, *columns: sa.Column[Any],
@@ -1599,12 +1620,12 @@ class Store:
         active: (run, invoice) -> amount."""
         out: dict[tuple[str, str], str] = {}
         names = sorted(invoices)
-        for chunk in range(0, len(names), 500):
+        for part in chunks(names):
             for run_id, invoice, amount in conn.execute(
                     sa.select(run_invoices.c.run_id, run_invoices.c.invoice,
                               run_invoices.c.amount)
                     .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active,
-                           run_invoices.c.invoice.in_(names[chunk:chunk + 500]))):
+                           run_invoices.c.invoice.in_(part))):
                 out[run_id, invoice] = amount
         return out
 
@@ -1741,11 +1762,10 @@ class Store:
             conn.execute(runs.insert().values(**values))
             if files:
                 conn.execute(run_files.insert(), [{"run_id": values["id"], **f} for f in files])
-            for start in range(0, len(invoices), 5000):
+            for part in chunks(invoices, 5000):
                 conn.execute(run_invoices.insert(), [
                     {"run_id": values["id"], "id_coll": key[0], "active": True,
-                     "invoice_key": invoice_key(inv["invoice"]), **inv}
-                    for inv in invoices[start:start + 5000]])
+                     "invoice_key": invoice_key(inv["invoice"]), **inv} for inv in part])
         except sa.exc.IntegrityError as exc:
             conn.rollback()  # PostgreSQL: the transaction is unusable after the error
             raise RecordConflict(f"{shown_url(self.url)}: the store refused to record the "
@@ -1979,9 +1999,8 @@ class Store:
         ids = None if run_ids is None else sorted(run_ids)
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
-            for start in range(0, 1 if ids is None else len(ids), 500):
-                chunk = query if ids is None else query.where(
-                    acquit_bordereaux.c.run_id.in_(ids[start:start + 500]))
+            for chunk in ([query] if ids is None else [
+                    query.where(acquit_bordereaux.c.run_id.in_(part)) for part in chunks(ids)]):
                 for r in c.execute(chunk):
                     out.setdefault(r.run_id, {}).setdefault(r.id_bord, []).append(
                         _acknowledgement(r))
@@ -2529,9 +2548,9 @@ class Store:
             keys.setdefault((id_coll, key), []).append((row_id, shared))
         heirs = [group[0][0] for group in keys.values()
                  if all(shared for _, shared in group)]
-        for start in range(0, len(heirs), 500):
+        for part in chunks(heirs):
             conn.execute(run_invoices.update().where(
-                run_invoices.c.id.in_(heirs[start:start + 500])).values(key_shared=False))
+                run_invoices.c.id.in_(part)).values(key_shared=False))
         return held
 
 
@@ -2742,11 +2761,10 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
     # ``reported_amount`` reads it), 500 a query: each query reads the anomalies once
     flagged = sorted({op.id_op for op in rows if op.mismatch})
     reported: dict[str, str | None] = {}
-    for start in range(0, len(flagged), 500):
+    for part in chunks(flagged):
         for id_op, got in conn.execute(
                 sa.select(anomalies.c.id_op, anomalies.c.got)
-                .where(anomalies.c.kind == "amount-mismatch",
-                       anomalies.c.id_op.in_(flagged[start:start + 500]))
+                .where(anomalies.c.kind == "amount-mismatch", anomalies.c.id_op.in_(part))
                 .order_by(anomalies.c.id)):
             reported.setdefault(id_op, got)
     out: list[tuple[int, str, Problem]] = []

@@ -49,7 +49,7 @@ from .._csv import text_cell
 from ..atomic import commit, discard, stage
 from ..errors import OutputInvalidError, Problem, StateError, UsageError
 from ..keys import invoice_key
-from ..store import Store, run_invoices
+from ..store import Store, chunks, run_invoices
 from .ledger import Unsettled, paid_by_key, rejected_bordereaux, unsettled_payments
 from .models import to_cents
 
@@ -237,8 +237,8 @@ def _paid_online(store: Store, run: dict[str, Any], invoices: list[str]
         operations.c.id_op.in_(sa.bindparam("ids", expanding=True)))
     run_of: dict[str, str] = {}
     with store.engine.connect() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            run_of.update(conn.execute(query, {"ids": ids[start:start + _CHUNK]}).all())
+        for part in chunks(ids, _CHUNK):
+            run_of.update(conn.execute(query, {"ids": part}).all())
     out: dict[str, dict[str, Any]] = {}
     for written in invoices:
         p = found.get(invoice_key(written))

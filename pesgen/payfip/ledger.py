@@ -27,6 +27,7 @@ from ..store import (
     Acknowledgement,
     Store,
     cancelled_bordereaux,
+    chunks,
     lock_acknowledgements,
     reinstatements,
     run_invoices,
@@ -304,12 +305,12 @@ def paid_by_key(store: Store, id_coll: str, invoices: Collection[str],
     wanted = set(keys)
     with store.engine.connect() as conn:
         rows = [row for row in conn.execute(unkeyed) if invoice_key(row.invoice) in wanted]
-        for start in range(0, len(keys), chunk):
-            rows += conn.execute(by_key, {"keys": keys[start:start + chunk]}).all()
+        for part in chunks(keys, chunk):
+            rows += conn.execute(by_key, {"keys": part}).all()
         open_: dict[str, int] = {}
         ids = sorted({row.id_op for row in rows if row.id_op is not None})
-        for start in range(0, len(ids), chunk):
-            open_.update(conn.execute(settlements, {"ids": ids[start:start + chunk]}).all())
+        for part in chunks(ids, chunk):
+            open_.update(conn.execute(settlements, {"ids": part}).all())
     out: dict[str, dict[str, Any]] = {}
     for row in sorted(rows, key=lambda r: (r.paid_at or "", r.id)):
         # the earliest paid of a key (a row keyed otherwise than it is now aside)
@@ -366,8 +367,8 @@ def _by_chunk(store: Store, query: sa.Select[Any], ids: Collection[str], chunk: 
     ``chunk`` ids a query, in one connection."""
     ids = list(ids)
     with store.engine.connect() as conn:
-        return [row for start in range(0, len(ids), chunk)
-                for row in conn.execute(query, {"ids": ids[start:start + chunk]})]
+        return [row for part in chunks(ids, chunk)
+                for row in conn.execute(query, {"ids": part})]
 
 
 @dataclass(frozen=True)
@@ -873,9 +874,9 @@ def _histories(conn: Connection, invoices: set[tuple[str, str]]
     query (one query an invoice before)."""
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     names = sorted({invoice for _, invoice in invoices})
-    for start in range(0, len(names), 500):
+    for part in chunks(names):
         for e in conn.execute(sa.select(events).where(
-                events.c.invoice.in_(names[start:start + 500])).order_by(events.c.id)):
+                events.c.invoice.in_(part)).order_by(events.c.id)):
             if (e.id_coll, e.invoice) in invoices:
                 out.setdefault((e.id_coll, e.invoice), []).append(
                     {"at": e.at, "event": e.event, "source": e.source, "status": e.status,
@@ -962,8 +963,7 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     with store.engine.connect() as conn:
         ids = list(conn.execute(query).scalars())
         held = _held_back(conn)
-    for start in range(0, len(ids), chunk):
-        part = ids[start:start + chunk]
+    for part in chunks(ids, chunk):
         place = {id_: n for n, id_ in enumerate(part)}
         with store.engine.connect() as conn:
             rows = sorted((dict(row._mapping) for row in conn.execute(
