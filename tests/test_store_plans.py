@@ -261,11 +261,11 @@ def test_runs_cancel_reads_the_anomalies_and_payments_once_not_per_operation(db_
     """`runs cancel` lists the PayFiP operations of the titles it would cancel
     (``store._online_payments``) with what the anomalies and payments say of each (an
     amount-mismatch, a second payment, money applied to this title or refunded): each
-    read once for the statement, as a list (SQLite's LIST SUBQUERY). Neither
-    payfip_anomalies nor payfip_payments is indexed by operation: subqueries correlated
-    to each operation read both tables whole again for each one, 120 s of CPU for a run
-    of 20 000 titles in a store of 13 000 anomalies (docs/performance.md, "held-back at
-    scale")."""
+    read once for the statement, as a list (SQLite's LIST SUBQUERY). payfip_payments is
+    not indexed by operation (nor was payfip_anomalies before schema 18): subqueries
+    correlated to each operation read both tables whole again for each one, 120 s of CPU
+    for a run of 20 000 titles in a store of 13 000 anomalies (docs/performance.md,
+    "held-back at scale")."""
     from pesgen import store as st
 
     store = _store_of_some_size(db_url, tmp_path, titles=10)
@@ -281,3 +281,131 @@ def test_runs_cancel_reads_the_anomalies_and_payments_once_not_per_operation(db_
         plan = _plan(conn, statement, parameters)
     assert "CORRELATED" not in plan, plan
     assert plan.count("LIST SUBQUERY") == 4, plan
+
+
+def _anomalies_of(conn: sa.Connection) -> list[tuple[object, ...]]:
+    from pesgen.payfip.tables import anomalies
+
+    return [tuple(r) for r in conn.execute(sa.select(anomalies).order_by(anomalies.c.id))]
+
+
+def test_a_schema_17_store_gets_its_anomalies_indexed_by_operation(db_url, monkeypatch):
+    """Migration 18 indexes the anomalies by their operation, in a store an older pesgen
+    made (and in a new one): every anomaly kept as it was, open or resolved, with or
+    without an operation."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import anomalies
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:17])
+        old = Store(db_url)
+    assert "ix_payfip_anomalies_id_op" not in {
+        i["name"] for i in sa.inspect(old.engine).get_indexes("payfip_anomalies")}
+    with old.engine.begin() as conn:
+        conn.execute(anomalies.insert(), [
+            {"at": "2026-11-24T10:00:00Z", "kind": "amount-mismatch", "id_op": "op-1",
+             "invoice": "FA-2026-00101", "source": "notification", "expected": "18750",
+             "got": "18700", "detail": "PayFiP reported another amount"},
+            {"at": "2026-11-24T11:00:00Z", "kind": "unknown-idop", "id_op": "op-x",
+             "invoice": None, "source": "notification", "expected": None, "got": None,
+             "detail": "a result for an operation pesgen never issued"},
+            {"at": "2026-11-25T09:00:00Z", "kind": "paid-cancelled", "id_op": "op-1",
+             "invoice": "FA-2026-00101", "source": "cancel", "expected": None, "got": None,
+             "detail": "its title cancelled", "resolved_at": "2026-11-26T09:00:00Z",
+             "resolved_by": "support", "note": "refunded", "outcome": "refunded"},
+            {"at": "2026-11-25T09:30:00Z", "kind": "lookup-refused", "id_op": None,
+             "invoice": "FA-2026-00102", "source": "reconcile", "expected": None,
+             "got": None, "detail": None}])
+        before = _anomalies_of(conn)
+    old.engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        assert _anomalies_of(conn) == before
+        indexes = {i["name"]: i for i in sa.inspect(conn).get_indexes("payfip_anomalies")}
+    assert indexes["ix_payfip_anomalies_id_op"]["column_names"] == ["id_op"]
+    assert not indexes["ix_payfip_anomalies_id_op"]["unique"]
+    store.engine.dispose()
+
+
+def _open_anomaly_ops(store: Store) -> object:
+    from pesgen.payfip import ledger
+
+    return ledger.open_anomaly_ops(store, ["op-1", "op-2"], kind="run-cancelled")
+
+
+def _reported_amount(store: Store) -> object:
+    from pesgen.payfip.tables import operations, reported_amount
+
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(operations.c.id_op,
+                                      reported_amount(operations.c.id_op))).all()
+
+
+@pytest.mark.parametrize("look_up", [_open_anomaly_ops, _paid_by_key, _reported_amount],
+                         ids=["open", "link", "reported"])
+def test_the_anomalies_of_operations_are_looked_up_in_an_index(db_url, tmp_path, look_up):
+    """Each read of an operation's anomalies searches ix_payfip_anomalies_id_op
+    (migration 18): the open ones of operations given (``ledger.open_anomaly_ops``, 500
+    a query, for every paid-cancelled and answered operation `payfip payments` notes),
+    the open paid-cancelled ones of the payments a link finds paid
+    (``ledger.paid_by_key``), the amount PayFiP reported for an operation
+    (``tables.reported_amount``, correlated to each). Without the index each query read
+    every anomaly: `payfip payments` of 20 000 titles over a million anomalies spent
+    three quarters of its CPU so (docs/performance.md, "held-back at scale")."""
+    from pesgen.payfip.tables import operations
+
+    store = _store_of_some_size(db_url, tmp_path, titles=10)
+    with store.engine.begin() as conn:  # an operation for each paid by key to name
+        conn.execute(operations.insert(), {
+            "id_op": "op-1", "id_coll": ID_COLL, "invoice": "FA-2026-00101",
+            "numcli": "012345", "exer": "2026", "refdet": "FA202600101",
+            "amount_cents": 18750, "mel": "famille@example.org", "objet": "FACTURE",
+            "saisie": "W", "endpoint": "http://127.0.0.1:8700/tpa",
+            "created_at": "2026-11-23T18:00:00Z", "status": "paid"})
+    if look_up is _paid_by_key:  # its anomalies are read for the payments found only
+        from pesgen.payfip.tables import payments
+
+        with store.engine.begin() as conn:
+            conn.execute(payments.insert(), {
+                "id_coll": ID_COLL, "invoice": "FA-2026-00101", "status": "paid",
+                "invoice_key": "fa-2026-00101", "amount_cents": 18750,
+                "paid_cents": 18750, "id_op": "op-1", "last_id_op": "op-1",
+                "refdet": "FA202600101", "created_at": "2026-11-23T18:00:00Z",
+                "updated_at": "2026-11-23T18:00:00Z"})
+    with store.engine.connect() as conn:
+        read = [(statement, parameters) for statement, parameters in _statements(
+            store, lambda: look_up(store)) if "payfip_anomalies" in statement]
+        assert len(read) == 1, read
+        [(statement, parameters)] = read
+        plan = _plan(conn, statement, parameters)
+    table = "reported" if look_up is _reported_amount else "payfip_anomalies"
+    if conn.dialect.name == "sqlite":
+        assert (f"SEARCH {table} USING INDEX ix_payfip_anomalies_id_op (id_op=?)"
+                in plan), plan
+    else:
+        assert " ix_payfip_anomalies_id_op " in plan, plan
+    assert f"SCAN {table}" not in plan and "Seq Scan on payfip_anomalies" not in plan, plan
+
+
+def test_the_tables_declared_are_those_of_a_store_migrated(db_url):
+    """The tables pesgen's queries are written against (``store.metadata``,
+    ``payfip.tables.metadata``) are those the migrations make, with the same columns and
+    indexes: a store is only ever made by its migrations, and what one of them adds is
+    declared beside its table."""
+    from pesgen.payfip import tables
+    from pesgen.store import metadata
+
+    store = Store(db_url)
+    seen = sa.inspect(store.engine)
+    declared = [t for meta in (metadata, tables.metadata) for t in meta.sorted_tables]
+    assert sorted(t.name for t in declared) == sorted(seen.get_table_names())
+    for table in declared:
+        assert {c.name for c in table.columns} == {
+            c["name"] for c in seen.get_columns(table.name)}, table.name
+        # (PostgreSQL lists the index of each unique constraint too: not an index made)
+        assert {i.name: ([c.name for c in i.columns], bool(i.unique))
+                for i in table.indexes} == {
+            i["name"]: (i["column_names"], bool(i["unique"]))
+            for i in seen.get_indexes(table.name)
+            if not i.get("duplicates_constraint")}, table.name
+    store.engine.dispose()
