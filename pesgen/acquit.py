@@ -351,16 +351,25 @@ def _check_root(path: Path, qname: etree.QName) -> None:
 
 def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     tree = root.getroottree()
+    # each element read, so that one of the tags read that is not (a second EtatAck, an
+    # ElementACQUIT outside ACQUIT) is found after (_unread); held here, their lxml
+    # proxies stay the objects root.iter() gives back
+    seen: set[Any] = set()
 
     def problem(el: Any, message: str) -> None:
         problems.append(Problem("acquit.structure", message,
                                 record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
 
+    def read(el: Any) -> Any:
+        if el is not None:
+            seen.add(el)
+        return el
+
     def value(parent: Any, tag: str, required: bool = True, digits: int | None = None,
               empty: bool = False) -> str | None:
         """The V of ``tag``; ``empty``: an empty V is a value (""), which the XSD allows
         (a *_Light type: « (0 à N) caractères »)."""
-        el = parent.find(tag)
+        el = read(parent.find(tag))
         if el is None:
             if required:
                 problem(parent, f"no {tag}")
@@ -379,9 +388,9 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     def errors(parent: Any) -> tuple[AckError, ...]:
         return tuple(AckError(value(e, "NumAnoAck", required=False),
                               value(e, "LibelleAnoAck", required=False))
-                     for e in parent.findall("Erreur"))
+                     for e in map(read, parent.findall("Erreur")))
 
-    head = root.find("EnTetePES")
+    head = read(root.find("EnTetePES"))
     id_coll = cod_bud = id_post = issued_on = coll_label = None
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
@@ -392,9 +401,11 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         id_post = value(head, "IdPost", required=False)
         coll_label = value(head, "LibelleColBud", required=False)
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
-    nom_fic = root.find("Enveloppe/Parametres/NomFic")
-    ack = root.find("ACQUIT")
-    items = [] if ack is None else ack.findall("ElementACQUIT")
+    envelope = read(root.find("Enveloppe"))
+    params = None if envelope is None else read(envelope.find("Parametres"))
+    nom_fic = None if params is None else read(params.find("NomFic"))
+    ack = read(root.find("ACQUIT"))
+    items = [] if ack is None else list(map(read, ack.findall("ElementACQUIT")))
     if not items:
         problem(root if ack is None else ack, "no ACQUIT/ElementACQUIT")
     elements = []
@@ -412,10 +423,10 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         empty = tuple((tag, item.find(tag).sourceline) for tag, v in (
             ("NumBord", bordereau), ("ExerciceBord", exercise)) if v == "")
         pieces = []
-        for piece in item.findall("DetailPiece"):
+        for piece in map(read, item.findall("DetailPiece")):
             number = value(piece, "NumPiece", digits=13, empty=True)
             lines = []
-            for line in piece.findall("DetailLigne"):
+            for line in map(read, piece.findall("DetailLigne")):
                 numero = value(line, "NumLigne", digits=13, empty=True)
                 lines.append(AckLine(_number(numero), errors(line), _at(line, "NumLigne")))
             pieces.append(AckPiece(_number(number), errors(piece), tuple(lines),
@@ -425,10 +436,62 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces), empty))
+    _unread(root, seen, problem)
     return Acquit(name, id_coll or None, cod_bud or "", id_post,
                   None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
                   coll_label=coll_label,
                   id_coll_empty_at=_at(head, "IdColl") if id_coll == "" else None)
+
+
+# Where the XSD has each element pesgen reads (PES_V2_Acquit_Autonome_V2.xsd, with
+# Class_EntetePES and Class_Enveloppe): its parent's name ("": the root). Erreur,
+# ElementACQUIT, DetailPiece and DetailLigne may repeat there, the others are read once
+_PLACES = {"Enveloppe": ("",), "Parametres": ("Enveloppe",), "NomFic": ("Parametres",),
+           "EnTetePES": ("",), "ACQUIT": ("",),
+           **dict.fromkeys(("IdColl", "CodBud", "IdPost", "LibelleColBud", "DteStr"),
+                           ("EnTetePES",)),
+           "ElementACQUIT": ("ACQUIT",),
+           **dict.fromkeys(("DomaineAck", "EtatAck", "NumBord", "ExerciceBord", "IdMarche",
+                            "IdUnique", "DetailPiece"), ("ElementACQUIT",)),
+           "Erreur": ("ElementACQUIT", "DetailPiece", "DetailLigne"),
+           "NumAnoAck": ("Erreur",), "LibelleAnoAck": ("Erreur",),
+           "NumPiece": ("DetailPiece",), "DetailLigne": ("DetailPiece",),
+           "NumLigne": ("DetailLigne",)}
+
+
+def _unread(root: Any, seen: set[Any], problem: Any) -> None:
+    """A problem for each element of a tag pesgen reads that it did not read (``seen``:
+    those it did), the outermost only: a second EtatAck or ACQUIT, which the XSD
+    forbids (reading the first would drop what the second says: a rejection), one out
+    of its place (an ElementACQUIT outside ACQUIT), or in a namespace (below the root,
+    the XSD's elements are in none: elementFormDefault unqualified). Never read as if
+    it were not there, nor chosen between."""
+    flagged: list[Any] = []
+    for el in root.iterdescendants(etree.Element):
+        qname = etree.QName(el)
+        if qname.localname not in _PLACES or el in seen:
+            continue
+        if any(a in flagged for a in el.iterancestors()):
+            continue  # inside one said already
+        flagged.append(el)
+        tag, parent = qname.localname, el.getparent()
+        where = "" if parent is root else etree.QName(parent).localname
+        if qname.namespace:
+            problem(el, f"{tag} is in namespace {shown(qname.namespace, 80)}, where the "
+                    "XSD has its elements in none (elementFormDefault unqualified: only "
+                    "PES_ACQUIT is in the namespace): not read")
+            continue
+        first = next((x for x in parent.iterchildren(tag) if x in seen), None)
+        if where in _PLACES[tag] and first is not None:
+            problem(el, f"a second {tag} in {where or 'PES_ACQUIT'} (the one read is at line "
+                    f"{first.sourceline}), where the XSD allows one: pesgen does not choose "
+                    "which to read")
+        elif where in _PLACES[tag]:  # its parent is not read (never met: said first)
+            problem(el, f"{tag} in a {where} pesgen does not read: not read")
+        else:
+            places = " or ".join(x or "PES_ACQUIT" for x in _PLACES[tag])
+            problem(el, f"{tag} in {where or 'PES_ACQUIT'}, where the XSD has none (it "
+                    f"belongs in {places}): not read")
 
 
 def _number(v: str | None) -> int | None:
