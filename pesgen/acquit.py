@@ -302,7 +302,11 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
         return None  # UTF-16 or 32: the parser's own reading
     found = _DECLARED.match(head.removeprefix(_BOM_UTF8).lstrip())
     declared = found.group(1).decode("ascii") if found else None
-    if declared is not None and declared.lower().replace("_", "-") not in ("utf-8", "utf8"):
+    # a UTF-8 byte order mark makes XML read the file as UTF-8 whatever it declares
+    # (XML 1.0 Appendix F; libxml2 does): a Latin-1 file an editor put one before
+    bom = head.startswith(_BOM_UTF8)
+    if (not bom and declared is not None
+            and declared.lower().replace("_", "-") not in ("utf-8", "utf8")):
         return None
     try:
         data.decode("utf-8")
@@ -311,16 +315,22 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
         byte = data[exc.start]
     else:
         return None
-    said = ("it declares encoding " + declared if declared is not None else
+    said = ("it begins with a UTF-8 byte order mark (bytes EF BB BF), so XML reads it as "
+            "UTF-8" + (f" whatever its declaration (encoding {declared}) says"
+                       if declared is not None else "") if bom else
+            "it declares encoding " + declared if declared is not None else
             "it has no XML declaration naming an encoding, so XML reads it as UTF-8")
+    changed = ("a byte order mark was put before its first line after it was downloaded "
+               "(an editor saving it)" if bom else
+               "this file's first line was changed or removed after it was downloaded")
     return Problem(
         "acquit.encoding",
         f"the file is not UTF-8, and {said}: byte 0x{byte:02X} at line {line} is not UTF-8 "
         f"(in Latin-1 it is {shown(bytes([byte]).decode('latin-1'))}). The guichet XML writes its "
         "acknowledgements in ISO-8859-1 and says so in their first line, <?xml "
-        "version=\"1.0\" encoding=\"ISO-8859-1\"?>: this file's first line was changed or "
-        "removed after it was downloaded. Take the file again from the guichet (or from "
-        "whoever passed it on) as it came; pesgen does not guess an encoding",
+        f"version=\"1.0\" encoding=\"ISO-8859-1\"?>: {changed}. Take the file again from the "
+        "guichet (or from whoever passed it on) as it came; pesgen does not guess an "
+        "encoding",
         record=f"{name}:{line}")
 
 
