@@ -361,25 +361,16 @@ def _check_root(path: Path, qname: etree.QName) -> None:
 
 def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     tree = root.getroottree()
-    # each element read, so that one of the tags read that is not (a second EtatAck, an
-    # ElementACQUIT outside ACQUIT) is found after (_unread); held here, their lxml
-    # proxies stay the objects root.iter() gives back
-    seen: set[Any] = set()
 
     def problem(el: Any, message: str) -> None:
         problems.append(Problem("acquit.structure", message,
                                 record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
 
-    def read(el: Any) -> Any:
-        if el is not None:
-            seen.add(el)
-        return el
-
     def value(parent: Any, tag: str, required: bool = True, digits: int | None = None,
               empty: bool = False) -> str | None:
         """The V of ``tag``; ``empty``: an empty V is a value (""), which the XSD allows
         (a *_Light type: « (0 à N) caractères »)."""
-        el = read(parent.find(tag))
+        el = parent.find(tag)
         if el is None:
             if required:
                 problem(parent, f"no {tag}")
@@ -398,9 +389,9 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
     def errors(parent: Any) -> tuple[AckError, ...]:
         return tuple(AckError(value(e, "NumAnoAck", required=False),
                               value(e, "LibelleAnoAck", required=False))
-                     for e in map(read, parent.findall("Erreur")))
+                     for e in parent.findall("Erreur"))
 
-    head = read(root.find("EnTetePES"))
+    head = root.find("EnTetePES")
     id_coll = cod_bud = id_post = issued_on = coll_label = None
     if head is None:
         problem(root, "no EnTetePES (IdColl and CodBud name the collectivity's budget)")
@@ -411,11 +402,9 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         id_post = value(head, "IdPost", required=False)
         coll_label = value(head, "LibelleColBud", required=False)
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
-    envelope = read(root.find("Enveloppe"))
-    params = None if envelope is None else read(envelope.find("Parametres"))
-    nom_fic = None if params is None else read(params.find("NomFic"))
-    ack = read(root.find("ACQUIT"))
-    items = [] if ack is None else list(map(read, ack.findall("ElementACQUIT")))
+    nom_fic = root.find("Enveloppe/Parametres/NomFic")
+    ack = root.find("ACQUIT")
+    items = [] if ack is None else ack.findall("ElementACQUIT")
     if not items:
         problem(root if ack is None else ack, "no ACQUIT/ElementACQUIT")
     elements = []
@@ -433,10 +422,10 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         empty = tuple((tag, item.find(tag).sourceline) for tag, v in (
             ("NumBord", bordereau), ("ExerciceBord", exercise)) if v == "")
         pieces = []
-        for piece in map(read, item.findall("DetailPiece")):
+        for piece in item.findall("DetailPiece"):
             number = value(piece, "NumPiece", digits=13, empty=True)
             lines = []
-            for line in map(read, piece.findall("DetailLigne")):
+            for line in piece.findall("DetailLigne"):
                 numero = value(line, "NumLigne", digits=13, empty=True)
                 lines.append(AckLine(_number(numero), errors(line), _at(line, "NumLigne")))
             pieces.append(AckPiece(_number(number), errors(piece), tuple(lines),
@@ -446,7 +435,7 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces), empty))
-    _unread(root, seen, problem)
+    _unread(root, problem)
     return Acquit(name, id_coll or None, cod_bud or "", id_post,
                   None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
                   coll_label=coll_label,
@@ -469,39 +458,59 @@ _PLACES = {"Enveloppe": ("",), "Parametres": ("Enveloppe",), "NomFic": ("Paramet
            "NumLigne": ("DetailLigne",)}
 
 
-def _unread(root: Any, seen: set[Any], problem: Any) -> None:
-    """A problem for each element of a tag pesgen reads that it did not read (``seen``:
-    those it did), the outermost only: a second EtatAck or ACQUIT, which the XSD
-    forbids (reading the first would drop what the second says: a rejection), one out
-    of its place (an ElementACQUIT outside ACQUIT), or in a namespace (below the root,
-    the XSD's elements are in none: elementFormDefault unqualified). Never read as if
-    it were not there, nor chosen between."""
-    flagged: list[Any] = []
-    for el in root.iterdescendants(etree.Element):
-        qname = etree.QName(el)
-        if qname.localname not in _PLACES or el in seen:
-            continue
-        if any(a in flagged for a in el.iterancestors()):
-            continue  # inside one said already
-        flagged.append(el)
-        tag, parent = qname.localname, el.getparent()
-        where = "" if parent is root else etree.QName(parent).localname
-        if qname.namespace:
-            problem(el, f"{tag} is in namespace {shown(qname.namespace, 80)}, where the "
-                    "XSD has its elements in none (elementFormDefault unqualified: only "
-                    "PES_ACQUIT is in the namespace): not read")
-            continue
-        first = next((x for x in parent.iterchildren(tag) if x in seen), None)
-        if where in _PLACES[tag] and first is not None:
-            problem(el, f"a second {tag} in {where or 'PES_ACQUIT'} (the one read is at line "
-                    f"{first.sourceline}), where the XSD allows one: pesgen does not choose "
-                    "which to read")
-        elif where in _PLACES[tag]:  # its parent is not read (never met: said first)
-            problem(el, f"{tag} in a {where} pesgen does not read: not read")
-        else:
-            places = " or ".join(x or "PES_ACQUIT" for x in _PLACES[tag])
-            problem(el, f"{tag} in {where or 'PES_ACQUIT'}, where the XSD has none (it "
-                    f"belongs in {places}): not read")
+# the elements read as many times as they are given (findall), the others once (find)
+_REPEATED = frozenset({"ElementACQUIT", "Erreur", "DetailPiece", "DetailLigne"})
+
+
+def _unread(root: Any, problem: Any) -> None:
+    """A problem for each element of a tag pesgen reads (``_PLACES``) that ``_read``
+    does not read, the outermost only, in the file's order: a second EtatAck or ACQUIT,
+    which the XSD forbids (reading the first would drop what the second says: a
+    rejection), one out of its place (an ElementACQUIT outside ACQUIT), or in a
+    namespace (below the root, the XSD's elements are in none: elementFormDefault
+    unqualified). Never read as if it were not there, nor chosen between. One pass
+    over the tree, holding nothing of it (a large file stays a large file's size)."""
+    found: list[tuple[int, Any, str]] = []
+    # (element, whether _read reads it): an element of another tag under one read (an
+    # Emetteur) is walked too, what of pesgen's tags it holds being out of its place
+    todo: list[tuple[Any, bool]] = [(root, True)]
+    while todo:
+        parent, read = todo.pop()
+        where = "" if parent is root else _local(parent.tag)[1]
+        firsts: dict[str, Any] = {}
+        for el in parent.iterchildren(etree.Element):
+            namespace, tag = _local(el.tag)
+            if tag not in _PLACES:
+                todo.append((el, False))
+                continue
+            if namespace:
+                said = (f"{tag} is in namespace {shown(namespace, 80)}, where the XSD "
+                        "has its elements in none (elementFormDefault unqualified: only "
+                        "PES_ACQUIT is in the namespace): not read")
+            elif not read or where not in _PLACES[tag]:
+                places = " or ".join(x or "PES_ACQUIT" for x in _PLACES[tag])
+                said = (f"{tag} in {where or 'PES_ACQUIT'}, where the XSD has none (it "
+                        f"belongs in {places}): not read")
+            elif tag in firsts:
+                said = (f"a second {tag} in {where or 'PES_ACQUIT'} (the one read is at line "
+                        f"{firsts[tag].sourceline}), where the XSD allows one: pesgen does "
+                        "not choose which to read")
+            else:
+                if tag not in _REPEATED:
+                    firsts[tag] = el
+                todo.append((el, True))
+                continue
+            found.append((el.sourceline or 0, el, said))  # what it holds is not looked at
+    for _line, el, said in sorted(found, key=lambda x: x[0]):
+        problem(el, said)
+
+
+def _local(tag: str) -> tuple[str, str]:
+    """An element's namespace ("": none) and local name, from lxml's ``{ns}name``."""
+    if tag.startswith("{"):
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return "", tag
 
 
 def _number(v: str | None) -> int | None:
