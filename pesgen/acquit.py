@@ -302,7 +302,11 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
         return None  # UTF-16 or 32: the parser's own reading
     found = _DECLARED.match(head.removeprefix(_BOM_UTF8).lstrip())
     declared = found.group(1).decode("ascii") if found else None
-    if declared is not None and declared.lower().replace("_", "-") not in ("utf-8", "utf8"):
+    # a UTF-8 byte order mark makes XML read the file as UTF-8 whatever it declares
+    # (XML 1.0 Appendix F; libxml2 does): a Latin-1 file an editor put one before
+    bom = head.startswith(_BOM_UTF8)
+    if (not bom and declared is not None
+            and declared.lower().replace("_", "-") not in ("utf-8", "utf8")):
         return None
     try:
         data.decode("utf-8")
@@ -311,16 +315,22 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
         byte = data[exc.start]
     else:
         return None
-    said = ("it declares encoding " + declared if declared is not None else
+    said = ("it begins with a UTF-8 byte order mark (bytes EF BB BF), so XML reads it as "
+            "UTF-8" + (f" whatever its declaration (encoding {declared}) says"
+                       if declared is not None else "") if bom else
+            "it declares encoding " + declared if declared is not None else
             "it has no XML declaration naming an encoding, so XML reads it as UTF-8")
+    changed = ("a byte order mark was put before its first line after it was downloaded "
+               "(an editor saving it)" if bom else
+               "this file's first line was changed or removed after it was downloaded")
     return Problem(
         "acquit.encoding",
         f"the file is not UTF-8, and {said}: byte 0x{byte:02X} at line {line} is not UTF-8 "
         f"(in Latin-1 it is {shown(bytes([byte]).decode('latin-1'))}). The guichet XML writes its "
         "acknowledgements in ISO-8859-1 and says so in their first line, <?xml "
-        "version=\"1.0\" encoding=\"ISO-8859-1\"?>: this file's first line was changed or "
-        "removed after it was downloaded. Take the file again from the guichet (or from "
-        "whoever passed it on) as it came; pesgen does not guess an encoding",
+        f"version=\"1.0\" encoding=\"ISO-8859-1\"?>: {changed}. Take the file again from the "
+        "guichet (or from whoever passed it on) as it came; pesgen does not guess an "
+        "encoding",
         record=f"{name}:{line}")
 
 
@@ -425,10 +435,82 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             int(bordereau) if bordereau else None, int(exercise) if exercise else None,
             value(item, "IdMarche", required=False), value(item, "IdUnique", required=False),
             errors(item), tuple(pieces), empty))
+    _unread(root, problem)
     return Acquit(name, id_coll or None, cod_bud or "", id_post,
                   None if nom_fic is None else nom_fic.get("V"), tuple(elements), issued_on,
                   coll_label=coll_label,
                   id_coll_empty_at=_at(head, "IdColl") if id_coll == "" else None)
+
+
+# Where the XSD has each element pesgen reads (PES_V2_Acquit_Autonome_V2.xsd, with
+# Class_EntetePES and Class_Enveloppe): its parent's name ("": the root). Erreur,
+# ElementACQUIT, DetailPiece and DetailLigne may repeat there, the others are read once
+_PLACES = {"Enveloppe": ("",), "Parametres": ("Enveloppe",), "NomFic": ("Parametres",),
+           "EnTetePES": ("",), "ACQUIT": ("",),
+           **dict.fromkeys(("IdColl", "CodBud", "IdPost", "LibelleColBud", "DteStr"),
+                           ("EnTetePES",)),
+           "ElementACQUIT": ("ACQUIT",),
+           **dict.fromkeys(("DomaineAck", "EtatAck", "NumBord", "ExerciceBord", "IdMarche",
+                            "IdUnique", "DetailPiece"), ("ElementACQUIT",)),
+           "Erreur": ("ElementACQUIT", "DetailPiece", "DetailLigne"),
+           "NumAnoAck": ("Erreur",), "LibelleAnoAck": ("Erreur",),
+           "NumPiece": ("DetailPiece",), "DetailLigne": ("DetailPiece",),
+           "NumLigne": ("DetailLigne",)}
+
+
+# the elements read as many times as they are given (findall), the others once (find)
+_REPEATED = frozenset({"ElementACQUIT", "Erreur", "DetailPiece", "DetailLigne"})
+
+
+def _unread(root: Any, problem: Any) -> None:
+    """A problem for each element of a tag pesgen reads (``_PLACES``) that ``_read``
+    does not read, the outermost only, in the file's order: a second EtatAck or ACQUIT,
+    which the XSD forbids (reading the first would drop what the second says: a
+    rejection), one out of its place (an ElementACQUIT outside ACQUIT), or in a
+    namespace (below the root, the XSD's elements are in none: elementFormDefault
+    unqualified). Never read as if it were not there, nor chosen between. One pass
+    over the tree, holding nothing of it (a large file stays a large file's size)."""
+    found: list[tuple[int, Any, str]] = []
+    # (element, whether _read reads it): an element of another tag under one read (an
+    # Emetteur) is walked too, what of pesgen's tags it holds being out of its place
+    todo: list[tuple[Any, bool]] = [(root, True)]
+    while todo:
+        parent, read = todo.pop()
+        where = "" if parent is root else _local(parent.tag)[1]
+        firsts: dict[str, Any] = {}
+        for el in parent.iterchildren(etree.Element):
+            namespace, tag = _local(el.tag)
+            if tag not in _PLACES:
+                todo.append((el, False))
+                continue
+            if namespace:
+                said = (f"{tag} is in namespace {shown(namespace, 80)}, where the XSD "
+                        "has its elements in none (elementFormDefault unqualified: only "
+                        "PES_ACQUIT is in the namespace): not read")
+            elif not read or where not in _PLACES[tag]:
+                places = " or ".join(x or "PES_ACQUIT" for x in _PLACES[tag])
+                said = (f"{tag} in {where or 'PES_ACQUIT'}, where the XSD has none (it "
+                        f"belongs in {places}): not read")
+            elif tag in firsts:
+                said = (f"a second {tag} in {where or 'PES_ACQUIT'} (the one read is at line "
+                        f"{firsts[tag].sourceline}), where the XSD allows one: pesgen does "
+                        "not choose which to read")
+            else:
+                if tag not in _REPEATED:
+                    firsts[tag] = el
+                todo.append((el, True))
+                continue
+            found.append((el.sourceline or 0, el, said))  # what it holds is not looked at
+    for _line, el, said in sorted(found, key=lambda x: x[0]):
+        problem(el, said)
+
+
+def _local(tag: str) -> tuple[str, str]:
+    """An element's namespace ("": none) and local name, from lxml's ``{ns}name``."""
+    if tag.startswith("{"):
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return "", tag
 
 
 def _number(v: str | None) -> int | None:

@@ -414,6 +414,71 @@ def test_a_file_not_well_formed_is_refused_at_its_line(tmp_path):
     assert "not well-formed" in r.output and "(rule acquit.xml)" in r.output
 
 
+_ACCEPTED = _element_text("7", "1", "1")
+_REJECTED = _element_text("7", "0", "1")
+
+
+@pytest.mark.parametrize(("text", "said", "where"), [
+    (_head(_ACCEPTED.replace('<EtatAck V="1"/>', '<EtatAck V="1"/>\n      <EtatAck V="0"/>')),
+     "a second EtatAck in ElementACQUIT (the one read is at line 33), where the XSD allows "
+     "one: pesgen does not choose which to read", "/ElementACQUIT/EtatAck[2]"),
+    (_head(_ACCEPTED.replace('<NumBord V="1"/>', '<NumBord V="1"/><NumBord V="2"/>')),
+     "a second NumBord in ElementACQUIT (the one read is at line 34), where the XSD allows "
+     "one: pesgen does not choose which to read", "/ElementACQUIT/NumBord[2]"),
+    (_head(_ACCEPTED).replace("</n:PES_ACQUIT>", "  <ACQUIT>\n" + _REJECTED
+                              + "  </ACQUIT>\n</n:PES_ACQUIT>"),
+     "a second ACQUIT in PES_ACQUIT (the one read is at line 27), where the XSD allows one: "
+     "pesgen does not choose which to read", "/n:PES_ACQUIT/ACQUIT[2]"),
+    (_head(_ACCEPTED).replace("  </ACQUIT>", "  </ACQUIT>\n" + _REJECTED),
+     "ElementACQUIT in PES_ACQUIT, where the XSD has none (it belongs in ACQUIT): not read",
+     "/n:PES_ACQUIT/ElementACQUIT"),
+    (_head(_ACCEPTED.replace("    </ElementACQUIT>", _REJECTED + "    </ElementACQUIT>")),
+     "ElementACQUIT in ElementACQUIT, where the XSD has none (it belongs in ACQUIT): not "
+     "read", "/ElementACQUIT/ElementACQUIT"),
+    (_head(_ACCEPTED).replace("  <ACQUIT>", '  <EnTetePES>\n    <IdColl V="21750001600019"/>'
+                              '\n    <CodBud V="00"/>\n  </EnTetePES>\n  <ACQUIT>'),
+     "a second EnTetePES in PES_ACQUIT (the one read is at line 19), where the XSD allows "
+     "one: pesgen does not choose which to read", "/n:PES_ACQUIT/EnTetePES[2]"),
+], ids=["etat-twice", "numbord-twice", "acquit-twice", "element-outside", "element-nested",
+        "header-twice"])
+def test_an_element_read_twice_or_out_of_its_place_is_a_problem_never_the_first_taken(
+        tmp_path, text, said, where):
+    """Without the XSD, an element of those pesgen reads given where it is not read (a
+    second EtatAck, ACQUIT or EnTetePES, which the XSD forbids; an ElementACQUIT outside
+    ACQUIT) is a problem at its line: reading the first and dropping the other would take
+    a bordereau the file also says rejected for accepted (exit 0)."""
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    assert [(p.rule, p.message) for p in info.value.problems] == [("acquit.structure", said)]
+    assert info.value.problems[0].record.endswith(where)
+
+
+def test_acquit_elements_in_its_namespace_are_a_problem_and_a_valid_variant_reads_the_same(
+        tmp_path):
+    """Below PES_ACQUIT the XSD's elements are in no namespace (elementFormDefault
+    unqualified): a default namespace that puts them in the acquit's is said so, at their
+    line, not only "no EnTetePES"; the same file with the namespace undone on them (valid
+    by the XSD) is read as the sample is."""
+    ns = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1").replace(
+        f'<n:PES_ACQUIT xmlns:n="{ns}">', f'<PES_ACQUIT xmlns="{ns}">').replace(
+        "</n:PES_ACQUIT>", "</PES_ACQUIT>")
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text))
+    said = [p.message for p in info.value.problems]
+    assert said[:2] == ["no EnTetePES (IdColl and CodBud name the collectivity's budget)",
+                        "no ACQUIT/ElementACQUIT"]
+    assert said[2:] == [f"{tag} is in namespace {ns}, where the XSD has its elements in none "
+                        "(elementFormDefault unqualified: only PES_ACQUIT is in the "
+                        "namespace): not read" for tag in ("Enveloppe", "EnTetePES", "ACQUIT")]
+    for tag in ("Enveloppe", "EnTetePES", "ACQUIT"):
+        text = text.replace(f"  <{tag}>", f'  <{tag} xmlns="">', 1)
+    variant = read_acquit(_write(tmp_path, text, "variant.xml"))
+    sample = read_acquit(ACKS / "accepted.xml")
+    assert (variant.elements, variant.id_coll, variant.cod_bud, variant.nom_fic) == (
+        sample.elements, sample.id_coll, sample.cod_bud, sample.nom_fic)
+
+
 class _Store:
     """A store holding IdBord 5 of 2026 in runs of these TypBord (ORMC 06 and titres 01
     number apart)."""
@@ -567,6 +632,19 @@ def test_an_accepted_bordereau_names_its_run_file_titles_and_total(store):
     assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): accepted\n" in r.output
     assert (f"  run {run_id} (TypBord 06)  file PESORMC_21450999400015_2026_0000001.xml  "
             "11 title(s)  total 2527.25") in r.output
+
+
+def test_an_acquit_saying_accepted_and_rejected_of_one_element_records_nothing(store,
+                                                                                 tmp_path):
+    """An ElementACQUIT with EtatAck 1 then 0 is refused whole (exit 4, nothing
+    recorded), never read as accepted by its first EtatAck and recorded so."""
+    path = _write(tmp_path, _head(_ACCEPTED.replace(
+        '<EtatAck V="1"/>', '<EtatAck V="1"/>\n      <EtatAck V="0"/>')))
+    r = run_cli("acquit", path, "--db", store, "--record")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "a second EtatAck in ElementACQUIT" in r.stderr and "recorded on" not in r.output
+    assert "Hélios: IdBord 1 no acknowledgement recorded" in run_cli(
+        "runs", "list", "--db", store).stdout
 
 
 def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(store):

@@ -414,6 +414,30 @@ def test_a_latin1_file_read_as_utf8_is_refused_as_acquit_encoding(tmp_path, decl
     assert "Invalid bytes" not in r.stderr
 
 
+def test_a_latin1_file_behind_a_utf8_byte_order_mark_is_refused_as_acquit_encoding(tmp_path):
+    """A UTF-8 byte order mark makes XML read the file as UTF-8 whatever its declaration
+    says (an editor put one before the guichet's Latin-1 file): its é is refused as
+    acquit.encoding, saying so, not the parser's "Invalid bytes in character encoding"
+    (acquit.xml) that its ISO-8859-1 declaration made it before."""
+    path = _latin1(tmp_path, '<?xml version="1.0" encoding="ISO-8859-1"?>')
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    (problem,) = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert problem.startswith(
+        "  - latin1.xml:25: the file is not UTF-8, and it begins with a UTF-8 byte order mark "
+        "(bytes EF BB BF), so XML reads it as UTF-8 whatever its declaration (encoding "
+        "ISO-8859-1) says: byte 0xE9 at line 25 is not UTF-8 (in Latin-1 it is é)")
+    assert ("a byte order mark was put before its first line after it was downloaded (an "
+            "editor saving it)") in problem
+    assert problem.endswith("(rule acquit.encoding)") and "Invalid bytes" not in r.stderr
+    # the same bytes in UTF-8 behind the mark, its declaration left, are read
+    utf8 = tmp_path / "utf8.xml"
+    utf8.write_bytes(b"\xef\xbb\xbf" + path.read_bytes()[3:].decode("iso-8859-1")
+                     .encode("utf-8"))
+    assert read_acquit(utf8).coll_label == "COMMUNE DE VILLENEUVE-SUR-LOING é"
+
+
 def test_a_file_in_the_encoding_it_declares_is_read(tmp_path):
     """The same text with its Latin-1 declaration, or in UTF-8 without one, is read."""
     path = _latin1(tmp_path, '<?xml version="1.0" encoding="ISO-8859-1"?>')
