@@ -2736,11 +2736,11 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
                        operations.c.result_code.is_(None),
                        operations.c.result_code.not_in(("R", "Z", "A")))))
     # Each of these is a list read once for the statement (SQLite: a LIST SUBQUERY), not a
-    # subquery correlated to each operation: neither payfip_anomalies.id_op nor
-    # payfip_payments.id_op is indexed, so a correlated one read the whole table again
-    # for each operation of the run (111 s of CPU for 20 000 titles and 13 000 anomalies:
-    # docs/performance.md, "held-back at scale"). NULL ids are left out of the lists: a
-    # NULL in one would make NOT IN unknown for every operation not in it.
+    # subquery correlated to each operation: payfip_payments.id_op is not indexed (nor was
+    # payfip_anomalies.id_op before schema 18), so a correlated one read the whole table
+    # again for each operation of the run (111 s of CPU for 20 000 titles and 13 000
+    # anomalies: docs/performance.md, "held-back at scale"). NULL ids are left out of the
+    # lists: a NULL in one would make NOT IN unknown for every operation not in it.
     def ops_of(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
         return sa.select(table.c.id_op).where(table.c.id_op.is_not(None), *where)
 
