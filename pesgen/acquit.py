@@ -892,12 +892,19 @@ class ElementReport:
             out += [f"{code(x)} ({where}, {ln.said})" for ln in p.lines for x in ln.errors]
         return out
 
-    def to_check(self, db: str | None = None) -> ToCheck | None:
+    def to_check(self, db: str | None = None, reading: bool = False) -> ToCheck | None:
         """What of this element is not all fine, a rejection aside (None: nothing):
         an acceptance with errors, an acceptance pesgen cannot tie, an identifier the
-        acquit leaves empty or out; with what to do next."""
+        acquit leaves empty or out; ``reading`` (no ``--record``), an answer other than
+        the one recorded as the bordereau's status; with what to do next."""
         e = self.element
         reasons, said = [], []
+        if reading and self.same_as_recorded is False:
+            assert self.recorded is not None
+            reasons.append("recorded-otherwise")
+            said.append(f"{'accepted' if e.accepted else 'rejected'} by this file, where its "
+                        f"status recorded is {self.recorded.outcome} (from "
+                        f"{self.recorded.file})")
         errors = _all_errors(e)
         if e.accepted and errors and self.ours:
             reasons.append("accepted-with-errors")
@@ -923,7 +930,11 @@ class ElementReport:
                             + ": the trésorerie may bill them twice")
         if not reasons:
             return None
-        steps = []
+        steps: list[str | None] = []
+        if "recorded-otherwise" in reasons:
+            steps.append("ask the trésorerie which answer stands; if this file's, `pesgen "
+                         f"acquit FILE{_db_option(db)} --record --replace` makes it the "
+                         "bordereau's status (the one recorded stays in its history)")
         if "accepted-with-errors" in reasons:
             steps.append(self.next_step(db))
         if "untied" in reasons:
@@ -1117,9 +1128,10 @@ class ToCheck:
     """One thing of the acquit that is not all fine, a rejection aside (``pesgen acquit``
     exits 10 for it when nothing is rejected): its line, the bordereau and exercise it
     names (None: none), why (``accepted-with-errors``, ``untied``, ``unidentified``,
-    ``id-coll-empty``; ``payfip-open``: PayFiP links open on the titles of a rejection
-    ``--record`` recorded, beside that rejection: ``payfip_open``), what it says and what
-    to do next."""
+    ``id-coll-empty``; ``recorded-otherwise``: read without ``--record``, an answer other
+    than the bordereau's recorded status; ``payfip-open``: PayFiP links open on the titles
+    of a rejection ``--record`` recorded, beside that rejection: ``payfip_open``), what it
+    says and what to do next."""
 
     line: int
     bordereau: int | None
@@ -1307,10 +1319,11 @@ class AcquitReport:
         acquit leaves empty or out (ElementReport.unidentified)."""
         return sum(1 for e in self.elements if e.unidentified)
 
-    def to_check(self, db: str | None = None) -> list[ToCheck]:
+    def to_check(self, db: str | None = None, reading: bool = False) -> list[ToCheck]:
         """What is not all fine, a rejection aside, in the file's order: an IdColl left
-        empty (the acquit as a whole), then each element's (ElementReport.to_check).
-        ``pesgen acquit`` exits 10 when there is some and nothing is rejected."""
+        empty (the acquit as a whole), then each element's (ElementReport.to_check;
+        ``reading``: the acquit read without ``--record``). ``pesgen acquit`` exits 10
+        when there is some and nothing is rejected."""
         a = self.acquit
         out = []
         if a.unchecked:
@@ -1321,7 +1334,7 @@ class AcquitReport:
                 "acquit.id-coll)",
                 "ask the trésorerie whose acquit it is and for the file again, with its "
                 "IdColl; pesgen records nothing of it (--record --run is refused)"))
-        out += [x for r in self.elements if (x := r.to_check(db)) is not None]
+        out += [x for r in self.elements if (x := r.to_check(db, reading)) is not None]
         return out
 
 

@@ -889,7 +889,8 @@ def acquit(
     DomaineAck or NomFic contradicting the run, two runs holding the number, another
     collectivity's or budget's acquit, an empty IdColl), an identifier the acquit leaves
     empty or out (a NumBord, ExerciceBord, NumPiece V=""), an acceptance of a bordereau
-    cancelled in pesgen (not as annulled by the trésorerie)."""
+    cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
+    other than the bordereau's status recorded."""
 
     from .acquit import as_json as report_json
     from .acquit import named_run, payfip_open, read_acquit, recording_json, tie
@@ -918,7 +919,7 @@ def acquit(
         _fail(exc, written=False)
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
-    to_check = report.to_check(shown_db)
+    to_check = report.to_check(shown_db, reading=not record)
     if done is not None:
         try:
             # PayFiP links open on the titles of a rejection recorded: to check beside it

@@ -7,6 +7,7 @@ says what is recorded already. On SQLite and on a real PostgreSQL server
 from __future__ import annotations
 
 import hashlib
+import shlex
 from datetime import date
 
 import pytest
@@ -187,7 +188,16 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
     assert [ln for ln in again.stdout.splitlines() if not ln.startswith("  recorded")] == \
         before.stdout.splitlines()
     other = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
-    assert other.exit_code == 0
+    # an answer other than the status recorded is not "all accepted": which stands is to
+    # be asked (it was exit 0, the report's line alone saying it)
+    assert other.exit_code == ExitCode.TO_CHECK, other.output
+    assert other.stdout.splitlines()[-2:] == [
+        "not all fine: 1 to check (exit 10):",
+        "  - IdBord 1 exercise 2026 (line 31): accepted by this file, where its status "
+        "recorded is rejected on 2026-11-24 with 3 error(s) (from rejected.xml); next: ask "
+        "the trésorerie which answer stands; if this file's, `pesgen acquit FILE --db "
+        f"{shlex.quote(db_url)} --record --replace` makes it the bordereau's status (the one "
+        "recorded stays in its history)"]
     assert _said(other.stdout) == [
         "  recorded already otherwise: rejected on 2026-11-24 with 3 error(s), from "
         f"rejected.xml (line 31, recorded {ack.recorded_at}): `--record` refuses this file "
@@ -220,10 +230,13 @@ def test_acquit_json_gives_what_is_recorded_already(db_url, tmp_path):
         "accepted": False, "issued_on": "2026-11-24", "errors": 3, "file": "rejected.xml",
         "sha256": ack.sha256, "line": 31, "recorded_at": ack.recorded_at,
         "same_answer": False, "same_file": False}
+    assert [(x["bordereau"], x["reasons"]) for x in data["to_check"]] == [
+        (1, ["recorded-otherwise"])]
     # an element tied to no run of the store has none
     rejected = json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
                                   "--json").stdout)
     assert rejected["elements"][0]["recorded"]["same_file"] is True
+    assert rejected["to_check"] == []  # the same answer as recorded: nothing to check
     assert rejected["elements"][1]["recorded"] is None
 
 
