@@ -319,10 +319,13 @@ class Exporter:
                                   "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
+            self.builder.number_written = True  # not known: held to the charset
             return
         self.sample_reads = sample.reads
         # a refusal by invoice does not advise a split the format would refuse
         self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
+        # an invoice number the format writes as it is is held to its charset
+        self.builder.number_written = "t.invoice_number" in sample.reads
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -533,6 +536,8 @@ class Exporter:
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
         self.builder.unfit_splits = self._unfit_splits
+        self.builder.number_written = self.sample_reads is None or \
+            "t.invoice_number" in self.sample_reads
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again

@@ -253,6 +253,61 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
 
 
+@pytest.mark.parametrize(("mapping", "number", "said"), [
+    (EMAGNUS, "FA-Été-101", "'Éé' is outside the format's charset ascii"),
+    (EMAGNUS, "FA-ł-101", "'ł' cannot be written in cp1252"),
+    (CORAIL, "FA-Œ-101", "'Œ' is outside the format's charset latin-1"),
+    (JVS, "FA-ł-101", "'ł' is outside the format's charset latin-1"),
+    (JVS, "FA-1\n01", "holds the control or invisible character U+000A"),
+    (CORAIL, "FA-1\t01", "holds the control or invisible character U+0009"),
+    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0"),
+], ids=["emagnus-ascii", "emagnus-cp1252", "corail-latin1", "jvs-latin1", "jvs-newline",
+        "corail-tab", "emagnus-nbsp"])
+def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
+        tmp_path, mapping, number, said):
+    """The finance packages' files carry the invoice number as it is (e.magnus'
+    NumeroFacture, Corail's LibPieceJustificative, JVS_FAC_NumeroFacture), through no
+    text policy: 'FA-Été-101' went into e.magnus's ascii file as bytes 0xC9 and 0xE9, an
+    'Œ' or 'ł' into Corail's and JVS's latin-1 text, a line break or a tab into an XML
+    attribute (read back as a space: another number) without a word, and an 'ł' e.magnus's
+    cp1252 cannot write failed as the template's error (exit 5). Such a number is refused
+    by invoice, naming its binding (input.invoice-number): an identifier is never
+    transliterated."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = number
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "number: number")
+    fmt = {EMAGNUS: "bl-emagnus", CORAIL: "cosoluce-corail", JVS: "jvs-millesime"}[mapping]
+    with pytest.raises(InputDataError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice, problem.record) == (
+        "input.invoice-number", number, f"{source}:$.invoices[0]")
+    assert problem.message == (
+        f"invoice number {number!r}: {said}; format {fmt} writes it into its files as it "
+        "is, never transliterated nor replaced (an identifier): correct it in the school "
+        "software"), problem.message
+    assert problem.mapping == f"{mapping}:{line}: bindings.invoice.number"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_invoice_number_a_format_does_not_write_is_not_held_to_its_charset(tmp_path):
+    """PES titres writes no invoice number (its titres are numbered by IdPce), and a
+    latin-1 format takes an 'É' the ascii e.magnus refuses: both export it."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-Œ-101"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export(MAPPINGS / "villeneuve-sur-loing-titres.yaml", source, tmp_path / "titres", RUN)
+    data["invoices"][0]["number"] = "FA-Été-101"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export(CORAIL, source, tmp_path / "corail", RUN)
+    written = next((tmp_path / "corail").glob("CORAIL_*.xml")).read_text(encoding="utf-8")
+    assert '<LibPieceJustificative V="FACTURE FA-Été-101"/>' in written
+
+
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
         tmp_path):
     """JVS Millésime's file is PES-like XML: its own XSD takes LibelleColBud and Sigle as
