@@ -1154,9 +1154,12 @@ class Builder:
         for ln in lines:
             q, u = ln.quantity, ln.unit_price
             if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
+                # a quantity of 0 or less is none the filter writes, though its price's
+                # sign may make the product the amount (-0.5 x -285.00): said as such
+                why = (f"is not its amount ({ln.amount})" if q * u != ln.amount
+                       else f"gives its amount, but a quantity of {q} is not above 0")
                 ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
-                         f"is not its amount ({ln.amount}): the pricing filter gives "
-                         f"1 × {ln.amount}")
+                         f"{why}: the pricing filter gives 1 × {ln.amount}")
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""

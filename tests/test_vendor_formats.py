@@ -842,15 +842,17 @@ def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping)
 
 def test_a_negative_quantity_and_price_giving_the_amount_are_noted(tmp_path):
     """A quantity below 0 is no quantity the pricing filter writes, even when the unit
-    price's sign makes the product the amount (-0.5 x -285.00 = 142.50): noted."""
+    price's sign makes the product the amount (-0.5 x -285.00 = 142.50): noted, saying
+    so (the note said the product was not the amount)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     invoice = next(i for i in data["invoices"] if i["number"] == "FA-2026-00102")
     invoice["lines"][0].update(quantity="-0.5", unit_price="-285.00")
     source = tmp_path / "export.json"
     source.write_text(json.dumps(data), encoding="utf-8")
     result = export(EMAGNUS, source, tmp_path / "out", date(2026, 11, 23))
-    assert ("FA-2026-00102", "line 1: quantity × unit price (-0.50 × -285.00) is not its "
-            "amount (142.50): the pricing filter gives 1 × 142.50") in [
+    assert ("FA-2026-00102", "line 1: quantity × unit price (-0.50 × -285.00) gives its "
+            "amount, but a quantity of -0.50 is not above 0: the pricing filter gives "
+            "1 × 142.50") in [
         (n.invoice, n.detail) for n in result.notes if n.policy == "pricing"]
 
 
