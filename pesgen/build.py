@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -1539,9 +1539,16 @@ class Builder:
                         "country code, 3 digits)",
                         mapping=self.mapping.where("codes", "countries"))
             return None
+        said = len(ctx.problems)
         foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
                                   a.get("city"))
         if foreign_city is None:
+            if postal:  # the city's length, charset or forbidden character: the postal
+                # code's part said, which the city as exported lacks (e.magnus's ';')
+                ctx.problems[said:] = [replace(p, message=(
+                    f"{p.message} (address.city is written with the foreign postal code "
+                    f"{shown_repr(postal)} before it: policy foreign_address: "
+                    "postal_code_in_city)")) for p in ctx.problems[said:]]
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
         ctx.note("foreign_address", f"{country}: " + self._naming(

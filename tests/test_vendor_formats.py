@@ -293,6 +293,33 @@ def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("postal", "city", "said"), [
+    ("B;1000", "Bruxelles", "address.city holds ';', which format bl-emagnus forbids in its "
+     "values (its layouts' forbidden_characters)"),
+    ("B-1000", "C" * 45, "address.city is 52 characters, the target allows 50"),
+], ids=["forbidden", "length"])
+def test_a_foreign_city_refused_for_its_postal_code_says_so(tmp_path, postal, city, said):
+    """Abroad (foreign_address: postal_code_in_city) the postal code is written before
+    the city: a ';' of the postal code (e.magnus forbids it) or the length they make
+    together was refused as the city's, 'address.city holds ';'' of a city 'Bruxelles',
+    naming the city's binding and not why. The refusal says the postal code is in it."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["address"].update(country="BE", postal_code=postal,
+                                                  city=city)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(EMAGNUS.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "city: payer.address.city")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.message.startswith(said), problem.message
+    assert problem.message.endswith(
+        f"(address.city is written with the foreign postal code {postal!r} before it: "
+        "policy foreign_address: postal_code_in_city)"), problem.message
+    assert problem.mapping == f"{EMAGNUS}:{line}: bindings.address.city"
+
+
 def test_an_invoice_number_a_format_does_not_write_is_not_held_to_its_charset(tmp_path):
     """PES titres writes no invoice number (its titres are numbered by IdPce), and a
     latin-1 format takes an 'É' the ascii e.magnus refuses: both export it."""
