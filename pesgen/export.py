@@ -290,7 +290,7 @@ class Exporter:
         # the split policies check_fields found the format would refuse (Builder's)
         self._unfit_splits: frozenset[str] = frozenset()
         # {template: where the bound values land in its XML file} (_bindings_of)
-        self._places: dict[str, dict[tuple[str, str | None], str]] = {}
+        self._places: dict[str, dict[tuple[str, str | None], str | tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -829,8 +829,10 @@ class Exporter:
         (``sample.binding_places``, worked out on the error path only, once per file
         kind): JVS_FAC_NumeroFacture over 20 characters (e.magnus' NumeroFacture over
         50) names bindings.invoice.number, as a text field over its format.yaml limit does
-        before rendering. A refusal naming no invoice, or at an element no single bound
-        value fills, is left as it is."""
+        before rendering; one of a value joining several bound fields (Corail's
+        RaisonSociale, e.magnus' Designation1 with a name complement) lists them. A
+        refusal naming no invoice, or at an element no bound value fills, is left as it
+        is."""
         def concerned(p: Problem) -> bool:
             return bool(p.invoice and p.mapping is None and p.record
                         and p.rule.startswith(("xsd.", "layout.")))
@@ -855,7 +857,12 @@ class Exporter:
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
-                if where is not None:
+                if isinstance(where, tuple):  # a value joining several: each listed
+                    head, said, tail = p.message.partition(" (rendered from ")
+                    joins = (f" (the value joins {len(where)} bound fields, "
+                             f"{'; '.join(where)}: shorten one of them)")
+                    p = replace(p, message=head + joins + said + tail)
+                elif where is not None:
                     p = replace(p, mapping=where, source="mapping")
             out.append(p)
         return out

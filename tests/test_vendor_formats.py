@@ -208,6 +208,39 @@ def test_a_jvs_invoice_number_its_xsd_refuses_names_the_binding(tmp_path):
         export(corail, source, tmp_path / "out2", RUN)
     [problem] = info.value.problems
     assert "RaisonSociale" in problem.record and problem.mapping is None, problem
+    # but lists them: the refusal said which value, not which fields make it
+    lines = {text.strip(): i for i, text in enumerate(
+        corail.read_text(encoding="utf-8").splitlines(), 1)}
+    name = lines['name: {expr: "invoice.payer.last_name or invoice.payer.name"}']
+    first = lines["first_name: payer.first_name"]
+    assert (f"(the value joins 2 bound fields, {corail}:{name}: bindings.payer.name; "
+            f"{corail}:{first}: bindings.payer.first_name: shorten one of them) (rendered "
+            "from ") in str(problem), problem
+
+
+def test_an_emagnus_name_and_complement_over_designation1_list_their_bindings(tmp_path):
+    """e.magnus writes a name complement after the name in Designation1 (50): a name of
+    30 and a complement of 25 bound from the export were refused by the layout, by
+    invoice, naming no binding nor saying the column joins two. It lists both now."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "    first_name: payer.first_name",
+        "    first_name: payer.first_name\n    complement_name: payer.complement"))
+    name = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip().startswith("name: {expr:"))
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"].update(last_name="A" * 30, complement="B" * 25)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
+    for problem in info.value.problems:
+        assert problem.mapping is None and str(problem).endswith(
+            "record 'ecriture', column Designation1 (#10): is 56 characters, the layout "
+            f"allows 50 (the value joins 2 bound fields, {mapping}:{name}: "
+            f"bindings.payer.name; {mapping}:{line}: bindings.payer.complement_name: "
+            f"shorten one of them) (rendered from {source}:$.invoices[0]) (rule "
+            "layout.length)"), problem
 
 
 def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
