@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _budget
 from ._csv import FORMULA_START
+from ._display import shown_repr
 from ._jinja import WrongShape, expression_environment, json_kind
 from .checks import (
     BANK_RULES,
@@ -62,6 +63,7 @@ from .text import (
     Normalized,
     ascii_letters,
     code_error,
+    control_in,
     normalize,
     pes_text_error,
     truncate_words,
@@ -393,6 +395,12 @@ class Builder:
         # the split policies the format would refuse (the exporter's check_fields,
         # mapping.policy-fit): a value over its limit is refused without advising them
         self.unfit_splits: frozenset[str] = frozenset()
+        # whether the format's templates write the invoice number (the exporter's
+        # check_fields: read on the sample titles; e.magnus' NumeroFacture, Corail's
+        # LibPieceJustificative, JVS_FAC_NumeroFacture): written as it is, it is held to
+        # the output's encoding, the format's charset and forbidden characters (_number)
+        self.number_written = False
+        self._encoding = mapping.output.encoding or fmt.encoding
         self.text_policy = mapping.policies.text
         # the invoice numbers read, as written, with their input records, found by key
         # (invoice_key: 'FA-1' and 'fa-1' are one invoice) and by NumDette (debt_key);
@@ -521,6 +529,26 @@ class Builder:
         ctx.problem("input.type", f"{key} is {shape}{source}, not {expected}: a field of the "
                     "title takes a string or a number", mapping=binding.where if binding
                     else None, record=record)
+        return False
+
+    def _number_fits(self, ctx: _Ctx, number: str) -> bool:
+        """Whether ``number``, which the format writes as it is (an identifier: no text
+        policy changes it, a transliterated one would not be the school's), fits its
+        files: no line break, tab, control or invisible character (a line break ends an
+        e.magnus record; an XML parser reads it and a tab as a space), only characters
+        the output's encoding writes and the format's charset allows (e.magnus: ascii),
+        none its layouts forbid (e.magnus: ';' and '"'). Else refused (input.invoice-number)."""
+        if number.isascii() and number.isprintable() and not self._forbidden:
+            return True
+        bad = control_in(number)
+        said = (f"holds the control or invisible character U+{ord(bad):04X}" if bad
+                else text_misfit(number, self._encoding, self.fmt.charset, self.fmt.forbidden))
+        if said is None:
+            return True
+        ctx.problem("input.invoice-number", f"invoice number {shown_repr(number)}: {said}; "
+                    f"format {self.fmt.name} writes it into its files as it is, never "
+                    "transliterated nor replaced (an identifier): correct it in the school "
+                    "software", mapping=self.inv["number"].where)
         return False
 
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
@@ -871,6 +899,8 @@ class Builder:
                         f"{number[:1]!r}, which a spreadsheet opening the payment references "
                         "CSV would take for a formula", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
+        if self.number_written and not self.recorded and not self._number_fits(ctx, number):
+            return BuildResult(problems=ctx.problems)
         key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)
         other = self.seen.find(key)
         if other is not None:
@@ -1124,9 +1154,12 @@ class Builder:
         for ln in lines:
             q, u = ln.quantity, ln.unit_price
             if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
+                # a quantity of 0 or less is none the filter writes, though its price's
+                # sign may make the product the amount (-0.5 x -285.00): said as such
+                why = (f"is not its amount ({ln.amount})" if q * u != ln.amount
+                       else f"gives its amount, but a quantity of {q} is not above 0")
                 ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
-                         f"is not its amount ({ln.amount}): the pricing filter gives "
-                         f"1 × {ln.amount}")
+                         f"{why}: the pricing filter gives 1 × {ln.amount}")
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""
@@ -1506,9 +1539,16 @@ class Builder:
                         "country code, 3 digits)",
                         mapping=self.mapping.where("codes", "countries"))
             return None
+        said = len(ctx.problems)
         foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
                                   a.get("city"))
         if foreign_city is None:
+            if postal:  # the city's length, charset or forbidden character: the postal
+                # code's part said, which the city as exported lacks (e.magnus's ';')
+                ctx.problems[said:] = [replace(p, message=(
+                    f"{p.message} (address.city is written with the foreign postal code "
+                    f"{shown_repr(postal)} before it: policy foreign_address: "
+                    "postal_code_in_city)")) for p in ctx.problems[said:]]
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
         ctx.note("foreign_address", f"{country}: " + self._naming(

@@ -290,7 +290,7 @@ class Exporter:
         # the split policies check_fields found the format would refuse (Builder's)
         self._unfit_splits: frozenset[str] = frozenset()
         # {template: where the bound values land in its XML file} (_bindings_of)
-        self._places: dict[str, dict[tuple[str, str | None], str]] = {}
+        self._places: dict[str, dict[tuple[str, str | None], str | tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -319,10 +319,13 @@ class Exporter:
                                   "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
+            self.builder.number_written = True  # not known: held to the charset
             return
         self.sample_reads = sample.reads
         # a refusal by invoice does not advise a split the format would refuse
         self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
+        # an invoice number the format writes as it is is held to its charset
+        self.builder.number_written = "t.invoice_number" in sample.reads
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -533,6 +536,8 @@ class Exporter:
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
         self.builder.unfit_splits = self._unfit_splits
+        self.builder.number_written = self.sample_reads is None or \
+            "t.invoice_number" in self.sample_reads
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again
@@ -824,8 +829,10 @@ class Exporter:
         (``sample.binding_places``, worked out on the error path only, once per file
         kind): JVS_FAC_NumeroFacture over 20 characters (e.magnus' NumeroFacture over
         50) names bindings.invoice.number, as a text field over its format.yaml limit does
-        before rendering. A refusal naming no invoice, or at an element no single bound
-        value fills, is left as it is."""
+        before rendering; one of a value joining several bound fields (Corail's
+        RaisonSociale, e.magnus' Designation1 with a name complement) lists them. A
+        refusal naming no invoice, or at an element no bound value fills, is left as it
+        is."""
         def concerned(p: Problem) -> bool:
             return bool(p.invoice and p.mapping is None and p.record
                         and p.rule.startswith(("xsd.", "layout.")))
@@ -850,7 +857,12 @@ class Exporter:
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
-                if where is not None:
+                if isinstance(where, tuple):  # a value joining several: each listed
+                    head, said, tail = p.message.partition(" (rendered from ")
+                    joins = (f" (the value joins {len(where)} bound fields, "
+                             f"{'; '.join(where)}: shorten one of them)")
+                    p = replace(p, message=head + joins + said + tail)
+                elif where is not None:
                     p = replace(p, mapping=where, source="mapping")
             out.append(p)
         return out

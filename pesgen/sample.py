@@ -380,8 +380,20 @@ def _held(marks: dict[str, str], value: str | None) -> str | None:
     return held[0]
 
 
+def _joined_marks(marks: dict[str, str], value: str | None) -> tuple[str, ...]:
+    """The marks ``value`` holds, each once, when it holds two or more (Corail's
+    RaisonSociale: name, complement, first name; e.magnus' Designation1: name and
+    complement), in the order written; () otherwise."""
+    held = tuple(sorted((mark for mark in marks if value and mark in value),
+                        key=lambda mark: (value or "").index(mark)))
+    if len(held) < 2 or value is None or any(value.count(mark) != 1 for mark in held):
+        return ()
+    return held
+
+
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
-                   doc: Document, encoding: str) -> dict[tuple[str, str | None], str]:
+                   doc: Document, encoding: str
+                   ) -> dict[tuple[str, str | None], str | tuple[str, ...]]:
     """{(XPath without positions, attribute or None for the element's text): the
     mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
     (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
@@ -389,9 +401,11 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     (Corail's LibPieceJustificative 'FACTURE <number>'): found by rendering ``title``
     with a mark in each (``_PLACED``), so that the XSD's (the layout's) refusal at an
     export, by invoice, names the binding whose value it refused (JVS_FAC_NumeroFacture,
-    e.magnus' NumeroFacture: bindings.invoice.number). A value holding two marks
-    (Corail's RaisonSociale: name, complement, first name), or one twice, names none
-    (``_held``); {} when the marked title does not render or parse."""
+    e.magnus' NumeroFacture: bindings.invoice.number). A value joining several marks,
+    each once (Corail's RaisonSociale: name, complement, first name), gives the tuple of
+    their bindings, which the refusal lists (no one of them is the cause); one holding a
+    mark twice names none (``_held``); {} when the marked title does not render or
+    parse."""
     fields = bound(mapping)
     marks: dict[str, str] = {}
     for i, (name, path) in enumerate(_PLACED):
@@ -403,7 +417,15 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     text = _rendered(renderer, doc, title) if marks else None
     if text is None:
         return {}
-    places: dict[tuple[str, str | None], str] = {}
+    places: dict[tuple[str, str | None], str | tuple[str, ...]] = {}
+
+    def place(key: tuple[str, str | None], value: str | None) -> None:
+        held = _held(marks, value)
+        if held:
+            places[key] = fields[marks[held]].where
+        elif joined := _joined_marks(marks, value):
+            places[key] = tuple(fields[marks[mark]].where for mark in joined)
+
     if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
         layout = load_layout(renderer.spec.layout)
         lines = text.split("\n")
@@ -412,20 +434,14 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             if rec is None:
                 continue
             for col, value in zip(rec.columns, values, strict=False):
-                held = _held(marks, value)
-                if held:
-                    places[(f"record '{rec.type}', {col.label}", None)] = \
-                        fields[marks[held]].where
+                place((f"record '{rec.type}', {col.label}", None), value)
         return places
     root = _parsed(text, encoding)
     if root is None:
         return {}
     tree = root.getroottree()
     for el, attribute, xml_value in _values(root):
-        held = _held(marks, xml_value)
-        if held:
-            xpath = unpositioned(tree.getpath(el))
-            places[(xpath, attribute)] = fields[marks[held]].where
+        place((unpositioned(tree.getpath(el)), attribute), xml_value)
     return places
 
 

@@ -319,15 +319,23 @@ def outside_charset(value: str, charset: str) -> str:
     return "".join(dict.fromkeys(_DISALLOWED[charset].findall(value)))
 
 
+def control_in(value: str) -> str | None:
+    """The first line break, tab, control or invisible character of ``value`` (never
+    text: a value written as it is, which no text policy changes, must hold none), or
+    None."""
+    bad = _BAD_CONTROL.search(value) or _CONTROL.search(value) or _INVISIBLE.search(value)
+    return bad.group(0)[0] if bad else None
+
+
 def code_error(value: str, charset: str, limit: int | None) -> str | None:
     """What keeps a code a mapping's table gives (codes.civility, default_civility) from
     being sent as written, or None. A code is written for the target by whoever wrote
     the table: the text policies (case, transliterate, newlines) never change it, so a
     character the field's charset lacks, a space at its start or end, a length over the
     field's limit or a PES placeholder is refused, not transformed."""
-    bad = _BAD_CONTROL.search(value) or _CONTROL.search(value) or _INVISIBLE.search(value)
+    bad = control_in(value)
     if bad:
-        return f"holds the control or invisible character U+{ord(bad.group(0)[0]):04X}"
+        return f"holds the control or invisible character U+{ord(bad):04X}"
     chars = "".join(dict.fromkeys(_DISALLOWED[charset].findall(value)))
     if chars:
         return f"holds {chars!r}, which charset {charset} does not allow"

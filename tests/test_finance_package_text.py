@@ -352,6 +352,36 @@ def test_a_corail_code_its_xsd_refuses_is_refused_naming_its_line(tmp_path):
     assert not out.exists()
 
 
+def test_a_code_an_xsd_refuses_as_an_elements_text_is_refused_naming_its_line(tmp_path):
+    """mapping.code-fit finds where a code lands in an XML file, an attribute (the
+    shipped bundles' V) or an element's text; only the attribute was tested. A copy of
+    the Corail bundle writing the nature as Article's text (<Article>7062</Article>, its
+    XSD's Article a simple type) refuses a nature of 11 digits, by its line, at the
+    element's XPath (no /@V); the shipped mapping's natures pass it."""
+    fmts, _, _ = _bundle_with(
+        tmp_path, "cosoluce-corail", "corail.xml.j2",
+        ('<Article V="{{ imp.nature }}"/>', "<Article>{{ imp.nature }}</Article>"))
+    xsd = fmts / "cosoluce-corail" / "corail.xsd"
+    text = xsd.read_text(encoding="utf-8")
+    old = '<xs:element name="Article" type="V_Article"/>'
+    assert text.count(old) == 1
+    xsd.write_text(text.replace(old, '<xs:element name="Article" type="Article"/>'),
+                   encoding="utf-8")
+    mapping, (line,) = mapping_copy(
+        tmp_path, CORAIL, ('FM-C1:       {product: FMC1, nature: "7062"',
+                           'FM-C1:       {product: FMC1, nature: "70621234567"'))
+    checked = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert checked.exit_code == 3, checked.output
+    assert ("codes.activities.FM-C1.nature '70621234567' is refused by corail.xsd (xsd.bundle: "
+            "[facet 'pattern'] The value '70621234567' is not accepted by the pattern "
+            "'[0-9]{1,10}'): written as it is into CORAIL_21450999400015_2026_0000001.xml, "
+            "/ImportCosoluce/TypePieceImport/Piece/LignePiece/Article "
+            f"[mapping {mapping}:{line}: codes.activities.FM-C1.nature] (rule "
+            "mapping.code-fit)") in " ".join(checked.output.split())
+    assert checked.output.count("(rule mapping.code-fit)") == 1
+    assert run_cli("check-mapping", CORAIL, "--formats-dir", fmts).exit_code == 0
+
+
 def test_a_code_an_xml_bundles_xsd_refuses_is_found_by_its_facets_not_per_vendor(tmp_path):
     """The check is the bundle's XSD, not code per package: a copy of the JVS bundle
     whose XSD takes three characters of CodProdLoc (maxLength) refuses the mapping's

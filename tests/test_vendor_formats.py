@@ -208,6 +208,39 @@ def test_a_jvs_invoice_number_its_xsd_refuses_names_the_binding(tmp_path):
         export(corail, source, tmp_path / "out2", RUN)
     [problem] = info.value.problems
     assert "RaisonSociale" in problem.record and problem.mapping is None, problem
+    # but lists them: the refusal said which value, not which fields make it
+    lines = {text.strip(): i for i, text in enumerate(
+        corail.read_text(encoding="utf-8").splitlines(), 1)}
+    name = lines['name: {expr: "invoice.payer.last_name or invoice.payer.name"}']
+    first = lines["first_name: payer.first_name"]
+    assert (f"(the value joins 2 bound fields, {corail}:{name}: bindings.payer.name; "
+            f"{corail}:{first}: bindings.payer.first_name: shorten one of them) (rendered "
+            "from ") in str(problem), problem
+
+
+def test_an_emagnus_name_and_complement_over_designation1_list_their_bindings(tmp_path):
+    """e.magnus writes a name complement after the name in Designation1 (50): a name of
+    30 and a complement of 25 bound from the export were refused by the layout, by
+    invoice, naming no binding nor saying the column joins two. It lists both now."""
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "    first_name: payer.first_name",
+        "    first_name: payer.first_name\n    complement_name: payer.complement"))
+    name = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip().startswith("name: {expr:"))
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"].update(last_name="A" * 30, complement="B" * 25)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
+    for problem in info.value.problems:
+        assert problem.mapping is None and str(problem).endswith(
+            "record 'ecriture', column Designation1 (#10): is 56 characters, the layout "
+            f"allows 50 (the value joins 2 bound fields, {mapping}:{name}: "
+            f"bindings.payer.name; {mapping}:{line}: bindings.payer.complement_name: "
+            f"shorten one of them) (rendered from {source}:$.invoices[0]) (rule "
+            "layout.length)"), problem
 
 
 def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
@@ -251,6 +284,88 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
     r = CliRunner().invoke(app, ["check-mapping", str(titres)])
     assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
+
+
+@pytest.mark.parametrize(("mapping", "number", "said"), [
+    (EMAGNUS, "FA-Été-101", "'Éé' is outside the format's charset ascii"),
+    (EMAGNUS, "FA-ł-101", "'ł' cannot be written in cp1252"),
+    (CORAIL, "FA-Œ-101", "'Œ' is outside the format's charset latin-1"),
+    (JVS, "FA-ł-101", "'ł' is outside the format's charset latin-1"),
+    (JVS, "FA-1\n01", "holds the control or invisible character U+000A"),
+    (CORAIL, "FA-1\t01", "holds the control or invisible character U+0009"),
+    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0"),
+], ids=["emagnus-ascii", "emagnus-cp1252", "corail-latin1", "jvs-latin1", "jvs-newline",
+        "corail-tab", "emagnus-nbsp"])
+def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
+        tmp_path, mapping, number, said):
+    """The finance packages' files carry the invoice number as it is (e.magnus'
+    NumeroFacture, Corail's LibPieceJustificative, JVS_FAC_NumeroFacture), through no
+    text policy: 'FA-Été-101' went into e.magnus's ascii file as bytes 0xC9 and 0xE9, an
+    'Œ' or 'ł' into Corail's and JVS's latin-1 text, a line break or a tab into an XML
+    attribute (read back as a space: another number) without a word, and an 'ł' e.magnus's
+    cp1252 cannot write failed as the template's error (exit 5). Such a number is refused
+    by invoice, naming its binding (input.invoice-number): an identifier is never
+    transliterated."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = number
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "number: number")
+    fmt = {EMAGNUS: "bl-emagnus", CORAIL: "cosoluce-corail", JVS: "jvs-millesime"}[mapping]
+    with pytest.raises(InputDataError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert (problem.rule, problem.invoice, problem.record) == (
+        "input.invoice-number", number, f"{source}:$.invoices[0]")
+    assert problem.message == (
+        f"invoice number {number!r}: {said}; format {fmt} writes it into its files as it "
+        "is, never transliterated nor replaced (an identifier): correct it in the school "
+        "software"), problem.message
+    assert problem.mapping == f"{mapping}:{line}: bindings.invoice.number"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("postal", "city", "said"), [
+    ("B;1000", "Bruxelles", "address.city holds ';', which format bl-emagnus forbids in its "
+     "values (its layouts' forbidden_characters)"),
+    ("B-1000", "C" * 45, "address.city is 52 characters, the target allows 50"),
+], ids=["forbidden", "length"])
+def test_a_foreign_city_refused_for_its_postal_code_says_so(tmp_path, postal, city, said):
+    """Abroad (foreign_address: postal_code_in_city) the postal code is written before
+    the city: a ';' of the postal code (e.magnus forbids it) or the length they make
+    together was refused as the city's, 'address.city holds ';'' of a city 'Bruxelles',
+    naming the city's binding and not why. The refusal says the postal code is in it."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["address"].update(country="BE", postal_code=postal,
+                                                  city=city)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    line = next(i for i, text in enumerate(EMAGNUS.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip() == "city: payer.address.city")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert problem.message.startswith(said), problem.message
+    assert problem.message.endswith(
+        f"(address.city is written with the foreign postal code {postal!r} before it: "
+        "policy foreign_address: postal_code_in_city)"), problem.message
+    assert problem.mapping == f"{EMAGNUS}:{line}: bindings.address.city"
+
+
+def test_an_invoice_number_a_format_does_not_write_is_not_held_to_its_charset(tmp_path):
+    """PES titres writes no invoice number (its titres are numbered by IdPce), and a
+    latin-1 format takes an 'É' the ascii e.magnus refuses: both export it."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["number"] = "FA-Œ-101"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export(MAPPINGS / "villeneuve-sur-loing-titres.yaml", source, tmp_path / "titres", RUN)
+    data["invoices"][0]["number"] = "FA-Été-101"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    export(CORAIL, source, tmp_path / "corail", RUN)
+    written = next((tmp_path / "corail").glob("CORAIL_*.xml")).read_text(encoding="utf-8")
+    assert '<LibPieceJustificative V="FACTURE FA-Été-101"/>' in written
 
 
 def test_a_jvs_mapping_text_its_xsd_refuses_is_refused_when_the_mapping_meets_the_format(
@@ -787,15 +902,17 @@ def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping)
 
 def test_a_negative_quantity_and_price_giving_the_amount_are_noted(tmp_path):
     """A quantity below 0 is no quantity the pricing filter writes, even when the unit
-    price's sign makes the product the amount (-0.5 x -285.00 = 142.50): noted."""
+    price's sign makes the product the amount (-0.5 x -285.00 = 142.50): noted, saying
+    so (the note said the product was not the amount)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     invoice = next(i for i in data["invoices"] if i["number"] == "FA-2026-00102")
     invoice["lines"][0].update(quantity="-0.5", unit_price="-285.00")
     source = tmp_path / "export.json"
     source.write_text(json.dumps(data), encoding="utf-8")
     result = export(EMAGNUS, source, tmp_path / "out", date(2026, 11, 23))
-    assert ("FA-2026-00102", "line 1: quantity × unit price (-0.50 × -285.00) is not its "
-            "amount (142.50): the pricing filter gives 1 × 142.50") in [
+    assert ("FA-2026-00102", "line 1: quantity × unit price (-0.50 × -285.00) gives its "
+            "amount, but a quantity of -0.50 is not above 0: the pricing filter gives "
+            "1 × 142.50") in [
         (n.invoice, n.detail) for n in result.notes if n.policy == "pricing"]
 
 
