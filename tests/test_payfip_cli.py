@@ -180,6 +180,39 @@ def test_reconcile_counts_test_payments_apart(world):
     assert sum("  FA-2026-00103  recorded, now paid" in line for line in lines) == 1
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_reconcile_counts_the_anomalies_it_recorded_and_says_where_they_are(world, fmt):
+    """A family paid twice, both notifications lost: the sweep said `recorded, now paid`
+    for both and `recorded 2`, the double payment only in a log line on standard error.
+    Its line and its summary say the anomaly recorded, by kind, and where to see it; the
+    JSON report has them (each operation's, and counted by kind)."""
+    httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
+               timeout=TIMEOUT)
+    ops = []
+    for _ in range(2):
+        code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+        assert code == 0, err
+        ops.append(_pay(world, out))
+    if fmt == "text":
+        code, out, err = _run("payfip", "reconcile")
+        assert code == 0, err
+        assert out.strip().splitlines() == [
+            f"{ops[0]}  FA-2026-00102  recorded, now paid",
+            f"{ops[1]}  FA-2026-00102  recorded, now paid, anomaly double-payment",
+            "reconciled 2 operation(s): recorded 2; 1 anomaly(ies) recorded (double-payment "
+            "1): `pesgen payfip anomalies` says what to do"]
+    else:
+        code, out, err = _run("payfip", "reconcile", "--format", "json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert (report["counts"], report["anomalies"]) == (
+            {"recorded": 2}, {"double-payment": 1})
+        assert [(o["id_op"], o["status"], o["anomalies"]) for o in report["operations"]] == [
+            (ops[0], "paid", []), (ops[1], "paid", ["double-payment"])]
+    [anomaly] = ledger.list_anomalies(world["store"])
+    assert (anomaly["kind"], anomaly["id_op"]) == ("double-payment", ops[1])
+
+
 def _three_paid_unnotified(world) -> list[str]:
     """FA-2026-00102, 00103 and 00105 paid by card, their notifications lost."""
     httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
@@ -674,7 +707,8 @@ def test_reconcile_as_json_reports_each_operation_and_alerts_on_errors(world):
             report["counts"]) == ("payfip reconcile", True, 0, None, {"pending": 1})
     assert report["operations"] == [{"id_op": id_op, "invoice": "FA-2026-00102",
                                      "action": "pending", "status": "pending",
-                                     "message": None}]
+                                     "message": None, "anomalies": []}]
+    assert report["anomalies"] == {}  # none recorded
     world["fake"].stop()
     code, out, _ = _run("payfip", "reconcile", "--timeout", "2", "--format", "json")
     assert code == 8

@@ -346,17 +346,22 @@ def reconcile(
     timeout: TimeoutOpt = 15.0,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
-        "counts and each operation asked), printed once the sweep is over.")] = "text",
+        "counts, the anomalies recorded by kind, and each operation asked), printed once "
+        "the sweep is over.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Ask PayFiP about every pending or unknown operation: records results whose
-    notification never arrived; P1 (purged) operations expire."""
+    notification never arrived; P1 (purged) operations expire. The anomalies recorded (a
+    double payment…) are counted by kind in the summary: `pesgen payfip anomalies`."""
     from collections import Counter
 
     from ..cli import _json_exit
 
     # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
     counts: Counter[str] = Counter()
+    # the anomalies recorded, by kind: a double payment's is recorded beside a payment
+    # (its line says `recorded, now paid`), and each is for a person
+    kinds: Counter[str] = Counter()
     asked: list[dict[str, Any]] = []
     try:
         _check_format(fmt)
@@ -371,20 +376,26 @@ def reconcile(
                                 day.isoformat() if day else None):
             if fmt == "json":
                 asked.append({"id_op": o.id_op, "invoice": o.invoice, "action": o.action,
-                              "status": o.status, "message": o.message or None})
+                              "status": o.status, "message": o.message or None,
+                              "anomalies": list(o.anomalies)})
             else:
                 extra = f" ({shown(o.message)})" if o.message else ""
                 # what was done, then the operation's status when it says more:
                 # `recorded, now paid`, `error, now unknown`; `pending`, `expired` alone
                 now = "" if o.status in (None, o.action) else f", now {o.status}"
-                _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{extra}")
+                # an anomaly beside a result recorded (a double payment): said on its line,
+                # where an `anomaly` line's message names its kinds already
+                also = (f", anomaly {', '.join(o.anomalies)}"
+                        if o.anomalies and o.action == "recorded" else "")
+                _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{also}{extra}")
             counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
                    else o.action] += 1
+            kinds.update(o.anomalies)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc), counts=dict(sorted(counts.items())),
-                       operations=asked)
+                       anomalies=dict(sorted(kinds.items())), operations=asked)
         _fail(exc)
         return
     # some results could not be asked: alert (exit 8)
@@ -392,9 +403,14 @@ def reconcile(
     if fmt == "json":
         _json_exit("payfip reconcile", code, None if not code else
                    f"{counts['error']} operation(s) could not be asked their result",
-                   counts=dict(sorted(counts.items())), operations=asked)
+                   counts=dict(sorted(counts.items())), anomalies=dict(sorted(kinds.items())),
+                   operations=asked)
         return
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
+    if kinds:
+        summary += (f"; {kinds.total()} anomaly(ies) recorded ("
+                    + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                    + "): `pesgen payfip anomalies` says what to do")
     _say(f"reconciled {counts.total()} operation(s): {summary}")
     if code:
         raise typer.Exit(code)

@@ -111,13 +111,15 @@ class Outcome:
     """What handling one idOp did. ``action``: recorded (a result was applied),
     already (it had been: replay), pending (PayFiP does not know the result yet),
     error (PayFiP could not be asked; retried by reconcile), expired, anomaly,
-    unknown-idop (pesgen never issued it)."""
+    unknown-idop (pesgen never issued it). ``anomalies``: the kinds of the anomalies it
+    recorded (a double payment's too, whose action is recorded: its operation is paid)."""
 
     id_op: str
     action: str
     status: str | None = None  # the operation's status afterwards
     invoice: str | None = None
     message: str = ""
+    anomalies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -588,7 +590,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if op is None:
             _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
                      "a result for an operation pesgen never issued")
-            return Outcome(id_op, "unknown-idop")
+            return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
         if source == "notification":
             _count_notification(conn, id_op)
         if op["status"] in FINAL:
@@ -676,7 +678,8 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             log.warning("payfip %s: operation %s: anomaly (%s)", source, id_op,
                         ", ".join(m[0] for m in mismatches))
             return Outcome(id_op, "anomaly", "anomaly", op["invoice"],
-                           ", ".join(m[0] for m in mismatches))
+                           ", ".join(m[0] for m in mismatches),
+                           tuple(m[0] for m in mismatches))
 
         values: dict[str, Any] = {"updated_at": now}
         undated = False  # a payment recorded without PayFiP's transaction time
@@ -707,7 +710,9 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if event == "double-payment":
             result["paid_by"] = pay["id_op"] if pay else None
         _event(conn, op, event, source, pay_status, result)
+    recorded: tuple[str, ...] = ()
     if event == "double-payment":
+        recorded = ("double-payment",)
         # the operation is paid, but it pays nothing: an anomaly, said as the others are
         # (a log read for "anomaly" finds it)
         log.warning("payfip %s: operation %s: paid, anomaly (double-payment)", source, id_op)
@@ -719,8 +724,8 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         # (`payfip payments`: paid_at_source "recorded")
         log.warning("payfip %s: operation %s: no dattrans/heurtrans in the result",
                     source, id_op)
-        return Outcome(id_op, "recorded", new, op["invoice"], NO_TRANSACTION_TIME)
-    return Outcome(id_op, "recorded", new, op["invoice"])
+        return Outcome(id_op, "recorded", new, op["invoice"], NO_TRANSACTION_TIME, recorded)
+    return Outcome(id_op, "recorded", new, op["invoice"], anomalies=recorded)
 
 
 def note_check(store: Store, id_op: str, source: str, status: str,
@@ -771,7 +776,7 @@ def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcom
         _event(conn, op, "anomaly", source, pay["status"] if pay else "pending",
                {"reason": reason})
     log.warning("payfip %s: operation %s: anomaly (lookup-refused)", source, id_op)
-    return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason)
+    return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason, ("lookup-refused",))
 
 
 def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
@@ -780,7 +785,7 @@ def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
         _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
                  "notification for an operation pesgen never issued; rejected")
     log.warning("payfip %s: rejected unknown operation %s", source, id_op)
-    return Outcome(id_op, "unknown-idop")
+    return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
 
 
 def count_notification(store: Store, id_op: str) -> None:
