@@ -79,7 +79,7 @@ def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
                      "id_bord": 1, "id_pce": 3, "debt_number": "202600103",
                      "amount": _total("FA-2026-00103"),
                      "active": True, "run_status": "committed",
-                     "bordereau_cancelled_at": None}
+                     "bordereau_cancelled_at": None, "helios": {"status": "not recorded"}}
     assert report["left_out"] == []
 
     # by NumDette, leading zeros not counting
