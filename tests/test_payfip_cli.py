@@ -859,6 +859,48 @@ def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
     assert [k for k in sorted(kinds) if f"`{k}`" not in section] == []
 
 
+def test_payments_of_the_invoices_given_in_every_format(world):
+    """`payfip payments --invoice X`: support answering a family grepped the whole CSV
+    for its invoice. The rows of the invoices given (repeatable), their numbers compared
+    by their key as `runs find` compares them (`fa-2026-00102 ` is FA-2026-00102), in CSV
+    and JSON, with --since and --history; an invoice with no row, or none changed since
+    --since, is said on standard error, the exit 0 (the listing is whole)."""
+    for invoice in ("FA-2026-00102", "FA-2026-00103"):
+        code, out, err = _link(world, invoice, "--mode", "W")
+        assert code == 0, err
+        if invoice == "FA-2026-00102":
+            _pay(world, out)
+    code, out, err = _run("payfip", "payments", "--invoice", " fa-2026-00102 ")
+    assert code == 0, err
+    assert [(r["invoice"], r["status"]) for r in csv.DictReader(
+        io.StringIO(out), delimiter=";")] == [("FA-2026-00102", "paid")]
+    assert err == "1 invoice(s) in 1 row(s)\n"
+    # a row with no key recorded (written otherwise than by a link) is keyed as it is read
+    from pesgen.payfip.tables import payments
+
+    with world["store"].engine.begin() as conn:
+        conn.execute(payments.update().values(invoice_key=None))
+    code, out, err = _run("payfip", "payments", "-n", "fa-2026-00102")
+    assert [r["invoice"] for r in csv.DictReader(io.StringIO(out), delimiter=";")] == [
+        "FA-2026-00102"], err
+    code, out, err = _run("payfip", "payments", "--format", "json", "--history",
+                          "--since", "2020-01-01", "-n", "FA-2026-00103",
+                          "-n", "FA-2026-00102", "-n", "FA-2026-00199")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert sorted((r["invoice"], r["status"], r["history"][0]["event"]) for r in rows) == [
+        ("FA-2026-00102", "paid", "created"), ("FA-2026-00103", "pending", "created")]
+    assert err == ("2 invoice(s) in 2 row(s)\nnote: invoice FA-2026-00199: no payment row: no "
+                   "PayFiP link was made for it, so pesgen knows of no online payment of it; "
+                   "a family that paid otherwise (Datamatrix, cheque, at the trésorerie) paid "
+                   "the trésorerie: ask it (docs/payfip.md, A family says it paid)\n")
+    code, out, err = _run("payfip", "payments", "--since", "2999-01-01", "--invoice",
+                          "FA-2026-00102")
+    assert code == 0 and out.strip().splitlines()[1:] == [], out
+    assert err == ("0 invoice(s) in 0 row(s)\nnote: invoice FA-2026-00102: its row did not "
+                   "change since 2999-01-01 (without --since: its row as it stands)\n")
+
+
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     """P1: PayFiP purged the operation; the family may have paid before (its notification
     lost). The list is unchanged (the school software reads it); standard error says what

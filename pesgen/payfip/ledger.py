@@ -899,7 +899,8 @@ PAYMENTS_CHUNK = 500  # invoices read, and looked up, at a time
 
 
 def iter_payments(store: Store, since: date | None = None, history: bool = False,
-                  chunk: int = PAYMENTS_CHUNK) -> Iterator[dict[str, Any]]:
+                  chunk: int = PAYMENTS_CHUNK, invoices: Collection[str] | None = None
+                  ) -> Iterator[dict[str, Any]]:
     """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
     is the mode of the operation the status comes from: the paying one once paid, else
     the latest link (only its result changes the status of an unpaid invoice); ``run``
@@ -935,9 +936,22 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     invoice, not by its rows (the list of every row, then the whole file's text, took
     1.1 GiB for 100 000 with ``--history``). No query stays open while the rows are
     written out: a reader slow to take them (a pager) holds no lock of a SQLite store
-    that `payfip serve` writes to."""
+    that `payfip serve` writes to.
+
+    ``invoices``: only the payments of these invoice numbers, compared by their key
+    (``keys.invoice_key``, as `runs find` and the guard compare them: case, surrounding
+    spaces and look-alike characters aside); None: every payment (the listing reads as
+    it did, no filter added)."""
     p_ = _payments_with_titles()
     query = sa.select(p_.c.id).order_by(p_.c.updated_at, p_.c.invoice)
+    wanted: set[str] = set()
+    if invoices is not None:
+        # the payments' recorded keys (migration 17), and those with none (a row written
+        # otherwise than by record_operation), keyed below
+        wanted = {invoice_key(i) for i in invoices}
+        query = sa.select(p_.c.id, p_.c.invoice, p_.c.invoice_key).order_by(
+            p_.c.updated_at, p_.c.invoice).where(sa.or_(
+                p_.c.invoice_key.in_(sorted(wanted)), p_.c.invoice_key.is_(None)))
     if since:
         day = since.isoformat()
         # a cancelled title's invoice exported again since: due again (its new title's
@@ -965,7 +979,11 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
                                    sa.and_(sa.not_(p_.c.title_active), exported_again),
                                    sa.and_(p_.c.title_active, reinstated), hold_changed))
     with store.engine.connect() as conn:
-        ids = list(conn.execute(query).scalars())
+        if invoices is None:
+            ids = list(conn.execute(query).scalars())
+        else:
+            ids = [r.id for r in conn.execute(query)
+                   if (r.invoice_key or invoice_key(r.invoice)) in wanted]
         held = _held_back(conn)
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
