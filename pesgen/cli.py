@@ -1463,8 +1463,12 @@ def runs_list(
             f" (active {r.titles - r.cancelled_figures[0]} title(s), "
             f"{Decimal(r.total) - Decimal(r.cancelled_figures[1]):.2f}; cancelled "
             f"{r.cancelled_figures[0]} title(s), {r.cancelled_figures[1]})")
-        # the SIRET: a store may hold several collectivities' runs
-        _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  SIRET {r.id_coll} "
+        # the SIRET: a store may hold several collectivities' runs; the run date (--date:
+        # the files' dates, DteStr…) beside when it was recorded, which it need not be: the
+        # October run recorded on 3 November is found by its date. On every line, so that
+        # the columns stay aligned
+        _say(f"{r.id}  {r.created_at}  run date {r.run_date}  {r.status:<9}  {r.format}  "
+                   f"SIRET {r.id_coll} "
                    f"budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}{part}  {r.mapping_path}")
