@@ -1464,8 +1464,12 @@ def runs_list(
             f" (active {r.titles - r.cancelled_figures[0]} title(s), "
             f"{Decimal(r.total) - Decimal(r.cancelled_figures[1]):.2f}; cancelled "
             f"{r.cancelled_figures[0]} title(s), {r.cancelled_figures[1]})")
-        # the SIRET: a store may hold several collectivities' runs
-        _say(f"{r.id}  {r.created_at}  {r.status:<9}  {r.format}  SIRET {r.id_coll} "
+        # the SIRET: a store may hold several collectivities' runs; the run date (--date:
+        # the files' dates, DteStr…) beside when it was recorded, which it need not be: the
+        # October run recorded on 3 November is found by its date. On every line, so that
+        # the columns stay aligned
+        _say(f"{r.id}  {r.created_at}  run date {r.run_date}  {r.status:<9}  {r.format}  "
+                   f"SIRET {r.id_coll} "
                    f"budget {r.cod_bud}  "
                    f"exer {r.exercise}  "
                    f"IdBord {numbers}  {r.titles} title(s)  {r.total}{part}  {r.mapping_path}")
@@ -1494,14 +1498,10 @@ def _run_json(r: Any, acks: dict[int, list[Any]]) -> dict[str, Any]:
     package's run has none: the package sends its own PES)."""
     bordereaux = []
     for number in range(r.first_number, r.first_number + r.bordereaux):
-        found = acks.get(number)
         bordereaux.append({
             "id_bord": number, "cancelled": number in r.cancelled_bordereaux
             or r.status == "cancelled",
-            "helios": None if not r.pes else {"status": "not recorded"} if not found
-            else {"status": "accepted" if found[0].accepted else "rejected",
-                  "on": found[0].issued_on, "error_count": found[0].error_count,
-                  "file": found[0].file, "domain": found[0].domain}})
+            "helios": None if not r.pes else _helios_json(acks.get(number))})
     cancelled = None if r.cancelled_figures is None or r.status == "cancelled" else {
         "titles": r.cancelled_figures[0], "total": r.cancelled_figures[1]}
     return {"run": r.id, "created_at": r.created_at, "status": r.status, "format": r.format,
@@ -1510,6 +1510,16 @@ def _run_json(r: Any, acks: dict[int, list[Any]]) -> dict[str, Any]:
             "cancelled_part": cancelled, "bordereaux": bordereaux,
             "mapping": r.mapping_path, "input": r.input_name, "run_date": r.run_date,
             "out_dir": r.out_dir, "cancel_reason": r.cancel_reason}
+
+
+def _helios_json(found: list[Any] | None) -> dict[str, Any]:
+    """A PES bordereau's Hélios status as `runs list` and `runs find --format json` give
+    it (``found``: its acknowledgements, latest first; None: none recorded)."""
+    if not found:
+        return {"status": "not recorded"}
+    return {"status": "accepted" if found[0].accepted else "rejected",
+            "on": found[0].issued_on, "error_count": found[0].error_count,
+            "file": found[0].file, "domain": found[0].domain}
 
 
 def _helios(first: int, count: int, acks: dict[int, list[Any]], typ_bord: str) -> str:
@@ -1801,9 +1811,11 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                   "reference (leading zeros do not count).")] = False,
               db: DbOpt = None,
               output: RunsOutputOpt = Output.text) -> None:
-    """Which run(s) hold an invoice, or a NumDette (active or cancelled), and which left an
-    invoice out (exit 1 when no run exported it)."""
+    """Which run(s) hold an invoice, or a NumDette (active or cancelled), each with its
+    bordereau's Hélios status (`pesgen acquit --record`), and which left an invoice out
+    (exit 1 when no run exported it)."""
     from .keys import invoice_key, named, shown, written_otherwise
+    from .store import pes_typ_bord
 
     try:
         store = _store(db, must_exist=True)
@@ -1815,6 +1827,11 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # the number a family reads from its payment reference, given without --debt
             as_debt = [] if debt or found or left_out or not invoice.strip().isdigit() \
                 else store.find_invoice(invoice, by_debt=True)
+            # "was it sent?": each title's bordereau's Hélios status, as `pesgen acquit
+            # --record` recorded it (a finance package's run has none: the package sends
+            # its own PES)
+            acks = store.acknowledgements(
+                {f["run_id"] for f in found if pes_typ_bord(f["typ_bord"])}) if found else {}
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs find", exc=exc)
@@ -1831,7 +1848,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                        "id_pce": f["id_pce"], "debt_number": f["debt_number"] or None,
                        "amount": f["amount"], "active": bool(f["active"]),
                        "run_status": f["status"],
-                       "bordereau_cancelled_at": f["bordereau_cancelled_at"]}
+                       "bordereau_cancelled_at": f["bordereau_cancelled_at"],
+                       "helios": None if not pes_typ_bord(f["typ_bord"]) else _helios_json(
+                           acks.get(f["run_id"], {}).get(f["id_bord"]))}
                        for f in found],
                    left_out=[{"invoice": lo["invoice"], "run": lo["run_id"],
                               "created_at": lo["created_at"], "run_status": lo["status"],
@@ -1870,6 +1889,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                    f"SIRET {f['id_coll']} budget {f['cod_bud']} exer {f['exercise']}  "
                    f"IdBord {f['id_bord']} "
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
+        if pes_typ_bord(f["typ_bord"]):
+            said = _helios(f["id_bord"], 1, acks.get(f["run_id"], {}), f["typ_bord"])
+            _say(f"  Hélios: {said}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         # left out as billed by another run: not 'not exported', which that run did

@@ -1936,7 +1936,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
-                          runs.c.cod_bud,
+                          runs.c.cod_bud, runs.c.typ_bord,
                           cancelled_bordereaux.c.cancelled_at.label("bordereau_cancelled_at"))
                 .join(runs, runs.c.id == run_invoices.c.run_id)
                 .outerjoin(cancelled_bordereaux, sa.and_(

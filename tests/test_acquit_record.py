@@ -1,6 +1,6 @@
 """`pesgen acquit --record`: the trésorerie's acknowledgement recorded in the state store
-(migration 9), once, in one transaction, and shown by `runs list` and `runs show`; on
-SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL, see test_store)."""
+(migration 9), once, in one transaction, and shown by `runs list`, `runs show` and `runs
+find`; on SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL, see test_store)."""
 
 from __future__ import annotations
 
@@ -155,6 +155,31 @@ def test_a_rejection_is_recorded_and_shown_by_runs_list_and_show(one_run):
     [[ack]] = Store(db_url).acknowledgements()[run_id].values()
     assert (ack.file, ack.sha256, ack.issued_on, ack.accepted, ack.error_count) == (
         "rejected.xml", digest, "2026-11-24", False, 3)
+
+
+def test_runs_find_gives_the_helios_status_of_the_bordereau_holding_the_invoice(one_run):
+    """"Was FA-2026-00103 sent?": `runs find` gave the run, IdBord and `active`, not what
+    the trésorerie answered, which `runs list` and `runs show` gave: support needed a second
+    command. Its title's line is followed by its bordereau's Hélios status, in text and in
+    --format json, from no acknowledgement recorded to the rejection recorded."""
+    db_url, run_id = one_run
+
+    def found() -> tuple[list[str], dict]:
+        text = run_cli("runs", "find", "FA-2026-00103", "--db", db_url)
+        report = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
+        assert text.exit_code == report.exit_code == 0, text.output
+        [title] = json.loads(report.stdout)["titles"]
+        return text.stdout.splitlines(), title["helios"]
+
+    lines, helios = found()
+    assert lines[0].startswith(f"FA-2026-00103: run {run_id} ") and lines[0].endswith("active")
+    assert lines[1:] == ["  Hélios: IdBord 1 no acknowledgement recorded"]
+    assert helios == {"status": "not recorded"}
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
+    lines, helios = found()
+    assert lines[1:] == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
+    assert helios == {"status": "rejected", "on": "2026-11-24", "error_count": 3,
+                      "file": "rejected.xml", "domain": "7"}
 
 
 def test_runs_show_names_the_invoice_of_each_piece_of_its_own_bordereau(db_url, tmp_path):
@@ -320,7 +345,8 @@ def test_a_bordereau_of_a_cancelled_run_is_recorded_and_said_cancelled(one_run):
 
 def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     """A finance package's run (it sends its own PES) is no bordereau of the acquit: nothing
-    is tied, nothing recorded, and its runs have no Hélios line."""
+    is tied, nothing recorded, and its runs have no Hélios line (nor its titles in `runs
+    find`, whose JSON says null)."""
     db = package_store(tmp_path)
     r = run_cli("acquit", ACKS / "accepted.xml", "--db", db, "--record")
     assert r.exit_code == 0, r.output
@@ -331,6 +357,10 @@ def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
         "  not recorded: IdBord 1 exercise 2026 (line 31): no run of this store holds it"]
     assert _rows(f"sqlite:///{db}") == (0, 0)
     assert _helios(f"sqlite:///{db}") == []
+    found = run_cli("runs", "find", "FA-2026-00103", "--db", db)
+    assert found.exit_code == 0 and len(found.stdout.splitlines()) == 1, found.output
+    report = run_cli("runs", "find", "FA-2026-00103", "--db", db, "--format", "json")
+    assert [t["helios"] for t in json.loads(report.stdout)["titles"]] == [None]
 
 
 def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):

@@ -180,6 +180,39 @@ def test_reconcile_counts_test_payments_apart(world):
     assert sum("  FA-2026-00103  recorded, now paid" in line for line in lines) == 1
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_reconcile_counts_the_anomalies_it_recorded_and_says_where_they_are(world, fmt):
+    """A family paid twice, both notifications lost: the sweep said `recorded, now paid`
+    for both and `recorded 2`, the double payment only in a log line on standard error.
+    Its line and its summary say the anomaly recorded, by kind, and where to see it; the
+    JSON report has them (each operation's, and counted by kind)."""
+    httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
+               timeout=TIMEOUT)
+    ops = []
+    for _ in range(2):
+        code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+        assert code == 0, err
+        ops.append(_pay(world, out))
+    if fmt == "text":
+        code, out, err = _run("payfip", "reconcile")
+        assert code == 0, err
+        assert out.strip().splitlines() == [
+            f"{ops[0]}  FA-2026-00102  recorded, now paid",
+            f"{ops[1]}  FA-2026-00102  recorded, now paid, anomaly double-payment",
+            "reconciled 2 operation(s): recorded 2; 1 anomaly(ies) recorded (double-payment "
+            "1): `pesgen payfip anomalies` says what to do"]
+    else:
+        code, out, err = _run("payfip", "reconcile", "--format", "json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert (report["counts"], report["anomalies"]) == (
+            {"recorded": 2}, {"double-payment": 1})
+        assert [(o["id_op"], o["status"], o["anomalies"]) for o in report["operations"]] == [
+            (ops[0], "paid", []), (ops[1], "paid", ["double-payment"])]
+    [anomaly] = ledger.list_anomalies(world["store"])
+    assert (anomaly["kind"], anomaly["id_op"]) == ("double-payment", ops[1])
+
+
 def _three_paid_unnotified(world) -> list[str]:
     """FA-2026-00102, 00103 and 00105 paid by card, their notifications lost."""
     httpx.post(f"{world['fake'].url}/_fake/notifications", json={"enabled": False},
@@ -674,7 +707,8 @@ def test_reconcile_as_json_reports_each_operation_and_alerts_on_errors(world):
             report["counts"]) == ("payfip reconcile", True, 0, None, {"pending": 1})
     assert report["operations"] == [{"id_op": id_op, "invoice": "FA-2026-00102",
                                      "action": "pending", "status": "pending",
-                                     "message": None}]
+                                     "message": None, "anomalies": []}]
+    assert report["anomalies"] == {}  # none recorded
     world["fake"].stop()
     code, out, _ = _run("payfip", "reconcile", "--timeout", "2", "--format", "json")
     assert code == 8
@@ -823,6 +857,48 @@ def test_every_anomaly_kind_has_its_advice_and_its_procedure_in_the_docs():
     docs = (Path(ledger.__file__).parents[2] / "docs" / "payfip.md").read_text(encoding="utf-8")
     section = docs.split("## Anomalies: what support does", 1)[1].split("\n## ", 1)[0]
     assert [k for k in sorted(kinds) if f"`{k}`" not in section] == []
+
+
+def test_payments_of_the_invoices_given_in_every_format(world):
+    """`payfip payments --invoice X`: support answering a family grepped the whole CSV
+    for its invoice. The rows of the invoices given (repeatable), their numbers compared
+    by their key as `runs find` compares them (`fa-2026-00102 ` is FA-2026-00102), in CSV
+    and JSON, with --since and --history; an invoice with no row, or none changed since
+    --since, is said on standard error, the exit 0 (the listing is whole)."""
+    for invoice in ("FA-2026-00102", "FA-2026-00103"):
+        code, out, err = _link(world, invoice, "--mode", "W")
+        assert code == 0, err
+        if invoice == "FA-2026-00102":
+            _pay(world, out)
+    code, out, err = _run("payfip", "payments", "--invoice", " fa-2026-00102 ")
+    assert code == 0, err
+    assert [(r["invoice"], r["status"]) for r in csv.DictReader(
+        io.StringIO(out), delimiter=";")] == [("FA-2026-00102", "paid")]
+    assert err == "1 invoice(s) in 1 row(s)\n"
+    # a row with no key recorded (written otherwise than by a link) is keyed as it is read
+    from pesgen.payfip.tables import payments
+
+    with world["store"].engine.begin() as conn:
+        conn.execute(payments.update().values(invoice_key=None))
+    code, out, err = _run("payfip", "payments", "-n", "fa-2026-00102")
+    assert [r["invoice"] for r in csv.DictReader(io.StringIO(out), delimiter=";")] == [
+        "FA-2026-00102"], err
+    code, out, err = _run("payfip", "payments", "--format", "json", "--history",
+                          "--since", "2020-01-01", "-n", "FA-2026-00103",
+                          "-n", "FA-2026-00102", "-n", "FA-2026-00199")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert sorted((r["invoice"], r["status"], r["history"][0]["event"]) for r in rows) == [
+        ("FA-2026-00102", "paid", "created"), ("FA-2026-00103", "pending", "created")]
+    assert err == ("2 invoice(s) in 2 row(s)\nnote: invoice FA-2026-00199: no payment row: no "
+                   "PayFiP link was made for it, so pesgen knows of no online payment of it; "
+                   "a family that paid otherwise (Datamatrix, cheque, at the trésorerie) paid "
+                   "the trésorerie: ask it (docs/payfip.md, A family says it paid)\n")
+    code, out, err = _run("payfip", "payments", "--since", "2999-01-01", "--invoice",
+                          "FA-2026-00102")
+    assert code == 0 and out.strip().splitlines()[1:] == [], out
+    assert err == ("0 invoice(s) in 0 row(s)\nnote: invoice FA-2026-00102: its row did not "
+                   "change since 2999-01-01 (without --since: its row as it stands)\n")
 
 
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):

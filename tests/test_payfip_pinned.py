@@ -373,8 +373,8 @@ def test_anomalies_and_reconcile_as_json_report_their_refusal_as_json(tmp_path):
     """`payfip anomalies --format json` and `payfip reconcile --format json` refused (no
     store there; a --since no calendar has) print the JSON report a monitoring script
     reads, ok false with the error, its problems (json40: none for these) and the text's
-    exit code, and nothing on stderr; reconcile's with its counts and operations empty
-    (nothing was asked)."""
+    exit code, and nothing on stderr; reconcile's with its counts, anomalies and operations
+    empty (nothing was asked)."""
     import json
 
     from typer.testing import CliRunner
@@ -397,7 +397,7 @@ def test_anomalies_and_reconcile_as_json_report_their_refusal_as_json(tmp_path):
     assert json.loads(result.stdout) == {
         "command": "payfip reconcile", "ok": False, "exit_code": int(ExitCode.USAGE),
         "error": "--since: 2026-13-01 is not a day of the calendar (YYYY-MM-DD)",
-        "problems": [], "counts": {}, "operations": []}
+        "problems": [], "counts": {}, "anomalies": {}, "operations": []}
 
 
 def test_resolve_without_by_where_no_login_name_is_known_asks_for_by(tmp_path, monkeypatch):

@@ -48,9 +48,11 @@ def test_runs_list_gives_each_run_with_its_bordereaux_hélios_status(db_url, tmp
     assert (listed["titles"], listed["total"], listed["run_date"]) == (11, "2527.25",
                                                                       "2026-11-23")
     assert listed["input"] == "school-export.json" and listed["cancel_reason"] is None
-    # the text line of the same run says the same
+    # the text line of the same run says the same, its run date (--date) too: only the
+    # JSON gave it, and the October run recorded in November was told by its recording day
     text = run_cli("runs", "list", "--db", db_url).stdout.splitlines()[0]
-    assert text.startswith(f"{listed['run']}  {listed['created_at']}  committed  pes-ormc "
+    assert text.startswith(f"{listed['run']}  {listed['created_at']}  run date 2026-11-23  "
+                           "committed  pes-ormc "
                            f" SIRET 21450999400015 budget 00  exer 2026  IdBord 1  11 "
                            f"title(s)  2527.25")
 
@@ -79,7 +81,7 @@ def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
                      "id_bord": 1, "id_pce": 3, "debt_number": "202600103",
                      "amount": _total("FA-2026-00103"),
                      "active": True, "run_status": "committed",
-                     "bordereau_cancelled_at": None}
+                     "bordereau_cancelled_at": None, "helios": {"status": "not recorded"}}
     assert report["left_out"] == []
 
     # by NumDette, leading zeros not counting

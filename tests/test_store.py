@@ -1406,7 +1406,8 @@ def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, 
             f"{held.files[0].path.name}  SIRET 21450999400015 budget 00 exer 2026  "
             "IdBord 1 IdPce 1  "
             f"{row['amount']}  active  (written "
-            "with other characters: U+00AD SOFT HYPHEN)\n"), found.stdout
+            "with other characters: U+00AD SOFT HYPHEN)\n"
+            "  Hélios: IdBord 1 no acknowledgement recorded\n"), found.stdout
 
 
 def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):

@@ -346,17 +346,22 @@ def reconcile(
     timeout: TimeoutOpt = 15.0,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
-        "counts and each operation asked), printed once the sweep is over.")] = "text",
+        "counts, the anomalies recorded by kind, and each operation asked), printed once "
+        "the sweep is over.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Ask PayFiP about every pending or unknown operation: records results whose
-    notification never arrived; P1 (purged) operations expire."""
+    notification never arrived; P1 (purged) operations expire. The anomalies recorded (a
+    double payment…) are counted by kind in the summary: `pesgen payfip anomalies`."""
     from collections import Counter
 
     from ..cli import _json_exit
 
     # a test payment (saisie T or X) pays nothing: counted apart from the results recorded
     counts: Counter[str] = Counter()
+    # the anomalies recorded, by kind: a double payment's is recorded beside a payment
+    # (its line says `recorded, now paid`), and each is for a person
+    kinds: Counter[str] = Counter()
     asked: list[dict[str, Any]] = []
     try:
         _check_format(fmt)
@@ -371,20 +376,26 @@ def reconcile(
                                 day.isoformat() if day else None):
             if fmt == "json":
                 asked.append({"id_op": o.id_op, "invoice": o.invoice, "action": o.action,
-                              "status": o.status, "message": o.message or None})
+                              "status": o.status, "message": o.message or None,
+                              "anomalies": list(o.anomalies)})
             else:
                 extra = f" ({shown(o.message)})" if o.message else ""
                 # what was done, then the operation's status when it says more:
                 # `recorded, now paid`, `error, now unknown`; `pending`, `expired` alone
                 now = "" if o.status in (None, o.action) else f", now {o.status}"
-                _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{extra}")
+                # an anomaly beside a result recorded (a double payment): said on its line,
+                # where an `anomaly` line's message names its kinds already
+                also = (f", anomaly {', '.join(o.anomalies)}"
+                        if o.anomalies and o.action == "recorded" else "")
+                _say(f"{o.id_op}  {o.invoice or '-'}  {o.action}{now}{also}{extra}")
             counts["test-paid" if (o.action, o.status) == ("recorded", "test-paid")
                    else o.action] += 1
+            kinds.update(o.anomalies)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc), counts=dict(sorted(counts.items())),
-                       operations=asked)
+                       anomalies=dict(sorted(kinds.items())), operations=asked)
         _fail(exc)
         return
     # some results could not be asked: alert (exit 8)
@@ -392,9 +403,14 @@ def reconcile(
     if fmt == "json":
         _json_exit("payfip reconcile", code, None if not code else
                    f"{counts['error']} operation(s) could not be asked their result",
-                   counts=dict(sorted(counts.items())), operations=asked)
+                   counts=dict(sorted(counts.items())), anomalies=dict(sorted(kinds.items())),
+                   operations=asked)
         return
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing open"
+    if kinds:
+        summary += (f"; {kinds.total()} anomaly(ies) recorded ("
+                    + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                    + "): `pesgen payfip anomalies` says what to do")
     _say(f"reconciled {counts.total()} operation(s): {summary}")
     if code:
         raise typer.Exit(code)
@@ -408,6 +424,10 @@ def payments(
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
     history: Annotated[bool, typer.Option(
         "--history", help="JSON: include each invoice's history.")] = False,
+    invoices: Annotated[list[str] | None, typer.Option(
+        "--invoice", "-n", help="Only this invoice's rows (repeatable), its number compared "
+        "as `runs find` compares it (case, surrounding spaces and look-alike characters "
+        "aside); one with no row is said on standard error.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
     db: DbOpt = None,
@@ -430,10 +450,11 @@ def payments(
     except PesgenError as exc:
         _fail(exc)
         return
-    seen = _Seen()
+    seen = _Seen(keyed=bool(invoices))
     # the rows as they are read, 500 invoices at a time (ledger.iter_payments), written as
     # they come: memory does not grow with the ledger
-    rows = iter_payments(store, day, history and fmt == "json")
+    rows = iter_payments(store, day, history and fmt == "json",
+                         invoices=invoices or None)
     pieces = _payment_pieces(seen.counted(rows), fmt)
     try:
         # read-only: not waiting for an export to finish, nor holding one up (docs/state.md)
@@ -451,6 +472,8 @@ def payments(
         return
     summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
     _echo_err(f"wrote {output}: {summary}" if output else summary)
+    if invoices:
+        _no_row_notes(store, invoices, seen.keys, day)
     if seen.expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
@@ -592,11 +615,46 @@ class _Some:
         return ", ".join(self.first) + (f", … {more} more" if more else "")
 
 
+def _no_row_notes(store: Any, given: list[str], seen: set[str], day: Any) -> None:
+    """`payfip payments --invoice`: a note on standard error for each invoice given that
+    no row listed (``seen``: the keys of those listed), the exit staying 0: the listing
+    was made whole, as the school software reads it, and with --since an invoice whose row
+    did not change is no error. With --since, one whose row did not change since is told
+    apart from one with no row at all (no link ever made for it)."""
+    from ..keys import invoice_key, shown
+    from .ledger import iter_payments
+
+    missing: dict[str, str] = {}
+    for number in given:
+        if invoice_key(number) not in seen:
+            missing.setdefault(invoice_key(number), number)
+    if not missing:
+        return
+    # its row listed without --since: the invoice has one, unchanged since the date
+    unchanged = set()
+    if day is not None:
+        with store.reads():
+            unchanged = {invoice_key(r["invoice"])
+                         for r in iter_payments(store, None, invoices=list(missing.values()))}
+    for key, number in missing.items():
+        if key in unchanged:
+            _echo_err(f"note: invoice {shown(number)}: its row did not change since {day} "
+                      "(without --since: its row as it stands)")
+        else:
+            _echo_err(f"note: invoice {shown(number)}: no payment row: no PayFiP link was "
+                      "made for it, so pesgen knows of no online payment of it; a family "
+                      "that paid otherwise (Datamatrix, cheque, at the trésorerie) paid the "
+                      "trésorerie: ask it (docs/payfip.md, A family says it paid)")
+
+
 class _Seen:
     """What the notes and the summary of `payfip payments` say, counted as the rows go
-    by (the rows themselves are not kept)."""
+    by (the rows themselves are not kept). ``keyed``: keep the invoice keys of the rows
+    (``keys``; --invoice says those given that no row has)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keyed: bool = False) -> None:
+        self.keyed = keyed
+        self.keys: set[str] = set()
         self.rows = self.invoices = self.expired = 0
         self.undated = _Some()
         # (invoice, its paying operation) of each cancelled title PayFiP shows paid
@@ -610,8 +668,12 @@ class _Seen:
         self.cancelled_titles: list[tuple[str, str, str]] = []
 
     def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        from ..keys import invoice_key
+
         for r in rows:
             self.rows += 1
+            if self.keyed:
+                self.keys.add(invoice_key(r["invoice"]))
             # an invoice exported again since its title was cancelled has a second row,
             # its new title's, with no PayFiP status
             if r["payfip_status"] is not None:

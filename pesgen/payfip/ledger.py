@@ -112,13 +112,15 @@ class Outcome:
     """What handling one idOp did. ``action``: recorded (a result was applied),
     already (it had been: replay), pending (PayFiP does not know the result yet),
     error (PayFiP could not be asked; retried by reconcile), expired, anomaly,
-    unknown-idop (pesgen never issued it)."""
+    unknown-idop (pesgen never issued it). ``anomalies``: the kinds of the anomalies it
+    recorded (a double payment's too, whose action is recorded: its operation is paid)."""
 
     id_op: str
     action: str
     status: str | None = None  # the operation's status afterwards
     invoice: str | None = None
     message: str = ""
+    anomalies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -589,7 +591,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if op is None:
             _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
                      "a result for an operation pesgen never issued")
-            return Outcome(id_op, "unknown-idop")
+            return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
         if source == "notification":
             _count_notification(conn, id_op)
         if op["status"] in FINAL:
@@ -677,7 +679,8 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             log.warning("payfip %s: operation %s: anomaly (%s)", source, id_op,
                         ", ".join(m[0] for m in mismatches))
             return Outcome(id_op, "anomaly", "anomaly", op["invoice"],
-                           ", ".join(m[0] for m in mismatches))
+                           ", ".join(m[0] for m in mismatches),
+                           tuple(m[0] for m in mismatches))
 
         values: dict[str, Any] = {"updated_at": now}
         undated = False  # a payment recorded without PayFiP's transaction time
@@ -708,7 +711,9 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if event == "double-payment":
             result["paid_by"] = pay["id_op"] if pay else None
         _event(conn, op, event, source, pay_status, result)
+    recorded: tuple[str, ...] = ()
     if event == "double-payment":
+        recorded = ("double-payment",)
         # the operation is paid, but it pays nothing: an anomaly, said as the others are
         # (a log read for "anomaly" finds it)
         log.warning("payfip %s: operation %s: paid, anomaly (double-payment)", source, id_op)
@@ -720,8 +725,8 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         # (`payfip payments`: paid_at_source "recorded")
         log.warning("payfip %s: operation %s: no dattrans/heurtrans in the result",
                     source, id_op)
-        return Outcome(id_op, "recorded", new, op["invoice"], NO_TRANSACTION_TIME)
-    return Outcome(id_op, "recorded", new, op["invoice"])
+        return Outcome(id_op, "recorded", new, op["invoice"], NO_TRANSACTION_TIME, recorded)
+    return Outcome(id_op, "recorded", new, op["invoice"], anomalies=recorded)
 
 
 def note_check(store: Store, id_op: str, source: str, status: str,
@@ -772,7 +777,7 @@ def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcom
         _event(conn, op, "anomaly", source, pay["status"] if pay else "pending",
                {"reason": reason})
     log.warning("payfip %s: operation %s: anomaly (lookup-refused)", source, id_op)
-    return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason)
+    return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason, ("lookup-refused",))
 
 
 def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
@@ -781,7 +786,7 @@ def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
         _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
                  "notification for an operation pesgen never issued; rejected")
     log.warning("payfip %s: rejected unknown operation %s", source, id_op)
-    return Outcome(id_op, "unknown-idop")
+    return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
 
 
 def count_notification(store: Store, id_op: str) -> None:
@@ -895,7 +900,8 @@ PAYMENTS_CHUNK = 500  # invoices read, and looked up, at a time
 
 
 def iter_payments(store: Store, since: date | None = None, history: bool = False,
-                  chunk: int = PAYMENTS_CHUNK) -> Iterator[dict[str, Any]]:
+                  chunk: int = PAYMENTS_CHUNK, invoices: Collection[str] | None = None
+                  ) -> Iterator[dict[str, Any]]:
     """Payments per invoice changed since a date (UTC), oldest change first. ``saisie``
     is the mode of the operation the status comes from: the paying one once paid, else
     the latest link (only its result changes the status of an unpaid invoice); ``run``
@@ -931,9 +937,22 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
     invoice, not by its rows (the list of every row, then the whole file's text, took
     1.1 GiB for 100 000 with ``--history``). No query stays open while the rows are
     written out: a reader slow to take them (a pager) holds no lock of a SQLite store
-    that `payfip serve` writes to."""
+    that `payfip serve` writes to.
+
+    ``invoices``: only the payments of these invoice numbers, compared by their key
+    (``keys.invoice_key``, as `runs find` and the guard compare them: case, surrounding
+    spaces and look-alike characters aside); None: every payment (the listing reads as
+    it did, no filter added)."""
     p_ = _payments_with_titles()
     query = sa.select(p_.c.id).order_by(p_.c.updated_at, p_.c.invoice)
+    wanted: set[str] = set()
+    if invoices is not None:
+        # the payments' recorded keys (migration 17), and those with none (a row written
+        # otherwise than by record_operation), keyed below
+        wanted = {invoice_key(i) for i in invoices}
+        query = sa.select(p_.c.id, p_.c.invoice, p_.c.invoice_key).order_by(
+            p_.c.updated_at, p_.c.invoice).where(sa.or_(
+                p_.c.invoice_key.in_(sorted(wanted)), p_.c.invoice_key.is_(None)))
     if since:
         day = since.isoformat()
         # a cancelled title's invoice exported again since: due again (its new title's
@@ -961,7 +980,11 @@ def iter_payments(store: Store, since: date | None = None, history: bool = False
                                    sa.and_(sa.not_(p_.c.title_active), exported_again),
                                    sa.and_(p_.c.title_active, reinstated), hold_changed))
     with store.engine.connect() as conn:
-        ids = list(conn.execute(query).scalars())
+        if invoices is None:
+            ids = list(conn.execute(query).scalars())
+        else:
+            ids = [r.id for r in conn.execute(query)
+                   if (r.invoice_key or invoice_key(r.invoice)) in wanted]
         held = _held_back(conn)
     for part in chunks(ids, chunk):
         place = {id_: n for n, id_ in enumerate(part)}
