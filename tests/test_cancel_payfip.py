@@ -1103,6 +1103,35 @@ def test_reinstating_one_bordereau_resolves_the_paid_cancelled_anomalies_of_its_
                        ("FA-2026-00105", "reinstated", True)]
 
 
+def test_a_paid_title_cancelled_again_gets_one_anomaly_beside_another_budget_s_title(
+        flow, store, tmp_path):
+    """FA-2026-00102 paid online, its run cancelled; the example exported again for
+    another budget of the collectivité (its own IdBord sequence: IdBord 1 again, the same
+    invoice of the same SIRET), that run cancelled, the first reinstated (its anomaly resolved) and
+    cancelled once more: one paid-cancelled anomaly, of IdBord 1 of the first run. The
+    payment follows the first run's title only: the other run's title of the same number
+    and IdBord is not its (store._title_payments joins the titles of the run)."""
+    from .collectivity_support import other_budget
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link(mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    other = export_recorded(lambda: store, other_budget(tmp_path), EXAMPLE, tmp_path / "b01",
+                            date(2026, 11, 24))
+    assert [(b.id_bord, b.cancelled_at) for b in store.run_bordereaux(other.run_id)] == [
+        (1, None)]
+    store.cancel(other.run_id, "wrong budget", despite_payments=True)
+    [settled] = store.reinstate(run, "kept by the trésorerie").settled
+    assert (settled["invoice"], settled["id_op"], settled["id_bord"]) == (
+        "FA-2026-00102", link.id_op, 1)
+    store.cancel(run, "wrong amounts after all", despite_payments=True)
+    open_ = [(a["kind"], a["invoice"], a["id_op"], a["detail"])
+             for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert open_ == [("paid-cancelled", "FA-2026-00102", link.id_op,
+                      f"its title, paid 187.50, cancelled (IdBord 1 of run {run}): wrong "
+                      "amounts after all")]
+
 def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow, store,
                                                                          tmp_path,
                                                                          monkeypatch):
