@@ -407,3 +407,28 @@ def test_a_reinstatement_settles_its_run_s_money_not_another_collectivite_s(flow
     assert done.left_open == ()
     still = [a["id_op"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
     assert still == [theirs.id_op]
+
+
+def test_money_paid_while_cancelled_is_said_once_beside_another_budget_s_title(
+        flow, store, tmp_path):
+    """FA-2026-00102's run cancelled after its link was made; the example exported again
+    for another budget of the collectivité (its own IdBord sequence: IdBord 1 too, the
+    same invoice of the same SIRET) and that run cancelled; then the family pays through
+    the link, PayFiP reporting another amount: reinstating the first run leaves the
+    anomaly open and says so once (the other run's title of the same number and IdBord
+    is not the operation's)."""
+    from .collectivity_support import INPUT, export, other_budget
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    other = export(store, other_budget(tmp_path), INPUT, tmp_path / "b01")
+    assert [b.id_bord for b in store.run_bordereaux(other)] == [1]
+    store.cancel(other, "wrong budget")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    done = store.reinstate(run, "kept")
+    assert done.settled == ()
+    assert [(s["anomaly"], s["id_op"], s["id_bord"]) for s in done.left_open] == [
+        (number, link.id_op, 1)]
