@@ -562,6 +562,47 @@ def test_payments_since_lists_a_title_reinstated_since(flow, store):
     assert ledger.list_payments(store, later) == []
 
 
+
+def test_payments_since_lists_the_titles_of_the_bordereaux_reinstated_only(flow, store,
+                                                                           tmp_path):
+    """FA-2026-00101 (IdBord 2) and FA-2026-00111 (IdBord 4) paid long ago, IdBord 2
+    cancelled then and reinstated since: `--since` lists FA-2026-00101 again, not
+    FA-2026-00111, whose title, active throughout, did not change (a reinstatement is of
+    bordereaux: another one of the run changes nothing of it)."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    flow.pay(flow.link("FA-2026-00101", mode="W"), "card")
+    flow.pay(flow.link("FA-2026-00111", mode="W"), "card")
+    store.cancel(run, "wrong amounts", [2], despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE cancelled_bordereaux SET cancelled_at = "
+                             "'2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(run, "the trésorerie took IdBord 2", [2])
+    assert [(r["invoice"], r["status"], r["run"]) for r in ledger.list_payments(
+        store, date(2026, 6, 1))] == [("FA-2026-00101", "paid", run)]
+
+
+def test_payments_since_leaves_a_title_beside_another_budget_s_bordereau_reinstated(
+        flow, store, tmp_path):
+    """FA-2026-00102 (IdBord 1) paid long ago; another budget's run (IdBord 1 of its own
+    sequence) cancelled and reinstated since: `--since` lists nothing, the paid title's
+    bordereau was not the one reinstated."""
+    from .collectivity_support import example_input, export, other_budget
+
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    other = export(store, other_budget(tmp_path / "b01"),
+                   example_input(tmp_path, "b01.json", "CO-"), tmp_path / "out-01")
+    assert [b.id_bord for b in store.run_bordereaux(other)] == [1]
+    store.cancel(other, "wrong budget")
+    with store.engine.begin() as conn:  # paid long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
+                             "WHERE cancelled_at IS NOT NULL"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(other, "kept by the trésorerie")
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+
 def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
                                                                        tmp_path):
     """A payment through the link of a title of a cancelled bordereau: the anomaly's
