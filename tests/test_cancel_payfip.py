@@ -291,6 +291,28 @@ def test_the_one_payment_through_a_cancelled_title_is_named_with_its_run(flow, s
     assert f"operation {paid.id_op}, through its cancelled title of run {run})" in codes.stderr
 
 
+
+def test_payments_through_a_cancelled_title_are_named_with_its_run_a_chunk_at_a_time(
+        flow, store, tmp_path, monkeypatch):
+    """Two invoices paid through titles cancelled since, exported again: the new run's
+    Datamatrix names each payment with the cancelled run, the operations' runs read one
+    a query (datamatrix._CHUNK 1: every chunk read, not only the first)."""
+    from pesgen.payfip import datamatrix
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = {n: flow.link(n, mode="W") for n in ("FA-2026-00102", "FA-2026-00103")}
+    for link in paid.values():
+        flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    monkeypatch.setattr(datamatrix, "_CHUNK", 1)
+    codes = _datamatrix(store, new)
+    assert codes.exit_code == 0, codes.output
+    for link in paid.values():
+        assert f"operation {link.id_op}, through its cancelled title of run {run})" in \
+            codes.stderr, codes.stderr
+
 def test_a_paid_title_is_left_out_beside_a_paid_title_of_a_cancelled_bordereau(flow, store,
                                                                               tmp_path):
     """FA-2026-00101 (IdBord 2) and FA-2026-00105 (IdBord 3) paid online, IdBord 2
