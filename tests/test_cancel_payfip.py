@@ -291,6 +291,28 @@ def test_the_one_payment_through_a_cancelled_title_is_named_with_its_run(flow, s
     assert f"operation {paid.id_op}, through its cancelled title of run {run})" in codes.stderr
 
 
+
+def test_payments_through_a_cancelled_title_are_named_with_its_run_a_chunk_at_a_time(
+        flow, store, tmp_path, monkeypatch):
+    """Two invoices paid through titles cancelled since, exported again: the new run's
+    Datamatrix names each payment with the cancelled run, the operations' runs read one
+    a query (datamatrix._CHUNK 1: every chunk read, not only the first)."""
+    from pesgen.payfip import datamatrix
+
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
+    paid = {n: flow.link(n, mode="W") for n in ("FA-2026-00102", "FA-2026-00103")}
+    for link in paid.values():
+        flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24)).run_id
+    monkeypatch.setattr(datamatrix, "_CHUNK", 1)
+    codes = _datamatrix(store, new)
+    assert codes.exit_code == 0, codes.output
+    for link in paid.values():
+        assert f"operation {link.id_op}, through its cancelled title of run {run})" in \
+            codes.stderr, codes.stderr
+
 def test_a_paid_title_is_left_out_beside_a_paid_title_of_a_cancelled_bordereau(flow, store,
                                                                               tmp_path):
     """FA-2026-00101 (IdBord 2) and FA-2026-00105 (IdBord 3) paid online, IdBord 2
@@ -561,6 +583,47 @@ def test_payments_since_lists_a_title_reinstated_since(flow, store):
     later = date.fromisoformat(undone["reinstated_at"][:10]) + timedelta(days=1)
     assert ledger.list_payments(store, later) == []
 
+
+
+def test_payments_since_lists_the_titles_of_the_bordereaux_reinstated_only(flow, store,
+                                                                           tmp_path):
+    """FA-2026-00101 (IdBord 2) and FA-2026-00111 (IdBord 4) paid long ago, IdBord 2
+    cancelled then and reinstated since: `--since` lists FA-2026-00101 again, not
+    FA-2026-00111, whose title, active throughout, did not change (a reinstatement is of
+    bordereaux: another one of the run changes nothing of it)."""
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    flow.pay(flow.link("FA-2026-00101", mode="W"), "card")
+    flow.pay(flow.link("FA-2026-00111", mode="W"), "card")
+    store.cancel(run, "wrong amounts", [2], despite_payments=True)
+    with store.engine.begin() as conn:  # paid and cancelled long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE cancelled_bordereaux SET cancelled_at = "
+                             "'2026-01-02T00:00:00Z'"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(run, "the trésorerie took IdBord 2", [2])
+    assert [(r["invoice"], r["status"], r["run"]) for r in ledger.list_payments(
+        store, date(2026, 6, 1))] == [("FA-2026-00101", "paid", run)]
+
+
+def test_payments_since_leaves_a_title_beside_another_budget_s_bordereau_reinstated(
+        flow, store, tmp_path):
+    """FA-2026-00102 (IdBord 1) paid long ago; another budget's run (IdBord 1 of its own
+    sequence) cancelled and reinstated since: `--since` lists nothing, the paid title's
+    bordereau was not the one reinstated."""
+    from .collectivity_support import example_input, export, other_budget
+
+    flow.pay(flow.link("FA-2026-00102", mode="W"), "card")
+    other = export(store, other_budget(tmp_path / "b01"),
+                   example_input(tmp_path, "b01.json", "CO-"), tmp_path / "out-01")
+    assert [b.id_bord for b in store.run_bordereaux(other)] == [1]
+    store.cancel(other, "wrong budget")
+    with store.engine.begin() as conn:  # paid long ago, imported since
+        conn.execute(sa.update(payments).values(updated_at="2026-01-01T00:00:00Z"))
+        conn.execute(sa.text("UPDATE runs SET cancelled_at = '2026-01-02T00:00:00Z' "
+                             "WHERE cancelled_at IS NOT NULL"))
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
+    store.reinstate(other, "kept by the trésorerie")
+    assert ledger.list_payments(store, date(2026, 6, 1)) == []
 
 def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, store,
                                                                        tmp_path):
@@ -1102,6 +1165,35 @@ def test_reinstating_one_bordereau_resolves_the_paid_cancelled_anomalies_of_its_
     assert state() == [("FA-2026-00101", "reinstated", True),
                        ("FA-2026-00105", "reinstated", True)]
 
+
+def test_a_paid_title_cancelled_again_gets_one_anomaly_beside_another_budget_s_title(
+        flow, store, tmp_path):
+    """FA-2026-00102 paid online, its run cancelled; the example exported again for
+    another budget of the collectivité (its own IdBord sequence: IdBord 1 again, the same
+    invoice of the same SIRET), that run cancelled, the first reinstated (its anomaly resolved) and
+    cancelled once more: one paid-cancelled anomaly, of IdBord 1 of the first run. The
+    payment follows the first run's title only: the other run's title of the same number
+    and IdBord is not its (store._title_payments joins the titles of the run)."""
+    from .collectivity_support import other_budget
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link(mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    other = export_recorded(lambda: store, other_budget(tmp_path), EXAMPLE, tmp_path / "b01",
+                            date(2026, 11, 24))
+    assert [(b.id_bord, b.cancelled_at) for b in store.run_bordereaux(other.run_id)] == [
+        (1, None)]
+    store.cancel(other.run_id, "wrong budget", despite_payments=True)
+    [settled] = store.reinstate(run, "kept by the trésorerie").settled
+    assert (settled["invoice"], settled["id_op"], settled["id_bord"]) == (
+        "FA-2026-00102", link.id_op, 1)
+    store.cancel(run, "wrong amounts after all", despite_payments=True)
+    open_ = [(a["kind"], a["invoice"], a["id_op"], a["detail"])
+             for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert open_ == [("paid-cancelled", "FA-2026-00102", link.id_op,
+                      f"its title, paid 187.50, cancelled (IdBord 1 of run {run}): wrong "
+                      "amounts after all")]
 
 def test_a_paid_title_reinstated_before_schema_16_has_its_anomaly_resolved(flow, store,
                                                                          tmp_path,

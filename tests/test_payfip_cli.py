@@ -374,6 +374,10 @@ def test_a_batch_refusal_lists_each_invoices_problems_under_it_and_counts_them_s
     assert code == ExitCode.STATE and err == "", err
     assert report["error"] == "\n".join(lines[:3]).removeprefix("error: "), report
     assert [p["rule"] for p in report["problems"]] == ["payfip.mel"], report
+    # every refused invoice with problems of its own: "of the" refused invoices
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00104", extra=("--mode", "P"))
+    assert code == ExitCode.INPUT, err
+    assert err.endswith("\n3 problem(s), of the 2 refused invoice(s).\n"), err
 
 
 def test_an_invoice_of_a_batch_refused_for_its_e_mail_says_to_link_it_alone_with_mel(world):

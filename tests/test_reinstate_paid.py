@@ -212,6 +212,9 @@ def test_only_the_bordereaux_reinstated_have_their_money_recorded(flow, store, t
     still = [a["id_op"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
     assert still == [other.id_op]
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00105")["status"] != "paid"
+    # recording IdBord 2's payment marks its own operation paid, no other
+    assert [ledger.get_operation(store, link.id_op)["status"] for link in (kept, other)] == [
+        "paid", "anomaly"]
 
 
 def test_an_anomaly_resolved_before_the_reinstatement_is_left_as_resolved(flow, store):
@@ -252,23 +255,30 @@ def test_a_reinstatement_resolves_its_payment_s_anomaly_not_another_of_the_numbe
     assert still == [other]
 
 
-def test_a_run_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(flow, store):
+def test_a_run_cancelled_anomaly_resolved_meanwhile_is_left_to_its_resolution(flow, store,
+                                                                            monkeypatch):
     """PostgreSQL: `payfip anomalies resolve` may resolve the run-cancelled anomaly
     between the reinstatement's read of it and its update (which changes only an anomaly
-    still open): then the reinstatement records no payment for it (the operation stays
-    an anomaly, no `paid` nor `anomaly-resolved` event), settles nothing, leaves nothing
-    said open, and succeeds. Simulated on SQLite by a trigger that leaves every anomaly's
-    update undone."""
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("the race is simulated by a SQLite trigger")
+    still open): then the reinstatement keeps that resolution, records no payment for it
+    (the operation stays an anomaly, no `paid` nor `anomaly-resolved` event), settles
+    nothing, leaves nothing said open, and succeeds. Simulated by resolving the anomaly
+    (a note alone, by bob) in the reinstatement's transaction just before its check."""
+    from pesgen.payfip.tables import anomalies
+
     run, link, number = _cancel_then_pay(flow, store)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TRIGGER resolved_meanwhile BEFORE UPDATE ON "
-                             "payfip_anomalies BEGIN SELECT RAISE(IGNORE); END")
-    done = store.reinstate(run, "kept")
+    check = ledger._applicable
+
+    def resolved_meanwhile(store_, conn, row, op, why):
+        conn.execute(anomalies.update().where(anomalies.c.id == row.id).values(
+            resolved_at="2026-12-01T09:00:00Z", resolved_by="bob", note="told by phone"))
+        return check(store_, conn, row, op, why)
+
+    monkeypatch.setattr(ledger, "_applicable", resolved_meanwhile)
+    done = store.reinstate(run, "kept", by="alice")
     assert (done.settled, done.left_open) == ((), ())
     [anomaly] = ledger.list_anomalies(store)
-    assert (anomaly["id"], anomaly["resolved_at"]) == (number, None)
+    assert (anomaly["id"], anomaly["resolved_at"], anomaly["resolved_by"], anomaly["outcome"],
+            anomaly["note"]) == (number, "2026-12-01T09:00:00Z", "bob", None, "told by phone")
     assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
     assert ledger.payment_of(store, ID_COLL, "FA-2026-00102")["status"] != "paid"
     [row] = _payments(store)
@@ -320,3 +330,105 @@ def test_money_paid_while_cancelled_without_payfip_s_time_is_dated_when_it_was_r
     pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
     assert (pay["status"], pay["id_op"], pay["paid_at"]) == (
         "paid", link.id_op, op["resolved_at"])
+
+
+def test_titles_paid_while_cancelled_are_left_open_in_bordereau_and_piece_order(
+        flow, store, tmp_path):
+    """Three titles of two bordereaux (IdBord 2 and 3 of a run, each numbering its
+    pieces from 1) paid through their links while cancelled, each another amount than
+    its title's, in another order than theirs: the reinstatement leaves the three
+    anomalies open, said by IdBord, then IdPce, whatever the order of the payments
+    (their anomalies' numbers)."""
+    from .test_cancel_payfip import _split_run
+
+    run = _split_run(store, tmp_path)  # IdBord 2, 3, 4 (1 was the flow's run)
+    links = {n: flow.link(n, mode="W") for n in ("FA-2026-00105", "FA-2026-00102",
+                                                  "FA-2026-00101")}
+    store.cancel(run, "by mistake", [2, 3], despite_payments=True)
+    for link in links.values():  # IdBord 3 IdPce 1, IdBord 2 IdPce 2, IdBord 2 IdPce 1
+        flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+        flow.pay(link, "card")
+    done = store.reinstate(run, "the trésorerie took them", [2, 3])
+    assert done.settled == ()
+    assert [(s["id_bord"], s["invoice"], s["id_op"]) for s in done.left_open] == [
+        (2, "FA-2026-00101", links["FA-2026-00101"].id_op),
+        (2, "FA-2026-00102", links["FA-2026-00102"].id_op),
+        (3, "FA-2026-00105", links["FA-2026-00105"].id_op)]
+
+
+def test_of_two_links_paid_while_cancelled_the_first_paid_is_the_title_s_payment(flow, store):
+    """Two links of FA-2026-00102 made before the cancellation, both paid through after
+    it (two run-cancelled anomalies): the reinstatement records the first paid (the
+    earlier anomaly) as the title's payment and leaves the second open, one payment too
+    many for the trésorerie to refund."""
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    first, second = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    number = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+              if a["kind"] == "run-cancelled"}
+    assert number[first.id_op] < number[second.id_op]
+    done = store.reinstate(run, "kept")
+    assert [(s["anomaly"], s["id_op"]) for s in done.settled] == [
+        (number[first.id_op], first.id_op)]
+    [left] = done.left_open
+    assert (left["anomaly"], left["id_op"]) == (number[second.id_op], second.id_op), left
+    assert "payment too many" in left["why"], left
+    pay = ledger.payment_of(store, ID_COLL, "FA-2026-00102")
+    assert (pay["status"], pay["id_op"]) == ("paid", first.id_op)
+
+
+def test_a_reinstatement_settles_its_run_s_money_not_another_collectivite_s(flow, store,
+                                                                           tmp_path):
+    """Two collectivités on one state database, each with the example in its IdBord 1,
+    both runs cancelled and both FA-2026-00102 titles paid through their links while
+    cancelled: reinstating the first settles its own anomaly only; the other's, its
+    title still cancelled, stays open and is not said left open by this run."""
+    from pesgen.payfip.service import create_link
+
+    from .collectivity_support import INPUT, export, other_collectivity
+    from .payfip_support import TIMEOUT
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    theirs_mapping = other_collectivity(tmp_path / "b")
+    other = export(store, theirs_mapping, INPUT, tmp_path / "out-b")
+    mine = flow.link("FA-2026-00102", mode="W")
+    theirs = create_link(store, theirs_mapping, "FA-2026-00102", endpoint=flow.endpoint,
+                         timeout=TIMEOUT, notify_url=flow.notify_url, mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    store.cancel(other, "by mistake", despite_payments=True)
+    flow.pay(mine, "card")
+    flow.pay(theirs, "card")
+    number = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)}
+    done = store.reinstate(run, "kept")
+    assert [(s["anomaly"], s["id_op"]) for s in done.settled] == [
+        (number[mine.id_op], mine.id_op)]
+    assert done.left_open == ()
+    still = [a["id_op"] for a in ledger.list_anomalies(store) if a["resolved_at"] is None]
+    assert still == [theirs.id_op]
+
+
+def test_money_paid_while_cancelled_is_said_once_beside_another_budget_s_title(
+        flow, store, tmp_path):
+    """FA-2026-00102's run cancelled after its link was made; the example exported again
+    for another budget of the collectivité (its own IdBord sequence: IdBord 1 too, the
+    same invoice of the same SIRET) and that run cancelled; then the family pays through
+    the link, PayFiP reporting another amount: reinstating the first run leaves the
+    anomaly open and says so once (the other run's title of the same number and IdBord
+    is not the operation's)."""
+    from .collectivity_support import INPUT, export, other_budget
+
+    run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
+    link = flow.link("FA-2026-00102", mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    other = export(store, other_budget(tmp_path), INPUT, tmp_path / "b01")
+    assert [b.id_bord for b in store.run_bordereaux(other)] == [1]
+    store.cancel(other, "wrong budget")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    done = store.reinstate(run, "kept")
+    assert done.settled == ()
+    assert [(s["anomaly"], s["id_op"], s["id_bord"]) for s in done.left_open] == [
+        (number, link.id_op, 1)]
