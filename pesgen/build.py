@@ -899,6 +899,14 @@ class Builder:
                         f"{number[:1]!r}, which a spreadsheet opening the payment references "
                         "CSV would take for a formula", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
+        if not number.isprintable() and not self.recorded and (
+                bad := control_in(number, invisible=False)):
+            # never part of a number: the state store, the payment references CSV and
+            # every message carry the number as it is (a line break splits their lines)
+            ctx.problem("input.invoice-number", f"invoice number {shown_repr(number)} holds "
+                        f"the control character U+{ord(bad):04X} (a line break, a tab…): "
+                        "correct it in the school software", mapping=self.inv["number"].where)
+            return BuildResult(problems=ctx.problems)
         if self.number_written and not self.recorded and not self._number_fits(ctx, number):
             return BuildResult(problems=ctx.problems)
         key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)

@@ -54,7 +54,9 @@ class Problem:
         if self.record:
             parts.append(self.record)
         if self.invoice:
-            parts.append(f"invoice {self.invoice}")
+            from .keys import shown  # its control characters visible: one line
+
+            parts.append(f"invoice {shown(self.invoice)}")
         head = " ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
         if self.mapping:

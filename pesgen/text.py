@@ -319,11 +319,12 @@ def outside_charset(value: str, charset: str) -> str:
     return "".join(dict.fromkeys(_DISALLOWED[charset].findall(value)))
 
 
-def control_in(value: str) -> str | None:
-    """The first line break, tab, control or invisible character of ``value`` (never
-    text: a value written as it is, which no text policy changes, must hold none), or
-    None."""
-    bad = _BAD_CONTROL.search(value) or _CONTROL.search(value) or _INVISIBLE.search(value)
+def control_in(value: str, invisible: bool = True) -> str | None:
+    """The first line break, tab, control or (``invisible``) invisible character of
+    ``value`` (never text: a value written as it is, which no text policy changes, must
+    hold none), or None."""
+    bad = (_BAD_CONTROL.search(value) or _CONTROL.search(value)
+           or (_INVISIBLE.search(value) if invisible else None))
     return bad.group(0)[0] if bad else None
 
 

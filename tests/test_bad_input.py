@@ -326,6 +326,37 @@ def test_an_invoice_number_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_p
     assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
 
 
+@pytest.mark.parametrize("number, code", [("FA-2026-\n00104", "000A"),
+                                          ("FA-2026\t00104", "0009"),
+                                          ("FA-2026\r00104", "000D"),
+                                          ("FA-2026-\x8500104", "0085"),
+                                          ("FA-2026-\u202800104", "2028")])
+def test_an_invoice_number_holding_a_control_character_is_refused(tmp_path, number, code):
+    """A line break or a tab inside an invoice number went into the state store and the
+    payment references CSV as it was (the ORMC does not write the number, so no charset
+    check saw it), and split every message naming the invoice over two lines. Refused
+    now, by every format; the refusal names the invoice on one line (<U+000A>)."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["number"] = number
+    inp = _write_json(tmp_path, data)
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.invoice-number")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.message == (f"invoice number {number!r} holds the control character "
+                         f"U+{code} (a line break, a tab…): correct it in the school software")
+    assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
+    assert "\n" not in str(p) and "\t" not in str(p) and f"<U+{code}>" in str(p)
+
+
+def test_an_invoice_number_with_a_no_break_space_is_not_a_control_character(tmp_path):
+    """A no-break space is no control character: an ORMC export takes the number as
+    before (the invoice key compares it with a space)."""
+    data = _example()
+    data["invoices"][_index(data, "FA-2026-00104")]["number"] = "FA-2026\u00a000104"
+    result = export(JSON_MAPPING, _write_json(tmp_path, data), tmp_path / "out", RUN)
+    assert len(result.files) == 1
+
+
 def test_lines_that_are_not_a_list_say_what_they_are(tmp_path):
     """'"lines": "oops"' was "the invoice has no lines": it has some, of the wrong kind.
     A line that is null is said so (it was 'not a number')."""
