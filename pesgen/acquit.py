@@ -272,7 +272,9 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     problems: list[Problem] = []
     acquit = _read(root, name, problems)
     if problems:
-        raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
+        # an element missing, a value it cannot read, or one given twice or out of its
+        # place (_unread): not "lacks" alone
+        raise InputDataError(f"{path} is not what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
     return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
 
