@@ -272,7 +272,9 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
     problems: list[Problem] = []
     acquit = _read(root, name, problems)
     if problems:
-        raise InputDataError(f"{path} lacks what pesgen reads in a PES_ACQUIT: "
+        # an element missing, a value it cannot read, or one given twice or out of its
+        # place (_unread): not "lacks" alone
+        raise InputDataError(f"{path} is not what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
     return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
 
@@ -899,13 +901,17 @@ class ElementReport:
         the one recorded as the bordereau's status; with what to do next."""
         e = self.element
         reasons, said = [], []
+        errors = _all_errors(e)
         if reading and self.same_as_recorded is False:
             assert self.recorded is not None
             reasons.append("recorded-otherwise")
-            said.append(f"{'accepted' if e.accepted else 'rejected'} by this file, where its "
-                        f"status recorded is {self.recorded.outcome} (from "
-                        f"{self.recorded.file})")
-        errors = _all_errors(e)
+            # its errors counted as the recorded status' are: a rejection with other
+            # errors read 'rejected by this file, where its status recorded is rejected…'
+            other = (": the same verdict, other errors"
+                     if e.accepted == self.recorded.accepted else "")
+            said.append(f"{'accepted' if e.accepted else 'rejected'}{with_errors(len(errors))}"
+                        f" by this file, where its status recorded is "
+                        f"{self.recorded.outcome} (from {self.recorded.file}){other}")
         if e.accepted and errors and self.ours:
             reasons.append("accepted-with-errors")
             said.append(f"accepted, with {len(errors)} error(s): "

@@ -215,6 +215,27 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
     assert "  already recorded: IdBord 1 exercise 2026 (line 31)" in recorded.stdout
 
 
+def test_a_rejection_with_other_errors_than_the_one_recorded_says_its_own(db_url, tmp_path):
+    """Read without --record, a rejection of a bordereau recorded rejected with other
+    errors was 'rejected by this file, where its status recorded is rejected on … with 3
+    error(s)': what differs was not said. This file's errors are counted, and the same
+    verdict with other errors said so."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN)
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
+                   "--record").exit_code == 9
+    text = (ACKS / "rejected.xml").read_bytes()
+    start = text.index(b"      <Erreur>")  # the bordereau's own error, its first
+    end = text.index(b"</Erreur>", start) + len(b"</Erreur>\n")
+    other = tmp_path / "rejected-again.xml"
+    other.write_bytes(text[:start] + text[end:])
+    r = run_cli("acquit", other, "--db", db_url)
+    assert r.exit_code == 9, r.output
+    assert ("  - IdBord 1 exercise 2026 (line 31): rejected with 2 error(s) by this file, "
+            "where its status recorded is rejected on 2026-11-24 with 3 error(s) (from "
+            "rejected.xml): the same verdict, other errors; next: ask the trésorerie which "
+            "answer stands") in r.stdout, r.stdout
+
+
 def test_acquit_json_gives_what_is_recorded_already(db_url, tmp_path):
     import json
 

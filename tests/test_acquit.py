@@ -643,6 +643,8 @@ def test_an_acquit_saying_accepted_and_rejected_of_one_element_records_nothing(s
     r = run_cli("acquit", path, "--db", store, "--record")
     assert r.exit_code == ExitCode.INPUT, r.output
     assert "a second EtatAck in ElementACQUIT" in r.stderr and "recorded on" not in r.output
+    # the file holds too much, not too little: its headline said it "lacks" what is read
+    assert f"error: {path} is not what pesgen reads in a PES_ACQUIT: 1 problem(s)" in r.stderr
     assert "Hélios: IdBord 1 no acknowledgement recorded" in run_cli(
         "runs", "list", "--db", store).stdout
 
