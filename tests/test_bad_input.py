@@ -315,15 +315,22 @@ def test_missing_invoice_number(tmp_path):
 def test_an_invoice_number_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_path, number):
     """The payment references CSV beside the PES file carries the invoice number as is:
     '=HYPERLINK(...)' in it was a formula for the spreadsheet the school opens it in."""
+    p = _number_refused(tmp_path, number)
+    assert p.message == (f"invoice number starts with {number[0]!r}, which a spreadsheet "
+                         "opening the payment references CSV would take for a formula")
+
+
+def _number_refused(tmp_path: Path, number: str) -> Problem:
+    """The example with FA-2026-00104's number made ``number``: the one problem of its
+    export, input.invoice-number at that invoice and at the binding."""
     data = _example()
     i = _index(data, "FA-2026-00104")
     data["invoices"][i]["number"] = number
     inp = _write_json(tmp_path, data)
     p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.invoice-number")
     assert p.record == f"{inp}:$.invoices[{i}]"
-    assert p.message == (f"invoice number starts with {number[0]!r}, which a spreadsheet "
-                         "opening the payment references CSV would take for a formula")
     assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
+    return p
 
 
 @pytest.mark.parametrize("number, code", [("FA-2026-\n00104", "000A"),
@@ -336,15 +343,9 @@ def test_an_invoice_number_holding_a_control_character_is_refused(tmp_path, numb
     payment references CSV as it was (the ORMC does not write the number, so no charset
     check saw it), and split every message naming the invoice over two lines. Refused
     now, by every format; the refusal names the invoice on one line (<U+000A>)."""
-    data = _example()
-    i = _index(data, "FA-2026-00104")
-    data["invoices"][i]["number"] = number
-    inp = _write_json(tmp_path, data)
-    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.invoice-number")
-    assert p.record == f"{inp}:$.invoices[{i}]"
+    p = _number_refused(tmp_path, number)
     assert p.message == (f"invoice number {number!r} holds the control character "
                          f"U+{code} (a line break, a tab…): correct it in the school software")
-    assert p.mapping == _where(JSON_MAPPING, "number: number", "bindings.invoice.number")
     assert "\n" not in str(p) and "\t" not in str(p) and f"<U+{code}>" in str(p)
 
 
