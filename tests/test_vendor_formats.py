@@ -10,13 +10,14 @@ import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import InputDataError, OutputInvalidError, UsageError
+from pesgen.errors import InputDataError, OutputInvalidError, Problem, UsageError
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
@@ -229,18 +230,26 @@ def test_an_emagnus_name_and_complement_over_designation1_list_their_bindings(tm
                 if text.strip().startswith("name: {expr:"))
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     data["invoices"][0]["payer"].update(last_name="A" * 30, complement="B" * 25)
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(OutputInvalidError) as info:
-        export(mapping, source, tmp_path / "out", RUN)
-    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
-    for problem in info.value.problems:
+    source, problems = _wtamc001_refused(tmp_path, mapping, data)
+    for problem in problems:
         assert problem.mapping is None and str(problem).endswith(
             "record 'ecriture', column Designation1 (#10): is 56 characters, the layout "
             f"allows 50 (the value joins 2 bound fields, {mapping}:{name}: "
             f"bindings.payer.name; {mapping}:{line}: bindings.payer.complement_name: "
             f"shorten one of them) (rendered from {source}:$.invoices[0]) (rule "
             "layout.length)"), problem
+
+
+def _wtamc001_refused(tmp_path: Path, mapping: Path, data: dict[str, Any]
+                      ) -> tuple[Path, list[Problem]]:
+    """``data`` written as the school's export and exported with the e.magnus ``mapping``:
+    its path and the refusal's problems, one per imputation line of WTAMC001 (three)."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    assert len(info.value.problems) == 3
+    return source, info.value.problems
 
 
 def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
@@ -257,12 +266,8 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
         mapping.read_text(encoding="utf-8").splitlines(), 1) if text.strip() == "number: number")
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     data["invoices"][0]["number"] = "FA-2026-00101-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd"
-    source = tmp_path / "export.json"
-    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(OutputInvalidError) as info:
-        export(mapping, source, tmp_path / "out", RUN)
-    assert len(info.value.problems) == 3  # one per imputation line of WTAMC001
-    for problem in info.value.problems:
+    source, problems = _wtamc001_refused(tmp_path, mapping, data)
+    for problem in problems:
         assert str(problem).endswith(
             "record 'ecriture', column NumeroFacture (#111): is 54 characters, the layout "
             f"allows 50 (rendered from {source}:$.invoices[0]) [mapping {mapping}:"
