@@ -534,8 +534,8 @@ class Builder:
     def _number_fits(self, ctx: _Ctx, number: str) -> bool:
         """Whether ``number``, which the format writes as it is (an identifier: no text
         policy changes it, a transliterated one would not be the school's), fits its
-        files: no line break, tab, control or invisible character (a line break ends an
-        e.magnus record; an XML parser reads it and a tab as a space), only characters
+        files: no invisible character (a no-break space, a soft hyphen: a control one was
+        refused before, whatever the format), only characters
         the output's encoding writes and the format's charset allows (e.magnus: ascii),
         none its layouts forbid (e.magnus: ';' and '"'). Else refused (input.invoice-number)."""
         if number.isascii() and number.isprintable() and not self._forbidden:

@@ -319,13 +319,13 @@ class Exporter:
                                   "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
-            self.builder.number_written = True  # not known: held to the charset
+            self.builder.number_written = self._template_reads("t.invoice_number")
             return
         self.sample_reads = sample.reads
         # a refusal by invoice does not advise a split the format would refuse
         self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
         # an invoice number the format writes as it is is held to its charset
-        self.builder.number_written = "t.invoice_number" in sample.reads
+        self.builder.number_written = self._template_reads("t.invoice_number")
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -342,7 +342,12 @@ class Exporter:
         that is not known (the sample titles not rendered)."""
         if any("number" in spec.name for spec in self.fmt.files):
             return True
-        return self.sample_reads is None or "doc.bordereau.number" in self.sample_reads
+        return self._template_reads("doc.bordereau.number")
+
+    def _template_reads(self, name: str) -> bool:
+        """Whether the format's templates read the model field ``name`` on the sample
+        titles (check_fields); True when that is not known (they were not rendered)."""
+        return self.sample_reads is None or name in self.sample_reads
 
     def count_unwritten(self, title: Title) -> None:
         """Count ``title`` for each bound field no template writes that it holds."""
@@ -536,8 +541,7 @@ class Exporter:
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
         self.builder.unfit_splits = self._unfit_splits
-        self.builder.number_written = self.sample_reads is None or \
-            "t.invoice_number" in self.sample_reads
+        self.builder.number_written = self._template_reads("t.invoice_number")
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again
