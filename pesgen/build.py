@@ -44,8 +44,10 @@ from .keys import (
     Held,
     debt_key,
     invoice_key,
+    named,
     written_otherwise,
 )
+from .keys import shown as shown_number
 from .mapping import Binding, Mapping
 from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
@@ -64,6 +66,7 @@ from .text import (
     ascii_letters,
     code_error,
     control_in,
+    format_char_in,
     normalize,
     pes_text_error,
     truncate_words,
@@ -908,6 +911,18 @@ class Builder:
                         "correct it in the school software", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         if self.number_written and not self.recorded and not self._number_fits(ctx, number):
+            return BuildResult(problems=ctx.problems)
+        if not self.recorded and (bad := format_char_in(number)):
+            # (after _number_fits: a format writing the number refuses it for its charset
+            # first) nothing shows it, in a listing, a spreadsheet or a search: the state
+            # store, the payment references CSV and the school would each hold another
+            # number than the one support staff read and type
+            ctx.problem("input.invoice-number", f"invoice number '{shown_number(number)}' holds "
+                        f"{named(bad)}, an invisible format character: a listing shows the "
+                        "number without it (a search by what it shows misses it) or, after "
+                        "a bidirectional control, its characters reordered (another "
+                        "number); correct it in the school software",
+                        mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)
         other = self.seen.find(key)

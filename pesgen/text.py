@@ -328,6 +328,17 @@ def control_in(value: str, invisible: bool = True) -> str | None:
     return bad.group(0)[0] if bad else None
 
 
+def format_char_in(value: str) -> str | None:
+    """The first Unicode format character (category Cf) of ``value``, or None: a
+    bidirectional control (U+202E RIGHT-TO-LEFT OVERRIDE, U+200E/U+200F marks,
+    isolates), a zero-width space, joiner or word joiner, a byte order mark, a soft
+    hyphen. None shows: an identifier holding one looks like another (a right-to-left
+    override reorders what follows it) or as itself without it."""
+    if value.isprintable():  # (no Cf character is printable): the common case
+        return None
+    return next((c for c in value if unicodedata.category(c) == "Cf"), None)
+
+
 def code_error(value: str, charset: str, limit: int | None) -> str | None:
     """What keeps a code a mapping's table gives (codes.civility, default_civility) from
     being sent as written, or None. A code is written for the target by whoever wrote

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import shutil
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -347,6 +348,38 @@ def test_an_invoice_number_holding_a_control_character_is_refused(tmp_path, numb
     assert p.message == (f"invoice number {number!r} holds the control character "
                          f"U+{code} (a line break, a tab…): correct it in the school software")
     assert "\n" not in str(p) and "\t" not in str(p) and f"<U+{code}>" in str(p)
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u200e", "\u200f", "\u2060", "\ufeff",
+                                  "\u00ad", "\u2066", "\U000e0001"])
+@pytest.mark.parametrize("mapping", [JSON_MAPPING, MAPPINGS / "villeneuve-sur-loing-titres.yaml"],
+                         ids=["ormc", "titres"])
+def test_an_invoice_number_holding_a_format_character_is_refused(tmp_path, char, mapping):
+    """A Unicode format character (category Cf: a bidirectional control, a zero-width
+    space or joiner, a byte order mark, a soft hyphen) shows as nothing: FA-2026-00104
+    with a right-to-left override before 00104 reads FA-2026-40100 in a listing, and one
+    with a zero-width space is not found by the number typed. The PES formats, which do
+    not write the number as it is, took it into the state store and the payment
+    references CSV (a soft hyphen, or any of them with an object not naming the number),
+    or refused it for the object that names it (text.charset, not the number's
+    problem). Refused now as the number's, shown visibly (<U+202E>) and named."""
+    mapping, _ = mapping_copy(tmp_path / "mapping", mapping, (
+        "{expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}", "{const: CONSERVATOIRE}"))
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    number = data["invoices"][i]["number"] = f"FA-2026-{char}00104"
+    inp = _write_json(tmp_path, data)
+    [p] = _refused(tmp_path, mapping, inp).problems
+    assert (p.rule, p.record, p.invoice) == ("input.invoice-number", f"{inp}:$.invoices[{i}]",
+                                             number)
+    assert p.mapping == _where(mapping, "number: number", "bindings.invoice.number")
+    code = f"U+{ord(char):04X}"
+    assert p.message == (
+        f"invoice number 'FA-2026-<{code}>00104' holds {code} {unicodedata.name(char)}, "
+        "an invisible format character: a listing shows the number without it (a search "
+        "by what it shows misses it) or, after a bidirectional control, its characters "
+        "reordered (another number); correct it in the school software")
+    assert char not in str(p)
 
 
 def test_an_invoice_number_with_a_no_break_space_is_not_a_control_character(tmp_path):

@@ -1319,10 +1319,13 @@ def test_an_invoice_in_another_case_is_refused_once_not_also_for_its_num_dette(d
 # ---------------------------------------------------------------- look-alike numbers
 # FA-2026-00101 written with a soft hyphen, Unicode hyphens, an en dash or full-width
 # characters: the outputs write each as FA-2026-00101, so each is that invoice
-# (tests/test_invoice_key.py has more of them)
+# (tests/test_invoice_key.py has more of them). A soft hyphen, an invisible format
+# character, is refused in a number before (input.invoice-number, test_bad_input): a
+# store recorded one before 2026-12-06, and its key is the number's all the same
+EXPORTED = [kind for kind in LOOKALIKES if kind != "soft hyphen"]
 
 
-@pytest.mark.parametrize("kind", list(LOOKALIKES))
+@pytest.mark.parametrize("kind", EXPORTED)
 def test_a_look_alike_number_is_one_invoice_within_a_run(tmp_path, kind):
     inp = _invoices({"FA-2026-00101": "FA-2026-00101", "FA-2026-00102": LOOKALIKES[kind]},
                     tmp_path, "lookalike.json")
@@ -1348,7 +1351,7 @@ def test_a_look_alike_number_in_an_ormc_run_is_a_duplicate_not_a_num_dette_clash
     assert [p.rule for p in info.value.problems] == ["input.duplicate-invoice"]
 
 
-@pytest.mark.parametrize("kind", list(LOOKALIKES))
+@pytest.mark.parametrize("kind", EXPORTED)
 def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
     store = Store(db_url)
     first = export_recorded(lambda: store, TITRES, EXAMPLES / "school-export.json", tmp_path / "a",
@@ -1377,13 +1380,13 @@ def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping)
     """ORMC: one refusal, the duplicate; not also its NumDette (the same digits), whose
     advice, 'give this invoice another NumDette', would put it in the rôle twice. A
     finance package writing the number as it is (e.magnus ascii, JVS latin-1) refuses an
-    en dash or a soft hyphen in it first (input.invoice-number, vinput45): nothing
+    en dash or a Unicode hyphen in it first (input.invoice-number, vinput45): nothing
     written either; the look-alikes its charset takes (case) are the duplicates."""
     store = Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
     first = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
                             tmp_path / "a", RUN)
     inp = _invoices({"FA-2026-00101": LOOKALIKES["en dash"],
-                     "FA-2026-00104": LOOKALIKES["soft hyphen"].replace("00101", "00104")},
+                     "FA-2026-00104": LOOKALIKES["hyphen"].replace("00101", "00104")},
                     tmp_path, "lookalike.json")
     if mapping != MAPPING:
         with pytest.raises(InputDataError) as refused:
@@ -1402,8 +1405,12 @@ def test_a_look_alike_number_is_refused_again_in_every_format(tmp_path, mapping)
 def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, tmp_path):
     store = Store(db_url)
     number = LOOKALIKES["soft hyphen"]
-    held = export_recorded(lambda: store, TITRES, _invoices({"FA-2026-00101": number}, tmp_path,
-                                                    "soft.json"), tmp_path / "a", RUN)
+    held = export_recorded(lambda: store, TITRES, _invoices({"FA-2026-00101": "FA-2026-00101"},
+                                                            tmp_path, "soft.json"),
+                           tmp_path / "a", RUN)
+    with store.engine.begin() as conn:  # as a run recorded it before 2026-12-06 (EXPORTED)
+        conn.execute(sa.text("UPDATE run_invoices SET invoice = :n WHERE invoice = "
+                             "'FA-2026-00101'"), {"n": number})
     [row] = store.find_invoice("FA-2026-00101")
     assert row["run_id"] == held.run_id
     for asked in ("FA-2026-00101", number, LOOKALIKES["full-width"],
@@ -1653,7 +1660,7 @@ def test_a_schema_5_store_is_migrated_with_look_alike_numbers_keyed_again(
     # what the schema-5 code recorded: a run of look-alikes (and a full-width number of
     # its own), then the example in ORMC, whose FA-2026-00101 and FA-2026-00104 its guard
     # let by
-    lookalikes = _invoices({"FA-2026-00101": LOOKALIKES["soft hyphen"],
+    lookalikes = _invoices({"FA-2026-00101": LOOKALIKES["hyphen"],
                             "FA-2026-00104": LOOKALIKES["en dash"].replace("00101", "00104"),
                             "FA-2026-00105": "ＦＡ-２０２６-００２００"}, tmp_path, "alike.json")
     done = []
