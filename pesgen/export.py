@@ -864,7 +864,7 @@ class Exporter:
                 if isinstance(where, tuple):  # a value joining several: each listed
                     head, said, tail = p.message.partition(" (rendered from ")
                     joins = (f" (the value joins {len(where)} bound fields, "
-                             f"{'; '.join(where)}: shorten one of them)")
+                             f"{'; '.join(where)}: {_joined_advice(p)})")
                     p = replace(p, message=head + joins + said + tail)
                 elif where is not None:
                     p = replace(p, mapping=where, source="mapping")
@@ -1123,6 +1123,19 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
         return False
+
+
+def _joined_advice(problem: Problem) -> str:
+    """What the refusal of a value joining several bound fields asks of them: one
+    shorter when the value is over its length (a layout's length, an XSD's maxLength);
+    else (a pattern, a code, a value too short) none is too long: the one causing it
+    corrected."""
+    if problem.rule.startswith("xsd."):
+        too_long = "[facet 'maxLength']" in problem.message
+    else:  # (a reserved column's "holds N character(s)" is no value to shorten)
+        too_long = problem.rule == "layout.length" and "the layout allows" in problem.message
+    return ("shorten one of them" if too_long
+            else "correct whichever of them causes it")
 
 
 def export(mapping_path: Path, input_path: Path, out_dir: Path, run_date: date | None = None,

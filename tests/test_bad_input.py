@@ -1046,6 +1046,43 @@ def test_a_file_name_the_system_cannot_take_is_the_format_s_error(tmp_path, pref
     assert str(exc) == f"broken-fmt: {p.message} ({where})"
 
 
+@pytest.mark.parametrize("complement, rule, advice", [
+    ("Bat 2", "layout.pattern", "correct whichever of them causes it"),
+    ("B" * 45, "layout.length", "shorten one of them"),
+], ids=["pattern", "length"])
+def test_a_joined_value_s_refusal_advises_by_its_cause(tmp_path, complement, rule, advice):
+    """A value joining several bound fields (e.magnus' Designation1: the name and its
+    complement) refused by its layout lists the bindings, with advice: 'shorten one of
+    them', which fitted a length alone, was given for a pattern the value fails too
+    (here a Designation1 taking no digit: a shorter field still holds its digit)."""
+    fmts = tmp_path / "fmts"
+    bundle = fmts / "pattern-fmt"
+    shutil.copytree(ROOT / "templates" / "bl-emagnus", bundle)
+    for name, old, new in (
+            ("format.yaml", "name: bl-emagnus", "name: pattern-fmt"),
+            ("wtamc001.layout.yaml", "{name: Designation1, type: text, length: 50, ",
+             '{name: Designation1, type: text, length: 50, pattern: "[^0-9]*", ')):
+        text = (bundle / name).read_text(encoding="utf-8")
+        assert text.count(old) == 1, old
+        (bundle / name).write_text(text.replace(old, new), encoding="utf-8")
+    mapping, (_, line) = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
+        ("format: bl-emagnus", "format: pattern-fmt"),
+        ("    first_name: payer.first_name",
+         "    first_name: payer.first_name\n    complement_name: payer.complement"))
+    name = _mapping_line(mapping, "name: {expr:")
+    data = _example()
+    data["invoices"][0]["payer"]["complement"] = complement
+    exc = _refused(tmp_path, mapping, _write_json(tmp_path, data), OutputInvalidError,
+                   formats_dirs=[fmts])
+    assert len(exc.problems) == 3  # one per imputation line of WTAMC001
+    for p in exc.problems:
+        assert p.rule == rule and "column Designation1 (#10): " in p.message
+        assert (f"(the value joins 2 bound fields, {mapping}:{name}: bindings.payer.name; "
+                f"{mapping}:{line}: bindings.payer.complement_name: {advice}) (rendered "
+                "from ") in p.message, p.message
+
+
 def test_a_file_name_of_255_bytes_is_the_system_s_bound():
     """The bound is the system's, in bytes: 255 pass, 256 are the format's error (a PES
     file's NomFic is shorter still: the XSD refuses it, another rule)."""
