@@ -1347,6 +1347,15 @@ class Builder:
         b_birth = p.get("birth_date")
         birth = None if b_birth is None else \
             self._date(ctx, "payer.birth_date", ev(b_birth), b_birth)
+        if birth is not None and is_person and self.issue_date is not None and \
+                birth > self.issue_date and not self.recorded:
+            assert b_birth is not None
+            # a typo (a year, a day and month swapped), written as DteNaissance (the
+            # finance packages' birth date) for the trésorerie to find a person by
+            ctx.problem("input.birth-date", f"payer.birth_date {birth} is after the rôle's "
+                        f"date (DteBordEm {self.issue_date}): no debtor is born after the "
+                        "title is issued; correct it in the school software",
+                        mapping=b_birth.where)
         address = self._address(ctx, ev, addr)
         email = ev(p.get("email"))
         self._scalar(ctx, "payer.email", email, p.get("email"))

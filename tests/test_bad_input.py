@@ -770,6 +770,43 @@ def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
         "taking its first 10 characters ([:10])"}
 
 
+@pytest.mark.parametrize("born, refused", [("2026-11-24", True), ("2062-03-12", True),
+                                           ("2026-11-23", False), ("1984-03-12", False)])
+def test_a_birth_date_after_the_role_s_date_is_refused(tmp_path, born, refused):
+    """A birth date after the rôle's date (DteBordEm, the run date) was written as
+    DteNaissance as given: a typo (2062 for 1962) the trésorerie finds a person by. Refused
+    now (input.birth-date), naming the binding; on the rôle's date or before it passes."""
+    mapping, (line,) = mapping_copy(tmp_path / "m", JSON_MAPPING, (
+        "    email: payer.email", "    email: payer.email\n    birth_date: payer.birth_date"))
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["payer"]["birth_date"] = born
+    inp = _write_json(tmp_path, data)
+    if not refused:
+        [written] = export(mapping, inp, tmp_path / "out", RUN).files
+        assert f'<DteNaissance V="{born}"/>' in written.path.read_text(encoding="iso-8859-1")
+        return
+    [p] = _refused(tmp_path, mapping, inp).problems
+    assert (p.rule, p.record, p.invoice) == ("input.birth-date", f"{inp}:$.invoices[{i}]",
+                                             "FA-2026-00101")
+    assert p.mapping == f"{mapping}:{line}: bindings.payer.birth_date"
+    assert p.message == (f"payer.birth_date {born} is after the rôle's date (DteBordEm "
+                         "2026-11-23): no debtor is born after the title is issued; correct "
+                         "it in the school software")
+
+
+def test_a_birth_date_of_a_debtor_that_is_no_person_is_not_written_nor_checked(tmp_path):
+    """A company (CatTiers other than 01) has no DteNaissance (the DT rejects one): its
+    birth date, even a later one, is neither written nor refused."""
+    mapping, _ = mapping_copy(tmp_path / "m", JSON_MAPPING, (
+        "    email: payer.email", "    email: payer.email\n    birth_date: payer.birth_date"))
+    data = _example()
+    company = next(inv for inv in data["invoices"] if inv["payer"]["kind"] != "person")
+    company["payer"]["birth_date"] = "2062-03-12"
+    [written] = export(mapping, _write_json(tmp_path, data), tmp_path / "out", RUN).files
+    assert "2062-03-12" not in written.path.read_text(encoding="iso-8859-1")
+
+
 def test_malformed_mandate_signature_date(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00107")
