@@ -807,6 +807,26 @@ def test_a_birth_date_of_a_debtor_that_is_no_person_is_not_written_nor_checked(t
     assert "2062-03-12" not in written.path.read_text(encoding="iso-8859-1")
 
 
+def test_a_civility_given_to_a_debtor_that_is_no_person_is_refused(tmp_path):
+    """A company's or an association's title (CatTiers 50) carried the civility the
+    export gave it ('M.' sent as Civilite M): a civility is a person's, the DT's list
+    is of persons' civilities. Refused now (pes.civility) naming the binding; the
+    organisation's title passes without one, as before."""
+    data = _example()
+    i = _index(data, "FA-2026-00103")
+    assert data["invoices"][i]["payer"]["kind"] == "organization"
+    data["invoices"][i]["payer"]["title"] = "M."
+    inp = _write_json(tmp_path, data)
+    [p] = _refused(tmp_path, JSON_MAPPING, inp).problems
+    assert (p.rule, p.record, p.invoice) == ("pes.civility", f"{inp}:$.invoices[{i}]",
+                                             "FA-2026-00103")
+    assert p.mapping == _where(JSON_MAPPING, "civility: payer.title", "bindings.payer.civility")
+    assert p.message == (
+        "civility 'M.' given to a debtor that is no person (payer kind 'organization', "
+        "CatTiers 50): a civility is a person's; the export should leave it empty for this "
+        "kind, or the mapping bind the civility by an expression giving none for it")
+
+
 def test_malformed_mandate_signature_date(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00107")

@@ -1142,7 +1142,8 @@ def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
 
 
 def test_an_unknown_civility_points_at_codes_civility(tmp_path):
-    inv = _invoice("FA-2026-00103")
+    # (a person's: a debtor that is no person has no civility, pes.civility)
+    inv = _invoice("FA-2026-00102")
     inv["payer"]["title"] = "Madame"
     [problem] = _refused(tmp_path, [inv])
     assert (problem.rule, problem.mapping) == (
