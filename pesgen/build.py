@@ -11,7 +11,7 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -1139,7 +1139,8 @@ class Builder:
                 activity = acts.get(str(code))
                 if activity is None:
                     ctx.problem("codes.activity", f"unknown activity code '{code}' (add it to "
-                                "codes.activities)",
+                                "codes.activities)"
+                                + other_case(str(code), acts, "codes.activities"),
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
             raw_amount = evaluate(ctx, row, scope, origin, b_amount)
@@ -1313,7 +1314,8 @@ class Builder:
             entry = self.mapping.codes.payer_kinds.get(str(kind))
             if entry is None:
                 ctx.problem("codes.payer-kind", f"unknown payer kind '{kind}' (add it to "
-                            "codes.payer_kinds)",
+                            "codes.payer_kinds)" + other_case(
+                                str(kind), self.mapping.codes.payer_kinds, "codes.payer_kinds"),
                             mapping=self.mapping.where("codes", "payer_kinds"))
         is_person = entry is not None and entry["category"] == "01"
         name = self._text(ctx, "debtor.name", ev(p.get("name")), p.get("name"), required=True)
@@ -1445,7 +1447,8 @@ class Builder:
                               "names (first name included)" if _COUPLE.search(raw) else "")
                     ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility "
                                 f"(add it to codes.civility: '{raw}': the civility to "
-                                f"send, as the table's other entries){couple}",
+                                f"send, as the table's other entries){couple}"
+                                + other_case(raw, table, "codes.civility"),
                                 mapping=self.mapping.where("codes", "civility"))
                     return None
                 value = table[raw]
@@ -1653,7 +1656,8 @@ class Builder:
             if flag not in methods:
                 ctx.problem("codes.payment-method", f"payment.direct_debit: unknown payment "
                             f"method '{flag}' (add it to codes.payment_methods: true for a "
-                            "direct debit, false otherwise)",
+                            "direct debit, false otherwise)"
+                            + other_case(flag, methods, "codes.payment_methods"),
                             mapping=self.mapping.where("codes", "payment_methods"))
                 return None
             if not methods[flag]:
@@ -1713,7 +1717,9 @@ class Builder:
                     "sepa_sequences") else (
                     " (no codes.sepa_sequences: pesgen knows "
                     f"{', '.join(self.mapping.codes.sepa_sequences)}; add the table)")
-                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'{known}",
+                ctx.problem("codes.sepa-sequence", f"unknown SEPA sequence '{raw_seq}'{known}"
+                            + other_case(str(raw_seq), self.mapping.codes.sepa_sequences,
+                                         "codes.sepa_sequences"),
                             mapping=self.mapping.where("codes", "sepa_sequences"))
         iban = need("iban")
         if iban is not None:
@@ -1780,6 +1786,16 @@ class Builder:
 def same_but_case(value: str, values: tuple[str, ...]) -> str | None:
     """The first of ``values`` that differs from ``value`` by case alone, or None."""
     return next((v for v in values if v.casefold() == value.casefold()), None)
+
+
+def other_case(value: str, table: Iterable[str], name: str) -> str:
+    """What a refusal of ``value``, a code the mapping's table ``name`` lacks, adds when
+    the table has it in another case only ('fm-c1' for FM-C1): a code is looked up as
+    written (two keys may differ by case alone: 'M.' and 'm.' two civilities), never
+    matched in another case; '' otherwise."""
+    same = same_but_case(value, tuple(table))
+    return (f"; {name} has {same!r}: a code is compared as written, case included "
+            "(correct it in the school software, or add this spelling too)" if same else "")
 
 
 def not_taken(value: str, fmt: Format, key: str) -> str | None:

@@ -584,7 +584,9 @@ _UNKNOWN_METHODS = [
     ("oui", "unknown payment method 'oui' (add it to codes.payment_methods: true for a "
      "direct debit, false otherwise)"),
     ("DIRECT_DEBIT", "unknown payment method 'DIRECT_DEBIT' (add it to "
-     "codes.payment_methods: true for a direct debit, false otherwise)"),
+     "codes.payment_methods: true for a direct debit, false otherwise); "
+     "codes.payment_methods has 'direct_debit': a code is compared as written, case "
+     "included (correct it in the school software, or add this spelling too)"),
 ]
 
 
@@ -624,11 +626,47 @@ def test_a_csv_payment_method_not_in_the_table_is_refused(tmp_path, method):
             row[header.index("payment_method")] = method
     inp = _write_csv(tmp_path, rows)
     p = _payment_method_refused(tmp_path, CSV_MAPPING, inp)
+    cased = ("; codes.payment_methods has 'direct_debit': a code is compared as written, "
+             "case included (correct it in the school software, or add this spelling "
+             "too)") if method == "DIRECT_DEBIT" else ""
     assert (p.record, p.message) == (
         f"{inp}:{_csv_line(inp, 'FA-2026-00101')}",
         f"payment.direct_debit: unknown payment method '{method}' (add it to "
-        "codes.payment_methods: true for a direct debit, false otherwise)")
+        f"codes.payment_methods: true for a direct debit, false otherwise){cased}")
     assert p.mapping == _where(CSV_MAPPING, "  payment_methods: {", "codes.payment_methods")
+
+
+@pytest.mark.parametrize("field, value, rule, said", [
+    ("activity", "fm-c1", "codes.activity",
+     "unknown activity code 'fm-c1' (add it to codes.activities); codes.activities has "
+     "'FM-C1'"),
+    ("kind", "PERSON", "codes.payer-kind",
+     "unknown payer kind 'PERSON' (add it to codes.payer_kinds); codes.payer_kinds has "
+     "'person'"),
+    ("sequence", "rcur", "codes.sepa-sequence",
+     "unknown SEPA sequence 'rcur' (add it to codes.sepa_sequences, with its SequencePres: "
+     "01 OOFF, 02 FRST, 03 RCUR, 04 FNAL); codes.sepa_sequences has 'RCUR'"),
+    ("civility", "mme", "codes.civility",
+     "civility 'mme' is not in codes.civility (add it to codes.civility: 'mme': the "
+     "civility to send, as the table's other entries); codes.civility has 'Mme'"),
+])
+def test_a_code_its_table_has_in_another_case_is_refused_saying_so(tmp_path, field, value,
+                                                                   rule, said):
+    """A code is looked up as written: 'fm-c1' for the activity FM-C1, 'PERSON' for the
+    payer kind person were refused as unknown, the table's 'add it' advice alone, as
+    though nothing were near. Still refused (a table may hold two keys differing by
+    case alone, 'M.' and 'm.', two civilities: no case is guessed), the refusal now
+    names the key of the table the code differs from by case alone."""
+    data = _example()
+    inv = data["invoices"][_index(data, "FA-2026-00101")]
+    {"activity": lambda: inv["lines"][0]["activity"].update(code=value),
+     "kind": lambda: inv["payer"].update(kind=value),
+     "sequence": lambda: inv["payment"]["mandate"].update(sequence=value),
+     "civility": lambda: inv["payer"].update(title=value)}[field]()
+    [p] = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data)).problems
+    assert (p.rule, p.invoice) == (rule, "FA-2026-00101")
+    assert p.message == said + (": a code is compared as written, case included (correct "
+                                "it in the school software, or add this spelling too)")
 
 
 def test_a_missing_or_null_object_is_still_missing_fields(tmp_path):
