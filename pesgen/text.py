@@ -247,6 +247,15 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                               "one and drop a soft hyphen)")
         text = _INVISIBLE.sub(lambda m: _INVISIBLE_SUB[m.group(0)], text)
         notes.update((c, _INVISIBLE_SUB[c]) for c in invisible)
+    fmt_char = format_char_in(text)
+    if fmt_char is not None:
+        # outside ISO-8859-1, a charset's check would refuse it too, but utf-8's (a
+        # format's charset: utf-8) takes every character
+        name = unicodedata.name(fmt_char, "")
+        return Normalized(value, tuple(applied), error=(
+            f"contains the invisible format character U+{ord(fmt_char):04X}"
+            f"{' ' + name if name else ''}: it shows as nothing, or reorders the text "
+            "around it; no policy replaces it, whatever the charset"))
     text = _SPACES.sub(" ", text.strip(" "))
     if policy.case == "upper":
         upper = text.upper()

@@ -7,6 +7,7 @@ policy, never written silently."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ import pytest
 from pesgen.errors import ExitCode
 from pesgen.export import export
 from pesgen.parse import parse_amount, parse_date
-from pesgen.text import TextPolicy, normalize
+from pesgen.text import CHARSETS, TextPolicy, normalize
 
 from .mapping_support import mapping_copy
 from .test_bad_input import (
@@ -286,6 +287,22 @@ def test_soft_hyphen_and_nbsp_are_refused_without_transliterate(text, code, char
 def test_zero_width_space_is_still_refused():
     out = normalize("Dupont\u200bMartin", "latin-1", TextPolicy(transliterate=True))
     assert out.error is not None and "U+200B" in out.error
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u200d", "\u2060", "\ufeff",
+                                  "\u2066", "\U000e0001"])
+@pytest.mark.parametrize("charset", CHARSETS)
+@pytest.mark.parametrize("transliterate", [False, True])
+def test_a_format_character_is_refused_whatever_the_charset(char, charset, transliterate):
+    """A Unicode format character (category Cf) shows as nothing or reorders the text
+    around it (a right-to-left override): every charset but utf-8 lacks it, and utf-8's
+    (a format's charset: utf-8) took it, so a debtor's reference or name held it into
+    the file. Refused now whatever the charset and policies, named."""
+    out = normalize(f"FAM{char}0042", charset, TextPolicy(transliterate=transliterate))
+    code = f"U+{ord(char):04X}"
+    assert out.error == (f"contains the invisible format character {code} "
+                         f"{unicodedata.name(char)}: it shows as nothing, or reorders the "
+                         "text around it; no policy replaces it, whatever the charset")
 
 
 def test_soft_hyphen_in_a_name_is_noted_in_an_export(tmp_path):
