@@ -404,7 +404,9 @@ class Builder:
         # the output's encoding, the format's charset and forbidden characters (_number)
         self.number_written = False
         self._encoding = mapping.output.encoding or fmt.encoding
-        self.text_policy = mapping.policies.text
+        # (a recorded run: its texts taken as pesgen took them when it was recorded)
+        self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
+            else mapping.policies.text
         # the invoice numbers read, as written, with their input records, found by key
         # (invoice_key: 'FA-1' and 'fa-1' are one invoice) and by NumDette (debt_key);
         # as a mapping, invoice number -> its input record

@@ -80,6 +80,9 @@ class TextPolicy:
     case: str = "keep"  # keep | upper
     newlines: str = "refuse"  # refuse | space
     transliterate: bool = False
+    # a recorded run rebuilt (Builder recorded): a Unicode format character is taken, as
+    # before 2026-12-06 a charset holding it (utf-8) took it; no mapping sets it
+    format_chars: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +250,7 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
                               "one and drop a soft hyphen)")
         text = _INVISIBLE.sub(lambda m: _INVISIBLE_SUB[m.group(0)], text)
         notes.update((c, _INVISIBLE_SUB[c]) for c in invisible)
-    fmt_char = format_char_in(text)
+    fmt_char = None if policy.format_chars else format_char_in(text)
     if fmt_char is not None:
         # outside ISO-8859-1, a charset's check would refuse it too, but utf-8's (a
         # format's charset: utf-8) takes every character

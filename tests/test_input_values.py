@@ -18,6 +18,7 @@ from pesgen.export import export
 from pesgen.parse import parse_amount, parse_date
 from pesgen.text import CHARSETS, TextPolicy, normalize
 
+from .conftest import ROOT
 from .mapping_support import mapping_copy
 from .test_bad_input import (
     CSV_MAPPING,
@@ -303,6 +304,22 @@ def test_a_format_character_is_refused_whatever_the_charset(char, charset, trans
     assert out.error == (f"contains the invisible format character {code} "
                          f"{unicodedata.name(char)}: it shows as nothing, or reorders the "
                          "text around it; no policy replaces it, whatever the charset")
+
+
+def test_a_recorded_run_s_texts_keep_the_format_characters_a_utf8_charset_took():
+    """A run recorded before format characters were refused, in a format whose charset
+    is utf-8, wrote them: rebuilt (the Builder of a recorded run), its texts are taken as
+    they were, so that its files come out byte for byte; an export refuses them."""
+    from pesgen.build import Builder
+    from pesgen.formats import load_format
+    from pesgen.mapping import load_mapping
+
+    mapping = load_mapping(JSON_MAPPING)
+    fmt = load_format(ROOT / "templates" / "pes-ormc")
+    recorded = Builder(mapping, fmt, recorded=True).text_policy
+    assert recorded.format_chars and not Builder(mapping, fmt).text_policy.format_chars
+    assert normalize("FAM\u200b0042", "utf-8", recorded).value == "FAM\u200b0042"
+    assert normalize("FAM\u200b0042", "utf-8", recorded).error is None
 
 
 def test_soft_hyphen_in_a_name_is_noted_in_an_export(tmp_path):
