@@ -567,9 +567,10 @@ class Builder:
         elif value is None and not required:
             return None
         where = binding.where if binding else None
+        said = _said(key, binding)
         if _blank(value):
             if required:
-                ctx.problem("input.required", f"{key} is missing", mapping=where, record=origin)
+                ctx.problem("input.required", f"{said} is missing", mapping=where, record=origin)
             return None
         if not self._scalar(ctx, key, value, binding, origin):
             return None
@@ -581,11 +582,11 @@ class Builder:
             result = normalize(text_in, limit.charset, self.text_policy)
             remember(self._normalized, cache_key, result)
         if result.error:
-            ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
+            ctx.problem("text.charset", f"{said} {result.error}", mapping=where, record=origin)
             return None
         if self._forbidden is not None and self._forbidden.search(result.value):
             held = forbidden_in(result.value, self.fmt.forbidden)
-            ctx.problem("text.forbidden", f"{key} holds {held!r}, which format "
+            ctx.problem("text.forbidden", f"{said} holds {held!r}, which format "
                         f"{self.fmt.name} forbids in its values (its layouts' "
                         "forbidden_characters)" + (
                             ", after the transliterate policy (which writes « » “ ” „ "
@@ -609,7 +610,7 @@ class Builder:
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
                 # (a recorded run is rebuilt as it was written, its sha256 says so)
-                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                ctx.problem("text.length", f"{said} is {len(text)} characters"
                             f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max}: {kind} is never truncated (policy "
                             "text_overflow: truncate shortens labels and names only)",
@@ -621,7 +622,7 @@ class Builder:
                          f"{len(short)} (limit {limit.max})")
                 text = short
             else:
-                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                ctx.problem("text.length", f"{said} is {len(text)} characters"
                             f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max} (policy text_overflow: refuse: set "
                             "policies.text_overflow: truncate to shorten it at a word "
@@ -630,7 +631,7 @@ class Builder:
         err = pes_text_error(text)
         if err:
             if required:
-                ctx.problem("pes.text", f"{key} {err}", mapping=where, record=origin)
+                ctx.problem("pes.text", f"{said} {err}", mapping=where, record=origin)
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
                 ctx.note("placeholder", f"{key}: {err}, left out")
             return None
@@ -1388,7 +1389,8 @@ class Builder:
                "empty" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
         grown = _case_grown(ev and ev(binding), self.text_policy.case)
-        ctx.problem("text.length", f"debtor.name is {len(name)} characters{grown}, "
+        ctx.problem("text.length", f"{_said('debtor.name', binding)} is {len(name)} "
+                    f"characters{grown}, "
                     f"{self._target} allows {limit} ({why})",
                     mapping=binding.where if binding else None)
         return None, complement
@@ -1481,7 +1483,8 @@ class Builder:
         home = self._in_france.get(country)
         in_france = home is not None
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
-            ctx.problem("input.required", "address.postal_code is missing",
+            ctx.problem("input.required", f"{_said('address.postal_code', a.get('postal_code'))} "
+                        "is missing",
                         mapping=a["postal_code"].where)
         if len(ctx.problems) > before or street is None or city is None or \
                 (postal is None and in_france):
@@ -1491,8 +1494,9 @@ class Builder:
             if self.policies.street_overflow == "split" and complement is None:
                 parts = self._split_street(ev(a.get("street")), street, limit)
                 if not parts:
-                    ctx.problem("text.length", f"address.street is {len(street)} characters and "
-                                f"cannot be split into two lines of {limit}",
+                    ctx.problem("text.length", f"{_said('address.street', a.get('street'))} "
+                                f"is {len(street)} characters and cannot be split into two "
+                                f"lines of {limit}",
                                 mapping=a["street"].where)
                     return None
                 full_length = len(street)
@@ -1512,7 +1516,8 @@ class Builder:
                        "split to put its start into "
                        f"{self._naming('Adr1', 'address.complement')} when that is empty")
                 grown = _case_grown(ev(a.get("street")), self.text_policy.case)
-                ctx.problem("text.length", f"address.street is {len(street)} characters"
+                ctx.problem("text.length", f"{_said('address.street', a.get('street'))} is "
+                            f"{len(street)} characters"
                             f"{grown}, {self._target} allows {limit} ({why})",
                             mapping=a["street"].where)
                 return None
@@ -2095,6 +2100,16 @@ _NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.ref": "an identifier
                     "debtor.civility": "a code"}
 
 # Canonical text fields a format may limit (format.yaml `fields:`).
+def _said(key: str, binding: Binding | None) -> str:
+    """What a problem calls a text field: ``key``, the format's field whose limit and
+    charset apply (debtor.name), or for the joint debtor's value its binding's own key
+    beside it (joint_payer.name (format field debtor.name)): both debtors' values are
+    held to the same field, and the message says which one is refused."""
+    if binding is None or not binding.key.startswith("joint_payer."):
+        return key
+    return f"{binding.key} (format field {key})"
+
+
 _TEXT_FIELDS = (
     "title.object", "line.label", "debtor.name", "debtor.first_name", "debtor.complement_name",
     "debtor.civility", "debtor.ref", "address.street", "address.complement", "address.locality",

@@ -120,6 +120,51 @@ def test_emagnus_joint_debtor_side_file(tmp_path):
     assert p.mapping.endswith(": bindings.joint_payer.first_name")
 
 
+@pytest.mark.parametrize(("field", "path", "said"), [
+    ("name", ("last_name",), "joint_payer.name (format field debtor.name) is 60 characters, "
+     "format bl-emagnus allows 50"),
+    ("first_name", ("first_name",), "joint_payer.first_name (format field debtor.first_name) "
+     "is 60 characters"),
+    ("street", ("address", "street"), "joint_payer.street (format field address.street) is "
+     "60 characters and cannot be split into two lines of 50"),
+    ("city", ("address", "city"), "joint_payer.city (format field address.city) is 60 "
+     "characters"),
+])
+def test_a_joint_debtor_value_refused_names_the_joint_payer_field(tmp_path, field, path, said):
+    """The joint debtor's values are held to the debtor's fields (format.yaml's
+    debtor.name, address.city…): a joint debtor's name of 60 characters was refused as
+    'debtor.name is 60 characters', the payer's own field, only the binding in brackets
+    telling it was the joint debtor's. The message names joint_payer.<field> now, with
+    the format field whose limit applies; the payer's still says debtor.name."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    joint = {"kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+             "birth_date": "1982-06-01",
+             "address": {"street": "4 place du Marché", "postal_code": "45200",
+                         "city": "Montargis"}}
+    place = joint
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = "L" * 60
+    data["invoices"][0]["joint_payer"] = joint
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [p] = info.value.problems
+    assert p.rule == "text.length" and p.message.startswith(said), p
+    assert p.mapping.endswith(f": bindings.joint_payer.{field}"), p
+    if field == "name":  # the payer's own: as before
+        del data["invoices"][0]["joint_payer"]
+        data["invoices"][0]["payer"]["last_name"] = "L" * 60
+        source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        with pytest.raises(InputDataError) as info:
+            export(EMAGNUS, source, tmp_path / "out2", RUN)
+        [p] = info.value.problems
+        assert p.message.startswith("debtor.name is 60 characters, format bl-emagnus "
+                                    "allows 50"), p
+        assert p.mapping.endswith(": bindings.payer.name"), p
+
+
 def test_emagnus_joint_debtor_abroad_is_written_as_the_pes_writes_one(tmp_path):
     """The e.magnus mapping binds joint_payer.country: a joint debtor in Brussels was
     refused, its postal code 1000 read as a French one (the mapping bound the debtor's
