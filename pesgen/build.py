@@ -65,6 +65,7 @@ from .text import (
     code_error,
     control_in,
     normalize,
+    outside_charset,
     pes_text_error,
     truncate_words,
     wrap_words,
@@ -1773,8 +1774,10 @@ def format_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
     without a codes.civility table when the format takes a list of civilities (each is
     then sent as exported, and an invoice whose civility is not one of them refused);
     payment.direct_debit bound without the values a direct debit needs (each invoice
-    paid so would be refused)."""
-    return _unbound_mandate(mapping) + _civility_warnings(mapping, fmt)
+    paid so would be refused); text refused for its accents at every run (the format's
+    charset has none, the mapping does not transliterate)."""
+    return (_unbound_mandate(mapping) + _civility_warnings(mapping, fmt)
+            + _accent_warnings(mapping, fmt))
 
 
 def _unbound_mandate(mapping: Mapping) -> list[Problem]:
@@ -1796,6 +1799,46 @@ def _unbound_mandate(mapping: Mapping) -> list[Problem]:
                     "debit would be refused (a direct debit needs its RUM, mandate date, debit "
                     "date, IBAN and sequence); bind them to the export's columns or keys, or "
                     "give them as {const: ...}", mapping=flag.where)]
+
+
+# {binding: the format's field it is held to} of the texts a school's export fills with
+# names and words, which hold accented letters in French
+_ACCENTED_TEXTS = {
+    **{f"{group}.{k}": f"debtor.{k}" for group in ("payer", "joint_payer")
+       for k in ("name", "first_name", "complement_name")},
+    **{f"{group}.{k}": f"address.{k}" for group in ("address", "joint_payer")
+       for k in ("street", "complement", "locality", "city")},
+    "payment.holder": "account.holder", "payment.label": "mandate.label",
+    "line.label": "line.label", "invoice.object": "title.object",
+}
+_ACCENTS = "éèêàâçôîùûëïÉÈÀÇ"
+
+
+def _accent_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
+    """A format whose charset has no accented letter (e.magnus: ascii) with a mapping
+    that does not transliterate (policies.transliterate false, the default): every
+    invoice whose name, street or label holds an 'é' would be refused (text.charset) at
+    every run; said once, at policies.transliterate, naming the bindings concerned."""
+    if mapping.policies.transliterate or not outside_charset(_ACCENTS, fmt.charset):
+        return []
+    groups = mapping.bindings
+    concerned = [binding.where.rsplit(": ", 1)[-1] for name, held in _ACCENTED_TEXTS.items()
+                 if (binding := groups.get(name.split(".")[0], {}).get(name.split(".")[1]))
+                 is not None and outside_charset(_ACCENTS, fmt.limit(held).charset)]
+    if not concerned:
+        return []
+    policies = mapping.data.get("policies") or {}
+    # the setting's line, else the section's (where to add it)
+    where = (mapping.where("policies", "transliterate") if "transliterate" in policies
+             else mapping.where("policies"))
+    set_so = ("policies.transliterate is false" if "transliterate" in policies else
+              "policies.transliterate is not set (false: the default)")
+    return [Problem("text.charset", f"format {fmt.name} holds its text to charset "
+                    f"{fmt.charset} (its format.yaml), which has no accented letter, and "
+                    f"{set_so}: every invoice whose {', '.join(concerned)} holds one (é, è, "
+                    "à, ç…, as French names and streets do) would be refused at every run; "
+                    "set policies.transliterate: true to write them without their accents "
+                    "(é -> e), or make sure the school's export holds none", mapping=where)]
 
 
 def _civility_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:

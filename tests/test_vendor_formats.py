@@ -297,6 +297,46 @@ def _wtamc001_refused(tmp_path: Path, mapping: Path, data: dict[str, Any]
     return source, info.value.problems
 
 
+def test_check_mapping_warns_of_accents_a_format_s_charset_refuses_untransliterated(tmp_path):
+    """e.magnus holds its text to ascii: a mapping with policies.transliterate false (or
+    not set, the default) passed check-mapping silently, and every invoice whose name,
+    street or label held an 'é' was refused at every run (text.charset). check-mapping
+    warns of it now (exit 0), naming the setting's line (the policies section's when it
+    is not set) and the bindings concerned, in its JSON too; a latin-1 format (JVS),
+    which holds accented letters, or a mapping that transliterates, gets no warning."""
+    said = ("format bl-emagnus holds its text to charset ascii (its format.yaml), which has "
+            "no accented letter, and policies.transliterate is false: every invoice whose "
+            "bindings.payer.name, bindings.payer.first_name, ")
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "  transliterate: true            # œ -> OE, – -> -, ’ -> '", "  transliterate: false"))
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == 0, r.output
+    warning = " ".join(r.stderr.split())
+    assert f"warning: {said}" in warning, warning
+    assert ("bindings.line.label, bindings.invoice.object holds one (é, è, à, ç…, as French "
+            "names and streets do) would be refused at every run; set policies.transliterate: "
+            "true to write them without their accents (é -> e), or make sure the school's "
+            f"export holds none [mapping {mapping}:{line}: policies.transliterate] (rule "
+            "text.charset)") in warning, warning
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--format", "json"])
+    [report] = json.loads(r.stdout)["mappings"]
+    [found] = [w for w in report["warnings"] if w["rule"] == "text.charset"]
+    assert (found["line"], found["key"]) == (line, "policies.transliterate")
+    # not set: the default, named at the policies section
+    absent, (at,) = mapping_copy(tmp_path / "absent", EMAGNUS, (
+        "  transliterate: true            # œ -> OE, – -> -, ’ -> '\n", ""))
+    section = absent.read_text(encoding="utf-8").splitlines().index("policies:") + 1
+    r = CliRunner().invoke(app, ["check-mapping", str(absent)])
+    assert r.exit_code == 0 and "policies.transliterate is not set (false: the default): " \
+        "every invoice whose bindings.payer.name" in " ".join(r.stderr.split()), r.output
+    assert f"[mapping {absent}:{section}: policies] (rule text.charset)" in r.stderr
+    for quiet in (EMAGNUS, mapping_copy(tmp_path / "jvs", JVS, (
+            "  transliterate: true            # œ -> OE, – -> -, ’ -> '",
+            "  transliterate: false"))[0]):
+        r = CliRunner().invoke(app, ["check-mapping", str(quiet)])
+        assert r.exit_code == 0 and "accented" not in r.stderr, r.output
+
+
 def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
     """e.magnus' NumeroFacture (column 111) takes 50 characters, pesgen's invoice
     numbers 64: a longer one was refused by the layout, by invoice and line, naming no
