@@ -358,6 +358,36 @@ _PLACED = (
 )
 
 
+# the numbers of a line a file may hold as they are (written by amount, number, pricing),
+# each given a value no other field of the sample has; quantity x unit price = amount,
+# so that pricing writes them: {binding: value}. The title's total, and its imputation's
+# sum, are the amount (a title of that one line): a value equal to it names line.amount
+_NUMBERS = {"line.quantity": Decimal("4321"), "line.unit_price": Decimal("0.13"),
+            "line.amount": Decimal("561.73")}
+
+
+def _numbered(title: Title, fields: dict[str, Any]) -> tuple[Title, dict[Decimal, str]]:
+    """``title`` reduced to its first line, whose bound numbers are ``_NUMBERS``' (the
+    others as they were), and {value: binding} of those set."""
+    given = {name: value for name, value in _NUMBERS.items() if name in fields}
+    if "line.amount" not in given:
+        return title, {}
+    first = title.lines[0]
+    line = replace(first, amount=given["line.amount"],
+                   quantity=given.get("line.quantity", first.quantity),
+                   unit_price=given.get("line.unit_price", first.unit_price))
+    return (replace(title, lines=(line,), total=line.amount),
+            {value: name for name, value in given.items()})
+
+
+def _number_of(value: str | None) -> Decimal | None:
+    """A file's value read as a number ('561,73', '561.7300', '4321'), else None."""
+    text = (value or "").strip().replace(",", ".")
+    if not text or len(text) > 30 or not text.replace(".", "", 1).isdigit():
+        return None
+    return Decimal(text)
+
+
 def _marked(obj: Any, path: tuple[str, ...], value: str) -> Any:
     """``obj`` with the field at ``path`` set to ``value`` ("lines": its first line)."""
     if obj is None:
@@ -398,23 +428,26 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
     (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
     problem starts) that hold one bound field alone, as it is or within a text
-    (Corail's LibPieceJustificative 'FACTURE <number>'): found by rendering ``title``
-    with a mark in each (``_PLACED``), so that the XSD's (the layout's) refusal at an
-    export, by invoice, names the binding whose value it refused (JVS_FAC_NumeroFacture,
-    e.magnus' NumeroFacture: bindings.invoice.number). A value joining several marks,
+    (Corail's LibPieceJustificative 'FACTURE <number>'), and of the line's numbers
+    (``_NUMBERS``: e.magnus' Quantite, Corail's MontantHT, an amount's cap): found by
+    rendering ``title`` with a mark in each (``_PLACED``, ``_NUMBERS``), so that the
+    XSD's (the layout's) refusal at an export, by invoice, names the binding whose
+    value it refused (JVS_FAC_NumeroFacture, e.magnus' NumeroFacture:
+    bindings.invoice.number; Quantite: bindings.line.quantity). A value joining several marks,
     each once (Corail's RaisonSociale: name, complement, first name), gives the tuple of
     their bindings, which the refusal lists (no one of them is the cause); one holding a
     mark twice names none (``_held``); {} when the marked title does not render or
     parse."""
     fields = bound(mapping)
     marks: dict[str, str] = {}
+    title, numbers = _numbered(title, fields)
     for i, (name, path) in enumerate(_PLACED):
         if name in fields:
             mark = f"PESGENPLACE{i:02d}MARK"
             changed = _marked(title, path, mark)
             if changed is not None and changed is not title:
                 title, marks[mark] = changed, name
-    text = _rendered(renderer, doc, title) if marks else None
+    text = _rendered(renderer, doc, title) if marks or numbers else None
     if text is None:
         return {}
     places: dict[tuple[str, str | None], str | tuple[str, ...]] = {}
@@ -425,6 +458,8 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = fields[marks[held]].where
         elif joined := _joined_marks(marks, value):
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
+        elif (number := _number_of(value)) is not None and number in numbers:
+            places[key] = fields[numbers[number]].where
 
     if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
         layout = load_layout(renderer.spec.layout)

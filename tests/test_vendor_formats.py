@@ -376,6 +376,53 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
 
 
+def _line_one(quantity: int, unit_price: str) -> dict[str, Any]:
+    """The example export with its first invoice's second line (not netted) priced
+    ``quantity`` x ``unit_price``, the invoice's total following."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    amount = Decimal(unit_price) * quantity
+    invoice["lines"][1].update(quantity=quantity, unit_price=unit_price, amount=str(amount))
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    return data
+
+
+def _binding_line(mapping: Path, text: str) -> int:
+    return next(i for i, line in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if line.strip() == text)
+
+
+def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
+    """e.magnus' Quantite takes 8 characters (wtamc001as.layout.yaml), Corail's amounts
+    at most 9999999999.99 (corail.xsd Montant): a quantity of 123456789, an amount of
+    99 999 999 999 were refused by invoice and record, naming no binding (the bindings a
+    refusal names were found for text fields only). They name bindings.line.quantity,
+    bindings.line.amount (the imputation's MontantHT, the detail's ASAPMontantHT) and
+    bindings.line.unit_price now."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_line_one(123456789, "1.00"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert str(problem) == (
+        f"WTAMC001AS.txt:2 invoice FA-2026-00101: record 'detail', column Quantite (#6): is 9 "
+        f"characters, the layout allows 8 (rendered from {source}:$.invoices[0]) [mapping "
+        f"{EMAGNUS}:{_binding_line(EMAGNUS, 'quantity: quantity')}: bindings.line.quantity] "
+        "(rule layout.length)")
+    source.write_text(json.dumps(_line_one(1, "99999999999.00"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out2", RUN)
+    named = {p.record.rsplit("/", 1)[-1]: p.mapping for p in info.value.problems
+             if "maxInclusive" in p.message and p.invoice == "FA-2026-00101"}
+    amount = f"{CORAIL}:{_binding_line(CORAIL, 'amount: amount')}: bindings.line.amount"
+    assert named == {
+        "MontantHT": amount, "ASAPMontantHT": amount,
+        "ASAPPrixUnitaire": f"{CORAIL}:{_binding_line(CORAIL, 'unit_price: unit_price')}: "
+                            "bindings.line.unit_price"}, info.value.problems
+
+
 @pytest.mark.parametrize(("mapping", "number", "said"), [
     (EMAGNUS, "FA-Été-101", "'Éé' is outside the format's charset ascii"),
     (EMAGNUS, "FA-ł-101", "'ł' cannot be written in cp1252"),
