@@ -74,6 +74,16 @@ def digits(value: Any) -> str:
 MAX_WIDTH = 10_000
 
 
+class TooLong(ValueError):
+    """A value longer than the width a filter pads it to (``fixed``, ``zfill``): ``value``
+    is the value as the template gave it, for an export to name the binding it holds
+    (``sample.binding_of_value``)."""
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def _width(width: int) -> int:
     if not isinstance(width, int) or not 0 <= width <= MAX_WIDTH:
         raise ValueError(f"width {width!r} is not between 0 and {MAX_WIDTH}")
@@ -85,7 +95,7 @@ def zfill(value: Any, width: int) -> str:
         raise ValueError("zfill of None: the value is not set (guard it, or give it a default)")
     text = str(value)
     if len(text) > _width(width):
-        raise ValueError(f"{text!r} is longer than {width}")
+        raise TooLong(f"{text!r} is longer than {width}", value)
     return text.zfill(width)
 
 
@@ -101,7 +111,7 @@ def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     """A fixed-width field; refuses a value longer than the width (no silent cut)."""
     text = "" if value is None else str(value)
     if len(text) > _width(width):
-        raise ValueError(f"{text!r} is longer than {width} characters")
+        raise TooLong(f"{text!r} is longer than {width} characters", value)
     if align == "left":
         return text.ljust(width, fill)
     if fill == "0" and text[:1] in ("-", "+"):

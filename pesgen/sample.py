@@ -421,6 +421,37 @@ def _joined_marks(marks: dict[str, str], value: str | None) -> tuple[str, ...]:
     return held
 
 
+def _at(title: Title, path: tuple[str, ...]) -> list[Any]:
+    """The values at ``path`` in ``title`` ("lines": in each of its lines), None aside."""
+    found: list[Any] = [title]
+    for part in path:
+        found = [x for obj in found for x in (obj.lines if part == "lines"
+                                              else (getattr(obj, part),)) if x is not None]
+    return found
+
+
+def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
+    """The binding (file:line: key) whose value in ``title`` is ``value``, which a
+    template's filter refused (``fixed``, ``zfill`` over their width): a bound text field
+    equal to it (``_PLACED``), or a line's number or the title's total equal to it or to
+    its cents (``t.total | cents | fixed(12)``: the total's binding, else the lines'
+    amounts'); None when none is, or more than one binding is."""
+    fields = bound(mapping)
+    text = "" if value is None else str(value)
+    number = _number_of(text) if not isinstance(value, bool) else None
+    found: set[str] = set()
+    for name, path in _PLACED:
+        if name in fields and text in (str(x) for x in _at(title, path)):
+            found.add(name)
+    totals = "invoice.total" if "invoice.total" in fields else "line.amount"
+    for name, path in (*((n, ("lines", n.split(".")[1])) for n in _NUMBERS),
+                       (totals, ("total",))):
+        if number is not None and name in fields and any(
+                number in (x, x * 100) for x in _at(title, path) if isinstance(x, Decimal)):
+            found.add(name)
+    return fields[found.pop()].where if len(found) == 1 else None
+
+
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
                    doc: Document, encoding: str
                    ) -> dict[tuple[str, str | None], str | tuple[str, ...]]:

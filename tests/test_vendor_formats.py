@@ -17,7 +17,13 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import InputDataError, OutputInvalidError, Problem, UsageError
+from pesgen.errors import (
+    InputDataError,
+    OutputInvalidError,
+    Problem,
+    TemplateError,
+    UsageError,
+)
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
@@ -421,6 +427,68 @@ def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
         "MontantHT": amount, "ASAPMontantHT": amount,
         "ASAPPrixUnitaire": f"{CORAIL}:{_binding_line(CORAIL, 'unit_price: unit_price')}: "
                             "bindings.line.unit_price"}, info.value.problems
+
+
+def _fixed_bundle(tmp_path: Path) -> tuple[Path, Path]:
+    """``pesgen new-format acme-fixe --kind fixed`` (its TODOs filled) and the titres
+    mapping made to write it, binding payer.complement_name too: the formats folder and
+    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38) and
+    t.total | cents | fixed(12, "right", "0"); its format.yaml limits neither."""
+    fmts = tmp_path / "fmts"
+    assert CliRunner().invoke(app, ["new-format", "acme-fixe", "--kind", "fixed", "--dir",
+                                    str(fmts)]).exit_code == 0
+    spec = fmts / "acme-fixe" / "format.yaml"
+    text = spec.read_text(encoding="utf-8").splitlines()
+    text = [('title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
+             if ln.startswith("source:") else ln) for ln in text]
+    spec.write_text("\n".join(text) + "\n", encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                              ("format: pes-titres", "format: acme-fixe"),
+                              ('  asap_edition: "04"', ""),
+                              ("    first_name: payer.first_name\n",
+                               "    first_name: payer.first_name\n"
+                               "    complement_name: payer.complement\n"), name="m.yaml")
+    return fmts, mapping
+
+
+def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
+    """A fixed-width template's `fixed(38)` (`zfill`) refuses a longer value, which
+    check-mapping's sample titles cannot foresee: the refusal named the template's line
+    and the invoice, and the line writes several values (the scaffold's: the title
+    number, name, complement and total), so support could not tell which binding to
+    look at. It names the binding whose value was refused now, when one is (a text
+    field equal to it, or a number, or its cents: the total), at export and preview."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    complement = lines.index("    complement_name: payer.complement") + 1
+    total = lines.index("    total: total") + 1
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["complement"] = "C" * 45
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    said = (f"(the value of {mapping}:{complement}: bindings.payer.complement_name) "
+            "[template acme-fixe/acme-fixe.txt.j2:9] (rule template)")
+    for command in ("export", "preview"):
+        args = [command, "-m", str(mapping), "-i", str(source), "--date", "2026-11-23",
+                "--formats-dir", str(fmts)]
+        if command == "export":
+            args += ["-o", str(tmp_path / "out"), "--db",
+                     f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store"]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 5, r.output
+        assert f"'{'C' * 45}' is longer than 38 characters {said}" in r.output, r.output
+    data["invoices"][0]["payer"]["complement"] = None
+    line = data["invoices"][0]["lines"][1]
+    line.update(quantity=1, unit_price="99999999999.00", amount="99999999999.00")
+    data["invoices"][0]["total"] = str(sum(Decimal(str(ln["amount"]))
+                                           for ln in data["invoices"][0]["lines"]))
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out2", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.message.endswith(
+        f"'10000000013925' is longer than 12 characters (the value of {mapping}:{total}: "
+        "bindings.invoice.total)"), problem
 
 
 @pytest.mark.parametrize(("mapping", "number", "said"), [
