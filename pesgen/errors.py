@@ -165,7 +165,7 @@ class InputDataError(PesgenError):
 class TemplateError(PesgenError):
     exit_code = ExitCode.TEMPLATE
     default_message = "a template failed"
-    # (the value,) a filter refused for its width (filters.TooLong), for an export to
+    # (the value,) a filter refused (filters.RefusedValue: over its width…), for an export to
     # name the binding it holds; None: not such a refusal
     refused: tuple[Any] | None = None
 

@@ -22,7 +22,7 @@ from ._jinja import close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, TemplateStopped, exception_message
-from .filters import TooLong
+from .filters import RefusedValue
 from .formats import FileSpec, Format, unwritable
 from .memo import remember
 from .model import Document, Title
@@ -126,7 +126,7 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
     detail = f"{message} ({note})" if note else message
     error = _error_of(exc)(f"template {where}: {message} ({context})", [
         Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
-    if isinstance(exc, TooLong):  # the export names the binding whose value it is
+    if isinstance(exc, RefusedValue):  # the export names the binding whose value it is
         error.refused = (exc.value,)
     return error
 

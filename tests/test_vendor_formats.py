@@ -491,6 +491,47 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
         "bindings.invoice.total)"), problem
 
 
+def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
+    """A CSV template that never quotes (csv_record(quoting="never")) refuses a value
+    holding its delimiter, naming the template line and the invoice: which binding's
+    value it was is named now too (filters.RefusedValue, as fixed and zfill)."""
+    fmts = tmp_path / "fmts"
+    assert CliRunner().invoke(app, ["new-format", "acme-csv", "--kind", "csv", "--dir",
+                                    str(fmts)]).exit_code == 0
+    bundle = fmts / "acme-csv"
+    spec = bundle / "format.yaml"
+    spec.write_text("\n".join(
+        'title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
+        if ln.startswith("source:") else ln
+        for ln in spec.read_text(encoding="utf-8").splitlines()) + "\n", encoding="utf-8")
+    template = bundle / "acme-csv.csv.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('| csv_record(delimiter=";") }}') == 2
+    template.write_text(text.replace('| csv_record(delimiter=";") }}',
+                                     '| csv_record(delimiter=";", quoting="never") }}'),
+                        encoding="utf-8")
+    mapping = _titres_on(tmp_path, "acme-csv")
+    first = _binding_line(mapping, "first_name: payer.first_name")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["first_name"] = "Hélène;Marie"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.message.endswith(
+        "csv_record: value 'HÉLÈNE;MARIE' at position 4 holds the delimiter, the quote or a "
+        f"line break and may not be quoted (the value of {mapping}:{first}: "
+        "bindings.payer.first_name)"), problem
+
+
+def _titres_on(tmp_path: Path, fmt: str) -> Path:
+    """The shipped titres mapping written by format ``fmt`` (no Edition)."""
+    return mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                        ("format: pes-titres", f"format: {fmt}"), ('  asap_edition: "04"', ""),
+                        name="m.yaml")[0]
+
+
 @pytest.mark.parametrize(("mapping", "number", "said"), [
     (EMAGNUS, "FA-Été-101", "'Éé' is outside the format's charset ascii"),
     (EMAGNUS, "FA-ł-101", "'ł' cannot be written in cp1252"),
