@@ -435,7 +435,8 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
     template's filter refused (``fixed``, ``zfill`` over their width): a bound text field
     equal to it (``_PLACED``), or a line's number or the title's total equal to it or to
     its cents (``t.total | cents | fixed(12)``: the total's binding, else the lines'
-    amounts'); None when none is, or more than one binding is."""
+    amounts'); None when none is, or more than one binding is, or pesgen's own piece
+    or line number is too (IdPce 1000 is a total of 10.00 in cents)."""
     fields = bound(mapping)
     text = "" if value is None else str(value)
     number = _number_of(text) if not isinstance(value, bool) else None
@@ -449,6 +450,9 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
         if number is not None and name in fields and any(
                 number in (x, x * 100) for x in _at(title, path) if isinstance(x, Decimal)):
             found.add(name)
+    if number is not None and number in {Decimal(x) for x in (
+            title.number, *(ln.number for ln in title.lines)) if isinstance(x, int)}:
+        return None  # pesgen's own piece or line number too: whose it is is not told
     return fields[found.pop()].where if len(found) == 1 else None
 
 

@@ -491,6 +491,27 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
         "bindings.invoice.total)"), problem
 
 
+def test_a_refused_value_equal_to_pesgen_s_own_number_names_no_binding():
+    """A width filter's refusal of 1000 is IdPce 1000 (t.number | zfill(3)) as well as
+    a total of 10.00 in cents: binding_of_value named bindings.invoice.total for it. It
+    names none when the value is the title's or a line's own number too; a value only
+    the total gives still names it, a text its binding."""
+    from dataclasses import replace
+
+    from pesgen.formats import mapping_format
+    from pesgen.mapping import load_mapping
+    from pesgen.sample import binding_of_value, sample_titles
+
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    mapping = load_mapping(titres)
+    title = replace(sample_titles(mapping, mapping_format(mapping, None))[0],
+                    total=Decimal("10.00"))
+    assert binding_of_value(mapping, replace(title, number=1000), 1000) is None
+    assert binding_of_value(mapping, replace(title, number=7), 1000) == (
+        f"{titres}:{_binding_line(titres, 'total: total')}: bindings.invoice.total")
+    assert binding_of_value(mapping, title, "MARTIN").endswith(": bindings.payer.name")
+
+
 def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
     """A CSV template that never quotes (csv_record(quoting="never")) refuses a value
     holding its delimiter, naming the template line and the invoice: which binding's
