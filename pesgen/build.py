@@ -2142,7 +2142,7 @@ _SPLITTABLE = ("address.street", "debtor.name")
 _NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.ref": "an identifier",
                     "debtor.civility": "a code"}
 
-# Canonical text fields a format may limit (format.yaml `fields:`).
+
 def _said(key: str, binding: Binding | None) -> str:
     """What a problem calls a text field: ``key``, the format's field whose limit and
     charset apply (debtor.name), or for the joint debtor's value its binding's own key
@@ -2153,6 +2153,7 @@ def _said(key: str, binding: Binding | None) -> str:
     return f"{binding.key} (format field {key})"
 
 
+# Canonical text fields a format may limit (format.yaml `fields:`).
 _TEXT_FIELDS = (
     "title.object", "line.label", "debtor.name", "debtor.first_name", "debtor.complement_name",
     "debtor.civility", "debtor.ref", "address.street", "address.complement", "address.locality",

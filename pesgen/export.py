@@ -827,10 +827,10 @@ class Exporter:
                 result.reference_digests[final.name] = ref_digest
 
     def piece(self, renderer: FileRenderer, title: Title, doc: Document) -> str:
-        """``renderer``'s piece of ``title``; a value a filter refused for its width
-        (``fixed``, ``zfill``) names the binding whose value it is, when one is
-        (``sample.binding_of_value``): the template's line alone does not say which of
-        the values it writes is too long."""
+        """``renderer``'s piece of ``title``; a value a filter refused
+        (``filters.RefusedValue``: ``fixed``, ``zfill`` over their width…) names the
+        binding whose value it is, when one is (``sample.binding_of_value``): the
+        template's line alone does not say which of the values it writes it was."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
