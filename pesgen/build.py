@@ -68,6 +68,7 @@ from .text import (
     control_in,
     format_char_in,
     normalize,
+    outside_charset,
     pes_text_error,
     truncate_words,
     wrap_words,
@@ -572,9 +573,10 @@ class Builder:
         elif value is None and not required:
             return None
         where = binding.where if binding else None
+        said = _said(key, binding)
         if _blank(value):
             if required:
-                ctx.problem("input.required", f"{key} is missing", mapping=where, record=origin)
+                ctx.problem("input.required", f"{said} is missing", mapping=where, record=origin)
             return None
         if not self._scalar(ctx, key, value, binding, origin):
             return None
@@ -586,11 +588,11 @@ class Builder:
             result = normalize(text_in, limit.charset, self.text_policy)
             remember(self._normalized, cache_key, result)
         if result.error:
-            ctx.problem("text.charset", f"{key} {result.error}", mapping=where, record=origin)
+            ctx.problem("text.charset", f"{said} {result.error}", mapping=where, record=origin)
             return None
         if self._forbidden is not None and self._forbidden.search(result.value):
             held = forbidden_in(result.value, self.fmt.forbidden)
-            ctx.problem("text.forbidden", f"{key} holds {held!r}, which format "
+            ctx.problem("text.forbidden", f"{said} holds {held!r}, which format "
                         f"{self.fmt.name} forbids in its values (its layouts' "
                         "forbidden_characters)" + (
                             ", after the transliterate policy (which writes « » “ ” „ "
@@ -614,7 +616,7 @@ class Builder:
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
                 # (a recorded run is rebuilt as it was written, its sha256 says so)
-                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                ctx.problem("text.length", f"{said} is {len(text)} characters"
                             f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max}: {kind} is never truncated (policy "
                             "text_overflow: truncate shortens labels and names only)",
@@ -626,7 +628,7 @@ class Builder:
                          f"{len(short)} (limit {limit.max})")
                 text = short
             else:
-                ctx.problem("text.length", f"{key} is {len(text)} characters"
+                ctx.problem("text.length", f"{said} is {len(text)} characters"
                             f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
                             f"{limit.max} (policy text_overflow: refuse: set "
                             "policies.text_overflow: truncate to shorten it at a word "
@@ -635,7 +637,7 @@ class Builder:
         err = pes_text_error(text)
         if err:
             if required:
-                ctx.problem("pes.text", f"{key} {err}", mapping=where, record=origin)
+                ctx.problem("pes.text", f"{said} {err}", mapping=where, record=origin)
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
                 ctx.note("placeholder", f"{key}: {err}, left out")
             return None
@@ -1429,7 +1431,8 @@ class Builder:
                "empty" if self.policies.name_overflow != "split" else
                "no split into two lines fits")
         grown = _case_grown(ev and ev(binding), self.text_policy.case)
-        ctx.problem("text.length", f"debtor.name is {len(name)} characters{grown}, "
+        ctx.problem("text.length", f"{_said('debtor.name', binding)} is {len(name)} "
+                    f"characters{grown}, "
                     f"{self._target} allows {limit} ({why})",
                     mapping=binding.where if binding else None)
         return None, complement
@@ -1523,7 +1526,8 @@ class Builder:
         home = self._in_france.get(country)
         in_france = home is not None
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
-            ctx.problem("input.required", "address.postal_code is missing",
+            ctx.problem("input.required", f"{_said('address.postal_code', a.get('postal_code'))} "
+                        "is missing",
                         mapping=a["postal_code"].where)
         if len(ctx.problems) > before or street is None or city is None or \
                 (postal is None and in_france):
@@ -1533,8 +1537,9 @@ class Builder:
             if self.policies.street_overflow == "split" and complement is None:
                 parts = self._split_street(ev(a.get("street")), street, limit)
                 if not parts:
-                    ctx.problem("text.length", f"address.street is {len(street)} characters and "
-                                f"cannot be split into two lines of {limit}",
+                    ctx.problem("text.length", f"{_said('address.street', a.get('street'))} "
+                                f"is {len(street)} characters and cannot be split into two "
+                                f"lines of {limit}",
                                 mapping=a["street"].where)
                     return None
                 full_length = len(street)
@@ -1554,7 +1559,8 @@ class Builder:
                        "split to put its start into "
                        f"{self._naming('Adr1', 'address.complement')} when that is empty")
                 grown = _case_grown(ev(a.get("street")), self.text_policy.case)
-                ctx.problem("text.length", f"address.street is {len(street)} characters"
+                ctx.problem("text.length", f"{_said('address.street', a.get('street'))} is "
+                            f"{len(street)} characters"
                             f"{grown}, {self._target} allows {limit} ({why})",
                             mapping=a["street"].where)
                 return None
@@ -1823,8 +1829,10 @@ def format_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
     without a codes.civility table when the format takes a list of civilities (each is
     then sent as exported, and an invoice whose civility is not one of them refused);
     payment.direct_debit bound without the values a direct debit needs (each invoice
-    paid so would be refused)."""
-    return _unbound_mandate(mapping) + _civility_warnings(mapping, fmt)
+    paid so would be refused); text refused for its accents at every run (the format's
+    charset has none, the mapping does not transliterate)."""
+    return (_unbound_mandate(mapping) + _civility_warnings(mapping, fmt)
+            + _accent_warnings(mapping, fmt))
 
 
 def _unbound_mandate(mapping: Mapping) -> list[Problem]:
@@ -1846,6 +1854,46 @@ def _unbound_mandate(mapping: Mapping) -> list[Problem]:
                     "debit would be refused (a direct debit needs its RUM, mandate date, debit "
                     "date, IBAN and sequence); bind them to the export's columns or keys, or "
                     "give them as {const: ...}", mapping=flag.where)]
+
+
+# {binding: the format's field it is held to} of the texts a school's export fills with
+# names and words, which hold accented letters in French
+_ACCENTED_TEXTS = {
+    **{f"{group}.{k}": f"debtor.{k}" for group in ("payer", "joint_payer")
+       for k in ("name", "first_name", "complement_name")},
+    **{f"{group}.{k}": f"address.{k}" for group in ("address", "joint_payer")
+       for k in ("street", "complement", "locality", "city")},
+    "payment.holder": "account.holder", "payment.label": "mandate.label",
+    "line.label": "line.label", "invoice.object": "title.object",
+}
+_ACCENTS = "éèêàâçôîùûëïÉÈÀÇ"
+
+
+def _accent_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
+    """A format whose charset has no accented letter (e.magnus: ascii) with a mapping
+    that does not transliterate (policies.transliterate false, the default): every
+    invoice whose name, street or label holds an 'é' would be refused (text.charset) at
+    every run; said once, at policies.transliterate, naming the bindings concerned."""
+    if mapping.policies.transliterate or not outside_charset(_ACCENTS, fmt.charset):
+        return []
+    groups = mapping.bindings
+    concerned = [binding.where.rsplit(": ", 1)[-1] for name, held in _ACCENTED_TEXTS.items()
+                 if (binding := groups.get(name.split(".")[0], {}).get(name.split(".")[1]))
+                 is not None and outside_charset(_ACCENTS, fmt.limit(held).charset)]
+    if not concerned:
+        return []
+    policies = mapping.data.get("policies") or {}
+    # the setting's line, else the section's (where to add it)
+    where = (mapping.where("policies", "transliterate") if "transliterate" in policies
+             else mapping.where("policies"))
+    set_so = ("policies.transliterate is false" if "transliterate" in policies else
+              "policies.transliterate is not set (false: the default)")
+    return [Problem("text.charset", f"format {fmt.name} holds its text to charset "
+                    f"{fmt.charset} (its format.yaml), which has no accented letter, and "
+                    f"{set_so}: every invoice whose {', '.join(concerned)} holds one (é, è, "
+                    "à, ç…, as French names and streets do) would be refused at every run; "
+                    "set policies.transliterate: true to write them without their accents "
+                    "(é -> e), or make sure the school's export holds none", mapping=where)]
 
 
 def _civility_warnings(mapping: Mapping, fmt: Format) -> list[Problem]:
@@ -2148,6 +2196,17 @@ _SPLITTABLE = ("address.street", "debtor.name")
 # sharing their start would merge two families), a civility another code
 _NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.ref": "an identifier",
                     "debtor.civility": "a code"}
+
+
+def _said(key: str, binding: Binding | None) -> str:
+    """What a problem calls a text field: ``key``, the format's field whose limit and
+    charset apply (debtor.name), or for the joint debtor's value its binding's own key
+    beside it (joint_payer.name (format field debtor.name)): both debtors' values are
+    held to the same field, and the message says which one is refused."""
+    if binding is None or not binding.key.startswith("joint_payer."):
+        return key
+    return f"{binding.key} (format field {key})"
+
 
 # Canonical text fields a format may limit (format.yaml `fields:`).
 _TEXT_FIELDS = (

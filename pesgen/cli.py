@@ -1216,15 +1216,27 @@ def check_layout(
     """Check a layout file, and validate flat files (CSV, fixed-width) against it.
     LAYOUT is a path, or a bundle's layout by FORMAT/FILE (a shipped bundle's, e.g.
     bl-emagnus/wtamc001.layout.yaml)."""
-    from .layout import load_layout, validate_file
+    from .formats import layout_bundle
+    from .layout import charset_misfits, load_layout, validate_file
 
     try:
-        compiled = load_layout(_layout_path(layout))
+        path = _layout_path(layout)
+        compiled = load_layout(path)
+        # the characters pesgen writes in its text: the bundle's charset, not the layout's
+        bundle = layout_bundle(path)
         problems = []
         for file in files or []:
             if not file.is_file():
                 raise UsageError(f"{file}: no such file")
             problems += validate_file(file, compiled, str(file), encoding)
+            if bundle is not None:
+                found, count = charset_misfits(file, compiled, bundle[0].charset, bundle[1],
+                                               str(file), encoding)
+                for problem in found:
+                    _warn(problem)
+                if count > len(found):
+                    _echo_err(f"warning: {file}: {count - len(found)} more value(s) outside "
+                              f"charset {bundle[0].charset} (rule layout.charset)")
         if problems:
             raise OutputInvalidError(f"{len(problems)} problem(s) against layout "
                                      f"{compiled.name}", problems)
@@ -1233,7 +1245,11 @@ def check_layout(
         return
     columns = sum(len(r.columns) for r in compiled.records)
     _say(f"{layout}: layout {compiled.name} OK ({compiled.kind}, "
-               f"{len(compiled.records)} record type(s), {columns} column(s))")
+               f"{len(compiled.records)} record type(s), {columns} column(s), encoding "
+               f"{compiled.encoding or (encoding or 'UTF-8') + ' (--encoding)'})")
+    if bundle is not None:
+        _say(f"  its text is held to charset {bundle[0].charset}, format {bundle[0].name}'s "
+             f"({bundle[1]}): pesgen writes no other character into it")
     for file in files or []:
         _say(f"{file}: valid against {compiled.name}")
 

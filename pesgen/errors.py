@@ -165,6 +165,9 @@ class InputDataError(PesgenError):
 class TemplateError(PesgenError):
     exit_code = ExitCode.TEMPLATE
     default_message = "a template failed"
+    # (the value,) a filter refused (filters.RefusedValue: over its width…), for an export to
+    # name the binding it holds; None: not such a refusal
+    refused: tuple[Any] | None = None
 
 
 class TemplateStopped(TemplateError):

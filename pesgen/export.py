@@ -660,7 +660,7 @@ class Exporter:
                 next_piece += 1
             for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
                                                           strict=True)):
-                data = self._encode(renderer.piece(title, doc), renderer,
+                data = self._encode(self.piece(renderer, title, doc), renderer,
                                     f"invoice {title.invoice_number}", title)
                 spool.write(data)
                 if current.count == 0:
@@ -825,6 +825,24 @@ class Exporter:
                                          folder=self.work_dir)
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
+
+    def piece(self, renderer: FileRenderer, title: Title, doc: Document) -> str:
+        """``renderer``'s piece of ``title``; a value a filter refused
+        (``filters.RefusedValue``: ``fixed``, ``zfill`` over their width…) names the
+        binding whose value it is, when one is (``sample.binding_of_value``): the
+        template's line alone does not say which of the values it writes it was."""
+        try:
+            return renderer.piece(title, doc)
+        except TemplateError as exc:
+            if exc.refused is None:
+                raise
+            from .sample import binding_of_value  # it renders through here
+
+            where = binding_of_value(self.mapping, title, exc.refused[0])
+            if where is not None:
+                exc.problems = [replace(p, message=f"{p.message} (the value of {where})")
+                                for p in exc.problems]
+            raise
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
                      doc: Document) -> list[Problem]:

@@ -41,7 +41,7 @@ def _amount(value: Decimal | int | str, decimal_sep: str) -> str:
     d = value if isinstance(value, Decimal) else Decimal(str(value))
     q = d.quantize(_CENT, rounding=ROUND_HALF_EVEN)
     if q != d:
-        raise ValueError(f"amount {value} has more than 2 decimals")
+        raise RefusedValue(f"amount {value} has more than 2 decimals", value)
     text = f"{q:.2f}"
     return text.replace(".", decimal_sep) if decimal_sep != "." else text
 
@@ -74,6 +74,17 @@ def digits(value: Any) -> str:
 MAX_WIDTH = 10_000
 
 
+class RefusedValue(ValueError):
+    """A value a filter refuses for what it holds (``fixed``, ``zfill``: longer than
+    their width; ``amount``: more than 2 decimals; ``csv_record``: a delimiter it may
+    not quote): ``value`` is the value as the template gave it, for an export to name
+    the binding it holds (``sample.binding_of_value``)."""
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def _width(width: int) -> int:
     if not isinstance(width, int) or not 0 <= width <= MAX_WIDTH:
         raise ValueError(f"width {width!r} is not between 0 and {MAX_WIDTH}")
@@ -85,7 +96,7 @@ def zfill(value: Any, width: int) -> str:
         raise ValueError("zfill of None: the value is not set (guard it, or give it a default)")
     text = str(value)
     if len(text) > _width(width):
-        raise ValueError(f"{text!r} is longer than {width}")
+        raise RefusedValue(f"{text!r} is longer than {width}", value)
     return text.zfill(width)
 
 
@@ -101,7 +112,7 @@ def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     """A fixed-width field; refuses a value longer than the width (no silent cut)."""
     text = "" if value is None else str(value)
     if len(text) > _width(width):
-        raise ValueError(f"{text!r} is longer than {width} characters")
+        raise RefusedValue(f"{text!r} is longer than {width} characters", value)
     if align == "left":
         return text.ljust(width, fill)
     if fill == "0" and text[:1] in ("-", "+"):
@@ -178,8 +189,9 @@ def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quot
         elif mode == "minimal":
             out.append(quote + text.replace(quote, doubled) + quote)
         else:
-            raise ValueError(f"csv_record: value {text!r} at position {position} holds the "
-                             "delimiter, the quote or a line break and may not be quoted")
+            raise RefusedValue(f"csv_record: value {text!r} at position {position} holds "
+                               "the delimiter, the quote or a line break and may not be "
+                               "quoted", cell)
     return delimiter.join(out)
 
 

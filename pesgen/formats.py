@@ -573,6 +573,27 @@ def list_formats(extra_dirs: list[Path] | None = None
 _FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,40}")  # as format.schema.json's name
 
 
+def layout_bundle(layout: Path) -> tuple[Format, str] | None:
+    """The format bundle whose format.yaml names ``layout`` as a file's layout (the
+    bundle's folder holds it), and where its charset is said (format.yaml:line: charset,
+    or its encoding when it gives none); None for a layout of no bundle, or of one that
+    does not load (``check-format`` says why)."""
+    folder = layout.parent  # as given: the messages name it so
+    source = folder / "format.yaml"
+    if not source.is_file():
+        return None
+    try:
+        fmt = load_format(folder)
+        data, _, _ = load_yaml_file(source, "format")
+    except PesgenError:
+        return None
+    if not any(f.layout is not None and f.layout.resolve() == layout.resolve()
+               for f in fmt.files):
+        return None
+    key = "charset" if isinstance(data, dict) and data.get("charset") else "encoding"
+    return fmt, f"{source}:{line_of(data, [key])}: {key}"
+
+
 def find_format(name: str, extra_dirs: list[Path] | None = None) -> Format:
     """The bundle named ``name`` (typed on a command line: ``FormatNotFound``, exit 2;
     a mapping's output.format: ``mapping_format``)."""

@@ -441,6 +441,47 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
                 yield number, raw, b""
 
 
+def charset_misfits(path: Path, layout: Layout, charset: str, where: str,
+                    shown: str | None = None, encoding: str | None = None,
+                    limit: int = 20) -> tuple[list[Problem], int]:
+    """The values of a flat file holding characters outside ``charset``, the format's
+    (``where``: its format.yaml:line: key), as ``check-layout`` warns of them (rule
+    layout.charset): the first ``limit`` as problems, and how many values hold one. A
+    line that does not decode or read is left to ``validate_file``'s problems."""
+    from .text import outside_charset
+
+    shown = shown or str(path)
+    codec = layout.encoding or encoding or "utf-8"
+    found: list[Problem] = []
+    count = 0
+    for number, raw, _ in _lines(path):
+        try:
+            text = raw.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if number == 1 and layout.header:
+            continue
+        for col, value in line_values(layout, text):
+            outside = outside_charset(value, charset)
+            if not outside:
+                continue
+            count += 1
+            if len(found) < limit:
+                found.append(Problem(
+                    "layout.charset", f"{_where_of(layout, text, col)}: holds {outside!r}, "
+                    f"outside the format's charset {charset}: pesgen writes no such "
+                    "character there (policies.transliterate replaces it, else the invoice "
+                    "is refused); a publisher's sample holding one says the package takes "
+                    "it: confirm the charset with the publisher",
+                    record=f"{shown}:{number}", mapping=where, source="format"))
+    return found, count
+
+
+def _where_of(layout: Layout, text: str, col: Column) -> str:
+    rec, _ = record_values(layout, text)
+    return f"record '{rec.type}', {col.label}" if rec is not None else col.label
+
+
 # ------------------------------------------------------------------ checking
 
 

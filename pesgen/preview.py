@@ -99,8 +99,9 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         doc = exporter.document(PREVIEW_NUMBER, 0, Decimal(0))
         for renderer in exporter.renderers:
             name = renderer.file_name(doc)
-            item.records[name] = _written(exporter, renderer, renderer.piece(
-                title, replace(doc, file_name=name)), f"invoice {title.invoice_number}", title)
+            item.records[name] = _written(exporter, renderer, exporter.piece(
+                renderer, title, replace(doc, file_name=name)),
+                f"invoice {title.invoice_number}", title)
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(PREVIEW_NUMBER, len(titles), total,
                             lines=sum(len(t.lines) for t in titles))

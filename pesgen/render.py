@@ -22,6 +22,7 @@ from ._jinja import close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, TemplateStopped, exception_message
+from .filters import RefusedValue
 from .formats import FileSpec, Format, unwritable
 from .memo import remember
 from .model import Document, Title
@@ -123,8 +124,11 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
         note = f"{note}; {said}" if note else said
     context = f"{note}; {context}" if note else context
     detail = f"{message} ({note})" if note else message
-    return _error_of(exc)(f"template {where}: {message} ({context})", [
+    error = _error_of(exc)(f"template {where}: {message} ({context})", [
         Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
+    if isinstance(exc, RefusedValue):  # the export names the binding whose value it is
+        error.refused = (exc.value,)
+    return error
 
 
 def _error_of(exc: BaseException) -> type[TemplateError]:

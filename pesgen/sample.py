@@ -358,6 +358,36 @@ _PLACED = (
 )
 
 
+# the numbers of a line a file may hold as they are (written by amount, number, pricing),
+# each given a value no other field of the sample has; quantity x unit price = amount,
+# so that pricing writes them: {binding: value}. The title's total, and its imputation's
+# sum, are the amount (a title of that one line): a value equal to it names line.amount
+_NUMBERS = {"line.quantity": Decimal("4321"), "line.unit_price": Decimal("0.13"),
+            "line.amount": Decimal("561.73")}
+
+
+def _numbered(title: Title, fields: dict[str, Any]) -> tuple[Title, dict[Decimal, str]]:
+    """``title`` reduced to its first line, whose bound numbers are ``_NUMBERS``' (the
+    others as they were), and {value: binding} of those set."""
+    given = {name: value for name, value in _NUMBERS.items() if name in fields}
+    if "line.amount" not in given:
+        return title, {}
+    first = title.lines[0]
+    line = replace(first, amount=given["line.amount"],
+                   quantity=given.get("line.quantity", first.quantity),
+                   unit_price=given.get("line.unit_price", first.unit_price))
+    return (replace(title, lines=(line,), total=line.amount),
+            {value: name for name, value in given.items()})
+
+
+def _number_of(value: str | None) -> Decimal | None:
+    """A file's value read as a number ('561,73', '561.7300', '4321'), else None."""
+    text = (value or "").strip().replace(",", ".")
+    if not text or len(text) > 30 or not text.replace(".", "", 1).isdigit():
+        return None
+    return Decimal(text)
+
+
 def _marked(obj: Any, path: tuple[str, ...], value: str) -> Any:
     """``obj`` with the field at ``path`` set to ``value`` ("lines": its first line)."""
     if obj is None:
@@ -391,6 +421,41 @@ def _joined_marks(marks: dict[str, str], value: str | None) -> tuple[str, ...]:
     return held
 
 
+def _at(title: Title, path: tuple[str, ...]) -> list[Any]:
+    """The values at ``path`` in ``title`` ("lines": in each of its lines), None aside."""
+    found: list[Any] = [title]
+    for part in path:
+        found = [x for obj in found for x in (obj.lines if part == "lines"
+                                              else (getattr(obj, part),)) if x is not None]
+    return found
+
+
+def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
+    """The binding (file:line: key) whose value in ``title`` is ``value``, which a
+    template's filter refused (``fixed``, ``zfill`` over their width): a bound text field
+    equal to it (``_PLACED``), or a line's number or the title's total equal to it or to
+    its cents (``t.total | cents | fixed(12)``: the total's binding, else the lines'
+    amounts'); None when none is, or more than one binding is, or pesgen's own piece
+    or line number is too (IdPce 1000 is a total of 10.00 in cents)."""
+    fields = bound(mapping)
+    text = "" if value is None else str(value)
+    number = _number_of(text) if not isinstance(value, bool) else None
+    found: set[str] = set()
+    for name, path in _PLACED:
+        if name in fields and text in (str(x) for x in _at(title, path)):
+            found.add(name)
+    totals = "invoice.total" if "invoice.total" in fields else "line.amount"
+    for name, path in (*((n, ("lines", n.split(".")[1])) for n in _NUMBERS),
+                       (totals, ("total",))):
+        if number is not None and name in fields and any(
+                number in (x, x * 100) for x in _at(title, path) if isinstance(x, Decimal)):
+            found.add(name)
+    if number is not None and number in {Decimal(x) for x in (
+            title.number, *(ln.number for ln in title.lines)) if isinstance(x, int)}:
+        return None  # pesgen's own piece or line number too: whose it is is not told
+    return fields[found.pop()].where if len(found) == 1 else None
+
+
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
                    doc: Document, encoding: str
                    ) -> dict[tuple[str, str | None], str | tuple[str, ...]]:
@@ -398,23 +463,26 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
     (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
     problem starts) that hold one bound field alone, as it is or within a text
-    (Corail's LibPieceJustificative 'FACTURE <number>'): found by rendering ``title``
-    with a mark in each (``_PLACED``), so that the XSD's (the layout's) refusal at an
-    export, by invoice, names the binding whose value it refused (JVS_FAC_NumeroFacture,
-    e.magnus' NumeroFacture: bindings.invoice.number). A value joining several marks,
+    (Corail's LibPieceJustificative 'FACTURE <number>'), and of the line's numbers
+    (``_NUMBERS``: e.magnus' Quantite, Corail's MontantHT, an amount's cap): found by
+    rendering ``title`` with a mark in each (``_PLACED``, ``_NUMBERS``), so that the
+    XSD's (the layout's) refusal at an export, by invoice, names the binding whose
+    value it refused (JVS_FAC_NumeroFacture, e.magnus' NumeroFacture:
+    bindings.invoice.number; Quantite: bindings.line.quantity). A value joining several marks,
     each once (Corail's RaisonSociale: name, complement, first name), gives the tuple of
     their bindings, which the refusal lists (no one of them is the cause); one holding a
     mark twice names none (``_held``); {} when the marked title does not render or
     parse."""
     fields = bound(mapping)
     marks: dict[str, str] = {}
+    title, numbers = _numbered(title, fields)
     for i, (name, path) in enumerate(_PLACED):
         if name in fields:
             mark = f"PESGENPLACE{i:02d}MARK"
             changed = _marked(title, path, mark)
             if changed is not None and changed is not title:
                 title, marks[mark] = changed, name
-    text = _rendered(renderer, doc, title) if marks else None
+    text = _rendered(renderer, doc, title) if marks or numbers else None
     if text is None:
         return {}
     places: dict[tuple[str, str | None], str | tuple[str, ...]] = {}
@@ -425,6 +493,8 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = fields[marks[held]].where
         elif joined := _joined_marks(marks, value):
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
+        elif (number := _number_of(value)) is not None and number in numbers:
+            places[key] = fields[numbers[number]].where
 
     if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
         layout = load_layout(renderer.spec.layout)

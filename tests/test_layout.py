@@ -729,3 +729,43 @@ def test_line_values_reads_a_zero_padded_zero_as_the_checks_do(tmp_path):
     assert values == {"Code": "02", "Montant": "0", "Nom": "DUPONT"}
     short = [(c.name, v) for c, v in line_values(_layout(tmp_path, CSV_LAYOUT), '1;"R"')]
     assert short == [("Id", "1"), ("Sens", "R")]  # a line short of columns: those it has
+
+
+def test_check_layout_says_the_bundle_charset_and_warns_of_a_value_outside_it(tmp_path):
+    """The e.magnus layouts declare cp1252, the bundle holds its text to ascii
+    (format.yaml charset): check-layout said nothing of the charset, and a publisher's
+    sample holding 'È' passed without a word, where pesgen never writes one. It says
+    the bundle's charset with its format.yaml line now, and warns (exit 0, rule
+    layout.charset) of each value outside it by file:line and column, the first 20
+    and a count of the rest; a layout of no bundle says only its encoding."""
+    bundle = Path(__file__).parents[1] / "templates" / "bl-emagnus"
+    spec = (bundle / "format.yaml").read_text(encoding="utf-8").splitlines()
+    at = f"{bundle / 'format.yaml'}:{spec.index('charset: ascii') + 1}: charset"
+    lines = (bundle / "expected" / "WTAMC001.txt").read_bytes().split(b"\r\n")
+    assert b'"DUPONT-LEFEVRE"' in lines[0]
+    sample = tmp_path / "WTAMC001.txt"
+    sample.write_bytes(b"\r\n".join(ln.replace(b"DUPONT-LEFEVRE", "DUPONT-LEFÈVRE".encode(
+        "cp1252")) for ln in lines))
+    layout = bundle / "wtamc001.layout.yaml"
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == 0, r.output
+    assert (f"{layout}: layout WTAMC001 OK (csv, 1 record type(s), 125 column(s), encoding "
+            f"cp1252)\n  its text is held to charset ascii, format bl-emagnus's ({at}): "
+            "pesgen writes no other character into it\n") in r.stdout
+    assert (f"warning: {sample}:1: record 'ecriture', column Designation1 (#10): holds 'È', "
+            "outside the format's charset ascii: pesgen writes no such character there "
+            "(policies.transliterate replaces it, else the invoice is refused); a "
+            "publisher's sample holding one says the package takes it: confirm the charset "
+            f"with the publisher [format {at}] (rule layout.charset)") in r.stderr
+    many = tmp_path / "many.txt"
+    many.write_bytes(b"\r\n".join([lines[0].replace(b"DUPONT-LEFEVRE", "DUPONT-LEFÈVRE".encode(
+        "cp1252"))] * 25 + [b""]))
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(many)])
+    assert r.stderr.count("(rule layout.charset)") == 21, r.stderr
+    more = 25 * lines[0].count(b"DUPONT-LEFEVRE") - 20
+    assert f"warning: {many}: {more} more value(s) outside charset ascii" in r.stderr
+    alone = tmp_path / "alone.layout.yaml"
+    alone.write_bytes(layout.read_bytes())
+    r = CliRunner().invoke(app, ["check-layout", str(alone), str(sample)])
+    assert r.exit_code == 0 and "charset" not in r.output, r.output
+    assert "125 column(s), encoding cp1252)\n" in r.stdout

@@ -17,7 +17,13 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import InputDataError, OutputInvalidError, Problem, UsageError
+from pesgen.errors import (
+    InputDataError,
+    OutputInvalidError,
+    Problem,
+    TemplateError,
+    UsageError,
+)
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
@@ -118,6 +124,51 @@ def test_emagnus_joint_debtor_side_file(tmp_path):
     [p] = info.value.problems
     assert p.rule == "pes.first-name" and p.invoice == "FA-2026-00101"
     assert p.mapping.endswith(": bindings.joint_payer.first_name")
+
+
+@pytest.mark.parametrize(("field", "path", "said"), [
+    ("name", ("last_name",), "joint_payer.name (format field debtor.name) is 60 characters, "
+     "format bl-emagnus allows 50"),
+    ("first_name", ("first_name",), "joint_payer.first_name (format field debtor.first_name) "
+     "is 60 characters"),
+    ("street", ("address", "street"), "joint_payer.street (format field address.street) is "
+     "60 characters and cannot be split into two lines of 50"),
+    ("city", ("address", "city"), "joint_payer.city (format field address.city) is 60 "
+     "characters"),
+])
+def test_a_joint_debtor_value_refused_names_the_joint_payer_field(tmp_path, field, path, said):
+    """The joint debtor's values are held to the debtor's fields (format.yaml's
+    debtor.name, address.city…): a joint debtor's name of 60 characters was refused as
+    'debtor.name is 60 characters', the payer's own field, only the binding in brackets
+    telling it was the joint debtor's. The message names joint_payer.<field> now, with
+    the format field whose limit applies; the payer's still says debtor.name."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    joint = {"kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+             "birth_date": "1982-06-01",
+             "address": {"street": "4 place du Marché", "postal_code": "45200",
+                         "city": "Montargis"}}
+    place = joint
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = "L" * 60
+    data["invoices"][0]["joint_payer"] = joint
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [p] = info.value.problems
+    assert p.rule == "text.length" and p.message.startswith(said), p
+    assert p.mapping.endswith(f": bindings.joint_payer.{field}"), p
+    if field == "name":  # the payer's own: as before
+        del data["invoices"][0]["joint_payer"]
+        data["invoices"][0]["payer"]["last_name"] = "L" * 60
+        source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        with pytest.raises(InputDataError) as info:
+            export(EMAGNUS, source, tmp_path / "out2", RUN)
+        [p] = info.value.problems
+        assert p.message.startswith("debtor.name is 60 characters, format bl-emagnus "
+                                    "allows 50"), p
+        assert p.mapping.endswith(": bindings.payer.name"), p
 
 
 def test_emagnus_joint_debtor_abroad_is_written_as_the_pes_writes_one(tmp_path):
@@ -252,6 +303,46 @@ def _wtamc001_refused(tmp_path: Path, mapping: Path, data: dict[str, Any]
     return source, info.value.problems
 
 
+def test_check_mapping_warns_of_accents_a_format_s_charset_refuses_untransliterated(tmp_path):
+    """e.magnus holds its text to ascii: a mapping with policies.transliterate false (or
+    not set, the default) passed check-mapping silently, and every invoice whose name,
+    street or label held an 'é' was refused at every run (text.charset). check-mapping
+    warns of it now (exit 0), naming the setting's line (the policies section's when it
+    is not set) and the bindings concerned, in its JSON too; a latin-1 format (JVS),
+    which holds accented letters, or a mapping that transliterates, gets no warning."""
+    said = ("format bl-emagnus holds its text to charset ascii (its format.yaml), which has "
+            "no accented letter, and policies.transliterate is false: every invoice whose "
+            "bindings.payer.name, bindings.payer.first_name, ")
+    mapping, (line,) = mapping_copy(tmp_path, EMAGNUS, (
+        "  transliterate: true            # œ -> OE, – -> -, ’ -> '", "  transliterate: false"))
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping)])
+    assert r.exit_code == 0, r.output
+    warning = " ".join(r.stderr.split())
+    assert f"warning: {said}" in warning, warning
+    assert ("bindings.line.label, bindings.invoice.object holds one (é, è, à, ç…, as French "
+            "names and streets do) would be refused at every run; set policies.transliterate: "
+            "true to write them without their accents (é -> e), or make sure the school's "
+            f"export holds none [mapping {mapping}:{line}: policies.transliterate] (rule "
+            "text.charset)") in warning, warning
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--format", "json"])
+    [report] = json.loads(r.stdout)["mappings"]
+    [found] = [w for w in report["warnings"] if w["rule"] == "text.charset"]
+    assert (found["line"], found["key"]) == (line, "policies.transliterate")
+    # not set: the default, named at the policies section
+    absent, (at,) = mapping_copy(tmp_path / "absent", EMAGNUS, (
+        "  transliterate: true            # œ -> OE, – -> -, ’ -> '\n", ""))
+    section = absent.read_text(encoding="utf-8").splitlines().index("policies:") + 1
+    r = CliRunner().invoke(app, ["check-mapping", str(absent)])
+    assert r.exit_code == 0 and "policies.transliterate is not set (false: the default): " \
+        "every invoice whose bindings.payer.name" in " ".join(r.stderr.split()), r.output
+    assert f"[mapping {absent}:{section}: policies] (rule text.charset)" in r.stderr
+    for quiet in (EMAGNUS, mapping_copy(tmp_path / "jvs", JVS, (
+            "  transliterate: true            # œ -> OE, – -> -, ’ -> '",
+            "  transliterate: false"))[0]):
+        r = CliRunner().invoke(app, ["check-mapping", str(quiet)])
+        assert r.exit_code == 0 and "accented" not in r.stderr, r.output
+
+
 def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path):
     """e.magnus' NumeroFacture (column 111) takes 50 characters, pesgen's invoice
     numbers 64: a longer one was refused by the layout, by invoice and line, naming no
@@ -289,6 +380,177 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
     r = CliRunner().invoke(app, ["check-mapping", str(titres)])
     assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
+
+
+def _line_one(quantity: int, unit_price: str) -> dict[str, Any]:
+    """The example export with its first invoice's second line (not netted) priced
+    ``quantity`` x ``unit_price``, the invoice's total following."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    amount = Decimal(unit_price) * quantity
+    invoice["lines"][1].update(quantity=quantity, unit_price=unit_price, amount=str(amount))
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    return data
+
+
+def _binding_line(mapping: Path, text: str) -> int:
+    return next(i for i, line in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if line.strip() == text)
+
+
+def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
+    """e.magnus' Quantite takes 8 characters (wtamc001as.layout.yaml), Corail's amounts
+    at most 9999999999.99 (corail.xsd Montant): a quantity of 123456789, an amount of
+    99 999 999 999 were refused by invoice and record, naming no binding (the bindings a
+    refusal names were found for text fields only). They name bindings.line.quantity,
+    bindings.line.amount (the imputation's MontantHT, the detail's ASAPMontantHT) and
+    bindings.line.unit_price now."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_line_one(123456789, "1.00"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN)
+    [problem] = info.value.problems
+    assert str(problem) == (
+        f"WTAMC001AS.txt:2 invoice FA-2026-00101: record 'detail', column Quantite (#6): is 9 "
+        f"characters, the layout allows 8 (rendered from {source}:$.invoices[0]) [mapping "
+        f"{EMAGNUS}:{_binding_line(EMAGNUS, 'quantity: quantity')}: bindings.line.quantity] "
+        "(rule layout.length)")
+    source.write_text(json.dumps(_line_one(1, "99999999999.00"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out2", RUN)
+    named = {p.record.rsplit("/", 1)[-1]: p.mapping for p in info.value.problems
+             if "maxInclusive" in p.message and p.invoice == "FA-2026-00101"}
+    amount = f"{CORAIL}:{_binding_line(CORAIL, 'amount: amount')}: bindings.line.amount"
+    assert named == {
+        "MontantHT": amount, "ASAPMontantHT": amount,
+        "ASAPPrixUnitaire": f"{CORAIL}:{_binding_line(CORAIL, 'unit_price: unit_price')}: "
+                            "bindings.line.unit_price"}, info.value.problems
+
+
+def _fixed_bundle(tmp_path: Path) -> tuple[Path, Path]:
+    """``pesgen new-format acme-fixe --kind fixed`` (its TODOs filled) and the titres
+    mapping made to write it, binding payer.complement_name too: the formats folder and
+    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38) and
+    t.total | cents | fixed(12, "right", "0"); its format.yaml limits neither."""
+    fmts = tmp_path / "fmts"
+    assert CliRunner().invoke(app, ["new-format", "acme-fixe", "--kind", "fixed", "--dir",
+                                    str(fmts)]).exit_code == 0
+    spec = fmts / "acme-fixe" / "format.yaml"
+    text = spec.read_text(encoding="utf-8").splitlines()
+    text = [('title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
+             if ln.startswith("source:") else ln) for ln in text]
+    spec.write_text("\n".join(text) + "\n", encoding="utf-8")
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                              ("format: pes-titres", "format: acme-fixe"),
+                              ('  asap_edition: "04"', ""),
+                              ("    first_name: payer.first_name\n",
+                               "    first_name: payer.first_name\n"
+                               "    complement_name: payer.complement\n"), name="m.yaml")
+    return fmts, mapping
+
+
+def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
+    """A fixed-width template's `fixed(38)` (`zfill`) refuses a longer value, which
+    check-mapping's sample titles cannot foresee: the refusal named the template's line
+    and the invoice, and the line writes several values (the scaffold's: the title
+    number, name, complement and total), so support could not tell which binding to
+    look at. It names the binding whose value was refused now, when one is (a text
+    field equal to it, or a number, or its cents: the total), at export and preview."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    complement = lines.index("    complement_name: payer.complement") + 1
+    total = lines.index("    total: total") + 1
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["complement"] = "C" * 45
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    said = (f"(the value of {mapping}:{complement}: bindings.payer.complement_name) "
+            "[template acme-fixe/acme-fixe.txt.j2:9] (rule template)")
+    for command in ("export", "preview"):
+        args = [command, "-m", str(mapping), "-i", str(source), "--date", "2026-11-23",
+                "--formats-dir", str(fmts)]
+        if command == "export":
+            args += ["-o", str(tmp_path / "out"), "--db",
+                     f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store"]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 5, r.output
+        assert f"'{'C' * 45}' is longer than 38 characters {said}" in r.output, r.output
+    data["invoices"][0]["payer"]["complement"] = None
+    line = data["invoices"][0]["lines"][1]
+    line.update(quantity=1, unit_price="99999999999.00", amount="99999999999.00")
+    data["invoices"][0]["total"] = str(sum(Decimal(str(ln["amount"]))
+                                           for ln in data["invoices"][0]["lines"]))
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out2", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.message.endswith(
+        f"'10000000013925' is longer than 12 characters (the value of {mapping}:{total}: "
+        "bindings.invoice.total)"), problem
+
+
+def test_a_refused_value_equal_to_pesgen_s_own_number_names_no_binding():
+    """A width filter's refusal of 1000 is IdPce 1000 (t.number | zfill(3)) as well as
+    a total of 10.00 in cents: binding_of_value named bindings.invoice.total for it. It
+    names none when the value is the title's or a line's own number too; a value only
+    the total gives still names it, a text its binding."""
+    from dataclasses import replace
+
+    from pesgen.formats import mapping_format
+    from pesgen.mapping import load_mapping
+    from pesgen.sample import binding_of_value, sample_titles
+
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    mapping = load_mapping(titres)
+    title = replace(sample_titles(mapping, mapping_format(mapping, None))[0],
+                    total=Decimal("10.00"))
+    assert binding_of_value(mapping, replace(title, number=1000), 1000) is None
+    assert binding_of_value(mapping, replace(title, number=7), 1000) == (
+        f"{titres}:{_binding_line(titres, 'total: total')}: bindings.invoice.total")
+    assert binding_of_value(mapping, title, "MARTIN").endswith(": bindings.payer.name")
+
+
+def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
+    """A CSV template that never quotes (csv_record(quoting="never")) refuses a value
+    holding its delimiter, naming the template line and the invoice: which binding's
+    value it was is named now too (filters.RefusedValue, as fixed and zfill)."""
+    fmts = tmp_path / "fmts"
+    assert CliRunner().invoke(app, ["new-format", "acme-csv", "--kind", "csv", "--dir",
+                                    str(fmts)]).exit_code == 0
+    bundle = fmts / "acme-csv"
+    spec = bundle / "format.yaml"
+    spec.write_text("\n".join(
+        'title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
+        if ln.startswith("source:") else ln
+        for ln in spec.read_text(encoding="utf-8").splitlines()) + "\n", encoding="utf-8")
+    template = bundle / "acme-csv.csv.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('| csv_record(delimiter=";") }}') == 2
+    template.write_text(text.replace('| csv_record(delimiter=";") }}',
+                                     '| csv_record(delimiter=";", quoting="never") }}'),
+                        encoding="utf-8")
+    mapping = _titres_on(tmp_path, "acme-csv")
+    first = _binding_line(mapping, "first_name: payer.first_name")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["first_name"] = "Hélène;Marie"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.message.endswith(
+        "csv_record: value 'HÉLÈNE;MARIE' at position 4 holds the delimiter, the quote or a "
+        f"line break and may not be quoted (the value of {mapping}:{first}: "
+        "bindings.payer.first_name)"), problem
+
+
+def _titres_on(tmp_path: Path, fmt: str) -> Path:
+    """The shipped titres mapping written by format ``fmt`` (no Edition)."""
+    return mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                        ("format: pes-titres", f"format: {fmt}"), ('  asap_edition: "04"', ""),
+                        name="m.yaml")[0]
 
 
 @pytest.mark.parametrize(("mapping", "number", "said"), [
