@@ -596,7 +596,7 @@ def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
 @pytest.mark.parametrize(("postal", "city", "said"), [
     ("B;1000", "Bruxelles", "address.city holds ';', which format bl-emagnus forbids in its "
      "values (its layouts' forbidden_characters)"),
-    ("B-1000", "C" * 45, "address.city is 52 characters, the target allows 50"),
+    ("B-1000", "C" * 45, "address.city is 52 characters, format bl-emagnus allows 50"),
 ], ids=["forbidden", "length"])
 def test_a_foreign_city_refused_for_its_postal_code_says_so(tmp_path, postal, city, said):
     """Abroad (foreign_address: postal_code_in_city) the postal code is written before
