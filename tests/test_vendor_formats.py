@@ -429,18 +429,25 @@ def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
                             "bindings.line.unit_price"}, info.value.problems
 
 
-def _fixed_bundle(tmp_path: Path) -> tuple[Path, Path]:
+_COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
+
+
+def _fixed_bundle(tmp_path: Path, unlimited: bool = False) -> tuple[Path, Path]:
     """``pesgen new-format acme-fixe --kind fixed`` (its TODOs filled) and the titres
     mapping made to write it, binding payer.complement_name too: the formats folder and
-    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38) and
-    t.total | cents | fixed(12, "right", "0"); its format.yaml limits neither."""
+    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38),
+    which its format.yaml limits to 38 (``unlimited``: that limit taken out, as the
+    scaffold had none before), and t.total | cents | fixed(12, "right", "0"), an amount
+    format.yaml cannot limit."""
     fmts = tmp_path / "fmts"
     assert CliRunner().invoke(app, ["new-format", "acme-fixe", "--kind", "fixed", "--dir",
                                     str(fmts)]).exit_code == 0
     spec = fmts / "acme-fixe" / "format.yaml"
     text = spec.read_text(encoding="utf-8").splitlines()
+    assert _COMPLEMENT_LIMIT in text
     text = [('title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
-             if ln.startswith("source:") else ln) for ln in text]
+             if ln.startswith("source:") else ln) for ln in text
+            if not (unlimited and ln == _COMPLEMENT_LIMIT)]
     spec.write_text("\n".join(text) + "\n", encoding="utf-8")
     mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
                               ("format: pes-titres", "format: acme-fixe"),
@@ -457,8 +464,10 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     and the invoice, and the line writes several values (the scaffold's: the title
     number, name, complement and total), so support could not tell which binding to
     look at. It names the binding whose value was refused now, when one is (a text
-    field equal to it, or a number, or its cents: the total), at export and preview."""
-    fmts, mapping = _fixed_bundle(tmp_path)
+    field equal to it, or a number, or its cents: the total), at export and preview.
+    (A text reaches the filter only when format.yaml does not limit it to the column's
+    width: the scaffold's does now, test_a_text_the_fixed_scaffold_writes_...)"""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
     lines = mapping.read_text(encoding="utf-8").splitlines()
     complement = lines.index("    complement_name: payer.complement") + 1
     total = lines.index("    total: total") + 1
@@ -512,6 +521,40 @@ def test_a_refused_value_equal_to_pesgen_s_own_number_names_no_binding():
     assert binding_of_value(mapping, replace(title, number=7), 1000) == (
         f"{titres}:{_binding_line(titres, 'total: total')}: bindings.invoice.total")
     assert binding_of_value(mapping, title, "MARTIN").endswith(": bindings.payer.name")
+
+
+@pytest.mark.parametrize("overflow", ["refuse", "truncate"])
+def test_a_text_the_fixed_scaffold_writes_is_limited_by_its_format(tmp_path, overflow):
+    """The fixed-width scaffold writes t.debtor.complement_name | fixed(38), and its
+    format.yaml had no limit for it: a complement of 44 characters passed the build's
+    length rule and its policies and was refused at render time by the template, a
+    template error (exit 5) whatever text_overflow said. format.yaml gives it the
+    column's width now: the build refuses it (text.length, exit 4, naming the record
+    and the binding), or text_overflow: truncate shortens it, reported, and the file is
+    written."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    text = mapping.read_text(encoding="utf-8")
+    assert text.count("  text_overflow: refuse") == 1
+    mapping.write_text(text.replace("  text_overflow: refuse", f"  text_overflow: {overflow}"),
+                       encoding="utf-8")
+    complement = _binding_line(mapping, "complement_name: payer.complement")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["complement"] = "Résidence des Tilleuls bâtiment C escalier 4"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    r = CliRunner().invoke(app, [
+        "export", "-m", str(mapping), "-i", str(source), "--date", "2026-11-23",
+        "--formats-dir", str(fmts), "-o", str(tmp_path / "out"), "--db",
+        f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store"])
+    if overflow == "refuse":
+        assert r.exit_code == 4, r.output
+        assert (f"{source}:$.invoices[0] invoice FA-2026-00101: debtor.complement_name is 44 "
+                "characters, format acme-fixe allows 38 (policy text_overflow: refuse") \
+            in r.output, r.output
+        assert f"[mapping {mapping}:{complement}: bindings.payer.complement_name]" in r.output
+    else:
+        assert r.exit_code == 0, r.output
+        assert "debtor.complement_name: 44 characters truncated to" in r.output, r.output
 
 
 def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
