@@ -429,6 +429,37 @@ def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
                             "bindings.line.unit_price"}, info.value.problems
 
 
+@pytest.mark.parametrize(("quantity", "unit_price", "amount", "named"), [
+    # 2 x 1.00 is not its amount: the pricing filter writes 1 x 99999999999.00
+    (2, "1.00", "99999999999.00", {"MontantHT": "amount", "ASAPMontantHT": "amount",
+                                   "ASAPPrixUnitaire": "amount"}),
+    # priced (0.5 x 19999999999.98), in an invoice whose first line is netted (1 x 62.25)
+    ("0.5", "19999999999.98", "9999999999.99", {"ASAPPrixUnitaire": "unit_price"}),
+], ids=["netted", "priced"])
+def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quantity,
+                                                                  unit_price, amount, named):
+    """Corail's ASAPPrixUnitaire writes the pricing filter's unit price: the line's own
+    when quantity x unit price is its amount, else (a line netted by a discount, or whose
+    figures do not multiply) its amount, as 1 x amount. Its refusal over the cap
+    (9999999999.99) always named bindings.line.unit_price, found on a priced sample
+    line: for a line written as 1 x its amount it names bindings.line.amount now, the
+    binding the value came from; a priced line's still names the unit price's, in an
+    invoice holding a netted line too."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    invoice["lines"][1].update(quantity=quantity, unit_price=unit_price, amount=amount)
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN)
+    found = {p.record.rsplit("/", 1)[-1]: p.mapping for p in info.value.problems
+             if "maxInclusive" in p.message and p.invoice == "FA-2026-00101"}
+    assert found == {
+        element: f"{CORAIL}:{_binding_line(CORAIL, f'{key}: {key}')}: bindings.line.{key}"
+        for element, key in named.items()}, info.value.problems
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
