@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
+from pesgen.bundles import narrow_widths
 from pesgen.cli import app
 from pesgen.errors import (
     InputDataError,
@@ -499,6 +500,10 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     (A text reaches the filter only when format.yaml does not limit it to the column's
     width: the scaffold's does now, test_a_text_the_fixed_scaffold_writes_...)"""
     fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    [warned] = narrow_widths(find_format("acme-fixe", [fmts]))  # check-format's warning
+    assert warned.rule == "format.field-width" and warned.message.startswith(
+        "acme-fixe.txt.j2:9: t.debtor.complement_name | fixed(38) writes "
+        "debtor.complement_name, which format.yaml does not limit"), warned
     lines = mapping.read_text(encoding="utf-8").splitlines()
     complement = lines.index("    complement_name: payer.complement") + 1
     total = lines.index("    total: total") + 1
@@ -564,6 +569,7 @@ def test_a_text_the_fixed_scaffold_writes_is_limited_by_its_format(tmp_path, ove
     and the binding), or text_overflow: truncate shortens it, reported, and the file is
     written."""
     fmts, mapping = _fixed_bundle(tmp_path)
+    assert narrow_widths(find_format("acme-fixe", [fmts])) == []
     text = mapping.read_text(encoding="utf-8")
     assert text.count("  text_overflow: refuse") == 1
     mapping.write_text(text.replace("  text_overflow: refuse", f"  text_overflow: {overflow}"),
