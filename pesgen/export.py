@@ -989,7 +989,7 @@ _LINE = re.compile(r"(\d+)\b")
 # the words of Builder._note_pricing's note ending with the amount of a line the pricing
 # filter writes as 1 x its amount ('line 2: quantity × unit price (2 × 62.25) is not its
 # amount (100.00): the pricing filter gives 1 × 100.00')
-_UNPRICED = re.compile(r"the pricing filter gives 1 × (-?[0-9]+(?:\.[0-9]+)?)$")
+_UNPRICED = re.compile(r"the pricing filter gives 1 × (\S+)$")
 # the value an XSD's facet or type refusal quotes (libxml2: "[facet 'maxInclusive'] The
 # value '99999999999.00' is greater…", "'abc' is not a valid value of…")
 _REFUSED_VALUE = re.compile(r".*?(?:[Tt]he value '([^']*)'|'([^']*)' is not a valid value)")
@@ -1001,7 +1001,10 @@ def _unpriced(notes: Iterable[PolicyNote]) -> dict[str, tuple[Decimal, ...]]:
     found: dict[str, list[Decimal]] = {}
     for note in notes:
         if note.policy == "pricing" and (m := _UNPRICED.search(note.detail)):
-            found.setdefault(note.invoice, []).append(Decimal(m[1]))
+            try:
+                found.setdefault(note.invoice, []).append(Decimal(m[1]))
+            except ArithmeticError:  # not a number: that line is not known
+                continue
     return {invoice: tuple(amounts) for invoice, amounts in found.items()}
 
 
