@@ -617,7 +617,7 @@ class Builder:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
                 # (a recorded run is rebuilt as it was written, its sha256 says so)
                 ctx.problem("text.length", f"{said} is {len(text)} characters"
-                            f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
+                            f"{_case_grown(text_in, self.text_policy.case)}, {self._target} allows "
                             f"{limit.max}: {kind} is never truncated (policy "
                             "text_overflow: truncate shortens labels and names only)",
                             mapping=where, record=origin)
@@ -629,7 +629,7 @@ class Builder:
                 text = short
             else:
                 ctx.problem("text.length", f"{said} is {len(text)} characters"
-                            f"{_case_grown(text_in, self.text_policy.case)}, the target allows "
+                            f"{_case_grown(text_in, self.text_policy.case)}, {self._target} allows "
                             f"{limit.max} (policy text_overflow: refuse: set "
                             "policies.text_overflow: truncate to shorten it at a word "
                             "boundary, reported)", mapping=where, record=origin)
@@ -1280,9 +1280,10 @@ class Builder:
             room = limit.max - len(suffix) - len(" - ")
             if self.policies.text_overflow != "truncate" or room < 1:
                 ctx.problem("text.length", f"line.label of line {ln.number} with its netted "
-                            f"suffix ('{suffix}') is {len(label)} characters, the target "
-                            f"allows {limit.max} (policies netted_label: append, text_overflow:"
-                            f" {self.policies.text_overflow})", mapping=where, record=ln.origin)
+                            f"suffix ('{suffix}') is {len(label)} characters, "
+                            f"{self._target} allows {limit.max} (policies netted_label: "
+                            f"append, text_overflow: {self.policies.text_overflow})",
+                            mapping=where, record=ln.origin)
                 return None
             short = truncate_words(ln.label, room)
             ctx.note("text_overflow", f"line.label: {len(label)} characters with the netted "

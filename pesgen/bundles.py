@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
@@ -414,6 +415,106 @@ def unused_parts(fmt: Format) -> list[Problem]:
     return problems
 
 
+# the model's text fields a template reaches by attributes, by the format.yaml field
+# whose limit the build holds them to ("*": an item of t.lines, a loop's variable)
+_LIMITED: dict[tuple[str, ...], str] = {
+    **{("t", holder, key): f"debtor.{key}" for holder in ("debtor", "joint_debtor")
+       for key in ("name", "first_name", "complement_name", "civility", "ref")},
+    **{("t", holder, "address", key): f"address.{key}" for holder in ("debtor", "joint_debtor")
+       for key in ("street", "complement", "locality", "city")},
+    ("t", "object"): "title.object", ("t", "lines", "*", "label"): "line.label",
+    ("t", "mandate", "rum"): "mandate.rum", ("t", "mandate", "label"): "mandate.label",
+    ("t", "mandate", "account", "holder"): "account.holder",
+    ("doc", "bordereau", "object"): "bordereau.object",
+}
+
+
+def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...]]]:
+    """(node, the attributes' path of the value it filters: ('t', 'debtor', 'name'))
+    of each fixed and zfill filter of a template's syntax ``tree`` whose value is
+    reached by attributes from t, doc, a name set to such a value, or a loop over
+    t.lines ('*': its item); a name set to two values is not followed."""
+    from jinja2 import nodes
+
+    aliases: dict[str, tuple[str, ...] | None] = {}
+
+    def path_of(node: Any) -> tuple[str, ...] | None:
+        attrs: list[str] = []
+        while isinstance(node, nodes.Getattr):
+            attrs.append(node.attr)
+            node = node.node
+        if not isinstance(node, nodes.Name):
+            return None
+        base = aliases.get(node.name, (node.name,))
+        return None if base is None else (*base, *reversed(attrs))
+
+    def alias(target: Any, path: tuple[str, ...] | None) -> None:
+        if isinstance(target, nodes.Name) and target.name not in ("t", "doc"):
+            known = aliases.get(target.name, path)
+            aliases[target.name] = path if known == path else None
+
+    for assign in tree.find_all(nodes.Assign):
+        alias(assign.target, path_of(assign.node))
+    for loop in tree.find_all(nodes.For):
+        alias(loop.target, ("t", "lines", "*") if path_of(loop.iter) == ("t", "lines")
+              else None)
+    found = []
+    for node in tree.find_all(nodes.Filter):
+        if node.name in ("fixed", "zfill") and node.args and node.node is not None:
+            path = path_of(node.node)
+            if path is not None:
+                found.append((node, path))
+    return found
+
+
+def narrow_widths(fmt: Format) -> list[Problem]:
+    """Warnings of a text field a template writes through ``fixed(N)`` or ``zfill(N)``
+    (``t.debtor.complement_name | fixed(38)``) that format.yaml does not limit to N or
+    fewer characters (rule ``format.field-width``): a longer value passes the build's
+    length rule and its policies (name_overflow, text_overflow) and is refused by the
+    template at export, by invoice, a template error. Read from the templates' syntax
+    trees: the field written straight through the filter, by ``t.…``, ``doc.…``, a name
+    set to one (``{% set d = t.debtor %}``) or a loop over ``t.lines``; a value passed
+    to a macro, or filtered before (``| upper | fixed(38)``), is not followed."""
+    import jinja2
+    from jinja2 import nodes
+
+    from ._jinja import template_environment
+
+    env = template_environment(fmt.folder)
+    source = fmt.folder / "format.yaml"
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    for name in dict.fromkeys(spec.template for spec in fmt.files):
+        try:
+            text = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            tree = env.parse(text, name)
+        except (jinja2.TemplateError, OSError, RecursionError):
+            continue  # a broken or missing template is reported when it renders
+        for node, path in _width_filters(tree):
+            width = node.args[0]
+            field = _LIMITED.get(path)
+            if (field is None or not isinstance(width, nodes.Const)
+                    or type(width.value) is not int):
+                continue
+            limit = fmt.limit(field).max
+            if limit is not None and limit <= width.value:
+                continue
+            said = (f"limits to {limit} characters" if limit is not None
+                    else "does not limit")
+            line = line_of(data, ["fields", field]) if limit is not None \
+                else line_of(data, ["fields"])
+            problems.append(Problem(
+                "format.field-width", f"{name}:{node.lineno}: {'.'.join(path)} | "
+                f"{node.name}({width.value}) writes {field}, which format.yaml {said}: a "
+                f"value of more than {width.value} characters passes the length rule and "
+                "the mapping's policies (name_overflow, text_overflow) and is refused by "
+                f"the template at export, by invoice; give it {{max: {width.value}}} (or "
+                "fewer) under fields", mapping=f"{source}:{line}: "
+                + (f"fields.{field}" if limit is not None else "fields")))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None,
                  removed: Callable[[Path], None] | None = None
@@ -426,7 +527,8 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     is refused first (``unfinished``). ``warn`` is given each field the fixture's
     mapping binds that no template writes (``coverage.check``), each file the fixture
     leaves empty (``unexercised``), each template and option no output reads
-    (``unused_parts``), and each folder of expected/ (``expected_folders``)."""
+    (``unused_parts``), each text a template's fixed(N) writes wider than format.yaml
+    limits it (``narrow_widths``), and each folder of expected/ (``expected_folders``)."""
     if regen and installed_data(fmt.folder):
         # site-packages/pesgen/_data/templates/…: what every run of this installation
         # renders, and what an upgrade replaces
@@ -456,7 +558,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     check_samples(fmt, result, warn or (lambda _problem: None))
     if warn is not None:
         for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
-                        + expected_folders(fmt, fixture.expected)):
+                        + narrow_widths(fmt) + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:
         for path in regenerate_expected(work, fixture.expected):

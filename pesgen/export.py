@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import _budget, clock
 from ._csv import text_cell
@@ -71,6 +71,9 @@ from .validate import (
     validate_pes_file,
     xsd_label,
 )
+
+if TYPE_CHECKING:
+    from .sample import Priced
 
 _ZERO = Decimal(0)
 
@@ -290,7 +293,8 @@ class Exporter:
         # the split policies check_fields found the format would refuse (Builder's)
         self._unfit_splits: frozenset[str] = frozenset()
         # {template: where the bound values land in its XML file} (_bindings_of)
-        self._places: dict[str, dict[tuple[str, str | None], str | tuple[str, ...]]] = {}
+        self._places: dict[str, dict[tuple[str, str | None],
+                                     str | tuple[str, ...] | Priced]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -799,7 +803,7 @@ class Exporter:
                                       self._encode(renderer.head(doc), renderer, "head"),
                                       self._encode(renderer.tail(doc), renderer, "tail"),
                                       b.piece_lines[index], b.titles, prepared.origins)
-                    found = self._bindings_of(found, renderer, doc)
+                    found = self._bindings_of(found, renderer, doc, result.notes)
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -845,23 +849,26 @@ class Exporter:
             raise
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
-                     doc: Document) -> list[Problem]:
+                     doc: Document, notes: Iterable[PolicyNote] = ()) -> list[Problem]:
         """The XSD's (a layout's) refusals of an invoice's value, each given the
         mapping's binding whose value the element (the column) holds
         (``sample.binding_places``, worked out on the error path only, once per file
         kind): JVS_FAC_NumeroFacture over 20 characters (e.magnus' NumeroFacture over
         50) names bindings.invoice.number, as a text field over its format.yaml limit does
         before rendering; one of a value joining several bound fields (Corail's
-        RaisonSociale, e.magnus' Designation1 with a name complement) lists them. A
-        refusal naming no invoice, or at an element no bound value fills, is left as it
-        is."""
+        RaisonSociale, e.magnus' Designation1 with a name complement) lists them. One
+        of a place holding the pricing filter's unit price (``sample.Priced``: Corail's
+        ASAPPrixUnitaire) names the amount's binding when the value refused is the amount
+        of one of the invoice's lines written as 1 x its amount (its ``notes``, policy
+        pricing), the unit price's otherwise (``_priced``). A refusal naming no invoice,
+        or at an element no bound value fills, is left as it is."""
         def concerned(p: Problem) -> bool:
             return bool(p.invoice and p.mapping is None and p.record
                         and p.rule.startswith(("xsd.", "layout.")))
 
         if not any(concerned(p) for p in problems):
             return problems
-        from .sample import binding_places, sample_titles  # it renders through here
+        from .sample import Priced, binding_places, sample_titles  # it renders through here
 
         places = self._places.get(renderer.spec.template)
         if places is None:
@@ -869,6 +876,7 @@ class Exporter:
             places = self._places[renderer.spec.template] = binding_places(
                 self.mapping, title, renderer, doc, self.encoding)
         out = []
+        unpriced: dict[str, tuple[Decimal, ...]] | None = None  # read once, when needed
         for p in problems:
             if concerned(p):
                 assert p.record is not None
@@ -879,6 +887,10 @@ class Exporter:
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
+                if isinstance(where, Priced):
+                    if unpriced is None:
+                        unpriced = _unpriced(notes)
+                    where = _priced(where, p, unpriced.get(p.invoice or "", ()))
                 if isinstance(where, tuple):  # a value joining several: each listed
                     head, said, tail = p.message.partition(" (rendered from ")
                     joins = (f" (the value joins {len(where)} bound fields, "
@@ -972,6 +984,47 @@ def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
 
 
 _LINE = re.compile(r"(\d+)\b")
+
+
+# the words of Builder._note_pricing's note ending with the amount of a line the pricing
+# filter writes as 1 x its amount ('line 2: quantity × unit price (2 × 62.25) is not its
+# amount (100.00): the pricing filter gives 1 × 100.00')
+_UNPRICED = re.compile(r"the pricing filter gives 1 × (\S+)$")
+# the value an XSD's facet or type refusal quotes (libxml2: "[facet 'maxInclusive'] The
+# value '99999999999.00' is greater…", "'abc' is not a valid value of…")
+_REFUSED_VALUE = re.compile(r".*?(?:[Tt]he value '([^']*)'|'([^']*)' is not a valid value)")
+
+
+def _unpriced(notes: Iterable[PolicyNote]) -> dict[str, tuple[Decimal, ...]]:
+    """{invoice: the amounts of its lines the pricing filter writes as 1 x the amount},
+    from the run's pricing notes."""
+    found: dict[str, list[Decimal]] = {}
+    for note in notes:
+        if note.policy == "pricing" and (m := _UNPRICED.search(note.detail)):
+            try:
+                found.setdefault(note.invoice, []).append(Decimal(m[1]))
+            except ArithmeticError:  # not a number: that line is not known
+                continue
+    return {invoice: tuple(amounts) for invoice, amounts in found.items()}
+
+
+def _priced(where: Priced, p: Problem, unpriced: tuple[Decimal, ...]) -> str | None:
+    """The binding of the value ``p`` refused at a place holding the pricing filter's
+    unit price: the unit price's when none of the invoice's lines is written as 1 x its
+    amount (``unpriced``: their amounts) or the value refused is none of those amounts,
+    the amount's when it is one; None when the refusal does not quote its value (a
+    layout's length) and the invoice has such a line: which line it is is not known."""
+    if not unpriced:
+        return where.unit_price
+    m = _REFUSED_VALUE.match(p.message)
+    text = (m[1] if m[1] is not None else m[2]) if m else None
+    try:
+        value = Decimal(text) if text is not None else None
+    except ArithmeticError:
+        value = None
+    if value is None or not value.is_finite():
+        return None
+    return where.amount if value in unpriced else where.unit_price
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,

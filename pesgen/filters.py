@@ -74,6 +74,16 @@ def digits(value: Any) -> str:
 MAX_WIDTH = 10_000
 
 
+def _said(value: Any, text: str) -> str:
+    """How a refusal speaks of a value: a number (an amount in cents, a count, a piece
+    number) as it is; a text by its length only: it may be a family's name or street,
+    and pesgen's messages carry no billing data beyond the record and the binding that
+    hold it (the export names them)."""
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return repr(text)
+    return f"a text of {len(text)} characters"
+
+
 class RefusedValue(ValueError):
     """A value a filter refuses for what it holds (``fixed``, ``zfill``: longer than
     their width; ``amount``: more than 2 decimals; ``csv_record``: a delimiter it may
@@ -96,7 +106,8 @@ def zfill(value: Any, width: int) -> str:
         raise ValueError("zfill of None: the value is not set (guard it, or give it a default)")
     text = str(value)
     if len(text) > _width(width):
-        raise RefusedValue(f"{text!r} is longer than {width}", value)
+        raise RefusedValue(f"{_said(value, text)} is longer than {width} characters",
+                           value)
     return text.zfill(width)
 
 
@@ -112,7 +123,7 @@ def fixed(value: Any, width: int, align: str = "left", fill: str = " ") -> str:
     """A fixed-width field; refuses a value longer than the width (no silent cut)."""
     text = "" if value is None else str(value)
     if len(text) > _width(width):
-        raise RefusedValue(f"{text!r} is longer than {width} characters", value)
+        raise RefusedValue(f"{_said(value, text)} is longer than {width} characters", value)
     if align == "left":
         return text.ljust(width, fill)
     if fill == "0" and text[:1] in ("-", "+"):
@@ -189,10 +200,20 @@ def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quot
         elif mode == "minimal":
             out.append(quote + text.replace(quote, doubled) + quote)
         else:
-            raise RefusedValue(f"csv_record: value {text!r} at position {position} holds "
-                               "the delimiter, the quote or a line break and may not be "
-                               "quoted", cell)
+            held = _special_held(text, delimiter, quote)
+            raise RefusedValue(f"csv_record: the value at position {position} "
+                               f"({_said(cell, text)}) holds {held} and may not be quoted",
+                               cell)
     return delimiter.join(out)
+
+
+def _special_held(text: str, delimiter: str, quote: str) -> str:
+    """What of the delimiter, the quote and a line break ``text`` holds, said by name."""
+    held = [f"the delimiter {delimiter!r}" if delimiter in text else "",
+            f"the quote {quote!r}" if quote in text else "",
+            "a line break" if "\n" in text or "\r" in text else ""]
+    said = [x for x in held if x]
+    return " and ".join((", ".join(said[:-1]), said[-1])) if len(said) > 1 else said[0]
 
 
 @lru_cache(maxsize=16)

@@ -366,12 +366,32 @@ _NUMBERS = {"line.quantity": Decimal("4321"), "line.unit_price": Decimal("0.13")
             "line.amount": Decimal("561.73")}
 
 
-def _numbered(title: Title, fields: dict[str, Any]) -> tuple[Title, dict[Decimal, str]]:
+# a unit price the sample's quantity does not multiply to its amount (4321 x 0.17 is not
+# 561.73): its line is netted, and the pricing filter writes it as 1 x the amount
+_UNPRICED = Decimal("0.17")
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A place holding a line's unit price as the ``pricing`` filter gives it: the unit
+    price's binding when the line's quantity x unit price is its amount, else (a line
+    netted by a discount: 1 x the amount) the amount's; the export tells which by the
+    invoice's pricing notes (``Exporter._bindings_of``)."""
+
+    unit_price: str  # file:line: key of bindings.line.unit_price
+    amount: str  # of bindings.line.amount
+
+
+def _numbered(title: Title, fields: dict[str, Any], unit_price: Decimal | None = None
+              ) -> tuple[Title, dict[Decimal, str]]:
     """``title`` reduced to its first line, whose bound numbers are ``_NUMBERS``' (the
-    others as they were), and {value: binding} of those set."""
+    others as they were; its unit price ``unit_price`` when given), and {value: binding}
+    of those set."""
     given = {name: value for name, value in _NUMBERS.items() if name in fields}
     if "line.amount" not in given:
         return title, {}
+    if unit_price is not None and "line.unit_price" in given:
+        given["line.unit_price"] = unit_price
     first = title.lines[0]
     line = replace(first, amount=given["line.amount"],
                    quantity=given.get("line.quantity", first.quantity),
@@ -458,7 +478,7 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
 
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
                    doc: Document, encoding: str
-                   ) -> dict[tuple[str, str | None], str | tuple[str, ...]]:
+                   ) -> dict[tuple[str, str | None], str | tuple[str, ...] | Priced]:
     """{(XPath without positions, attribute or None for the element's text): the
     mapping's binding (file:line: key)} of the values of an XML file of ``renderer``
     (of a flat file: {("record 'R', column C (#n)", None): binding}, as a layout's
@@ -472,22 +492,25 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     each once (Corail's RaisonSociale: name, complement, first name), gives the tuple of
     their bindings, which the refusal lists (no one of them is the cause); one holding a
     mark twice names none (``_held``); {} when the marked title does not render or
-    parse."""
+    parse. A place holding the unit price when the line is priced and its amount when
+    it is not (a netted line: the ``pricing`` filter's 1 x amount; Corail's
+    ASAPPrixUnitaire), found by rendering the title again with a unit price its
+    quantity does not multiply to the amount, gives ``Priced``: which of the two it held
+    depends on the invoice's line."""
     fields = bound(mapping)
     marks: dict[str, str] = {}
-    title, numbers = _numbered(title, fields)
+    marked, numbers = _numbered(title, fields)
     for i, (name, path) in enumerate(_PLACED):
         if name in fields:
             mark = f"PESGENPLACE{i:02d}MARK"
-            changed = _marked(title, path, mark)
-            if changed is not None and changed is not title:
-                title, marks[mark] = changed, name
-    text = _rendered(renderer, doc, title) if marks or numbers else None
-    if text is None:
+            changed = _marked(marked, path, mark)
+            if changed is not None and changed is not marked:
+                marked, marks[mark] = changed, name
+    found = _file_values(renderer, doc, marked, encoding) if marks or numbers else None
+    if found is None:
         return {}
-    places: dict[tuple[str, str | None], str | tuple[str, ...]] = {}
-
-    def place(key: tuple[str, str | None], value: str | None) -> None:
+    places: dict[tuple[str, str | None], str | tuple[str, ...] | Priced] = {}
+    for key, value in found:
         held = _held(marks, value)
         if held:
             places[key] = fields[marks[held]].where
@@ -495,24 +518,44 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
         elif (number := _number_of(value)) is not None and number in numbers:
             places[key] = fields[numbers[number]].where
+    priced = {key for key, value in found if (number := _number_of(value)) is not None
+              and numbers.get(number) == "line.unit_price"}
+    if priced and "line.amount" in numbers.values():
+        unpriced, _ = _numbered(title, fields, _UNPRICED)
+        again = _file_values(renderer, doc, unpriced, encoding) or []
+        price, amount = fields["line.unit_price"].where, fields["line.amount"].where
+        for key, value in again:
+            if key in priced and _number_of(value) == _NUMBERS["line.amount"]:
+                places[key] = Priced(price, amount)
+    return places
 
-    if renderer.spec.layout is not None:  # ("record 'R', column C (#n)", None)
+
+def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: str
+                 ) -> list[tuple[tuple[str, str | None], str | None]] | None:
+    """(place, value) of each value of the file ``renderer`` writes of ``title`` alone:
+    a flat file's ("record 'R', column C (#n)", None), as a layout's problem starts; an
+    XML file's (XPath without positions, attribute or None for the element's text).
+    None when it does not render or parse."""
+    text = _rendered(renderer, doc, title)
+    if text is None:
+        return None
+    if renderer.spec.layout is not None:
         layout = load_layout(renderer.spec.layout)
         lines = text.split("\n")
+        out: list[tuple[tuple[str, str | None], str | None]] = []
         for text_line in lines[1:] if layout.header else lines:
             rec, values = record_values(layout, text_line.rstrip("\r"))
             if rec is None:
                 continue
-            for col, value in zip(rec.columns, values, strict=False):
-                place((f"record '{rec.type}', {col.label}", None), value)
-        return places
+            out.extend(((f"record '{rec.type}', {col.label}", None), value)
+                       for col, value in zip(rec.columns, values, strict=False))
+        return out
     root = _parsed(text, encoding)
     if root is None:
-        return {}
+        return None
     tree = root.getroottree()
-    for el, attribute, xml_value in _values(root):
-        place((unpositioned(tree.getpath(el)), attribute), xml_value)
-    return places
+    return [((unpositioned(tree.getpath(el)), attribute), value)
+            for el, attribute, value in _values(root)]
 
 
 # what each split policy splits, as the model holds it: (the field it splits, the field

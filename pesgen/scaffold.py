@@ -235,9 +235,13 @@ files:
 defaults:
   asap_editions: []      # ASAP Edition codes a mapping may choose (e.g. ["01", "04"])
   options: {{}}            # parameters a mapping sets under output.options, with defaults
-# The target's limits for text fields (checked before rendering), e.g.:
+# The target's limits for text fields (checked before rendering, with the mapping's
+# policies: name_overflow, text_overflow...), e.g.; give each text field a template
+# writes in a column (fixed(38)) that column's width at most, else a longer value is
+# refused by the template at export, by invoice, without the policies:
 fields:
   debtor.name: {{max: 38}}
+  debtor.complement_name: {{max: 38}}
   address.street: {{max: 38}}
   address.city: {{max: 38}}
   # a field may have its own charset (latin-1, cp1252, ascii, sepa, utf-8, alnum), e.g.

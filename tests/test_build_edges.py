@@ -178,7 +178,7 @@ def test_a_netted_suffix_leaving_no_room_for_the_label_is_refused(tmp_path):
     assert result.title is None
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
-        "37 characters, the target allows 19 (policies netted_label: append, text_overflow: "
+        "37 characters, Hélios allows 19 (policies netted_label: append, text_overflow: "
         "truncate)")]
 
 

@@ -357,6 +357,48 @@ def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
         "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
 
 
+def test_a_text_a_template_writes_narrower_than_its_limit_is_warned_of(tmp_path):
+    """A template writing a text field through fixed(N) (zfill(N)) that format.yaml
+    does not limit to N characters or fewer passed check-format without a word: a value
+    longer than N passed the build's length rule and the mapping's policies and was
+    refused by the template at export, by invoice (the fixed-width scaffold's
+    complement, fixed(38), unlimited). check-format warns of each, naming the template
+    line and format.yaml's fields line; a field limited to N or fewer, or a value the
+    check cannot follow (a macro's parameter, a loop not over t.lines), is not."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    template = folder / "corail.xml.j2"
+    at = _edit(template, '<TypeSerieBordereau V="N"/>',
+               '<TypeSerieBordereau V="N"/><!--{{ d.first_name | fixed(30) }}'
+               '{{ t.debtor.name | fixed(38) }}{{ m.rum | fixed(40) if m else "" }}'
+               '{% for ln in t.lines %}{{ ln.label | fixed(150) }}{% endfor %}'
+               '{% for x in [t.debtor] %}{{ x.first_name | fixed(37) }}{% endfor %}'
+               '{{ doc.bordereau.object | zfill(170) if doc.bordereau.object else "" }}-->')
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    lines = source.read_text(encoding="utf-8").splitlines()
+    first = lines.index("  debtor.first_name: {max: 38}") + 1
+    label = lines.index("  line.label: {max: 200}") + 1
+    fields = lines.index("fields:") + 1
+    tail = ("passes the length rule and the mapping's policies (name_overflow, "
+            "text_overflow) and is refused by the template at export, by invoice; give it "
+            "{max: N} (or fewer) under fields")
+    said = [
+        (f"corail.xml.j2:{at}: t.debtor.first_name | fixed(30) writes debtor.first_name, "
+         "which format.yaml limits to 38 characters: a value of more than 30 characters",
+         f"[format {source}:{first}: fields.debtor.first_name]", "30"),
+        (f"corail.xml.j2:{at}: t.lines.*.label | fixed(150) writes line.label, which "
+         "format.yaml limits to 200 characters: a value of more than 150 characters",
+         f"[format {source}:{label}: fields.line.label]", "150"),
+        (f"corail.xml.j2:{at}: doc.bordereau.object | zfill(170) writes bordereau.object, "
+         "which format.yaml does not limit: a value of more than 170 characters",
+         f"[format {source}:{fields}: fields]", "170")]
+    for head, where, width in said:
+        assert (f"warning: {head} {tail.replace('N', width)} {where} "
+                "(rule format.field-width)") in r.stderr, r.stderr
+    assert r.stderr.count("format.field-width") == 3, r.stderr  # name, rum: fit; x: not followed
+
+
 def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
     """A template file no files[] entry names and no template includes, and an option
     under defaults.options no template reads, passed check-format without a word: an

@@ -54,8 +54,13 @@ def _reference_record(values, delimiter=";", quoting="minimal", quote='"', size=
         if mode == "always" or (mode == "minimal" and special):
             out.append(quote + text.replace(quote, quote * 2) + quote)
         elif special:
-            raise ValueError(f"csv_record: value {text!r} at position {position} holds the "
-                             "delimiter, the quote or a line break and may not be quoted")
+            said = repr(text) if type(cell) is int else f"a text of {len(text)} characters"
+            held = [x for x in (f"the delimiter {delimiter!r}" if delimiter in text else "",
+                                f"the quote {quote!r}" if quote in text else "",
+                                "a line break" if "\n" in text or "\r" in text else "") if x]
+            what = " and ".join((", ".join(held[:-1]), held[-1])) if len(held) > 1 else held[0]
+            raise ValueError(f"csv_record: the value at position {position} ({said}) holds "
+                             f"{what} and may not be quoted")
         else:
             out.append(text)
     return delimiter.join(out)

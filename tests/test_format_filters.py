@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from pesgen.filters import by_imputation, csv_record, fixed, number, pricing
+from pesgen.filters import by_imputation, csv_record, fixed, number, pricing, zfill
 from pesgen.model import Line
 
 
@@ -17,9 +17,18 @@ def test_csv_record_quoting_modes():
     assert csv_record(["1", "x", "2,5"], quoting="always", unquoted=[1, 3]) == '1;"x";2,5'
     assert csv_record(["a", "b"], delimiter="|") == "a|b"
     assert csv_record(["a|b"], delimiter="|") == '"a|b"'
-    with pytest.raises(ValueError, match=r"^csv_record: value 'a;b' at position 1 holds the "
-                       "delimiter, the quote or a line break and may not be quoted$"):
+    # a text is said by its length, never quoted (it may be a family's name), and what
+    # it holds that may not be written unquoted by name; a number as it is
+    with pytest.raises(ValueError, match=r"^csv_record: the value at position 1 \(a text of 3 "
+                       r"characters\) holds the delimiter ';' and may not be quoted$"):
         csv_record(["a;b"], quoting="never")
+    with pytest.raises(ValueError, match=r"^csv_record: the value at position 2 \(a text of 5 "
+                       r"characters\) holds the delimiter '\|', the quote '" + '"' + "' and a line "
+                       "break and may not be quoted$"):
+        csv_record(["x", 'a|"b\n'], delimiter="|", quoting="never")
+    with pytest.raises(ValueError, match=r"^csv_record: the value at position 1 \('-5'\) holds "
+                       "the delimiter '-' and may not be quoted$"):
+        csv_record([-5], delimiter="-", quoting="never")
     with pytest.raises(ValueError, match="may not be quoted"):
         csv_record(["x", "a;b"], quoting="always", unquoted=[2])
 
@@ -45,6 +54,13 @@ def test_fixed_zero_fill_puts_the_sign_first():
     assert fixed(-12, 8, "left", "0") == "-1200000"
     with pytest.raises(ValueError, match="^'-12' is longer than 2 characters$"):
         fixed(-12, 2, "right", "0")
+    # a text is said by its length only (it may be a family's name); a number as it is
+    with pytest.raises(ValueError, match="^a text of 6 characters is longer than 4 characters$"):
+        fixed("DUPONT", 4)
+    with pytest.raises(ValueError, match="^a text of 5 characters is longer than 3 characters$"):
+        zfill("FA-12", 3)
+    with pytest.raises(ValueError, match="^'1000' is longer than 3 characters$"):
+        zfill(1000, 3)
 
 
 @pytest.mark.parametrize(("value", "sep", "text"), [

@@ -994,5 +994,5 @@ def test_a_run_whose_debtors_reference_was_truncated_is_rebuilt(tmp_path, monkey
     _rebuilt(tmp_path, run_id, out)
     again = _export(mapping, tmp_path / "today", input_path)
     assert again.exit_code == 4, again.output
-    assert "debtor.ref is 31 characters, the target allows 30: an identifier is never " \
+    assert "debtor.ref is 31 characters, Hélios allows 30: an identifier is never " \
            "truncated" in again.output

@@ -861,7 +861,7 @@ def test_netted_label_too_long_follows_text_overflow_refuse(tmp_path):
     [p] = _refused(tmp_path, [_long_label_invoice()], mapping)
     assert p.rule == "text.length"
     assert p.message == ("line.label of line 1 with its netted suffix ('NET REMISE 22,75') is "
-                         "164 characters, the target allows 160 (policies netted_label: "
+                         "164 characters, Hélios allows 160 (policies netted_label: "
                          "append, text_overflow: refuse)")
     assert p.mapping.endswith(": policies.netted_label")
     assert p.record.endswith("$.invoices[0].lines[0]")
@@ -1339,7 +1339,7 @@ def test_a_text_grown_by_upper_casing_says_so(tmp_path):
                    .split(" (policy text_overflow")[0].split(" (policy street_overflow")[0])
                   for p in problems) == [
         ("text.length", f"address.street is 40 characters {grown}, Hélios allows 38"),
-        ("text.length", f"debtor.first_name is 40 characters {grown}, the target allows 38"),
+        ("text.length", f"debtor.first_name is 40 characters {grown}, Hélios allows 38"),
         ("text.length", f"debtor.name is 40 characters {grown}, Hélios allows 38")]
 
 
@@ -1383,7 +1383,7 @@ def test_line_label_of_161_characters_refused(tmp_path):
     assert [p.rule for p in problems] == ["text.length"]
     # the policy, and the setting that exports it (the message named the default alone)
     assert problems[0].message == (
-        "line.label is 161 characters, the target allows 160 (policy text_overflow: refuse: "
+        "line.label is 161 characters, Hélios allows 160 (policy text_overflow: refuse: "
         "set policies.text_overflow: truncate to shorten it at a word boundary, reported)")
     assert problems[0].record.endswith("$.invoices[0].lines[0]")
 
@@ -1524,8 +1524,7 @@ def test_a_refused_debtor_s_account_holder_is_still_checked(tmp_path):
     problems = _refused(tmp_path, [inv])
     assert [(p.rule, p.mapping.rsplit(": ", 1)[-1]) for p in problems] == [
         ("codes.civility", "codes.civility"), ("text.length", "bindings.payment.holder")]
-    assert problems[1].message.startswith("account.holder is 49 characters, the target "
-                                          "allows 32")
+    assert problems[1].message.startswith("account.holder is 49 characters, Hélios allows 32")
 
 
 @pytest.mark.parametrize(("key", "field", "binding"), [
@@ -1831,7 +1830,7 @@ def test_text_overflow_never_cuts_the_debtors_reference(tmp_path, overflow):
     inv["payer"]["ref"] = "FAMILLE-" + "0" * 23
     problems = _refused(tmp_path, [inv], mapping)
     assert [(p.rule, p.message) for p in problems] == [
-        ("text.length", "debtor.ref is 31 characters, the target allows 30: an identifier "
+        ("text.length", "debtor.ref is 31 characters, Hélios allows 30: an identifier "
          "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
     line = mapping.read_text(encoding="utf-8").splitlines().index("    ref: payer.ref") + 1
     assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.ref"
@@ -1849,7 +1848,7 @@ def test_text_overflow_truncate_never_cuts_the_rum(tmp_path):
     inv["payment"]["mandate"]["rum"] = "R" * 36
     problems = _refused(tmp_path, [inv], mapping)
     assert [(p.rule, p.message) for p in problems] == [
-        ("text.length", "mandate.rum is 36 characters, the target allows 35: an identifier "
+        ("text.length", "mandate.rum is 36 characters, Hélios allows 35: an identifier "
          "is never truncated (policy text_overflow: truncate shortens labels and names only)")]
     line = mapping.read_text(encoding="utf-8").splitlines().index(
         "    rum: payment.mandate.rum") + 1
@@ -1910,5 +1909,5 @@ def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):
     inv["payer"]["title"] = "Monseigneur"
     problems = _refused(tmp_path, [inv], mapping)
     assert [(p.rule, p.message) for p in problems] == [
-        ("text.length", "debtor.civility is 11 characters, the target allows 10: a code is "
+        ("text.length", "debtor.civility is 11 characters, Hélios allows 10: a code is "
          "never truncated (policy text_overflow: truncate shortens labels and names only)")]

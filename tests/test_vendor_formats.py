@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
+from pesgen.bundles import narrow_widths
 from pesgen.cli import app
 from pesgen.errors import (
     InputDataError,
@@ -429,18 +430,56 @@ def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
                             "bindings.line.unit_price"}, info.value.problems
 
 
-def _fixed_bundle(tmp_path: Path) -> tuple[Path, Path]:
+@pytest.mark.parametrize(("quantity", "unit_price", "amount", "named"), [
+    # 2 x 1.00 is not its amount: the pricing filter writes 1 x 99999999999.00
+    (2, "1.00", "99999999999.00", {"MontantHT": "amount", "ASAPMontantHT": "amount",
+                                   "ASAPPrixUnitaire": "amount"}),
+    # priced (0.5 x 19999999999.98), in an invoice whose first line is netted (1 x 62.25)
+    ("0.5", "19999999999.98", "9999999999.99", {"ASAPPrixUnitaire": "unit_price"}),
+], ids=["netted", "priced"])
+def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quantity,
+                                                                  unit_price, amount, named):
+    """Corail's ASAPPrixUnitaire writes the pricing filter's unit price: the line's own
+    when quantity x unit price is its amount, else (a line netted by a discount, or whose
+    figures do not multiply) its amount, as 1 x amount. Its refusal over the cap
+    (9999999999.99) always named bindings.line.unit_price, found on a priced sample
+    line: for a line written as 1 x its amount it names bindings.line.amount now, the
+    binding the value came from; a priced line's still names the unit price's, in an
+    invoice holding a netted line too."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    invoice["lines"][1].update(quantity=quantity, unit_price=unit_price, amount=amount)
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN)
+    found = {p.record.rsplit("/", 1)[-1]: p.mapping for p in info.value.problems
+             if "maxInclusive" in p.message and p.invoice == "FA-2026-00101"}
+    assert found == {
+        element: f"{CORAIL}:{_binding_line(CORAIL, f'{key}: {key}')}: bindings.line.{key}"
+        for element, key in named.items()}, info.value.problems
+
+
+_COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
+
+
+def _fixed_bundle(tmp_path: Path, unlimited: bool = False) -> tuple[Path, Path]:
     """``pesgen new-format acme-fixe --kind fixed`` (its TODOs filled) and the titres
     mapping made to write it, binding payer.complement_name too: the formats folder and
-    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38) and
-    t.total | cents | fixed(12, "right", "0"); its format.yaml limits neither."""
+    the mapping. The scaffold's template writes t.debtor.complement_name | fixed(38),
+    which its format.yaml limits to 38 (``unlimited``: that limit taken out, as the
+    scaffold had none before), and t.total | cents | fixed(12, "right", "0"), an amount
+    format.yaml cannot limit."""
     fmts = tmp_path / "fmts"
     assert CliRunner().invoke(app, ["new-format", "acme-fixe", "--kind", "fixed", "--dir",
                                     str(fmts)]).exit_code == 0
     spec = fmts / "acme-fixe" / "format.yaml"
     text = spec.read_text(encoding="utf-8").splitlines()
+    assert _COMPLEMENT_LIMIT in text
     text = [('title: "Acme"' if ln.startswith("title:") else 'source: "a test"'
-             if ln.startswith("source:") else ln) for ln in text]
+             if ln.startswith("source:") else ln) for ln in text
+            if not (unlimited and ln == _COMPLEMENT_LIMIT)]
     spec.write_text("\n".join(text) + "\n", encoding="utf-8")
     mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
                               ("format: pes-titres", "format: acme-fixe"),
@@ -457,8 +496,14 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     and the invoice, and the line writes several values (the scaffold's: the title
     number, name, complement and total), so support could not tell which binding to
     look at. It names the binding whose value was refused now, when one is (a text
-    field equal to it, or a number, or its cents: the total), at export and preview."""
-    fmts, mapping = _fixed_bundle(tmp_path)
+    field equal to it, or a number, or its cents: the total), at export and preview.
+    (A text reaches the filter only when format.yaml does not limit it to the column's
+    width: the scaffold's does now, test_a_text_the_fixed_scaffold_writes_...)"""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    [warned] = narrow_widths(find_format("acme-fixe", [fmts]))  # check-format's warning
+    assert warned.rule == "format.field-width" and warned.message.startswith(
+        "acme-fixe.txt.j2:9: t.debtor.complement_name | fixed(38) writes "
+        "debtor.complement_name, which format.yaml does not limit"), warned
     lines = mapping.read_text(encoding="utf-8").splitlines()
     complement = lines.index("    complement_name: payer.complement") + 1
     total = lines.index("    total: total") + 1
@@ -476,7 +521,9 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
                      f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store"]
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 5, r.output
-        assert f"'{'C' * 45}' is longer than 38 characters {said}" in r.output, r.output
+        assert f"a text of 45 characters is longer than 38 characters {said}" in r.output, \
+            r.output
+        assert "C" * 45 not in r.output  # a family's text is not quoted: its binding is
     data["invoices"][0]["payer"]["complement"] = None
     line = data["invoices"][0]["lines"][1]
     line.update(quantity=1, unit_price="99999999999.00", amount="99999999999.00")
@@ -512,6 +559,41 @@ def test_a_refused_value_equal_to_pesgen_s_own_number_names_no_binding():
     assert binding_of_value(mapping, title, "MARTIN").endswith(": bindings.payer.name")
 
 
+@pytest.mark.parametrize("overflow", ["refuse", "truncate"])
+def test_a_text_the_fixed_scaffold_writes_is_limited_by_its_format(tmp_path, overflow):
+    """The fixed-width scaffold writes t.debtor.complement_name | fixed(38), and its
+    format.yaml had no limit for it: a complement of 44 characters passed the build's
+    length rule and its policies and was refused at render time by the template, a
+    template error (exit 5) whatever text_overflow said. format.yaml gives it the
+    column's width now: the build refuses it (text.length, exit 4, naming the record
+    and the binding), or text_overflow: truncate shortens it, reported, and the file is
+    written."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    assert narrow_widths(find_format("acme-fixe", [fmts])) == []
+    text = mapping.read_text(encoding="utf-8")
+    assert text.count("  text_overflow: refuse") == 1
+    mapping.write_text(text.replace("  text_overflow: refuse", f"  text_overflow: {overflow}"),
+                       encoding="utf-8")
+    complement = _binding_line(mapping, "complement_name: payer.complement")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["payer"]["complement"] = "Résidence des Tilleuls bâtiment C escalier 4"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    r = CliRunner().invoke(app, [
+        "export", "-m", str(mapping), "-i", str(source), "--date", "2026-11-23",
+        "--formats-dir", str(fmts), "-o", str(tmp_path / "out"), "--db",
+        f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store"])
+    if overflow == "refuse":
+        assert r.exit_code == 4, r.output
+        assert (f"{source}:$.invoices[0] invoice FA-2026-00101: debtor.complement_name is 44 "
+                "characters, format acme-fixe allows 38 (policy text_overflow: refuse") \
+            in r.output, r.output
+        assert f"[mapping {mapping}:{complement}: bindings.payer.complement_name]" in r.output
+    else:
+        assert r.exit_code == 0, r.output
+        assert "debtor.complement_name: 44 characters truncated to" in r.output, r.output
+
+
 def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
     """A CSV template that never quotes (csv_record(quoting="never")) refuses a value
     holding its delimiter, naming the template line and the invoice: which binding's
@@ -541,9 +623,10 @@ def test_a_value_csv_record_may_not_quote_names_its_binding(tmp_path):
         export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
     [problem] = info.value.problems
     assert problem.message.endswith(
-        "csv_record: value 'HÉLÈNE;MARIE' at position 4 holds the delimiter, the quote or a "
-        f"line break and may not be quoted (the value of {mapping}:{first}: "
+        "csv_record: the value at position 4 (a text of 12 characters) holds the delimiter "
+        f"';' and may not be quoted (the value of {mapping}:{first}: "
         "bindings.payer.first_name)"), problem
+    assert "HÉLÈNE" not in str(problem)  # a family's name is not quoted: its binding is
 
 
 def _titres_on(tmp_path: Path, fmt: str) -> Path:
@@ -596,7 +679,7 @@ def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
 @pytest.mark.parametrize(("postal", "city", "said"), [
     ("B;1000", "Bruxelles", "address.city holds ';', which format bl-emagnus forbids in its "
      "values (its layouts' forbidden_characters)"),
-    ("B-1000", "C" * 45, "address.city is 52 characters, the target allows 50"),
+    ("B-1000", "C" * 45, "address.city is 52 characters, format bl-emagnus allows 50"),
 ], ids=["forbidden", "length"])
 def test_a_foreign_city_refused_for_its_postal_code_says_so(tmp_path, postal, city, said):
     """Abroad (foreign_address: postal_code_in_city) the postal code is written before
