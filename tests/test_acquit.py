@@ -493,6 +493,14 @@ class _Store:
     def piece_invoices(self, run_id, id_bord):  # pragma: no cover - not asked
         raise AssertionError("no piece is named")
 
+    # what `tie` asks, each number's or bordereau's answer the one above
+    def pes_bordereaux(self, id_coll, cod_bud, wanted):
+        return {(x, n): held for x, n in wanted
+                if (held := self.pes_bordereau(id_coll, cod_bud, x, n))}
+
+    def bordereaux_invoices(self, run_id, id_bords):
+        return {n: self.piece_invoices(run_id, n) for n in id_bords}
+
     def acknowledgements(self, run_ids):
         return {}
 
