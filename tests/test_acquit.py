@@ -716,6 +716,56 @@ def test_json_gives_the_same_report(store):
             second["next_step"]) == (42, True, [], None)
 
 
+def _refused_json(*args: str | Path) -> dict[str, Any]:
+    """`pesgen acquit … --json` refused: its one JSON document (standard output; nothing
+    on standard error), whose head says the refusal and its exit code."""
+    r = run_cli("acquit", *args, "--json")
+    assert r.exit_code not in (0, ExitCode.REJECTED, ExitCode.TO_CHECK), r.output
+    assert r.stderr == ""
+    data = json.loads(r.stdout)
+    assert (data["command"], data["ok"], data["exit_code"]) == ("acquit", False, r.exit_code)
+    assert (data["recorded"], data["outcome"]) == (False, None)
+    return data
+
+
+def test_json_gives_a_refusal_as_json_with_its_problems(store, tmp_path):
+    """--json refused (not XML, not a PES_ACQUIT, not UTF-8 as it says, a structure
+    pesgen does not read, a store that is not there, an option without the one it goes
+    with): one JSON document, as export's, with the error, its exit code and every
+    problem with its rule and the acquit's line; before, nothing JSON was printed."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    cases = {
+        "not-xml": (_write(tmp_path, "PK", "a.zip"), [], ExitCode.USAGE, "is not XML"),
+        "aller": (_write(tmp_path, "<PES_Aller/>", "aller.xml"), [], ExitCode.USAGE,
+                  "is not a trésorerie acknowledgement: a PES_Aller"),
+        "encoding": (_write(tmp_path, text.replace(
+            '<?xml version="1.0" encoding="ISO-8859-1"?>\n', "").replace(
+                "COMMUNE DE VILLENEUVE", "COMMUNE DE VILLENEUVE-LÈS"), "latin.xml"),
+            ["acquit.encoding"], ExitCode.INPUT, "is not UTF-8"),
+        "structure": (_write(tmp_path, text.replace('      <EtatAck V="1"/>\n', ""),
+                             "no-state.xml"),
+                      ["acquit.structure"], ExitCode.INPUT, "is not what pesgen reads"),
+    }
+    for name, (path, rules, code, said) in cases.items():
+        data = _refused_json(path, "--db", store)
+        assert data["exit_code"] == code, name
+        assert said in data["error"] and data["file"] == str(path), name
+        assert [p["rule"] for p in data["problems"]] == rules, name
+    (problem,) = _refused_json(tmp_path / "no-state.xml", "--db", store)["problems"]
+    assert problem["record"].startswith("no-state.xml:31 ")
+    assert problem["message"] == "no EtatAck"
+    gone = _refused_json(ACKS / "accepted.xml", "--db", tmp_path / "none.sqlite3", "--record")
+    assert (gone["exit_code"], gone["record"]) == (ExitCode.STATE, True)
+    assert gone["error"].startswith(f"no pesgen store at {tmp_path / 'none.sqlite3'}")
+    usage = _refused_json(ACKS / "accepted.xml", "--db", store, "--replace")
+    assert usage["exit_code"] == ExitCode.USAGE
+    assert usage["error"].startswith("--replace goes with --record")
+    # the text refusal is as it was: on standard error, nothing on standard output
+    text_r = run_cli("acquit", tmp_path / "no-state.xml", "--db", store)
+    assert (text_r.exit_code, text_r.stdout) == (ExitCode.INPUT, "")
+    assert "(rule acquit.structure)" in text_r.stderr
+
+
 def test_json_masks_the_password_of_a_url_a_libelle_quotes_and_nothing_else(store, tmp_path):
     """A libellé of the trésorerie's quoting a URL with its password: --json printed it
     whole (a report pasted into a ticket); the rest of the report is the same."""
