@@ -94,8 +94,15 @@ _DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
-# what a LibelleAnoAck shows at most on a terminal (a libellé is a sentence or two)
+# what a LibelleAnoAck shows at most on a terminal (a libellé is a sentence or two; one
+# recorded before the reader refused those over LABEL_MAX may be longer)
 LABEL_LIMIT = 500
+# the longest LibelleAnoAck, in characters (Base_Texte500_Light, XSD v5.17; DT v5.19
+# Acquittement_blocs): a longer one is refused, as the XSD refuses it
+LABEL_MAX = 500
+# the version of the PES_ACQUIT read here (EnTeteAcquit/IdVer, Base_Num2_Light: « Version
+# de l'Acquit (2) », DT v5.19 Acquittement_blocs; the namespace's, …/retour/v2)
+ACQUIT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -389,9 +396,15 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             return None
         return v
 
+    def label(error: Any) -> str | None:
+        v = value(error, "LibelleAnoAck", required=False)
+        if v is not None and len(v) > LABEL_MAX:
+            problem(error.find("LibelleAnoAck"), f"LibelleAnoAck is {len(v)} characters, more "
+                    f"than the {LABEL_MAX} the XSD allows (Base_Texte500_Light): not read")
+        return v
+
     def errors(parent: Any) -> tuple[AckError, ...]:
-        return tuple(AckError(value(e, "NumAnoAck", required=False),
-                              value(e, "LibelleAnoAck", required=False))
+        return tuple(AckError(value(e, "NumAnoAck", required=False), label(e))
                      for e in parent.findall("Erreur"))
 
     head = root.find("EnTetePES")
@@ -407,6 +420,14 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
     nom_fic = root.find("Enveloppe/Parametres/NomFic")
     ack = root.find("ACQUIT")
+    version = None if ack is None else ack.find("EnTeteAcquit")
+    if version is not None:
+        # not given (no IdVer, which only the XSD requires, or V="", which it allows):
+        # the namespace says the version; another one than 2 is not what is read here
+        id_ver = value(version, "IdVer", required=False, digits=2, empty=True)
+        if id_ver and int(id_ver) != ACQUIT_VERSION:
+            problem(version.find("IdVer"), f"IdVer is '{id_ver}': pesgen reads version "
+                    f"{ACQUIT_VERSION} of the PES_ACQUIT (its namespace's), not another")
     items = [] if ack is None else ack.findall("ElementACQUIT")
     if not items:
         problem(root if ack is None else ack, "no ACQUIT/ElementACQUIT")
@@ -449,7 +470,8 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
 # Class_EntetePES and Class_Enveloppe): its parent's name ("": the root). Erreur,
 # ElementACQUIT, DetailPiece and DetailLigne may repeat there, the others are read once
 _PLACES = {"Enveloppe": ("",), "Parametres": ("Enveloppe",), "NomFic": ("Parametres",),
-           "EnTetePES": ("",), "ACQUIT": ("",),
+           "EnTetePES": ("",), "ACQUIT": ("",), "EnTeteAcquit": ("ACQUIT",),
+           "IdVer": ("EnTeteAcquit",),
            **dict.fromkeys(("IdColl", "CodBud", "IdPost", "LibelleColBud", "DteStr"),
                            ("EnTetePES",)),
            "ElementACQUIT": ("ACQUIT",),
