@@ -21,6 +21,7 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,15 @@ _DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
-# what a LibelleAnoAck shows at most on a terminal (a libellé is a sentence or two)
+# what a LibelleAnoAck shows at most on a terminal (a libellé is a sentence or two; one
+# recorded before the reader refused those over LABEL_MAX may be longer)
 LABEL_LIMIT = 500
+# the longest LibelleAnoAck, in characters (Base_Texte500_Light, XSD v5.17; DT v5.19
+# Acquittement_blocs): a longer one is refused, as the XSD refuses it
+LABEL_MAX = 500
+# the version of the PES_ACQUIT read here (EnTeteAcquit/IdVer, Base_Num2_Light: « Version
+# de l'Acquit (2) », DT v5.19 Acquittement_blocs; the namespace's, …/retour/v2)
+ACQUIT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -388,9 +396,15 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
             return None
         return v
 
+    def label(error: Any) -> str | None:
+        v = value(error, "LibelleAnoAck", required=False)
+        if v is not None and len(v) > LABEL_MAX:
+            problem(error.find("LibelleAnoAck"), f"LibelleAnoAck is {len(v)} characters, more "
+                    f"than the {LABEL_MAX} the XSD allows (Base_Texte500_Light): not read")
+        return v
+
     def errors(parent: Any) -> tuple[AckError, ...]:
-        return tuple(AckError(value(e, "NumAnoAck", required=False),
-                              value(e, "LibelleAnoAck", required=False))
+        return tuple(AckError(value(e, "NumAnoAck", required=False), label(e))
                      for e in parent.findall("Erreur"))
 
     head = root.find("EnTetePES")
@@ -406,6 +420,14 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
         issued_on = _day(head, value(head, "DteStr", required=False), problem)
     nom_fic = root.find("Enveloppe/Parametres/NomFic")
     ack = root.find("ACQUIT")
+    version = None if ack is None else ack.find("EnTeteAcquit")
+    if version is not None:
+        # not given (no IdVer, which only the XSD requires, or V="", which it allows):
+        # the namespace says the version; another one than 2 is not what is read here
+        id_ver = value(version, "IdVer", required=False, digits=2, empty=True)
+        if id_ver and int(id_ver) != ACQUIT_VERSION:
+            problem(version.find("IdVer"), f"IdVer is '{id_ver}': pesgen reads version "
+                    f"{ACQUIT_VERSION} of the PES_ACQUIT (its namespace's), not another")
     items = [] if ack is None else ack.findall("ElementACQUIT")
     if not items:
         problem(root if ack is None else ack, "no ACQUIT/ElementACQUIT")
@@ -448,7 +470,8 @@ def _read(root: Any, name: str, problems: list[Problem]) -> Acquit:
 # Class_EntetePES and Class_Enveloppe): its parent's name ("": the root). Erreur,
 # ElementACQUIT, DetailPiece and DetailLigne may repeat there, the others are read once
 _PLACES = {"Enveloppe": ("",), "Parametres": ("Enveloppe",), "NomFic": ("Parametres",),
-           "EnTetePES": ("",), "ACQUIT": ("",),
+           "EnTetePES": ("",), "ACQUIT": ("",), "EnTeteAcquit": ("ACQUIT",),
+           "IdVer": ("EnTeteAcquit",),
            **dict.fromkeys(("IdColl", "CodBud", "IdPost", "LibelleColBud", "DteStr"),
                            ("EnTetePES",)),
            "ElementACQUIT": ("ACQUIT",),
@@ -1162,8 +1185,13 @@ class NamedRun:
     files: tuple[tuple[str, int], ...]  # (name, IdBord) of its files holding a bordereau
     only: int | None = None
 
+    @cached_property
+    def numbers(self) -> dict[int, Bordereau]:
+        """The run's bordereaux by IdBord (read once: an acquit names thousands)."""
+        return {b.id_bord: b for b in self.bordereaux}
+
     def recorded(self, id_bord: int) -> Recorded:
-        b = next(b for b in self.bordereaux if b.id_bord == id_bord)
+        b = self.numbers[id_bord]
         return Recorded(self.run_id, self.typ_bord, b.file, b.titles, b.total,
                         b.cancelled_at, b.reason)
 
@@ -1223,14 +1251,18 @@ def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None
     return NamedRun(full, r["typ_bord"], r["exercise"], every, files, bordereau)
 
 
-def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
+def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun,
+               holders: dict[tuple[int, int], list[tuple[str, str, Bordereau]]]
                ) -> ElementReport:
     """A recette element naming a bordereau, tied to the run named with --run: to its
     bordereau of that number and exercise, whatever the DomaineAck (6 or 7) says of
     its TypBord; never when the run holds no such bordereau, nor when the NomFic
     contradicts its file, nor when its domain fits another run holding that number
-    (which pesgen ties by itself, without --run) and not the run named."""
-    numbers = {b.id_bord for b in named.bordereaux}
+    (which pesgen ties by itself, without --run) and not the run named (``holders``:
+    the runs holding each number whose domain does not fit the run named, as
+    ``store.pes_bordereaux``). The pieces' invoices are looked up after
+    (``_with_invoices``)."""
+    numbers = named.numbers
     why = None
     if named.only is not None and e.bordereau != named.only:
         why = (f"not IdBord {named.only}, the bordereau --bordereau names: not tied")
@@ -1249,8 +1281,7 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
         # holding that number whose TypBord the domain fits (and the NomFic does not
         # contradict) is the one it answers, without --run
         fits = []
-        for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
-                                                       named.exercise, e.bordereau or 0):
+        for run_id, typ_bord, b in holders.get((named.exercise, e.bordereau or 0), ()):
             other = Recorded(run_id, typ_bord, b.file, b.titles, b.total, b.cancelled_at,
                              b.reason)
             if run_id != named.run_id and _set_aside(acquit, e, other) is None:
@@ -1269,9 +1300,8 @@ def _tie_named(acquit: Acquit, e: AckElement, named: NamedRun, store: Any
                              restricted=named.only is not None and e.bordereau != named.only)
     note = ("" if domain_fits(e.domain, r.typ_bord) else
             f"DomaineAck {e.domain} ({e.domain_label}) for {_kind_of_bordereau(r.typ_bord)}")
-    invoices = store.piece_invoices(r.run_id, e.bordereau) if e.pieces else {}
-    return ElementReport(e, "bordereau", (r,), tuple(PieceReport(p, invoices.get(p.number))
-                                                     for p in e.pieces), by_run=note)
+    return ElementReport(e, "bordereau", (r,), tuple(PieceReport(p, None) for p in e.pieces),
+                         by_run=note)
 
 
 def _tie_file(acquit: Acquit, e: AckElement, named: NamedRun) -> ElementReport:
@@ -1350,6 +1380,16 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
     support names (``--run``, ``named_run``), the only one tied, whatever the recette
     domain says of its TypBord, and a whole-file rejection with it (``_tie_file``)."""
     out: list[ElementReport] = []
+    # the runs holding each number the acquit names, read at once (a query per element
+    # read the run's bordereaux for each: minutes for an acquit of 50 000 bordereaux);
+    # with --run, those a domain not fitting its TypBord may answer (_tie_named)
+    wanted = sorted({(e.exercise, e.bordereau) for e in acquit.elements
+                     if e.bordereau is not None and e.exercise is not None
+                     and e.domain in RECETTE_DOMAINS
+                     and (named is None or (e.exercise == named.exercise
+                                            and not domain_fits(e.domain, named.typ_bord)))})
+    holders = ({} if acquit.unchecked or not wanted or acquit.id_coll is None else
+               store.pes_bordereaux(acquit.id_coll, acquit.cod_bud, wanted))
     for e in acquit.elements:
         if e.bordereau is None:
             # an empty NumBord names a bordereau (the XSD's choice n°1), not the file
@@ -1368,13 +1408,12 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
                 PieceReport(p, None) for p in e.pieces), unchecked=acquit.unchecked))
             continue
         if named is not None:
-            out.append(_tie_named(acquit, e, named, store))
+            out.append(_tie_named(acquit, e, named, holders))
             continue
         found: list[Recorded] = []
         aside: list[SetAside] = []
         if e.exercise is not None:
-            for run_id, typ_bord, b in store.pes_bordereau(acquit.id_coll, acquit.cod_bud,
-                                                           e.exercise, e.bordereau):
+            for run_id, typ_bord, b in holders.get((e.exercise, e.bordereau), ()):
                 r = Recorded(run_id, typ_bord, b.file, b.titles, b.total, b.cancelled_at,
                              b.reason)
                 # the DomaineAck chooses among the runs holding that number (ORMC and
@@ -1385,11 +1424,10 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
                     found.append(r)
                 else:
                     aside.append(no)
-        invoices = (store.piece_invoices(found[0].run_id, e.bordereau)
-                    if len(found) == 1 and e.pieces else {})
-        pieces = tuple(PieceReport(p, invoices.get(p.number)) for p in e.pieces)
-        out.append(ElementReport(e, "bordereau", tuple(found), pieces,
+        out.append(ElementReport(e, "bordereau", tuple(found),
+                                 tuple(PieceReport(p, None) for p in e.pieces),
                                  set_aside=tuple(aside)))
+    out = _with_invoices(out, store)
     # each bordereau's Hélios status recorded already (`--record`, this file or another)
     tied = {r.run.run_id for r in out if r.run is not None}
     if tied:
@@ -1418,6 +1456,24 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
                                                                              strict=True)]
             return AcquitReport(acquit, tuple(out), named, stranger, known)
     return AcquitReport(acquit, tuple(out), named)
+
+
+def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
+    """``out`` with the invoice of each piece an element tied to one run names (its
+    IdPce in the recorded bordereau), each run's bordereaux read at once
+    (``bordereaux_invoices``)."""
+    named: dict[str, set[int]] = {}
+    for r in out:
+        if r.kind == "bordereau" and r.run is not None and r.pieces:
+            named.setdefault(r.run.run_id, set()).add(r.bordereau or 0)
+    if not named:
+        return out
+    invoices = {run_id: store.bordereaux_invoices(run_id, sorted(numbers))
+                for run_id, numbers in named.items()}
+    return [r if not (r.kind == "bordereau" and r.run is not None and r.pieces) else
+            replace(r, pieces=tuple(
+                PieceReport(p.piece, invoices[r.run.run_id].get(r.bordereau or 0, {}).get(
+                    p.piece.number)) for p in r.pieces)) for r in out]
 
 
 def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> ElementReport:
@@ -1725,16 +1781,29 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
     bordereau is never "nothing rejected"."""
     from .payfip.ledger import open_links, rejected_bordereaux
     from .payfip.models import cents_text
+    from .store import chunks
 
-    out = []
+    # each run's statuses and open links read once for all its rejected bordereaux (per
+    # bordereau, each read the run's: minutes for thousands of rejections)
+    asked: dict[str, set[int]] = {}
     for r in report.elements:
         if r.run is None or r.element.accepted:
             continue
         if r.run.cancelled_at is not None or r.bordereau is None:
             continue  # cancelled: its links are run-cancelled's (`runs cancel` said them)
-        if r.bordereau not in rejected_bordereaux(store, r.run.run_id, [r.bordereau]):
-            continue  # its status says otherwise since (--replace)
-        links = open_links(store, r.run.run_id, [r.bordereau])
+        asked.setdefault(r.run.run_id, set()).add(r.bordereau)
+    opened: dict[tuple[str, int], list[Any]] = {}
+    for run_id, numbers in asked.items():
+        # its status says otherwise since (--replace): not one
+        rejected = sorted(rejected_bordereaux(store, run_id, numbers))
+        for part in chunks(rejected):
+            for op in open_links(store, run_id, part):
+                opened.setdefault((run_id, op.id_bord), []).append(op)
+    out = []
+    for r in report.elements:
+        if r.run is None or r.element.accepted or r.bordereau is None:
+            continue
+        links = opened.get((r.run.run_id, r.bordereau))
         if not links:
             continue
         said = ", ".join(

@@ -896,16 +896,22 @@ def acquit(
     from .acquit import named_run, payfip_open, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
+    def refused(exc: PesgenError, then: str | None = None) -> None:
+        # --json: the refusal as one JSON document on standard output, as export's
+        if as_json:
+            _acquit_refused_json(file, record, exc, int(exc.exit_code), then)
+        _fail(exc, written=False, then=then)
+
     if replace and not record:
-        _fail(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
-                         "acknowledgement): nothing recorded"), written=False)
+        refused(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
+                           "acknowledgement): nothing recorded"))
     if run is not None and not record:
-        _fail(UsageError("--run goes with --record (it ties the acquit's elements to that run "
-                         "and records them): nothing recorded; without --record, `pesgen "
-                         "acquit FILE` reads the acquit as pesgen ties it"), written=False)
+        refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
+                           "run and records them): nothing recorded; without --record, "
+                           "`pesgen acquit FILE` reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
-        _fail(UsageError("--bordereau goes with --run (it names one bordereau of that run): "
-                         "nothing recorded"), written=False)
+        refused(UsageError("--bordereau goes with --run (it names one bordereau of that "
+                           "run): nothing recorded"))
     done = None
     try:
         read = read_acquit(file, _official(official_xsd))
@@ -916,7 +922,14 @@ def acquit(
         if record:
             done = record_acquit(report, store, replace)
     except PesgenError as exc:
-        _fail(exc, written=False)
+        refused(exc)
+        return
+    except Exception as exc:
+        # a failure of the machine or the store (main says it in text): in JSON too
+        failure = _machine_failure(exc)
+        if failure is None or not as_json:
+            raise
+        _acquit_refused_json(file, record, failure[0], int(failure[1]))
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
     to_check = report.to_check(shown_db, reading=not record)
@@ -925,9 +938,9 @@ def acquit(
             # PayFiP links open on the titles of a rejection recorded: to check beside it
             to_check += payfip_open(report, store, shown_db)
         except PesgenError as exc:
-            _fail(exc, written=False, then=None if done.recorded_at is None else
-                  f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
-                  "`pesgen runs show RUN`); its PayFiP links were not looked up")
+            refused(exc, then=None if done.recorded_at is None else
+                    f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
+                    "`pesgen runs show RUN`); its PayFiP links were not looked up")
             return
     if as_json:
         data = report_json(report, shown_db, to_check)
@@ -944,6 +957,24 @@ def acquit(
         raise typer.Exit(int(ExitCode.REJECTED))
     if to_check:
         raise typer.Exit(int(ExitCode.TO_CHECK))
+
+
+def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, code: int,
+                         then: str | None = None) -> None:
+    """A refused ``pesgen acquit --json``, then its exit: the head every JSON report has
+    (``command``, ``ok``, ``exit_code``, ``error``), the file given, every problem
+    (``errors.problem_json``: the rule, and the acquit's line in ``record``), and
+    whether something was recorded all the same (``recorded``; ``outcome``: the text's
+    last line saying so): only a failure after ``--record`` recorded the file."""
+    from .errors import problem_json
+
+    if isinstance(error, PesgenError):
+        message, problems = str(error), error.problems
+    else:  # a failure of the machine or the store, said whole in its line
+        message, problems = error.removeprefix("error: "), []
+    _json_exit("acquit", code, message, file=str(file), record=record,
+               problems=[problem_json(p) for p in problems],
+               recorded=then is not None, outcome=then)
 
 
 def _show_to_check(rejected: int, to_check: list[Any]) -> None:

@@ -1959,18 +1959,37 @@ class Store:
         TypBord sequence that reached that number (ORMC 06 and titres 01 number apart).
         A finance package's run (its TypBord is the format's name, not a PES code) is no
         bordereau pesgen sent to the DGFiP: never returned. Reads only."""
-        query = (sa.select(runs.c.id, runs.c.typ_bord).where(
-            runs.c.id_coll == id_coll, runs.c.cod_bud == cod_bud,
-            runs.c.exercise == exercise, runs.c.first_number <= id_bord,
-            runs.c.first_number + runs.c.bordereaux > id_bord)
-            .order_by(runs.c.created_at, runs.c.id))
-        out = []
+        return self.pes_bordereaux(id_coll, cod_bud, [(exercise, id_bord)]).get(
+            (exercise, id_bord), [])
+
+    def pes_bordereaux(self, id_coll: str, cod_bud: str,
+                       wanted: Collection[tuple[int, int]]
+                       ) -> dict[tuple[int, int], list[tuple[str, str, Bordereau]]]:
+        """``pes_bordereau`` of each (exercise, IdBord) of ``wanted`` at once: {(exercise,
+        IdBord): its list}, a number no PES run holds absent. The budget's runs of those
+        exercises are read in one query (IN_LIST exercises a query), and each run holding
+        one of the numbers its bordereaux once: an acquit of 50 000 bordereaux of one run
+        reads that run once, not once per bordereau (`pesgen acquit`). Reads only."""
+        numbers: dict[int, set[int]] = {}
+        for exercise, id_bord in wanted:
+            numbers.setdefault(exercise, set()).add(id_bord)
+        out: dict[tuple[int, int], list[tuple[str, str, Bordereau]]] = {}
         with self.engine.connect() as conn:
-            for run_id, typ_bord in conn.execute(query).all():
-                if not pes_typ_bord(typ_bord):
-                    continue
-                out += [(run_id, typ_bord, b) for b in self.bordereaux(conn, run_id)
-                        if b.id_bord == id_bord]
+            for part in chunks(sorted(numbers)):
+                # oldest run first, as each number's list is: a number is of one exercise,
+                # so its runs are all read by one query
+                query = (sa.select(runs.c.id, runs.c.typ_bord, runs.c.exercise,
+                                   runs.c.first_number, runs.c.bordereaux).where(
+                    runs.c.id_coll == id_coll, runs.c.cod_bud == cod_bud,
+                    runs.c.exercise.in_(part)).order_by(runs.c.created_at, runs.c.id))
+                for run_id, typ_bord, exercise, first, count in conn.execute(query).all():
+                    held = {n for n in numbers[exercise] if first <= n < first + count}
+                    if not held or not pes_typ_bord(typ_bord):
+                        continue
+                    for b in self.bordereaux(conn, run_id):
+                        if b.id_bord in held:
+                            out.setdefault((exercise, b.id_bord), []).append(
+                                (run_id, typ_bord, b))
         return out
 
     def collectivities(self) -> list[tuple[str, str, int, str]]:
@@ -2094,17 +2113,27 @@ class Store:
                         **{k: acquit[k] for k in ("sha256", "name", "id_coll", "cod_bud",
                                                   "nom_fic", "issued_on")},
                         recorded_at=now)).inserted_primary_key[0]  # type: ignore[index]
-                for item, errors, done in new:
+                # the statuses replaced, then the new ones, IN_LIST bordereaux and rows a
+                # statement (one each made an acquit of 50 000 bordereaux 100 000
+                # statements); a file answers a bordereau once (acquit.record)
+                replaced: dict[str, list[int]] = {}
+                for item, _errors, done in new:
                     if done == "replaced":
+                        replaced.setdefault(item["run_id"], []).append(item["id_bord"])
+                for run_id, numbers in replaced.items():
+                    for part in chunks(numbers):
                         conn.execute(acquit_bordereaux.update().where(
-                            acquit_bordereaux.c.run_id == item["run_id"],
-                            acquit_bordereaux.c.id_bord == item["id_bord"],
+                            acquit_bordereaux.c.run_id == run_id,
+                            acquit_bordereaux.c.id_bord.in_(part),
                             acquit_bordereaux.c.superseded_at.is_(None)).values(
                                 superseded_at=now))
-                    conn.execute(acquit_bordereaux.insert().values(
-                        acquit_id=acquit_id, run_id=item["run_id"], id_bord=item["id_bord"],
-                        line=item["line"], domain=item["domain"], accepted=item["accepted"],
-                        errors=errors, error_count=len(item["errors"])))
+                for rows in chunks([
+                        {"acquit_id": acquit_id, "run_id": item["run_id"],
+                         "id_bord": item["id_bord"], "line": item["line"],
+                         "domain": item["domain"], "accepted": item["accepted"],
+                         "errors": errors, "error_count": len(item["errors"])}
+                        for item, errors, _done in new]):
+                    conn.execute(acquit_bordereaux.insert(), rows)
             except sa.exc.IntegrityError as exc:
                 conn.rollback()
                 raise StateError(f"{shown_url(self.url)}: the store refused to record "
@@ -2164,10 +2193,23 @@ class Store:
 
     def piece_invoices(self, run_id: str, id_bord: int) -> dict[int, str]:
         """IdPce -> the invoice number as written, for a bordereau of a run."""
+        return self.bordereaux_invoices(run_id, [id_bord]).get(id_bord, {})
+
+    def bordereaux_invoices(self, run_id: str, id_bords: Collection[int]
+                            ) -> dict[int, dict[int, str]]:
+        """``piece_invoices`` of several bordereaux of a run at once, {IdBord: {IdPce:
+        invoice}} (a bordereau of no title absent), IN_LIST bordereaux a query: the
+        pieces an acquit names in many bordereaux of one run (`pesgen acquit`)."""
+        out: dict[int, dict[int, str]] = {}
         with self.engine.connect() as conn:
-            return {r.id_pce: r.invoice for r in conn.execute(
-                sa.select(run_invoices.c.id_pce, run_invoices.c.invoice).where(
-                    run_invoices.c.run_id == run_id, run_invoices.c.id_bord == id_bord))}
+            for part in chunks(sorted(set(id_bords))):
+                for r in conn.execute(
+                        sa.select(run_invoices.c.id_bord, run_invoices.c.id_pce,
+                                  run_invoices.c.invoice).where(
+                            run_invoices.c.run_id == run_id,
+                            run_invoices.c.id_bord.in_(part))):
+                    out.setdefault(r.id_bord, {})[r.id_pce] = r.invoice
+        return out
 
     def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
         """A run's bordereaux, by IdBord: titles, total and first file, and whether each

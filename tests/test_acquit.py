@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pesgen.acquit import AckElement, AckError, Acquit, read_acquit, tie
+from pesgen.acquit import LABEL_LIMIT, LABEL_MAX, AckElement, AckError, Acquit, read_acquit, tie
 from pesgen.errors import ExitCode, InputDataError, UsageError
 from pesgen.store import Bordereau
 
@@ -318,6 +318,82 @@ def test_an_acquit_answering_nothing_is_a_problem_never_all_accepted(tmp_path, c
         ("no ACQUIT/ElementACQUIT", where)]
 
 
+@pytest.mark.parametrize(("version", "said"), [
+    ('<IdVer V="1"/>', "IdVer is '1': pesgen reads version 2 of the PES_ACQUIT (its "
+     "namespace's), not another"),
+    ('<IdVer V="3"/>', "IdVer is '3': pesgen reads version 2 of the PES_ACQUIT (its "
+     "namespace's), not another"),
+    ('<IdVer V="v2"/>', "IdVer is 'v2', not a number of at most 2 digits"),
+    ('<IdVer V="2"/><IdVer V="1"/>', "a second IdVer in EnTeteAcquit (the one read is at "
+     "line 29), where the XSD allows one: pesgen does not choose which to read"),
+    ('<IdVer V="2"/>', None), ('<IdVer V="02"/>', None),
+    ('<IdVer V=""/>', None),  # allowed by its type (Base_Num2_Light): not given
+    ("", None),  # no IdVer, which only the XSD requires (its test below)
+], ids=["1", "3", "not-a-number", "twice", "2", "02", "empty", "none"])
+def test_an_idver_saying_another_version_than_2_is_refused_at_its_line(
+        tmp_path, version, said):
+    """EnTeteAcquit/IdVer is the acquit's version (DT v5.19 Acquittement_blocs: « Version
+    de l'Acquit (2) »): pesgen reads version 2, the namespace's; an IdVer saying another
+    is refused at its line (exit 4), never read as if it said 2; not given, the
+    namespace says it."""
+    text = _head(_ACCEPTED)
+    assert '      <IdVer V="2"/>\n' in text
+    path = _write(tmp_path, text.replace('<IdVer V="2"/>', version))
+    if said is None:
+        assert read_acquit(path).elements[0].accepted
+        return
+    with pytest.raises(InputDataError) as info:
+        read_acquit(path)
+    assert [(p.rule, p.message, p.record.split(" ")[0]) for p in info.value.problems] == [
+        ("acquit.structure", said, "ack.xml:29")]
+    r = run_cli("acquit", path)
+    assert r.exit_code == ExitCode.INPUT
+    assert "ack.xml:29 /n:PES_ACQUIT/ACQUIT/EnTeteAcquit/IdVer" in r.stderr
+
+
+def test_a_libelle_longer_than_the_500_characters_of_the_xsd_is_refused_at_its_line(
+        tmp_path):
+    """LibelleAnoAck is a Base_Texte500_Light (XSD v5.17): 500 characters at most, counted
+    as characters (500 accented letters are 1 000 bytes in UTF-8: read); one more is
+    refused at its line (exit 4), as the XSD refuses it, never read whole nor cut."""
+    def with_label(label: str) -> Path:
+        error = (f'      <Erreur>\n        <NumAnoAck V="ERREUR_AUTRE"/>\n        '
+                 f'<LibelleAnoAck V="{label}"/>\n      </Erreur>\n')
+        text = _head(_REJECTED.replace("    </ElementACQUIT>", error + "    </ElementACQUIT>"))
+        path = tmp_path / "ack.xml"
+        path.write_text(text.replace('encoding="ISO-8859-1"', 'encoding="UTF-8"'),
+                        encoding="utf-8")
+        return path
+
+    (read,) = read_acquit(with_label("é" * LABEL_MAX)).elements[0].errors
+    assert read.label == "é" * LABEL_MAX
+    with pytest.raises(InputDataError) as info:
+        read_acquit(with_label("é" * LABEL_MAX + "x"))
+    assert [(p.rule, p.message, p.record) for p in info.value.problems] == [(
+        "acquit.structure", "LibelleAnoAck is 501 characters, more than the 500 the XSD "
+        "allows (Base_Texte500_Light): not read",
+        "ack.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT/Erreur/LibelleAnoAck")]
+
+
+def test_the_official_xsd_bounds_the_libelle_and_idver_as_the_reader_does(tmp_path,
+                                                                          official_xsd):
+    """The DGFiP XSD takes a libellé of 500 characters and refuses 501 and an IdVer of 3
+    digits; an IdVer of 1 it takes (Base_Num2_Light), which the reader refuses."""
+    text = _head(_REJECTED.replace("    </ElementACQUIT>", (
+        '      <Erreur>\n        <LibelleAnoAck V="LABEL"/>\n      </Erreur>\n'
+        "    </ElementACQUIT>")))
+    assert read_acquit(_write(tmp_path, text.replace("LABEL", "é" * 500)), official_xsd)
+    for changed in (text.replace("LABEL", "é" * 501),
+                    text.replace('<IdVer V="2"/>', '<IdVer V="002"/>')):
+        with pytest.raises(InputDataError) as info:
+            read_acquit(_write(tmp_path, changed), official_xsd)
+        assert {p.rule for p in info.value.problems} == {"xsd.dgfip"}
+    with pytest.raises(InputDataError) as info:
+        read_acquit(_write(tmp_path, text.replace('<IdVer V="2"/>', '<IdVer V="1"/>')),
+                    official_xsd)
+    assert [p.rule for p in info.value.problems] == ["acquit.structure"]
+
+
 def test_without_the_xsd_what_pesgen_only_shows_may_be_missing(tmp_path):
     """Without --official-xsd, only what pesgen reads to tie is required: an acquit
     without IdPost nor LibelleColBud (shown, never compared) is read, and names its
@@ -492,6 +568,14 @@ class _Store:
 
     def piece_invoices(self, run_id, id_bord):  # pragma: no cover - not asked
         raise AssertionError("no piece is named")
+
+    # what `tie` asks, each number's or bordereau's answer the one above
+    def pes_bordereaux(self, id_coll, cod_bud, wanted):
+        return {(x, n): held for x, n in wanted
+                if (held := self.pes_bordereau(id_coll, cod_bud, x, n))}
+
+    def bordereaux_invoices(self, run_id, id_bords):
+        return {n: self.piece_invoices(run_id, n) for n in id_bords}
 
     def acknowledgements(self, run_ids):
         return {}
@@ -706,6 +790,56 @@ def test_json_gives_the_same_report(store):
     assert first["next_step"].startswith(f"pesgen runs cancel {run['run']} --bordereau 1")
     assert (second["bordereau"], second["accepted"], second["runs"],
             second["next_step"]) == (42, True, [], None)
+
+
+def _refused_json(*args: str | Path) -> dict[str, Any]:
+    """`pesgen acquit … --json` refused: its one JSON document (standard output; nothing
+    on standard error), whose head says the refusal and its exit code."""
+    r = run_cli("acquit", *args, "--json")
+    assert r.exit_code not in (0, ExitCode.REJECTED, ExitCode.TO_CHECK), r.output
+    assert r.stderr == ""
+    data = json.loads(r.stdout)
+    assert (data["command"], data["ok"], data["exit_code"]) == ("acquit", False, r.exit_code)
+    assert (data["recorded"], data["outcome"]) == (False, None)
+    return data
+
+
+def test_json_gives_a_refusal_as_json_with_its_problems(store, tmp_path):
+    """--json refused (not XML, not a PES_ACQUIT, not UTF-8 as it says, a structure
+    pesgen does not read, a store that is not there, an option without the one it goes
+    with): one JSON document, as export's, with the error, its exit code and every
+    problem with its rule and the acquit's line; before, nothing JSON was printed."""
+    text = (ACKS / "accepted.xml").read_text(encoding="iso-8859-1")
+    cases = {
+        "not-xml": (_write(tmp_path, "PK", "a.zip"), [], ExitCode.USAGE, "is not XML"),
+        "aller": (_write(tmp_path, "<PES_Aller/>", "aller.xml"), [], ExitCode.USAGE,
+                  "is not a trésorerie acknowledgement: a PES_Aller"),
+        "encoding": (_write(tmp_path, text.replace(
+            '<?xml version="1.0" encoding="ISO-8859-1"?>\n', "").replace(
+                "COMMUNE DE VILLENEUVE", "COMMUNE DE VILLENEUVE-LÈS"), "latin.xml"),
+            ["acquit.encoding"], ExitCode.INPUT, "is not UTF-8"),
+        "structure": (_write(tmp_path, text.replace('      <EtatAck V="1"/>\n', ""),
+                             "no-state.xml"),
+                      ["acquit.structure"], ExitCode.INPUT, "is not what pesgen reads"),
+    }
+    for name, (path, rules, code, said) in cases.items():
+        data = _refused_json(path, "--db", store)
+        assert data["exit_code"] == code, name
+        assert said in data["error"] and data["file"] == str(path), name
+        assert [p["rule"] for p in data["problems"]] == rules, name
+    (problem,) = _refused_json(tmp_path / "no-state.xml", "--db", store)["problems"]
+    assert problem["record"].startswith("no-state.xml:31 ")
+    assert problem["message"] == "no EtatAck"
+    gone = _refused_json(ACKS / "accepted.xml", "--db", tmp_path / "none.sqlite3", "--record")
+    assert (gone["exit_code"], gone["record"]) == (ExitCode.STATE, True)
+    assert gone["error"].startswith(f"no pesgen store at {tmp_path / 'none.sqlite3'}")
+    usage = _refused_json(ACKS / "accepted.xml", "--db", store, "--replace")
+    assert usage["exit_code"] == ExitCode.USAGE
+    assert usage["error"].startswith("--replace goes with --record")
+    # the text refusal is as it was: on standard error, nothing on standard output
+    text_r = run_cli("acquit", tmp_path / "no-state.xml", "--db", store)
+    assert (text_r.exit_code, text_r.stdout) == (ExitCode.INPUT, "")
+    assert "(rule acquit.structure)" in text_r.stderr
 
 
 def test_json_masks_the_password_of_a_url_a_libelle_quotes_and_nothing_else(store, tmp_path):
@@ -1078,17 +1212,30 @@ def _ack_with_label(tmp_path: Path, label: str) -> Path:
     return path
 
 
-def test_a_libelle_reaches_the_terminal_escaped_and_cut_but_is_stored_exact(store, tmp_path):
+def test_a_libelle_reaches_the_terminal_escaped_but_is_stored_exact(store, tmp_path):
     # 8-bit CSI (clear the screen, red) and a right-to-left override were printed as is,
-    # and a libellé of any length printed whole
-    ack = _ack_with_label(tmp_path, "&#x9b;2J&#x9b;31mMontant&#x202e;faux " + "A" * 100_000)
-    exact = "\x9b2J\x9b31mMontant\u202efaux " + "A" * 100_000
+    # and a libellé of any length printed whole; one longer than the XSD's 500
+    # characters is refused now, at its line, nothing recorded
+    too_long = _ack_with_label(tmp_path, "Montant faux " + "A" * 100_000)
+    r = run_cli("acquit", too_long, "--db", store, "--record")
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert ("ack-inj.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/Erreur/LibelleAnoAck: "
+            "LibelleAnoAck is 100013 characters, more than the 500 the XSD allows "
+            "(Base_Texte500_Light): not read (rule acquit.structure)") in r.stderr
+    head = "\x9b2J\x9b31mMontant\u202efaux "
+    exact = head + "A" * (LABEL_MAX - len(head))
+    ack = _ack_with_label(tmp_path, "&#x9b;2J&#x9b;31mMontant&#x202e;faux "
+                          + "A" * (LABEL_MAX - len(head)))
     r = run_cli("acquit", ack, "--db", store)
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert "\x9b" not in r.output and "\u202e" not in r.output
     (said,) = [ln for ln in r.output.splitlines() if "Montant" in ln]
-    assert said.startswith("  error ERREUR_CUMUL_MONTANTS: \\x9b2J\\x9b31mMontant\\u202efaux AAA")
-    assert said.endswith(f"A… ({len(exact)} characters)") and len(said) < 1000
+    assert said == ("  error ERREUR_CUMUL_MONTANTS: \\x9b2J\\x9b31mMontant\\u202efaux "
+                    + "A" * (LABEL_MAX - len(head)))
+    # a libellé recorded before the reader bounded it (`runs show` says it as AckError):
+    # cut for a terminal
+    assert str(AckError("ERREUR_AUTRE", "A" * 100_000)) == (
+        "ERREUR_AUTRE: " + "A" * LABEL_LIMIT + "… (100000 characters)")
     # --json: exact JSON, the same value, no raw control character on the terminal
     r = run_cli("acquit", ack, "--db", store, "--json")
     assert "\x9b" not in r.stdout and "\u202e" not in r.stdout

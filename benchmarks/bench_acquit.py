@@ -1,0 +1,214 @@
+"""Benchmark: read a large trésorerie acknowledgement (PES_ACQUIT) with `pesgen acquit`.
+
+    python benchmarks/bench_acquit.py --elements 10000 [--pieces 1] [--rejected-every 10]
+        [--repeat 1] [--modes read,json,record,run] [--keep] [--outputs DIR]
+        [--pesgen CHECKOUT]
+
+1. Generates ``N × --pieces`` invoices (``bench_export.generate``, one line each) and
+   exports them with the example mapping split into bordereaux of ``--pieces`` titles
+   (``output.max_pieces_per_bordereau``): one run of ``N`` bordereaux (ORMC, TypBord 06),
+   recorded in a SQLite store of the work folder (``pesgen export --create-store``, dated
+   2026-11-23). Its time is reported (``setup_s``), not measured further.
+2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
+   NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
+   with an Erreur and a DetailPiece naming its first IdPce and a DetailLigne.
+3. Runs the CLI in a fresh interpreter for each mode, on a copy of the store each time
+   (``--record`` writes): ``read`` (`pesgen acquit FILE`), ``json`` (``--json``),
+   ``record`` (``--record``), ``run`` (``--record --run RUN``). Each child counts the SQL
+   statements it sends (a SQLAlchemy ``before_cursor_execute`` event, PRAGMA and BEGIN
+   included), and gives its wall time, its CPU time (user + system) and its peak RSS.
+
+Prints one JSON line with the figures (``--repeat``: each mode's medians, the rounds
+under ``rounds``); docs/performance.md ("Reading a large acquit") records them.
+``--outputs DIR`` writes each mode's standard output and exit code there (``MODE.out``),
+to compare two versions of pesgen's reports (their ``recorded`` dates aside);
+``--pesgen CHECKOUT`` runs that checkout's pesgen (another version, on ``PYTHONPATH``)
+for the acquit, the run being exported by this one's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_export import generate  # noqa: E402
+
+MODES = {"read": [], "json": ["--json"], "record": ["--record"],
+         "run": ["--record", "--run", "{run}"]}
+
+# the CLI in-process, as the console script runs it, counting the statements sent
+CHILD = """
+import json, resource, sys, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+count = [0]
+@event.listens_for(Engine, "before_cursor_execute")
+def _counted(*_args):
+    count[0] += 1
+sys.argv = ["pesgen"] + {args!r}
+from pesgen.cli import main
+start = time.perf_counter()
+code = 0
+with open({out!r}, "w", encoding="utf-8") as out:
+    sys.stdout = out
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.stdout = sys.__stdout__
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": time.perf_counter() - start, "exit": code,
+                  "cpu_s": usage.ru_utime + usage.ru_stime,
+                  "peak_mib": usage.ru_maxrss / 1024, "statements": count[0]}}))
+"""
+
+
+def _setup(work: Path, elements: int, pieces: int) -> tuple[Path, str, float]:
+    """The run of ``elements`` bordereaux of ``pieces`` titles: its store and run id."""
+    source = work / "input.json"
+    generate(source, elements * pieces, 1)
+    mapping = work / "mapping.yaml"
+    text = MAPPING.read_text(encoding="utf-8")
+    assert "  asap_delay_days: 0\n" in text
+    mapping.write_text(text.replace(
+        "  asap_delay_days: 0\n",
+        f"  asap_delay_days: 0\n  max_pieces_per_bordereau: {pieces}\n"), encoding="utf-8")
+    store = work / "store.sqlite3"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(mapping), "-i",
+                    str(source), "-o", str(work / "out"), "--date", "2026-11-23", "--db",
+                    f"sqlite:///{store}", "--create-store", "-q"], check=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    listed = subprocess.run([sys.executable, "-m", "pesgen", "runs", "list", "--db",
+                             f"sqlite:///{store}", "--format", "json"], check=True,
+                            capture_output=True, text=True, cwd=ROOT)
+    runs = json.loads(listed.stdout)
+    runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
+    (run,) = runs
+    return store, run.get("id") or run["run"], seconds
+
+
+def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) -> None:
+    """The acquit of the run's ``elements`` bordereaux (IdBord 1 to N, exercise 2026, of
+    ``pieces`` titles each, IdPce following on across the run)."""
+    with path.open("w", encoding="iso-8859-1") as out:
+        out.write(
+            '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+            '<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">\n'
+            '  <Enveloppe>\n    <Parametres>\n      <Version V="2"/>\n'
+            '      <TypFic V="PESALR2"/>\n'
+            '      <NomFic V="PESORMC_21450999400015_2026_0000001.xml"/>\n'
+            '    </Parametres>\n  </Enveloppe>\n'
+            '  <EnTetePES>\n    <DteStr V="2026-11-24"/>\n    <IdPost V="045012"/>\n'
+            '    <IdColl V="21450999400015"/>\n    <CodCol V="123"/>\n'
+            '    <CodBud V="00"/>\n'
+            '    <LibelleColBud V="COMMUNE DE VILLENEUVE SUR LOING"/>\n  </EnTetePES>\n'
+            '  <ACQUIT>\n    <EnTeteAcquit>\n      <IdVer V="2"/>\n    </EnTeteAcquit>\n')
+        for i in range(1, elements + 1):
+            rejected = rejected_every > 0 and i % rejected_every == 0
+            out.write('    <ElementACQUIT>\n      <DomaineAck V="7"/>\n'
+                      f'      <EtatAck V="{0 if rejected else 1}"/>\n'
+                      f'      <NumBord V="{i}"/>\n      <ExerciceBord V="2026"/>\n')
+            if rejected:
+                out.write(
+                    '      <Erreur>\n        <NumAnoAck V="ERREUR_CUMUL_MONTANTS"/>\n'
+                    '        <LibelleAnoAck V="Le montant du bordereau ne correspond pas à '
+                    'la somme des pièces"/>\n      </Erreur>\n'
+                    f'      <DetailPiece>\n        <NumPiece V="{(i - 1) * pieces + 1}"/>\n'
+                    '        <Erreur>\n          <NumAnoAck V="ERREUR_CODIFICATION"/>\n'
+                    '          <LibelleAnoAck V="Civilité inconnue"/>\n        </Erreur>\n'
+                    '        <DetailLigne>\n          <NumLigne V="1"/>\n'
+                    '          <Erreur>\n            <NumAnoAck V="ERREUR_AUTRE"/>\n'
+                    '          </Erreur>\n        </DetailLigne>\n      </DetailPiece>\n')
+            out.write('    </ElementACQUIT>\n')
+        out.write('  </ACQUIT>\n</n:PES_ACQUIT>\n')
+
+
+def _measure(work: Path, store: Path, ack: Path, mode: str, run: str,
+             outputs: Path | None, checkout: Path) -> dict:
+    """One mode, on a copy of the store, in a fresh interpreter running ``checkout``'s
+    pesgen (from the work folder, so that no other one comes first on its path)."""
+    copy = work / f"store-{mode}.sqlite3"
+    shutil.copyfile(store, copy)
+    args = ["acquit", str(ack), "--db", f"sqlite:///{copy}"] + [
+        a.format(run=run) for a in MODES[mode]]
+    out = (outputs or work) / f"{mode}.out"
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(args=args, out=str(out))],
+                          capture_output=True, text=True, cwd=work,
+                          env=dict(os.environ, PYTHONPATH=str(checkout)))
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    with out.open("a", encoding="utf-8") as said:
+        said.write(f"[exit {figures['exit']}]\n")
+    copy.unlink()
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elements", type=int, default=10_000,
+                        help="ElementACQUIT in the acquit: the run's bordereaux")
+    parser.add_argument("--pieces", type=int, default=1,
+                        help="titles per bordereau (max_pieces_per_bordereau)")
+    parser.add_argument("--rejected-every", type=int, default=10, metavar="K",
+                        help="every K-th bordereau rejected, with errors (0: none)")
+    parser.add_argument("--modes", default="read,json,record,run",
+                        help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--outputs", type=Path, metavar="DIR",
+                        help="write each mode's standard output there (MODE.out)")
+    parser.add_argument("--pesgen", type=Path, default=ROOT, metavar="CHECKOUT",
+                        help="the checkout whose pesgen reads the acquit (default: this one)")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    if args.elements < 1 or args.pieces < 1 or args.repeat < 1:
+        parser.error("--elements, --pieces and --repeat are 1 or more")
+    if unknown := [m for m in modes if m not in MODES]:
+        parser.error(f"unknown mode(s): {', '.join(unknown)}")
+    if args.outputs is not None:
+        args.outputs.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="pesgen-bench-acquit-",
+                                 dir=os.environ.get("TMPDIR")))
+    try:
+        store, run, setup_s = _setup(work, args.elements, args.pieces)
+        ack = work / "acquit.xml"
+        write_acquit(ack, args.elements, args.pieces, args.rejected_every)
+        checkout = args.pesgen.resolve()
+        rounds = [{mode: _measure(work, store, ack, mode, run, args.outputs, checkout)
+                   for mode in modes} for _ in range(args.repeat)]
+        figures = {
+            "elements": args.elements, "pieces_per_bordereau": args.pieces,
+            "rejected_every": args.rejected_every, "setup_s": round(setup_s, 2),
+            "acquit_mib": round(ack.stat().st_size / 2**20, 2),
+            **{mode: {key: round(statistics.median(r[mode][key] for r in rounds), 3)
+                      for key in ("seconds", "cpu_s", "peak_mib", "statements")}
+               | {"exit": rounds[0][mode]["exit"]} for mode in modes},
+            "pesgen": str(checkout), "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+        }
+        if args.repeat > 1:
+            figures["rounds"] = rounds
+        print(json.dumps(figures))
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

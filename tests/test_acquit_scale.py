@@ -1,0 +1,124 @@
+"""`pesgen acquit` on an acquit of many bordereaux: what it asks the state store does not
+grow with the elements (an acquit of 50 000 bordereaux took minutes when each element
+read its run's bordereaux again: docs/performance.md, "Reading a large acquit"); no
+timing, the statements counted. On SQLite and on a real PostgreSQL server
+(PESGEN_TEST_PG_URL, see test_store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from pesgen.acquit import named_run, payfip_open, read_acquit, record, tie
+from pesgen.payfip import ledger
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, state_database
+from .mapping_support import mapping_copy
+from .test_acquit_record import RUN, _ack
+
+COLL = "21450999400015"
+
+
+def _element(bordereau: int, piece: int | None) -> str:
+    """An ElementACQUIT of IdBord ``bordereau`` of 2026: accepted when ``piece`` is None,
+    else rejected, naming IdPce ``piece`` and its line 1."""
+    if piece is None:
+        return (f'    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck V="1"/>\n'
+                f'      <NumBord V="{bordereau}"/>\n      <ExerciceBord V="2026"/>\n'
+                "    </ElementACQUIT>\n")
+    return (f'    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck V="0"/>\n'
+            f'      <NumBord V="{bordereau}"/>\n      <ExerciceBord V="2026"/>\n'
+            '      <DetailPiece>\n'
+            f'        <NumPiece V="{piece}"/>\n'
+            '        <Erreur>\n          <NumAnoAck V="ERREUR_CODIFICATION"/>\n'
+            '          <LibelleAnoAck V="Civilité inconnue"/>\n        </Erreur>\n'
+            '        <DetailLigne>\n          <NumLigne V="1"/>\n'
+            '          <Erreur>\n            <NumAnoAck V="ERREUR_AUTRE"/>\n'
+            '          </Erreur>\n        </DetailLigne>\n'
+            "      </DetailPiece>\n    </ElementACQUIT>\n")
+
+
+class _Counted:
+    """The statements a store's engine sends while in the block (``count``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine, self.count = store.engine, 0
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> _Counted:
+        sa.event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def _acquit_of(tmp_path: Path, url: str, bordereaux: int) -> dict[str, Any]:
+    """The example exported a title a bordereau (11 bordereaux) into the store ``url``, a
+    PayFiP link open on each title, and an acquit of its first ``bordereaux`` bordereaux,
+    every even one rejected naming its title: the statements of reading it (``tie``),
+    recording it (``record``) and looking up its rejections' open links
+    (``payfip_open``), with --run too (on a copy of the store, before recording), and
+    what each rejection names."""
+    store = Store(url)
+    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="split1.yaml")[0]
+    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN).run_id
+    pieces = {n: store.piece_invoices(run, n) for n in range(1, 12)}
+    for n, titles in pieces.items():
+        ((_piece, invoice),) = titles.items()
+        ledger.record_operation(store, {
+            "id_op": f"op-{n}", "id_coll": COLL, "invoice": invoice, "run_id": run,
+            "numcli": "123456", "exer": "2026", "refdet": invoice.replace("-", ""),
+            "amount_cents": 100 * n, "mel": "famille@example.org", "objet": "Cantine",
+            "saisie": "W", "endpoint": "http://127.0.0.1:1/"})
+    ack = _ack(tmp_path, "ack.xml", *(_element(n, None if n % 2 else next(iter(pieces[n])))
+                                      for n in range(1, bordereaux + 1)))
+    read = read_acquit(ack)
+    with _Counted(store) as by_run:
+        named = tie(read, store, named_run(read, store, run))
+    with _Counted(store) as reading:
+        report = tie(read, store)
+    with _Counted(store) as recording:
+        record(report, store)
+    with _Counted(store) as links:
+        to_check = payfip_open(report, store)
+    return {"statements": (reading.count, recording.count, links.count, by_run.count),
+            "said": [(r.bordereau, r.run is not None, [(p.piece.number, p.invoice)
+                                                       for p in r.pieces])
+                     for r in report.elements],
+            "said_by_run": [(r.bordereau, r.run is not None,
+                             [(p.piece.number, p.invoice) for p in r.pieces])
+                            for r in named.elements],
+            "links": [(x.bordereau, x.said) for x in to_check], "pieces": pieces}
+
+
+def test_the_statements_of_an_acquit_do_not_grow_with_its_bordereaux(db_url, tmp_path):
+    """An acquit of 2 bordereaux of a run and one of 11: as many statements to read it,
+    with --run, to record it and to look up its rejections' PayFiP links. Each
+    rejection names its own title's invoice and its own link, as it did one query each."""
+    (tmp_path / "second").mkdir()
+    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
+                        tmp_path / "second") as other:
+        small = _acquit_of(tmp_path / "small", db_url, 2)
+        large = _acquit_of(tmp_path / "large", other, 11)
+    assert small["statements"] == large["statements"]
+    for got in (large, small):
+        pieces = got["pieces"]
+        expected = [(n, True, [] if n % 2 else list(pieces[n].items()))
+                    for n in range(1, len(got["said"]) + 1)]
+        assert got["said"] == expected
+        assert got["said_by_run"] == expected
+        assert [b for b, _ in got["links"]] == list(range(2, len(got["said"]) + 1, 2))
+        for n, said in got["links"]:
+            ((_piece, invoice),) = pieces[n].items()
+            assert f"still open: {invoice} (operation op-{n}, " in said
+            assert said.count("(operation ") == 1
