@@ -639,7 +639,9 @@ def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, stor
             anomaly["cancelled_at"]) == ("run-cancelled", "cancelled", "pending", cancelled_at)
     result = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert result.exit_code == 0, result.output
-    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 of run {run}, "
+    [title] = [t for t in store.find_invoice("FA-2026-00105") if t["run_id"] == run]
+    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 IdPce "
+            f"{title['id_pce']} of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status pending): nothing is due on it; "
             "the anomaly recorded no payment and changed no status") in result.stdout
 
@@ -662,8 +664,8 @@ def test_every_anomaly_has_the_same_keys_its_title_cancelled_or_not(flow, store,
     assert len(shapes) == 1, shapes
     [keys] = shapes
     assert "op_coll" not in keys and "title_active" not in keys
-    assert {"payfip_status", "invoice_status", "title_run", "title_id_bord", "cancelled_at",
-            "again_run", "again_id_bord"} <= set(keys)
+    assert {"payfip_status", "invoice_status", "title_run", "title_id_bord", "title_id_pce",
+            "cancelled_at", "again_run", "again_id_bord"} <= set(keys)
 
 
 def test_a_payment_of_a_cancelled_title_at_another_amount_says_both(flow, store):
@@ -783,7 +785,9 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
         "paid-cancelled", first.id_op, "cancel")
     shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert shown.exit_code == 0, shown.output
-    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 of run {run}, "
+    [title] = [t for t in store.find_invoice("FA-2026-00102") if t["run_id"] == run]
+    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 IdPce "
+            f"{title['id_pce']} of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status paid): nothing is due on it; "
             f"exported again since as IdBord 2 of run {new}, on which nothing is paid; the "
             "anomaly recorded no payment") in shown.stdout
