@@ -1293,3 +1293,35 @@ def test_cancel_lists_the_open_links_whatever_rows_without_an_operation_say(
     [problem] = info.value.problems
     assert problem.invoice == "FA-2026-00104" and f"(operation {id_op}, 66.00, saisie W)" in (
         problem.message), problem.message
+
+
+def test_two_links_of_a_title_made_in_one_second_are_said_in_operation_order(db_url,
+                                                                            tmp_path):
+    """`runs cancel` lists a title's PayFiP operations by their time, which is to the
+    second, and so does a link's note of the invoice's links still open
+    (``ledger.open_operations_of``): two links of FA-2026-00102 made in the same second
+    were said in the order the database's plan read them (SQLite: as recorded;
+    PostgreSQL: as its plan goes), so the lists could differ from one store to another.
+    They are said by operation id then, whatever order they were recorded in."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import operations
+
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "out", date(2026, 11, 23))
+    at = "2026-11-24T10:00:00Z"
+    with store.engine.begin() as conn:  # the later id recorded first
+        conn.execute(operations.insert(), [
+            {"id_op": id_op, "id_coll": "21450999400015", "invoice": "FA-2026-00102",
+             "run_id": run.run_id, "numcli": "012345", "exer": "2026", "refdet": "R102",
+             "amount_cents": 18750, "mel": "famille@example.org", "objet": "FACTURE",
+             "saisie": "W", "endpoint": "http://127.0.0.1:9/tpa", "created_at": at,
+             "status": "pending"} for id_op in ("op-b", "op-a")])
+    assert [o["id_op"] for o in ledger.open_operations_of(
+        store, "21450999400015", "FA-2026-00102")] == ["op-a", "op-b"]
+    with store.engine.connect() as conn:
+        said = [p.message for p in st._online_payments(conn, run.run_id, [1])]
+    assert [("op-a" in m, "op-b" in m) for m in said] == [(True, False), (False, True)], said
+    with pytest.raises(StateError) as refused:
+        store.cancel(run.run_id, "wrong amounts")
+    listed = [p.message for p in refused.value.problems if p.rule == "run.cancel-payfip"]
+    assert listed == said, listed

@@ -80,7 +80,8 @@ def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[st
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(operations).where(
             operations.c.id_coll == id_coll, operations.c.invoice == invoice,
-            operations.c.status.in_(OPEN)).order_by(operations.c.created_at)).all()
+            operations.c.status.in_(OPEN)).order_by(operations.c.created_at,
+                                                     operations.c.id_op)).all()
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
