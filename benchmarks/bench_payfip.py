@@ -44,6 +44,13 @@ has no batch of links nor KeptClients: the steps that need them say so).
         RefdetIndex reads: every operation of the collectivity or of its numcli), the
         open operations (open_operation_ids, the reconcile sweep's list) REPEAT times,
         and abandoned_active of INVOICES invoices (once per link made)
+    python benchmarks/bench_payfip.py reads STORE [--repeat 3]
+        the reads of payfip_payments (docs/performance.md, "payfip_payments.id_op"), each
+        timed alone REPEAT times (CPU, best and median), with the plan of each statement
+        reading the table (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN): the whole
+        payments listing (iter_payments), list_anomalies, Store.paid_online of every
+        invoice number of the store, and the first run's store._online_payments (runs
+        cancel's list) of IdBord 1
 
 STORE is a SQLite file or a database URL (postgresql://…). The fake runs apart:
 `pesgen payfip fake --no-notify --port 8700` (endpoint http://127.0.0.1:8700/tpa).
@@ -404,6 +411,61 @@ def queries(db: str, repeat: int, invoices: int) -> None:
                 per_call_s=round(per, 4), rows=len(rows), plan=plan)
 
 
+def reads(db: str, repeat: int) -> None:
+    """Each read warm (run once first), then timed alone; then its statements' plans."""
+    import statistics
+
+    import sqlalchemy as sa
+
+    from pesgen import store as st
+    from pesgen.payfip import ledger
+
+    store = st.Store(_url(db))
+    with store.engine.connect() as conn:
+        numbers = sorted(set(conn.execute(sa.select(st.run_invoices.c.invoice)).scalars()))
+        first = conn.execute(sa.select(st.runs.c.id).order_by(st.runs.c.created_at)
+                             ).scalars().first()
+
+    def online() -> int:
+        with store.engine.connect() as conn:
+            return len(st._online_payments(conn, first, [1]))
+
+    steps = {
+        "iter_payments": lambda: sum(1 for _ in ledger.iter_payments(store)),
+        "list_anomalies": lambda: len(ledger.list_anomalies(store)),
+        "paid_online": lambda: len(store.paid_online(ID_COLL, numbers)),
+        "online_payments": online,
+    }
+    seen: dict[str, tuple[str, object]] = {}
+
+    def capture(conn, cursor, statement, parameters, context, many):  # noqa: ANN001
+        if "payfip_payments" in statement:
+            seen.setdefault(statement, (statement, parameters))
+
+    for name, call in steps.items():
+        rows = call()
+        cpu = []
+        for _ in range(repeat):
+            started = time.process_time()
+            call()
+            cpu.append(time.process_time() - started)
+        seen.clear()
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            call()
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        plans = []
+        with store.engine.connect() as conn:
+            explain = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
+            for statement, parameters in seen.values():
+                plans.append([r[-1] if conn.dialect.name == "sqlite" else r[0]
+                              for r in conn.exec_driver_sql(explain + statement, parameters)])
+        print(json.dumps({"step": name, "dialect": store.engine.dialect.name, "rows": rows,
+                          "cpu_best_s": round(min(cpu), 3),
+                          "cpu_median_s": round(statistics.median(cpu), 3), "plans": plans}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -441,6 +503,9 @@ def main() -> None:
     p.add_argument("store")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--invoices", type=int, default=1000)
+    p = sub.add_parser("reads")
+    p.add_argument("store")
+    p.add_argument("--repeat", type=int, default=3)
     a = parser.parse_args()
     if a.step == "setup":
         setup(a.folder, a.invoices, a.db)
@@ -452,6 +517,8 @@ def main() -> None:
         held(a.store, a.paid, a.resolved, a.flood)
     elif a.step == "queries":
         queries(a.store, a.repeat, a.invoices)
+    elif a.step == "reads":
+        reads(a.store, a.repeat)
     elif a.step == "conclude":
         conclude(a.store, a.endpoint)
     elif a.step == "sweep":

@@ -2806,7 +2806,10 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
         .join(titles, titles.c.invoice == operations.c.invoice)
         .where(operations.c.run_id == run_id, money, sa.not_(applied_here),
                sa.not_(refunded))
-        .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at)).all()
+        # (created_at is to the second: two links of an invoice made in one second are
+        # said in id_op order, the same on both databases, not in the order a plan reads)
+        .order_by(titles.c.id_bord, operations.c.invoice, operations.c.created_at,
+                  operations.c.id_op)).all()
     # what PayFiP reported for each operation flagged (its first amount-mismatch, as
     # ``reported_amount`` reads it), 500 a query: each query reads the anomalies once
     flagged = sorted({op.id_op for op in rows if op.mismatch})

@@ -639,7 +639,9 @@ def test_anomalies_show_the_invoice_of_a_cancelled_title_as_cancelled(flow, stor
             anomaly["cancelled_at"]) == ("run-cancelled", "cancelled", "pending", cancelled_at)
     result = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert result.exit_code == 0, result.output
-    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 of run {run}, "
+    [title] = [t for t in store.find_invoice("FA-2026-00105") if t["run_id"] == run]
+    assert (f"    invoice FA-2026-00105: cancelled (its title, IdBord 3 IdPce "
+            f"{title['id_pce']} of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status pending): nothing is due on it; "
             "the anomaly recorded no payment and changed no status") in result.stdout
 
@@ -662,8 +664,8 @@ def test_every_anomaly_has_the_same_keys_its_title_cancelled_or_not(flow, store,
     assert len(shapes) == 1, shapes
     [keys] = shapes
     assert "op_coll" not in keys and "title_active" not in keys
-    assert {"payfip_status", "invoice_status", "title_run", "title_id_bord", "cancelled_at",
-            "again_run", "again_id_bord"} <= set(keys)
+    assert {"payfip_status", "invoice_status", "title_run", "title_id_bord", "title_id_pce",
+            "cancelled_at", "again_run", "again_id_bord"} <= set(keys)
 
 
 def test_a_payment_of_a_cancelled_title_at_another_amount_says_both(flow, store):
@@ -783,7 +785,9 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
         "paid-cancelled", first.id_op, "cancel")
     shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert shown.exit_code == 0, shown.output
-    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 of run {run}, "
+    [title] = [t for t in store.find_invoice("FA-2026-00102") if t["run_id"] == run]
+    assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 IdPce "
+            f"{title['id_pce']} of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status paid): nothing is due on it; "
             f"exported again since as IdBord 2 of run {new}, on which nothing is paid; the "
             "anomaly recorded no payment") in shown.stdout
@@ -1289,3 +1293,35 @@ def test_cancel_lists_the_open_links_whatever_rows_without_an_operation_say(
     [problem] = info.value.problems
     assert problem.invoice == "FA-2026-00104" and f"(operation {id_op}, 66.00, saisie W)" in (
         problem.message), problem.message
+
+
+def test_two_links_of_a_title_made_in_one_second_are_said_in_operation_order(db_url,
+                                                                            tmp_path):
+    """`runs cancel` lists a title's PayFiP operations by their time, which is to the
+    second, and so does a link's note of the invoice's links still open
+    (``ledger.open_operations_of``): two links of FA-2026-00102 made in the same second
+    were said in the order the database's plan read them (SQLite: as recorded;
+    PostgreSQL: as its plan goes), so the lists could differ from one store to another.
+    They are said by operation id then, whatever order they were recorded in."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import operations
+
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "out", date(2026, 11, 23))
+    at = "2026-11-24T10:00:00Z"
+    with store.engine.begin() as conn:  # the later id recorded first
+        conn.execute(operations.insert(), [
+            {"id_op": id_op, "id_coll": "21450999400015", "invoice": "FA-2026-00102",
+             "run_id": run.run_id, "numcli": "012345", "exer": "2026", "refdet": "R102",
+             "amount_cents": 18750, "mel": "famille@example.org", "objet": "FACTURE",
+             "saisie": "W", "endpoint": "http://127.0.0.1:9/tpa", "created_at": at,
+             "status": "pending"} for id_op in ("op-b", "op-a")])
+    assert [o["id_op"] for o in ledger.open_operations_of(
+        store, "21450999400015", "FA-2026-00102")] == ["op-a", "op-b"]
+    with store.engine.connect() as conn:
+        said = [p.message for p in st._online_payments(conn, run.run_id, [1])]
+    assert [("op-a" in m, "op-b" in m) for m in said] == [(True, False), (False, True)], said
+    with pytest.raises(StateError) as refused:
+        store.cancel(run.run_id, "wrong amounts")
+    listed = [p.message for p in refused.value.problems if p.rule == "run.cancel-payfip"]
+    assert listed == said, listed

@@ -752,8 +752,11 @@ def test_anomalies_resolve_takes_the_db_given_before_it(world, tmp_path, monkeyp
 
 
 def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
-    """An amount-mismatch leaves the invoice pending: the list says so and what to do;
-    `anomalies resolve ID --note` records who, when and the decision, and pays nothing."""
+    """An amount-mismatch leaves the invoice pending: the list says so, with its title as
+    the trésorerie knows it (IdBord, IdPce, run: the list named a title only once
+    cancelled, and support asking the trésorerie about the money had to look it up), and
+    what to do; `anomalies resolve ID --note` records who, when and the decision, and pays
+    nothing."""
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     id_op = out.strip().splitlines()[1].rsplit("=", 1)[1]
     httpx.post(f"{world['fake'].url}/_fake/tamper",
@@ -772,8 +775,10 @@ def test_anomalies_are_listed_with_what_to_do_and_resolved_with_a_note(world):
     paid_at = ledger.get_operation(world["store"], id_op)["transaction_at"]
     assert paid_at and lines[1] == (f"    PayFiP answered P: 50.00 paid by card on {paid_at} "
                                     "(saisie W, 187.50 asked)")
-    assert lines[2] == ("    invoice FA-2026-00102: pending; the anomaly recorded no payment "
-                        "and changed no status")
+    title = ledger.invoice_due(world["store"], "21450999400015", "FA-2026-00102")
+    assert lines[2] == (f"    invoice FA-2026-00102: pending (its title: IdBord {title.id_bord} "
+                        f"IdPce {title.id_pce} of run {title.run_id}); the anomaly recorded "
+                        "no payment and changed no status")
     assert lines[3].startswith("    what to do: PayFiP reports another amount than the one "
                                "asked: ask the trésorerie what was collected")
     assert lines[4] == ("1 open: once decided, `pesgen payfip anomalies resolve ID --note "

@@ -471,7 +471,8 @@ def test_applied_money_pays_the_title_due_and_nothing_more_is_sent(flow, store, 
     # the list says what was decided, and what the invoice is now
     code, out, err = _cli(store, "payfip", "anomalies", "--all")
     assert code == 0, out + err
-    assert (f"    invoice FA-2026-00102: paid (IdBord {title.id_bord} of run {new.run_id}): "
+    assert (f"    invoice FA-2026-00102: paid (IdBord {title.id_bord} IdPce {title.id_pce} "
+            f"of run {new.run_id}): "
             "the trésorerie applied this money to it\n") in out, out
     assert " by support (applied): trésorerie: answered on 2026-12-03\n" in out, out
 
@@ -796,6 +797,7 @@ def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_
     number, _ = _said(store, run, old)
     code, out, err = _resolve(store, number, "--applied")
     assert code == 0, out + err
+    before = ledger.invoice_due(store, ID_COLL, "FA-2026-00102")
     store.cancel(new.run_id, "wrong again", whole=True, despite_payments=True)
     third = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "third",
                             date(2026, 11, 25))
@@ -807,7 +809,8 @@ def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_
     # (the cancellation of the title it paid recorded a paid-cancelled anomaly beside)
     lines = [w for w in out.splitlines() if w.startswith("    invoice FA-2026-00102: ")]
     assert (
-        f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 of run {new.run_id}, "
+        f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 IdPce {before.id_pce} "
+        f"of run {new.run_id}, "
         f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
         f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
         "nothing is paid; the trésorerie had applied this money to that cancelled title"
@@ -1603,6 +1606,7 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
     new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
                           date(2026, 11, 24))
     [again] = [t for t in ledger.active_titles(store, ID_COLL) if t.invoice == "FA-2026-00102"]
+    [title] = [t for t in store.find_invoice("FA-2026-00102") if t["run_id"] == run]
     unknown = "0d1a5c3e-0000-4000-8000-00000000dead"
     flow.notify(unknown)
     recorded = {a["id"]: a for a in ledger.list_anomalies(store)}
@@ -1620,7 +1624,8 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "payfip_answer": {"result": "P", "saisie": "W", "amount_asked": "187.50",
                           "amount_paid": "50.00", "method": "card", "paid_at": paid_at},
         "invoice_status": "cancelled", "payfip_status": "pending", "title_run": run,
-        "title_id_bord": 1, "cancelled_at": recorded[mismatch]["cancelled_at"],
+        "title_id_bord": 1, "title_id_pce": title["id_pce"],
+        "cancelled_at": recorded[mismatch]["cancelled_at"],
         "again_run": new.run_id, "again_id_bord": again.id_bord, "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["amount-mismatch"], "resolved_at": None,
         "resolved_by": None, "note": None, "outcome": None}
@@ -1631,7 +1636,8 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "detail": "notification for an operation pesgen never issued; rejected",
         "expected": None, "got": None, "payfip_answer": None, "invoice_status": None,
         "payfip_status": None, "title_run": None, "title_id_bord": None,
-        "cancelled_at": None, "again_run": None, "again_id_bord": None, "open": True,
+        "title_id_pce": None, "cancelled_at": None, "again_run": None, "again_id_bord": None,
+        "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["unknown-idop"], "resolved_at": None,
         "resolved_by": None, "note": None, "outcome": None}
     code, out, err = _resolve(store, forged)

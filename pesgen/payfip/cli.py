@@ -756,9 +756,9 @@ def anomalies(
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
             if r["invoice_status"] == "cancelled":
-                state = (f"cancelled (its title, IdBord {r['title_id_bord']} of run "
-                         f"{r['title_run']}, cancelled on {r['cancelled_at']}; PayFiP status "
-                         f"{r['payfip_status']}): nothing is due on it")
+                state = (f"cancelled (its title, {_title(r)}, cancelled on "
+                         f"{r['cancelled_at']}; PayFiP status {r['payfip_status']}): "
+                         "nothing is due on it")
                 if r["again_run"]:
                     # what PayFiP recorded stays with the cancelled title: none of it pays
                     # the title exported in its place
@@ -770,10 +770,14 @@ def anomalies(
                      "money to that cancelled title")
             elif r["outcome"] == "applied":
                 # its resolution recorded the payment of the title it was applied to
-                _say(f"    invoice {r['invoice']}: {state} (IdBord {r['title_id_bord']} of "
-                     f"run {r['title_run']}): the trésorerie applied this money to it")
+                _say(f"    invoice {r['invoice']}: {state} ({_title(r)}): the trésorerie "
+                     "applied this money to it")
             else:
-                _say(f"    invoice {r['invoice']}: {state}; the anomaly recorded no "
+                # the title as the trésorerie knows it, to ask it about the money: a
+                # double payment to refund, an amount to settle
+                title = (f" (its title: {_title(r)})" if r["title_run"] is not None
+                         and r["invoice_status"] != "cancelled" else "")
+                _say(f"    invoice {r['invoice']}: {state}{title}; the anomaly recorded no "
                      "payment and changed no status")
         if r["resolved_at"] is not None:
             outcome = f" ({r['outcome']})" if r["outcome"] else ""
@@ -788,6 +792,12 @@ def anomalies(
                    "--applied, and a refund only with --refunded)"
                    + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
                       if resolved else ""))
+
+
+def _title(r: dict[str, Any]) -> str:
+    """The title an anomaly's invoice payment follows, as `runs find` names it: IdBord and
+    IdPce (the titre's number), and its run."""
+    return f"IdBord {r['title_id_bord']} IdPce {r['title_id_pce']} of run {r['title_run']}"
 
 
 def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
@@ -812,8 +822,8 @@ def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
             "expected": r["expected"], "got": r["got"], "payfip_answer": answer,
             "invoice_status": r["invoice_status"], "payfip_status": r["payfip_status"],
             "title_run": r["title_run"], "title_id_bord": r["title_id_bord"],
-            "cancelled_at": r["cancelled_at"], "again_run": r["again_run"],
-            "again_id_bord": r["again_id_bord"], "open": is_open,
+            "title_id_pce": r["title_id_pce"], "cancelled_at": r["cancelled_at"],
+            "again_run": r["again_run"], "again_id_bord": r["again_id_bord"], "open": is_open,
             "what_to_do": advice.get(r["kind"], "see docs/payfip.md") if is_open else None,
             "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
             "note": r["note"], "outcome": r["outcome"]}

@@ -80,7 +80,8 @@ def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[st
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(operations).where(
             operations.c.id_coll == id_coll, operations.c.invoice == invoice,
-            operations.c.status.in_(OPEN)).order_by(operations.c.created_at)).all()
+            operations.c.status.in_(OPEN)).order_by(operations.c.created_at,
+                                                     operations.c.id_op)).all()
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
@@ -808,17 +809,18 @@ def open_operation_ids(store: Store, since: str | None = None) -> list[str]:
 def _payments_with_titles(ids: list[int] | None = None) -> sa.Subquery:
     """Each payment (one per invoice) with the title it follows, that of the operation its
     status comes from (the paying one once paid, else the latest link): ``saisie``, the
-    title's run and IdBord (``title_run``, ``title_id_bord``; None for an operation
-    without a recorded title), ``title_active``, and ``cancelled_at``, when the title
-    was cancelled (its bordereau's own cancellation, else its run's; None while it is
-    active). A title is cancelled when its row of run_invoices is no longer active.
-    ``ids``: only these payments (their ids)."""
+    title's run, IdBord and IdPce (``title_run``, ``title_id_bord``, ``title_id_pce``;
+    None for an operation without a recorded title), ``title_active``, and
+    ``cancelled_at``, when the title was cancelled (its bordereau's own cancellation,
+    else its run's; None while it is active). A title is cancelled when its row of
+    run_invoices is no longer active. ``ids``: only these payments (their ids)."""
     source = operations.alias("source_op")
     title = run_invoices.alias("title")
     query = sa.select(
         payments, source.c.saisie, source.c.transaction_at,
         title.c.run_id.label("title_run"),
-        title.c.id_bord.label("title_id_bord"), title.c.active.label("title_active"),
+        title.c.id_bord.label("title_id_bord"), title.c.id_pce.label("title_id_pce"),
+        title.c.active.label("title_active"),
         title.c.invoice_key.label("title_key"),
         sa.case((sa.not_(title.c.active), sa.func.coalesce(
             cancelled_bordereaux.c.cancelled_at, runs.c.cancelled_at)),
@@ -1115,18 +1117,22 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     without an operation; and
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
-    ``title_run``, ``title_id_bord`` and ``cancelled_at``; ``again_run`` and
+    ``cancelled_at``; ``again_run`` and
     ``again_id_bord`` the title that holds the invoice when it was exported again since,
     on which nothing is paid; ``pending`` when its payment was refunded and its title
     reinstated since), and ``payfip_status``, what PayFiP says of it; an anomaly
-    never changes either. A resolved anomaly has its ``resolved_at``, ``resolved_by``,
-    ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a paid-cancelled one that
-    `runs reinstate` resolved, its title paid again; or None: the note alone)."""
+    never changes either; the title that payment follows, cancelled or not, as the
+    trésorerie knows it (``title_run``, ``title_id_bord``, ``title_id_pce``; None when
+    its operation has no recorded title). A resolved anomaly has its ``resolved_at``,
+    ``resolved_by``, ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a
+    paid-cancelled one that `runs reinstate` resolved, its title paid again; or None:
+    the note alone)."""
     p_ = _payments_with_titles()
     # what PayFiP reported collected, when it said another amount than the one asked
     said = reported_amount(anomalies.c.id_op)
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
-                       p_.c.title_id_bord, p_.c.title_active, p_.c.cancelled_at,
+                       p_.c.title_id_bord, p_.c.title_id_pce, p_.c.title_active,
+                       p_.c.cancelled_at,
                        operations.c.id_coll.label("op_coll"),
                        operations.c.result_code.label("op_result"),
                        operations.c.amount_cents.label("op_amount_cents"),
