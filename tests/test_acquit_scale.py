@@ -122,3 +122,70 @@ def test_the_statements_of_an_acquit_do_not_grow_with_its_bordereaux(db_url, tmp
             ((_piece, invoice),) = pieces[n].items()
             assert f"still open: {invoice} (operation op-{n}, " in said
             assert said.count("(operation ") == 1
+
+
+class _EveryEngine(_Counted):
+    """The statements every engine sends while in the block: the CLI opens a store of
+    its own."""
+
+    def __init__(self) -> None:
+        self.engine, self.count = sa.engine.Engine, 0
+
+
+def _shown(tmp_path: Path, url: str, rejected: int) -> dict[str, Any]:
+    """The example exported a title a bordereau (11 bordereaux) into the store ``url``
+    and an acquit of them recorded, its first ``rejected`` bordereaux rejected naming
+    their title, the others accepted: the statements of `pesgen runs show RUN`, as text
+    and as JSON, what each says of the errors, and each bordereau's invoice."""
+    from .conftest import run_cli
+
+    store = Store(url)
+    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="split1.yaml")[0]
+    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN).run_id
+    pieces = {n: store.piece_invoices(run, n) for n in range(1, 12)}
+    ack = _ack(tmp_path, "ack.xml", *(_element(n, next(iter(pieces[n])) if n <= rejected
+                                               else None) for n in range(1, 12)))
+    record(tie(read_acquit(ack), store), store)
+    store.engine.dispose()
+    with _EveryEngine() as text:
+        shown = run_cli("runs", "show", run, "--db", url)
+    with _EveryEngine() as as_json:
+        given = run_cli("runs", "show", run, "--db", url, "--format", "json")
+    assert shown.exit_code == given.exit_code == 0, (shown.output, given.output)
+    import json
+
+    return {"statements": (text.count, as_json.count), "pieces": pieces,
+            "said": [line.strip() for line in shown.stdout.splitlines()
+                     if "error ERREUR_" in line],
+            "given": [[(e["code"], e["piece"], e["invoice"]) for e in b[
+                "acknowledgements"][0]["errors"]]
+                for b in json.loads(given.stdout)["run"]["helios"]]}
+
+
+def test_runs_show_sends_as_many_statements_for_11_rejected_bordereaux_as_for_2(
+        db_url, tmp_path):
+    """`pesgen runs show` of a run two of whose bordereaux the trésorerie rejected and of
+    one with eleven: as many statements, as text and as JSON (a query a rejected
+    bordereau read the invoices of its pieces before). Each error names its own title's
+    invoice, in both."""
+    (tmp_path / "second").mkdir()
+    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
+                        tmp_path / "second") as other:
+        small = _shown(tmp_path / "small", db_url, 2)
+        large = _shown(tmp_path / "large", other, 11)
+    assert small["statements"] == large["statements"]
+    for got, rejected in ((small, 2), (large, 11)):
+        invoice = {n: next(iter(got["pieces"][n].values())) for n in range(1, 12)}
+        piece = {n: next(iter(got["pieces"][n])) for n in range(1, 12)}
+        assert got["said"] == [
+            f"IdPce {piece[n]} invoice {invoice[n]} {where}error {code}"
+            for n in range(1, rejected + 1)
+            for where, code in (("", "ERREUR_CODIFICATION: Civilité inconnue"),
+                                ("IdLigne 1 ", "ERREUR_AUTRE"))]
+        assert got["given"] == [
+            [("ERREUR_CODIFICATION", piece[n], invoice[n]),
+             ("ERREUR_AUTRE", piece[n], invoice[n])] if n <= rejected else []
+            for n in range(1, 12)]
