@@ -12,7 +12,8 @@
    ``--cancelled yes`` the run is then cancelled (`pesgen runs cancel RUN --all`), so
    that each acceptance is of a bordereau pesgen holds as cancelled (exit 10); with
    ``--cancelled again`` the same input is exported again too, into a second run
-   holding every invoice now (what the report names for each acceptance).
+   holding every invoice now (what the report names for each acceptance). Mode ``run``
+   is then refused (``--run`` ties to an active run only).
 2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
    NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
    with an Erreur and a DetailPiece naming its first IdPce and a DetailLigne.
@@ -201,6 +202,10 @@ def main() -> None:
         parser.error("--elements, --pieces and --repeat are 1 or more")
     if unknown := [m for m in modes if m not in MODES]:
         parser.error(f"unknown mode(s): {', '.join(unknown)}")
+    if args.cancelled != "no" and "run" in modes:
+        # --run ties an acknowledgement to an active run only
+        parser.error("--cancelled yes or again: mode run refuses a cancelled run; leave it "
+                     "out of --modes")
     if args.outputs is not None:
         args.outputs.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pesgen-bench-acquit-",
